@@ -1,0 +1,98 @@
+/**
+ * Domain model of the desired state: what the operator wants the fleet to look like.
+ * Plain, immutable data: every source (config file, admin API, Kubernetes) produces it,
+ * the translator consumes it. Nothing here knows about Envoy's wire format.
+ */
+
+export const LB_POLICIES = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'MAGLEV', 'RANDOM'] as const;
+export type LbPolicy = (typeof LB_POLICIES)[number];
+
+export const HEALTH_STATUSES = ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED'] as const;
+export type HealthStatus = (typeof HEALTH_STATUSES)[number];
+
+export interface Locality {
+  readonly region: string;
+  readonly zone: string;
+  readonly subZone: string;
+}
+
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+  readonly locality: Locality;
+  /** Lower is preferred; Envoy spills to the next priority only when this one is unhealthy. */
+  readonly priority: number;
+  /** Static (operator) weight, >= 1. Adaptive weights start from and decay back to it. */
+  readonly weight: number;
+  readonly health: HealthStatus;
+}
+
+export interface LeastRequestConfig {
+  readonly choiceCount: number;
+}
+
+export interface RingHashConfig {
+  /** Virtual nodes per host; the ring size is derived from it and the endpoint count. */
+  readonly virtualNodesPerHost: number;
+  readonly minimumRingSize?: number;
+  readonly maximumRingSize?: number;
+  readonly hashFunction: 'XX_HASH' | 'MURMUR_HASH_2';
+}
+
+export interface MaglevConfig {
+  /** Prime table size; Envoy's default is 65537. */
+  readonly tableSize: number;
+}
+
+export interface Cluster {
+  readonly name: string;
+  readonly lbPolicy: LbPolicy;
+  readonly leastRequest?: LeastRequestConfig;
+  readonly ringHash?: RingHashConfig;
+  readonly maglev?: MaglevConfig;
+  readonly connectTimeoutMs: number;
+  /** Serve HTTP/2 to the upstream (required for gRPC backends behind Envoy). */
+  readonly http2: boolean;
+  readonly endpoints: readonly Endpoint[];
+}
+
+export type HashPolicy =
+  | { readonly header: string }
+  | { readonly cookie: { readonly name: string; readonly ttlSeconds?: number } };
+
+export interface Route {
+  /** Virtual host domain; '*' matches any Host. */
+  readonly domain: string;
+  readonly prefix: string;
+  readonly cluster: string;
+  readonly hashPolicy?: HashPolicy;
+  readonly timeoutMs?: number;
+}
+
+export interface Listener {
+  readonly name: string;
+  /**
+   * A socket listener for Envoy (address + port), or an api_listener for proxyless gRPC
+   * clients, which dial `xds:///<name>`.
+   */
+  readonly kind: 'socket' | 'api';
+  readonly address: string;
+  readonly port: number;
+  readonly routes: readonly Route[];
+}
+
+/** Optional per-`node.cluster` views; a proxy whose node.cluster is not listed sees everything. */
+export interface NodeGroup {
+  readonly nodeCluster: string;
+  readonly listeners: readonly string[];
+  /** Extra clusters beyond those the group's listeners route to. */
+  readonly clusters: readonly string[];
+}
+
+export interface Catalog {
+  readonly clusters: readonly Cluster[];
+  readonly listeners: readonly Listener[];
+  readonly nodeGroups: readonly NodeGroup[];
+}
+
+export const EMPTY_CATALOG: Catalog = { clusters: [], listeners: [], nodeGroups: [] };

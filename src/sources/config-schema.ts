@@ -1,0 +1,140 @@
+import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
+import { HEALTH_STATUSES, LB_POLICIES } from '../catalog/types.js';
+
+/**
+ * The config file's shape, as JSON Schema (TypeBox), so validation errors carry a path.
+ * Defaults live in config-file.ts, not here: the schema only says what is allowed.
+ */
+
+const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]*$' });
+const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+const Address = Type.String({ minLength: 1, maxLength: 253 });
+const literalUnion = <T extends readonly string[]>(values: T): TUnion<TLiteral<T[number]>[]> =>
+  Type.Union(values.map((v) => Type.Literal(v))) as TUnion<TLiteral<T[number]>[]>;
+
+const LocalitySchema = Type.Object(
+  {
+    region: Type.Optional(Type.String({ maxLength: 128 })),
+    zone: Type.Optional(Type.String({ maxLength: 128 })),
+    subZone: Type.Optional(Type.String({ maxLength: 128 })),
+  },
+  { additionalProperties: false },
+);
+
+const EndpointSchema = Type.Object(
+  {
+    address: Address,
+    port: Port,
+    weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 127 })),
+    health: Type.Optional(literalUnion(HEALTH_STATUSES)),
+    locality: Type.Optional(LocalitySchema),
+  },
+  { additionalProperties: false },
+);
+
+const ClusterSchema = Type.Object(
+  {
+    name: Name,
+    lbPolicy: Type.Optional(literalUnion(LB_POLICIES)),
+    leastRequest: Type.Optional(
+      Type.Object({ choiceCount: Type.Integer({ minimum: 2, maximum: 100 }) }, { additionalProperties: false }),
+    ),
+    ringHash: Type.Optional(
+      Type.Object(
+        {
+          virtualNodesPerHost: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+          minimumRingSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 8_388_608 })),
+          maximumRingSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 8_388_608 })),
+          hashFunction: Type.Optional(literalUnion(['XX_HASH', 'MURMUR_HASH_2'] as const)),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    maglev: Type.Optional(
+      Type.Object({ tableSize: Type.Integer({ minimum: 1, maximum: 5_000_011 }) }, { additionalProperties: false }),
+    ),
+    connectTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
+    http2: Type.Optional(Type.Boolean()),
+    endpoints: Type.Optional(Type.Array(EndpointSchema, { maxItems: 100_000 })),
+  },
+  { additionalProperties: false },
+);
+
+const HashPolicySchema = Type.Union([
+  Type.Object({ header: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false }),
+  Type.Object(
+    {
+      cookie: Type.Object(
+        { name: Type.String({ minLength: 1, maxLength: 256 }), ttlSeconds: Type.Optional(Type.Integer({ minimum: 0 })) },
+        { additionalProperties: false },
+      ),
+    },
+    { additionalProperties: false },
+  ),
+]);
+
+const RouteSchema = Type.Object(
+  {
+    domain: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
+    prefix: Type.Optional(Type.String({ pattern: '^/', maxLength: 1024 })),
+    cluster: Name,
+    hashPolicy: Type.Optional(HashPolicySchema),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
+  },
+  { additionalProperties: false },
+);
+
+const ListenerSchema = Type.Object(
+  {
+    name: Name,
+    apiListener: Type.Optional(Type.Boolean()),
+    address: Type.Optional(Address),
+    port: Type.Optional(Port),
+    routes: Type.Array(RouteSchema, { maxItems: 10_000 }),
+  },
+  { additionalProperties: false },
+);
+
+const NodeGroupSchema = Type.Object(
+  {
+    nodeCluster: Type.String({ minLength: 1 }),
+    listeners: Type.Optional(Type.Array(Name)),
+    clusters: Type.Optional(Type.Array(Name)),
+  },
+  { additionalProperties: false },
+);
+
+const ServerSchema = Type.Object(
+  {
+    xds: Type.Optional(
+      Type.Object(
+        {
+          address: Type.Optional(Address),
+          port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+          maxMessageBytes: Type.Optional(Type.Integer({ minimum: 65_536, maximum: 1_073_741_824 })),
+          keepaliveTimeMs: Type.Optional(Type.Integer({ minimum: 1_000 })),
+          keepaliveTimeoutMs: Type.Optional(Type.Integer({ minimum: 1_000 })),
+          maxResourceNames: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+          debounceQuietMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
+          debounceMaxMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    logLevel: Type.Optional(literalUnion(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const)),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigFileSchema = Type.Object(
+  {
+    server: Type.Optional(ServerSchema),
+    clusters: Type.Optional(Type.Array(ClusterSchema, { maxItems: 100_000 })),
+    listeners: Type.Optional(Type.Array(ListenerSchema, { maxItems: 10_000 })),
+    nodeGroups: Type.Optional(Type.Array(NodeGroupSchema)),
+  },
+  { additionalProperties: false },
+);
+
+export type ConfigFile = Static<typeof ConfigFileSchema>;

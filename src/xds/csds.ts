@@ -1,0 +1,97 @@
+import type * as grpc from '@grpc/grpc-js';
+import { envoyType } from './envoy-api.js';
+import { syncState, type ProxyRegistry, type ProxyRecord, type SyncState } from './proxy-status.js';
+
+/**
+ * ClientStatusDiscoveryService: per connected proxy and per resource, the version sent, whether
+ * the proxy ACKed or NACKed it, and the NACK's error text.
+ */
+
+const CONFIG_STATUS: Record<SyncState, string> = { SYNCED: 'SYNCED', STALE: 'STALE', NACKED: 'ERROR', NOT_SENT: 'NOT_SENT' };
+const CLIENT_STATUS: Record<SyncState, string> = { SYNCED: 'ACKED', STALE: 'REQUESTED', NACKED: 'NACKED', NOT_SENT: 'UNKNOWN' };
+
+function timestamp(ms: number): { seconds: number; nanos: number } {
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+}
+
+function clientConfig(r: ProxyRecord): Record<string, unknown> {
+  const generic: Record<string, unknown>[] = [];
+  for (const [typeUrl, t] of r.types) {
+    const state = syncState(t);
+    for (const [name, version] of t.sentResources) {
+      generic.push({
+        type_url: typeUrl,
+        name,
+        version_info: version,
+        ...(t.sentAt !== undefined ? { last_updated: timestamp(t.ackedAt ?? t.sentAt) } : {}),
+        config_status: CONFIG_STATUS[state],
+        client_status: CLIENT_STATUS[state],
+        ...(state === 'NACKED' && t.lastNack
+          ? { error_state: { details: t.lastNack.message, version_info: t.lastNack.version, last_update_attempt: timestamp(t.lastNack.at) } }
+          : {}),
+      });
+    }
+  }
+  return {
+    node: { id: r.node.id, cluster: r.node.cluster },
+    generic_xds_configs: generic,
+    client_scope: `${r.protocol}:${r.service}:${r.streamId}`,
+  };
+}
+
+interface ClientStatusRequest {
+  node_matchers?: { node_id?: { exact?: string; prefix?: string } }[];
+}
+
+function matches(r: ProxyRecord, req: ClientStatusRequest): boolean {
+  const ms = req.node_matchers ?? [];
+  if (ms.length === 0) return true;
+  return ms.some((m) => {
+    const id = m.node_id;
+    if (!id) return true;
+    if (id.exact !== undefined && id.exact !== '') return r.node.id === id.exact;
+    if (id.prefix !== undefined) return r.node.id.startsWith(id.prefix);
+    return true;
+  });
+}
+
+export function encodeClientStatus(registry: ProxyRegistry, req: ClientStatusRequest): Buffer {
+  const type = envoyType('envoy.service.status.v3.ClientStatusResponse');
+  const config = registry.list().filter((r) => matches(r, req)).map(clientConfig);
+  return Buffer.from(type.encode(type.fromObject({ config })).finish());
+}
+
+function decodeRequest(b: Buffer): ClientStatusRequest {
+  const type = envoyType('envoy.service.status.v3.ClientStatusRequest');
+  return type.toObject(type.decode(b), { defaults: false }) as ClientStatusRequest;
+}
+
+const identity = (b: Buffer): Buffer => b;
+const unsupported = (): never => {
+  throw new Error('client-side serialization is not used');
+};
+const base = '/envoy.service.status.v3.ClientStatusDiscoveryService';
+
+export const CSDS_DEFINITION: grpc.ServiceDefinition = {
+  StreamClientStatus: {
+    path: `${base}/StreamClientStatus`, requestStream: true, responseStream: true,
+    requestSerialize: unsupported, requestDeserialize: decodeRequest, responseSerialize: identity, responseDeserialize: identity,
+  },
+  FetchClientStatus: {
+    path: `${base}/FetchClientStatus`, requestStream: false, responseStream: false,
+    requestSerialize: unsupported, requestDeserialize: decodeRequest, responseSerialize: identity, responseDeserialize: identity,
+  },
+};
+
+export function csdsHandlers(registry: ProxyRegistry): grpc.UntypedServiceImplementation {
+  return {
+    StreamClientStatus: (call: grpc.ServerDuplexStream<ClientStatusRequest, Buffer>) => {
+      call.on('data', (req: ClientStatusRequest) => call.write(encodeClientStatus(registry, req)));
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+    FetchClientStatus: (call: grpc.ServerUnaryCall<ClientStatusRequest, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      cb(null, encodeClientStatus(registry, call.request));
+    },
+  };
+}

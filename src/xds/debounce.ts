@@ -1,0 +1,38 @@
+/**
+ * Coalesces bursts of changes: fires `quietMs` after the last change, but never later than
+ * `maxMs` after the first one of the burst (Istio's PILOT_DEBOUNCE_AFTER / _MAX).
+ */
+export class Debouncer {
+  private quietTimer: NodeJS.Timeout | undefined;
+  private maxTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly quietMs: number,
+    private readonly maxMs: number,
+    private readonly fire: () => void,
+  ) {}
+
+  trigger(): void {
+    if (this.quietMs === 0) {
+      this.fire();
+      return;
+    }
+    if (this.quietTimer) clearTimeout(this.quietTimer);
+    this.quietTimer = setTimeout(() => this.flush(), this.quietMs);
+    this.maxTimer ??= setTimeout(() => this.flush(), Math.max(this.maxMs, this.quietMs));
+  }
+
+  /** Fires now if a change is pending. */
+  flush(): void {
+    const pending = this.quietTimer !== undefined || this.maxTimer !== undefined;
+    this.cancel();
+    if (pending) this.fire();
+  }
+
+  cancel(): void {
+    if (this.quietTimer) clearTimeout(this.quietTimer);
+    if (this.maxTimer) clearTimeout(this.maxTimer);
+    this.quietTimer = undefined;
+    this.maxTimer = undefined;
+  }
+}

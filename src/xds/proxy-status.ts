@@ -1,0 +1,149 @@
+import { SHORT_TYPE, type XdsTypeUrl } from './envoy-api.js';
+
+/** What fulcrum knows about each connected proxy's sync state: the source for CSDS and /v1/proxies. */
+
+export type SyncState = 'SYNCED' | 'STALE' | 'NACKED' | 'NOT_SENT';
+
+export interface NodeInfo {
+  readonly id: string;
+  readonly cluster: string;
+  readonly metadata: Record<string, unknown>;
+  readonly userAgent: string;
+}
+
+export interface NackInfo {
+  readonly nonce: string;
+  /** The version the proxy rejected. */
+  readonly version: string;
+  /** The version the proxy still runs (the request's version_info). */
+  readonly keptVersion: string;
+  readonly message: string;
+  readonly at: number;
+}
+
+export interface TypeStatus {
+  sentVersion?: string;
+  sentNonce?: string;
+  sentAt?: number;
+  /** name → version of the resources in the last response. */
+  sentResources: Map<string, string>;
+  ackedVersion?: string;
+  ackedNonce?: string;
+  ackedAt?: number;
+  lastNack?: NackInfo;
+  responses: number;
+  nacks: number;
+}
+
+export interface ProxyRecord {
+  readonly streamId: number;
+  readonly node: NodeInfo;
+  readonly protocol: 'sotw' | 'delta';
+  readonly service: string;
+  readonly peer: string;
+  readonly connectedAt: number;
+  readonly types: Map<XdsTypeUrl, TypeStatus>;
+}
+
+export function syncState(t: TypeStatus | undefined): SyncState {
+  if (!t || t.sentNonce === undefined) return 'NOT_SENT';
+  if (t.lastNack && t.lastNack.nonce === t.sentNonce) return 'NACKED';
+  return t.ackedNonce === t.sentNonce ? 'SYNCED' : 'STALE';
+}
+
+export interface StatusEvents {
+  onNack?(record: ProxyRecord, type: XdsTypeUrl, nack: NackInfo): void;
+  onAck?(record: ProxyRecord, type: XdsTypeUrl, sentAt: number | undefined, at: number): void;
+}
+
+export class ProxyRegistry {
+  private readonly records = new Map<number, ProxyRecord>();
+
+  constructor(
+    private readonly clock: () => number = Date.now,
+    private readonly events: StatusEvents = {},
+  ) {}
+
+  connect(streamId: number, node: NodeInfo, protocol: 'sotw' | 'delta', service: string, peer: string): ProxyRecord {
+    const record: ProxyRecord = { streamId, node, protocol, service, peer, connectedAt: this.clock(), types: new Map() };
+    this.records.set(streamId, record);
+    return record;
+  }
+
+  disconnect(streamId: number): void {
+    this.records.delete(streamId);
+  }
+
+  list(): ProxyRecord[] {
+    return [...this.records.values()];
+  }
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  private type(record: ProxyRecord, type: XdsTypeUrl): TypeStatus {
+    let t = record.types.get(type);
+    if (!t) {
+      t = { sentResources: new Map(), responses: 0, nacks: 0 };
+      record.types.set(type, t);
+    }
+    return t;
+  }
+
+  sent(record: ProxyRecord, type: XdsTypeUrl, version: string, nonce: string, resources: Iterable<[string, string]>, replace: boolean): void {
+    const t = this.type(record, type);
+    t.sentVersion = version;
+    t.sentNonce = nonce;
+    t.sentAt = this.clock();
+    t.responses++;
+    if (replace) t.sentResources = new Map(resources);
+    else for (const [n, v] of resources) t.sentResources.set(n, v);
+  }
+
+  removed(record: ProxyRecord, type: XdsTypeUrl, names: Iterable<string>): void {
+    const t = this.type(record, type);
+    for (const n of names) t.sentResources.delete(n);
+  }
+
+  acked(record: ProxyRecord, type: XdsTypeUrl, nonce: string, version: string): void {
+    const t = this.type(record, type);
+    const first = t.ackedNonce !== nonce;
+    t.ackedVersion = version;
+    t.ackedNonce = nonce;
+    t.ackedAt = this.clock();
+    if (first && nonce === t.sentNonce) this.events.onAck?.(record, type, t.sentAt, t.ackedAt);
+  }
+
+  nacked(record: ProxyRecord, type: XdsTypeUrl, nack: Omit<NackInfo, 'at'>): void {
+    const t = this.type(record, type);
+    t.lastNack = { ...nack, at: this.clock() };
+    t.nacks++;
+    this.events.onNack?.(record, type, t.lastNack);
+  }
+}
+
+/** A compact, JSON-friendly view of one proxy (for logs, tests and the admin API). */
+export function describeProxy(r: ProxyRecord): Record<string, unknown> {
+  const types: Record<string, unknown> = {};
+  for (const [url, t] of r.types) {
+    types[SHORT_TYPE[url]] = {
+      state: syncState(t),
+      sentVersion: t.sentVersion,
+      ackedVersion: t.ackedVersion,
+      resources: t.sentResources.size,
+      ...(t.lastNack ? { lastNack: { version: t.lastNack.version, message: t.lastNack.message, at: new Date(t.lastNack.at).toISOString() } } : {}),
+    };
+  }
+  return {
+    nodeId: r.node.id,
+    nodeCluster: r.node.cluster,
+    metadata: r.node.metadata,
+    userAgent: r.node.userAgent,
+    protocol: r.protocol,
+    service: r.service,
+    peer: r.peer,
+    connectedSince: new Date(r.connectedAt).toISOString(),
+    types,
+  };
+}

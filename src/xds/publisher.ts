@@ -1,0 +1,56 @@
+import type { Logger } from 'pino';
+import type { Catalog } from '../catalog/types.js';
+import type { XdsCache } from './cache.js';
+import { Debouncer } from './debounce.js';
+import type { WeightOverrides } from './translate-clusters.js';
+import { translate } from './translator.js';
+
+/** Desired state (catalog + adaptive weights) → translated, versioned snapshots, debounced. */
+export class Publisher {
+  private catalog: Catalog | undefined;
+  private weights: WeightOverrides | undefined;
+  private readonly debouncer: Debouncer;
+
+  constructor(
+    private readonly cache: XdsCache,
+    private readonly log: Logger,
+    debounce: { quietMs: number; maxMs: number },
+    private readonly onPublished: (changedGroups: number, ms: number) => void = () => undefined,
+  ) {
+    this.debouncer = new Debouncer(debounce.quietMs, debounce.maxMs, () => this.publish());
+  }
+
+  setCatalog(catalog: Catalog): void {
+    this.catalog = catalog;
+    this.debouncer.trigger();
+  }
+
+  setWeights(weights: WeightOverrides): void {
+    this.weights = weights;
+    this.debouncer.trigger();
+  }
+
+  /** Publishes immediately (used at start so the first proxies do not wait for the debounce). */
+  publishNow(): void {
+    this.debouncer.cancel();
+    this.publish();
+  }
+
+  stop(): void {
+    this.debouncer.cancel();
+  }
+
+  private publish(): void {
+    if (!this.catalog) return;
+    const started = performance.now();
+    try {
+      const changed = this.cache.update(translate(this.catalog, this.weights));
+      const ms = performance.now() - started;
+      if (changed.size > 0) this.log.info({ groups: [...changed], ms: Math.round(ms * 10) / 10 }, 'snapshot published');
+      this.onPublished(changed.size, ms);
+    } catch (err) {
+      // A translation bug must not take down serving: proxies keep the last good snapshot.
+      this.log.error({ err }, 'translation failed; keeping the previous snapshot');
+    }
+  }
+}

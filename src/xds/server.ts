@@ -1,0 +1,153 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { XdsCache } from './cache.js';
+import { csdsHandlers, CSDS_DEFINITION } from './csds.js';
+import { DeltaStream } from './delta-stream.js';
+import type { ProxyRegistry } from './proxy-status.js';
+import { DISCOVERY_SERVICES, type DiscoveryServiceShape } from './services.js';
+import { SotwStream } from './sotw-stream.js';
+import { checkTypeUrl, StreamError, WILDCARD_TYPES, type StreamDeps, type StreamIo } from './stream-common.js';
+import { sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest } from './wire.js';
+
+export interface XdsServerOptions {
+  readonly address: string;
+  readonly port: number;
+  readonly maxMessageBytes: number;
+  readonly keepaliveTimeMs: number;
+  readonly keepaliveTimeoutMs: number;
+  readonly maxResourceNames: number;
+  readonly controlPlaneId: string;
+}
+
+type AnyStream = SotwStream | DeltaStream;
+
+/** Serves ADS and the per-type discovery services (SotW and Delta), plus CSDS, on one gRPC port. */
+export class XdsServer {
+  private readonly server: grpc.Server;
+  private readonly streams = new Set<AnyStream>();
+  private readonly calls = new Set<grpc.ServerDuplexStream<unknown, Uint8Array>>();
+  private readonly deps: StreamDeps;
+  private unsubscribe: (() => void) | undefined;
+  private boundPort = 0;
+
+  constructor(
+    private readonly options: XdsServerOptions,
+    cache: XdsCache,
+    registry: ProxyRegistry,
+    private readonly log: Logger,
+  ) {
+    this.deps = { cache, registry, log, maxResourceNames: options.maxResourceNames, controlPlaneId: options.controlPlaneId };
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': options.maxMessageBytes,
+      'grpc.max_send_message_length': options.maxMessageBytes,
+      'grpc.keepalive_time_ms': options.keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs,
+      'grpc.keepalive_permit_without_calls': 1,
+      // Envoy's and grpc's clients ping to keep ADS alive through idle NATs; do not punish them for it.
+      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    });
+    for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));
+    this.server.addService(CSDS_DEFINITION, csdsHandlers(registry));
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  async start(): Promise<number> {
+    this.boundPort = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(`${this.options.address}:${this.options.port}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      );
+    });
+    this.unsubscribe = this.deps.cache.subscribe(() => {
+      for (const s of this.streams) s.onCacheChange();
+    });
+    this.log.info({ address: this.options.address, port: this.boundPort }, 'xDS server listening');
+    return this.boundPort;
+  }
+
+  /** Stops accepting, ends every open stream (clients reconnect elsewhere), then waits for the transport to drain. */
+  async stop(graceMs = 5_000): Promise<void> {
+    this.unsubscribe?.();
+    const drained = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    for (const call of this.calls) call.end();
+    for (const s of this.streams) s.close();
+    const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), graceMs).unref());
+    if ((await Promise.race([drained, timer])) === 'timeout') {
+      this.log.warn('xDS server did not drain in time; forcing shutdown');
+      this.server.forceShutdown();
+    }
+  }
+
+  private handlers(svc: DiscoveryServiceShape): grpc.UntypedServiceImplementation {
+    const impl: grpc.UntypedServiceImplementation = {
+      [svc.sotw]: (call: grpc.ServerDuplexStream<DiscoveryRequest, Uint8Array>) =>
+        this.serve(call, new SotwStream(this.deps, this.io(call), svc.name, svc.type)),
+      [svc.delta]: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Uint8Array>) =>
+        this.serve(call, new DeltaStream(this.deps, this.io(call), svc.name, svc.type)),
+    };
+    if (svc.fetch) {
+      impl[svc.fetch] = (call: grpc.ServerUnaryCall<DiscoveryRequest, Uint8Array>, cb: grpc.sendUnaryData<Uint8Array>) =>
+        this.fetch(svc, call.request, cb);
+    }
+    return impl;
+  }
+
+  private io(call: grpc.ServerDuplexStream<unknown, Uint8Array>): StreamIo {
+    return {
+      peer: call.getPeer(),
+      send: (bytes) => {
+        call.write(bytes);
+      },
+      fail: (code, message) => {
+        call.emit('error', { code, details: message });
+      },
+    };
+  }
+
+  private serve<Req>(call: grpc.ServerDuplexStream<Req, Uint8Array>, stream: { onRequest(r: Req): void; close(): void } & AnyStream): void {
+    this.streams.add(stream);
+    this.calls.add(call as grpc.ServerDuplexStream<unknown, Uint8Array>);
+    const done = () => {
+      this.streams.delete(stream);
+      this.calls.delete(call as grpc.ServerDuplexStream<unknown, Uint8Array>);
+      stream.close();
+    };
+    call.on('data', (req: Req) => {
+      try {
+        stream.onRequest(req);
+      } catch (err) {
+        // A bug must cost one stream, never the process.
+        this.log.error({ err, stream: stream.id }, 'xds stream failed');
+        call.emit('error', { code: grpc.status.INTERNAL, details: 'internal error' });
+        done();
+      }
+    });
+    call.on('end', () => {
+      done();
+      call.end();
+    });
+    call.on('error', done);
+    call.on('close', done);
+    call.on('cancelled', done);
+  }
+
+  private fetch(svc: DiscoveryServiceShape, req: DiscoveryRequest, cb: grpc.sendUnaryData<Uint8Array>): void {
+    try {
+      const type = checkTypeUrl(req.type_url, svc.type);
+      const names = req.resource_names.filter((n) => n !== '*');
+      const all = req.resource_names.includes('*') || (names.length === 0 && WILDCARD_TYPES.has(type));
+      const body = this.deps.cache.snapshotFor(req.node?.cluster ?? '').sotwBody(type, all ? 'all' : names);
+      const tail = sotwTail('', this.options.controlPlaneId);
+      cb(null, Buffer.concat([body.bytes, tail]));
+    } catch (err) {
+      if (err instanceof StreamError) cb({ code: err.code, details: err.message });
+      else cb({ code: grpc.status.INTERNAL, details: 'internal error' });
+    }
+  }
+}

@@ -1,0 +1,98 @@
+import type { Cluster, Endpoint } from '../catalog/types.js';
+import { anyOf } from './envoy-api.js';
+
+/** Catalog clusters → Envoy `Cluster` and `ClusterLoadAssignment` objects (protobufjs plain form). */
+
+const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
+const MAX_LOCALITY_WEIGHT_SUM = 0xffff_ffff;
+const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+/** Per cluster, per endpoint key (`address:port`), the weight to publish instead of the static one. */
+export type WeightOverrides = ReadonlyMap<string, ReadonlyMap<string, number>>;
+
+export const endpointKey = (e: Pick<Endpoint, 'address' | 'port'>): string => `${e.address}:${e.port}`;
+
+function duration(ms: number): { seconds: number; nanos: number } {
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+}
+
+function nextPowerOfTwo(n: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+}
+
+export function clusterResource(c: Cluster): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    name: c.name,
+    type: 'EDS',
+    eds_cluster_config: { eds_config: ADS_SOURCE },
+    connect_timeout: duration(c.connectTimeoutMs),
+    lb_policy: c.lbPolicy,
+  };
+  if (c.leastRequest) out.least_request_lb_config = { choice_count: { value: c.leastRequest.choiceCount } };
+  if (c.ringHash) {
+    // Ring size follows the endpoint count (virtual nodes per host), rounded up to a power of two
+    // so that scaling by a few endpoints does not change the Cluster and re-warm it in every proxy.
+    const hosts = Math.max(1, c.endpoints.length);
+    const derived = Math.min(8_388_608, nextPowerOfTwo(c.ringHash.virtualNodesPerHost * hosts));
+    const minimum = c.ringHash.minimumRingSize ?? derived;
+    out.ring_hash_lb_config = {
+      minimum_ring_size: { value: minimum },
+      maximum_ring_size: { value: Math.max(minimum, c.ringHash.maximumRingSize ?? 8_388_608) },
+      hash_function: c.ringHash.hashFunction,
+    };
+  }
+  if (c.maglev) out.maglev_lb_config = { table_size: { value: c.maglev.tableSize } };
+  if (c.http2) {
+    out.typed_extension_protocol_options = {
+      [HTTP_PROTOCOL_OPTIONS]: anyOf(HTTP_PROTOCOL_OPTIONS, { explicit_http_config: { http2_protocol_options: {} } }),
+    };
+  }
+  return out;
+}
+
+interface LocalityGroup {
+  readonly locality: Endpoint['locality'];
+  readonly priority: number;
+  readonly endpoints: { endpoint: Endpoint; weight: number }[];
+}
+
+/**
+ * Envoy rejects a locality whose endpoint weights sum past 2^32−1; scale down proportionally
+ * (never below 1) rather than let a large operator weight NACK the whole cluster.
+ */
+function fitWeights(weights: number[]): number[] {
+  const sum = weights.reduce((a, b) => a + b, 0);
+  if (sum <= MAX_LOCALITY_WEIGHT_SUM) return weights;
+  const scale = (MAX_LOCALITY_WEIGHT_SUM - weights.length) / sum;
+  return weights.map((w) => Math.max(1, Math.floor(w * scale)));
+}
+
+export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<string, number>): Record<string, unknown> {
+  const groups = new Map<string, LocalityGroup>();
+  for (const e of c.endpoints) {
+    const key = JSON.stringify([e.priority, e.locality.region, e.locality.zone, e.locality.subZone]);
+    let g = groups.get(key);
+    if (!g) {
+      g = { locality: e.locality, priority: e.priority, endpoints: [] };
+      groups.set(key, g);
+    }
+    const w = overrides?.get(endpointKey(e)) ?? e.weight;
+    g.endpoints.push({ endpoint: e, weight: Math.max(1, Math.round(w)) });
+  }
+  const ordered = [...groups.values()].sort((a, b) => a.priority - b.priority);
+  return {
+    cluster_name: c.name,
+    endpoints: ordered.map((g) => {
+      const weights = fitWeights(g.endpoints.map((x) => x.weight));
+      return {
+        locality: { region: g.locality.region, zone: g.locality.zone, sub_zone: g.locality.subZone },
+        priority: g.priority,
+        lb_endpoints: g.endpoints.map(({ endpoint }, i) => ({
+          endpoint: { address: { socket_address: { address: endpoint.address, port_value: endpoint.port } } },
+          health_status: endpoint.health,
+          load_balancing_weight: { value: weights[i] },
+        })),
+      };
+    }),
+  };
+}

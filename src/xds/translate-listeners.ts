@@ -1,0 +1,64 @@
+import type { Listener, Route } from '../catalog/types.js';
+import { anyOf } from './envoy-api.js';
+
+/** Catalog listeners → Envoy `Listener` (HTTP connection manager over RDS) and `RouteConfiguration`. */
+
+const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const ROUTER = 'envoy.extensions.filters.http.router.v3.Router';
+
+function connectionManager(l: Listener): { type_url: string; value: Uint8Array } {
+  return anyOf(HCM, {
+    stat_prefix: l.name.replace(/[^A-Za-z0-9_]/g, '_'),
+    codec_type: 'AUTO',
+    // The route table comes from RDS on the same ADS stream, so routes change without re-creating the listener.
+    rds: { route_config_name: l.name, config_source: { ads: {}, resource_api_version: 'V3' } },
+    http_filters: [{ name: 'envoy.filters.http.router', typed_config: anyOf(ROUTER, {}) }],
+  });
+}
+
+export function listenerResource(l: Listener): Record<string, unknown> {
+  if (l.kind === 'api') return { name: l.name, api_listener: { api_listener: connectionManager(l) } };
+  return {
+    name: l.name,
+    address: { socket_address: { address: l.address, port_value: l.port } },
+    filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: connectionManager(l) }] }],
+  };
+}
+
+function routeAction(r: Route): Record<string, unknown> {
+  const action: Record<string, unknown> = { cluster: r.cluster };
+  if (r.hashPolicy) {
+    action.hash_policy = [
+      'header' in r.hashPolicy
+        ? { header: { header_name: r.hashPolicy.header } }
+        : {
+            cookie: {
+              name: r.hashPolicy.cookie.name,
+              ...(r.hashPolicy.cookie.ttlSeconds !== undefined ? { ttl: { seconds: r.hashPolicy.cookie.ttlSeconds } } : {}),
+            },
+          },
+    ];
+  }
+  if (r.timeoutMs !== undefined) {
+    action.timeout = { seconds: Math.floor(r.timeoutMs / 1000), nanos: (r.timeoutMs % 1000) * 1_000_000 };
+  }
+  return action;
+}
+
+/** Routes are grouped into one virtual host per domain, keeping the operator's order (first match wins). */
+export function routeConfigurationResource(l: Listener): Record<string, unknown> {
+  const hosts = new Map<string, Route[]>();
+  for (const r of l.routes) {
+    const list = hosts.get(r.domain) ?? [];
+    list.push(r);
+    hosts.set(r.domain, list);
+  }
+  return {
+    name: l.name,
+    virtual_hosts: [...hosts.entries()].map(([domain, routes], i) => ({
+      name: domain === '*' ? 'any' : `vh${i}-${domain}`,
+      domains: [domain],
+      routes: routes.map((r) => ({ match: { prefix: r.prefix }, route: routeAction(r) })),
+    })),
+  };
+}
