@@ -2,8 +2,10 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { realpathSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseConfig } from './sources/config-file.js';
 import { ConfigWatcher } from './sources/config-watcher.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { XdsCache } from './xds/cache.js';
@@ -33,23 +35,22 @@ export interface Fulcrum {
 
 export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
   envoyRoot();
-  let log = options.logger;
   const versionPrefix = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
   const cache = new XdsCache(versionPrefix);
-  let publisher: Publisher | undefined;
+  const initial = parseConfig(await readFile(options.configPath, 'utf8'), options.configPath);
+  const log = options.logger ?? createLogger(initial.server.logLevel);
+  const settings = initial.server.xds;
+  const registry = new ProxyRegistry();
+  const publisher = new Publisher(cache, log, options.debounce ?? { quietMs: settings.debounceQuietMs, maxMs: settings.debounceMaxMs });
   const watcher = new ConfigWatcher(options.configPath, {
     onConfig: (config) => {
-      log?.info({ file: options.configPath, clusters: config.catalog.clusters.length, listeners: config.catalog.listeners.length }, 'config reloaded');
-      publisher?.setCatalog(config.catalog);
+      log.info({ file: options.configPath, clusters: config.catalog.clusters.length, listeners: config.catalog.listeners.length }, 'config reloaded');
+      publisher.setCatalog(config.catalog);
     },
-    onInvalid: (err) => log?.error({ file: options.configPath, error: err.message }, 'config edit rejected; serving the last good config'),
+    onInvalid: (err) => log.error({ file: options.configPath, error: err.message }, 'config edit rejected; serving the last good config'),
   });
-  const config = await watcher.start();
-  log ??= createLogger(config.server.logLevel);
-  const settings = config.server.xds;
-  const registry = new ProxyRegistry();
-  publisher = new Publisher(cache, log, options.debounce ?? { quietMs: settings.debounceQuietMs, maxMs: settings.debounceMaxMs });
-  publisher.setCatalog(config.catalog);
+  // The watcher re-reads the file, so an edit made since the first read is not lost.
+  publisher.setCatalog((await watcher.start()).catalog);
   publisher.publishNow();
 
   const server = new XdsServer(
@@ -67,17 +68,16 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     log,
   );
   const xdsPort = await server.start();
-  const logger = log;
   return {
     xdsPort,
     registry,
     cache,
-    log: logger,
+    log,
     async stop() {
       watcher.stop();
-      publisher?.stop();
+      publisher.stop();
       await server.stop();
-      logger.info('stopped');
+      log.info('stopped');
     },
   };
 }
