@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+#
+# fulcrum container image.
+#
+#   docker build -t fulcrum:0.1.0 .
+#   docker run --rm -p 18000:18000 -p 8080:8080 \
+#     -v "$PWD/examples/fulcrum.yaml:/etc/fulcrum/fulcrum.yaml:ro" fulcrum:0.1.0
+#
+# Two stages: the build stage has npm, the TypeScript compiler and dev
+# dependencies; the runtime stage only has Node, dist/ and production
+# node_modules, and no shell or package manager.
+
+# ---- build ------------------------------------------------------------------
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+
+# Manifests first so the `npm ci` layer is cached until dependencies change.
+COPY package.json package-lock.json ./
+# If a dependency with a native addon (e.g. a SQLite binding) has no prebuilt
+# binary for linux-x64/glibc, this step needs `python3 make g++` here:
+#   RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++
+RUN npm ci
+
+COPY . .
+RUN npm run build \
+ && npm prune --omit=dev
+
+# ---- runtime ----------------------------------------------------------------
+# distroless: glibc + Node 20 only, runs as uid/gid 65532 ("nonroot"), matching
+# runAsUser in deploy/kubernetes. Same Debian release (12, bookworm) as the
+# build stage, so native addons built there load here.
+FROM gcr.io/distroless/nodejs20-debian12:nonroot
+WORKDIR /app
+ENV NODE_ENV=production \
+    FULCRUM_DATA_DIR=/var/lib/fulcrum
+
+COPY --from=build --chown=65532:65532 /app/package.json ./package.json
+COPY --from=build --chown=65532:65532 /app/node_modules ./node_modules
+COPY --from=build --chown=65532:65532 /app/dist ./dist
+# Envoy's .proto tree is loaded at start from node_modules/@grpc/grpc-js-xds
+# (a production dependency), so no proto/ directory is copied.
+
+USER 65532:65532
+
+# Writable data directory (SQLite). In Kubernetes a PersistentVolume is mounted
+# here; declaring it keeps `docker run` from writing into the container layer.
+VOLUME ["/var/lib/fulcrum"]
+
+# 18000: xDS gRPC (ADS, CDS/EDS/LDS/RDS, CSDS, LRS). 8080: admin HTTP
+# (REST API, /healthz, /readyz, /metrics).
+EXPOSE 18000 8080
+
+# Exec form so node is PID 1 and receives SIGTERM directly (graceful drain of
+# xDS streams). Extra arguments (`docker run IMAGE --flag`, Kubernetes `args`)
+# are appended after the config path.
+ENTRYPOINT ["/nodejs/bin/node", "dist/main.js", "--config", "/etc/fulcrum/fulcrum.yaml"]
