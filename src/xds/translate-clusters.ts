@@ -84,9 +84,14 @@ export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<strin
     cluster_name: c.name,
     endpoints: ordered.map((g) => {
       const weights = fitWeights(g.endpoints.map((x) => x.weight));
+      // protobufjs writes explicitly-set proto3 defaults; leave them out so bytes stay canonical.
       return {
-        locality: { region: g.locality.region, zone: g.locality.zone, sub_zone: g.locality.subZone },
-        priority: g.priority,
+        locality: {
+          ...(g.locality.region ? { region: g.locality.region } : {}),
+          ...(g.locality.zone ? { zone: g.locality.zone } : {}),
+          ...(g.locality.subZone ? { sub_zone: g.locality.subZone } : {}),
+        },
+        ...(g.priority > 0 ? { priority: g.priority } : {}),
         lb_endpoints: g.endpoints.map(({ endpoint }, i) => ({
           endpoint: { address: { socket_address: { address: endpoint.address, port_value: endpoint.port } } },
           health_status: endpoint.health,

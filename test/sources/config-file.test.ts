@@ -1,0 +1,151 @@
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../src/sources/config-file.js';
+import { ConfigWatcher } from '../../src/sources/config-watcher.js';
+import type { LoadedConfig } from '../../src/sources/config-file.js';
+import { waitFor } from '../support/wait.js';
+
+function problemsOf(text: string): string[] {
+  try {
+    parseConfig(text, 'f.yaml');
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems.map((p) => `${p.path}: ${p.message}`);
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+const VALID = `
+clusters:
+  - name: web
+    lbPolicy: LEAST_REQUEST
+    leastRequest: { choiceCount: 3 }
+    endpoints:
+      - { address: 10.0.0.1, port: 80, weight: 2, priority: 1, locality: { region: eu, zone: a } }
+      - { address: "::1", port: 81 }
+  - name: sticky
+    lbPolicy: RING_HASH
+listeners:
+  - name: ingress
+    port: 10000
+    routes:
+      - { prefix: /s, cluster: sticky, hashPolicy: { cookie: { name: sid, ttlSeconds: 60 } } }
+      - { domain: api.example.com, prefix: /, cluster: web, timeoutMs: 1500 }
+  - name: greeter
+    apiListener: true
+    routes: [{ cluster: web }]
+`;
+
+describe('config file', () => {
+  it('parses the embedded default', async () => {
+    const text = await readFile(new URL('../../examples/fulcrum.yaml', import.meta.url), 'utf8');
+    const { catalog, server } = parseConfig(text, 'examples/fulcrum.yaml');
+    expect(catalog.clusters.map((c) => c.name)).toEqual(['web', 'sessions']);
+    expect(server.xds.port).toBe(18000);
+  });
+
+  it('fills defaults and keeps what the operator wrote', () => {
+    const { catalog, server } = parseConfig(VALID, 'f.yaml');
+    const web = catalog.clusters[0];
+    expect(web).toMatchObject({ name: 'web', lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 3 }, connectTimeoutMs: 1000 });
+    expect(web?.endpoints[0]).toEqual({
+      address: '10.0.0.1', port: 80, weight: 2, priority: 1, health: 'HEALTHY', locality: { region: 'eu', zone: 'a', subZone: '' },
+    });
+    expect(web?.endpoints[1]).toMatchObject({ weight: 1, priority: 0, health: 'HEALTHY' });
+    expect(catalog.clusters[1]?.ringHash).toEqual({ virtualNodesPerHost: 160, hashFunction: 'XX_HASH' });
+    expect(catalog.listeners[0]).toMatchObject({ kind: 'socket', address: '0.0.0.0', port: 10000 });
+    expect(catalog.listeners[0]?.routes[1]).toEqual({ domain: 'api.example.com', prefix: '/', cluster: 'web', timeoutMs: 1500 });
+    expect(catalog.listeners[1]).toMatchObject({ kind: 'api', routes: [{ domain: '*', prefix: '/', cluster: 'web' }] });
+    expect(server.xds).toMatchObject({ address: '127.0.0.1', port: 18000, debounceQuietMs: 100, debounceMaxMs: 1000, maxResourceNames: 20000 });
+  });
+
+  it('an empty file is an empty catalog', () => {
+    expect(parseConfig('', 'f.yaml').catalog).toEqual({ clusters: [], listeners: [], nodeGroups: [] });
+  });
+
+  it.each([
+    ['clusters: [{ name: a, endpoints: [{ address: 10.0.0.1, port: 70000 }] }]', '/clusters/0/endpoints/0/port'],
+    ['clusters: [{ name: a, lbPolicy: FASTEST }]', '/clusters/0/lbPolicy'],
+    ['clusters: [{ name: a, colour: red }]', '/clusters/0/colour'],
+    ['clusters: [{ name: a, endpoints: [{ address: 10.0.0.1, port: 1, weight: 0 }] }]', '/clusters/0/endpoints/0/weight'],
+    ['clusters: [{ name: "", endpoints: [] }]', '/clusters/0/name'],
+  ])('rejects %s at %s', (text, path) => {
+    expect(problemsOf(text).join('\n')).toContain(path);
+  });
+
+  it('reports semantic problems with their paths', () => {
+    const problems = problemsOf(`
+clusters:
+  - { name: a, endpoints: [{ address: backend.local, port: 80 }, { address: 10.0.0.1, port: 80 }, { address: 10.0.0.1, port: 80 }] }
+  - { name: a, lbPolicy: ROUND_ROBIN, ringHash: { virtualNodesPerHost: 100 } }
+listeners:
+  - { name: l, port: 8080, routes: [{ cluster: nope }] }
+  - { name: m, port: 8080, routes: [] }
+  - { name: g, apiListener: true, port: 1, routes: [] }
+  - { name: n, routes: [] }
+nodeGroups:
+  - { nodeCluster: edge, listeners: [zzz] }
+`);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        '/clusters/0/endpoints/0/address: "backend.local" is not an IP address',
+        '/clusters/0/endpoints/2: duplicate endpoint 10.0.0.1:80',
+        '/clusters/1/name: duplicate cluster name "a"',
+        '/clusters/1/ringHash: only valid with lbPolicy RING_HASH (is ROUND_ROBIN)',
+        '/listeners/0/routes/0/cluster: unknown cluster "nope"',
+        '/listeners/1/port: 0.0.0.0:8080 is already used by listener "l"',
+        '/listeners/2: an apiListener (proxyless gRPC) takes no address or port',
+        '/listeners/3/port: a socket listener needs a port',
+        '/nodeGroups/0/listeners/0: unknown listener "zzz"',
+      ]),
+    );
+  });
+
+  it('names the file and reports YAML syntax errors', () => {
+    try {
+      parseConfig('clusters: [ { name: a', 'conf/fulcrum.yaml');
+      expect.unreachable();
+    } catch (err) {
+      expect((err as Error).message).toMatch(/^conf\/fulcrum\.yaml: \/: YAML: /);
+    }
+  });
+
+  it('rejects duplicate keys rather than silently taking the last one', () => {
+    expect(problemsOf('clusters: []\nclusters: []').join()).toMatch(/YAML/);
+  });
+});
+
+describe('config watcher', () => {
+  it('applies valid edits, rejects invalid ones and keeps the last good config', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fulcrum-watch-'));
+    const path = join(dir, 'fulcrum.yaml');
+    await writeFile(path, 'clusters: [{ name: a }]\n');
+    const seen: LoadedConfig[] = [];
+    const errors: Error[] = [];
+    const watcher = new ConfigWatcher(path, { onConfig: (c) => seen.push(c), onInvalid: (e) => errors.push(e) }, 10);
+    try {
+      const first = await watcher.start();
+      expect(first.catalog.clusters.map((c) => c.name)).toEqual(['a']);
+
+      await writeFile(path, 'clusters: [{ name: b }]\n');
+      await waitFor(() => seen.length === 1, { what: 'edit applied' });
+      expect(seen[0]?.catalog.clusters.map((c) => c.name)).toEqual(['b']);
+
+      await writeFile(path, 'clusters: [{ name: c, lbPolicy: NOPE }]\n');
+      await waitFor(() => errors.length === 1, { what: 'invalid edit rejected' });
+      expect(errors[0]?.message).toContain(`${path}: /clusters/0/lbPolicy`);
+      expect(seen).toHaveLength(1);
+
+      // Editors often save by writing a temp file and renaming it over the original.
+      await writeFile(`${path}.swp`, 'clusters: [{ name: d }]\n');
+      await rename(`${path}.swp`, path);
+      await waitFor(() => seen.length === 2, { what: 'rename-save applied' });
+      expect(seen[1]?.catalog.clusters.map((c) => c.name)).toEqual(['d']);
+    } finally {
+      watcher.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

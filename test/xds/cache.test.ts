@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import type { Catalog } from '../../src/catalog/types.js';
+import { XdsCache } from '../../src/xds/cache.js';
+import { TYPE } from '../../src/xds/envoy-api.js';
+import { translate } from '../../src/xds/translator.js';
+
+const catalog = (weight: number, extra = false): Catalog => ({
+  clusters: [
+    { name: 'a', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, endpoints: [{ address: '10.0.0.1', port: 80, weight, priority: 0, health: 'HEALTHY', locality: { region: '', zone: '', subZone: '' } }] },
+    ...(extra ? [{ name: 'b', lbPolicy: 'ROUND_ROBIN' as const, connectTimeoutMs: 1000, http2: false, endpoints: [] }] : []),
+  ],
+  listeners: [],
+  nodeGroups: [{ nodeCluster: 'edge', listeners: [], clusters: ['b'] }],
+});
+
+describe('XdsCache', () => {
+  it('versions resources by content behind the process prefix and keeps unchanged ones', () => {
+    const cache = new XdsCache('p1');
+    cache.update(translate(catalog(1)));
+    const s1 = cache.snapshotFor('');
+    const a1 = s1.resources(TYPE.cluster).get('a');
+    const e1 = s1.resources(TYPE.endpoint).get('a');
+    expect(a1?.version).toMatch(/^p1\./);
+
+    cache.update(translate(catalog(5)));
+    const s2 = cache.snapshotFor('');
+    expect(s2.seq).toBeGreaterThan(s1.seq);
+    // The cluster did not change: same object, same version. Its endpoints did.
+    expect(s2.resources(TYPE.cluster).get('a')).toBe(a1);
+    expect(s2.resources(TYPE.endpoint).get('a')?.version).not.toBe(e1?.version);
+  });
+
+  it('never reuses a version across process starts', () => {
+    const a = new XdsCache('start1');
+    const b = new XdsCache('start2');
+    a.update(translate(catalog(1)));
+    b.update(translate(catalog(1)));
+    expect(a.snapshotFor('').resources(TYPE.cluster).get('a')?.version).not.toBe(b.snapshotFor('').resources(TYPE.cluster).get('a')?.version);
+  });
+
+  it('notifies only for groups whose content changed', () => {
+    const cache = new XdsCache('p');
+    const heard: string[][] = [];
+    cache.subscribe((g) => heard.push([...g].sort()));
+    cache.update(translate(catalog(1, true)));
+    expect(heard.pop()).toEqual(['*', 'edge']);
+    cache.update(translate(catalog(1, true)));
+    expect(heard).toHaveLength(0);
+    // Endpoint of cluster a changes: the edge group only holds b, so it is not disturbed.
+    cache.update(translate(catalog(2, true)));
+    expect(heard.pop()).toEqual(['*']);
+  });
+
+  it('falls back to the default group for unknown node clusters', () => {
+    const cache = new XdsCache('p');
+    cache.update(translate(catalog(1, true)));
+    expect([...cache.snapshotFor('nobody').resources(TYPE.cluster).keys()].sort()).toEqual(['a', 'b']);
+    expect([...cache.snapshotFor('edge').resources(TYPE.cluster).keys()]).toEqual(['b']);
+  });
+
+  it('memoizes SotW bodies so identical subscriptions share one buffer', () => {
+    const cache = new XdsCache('p');
+    cache.update(translate(catalog(1, true)));
+    const s = cache.snapshotFor('');
+    const x = s.sotwBody(TYPE.endpoint, ['b', 'a']);
+    const y = s.sotwBody(TYPE.endpoint, ['a', 'b', 'a']);
+    expect(y).toBe(x);
+    expect(x.names).toEqual(['a', 'b']);
+    expect(s.sotwBody(TYPE.endpoint, ['a']).version).not.toBe(x.version);
+    expect(s.sotwBody(TYPE.endpoint, ['a', 'missing']).names).toEqual(['a']);
+  });
+});

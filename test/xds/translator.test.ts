@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import type { Catalog, Cluster } from '../../src/catalog/types.js';
+import { envoyType, TYPE, type XdsTypeUrl } from '../../src/xds/envoy-api.js';
+import { MESSAGE_OF } from '../../src/xds/resource.js';
+import { DEFAULT_GROUP, translate, type ResourceSet } from '../../src/xds/translator.js';
+
+const endpoint = (port: number, extra: Partial<Cluster['endpoints'][number]> = {}) => ({
+  address: '10.0.0.1', port, weight: 1, priority: 0, health: 'HEALTHY' as const,
+  locality: { region: 'eu', zone: 'a', subZone: '' }, ...extra,
+});
+
+const catalog: Catalog = {
+  clusters: [
+    { name: 'rr', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1500, http2: true, endpoints: [endpoint(1, { weight: 3 }), endpoint(2, { priority: 1, locality: { region: 'us', zone: 'b', subZone: 'x' }, health: 'DRAINING' })] },
+    { name: 'lr', lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 4 }, connectTimeoutMs: 1000, http2: false, endpoints: [] },
+    { name: 'rh', lbPolicy: 'RING_HASH', ringHash: { virtualNodesPerHost: 160, hashFunction: 'XX_HASH' }, connectTimeoutMs: 1000, http2: false, endpoints: [endpoint(1), endpoint(2), endpoint(3)] },
+    { name: 'mg', lbPolicy: 'MAGLEV', maglev: { tableSize: 65537 }, connectTimeoutMs: 1000, http2: false, endpoints: [] },
+  ],
+  listeners: [
+    {
+      name: 'ingress', kind: 'socket', address: '0.0.0.0', port: 10000,
+      routes: [
+        { domain: '*', prefix: '/s', cluster: 'rh', hashPolicy: { header: 'x-user' } },
+        { domain: 'api.example.com', prefix: '/', cluster: 'lr', hashPolicy: { cookie: { name: 'sid', ttlSeconds: 30 } }, timeoutMs: 2500 },
+        { domain: '*', prefix: '/', cluster: 'rr' },
+      ],
+    },
+    { name: 'greeter', kind: 'api', address: '', port: 0, routes: [{ domain: '*', prefix: '/', cluster: 'rr' }] },
+  ],
+  nodeGroups: [{ nodeCluster: 'edge', listeners: ['greeter'], clusters: ['mg'] }],
+};
+
+function decode(set: ResourceSet | undefined, type: XdsTypeUrl, name: string): Record<string, unknown> {
+  const r = set?.get(type)?.get(name);
+  if (!r) throw new Error(`${type} ${name} missing`);
+  const t = envoyType(MESSAGE_OF[type]);
+  return t.toObject(t.decode(r.bytes), { enums: String, longs: Number, defaults: false }) as Record<string, unknown>;
+}
+
+function decodeAny(any: unknown): Record<string, unknown> {
+  const a = any as { type_url: string; value: Uint8Array };
+  const t = envoyType(a.type_url.replace('type.googleapis.com/', ''));
+  return t.toObject(t.decode(a.value), { enums: String, longs: Number, defaults: false }) as Record<string, unknown>;
+}
+
+describe('translator', () => {
+  const groups = translate(catalog);
+  const all = groups.get(DEFAULT_GROUP);
+
+  it('emits EDS-over-ADS clusters with their LB policy and its config', () => {
+    expect(decode(all, TYPE.cluster, 'rr')).toMatchObject({
+      name: 'rr', type: 'EDS', lb_policy: 'ROUND_ROBIN', connect_timeout: { seconds: 1, nanos: 500_000_000 },
+      eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' } },
+    });
+    expect(decode(all, TYPE.cluster, 'lr')).toMatchObject({ lb_policy: 'LEAST_REQUEST', least_request_lb_config: { choice_count: { value: 4 } } });
+    // 160 virtual nodes × 3 hosts = 480 → next power of two.
+    expect(decode(all, TYPE.cluster, 'rh')).toMatchObject({
+      lb_policy: 'RING_HASH',
+      ring_hash_lb_config: { minimum_ring_size: { value: 512 }, maximum_ring_size: { value: 8_388_608 }, hash_function: 'XX_HASH' },
+    });
+    expect(decode(all, TYPE.cluster, 'mg')).toMatchObject({ lb_policy: 'MAGLEV', maglev_lb_config: { table_size: { value: 65537 } } });
+  });
+
+  it('turns on HTTP/2 upstream only where asked', () => {
+    const rr = decode(all, TYPE.cluster, 'rr') as { typed_extension_protocol_options: Record<string, unknown> };
+    const opts = decodeAny(rr.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']);
+    expect(opts).toEqual({ explicit_http_config: { http2_protocol_options: {} } });
+    expect(decode(all, TYPE.cluster, 'lr')).not.toHaveProperty('typed_extension_protocol_options');
+  });
+
+  it('groups endpoints by priority and locality, with weights and health', () => {
+    expect(decode(all, TYPE.endpoint, 'rr')).toEqual({
+      cluster_name: 'rr',
+      endpoints: [
+        {
+          locality: { region: 'eu', zone: 'a' },
+          lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: 1 } } }, health_status: 'HEALTHY', load_balancing_weight: { value: 3 } }],
+        },
+        {
+          locality: { region: 'us', zone: 'b', sub_zone: 'x' },
+          priority: 1,
+          lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: 2 } } }, health_status: 'DRAINING', load_balancing_weight: { value: 1 } }],
+        },
+      ],
+    });
+    expect(decode(all, TYPE.endpoint, 'lr')).toEqual({ cluster_name: 'lr' });
+  });
+
+  it('applies adaptive weight overrides and keeps every locality sum within uint32', () => {
+    const huge: Catalog = {
+      ...catalog,
+      clusters: [{ name: 'big', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, endpoints: [endpoint(1), endpoint(2), endpoint(3)] }],
+      listeners: [], nodeGroups: [],
+    };
+    const weights = new Map([['big', new Map([['10.0.0.1:1', 4e9], ['10.0.0.1:2', 2e9], ['10.0.0.1:3', 0.2]])]]);
+    const cla = decode(translate(huge, weights).get(DEFAULT_GROUP), TYPE.endpoint, 'big') as {
+      endpoints: { lb_endpoints: { load_balancing_weight: { value: number } }[] }[];
+    };
+    const ws = cla.endpoints[0]?.lb_endpoints.map((e) => e.load_balancing_weight.value) ?? [];
+    expect(ws.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(0xffff_ffff);
+    expect(ws[2]).toBe(1);
+    expect((ws[0] ?? 0) / (ws[1] ?? 1)).toBeCloseTo(2, 5);
+  });
+
+  it('emits listeners with an HTTP connection manager over RDS, and api_listeners for proxyless gRPC', () => {
+    const l = decode(all, TYPE.listener, 'ingress') as { address: unknown; filter_chains: { filters: { name: string; typed_config: unknown }[] }[] };
+    expect(l.address).toEqual({ socket_address: { address: '0.0.0.0', port_value: 10000 } });
+    const hcm = decodeAny(l.filter_chains[0]?.filters[0]?.typed_config);
+    expect(hcm).toMatchObject({
+      stat_prefix: 'ingress',
+      rds: { route_config_name: 'ingress', config_source: { ads: {}, resource_api_version: 'V3' } },
+      http_filters: [{ name: 'envoy.filters.http.router' }],
+    });
+    const api = decode(all, TYPE.listener, 'greeter') as { api_listener: { api_listener: unknown } };
+    expect(decodeAny(api.api_listener.api_listener)).toMatchObject({ rds: { route_config_name: 'greeter' } });
+  });
+
+  it('builds one virtual host per domain, keeping route order and hash policies', () => {
+    expect(decode(all, TYPE.route, 'ingress')).toEqual({
+      name: 'ingress',
+      virtual_hosts: [
+        {
+          name: 'any', domains: ['*'],
+          routes: [
+            { match: { prefix: '/s' }, route: { cluster: 'rh', hash_policy: [{ header: { header_name: 'x-user' } }] } },
+            { match: { prefix: '/' }, route: { cluster: 'rr' } },
+          ],
+        },
+        {
+          name: 'vh1-api.example.com', domains: ['api.example.com'],
+          routes: [{ match: { prefix: '/' }, route: { cluster: 'lr', timeout: { seconds: 2, nanos: 500_000_000 }, hash_policy: [{ cookie: { name: 'sid', ttl: { seconds: 30 } } }] } }],
+        },
+      ],
+    });
+  });
+
+  it('gives a node group only its listeners and the clusters they use', () => {
+    const edge = groups.get('edge');
+    expect([...(edge?.get(TYPE.listener)?.keys() ?? [])]).toEqual(['greeter']);
+    expect([...(edge?.get(TYPE.route)?.keys() ?? [])]).toEqual(['greeter']);
+    expect([...(edge?.get(TYPE.cluster)?.keys() ?? [])].sort()).toEqual(['mg', 'rr']);
+    expect([...(edge?.get(TYPE.endpoint)?.keys() ?? [])].sort()).toEqual(['mg', 'rr']);
+    // The same encoded object is shared, not re-encoded per group.
+    expect(edge?.get(TYPE.cluster)?.get('rr')).toBe(all?.get(TYPE.cluster)?.get('rr'));
+  });
+
+  it('is deterministic: same catalog, same bytes and hashes', () => {
+    const again = translate(catalog).get(DEFAULT_GROUP);
+    for (const type of [TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route]) {
+      for (const [name, r] of all?.get(type) ?? []) expect(again?.get(type)?.get(name)?.hash).toBe(r.hash);
+    }
+  });
+});
