@@ -67,6 +67,8 @@ function fitWeights(weights: number[]): number[] {
   return weights.map((w) => Math.max(1, Math.floor(w * scale)));
 }
 
+const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
+
 export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<string, number>): Record<string, unknown> {
   const groups = new Map<string, LocalityGroup>();
   for (const e of c.endpoints) {
@@ -80,10 +82,27 @@ export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<strin
     g.endpoints.push({ endpoint: e, weight: Math.max(1, Math.round(w)) });
   }
   const ordered = [...groups.values()].sort((a, b) => a.priority - b.priority);
+  // Priorities must be consecutive from 0 (gRPC NACKs a gap); renumbering keeps their order, which is all they mean.
+  const distinct = [...new Set(ordered.map((g) => g.priority))];
+  const rank = new Map(distinct.map((p, i) => [p, i]));
+  const endpointWeights = ordered.map((g) => fitWeights(g.endpoints.map((x) => x.weight)));
+  // Proxyless gRPC (gRFC A27) drops a locality without load_balancing_weight; Envoy ignores the field
+  // (no locality_weighted_lb_config is emitted). gRPC picks a locality by it and round-robins inside, so
+  // the locality's endpoint-weight sum mimics Envoy's host-weighted split. Ring hash multiplies locality
+  // and endpoint weights, so there every locality gets 1 and the ring follows endpoint weights alone.
+  const localityWeights = ordered.map(() => 1);
+  if (c.lbPolicy !== 'RING_HASH') {
+    for (const priority of distinct) {
+      const at = ordered.flatMap((g, i) => (g.priority === priority ? [i] : []));
+      const fitted = fitWeights(at.map((i) => sum(endpointWeights[i] ?? [])));
+      at.forEach((i, k) => (localityWeights[i] = fitted[k] ?? 1));
+    }
+  }
   return {
     cluster_name: c.name,
-    endpoints: ordered.map((g) => {
-      const weights = fitWeights(g.endpoints.map((x) => x.weight));
+    endpoints: ordered.map((g, gi) => {
+      const weights = endpointWeights[gi] ?? [];
+      const priority = rank.get(g.priority) ?? 0;
       // protobufjs writes explicitly-set proto3 defaults; leave them out so bytes stay canonical.
       return {
         locality: {
@@ -91,7 +110,8 @@ export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<strin
           ...(g.locality.zone ? { zone: g.locality.zone } : {}),
           ...(g.locality.subZone ? { sub_zone: g.locality.subZone } : {}),
         },
-        ...(g.priority > 0 ? { priority: g.priority } : {}),
+        ...(priority > 0 ? { priority } : {}),
+        load_balancing_weight: { value: localityWeights[gi] },
         lb_endpoints: g.endpoints.map(({ endpoint }, i) => ({
           endpoint: { address: { socket_address: { address: endpoint.address, port_value: endpoint.port } } },
           health_status: endpoint.health,

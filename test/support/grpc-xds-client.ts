@@ -74,7 +74,8 @@ if (process.env.GRPC_XDS_BOOTSTRAP === undefined && process.env.GRPC_XDS_BOOTSTR
     xds_servers: [
       { server_uri: `127.0.0.1:${values['xds-port']}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] },
     ],
-    node: { id: values['node-id'], cluster: values['node-cluster'] },
+    // grpc-js-xds 1.14 rejects a bootstrap whose node has no `locality` ("locality field missing in node element").
+    node: { id: values['node-id'], cluster: values['node-cluster'], locality: {} },
   });
 }
 

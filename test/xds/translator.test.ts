@@ -74,16 +74,33 @@ describe('translator', () => {
       endpoints: [
         {
           locality: { region: 'eu', zone: 'a' },
+          load_balancing_weight: { value: 3 },
           lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: 1 } } }, health_status: 'HEALTHY', load_balancing_weight: { value: 3 } }],
         },
         {
           locality: { region: 'us', zone: 'b', sub_zone: 'x' },
           priority: 1,
+          load_balancing_weight: { value: 1 },
           lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: 2 } } }, health_status: 'DRAINING', load_balancing_weight: { value: 1 } }],
         },
       ],
     });
     expect(decode(all, TYPE.endpoint, 'lr')).toEqual({ cluster_name: 'lr' });
+  });
+
+  it('renumbers priorities consecutively and weights localities for proxyless gRPC', () => {
+    const gappy: Catalog = {
+      clusters: [
+        { name: 'p', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, endpoints: [endpoint(1, { priority: 5, weight: 2 }), endpoint(2, { priority: 2, weight: 7 })] },
+        { name: 'h', lbPolicy: 'RING_HASH', ringHash: { virtualNodesPerHost: 10, hashFunction: 'XX_HASH' }, connectTimeoutMs: 1000, http2: false, endpoints: [endpoint(1, { weight: 5 })] },
+      ],
+      listeners: [], nodeGroups: [],
+    };
+    const set = translate(gappy).get(DEFAULT_GROUP);
+    const p = decode(set, TYPE.endpoint, 'p') as { endpoints: { priority?: number; load_balancing_weight: { value: number } }[] };
+    expect(p.endpoints.map((l) => [l.priority ?? 0, l.load_balancing_weight.value])).toEqual([[0, 7], [1, 2]]);
+    const h = decode(set, TYPE.endpoint, 'h') as { endpoints: { load_balancing_weight: { value: number } }[] };
+    expect(h.endpoints[0]?.load_balancing_weight.value).toBe(1);
   });
 
   it('applies adaptive weight overrides and keeps every locality sum within uint32', () => {

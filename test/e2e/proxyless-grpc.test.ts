@@ -1,0 +1,297 @@
+/**
+ * Proxyless gRPC end to end: the real gRPC xDS client (@grpc/grpc-js-xds, in a child process)
+ * dials `xds:///<listener>` and resolves through fulcrum's LDS (api_listener) → RDS → CDS → EDS
+ * to local gRPC servers, with ROUND_ROBIN and RING_HASH, and follows a live config edit.
+ *
+ * Set FULCRUM_E2E_GRPC_TRACE=1 to print the client's xDS trace (GRPC_TRACE=xds_client,xds_resolver)
+ * even when the tests pass; it is printed on failure regardless.
+ */
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, test, type TestContext } from 'vitest';
+import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { parseConfig } from '../../src/sources/config-file.js';
+import { TYPE, type XdsTypeUrl } from '../../src/xds/envoy-api.js';
+import { describeProxy, syncState, type ProxyRecord } from '../../src/xds/proxy-status.js';
+import { loadAssignmentResource } from '../../src/xds/translate-clusters.js';
+import { startGrpcServers, type GrpcTestServer, type GrpcTestServers } from '../support/grpc-whoami.js';
+import { startXdsClient, tally, type CallResult, type XdsClientHandle } from '../support/grpc-xds.js';
+import { waitFor } from '../support/wait.js';
+
+const GREETER = 'xds:///greeter';
+const SESSIONS = 'xds:///sessions';
+const NODE_ID = `proxyless-e2e-${process.pid}`;
+const TYPES: Record<'LDS' | 'RDS' | 'CDS' | 'EDS', XdsTypeUrl> = {
+  LDS: TYPE.listener,
+  RDS: TYPE.route,
+  CDS: TYPE.cluster,
+  EDS: TYPE.endpoint,
+};
+
+function configYaml(rr: readonly GrpcTestServer[], rh: readonly GrpcTestServer[]): string {
+  const endpoints = (list: readonly GrpcTestServer[]) =>
+    list.map((s) => `      - { address: ${s.host}, port: ${s.port} }`).join('\n');
+  return `# written by test/e2e/proxyless-grpc.test.ts
+server:
+  xds: { debounceQuietMs: 20, debounceMaxMs: 200 }
+clusters:
+  - name: greeter-backends
+    lbPolicy: ROUND_ROBIN
+    http2: true
+    endpoints:
+${endpoints(rr)}
+  - name: sessions-backends
+    lbPolicy: RING_HASH
+    ringHash: { virtualNodesPerHost: 160 }
+    http2: true
+    endpoints:
+${endpoints(rh)}
+listeners:
+  - name: greeter
+    apiListener: true
+    routes:
+      - { prefix: /, cluster: greeter-backends }
+  - name: sessions
+    apiListener: true
+    routes:
+      - { prefix: /, cluster: sessions-backends, hashPolicy: { header: x-user } }
+`;
+}
+
+let dir: string;
+let configPath: string;
+let rr: GrpcTestServers;
+let rh: GrpcTestServers;
+let fulcrum: Fulcrum;
+let client: XdsClientHandle;
+
+/** Write the config the way editors do (new file, then rename), so the watcher never reads half a file. */
+async function writeConfig(text: string): Promise<void> {
+  const tmp = `${configPath}.${Date.now()}.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, configPath);
+}
+
+function proxyRecord(): ProxyRecord | undefined {
+  return fulcrum.registry.list().find((r) => r.node.id === NODE_ID);
+}
+
+/** Per xDS type: sync state and the resource names last sent to the client. */
+function syncSummary(record: ProxyRecord | undefined): Record<string, { state: string; names: string[]; nack?: string }> {
+  const out: Record<string, { state: string; names: string[]; nack?: string }> = {};
+  if (!record) return out;
+  for (const [short, url] of Object.entries(TYPES)) {
+    const t = record.types.get(url);
+    out[short] = {
+      state: syncState(t),
+      names: [...(t?.sentResources.keys() ?? [])].sort(),
+      ...(t?.lastNack ? { nack: t.lastNack.message } : {}),
+    };
+  }
+  return out;
+}
+
+/** All four types SYNCED (sent and ACKed), each including the expected resource names. */
+function syncedWith(record: ProxyRecord | undefined, expected: Record<keyof typeof TYPES, string[]>): boolean {
+  const summary = syncSummary(record);
+  return Object.entries(expected).every(([short, names]) => {
+    const s = summary[short];
+    return s !== undefined && s.state === 'SYNCED' && names.every((n) => s.names.includes(n));
+  });
+}
+
+const servedBy = (results: readonly CallResult[]): Set<string> =>
+  new Set(results.flatMap((r) => (r.server !== undefined ? [r.server] : [])));
+const failures = (results: readonly CallResult[]): CallResult[] => results.filter((r) => r.server === undefined);
+
+/** On failure, show what the client and the registry saw: that is where a NACK or a resolution error shows up. */
+function diagnoseOnFailure(ctx: TestContext): void {
+  ctx.onTestFailed(() => {
+    const record = proxyRecord();
+    const status = record ? describeProxy(record) : fulcrum.registry.list().map(describeProxy);
+    console.error(
+      [
+        `--- proxy status (registry): ${JSON.stringify(status, null, 2)}`,
+        `--- grpc-xds-client trace (summary, tail):`,
+        client.traceSummary(20_000),
+      ].join('\n'),
+    );
+  });
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'fulcrum-proxyless-'));
+  configPath = path.join(dir, 'fulcrum.yaml');
+  rr = await startGrpcServers(3, 'rr');
+  rh = await startGrpcServers(3, 'rh');
+  await writeConfig(configYaml(rr.list, rh.list));
+  fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }) });
+  client = await startXdsClient({
+    xdsPort: fulcrum.xdsPort,
+    nodeId: NODE_ID,
+    trace: 'xds_client,xds_resolver,cds_balancer,priority',
+  });
+}, 60_000);
+
+afterAll(async () => {
+  if (process.env.FULCRUM_E2E_GRPC_TRACE && client) console.error(client.stderr());
+  await client?.stop();
+  await fulcrum?.stop();
+  await rr?.close();
+  await rh?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
+  test('preflight: every EDS locality carries a load_balancing_weight (gRPC drops localities without one)', async () => {
+    // grpc-js-xds (gRFC A27) skips a LocalityLbEndpoints whose load_balancing_weight is unset, so
+    // without it every call fails with "priority policy has empty priority list" although
+    // LDS/RDS/CDS/EDS are all ACKed. Checked here first so the cause is named, not just the symptom.
+    const { catalog } = parseConfig(configYaml(rr.list, rh.list), 'proxyless.yaml');
+    for (const cluster of catalog.clusters) {
+      const cla = loadAssignmentResource(cluster) as { endpoints: { load_balancing_weight?: { value?: number } }[] };
+      for (const locality of cla.endpoints) {
+        const weight = locality.load_balancing_weight?.value;
+        expect(weight, `cluster ${cluster.name}: locality load_balancing_weight`).toBeGreaterThanOrEqual(1);
+      }
+    }
+  });
+
+  test('ROUND_ROBIN: calls spread over all three servers; LDS/RDS/CDS/EDS all ACKed', async (ctx) => {
+    diagnoseOnFailure(ctx);
+    // The channel starts IDLE and round_robin only picks READY subchannels, so the first calls may all
+    // land on whichever server connected first: wait until a small batch reaches every server.
+    await waitFor(
+      async ({ note }) => {
+        const results = await client.call(GREETER, { count: 9 });
+        note(tally(results));
+        return servedBy(results).size === 3 && failures(results).length === 0;
+      },
+      { what: 'round-robin calls to reach all three servers', timeoutMs: 45_000, intervalMs: 200 },
+    );
+
+    const results = await client.call(GREETER, { count: 60 });
+    const counts = tally(results);
+    expect(failures(results), JSON.stringify(counts)).toEqual([]);
+    expect(Object.keys(counts).sort()).toEqual(['rr-0', 'rr-1', 'rr-2']);
+    for (const s of rr.list) {
+      expect(counts[s.id] ?? 0, `${s.id} share of 60: ${JSON.stringify(counts)}`).toBeGreaterThanOrEqual(12);
+    }
+    // The servers agree with the client about who answered.
+    expect(rr.list.reduce((n, s) => n + s.count, 0)).toBeGreaterThanOrEqual(60);
+
+    // The client is a registered proxy with every type sent and ACKed (SYNCED), no NACK.
+    const record = await waitFor(
+      ({ note }) => {
+        const r = proxyRecord();
+        note(syncSummary(r));
+        const expected = { LDS: ['greeter'], RDS: ['greeter'], CDS: ['greeter-backends'], EDS: ['greeter-backends'] };
+        return syncedWith(r, expected) && r;
+      },
+      { what: 'the proxyless client to be SYNCED on LDS/RDS/CDS/EDS', timeoutMs: 15_000 },
+    );
+    const view = describeProxy(record) as {
+      nodeCluster: string;
+      userAgent: string;
+      protocol: string;
+      types: Record<string, { state: string; lastNack?: unknown }>;
+    };
+    expect(view.nodeCluster).toBe('proxyless');
+    expect(view.userAgent).toMatch(/gRPC Node/);
+    expect(view.protocol).toBe('sotw');
+    for (const short of Object.keys(TYPES)) {
+      expect(view.types[short]?.state, short).toBe('SYNCED');
+      expect(view.types[short]?.lastNack, short).toBeUndefined();
+    }
+  }, 60_000);
+
+  test('RING_HASH on x-user: one server per user, users spread over several servers', async (ctx) => {
+    diagnoseOnFailure(ctx);
+    const users = Array.from({ length: 20 }, (_, i) => `user-${i}`);
+    const byUser = (results: readonly CallResult[], perCall: readonly Record<string, string>[]) => {
+      const map = new Map<string, Set<string>>();
+      results.forEach((r, i) => {
+        const user = perCall[i]?.['x-user'] ?? '?';
+        const set = map.get(user) ?? new Set<string>();
+        set.add(r.server ?? `error ${r.code}: ${r.error}`);
+        map.set(user, set);
+      });
+      return map;
+    };
+
+    // First pass (also the warm-up: ring_hash connects a server's subchannel on first pick and queues the call).
+    const first = await waitFor(
+      async ({ note }) => {
+        const perCall = users.map((u) => ({ 'x-user': u }));
+        const results = await client.call(SESSIONS, { perCall });
+        note(tally(results));
+        return failures(results).length === 0 && byUser(results, perCall);
+      },
+      { what: 'ring-hash calls to succeed for every user', timeoutMs: 45_000, intervalMs: 200 },
+    );
+    const home = new Map([...first].map(([u, s]) => [u, [...s][0] ?? '?']));
+
+    // Then every user five more times, interleaved and concurrent: always the same server.
+    const perCall = Array.from({ length: 5 }, () => users.map((u) => ({ 'x-user': u }))).flat();
+    const results = await client.call(SESSIONS, { perCall, concurrency: 4 });
+    expect(failures(results)).toEqual([]);
+    for (const r of results) expect(r.seen?.['x-user']).toMatch(/^user-\d+$/);
+    const again = byUser(results, perCall);
+    for (const u of users) expect([...(again.get(u) ?? [])], `servers for ${u}`).toEqual([home.get(u)]);
+
+    const distinct = new Set(home.values());
+    expect(distinct.size, `servers used by 20 users: ${JSON.stringify(Object.fromEntries(home))}`).toBeGreaterThan(1);
+    for (const s of distinct) expect(rh.list.map((x) => x.id)).toContain(s);
+
+    await waitFor(
+      ({ note }) => {
+        const r = proxyRecord();
+        note(syncSummary(r));
+        return syncedWith(r, {
+          LDS: ['greeter', 'sessions'],
+          RDS: ['greeter', 'sessions'],
+          CDS: ['greeter-backends', 'sessions-backends'],
+          EDS: ['greeter-backends', 'sessions-backends'],
+        });
+      },
+      { what: 'both targets SYNCED on LDS/RDS/CDS/EDS', timeoutMs: 15_000 },
+    );
+  }, 60_000);
+
+  test('live update: an endpoint removed from the config file stops receiving calls', async (ctx) => {
+    diagnoseOnFailure(ctx);
+    const [kept0, kept1, removed] = rr.list;
+    if (!kept0 || !kept1 || !removed) throw new Error('need three round-robin servers');
+    const edsBefore = proxyRecord()?.types.get(TYPE.endpoint)?.ackedVersion;
+
+    await writeConfig(configYaml([kept0, kept1], rh.list));
+
+    // The new EDS version is sent and ACKed, and the channel stops picking the removed server.
+    await waitFor(
+      async ({ note }) => {
+        const eds = proxyRecord()?.types.get(TYPE.endpoint);
+        const results = await client.call(GREETER, { count: 6 });
+        note({ eds: syncState(eds), ackedVersion: eds?.ackedVersion, edsBefore, calls: tally(results) });
+        return (
+          eds !== undefined &&
+          syncState(eds) === 'SYNCED' &&
+          eds.ackedVersion !== edsBefore &&
+          failures(results).length === 0 &&
+          !servedBy(results).has(removed.id)
+        );
+      },
+      { what: `calls to stop reaching ${removed.id} after its endpoint is removed`, timeoutMs: 30_000, intervalMs: 100 },
+    );
+
+    const removedBefore = removed.count;
+    const results = await client.call(GREETER, { count: 40 });
+    const counts = tally(results);
+    expect(failures(results), JSON.stringify(counts)).toEqual([]);
+    expect(counts[removed.id], JSON.stringify(counts)).toBeUndefined();
+    expect(removed.count).toBe(removedBefore);
+    expect(counts[kept0.id] ?? 0, JSON.stringify(counts)).toBeGreaterThanOrEqual(10);
+    expect(counts[kept1.id] ?? 0, JSON.stringify(counts)).toBeGreaterThanOrEqual(10);
+  }, 60_000);
+});
