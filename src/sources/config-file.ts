@@ -15,8 +15,15 @@ export interface XdsServerSettings {
   readonly debounceMaxMs: number;
 }
 
+export interface AdminServerSettings {
+  readonly address: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+}
+
 export interface ServerSettings {
   readonly xds: XdsServerSettings;
+  readonly admin: AdminServerSettings;
   readonly logLevel: string;
 }
 
@@ -51,6 +58,8 @@ export const DEFAULT_XDS: XdsServerSettings = {
   debounceQuietMs: 100,
   debounceMaxMs: 1_000,
 };
+
+export const DEFAULT_ADMIN: AdminServerSettings = { address: '127.0.0.1', port: 8080 };
 
 const MAX_PROBLEMS = 50;
 
@@ -137,6 +146,8 @@ function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
   });
 
   (cfg.nodeGroups ?? []).forEach((g, i) => {
+    // '*' names the default view every other proxy gets; a group may not replace it.
+    if (g.nodeCluster === '*') problems.push({ path: `/nodeGroups/${i}/nodeCluster`, message: '"*" is reserved for the default view' });
     (g.listeners ?? []).forEach((n, j) => {
       if (!listenerNames.has(n)) problems.push({ path: `/nodeGroups/${i}/listeners/${j}`, message: `unknown listener "${n}"` });
     });
@@ -219,6 +230,10 @@ function toServer(cfg: ConfigFile): ServerSettings {
       maxResourceNames: x.maxResourceNames ?? DEFAULT_XDS.maxResourceNames,
       debounceQuietMs: x.debounceQuietMs ?? DEFAULT_XDS.debounceQuietMs,
       debounceMaxMs: x.debounceMaxMs ?? DEFAULT_XDS.debounceMaxMs,
+    },
+    admin: {
+      address: cfg.server?.admin?.address ?? DEFAULT_ADMIN.address,
+      port: cfg.server?.admin?.port ?? DEFAULT_ADMIN.port,
     },
     logLevel: cfg.server?.logLevel ?? 'info',
   };

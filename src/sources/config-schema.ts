@@ -122,6 +122,16 @@ const ServerSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    // The admin HTTP API (health, readiness, metrics, proxy status). No auth yet: keep it on loopback or a private interface.
+    admin: Type.Optional(
+      Type.Object(
+        {
+          address: Type.Optional(Address),
+          port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     logLevel: Type.Optional(literalUnion(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const)),
   },
   { additionalProperties: false },

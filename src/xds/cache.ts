@@ -11,18 +11,43 @@ export interface VersionedResource extends EncodedResource {
   readonly deltaBytes: Uint8Array;
 }
 
-/** What a SotW response carries before the per-stream nonce is appended. */
+/** What a SotW response carries before the per-stream nonce is appended. Shared by streams: read-only. */
 export interface SotwBody {
   readonly version: string;
   readonly bytes: Uint8Array;
   readonly names: readonly string[];
   readonly resources: readonly VersionedResource[];
+  /** name → version of what the body carries (for membership tests and proxy status). */
+  readonly versions: ReadonlyMap<string, string>;
 }
 
-const BODY_MEMO_LIMIT = 64;
+/** A stream's subscription in the form snapshots memoize on: computed once per subscription change. */
+export interface Subscription {
+  readonly all: boolean;
+  /** Sorted, de-duplicated names (ignored when `all`). */
+  readonly names: readonly string[];
+  readonly key: string;
+}
+
+export function subscription(type: XdsTypeUrl, all: boolean, names: Iterable<string>): Subscription {
+  const sorted = all ? [] : [...new Set(names)].sort();
+  return { all, names: sorted, key: all ? `${type}\n*` : `${type}\n${sorted.join('\n')}` };
+}
+
+const BODY_MEMO_LIMIT = 256;
+
+function remember<V>(memo: Map<string, V>, key: string, value: V): V {
+  if (memo.size >= BODY_MEMO_LIMIT) memo.clear();
+  memo.set(key, value);
+  return value;
+}
 
 export class Snapshot {
+  /** By the selected (existing) names, so different subscriptions that resolve alike share a body. */
   private readonly bodies = new Map<string, SotwBody>();
+  /** By subscription key: the common case (thousands of identical subscriptions) is one lookup. */
+  private readonly bySubscription = new Map<string, SotwBody>();
+  private readonly updates = new Map<string, SotwBody | null>();
 
   constructor(
     readonly group: string,
@@ -36,32 +61,56 @@ export class Snapshot {
   }
 
   /**
-   * The encoded SotW response body (version_info, resources, type_url) for a set of names, or for
-   * all resources of the type. Memoized: the thousands of proxies that ask for the same set share
-   * one buffer, and only the nonce is written per stream.
+   * The encoded SotW response body (version_info, resources, type_url) for a subscription.
+   * Memoized: the thousands of proxies that ask for the same set share one buffer, and only the
+   * nonce is written per stream.
    */
-  sotwBody(type: XdsTypeUrl, names: readonly string[] | 'all'): SotwBody {
+  sotwBody(type: XdsTypeUrl, sub: Subscription): SotwBody {
+    const hit = this.bySubscription.get(sub.key);
+    if (hit) return hit;
     const pool = this.resources(type);
-    const selected = names === 'all' ? [...pool.keys()].sort() : [...new Set(names)].filter((n) => pool.has(n)).sort();
+    const selected = sub.all ? [...pool.keys()].sort() : sub.names.filter((n) => pool.has(n));
     const key = `${type}\n${selected.join('\n')}`;
-    const memo = this.bodies.get(key);
-    if (memo) return memo;
-    const body = buildSotwBody(this.versionPrefix, type, selected.map((n) => pool.get(n) as VersionedResource));
-    if (this.bodies.size >= BODY_MEMO_LIMIT) this.bodies.clear();
-    this.bodies.set(key, body);
-    return body;
+    const body =
+      this.bodies.get(key) ??
+      remember(this.bodies, key, buildSotwBody(this.versionPrefix, type, selected.map((n) => pool.get(n) as VersionedResource)));
+    return remember(this.bySubscription, sub.key, body);
   }
+
+  /**
+   * For EDS and RDS, whose SotW responses are incremental (absence is not deletion): the response
+   * taking a client from `prev` to `next` carries only the resources whose version changed, under
+   * `next`'s version_info. One weight change then costs each stream one ClusterLoadAssignment,
+   * not all of them. Memoized per pair; undefined when nothing changed.
+   */
+  sotwUpdate(type: XdsTypeUrl, prev: SotwBody, next: SotwBody): SotwBody | undefined {
+    const key = `${type}\n${prev.version}\n${next.version}`;
+    const memo = this.updates.get(key);
+    if (memo !== undefined) return memo ?? undefined;
+    const changed = next.resources.filter((r) => prev.versions.get(r.name) !== r.version);
+    const update = changed.length > 0 ? encodeBody(next.version, type, changed) : null;
+    return remember(this.updates, key, update) ?? undefined;
+  }
+}
+
+function encodeBody(version: string, type: XdsTypeUrl, resources: readonly VersionedResource[]): SotwBody {
+  const w = protobuf.Writer.create().uint32(10).string(version);
+  for (const r of resources) w.uint32(18).bytes(r.anyBytes);
+  w.uint32(34).string(type);
+  return {
+    version,
+    bytes: w.finish(),
+    names: resources.map((r) => r.name),
+    resources,
+    versions: new Map(resources.map((r) => [r.name, r.version])),
+  };
 }
 
 /** Encodes version_info, resources and type_url; the version is a hash of the names and versions carried. */
 export function buildSotwBody(prefix: string, type: XdsTypeUrl, resources: readonly VersionedResource[]): SotwBody {
   const hash = createHash('sha256');
   for (const r of resources) hash.update(r.name).update('\0').update(r.version).update('\0');
-  const version = `${prefix}.${hash.digest('base64url').slice(0, 16)}`;
-  const w = protobuf.Writer.create().uint32(10).string(version);
-  for (const r of resources) w.uint32(18).bytes(r.anyBytes);
-  w.uint32(34).string(type);
-  return { version, bytes: w.finish(), names: resources.map((r) => r.name), resources };
+  return encodeBody(`${prefix}.${hash.digest('base64url').slice(0, 16)}`, type, resources);
 }
 
 export type CacheListener = (changedGroups: ReadonlySet<string>) => void;

@@ -83,10 +83,9 @@ export class DeltaStream {
     }
     const type = checkTypeUrl(req.type_url, this.fixedType);
     const initial = Object.entries(req.initial_resource_versions);
-    checkNameCount(
-      req.resource_names_subscribe.length + req.resource_names_unsubscribe.length + initial.length,
-      this.deps.maxResourceNames,
-    );
+    checkNameCount(req.resource_names_subscribe.length + req.resource_names_unsubscribe.length, this.deps.maxResourceNames);
+    // A wildcard client legitimately reports every resource it holds when it reconnects.
+    checkNameCount(initial.length, this.deps.maxResourceNames + this.snapshot().resources(type).size);
     const st = this.state(type);
     const first = !st.requested;
     st.requested = true;
@@ -127,6 +126,8 @@ export class DeltaStream {
       st.names.delete(name);
       st.known.delete(name);
     }
+    // The limit bounds what a stream may hold, not only what one request may name.
+    checkNameCount(st.names.size, this.deps.maxResourceNames);
     // A wildcard client's first request is answered even if there is nothing to send.
     this.respond(type, this.snapshot(), 'all', first && st.wildcard);
     if (type === TYPE.cluster) this.respond(TYPE.endpoint, this.snapshot(), 'all', false);
@@ -167,12 +168,12 @@ export class DeltaStream {
 
     const nonce = (++this.nonceSeq).toString(36);
     const systemVersion = `${this.deps.cache.versionPrefix}.${snapshot.seq}`;
-    this.io.send(encodeDeltaResponse({ systemVersion, typeUrl: type, nonce, resources, removed, controlPlane: this.deps.controlPlaneId }));
+    this.io.send([encodeDeltaResponse({ systemVersion, typeUrl: type, nonce, resources, removed, controlPlane: this.deps.controlPlaneId })]);
     for (const [name, version] of sent) st.known.set(name, version);
     for (const name of removed) st.known.delete(name);
     st.inflight.set(nonce, { version: systemVersion });
     if (st.inflight.size > MAX_INFLIGHT) st.inflight.delete(st.inflight.keys().next().value as string);
-    this.deps.registry.sent(this.record, type, systemVersion, nonce, sent, false);
+    this.deps.registry.sent(this.record, type, systemVersion, nonce, new Map(sent), 'merge');
     if (removed.length > 0) this.deps.registry.removed(this.record, type, removed);
 
     // Warming: an updated cluster is re-created by Envoy and waits for its endpoints again.

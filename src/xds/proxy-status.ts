@@ -25,8 +25,8 @@ export interface TypeStatus {
   sentVersion?: string;
   sentNonce?: string;
   sentAt?: number;
-  /** name → version of the resources in the last response. */
-  sentResources: Map<string, string>;
+  /** name → version of what the client was last sent (may be shared with the cache: never mutated). */
+  sentResources: ReadonlyMap<string, string>;
   ackedVersion?: string;
   ackedNonce?: string;
   ackedAt?: number;
@@ -52,6 +52,8 @@ export function syncState(t: TypeStatus | undefined): SyncState {
 }
 
 export interface StatusEvents {
+  /** A response was sent on the stream (a push). */
+  onSent?(record: ProxyRecord, type: XdsTypeUrl): void;
   onNack?(record: ProxyRecord, type: XdsTypeUrl, nack: NackInfo): void;
   onAck?(record: ProxyRecord, type: XdsTypeUrl, sentAt: number | undefined, at: number): void;
 }
@@ -91,19 +93,25 @@ export class ProxyRegistry {
     return t;
   }
 
-  sent(record: ProxyRecord, type: XdsTypeUrl, version: string, nonce: string, resources: Iterable<[string, string]>, replace: boolean): void {
+  /**
+   * `state` replaces what the client holds (SotW: the full state after this response, shared by
+   * reference); `merge` adds to it (Delta).
+   */
+  sent(record: ProxyRecord, type: XdsTypeUrl, version: string, nonce: string, resources: ReadonlyMap<string, string>, mode: 'state' | 'merge'): void {
     const t = this.type(record, type);
     t.sentVersion = version;
     t.sentNonce = nonce;
     t.sentAt = this.clock();
     t.responses++;
-    if (replace) t.sentResources = new Map(resources);
-    else for (const [n, v] of resources) t.sentResources.set(n, v);
+    t.sentResources = mode === 'state' ? resources : new Map([...t.sentResources, ...resources]);
+    this.events.onSent?.(record, type);
   }
 
   removed(record: ProxyRecord, type: XdsTypeUrl, names: Iterable<string>): void {
     const t = this.type(record, type);
-    for (const n of names) t.sentResources.delete(n);
+    const next = new Map(t.sentResources);
+    for (const n of names) next.delete(n);
+    t.sentResources = next;
   }
 
   acked(record: ProxyRecord, type: XdsTypeUrl, nonce: string, version: string): void {

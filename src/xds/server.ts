@@ -1,12 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { XdsCache } from './cache.js';
+import { subscription, type XdsCache } from './cache.js';
 import { csdsHandlers, CSDS_DEFINITION } from './csds.js';
 import { DeltaStream } from './delta-stream.js';
 import type { ProxyRegistry } from './proxy-status.js';
-import { DISCOVERY_SERVICES, type DiscoveryServiceShape } from './services.js';
+import { DISCOVERY_SERVICES, type DiscoveryServiceShape, type ResponseParts } from './services.js';
 import { SotwStream } from './sotw-stream.js';
-import { checkTypeUrl, StreamError, WILDCARD_TYPES, type StreamDeps, type StreamIo } from './stream-common.js';
+import { checkNameCount, checkTypeUrl, StreamError, WILDCARD_TYPES, type StreamDeps, type StreamIo } from './stream-common.js';
 import { sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest } from './wire.js';
 
 export interface XdsServerOptions {
@@ -25,7 +25,7 @@ type AnyStream = SotwStream | DeltaStream;
 export class XdsServer {
   private readonly server: grpc.Server;
   private readonly streams = new Set<AnyStream>();
-  private readonly calls = new Set<grpc.ServerDuplexStream<unknown, Uint8Array>>();
+  private readonly calls = new Set<grpc.ServerDuplexStream<unknown, ResponseParts>>();
   private readonly deps: StreamDeps;
   private unsubscribe: (() => void) | undefined;
   private boundPort = 0;
@@ -86,23 +86,23 @@ export class XdsServer {
 
   private handlers(svc: DiscoveryServiceShape): grpc.UntypedServiceImplementation {
     const impl: grpc.UntypedServiceImplementation = {
-      [svc.sotw]: (call: grpc.ServerDuplexStream<DiscoveryRequest, Uint8Array>) =>
+      [svc.sotw]: (call: grpc.ServerDuplexStream<DiscoveryRequest, ResponseParts>) =>
         this.serve(call, new SotwStream(this.deps, this.io(call), svc.name, svc.type)),
-      [svc.delta]: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Uint8Array>) =>
+      [svc.delta]: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, ResponseParts>) =>
         this.serve(call, new DeltaStream(this.deps, this.io(call), svc.name, svc.type)),
     };
     if (svc.fetch) {
-      impl[svc.fetch] = (call: grpc.ServerUnaryCall<DiscoveryRequest, Uint8Array>, cb: grpc.sendUnaryData<Uint8Array>) =>
+      impl[svc.fetch] = (call: grpc.ServerUnaryCall<DiscoveryRequest, ResponseParts>, cb: grpc.sendUnaryData<ResponseParts>) =>
         this.fetch(svc, call.request, cb);
     }
     return impl;
   }
 
-  private io(call: grpc.ServerDuplexStream<unknown, Uint8Array>): StreamIo {
+  private io(call: grpc.ServerDuplexStream<unknown, ResponseParts>): StreamIo {
     return {
       peer: call.getPeer(),
-      send: (bytes) => {
-        call.write(bytes);
+      send: (parts) => {
+        call.write(parts);
       },
       fail: (code, message) => {
         call.emit('error', { code, details: message });
@@ -110,12 +110,12 @@ export class XdsServer {
     };
   }
 
-  private serve<Req>(call: grpc.ServerDuplexStream<Req, Uint8Array>, stream: { onRequest(r: Req): void; close(): void } & AnyStream): void {
+  private serve<Req>(call: grpc.ServerDuplexStream<Req, ResponseParts>, stream: { onRequest(r: Req): void; close(): void } & AnyStream): void {
     this.streams.add(stream);
-    this.calls.add(call as grpc.ServerDuplexStream<unknown, Uint8Array>);
+    this.calls.add(call as grpc.ServerDuplexStream<unknown, ResponseParts>);
     const done = () => {
       this.streams.delete(stream);
-      this.calls.delete(call as grpc.ServerDuplexStream<unknown, Uint8Array>);
+      this.calls.delete(call as grpc.ServerDuplexStream<unknown, ResponseParts>);
       stream.close();
     };
     call.on('data', (req: Req) => {
@@ -137,14 +137,14 @@ export class XdsServer {
     call.on('cancelled', done);
   }
 
-  private fetch(svc: DiscoveryServiceShape, req: DiscoveryRequest, cb: grpc.sendUnaryData<Uint8Array>): void {
+  private fetch(svc: DiscoveryServiceShape, req: DiscoveryRequest, cb: grpc.sendUnaryData<ResponseParts>): void {
     try {
       const type = checkTypeUrl(req.type_url, svc.type);
+      checkNameCount(req.resource_names.length, this.deps.maxResourceNames);
       const names = req.resource_names.filter((n) => n !== '*');
       const all = req.resource_names.includes('*') || (names.length === 0 && WILDCARD_TYPES.has(type));
-      const body = this.deps.cache.snapshotFor(req.node?.cluster ?? '').sotwBody(type, all ? 'all' : names);
-      const tail = sotwTail('', this.options.controlPlaneId);
-      cb(null, Buffer.concat([body.bytes, tail]));
+      const body = this.deps.cache.snapshotFor(req.node?.cluster ?? '').sotwBody(type, subscription(type, all, names));
+      cb(null, [body.bytes, sotwTail('', this.options.controlPlaneId)]);
     } catch (err) {
       if (err instanceof StreamError) cb({ code: err.code, details: err.message });
       else cb({ code: grpc.status.INTERNAL, details: 'internal error' });

@@ -7,24 +7,28 @@ import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, type DeltaDiscover
  * passed as pre-encoded bytes (the encode-once cache) instead of being re-serialized per stream.
  */
 
-const identity = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+/** A response is handed over as parts (shared body + per-stream tail) and joined exactly once, here. */
+export type ResponseParts = readonly Uint8Array[];
+const join = (parts: ResponseParts): Buffer =>
+  parts.length === 1 && parts[0] ? Buffer.from(parts[0].buffer, parts[0].byteOffset, parts[0].byteLength) : Buffer.concat(parts);
+const asParts = (b: Buffer): ResponseParts => [b];
 const unsupported = (): never => {
   throw new Error('client-side serialization is not used');
 };
 
-function bidi<Req>(path: string, decode: (b: Buffer) => Req): grpc.MethodDefinition<Req, Uint8Array> {
+function bidi<Req>(path: string, decode: (b: Buffer) => Req): grpc.MethodDefinition<Req, ResponseParts> {
   return {
     path,
     requestStream: true,
     responseStream: true,
     requestSerialize: unsupported,
     requestDeserialize: decode,
-    responseSerialize: identity,
-    responseDeserialize: identity,
+    responseSerialize: join,
+    responseDeserialize: asParts,
   };
 }
 
-function unary<Req>(path: string, decode: (b: Buffer) => Req): grpc.MethodDefinition<Req, Uint8Array> {
+function unary<Req>(path: string, decode: (b: Buffer) => Req): grpc.MethodDefinition<Req, ResponseParts> {
   return { ...bidi(path, decode), requestStream: false, responseStream: false };
 }
 

@@ -1,4 +1,4 @@
-import { buildSotwBody, type SotwBody, type Snapshot, type VersionedResource } from './cache.js';
+import { buildSotwBody, subscription, type SotwBody, type Snapshot, type Subscription, type VersionedResource } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
 import {
@@ -12,6 +12,8 @@ interface TypeState {
   /** The first request was empty on LDS/CDS: wildcard until the client names something. */
   legacyWildcard: boolean;
   names: Set<string>;
+  /** The same subscription, sorted and keyed for the snapshot's memo; rebuilt only when it changes. */
+  sub: Subscription;
   requested: boolean;
   nonce?: string;
   /** What the client was last sent: absence from a later LDS/CDS response means deletion. */
@@ -58,8 +60,14 @@ export class SotwStream {
   onCacheChange(): void {
     if (this.closed || !this.record) return;
     const snapshot = this.snapshot();
-    for (const type of PUSH_ORDER) this.respond(type, snapshot, 'keep-removed');
-    for (const type of [...PUSH_ORDER].reverse()) this.respond(type, snapshot, 'final');
+    // Additions and updates go out CDS → EDS → LDS → RDS; a CDS/LDS response that would drop
+    // something first keeps it, and the dropping response follows once routes moved away.
+    const deferred: XdsTypeUrl[] = [];
+    for (const type of PUSH_ORDER) {
+      if (this.respond(type, snapshot, 'keep-removed')) deferred.unshift(type);
+      else this.respond(type, snapshot, 'final');
+    }
+    for (const type of deferred) this.respond(type, snapshot, 'final');
   }
 
   close(): void {
@@ -111,6 +119,7 @@ export class SotwStream {
     // A name the client did not hold before must be answered even if nothing changed (resubscribe).
     let added = wildcard && !st.wildcard;
     for (const n of next) if (!st.names.has(n)) added = true;
+    if (added || wildcard !== st.wildcard || next.size !== st.names.size) st.sub = subscription(type, wildcard, next);
     st.wildcard = wildcard;
     st.names = next;
     if (added || first) st.force = true;
@@ -120,44 +129,54 @@ export class SotwStream {
   private state(type: XdsTypeUrl): TypeState {
     let st = this.types.get(type);
     if (!st) {
-      st = { wildcard: false, legacyWildcard: false, names: new Set(), requested: false, force: false };
+      st = { wildcard: false, legacyWildcard: false, names: new Set(), sub: subscription(type, false, []), requested: false, force: false };
       this.types.set(type, st);
     }
     return st;
   }
 
-  private respond(type: XdsTypeUrl, snapshot: Snapshot, phase: 'keep-removed' | 'final'): void {
+  /**
+   * Sends what the subscription now resolves to, if the client does not hold it yet. In the
+   * 'keep-removed' phase (CDS/LDS only) resources about to disappear are kept for one more
+   * response; returns true when that happened, so the caller sends the final state later.
+   */
+  private respond(type: XdsTypeUrl, snapshot: Snapshot, phase: 'keep-removed' | 'final'): boolean {
     const st = this.types.get(type);
-    if (!st?.requested || !this.record) return;
-    let body = snapshot.sotwBody(type, st.wildcard ? 'all' : [...st.names]);
+    if (!st?.requested || !this.record) return false;
     const fullState = WILDCARD_TYPES.has(type);
+    let body = snapshot.sotwBody(type, st.sub);
     if (phase === 'keep-removed') {
-      if (!fullState || !st.sent) return;
-      // Make-before-break: keep removed clusters/listeners until routes stop using them.
-      const keep = st.sent.resources.filter((r) => !body.names.includes(r.name));
-      if (keep.length === 0) return;
+      if (!fullState || !st.sent) return false;
+      const current = body.versions;
+      const keep = st.sent.resources.filter((r) => !current.has(r.name));
+      if (keep.length === 0) return false;
       const merged: VersionedResource[] = [...body.resources, ...keep].sort((a, b) => (a.name < b.name ? -1 : 1));
       body = buildSotwBody(this.deps.cache.versionPrefix, type, merged);
     }
     const unchanged = st.sent?.version === body.version;
-    if (unchanged && !st.force) return;
+    if (unchanged && !st.force) return phase === 'keep-removed';
     // EDS and RDS are answered only for names that exist: absence there is not deletion.
-    if (!fullState && body.names.length === 0) return;
-    this.send(type, st, body);
+    if (!fullState && body.names.length === 0) return false;
+    if (!fullState && !st.force && st.sent) {
+      // Incremental types: a push carries only what changed since the client's last response.
+      const update = snapshot.sotwUpdate(type, st.sent, body);
+      if (update) this.send(type, st, body, update);
+      else st.sent = body;
+      return false;
+    }
+    this.send(type, st, body, body);
+    return phase === 'keep-removed';
   }
 
-  private send(type: XdsTypeUrl, st: TypeState, body: SotwBody): void {
+  /** `state` is what the client holds afterwards; `wire` what this response carries (all of it, or the changes). */
+  private send(type: XdsTypeUrl, st: TypeState, state: SotwBody, wire: SotwBody): void {
     if (!this.record) return;
     const nonce = (++this.nonceSeq).toString(36);
-    const tail = sotwTail(nonce, this.deps.controlPlaneId);
-    const bytes = new Uint8Array(body.bytes.length + tail.length);
-    bytes.set(body.bytes, 0);
-    bytes.set(tail, body.bytes.length);
     st.nonce = nonce;
-    st.sent = body;
+    st.sent = state;
     st.force = false;
-    this.io.send(bytes);
-    this.deps.registry.sent(this.record, type, body.version, nonce, body.resources.map((r) => [r.name, r.version]), true);
+    this.io.send([wire.bytes, sotwTail(nonce, this.deps.controlPlaneId)]);
+    this.deps.registry.sent(this.record, type, state.version, nonce, state.versions, 'state');
     // Warming: Envoy re-creates an updated cluster (listener) and waits for its EDS (RDS) answer,
     // asking with the same names it already holds; that request must be answered.
     if (type === TYPE.cluster) this.markForce(TYPE.endpoint);

@@ -14,7 +14,8 @@ export interface StreamDeps {
 
 /** The gRPC side of one stream, as the state machines see it. */
 export interface StreamIo {
-  send(bytes: Uint8Array): void;
+  /** Writes one response, given as parts that are concatenated once, on serialization. */
+  send(parts: readonly Uint8Array[]): void;
   /** Ends the stream with a gRPC status code and a message for the client. */
   fail(code: number, message: string): void;
   readonly peer: string;

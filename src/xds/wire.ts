@@ -39,32 +39,38 @@ export interface DeltaDiscoveryRequest {
   readonly error_detail?: RpcStatus;
 }
 
-const TO_OBJECT: protobuf.IConversionOptions = { longs: String, enums: String, defaults: true, arrays: true, objects: true };
+/*
+ * Requests are read straight off the decoded protobufjs message (no toObject copy): ACKs arrive
+ * from every proxy on every push, so this is the server's hottest decode. Unset message fields
+ * are null, repeated ones [], maps {}, scalars their proto3 default.
+ */
+let requestType: protobuf.Type | undefined;
+let deltaRequestType: protobuf.Type | undefined;
 
 export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
-  const type = envoyType('envoy.service.discovery.v3.DiscoveryRequest');
-  const o = type.toObject(type.decode(buf), TO_OBJECT) as Record<string, unknown>;
+  requestType ??= envoyType('envoy.service.discovery.v3.DiscoveryRequest');
+  const m = requestType.decode(buf) as unknown as DiscoveryRequest & { node: RawNode | null; error_detail: RpcStatus | null };
   return {
-    version_info: o.version_info as string,
-    node: o.node as RawNode | undefined,
-    resource_names: o.resource_names as string[],
-    type_url: o.type_url as string,
-    response_nonce: o.response_nonce as string,
-    error_detail: o.error_detail as RpcStatus | undefined,
+    version_info: m.version_info,
+    node: m.node ?? undefined,
+    resource_names: m.resource_names,
+    type_url: m.type_url,
+    response_nonce: m.response_nonce,
+    error_detail: m.error_detail ?? undefined,
   };
 }
 
 export function decodeDeltaDiscoveryRequest(buf: Buffer): DeltaDiscoveryRequest {
-  const type = envoyType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
-  const o = type.toObject(type.decode(buf), TO_OBJECT) as Record<string, unknown>;
+  deltaRequestType ??= envoyType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+  const m = deltaRequestType.decode(buf) as unknown as DeltaDiscoveryRequest & { node: RawNode | null; error_detail: RpcStatus | null };
   return {
-    node: o.node as RawNode | undefined,
-    type_url: o.type_url as string,
-    resource_names_subscribe: o.resource_names_subscribe as string[],
-    resource_names_unsubscribe: o.resource_names_unsubscribe as string[],
-    initial_resource_versions: (o.initial_resource_versions ?? {}) as Record<string, string>,
-    response_nonce: o.response_nonce as string,
-    error_detail: o.error_detail as RpcStatus | undefined,
+    node: m.node ?? undefined,
+    type_url: m.type_url,
+    resource_names_subscribe: m.resource_names_subscribe,
+    resource_names_unsubscribe: m.resource_names_unsubscribe,
+    initial_resource_versions: m.initial_resource_versions,
+    response_nonce: m.response_nonce,
+    error_detail: m.error_detail ?? undefined,
   };
 }
 
@@ -100,13 +106,16 @@ export function structToJson(s: unknown): Record<string, unknown> {
   return out;
 }
 
+const own = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
+/** Reads the set member of google.protobuf.Value's `kind` oneof (prototype defaults are not values). */
 function valueToJson(v: unknown): unknown {
   const x = (v ?? {}) as Record<string, unknown>;
-  if ('struct_value' in x && x.struct_value) return structToJson(x.struct_value);
-  if ('list_value' in x && x.list_value) return ((x.list_value as { values?: unknown[] }).values ?? []).map(valueToJson);
-  if ('string_value' in x && x.string_value !== undefined) return x.string_value;
-  if ('number_value' in x && x.number_value !== undefined) return x.number_value;
-  if ('bool_value' in x && x.bool_value !== undefined) return x.bool_value;
+  if (own(x, 'struct_value') && x.struct_value) return structToJson(x.struct_value);
+  if (own(x, 'list_value') && x.list_value) return ((x.list_value as { values?: unknown[] }).values ?? []).map(valueToJson);
+  if (own(x, 'string_value')) return x.string_value;
+  if (own(x, 'number_value')) return x.number_value;
+  if (own(x, 'bool_value')) return x.bool_value;
   return null;
 }
 

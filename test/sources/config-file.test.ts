@@ -87,6 +87,7 @@ listeners:
   - { name: n, routes: [] }
 nodeGroups:
   - { nodeCluster: edge, listeners: [zzz] }
+  - { nodeCluster: "*" }
 `);
     expect(problems).toEqual(
       expect.arrayContaining([
@@ -99,6 +100,7 @@ nodeGroups:
         '/listeners/2: an apiListener (proxyless gRPC) takes no address or port',
         '/listeners/3/port: a socket listener needs a port',
         '/nodeGroups/0/listeners/0: unknown listener "zzz"',
+        '/nodeGroups/1/nodeCluster: "*" is reserved for the default view',
       ]),
     );
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Catalog } from '../../src/catalog/types.js';
-import { XdsCache } from '../../src/xds/cache.js';
+import { subscription, XdsCache } from '../../src/xds/cache.js';
 import { TYPE } from '../../src/xds/envoy-api.js';
 import { translate } from '../../src/xds/translator.js';
 
@@ -62,11 +62,29 @@ describe('XdsCache', () => {
     const cache = new XdsCache('p');
     cache.update(translate(catalog(1, true)));
     const s = cache.snapshotFor('');
-    const x = s.sotwBody(TYPE.endpoint, ['b', 'a']);
-    const y = s.sotwBody(TYPE.endpoint, ['a', 'b', 'a']);
+    const x = s.sotwBody(TYPE.endpoint, subscription(TYPE.endpoint, false, ['b', 'a']));
+    const y = s.sotwBody(TYPE.endpoint, subscription(TYPE.endpoint, false, ['a', 'b', 'a']));
     expect(y).toBe(x);
     expect(x.names).toEqual(['a', 'b']);
-    expect(s.sotwBody(TYPE.endpoint, ['a']).version).not.toBe(x.version);
-    expect(s.sotwBody(TYPE.endpoint, ['a', 'missing']).names).toEqual(['a']);
+    expect(s.sotwBody(TYPE.endpoint, subscription(TYPE.endpoint, false, ['a'])).version).not.toBe(x.version);
+    // A subscription naming something absent resolves to the same body as one without it.
+    const withMissing = s.sotwBody(TYPE.endpoint, subscription(TYPE.endpoint, false, ['a', 'b', 'missing']));
+    expect(withMissing).toBe(x);
+    expect(s.sotwBody(TYPE.endpoint, subscription(TYPE.endpoint, true, []))).toBe(x);
+  });
+
+  it('builds incremental EDS updates carrying only the changed resources', () => {
+    const cache = new XdsCache('p');
+    cache.update(translate(catalog(1, true)));
+    const sub = subscription(TYPE.endpoint, false, ['a', 'b']);
+    const before = cache.snapshotFor('').sotwBody(TYPE.endpoint, sub);
+    cache.update(translate(catalog(7, true)));
+    const snap = cache.snapshotFor('');
+    const after = snap.sotwBody(TYPE.endpoint, sub);
+    const update = snap.sotwUpdate(TYPE.endpoint, before, after);
+    expect(update?.names).toEqual(['a']);
+    expect(update?.version).toBe(after.version);
+    expect(snap.sotwUpdate(TYPE.endpoint, before, after)).toBe(update);
+    expect(snap.sotwUpdate(TYPE.endpoint, after, after)).toBeUndefined();
   });
 });

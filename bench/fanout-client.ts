@@ -1,0 +1,268 @@
+/**
+ * Fan-out benchmark, one client worker: opens many ADS SotW streams (raw @grpc/grpc-js, several
+ * HTTP/2 connections), subscribes each to CDS (wildcard) and then EDS for every cluster it got,
+ * ACKs every response, and records when the watched endpoint weight arrives. Driven over the
+ * fork IPC channel by bench/fanout.ts; not meant to be run by hand.
+ *
+ * Responses are not fully decoded: the DiscoveryResponse and its Any wrappers are walked with a
+ * hand-written varint reader; only the ClusterLoadAssignment of the watched cluster is decoded
+ * with protobufjs. That keeps the client CPU (which shares the machine's cores with the server)
+ * small compared with Envoy's own parsing, which we are not simulating.
+ */
+import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import { envoyType, TYPE } from '../src/xds/envoy-api.js';
+
+export type ClientCommand =
+  | { cmd: 'open'; address: string; streams: number; perChannel: number; worker: number; batch: number; batchPauseMs: number; window: number }
+  | { cmd: 'watch'; push: number; cluster: string; address: string; weight: number }
+  | { cmd: 'collect'; push: number }
+  | { cmd: 'stop' };
+
+export interface PushSamples {
+  push: number;
+  /** hrtime ms at which each stream received the response carrying the new weight (NaN if never). */
+  recv: number[];
+  /** hrtime ms right after each stream's ACK was handed to grpc-js. */
+  ack: number[];
+  /** Responses per stream during this push that did not carry the new weight (should be 0). */
+  extra: number;
+  cpuMs: number;
+  bytes: number;
+}
+
+const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+const send = (m: unknown): void => {
+  process.send?.(m);
+};
+const identity = (b: Buffer): Buffer => b;
+
+// --- minimal protobuf reading --------------------------------------------------------------
+
+interface Field {
+  no: number;
+  start: number;
+  end: number;
+}
+
+/** Iterates the length-delimited fields of a message (other wire types are skipped). */
+function* fields(buf: Uint8Array, start = 0, end = buf.length): Generator<Field> {
+  let pos = start;
+  const varint = (): number => {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const b = buf[pos++] as number;
+      v += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return v;
+      shift += 7;
+    }
+  };
+  while (pos < end) {
+    const key = varint();
+    const wire = key & 7;
+    const no = key >>> 3;
+    if (wire === 2) {
+      const len = varint();
+      yield { no, start: pos, end: pos + len };
+      pos += len;
+    } else if (wire === 0) varint();
+    else if (wire === 1) pos += 8;
+    else if (wire === 5) pos += 4;
+    else throw new Error(`unsupported wire type ${wire}`);
+  }
+}
+
+const utf8 = new TextDecoder();
+const str = (buf: Uint8Array, f: Field): string => utf8.decode(buf.subarray(f.start, f.end));
+
+interface Response {
+  version: string;
+  nonce: string;
+  typeUrl: string;
+  /** [start, end) of each Any's value. */
+  values: Field[];
+}
+
+function parseResponse(buf: Uint8Array): Response {
+  const r: Response = { version: '', nonce: '', typeUrl: '', values: [] };
+  for (const f of fields(buf)) {
+    if (f.no === 1) r.version = str(buf, f);
+    else if (f.no === 4) r.typeUrl = str(buf, f);
+    else if (f.no === 5) r.nonce = str(buf, f);
+    else if (f.no === 2) {
+      for (const a of fields(buf, f.start, f.end)) if (a.no === 2) r.values.push(a);
+    }
+  }
+  return r;
+}
+
+/** field 1 (name / cluster_name) of an embedded Cluster or ClusterLoadAssignment. */
+function firstName(buf: Uint8Array, v: Field): string {
+  for (const f of fields(buf, v.start, v.end)) if (f.no === 1) return str(buf, f);
+  return '';
+}
+
+// --- requests ------------------------------------------------------------------------------
+
+const TYPE_CDS = TYPE.cluster;
+const TYPE_EDS = TYPE.endpoint;
+
+function request(args: { node?: string; typeUrl: string; names?: readonly string[]; version?: string; nonce?: string }): Buffer {
+  const w = protobuf.Writer.create();
+  if (args.version) w.uint32(10).string(args.version);
+  if (args.node) w.uint32(18).fork().uint32(10).string(args.node).uint32(18).string('fanout').ldelim();
+  for (const n of args.names ?? []) w.uint32(26).string(n);
+  w.uint32(34).string(args.typeUrl);
+  if (args.nonce) w.uint32(42).string(args.nonce);
+  return Buffer.from(w.finish());
+}
+
+// --- streams -------------------------------------------------------------------------------
+
+interface Watch {
+  push: number;
+  cluster: string;
+  address: string;
+  weight: number;
+  recv: Float64Array;
+  ack: Float64Array;
+  extra: number;
+  cpu0: number;
+  bytes: number;
+}
+
+let watch: Watch | undefined;
+let bytesTotal = 0;
+const claType = envoyType('envoy.config.endpoint.v3.ClusterLoadAssignment');
+
+function weightIn(buf: Uint8Array, r: Response, w: Watch): number | undefined {
+  for (const v of r.values) {
+    if (firstName(buf, v) !== w.cluster) continue;
+    const cla = claType.toObject(claType.decode(buf.subarray(v.start, v.end)), { defaults: false }) as {
+      endpoints?: { lb_endpoints?: { endpoint?: { address?: { socket_address?: { address?: string } } }; load_balancing_weight?: { value?: number } }[] }[];
+    };
+    for (const loc of cla.endpoints ?? []) {
+      for (const lb of loc.lb_endpoints ?? []) {
+        if (lb.endpoint?.address?.socket_address?.address === w.address) return lb.load_balancing_weight?.value;
+      }
+    }
+  }
+  return undefined;
+}
+
+const calls: grpc.ClientDuplexStream<Buffer, Buffer>[] = [];
+const channels: grpc.Client[] = [];
+let synced = 0;
+let failed = 0;
+/** The EDS subscription: every cluster the CDS response named (the same for every stream). */
+let edsNames: string[] = [];
+
+function openStream(client: grpc.Client, index: number, nodeId: string): void {
+  const call = client.makeBidiStreamRequest<Buffer, Buffer>(ADS, identity, identity, new grpc.Metadata());
+  calls.push(call);
+  let edsSubscribed = false;
+  let edsSynced = false;
+  call.on('data', (buf: Buffer) => {
+    const t = nowMs();
+    bytesTotal += buf.length;
+    const r = parseResponse(buf);
+    if (r.typeUrl === TYPE_CDS) {
+      call.write(request({ typeUrl: TYPE_CDS, version: r.version, nonce: r.nonce }));
+      if (!edsSubscribed) {
+        edsSubscribed = true;
+        const names = r.values.map((v) => firstName(buf, v));
+        call.write(request({ typeUrl: TYPE_EDS, names }));
+        edsNames = names;
+      }
+      return;
+    }
+    if (r.typeUrl !== TYPE_EDS) return;
+    const w = watch;
+    let hit = false;
+    if (w && Number.isNaN(w.recv[index])) {
+      w.bytes += buf.length;
+      hit = weightIn(buf, r, w) === w.weight;
+      if (hit) w.recv[index] = t;
+      else w.extra++;
+    }
+    // SotW ACK: echo the version and nonce, with the same subscription.
+    call.write(request({ typeUrl: TYPE_EDS, names: edsNames, version: r.version, nonce: r.nonce }));
+    if (hit && w) w.ack[index] = nowMs();
+    if (!edsSynced) {
+      edsSynced = true;
+      synced++;
+    }
+  });
+  call.on('error', (err: grpc.ServiceError) => {
+    if (err.code !== grpc.status.CANCELLED) {
+      failed++;
+      send({ type: 'log', msg: `stream ${nodeId}: ${err.code} ${err.details}` });
+    }
+  });
+  call.write(request({ node: nodeId, typeUrl: TYPE_CDS }));
+}
+async function open(c: Extract<ClientCommand, { cmd: 'open' }>): Promise<void> {
+  const started = nowMs();
+  for (let i = 0; i < c.streams; i++) {
+    if (i % c.perChannel === 0) {
+      // A local subchannel pool per channel: each channel gets its own HTTP/2 connection
+      // (with the default global pool, identical channels would share one).
+      channels.push(
+        new grpc.Client(c.address, grpc.credentials.createInsecure(), {
+          'grpc.use_local_subchannel_pool': 1,
+          'grpc.max_receive_message_length': 64 * 1024 * 1024,
+          // HTTP/2 stream and connection flow-control window (0: grpc-js/Node default, 64 KiB).
+          ...(c.window > 0 ? { 'grpc-node.flow_control_window': c.window } : {}),
+        }),
+      );
+    }
+    openStream(channels[channels.length - 1] as grpc.Client, i, `fanout-w${c.worker}-s${i}`);
+    if ((i + 1) % c.batch === 0) await new Promise((r) => setTimeout(r, c.batchPauseMs));
+  }
+  const deadline = started + 120_000;
+  while (synced + failed < c.streams && nowMs() < deadline) await new Promise((r) => setTimeout(r, 20));
+  send({ type: 'opened', synced, failed, channels: channels.length, ms: nowMs() - started, cpuMs: cpuMs() });
+}
+
+process.on('message', (msg: ClientCommand) => {
+  if (msg.cmd === 'open') void open(msg);
+  else if (msg.cmd === 'watch') {
+    watch = {
+      push: msg.push,
+      cluster: msg.cluster,
+      address: msg.address,
+      weight: msg.weight,
+      recv: new Float64Array(calls.length).fill(NaN),
+      ack: new Float64Array(calls.length).fill(NaN),
+      extra: 0,
+      cpu0: cpuMs(),
+      bytes: 0,
+    };
+    send({ type: 'watching', push: msg.push });
+  } else if (msg.cmd === 'collect') {
+    const w = watch;
+    watch = undefined;
+    const samples: PushSamples = {
+      push: msg.push,
+      recv: w ? [...w.recv] : [],
+      ack: w ? [...w.ack] : [],
+      extra: w?.extra ?? 0,
+      cpuMs: w ? cpuMs() - w.cpu0 : 0,
+      bytes: w?.bytes ?? 0,
+    };
+    send({ type: 'samples', samples });
+  } else if (msg.cmd === 'stop') {
+    for (const call of calls) call.cancel();
+    for (const ch of channels) ch.close();
+    send({ type: 'stopped', bytesTotal });
+    setTimeout(() => process.exit(0), 100).unref();
+  }
+});
+
+send({ type: 'ready' });

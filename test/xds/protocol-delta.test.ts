@@ -1,0 +1,482 @@
+/**
+ * Incremental (Delta) xDS protocol conversations, scripted with a raw gRPC client against an
+ * in-process fulcrum on loopback.
+ */
+import { afterEach, describe, expect, test } from 'vitest';
+import { waitFor } from '../support/wait.js';
+import {
+  ADS_DELTA, CDS, codeName, decodeResources, EDS, encodeDeltaDiscoveryRequest, LDS, namesOf, RDS, SERVICE, SHORT,
+  versionsOf, type DeltaDiscoveryResponse, type DeltaStream, type XdsClient,
+} from '../support/xds-client.js';
+import { baseConfig, edit, NODE, startHarness, withCluster, type ConfigDoc, type Harness } from './protocol-fixture.js';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.stop();
+  h = undefined;
+});
+
+async function start(doc?: ConfigDoc): Promise<Harness> {
+  h = await startHarness(doc);
+  return h;
+}
+
+/** Opens Delta ADS and sends the first request (with node) for one type. */
+function delta(
+  client: XdsClient,
+  type: string,
+  subscribe: string[],
+  extra: { node?: object; initial_resource_versions?: Record<string, string>; path?: string } = {},
+): DeltaStream {
+  const s = client.delta(extra.path ?? ADS_DELTA);
+  s.send({
+    node: extra.node ?? NODE,
+    type_url: type,
+    resource_names_subscribe: subscribe,
+    ...(extra.initial_resource_versions ? { initial_resource_versions: extra.initial_resource_versions } : {}),
+  });
+  return s;
+}
+
+const sorted = (xs: string[]) => [...xs].sort();
+const removedOf = (r: DeltaDiscoveryResponse) => sorted(r.removed_resources);
+
+describe('node', () => {
+  test('a first request without node ends the stream with INVALID_ARGUMENT', async () => {
+    const { client, records } = await start();
+    const s = client.delta();
+    s.send({ type_url: CDS, resource_names_subscribe: ['*'] });
+    const status = await s.closed();
+    expect(codeName(status.code)).toBe('INVALID_ARGUMENT');
+    expect(status.details).toMatch(/node/);
+    expect(records()).toHaveLength(0);
+  });
+
+  test('later requests may omit node', async () => {
+    const { client, proxy } = await start();
+    const s = delta(client, CDS, []);
+    s.ack(await s.nextOf(CDS));
+    s.send({ type_url: EDS, resource_names_subscribe: ['web'] });
+    expect(namesOf(await s.nextOf(EDS))).toEqual(['web']);
+    expect((await proxy()).protocol).toBe('delta');
+  });
+});
+
+describe('wildcard', () => {
+  test('an empty first CDS request is a wildcard: every cluster, each with its own version', async () => {
+    const { client, fulcrum, proxy } = await start();
+    const s = delta(client, CDS, []);
+    const r = await s.nextOf(CDS);
+    expect(namesOf(r)).toEqual(['api', 'web']);
+    const pool = fulcrum.cache.snapshotFor('').resources(CDS);
+    expect(versionsOf(r)).toEqual({ api: pool.get('api')!.version, web: pool.get('web')!.version });
+    expect(r.removed_resources).toEqual([]);
+    s.ack(r);
+    await waitFor(async () => (await proxy()).types.CDS?.state === 'SYNCED', { what: 'CDS SYNCED', timeoutMs: 3_000, intervalMs: 10 });
+  });
+
+  test('"*" subscribes to everything and new resources are pushed', async () => {
+    const { client, apply } = await start();
+    const s = delta(client, LDS, ['*']);
+    const r = await s.nextOf(LDS);
+    expect(namesOf(r)).toEqual(['ingress']);
+    s.ack(r);
+    await apply(withCluster(baseConfig(), 'extra', { name: 'ingress2', port: 10001 }));
+    const pushed = await s.nextOf(LDS);
+    // Only the new listener: the old one did not change.
+    expect(namesOf(pushed)).toEqual(['ingress2']);
+  });
+
+  test.each([
+    { type: CDS, label: 'CDS' },
+    { type: LDS, label: 'LDS' },
+  ])('the first wildcard $label request is answered even when there is nothing', async ({ type }) => {
+    const { client } = await start({});
+    const s = delta(client, type, []);
+    const r = await s.nextOf(type);
+    expect(r.resources).toHaveLength(0);
+    expect(r.removed_resources).toHaveLength(0);
+    expect(r.nonce).not.toBe('');
+  });
+
+  test('an empty first EDS request is not a wildcard', async () => {
+    const { client } = await start();
+    const s = delta(client, EDS, []);
+    await s.expectNone(200);
+  });
+});
+
+describe('initial_resource_versions', () => {
+  test('on reconnect, a resource whose version matches is not resent; one that differs is', async () => {
+    const { client } = await start();
+    const s1 = delta(client, CDS, []);
+    const first = await s1.nextOf(CDS);
+    s1.ack(first);
+    const held = versionsOf(first);
+    s1.cancel();
+
+    const s2 = delta(client, CDS, [], { initial_resource_versions: { api: held.api!, web: 'not-what-you-have' } });
+    const r = await s2.nextOf(CDS);
+    expect(namesOf(r)).toEqual(['web']);
+    expect(r.resources[0]!.version).toBe(held.web);
+    expect(r.removed_resources).toEqual([]);
+  });
+
+  test('on reconnect after changes, only changed resources come, and deleted ones arrive as removed_resources', async () => {
+    const { client, apply } = await start();
+    const s1 = delta(client, CDS, []);
+    const first = await s1.nextOf(CDS);
+    s1.ack(first);
+    s1.cancel();
+
+    await apply(edit(baseConfig(), (d) => {
+      d.clusters = d.clusters!.filter((c) => c.name !== 'api');
+      d.clusters[0]!.lbPolicy = 'LEAST_REQUEST';
+      d.listeners![0]!.routes = [{ prefix: '/', cluster: 'web' }];
+    }));
+    const s2 = delta(client, CDS, [], { initial_resource_versions: versionsOf(first) });
+    const r = await s2.nextOf(CDS);
+    expect(namesOf(r)).toEqual(['web']);
+    expect(r.resources[0]!.version).not.toBe(versionsOf(first).web);
+    expect(decodeResources(r)[0]!.message.lb_policy).toBe('LEAST_REQUEST');
+    expect(removedOf(r)).toEqual(['api']);
+  });
+
+  test('with all versions current, a reconnecting wildcard client gets an empty answer and nothing else', async () => {
+    const { client } = await start();
+    const s1 = delta(client, CDS, []);
+    const first = await s1.nextOf(CDS);
+    s1.cancel();
+    const s2 = delta(client, CDS, [], { initial_resource_versions: versionsOf(first) });
+    const r = await s2.nextOf(CDS);
+    expect(r.resources).toEqual([]);
+    expect(r.removed_resources).toEqual([]);
+    await s2.expectNone(150);
+  });
+
+  test('for named (EDS) subscriptions too', async () => {
+    const { client } = await start();
+    const s1 = delta(client, EDS, ['web', 'api']);
+    const first = await s1.nextOf(EDS);
+    expect(namesOf(first)).toEqual(['api', 'web']);
+    s1.cancel();
+    const s2 = delta(client, EDS, ['web', 'api', 'gone'], {
+      initial_resource_versions: { web: versionsOf(first).web!, gone: 'v-old' },
+    });
+    const r = await s2.nextOf(EDS);
+    expect(namesOf(r)).toEqual(['api']);
+    expect(removedOf(r)).toEqual(['gone']);
+  });
+
+  test('a reconnect without initial_resource_versions gets the full state again', async () => {
+    const { client, records } = await start();
+    const s1 = delta(client, CDS, []);
+    s1.ack(await s1.nextOf(CDS));
+    s1.cancel();
+    await waitFor(() => records().length === 0, { what: 'the first stream to be forgotten', timeoutMs: 3_000, intervalMs: 10 });
+    const s2 = delta(client, CDS, []);
+    expect(namesOf(await s2.nextOf(CDS))).toEqual(['api', 'web']);
+  });
+});
+
+describe('changes', () => {
+  test('a deleted cluster arrives as removed_resources (CDS and EDS), an unchanged one is not resent', async () => {
+    const { client, apply } = await start();
+    const s = delta(client, CDS, []);
+    s.ack(await s.nextOf(CDS));
+    s.send({ type_url: EDS, resource_names_subscribe: ['api', 'web'] });
+    s.ack(await s.nextOf(EDS));
+    await apply(edit(baseConfig(), (d) => {
+      d.clusters = d.clusters!.filter((c) => c.name !== 'api');
+      d.listeners![0]!.routes = [{ prefix: '/', cluster: 'web' }];
+    }));
+    const eds = await s.nextOf(EDS);
+    expect(eds.resources).toEqual([]);
+    expect(removedOf(eds)).toEqual(['api']);
+    const cds = await s.nextOf(CDS);
+    expect(cds.resources).toEqual([]);
+    expect(removedOf(cds)).toEqual(['api']);
+  });
+
+  test('a resource that does not exist yet is sent when it appears', async () => {
+    const { client, apply } = await start();
+    const s = delta(client, EDS, ['ghost']);
+    await s.expectNone(200);
+    await apply(withCluster(baseConfig(), 'ghost'));
+    const r = await s.nextOf(EDS);
+    expect(namesOf(r)).toEqual(['ghost']);
+  });
+
+  test('unsubscribe then resubscribe resends the same version', async () => {
+    const { client } = await start();
+    const s = delta(client, EDS, ['web']);
+    const first = await s.nextOf(EDS);
+    s.ack(first);
+    s.send({ type_url: EDS, resource_names_unsubscribe: ['web'] });
+    await s.expectNone(150);
+    s.send({ type_url: EDS, resource_names_subscribe: ['web'] });
+    const again = await s.nextOf(EDS);
+    expect(namesOf(again)).toEqual(['web']);
+    expect(again.resources[0]!.version).toBe(first.resources[0]!.version);
+  });
+
+  test('subscribing again to a name already held resends it (the client says it lost it)', async () => {
+    const { client } = await start();
+    const s = delta(client, EDS, ['web', 'api']);
+    const first = await s.nextOf(EDS);
+    s.ack(first);
+    s.send({ type_url: EDS, resource_names_subscribe: ['web'], response_nonce: first.nonce });
+    const again = await s.nextOf(EDS);
+    expect(namesOf(again)).toEqual(['web']);
+    expect(versionsOf(again).web).toBe(versionsOf(first).web);
+  });
+
+  test('an unsubscribed resource is not pushed any more', async () => {
+    const { client, apply } = await start();
+    const s = delta(client, EDS, ['web', 'api']);
+    s.ack(await s.nextOf(EDS));
+    s.send({ type_url: EDS, resource_names_unsubscribe: ['web'] });
+    await apply(edit(baseConfig(), (d) => {
+      d.clusters![0]!.endpoints = [{ address: '10.0.0.2', port: 8081 }];
+      d.clusters![1]!.endpoints = [{ address: '10.0.0.1', port: 8081 }];
+    }));
+    const r = await s.nextOf(EDS);
+    expect(namesOf(r)).toEqual(['api']);
+    await s.expectNone(100);
+  });
+});
+
+describe('nonces', () => {
+  test('subscription changes are honored whatever the nonce (unknown or stale)', async () => {
+    const { client, apply } = await start(withCluster(baseConfig(), 'third'));
+    const s = delta(client, EDS, ['web']);
+    const first = await s.nextOf(EDS);
+    s.send({ type_url: EDS, resource_names_subscribe: ['api'], response_nonce: 'never-sent' });
+    expect(namesOf(await s.nextOf(EDS))).toEqual(['api']);
+
+    await apply(edit(withCluster(baseConfig(), 'third'), (d) => (d.clusters![1]!.endpoints = [{ address: '10.0.0.1', port: 8081 }])));
+    const pushed = await s.nextOf(EDS);
+    expect(pushed.nonce).not.toBe(first.nonce);
+    // The client answers an older response while subscribing to one more name.
+    s.send({ type_url: EDS, resource_names_subscribe: ['third'], response_nonce: first.nonce });
+    expect(namesOf(await s.nextOf(EDS))).toEqual(['third']);
+  });
+
+  test('an ACK moves the type to SYNCED; a later push without ACK leaves it STALE', async () => {
+    const { client, proxy, apply } = await start();
+    const s = delta(client, CDS, []);
+    const r = await s.nextOf(CDS);
+    expect((await proxy()).types.CDS?.state).toBe('STALE');
+    s.ack(r);
+    await waitFor(async () => (await proxy()).types.CDS?.state === 'SYNCED', { what: 'CDS SYNCED', timeoutMs: 3_000, intervalMs: 10 });
+    await apply(edit(baseConfig(), (d) => (d.clusters![1]!.lbPolicy = 'RANDOM')));
+    await s.nextOf(CDS);
+    expect((await proxy()).types.CDS?.state).toBe('STALE');
+  });
+});
+
+describe('NACK', () => {
+  test('is recorded (registry and CSDS), causes no resend, and a later change is sent', async () => {
+    const { client, proxy, apply } = await start();
+    const s = delta(client, CDS, []);
+    const r = await s.nextOf(CDS);
+    s.nack(r, 'cluster api: nope');
+    await s.expectNone(250);
+
+    const p = await waitFor(async () => {
+      const x = await proxy();
+      return x.types.CDS?.state === 'NACKED' ? x : undefined;
+    }, { what: 'CDS NACKED', timeoutMs: 3_000, intervalMs: 10 });
+    expect(p.types.CDS!.lastNack?.message).toBe('cluster api: nope');
+    const csds = await client.clientStatus(NODE.id);
+    const cds = csds.config[0]!.generic_xds_configs.filter((g) => g.type_url === CDS);
+    expect(cds.map((g) => g.name).sort()).toEqual(['api', 'web']);
+    for (const g of cds) {
+      expect(g.client_status).toBe('NACKED');
+      expect(g.error_state?.details).toBe('cluster api: nope');
+    }
+
+    // A plain follow-up request (no subscription change) does not resend the rejected content either.
+    s.send({ type_url: CDS });
+    await s.expectNone(150);
+
+    await apply(edit(baseConfig(), (d) => (d.clusters![0]!.lbPolicy = 'RANDOM')));
+    const next = await s.nextOf(CDS);
+    expect(namesOf(next)).toEqual(['api']);
+    expect(decodeResources(next)[0]!.message.lb_policy).toBe('RANDOM');
+  });
+});
+
+describe('cluster warming', () => {
+  test('an updated cluster is followed by its endpoints, even though they did not change', async () => {
+    const { client, apply } = await start();
+    const s = delta(client, CDS, []);
+    s.ack(await s.nextOf(CDS));
+    s.send({ type_url: EDS, resource_names_subscribe: ['api', 'web'] });
+    const eds = await s.nextOf(EDS);
+    s.ack(eds);
+    await s.expectNone(100);
+
+    await apply(edit(baseConfig(), (d) => (d.clusters![1]!.lbPolicy = 'RANDOM')));
+    const cds = await s.next();
+    expect(SHORT[cds.type_url]).toBe('CDS');
+    expect(namesOf(cds)).toEqual(['web']);
+    const eds2 = await s.next();
+    expect(SHORT[eds2.type_url]).toBe('EDS');
+    expect(namesOf(eds2)).toEqual(['web']);
+    expect(eds2.resources[0]!.version).toBe(versionsOf(eds).web);
+  });
+});
+
+describe('ADS ordering (make-before-break)', () => {
+  async function subscribed(client: XdsClient): Promise<DeltaStream> {
+    const s = delta(client, CDS, []);
+    s.ack(await s.nextOf(CDS));
+    s.send({ type_url: EDS, resource_names_subscribe: ['api', 'web', 'newc'] });
+    s.ack(await s.nextOf(EDS));
+    s.send({ type_url: LDS, resource_names_subscribe: [] });
+    s.ack(await s.nextOf(LDS));
+    s.send({ type_url: RDS, resource_names_subscribe: ['ingress', 'ingress2'] });
+    s.ack(await s.nextOf(RDS));
+    await s.expectNone(100);
+    return s;
+  }
+
+  const added = (): ConfigDoc =>
+    edit(withCluster(baseConfig(), 'newc', { name: 'ingress2', port: 10001 }), (d) => {
+      d.listeners![0]!.routes.unshift({ prefix: '/new', cluster: 'newc' });
+    });
+
+  test('adding a cluster and a route to it: CDS, then EDS, then LDS, then RDS', async () => {
+    const { client, apply } = await start();
+    const s = await subscribed(client);
+    await apply(added());
+    const got = [await s.next(), await s.next(), await s.next(), await s.next()];
+    expect(got.map((r) => SHORT[r.type_url])).toEqual(['CDS', 'EDS', 'LDS', 'RDS']);
+    expect(namesOf(got[0]!)).toEqual(['newc']);
+    expect(namesOf(got[1]!)).toEqual(['newc']);
+    expect(namesOf(got[2]!)).toEqual(['ingress2']);
+    expect(namesOf(got[3]!)).toEqual(['ingress', 'ingress2']);
+  });
+
+  test('removing a cluster and its route: the CDS removal comes after the RDS update', async () => {
+    const { client, apply } = await start(added());
+    const s = await subscribed(client);
+    await apply(baseConfig());
+    const seen: DeltaDiscoveryResponse[] = [];
+    while (!seen.some((r) => r.type_url === CDS && r.removed_resources.includes('newc'))) seen.push(await s.next());
+    const order = seen.map((r) => SHORT[r.type_url]);
+    const rds = order.indexOf('RDS');
+    const cds = order.indexOf('CDS');
+    expect(rds, `order ${order.join(' ')}`).toBeGreaterThanOrEqual(0);
+    expect(cds).toBeGreaterThan(rds);
+    expect(JSON.stringify(decodeResources(seen[rds]!).map((r) => r.message))).not.toContain('newc');
+    const lds = seen.find((r) => r.type_url === LDS);
+    expect(lds?.removed_resources).toEqual(['ingress2']);
+    expect(seen.indexOf(lds!)).toBeLessThan(cds);
+  });
+});
+
+describe('node groups', () => {
+  test('a grouped node sees only its slice; others see everything', async () => {
+    const { client } = await start({
+      ...withCluster(baseConfig(), 'edge-backend', { name: 'edge-in', port: 10002 }),
+      nodeGroups: [{ nodeCluster: 'edge', listeners: ['edge-in'] }],
+    });
+    const edge = delta(client, CDS, [], { node: { id: 'edge-1', cluster: 'edge' } });
+    expect(namesOf(await edge.nextOf(CDS))).toEqual(['edge-backend']);
+    edge.send({ type_url: LDS });
+    expect(namesOf(await edge.nextOf(LDS))).toEqual(['edge-in']);
+    const core = delta(client, CDS, [], { node: { id: 'core-1', cluster: 'core' } });
+    expect(namesOf(await core.nextOf(CDS))).toEqual(['api', 'edge-backend', 'web']);
+  });
+});
+
+describe('per-type Delta services', () => {
+  test.each([
+    { svc: 'CDS', type: CDS, subscribe: [] as string[], expected: ['api', 'web'] },
+    { svc: 'EDS', type: EDS, subscribe: ['web'], expected: ['web'] },
+    { svc: 'LDS', type: LDS, subscribe: [] as string[], expected: ['ingress'] },
+    { svc: 'RDS', type: RDS, subscribe: ['ingress'], expected: ['ingress'] },
+  ] as const)('Delta for $svc serves its type', async ({ svc, type, subscribe, expected }) => {
+    const { client, proxy } = await start();
+    const s = delta(client, type, [...subscribe], { path: SERVICE[svc].delta });
+    const r = await s.nextOf(type);
+    expect(namesOf(r)).toEqual(expected);
+    s.ack(r);
+    await waitFor(async () => (await proxy()).types[svc]?.state === 'SYNCED', { what: `${svc} SYNCED`, timeoutMs: 3_000, intervalMs: 10 });
+  });
+
+  test.each([
+    { svc: 'CDS', wrong: LDS },
+    { svc: 'EDS', wrong: RDS },
+    { svc: 'LDS', wrong: CDS },
+    { svc: 'RDS', wrong: EDS },
+  ] as const)('Delta for $svc rejects another type_url with INVALID_ARGUMENT', async ({ svc, wrong }) => {
+    const { client } = await start();
+    const s = delta(client, wrong, [], { path: SERVICE[svc].delta });
+    const status = await s.closed();
+    expect(codeName(status.code)).toBe('INVALID_ARGUMENT');
+    expect(status.details).toContain(wrong);
+  });
+});
+
+describe('bad input', () => {
+  test('an unknown type URL ends the stream with INVALID_ARGUMENT naming it', async () => {
+    const { client } = await start();
+    const s = delta(client, 'type.googleapis.com/envoy.config.nope.v3.Nope', []);
+    const status = await s.closed();
+    expect(codeName(status.code)).toBe('INVALID_ARGUMENT');
+    expect(status.details).toContain('envoy.config.nope.v3.Nope');
+  });
+
+  test('100k names in one request → RESOURCE_EXHAUSTED', async () => {
+    const { client } = await start();
+    const s = delta(client, EDS, Array.from({ length: 100_000 }, (_, i) => `c${i}`));
+    const status = await s.closed(10_000);
+    expect(codeName(status.code)).toBe('RESOURCE_EXHAUSTED');
+    expect(status.details).toContain('20000');
+  });
+
+  test('the name limit bounds the subscription, not just one request: growing it past the limit → RESOURCE_EXHAUSTED', async () => {
+    const { client } = await start({ ...baseConfig(), server: { xds: { maxResourceNames: 4 } } });
+    const s = delta(client, EDS, ['web', 'api', 'a1']);
+    expect(namesOf(await s.nextOf(EDS))).toEqual(['api', 'web']);
+    // Each request is under the limit; together they subscribe to 6 names.
+    s.send({ type_url: EDS, resource_names_subscribe: ['a2', 'a3', 'a4'] });
+    const status = await s.closed(1_000);
+    expect(codeName(status.code)).toBe('RESOURCE_EXHAUSTED');
+  });
+
+  test('a wildcard client reconnecting with the versions it was sent is not refused, however many resources it holds', async () => {
+    // The server itself serves 4 clusters; the name limit is 3. The client's initial_resource_versions
+    // list what fulcrum sent it, not a subscription: it must not count against the limit.
+    const cfg = withCluster(withCluster({ ...baseConfig(), server: { xds: { maxResourceNames: 3 } } }, 'c3'), 'c4');
+    const { client } = await start(cfg);
+    const s1 = delta(client, CDS, []);
+    const first = await s1.nextOf(CDS);
+    expect(namesOf(first)).toEqual(['api', 'c3', 'c4', 'web']);
+    s1.cancel();
+    const s2 = delta(client, CDS, [], { initial_resource_versions: versionsOf(first) });
+    const r = await s2.nextOf(CDS);
+    expect(r.resources).toEqual([]);
+    expect(s2.ended).toBeUndefined();
+  });
+
+  test('malformed bytes end that stream with a non-OK status; other streams keep being served', async () => {
+    const { client, newClient, apply } = await start();
+    const healthy = delta(client, CDS, []);
+    healthy.ack(await healthy.nextOf(CDS));
+    const raw = client.raw(ADS_DELTA);
+    raw.send(encodeDeltaDiscoveryRequest({ node: { ...NODE, id: 'broken' }, type_url: CDS }));
+    await raw.next();
+    raw.send(Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]));
+    expect(codeName((await raw.closed()).code)).not.toBe('OK');
+
+    const fresh = delta(newClient(), CDS, [], { node: { ...NODE, id: 'node-2' } });
+    expect(namesOf(await fresh.nextOf(CDS))).toEqual(['api', 'web']);
+    await apply(withCluster(baseConfig(), 'ghost'));
+    expect(namesOf(await healthy.nextOf(CDS))).toEqual(['ghost']);
+    expect(namesOf(await fresh.nextOf(CDS))).toEqual(['ghost']);
+  });
+});
