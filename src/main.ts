@@ -3,13 +3,17 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { parseConfig } from './sources/config-file.js';
 import { ConfigWatcher } from './sources/config-watcher.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
+import { Metrics } from './telemetry/metrics.js';
 import { XdsCache } from './xds/cache.js';
-import { envoyRoot } from './xds/envoy-api.js';
+import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
 import { ProxyRegistry } from './xds/proxy-status.js';
 import { Publisher } from './xds/publisher.js';
 import { XdsServer } from './xds/server.js';
@@ -21,14 +25,25 @@ export interface FulcrumOptions {
   /** Overrides the config file's xDS port (0 picks a free one). */
   readonly xdsPort?: number;
   readonly xdsAddress?: string;
+  /**
+   * The admin HTTP port: a number overrides the config file's (0 picks a free one); 'config' uses
+   * the config file's `server.admin.port`. Omitted, it is 'config' unless `xdsPort` is given, then
+   * 0: a caller that chooses the xDS port itself (tests, embedders, a restart on a known port) gets
+   * a free admin port rather than colliding with other instances on the configured fixed one.
+   */
+  readonly adminPort?: number | 'config';
+  readonly adminAddress?: string;
   readonly logger?: Logger;
   readonly debounce?: { quietMs: number; maxMs: number };
 }
 
 export interface Fulcrum {
   readonly xdsPort: number;
+  /** The admin HTTP API's port (health, readiness, metrics, /v1/proxies, /v1/config_dump). */
+  readonly adminPort: number;
   readonly registry: ProxyRegistry;
   readonly cache: XdsCache;
+  readonly metrics: Metrics;
   readonly log: Logger;
   stop(): Promise<void>;
 }
@@ -40,18 +55,37 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
   const initial = parseConfig(await readFile(options.configPath, 'utf8'), options.configPath);
   const log = options.logger ?? createLogger(initial.server.logLevel);
   const settings = initial.server.xds;
-  const registry = new ProxyRegistry();
-  const publisher = new Publisher(cache, log, options.debounce ?? { quietMs: settings.debounceQuietMs, maxMs: settings.debounceMaxMs });
+  const metrics = new Metrics({ xdsTypes: PUSH_ORDER.map((t) => SHORT_TYPE[t]), protocols: ['sotw', 'delta'] });
+  const registry = new ProxyRegistry(Date.now, {
+    onSent: (_record, type) => metrics.pushed(SHORT_TYPE[type]),
+    onNack: (_record, type) => metrics.nacked(SHORT_TYPE[type]),
+    onAck: (_record, type, sentAt, at) => {
+      if (sentAt !== undefined) metrics.acked(SHORT_TYPE[type], sentAt, at);
+    },
+  });
+  metrics.trackConnected(() => registry.list().map((r) => r.protocol));
+  const publisher = new Publisher(
+    cache,
+    log,
+    options.debounce ?? { quietMs: settings.debounceQuietMs, maxMs: settings.debounceMaxMs },
+    (_changedGroups, ms) => metrics.published(ms),
+  );
   const watcher = new ConfigWatcher(options.configPath, {
     onConfig: (config) => {
+      metrics.configReload('ok');
       log.info({ file: options.configPath, clusters: config.catalog.clusters.length, listeners: config.catalog.listeners.length }, 'config reloaded');
       publisher.setCatalog(config.catalog);
     },
-    onInvalid: (err) => log.error({ file: options.configPath, error: err.message }, 'config edit rejected; serving the last good config'),
+    onInvalid: (err) => {
+      metrics.configReload('rejected');
+      log.error({ file: options.configPath, error: err.message }, 'config edit rejected; serving the last good config');
+    },
   });
   // The watcher re-reads the file, so an edit made since the first read is not lost.
   publisher.setCatalog((await watcher.start()).catalog);
   publisher.publishNow();
+  // The config is loaded by now (startFulcrum fails on an invalid one), so readiness is about serving.
+  const state = { xdsServing: false, stopping: false };
 
   const server = new XdsServer(
     {
@@ -67,19 +101,76 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     registry,
     log,
   );
-  const xdsPort = await server.start();
-  return {
-    xdsPort,
+  const adminSettings = initial.server.admin;
+  const admin = buildAdminApp({
     registry,
     cache,
+    metrics,
+    log,
+    version: packageVersion(),
+    ready: () => {
+      const reasons: string[] = [];
+      if (!state.xdsServing) reasons.push('xDS gRPC server not serving');
+      if (state.stopping) reasons.push('shutting down');
+      return { ready: reasons.length === 0, reasons };
+    },
+  });
+  let xdsPort: number;
+  let adminPort: number;
+  try {
+    // The admin server comes up first so probes get an answer (503 until xDS serves) during start.
+    adminPort = await listenAdmin(admin, options.adminAddress ?? adminSettings.address, resolveAdminPort(options, adminSettings.port));
+    log.info({ address: options.adminAddress ?? adminSettings.address, port: adminPort }, 'admin server listening');
+    xdsPort = await server.start();
+    state.xdsServing = true;
+  } catch (err) {
+    watcher.stop();
+    publisher.stop();
+    await server.stop(0);
+    await admin.close();
+    throw err;
+  }
+  return {
+    xdsPort,
+    adminPort,
+    registry,
+    cache,
+    metrics,
     log,
     async stop() {
+      // Unready first, so load balancers stop sending new proxies here while streams drain.
+      state.stopping = true;
       watcher.stop();
       publisher.stop();
       await server.stop();
+      state.xdsServing = false;
+      await admin.close();
       log.info('stopped');
     },
   };
+}
+
+function resolveAdminPort(options: FulcrumOptions, configured: number): number {
+  const port = options.adminPort ?? (options.xdsPort !== undefined ? 0 : 'config');
+  return port === 'config' ? configured : port;
+}
+
+async function listenAdmin(admin: AdminApp, host: string, port: number): Promise<number> {
+  try {
+    await admin.listen({ host, port });
+  } catch (err) {
+    throw new Error(`admin server cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
+  }
+  return (admin.server.address() as AddressInfo).port;
+}
+
+function packageVersion(): string {
+  try {
+    // ../package.json from src/main.ts and from dist/main.js alike.
+    return (createRequire(import.meta.url)('../package.json') as { version?: string }).version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
 }
 
 async function cli(): Promise<void> {
@@ -88,11 +179,13 @@ async function cli(): Promise<void> {
       config: { type: 'string', short: 'c', default: 'fulcrum.yaml' },
       'xds-port': { type: 'string' },
       'xds-address': { type: 'string' },
+      'admin-port': { type: 'string' },
+      'admin-address': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: fulcrum --config fulcrum.yaml [--xds-port N] [--xds-address ADDR]\n');
+    process.stdout.write('usage: fulcrum --config fulcrum.yaml [--xds-port N] [--xds-address ADDR] [--admin-port N] [--admin-address ADDR]\n');
     return;
   }
   let fulcrum: Fulcrum;
@@ -101,6 +194,9 @@ async function cli(): Promise<void> {
       configPath: values.config,
       ...(values['xds-port'] !== undefined ? { xdsPort: Number(values['xds-port']) } : {}),
       ...(values['xds-address'] !== undefined ? { xdsAddress: values['xds-address'] } : {}),
+      // Unless told, the admin API is where the config file puts it; with --xds-port 0 it takes a free port too.
+      adminPort: values['admin-port'] !== undefined ? Number(values['admin-port']) : values['xds-port'] === '0' ? 0 : 'config',
+      ...(values['admin-address'] !== undefined ? { adminAddress: values['admin-address'] } : {}),
     });
   } catch (err) {
     process.stderr.write(`fulcrum: ${(err as Error).message}\n`);

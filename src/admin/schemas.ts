@@ -1,0 +1,155 @@
+import { Type, type Static, type TUnsafe } from '@sinclair/typebox';
+
+/**
+ * The admin API's request and response shapes (TypeBox → JSON Schema): fastify validates
+ * requests and serializes responses with them, and @fastify/swagger turns them into OpenAPI.
+ *
+ * Kept to the OpenAPI 3.0 subset of JSON Schema: enums rather than `const` unions, and
+ * free-form objects as `additionalProperties: true` rather than `patternProperties`.
+ */
+
+/** A string enum as `{ type: string, enum }` (TypeBox's Literal unions use `const`, which OpenAPI 3.0 lacks). */
+export const StringEnum = <const T extends readonly string[]>(values: T, options: { description?: string } = {}): TUnsafe<T[number]> =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+
+export const SHORT_TYPES = ['CDS', 'EDS', 'LDS', 'RDS'] as const;
+export type ShortType = (typeof SHORT_TYPES)[number];
+
+const Timestamp = Type.String({ format: 'date-time' });
+/** Anything JSON: metadata and decoded Envoy resources. */
+const FreeObject = Type.Object({}, { additionalProperties: true });
+
+/** Envoy accepts any node id; this bound keeps a request from carrying megabytes in one. */
+export const NODE_ID_MAX = 512;
+export const NodeId = Type.String({ minLength: 1, maxLength: NODE_ID_MAX, description: 'The proxy\'s node.id' });
+
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.String({ description: 'HTTP reason phrase, e.g. "Bad Request"' }),
+    message: Type.String({ description: 'What was wrong' }),
+    path: Type.Optional(Type.String({ description: 'Where in the request, e.g. /querystring/node' })),
+  },
+  { title: 'Error' },
+);
+export type ErrorResponse = Static<typeof ErrorResponse>;
+
+export const Health = Type.Object({ status: StringEnum(['ok'] as const) }, { description: 'The process is alive' });
+
+const readinessFields = {
+  ready: Type.Boolean(),
+  reasons: Type.Array(Type.String(), { description: 'Why not ready (empty when ready)' }),
+};
+export const Ready = Type.Object(readinessFields, { description: 'Config loaded and the xDS server serving' });
+export const NotReady = Type.Object(readinessFields, { description: 'Not ready; reasons says why' });
+
+export const SyncStateSchema = StringEnum(['SYNCED', 'STALE', 'NACKED', 'NOT_SENT'] as const, {
+  description:
+    'SYNCED: the last response was ACKed. STALE: sent, not yet ACKed. NACKED: the last response was rejected (see lastNack). NOT_SENT: nothing of this type sent on this stream.',
+});
+
+export const Nack = Type.Object({
+  version: Type.String({ description: 'The version the proxy rejected' }),
+  keptVersion: Type.String({ description: 'The version the proxy still runs (empty for Delta)' }),
+  message: Type.String({ description: 'The proxy\'s error text' }),
+  at: Timestamp,
+});
+
+export const TypeSync = Type.Object({
+  state: SyncStateSchema,
+  sentVersion: Type.Optional(Type.String()),
+  sentAt: Type.Optional(Timestamp),
+  ackedVersion: Type.Optional(Type.String()),
+  ackedAt: Type.Optional(Timestamp),
+  resources: Type.Integer({ description: 'Resources of this type in the proxy\'s current set' }),
+  responses: Type.Integer({ description: 'Responses of this type sent on this stream' }),
+  nacks: Type.Integer({ description: 'NACKs of this type received on this stream' }),
+  lastNack: Type.Optional(Nack),
+});
+export type TypeSync = Static<typeof TypeSync>;
+
+export const Proxy = Type.Object(
+  {
+    nodeId: Type.String(),
+    nodeCluster: Type.String({ description: 'node.cluster: selects the node group (snapshot) the proxy is served' }),
+    metadata: FreeObject,
+    userAgent: Type.String(),
+    streamId: Type.Integer(),
+    protocol: StringEnum(['sotw', 'delta'] as const),
+    service: Type.String({ description: 'The discovery service the stream is on (ADS or a per-type service)' }),
+    peer: Type.String(),
+    connectedSince: Timestamp,
+    types: Type.Object({ CDS: TypeSync, EDS: TypeSync, LDS: TypeSync, RDS: TypeSync }),
+  },
+  { description: 'One xDS stream of a connected proxy' },
+);
+export type Proxy = Static<typeof Proxy>;
+
+export const ProxyList = Type.Object(
+  {
+    count: Type.Integer(),
+    proxies: Type.Array(Proxy),
+  },
+  { description: 'Every connected proxy stream, ordered by node id' },
+);
+
+export const ProxyDetail = Type.Object(
+  {
+    nodeId: Type.String(),
+    streams: Type.Array(Proxy, {
+      description: 'Usually one (ADS); more when the proxy uses the per-type services or a reconnect overlaps the old stream',
+    }),
+  },
+  { description: 'A connected proxy\'s streams, newest first' },
+);
+
+export const ProxyParams = Type.Object({ nodeId: NodeId }, { additionalProperties: false });
+
+export const ConfigDumpQuery = Type.Object(
+  {
+    node: Type.Optional(NodeId),
+    type: Type.Optional(StringEnum(SHORT_TYPES, { description: 'Only this resource type' })),
+  },
+  { additionalProperties: false },
+);
+
+export const DumpedResource = Type.Object({
+  name: Type.String(),
+  version: Type.String({ description: 'The version fulcrum serves' }),
+  sentVersion: Type.Optional(Type.String({ description: 'The version last sent to this node (when a node is given and it was sent)' })),
+  resource: FreeObject,
+});
+
+export const DumpedType = Type.Object({
+  typeUrl: Type.String(),
+  state: Type.Optional(SyncStateSchema),
+  sentVersion: Type.Optional(Type.String()),
+  ackedVersion: Type.Optional(Type.String()),
+  lastNack: Type.Optional(Nack),
+  resources: Type.Array(DumpedResource),
+});
+export type DumpedType = Static<typeof DumpedType>;
+
+export const ConfigDump = Type.Object(
+  {
+    group: Type.String({ description: 'The node group whose snapshot this is ("*" is the default group)' }),
+    snapshotSeq: Type.Integer({ description: 'Increases with every change of this group\'s snapshot' }),
+    node: Type.Optional(Type.Object({ id: Type.String(), cluster: Type.String() })),
+    types: Type.Object({
+      CDS: Type.Optional(DumpedType),
+      EDS: Type.Optional(DumpedType),
+      LDS: Type.Optional(DumpedType),
+      RDS: Type.Optional(DumpedType),
+    }),
+  },
+  { description: 'The snapshot a node is served, decoded, grouped by type' },
+);
+export type ConfigDump = Static<typeof ConfigDump>;
+
+/** The error responses every route may give. */
+export const ERRORS = {
+  '4xx': Type.Object(ErrorResponse.properties, {
+    title: 'Error',
+    description: 'Bad input (400, with the path of the offending field), unknown name (404), body too large (413), unsupported media type (415)',
+  }),
+  '5xx': Type.Object(ErrorResponse.properties, { title: 'Error', description: 'An internal error (logged); input never causes one' }),
+} as const;

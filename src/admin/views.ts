@@ -1,0 +1,106 @@
+import type { Snapshot } from '../xds/cache.js';
+import { envoyType, PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../xds/envoy-api.js';
+import { syncState, type NackInfo, type ProxyRecord, type TypeStatus } from '../xds/proxy-status.js';
+import { MESSAGE_OF } from '../xds/resource.js';
+import type { ConfigDump, DumpedType, Proxy, ShortType, TypeSync } from './schemas.js';
+
+/** Pure views of the xDS room's state, in the admin API's response shapes. */
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+function nackView(n: NackInfo): NonNullable<TypeSync['lastNack']> {
+  return { version: n.version, keptVersion: n.keptVersion, message: n.message, at: iso(n.at) };
+}
+
+export function typeSyncView(t: TypeStatus | undefined): TypeSync {
+  if (!t) return { state: 'NOT_SENT', resources: 0, responses: 0, nacks: 0 };
+  return {
+    state: syncState(t),
+    ...(t.sentVersion !== undefined ? { sentVersion: t.sentVersion } : {}),
+    ...(t.sentAt !== undefined ? { sentAt: iso(t.sentAt) } : {}),
+    ...(t.ackedVersion !== undefined ? { ackedVersion: t.ackedVersion } : {}),
+    ...(t.ackedAt !== undefined ? { ackedAt: iso(t.ackedAt) } : {}),
+    resources: t.sentResources.size,
+    responses: t.responses,
+    nacks: t.nacks,
+    ...(t.lastNack ? { lastNack: nackView(t.lastNack) } : {}),
+  };
+}
+
+/** One stream of a connected proxy (same field names as describeProxy, plus the stream id and per-type detail). */
+export function proxyView(r: ProxyRecord): Proxy {
+  const types = {} as Proxy['types'];
+  for (const url of PUSH_ORDER) types[SHORT_TYPE[url] as ShortType] = typeSyncView(r.types.get(url));
+  return {
+    nodeId: r.node.id,
+    nodeCluster: r.node.cluster,
+    metadata: r.node.metadata,
+    userAgent: r.node.userAgent,
+    streamId: r.streamId,
+    protocol: r.protocol,
+    service: r.service,
+    peer: r.peer,
+    connectedSince: iso(r.connectedAt),
+    types,
+  };
+}
+
+/** Stable order for listings: by node id, then oldest stream first. */
+export function byNode(a: ProxyRecord, b: ProxyRecord): number {
+  return a.node.id < b.node.id ? -1 : a.node.id > b.node.id ? 1 : a.connectedAt - b.connectedAt || a.streamId - b.streamId;
+}
+
+/** Of a node's streams, the one that was sent `type` most recently (a node may hold several). */
+function latestFor(records: readonly ProxyRecord[], type: XdsTypeUrl): TypeStatus | undefined {
+  let best: TypeStatus | undefined;
+  for (const r of records) {
+    const t = r.types.get(type);
+    if (t?.sentAt !== undefined && (best?.sentAt === undefined || t.sentAt >= best.sentAt)) best = t;
+  }
+  return best;
+}
+
+const DECODE = { enums: String, longs: Number, defaults: false, json: true } as const;
+
+/** Decodes an encoded resource back into Envoy's JSON shape (Any fields expanded with their @type). */
+export function decodeResource(type: XdsTypeUrl, bytes: Uint8Array): Record<string, unknown> {
+  const message = envoyType(MESSAGE_OF[type]);
+  return message.toObject(message.decode(bytes), DECODE);
+}
+
+/**
+ * What a node group's snapshot holds, decoded, grouped by type; with a node's streams, also what
+ * was last sent to that node and whether it was ACKed or NACKed.
+ */
+export function configDumpView(snapshot: Snapshot, types: readonly XdsTypeUrl[], node?: { records: readonly ProxyRecord[] }): ConfigDump {
+  const out: ConfigDump['types'] = {};
+  for (const type of types) {
+    const status = node ? latestFor(node.records, type) : undefined;
+    const resources: DumpedType['resources'] = [];
+    for (const [name, r] of [...snapshot.resources(type)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const sentVersion = status?.sentResources.get(name);
+      resources.push({
+        name,
+        version: r.version,
+        ...(sentVersion !== undefined ? { sentVersion } : {}),
+        resource: decodeResource(type, r.bytes),
+      });
+    }
+    const dumped: DumpedType = { typeUrl: type, resources };
+    if (node) {
+      const sync = typeSyncView(status);
+      dumped.state = sync.state;
+      if (sync.sentVersion !== undefined) dumped.sentVersion = sync.sentVersion;
+      if (sync.ackedVersion !== undefined) dumped.ackedVersion = sync.ackedVersion;
+      if (sync.lastNack) dumped.lastNack = sync.lastNack;
+    }
+    out[SHORT_TYPE[type] as ShortType] = dumped;
+  }
+  const first = node?.records[0];
+  return {
+    group: snapshot.group,
+    snapshotSeq: snapshot.seq,
+    ...(first ? { node: { id: first.node.id, cluster: first.node.cluster } } : {}),
+    types: out,
+  };
+}

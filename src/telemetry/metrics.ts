@@ -1,0 +1,125 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * fulcrum's Prometheus metrics, on a registry of their own (never prom-client's global one, so
+ * two instances in one process — tests, embedders — do not collide). This room imports nothing
+ * from the others: the composition root (main.ts) turns xDS and config events into calls here,
+ * with label values (type names, protocols) it gets from the xDS room.
+ */
+
+export interface MetricsOptions {
+  /** xDS type short names (CDS, EDS, ...): their series exist at 0 before the first event. */
+  readonly xdsTypes?: readonly string[];
+  /** Stream protocols (sotw, delta): likewise. */
+  readonly protocols?: readonly string[];
+  /** Process metrics (CPU, memory, event loop lag, GC, handles); default on. */
+  readonly processMetrics?: boolean;
+}
+
+/** Seconds. Snapshot publishes are sub-millisecond for small catalogs, seconds for huge ones. */
+const PUBLISH_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/** Seconds from a response sent to its ACK: network RTT plus the proxy's apply time (cluster warming). */
+const CONVERGENCE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly connected: Gauge<'protocol'>;
+  private readonly pushes: Counter<'type'>;
+  private readonly nacks: Counter<'type'>;
+  private readonly publishSeconds: Histogram;
+  private readonly convergence: Histogram<'type'>;
+  private readonly reloads: Counter<'result'>;
+  private connectedSource: () => Iterable<string> = () => [];
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [this.registry];
+    const protocols = options.protocols ?? [];
+    const source = () => this.connectedSource();
+    this.connected = new Gauge({
+      name: 'xds_connected_proxies',
+      help: 'Open xDS streams that have identified their node, by protocol (sotw, delta).',
+      labelNames: ['protocol'],
+      registers,
+      // Read at scrape time from the registry of streams: never drifts from what is connected.
+      collect() {
+        const counts = new Map<string, number>(protocols.map((p) => [p, 0]));
+        for (const protocol of source()) counts.set(protocol, (counts.get(protocol) ?? 0) + 1);
+        this.reset();
+        for (const [protocol, n] of counts) this.set({ protocol }, n);
+      },
+    });
+    this.pushes = new Counter({
+      name: 'xds_pushes_total',
+      help: 'xDS responses sent to proxies, by type (CDS, EDS, LDS, RDS).',
+      labelNames: ['type'],
+      registers,
+    });
+    this.nacks = new Counter({
+      name: 'xds_nacks_total',
+      help: 'xDS responses rejected (NACKed) by proxies, by type.',
+      labelNames: ['type'],
+      registers,
+    });
+    this.publishSeconds = new Histogram({
+      name: 'fulcrum_snapshot_publish_seconds',
+      help: 'Time to translate the desired state into Envoy resources and version them in the cache (one publish).',
+      buckets: PUBLISH_BUCKETS,
+      registers,
+    });
+    this.convergence = new Histogram({
+      name: 'xds_convergence_seconds',
+      help: 'Time from an xDS response sent to its ACK by the proxy, by type.',
+      labelNames: ['type'],
+      buckets: CONVERGENCE_BUCKETS,
+      registers,
+    });
+    this.reloads = new Counter({
+      name: 'fulcrum_config_reloads_total',
+      help: 'Config file reloads, by result: ok (applied) or rejected (invalid; the last good config stays).',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const type of options.xdsTypes ?? []) {
+      this.pushes.inc({ type }, 0);
+      this.nacks.inc({ type }, 0);
+    }
+    this.reloads.inc({ result: 'ok' }, 0);
+    this.reloads.inc({ result: 'rejected' }, 0);
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Where `xds_connected_proxies` reads from at scrape time: one protocol name per connected stream. */
+  trackConnected(source: () => Iterable<string>): void {
+    this.connectedSource = source;
+  }
+
+  pushed(type: string): void {
+    this.pushes.inc({ type });
+  }
+
+  nacked(type: string): void {
+    this.nacks.inc({ type });
+  }
+
+  /** An ACK of the response sent at `sentAt` (ms since the epoch), received at `ackedAt`. */
+  acked(type: string, sentAt: number, ackedAt: number): void {
+    this.convergence.observe({ type }, Math.max(0, ackedAt - sentAt) / 1000);
+  }
+
+  published(ms: number): void {
+    this.publishSeconds.observe(ms / 1000);
+  }
+
+  configReload(result: 'ok' | 'rejected'): void {
+    this.reloads.inc({ result });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The text exposition format, for GET /metrics. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
