@@ -1,0 +1,109 @@
+/**
+ * The seed article's decision table: service traits → Envoy LB policy + weighting policy.
+ *
+ *   trait                     → choice
+ *   session affinity          → RING_HASH on the header or cookie (MAGLEV from LOCALITY_TIER_THRESHOLD endpoints)
+ *   heterogeneous capacity    → PID-weighted (ROUND_ROBIN with weights, setpoint = cluster mean cpu)
+ *   long-lived connections    → LEAST_REQUEST
+ *   latency-sensitive         → EWMA-weighted
+ *   1000+ endpoints           → locality-tiered
+ *
+ * Precedence when several apply (the traits decide different things, so most combine):
+ *  1. Session affinity wins the LB policy outright and forces **static** weights: hashing is
+ *     a correctness property (the same key must reach the same backend), and every adaptive
+ *     weight change would remap part of the key space. Heterogeneous capacity is then best
+ *     expressed in the operator's static weights, which ring hash and Maglev honor.
+ *     Large clusters (>= LOCALITY_TIER_THRESHOLD endpoints) get MAGLEV instead of RING_HASH:
+ *     a fixed 65537-entry table with O(1) lookups, where a ring with enough virtual nodes per
+ *     host to stay balanced grows into millions of entries. A header key beats a cookie when
+ *     both are given (no Set-Cookie round trip before affinity holds).
+ *  2. Long-lived connections choose LEAST_REQUEST over ROUND_ROBIN: a round-robin choice made
+ *     once per long connection piles streams onto whichever hosts were picked early, while
+ *     least-request (power of two choices) balances the active requests it can see.
+ *  3. Weighting, orthogonal to 2: heterogeneous → PID; latency-sensitive → EWMA; both → a
+ *     blend (pid 0.5, ewma 0.5): capacity differences are durable and PID removes them,
+ *     latency reacts to what PID cannot see (GC pauses, noisy neighbors). Envoy applies
+ *     endpoint weights under both ROUND_ROBIN and LEAST_REQUEST.
+ *  4. Locality tiering is independent of everything else: at 1000+ endpoints a flat
+ *     endpoint list costs every proxy memory and every EDS push bandwidth, and cross-zone
+ *     traffic dominates; tiering keeps traffic zone-local first.
+ *  5. No trait: ROUND_ROBIN with static weights.
+ */
+import type { WeightingPolicy } from './types.js';
+
+export const LOCALITY_TIER_THRESHOLD = 1000;
+
+export interface ServiceTraits {
+  readonly sessionAffinity?: { readonly header?: string; readonly cookie?: string };
+  readonly heterogeneousCapacity?: boolean;
+  readonly longLivedConnections?: boolean;
+  readonly latencySensitive?: boolean;
+  readonly endpointCount: number;
+}
+
+export type AutoLbPolicy = 'RING_HASH' | 'MAGLEV' | 'LEAST_REQUEST' | 'ROUND_ROBIN';
+
+export type HashKey = { readonly header: string } | { readonly cookie: string };
+
+export interface AutoPolicy {
+  readonly lbPolicy: AutoLbPolicy;
+  readonly weighting: WeightingPolicy;
+  readonly localityTiered: boolean;
+  /** The hash key for RING_HASH / MAGLEV. */
+  readonly hashKey?: HashKey;
+  readonly reason: string;
+}
+
+export function choosePolicy(traits: ServiceTraits): AutoPolicy {
+  const { endpointCount } = traits;
+  if (!Number.isInteger(endpointCount) || endpointCount < 0) {
+    throw new RangeError(`endpointCount must be an integer >= 0, got ${endpointCount}`);
+  }
+  const localityTiered = endpointCount >= LOCALITY_TIER_THRESHOLD;
+  const tierReason = localityTiered ? `; ${endpointCount} endpoints (>= ${LOCALITY_TIER_THRESHOLD}): locality-tiered` : '';
+
+  if (traits.sessionAffinity !== undefined) {
+    const { header, cookie } = traits.sessionAffinity;
+    const hashKey: HashKey | undefined = nonEmpty(header) ? { header } : nonEmpty(cookie) ? { cookie } : undefined;
+    if (hashKey === undefined) throw new RangeError('sessionAffinity needs a header or a cookie name');
+    const lbPolicy: AutoLbPolicy = localityTiered ? 'MAGLEV' : 'RING_HASH';
+    const key = 'header' in hashKey ? `header ${hashKey.header}` : `cookie ${hashKey.cookie}`;
+    const ignored = [
+      traits.heterogeneousCapacity ? 'heterogeneous capacity (set static weights instead)' : undefined,
+      traits.longLivedConnections ? 'long-lived connections' : undefined,
+      traits.latencySensitive ? 'latency sensitivity' : undefined,
+    ].filter((x): x is string => x !== undefined);
+    return {
+      lbPolicy,
+      weighting: { kind: 'static' },
+      localityTiered,
+      hashKey,
+      reason:
+        `session affinity: ${lbPolicy} on ${key} with static weights (adaptive weights would remap keys)` +
+        (ignored.length > 0 ? `; affinity takes precedence over ${ignored.join(', ')}` : '') +
+        tierReason,
+    };
+  }
+
+  const lbPolicy: AutoLbPolicy = traits.longLivedConnections ? 'LEAST_REQUEST' : 'ROUND_ROBIN';
+  const parts: string[] = [traits.longLivedConnections ? 'long-lived connections: LEAST_REQUEST' : 'ROUND_ROBIN'];
+  let weighting: WeightingPolicy;
+  if (traits.heterogeneousCapacity && traits.latencySensitive) {
+    weighting = { kind: 'blend', parts: { pid: 0.5, ewma: 0.5 }, setpoint: 'mean', metric: 'cpu' };
+    parts.push('heterogeneous capacity and latency-sensitive: blend of PID (equalize cpu) and EWMA latency weights, 50/50');
+  } else if (traits.heterogeneousCapacity) {
+    weighting = { kind: 'pid', setpoint: 'mean', metric: 'cpu' };
+    parts.push('heterogeneous capacity: PID weights equalizing cpu utilization');
+  } else if (traits.latencySensitive) {
+    weighting = { kind: 'ewma' };
+    parts.push('latency-sensitive: EWMA latency weights');
+  } else {
+    weighting = { kind: 'static' };
+    parts.push('static weights');
+  }
+  return { lbPolicy, weighting, localityTiered, reason: parts.join('; ') + tierReason };
+}
+
+function nonEmpty(s: string | undefined): s is string {
+  return typeof s === 'string' && s.length > 0;
+}

@@ -1,0 +1,250 @@
+/**
+ * Types of the weight engine: what goes in every tick (endpoints, policy, samples, probe
+ * results), what comes out (integer weights, published health, explanations), and the
+ * safety settings with their defaults.
+ *
+ * Units: time in ms (caller-supplied, monotonic), cpu as a 0..1 fraction, latency in ms.
+ * Weights inside the engine are real numbers in "static units": an endpoint with no
+ * controller influence sits at its static weight times one cluster-wide scale (its
+ * fair share, see `fairWeight` in stages.ts); only the integer conversion at the end
+ * produces what Envoy sees.
+ */
+import type { PidGains } from '../pid.js';
+import type { HealthOptions, HealthState } from '../health.js';
+
+// --- inputs --------------------------------------------------------------------------------
+
+/**
+ * The operator's health for an endpoint (the catalog's HealthStatus values). UNHEALTHY,
+ * DRAINING and TIMEOUT take the endpoint out of rotation; the others leave it to the probes.
+ */
+export type OperatorHealth = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';
+
+export interface EngineEndpoint {
+  /** `address:port`, unique within the cluster. */
+  readonly key: string;
+  /** Static (operator) weight, >= 1: the starting point and the decay target. */
+  readonly weight: number;
+  /** Default HEALTHY. */
+  readonly health?: OperatorHealth;
+  /**
+   * Group for integer conversion: Envoy limits each locality's weight sum to 2^32 − 1.
+   * Any stable string (e.g. `region/zone/subZone/priority`). Default: one group.
+   */
+  readonly locality?: string;
+  /**
+   * Capacity hint for the `inflight` metric: in-flight requests at 100% utilization. When every
+   * fresh endpoint of a cluster has one, utilization = inflight / capacity; otherwise it is
+   * relative: (inflight / static weight) normalized by the cluster's largest such value.
+   */
+  readonly capacity?: number;
+}
+
+export interface Sample {
+  /** When the sample was taken, ms (same clock as `tick(now)`). */
+  readonly at: number;
+  /** CPU utilization, 0..1 (values above 1, e.g. cgroup overcommit, are accepted). */
+  readonly cpu?: number;
+  readonly inflight?: number;
+  readonly latencyMs?: number;
+  readonly errors?: number;
+  readonly rps?: number;
+}
+
+export interface ProbeResult {
+  readonly ok: boolean;
+  readonly at: number;
+  readonly latencyMs?: number;
+}
+
+// --- policies ------------------------------------------------------------------------------
+
+export type UtilizationMetric = 'cpu' | 'inflight' | 'max';
+
+export interface PidSettings {
+  /** 'mean': equalize utilization across the cluster (Robinhood); a number: fixed target in 0..1. */
+  readonly setpoint: 'mean' | number;
+  readonly metric: UtilizationMetric;
+  /** Default: the seed's kp 0.5, ki 0.1, kd 0.05, per tick. */
+  readonly gains?: Partial<PidGains>;
+  /**
+   * k in w ← w · exp(k · output). Default 1 (PID_ACTUATION_GAIN): with the output clamped to
+   * [−1, 1] one tick can move a weight by at most e^±k before the step limit.
+   */
+  readonly actuationGain?: number;
+}
+
+export interface EwmaSettings {
+  /** Share of a new latency sample at one sample per tick. Default 0.3 (seed). */
+  readonly decay?: number;
+  /** Numerator of the exploration bonus bonus = explorationBonus / (n + 1), ms. Default 1000. */
+  readonly explorationBonus?: number;
+}
+
+export interface BlendParts {
+  readonly pid?: number;
+  readonly ewma?: number;
+  readonly static?: number;
+}
+
+export type WeightingPolicy =
+  | { readonly kind: 'static' }
+  | ({ readonly kind: 'pid' } & PidSettings)
+  | ({ readonly kind: 'ewma' } & EwmaSettings)
+  | ({
+      readonly kind: 'blend';
+      /** Fractions >= 0 summing to 1 (±1e-6). */
+      readonly parts: BlendParts;
+    } & Partial<PidSettings> &
+      EwmaSettings);
+
+export type PolicyKind = WeightingPolicy['kind'];
+
+/** Defaults for the PID part of a blend that does not name setpoint or metric. */
+export const BLEND_PID_DEFAULTS = { setpoint: 'mean', metric: 'cpu' } as const satisfies PidSettings;
+export const PID_ACTUATION_GAIN = 1;
+
+// --- safety --------------------------------------------------------------------------------
+
+export interface SafetySettings {
+  /** Expected tick interval; PID gains are per tick, and the first tick's decay uses it. */
+  readonly tickMs: number;
+  /** Per tick, a weight moves by at most ×maxStepRatio or ÷maxStepRatio (relative to what was published). */
+  readonly maxStepRatio: number;
+  /** Floor, as a fraction of the endpoint's fair share (static weight × cluster scale). */
+  readonly minWeightRatio: number;
+  /** Ceiling, as a multiple of the endpoint's fair share. */
+  readonly maxWeightRatio: number;
+  /** Publish only if some endpoint's weight moved by more than this relative amount. */
+  readonly hysteresis: number;
+  /** Samples older than this are stale: the endpoint's weight is held. */
+  readonly staleAfterMs: number;
+  /** Samples older than this have expired: the weight decays toward the fair share. */
+  readonly decayAfterMs: number;
+  /** Half-life (in log-weight) of that decay. */
+  readonly decayHalfLifeMs: number;
+}
+
+export const SAFETY_DEFAULTS = {
+  tickMs: 1000,
+  maxStepRatio: 1.25,
+  minWeightRatio: 0.05,
+  maxWeightRatio: 20,
+  hysteresis: 0.02,
+  staleAfterMs: 5_000,
+  decayAfterMs: 30_000,
+  decayHalfLifeMs: 30_000,
+} as const satisfies SafetySettings;
+
+export interface WeightEngineOptions {
+  /** Engine-wide safety settings; `setCluster` may override per cluster. */
+  readonly safety?: Partial<SafetySettings>;
+  /** Passed to every endpoint's HealthTracker (default: 3 failures out, 3 successes back, 5 min backoff). */
+  readonly health?: HealthOptions;
+  /** Integer the largest weight of a tick maps to (see integer-weights.ts). Default 100,000. */
+  readonly integerResolution?: number;
+}
+
+export const DEFAULT_INTEGER_RESOLUTION = 100_000;
+
+// --- outputs -------------------------------------------------------------------------------
+
+export type PublishedHealth = 'HEALTHY' | 'UNHEALTHY';
+
+export type Freshness = 'fresh' | 'stale' | 'expired' | 'none';
+
+/** Every rule that changed or held a weight, in the order the stages run (SAFETY_RULES). */
+export type SafetyRule = (typeof SAFETY_RULES)[number];
+
+export const SAFETY_RULES = [
+  'operator-unhealthy',
+  'probe-unhealthy',
+  'fail-static', // every eligible endpoint would be out: all published HEALTHY at static weights
+  'joined', // new, returning or re-weighted endpoint: starts at its fair share
+  'awaiting-sample', // fresh, but no sample since the controller last ran: controller held
+  'exploration', // EWMA: unmeasured endpoint weighted optimistically
+  'stale-hold',
+  'decay',
+  'step-limit',
+  'floor',
+  'ceiling',
+  'hysteresis-hold',
+] as const;
+
+export interface PidExplanation {
+  readonly setpoint: number;
+  readonly measurement: number;
+  readonly error: number;
+  readonly p: number;
+  readonly i: number;
+  readonly d: number;
+  /** Clamped controller output. */
+  readonly output: number;
+  /** exp(k · output): the factor applied to the weight before normalization. */
+  readonly multiplier: number;
+  /** False when this tick reused the previous step (no new sample). */
+  readonly updated: boolean;
+}
+
+export interface EwmaExplanation {
+  readonly estimateMs: number | undefined;
+  readonly bonusMs: number;
+  readonly samples: number;
+  /** Relative weight 1 / max(estimate − bonus, floor), before multiplying by the static weight. */
+  readonly weight: number;
+}
+
+export interface ExplanationInputs {
+  readonly utilization?: number;
+  readonly cpu?: number;
+  readonly inflight?: number;
+  readonly latencyMs?: number;
+  readonly errors?: number;
+  readonly rps?: number;
+  readonly probeLatencyMs?: number;
+}
+
+export interface Explanation {
+  readonly policy: PolicyKind;
+  readonly health: PublishedHealth;
+  /** The HealthTracker's state, or OPERATOR_DISABLED. */
+  readonly healthState: HealthState | 'OPERATOR_DISABLED';
+  readonly freshness: Freshness;
+  readonly sampleAgeMs: number | undefined;
+  readonly inputs: ExplanationInputs;
+  readonly pid: PidExplanation | undefined;
+  readonly ewma: EwmaExplanation | undefined;
+  readonly staticWeight: number;
+  /** Static weight × cluster scale: the decay target and the unit of floor and ceiling. */
+  readonly fairWeight: number;
+  /** Real weight published before this tick (the step limit's anchor). */
+  readonly previousWeight: number;
+  /** What the controller asked for, before any safety rule. */
+  readonly rawWeight: number;
+  /** After step limit, floor, ceiling and freshness (the engine's internal weight). */
+  readonly weight: number;
+  /** Real weight published after this tick (== previousWeight on a hysteresis hold). */
+  readonly publishedWeight: number;
+  readonly integerWeight: number;
+  readonly rules: readonly SafetyRule[];
+  /** Human-readable remarks (fail static, why data was unusable, …); usually empty. */
+  readonly notes: readonly string[];
+}
+
+export interface ClusterTick {
+  /** Integer weights (>= 1, per-locality sum <= 2^32 − 1), one per endpoint. */
+  readonly weights: ReadonlyMap<string, number>;
+  readonly health: ReadonlyMap<string, PublishedHealth>;
+  /** Whether weights or health differ from the previous tick's output (always true on the first). */
+  readonly changed: boolean;
+  readonly explanations: ReadonlyMap<string, Explanation>;
+  /** True when the fail-static rule fired for this cluster. */
+  readonly failStatic: boolean;
+  /** The PID setpoint used this tick, when the policy has a PID part and data. */
+  readonly setpoint: number | undefined;
+}
+
+export interface TickResult {
+  readonly now: number;
+  readonly clusters: ReadonlyMap<string, ClusterTick>;
+}

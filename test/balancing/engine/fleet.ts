@@ -1,0 +1,97 @@
+/**
+ * A deterministic fleet model for the weight engine: endpoints with capacities, a total
+ * offered load split by the currently published integer weights, utilization = load share /
+ * capacity (+ seeded noise). One `step()` = one report from every endpoint + one engine tick.
+ */
+import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
+import type { ClusterTick, SafetySettings, WeightingPolicy } from '../../../src/balancing/engine/types.js';
+
+/** mulberry32: small seeded PRNG, uniform in [0, 1). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface FleetOptions {
+  readonly capacities: readonly number[];
+  /** Offered load as a fraction of total capacity. */
+  readonly loadFraction: number;
+  /** Relative noise amplitude on utilization (uniform ±noise). */
+  readonly noise: number;
+  readonly seed: number;
+  readonly policy: WeightingPolicy;
+  readonly safety?: Partial<SafetySettings>;
+  readonly tickMs?: number;
+}
+
+export class Fleet {
+  readonly engine: WeightEngine;
+  readonly keys: string[];
+  capacities: number[];
+  weights: number[];
+  /** Whether each endpoint receives traffic (published HEALTHY). */
+  healthy: boolean[];
+  now = 0;
+  last: ClusterTick | undefined;
+  private readonly rand: () => number;
+  private readonly load: number;
+  readonly tickMs: number;
+
+  constructor(private readonly o: FleetOptions) {
+    this.engine = new WeightEngine(o.safety ? { safety: o.safety } : {});
+    this.keys = o.capacities.map((_, i) => `10.0.0.${i + 1}:8080`);
+    this.capacities = [...o.capacities];
+    this.weights = o.capacities.map(() => 1);
+    this.healthy = o.capacities.map(() => true);
+    this.rand = prng(o.seed);
+    this.load = o.loadFraction * o.capacities.reduce((a, b) => a + b, 0);
+    this.tickMs = o.tickMs ?? 1000;
+    this.engine.setCluster(
+      'svc',
+      this.keys.map((key) => ({ key, weight: 1 })),
+      o.policy,
+    );
+  }
+
+  /** Utilization of each endpoint under the current published weights (no noise); 0 when out of rotation. */
+  utilization(): number[] {
+    const effective = this.weights.map((w, i) => (this.healthy[i] ? w : 0));
+    const total = effective.reduce((a, b) => a + b, 0);
+    return effective.map((w, i) => (this.load * (w / total)) / (this.capacities[i] as number));
+  }
+
+  /** max / mean of the utilization of the endpoints in rotation (the Robinhood figure). */
+  maxOverAvg(): number {
+    const u = this.utilization().filter((_, i) => this.healthy[i]);
+    return Math.max(...u) / (u.reduce((a, b) => a + b, 0) / u.length);
+  }
+
+  /** Shares of the published integer weights. */
+  shares(): number[] {
+    const total = this.weights.reduce((a, b) => a + b, 0);
+    return this.weights.map((w) => w / total);
+  }
+
+  step(report = true): ClusterTick {
+    this.now += this.tickMs;
+    if (report) {
+      const u = this.utilization();
+      this.keys.forEach((key, i) => {
+        if (!this.healthy[i]) return;
+        const noisy = (u[i] as number) * (1 + this.o.noise * (2 * this.rand() - 1));
+        this.engine.observeSample('svc', key, { at: this.now, cpu: Math.min(1, Math.max(0, noisy)) });
+      });
+    }
+    const tick = this.engine.tick(this.now).clusters.get('svc') as ClusterTick;
+    this.weights = this.keys.map((k) => tick.weights.get(k) as number);
+    this.healthy = this.keys.map((k) => tick.health.get(k) === 'HEALTHY');
+    this.last = tick;
+    return tick;
+  }
+}
