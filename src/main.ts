@@ -10,6 +10,8 @@ import { parseArgs } from 'node:util';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { parseConfig } from './sources/config-file.js';
 import { ConfigWatcher } from './sources/config-watcher.js';
+import { AdaptiveWeights } from './signals/adaptive-weights.js';
+import type { Catalog } from './catalog/types.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
 import { XdsCache } from './xds/cache.js';
@@ -35,6 +37,8 @@ export interface FulcrumOptions {
   readonly adminAddress?: string;
   readonly logger?: Logger;
   readonly debounce?: { quietMs: number; maxMs: number };
+  /** Overrides the config file's `server.engine.tickMs`. */
+  readonly engineTickMs?: number;
 }
 
 export interface Fulcrum {
@@ -44,6 +48,8 @@ export interface Fulcrum {
   readonly registry: ProxyRegistry;
   readonly cache: XdsCache;
   readonly metrics: Metrics;
+  /** The adaptive weight engine's adapter: signals go in, published weights come out. */
+  readonly adaptive: AdaptiveWeights;
   readonly log: Logger;
   stop(): Promise<void>;
 }
@@ -70,11 +76,16 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     options.debounce ?? { quietMs: settings.debounceQuietMs, maxMs: settings.debounceMaxMs },
     (_changedGroups, ms) => metrics.published(ms),
   );
+  const adaptive = new AdaptiveWeights();
+  const applyCatalog = (catalog: Catalog): void => {
+    adaptive.setCatalog(catalog);
+    publisher.setCatalog(catalog);
+  };
   const watcher = new ConfigWatcher(options.configPath, {
     onConfig: (config) => {
       metrics.configReload('ok');
       log.info({ file: options.configPath, clusters: config.catalog.clusters.length, listeners: config.catalog.listeners.length }, 'config reloaded');
-      publisher.setCatalog(config.catalog);
+      applyCatalog(config.catalog);
     },
     onInvalid: (err) => {
       metrics.configReload('rejected');
@@ -82,8 +93,13 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     },
   });
   // The watcher re-reads the file, so an edit made since the first read is not lost.
-  publisher.setCatalog((await watcher.start()).catalog);
+  applyCatalog((await watcher.start()).catalog);
   publisher.publishNow();
+  const engineTicker = setInterval(() => {
+    const overrides = adaptive.tick(Date.now());
+    if (overrides) publisher.setWeights(overrides);
+  }, options.engineTickMs ?? initial.server.engineTickMs);
+  engineTicker.unref();
   // The config is loaded by now (startFulcrum fails on an invalid one), so readiness is about serving.
   const state = { xdsServing: false, stopping: false };
 
@@ -124,6 +140,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     xdsPort = await server.start();
     state.xdsServing = true;
   } catch (err) {
+    clearInterval(engineTicker);
     watcher.stop();
     publisher.stop();
     await server.stop(0);
@@ -136,10 +153,12 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     registry,
     cache,
     metrics,
+    adaptive,
     log,
     async stop() {
       // Unready first, so load balancers stop sending new proxies here while streams drain.
       state.stopping = true;
+      clearInterval(engineTicker);
       watcher.stop();
       publisher.stop();
       await server.stop();

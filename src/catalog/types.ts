@@ -1,3 +1,7 @@
+import type { SafetySettings, WeightingPolicy } from '../balancing/engine/types.js';
+
+export type { WeightingPolicy };
+
 /**
  * Domain model of the desired state: what the operator wants the fleet to look like.
  * Plain, immutable data: every source (config file, admin API, Kubernetes) produces it,
@@ -54,6 +58,22 @@ export interface Cluster {
   /** Serve HTTP/2 to the upstream (required for gRPC backends behind Envoy). */
   readonly http2: boolean;
   readonly endpoints: readonly Endpoint[];
+  /** How fulcrum computes endpoint weights: static (the operator's), or adaptive (PID, EWMA, blend). */
+  readonly weighting: WeightingPolicy;
+  /** Per-cluster overrides of the engine's safety settings (step limit, floor, freshness...). */
+  readonly safety?: Partial<SafetySettings>;
+  /** Why the LB policy and weighting are what they are, when fulcrum chose them (`auto`). */
+  readonly autoReason?: string;
+  readonly probe?: ProbeSpec;
+}
+
+/** An active health check fulcrum runs against every endpoint of a cluster. */
+export interface ProbeSpec {
+  readonly kind: 'http' | 'tcp' | 'grpc';
+  /** HTTP path (http) or gRPC service name (grpc; '' = the server as a whole). */
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
 }
 
 export type HashPolicy =

@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
-import type { Catalog, Cluster, Endpoint, Listener, NodeGroup, Route } from '../catalog/types.js';
+import { choosePolicy, type HashKey } from '../balancing/engine/auto-policy.js';
+import type { Catalog, Cluster, Endpoint, HashPolicy, LbPolicy, Listener, NodeGroup, Route, WeightingPolicy } from '../catalog/types.js';
 import { ConfigFileSchema, type ConfigFile } from './config-schema.js';
 
 export interface XdsServerSettings {
@@ -24,6 +25,8 @@ export interface AdminServerSettings {
 export interface ServerSettings {
   readonly xds: XdsServerSettings;
   readonly admin: AdminServerSettings;
+  /** How often the weight engine ticks. */
+  readonly engineTickMs: number;
   readonly logLevel: string;
 }
 
@@ -107,6 +110,23 @@ function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
       problems.push({ path: `${at}/ringHash`, message: `only valid with lbPolicy RING_HASH (is ${policy})` });
     if (c.maglev && policy !== 'MAGLEV')
       problems.push({ path: `${at}/maglev`, message: `only valid with lbPolicy MAGLEV (is ${policy})` });
+    const w = c.weighting;
+    if (w?.policy === 'auto') {
+      if (c.lbPolicy !== undefined) problems.push({ path: `${at}/lbPolicy`, message: 'weighting.policy auto chooses the LB policy; remove lbPolicy' });
+      if (!w.traits) problems.push({ path: `${at}/weighting/traits`, message: 'weighting.policy auto needs the service traits' });
+      const aff = w.traits?.sessionAffinity;
+      if (aff && !aff.header && !aff.cookie)
+        problems.push({ path: `${at}/weighting/traits/sessionAffinity`, message: 'needs a header or a cookie name' });
+    } else if (w?.traits) {
+      problems.push({ path: `${at}/weighting/traits`, message: 'only valid with weighting.policy auto' });
+    }
+    if (w?.policy === 'blend') {
+      const parts = w.blend ?? {};
+      const total = (parts.pid ?? 0) + (parts.ewma ?? 0) + (parts.static ?? 0);
+      if (Math.abs(total - 1) > 1e-6) problems.push({ path: `${at}/weighting/blend`, message: `fractions must sum to 1 (they sum to ${total})` });
+    } else if (w?.blend) {
+      problems.push({ path: `${at}/weighting/blend`, message: 'only valid with weighting.policy blend' });
+    }
     const rh = c.ringHash;
     if (rh?.minimumRingSize !== undefined && rh.maximumRingSize !== undefined && rh.minimumRingSize > rh.maximumRingSize)
       problems.push({ path: `${at}/ringHash/minimumRingSize`, message: 'must not exceed maximumRingSize' });
@@ -161,8 +181,37 @@ function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
 type RawCluster = NonNullable<ConfigFile['clusters']>[number];
 type RawListener = NonNullable<ConfigFile['listeners']>[number];
 
+type RawWeighting = NonNullable<RawCluster['weighting']>;
+
+function toWeighting(w: RawWeighting | undefined): WeightingPolicy {
+  const gains = w?.gains ? { gains: w.gains } : {};
+  const ewma = { ...(w?.decay !== undefined ? { decay: w.decay } : {}), ...(w?.explorationBonus !== undefined ? { explorationBonus: w.explorationBonus } : {}) };
+  switch (w?.policy) {
+    case 'pid':
+      return { kind: 'pid', setpoint: w.setpoint ?? 'mean', metric: w.metric ?? 'cpu', ...gains };
+    case 'ewma':
+      return { kind: 'ewma', ...ewma };
+    case 'blend':
+      return {
+        kind: 'blend', parts: w.blend ?? {}, ...ewma, ...gains,
+        ...(w.setpoint !== undefined ? { setpoint: w.setpoint } : {}), ...(w.metric !== undefined ? { metric: w.metric } : {}),
+      };
+    default:
+      return { kind: 'static' };
+  }
+}
+
+/** The seed article's decision table turns declared traits into an LB policy and a weighting. */
+function resolveAuto(c: RawCluster): { lbPolicy: LbPolicy; weighting: WeightingPolicy; reason: string; hashKey?: HashKey } | undefined {
+  if (c.weighting?.policy !== 'auto') return undefined;
+  const t = c.weighting.traits ?? {};
+  const chosen = choosePolicy({ ...t, endpointCount: c.endpoints?.length ?? 0 });
+  return { lbPolicy: chosen.lbPolicy, weighting: chosen.weighting, reason: chosen.reason, ...(chosen.hashKey ? { hashKey: chosen.hashKey } : {}) };
+}
+
 function toCluster(c: RawCluster): Cluster {
-  const lbPolicy = c.lbPolicy ?? 'ROUND_ROBIN';
+  const auto = resolveAuto(c);
+  const lbPolicy = auto?.lbPolicy ?? c.lbPolicy ?? 'ROUND_ROBIN';
   const endpoints: Endpoint[] = (c.endpoints ?? []).map((e) => ({
     address: e.address,
     port: e.port,
@@ -177,6 +226,12 @@ function toCluster(c: RawCluster): Cluster {
     connectTimeoutMs: c.connectTimeoutMs ?? 1000,
     http2: c.http2 ?? false,
     endpoints,
+    weighting: auto?.weighting ?? toWeighting(c.weighting),
+    ...(auto ? { autoReason: auto.reason } : {}),
+    ...(c.safety ? { safety: c.safety } : {}),
+    ...(c.probe
+      ? { probe: { kind: c.probe.kind, path: c.probe.path ?? (c.probe.kind === 'http' ? '/' : ''), intervalMs: c.probe.intervalMs ?? 5_000, timeoutMs: c.probe.timeoutMs ?? 1_000 } }
+      : {}),
     ...(lbPolicy === 'LEAST_REQUEST' ? { leastRequest: { choiceCount: c.leastRequest?.choiceCount ?? 2 } } : {}),
     ...(lbPolicy === 'RING_HASH'
       ? {
@@ -192,20 +247,30 @@ function toCluster(c: RawCluster): Cluster {
   };
 }
 
-function toListener(l: RawListener): Listener {
-  const routes: Route[] = l.routes.map((r) => ({
+function toListener(l: RawListener, autoKeys: ReadonlyMap<string, HashKey>): Listener {
+  const routes: Route[] = l.routes.map((r) => {
+    const key = autoKeys.get(r.cluster);
+    // A cluster that auto made RING_HASH/MAGLEV needs the affinity key on the routes that use it.
+    const hashPolicy: HashPolicy | undefined = r.hashPolicy ?? (key ? ('header' in key ? { header: key.header } : { cookie: { name: key.cookie } }) : undefined);
+    return {
     domain: r.domain ?? '*',
     prefix: r.prefix ?? '/',
     cluster: r.cluster,
-    ...(r.hashPolicy ? { hashPolicy: r.hashPolicy } : {}),
+    ...(hashPolicy ? { hashPolicy } : {}),
     ...(r.timeoutMs !== undefined ? { timeoutMs: r.timeoutMs } : {}),
-  }));
+    };
+  });
   return l.apiListener
     ? { name: l.name, kind: 'api', address: '', port: 0, routes }
     : { name: l.name, kind: 'socket', address: l.address ?? '0.0.0.0', port: l.port ?? 0, routes };
 }
 
 function toCatalog(cfg: ConfigFile): Catalog {
+  const autoKeys = new Map<string, HashKey>();
+  for (const c of cfg.clusters ?? []) {
+    const key = resolveAuto(c)?.hashKey;
+    if (key) autoKeys.set(c.name, key);
+  }
   const nodeGroups: NodeGroup[] = (cfg.nodeGroups ?? []).map((g) => ({
     nodeCluster: g.nodeCluster,
     listeners: g.listeners ?? [],
@@ -213,7 +278,7 @@ function toCatalog(cfg: ConfigFile): Catalog {
   }));
   return {
     clusters: (cfg.clusters ?? []).map(toCluster),
-    listeners: (cfg.listeners ?? []).map(toListener),
+    listeners: (cfg.listeners ?? []).map((l) => toListener(l, autoKeys)),
     nodeGroups,
   };
 }
@@ -235,6 +300,7 @@ function toServer(cfg: ConfigFile): ServerSettings {
       address: cfg.server?.admin?.address ?? DEFAULT_ADMIN.address,
       port: cfg.server?.admin?.port ?? DEFAULT_ADMIN.port,
     },
+    engineTickMs: cfg.server?.engine?.tickMs ?? 1000,
     logLevel: cfg.server?.logLevel ?? 'info',
   };
 }

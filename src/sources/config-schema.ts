@@ -33,6 +33,69 @@ const EndpointSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const Fraction = Type.Number({ minimum: 0, maximum: 1 });
+
+const WeightingSchema = Type.Object(
+  {
+    policy: literalUnion(['static', 'pid', 'ewma', 'blend', 'auto'] as const),
+    // pid / blend
+    setpoint: Type.Optional(Type.Union([Type.Literal('mean'), Fraction])),
+    metric: Type.Optional(literalUnion(['cpu', 'inflight', 'max'] as const)),
+    gains: Type.Optional(
+      Type.Object(
+        { kp: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })), ki: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })), kd: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })) },
+        { additionalProperties: false },
+      ),
+    ),
+    // ewma / blend
+    decay: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+    explorationBonus: Type.Optional(Type.Number({ minimum: 0, maximum: 1_000_000 })),
+    // blend
+    blend: Type.Optional(
+      Type.Object({ pid: Type.Optional(Fraction), ewma: Type.Optional(Fraction), static: Type.Optional(Fraction) }, { additionalProperties: false }),
+    ),
+    // auto: the traits the operator declares; fulcrum picks the LB policy and the weighting
+    traits: Type.Optional(
+      Type.Object(
+        {
+          sessionAffinity: Type.Optional(
+            Type.Object({ header: Type.Optional(Type.String({ minLength: 1 })), cookie: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false }),
+          ),
+          heterogeneousCapacity: Type.Optional(Type.Boolean()),
+          longLivedConnections: Type.Optional(Type.Boolean()),
+          latencySensitive: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const SafetySchema = Type.Object(
+  {
+    tickMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+    maxStepRatio: Type.Optional(Type.Number({ minimum: 1, maximum: 100 })),
+    minWeightRatio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+    maxWeightRatio: Type.Optional(Type.Number({ minimum: 1, maximum: 10_000 })),
+    hysteresis: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    staleAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    decayAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    decayHalfLifeMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  },
+  { additionalProperties: false },
+);
+
+const ProbeSchema = Type.Object(
+  {
+    kind: literalUnion(['http', 'tcp', 'grpc'] as const),
+    path: Type.Optional(Type.String({ maxLength: 1024 })),
+    intervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000 })),
+  },
+  { additionalProperties: false },
+);
+
 const ClusterSchema = Type.Object(
   {
     name: Name,
@@ -57,6 +120,9 @@ const ClusterSchema = Type.Object(
     connectTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
     http2: Type.Optional(Type.Boolean()),
     endpoints: Type.Optional(Type.Array(EndpointSchema, { maxItems: 100_000 })),
+    weighting: Type.Optional(WeightingSchema),
+    safety: Type.Optional(SafetySchema),
+    probe: Type.Optional(ProbeSchema),
   },
   { additionalProperties: false },
 );
@@ -121,6 +187,9 @@ const ServerSchema = Type.Object(
         },
         { additionalProperties: false },
       ),
+    ),
+    engine: Type.Optional(
+      Type.Object({ tickMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })) }, { additionalProperties: false }),
     ),
     // The admin HTTP API (health, readiness, metrics, proxy status). No auth yet: keep it on loopback or a private interface.
     admin: Type.Optional(

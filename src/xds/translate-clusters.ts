@@ -7,8 +7,15 @@ const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
 const MAX_LOCALITY_WEIGHT_SUM = 0xffff_ffff;
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
-/** Per cluster, per endpoint key (`address:port`), the weight to publish instead of the static one. */
-export type WeightOverrides = ReadonlyMap<string, ReadonlyMap<string, number>>;
+/** What the weight engine publishes for one endpoint instead of the operator's static values. */
+export interface EndpointOverride {
+  readonly weight?: number;
+  /** Only ever UNHEALTHY (probes failed); an operator's DRAINING or UNHEALTHY is never lifted. */
+  readonly health?: 'UNHEALTHY';
+}
+
+/** Per cluster, per endpoint key (`address:port`). */
+export type WeightOverrides = ReadonlyMap<string, ReadonlyMap<string, EndpointOverride>>;
 
 export const endpointKey = (e: Pick<Endpoint, 'address' | 'port'>): string => `${e.address}:${e.port}`;
 
@@ -20,7 +27,19 @@ function nextPowerOfTwo(n: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 }
 
-export function clusterResource(c: Cluster): Record<string, unknown> {
+/**
+ * Load reporting (LRS, served by src/signals/lrs-server.ts) for one emitted cluster.
+ * `lrs_report_endpoint_metrics` makes Envoy parse the backends' ORCA `endpoint-load-metrics`
+ * header and report those metrics per endpoint; `lrs_server: { self: {} }` tells proxyless gRPC
+ * to send its load reports to fulcrum. Envoy 1.40 ignores `lrs_server`: it streams load reports
+ * only when its bootstrap has `cluster_manager.load_stats_config` (see src/signals/README.md).
+ */
+export interface LoadReportingOptions {
+  /** ORCA metric names, e.g. `cpu_utilization`, `mem_utilization`, `named_metrics.foo`, `named_metrics.*`. */
+  readonly reportEndpointMetrics: readonly string[];
+}
+
+export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<string, unknown> {
   const out: Record<string, unknown> = {
     name: c.name,
     type: 'EDS',
@@ -47,6 +66,10 @@ export function clusterResource(c: Cluster): Record<string, unknown> {
       [HTTP_PROTOCOL_OPTIONS]: anyOf(HTTP_PROTOCOL_OPTIONS, { explicit_http_config: { http2_protocol_options: {} } }),
     };
   }
+  if (lrs) {
+    out.lrs_server = { self: {}, resource_api_version: 'V3' };
+    if (lrs.reportEndpointMetrics.length > 0) out.lrs_report_endpoint_metrics = [...lrs.reportEndpointMetrics];
+  }
   return out;
 }
 
@@ -69,7 +92,7 @@ function fitWeights(weights: number[]): number[] {
 
 const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
 
-export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<string, number>): Record<string, unknown> {
+export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<string, EndpointOverride>): Record<string, unknown> {
   const groups = new Map<string, LocalityGroup>();
   for (const e of c.endpoints) {
     const key = JSON.stringify([e.priority, e.locality.region, e.locality.zone, e.locality.subZone]);
@@ -78,8 +101,10 @@ export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<strin
       g = { locality: e.locality, priority: e.priority, endpoints: [] };
       groups.set(key, g);
     }
-    const w = overrides?.get(endpointKey(e)) ?? e.weight;
-    g.endpoints.push({ endpoint: e, weight: Math.max(1, Math.round(w)) });
+    const o = overrides?.get(endpointKey(e));
+    const w = o?.weight ?? e.weight;
+    const endpoint = o?.health && (e.health === 'HEALTHY' || e.health === 'UNKNOWN') ? { ...e, health: o.health } : e;
+    g.endpoints.push({ endpoint, weight: Math.max(1, Math.round(w)) });
   }
   const ordered = [...groups.values()].sort((a, b) => a.priority - b.priority);
   // Priorities must be consecutive from 0 (gRPC NACKs a gap); renumbering keeps their order, which is all they mean.

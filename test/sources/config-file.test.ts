@@ -105,6 +105,57 @@ nodeGroups:
     );
   });
 
+  it('reads weighting policies, safety and probes, and resolves auto by the decision table', () => {
+    const { catalog } = parseConfig(`
+clusters:
+  - name: p
+    weighting: { policy: pid, setpoint: 0.7, metric: max, gains: { kp: 0.4 } }
+    safety: { maxStepRatio: 1.5, staleAfterMs: 2000 }
+    probe: { kind: http, path: /health, intervalMs: 1000 }
+  - name: b
+    weighting: { policy: blend, blend: { pid: 0.25, ewma: 0.75 }, decay: 0.5 }
+  - name: sticky
+    weighting: { policy: auto, traits: { sessionAffinity: { header: x-user } } }
+    endpoints: [{ address: 10.0.0.1, port: 1 }]
+  - name: streams
+    weighting: { policy: auto, traits: { longLivedConnections: true } }
+listeners:
+  - { name: l, port: 1000, routes: [{ prefix: /s, cluster: sticky }, { prefix: /, cluster: p }] }
+`, 'f.yaml');
+    const [p, b, sticky, streams] = catalog.clusters;
+    expect(p?.weighting).toEqual({ kind: 'pid', setpoint: 0.7, metric: 'max', gains: { kp: 0.4 } });
+    expect(p?.safety).toEqual({ maxStepRatio: 1.5, staleAfterMs: 2000 });
+    expect(p?.probe).toEqual({ kind: 'http', path: '/health', intervalMs: 1000, timeoutMs: 1000 });
+    expect(b?.weighting).toEqual({ kind: 'blend', parts: { pid: 0.25, ewma: 0.75 }, decay: 0.5 });
+    expect(sticky?.lbPolicy).toBe('RING_HASH');
+    expect(sticky?.ringHash?.virtualNodesPerHost).toBe(160);
+    expect(sticky?.autoReason).toMatch(/affinity/i);
+    expect(streams?.lbPolicy).toBe('LEAST_REQUEST');
+    // The affinity key reaches the routes that use the auto-hashed cluster.
+    expect(catalog.listeners[0]?.routes[0]?.hashPolicy).toEqual({ header: 'x-user' });
+    expect(catalog.listeners[0]?.routes[1]?.hashPolicy).toBeUndefined();
+    expect(catalog.clusters.find((c) => c.name === 'p')?.lbPolicy).toBe('ROUND_ROBIN');
+  });
+
+  it('rejects inconsistent weighting settings', () => {
+    const problems = problemsOf(`
+clusters:
+  - { name: a, lbPolicy: MAGLEV, weighting: { policy: auto, traits: {} } }
+  - { name: b, weighting: { policy: blend, blend: { pid: 0.5, ewma: 0.4 } } }
+  - { name: c, weighting: { policy: pid, blend: { pid: 1 } } }
+  - { name: d, weighting: { policy: auto } }
+`);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        '/clusters/0/lbPolicy: weighting.policy auto chooses the LB policy; remove lbPolicy',
+        '/clusters/1/weighting/blend: fractions must sum to 1 (they sum to 0.9)',
+        '/clusters/2/weighting/blend: only valid with weighting.policy blend',
+        '/clusters/3/weighting/traits: weighting.policy auto needs the service traits',
+      ]),
+    );
+    expect(problemsOf('clusters: [{ name: e, weighting: { policy: pid, setpoint: 1.5 } }]').join()).toContain('/clusters/0/weighting/setpoint');
+  });
+
   it('names the file and reports YAML syntax errors', () => {
     try {
       parseConfig('clusters: [ { name: a', 'conf/fulcrum.yaml');

@@ -6,8 +6,8 @@ import { translate } from '../../src/xds/translator.js';
 
 const catalog = (weight: number, extra = false): Catalog => ({
   clusters: [
-    { name: 'a', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, endpoints: [{ address: '10.0.0.1', port: 80, weight, priority: 0, health: 'HEALTHY', locality: { region: '', zone: '', subZone: '' } }] },
-    ...(extra ? [{ name: 'b', lbPolicy: 'ROUND_ROBIN' as const, connectTimeoutMs: 1000, http2: false, endpoints: [] }] : []),
+    { name: 'a', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [{ address: '10.0.0.1', port: 80, weight, priority: 0, health: 'HEALTHY', locality: { region: '', zone: '', subZone: '' } }] },
+    ...(extra ? [{ name: 'b', lbPolicy: 'ROUND_ROBIN' as const, connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [] }] : []),
   ],
   listeners: [],
   nodeGroups: [{ nodeCluster: 'edge', listeners: [], clusters: ['b'] }],

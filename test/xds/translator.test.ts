@@ -11,10 +11,10 @@ const endpoint = (port: number, extra: Partial<Cluster['endpoints'][number]> = {
 
 const catalog: Catalog = {
   clusters: [
-    { name: 'rr', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1500, http2: true, endpoints: [endpoint(1, { weight: 3 }), endpoint(2, { priority: 1, locality: { region: 'us', zone: 'b', subZone: 'x' }, health: 'DRAINING' })] },
-    { name: 'lr', lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 4 }, connectTimeoutMs: 1000, http2: false, endpoints: [] },
-    { name: 'rh', lbPolicy: 'RING_HASH', ringHash: { virtualNodesPerHost: 160, hashFunction: 'XX_HASH' }, connectTimeoutMs: 1000, http2: false, endpoints: [endpoint(1), endpoint(2), endpoint(3)] },
-    { name: 'mg', lbPolicy: 'MAGLEV', maglev: { tableSize: 65537 }, connectTimeoutMs: 1000, http2: false, endpoints: [] },
+    { name: 'rr', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1500, http2: true, weighting: { kind: 'static' as const }, endpoints: [endpoint(1, { weight: 3 }), endpoint(2, { priority: 1, locality: { region: 'us', zone: 'b', subZone: 'x' }, health: 'DRAINING' })] },
+    { name: 'lr', lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 4 }, connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [] },
+    { name: 'rh', lbPolicy: 'RING_HASH', ringHash: { virtualNodesPerHost: 160, hashFunction: 'XX_HASH' }, connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [endpoint(1), endpoint(2), endpoint(3)] },
+    { name: 'mg', lbPolicy: 'MAGLEV', maglev: { tableSize: 65537 }, connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [] },
   ],
   listeners: [
     {
@@ -91,8 +91,8 @@ describe('translator', () => {
   it('renumbers priorities consecutively and weights localities for proxyless gRPC', () => {
     const gappy: Catalog = {
       clusters: [
-        { name: 'p', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, endpoints: [endpoint(1, { priority: 5, weight: 2 }), endpoint(2, { priority: 2, weight: 7 })] },
-        { name: 'h', lbPolicy: 'RING_HASH', ringHash: { virtualNodesPerHost: 10, hashFunction: 'XX_HASH' }, connectTimeoutMs: 1000, http2: false, endpoints: [endpoint(1, { weight: 5 })] },
+        { name: 'p', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [endpoint(1, { priority: 5, weight: 2 }), endpoint(2, { priority: 2, weight: 7 })] },
+        { name: 'h', lbPolicy: 'RING_HASH', ringHash: { virtualNodesPerHost: 10, hashFunction: 'XX_HASH' }, connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [endpoint(1, { weight: 5 })] },
       ],
       listeners: [], nodeGroups: [],
     };
@@ -106,16 +106,18 @@ describe('translator', () => {
   it('applies adaptive weight overrides and keeps every locality sum within uint32', () => {
     const huge: Catalog = {
       ...catalog,
-      clusters: [{ name: 'big', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, endpoints: [endpoint(1), endpoint(2), endpoint(3)] }],
+      clusters: [{ name: 'big', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [endpoint(1), endpoint(2), endpoint(3)] }],
       listeners: [], nodeGroups: [],
     };
-    const weights = new Map([['big', new Map([['10.0.0.1:1', 4e9], ['10.0.0.1:2', 2e9], ['10.0.0.1:3', 0.2]])]]);
+    const weights = new Map([['big', new Map([['10.0.0.1:1', { weight: 4e9 }], ['10.0.0.1:2', { weight: 2e9 }], ['10.0.0.1:3', { weight: 0.2, health: 'UNHEALTHY' as const }]])]]);
     const cla = decode(translate(huge, weights).get(DEFAULT_GROUP), TYPE.endpoint, 'big') as {
       endpoints: { lb_endpoints: { load_balancing_weight: { value: number } }[] }[];
     };
     const ws = cla.endpoints[0]?.lb_endpoints.map((e) => e.load_balancing_weight.value) ?? [];
     expect(ws.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(0xffff_ffff);
     expect(ws[2]).toBe(1);
+    const health = cla.endpoints[0]?.lb_endpoints.map((e) => (e as unknown as { health_status: string }).health_status);
+    expect(health).toEqual(['HEALTHY', 'HEALTHY', 'UNHEALTHY']);
     expect((ws[0] ?? 0) / (ws[1] ?? 1)).toBeCloseTo(2, 5);
   });
 

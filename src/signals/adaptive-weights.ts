@@ -1,0 +1,100 @@
+import type { ProbeResult, Sample, ClusterTick, Explanation } from '../balancing/engine/types.js';
+import { WeightEngine } from '../balancing/engine/weight-engine.js';
+import type { Catalog, Cluster } from '../catalog/types.js';
+
+/** Per cluster, per endpoint key: what to publish instead of the operator's values (see xds translate-clusters). */
+export type PublishedOverrides = ReadonlyMap<string, ReadonlyMap<string, { weight?: number; health?: 'UNHEALTHY' }>>;
+
+const keyOf = (e: { address: string; port: number }): string => `${e.address}:${e.port}`;
+
+/**
+ * Adapts the catalog and the fleet's signals to the pure weight engine, and its ticks to the
+ * overrides the translator publishes. Static clusters keep the operator's weights untouched;
+ * only their probe health is published.
+ */
+export class AdaptiveWeights {
+  private readonly engine: WeightEngine;
+  private clusters = new Map<string, Cluster>();
+  private last = new Map<string, ClusterTick>();
+  private overrides: PublishedOverrides = new Map();
+
+  constructor(engine = new WeightEngine()) {
+    this.engine = engine;
+  }
+
+  setCatalog(catalog: Catalog): void {
+    const next = new Map(catalog.clusters.map((c) => [c.name, c]));
+    for (const name of this.clusters.keys()) {
+      if (!next.has(name)) {
+        this.engine.removeCluster(name);
+        this.last.delete(name);
+      }
+    }
+    for (const c of next.values()) {
+      const endpoints = c.endpoints.map((e) => ({
+        key: keyOf(e),
+        weight: e.weight,
+        health: e.health,
+        locality: `${e.priority}/${e.locality.region}/${e.locality.zone}/${e.locality.subZone}`,
+      }));
+      this.engine.setCluster(c.name, endpoints, c.weighting, c.safety);
+    }
+    this.clusters = next;
+  }
+
+  /** Restores weights persisted by a previous process so a restart does not slosh traffic back to static. */
+  seed(cluster: string, weights: ReadonlyMap<string, number>): void {
+    if (this.engine.hasCluster(cluster)) this.engine.seedWeights(cluster, weights);
+  }
+
+  observeSample(cluster: string, endpoint: string, sample: Sample): boolean {
+    return this.engine.observeSample(cluster, endpoint, sample);
+  }
+
+  observeProbe(cluster: string, endpoint: string, result: ProbeResult): void {
+    this.engine.observeProbe(cluster, endpoint, result);
+  }
+
+  /** Runs one engine tick; returns the new overrides when anything published changed, else undefined. */
+  tick(now: number): PublishedOverrides | undefined {
+    const result = this.engine.tick(now);
+    let changed = false;
+    const out = new Map<string, Map<string, { weight?: number; health?: 'UNHEALTHY' }>>();
+    for (const [name, t] of result.clusters) {
+      const c = this.clusters.get(name);
+      if (!c) continue;
+      this.last.set(name, t);
+      if (t.changed) changed = true;
+      const adaptive = c.weighting.kind !== 'static';
+      const perEndpoint = new Map<string, { weight?: number; health?: 'UNHEALTHY' }>();
+      for (const [key, weight] of t.weights) {
+        const unhealthy = t.health.get(key) === 'UNHEALTHY';
+        if (adaptive || unhealthy) perEndpoint.set(key, { ...(adaptive ? { weight } : {}), ...(unhealthy ? { health: 'UNHEALTHY' as const } : {}) });
+      }
+      if (perEndpoint.size > 0) out.set(name, perEndpoint);
+    }
+    if (!changed && sameKeys(out, this.overrides)) return undefined;
+    this.overrides = out;
+    return out;
+  }
+
+  current(): PublishedOverrides {
+    return this.overrides;
+  }
+
+  /** The last tick of a cluster, with every weight's explanation (for the admin API). */
+  explain(cluster: string): { tick: ClusterTick; explanations: ReadonlyMap<string, Explanation> } | undefined {
+    const t = this.last.get(cluster);
+    return t ? { tick: t, explanations: t.explanations } : undefined;
+  }
+
+  publishedWeights(cluster: string): ReadonlyMap<string, number> | undefined {
+    return this.engine.publishedWeights(cluster);
+  }
+}
+
+function sameKeys(a: PublishedOverrides, b: PublishedOverrides): boolean {
+  if (a.size !== b.size) return false;
+  for (const k of a.keys()) if (!b.has(k)) return false;
+  return true;
+}
