@@ -1,0 +1,65 @@
+import type { Owner, ResourceKind } from './records.js';
+
+/** Base class: every store refusal carries an HTTP status hint and a stable code for the admin API. */
+export abstract class StoreError extends Error {
+  abstract readonly status: number;
+  abstract readonly code: string;
+}
+
+/**
+ * Optimistic concurrency failure: the caller's If-Match revision is not the resource's current
+ * revision (or the resource does not exist / already exists, see `WriteOptions.ifMatch`).
+ * Nothing was written.
+ */
+export class ConflictError extends StoreError {
+  readonly status = 409;
+  readonly code = 'REVISION_MISMATCH';
+  constructor(
+    readonly kind: ResourceKind,
+    readonly resource: string,
+    /** The revision the caller sent (0: "must not exist"). */
+    readonly expected: number,
+    /** The current revision, undefined when the resource does not exist. */
+    readonly actual: number | undefined,
+  ) {
+    super(
+      actual === undefined
+        ? `${kind} "${resource}" does not exist (If-Match ${expected})`
+        : expected === 0
+          ? `${kind} "${resource}" already exists at revision ${actual}`
+          : `${kind} "${resource}" is at revision ${actual}, not ${expected}`,
+    );
+    this.name = 'ConflictError';
+  }
+}
+
+/** A writer tried to change a resource another source owns (e.g. the API editing a config-file cluster). */
+export class OwnershipError extends StoreError {
+  readonly status = 409;
+  readonly code = 'OWNED_ELSEWHERE';
+  constructor(
+    readonly kind: ResourceKind,
+    readonly resource: string,
+    readonly owner: Owner,
+    readonly writer: Owner,
+  ) {
+    super(
+      owner === 'file'
+        ? `${kind} "${resource}" is defined in the config file and is read-only through the ${writer} source; edit the file instead`
+        : `${kind} "${resource}" is owned by the ${owner} source and cannot be changed by the ${writer} source`,
+    );
+    this.name = 'OwnershipError';
+  }
+}
+
+export class NotFoundError extends StoreError {
+  readonly status = 404;
+  readonly code = 'NOT_FOUND';
+  constructor(
+    readonly kind: ResourceKind,
+    readonly resource: string,
+  ) {
+    super(`${kind} "${resource}" does not exist`);
+    this.name = 'NotFoundError';
+  }
+}

@@ -1,0 +1,123 @@
+/** Shapes the store reads and writes: domain types plus ownership, operator state and revisions. */
+import type { Cluster, Endpoint, Listener, NodeGroup } from '../types.js';
+
+/** Which source a resource came from, and so which source may change it. */
+export type Owner = 'file' | 'api' | 'kubernetes';
+/** The writers `put*`/`delete*` accept; 'file' rows are written only by `seedFromConfig`. */
+export type Writer = Exclude<Owner, 'file'>;
+
+/**
+ * Operator intent on one endpoint, layered over its declared health:
+ * - `active`: served as declared;
+ * - `draining`: served with health DRAINING (Envoy stops new requests to it, existing ones finish);
+ * - `disabled`: left out of the catalog entirely (see `Store.catalog`).
+ */
+export const OPERATOR_STATES = ['active', 'draining', 'disabled'] as const;
+export type OperatorState = (typeof OPERATOR_STATES)[number];
+
+export type ResourceKind = 'cluster' | 'endpoint' | 'listener' | 'node-group';
+
+/**
+ * A cluster's own settings, without its endpoints. Stored as JSON, whatever fields the domain
+ * type grows (weighting, safety, probe, ...): the store does not interpret them.
+ */
+export type ClusterSpec = Omit<Cluster, 'endpoints'>;
+
+export interface EndpointSpec extends Endpoint {
+  /** Defaults to the endpoint's current state, or 'active' for a new endpoint. */
+  readonly state?: OperatorState;
+}
+
+/** `putCluster` input. When `endpoints` is given the cluster's endpoint set is replaced by it. */
+export type ClusterInput = ClusterSpec & {
+  readonly endpoints?: readonly EndpointSpec[];
+};
+
+export interface Meta {
+  readonly owner: Owner;
+  /** Store revision of the last change to this resource: use it as ETag / If-Match. */
+  readonly revision: number;
+  /** ISO-8601. */
+  readonly updatedAt: string;
+}
+
+export interface EndpointRecord extends Endpoint, Meta {
+  readonly cluster: string;
+  readonly state: OperatorState;
+}
+
+/** A cluster's revision covers its endpoints: any endpoint change bumps it. */
+export type ClusterRecord = ClusterSpec &
+  Meta & {
+    readonly endpoints: readonly EndpointRecord[];
+  };
+
+export interface ListenerRecord extends Listener, Meta {}
+
+export interface NodeGroupRecord extends NodeGroup, Meta {}
+
+export interface WriteOptions {
+  /** Who did it, for the audit log (user name, token id, "kubernetes", ...). */
+  readonly actor: string;
+  readonly owner: Writer;
+  /**
+   * Optimistic concurrency: the revision the caller last read. A mismatch throws ConflictError
+   * and writes nothing. `0` means "create only": the resource must not exist yet.
+   */
+  readonly ifMatch?: number;
+}
+
+export interface StateOptions {
+  readonly actor: string;
+  /** Revision of the endpoint (not of its cluster). */
+  readonly ifMatch?: number;
+}
+
+export type AuditAction = 'create' | 'update' | 'delete' | 'set-state';
+
+export interface AuditEntry {
+  readonly id: number;
+  readonly at: string;
+  readonly actor: string;
+  readonly action: AuditAction;
+  readonly kind: ResourceKind;
+  /** Endpoints are named `<cluster>/<address>:<port>`. */
+  readonly name: string;
+  /** Store revision the change was committed at. */
+  readonly revision: number;
+  /** The record before the change (null on create) and after it (null on delete). */
+  readonly before: unknown;
+  readonly after: unknown;
+}
+
+export interface Change {
+  readonly kind: ResourceKind;
+  readonly name: string;
+  readonly action: AuditAction;
+}
+
+/** Emitted once per committed transaction that changed something. */
+export interface StoreChange {
+  readonly revision: number;
+  readonly actor: string;
+  readonly changes: readonly Change[];
+}
+
+export interface WriteResult {
+  /** The resource's revision after the call (unchanged when the call was a no-op). */
+  readonly revision: number;
+}
+
+export interface SeedConflict {
+  readonly kind: ResourceKind;
+  readonly name: string;
+  /** The source that already owns the name; the file's definition was not applied. */
+  readonly owner: Owner;
+}
+
+export interface SeedResult {
+  /** Store revision after the seed. */
+  readonly revision: number;
+  readonly changes: readonly Change[];
+  readonly conflicts: readonly SeedConflict[];
+}

@@ -1,0 +1,810 @@
+/**
+ * The durable store: desired state (clusters, endpoints, listeners, node groups), the audit log
+ * and the last published weights, in one SQLite file.
+ *
+ * A thin adapter: it checks ownership and revisions (optimistic concurrency) and nothing else.
+ * Validation (names, IPs, routes to existing clusters) belongs to the callers (config-file
+ * parser, admin API), which already own the error messages.
+ *
+ * ## Who owns what (config file vs admin API vs Kubernetes)
+ *
+ * Every cluster, listener and node group has exactly one owner: `file`, `api` or `kubernetes`.
+ * - Resources defined in the config file are owned by `file`. `seedFromConfig` runs at start-up
+ *   and on every reload and makes the `file` rows match the file exactly: it creates, replaces
+ *   and deletes `file` rows. It never touches a row owned by another source.
+ * - Through the API (or Kubernetes), `file` resources are read-only: changing or deleting one
+ *   throws OwnershipError, and so does creating a resource under a name the file owns.
+ * - Resources created through the API are owned by `api` and survive file reloads untouched.
+ *   If the file later defines a name the API already owns, the API's resource stays and the
+ *   file's definition is skipped (reported in `SeedResult.conflicts`, for a warning log). To
+ *   hand a name over to the file, delete it through the API; the next reload creates it.
+ * - The same rule separates `kubernetes` from `api`: a source changes only what it owns.
+ * - Endpoints belong to their cluster's owner: only that source adds, changes or removes them.
+ * - Exception: an endpoint's operator state (`active` / `draining` / `disabled`) is operator
+ *   intent layered over any endpoint, whoever owns it, so an operator can drain a file-defined
+ *   backend without editing the file. A file reload keeps the state of endpoints it keeps.
+ *
+ * ## Revisions
+ *
+ * One store-wide counter: each committed transaction that changes something takes the next
+ * value, and each resource it changed records it as its `revision`. Revisions therefore only
+ * grow, and are never reused after delete + re-create. A cluster's revision covers its endpoints.
+ * A write that changes nothing (same spec, same owner) is a no-op: no revision, no audit row,
+ * no change event, so re-applying an unchanged config file is invisible.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Catalog, Cluster, Endpoint, HealthStatus, Listener, NodeGroup } from '../types.js';
+import { ConflictError, NotFoundError, OwnershipError } from './errors.js';
+import { migrate } from './migrations.js';
+import type {
+  AuditAction,
+  AuditEntry,
+  Change,
+  ClusterInput,
+  ClusterRecord,
+  ClusterSpec,
+  EndpointRecord,
+  EndpointSpec,
+  ListenerRecord,
+  NodeGroupRecord,
+  OperatorState,
+  Owner,
+  ResourceKind,
+  SeedConflict,
+  SeedResult,
+  StateOptions,
+  StoreChange,
+  WriteOptions,
+  WriteResult,
+  Writer,
+} from './records.js';
+
+export const DEFAULT_DATA_DIR = './data';
+export const DB_FILE = 'fulcrum.db';
+
+export interface StoreOptions {
+  /** Defaults to `fulcrum.db`. */
+  readonly fileName?: string;
+  /** How long a write waits for another connection's lock before failing (SQLITE_BUSY). */
+  readonly busyTimeoutMs?: number;
+  /** Clock for `at` / `updatedAt` columns. */
+  readonly now?: () => Date;
+  /** A change listener threw. The write had committed already; default: a process warning. */
+  readonly onListenerError?: (err: unknown) => void;
+}
+
+export type ChangeListener = (change: StoreChange) => void;
+
+export interface StoreSettings {
+  readonly file: string;
+  readonly journalMode: string;
+  /** 2 = FULL. */
+  readonly synchronous: number;
+  readonly foreignKeys: boolean;
+  readonly busyTimeoutMs: number;
+  readonly schemaVersion: number;
+}
+
+/** Opens (creating if needed) `<dir>/fulcrum.db`, applies pending migrations and returns the store. */
+export function openStore(dir: string = DEFAULT_DATA_DIR, options: StoreOptions = {}): Store {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, options.fileName ?? DB_FILE);
+  const fresh = !existsSync(file);
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
+  const db = new Database(file, { timeout: busyTimeoutMs });
+  try {
+    // WAL: readers never block the writer and a commit appends to one file.
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') throw new Error(`${file}: cannot enable WAL journal mode (got ${String(mode)})`);
+    // FULL, not the usual WAL pairing NORMAL: with NORMAL a commit is only written to the WAL and
+    // fsynced at the next checkpoint, which survives a process crash (SIGKILL) but can lose the
+    // last transactions on power loss or kernel panic. An admin API write is acknowledged to an
+    // operator (200 + ETag) and the audit log says it happened: it must not silently roll back.
+    // FULL fsyncs the WAL on every commit; the price (one fsync per write, ~ms) is irrelevant at
+    // operator write rates, and the weight engine batches its writes (saveAllWeights).
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+    migrate(db, file);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  // Make the new file's directory entry durable too (SQLite syncs the directory for the WAL).
+  if (fresh) fsyncDirectory(dir);
+  return new Store(db, file, options);
+}
+
+function fsyncDirectory(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Not supported on every platform/filesystem; SQLite's own syncs still apply.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+interface SpecRow {
+  readonly name: string;
+  readonly spec: string;
+  readonly owner: Owner;
+  readonly revision: number;
+  readonly updated_at: string;
+}
+
+interface EndpointRow {
+  readonly cluster: string;
+  readonly address: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly priority: number;
+  readonly region: string;
+  readonly zone: string;
+  readonly sub_zone: string;
+  readonly health: HealthStatus;
+  readonly state: OperatorState;
+  readonly owner: Owner;
+  readonly revision: number;
+  readonly updated_at: string;
+}
+
+interface AuditRow {
+  readonly id: number;
+  readonly at: string;
+  readonly actor: string;
+  readonly action: AuditAction;
+  readonly kind: ResourceKind;
+  readonly name: string;
+  readonly revision: number;
+  readonly before: string | null;
+  readonly after: string | null;
+}
+
+type SpecKind = 'cluster' | 'listener' | 'node-group';
+const TABLE: Record<SpecKind, { table: string; key: string }> = {
+  cluster: { table: 'clusters', key: 'name' },
+  listener: { table: 'listeners', key: 'name' },
+  'node-group': { table: 'node_groups', key: 'node_cluster' },
+};
+
+/** JSON with object keys sorted and undefined dropped: equal values give equal strings. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
+}
+
+function clusterSpecJson(c: ClusterInput): string {
+  const { name: _name, endpoints: _endpoints, ...spec } = c;
+  return canonicalJson(spec);
+}
+
+function listenerSpecJson(l: Listener): string {
+  const { name: _name, ...spec } = l;
+  return canonicalJson(spec);
+}
+
+function nodeGroupSpecJson(g: NodeGroup): string {
+  const { nodeCluster: _nodeCluster, ...spec } = g;
+  return canonicalJson(spec);
+}
+
+function endpointName(cluster: string, address: string, port: number): string {
+  return `${cluster}/${address}:${port}`;
+}
+
+function assertWriter(owner: Owner): asserts owner is Writer {
+  if (owner !== 'api' && owner !== 'kubernetes')
+    throw new TypeError(`writer must be 'api' or 'kubernetes' (got ${String(owner)}); file rows are written by seedFromConfig`);
+}
+
+function checkIfMatch(kind: ResourceKind, name: string, ifMatch: number | undefined, actual: number | undefined): void {
+  if (ifMatch === undefined) return;
+  if (ifMatch === 0 ? actual !== undefined : actual !== ifMatch) throw new ConflictError(kind, name, ifMatch, actual);
+}
+
+/** One write transaction: lazily takes a revision, records audit rows and change events. */
+class Tx {
+  private rev: number | undefined;
+  readonly changes: Change[] = [];
+  constructor(
+    private readonly nextRevision: () => number,
+    private readonly insertAudit: (tx: Tx, kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown) => void,
+    readonly actor: string,
+    readonly at: string,
+  ) {}
+
+  revision(): number {
+    this.rev ??= this.nextRevision();
+    return this.rev;
+  }
+
+  get changed(): boolean {
+    return this.rev !== undefined;
+  }
+
+  audit(kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown): void {
+    this.insertAudit(this, kind, name, action, before, after);
+    this.changes.push({ kind, name, action });
+  }
+}
+
+export class Store {
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly now: () => Date;
+  private readonly onListenerError: (err: unknown) => void;
+  private readonly stmt;
+  private readonly cache = new Map<string, Database.Statement>();
+
+  constructor(
+    private readonly db: Database.Database,
+    readonly file: string,
+    options: StoreOptions = {},
+  ) {
+    this.now = options.now ?? (() => new Date());
+    this.onListenerError =
+      options.onListenerError ??
+      ((err) => process.emitWarning(`fulcrum store change listener failed: ${err instanceof Error ? err.stack : String(err)}`));
+    this.stmt = {
+      nextRevision: db.prepare<[], { value: number }>(
+        `UPDATE store_meta SET value = value + 1 WHERE key = 'revision' RETURNING value`,
+      ),
+      revision: db.prepare<[], { value: number }>(`SELECT value FROM store_meta WHERE key = 'revision'`),
+      audit: db.prepare(
+        `INSERT INTO audit (at, actor, action, kind, name, revision, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      auditPage: db.prepare<[number, number], AuditRow>(`SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?`),
+      endpointsOf: db.prepare<[string], EndpointRow>(`SELECT * FROM endpoints WHERE cluster = ? ORDER BY address, port`),
+      allEndpoints: db.prepare<[], EndpointRow>(`SELECT * FROM endpoints ORDER BY cluster, address, port`),
+      endpoint: db.prepare<[string, string, number], EndpointRow>(
+        `SELECT * FROM endpoints WHERE cluster = ? AND address = ? AND port = ?`,
+      ),
+      upsertEndpoint: db.prepare(
+        `INSERT INTO endpoints (cluster, address, port, weight, priority, region, zone, sub_zone, health, state, owner, revision, updated_at)
+         VALUES (@cluster, @address, @port, @weight, @priority, @region, @zone, @sub_zone, @health, @state, @owner, @revision, @updated_at)
+         ON CONFLICT (cluster, address, port) DO UPDATE SET
+           weight = excluded.weight, priority = excluded.priority, region = excluded.region, zone = excluded.zone,
+           sub_zone = excluded.sub_zone, health = excluded.health, state = excluded.state, owner = excluded.owner,
+           revision = excluded.revision, updated_at = excluded.updated_at`,
+      ),
+      deleteEndpoint: db.prepare<[string, string, number]>(`DELETE FROM endpoints WHERE cluster = ? AND address = ? AND port = ?`),
+      setState: db.prepare<[OperatorState, number, string, string, string, number]>(
+        `UPDATE endpoints SET state = ?, revision = ?, updated_at = ? WHERE cluster = ? AND address = ? AND port = ?`,
+      ),
+      touchCluster: db.prepare<[number, string, string]>(`UPDATE clusters SET revision = ?, updated_at = ? WHERE name = ?`),
+      deleteWeightsOf: db.prepare<[string]>(`DELETE FROM published_weights WHERE cluster = ?`),
+      insertWeight: db.prepare<[string, string, number, string]>(
+        `INSERT INTO published_weights (cluster, endpoint, weight, at) VALUES (?, ?, ?, ?)`,
+      ),
+      allWeights: db.prepare<[], { cluster: string; endpoint: string; weight: number }>(
+        `SELECT cluster, endpoint, weight FROM published_weights ORDER BY cluster, endpoint`,
+      ),
+    };
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /**
+   * The domain catalog, assembled in one read transaction (a consistent snapshot).
+   *
+   * Operator state: `draining` endpoints are served with health DRAINING (Envoy sends them no new
+   * requests but lets in-flight ones finish); `disabled` endpoints are left out. Left out rather
+   * than sent UNHEALTHY because Envoy's panic threshold routes to unhealthy hosts when too few
+   * are healthy: "disabled" must mean no traffic, whatever the rest of the cluster looks like.
+   * Disabling every endpoint of a cluster is an explicit operator decision and yields an empty
+   * cluster (fail-static protects against missing data, not against operator intent).
+   */
+  catalog(): Catalog {
+    return this.db.transaction((): Catalog => {
+      const byCluster = new Map<string, Endpoint[]>();
+      for (const row of this.stmt.allEndpoints.all()) {
+        if (row.state === 'disabled') continue;
+        let list = byCluster.get(row.cluster);
+        if (!list) byCluster.set(row.cluster, (list = []));
+        list.push(toEndpoint(row, row.state === 'draining' ? 'DRAINING' : row.health));
+      }
+      const clusters: Cluster[] = this.specRows('cluster').map((row) => ({
+        ...parseClusterSpec(row),
+        endpoints: byCluster.get(row.name) ?? [],
+      }));
+      const listeners = this.specRows('listener').map((row) => parseListener(row));
+      const nodeGroups = this.specRows('node-group').map((row) => parseNodeGroup(row));
+      return { clusters, listeners, nodeGroups };
+    })();
+  }
+
+  /** Current store revision (the highest revision of any change so far). */
+  revision(): number {
+    return (this.stmt.revision.get() as { value: number }).value;
+  }
+
+  getCluster(name: string): ClusterRecord | undefined {
+    return this.db.transaction(() => {
+      const row = this.specRow('cluster', name);
+      return row && this.clusterRecord(row);
+    })();
+  }
+
+  listClusters(): ClusterRecord[] {
+    return this.db.transaction(() => this.specRows('cluster').map((row) => this.clusterRecord(row)))();
+  }
+
+  getEndpoint(cluster: string, address: string, port: number): EndpointRecord | undefined {
+    const row = this.stmt.endpoint.get(cluster, address, port);
+    return row && toEndpointRecord(row);
+  }
+
+  getListener(name: string): ListenerRecord | undefined {
+    const row = this.specRow('listener', name);
+    return row && { ...parseListener(row), ...meta(row) };
+  }
+
+  listListeners(): ListenerRecord[] {
+    return this.specRows('listener').map((row) => ({ ...parseListener(row), ...meta(row) }));
+  }
+
+  getNodeGroup(nodeCluster: string): NodeGroupRecord | undefined {
+    const row = this.specRow('node-group', nodeCluster);
+    return row && { ...parseNodeGroup(row), ...meta(row) };
+  }
+
+  listNodeGroups(): NodeGroupRecord[] {
+    return this.specRows('node-group').map((row) => ({ ...parseNodeGroup(row), ...meta(row) }));
+  }
+
+  /** Newest first; `before` (an audit id) pages backwards. */
+  audit(limit = 100, before?: number): AuditEntry[] {
+    const rows = this.stmt.auditPage.all(before ?? Number.MAX_SAFE_INTEGER, Math.max(0, Math.floor(limit)));
+    return rows.map((r) => ({
+      id: r.id,
+      at: r.at,
+      actor: r.actor,
+      action: r.action,
+      kind: r.kind,
+      name: r.name,
+      revision: r.revision,
+      before: r.before === null ? null : (JSON.parse(r.before) as unknown),
+      after: r.after === null ? null : (JSON.parse(r.after) as unknown),
+    }));
+  }
+
+  /** Deletes all but the newest `keepLast` audit rows; returns how many were deleted. */
+  pruneAudit(keepLast: number): number {
+    const keep = Math.max(0, Math.floor(keepLast));
+    return this.db
+      .prepare(`DELETE FROM audit WHERE id <= (SELECT coalesce(max(id), 0) FROM audit) - ?`)
+      .run(keep).changes;
+  }
+
+  settings(): StoreSettings {
+    return {
+      file: this.file,
+      journalMode: String(this.db.pragma('journal_mode', { simple: true })),
+      synchronous: Number(this.db.pragma('synchronous', { simple: true })),
+      foreignKeys: Number(this.db.pragma('foreign_keys', { simple: true })) === 1,
+      busyTimeoutMs: Number(this.db.pragma('busy_timeout', { simple: true })),
+      schemaVersion: (this.db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number }).v,
+    };
+  }
+
+  // ---------------------------------------------------------------- change events
+
+  /** Called after each committed transaction that changed desired state. Returns an unsubscribe function. */
+  onChange(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // ---------------------------------------------------------------- clusters and endpoints
+
+  /**
+   * Creates or replaces a cluster's settings. With `input.endpoints`, also replaces its endpoint
+   * set (endpoints kept keep their operator state unless the input sets one).
+   */
+  putCluster(input: ClusterInput, opts: WriteOptions): WriteResult {
+    assertWriter(opts.owner);
+    return this.write(opts.actor, (tx) => {
+      const row = this.specRow('cluster', input.name);
+      if (row && row.owner !== opts.owner) throw new OwnershipError('cluster', input.name, row.owner, opts.owner);
+      checkIfMatch('cluster', input.name, opts.ifMatch, row?.revision);
+      return { revision: this.upsertCluster(tx, input, opts.owner, row) };
+    });
+  }
+
+  /** Deletes a cluster, its endpoints and its published weights. */
+  deleteCluster(name: string, opts: WriteOptions): WriteResult {
+    assertWriter(opts.owner);
+    return this.write(opts.actor, (tx) => {
+      const row = this.specRow('cluster', name);
+      if (!row) throw new NotFoundError('cluster', name);
+      if (row.owner !== opts.owner) throw new OwnershipError('cluster', name, row.owner, opts.owner);
+      checkIfMatch('cluster', name, opts.ifMatch, row.revision);
+      this.removeCluster(tx, row);
+      return { revision: tx.revision() };
+    });
+  }
+
+  /** Adds or replaces one endpoint of an existing cluster owned by the writer. */
+  putEndpoint(cluster: string, endpoint: EndpointSpec, opts: WriteOptions): WriteResult {
+    assertWriter(opts.owner);
+    const name = endpointName(cluster, endpoint.address, endpoint.port);
+    return this.write(opts.actor, (tx) => {
+      const c = this.specRow('cluster', cluster);
+      if (!c) throw new NotFoundError('cluster', cluster);
+      if (c.owner !== opts.owner) throw new OwnershipError('endpoint', name, c.owner, opts.owner);
+      const old = this.stmt.endpoint.get(cluster, endpoint.address, endpoint.port);
+      checkIfMatch('endpoint', name, opts.ifMatch, old?.revision);
+      if (!this.upsertEndpoint(tx, cluster, endpoint, opts.owner, old)) return { revision: (old as EndpointRow).revision };
+      this.stmt.touchCluster.run(tx.revision(), tx.at, cluster);
+      tx.audit('endpoint', name, old ? 'update' : 'create', old ? toEndpointRecord(old) : null, this.getEndpoint(cluster, endpoint.address, endpoint.port));
+      return { revision: tx.revision() };
+    });
+  }
+
+  removeEndpoint(cluster: string, address: string, port: number, opts: WriteOptions): WriteResult {
+    assertWriter(opts.owner);
+    const name = endpointName(cluster, address, port);
+    return this.write(opts.actor, (tx) => {
+      const old = this.stmt.endpoint.get(cluster, address, port);
+      if (!old) throw new NotFoundError('endpoint', name);
+      const c = this.specRow('cluster', cluster) as SpecRow;
+      if (c.owner !== opts.owner) throw new OwnershipError('endpoint', name, c.owner, opts.owner);
+      checkIfMatch('endpoint', name, opts.ifMatch, old.revision);
+      this.stmt.deleteEndpoint.run(cluster, address, port);
+      this.stmt.touchCluster.run(tx.revision(), tx.at, cluster);
+      tx.audit('endpoint', name, 'delete', toEndpointRecord(old), null);
+      return { revision: tx.revision() };
+    });
+  }
+
+  /** Operator state overlay: allowed on any endpoint, whichever source owns it. */
+  setEndpointState(cluster: string, address: string, port: number, state: OperatorState, opts: StateOptions): WriteResult {
+    const name = endpointName(cluster, address, port);
+    return this.write(opts.actor, (tx) => {
+      const old = this.stmt.endpoint.get(cluster, address, port);
+      if (!old) throw new NotFoundError('endpoint', name);
+      checkIfMatch('endpoint', name, opts.ifMatch, old.revision);
+      if (old.state === state) return { revision: old.revision };
+      this.stmt.setState.run(state, tx.revision(), tx.at, cluster, address, port);
+      this.stmt.touchCluster.run(tx.revision(), tx.at, cluster);
+      tx.audit('endpoint', name, 'set-state', toEndpointRecord(old), this.getEndpoint(cluster, address, port));
+      return { revision: tx.revision() };
+    });
+  }
+
+  // ---------------------------------------------------------------- listeners and node groups
+
+  putListener(listener: Listener, opts: WriteOptions): WriteResult {
+    return this.putSpec('listener', listener.name, listenerSpecJson(listener), opts);
+  }
+
+  deleteListener(name: string, opts: WriteOptions): WriteResult {
+    return this.deleteSpec('listener', name, opts);
+  }
+
+  putNodeGroup(group: NodeGroup, opts: WriteOptions): WriteResult {
+    return this.putSpec('node-group', group.nodeCluster, nodeGroupSpecJson(group), opts);
+  }
+
+  deleteNodeGroup(nodeCluster: string, opts: WriteOptions): WriteResult {
+    return this.deleteSpec('node-group', nodeCluster, opts);
+  }
+
+  // ---------------------------------------------------------------- config file
+
+  /**
+   * Makes the `file`-owned rows match `catalog` (the parsed config file), in one transaction:
+   * creates and replaces what the file defines, deletes `file` rows the file no longer defines,
+   * and leaves rows owned by other sources alone (a file definition whose name another source
+   * owns is skipped and reported in `conflicts`). Unchanged resources are not rewritten.
+   */
+  seedFromConfig(catalog: Catalog, opts: { readonly actor: string } = { actor: 'config-file' }): SeedResult {
+    const conflicts: SeedConflict[] = [];
+    let changes: readonly Change[] = [];
+    const revision = this.write(opts.actor, (tx) => {
+      const seen: Record<SpecKind, Set<string>> = { cluster: new Set(), listener: new Set(), 'node-group': new Set() };
+      const owned = (kind: SpecKind, name: string): SpecRow | undefined | false => {
+        seen[kind].add(name);
+        const row = this.specRow(kind, name);
+        if (row && row.owner !== 'file') {
+          conflicts.push({ kind, name, owner: row.owner });
+          return false;
+        }
+        return row;
+      };
+      for (const c of catalog.clusters) {
+        const row = owned('cluster', c.name);
+        if (row !== false) this.upsertCluster(tx, c, 'file', row);
+      }
+      for (const l of catalog.listeners) {
+        const row = owned('listener', l.name);
+        if (row !== false) this.upsertSpec(tx, 'listener', l.name, listenerSpecJson(l), 'file', row);
+      }
+      for (const g of catalog.nodeGroups) {
+        const row = owned('node-group', g.nodeCluster);
+        if (row !== false) this.upsertSpec(tx, 'node-group', g.nodeCluster, nodeGroupSpecJson(g), 'file', row);
+      }
+      for (const kind of ['node-group', 'listener', 'cluster'] as const) {
+        for (const row of this.specRows(kind)) {
+          if (row.owner !== 'file' || seen[kind].has(row.name)) continue;
+          if (kind === 'cluster') this.removeCluster(tx, row);
+          else this.removeSpec(tx, kind, row);
+        }
+      }
+      changes = tx.changes;
+      return tx.changed ? tx.revision() : this.revision();
+    });
+    return { revision, changes, conflicts };
+  }
+
+  // ---------------------------------------------------------------- published weights
+
+  /** Replaces the published weights of one cluster (endpoint key → integer weight). */
+  saveWeights(cluster: string, weights: ReadonlyMap<string, number>): void {
+    this.saveAllWeights(new Map([[cluster, weights]]));
+  }
+
+  /**
+   * Replaces the published weights of every cluster in `all` in one transaction (one fsync per
+   * engine tick rather than one per cluster). Clusters not in `all` keep theirs. Weights are
+   * derived state: no audit row, no revision, no change event.
+   */
+  saveAllWeights(all: ReadonlyMap<string, ReadonlyMap<string, number>>): void {
+    const at = this.now().toISOString();
+    this.db
+      .transaction(() => {
+        for (const [cluster, weights] of all) {
+          this.stmt.deleteWeightsOf.run(cluster);
+          for (const [endpoint, weight] of weights) this.stmt.insertWeight.run(cluster, endpoint, weight, at);
+        }
+      })
+      .immediate();
+  }
+
+  /** cluster → endpoint key → weight, as last saved. */
+  loadWeights(): Map<string, Map<string, number>> {
+    const out = new Map<string, Map<string, number>>();
+    for (const r of this.stmt.allWeights.all()) {
+      let m = out.get(r.cluster);
+      if (!m) out.set(r.cluster, (m = new Map()));
+      m.set(r.endpoint, r.weight);
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+    this.listeners.clear();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private nextRevision(): number {
+    return (this.stmt.nextRevision.get() as { value: number }).value;
+  }
+
+  private insertAudit(tx: Tx, kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown): void {
+    this.stmt.audit.run(
+      tx.at,
+      tx.actor,
+      action,
+      kind,
+      name,
+      tx.revision(),
+      before == null ? null : JSON.stringify(before),
+      after == null ? null : JSON.stringify(after),
+    );
+  }
+
+  /** Runs `fn` in an IMMEDIATE transaction, then (after commit) notifies change listeners. */
+  private write<T>(actor: string, fn: (tx: Tx) => T): T {
+    const tx = new Tx(
+      () => this.nextRevision(),
+      (...args) => this.insertAudit(...args),
+      actor,
+      this.now().toISOString(),
+    );
+    const result = this.db.transaction(() => fn(tx)).immediate();
+    if (tx.changes.length > 0) {
+      const change: StoreChange = { revision: tx.revision(), actor, changes: [...tx.changes] };
+      for (const l of [...this.listeners]) {
+        try {
+          l(change);
+        } catch (err) {
+          this.onListenerError(err);
+        }
+      }
+    }
+    return result;
+  }
+
+  /** Prepares `sql` once per connection. */
+  private sql<P extends unknown[] = unknown[], R = unknown>(sql: string): Database.Statement<P, R> {
+    let s = this.cache.get(sql);
+    if (!s) this.cache.set(sql, (s = this.db.prepare(sql)));
+    return s as unknown as Database.Statement<P, R>;
+  }
+
+  private specRow(kind: SpecKind, name: string): SpecRow | undefined {
+    const t = TABLE[kind];
+    return this
+      .sql<[string], SpecRow>(`SELECT ${t.key} AS name, spec, owner, revision, updated_at FROM ${t.table} WHERE ${t.key} = ?`)
+      .get(name);
+  }
+
+  private specRows(kind: SpecKind): SpecRow[] {
+    const t = TABLE[kind];
+    return this
+      .sql<[], SpecRow>(`SELECT ${t.key} AS name, spec, owner, revision, updated_at FROM ${t.table} ORDER BY ${t.key}`)
+      .all();
+  }
+
+  private clusterRecord(row: SpecRow): ClusterRecord {
+    return { ...parseClusterSpec(row), ...meta(row), endpoints: this.stmt.endpointsOf.all(row.name).map(toEndpointRecord) };
+  }
+
+  /** Writes a cluster (and, if given, its endpoint set). Returns its revision afterwards. */
+  private upsertCluster(tx: Tx, input: ClusterInput, owner: Owner, row: SpecRow | undefined): number {
+    const before = row ? this.clusterRecord(row) : null;
+    const spec = clusterSpecJson(input);
+    const specChanged = !row || row.spec !== spec || row.owner !== owner;
+    if (specChanged)
+      this
+        .sql(
+          `INSERT INTO clusters (name, spec, owner, revision, updated_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, owner = excluded.owner`,
+        )
+        .run(input.name, spec, owner, tx.revision(), tx.at);
+    let endpointsChanged = false;
+    if (input.endpoints) {
+      const keep = new Set<string>();
+      const old = new Map(this.stmt.endpointsOf.all(input.name).map((e) => [`${e.address}|${e.port}`, e]));
+      for (const e of input.endpoints) {
+        const key = `${e.address}|${e.port}`;
+        keep.add(key);
+        if (this.upsertEndpoint(tx, input.name, e, owner, old.get(key))) endpointsChanged = true;
+      }
+      for (const [key, e] of old) {
+        if (keep.has(key)) continue;
+        this.stmt.deleteEndpoint.run(input.name, e.address, e.port);
+        endpointsChanged = true;
+      }
+    }
+    if (!specChanged && !endpointsChanged) return (row as SpecRow).revision;
+    this.stmt.touchCluster.run(tx.revision(), tx.at, input.name);
+    const after = this.clusterRecord(this.specRow('cluster', input.name) as SpecRow);
+    tx.audit('cluster', input.name, before ? 'update' : 'create', before, after);
+    return tx.revision();
+  }
+
+  /** Returns whether anything changed. */
+  private upsertEndpoint(tx: Tx, cluster: string, e: EndpointSpec, owner: Owner, old: EndpointRow | undefined): boolean {
+    const next = {
+      cluster,
+      address: e.address,
+      port: e.port,
+      weight: e.weight,
+      priority: e.priority,
+      region: e.locality.region,
+      zone: e.locality.zone,
+      sub_zone: e.locality.subZone,
+      health: e.health,
+      state: e.state ?? old?.state ?? 'active',
+      owner,
+    };
+    if (
+      old &&
+      old.weight === next.weight &&
+      old.priority === next.priority &&
+      old.region === next.region &&
+      old.zone === next.zone &&
+      old.sub_zone === next.sub_zone &&
+      old.health === next.health &&
+      old.state === next.state &&
+      old.owner === next.owner
+    )
+      return false;
+    this.stmt.upsertEndpoint.run({ ...next, revision: tx.revision(), updated_at: tx.at });
+    return true;
+  }
+
+  private removeCluster(tx: Tx, row: SpecRow): void {
+    const before = this.clusterRecord(row);
+    this.sql('DELETE FROM clusters WHERE name = ?').run(row.name); // endpoints: ON DELETE CASCADE
+    this.stmt.deleteWeightsOf.run(row.name);
+    tx.audit('cluster', row.name, 'delete', before, null);
+  }
+
+  private putSpec(kind: 'listener' | 'node-group', name: string, spec: string, opts: WriteOptions): WriteResult {
+    assertWriter(opts.owner);
+    return this.write(opts.actor, (tx) => {
+      const row = this.specRow(kind, name);
+      if (row && row.owner !== opts.owner) throw new OwnershipError(kind, name, row.owner, opts.owner);
+      checkIfMatch(kind, name, opts.ifMatch, row?.revision);
+      return { revision: this.upsertSpec(tx, kind, name, spec, opts.owner, row) };
+    });
+  }
+
+  private deleteSpec(kind: 'listener' | 'node-group', name: string, opts: WriteOptions): WriteResult {
+    assertWriter(opts.owner);
+    return this.write(opts.actor, (tx) => {
+      const row = this.specRow(kind, name);
+      if (!row) throw new NotFoundError(kind, name);
+      if (row.owner !== opts.owner) throw new OwnershipError(kind, name, row.owner, opts.owner);
+      checkIfMatch(kind, name, opts.ifMatch, row.revision);
+      this.removeSpec(tx, kind, row);
+      return { revision: tx.revision() };
+    });
+  }
+
+  private upsertSpec(tx: Tx, kind: 'listener' | 'node-group', name: string, spec: string, owner: Owner, row: SpecRow | undefined): number {
+    if (row && row.spec === spec && row.owner === owner) return row.revision;
+    const t = TABLE[kind];
+    this
+      .sql(
+        `INSERT INTO ${t.table} (${t.key}, spec, owner, revision, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (${t.key}) DO UPDATE SET spec = excluded.spec, owner = excluded.owner,
+           revision = excluded.revision, updated_at = excluded.updated_at`,
+      )
+      .run(name, spec, owner, tx.revision(), tx.at);
+    const after = this.specRecord(kind, this.specRow(kind, name) as SpecRow);
+    tx.audit(kind, name, row ? 'update' : 'create', row ? this.specRecord(kind, row) : null, after);
+    return tx.revision();
+  }
+
+  private removeSpec(tx: Tx, kind: 'listener' | 'node-group', row: SpecRow): void {
+    const t = TABLE[kind];
+    this.sql(`DELETE FROM ${t.table} WHERE ${t.key} = ?`).run(row.name);
+    tx.audit(kind, row.name, 'delete', this.specRecord(kind, row), null);
+  }
+
+  private specRecord(kind: 'listener' | 'node-group', row: SpecRow): ListenerRecord | NodeGroupRecord {
+    return kind === 'listener' ? { ...parseListener(row), ...meta(row) } : { ...parseNodeGroup(row), ...meta(row) };
+  }
+}
+
+function meta(row: SpecRow): { owner: Owner; revision: number; updatedAt: string } {
+  return { owner: row.owner, revision: row.revision, updatedAt: row.updated_at };
+}
+
+function parseClusterSpec(row: SpecRow): ClusterSpec {
+  return { name: row.name, ...(JSON.parse(row.spec) as Omit<ClusterSpec, 'name'>) };
+}
+
+function parseListener(row: SpecRow): Listener {
+  return { name: row.name, ...(JSON.parse(row.spec) as Omit<Listener, 'name'>) };
+}
+
+function parseNodeGroup(row: SpecRow): NodeGroup {
+  return { nodeCluster: row.name, ...(JSON.parse(row.spec) as Omit<NodeGroup, 'nodeCluster'>) };
+}
+
+function toEndpoint(row: EndpointRow, health: HealthStatus): Endpoint {
+  return {
+    address: row.address,
+    port: row.port,
+    locality: { region: row.region, zone: row.zone, subZone: row.sub_zone },
+    priority: row.priority,
+    weight: row.weight,
+    health,
+  };
+}
+
+function toEndpointRecord(row: EndpointRow): EndpointRecord {
+  return {
+    cluster: row.cluster,
+    ...toEndpoint(row, row.health),
+    state: row.state,
+    owner: row.owner,
+    revision: row.revision,
+    updatedAt: row.updated_at,
+  };
+}

@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Catalog, Cluster, Endpoint, Listener } from '../../src/catalog/types.js';
+
+/** A fresh temporary directory; `cleanup()` removes every directory made so far. */
+const made: string[] = [];
+export function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-store-'));
+  made.push(dir);
+  return dir;
+}
+export function cleanupTempDirs(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+export function endpoint(address: string, port = 8080, extra: Partial<Endpoint> = {}): Endpoint {
+  return {
+    address,
+    port,
+    weight: 1,
+    priority: 0,
+    health: 'HEALTHY',
+    locality: { region: 'eu', zone: 'a', subZone: '' },
+    ...extra,
+  };
+}
+
+export function cluster(name: string, endpoints: readonly Endpoint[] = [], extra: Partial<Cluster> = {}): Cluster {
+  return {
+    name,
+    lbPolicy: 'ROUND_ROBIN',
+    connectTimeoutMs: 1000,
+    http2: false,
+    weighting: { kind: 'static' },
+    endpoints,
+    ...extra,
+  };
+}
+
+export function listener(name: string, clusterName: string, port = 10000): Listener {
+  return { name, kind: 'socket', address: '0.0.0.0', port, routes: [{ domain: '*', prefix: '/', cluster: clusterName }] };
+}
+
+/** Catalogs compared regardless of order (the store returns everything sorted by name). */
+export function sorted(c: Catalog): Catalog {
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0); // like SQLite's BINARY collation
+  const byName = <T extends { name: string }>(a: T, b: T) => cmp(a.name, b.name);
+  return {
+    clusters: [...c.clusters]
+      .map((x) => ({ ...x, endpoints: [...x.endpoints].sort((a, b) => cmp(a.address, b.address) || a.port - b.port) }))
+      .sort(byName),
+    listeners: [...c.listeners].sort(byName),
+    nodeGroups: [...c.nodeGroups].sort((a, b) => cmp(a.nodeCluster, b.nodeCluster)),
+  };
+}
