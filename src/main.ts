@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { realpathSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,7 @@ import { parseConfig } from './sources/config-file.js';
 import { ConfigWatcher } from './sources/config-watcher.js';
 import { AdaptiveWeights } from './signals/adaptive-weights.js';
 import type { Catalog } from './catalog/types.js';
+import { openStore, type Store } from './catalog/store/index.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
 import { XdsCache } from './xds/cache.js';
@@ -39,6 +41,11 @@ export interface FulcrumOptions {
   readonly debounce?: { quietMs: number; maxMs: number };
   /** Overrides the config file's `server.engine.tickMs`. */
   readonly engineTickMs?: number;
+  /**
+   * Where the durable store lives. Omitted, fulcrum runs on a temporary directory removed at stop
+   * (tests, embedding); the command line always passes one (--data-dir, FULCRUM_DATA_DIR, ./data).
+   */
+  readonly dataDir?: string;
 }
 
 export interface Fulcrum {
@@ -50,6 +57,8 @@ export interface Fulcrum {
   readonly metrics: Metrics;
   /** The adaptive weight engine's adapter: signals go in, published weights come out. */
   readonly adaptive: AdaptiveWeights;
+  readonly store: Store;
+  readonly dataDir: string;
   readonly log: Logger;
   stop(): Promise<void>;
 }
@@ -76,16 +85,27 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     options.debounce ?? { quietMs: settings.debounceQuietMs, maxMs: settings.debounceMaxMs },
     (_changedGroups, ms) => metrics.published(ms),
   );
+  const data = await openDataDir(options.dataDir, log);
+  const store = openStore(data.dir);
   const adaptive = new AdaptiveWeights();
-  const applyCatalog = (catalog: Catalog): void => {
+  // The store is the desired state: the config file seeds its file-owned part, the API the rest.
+  const publishStore = (): void => {
+    const catalog = store.catalog();
     adaptive.setCatalog(catalog);
     publisher.setCatalog(catalog);
   };
+  const seed = (catalog: Catalog): void => {
+    const result = store.seedFromConfig(catalog, { actor: 'config-file' });
+    for (const c of result.conflicts) {
+      log.warn({ kind: c.kind, name: c.name, owner: c.owner }, 'config file defines a name another source owns; keeping that source\'s version');
+    }
+  };
+  store.onChange(publishStore);
   const watcher = new ConfigWatcher(options.configPath, {
     onConfig: (config) => {
       metrics.configReload('ok');
       log.info({ file: options.configPath, clusters: config.catalog.clusters.length, listeners: config.catalog.listeners.length }, 'config reloaded');
-      applyCatalog(config.catalog);
+      seed(config.catalog);
     },
     onInvalid: (err) => {
       metrics.configReload('rejected');
@@ -93,11 +113,18 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     },
   });
   // The watcher re-reads the file, so an edit made since the first read is not lost.
-  applyCatalog((await watcher.start()).catalog);
+  seed((await watcher.start()).catalog);
+  publishStore();
+  // Resume from the weights the previous process published, not from static ones.
+  for (const [cluster, weights] of store.loadWeights()) adaptive.seed(cluster, weights);
+  const resumed = adaptive.tick(Date.now());
+  if (resumed) publisher.setWeights(resumed);
   publisher.publishNow();
   const engineTicker = setInterval(() => {
     const overrides = adaptive.tick(Date.now());
-    if (overrides) publisher.setWeights(overrides);
+    if (!overrides) return;
+    publisher.setWeights(overrides);
+    store.saveAllWeights(adaptive.adaptiveWeights());
   }, options.engineTickMs ?? initial.server.engineTickMs);
   engineTicker.unref();
   // The config is loaded by now (startFulcrum fails on an invalid one), so readiness is about serving.
@@ -141,6 +168,8 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     state.xdsServing = true;
   } catch (err) {
     clearInterval(engineTicker);
+    store.close();
+    await data.release();
     watcher.stop();
     publisher.stop();
     await server.stop(0);
@@ -154,6 +183,8 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     cache,
     metrics,
     adaptive,
+    store,
+    dataDir: data.dir,
     log,
     async stop() {
       // Unready first, so load balancers stop sending new proxies here while streams drain.
@@ -164,9 +195,18 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
       await server.stop();
       state.xdsServing = false;
       await admin.close();
+      store.close();
+      await data.release();
       log.info('stopped');
     },
   };
+}
+
+async function openDataDir(dir: string | undefined, log: Logger): Promise<{ dir: string; release(): Promise<void> }> {
+  if (dir !== undefined) return { dir, release: async () => undefined };
+  const temp = await mkdtemp(join(tmpdir(), 'fulcrum-data-'));
+  log.warn({ dir: temp }, 'no data directory given: state is kept in a temporary directory and lost at stop');
+  return { dir: temp, release: () => rm(temp, { recursive: true, force: true }) };
 }
 
 function resolveAdminPort(options: FulcrumOptions, configured: number): number {
@@ -200,11 +240,12 @@ async function cli(): Promise<void> {
       'xds-address': { type: 'string' },
       'admin-port': { type: 'string' },
       'admin-address': { type: 'string' },
+      'data-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: fulcrum --config fulcrum.yaml [--xds-port N] [--xds-address ADDR] [--admin-port N] [--admin-address ADDR]\n');
+    process.stdout.write('usage: fulcrum --config fulcrum.yaml [--xds-port N] [--xds-address ADDR] [--admin-port N] [--admin-address ADDR] [--data-dir DIR]\n');
     return;
   }
   let fulcrum: Fulcrum;
@@ -216,6 +257,7 @@ async function cli(): Promise<void> {
       // Unless told, the admin API is where the config file puts it; with --xds-port 0 it takes a free port too.
       adminPort: values['admin-port'] !== undefined ? Number(values['admin-port']) : values['xds-port'] === '0' ? 0 : 'config',
       ...(values['admin-address'] !== undefined ? { adminAddress: values['admin-address'] } : {}),
+      dataDir: values['data-dir'] ?? process.env.FULCRUM_DATA_DIR ?? 'data',
     });
   } catch (err) {
     process.stderr.write(`fulcrum: ${(err as Error).message}\n`);

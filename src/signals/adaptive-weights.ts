@@ -91,6 +91,16 @@ export class AdaptiveWeights {
   publishedWeights(cluster: string): ReadonlyMap<string, number> | undefined {
     return this.engine.publishedWeights(cluster);
   }
+
+  /** The published weights of every adaptive cluster, for persistence. */
+  adaptiveWeights(): Map<string, ReadonlyMap<string, number>> {
+    const out = new Map<string, ReadonlyMap<string, number>>();
+    for (const [name, c] of this.clusters) {
+      const w = c.weighting.kind === 'static' ? undefined : this.engine.publishedWeights(name);
+      if (w) out.set(name, w);
+    }
+    return out;
+  }
 }
 
 function sameKeys(a: PublishedOverrides, b: PublishedOverrides): boolean {

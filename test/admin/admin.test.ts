@@ -463,7 +463,7 @@ describe('lifecycle', () => {
     const configPath = join(dir, 'fulcrum.yaml');
     await writeFile(configPath, stringify({ server: { xds: { address: '127.0.0.1', port: 0 }, admin: { address: '127.0.0.1', port: 0 } }, ...baseDoc() }));
     const repo = new URL('../../', import.meta.url).pathname;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--config', configPath], { cwd: repo, stdio: 'pipe' });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--config', configPath, '--data-dir', join(dir, 'data')], { cwd: repo, stdio: 'pipe' });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

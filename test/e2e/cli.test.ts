@@ -30,7 +30,7 @@ describe('fulcrum command', () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-cli-'));
     const config = join(dir, 'bad.yaml');
     await writeFile(config, 'clusters: [{ name: a, endpoints: [{ address: 10.0.0.1, port: 0 }] }]\n');
-    proc = run(['--config', config, '--xds-port', '0']);
+    proc = run(['--config', config, '--xds-port', '0', '--data-dir', join(dir, 'data')]);
     expect(await proc.exited).toBe(1);
     expect(proc.out()).toContain(`${config}: /clusters/0/endpoints/0/port: Expected integer to be greater or equal to 1`);
   });
@@ -39,7 +39,7 @@ describe('fulcrum command', () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-cli-'));
     const config = join(dir, 'fulcrum.yaml');
     await writeFile(config, 'clusters: [{ name: a }]\n');
-    proc = run(['--config', config, '--xds-port', '0']);
+    proc = run(['--config', config, '--xds-port', '0', '--data-dir', join(dir, 'data')]);
     const p = proc;
     const port = await waitFor(() => /"port":(\d+),"msg":"xDS server listening"/.exec(p.out())?.[1], { what: 'listening log line', timeoutMs: 20_000 });
 

@@ -77,9 +77,11 @@ export function envoySuite(mode: XdsMode): void {
 
   const url = (): string => `http://127.0.0.1:${listenerPort}/`;
 
+  /** Envoy's weights for backend 0 and backend 1 (Envoy lists hosts in its own order). */
   async function webWeights(): Promise<number[]> {
     const status = await envoy.clusterStatuses();
-    return (status.web?.hosts ?? []).map((h) => h.weight);
+    const hosts = status.web?.hosts ?? [];
+    return backends.list.map((b) => hosts.find((h) => h.address === `127.0.0.1:${b.port}`)?.weight ?? 0);
   }
 
   function expectShares(distribution: Record<string, number>, expected: [number, number]): void {

@@ -1,0 +1,343 @@
+/**
+ * The pure half of the Kubernetes source: Services + EndpointSlices (+ optional node regions)
+ * → fulcrum clusters. No I/O, no clock; the informer wiring lives in ../kubernetes.ts.
+ *
+ * Mapping rules (also in README "Kubernetes"):
+ *
+ * - A Service is selected by the label `fulcrum.io/balance=true` (the informer's label selector;
+ *   this function re-checks it so it can be fed unfiltered lists). ExternalName services are skipped.
+ * - Every TCP port of a selected Service becomes one cluster named
+ *   `<namespace>/<service>:<port name>`, or `<namespace>/<service>:<port number>` when the port is
+ *   unnamed (Kubernetes only allows that for single-port Services). UDP and SCTP ports are skipped.
+ *   These names always contain one '/', which is how ownership is decided when merging with the
+ *   config file and the admin API (see `mergeKubernetesClusters`).
+ * - The Service's EndpointSlices are those in its namespace labelled
+ *   `kubernetes.io/service-name=<service>`; any number of them, of address type IPv4 or IPv6
+ *   (FQDN slices are ignored). For each cluster the slice port with the same name as the Service
+ *   port ('' for an unnamed port) and protocol TCP gives the endpoint port (the resolved target
+ *   port); a slice without that port contributes nothing to that cluster.
+ * - Endpoint conditions (nil `ready` reads as true, nil `serving` as `ready`, nil `terminating`
+ *   as false, as the EndpointSlice API documents):
+ *     not terminating, ready          → HEALTHY
+ *     terminating and serving         → DRAINING  (Envoy lets in-flight requests finish but sends
+ *                                                   no new ones: drained, not cut)
+ *     anything else (not ready / terminating and not serving)
+ *                                      → UNHEALTHY (kept, not dropped: the host set stays stable
+ *                                                   while pods flap readiness, operators see it in
+ *                                                   Envoy's /clusters, and the weight engine never
+ *                                                   mistakes a not-ready pod for a deleted one)
+ * - An address that appears more than once for a cluster (the same pod in two slices while the
+ *   EndpointSlice controller moves it, or dual listing) is kept once, keyed by `address:port`;
+ *   the most available condition wins (HEALTHY > DRAINING > UNHEALTHY), then the first slice by name.
+ * - Locality: zone from the endpoint's `zone` (else the node's `topology.kubernetes.io/zone`
+ *   label), region from the node's `topology.kubernetes.io/region` label when node data is
+ *   supplied, else ''. subZone is ''.
+ * - Weight 1, priority 0. Endpoints and clusters are sorted, so equal input gives equal output.
+ * - Policy from Service annotations: `fulcrum.io/lb-policy` (ROUND_ROBIN | LEAST_REQUEST |
+ *   RING_HASH | MAGLEV | RANDOM, case-insensitive; default ROUND_ROBIN, an unknown value falls back
+ *   to ROUND_ROBIN with a warning) with the same defaults as the config file; and
+ *   `fulcrum.io/hash-header` (an HTTP header name), returned in `hashPolicies` for the composition
+ *   root to put on routes to that cluster — hashing is a route property in Envoy, not a cluster one;
+ *   and `fulcrum.io/weighting` (static | pid | ewma; default static; pid means setpoint 'mean',
+ *   metric cpu, the seed's gains — finer tuning belongs in the config file).
+ * - HTTP/2 upstream when the Service port's appProtocol is `kubernetes.io/h2c`, `h2c`, `grpc` or `http2`.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import type { Cluster, Endpoint, HashPolicy, HealthStatus, LbPolicy, WeightingPolicy } from '../../catalog/types.js';
+import { LB_POLICIES } from '../../catalog/types.js';
+
+export const BALANCE_LABEL = 'fulcrum.io/balance';
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+export const LB_POLICY_ANNOTATION = 'fulcrum.io/lb-policy';
+export const HASH_HEADER_ANNOTATION = 'fulcrum.io/hash-header';
+export const WEIGHTING_ANNOTATION = 'fulcrum.io/weighting';
+export const REGION_LABEL = 'topology.kubernetes.io/region';
+export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
+const HTTP2_APP_PROTOCOLS = new Set(['kubernetes.io/h2c', 'h2c', 'grpc', 'http2']);
+/** RFC 9110 token: what an HTTP header name may contain. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+// Structural views of the Kubernetes objects: both the typed objects of @kubernetes/client-node's
+// list calls and the raw JSON of watch events fit them.
+
+export interface ObjectMetaLike {
+  readonly name?: string | null;
+  readonly namespace?: string | null;
+  readonly labels?: Readonly<Record<string, string>> | null;
+  readonly annotations?: Readonly<Record<string, string>> | null;
+}
+
+export interface ServicePortLike {
+  readonly name?: string | null;
+  readonly port: number;
+  readonly protocol?: string | null;
+  readonly appProtocol?: string | null;
+}
+
+export interface ServiceLike {
+  readonly metadata?: ObjectMetaLike | null;
+  readonly spec?: {
+    readonly type?: string | null;
+    readonly ports?: readonly ServicePortLike[] | null;
+  } | null;
+}
+
+export interface EndpointConditionsLike {
+  readonly ready?: boolean | null;
+  readonly serving?: boolean | null;
+  readonly terminating?: boolean | null;
+}
+
+export interface SliceEndpointLike {
+  readonly addresses?: readonly string[] | null;
+  readonly conditions?: EndpointConditionsLike | null;
+  readonly zone?: string | null;
+  readonly nodeName?: string | null;
+}
+
+export interface SlicePortLike {
+  readonly name?: string | null;
+  readonly port?: number | null;
+  readonly protocol?: string | null;
+}
+
+export interface EndpointSliceLike {
+  readonly metadata?: ObjectMetaLike | null;
+  readonly addressType?: string | null;
+  readonly endpoints?: readonly SliceEndpointLike[] | null;
+  readonly ports?: readonly SlicePortLike[] | null;
+}
+
+export interface NodeLike {
+  readonly metadata?: ObjectMetaLike | null;
+}
+
+/** Topology of one node, from its well-known labels. */
+export interface NodeTopology {
+  readonly region: string;
+  readonly zone: string;
+}
+
+export interface MappingOptions {
+  /** nodeName → topology; endpoints on unknown nodes get region '' (and the slice's zone). */
+  readonly nodes?: ReadonlyMap<string, NodeTopology>;
+}
+
+/** What the Kubernetes source contributes to the catalog. */
+export interface KubernetesContribution {
+  /** One per selected Service TCP port, sorted by name; every name is `ns/svc:port`. */
+  readonly clusters: readonly Cluster[];
+  /** cluster name → hash policy from `fulcrum.io/hash-header`, for routes to that cluster. */
+  readonly hashPolicies: ReadonlyMap<string, HashPolicy>;
+  /** Annotation values that were ignored, one sentence each (stable order). */
+  readonly warnings: readonly string[];
+}
+
+/** Topology of the nodes, keyed by node name, from their labels. */
+export function nodeTopologies(nodes: Iterable<NodeLike>): Map<string, NodeTopology> {
+  const out = new Map<string, NodeTopology>();
+  for (const node of nodes) {
+    const name = node.metadata?.name;
+    if (!name) continue;
+    const labels = node.metadata?.labels ?? {};
+    out.set(name, { region: labels[REGION_LABEL] ?? '', zone: labels[ZONE_LABEL] ?? '' });
+  }
+  return out;
+}
+
+/** Health of one EndpointSlice endpoint; see the table at the top of this file. */
+export function endpointHealth(conditions: EndpointConditionsLike | null | undefined): HealthStatus {
+  const ready = conditions?.ready ?? true;
+  const serving = conditions?.serving ?? ready;
+  const terminating = conditions?.terminating ?? false;
+  if (terminating) return serving ? 'DRAINING' : 'UNHEALTHY';
+  return ready ? 'HEALTHY' : 'UNHEALTHY';
+}
+
+const HEALTH_RANK: Partial<Record<HealthStatus, number>> = { HEALTHY: 0, DRAINING: 1, UNHEALTHY: 2 };
+const rank = (h: HealthStatus): number => HEALTH_RANK[h] ?? 3;
+
+/** The cluster name for one Service port: `ns/svc:name`, or `ns/svc:number` for an unnamed port. */
+export function kubernetesClusterName(namespace: string, service: string, port: ServicePortLike): string {
+  return `${namespace}/${service}:${port.name ? port.name : String(port.port)}`;
+}
+
+/** True for names the Kubernetes source produces (and therefore owns): they contain a '/'. */
+export function isKubernetesClusterName(name: string): boolean {
+  return name.includes('/');
+}
+
+const nsOf = (m: ObjectMetaLike | null | undefined): string => m?.namespace || 'default';
+const isTcp = (protocol: string | null | undefined): boolean => (protocol ?? 'TCP') === 'TCP';
+
+function policyOf(
+  annotations: Readonly<Record<string, string>>,
+  where: string,
+  warnings: string[],
+): Pick<Cluster, 'lbPolicy' | 'leastRequest' | 'ringHash' | 'maglev'> {
+  const raw = annotations[LB_POLICY_ANNOTATION];
+  let lbPolicy: LbPolicy = 'ROUND_ROBIN';
+  if (raw !== undefined) {
+    const wanted = raw.trim().toUpperCase();
+    if ((LB_POLICIES as readonly string[]).includes(wanted)) {
+      lbPolicy = wanted as LbPolicy;
+    } else {
+      warnings.push(
+        `${where}: annotation ${LB_POLICY_ANNOTATION}=${JSON.stringify(raw)} is not one of ${LB_POLICIES.join(', ')}; using ROUND_ROBIN`,
+      );
+    }
+  }
+  switch (lbPolicy) {
+    case 'LEAST_REQUEST':
+      return { lbPolicy, leastRequest: { choiceCount: 2 } };
+    case 'RING_HASH':
+      return { lbPolicy, ringHash: { virtualNodesPerHost: 160, hashFunction: 'XX_HASH' } };
+    case 'MAGLEV':
+      return { lbPolicy, maglev: { tableSize: 65_537 } };
+    default:
+      return { lbPolicy };
+  }
+}
+
+function weightingOf(annotations: Readonly<Record<string, string>>, where: string, warnings: string[]): WeightingPolicy {
+  const raw = annotations[WEIGHTING_ANNOTATION];
+  if (raw === undefined) return { kind: 'static' };
+  switch (raw.trim().toLowerCase()) {
+    case 'static':
+      return { kind: 'static' };
+    case 'pid':
+      return { kind: 'pid', setpoint: 'mean', metric: 'cpu' };
+    case 'ewma':
+      return { kind: 'ewma' };
+    default:
+      warnings.push(`${where}: annotation ${WEIGHTING_ANNOTATION}=${JSON.stringify(raw)} is not one of static, pid, ewma; using static`);
+      return { kind: 'static' };
+  }
+}
+
+interface Candidate {
+  readonly endpoint: Endpoint;
+  readonly sliceName: string;
+}
+
+/**
+ * Map Services and EndpointSlices to clusters (see the rules at the top of this file).
+ * Pure and deterministic: the same objects, in any order, give the same output.
+ */
+export function slicesToClusters(
+  services: Iterable<ServiceLike>,
+  slices: Iterable<EndpointSliceLike>,
+  options: MappingOptions = {},
+): KubernetesContribution {
+  const warnings: string[] = [];
+  const hashPolicies = new Map<string, HashPolicy>();
+  const clusters: Cluster[] = [];
+
+  // namespace/service → its slices, sorted by name for a stable tie-break.
+  const slicesByService = new Map<string, EndpointSliceLike[]>();
+  for (const slice of slices) {
+    const service = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+    if (!service) continue;
+    if (slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6') continue;
+    const key = `${nsOf(slice.metadata)}/${service}`;
+    let list = slicesByService.get(key);
+    if (!list) slicesByService.set(key, (list = []));
+    list.push(slice);
+  }
+  for (const list of slicesByService.values()) {
+    list.sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+  }
+
+  const sortedServices = [...services].sort((a, b) =>
+    `${nsOf(a.metadata)}/${a.metadata?.name ?? ''}`.localeCompare(`${nsOf(b.metadata)}/${b.metadata?.name ?? ''}`),
+  );
+  for (const service of sortedServices) {
+    const name = service.metadata?.name;
+    if (!name || service.metadata?.labels?.[BALANCE_LABEL] !== 'true') continue;
+    if (service.spec?.type === 'ExternalName') continue;
+    const namespace = nsOf(service.metadata);
+    const annotations = service.metadata?.annotations ?? {};
+    const where = `service ${namespace}/${name}`;
+    const policy = policyOf(annotations, where, warnings);
+    const weighting = weightingOf(annotations, where, warnings);
+
+    let hashPolicy: HashPolicy | undefined;
+    const header = annotations[HASH_HEADER_ANNOTATION]?.trim();
+    if (header !== undefined) {
+      if (HEADER_NAME.test(header)) {
+        hashPolicy = { header: header.toLowerCase() };
+      } else {
+        warnings.push(`${where}: annotation ${HASH_HEADER_ANNOTATION}=${JSON.stringify(header)} is not an HTTP header name; ignored`);
+      }
+    }
+
+    const serviceSlices = slicesByService.get(`${namespace}/${name}`) ?? [];
+    for (const servicePort of service.spec?.ports ?? []) {
+      if (!isTcp(servicePort.protocol)) continue;
+      const clusterName = kubernetesClusterName(namespace, name, servicePort);
+      const portName = servicePort.name ?? '';
+
+      const byKey = new Map<string, Candidate>();
+      for (const slice of serviceSlices) {
+        const slicePort = (slice.ports ?? []).find((p) => (p.name ?? '') === portName && isTcp(p.protocol));
+        const port = slicePort?.port;
+        if (port === undefined || port === null || !Number.isInteger(port) || port < 1 || port > 65_535) continue;
+        const sliceName = slice.metadata?.name ?? '';
+        for (const ep of slice.endpoints ?? []) {
+          const health = endpointHealth(ep.conditions);
+          const node = ep.nodeName ? options.nodes?.get(ep.nodeName) : undefined;
+          const locality = { region: node?.region ?? '', zone: ep.zone || node?.zone || '', subZone: '' };
+          // Kubernetes only ever puts one address per endpoint (the field is a list for the future).
+          for (const address of ep.addresses ?? []) {
+            if (!(slice.addressType === 'IPv4' ? isIPv4(address) : isIPv6(address))) continue;
+            const key = `${address}:${port}`;
+            const candidate: Candidate = {
+              endpoint: { address, port, locality, priority: 0, weight: 1, health },
+              sliceName,
+            };
+            const seen = byKey.get(key);
+            if (!seen || rank(health) < rank(seen.endpoint.health)) byKey.set(key, candidate);
+          }
+        }
+      }
+      const endpoints = [...byKey.values()]
+        .map((c) => c.endpoint)
+        .sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
+
+      clusters.push({
+        name: clusterName,
+        ...policy,
+        connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+        http2: HTTP2_APP_PROTOCOLS.has(servicePort.appProtocol ?? ''),
+        endpoints,
+        weighting,
+      });
+      if (hashPolicy) hashPolicies.set(clusterName, hashPolicy);
+    }
+  }
+  clusters.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { clusters, hashPolicies, warnings };
+}
+
+/**
+ * The ownership rule for merging: the Kubernetes source owns every cluster name containing '/'
+ * (always `ns/svc:port`); the config file and the admin API own the rest. A file/API cluster whose
+ * name contains '/' and equals a Kubernetes one is an explicit override: it wins, and the collision
+ * is reported in `overridden` so it can be logged. Output is sorted by name.
+ */
+export function mergeKubernetesClusters(
+  own: readonly Cluster[],
+  kubernetes: readonly Cluster[],
+): { clusters: Cluster[]; overridden: string[] } {
+  const byName = new Map<string, Cluster>();
+  for (const c of kubernetes) byName.set(c.name, c);
+  const overridden: string[] = [];
+  for (const c of own) {
+    if (byName.has(c.name)) overridden.push(c.name);
+    byName.set(c.name, c);
+  }
+  const clusters = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { clusters, overridden };
+}
