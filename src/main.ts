@@ -14,6 +14,7 @@ import { ConfigWatcher } from './sources/config-watcher.js';
 import { AdaptiveWeights } from './signals/adaptive-weights.js';
 import type { Catalog } from './catalog/types.js';
 import { openStore, type Store } from './catalog/store/index.js';
+import { KubernetesSource, mergeKubernetesClusters, type KubernetesContribution } from './sources/kubernetes.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
 import { XdsCache } from './xds/cache.js';
@@ -89,8 +90,9 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
   const store = openStore(data.dir);
   const adaptive = new AdaptiveWeights();
   // The store is the desired state: the config file seeds its file-owned part, the API the rest.
+  let discovered: KubernetesContribution | undefined;
   const publishStore = (): void => {
-    const catalog = store.catalog();
+    const catalog = withDiscovered(store.catalog(), discovered);
     adaptive.setCatalog(catalog);
     publisher.setCatalog(catalog);
   };
@@ -115,6 +117,26 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
   // The watcher re-reads the file, so an edit made since the first read is not lost.
   seed((await watcher.start()).catalog);
   publishStore();
+  const k8sSettings = initial.kubernetes;
+  const k8s = k8sSettings
+    ? new KubernetesSource({
+        kubeconfig: k8sSettings.kubeconfig
+          ? { mode: 'file', path: k8sSettings.kubeconfig, ...(k8sSettings.context ? { context: k8sSettings.context } : {}) }
+          : { mode: 'cluster' },
+        ...(k8sSettings.namespace ? { namespace: k8sSettings.namespace } : {}),
+        nodeTopology: k8sSettings.nodeTopology,
+        logger: log,
+        onChange: (view) => {
+          discovered = view;
+          for (const w of view.warnings) log.warn({ warning: w }, 'kubernetes annotation ignored');
+          publishStore();
+        },
+      })
+    : undefined;
+  // Discovery keeps retrying in the background; until its first complete view, readiness says so.
+  const k8sSynced = k8s ? k8s.start().then(() => true, (err: unknown) => (log.error({ err }, 'kubernetes discovery stopped'), false)) : undefined;
+  let k8sReady = !k8s;
+  void k8sSynced?.then((ok) => (k8sReady = ok));
   // Resume from the weights the previous process published, not from static ones.
   for (const [cluster, weights] of store.loadWeights()) adaptive.seed(cluster, weights);
   const resumed = adaptive.tick(Date.now());
@@ -154,6 +176,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     ready: () => {
       const reasons: string[] = [];
       if (!state.xdsServing) reasons.push('xDS gRPC server not serving');
+      if (!k8sReady) reasons.push('kubernetes discovery has not synced');
       if (state.stopping) reasons.push('shutting down');
       return { ready: reasons.length === 0, reasons };
     },
@@ -168,6 +191,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     state.xdsServing = true;
   } catch (err) {
     clearInterval(engineTicker);
+    await k8s?.stop();
     store.close();
     await data.release();
     watcher.stop();
@@ -190,6 +214,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
       // Unready first, so load balancers stop sending new proxies here while streams drain.
       state.stopping = true;
       clearInterval(engineTicker);
+      await k8s?.stop();
       watcher.stop();
       publisher.stop();
       await server.stop();
@@ -200,6 +225,20 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
       log.info('stopped');
     },
   };
+}
+
+/** Kubernetes-discovered clusters join the store's; a route to one gets its hash-header annotation. */
+function withDiscovered(catalog: Catalog, view: KubernetesContribution | undefined): Catalog {
+  if (!view) return catalog;
+  const { clusters } = mergeKubernetesClusters(catalog.clusters, view.clusters);
+  const listeners = catalog.listeners.map((l) => ({
+    ...l,
+    routes: l.routes.map((r) => {
+      const hash = view.hashPolicies.get(r.cluster);
+      return r.hashPolicy || !hash ? r : { ...r, hashPolicy: hash };
+    }),
+  }));
+  return { ...catalog, clusters, listeners };
 }
 
 async function openDataDir(dir: string | undefined, log: Logger): Promise<{ dir: string; release(): Promise<void> }> {

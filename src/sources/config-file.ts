@@ -30,9 +30,18 @@ export interface ServerSettings {
   readonly logLevel: string;
 }
 
+export interface KubernetesSettings {
+  readonly kubeconfig?: string;
+  readonly context?: string;
+  readonly namespace?: string;
+  readonly nodeTopology: boolean;
+}
+
 export interface LoadedConfig {
   readonly catalog: Catalog;
   readonly server: ServerSettings;
+  /** Present when Kubernetes discovery is enabled. */
+  readonly kubernetes?: KubernetesSettings;
 }
 
 export interface ConfigProblem {
@@ -86,7 +95,11 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   }
   const problems = checkSemantics(raw);
   if (problems.length > 0) throw new ConfigError(file, problems.slice(0, MAX_PROBLEMS));
-  return { catalog: toCatalog(raw), server: toServer(raw) };
+  const k = raw.kubernetes;
+  const kubernetes: KubernetesSettings | undefined = k?.enabled
+    ? { nodeTopology: k.nodeTopology ?? false, ...(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {}), ...(k.context ? { context: k.context } : {}), ...(k.namespace ? { namespace: k.namespace } : {}) }
+    : undefined;
+  return { catalog: toCatalog(raw), server: toServer(raw), ...(kubernetes ? { kubernetes } : {}) };
 }
 
 /** TypeBox reports every failing union branch; the first message per path is the useful one. */
@@ -160,7 +173,9 @@ function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
       bound.set(key, l.name);
     }
     l.routes.forEach((r, j) => {
-      if (!clusterNames.has(r.cluster))
+      // Names with a '/' belong to Kubernetes discovery (namespace/service:port) and appear at run time.
+      const discovered = cfg.kubernetes?.enabled === true && r.cluster.includes('/');
+      if (!clusterNames.has(r.cluster) && !discovered)
         problems.push({ path: `${at}/routes/${j}/cluster`, message: `unknown cluster "${r.cluster}"` });
     });
   });

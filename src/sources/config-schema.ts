@@ -212,6 +212,20 @@ export const ConfigFileSchema = Type.Object(
     clusters: Type.Optional(Type.Array(ClusterSchema, { maxItems: 100_000 })),
     listeners: Type.Optional(Type.Array(ListenerSchema, { maxItems: 10_000 })),
     nodeGroups: Type.Optional(Type.Array(NodeGroupSchema)),
+    // Services labelled fulcrum.io/balance=true become clusters named <namespace>/<service>:<port>.
+    kubernetes: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Boolean(),
+          /** A kubeconfig file; omitted, the in-cluster service account is used. */
+          kubeconfig: Type.Optional(Type.String({ minLength: 1 })),
+          context: Type.Optional(Type.String({ minLength: 1 })),
+          namespace: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+          nodeTopology: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -7,14 +7,13 @@
  * once the source is wired in; the test builds it itself so it does not depend on main.ts.
  */
 import { CoreV1Api, DiscoveryV1Api, KubeConfig, type V1Endpoint, type V1EndpointSlice } from '@kubernetes/client-node';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
+import YAML from 'yaml';
+import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import type { Catalog, Listener } from '../../src/catalog/types.js';
-import { KubernetesSource, mergeKubernetesClusters, type KubernetesContribution } from '../../src/sources/kubernetes.js';
-import { XdsCache } from '../../src/xds/cache.js';
-import { ProxyRegistry } from '../../src/xds/proxy-status.js';
-import { Publisher } from '../../src/xds/publisher.js';
-import { XdsServer } from '../../src/xds/server.js';
 import { sendRequests } from '../support/backends.js';
 import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { freePort } from '../support/ports.js';
@@ -48,9 +47,8 @@ describeControlPlane('Kubernetes → fulcrum → Envoy', () => {
     let discovery: DiscoveryV1Api;
     let core: CoreV1Api;
     let backends: HostBackends;
-    let source: KubernetesSource;
-    let publisher: Publisher;
-    let server: XdsServer;
+    let fulcrum: Fulcrum | undefined;
+    let dir: string | undefined;
     let envoy: EnvoyHandle;
     let listenerPort: number;
 
@@ -64,33 +62,6 @@ describeControlPlane('Kubernetes → fulcrum → Envoy', () => {
 
       backends = fakeBackends();
       listenerPort = await freePort();
-      const log = pino({ level: 'silent' });
-      const cache = new XdsCache(`k8s-chain-${process.pid}-`);
-      publisher = new Publisher(cache, log, { quietMs: 20, maxMs: 200 });
-      const listeners: Listener[] = [
-        { name: 'ingress', kind: 'socket', address: '127.0.0.1', port: listenerPort, routes: [{ domain: '*', prefix: '/', cluster: CLUSTER }] },
-      ];
-      const apply = (k8s: KubernetesContribution): void => {
-        const { clusters } = mergeKubernetesClusters([], k8s.clusters);
-        const catalog: Catalog = { clusters, listeners, nodeGroups: [] };
-        publisher.setCatalog(catalog);
-      };
-      server = new XdsServer(
-        {
-          address: '127.0.0.1',
-          port: 0,
-          maxMessageBytes: 64 * 1024 * 1024,
-          keepaliveTimeMs: 30_000,
-          keepaliveTimeoutMs: 10_000,
-          maxResourceNames: 20_000,
-          controlPlaneId: 'fulcrum-k8s-chain-test',
-        },
-        cache,
-        new ProxyRegistry(),
-        log,
-      );
-      const xdsPort = await server.start();
-
       // Service + slices exist before the source starts: the first sync carries them.
       await core.createNamespacedService({
         namespace: NS,
@@ -102,27 +73,27 @@ describeControlPlane('Kubernetes → fulcrum → Envoy', () => {
       for (const [i, port] of backends.ports.entries()) {
         await discovery.createNamespacedEndpointSlice({ namespace: NS, body: slice(`web-${i}`, port, ready()) });
       }
-      source = new KubernetesSource({
-        kubeconfig: { mode: 'file', path: cp.kubeconfigPath },
-        debounceQuietMs: 20,
-        onChange: apply,
-        backoffInitialMs: 100,
-        backoffMaxMs: 1000,
-        logger: log, // a pino Logger fits KubernetesSourceLogger
-      });
-      await source.start(AbortSignal.timeout(20_000));
-      publisher.publishNow();
-
+      // The whole composition root: discovery enabled in the config file, as an operator would.
+      dir = await mkdtemp(join(tmpdir(), 'fulcrum-k8s-chain-'));
+      const configPath = join(dir, 'fulcrum.yaml');
+      await writeFile(
+        configPath,
+        YAML.stringify({
+          kubernetes: { enabled: true, kubeconfig: cp.kubeconfigPath },
+          listeners: [{ name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: CLUSTER }] }],
+        }),
+      );
+      fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }), debounce: { quietMs: 20, maxMs: 200 } });
+      const xdsPort = fulcrum.xdsPort;
       envoy = await startEnvoy({ xdsPort, mode: 'delta', nodeId: 'k8s-chain', waitUntil: 'live' });
     }, 180_000);
 
     afterAll(async () => {
       await envoy?.stop();
-      await source?.stop();
-      publisher?.stop();
-      await server?.stop(1000);
+      await fulcrum?.stop();
       await backends?.close();
       await cp?.stop();
+      if (dir) await rm(dir, { recursive: true, force: true });
     });
 
     dumpLogsOnFailure(() => envoy);
