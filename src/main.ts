@@ -12,6 +12,8 @@ import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { parseConfig } from './sources/config-file.js';
 import { ConfigWatcher } from './sources/config-watcher.js';
 import { AdaptiveWeights } from './signals/adaptive-weights.js';
+import { WeightEngine } from './balancing/engine/weight-engine.js';
+import { Signals } from './signals/signals.js';
 import type { Catalog } from './catalog/types.js';
 import { openStore, type Store } from './catalog/store/index.js';
 import { KubernetesSource, mergeKubernetesClusters, type KubernetesContribution } from './sources/kubernetes.js';
@@ -58,6 +60,8 @@ export interface Fulcrum {
   readonly metrics: Metrics;
   /** The adaptive weight engine's adapter: signals go in, published weights come out. */
   readonly adaptive: AdaptiveWeights;
+  /** Reports, load reports and probes: the inputs of the adaptive weights. */
+  readonly signals: Signals;
   readonly store: Store;
   readonly dataDir: string;
   readonly log: Logger;
@@ -80,22 +84,32 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     },
   });
   metrics.trackConnected(() => registry.list().map((r) => r.protocol));
+  const lrsSettings = initial.server.loadReporting;
   const publisher = new Publisher(
     cache,
     log,
     options.debounce ?? { quietMs: settings.debounceQuietMs, maxMs: settings.debounceMaxMs },
     (_changedGroups, ms) => metrics.published(ms),
+    lrsSettings ? { reportEndpointMetrics: lrsSettings.endpointMetrics } : undefined,
   );
+  const signals = new Signals({ log, lrsIntervalMs: lrsSettings?.intervalMs ?? 2_000 });
   const data = await openDataDir(options.dataDir, log);
   const store = openStore(data.dir);
-  const adaptive = new AdaptiveWeights();
+  const adaptive = new AdaptiveWeights(
+    new WeightEngine({ health: initial.server.engineHealth, safety: { tickMs: options.engineTickMs ?? initial.server.engineTickMs } }),
+  );
   // The store is the desired state: the config file seeds its file-owned part, the API the rest.
   let discovered: KubernetesContribution | undefined;
   const publishStore = (): void => {
     const catalog = withDiscovered(store.catalog(), discovered);
     adaptive.setCatalog(catalog);
+    signals.setCatalog(catalog);
     publisher.setCatalog(catalog);
   };
+  signals.subscribe((e) => {
+    if (e.kind === 'sample') adaptive.observeSample(e.cluster, e.key, e.sample);
+    else adaptive.observeProbe(e.cluster, e.key, e.result);
+  });
   const seed = (catalog: Catalog): void => {
     const result = store.seedFromConfig(catalog, { actor: 'config-file' });
     for (const c of result.conflicts) {
@@ -165,6 +179,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     cache,
     registry,
     log,
+    signals.grpcServices,
   );
   const adminSettings = initial.server.admin;
   const admin = buildAdminApp({
@@ -189,8 +204,10 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     log.info({ address: options.adminAddress ?? adminSettings.address, port: adminPort }, 'admin server listening');
     xdsPort = await server.start();
     state.xdsServing = true;
+    signals.start();
   } catch (err) {
     clearInterval(engineTicker);
+    signals.stop();
     await k8s?.stop();
     store.close();
     await data.release();
@@ -207,6 +224,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     cache,
     metrics,
     adaptive,
+    signals,
     store,
     dataDir: data.dir,
     log,
@@ -217,6 +235,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
       await k8s?.stop();
       watcher.stop();
       publisher.stop();
+      signals.stop();
       await server.stop();
       state.xdsServing = false;
       await admin.close();

@@ -27,6 +27,9 @@ export interface ServerSettings {
   readonly admin: AdminServerSettings;
   /** How often the weight engine ticks. */
   readonly engineTickMs: number;
+  readonly engineHealth: { failureThreshold?: number; successThreshold?: number; baseBackoffMs?: number; maxBackoffMs?: number };
+  /** Envoy load reporting (LRS); undefined when disabled. */
+  readonly loadReporting?: { readonly intervalMs: number; readonly endpointMetrics: readonly string[] };
   readonly logLevel: string;
 }
 
@@ -316,6 +319,15 @@ function toServer(cfg: ConfigFile): ServerSettings {
       port: cfg.server?.admin?.port ?? DEFAULT_ADMIN.port,
     },
     engineTickMs: cfg.server?.engine?.tickMs ?? 1000,
+    engineHealth: cfg.server?.engine?.health ?? {},
+    ...(cfg.server?.loadReporting?.enabled === false
+      ? {}
+      : {
+          loadReporting: {
+            intervalMs: cfg.server?.loadReporting?.intervalMs ?? 2_000,
+            endpointMetrics: cfg.server?.loadReporting?.endpointMetrics ?? ['cpu_utilization', 'mem_utilization'],
+          },
+        }),
     logLevel: cfg.server?.logLevel ?? 'info',
   };
 }

@@ -188,8 +188,36 @@ const ServerSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    // Envoy load reports (LRS): clusters carry lrs_server and the ORCA metrics to report.
+    loadReporting: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean()),
+          intervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+          endpointMetrics: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 50 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     engine: Type.Optional(
-      Type.Object({ tickMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })) }, { additionalProperties: false }),
+      Type.Object(
+        {
+          tickMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+          // The probe health gate: N failures out, M successes back, after a backoff that doubles per relapse.
+          health: Type.Optional(
+            Type.Object(
+              {
+                failureThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+                successThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+                baseBackoffMs: Type.Optional(Type.Integer({ minimum: 0 })),
+                maxBackoffMs: Type.Optional(Type.Integer({ minimum: 0 })),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
     ),
     // The admin HTTP API (health, readiness, metrics, proxy status). No auth yet: keep it on loopback or a private interface.
     admin: Type.Optional(

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/types.js';
 import type { XdsCache } from './cache.js';
 import { Debouncer } from './debounce.js';
-import type { WeightOverrides } from './translate-clusters.js';
+import type { LoadReportingOptions, WeightOverrides } from './translate-clusters.js';
 import { translate } from './translator.js';
 
 /** Desired state (catalog + adaptive weights) → translated, versioned snapshots, debounced. */
@@ -16,6 +16,8 @@ export class Publisher {
     private readonly log: Logger,
     debounce: { quietMs: number; maxMs: number },
     private readonly onPublished: (changedGroups: number, ms: number) => void = () => undefined,
+    /** When set, clusters ask proxies to send load reports (LRS) with these ORCA metrics. */
+    private readonly loadReporting?: LoadReportingOptions,
   ) {
     this.debouncer = new Debouncer(debounce.quietMs, debounce.maxMs, () => this.publish());
   }
@@ -44,7 +46,7 @@ export class Publisher {
     if (!this.catalog) return;
     const started = performance.now();
     try {
-      const changed = this.cache.update(translate(this.catalog, this.weights));
+      const changed = this.cache.update(translate(this.catalog, this.weights, this.loadReporting));
       const ms = performance.now() - started;
       if (changed.size > 0) this.log.info({ groups: [...changed], ms: Math.round(ms * 10) / 10 }, 'snapshot published');
       this.onPublished(changed.size, ms);

@@ -35,6 +35,8 @@ export class XdsServer {
     cache: XdsCache,
     registry: ProxyRegistry,
     private readonly log: Logger,
+    /** More gRPC services on the same port (metric reports, load reporting). */
+    extraServices: readonly { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }[] = [],
   ) {
     this.deps = { cache, registry, log, maxResourceNames: options.maxResourceNames, controlPlaneId: options.controlPlaneId };
     this.server = new grpc.Server({
@@ -48,6 +50,7 @@ export class XdsServer {
     });
     for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));
     this.server.addService(CSDS_DEFINITION, csdsHandlers(registry));
+    for (const svc of extraServices) this.server.addService(svc.definition, svc.implementation);
   }
 
   get port(): number {

@@ -1,7 +1,7 @@
 import type { Catalog, NodeGroup } from '../catalog/types.js';
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { encodeResource, type EncodedResource } from './resource.js';
-import { clusterResource, loadAssignmentResource, type WeightOverrides } from './translate-clusters.js';
+import { clusterResource, loadAssignmentResource, type LoadReportingOptions, type WeightOverrides } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
 
 export type ResourceSet = ReadonlyMap<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>;
@@ -13,7 +13,7 @@ export const DEFAULT_GROUP = '*';
  * Catalog (+ adaptive weights) → one encoded resource set per node group.
  * Each resource is encoded once here, whichever groups include it.
  */
-export function translate(catalog: Catalog, weights?: WeightOverrides): Map<string, ResourceSet> {
+export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: LoadReportingOptions): Map<string, ResourceSet> {
   const all = new Map<XdsTypeUrl, Map<string, EncodedResource>>([
     [TYPE.cluster, new Map()],
     [TYPE.endpoint, new Map()],
@@ -22,7 +22,7 @@ export function translate(catalog: Catalog, weights?: WeightOverrides): Map<stri
   ]);
   const put = (r: EncodedResource) => all.get(r.typeUrl)?.set(r.name, r);
   for (const c of catalog.clusters) {
-    put(encodeResource(TYPE.cluster, c.name, clusterResource(c)));
+    put(encodeResource(TYPE.cluster, c.name, clusterResource(c, lrs)));
     put(encodeResource(TYPE.endpoint, c.name, loadAssignmentResource(c, weights?.get(c.name))));
   }
   for (const l of catalog.listeners) {

@@ -1,0 +1,70 @@
+import type { Logger } from 'pino';
+import type { Catalog } from '../catalog/types.js';
+import { lrsService, type LrsService } from './lrs-server.js';
+import { Prober, probeConfigFromCatalog } from './prober.js';
+import { reportService, type GrpcServicePair } from './report-grpc.js';
+import { ingestReports, type IngestResult } from './report-ingest.js';
+import { SignalStore, type SignalListener } from './signal-store.js';
+
+export interface SignalsOptions {
+  readonly log: Logger;
+  /** LoadStatsResponse.load_reporting_interval asked of proxies. */
+  readonly lrsIntervalMs: number;
+}
+
+/**
+ * Every way fulcrum learns about endpoint load, behind one object: reports (HTTP and gRPC),
+ * Envoy's load reports (LRS, with ORCA utilization) and active probes, all landing in one
+ * SignalStore that the weight engine listens to.
+ */
+export class Signals {
+  readonly store: SignalStore;
+  private readonly prober: Prober;
+  private readonly lrs: LrsService;
+  private readonly reports: GrpcServicePair;
+  private known = new Map<string, Set<string>>();
+
+  constructor(private readonly options: SignalsOptions) {
+    this.store = new SignalStore({ onListenerError: (err) => options.log.error({ err }, 'signal listener failed') });
+    const knows = (cluster: string, endpoint?: string): boolean => {
+      const keys = this.known.get(cluster);
+      return keys !== undefined && (endpoint === undefined || keys.has(endpoint));
+    };
+    const onBatch = (s: { transport: string; reporter: string; accepted: number; rejected: number }): void => {
+      if (s.rejected > 0) options.log.warn(s, 'report batch had rejected samples');
+    };
+    this.prober = new Prober({ store: this.store });
+    this.lrs = lrsService({ store: this.store, knows, reportingIntervalMs: options.lrsIntervalMs, log: options.log });
+    this.reports = reportService({ store: this.store, knows, onBatch });
+    this.ingest = (body) => ingestReports(body, { store: this.store, knows, onBatch });
+  }
+
+  /** POST /v1/reports. Throws ReportBatchError (with its HTTP status) for a batch refused whole. */
+  readonly ingest: (body: unknown) => IngestResult;
+
+  /** gRPC services to serve beside xDS: fulcrum.reports.v1.ReportService and Envoy's LRS. */
+  get grpcServices(): readonly GrpcServicePair[] {
+    return [this.reports, this.lrs];
+  }
+
+  subscribe(listener: SignalListener): () => void {
+    return this.store.subscribe(listener);
+  }
+
+  setCatalog(catalog: Catalog): void {
+    this.known = new Map(catalog.clusters.map((c) => [c.name, new Set(c.endpoints.map((e) => `${e.address}:${e.port}`))]));
+    this.store.retain(this.known);
+    for (const c of catalog.clusters) this.prober.setCluster(c.name, c.probe ? probeConfigFromCatalog(c.probe) : undefined, c.endpoints);
+    this.prober.retainClusters(this.known.keys());
+  }
+
+  start(): void {
+    this.prober.start();
+  }
+
+  /** Stops probing and ends LRS streams, so they do not hold up the gRPC drain. */
+  stop(): void {
+    this.prober.stop();
+    this.lrs.close();
+  }
+}

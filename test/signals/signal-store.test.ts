@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import type { ProbeResult as EngineProbe, Sample as EngineSample } from '../../src/balancing/engine/types.js';
+import { SignalStore, type SignalEvent } from '../../src/signals/signal-store.js';
+
+describe('SignalStore', () => {
+  it('keeps the latest samples per endpoint in a bounded ring, ordered by time', () => {
+    let now = 1000;
+    const store = new SignalStore({ now: () => now, samplesPerEndpoint: 3 });
+    for (let i = 0; i < 5; i++) store.record('web', 'a:1', { at: 100 * i, rps: i });
+    expect(store.samples('web', 'a:1').map((s) => s.rps)).toEqual([2, 3, 4]);
+    expect(store.latest('web', 'a:1')?.rps).toBe(4);
+    // Out of order: placed by time; older than a full ring: dropped.
+    expect(store.record('web', 'a:1', { at: 350, rps: 35 })).toBe(true);
+    expect(store.samples('web', 'a:1').map((s) => s.at)).toEqual([300, 350, 400]);
+    expect(store.record('web', 'a:1', { at: 10, rps: 0 })).toBe(false);
+    expect(store.ageMs('web', 'a:1')).toBe(600);
+    now = 2000;
+    expect(store.ageMs('web', 'a:1')).toBe(1600);
+    expect(store.ageMs('web', 'nope:1')).toBeUndefined();
+    expect(store.latest('other', 'a:1')).toBeUndefined();
+  });
+
+  it('drops non-finite fields and samples without any field', () => {
+    const store = new SignalStore({ now: () => 0 });
+    expect(store.record('web', 'a:1', { at: 1, cpu: NaN })).toBe(false);
+    expect(store.record('web', 'a:1', { at: 1, cpu: Infinity, rps: 3 })).toBe(true);
+    expect(store.latest('web', 'a:1')).toEqual({ at: 1, rps: 3 });
+  });
+
+  it('merges the freshest value of each field; latestWith finds the newest carrying a field', () => {
+    const store = new SignalStore({ now: () => 10_000 });
+    store.record('web', 'a:1', { at: 8_000, cpu: 0.4, source: 'report' });
+    store.record('web', 'a:1', { at: 9_000, rps: 10, source: 'lrs' });
+    expect(store.latest('web', 'a:1')?.cpu).toBeUndefined();
+    expect(store.latestWith('web', 'a:1', 'cpu')?.cpu).toBe(0.4);
+    expect(store.merged('web', 'a:1')).toEqual({ at: 8_000, cpu: 0.4, rps: 10 });
+    expect(store.merged('web', 'a:1', 1_500)).toEqual({ at: 9_000, rps: 10 });
+    expect(store.mergedByEndpoint('web').get('a:1')?.cpu).toBe(0.4);
+    expect(store.latestByEndpoint('web').get('a:1')?.rps).toBe(10);
+  });
+
+  it('keeps probe results and answers what is new since a tick', () => {
+    const store = new SignalStore({ now: () => 0, probesPerEndpoint: 2 });
+    store.recordProbe('web', 'a:1', { ok: true, at: 1, latencyMs: 3 });
+    store.recordProbe('web', 'a:1', { ok: false, at: 2, error: 'timeout' });
+    store.recordProbe('web', 'a:1', { ok: true, at: 3, latencyMs: 4 });
+    expect(store.probes('web', 'a:1').map((p) => p.at)).toEqual([2, 3]);
+    expect(store.latestProbe('web', 'a:1')?.ok).toBe(true);
+    expect(store.probesSince('web', 'a:1', 2).map((p) => p.at)).toEqual([3]);
+    expect(store.latestProbeByEndpoint('web').get('a:1')?.latencyMs).toBe(4);
+  });
+
+  it('notifies listeners, survives a throwing one, and unsubscribes', () => {
+    const errors: unknown[] = [];
+    const store = new SignalStore({ now: () => 0, onListenerError: (e) => errors.push(e) });
+    const seen: SignalEvent[] = [];
+    store.subscribe(() => {
+      throw new Error('boom');
+    });
+    const off = store.subscribe((e) => seen.push(e));
+    store.record('web', 'a:1', { at: 1, cpu: 0.1 });
+    store.recordProbe('web', 'a:1', { ok: true, at: 1 });
+    off();
+    store.record('web', 'a:1', { at: 2, cpu: 0.2 });
+    expect(seen.map((e) => e.kind)).toEqual(['sample', 'probe']);
+    expect(errors).toHaveLength(3); // the throwing listener is still subscribed
+  });
+
+  it('bounds the endpoint count, forgets and retains', () => {
+    const store = new SignalStore({ now: () => 0, maxEndpoints: 2 });
+    expect(store.record('web', 'a:1', { at: 1, rps: 1 })).toBe(true);
+    expect(store.record('web', 'b:1', { at: 1, rps: 1 })).toBe(true);
+    expect(store.record('web', 'c:1', { at: 1, rps: 1 })).toBe(false);
+    store.retain(new Map([['web', ['a:1']]]));
+    expect(store.endpointKeys('web')).toEqual(['a:1']);
+    expect(store.record('api', 'c:1', { at: 1, rps: 1 })).toBe(true);
+    store.forget('api');
+    expect(store.stats()).toEqual({ clusters: 1, endpoints: 1 });
+  });
+
+  it('produces what the weight engine consumes', () => {
+    const store = new SignalStore({ now: () => 0 });
+    store.record('web', 'a:1', { at: 1, cpu: 0.3 });
+    store.recordProbe('web', 'a:1', { ok: true, at: 1 });
+    const s: EngineSample | undefined = store.latest('web', 'a:1');
+    const p: EngineProbe | undefined = store.latestProbe('web', 'a:1');
+    expect(s?.cpu).toBe(0.3);
+    expect(p?.ok).toBe(true);
+  });
+});
