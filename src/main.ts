@@ -14,6 +14,7 @@ import { ConfigWatcher } from './sources/config-watcher.js';
 import { AdaptiveWeights } from './signals/adaptive-weights.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { Signals } from './signals/signals.js';
+import { authFromEnv, type AuthConfig } from './admin/auth.js';
 import type { Catalog } from './catalog/types.js';
 import { openStore, type Store } from './catalog/store/index.js';
 import { KubernetesSource, mergeKubernetesClusters, type KubernetesContribution } from './sources/kubernetes.js';
@@ -44,6 +45,8 @@ export interface FulcrumOptions {
   readonly debounce?: { quietMs: number; maxMs: number };
   /** Overrides the config file's `server.engine.tickMs`. */
   readonly engineTickMs?: number;
+  /** Admin API bearer tokens; default from FULCRUM_ADMIN_TOKEN / FULCRUM_READ_TOKEN / FULCRUM_REPORT_TOKEN. */
+  readonly auth?: AuthConfig;
   /**
    * Where the durable store lives. Omitted, fulcrum runs on a temporary directory removed at stop
    * (tests, embedding); the command line always passes one (--data-dir, FULCRUM_DATA_DIR, ./data).
@@ -182,11 +185,19 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     signals.grpcServices,
   );
   const adminSettings = initial.server.admin;
+  const auth = options.auth ?? authFromEnv(process.env);
+  if (auth.adminTokens.length + auth.readTokens.length + (auth.reportTokens?.length ?? 0) === 0) {
+    log.warn('admin API has no bearer tokens (FULCRUM_ADMIN_TOKEN / FULCRUM_READ_TOKEN): anyone who can reach it can change clusters and listeners');
+  }
   const admin = buildAdminApp({
     registry,
     cache,
     metrics,
     log,
+    store,
+    weights: adaptive,
+    reports: signals.ingest,
+    auth,
     version: packageVersion(),
     ready: () => {
       const reasons: string[] = [];

@@ -5,6 +5,7 @@ import type { FastifyPluginCallbackTypebox, TypeBoxTypeProvider } from '@fastify
 import { Type } from '@sinclair/typebox';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { StoreError, type Store } from '../catalog/store/index.js';
 import type { XdsCache } from '../xds/cache.js';
 import { PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../xds/envoy-api.js';
 import type { ProxyRecord, ProxyRegistry } from '../xds/proxy-status.js';
@@ -24,16 +25,22 @@ import {
   type ShortType,
 } from './schemas.js';
 import { byNode, configDumpView, proxyView } from './views.js';
+import { resourceRoutes, type ReportsIngest, type WeightsSource } from './api-routes.js';
+import { Authorizer, type AuthConfig } from './auth.js';
+import { ApiError } from './resources.js';
+import { toOpenApi30 } from './openapi.js';
 
 /**
- * The admin HTTP API: health and readiness probes, Prometheus metrics, and read-only operator
- * views of the xDS state (connected proxies, what each is sent). Every route has a TypeBox schema
- * for its input and output; the OpenAPI document is generated from them.
+ * The admin HTTP API: health and readiness probes, Prometheus metrics, operator views of the xDS
+ * state (connected proxies, what each is sent), and, when their dependencies are given, the
+ * desired-state resources (clusters, endpoints, policies, listeners: see api-routes.ts), the
+ * weight engine's explanations, metric reports and the audit log. Every route has a TypeBox
+ * schema for its input and output; the OpenAPI document is generated from them.
  *
- * Input never produces a 500: validation failures are 400s naming the field, unknown names 404s;
- * only a bug reaches the 500 path, and that is logged.
+ * Input never produces a 500: validation failures are 400s naming the field, unknown names 404s,
+ * conflicts 409s, failed preconditions 412s; only a bug reaches the 500 path, and that is logged.
  *
- * No authentication in this slice: bind it to loopback (the default) or a private interface.
+ * Authentication: bearer tokens with roles (see auth.ts); with no token configured, open.
  */
 
 export interface Readiness {
@@ -53,13 +60,21 @@ export interface AdminDeps {
   readonly version?: string;
   /** Request body limit in bytes (default 1 MiB). */
   readonly bodyLimit?: number;
+  /** The durable store: enables /v1/clusters (endpoints, policy), /v1/listeners, /v1/audit. */
+  readonly store?: Store;
+  /** The weight engine adapter (AdaptiveWeights): enables /v1/weights/{cluster} and effective weights. */
+  readonly weights?: WeightsSource;
+  /** Report ingestion (signals' ingestReports bound to its deps): enables POST /v1/reports. */
+  readonly reports?: ReportsIngest;
+  /** Bearer tokens; absent or all lists empty: no authentication. */
+  readonly auth?: AuthConfig;
 }
 
 const URL_OF = Object.fromEntries(Object.entries(SHORT_TYPE).map(([url, short]) => [short, url])) as Record<ShortType, XdsTypeUrl>;
 const NoQuery = Type.Object({}, { additionalProperties: false });
 
-function errorBody(status: number, message: string, path?: string): ErrorResponse {
-  return { error: STATUS_CODES[status] ?? 'Error', message, ...(path !== undefined ? { path } : {}) };
+function errorBody(status: number, message: string, path?: string, code?: string): ErrorResponse {
+  return { error: STATUS_CODES[status] ?? 'Error', message, ...(path !== undefined ? { path } : {}), ...(code !== undefined ? { code } : {}) };
 }
 
 /** fastify's validation error, as `{ error, message, path }`; path is a JSON pointer such as `/querystring/node`. */
@@ -74,8 +89,19 @@ function validationPath(err: FastifyError): string {
 
 function onError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (err.validation) return reply.code(400).send(errorBody(400, err.message, validationPath(err)));
+  if (err instanceof ApiError) return reply.code(err.statusCode).send(errorBody(err.statusCode, err.message, err.path, err.code));
+  // The store's refusals: an If-Match the store found stale is a failed precondition (412), not a 409.
+  if ((err as unknown) instanceof StoreError) {
+    const e = err as unknown as StoreError;
+    const status = e.code === 'REVISION_MISMATCH' ? 412 : e.status;
+    return reply.code(status).send(errorBody(status, e.message, undefined, e.code));
+  }
   const status = err.statusCode;
-  if (status !== undefined && status >= 400 && status < 500) return reply.code(status).send(errorBody(status, err.message));
+  if (status !== undefined && status >= 400 && status < 500) {
+    // Codes of our own errors (e.g. a report batch's TOO_LARGE); fastify's FST_* codes are noise.
+    const code = typeof err.code === 'string' && !err.code.startsWith('FST_') ? err.code : undefined;
+    return reply.code(status).send(errorBody(status, err.message, undefined, code));
+  }
   request.log.error({ err, method: request.method, url: request.url.slice(0, 512) }, 'admin request failed');
   return reply.code(500).send(errorBody(500, 'internal error'));
 }
@@ -90,7 +116,22 @@ export function buildAdminApp(deps: AdminDeps) {
     requestTimeout: 30_000,
     // Node ids longer than the schema allows must reach validation (a 400), not miss the route (a 404).
     routerOptions: { maxParamLength: NODE_ID_MAX * 3 + 16 },
+    // Unknown fields are errors (400 naming them), as in the config file, not silently dropped.
+    ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const auth = new Authorizer(deps.auth);
+  const actors = new WeakMap<FastifyRequest, string>();
+  // onRequest: before the body is read, so an unauthenticated client cannot make fulcrum parse megabytes.
+  app.addHook('onRequest', async (request, reply) => {
+    const decision = auth.decide(request.method, request.url.split('?')[0] ?? '', request.headers.authorization);
+    if (decision.ok) {
+      actors.set(request, decision.actor);
+      return;
+    }
+    if (decision.challenge) reply.header('www-authenticate', decision.challenge);
+    return reply.code(decision.status).send(errorBody(decision.status, decision.message));
+  });
 
   app.setErrorHandler(onError);
   app.setNotFoundHandler((request, reply) =>
@@ -114,12 +155,31 @@ export function buildAdminApp(deps: AdminDeps) {
         { name: 'proxies', description: 'Connected proxies and their sync state' },
         { name: 'config', description: 'What proxies are being sent' },
         { name: 'telemetry', description: 'Prometheus metrics' },
+        { name: 'clusters', description: 'Clusters, their endpoints and policies (desired state, durable). ETag / If-Match: the store revision' },
+        { name: 'listeners', description: 'Listeners and their routes (desired state, durable)' },
+        { name: 'weights', description: 'The weights the engine publishes, explained' },
+        { name: 'signals', description: 'Load reports from agents and backends' },
+        { name: 'audit', description: 'Who changed what, when' },
         { name: 'meta', description: 'This document' },
       ],
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'When tokens are configured: admin tokens may do everything, read tokens GET only, report tokens POST /v1/reports only. ' +
+              '/healthz, /readyz, /metrics, /openapi.json and /docs are always open.',
+          },
+        },
+      },
     },
+    // OpenAPI 3.0 spells some JSON Schema keywords differently (exclusiveMinimum is a boolean).
+    transformObject: (doc) => ('openapiObject' in doc ? toOpenApi30(doc.openapiObject) : doc.swaggerObject),
   });
   void app.register(swaggerUi, { routePrefix: '/docs' });
   void app.register(routes(deps));
+  void app.register(resourceRoutes({ store: deps.store, weights: deps.weights, reports: deps.reports, actorOf: (r) => actors.get(r) ?? 'api' }));
   return app;
 }
 

@@ -28,6 +28,9 @@ export const ErrorResponse = Type.Object(
     error: Type.String({ description: 'HTTP reason phrase, e.g. "Bad Request"' }),
     message: Type.String({ description: 'What was wrong' }),
     path: Type.Optional(Type.String({ description: 'Where in the request, e.g. /querystring/node' })),
+    code: Type.Optional(
+      Type.String({ description: 'A stable machine-readable reason, e.g. REVISION_MISMATCH, OWNED_ELSEWHERE, REFERENCED, ADDRESS_IN_USE' }),
+    ),
   },
   { title: 'Error' },
 );

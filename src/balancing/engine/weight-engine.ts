@@ -141,7 +141,11 @@ interface EndpointState {
   /** `at` of the sample the PID last consumed. */
   lastControlAt: number | undefined;
   ewma: EwmaLatency;
+  /** Every field's latest value, merged across sources. */
   sample: Sample | undefined;
+  /** When a field the policy steers on last arrived: the freshness reference. */
+  steerAt: number | undefined;
+  /** Counts samples carrying a steering field (the controller runs once per new one). */
   sampleSeq: number;
   usedSeq: number;
   lastProbe: ProbeResult | undefined;
@@ -181,6 +185,29 @@ interface ClusterState {
   lastFailStatic: boolean;
   /** Set by setCluster/seedWeights: forces a publish on the next tick. */
   dirty: boolean;
+}
+
+function definedFields(sample: Sample): Partial<Sample> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(sample)) if (v !== undefined) out[k] = v as number;
+  return out as Partial<Sample>;
+}
+
+/** Whether a sample carries a field the policy's controller reads. */
+function steersOn(policy: WeightingPolicy, s: Sample): boolean {
+  const has = (k: 'cpu' | 'inflight' | 'latencyMs'): boolean => s[k] !== undefined;
+  const pid = (metric: string | undefined): boolean =>
+    metric === 'inflight' ? has('inflight') : metric === 'max' ? has('cpu') || has('inflight') : has('cpu');
+  switch (policy.kind) {
+    case 'static':
+      return false;
+    case 'pid':
+      return pid(policy.metric);
+    case 'ewma':
+      return has('latencyMs');
+    case 'blend':
+      return ((policy.parts.pid ?? 0) > 0 && pid(policy.metric ?? 'cpu')) || ((policy.parts.ewma ?? 0) > 0 && has('latencyMs'));
+  }
 }
 
 export class WeightEngine {
@@ -245,6 +272,7 @@ export class WeightEngine {
           lastControlAt: undefined,
           ewma: newEwma(policy, resolvedSafety),
           sample: undefined,
+          steerAt: undefined,
           sampleSeq: 0,
           usedSeq: 0,
           lastProbe: undefined,
@@ -340,11 +368,19 @@ export class WeightEngine {
    */
   observeSample(cluster: string, endpointKey: string, sample: Sample): boolean {
     validateSample(sample);
-    const e = this.clusters.get(cluster)?.byKey.get(endpointKey);
-    if (e === undefined) return false;
+    const c = this.clusters.get(cluster);
+    const e = c?.byKey.get(endpointKey);
+    if (c === undefined || e === undefined) return false;
     if (e.sample !== undefined && sample.at < e.sample.at) return false;
-    e.sample = sample;
-    e.sampleSeq++;
+    // Sources report different fields (Envoy's load reports: rps and ORCA cpu; an agent: cpu and
+    // latency; probes: nothing here). Merge them, so one source's sample does not erase another's
+    // fields, and count as fresh data only what the policy steers on: a stream of rps-only load
+    // reports must not keep a CPU-driven weight "fresh" after the CPU reports stopped.
+    e.sample = { ...e.sample, ...definedFields(sample), at: sample.at };
+    if (steersOn(c.policy, sample)) {
+      e.steerAt = sample.at;
+      e.sampleSeq++;
+    }
     if (sample.latencyMs !== undefined) e.ewma.observe(sample.latencyMs, sample.at);
     return true;
   }
@@ -449,8 +485,8 @@ export class WeightEngine {
     const age = zeros(n);
     for (let i = 0; i < n; i++) {
       const e = eps[i] as EndpointState;
-      if (e.seeded && e.sample === undefined && e.seededAt === undefined) e.seededAt = now;
-      const ref = e.sample !== undefined ? e.sample.at : e.seeded ? e.seededAt : undefined;
+      if (e.seeded && e.steerAt === undefined && e.seededAt === undefined) e.seededAt = now;
+      const ref = e.steerAt ?? (e.seeded ? e.seededAt : undefined);
       if (ref === undefined) {
         age[i] = Number.NaN;
         freshness[i] = F_NONE;

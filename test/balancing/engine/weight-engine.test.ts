@@ -386,3 +386,37 @@ describe('WeightEngine: cluster lifecycle and inputs', () => {
     expect(t1.explanations.get(key(0))).toEqual(first);
   });
 });
+
+describe('WeightEngine: samples from several sources', () => {
+  const pid: WeightingPolicy = { kind: 'pid', setpoint: 'mean', metric: 'cpu' };
+  const eps: EngineEndpoint[] = [
+    { key: 'a', weight: 1 },
+    { key: 'b', weight: 1 },
+  ];
+
+  it('merges fields, and only the steering metric keeps weights fresh', () => {
+    const engine = new WeightEngine({ safety: { staleAfterMs: 2_000, decayAfterMs: 4_000, decayHalfLifeMs: 1_000 } });
+    engine.setCluster('c', eps, pid);
+    let t = 0;
+    for (; t < 20_000; t += 1_000) {
+      engine.observeSample('c', 'a', { at: t, cpu: 0.9 });
+      engine.observeSample('c', 'b', { at: t, cpu: 0.3 });
+      // A load report with only request rates must not erase the CPU the agent reported.
+      engine.observeSample('c', 'a', { at: t, rps: 10 });
+      engine.tick(t);
+    }
+    const steered = engine.tick(t).clusters.get('c');
+    expect((steered?.weights.get('b') ?? 0) / (steered?.weights.get('a') ?? 1)).toBeGreaterThan(1.5);
+    expect(steered?.explanations.get('a')?.inputs.cpu).toBe(0.9);
+
+    // CPU reports stop; rps-only reports go on. The weights must still go stale and decay to 1:1.
+    for (const end = t + 30_000; t < end; t += 1_000) {
+      engine.observeSample('c', 'a', { at: t, rps: 10 });
+      engine.observeSample('c', 'b', { at: t, rps: 10 });
+      engine.tick(t);
+    }
+    const decayed = engine.tick(t).clusters.get('c');
+    expect(decayed?.explanations.get('a')?.freshness).toBe('expired');
+    expect((decayed?.weights.get('b') ?? 0) / (decayed?.weights.get('a') ?? 1)).toBeLessThan(1.1);
+  });
+});

@@ -1,0 +1,110 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Bearer-token authorization of the admin API.
+ *
+ * Roles: `admin` tokens may do everything; `read` tokens only GET/HEAD; `report` tokens only
+ * `POST /v1/reports` (so a metrics agent does not hold a token that can delete clusters).
+ * Open without a token, always: `/healthz`, `/readyz`, `/metrics` (probes and scrapers), and the
+ * API's description, `/openapi.json` and `/docs` (it is the same for every fulcrum and holds no
+ * state; the Swagger UI loads it before the operator pastes a token into "Authorize").
+ * When no token at all is configured, auth is off and everything is open (main.ts warns).
+ *
+ * Tokens are compared in constant time on their SHA-256 digests, so neither the content nor the
+ * length of a configured token leaks through response timing; every configured token is checked,
+ * whichever matches.
+ */
+
+export interface AuthConfig {
+  readonly adminTokens: readonly string[];
+  readonly readTokens: readonly string[];
+  /** Tokens that may only POST /v1/reports. */
+  readonly reportTokens?: readonly string[];
+}
+
+export type Role = 'admin' | 'read' | 'report';
+
+const digest = (token: string): Buffer => createHash('sha256').update(token, 'utf8').digest();
+
+/** True when `presented` equals one of the tokens whose digests are `digests`; constant time in the token contents. */
+export function tokenMatches(presented: string, digests: readonly Buffer[]): boolean {
+  const d = digest(presented);
+  let found = false;
+  for (const candidate of digests) found = timingSafeEqual(d, candidate) || found;
+  return found;
+}
+
+/** Splits an environment variable's comma-separated token list (blanks dropped). */
+export function parseTokenList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+}
+
+/** `FULCRUM_ADMIN_TOKEN`, `FULCRUM_READ_TOKEN`, `FULCRUM_REPORT_TOKEN`: comma-separated lists. */
+export function authFromEnv(env: NodeJS.ProcessEnv): AuthConfig {
+  return {
+    adminTokens: parseTokenList(env.FULCRUM_ADMIN_TOKEN),
+    readTokens: parseTokenList(env.FULCRUM_READ_TOKEN),
+    reportTokens: parseTokenList(env.FULCRUM_REPORT_TOKEN),
+  };
+}
+
+export type AuthDecision =
+  | { readonly ok: true; readonly actor: string }
+  | { readonly ok: false; readonly status: 401 | 403; readonly message: string; readonly challenge?: string };
+
+const OPEN = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs', '/']);
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export function isOpenPath(path: string): boolean {
+  return OPEN.has(path) || path.startsWith('/docs/');
+}
+
+/** Decides one request. Paths are compared without their query string. */
+export class Authorizer {
+  private readonly roles: { role: Role; digests: Buffer[] }[];
+  /** Whether any token is configured; if not, everything is open. */
+  readonly enabled: boolean;
+
+  constructor(config: AuthConfig | undefined) {
+    const clean = (tokens: readonly string[] | undefined) => (tokens ?? []).filter((t) => t.length > 0).map(digest);
+    this.roles = [
+      { role: 'admin', digests: clean(config?.adminTokens) },
+      { role: 'read', digests: clean(config?.readTokens) },
+      { role: 'report', digests: clean(config?.reportTokens) },
+    ];
+    this.enabled = this.roles.some((r) => r.digests.length > 0);
+  }
+
+  /** The role of a presented token, or undefined. Checks every role (no early exit). */
+  roleOf(token: string): Role | undefined {
+    let role: Role | undefined;
+    for (const r of this.roles) if (tokenMatches(token, r.digests) && role === undefined) role = r.role;
+    return role;
+  }
+
+  decide(method: string, path: string, authorization: string | undefined): AuthDecision {
+    if (!this.enabled) return { ok: true, actor: 'api' };
+    if (isOpenPath(path)) return { ok: true, actor: 'anonymous' };
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization ?? '');
+    const token = m?.[1];
+    if (token === undefined) {
+      return { ok: false, status: 401, message: 'a bearer token is required (Authorization: Bearer <token>)', challenge: 'Bearer realm="fulcrum"' };
+    }
+    const role = this.roleOf(token);
+    if (role === undefined) {
+      return { ok: false, status: 401, message: 'unknown bearer token', challenge: 'Bearer realm="fulcrum", error="invalid_token"' };
+    }
+    const actor = `${role}:${digest(token).toString('hex').slice(0, 8)}`;
+    if (role === 'admin') return { ok: true, actor };
+    if (role === 'read' && READ_METHODS.has(method)) return { ok: true, actor };
+    if (role === 'report' && method === 'POST' && path === '/v1/reports') return { ok: true, actor };
+    return {
+      ok: false,
+      status: 403,
+      message: role === 'read' ? `a read-only token cannot ${method} ${path}` : `a report token may only POST /v1/reports`,
+    };
+  }
+}

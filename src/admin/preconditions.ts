@@ -1,0 +1,65 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { OwnershipError, type Owner, type ResourceKind } from '../catalog/store/index.js';
+import { ApiError } from './resources.js';
+
+/**
+ * HTTP conditional requests over the store's revisions (optimistic concurrency).
+ *
+ * - A resource's ETag is its store revision in quotes: `"42"` (strong).
+ * - `If-Match: "42"` (or a list, or `*`) on PUT / PATCH / DELETE / POST: the write happens only if
+ *   the resource is at one of those revisions (`*`: exists). Otherwise 412 Precondition Failed,
+ *   nothing written, nothing audited. Weak tags (`W/"42"`) never match (RFC 9110 strong comparison).
+ * - `If-None-Match: *` on PUT: create only; 412 if the resource exists.
+ * - The check is repeated atomically by the store (its `ifMatch`), so a concurrent writer between
+ *   our read and the write still yields 412, never a lost update.
+ */
+
+export const etag = (revision: number): string => `"${revision}"`;
+
+export interface Preconditions {
+  /** `*`, or the revisions listed (empty when only unusable tags were sent: never matches). */
+  readonly ifMatch?: '*' | readonly number[];
+  readonly ifNoneMatchAny: boolean;
+}
+
+const header = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v.join(',') : v);
+
+export function readPreconditions(headers: IncomingHttpHeaders): Preconditions {
+  const im = header(headers['if-match']);
+  const inm = header(headers['if-none-match']);
+  let ifMatch: Preconditions['ifMatch'];
+  if (im !== undefined) {
+    const tags = im.split(',').map((t) => t.trim());
+    if (tags.includes('*')) ifMatch = '*';
+    else ifMatch = tags.flatMap((t) => (/^"[0-9]{1,15}"$/.test(t) ? [Number(t.slice(1, -1))] : []));
+  }
+  return { ...(ifMatch !== undefined ? { ifMatch } : {}), ifNoneMatchAny: inm !== undefined && inm.split(',').some((t) => t.trim() === '*') };
+}
+
+export const hasPreconditions = (p: Preconditions): boolean => p.ifMatch !== undefined || p.ifNoneMatchAny;
+
+function failed(what: string, current: number | undefined, message: string): never {
+  throw new ApiError(412, `${what}: ${message}${current !== undefined ? ` (current ETag "${current}")` : ''}`, undefined, 'REVISION_MISMATCH');
+}
+
+/**
+ * Evaluates the preconditions against the resource's current revision (undefined: it does not
+ * exist) and returns the `ifMatch` to hand the store, which re-checks it atomically.
+ */
+export function storeIfMatch(p: Preconditions, current: number | undefined, what: string): number | undefined {
+  if (p.ifMatch !== undefined) {
+    if (current === undefined) failed(what, current, 'does not exist (If-Match)');
+    if (p.ifMatch !== '*' && !p.ifMatch.includes(current)) failed(what, current, `If-Match ${p.ifMatch.map(etag).join(', ') || '(no usable strong ETag)'} does not match`);
+    return current;
+  }
+  if (p.ifNoneMatchAny) {
+    if (current !== undefined) failed(what, current, 'already exists (If-None-Match: *)');
+    return 0;
+  }
+  return undefined;
+}
+
+/** Throws the store's own OwnershipError before any precondition, so ownership wins over 412. */
+export function assertApiOwned(kind: ResourceKind, name: string, owner: Owner | undefined): void {
+  if (owner !== undefined && owner !== 'api') throw new OwnershipError(kind, name, owner, 'api');
+}

@@ -1,0 +1,245 @@
+import type { ClusterInput, ClusterRecord, ClusterSpec, EndpointRecord, EndpointSpec, ListenerRecord, OperatorState } from '../catalog/store/index.js';
+import type { Listener, WeightingPolicy } from '../catalog/types.js';
+import { ConfigError, parseConfig } from '../sources/config-file.js';
+import type { ClusterIn, ClusterView, EndpointEntry, EndpointEntryIn, ListenerIn, ListenerView, PolicyView } from './api-schemas.js';
+
+/**
+ * Pure conversions between the store's records and the API's JSON (the config file's shapes),
+ * and validation of request bodies by the config file's own parser, so the API accepts exactly
+ * what the file accepts (IP addresses, blend fractions, auto traits, duplicate endpoints...) with
+ * the same messages. Problems are reported as 400s with a JSON pointer into the request body.
+ */
+
+/** An error the admin API answers with as it is: status, message, and optionally the field and a stable code. */
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly path?: string,
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+type Json = Record<string, unknown>;
+
+// ── store → API ─────────────────────────────────────────────────────────────────────────────────
+
+/** A domain weighting policy in the config file's shape (`policy:` rather than `kind:`, `blend:` rather than `parts:`). */
+export function weightingEntry(w: WeightingPolicy | undefined): ClusterView['weighting'] & Json {
+  if (!w) return { policy: 'static' };
+  const ewma = (s: { decay?: number; explorationBonus?: number }) => ({
+    ...(s.decay !== undefined ? { decay: s.decay } : {}),
+    ...(s.explorationBonus !== undefined ? { explorationBonus: s.explorationBonus } : {}),
+  });
+  const gains = (g: { kp?: number; ki?: number; kd?: number } | undefined) => (g ? { gains: { ...g } } : {});
+  switch (w.kind) {
+    case 'pid':
+      return { policy: 'pid', setpoint: w.setpoint, metric: w.metric, ...gains(w.gains) };
+    case 'ewma':
+      return { policy: 'ewma', ...ewma(w) };
+    case 'blend':
+      return {
+        policy: 'blend',
+        blend: { ...w.parts },
+        ...(w.setpoint !== undefined ? { setpoint: w.setpoint } : {}),
+        ...(w.metric !== undefined ? { metric: w.metric } : {}),
+        ...gains(w.gains),
+        ...ewma(w),
+      };
+    default:
+      return { policy: 'static' };
+  }
+}
+
+/** A cluster's settings (no endpoints, no metadata) as a config-file entry. */
+export function clusterSettingsEntry(c: ClusterSpec): Json {
+  return {
+    name: c.name,
+    lbPolicy: c.lbPolicy,
+    ...(c.leastRequest ? { leastRequest: { ...c.leastRequest } } : {}),
+    ...(c.ringHash ? { ringHash: { ...c.ringHash } } : {}),
+    ...(c.maglev ? { maglev: { ...c.maglev } } : {}),
+    connectTimeoutMs: c.connectTimeoutMs,
+    http2: c.http2,
+    weighting: weightingEntry(c.weighting),
+    ...(c.safety ? { safety: { ...c.safety } } : {}),
+    ...(c.probe ? { probe: { ...c.probe } } : {}),
+  };
+}
+
+export function endpointEntry(e: EndpointRecord): EndpointEntry {
+  return {
+    address: e.address,
+    port: e.port,
+    weight: e.weight,
+    priority: e.priority,
+    health: e.health,
+    locality: { region: e.locality.region, zone: e.locality.zone, subZone: e.locality.subZone },
+    state: e.state,
+  };
+}
+
+export function clusterView(rec: ClusterRecord): ClusterView {
+  return {
+    ...(clusterSettingsEntry(rec) as Omit<ClusterView, 'endpoints' | 'owner' | 'revision' | 'updatedAt'>),
+    ...(rec.autoReason !== undefined ? { autoReason: rec.autoReason } : {}),
+    endpoints: rec.endpoints.map(endpointEntry),
+    owner: rec.owner,
+    revision: rec.revision,
+    updatedAt: rec.updatedAt,
+  };
+}
+
+export function policyView(rec: ClusterRecord, safetyDefaults: Record<string, number>): PolicyView {
+  return {
+    cluster: rec.name,
+    lbPolicy: rec.lbPolicy,
+    ...(rec.leastRequest ? { leastRequest: { ...rec.leastRequest } } : {}),
+    ...(rec.ringHash ? { ringHash: { ...rec.ringHash } } : {}),
+    ...(rec.maglev ? { maglev: { ...rec.maglev } } : {}),
+    weighting: weightingEntry(rec.weighting),
+    safety: { ...(rec.safety ?? {}) },
+    safetyDefaults,
+    ...(rec.autoReason !== undefined ? { autoReason: rec.autoReason } : {}),
+    owner: rec.owner,
+    revision: rec.revision,
+    updatedAt: rec.updatedAt,
+  };
+}
+
+export function listenerView(rec: ListenerRecord): ListenerView {
+  return {
+    name: rec.name,
+    ...(rec.kind === 'api' ? { apiListener: true } : { address: rec.address, port: rec.port }),
+    routes: rec.routes.map((r) => ({
+      domain: r.domain,
+      prefix: r.prefix,
+      cluster: r.cluster,
+      ...(r.hashPolicy ? { hashPolicy: r.hashPolicy } : {}),
+      ...(r.timeoutMs !== undefined ? { timeoutMs: r.timeoutMs } : {}),
+    })),
+    owner: rec.owner,
+    revision: rec.revision,
+    updatedAt: rec.updatedAt,
+  };
+}
+
+// ── API → store (validated by the config file's parser) ─────────────────────────────────────────
+
+/** Runs `doc` through the config parser; its first problem becomes a 400 pointing into the body. */
+function parseDoc(doc: Json, prefix: string): ReturnType<typeof parseConfig> {
+  try {
+    return parseConfig(JSON.stringify(doc), 'request');
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const first = err.problems[0];
+    const path = first?.path.startsWith(prefix) ? `/body${first.path.slice(prefix.length)}` : '/body';
+    const more = err.problems.length > 1 ? ` (and ${err.problems.length - 1} more problem${err.problems.length > 2 ? 's' : ''})` : '';
+    throw new ApiError(400, `${first?.message ?? 'invalid'}${more}`, path);
+  }
+}
+
+function checkName(bodyName: string | undefined, pathName: string, what: string): void {
+  if (bodyName !== undefined && bodyName !== pathName)
+    throw new ApiError(400, `${what} ${JSON.stringify(bodyName)} differs from the path's ${JSON.stringify(pathName)}`, '/body/name');
+}
+
+type EndpointFields = Omit<EndpointEntryIn, 'state' | 'owner' | 'revision' | 'updatedAt' | 'effectiveWeight' | 'publishedHealth'>;
+
+function splitEndpoint(e: EndpointEntryIn): { fields: EndpointFields; state: OperatorState | undefined } {
+  const { state, owner: _o, revision: _r, updatedAt: _u, effectiveWeight: _w, publishedHealth: _h, ...fields } = e;
+  return { fields, state };
+}
+
+/**
+ * A cluster PUT body → the store's input. Without `endpoints` in the body the result has none,
+ * which tells the store to leave the cluster's endpoints as they are.
+ */
+export function parseClusterBody(body: ClusterIn, name: string): ClusterInput {
+  checkName(body.name, name, 'cluster name');
+  const { owner: _o, revision: _r, updatedAt: _u, autoReason: _a, endpoints, name: _n, ...settings } = body;
+  const states = new Map<string, OperatorState>();
+  const entries = endpoints?.map((e) => {
+    const { fields, state } = splitEndpoint(e);
+    if (state) states.set(`${fields.address}|${fields.port}`, state);
+    return fields;
+  });
+  const parsed = parseDoc({ clusters: [{ ...settings, name, ...(entries ? { endpoints: entries } : {}) }] }, '/clusters/0');
+  const { endpoints: parsedEndpoints, ...cluster } = parsed.catalog.clusters[0] as ClusterInput & { endpoints: EndpointSpec[] };
+  if (!entries) return cluster;
+  return {
+    ...cluster,
+    endpoints: parsedEndpoints.map((e) => {
+      const state = states.get(`${e.address}|${e.port}`);
+      return state ? { ...e, state } : e;
+    }),
+  };
+}
+
+/** An endpoint PUT body (address and port from the path) → the store's input. */
+export function parseEndpointBody(body: EndpointEntryIn, address: string, port: number): EndpointSpec {
+  if (body.address !== undefined && body.address !== address)
+    throw new ApiError(400, `address ${JSON.stringify(body.address)} differs from the path's ${JSON.stringify(address)}`, '/body/address');
+  if (body.port !== undefined && body.port !== port) throw new ApiError(400, `port ${body.port} differs from the path's ${port}`, '/body/port');
+  const { fields, state } = splitEndpoint(body);
+  const parsed = parseDoc({ clusters: [{ name: 'endpoint', endpoints: [{ ...fields, address, port }] }] }, '/clusters/0/endpoints/0');
+  const e = parsed.catalog.clusters[0]?.endpoints[0] as EndpointSpec;
+  return state ? { ...e, state } : e;
+}
+
+/** A listener PUT body → the domain listener; every route must name one of `clusters`. */
+export function parseListenerBody(body: ListenerIn, name: string, clusters: Iterable<string>): Listener {
+  checkName(body.name, name, 'listener name');
+  const { owner: _o, revision: _r, updatedAt: _u, name: _n, ...settings } = body;
+  const wanted = new Set(settings.routes.map((r) => r.cluster));
+  // Only the clusters the routes name, so the parser can check the references (and nothing else).
+  const known = [...clusters].filter((c) => wanted.has(c)).map((c) => ({ name: c }));
+  const parsed = parseDoc({ clusters: known, listeners: [{ ...settings, name }] }, '/listeners/0');
+  return parsed.catalog.listeners[0] as Listener;
+}
+
+/** RFC 7396 JSON merge patch. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return patch;
+  const out: Json = isObject(target) ? { ...target } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (key === '__proto__') continue;
+    if (value === null) delete out[key];
+    else out[key] = mergePatch(out[key], value);
+  }
+  return out;
+}
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const POLICY_BLOCKS = [
+  ['leastRequest', 'LEAST_REQUEST'],
+  ['ringHash', 'RING_HASH'],
+  ['maglev', 'MAGLEV'],
+] as const;
+
+/**
+ * Applies a policy merge patch to a cluster's settings entry. Blocks the new policy would reject
+ * (a ringHash block once lbPolicy is no longer RING_HASH, blend fractions once weighting is no
+ * longer blend) are dropped unless the patch itself sets them: changing the policy should not
+ * need a second field to null the old one's settings.
+ */
+export function applyPolicyPatch(entry: Json, patch: Json): Json {
+  const merged = mergePatch(entry, patch) as Json;
+  const pw = isObject(patch.weighting) ? patch.weighting : {};
+  const w = isObject(merged.weighting) ? merged.weighting : undefined;
+  if (w) {
+    if (w.policy !== 'blend' && !('blend' in pw)) delete w.blend;
+    if (w.policy !== 'auto' && !('traits' in pw)) delete w.traits;
+  }
+  const auto = w?.policy === 'auto';
+  if (auto && !('lbPolicy' in patch)) delete merged.lbPolicy;
+  const lb = merged.lbPolicy ?? 'ROUND_ROBIN';
+  for (const [field, policy] of POLICY_BLOCKS) {
+    if ((auto || lb !== policy) && !(field in patch)) delete merged[field];
+  }
+  return merged;
+}
