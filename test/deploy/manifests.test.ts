@@ -12,6 +12,7 @@
  * kustomize is looked up in $KUSTOMIZE_BIN, <repo>/.tools/bin (scripts/install-kustomize.sh),
  * PATH, then $GOPATH/bin. Without it the render tests fail under CI and are skipped otherwise.
  */
+import { parseConfig } from '../../src/sources/config-file.js';
 import { describe, it, expect } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -188,6 +189,9 @@ function kustomizationRefs(kustomizationFile: string): KustomizationRefs {
  * through a Service), and routes naming defined clusters.
  */
 function checkFulcrumConfig(text: string, where: string): void {
+  // The real loader: whatever it rejects, the pod would crash-loop on.
+  const loaded = parseConfig(text, where);
+  expect(loaded.kubernetes, `${where}: Kubernetes discovery enabled`).toBeDefined();
   const cfg = parse(text) as unknown;
   expect(isObj(cfg), `${where}: not a YAML mapping`).toBe(true);
   const clusters = listAt(cfg, 'clusters');
