@@ -29,6 +29,7 @@ import { resourceRoutes, type ReportsIngest, type WeightsSource } from './api-ro
 import { Authorizer, type AuthConfig } from './auth.js';
 import { ApiError } from './resources.js';
 import { toOpenApi30 } from './openapi.js';
+import { dashboardRoutes } from './dashboard.js';
 
 /**
  * The admin HTTP API: health and readiness probes, Prometheus metrics, operator views of the xDS
@@ -161,6 +162,7 @@ export function buildAdminApp(deps: AdminDeps) {
         { name: 'signals', description: 'Load reports from agents and backends' },
         { name: 'audit', description: 'Who changed what, when' },
         { name: 'meta', description: 'This document' },
+        { name: 'dashboard', description: 'The operator dashboard at / (HTML, open); it calls the /v1 APIs with the token it is given' },
       ],
       components: {
         securitySchemes: {
@@ -169,7 +171,7 @@ export function buildAdminApp(deps: AdminDeps) {
             scheme: 'bearer',
             description:
               'When tokens are configured: admin tokens may do everything, read tokens GET only, report tokens POST /v1/reports only. ' +
-              '/healthz, /readyz, /metrics, /openapi.json and /docs are always open.',
+              '/healthz, /readyz, /metrics, /openapi.json, /docs and the dashboard (/ and /dashboard/*) are always open.',
           },
         },
       },
@@ -180,6 +182,7 @@ export function buildAdminApp(deps: AdminDeps) {
   void app.register(swaggerUi, { routePrefix: '/docs' });
   void app.register(routes(deps));
   void app.register(resourceRoutes({ store: deps.store, weights: deps.weights, reports: deps.reports, actorOf: (r) => actors.get(r) ?? 'api' }));
+  void app.register(dashboardRoutes());
   return app;
 }
 

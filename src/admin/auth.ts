@@ -7,7 +7,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
  * `POST /v1/reports` (so a metrics agent does not hold a token that can delete clusters).
  * Open without a token, always: `/healthz`, `/readyz`, `/metrics` (probes and scrapers), and the
  * API's description, `/openapi.json` and `/docs` (it is the same for every fulcrum and holds no
- * state; the Swagger UI loads it before the operator pastes a token into "Authorize").
+ * state; the Swagger UI loads it before the operator pastes a token into "Authorize"), and the
+ * dashboard's page `/` and assets `/dashboard/*` (static; the page asks for a token for /v1).
  * When no token at all is configured, auth is off and everything is open (main.ts warns).
  *
  * Tokens are compared in constant time on their SHA-256 digests, so neither the content nor the
@@ -59,7 +60,7 @@ const OPEN = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export function isOpenPath(path: string): boolean {
-  return OPEN.has(path) || path.startsWith('/docs/');
+  return OPEN.has(path) || path.startsWith('/docs/') || path.startsWith('/dashboard/');
 }
 
 /** Decides one request. Paths are compared without their query string. */

@@ -1,0 +1,471 @@
+/**
+ * The dashboard's static page: HTML, CSS and the browser script, as strings so they ship inside
+ * dist/ with the compiled server (the runtime image has no src/). The charting library, uPlot, is
+ * not copied here: dashboard.ts serves it from node_modules.
+ *
+ * The browser script is plain ES2020 for the browser (not type-checked with the server code): it
+ * must contain no backtick and no dollar-brace sequence, since it lives in a template literal. Its
+ * syntax is checked by test/admin/dashboard.test.ts, its behaviour in a real Chromium by
+ * test/admin/dashboard-browser.test.ts.
+ *
+ * Everything is built with createElement/textContent, never innerHTML: node ids and NACK messages
+ * come from proxies.
+ */
+
+export const DASHBOARD_HTML = String.raw`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>fulcrum · dashboard</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="dashboard/uplot.min.css">
+<link rel="stylesheet" href="dashboard/dashboard.css">
+<script src="dashboard/uplot.iife.min.js" defer></script>
+<script src="dashboard/dashboard.js" defer></script>
+</head>
+<body>
+<header>
+  <h1>fulcrum</h1>
+  <span id="status" class="status" role="status" aria-live="polite">starting…</span>
+  <span class="spacer"></span>
+  <form id="token-form" autocomplete="off">
+    <label for="token">Bearer token</label>
+    <input id="token" type="password" placeholder="only if the API needs one" size="22">
+    <button type="submit">Use</button>
+    <button type="button" id="token-clear">Clear</button>
+  </form>
+  <a href="docs">API docs</a>
+</header>
+<main>
+  <section id="clusters" aria-label="Clusters"></section>
+  <section id="proxies-section" class="card" aria-label="Proxies">
+    <h2>Proxies <span id="proxy-count" class="muted"></span></h2>
+    <table id="proxies" class="grid">
+      <thead><tr><th>node id</th><th>node cluster</th><th>protocol</th><th>connected since</th><th>CDS</th><th>EDS</th><th>LDS</th><th>RDS</th></tr></thead>
+      <tbody></tbody>
+    </table>
+    <p id="proxies-empty" class="muted">No proxy connected.</p>
+  </section>
+</main>
+<noscript>The dashboard needs JavaScript; the JSON API is at <a href="docs">/docs</a>.</noscript>
+</body>
+</html>
+`;
+
+export const DASHBOARD_CSS = String.raw`:root {
+  --bg: #f5f6f8; --card: #fff; --text: #1d2330; --muted: #6b7280; --line: #e3e6eb;
+  --ok: #15803d; --ok-bg: #dcfce7; --warn: #a16207; --warn-bg: #fef9c3; --bad: #b91c1c; --bad-bg: #fee2e2;
+  font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
+}
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--text); }
+header { display: flex; align-items: center; gap: 12px; padding: 10px 20px; background: #1d2330; color: #fff; flex-wrap: wrap; }
+header h1 { font-size: 18px; margin: 0; letter-spacing: .5px; }
+header a { color: #c7d2fe; }
+header input { padding: 3px 6px; border-radius: 4px; border: 1px solid #4b5563; background: #111827; color: #fff; }
+header button { padding: 3px 8px; border-radius: 4px; border: 1px solid #4b5563; background: #374151; color: #fff; cursor: pointer; }
+header label { color: #d1d5db; margin-right: 4px; }
+.spacer { flex: 1; }
+.status { font-size: 13px; color: #d1d5db; }
+.status.error { color: #fca5a5; font-weight: 600; }
+main { padding: 16px 20px; display: flex; flex-direction: column; gap: 16px; }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; }
+h2 { font-size: 16px; margin: 0 0 8px; }
+h3 { font-size: 13px; margin: 0 0 4px; color: var(--muted); font-weight: 600; }
+.muted { color: var(--muted); font-weight: normal; }
+#clusters { display: flex; flex-direction: column; gap: 16px; }
+.cluster-meta { display: flex; gap: 8px; flex-wrap: wrap; margin-bottom: 8px; }
+.pill { font-size: 12px; padding: 1px 8px; border-radius: 10px; background: #eef2ff; color: #3730a3; }
+.pill.bad { background: var(--bad-bg); color: var(--bad); }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 12px; margin-bottom: 8px; }
+.chart { min-width: 0; }
+table.grid { border-collapse: collapse; width: 100%; font-size: 13px; }
+table.grid th { text-align: left; color: var(--muted); font-weight: 600; border-bottom: 1px solid var(--line); padding: 4px 8px; }
+table.grid td { border-bottom: 1px solid var(--line); padding: 4px 8px; vertical-align: top; }
+table.grid td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; vertical-align: baseline; }
+.badge { display: inline-block; font-size: 11px; font-weight: 700; padding: 1px 6px; border-radius: 4px; }
+.badge.SYNCED, .badge.HEALTHY { color: var(--ok); background: var(--ok-bg); }
+.badge.STALE, .badge.DRAINING, .badge.DEGRADED, .badge.UNKNOWN { color: var(--warn); background: var(--warn-bg); }
+.badge.NACKED, .badge.UNHEALTHY, .badge.TIMEOUT { color: var(--bad); background: var(--bad-bg); }
+.badge.NOT_SENT { color: var(--muted); background: #f3f4f6; }
+.nack { color: var(--bad); font-size: 12px; margin-top: 2px; max-width: 380px; overflow-wrap: anywhere; }
+.uplot { font-family: inherit; }
+.uplot .u-legend { font-size: 12px; }
+.uplot .u-legend .u-series > * { padding: 1px 4px; }
+`;
+
+export const DASHBOARD_JS = String.raw`'use strict';
+(function () {
+  var WINDOW_SECONDS = 300;      // the rolling window kept client-side
+  var POLL_MS = 1000;
+  var CLUSTER_LIST_EVERY = 10;   // re-read /v1/clusters every this many polls
+  var CHART_HEIGHT = 180;
+  var TOKEN_KEY = 'fulcrum.dashboard.token';
+  var PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4d7c0f', '#9333ea', '#ea580c'];
+  var XDS_TYPES = ['CDS', 'EDS', 'LDS', 'RDS'];
+  var METRICS = [
+    { key: 'weight', title: 'Published weight', unit: '', pick: function (e) { return num(e.weight); } },
+    { key: 'cpu', title: 'Utilization (cpu)', unit: '%', pick: function (e) {
+      var inp = e.explanation && e.explanation.inputs;
+      if (!inp) return null;
+      var v = num(inp.cpu);
+      if (v === null) v = num(inp.utilization);
+      return v === null ? null : v * 100;
+    } },
+    { key: 'latency', title: 'Latency', unit: 'ms', pick: function (e) {
+      var inp = e.explanation && e.explanation.inputs;
+      if (!inp) return null;
+      var v = num(inp.latencyMs);
+      return v === null ? num(inp.probeLatencyMs) : v;
+    } },
+  ];
+
+  var clusters = new Map();      // name -> view
+  var clusterInfo = new Map();   // name -> /v1/clusters entry
+  var polls = 0;
+  var listError = null;
+
+  function num(v) { return typeof v === 'number' && isFinite(v) ? v : null; }
+  function $(id) { return document.getElementById(id); }
+  function el(tag, attrs, children) {
+    var e = document.createElement(tag);
+    if (attrs) Object.keys(attrs).forEach(function (k) {
+      if (k === 'text') e.textContent = attrs[k];
+      else if (k === 'className') e.className = attrs[k];
+      else e.setAttribute(k, attrs[k]);
+    });
+    (children || []).forEach(function (c) { if (c) e.appendChild(c); });
+    return e;
+  }
+  function fmt(v, digits, unit) {
+    if (v === null || v === undefined) return '–';
+    return v.toFixed(digits) + (unit || '');
+  }
+  /** 100000 as 100k, 2500000 as 2.5M: axis labels stay short. */
+  function compact(v) {
+    var a = Math.abs(v);
+    if (a >= 1e6) return +(v / 1e6).toFixed(2) + 'M';
+    if (a >= 1e4) return +(v / 1e3).toFixed(1) + 'k';
+    return String(+v.toFixed(3));
+  }
+  function colorOf(i) { return PALETTE[i % PALETTE.length]; }
+
+  // ── token ────────────────────────────────────────────────────────────────────────────────
+  function token() { try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; } }
+  function setToken(t) {
+    try { if (t) sessionStorage.setItem(TOKEN_KEY, t); else sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* storage disabled */ }
+  }
+
+  function HttpError(status, message) { this.status = status; this.message = message; }
+
+  function getJson(path) {
+    var headers = { accept: 'application/json' };
+    var t = token();
+    if (t) headers.authorization = 'Bearer ' + t;
+    return fetch(path, { headers: headers, cache: 'no-store' }).then(function (res) {
+      return res.text().then(function (text) {
+        var body = null;
+        try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+        if (!res.ok) throw new HttpError(res.status, (body && body.message) || res.statusText || ('HTTP ' + res.status));
+        return body;
+      });
+    });
+  }
+
+  // ── status line ──────────────────────────────────────────────────────────────────────────
+  function showStatus(error) {
+    var s = $('status');
+    if (error) {
+      s.className = 'status error';
+      s.textContent = error.status === 401 || error.status === 403
+        ? 'API refused (' + error.status + '): ' + error.message + ' — enter a token'
+        : 'update failed: ' + (error.message || String(error));
+    } else {
+      s.className = 'status';
+      s.textContent = 'live · updated ' + new Date().toLocaleTimeString() + ' · ' + clusters.size + ' cluster(s) · window ' + (WINDOW_SECONDS / 60) + ' min';
+    }
+    document.body.setAttribute('data-polls', String(polls));
+  }
+
+  // ── clusters ─────────────────────────────────────────────────────────────────────────────
+  function chartWidth(view) {
+    var w = view.chartsEl.clientWidth;
+    var cols = Math.max(1, Math.min(METRICS.length, Math.floor((w + 12) / 312)));
+    return Math.max(240, Math.floor((w - 12 * (cols - 1)) / cols));
+  }
+
+  function makeView(name) {
+    var section = el('section', { className: 'card cluster', 'data-cluster': name });
+    var title = el('h2', { text: name });
+    var meta = el('div', { className: 'cluster-meta' });
+    var charts = el('div', { className: 'charts' });
+    var table = el('table', { className: 'grid endpoints' });
+    var head = el('tr');
+    ['endpoint', 'health', 'weight', 'static', 'share', 'cpu', 'latency', 'rps', 'inflight', 'freshness', 'safety rules'].forEach(function (h) {
+      head.appendChild(el('th', { text: h }));
+    });
+    table.appendChild(el('thead', null, [head]));
+    var tbody = el('tbody');
+    table.appendChild(tbody);
+    section.appendChild(title);
+    section.appendChild(meta);
+    section.appendChild(charts);
+    section.appendChild(table);
+    var view = { name: name, section: section, meta: meta, chartsEl: charts, tbody: tbody, times: [], keys: [], series: new Map(), charts: [] };
+    METRICS.forEach(function (m) {
+      var box = el('div', { className: 'chart', 'data-metric': m.key, 'data-points': '0' });
+      box.appendChild(el('h3', { text: m.title + (m.unit ? ' (' + m.unit + ')' : '') }));
+      var plotEl = el('div');
+      box.appendChild(plotEl);
+      charts.appendChild(box);
+      view.charts.push({ metric: m, box: box, plotEl: plotEl, plot: null });
+    });
+    return view;
+  }
+
+  function plotOptions(view, metric, width) {
+    var series = [{ label: 'time' }];
+    view.keys.forEach(function (k, i) {
+      series.push({ label: k, stroke: colorOf(i), width: 2, spanGaps: false,
+        value: function (u, v) { return v === null || v === undefined ? '–' : v.toFixed(metric.key === 'weight' ? 0 : 1) + metric.unit; } });
+    });
+    var y = metric.key === 'cpu'
+      ? { range: function (u, min, max) { return [0, Math.max(100, max === null ? 100 : max)]; } }
+      : { range: function (u, min, max) { return [0, max === null || max <= 0 ? 1 : max * 1.1]; } };
+    return {
+      width: width,
+      height: CHART_HEIGHT,
+      series: series,
+      scales: { x: { time: true }, y: y },
+      axes: [{}, { size: 56, values: function (u, vals) { return vals.map(function (v) { return compact(v) + metric.unit; }); } }],
+      legend: { show: true, live: false },
+      cursor: { drag: { x: false, y: false } },
+    };
+  }
+
+  function dataOf(view, metric) {
+    var data = [view.times];
+    view.keys.forEach(function (k) { data.push(view.series.get(k)[metric.key]); });
+    return data;
+  }
+
+  function rebuildPlots(view) {
+    var width = chartWidth(view);
+    view.charts.forEach(function (c) {
+      if (c.plot) c.plot.destroy();
+      c.plot = new uPlot(plotOptions(view, c.metric, width), dataOf(view, c.metric), c.plotEl);
+    });
+  }
+
+  function record(view, body) {
+    var now = Date.now() / 1000;
+    var seen = new Set();
+    var added = false;
+    var n = view.times.length;
+    view.times.push(now);
+    body.endpoints.forEach(function (e) {
+      seen.add(e.endpoint);
+      var s = view.series.get(e.endpoint);
+      if (!s) {
+        s = {};
+        METRICS.forEach(function (m) { s[m.key] = new Array(n).fill(null); });
+        view.series.set(e.endpoint, s);
+        view.keys.push(e.endpoint);
+        added = true;
+      }
+      METRICS.forEach(function (m) { s[m.key].push(m.pick(e)); });
+    });
+    view.series.forEach(function (s, k) {
+      if (!seen.has(k)) METRICS.forEach(function (m) { s[m.key].push(null); });
+    });
+    // Trim the window; forget endpoints with nothing left in it.
+    var drop = 0;
+    while (drop < view.times.length && view.times[drop] < now - WINDOW_SECONDS) drop++;
+    if (drop > 0) {
+      view.times.splice(0, drop);
+      view.series.forEach(function (s) { METRICS.forEach(function (m) { s[m.key].splice(0, drop); }); });
+    }
+    var removed = false;
+    view.keys = view.keys.filter(function (k) {
+      var s = view.series.get(k);
+      var any = METRICS.some(function (m) { return s[m.key].some(function (v) { return v !== null; }); });
+      if (!any && !seen.has(k)) { view.series.delete(k); removed = true; }
+      return any || seen.has(k);
+    });
+    if (added || removed || !view.charts[0].plot) rebuildPlots(view);
+    else view.charts.forEach(function (c) { c.plot.setData(dataOf(view, c.metric)); });
+    view.charts.forEach(function (c) {
+      var points = 0;
+      view.keys.forEach(function (k) { view.series.get(k)[c.metric.key].forEach(function (v) { if (v !== null) points++; }); });
+      c.box.setAttribute('data-points', String(points));
+    });
+  }
+
+  function renderMeta(view, body) {
+    var info = clusterInfo.get(view.name);
+    var pills = [];
+    if (info && info.lbPolicy) pills.push(['lb ' + info.lbPolicy, '']);
+    pills.push(['weighting ' + (body.policy || 'static'), '']);
+    if (num(body.setpoint) !== null) pills.push(['setpoint ' + (body.setpoint * 100).toFixed(1) + '%', '']);
+    if (!body.computed) pills.push(['engine not run yet', '']);
+    if (body.failStatic) pills.push(['FAIL STATIC: every endpoint would be out', 'bad']);
+    view.meta.textContent = '';
+    pills.forEach(function (p) { view.meta.appendChild(el('span', { className: 'pill ' + p[1], text: p[0] })); });
+  }
+
+  function renderEndpoints(view, body) {
+    var total = body.endpoints.reduce(function (a, e) { return a + (num(e.weight) || 0); }, 0);
+    view.tbody.textContent = '';
+    body.endpoints.forEach(function (e) {
+      var ex = e.explanation || {};
+      var inp = ex.inputs || {};
+      var i = view.keys.indexOf(e.endpoint);
+      var weight = num(e.weight);
+      var cpu = num(inp.cpu);
+      var lat = num(inp.latencyMs);
+      var tr = el('tr', { 'data-endpoint': e.endpoint, 'data-weight': weight === null ? '' : String(weight) });
+      var name = el('td');
+      var swatch = el('span', { className: 'swatch' });
+      swatch.style.background = colorOf(i < 0 ? 0 : i);   // CSSOM: allowed by the CSP, a style attribute is not
+      name.appendChild(swatch);
+      name.appendChild(document.createTextNode(e.endpoint));
+      tr.appendChild(name);
+      var health = el('td');
+      health.appendChild(el('span', { className: 'badge ' + (e.health || 'UNKNOWN'), text: e.health || '–' }));
+      tr.appendChild(health);
+      tr.appendChild(el('td', { className: 'num weight', text: weight === null ? '–' : String(weight) }));
+      tr.appendChild(el('td', { className: 'num', text: num(e.staticWeight) === null ? '–' : String(e.staticWeight) }));
+      tr.appendChild(el('td', { className: 'num', text: total > 0 && weight !== null ? (100 * weight / total).toFixed(1) + '%' : '–' }));
+      tr.appendChild(el('td', { className: 'num', text: cpu === null ? '–' : (cpu * 100).toFixed(1) + '%' }));
+      tr.appendChild(el('td', { className: 'num', text: fmt(lat, 1, ' ms') }));
+      tr.appendChild(el('td', { className: 'num', text: fmt(num(inp.rps), 1) }));
+      tr.appendChild(el('td', { className: 'num', text: fmt(num(inp.inflight), 0) }));
+      tr.appendChild(el('td', { text: ex.freshness || '–' }));
+      tr.appendChild(el('td', { text: (ex.rules || []).join(', ') || '–' }));
+      view.tbody.appendChild(tr);
+    });
+  }
+
+  function showCluster(name, body) {
+    var view = clusters.get(name);
+    if (!view) {
+      view = makeView(name);
+      clusters.set(name, view);
+      placeClusters();
+    }
+    record(view, body);
+    renderMeta(view, body);
+    renderEndpoints(view, body);
+  }
+
+  function placeClusters() {
+    var root = $('clusters');
+    Array.from(clusters.keys()).sort().forEach(function (name) { root.appendChild(clusters.get(name).section); });
+  }
+
+  function dropCluster(name) {
+    var view = clusters.get(name);
+    if (!view) return;
+    view.charts.forEach(function (c) { if (c.plot) c.plot.destroy(); });
+    view.section.remove();
+    clusters.delete(name);
+  }
+
+  function refreshClusterList() {
+    return getJson('v1/clusters').then(function (body) {
+      listError = null;
+      clusterInfo = new Map(body.clusters.map(function (c) { return [c.name, c]; }));
+      Array.from(clusters.keys()).forEach(function (n) { if (!clusterInfo.has(n)) dropCluster(n); });
+    }, function (err) {
+      listError = err;
+    });
+  }
+
+  function pollCluster(name) {
+    return getJson('v1/weights/' + encodeURIComponent(name)).then(function (body) {
+      showCluster(name, body);
+    }, function (err) {
+      if (err && err.status === 404) { dropCluster(name); return; }
+      throw err;
+    });
+  }
+
+  // ── proxies ──────────────────────────────────────────────────────────────────────────────
+  function renderProxies(body) {
+    var tbody = $('proxies').tBodies[0];
+    tbody.textContent = '';
+    $('proxy-count').textContent = '(' + body.count + ' stream' + (body.count === 1 ? '' : 's') + ')';
+    $('proxies-empty').hidden = body.proxies.length > 0;
+    body.proxies.forEach(function (p) {
+      var tr = el('tr', { 'data-node': p.nodeId });
+      tr.appendChild(el('td', { text: p.nodeId }));
+      tr.appendChild(el('td', { text: p.nodeCluster || '–' }));
+      tr.appendChild(el('td', { text: p.protocol + ' · ' + p.service.replace(/^.*\./, '') }));
+      tr.appendChild(el('td', { text: new Date(p.connectedSince).toLocaleTimeString() }));
+      XDS_TYPES.forEach(function (t) {
+        var sync = p.types[t] || { state: 'NOT_SENT' };
+        var td = el('td', { 'data-type': t, 'data-state': sync.state });
+        td.appendChild(el('span', { className: 'badge ' + sync.state, text: sync.state, title: sync.ackedVersion ? 'acked ' + sync.ackedVersion : '' }));
+        if (sync.state === 'NACKED' && sync.lastNack) td.appendChild(el('div', { className: 'nack', text: sync.lastNack.message }));
+        tr.appendChild(td);
+      });
+      tbody.appendChild(tr);
+    });
+  }
+
+  // ── the loop ─────────────────────────────────────────────────────────────────────────────
+  function poll() {
+    var list = polls % CLUSTER_LIST_EVERY === 0 || clusterInfo.size === 0 ? refreshClusterList() : Promise.resolve();
+    return list.then(function () {
+      var names = Array.from(clusterInfo.keys());
+      var work = names.map(pollCluster);
+      work.push(getJson('v1/proxies').then(renderProxies));
+      return Promise.all(work);
+    }).then(function () {
+      polls++;
+      showStatus(listError);
+    }, function (err) {
+      polls++;
+      showStatus(err);
+    }).then(function () {
+      setTimeout(poll, POLL_MS);
+    });
+  }
+
+  function resize() {
+    clusters.forEach(function (view) {
+      var w = chartWidth(view);
+      view.charts.forEach(function (c) { if (c.plot) c.plot.setSize({ width: w, height: CHART_HEIGHT }); });
+    });
+  }
+
+  function start() {
+    var input = $('token');
+    input.value = token();
+    $('token-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      setToken(input.value.trim());
+      clusterInfo = new Map();
+    });
+    $('token-clear').addEventListener('click', function () {
+      input.value = '';
+      setToken('');
+    });
+    var timer = null;
+    window.addEventListener('resize', function () {
+      clearTimeout(timer);
+      timer = setTimeout(resize, 100);
+    });
+    if (typeof uPlot !== 'function') {
+      showStatus(new Error('the chart library did not load'));
+      return;
+    }
+    poll();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();
+`;
