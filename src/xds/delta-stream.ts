@@ -1,11 +1,8 @@
 import type { Snapshot } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
-import {
-  checkNameCount, checkTypeUrl, CODE, nextStreamId, StreamError, WILDCARD_TYPES,
-  type StreamDeps, type StreamIo,
-} from './stream-common.js';
-import { encodeDeltaResponse, nodeInfo, type DeltaDiscoveryRequest } from './wire.js';
+import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
+import { encodeDeltaResponse, type DeltaDiscoveryRequest } from './wire.js';
 
 interface TypeState {
   wildcard: boolean;
@@ -23,37 +20,14 @@ const MAX_INFLIGHT = 32;
  * One incremental (Delta) xDS stream. Subscription changes are honored whatever the nonce;
  * only changed resources are sent, and deletions travel as `removed_resources`.
  */
-export class DeltaStream {
-  readonly id = nextStreamId();
-  private record: ProxyRecord | undefined;
+export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
   private readonly types = new Map<XdsTypeUrl, TypeState>();
-  private nonceSeq = 0;
-  private closed = false;
 
-  constructor(
-    private readonly deps: StreamDeps,
-    private readonly io: StreamIo,
-    private readonly service: string,
-    private readonly fixedType?: XdsTypeUrl,
-  ) {}
-
-  get proxy(): ProxyRecord | undefined {
-    return this.record;
+  constructor(deps: StreamDeps, io: StreamIo, service: string, fixedType?: XdsTypeUrl) {
+    super(deps, io, service, 'delta', fixedType);
   }
 
-  onRequest(req: DeltaDiscoveryRequest): void {
-    if (this.closed) return;
-    try {
-      this.handle(req);
-    } catch (err) {
-      if (!(err instanceof StreamError)) throw err;
-      this.deps.log.warn({ node: this.record?.node.id, peer: this.io.peer, err: err.message }, 'xds request rejected');
-      this.io.fail(err.code, err.message);
-      this.close();
-    }
-  }
-
-  onCacheChange(): void {
+  override onCacheChange(): void {
     if (this.closed || !this.record) return;
     const snapshot = this.snapshot();
     // Make-before-break: additions and updates in CDS → EDS → LDS → RDS order, removals after, in reverse.
@@ -61,26 +35,7 @@ export class DeltaStream {
     for (const type of [...PUSH_ORDER].reverse()) this.respond(type, snapshot, 'removals', false);
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.record) {
-      this.deps.registry.disconnect(this.id);
-      this.deps.log.info({ node: this.record.node.id, stream: this.id, service: this.service }, 'proxy disconnected');
-    }
-  }
-
-  private snapshot(): Snapshot {
-    return this.deps.cache.snapshotFor(this.record?.node.cluster ?? '');
-  }
-
-  private handle(req: DeltaDiscoveryRequest): void {
-    if (!this.record) {
-      if (!req.node || !req.node.id) throw new StreamError(CODE.INVALID_ARGUMENT, 'the first request on a stream must carry node.id');
-      const node = nodeInfo(req.node);
-      this.record = this.deps.registry.connect(this.id, node, 'delta', this.service, this.io.peer);
-      this.deps.log.info({ node: node.id, cluster: node.cluster, peer: this.io.peer, stream: this.id, service: this.service }, 'proxy connected');
-    }
+  protected handle(req: DeltaDiscoveryRequest, record: ProxyRecord): void {
     const type = checkTypeUrl(req.type_url, this.fixedType);
     const initial = Object.entries(req.initial_resource_versions);
     checkNameCount(req.resource_names_subscribe.length + req.resource_names_unsubscribe.length, this.deps.maxResourceNames);
@@ -96,11 +51,11 @@ export class DeltaStream {
         st.inflight.delete(req.response_nonce);
         if (req.error_detail) {
           const message = req.error_detail.message || `code ${req.error_detail.code}`;
-          this.deps.registry.nacked(this.record, type, { nonce: req.response_nonce, version: answered.version, keptVersion: '', message });
-          this.deps.log.warn({ node: this.record.node.id, type: SHORT_TYPE[type], error: message }, 'NACK');
+          this.deps.registry.nacked(record, type, { nonce: req.response_nonce, version: answered.version, keptVersion: '', message });
+          this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], error: message }, 'NACK');
           // Parked: the known versions stay as sent, so the same content is not resent in a loop.
         } else {
-          this.deps.registry.acked(this.record, type, req.response_nonce, answered.version);
+          this.deps.registry.acked(record, type, req.response_nonce, answered.version);
         }
       }
     }
@@ -166,7 +121,7 @@ export class DeltaStream {
     }
     if (resources.length === 0 && removed.length === 0 && !answerEmpty) return;
 
-    const nonce = (++this.nonceSeq).toString(36);
+    const nonce = this.nextNonce();
     const systemVersion = `${this.deps.cache.versionPrefix}.${snapshot.seq}`;
     this.io.send([encodeDeltaResponse({ systemVersion, typeUrl: type, nonce, resources, removed, controlPlane: this.deps.controlPlaneId })]);
     for (const [name, version] of sent) st.known.set(name, version);

@@ -6,8 +6,8 @@ import { DeltaStream } from './delta-stream.js';
 import type { ProxyRegistry } from './proxy-status.js';
 import { DISCOVERY_SERVICES, type DiscoveryServiceShape, type ResponseParts } from './services.js';
 import { SotwStream } from './sotw-stream.js';
-import { checkNameCount, checkTypeUrl, StreamError, WILDCARD_TYPES, type StreamDeps, type StreamIo } from './stream-common.js';
-import { sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest } from './wire.js';
+import { checkNameCount, checkTypeUrl, StreamError, WILDCARD_TYPES, type StreamDeps, type StreamIo, type XdsStream } from './stream-common.js';
+import { sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest, type RawNode } from './wire.js';
 
 export interface XdsServerOptions {
   readonly address: string;
@@ -19,12 +19,11 @@ export interface XdsServerOptions {
   readonly controlPlaneId: string;
 }
 
-type AnyStream = SotwStream | DeltaStream;
 
 /** Serves ADS and the per-type discovery services (SotW and Delta), plus CSDS, on one gRPC port. */
 export class XdsServer {
   private readonly server: grpc.Server;
-  private readonly streams = new Set<AnyStream>();
+  private readonly streams = new Set<{ onCacheChange(): void; close(): void }>();
   private readonly calls = new Set<grpc.ServerDuplexStream<unknown, ResponseParts>>();
   private readonly deps: StreamDeps;
   private unsubscribe: (() => void) | undefined;
@@ -113,7 +112,7 @@ export class XdsServer {
     };
   }
 
-  private serve<Req>(call: grpc.ServerDuplexStream<Req, ResponseParts>, stream: { onRequest(r: Req): void; close(): void } & AnyStream): void {
+  private serve<Req extends { readonly node?: RawNode }>(call: grpc.ServerDuplexStream<Req, ResponseParts>, stream: XdsStream<Req>): void {
     this.streams.add(stream);
     this.calls.add(call as grpc.ServerDuplexStream<unknown, ResponseParts>);
     const done = () => {

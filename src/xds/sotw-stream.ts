@@ -1,11 +1,8 @@
 import { buildSotwBody, subscription, type SotwBody, type Snapshot, type Subscription, type VersionedResource } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
-import {
-  checkNameCount, checkTypeUrl, CODE, nextStreamId, StreamError, WILDCARD_TYPES,
-  type StreamDeps, type StreamIo,
-} from './stream-common.js';
-import { nodeInfo, sotwTail, type DiscoveryRequest } from './wire.js';
+import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
+import { sotwTail, type DiscoveryRequest } from './wire.js';
 
 interface TypeState {
   wildcard: boolean;
@@ -26,38 +23,15 @@ interface TypeState {
  * One State-of-the-World stream (ADS, or a single-type service when `fixedType` is set).
  * Request-driven for subscriptions and ACK/NACK; cache-driven for pushes.
  */
-export class SotwStream {
-  readonly id = nextStreamId();
-  private record: ProxyRecord | undefined;
+export class SotwStream extends XdsStream<DiscoveryRequest> {
+  constructor(deps: StreamDeps, io: StreamIo, service: string, fixedType?: XdsTypeUrl) {
+    super(deps, io, service, 'sotw', fixedType);
+  }
+
   private readonly types = new Map<XdsTypeUrl, TypeState>();
-  private nonceSeq = 0;
-  private closed = false;
-
-  constructor(
-    private readonly deps: StreamDeps,
-    private readonly io: StreamIo,
-    private readonly service: string,
-    private readonly fixedType?: XdsTypeUrl,
-  ) {}
-
-  get proxy(): ProxyRecord | undefined {
-    return this.record;
-  }
-
-  onRequest(req: DiscoveryRequest): void {
-    if (this.closed) return;
-    try {
-      this.handle(req);
-    } catch (err) {
-      if (!(err instanceof StreamError)) throw err;
-      this.deps.log.warn({ node: this.record?.node.id, peer: this.io.peer, err: err.message }, 'xds request rejected');
-      this.io.fail(err.code, err.message);
-      this.close();
-    }
-  }
 
   /** The cache changed: push what this proxy's subscriptions now resolve to, make-before-break. */
-  onCacheChange(): void {
+  override onCacheChange(): void {
     if (this.closed || !this.record) return;
     const snapshot = this.snapshot();
     // Additions and updates go out CDS → EDS → LDS → RDS; a CDS/LDS response that would drop
@@ -70,42 +44,23 @@ export class SotwStream {
     for (const type of deferred) this.respond(type, snapshot, 'final');
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.record) {
-      this.deps.registry.disconnect(this.id);
-      this.deps.log.info({ node: this.record.node.id, stream: this.id, service: this.service }, 'proxy disconnected');
-    }
-  }
-
-  private snapshot(): Snapshot {
-    return this.deps.cache.snapshotFor(this.record?.node.cluster ?? '');
-  }
-
-  private handle(req: DiscoveryRequest): void {
-    if (!this.record) {
-      if (!req.node || !req.node.id) throw new StreamError(CODE.INVALID_ARGUMENT, 'the first request on a stream must carry node.id');
-      const node = nodeInfo(req.node);
-      this.record = this.deps.registry.connect(this.id, node, 'sotw', this.service, this.io.peer);
-      this.deps.log.info({ node: node.id, cluster: node.cluster, peer: this.io.peer, stream: this.id, service: this.service }, 'proxy connected');
-    }
+  protected handle(req: DiscoveryRequest, record: ProxyRecord): void {
     const type = checkTypeUrl(req.type_url, this.fixedType);
     checkNameCount(req.resource_names.length, this.deps.maxResourceNames);
     const st = this.state(type);
 
     if (req.response_nonce !== '' && st.nonce !== undefined && req.response_nonce !== st.nonce) {
       // Stale: the client has not yet seen our latest response of this type; it will answer that one.
-      this.deps.log.debug({ node: this.record.node.id, type: SHORT_TYPE[type], nonce: req.response_nonce }, 'stale nonce ignored');
+      this.deps.log.debug({ node: record.node.id, type: SHORT_TYPE[type], nonce: req.response_nonce }, 'stale nonce ignored');
       return;
     }
     if (req.response_nonce !== '' && req.response_nonce === st.nonce) {
       if (req.error_detail) {
         const message = req.error_detail.message || `code ${req.error_detail.code}`;
-        this.deps.registry.nacked(this.record, type, { nonce: st.nonce, version: st.sent?.version ?? '', keptVersion: req.version_info, message });
-        this.deps.log.warn({ node: this.record.node.id, type: SHORT_TYPE[type], version: st.sent?.version, error: message }, 'NACK');
+        this.deps.registry.nacked(record, type, { nonce: st.nonce, version: st.sent?.version ?? '', keptVersion: req.version_info, message });
+        this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], version: st.sent?.version, error: message }, 'NACK');
       } else {
-        this.deps.registry.acked(this.record, type, st.nonce, req.version_info);
+        this.deps.registry.acked(record, type, st.nonce, req.version_info);
       }
     }
 
@@ -171,7 +126,7 @@ export class SotwStream {
   /** `state` is what the client holds afterwards; `wire` what this response carries (all of it, or the changes). */
   private send(type: XdsTypeUrl, st: TypeState, state: SotwBody, wire: SotwBody): void {
     if (!this.record) return;
-    const nonce = (++this.nonceSeq).toString(36);
+    const nonce = this.nextNonce();
     st.nonce = nonce;
     st.sent = state;
     st.force = false;

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import type { XdsCache } from './cache.js';
 import { isXdsTypeUrl, TYPE, type XdsTypeUrl } from './envoy-api.js';
-import type { ProxyRegistry } from './proxy-status.js';
+import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
+import type { Snapshot } from './cache.js';
+import { nodeInfo, type RawNode } from './wire.js';
 
 /** What both stream kinds (SotW, Delta) need from the rest of the server. */
 export interface StreamDeps {
@@ -55,3 +57,70 @@ export function checkNameCount(count: number, limit: number): void {
 
 let streamSeq = 0;
 export const nextStreamId = (): number => ++streamSeq;
+
+/**
+ * What SotW and Delta streams share: the proxy's identity from the first request, the
+ * registry entry, the nonce counter, turning a StreamError into a gRPC status, and closing.
+ */
+export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
+  readonly id = nextStreamId();
+  protected record: ProxyRecord | undefined;
+  protected closed = false;
+  private nonceSeq = 0;
+
+  constructor(
+    protected readonly deps: StreamDeps,
+    protected readonly io: StreamIo,
+    protected readonly service: string,
+    private readonly protocol: 'sotw' | 'delta',
+    protected readonly fixedType?: XdsTypeUrl,
+  ) {}
+
+  get proxy(): ProxyRecord | undefined {
+    return this.record;
+  }
+
+  onRequest(req: Req): void {
+    if (this.closed) return;
+    try {
+      this.handle(req, this.identify(req));
+    } catch (err) {
+      if (!(err instanceof StreamError)) throw err;
+      this.deps.log.warn({ node: this.record?.node.id, peer: this.io.peer, err: err.message }, 'xds request rejected');
+      this.io.fail(err.code, err.message);
+      this.close();
+    }
+  }
+
+  /** The cache changed: push what this proxy's subscriptions now resolve to. */
+  abstract onCacheChange(): void;
+
+  protected abstract handle(req: Req, record: ProxyRecord): void;
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.record) {
+      this.deps.registry.disconnect(this.id);
+      this.deps.log.info({ node: this.record.node.id, stream: this.id, service: this.service }, 'proxy disconnected');
+    }
+  }
+
+  protected snapshot(): Snapshot {
+    return this.deps.cache.snapshotFor(this.record?.node.cluster ?? '');
+  }
+
+  protected nextNonce(): string {
+    return (++this.nonceSeq).toString(36);
+  }
+
+  /** The first request names the proxy; later ones may omit node (set_node_on_first_message_only). */
+  private identify(req: Req): ProxyRecord {
+    if (this.record) return this.record;
+    if (!req.node || !req.node.id) throw new StreamError(CODE.INVALID_ARGUMENT, 'the first request on a stream must carry node.id');
+    const node = nodeInfo(req.node);
+    this.record = this.deps.registry.connect(this.id, node, this.protocol, this.service, this.io.peer);
+    this.deps.log.info({ node: node.id, cluster: node.cluster, peer: this.io.peer, stream: this.id, service: this.service }, 'proxy connected');
+    return this.record;
+  }
+}
