@@ -6,24 +6,27 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { parseConfig } from './sources/config-file.js';
 import { ConfigWatcher } from './sources/config-watcher.js';
-import { AdaptiveWeights } from './signals/adaptive-weights.js';
+import { AdaptiveWeights, type PublishedOverrides } from './signals/adaptive-weights.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { Signals } from './signals/signals.js';
+import type { SignalStore } from './signals/signal-store.js';
 import { authFromEnv, type AuthConfig } from './admin/auth.js';
 import type { Catalog } from './catalog/types.js';
 import { openStore, type Store } from './catalog/store/index.js';
 import { KubernetesSource, mergeKubernetesClusters, type KubernetesContribution } from './sources/kubernetes.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
-import { Metrics } from './telemetry/metrics.js';
+import { Metrics, type EndpointValue } from './telemetry/metrics.js';
 import { XdsCache } from './xds/cache.js';
 import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
 import { ProxyRegistry } from './xds/proxy-status.js';
 import { Publisher } from './xds/publisher.js';
+import { endpointKey } from './xds/translate-clusters.js';
 import { XdsServer } from './xds/server.js';
 
 /** The composition root: reads the config, builds each room, wires them, starts and stops them. */
@@ -76,6 +79,8 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
   const versionPrefix = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
   const cache = new XdsCache(versionPrefix);
   const initial = parseConfig(await readFile(options.configPath, 'utf8'), options.configPath);
+  // Before anything starts, so an unreadable certificate fails the start with nothing to undo.
+  const adminTls = initial.server.admin.tls ? await readAdminTls(initial.server.admin.tls) : undefined;
   const log = options.logger ?? createLogger(initial.server.logLevel);
   const settings = initial.server.xds;
   const metrics = new Metrics({ xdsTypes: PUSH_ORDER.map((t) => SHORT_TYPE[t]), protocols: ['sotw', 'delta'] });
@@ -95,16 +100,22 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     (_changedGroups, ms) => metrics.published(ms),
     lrsSettings ? { reportEndpointMetrics: lrsSettings.endpointMetrics } : undefined,
   );
-  const signals = new Signals({ log, lrsIntervalMs: lrsSettings?.intervalMs ?? 2_000 });
+  const signals = new Signals({
+    log,
+    lrsIntervalMs: lrsSettings?.intervalMs ?? 2_000,
+    onSamples: (transport, accepted, rejected) => metrics.samplesReceived(transport, accepted, rejected),
+  });
   const data = await openDataDir(options.dataDir, log);
-  const store = openStore(data.dir);
+  const store = openStore(data.dir, { onWrite: (ms, kind) => metrics.storeWritten(kind, ms) });
   const adaptive = new AdaptiveWeights(
     new WeightEngine({ health: initial.server.engineHealth, safety: { tickMs: options.engineTickMs ?? initial.server.engineTickMs } }),
   );
   // The store is the desired state: the config file seeds its file-owned part, the API the rest.
   let discovered: KubernetesContribution | undefined;
+  let published: Catalog = { clusters: [], listeners: [], nodeGroups: [] };
   const publishStore = (): void => {
     const catalog = withDiscovered(store.catalog(), discovered);
+    published = catalog;
     adaptive.setCatalog(catalog);
     signals.setCatalog(catalog);
     publisher.setCatalog(catalog);
@@ -120,6 +131,8 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     }
   };
   store.onChange(publishStore);
+  metrics.trackEndpointWeights(() => publishedWeights(published, adaptive.current()));
+  metrics.trackEndpointUtilization(() => endpointUtilization(signals.store));
   const watcher = new ConfigWatcher(options.configPath, {
     onConfig: (config) => {
       metrics.configReload('ok');
@@ -160,7 +173,9 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
   if (resumed) publisher.setWeights(resumed);
   publisher.publishNow();
   const engineTicker = setInterval(() => {
+    const started = performance.now();
     const overrides = adaptive.tick(Date.now());
+    metrics.engineTicked(performance.now() - started);
     if (!overrides) return;
     publisher.setWeights(overrides);
     store.saveAllWeights(adaptive.adaptiveWeights());
@@ -198,6 +213,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     weights: adaptive,
     reports: signals.ingest,
     auth,
+    ...(adminTls ? { tls: adminTls } : {}),
     version: packageVersion(),
     ready: () => {
       const reasons: string[] = [];
@@ -212,7 +228,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
   try {
     // The admin server comes up first so probes get an answer (503 until xDS serves) during start.
     adminPort = await listenAdmin(admin, options.adminAddress ?? adminSettings.address, resolveAdminPort(options, adminSettings.port));
-    log.info({ address: options.adminAddress ?? adminSettings.address, port: adminPort }, 'admin server listening');
+    log.info({ address: options.adminAddress ?? adminSettings.address, scheme: adminTls ? 'https' : 'http', port: adminPort }, 'admin server listening');
     xdsPort = await server.start();
     state.xdsServing = true;
     signals.start();
@@ -255,6 +271,44 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
       log.info('stopped');
     },
   };
+}
+
+/** Per endpoint of the published catalog, the weight sent to proxies (as loadAssignmentResource computes it). */
+function* publishedWeights(catalog: Catalog, overrides: PublishedOverrides): Iterable<EndpointValue> {
+  for (const c of catalog.clusters) {
+    const o = overrides.get(c.name);
+    for (const e of c.endpoints) {
+      const endpoint = endpointKey(e);
+      yield { cluster: c.name, endpoint, value: Math.max(1, Math.round(o?.get(endpoint)?.weight ?? e.weight)) };
+    }
+  }
+}
+
+/** Per endpoint the signals store tracks, the newest CPU utilization reported (endpoints without one are left out). */
+function* endpointUtilization(store: SignalStore): Iterable<EndpointValue> {
+  for (const cluster of store.clusterNames()) {
+    for (const [endpoint, sample] of store.mergedByEndpoint(cluster)) {
+      if (sample.cpu !== undefined) yield { cluster, endpoint, value: sample.cpu };
+    }
+  }
+}
+
+async function readAdminTls(tls: { certFile: string; keyFile: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = async (file: string, what: string): Promise<Buffer> => {
+    try {
+      return await readFile(file);
+    } catch (err) {
+      throw new Error(`server.admin.tls.${what}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const pair = { cert: await read(tls.certFile, 'certFile'), key: await read(tls.keyFile, 'keyFile') };
+  try {
+    // Not PEM, or a key that does not match the certificate: fail here rather than inside fastify.
+    createSecureContext(pair);
+  } catch (err) {
+    throw new Error(`server.admin.tls: ${tls.certFile} / ${tls.keyFile}: not a usable certificate and key: ${(err as Error).message}`, { cause: err });
+  }
+  return pair;
 }
 
 /** Kubernetes-discovered clusters join the store's; a route to one gets its hash-header annotation. */

@@ -69,6 +69,8 @@ export interface AdminDeps {
   readonly reports?: ReportsIngest;
   /** Bearer tokens; absent or all lists empty: no authentication. */
   readonly auth?: AuthConfig;
+  /** Serve HTTPS with this PEM certificate chain and private key (contents, not paths); absent: plain HTTP. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
 }
 
 const URL_OF = Object.fromEntries(Object.entries(SHORT_TYPE).map(([url, short]) => [short, url])) as Record<ShortType, XdsTypeUrl>;
@@ -109,6 +111,8 @@ function onError(err: FastifyError, request: FastifyRequest, reply: FastifyReply
 
 export function buildAdminApp(deps: AdminDeps) {
   const app = Fastify({
+    // null: plain HTTP (fastify's https overload, so the instance type does not depend on the option).
+    https: deps.tls ? { cert: deps.tls.cert, key: deps.tls.key } : null,
     ...(deps.log ? { loggerInstance: deps.log.child({ component: 'admin' }) } : { logger: false }),
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
     // Probes and scrapes every few seconds would drown the log; errors are still logged.

@@ -10,6 +10,12 @@ export interface SignalsOptions {
   readonly log: Logger;
   /** LoadStatsResponse.load_reporting_interval asked of proxies. */
   readonly lrsIntervalMs: number;
+  /**
+   * Ingestion counts (metrics): per report batch (http, grpc) the samples kept and rejected; per
+   * LRS sample kept in the store, ('lrs', 1, 0). LRS samples dropped (unknown endpoint, too old)
+   * are not seen here. Batches refused whole (400 / 413) are not counted.
+   */
+  readonly onSamples?: (transport: 'http' | 'grpc' | 'lrs', accepted: number, rejected: number) => void;
 }
 
 /**
@@ -30,9 +36,16 @@ export class Signals {
       const keys = this.known.get(cluster);
       return keys !== undefined && (endpoint === undefined || keys.has(endpoint));
     };
-    const onBatch = (s: { transport: string; reporter: string; accepted: number; rejected: number }): void => {
+    const onBatch = (s: { transport: 'http' | 'grpc'; reporter: string; accepted: number; rejected: number }): void => {
+      options.onSamples?.(s.transport, s.accepted, s.rejected);
       if (s.rejected > 0) options.log.warn(s, 'report batch had rejected samples');
     };
+    const onSamples = options.onSamples;
+    if (onSamples) {
+      this.store.subscribe((e) => {
+        if (e.kind === 'sample' && e.sample.source === 'lrs') onSamples('lrs', 1, 0);
+      });
+    }
     this.prober = new Prober({ store: this.store });
     this.lrs = lrsService({ store: this.store, knows, reportingIntervalMs: options.lrsIntervalMs, log: options.log });
     this.reports = reportService({ store: this.store, knows, onBatch });

@@ -20,6 +20,8 @@ export interface AdminServerSettings {
   readonly address: string;
   /** 0 picks a free port. */
   readonly port: number;
+  /** HTTPS instead of HTTP: PEM certificate chain and private key files (as written: relative to the working directory). */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
 }
 
 export interface ServerSettings {
@@ -317,6 +319,9 @@ function toServer(cfg: ConfigFile): ServerSettings {
     admin: {
       address: cfg.server?.admin?.address ?? DEFAULT_ADMIN.address,
       port: cfg.server?.admin?.port ?? DEFAULT_ADMIN.port,
+      ...(cfg.server?.admin?.tls
+        ? { tls: { certFile: cfg.server.admin.tls.certFile, keyFile: cfg.server.admin.tls.keyFile } }
+        : {}),
     },
     engineTickMs: cfg.server?.engine?.tickMs ?? 1000,
     engineHealth: cfg.server?.engine?.health ?? {},

@@ -219,12 +219,22 @@ const ServerSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    // The admin HTTP API (health, readiness, metrics, proxy status). No auth yet: keep it on loopback or a private interface.
+    // The admin HTTP API (health, readiness, metrics, proxy status, resources); bearer tokens come from the environment.
     admin: Type.Optional(
       Type.Object(
         {
           address: Type.Optional(Address),
           port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+          // Serve the admin API over HTTPS: PEM files, read once at start (a relative path is from the working directory).
+          tls: Type.Optional(
+            Type.Object(
+              {
+                certFile: Type.String({ minLength: 1 }),
+                keyFile: Type.String({ minLength: 1 }),
+              },
+              { additionalProperties: false },
+            ),
+          ),
         },
         { additionalProperties: false },
       ),

@@ -20,6 +20,36 @@ export interface MetricsOptions {
 const PUBLISH_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 /** Seconds from a response sent to its ACK: network RTT plus the proxy's apply time (cluster warming). */
 const CONVERGENCE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** Seconds. An engine tick is sub-millisecond for a few clusters, tens of ms for thousands of endpoints. */
+const TICK_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+/** Seconds. One SQLite transaction with an fsync per commit: ~ms on SSDs, more on network disks. */
+const STORE_WRITE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** One endpoint's value for a per-endpoint gauge; `endpoint` is its `address:port` key. */
+export interface EndpointValue {
+  readonly cluster: string;
+  readonly endpoint: string;
+  readonly value: number;
+}
+
+/** How samples arrived: HTTP and gRPC reports, or Envoy's load reports (LRS). */
+export type ReportTransport = 'http' | 'grpc' | 'lrs';
+/** Which store transaction: a desired-state change (API, config file) or the engine's published weights. */
+export type StoreWriteKind = 'catalog' | 'weights';
+
+/** A gauge whose series are rebuilt at every scrape from `source`: endpoints that disappeared lose theirs. */
+function endpointGauge(name: string, help: string, registers: Registry[], source: () => Iterable<EndpointValue>): Gauge<'cluster' | 'endpoint'> {
+  return new Gauge({
+    name,
+    help,
+    labelNames: ['cluster', 'endpoint'],
+    registers,
+    collect() {
+      this.reset();
+      for (const { cluster, endpoint, value } of source()) this.set({ cluster, endpoint }, value);
+    },
+  });
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -29,7 +59,12 @@ export class Metrics {
   private readonly publishSeconds: Histogram;
   private readonly convergence: Histogram<'type'>;
   private readonly reloads: Counter<'result'>;
+  private readonly tickSeconds: Histogram;
+  private readonly samples: Counter<'transport' | 'result'>;
+  private readonly storeWrites: Histogram<'kind'>;
   private connectedSource: () => Iterable<string> = () => [];
+  private weightSource: () => Iterable<EndpointValue> = () => [];
+  private utilizationSource: () => Iterable<EndpointValue> = () => [];
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -79,6 +114,44 @@ export class Metrics {
       labelNames: ['result'],
       registers,
     });
+    endpointGauge(
+      'fulcrum_endpoint_weight',
+      'Weight published to proxies per endpoint: the engine\'s for adaptive clusters, the operator\'s for static ones.',
+      registers,
+      () => this.weightSource(),
+    );
+    endpointGauge(
+      'fulcrum_endpoint_utilization',
+      'Latest CPU utilization (0..1) reported for the endpoint (reports or LRS/ORCA); absent until one arrives.',
+      registers,
+      () => this.utilizationSource(),
+    );
+    this.tickSeconds = new Histogram({
+      name: 'fulcrum_engine_tick_seconds',
+      help: 'Time of one weight engine tick (every cluster\'s weights recomputed).',
+      buckets: TICK_BUCKETS,
+      registers,
+    });
+    this.samples = new Counter({
+      name: 'fulcrum_reports_samples_total',
+      help: 'Load samples received, by transport (http, grpc: reports; lrs: Envoy load reports, accepted only) and result (accepted, rejected).',
+      labelNames: ['transport', 'result'],
+      registers,
+    });
+    this.storeWrites = new Histogram({
+      name: 'fulcrum_store_write_seconds',
+      help: 'Time of one committed store write transaction (fsync included), by kind: catalog (API, config file) or weights (engine).',
+      labelNames: ['kind'],
+      buckets: STORE_WRITE_BUCKETS,
+      registers,
+    });
+    for (const transport of ['http', 'grpc'] as const) {
+      this.samples.inc({ transport, result: 'accepted' }, 0);
+      this.samples.inc({ transport, result: 'rejected' }, 0);
+    }
+    this.samples.inc({ transport: 'lrs', result: 'accepted' }, 0);
+    this.storeWrites.zero({ kind: 'catalog' });
+    this.storeWrites.zero({ kind: 'weights' });
     for (const type of options.xdsTypes ?? []) {
       this.pushes.inc({ type }, 0);
       this.nacks.inc({ type }, 0);
@@ -91,6 +164,30 @@ export class Metrics {
   /** Where `xds_connected_proxies` reads from at scrape time: one protocol name per connected stream. */
   trackConnected(source: () => Iterable<string>): void {
     this.connectedSource = source;
+  }
+
+  /** Where `fulcrum_endpoint_weight` reads from at scrape time: every endpoint's published weight. */
+  trackEndpointWeights(source: () => Iterable<EndpointValue>): void {
+    this.weightSource = source;
+  }
+
+  /** Where `fulcrum_endpoint_utilization` reads from at scrape time: the endpoints with a known CPU utilization. */
+  trackEndpointUtilization(source: () => Iterable<EndpointValue>): void {
+    this.utilizationSource = source;
+  }
+
+  engineTicked(ms: number): void {
+    this.tickSeconds.observe(ms / 1000);
+  }
+
+  /** Samples of one report batch (or one LRS request) kept and refused. */
+  samplesReceived(transport: ReportTransport, accepted: number, rejected = 0): void {
+    if (accepted > 0) this.samples.inc({ transport, result: 'accepted' }, accepted);
+    if (rejected > 0) this.samples.inc({ transport, result: 'rejected' }, rejected);
+  }
+
+  storeWritten(kind: StoreWriteKind, ms: number): void {
+    this.storeWrites.observe({ kind }, ms / 1000);
   }
 
   pushed(type: string): void {

@@ -73,6 +73,11 @@ export interface StoreOptions {
   readonly now?: () => Date;
   /** A change listener threw. The write had committed already; default: a process warning. */
   readonly onListenerError?: (err: unknown) => void;
+  /**
+   * After every committed write transaction, its duration (ms, fsync included): `catalog` for
+   * desired-state writes, `weights` for saveAllWeights. For metrics; a throw goes to onListenerError.
+   */
+  readonly onWrite?: (ms: number, kind: 'catalog' | 'weights') => void;
 }
 
 export type ChangeListener = (change: StoreChange) => void;
@@ -241,6 +246,7 @@ export class Store {
   private readonly listeners = new Set<ChangeListener>();
   private readonly now: () => Date;
   private readonly onListenerError: (err: unknown) => void;
+  private readonly onWrite: ((ms: number, kind: 'catalog' | 'weights') => void) | undefined;
   private readonly stmt;
   private readonly cache = new Map<string, Database.Statement>();
 
@@ -253,6 +259,7 @@ export class Store {
     this.onListenerError =
       options.onListenerError ??
       ((err) => process.emitWarning(`fulcrum store change listener failed: ${err instanceof Error ? err.stack : String(err)}`));
+    this.onWrite = options.onWrite;
     this.stmt = {
       nextRevision: db.prepare<[], { value: number }>(
         `UPDATE store_meta SET value = value + 1 WHERE key = 'revision' RETURNING value`,
@@ -559,6 +566,7 @@ export class Store {
    */
   saveAllWeights(all: ReadonlyMap<string, ReadonlyMap<string, number>>): void {
     const at = this.now().toISOString();
+    const started = performance.now();
     this.db
       .transaction(() => {
         for (const [cluster, weights] of all) {
@@ -567,6 +575,7 @@ export class Store {
         }
       })
       .immediate();
+    this.wrote(started, 'weights');
   }
 
   /** cluster → endpoint key → weight, as last saved. */
@@ -612,7 +621,9 @@ export class Store {
       actor,
       this.now().toISOString(),
     );
+    const started = performance.now();
     const result = this.db.transaction(() => fn(tx)).immediate();
+    this.wrote(started, 'catalog');
     if (tx.changes.length > 0) {
       const change: StoreChange = { revision: tx.revision(), actor, changes: [...tx.changes] };
       for (const l of [...this.listeners]) {
@@ -624,6 +635,14 @@ export class Store {
       }
     }
     return result;
+  }
+
+  private wrote(started: number, kind: 'catalog' | 'weights'): void {
+    try {
+      this.onWrite?.(performance.now() - started, kind);
+    } catch (err) {
+      this.onListenerError(err);
+    }
   }
 
   /** Prepares `sql` once per connection. */
