@@ -89,7 +89,9 @@ export function choosePolicy(traits: ServiceTraits): AutoPolicy {
   const parts: string[] = [traits.longLivedConnections ? 'long-lived connections: LEAST_REQUEST' : 'ROUND_ROBIN'];
   let weighting: WeightingPolicy;
   if (traits.heterogeneousCapacity && traits.latencySensitive) {
-    weighting = { kind: 'blend', parts: { pid: 0.5, ewma: 0.5 }, setpoint: 'mean', metric: 'cpu' };
+    // The EWMA settings the headline demo measured as stable (bench/RESULTS.md): the seed's decay 0.3
+    // and exploration bonus made the 50/50 blend oscillate.
+    weighting = { kind: 'blend', parts: { pid: 0.5, ewma: 0.5 }, setpoint: 'mean', metric: 'cpu', decay: 0.05, explorationBonus: 0 };
     parts.push('heterogeneous capacity and latency-sensitive: blend of PID (equalize cpu) and EWMA latency weights, 50/50');
   } else if (traits.heterogeneousCapacity) {
     weighting = { kind: 'pid', setpoint: 'mean', metric: 'cpu' };

@@ -838,9 +838,17 @@ function toPidConfig(policy: WeightingPolicy): PidConfig {
     setpoint: policy.setpoint ?? BLEND_PID_DEFAULTS.setpoint,
     metric: policy.metric ?? BLEND_PID_DEFAULTS.metric,
     k: policy.actuationGain ?? PID_ACTUATION_GAIN,
-    gains: { ...policy.gains },
+    gains: { ...WEIGHTING_GAIN_DEFAULTS, ...policy.gains },
   };
 }
+
+/**
+ * The weight update w ← w·exp(k·u) already accumulates the controller's output, so an integral
+ * term is a second integrator: with the loop's ~1 s delay (LRS interval + tick + push) the seed's
+ * ki 0.1 overshot and slowed convergence after a capacity step (bench/RESULTS.md, headline demo:
+ * 10.5–12 s with ki 0.1, 7 s with ki 0). The PidController's own defaults stay the seed's.
+ */
+const WEIGHTING_GAIN_DEFAULTS = { ki: 0 } as const;
 
 function newPid(cfg: PidConfig, safety: SafetySettings): PidController {
   // Gains per tick: the seed's gains were tuned for one update per 1 s tick.
