@@ -65,6 +65,11 @@ export interface Cluster {
   /** Why the LB policy and weighting are what they are, when fulcrum chose them (`auto`). */
   readonly autoReason?: string;
   readonly probe?: ProbeSpec;
+  /**
+   * Locality-tiered balancing: Envoy first picks a locality by its weight (the sum of its
+   * endpoints' adaptive weights, i.e. the zone's aggregated capacity), then an endpoint inside it.
+   */
+  readonly localityWeighted?: boolean;
 }
 
 /** An active health check fulcrum runs against every endpoint of a cluster. */

@@ -222,11 +222,14 @@ function toWeighting(w: RawWeighting | undefined): WeightingPolicy {
 }
 
 /** The seed article's decision table turns declared traits into an LB policy and a weighting. */
-function resolveAuto(c: RawCluster): { lbPolicy: LbPolicy; weighting: WeightingPolicy; reason: string; hashKey?: HashKey } | undefined {
+function resolveAuto(c: RawCluster): { lbPolicy: LbPolicy; weighting: WeightingPolicy; reason: string; localityTiered: boolean; hashKey?: HashKey } | undefined {
   if (c.weighting?.policy !== 'auto') return undefined;
   const t = c.weighting.traits ?? {};
   const chosen = choosePolicy({ ...t, endpointCount: c.endpoints?.length ?? 0 });
-  return { lbPolicy: chosen.lbPolicy, weighting: chosen.weighting, reason: chosen.reason, ...(chosen.hashKey ? { hashKey: chosen.hashKey } : {}) };
+  return {
+    lbPolicy: chosen.lbPolicy, weighting: chosen.weighting, reason: chosen.reason, localityTiered: chosen.localityTiered,
+    ...(chosen.hashKey ? { hashKey: chosen.hashKey } : {}),
+  };
 }
 
 function toCluster(c: RawCluster): Cluster {
@@ -248,6 +251,7 @@ function toCluster(c: RawCluster): Cluster {
     endpoints,
     weighting: auto?.weighting ?? toWeighting(c.weighting),
     ...(auto ? { autoReason: auto.reason } : {}),
+    ...(c.localityWeighted || auto?.localityTiered ? { localityWeighted: true } : {}),
     ...(c.safety ? { safety: c.safety } : {}),
     ...(c.probe
       ? { probe: { kind: c.probe.kind, path: c.probe.path ?? (c.probe.kind === 'http' ? '/' : ''), intervalMs: c.probe.intervalMs ?? 5_000, timeoutMs: c.probe.timeoutMs ?? 1_000 } }

@@ -123,6 +123,7 @@ const ClusterSchema = Type.Object(
     weighting: Type.Optional(WeightingSchema),
     safety: Type.Optional(SafetySchema),
     probe: Type.Optional(ProbeSchema),
+    localityWeighted: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

@@ -61,6 +61,10 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
     };
   }
   if (c.maglev) out.maglev_lb_config = { table_size: { value: c.maglev.tableSize } };
+  // Hash-based policies pick hosts from the whole ring; locality weighting applies to the others.
+  if (c.localityWeighted && c.lbPolicy !== 'RING_HASH' && c.lbPolicy !== 'MAGLEV') {
+    out.common_lb_config = { locality_weighted_lb_config: {} };
+  }
   if (c.http2) {
     out.typed_extension_protocol_options = {
       [HTTP_PROTOCOL_OPTIONS]: anyOf(HTTP_PROTOCOL_OPTIONS, { explicit_http_config: { http2_protocol_options: {} } }),

@@ -137,6 +137,13 @@ listeners:
     expect(catalog.clusters.find((c) => c.name === 'p')?.lbPolicy).toBe('ROUND_ROBIN');
   });
 
+  it('auto turns on locality-tiered balancing for very large clusters', () => {
+    const endpoints = Array.from({ length: 1000 }, (_, i) => `{ address: 10.0.${i >> 8}.${i & 255}, port: 80, locality: { zone: z${i % 3} } }`).join(', ');
+    const { catalog } = parseConfig(`clusters: [{ name: big, weighting: { policy: auto, traits: { heterogeneousCapacity: true } }, endpoints: [${endpoints}] }]`, 'f.yaml');
+    expect(catalog.clusters[0]).toMatchObject({ localityWeighted: true, weighting: { kind: 'pid' } });
+    expect(catalog.clusters[0]?.autoReason).toMatch(/locality/);
+  });
+
   it('rejects inconsistent weighting settings', () => {
     const problems = problemsOf(`
 clusters:

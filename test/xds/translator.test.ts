@@ -61,6 +61,20 @@ describe('translator', () => {
     expect(decode(all, TYPE.cluster, 'mg')).toMatchObject({ lb_policy: 'MAGLEV', maglev_lb_config: { table_size: { value: 65537 } } });
   });
 
+  it('turns on locality-weighted balancing where asked, except for hash policies', () => {
+    const tiered: Catalog = {
+      clusters: [
+        { name: 't', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, localityWeighted: true, endpoints: [endpoint(1)] },
+        { name: 'h', lbPolicy: 'MAGLEV', maglev: { tableSize: 65537 }, connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, localityWeighted: true, endpoints: [endpoint(1)] },
+      ],
+      listeners: [], nodeGroups: [],
+    };
+    const set = translate(tiered).get(DEFAULT_GROUP);
+    expect(decode(set, TYPE.cluster, 't')).toMatchObject({ common_lb_config: { locality_weighted_lb_config: {} } });
+    expect(decode(set, TYPE.cluster, 'h')).not.toHaveProperty('common_lb_config');
+    expect(decode(all, TYPE.cluster, 'rr')).not.toHaveProperty('common_lb_config');
+  });
+
   it('turns on HTTP/2 upstream only where asked', () => {
     const rr = decode(all, TYPE.cluster, 'rr') as { typed_extension_protocol_options: Record<string, unknown> };
     const opts = decodeAny(rr.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']);
