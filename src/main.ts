@@ -16,7 +16,7 @@ import { AdaptiveWeights, type PublishedOverrides } from './signals/adaptive-wei
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
-import { authFromEnv, type AuthConfig } from './admin/auth.js';
+import { authFromEnv, authWithFiles, type AuthConfig } from './admin/auth.js';
 import type { Catalog } from './catalog/types.js';
 import { openStore, type Store } from './catalog/store/index.js';
 import { KubernetesSource, mergeKubernetesClusters, type KubernetesContribution } from './sources/kubernetes.js';
@@ -200,7 +200,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     signals.grpcServices,
   );
   const adminSettings = initial.server.admin;
-  const auth = options.auth ?? authFromEnv(process.env);
+  const auth = options.auth ?? authWithFiles(authFromEnv(process.env), initial.server.admin.tokenFiles);
   if (auth.adminTokens.length + auth.readTokens.length + (auth.reportTokens?.length ?? 0) === 0) {
     log.warn('admin API has no bearer tokens (FULCRUM_ADMIN_TOKEN / FULCRUM_READ_TOKEN): anyone who can reach it can change clusters and listeners');
   }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 /**
@@ -41,6 +42,26 @@ export function parseTokenList(value: string | undefined): string[] {
     .split(',')
     .map((t) => t.trim())
     .filter((t) => t.length > 0);
+}
+
+/**
+ * Tokens from files (a mounted Secret, say): comma- or newline-separated, merged with `base`.
+ * An unreadable file is an error naming it: starting without the tokens would open the API.
+ */
+export function authWithFiles(base: AuthConfig, files: { admin?: string; read?: string; report?: string } | undefined): AuthConfig {
+  const read = (role: string, file: string | undefined): string[] => {
+    if (file === undefined) return [];
+    try {
+      return parseTokenList(readFileSync(file, 'utf8').replace(/\s+/g, ','));
+    } catch (err) {
+      throw new Error(`server.admin.tokenFiles.${role}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  return {
+    adminTokens: [...base.adminTokens, ...read('admin', files?.admin)],
+    readTokens: [...base.readTokens, ...read('read', files?.read)],
+    reportTokens: [...(base.reportTokens ?? []), ...read('report', files?.report)],
+  };
 }
 
 /** `FULCRUM_ADMIN_TOKEN`, `FULCRUM_READ_TOKEN`, `FULCRUM_REPORT_TOKEN`: comma-separated lists. */

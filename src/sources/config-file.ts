@@ -22,6 +22,8 @@ export interface AdminServerSettings {
   readonly port: number;
   /** HTTPS instead of HTTP: PEM certificate chain and private key files (as written: relative to the working directory). */
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /** Files holding bearer tokens (comma- or newline-separated), per role. */
+  readonly tokenFiles?: { readonly admin?: string; readonly read?: string; readonly report?: string };
 }
 
 export interface ServerSettings {
@@ -326,6 +328,7 @@ function toServer(cfg: ConfigFile): ServerSettings {
       ...(cfg.server?.admin?.tls
         ? { tls: { certFile: cfg.server.admin.tls.certFile, keyFile: cfg.server.admin.tls.keyFile } }
         : {}),
+      ...(cfg.server?.admin?.tokenFiles ? { tokenFiles: cfg.server.admin.tokenFiles } : {}),
     },
     engineTickMs: cfg.server?.engine?.tickMs ?? 1000,
     engineHealth: cfg.server?.engine?.health ?? {},

@@ -227,6 +227,18 @@ const ServerSchema = Type.Object(
           address: Type.Optional(Address),
           port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
           // Serve the admin API over HTTPS: PEM files, read once at start (a relative path is from the working directory).
+          // Bearer tokens from files (e.g. a mounted Secret), one or more per file, merged with
+          // FULCRUM_ADMIN_TOKEN / FULCRUM_READ_TOKEN / FULCRUM_REPORT_TOKEN. Never the tokens themselves.
+          tokenFiles: Type.Optional(
+            Type.Object(
+              {
+                admin: Type.Optional(Type.String({ minLength: 1 })),
+                read: Type.Optional(Type.String({ minLength: 1 })),
+                report: Type.Optional(Type.String({ minLength: 1 })),
+              },
+              { additionalProperties: false },
+            ),
+          ),
           tls: Type.Optional(
             Type.Object(
               {
