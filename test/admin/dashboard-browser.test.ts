@@ -19,11 +19,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it, test } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { waitFor } from '../support/wait.js';
 import { ADS, CDS, EDS, XdsClient, type SotwStream } from '../support/xds-client.js';
+import { describeRequiring } from '../support/requires.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -51,21 +52,8 @@ const CONFIG = {
 };
 
 function describeChromium(name: string, fn: () => void): void {
-  if (existsSync(CHROMIUM)) {
-    describe(name, { timeout: 60_000 }, fn);
-    return;
-  }
   const detail = `no Chromium at ${CHROMIUM} (bash scripts/install-chromium.sh, or set CHROMIUM_BIN)`;
-  if (process.env.CI) {
-    describe(name, () => {
-      test('Chromium is available', () => {
-        throw new Error(`Chromium is MISSING but required (CI), so "${name}" cannot run: ${detail}`);
-      });
-    });
-    return;
-  }
-  console.warn(`[chromium] skipping "${name}": ${detail} (set CI=1 to fail instead)`);
-  describe.skip(name, fn);
+  describeRequiring('Chromium', { ok: existsSync(CHROMIUM), detail }, name, fn, { timeout: 60_000 });
 }
 
 /** Answers every response on a stream: ACK, or NACK for the types in `nack`. Stops when the stream ends. */

@@ -22,9 +22,9 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, test } from 'vitest';
 import { freePorts } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
+import { describeRequiring } from '../support/requires.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -58,28 +58,15 @@ export function findControlPlaneBinaries(): ControlPlaneBinaries {
   };
 }
 
-const mustHave = (): boolean => Boolean(process.env.CI) || process.env.FULCRUM_REQUIRE_KUBE === '1';
-
 /**
  * `describe` that needs the control-plane binaries: skipped (with a printed reason) when they are
  * missing locally, a failing test under CI.
  */
 export function describeControlPlane(name: string, fn: () => void): void {
   const found = findControlPlaneBinaries();
-  if (found.apiserver && found.etcd) {
-    describe(name, fn);
-    return;
-  }
-  if (mustHave()) {
-    describe(name, () => {
-      test('kube-apiserver and etcd are available', () => {
-        throw new Error(`${name}: ${found.detail} (required because CI or FULCRUM_REQUIRE_KUBE is set)`);
-      });
-    });
-    return;
-  }
-  console.warn(`[skip] ${name}: ${found.detail}`);
-  describe.skip(name, fn);
+  describeRequiring('kube-apiserver and etcd', { ok: Boolean(found.apiserver && found.etcd), detail: found.detail }, name, fn, {
+    requireEnv: 'FULCRUM_REQUIRE_KUBE',
+  });
 }
 
 // Processes still running when the test process exits are killed, so an interrupted run never

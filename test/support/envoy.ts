@@ -24,8 +24,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { beforeEach, describe, test } from 'vitest';
+import { beforeEach } from 'vitest';
 import YAML from 'yaml';
+import { describeRequiring } from './requires.js';
 import { waitFor } from './wait.js';
 
 // ---------------------------------------------------------------------------
@@ -133,13 +134,6 @@ export function findEnvoy(): string | undefined {
   return locateEnvoy().bin;
 }
 
-/** True when tests must not skip for lack of Envoy: under CI, or with FULCRUM_REQUIRE_ENVOY=1. */
-export function envoyRequired(): boolean {
-  const ci = process.env.CI;
-  return (ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false') ||
-    process.env.FULCRUM_REQUIRE_ENVOY === '1';
-}
-
 /** Default per-test timeout of suites declared with `describeEnvoy`. */
 export const ENVOY_TEST_TIMEOUT_MS = 30_000;
 
@@ -150,24 +144,11 @@ export const ENVOY_TEST_TIMEOUT_MS = 30_000;
  * warning and `describe.skip`.
  */
 export function describeEnvoy(name: string, fn: () => void, opts: { timeout?: number } = {}): void {
-  const timeout = opts.timeout ?? ENVOY_TEST_TIMEOUT_MS;
   const { bin, detail } = locateEnvoy();
-  if (bin !== undefined) {
-    describe(name, { timeout }, fn);
-    return;
-  }
-  if (envoyRequired()) {
-    describe(name, () => {
-      test('Envoy binary is available', () => {
-        throw new Error(
-          `Envoy is MISSING but required (CI or FULCRUM_REQUIRE_ENVOY=1), so "${name}" cannot run: ${detail}`,
-        );
-      });
-    });
-    return;
-  }
-  console.warn(`[envoy] skipping "${name}": ${detail} (set CI=1 or FULCRUM_REQUIRE_ENVOY=1 to fail instead)`);
-  describe.skip(name, fn);
+  describeRequiring('Envoy', { ok: bin !== undefined, detail }, name, fn, {
+    timeout: opts.timeout ?? ENVOY_TEST_TIMEOUT_MS,
+    requireEnv: 'FULCRUM_REQUIRE_ENVOY',
+  });
 }
 
 /**

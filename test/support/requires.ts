@@ -1,0 +1,37 @@
+import { describe, test } from 'vitest';
+
+/**
+ * A suite that needs an external program (Envoy, kube-apiserver, Chromium, ...). Where the
+ * program is found the suite runs. Where it is missing: under CI (or when `requireEnv` is set)
+ * a failing test says so — CI must never skip silently; locally the suite is skipped with the
+ * reason printed.
+ */
+export function describeRequiring(
+  what: string,
+  found: { readonly ok: boolean; readonly detail: string },
+  name: string,
+  fn: () => void,
+  opts: { readonly timeout?: number; readonly requireEnv?: string } = {},
+): void {
+  if (found.ok) {
+    describe(name, opts.timeout !== undefined ? { timeout: opts.timeout } : {}, fn);
+    return;
+  }
+  const required = inCi() || (opts.requireEnv !== undefined && process.env[opts.requireEnv] === '1');
+  if (required) {
+    describe(name, () => {
+      test(`${what} is available`, () => {
+        throw new Error(`${what} is MISSING but required (CI${opts.requireEnv ? ` or ${opts.requireEnv}=1` : ''}), so "${name}" cannot run: ${found.detail}`);
+      });
+    });
+    return;
+  }
+  console.warn(`[skip] "${name}": ${what} not found: ${found.detail} (set CI=1 to fail instead)`);
+  describe.skip(name, fn);
+}
+
+/** CI=true (or any value but '', '0', 'false'). */
+export function inCi(): boolean {
+  const ci = process.env.CI;
+  return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false';
+}
