@@ -16,9 +16,11 @@ WORKDIR /app
 
 # Manifests first so the `npm ci` layer is cached until dependencies change.
 COPY package.json package-lock.json ./
-# If a dependency with a native addon (e.g. a SQLite binding) has no prebuilt
-# binary for linux-x64/glibc, this step needs `python3 make g++` here:
-#   RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++
+# better-sqlite3 is a native addon: when its prebuilt binary cannot be fetched, node-gyp
+# compiles it, which needs a toolchain (only in this stage).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 RUN npm ci
 
 COPY . .
@@ -37,8 +39,9 @@ ENV NODE_ENV=production \
 COPY --from=build --chown=65532:65532 /app/package.json ./package.json
 COPY --from=build --chown=65532:65532 /app/node_modules ./node_modules
 COPY --from=build --chown=65532:65532 /app/dist ./dist
-# Envoy's .proto tree is loaded at start from node_modules/@grpc/grpc-js-xds
-# (a production dependency), so no proto/ directory is copied.
+# fulcrum's own API (the report service) is loaded from proto/ at start; Envoy's .proto tree
+# comes from node_modules/@grpc/grpc-js-xds (a production dependency).
+COPY --from=build --chown=65532:65532 /app/proto ./proto
 
 USER 65532:65532
 
