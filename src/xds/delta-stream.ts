@@ -99,7 +99,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
 
   private respond(type: XdsTypeUrl, snapshot: Snapshot, what: 'updates' | 'removals' | 'all', answerEmpty: boolean): void {
     const st = this.types.get(type);
-    if (!st?.requested || !this.record) return;
+    if (!st?.requested || !this.record || this.congested) return;
     const pool = snapshot.resources(type);
     const resources: Uint8Array[] = [];
     const sent: [string, string][] = [];

@@ -101,11 +101,19 @@ export class XdsServer {
   }
 
   private io(call: grpc.ServerDuplexStream<unknown, ResponseParts>): StreamIo {
+    let congested = false;
+    // A proxy that stops reading must not make the server buffer every push for it: once the
+    // stream's buffer is full, responses wait, and on 'drain' the stream sends only what its
+    // subscriptions resolve to then (the state machines coalesce; nothing is lost).
+    call.on('drain', () => {
+      congested = false;
+    });
     return {
       peer: call.getPeer(),
       send: (parts) => {
-        call.write(parts);
+        if (!call.write(parts)) congested = true;
       },
+      congested: () => congested,
       fail: (code, message) => {
         call.emit('error', { code, details: message });
       },
@@ -130,6 +138,7 @@ export class XdsServer {
         done();
       }
     });
+    call.on('drain', () => stream.onCacheChange());
     call.on('end', () => {
       done();
       call.end();

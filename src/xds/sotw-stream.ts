@@ -97,7 +97,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
    */
   private respond(type: XdsTypeUrl, snapshot: Snapshot, phase: 'keep-removed' | 'final'): boolean {
     const st = this.types.get(type);
-    if (!st?.requested || !this.record) return false;
+    if (!st?.requested || !this.record || this.congested) return false;
     const fullState = WILDCARD_TYPES.has(type);
     let body = snapshot.sotwBody(type, st.sub);
     if (phase === 'keep-removed') {

@@ -18,6 +18,8 @@ export interface StreamDeps {
 export interface StreamIo {
   /** Writes one response, given as parts that are concatenated once, on serialization. */
   send(parts: readonly Uint8Array[]): void;
+  /** The outgoing buffer is full: hold responses until it drains (then onCacheChange runs). */
+  congested?(): boolean;
   /** Ends the stream with a gRPC status code and a message for the client. */
   fail(code: number, message: string): void;
   readonly peer: string;
@@ -108,6 +110,11 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
 
   protected snapshot(): Snapshot {
     return this.deps.cache.snapshotFor(this.record?.node.cluster ?? '');
+  }
+
+  /** While the client is not reading, responses are held back and coalesced (see server.ts). */
+  protected get congested(): boolean {
+    return this.io.congested?.() ?? false;
   }
 
   protected nextNonce(): string {
