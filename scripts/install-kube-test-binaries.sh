@@ -32,7 +32,7 @@ apiserver="$bin_dir/kube-apiserver"
 etcd="$bin_dir/etcd"
 
 if [[ -x "$apiserver" && -x "$etcd" ]] \
-  && "$apiserver" --version 2>/dev/null | grep -qx "Kubernetes $KUBE_VERSION"; then
+  && [[ "$("$apiserver" --version 2>/dev/null)" == "Kubernetes $KUBE_VERSION" ]]; then
   echo "kube-apiserver $KUBE_VERSION and etcd already installed in $bin_dir"
   exit 0
 fi
@@ -92,4 +92,6 @@ mv -f "$apiserver.tmp" "$apiserver"
 mv -f "$etcd.tmp" "$etcd"
 
 "$apiserver" --version
-"$etcd" --version | head -1
+# Capture, then print: `| head -1` would SIGPIPE etcd under pipefail (exit 141).
+etcd_version="$("$etcd" --version)"
+echo "${etcd_version%%$'\n'*}"
