@@ -3,7 +3,7 @@ import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebo
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SAFETY_DEFAULTS, type ClusterTick, type Explanation } from '../balancing/engine/types.js';
-import { ConflictError, type ClusterRecord, type EndpointRecord, type OperatorState, type Store } from '../catalog/store/index.js';
+import { ConflictError, type ClusterRecord, type EndpointRecord, type OperatorState, type Owner, type ResourceKind, type Store } from '../catalog/store/index.js';
 import type { PublishedOverrides } from '../signals/adaptive-weights.js';
 import { ReportBody, ReportResponse, REPORT_BODY_LIMIT_BYTES } from '../signals/report-schema.js';
 import {
@@ -150,7 +150,12 @@ export function resourceRoutes(deps: ResourceDeps): FastifyPluginCallbackTypebox
       const checkAddress = (address: string): void => {
         if (isIP(address) === 0) throw new ApiError(400, `"${address}" is not an IP address (Envoy does not resolve EDS hostnames)`, '/params/address');
       };
-      const write = { owner: 'api' as const };
+      /** Ownership first, then the client's preconditions: the options every API write gives the store. */
+      const writeOptions = (request: FastifyRequest, kind: ResourceKind, name: string, owner: Owner | undefined, revision: number | undefined, what: string) => {
+        assertApiOwned(kind, name, owner);
+        const ifMatch = storeIfMatch(readPreconditions(request.headers), revision, what);
+        return { owner: 'api' as const, actor: deps.actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}) };
+      };
 
       // ── clusters ──────────────────────────────────────────────────────────────────────────────
 
@@ -198,10 +203,9 @@ export function resourceRoutes(deps: ResourceDeps): FastifyPluginCallbackTypebox
         async (request, reply) => {
           const { name } = request.params;
           const existing = store.getCluster(name);
-          assertApiOwned('cluster', name, existing?.owner);
-          const ifMatch = storeIfMatch(readPreconditions(request.headers), existing?.revision, `cluster "${name}"`);
+          const options = writeOptions(request, 'cluster', name, existing?.owner, existing?.revision, `cluster "${name}"`);
           const input = parseClusterBody(request.body, name);
-          const { revision } = store.putCluster(input, { ...write, actor: deps.actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}) });
+          const { revision } = store.putCluster(input, options);
           const rec = getCluster(name);
           if (!existing) reply.header('location', `/v1/clusters/${encodeURIComponent(name)}`);
           return withEtag(reply, revision, existing ? 200 : 201, clusterView(rec));
@@ -224,8 +228,7 @@ export function resourceRoutes(deps: ResourceDeps): FastifyPluginCallbackTypebox
         async (request) => {
           const { name } = request.params;
           const rec = getCluster(name);
-          assertApiOwned('cluster', name, rec.owner);
-          const ifMatch = storeIfMatch(readPreconditions(request.headers), rec.revision, `cluster "${name}"`);
+          const options = writeOptions(request, 'cluster', name, rec.owner, rec.revision, `cluster "${name}"`);
           const listeners = store.listListeners().filter((l) => l.routes.some((r) => r.cluster === name)).map((l) => l.name);
           const groups = store.listNodeGroups().filter((g) => g.clusters.includes(name)).map((g) => g.nodeCluster);
           if (listeners.length > 0 || groups.length > 0) {
@@ -235,7 +238,7 @@ export function resourceRoutes(deps: ResourceDeps): FastifyPluginCallbackTypebox
             ].join(' and ');
             throw new ApiError(409, `cluster "${name}" is still referenced by ${by}; remove those references first`, undefined, 'REFERENCED');
           }
-          const { revision } = store.deleteCluster(name, { ...write, actor: deps.actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}) });
+          const { revision } = store.deleteCluster(name, options);
           return { deleted: name, revision };
         },
       );
@@ -304,11 +307,10 @@ export function resourceRoutes(deps: ResourceDeps): FastifyPluginCallbackTypebox
           const { name, address, port } = request.params;
           checkAddress(address);
           const cluster = getCluster(name);
-          assertApiOwned('endpoint', endpointName(name, address, port), cluster.owner);
           const existing = store.getEndpoint(name, address, port);
-          const ifMatch = storeIfMatch(readPreconditions(request.headers), existing?.revision, `endpoint ${address}:${port}`);
+          const options = writeOptions(request, 'endpoint', endpointName(name, address, port), cluster.owner, existing?.revision, `endpoint ${address}:${port}`);
           const spec = parseEndpointBody(request.body, address, port);
-          const { revision } = store.putEndpoint(name, spec, { ...write, actor: deps.actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}) });
+          const { revision } = store.putEndpoint(name, spec, options);
           const e = getEndpoint(name, address, port);
           if (!existing) reply.header('location', `/v1/clusters/${encodeURIComponent(name)}/endpoints/${encodeURIComponent(address)}/${port}`);
           return withEtag(reply, revision, existing ? 200 : 201, endpointStatus(e, overridesOf(getCluster(name))));
@@ -333,9 +335,8 @@ export function resourceRoutes(deps: ResourceDeps): FastifyPluginCallbackTypebox
           checkAddress(address);
           const cluster = getCluster(name);
           const e = getEndpoint(name, address, port);
-          assertApiOwned('endpoint', endpointName(name, address, port), cluster.owner);
-          const ifMatch = storeIfMatch(readPreconditions(request.headers), e.revision, `endpoint ${address}:${port}`);
-          const { revision } = store.removeEndpoint(name, address, port, { ...write, actor: deps.actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}) });
+          const options = writeOptions(request, 'endpoint', endpointName(name, address, port), cluster.owner, e.revision, `endpoint ${address}:${port}`);
+          const { revision } = store.removeEndpoint(name, address, port, options);
           return { deleted: endpointName(name, address, port), revision };
         },
       );
@@ -419,7 +420,7 @@ export function resourceRoutes(deps: ResourceDeps): FastifyPluginCallbackTypebox
             // The endpoints go along so `auto` sees how many there are; the store is not given them.
             const { endpoints: _endpoints, ...input } = parseClusterBody({ ...(merged as ClusterIn), endpoints: rec.endpoints.map(endpointEntry) }, name);
             try {
-              const { revision } = store.putCluster(input, { ...write, actor: deps.actorOf(request), ifMatch });
+              const { revision } = store.putCluster(input, { owner: 'api', actor: deps.actorOf(request), ifMatch });
               return withEtag(reply, revision, 200, policyView(getCluster(name), SAFETY_DEFAULT_VALUES));
             } catch (err) {
               if (!(err instanceof ConflictError) || hasPreconditions(pre) || attempt >= 4) throw err;
@@ -480,14 +481,13 @@ export function resourceRoutes(deps: ResourceDeps): FastifyPluginCallbackTypebox
         async (request, reply) => {
           const { name } = request.params;
           const existing = store.getListener(name);
-          assertApiOwned('listener', name, existing?.owner);
-          const ifMatch = storeIfMatch(readPreconditions(request.headers), existing?.revision, `listener "${name}"`);
+          const options = writeOptions(request, 'listener', name, existing?.owner, existing?.revision, `listener "${name}"`);
           const listener = parseListenerBody(request.body, name, store.listClusters().map((c) => c.name));
           if (listener.kind === 'socket') {
             const clash = store.listListeners().find((l) => l.name !== name && l.kind === 'socket' && l.address === listener.address && l.port === listener.port);
             if (clash) throw new ApiError(409, `${listener.address}:${listener.port} is already used by listener "${clash.name}"`, '/body/port', 'ADDRESS_IN_USE');
           }
-          const { revision } = store.putListener(listener, { ...write, actor: deps.actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}) });
+          const { revision } = store.putListener(listener, options);
           if (!existing) reply.header('location', `/v1/listeners/${encodeURIComponent(name)}`);
           return withEtag(reply, revision, existing ? 200 : 201, listenerView(getListener(name)));
         },
@@ -509,9 +509,8 @@ export function resourceRoutes(deps: ResourceDeps): FastifyPluginCallbackTypebox
         async (request) => {
           const { name } = request.params;
           const rec = getListener(name);
-          assertApiOwned('listener', name, rec.owner);
-          const ifMatch = storeIfMatch(readPreconditions(request.headers), rec.revision, `listener "${name}"`);
-          const { revision } = store.deleteListener(name, { ...write, actor: deps.actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}) });
+          const options = writeOptions(request, 'listener', name, rec.owner, rec.revision, `listener "${name}"`);
+          const { revision } = store.deleteListener(name, options);
           return { deleted: name, revision };
         },
       );
