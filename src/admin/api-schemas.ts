@@ -20,6 +20,7 @@ const CfgEndpoint = CfgCluster.properties.endpoints.items;
 const CfgListener = ConfigFileSchema.properties.listeners.items;
 const CfgWeighting = CfgCluster.properties.weighting;
 const CfgSafety = CfgCluster.properties.safety;
+const CfgEjection = CfgCluster.properties.ejection;
 
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/-]*$';
 export const ResourceName = Type.String({ minLength: 1, maxLength: 200, pattern: NAME_PATTERN, description: 'A cluster or listener name' });
@@ -173,6 +174,7 @@ export const PolicyView = Type.Object(
     maglev: clusterSettings.maglev,
     weighting: CfgWeighting,
     safety: Type.Object(CfgSafety.properties, { description: 'This cluster\'s overrides of the engine\'s safety settings' }),
+    ejection: Type.Object(CfgEjection.properties, { description: 'This cluster\'s overrides of the fleet outlier detector\'s settings' }),
     safetyDefaults: Type.Object(
       Object.fromEntries(Object.keys(SAFETY_DEFAULTS).map((k) => [k, Type.Number()])),
       { description: 'The built-in defaults an absent override falls back to (fulcrum-wide settings may differ)' },
@@ -210,6 +212,7 @@ export const PolicyPatch = mergePatchOf(
     maglev: clusterSettings.maglev,
     weighting: CfgWeighting,
     safety: CfgSafety,
+    ejection: CfgEjection,
   }),
   {
     title: 'PolicyPatch',

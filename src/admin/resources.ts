@@ -35,11 +35,12 @@ export function weightingEntry(w: WeightingPolicy | undefined): ClusterView['wei
     ...(s.explorationBonus !== undefined ? { explorationBonus: s.explorationBonus } : {}),
   });
   const gains = (g: { kp?: number; ki?: number; kd?: number } | undefined) => (g ? { gains: { ...g } } : {});
+  const penalty = w.kind !== 'static' && w.errorPenalty !== undefined ? { errorPenalty: w.errorPenalty } : {};
   switch (w.kind) {
     case 'pid':
-      return { policy: 'pid', setpoint: w.setpoint, metric: w.metric, ...gains(w.gains) };
+      return { policy: 'pid', setpoint: w.setpoint, ...(w.metric !== undefined ? { metric: w.metric } : {}), ...gains(w.gains), ...penalty };
     case 'ewma':
-      return { policy: 'ewma', ...ewma(w) };
+      return { policy: 'ewma', ...ewma(w), ...penalty };
     case 'blend':
       return {
         policy: 'blend',
@@ -48,6 +49,7 @@ export function weightingEntry(w: WeightingPolicy | undefined): ClusterView['wei
         ...(w.metric !== undefined ? { metric: w.metric } : {}),
         ...gains(w.gains),
         ...ewma(w),
+        ...penalty,
       };
     default:
       return { policy: 'static' };
@@ -66,6 +68,7 @@ export function clusterSettingsEntry(c: ClusterSpec): Json {
     http2: c.http2,
     weighting: weightingEntry(c.weighting),
     ...(c.safety ? { safety: { ...c.safety } } : {}),
+    ...(c.ejection ? { ejection: { ...c.ejection } } : {}),
     ...(c.probe ? { probe: { ...c.probe } } : {}),
   };
 }
@@ -102,6 +105,7 @@ export function policyView(rec: ClusterRecord, safetyDefaults: Record<string, nu
     ...(rec.maglev ? { maglev: { ...rec.maglev } } : {}),
     weighting: weightingEntry(rec.weighting),
     safety: { ...(rec.safety ?? {}) },
+    ejection: { ...(rec.ejection ?? {}) },
     safetyDefaults,
     ...(rec.autoReason !== undefined ? { autoReason: rec.autoReason } : {}),
     owner: rec.owner,

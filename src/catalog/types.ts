@@ -1,4 +1,4 @@
-import type { SafetySettings, WeightingPolicy } from '../balancing/engine/types.js';
+import type { EjectionSettings, SafetySettings, WeightingPolicy } from './policy.js';
 
 export type { WeightingPolicy };
 
@@ -62,6 +62,8 @@ export interface Cluster {
   readonly weighting: WeightingPolicy;
   /** Per-cluster overrides of the engine's safety settings (step limit, floor, freshness...). */
   readonly safety?: Partial<SafetySettings>;
+  /** Per-cluster overrides of the fleet outlier detector's settings (ejection on error rates). */
+  readonly ejection?: Partial<EjectionSettings>;
   /** Why the LB policy and weighting are what they are, when fulcrum chose them (`auto`). */
   readonly autoReason?: string;
   readonly probe?: ProbeSpec;

@@ -37,7 +37,7 @@ export class AdaptiveWeights {
         health: e.health,
         locality: `${e.priority}/${e.locality.region}/${e.locality.zone}/${e.locality.subZone}`,
       }));
-      this.engine.setCluster(c.name, endpoints, c.weighting, c.safety);
+      this.engine.setCluster(c.name, endpoints, c.weighting, c.safety, c.ejection);
     }
     this.clusters = next;
   }

@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
-import { choosePolicy, type HashKey } from '../balancing/engine/auto-policy.js';
+import { choosePolicy, type HashKey } from '../catalog/auto-policy.js';
+import { resolveEjection, resolveSafety } from '../catalog/policy.js';
 import type { Catalog, Cluster, Endpoint, HashPolicy, LbPolicy, Listener, NodeGroup, Route, WeightingPolicy } from '../catalog/types.js';
 import { ConfigFileSchema, type ConfigFile } from './config-schema.js';
 
@@ -147,6 +148,7 @@ function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
     } else if (w?.blend) {
       problems.push({ path: `${at}/weighting/blend`, message: 'only valid with weighting.policy blend' });
     }
+    settingsProblems(c, at, problems);
     const rh = c.ringHash;
     if (rh?.minimumRingSize !== undefined && rh.maximumRingSize !== undefined && rh.minimumRingSize > rh.maximumRingSize)
       problems.push({ path: `${at}/ringHash/minimumRingSize`, message: 'must not exceed maximumRingSize' });
@@ -201,18 +203,31 @@ function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
 }
 
 type RawCluster = NonNullable<ConfigFile['clusters']>[number];
+
+/** Safety and ejection overrides must make sense together with the defaults they fall back to. */
+function settingsProblems(c: RawCluster, at: string, problems: { path: string; message: string }[]): void {
+  const check = (path: string, f: () => unknown): void => {
+    try {
+      f();
+    } catch (err) {
+      problems.push({ path: `${at}/${path}`, message: (err as Error).message });
+    }
+  };
+  if (c.safety) check('safety', () => resolveSafety(c.safety));
+  if (c.ejection) check('ejection', () => resolveEjection(c.ejection));
+}
 type RawListener = NonNullable<ConfigFile['listeners']>[number];
 
 type RawWeighting = NonNullable<RawCluster['weighting']>;
 
 function toWeighting(w: RawWeighting | undefined): WeightingPolicy {
-  const gains = w?.gains ? { gains: w.gains } : {};
+  const gains = { ...(w?.gains ? { gains: w.gains } : {}), ...(w?.errorPenalty !== undefined ? { errorPenalty: w.errorPenalty } : {}) };
   const ewma = { ...(w?.decay !== undefined ? { decay: w.decay } : {}), ...(w?.explorationBonus !== undefined ? { explorationBonus: w.explorationBonus } : {}) };
   switch (w?.policy) {
     case 'pid':
-      return { kind: 'pid', setpoint: w.setpoint ?? 'mean', metric: w.metric ?? 'cpu', ...gains };
+      return { kind: 'pid', setpoint: w.setpoint ?? 'mean', ...(w.metric !== undefined ? { metric: w.metric } : {}), ...gains };
     case 'ewma':
-      return { kind: 'ewma', ...ewma };
+      return { kind: 'ewma', ...ewma, ...(w.errorPenalty !== undefined ? { errorPenalty: w.errorPenalty } : {}) };
     case 'blend':
       return {
         kind: 'blend', parts: w.blend ?? {}, ...ewma, ...gains,
@@ -255,6 +270,7 @@ function toCluster(c: RawCluster): Cluster {
     ...(auto ? { autoReason: auto.reason } : {}),
     ...(c.localityWeighted || auto?.localityTiered ? { localityWeighted: true } : {}),
     ...(c.safety ? { safety: c.safety } : {}),
+    ...(c.ejection ? { ejection: c.ejection } : {}),
     ...(c.probe
       ? { probe: { kind: c.probe.kind, path: c.probe.path ?? (c.probe.kind === 'http' ? '/' : ''), intervalMs: c.probe.intervalMs ?? 5_000, timeoutMs: c.probe.timeoutMs ?? 1_000 } }
       : {}),

@@ -1,4 +1,5 @@
 import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
+import { UTILIZATION_METRICS } from '../catalog/policy.js';
 import { HEALTH_STATUSES, LB_POLICIES } from '../catalog/types.js';
 
 /**
@@ -40,7 +41,9 @@ const WeightingSchema = Type.Object(
     policy: literalUnion(['static', 'pid', 'ewma', 'blend', 'auto'] as const),
     // pid / blend
     setpoint: Type.Optional(Type.Union([Type.Literal('mean'), Fraction])),
-    metric: Type.Optional(literalUnion(['cpu', 'inflight', 'max'] as const)),
+    metric: Type.Optional(literalUnion(UTILIZATION_METRICS)),
+    // pid / ewma / blend: how strongly errors count against an endpoint (0 disables)
+    errorPenalty: Type.Optional(Type.Number({ minimum: 0, maximum: 10 })),
     gains: Type.Optional(
       Type.Object(
         { kp: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })), ki: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })), kd: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })) },
@@ -82,6 +85,26 @@ const SafetySchema = Type.Object(
     staleAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
     decayAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
     decayHalfLifeMs: Type.Optional(Type.Integer({ minimum: 1 })),
+    deadband: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1 })),
+    smoothing: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+    lowLoadHold: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1 })),
+  },
+  { additionalProperties: false },
+);
+
+// fulcrum's own fleet-wide outlier detector (see EjectionSettings in the engine's types).
+const EjectionSchema = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean()),
+    minRequests: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000 })),
+    allFailingRatio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+    failureRatio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+    successRateStdevFactor: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100 })),
+    minGap: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+    maxEjectedRatio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+    baseEjectionMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 86_400_000 })),
+    maxEjectionMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 86_400_000 })),
+    errorWindowMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
   },
   { additionalProperties: false },
 );
@@ -122,6 +145,7 @@ const ClusterSchema = Type.Object(
     endpoints: Type.Optional(Type.Array(EndpointSchema, { maxItems: 100_000 })),
     weighting: Type.Optional(WeightingSchema),
     safety: Type.Optional(SafetySchema),
+    ejection: Type.Optional(EjectionSchema),
     probe: Type.Optional(ProbeSchema),
     localityWeighted: Type.Optional(Type.Boolean()),
   },

@@ -1,30 +1,13 @@
 /**
  * Explanations, built on demand. A tick over 10,000 endpoints would otherwise allocate
- * 10,000 explanation objects nobody reads; instead the tick keeps a snapshot of its
- * per-endpoint numbers in typed arrays and `TickExplanations` (a ReadonlyMap) turns one
- * row into an `Explanation` when asked. The snapshot is immutable after the tick, so a
+ * 10,000 explanation objects nobody reads; instead the tick's Frame (tick/frame.ts) keeps
+ * its per-endpoint numbers in typed arrays and `TickExplanations` (a ReadonlyMap) turns one
+ * row into an `Explanation` when asked. The frame is not touched after its tick, so a
  * result read later still describes its own tick.
  */
 import type { HealthState } from '../health.js';
-import {
-  SAFETY_RULES,
-  type Explanation,
-  type Freshness,
-  type PolicyKind,
-  type PublishedHealth,
-  type Sample,
-  type SafetyRule,
-} from './types.js';
-
-export const FRESHNESS_CODES = ['fresh', 'stale', 'expired', 'none'] as const satisfies readonly Freshness[];
-export const HEALTH_CODES = ['AVAILABLE', 'UNAVAILABLE', 'RECOVERING', 'OPERATOR_DISABLED'] as const satisfies readonly (
-  | HealthState
-  | 'OPERATOR_DISABLED'
-)[];
-
-export function ruleBit(rule: SafetyRule): number {
-  return 1 << SAFETY_RULES.indexOf(rule);
-}
+import { at, FRESHNESS_CODES, HEALTH_CODES, type Frame } from './tick/frame.js';
+import { SAFETY_RULES, type Explanation, type Freshness, type PublishedHealth, type SafetyRule } from './types.js';
 
 const ruleLists = new Map<number, readonly SafetyRule[]>();
 
@@ -41,66 +24,11 @@ export function rulesOf(mask: number): readonly SafetyRule[] {
 export const FAIL_STATIC_NOTE =
   'fail static: no eligible endpoint passed the health gate, so all are published HEALTHY at static weights';
 
-export interface TickSnapshot {
-  readonly policy: PolicyKind;
-  readonly keys: readonly string[];
-  readonly statics: number[];
-  readonly healthCode: number[];
-  readonly serving: number[];
-  readonly freshness: number[];
-  /** NaN: no data. */
-  readonly age: number[];
-  readonly fair: number[];
-  readonly prevPub: number[];
-  readonly raw: number[];
-  readonly cand: number[];
-  readonly pub: number[];
-  readonly rules: number[];
-  /** NaN: no utilization (not steered by the PID). */
-  util: number[] | undefined;
-  pid:
-    | {
-        /** NaN: no PID step yet. */
-        readonly setpoint: number[];
-        readonly measurement: number[];
-        readonly error: number[];
-        readonly p: number[];
-        readonly i: number[];
-        readonly d: number[];
-        readonly output: number[];
-        readonly multiplier: number[];
-        readonly updated: number[];
-      }
-    | undefined;
-  ewma:
-    | {
-        /** NaN: no estimate. */
-        readonly estimate: number[];
-        readonly bonus: number[];
-        readonly samples: number[];
-        readonly weight: number[];
-      }
-    | undefined;
-  readonly samples: readonly (Sample | undefined)[];
-  readonly probeLatency: readonly (number | undefined)[];
-  weights: ReadonlyMap<string, number>;
-  health: ReadonlyMap<string, PublishedHealth>;
-  readonly failStatic: boolean;
-}
-
-/**
- * A zero-filled array. Plain arrays, not typed arrays: a tick allocates a few dozen per cluster
- * and, with 500 small clusters, typed arrays' separate backing stores cost more than the work.
- */
-export function zeros(n: number): number[] {
-  return new Array<number>(n).fill(0);
-}
-
 const num = (x: number | undefined): number | undefined => (x === undefined || Number.isNaN(x) ? undefined : x);
 
 export class TickExplanations implements ReadonlyMap<string, Explanation> {
   constructor(
-    private readonly snap: TickSnapshot,
+    private readonly snap: Frame,
     private readonly index: ReadonlyMap<string, number>,
   ) {}
 
@@ -140,57 +68,69 @@ export class TickExplanations implements ReadonlyMap<string, Explanation> {
   private build(i: number): Explanation {
     const s = this.snap;
     const key = s.keys[i] as string;
-    const sample = s.samples[i];
     const serving = s.serving[i] === 1;
-    const pid = s.pid;
-    const ewma = s.ewma;
-    const hasPid = pid !== undefined && !Number.isNaN(pid.setpoint[i] as number);
+    const ejection = s.ejections[i];
     return {
       policy: s.policy,
       health: s.health.get(key) as PublishedHealth,
-      healthState: HEALTH_CODES[s.healthCode[i] as number] as HealthState | 'OPERATOR_DISABLED',
-      freshness: FRESHNESS_CODES[s.freshness[i] as number] as Freshness,
+      healthState: HEALTH_CODES[at(s.healthCode, i)] as HealthState | 'OPERATOR_DISABLED',
+      freshness: FRESHNESS_CODES[at(s.freshness, i)] as Freshness,
       sampleAgeMs: num(s.age[i]),
-      inputs: {
-        utilization: num(s.util?.[i]),
-        cpu: sample?.cpu,
-        inflight: sample?.inflight,
-        latencyMs: sample?.latencyMs,
-        errors: sample?.errors,
-        rps: sample?.rps,
-        probeLatencyMs: s.probeLatency[i],
-      },
-      pid: hasPid
-        ? {
-            setpoint: pid.setpoint[i] as number,
-            measurement: pid.measurement[i] as number,
-            error: pid.error[i] as number,
-            p: pid.p[i] as number,
-            i: pid.i[i] as number,
-            d: pid.d[i] as number,
-            output: pid.output[i] as number,
-            multiplier: pid.multiplier[i] as number,
-            updated: pid.updated[i] === 1,
-          }
-        : undefined,
-      ewma:
-        ewma !== undefined && serving
-          ? {
-              estimateMs: num(ewma.estimate[i]),
-              bonusMs: ewma.bonus[i] as number,
-              samples: ewma.samples[i] as number,
-              weight: ewma.weight[i] as number,
-            }
-          : undefined,
-      staticWeight: s.statics[i] as number,
-      fairWeight: s.fair[i] as number,
-      previousWeight: s.prevPub[i] as number,
-      rawWeight: serving ? (s.raw[i] as number) : (s.fair[i] as number),
-      weight: serving ? (s.cand[i] as number) : (s.fair[i] as number),
-      publishedWeight: s.pub[i] as number,
+      inputs: this.inputs(i),
+      pid: this.pid(i),
+      ewma: this.ewma(i, serving),
+      staticWeight: at(s.statics, i),
+      fairWeight: at(s.fair, i),
+      previousWeight: at(s.prevPub, i),
+      rawWeight: serving ? at(s.raw, i) : at(s.fair, i),
+      weight: serving ? at(s.cand, i) : at(s.fair, i),
+      publishedWeight: at(s.pub, i),
       integerWeight: s.weights.get(key) as number,
-      rules: rulesOf(s.rules[i] as number),
+      rules: rulesOf(at(s.rules, i)),
+      ...(ejection !== undefined ? { ejection } : {}),
       notes: s.failStatic && serving ? [FAIL_STATIC_NOTE] : [],
+    };
+  }
+
+  private inputs(i: number): Explanation['inputs'] {
+    const s = this.snap;
+    const sample = s.samples[i];
+    return {
+      utilization: num(s.util?.[i]),
+      errorRate: num(s.errorRate[i]),
+      cpu: sample?.cpu,
+      inflight: sample?.inflight,
+      latencyMs: sample?.latencyMs,
+      errors: sample?.errors,
+      rps: sample?.rps,
+      probeLatencyMs: s.probeLatency[i],
+    };
+  }
+
+  private pid(i: number): Explanation['pid'] {
+    const pid = this.snap.pid;
+    if (pid === undefined || Number.isNaN(at(pid.setpoint, i))) return undefined;
+    return {
+      setpoint: at(pid.setpoint, i),
+      measurement: at(pid.measurement, i),
+      error: at(pid.error, i),
+      p: at(pid.p, i),
+      i: at(pid.i, i),
+      d: at(pid.d, i),
+      output: at(pid.output, i),
+      multiplier: at(pid.multiplier, i),
+      updated: pid.updated[i] === 1,
+    };
+  }
+
+  private ewma(i: number, serving: boolean): Explanation['ewma'] {
+    const ewma = this.snap.ewma;
+    if (ewma === undefined || !serving) return undefined;
+    return {
+      estimateMs: num(ewma.estimate[i]),
+      bonusMs: at(ewma.bonus, i),
+      samples: at(ewma.samples, i),
+      weight: at(ewma.weight, i),
     };
   }
 }

@@ -4,14 +4,13 @@
  */
 import {
   BLEND_PID_DEFAULTS,
-  SAFETY_DEFAULTS,
+  UTILIZATION_METRICS,
   type BlendParts,
   type EngineEndpoint,
   type Freshness,
   type OperatorHealth,
   type Sample,
   type SafetySettings,
-  type UtilizationMetric,
   type WeightingPolicy,
 } from './types.js';
 
@@ -19,21 +18,7 @@ const BLEND_TOLERANCE = 1e-6;
 
 // --- validation ----------------------------------------------------------------------------
 
-export function resolveSafety(...layers: (Partial<SafetySettings> | undefined)[]): SafetySettings {
-  const s: SafetySettings = Object.assign({}, SAFETY_DEFAULTS, ...layers.filter((l) => l !== undefined));
-  const positive = (name: keyof SafetySettings): void => {
-    if (!(Number.isFinite(s[name]) && s[name] > 0)) throw new RangeError(`${name} must be finite and > 0, got ${s[name]}`);
-  };
-  positive('tickMs');
-  positive('decayHalfLifeMs');
-  if (!(s.maxStepRatio > 1 && Number.isFinite(s.maxStepRatio))) throw new RangeError(`maxStepRatio must be > 1, got ${s.maxStepRatio}`);
-  if (!(s.minWeightRatio > 0 && s.minWeightRatio <= 1)) throw new RangeError(`minWeightRatio must be in (0, 1], got ${s.minWeightRatio}`);
-  if (!(s.maxWeightRatio >= 1 && Number.isFinite(s.maxWeightRatio))) throw new RangeError(`maxWeightRatio must be >= 1, got ${s.maxWeightRatio}`);
-  if (!(s.hysteresis >= 0 && s.hysteresis < 1)) throw new RangeError(`hysteresis must be in [0, 1), got ${s.hysteresis}`);
-  if (!(s.staleAfterMs >= 0)) throw new RangeError(`staleAfterMs must be >= 0, got ${s.staleAfterMs}`);
-  if (!(s.decayAfterMs >= s.staleAfterMs)) throw new RangeError(`decayAfterMs must be >= staleAfterMs`);
-  return s;
-}
+export { resolveSafety, resolveEjection } from '../../catalog/policy.js';
 
 /** Fractions of each strategy, validated; pure policies are a blend with one part at 1. */
 export interface ResolvedParts {
@@ -73,7 +58,9 @@ export function validatePolicy(policy: WeightingPolicy): void {
       throw new RangeError(`setpoint must be 'mean' or a number in [0, 1], got ${String(setpoint)}`);
     }
     const metric = policy.metric ?? BLEND_PID_DEFAULTS.metric;
-    if (metric !== 'cpu' && metric !== 'inflight' && metric !== 'max') throw new RangeError(`unknown metric ${String(metric)}`);
+    if (!(UTILIZATION_METRICS as readonly string[]).includes(metric)) {
+      throw new RangeError(`unknown metric ${String(metric)} (allowed: ${UTILIZATION_METRICS.join(', ')})`);
+    }
     const k = policy.actuationGain;
     if (k !== undefined && !(Number.isFinite(k) && k > 0)) throw new RangeError(`actuationGain must be > 0, got ${k}`);
     for (const [name, g] of Object.entries(policy.gains ?? {})) {
@@ -81,6 +68,10 @@ export function validatePolicy(policy: WeightingPolicy): void {
     }
   }
   validateEwmaSettings(policy);
+  if (policy.kind !== 'static') {
+    const p = policy.errorPenalty;
+    if (p !== undefined && !(Number.isFinite(p) && p >= 0 && p <= 10)) throw new RangeError(`errorPenalty must be in [0, 10], got ${p}`);
+  }
 }
 
 export function validateEwmaSettings(policy: WeightingPolicy): void {
@@ -147,7 +138,7 @@ export interface UtilizationInput {
  * otherwise relative load (inflight / static weight) divided by the largest such value, so the
  * busiest endpoint reads 1. 'max' takes the larger of cpu and the inflight utilization.
  */
-export function utilizations(metric: UtilizationMetric, inputs: readonly UtilizationInput[]): (number | undefined)[] {
+export function utilizations(metric: 'cpu' | 'inflight' | 'max', inputs: readonly UtilizationInput[]): (number | undefined)[] {
   let inflight: (number | undefined)[] = [];
   if (metric !== 'cpu') {
     const withInflight = inputs.filter((x) => x.sample.inflight !== undefined);
@@ -204,15 +195,15 @@ export function clampToBounds(
 
 /** Whether any candidate (among `include`d ones, default all) moved by more than `threshold` relative to what is published. */
 export function exceedsHysteresis(
-  candidate: readonly number[],
-  published: readonly number[],
+  candidate: ArrayLike<number>,
+  published: ArrayLike<number>,
   threshold: number,
-  include?: readonly number[],
+  include?: ArrayLike<number>,
 ): boolean {
   for (let i = 0; i < candidate.length; i++) {
     if (include !== undefined && !include[i]) continue;
-    const p = published[i] as number;
-    if (Math.abs((candidate[i] as number) / p - 1) > threshold) return true;
+    const p = published[i] ?? 0;
+    if (Math.abs((candidate[i] ?? 0) / p - 1) > threshold) return true;
   }
   return false;
 }

@@ -9,7 +9,6 @@
  * fair share, see `fairWeight` in stages.ts); only the integer conversion at the end
  * produces what Envoy sees.
  */
-import type { PidGains } from '../pid.js';
 import type { HealthOptions, HealthState } from '../health.js';
 
 // --- inputs --------------------------------------------------------------------------------
@@ -57,89 +56,44 @@ export interface ProbeResult {
   readonly latencyMs?: number;
 }
 
-// --- policies ------------------------------------------------------------------------------
+// --- policies and safety: domain types, declared with the catalog ---------------------------
 
-export type UtilizationMetric = 'cpu' | 'inflight' | 'max';
-
-export interface PidSettings {
-  /** 'mean': equalize utilization across the cluster (Robinhood); a number: fixed target in 0..1. */
-  readonly setpoint: 'mean' | number;
-  readonly metric: UtilizationMetric;
-  /** Default: the seed's kp 0.5, ki 0.1, kd 0.05, per tick. */
-  readonly gains?: Partial<PidGains>;
-  /**
-   * k in w ← w · exp(k · output). Default 1 (PID_ACTUATION_GAIN): with the output clamped to
-   * [−1, 1] one tick can move a weight by at most e^±k before the step limit.
-   */
-  readonly actuationGain?: number;
-}
-
-export interface EwmaSettings {
-  /** Share of a new latency sample at one sample per tick. Default 0.3 (seed). */
-  readonly decay?: number;
-  /** Numerator of the exploration bonus bonus = explorationBonus / (n + 1), ms. Default 1000. */
-  readonly explorationBonus?: number;
-}
-
-export interface BlendParts {
-  readonly pid?: number;
-  readonly ewma?: number;
-  readonly static?: number;
-}
-
-export type WeightingPolicy =
-  | { readonly kind: 'static' }
-  | ({ readonly kind: 'pid' } & PidSettings)
-  | ({ readonly kind: 'ewma' } & EwmaSettings)
-  | ({
-      readonly kind: 'blend';
-      /** Fractions >= 0 summing to 1 (±1e-6). */
-      readonly parts: BlendParts;
-    } & Partial<PidSettings> &
-      EwmaSettings);
-
-export type PolicyKind = WeightingPolicy['kind'];
+export {
+  UTILIZATION_METRICS,
+  type UtilizationMetric,
+  type PidSettings,
+  type EwmaSettings,
+  type BlendParts,
+  type AdaptiveSettings,
+  type WeightingPolicy,
+  type PolicyKind,
+  type SafetySettings,
+  type EjectionSettings,
+  SAFETY_DEFAULTS,
+  EJECTION_DEFAULTS,
+  resolveSafety,
+  resolveEjection,
+} from '../../catalog/policy.js';
+import type { EjectionSettings, PidSettings, PolicyKind, SafetySettings, UtilizationMetric } from '../../catalog/policy.js';
 
 /** Defaults for the PID part of a blend that does not name setpoint or metric. */
-export const BLEND_PID_DEFAULTS = { setpoint: 'mean', metric: 'cpu' } as const satisfies PidSettings;
+export const BLEND_PID_DEFAULTS = { setpoint: 'mean', metric: 'cpu-latency' } as const satisfies PidSettings;
+export const DEFAULT_PID_METRIC: UtilizationMetric = 'cpu-latency';
 export const PID_ACTUATION_GAIN = 1;
+export const DEFAULT_ERROR_PENALTY = 1;
 
 // --- safety --------------------------------------------------------------------------------
 
-export interface SafetySettings {
-  /** Expected tick interval; PID gains are per tick, and the first tick's decay uses it. */
-  readonly tickMs: number;
-  /** Per tick, a weight moves by at most ×maxStepRatio or ÷maxStepRatio (relative to what was published). */
-  readonly maxStepRatio: number;
-  /** Floor, as a fraction of the endpoint's fair share (static weight × cluster scale). */
-  readonly minWeightRatio: number;
-  /** Ceiling, as a multiple of the endpoint's fair share. */
-  readonly maxWeightRatio: number;
-  /** Publish only if some endpoint's weight moved by more than this relative amount. */
-  readonly hysteresis: number;
-  /** Samples older than this are stale: the endpoint's weight is held. */
-  readonly staleAfterMs: number;
-  /** Samples older than this have expired: the weight decays toward the fair share. */
-  readonly decayAfterMs: number;
-  /** Half-life (in log-weight) of that decay. */
-  readonly decayHalfLifeMs: number;
-}
 
-export const SAFETY_DEFAULTS = {
-  tickMs: 1000,
-  maxStepRatio: 1.25,
-  minWeightRatio: 0.05,
-  maxWeightRatio: 20,
-  hysteresis: 0.02,
-  staleAfterMs: 5_000,
-  decayAfterMs: 30_000,
-  decayHalfLifeMs: 30_000,
-} as const satisfies SafetySettings;
+
+
 
 export interface WeightEngineOptions {
   /** Engine-wide safety settings; `setCluster` may override per cluster. */
   readonly safety?: Partial<SafetySettings>;
-  /** Passed to every endpoint's HealthTracker (default: 3 failures out, 3 successes back, 5 min backoff). */
+  /** Engine-wide ejection settings; `setCluster` may override per cluster. */
+  readonly ejection?: Partial<EjectionSettings>;
+  /** Passed to every endpoint's HealthTracker (default: 3 failures out, 3 successes back, 5 s backoff). */
   readonly health?: HealthOptions;
   /** Integer the largest weight of a tick maps to (see integer-weights.ts). Default 100,000. */
   readonly integerResolution?: number;
@@ -159,8 +113,14 @@ export type SafetyRule = (typeof SAFETY_RULES)[number];
 export const SAFETY_RULES = [
   'operator-unhealthy',
   'probe-unhealthy',
+  'ejected', // fleet outlier detector: error rate far above its peers' (see EjectionSettings)
   'fail-static', // every eligible endpoint would be out: all published HEALTHY at static weights
   'joined', // new, returning or re-weighted endpoint: starts at its fair share
+  'probation', // back from an ejection: starts at a quarter of its fair share
+  'error-penalty', // its error rate lowered its weight
+  'latency-penalty', // slower than the cluster median: counted as busier
+  'deadband', // within the deadband of the setpoint: left alone
+  'low-load-hold', // every endpoint nearly idle: nothing to balance
   'awaiting-sample', // fresh, but no sample since the controller last ran: controller held
   'exploration', // EWMA: unmeasured endpoint weighted optimistically
   'stale-hold',
@@ -196,6 +156,8 @@ export interface EwmaExplanation {
 
 export interface ExplanationInputs {
   readonly utilization?: number;
+  /** Smoothed share of failed requests, 0..1 (errors / requests over errorWindowMs). */
+  readonly errorRate?: number;
   readonly cpu?: number;
   readonly inflight?: number;
   readonly latencyMs?: number;
@@ -227,6 +189,8 @@ export interface Explanation {
   readonly publishedWeight: number;
   readonly integerWeight: number;
   readonly rules: readonly SafetyRule[];
+  /** Why the fleet outlier detector ejected it, and until when (ms). */
+  readonly ejection?: { readonly reason: string; readonly until: number; readonly count: number };
   /** Human-readable remarks (fail static, why data was unusable, …); usually empty. */
   readonly notes: readonly string[];
 }

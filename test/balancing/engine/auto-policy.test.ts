@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { choosePolicy, LOCALITY_TIER_THRESHOLD } from '../../../src/balancing/engine/auto-policy.js';
+import { choosePolicy, LOCALITY_TIER_THRESHOLD } from '../../../src/catalog/auto-policy.js';
 import { validatePolicy } from '../../../src/balancing/engine/stages.js';
 
 describe('choosePolicy: the decision table', () => {
@@ -19,7 +19,7 @@ describe('choosePolicy: the decision table', () => {
   it('heterogeneous capacity → PID weights (equalize cpu) under ROUND_ROBIN', () => {
     expect(choosePolicy({ endpointCount: 10, heterogeneousCapacity: true })).toMatchObject({
       lbPolicy: 'ROUND_ROBIN',
-      weighting: { kind: 'pid', setpoint: 'mean', metric: 'cpu' },
+      weighting: { kind: 'pid', setpoint: 'mean', metric: 'cpu-latency' },
     });
   });
 
@@ -27,8 +27,8 @@ describe('choosePolicy: the decision table', () => {
     expect(choosePolicy({ endpointCount: 10, longLivedConnections: true }).lbPolicy).toBe('LEAST_REQUEST');
   });
 
-  it('latency-sensitive → EWMA weights', () => {
-    expect(choosePolicy({ endpointCount: 10, latencySensitive: true }).weighting).toEqual({ kind: 'ewma' });
+  it('latency-sensitive → PID weights that count latency above the cluster median as load', () => {
+    expect(choosePolicy({ endpointCount: 10, latencySensitive: true }).weighting).toEqual({ kind: 'pid', setpoint: 'mean', metric: 'cpu-latency' });
   });
 
   it('1000+ endpoints → locality-tiered', () => {
@@ -62,8 +62,8 @@ describe('choosePolicy: the decision table', () => {
         weighting: { kind: 'pid' },
       });
       expect(choosePolicy({ endpointCount: 10, heterogeneousCapacity: true, latencySensitive: true }).weighting).toMatchObject({
-        kind: 'blend',
-        parts: { pid: 0.5, ewma: 0.5 },
+        kind: 'pid',
+        metric: 'cpu-latency',
       });
     });
   });

@@ -4,7 +4,7 @@
  * capacity (+ seeded noise). One `step()` = one report from every endpoint + one engine tick.
  */
 import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
-import type { ClusterTick, SafetySettings, WeightingPolicy } from '../../../src/balancing/engine/types.js';
+import type { ClusterTick, EjectionSettings, SafetySettings, WeightingPolicy } from '../../../src/balancing/engine/types.js';
 
 /** mulberry32: small seeded PRNG, uniform in [0, 1). */
 export function prng(seed: number): () => number {
@@ -27,7 +27,10 @@ export interface FleetOptions {
   readonly seed: number;
   readonly policy: WeightingPolicy;
   readonly safety?: Partial<SafetySettings>;
+  readonly ejection?: Partial<EjectionSettings>;
   readonly tickMs?: number;
+  /** Requests per second per unit of load (for rps and error reports; default 100). */
+  readonly rpsPerUnit?: number;
 }
 
 export class Fleet {
@@ -37,6 +40,10 @@ export class Fleet {
   weights: number[];
   /** Whether each endpoint receives traffic (published HEALTHY). */
   healthy: boolean[];
+  /** Share of each endpoint's requests answered with a fast error (no CPU spent on them). */
+  errorRates: number[];
+  /** Each endpoint's reported latency, ms (undefined: not reported). */
+  latencies: (number | undefined)[];
   now = 0;
   last: ClusterTick | undefined;
   private readonly rand: () => number;
@@ -44,7 +51,9 @@ export class Fleet {
   readonly tickMs: number;
 
   constructor(private readonly o: FleetOptions) {
-    this.engine = new WeightEngine(o.safety ? { safety: o.safety } : {});
+    this.engine = new WeightEngine({ ...(o.safety ? { safety: o.safety } : {}), ...(o.ejection ? { ejection: o.ejection } : {}) });
+    this.errorRates = o.capacities.map(() => 0);
+    this.latencies = o.capacities.map(() => undefined);
     this.keys = o.capacities.map((_, i) => `10.0.0.${i + 1}:8080`);
     this.capacities = [...o.capacities];
     this.weights = o.capacities.map(() => 1);
@@ -59,11 +68,16 @@ export class Fleet {
     );
   }
 
-  /** Utilization of each endpoint under the current published weights (no noise); 0 when out of rotation. */
-  utilization(): number[] {
+  /** Load units each endpoint receives under the current published weights; 0 when out of rotation. */
+  offered(): number[] {
     const effective = this.weights.map((w, i) => (this.healthy[i] ? w : 0));
     const total = effective.reduce((a, b) => a + b, 0);
-    return effective.map((w, i) => (this.load * (w / total)) / (this.capacities[i] as number));
+    return effective.map((w) => this.load * (w / total));
+  }
+
+  /** Utilization of each endpoint (no noise): the requests it really serves over its capacity. */
+  utilization(): number[] {
+    return this.offered().map((x, i) => (x * (1 - (this.errorRates[i] as number))) / (this.capacities[i] as number));
   }
 
   /** max / mean of the utilization of the endpoints in rotation (the Robinhood figure). */
@@ -82,10 +96,20 @@ export class Fleet {
     this.now += this.tickMs;
     if (report) {
       const u = this.utilization();
+      const offered = this.offered();
+      const perUnit = this.o.rpsPerUnit ?? 100;
       this.keys.forEach((key, i) => {
         if (!this.healthy[i]) return;
         const noisy = (u[i] as number) * (1 + this.o.noise * (2 * this.rand() - 1));
-        this.engine.observeSample('svc', key, { at: this.now, cpu: Math.min(1, Math.max(0, noisy)) });
+        const rps = (offered[i] as number) * perUnit;
+        const latencyMs = this.latencies[i];
+        this.engine.observeSample('svc', key, {
+          at: this.now,
+          cpu: Math.min(1, Math.max(0, noisy)),
+          rps,
+          errors: rps * (this.errorRates[i] as number),
+          ...(latencyMs !== undefined ? { latencyMs } : {}),
+        });
       });
     }
     const tick = this.engine.tick(this.now).clusters.get('svc') as ClusterTick;

@@ -220,7 +220,7 @@ describe('WeightEngine: PID controller', () => {
   });
 
   it('holds small changes below the hysteresis band and reuses the published integers', () => {
-    const engine = new WeightEngine({ safety: { hysteresis: 0.05 } });
+    const engine = new WeightEngine({ safety: { hysteresis: 0.05, deadband: 0 } });
     engine.setCluster('svc', eps(1, 1), PID);
     const t0 = cluster(engine, 0);
     engine.observeSample('svc', key(0), { at: 1_000, cpu: 0.51 });

@@ -3,9 +3,9 @@
  *
  *   trait                     → choice
  *   session affinity          → RING_HASH on the header or cookie (MAGLEV from LOCALITY_TIER_THRESHOLD endpoints)
- *   heterogeneous capacity    → PID-weighted (ROUND_ROBIN with weights, setpoint = cluster mean cpu)
+ *   heterogeneous capacity    → PID-weighted (ROUND_ROBIN with weights, setpoint = cluster mean)
  *   long-lived connections    → LEAST_REQUEST
- *   latency-sensitive         → EWMA-weighted
+ *   latency-sensitive         → PID on cpu + latency excess (the seed said EWMA; see 3.)
  *   1000+ endpoints           → locality-tiered
  *
  * Precedence when several apply (the traits decide different things, so most combine):
@@ -20,16 +20,19 @@
  *  2. Long-lived connections choose LEAST_REQUEST over ROUND_ROBIN: a round-robin choice made
  *     once per long connection piles streams onto whichever hosts were picked early, while
  *     least-request (power of two choices) balances the active requests it can see.
- *  3. Weighting, orthogonal to 2: heterogeneous → PID; latency-sensitive → EWMA; both → a
- *     blend (pid 0.5, ewma 0.5): capacity differences are durable and PID removes them,
- *     latency reacts to what PID cannot see (GC pauses, noisy neighbors). Envoy applies
- *     endpoint weights under both ROUND_ROBIN and LEAST_REQUEST.
+ *  3. Weighting, orthogonal to 2: heterogeneous capacity, latency sensitivity or both → PID
+ *     with the cpu-latency metric: it equalizes CPU and counts an endpoint slower than its
+ *     peers as busier, so a backend slowed by a dependency loses traffic. The seed's EWMA (and
+ *     a 50/50 blend) were measured worse: EWMA alone balances utilization poorly (max/avg
+ *     ~1.2) and in a blend the PID part pushed back what the EWMA part took away
+ *     (bench/RESULTS.md). Errors count against an endpoint under every adaptive policy. Envoy
+ *     applies endpoint weights under both ROUND_ROBIN and LEAST_REQUEST.
  *  4. Locality tiering is independent of everything else: at 1000+ endpoints a flat
  *     endpoint list costs every proxy memory and every EDS push bandwidth, and cross-zone
  *     traffic dominates; tiering keeps traffic zone-local first.
  *  5. No trait: ROUND_ROBIN with static weights.
  */
-import type { WeightingPolicy } from './types.js';
+import type { WeightingPolicy } from './policy.js';
 
 export const LOCALITY_TIER_THRESHOLD = 1000;
 
@@ -88,17 +91,10 @@ export function choosePolicy(traits: ServiceTraits): AutoPolicy {
   const lbPolicy: AutoLbPolicy = traits.longLivedConnections ? 'LEAST_REQUEST' : 'ROUND_ROBIN';
   const parts: string[] = [traits.longLivedConnections ? 'long-lived connections: LEAST_REQUEST' : 'ROUND_ROBIN'];
   let weighting: WeightingPolicy;
-  if (traits.heterogeneousCapacity && traits.latencySensitive) {
-    // The EWMA settings the headline demo measured as stable (bench/RESULTS.md): the seed's decay 0.3
-    // and exploration bonus made the 50/50 blend oscillate.
-    weighting = { kind: 'blend', parts: { pid: 0.5, ewma: 0.5 }, setpoint: 'mean', metric: 'cpu', decay: 0.05, explorationBonus: 0 };
-    parts.push('heterogeneous capacity and latency-sensitive: blend of PID (equalize cpu) and EWMA latency weights, 50/50');
-  } else if (traits.heterogeneousCapacity) {
-    weighting = { kind: 'pid', setpoint: 'mean', metric: 'cpu' };
-    parts.push('heterogeneous capacity: PID weights equalizing cpu utilization');
-  } else if (traits.latencySensitive) {
-    weighting = { kind: 'ewma' };
-    parts.push('latency-sensitive: EWMA latency weights');
+  if (traits.heterogeneousCapacity || traits.latencySensitive) {
+    weighting = { kind: 'pid', setpoint: 'mean', metric: 'cpu-latency' };
+    const why = [traits.heterogeneousCapacity ? 'heterogeneous capacity' : '', traits.latencySensitive ? 'latency-sensitive' : ''].filter((x) => x !== '');
+    parts.push(`${why.join(' and ')}: PID weights equalizing cpu, with latency above the cluster median counted as load`);
   } else {
     weighting = { kind: 'static' };
     parts.push('static weights');

@@ -1,0 +1,46 @@
+/**
+ * Stage 3, the controller: the policy's parts (PID, EWMA, static) each yield a weight vector over
+ * the serving endpoints, and the target is their fraction-weighted sum of shares. Failing static,
+ * the target is the fair share. A pure policy's vector already sums to the previous total.
+ */
+import type { ClusterState, EndpointState } from '../state.js';
+import { at, type Frame } from './frame.js';
+import { runEwma } from './ewma.js';
+import { runPid } from './pid.js';
+
+/** Fills f.raw; returns the PID setpoint when there is one. */
+export function runController(c: ClusterState, f: Frame): number | undefined {
+  if (f.failStatic) {
+    for (let i = 0; i < f.n; i++) f.raw[i] = f.serving[i] ? at(f.fair, i) : 0;
+    return undefined;
+  }
+  let setpoint: number | undefined;
+  const vectors: { part: number; x: Float64Array }[] = [];
+  if (c.parts.pid > 0) {
+    setpoint = runPid(c, f);
+    const x = new Float64Array(f.n);
+    for (let i = 0; i < f.n; i++) if (f.serving[i]) x[i] = (c.order[i] as EndpointState).pidW ?? 0;
+    vectors.push({ part: c.parts.pid, x });
+  }
+  if (c.parts.ewma > 0) vectors.push({ part: c.parts.ewma, x: runEwma(c, f) });
+  if (c.parts.static > 0) vectors.push({ part: c.parts.static, x: f.fair });
+  mix(f, vectors);
+  return setpoint;
+}
+
+function mix(f: Frame, vectors: readonly { part: number; x: Float64Array }[]): void {
+  const only = vectors.length === 1 ? vectors[0] : undefined;
+  if (only !== undefined) {
+    for (let i = 0; i < f.n; i++) if (f.serving[i]) f.raw[i] = at(only.x, i);
+    return;
+  }
+  let anchor = 0;
+  for (let i = 0; i < f.n; i++) if (f.serving[i]) anchor += at(f.prevW, i);
+  for (const { part, x } of vectors) {
+    let sx = 0;
+    for (let i = 0; i < f.n; i++) if (f.serving[i]) sx += at(x, i);
+    if (!(sx > 0)) continue;
+    const m = (part * anchor) / sx;
+    for (let i = 0; i < f.n; i++) if (f.serving[i]) f.raw[i] = at(f.raw, i) + at(x, i) * m;
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The fleet outlier detector (runs before the health gate). It sees every proxy's reports of an
+ * endpoint, so it judges the endpoint on the fleet's traffic, not one sidecar's share:
+ *
+ * - all-failing: the latest report shows (nearly) every request failing, with some volume: out
+ *   within one signal interval, not through stale-hold and slow decay;
+ * - failure-percentage: the smoothed error rate is at least failureRatio;
+ * - success-rate (Envoy's rule): success rate below the median − max(stdevFactor × σ, minGap),
+ *   with at least three endpoints carrying enough requests.
+ *
+ * Every rule needs the endpoint's peers to be doing clearly better (their median error rate below
+ * half the threshold): when the whole cluster fails, the fault is not the endpoint's, and ejecting
+ * would only concentrate the load. At most maxEjectedRatio of the cluster is ejected at once (at
+ * least one endpoint when it has two or more), worst first, and never the last serving endpoint.
+ *
+ * Back-off: an ejection lasts baseEjectionMs × 2^level (capped). The level rises only when an
+ * endpoint relapses after it came back (served enough clean traffic after its release): an
+ * endpoint that never recovered is retried at the same pace, a flapping one less and less often.
+ * It returns to zero after maxEjectionMs without an ejection.
+ */
+import type { ErrorReading } from '../error-window.js';
+import type { EndpointState, EjectionState } from '../state.js';
+import type { EjectionSettings } from '../types.js';
+import { at, type Frame } from './frame.js';
+
+export interface EjectionVerdict {
+  readonly index: number;
+  readonly reason: string;
+  /** How bad: the rule's error rate (worst first when the cap bites). */
+  readonly severity: number;
+}
+
+/** Pure judgement: which of the `readings` (endpoints in rotation) to eject, given how many already are. */
+export function judgeOutliers(
+  readings: readonly (ErrorReading | undefined)[],
+  total: number,
+  alreadyEjected: number,
+  s: EjectionSettings,
+): EjectionVerdict[] {
+  const judged: number[] = [];
+  for (let i = 0; i < readings.length; i++) {
+    const r = readings[i];
+    if (r !== undefined && r.requests >= s.minRequests && !Number.isNaN(r.rate)) judged.push(i);
+  }
+  const rates = judged.map((i) => (readings[i] as ErrorReading).rate);
+  const verdicts: EjectionVerdict[] = [];
+  const sigma = stdev(rates);
+  for (let i = 0; i < readings.length; i++) {
+    const r = readings[i];
+    if (r === undefined) continue;
+    const peers = peerMedian(judged, rates, i);
+    const v = ruleFor(r, peers, sigma, judged.length, s);
+    if (v !== undefined) verdicts.push({ index: i, ...v });
+  }
+  const cap = total >= 2 ? Math.max(1, Math.floor(s.maxEjectedRatio * total)) : 0;
+  const serving = readings.filter((r) => r !== undefined).length;
+  const room = Math.max(0, Math.min(cap - alreadyEjected, serving - 1));
+  return verdicts.sort((a, b) => b.severity - a.severity).slice(0, room);
+}
+
+function ruleFor(
+  r: ErrorReading,
+  peers: number,
+  sigma: number,
+  judgedCount: number,
+  s: EjectionSettings,
+): { reason: string; severity: number } | undefined {
+  const peersFine = (threshold: number): boolean => Number.isNaN(peers) || peers < threshold / 2;
+  const lastVolume = Math.max(1, s.minRequests / 4);
+  if (r.lastRequests >= lastVolume && r.lastRate >= s.allFailingRatio && peersFine(s.allFailingRatio)) {
+    return { reason: `all-failing: ${pct(r.lastRate)} of ${Math.round(r.lastRequests)} requests failed in the latest report`, severity: 1 + r.lastRate };
+  }
+  if (r.requests < s.minRequests || Number.isNaN(r.rate)) return undefined;
+  if (r.rate >= s.failureRatio && peersFine(s.failureRatio)) {
+    return { reason: `failure-percentage: error rate ${pct(r.rate)} ≥ ${pct(s.failureRatio)} (peers' median ${pct(peers)})`, severity: r.rate };
+  }
+  if (judgedCount >= 3 && !Number.isNaN(peers)) {
+    const gap = Math.max(s.successRateStdevFactor * sigma, s.minGap);
+    if (1 - r.rate < 1 - peers - gap) {
+      return { reason: `success-rate: ${pct(1 - r.rate)} vs peers' median ${pct(1 - peers)} (allowed gap ${pct(gap)})`, severity: r.rate };
+    }
+  }
+  return undefined;
+}
+
+const pct = (x: number): string => (Number.isNaN(x) ? 'n/a' : `${(x * 100).toFixed(1)}%`);
+
+/** Median of the judged endpoints' rates, leaving out endpoint i itself. NaN when no peer. */
+function peerMedian(judged: readonly number[], rates: readonly number[], self: number): number {
+  const others: number[] = [];
+  for (let j = 0; j < judged.length; j++) if (judged[j] !== self) others.push(rates[j] as number);
+  if (others.length === 0) return Number.NaN;
+  others.sort((a, b) => a - b);
+  const mid = others.length >> 1;
+  return others.length % 2 === 1 ? (others[mid] as number) : ((others[mid - 1] as number) + (others[mid] as number)) / 2;
+}
+
+function stdev(xs: readonly number[]): number {
+  if (xs.length < 2) return 0;
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / xs.length);
+}
+
+/**
+ * Stage 0: releases ejections whose back-off is over, judges the endpoints in rotation and
+ * ejects the outliers. Updates each endpoint's EjectionState; the health gate reads it.
+ * `inRotation(i)` says whether the operator and the probes let endpoint i serve.
+ */
+export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, inRotation: (i: number) => boolean): void {
+  const readings: (ErrorReading | undefined)[] = new Array<undefined>(f.n).fill(undefined);
+  let ejected = 0;
+  for (let i = 0; i < f.n; i++) {
+    const e = eps[i] as EndpointState;
+    release(e.ejection, e, f.now, s);
+    const r = e.errors.reading(f.now);
+    f.errorRate[i] = r.rate;
+    if (e.ejection.until !== undefined) ejected++;
+    else if (inRotation(i)) {
+      noteRecovery(e.ejection, r, s);
+      readings[i] = r;
+    }
+  }
+  if (!s.enabled) return;
+  for (const v of judgeOutliers(readings, f.n, ejected, s)) eject((eps[v.index] as EndpointState).ejection, v.reason, f.now, s);
+  for (let i = 0; i < f.n; i++) if (at(f.errorRate, i) > 1) f.errorRate[i] = 1;
+}
+
+function release(j: EjectionState, e: EndpointState, now: number, s: EjectionSettings): void {
+  j.releasedNow = false;
+  if (j.until !== undefined && now >= j.until) {
+    j.until = undefined;
+    j.onProbation = true;
+    j.releasedNow = true;
+    j.releasedAt = now;
+    e.errors.reset();
+  }
+  if (j.until === undefined && j.level > 0 && j.releasedAt !== undefined && now - j.releasedAt >= s.maxEjectionMs) j.level = 0;
+}
+
+/** An endpoint on probation that served enough clean traffic has come back. */
+function noteRecovery(j: EjectionState, r: ErrorReading, s: EjectionSettings): void {
+  if (j.onProbation && r.requests >= s.minRequests && r.rate < s.failureRatio / 2) j.onProbation = false;
+}
+
+function eject(j: EjectionState, reason: string, now: number, s: EjectionSettings): void {
+  const relapse = j.count > 0 && !j.onProbation;
+  if (relapse) j.level++;
+  const ms = Math.min(s.maxEjectionMs, s.baseEjectionMs * 2 ** j.level);
+  j.until = now + ms;
+  j.reason = reason;
+  j.count++;
+}

@@ -1,0 +1,76 @@
+/**
+ * Stage 3b, EWMA latency weights: weight ∝ static weight / max(estimate − bonus, 1 ms) (ewma.ts),
+ * times successRate^(4 × errorPenalty), so a backend that answers errors fast does not look like
+ * the fastest one. An endpoint with no latency sample yet is weighted optimistically, as the best
+ * measured endpoint, so it keeps being explored without the bonus alone (1/1 ms) sending it 20×
+ * the traffic. The steered endpoints are renormalized to their previous sum.
+ */
+import type { ClusterState, EndpointState } from '../state.js';
+import { classifyFreshness } from '../stages.js';
+import { at, mark, newEwmaFrame, ruleBit, type EwmaFrame, type Frame } from './frame.js';
+
+const R_EXPLORATION = ruleBit('exploration');
+const R_ERROR = ruleBit('error-penalty');
+
+/** A vector over the endpoints (prevW for the ones it does not steer). */
+export function runEwma(c: ClusterState, f: Frame): Float64Array {
+  const x = new Float64Array(f.n);
+  const ex = newEwmaFrame(f.n);
+  f.ewma = ex;
+  const { steered, maxMeasured } = pickSteered(c, f, x, ex);
+  if (steered.length === 0) return x;
+  let prevSum = 0;
+  let newSum = 0;
+  const targets = new Float64Array(steered.length);
+  steered.forEach((i, j) => {
+    const e = c.order[i] as EndpointState;
+    let r = at(ex.weight, i);
+    if (e.ewma.samples === 0) {
+      r = maxMeasured > 0 ? Math.min(r, maxMeasured) : 1;
+      mark(f, i, R_EXPLORATION);
+    }
+    const t = e.staticWeight * r * successFactor(c, f, i);
+    targets[j] = t;
+    newSum += t;
+    prevSum += at(f.prevW, i);
+  });
+  const m = newSum > 0 ? prevSum / newSum : 1;
+  steered.forEach((i, j) => (x[i] = at(targets, j) * m));
+  return x;
+}
+
+function pickSteered(c: ClusterState, f: Frame, x: Float64Array, ex: EwmaFrame): { steered: number[]; maxMeasured: number } {
+  const steered: number[] = [];
+  let maxMeasured = 0;
+  for (let i = 0; i < f.n; i++) {
+    if (!f.serving[i]) continue;
+    x[i] = at(f.prevW, i);
+    const ewma = (c.order[i] as EndpointState).ewma;
+    const weight = ewma.weight();
+    ex.estimate[i] = ewma.estimate ?? Number.NaN;
+    ex.bonus[i] = ewma.bonus();
+    ex.samples[i] = ewma.samples;
+    ex.weight[i] = weight;
+    if (ewma.samples === 0) {
+      steered.push(i);
+      continue;
+    }
+    const latencyAge = Math.max(0, f.now - (ewma.lastSampleAt ?? f.now));
+    if (classifyFreshness(latencyAge, c.safety) !== 'fresh') continue;
+    steered.push(i);
+    if (weight > maxMeasured) maxMeasured = weight;
+  }
+  return { steered, maxMeasured };
+}
+
+/**
+ * successRate^(4 × penalty): 1 without errors, 0.66 at 10%, 0.06 at 50% with the default penalty.
+ * Strong on purpose: fast errors also lower an endpoint's mean latency, which EWMA rewards.
+ */
+function successFactor(c: ClusterState, f: Frame, i: number): number {
+  const r = at(f.errorRate, i);
+  if (Number.isNaN(r) || r <= 0 || c.errorPenalty <= 0) return 1;
+  const factor = Math.max(1e-3, 1 - r) ** (4 * c.errorPenalty);
+  if (factor < 0.98) mark(f, i, R_ERROR);
+  return factor;
+}

@@ -1,0 +1,58 @@
+/**
+ * Stage 2, scale and joiners. Weights are relative, so their scale is arbitrary; the engine ties
+ * it to the continuing endpoints (mean of weight / static weight) so floor, ceiling and decay stay
+ * meaningful. New endpoints, endpoints back from UNHEALTHY and endpoints whose static weight
+ * changed start at their fair share (static × scale); endpoints back from an ejection start on
+ * probation at a quarter of it and earn the rest through the controller and the step limit.
+ */
+import type { EndpointState } from '../state.js';
+import { at, mark, ruleBit, type Frame } from './frame.js';
+
+const SCALE_MIN = 1e-6;
+const SCALE_MAX = 1e6;
+const PROBATION_SHARE = 0.25;
+const R_JOINED = ruleBit('joined');
+const R_PROBATION = ruleBit('probation');
+
+export function joinAndScale(f: Frame, eps: readonly EndpointState[], adaptive: boolean): void {
+  const scale = clusterScale(f, eps);
+  for (let i = 0; i < f.n; i++) {
+    const e = eps[i] as EndpointState;
+    const fair = e.staticWeight * scale;
+    f.fair[i] = fair;
+    if (!f.serving[i]) {
+      e.w = e.pidW = undefined;
+      e.pub = fair;
+    } else if (f.failStatic || !e.wasServing || e.w === undefined) {
+      const probation = adaptive && e.ejection.releasedNow && !f.failStatic;
+      e.w = e.pub = e.pidW = probation ? fair * PROBATION_SHARE : fair;
+      e.pid.reset();
+      e.pidStep = undefined;
+      e.smoothed = undefined;
+      e.lastControlAt = undefined;
+      if (!f.failStatic) mark(f, i, probation ? R_PROBATION : R_JOINED);
+    }
+  }
+}
+
+/** The continuing endpoints' weight per unit of static weight, rebased to 1 when out of range. */
+function clusterScale(f: Frame, eps: readonly EndpointState[]): number {
+  let sumW = 0;
+  let sumS = 0;
+  for (let i = 0; i < f.n; i++) {
+    const e = eps[i] as EndpointState;
+    if (at(f.serving, i) && e.wasServing && e.w !== undefined) {
+      sumW += e.w;
+      sumS += e.staticWeight;
+    }
+  }
+  const scale = sumS > 0 ? sumW / sumS : 1;
+  if (scale >= SCALE_MIN && scale <= SCALE_MAX) return scale;
+  // Only ratios matter: bring the numbers back to static units.
+  for (const e of eps) {
+    if (e.w !== undefined) e.w /= scale;
+    if (e.pub !== undefined) e.pub /= scale;
+    if (e.pidW !== undefined) e.pidW /= scale;
+  }
+  return 1;
+}

@@ -1,0 +1,203 @@
+/**
+ * Stage 3a, the PID controller (Robinhood style). Per endpoint with fresh data, a measurement
+ *
+ *     m = utilization (by metric) + latency excess + errorPenalty × error rate
+ *
+ * (the error term scaled so that a clearly failing endpoint reads as overloaded) smoothed over
+ * samples, is driven toward the setpoint (the cluster mean, or a fixed target) by
+ * w ← w · exp(k · output); the steered endpoints are then renormalized to their previous sum, so
+ * steering moves traffic among them without changing the share of those it did not steer. The
+ * error term is why a backend that fails fast (and so looks idle) loses traffic instead of gaining
+ * it; the latency excess is why a backend slowed by a dependency loses traffic although its CPU is
+ * fine. Weights rest inside a deadband around the setpoint and while the whole cluster is nearly
+ * idle, so sampling noise does not become a push every tick.
+ */
+import type { ClusterState, EndpointState } from '../state.js';
+import { utilizations } from '../stages.js';
+import type { Sample, UtilizationMetric } from '../types.js';
+import { at, F_FRESH, mark, newPidFrame, ruleBit, type Frame, type PidFrame } from './frame.js';
+
+const R_AWAITING = ruleBit('awaiting-sample');
+const R_ERROR = ruleBit('error-penalty');
+const R_LATENCY = ruleBit('latency-penalty');
+const R_DEADBAND = ruleBit('deadband');
+const R_LOW_LOAD = ruleBit('low-load-hold');
+
+/** Latency up to this much above the cluster median is normal spread, not a slow backend. */
+const LATENCY_TOLERANCE = 0.25;
+/**
+ * Utilization units per unit of error rate (× errorPenalty): 10% errors count as 0.4 of extra
+ * load, 50% as 2, so an endpoint failing clearly more than its peers is driven to the floor
+ * rather than to a slightly lower share. Uniform errors shift every measurement alike and cancel.
+ */
+const ERROR_SCALE = 4;
+/** Penalties below this (in utilization units) do not count as "something to correct" at low load. */
+const PENALTY_EPSILON = 0.02;
+
+interface Steered {
+  /** Endpoint positions. */
+  readonly idx: number[];
+  /** Utilization by metric, per steered endpoint. */
+  readonly base: number[];
+  /** Latency excess and error penalty, per steered endpoint (utilization units). */
+  readonly latency: number[];
+  readonly errors: number[];
+}
+
+/** Runs the PID part; updates pidW of the steered endpoints, fills the frame, returns the setpoint. */
+export function runPid(c: ClusterState, f: Frame): number | undefined {
+  f.util = new Float64Array(f.n).fill(Number.NaN);
+  const pf = newPidFrame(f.n);
+  f.pid = pf;
+  const st = steered(c, f);
+  if (st.idx.length === 0) return undefined;
+  const sm = measure(c, f, st);
+  const setpoint = c.pidConfig.setpoint === 'mean' ? sm.reduce((a, b) => a + b, 0) / sm.length : c.pidConfig.setpoint;
+  const hold = lowLoad(c, st);
+  let prevSum = 0;
+  let newSum = 0;
+  const targets = new Float64Array(st.idx.length);
+  st.idx.forEach((i, j) => {
+    const e = c.order[i] as EndpointState;
+    const pidW = e.pidW ?? 0;
+    prevSum += pidW;
+    const t = pidW * control(c, f, e, i, at(sm, j), setpoint, hold);
+    targets[j] = t;
+    newSum += t;
+    explain(pf, e, i);
+  });
+  const m = newSum > 0 ? prevSum / newSum : 1;
+  st.idx.forEach((i, j) => ((c.order[i] as EndpointState).pidW = at(targets, j) * m));
+  return setpoint;
+}
+
+/** The endpoints the PID steers this tick (serving, fresh, with the metric) and their terms. */
+function steered(c: ClusterState, f: Frame): Steered {
+  const cand: number[] = [];
+  for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH && c.order[i]?.sample !== undefined) cand.push(i);
+  const metric = c.pidConfig.metric;
+  const lat = relativeLatencies(c, f, cand);
+  const base = baseUtilization(c, metric, cand, lat);
+  const idx: number[] = [];
+  const b: number[] = [];
+  for (let j = 0; j < cand.length; j++) {
+    const u = base[j];
+    if (u === undefined) continue;
+    idx.push(cand[j] as number);
+    b.push(u);
+  }
+  const ref = Math.max(0.05, b.length > 0 ? b.reduce((x, y) => x + y, 0) / b.length : 0.5);
+  const excess = metric === 'cpu-latency' && b.length > 0 && idx.some((i) => c.order[i]?.sample?.cpu !== undefined);
+  const latency = idx.map((i) => (excess ? ref * Math.max(0, (lat.get(i) ?? 1) - 1 - LATENCY_TOLERANCE) : 0));
+  const errors = idx.map((i) => {
+    const r = at(f.errorRate, i);
+    return Number.isNaN(r) ? 0 : ERROR_SCALE * c.errorPenalty * r;
+  });
+  return { idx, base: b, latency, errors };
+}
+
+/** Per endpoint with a fresh latency estimate: its latency ÷ the median of those (needs two). */
+function relativeLatencies(c: ClusterState, f: Frame, cand: readonly number[]): Map<number, number> {
+  const out = new Map<number, number>();
+  const metric = c.pidConfig.metric;
+  if (metric !== 'latency' && metric !== 'cpu-latency') return out;
+  const ls: number[] = [];
+  const who: number[] = [];
+  for (const i of cand) {
+    const l = (c.order[i] as EndpointState).latency;
+    const last = l.lastSampleAt;
+    if (l.estimate === undefined || last === undefined || f.now - last > c.safety.staleAfterMs) continue;
+    ls.push(l.estimate);
+    who.push(i);
+  }
+  if (ls.length < 2) return out;
+  const med = median(ls);
+  if (!(med > 0)) return out;
+  who.forEach((i, j) => out.set(i, at(ls, j) / med));
+  return out;
+}
+
+/**
+ * Utilization by metric. cpu-latency without a single CPU report in the cluster falls back to
+ * latency alone, so a latency-sensitive cluster whose backends report only latency is steered.
+ */
+function baseUtilization(c: ClusterState, metric: UtilizationMetric, cand: readonly number[], lat: Map<number, number>): (number | undefined)[] {
+  const noCpu = metric === 'cpu-latency' && cand.every((i) => c.order[i]?.sample?.cpu === undefined);
+  if (metric === 'latency' || noCpu) return cand.map((i) => (lat.has(i) ? 0.5 * (lat.get(i) ?? 1) : undefined));
+  const m = metric === 'cpu-latency' ? 'cpu' : metric;
+  return utilizations(
+    m,
+    cand.map((i) => {
+      const e = c.order[i] as EndpointState;
+      return { sample: e.sample as Sample, staticWeight: e.staticWeight, capacity: e.capacity };
+    }),
+  );
+}
+
+/** Folds each new sample's measurement into the smoothed one; returns the smoothed measurements. */
+function measure(c: ClusterState, f: Frame, st: Steered): Float64Array {
+  const a = c.safety.smoothing;
+  const util = f.util as Float64Array;
+  const out = new Float64Array(st.idx.length);
+  st.idx.forEach((i, j) => {
+    const e = c.order[i] as EndpointState;
+    const m = at(st.base, j) + at(st.latency, j) + at(st.errors, j);
+    if (at(st.latency, j) > 0) mark(f, i, R_LATENCY);
+    if (at(st.errors, j) > PENALTY_EPSILON) mark(f, i, R_ERROR);
+    if (e.sampleSeq > e.usedSeq) e.smoothed = e.smoothed === undefined ? m : e.smoothed + a * (m - e.smoothed);
+    util[i] = at(st.base, j);
+    out[j] = e.smoothed ?? m;
+  });
+  return out;
+}
+
+/** Every steered endpoint nearly idle and nothing to correct: nothing to balance. */
+function lowLoad(c: ClusterState, st: Steered): boolean {
+  for (let j = 0; j < st.idx.length; j++) {
+    if (at(st.base, j) >= c.safety.lowLoadHold) return false;
+    if (at(st.latency, j) + at(st.errors, j) > PENALTY_EPSILON) return false;
+  }
+  return true;
+}
+
+/** One endpoint's multiplier this tick (1 when it waits for a sample, rests or holds). */
+function control(c: ClusterState, f: Frame, e: EndpointState, i: number, measurement: number, setpoint: number, hold: boolean): number {
+  if (e.sampleSeq <= e.usedSeq) {
+    mark(f, i, R_AWAITING);
+    return 1;
+  }
+  const sample = e.sample as Sample;
+  e.usedSeq = e.sampleSeq;
+  // A gap longer than staleAfterMs means the controller's history no longer describes the endpoint.
+  if (e.lastControlAt !== undefined && sample.at - e.lastControlAt > c.safety.staleAfterMs) e.pid.reset();
+  const step = e.pid.update({ setpoint, measurement, now: sample.at });
+  e.lastControlAt = sample.at;
+  e.pidStep = step;
+  e.pidSetpoint = setpoint;
+  e.pidMeasurement = measurement;
+  (f.pid as PidFrame).updated[i] = 1;
+  const rests = Math.abs(setpoint - measurement) <= c.safety.deadband * Math.max(setpoint, 0.05);
+  if (hold) mark(f, i, R_LOW_LOAD);
+  else if (rests) mark(f, i, R_DEADBAND);
+  e.pidMultiplier = hold || rests ? 1 : Math.exp(c.pidConfig.k * step.output);
+  return e.pidMultiplier;
+}
+
+function explain(pf: PidFrame, e: EndpointState, i: number): void {
+  const step = e.pidStep;
+  if (step === undefined) return;
+  pf.setpoint[i] = e.pidSetpoint;
+  pf.measurement[i] = e.pidMeasurement;
+  pf.error[i] = step.error;
+  pf.p[i] = step.p;
+  pf.i[i] = step.i;
+  pf.d[i] = step.d;
+  pf.output[i] = step.output;
+  pf.multiplier[i] = e.pidMultiplier;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
