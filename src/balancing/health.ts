@@ -6,10 +6,12 @@
  *   RECOVERING ──successThreshold consecutive successes──► AVAILABLE
  *   RECOVERING ──probationFailureThreshold consecutive failures──► UNAVAILABLE (relapse)
  *
- * Each trip to UNAVAILABLE waits baseBackoff · multiplier^level (capped at maxBackoff)
- * and raises the level, so an endpoint that keeps relapsing, whether it fails its probation
- * or falls over again soon after recovering, is retried less and less often. The level
- * returns to zero once the endpoint has stayed AVAILABLE for `stableAfterMs`.
+ * Each trip to UNAVAILABLE waits baseBackoff · multiplier^level (capped at maxBackoff). The
+ * level rises only on a relapse: an endpoint that came back and falls over again before it has
+ * stayed AVAILABLE for `stableAfterMs`. An endpoint that fails its probation never came back,
+ * so it is retried at the same pace (a dead backend that revives gets traffic back within one
+ * back-off of seconds, not after an ever longer wait); a flapping one is retried less and less
+ * often. The level returns to zero once the endpoint has stayed AVAILABLE for `stableAfterMs`.
  *
  * Results observed while UNAVAILABLE (before retryAt) are ignored: the endpoint is not
  * being probed then, and a stray passive signal must not shortcut the backoff.
@@ -26,14 +28,14 @@ export interface HealthOptions {
   readonly successThreshold?: number;
   /** Consecutive failures that send a RECOVERING endpoint back out. Default 1. */
   readonly probationFailureThreshold?: number;
-  /** First backoff. Default 5 minutes. */
+  /** First backoff. Default 5 s. */
   readonly baseBackoffMs?: number;
-  /** Backoff cap. Default 1 hour. */
+  /** Backoff cap. Default 5 minutes. */
   readonly maxBackoffMs?: number;
   /** Growth per relapse. Default 2. */
   readonly backoffMultiplier?: number;
   /**
-   * Healthy time after which the backoff starts again from the base. Default 1 hour: as
+   * Healthy time after which the backoff starts again from the base. Default 5 minutes: as
    * long as the longest backoff, so an endpoint flapping at the cap does not earn a reset.
    */
   readonly stableAfterMs?: number;
@@ -43,10 +45,10 @@ export const HEALTH_DEFAULTS = {
   failureThreshold: 3,
   successThreshold: 3,
   probationFailureThreshold: 1,
-  baseBackoffMs: 5 * 60_000,
-  maxBackoffMs: 60 * 60_000,
+  baseBackoffMs: 5_000,
+  maxBackoffMs: 5 * 60_000,
   backoffMultiplier: 2,
-  stableAfterMs: 60 * 60_000,
+  stableAfterMs: 5 * 60_000,
 } as const satisfies Required<HealthOptions>;
 
 export interface HealthTransition {
@@ -64,7 +66,7 @@ export interface HealthSnapshot {
   readonly retryAt: number | undefined;
   /** The backoff of the most recent outage, if any. */
   readonly lastBackoffMs: number | undefined;
-  /** Exponent of the next backoff: doublings earned by relapses since the last reset. */
+  /** Exponent of the backoff: doublings earned by relapses since the last reset. */
   readonly backoffLevel: number;
 }
 
@@ -77,6 +79,8 @@ export class HealthTracker {
   private retryAtMs: number | undefined;
   private lastBackoff: number | undefined;
   private availableSince: number | undefined;
+  /** Whether the endpoint has been out before (a fall from AVAILABLE is then a relapse). */
+  private everDown = false;
 
   constructor(options: HealthOptions = {}) {
     const o = { ...HEALTH_DEFAULTS, ...options };
@@ -111,21 +115,21 @@ export class HealthTracker {
     if (from === 'UNAVAILABLE') return { from, to: from, ignored: true };
     if (from === 'AVAILABLE') {
       if (ok) this.failures = 0;
-      else if (++this.failures >= this.o.failureThreshold) this.goDown(now);
+      else if (++this.failures >= this.o.failureThreshold) this.goDown(now, true);
     } else if (ok) {
       this.failures = 0;
       if (++this.successes >= this.o.successThreshold) this.comeBack(now);
     } else {
       this.successes = 0;
-      if (++this.failures >= this.o.probationFailureThreshold) this.goDown(now);
+      if (++this.failures >= this.o.probationFailureThreshold) this.goDown(now, false);
     }
     return { from, to: this.state(now), ignored: false };
   }
 
-  /** The backoff an outage starting at `now` would get. */
-  nextBackoffMs(now: number): number {
+  /** The backoff an outage starting at `now` would get (a fall from AVAILABLE: `relapse`). */
+  nextBackoffMs(now: number, relapse = true): number {
     const { baseBackoffMs, backoffMultiplier, maxBackoffMs } = this.o;
-    return Math.min(maxBackoffMs, baseBackoffMs * backoffMultiplier ** this.levelAt(now));
+    return Math.min(maxBackoffMs, baseBackoffMs * backoffMultiplier ** this.nextLevel(now, relapse));
   }
 
   snapshot(now: number): HealthSnapshot {
@@ -140,19 +144,29 @@ export class HealthTracker {
   }
 
   private levelAt(now: number): number {
-    const stable =
-      this.phase === 'AVAILABLE' &&
-      this.availableSince !== undefined &&
-      now - this.availableSince >= this.o.stableAfterMs;
-    return stable ? 0 : this.level;
+    return this.stableAt(now) ? 0 : this.level;
   }
 
-  private goDown(now: number): void {
-    const backoff = this.nextBackoffMs(now);
-    // Count only while the backoff can still grow, so the exponent cannot run off to
-    // Infinity (and 0 · Infinity cannot turn a zero base backoff into NaN).
-    const grows = backoff > 0 && backoff < this.o.maxBackoffMs && this.o.backoffMultiplier > 1;
-    this.level = this.levelAt(now) + (grows ? 1 : 0);
+  /** AVAILABLE for stableAfterMs since it came back: its past outages are forgiven. */
+  private stableAt(now: number): boolean {
+    return this.phase === 'AVAILABLE' && this.availableSince !== undefined && now - this.availableSince >= this.o.stableAfterMs;
+  }
+
+  /** The level an outage starting now gets: one more than before for a relapse after a comeback. */
+  private nextLevel(now: number, relapse: boolean): number {
+    const level = this.levelAt(now);
+    if (!relapse || !this.everDown || this.stableAt(now)) return level;
+    // Grow only while the backoff still can, so the exponent cannot run off to Infinity
+    // (and 0 · Infinity cannot turn a zero base backoff into NaN).
+    const { baseBackoffMs, backoffMultiplier, maxBackoffMs } = this.o;
+    const grows = baseBackoffMs > 0 && baseBackoffMs * backoffMultiplier ** level < maxBackoffMs && backoffMultiplier > 1;
+    return level + (grows ? 1 : 0);
+  }
+
+  private goDown(now: number, fromAvailable: boolean): void {
+    this.level = this.nextLevel(now, fromAvailable);
+    const backoff = Math.min(this.o.maxBackoffMs, this.o.baseBackoffMs * this.o.backoffMultiplier ** this.level);
+    this.everDown = true;
     this.phase = 'DOWN';
     this.retryAtMs = now + backoff;
     this.lastBackoff = backoff;

@@ -2,6 +2,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { HealthTracker, type HealthOptions } from '../../src/balancing/health.js';
 
+const SEC = 1_000;
 const MIN = 60_000;
 
 function fail(h: HealthTracker, times: number, now: number): void {
@@ -19,15 +20,15 @@ describe('HealthTracker', () => {
     expect(h.shouldProbe(0)).toBe(true);
   });
 
-  it('follows the seed: 3 failures out, probe again after 5 minutes, 3 successes back', () => {
+  it('3 failures out, probe again after 5 seconds (not the seed\'s 5 minutes), 3 successes back', () => {
     const h = new HealthTracker();
     fail(h, 2, 0);
     expect(h.state(0)).toBe('AVAILABLE');
     expect(h.observe(false, 1_000)).toEqual({ from: 'AVAILABLE', to: 'UNAVAILABLE', ignored: false });
     expect(h.isServing(1_000)).toBe(false);
-    expect(h.shouldProbe(1_000 + 5 * MIN - 1)).toBe(false);
-    expect(h.snapshot(2_000)).toMatchObject({ retryAt: 1_000 + 5 * MIN, lastBackoffMs: 5 * MIN });
-    const t = 1_000 + 5 * MIN;
+    expect(h.shouldProbe(1_000 + 5 * SEC - 1)).toBe(false);
+    expect(h.snapshot(2_000)).toMatchObject({ retryAt: 1_000 + 5 * SEC, lastBackoffMs: 5 * SEC });
+    const t = 1_000 + 5 * SEC;
     expect(h.state(t)).toBe('RECOVERING');
     expect(h.shouldProbe(t)).toBe(true);
     expect(h.isServing(t)).toBe(false);
@@ -48,13 +49,13 @@ describe('HealthTracker', () => {
   it('ignores results during the backoff', () => {
     const h = new HealthTracker();
     fail(h, 3, 0);
-    expect(h.observe(true, MIN)).toEqual({ from: 'UNAVAILABLE', to: 'UNAVAILABLE', ignored: true });
-    succeed(h, 10, MIN);
-    expect(h.state(MIN)).toBe('UNAVAILABLE');
-    expect(h.snapshot(MIN).consecutiveSuccesses).toBe(0);
+    expect(h.observe(true, 4 * SEC)).toEqual({ from: 'UNAVAILABLE', to: 'UNAVAILABLE', ignored: true });
+    succeed(h, 10, 4 * SEC);
+    expect(h.state(4 * SEC)).toBe('UNAVAILABLE');
+    expect(h.snapshot(4 * SEC).consecutiveSuccesses).toBe(0);
   });
 
-  it('doubles the backoff on each relapse during probation, up to the cap', () => {
+  it('keeps the backoff while the endpoint never came back: a dead backend is retried every 5 s', () => {
     const h = new HealthTracker();
     let now = 0;
     fail(h, 3, now);
@@ -62,27 +63,42 @@ describe('HealthTracker', () => {
     for (let k = 0; k < 6; k++) {
       now = h.snapshot(now).retryAt as number;
       h.observe(true, now);
-      h.observe(false, now); // one failed probe in probation is a relapse
+      h.observe(false, now); // failing its probation: it never came back
       backoffs.push(h.snapshot(now).lastBackoffMs as number);
     }
-    expect(backoffs.map((b) => b / MIN)).toEqual([10, 20, 40, 60, 60, 60]);
+    expect(backoffs.map((b) => b / SEC)).toEqual([5, 5, 5, 5, 5, 5]);
   });
 
-  it('counts falling over soon after recovering as a relapse, and forgives after a stable hour', () => {
+  it('doubles the backoff on each relapse after a comeback (a flapping endpoint), up to the cap', () => {
+    const h = new HealthTracker();
+    let now = 0;
+    fail(h, 3, now);
+    const backoffs: number[] = [];
+    for (let k = 0; k < 8; k++) {
+      now = h.snapshot(now).retryAt as number;
+      succeed(h, 3, now); // back in rotation ...
+      now += 10 * SEC;
+      fail(h, 3, now); // ... and out again soon after
+      backoffs.push(h.snapshot(now).lastBackoffMs as number);
+    }
+    expect(backoffs.map((b) => b / SEC)).toEqual([10, 20, 40, 80, 160, 300, 300, 300]);
+  });
+
+  it('forgives past relapses after staying available for stableAfterMs (5 minutes)', () => {
     const h = new HealthTracker();
     fail(h, 3, 0);
-    let now = 5 * MIN;
+    let now = 5 * SEC;
     succeed(h, 3, now);
-    now += 10 * MIN; // healthy for 10 minutes only
+    now += 10 * SEC; // healthy for 10 seconds only
     fail(h, 3, now);
-    expect(h.snapshot(now).lastBackoffMs).toBe(10 * MIN);
+    expect(h.snapshot(now).lastBackoffMs).toBe(10 * SEC);
+    now += 10 * SEC;
+    succeed(h, 3, now);
+    expect(h.nextBackoffMs(now + 4 * MIN)).toBe(20 * SEC);
+    expect(h.nextBackoffMs(now + 5 * MIN)).toBe(5 * SEC);
     now += 10 * MIN;
-    succeed(h, 3, now);
-    expect(h.nextBackoffMs(now + 59 * MIN)).toBe(20 * MIN);
-    expect(h.nextBackoffMs(now + 60 * MIN)).toBe(5 * MIN);
-    now += 2 * 60 * MIN;
     fail(h, 3, now);
-    expect(h.snapshot(now).lastBackoffMs).toBe(5 * MIN);
+    expect(h.snapshot(now).lastBackoffMs).toBe(5 * SEC);
   });
 
   it('honours configured thresholds', () => {
@@ -92,7 +108,7 @@ describe('HealthTracker', () => {
     h.observe(false, 10);
     expect(h.state(10)).toBe('RECOVERING'); // one probation failure is tolerated
     h.observe(false, 10);
-    expect(h.snapshot(10)).toMatchObject({ state: 'UNAVAILABLE', lastBackoffMs: 15 });
+    expect(h.snapshot(10)).toMatchObject({ state: 'UNAVAILABLE', lastBackoffMs: 10 }); // never came back: not doubled
   });
 
   it('keeps a zero base backoff at zero however often the endpoint relapses', () => {
@@ -162,10 +178,13 @@ describe('HealthTracker', () => {
 
             if (goesDown) {
               const forgiven = before === 'AVAILABLE' && availableSince !== undefined && now - availableSince >= o.stableAfterMs;
+              // Only a relapse after a comeback grows the backoff; failing probation keeps it.
               const expected =
                 previousBackoff === undefined || forgiven
                   ? o.baseBackoffMs
-                  : Math.min(o.maxBackoffMs, previousBackoff * o.backoffMultiplier);
+                  : before === 'AVAILABLE'
+                    ? Math.min(o.maxBackoffMs, previousBackoff * o.backoffMultiplier)
+                    : previousBackoff;
               const snap = h.snapshot(now);
               expect(snap.lastBackoffMs).toBeCloseTo(expected, 6);
               expect(snap.retryAt).toBeCloseTo(now + expected, 6);
