@@ -1,13 +1,14 @@
 import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox';
-import { SAFETY_DEFAULTS, SAFETY_RULES } from '../balancing/engine/types.js';
+import { SAFETY_DEFAULTS } from '../balancing/engine/types.js';
 import { OPERATOR_STATES } from '../catalog/store/records.js';
 import { HEALTH_STATUSES, LB_POLICIES } from '../catalog/types.js';
 import { ConfigFileSchema } from '../sources/config-schema.js';
-import { ErrorResponse, StringEnum } from './schemas.js';
+import { StringEnum, Timestamp } from './schemas.js';
 
 /**
- * Request and response shapes of the admin API's resources (clusters, endpoints, policies,
- * listeners, weights, audit).
+ * The documents of the admin API's desired-state resources (clusters, endpoints, policies,
+ * listeners), shared by the conversions in resources.ts and the route plugins; each plugin keeps
+ * its own envelopes (lists, params, statuses) beside its routes.
  *
  * One format for operators: a cluster or listener in the API is the same JSON as an entry of the
  * config file's `clusters:` / `listeners:` list (the schemas below are built from the config file's
@@ -25,7 +26,6 @@ const CfgEjection = CfgCluster.properties.ejection;
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/-]*$';
 export const ResourceName = Type.String({ minLength: 1, maxLength: 200, pattern: NAME_PATTERN, description: 'A cluster or listener name' });
 
-const Timestamp = Type.String({ format: 'date-time' });
 const Owner = StringEnum(['file', 'api', 'kubernetes'] as const, {
   description: 'The source that owns the resource; only it may change it (file: edit the config file)',
 });
@@ -36,7 +36,7 @@ const Health = StringEnum(HEALTH_STATUSES);
 const LbPolicy = StringEnum(LB_POLICIES);
 
 const readOnly = (description: string) => ({ description: `${description} (read-only: ignored on input)`, readOnly: true });
-const Meta = {
+export const Meta = {
   owner: Owner,
   revision: Type.Integer({ minimum: 1, description: 'Store revision of the last change; the ETag is this number in quotes' }),
   updatedAt: Timestamp,
@@ -81,38 +81,6 @@ export const EndpointEntryIn = Type.Object(
 );
 export type EndpointEntryIn = Static<typeof EndpointEntryIn>;
 
-export const EndpointStatus = Type.Object(
-  {
-    ...EndpointEntry.properties,
-    revision: Meta.revision,
-    updatedAt: Timestamp,
-    effectiveWeight: Type.Optional(
-      Type.Number({ description: 'The weight proxies are sent now: the weight engine\'s when it overrides, else the static weight. Absent when disabled.' }),
-    ),
-    publishedHealth: Type.Optional(
-      Type.String({ description: 'The health proxies are sent now (DRAINING when draining, UNHEALTHY when the engine took it out). Absent when disabled.' }),
-    ),
-  },
-  { title: 'EndpointStatus' },
-);
-export type EndpointStatus = Static<typeof EndpointStatus>;
-
-export const EndpointList = Type.Object({
-  cluster: Type.String(),
-  revision: Type.Integer({ description: 'The cluster\'s revision (it covers its endpoints)' }),
-  count: Type.Integer(),
-  endpoints: Type.Array(EndpointStatus),
-});
-
-export const EndpointParams = Type.Object(
-  {
-    name: ResourceName,
-    address: Type.String({ minLength: 2, maxLength: 64, description: 'The endpoint\'s IP address (IPv6 unbracketed; percent-encode it if you like)' }),
-    port: Type.Integer({ minimum: 1, maximum: 65535 }),
-  },
-  { additionalProperties: false },
-);
-
 // ── clusters ────────────────────────────────────────────────────────────────────────────────────
 
 const { endpoints: _cfgEndpoints, name: _cfgName, ...clusterSettings } = CfgCluster.properties;
@@ -151,17 +119,6 @@ export const ClusterIn = Type.Object(
   },
 );
 export type ClusterIn = Static<typeof ClusterIn>;
-
-export const ClusterList = Type.Object({ count: Type.Integer(), clusters: Type.Array(ClusterView) });
-export const NameParams = Type.Object({ name: ResourceName }, { additionalProperties: false });
-
-export const Deleted = Type.Object(
-  {
-    deleted: Type.String({ description: 'What was deleted' }),
-    revision: Type.Integer({ description: 'The store revision of the deletion' }),
-  },
-  { title: 'Deleted' },
-);
 
 // ── policy ──────────────────────────────────────────────────────────────────────────────────────
 
@@ -250,120 +207,3 @@ export const ListenerIn = Type.Object(
   },
 );
 export type ListenerIn = Static<typeof ListenerIn>;
-
-export const ListenerList = Type.Object({ count: Type.Integer(), listeners: Type.Array(ListenerView) });
-
-// ── weights ─────────────────────────────────────────────────────────────────────────────────────
-
-const num = (description?: string) => Type.Optional(Type.Number(description ? { description } : {}));
-
-export const ExplanationSchema = Type.Object(
-  {
-    policy: Type.String(),
-    health: Type.String({ description: 'HEALTHY or UNHEALTHY, as published' }),
-    healthState: Type.String(),
-    freshness: StringEnum(['fresh', 'stale', 'expired', 'none'] as const),
-    sampleAgeMs: num(),
-    inputs: Type.Object({
-      utilization: num(),
-      cpu: num(),
-      inflight: num(),
-      latencyMs: num(),
-      errors: num(),
-      rps: num(),
-      probeLatencyMs: num(),
-    }),
-    pid: Type.Optional(
-      Type.Object({
-        setpoint: num(),
-        measurement: num(),
-        error: num(),
-        p: num(),
-        i: num(),
-        d: num(),
-        output: num('Clamped controller output'),
-        multiplier: num('exp(k · output): the factor applied to the weight'),
-        updated: Type.Boolean({ description: 'False when this tick reused the previous step (no new sample)' }),
-      }),
-    ),
-    ewma: Type.Optional(
-      Type.Object({ estimateMs: num(), bonusMs: num(), samples: num(), weight: num() }),
-    ),
-    staticWeight: num(),
-    fairWeight: num('Static weight × cluster scale: the decay target and the unit of floor and ceiling'),
-    previousWeight: num(),
-    rawWeight: num('What the controller asked for, before any safety rule'),
-    weight: num('After step limit, floor, ceiling and freshness'),
-    publishedWeight: num(),
-    integerWeight: num(),
-    rules: Type.Array(StringEnum(SAFETY_RULES), { description: 'Every safety rule that changed or held the weight' }),
-    notes: Type.Array(Type.String()),
-  },
-  { title: 'WeightExplanation', description: 'The inputs, setpoint, error and P/I/D terms behind one weight; a number is absent when it is not finite' },
-);
-
-export const WeightsView = Type.Object(
-  {
-    cluster: Type.String(),
-    computed: Type.Boolean({ description: 'False until the weight engine has ticked for this cluster (weights are then the static ones)' }),
-    policy: Type.Optional(Type.String()),
-    failStatic: Type.Boolean({ description: 'Every eligible endpoint would be out: all published HEALTHY at static weights' }),
-    setpoint: num('The PID setpoint used in the last tick'),
-    endpoints: Type.Array(
-      Type.Object({
-        endpoint: Type.String({ description: 'address:port' }),
-        staticWeight: num(),
-        weight: num('The weight proxies are sent'),
-        health: Type.Optional(Type.String()),
-        explanation: Type.Optional(ExplanationSchema),
-      }),
-    ),
-  },
-  { title: 'Weights' },
-);
-export type WeightsView = Static<typeof WeightsView>;
-export const WeightsParams = Type.Object({ cluster: ResourceName }, { additionalProperties: false });
-
-// ── audit ───────────────────────────────────────────────────────────────────────────────────────
-
-export const AuditQuery = Type.Object(
-  {
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Entries per page (newest first)' })),
-    before: Type.Optional(Type.Integer({ minimum: 1, description: 'Only entries older than this id (the previous page\'s nextBefore)' })),
-  },
-  { additionalProperties: false },
-);
-
-export const AuditEntrySchema = Type.Object(
-  {
-    id: Type.Integer(),
-    at: Timestamp,
-    actor: Type.String(),
-    action: StringEnum(['create', 'update', 'delete', 'set-state'] as const),
-    kind: StringEnum(['cluster', 'endpoint', 'listener', 'node-group'] as const),
-    name: Type.String({ description: 'Endpoints are named <cluster>/<address>:<port>' }),
-    revision: Type.Integer(),
-    before: Type.Any({ description: 'The record before the change (null on create)' }),
-    after: Type.Any({ description: 'The record after the change (null on delete)' }),
-  },
-  { title: 'AuditEntry' },
-);
-
-export const AuditPage = Type.Object({
-  entries: Type.Array(AuditEntrySchema),
-  nextBefore: Type.Optional(Type.Integer({ description: 'Pass as before= for the next (older) page; absent on the last page' })),
-});
-
-// ── errors ──────────────────────────────────────────────────────────────────────────────────────
-
-const errorOf = (description: string) => Type.Object(ErrorResponse.properties, { title: 'Error', description });
-/** Extra documented statuses of write routes (the catch-all 4xx stays). */
-export const WRITE_ERRORS = {
-  404: errorOf('Unknown cluster, endpoint or listener'),
-  409: errorOf('Conflict: owned by another source (code OWNED_ELSEWHERE), still referenced (REFERENCED), or address in use (ADDRESS_IN_USE)'),
-  412: errorOf('If-Match / If-None-Match precondition failed (code REVISION_MISMATCH); nothing was written'),
-} as const;
-export const AUTH_ERRORS = {
-  401: errorOf('Missing or unknown bearer token (WWW-Authenticate: Bearer)'),
-  403: errorOf('The token\'s role does not allow this (a read-only token on a write)'),
-} as const;

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { FastifyReply } from 'fastify';
 import { OwnershipError, type Owner, type ResourceKind } from '../catalog/store/index.js';
 import { ApiError } from './resources.js';
 
@@ -15,6 +16,11 @@ import { ApiError } from './resources.js';
  */
 
 export const etag = (revision: number): string => `"${revision}"`;
+
+/** Sends `body` with the resource's revision as its ETag. */
+export function withEtag(reply: FastifyReply, revision: number, status: number, body: unknown): FastifyReply {
+  return reply.code(status).header('etag', etag(revision)).send(body);
+}
 
 export interface Preconditions {
   /** `*`, or the revisions listed (empty when only unusable tags were sent: never matches). */

@@ -1,8 +1,9 @@
 import { Type, type Static, type TUnsafe } from '@sinclair/typebox';
 
 /**
- * The admin API's request and response shapes (TypeBox → JSON Schema): fastify validates
- * requests and serializes responses with them, and @fastify/swagger turns them into OpenAPI.
+ * Shapes of the admin API shared beyond one route plugin (TypeBox → JSON Schema): the error body,
+ * and the views of the xDS state that views.ts builds. fastify validates requests and serializes
+ * responses with them, and @fastify/swagger turns them into OpenAPI.
  *
  * Kept to the OpenAPI 3.0 subset of JSON Schema: enums rather than `const` unions, and
  * free-form objects as `additionalProperties: true` rather than `patternProperties`.
@@ -15,7 +16,7 @@ export const StringEnum = <const T extends readonly string[]>(values: T, options
 export const SHORT_TYPES = ['CDS', 'EDS', 'LDS', 'RDS'] as const;
 export type ShortType = (typeof SHORT_TYPES)[number];
 
-const Timestamp = Type.String({ format: 'date-time' });
+export const Timestamp = Type.String({ format: 'date-time' });
 /** Anything JSON: metadata and decoded Envoy resources. */
 const FreeObject = Type.Object({}, { additionalProperties: true });
 
@@ -35,15 +36,6 @@ export const ErrorResponse = Type.Object(
   { title: 'Error' },
 );
 export type ErrorResponse = Static<typeof ErrorResponse>;
-
-export const Health = Type.Object({ status: StringEnum(['ok'] as const) }, { description: 'The process is alive' });
-
-const readinessFields = {
-  ready: Type.Boolean(),
-  reasons: Type.Array(Type.String(), { description: 'Why not ready (empty when ready)' }),
-};
-export const Ready = Type.Object(readinessFields, { description: 'Config loaded and the xDS server serving' });
-export const NotReady = Type.Object(readinessFields, { description: 'Not ready; reasons says why' });
 
 export const SyncStateSchema = StringEnum(['SYNCED', 'STALE', 'NACKED', 'NOT_SENT'] as const, {
   description:
@@ -87,34 +79,6 @@ export const Proxy = Type.Object(
 );
 export type Proxy = Static<typeof Proxy>;
 
-export const ProxyList = Type.Object(
-  {
-    count: Type.Integer(),
-    proxies: Type.Array(Proxy),
-  },
-  { description: 'Every connected proxy stream, ordered by node id' },
-);
-
-export const ProxyDetail = Type.Object(
-  {
-    nodeId: Type.String(),
-    streams: Type.Array(Proxy, {
-      description: 'Usually one (ADS); more when the proxy uses the per-type services or a reconnect overlaps the old stream',
-    }),
-  },
-  { description: 'A connected proxy\'s streams, newest first' },
-);
-
-export const ProxyParams = Type.Object({ nodeId: NodeId }, { additionalProperties: false });
-
-export const ConfigDumpQuery = Type.Object(
-  {
-    node: Type.Optional(NodeId),
-    type: Type.Optional(StringEnum(SHORT_TYPES, { description: 'Only this resource type' })),
-  },
-  { additionalProperties: false },
-);
-
 export const DumpedResource = Type.Object({
   name: Type.String(),
   version: Type.String({ description: 'The version fulcrum serves' }),
@@ -147,12 +111,3 @@ export const ConfigDump = Type.Object(
   { description: 'The snapshot a node is served, decoded, grouped by type' },
 );
 export type ConfigDump = Static<typeof ConfigDump>;
-
-/** The error responses every route may give. */
-export const ERRORS = {
-  '4xx': Type.Object(ErrorResponse.properties, {
-    title: 'Error',
-    description: 'Bad input (400, with the path of the offending field), unknown name (404), body too large (413), unsupported media type (415)',
-  }),
-  '5xx': Type.Object(ErrorResponse.properties, { title: 'Error', description: 'An internal error (logged); input never causes one' }),
-} as const;

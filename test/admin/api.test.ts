@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { buildAdminApp, type AdminApp, type AdminDeps } from '../../src/admin/app.js';
 import { Authorizer, authFromEnv, parseTokenList, tokenMatches } from '../../src/admin/auth.js';
@@ -506,14 +506,13 @@ describe('audit and reports', () => {
 
   it('numbers JSON cannot carry are dropped from explanations, not a 500', async () => {
     const explanation = { policy: 'pid', health: 'HEALTHY', healthState: 'HEALTHY', freshness: 'fresh', sampleAgeMs: Number.NaN, inputs: { cpu: Number.POSITIVE_INFINITY }, pid: undefined, ewma: undefined, staticWeight: 1, fairWeight: Number.NaN, previousWeight: 1, rawWeight: 1, weight: 1, publishedWeight: 1, integerWeight: 1, rules: [], notes: [] };
-    const { app } = fixture({
-      weights: {
-        explain: () => ({
-          tick: { weights: new Map([['10.0.0.1:80', 5]]), health: new Map([['10.0.0.1:80', 'HEALTHY' as const]]), changed: true, explanations: new Map(), failStatic: false, setpoint: Number.NaN },
-          explanations: new Map([['10.0.0.1:80', explanation as unknown as Explanation]]),
-        }),
-      },
+    // The real adapter, with a last tick no engine would produce: NaN and Infinity in it.
+    const weights = new AdaptiveWeights();
+    vi.spyOn(weights, 'explain').mockReturnValue({
+      tick: { weights: new Map([['10.0.0.1:80', 5]]), health: new Map([['10.0.0.1:80', 'HEALTHY' as const]]), changed: true, explanations: new Map(), failStatic: false, setpoint: Number.NaN },
+      explanations: new Map([['10.0.0.1:80', explanation as unknown as Explanation]]),
     });
+    const { app } = fixture({ weights });
     const res = await call(app, 'GET', '/v1/weights/files');
     expect(res.status).toBe(200);
     expect(res.body.setpoint).toBeUndefined();

@@ -10,7 +10,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 import { buildAdminApp, type AdminDeps } from '../../src/admin/app.js';
 import { DASHBOARD_JS } from '../../src/admin/dashboard-page.js';
-import { DASHBOARD_URLS } from '../../src/admin/dashboard.js';
+import { DASHBOARD_URLS } from '../../src/admin/routes/dashboard.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { XdsCache } from '../../src/xds/cache.js';
 import { ProxyRegistry } from '../../src/xds/proxy-status.js';

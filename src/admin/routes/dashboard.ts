@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from './dashboard-page.js';
-import { ERRORS } from './schemas.js';
+import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from '../dashboard-page.js';
+import { ERRORS } from './schema-parts.js';
 
 /**
  * The operator dashboard: a static page at `/` that polls the JSON API every second (the weights
@@ -93,29 +93,27 @@ const ASSETS: readonly Asset[] = [
 /** The URLs the dashboard serves (all open). */
 export const DASHBOARD_URLS: readonly string[] = ASSETS.map((a) => a.url);
 
-export function dashboardRoutes(): FastifyPluginCallbackTypebox {
-  return (app, _options, done) => {
-    for (const asset of ASSETS) {
-      const mediaType = asset.contentType.split(';')[0] ?? asset.contentType;
-      app.get(
-        asset.url,
-        {
-          schema: {
-            tags: ['dashboard'],
-            summary: asset.summary,
-            response: {
-              200: { description: asset.summary, content: { [mediaType]: { schema: Type.String() } } },
-              ...ERRORS,
-            },
+/** The page and its assets, each with its own media type (open: see auth.ts). */
+export const dashboardRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  for (const asset of ASSETS) {
+    const mediaType = asset.contentType.split(';')[0] ?? asset.contentType;
+    app.get(
+      asset.url,
+      {
+        schema: {
+          tags: ['dashboard'],
+          summary: asset.summary,
+          response: {
+            200: { description: asset.summary, content: { [mediaType]: { schema: Type.String() } } },
+            ...ERRORS,
           },
         },
-        async (_request, reply) => {
-          reply.code(200).header('content-type', asset.contentType).header('cache-control', asset.cacheControl);
-          if (asset.url === '/') reply.header('content-security-policy', CSP).header('referrer-policy', 'no-referrer');
-          return reply.send(asset.body());
-        },
-      );
-    }
-    done();
-  };
-}
+      },
+      async (_request, reply) => {
+        reply.code(200).header('content-type', asset.contentType).header('cache-control', asset.cacheControl);
+        if (asset.url === '/') reply.header('content-security-policy', CSP).header('referrer-policy', 'no-referrer');
+        return reply.send(asset.body());
+      },
+    );
+  }
+};

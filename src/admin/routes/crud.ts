@@ -1,0 +1,86 @@
+import type { Static, TSchema } from '@sinclair/typebox';
+import type { Meta, WriteOptions, WriteResult } from '../../catalog/store/index.js';
+import { withEtag } from '../preconditions.js';
+import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
+import { apiWriteOptions, notFound, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
+
+/** What the store keeps of a named resource: its name, owner and revision. */
+type NamedRecord = Meta & { readonly name: string };
+
+/**
+ * A named desired-state resource the API lists, reads, replaces and deletes whole, owned by one
+ * source (clusters, listeners). Only what differs between them is stated here; the HTTP side
+ * (404, ownership and preconditions, 201 with Location on create, ETags) is `namedResourceRoutes`.
+ */
+export interface NamedResource<Rec extends NamedRecord, In extends TSchema, Input> {
+  readonly kind: 'cluster' | 'listener';
+  /** The URL segment under /v1, the list's property and the OpenAPI tag. */
+  readonly plural: 'clusters' | 'listeners';
+  readonly schemas: { readonly view: TSchema; readonly list: TSchema; readonly input: In };
+  readonly summaries: { readonly list: string; readonly get: string; readonly put: string; readonly delete: string };
+  list(): readonly Rec[];
+  get(name: string): Rec | undefined;
+  view(rec: Rec): unknown;
+  /** A validated PUT body → the store's input (400 naming the field, 409 on a clash). */
+  parse(body: Static<In>, name: string): Input;
+  put(input: Input, options: WriteOptions): WriteResult;
+  /** 409 while something still needs the resource; checked after ownership and preconditions. */
+  assertDeletable?(name: string): void;
+  delete(name: string, options: WriteOptions): WriteResult;
+}
+
+export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema, Input>(
+  app: AdminInstance,
+  r: NamedResource<Rec, In, Input>,
+  actorOf: StoreRoutesOptions['actorOf'],
+): void {
+  const url = `/v1/${r.plural}`;
+  const getOr404 = (name: string): Rec => r.get(name) ?? notFound(`${r.kind} ${JSON.stringify(name)}`);
+  const target = (name: string, rec: Rec | undefined) => ({ kind: r.kind, name, owner: rec?.owner, revision: rec?.revision, what: `${r.kind} "${name}"` });
+
+  app.get(url, { schema: securedRoute(r.plural, r.summaries.list, { response: { 200: r.schemas.list } }) }, async () => {
+    const items = r.list().map(r.view);
+    return { count: items.length, [r.plural]: items };
+  });
+
+  app.get(
+    `${url}/:name`,
+    { schema: securedRoute(r.plural, r.summaries.get, { params: NameParams, response: { 200: r.schemas.view, ...NOT_FOUND } }) },
+    async (request, reply) => {
+      const rec = getOr404(request.params.name);
+      return withEtag(reply, rec.revision, 200, r.view(rec));
+    },
+  );
+
+  app.put(
+    `${url}/:name`,
+    {
+      schema: securedRoute(r.plural, r.summaries.put, {
+        params: NameParams,
+        headers: ConditionalPut,
+        body: r.schemas.input,
+        response: { 200: r.schemas.view, 201: r.schemas.view, ...WRITE_ERRORS },
+      }),
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      const existing = r.get(name);
+      const options = apiWriteOptions(request, actorOf, target(name, existing));
+      const { revision } = r.put(r.parse(request.body, name), options);
+      if (!existing) reply.header('location', `${url}/${encodeURIComponent(name)}`);
+      return withEtag(reply, revision, existing ? 200 : 201, r.view(getOr404(name)));
+    },
+  );
+
+  app.delete(
+    `${url}/:name`,
+    { schema: securedRoute(r.plural, r.summaries.delete, { params: NameParams, headers: Conditional, response: { 200: Deleted, ...WRITE_ERRORS } }) },
+    async (request) => {
+      const { name } = request.params;
+      const options = apiWriteOptions(request, actorOf, target(name, getOr404(name)));
+      r.assertDeletable?.(name);
+      const { revision } = r.delete(name, options);
+      return { deleted: name, revision };
+    },
+  );
+}

@@ -1,0 +1,67 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { SAFETY_DEFAULTS } from '../../balancing/engine/types.js';
+import { ConflictError, type WriteResult } from '../../catalog/store/index.js';
+import { PolicyPatch, PolicyView, type ClusterIn } from '../api-schemas.js';
+import { assertApiOwned, hasPreconditions, readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
+import { applyPolicyPatch, clusterSettingsEntry, endpointEntry, parseClusterBody, policyView } from '../resources.js';
+import { Conditional, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
+import { requireCluster, type StoreRoutesOptions } from './store-access.js';
+
+/** /v1/clusters/{name}/policy: a cluster's LB policy, weighting and safety overrides, read and merge-patched. */
+
+const SAFETY_DEFAULT_VALUES: Record<string, number> = { ...SAFETY_DEFAULTS };
+/** Re-reads after a concurrent writer, when the client sent no precondition of its own. */
+const PATCH_ATTEMPTS = 5;
+
+export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async (app, { store, actorOf }) => {
+  app.get(
+    '/v1/clusters/:name/policy',
+    {
+      schema: securedRoute('clusters', 'A cluster\'s LB policy, weighting policy and safety overrides', {
+        params: NameParams,
+        response: { 200: PolicyView, ...NOT_FOUND },
+      }),
+    },
+    async (request, reply) => {
+      const rec = requireCluster(store, request.params.name);
+      return withEtag(reply, rec.revision, 200, policyView(rec, SAFETY_DEFAULT_VALUES));
+    },
+  );
+
+  /** One read-modify-write, with the revision read as If-Match (the client's own, when it sent one). */
+  const patchOnce = (request: FastifyRequest, name: string, patch: Record<string, unknown>): WriteResult => {
+    const rec = requireCluster(store, name);
+    assertApiOwned('cluster', name, rec.owner);
+    const ifMatch = storeIfMatch(readPreconditions(request.headers), rec.revision, `cluster "${name}"`) ?? rec.revision;
+    const merged = applyPolicyPatch(clusterSettingsEntry(rec), patch);
+    // The endpoints go along so `auto` sees how many there are; the store is not given them.
+    const { endpoints: _endpoints, ...input } = parseClusterBody({ ...(merged as ClusterIn), endpoints: rec.endpoints.map(endpointEntry) }, name);
+    return store.putCluster(input, { owner: 'api', actor: actorOf(request), ifMatch });
+  };
+
+  app.patch(
+    '/v1/clusters/:name/policy',
+    {
+      schema: securedRoute('clusters', 'Adjust lbPolicy, weighting (PID gains, setpoint, EWMA decay, blend) and safety bounds (JSON merge patch)', {
+        params: NameParams,
+        headers: Conditional,
+        body: PolicyPatch,
+        response: { 200: PolicyView, ...WRITE_ERRORS },
+      }),
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      const preconditions = hasPreconditions(readPreconditions(request.headers));
+      // Without the client's own precondition, a concurrent writer just means: read again and re-apply.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { revision } = patchOnce(request, name, request.body as Record<string, unknown>);
+          return withEtag(reply, revision, 200, policyView(requireCluster(store, name), SAFETY_DEFAULT_VALUES));
+        } catch (err) {
+          if (!(err instanceof ConflictError) || preconditions || attempt >= PATCH_ATTEMPTS) throw err;
+        }
+      }
+    },
+  );
+};

@@ -1,0 +1,86 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { XdsCache } from '../../xds/cache.js';
+import { PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../../xds/envoy-api.js';
+import type { ProxyRecord, ProxyRegistry } from '../../xds/proxy-status.js';
+import { DEFAULT_GROUP } from '../../xds/translator.js';
+import { ApiError } from '../resources.js';
+import { ConfigDump, NodeId, Proxy, SHORT_TYPES, StringEnum, type ShortType } from '../schemas.js';
+import { byNode, configDumpView, proxyView } from '../views.js';
+import { openRoute } from './schema-parts.js';
+
+/** The open operator views of the xDS state: connected proxies and what each is being sent. */
+
+export interface ProxyRoutesOptions {
+  readonly registry: Pick<ProxyRegistry, 'list'>;
+  readonly cache: Pick<XdsCache, 'snapshotFor'>;
+}
+
+const ProxyList = Type.Object({ count: Type.Integer(), proxies: Type.Array(Proxy) }, { description: 'Every connected proxy stream, ordered by node id' });
+
+const ProxyDetail = Type.Object(
+  {
+    nodeId: Type.String(),
+    streams: Type.Array(Proxy, {
+      description: 'Usually one (ADS); more when the proxy uses the per-type services or a reconnect overlaps the old stream',
+    }),
+  },
+  { description: 'A connected proxy\'s streams, newest first' },
+);
+
+const ProxyParams = Type.Object({ nodeId: NodeId }, { additionalProperties: false });
+
+const ConfigDumpQuery = Type.Object(
+  {
+    node: Type.Optional(NodeId),
+    type: Type.Optional(StringEnum(SHORT_TYPES, { description: 'Only this resource type' })),
+  },
+  { additionalProperties: false },
+);
+
+const URL_OF = Object.fromEntries(Object.entries(SHORT_TYPE).map(([url, short]) => [short, url])) as Record<ShortType, XdsTypeUrl>;
+
+export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async (app, { registry, cache }) => {
+  /** A node's streams, newest first; 404 when it has none. */
+  const streamsOf = (nodeId: string): [ProxyRecord, ...ProxyRecord[]] => {
+    const records = registry
+      .list()
+      .filter((r) => r.node.id === nodeId)
+      .sort((a, b) => b.connectedAt - a.connectedAt || b.streamId - a.streamId);
+    const [newest, ...older] = records;
+    if (!newest) throw new ApiError(404, `no connected proxy has node id ${JSON.stringify(nodeId)}`);
+    return [newest, ...older];
+  };
+
+  app.get(
+    '/v1/proxies',
+    { schema: openRoute('proxies', 'Every connected proxy stream, with per-type sync state (SYNCED, STALE, NACKED, NOT_SENT)', { response: { 200: ProxyList } }) },
+    async () => {
+      const proxies = registry.list().sort(byNode).map(proxyView);
+      return { count: proxies.length, proxies };
+    },
+  );
+
+  app.get(
+    '/v1/proxies/:nodeId',
+    { schema: openRoute('proxies', 'One connected proxy, by node id (404 if no stream has it)', { params: ProxyParams, response: { 200: ProxyDetail } }) },
+    async (request) => ({ nodeId: request.params.nodeId, streams: streamsOf(request.params.nodeId).map(proxyView) }),
+  );
+
+  app.get(
+    '/v1/config_dump',
+    {
+      schema: openRoute('config', 'The resources a node is being sent (its node group\'s snapshot), decoded; without node, the default group', {
+        querystring: ConfigDumpQuery,
+        response: { 200: ConfigDump },
+      }),
+    },
+    async (request) => {
+      const { node, type } = request.query;
+      const types = type !== undefined ? [URL_OF[type]] : PUSH_ORDER;
+      if (node === undefined) return configDumpView(cache.snapshotFor(DEFAULT_GROUP), types);
+      const records = streamsOf(node);
+      return configDumpView(cache.snapshotFor(records[0].node.cluster), types, { records });
+    },
+  );
+};

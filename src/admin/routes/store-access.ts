@@ -1,0 +1,43 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import type { ClusterRecord, Owner, ResourceKind, Store, WriteOptions } from '../../catalog/store/index.js';
+import { assertApiOwned, readPreconditions, storeIfMatch } from '../preconditions.js';
+import { ApiError } from '../resources.js';
+
+/** What the route plugins over the durable store share: their options, 404s and the options of an API write. */
+
+/** Fastify's instance inside a TypeBox plugin (for helpers that add routes to it). */
+export type AdminInstance = Parameters<FastifyPluginAsyncTypebox>[0];
+
+/** What every plugin over the durable store is registered with. */
+export interface StoreRoutesOptions {
+  readonly store: Store;
+  /** The audit actor of a request (set by the auth hook). */
+  readonly actorOf: (request: FastifyRequest) => string;
+}
+
+/** Throws the 404 of an unknown name, e.g. `cluster "web" does not exist`. */
+export function notFound(what: string): never {
+  throw new ApiError(404, `${what} does not exist`, undefined, 'NOT_FOUND');
+}
+
+export function requireCluster(store: Store, name: string): ClusterRecord {
+  return store.getCluster(name) ?? notFound(`cluster ${JSON.stringify(name)}`);
+}
+
+/** The resource an API write targets: whose it is and its revision now (undefined: it does not exist). */
+export interface WriteTarget {
+  readonly kind: ResourceKind;
+  readonly name: string;
+  readonly owner: Owner | undefined;
+  readonly revision: number | undefined;
+  /** How a 412 names it, e.g. `cluster "web"`. */
+  readonly what: string;
+}
+
+/** Ownership first, then the client's preconditions: the options every API write gives the store. */
+export function apiWriteOptions(request: FastifyRequest, actorOf: StoreRoutesOptions['actorOf'], target: WriteTarget): WriteOptions {
+  assertApiOwned(target.kind, target.name, target.owner);
+  const ifMatch = storeIfMatch(readPreconditions(request.headers), target.revision, target.what);
+  return { owner: 'api', actor: actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}) };
+}
