@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
 import { PUSH_ORDER, type XdsTypeUrl } from './envoy-api.js';
 import type { EncodedResource } from './resource.js';
-import { DEFAULT_GROUP, type ResourceSet } from './translator.js';
+import { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
 
 /** A resource with the version streams announce; shared by every snapshot that holds it unchanged. */
 export interface VersionedResource extends EncodedResource {
@@ -113,13 +113,22 @@ export function buildSotwBody(prefix: string, type: XdsTypeUrl, resources: reado
   return encodeBody(`${prefix}.${hash.digest('base64url').slice(0, 16)}`, type, resources);
 }
 
+/**
+ * What a stream state machine reads from the cache: its proxy's snapshot. The seam the stream
+ * unit tests fake or fill in memory (go-control-plane's servers see their cache the same way).
+ */
+export interface SnapshotSource {
+  readonly versionPrefix: string;
+  snapshotFor(nodeCluster: string): Snapshot;
+}
+
 export type CacheListener = (changedGroups: ReadonlySet<string>) => void;
 
 /**
  * Versioned resources per node group. Versions are the content hash behind a prefix unique to this
  * process start, so a restarted control plane never reuses a version for something else.
  */
-export class XdsCache {
+export class XdsCache implements SnapshotSource {
   private snapshots = new Map<string, Snapshot>();
   private readonly listeners = new Set<CacheListener>();
   private seq = 0;
@@ -163,6 +172,11 @@ export class XdsCache {
   /** The snapshot for a proxy's node.cluster: its group's, or the default one. */
   snapshotFor(nodeCluster: string): Snapshot {
     return this.snapshots.get(nodeCluster) ?? this.snapshots.get(DEFAULT_GROUP) ?? new Snapshot(DEFAULT_GROUP, 0, new Map(), this.versionPrefix);
+  }
+
+  /** Whether `group` has a snapshot of its own (otherwise its proxies see the default group's). */
+  hasGroup(group: string): boolean {
+    return this.snapshots.has(group);
   }
 
   subscribe(listener: CacheListener): () => void {

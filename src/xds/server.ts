@@ -3,11 +3,19 @@ import type { Logger } from 'pino';
 import { subscription, type XdsCache } from './cache.js';
 import { csdsHandlers, CSDS_DEFINITION } from './csds.js';
 import { DeltaStream } from './delta-stream.js';
-import type { ProxyRegistry } from './proxy-status.js';
+import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
 import { DISCOVERY_SERVICES, type DiscoveryServiceShape, type ResponseParts } from './services.js';
 import { SotwStream } from './sotw-stream.js';
+import { StreamGroups } from './stream-groups.js';
 import { checkNameCount, checkTypeUrl, StreamError, WILDCARD_TYPES, type StreamDeps, type StreamIo, type XdsStream } from './stream-common.js';
 import { sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest, type RawNode } from './wire.js';
+
+/** What the server holds of a SotW or Delta stream. */
+interface ServedStream {
+  readonly proxy: ProxyRecord | undefined;
+  onCacheChange(): void;
+  close(): void;
+}
 
 export interface XdsServerOptions {
   readonly address: string;
@@ -19,13 +27,15 @@ export interface XdsServerOptions {
   readonly controlPlaneId: string;
 }
 
-
 /** Serves ADS and the per-type discovery services (SotW and Delta), plus CSDS, on one gRPC port. */
 export class XdsServer {
   private readonly server: grpc.Server;
-  private readonly streams = new Set<{ onCacheChange(): void; close(): void }>();
+  private readonly streams = new Set<ServedStream>();
+  /** The identified streams by node.cluster: a cache change wakes only those whose group changed. */
+  private readonly groups = new StreamGroups<ServedStream>();
   private readonly calls = new Set<grpc.ServerDuplexStream<unknown, ResponseParts>>();
   private readonly deps: StreamDeps;
+  private readonly cache: XdsCache;
   private unsubscribe: (() => void) | undefined;
   private boundPort = 0;
 
@@ -37,6 +47,7 @@ export class XdsServer {
     /** More gRPC services on the same port (metric reports, load reporting). */
     extraServices: readonly { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }[] = [],
   ) {
+    this.cache = cache;
     this.deps = { cache, registry, log, maxResourceNames: options.maxResourceNames, controlPlaneId: options.controlPlaneId };
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': options.maxMessageBytes,
@@ -66,8 +77,8 @@ export class XdsServer {
         err ? reject(err) : resolve(port),
       );
     });
-    this.unsubscribe = this.deps.cache.subscribe(() => {
-      for (const s of this.streams) s.onCacheChange();
+    this.unsubscribe = this.cache.subscribe((changed) => {
+      for (const s of this.groups.affected(changed, (nodeCluster) => this.cache.hasGroup(nodeCluster))) s.onCacheChange();
     });
     this.log.info({ address: this.options.address, port: this.boundPort }, 'xDS server listening');
     return this.boundPort;
@@ -125,12 +136,15 @@ export class XdsServer {
     this.calls.add(call as grpc.ServerDuplexStream<unknown, ResponseParts>);
     const done = () => {
       this.streams.delete(stream);
+      this.groups.delete(stream);
       this.calls.delete(call as grpc.ServerDuplexStream<unknown, ResponseParts>);
       stream.close();
     };
     call.on('data', (req: Req) => {
       try {
         stream.onRequest(req);
+        // The first request names the proxy and so its group; a stream that failed is gone already.
+        if (stream.proxy && this.streams.has(stream)) this.groups.add(stream, stream.proxy.node.cluster);
       } catch (err) {
         // A bug must cost one stream, never the process.
         this.log.error({ err, stream: stream.id }, 'xds stream failed');
@@ -154,7 +168,7 @@ export class XdsServer {
       checkNameCount(req.resource_names.length, this.deps.maxResourceNames);
       const names = req.resource_names.filter((n) => n !== '*');
       const all = req.resource_names.includes('*') || (names.length === 0 && WILDCARD_TYPES.has(type));
-      const body = this.deps.cache.snapshotFor(req.node?.cluster ?? '').sotwBody(type, subscription(type, all, names));
+      const body = this.cache.snapshotFor(req.node?.cluster ?? '').sotwBody(type, subscription(type, all, names));
       cb(null, [body.bytes, sotwTail('', this.options.controlPlaneId)]);
     } catch (err) {
       if (err instanceof StreamError) cb({ code: err.code, details: err.message });

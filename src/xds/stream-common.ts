@@ -1,13 +1,12 @@
 import type { Logger } from 'pino';
-import type { XdsCache } from './cache.js';
+import type { Snapshot, SnapshotSource } from './cache.js';
 import { isXdsTypeUrl, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
-import type { Snapshot } from './cache.js';
 import { nodeInfo, type RawNode } from './wire.js';
 
 /** What both stream kinds (SotW, Delta) need from the rest of the server. */
 export interface StreamDeps {
-  readonly cache: XdsCache;
+  readonly cache: SnapshotSource;
   readonly registry: ProxyRegistry;
   readonly log: Logger;
   readonly maxResourceNames: number;

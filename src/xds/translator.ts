@@ -3,11 +3,10 @@ import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { encodeResource, type EncodedResource } from './resource.js';
 import { clusterResource, loadAssignmentResource, type LoadReportingOptions, type WeightOverrides } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
+import { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
 
-export type ResourceSet = ReadonlyMap<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>;
-
-/** The key of the snapshot everyone sees unless a node group selects them. */
-export const DEFAULT_GROUP = '*';
+/** Re-exported for callers that still import them from here; the cache side owns them. */
+export { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
 
 /**
  * Catalog (+ adaptive weights) → one encoded resource set per node group.

@@ -1,25 +1,16 @@
 /**
  * Incremental (Delta) xDS protocol conversations, scripted with a raw gRPC client against an
- * in-process fulcrum on loopback.
+ * in-process fulcrum on loopback. Rules Delta shares with SotW are in protocol-shared.test.ts.
  */
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { waitFor } from '../support/wait.js';
 import {
-  ADS_DELTA, CDS, codeName, decodeResources, EDS, encodeDeltaDiscoveryRequest, LDS, namesOf, RDS, SERVICE, SHORT,
+  ADS_DELTA, CDS, codeName, decodeResources, EDS, encodeDeltaDiscoveryRequest, LDS, namesOf,
   versionsOf, type DeltaDiscoveryResponse, type DeltaStream, type XdsClient,
 } from '../support/xds-client.js';
-import { baseConfig, edit, NODE, startHarness, withCluster, type ConfigDoc, type Harness } from './protocol-fixture.js';
+import { baseConfig, edit, harnessPerTest, NODE, withCluster } from './protocol-fixture.js';
 
-let h: Harness | undefined;
-afterEach(async () => {
-  await h?.stop();
-  h = undefined;
-});
-
-async function start(doc?: ConfigDoc): Promise<Harness> {
-  h = await startHarness(doc);
-  return h;
-}
+const start = harnessPerTest();
 
 /** Opens Delta ADS and sends the first request (with node) for one type. */
 function delta(
@@ -40,27 +31,6 @@ function delta(
 
 const sorted = (xs: string[]) => [...xs].sort();
 const removedOf = (r: DeltaDiscoveryResponse) => sorted(r.removed_resources);
-
-describe('node', () => {
-  test('a first request without node ends the stream with INVALID_ARGUMENT', async () => {
-    const { client, records } = await start();
-    const s = client.delta();
-    s.send({ type_url: CDS, resource_names_subscribe: ['*'] });
-    const status = await s.closed();
-    expect(codeName(status.code)).toBe('INVALID_ARGUMENT');
-    expect(status.details).toMatch(/node/);
-    expect(records()).toHaveLength(0);
-  });
-
-  test('later requests may omit node', async () => {
-    const { client, proxy } = await start();
-    const s = delta(client, CDS, []);
-    s.ack(await s.nextOf(CDS));
-    s.send({ type_url: EDS, resource_names_subscribe: ['web'] });
-    expect(namesOf(await s.nextOf(EDS))).toEqual(['web']);
-    expect((await proxy()).protocol).toBe('delta');
-  });
-});
 
 describe('wildcard', () => {
   test('an empty first CDS request is a wildcard: every cluster, each with its own version', async () => {
@@ -87,23 +57,6 @@ describe('wildcard', () => {
     expect(namesOf(pushed)).toEqual(['ingress2']);
   });
 
-  test.each([
-    { type: CDS, label: 'CDS' },
-    { type: LDS, label: 'LDS' },
-  ])('the first wildcard $label request is answered even when there is nothing', async ({ type }) => {
-    const { client } = await start({});
-    const s = delta(client, type, []);
-    const r = await s.nextOf(type);
-    expect(r.resources).toHaveLength(0);
-    expect(r.removed_resources).toHaveLength(0);
-    expect(r.nonce).not.toBe('');
-  });
-
-  test('an empty first EDS request is not a wildcard', async () => {
-    const { client } = await start();
-    const s = delta(client, EDS, []);
-    await s.expectNone(200);
-  });
 });
 
 describe('initial_resource_versions', () => {
@@ -198,28 +151,6 @@ describe('changes', () => {
     expect(removedOf(cds)).toEqual(['api']);
   });
 
-  test('a resource that does not exist yet is sent when it appears', async () => {
-    const { client, apply } = await start();
-    const s = delta(client, EDS, ['ghost']);
-    await s.expectNone(200);
-    await apply(withCluster(baseConfig(), 'ghost'));
-    const r = await s.nextOf(EDS);
-    expect(namesOf(r)).toEqual(['ghost']);
-  });
-
-  test('unsubscribe then resubscribe resends the same version', async () => {
-    const { client } = await start();
-    const s = delta(client, EDS, ['web']);
-    const first = await s.nextOf(EDS);
-    s.ack(first);
-    s.send({ type_url: EDS, resource_names_unsubscribe: ['web'] });
-    await s.expectNone(150);
-    s.send({ type_url: EDS, resource_names_subscribe: ['web'] });
-    const again = await s.nextOf(EDS);
-    expect(namesOf(again)).toEqual(['web']);
-    expect(again.resources[0]!.version).toBe(first.resources[0]!.version);
-  });
-
   test('subscribing again to a name already held resends it (the client says it lost it)', async () => {
     const { client } = await start();
     const s = delta(client, EDS, ['web', 'api']);
@@ -307,137 +238,7 @@ describe('NACK', () => {
   });
 });
 
-describe('cluster warming', () => {
-  test('an updated cluster is followed by its endpoints, even though they did not change', async () => {
-    const { client, apply } = await start();
-    const s = delta(client, CDS, []);
-    s.ack(await s.nextOf(CDS));
-    s.send({ type_url: EDS, resource_names_subscribe: ['api', 'web'] });
-    const eds = await s.nextOf(EDS);
-    s.ack(eds);
-    await s.expectNone(100);
-
-    await apply(edit(baseConfig(), (d) => (d.clusters![1]!.lbPolicy = 'RANDOM')));
-    const cds = await s.next();
-    expect(SHORT[cds.type_url]).toBe('CDS');
-    expect(namesOf(cds)).toEqual(['web']);
-    const eds2 = await s.next();
-    expect(SHORT[eds2.type_url]).toBe('EDS');
-    expect(namesOf(eds2)).toEqual(['web']);
-    expect(eds2.resources[0]!.version).toBe(versionsOf(eds).web);
-  });
-});
-
-describe('ADS ordering (make-before-break)', () => {
-  async function subscribed(client: XdsClient): Promise<DeltaStream> {
-    const s = delta(client, CDS, []);
-    s.ack(await s.nextOf(CDS));
-    s.send({ type_url: EDS, resource_names_subscribe: ['api', 'web', 'newc'] });
-    s.ack(await s.nextOf(EDS));
-    s.send({ type_url: LDS, resource_names_subscribe: [] });
-    s.ack(await s.nextOf(LDS));
-    s.send({ type_url: RDS, resource_names_subscribe: ['ingress', 'ingress2'] });
-    s.ack(await s.nextOf(RDS));
-    await s.expectNone(100);
-    return s;
-  }
-
-  const added = (): ConfigDoc =>
-    edit(withCluster(baseConfig(), 'newc', { name: 'ingress2', port: 10001 }), (d) => {
-      d.listeners![0]!.routes.unshift({ prefix: '/new', cluster: 'newc' });
-    });
-
-  test('adding a cluster and a route to it: CDS, then EDS, then LDS, then RDS', async () => {
-    const { client, apply } = await start();
-    const s = await subscribed(client);
-    await apply(added());
-    const got = [await s.next(), await s.next(), await s.next(), await s.next()];
-    expect(got.map((r) => SHORT[r.type_url])).toEqual(['CDS', 'EDS', 'LDS', 'RDS']);
-    expect(namesOf(got[0]!)).toEqual(['newc']);
-    expect(namesOf(got[1]!)).toEqual(['newc']);
-    expect(namesOf(got[2]!)).toEqual(['ingress2']);
-    expect(namesOf(got[3]!)).toEqual(['ingress', 'ingress2']);
-  });
-
-  test('removing a cluster and its route: the CDS removal comes after the RDS update', async () => {
-    const { client, apply } = await start(added());
-    const s = await subscribed(client);
-    await apply(baseConfig());
-    const seen: DeltaDiscoveryResponse[] = [];
-    while (!seen.some((r) => r.type_url === CDS && r.removed_resources.includes('newc'))) seen.push(await s.next());
-    const order = seen.map((r) => SHORT[r.type_url]);
-    const rds = order.indexOf('RDS');
-    const cds = order.indexOf('CDS');
-    expect(rds, `order ${order.join(' ')}`).toBeGreaterThanOrEqual(0);
-    expect(cds).toBeGreaterThan(rds);
-    expect(JSON.stringify(decodeResources(seen[rds]!).map((r) => r.message))).not.toContain('newc');
-    const lds = seen.find((r) => r.type_url === LDS);
-    expect(lds?.removed_resources).toEqual(['ingress2']);
-    expect(seen.indexOf(lds!)).toBeLessThan(cds);
-  });
-});
-
-describe('node groups', () => {
-  test('a grouped node sees only its slice; others see everything', async () => {
-    const { client } = await start({
-      ...withCluster(baseConfig(), 'edge-backend', { name: 'edge-in', port: 10002 }),
-      nodeGroups: [{ nodeCluster: 'edge', listeners: ['edge-in'] }],
-    });
-    const edge = delta(client, CDS, [], { node: { id: 'edge-1', cluster: 'edge' } });
-    expect(namesOf(await edge.nextOf(CDS))).toEqual(['edge-backend']);
-    edge.send({ type_url: LDS });
-    expect(namesOf(await edge.nextOf(LDS))).toEqual(['edge-in']);
-    const core = delta(client, CDS, [], { node: { id: 'core-1', cluster: 'core' } });
-    expect(namesOf(await core.nextOf(CDS))).toEqual(['api', 'edge-backend', 'web']);
-  });
-});
-
-describe('per-type Delta services', () => {
-  test.each([
-    { svc: 'CDS', type: CDS, subscribe: [] as string[], expected: ['api', 'web'] },
-    { svc: 'EDS', type: EDS, subscribe: ['web'], expected: ['web'] },
-    { svc: 'LDS', type: LDS, subscribe: [] as string[], expected: ['ingress'] },
-    { svc: 'RDS', type: RDS, subscribe: ['ingress'], expected: ['ingress'] },
-  ] as const)('Delta for $svc serves its type', async ({ svc, type, subscribe, expected }) => {
-    const { client, proxy } = await start();
-    const s = delta(client, type, [...subscribe], { path: SERVICE[svc].delta });
-    const r = await s.nextOf(type);
-    expect(namesOf(r)).toEqual(expected);
-    s.ack(r);
-    await waitFor(async () => (await proxy()).types[svc]?.state === 'SYNCED', { what: `${svc} SYNCED`, timeoutMs: 3_000, intervalMs: 10 });
-  });
-
-  test.each([
-    { svc: 'CDS', wrong: LDS },
-    { svc: 'EDS', wrong: RDS },
-    { svc: 'LDS', wrong: CDS },
-    { svc: 'RDS', wrong: EDS },
-  ] as const)('Delta for $svc rejects another type_url with INVALID_ARGUMENT', async ({ svc, wrong }) => {
-    const { client } = await start();
-    const s = delta(client, wrong, [], { path: SERVICE[svc].delta });
-    const status = await s.closed();
-    expect(codeName(status.code)).toBe('INVALID_ARGUMENT');
-    expect(status.details).toContain(wrong);
-  });
-});
-
 describe('bad input', () => {
-  test('an unknown type URL ends the stream with INVALID_ARGUMENT naming it', async () => {
-    const { client } = await start();
-    const s = delta(client, 'type.googleapis.com/envoy.config.nope.v3.Nope', []);
-    const status = await s.closed();
-    expect(codeName(status.code)).toBe('INVALID_ARGUMENT');
-    expect(status.details).toContain('envoy.config.nope.v3.Nope');
-  });
-
-  test('100k names in one request → RESOURCE_EXHAUSTED', async () => {
-    const { client } = await start();
-    const s = delta(client, EDS, Array.from({ length: 100_000 }, (_, i) => `c${i}`));
-    const status = await s.closed(10_000);
-    expect(codeName(status.code)).toBe('RESOURCE_EXHAUSTED');
-    expect(status.details).toContain('20000');
-  });
-
   test('the name limit bounds the subscription, not just one request: growing it past the limit → RESOURCE_EXHAUSTED', async () => {
     const { client } = await start({ ...baseConfig(), server: { xds: { maxResourceNames: 4 } } });
     const s = delta(client, EDS, ['web', 'api', 'a1']);

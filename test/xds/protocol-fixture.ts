@@ -3,6 +3,7 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { afterEach } from 'vitest';
 import { stringify } from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { describeProxy, type ProxyRecord } from '../../src/xds/proxy-status.js';
@@ -139,6 +140,19 @@ export async function startHarness(doc: ConfigDoc = baseConfig()): Promise<Harne
       await fulcrum.stop();
       await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** Registers an afterEach that stops the harness a test started; returns the starter. */
+export function harnessPerTest(): (doc?: ConfigDoc) => Promise<Harness> {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.stop();
+    h = undefined;
+  });
+  return async (doc) => {
+    h = await startHarness(doc);
+    return h;
   };
 }
 

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { Catalog, Cluster } from '../../src/catalog/types.js';
 import { envoyType, TYPE, type XdsTypeUrl } from '../../src/xds/envoy-api.js';
 import { MESSAGE_OF } from '../../src/xds/resource.js';
-import { DEFAULT_GROUP, translate, type ResourceSet } from '../../src/xds/translator.js';
+import { DEFAULT_GROUP, type ResourceSet } from '../../src/xds/resource-set.js';
+import { translate } from '../../src/xds/translator.js';
 
 const endpoint = (port: number, extra: Partial<Cluster['endpoints'][number]> = {}) => ({
   address: '10.0.0.1', port, weight: 1, priority: 0, health: 'HEALTHY' as const,

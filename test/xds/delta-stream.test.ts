@@ -1,0 +1,265 @@
+/**
+ * The Delta (incremental) stream state machine alone: requests in through onRequest, cache
+ * changes through onCacheChange, responses out of a fake StreamIo. No gRPC transport, no config.
+ */
+import { describe, expect, test } from 'vitest';
+import { TYPE } from '../../src/xds/envoy-api.js';
+import { namesOf, SHORT, versionsOf, type DeltaDiscoveryResponse } from '../support/xds-client.js';
+import {
+  base, cluster, clusterWithEndpoints, deltaAck, deltaReq, deltaRig, listener, NODE, nodeGroupOfNode, resourceSet, routes, takeOne, typeState, type DeltaRig,
+} from './stream-fixture.js';
+
+const { cluster: CDS, endpoint: EDS, listener: LDS, route: RDS } = TYPE;
+
+/** The first request (with node) on a stream. */
+function first(r: DeltaRig, type: string, subscribe: string[], initial: Record<string, string> = {}): DeltaDiscoveryResponse {
+  r.stream.onRequest(deltaReq(type, { node: NODE, resource_names_subscribe: subscribe, initial_resource_versions: initial }));
+  return takeOne(r);
+}
+
+const removedOf = (x: DeltaDiscoveryResponse) => [...x.removed_resources].sort();
+const summary = (x: DeltaDiscoveryResponse) => `${SHORT[x.type_url]}[${namesOf(x).join(',')}]-[${removedOf(x).join(',')}]`;
+const version = (r: DeltaRig, type: string, name: string) => r.cache.snapshotFor('').resources(type as typeof CDS).get(name)?.version;
+
+describe('Delta stream: identity and bad input', () => {
+  test('a first request without node fails the stream with INVALID_ARGUMENT', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaReq(CDS, { resource_names_subscribe: ['*'] }));
+    expect(r.io.failure).toMatchObject({ code: 3, message: expect.stringMatching(/node/) });
+    expect(r.take()).toEqual([]);
+  });
+
+  test('the name limit bounds the whole subscription, not only one request', () => {
+    const r = deltaRig(base(), { maxResourceNames: 4 });
+    expect(namesOf(first(r, EDS, ['web', 'api', 'a1']))).toEqual(['api', 'web']);
+    r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['a2', 'a3'] }));
+    expect(r.io.failure?.code).toBe(8);
+  });
+
+  test('a wildcard client may report more initial versions than the name limit', () => {
+    const many = resourceSet(['a', 'b', 'c', 'd'].flatMap((n) => clusterWithEndpoints(n)));
+    const r = deltaRig(many, { maxResourceNames: 3 });
+    const held = Object.fromEntries(['a', 'b', 'c', 'd'].map((n) => [n, version(r, CDS, n) ?? '']));
+    const resp = first(r, CDS, [], held);
+    expect(resp.resources).toEqual([]);
+    expect(r.io.failure).toBeUndefined();
+  });
+});
+
+describe('Delta stream: wildcard', () => {
+  test('an empty first CDS request is a wildcard: every cluster, each with the cache\'s version', () => {
+    const r = deltaRig();
+    const resp = first(r, CDS, []);
+    expect(versionsOf(resp)).toEqual({ api: version(r, CDS, 'api'), web: version(r, CDS, 'web') });
+    expect(resp.removed_resources).toEqual([]);
+  });
+
+  test('"*" subscribes to everything; a push carries only what is new', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, LDS, ['*'])));
+    r.publish(resourceSet(base(), listener('ingress2', 10001)));
+    expect(namesOf(takeOne(r))).toEqual(['ingress2']);
+  });
+
+  test.each([CDS, LDS])('the first wildcard request for %s is answered even when there is nothing', (type) => {
+    const r = deltaRig(resourceSet());
+    const resp = first(r, type, []);
+    expect(resp.resources).toEqual([]);
+    expect(resp.removed_resources).toEqual([]);
+    expect(resp.nonce).not.toBe('');
+  });
+
+  test('an empty first EDS request is not a wildcard', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaReq(EDS, { node: NODE }));
+    expect(r.take()).toEqual([]);
+  });
+
+  test('unsubscribing "*" leaves only the named resources', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, CDS, ['*', 'web'])));
+    r.stream.onRequest(deltaReq(CDS, { resource_names_unsubscribe: ['*'] }));
+    r.publish(resourceSet(cluster('api', 'RANDOM'), cluster('web', 'RANDOM')));
+    expect(namesOf(takeOne(r))).toEqual(['web']);
+  });
+});
+
+describe('Delta stream: initial_resource_versions', () => {
+  test('a resource held at the current version is not resent; one that differs is', () => {
+    const r = deltaRig();
+    const resp = first(r, CDS, [], { api: version(r, CDS, 'api') ?? '', web: 'not-what-you-have' });
+    expect(versionsOf(resp)).toEqual({ web: version(r, CDS, 'web') });
+    expect(resp.removed_resources).toEqual([]);
+  });
+
+  test('a held resource that no longer exists arrives as removed_resources', () => {
+    const r = deltaRig();
+    const resp = first(r, EDS, ['web', 'api', 'gone'], { web: version(r, EDS, 'web') ?? '', gone: 'v-old' });
+    expect(namesOf(resp)).toEqual(['api']);
+    expect(removedOf(resp)).toEqual(['gone']);
+  });
+
+  test('a wildcard client holding everything current gets one empty answer and nothing else', () => {
+    const r = deltaRig();
+    const resp = first(r, CDS, [], { api: version(r, CDS, 'api') ?? '', web: version(r, CDS, 'web') ?? '' });
+    expect(resp.resources).toEqual([]);
+    r.stream.onRequest(deltaAck(resp));
+    expect(r.take()).toEqual([]);
+  });
+
+  test('initial versions count only on the first request of a type', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, EDS, ['web'])));
+    r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['api'], initial_resource_versions: { api: version(r, EDS, 'api') ?? '' } }));
+    expect(namesOf(takeOne(r))).toEqual(['api']);
+  });
+});
+
+describe('Delta stream: changes and subscriptions', () => {
+  test('a deleted cluster is removed from EDS, then CDS (removals in reverse order); unchanged ones are not resent', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, CDS, [])));
+    r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['api', 'web'] }));
+    r.stream.onRequest(deltaAck(takeOne(r)));
+    r.publish(resourceSet(clusterWithEndpoints('web', 8081)));
+    expect(r.take().map(summary)).toEqual(['EDS[]-[api]', 'CDS[]-[api]']);
+  });
+
+  test('a name that does not exist yet is sent when it appears', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaReq(EDS, { node: NODE, resource_names_subscribe: ['ghost'] }));
+    expect(r.take()).toEqual([]);
+    r.publish(resourceSet(base(), clusterWithEndpoints('ghost', 9090)));
+    expect(namesOf(takeOne(r))).toEqual(['ghost']);
+  });
+
+  test('unsubscribe then resubscribe resends the same version', () => {
+    const r = deltaRig();
+    const resp = first(r, EDS, ['web']);
+    r.stream.onRequest(deltaAck(resp));
+    r.stream.onRequest(deltaReq(EDS, { resource_names_unsubscribe: ['web'] }));
+    expect(r.take()).toEqual([]);
+    r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['web'] }));
+    expect(versionsOf(takeOne(r))).toEqual(versionsOf(resp));
+  });
+
+  test('subscribing again to a held name resends it', () => {
+    const r = deltaRig();
+    const resp = first(r, EDS, ['web', 'api']);
+    r.stream.onRequest(deltaAck(resp, { resource_names_subscribe: ['web'] }));
+    expect(versionsOf(takeOne(r))).toEqual({ web: versionsOf(resp).web });
+  });
+
+  test('an unsubscribed resource is not pushed any more', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, EDS, ['web', 'api'])));
+    r.stream.onRequest(deltaReq(EDS, { resource_names_unsubscribe: ['web'] }));
+    r.publish(resourceSet(clusterWithEndpoints('api', 1), clusterWithEndpoints('web', 2)));
+    expect(namesOf(takeOne(r))).toEqual(['api']);
+  });
+
+  test('subscription changes are honored whatever the nonce', () => {
+    const r = deltaRig(resourceSet(base(), clusterWithEndpoints('third', 3)));
+    const resp = first(r, EDS, ['web']);
+    r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['api'], response_nonce: 'never-sent' }));
+    expect(namesOf(takeOne(r))).toEqual(['api']);
+    r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['third'], response_nonce: resp.nonce }));
+    expect(namesOf(takeOne(r))).toEqual(['third']);
+  });
+
+  test('cluster warming: an updated cluster is followed by its unchanged endpoints', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, CDS, [])));
+    r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['api', 'web'] }));
+    const eds = takeOne(r);
+    r.stream.onRequest(deltaAck(eds));
+    r.publish(resourceSet(base(), cluster('web', 'RANDOM')));
+    const [cds, eds2, ...rest] = r.take();
+    expect(rest).toEqual([]);
+    expect(summary(cds as DeltaDiscoveryResponse)).toBe('CDS[web]-[]');
+    expect(versionsOf(eds2 as DeltaDiscoveryResponse)).toEqual({ web: versionsOf(eds).web });
+  });
+});
+
+describe('Delta stream: ACK and NACK', () => {
+  test('an ACK is recorded and not answered; a later push leaves the type STALE until ACKed', () => {
+    const r = deltaRig();
+    const resp = first(r, CDS, []);
+    expect(typeState(r.registry, CDS)?.state).toBe('STALE');
+    r.stream.onRequest(deltaAck(resp));
+    expect(r.take()).toEqual([]);
+    expect(typeState(r.registry, CDS)?.state).toBe('SYNCED');
+    r.publish(resourceSet(base(), cluster('web', 'RANDOM')));
+    expect(namesOf(takeOne(r))).toEqual(['web']);
+    expect(typeState(r.registry, CDS)?.state).toBe('STALE');
+  });
+
+  test('a NACK is recorded and parked: no resend on a plain follow-up; a later change sends only what changed', () => {
+    const r = deltaRig();
+    const resp = first(r, CDS, []);
+    r.stream.onRequest(deltaAck(resp, { error_detail: { code: 3, message: 'cluster api: nope' } }));
+    expect(r.take()).toEqual([]);
+    expect(typeState(r.registry, CDS)).toMatchObject({ state: 'NACKED', lastNack: { message: 'cluster api: nope' } });
+    r.stream.onRequest(deltaReq(CDS));
+    expect(r.take()).toEqual([]);
+    r.publish(resourceSet(base(), cluster('api', 'RANDOM')));
+    expect(namesOf(takeOne(r))).toEqual(['api']);
+  });
+
+  test('several responses may be in flight; each is ACKed by its own nonce', () => {
+    const r = deltaRig();
+    const a = first(r, CDS, []);
+    r.publish(resourceSet(base(), cluster('web', 'RANDOM')));
+    const b = takeOne(r);
+    r.stream.onRequest(deltaAck(a));
+    expect(typeState(r.registry, CDS)?.state).toBe('STALE');
+    r.stream.onRequest(deltaAck(b));
+    expect(typeState(r.registry, CDS)?.state).toBe('SYNCED');
+  });
+});
+
+describe('Delta stream: ADS ordering (make-before-break)', () => {
+  function subscribed(): DeltaRig {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, CDS, [])));
+    for (const [type, names] of [[EDS, ['api', 'web', 'newc']], [LDS, []], [RDS, ['ingress', 'ingress2']]] as const) {
+      r.stream.onRequest(deltaReq(type, { resource_names_subscribe: [...names] }));
+      r.stream.onRequest(deltaAck(takeOne(r)));
+    }
+    return r;
+  }
+  const added = () => resourceSet(base(), clusterWithEndpoints('newc', 7000), listener('ingress2', 10001), routes('ingress', 'newc', 'api', 'web'), routes('ingress2', 'newc'));
+
+  test('additions go out CDS, EDS, LDS, RDS', () => {
+    const r = subscribed();
+    r.publish(added());
+    expect(r.take().map(summary)).toEqual(['CDS[newc]-[]', 'EDS[newc]-[]', 'LDS[ingress2]-[]', 'RDS[ingress,ingress2]-[]']);
+  });
+
+  test('removals: updates first, then removals in reverse order (RDS, LDS, EDS, CDS)', () => {
+    const r = subscribed();
+    r.publish(added());
+    for (const resp of r.take()) r.stream.onRequest(deltaAck(resp));
+    r.publish(base());
+    expect(r.take().map(summary)).toEqual(['RDS[ingress]-[]', 'RDS[]-[ingress2]', 'LDS[]-[ingress2]', 'EDS[]-[newc]', 'CDS[]-[newc]']);
+  });
+});
+
+describe('Delta stream: node groups and congestion', () => {
+  test('a proxy sees its node group\'s snapshot', () => {
+    const r = deltaRig(nodeGroupOfNode());
+    expect(namesOf(first(r, CDS, []))).toEqual(['edge']);
+  });
+
+  test('while the client is not reading, changes are held and coalesced into one response on drain', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, CDS, [])));
+    r.io.full = true;
+    r.publish(resourceSet(base(), clusterWithEndpoints('x', 1)));
+    r.publish(resourceSet(base(), clusterWithEndpoints('y', 2)));
+    expect(r.take()).toEqual([]);
+    r.io.full = false;
+    r.stream.onCacheChange();
+    expect(r.take().map(summary)).toEqual(['CDS[y]-[]']);
+  });
+});
