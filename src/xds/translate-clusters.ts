@@ -28,7 +28,7 @@ function nextPowerOfTwo(n: number): number {
 }
 
 /**
- * Load reporting (LRS, served by src/signals/lrs-server.ts) for one emitted cluster.
+ * Load reporting (LRS, served by src/signals/lrs-service.ts) for one emitted cluster.
  * `lrs_report_endpoint_metrics` makes Envoy parse the backends' ORCA `endpoint-load-metrics`
  * header and report those metrics per endpoint; `lrs_server: { self: {} }` tells proxyless gRPC
  * to send its load reports to fulcrum. Envoy 1.40 ignores `lrs_server`: it streams load reports
