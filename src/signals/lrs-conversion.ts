@@ -16,13 +16,16 @@ export const METRIC_FIELDS = ['cpu', 'memory', 'latencyMs', 'errors', 'rps'] as 
 export type MetricField = (typeof METRIC_FIELDS)[number];
 
 /**
- * Which load metric feeds which sample field by default. `named_metrics.latency_ms` lets a backend
- * report its own latency through Envoy (`endpoint-load-metrics: TEXT named_metrics.latency_ms=12`)
- * once the metric is also in `lrs_report_endpoint_metrics`.
+ * Which load metric feeds which sample field by default. ORCA's own `eps` and `rps_fractional`
+ * (Envoy 1.40 forwards them when `lrs_report_endpoint_metrics` lists them), and
+ * `named_metrics.latency_ms` so a backend can report its latency through Envoy
+ * (`endpoint-load-metrics: TEXT eps=0.5, named_metrics.latency_ms=12`).
  */
 export const DEFAULT_METRIC_FIELDS: Readonly<Record<string, MetricField>> = {
   cpu_utilization: 'cpu',
   mem_utilization: 'memory',
+  eps: 'errors',
+  rps_fractional: 'rps',
   'named_metrics.latency_ms': 'latencyMs',
 };
 

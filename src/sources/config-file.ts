@@ -351,7 +351,8 @@ function toServer(cfg: ConfigFile): ServerSettings {
 export type LoadMetricField = 'cpu' | 'memory' | 'latencyMs' | 'errors' | 'rps';
 
 function loadReportingSettings(lr: { intervalMs?: number; endpointMetrics?: string[]; metricFields?: Record<string, LoadMetricField> } | undefined): ServerSettings['loadReporting'] {
-  const listed = lr?.endpointMetrics ?? ['cpu_utilization', 'mem_utilization'];
+  // What the default metric fields read (rps_fractional aside: Envoy counts requests itself).
+  const listed = lr?.endpointMetrics ?? ['cpu_utilization', 'mem_utilization', 'eps', 'named_metrics.latency_ms'];
   const mapped = Object.keys(lr?.metricFields ?? {});
   return {
     intervalMs: lr?.intervalMs ?? 2_000,

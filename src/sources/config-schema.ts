@@ -199,7 +199,7 @@ const ServerSchema = Type.Object(
           // Load metric → sample field (src/signals/lrs-conversion.ts); the names are also asked of Envoy.
           metricFields: Type.Optional(
             Type.Record(
-              Type.String({ pattern: '^(cpu_utilization|mem_utilization|application_utilization|named_metrics\\.[A-Za-z0-9_.:-]{1,180})$' }),
+              Type.String({ pattern: '^(cpu_utilization|mem_utilization|application_utilization|eps|rps_fractional|named_metrics\\.[A-Za-z0-9_.:-]{1,180})$' }),
               Type.Union([Type.Literal('cpu'), Type.Literal('memory'), Type.Literal('latencyMs'), Type.Literal('errors'), Type.Literal('rps')]),
               { additionalProperties: false, maxProperties: 50 },
             ),
