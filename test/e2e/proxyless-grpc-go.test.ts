@@ -14,7 +14,6 @@ import pino from 'pino';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import YAML from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
-import type { Sample } from '../../src/signals/signal-store.js';
 import { locateGrpcGoClient, runGrpcGoClient } from '../support/grpc-go.js';
 import { startGrpcServers, type GrpcTestServers } from '../support/grpc-whoami.js';
 import { startXdsClient, tally } from '../support/grpc-xds.js';
@@ -58,7 +57,7 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
     fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }) });
     // The newest sample may already be the idle interval after the calls: keep the peak per endpoint.
     fulcrum.signals.subscribe((e) => {
-      if (e.kind === 'sample' && e.cluster === CLUSTER) maxRps.set(e.key, Math.max(maxRps.get(e.key) ?? 0, (e.sample as Sample).rps ?? 0));
+      if (e.kind === 'sample' && e.cluster === CLUSTER) maxRps.set(e.key, Math.max(maxRps.get(e.key) ?? 0, e.sample.rps ?? 0));
     });
   }, 60_000);
 

@@ -30,6 +30,8 @@ export interface GrpcGoRunOptions {
   readonly count: number;
   /** A header carrying a distinct key per call (user-0, user-1, ...), for ring hash. */
   readonly hashHeader?: string;
+  /** Per-call deadline (default 30 000 ms: the first call waits for xDS and a connection). */
+  readonly deadlineMs?: number;
   /** Keep the channel (and its load reports) up after the calls, until `stop()`. */
   readonly hold?: boolean;
   /** How long to wait for the result line (default 120 000 ms). */
@@ -53,6 +55,7 @@ export interface GrpcGoRun {
 
 export function runGrpcGoClient(bin: string, opts: GrpcGoRunOptions): GrpcGoRun {
   const args = ['--xds-port', String(opts.xdsPort), '--node-id', opts.nodeId, '--target', opts.target, '--count', String(opts.count)];
+  args.push('--deadline', `${opts.deadlineMs ?? 30_000}ms`);
   if (opts.hashHeader) args.push('--hash-header', opts.hashHeader);
   if (opts.hold) args.push('--hold');
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
