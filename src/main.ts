@@ -14,7 +14,6 @@ import { parseConfig } from './sources/config-file.js';
 import { ConfigWatcher } from './sources/config-watcher.js';
 import { AdaptiveWeights, type PublishedOverrides } from './signals/adaptive-weights.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
-import { DEFAULT_METRIC_FIELDS } from './signals/lrs-conversion.js';
 import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
 import { authFromEnv, authWithFiles, type AuthConfig } from './admin/auth.js';
@@ -105,7 +104,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     log,
     lrsIntervalMs: lrsSettings?.intervalMs ?? 2_000,
     onSamples: (transport, accepted, rejected) => metrics.samplesReceived(transport, accepted, rejected),
-    ...(lrsSettings?.metricFields ? { lrsMetricFields: { ...DEFAULT_METRIC_FIELDS, ...lrsSettings.metricFields } } : {}),
+    ...(lrsSettings?.metricFields ? { lrsMetricFields: lrsSettings.metricFields } : {}),
     currentWeight: (cluster, key) => adaptive.current().get(cluster)?.get(key)?.weight,
     onLrsEntries: (granularity, result, n) => metrics.lrsEntriesReceived(granularity, result, n),
   });

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/types.js';
 import type { LrsGranularity, LrsReportResult } from './lrs-aggregator.js';
-import { localityId, type LocalityMember, type MetricField } from './lrs-conversion.js';
+import { DEFAULT_METRIC_FIELDS, localityId, type LocalityMember, type MetricField } from './lrs-conversion.js';
 import { lrsService, type LrsService } from './lrs-service.js';
 import { Prober, probeConfigFromCatalog } from './prober.js';
 import { reportService, type GrpcServicePair } from './report-grpc.js';
@@ -18,7 +18,7 @@ export interface SignalsOptions {
    * are not seen here. Batches refused whole (400 / 413) are not counted.
    */
   readonly onSamples?: (transport: 'http' | 'grpc' | 'lrs', accepted: number, rejected: number) => void;
-  /** Load metric name → sample field for LRS (default DEFAULT_METRIC_FIELDS in lrs-conversion.ts). */
+  /** Load metric name → sample field for LRS, over DEFAULT_METRIC_FIELDS (lrs-conversion.ts). */
   readonly lrsMetricFields?: Readonly<Record<string, MetricField>>;
   /** The weight proxies currently get for an endpoint (published); the catalog's when undefined. */
   readonly currentWeight?: (cluster: string, key: string) => number | undefined;
@@ -63,7 +63,7 @@ export class Signals {
       reportingIntervalMs: options.lrsIntervalMs,
       log: options.log,
       localityMembers: (cluster, locality) => this.localityMembers(cluster, locality),
-      ...(options.lrsMetricFields ? { metricFields: options.lrsMetricFields } : {}),
+      ...(options.lrsMetricFields ? { metricFields: { ...DEFAULT_METRIC_FIELDS, ...options.lrsMetricFields } } : {}),
       ...(options.onLrsEntries ? { onEntries: options.onLrsEntries } : {}),
     });
     this.reports = reportService({ store: this.store, knows, onBatch });
