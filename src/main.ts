@@ -104,6 +104,9 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     log,
     lrsIntervalMs: lrsSettings?.intervalMs ?? 2_000,
     onSamples: (transport, accepted, rejected) => metrics.samplesReceived(transport, accepted, rejected),
+    ...(lrsSettings?.metricFields ? { lrsMetricFields: lrsSettings.metricFields } : {}),
+    currentWeight: (cluster, key) => adaptive.current().get(cluster)?.get(key)?.weight,
+    onLrsEntries: (granularity, result, n) => metrics.lrsEntriesReceived(granularity, result, n),
   });
   const data = await openDataDir(options.dataDir, log);
   const store = openStore(data.dir, { onWrite: (ms, kind) => metrics.storeWritten(kind, ms) });

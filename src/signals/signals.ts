@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/types.js';
-import { lrsService, type LrsService } from './lrs-server.js';
+import type { LrsGranularity, LrsReportResult } from './lrs-aggregator.js';
+import { DEFAULT_METRIC_FIELDS, localityId, type LocalityMember, type MetricField } from './lrs-conversion.js';
+import { lrsService, type LrsService } from './lrs-service.js';
 import { Prober, probeConfigFromCatalog } from './prober.js';
 import { reportService, type GrpcServicePair } from './report-grpc.js';
 import { ingestReports, type IngestResult } from './report-ingest.js';
@@ -16,6 +18,12 @@ export interface SignalsOptions {
    * are not seen here. Batches refused whole (400 / 413) are not counted.
    */
   readonly onSamples?: (transport: 'http' | 'grpc' | 'lrs', accepted: number, rejected: number) => void;
+  /** Load metric name → sample field for LRS, over DEFAULT_METRIC_FIELDS (lrs-conversion.ts). */
+  readonly lrsMetricFields?: Readonly<Record<string, MetricField>>;
+  /** The weight proxies currently get for an endpoint (published); the catalog's when undefined. */
+  readonly currentWeight?: (cluster: string, key: string) => number | undefined;
+  /** LRS report entries by granularity (endpoint, locality) and result (metrics). */
+  readonly onLrsEntries?: (granularity: LrsGranularity, result: LrsReportResult, count: number) => void;
 }
 
 /**
@@ -29,6 +37,8 @@ export class Signals {
   private readonly lrs: LrsService;
   private readonly reports: GrpcServicePair;
   private known = new Map<string, Set<string>>();
+  /** cluster → locality id → its endpoints with their catalog weights (for per-locality LRS). */
+  private localities = new Map<string, Map<string, LocalityMember[]>>();
 
   constructor(private readonly options: SignalsOptions) {
     this.store = new SignalStore({ onListenerError: (err) => options.log.error({ err }, 'signal listener failed') });
@@ -47,7 +57,15 @@ export class Signals {
       });
     }
     this.prober = new Prober({ store: this.store });
-    this.lrs = lrsService({ store: this.store, knows, reportingIntervalMs: options.lrsIntervalMs, log: options.log });
+    this.lrs = lrsService({
+      store: this.store,
+      knows,
+      reportingIntervalMs: options.lrsIntervalMs,
+      log: options.log,
+      localityMembers: (cluster, locality) => this.localityMembers(cluster, locality),
+      ...(options.lrsMetricFields ? { metricFields: { ...DEFAULT_METRIC_FIELDS, ...options.lrsMetricFields } } : {}),
+      ...(options.onLrsEntries ? { onEntries: options.onLrsEntries } : {}),
+    });
     this.reports = reportService({ store: this.store, knows, onBatch });
     this.ingest = (body) => ingestReports(body, { store: this.store, knows, onBatch });
   }
@@ -67,8 +85,15 @@ export class Signals {
   setCatalog(catalog: Catalog): void {
     this.known = new Map(catalog.clusters.map((c) => [c.name, new Set(c.endpoints.map((e) => `${e.address}:${e.port}`))]));
     this.store.retain(this.known);
+    this.localities = new Map(catalog.clusters.map((c) => [c.name, membersByLocality(c.endpoints)]));
     for (const c of catalog.clusters) this.prober.setCluster(c.name, c.probe ? probeConfigFromCatalog(c.probe) : undefined, c.endpoints);
     this.prober.retainClusters(this.known.keys());
+  }
+
+  private localityMembers(cluster: string, locality: string): LocalityMember[] {
+    const members = this.localities.get(cluster)?.get(locality) ?? [];
+    const current = this.options.currentWeight;
+    return current ? members.map((m) => ({ key: m.key, weight: current(cluster, m.key) ?? m.weight })) : members;
   }
 
   start(): void {
@@ -80,4 +105,15 @@ export class Signals {
     this.prober.stop();
     this.lrs.close();
   }
+}
+
+function membersByLocality(endpoints: Catalog['clusters'][number]['endpoints']): Map<string, LocalityMember[]> {
+  const out = new Map<string, LocalityMember[]>();
+  for (const e of endpoints) {
+    const id = localityId(e.locality);
+    const list = out.get(id) ?? [];
+    list.push({ key: `${e.address}:${e.port}`, weight: e.weight });
+    out.set(id, list);
+  }
+  return out;
 }

@@ -34,7 +34,13 @@ export interface ServerSettings {
   readonly engineTickMs: number;
   readonly engineHealth: { failureThreshold?: number; successThreshold?: number; baseBackoffMs?: number; maxBackoffMs?: number };
   /** Envoy load reporting (LRS); undefined when disabled. */
-  readonly loadReporting?: { readonly intervalMs: number; readonly endpointMetrics: readonly string[] };
+  readonly loadReporting?: {
+    readonly intervalMs: number;
+    /** Asked of Envoy (`lrs_report_endpoint_metrics`): the configured list plus every `metricFields` name. */
+    readonly endpointMetrics: readonly string[];
+    /** Load metric name → sample field, over the defaults; undefined when not configured. */
+    readonly metricFields?: Readonly<Record<string, LoadMetricField>>;
+  };
   readonly logLevel: string;
 }
 
@@ -351,11 +357,22 @@ function toServer(cfg: ConfigFile): ServerSettings {
     ...(cfg.server?.loadReporting?.enabled === false
       ? {}
       : {
-          loadReporting: {
-            intervalMs: cfg.server?.loadReporting?.intervalMs ?? 2_000,
-            endpointMetrics: cfg.server?.loadReporting?.endpointMetrics ?? ['cpu_utilization', 'mem_utilization'],
-          },
+          loadReporting: loadReportingSettings(cfg.server?.loadReporting),
         }),
     logLevel: cfg.server?.logLevel ?? 'info',
+  };
+}
+
+/** A sample field a load metric may feed (as `MetricField` in src/signals/lrs-conversion.ts). */
+export type LoadMetricField = 'cpu' | 'memory' | 'latencyMs' | 'errors' | 'rps';
+
+function loadReportingSettings(lr: { intervalMs?: number; endpointMetrics?: string[]; metricFields?: Record<string, LoadMetricField> } | undefined): ServerSettings['loadReporting'] {
+  // What the default metric fields read (rps_fractional aside: Envoy counts requests itself).
+  const listed = lr?.endpointMetrics ?? ['cpu_utilization', 'mem_utilization', 'eps', 'named_metrics.latency_ms'];
+  const mapped = Object.keys(lr?.metricFields ?? {});
+  return {
+    intervalMs: lr?.intervalMs ?? 2_000,
+    endpointMetrics: [...new Set([...listed, ...mapped])],
+    ...(lr?.metricFields ? { metricFields: lr.metricFields } : {}),
   };
 }

@@ -220,6 +220,14 @@ const ServerSchema = Type.Object(
           enabled: Type.Optional(Type.Boolean()),
           intervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
           endpointMetrics: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 50 })),
+          // Load metric → sample field (src/signals/lrs-conversion.ts); the names are also asked of Envoy.
+          metricFields: Type.Optional(
+            Type.Record(
+              Type.String({ pattern: '^(cpu_utilization|mem_utilization|application_utilization|eps|rps_fractional|named_metrics\\.[A-Za-z0-9_.:-]{1,180})$' }),
+              Type.Union([Type.Literal('cpu'), Type.Literal('memory'), Type.Literal('latencyMs'), Type.Literal('errors'), Type.Literal('rps')]),
+              { additionalProperties: false, maxProperties: 50 },
+            ),
+          ),
         },
         { additionalProperties: false },
       ),

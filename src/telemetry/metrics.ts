@@ -61,6 +61,7 @@ export class Metrics {
   private readonly reloads: Counter<'result'>;
   private readonly tickSeconds: Histogram;
   private readonly samples: Counter<'transport' | 'result'>;
+  private readonly lrsEntries: Counter<'granularity' | 'result'>;
   private readonly storeWrites: Histogram<'kind'>;
   private connectedSource: () => Iterable<string> = () => [];
   private weightSource: () => Iterable<EndpointValue> = () => [];
@@ -138,6 +139,14 @@ export class Metrics {
       labelNames: ['transport', 'result'],
       registers,
     });
+    this.lrsEntries = new Counter({
+      name: 'fulcrum_lrs_report_entries_total',
+      help:
+        'Load report (LRS) entries, by granularity (endpoint: per-endpoint stats, as Envoy sends; locality: a locality without them, as grpc-go sends) ' +
+        'and result (used; unaddressed: endpoint without a socket address; exact: locality with one endpoint; spread: split over its endpoints by weight; dropped: no known endpoint).',
+      labelNames: ['granularity', 'result'],
+      registers,
+    });
     this.storeWrites = new Histogram({
       name: 'fulcrum_store_write_seconds',
       help: 'Time of one committed store write transaction (fsync included), by kind: catalog (API, config file) or weights (engine).',
@@ -184,6 +193,11 @@ export class Metrics {
   samplesReceived(transport: ReportTransport, accepted: number, rejected = 0): void {
     if (accepted > 0) this.samples.inc({ transport, result: 'accepted' }, accepted);
     if (rejected > 0) this.samples.inc({ transport, result: 'rejected' }, rejected);
+  }
+
+  /** Entries of one LRS request, by granularity and what became of them. */
+  lrsEntriesReceived(granularity: string, result: string, count: number): void {
+    if (count > 0) this.lrsEntries.inc({ granularity, result }, count);
   }
 
   storeWritten(kind: StoreWriteKind, ms: number): void {

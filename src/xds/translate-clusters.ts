@@ -28,7 +28,7 @@ function nextPowerOfTwo(n: number): number {
 }
 
 /**
- * Load reporting (LRS, served by src/signals/lrs-server.ts) for one emitted cluster.
+ * Load reporting (LRS, served by src/signals/lrs-service.ts) for one emitted cluster.
  * `lrs_report_endpoint_metrics` makes Envoy parse the backends' ORCA `endpoint-load-metrics`
  * header and report those metrics per endpoint; `lrs_server: { self: {} }` tells proxyless gRPC
  * to send its load reports to fulcrum. Envoy 1.40 ignores `lrs_server`: it streams load reports
@@ -115,17 +115,19 @@ export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<strin
   const distinct = [...new Set(ordered.map((g) => g.priority))];
   const rank = new Map(distinct.map((p, i) => [p, i]));
   const endpointWeights = ordered.map((g) => fitWeights(g.endpoints.map((x) => x.weight)));
-  // Proxyless gRPC (gRFC A27) drops a locality without load_balancing_weight; Envoy ignores the field
-  // (no locality_weighted_lb_config is emitted). gRPC picks a locality by it and round-robins inside, so
-  // the locality's endpoint-weight sum mimics Envoy's host-weighted split. Ring hash multiplies locality
-  // and endpoint weights, so there every locality gets 1 and the ring follows endpoint weights alone.
+  // Proxyless gRPC (gRFC A27) drops a locality without load_balancing_weight. It picks a locality by
+  // that weight, then an endpoint inside it, so the locality's endpoint-weight sum gives Envoy's
+  // host-weighted split. Ring hash too: gRPC A113 (grpc-go >= 1.79, grpc-java, C-core) weighs an
+  // endpoint by its share of its locality times the locality's share, so localities weighted 1 would
+  // split evenly whatever their endpoints' weights. (@grpc/grpc-js-xds 1.14 still multiplies the raw
+  // weights, pre-A113, which squares the locality split: see src/signals/README.md.) Envoy ignores
+  // locality weights here: no locality_weighted_lb_config is emitted for ROUND_ROBIN by default, nor
+  // ever for RING_HASH / MAGLEV, whose rings follow endpoint weights alone.
   const localityWeights = ordered.map(() => 1);
-  if (c.lbPolicy !== 'RING_HASH') {
-    for (const priority of distinct) {
-      const at = ordered.flatMap((g, i) => (g.priority === priority ? [i] : []));
-      const fitted = fitWeights(at.map((i) => sum(endpointWeights[i] ?? [])));
-      at.forEach((i, k) => (localityWeights[i] = fitted[k] ?? 1));
-    }
+  for (const priority of distinct) {
+    const at = ordered.flatMap((g, i) => (g.priority === priority ? [i] : []));
+    const fitted = fitWeights(at.map((i) => sum(endpointWeights[i] ?? [])));
+    at.forEach((i, k) => (localityWeights[i] = fitted[k] ?? 1));
   }
   return {
     cluster_name: c.name,

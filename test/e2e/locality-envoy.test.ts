@@ -9,18 +9,24 @@ import { sendRequests, startBackends, type Backends } from '../support/backends.
 import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { freePort } from '../support/ports.js';
 
-/** Locality-tiered balancing: Envoy picks a zone by its aggregated weight, then a host in it. */
+/**
+ * Locality-tiered balancing: Envoy picks a zone by its aggregated weight, then a host in it.
+ * And ring hash across zones: fulcrum sends every locality its endpoint-weight sum (for proxyless
+ * gRPC, gRPC A113), which Envoy's ring must ignore (no locality_weighted_lb_config is emitted).
+ */
 describeEnvoy('locality-weighted clusters with a real Envoy', () => {
   let dir: string;
   let backends: Backends;
   let fulcrum: Fulcrum;
   let envoy: EnvoyHandle;
   let listenerPort: number;
+  let hashedPort: number;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-locality-'));
     backends = await startBackends(3);
     listenerPort = await freePort();
+    hashedPort = await freePort();
     const [a, b, c] = backends.list;
     const configPath = join(dir, 'fulcrum.yaml');
     await writeFile(
@@ -37,13 +43,29 @@ describeEnvoy('locality-weighted clusters with a real Envoy', () => {
               { address: '127.0.0.1', port: c?.port, weight: 2, locality: { region: 'r', zone: 'b' } },
             ],
           },
+          {
+            name: 'hashed',
+            lbPolicy: 'RING_HASH',
+            ringHash: { virtualNodesPerHost: 160 },
+            endpoints: [
+              // zone a sums 2, zone b 6: 25% / 75% by endpoint weight. Multiplied by the locality
+              // weights (2 and 6) zone a would get 2x2 / (2x2 + 2 x 6x3) = 10%.
+              { address: '127.0.0.1', port: a?.port, weight: 2, locality: { region: 'r', zone: 'a' } },
+              { address: '127.0.0.1', port: b?.port, weight: 3, locality: { region: 'r', zone: 'b' } },
+              { address: '127.0.0.1', port: c?.port, weight: 3, locality: { region: 'r', zone: 'b' } },
+            ],
+          },
         ],
-        listeners: [{ name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: 'zoned' }] }],
+        listeners: [
+          { name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: 'zoned' }] },
+          { name: 'hashed-ingress', address: '127.0.0.1', port: hashedPort, routes: [{ prefix: '/', cluster: 'hashed', hashPolicy: { header: 'x-user' } }] },
+        ],
       }),
     );
     fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }) });
     envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode: 'sotw', nodeId: 'locality', name: 'envoy-locality' });
     await envoy.waitForListener('ingress', 20_000);
+    await envoy.waitForListener('hashed-ingress', 20_000);
   }, 60_000);
 
   afterAll(async () => {
@@ -63,5 +85,13 @@ describeEnvoy('locality-weighted clusters with a real Envoy', () => {
     expect(Math.abs(share(0) - 0.25)).toBeLessThan(0.04);
     expect(Math.abs(share(1) + share(2) - 0.75)).toBeLessThan(0.04);
     expect(Math.abs(share(2) / share(1) - 2)).toBeLessThan(0.4);
+  });
+
+  it('ring hash: Envoy gets the locality weight sums and still splits distinct keys by endpoint weight', async () => {
+    const dump = JSON.stringify(await envoy.configDump({ includeEds: true }));
+    expect(dump).toContain('"load_balancing_weight":6'); // zone b's locality weight: only the hashed cluster has it
+    const r = await sendRequests(`http://127.0.0.1:${hashedPort}/`, 1200, { concurrency: 8, headers: (i) => ({ 'x-user': `user-${i}` }) });
+    expect(r.errors, JSON.stringify(r.errorSamples)).toBe(0);
+    expect(Math.abs((r.distribution['0'] ?? 0) / r.sent - 0.25), JSON.stringify(r.distribution)).toBeLessThan(0.08);
   });
 });

@@ -1,21 +1,15 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  decodeLoadStatsResponse,
-  encodeLoadStatsRequest,
-  endpointLoads,
-  LrsAggregator,
-  LRS_METHOD_PATH,
-  lrsService,
-  type LrsService,
-  type WireLoadStatsRequest,
-} from '../../src/signals/lrs-server.js';
+import { LrsAggregator } from '../../src/signals/lrs-aggregator.js';
+import { decodeLoadStatsResponse, encodeLoadStatsRequest, LRS_METHOD_PATH, type WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
+import { endpointLoads } from '../../src/signals/lrs-conversion.js';
+import { lrsService, type LrsService } from '../../src/signals/lrs-service.js';
 import { SignalStore } from '../../src/signals/signal-store.js';
 import { waitFor } from '../support/wait.js';
 
 const ep = (port: number, fields: Record<string, unknown>) => ({ address: { socket_address: { address: '10.0.0.1', port_value: port } }, ...fields });
 
-/** Shaped like what Envoy 1.40 sends (see lrs-server.ts). */
+/** Shaped like what Envoy 1.40 sends (see src/signals/README.md). */
 function report(eps: Record<string, unknown>[], intervalMs = 2000): WireLoadStatsRequest {
   return {
     node: { id: 'envoy-1' },

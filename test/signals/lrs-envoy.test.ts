@@ -7,7 +7,8 @@ import protobuf from 'protobufjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
-import { lrsService, type LrsService, type WireLoadStatsRequest } from '../../src/signals/lrs-server.js';
+import type { WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
+import { lrsService, type LrsService } from '../../src/signals/lrs-service.js';
 import { SignalStore } from '../../src/signals/signal-store.js';
 import { parseConfig } from '../../src/sources/config-file.js';
 import { envoyType, TYPE } from '../../src/xds/envoy-api.js';
@@ -66,8 +67,8 @@ describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-lrs-'));
     backends = await startOrcaBackends([
-      { format: 'TEXT', cpu: 0.42, mem: 0.3, named: { queue: 7 } },
-      { format: 'JSON', cpu: 0.8, mem: 0.5 },
+      { format: 'TEXT', cpu: 0.42, mem: 0.3, named: { queue: 7 }, other: { eps: 3, rps_fractional: 9 } },
+      { format: 'JSON', cpu: 0.8, mem: 0.5, named: { latency_ms: 12 } },
       { format: 'TEXT', cpu: 0.1, status: 503 },
       { format: 'none' },
     ]);
@@ -108,7 +109,7 @@ describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
     for (const set of groups.values()) {
       const clusters = set.get(TYPE.cluster) as Map<string, ReturnType<typeof encodeResource>>;
       for (const c of catalog.clusters) {
-        const res = clusterResource(c, { reportEndpointMetrics: ['cpu_utilization', 'mem_utilization', 'named_metrics.*'] });
+        const res = clusterResource(c, { reportEndpointMetrics: ['cpu_utilization', 'mem_utilization', 'named_metrics.*', 'eps', 'rps_fractional'] });
         clusters.set(c.name, encodeResource(TYPE.cluster, c.name, res));
       }
     }
@@ -157,7 +158,7 @@ describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
   it('Envoy accepts the LRS fields over CDS and opens the LRS stream with node first, no stats', async () => {
     await envoy.waitForListener('ingress', 20_000);
     const dump = JSON.stringify(await envoy.configDump());
-    expect(dump).toContain('"lrs_report_endpoint_metrics":["cpu_utilization","mem_utilization","named_metrics.*"]');
+    expect(dump).toContain('"lrs_report_endpoint_metrics":["cpu_utilization","mem_utilization","named_metrics.*","eps","rps_fractional"]');
     const first = await waitFor(() => requests[0], { what: 'the first LoadStatsRequest' });
     expect(first.req.node?.id).toBe('envoy-lrs');
     expect(first.req.node?.client_features).toContain('envoy.lrs.supports_send_all_clusters');
@@ -213,6 +214,10 @@ describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
     expect(metric(a.port, 'named_metrics.queue')).toBeCloseTo(7, 6);
     expect(metric(b.port, 'cpu_utilization')).toBeCloseTo(0.8, 6);
     expect(metric(b.port, 'mem_utilization')).toBeCloseTo(0.5, 6);
+    // ORCA's eps and rps_fractional are forwarded too when listed; a named latency as any named metric.
+    expect(metric(a.port, 'eps')).toBeCloseTo(3, 6);
+    expect(metric(a.port, 'rps_fractional')).toBeCloseTo(9, 6);
+    expect(metric(b.port, 'named_metrics.latency_ms')).toBeCloseTo(12, 6);
     // Envoy takes ORCA from error responses too.
     expect(metric(c.port, 'cpu_utilization')).toBeCloseTo(0.1, 6);
     // No ORCA header: no load_metric_stats. A header lacking a listed metric: that metric comes
@@ -245,6 +250,11 @@ describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
     expect(store.samples('web', c.key).some((s) => (s.errors ?? 0) > 0)).toBe(true);
     expect(store.samples('web', a.key).some((s) => (s.rps ?? 0) > 0)).toBe(true);
     expect(withCpu(a.key)?.source).toBe('lrs');
+    // Default metric fields: the backend's own eps raises errors/s (Envoy counted none for it),
+    // its rps_fractional raises rps; named_metrics.latency_ms is the latency.
+    expect(withCpu(a.key)?.errors).toBeCloseTo(3, 6);
+    expect(withCpu(a.key)?.rps).toBeGreaterThanOrEqual(9);
+    expect(withCpu(b.key)?.latencyMs).toBeCloseTo(12, 6);
     expect(store.latestWith('web', c.key, 'memory')).toBeUndefined();
     expect(store.latestWith('web', d.key, 'cpu')).toBeUndefined();
     expect(store.samples('web', d.key).some((s) => (s.rps ?? 0) > 0)).toBe(true);

@@ -14,6 +14,8 @@ export interface OrcaBehavior {
   mem?: number;
   /** named_metrics entries. */
   named?: Record<string, number>;
+  /** Other top-level OrcaLoadReport fields (eps, rps_fractional, ...), TEXT form only. */
+  other?: Record<string, number>;
   /** Response status (default 200). */
   status?: number;
 }
@@ -36,6 +38,7 @@ export function orcaHeader(b: OrcaBehavior): string | undefined {
   if (b.cpu !== undefined) fields.cpu_utilization = b.cpu;
   if (b.mem !== undefined) fields.mem_utilization = b.mem;
   for (const [k, v] of Object.entries(b.named ?? {})) fields[`named_metrics.${k}`] = v;
+  for (const [k, v] of Object.entries(b.other ?? {})) fields[k] = v;
   switch (b.format ?? 'TEXT') {
     case 'none':
       return undefined;

@@ -212,7 +212,7 @@ describe('GET /metrics of a running fulcrum', () => {
       { cluster: 'adaptive', endpoint: '10.9.9.9:80', cpu: 0.5 }, // unknown endpoint: rejected
     ]);
     expect(result.accepted).toBe(2);
-    // What lrs-server.ts does with a converted Envoy load report.
+    // What the LRS service does with a converted Envoy load report.
     fulcrum.signals.store.record('fixed', '10.0.1.1:80', { at: fulcrum.signals.store.now(), rps: 12, source: 'lrs' });
 
     const text = await scrape();

@@ -115,7 +115,7 @@ describe('translator', () => {
     const p = decode(set, TYPE.endpoint, 'p') as { endpoints: { priority?: number; load_balancing_weight: { value: number } }[] };
     expect(p.endpoints.map((l) => [l.priority ?? 0, l.load_balancing_weight.value])).toEqual([[0, 7], [1, 2]]);
     const h = decode(set, TYPE.endpoint, 'h') as { endpoints: { load_balancing_weight: { value: number } }[] };
-    expect(h.endpoints[0]?.load_balancing_weight.value).toBe(1);
+    expect(h.endpoints[0]?.load_balancing_weight.value).toBe(5); // ring hash too (gRPC A113 normalises per locality)
   });
 
   it('applies adaptive weight overrides and keeps every locality sum within uint32', () => {

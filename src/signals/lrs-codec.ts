@@ -1,0 +1,108 @@
+import { envoyType } from '../xds/envoy-api.js';
+
+/**
+ * The LRS wire: `envoy.service.load_stats.v3` LoadStatsRequest / LoadStatsResponse bytes ⇄ the
+ * plain objects protobufjs decodes them to (longs as numbers, defaults omitted, arrays always).
+ * Only the fields fulcrum reads are typed. What Envoy and grpc-go actually put in them is in
+ * src/signals/README.md.
+ */
+
+export const LRS_METHOD_PATH = '/envoy.service.load_stats.v3.LoadReportingService/StreamLoadStats';
+
+export interface WireDuration {
+  seconds?: number;
+  nanos?: number;
+}
+
+/** A named load metric (`load_metric_stats[]`): requests that carried it and the sum of values. */
+export interface WireMetricStats {
+  metric_name?: string;
+  num_requests_finished_with_metric?: number;
+  total_metric_value?: number;
+}
+
+/** UnnamedEndpointLoadMetricStats: what grpc-go (gRFC A85) sends cpu/mem/application utilization in. */
+export interface WireUnnamedMetricStats {
+  num_requests_finished_with_metric?: number;
+  total_metric_value?: number;
+}
+
+/** The request counters shared by UpstreamEndpointStats and UpstreamLocalityStats. */
+export interface WireRequestCounters {
+  total_successful_requests?: number;
+  total_requests_in_progress?: number;
+  total_error_requests?: number;
+  total_issued_requests?: number;
+  load_metric_stats?: WireMetricStats[];
+}
+
+export interface WireEndpointStats extends WireRequestCounters {
+  address?: { socket_address?: { address?: string; port_value?: number } };
+}
+
+export interface WireLocality {
+  region?: string;
+  zone?: string;
+  sub_zone?: string;
+}
+
+export interface WireLocalityStats extends WireRequestCounters {
+  locality?: WireLocality;
+  upstream_endpoint_stats?: WireEndpointStats[];
+  cpu_utilization?: WireUnnamedMetricStats;
+  mem_utilization?: WireUnnamedMetricStats;
+  application_utilization?: WireUnnamedMetricStats;
+}
+
+export interface WireClusterStats {
+  cluster_name?: string;
+  cluster_service_name?: string;
+  upstream_locality_stats?: WireLocalityStats[];
+  load_report_interval?: WireDuration;
+}
+
+export interface WireLoadStatsRequest {
+  node?: { id?: string; cluster?: string; client_features?: string[]; user_agent_name?: string };
+  cluster_stats?: WireClusterStats[];
+}
+
+export interface LoadStatsResponseFields {
+  clusters?: string[];
+  send_all_clusters?: boolean;
+  load_reporting_interval?: WireDuration;
+  report_endpoint_granularity?: boolean;
+}
+
+const REQUEST = 'envoy.service.load_stats.v3.LoadStatsRequest';
+const RESPONSE = 'envoy.service.load_stats.v3.LoadStatsResponse';
+const TO_OBJECT = { longs: Number, defaults: false, arrays: true } as const;
+
+export function decodeLoadStatsRequest(bytes: Buffer): WireLoadStatsRequest {
+  const type = envoyType(REQUEST);
+  return type.toObject(type.decode(bytes), TO_OBJECT) as WireLoadStatsRequest;
+}
+
+export function encodeLoadStatsRequest(req: WireLoadStatsRequest): Buffer {
+  const type = envoyType(REQUEST);
+  return Buffer.from(type.encode(type.fromObject(req as Record<string, unknown>)).finish());
+}
+
+export function encodeLoadStatsResponse(res: LoadStatsResponseFields): Buffer {
+  const type = envoyType(RESPONSE);
+  return Buffer.from(type.encode(type.fromObject(res as Record<string, unknown>)).finish());
+}
+
+export function decodeLoadStatsResponse(bytes: Buffer): LoadStatsResponseFields {
+  const type = envoyType(RESPONSE);
+  return type.toObject(type.decode(bytes), TO_OBJECT) as LoadStatsResponseFields;
+}
+
+/** A duration in ms; undefined when absent or zero. */
+export function durationMs(d: WireDuration | undefined): number | undefined {
+  if (!d) return undefined;
+  const ms = nonNegative(d.seconds) * 1000 + nonNegative(d.nanos) / 1e6;
+  return ms > 0 ? ms : undefined;
+}
+
+/** A counter as sent: absent, negative or non-finite reads as 0. */
+export const nonNegative = (v: number | undefined): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);

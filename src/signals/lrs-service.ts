@@ -1,0 +1,164 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { LrsAggregator, type LrsAggregatorOptions } from './lrs-aggregator.js';
+import {
+  decodeLoadStatsRequest,
+  encodeLoadStatsRequest,
+  encodeLoadStatsResponse,
+  LRS_METHOD_PATH,
+  type WireLoadStatsRequest,
+} from './lrs-codec.js';
+import type { MetricField } from './lrs-conversion.js';
+import type { GrpcServicePair } from './report-grpc.js';
+import type { SignalStore } from './signal-store.js';
+
+/**
+ * `envoy.service.load_stats.v3.LoadReportingService/StreamLoadStats`: the stream lifecycle. Each
+ * proxy's first request is answered once with what to report and how often; every request after
+ * it goes through the LrsAggregator into the SignalStore. What Envoy 1.40 and grpc-go send is in
+ * src/signals/README.md.
+ */
+
+const SEND_ALL_FEATURE = 'envoy.lrs.supports_send_all_clusters';
+
+export interface LrsServiceOptions {
+  readonly store: SignalStore;
+  /** `load_reporting_interval` asked of the proxies (default 2000 ms). */
+  readonly reportingIntervalMs?: number;
+  /**
+   * Clusters to ask reports for. Default: `send_all_clusters` for clients that advertise
+   * `envoy.lrs.supports_send_all_clusters` (Envoy and grpc-go do); for the others, this list is
+   * required to get anything.
+   */
+  readonly clusters?: () => readonly string[];
+  /** Only endpoints the catalog knows are recorded (default: all). See ValidationOptions.knows. */
+  readonly knows?: (cluster: string, endpoint?: string) => boolean;
+  /** Load metric name → sample field (default DEFAULT_METRIC_FIELDS). */
+  readonly metricFields?: Readonly<Record<string, MetricField>>;
+  /** For per-locality reports (grpc-go): a locality's endpoints and their current weights. */
+  readonly localityMembers?: LrsAggregatorOptions['localityMembers'];
+  /** Counts of report entries by granularity and result (metrics). */
+  readonly onEntries?: LrsAggregatorOptions['onEntries'];
+  /** Every decoded request, before conversion (tests, debugging, metrics). */
+  readonly onRequest?: (req: WireLoadStatsRequest, stream: LrsStreamInfo) => void;
+  readonly log?: Pick<Logger, 'info' | 'warn' | 'debug'>;
+}
+
+export interface LrsStreamInfo {
+  readonly id: number;
+  readonly peer: string;
+  readonly nodeId: string;
+}
+
+export interface LrsService extends GrpcServicePair {
+  readonly streamCount: number;
+  /**
+   * Sends a new LoadStatsResponse on every open stream: needed only with an explicit `clusters`
+   * list, after it changes. With `send_all_clusters` Envoy 1.40 picks up clusters added later by
+   * itself (from the next interval). Observed: a new response while traffic flows can lose that
+   * interval's ORCA metrics, so do not call it needlessly.
+   */
+  refresh(): void;
+  /** Ends every open LRS stream (proxies reconnect elsewhere); call on shutdown. */
+  close(): void;
+}
+
+type LrsCall = grpc.ServerDuplexStream<WireLoadStatsRequest, Buffer>;
+
+let nextStreamId = 1;
+
+export function lrsService(options: LrsServiceOptions): LrsService {
+  const intervalMs = Math.max(1, options.reportingIntervalMs ?? 2_000);
+  const aggregator = new LrsAggregator({
+    ...(options.metricFields ? { metricFields: options.metricFields } : {}),
+    ...(options.localityMembers ? { localityMembers: options.localityMembers } : {}),
+    ...(options.onEntries ? { onEntries: options.onEntries } : {}),
+  });
+  /** Open streams → resend their LoadStatsResponse. */
+  const calls = new Map<LrsCall, () => void>();
+  const interval = { seconds: Math.floor(intervalMs / 1000), nanos: Math.round((intervalMs % 1000) * 1e6) };
+
+  const handle = (call: LrsCall): void => {
+    const id = nextStreamId++;
+    let nodeId = '';
+    let answered = false;
+    let features: readonly string[] = [];
+    const respond = (): void => {
+      const sendAll = options.clusters === undefined && features.includes(SEND_ALL_FEATURE);
+      const clusters = sendAll ? [] : [...(options.clusters?.() ?? [])];
+      if (!sendAll && clusters.length === 0) {
+        options.log?.warn({ lrsStream: id, node: nodeId }, 'LRS client does not support send_all_clusters and no cluster list is configured');
+      }
+      call.write(
+        encodeLoadStatsResponse({
+          ...(sendAll ? { send_all_clusters: true } : { clusters }),
+          load_reporting_interval: interval,
+          report_endpoint_granularity: true,
+        }),
+      );
+    };
+    calls.set(call, () => {
+      if (answered) respond();
+    });
+    const done = (): void => {
+      if (!calls.delete(call)) return;
+      aggregator.dropStream(id);
+      options.log?.info({ lrsStream: id, node: nodeId }, 'LRS stream closed');
+    };
+    const record = (req: WireLoadStatsRequest): void => {
+      for (const { cluster, key, sample } of aggregator.apply(id, req, options.store.now(), intervalMs)) {
+        if (options.knows && !options.knows(cluster, key)) continue;
+        options.store.record(cluster, key, sample);
+      }
+    };
+    call.on('data', (req: WireLoadStatsRequest) => {
+      try {
+        if (req.node?.id) nodeId = req.node.id;
+        const info: LrsStreamInfo = { id, peer: call.getPeer(), nodeId };
+        options.onRequest?.(req, info);
+        if (req.node?.client_features) features = req.node.client_features;
+        if (!answered) {
+          answered = true;
+          respond();
+          options.log?.info({ lrsStream: id, node: nodeId, peer: info.peer, intervalMs }, 'LRS stream opened');
+        }
+        record(req);
+      } catch (err) {
+        // A bug must cost one stream, never the process.
+        options.log?.warn({ err, lrsStream: id }, 'LRS request failed');
+        call.emit('error', { code: grpc.status.INTERNAL, details: 'internal error' });
+        done();
+      }
+    });
+    call.on('end', () => {
+      done();
+      call.end();
+    });
+    for (const event of ['error', 'close', 'cancelled'] as const) call.on(event, done);
+  };
+
+  const definition: grpc.ServiceDefinition = {
+    StreamLoadStats: {
+      path: LRS_METHOD_PATH,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: encodeLoadStatsRequest,
+      requestDeserialize: decodeLoadStatsRequest,
+      responseSerialize: (b: Buffer) => b,
+      responseDeserialize: (b: Buffer) => b,
+    },
+  };
+  return {
+    definition,
+    implementation: { StreamLoadStats: handle },
+    get streamCount() {
+      return calls.size;
+    },
+    refresh() {
+      for (const resend of calls.values()) resend();
+    },
+    close() {
+      for (const call of [...calls.keys()]) call.end();
+    },
+  };
+}
