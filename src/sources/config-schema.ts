@@ -1,5 +1,6 @@
 import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
 import { HEALTH_STATUSES, LB_POLICIES } from '../catalog/types.js';
+import { protectionProperties } from './protection-schema.js';
 
 /**
  * The config file's shape, as JSON Schema (TypeBox), so validation errors carry a path.
@@ -124,6 +125,8 @@ const ClusterSchema = Type.Object(
     safety: Type.Optional(SafetySchema),
     probe: Type.Optional(ProbeSchema),
     localityWeighted: Type.Optional(Type.Boolean()),
+    // Envoy-side protection and client-side WRR settings (see protection-schema.ts).
+    ...protectionProperties,
   },
   { additionalProperties: false },
 );

@@ -3,6 +3,7 @@ import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { encodeResource, type EncodedResource } from './resource.js';
 import { clusterResource, loadAssignmentResource, type LoadReportingOptions, type WeightOverrides } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
+import { retryPolicies } from './translate-protection.js';
 
 export type ResourceSet = ReadonlyMap<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>;
 
@@ -25,9 +26,10 @@ export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: Loa
     put(encodeResource(TYPE.cluster, c.name, clusterResource(c, lrs)));
     put(encodeResource(TYPE.endpoint, c.name, loadAssignmentResource(c, weights?.get(c.name))));
   }
+  const retries = retryPolicies(catalog.clusters);
   for (const l of catalog.listeners) {
     put(encodeResource(TYPE.listener, l.name, listenerResource(l)));
-    put(encodeResource(TYPE.route, l.name, routeConfigurationResource(l)));
+    put(encodeResource(TYPE.route, l.name, routeConfigurationResource(l, retries)));
   }
   const groups = new Map<string, ResourceSet>([[DEFAULT_GROUP, all]]);
   for (const g of catalog.nodeGroups) groups.set(g.nodeCluster, selectGroup(catalog, g, all));
