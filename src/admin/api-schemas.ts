@@ -162,6 +162,14 @@ export const Deleted = Type.Object(
   { title: 'Deleted' },
 );
 
+/** Envoy-side protection (absent: fulcrum's defaults) and the client-side WRR settings block. */
+const protectionSettings = {
+  outlierDetection: clusterSettings.outlierDetection,
+  retryPolicy: clusterSettings.retryPolicy,
+  healthCheck: clusterSettings.healthCheck,
+  clientSideWeightedRoundRobin: clusterSettings.clientSideWeightedRoundRobin,
+};
+
 // ── policy ──────────────────────────────────────────────────────────────────────────────────────
 
 export const PolicyView = Type.Object(
@@ -171,6 +179,7 @@ export const PolicyView = Type.Object(
     leastRequest: clusterSettings.leastRequest,
     ringHash: clusterSettings.ringHash,
     maglev: clusterSettings.maglev,
+    ...protectionSettings,
     weighting: CfgWeighting,
     safety: Type.Object(CfgSafety.properties, { description: 'This cluster\'s overrides of the engine\'s safety settings' }),
     safetyDefaults: Type.Object(
@@ -208,6 +217,7 @@ export const PolicyPatch = mergePatchOf(
     leastRequest: clusterSettings.leastRequest,
     ringHash: clusterSettings.ringHash,
     maglev: clusterSettings.maglev,
+    ...protectionSettings,
     weighting: CfgWeighting,
     safety: CfgSafety,
   }),

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { Value } from '@sinclair/typebox/value';
+import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
 import { choosePolicy, type HashKey } from '../balancing/engine/auto-policy.js';
 import type { Catalog, Cluster, Endpoint, HashPolicy, LbPolicy, Listener, NodeGroup, Route, WeightingPolicy } from '../catalog/types.js';
@@ -97,7 +97,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   if (!Value.Check(ConfigFileSchema, raw)) {
     const problems: ConfigProblem[] = [];
     for (const e of Value.Errors(ConfigFileSchema, raw)) {
-      problems.push({ path: e.path, message: enumMessage(e.schema) ?? e.message });
+      problems.push({ path: e.path, message: (e.type === ValueErrorType.Union ? enumMessage(e.schema) : undefined) ?? e.message });
       if (problems.length >= MAX_PROBLEMS) break;
     }
     throw new ConfigError(file, dedupeByPath(problems));
