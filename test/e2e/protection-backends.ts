@@ -10,6 +10,8 @@ import type { AddressInfo } from 'node:net';
 export interface Misbehaviour {
   /** Answer the next N requests with 503. */
   failNext?: number;
+  /** Reset the connection (no response) on the next N requests, after reading them. */
+  resetNext?: number;
   /** Answer this share of requests with an immediate 503 (seeded, so runs repeat). */
   failRate?: number;
   /** ORCA report on every response: `TEXT cpu_utilization=<cpu>, rps_fractional=<rps>`. */
@@ -24,6 +26,8 @@ export interface TestBackend {
   /** Requests answered 2xx / 503 since start. */
   readonly ok: number;
   readonly failed: number;
+  /** Requests answered by a connection reset. */
+  readonly resets: number;
   behave(m: Misbehaviour): void;
   /** Stop listening and drop every connection: the port refuses connections. */
   kill(): Promise<void>;
@@ -52,9 +56,16 @@ async function startOne(index: number): Promise<TestBackend> {
   const random = seeded(1_000 + index);
   let ok = 0;
   let failed = 0;
+  let resets = 0;
   const server = http.createServer((req, res) => {
     req.resume();
     req.once('end', () => {
+      if ((behaviour.resetNext ?? 0) > 0) {
+        behaviour = { ...behaviour, resetNext: (behaviour.resetNext ?? 0) - 1 };
+        resets++;
+        req.socket.destroy();
+        return;
+      }
       let fail = false;
       if ((behaviour.failNext ?? 0) > 0) {
         behaviour = { ...behaviour, failNext: (behaviour.failNext ?? 0) - 1 };
@@ -81,6 +92,9 @@ async function startOne(index: number): Promise<TestBackend> {
     },
     get failed() {
       return failed;
+    },
+    get resets() {
+      return resets;
     },
     behave(m) {
       behaviour = { ...behaviour, ...m };

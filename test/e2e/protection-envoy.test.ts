@@ -25,8 +25,11 @@ function config(sets: Sets, port: number): unknown {
   const clusters = [
     // Fulcrum's defaults: outlier detection and retries on, no probe: only Envoy acts.
     { name: 'dead', endpoints: endpointsOf(sets.dead) },
+    { name: 'dead-plain', ...OFF, endpoints: endpointsOf(sets.dead) },
     { name: 'retry', endpoints: endpointsOf(sets.retry) },
     { name: 'noretry', ...OFF, endpoints: endpointsOf(sets.retry) },
+    // A reset after the request was sent may follow effects: retried only when the operator says so.
+    { name: 'retry-reset', retryPolicy: { retryOn: ['reset', 'connect-failure'] }, endpoints: endpointsOf(sets.retry) },
     { name: 'flaky-plain', ...OFF, endpoints: endpointsOf(sets.flaky) },
     { name: 'flaky-od', retryPolicy: { enabled: false }, endpoints: endpointsOf(sets.flaky) },
     { name: 'flaky-default', endpoints: endpointsOf(sets.flaky) },
@@ -98,7 +101,7 @@ describeEnvoy(
       expect(dump).toContain('"health_checks"');
     });
 
-    it('a dead backend (port refused) is ejected within a second, clients see no errors, and it gets traffic back after revival', async () => {
+    it('a dead backend (port refused) is ejected within 5 s, clients see almost no errors, and it gets traffic back after revival', async () => {
       const [victim] = sets.dead;
       if (!victim) throw new Error('no backend');
       const load = startLoad(`${base}/dead/`, 4);
@@ -110,15 +113,21 @@ describeEnvoy(
           what: 'Envoy to eject the dead backend', timeoutMs: 20_000, intervalMs: 20,
         });
         const ejectMs = Date.now() - killedAt;
-        // Hold the outage a little, as a real one would last.
+        // Hold the outage a little, as a real one would last, and send the same load to an unprotected cluster.
+        const plainLoad = startLoad(`${base}/dead-plain/`, 4);
         await waitFor(() => Date.now() - killedAt > 3_000, { what: '3 s of outage', timeoutMs: 10_000, intervalMs: 100 });
+        const plain = summarize(await plainLoad.stop());
         const outage = summarize(load.since(killedAt));
         const okBefore = victim.ok;
         const revivedAt = Date.now();
         await victim.revive();
         await waitFor(() => victim.ok > okBefore, { what: 'the revived backend to get traffic back', timeoutMs: 45_000, intervalMs: 100 });
         const backMs = Date.now() - revivedAt;
-        console.log(`[protect] dead backend: ejected after ${ejectMs} ms; during the outage ${outage.errors}/${outage.sent} client errors (${(outage.errorRate * 100).toFixed(2)}%); traffic back ${backMs} ms after revival`);
+        console.log(
+          `[protect] dead backend: ejected after ${ejectMs} ms; during the outage ${outage.errors}/${outage.sent} client errors (${(outage.errorRate * 100).toFixed(2)}%) ` +
+            `vs ${(plain.errorRate * 100).toFixed(1)}% unprotected; traffic back ${backMs} ms after revival`,
+        );
+        expect(plain.errorRate).toBeGreaterThan(0.1);
         expect(ejectMs).toBeLessThan(5_000);
         expect(outage.errorRate).toBeLessThan(0.02);
         // First ejection: 10 s, released at the next 5 s interval tick.
@@ -143,6 +152,21 @@ describeEnvoy(
       const without = summarize(await sendN(`${base}/noretry/`, 20, 1));
       expect(first.failed).toBe(failedBefore + 2);
       expect(without.errors).toBe(1);
+    });
+
+    it('a connection reset is hidden when retryOn has reset, and reaches the client under the default conditions', async () => {
+      const [first] = sets.retry;
+      if (!first) throw new Error('no backend');
+      const resetsBefore = first.resets;
+      first.behave({ resetNext: 1 });
+      const withReset = summarize(await sendN(`${base}/retry-reset/`, 20, 1));
+      expect(first.resets).toBe(resetsBefore + 1);
+      expect(withReset.errors).toBe(0);
+
+      first.behave({ resetNext: 1 });
+      const defaults = summarize(await sendN(`${base}/retry/`, 20, 1));
+      expect(first.resets).toBe(resetsBefore + 2);
+      expect(defaults.errors).toBe(1);
     });
 
     it('outlier detection ejects a fast-failing backend (50% quick 503s); with retries clients see almost nothing', async () => {
