@@ -120,6 +120,14 @@ export const ClusterIn = Type.Object(
 );
 export type ClusterIn = Static<typeof ClusterIn>;
 
+/** Envoy-side protection (absent: fulcrum's defaults) and the client-side WRR settings block. */
+const protectionSettings = {
+  outlierDetection: clusterSettings.outlierDetection,
+  retryPolicy: clusterSettings.retryPolicy,
+  healthCheck: clusterSettings.healthCheck,
+  clientSideWeightedRoundRobin: clusterSettings.clientSideWeightedRoundRobin,
+};
+
 // ── policy ──────────────────────────────────────────────────────────────────────────────────────
 
 export const PolicyView = Type.Object(
@@ -129,6 +137,7 @@ export const PolicyView = Type.Object(
     leastRequest: clusterSettings.leastRequest,
     ringHash: clusterSettings.ringHash,
     maglev: clusterSettings.maglev,
+    ...protectionSettings,
     weighting: CfgWeighting,
     safety: Type.Object(CfgSafety.properties, { description: 'This cluster\'s overrides of the engine\'s safety settings' }),
     ejection: Type.Object(CfgEjection.properties, { description: 'This cluster\'s overrides of the fleet outlier detector\'s settings' }),
@@ -167,6 +176,7 @@ export const PolicyPatch = mergePatchOf(
     leastRequest: clusterSettings.leastRequest,
     ringHash: clusterSettings.ringHash,
     maglev: clusterSettings.maglev,
+    ...protectionSettings,
     weighting: CfgWeighting,
     safety: CfgSafety,
     ejection: CfgEjection,

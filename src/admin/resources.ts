@@ -70,6 +70,17 @@ export function clusterSettingsEntry(c: ClusterSpec): Json {
     ...(c.safety ? { safety: { ...c.safety } } : {}),
     ...(c.ejection ? { ejection: { ...c.ejection } } : {}),
     ...(c.probe ? { probe: { ...c.probe } } : {}),
+    ...protectionEntry(c),
+  };
+}
+
+/** The cluster's Envoy-side protection as the operator wrote it (absent keys mean fulcrum's defaults). */
+function protectionEntry(c: Pick<ClusterSpec, 'outlierDetection' | 'retryPolicy' | 'healthCheck' | 'clientSideWeightedRoundRobin'>): Json {
+  return {
+    ...(c.outlierDetection ? { outlierDetection: structuredClone(c.outlierDetection) } : {}),
+    ...(c.retryPolicy ? { retryPolicy: structuredClone(c.retryPolicy) } : {}),
+    ...(c.healthCheck ? { healthCheck: { ...c.healthCheck } } : {}),
+    ...(c.clientSideWeightedRoundRobin ? { clientSideWeightedRoundRobin: { ...c.clientSideWeightedRoundRobin } } : {}),
   };
 }
 
@@ -103,6 +114,7 @@ export function policyView(rec: ClusterRecord, safetyDefaults: Record<string, nu
     ...(rec.leastRequest ? { leastRequest: { ...rec.leastRequest } } : {}),
     ...(rec.ringHash ? { ringHash: { ...rec.ringHash } } : {}),
     ...(rec.maglev ? { maglev: { ...rec.maglev } } : {}),
+    ...protectionEntry(rec),
     weighting: weightingEntry(rec.weighting),
     safety: { ...(rec.safety ?? {}) },
     ejection: { ...(rec.ejection ?? {}) },
@@ -223,6 +235,7 @@ const POLICY_BLOCKS = [
   ['leastRequest', 'LEAST_REQUEST'],
   ['ringHash', 'RING_HASH'],
   ['maglev', 'MAGLEV'],
+  ['clientSideWeightedRoundRobin', 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN'],
 ] as const;
 
 /**

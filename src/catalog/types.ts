@@ -1,4 +1,5 @@
 import type { EjectionSettings, SafetySettings, WeightingPolicy } from './policy.js';
+import type { ClientSideWeightedRoundRobinSpec, HealthCheckSpec, OutlierDetectionSpec, RetryPolicySpec } from './protection.js';
 
 export type { WeightingPolicy };
 
@@ -8,7 +9,8 @@ export type { WeightingPolicy };
  * the translator consumes it. Nothing here knows about Envoy's wire format.
  */
 
-export const LB_POLICIES = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'MAGLEV', 'RANDOM'] as const;
+/** CLIENT_SIDE_WEIGHTED_ROUND_ROBIN: Envoy weighs hosts itself from their ORCA reports (fulcrum's weights are ignored). */
+export const LB_POLICIES = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'MAGLEV', 'RANDOM', 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN'] as const;
 export type LbPolicy = (typeof LB_POLICIES)[number];
 
 export const HEALTH_STATUSES = ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED'] as const;
@@ -72,6 +74,13 @@ export interface Cluster {
    * endpoints' adaptive weights, i.e. the zone's aggregated capacity), then an endpoint inside it.
    */
   readonly localityWeighted?: boolean;
+  /** Envoy's passive outlier detection; absent = fulcrum's defaults (on), `enabled: false` = off. */
+  readonly outlierDetection?: OutlierDetectionSpec;
+  /** Retries on every route to this cluster, with a retry budget on the cluster; absent = defaults (on). */
+  readonly retryPolicy?: RetryPolicySpec;
+  /** Envoy active health checks; absent = off (fulcrum's probes gate health). */
+  readonly healthCheck?: HealthCheckSpec;
+  readonly clientSideWeightedRoundRobin?: ClientSideWeightedRoundRobinSpec;
 }
 
 /** An active health check fulcrum runs against every endpoint of a cluster. */

@@ -3,6 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import protobuf from 'protobufjs';
+import { PROBE_DEFAULTS } from '../catalog/protection.js';
 import type { ProbeSpec as CatalogProbeSpec } from '../catalog/types.js';
 import { endpointKeyOf } from './report-validation.js';
 import type { ProbeResult, SignalStore } from './signal-store.js';
@@ -200,9 +201,9 @@ export function probeConfigFromCatalog(p: CatalogProbeSpec): ClusterProbeConfig 
 
 export interface ProberOptions {
   readonly store: SignalStore;
-  /** Default 5000 ms. */
+  /** Default PROBE_DEFAULTS.intervalMs (2000 ms). */
   readonly intervalMs?: number;
-  /** Default 1000 ms. */
+  /** Default PROBE_DEFAULTS.timeoutMs (1000 ms). */
   readonly timeoutMs?: number;
   /** Each interval is scaled by a random factor in [1 − jitter, 1 + jitter]. Default 0.2. */
   readonly jitter?: number;
@@ -297,7 +298,7 @@ export class Prober {
   }
 
   private interval(job: Job): number {
-    return Math.max(1, job.config.intervalMs ?? this.options.intervalMs ?? 5_000);
+    return Math.max(1, job.config.intervalMs ?? this.options.intervalMs ?? PROBE_DEFAULTS.intervalMs);
   }
 
   private schedule(job: Job, delay: number): void {
@@ -322,7 +323,7 @@ export class Prober {
     if (job.running) return undefined;
     job.running = true;
     try {
-      const timeoutMs = Math.max(1, job.config.timeoutMs ?? this.options.timeoutMs ?? 1_000);
+      const timeoutMs = Math.max(1, job.config.timeoutMs ?? this.options.timeoutMs ?? PROBE_DEFAULTS.timeoutMs);
       const probe = this.options.probe ?? runProbe;
       const outcome = await probe(job.config.spec, job.address, job.port, timeoutMs).catch(
         (err: unknown): ProbeOutcome => ({ ok: false, error: String(err) }),

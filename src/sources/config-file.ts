@@ -1,10 +1,12 @@
 import { isIP } from 'node:net';
-import { Value } from '@sinclair/typebox/value';
+import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
 import { choosePolicy, type HashKey } from '../catalog/auto-policy.js';
 import { resolveEjection, resolveSafety } from '../catalog/policy.js';
 import type { Catalog, Cluster, Endpoint, HashPolicy, LbPolicy, Listener, NodeGroup, Route, WeightingPolicy } from '../catalog/types.js';
+import { PROBE_DEFAULTS } from '../catalog/protection.js';
 import { ConfigFileSchema, type ConfigFile } from './config-schema.js';
+import { checkProtection } from './protection-schema.js';
 
 export interface XdsServerSettings {
   readonly address: string;
@@ -102,7 +104,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   if (!Value.Check(ConfigFileSchema, raw)) {
     const problems: ConfigProblem[] = [];
     for (const e of Value.Errors(ConfigFileSchema, raw)) {
-      problems.push({ path: e.path, message: e.message });
+      problems.push({ path: e.path, message: (e.type === ValueErrorType.Union ? enumMessage(e.schema) : undefined) ?? e.message });
       if (problems.length >= MAX_PROBLEMS) break;
     }
     throw new ConfigError(file, dedupeByPath(problems));
@@ -114,6 +116,14 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     ? { nodeTopology: k.nodeTopology ?? false, ...(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {}), ...(k.context ? { context: k.context } : {}), ...(k.namespace ? { namespace: k.namespace } : {}) }
     : undefined;
   return { catalog: toCatalog(raw), server: toServer(raw), ...(kubernetes ? { kubernetes } : {}) };
+}
+
+/** A union of string literals (an enum) is reported with its allowed values, not TypeBox's "Expected union value". */
+function enumMessage(schema: object): string | undefined {
+  const anyOf: unknown = (schema as { anyOf?: unknown }).anyOf;
+  const branches = Array.isArray(anyOf) ? (anyOf as { const?: unknown }[]) : [];
+  if (branches.length === 0 || !branches.every((b) => typeof b.const === 'string')) return undefined;
+  return `must be one of ${branches.map((b) => String(b.const)).join(', ')}`;
 }
 
 /** TypeBox reports every failing union branch; the first message per path is the useful one. */
@@ -155,6 +165,7 @@ function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
       problems.push({ path: `${at}/weighting/blend`, message: 'only valid with weighting.policy blend' });
     }
     settingsProblems(c, at, problems);
+    problems.push(...checkProtection(c, at));
     const rh = c.ringHash;
     if (rh?.minimumRingSize !== undefined && rh.maximumRingSize !== undefined && rh.minimumRingSize > rh.maximumRingSize)
       problems.push({ path: `${at}/ringHash/minimumRingSize`, message: 'must not exceed maximumRingSize' });
@@ -278,8 +289,17 @@ function toCluster(c: RawCluster): Cluster {
     ...(c.safety ? { safety: c.safety } : {}),
     ...(c.ejection ? { ejection: c.ejection } : {}),
     ...(c.probe
-      ? { probe: { kind: c.probe.kind, path: c.probe.path ?? (c.probe.kind === 'http' ? '/' : ''), intervalMs: c.probe.intervalMs ?? 5_000, timeoutMs: c.probe.timeoutMs ?? 1_000 } }
+      ? {
+          probe: {
+            kind: c.probe.kind, path: c.probe.path ?? (c.probe.kind === 'http' ? '/' : ''),
+            intervalMs: c.probe.intervalMs ?? PROBE_DEFAULTS.intervalMs, timeoutMs: c.probe.timeoutMs ?? PROBE_DEFAULTS.timeoutMs,
+          },
+        }
       : {}),
+    ...(c.outlierDetection ? { outlierDetection: c.outlierDetection } : {}),
+    ...(c.retryPolicy ? { retryPolicy: c.retryPolicy } : {}),
+    ...(c.healthCheck ? { healthCheck: c.healthCheck } : {}),
+    ...(lbPolicy === 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' ? { clientSideWeightedRoundRobin: c.clientSideWeightedRoundRobin ?? {} } : {}),
     ...(lbPolicy === 'LEAST_REQUEST' ? { leastRequest: { choiceCount: c.leastRequest?.choiceCount ?? 2 } } : {}),
     ...(lbPolicy === 'RING_HASH'
       ? {

@@ -1,6 +1,7 @@
 import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
 import { UTILIZATION_METRICS } from '../catalog/policy.js';
 import { HEALTH_STATUSES, LB_POLICIES } from '../catalog/types.js';
+import { protectionProperties } from './protection-schema.js';
 
 /**
  * The config file's shape, as JSON Schema (TypeBox), so validation errors carry a path.
@@ -148,6 +149,8 @@ const ClusterSchema = Type.Object(
     ejection: Type.Optional(EjectionSchema),
     probe: Type.Optional(ProbeSchema),
     localityWeighted: Type.Optional(Type.Boolean()),
+    // Envoy-side protection and client-side WRR settings (see protection-schema.ts).
+    ...protectionProperties,
   },
   { additionalProperties: false },
 );

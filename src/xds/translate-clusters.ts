@@ -1,5 +1,7 @@
 import type { Cluster, Endpoint } from '../catalog/types.js';
 import { anyOf } from './envoy-api.js';
+import { duration } from './proto-values.js';
+import { clientSideWrrPolicy, clusterProtection } from './translate-protection.js';
 
 /** Catalog clusters → Envoy `Cluster` and `ClusterLoadAssignment` objects (protobufjs plain form). */
 
@@ -18,10 +20,6 @@ export interface EndpointOverride {
 export type WeightOverrides = ReadonlyMap<string, ReadonlyMap<string, EndpointOverride>>;
 
 export const endpointKey = (e: Pick<Endpoint, 'address' | 'port'>): string => `${e.address}:${e.port}`;
-
-function duration(ms: number): { seconds: number; nanos: number } {
-  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
-}
 
 function nextPowerOfTwo(n: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
@@ -45,7 +43,11 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
     type: 'EDS',
     eds_cluster_config: { eds_config: ADS_SOURCE },
     connect_timeout: duration(c.connectTimeoutMs),
-    lb_policy: c.lbPolicy,
+    // Client-side WRR is an extension policy: load_balancing_policy replaces lb_policy.
+    ...(c.lbPolicy === 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN'
+      ? { load_balancing_policy: clientSideWrrPolicy(c.clientSideWeightedRoundRobin) }
+      : { lb_policy: c.lbPolicy }),
+    ...clusterProtection(c),
   };
   if (c.leastRequest) out.least_request_lb_config = { choice_count: { value: c.leastRequest.choiceCount } };
   if (c.ringHash) {

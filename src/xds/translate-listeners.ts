@@ -1,5 +1,6 @@
 import type { Listener, Route } from '../catalog/types.js';
 import { anyOf } from './envoy-api.js';
+import { duration } from './proto-values.js';
 
 /** Catalog listeners → Envoy `Listener` (HTTP connection manager over RDS) and `RouteConfiguration`. */
 
@@ -25,7 +26,10 @@ export function listenerResource(l: Listener): Record<string, unknown> {
   };
 }
 
-function routeAction(r: Route): Record<string, unknown> {
+/** Per cluster name, the retry_policy of routes to it (see translate-protection.ts). */
+export type RetryPolicies = ReadonlyMap<string, Record<string, unknown>>;
+
+function routeAction(r: Route, retries?: RetryPolicies): Record<string, unknown> {
   const action: Record<string, unknown> = { cluster: r.cluster };
   if (r.hashPolicy) {
     action.hash_policy = [
@@ -40,13 +44,15 @@ function routeAction(r: Route): Record<string, unknown> {
     ];
   }
   if (r.timeoutMs !== undefined) {
-    action.timeout = { seconds: Math.floor(r.timeoutMs / 1000), nanos: (r.timeoutMs % 1000) * 1_000_000 };
+    action.timeout = duration(r.timeoutMs);
   }
+  const retry = retries?.get(r.cluster);
+  if (retry) action.retry_policy = retry;
   return action;
 }
 
 /** Routes are grouped into one virtual host per domain, keeping the operator's order (first match wins). */
-export function routeConfigurationResource(l: Listener): Record<string, unknown> {
+export function routeConfigurationResource(l: Listener, retries?: RetryPolicies): Record<string, unknown> {
   const hosts = new Map<string, Route[]>();
   for (const r of l.routes) {
     const list = hosts.get(r.domain) ?? [];
@@ -58,7 +64,7 @@ export function routeConfigurationResource(l: Listener): Record<string, unknown>
     virtual_hosts: [...hosts.entries()].map(([domain, routes], i) => ({
       name: domain === '*' ? 'any' : `vh${i}-${domain}`,
       domains: [domain],
-      routes: routes.map((r) => ({ match: { prefix: r.prefix }, route: routeAction(r) })),
+      routes: routes.map((r) => ({ match: { prefix: r.prefix }, route: routeAction(r, retries) })),
     })),
   };
 }

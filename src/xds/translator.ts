@@ -4,6 +4,7 @@ import { encodeResource, type EncodedResource } from './resource.js';
 import { clusterResource, loadAssignmentResource, type LoadReportingOptions, type WeightOverrides } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
 import { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
+import { retryPolicies } from './translate-protection.js';
 
 /** Re-exported for callers that still import them from here; the cache side owns them. */
 export { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
@@ -24,9 +25,10 @@ export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: Loa
     put(encodeResource(TYPE.cluster, c.name, clusterResource(c, lrs)));
     put(encodeResource(TYPE.endpoint, c.name, loadAssignmentResource(c, weights?.get(c.name))));
   }
+  const retries = retryPolicies(catalog.clusters);
   for (const l of catalog.listeners) {
     put(encodeResource(TYPE.listener, l.name, listenerResource(l)));
-    put(encodeResource(TYPE.route, l.name, routeConfigurationResource(l)));
+    put(encodeResource(TYPE.route, l.name, routeConfigurationResource(l, retries)));
   }
   const groups = new Map<string, ResourceSet>([[DEFAULT_GROUP, all]]);
   for (const g of catalog.nodeGroups) groups.set(g.nodeCluster, selectGroup(catalog, g, all));

@@ -95,7 +95,11 @@ describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
     );
 
     const configText = YAML.stringify({
-      clusters: [{ name: 'web', lbPolicy: 'ROUND_ROBIN', endpoints: backends.list.map((b) => ({ address: '127.0.0.1', port: b.port })) }],
+      // Retries and outlier detection (on by default) would re-send or divert the 503s this test counts.
+      clusters: [{
+        name: 'web', lbPolicy: 'ROUND_ROBIN', outlierDetection: { enabled: false }, retryPolicy: { enabled: false },
+        endpoints: backends.list.map((b) => ({ address: '127.0.0.1', port: b.port })),
+      }],
       listeners: [{ name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: 'web' }] }],
     });
     const configPath = join(dir, 'fulcrum.yaml');

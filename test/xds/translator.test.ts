@@ -10,11 +10,14 @@ const endpoint = (port: number, extra: Partial<Cluster['endpoints'][number]> = {
   locality: { region: 'eu', zone: 'a', subZone: '' }, ...extra,
 });
 
+// Route retries are on by default; this fixture's route expectations are about grouping, so they are off here.
+const noRetries = { retryPolicy: { enabled: false } };
+
 const catalog: Catalog = {
   clusters: [
-    { name: 'rr', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1500, http2: true, weighting: { kind: 'static' as const }, endpoints: [endpoint(1, { weight: 3 }), endpoint(2, { priority: 1, locality: { region: 'us', zone: 'b', subZone: 'x' }, health: 'DRAINING' })] },
-    { name: 'lr', lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 4 }, connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [] },
-    { name: 'rh', lbPolicy: 'RING_HASH', ringHash: { virtualNodesPerHost: 160, hashFunction: 'XX_HASH' }, connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [endpoint(1), endpoint(2), endpoint(3)] },
+    { name: 'rr', ...noRetries, lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1500, http2: true, weighting: { kind: 'static' as const }, endpoints: [endpoint(1, { weight: 3 }), endpoint(2, { priority: 1, locality: { region: 'us', zone: 'b', subZone: 'x' }, health: 'DRAINING' })] },
+    { name: 'lr', ...noRetries, lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 4 }, connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [] },
+    { name: 'rh', ...noRetries, lbPolicy: 'RING_HASH', ringHash: { virtualNodesPerHost: 160, hashFunction: 'XX_HASH' }, connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [endpoint(1), endpoint(2), endpoint(3)] },
     { name: 'mg', lbPolicy: 'MAGLEV', maglev: { tableSize: 65537 }, connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [] },
   ],
   listeners: [

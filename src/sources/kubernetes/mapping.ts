@@ -34,17 +34,21 @@
  *   supplied, else ''. subZone is ''.
  * - Weight 1, priority 0. Endpoints and clusters are sorted, so equal input gives equal output.
  * - Policy from Service annotations: `fulcrum.io/lb-policy` (ROUND_ROBIN | LEAST_REQUEST |
- *   RING_HASH | MAGLEV | RANDOM, case-insensitive; default ROUND_ROBIN, an unknown value falls back
+ *   RING_HASH | MAGLEV | RANDOM | CLIENT_SIDE_WEIGHTED_ROUND_ROBIN, case-insensitive; default ROUND_ROBIN, an unknown value falls back
  *   to ROUND_ROBIN with a warning) with the same defaults as the config file; and
  *   `fulcrum.io/hash-header` (an HTTP header name), returned in `hashPolicies` for the composition
  *   root to put on routes to that cluster — hashing is a route property in Envoy, not a cluster one;
  *   and `fulcrum.io/weighting` (static | pid | ewma; default static; pid means setpoint 'mean',
  *   metric cpu, the seed's gains — finer tuning belongs in the config file).
+ * - Envoy-side protection from `fulcrum.io/outlier-detection`, `fulcrum.io/retries`,
+ *   `fulcrum.io/retry-on` and `fulcrum.io/health-check` (see protection-annotations.ts); without
+ *   them a cluster gets fulcrum's defaults (outlier detection and retries on).
  * - HTTP/2 upstream when the Service port's appProtocol is `kubernetes.io/h2c`, `h2c`, `grpc` or `http2`.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Cluster, Endpoint, HashPolicy, HealthStatus, LbPolicy, WeightingPolicy } from '../../catalog/types.js';
 import { LB_POLICIES } from '../../catalog/types.js';
+import { protectionOf } from './protection-annotations.js';
 
 export const BALANCE_LABEL = 'fulcrum.io/balance';
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -176,7 +180,7 @@ function policyOf(
   annotations: Readonly<Record<string, string>>,
   where: string,
   warnings: string[],
-): Pick<Cluster, 'lbPolicy' | 'leastRequest' | 'ringHash' | 'maglev'> {
+): Pick<Cluster, 'lbPolicy' | 'leastRequest' | 'ringHash' | 'maglev' | 'clientSideWeightedRoundRobin'> {
   const raw = annotations[LB_POLICY_ANNOTATION];
   let lbPolicy: LbPolicy = 'ROUND_ROBIN';
   if (raw !== undefined) {
@@ -196,6 +200,8 @@ function policyOf(
       return { lbPolicy, ringHash: { virtualNodesPerHost: 160, hashFunction: 'XX_HASH' } };
     case 'MAGLEV':
       return { lbPolicy, maglev: { tableSize: 65_537 } };
+    case 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN':
+      return { lbPolicy, clientSideWeightedRoundRobin: {} };
     default:
       return { lbPolicy };
   }
@@ -261,7 +267,16 @@ export function slicesToClusters(
     const annotations = service.metadata?.annotations ?? {};
     const where = `service ${namespace}/${name}`;
     const policy = policyOf(annotations, where, warnings);
-    const weighting = weightingOf(annotations, where, warnings);
+    let weighting = weightingOf(annotations, where, warnings);
+    if (policy.lbPolicy === 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' && weighting.kind !== 'static') {
+      warnings.push(`${where}: ${policy.lbPolicy} weighs hosts in Envoy; annotation ${WEIGHTING_ANNOTATION} ignored`);
+      weighting = { kind: 'static' };
+    }
+    // Once per Service, however many ports it has.
+    const warn = (m: string): void => {
+      const line = `${where}: ${m}`;
+      if (!warnings.includes(line)) warnings.push(line);
+    };
 
     let hashPolicy: HashPolicy | undefined;
     const header = annotations[HASH_HEADER_ANNOTATION]?.trim();
@@ -306,13 +321,15 @@ export function slicesToClusters(
         .map((c) => c.endpoint)
         .sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
 
+      const http2 = HTTP2_APP_PROTOCOLS.has(servicePort.appProtocol ?? '');
       clusters.push({
         name: clusterName,
         ...policy,
         connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
-        http2: HTTP2_APP_PROTOCOLS.has(servicePort.appProtocol ?? ''),
+        http2,
         endpoints,
         weighting,
+        ...protectionOf(annotations, http2, warn),
       });
       if (hashPolicy) hashPolicies.set(clusterName, hashPolicy);
     }

@@ -1,0 +1,135 @@
+import {
+  resolveHealthCheck,
+  resolveOutlierDetection,
+  resolveRetryPolicy,
+  type ClientSideWeightedRoundRobinSpec,
+  type ResolvedRetryPolicy,
+} from '../catalog/protection.js';
+import type { Cluster } from '../catalog/types.js';
+import { anyOf } from './envoy-api.js';
+import { duration } from './proto-values.js';
+
+/**
+ * A cluster's Envoy-side protection (src/catalog/protection.ts) → the fields of Envoy's `Cluster`
+ * (outlier_detection, circuit_breakers.retry_budget, health_checks, load_balancing_policy) and of
+ * the `RouteAction`s that target it (retry_policy).
+ */
+
+const CSWRR = 'envoy.extensions.load_balancing_policies.client_side_weighted_round_robin.v3.ClientSideWeightedRoundRobin';
+const ROUND_ROBIN = 'envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin';
+const PREVIOUS_HOSTS = 'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
+
+const u32 = (value: number): { value: number } => ({ value });
+/** Envoy's enforcing_* percentages: a rule is on (100) or off (0). */
+const enforcing = (on: boolean): { value: number } => u32(on ? 100 : 0);
+
+/** The cluster fields protection adds, to spread into the emitted Cluster. */
+export function clusterProtection(c: Cluster): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const od = resolveOutlierDetection(c.outlierDetection);
+  if (od) {
+    out.outlier_detection = {
+      ...(od.consecutive5xx > 0 ? { consecutive_5xx: u32(od.consecutive5xx) } : {}),
+      enforcing_consecutive_5xx: enforcing(od.consecutive5xx > 0),
+      ...(od.consecutiveGatewayFailure > 0 ? { consecutive_gateway_failure: u32(od.consecutiveGatewayFailure) } : {}),
+      enforcing_consecutive_gateway_failure: enforcing(od.consecutiveGatewayFailure > 0),
+      interval: duration(od.intervalMs),
+      base_ejection_time: duration(od.baseEjectionTimeMs),
+      max_ejection_time: duration(od.maxEjectionTimeMs),
+      max_ejection_percent: u32(od.maxEjectionPercent),
+      enforcing_success_rate: enforcing(od.successRate.enabled),
+      success_rate_minimum_hosts: u32(od.successRate.minimumHosts),
+      success_rate_request_volume: u32(od.successRate.requestVolume),
+      success_rate_stdev_factor: u32(Math.round(od.successRate.stdevFactor * 1000)),
+      enforcing_failure_percentage: enforcing(od.failurePercentage.enabled),
+      failure_percentage_threshold: u32(od.failurePercentage.threshold),
+      failure_percentage_minimum_hosts: u32(od.failurePercentage.minimumHosts),
+      failure_percentage_request_volume: u32(od.failurePercentage.requestVolume),
+      ...(od.splitExternalLocalOriginErrors ? { split_external_local_origin_errors: true } : {}),
+    };
+  }
+  const retry = resolveRetryPolicy(c.retryPolicy);
+  if (retry) {
+    // The budget replaces the fixed max_retries breaker (3 concurrent retries per cluster by default).
+    out.circuit_breakers = {
+      thresholds: [{ retry_budget: { budget_percent: { value: retry.budgetPercent }, min_retry_concurrency: u32(retry.minRetryConcurrency) } }],
+    };
+  }
+  const hc = resolveHealthCheck(c.healthCheck);
+  if (hc) {
+    const check =
+      hc.kind === 'http'
+        ? { http_health_check: { path: hc.path, ...(c.http2 ? { codec_client_type: 'HTTP2' } : {}) } }
+        : hc.kind === 'grpc'
+          ? { grpc_health_check: hc.path ? { service_name: hc.path } : {} }
+          : { tcp_health_check: {} };
+    out.health_checks = [
+      {
+        timeout: duration(hc.timeoutMs),
+        interval: duration(hc.intervalMs),
+        unhealthy_threshold: u32(hc.unhealthyThreshold),
+        healthy_threshold: u32(hc.healthyThreshold),
+        ...(hc.noTrafficIntervalMs !== undefined ? { no_traffic_interval: duration(hc.noTrafficIntervalMs) } : {}),
+        ...check,
+      },
+    ];
+  }
+  return out;
+}
+
+function cswrrConfig(s: ClientSideWeightedRoundRobinSpec): Record<string, unknown> {
+  const ms = (v: number | undefined, field: string) => (v !== undefined ? { [field]: duration(v) } : {});
+  return {
+    ...(s.enableOobLoadReport !== undefined ? { enable_oob_load_report: { value: s.enableOobLoadReport } } : {}),
+    ...ms(s.oobReportingPeriodMs, 'oob_reporting_period'),
+    ...ms(s.blackoutPeriodMs, 'blackout_period'),
+    ...ms(s.weightExpirationPeriodMs, 'weight_expiration_period'),
+    ...ms(s.weightUpdatePeriodMs, 'weight_update_period'),
+    ...(s.errorUtilizationPenalty !== undefined ? { error_utilization_penalty: { value: s.errorUtilizationPenalty } } : {}),
+  };
+}
+
+/**
+ * `load_balancing_policy` for CLIENT_SIDE_WEIGHTED_ROUND_ROBIN. Clients take the first policy
+ * they support: Envoy takes client-side WRR; proxyless gRPC (grpc-js without
+ * GRPC_EXPERIMENTAL_XDS_WRR_LB) falls back to round robin instead of rejecting the cluster.
+ */
+export function clientSideWrrPolicy(s: ClientSideWeightedRoundRobinSpec = {}): Record<string, unknown> {
+  return {
+    policies: [
+      { typed_extension_config: { name: 'envoy.load_balancing_policies.client_side_weighted_round_robin', typed_config: anyOf(CSWRR, cswrrConfig(s)) } },
+      { typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: anyOf(ROUND_ROBIN, {}) } },
+    ],
+  };
+}
+
+/** A route's `retry_policy` for a cluster's resolved retry settings. */
+export function routeRetryPolicy(r: ResolvedRetryPolicy): Record<string, unknown> {
+  const statusCodes = r.retryOn.includes('retriable-status-codes') ? r.retriableStatusCodes : [];
+  return {
+    retry_on: r.retryOn.join(','),
+    num_retries: u32(r.numRetries),
+    ...(r.perTryTimeoutMs !== undefined ? { per_try_timeout: duration(r.perTryTimeoutMs) } : {}),
+    retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: anyOf(PREVIOUS_HOSTS, {}) }],
+    host_selection_retry_max_attempts: r.hostSelectionMaxAttempts,
+    ...(statusCodes.length > 0 ? { retriable_status_codes: [...statusCodes] } : {}),
+    ...(r.backOff
+      ? {
+          retry_back_off: {
+            base_interval: duration(r.backOff.baseIntervalMs),
+            ...(r.backOff.maxIntervalMs !== undefined ? { max_interval: duration(r.backOff.maxIntervalMs) } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+/** Per cluster name, the retry policy its routes carry (clusters with retries off are absent). */
+export function retryPolicies(clusters: readonly Cluster[]): Map<string, Record<string, unknown>> {
+  const out = new Map<string, Record<string, unknown>>();
+  for (const c of clusters) {
+    const r = resolveRetryPolicy(c.retryPolicy);
+    if (r) out.set(c.name, routeRetryPolicy(r));
+  }
+  return out;
+}
