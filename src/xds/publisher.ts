@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/types.js';
 import type { XdsCache } from './cache.js';
-import { Debouncer } from './debounce.js';
+import { Debouncer } from '../runtime/debounce.js';
 import type { LoadReportingOptions, WeightOverrides } from './translate-clusters.js';
 import { translate } from './translator.js';
 
