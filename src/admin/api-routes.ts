@@ -4,7 +4,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SAFETY_DEFAULTS, type ClusterTick, type Explanation } from '../balancing/engine/types.js';
 import { ConflictError, type ClusterRecord, type EndpointRecord, type OperatorState, type Owner, type ResourceKind, type Store } from '../catalog/store/index.js';
-import type { PublishedOverrides } from '../signals/adaptive-weights.js';
+import { endpointKey, endpointName } from '../catalog/endpoint-key.js';
+import type { WeightOverrides } from '../catalog/weight-overrides.js';
 import { ReportBody, ReportResponse, REPORT_BODY_LIMIT_BYTES } from '../signals/report-schema.js';
 import {
   AUTH_ERRORS,
@@ -58,7 +59,7 @@ import { ERRORS } from './schemas.js';
 export interface WeightsSource {
   explain(cluster: string): { tick: ClusterTick; explanations: ReadonlyMap<string, Explanation> } | undefined;
   /** What is published instead of the operator's weights; without it, effective weights come from explain(). */
-  current?(): PublishedOverrides;
+  current?(): WeightOverrides;
 }
 
 export type ReportsIngest = (body: unknown) => { accepted: number; rejected: { index: number; field: string; reason: string }[] };
@@ -82,8 +83,6 @@ const NoQuery = Type.Object({}, { additionalProperties: false });
 const SECURE = [{ bearerAuth: [] }];
 const SAFETY_DEFAULT_VALUES: Record<string, number> = { ...SAFETY_DEFAULTS };
 
-const endpointKey = (e: { address: string; port: number }): string => `${e.address}:${e.port}`;
-const endpointName = (cluster: string, address: string, port: number): string => `${cluster}/${address}:${port}`;
 
 /** Numbers that JSON cannot carry (NaN, ±Infinity) are dropped rather than crash the serializer. */
 function finite(value: unknown): unknown {
@@ -308,7 +307,7 @@ export function resourceRoutes(deps: ResourceDeps): FastifyPluginCallbackTypebox
           checkAddress(address);
           const cluster = getCluster(name);
           const existing = store.getEndpoint(name, address, port);
-          const options = writeOptions(request, 'endpoint', endpointName(name, address, port), cluster.owner, existing?.revision, `endpoint ${address}:${port}`);
+          const options = writeOptions(request, 'endpoint', endpointName(name, { address, port }), cluster.owner, existing?.revision, `endpoint ${address}:${port}`);
           const spec = parseEndpointBody(request.body, address, port);
           const { revision } = store.putEndpoint(name, spec, options);
           const e = getEndpoint(name, address, port);
@@ -335,9 +334,9 @@ export function resourceRoutes(deps: ResourceDeps): FastifyPluginCallbackTypebox
           checkAddress(address);
           const cluster = getCluster(name);
           const e = getEndpoint(name, address, port);
-          const options = writeOptions(request, 'endpoint', endpointName(name, address, port), cluster.owner, e.revision, `endpoint ${address}:${port}`);
+          const options = writeOptions(request, 'endpoint', endpointName(name, { address, port }), cluster.owner, e.revision, `endpoint ${address}:${port}`);
           const { revision } = store.removeEndpoint(name, address, port, options);
-          return { deleted: endpointName(name, address, port), revision };
+          return { deleted: endpointName(name, { address, port }), revision };
         },
       );
 

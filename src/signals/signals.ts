@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Catalog } from '../catalog/types.js';
 import { lrsService, type LrsService } from './lrs-server.js';
 import { Prober, probeConfigFromCatalog } from './prober.js';
@@ -65,7 +66,7 @@ export class Signals {
   }
 
   setCatalog(catalog: Catalog): void {
-    this.known = new Map(catalog.clusters.map((c) => [c.name, new Set(c.endpoints.map((e) => `${e.address}:${e.port}`))]));
+    this.known = new Map(catalog.clusters.map((c) => [c.name, new Set(c.endpoints.map(endpointKey))]));
     this.store.retain(this.known);
     for (const c of catalog.clusters) this.prober.setCluster(c.name, c.probe ? probeConfigFromCatalog(c.probe) : undefined, c.endpoints);
     this.prober.retainClusters(this.known.keys());
