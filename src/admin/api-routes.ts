@@ -5,7 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SAFETY_DEFAULTS, type ClusterTick, type Explanation } from '../balancing/engine/types.js';
 import { ConflictError, type ClusterRecord, type EndpointRecord, type OperatorState, type Owner, type ResourceKind, type Store } from '../catalog/store/index.js';
 import { endpointKey, endpointName } from '../catalog/endpoint-key.js';
-import type { WeightOverrides } from '../catalog/weight-overrides.js';
+import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { ReportBody, ReportResponse, REPORT_BODY_LIMIT_BYTES } from '../signals/report-schema.js';
 import {
   AUTH_ERRORS,
@@ -108,13 +108,13 @@ export function resourceRoutes(deps: ResourceDeps): FastifyPluginCallbackTypebox
     const { store, weights, reports } = deps;
 
     /** Published weight and health per endpoint key, as the translator applies them. */
-    const overridesOf = (c: ClusterRecord): ReadonlyMap<string, { weight?: number; health?: 'UNHEALTHY' }> | undefined => {
+    const overridesOf = (c: ClusterRecord): ReadonlyMap<string, EndpointOverride> | undefined => {
       if (!weights) return undefined;
       if (weights.current) return weights.current().get(c.name);
       const ex = weights.explain(c.name);
       if (!ex) return undefined;
       const adaptive = c.weighting?.kind !== 'static';
-      const out = new Map<string, { weight?: number; health?: 'UNHEALTHY' }>();
+      const out = new Map<string, EndpointOverride>();
       for (const [key, w] of ex.tick.weights) {
         const unhealthy = ex.tick.health.get(key) === 'UNHEALTHY';
         out.set(key, { ...(adaptive ? { weight: w } : {}), ...(unhealthy ? { health: 'UNHEALTHY' as const } : {}) });
