@@ -91,8 +91,13 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
   const parts = await life.guard(() => buildParts(boot, core, durable.store, options));
   await life.start(...parts.components);
   const { log } = boot;
+  const { registry, cache, metrics, adaptive, signals } = core;
   return {
-    ...core,
+    registry,
+    cache,
+    metrics,
+    adaptive,
+    signals,
     xdsPort: parts.xds.port,
     adminPort: parts.admin.port(),
     store: durable.store,
