@@ -11,7 +11,7 @@ const root = resolve(process.argv[2] ?? '.');
 const load = (path: string) => import(pathToFileURL(join(root, path)).href);
 const { buildAdminApp } = await load('src/admin/app.ts');
 const { openStore } = await load('src/catalog/store/index.ts');
-const { AdaptiveWeights } = await load('src/signals/adaptive-weights.ts');
+const { AdaptiveWeights } = await load('src/weights/adaptive-weights.ts');
 const { Metrics } = await load('src/telemetry/metrics.ts');
 const { XdsCache } = await load('src/xds/cache.ts');
 const { ProxyRegistry } = await load('src/xds/proxy-status.ts');

@@ -1,32 +1,34 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import { realpathSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
-import { parseConfig } from './sources/config-file.js';
-import { ConfigWatcher } from './sources/config-watcher.js';
-import { AdaptiveWeights, type PublishedOverrides } from './signals/adaptive-weights.js';
+import { authFromEnv, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
+import { CatalogFeed } from './catalog/catalog-feed.js';
+import { DurableStore } from './catalog/store/durable-store.js';
+import type { Store } from './catalog/store/index.js';
+import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
-import { authFromEnv, authWithFiles, type AuthConfig } from './admin/auth.js';
-import type { Catalog } from './catalog/types.js';
-import { openStore, type Store } from './catalog/store/index.js';
-import { KubernetesSource, mergeKubernetesClusters, type KubernetesContribution } from './sources/kubernetes.js';
+import { parseConfig, type LoadedConfig } from './sources/config-file.js';
+import { ConfigSource } from './sources/config-source.js';
+import { withKubernetes } from './sources/kubernetes/catalog-merge.js';
+import { KubernetesDiscovery } from './sources/kubernetes/discovery.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics, type EndpointValue } from './telemetry/metrics.js';
+import { AdaptiveWeights } from './weights/adaptive-weights.js';
+import { WeightLoop } from './weights/weight-loop.js';
 import { XdsCache } from './xds/cache.js';
 import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
 import { ProxyRegistry } from './xds/proxy-status.js';
 import { Publisher } from './xds/publisher.js';
-import { endpointKey } from './xds/translate-clusters.js';
 import { XdsServer } from './xds/server.js';
 
 /** The composition root: reads the config, builds each room, wires them, starts and stops them. */
@@ -64,7 +66,7 @@ export interface Fulcrum {
   readonly registry: ProxyRegistry;
   readonly cache: XdsCache;
   readonly metrics: Metrics;
-  /** The adaptive weight engine's adapter: signals go in, published weights come out. */
+  /** The adaptive weight engine's adapter (src/weights): signals go in, published weights come out. */
   readonly adaptive: AdaptiveWeights;
   /** Reports, load reports and probes: the inputs of the adaptive weights. */
   readonly signals: Signals;
@@ -74,217 +76,195 @@ export interface Fulcrum {
   stop(): Promise<void>;
 }
 
+/**
+ * Starts fulcrum: reads the config, builds each room, then starts the components in pipeline
+ * order — store, config file, catalog, Kubernetes, weights, publisher (first snapshot), admin,
+ * xDS, signals, readiness — and stops them in reverse, whether a later one fails to start or
+ * `stop()` is called.
+ */
 export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
+  const boot = await readBoot(options);
+  const core = buildCore(boot, options);
+  const life = new Lifecycle((name, err) => boot.log.error({ err, component: name }, 'component failed to stop'));
+  const durable = new DurableStore(options.dataDir, boot.log, { onWrite: (ms, kind) => core.metrics.storeWritten(kind, ms) });
+  await life.start(durable);
+  const parts = await life.guard(() => buildParts(boot, core, durable.store, options));
+  await life.start(...parts.components);
+  const { log } = boot;
+  const { registry, cache, metrics, adaptive, signals } = core;
+  return {
+    registry,
+    cache,
+    metrics,
+    adaptive,
+    signals,
+    xdsPort: parts.xds.port,
+    adminPort: parts.admin.port(),
+    store: durable.store,
+    dataDir: durable.dir,
+    log,
+    async stop() {
+      await life.stop();
+      log.info('stopped');
+    },
+  };
+}
+
+/** Read before anything starts, so an invalid config or unreadable certificate fails with nothing to undo. */
+interface Boot {
+  readonly config: LoadedConfig;
+  readonly adminTls: { cert: Buffer; key: Buffer } | undefined;
+  readonly log: Logger;
+}
+
+async function readBoot(options: FulcrumOptions): Promise<Boot> {
   envoyRoot();
-  const versionPrefix = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
-  const cache = new XdsCache(versionPrefix);
-  const initial = parseConfig(await readFile(options.configPath, 'utf8'), options.configPath);
-  // Before anything starts, so an unreadable certificate fails the start with nothing to undo.
-  const adminTls = initial.server.admin.tls ? await readAdminTls(initial.server.admin.tls) : undefined;
-  const log = options.logger ?? createLogger(initial.server.logLevel);
-  const settings = initial.server.xds;
+  const config = parseConfig(await readFile(options.configPath, 'utf8'), options.configPath);
+  const adminTls = config.server.admin.tls ? await readAdminTls(config.server.admin.tls) : undefined;
+  return { config, adminTls, log: options.logger ?? createLogger(config.server.logLevel) };
+}
+
+/** The rooms' objects that do no I/O of their own; the components below drive them. */
+interface Core {
+  readonly metrics: Metrics;
+  readonly registry: ProxyRegistry;
+  readonly cache: XdsCache;
+  readonly publisher: Publisher;
+  readonly signals: Signals;
+  readonly adaptive: AdaptiveWeights;
+}
+
+function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
+  const xds = config.server.xds;
+  const lrs = config.server.loadReporting;
   const metrics = new Metrics({ xdsTypes: PUSH_ORDER.map((t) => SHORT_TYPE[t]), protocols: ['sotw', 'delta'] });
-  const registry = new ProxyRegistry(Date.now, {
+  const registry = proxyRegistry(metrics);
+  const cache = new XdsCache(`${Date.now().toString(36)}${randomBytes(3).toString('hex')}`);
+  const publisher = new Publisher(
+    cache,
+    log,
+    options.debounce ?? { quietMs: xds.debounceQuietMs, maxMs: xds.debounceMaxMs },
+    (_changedGroups, ms) => metrics.published(ms),
+    lrs ? { reportEndpointMetrics: lrs.endpointMetrics } : undefined,
+  );
+  const signals = new Signals({
+    log,
+    lrsIntervalMs: lrs?.intervalMs ?? 2_000,
+    onSamples: (transport, accepted, rejected) => metrics.samplesReceived(transport, accepted, rejected),
+    ...(lrs?.metricFields ? { lrsMetricFields: lrs.metricFields } : {}),
+    currentWeight: (cluster, key) => adaptive.current().get(cluster)?.get(key)?.weight,
+    onLrsEntries: (granularity, result, n) => metrics.lrsEntriesReceived(granularity, result, n),
+  });
+  const adaptive = new AdaptiveWeights(
+    new WeightEngine({ health: config.server.engineHealth, safety: { tickMs: options.engineTickMs ?? config.server.engineTickMs } }),
+  );
+  metrics.trackConnected(() => registry.list().map((r) => r.protocol));
+  metrics.trackEndpointWeights(() => publisher.endpointWeights());
+  metrics.trackEndpointUtilization(() => endpointUtilization(signals.store));
+  return { metrics, registry, cache, publisher, signals, adaptive };
+}
+
+function proxyRegistry(metrics: Metrics): ProxyRegistry {
+  return new ProxyRegistry(Date.now, {
     onSent: (_record, type) => metrics.pushed(SHORT_TYPE[type]),
     onNack: (_record, type) => metrics.nacked(SHORT_TYPE[type]),
     onAck: (_record, type, sentAt, at) => {
       if (sentAt !== undefined) metrics.acked(SHORT_TYPE[type], sentAt, at);
     },
   });
-  metrics.trackConnected(() => registry.list().map((r) => r.protocol));
-  const lrsSettings = initial.server.loadReporting;
-  const publisher = new Publisher(
-    cache,
-    log,
-    options.debounce ?? { quietMs: settings.debounceQuietMs, maxMs: settings.debounceMaxMs },
-    (_changedGroups, ms) => metrics.published(ms),
-    lrsSettings ? { reportEndpointMetrics: lrsSettings.endpointMetrics } : undefined,
-  );
-  const signals = new Signals({
-    log,
-    lrsIntervalMs: lrsSettings?.intervalMs ?? 2_000,
-    onSamples: (transport, accepted, rejected) => metrics.samplesReceived(transport, accepted, rejected),
-    ...(lrsSettings?.metricFields ? { lrsMetricFields: lrsSettings.metricFields } : {}),
-    currentWeight: (cluster, key) => adaptive.current().get(cluster)?.get(key)?.weight,
-    onLrsEntries: (granularity, result, n) => metrics.lrsEntriesReceived(granularity, result, n),
-  });
-  const data = await openDataDir(options.dataDir, log);
-  const store = openStore(data.dir, { onWrite: (ms, kind) => metrics.storeWritten(kind, ms) });
-  const adaptive = new AdaptiveWeights(
-    new WeightEngine({ health: initial.server.engineHealth, safety: { tickMs: options.engineTickMs ?? initial.server.engineTickMs } }),
-  );
-  // The store is the desired state: the config file seeds its file-owned part, the API the rest.
-  let discovered: KubernetesContribution | undefined;
-  let published: Catalog = { clusters: [], listeners: [], nodeGroups: [] };
-  const publishStore = (): void => {
-    const catalog = withDiscovered(store.catalog(), discovered);
-    published = catalog;
-    adaptive.setCatalog(catalog);
-    signals.setCatalog(catalog);
-    publisher.setCatalog(catalog);
-  };
-  signals.subscribe((e) => {
-    if (e.kind === 'sample') adaptive.observeSample(e.cluster, e.key, e.sample);
-    else adaptive.observeProbe(e.cluster, e.key, e.result);
-  });
-  const seed = (catalog: Catalog): void => {
-    const result = store.seedFromConfig(catalog, { actor: 'config-file' });
-    for (const c of result.conflicts) {
-      log.warn({ kind: c.kind, name: c.name, owner: c.owner }, 'config file defines a name another source owns; keeping that source\'s version');
-    }
-  };
-  store.onChange(publishStore);
-  metrics.trackEndpointWeights(() => publishedWeights(published, adaptive.current()));
-  metrics.trackEndpointUtilization(() => endpointUtilization(signals.store));
-  const watcher = new ConfigWatcher(options.configPath, {
-    onConfig: (config) => {
-      metrics.configReload('ok');
-      log.info({ file: options.configPath, clusters: config.catalog.clusters.length, listeners: config.catalog.listeners.length }, 'config reloaded');
-      seed(config.catalog);
-    },
-    onInvalid: (err) => {
-      metrics.configReload('rejected');
-      log.error({ file: options.configPath, error: err.message }, 'config edit rejected; serving the last good config');
-    },
-  });
-  // The watcher re-reads the file, so an edit made since the first read is not lost.
-  seed((await watcher.start()).catalog);
-  publishStore();
-  const k8sSettings = initial.kubernetes;
-  const k8s = k8sSettings
-    ? new KubernetesSource({
-        kubeconfig: k8sSettings.kubeconfig
-          ? { mode: 'file', path: k8sSettings.kubeconfig, ...(k8sSettings.context ? { context: k8sSettings.context } : {}) }
-          : { mode: 'cluster' },
-        ...(k8sSettings.namespace ? { namespace: k8sSettings.namespace } : {}),
-        nodeTopology: k8sSettings.nodeTopology,
-        logger: log,
-        onChange: (view) => {
-          discovered = view;
-          for (const w of view.warnings) log.warn({ warning: w }, 'kubernetes annotation ignored');
-          publishStore();
-        },
-      })
-    : undefined;
-  // Discovery keeps retrying in the background; until its first complete view, readiness says so.
-  const k8sSynced = k8s ? k8s.start().then(() => true, (err: unknown) => (log.error({ err }, 'kubernetes discovery stopped'), false)) : undefined;
-  let k8sReady = !k8s;
-  void k8sSynced?.then((ok) => (k8sReady = ok));
-  // Resume from the weights the previous process published, not from static ones.
-  for (const [cluster, weights] of store.loadWeights()) adaptive.seed(cluster, weights);
-  const resumed = adaptive.tick(Date.now());
-  if (resumed) publisher.setWeights(resumed);
-  publisher.publishNow();
-  const engineTicker = setInterval(() => {
-    const started = performance.now();
-    const overrides = adaptive.tick(Date.now());
-    metrics.engineTicked(performance.now() - started);
-    if (!overrides) return;
-    publisher.setWeights(overrides);
-    store.saveAllWeights(adaptive.adaptiveWeights());
-  }, options.engineTickMs ?? initial.server.engineTickMs);
-  engineTicker.unref();
-  // The config is loaded by now (startFulcrum fails on an invalid one), so readiness is about serving.
-  const state = { xdsServing: false, stopping: false };
+}
 
-  const server = new XdsServer(
+interface Parts {
+  /** In start order; the store is started before these are built. */
+  readonly components: readonly Component[];
+  readonly xds: XdsServer;
+  readonly admin: { port(): number };
+}
+
+/** Sources → catalog → weights → publisher, then the servers, signals and readiness. */
+function buildParts(boot: Boot, core: Core, store: Store, options: FulcrumOptions): Parts {
+  const { config, log } = boot;
+  const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher]);
+  const source = new ConfigSource(options.configPath, { store, log, onReload: (outcome) => core.metrics.configReload(outcome) });
+  const discovery = config.kubernetes
+    ? new KubernetesDiscovery({ settings: config.kubernetes, log, onChange: (view) => feed.setOverlay((c) => withKubernetes(c, view)) })
+    : undefined;
+  const weights = new WeightLoop({
+    adaptive: core.adaptive,
+    signals: core.signals,
+    archive: store,
+    tickMs: options.engineTickMs ?? config.server.engineTickMs,
+    publish: (overrides) => core.publisher.setWeights(overrides),
+    onTicked: (ms) => core.metrics.engineTicked(ms),
+  });
+  const xds = xdsServer(boot, core, options);
+  // Unready first at stop, so load balancers stop sending new proxies here while streams drain.
+  const stopping = { now: false };
+  const readiness = component('readiness', { start: () => undefined, stop: () => (stopping.now = true) });
+  const ready = (): { ready: boolean; reasons: string[] } => {
+    const reasons: string[] = [];
+    // The config is loaded by now (startFulcrum fails on an invalid one), so readiness is about serving.
+    if (xds.port === 0) reasons.push('xDS gRPC server not serving');
+    if (discovery && !discovery.synced) reasons.push('kubernetes discovery has not synced');
+    if (stopping.now) reasons.push('shutting down');
+    return { ready: reasons.length === 0, reasons };
+  };
+  const admin = adminServer(boot, core, store, options, ready);
+  const pipeline = [source, feed, ...(discovery ? [discovery] : []), weights, core.publisher];
+  // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
+  return { components: [...pipeline, admin, component('xds', xds), component('signals', core.signals), readiness], xds, admin };
+}
+
+function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions): XdsServer {
+  const { debounceQuietMs: _quiet, debounceMaxMs: _max, ...settings } = config.server.xds;
+  return new XdsServer(
     {
+      ...settings,
       address: options.xdsAddress ?? settings.address,
       port: options.xdsPort ?? settings.port,
-      maxMessageBytes: settings.maxMessageBytes,
-      keepaliveTimeMs: settings.keepaliveTimeMs,
-      keepaliveTimeoutMs: settings.keepaliveTimeoutMs,
-      maxResourceNames: settings.maxResourceNames,
       controlPlaneId: `fulcrum@${hostname()}/${process.pid}`,
     },
-    cache,
-    registry,
+    core.cache,
+    core.registry,
     log,
-    signals.grpcServices,
+    core.signals.grpcServices,
   );
-  const adminSettings = initial.server.admin;
-  const auth = options.auth ?? authWithFiles(authFromEnv(process.env), initial.server.admin.tokenFiles);
+}
+
+type Readiness = () => { ready: boolean; reasons: string[] };
+
+/** The admin HTTP API as a component: listens on start, closes on stop. */
+function adminServer(boot: Boot, core: Core, store: Store, options: FulcrumOptions, ready: Readiness): Component & { port(): number } {
+  const { config, log, adminTls } = boot;
+  const settings = config.server.admin;
+  const auth = options.auth ?? authWithFiles(authFromEnv(process.env), settings.tokenFiles);
   if (auth.adminTokens.length + auth.readTokens.length + (auth.reportTokens?.length ?? 0) === 0) {
     log.warn('admin API has no bearer tokens (FULCRUM_ADMIN_TOKEN / FULCRUM_READ_TOKEN): anyone who can reach it can change clusters and listeners');
   }
-  const admin = buildAdminApp({
-    registry,
-    cache,
-    metrics,
+  const app = buildAdminApp({
+    registry: core.registry,
+    cache: core.cache,
+    metrics: core.metrics,
     log,
     store,
-    weights: adaptive,
-    reports: signals.ingest,
+    weights: core.adaptive,
+    reports: core.signals.ingest,
     auth,
     ...(adminTls ? { tls: adminTls } : {}),
     version: packageVersion(),
-    ready: () => {
-      const reasons: string[] = [];
-      if (!state.xdsServing) reasons.push('xDS gRPC server not serving');
-      if (!k8sReady) reasons.push('kubernetes discovery has not synced');
-      if (state.stopping) reasons.push('shutting down');
-      return { ready: reasons.length === 0, reasons };
-    },
+    ready,
   });
-  let xdsPort: number;
-  let adminPort: number;
-  try {
-    // The admin server comes up first so probes get an answer (503 until xDS serves) during start.
-    adminPort = await listenAdmin(admin, options.adminAddress ?? adminSettings.address, resolveAdminPort(options, adminSettings.port));
-    log.info({ address: options.adminAddress ?? adminSettings.address, scheme: adminTls ? 'https' : 'http', port: adminPort }, 'admin server listening');
-    xdsPort = await server.start();
-    state.xdsServing = true;
-    signals.start();
-  } catch (err) {
-    clearInterval(engineTicker);
-    signals.stop();
-    await k8s?.stop();
-    store.close();
-    await data.release();
-    watcher.stop();
-    publisher.stop();
-    await server.stop(0);
-    await admin.close();
-    throw err;
-  }
+  const address = options.adminAddress ?? settings.address;
+  let port = 0;
   return {
-    xdsPort,
-    adminPort,
-    registry,
-    cache,
-    metrics,
-    adaptive,
-    signals,
-    store,
-    dataDir: data.dir,
-    log,
-    async stop() {
-      // Unready first, so load balancers stop sending new proxies here while streams drain.
-      state.stopping = true;
-      clearInterval(engineTicker);
-      await k8s?.stop();
-      watcher.stop();
-      publisher.stop();
-      signals.stop();
-      await server.stop();
-      state.xdsServing = false;
-      await admin.close();
-      store.close();
-      await data.release();
-      log.info('stopped');
+    name: 'admin',
+    port: () => port,
+    start: async () => {
+      port = await listenAdmin(app, address, resolveAdminPort(options, settings.port));
+      log.info({ address, scheme: adminTls ? 'https' : 'http', port }, 'admin server listening');
     },
+    stop: () => app.close(),
   };
-}
-
-/** Per endpoint of the published catalog, the weight sent to proxies (as loadAssignmentResource computes it). */
-function* publishedWeights(catalog: Catalog, overrides: PublishedOverrides): Iterable<EndpointValue> {
-  for (const c of catalog.clusters) {
-    const o = overrides.get(c.name);
-    for (const e of c.endpoints) {
-      const endpoint = endpointKey(e);
-      yield { cluster: c.name, endpoint, value: Math.max(1, Math.round(o?.get(endpoint)?.weight ?? e.weight)) };
-    }
-  }
 }
 
 /** Per endpoint the signals store tracks, the newest CPU utilization reported (endpoints without one are left out). */
@@ -314,29 +294,18 @@ async function readAdminTls(tls: { certFile: string; keyFile: string }): Promise
   return pair;
 }
 
-/** Kubernetes-discovered clusters join the store's; a route to one gets its hash-header annotation. */
-function withDiscovered(catalog: Catalog, view: KubernetesContribution | undefined): Catalog {
-  if (!view) return catalog;
-  const { clusters } = mergeKubernetesClusters(catalog.clusters, view.clusters);
-  const listeners = catalog.listeners.map((l) => ({
-    ...l,
-    routes: l.routes.map((r) => {
-      const hash = view.hashPolicies.get(r.cluster);
-      return r.hashPolicy || !hash ? r : { ...r, hashPolicy: hash };
-    }),
-  }));
-  return { ...catalog, clusters, listeners };
-}
-
-async function openDataDir(dir: string | undefined, log: Logger): Promise<{ dir: string; release(): Promise<void> }> {
-  if (dir !== undefined) return { dir, release: async () => undefined };
-  const temp = await mkdtemp(join(tmpdir(), 'fulcrum-data-'));
-  log.warn({ dir: temp }, 'no data directory given: state is kept in a temporary directory and lost at stop');
-  return { dir: temp, release: () => rm(temp, { recursive: true, force: true }) };
+/**
+ * The admin port when none is asked for. An embedder (tests, a restart on a known port) that
+ * chooses the xDS port itself gets a free admin port rather than colliding with other instances
+ * on the configured fixed one; from the command line only `--xds-port 0` implies a free one.
+ */
+export function defaultAdminPort(xdsPort: number | undefined, caller: 'embedder' | 'command line'): number | 'config' {
+  if (caller === 'command line') return xdsPort === 0 ? 0 : 'config';
+  return xdsPort !== undefined ? 0 : 'config';
 }
 
 function resolveAdminPort(options: FulcrumOptions, configured: number): number {
-  const port = options.adminPort ?? (options.xdsPort !== undefined ? 0 : 'config');
+  const port = options.adminPort ?? defaultAdminPort(options.xdsPort, 'embedder');
   return port === 'config' ? configured : port;
 }
 
@@ -380,8 +349,10 @@ async function cli(): Promise<void> {
       configPath: values.config,
       ...(values['xds-port'] !== undefined ? { xdsPort: Number(values['xds-port']) } : {}),
       ...(values['xds-address'] !== undefined ? { xdsAddress: values['xds-address'] } : {}),
-      // Unless told, the admin API is where the config file puts it; with --xds-port 0 it takes a free port too.
-      adminPort: values['admin-port'] !== undefined ? Number(values['admin-port']) : values['xds-port'] === '0' ? 0 : 'config',
+      adminPort:
+        values['admin-port'] !== undefined
+          ? Number(values['admin-port'])
+          : defaultAdminPort(values['xds-port'] !== undefined ? Number(values['xds-port']) : undefined, 'command line'),
       ...(values['admin-address'] !== undefined ? { adminAddress: values['admin-address'] } : {}),
       dataDir: values['data-dir'] ?? process.env.FULCRUM_DATA_DIR ?? 'data',
     });

@@ -130,5 +130,3 @@ export interface Catalog {
   readonly listeners: readonly Listener[];
   readonly nodeGroups: readonly NodeGroup[];
 }
-
-export const EMPTY_CATALOG: Catalog = { clusters: [], listeners: [], nodeGroups: [] };

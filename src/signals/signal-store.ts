@@ -202,12 +202,6 @@ export class SignalStore {
     return this.endpoint(cluster, key, false)?.samples.all() ?? [];
   }
 
-  /** Age of the newest sample (ms), or undefined when there is none. */
-  ageMs(cluster: string, key: string, now = this.clock()): number | undefined {
-    const s = this.latest(cluster, key);
-    return s === undefined ? undefined : Math.max(0, now - s.at);
-  }
-
   latestProbe(cluster: string, key: string): ProbeResult | undefined {
     return this.endpoint(cluster, key, false)?.probes.last();
   }
@@ -217,37 +211,12 @@ export class SignalStore {
     return this.endpoint(cluster, key, false)?.probes.all() ?? [];
   }
 
-  /** Probe results newer than `since` (exclusive), oldest first: what a tick has not seen yet. */
-  probesSince(cluster: string, key: string, since: number): readonly ProbeResult[] {
-    return this.probes(cluster, key).filter((p) => p.at > since);
-  }
-
-  /** Per endpoint of the cluster, the newest sample: the shape the weight engine consumes. */
-  latestByEndpoint(cluster: string): Map<string, Sample> {
-    const out = new Map<string, Sample>();
-    for (const [key, ep] of this.clusters.get(cluster) ?? []) {
-      const s = ep.samples.last();
-      if (s) out.set(key, s);
-    }
-    return out;
-  }
-
   /** Per endpoint of the cluster, the merged sample (see `merged`). */
   mergedByEndpoint(cluster: string, maxAgeMs = Infinity, now = this.clock()): Map<string, Sample> {
     const out = new Map<string, Sample>();
     for (const key of this.clusters.get(cluster)?.keys() ?? []) {
       const s = this.merged(cluster, key, maxAgeMs, now);
       if (s) out.set(key, s);
-    }
-    return out;
-  }
-
-  /** Per endpoint of the cluster, the newest probe result. */
-  latestProbeByEndpoint(cluster: string): Map<string, ProbeResult> {
-    const out = new Map<string, ProbeResult>();
-    for (const [key, ep] of this.clusters.get(cluster) ?? []) {
-      const p = ep.probes.last();
-      if (p) out.set(key, p);
     }
     return out;
   }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Catalog } from '../catalog/types.js';
 import type { LrsGranularity, LrsReportResult } from './lrs-aggregator.js';
 import { DEFAULT_METRIC_FIELDS, localityId, type LocalityMember, type MetricField } from './lrs-conversion.js';
@@ -83,7 +84,7 @@ export class Signals {
   }
 
   setCatalog(catalog: Catalog): void {
-    this.known = new Map(catalog.clusters.map((c) => [c.name, new Set(c.endpoints.map((e) => `${e.address}:${e.port}`))]));
+    this.known = new Map(catalog.clusters.map((c) => [c.name, new Set(c.endpoints.map(endpointKey))]));
     this.store.retain(this.known);
     this.localities = new Map(catalog.clusters.map((c) => [c.name, membersByLocality(c.endpoints)]));
     for (const c of catalog.clusters) this.prober.setCluster(c.name, c.probe ? probeConfigFromCatalog(c.probe) : undefined, c.endpoints);

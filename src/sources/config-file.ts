@@ -2,19 +2,16 @@ import { isIP } from 'node:net';
 import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
 import { choosePolicy, type HashKey } from '../catalog/auto-policy.js';
+import { endpointKey } from '../catalog/endpoint-key.js';
 import { resolveEjection, resolveSafety } from '../catalog/policy.js';
 import type { Catalog, Cluster, Endpoint, HashPolicy, LbPolicy, Listener, NodeGroup, Route, WeightingPolicy } from '../catalog/types.js';
 import { PROBE_DEFAULTS } from '../catalog/protection.js';
+import type { XdsServerOptions } from '../xds/server.js';
 import { ConfigFileSchema, type ConfigFile } from './config-schema.js';
 import { checkProtection } from './protection-schema.js';
 
-export interface XdsServerSettings {
-  readonly address: string;
-  readonly port: number;
-  readonly maxMessageBytes: number;
-  readonly keepaliveTimeMs: number;
-  readonly keepaliveTimeoutMs: number;
-  readonly maxResourceNames: number;
+/** `server.xds`: the xDS server's options (its identity is the process's, not configured) and the push debounce. */
+export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId'> {
   readonly debounceQuietMs: number;
   readonly debounceMaxMs: number;
 }
@@ -174,7 +171,7 @@ function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
       // EDS endpoints are not resolved by Envoy: a hostname here would be rejected (NACKed) by every proxy.
       if (isIP(e.address) === 0)
         problems.push({ path: `${at}/endpoints/${j}/address`, message: `"${e.address}" is not an IP address` });
-      const key = `${e.address}:${e.port}`;
+      const key = endpointKey(e);
       if (seen.has(key)) problems.push({ path: `${at}/endpoints/${j}`, message: `duplicate endpoint ${key}` });
       seen.add(key);
     });

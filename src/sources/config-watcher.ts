@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
+import { Debouncer } from '../runtime/debounce.js';
 import { parseConfig, type LoadedConfig } from './config-file.js';
 
 export interface ConfigWatcherEvents {
@@ -16,16 +17,18 @@ export interface ConfigWatcherEvents {
  */
 export class ConfigWatcher {
   private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
   private lastText: string | undefined;
   private readonly path: string;
+  private readonly settled: Debouncer;
 
   constructor(
     path: string,
     private readonly events: ConfigWatcherEvents,
-    private readonly settleMs = 50,
+    settleMs = 50,
   ) {
     this.path = resolve(path);
+    // No upper bound: the file is read once the editor has been quiet, never mid-save.
+    this.settled = new Debouncer(settleMs, Infinity, () => void this.reload());
   }
 
   /** Reads the file once (throwing if it is invalid), then watches it. */
@@ -35,7 +38,7 @@ export class ConfigWatcher {
     this.lastText = text;
     const name = basename(this.path);
     this.watcher = watch(dirname(this.path), (_event, file) => {
-      if (file === null || file === name) this.schedule();
+      if (file === null || file === name) this.settled.trigger();
     });
     this.watcher.on('error', (err) => this.events.onInvalid(err));
     return config;
@@ -43,12 +46,7 @@ export class ConfigWatcher {
 
   stop(): void {
     this.watcher?.close();
-    if (this.timer) clearTimeout(this.timer);
-  }
-
-  private schedule(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.reload(), this.settleMs);
+    this.settled.cancel();
   }
 
   private async reload(): Promise<void> {

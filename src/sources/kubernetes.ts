@@ -31,6 +31,7 @@
  */
 import { CoreV1Api, DiscoveryV1Api, KubeConfig, ListWatch, Watch } from '@kubernetes/client-node';
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import { Debouncer } from '../runtime/debounce.js';
 import {
   BALANCE_LABEL,
   SERVICE_NAME_LABEL,
@@ -217,13 +218,14 @@ export class KubernetesSource {
   private lastKey: string | undefined;
   private lastWarnings = new Set<string>();
   private latest: KubernetesContribution | undefined;
-  private quietTimer: NodeJS.Timeout | undefined;
-  private maxTimer: NodeJS.Timeout | undefined;
+  private readonly debouncer: Debouncer;
   private firstEmit: { resolve: () => void; promise: Promise<void> } | undefined;
 
   constructor(private readonly options: KubernetesSourceOptions) {
     this.kc = loadKubeConfig(options.kubeconfig);
     this.log = options.logger ?? noopLogger;
+    // At least 1 ms: the recompute must run from a timer, after the informer applied its list.
+    this.debouncer = new Debouncer(Math.max(1, options.debounceQuietMs ?? 50), options.debounceMaxMs ?? 500, () => this.flush());
   }
 
   /** The last emitted view (undefined before the first sync). */
@@ -302,7 +304,7 @@ export class KubernetesSource {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.clearTimers();
+    this.debouncer.cancel();
     for (const e of this.entries) {
       if (e.retry) clearTimeout(e.retry);
       e.watch.close();
@@ -391,23 +393,10 @@ export class KubernetesSource {
   }
 
   private schedule(): void {
-    if (this.stopped) return;
-    const quiet = this.options.debounceQuietMs ?? 50;
-    const max = this.options.debounceMaxMs ?? 500;
-    if (this.quietTimer) clearTimeout(this.quietTimer);
-    this.quietTimer = setTimeout(() => this.flush(), quiet);
-    this.maxTimer ??= setTimeout(() => this.flush(), max);
-  }
-
-  private clearTimers(): void {
-    if (this.quietTimer) clearTimeout(this.quietTimer);
-    if (this.maxTimer) clearTimeout(this.maxTimer);
-    this.quietTimer = undefined;
-    this.maxTimer = undefined;
+    if (!this.stopped) this.debouncer.trigger();
   }
 
   private flush(): void {
-    this.clearTimers();
     if (this.stopped || !this.entries.every((e) => e.synced)) return;
     const get = (kind: string): readonly KubernetesObject[] =>
       this.entries.find((e) => e.kind === kind)?.informer.list() ?? [];

@@ -1,13 +1,21 @@
 import type { Logger } from 'pino';
+import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Catalog } from '../catalog/types.js';
 import type { XdsCache } from './cache.js';
-import { Debouncer } from './debounce.js';
-import type { LoadReportingOptions, WeightOverrides } from './translate-clusters.js';
+import { Debouncer } from '../runtime/debounce.js';
+import type { WeightOverrides } from '../catalog/weight-overrides.js';
+import type { Component } from '../runtime/lifecycle.js';
+import { publishedEndpoint, type LoadReportingOptions } from './translate-clusters.js';
 import { translate } from './translator.js';
 
-/** Desired state (catalog + adaptive weights) → translated, versioned snapshots, debounced. */
-export class Publisher {
+/**
+ * Desired state (catalog + adaptive weights) → translated, versioned snapshots, debounced.
+ * Starting publishes the first snapshot at once; once stopped, changes are no longer published.
+ */
+export class Publisher implements Component {
+  readonly name = 'publisher';
   private catalog: Catalog | undefined;
+  private stopped = false;
   private weights: WeightOverrides | undefined;
   private readonly debouncer: Debouncer;
 
@@ -24,12 +32,28 @@ export class Publisher {
 
   setCatalog(catalog: Catalog): void {
     this.catalog = catalog;
-    this.debouncer.trigger();
+    if (!this.stopped) this.debouncer.trigger();
   }
 
   setWeights(weights: WeightOverrides): void {
     this.weights = weights;
-    this.debouncer.trigger();
+    if (!this.stopped) this.debouncer.trigger();
+  }
+
+  /** Per endpoint of the catalog being published, the weight its EDS entry carries (the translator's rule). */
+  *endpointWeights(): Iterable<{ cluster: string; endpoint: string; value: number }> {
+    for (const c of this.catalog?.clusters ?? []) {
+      const overrides = this.weights?.get(c.name);
+      for (const e of c.endpoints) {
+        const endpoint = endpointKey(e);
+        yield { cluster: c.name, endpoint, value: publishedEndpoint(e, overrides?.get(endpoint)).weight };
+      }
+    }
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.publishNow();
   }
 
   /** Publishes immediately (used at start so the first proxies do not wait for the debounce). */
@@ -39,6 +63,7 @@ export class Publisher {
   }
 
   stop(): void {
+    this.stopped = true;
     this.debouncer.cancel();
   }
 

@@ -1,4 +1,7 @@
+import { MAX_LOCALITY_WEIGHT_SUM } from '../balancing/integer-weights.js';
+import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Cluster, Endpoint } from '../catalog/types.js';
+import type { EndpointOverride } from '../catalog/weight-overrides.js';
 import { anyOf } from './envoy-api.js';
 import { duration } from './proto-values.js';
 import { clientSideWrrPolicy, clusterProtection } from './translate-protection.js';
@@ -6,20 +9,7 @@ import { clientSideWrrPolicy, clusterProtection } from './translate-protection.j
 /** Catalog clusters → Envoy `Cluster` and `ClusterLoadAssignment` objects (protobufjs plain form). */
 
 const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
-const MAX_LOCALITY_WEIGHT_SUM = 0xffff_ffff;
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-
-/** What the weight engine publishes for one endpoint instead of the operator's static values. */
-export interface EndpointOverride {
-  readonly weight?: number;
-  /** Only ever UNHEALTHY (probes failed); an operator's DRAINING or UNHEALTHY is never lifted. */
-  readonly health?: 'UNHEALTHY';
-}
-
-/** Per cluster, per endpoint key (`address:port`). */
-export type WeightOverrides = ReadonlyMap<string, ReadonlyMap<string, EndpointOverride>>;
-
-export const endpointKey = (e: Pick<Endpoint, 'address' | 'port'>): string => `${e.address}:${e.port}`;
 
 function nextPowerOfTwo(n: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
@@ -98,6 +88,16 @@ function fitWeights(weights: number[]): number[] {
 
 const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
 
+/**
+ * The translator's rule for one endpoint: the engine's weight (else the operator's) as an integer
+ * of at least 1, and probe health that never lifts an operator's DRAINING or UNHEALTHY. A
+ * locality whose weights sum past Envoy's limit is scaled down afterwards (fitWeights).
+ */
+export function publishedEndpoint(e: Endpoint, o: EndpointOverride | undefined): { endpoint: Endpoint; weight: number } {
+  const endpoint = o?.health && (e.health === 'HEALTHY' || e.health === 'UNKNOWN') ? { ...e, health: o.health } : e;
+  return { endpoint, weight: Math.max(1, Math.round(o?.weight ?? e.weight)) };
+}
+
 export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<string, EndpointOverride>): Record<string, unknown> {
   const groups = new Map<string, LocalityGroup>();
   for (const e of c.endpoints) {
@@ -107,10 +107,7 @@ export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<strin
       g = { locality: e.locality, priority: e.priority, endpoints: [] };
       groups.set(key, g);
     }
-    const o = overrides?.get(endpointKey(e));
-    const w = o?.weight ?? e.weight;
-    const endpoint = o?.health && (e.health === 'HEALTHY' || e.health === 'UNKNOWN') ? { ...e, health: o.health } : e;
-    g.endpoints.push({ endpoint, weight: Math.max(1, Math.round(w)) });
+    g.endpoints.push(publishedEndpoint(e, overrides?.get(endpointKey(e))));
   }
   const ordered = [...groups.values()].sort((a, b) => a.priority - b.priority);
   // Priorities must be consecutive from 0 (gRPC NACKs a gap); renumbering keeps their order, which is all they mean.

@@ -1,7 +1,8 @@
 import type { Catalog, NodeGroup } from '../catalog/types.js';
+import type { WeightOverrides } from '../catalog/weight-overrides.js';
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { encodeResource, type EncodedResource } from './resource.js';
-import { clusterResource, loadAssignmentResource, type LoadReportingOptions, type WeightOverrides } from './translate-clusters.js';
+import { clusterResource, loadAssignmentResource, type LoadReportingOptions } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
 import { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
 import { retryPolicies } from './translate-protection.js';
@@ -49,9 +50,4 @@ function selectGroup(catalog: Catalog, group: NodeGroup, all: ResourceSet): Reso
     [TYPE.listener, pick(TYPE.listener, listeners)],
     [TYPE.route, pick(TYPE.route, listeners)],
   ]);
-}
-
-/** Which snapshot a proxy gets: its node.cluster's group if one is declared, else everything. */
-export function groupFor(catalogGroups: ReadonlySet<string>, nodeCluster: string): string {
-  return catalogGroups.has(nodeCluster) ? nodeCluster : DEFAULT_GROUP;
 }

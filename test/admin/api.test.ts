@@ -17,7 +17,7 @@ import { buildAdminApp, type AdminApp, type AdminDeps } from '../../src/admin/ap
 import { Authorizer, authFromEnv, parseTokenList, tokenMatches } from '../../src/admin/auth.js';
 import { applyPolicyPatch, mergePatch } from '../../src/admin/resources.js';
 import { openStore, type Store } from '../../src/catalog/store/index.js';
-import { AdaptiveWeights } from '../../src/signals/adaptive-weights.js';
+import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
 import { parseConfig } from '../../src/sources/config-file.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { XdsCache } from '../../src/xds/cache.js';

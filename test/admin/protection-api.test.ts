@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAdminApp, type AdminApp } from '../../src/admin/app.js';
 import { openStore, type Store } from '../../src/catalog/store/index.js';
-import { AdaptiveWeights } from '../../src/signals/adaptive-weights.js';
+import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { XdsCache } from '../../src/xds/cache.js';
 import { ProxyRegistry } from '../../src/xds/proxy-status.js';

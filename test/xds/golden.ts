@@ -13,7 +13,7 @@ import { parseConfig } from '../../src/sources/config-file.js';
 import { envoyType, TYPE, type XdsTypeUrl } from '../../src/xds/envoy-api.js';
 import { MESSAGE_OF, type EncodedResource } from '../../src/xds/resource.js';
 import { DEFAULT_GROUP, type ResourceSet } from '../../src/xds/resource-set.js';
-import type { EndpointOverride, WeightOverrides } from '../../src/xds/translate-clusters.js';
+import type { EndpointOverride, WeightOverrides } from '../../src/catalog/weight-overrides.js';
 import { translate } from '../../src/xds/translator.js';
 
 export const GOLDEN_DIR = fileURLToPath(new URL('./golden/', import.meta.url));

@@ -8,6 +8,7 @@ import { ApiError, endpointEntry, parseEndpointBody } from '../resources.js';
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { apiWriteOptions, notFound, requireCluster, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
 import type { WeightsSource } from './weights.js';
+import { endpointKey, endpointName as catalogEndpointName } from '../../catalog/endpoint-key.js';
 
 /**
  * /v1/clusters/{name}/endpoints: a cluster's endpoints with the weight and health proxies are
@@ -59,7 +60,7 @@ const STATE_ACTIONS = [
   ['enable', 'active', 'Enable an endpoint again: served as declared (any owner\'s endpoint)'],
 ] as const satisfies readonly (readonly [string, OperatorState, string])[];
 
-const endpointName = ({ name, address, port }: EndpointParams): string => `${name}/${address}:${port}`;
+const endpointName = ({ name, address, port }: EndpointParams): string => catalogEndpointName(name, { address, port });
 const endpointUrl = ({ name, address, port }: EndpointParams): string => `/v1/clusters/${encodeURIComponent(name)}/endpoints/${encodeURIComponent(address)}/${port}`;
 
 function checkAddress(address: string): void {
@@ -74,7 +75,7 @@ function endpointAccess({ store, actorOf, weights }: EndpointRoutesOptions) {
   };
   /** The endpoint as the store has it, plus what proxies are sent now (nothing when disabled). */
   const status = (e: EndpointRecord): EndpointStatus => {
-    const o = weights?.current().get(e.cluster)?.get(`${e.address}:${e.port}`);
+    const o = weights?.current().get(e.cluster)?.get(endpointKey(e));
     const base = { ...endpointEntry(e), revision: e.revision, updatedAt: e.updatedAt };
     if (e.state === 'disabled') return base;
     return { ...base, effectiveWeight: o?.weight ?? e.weight, publishedHealth: e.state === 'draining' ? 'DRAINING' : (o?.health ?? e.health) };

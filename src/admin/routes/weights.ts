@@ -2,11 +2,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { SAFETY_RULES, type ClusterTick, type Explanation } from '../../balancing/engine/types.js';
 import type { ClusterRecord, Store } from '../../catalog/store/index.js';
-import type { PublishedOverrides } from '../../signals/adaptive-weights.js';
+import type { WeightOverrides } from '../../catalog/weight-overrides.js';
 import { ResourceName } from '../api-schemas.js';
 import { ApiError } from '../resources.js';
 import { StringEnum } from '../schemas.js';
 import { NOT_FOUND, securedRoute } from './schema-parts.js';
+import { endpointKey } from '../../catalog/endpoint-key.js';
 
 /** /v1/weights/{cluster}: the weights a cluster's endpoints are published with, each explained. */
 
@@ -14,7 +15,7 @@ import { NOT_FOUND, securedRoute } from './schema-parts.js';
 export interface WeightsSource {
   explain(cluster: string): { tick: ClusterTick; explanations: ReadonlyMap<string, Explanation> } | undefined;
   /** What is published instead of the operator's weights and health (the effective values of /v1/clusters/{name}/endpoints). */
-  current(): PublishedOverrides;
+  current(): WeightOverrides;
 }
 
 export interface WeightsRoutesOptions {
@@ -117,7 +118,7 @@ function declaredWeights(rec: ClusterRecord): WeightsView {
     failStatic: false,
     endpoints: rec.endpoints
       .filter((e) => e.state !== 'disabled')
-      .map((e) => ({ endpoint: `${e.address}:${e.port}`, staticWeight: e.weight, weight: e.weight, health: e.state === 'draining' ? 'DRAINING' : e.health })),
+      .map((e) => ({ endpoint: endpointKey(e), staticWeight: e.weight, weight: e.weight, health: e.state === 'draining' ? 'DRAINING' : e.health })),
   };
 }
 

@@ -35,6 +35,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { endpointName } from '../endpoint-key.js';
 import type { Catalog, Cluster, Endpoint, HealthStatus, Listener, NodeGroup } from '../types.js';
 import { ConflictError, NotFoundError, OwnershipError } from './errors.js';
 import { migrate } from './migrations.js';
@@ -200,10 +201,6 @@ function listenerSpecJson(l: Listener): string {
 function nodeGroupSpecJson(g: NodeGroup): string {
   const { nodeCluster: _nodeCluster, ...spec } = g;
   return canonicalJson(spec);
-}
-
-function endpointName(cluster: string, address: string, port: number): string {
-  return `${cluster}/${address}:${port}`;
 }
 
 function assertWriter(owner: Owner): asserts owner is Writer {
@@ -442,7 +439,7 @@ export class Store {
   /** Adds or replaces one endpoint of an existing cluster owned by the writer. */
   putEndpoint(cluster: string, endpoint: EndpointSpec, opts: WriteOptions): WriteResult {
     assertWriter(opts.owner);
-    const name = endpointName(cluster, endpoint.address, endpoint.port);
+    const name = endpointName(cluster, endpoint);
     return this.write(opts.actor, (tx) => {
       const c = this.specRow('cluster', cluster);
       if (!c) throw new NotFoundError('cluster', cluster);
@@ -458,7 +455,7 @@ export class Store {
 
   removeEndpoint(cluster: string, address: string, port: number, opts: WriteOptions): WriteResult {
     assertWriter(opts.owner);
-    const name = endpointName(cluster, address, port);
+    const name = endpointName(cluster, { address, port });
     return this.write(opts.actor, (tx) => {
       const old = this.stmt.endpoint.get(cluster, address, port);
       if (!old) throw new NotFoundError('endpoint', name);
@@ -474,7 +471,7 @@ export class Store {
 
   /** Operator state overlay: allowed on any endpoint, whichever source owns it. */
   setEndpointState(cluster: string, address: string, port: number, state: OperatorState, opts: StateOptions): WriteResult {
-    const name = endpointName(cluster, address, port);
+    const name = endpointName(cluster, { address, port });
     return this.write(opts.actor, (tx) => {
       const old = this.stmt.endpoint.get(cluster, address, port);
       if (!old) throw new NotFoundError('endpoint', name);

@@ -46,6 +46,7 @@
  * - HTTP/2 upstream when the Service port's appProtocol is `kubernetes.io/h2c`, `h2c`, `grpc` or `http2`.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { endpointKey } from '../../catalog/endpoint-key.js';
 import type { Cluster, Endpoint, HashPolicy, HealthStatus, LbPolicy, WeightingPolicy } from '../../catalog/types.js';
 import { LB_POLICIES } from '../../catalog/types.js';
 import { protectionOf } from './protection-annotations.js';
@@ -307,7 +308,7 @@ export function slicesToClusters(
           // Kubernetes only ever puts one address per endpoint (the field is a list for the future).
           for (const address of ep.addresses ?? []) {
             if (!(slice.addressType === 'IPv4' ? isIPv4(address) : isIPv6(address))) continue;
-            const key = `${address}:${port}`;
+            const key = endpointKey({ address, port });
             const candidate: Candidate = {
               endpoint: { address, port, locality, priority: 0, weight: 1, health },
               sliceName,

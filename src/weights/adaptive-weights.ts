@@ -1,11 +1,8 @@
 import type { ProbeResult, Sample, ClusterTick, Explanation } from '../balancing/engine/types.js';
 import { WeightEngine } from '../balancing/engine/weight-engine.js';
+import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Catalog, Cluster } from '../catalog/types.js';
-
-/** Per cluster, per endpoint key: what to publish instead of the operator's values (see xds translate-clusters). */
-export type PublishedOverrides = ReadonlyMap<string, ReadonlyMap<string, { weight?: number; health?: 'UNHEALTHY' }>>;
-
-const keyOf = (e: { address: string; port: number }): string => `${e.address}:${e.port}`;
+import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 
 /**
  * Adapts the catalog and the fleet's signals to the pure weight engine, and its ticks to the
@@ -16,7 +13,7 @@ export class AdaptiveWeights {
   private readonly engine: WeightEngine;
   private clusters = new Map<string, Cluster>();
   private last = new Map<string, ClusterTick>();
-  private overrides: PublishedOverrides = new Map();
+  private overrides: WeightOverrides = new Map();
 
   constructor(engine = new WeightEngine()) {
     this.engine = engine;
@@ -32,7 +29,7 @@ export class AdaptiveWeights {
     }
     for (const c of next.values()) {
       const endpoints = c.endpoints.map((e) => ({
-        key: keyOf(e),
+        key: endpointKey(e),
         weight: e.weight,
         health: e.health,
         locality: `${e.priority}/${e.locality.region}/${e.locality.zone}/${e.locality.subZone}`,
@@ -56,17 +53,17 @@ export class AdaptiveWeights {
   }
 
   /** Runs one engine tick; returns the new overrides when anything published changed, else undefined. */
-  tick(now: number): PublishedOverrides | undefined {
+  tick(now: number): WeightOverrides | undefined {
     const result = this.engine.tick(now);
     let changed = false;
-    const out = new Map<string, Map<string, { weight?: number; health?: 'UNHEALTHY' }>>();
+    const out = new Map<string, Map<string, EndpointOverride>>();
     for (const [name, t] of result.clusters) {
       const c = this.clusters.get(name);
       if (!c) continue;
       this.last.set(name, t);
       if (t.changed) changed = true;
       const adaptive = c.weighting.kind !== 'static';
-      const perEndpoint = new Map<string, { weight?: number; health?: 'UNHEALTHY' }>();
+      const perEndpoint = new Map<string, EndpointOverride>();
       for (const [key, weight] of t.weights) {
         const unhealthy = t.health.get(key) === 'UNHEALTHY';
         if (adaptive || unhealthy) perEndpoint.set(key, { ...(adaptive ? { weight } : {}), ...(unhealthy ? { health: 'UNHEALTHY' as const } : {}) });
@@ -78,7 +75,7 @@ export class AdaptiveWeights {
     return out;
   }
 
-  current(): PublishedOverrides {
+  current(): WeightOverrides {
     return this.overrides;
   }
 
@@ -103,7 +100,7 @@ export class AdaptiveWeights {
   }
 }
 
-function sameKeys(a: PublishedOverrides, b: PublishedOverrides): boolean {
+function sameKeys(a: WeightOverrides, b: WeightOverrides): boolean {
   if (a.size !== b.size) return false;
   for (const k of a.keys()) if (!b.has(k)) return false;
   return true;

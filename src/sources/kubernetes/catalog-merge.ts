@@ -1,0 +1,21 @@
+import type { Catalog } from '../../catalog/types.js';
+import { mergeKubernetesClusters, type KubernetesContribution } from './mapping.js';
+
+/**
+ * The catalog with Kubernetes discovery added: discovered clusters join the others (a cluster
+ * the config file or the API defines wins, see mergeKubernetesClusters), and a route to a
+ * discovered cluster gets its `fulcrum.io/hash-header` as hash policy unless it has one already
+ * (hashing is a route property in Envoy, so the annotation lands on the routes).
+ */
+export function withKubernetes(catalog: Catalog, view: KubernetesContribution | undefined): Catalog {
+  if (!view) return catalog;
+  const { clusters } = mergeKubernetesClusters(catalog.clusters, view.clusters);
+  const listeners = catalog.listeners.map((l) => ({
+    ...l,
+    routes: l.routes.map((r) => {
+      const hash = view.hashPolicies.get(r.cluster);
+      return r.hashPolicy || !hash ? r : { ...r, hashPolicy: hash };
+    }),
+  }));
+  return { ...catalog, clusters, listeners };
+}

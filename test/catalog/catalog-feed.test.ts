@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { CatalogFeed } from '../../src/catalog/catalog-feed.js';
+import type { Catalog } from '../../src/catalog/types.js';
+import { cluster } from './helpers.js';
+
+function origin(initial: Catalog) {
+  let catalog = initial;
+  const listeners = new Set<() => void>();
+  return {
+    catalog: () => catalog,
+    onChange: (l: () => void) => (listeners.add(l), () => void listeners.delete(l)),
+    change(next: Catalog) {
+      catalog = next;
+      for (const l of listeners) l();
+    },
+    listeners,
+  };
+}
+
+const names = (c: Catalog): string[] => c.clusters.map((x) => x.name);
+const catalogOf = (...clusterNames: string[]): Catalog => ({ clusters: clusterNames.map((n) => cluster(n)), listeners: [], nodeGroups: [] });
+
+describe('CatalogFeed', () => {
+  it('pushes the current catalog to every consumer, in order, on start and on each change', () => {
+    const store = origin(catalogOf('a'));
+    const seen: string[] = [];
+    const consumer = (id: string) => ({ setCatalog: (c: Catalog) => void seen.push(`${id}:${names(c).join(',')}`) });
+    const feed = new CatalogFeed(store, [consumer('weights'), consumer('publisher')]);
+    store.change(catalogOf('early'));
+    expect(seen).toEqual([]);
+    feed.start();
+    expect(seen).toEqual(['weights:early', 'publisher:early']);
+    store.change(catalogOf('a', 'b'));
+    expect(seen.slice(2)).toEqual(['weights:a,b', 'publisher:a,b']);
+    feed.stop();
+    expect(store.listeners.size).toBe(0);
+    store.change(catalogOf('c'));
+    expect(seen).toHaveLength(4);
+  });
+
+  it('layers the overlay on top of the store catalog, now and on later changes', () => {
+    const store = origin(catalogOf('a'));
+    const last: Catalog[] = [];
+    const feed = new CatalogFeed(store, [{ setCatalog: (c) => void last.push(c) }]);
+    feed.setOverlay((c) => ({ ...c, clusters: [...c.clusters, cluster('k8s/early')] }));
+    expect(last).toEqual([]);
+    feed.start();
+    expect(names(last[0] as Catalog)).toEqual(['a', 'k8s/early']);
+    feed.setOverlay((c) => ({ ...c, clusters: [...c.clusters, cluster('k8s/x')] }));
+    expect(names(last[1] as Catalog)).toEqual(['a', 'k8s/x']);
+    store.change(catalogOf('b'));
+    expect(names(last[2] as Catalog)).toEqual(['b', 'k8s/x']);
+    feed.stop();
+  });
+});

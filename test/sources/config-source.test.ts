@@ -1,0 +1,82 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SeedResult } from '../../src/catalog/store/index.js';
+import type { Catalog } from '../../src/catalog/types.js';
+import { ConfigSource } from '../../src/sources/config-source.js';
+import { waitFor } from '../support/wait.js';
+
+function recorder(conflicts: SeedResult['conflicts'] = []) {
+  const seeded: string[][] = [];
+  const logs: { level: string; msg: string; obj: object }[] = [];
+  const outcomes: string[] = [];
+  const log = (level: string) => (obj: object, msg: string) => void logs.push({ level, msg, obj });
+  return {
+    seeded,
+    logs,
+    outcomes,
+    options: {
+      store: {
+        seedFromConfig: (catalog: Catalog): SeedResult => (seeded.push(catalog.clusters.map((c) => c.name)), { revision: 1, changes: [], conflicts }),
+      },
+      log: { info: log('info'), warn: log('warn'), error: log('error') },
+      onReload: (o: 'ok' | 'rejected') => void outcomes.push(o),
+      settleMs: 10,
+    },
+  };
+}
+
+describe('ConfigSource', () => {
+  let dir: string | undefined;
+  afterEach(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('seeds the store on start and on every valid edit; an invalid edit is logged, counted and ignored', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
+    const path = join(dir, 'fulcrum.yaml');
+    await writeFile(path, 'clusters: [{ name: a }]\n');
+    const r = recorder();
+    const source = new ConfigSource(path, r.options);
+    await source.start();
+    try {
+      expect(r.seeded).toEqual([['a']]);
+      await writeFile(path, 'clusters: [{ name: b }]\n');
+      await waitFor(() => r.seeded.length === 2, { what: 'edit seeded', timeoutMs: 20_000 });
+      expect(r.seeded[1]).toEqual(['b']);
+      await writeFile(path, 'clusters: [{ name: c, lbPolicy: NOPE }]\n');
+      await waitFor(() => r.outcomes.includes('rejected'), { what: 'invalid edit counted', timeoutMs: 20_000 });
+      expect(r.seeded).toHaveLength(2);
+      expect(r.logs.find((l) => l.level === 'error')?.msg).toBe('config edit rejected; serving the last good config');
+    } finally {
+      source.stop();
+    }
+    // Stopped: edits are no longer read.
+    await writeFile(path, 'clusters: [{ name: d }]\n');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(r.seeded).toHaveLength(2);
+  });
+
+  it('fails to start on an invalid file, seeding nothing', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
+    const path = join(dir, 'fulcrum.yaml');
+    await writeFile(path, 'clusters: [{ name: a, lbPolicy: NOPE }]\n');
+    const r = recorder();
+    await expect(new ConfigSource(path, r.options).start()).rejects.toThrow(`${path}: /clusters/0/lbPolicy`);
+    expect(r.seeded).toEqual([]);
+  });
+
+  it('warns about each name the file defines but another source owns', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
+    const path = join(dir, 'fulcrum.yaml');
+    await writeFile(path, 'clusters: [{ name: a }]\n');
+    const r = recorder([{ kind: 'cluster', name: 'a', owner: 'api' }]);
+    const source = new ConfigSource(path, r.options);
+    await source.start();
+    source.stop();
+    expect(r.logs.filter((l) => l.level === 'warn')).toEqual([
+      { level: 'warn', obj: { kind: 'cluster', name: 'a', owner: 'api' }, msg: "config file defines a name another source owns; keeping that source's version" },
+    ]);
+  });
+});

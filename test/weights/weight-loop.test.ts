@@ -1,0 +1,103 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { WeightOverrides } from '../../src/catalog/weight-overrides.js';
+import type { SignalListener } from '../../src/signals/signal-store.js';
+import { WeightLoop, type WeightLoopOptions } from '../../src/weights/weight-loop.js';
+
+type Weights = ReadonlyMap<string, ReadonlyMap<string, number>>;
+
+/** An engine adapter whose ticks return what the test queues, and which records what it is told. */
+function fakeAdaptive(ticks: (WeightOverrides | undefined)[]) {
+  const seen = { seeded: [] as [string, ReadonlyMap<string, number>][], samples: [] as string[], probes: [] as string[], tickedAt: [] as number[] };
+  const adaptive: WeightLoopOptions['adaptive'] = {
+    seed: (cluster, weights) => void seen.seeded.push([cluster, weights]),
+    observeSample: (cluster, key) => (seen.samples.push(`${cluster}/${key}`), true),
+    observeProbe: (cluster, key) => void seen.probes.push(`${cluster}/${key}`),
+    tick: (now) => (seen.tickedAt.push(now), ticks.shift()),
+    adaptiveWeights: () => new Map([['web', new Map([['10.0.0.1:80', 7]])]]),
+  };
+  return { adaptive, seen };
+}
+
+function fakeSignals() {
+  const listeners = new Set<SignalListener>();
+  return {
+    listeners,
+    subscribe: (l: SignalListener) => (listeners.add(l), () => void listeners.delete(l)),
+  };
+}
+
+const overrides = (weight: number): WeightOverrides => new Map([['web', new Map([['10.0.0.1:80', { weight }]])]]);
+
+describe('WeightLoop', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('resumes from the archived weights: seeds the engine, ticks once and publishes the result', () => {
+    const { adaptive, seen } = fakeAdaptive([overrides(7)]);
+    const archived: Weights = new Map([['web', new Map([['10.0.0.1:80', 7]])]]);
+    const published: WeightOverrides[] = [];
+    const saved: Weights[] = [];
+    const loop = new WeightLoop({
+      adaptive,
+      signals: fakeSignals(),
+      archive: { loadWeights: () => archived, saveAllWeights: (w) => void saved.push(w) },
+      tickMs: 1_000,
+      publish: (o) => void published.push(o),
+      now: () => 123,
+    });
+    loop.start();
+    expect(seen.seeded).toEqual([['web', archived.get('web')]]);
+    expect(seen.tickedAt).toEqual([123]);
+    expect(published).toEqual([overrides(7)]);
+    // Resuming republishes what was archived; it does not write it back.
+    expect(saved).toEqual([]);
+    loop.stop();
+  });
+
+  it('ticks every tickMs, publishing and persisting only when the published weights changed', () => {
+    const { adaptive, seen } = fakeAdaptive([undefined, overrides(5), undefined, overrides(9)]);
+    const published: WeightOverrides[] = [];
+    const saved: Weights[] = [];
+    const ticked: number[] = [];
+    const loop = new WeightLoop({
+      adaptive,
+      signals: fakeSignals(),
+      archive: { loadWeights: () => new Map(), saveAllWeights: (w) => void saved.push(w) },
+      tickMs: 1_000,
+      publish: (o) => void published.push(o),
+      onTicked: (ms) => void ticked.push(ms),
+    });
+    loop.start();
+    expect(published).toEqual([]);
+    vi.advanceTimersByTime(3_000);
+    expect(seen.tickedAt).toHaveLength(4);
+    expect(ticked).toHaveLength(3);
+    expect(published).toEqual([overrides(5), overrides(9)]);
+    expect(saved).toEqual([adaptive.adaptiveWeights(), adaptive.adaptiveWeights()]);
+    loop.stop();
+  });
+
+  it('feeds signals to the engine while running, and stops ticking and listening once stopped', () => {
+    const { adaptive, seen } = fakeAdaptive([]);
+    const signals = fakeSignals();
+    const loop = new WeightLoop({
+      adaptive,
+      signals,
+      archive: { loadWeights: () => new Map(), saveAllWeights: () => undefined },
+      tickMs: 1_000,
+      publish: () => undefined,
+    });
+    loop.start();
+    for (const l of signals.listeners) {
+      l({ kind: 'sample', cluster: 'web', key: '10.0.0.1:80', sample: { at: 0, source: 'report' } });
+      l({ kind: 'probe', cluster: 'web', key: '10.0.0.2:80', result: { at: 0, ok: true } });
+    }
+    expect(seen.samples).toEqual(['web/10.0.0.1:80']);
+    expect(seen.probes).toEqual(['web/10.0.0.2:80']);
+    loop.stop();
+    expect(signals.listeners.size).toBe(0);
+    const ticks = seen.tickedAt.length;
+    vi.advanceTimersByTime(10_000);
+    expect(seen.tickedAt).toHaveLength(ticks);
+  });
+});
