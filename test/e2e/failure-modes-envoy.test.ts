@@ -1,0 +1,218 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type EnvoyHandle } from '../support/envoy.js';
+import { freePort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+
+/**
+ * fulcrum's weights under failure modes, with a real Envoy in the path and nothing but Envoy's
+ * load reports (LRS: request and error counts, plus the ORCA values backends return) as signals:
+ * a backend that fails fast loses share instead of gaining it, fulcrum's fleet outlier detector
+ * ejects it, and a backend slowed by a dependency (CPU unchanged) loses share under the default
+ * PID metric. Envoy's own outlier detection and retries are switched off here so that what moves
+ * is fulcrum's doing.
+ */
+
+interface Behavior {
+  /** Share of requests answered 503 at once (no ORCA on them). */
+  failRatio: number;
+  /** Service time of a successful request, ms; reported as named_metrics.latency_ms. */
+  latencyMs: number;
+}
+
+interface Backends {
+  readonly ports: number[];
+  readonly behaviors: Behavior[];
+  close(): Promise<void>;
+}
+
+/** Backends reporting a fixed CPU (the same for all: only errors or latency set them apart). */
+async function startBackends(behaviors: Behavior[]): Promise<Backends> {
+  const servers = behaviors.map((b, index) =>
+    http.createServer((req, res) => {
+      req.resume();
+      res.setHeader('x-backend', String(index));
+      if (Math.random() < b.failRatio) {
+        res.statusCode = 503;
+        res.end('unavailable\n');
+        return;
+      }
+      setTimeout(() => {
+        res.setHeader('endpoint-load-metrics', `TEXT cpu_utilization=0.5, named_metrics.latency_ms=${b.latencyMs}`);
+        res.end(`backend ${index}\n`);
+      }, b.latencyMs);
+    }),
+  );
+  for (const s of servers) await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    ports: servers.map((s) => (s.address() as AddressInfo).port),
+    behaviors,
+    close: async () => {
+      await Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.closeAllConnections(), s.close(() => resolve())))));
+    },
+  };
+}
+
+/** A few closed-loop clients through Envoy, counting successes per backend and errors. */
+function drive(url: string, concurrency: number): { seen: number[]; errors: number; total: number; reset(): void; stop(): Promise<void> } {
+  const state = { seen: [0, 0, 0, 0], errors: 0, total: 0, running: true };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const one = (): Promise<void> =>
+    new Promise((resolve) => {
+      const req = http.get(url, { agent }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          state.total++;
+          const b = Number(res.headers['x-backend']);
+          if (res.statusCode === 200 && Number.isInteger(b)) state.seen[b] = (state.seen[b] ?? 0) + 1;
+          else state.errors++;
+          resolve();
+        });
+      });
+      req.on('error', () => (state.errors++, state.total++, resolve()));
+    });
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (state.running) await one();
+  });
+  return {
+    get seen() {
+      return state.seen;
+    },
+    get errors() {
+      return state.errors;
+    },
+    get total() {
+      return state.total;
+    },
+    reset() {
+      state.seen = [0, 0, 0, 0];
+      state.errors = 0;
+      state.total = 0;
+    },
+    async stop() {
+      state.running = false;
+      await Promise.all(loops);
+      agent.destroy();
+    },
+  };
+}
+
+interface Rig {
+  dir: string;
+  backends: Backends;
+  fulcrum: Fulcrum;
+  envoy: EnvoyHandle;
+  load: ReturnType<typeof drive>;
+  keys: string[];
+}
+
+let rig: Rig | undefined;
+
+async function setUp(behaviors: Behavior[], cluster: Record<string, unknown>): Promise<Rig> {
+  const dir = await mkdtemp(join(tmpdir(), 'fulcrum-failure-modes-'));
+  const backends = await startBackends(behaviors);
+  const listenerPort = await freePort();
+  const configPath = join(dir, 'fulcrum.yaml');
+  await writeFile(
+    configPath,
+    YAML.stringify({
+      server: { loadReporting: { intervalMs: 500 }, engine: { tickMs: 500 } },
+      clusters: [
+        {
+          name: 'web',
+          weighting: { policy: 'pid' },
+          outlierDetection: { enabled: false },
+          retryPolicy: { enabled: false },
+          endpoints: backends.ports.map((port) => ({ address: '127.0.0.1', port })),
+          ...cluster,
+        },
+      ],
+      listeners: [{ name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: 'web' }] }],
+    }),
+  );
+  const fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }), debounce: { quietMs: 20, maxMs: 200 } });
+  const envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode: 'sotw', nodeId: 'failure-modes', name: 'envoy-failure-modes' });
+  await envoy.waitForListener('ingress', 20_000);
+  const load = drive(`http://127.0.0.1:${listenerPort}/`, 8);
+  rig = { dir, backends, fulcrum, envoy, load, keys: backends.ports.map((p) => `127.0.0.1:${p}`) };
+  return rig;
+}
+
+afterEach(async () => {
+  const r = rig;
+  rig = undefined;
+  if (!r) return;
+  await r.load.stop();
+  await r.envoy.stop();
+  await r.fulcrum.stop();
+  await r.backends.close();
+  await rm(r.dir, { recursive: true, force: true });
+});
+
+/** Envoy's view of the cluster: per backend, its weight and whether it is in rotation. */
+async function envoyHosts(r: Rig): Promise<{ weight: number; healthy: boolean }[]> {
+  const hosts = (await r.envoy.clusterStatuses())['web']?.hosts ?? [];
+  return r.keys.map((k) => {
+    const h = hosts.find((x) => x.address === k);
+    return { weight: h?.weight ?? 0, healthy: h?.healthy ?? false };
+  });
+}
+
+describeEnvoy('failure modes with a real Envoy', () => {
+  dumpLogsOnFailure(() => rig?.envoy);
+
+  it('a backend failing half its requests fast loses share under pid (errors from Envoy\'s load reports)', async () => {
+    const r = await setUp(
+      [{ failRatio: 0, latencyMs: 5 }, { failRatio: 0, latencyMs: 5 }, { failRatio: 0.5, latencyMs: 5 }],
+      { ejection: { enabled: false } },
+    );
+    // Envoy's weights for the failing backend fall well below the others' ...
+    await waitFor(async () => {
+      const h = await envoyHosts(r);
+      return (h[2]?.weight ?? Infinity) * 3 < Math.min(h[0]?.weight ?? 0, h[1]?.weight ?? 0);
+    }, { timeoutMs: 60_000, what: 'the failing backend\'s weight in Envoy to drop below a third of the others\'' });
+    // ... and real traffic follows: it now gets far less than its third of the requests.
+    r.load.reset();
+    await waitFor(() => r.load.total >= 600, { timeoutMs: 60_000, what: '600 requests' });
+    const failingShare = (r.load.seen[2] ?? 0) * 2 / Math.max(1, r.load.total); // successes are half of what it got
+    expect(failingShare).toBeLessThan(0.15);
+    expect(r.fulcrum.adaptive.explain('web')?.explanations.get(r.keys[2] as string)?.rules).toContain('error-penalty');
+  });
+
+  it('fulcrum\'s fleet outlier detector ejects a backend failing every request, and lets it back after the back-off once it recovers', async () => {
+    const r = await setUp(
+      [{ failRatio: 0, latencyMs: 5 }, { failRatio: 0, latencyMs: 5 }, { failRatio: 1, latencyMs: 5 }],
+      { ejection: { baseEjectionMs: 3_000 } },
+    );
+    await waitFor(async () => (await envoyHosts(r))[2]?.healthy === false, { timeoutMs: 30_000, what: 'Envoy to see the failing backend unhealthy' });
+    expect(r.fulcrum.adaptive.explain('web')?.explanations.get(r.keys[2] as string)?.ejection?.reason).toMatch(/all-failing|failure-percentage/);
+    r.load.reset();
+    await waitFor(() => r.load.total >= 300, { timeoutMs: 60_000, what: '300 requests' });
+    // While ejected (probation releases may let a few through before the next ejection), errors are rare.
+    expect(r.load.errors / r.load.total).toBeLessThan(0.1);
+    (r.backends.behaviors[2] as Behavior).failRatio = 0;
+    await waitFor(async () => (await envoyHosts(r))[2]?.healthy === true && (r.load.seen[2] ?? 0) > 0, {
+      timeoutMs: 60_000,
+      what: 'the recovered backend back in rotation, serving',
+    });
+  });
+
+  it('a backend slowed 5× by a dependency (same CPU) loses share under the default pid metric', async () => {
+    const r = await setUp(
+      [{ failRatio: 0, latencyMs: 10 }, { failRatio: 0, latencyMs: 10 }, { failRatio: 0, latencyMs: 50 }],
+      {},
+    );
+    await waitFor(async () => {
+      const h = await envoyHosts(r);
+      return (h[2]?.weight ?? Infinity) * 2 < Math.min(h[0]?.weight ?? 0, h[1]?.weight ?? 0);
+    }, { timeoutMs: 60_000, what: 'the slow backend\'s weight in Envoy to drop below half of the others\'' });
+    expect(r.fulcrum.adaptive.explain('web')?.explanations.get(r.keys[2] as string)?.rules).toContain('latency-penalty');
+  });
+});
