@@ -1,31 +1,16 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import YAML from 'yaml';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
-import { sendRequests, startBackends, type Backends } from '../support/backends.js';
-import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type EnvoyHandle } from '../support/envoy.js';
-import { freePort } from '../support/ports.js';
+import { expect, it } from 'vitest';
+import { sendRequests, startBackends } from '../support/backends.js';
+import { describeEnvoy } from '../support/envoy.js';
+import { useRig } from '../support/rig.js';
 
 /** Locality-tiered balancing: Envoy picks a zone by its aggregated weight, then a host in it. */
 describeEnvoy('locality-weighted clusters with a real Envoy', () => {
-  let dir: string;
-  let backends: Backends;
-  let fulcrum: Fulcrum;
-  let envoy: EnvoyHandle;
-  let listenerPort: number;
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fulcrum-locality-'));
-    backends = await startBackends(3);
-    listenerPort = await freePort();
-    const [a, b, c] = backends.list;
-    const configPath = join(dir, 'fulcrum.yaml');
-    await writeFile(
-      configPath,
-      YAML.stringify({
+  const rig = useRig(() => ({
+    name: 'locality',
+    backends: () => startBackends(3),
+    config: ({ backends, listenerPort }) => {
+      const [a, b, c] = backends.list;
+      return {
         clusters: [
           {
             name: 'zoned',
@@ -39,25 +24,15 @@ describeEnvoy('locality-weighted clusters with a real Envoy', () => {
           },
         ],
         listeners: [{ name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: 'zoned' }] }],
-      }),
-    );
-    fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }) });
-    envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode: 'sotw', nodeId: 'locality', name: 'envoy-locality' });
-    await envoy.waitForListener('ingress', 20_000);
-  }, 60_000);
-
-  afterAll(async () => {
-    await envoy?.stop();
-    await fulcrum?.stop();
-    await backends?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  dumpLogsOnFailure(() => envoy);
+      };
+    },
+    waitForListener: 'ingress',
+  }));
 
   it('Envoy accepts the cluster and splits traffic by zone weight, then by host weight inside the zone', async () => {
+    const { envoy, url } = rig();
     expect(JSON.stringify(await envoy.configDump())).toContain('"locality_weighted_lb_config":{}');
-    const r = await sendRequests(`http://127.0.0.1:${listenerPort}/`, 2400, { concurrency: 8 });
+    const r = await sendRequests(url, 2400, { concurrency: 8 });
     expect(r.errors).toBe(0);
     const share = (i: number): number => (r.distribution[String(i)] ?? 0) / r.sent;
     expect(Math.abs(share(0) - 0.25)).toBeLessThan(0.04);

@@ -8,6 +8,8 @@ export interface WaitForOptions {
   what: string;
   /** Overall deadline (default 10 000 ms), multiplied by FULCRUM_TEST_TIME_FACTOR (see timing.ts). */
   timeoutMs?: number;
+  /** Instead of `timeoutMs`: an absolute time (epoch ms) shared by several waits, used as given. */
+  deadline?: number;
   /** Pause between attempts (default 50 ms). */
   intervalMs?: number;
 }
@@ -60,10 +62,10 @@ export async function waitFor<T>(
   fn: (ctx: WaitForContext) => Promise<T | undefined | null | false> | T | undefined | null | false,
   opts: WaitForOptions,
 ): Promise<T> {
-  const timeoutMs = scaled(opts.timeoutMs ?? 10_000);
-  const intervalMs = opts.intervalMs ?? 50;
   const started = Date.now();
-  const deadline = started + timeoutMs;
+  const deadline = opts.deadline ?? started + scaled(opts.timeoutMs ?? 10_000);
+  const timeoutMs = deadline - started;
+  const intervalMs = opts.intervalMs ?? 50;
   let attempt = 0;
   let lastValue: unknown;
   let noted = false;
