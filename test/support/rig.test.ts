@@ -48,7 +48,11 @@ describe('startRig', () => {
     expect(rig.url).toBe(`http://127.0.0.1:${rig.listenerPort}/`);
 
     const port = rig.fulcrum.xdsPort;
-    const restarted = await rig.restartFulcrum();
+    let downSeen = false;
+    const restarted = await rig.restartFulcrum(async () => {
+      downSeen = (await fetch(`http://127.0.0.1:${port}`).catch(() => 'refused')) === 'refused';
+    });
+    expect(downSeen).toBe(true);
     expect(restarted.xdsPort).toBe(port);
     expect(rig.fulcrum).toBe(restarted);
 

@@ -68,8 +68,11 @@ export interface Rig<B extends Closable> {
   readonly url: string;
   /** Replace the config file atomically (write, then rename), as editors and ConfigMap mounts do. */
   writeConfig(config: Record<string, unknown>): Promise<void>;
-  /** Stop fulcrum and start it again on the same xDS port and data directory. */
-  restartFulcrum(): Promise<Fulcrum>;
+  /**
+   * Stop fulcrum and start it again on the same xDS port and data directory; `whileDown` runs
+   * (and is awaited) in between, e.g. to check that Envoy keeps serving on its last config.
+   */
+  restartFulcrum(whileDown?: () => Promise<unknown>): Promise<Fulcrum>;
   /** Start another Envoy against this fulcrum (stopped with the rig). */
   addEnvoy(opts?: Partial<StartEnvoyOptions>): Promise<EnvoyHandle>;
   /** Run `fn` first at teardown (later registrations first). */
@@ -155,11 +158,12 @@ class RigParts<B extends Closable> {
     });
   }
 
-  async restartFulcrum(): Promise<Fulcrum> {
+  async restartFulcrum(whileDown?: () => Promise<unknown>): Promise<Fulcrum> {
     const running = this.need(this.fulcrum, 'fulcrum');
     const port = running.xdsPort;
     await running.stop();
     this.fulcrum = undefined;
+    await whileDown?.();
     this.fulcrum = await this.startFulcrum(port);
     return this.fulcrum;
   }
@@ -208,7 +212,7 @@ class RigParts<B extends Closable> {
       listenerPort: this.listenerPort,
       url: `http://127.0.0.1:${this.listenerPort}/`,
       writeConfig: (config) => this.writeConfig(config),
-      restartFulcrum: () => this.restartFulcrum(),
+      restartFulcrum: (whileDown) => this.restartFulcrum(whileDown),
       addEnvoy: (opts = {}) => this.addEnvoy(opts),
       onStop: (fn) => this.onStop(fn),
       stop: () => this.stop(),
