@@ -9,6 +9,9 @@
  *     ...
  *   });
  *
+ * For the usual end-to-end setup (backends + fulcrum + Envoy, one teardown) use
+ * `useRig`/`startRig` from ./rig.ts, which builds on this file.
+ *
  * Envoy is located by `findEnvoy()`. When it is missing the suite is skipped
  * with a warning locally, but fails loudly under CI (`CI` set) or with
  * `FULCRUM_REQUIRE_ENVOY=1`: CI must never skip these tests silently.
