@@ -1,10 +1,12 @@
 import { defineConfig } from 'vitest/config';
+import { scaled } from './test/support/timing.js';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Deadlines stretch with FULCRUM_TEST_TIME_FACTOR on a slow machine (test/support/timing.ts).
+    testTimeout: scaled(30_000),
+    hookTimeout: scaled(60_000),
     // Envoy end-to-end files each start real processes; two cores cannot run many at once.
     maxConcurrency: 1,
     fileParallelism: true,

@@ -3,7 +3,7 @@
  *
  *   npx tsx bench/algorithms.ts [--runs 7] [--ms 300]
  *
- * Throughput: picks per second for each selector in src/balancing, median of `--runs` timed
+ * Throughput: picks per second for each selector in bench/selectors, median of `--runs` timed
  * runs of about `--ms` each (after one untimed warm-up run of the same length). Keys and
  * weights are prepared outside the timed loop; each loop folds its results into a checksum
  * so the JIT cannot drop the work. Ring construction and single-node removal are timed too.
@@ -26,7 +26,7 @@ import {
   LeastConnections,
   RoundRobin,
   SmoothWeightedRoundRobin,
-} from '../src/balancing/index.js';
+} from './selectors/index.js';
 
 const { values: args } = parseArgs({
   options: {

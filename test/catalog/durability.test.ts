@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/catalog/store/index.js';
 import { cleanupTempDirs, tempDir } from './helpers.js';
+import { scaled } from '../support/timing.js';
 
 const WRITER = fileURLToPath(new URL('./durability-writer.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -30,7 +31,7 @@ function runAndKill(dir: string, killAfter: number, extraDelayMs: number): Promi
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`writer did not reach ${killAfter} ACKs in time (max ${maxAck}); stderr: ${stderr}`));
-    }, 10_000);
+    }, scaled(10_000));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdout.on('data', (d: Buffer) => {
       buf += d.toString();

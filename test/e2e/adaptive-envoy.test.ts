@@ -1,16 +1,11 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
-import YAML from 'yaml';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import type { Fulcrum } from '../../src/main.js';
 import { decodeReportResponse, encodeReportRequest, REPORT_METHOD_PATH, type WireReportResponse } from '../../src/signals/report-grpc.js';
 import { openLoop, startCapacityBackends, type CapacityBackends } from '../support/capacity-backends.js';
-import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type EnvoyHandle } from '../support/envoy.js';
-import { freePort } from '../support/ports.js';
-import { waitFor } from '../support/wait.js';
+import { describeEnvoy, dumpLogsOnFailure, type EnvoyHandle } from '../support/envoy.js';
+import { startRig } from '../support/rig.js';
+import { scaled, waitFor } from '../support/wait.js';
 
 /**
  * The loop closed end to end: backends whose utilization follows their load and capacity
@@ -20,30 +15,29 @@ import { waitFor } from '../support/wait.js';
 
 const LOAD_RPS = 105; // 70% of 50 + 100 rps of capacity
 
+/** One test's rig (test/support/rig.ts) and the open-loop load running through its Envoy. */
 interface Rig {
-  dir: string;
   backends: CapacityBackends;
   fulcrum: Fulcrum;
   envoy: EnvoyHandle;
-  url: string;
   /** Responses per backend since the last reset. */
   seen: number[];
   errors: number;
-  load: ReturnType<typeof openLoop>;
+  stop(): Promise<void>;
 }
 
 let rig: Rig | undefined;
 let envoyForLogs: EnvoyHandle | undefined;
 
 async function setUp(opts: { orca: boolean; cluster?: Record<string, unknown>; engine?: Record<string, unknown> }): Promise<Rig> {
-  const dir = await mkdtemp(join(tmpdir(), 'fulcrum-adaptive-'));
-  const backends = await startCapacityBackends([{ capacityRps: 50 }, { capacityRps: 100 }]);
-  backends.orca = opts.orca;
-  const listenerPort = await freePort();
-  const configPath = join(dir, 'fulcrum.yaml');
-  await writeFile(
-    configPath,
-    YAML.stringify({
+  const started = await startRig({
+    name: 'adaptive',
+    backends: async () => {
+      const backends = await startCapacityBackends([{ capacityRps: 50 }, { capacityRps: 100 }]);
+      backends.orca = opts.orca;
+      return backends;
+    },
+    config: ({ backends, listenerPort }) => ({
       server: { loadReporting: { intervalMs: 500 }, engine: { tickMs: 500, ...opts.engine } },
       clusters: [
         {
@@ -56,17 +50,15 @@ async function setUp(opts: { orca: boolean; cluster?: Record<string, unknown>; e
       ],
       listeners: [{ name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: 'web' }] }],
     }),
-  );
-  const fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }), debounce: { quietMs: 20, maxMs: 200 } });
-  const envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode: 'sotw', nodeId: 'adaptive', name: 'envoy-adaptive' });
-  envoyForLogs = envoy;
-  await envoy.waitForListener('ingress', 20_000);
-  const url = `http://127.0.0.1:${listenerPort}/`;
-  const r: Rig = { dir, backends, fulcrum, envoy, url, seen: [0, 0], errors: 0, load: undefined as unknown as ReturnType<typeof openLoop> };
-  r.load = openLoop(url, LOAD_RPS, (backend, _ms, ok) => {
+    waitForListener: 'ingress',
+  });
+  envoyForLogs = started.envoy;
+  const r: Rig = { backends: started.backends, fulcrum: started.fulcrum, envoy: started.envoy, seen: [0, 0], errors: 0, stop: () => started.stop() };
+  const load = openLoop(started.url, LOAD_RPS, (backend, _ms, ok) => {
     if (!ok) r.errors++;
     else if (backend !== undefined) r.seen[Number(backend)] = (r.seen[Number(backend)] ?? 0) + 1;
   });
+  started.onStop(() => load.stop());
   rig = r;
   return r;
 }
@@ -74,12 +66,7 @@ async function setUp(opts: { orca: boolean; cluster?: Record<string, unknown>; e
 afterEach(async () => {
   const r = rig;
   rig = undefined;
-  if (!r) return;
-  await r.load.stop();
-  await r.envoy.stop();
-  await r.fulcrum.stop();
-  await r.backends.close();
-  await rm(r.dir, { recursive: true, force: true });
+  await r?.stop();
 });
 
 async function envoyWeights(r: Rig): Promise<number[]> {
@@ -134,7 +121,7 @@ describeEnvoy('adaptive weights with a real Envoy', () => {
     expect(big?.policy).toBe('pid');
     expect(big?.inputs.cpu).toBeGreaterThan(0);
     expect(big?.pid).toBeDefined();
-  }, 90_000);
+  }, scaled(90_000));
 
   it('utilization sent to the report API does the same (no ORCA), and when reports stop weights hold, then decay to static without emptying', async () => {
     const r = await setUp({ orca: false });
@@ -186,7 +173,7 @@ describeEnvoy('adaptive weights with a real Envoy', () => {
       clearInterval(agent);
       client.close();
     }
-  }, 120_000);
+  }, scaled(120_000));
 
   it('a dead backend is ejected by probes and returns only after 3 successful probes', async () => {
     const r = await setUp({
@@ -216,5 +203,5 @@ describeEnvoy('adaptive weights with a real Envoy', () => {
     expect(Date.now() - revivedAt).toBeGreaterThanOrEqual(400);
     const record = r.fulcrum.adaptive.explain('web')?.explanations.get(small.key);
     expect(record?.health).toBe('HEALTHY');
-  }, 90_000);
+  }, scaled(90_000));
 });

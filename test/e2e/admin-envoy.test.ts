@@ -1,13 +1,7 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import YAML from 'yaml';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
-import { sendRequests, startBackends, type Backends } from '../support/backends.js';
-import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type EnvoyHandle } from '../support/envoy.js';
-import { freePort } from '../support/ports.js';
+import { expect, it } from 'vitest';
+import { sendRequests, startBackends } from '../support/backends.js';
+import { describeEnvoy } from '../support/envoy.js';
+import { useRig } from '../support/rig.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -17,28 +11,16 @@ import { waitFor } from '../support/wait.js';
  */
 describeEnvoy('admin API drives a real Envoy', () => {
   const TOKEN = 'admin-secret-token';
-  let dir: string;
-  let configPath: string;
-  let backends: Backends;
-  let fulcrum: Fulcrum;
-  let envoy: EnvoyHandle;
-  let listenerPort: number;
-  let xdsPort: number;
-
-  const start = (port = 0): Promise<Fulcrum> =>
-    startFulcrum({
-      configPath,
-      xdsPort: port,
-      xdsAddress: '127.0.0.1',
-      adminPort: 0,
-      dataDir: join(dir, 'data'),
-      auth: { adminTokens: [TOKEN], readTokens: [] },
-      logger: pino({ level: 'silent' }),
-      debounce: { quietMs: 20, maxMs: 200 },
-    });
+  // fulcrum starts empty: everything Envoy gets is created through the API, stored in the rig's data dir.
+  const rig = useRig(() => ({
+    name: 'admin-e2e',
+    backends: () => startBackends(2),
+    config: () => ({ clusters: [], listeners: [] }),
+    fulcrum: { adminPort: 0, auth: { adminTokens: [TOKEN], readTokens: [] } },
+  }));
 
   async function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-    const res = await fetch(`http://127.0.0.1:${fulcrum.adminPort}${path}`, {
+    const res = await fetch(`http://127.0.0.1:${rig().fulcrum.adminPort}${path}`, {
       method,
       headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -46,29 +28,8 @@ describeEnvoy('admin API drives a real Envoy', () => {
     return { status: res.status, json: (await res.json()) as Record<string, unknown> };
   }
 
-  const url = (): string => `http://127.0.0.1:${listenerPort}/`;
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fulcrum-admin-e2e-'));
-    configPath = join(dir, 'fulcrum.yaml');
-    await writeFile(configPath, YAML.stringify({ clusters: [], listeners: [] }));
-    backends = await startBackends(2);
-    listenerPort = await freePort();
-    fulcrum = await start();
-    xdsPort = fulcrum.xdsPort;
-    envoy = await startEnvoy({ xdsPort, mode: 'sotw', nodeId: 'admin-e2e', name: 'envoy-admin' });
-  }, 60_000);
-
-  afterAll(async () => {
-    await envoy?.stop();
-    await fulcrum?.stop();
-    await backends?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  dumpLogsOnFailure(() => envoy);
-
   it('serves a cluster and listener created through the API; traffic flows 1:1', async () => {
+    const { backends, envoy, listenerPort, url } = rig();
     const [a, b] = backends.list;
     const cluster = await api('PUT', '/v1/clusters/shop', {
       name: 'shop',
@@ -79,12 +40,13 @@ describeEnvoy('admin API drives a real Envoy', () => {
     expect(listener.status).toBe(201);
     await envoy.waitForListener('front', 20_000);
     await waitFor(async () => ((await envoy.clusterStatuses()).shop?.hosts.length ?? 0) === 2, { what: 'shop hosts in Envoy' });
-    const r = await sendRequests(url(), 400, { concurrency: 4 });
+    const r = await sendRequests(url, 400, { concurrency: 4 });
     expect(r.errors).toBe(0);
     expect(Math.abs((r.distribution['0'] ?? 0) / 400 - 0.5)).toBeLessThan(0.05);
   });
 
   it('draining an endpoint through the API moves all new traffic off it', async () => {
+    const { backends, envoy, url } = rig();
     const b = backends.list[1];
     const res = await api('POST', `/v1/clusters/shop/endpoints/127.0.0.1/${b?.port}/drain`);
     expect(res.status).toBe(200);
@@ -92,24 +54,26 @@ describeEnvoy('admin API drives a real Envoy', () => {
       async () => ((await envoy.clusterStatuses()).shop?.hosts ?? []).find((h) => h.address === `127.0.0.1:${b?.port}`)?.healthy === false,
       { what: 'endpoint draining in Envoy' },
     );
-    const r = await sendRequests(url(), 200, { concurrency: 4 });
+    const r = await sendRequests(url, 200, { concurrency: 4 });
     expect(r.errors).toBe(0);
     expect(r.distribution['1'] ?? 0).toBe(0);
   });
 
   it('a policy PATCH (ROUND_ROBIN → RING_HASH) reaches Envoy and traffic keeps flowing', async () => {
+    const { envoy, url } = rig();
     const before = await api('GET', '/v1/clusters/shop/policy');
     expect(before.status).toBe(200);
     const patched = await api('PATCH', '/v1/clusters/shop/policy', { lbPolicy: 'RING_HASH' });
     expect(patched.status).toBe(200);
     await waitFor(async () => JSON.stringify(await envoy.configDump()).includes('"lb_policy":"RING_HASH"'), { what: 'RING_HASH in Envoy' });
-    const r = await sendRequests(url(), 100, { concurrency: 4 });
+    const r = await sendRequests(url, 100, { concurrency: 4 });
     expect(r.errors).toBe(0);
     const audit = await api('GET', '/v1/audit?limit=10');
     expect(JSON.stringify(audit.json)).toContain('RING_HASH');
   });
 
   it('/v1/proxies shows the proxy SYNCED, and NACKED with Envoy\'s error for a listener it cannot bind', async () => {
+    const { backends, url } = rig();
     await waitFor(
       async () => {
         const p = await api('GET', '/v1/proxies/admin-e2e');
@@ -131,12 +95,12 @@ describeEnvoy('admin API drives a real Envoy', () => {
     expect(nacked).toMatch(/Address already in use|cannot bind/);
     expect((await api('DELETE', '/v1/listeners/clash')).status).toBe(200);
     // Other resources kept working throughout.
-    expect((await sendRequests(url(), 50)).errors).toBe(0);
+    expect((await sendRequests(url, 50)).errors).toBe(0);
   });
 
   it('API changes are durable: after a restart the same cluster and listener are served', async () => {
-    await fulcrum.stop();
-    fulcrum = await start(xdsPort);
+    const { url } = rig();
+    await rig().restartFulcrum();
     const got = await api('GET', '/v1/clusters/shop');
     expect(got.status).toBe(200);
     expect(JSON.stringify(got.json)).toContain('RING_HASH');
@@ -147,11 +111,11 @@ describeEnvoy('admin API drives a real Envoy', () => {
       },
       { what: 'Envoy reconnected to the restarted fulcrum', timeoutMs: 20_000 },
     );
-    expect((await sendRequests(url(), 50)).errors).toBe(0);
+    expect((await sendRequests(url, 50)).errors).toBe(0);
   });
 
   it('refuses writes without a token', async () => {
-    const res = await fetch(`http://127.0.0.1:${fulcrum.adminPort}/v1/clusters/x`, { method: 'DELETE' });
+    const res = await fetch(`http://127.0.0.1:${rig().fulcrum.adminPort}/v1/clusters/x`, { method: 'DELETE' });
     expect(res.status).toBe(401);
   });
 }, { timeout: 60_000 });

@@ -5,17 +5,39 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { envoyType } from '../../src/xds/envoy-api.js';
-import { waitFor } from '../support/wait.js';
+import { scaled, waitFor } from '../support/wait.js';
 
 const repo = new URL('../../', import.meta.url).pathname;
 
-function run(args: string[]): { child: ChildProcessWithoutNullStreams; out: () => string; exited: Promise<number | null> } {
+/**
+ * The command compiles src/ through tsx and loads Envoy's whole API tree before it listens: a
+ * few seconds on a quiet machine, 26 s seen at load 13 on two cores. The deadlines are for
+ * "it never starts", not for how fast it starts.
+ */
+const START_MS = 90_000;
+const TEST_MS = 120_000;
+
+interface Run {
+  child: ChildProcessWithoutNullStreams;
+  out: () => string;
+  exited: Promise<number | null>;
+  /** The exit code once the process has exited. */
+  exitCode: () => number | null | undefined;
+}
+
+function run(args: string[]): Run {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: repo, stdio: 'pipe' });
   let out = '';
+  let exitCode: number | null | undefined;
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, out: () => out, exited };
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      exitCode = code;
+      resolve(code);
+    }),
+  );
+  return { child, out: () => out, exited, exitCode: () => exitCode };
 }
 
 describe('fulcrum command', () => {
@@ -33,7 +55,7 @@ describe('fulcrum command', () => {
     proc = run(['--config', config, '--xds-port', '0', '--data-dir', join(dir, 'data')]);
     expect(await proc.exited).toBe(1);
     expect(proc.out()).toContain(`${config}: /clusters/0/endpoints/0/port: Expected integer to be greater or equal to 1`);
-  });
+  }, scaled(TEST_MS));
 
   it('drains ADS streams and exits 0 on SIGTERM', async () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-cli-'));
@@ -41,7 +63,14 @@ describe('fulcrum command', () => {
     await writeFile(config, 'clusters: [{ name: a }]\n');
     proc = run(['--config', config, '--xds-port', '0', '--data-dir', join(dir, 'data')]);
     const p = proc;
-    const port = await waitFor(() => /"port":(\d+),"msg":"xDS server listening"/.exec(p.out())?.[1], { what: 'listening log line', timeoutMs: 20_000 });
+    const port = await waitFor(
+      ({ abort }) => {
+        const code = p.exitCode();
+        if (code !== undefined) abort(new Error(`fulcrum exited (${code}) before listening:\n${p.out()}`));
+        return /"port":(\d+),"msg":"xDS server listening"/.exec(p.out())?.[1];
+      },
+      { what: 'the "xDS server listening" log line', timeoutMs: START_MS, intervalMs: 100 },
+    );
 
     const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     const Req = envoyType('envoy.service.discovery.v3.DiscoveryRequest');
@@ -64,5 +93,5 @@ describe('fulcrum command', () => {
     expect(p.out()).toContain('"signal":"SIGTERM"');
     expect(p.out()).toContain('"msg":"stopped"');
     client.close();
-  });
+  }, scaled(TEST_MS));
 });

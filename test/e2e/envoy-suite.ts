@@ -1,15 +1,10 @@
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import YAML from 'yaml';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { expect, it } from 'vitest';
+import type { Fulcrum } from '../../src/main.js';
 import { TYPE } from '../../src/xds/envoy-api.js';
 import { describeProxy, syncState, type ProxyRecord } from '../../src/xds/proxy-status.js';
 import { startBackends, sendRequests, type Backends } from '../support/backends.js';
-import { dumpClusterNames, dumpListenerNames, dumpLogsOnFailure, startEnvoy, type EnvoyHandle, type XdsMode } from '../support/envoy.js';
-import { freePort } from '../support/ports.js';
+import { dumpClusterNames, dumpListenerNames, type XdsMode } from '../support/envoy.js';
+import { useRig } from '../support/rig.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -17,13 +12,6 @@ import { waitFor } from '../support/wait.js';
  * the example bootstrap gets everything from fulcrum, and real HTTP traffic proves it.
  */
 export function envoySuite(mode: XdsMode): void {
-  let dir: string;
-  let configPath: string;
-  let backends: Backends;
-  let fulcrum: Fulcrum;
-  let envoy: EnvoyHandle;
-  let listenerPort: number;
-  let busyPort: number;
   const nodeId = `envoy-${mode}`;
 
   interface Shape {
@@ -32,14 +20,14 @@ export function envoySuite(mode: XdsMode): void {
     brokenListener?: boolean;
   }
 
-  function config(shape: Shape): string {
+  function config(backends: Backends, listenerPort: number, shape: Shape): Record<string, unknown> {
     const [a, b] = backends.list;
     const listeners: unknown[] = [
       { name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: 'web' }] },
     ];
-    // A port another process holds: valid config, but Envoy cannot bind it and rejects the listener.
-    if (shape.brokenListener) listeners.push({ name: 'taken', address: '127.0.0.1', port: busyPort, routes: [{ prefix: '/', cluster: 'web' }] });
-    return YAML.stringify({
+    // A port another process holds (backend 0's): valid config, but Envoy cannot bind it and rejects the listener.
+    if (shape.brokenListener) listeners.push({ name: 'taken', address: '127.0.0.1', port: a?.port, routes: [{ prefix: '/', cluster: 'web' }] });
+    return {
       clusters: [
         {
           name: 'web',
@@ -51,37 +39,31 @@ export function envoySuite(mode: XdsMode): void {
         },
       ],
       listeners,
-    });
+    };
   }
+
+  const rig = useRig(() => ({
+    name: `e2e-${mode}`,
+    backends: () => startBackends(2),
+    config: ({ backends, listenerPort }) => config(backends, listenerPort, { weights: [1, 3] }),
+    envoy: { mode, nodeId, name: `envoy-${mode}` },
+  }));
 
   /** Atomic replace, as editors and ConfigMap mounts do. */
-  async function writeConfig(shape: Shape): Promise<void> {
-    const tmp = `${configPath}.tmp`;
-    await writeFile(tmp, config(shape));
-    await rename(tmp, configPath);
-  }
+  const writeConfig = (shape: Shape): Promise<void> => rig().writeConfig(config(rig().backends, rig().listenerPort, shape));
 
-  async function start(port = 0): Promise<Fulcrum> {
-    return startFulcrum({
-      configPath,
-      xdsPort: port,
-      xdsAddress: '127.0.0.1',
-      logger: pino({ level: process.env.FULCRUM_TEST_LOG ?? 'silent' }),
-      debounce: { quietMs: 20, maxMs: 200 },
-    });
-  }
-
-  function proxy(f: Fulcrum = fulcrum): ProxyRecord | undefined {
+  function proxy(f: Fulcrum = rig().fulcrum): ProxyRecord | undefined {
     return f.registry.list().find((r) => r.node.id === nodeId);
   }
 
-  const url = (): string => `http://127.0.0.1:${listenerPort}/`;
+  const url = (): string => rig().url;
+  const envoy = () => rig().envoy;
 
   /** Envoy's weights for backend 0 and backend 1 (Envoy lists hosts in its own order). */
   async function webWeights(): Promise<number[]> {
-    const status = await envoy.clusterStatuses();
+    const status = await envoy().clusterStatuses();
     const hosts = status.web?.hosts ?? [];
-    return backends.list.map((b) => hosts.find((h) => h.address === `127.0.0.1:${b.port}`)?.weight ?? 0);
+    return rig().backends.list.map((b) => hosts.find((h) => h.address === `127.0.0.1:${b.port}`)?.weight ?? 0);
   }
 
   function expectShares(distribution: Record<string, number>, expected: [number, number]): void {
@@ -91,29 +73,9 @@ export function envoySuite(mode: XdsMode): void {
     expect(Math.abs((distribution['1'] ?? 0) / total - expected[1])).toBeLessThanOrEqual(0.03);
   }
 
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), `fulcrum-e2e-${mode}-`));
-    configPath = join(dir, 'fulcrum.yaml');
-    backends = await startBackends(2);
-    listenerPort = await freePort();
-    busyPort = backends.list[0]?.port ?? 0;
-    await writeConfig({ weights: [1, 3] });
-    fulcrum = await start();
-    envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode, nodeId, name: `envoy-${mode}` });
-  }, 60_000);
-
-  afterAll(async () => {
-    await envoy?.stop();
-    await fulcrum?.stop();
-    await backends?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  dumpLogsOnFailure(() => envoy);
-
   it('delivers listener, routes, clusters and endpoints, all ACKed', async () => {
-    await envoy.waitForListener('ingress', 20_000);
-    const dump = await envoy.configDump();
+    await envoy().waitForListener('ingress', 20_000);
+    const dump = await envoy().configDump();
     expect(dumpListenerNames(dump)).toContain('ingress');
     expect(dumpClusterNames(dump)).toContain('web');
     expect(JSON.stringify(dump)).toContain('"route_config_name":"ingress"');
@@ -150,14 +112,14 @@ export function envoySuite(mode: XdsMode): void {
     await writeConfig({ weights: [3, 1], lbPolicy: 'LEAST_REQUEST' });
     await waitFor(
       async () => {
-        const dump = await envoy.configDump();
+        const dump = await envoy().configDump();
         return JSON.stringify(dump).includes('"lb_policy":"LEAST_REQUEST"') && JSON.stringify(await webWeights()) === '[3,1]';
       },
       { what: 'cluster re-created with LEAST_REQUEST and its endpoints', timeoutMs: 10_000 },
     );
     // Without the EDS answer the new cluster would warm until Envoy's 15 s initial fetch timeout.
     expect(Date.now() - started).toBeLessThan(2_000);
-    const dump = JSON.stringify(await envoy.configDump());
+    const dump = JSON.stringify(await envoy().configDump());
     expect(dump).not.toContain('dynamic_warming_clusters');
     expect((await load).errors).toBe(0);
   });
@@ -185,7 +147,6 @@ export function envoySuite(mode: XdsMode): void {
 
   it('survives a control-plane restart: Envoy keeps routing, reconnects, converges, drops nothing', async () => {
     const before = JSON.stringify(await webWeights());
-    const port = fulcrum.xdsPort;
     let stop = false;
     let errors = 0;
     let sent = 0;
@@ -196,10 +157,8 @@ export function envoySuite(mode: XdsMode): void {
         sent += r.sent;
       }
     })();
-    await fulcrum.stop();
     // Envoy keeps its last config meanwhile.
-    await waitFor(() => sent > 200, { what: 'traffic while fulcrum is down', timeoutMs: 10_000 });
-    fulcrum = await start(port);
+    await rig().restartFulcrum(() => waitFor(() => sent > 200, { what: 'traffic while fulcrum is down', timeoutMs: 10_000 }));
     await waitFor(
       () => {
         const r = proxy();
@@ -215,6 +174,6 @@ export function envoySuite(mode: XdsMode): void {
     // old version in config_dump when the content is identical: it skips no-op updates.
     const acked = [...(proxy()?.types.values() ?? [])].map((t) => t.ackedVersion ?? '');
     expect(acked).toHaveLength(4);
-    for (const v of acked) expect(v.startsWith(`${fulcrum.cache.versionPrefix}.`)).toBe(true);
+    for (const v of acked) expect(v.startsWith(`${rig().fulcrum.cache.versionPrefix}.`)).toBe(true);
   });
 }

@@ -18,7 +18,7 @@ import { describeProxy, syncState, type ProxyRecord } from '../../src/xds/proxy-
 import { loadAssignmentResource } from '../../src/xds/translate-clusters.js';
 import { startGrpcServers, type GrpcTestServer, type GrpcTestServers } from '../support/grpc-whoami.js';
 import { startXdsClient, tally, type CallResult, type XdsClientHandle } from '../support/grpc-xds.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, scaled } from '../support/wait.js';
 
 const GREETER = 'xds:///greeter';
 const SESSIONS = 'xds:///sessions';
@@ -133,7 +133,7 @@ beforeAll(async () => {
     nodeId: NODE_ID,
     trace: 'xds_client,xds_resolver,cds_balancer,priority',
   });
-}, 60_000);
+}, scaled(60_000));
 
 afterAll(async () => {
   if (process.env.FULCRUM_E2E_GRPC_TRACE && client) console.error(client.stderr());
@@ -142,7 +142,7 @@ afterAll(async () => {
   await rr?.close();
   await rh?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
-}, 60_000);
+}, scaled(60_000));
 
 describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
   test('preflight: every EDS locality carries a load_balancing_weight (gRPC drops localities without one)', async () => {
@@ -205,7 +205,7 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
       expect(view.types[short]?.state, short).toBe('SYNCED');
       expect(view.types[short]?.lastNack, short).toBeUndefined();
     }
-  }, 60_000);
+  }, scaled(60_000));
 
   test('RING_HASH on x-user: one server per user, users spread over several servers', async (ctx) => {
     diagnoseOnFailure(ctx);
@@ -258,7 +258,7 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
       },
       { what: 'both targets SYNCED on LDS/RDS/CDS/EDS', timeoutMs: 15_000 },
     );
-  }, 60_000);
+  }, scaled(60_000));
 
   test('live update: an endpoint removed from the config file stops receiving calls', async (ctx) => {
     diagnoseOnFailure(ctx);
@@ -293,5 +293,5 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
     expect(removed.count).toBe(removedBefore);
     expect(counts[kept0.id] ?? 0, JSON.stringify(counts)).toBeGreaterThanOrEqual(10);
     expect(counts[kept1.id] ?? 0, JSON.stringify(counts)).toBeGreaterThanOrEqual(10);
-  }, 60_000);
+  }, scaled(60_000));
 });

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, scaled } from '../support/wait.js';
 
 /** The last published weights survive a restart, so traffic does not slosh back to static. */
 
@@ -74,4 +74,4 @@ it('resumes from the weights published before the restart, not from static ones'
   const ratio = (pair[1] ?? 0) / Math.max(1, pair[0] ?? 0);
   const persistedRatio = (persisted?.get(endpoints[1] ?? '') ?? 0) / Math.max(1, persisted?.get(endpoints[0] ?? '') ?? 0);
   expect(Math.abs(ratio / persistedRatio - 1)).toBeLessThan(0.05);
-}, 60_000);
+}, scaled(60_000));

@@ -14,7 +14,7 @@ import {
 import { afterAll, beforeAll, expect, onTestFailed, test } from 'vitest';
 import type { Cluster } from '../../src/catalog/types.js';
 import { KubernetesSource, type KubernetesContribution } from '../../src/sources/kubernetes.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, scaled } from '../support/wait.js';
 import { describeControlPlane, startControlPlane, type ControlPlane } from './control-plane.js';
 
 const NS = 'shop';
@@ -43,7 +43,7 @@ describeControlPlane('Kubernetes source against a real kube-apiserver', () => {
         },
       },
     });
-  }, 180_000);
+  }, scaled(180_000));
 
   afterAll(async () => {
     await source?.stop();
@@ -241,7 +241,7 @@ describeControlPlane('Kubernetes source against a real kube-apiserver', () => {
     // Both restarts made the watches resume from a resourceVersion the new API server's watch cache
     // no longer had, at least for some informer: 410 Gone, then a relist.
     expect(source.status().informers.some((i) => i.lists > 1)).toBe(true);
-  }, 120_000);
+  }, scaled(120_000));
 
   test('annotation change updates the policy; Service deleted → its clusters disappear', async () => {
     failDump();

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { sendRequests } from '../support/backends.js';
 import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { freePort } from '../support/ports.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, scaled } from '../support/wait.js';
 import { describeControlPlane, startControlPlane, type ControlPlane } from './control-plane.js';
 
 const NS = 'chain';
@@ -86,7 +86,7 @@ describeControlPlane('Kubernetes → fulcrum → Envoy', () => {
       fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }), debounce: { quietMs: 20, maxMs: 200 } });
       const xdsPort = fulcrum.xdsPort;
       envoy = await startEnvoy({ xdsPort, mode: 'delta', nodeId: 'k8s-chain', waitUntil: 'live' });
-    }, 180_000);
+    }, scaled(180_000));
 
     afterAll(async () => {
       await envoy?.stop();

@@ -19,7 +19,7 @@ import { sendRequests } from '../support/backends.js';
 import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type Bootstrap, type EnvoyHandle } from '../support/envoy.js';
 import { startOrcaBackends, type OrcaBackends } from '../support/orca-backends.js';
 import { freePort } from '../support/ports.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, scaled } from '../support/wait.js';
 
 /**
  * A real Envoy 1.40 gets its listener, cluster and endpoints from fulcrum (SotW ADS); the cluster
@@ -146,7 +146,7 @@ describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
         };
       },
     });
-  }, 60_000);
+  }, scaled(60_000));
 
   afterAll(async () => {
     await envoy?.stop();

@@ -25,7 +25,7 @@ import {
   type EnvoyHandle,
 } from './envoy.js';
 import { freePort } from './ports.js';
-import { waitFor } from './wait.js';
+import { waitFor, scaled } from './wait.js';
 
 describeEnvoy('example bootstraps', () => {
   for (const mode of ['sotw', 'delta'] as const) {
@@ -183,12 +183,12 @@ describeEnvoy('harness against a static Envoy', () => {
     backends = await startBackends(2);
     port = await freePort();
     envoy = await startEnvoyWithBootstrap(staticBootstrap(port, backends), { name: 'static-envoy', waitUntil: 'live' });
-  }, 30_000);
+  }, scaled(30_000));
 
   afterAll(async () => {
     await envoy?.stop();
     await backends?.close();
-  }, 30_000);
+  }, scaled(30_000));
 
   dumpLogsOnFailure(() => envoy);
 

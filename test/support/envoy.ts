@@ -9,6 +9,9 @@
  *     ...
  *   });
  *
+ * For the usual end-to-end setup (backends + fulcrum + Envoy, one teardown) use
+ * `useRig`/`startRig` from ./rig.ts, which builds on this file.
+ *
  * Envoy is located by `findEnvoy()`. When it is missing the suite is skipped
  * with a warning locally, but fails loudly under CI (`CI` set) or with
  * `FULCRUM_REQUIRE_ENVOY=1`: CI must never skip these tests silently.
@@ -27,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeEach } from 'vitest';
 import YAML from 'yaml';
 import { describeRequiring } from './requires.js';
-import { waitFor } from './wait.js';
+import { scaled, waitFor, type WaitForContext } from './wait.js';
 
 // ---------------------------------------------------------------------------
 // Locating the binary
@@ -577,28 +580,46 @@ export async function startEnvoyWithBootstrap(
 ): Promise<EnvoyHandle> {
   const bin = opts.bin ?? findEnvoy();
   if (bin === undefined) throw new Error(`cannot start Envoy: ${locateEnvoy().detail}`);
+  const bootstrap = withAdmin(bootstrapIn);
+  const name = opts.name ?? 'envoy';
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'fulcrum-envoy-'));
+  const files = { bootstrapPath: path.join(dir, 'bootstrap.yaml'), adminAddressPath: path.join(dir, 'admin-address.txt') };
+  await writeFile(files.bootstrapPath, YAML.stringify(bootstrap));
+
+  const proc = spawnEnvoy(bin, envoyArgs(files, opts), { name, dir, logLines: opts.logLines, echo: opts.echo });
+  const deadline = Date.now() + scaled(opts.startTimeoutMs ?? 20_000);
+  try {
+    const adminUrl = await waitForAdminAddress(proc, files.adminAddressPath, deadline);
+    const handle = envoyHandle(proc, { adminUrl, dir, bootstrap, bootstrapPath: files.bootstrapPath });
+    await waitForStartup(handle, proc, opts.waitUntil ?? 'admin', deadline);
+    return handle;
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+}
+
+/** The bootstrap as an object of our own, with an admin listener (127.0.0.1:0) if it had none. */
+function withAdmin(bootstrapIn: Bootstrap | string): Bootstrap {
   const bootstrap: Bootstrap =
     typeof bootstrapIn === 'string' ? (YAML.parse(bootstrapIn) as Bootstrap) : structuredClone(bootstrapIn);
   if (!isRecord(bootstrap.admin)) {
     bootstrap.admin = { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } };
   }
+  return bootstrap;
+}
 
-  const name = opts.name ?? 'envoy';
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'fulcrum-envoy-'));
-  const bootstrapPath = path.join(dir, 'bootstrap.yaml');
-  const adminAddressPath = path.join(dir, 'admin-address.txt');
-  await writeFile(bootstrapPath, YAML.stringify(bootstrap));
-
-  const args = [
+function envoyArgs(files: { bootstrapPath: string; adminAddressPath: string }, opts: EnvoyLaunchOptions): string[] {
+  return [
     '-c',
-    bootstrapPath,
+    files.bootstrapPath,
     '--disable-hot-restart',
     // Unique per process: two Envoys with the same base id clash on shared
     // memory when hot restart is on; harmless and cheap to keep unique anyway.
     '--base-id',
     String(randomInt(1_000_000, 400_000_000)),
     '--admin-address-path',
-    adminAddressPath,
+    files.adminAddressPath,
     '--log-level',
     opts.logLevel ?? process.env.FULCRUM_ENVOY_LOG_LEVEL ?? 'warn',
     '--concurrency',
@@ -606,213 +627,252 @@ export async function startEnvoyWithBootstrap(
     ...(opts.componentLogLevel ? ['--component-log-level', opts.componentLogLevel] : []),
     ...(opts.extraArgs ?? []),
   ];
+}
 
+/** A spawned Envoy: its output, how it ended, and how to end it. */
+interface EnvoyProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly ring: LineRing;
+  readonly exited: Promise<EnvoyExit>;
+  exitInfo(): EnvoyExit | undefined;
+  /** Why startup cannot succeed any more (spawn failed, process exited), else undefined. */
+  deadReason(): string | undefined;
+  /** An error naming the process, with the tail of its output. */
+  failure(msg: string): Error;
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+function spawnEnvoy(
+  bin: string,
+  args: string[],
+  opts: { name: string; dir: string; logLines?: number; echo?: boolean },
+): EnvoyProcess {
+  const { name, dir } = opts;
   const ring = new LineRing(opts.logLines ?? 5000);
   ring.add(`$ ${bin} ${args.join(' ')}`);
-  const echo = opts.echo ?? process.env.FULCRUM_ENVOY_ECHO === '1';
-  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const entry = { proc, dir };
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const entry = { proc: child, dir };
   running.add(entry);
   installExitHook();
+  const echo = opts.echo ?? process.env.FULCRUM_ENVOY_ECHO === '1';
+  captureOutput(child, ring, echo ? name : undefined);
 
   let exit: EnvoyExit | undefined;
   let spawnError: Error | undefined;
   const exited = new Promise<EnvoyExit>((resolve) => {
-    proc.once('error', (err) => {
+    child.once('error', (err) => {
       spawnError = err;
       ring.add(`[spawn error] ${err.message}`);
       exit ??= { code: null, signal: null };
       resolve(exit);
     });
-    proc.once('exit', (code, signal) => {
+    child.once('exit', (code, signal) => {
       exit = { code, signal };
       ring.add(`[envoy exited: code=${code} signal=${signal}]`);
       running.delete(entry);
       resolve(exit);
     });
   });
-  for (const [stream, readable] of [
-    ['stdout', proc.stdout],
-    ['stderr', proc.stderr],
-  ] as const) {
-    readable.setEncoding('utf8');
-    readable.on('data', (chunk: string) => {
-      ring.push(stream, chunk);
-      if (echo) process.stderr.write(`[${name}] ${chunk}`);
-    });
-  }
-
-  let stopping: Promise<void> | undefined;
-  const stop = (timeoutMs = 5000): Promise<void> => {
-    stopping ??= (async () => {
-      if (exit === undefined) {
-        proc.kill('SIGTERM');
-        let timer: NodeJS.Timeout | undefined;
-        const killed = await Promise.race([
-          exited.then(() => false),
-          new Promise<boolean>((resolve) => {
-            timer = setTimeout(() => resolve(true), timeoutMs);
-          }),
-        ]);
-        if (timer) clearTimeout(timer);
-        if (killed && exit === undefined) {
-          ring.add(`[envoy did not exit ${timeoutMs} ms after SIGTERM; sending SIGKILL]`);
-          proc.kill('SIGKILL');
-        }
-        await exited;
-      }
+  const proc: EnvoyProcess = {
+    name,
+    pid: child.pid ?? -1,
+    ring,
+    exited,
+    exitInfo: () => exit,
+    deadReason: () => {
+      if (spawnError) return `failed to spawn ${bin}: ${spawnError.message}`;
+      if (exit !== undefined) return `exited during startup (code=${exit.code}, signal=${exit.signal})`;
+      return undefined;
+    },
+    failure: (msg) => new Error(`${name}: ${msg}\n--- Envoy output (tail) ---\n${tail(ring.text())}\n---`),
+    stop: onceOnly(async (timeoutMs = 5000) => {
+      if (exit === undefined) await terminate(child, proc, timeoutMs);
       running.delete(entry);
       await rm(dir, { recursive: true, force: true });
-    })();
-    return stopping;
+    }),
   };
+  return proc;
+}
 
-  const failure = (msg: string): Error =>
-    new Error(`${name}: ${msg}\n--- Envoy output (tail) ---\n${tail(ring.text())}\n---`);
-
-  try {
-    const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
-    const started = Date.now();
-    const adminAddress = await waitFor(
-      async ({ abort }) => {
-        if (spawnError) abort(failure(`failed to spawn ${bin}: ${spawnError.message}`));
-        if (exit !== undefined) abort(failure(`exited during startup (code=${exit.code}, signal=${exit.signal})`));
-        try {
-          const text = (await readFile(adminAddressPath, 'utf8')).trim();
-          return /^\S+:\d+$/.test(text) ? text : undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      { what: `${name} to write its admin address to ${adminAddressPath}`, timeoutMs: startTimeoutMs, intervalMs: 25 },
-    );
-
-    const adminPort = Number(adminAddress.slice(adminAddress.lastIndexOf(':') + 1));
-    const adminHost = adminAddress.slice(0, adminAddress.lastIndexOf(':'));
-    const adminUrl = `http://${adminHost}:${adminPort}`;
-
-    const admin = async (pathAndQuery: string, init?: RequestInit): Promise<Response> => {
-      if (exit !== undefined) {
-        throw failure(`is not running (code=${exit.code}, signal=${exit.signal}); cannot GET ${pathAndQuery}`);
-      }
-      return fetch(`${adminUrl}${pathAndQuery}`, { signal: AbortSignal.timeout(10_000), ...init });
-    };
-    const adminText = async (pathAndQuery: string): Promise<string> => {
-      const res = await admin(pathAndQuery);
-      const body = await res.text();
-      if (!res.ok) throw new Error(`${name}: GET ${pathAndQuery} → ${res.status}: ${body.slice(0, 2000)}`);
-      return body;
-    };
-    const adminPost = async (pathAndQuery: string): Promise<string> => {
-      const res = await admin(pathAndQuery, { method: 'POST' });
-      const body = await res.text();
-      if (!res.ok) throw new Error(`${name}: POST ${pathAndQuery} → ${res.status}: ${body.slice(0, 2000)}`);
-      return body;
-    };
-    const stats = async (filter?: string): Promise<Record<string, number>> => {
-      const q = filter === undefined ? '' : `&filter=${encodeURIComponent(filter)}`;
-      const parsed = JSON.parse(await adminText(`/stats?format=json${q}`)) as {
-        stats?: Array<{ name?: string; value?: unknown }>;
-      };
-      const out: Record<string, number> = {};
-      for (const s of parsed.stats ?? []) {
-        if (typeof s.name === 'string' && typeof s.value === 'number') out[s.name] = s.value;
-      }
-      return out;
-    };
-    const serverState = async (): Promise<string> => (await (await admin('/ready')).text()).trim();
-    const listeners = async (): Promise<ListenerStatus[]> => {
-      const parsed = JSON.parse(await adminText('/listeners?format=json')) as {
-        listener_statuses?: Array<{
-          name?: string;
-          local_address?: { socket_address?: { address?: string; port_value?: number } };
-        }>;
-      };
-      return (parsed.listener_statuses ?? []).map((l) => ({
-        name: l.name ?? '',
-        address: l.local_address?.socket_address?.address ?? '',
-        port: l.local_address?.socket_address?.port_value ?? 0,
-      }));
-    };
-    const listenerPort = async (listener: string): Promise<number | undefined> =>
-      (await listeners()).find((l) => l.name === listener && l.port > 0)?.port;
-
-    const handle: EnvoyHandle = {
-      name,
-      pid: proc.pid ?? -1,
-      adminUrl,
-      adminPort,
-      dir,
-      bootstrapPath,
-      bootstrap,
-      admin,
-      adminText,
-      adminPost,
-      async configDump(o = {}) {
-        const q = new URLSearchParams();
-        if (o.resource !== undefined) q.set('resource', o.resource);
-        if (o.nameRegex !== undefined) q.set('name_regex', o.nameRegex);
-        let query = q.toString();
-        if (o.includeEds ?? true) query = query === '' ? 'include_eds' : `${query}&include_eds`;
-        return JSON.parse(await adminText(`/config_dump?${query}`)) as ConfigDump;
-      },
-      clusters: () => adminText('/clusters'),
-      async clusterStatuses() {
-        return parseClusters(await adminText('/clusters'));
-      },
-      stats,
-      async stat(statName) {
-        const escaped = statName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-        return (await stats(`^${escaped}$`))[statName];
-      },
-      serverState,
-      async waitLive(timeoutMs = 20_000) {
-        await waitFor(
-          async ({ note }) => {
-            const state = await serverState();
-            note(state);
-            return state === 'LIVE';
-          },
-          { what: `${name} to be LIVE (/ready)`, timeoutMs, intervalMs: 50 },
-        );
-      },
-      listeners,
-      listenerPort,
-      async waitForListener(listener, timeoutMs = 20_000) {
-        return waitFor(
-          async ({ note }) => {
-            const all = await listeners();
-            note(all);
-            return all.find((l) => l.name === listener && l.port > 0)?.port;
-          },
-          { what: `${name} listener "${listener}" to be bound`, timeoutMs, intervalMs: 50 },
-        );
-      },
-      logs: () => ring.text(),
-      exitInfo: () => exit,
-      exited,
-      stop,
-    };
-
-    // The address file is written once admin listens; make sure it answers.
-    const remaining = Math.max(startTimeoutMs - (Date.now() - started), 1000);
-    if ((opts.waitUntil ?? 'admin') === 'live') {
-      await handle.waitLive(remaining).catch((err: unknown) => {
-        throw failure(err instanceof Error ? err.message : String(err));
-      });
-    } else {
-      await waitFor(async () => (await admin('/ready')).status > 0, {
-        what: `${name} admin ${adminUrl}/ready to answer`,
-        timeoutMs: remaining,
-      }).catch((err: unknown) => {
-        throw failure(err instanceof Error ? err.message : String(err));
-      });
-    }
-    return handle;
-  } catch (err) {
-    await stop();
-    throw err;
+/** Keeps stdout and stderr in `ring`, mirrored to our stderr under `echoAs` when given. */
+function captureOutput(child: ChildProcess, ring: LineRing, echoAs: string | undefined): void {
+  for (const [stream, readable] of [
+    ['stdout', child.stdout],
+    ['stderr', child.stderr],
+  ] as const) {
+    readable?.setEncoding('utf8');
+    readable?.on('data', (chunk: string) => {
+      ring.push(stream, chunk);
+      if (echoAs !== undefined) process.stderr.write(`[${echoAs}] ${chunk}`);
+    });
   }
+}
+
+/** SIGTERM; SIGKILL if still running after `timeoutMs`; resolves once it has exited. */
+async function terminate(child: ChildProcess, proc: EnvoyProcess, timeoutMs: number): Promise<void> {
+  child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const killed = await Promise.race([
+    proc.exited.then(() => false),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), timeoutMs);
+    }),
+  ]);
+  if (timer) clearTimeout(timer);
+  if (killed && proc.exitInfo() === undefined) {
+    proc.ring.add(`[envoy did not exit ${timeoutMs} ms after SIGTERM; sending SIGKILL]`);
+    child.kill('SIGKILL');
+  }
+  await proc.exited;
+}
+
+/** `fn` run at most once; later calls share the first call's promise. */
+function onceOnly<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  let first: Promise<void> | undefined;
+  return (...args: A) => (first ??= fn(...args));
+}
+
+/** Reads the admin address Envoy writes once its admin listener is up; returns its URL. */
+async function waitForAdminAddress(proc: EnvoyProcess, file: string, deadline: number): Promise<string> {
+  const address = await waitFor(
+    async ({ abort }) => {
+      const dead = proc.deadReason();
+      if (dead !== undefined) abort(proc.failure(dead));
+      try {
+        const text = (await readFile(file, 'utf8')).trim();
+        return /^\S+:\d+$/.test(text) ? text : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    { what: `${proc.name} to write its admin address to ${file}`, deadline, intervalMs: 25 },
+  );
+  const colon = address.lastIndexOf(':');
+  return `http://${address.slice(0, colon)}:${Number(address.slice(colon + 1))}`;
+}
+
+/** The address file is written once admin listens; wait until it answers (or the server is LIVE). */
+async function waitForStartup(handle: EnvoyHandle, proc: EnvoyProcess, until: 'admin' | 'live', deadline: number): Promise<void> {
+  const last = Math.max(deadline, Date.now() + scaled(1000));
+  const ready =
+    until === 'live'
+      ? waitFor(isLive(handle.serverState), { what: `${proc.name} to be LIVE (/ready)`, deadline: last })
+      : waitFor(async () => (await handle.admin('/ready')).status > 0, { what: `${proc.name} admin ${handle.adminUrl}/ready to answer`, deadline: last });
+  await ready.catch((err: unknown) => {
+    throw proc.failure(err instanceof Error ? err.message : String(err));
+  });
+}
+
+/** The handle tests use: the process plus a client of its admin interface. */
+function envoyHandle(
+  proc: EnvoyProcess,
+  where: { adminUrl: string; dir: string; bootstrap: Bootstrap; bootstrapPath: string },
+): EnvoyHandle {
+  const admin = adminClient(proc, where.adminUrl);
+  return {
+    name: proc.name,
+    pid: proc.pid,
+    adminUrl: where.adminUrl,
+    adminPort: Number(new URL(where.adminUrl).port),
+    dir: where.dir,
+    bootstrapPath: where.bootstrapPath,
+    bootstrap: where.bootstrap,
+    ...admin,
+    logs: () => proc.ring.text(),
+    exitInfo: () => proc.exitInfo(),
+    exited: proc.exited,
+    stop: (timeoutMs) => proc.stop(timeoutMs),
+  };
+}
+
+type AdminClient = Omit<EnvoyHandle, 'name' | 'pid' | 'adminUrl' | 'adminPort' | 'dir' | 'bootstrapPath' | 'bootstrap' | 'logs' | 'exitInfo' | 'exited' | 'stop'>;
+
+/** Requests to Envoy's admin interface at `adminUrl`; each fails clearly once Envoy has exited. */
+function adminClient(proc: EnvoyProcess, adminUrl: string): AdminClient {
+  const admin = async (pathAndQuery: string, init?: RequestInit): Promise<Response> => {
+    const exit = proc.exitInfo();
+    if (exit !== undefined) {
+      throw proc.failure(`is not running (code=${exit.code}, signal=${exit.signal}); cannot GET ${pathAndQuery}`);
+    }
+    return fetch(`${adminUrl}${pathAndQuery}`, { signal: AbortSignal.timeout(scaled(10_000)), ...init });
+  };
+  const body = async (method: 'GET' | 'POST', pathAndQuery: string): Promise<string> => {
+    const res = await admin(pathAndQuery, method === 'POST' ? { method } : undefined);
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${proc.name}: ${method} ${pathAndQuery} → ${res.status}: ${text.slice(0, 2000)}`);
+    return text;
+  };
+  const adminText = (pathAndQuery: string): Promise<string> => body('GET', pathAndQuery);
+  const stats = async (filter?: string): Promise<Record<string, number>> =>
+    parseStats(await adminText(`/stats?format=json${filter === undefined ? '' : `&filter=${encodeURIComponent(filter)}`}`));
+  const serverState = async (): Promise<string> => (await (await admin('/ready')).text()).trim();
+  const listeners = async (): Promise<ListenerStatus[]> => parseListeners(await adminText('/listeners?format=json'));
+  return {
+    admin,
+    adminText,
+    adminPost: (pathAndQuery) => body('POST', pathAndQuery),
+    configDump: async (o = {}) => JSON.parse(await adminText(`/config_dump?${configDumpQuery(o)}`)) as ConfigDump,
+    clusters: () => adminText('/clusters'),
+    clusterStatuses: async () => parseClusters(await adminText('/clusters')),
+    stats,
+    stat: async (statName) => (await stats(`^${statName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`))[statName],
+    serverState,
+    waitLive: async (timeoutMs = 20_000) => {
+      await waitFor(isLive(serverState), { what: `${proc.name} to be LIVE (/ready)`, timeoutMs });
+    },
+    listeners,
+    listenerPort: async (listener) => (await listeners()).find((l) => l.name === listener && l.port > 0)?.port,
+    waitForListener: (listener, timeoutMs = 20_000) =>
+      waitFor(
+        async ({ note }) => {
+          const all = await listeners();
+          note(all);
+          return all.find((l) => l.name === listener && l.port > 0)?.port;
+        },
+        { what: `${proc.name} listener "${listener}" to be bound`, timeoutMs, intervalMs: 50 },
+      ),
+  };
+}
+
+/** A `waitFor` condition: /ready says LIVE (the state seen is noted for the timeout error). */
+function isLive(serverState: () => Promise<string>): (ctx: WaitForContext) => Promise<boolean> {
+  return async ({ note }) => {
+    const state = await serverState();
+    note(state);
+    return state === 'LIVE';
+  };
+}
+
+function configDumpQuery(o: { includeEds?: boolean; resource?: string; nameRegex?: string }): string {
+  const q = new URLSearchParams();
+  if (o.resource !== undefined) q.set('resource', o.resource);
+  if (o.nameRegex !== undefined) q.set('name_regex', o.nameRegex);
+  const query = q.toString();
+  if (!(o.includeEds ?? true)) return query;
+  return query === '' ? 'include_eds' : `${query}&include_eds`;
+}
+
+/** Numeric counters and gauges of admin `/stats?format=json`. */
+function parseStats(text: string): Record<string, number> {
+  const parsed = JSON.parse(text) as { stats?: Array<{ name?: string; value?: unknown }> };
+  const out: Record<string, number> = {};
+  for (const s of parsed.stats ?? []) {
+    if (typeof s.name === 'string' && typeof s.value === 'number') out[s.name] = s.value;
+  }
+  return out;
+}
+
+/** Admin `/listeners?format=json` as name, address and bound port. */
+function parseListeners(text: string): ListenerStatus[] {
+  const parsed = JSON.parse(text) as {
+    listener_statuses?: Array<{ name?: string; local_address?: { socket_address?: { address?: string; port_value?: number } } }>;
+  };
+  return (parsed.listener_statuses ?? []).map((l) => ({
+    name: l.name ?? '',
+    address: l.local_address?.socket_address?.address ?? '',
+    port: l.local_address?.socket_address?.port_value ?? 0,
+  }));
 }
 
 /** `envoy --mode validate -c file`: resolves with the output, rejects with it when invalid. */

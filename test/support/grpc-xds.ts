@@ -7,6 +7,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { CallResult, ClientCommand, ClientReply } from './grpc-xds-client.js';
+import { scaled } from './timing.js';
 
 export type { CallResult } from './grpc-xds-client.js';
 
@@ -112,7 +113,7 @@ export async function startXdsClient(opts: XdsClientOptions): Promise<XdsClientH
     else p.resolve(msg);
   });
 
-  const startTimeoutMs = opts.startTimeoutMs ?? 30_000;
+  const startTimeoutMs = scaled(opts.startTimeoutMs ?? 30_000);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -129,7 +130,8 @@ export async function startXdsClient(opts: XdsClientOptions): Promise<XdsClientH
   });
 
   let nextId = 1;
-  const send = (cmd: Omit<ClientCommand, 'id'>, timeoutMs: number): Promise<ClientReply> => {
+  const send = (cmd: Omit<ClientCommand, 'id'>, baseTimeoutMs: number): Promise<ClientReply> => {
+    const timeoutMs = scaled(baseTimeoutMs);
     if (exited) return Promise.reject(new Error(`grpc-xds-client has exited\n${tail(log)}`));
     const id = nextId++;
     return new Promise<ClientReply>((resolve, reject) => {

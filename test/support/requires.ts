@@ -1,10 +1,11 @@
 import { describe, test } from 'vitest';
+import { scaled } from './timing.js';
 
 /**
  * A suite that needs an external program (Envoy, kube-apiserver, Chromium, ...). Where the
  * program is found the suite runs. Where it is missing: under CI (or when `requireEnv` is set)
  * a failing test says so — CI must never skip silently; locally the suite is skipped with the
- * reason printed.
+ * reason printed. `timeout` (per test) is scaled by FULCRUM_TEST_TIME_FACTOR.
  */
 export function describeRequiring(
   what: string,
@@ -14,7 +15,7 @@ export function describeRequiring(
   opts: { readonly timeout?: number; readonly requireEnv?: string } = {},
 ): void {
   if (found.ok) {
-    describe(name, opts.timeout !== undefined ? { timeout: opts.timeout } : {}, fn);
+    describe(name, opts.timeout !== undefined ? { timeout: scaled(opts.timeout) } : {}, fn);
     return;
   }
   const required = inCi() || (opts.requireEnv !== undefined && process.env[opts.requireEnv] === '1');

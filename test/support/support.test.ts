@@ -4,6 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { sendRequests, shares, startBackends } from './backends.js';
 import { dumpClusterNames, dumpListenerNames, parseClusters, type ConfigDump } from './envoy.js';
 import { freePort, freePorts } from './ports.js';
+import { timeFactor } from './timing.js';
 import { waitFor, WaitTimeoutError } from './wait.js';
 
 describe('waitFor', () => {
@@ -49,6 +50,21 @@ describe('waitFor', () => {
       waitFor(({ abort }) => abort(new Error('process died')), { what: 'never', timeoutMs: 10_000 }),
     ).rejects.toThrow('process died');
     expect(Date.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('FULCRUM_TEST_TIME_FACTOR', () => {
+  test('defaults to 1 and accepts a factor of at least 1', () => {
+    expect(timeFactor({})).toBe(1);
+    expect(timeFactor({ FULCRUM_TEST_TIME_FACTOR: '' })).toBe(1);
+    expect(timeFactor({ FULCRUM_TEST_TIME_FACTOR: '3' })).toBe(3);
+    expect(timeFactor({ FULCRUM_TEST_TIME_FACTOR: '1.5' })).toBe(1.5);
+  });
+
+  test('refuses what would shorten or break deadlines, naming the variable', () => {
+    for (const bad of ['0.5', '0', '-2', 'slow', 'Infinity']) {
+      expect(() => timeFactor({ FULCRUM_TEST_TIME_FACTOR: bad })).toThrow(/FULCRUM_TEST_TIME_FACTOR must be a number >= 1/);
+    }
   });
 });
 

@@ -1,10 +1,15 @@
 import { inspect } from 'node:util';
+import { scaled, TIME_FACTOR } from './timing.js';
+
+export { scaled, TIME_FACTOR } from './timing.js';
 
 export interface WaitForOptions {
   /** Human-readable description of the condition, used in the timeout error ("cluster web to have 2 hosts"). */
   what: string;
-  /** Overall deadline (default 10 000 ms). */
+  /** Overall deadline (default 10 000 ms), multiplied by FULCRUM_TEST_TIME_FACTOR (see timing.ts). */
   timeoutMs?: number;
+  /** Instead of `timeoutMs`: an absolute time (epoch ms) shared by several waits, used as given. */
+  deadline?: number;
   /** Pause between attempts (default 50 ms). */
   intervalMs?: number;
 }
@@ -50,16 +55,17 @@ const show = (v: unknown): string => inspect(v, { depth: 6, breakLength: 120, ma
  * out. On timeout throws a `WaitTimeoutError` naming `what`, the elapsed time,
  * the attempt count, the last observed value and the last error.
  *
- * Tests use this instead of fixed sleeps: wait for the condition, not the clock.
+ * Tests use this instead of fixed sleeps: wait for the condition, not the clock. The
+ * deadline is scaled by FULCRUM_TEST_TIME_FACTOR, so give the one a quiet machine needs.
  */
 export async function waitFor<T>(
   fn: (ctx: WaitForContext) => Promise<T | undefined | null | false> | T | undefined | null | false,
   opts: WaitForOptions,
 ): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-  const intervalMs = opts.intervalMs ?? 50;
   const started = Date.now();
-  const deadline = started + timeoutMs;
+  const deadline = opts.deadline ?? started + scaled(opts.timeoutMs ?? 10_000);
+  const timeoutMs = deadline - started;
+  const intervalMs = opts.intervalMs ?? 50;
   let attempt = 0;
   let lastValue: unknown;
   let noted = false;
@@ -105,7 +111,8 @@ export async function waitFor<T>(
     const now = Date.now();
     if (now >= deadline) {
       const parts = [
-        `Timed out after ${now - started} ms (${attempt} attempts) waiting for ${opts.what}.`,
+        `Timed out after ${now - started} ms (${attempt} attempts) waiting for ${opts.what}.` +
+          (TIME_FACTOR === 1 ? '' : ` Deadline ${timeoutMs} ms (FULCRUM_TEST_TIME_FACTOR=${TIME_FACTOR}).`),
         `Last observed value: ${show(lastValue)}`,
       ];
       if (lastError !== undefined) {

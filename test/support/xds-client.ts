@@ -9,6 +9,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { envoyType, TYPE } from '../../src/xds/envoy-api.js';
+import { scaled } from './timing.js';
 
 export { TYPE };
 
@@ -233,7 +234,8 @@ export class XdsStream<Req, Resp> {
   }
 
   /** The next received message (matching `predicate`, if given); queued ones first, in arrival order. */
-  next(predicate: (r: Resp) => boolean = () => true, timeoutMs = 5_000): Promise<Resp> {
+  next(predicate: (r: Resp) => boolean = () => true, baseTimeoutMs = 5_000): Promise<Resp> {
+    const timeoutMs = scaled(baseTimeoutMs);
     const i = this.queue.findIndex(predicate);
     if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0]!);
     if (this.status) {
@@ -274,7 +276,8 @@ export class XdsStream<Req, Resp> {
   }
 
   /** Resolves with the stream's final gRPC status (immediately if it already ended). */
-  closed(timeoutMs = 5_000): Promise<StreamStatus> {
+  closed(baseTimeoutMs = 5_000): Promise<StreamStatus> {
+    const timeoutMs = scaled(baseTimeoutMs);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.label}: stream did not end within ${timeoutMs} ms`)), timeoutMs);
       void this.statusPromise.then((s) => {
@@ -458,7 +461,7 @@ export class XdsClient {
         encodeDiscoveryRequest,
         decodeDiscoveryResponse,
         req,
-        { deadline: Date.now() + timeoutMs },
+        { deadline: Date.now() + scaled(timeoutMs) },
         (err, resp) => (err ? reject(err) : resolve(resp as DiscoveryResponse)),
       );
     });
@@ -473,7 +476,7 @@ export class XdsClient {
         encodeClientStatusRequest,
         decodeClientStatusResponse,
         req,
-        { deadline: Date.now() + timeoutMs },
+        { deadline: Date.now() + scaled(timeoutMs) },
         (err, resp) => (err ? reject(err) : resolve(resp as ClientStatusResponse)),
       );
     });

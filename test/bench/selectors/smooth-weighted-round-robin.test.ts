@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { SmoothWeightedRoundRobin } from '../../src/balancing/smooth-weighted-round-robin.js';
+import { SmoothWeightedRoundRobin } from '../../../bench/selectors/smooth-weighted-round-robin.js';
 
 function selector(weights: readonly number[]): SmoothWeightedRoundRobin<number> {
   return new SmoothWeightedRoundRobin(weights.map((weight, key) => ({ key, weight })));

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { LeastConnections } from '../../src/balancing/least-connections.js';
+import { LeastConnections } from '../../../bench/selectors/least-connections.js';
 
 /** Brute-force reference: a linear scan with the same documented tie-break. */
 class Model {

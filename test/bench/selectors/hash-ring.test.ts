@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { HashRing } from '../../src/balancing/hash-ring.js';
-import type { HashName } from '../../src/balancing/hash-functions.js';
+import { HashRing } from '../../../bench/selectors/hash-ring.js';
+import type { HashName } from '../../../bench/selectors/hash-functions.js';
 
 const KEYS = Array.from({ length: 5000 }, (_, i) => `session-${i}`);
 

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { fnv1a32, md5Hash32, murmur3Hash32 } from '../../src/balancing/hash-functions.js';
+import { fnv1a32, md5Hash32, murmur3Hash32 } from '../../../bench/selectors/hash-functions.js';
 
 describe('hash functions', () => {
   it('murmur3 matches the reference x86_32 vectors', () => {

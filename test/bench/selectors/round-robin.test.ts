@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { RoundRobin } from '../../src/balancing/round-robin.js';
+import { RoundRobin } from '../../../bench/selectors/round-robin.js';
 
 describe('RoundRobin', () => {
   it('returns undefined when empty', () => {
