@@ -4,6 +4,7 @@ import type { Cluster, Endpoint } from '../catalog/types.js';
 import type { EndpointOverride } from '../catalog/weight-overrides.js';
 import { anyOf } from './envoy-api.js';
 import { duration } from './proto-values.js';
+import { localityGroupKey, rescalesLocalities, rescaleToCommonSum } from './ring-hash-localities.js';
 import { clientSideWrrPolicy, clusterProtection } from './translate-protection.js';
 
 /** Catalog clusters → Envoy `Cluster` and `ClusterLoadAssignment` objects (protobufjs plain form). */
@@ -53,8 +54,12 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
     };
   }
   if (c.maglev) out.maglev_lb_config = { table_size: { value: c.maglev.tableSize } };
-  // Hash-based policies pick hosts from the whole ring; locality weighting applies to the others.
-  if (c.localityWeighted && c.lbPolicy !== 'RING_HASH' && c.lbPolicy !== 'MAGLEV') {
+  // Hash-based policies follow endpoint weights alone unless told otherwise: an operator's
+  // localityWeighted applies to the others. A RING_HASH cluster spanning localities always gets it,
+  // because its endpoint weights are rescaled per locality (src/xds/ring-hash-localities.ts) and
+  // Envoy must scale them back by the locality weights.
+  const hashed = c.lbPolicy === 'RING_HASH' || c.lbPolicy === 'MAGLEV';
+  if ((c.localityWeighted && !hashed) || rescalesLocalities(c)) {
     out.common_lb_config = { locality_weighted_lb_config: {} };
   }
   if (c.http2) {
@@ -101,7 +106,7 @@ export function publishedEndpoint(e: Endpoint, o: EndpointOverride | undefined):
 export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<string, EndpointOverride>): Record<string, unknown> {
   const groups = new Map<string, LocalityGroup>();
   for (const e of c.endpoints) {
-    const key = JSON.stringify([e.priority, e.locality.region, e.locality.zone, e.locality.subZone]);
+    const key = localityGroupKey(e);
     let g = groups.get(key);
     if (!g) {
       g = { locality: e.locality, priority: e.priority, endpoints: [] };
@@ -116,17 +121,21 @@ export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<strin
   const endpointWeights = ordered.map((g) => fitWeights(g.endpoints.map((x) => x.weight)));
   // Proxyless gRPC (gRFC A27) drops a locality without load_balancing_weight. It picks a locality by
   // that weight, then an endpoint inside it, so the locality's endpoint-weight sum gives Envoy's
-  // host-weighted split. Ring hash too: gRPC A113 (grpc-go >= 1.79, grpc-java, C-core) weighs an
-  // endpoint by its share of its locality times the locality's share, so localities weighted 1 would
-  // split evenly whatever their endpoints' weights. (@grpc/grpc-js-xds 1.14 still multiplies the raw
-  // weights, pre-A113, which squares the locality split: see src/signals/README.md.) Envoy ignores
-  // locality weights here: no locality_weighted_lb_config is emitted for ROUND_ROBIN by default, nor
-  // ever for RING_HASH / MAGLEV, whose rings follow endpoint weights alone.
+  // host-weighted split (Envoy reads locality weights only under locality_weighted_lb_config).
   const localityWeights = ordered.map(() => 1);
+  const rescale = rescalesLocalities(c);
   for (const priority of distinct) {
     const at = ordered.flatMap((g, i) => (g.priority === priority ? [i] : []));
     const fitted = fitWeights(at.map((i) => sum(endpointWeights[i] ?? [])));
     at.forEach((i, k) => (localityWeights[i] = fitted[k] ?? 1));
+    // Ring hash across localities: the clients disagree on combining locality and endpoint weights
+    // (grpc-go and Envoy normalise endpoint weights inside the locality, grpc-js-xds 1.14 multiplies
+    // the raw ones, which would square the split). Rescaling every locality's endpoint weights to one
+    // common sum makes both rules give each endpoint a share ∝ its weight (ring-hash-localities.ts).
+    if (rescale && at.length > 1) {
+      const rescaled = rescaleToCommonSum(at.map((i) => endpointWeights[i] ?? []));
+      at.forEach((i, k) => (endpointWeights[i] = rescaled[k] ?? []));
+    }
   }
   return {
     cluster_name: c.name,

@@ -11,8 +11,10 @@ import { freePort } from '../support/ports.js';
 
 /**
  * Locality-tiered balancing: Envoy picks a zone by its aggregated weight, then a host in it.
- * And ring hash across zones: fulcrum sends every locality its endpoint-weight sum (for proxyless
- * gRPC, gRPC A113), which Envoy's ring must ignore (no locality_weighted_lb_config is emitted).
+ * And ring hash across zones: fulcrum sends every locality its endpoint-weight sum, rescales the
+ * endpoint weights to one common sum per locality (so that grpc-go, grpc-js-xds and Envoy agree:
+ * src/xds/ring-hash-localities.ts) and turns on locality_weighted_lb_config, under which Envoy's
+ * ring normalises host weights inside each locality and scales them by the locality's weight.
  */
 describeEnvoy('locality-weighted clusters with a real Envoy', () => {
   let dir: string;
@@ -46,10 +48,11 @@ describeEnvoy('locality-weighted clusters with a real Envoy', () => {
           {
             name: 'hashed',
             lbPolicy: 'RING_HASH',
-            ringHash: { virtualNodesPerHost: 160 },
+            ringHash: { virtualNodesPerHost: 1000 }, // a ring of 4096: arcs within ~1 point of their weight share
             endpoints: [
-              // zone a sums 2, zone b 6: 25% / 75% by endpoint weight. Multiplied by the locality
-              // weights (2 and 6) zone a would get 2x2 / (2x2 + 2 x 6x3) = 10%.
+              // zone a sums 2, zone b 6: 25% / 75% by endpoint weight. Published as locality weights
+              // 2 and 6 with endpoint weights 6; 3, 3: a ring that ignored the locality weights
+              // would give zone a 50%, one that multiplied the raw weights 10%.
               { address: '127.0.0.1', port: a?.port, weight: 2, locality: { region: 'r', zone: 'a' } },
               { address: '127.0.0.1', port: b?.port, weight: 3, locality: { region: 'r', zone: 'b' } },
               { address: '127.0.0.1', port: c?.port, weight: 3, locality: { region: 'r', zone: 'b' } },
@@ -87,9 +90,16 @@ describeEnvoy('locality-weighted clusters with a real Envoy', () => {
     expect(Math.abs(share(2) / share(1) - 2)).toBeLessThan(0.4);
   });
 
-  it('ring hash: Envoy gets the locality weight sums and still splits distinct keys by endpoint weight', async () => {
-    const dump = JSON.stringify(await envoy.configDump({ includeEds: true }));
-    expect(dump).toContain('"load_balancing_weight":6'); // zone b's locality weight: only the hashed cluster has it
+  it('ring hash: Envoy weighs localities and splits distinct keys by endpoint weight', async () => {
+    const hashedCluster = JSON.stringify(await envoy.configDump({ includeEds: false, nameRegex: '^hashed$', resource: 'dynamic_active_clusters' }));
+    expect(hashedCluster).toContain('"locality_weighted_lb_config":{}');
+    expect(hashedCluster).toContain('"lb_policy":"RING_HASH"');
+    const eds = JSON.stringify(await envoy.configDump({ includeEds: true, nameRegex: '^hashed$', resource: 'dynamic_endpoint_configs' }));
+    expect(eds).toContain('"load_balancing_weight":6'); // zone b's locality weight, zone a's endpoint weight
+    // ACKed: Envoy rejected no CDS or EDS update.
+    expect(await envoy.stat('cluster_manager.cds.update_rejected')).toBe(0);
+    expect(await envoy.stat('cluster.hashed.update_rejected')).toBe(0);
+    expect(await envoy.stat('cluster.hashed.update_success')).toBeGreaterThanOrEqual(1);
     const r = await sendRequests(`http://127.0.0.1:${hashedPort}/`, 1200, { concurrency: 8, headers: (i) => ({ 'x-user': `user-${i}` }) });
     expect(r.errors, JSON.stringify(r.errorSamples)).toBe(0);
     expect(Math.abs((r.distribution['0'] ?? 0) / r.sent - 0.25), JSON.stringify(r.distribution)).toBeLessThan(0.08);

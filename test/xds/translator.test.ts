@@ -139,6 +139,101 @@ describe('translator', () => {
     expect((ws[0] ?? 0) / (ws[1] ?? 1)).toBeCloseTo(2, 5);
   });
 
+  describe('ring hash across localities: endpoint weights rescaled to one sum per locality', () => {
+    type Cla = { endpoints: { priority?: number; load_balancing_weight: { value: number }; lb_endpoints: { load_balancing_weight: { value: number } }[] }[] };
+    const zone = (z: string) => ({ locality: { region: 'r', zone: z, subZone: '' } });
+    const ringHash = (name: string, endpoints: Cluster['endpoints'], lbPolicy: Cluster['lbPolicy'] = 'RING_HASH'): Cluster => ({
+      name, lbPolicy, connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints,
+      ...(lbPolicy === 'RING_HASH' ? { ringHash: { virtualNodesPerHost: 10, hashFunction: 'XX_HASH' as const } } : { maglev: { tableSize: 65537 } }),
+    });
+    const emit = (clusters: Cluster[], weights?: Parameters<typeof translate>[1]) => {
+      const set = translate({ clusters, listeners: [], nodeGroups: [] }, weights).get(DEFAULT_GROUP);
+      return (name: string) => ({ cluster: decode(set, TYPE.cluster, name), cla: decode(set, TYPE.endpoint, name) as Cla });
+    };
+    /** Each endpoint's share of priority 0 under a client's rule, in EDS order. */
+    const shares = (cla: Cla, rule: 'normalised' | 'multiplied'): number[] => {
+      const ls = cla.endpoints.filter((l) => (l.priority ?? 0) === 0);
+      const lwSum = ls.reduce((a, l) => a + l.load_balancing_weight.value, 0);
+      const raw = ls.flatMap((l) => {
+        const ws = l.lb_endpoints.map((e) => e.load_balancing_weight.value);
+        const s = ws.reduce((a, b) => a + b, 0);
+        // grpc-go (A113) and Envoy under locality_weighted_lb_config vs @grpc/grpc-js-xds 1.14.
+        return ws.map((w) => (rule === 'normalised' ? (l.load_balancing_weight.value / lwSum) * (w / s) : l.load_balancing_weight.value * w));
+      });
+      const total = raw.reduce((a, b) => a + b, 0);
+      return raw.map((x) => x / total);
+    };
+    const intended = (ws: number[]) => ws.map((w) => w / ws.reduce((a, b) => a + b, 0));
+
+    it('gives every client each endpoint a share by its weight, and asks Envoy to weigh localities', () => {
+      const { cluster, cla } = emit([
+        ringHash('h', [endpoint(1, { weight: 2, ...zone('a') }), endpoint(2, { weight: 3, ...zone('b') }), endpoint(3, { weight: 3, ...zone('b') }), endpoint(4, { weight: 9, priority: 1, ...zone('a') })]),
+      ])('h');
+      expect(cluster).toMatchObject({ common_lb_config: { locality_weighted_lb_config: {} } });
+      // Locality weights stay the endpoint-weight sums; 6 = lcm(2, 6) is the common sum: exact.
+      expect(cla.endpoints.map((l) => [l.priority ?? 0, l.load_balancing_weight.value, l.lb_endpoints.map((e) => e.load_balancing_weight.value)])).toEqual([
+        [0, 2, [6]],
+        [0, 6, [3, 3]],
+        [1, 9, [9]], // a priority with one locality keeps its weights
+      ]);
+      for (const rule of ['normalised', 'multiplied'] as const) {
+        shares(cla, rule).forEach((x, i) => expect(x, rule).toBeCloseTo(intended([2, 3, 3])[i] ?? NaN, 12));
+      }
+    });
+
+    const zoned = (weights: number[], zones: string[]) => weights.map((w, i) => endpoint(i + 1, { weight: w, ...zone(zones[i] ?? '') }));
+    const withinUint32 = (cla: Cla) => {
+      for (const l of cla.endpoints) {
+        expect(l.lb_endpoints.reduce((a, e) => a + e.load_balancing_weight.value, 0)).toBeLessThanOrEqual(0xffff_ffff);
+        expect(Math.min(...l.lb_endpoints.map((e) => e.load_balancing_weight.value))).toBeGreaterThanOrEqual(1);
+      }
+      expect(cla.endpoints.reduce((a, l) => a + l.load_balancing_weight.value, 0)).toBeLessThanOrEqual(0xffff_ffff);
+    };
+
+    it('keeps ratios within 1e-4 and every locality within uint32 when no exact common sum fits', () => {
+      // Sums 100010, 999955 and 4e9: their lcm is far past uint32, so the weights are rounded.
+      const weights = [100_003, 7, 999_937, 13, 5, 4_000_000_000];
+      const { cla } = emit([ringHash('h', zoned(weights, ['a', 'a', 'b', 'b', 'b', 'c']))])('h');
+      withinUint32(cla);
+      const want = intended(weights);
+      for (const rule of ['normalised', 'multiplied'] as const) {
+        shares(cla, rule).forEach((x, i) => expect(Math.abs(x / (want[i] ?? NaN) - 1), `${rule} endpoint ${i}`).toBeLessThan(1e-4));
+      }
+    });
+
+    it('lets the uint32 limit win where a locality spans more than uint32 / 1e4 between its weights', () => {
+      const weights = [1, 4_000_000_000, 3, 7];
+      const { cla } = emit([ringHash('h', zoned(weights, ['a', 'a', 'b', 'b']))])('h');
+      withinUint32(cla);
+      // The big weight still gets its share; the tiny one is only as exact as a uint32 sum allows.
+      expect(shares(cla, 'multiplied')[1]).toBeCloseTo(intended(weights)[1] ?? NaN, 6);
+      expect(shares(cla, 'normalised')[1]).toBeCloseTo(intended(weights)[1] ?? NaN, 6);
+    });
+
+    it('fits adaptive weights past uint32 per locality before rescaling', () => {
+      const weights = new Map([['h', new Map([['10.0.0.1:1', { weight: 4e9 }], ['10.0.0.1:2', { weight: 2e9 }], ['10.0.0.1:3', { weight: 5 }]])]]);
+      const { cla } = emit([ringHash('h', [endpoint(1, zone('a')), endpoint(2, zone('a')), endpoint(3, zone('b'))])], weights)('h');
+      const ws = cla.endpoints.map((l) => l.lb_endpoints.map((e) => e.load_balancing_weight.value));
+      for (const g of ws) expect(g.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(0xffff_ffff);
+      expect((ws[0]?.[0] ?? 0) / (ws[0]?.[1] ?? 1)).toBeCloseTo(2, 4);
+      expect(shares(cla, 'multiplied')[2]).toBeCloseTo(shares(cla, 'normalised')[2] ?? NaN, 12);
+    });
+
+    it('leaves single-locality ring hash and MAGLEV as they were', () => {
+      const out = emit([
+        ringHash('one', [endpoint(1, { weight: 2 }), endpoint(2, { weight: 7 })]),
+        ringHash('mg', [endpoint(1, { weight: 2, ...zone('a') }), endpoint(2, { weight: 7, ...zone('b') })], 'MAGLEV'),
+      ]);
+      for (const name of ['one', 'mg']) {
+        const { cluster, cla } = out(name);
+        expect(cluster).not.toHaveProperty('common_lb_config');
+        expect(cla.endpoints.map((l) => [l.load_balancing_weight.value, l.lb_endpoints.map((e) => e.load_balancing_weight.value)])).toEqual(
+          name === 'one' ? [[9, [2, 7]]] : [[2, [2]], [7, [7]]],
+        );
+      }
+    });
+  });
+
   it('emits listeners with an HTTP connection manager over RDS, and api_listeners for proxyless gRPC', () => {
     const l = decode(all, TYPE.listener, 'ingress') as { address: unknown; filter_chains: { filters: { name: string; typed_config: unknown }[] }[] };
     expect(l.address).toEqual({ socket_address: { address: '0.0.0.0', port_value: 10000 } });
