@@ -13,8 +13,8 @@ import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 
 /**
- * The loop closed end to end: backends whose utilization follows their load and capacity
- * (1× and 2×) report it — through Envoy's load reports (ORCA), or through fulcrum's report API —
+ * The loop closed end to end: queueing backends (2 and 4 workers, 40 ms mean service time: 1×
+ * and 2× capacity) whose utilization is their workers' measured busy time report it — through Envoy's load reports (ORCA), or through fulcrum's report API —
  * the PID engine moves weights, Envoy applies them, and real traffic follows.
  */
 
@@ -37,7 +37,7 @@ let envoyForLogs: EnvoyHandle | undefined;
 
 async function setUp(opts: { orca: boolean; cluster?: Record<string, unknown>; engine?: Record<string, unknown> }): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'fulcrum-adaptive-'));
-  const backends = await startCapacityBackends([{ capacityRps: 50 }, { capacityRps: 100 }]);
+  const backends = await startCapacityBackends([{ capacityRps: 50, baseLatencyMs: 40 }, { capacityRps: 100, baseLatencyMs: 40 }]);
   backends.orca = opts.orca;
   const listenerPort = await freePort();
   const configPath = join(dir, 'fulcrum.yaml');
