@@ -29,6 +29,8 @@ export interface RowFigures {
   readonly overshoot: number | null;
   /** Changes of the published weight vector per minute; null: not an adaptive row. */
   readonly weightChangesPerMin: number | null;
+  /** p99 event-loop delay of the process running generator, backends and fulcrum, ms (a starved machine shows here). */
+  readonly loopLagP99Ms: number;
 }
 
 export function quantile(xs: readonly number[], q: number): number {

@@ -6,6 +6,7 @@
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import YAML from 'yaml';
 import { poissonLoad, seededRandom, type PoissonLoad } from '../../examples/backends/poisson-load.js';
@@ -122,6 +123,8 @@ async function measure(s: Scenario, row: Row, o: RigOptions, r: Running): Promis
   const at = (x: number): number => x * o.scale;
   const capacity = r.fleet.reduce((a, b) => a + b.capacityRps, 0);
   const samples: Sample[] = [];
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
   const t0 = performance.now();
   for (let i = 0; i < s.envoys; i++) {
     const url = `http://127.0.0.1:${await r.envoys[i]?.waitForListener(`ingress-${i}`)}/`;
@@ -164,12 +167,13 @@ async function measure(s: Scenario, row: Row, o: RigOptions, r: Running): Promis
     r.fleet.map((b) => b.busyTotals()),
   );
   clearInterval(sampler);
+  lag.disable();
   await Promise.all(r.loads.map((l) => l.stop()));
   r.loads.length = 0;
-  return figures(s, o, samples, util, weightLog.filter((w) => w.t >= at(TIMING.warmS)));
+  return { ...figures(s, o, samples, util, weightLog.filter((w) => w.t >= at(TIMING.warmS))), loopLagP99Ms: lag.percentile(99) / 1e6 };
 }
 
-function figures(s: Scenario, o: RigOptions, samples: readonly Sample[], util: readonly number[], weightLog: { t: number; weights: string }[]): RowFigures {
+function figures(s: Scenario, o: RigOptions, samples: readonly Sample[], util: readonly number[], weightLog: { t: number; weights: string }[]): Omit<RowFigures, 'loopLagP99Ms'> {
   const at = (x: number): number => x * o.scale;
   const endS = at(TIMING.durationS);
   const windowS = Math.max(2, at(3));

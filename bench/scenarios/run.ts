@@ -32,7 +32,9 @@ Per row: max/avg of the backends' measured utilization over the last ${TIMING.st
 p50/p99 of successful requests and p99 counting failures (at their time to failure) after a
 ${TIMING.warmS} s warm-up, error rate, convergence (seconds after the scenario's event until the traffic
 allocation stays within 10% of the ideal, measured on 3 s windows), overshoot of the event's
-backend past its ideal share, and changes of fulcrum's published weights per minute.
+backend past its ideal share, changes of fulcrum's published weights per minute, and the p99
+event-loop delay of the process running the load, the backends and fulcrum (high: the machine
+was starved and the row's figures say more about it than about the policy).
 `;
 
 const { values: args } = parseArgs({
@@ -66,7 +68,7 @@ function ms(name: string, v: string | undefined): number | undefined {
 const uptime = (): string => execFileSync('uptime', { encoding: 'utf8' }).trim();
 const f = (v: number, d = 2): string => (Number.isFinite(v) ? v.toFixed(d) : '—');
 
-const HEAD = ['row', 'max/avg', 'util', 'p50 ms', 'p99 ms', 'p99+fail ms', 'errors', 'conv s', 'overshoot', 'w-chg/min'];
+const HEAD = ['row', 'max/avg', 'util', 'p50 ms', 'p99 ms', 'p99+fail ms', 'errors', 'conv s', 'overshoot', 'w-chg/min', 'lag p99'];
 
 function cells(r: RowResult): string[] {
   if (!('figures' in r)) return [r.row, `unavailable: ${r.unavailable}`];
@@ -83,6 +85,7 @@ function cells(r: RowResult): string[] {
     conv,
     x.overshoot === null ? '—' : `${f(x.overshoot * 100, 0)}%`,
     f(x.weightChangesPerMin ?? Number.NaN, 0),
+    f(x.loopLagP99Ms, 0),
   ];
 }
 

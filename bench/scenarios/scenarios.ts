@@ -41,7 +41,11 @@ export interface Scenario {
 /** Full-length row: seconds of load, warm-up excluded from the figures, steady window at the end. */
 export const TIMING = { durationS: 40, warmS: 10, steadyS: 10 } as const;
 
+// Service times long enough that the whole suite stays near 150-250 requests per second: the
+// generator, the backends and fulcrum share one Node process on a small, shared machine.
 const DEMO_FLEET = [3, 3, 3, 3, 6, 6];
+const DEMO_SERVICE_MS = 100;
+const HETERO_SERVICE_MS = 200;
 const HETERO_FLEET = [1, 1, 2, 2, 3, 4, 4, 6, 6, 8];
 const BIG = 4;
 
@@ -64,7 +68,7 @@ const HETERO_STEP: Scenario = {
     name: 'hetero-step',
     title: 'heterogeneous fleet: 10 backends 0.5×..4×, load step 60% → 85%',
     workers: HETERO_FLEET,
-    meanServiceMs: 100,
+    meanServiceMs: HETERO_SERVICE_MS,
     load: 0.6,
     envoys: 1,
     events: [step(20, 0.6, 0.85)],
@@ -73,7 +77,7 @@ const HETERO_STEP: Scenario = {
 
 /** The demo fleet at 70% with one event on its first 2× backend, where no allocation is ideal. */
 function onTheDemoFleet(name: string, title: string, event: ScenarioEvent): Scenario {
-  return { name, title, workers: DEMO_FLEET, meanServiceMs: 50, load: 0.7, envoys: 1, events: [event], target: BIG };
+  return { name, title, workers: DEMO_FLEET, meanServiceMs: DEMO_SERVICE_MS, load: 0.7, envoys: 1, events: [event], target: BIG };
 }
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -81,7 +85,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'headline',
     title: 'the demo: 6 backends (two 2×) at 70%, one 2× backend loses half its workers',
     workers: DEMO_FLEET,
-    meanServiceMs: 50,
+    meanServiceMs: DEMO_SERVICE_MS,
     load: 0.7,
     envoys: 1,
     events: [on(BIG, 'workers 6 → 3', 20, (b) => b.setWorkers(3))],
@@ -95,7 +99,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'death',
     title: 'a 2× backend dies (connection refused) and comes back 10 s later',
     workers: DEMO_FLEET,
-    meanServiceMs: 50,
+    meanServiceMs: DEMO_SERVICE_MS,
     load: 0.6,
     envoys: 1,
     events: [on(BIG, 'killed', 15, (b) => b.kill()), on(BIG, 'revived', 25, (b) => b.revive())],
@@ -106,7 +110,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'noisy',
     title: 'noisy utilization: ±20% on what the backends report, heterogeneous fleet at 70%',
     workers: HETERO_FLEET,
-    meanServiceMs: 100,
+    meanServiceMs: HETERO_SERVICE_MS,
     load: 0.7,
     envoys: 1,
     noise: 0.2,
@@ -117,7 +121,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'low-load',
     title: 'low load: the demo fleet at 20%',
     workers: DEMO_FLEET,
-    meanServiceMs: 50,
+    meanServiceMs: DEMO_SERVICE_MS,
     load: 0.2,
     envoys: 1,
     events: [],

@@ -95,9 +95,14 @@ export class QueueingBackend {
   meanServiceMs: number;
   private workerCount: number;
   private readonly queue: Waiting[] = [];
-  private busy = 0;
-  /** ∫ busy workers dt and ∫ available workers dt, ms, up to `integratedAt`. */
-  private busyMs = 0;
+  /**
+   * Requests in service, each with its scheduled start and end. Service runs in virtual time: a
+   * worker freed late (a busy event loop fires timers late) starts its next request at the time it
+   * should have been freed, so a loaded machine does not silently shrink the backend's capacity.
+   */
+  private readonly inService = new Set<{ start: number; end: number }>();
+  /** Busy worker-ms of finished services, and ∫ available workers dt up to `integratedAt`. */
+  private busyDoneMs = 0;
   private capacityMs = 0;
   private integratedAt = performance.now();
   /** (time, busyMs, capacityMs) snapshots, every BUCKET_MS, for windowed utilization. */
@@ -158,15 +163,16 @@ export class QueueingBackend {
   utilization(windowMs = this.windowMs): number {
     this.integrate();
     const now = performance.now();
-    const past = this.history.find((h) => h.t >= now - windowMs) ?? { t: now, busy: this.busyMs, cap: this.capacityMs };
+    const busy = this.busyMs(now);
+    const past = this.history.find((h) => h.t >= now - windowMs) ?? { t: now, busy, cap: this.capacityMs };
     const cap = this.capacityMs - past.cap;
-    return cap <= 0 ? 0 : Math.min(1, (this.busyMs - past.busy) / cap);
+    return cap <= 0 ? 0 : Math.min(1, (busy - past.busy) / cap);
   }
 
   /** Cumulative busy and available worker-milliseconds: utilization over any interval from two readings. */
   busyTotals(): { busyMs: number; capacityMs: number } {
     this.integrate();
-    return { busyMs: this.busyMs, capacityMs: this.capacityMs };
+    return { busyMs: this.busyMs(performance.now()), capacityMs: this.capacityMs };
   }
 
   /** Mean latency (queue + service + dependency) of the successes of the last window, ms. */
@@ -216,7 +222,7 @@ export class QueueingBackend {
       this.counts.fastFailed++;
       return this.reply(res, 503, 'fast-fail');
     }
-    if (this.busy >= this.workerCount && this.queue.length >= (this.options.queueLimit ?? 500)) {
+    if (this.inService.size >= this.workerCount && this.queue.length >= (this.options.queueLimit ?? 500)) {
       this.counts.rejected++;
       return this.reply(res, 503, 'queue full');
     }
@@ -224,23 +230,29 @@ export class QueueingBackend {
     this.dispatch();
   }
 
-  private dispatch(): void {
-    while (this.busy < this.workerCount && this.queue.length > 0) {
+  /** Starts queued requests on free workers; `freedAt`: when the worker that just freed was due to. */
+  private dispatch(freedAt?: number): void {
+    while (this.inService.size < this.workerCount && this.queue.length > 0) {
       const w = this.queue.shift() as Waiting;
       if (w.res.destroyed) continue;
       this.integrate();
-      this.busy++;
-      const serviceMs = -Math.log(1 - this.random()) * this.meanServiceMs;
-      setTimeout(() => this.finishCpu(w), serviceMs);
+      const now = performance.now();
+      const start = freedAt === undefined ? now : Math.max(freedAt, w.arrived);
+      freedAt = undefined;
+      const service = { start, end: start - Math.log(1 - this.random()) * this.meanServiceMs };
+      this.inService.add(service);
+      setTimeout(() => this.finishCpu(w, service), Math.max(0, service.end - now));
     }
   }
 
-  private finishCpu(w: Waiting): void {
+  private finishCpu(w: Waiting, service: { start: number; end: number }): void {
     this.integrate();
-    this.busy--;
-    this.dispatch();
+    this.inService.delete(service);
+    this.busyDoneMs += service.end - service.start;
+    this.dispatch(service.end);
     const dependencyMs = (this.slowFactor - 1) * this.meanServiceMs;
-    if (dependencyMs > 0) setTimeout(() => this.succeed(w), dependencyMs);
+    const wait = service.end + dependencyMs - performance.now();
+    if (wait > 0) setTimeout(() => this.succeed(w), wait);
     else this.succeed(w);
   }
 
@@ -290,23 +302,28 @@ export class QueueingBackend {
       res.end(err instanceof Error ? err.message : String(err));
       return;
     }
-    const state = { workers: this.workerCount, meanServiceMs: this.meanServiceMs, fastFail: this.fastFail, slowFactor: this.slowFactor, noise: this.noise, utilization: this.utilization(), queued: this.queue.length, busy: this.busy, ...this.counts };
+    const state = { workers: this.workerCount, meanServiceMs: this.meanServiceMs, fastFail: this.fastFail, slowFactor: this.slowFactor, noise: this.noise, utilization: this.utilization(), queued: this.queue.length, busy: this.inService.size, ...this.counts };
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(state));
   }
 
+  /** Busy worker-ms up to `now`: finished services plus the elapsed part of those running. */
+  private busyMs(now: number): number {
+    let busy = this.busyDoneMs;
+    for (const s of this.inService) busy += Math.max(0, Math.min(now, s.end) - s.start);
+    return busy;
+  }
+
   private integrate(): void {
     const now = performance.now();
-    const dt = now - this.integratedAt;
-    this.busyMs += this.busy * dt;
-    this.capacityMs += Math.max(this.busy, this.workerCount) * dt;
+    this.capacityMs += Math.max(this.inService.size, this.workerCount) * (now - this.integratedAt);
     this.integratedAt = now;
   }
 
   private snapshot(): void {
     this.integrate();
     const now = performance.now();
-    this.history.push({ t: now, busy: this.busyMs, cap: this.capacityMs });
+    this.history.push({ t: now, busy: this.busyMs(now), cap: this.capacityMs });
     while ((this.history[0]?.t ?? now) < now - 10 * this.windowMs) this.history.shift();
   }
 }
