@@ -2,7 +2,7 @@ import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { poissonLoad, type RequestResult } from '../../examples/backends/poisson-load.js';
 import { QueueingBackend } from '../../examples/backends/queueing-backend.js';
-import { waitFor } from './wait.js';
+import { waitFor } from '../support/wait.js';
 
 /** The benchmark backend queues for real, and its failure switches do what they say. Not a benchmark. */
 
