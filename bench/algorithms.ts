@@ -21,6 +21,7 @@
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
+import { seededRandom } from '../examples/backends/poisson-load.js';
 import {
   HashRing,
   LeastConnections,
@@ -38,16 +39,7 @@ const RUNS = Number(args.runs);
 const RUN_MS = Number(args.ms);
 
 /** Deterministic PRNG (mulberry32) so every run measures the same inputs. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seededRandom;
 
 function randomWeights(n: number, max: number, seed: number): number[] {
   const rand = prng(seed);

@@ -7,7 +7,7 @@
 export interface Tick {
   /** Seconds since the load started. */
   readonly t: number;
-  /** Per backend: arrivals in the last 1 s ÷ capacity (the backends' own measure, ground truth). */
+  /** Per backend: busy time of its workers in the last 1 s (the backends' own measure, ground truth). */
   readonly util: readonly number[];
   /** Per backend: the weight Envoy uses now (admin /clusters); NaN when unknown. */
   readonly envoyWeight: readonly number[];

@@ -30,14 +30,16 @@ const { values: args } = parseArgs({
     policies: { type: 'string', default: 'static,pid,ewma,blend' },
     capacities: { type: 'string', default: '60,60,60,60,120,120' },
     load: { type: 'string', default: '0.7' },
-    'base-latency': { type: 'string', default: '10' },
+    /** Target mean service time of a queueing backend, ms (workers = capacity × this). */
+    'base-latency': { type: 'string', default: '50' },
     steady: { type: 'string', default: '30' },
     after: { type: 'string', default: '20' },
     /** Steady-state window: the last N seconds before the halving. */
     window: { type: 'string', default: '12' },
     halve: { type: 'string', default: '5' },
-    tick: { type: 'string', default: '500' },
-    lrs: { type: 'string', default: '500' },
+    /** The shipped defaults: engine tick 1 s, LRS every 2 s. */
+    tick: { type: 'string', default: '1000' },
+    lrs: { type: 'string', default: '2000' },
     sample: { type: 'string', default: '500' },
     /** JSON merged into the policy's weighting block, e.g. '{"gains":{"kp":1}}'. */
     pid: { type: 'string' },
@@ -143,8 +145,8 @@ function table(all: readonly PolicyFigures[]): string {
   const rel = (v: number, base: number | undefined): string =>
     base === undefined || !Number.isFinite(base) || base === 0 ? '' : ` (${((v / base - 1) * 100).toFixed(0)}%)`;
   const rows = [
-    '| policy | max/avg steady (time-avg / per-tick) | p95/avg steady | p50 / p99 ms steady | p99 ms after halving (all 20 s / last 8 s) | max/avg after halving (last 8 s) | converge after halving (≤ thr / ≤ 1.05) | converge from start | Envoy weight vectors | achieved rps |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| policy | max/avg steady (time-avg / per-tick) | p95/avg steady | p50 / p99 ms steady | p99 ms after halving (all 20 s / last 8 s) | max/avg after halving (last 8 s) | converge after halving (≤ thr / ≤ 1.05) | converge from start | Envoy weight vectors | achieved rps | failed requests |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const f of all) {
     const isStatic = f.policy === 'static';
@@ -153,7 +155,7 @@ function table(all: readonly PolicyFigures[]): string {
         `${f0(f.latencySteady.p50)} / ${f0(f.latencySteady.p99)}${isStatic ? '' : rel(f.latencySteady.p99, rr?.latencySteady.p99)} | ` +
         `${f0(f.latencyAfter.p99)} / ${f0(f.latencyLate.p99)}${isStatic ? '' : rel(f.latencyLate.p99, rr?.latencyLate.p99)} | ${f3(f.afterHalving.maxAvgMean)} / ${f3(f.afterHalving.maxAvgTick)} | ` +
         `${isStatic ? 'n/a (no controller)' : `${fs(f.convergeAfterHalvingS, afterS)} (thr ${f2(f.threshold)}) / ${fs(f.convergeTo105S, afterS)}`} | ` +
-        `${isStatic ? 'n/a' : fs(f.convergeFromStartS, steadyS)} | ${f.envoyWeightVectors} | ${f0(f.latencyAll.achievedRps)} |`,
+        `${isStatic ? 'n/a' : fs(f.convergeFromStartS, steadyS)} | ${f.envoyWeightVectors} | ${f0(f.latencyAll.achievedRps)} | ${f.latencyAll.errors} / ${f.latencyAll.count} |`,
     );
   }
   return rows.join('\n');
@@ -193,7 +195,7 @@ function chartFor(r: Plotted, f: PolicyFigures): string {
     vlines: [{ x: steadyS, label: `b${halve} capacity halved` }],
     panels: [
       { title: 'weight share (Envoy /clusters)', yLabel: 'share of traffic', yMin: 0, series: share, hlines: [{ y: 1 / n, label: 'equal share', color: '#888' }] },
-      { title: 'utilization (arrivals in the last 1 s ÷ capacity)', yLabel: 'utilization', yMin: 0, yMax: 1.5, series: util, hlines: [{ y: 1.05, label: 'max/avg 1.05', color: '#c00' }] },
+      { title: 'utilization (busy time of the workers in the last 1 s)', yLabel: 'utilization', yMin: 0, yMax: 1.1, series: util, hlines: [{ y: 1.05, label: 'max/avg 1.05', color: '#c00' }] },
     ],
   });
 }

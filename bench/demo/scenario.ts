@@ -1,6 +1,7 @@
 /**
  * One run of the headline demo for one weighting policy: fulcrum (in process) → a real Envoy
- * (SotW ADS, LRS back to fulcrum) → 6 capacity-modelled backends, under an open-loop load.
+ * (SotW ADS, LRS back to fulcrum) → 6 queueing backends (examples/backends/queueing-backend.ts),
+ * under an open-loop Poisson load.
  * Halfway, one backend loses half its capacity. Records, every `sampleMs`, each backend's
  * utilization, Envoy's weight for it and its served rate, plus every response's latency and a
  * compact trace of fulcrum's explanations.
@@ -13,11 +14,11 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import YAML from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { poissonLoad } from '../../examples/backends/poisson-load.js';
 import { startCapacityBackends, type CapacityBackends } from '../../test/support/capacity-backends.js';
 import { startEnvoy, type EnvoyHandle } from '../../test/support/envoy.js';
 import { freePort } from '../../test/support/ports.js';
 import { startAgent, type Agent } from './agent.js';
-import { openLoopPaced } from './load.js';
 import type { LatencyRecord, Tick } from './metrics.js';
 
 export type PolicyName = 'static' | 'pid' | 'ewma' | 'blend';
@@ -171,11 +172,12 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const cpu0 = process.cpuUsage();
     const envoyCpu0 = procCpuSeconds(envoy.pid);
     loop.enable();
-    const gen = openLoopPaced(url, targetRps, (b, ms, ok) => {
+    const gen = poissonLoad({ url, rps: targetRps, timeoutMs: 15_000, onResult: ({ backend: b, ms, outcome }) => {
+      const ok = outcome === 'ok';
       const backend = b === undefined ? -1 : Number(b);
       latencies.push({ t: elapsed(), backend, ms, ok });
       if (ok && backend >= 0) agentRef?.observe(backend, ms);
-    });
+    } });
 
     let lastCounts = backends.counts();
     let lastAt = performance.now();

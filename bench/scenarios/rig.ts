@@ -1,0 +1,194 @@
+/**
+ * One row of one scenario: queueing backends, fulcrum in process (shipped tick and LRS interval
+ * unless overridden), one or more real Envoys (each its own node group and listener), a seeded
+ * Poisson load through each Envoy, the scenario's events on time, and the figures.
+ */
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { pino } from 'pino';
+import YAML from 'yaml';
+import { poissonLoad, seededRandom, type PoissonLoad } from '../../examples/backends/poisson-load.js';
+import { QueueingBackend } from '../../examples/backends/queueing-backend.js';
+import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { startEnvoy, type EnvoyHandle } from '../../test/support/envoy.js';
+import { freePort } from '../../test/support/ports.js';
+import { startAgent, type Agent } from '../demo/agent.js';
+import { changesPerMinute, convergence, latencyFigures, mean, overshoot, shareTimeline, windowUtilization, type RowFigures, type Sample } from './figures.js';
+import { TIMING, type Row, type Scenario } from './scenarios.js';
+
+export interface RigOptions {
+  /** Time scale: 1 for full rows, less with --short. */
+  readonly scale: number;
+  readonly tickMs?: number;
+  readonly lrsMs?: number;
+  readonly log: (line: string) => void;
+}
+
+export type RowResult = { readonly row: string; readonly figures: RowFigures } | { readonly row: string; readonly unavailable: string };
+
+const CLUSTER = 'web';
+const sleepUntil = (t0: number, s: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, t0 + s * 1000 - performance.now())));
+
+export function configFor(s: Scenario, row: Row, ports: readonly number[], listenerPorts: readonly number[], o: RigOptions, workers = s.workers): string {
+  const weights = row.weights(workers);
+  return YAML.stringify({
+    server: {
+      logLevel: 'warn',
+      ...(o.tickMs !== undefined ? { engine: { tickMs: o.tickMs } } : {}),
+      ...(o.lrsMs !== undefined ? { loadReporting: { intervalMs: o.lrsMs } } : {}),
+    },
+    clusters: [
+      {
+        name: CLUSTER,
+        ...row.cluster(workers),
+        endpoints: ports.map((port, i) => ({ address: '127.0.0.1', port, weight: weights[i] ?? 1 })),
+      },
+    ],
+    listeners: listenerPorts.map((port, i) => ({ name: `ingress-${i}`, address: '127.0.0.1', port, routes: [{ prefix: '/', cluster: CLUSTER, timeoutMs: 10_000 }] })),
+    nodeGroups: listenerPorts.map((_p, i) => ({ nodeCluster: `edge-${i}`, listeners: [`ingress-${i}`] })),
+  });
+}
+
+interface Running {
+  dir: string;
+  listenerPorts: number[];
+  fleet: QueueingBackend[];
+  fulcrum?: Fulcrum;
+  envoys: EnvoyHandle[];
+  agent?: Agent;
+  loads: PoissonLoad[];
+}
+
+async function waitForHosts(envoy: EnvoyHandle, n: number): Promise<void> {
+  const deadline = performance.now() + 30_000;
+  while (((await envoy.clusterStatuses())[CLUSTER]?.hosts.length ?? 0) < n) {
+    if (performance.now() > deadline) throw new Error(`${envoy.name} never got the ${n} endpoints of ${CLUSTER}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function start(s: Scenario, row: Row, o: RigOptions, r: Running): Promise<string | undefined> {
+  for (const [i, workers] of s.workers.entries()) {
+    const b = new QueueingBackend({ workers, meanServiceMs: s.meanServiceMs, name: String(i), random: seededRandom(1000 + i) });
+    b.noise = s.noise ?? 0;
+    r.fleet.push(b);
+    await b.listen();
+  }
+  for (let i = 0; i < s.envoys; i++) r.listenerPorts.push(await freePort());
+  const configPath = join(r.dir, 'fulcrum.yaml');
+  await writeFile(configPath, configFor(s, row, r.fleet.map((b) => b.port), r.listenerPorts, o));
+  try {
+    r.fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }) });
+  } catch (err) {
+    // The message names the config file (a temporary path) first: keep what it says about the row.
+    const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+    return `fulcrum refused the config: ${message.replace(/^\S*fulcrum\.yaml: /, '')}`;
+  }
+  const xdsPort = r.fulcrum.xdsPort;
+  for (let i = 0; i < s.envoys; i++) {
+    const envoy = await startEnvoy({ xdsPort, mode: 'sotw', nodeId: `bench-${s.name}-${row.name}-${i}`, nodeCluster: `edge-${i}`, name: `envoy[${row.name}-${i}]` });
+    r.envoys.push(envoy);
+    await envoy.waitForListener(`ingress-${i}`, 30_000);
+    await waitForHosts(envoy, s.workers.length);
+  }
+  if (row.latencyAgent) {
+    r.agent = startAgent({ target: `127.0.0.1:${xdsPort}`, cluster: CLUSTER, endpoints: r.fleet.map((b) => b.key), intervalMs: 1000 });
+  }
+  return undefined;
+}
+
+async function stopAll(r: Running): Promise<void> {
+  await Promise.all(r.loads.map((l) => l.stop()));
+  r.agent?.stop();
+  await Promise.all(r.envoys.map((e) => e.stop()));
+  await r.fulcrum?.stop();
+  await Promise.all(r.fleet.map((b) => b.close()));
+  await rm(r.dir, { recursive: true, force: true });
+}
+
+export async function runRow(s: Scenario, row: Row, o: RigOptions): Promise<RowResult> {
+  const r: Running = { dir: await mkdtemp(join(tmpdir(), `fulcrum-bench-${s.name}-`)), listenerPorts: [], fleet: [], envoys: [], loads: [] };
+  try {
+    const unavailable = await start(s, row, o, r);
+    if (unavailable !== undefined) return { row: row.name, unavailable };
+    return { row: row.name, figures: await measure(s, row, o, r) };
+  } finally {
+    await stopAll(r);
+  }
+}
+
+async function measure(s: Scenario, row: Row, o: RigOptions, r: Running): Promise<RowFigures> {
+  const at = (x: number): number => x * o.scale;
+  const capacity = r.fleet.reduce((a, b) => a + b.capacityRps, 0);
+  const samples: Sample[] = [];
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const t0 = performance.now();
+  for (let i = 0; i < s.envoys; i++) {
+    const url = `http://127.0.0.1:${await r.envoys[i]?.waitForListener(`ingress-${i}`)}/`;
+    r.loads.push(
+      poissonLoad({
+        url,
+        rps: (capacity * s.load) / s.envoys,
+        random: seededRandom(7 + i),
+        onResult: (res) => {
+          const backend = res.backend === undefined ? undefined : Number(res.backend);
+          samples.push({ sentS: (res.sentAt - t0) / 1000, ms: res.ms, outcome: res.outcome, ...(backend !== undefined ? { backend } : {}) });
+          if (res.outcome === 'ok' && backend !== undefined) r.agent?.observe(backend, res.ms);
+        },
+      }),
+    );
+  }
+  const weightLog: { t: number; weights: string }[] = [];
+  const sampler = setInterval(() => {
+    const ex = r.fulcrum?.adaptive.explain(CLUSTER);
+    if (ex) weightLog.push({ t: (performance.now() - t0) / 1000, weights: r.fleet.map((b) => ex.explanations.get(b.key)?.integerWeight ?? 0).join(',') });
+  }, 250);
+  const ctx = { fleet: r.fleet, setLoad: (f: number) => r.loads.forEach((l) => l.setRate((capacity * f) / s.envoys)) };
+  for (const [i, e] of s.events.entries()) {
+    await sleepUntil(t0, at(e.atS));
+    o.log(`    t=${((performance.now() - t0) / 1000).toFixed(1)} s: ${e.what}`);
+    await e.apply(ctx);
+    if (row.oracle && s.converge?.after === i) {
+      // The config file is watched: the oracle's static weights follow the true capacities.
+      const ports = r.fleet.map((b) => b.port);
+      await writeFile(join(r.dir, 'next.yaml'), configFor(s, row, ports, r.listenerPorts, o, s.converge.ideal));
+      await rename(join(r.dir, 'next.yaml'), join(r.dir, 'fulcrum.yaml'));
+    }
+  }
+  const endS = at(TIMING.durationS);
+  await sleepUntil(t0, endS - at(TIMING.steadyS));
+  const steadyStart = r.fleet.map((b) => b.busyTotals());
+  await sleepUntil(t0, endS);
+  const util = windowUtilization(
+    steadyStart,
+    r.fleet.map((b) => b.busyTotals()),
+  );
+  clearInterval(sampler);
+  lag.disable();
+  await Promise.all(r.loads.map((l) => l.stop()));
+  r.loads.length = 0;
+  return { ...figures(s, o, samples, util, weightLog.filter((w) => w.t >= at(TIMING.warmS))), loopLagP99Ms: lag.percentile(99) / 1e6 };
+}
+
+function figures(s: Scenario, o: RigOptions, samples: readonly Sample[], util: readonly number[], weightLog: { t: number; weights: string }[]): Omit<RowFigures, 'loopLagP99Ms'> {
+  const at = (x: number): number => x * o.scale;
+  const endS = at(TIMING.durationS);
+  const windowS = Math.max(2, at(3));
+  const timeline = shareTimeline(samples, s.workers.length, 0, endS, windowS, 0.5);
+  const conv = s.converge;
+  const eventS = conv === undefined ? 0 : conv.after < 0 ? 0 : at(s.events[conv.after]?.atS ?? 0);
+  const idealSum = conv?.ideal.reduce((a, b) => a + b, 0) ?? 1;
+  const ideal = conv?.ideal.map((w) => w / idealSum);
+  const meanUtil = mean(util);
+  return {
+    maxAvg: Math.max(...util) / meanUtil,
+    meanUtil,
+    ...latencyFigures(samples, at(TIMING.warmS)),
+    convergenceS: ideal === undefined ? null : convergence(timeline, ideal, eventS),
+    overshoot: ideal === undefined || s.target === undefined ? null : overshoot(timeline, s.target, ideal[s.target] ?? 0, eventS),
+    weightChangesPerMin: changesPerMinute(weightLog),
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * The scenarios and the rows (balancing setups) of the suite. A scenario is a fleet of queueing
+ * backends, an offered load, a number of Envoys sharing it, and timed events; every row runs the
+ * same scenario with the same seeded Poisson arrivals.
+ */
+import type { QueueingBackend } from '../../examples/backends/queueing-backend.js';
+
+export interface EventContext {
+  readonly fleet: readonly QueueingBackend[];
+  /** Offered load as a fraction of the fleet's initial capacity, split evenly over the Envoys. */
+  setLoad(fraction: number): void;
+}
+
+export interface ScenarioEvent {
+  /** Seconds after the load starts, for a full-length row (scaled down with --short). */
+  readonly atS: number;
+  readonly what: string;
+  apply(ctx: EventContext): void | Promise<void>;
+}
+
+export interface Scenario {
+  readonly name: string;
+  readonly title: string;
+  /** Workers per backend: their relative capacities (the oracle's static weights). */
+  readonly workers: readonly number[];
+  readonly meanServiceMs: number;
+  readonly load: number;
+  readonly envoys: number;
+  /** ± relative noise on the utilization the backends report. */
+  readonly noise?: number;
+  readonly events: readonly ScenarioEvent[];
+  /**
+   * Convergence: the event it is measured from (index; -1 = the start) and the ideal relative
+   * allocation after it. Absent where no allocation is ideal (a slow or failing backend).
+   */
+  readonly converge?: { readonly after: number; readonly ideal: readonly number[] };
+  /** Overshoot is measured on this backend's share. */
+  readonly target?: number;
+}
+
+/** Full-length row: seconds of load, warm-up excluded from the figures, steady window at the end. */
+export const TIMING = { durationS: 40, warmS: 10, steadyS: 10 } as const;
+
+// Service times long enough that the whole suite stays near 150-250 requests per second: the
+// generator, the backends and fulcrum share one Node process on a small, shared machine.
+const DEMO_FLEET = [3, 3, 3, 3, 6, 6];
+const DEMO_SERVICE_MS = 100;
+const HETERO_SERVICE_MS = 200;
+const HETERO_FLEET = [1, 1, 2, 2, 3, 4, 4, 6, 6, 8];
+const BIG = 4;
+
+const step = (atS: number, from: number, to: number): ScenarioEvent => ({ atS, what: `load ${from * 100}% → ${to * 100}%`, apply: (c) => c.setLoad(to) });
+const withHalved = (fleet: readonly number[], i: number): number[] => fleet.map((w, j) => (j === i ? w / 2 : w));
+
+function on(i: number, what: string, atS: number, apply: (b: QueueingBackend) => void | Promise<void>): ScenarioEvent {
+  return {
+    atS,
+    what: `backend ${i}: ${what}`,
+    apply: (c) => {
+      const b = c.fleet[i];
+      if (!b) throw new Error(`no backend ${i}`);
+      return apply(b);
+    },
+  };
+}
+
+const HETERO_STEP: Scenario = {
+    name: 'hetero-step',
+    title: 'heterogeneous fleet: 10 backends 0.5×..4×, load step 60% → 85%',
+    workers: HETERO_FLEET,
+    meanServiceMs: HETERO_SERVICE_MS,
+    load: 0.6,
+    envoys: 1,
+    events: [step(20, 0.6, 0.85)],
+    converge: { after: 0, ideal: HETERO_FLEET },
+  };
+
+/** The demo fleet at 70% with one event on its first 2× backend, where no allocation is ideal. */
+function onTheDemoFleet(name: string, title: string, event: ScenarioEvent): Scenario {
+  return { name, title, workers: DEMO_FLEET, meanServiceMs: DEMO_SERVICE_MS, load: 0.7, envoys: 1, events: [event], target: BIG };
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'headline',
+    title: 'the demo: 6 backends (two 2×) at 70%, one 2× backend loses half its workers',
+    workers: DEMO_FLEET,
+    meanServiceMs: DEMO_SERVICE_MS,
+    load: 0.7,
+    envoys: 1,
+    events: [on(BIG, 'workers 6 → 3', 20, (b) => b.setWorkers(3))],
+    converge: { after: 0, ideal: withHalved(DEMO_FLEET, BIG) },
+    target: BIG,
+  },
+  HETERO_STEP,
+  onTheDemoFleet('slow-dependency', 'slow dependency: a 2× backend answers 5× slower, CPU unchanged', on(BIG, 'slow dependency ×5', 20, (b) => void (b.slowFactor = 5))),
+  onTheDemoFleet('fast-fail', 'fast-failing backend: a 2× backend answers 50% of requests with a quick 503', on(BIG, 'fast-fail 50%', 20, (b) => void (b.fastFail = 0.5))),
+  {
+    name: 'death',
+    title: 'a 2× backend dies (connection refused) and comes back 10 s later',
+    workers: DEMO_FLEET,
+    meanServiceMs: DEMO_SERVICE_MS,
+    load: 0.6,
+    envoys: 1,
+    events: [on(BIG, 'killed', 15, (b) => b.kill()), on(BIG, 'revived', 25, (b) => b.revive())],
+    converge: { after: 1, ideal: DEMO_FLEET },
+    target: BIG,
+  },
+  {
+    name: 'noisy',
+    title: 'noisy utilization: ±20% on what the backends report, heterogeneous fleet at 70%',
+    workers: HETERO_FLEET,
+    meanServiceMs: HETERO_SERVICE_MS,
+    load: 0.7,
+    envoys: 1,
+    noise: 0.2,
+    events: [],
+    converge: { after: -1, ideal: HETERO_FLEET },
+  },
+  {
+    name: 'low-load',
+    title: 'low load: the demo fleet at 20%',
+    workers: DEMO_FLEET,
+    meanServiceMs: DEMO_SERVICE_MS,
+    load: 0.2,
+    envoys: 1,
+    events: [],
+    converge: { after: -1, ideal: DEMO_FLEET },
+  },
+  { ...HETERO_STEP, name: 'multi-envoy', title: '4 Envoys each sending a quarter: heterogeneous fleet, load step 60% → 85%', envoys: 4 },
+];
+
+export interface Row {
+  readonly name: string;
+  readonly what: string;
+  /** The cluster's fields besides name and endpoints; `weights` gives each endpoint's static weight. */
+  cluster(workers: readonly number[]): Record<string, unknown>;
+  weights(workers: readonly number[]): number[];
+  /** Adaptive policies that read latency get it from a reporting agent (ORCA latency is not mapped yet). */
+  readonly latencyAgent: boolean;
+  /** Knows the truth: its static weights are rewritten to the ideal at the convergence event. */
+  readonly oracle?: boolean;
+}
+
+const ones = (w: readonly number[]): number[] => w.map(() => 1);
+const PID = { policy: 'pid', setpoint: 'mean', metric: 'cpu' };
+
+/** `lbPolicy` null: the policy chooses it (auto). */
+function fulcrumRow(name: string, weighting: Record<string, unknown>, latencyAgent: boolean, lbPolicy: string | null = 'ROUND_ROBIN'): Row {
+  return {
+    name,
+    what: `fulcrum ${String(weighting.policy)}${lbPolicy ? ` (${lbPolicy})` : ''}`,
+    cluster: () => ({ ...(lbPolicy ? { lbPolicy } : {}), weighting }),
+    weights: ones,
+    latencyAgent,
+  };
+}
+
+export const ROWS: readonly Row[] = [
+  { name: 'oracle', what: 'static weights = true capacities (rewritten when they change)', cluster: () => ({ lbPolicy: 'ROUND_ROBIN' }), weights: (w) => [...w], latencyAgent: false, oracle: true },
+  { name: 'round-robin', what: 'Envoy ROUND_ROBIN, equal weights', cluster: () => ({ lbPolicy: 'ROUND_ROBIN' }), weights: ones, latencyAgent: false },
+  { name: 'least-request', what: 'Envoy LEAST_REQUEST, choice 2', cluster: () => ({ lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 2 } }), weights: ones, latencyAgent: false },
+  { name: 'client-wrr', what: 'Envoy client-side WRR (ORCA in-band)', cluster: () => ({ lbPolicy: 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' }), weights: ones, latencyAgent: false },
+  fulcrumRow('static', { policy: 'static' }, false),
+  fulcrumRow('pid', PID, false),
+  fulcrumRow('ewma', { policy: 'ewma' }, true),
+  fulcrumRow('blend', { ...PID, policy: 'blend', blend: { pid: 0.5, ewma: 0.5 } }, true),
+  fulcrumRow('auto', { policy: 'auto', traits: { heterogeneousCapacity: true, latencySensitive: true } }, true, null),
+];
