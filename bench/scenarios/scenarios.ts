@@ -143,7 +143,8 @@ export interface Row {
 }
 
 const ones = (w: readonly number[]): number[] => w.map(() => 1);
-const PID = { policy: 'pid', setpoint: 'mean', metric: 'cpu' };
+/** fulcrum's recommended default: pid with its defaults (cpu-latency metric, error penalty, ejection). */
+const PID = { policy: 'pid' };
 
 /** `lbPolicy` null: the policy chooses it (auto). */
 function fulcrumRow(name: string, weighting: Record<string, unknown>, latencyAgent: boolean, lbPolicy: string | null = 'ROUND_ROBIN'): Row {
@@ -163,7 +164,9 @@ export const ROWS: readonly Row[] = [
   { name: 'client-wrr', what: 'Envoy client-side WRR (ORCA in-band)', cluster: () => ({ lbPolicy: 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' }), weights: ones, latencyAgent: false },
   fulcrumRow('static', { policy: 'static' }, false),
   fulcrumRow('pid', PID, false),
-  fulcrumRow('ewma', { policy: 'ewma' }, true),
-  fulcrumRow('blend', { ...PID, policy: 'blend', blend: { pid: 0.5, ewma: 0.5 } }, true),
-  fulcrumRow('auto', { policy: 'auto', traits: { heterogeneousCapacity: true, latencySensitive: true } }, true, null),
+  // Latency reaches fulcrum as the backends' ORCA named_metrics.latency_ms through Envoy's load
+  // reports (the default metric mapping); no side channel.
+  fulcrumRow('ewma', { policy: 'ewma' }, false),
+  fulcrumRow('blend', { policy: 'blend', blend: { pid: 0.5, ewma: 0.5 } }, false),
+  fulcrumRow('auto', { policy: 'auto', traits: { heterogeneousCapacity: true, latencySensitive: true } }, false, null),
 ];
