@@ -3,20 +3,12 @@
  * offered load split by the currently published integer weights, utilization = load share /
  * capacity (+ seeded noise). One `step()` = one report from every endpoint + one engine tick.
  */
+import { seededRandom } from '../../../examples/backends/poisson-load.js';
 import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
 import type { ClusterTick, EjectionSettings, SafetySettings, WeightingPolicy } from '../../../src/balancing/engine/types.js';
 
-/** mulberry32: small seeded PRNG, uniform in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, seeded: the same generator the benchmark's load uses. */
+export const prng = seededRandom;
 
 export interface FleetOptions {
   readonly capacities: readonly number[];
