@@ -133,12 +133,12 @@ export const SAFETY_DEFAULTS = {
   maxStepRatio: 1.25,
   minWeightRatio: 0.05,
   maxWeightRatio: 20,
-  hysteresis: 0.04,
+  hysteresis: 0.05,
   staleAfterMs: 5_000,
   decayAfterMs: 30_000,
   decayHalfLifeMs: 30_000,
-  deadband: 0.04,
-  smoothing: 0.3,
+  deadband: 0.06,
+  smoothing: 0.5,
   lowLoadHold: 0.1,
 } as const satisfies SafetySettings;
 
