@@ -7,7 +7,7 @@
  * Utilization is the measured busy time of the workers over the last window (never above 1). A
  * successful response carries it as ORCA, with the backend's recent mean latency:
  *
- *   endpoint-load-metrics: TEXT cpu_utilization=0.6312, named_metrics.latency_ms=57.1
+ *   endpoint-load-metrics: TEXT cpu_utilization=0.6312, rps_fractional=41.00, eps=0.00, named_metrics.latency_ms=57.1
  *
  * 5xx responses carry no ORCA header. Failure modes, switchable at run time (in code or over
  * HTTP with `POST /_bench?fastFail=0.5&slowFactor=5&workers=2&noise=0.2`):
@@ -75,6 +75,14 @@ class Buckets {
     for (const k of this.sums.keys()) if (k < b - this.windowMs / BUCKET_MS) this.sums.delete(k);
   }
   mean(now: number): number | undefined {
+    const { total, n } = this.window(now);
+    return n === 0 ? undefined : total / n;
+  }
+  /** Values added per second over the window. */
+  rate(now: number): number {
+    return this.window(now).n / (this.windowMs / 1000);
+  }
+  private window(now: number): { total: number; n: number } {
     const from = Math.floor((now - this.windowMs) / BUCKET_MS);
     let total = 0;
     let n = 0;
@@ -83,7 +91,7 @@ class Buckets {
       total += s.total;
       n += s.n;
     }
-    return n === 0 ? undefined : total / n;
+    return { total, n };
   }
 }
 
@@ -108,6 +116,9 @@ export class QueueingBackend {
   /** (time, busyMs, capacityMs) snapshots, every BUCKET_MS, for windowed utilization. */
   private readonly history: { t: number; busy: number; cap: number }[] = [];
   private readonly latencies: Buckets;
+  /** Every answered request and every 503, for ORCA's rps_fractional and eps. */
+  private readonly answered: Buckets;
+  private readonly failed: Buckets;
   private readonly counts = { ok: 0, rejected: 0, fastFailed: 0 };
   private server: http.Server | undefined;
   private readonly sampler: NodeJS.Timeout;
@@ -123,6 +134,8 @@ export class QueueingBackend {
     this.windowMs = options.windowMs ?? 1000;
     this.random = options.random ?? Math.random;
     this.latencies = new Buckets(this.windowMs);
+    this.answered = new Buckets(this.windowMs);
+    this.failed = new Buckets(this.windowMs);
     this.sampler = setInterval(() => this.snapshot(), BUCKET_MS);
     this.sampler.unref();
   }
@@ -270,10 +283,17 @@ export class QueueingBackend {
     const jitter = this.noise > 0 ? 1 + (this.random() * 2 - 1) * this.noise : 1;
     const u = Math.min(1, Math.max(0, this.utilization() * jitter));
     const latency = this.meanLatencyMs();
-    return `TEXT cpu_utilization=${u.toFixed(4)}` + (latency !== undefined ? `, named_metrics.latency_ms=${latency.toFixed(1)}` : '');
+    // rps_fractional and eps are what Envoy's client-side WRR weighs by (qps / (utilization +
+    // eps / qps × penalty)); without them it cannot weight hosts at all.
+    const now = performance.now();
+    const rates = `, rps_fractional=${this.answered.rate(now).toFixed(2)}, eps=${this.failed.rate(now).toFixed(2)}`;
+    return `TEXT cpu_utilization=${u.toFixed(4)}${rates}` + (latency !== undefined ? `, named_metrics.latency_ms=${latency.toFixed(1)}` : '');
   }
 
   private reply(res: http.ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+    const now = performance.now();
+    this.answered.add(now, 1);
+    if (status >= 500) this.failed.add(now, 1);
     res.writeHead(status, { 'content-type': 'text/plain', 'x-backend': this.name, ...headers });
     res.end(body);
   }
