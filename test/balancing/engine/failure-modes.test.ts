@@ -199,3 +199,25 @@ describe('weights rest', () => {
     expect(() => new WeightEngine({ ejection: { baseEjectionMs: 10_000, maxEjectionMs: 1_000 } })).toThrow(RangeError);
   });
 });
+
+describe('the step limit is a rate', () => {
+  it('reports every 2 ticks: one controller step may move two ticks\' worth, never more', () => {
+    const engine = new WeightEngine({ safety: { maxStepRatio: 1.25, deadband: 0, smoothing: 1 } });
+    const keys = ['a:1', 'b:1'];
+    engine.setCluster('svc', keys.map((key) => ({ key, weight: 1 })), { kind: 'pid', setpoint: 'mean', metric: 'cpu', gains: { kp: 4 } });
+    engine.tick(0);
+    const ratios: number[] = [];
+    for (let t = 2_000; t <= 8_000; t += 1_000) {
+      if (t % 2_000 === 0) {
+        engine.observeSample('svc', 'a:1', { at: t, cpu: 1 });
+        engine.observeSample('svc', 'b:1', { at: t, cpu: 0.1 });
+      }
+      const tick = engine.tick(t).clusters.get('svc');
+      ratios.push((tick?.explanations.get('b:1')?.publishedWeight ?? 0) / (tick?.explanations.get('b:1')?.previousWeight ?? 1));
+    }
+    // The first report has no previous one (one tick's worth); later ones come 2 ticks apart.
+    expect(ratios[0]).toBeLessThanOrEqual(1.25 + 1e-9);
+    for (const r of ratios.slice(1)) expect(r).toBeLessThanOrEqual(1.25 ** 2 + 1e-9);
+    expect(Math.max(...ratios.slice(1))).toBeGreaterThan(1.25 + 1e-6);
+  });
+});

@@ -1,6 +1,7 @@
 /**
- * Stages 4–6 per endpoint: the freshness override, the step limit (within ×/÷ maxStepRatio of
- * what was published) and floor/ceiling ([minWeightRatio, maxWeightRatio] × fair share). The
+ * Stages 4–6 per endpoint: the freshness override, the step limit (within ×/÷ maxStepRatio per
+ * tick of what was published; a controller acting once per k-tick report may move k ticks' worth)
+ * and floor/ceiling ([minWeightRatio, maxWeightRatio] × fair share). The
  * floor wins over the step limit: every endpoint keeps enough traffic to keep reporting.
  */
 import { clampToBounds, stepLimit } from '../stages.js';
@@ -25,7 +26,7 @@ export function clampAll(f: Frame, s: SafetySettings, o: ClampOptions): void {
     let w = at(f.raw, i);
     if (o.adaptive) w = applyFreshness(f, i, w, s, o.decayWhenNone);
     if (!f.failStatic) {
-      const limited = stepLimit(w, at(f.prevPub, i), s.maxStepRatio);
+      const limited = stepLimit(w, at(f.prevPub, i), s.maxStepRatio ** at(f.stepTicks, i));
       if (limited.fired) mark(f, i, R_STEP);
       w = limited.value;
     }

@@ -75,6 +75,11 @@ export interface Frame {
   readonly pub: Float64Array;
   /** Smoothed error rate; NaN: unknown. */
   readonly errorRate: Float64Array;
+  /**
+   * Ticks' worth of movement the step limit allows this tick (1 normally): a controller that acts
+   * once per report, with reports every k ticks, may move k ticks' worth at once (see clamps.ts).
+   */
+  readonly stepTicks: Float64Array;
   /** NaN: not steered by the PID. */
   util: Float64Array | undefined;
   pid: PidFrame | undefined;
@@ -113,6 +118,7 @@ export function newFrame(init: {
     cand: new Float64Array(n),
     pub: new Float64Array(n),
     errorRate: new Float64Array(n).fill(Number.NaN),
+    stepTicks: new Float64Array(n).fill(1),
     util: undefined,
     pid: undefined,
     ewma: undefined,

@@ -23,6 +23,11 @@ const R_LATENCY = ruleBit('latency-penalty');
 const R_DEADBAND = ruleBit('deadband');
 const R_LOW_LOAD = ruleBit('low-load-hold');
 
+/**
+ * The step limit is a rate (maxStepRatio per tick). With Envoy reporting every 2 s and a 1 s tick
+ * the controller acts every other tick, so it may move two ticks' worth at once, up to this many.
+ */
+const MAX_STEP_TICKS = 4;
 /** Latency up to this much above the cluster median is normal spread, not a slow backend. */
 const LATENCY_TOLERANCE = 0.25;
 /**
@@ -170,6 +175,7 @@ function control(c: ClusterState, f: Frame, e: EndpointState, i: number, measure
   e.usedSeq = e.sampleSeq;
   // A gap longer than staleAfterMs means the controller's history no longer describes the endpoint.
   if (e.lastControlAt !== undefined && sample.at - e.lastControlAt > c.safety.staleAfterMs) e.pid.reset();
+  else if (e.lastControlAt !== undefined) f.stepTicks[i] = Math.min(MAX_STEP_TICKS, Math.max(1, (sample.at - e.lastControlAt) / c.safety.tickMs));
   const step = e.pid.update({ setpoint, measurement, now: sample.at });
   e.lastControlAt = sample.at;
   e.pidStep = step;
