@@ -39,6 +39,8 @@ export interface EndpointState {
   pidSetpoint: number;
   pidMeasurement: number;
   pidMultiplier: number;
+  /** Mean absolute gap between a new measurement and the smoothed one (tick/pid.ts). */
+  noise: number;
   /** The PID's smoothed measurement (undefined until the first). */
   smoothed: number | undefined;
   /** `at` of the sample the PID last consumed. */

@@ -224,6 +224,7 @@ export class WeightEngine {
       e.pid = newPid(pidConfig, safety);
       e.pidStep = undefined;
       e.smoothed = undefined;
+      e.noise = 0;
       e.lastControlAt = undefined;
       e.latency = newPidLatency(safety);
     }
@@ -253,6 +254,7 @@ export class WeightEngine {
       pidMeasurement: 0,
       pidMultiplier: 1,
       smoothed: undefined,
+      noise: 0,
       lastControlAt: undefined,
       ewma: newEwma(policy, safety),
       latency: newPidLatency(safety),

@@ -182,9 +182,10 @@ describe('weights rest', () => {
     const ticks = run(f, 120);
     const changes = ticks.filter((t) => t.changed).length;
     // Per 2 minutes. Before the deadband and smoothing the engine published on ~90% of ticks here
-    // (and ~110 changes/min were measured with a real Envoy); a 2% hysteresis alone gave 54/min.
-    expect(changes).toBeLessThan(60);
-    expect(f.maxOverAvg()).toBeLessThan(1.16);
+    // (and ~110 changes/min were measured with a real Envoy); a 2% hysteresis alone gave 54/min, a
+    // fixed deadband ~27/min. The band that widens with each endpoint's measured noise rests.
+    expect(changes).toBeLessThan(12);
+    expect(f.maxOverAvg()).toBeLessThan(1.1);
   });
 
   it('hold at low load: nothing to balance while every endpoint is nearly idle', () => {

@@ -28,6 +28,13 @@ const R_LOW_LOAD = ruleBit('low-load-hold');
  * the controller acts every other tick, so it may move two ticks' worth at once, up to this many.
  */
 const MAX_STEP_TICKS = 4;
+/**
+ * The deadband widens to this many times an endpoint's measured noise (the mean absolute gap
+ * between a new measurement and the smoothed one): a reading within the noise of the setpoint is
+ * no reason to move, however noisy the backend's reports. Clean signals keep the configured band.
+ */
+const NOISE_BAND = 1.5;
+const NOISE_SHARE = 0.1;
 /** Latency up to this much above the cluster median is normal spread, not a slow backend. */
 const LATENCY_TOLERANCE = 0.25;
 /**
@@ -149,7 +156,10 @@ function measure(c: ClusterState, f: Frame, st: Steered): Float64Array {
     const m = at(st.base, j) + at(st.latency, j) + at(st.errors, j);
     if (at(st.latency, j) > 0) mark(f, i, R_LATENCY);
     if (at(st.errors, j) > PENALTY_EPSILON) mark(f, i, R_ERROR);
-    if (e.sampleSeq > e.usedSeq) e.smoothed = e.smoothed === undefined ? m : e.smoothed + a * (m - e.smoothed);
+    if (e.sampleSeq > e.usedSeq) {
+      if (e.smoothed !== undefined) e.noise += NOISE_SHARE * (Math.abs(m - e.smoothed) - e.noise);
+      e.smoothed = e.smoothed === undefined ? m : e.smoothed + a * (m - e.smoothed);
+    }
     util[i] = at(st.base, j);
     out[j] = e.smoothed ?? m;
   });
@@ -182,7 +192,7 @@ function control(c: ClusterState, f: Frame, e: EndpointState, i: number, measure
   e.pidSetpoint = setpoint;
   e.pidMeasurement = measurement;
   (f.pid as PidFrame).updated[i] = 1;
-  const rests = Math.abs(setpoint - measurement) <= c.safety.deadband * Math.max(setpoint, 0.05);
+  const rests = Math.abs(setpoint - measurement) <= Math.max(c.safety.deadband * Math.max(setpoint, 0.05), NOISE_BAND * e.noise);
   if (hold) mark(f, i, R_LOW_LOAD);
   else if (rests) mark(f, i, R_DEADBAND);
   e.pidMultiplier = hold || rests ? 1 : Math.exp(c.pidConfig.k * step.output);
