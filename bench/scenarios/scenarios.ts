@@ -164,6 +164,7 @@ export const ROWS: readonly Row[] = [
   { name: 'client-wrr', what: 'Envoy client-side WRR (ORCA in-band)', cluster: () => ({ lbPolicy: 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' }), weights: ones, latencyAgent: false },
   fulcrumRow('static', { policy: 'static' }, false),
   fulcrumRow('pid', PID, false),
+  fulcrumRow('pid-cpu', { policy: 'pid', metric: 'cpu' }, false),
   // Latency reaches fulcrum as the backends' ORCA named_metrics.latency_ms through Envoy's load
   // reports (the default metric mapping); no side channel.
   fulcrumRow('ewma', { policy: 'ewma' }, false),

@@ -41,7 +41,7 @@ describe('queueing backend', () => {
     if ('error' in alone) throw new Error(alone.error);
     expect(alone.status).toBe(200);
     expect(alone.headers['x-backend']).toBe('b');
-    expect(alone.headers['endpoint-load-metrics']).toMatch(/^TEXT cpu_utilization=[01]\.\d{4}, named_metrics\.latency_ms=\d+\.\d$/);
+    expect(alone.headers['endpoint-load-metrics']).toMatch(/^TEXT cpu_utilization=[01]\.\d{4}, rps_fractional=\d+\.\d{2}, eps=\d+\.\d{2}, named_metrics\.latency_ms=\d+\.\d$/);
 
     // 2 workers and 20 waiting places: of 40 sent at once, about 22 are served in turn (more if
     // some finish while the burst still arrives: ~100 ms apart here), the rest refused with 503, no ORCA.
@@ -66,14 +66,15 @@ describe('queueing backend', () => {
       const results: RequestResult[] = [];
       const load = poissonLoad({ url: `http://${b.key}/`, rps, onResult: (r) => results.push(r) });
       const before = b.busyTotals();
-      await waitFor(() => results.length >= 150, { what: `150 responses at ${rps} rps`, timeoutMs: 30_000, intervalMs: 50 });
+      await waitFor(() => results.length >= 300, { what: `300 responses at ${rps} rps`, timeoutMs: 30_000, intervalMs: 50 });
       const after = b.busyTotals();
       await load.stop();
       expect(results.every((r) => r.outcome === 'ok')).toBe(true);
       return { latency: mean(results.map((r) => r.ms)), util: (after.busyMs - before.busyMs) / (after.capacityMs - before.capacityMs) };
     };
+    // M/M/4 at 20 ms: ~20 ms at 40 rps, ~100 ms at 190 rps (ρ 0.95), a gap no loaded machine hides.
     const low = await run(40);
-    const high = await run(180);
+    const high = await run(190);
     expect(high.util).toBeGreaterThan(low.util);
     expect(high.util).toBeLessThanOrEqual(1);
     expect(high.latency).toBeGreaterThan(low.latency);
