@@ -35,8 +35,12 @@ const MAX_STEP_TICKS = 4;
  */
 const NOISE_BAND = 1.5;
 const NOISE_SHARE = 0.1;
-/** Latency up to this much above the cluster median is normal spread, not a slow backend. */
-const LATENCY_TOLERANCE = 0.25;
+/**
+ * Latency up to this much above the cluster median is normal spread, not a slow backend: at equal
+ * utilization a 3-worker backend queues ~25% longer than a 6-worker one (M/M/c at 70%), and that
+ * difference must not fight the CPU balance.
+ */
+const LATENCY_TOLERANCE = 0.5;
 /**
  * Utilization units per unit of error rate (× errorPenalty): 10% errors count as 0.4 of extra
  * load, 50% as 2, so an endpoint failing clearly more than its peers is driven to the floor
