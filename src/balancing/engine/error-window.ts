@@ -17,6 +17,9 @@ export interface ErrorReading {
   readonly lastRequests: number;
 }
 
+/** Shared by every endpoint without request counts (no allocation per endpoint per tick). */
+const NO_READING: ErrorReading = Object.freeze({ rate: Number.NaN, requests: 0, lastRate: Number.NaN, lastRequests: 0 });
+
 /** A sample covers at most this long: after a gap, the first sample speaks for one interval only. */
 const MAX_COVER_MS = 5_000;
 const FIRST_COVER_MS = 1_000;
@@ -45,6 +48,7 @@ export class ErrorWindow {
   }
 
   reading(now: number): ErrorReading {
+    if (this.requests === 0 && this.lastRequests === 0) return NO_READING;
     const keep = this.keep(now);
     const requests = this.requests * keep;
     return {

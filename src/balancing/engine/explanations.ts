@@ -69,7 +69,7 @@ export class TickExplanations implements ReadonlyMap<string, Explanation> {
     const s = this.snap;
     const key = s.keys[i] as string;
     const serving = s.serving[i] === 1;
-    const ejection = s.ejections[i];
+    const ejection = s.ejections?.[i];
     return {
       policy: s.policy,
       health: s.health.get(key) as PublishedHealth,

@@ -102,15 +102,15 @@ export interface ClusterState {
   readonly byKey: ReadonlyMap<string, EndpointState>;
   readonly index: ReadonlyMap<string, number>;
   readonly keys: readonly string[];
-  readonly statics: Float64Array;
+  readonly statics: number[];
   /** Integer-conversion groups (localities): group of each endpoint and its position in it. */
-  readonly groupOf: Uint32Array;
-  readonly posInGroup: Uint32Array;
+  readonly groupOf: number[];
+  readonly posInGroup: number[];
   readonly groupSizes: readonly number[];
   lastTickAt: number | undefined;
   lastWeights: Map<string, number> | undefined;
   lastHealth: Map<string, PublishedHealth> | undefined;
-  lastServing: Uint8Array | undefined;
+  lastServing: number[] | undefined;
   lastFailStatic: boolean;
   /** Set by setCluster/seedWeights: forces a publish on the next tick. */
   dirty: boolean;

@@ -191,7 +191,7 @@ export class WeightEngine {
       byKey: new Map(order.map((e) => [e.key, e])),
       index: new Map(order.map((e, i) => [e.key, i])),
       keys: order.map((e) => e.key),
-      statics: Float64Array.from(order, (e) => e.staticWeight),
+      statics: order.map((e) => e.staticWeight),
       ...layout,
       lastTickAt: existing?.lastTickAt,
       lastWeights: existing?.lastWeights,
@@ -408,8 +408,8 @@ function snapshotPrevious(f: Frame, eps: readonly EndpointState[]): void {
 
 /** Integer-conversion groups (localities): the group of each endpoint and its position in it. */
 function localityLayout(order: readonly EndpointState[]): Pick<ClusterState, 'groupOf' | 'posInGroup' | 'groupSizes'> {
-  const groupOf = new Uint32Array(order.length);
-  const posInGroup = new Uint32Array(order.length);
+  const groupOf = new Array<number>(order.length).fill(0);
+  const posInGroup = new Array<number>(order.length).fill(0);
   const ids = new Map<string, number>();
   const sizes: number[] = [];
   order.forEach((e, i) => {
@@ -427,7 +427,7 @@ function localityLayout(order: readonly EndpointState[]): Pick<ClusterState, 'gr
 }
 
 /** Blends: keeps the PID's own vector within floor and ceiling of its own scale. */
-function boundPidVector(c: ClusterState, serving: Uint8Array): void {
+function boundPidVector(c: ClusterState, serving: number[]): void {
   let sw = 0;
   let ss = 0;
   c.order.forEach((e, i) => {

@@ -4,7 +4,7 @@
  * the target is the fair share. A pure policy's vector already sums to the previous total.
  */
 import type { ClusterState, EndpointState } from '../state.js';
-import { at, type Frame } from './frame.js';
+import { at, filled, type Frame } from './frame.js';
 import { runEwma } from './ewma.js';
 import { runPid } from './pid.js';
 
@@ -15,10 +15,10 @@ export function runController(c: ClusterState, f: Frame): number | undefined {
     return undefined;
   }
   let setpoint: number | undefined;
-  const vectors: { part: number; x: Float64Array }[] = [];
+  const vectors: { part: number; x: number[] }[] = [];
   if (c.parts.pid > 0) {
     setpoint = runPid(c, f);
-    const x = new Float64Array(f.n);
+    const x = filled(f.n);
     for (let i = 0; i < f.n; i++) if (f.serving[i]) x[i] = (c.order[i] as EndpointState).pidW ?? 0;
     vectors.push({ part: c.parts.pid, x });
   }
@@ -28,7 +28,7 @@ export function runController(c: ClusterState, f: Frame): number | undefined {
   return setpoint;
 }
 
-function mix(f: Frame, vectors: readonly { part: number; x: Float64Array }[]): void {
+function mix(f: Frame, vectors: readonly { part: number; x: number[] }[]): void {
   const only = vectors.length === 1 ? vectors[0] : undefined;
   if (only !== undefined) {
     for (let i = 0; i < f.n; i++) if (f.serving[i]) f.raw[i] = at(only.x, i);

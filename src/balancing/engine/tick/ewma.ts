@@ -7,21 +7,21 @@
  */
 import type { ClusterState, EndpointState } from '../state.js';
 import { classifyFreshness } from '../stages.js';
-import { at, mark, newEwmaFrame, ruleBit, type EwmaFrame, type Frame } from './frame.js';
+import { at, filled, mark, newEwmaFrame, ruleBit, type EwmaFrame, type Frame } from './frame.js';
 
 const R_EXPLORATION = ruleBit('exploration');
 const R_ERROR = ruleBit('error-penalty');
 
 /** A vector over the endpoints (prevW for the ones it does not steer). */
-export function runEwma(c: ClusterState, f: Frame): Float64Array {
-  const x = new Float64Array(f.n);
+export function runEwma(c: ClusterState, f: Frame): number[] {
+  const x = filled(f.n);
   const ex = newEwmaFrame(f.n);
   f.ewma = ex;
   const { steered, maxMeasured } = pickSteered(c, f, x, ex);
   if (steered.length === 0) return x;
   let prevSum = 0;
   let newSum = 0;
-  const targets = new Float64Array(steered.length);
+  const targets = filled(steered.length);
   steered.forEach((i, j) => {
     const e = c.order[i] as EndpointState;
     let r = at(ex.weight, i);
@@ -39,7 +39,7 @@ export function runEwma(c: ClusterState, f: Frame): Float64Array {
   return x;
 }
 
-function pickSteered(c: ClusterState, f: Frame, x: Float64Array, ex: EwmaFrame): { steered: number[]; maxMeasured: number } {
+function pickSteered(c: ClusterState, f: Frame, x: number[], ex: EwmaFrame): { steered: number[]; maxMeasured: number } {
   const steered: number[] = [];
   let maxMeasured = 0;
   for (let i = 0; i < f.n; i++) {

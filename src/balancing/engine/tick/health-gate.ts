@@ -29,6 +29,7 @@ export function gateHealth(f: Frame, eps: readonly EndpointState[]): void {
     if (st !== 'AVAILABLE') mark(f, i, R_PROBE);
     else if (e.ejection.until !== undefined) {
       mark(f, i, R_EJECTED);
+      f.ejections ??= new Array<undefined>(f.n).fill(undefined);
       f.ejections[i] = { reason: e.ejection.reason, until: e.ejection.until, count: e.ejection.count };
     } else {
       f.serving[i] = 1;

@@ -15,7 +15,7 @@
 import type { ClusterState, EndpointState } from '../state.js';
 import { utilizations } from '../stages.js';
 import type { Sample, UtilizationMetric } from '../types.js';
-import { at, F_FRESH, mark, newPidFrame, ruleBit, type Frame, type PidFrame } from './frame.js';
+import { at, F_FRESH, filled, mark, newPidFrame, ruleBit, type Frame, type PidFrame } from './frame.js';
 
 const R_AWAITING = ruleBit('awaiting-sample');
 const R_ERROR = ruleBit('error-penalty');
@@ -50,6 +50,10 @@ const ERROR_SCALE = 4;
 /** Penalties below this (in utilization units) do not count as "something to correct" at low load. */
 const PENALTY_EPSILON = 0.02;
 
+/** No latency or error term for anyone (read through `at`, so an empty array reads as zeros). */
+const NO_TERMS: number[] = [];
+const NO_LATENCIES: ReadonlyMap<number, number> = new Map<number, number>();
+
 interface Steered {
   /** Endpoint positions. */
   readonly idx: number[];
@@ -62,7 +66,7 @@ interface Steered {
 
 /** Runs the PID part; updates pidW of the steered endpoints, fills the frame, returns the setpoint. */
 export function runPid(c: ClusterState, f: Frame): number | undefined {
-  f.util = new Float64Array(f.n).fill(Number.NaN);
+  f.util = filled(f.n, Number.NaN);
   const pf = newPidFrame(f.n);
   f.pid = pf;
   const st = steered(c, f);
@@ -72,7 +76,7 @@ export function runPid(c: ClusterState, f: Frame): number | undefined {
   const hold = lowLoad(c, st);
   let prevSum = 0;
   let newSum = 0;
-  const targets = new Float64Array(st.idx.length);
+  const targets = filled(st.idx.length);
   st.idx.forEach((i, j) => {
     const e = c.order[i] as EndpointState;
     const pidW = e.pidW ?? 0;
@@ -104,19 +108,17 @@ function steered(c: ClusterState, f: Frame): Steered {
   }
   const ref = Math.max(0.05, b.length > 0 ? b.reduce((x, y) => x + y, 0) / b.length : 0.5);
   const excess = metric === 'cpu-latency' && b.length > 0 && idx.some((i) => c.order[i]?.sample?.cpu !== undefined);
-  const latency = idx.map((i) => (excess ? ref * Math.max(0, (lat.get(i) ?? 1) - 1 - LATENCY_TOLERANCE) : 0));
-  const errors = idx.map((i) => {
-    const r = at(f.errorRate, i);
-    return Number.isNaN(r) ? 0 : ERROR_SCALE * c.errorPenalty * r;
-  });
+  const latency = excess && lat.size > 0 ? idx.map((i) => ref * Math.max(0, (lat.get(i) ?? 1) - 1 - LATENCY_TOLERANCE)) : NO_TERMS;
+  const anyErrors = c.errorPenalty > 0 && idx.some((i) => at(f.errorRate, i) > 0);
+  const errors = anyErrors ? idx.map((i) => ERROR_SCALE * c.errorPenalty * (Number.isNaN(at(f.errorRate, i)) ? 0 : at(f.errorRate, i))) : NO_TERMS;
   return { idx, base: b, latency, errors };
 }
 
 /** Per endpoint with a fresh latency estimate: its latency ÷ the median of those (needs two). */
-function relativeLatencies(c: ClusterState, f: Frame, cand: readonly number[]): Map<number, number> {
-  const out = new Map<number, number>();
+function relativeLatencies(c: ClusterState, f: Frame, cand: readonly number[]): ReadonlyMap<number, number> {
   const metric = c.pidConfig.metric;
-  if (metric !== 'latency' && metric !== 'cpu-latency') return out;
+  if (metric !== 'latency' && metric !== 'cpu-latency') return NO_LATENCIES;
+  const out = new Map<number, number>();
   const ls: number[] = [];
   const who: number[] = [];
   for (const i of cand) {
@@ -137,10 +139,12 @@ function relativeLatencies(c: ClusterState, f: Frame, cand: readonly number[]): 
  * Utilization by metric. cpu-latency without a single CPU report in the cluster falls back to
  * latency alone, so a latency-sensitive cluster whose backends report only latency is steered.
  */
-function baseUtilization(c: ClusterState, metric: UtilizationMetric, cand: readonly number[], lat: Map<number, number>): (number | undefined)[] {
+function baseUtilization(c: ClusterState, metric: UtilizationMetric, cand: readonly number[], lat: ReadonlyMap<number, number>): (number | undefined)[] {
   const noCpu = metric === 'cpu-latency' && cand.every((i) => c.order[i]?.sample?.cpu === undefined);
   if (metric === 'latency' || noCpu) return cand.map((i) => (lat.has(i) ? 0.5 * (lat.get(i) ?? 1) : undefined));
   const m = metric === 'cpu-latency' ? 'cpu' : metric;
+  // CPU is read as reported: no per-endpoint input objects for the common metric.
+  if (m === 'cpu') return cand.map((i) => c.order[i]?.sample?.cpu);
   return utilizations(
     m,
     cand.map((i) => {
@@ -151,10 +155,10 @@ function baseUtilization(c: ClusterState, metric: UtilizationMetric, cand: reado
 }
 
 /** Folds each new sample's measurement into the smoothed one; returns the smoothed measurements. */
-function measure(c: ClusterState, f: Frame, st: Steered): Float64Array {
+function measure(c: ClusterState, f: Frame, st: Steered): number[] {
   const a = c.safety.smoothing;
-  const util = f.util as Float64Array;
-  const out = new Float64Array(st.idx.length);
+  const util = f.util as number[];
+  const out = filled(st.idx.length);
   st.idx.forEach((i, j) => {
     const e = c.order[i] as EndpointState;
     const m = at(st.base, j) + at(st.latency, j) + at(st.errors, j);

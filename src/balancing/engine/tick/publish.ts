@@ -57,7 +57,7 @@ function healthOf(c: ClusterState, f: Frame): Map<string, PublishedHealth> {
   return health;
 }
 
-function toIntegers(c: ClusterState, pub: Float64Array, resolution: number): Map<string, number> {
+function toIntegers(c: ClusterState, pub: number[], resolution: number): Map<string, number> {
   const groups: number[][] = c.groupSizes.map((size) => new Array<number>(size).fill(0));
   for (let i = 0; i < pub.length; i++) {
     const g = groups[at(c.groupOf, i)];
