@@ -131,52 +131,71 @@ function dedupeByPath(problems: ConfigProblem[]): ConfigProblem[] {
 
 function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  const clusters = cfg.clusters ?? [];
   const clusterNames = new Set<string>();
-  clusters.forEach((c, i) => {
+  (cfg.clusters ?? []).forEach((c, i) => {
     const at = `/clusters/${i}`;
     if (clusterNames.has(c.name)) problems.push({ path: `${at}/name`, message: `duplicate cluster name "${c.name}"` });
     clusterNames.add(c.name);
-    const policy = c.lbPolicy ?? 'ROUND_ROBIN';
-    if (c.leastRequest && policy !== 'LEAST_REQUEST')
-      problems.push({ path: `${at}/leastRequest`, message: `only valid with lbPolicy LEAST_REQUEST (is ${policy})` });
-    if (c.ringHash && policy !== 'RING_HASH')
-      problems.push({ path: `${at}/ringHash`, message: `only valid with lbPolicy RING_HASH (is ${policy})` });
-    if (c.maglev && policy !== 'MAGLEV')
-      problems.push({ path: `${at}/maglev`, message: `only valid with lbPolicy MAGLEV (is ${policy})` });
-    const w = c.weighting;
-    if (w?.policy === 'auto') {
-      if (c.lbPolicy !== undefined) problems.push({ path: `${at}/lbPolicy`, message: 'weighting.policy auto chooses the LB policy; remove lbPolicy' });
-      if (!w.traits) problems.push({ path: `${at}/weighting/traits`, message: 'weighting.policy auto needs the service traits' });
-      const aff = w.traits?.sessionAffinity;
-      if (aff && !aff.header && !aff.cookie)
-        problems.push({ path: `${at}/weighting/traits/sessionAffinity`, message: 'needs a header or a cookie name' });
-    } else if (w?.traits) {
-      problems.push({ path: `${at}/weighting/traits`, message: 'only valid with weighting.policy auto' });
-    }
-    if (w?.policy === 'blend') {
-      const parts = w.blend ?? {};
-      const total = (parts.pid ?? 0) + (parts.ewma ?? 0) + (parts.static ?? 0);
-      if (Math.abs(total - 1) > 1e-6) problems.push({ path: `${at}/weighting/blend`, message: `fractions must sum to 1 (they sum to ${total})` });
-    } else if (w?.blend) {
-      problems.push({ path: `${at}/weighting/blend`, message: 'only valid with weighting.policy blend' });
-    }
+    lbPolicyProblems(c, at, problems);
+    weightingProblems(c, at, problems);
     settingsProblems(c, at, problems);
     problems.push(...checkProtection(c, at));
-    const rh = c.ringHash;
-    if (rh?.minimumRingSize !== undefined && rh.maximumRingSize !== undefined && rh.minimumRingSize > rh.maximumRingSize)
-      problems.push({ path: `${at}/ringHash/minimumRingSize`, message: 'must not exceed maximumRingSize' });
-    const seen = new Set<string>();
-    (c.endpoints ?? []).forEach((e, j) => {
-      // EDS endpoints are not resolved by Envoy: a hostname here would be rejected (NACKed) by every proxy.
-      if (isIP(e.address) === 0)
-        problems.push({ path: `${at}/endpoints/${j}/address`, message: `"${e.address}" is not an IP address` });
-      const key = endpointKey(e);
-      if (seen.has(key)) problems.push({ path: `${at}/endpoints/${j}`, message: `duplicate endpoint ${key}` });
-      seen.add(key);
-    });
+    endpointProblems(c, at, problems);
   });
+  const listenerNames = listenerProblems(cfg, clusterNames, problems);
+  nodeGroupProblems(cfg, clusterNames, listenerNames, problems);
+  return problems;
+}
 
+/** Each LB policy's options only with that policy. */
+function lbPolicyProblems(c: RawCluster, at: string, problems: ConfigProblem[]): void {
+  const policy = c.lbPolicy ?? 'ROUND_ROBIN';
+  if (c.leastRequest && policy !== 'LEAST_REQUEST')
+    problems.push({ path: `${at}/leastRequest`, message: `only valid with lbPolicy LEAST_REQUEST (is ${policy})` });
+  if (c.ringHash && policy !== 'RING_HASH')
+    problems.push({ path: `${at}/ringHash`, message: `only valid with lbPolicy RING_HASH (is ${policy})` });
+  if (c.maglev && policy !== 'MAGLEV')
+    problems.push({ path: `${at}/maglev`, message: `only valid with lbPolicy MAGLEV (is ${policy})` });
+  const rh = c.ringHash;
+  if (rh?.minimumRingSize !== undefined && rh.maximumRingSize !== undefined && rh.minimumRingSize > rh.maximumRingSize)
+    problems.push({ path: `${at}/ringHash/minimumRingSize`, message: 'must not exceed maximumRingSize' });
+}
+
+/** auto needs its traits (and chooses the LB policy itself); blend fractions sum to 1. */
+function weightingProblems(c: RawCluster, at: string, problems: ConfigProblem[]): void {
+  const w = c.weighting;
+  if (w?.policy === 'auto') {
+    if (c.lbPolicy !== undefined) problems.push({ path: `${at}/lbPolicy`, message: 'weighting.policy auto chooses the LB policy; remove lbPolicy' });
+    if (!w.traits) problems.push({ path: `${at}/weighting/traits`, message: 'weighting.policy auto needs the service traits' });
+    const aff = w.traits?.sessionAffinity;
+    if (aff && !aff.header && !aff.cookie)
+      problems.push({ path: `${at}/weighting/traits/sessionAffinity`, message: 'needs a header or a cookie name' });
+  } else if (w?.traits) {
+    problems.push({ path: `${at}/weighting/traits`, message: 'only valid with weighting.policy auto' });
+  }
+  if (w?.policy === 'blend') {
+    const parts = w.blend ?? {};
+    const total = (parts.pid ?? 0) + (parts.ewma ?? 0) + (parts.static ?? 0);
+    if (Math.abs(total - 1) > 1e-6) problems.push({ path: `${at}/weighting/blend`, message: `fractions must sum to 1 (they sum to ${total})` });
+  } else if (w?.blend) {
+    problems.push({ path: `${at}/weighting/blend`, message: 'only valid with weighting.policy blend' });
+  }
+}
+
+function endpointProblems(c: RawCluster, at: string, problems: ConfigProblem[]): void {
+  const seen = new Set<string>();
+  (c.endpoints ?? []).forEach((e, j) => {
+    // EDS endpoints are not resolved by Envoy: a hostname here would be rejected (NACKed) by every proxy.
+    if (isIP(e.address) === 0)
+      problems.push({ path: `${at}/endpoints/${j}/address`, message: `"${e.address}" is not an IP address` });
+    const key = endpointKey(e);
+    if (seen.has(key)) problems.push({ path: `${at}/endpoints/${j}`, message: `duplicate endpoint ${key}` });
+    seen.add(key);
+  });
+}
+
+/** Unique names, bindable addresses, one listener per address and port, routes to known clusters. */
+function listenerProblems(cfg: ConfigFile, clusterNames: ReadonlySet<string>, problems: ConfigProblem[]): Set<string> {
   const listenerNames = new Set<string>();
   const bound = new Map<string, string>();
   (cfg.listeners ?? []).forEach((l, i) => {
@@ -202,7 +221,10 @@ function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
         problems.push({ path: `${at}/routes/${j}/cluster`, message: `unknown cluster "${r.cluster}"` });
     });
   });
+  return listenerNames;
+}
 
+function nodeGroupProblems(cfg: ConfigFile, clusterNames: ReadonlySet<string>, listenerNames: ReadonlySet<string>, problems: ConfigProblem[]): void {
   (cfg.nodeGroups ?? []).forEach((g, i) => {
     // '*' names the default view every other proxy gets; a group may not replace it.
     if (g.nodeCluster === '*') problems.push({ path: `/nodeGroups/${i}/nodeCluster`, message: '"*" is reserved for the default view' });
@@ -213,13 +235,12 @@ function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
       if (!clusterNames.has(n)) problems.push({ path: `/nodeGroups/${i}/clusters/${j}`, message: `unknown cluster "${n}"` });
     });
   });
-  return problems;
 }
 
 type RawCluster = NonNullable<ConfigFile['clusters']>[number];
 
 /** Safety and ejection overrides must make sense together with the defaults they fall back to. */
-function settingsProblems(c: RawCluster, at: string, problems: { path: string; message: string }[]): void {
+function settingsProblems(c: RawCluster, at: string, problems: ConfigProblem[]): void {
   const check = (path: string, f: () => unknown): void => {
     try {
       f();
