@@ -67,6 +67,81 @@ type LrsCall = grpc.ServerDuplexStream<WireLoadStatsRequest, Buffer>;
 
 let nextStreamId = 1;
 
+/** What every LRS stream of one service shares. */
+interface LrsContext {
+  readonly options: LrsServiceOptions;
+  readonly aggregator: LrsAggregator;
+  /** Open streams → resend their LoadStatsResponse. */
+  readonly calls: Map<LrsCall, () => void>;
+  readonly intervalMs: number;
+  readonly interval: { seconds: number; nanos: number };
+}
+
+/** One proxy's stream: answer its first request, then fold every report into the signal store. */
+function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
+  const { options, aggregator, calls, intervalMs } = ctx;
+  const id = nextStreamId++;
+  const state = { nodeId: '', answered: false, features: [] as readonly string[] };
+  const respond = (): void => writeLoadStatsResponse(ctx, call, id, state.nodeId, state.features);
+  calls.set(call, () => {
+    if (state.answered) respond();
+  });
+  const done = (): void => {
+    if (!calls.delete(call)) return;
+    aggregator.dropStream(id);
+    options.log?.info({ lrsStream: id, node: state.nodeId }, 'LRS stream closed');
+  };
+  call.on('data', (req: WireLoadStatsRequest) => {
+    try {
+      if (req.node?.id) state.nodeId = req.node.id;
+      const info: LrsStreamInfo = { id, peer: call.getPeer(), nodeId: state.nodeId };
+      options.onRequest?.(req, info);
+      if (req.node?.client_features) state.features = req.node.client_features;
+      if (!state.answered) {
+        state.answered = true;
+        respond();
+        options.log?.info({ lrsStream: id, node: state.nodeId, peer: info.peer, intervalMs }, 'LRS stream opened');
+      }
+      recordReport(ctx, id, req);
+    } catch (err) {
+      // A bug must cost one stream, never the process.
+      options.log?.warn({ err, lrsStream: id }, 'LRS request failed');
+      call.emit('error', { code: grpc.status.INTERNAL, details: 'internal error' });
+      done();
+    }
+  });
+  call.on('end', () => {
+    done();
+    call.end();
+  });
+  for (const event of ['error', 'close', 'cancelled'] as const) call.on(event, done);
+}
+
+/** The LoadStatsResponse: every cluster when the proxy supports send_all_clusters, else the configured list. */
+function writeLoadStatsResponse(ctx: LrsContext, call: LrsCall, id: number, nodeId: string, features: readonly string[]): void {
+  const { options } = ctx;
+  const sendAll = options.clusters === undefined && features.includes(SEND_ALL_FEATURE);
+  const clusters = sendAll ? [] : [...(options.clusters?.() ?? [])];
+  if (!sendAll && clusters.length === 0) {
+    options.log?.warn({ lrsStream: id, node: nodeId }, 'LRS client does not support send_all_clusters and no cluster list is configured');
+  }
+  call.write(
+    encodeLoadStatsResponse({
+      ...(sendAll ? { send_all_clusters: true } : { clusters }),
+      load_reporting_interval: ctx.interval,
+      report_endpoint_granularity: true,
+    }),
+  );
+}
+
+function recordReport(ctx: LrsContext, id: number, req: WireLoadStatsRequest): void {
+  const { options } = ctx;
+  for (const { cluster, key, sample } of ctx.aggregator.apply(id, req, options.store.now(), ctx.intervalMs)) {
+    if (options.knows && !options.knows(cluster, key)) continue;
+    options.store.record(cluster, key, sample);
+  }
+}
+
 export function lrsService(options: LrsServiceOptions): LrsService {
   const intervalMs = Math.max(1, options.reportingIntervalMs ?? 2_000);
   const aggregator = new LrsAggregator({
@@ -74,68 +149,10 @@ export function lrsService(options: LrsServiceOptions): LrsService {
     ...(options.localityMembers ? { localityMembers: options.localityMembers } : {}),
     ...(options.onEntries ? { onEntries: options.onEntries } : {}),
   });
-  /** Open streams → resend their LoadStatsResponse. */
   const calls = new Map<LrsCall, () => void>();
   const interval = { seconds: Math.floor(intervalMs / 1000), nanos: Math.round((intervalMs % 1000) * 1e6) };
-
-  const handle = (call: LrsCall): void => {
-    const id = nextStreamId++;
-    let nodeId = '';
-    let answered = false;
-    let features: readonly string[] = [];
-    const respond = (): void => {
-      const sendAll = options.clusters === undefined && features.includes(SEND_ALL_FEATURE);
-      const clusters = sendAll ? [] : [...(options.clusters?.() ?? [])];
-      if (!sendAll && clusters.length === 0) {
-        options.log?.warn({ lrsStream: id, node: nodeId }, 'LRS client does not support send_all_clusters and no cluster list is configured');
-      }
-      call.write(
-        encodeLoadStatsResponse({
-          ...(sendAll ? { send_all_clusters: true } : { clusters }),
-          load_reporting_interval: interval,
-          report_endpoint_granularity: true,
-        }),
-      );
-    };
-    calls.set(call, () => {
-      if (answered) respond();
-    });
-    const done = (): void => {
-      if (!calls.delete(call)) return;
-      aggregator.dropStream(id);
-      options.log?.info({ lrsStream: id, node: nodeId }, 'LRS stream closed');
-    };
-    const record = (req: WireLoadStatsRequest): void => {
-      for (const { cluster, key, sample } of aggregator.apply(id, req, options.store.now(), intervalMs)) {
-        if (options.knows && !options.knows(cluster, key)) continue;
-        options.store.record(cluster, key, sample);
-      }
-    };
-    call.on('data', (req: WireLoadStatsRequest) => {
-      try {
-        if (req.node?.id) nodeId = req.node.id;
-        const info: LrsStreamInfo = { id, peer: call.getPeer(), nodeId };
-        options.onRequest?.(req, info);
-        if (req.node?.client_features) features = req.node.client_features;
-        if (!answered) {
-          answered = true;
-          respond();
-          options.log?.info({ lrsStream: id, node: nodeId, peer: info.peer, intervalMs }, 'LRS stream opened');
-        }
-        record(req);
-      } catch (err) {
-        // A bug must cost one stream, never the process.
-        options.log?.warn({ err, lrsStream: id }, 'LRS request failed');
-        call.emit('error', { code: grpc.status.INTERNAL, details: 'internal error' });
-        done();
-      }
-    });
-    call.on('end', () => {
-      done();
-      call.end();
-    });
-    for (const event of ['error', 'close', 'cancelled'] as const) call.on(event, done);
-  };
+  const ctx: LrsContext = { options, aggregator, calls, intervalMs, interval };
+  const handle = (call: LrsCall): void => serveLrsStream(ctx, call);
 
   const definition: grpc.ServiceDefinition = {
     StreamLoadStats: {
