@@ -106,16 +106,8 @@ export function filled(n: number, value = 0): number[] {
 /** Placeholder until the tick publishes (no two Maps per cluster per tick for nothing). */
 const NONE: ReadonlyMap<string, never> = new Map<string, never>();
 
-export interface FrameInit {
-  readonly n: number;
-  readonly now: number;
-  readonly dt: number;
-  readonly policy: PolicyKind;
-  readonly keys: readonly string[];
-  readonly statics: readonly number[];
-  readonly samples: readonly (Sample | undefined)[];
-  readonly probeLatency: readonly (number | undefined)[];
-}
+/** What a tick knows before its stages run. */
+export type FrameInit = Pick<Frame, 'n' | 'now' | 'dt' | 'policy' | 'keys' | 'statics' | 'samples' | 'probeLatency'>;
 
 export function newFrame(init: FrameInit): Frame {
   const { n } = init;
