@@ -14,7 +14,7 @@
  * printed reason locally, and fails under CI (`CI` set) or with `FULCRUM_REQUIRE_KUBE=1`.
  * `FULCRUM_KUBE_ECHO=1` mirrors both processes' output to stderr.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { freePorts } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 import { describeRequiring } from '../support/requires.js';
+import { Proc } from '../support/proc.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -67,65 +68,6 @@ export function describeControlPlane(name: string, fn: () => void): void {
   describeRequiring('kube-apiserver and etcd', { ok: Boolean(found.apiserver && found.etcd), detail: found.detail }, name, fn, {
     requireEnv: 'FULCRUM_REQUIRE_KUBE',
   });
-}
-
-// Processes still running when the test process exits are killed, so an interrupted run never
-// leaves an etcd or kube-apiserver behind holding ports.
-const running = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of running) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
-
-/** A child process with its output kept for diagnostics. */
-class Proc {
-  readonly output: string[] = [];
-  private exitInfo: string | undefined;
-  private readonly exited: Promise<void>;
-
-  constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-  ) {
-    const keep = (chunk: Buffer): void => {
-      const text = chunk.toString('utf8');
-      this.output.push(text);
-      if (this.output.length > 2000) this.output.splice(0, this.output.length - 2000);
-      if (process.env.FULCRUM_KUBE_ECHO === '1') process.stderr.write(`[${name}] ${text}`);
-    };
-    running.add(child);
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        running.delete(child);
-        this.exitInfo = `exited with ${signal ?? `code ${String(code)}`}`;
-        resolve();
-      });
-    });
-  }
-
-  /** Undefined while running; "exited with ..." after. */
-  get exit(): string | undefined {
-    return this.exitInfo;
-  }
-
-  tail(lines = 40): string {
-    return this.output.join('').split('\n').slice(-lines).join('\n');
-  }
-
-  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
-    if (this.exitInfo !== undefined) return;
-    this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-    await this.exited;
-    clearTimeout(timer);
-  }
 }
 
 export interface ControlPlane {
