@@ -24,6 +24,7 @@ import { KubernetesDiscovery } from './sources/kubernetes/discovery.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics, type EndpointValue } from './telemetry/metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
+import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
 import { XdsCache } from './xds/cache.js';
 import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
@@ -210,7 +211,8 @@ function buildParts(boot: Boot, core: Core, store: Store, options: FulcrumOption
     return { ready: reasons.length === 0, reasons };
   };
   const admin = adminServer(boot, core, store, options, ready);
-  const pipeline = [source, feed, ...(discovery ? [discovery] : []), weights, core.publisher];
+  const missing = new MissingSignalsLog({ notices: () => core.adaptive.allMissingSignals(), log });
+  const pipeline = [source, feed, ...(discovery ? [discovery] : []), weights, missing, core.publisher];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
   return { components: [...pipeline, admin, component('xds', xds), component('signals', core.signals), readiness], xds, admin };
 }

@@ -78,6 +78,8 @@ h3 { font-size: 13px; margin: 0 0 4px; color: var(--muted); font-weight: 600; }
 .cluster-meta { display: flex; gap: 8px; flex-wrap: wrap; margin-bottom: 8px; }
 .pill { font-size: 12px; padding: 1px 8px; border-radius: 10px; background: #eef2ff; color: #3730a3; }
 .pill.bad { background: var(--bad-bg); color: var(--bad); }
+.notice { margin: 8px 0; padding: 8px 12px; border-radius: 6px; background: var(--warn-bg); color: var(--warn); font-size: 13px; }
+.notice ul { margin: 4px 0 0 18px; padding: 0; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 12px; margin-bottom: 8px; }
 .chart { min-width: 0; }
 table.grid { border-collapse: collapse; width: 100%; font-size: 13px; }
@@ -106,7 +108,8 @@ export const DASHBOARD_JS = String.raw`'use strict';
   var PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4d7c0f', '#9333ea', '#ea580c'];
   var XDS_TYPES = ['CDS', 'EDS', 'LDS', 'RDS'];
   var METRICS = [
-    { key: 'weight', title: 'Published weight', unit: '', pick: function (e) { return num(e.weight); } },
+    // The share of the cluster (%), the one weight unit that compares across clusters and policies.
+    { key: 'weight', title: 'Weight share', unit: '%', pick: function (e) { return num(e.share); } },
     { key: 'cpu', title: 'Utilization (cpu)', unit: '%', pick: function (e) {
       var inp = e.explanation && e.explanation.inputs;
       if (!inp) return null;
@@ -200,6 +203,8 @@ export const DASHBOARD_JS = String.raw`'use strict';
     var section = el('section', { className: 'card cluster', 'data-cluster': name });
     var title = el('h2', { text: name });
     var meta = el('div', { className: 'cluster-meta' });
+    var notice = el('div', { className: 'notice missing-signals' });
+    notice.hidden = true;
     var charts = el('div', { className: 'charts' });
     var table = el('table', { className: 'grid endpoints' });
     var head = el('tr');
@@ -211,9 +216,10 @@ export const DASHBOARD_JS = String.raw`'use strict';
     table.appendChild(tbody);
     section.appendChild(title);
     section.appendChild(meta);
+    section.appendChild(notice);
     section.appendChild(charts);
     section.appendChild(table);
-    var view = { name: name, section: section, meta: meta, chartsEl: charts, tbody: tbody, times: [], keys: [], series: new Map(), charts: [] };
+    var view = { name: name, section: section, meta: meta, notice: notice, chartsEl: charts, tbody: tbody, times: [], keys: [], series: new Map(), charts: [] };
     METRICS.forEach(function (m) {
       var box = el('div', { className: 'chart', 'data-metric': m.key, 'data-points': '0' });
       box.appendChild(el('h3', { text: m.title + (m.unit ? ' (' + m.unit + ')' : '') }));
@@ -229,9 +235,9 @@ export const DASHBOARD_JS = String.raw`'use strict';
     var series = [{ label: 'time' }];
     view.keys.forEach(function (k, i) {
       series.push({ label: k, stroke: colorOf(i), width: 2, spanGaps: false,
-        value: function (u, v) { return v === null || v === undefined ? '–' : v.toFixed(metric.key === 'weight' ? 0 : 1) + metric.unit; } });
+        value: function (u, v) { return v === null || v === undefined ? '–' : v.toFixed(1) + metric.unit; } });
     });
-    var y = metric.key === 'cpu'
+    var y = metric.unit === '%'
       ? { range: function (u, min, max) { return [0, Math.max(100, max === null ? 100 : max)]; } }
       : { range: function (u, min, max) { return [0, max === null || max <= 0 ? 1 : max * 1.1]; } };
     return {
@@ -313,10 +319,21 @@ export const DASHBOARD_JS = String.raw`'use strict';
     if (body.failStatic) pills.push(['FAIL STATIC: every endpoint would be out', 'bad']);
     view.meta.textContent = '';
     pills.forEach(function (p) { view.meta.appendChild(el('span', { className: 'pill ' + p[1], text: p[0] })); });
+    view.notice.textContent = '';
+    view.notice.hidden = !body.missingSignals;
+    if (body.missingSignals) renderMissing(view.notice, body.missingSignals);
+  }
+
+  // A policy that steers on a signal nobody sends does nothing: say which, for whom, and how to send it.
+  function renderMissing(box, m) {
+    box.appendChild(el('strong', { text: 'No ' + m.signals.join(' or ') + ' signal from ' + m.endpoints.length + ' of ' + m.of + ' endpoints: ' + m.effect + '.' }));
+    box.appendChild(el('div', { text: 'Endpoints: ' + m.endpoints.slice(0, 10).join(', ') + (m.endpoints.length > 10 ? ', …' : '') }));
+    var how = el('ul');
+    m.howToProvide.forEach(function (h) { how.appendChild(el('li', { text: h })); });
+    box.appendChild(how);
   }
 
   function renderEndpoints(view, body) {
-    var total = body.endpoints.reduce(function (a, e) { return a + (num(e.weight) || 0); }, 0);
     view.tbody.textContent = '';
     body.endpoints.forEach(function (e) {
       var ex = e.explanation || {};
@@ -337,7 +354,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
       tr.appendChild(health);
       tr.appendChild(el('td', { className: 'num weight', text: weight === null ? '–' : String(weight) }));
       tr.appendChild(el('td', { className: 'num', text: num(e.staticWeight) === null ? '–' : String(e.staticWeight) }));
-      tr.appendChild(el('td', { className: 'num', text: total > 0 && weight !== null ? (100 * weight / total).toFixed(1) + '%' : '–' }));
+      tr.appendChild(el('td', { className: 'num', text: num(e.share) === null ? '–' : e.share.toFixed(1) + '%' }));
       tr.appendChild(el('td', { className: 'num', text: cpu === null ? '–' : (cpu * 100).toFixed(1) + '%' }));
       tr.appendChild(el('td', { className: 'num', text: fmt(lat, 1, ' ms') }));
       tr.appendChild(el('td', { className: 'num', text: fmt(num(inp.rps), 1) }));

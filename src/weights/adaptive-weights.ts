@@ -3,6 +3,7 @@ import { WeightEngine } from '../balancing/engine/weight-engine.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Catalog, Cluster } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
+import { missingSignals, type MissingSignals } from './missing-signals.js';
 
 /**
  * Adapts the catalog and the fleet's signals to the pure weight engine, and its ticks to the
@@ -83,6 +84,23 @@ export class AdaptiveWeights {
   explain(cluster: string): { tick: ClusterTick; explanations: ReadonlyMap<string, Explanation> } | undefined {
     const t = this.last.get(cluster);
     return t ? { tick: t, explanations: t.explanations } : undefined;
+  }
+
+  /** Which signal the cluster's policy is missing for which endpoints, after its last tick. */
+  missingSignals(cluster: string): MissingSignals | undefined {
+    const c = this.clusters.get(cluster);
+    const t = this.last.get(cluster);
+    return c && t ? missingSignals(c.weighting, t.explanations) : undefined;
+  }
+
+  /** Every cluster's missing-signal notice. */
+  allMissingSignals(): Map<string, MissingSignals> {
+    const out = new Map<string, MissingSignals>();
+    for (const name of this.clusters.keys()) {
+      const n = this.missingSignals(name);
+      if (n) out.set(name, n);
+    }
+    return out;
   }
 
   publishedWeights(cluster: string): ReadonlyMap<string, number> | undefined {

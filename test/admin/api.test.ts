@@ -345,10 +345,23 @@ describe('endpoints', () => {
     expect(hot.explanation.pid).toMatchObject({ measurement: 0.9, updated: expect.any(Boolean) });
     expect(typeof hot.explanation.pid.p).toBe('number');
     expect(hot.explanation.pid.error).toBeLessThan(0);
+    // One unit: the integer weight, and its share of the cluster in %.
+    const cold = w.body.endpoints.find((e: { endpoint: string }) => e.endpoint === '10.1.0.2:80');
+    expect(hot.share + cold.share).toBeCloseTo(100, 1);
+    expect(hot.share).toBeCloseTo((100 * hot.weight) / (hot.weight + cold.weight), 1);
+    expect(w.body.missingSignals).toBeUndefined();
+
+    // An adaptive cluster nobody reports for says which signal is missing and how to send it.
+    await call(app, 'PUT', '/v1/clusters/quiet', { weighting: { policy: 'pid', metric: 'inflight' }, endpoints: [{ address: '10.2.0.1', port: 80 }] });
+    adaptive.setCatalog(store.catalog());
+    adaptive.tick(now + 1000);
+    const quiet = await call(app, 'GET', '/v1/weights/quiet');
+    expect(quiet.body.missingSignals).toMatchObject({ signals: ['inflight'], endpoints: ['10.2.0.1:80'], of: 1 });
+    expect(quiet.body.missingSignals.howToProvide[0]).toMatch(/\/v1\/reports/);
 
     // Before any tick: the static weights, computed false; unknown clusters 404.
     await call(app, 'PUT', '/v1/clusters/fresh', { endpoints: [{ address: '10.3.0.1', port: 80, weight: 3 }] });
-    expect((await call(app, 'GET', '/v1/weights/fresh')).body).toMatchObject({ computed: false, endpoints: [{ endpoint: '10.3.0.1:80', weight: 3 }] });
+    expect((await call(app, 'GET', '/v1/weights/fresh')).body).toMatchObject({ computed: false, endpoints: [{ endpoint: '10.3.0.1:80', weight: 3, share: 100 }] });
     expect((await call(app, 'GET', '/v1/weights/ghost')).status).toBe(404);
   });
 });

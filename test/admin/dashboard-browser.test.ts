@@ -39,6 +39,7 @@ const WEB = [
   { port: 18083, capacity: 3 },
 ];
 const API = [{ port: 19091 }, { port: 19092 }];
+const QUIET = [{ port: 19191 }, { port: 19192 }];
 const CONFIG = {
   clusters: [
     {
@@ -48,6 +49,12 @@ const CONFIG = {
       endpoints: WEB.map((e) => ({ address: '127.0.0.1', port: e.port, weight: 100 })),
     },
     { name: 'api', endpoints: API.map((e) => ({ address: '127.0.0.1', port: e.port, weight: 10 })) },
+    // Adaptive, but nobody reports for it: the page must say which signal is missing.
+    {
+      name: 'quiet',
+      weighting: { policy: 'pid', setpoint: 'mean', metric: 'cpu' },
+      endpoints: QUIET.map((e) => ({ address: '127.0.0.1', port: e.port, weight: 5 })),
+    },
   ],
   listeners: [{ name: 'ingress', address: '127.0.0.1', port: 10000, routes: [{ prefix: '/api', cluster: 'api' }, { prefix: '/', cluster: 'web' }] }],
 };
@@ -246,6 +253,18 @@ describeChromium('dashboard in a real Chromium', () => {
     const row = page.locator('section[data-cluster="web"] tr[data-endpoint="127.0.0.1:18081"]');
     expect(await row.locator('.badge').textContent()).toBe('HEALTHY');
     expect(await row.textContent()).toMatch(/\d+\.\d%/);
+  });
+
+  it('says which signal an adaptive cluster is missing, for which endpoints, and how to send it', async () => {
+    const notice = page.locator('section[data-cluster="quiet"] .notice.missing-signals');
+    await notice.waitFor({ state: 'visible', timeout: scaled(15_000) });
+    const text = await notice.innerText();
+    expect(text).toMatch(/No cpu signal from 2 of 2 endpoints: these endpoints are held at their static weights/);
+    for (const e of QUIET) expect(text).toContain(`127.0.0.1:${e.port}`);
+    expect(text).toContain('endpoint-load-metrics');
+    expect(text).toContain('/v1/reports');
+    // The clusters that get their signals show no notice.
+    expect(await page.locator('section[data-cluster="web"] .notice.missing-signals').isVisible()).toBe(false);
   });
 
   it('the proxy table lists both proxies, per type, with the NACK message', async () => {

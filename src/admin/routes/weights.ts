@@ -8,6 +8,7 @@ import { ApiError } from '../resources.js';
 import { StringEnum } from '../schemas.js';
 import { NOT_FOUND, securedRoute } from './schema-parts.js';
 import { endpointKey } from '../../catalog/endpoint-key.js';
+import type { MissingSignals } from '../../weights/missing-signals.js';
 
 /** /v1/weights/{cluster}: the weights a cluster's endpoints are published with, each explained. */
 
@@ -16,6 +17,8 @@ export interface WeightsSource {
   explain(cluster: string): { tick: ClusterTick; explanations: ReadonlyMap<string, Explanation> } | undefined;
   /** What is published instead of the operator's weights and health (the effective values of /v1/clusters/{name}/endpoints). */
   current(): WeightOverrides;
+  /** Which signal the policy is missing for which endpoints (AdaptiveWeights.missingSignals). */
+  missingSignals?(cluster: string): MissingSignals | undefined;
 }
 
 export interface WeightsRoutesOptions {
@@ -71,6 +74,17 @@ const ExplanationSchema = Type.Object(
   { title: 'WeightExplanation', description: 'The inputs, setpoint, error and P/I/D terms behind one weight; a number is absent when it is not finite' },
 );
 
+const MissingSignalsSchema = Type.Object(
+  {
+    signals: Type.Array(StringEnum(['cpu', 'inflight', 'latencyMs'] as const), { description: 'Any one of these makes an endpoint\'s data fresh' }),
+    endpoints: Type.Array(Type.String(), { description: 'Endpoints (address:port) that have never sent one' }),
+    of: Type.Integer({ description: 'Endpoints in the cluster' }),
+    howToProvide: Type.Array(Type.String()),
+    effect: Type.String(),
+  },
+  { title: 'MissingSignals', description: 'The policy steers on a signal these endpoints do not send: their weights are held static' },
+);
+
 const WeightsView = Type.Object(
   {
     cluster: Type.String(),
@@ -78,11 +92,13 @@ const WeightsView = Type.Object(
     policy: Type.Optional(Type.String()),
     failStatic: Type.Boolean({ description: 'Every eligible endpoint would be out: all published HEALTHY at static weights' }),
     setpoint: num('The PID setpoint used in the last tick'),
+    missingSignals: Type.Optional(MissingSignalsSchema),
     endpoints: Type.Array(
       Type.Object({
         endpoint: Type.String({ description: 'address:port' }),
         staticWeight: num(),
-        weight: num('The weight proxies are sent'),
+        weight: num('The integer weight proxies are sent (the one unit of every weight in this API)'),
+        share: num('weight as a percentage of the sum of the weights of the endpoints in rotation in the cluster'),
         health: Type.Optional(Type.String()),
         explanation: Type.Optional(ExplanationSchema),
       }),
@@ -109,6 +125,20 @@ function finite(value: unknown): unknown {
   return value;
 }
 
+type EndpointView = WeightsView['endpoints'][number];
+
+/** In rotation: what proxies send traffic to (not UNHEALTHY, not DRAINING). */
+const inRotation = (e: EndpointView): boolean => e.health !== 'UNHEALTHY' && e.health !== 'DRAINING';
+
+/** The endpoint's weight as a percentage of the weights in rotation (0 when out of rotation). */
+function shareOf(e: EndpointView, all: readonly EndpointView[]): number {
+  if (!inRotation(e)) return 0;
+  const total = all.filter(inRotation).reduce((sum, x) => sum + (x.weight ?? 0), 0);
+  return total > 0 ? Math.round(((e.weight ?? 0) / total) * 10_000) / 100 : 0;
+}
+
+const withShares = (endpoints: readonly EndpointView[]): EndpointView[] => endpoints.map((e) => ({ ...e, share: shareOf(e, endpoints) }));
+
 /** Before the engine's first tick for the cluster: the declared weights and health. */
 function declaredWeights(rec: ClusterRecord): WeightsView {
   return {
@@ -118,12 +148,18 @@ function declaredWeights(rec: ClusterRecord): WeightsView {
     failStatic: false,
     endpoints: rec.endpoints
       .filter((e) => e.state !== 'disabled')
-      .map((e) => ({ endpoint: endpointKey(e), staticWeight: e.weight, weight: e.weight, health: e.state === 'draining' ? 'DRAINING' : e.health })),
+      .map((e) => ({ endpoint: endpointKey(e), staticWeight: e.weight, weight: e.weight, health: e.state === 'draining' ? 'DRAINING' : e.health }))
+      .map((e, _i, all) => ({ ...e, share: shareOf(e, all) })),
   };
 }
 
 /** The engine's last tick: each weight as published (static clusters keep their static weights), with its explanation. */
-function computedWeights(cluster: string, ex: NonNullable<ReturnType<WeightsSource['explain']>>, rec: ClusterRecord | undefined): WeightsView {
+function computedWeights(
+  cluster: string,
+  ex: NonNullable<ReturnType<WeightsSource['explain']>>,
+  rec: ClusterRecord | undefined,
+  missing: MissingSignals | undefined,
+): WeightsView {
   const first = ex.explanations.values().next().value;
   const policy = rec?.weighting?.kind ?? first?.policy;
   const endpoints = [...ex.tick.weights].map(([key, integer]) => {
@@ -143,7 +179,8 @@ function computedWeights(cluster: string, ex: NonNullable<ReturnType<WeightsSour
     ...(policy !== undefined ? { policy } : {}),
     failStatic: ex.tick.failStatic,
     ...(ex.tick.setpoint !== undefined && Number.isFinite(ex.tick.setpoint) ? { setpoint: ex.tick.setpoint } : {}),
-    endpoints: finite(endpoints) as typeof endpoints,
+    ...(missing ? { missingSignals: { ...missing, signals: [...missing.signals], endpoints: [...missing.endpoints], howToProvide: [...missing.howToProvide] } } : {}),
+    endpoints: finite(withShares(endpoints)) as typeof endpoints,
   };
 }
 
@@ -161,7 +198,7 @@ export const weightsRoutes: FastifyPluginAsyncTypebox<WeightsRoutesOptions> = as
       const { cluster } = request.params;
       const ex = weights.explain(cluster);
       const rec = store?.getCluster(cluster);
-      if (ex) return computedWeights(cluster, ex, rec);
+      if (ex) return computedWeights(cluster, ex, rec, weights.missingSignals?.(cluster));
       if (rec) return declaredWeights(rec);
       throw new ApiError(404, `no weights for cluster ${JSON.stringify(cluster)}: unknown cluster, or the engine has not run yet`, undefined, 'NOT_FOUND');
     },

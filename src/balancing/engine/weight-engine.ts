@@ -97,6 +97,7 @@ import {
   type WeightingPolicy,
 } from './types.js';
 import { isOperatorDisabled } from './stages.js';
+import { steersOn } from './steering.js';
 
 /** Latency smoothing for the PID's latency metrics: a new sample's share at one per tick. */
 const PID_LATENCY_DECAY = 0.5;
@@ -107,32 +108,6 @@ function definedFields(sample: Sample): Partial<Sample> {
   return out;
 }
 
-/** Whether a sample carries a field the policy's controller reads. */
-function steersOn(policy: WeightingPolicy, s: Sample): boolean {
-  const has = (k: 'cpu' | 'inflight' | 'latencyMs'): boolean => s[k] !== undefined;
-  const pid = (metric: string | undefined): boolean => {
-    switch (metric ?? DEFAULT_PID_METRIC) {
-      case 'inflight':
-        return has('inflight');
-      case 'max':
-        return has('cpu') || has('inflight');
-      case 'latency':
-        return has('latencyMs');
-      default:
-        return has('cpu');
-    }
-  };
-  switch (policy.kind) {
-    case 'static':
-      return false;
-    case 'pid':
-      return pid(policy.metric);
-    case 'ewma':
-      return has('latencyMs');
-    case 'blend':
-      return ((policy.parts.pid ?? 0) > 0 && pid(policy.metric ?? BLEND_PID_DEFAULTS.metric)) || ((policy.parts.ewma ?? 0) > 0 && has('latencyMs'));
-  }
-}
 
 export class WeightEngine {
   private readonly clusters = new Map<string, ClusterState>();
