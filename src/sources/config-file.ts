@@ -255,7 +255,7 @@ type RawListener = NonNullable<ConfigFile['listeners']>[number];
 
 type RawWeighting = NonNullable<RawCluster['weighting']>;
 
-function toWeighting(w: RawWeighting | undefined): WeightingPolicy {
+export function toWeighting(w: RawWeighting | undefined): WeightingPolicy {
   const gains = { ...(w?.gains ? { gains: w.gains } : {}), ...(w?.errorPenalty !== undefined ? { errorPenalty: w.errorPenalty } : {}) };
   const ewma = { ...(w?.decay !== undefined ? { decay: w.decay } : {}), ...(w?.explorationBonus !== undefined ? { explorationBonus: w.explorationBonus } : {}) };
   switch (w?.policy) {

@@ -37,7 +37,7 @@ const EndpointSchema = Type.Object(
 
 const Fraction = Type.Number({ minimum: 0, maximum: 1 });
 
-const WeightingSchema = Type.Object(
+export const WeightingSchema = Type.Object(
   {
     policy: literalUnion(['static', 'pid', 'ewma', 'blend', 'auto'] as const),
     // pid / blend

@@ -29,6 +29,9 @@
  *   informer with exponential backoff and jitter. While the API server is unreachable the last
  *   view stays in force (fail static): nothing is emitted until the informer is back.
  */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
 import { CoreV1Api, DiscoveryV1Api, KubeConfig, ListWatch, Watch } from '@kubernetes/client-node';
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import { Debouncer } from '../runtime/debounce.js';
@@ -106,12 +109,28 @@ export interface KubernetesSourceStatus {
 
 const noopLogger: KubernetesSourceLogger = { debug() {}, info() {}, warn() {} };
 
+/**
+ * In a pod, the service account; outside one (a developer's machine), the kubeconfig kubectl
+ * would use ($KUBECONFIG, else ~/.kube/config); with neither, a clear error at start rather than
+ * a watch that retries `https://undefined:undefined` for ever.
+ */
+function loadInClusterOrDefault(kc: KubeConfig): void {
+  if (process.env.KUBERNETES_SERVICE_HOST) return kc.loadFromCluster();
+  const candidates = (process.env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '');
+  const home = join(homedir(), '.kube', 'config');
+  if (candidates.some(existsSync) || existsSync(home)) return kc.loadFromDefault();
+  throw new Error(
+    'kubernetes.enabled: not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST is not set) and no kubeconfig found ' +
+      `(kubernetes.kubeconfig in the config file, $KUBECONFIG, or ${home}); give one, or set kubernetes.enabled: false`,
+  );
+}
+
 /** Load a KubeConfig as the option says. */
 export function loadKubeConfig(source: KubeconfigSource): KubeConfig {
   if (source.mode === 'config') return source.config;
   const kc = new KubeConfig();
   if (source.mode === 'cluster') {
-    kc.loadFromCluster();
+    loadInClusterOrDefault(kc);
   } else {
     kc.loadFromFile(source.path);
     if (source.context !== undefined) kc.setCurrentContext(source.context);

@@ -86,6 +86,17 @@ export class AdaptiveWeights {
     return t ? { tick: t, explanations: t.explanations } : undefined;
   }
 
+  /**
+   * The health proxies are sent for an endpoint: an operator's DRAINING, UNHEALTHY or TIMEOUT as
+   * declared (the translator never lifts it, publishedEndpoint), else the engine's. Undefined for
+   * an unknown endpoint.
+   */
+  publishedHealth(cluster: string, key: string): string | undefined {
+    const declared = this.clusters.get(cluster)?.endpoints.find((e) => endpointKey(e) === key)?.health;
+    if (declared !== undefined && declared !== 'HEALTHY' && declared !== 'UNKNOWN') return declared;
+    return this.last.get(cluster)?.health.get(key) ?? declared;
+  }
+
   /** Which signal the cluster's policy is missing for which endpoints, after its last tick. */
   missingSignals(cluster: string): MissingSignals | undefined {
     const c = this.clusters.get(cluster);

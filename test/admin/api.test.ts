@@ -359,6 +359,13 @@ describe('endpoints', () => {
     expect(quiet.body.missingSignals).toMatchObject({ signals: ['inflight'], endpoints: ['10.2.0.1:80'], of: 1 });
     expect(quiet.body.missingSignals.howToProvide[0]).toMatch(/\/v1\/reports/);
 
+    // A drained endpoint is DRAINING here as in EDS (the translator never lifts an operator's state), with no share.
+    expect((await call(app, 'POST', '/v1/clusters/web/endpoints/10.1.0.1/80/drain')).status).toBe(200);
+    adaptive.setCatalog(store.catalog());
+    adaptive.tick(now + 2000);
+    const drained = (await call(app, 'GET', '/v1/weights/web')).body.endpoints.find((e: { endpoint: string }) => e.endpoint === '10.1.0.1:80');
+    expect(drained).toMatchObject({ health: 'DRAINING', share: 0 });
+
     // Before any tick: the static weights, computed false; unknown clusters 404.
     await call(app, 'PUT', '/v1/clusters/fresh', { endpoints: [{ address: '10.3.0.1', port: 80, weight: 3 }] });
     expect((await call(app, 'GET', '/v1/weights/fresh')).body).toMatchObject({ computed: false, endpoints: [{ endpoint: '10.3.0.1:80', weight: 3, share: 100 }] });

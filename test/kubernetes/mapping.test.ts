@@ -276,6 +276,34 @@ describe('slicesToClusters', () => {
     expect(out.warnings[0]).toMatch(/service shop\/web: annotation fulcrum.io\/lb-policy="FASTEST"/);
   });
 
+  test('weighting: a policy name, or the config file\'s weighting block for every option', () => {
+    const weighting = (value: string) => {
+      const out = slicesToClusters([svc('web', [{ name: 'http', port: 80 }], { annotations: { 'fulcrum.io/weighting': value } })], []);
+      return { weighting: out.clusters[0]?.weighting, warnings: out.warnings };
+    };
+    expect(weighting('adaptive')).toEqual({ weighting: { kind: 'pid', setpoint: 'mean', metric: 'cpu' }, warnings: [] });
+    expect(weighting('{policy: pid, setpoint: 0.6, metric: inflight, gains: {kp: 0.5}}')).toEqual({
+      weighting: { kind: 'pid', setpoint: 0.6, metric: 'inflight', gains: { kp: 0.5 } },
+      warnings: [],
+    });
+    expect(weighting('{"policy":"ewma","decay":0.3,"explorationBonus":5}').weighting).toEqual({ kind: 'ewma', decay: 0.3, explorationBonus: 5 });
+    expect(weighting('{policy: blend, blend: {pid: 0.5, ewma: 0.5}}').weighting).toMatchObject({ kind: 'blend', parts: { pid: 0.5, ewma: 0.5 } });
+
+    const bad = (value: string, problem: RegExp) => {
+      const got = weighting(value);
+      expect(got.weighting).toEqual({ kind: 'static' });
+      expect(got.warnings).toHaveLength(1);
+      expect(got.warnings[0]).toMatch(problem);
+      expect(got.warnings[0]).toMatch(/expected one of static, pid, adaptive, ewma or a weighting block/);
+    };
+    bad('{policy: pid, setpoint: 2}', /\/setpoint/);
+    bad('{policy: pid, metric: gpu}', /\/metric/);
+    bad('{policy: blend, blend: {pid: 0.5}}', /sum to 1/);
+    bad('{policy: auto}', /config file/);
+    bad('{policy: pid', /not JSON or YAML/);
+    bad('magic', /not a policy name/);
+  });
+
   test('deterministic: input order does not matter', () => {
     const services = [svc('b', [{ name: 'http', port: 80 }]), svc('a', [{ name: 'x', port: 1 }, { name: 'http', port: 80 }])];
     const slices = [

@@ -19,6 +19,8 @@ export interface WeightsSource {
   current(): WeightOverrides;
   /** Which signal the policy is missing for which endpoints (AdaptiveWeights.missingSignals). */
   missingSignals?(cluster: string): MissingSignals | undefined;
+  /** The health proxies are sent (an operator's DRAINING stays DRAINING), AdaptiveWeights.publishedHealth. */
+  publishedHealth?(cluster: string, key: string): string | undefined;
 }
 
 export interface WeightsRoutesOptions {
@@ -159,6 +161,7 @@ function computedWeights(
   ex: NonNullable<ReturnType<WeightsSource['explain']>>,
   rec: ClusterRecord | undefined,
   missing: MissingSignals | undefined,
+  healthOf: (key: string) => string | undefined,
 ): WeightsView {
   const first = ex.explanations.values().next().value;
   const policy = rec?.weighting?.kind ?? first?.policy;
@@ -169,7 +172,7 @@ function computedWeights(
       endpoint: key,
       ...(staticWeight !== undefined ? { staticWeight } : {}),
       weight: policy === 'static' && staticWeight !== undefined ? staticWeight : integer,
-      ...(ex.tick.health.has(key) ? { health: ex.tick.health.get(key) } : {}),
+      ...(healthOf(key) !== undefined ? { health: healthOf(key) } : {}),
       ...(explanation ? { explanation: finite(explanation) as Static<typeof ExplanationSchema> } : {}),
     };
   });
@@ -198,7 +201,8 @@ export const weightsRoutes: FastifyPluginAsyncTypebox<WeightsRoutesOptions> = as
       const { cluster } = request.params;
       const ex = weights.explain(cluster);
       const rec = store?.getCluster(cluster);
-      if (ex) return computedWeights(cluster, ex, rec, weights.missingSignals?.(cluster));
+      const healthOf = (key: string): string | undefined => weights.publishedHealth?.(cluster, key) ?? ex?.tick.health.get(key);
+      if (ex) return computedWeights(cluster, ex, rec, weights.missingSignals?.(cluster), healthOf);
       if (rec) return declaredWeights(rec);
       throw new ApiError(404, `no weights for cluster ${JSON.stringify(cluster)}: unknown cluster, or the engine has not run yet`, undefined, 'NOT_FOUND');
     },

@@ -38,8 +38,8 @@
  *   to ROUND_ROBIN with a warning) with the same defaults as the config file; and
  *   `fulcrum.io/hash-header` (an HTTP header name), returned in `hashPolicies` for the composition
  *   root to put on routes to that cluster — hashing is a route property in Envoy, not a cluster one;
- *   and `fulcrum.io/weighting` (static | pid | ewma; default static; pid means setpoint 'mean',
- *   metric cpu, the seed's gains — finer tuning belongs in the config file).
+ *   and `fulcrum.io/weighting` (a policy name, or the config file's weighting block for every
+ *   option: see weighting-annotation.ts).
  * - Envoy-side protection from `fulcrum.io/outlier-detection`, `fulcrum.io/retries`,
  *   `fulcrum.io/retry-on` and `fulcrum.io/health-check` (see protection-annotations.ts); without
  *   them a cluster gets fulcrum's defaults (outlier detection and retries on).
@@ -47,15 +47,16 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { endpointKey } from '../../catalog/endpoint-key.js';
-import type { Cluster, Endpoint, HashPolicy, HealthStatus, LbPolicy, WeightingPolicy } from '../../catalog/types.js';
+import type { Cluster, Endpoint, HashPolicy, HealthStatus, LbPolicy } from '../../catalog/types.js';
 import { LB_POLICIES } from '../../catalog/types.js';
 import { protectionOf } from './protection-annotations.js';
+import { WEIGHTING_ANNOTATION, weightingOf } from './weighting-annotation.js';
+export { WEIGHTING_ANNOTATION } from './weighting-annotation.js';
 
 export const BALANCE_LABEL = 'fulcrum.io/balance';
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export const LB_POLICY_ANNOTATION = 'fulcrum.io/lb-policy';
 export const HASH_HEADER_ANNOTATION = 'fulcrum.io/hash-header';
-export const WEIGHTING_ANNOTATION = 'fulcrum.io/weighting';
 export const REGION_LABEL = 'topology.kubernetes.io/region';
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 
@@ -208,21 +209,6 @@ function policyOf(
   }
 }
 
-function weightingOf(annotations: Readonly<Record<string, string>>, where: string, warnings: string[]): WeightingPolicy {
-  const raw = annotations[WEIGHTING_ANNOTATION];
-  if (raw === undefined) return { kind: 'static' };
-  switch (raw.trim().toLowerCase()) {
-    case 'static':
-      return { kind: 'static' };
-    case 'pid':
-      return { kind: 'pid', setpoint: 'mean', metric: 'cpu' };
-    case 'ewma':
-      return { kind: 'ewma' };
-    default:
-      warnings.push(`${where}: annotation ${WEIGHTING_ANNOTATION}=${JSON.stringify(raw)} is not one of static, pid, ewma; using static`);
-      return { kind: 'static' };
-  }
-}
 
 interface Candidate {
   readonly endpoint: Endpoint;
