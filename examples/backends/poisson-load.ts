@@ -11,8 +11,13 @@
  *   load.setRate(300); ... await load.stop();
  *
  * The response's `x-backend` header names the backend that answered.
+ *
+ * On its own, printing a line of outcomes and answering backends every 10 s:
+ *   npx tsx examples/backends/poisson-load.ts --url http://127.0.0.1:10000/ --rps 50
  */
 import http from 'node:http';
+import { parseArgs } from 'node:util';
+import { runIfMain } from './run-main.js';
 
 export type Outcome = 'ok' | 'http4xx' | 'http5xx' | 'refused' | 'reset' | 'timeout';
 
@@ -125,3 +130,43 @@ export function poissonLoad(o: PoissonLoadOptions): PoissonLoad {
     },
   };
 }
+
+/** Outcomes and backends answered over the last period, as one line. */
+function summarize(results: readonly RequestResult[], seconds: number): string {
+  const by = (f: (r: RequestResult) => string | undefined): string =>
+    [...results.reduce((m, r) => m.set(f(r) ?? '-', (m.get(f(r) ?? '-') ?? 0) + 1), new Map<string, number>())]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, n]) => `${k}=${n}`)
+      .join(' ');
+  return `${(results.length / seconds).toFixed(1)} rps  outcomes: ${by((r) => r.outcome)}  backends: ${by((r) => r.backend)}`;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      url: { type: 'string' },
+      rps: { type: 'string', default: '50' },
+      'report-every': { type: 'string', default: '10' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help || values.url === undefined) {
+    process.stdout.write('usage: npx tsx examples/backends/poisson-load.ts --url http://127.0.0.1:10000/ [--rps 50] [--report-every 10]\n');
+    return;
+  }
+  let window: RequestResult[] = [];
+  const load = poissonLoad({ url: values.url, rps: Number(values.rps), onResult: (r) => void window.push(r) });
+  const every = Number(values['report-every']);
+  const timer = setInterval(() => {
+    process.stdout.write(`${summarize(window, every)}\n`);
+    window = [];
+  }, every * 1000);
+  const stop = (): void => {
+    clearInterval(timer);
+    void load.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+runIfMain(import.meta.url, main);

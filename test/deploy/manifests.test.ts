@@ -35,6 +35,7 @@ import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 
 import { LB_POLICIES } from '../../src/catalog/types.js';
+import { slicesToClusters, type ServiceLike } from '../../src/sources/kubernetes/mapping.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MANIFEST_ROOTS = ['deploy/kubernetes', 'examples/kubernetes'];
@@ -209,9 +210,10 @@ function checkFulcrumConfig(text: string, where: string): void {
   }
   for (const l of listeners) {
     for (const r of listAt(l, 'routes')) {
-      expect(names, `${where}: listener ${strAt(l, 'name')} routes to an undefined cluster`).toContain(
-        strAt(r, 'cluster'),
-      );
+      // A name with a '/' is a Kubernetes-discovered cluster (<namespace>/<service>:<port>).
+      const cluster = String(strAt(r, 'cluster'));
+      if (!cluster.includes('/')) expect(names, `${where}: listener ${strAt(l, 'name')} routes to an undefined cluster`).toContain(cluster);
+      else expect(cluster, `${where}: a discovered cluster name`).toMatch(/^[a-z0-9-]+\/[a-z0-9-]+:[a-z0-9-]+$/);
     }
   }
 }
@@ -516,21 +518,42 @@ describe.skipIf(!KUSTOMIZE && !IN_CI)('kustomize renders', () => {
     expect(env).toEqual(expect.arrayContaining(['FULCRUM_DATA_DIR', 'FULCRUM_ADMIN_TOKEN', 'NODE_OPTIONS']));
   });
 
-  it('examples/kubernetes: app with an Envoy sidecar bootstrapped against the fulcrum Service', () => {
+  it('examples/kubernetes: ORCA backends of unequal capacity behind an adaptive Service, a client with an Envoy sidecar', () => {
     const objs = render('examples/kubernetes');
     for (const o of objs) validateK8s(o, 'rendered examples');
 
-    // The discovered Service: opt-in label and annotations with valid values.
+    // The discovered Service: opt-in label and annotations with valid values (adaptive weights).
     const svc = find(objs, 'Service', 'echo');
     expect(at(svc, 'metadata', 'labels', 'fulcrum.io/balance')).toBe('true');
     expect(LB_POLICIES as readonly string[]).toContain(strAt(svc, 'metadata', 'annotations', 'fulcrum.io/lb-policy'));
-    expect(strAt(svc, 'metadata', 'annotations', 'fulcrum.io/weighting')).toBeTypeOf('string');
+    const mapped = slicesToClusters([svc as unknown as ServiceLike], []);
+    expect(mapped.warnings).toEqual([]);
+    expect(mapped.clusters[0]?.weighting.kind).toBe('pid');
 
-    const deploy = find(objs, 'Deployment', 'echo');
+    // Two backend Deployments behind it, of unequal capacity, running the ORCA queueing backend.
+    const workers: number[] = [];
+    for (const name of ['echo-small', 'echo-large']) {
+      const d = find(objs, 'Deployment', name);
+      expectSelectorMatches(objAt(svc, 'spec', 'selector'), objAt(d, 'spec', 'template', 'metadata', 'labels'), name);
+      const spec = objAt(d, 'spec', 'template', 'spec');
+      const backend = byName(listAt(spec, 'containers').map((c) => objAt(c)), 'backend');
+      expectHardenedContainer(spec, backend, `${name} backend`);
+      expect(listAt(backend, 'command').map(String)).toContain('dist/examples/backends/queueing-backend.js');
+      const args = listAt(backend, 'args').map(String);
+      workers.push(Number(args[args.indexOf('--workers') + 1]));
+    }
+    expect(workers[1]).toBeGreaterThan(workers[0] ?? Infinity);
+
+    // The client sends its load to its sidecar; fulcrum's base config routes that listener to the Service.
+    const deploy = find(objs, 'Deployment', 'client');
     const podSpec = objAt(deploy, 'spec', 'template', 'spec');
-    expectSelectorMatches(objAt(svc, 'spec', 'selector'), objAt(deploy, 'spec', 'template', 'metadata', 'labels'), 'echo');
     const containers = listAt(podSpec, 'containers').map((c) => objAt(c));
     for (const c of containers) expectHardenedContainer(podSpec, c, `container ${String(c.name)}`);
+    expect(listAt(byName(containers, 'load'), 'args').map(String)).toContain('http://127.0.0.1:10000/');
+    const baseConfig = parseConfig(readFileSync(path.join(REPO, 'deploy/kubernetes/base/fulcrum.yaml'), 'utf8'), 'base/fulcrum.yaml');
+    const ingress = baseConfig.catalog.listeners.find((l) => l.name === 'ingress');
+    expect(ingress?.port).toBe(10000);
+    expect(ingress?.routes.map((r) => r.cluster)).toContain('fulcrum-demo/echo:http');
 
     // Envoy sidecar: pinned image, node id from the pod name via the Downward API, bootstrap mounted.
     const envoy = byName(containers, 'envoy');
@@ -579,7 +602,7 @@ describe.skipIf(!KUSTOMIZE && !IN_CI)('kustomize renders', () => {
       writeFileSync(file, String(bootstrapText));
       const out = execFileSync(
         envoyBin,
-        ['--mode', 'validate', '--config-path', file, '--service-node', 'pod.ns', '--service-cluster', 'echo', '--disable-hot-restart'],
+        ['--mode', 'validate', '--config-path', file, '--service-node', 'pod.ns', '--service-cluster', 'client', '--disable-hot-restart'],
         { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] },
       );
       expect(out).toContain('OK');
