@@ -1,6 +1,6 @@
 import type { ClusterInput, ClusterRecord, ClusterSpec, EndpointRecord, EndpointSpec, ListenerRecord, OperatorState } from '../catalog/store/index.js';
 import type { Listener, WeightingPolicy } from '../catalog/types.js';
-import { ConfigError, parseConfig } from '../sources/config-file.js';
+import { ConfigError, parseConfigValue } from '../sources/config-file.js';
 import type { ClusterIn, ClusterView, EndpointEntry, EndpointEntryIn, ListenerIn, ListenerView, PolicyView } from './api-schemas.js';
 
 /**
@@ -145,10 +145,10 @@ export function listenerView(rec: ListenerRecord): ListenerView {
 
 // ── API → store (validated by the config file's parser) ─────────────────────────────────────────
 
-/** Runs `doc` through the config parser; its first problem becomes a 400 pointing into the body. */
-function parseDoc(doc: Json, prefix: string): ReturnType<typeof parseConfig> {
+/** Runs `doc` through the config file's rules; its first problem becomes a 400 pointing into the body. */
+function parseDoc(doc: Json, prefix: string): ReturnType<typeof parseConfigValue> {
   try {
-    return parseConfig(JSON.stringify(doc), 'request');
+    return parseConfigValue(doc, 'request');
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     const first = err.problems[0];
