@@ -6,7 +6,7 @@ import { Debouncer } from '../runtime/debounce.js';
 import type { WeightOverrides } from '../catalog/weight-overrides.js';
 import type { Component } from '../runtime/lifecycle.js';
 import { publishedEndpoint, type LoadReportingOptions } from './translate-clusters.js';
-import { translate } from './translator.js';
+import { Translator } from './translator.js';
 
 /**
  * Desired state (catalog + adaptive weights) → translated, versioned snapshots, debounced.
@@ -18,6 +18,7 @@ export class Publisher implements Component {
   private stopped = false;
   private weights: WeightOverrides | undefined;
   private readonly debouncer: Debouncer;
+  private readonly translator = new Translator();
 
   constructor(
     private readonly cache: XdsCache,
@@ -71,7 +72,7 @@ export class Publisher implements Component {
     if (!this.catalog) return;
     const started = performance.now();
     try {
-      const changed = this.cache.update(translate(this.catalog, this.weights, this.loadReporting));
+      const changed = this.cache.update(this.translator.translate(this.catalog, this.weights, this.loadReporting));
       const ms = performance.now() - started;
       if (changed.size > 0) this.log.info({ groups: [...changed], ms: Math.round(ms * 10) / 10 }, 'snapshot published');
       this.onPublished(changed.size, ms);

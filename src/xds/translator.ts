@@ -1,5 +1,5 @@
 import type { Catalog, NodeGroup } from '../catalog/types.js';
-import type { WeightOverrides } from '../catalog/weight-overrides.js';
+import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { encodeResource, type EncodedResource } from './resource.js';
 import { clusterResource, loadAssignmentResource, type LoadReportingOptions } from './translate-clusters.js';
@@ -15,25 +15,82 @@ export { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
  * Each resource is encoded once here, whichever groups include it.
  */
 export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: LoadReportingOptions): Map<string, ResourceSet> {
-  const all = new Map<XdsTypeUrl, Map<string, EncodedResource>>([
-    [TYPE.cluster, new Map()],
-    [TYPE.endpoint, new Map()],
-    [TYPE.listener, new Map()],
-    [TYPE.route, new Map()],
-  ]);
-  const put = (r: EncodedResource) => all.get(r.typeUrl)?.set(r.name, r);
-  for (const c of catalog.clusters) {
-    put(encodeResource(TYPE.cluster, c.name, clusterResource(c, lrs)));
-    put(encodeResource(TYPE.endpoint, c.name, loadAssignmentResource(c, weights?.get(c.name))));
+  return new Translator().translate(catalog, weights, lrs);
+}
+
+/**
+ * The translator with a memory: a resource whose inputs are the same as in the previous
+ * translation is neither rebuilt nor encoded again (building, protobuf encoding and hashing are
+ * a translation's whole cost), so one weight change re-encodes one ClusterLoadAssignment, not the
+ * catalog. Clusters are keyed by their catalog content (serialized once per catalog object, so a
+ * weight tick on an unchanged catalog serializes nothing) and their weight overrides; listeners
+ * and routes, which depend on every cluster's retry policy, by their small Envoy form.
+ */
+export class Translator {
+  private memo = new Map<string, Memo>();
+  private readonly contentKeys = new WeakMap<object, string>();
+
+  translate(catalog: Catalog, weights?: WeightOverrides, lrs?: LoadReportingOptions): Map<string, ResourceSet> {
+    const next = new Map<string, Memo>();
+    const all = new Map<XdsTypeUrl, Map<string, EncodedResource>>([
+      [TYPE.cluster, new Map()],
+      [TYPE.endpoint, new Map()],
+      [TYPE.listener, new Map()],
+      [TYPE.route, new Map()],
+    ]);
+    const put = (typeUrl: XdsTypeUrl, name: string, key: string, build: () => Record<string, unknown>): void => {
+      all.get(typeUrl)?.set(name, this.encode(next, typeUrl, name, key, build));
+    };
+    const lrsKey = JSON.stringify(lrs ?? null);
+    for (const c of catalog.clusters) {
+      const content = this.contentKey(c);
+      const overrides = weights?.get(c.name);
+      put(TYPE.cluster, c.name, `${content}|${lrsKey}`, () => clusterResource(c, lrs));
+      put(TYPE.endpoint, c.name, `${content}|${overridesKey(overrides)}`, () => loadAssignmentResource(c, overrides));
+    }
+    const retries = retryPolicies(catalog.clusters);
+    for (const l of catalog.listeners) {
+      const listener = listenerResource(l);
+      const route = routeConfigurationResource(l, retries);
+      put(TYPE.listener, l.name, JSON.stringify(listener), () => listener);
+      put(TYPE.route, l.name, JSON.stringify(route), () => route);
+    }
+    // Only what this translation produced is remembered: removed resources do not accumulate.
+    this.memo = next;
+    const groups = new Map<string, ResourceSet>([[DEFAULT_GROUP, all]]);
+    for (const g of catalog.nodeGroups) groups.set(g.nodeCluster, selectGroup(catalog, g, all));
+    return groups;
   }
-  const retries = retryPolicies(catalog.clusters);
-  for (const l of catalog.listeners) {
-    put(encodeResource(TYPE.listener, l.name, listenerResource(l)));
-    put(encodeResource(TYPE.route, l.name, routeConfigurationResource(l, retries)));
+
+  private encode(next: Map<string, Memo>, typeUrl: XdsTypeUrl, name: string, key: string, build: () => Record<string, unknown>): EncodedResource {
+    const id = `${typeUrl}\0${name}`;
+    const known = this.memo.get(id);
+    const resource = known?.key === key ? known.resource : encodeResource(typeUrl, name, build());
+    next.set(id, { key, resource });
+    return resource;
   }
-  const groups = new Map<string, ResourceSet>([[DEFAULT_GROUP, all]]);
-  for (const g of catalog.nodeGroups) groups.set(g.nodeCluster, selectGroup(catalog, g, all));
-  return groups;
+
+  /** The catalog object's content as a string, computed once per object (catalog objects are not mutated). */
+  private contentKey(o: object): string {
+    let key = this.contentKeys.get(o);
+    if (key === undefined) {
+      key = JSON.stringify(o);
+      this.contentKeys.set(o, key);
+    }
+    return key;
+  }
+}
+
+interface Memo {
+  readonly key: string;
+  readonly resource: EncodedResource;
+}
+
+function overridesKey(overrides: ReadonlyMap<string, EndpointOverride> | undefined): string {
+  if (!overrides) return '';
+  let key = '';
+  for (const [endpoint, o] of overrides) key += `${endpoint}=${o.weight ?? ''}/${o.health ?? ''};`;
+  return key;
 }
 
 function selectGroup(catalog: Catalog, group: NodeGroup, all: ResourceSet): ResourceSet {

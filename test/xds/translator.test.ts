@@ -3,7 +3,7 @@ import type { Catalog, Cluster } from '../../src/catalog/types.js';
 import { envoyType, TYPE, type XdsTypeUrl } from '../../src/xds/envoy-api.js';
 import { MESSAGE_OF } from '../../src/xds/resource.js';
 import { DEFAULT_GROUP, type ResourceSet } from '../../src/xds/resource-set.js';
-import { translate } from '../../src/xds/translator.js';
+import { translate, Translator } from '../../src/xds/translator.js';
 
 const endpoint = (port: number, extra: Partial<Cluster['endpoints'][number]> = {}) => ({
   address: '10.0.0.1', port, weight: 1, priority: 0, health: 'HEALTHY' as const,
@@ -281,5 +281,28 @@ describe('translator', () => {
     for (const type of [TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route]) {
       for (const [name, r] of all?.get(type) ?? []) expect(again?.get(type)?.get(name)?.hash).toBe(r.hash);
     }
+  });
+
+  it('the memoizing Translator re-encodes only what changed, and forgets what is gone', () => {
+    const translator = new Translator();
+    const first = translator.translate(catalog).get(DEFAULT_GROUP);
+    // A reloaded catalog with equal content (new objects, as the store gives): nothing re-encoded.
+    const reloaded = translator.translate(structuredClone(catalog)).get(DEFAULT_GROUP);
+    for (const type of [TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route]) {
+      for (const [name, r] of first?.get(type) ?? []) expect(reloaded?.get(type)?.get(name), `${type} ${name}`).toBe(r);
+    }
+    // One weight: that cluster's assignment only, with the same bytes a fresh translation gives.
+    const weights = new Map([['rh', new Map([['10.0.0.1:2', { weight: 7 }]])]]);
+    const weighted = translator.translate(catalog, weights).get(DEFAULT_GROUP);
+    expect(weighted?.get(TYPE.endpoint)?.get('rh')).not.toBe(first?.get(TYPE.endpoint)?.get('rh'));
+    expect(weighted?.get(TYPE.endpoint)?.get('rh')?.hash).toBe(translate(catalog, weights).get(DEFAULT_GROUP)?.get(TYPE.endpoint)?.get('rh')?.hash);
+    expect(weighted?.get(TYPE.endpoint)?.get('rr')).toBe(first?.get(TYPE.endpoint)?.get('rr'));
+    expect(weighted?.get(TYPE.cluster)?.get('rh')).toBe(first?.get(TYPE.cluster)?.get('rh'));
+    // A changed cluster setting re-encodes its Cluster; a removed cluster is not served from memory.
+    const edited: Catalog = { ...catalog, clusters: catalog.clusters.filter((c) => c.name !== 'mg').map((c) => (c.name === 'lr' ? { ...c, connectTimeoutMs: 2000 } : c)) };
+    const after = translator.translate(edited, weights).get(DEFAULT_GROUP);
+    expect(decode(after, TYPE.cluster, 'lr')).toMatchObject({ connect_timeout: { seconds: 2 } });
+    expect(after?.get(TYPE.cluster)?.has('mg')).toBe(false);
+    expect(translator.translate(catalog, weights).get(DEFAULT_GROUP)?.get(TYPE.cluster)?.get('mg')?.hash).toBe(first?.get(TYPE.cluster)?.get('mg')?.hash);
   });
 });
