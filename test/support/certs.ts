@@ -1,0 +1,79 @@
+/**
+ * Test certificates made by the real `openssl` CLI (OpenSSL 3): a CA, and leaf certificates it
+ * signs with the SANs a test asks for (`URI:spiffe://…`, `DNS:…`, `IP:127.0.0.1`). ECDSA P-256,
+ * valid for two days; each file is PEM in the directory given.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface CertFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+export interface TestCa extends CertFiles {
+  readonly name: string;
+  readonly dir: string;
+}
+
+const KEY_ARGS = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2'];
+
+async function openssl(args: readonly string[]): Promise<void> {
+  try {
+    await run('openssl', [...args], { timeout: 30_000 });
+  } catch (err) {
+    throw new Error(`openssl ${args.join(' ')} failed: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`, { cause: err });
+  }
+}
+
+export async function makeCa(dir: string, name: string): Promise<TestCa> {
+  const files = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+  await openssl([
+    'req', '-x509', ...KEY_ARGS, '-keyout', files.key, '-out', files.cert, '-subj', `/CN=${name}`,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  return { ...files, name, dir };
+}
+
+/** A leaf certificate signed by `ca`, usable as server and client certificate. */
+export async function issue(ca: TestCa, name: string, sans: readonly string[], dir = ca.dir): Promise<CertFiles> {
+  const files = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+  await openssl([
+    'req', '-x509', ...KEY_ARGS, '-keyout', files.key, '-out', files.cert, '-subj', `/CN=${name}`,
+    '-CA', ca.cert, '-CAkey', ca.key,
+    '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'extendedKeyUsage=serverAuth,clientAuth',
+    '-addext', `subjectAltName=${sans.join(',')}`,
+  ]);
+  return files;
+}
+
+/**
+ * Envoy bootstrap patch: the `fulcrum_xds` cluster (ADS and LRS) over TLS, trusting `ca` and
+ * checking the server's DNS SAN `localhost`; with `client`, it presents that certificate (mTLS).
+ */
+export function envoyXdsTls(ca: string, client?: CertFiles): (bootstrap: Record<string, unknown>) => void {
+  return (bootstrap) => {
+    const statics = bootstrap.static_resources as { clusters: Record<string, unknown>[] };
+    const xds = statics.clusters.find((c) => c.name === 'fulcrum_xds');
+    if (!xds) throw new Error('bootstrap has no fulcrum_xds cluster');
+    xds.transport_socket = {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+        sni: 'localhost',
+        common_tls_context: {
+          // grpc-js (node:http2) accepts only connections that negotiate h2 by ALPN.
+          alpn_protocols: ['h2'],
+          validation_context: {
+            trusted_ca: { filename: ca },
+            match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'localhost' } }],
+          },
+          ...(client ? { tls_certificates: [{ certificate_chain: { filename: client.cert }, private_key: { filename: client.key } }] } : {}),
+        },
+      },
+    };
+  };
+}
