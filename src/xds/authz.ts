@@ -119,15 +119,19 @@ export class XdsAuthz {
     throw new StreamError(grpc.status.PERMISSION_DENIED, message);
   }
 
-  /** Undefined when the call may proceed. */
+  /**
+   * Undefined when the call may proceed. Credentials that allow the call win; on a surface that
+   * is open, calls without (or with unknown) credentials pass too, except a certificate that
+   * matches no configured identity, which is refused wherever identities are configured.
+   */
   decide(surface: Surface, presented: Presented): Refusal | undefined {
-    if (presented.token !== undefined) {
-      const byToken = this.byToken(surface, presented.token);
-      // A valid certificate still admits a proxy whose token is for something else.
-      if (!byToken || !presented.identity) return byToken;
-    }
-    if (presented.identity) return this.byIdentity(surface, presented.identity);
-    return this.open(surface) ? undefined : { code: grpc.status.UNAUTHENTICATED, reason: 'no_credentials', message: this.missing(surface) };
+    const byIdentity = presented.identity ? this.byIdentity(surface, presented.identity) : undefined;
+    if (presented.identity && !byIdentity) return undefined;
+    const byToken = presented.token !== undefined ? this.byToken(surface, presented.token) : undefined;
+    if (presented.token !== undefined && !byToken) return undefined;
+    if (byIdentity?.reason === 'identity_unbound') return byIdentity;
+    if (this.open(surface)) return undefined;
+    return byToken ?? byIdentity ?? { code: grpc.status.UNAUTHENTICATED, reason: 'no_credentials', message: this.missing(surface) };
   }
 
   private byToken(surface: Surface, token: string): Refusal | undefined {
@@ -144,11 +148,11 @@ export class XdsAuthz {
       if (this.bindings.length === 0 || binding) return undefined;
       return { code: grpc.status.PERMISSION_DENIED, reason: 'identity_unbound', message: `client certificate identity "${identity.id}" matches no server.xds.identities entry` };
     }
-    if (surface === 'report' && binding?.binding.report === true) return undefined;
-    if (this.open(surface)) return undefined;
-    return surface === 'report'
-      ? { code: grpc.status.PERMISSION_DENIED, reason: 'identity_not_reporter', message: `client certificate identity "${identity.id}" may not send reports (server.xds.identities[].report); present a report token` }
-      : { code: grpc.status.UNAUTHENTICATED, reason: 'no_credentials', message: this.missing(surface) };
+    if (surface === 'report') {
+      if (binding?.binding.report === true) return undefined;
+      return { code: grpc.status.PERMISSION_DENIED, reason: 'identity_not_reporter', message: `client certificate identity "${identity.id}" may not send reports (server.xds.identities[].report); present a report token` };
+    }
+    return { code: grpc.status.UNAUTHENTICATED, reason: 'no_credentials', message: this.missing(surface) };
   }
 
   /** Whether a call with no credentials is let through. */
