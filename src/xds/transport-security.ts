@@ -74,6 +74,8 @@ const digestOf = (pems: PemSet): string => createHash('sha256').update(pems.cert
 /** Server credentials whose certificate, key and client CA are re-read from disk when they change. */
 export class ReloadingServerCredentials extends grpc.ServerCredentials {
   private digest: string;
+  /** The last set that failed, so an unusable set is reported once, not at every poll. */
+  private failedDigest: string | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   /** Reads and checks the files now: a bad certificate fails startup rather than the first handshake. */
@@ -96,15 +98,17 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
 
   /** Re-reads the files; applies them when they changed and form a usable context. */
   reload(): TlsReload {
+    let digest: string | undefined;
     try {
       const pems = readPemSet(this.settings);
-      const digest = digestOf(pems);
-      if (digest === this.digest) return { result: 'unchanged' };
+      digest = digestOf(pems);
+      if (digest === this.digest || digest === this.failedDigest) return { result: 'unchanged' };
       const leaf = checkPemSet(this.settings, pems);
       this.updateSecureContextOptions(contextOptions(pems));
       this.digest = digest;
       return { result: 'reloaded', fingerprint: leaf.fingerprint256, validTo: leaf.validTo };
     } catch (err) {
+      this.failedDigest = digest;
       return { result: 'failed', error: (err as Error).message };
     }
   }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { envoyXdsTls, issue, makeCa, type CertFiles, type TestCa } from '../support/certs.js';
+import { envoyXdsTls, issue, makeCa, refusedCalls, serverPki, type CertFiles, type TestCa } from '../support/certs.js';
 import { describeEnvoy, dumpListenerNames, dumpClusterNames, type EnvoyHandle } from '../support/envoy.js';
 import { sendRequests } from '../support/backends.js';
 import { startOrcaBackends, type OrcaBackends } from '../support/orca-backends.js';
@@ -43,19 +43,14 @@ function r(): Rig<OrcaBackends> {
 
 async function makePki(): Promise<Pki> {
   const dir = await mkdtemp(join(tmpdir(), 'fulcrum-mtls-'));
-  const ca = await makeCa(dir, 'ca');
+  const { ca, server } = await serverPki(dir);
   const ca2 = await makeCa(dir, 'ca2');
-  const server = await issue(ca, 'server', ['DNS:localhost', 'IP:127.0.0.1']);
   const web = await issue(ca, 'web', [`URI:${WEB_ID}`, 'DNS:web.shop.svc']);
   const edge = await issue(ca, 'edge', [`URI:${EDGE_ID}`]);
   return { dir, ca, server, web, edge, ca2 };
 }
 
-/** fulcrum's view of the refusal counter `fulcrum_grpc_auth_refused_total{surface,reason}`. */
-async function refused(surface: string, reason: string): Promise<number> {
-  const metric = await r().fulcrum.metrics.registry.getSingleMetric('fulcrum_grpc_auth_refused_total')?.get();
-  return metric?.values.find((v) => v.labels.surface === surface && v.labels.reason === reason)?.value ?? 0;
-}
+const refused = (surface: string, reason: string): Promise<number> => refusedCalls(r().fulcrum, surface, reason);
 
 async function envoy(nodeId: string, nodeCluster: string, client: CertFiles | undefined, ca = pki.ca.cert): Promise<EnvoyHandle> {
   const e = await r().addEnvoy({ nodeId, nodeCluster, name: `envoy-${nodeId}`, patchBootstrap: envoyXdsTls(ca, client) });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeReportResponse, encodeReportRequest, REPORT_METHOD_PATH, type WireReportResponse } from '../../src/signals/report-grpc.js';
 import { sendRequests } from '../support/backends.js';
-import { envoyXdsTls, issue, makeCa, type CertFiles, type TestCa } from '../support/certs.js';
+import { envoyXdsTls, refusedCalls, serverPki } from '../support/certs.js';
 import { describeEnvoy, dumpListenerNames, type Bootstrap, type EnvoyHandle } from '../support/envoy.js';
 import { startGrpcServers, type GrpcTestServers } from '../support/grpc-whoami.js';
 import { startXdsClient, tally } from '../support/grpc-xds.js';
@@ -25,16 +25,11 @@ import { scaled, waitFor } from '../support/wait.js';
 const PROXY_TOKEN = 'proxy-token-for-tests';
 const REPORT_TOKEN = 'report-token-for-tests';
 
-interface Pki {
-  dir: string;
-  ca: TestCa;
-  server: CertFiles;
-}
+type Pki = Awaited<ReturnType<typeof serverPki>> & { dir: string };
 
 async function makePki(name: string): Promise<Pki> {
   const dir = await mkdtemp(join(tmpdir(), `fulcrum-${name}-`));
-  const ca = await makeCa(dir, 'ca');
-  return { dir, ca, server: await issue(ca, 'server', ['DNS:localhost', 'IP:127.0.0.1']) };
+  return { dir, ...(await serverPki(dir)) };
 }
 
 /** Envoy's ADS stream sends `authorization: Bearer <token>` as initial metadata. */
@@ -54,10 +49,7 @@ describeEnvoy('xDS over TLS with bearer tokens, and a real Envoy', () => {
     return rig;
   };
 
-  async function refused(surface: string, reason: string): Promise<number> {
-    const metric = await r().fulcrum.metrics.registry.getSingleMetric('fulcrum_grpc_auth_refused_total')?.get();
-    return metric?.values.find((v) => v.labels.surface === surface && v.labels.reason === reason)?.value ?? 0;
-  }
+  const refused = (surface: string, reason: string): Promise<number> => refusedCalls(r().fulcrum, surface, reason);
 
   const envoy = (nodeId: string, token?: string): Promise<EnvoyHandle> =>
     r().addEnvoy({

@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { Registry } from 'prom-client';
 
 const run = promisify(execFile);
 
@@ -76,4 +77,16 @@ export function envoyXdsTls(ca: string, client?: CertFiles): (bootstrap: Record<
       },
     };
   };
+}
+
+/** fulcrum's refusal counter `fulcrum_grpc_auth_refused_total{surface,reason}`. */
+export async function refusedCalls(fulcrum: { metrics: { registry: Registry } }, surface: string, reason: string): Promise<number> {
+  const metric = await fulcrum.metrics.registry.getSingleMetric('fulcrum_grpc_auth_refused_total')?.get();
+  return metric?.values.find((v) => v.labels.surface === surface && v.labels.reason === reason)?.value ?? 0;
+}
+
+/** A directory with a CA and a server certificate for `localhost` / 127.0.0.1 signed by it. */
+export async function serverPki(dir: string): Promise<{ ca: TestCa; server: CertFiles }> {
+  const ca = await makeCa(dir, 'ca');
+  return { ca, server: await issue(ca, 'server', ['DNS:localhost', 'IP:127.0.0.1']) };
 }
