@@ -4,10 +4,11 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { decodeReportResponse, encodeReportRequest, REPORT_METHOD_PATH, type WireReportResponse } from '../../src/signals/report-grpc.js';
 import { sendRequests } from '../support/backends.js';
-import { envoyXdsTls, refusedCalls, serverPki } from '../support/certs.js';
+import { envoyXdsTls, opensslFound, refusedCalls, serverPki } from '../support/certs.js';
+import { describeRequiring } from '../support/requires.js';
 import { describeEnvoy, dumpListenerNames, type Bootstrap, type EnvoyHandle } from '../support/envoy.js';
 import { startGrpcServers, type GrpcTestServers } from '../support/grpc-whoami.js';
 import { startXdsClient, tally } from '../support/grpc-xds.js';
@@ -168,7 +169,7 @@ describeEnvoy('xDS over TLS with bearer tokens, and a real Envoy', () => {
  * GRPC_DEFAULT_SSL_ROOTS_FILE_PATH; the call credentials come from a made-up service account
  * key, which google-auth-library turns into a self-signed JWT without any network call.
  */
-describe('proxyless gRPC (@grpc/grpc-js-xds) over TLS', () => {
+describeRequiring('openssl', opensslFound(), 'proxyless gRPC (@grpc/grpc-js-xds) over TLS', () => {
   let pki: Pki;
   let servers: GrpcTestServers;
   let rig: Rig<GrpcTestServers> | undefined;

@@ -3,7 +3,7 @@
  * signs with the SANs a test asks for (`URI:spiffe://…`, `DNS:…`, `IP:127.0.0.1`). ECDSA P-256,
  * valid for two days; each file is PEM in the directory given.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Registry } from 'prom-client';
@@ -18,6 +18,12 @@ export interface CertFiles {
 export interface TestCa extends CertFiles {
   readonly name: string;
   readonly dir: string;
+}
+
+/** Whether the `openssl` CLI runs here (for describeRequiring). */
+export function opensslFound(): { ok: boolean; detail: string } {
+  const r = spawnSync('openssl', ['version'], { encoding: 'utf8', timeout: 10_000 });
+  return r.status === 0 ? { ok: true, detail: r.stdout.trim() } : { ok: false, detail: r.error?.message ?? r.stderr };
 }
 
 const KEY_ARGS = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2'];

@@ -2,33 +2,34 @@ import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ReloadingServerCredentials } from '../../src/xds/transport-security.js';
-import { issue, makeCa, type CertFiles } from '../support/certs.js';
-
-let dir: string;
-let first: CertFiles;
-let second: CertFiles;
-let live: CertFiles;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'fulcrum-tls-reload-'));
-  const ca = await makeCa(dir, 'ca');
-  first = await issue(ca, 'first', ['DNS:localhost']);
-  second = await issue(ca, 'second', ['DNS:localhost']);
-  live = { cert: join(dir, 'live.pem'), key: join(dir, 'live.key') };
-  await copyFile(first.cert, live.cert);
-  await copyFile(first.key, live.key);
-});
-
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+import { issue, makeCa, opensslFound, type CertFiles } from '../support/certs.js';
+import { describeRequiring } from '../support/requires.js';
 
 /** The certificate the credentials would hand to new connections now. */
 const served = (c: ReloadingServerCredentials): string => String((c._getSecureContextOptions()?.cert as Buffer[] | Buffer | undefined)?.toString());
 
-describe('xDS TLS credentials that reload', () => {
+describeRequiring('openssl', opensslFound(), 'xDS TLS credentials that reload', () => {
+  let dir: string;
+  let first: CertFiles;
+  let second: CertFiles;
+  let live: CertFiles;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-tls-reload-'));
+    const ca = await makeCa(dir, 'ca');
+    first = await issue(ca, 'first', ['DNS:localhost']);
+    second = await issue(ca, 'second', ['DNS:localhost']);
+    live = { cert: join(dir, 'live.pem'), key: join(dir, 'live.key') };
+    await copyFile(first.cert, live.cert);
+    await copyFile(first.key, live.key);
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
   it('refuse to start on an unreadable file or a key that does not match, naming the setting', async () => {
     expect(() => new ReloadingServerCredentials({ certFile: join(dir, 'missing.pem'), keyFile: live.key })).toThrow(/server\.xds\.tls\.certFile: cannot read .*missing\.pem/);
     expect(() => new ReloadingServerCredentials({ certFile: first.cert, keyFile: second.key })).toThrow(/server\.xds\.tls: .*not a usable certificate/);
