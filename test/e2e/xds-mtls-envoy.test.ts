@@ -52,8 +52,8 @@ async function makePki(): Promise<Pki> {
 
 const refused = (surface: string, reason: string): Promise<number> => refusedCalls(r().fulcrum, surface, reason);
 
-async function envoy(nodeId: string, nodeCluster: string, client: CertFiles | undefined, ca = pki.ca.cert): Promise<EnvoyHandle> {
-  const e = await r().addEnvoy({ nodeId, nodeCluster, name: `envoy-${nodeId}`, patchBootstrap: envoyXdsTls(ca, client) });
+async function envoy(nodeId: string, nodeCluster: string, client: CertFiles | undefined, ca = pki.ca.cert, mode: 'sotw' | 'delta' = 'sotw'): Promise<EnvoyHandle> {
+  const e = await r().addEnvoy({ mode, nodeId, nodeCluster, name: `envoy-${nodeId}`, patchBootstrap: envoyXdsTls(ca, client) });
   envoys.push(e);
   return e;
 }
@@ -122,13 +122,15 @@ describeEnvoy('xDS over mTLS with a real Envoy', () => {
     const before = await refused('xds', 'node_mismatch');
     const wrongId = await envoy('edge-1', 'web', pki.web); // web identity, node id outside web-*
     const wrongGroup = await envoy('web-9', 'edge', pki.web); // web identity claiming the edge group
-    await waitFor(async () => (await refused('xds', 'node_mismatch')) >= before + 2, { what: 'two node_mismatch refusals', timeoutMs: 20_000 });
-    for (const e of [wrongId, wrongGroup]) {
+    const wrongDelta = await envoy('edge-2', 'web', pki.web, pki.ca.cert, 'delta'); // the same over Delta xDS
+    await waitFor(async () => (await refused('xds', 'node_mismatch')) >= before + 3, { what: 'three node_mismatch refusals', timeoutMs: 20_000 });
+    for (const e of [wrongId, wrongGroup, wrongDelta]) {
       expect(await e.stat('control_plane.connected_state')).toBe(0);
       expect(dumpListenerNames(await e.configDump())).toEqual([]);
     }
     expect(connectedNodes()).not.toContain('edge-1');
     expect(connectedNodes()).not.toContain('web-9');
+    expect(connectedNodes()).not.toContain('edge-2');
   });
 
   it('an Envoy without a client certificate fails the handshake when mTLS is required', async () => {
@@ -194,6 +196,8 @@ describeEnvoy('xDS over mTLS with a real Envoy', () => {
     });
     const after = await servedCertificate(r().fulcrum.xdsPort);
     expect(after.issuer.CN).toBe('ca2');
+    const reloads = await r().fulcrum.metrics.registry.getSingleMetric('fulcrum_xds_tls_reloads_total')?.get();
+    expect(reloads?.values.find((v) => v.labels.result === 'reloaded')?.value).toBeGreaterThanOrEqual(1);
     const fresh = await envoy('web-2', 'web', pki.web, pki.ca2.cert);
     await waitFor(() => connectedNodes().includes('web-2'), { what: 'an Envoy trusting only the new CA connects', timeoutMs: 20_000 });
     expect(await fresh.stat('control_plane.connected_state')).toBe(1);
