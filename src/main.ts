@@ -21,7 +21,7 @@ import { parseConfig, type LoadedConfig } from './sources/config-file.js';
 import { ConfigSource } from './sources/config-source.js';
 import { withKubernetes } from './sources/kubernetes/catalog-merge.js';
 import { KubernetesDiscovery } from './sources/kubernetes/discovery.js';
-import { XdsAuthMetrics } from './telemetry/auth-metrics.js';
+import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics, type EndpointValue } from './telemetry/metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
@@ -239,6 +239,7 @@ interface XdsSecurity {
 function xdsSecurity({ config, log, xdsTls, auth }: Boot, core: Core): XdsSecurity {
   const tokens = new Authorizer(auth);
   const metrics = new XdsAuthMetrics(core.metrics.registry);
+  const refusals = new RefusalLog((fields, message) => log.warn(fields, message));
   const authz = new XdsAuthz({
     tokenRole: (token) => tokens.roleOf(token),
     configuredRoles: tokens.configuredRoles(),
@@ -246,7 +247,7 @@ function xdsSecurity({ config, log, xdsTls, auth }: Boot, core: Core): XdsSecuri
     ...(config.server.xds.identities ? { identities: config.server.xds.identities } : {}),
     onRefused: (surface, reason, detail) => {
       metrics.refused(surface, reason);
-      log.warn({ surface, reason, ...detail }, 'gRPC call refused');
+      refusals.refused(surface, reason, detail);
     },
   });
   const watch = () =>

@@ -32,3 +32,30 @@ export class XdsAuthMetrics {
     this.reloads.inc({ result });
   }
 }
+
+/**
+ * Logs refused calls without letting a client that retries (or an attacker) turn every refusal
+ * into a log line: the first refusal per surface and reason in each window is logged, with how
+ * many like it were left out in the window before. The metric counts them all.
+ */
+export class RefusalLog {
+  private readonly windows = new Map<string, { start: number; suppressed: number }>();
+
+  constructor(
+    private readonly log: (fields: Record<string, unknown>, message: string) => void,
+    private readonly windowMs = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  refused(surface: string, reason: string, detail: Record<string, unknown>): void {
+    const key = `${surface}/${reason}`;
+    const at = this.now();
+    const w = this.windows.get(key);
+    if (w && at - w.start < this.windowMs) {
+      w.suppressed++;
+      return;
+    }
+    this.windows.set(key, { start: at, suppressed: 0 });
+    this.log({ surface, reason, ...detail, ...(w?.suppressed ? { suppressedBefore: w.suppressed } : {}) }, 'gRPC call refused');
+  }
+}
