@@ -9,7 +9,7 @@ import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
-import { authFromEnv, authWithFiles, type AuthConfig } from './admin/auth.js';
+import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { CatalogFeed } from './catalog/catalog-feed.js';
 import { DurableStore } from './catalog/store/durable-store.js';
@@ -21,16 +21,19 @@ import { parseConfig, type LoadedConfig } from './sources/config-file.js';
 import { ConfigSource } from './sources/config-source.js';
 import { withKubernetes } from './sources/kubernetes/catalog-merge.js';
 import { KubernetesDiscovery } from './sources/kubernetes/discovery.js';
+import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics, type EndpointValue } from './telemetry/metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
+import { XdsAuthz } from './xds/authz.js';
 import { XdsCache } from './xds/cache.js';
 import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
 import { ProxyRegistry } from './xds/proxy-status.js';
 import { Publisher } from './xds/publisher.js';
 import { XdsServer } from './xds/server.js';
+import { ReloadingServerCredentials } from './xds/transport-security.js';
 
 /** The composition root: reads the config, builds each room, wires them, starts and stops them. */
 
@@ -51,7 +54,10 @@ export interface FulcrumOptions {
   readonly debounce?: { quietMs: number; maxMs: number };
   /** Overrides the config file's `server.engine.tickMs`. */
   readonly engineTickMs?: number;
-  /** Admin API bearer tokens; default from FULCRUM_ADMIN_TOKEN / FULCRUM_READ_TOKEN / FULCRUM_REPORT_TOKEN. */
+  /**
+   * Bearer tokens of the admin API and the xDS port; default from FULCRUM_ADMIN_TOKEN /
+   * FULCRUM_READ_TOKEN / FULCRUM_REPORT_TOKEN / FULCRUM_PROXY_TOKEN and `server.admin.tokenFiles`.
+   */
   readonly auth?: AuthConfig;
   /**
    * Where the durable store lives. Omitted, fulcrum runs on a temporary directory removed at stop
@@ -115,6 +121,9 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
 interface Boot {
   readonly config: LoadedConfig;
   readonly adminTls: { cert: Buffer; key: Buffer } | undefined;
+  /** TLS on the xDS port, its files read and checked. */
+  readonly xdsTls: ReloadingServerCredentials | undefined;
+  readonly auth: AuthConfig;
   readonly log: Logger;
 }
 
@@ -122,7 +131,9 @@ async function readBoot(options: FulcrumOptions): Promise<Boot> {
   envoyRoot();
   const config = parseConfig(await readFile(options.configPath, 'utf8'), options.configPath);
   const adminTls = config.server.admin.tls ? await readAdminTls(config.server.admin.tls) : undefined;
-  return { config, adminTls, log: options.logger ?? createLogger(config.server.logLevel) };
+  const xdsTls = config.server.xds.tls ? new ReloadingServerCredentials(config.server.xds.tls) : undefined;
+  const auth = options.auth ?? authWithFiles(authFromEnv(process.env), config.server.admin.tokenFiles);
+  return { config, adminTls, xdsTls, auth, log: options.logger ?? createLogger(config.server.logLevel) };
 }
 
 /** The rooms' objects that do no I/O of their own; the components below drive them. */
@@ -198,7 +209,8 @@ function buildParts(boot: Boot, core: Core, store: Store, options: FulcrumOption
     publish: (overrides) => core.publisher.setWeights(overrides),
     onTicked: (ms) => core.metrics.engineTicked(ms),
   });
-  const xds = xdsServer(boot, core, options);
+  const security = xdsSecurity(boot, core);
+  const xds = xdsServer(boot, core, options, security);
   // Unready first at stop, so load balancers stop sending new proxies here while streams drain.
   const stopping = { now: false };
   const readiness = component('readiness', { start: () => undefined, stop: () => (stopping.now = true) });
@@ -214,17 +226,55 @@ function buildParts(boot: Boot, core: Core, store: Store, options: FulcrumOption
   const missing = new MissingSignalsLog({ notices: () => core.adaptive.allMissingSignals(), log });
   const pipeline = [source, feed, ...(discovery ? [discovery] : []), weights, missing, core.publisher];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
-  return { components: [...pipeline, admin, component('xds', xds), component('signals', core.signals), readiness], xds, admin };
+  const serving = [admin, security.component, component('xds', xds), component('signals', core.signals), readiness];
+  return { components: [...pipeline, ...serving], xds, admin };
 }
 
-function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions): XdsServer {
-  const { debounceQuietMs: _quiet, debounceMaxMs: _max, ...settings } = config.server.xds;
+interface XdsSecurity {
+  readonly credentials: ReloadingServerCredentials | undefined;
+  readonly authz: XdsAuthz;
+  /** Watches the certificate files while running. */
+  readonly component: Component;
+}
+
+/** TLS credentials and the authorizer of the xDS port (tokens shared with the admin API). */
+function xdsSecurity({ config, log, xdsTls, auth }: Boot, core: Core): XdsSecurity {
+  const tokens = new Authorizer(auth);
+  const metrics = new XdsAuthMetrics(core.metrics.registry);
+  const refusals = new RefusalLog((fields, message) => log.warn(fields, message));
+  const authz = new XdsAuthz({
+    tokenRole: (token) => tokens.roleOf(token),
+    configuredRoles: tokens.configuredRoles(),
+    mutualTls: xdsTls?.mutual ?? false,
+    ...(config.server.xds.identities ? { identities: config.server.xds.identities } : {}),
+    onRefused: (surface, reason, detail) => {
+      metrics.refused(surface, reason);
+      refusals.refused(surface, reason, detail);
+    },
+  });
+  const watch = () =>
+    xdsTls?.watch((outcome) => {
+      if (outcome.result === 'unchanged') return;
+      metrics.tlsReloaded(outcome.result);
+      if (outcome.result === 'reloaded') log.info({ fingerprint: outcome.fingerprint, validTo: outcome.validTo }, 'xDS TLS certificate reloaded');
+      else log.error({ error: outcome.error }, 'xDS TLS files changed but are not usable; keeping the previous certificate');
+    });
+  log.info(
+    { tls: xdsTls !== undefined, mutualTls: xdsTls?.mutual ?? false, identities: config.server.xds.identities?.length ?? 0, tokenRoles: [...tokens.configuredRoles()] },
+    'xDS port security',
+  );
+  return { credentials: xdsTls, authz, component: component('xds-tls', { start: watch, stop: () => xdsTls?.unwatch() }) };
+}
+
+function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions, security: XdsSecurity): XdsServer {
+  const { debounceQuietMs: _quiet, debounceMaxMs: _max, tls: _tls, identities: _identities, ...settings } = config.server.xds;
   return new XdsServer(
     {
       ...settings,
       address: options.xdsAddress ?? settings.address,
       port: options.xdsPort ?? settings.port,
       controlPlaneId: `fulcrum@${hostname()}/${process.pid}`,
+      security: { authz: security.authz, ...(security.credentials ? { credentials: security.credentials } : {}) },
     },
     core.cache,
     core.registry,
@@ -237,9 +287,8 @@ type Readiness = () => { ready: boolean; reasons: string[] };
 
 /** The admin HTTP API as a component: listens on start, closes on stop. */
 function adminServer(boot: Boot, core: Core, store: Store, options: FulcrumOptions, ready: Readiness): Component & { port(): number } {
-  const { config, log, adminTls } = boot;
+  const { config, log, adminTls, auth } = boot;
   const settings = config.server.admin;
-  const auth = options.auth ?? authWithFiles(authFromEnv(process.env), settings.tokenFiles);
   if (auth.adminTokens.length + auth.readTokens.length + (auth.reportTokens?.length ?? 0) === 0) {
     log.warn('admin API has no bearer tokens (FULCRUM_ADMIN_TOKEN / FULCRUM_READ_TOKEN): anyone who can reach it can change clusters and listeners');
   }

@@ -20,11 +20,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 export interface AuthConfig {
   readonly adminTokens: readonly string[];
   readonly readTokens: readonly string[];
-  /** Tokens that may only POST /v1/reports. */
+  /** Tokens that may only POST /v1/reports (and send reports and load reports on the xDS port). */
   readonly reportTokens?: readonly string[];
+  /** Tokens proxies present on the xDS port (`authorization: Bearer`); nothing on the admin API. */
+  readonly proxyTokens?: readonly string[];
 }
 
-export type Role = 'admin' | 'read' | 'report';
+export type Role = 'admin' | 'read' | 'report' | 'proxy';
 
 const digest = (token: string): Buffer => createHash('sha256').update(token, 'utf8').digest();
 
@@ -48,7 +50,7 @@ export function parseTokenList(value: string | undefined): string[] {
  * Tokens from files (a mounted Secret, say): comma- or newline-separated, merged with `base`.
  * An unreadable file is an error naming it: starting without the tokens would open the API.
  */
-export function authWithFiles(base: AuthConfig, files: { admin?: string; read?: string; report?: string } | undefined): AuthConfig {
+export function authWithFiles(base: AuthConfig, files: { admin?: string; read?: string; report?: string; proxy?: string } | undefined): AuthConfig {
   const read = (role: string, file: string | undefined): string[] => {
     if (file === undefined) return [];
     try {
@@ -61,15 +63,17 @@ export function authWithFiles(base: AuthConfig, files: { admin?: string; read?: 
     adminTokens: [...base.adminTokens, ...read('admin', files?.admin)],
     readTokens: [...base.readTokens, ...read('read', files?.read)],
     reportTokens: [...(base.reportTokens ?? []), ...read('report', files?.report)],
+    proxyTokens: [...(base.proxyTokens ?? []), ...read('proxy', files?.proxy)],
   };
 }
 
-/** `FULCRUM_ADMIN_TOKEN`, `FULCRUM_READ_TOKEN`, `FULCRUM_REPORT_TOKEN`: comma-separated lists. */
+/** `FULCRUM_ADMIN_TOKEN`, `FULCRUM_READ_TOKEN`, `FULCRUM_REPORT_TOKEN`, `FULCRUM_PROXY_TOKEN`: comma-separated lists. */
 export function authFromEnv(env: NodeJS.ProcessEnv): AuthConfig {
   return {
     adminTokens: parseTokenList(env.FULCRUM_ADMIN_TOKEN),
     readTokens: parseTokenList(env.FULCRUM_READ_TOKEN),
     reportTokens: parseTokenList(env.FULCRUM_REPORT_TOKEN),
+    proxyTokens: parseTokenList(env.FULCRUM_PROXY_TOKEN),
   };
 }
 
@@ -87,7 +91,7 @@ export function isOpenPath(path: string): boolean {
 /** Decides one request. Paths are compared without their query string. */
 export class Authorizer {
   private readonly roles: { role: Role; digests: Buffer[] }[];
-  /** Whether any token is configured; if not, everything is open. */
+  /** Whether any admin, read or report token is configured; if not, everything is open (proxy tokens are for the xDS port). */
   readonly enabled: boolean;
 
   constructor(config: AuthConfig | undefined) {
@@ -96,8 +100,14 @@ export class Authorizer {
       { role: 'admin', digests: clean(config?.adminTokens) },
       { role: 'read', digests: clean(config?.readTokens) },
       { role: 'report', digests: clean(config?.reportTokens) },
+      { role: 'proxy', digests: clean(config?.proxyTokens) },
     ];
-    this.enabled = this.roles.some((r) => r.digests.length > 0);
+    this.enabled = this.roles.some((r) => r.role !== 'proxy' && r.digests.length > 0);
+  }
+
+  /** The roles that have at least one token. */
+  configuredRoles(): Set<Role> {
+    return new Set(this.roles.filter((r) => r.digests.length > 0).map((r) => r.role));
   }
 
   /** The role of a presented token, or undefined. Checks every role (no early exit). */
@@ -126,7 +136,13 @@ export class Authorizer {
     return {
       ok: false,
       status: 403,
-      message: role === 'read' ? `a read-only token cannot ${method} ${path}` : `a report token may only POST /v1/reports`,
+      message: forbidden(role, method, path),
     };
   }
+}
+
+function forbidden(role: Role, method: string, path: string): string {
+  if (role === 'read') return `a read-only token cannot ${method} ${path}`;
+  if (role === 'proxy') return 'a proxy token is for the xDS port only';
+  return 'a report token may only POST /v1/reports';
 }

@@ -9,9 +9,10 @@ import { PROBE_DEFAULTS } from '../catalog/protection.js';
 import type { XdsServerOptions } from '../xds/server.js';
 import { ConfigFileSchema, type ConfigFile } from './config-schema.js';
 import { checkProtection } from './protection-schema.js';
+import { checkXdsSecurity, xdsSecuritySettings, type XdsSecuritySettings } from './xds-security-schema.js';
 
 /** `server.xds`: the xDS server's options (its identity is the process's, not configured) and the push debounce. */
-export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId'> {
+export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId' | 'security'>, XdsSecuritySettings {
   readonly debounceQuietMs: number;
   readonly debounceMaxMs: number;
 }
@@ -23,7 +24,7 @@ export interface AdminServerSettings {
   /** HTTPS instead of HTTP: PEM certificate chain and private key files (as written: relative to the working directory). */
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   /** Files holding bearer tokens (comma- or newline-separated), per role. */
-  readonly tokenFiles?: { readonly admin?: string; readonly read?: string; readonly report?: string };
+  readonly tokenFiles?: { readonly admin?: string; readonly read?: string; readonly report?: string; readonly proxy?: string };
 }
 
 export interface ServerSettings {
@@ -138,7 +139,7 @@ function dedupeByPath(problems: ConfigProblem[]): ConfigProblem[] {
 }
 
 function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
+  const problems: ConfigProblem[] = [...checkXdsSecurity(cfg.server?.xds)];
   const clusterNames = new Set<string>();
   (cfg.clusters ?? []).forEach((c, i) => {
     const at = `/clusters/${i}`;
@@ -389,6 +390,7 @@ function toServer(cfg: ConfigFile): ServerSettings {
       maxResourceNames: x.maxResourceNames ?? DEFAULT_XDS.maxResourceNames,
       debounceQuietMs: x.debounceQuietMs ?? DEFAULT_XDS.debounceQuietMs,
       debounceMaxMs: x.debounceMaxMs ?? DEFAULT_XDS.debounceMaxMs,
+      ...xdsSecuritySettings(x),
     },
     admin: {
       address: cfg.server?.admin?.address ?? DEFAULT_ADMIN.address,

@@ -2,6 +2,7 @@ import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox
 import { UTILIZATION_METRICS } from '../catalog/policy.js';
 import { HEALTH_STATUSES, LB_POLICIES } from '../catalog/types.js';
 import { protectionProperties } from './protection-schema.js';
+import { xdsSecurityProperties } from './xds-security-schema.js';
 
 /**
  * The config file's shape, as JSON Schema (TypeBox), so validation errors carry a path.
@@ -212,6 +213,8 @@ const ServerSchema = Type.Object(
           maxResourceNames: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
           debounceQuietMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
           debounceMaxMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
+          // TLS/mTLS and client certificate identities (see xds-security-schema.ts).
+          ...xdsSecurityProperties,
         },
         { additionalProperties: false },
       ),
@@ -270,6 +273,7 @@ const ServerSchema = Type.Object(
                 admin: Type.Optional(Type.String({ minLength: 1 })),
                 read: Type.Optional(Type.String({ minLength: 1 })),
                 report: Type.Optional(Type.String({ minLength: 1 })),
+                proxy: Type.Optional(Type.String({ minLength: 1 })),
               },
               { additionalProperties: false },
             ),

@@ -6,6 +6,7 @@ import { DeltaStream } from './delta-stream.js';
 import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
 import { DISCOVERY_SERVICES, type DiscoveryServiceShape, type ResponseParts } from './services.js';
 import { SotwStream } from './sotw-stream.js';
+import type { XdsAuthz } from './authz.js';
 import { StreamGroups } from './stream-groups.js';
 import { checkNameCount, checkTypeUrl, StreamError, WILDCARD_TYPES, type StreamDeps, type StreamIo, type XdsStream } from './stream-common.js';
 import { sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest, type RawNode } from './wire.js';
@@ -25,6 +26,8 @@ export interface XdsServerOptions {
   readonly keepaliveTimeoutMs: number;
   readonly maxResourceNames: number;
   readonly controlPlaneId: string;
+  /** TLS credentials (transport-security.ts) and who may call what (authz.ts); default plaintext, open. */
+  readonly security?: { readonly credentials?: grpc.ServerCredentials; readonly authz?: XdsAuthz };
 }
 
 /** Serves ADS and the per-type discovery services (SotW and Delta), plus CSDS, on one gRPC port. */
@@ -57,6 +60,7 @@ export class XdsServer {
       'grpc.keepalive_permit_without_calls': 1,
       // Envoy's and grpc's clients ping to keep ADS alive through idle NATs; do not punish them for it.
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+      interceptors: options.security?.authz ? [options.security.authz.interceptor] : [],
     });
     for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));
     this.server.addService(CSDS_DEFINITION, csdsHandlers(registry));
@@ -73,7 +77,7 @@ export class XdsServer {
 
   async start(): Promise<number> {
     this.boundPort = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(`${this.options.address}:${this.options.port}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      this.server.bindAsync(`${this.options.address}:${this.options.port}`, this.options.security?.credentials ?? grpc.ServerCredentials.createInsecure(), (err, port) =>
         err ? reject(err) : resolve(port),
       );
     });
@@ -106,7 +110,7 @@ export class XdsServer {
     };
     if (svc.fetch) {
       impl[svc.fetch] = (call: grpc.ServerUnaryCall<DiscoveryRequest, ResponseParts>, cb: grpc.sendUnaryData<ResponseParts>) =>
-        this.fetch(svc, call.request, cb);
+        this.fetch(svc, call, cb);
     }
     return impl;
   }
@@ -119,8 +123,10 @@ export class XdsServer {
     call.on('drain', () => {
       congested = false;
     });
+    const authz = this.options.security?.authz;
     return {
       peer: call.getPeer(),
+      ...(authz ? { admit: (node) => authz.admitNode(call.getAuthContext(), node, call.getPeer()) } : {}),
       send: (parts) => {
         if (!call.write(parts)) congested = true;
       },
@@ -162,8 +168,10 @@ export class XdsServer {
     call.on('cancelled', done);
   }
 
-  private fetch(svc: DiscoveryServiceShape, req: DiscoveryRequest, cb: grpc.sendUnaryData<ResponseParts>): void {
+  private fetch(svc: DiscoveryServiceShape, call: grpc.ServerUnaryCall<DiscoveryRequest, ResponseParts>, cb: grpc.sendUnaryData<ResponseParts>): void {
+    const req = call.request;
     try {
+      this.options.security?.authz?.admitNode(call.getAuthContext(), { id: req.node?.id ?? '', cluster: req.node?.cluster ?? '' }, call.getPeer());
       const type = checkTypeUrl(req.type_url, svc.type);
       checkNameCount(req.resource_names.length, this.deps.maxResourceNames);
       const names = req.resource_names.filter((n) => n !== '*');

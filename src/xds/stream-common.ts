@@ -22,6 +22,8 @@ export interface StreamIo {
   /** Ends the stream with a gRPC status code and a message for the client. */
   fail(code: number, message: string): void;
   readonly peer: string;
+  /** Throws a StreamError when this connection's credentials may not claim `node` (authz.ts). */
+  admit?(node: { readonly id: string; readonly cluster: string }): void;
 }
 
 export class StreamError extends Error {
@@ -125,6 +127,7 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
     if (this.record) return this.record;
     if (!req.node || !req.node.id) throw new StreamError(CODE.INVALID_ARGUMENT, 'the first request on a stream must carry node.id');
     const node = nodeInfo(req.node);
+    this.io.admit?.(node);
     this.record = this.deps.registry.connect(this.id, node, this.protocol, this.service, this.io.peer);
     this.deps.log.info({ node: node.id, cluster: node.cluster, peer: this.io.peer, stream: this.id, service: this.service }, 'proxy connected');
     return this.record;

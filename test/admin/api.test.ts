@@ -564,8 +564,11 @@ describe('auth', () => {
     expect(tokenMatches('alpha', [])).toBe(false);
     expect(parseTokenList(' a, b ,,c ')).toEqual(['a', 'b', 'c']);
     expect(parseTokenList(undefined)).toEqual([]);
-    expect(authFromEnv({ FULCRUM_ADMIN_TOKEN: 'x,y', FULCRUM_READ_TOKEN: '' })).toEqual({ adminTokens: ['x', 'y'], readTokens: [], reportTokens: [] });
+    expect(authFromEnv({ FULCRUM_ADMIN_TOKEN: 'x,y', FULCRUM_READ_TOKEN: '', FULCRUM_PROXY_TOKEN: 'p' })).toEqual({ adminTokens: ['x', 'y'], readTokens: [], reportTokens: [], proxyTokens: ['p'] });
     expect(new Authorizer({ adminTokens: [''], readTokens: [] }).enabled).toBe(false);
+    // Proxy tokens are for the xDS port: alone they do not close the admin API, and they open nothing on it.
+    expect(new Authorizer({ adminTokens: [], readTokens: [], proxyTokens: ['p'] }).enabled).toBe(false);
+    expect(new Authorizer({ adminTokens: ['a'], readTokens: [], proxyTokens: ['p'] }).decide('GET', '/v1/clusters', 'Bearer p')).toMatchObject({ ok: false, status: 403 });
     expect(new Authorizer(undefined).decide('DELETE', '/v1/clusters/x', undefined)).toEqual({ ok: true, actor: 'api' });
   });
 

@@ -10,8 +10,12 @@ describe('admin tokens from files', () => {
     try {
       await writeFile(join(dir, 'admin'), 'a1\na2\n');
       await writeFile(join(dir, 'read'), 'r1, r2');
-      const auth = authWithFiles({ adminTokens: ['env-admin'], readTokens: [], reportTokens: [] }, { admin: join(dir, 'admin'), read: join(dir, 'read') });
-      expect(auth).toEqual({ adminTokens: ['env-admin', 'a1', 'a2'], readTokens: ['r1', 'r2'], reportTokens: [] });
+      await writeFile(join(dir, 'proxy'), 'p1\n');
+      const auth = authWithFiles(
+        { adminTokens: ['env-admin'], readTokens: [], reportTokens: [], proxyTokens: ['env-proxy'] },
+        { admin: join(dir, 'admin'), read: join(dir, 'read'), proxy: join(dir, 'proxy') },
+      );
+      expect(auth).toEqual({ adminTokens: ['env-admin', 'a1', 'a2'], readTokens: ['r1', 'r2'], reportTokens: [], proxyTokens: ['env-proxy', 'p1'] });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -5,7 +5,8 @@
  *   node --import tsx test/support/grpc-xds-client.ts --xds-port 18000 [--node-id ID] [--node-cluster C]
  *
  * Bootstrap: GRPC_XDS_BOOTSTRAP / GRPC_XDS_BOOTSTRAP_CONFIG if already set, otherwise one
- * pointing at 127.0.0.1:<--xds-port> (insecure, xds_v3) is put into GRPC_XDS_BOOTSTRAP_CONFIG.
+ * pointing at 127.0.0.1:<--xds-port> (insecure unless FULCRUM_TEST_XDS_CHANNEL_CREDS, xds_v3) is put
+ * into GRPC_XDS_BOOTSTRAP_CONFIG.
  *
  * Two modes:
  *  - one-shot: add `--target xds:///greeter --count 10 [--header x-user=alice]`; prints one
@@ -65,6 +66,12 @@ const { values } = parseArgs({
   },
 });
 
+/** FULCRUM_TEST_XDS_CHANNEL_CREDS (JSON), set by grpc-xds.ts for TLS tests; else insecure. */
+function channelCreds(): unknown {
+  const given = process.env.FULCRUM_TEST_XDS_CHANNEL_CREDS;
+  return given ? (JSON.parse(given) as unknown) : [{ type: 'insecure' }];
+}
+
 if (process.env.GRPC_XDS_BOOTSTRAP === undefined && process.env.GRPC_XDS_BOOTSTRAP_CONFIG === undefined) {
   if (values['xds-port'] === undefined) {
     process.stderr.write('grpc-xds-client: need --xds-port or GRPC_XDS_BOOTSTRAP(_CONFIG)\n');
@@ -72,7 +79,7 @@ if (process.env.GRPC_XDS_BOOTSTRAP === undefined && process.env.GRPC_XDS_BOOTSTR
   }
   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
     xds_servers: [
-      { server_uri: `127.0.0.1:${values['xds-port']}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] },
+      { server_uri: `127.0.0.1:${values['xds-port']}`, channel_creds: channelCreds(), server_features: ['xds_v3'] },
     ],
     // grpc-js-xds 1.14 rejects a bootstrap whose node has no `locality` ("locality field missing in node element").
     node: { id: values['node-id'], cluster: values['node-cluster'], locality: {} },

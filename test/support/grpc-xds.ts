@@ -26,6 +26,8 @@ export interface XdsClientOptions {
   readonly env?: Record<string, string>;
   /** How long to wait for the process to load grpc-js-xds (default 30 000 ms). */
   readonly startTimeoutMs?: number;
+  /** The bootstrap's `xds_servers[0].channel_creds` (default `[{ type: 'insecure' }]`). */
+  readonly channelCreds?: readonly Record<string, unknown>[];
 }
 
 export interface CallBatch {
@@ -59,6 +61,7 @@ export async function startXdsClient(opts: XdsClientOptions): Promise<XdsClientH
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   delete env.GRPC_XDS_BOOTSTRAP;
   delete env.GRPC_XDS_BOOTSTRAP_CONFIG;
+  if (opts.channelCreds) env.FULCRUM_TEST_XDS_CHANNEL_CREDS = JSON.stringify(opts.channelCreds);
   if (opts.trace) {
     env.GRPC_TRACE = opts.trace;
     env.GRPC_VERBOSITY = 'DEBUG';

@@ -1,0 +1,61 @@
+import { Counter, type Registry } from 'prom-client';
+
+/**
+ * Metrics of the xDS port's security (src/xds/authz.ts, transport-security.ts), on fulcrum's
+ * registry. A file of its own so the Metrics class stays about serving and signals.
+ */
+export class XdsAuthMetrics {
+  private readonly refusals: Counter<'surface' | 'reason'>;
+  private readonly reloads: Counter<'result'>;
+
+  constructor(registry: Registry) {
+    this.refusals = new Counter({
+      name: 'fulcrum_grpc_auth_refused_total',
+      help: 'gRPC calls on the xDS port refused by authentication or authorization, by surface (xds, report, status) and reason',
+      labelNames: ['surface', 'reason'],
+      registers: [registry],
+    });
+    this.reloads = new Counter({
+      name: 'fulcrum_xds_tls_reloads_total',
+      help: 'Changes of the xDS TLS certificate files seen: reloaded (applied) or failed (unusable; the previous ones stay)',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    for (const result of ['reloaded', 'failed']) this.reloads.inc({ result }, 0);
+  }
+
+  refused(surface: string, reason: string): void {
+    this.refusals.inc({ surface, reason });
+  }
+
+  tlsReloaded(result: 'reloaded' | 'failed'): void {
+    this.reloads.inc({ result });
+  }
+}
+
+/**
+ * Logs refused calls without letting a client that retries (or an attacker) turn every refusal
+ * into a log line: the first refusal per surface and reason in each window is logged, with how
+ * many like it were left out in the window before. The metric counts them all.
+ */
+export class RefusalLog {
+  private readonly windows = new Map<string, { start: number; suppressed: number }>();
+
+  constructor(
+    private readonly log: (fields: Record<string, unknown>, message: string) => void,
+    private readonly windowMs = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  refused(surface: string, reason: string, detail: Record<string, unknown>): void {
+    const key = `${surface}/${reason}`;
+    const at = this.now();
+    const w = this.windows.get(key);
+    if (w && at - w.start < this.windowMs) {
+      w.suppressed++;
+      return;
+    }
+    this.windows.set(key, { start: at, suppressed: 0 });
+    this.log({ surface, reason, ...detail, ...(w?.suppressed ? { suppressedBefore: w.suppressed } : {}) }, 'gRPC call refused');
+  }
+}

@@ -1,0 +1,174 @@
+import * as grpc from '@grpc/grpc-js';
+import type { PeerCertificate } from 'node:tls';
+import { bindingFor, compileBinding, identityFromSans, type CompiledBinding, type IdentityBinding, type PeerIdentity } from './peer-identity.js';
+import { StreamError } from './stream-common.js';
+
+/**
+ * Who may do what on the xDS gRPC port. Three surfaces, told apart by the method path:
+ *  - `xds`: the discovery services. A proxy with a verified client certificate is admitted when
+ *    its identity matches a `server.xds.identities` entry (or none is configured), and its first
+ *    request's node.id / node.cluster must match that entry (`admitNode`). Without a certificate,
+ *    a bearer token of role `proxy` or `admin` is needed once proxy tokens are configured.
+ *  - `report`: ReportService and LRS, which steer weights. A certificate whose entry has
+ *    `report: true`, or a `report` / `admin` token. Open only while fulcrum has no credentials
+ *    configured at all (no token of any role, no client CA), like the admin API without tokens.
+ *  - `status`: CSDS, which shows every proxy's config. An `admin` / `read` token once the admin
+ *    API has tokens.
+ * A refused call ends before its handler sees a byte: UNAUTHENTICATED without (valid)
+ * credentials, PERMISSION_DENIED with credentials that do not allow it.
+ */
+
+export type TokenRole = 'admin' | 'read' | 'report' | 'proxy';
+export type Surface = 'xds' | 'report' | 'status';
+export type RefusalReason = 'no_credentials' | 'unknown_token' | 'wrong_role' | 'identity_unbound' | 'identity_not_reporter' | 'node_mismatch';
+
+export interface XdsAuthzOptions {
+  /** The role of a presented bearer token, or undefined (constant-time; see admin/auth.ts). */
+  readonly tokenRole: (token: string) => TokenRole | undefined;
+  /** Which token roles have at least one token configured. */
+  readonly configuredRoles: ReadonlySet<TokenRole>;
+  /** Whether the port verifies client certificates (a client CA is configured). */
+  readonly mutualTls: boolean;
+  readonly identities?: readonly IdentityBinding[];
+  /** A refusal, for the metric and the log. */
+  readonly onRefused?: (surface: Surface, reason: RefusalReason, detail: { peer: string; message: string }) => void;
+}
+
+/** What a call presented. */
+interface Presented {
+  readonly identity: PeerIdentity | undefined;
+  readonly token: string | undefined;
+}
+
+interface Refusal {
+  readonly code: grpc.status;
+  readonly reason: RefusalReason;
+  readonly message: string;
+}
+
+/** The slice of grpc-js's AuthContext used here (the type is not exported by grpc-js). */
+export interface CallAuthContext {
+  readonly sslPeerCertificate?: PeerCertificate;
+}
+
+const SURFACES: readonly (readonly [string, Surface])[] = [
+  ['/envoy.service.discovery.v3.', 'xds'],
+  ['/envoy.service.cluster.v3.', 'xds'],
+  ['/envoy.service.endpoint.v3.', 'xds'],
+  ['/envoy.service.listener.v3.', 'xds'],
+  ['/envoy.service.route.v3.', 'xds'],
+  ['/fulcrum.reports.v1.ReportService/', 'report'],
+  ['/envoy.service.load_stats.v3.LoadReportingService/', 'report'],
+  ['/envoy.service.status.v3.ClientStatusDiscoveryService/', 'status'],
+];
+
+export function surfaceOf(path: string): Surface | undefined {
+  return SURFACES.find(([prefix]) => path.startsWith(prefix))?.[1];
+}
+
+/** The identity of a verified client certificate (grpc-js reports only verified ones). */
+export function peerIdentity(auth: CallAuthContext): PeerIdentity | undefined {
+  return auth.sslPeerCertificate ? identityFromSans(auth.sslPeerCertificate.subjectaltname) : undefined;
+}
+
+function bearer(metadata: grpc.Metadata): string | undefined {
+  const value = metadata.get('authorization')[0];
+  if (typeof value !== 'string') return undefined;
+  return /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(value)?.[1];
+}
+
+const ROLES_FOR: Record<Surface, readonly TokenRole[]> = { xds: ['proxy', 'admin'], report: ['report', 'admin'], status: ['admin', 'read'] };
+
+export class XdsAuthz {
+  private readonly bindings: readonly CompiledBinding[];
+
+  constructor(private readonly options: XdsAuthzOptions) {
+    this.bindings = (options.identities ?? []).map(compileBinding);
+  }
+
+  /** The grpc-js server interceptor that decides each call from its metadata and certificate. */
+  readonly interceptor: grpc.ServerInterceptor = (method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, pass) => {
+            const surface = surfaceOf(method.path);
+            const refusal = surface && this.decide(surface, { identity: peerIdentity(call.getAuthContext()), token: bearer(metadata) });
+            if (!surface || !refusal) {
+              pass(metadata);
+              return;
+            }
+            this.options.onRefused?.(surface, refusal.reason, { peer: call.getPeer(), message: refusal.message });
+            call.sendStatus({ code: refusal.code, details: refusal.message });
+          },
+        }),
+    });
+
+  /**
+   * A stream's first node against its certificate's binding; throws PERMISSION_DENIED naming the
+   * field that does not match. Streams without a certificate were vetted by the interceptor.
+   */
+  admitNode(auth: CallAuthContext, node: { readonly id: string; readonly cluster: string }, peer: string): void {
+    const identity = peerIdentity(auth);
+    if (!identity || this.bindings.length === 0) return;
+    const binding = bindingFor(this.bindings, identity);
+    const why = binding ? binding.refusesNode(node) : 'it matches no server.xds.identities entry';
+    if (why === undefined) return;
+    const message = `client certificate identity "${identity.id}" may not claim this node: ${why}`;
+    this.options.onRefused?.('xds', 'node_mismatch', { peer, message });
+    throw new StreamError(grpc.status.PERMISSION_DENIED, message);
+  }
+
+  /**
+   * Undefined when the call may proceed. Credentials that allow the call win; on a surface that
+   * is open, calls without (or with unknown) credentials pass too, except a certificate that
+   * matches no configured identity, which is refused wherever identities are configured.
+   */
+  decide(surface: Surface, presented: Presented): Refusal | undefined {
+    const byIdentity = presented.identity ? this.byIdentity(surface, presented.identity) : undefined;
+    if (presented.identity && !byIdentity) return undefined;
+    const byToken = presented.token !== undefined ? this.byToken(surface, presented.token) : undefined;
+    if (presented.token !== undefined && !byToken) return undefined;
+    if (byIdentity?.reason === 'identity_unbound') return byIdentity;
+    if (this.open(surface)) return undefined;
+    return byToken ?? byIdentity ?? { code: grpc.status.UNAUTHENTICATED, reason: 'no_credentials', message: this.missing(surface) };
+  }
+
+  private byToken(surface: Surface, token: string): Refusal | undefined {
+    const role = this.options.tokenRole(token);
+    if (role === undefined) return { code: grpc.status.UNAUTHENTICATED, reason: 'unknown_token', message: 'unknown bearer token' };
+    if (ROLES_FOR[surface].includes(role)) return undefined;
+    const allowed = ROLES_FOR[surface].join(' or ');
+    return { code: grpc.status.PERMISSION_DENIED, reason: 'wrong_role', message: `a ${role} token cannot call ${surfaceName(surface)}; it needs a ${allowed} token` };
+  }
+
+  private byIdentity(surface: Surface, identity: PeerIdentity): Refusal | undefined {
+    const binding = bindingFor(this.bindings, identity);
+    if (surface === 'xds') {
+      if (this.bindings.length === 0 || binding) return undefined;
+      return { code: grpc.status.PERMISSION_DENIED, reason: 'identity_unbound', message: `client certificate identity "${identity.id}" matches no server.xds.identities entry` };
+    }
+    if (surface === 'report') {
+      if (binding?.binding.report === true) return undefined;
+      return { code: grpc.status.PERMISSION_DENIED, reason: 'identity_not_reporter', message: `client certificate identity "${identity.id}" may not send reports (server.xds.identities[].report); present a report token` };
+    }
+    return { code: grpc.status.UNAUTHENTICATED, reason: 'no_credentials', message: this.missing(surface) };
+  }
+
+  /** Whether a call with no credentials is let through. */
+  private open(surface: Surface): boolean {
+    const roles = this.options.configuredRoles;
+    if (surface === 'xds') return !roles.has('proxy');
+    if (surface === 'status') return !roles.has('admin') && !roles.has('read');
+    return roles.size === 0 && !this.options.mutualTls;
+  }
+
+  private missing(surface: Surface): string {
+    const cert = surface === 'xds' || surface === 'report' ? ' or a client certificate' : '';
+    return `${surfaceName(surface)} needs credentials: a bearer token (authorization: Bearer <token>, role ${ROLES_FOR[surface].join(' or ')})${cert}`;
+  }
+}
+
+function surfaceName(surface: Surface): string {
+  return surface === 'xds' ? 'xDS discovery' : surface === 'report' ? 'reports and load reports' : 'client status (CSDS)';
+}

@@ -1,0 +1,75 @@
+import * as grpc from '@grpc/grpc-js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { REPORT_METHOD_PATH } from '../../src/signals/report-grpc.js';
+import { refusedCalls } from '../support/certs.js';
+
+/**
+ * The interceptor on a running fulcrum (plaintext, tokens only), through unary calls: Fetch
+ * (xDS), CSDS (status) and Report. Streams are covered with a real Envoy in test/e2e/xds-*.
+ */
+
+let dir: string;
+let fulcrum: Fulcrum;
+let client: grpc.Client;
+
+const FETCH_CLUSTERS = '/envoy.service.cluster.v3.ClusterDiscoveryService/FetchClusters';
+const CSDS_FETCH = '/envoy.service.status.v3.ClientStatusDiscoveryService/FetchClientStatus';
+
+/** A unary call with an empty (all-default) request; resolves to the status code. */
+function call(path: string, token?: string): Promise<{ code: grpc.status; details: string }> {
+  const metadata = new grpc.Metadata();
+  if (token !== undefined) metadata.set('authorization', `Bearer ${token}`);
+  return new Promise((resolve) =>
+    client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), metadata, (err) =>
+      resolve(err ? { code: err.code, details: err.details } : { code: grpc.status.OK, details: '' }),
+    ),
+  );
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fulcrum-authz-'));
+  await writeFile(join(dir, 'fulcrum.yaml'), 'clusters:\n  - name: web\n    endpoints: [{ address: 127.0.0.1, port: 9 }]\n');
+  fulcrum = await startFulcrum({
+    configPath: join(dir, 'fulcrum.yaml'),
+    xdsPort: 0,
+    xdsAddress: '127.0.0.1',
+    logger: pino({ level: 'silent' }),
+    auth: { adminTokens: ['adm'], readTokens: ['rd'], reportTokens: ['rep'], proxyTokens: ['prx'] },
+  });
+  client = new grpc.Client(`127.0.0.1:${fulcrum.xdsPort}`, grpc.credentials.createInsecure());
+});
+
+afterAll(async () => {
+  client?.close();
+  await fulcrum?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('authorization on the xDS port, per surface', () => {
+  it('Fetch needs a proxy or admin token', async () => {
+    expect(await call(FETCH_CLUSTERS)).toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: expect.stringMatching(/xDS discovery needs credentials/) as unknown });
+    expect((await call(FETCH_CLUSTERS, 'rd')).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await call(FETCH_CLUSTERS, 'prx')).code).toBe(grpc.status.OK);
+    expect((await call(FETCH_CLUSTERS, 'adm')).code).toBe(grpc.status.OK);
+  });
+
+  it('CSDS needs an admin or read token; a proxy token is not one', async () => {
+    expect((await call(CSDS_FETCH)).code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((await call(CSDS_FETCH, 'prx')).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await call(CSDS_FETCH, 'rd')).code).toBe(grpc.status.OK);
+  });
+
+  it('Report needs a report or admin token, and every refusal is counted by reason', async () => {
+    const before = await refusedCalls(fulcrum, 'report', 'unknown_token');
+    expect((await call(REPORT_METHOD_PATH, 'wrong')).code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((await call(REPORT_METHOD_PATH, 'prx')).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await call(REPORT_METHOD_PATH, 'rep')).code).toBe(grpc.status.OK);
+    expect(await refusedCalls(fulcrum, 'report', 'unknown_token')).toBe(before + 1);
+    expect(await refusedCalls(fulcrum, 'report', 'wrong_role')).toBeGreaterThanOrEqual(1);
+  });
+});
