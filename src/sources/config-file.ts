@@ -235,8 +235,8 @@ function routeProblems(l: RawListener, at: string): ConfigProblem[] {
     const rAt = `${at}/routes/${j}`;
     addProblem(problems, `${rAt}/domain`, r.domain === undefined ? undefined : domainProblem(r.domain));
     const hp = r.hashPolicy;
-    if (hp && 'header' in hp) addProblem(problems, `${rAt}/hashPolicy/header`, headerNameProblem(hp.header));
-    if (hp && 'cookie' in hp) addProblem(problems, `${rAt}/hashPolicy/cookie/name`, cookieNameProblem(hp.cookie.name));
+    if (hp?.header !== undefined) addProblem(problems, `${rAt}/hashPolicy/header`, headerNameProblem(hp.header));
+    if (hp?.cookie !== undefined) addProblem(problems, `${rAt}/hashPolicy/cookie/name`, cookieNameProblem(hp.cookie.name));
   });
   problems.push(...domainClashes(l.routes.map((r) => r.domain ?? '*'), (j) => `${at}/routes/${j}/domain`));
   return problems;
@@ -355,11 +355,17 @@ function toCluster(c: RawCluster): Cluster {
   };
 }
 
+/** The schema allows exactly one of header or cookie (minProperties = maxProperties = 1). */
+function toHashPolicy(hp: RawListener['routes'][number]['hashPolicy']): HashPolicy | undefined {
+  if (hp?.header !== undefined) return { header: hp.header };
+  return hp?.cookie ? { cookie: hp.cookie } : undefined;
+}
+
 function toListener(l: RawListener, autoKeys: ReadonlyMap<string, HashKey>): Listener {
   const routes: Route[] = l.routes.map((r) => {
     const key = autoKeys.get(r.cluster);
     // A cluster that auto made RING_HASH/MAGLEV needs the affinity key on the routes that use it.
-    const hashPolicy: HashPolicy | undefined = r.hashPolicy ?? (key ? ('header' in key ? { header: key.header } : { cookie: { name: key.cookie } }) : undefined);
+    const hashPolicy: HashPolicy | undefined = toHashPolicy(r.hashPolicy) ?? (key ? ('header' in key ? { header: key.header } : { cookie: { name: key.cookie } }) : undefined);
     return {
     domain: r.domain ?? '*',
     prefix: r.prefix ?? '/',

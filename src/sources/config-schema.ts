@@ -157,19 +157,21 @@ const ClusterSchema = Type.Object(
   { additionalProperties: false },
 );
 
-const HashPolicySchema = Type.Union([
-  Type.Object({ header: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false }),
-  Type.Object(
-    {
-      cookie: Type.Object(
+// Exactly one of header or cookie. Not a union: a union's error names the union, not the field
+// at fault inside the branch that was meant.
+const HashPolicySchema = Type.Object(
+  {
+    header: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    cookie: Type.Optional(
+      Type.Object(
         // A ttl becomes a google.protobuf.Duration, which Envoy bounds (envoy-rules.ts).
         { name: Type.String({ minLength: 1, maxLength: 256 }), ttlSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_DURATION_SECONDS })) },
         { additionalProperties: false },
       ),
-    },
-    { additionalProperties: false },
-  ),
-]);
+    ),
+  },
+  { additionalProperties: false, minProperties: 1, maxProperties: 1 },
+);
 
 const RouteSchema = Type.Object(
   {
