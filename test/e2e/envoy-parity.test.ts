@@ -5,8 +5,9 @@
  * dump). Each document's names carry a fresh prefix and its listeners fresh ports, so documents do
  * not interact.
  *
- * Bounded: FULCRUM_PARITY_RUNS documents (default 30, ~1–2 min). The seed is printed; set
- * FULCRUM_PARITY_SEED to replay a failure.
+ * Bounded: FULCRUM_PARITY_RUNS documents (default 30, ~30 s on a loaded 2-core machine). The seed
+ * is printed; FULCRUM_PARITY_SEED replays a failure. The seed's parity picks SotW or Delta xDS
+ * (FULCRUM_PARITY_MODE overrides).
  */
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
@@ -21,14 +22,21 @@ import { waitFor } from '../support/wait.js';
 
 const RUNS = Number(process.env.FULCRUM_PARITY_RUNS ?? 30);
 const SEED = Number(process.env.FULCRUM_PARITY_SEED ?? Math.floor(Math.random() * 2 ** 31));
+/** SotW or Delta xDS, by the seed unless FULCRUM_PARITY_MODE says (so runs cover both and a seed replays its mode). */
+const MODE = process.env.FULCRUM_PARITY_MODE === 'sotw' || process.env.FULCRUM_PARITY_MODE === 'delta' ? process.env.FULCRUM_PARITY_MODE : SEED % 2 === 0 ? 'sotw' : 'delta';
 
 const noBackends = { close: async () => {} };
 type ParityRig = Rig<typeof noBackends>;
 
-/** Fresh free ports for the document's listeners (the generator leaves placeholders). */
+/** Fresh free ports for the document's listeners; listeners sharing a placeholder share the port. */
 async function withPorts(doc: ConfigDoc): Promise<ConfigDoc> {
+  const ports = new Map<unknown, number>();
   const listeners = [];
-  for (const l of doc.listeners) listeners.push({ ...l, port: await freePort() });
+  for (const l of doc.listeners) {
+    const port = ports.get(l.port) ?? (await freePort());
+    ports.set(l.port, port);
+    listeners.push({ ...l, port });
+  }
   return { ...doc, listeners };
 }
 
@@ -77,10 +85,10 @@ async function expectAcked(rig: ParityRig, doc: ConfigDoc): Promise<void> {
 describeEnvoy(
   'validation parity: generated valid catalogs are ACKed by a real Envoy',
   () => {
-    const rig = useRig(() => ({ name: 'parity', backends: async () => noBackends, config: () => ({ clusters: [], listeners: [] }) }));
+    const rig = useRig(() => ({ name: 'parity', backends: async () => noBackends, config: () => ({ clusters: [], listeners: [] }), envoy: { mode: MODE } }));
 
-    it(`ACKs ${RUNS} random valid catalogs (seed ${SEED})`, async () => {
-      console.log(`[envoy-parity] seed ${SEED}, ${RUNS} runs (replay: FULCRUM_PARITY_SEED=${SEED})`);
+    it(`ACKs ${RUNS} random valid catalogs (seed ${SEED}, ${MODE})`, async () => {
+      console.log(`[envoy-parity] seed ${SEED}, ${RUNS} runs over ${MODE} xDS (replay: FULCRUM_PARITY_SEED=${SEED})`);
       let n = 0;
       await fc.assert(
         fc.asyncProperty(configDocArb, async (generated) => {

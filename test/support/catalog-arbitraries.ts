@@ -12,7 +12,7 @@ import { LB_POLICIES, HEALTH_STATUSES } from '../../src/catalog/types.js';
 import { RETRY_ON } from '../../src/catalog/protection.js';
 import { isPrime, MAX_DURATION_SECONDS, RING_HASH_MAX_SIZE } from '../../src/sources/envoy-rules.js';
 
-/** Listener i gets port PORT_PLACEHOLDER + i until a test assigns real ones. */
+/** Listener ports are PORT_PLACEHOLDER + k (listeners may share one) until a test maps them to free ports. */
 export const PORT_PLACEHOLDER = 20_000;
 
 type Doc = Record<string, unknown>;
@@ -32,7 +32,7 @@ const chars = (set: string, min: number, max: number): fc.Arbitrary<string> =>
 
 /** The config's name rule: an alphanumeric, then alphanumerics and `._:/-`. */
 export const nameArb: fc.Arbitrary<string> = fc
-  .tuple(fc.constantFrom(...alnum), chars(`${alnum}._:/-`, 0, 30))
+  .tuple(fc.constantFrom(...alnum), fc.oneof(chars(`${alnum}._:/-`, 0, 30), chars(`${alnum}._:/-`, 150, 190)))
   .map(([a, b]) => a + b);
 
 const tokenArb = chars(`${alnum}!#$%&'*+-.^_\`|~`, 1, 24);
@@ -147,7 +147,7 @@ const retryArb = fc
     });
   });
 
-const pathArb = chars(`${alnum}/-._~%!$&'()*+,;=:@`, 0, 40).map((p) => `/${p}`);
+const pathArb = chars(`${alnum}/-._~%!$&'()*+,;=:@ ?#é"<>[]{}|\\^\``, 0, 40).map((p) => `/${p}`);
 const healthCheckArb = (http2: boolean): fc.Arbitrary<Doc> =>
   fc.constantFrom(...(http2 ? (['http', 'tcp', 'grpc'] as const) : (['http', 'tcp'] as const))).chain((kind) =>
     record({
@@ -215,6 +215,7 @@ export const domainArb: fc.Arbitrary<string> = fc.oneof(
   hostArb.map((h) => `*-${h}`),
   hostArb.map((h) => `${h}.*`),
   fc.tuple(hostArb, fc.integer({ min: 1, max: 65535 })).map(([h, p]) => `${h}:${p}`),
+  fc.constantFrom('[2001:db8::1]', '[::1]:8080', '10.0.0.1', 'under_score.example', 'é.example', 'a"b', '{x}.example'),
 );
 
 const hashPolicyArb = fc.oneof(
@@ -248,6 +249,20 @@ const listenerArb = (clusters: readonly string[]): fc.Arbitrary<Doc> =>
     .record({ address: listenerAddressArb, routes: fc.array(routeArb(clusters), { minLength: 1, maxLength: 6 }) })
     .map(({ address, routes }) => defined({ address, port: PORT_PLACEHOLDER, routes: spellDomainsAlike(routes) }));
 
+/**
+ * Listener i gets PORT_PLACEHOLDER + i, or shares the first listener's port when `share[i]` says
+ * so and no listener on that port has its address (0.0.0.0:p beside 127.0.0.1:p, :: beside 0.0.0.0).
+ */
+function placePorts(listeners: Doc[], share: readonly boolean[]): Doc[] {
+  const onFirst = new Set<string>();
+  return listeners.map((l, i) => {
+    const address = String(l.address ?? '0.0.0.0');
+    const shared = i === 0 || (share[i] === true && !onFirst.has(address));
+    if (shared) onFirst.add(address);
+    return { ...l, port: PORT_PLACEHOLDER + (shared ? 0 : i) };
+  });
+}
+
 /** A valid config document: 1–4 clusters and 0–3 socket listeners routing to them. */
 export const configDocArb: fc.Arbitrary<ConfigDoc> = fc
   .uniqueArray(nameArb, { minLength: 1, maxLength: 4 })
@@ -256,7 +271,8 @@ export const configDocArb: fc.Arbitrary<ConfigDoc> = fc
       clusters: fc.tuple(...names.map((name) => clusterArb.map((c) => ({ name, ...c })))),
       listeners: fc
         .uniqueArray(nameArb, { maxLength: 3 })
-        .chain((ls) => fc.tuple(...ls.map((name, i) => listenerArb(names).map((l) => ({ name, ...l, port: PORT_PLACEHOLDER + i }))))),
+        .chain((ls) => fc.tuple(...ls.map((name) => listenerArb(names).map((l) => ({ name, ...l })))))
+        .chain((ls) => fc.array(fc.boolean(), { minLength: ls.length, maxLength: ls.length }).map((share) => placePorts(ls, share))),
     }),
   );
 
