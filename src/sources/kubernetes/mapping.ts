@@ -50,6 +50,7 @@ import { endpointKey } from '../../catalog/endpoint-key.js';
 import type { Cluster, Endpoint, HashPolicy, HealthStatus, LbPolicy, WeightingPolicy } from '../../catalog/types.js';
 import { LB_POLICIES } from '../../catalog/types.js';
 import { protectionOf } from './protection-annotations.js';
+import { headerNameProblem } from '../envoy-rules.js';
 
 export const BALANCE_LABEL = 'fulcrum.io/balance';
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -61,8 +62,6 @@ export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 const HTTP2_APP_PROTOCOLS = new Set(['kubernetes.io/h2c', 'h2c', 'grpc', 'http2']);
-/** RFC 9110 token: what an HTTP header name may contain. */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 // Structural views of the Kubernetes objects: both the typed objects of @kubernetes/client-node's
 // list calls and the raw JSON of watch events fit them.
@@ -282,7 +281,8 @@ export function slicesToClusters(
     let hashPolicy: HashPolicy | undefined;
     const header = annotations[HASH_HEADER_ANNOTATION]?.trim();
     if (header !== undefined) {
-      if (HEADER_NAME.test(header)) {
+      // The config file's rule (envoy-rules.ts), so a Service cannot make Envoy NACK the routes.
+      if (headerNameProblem(header) === undefined) {
         hashPolicy = { header: header.toLowerCase() };
       } else {
         warnings.push(`${where}: annotation ${HASH_HEADER_ANNOTATION}=${JSON.stringify(header)} is not an HTTP header name; ignored`);
