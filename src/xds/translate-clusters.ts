@@ -46,7 +46,8 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
     // so that scaling by a few endpoints does not change the Cluster and re-warm it in every proxy.
     const hosts = Math.max(1, c.endpoints.length);
     const derived = Math.min(8_388_608, nextPowerOfTwo(c.ringHash.virtualNodesPerHost * hosts));
-    const minimum = c.ringHash.minimumRingSize ?? derived;
+    // An operator's maximum caps the derived minimum (rather than being raised to it).
+    const minimum = c.ringHash.minimumRingSize ?? Math.min(derived, c.ringHash.maximumRingSize ?? 8_388_608);
     out.ring_hash_lb_config = {
       minimum_ring_size: { value: minimum },
       maximum_ring_size: { value: Math.max(minimum, c.ringHash.maximumRingSize ?? 8_388_608) },

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Cluster, Endpoint } from '../../src/catalog/types.js';
-import { loadAssignmentResource } from '../../src/xds/translate-clusters.js';
+import { clusterResource, loadAssignmentResource } from '../../src/xds/translate-clusters.js';
 
-/** Envoy NACKs an assignment whose endpoint weights in one priority sum past 2^32 − 1 (found by test/e2e/envoy-parity.test.ts). */
+/** What the translator sends stays within Envoy's bounds: EDS weights per priority (found by test/e2e/envoy-parity.test.ts) and ring sizes. */
 
 describe('EDS weights within Envoy bounds', () => {
   const MAX = 2 ** 32 - 1;
@@ -29,5 +29,16 @@ describe('EDS weights within Envoy bounds', () => {
     // The generator's case: one locality's sum is large, so K near 2^32 per locality overflowed the priority.
     const cla = loadAssignmentResource(cluster('RING_HASH', [endpoint(1, 923_439, ''), endpoint(2, 1, ''), endpoint(3, 510_894, 'z')]));
     expect(prioritySum(cla)).toBeLessThanOrEqual(MAX);
+  });
+});
+
+describe('ring size bounds as the operator wrote them', () => {
+  it("a maximumRingSize below the derived size caps it instead of being raised", () => {
+    const endpoints = [1, 2, 3].map((port): Endpoint => ({ address: '10.0.0.1', port, weight: 1, priority: 0, health: 'HEALTHY', locality: { region: '', zone: '', subZone: '' } }));
+    const c: Cluster = {
+      name: 'r', lbPolicy: 'RING_HASH', connectTimeoutMs: 1000, http2: false, endpoints, weighting: { kind: 'static' },
+      ringHash: { virtualNodesPerHost: 1000, hashFunction: 'XX_HASH', maximumRingSize: 64 },
+    };
+    expect(clusterResource(c).ring_hash_lb_config).toMatchObject({ minimum_ring_size: { value: 64 }, maximum_ring_size: { value: 64 } });
   });
 });
