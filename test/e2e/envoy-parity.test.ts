@@ -2,7 +2,8 @@
  * Validation parity, generated: random VALID config documents (test/support/catalog-arbitraries.ts)
  * go through fulcrum's config file to a real Envoy 1.40, which must ACK every resource of every one
  * (no NACK recorded by fulcrum, no `update_rejected` in Envoy's stats, every cluster in its config
- * dump). Each document's names carry a fresh prefix and its listeners fresh ports, so documents do
+ * dump, every listener bound on its port). Traffic is not sent: the generated endpoints are random
+ * addresses, not backends. Each document's names carry a fresh prefix and its listeners fresh ports, so documents do
  * not interact.
  *
  * Bounded: FULCRUM_PARITY_RUNS documents (default 30, ~30 s on a loaded 2-core machine). The seed
@@ -77,6 +78,14 @@ async function expectAcked(rig: ParityRig, doc: ConfigDoc): Promise<void> {
   );
   const rejected = Object.entries(await rig.envoy.stats('update_rejected')).filter(([, v]) => v > 0);
   expect(rejected, 'Envoy stats: update_rejected').toEqual([]);
+  // ACKed listeners are bound (a bind failure would have been a NACK), each on its own port.
+  await waitFor(
+    async () => {
+      const bound = await rig.envoy.listeners();
+      return doc.listeners.every((l) => bound.some((b) => b.name === l.name && b.port === l.port));
+    },
+    { what: "Envoy's listeners bound on the document's ports", timeoutMs: 10_000 },
+  );
   const dump = await rig.envoy.configDump();
   expect(dumpClusterNames(dump)).toEqual(expect.arrayContaining(doc.clusters.map((c) => String(c.name))));
   expect(dumpListenerNames(dump)).toEqual(expect.arrayContaining(doc.listeners.map((l) => String(l.name))));
