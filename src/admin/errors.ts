@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { StoreError } from '../catalog/store/index.js';
+import { enumMessage } from './enum-message.js';
 import { ApiError } from './resources.js';
 import type { ErrorResponse } from './schemas.js';
 
@@ -25,7 +26,7 @@ function validationPath(err: FastifyError): string {
 }
 
 export function onError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  if (err.validation) return reply.code(400).send(errorBody(400, err.message, validationPath(err)));
+  if (err.validation) return reply.code(400).send(errorBody(400, enumMessage(err) ?? err.message, validationPath(err)));
   if (err instanceof ApiError) return reply.code(err.statusCode).send(errorBody(err.statusCode, err.message, err.path, err.code));
   // The store's refusals: an If-Match the store found stale is a failed precondition (412), not a 409.
   if ((err as unknown) instanceof StoreError) {

@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
 import { choosePolicy, type HashKey } from '../catalog/auto-policy.js';
@@ -10,6 +9,7 @@ import type { XdsServerOptions } from '../xds/server.js';
 import { ConfigFileSchema, type ConfigFile } from './config-schema.js';
 import { checkProtection } from './protection-schema.js';
 import { checkXdsSecurity, xdsSecuritySettings, type XdsSecuritySettings } from './xds-security-schema.js';
+import { cookieNameProblem, domainClashes, domainProblem, headerNameProblem, ipAddressProblem, listenerAddressProblem, maglevTableSizeProblem } from './envoy-rules.js';
 
 /** `server.xds`: the xDS server's options (its identity is the process's, not configured) and the push debounce. */
 export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId' | 'security'>, XdsSecuritySettings {
@@ -165,6 +165,8 @@ function lbPolicyProblems(c: RawCluster, at: string, problems: ConfigProblem[]):
     problems.push({ path: `${at}/ringHash`, message: `only valid with lbPolicy RING_HASH (is ${policy})` });
   if (c.maglev && policy !== 'MAGLEV')
     problems.push({ path: `${at}/maglev`, message: `only valid with lbPolicy MAGLEV (is ${policy})` });
+  const tableProblem = c.maglev ? maglevTableSizeProblem(c.maglev.tableSize) : undefined;
+  if (tableProblem) problems.push({ path: `${at}/maglev/tableSize`, message: tableProblem });
   const rh = c.ringHash;
   if (rh?.minimumRingSize !== undefined && rh.maximumRingSize !== undefined && rh.minimumRingSize > rh.maximumRingSize)
     problems.push({ path: `${at}/ringHash/minimumRingSize`, message: 'must not exceed maximumRingSize' });
@@ -179,6 +181,9 @@ function weightingProblems(c: RawCluster, at: string, problems: ConfigProblem[])
     const aff = w.traits?.sessionAffinity;
     if (aff && !aff.header && !aff.cookie)
       problems.push({ path: `${at}/weighting/traits/sessionAffinity`, message: 'needs a header or a cookie name' });
+    const affAt = `${at}/weighting/traits/sessionAffinity`;
+    addProblem(problems, `${affAt}/header`, aff?.header === undefined ? undefined : headerNameProblem(aff.header));
+    addProblem(problems, `${affAt}/cookie`, aff?.cookie === undefined ? undefined : cookieNameProblem(aff.cookie));
   } else if (w?.traits) {
     problems.push({ path: `${at}/weighting/traits`, message: 'only valid with weighting.policy auto' });
   }
@@ -195,8 +200,7 @@ function endpointProblems(c: RawCluster, at: string, problems: ConfigProblem[]):
   const seen = new Set<string>();
   (c.endpoints ?? []).forEach((e, j) => {
     // EDS endpoints are not resolved by Envoy: a hostname here would be rejected (NACKed) by every proxy.
-    if (isIP(e.address) === 0)
-      problems.push({ path: `${at}/endpoints/${j}/address`, message: `"${e.address}" is not an IP address` });
+    addProblem(problems, `${at}/endpoints/${j}/address`, ipAddressProblem(e.address));
     const key = endpointKey(e);
     if (seen.has(key)) problems.push({ path: `${at}/endpoints/${j}`, message: `duplicate endpoint ${key}` });
     seen.add(key);
@@ -216,13 +220,13 @@ function listenerProblems(cfg: ConfigFile, clusterNames: ReadonlySet<string>, pr
         problems.push({ path: at, message: 'an apiListener (proxyless gRPC) takes no address or port' });
     } else {
       if (l.port === undefined) problems.push({ path: `${at}/port`, message: 'a socket listener needs a port' });
-      if (l.address !== undefined && isIP(l.address) === 0)
-        problems.push({ path: `${at}/address`, message: `"${l.address}" is not an IP address` });
+      if (l.address !== undefined) addProblem(problems, `${at}/address`, listenerAddressProblem(l.address));
       const key = `${l.address ?? '0.0.0.0'}:${l.port}`;
       const other = bound.get(key);
       if (other !== undefined) problems.push({ path: `${at}/port`, message: `${key} is already used by listener "${other}"` });
       bound.set(key, l.name);
     }
+    problems.push(...routeProblems(l, at));
     l.routes.forEach((r, j) => {
       // Names with a '/' belong to Kubernetes discovery (namespace/service:port) and appear at run time.
       const discovered = cfg.kubernetes?.enabled === true && r.cluster.includes('/');
@@ -231,6 +235,24 @@ function listenerProblems(cfg: ConfigFile, clusterNames: ReadonlySet<string>, pr
     });
   });
   return listenerNames;
+}
+
+/** What Envoy checks in the route configuration built from a listener's routes (envoy-rules.ts). */
+function routeProblems(l: RawListener, at: string): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  l.routes.forEach((r, j) => {
+    const rAt = `${at}/routes/${j}`;
+    addProblem(problems, `${rAt}/domain`, r.domain === undefined ? undefined : domainProblem(r.domain));
+    const hp = r.hashPolicy;
+    if (hp?.header !== undefined) addProblem(problems, `${rAt}/hashPolicy/header`, headerNameProblem(hp.header));
+    if (hp?.cookie !== undefined) addProblem(problems, `${rAt}/hashPolicy/cookie/name`, cookieNameProblem(hp.cookie.name));
+  });
+  problems.push(...domainClashes(l.routes.map((r) => r.domain ?? '*'), (j) => `${at}/routes/${j}/domain`));
+  return problems;
+}
+
+function addProblem(problems: ConfigProblem[], path: string, message: string | undefined): void {
+  if (message !== undefined) problems.push({ path, message });
 }
 
 function nodeGroupProblems(cfg: ConfigFile, clusterNames: ReadonlySet<string>, listenerNames: ReadonlySet<string>, problems: ConfigProblem[]): void {
@@ -342,11 +364,17 @@ function toCluster(c: RawCluster): Cluster {
   };
 }
 
+/** The schema allows exactly one of header or cookie (minProperties = maxProperties = 1). */
+function toHashPolicy(hp: RawListener['routes'][number]['hashPolicy']): HashPolicy | undefined {
+  if (hp?.header !== undefined) return { header: hp.header };
+  return hp?.cookie ? { cookie: hp.cookie } : undefined;
+}
+
 function toListener(l: RawListener, autoKeys: ReadonlyMap<string, HashKey>): Listener {
   const routes: Route[] = l.routes.map((r) => {
     const key = autoKeys.get(r.cluster);
     // A cluster that auto made RING_HASH/MAGLEV needs the affinity key on the routes that use it.
-    const hashPolicy: HashPolicy | undefined = r.hashPolicy ?? (key ? ('header' in key ? { header: key.header } : { cookie: { name: key.cookie } }) : undefined);
+    const hashPolicy: HashPolicy | undefined = toHashPolicy(r.hashPolicy) ?? (key ? ('header' in key ? { header: key.header } : { cookie: { name: key.cookie } }) : undefined);
     return {
     domain: r.domain ?? '*',
     prefix: r.prefix ?? '/',

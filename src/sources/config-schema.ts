@@ -1,6 +1,7 @@
 import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
 import { UTILIZATION_METRICS } from '../catalog/policy.js';
 import { HEALTH_STATUSES, LB_POLICIES } from '../catalog/types.js';
+import { MAGLEV_MAX_TABLE_SIZE, MAX_DURATION_SECONDS, RING_HASH_MAX_SIZE } from './envoy-rules.js';
 import { protectionProperties } from './protection-schema.js';
 import { xdsSecurityProperties } from './xds-security-schema.js';
 
@@ -132,15 +133,16 @@ const ClusterSchema = Type.Object(
       Type.Object(
         {
           virtualNodesPerHost: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
-          minimumRingSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 8_388_608 })),
-          maximumRingSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 8_388_608 })),
+          minimumRingSize: Type.Optional(Type.Integer({ minimum: 1, maximum: RING_HASH_MAX_SIZE })),
+          maximumRingSize: Type.Optional(Type.Integer({ minimum: 1, maximum: RING_HASH_MAX_SIZE })),
           hashFunction: Type.Optional(literalUnion(['XX_HASH', 'MURMUR_HASH_2'] as const)),
         },
         { additionalProperties: false },
       ),
     ),
     maglev: Type.Optional(
-      Type.Object({ tableSize: Type.Integer({ minimum: 1, maximum: 5_000_011 }) }, { additionalProperties: false }),
+      // Envoy also requires a prime (checked in envoy-rules.ts).
+      Type.Object({ tableSize: Type.Integer({ minimum: 2, maximum: MAGLEV_MAX_TABLE_SIZE }) }, { additionalProperties: false }),
     ),
     connectTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
     http2: Type.Optional(Type.Boolean()),
@@ -156,18 +158,21 @@ const ClusterSchema = Type.Object(
   { additionalProperties: false },
 );
 
-const HashPolicySchema = Type.Union([
-  Type.Object({ header: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false }),
-  Type.Object(
-    {
-      cookie: Type.Object(
-        { name: Type.String({ minLength: 1, maxLength: 256 }), ttlSeconds: Type.Optional(Type.Integer({ minimum: 0 })) },
+// Exactly one of header or cookie. Not a union: a union's error names the union, not the field
+// at fault inside the branch that was meant.
+const HashPolicySchema = Type.Object(
+  {
+    header: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    cookie: Type.Optional(
+      Type.Object(
+        // A ttl becomes a google.protobuf.Duration, which Envoy bounds (envoy-rules.ts).
+        { name: Type.String({ minLength: 1, maxLength: 256 }), ttlSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_DURATION_SECONDS })) },
         { additionalProperties: false },
       ),
-    },
-    { additionalProperties: false },
-  ),
-]);
+    ),
+  },
+  { additionalProperties: false, minProperties: 1, maxProperties: 1 },
+);
 
 const RouteSchema = Type.Object(
   {

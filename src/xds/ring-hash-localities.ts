@@ -38,34 +38,37 @@ export function rescalesLocalities(c: { readonly lbPolicy: string; readonly endp
   return c.lbPolicy === 'RING_HASH' && spansLocalities(c.endpoints);
 }
 
-/** Smallest integer each locality's rescaled weights aim at, so that rounding moves a ratio by ≲ 1e-4. */
-const RESOLUTION = 10_000;
+/** Smallest integer each locality's rescaled weights aim at, so that rounding moves a ratio by ≲ 1e-5. */
+const RESOLUTION = 100_000;
 
 function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
 
-/** lcm of the sums, or undefined once it passes the limit (then no exact common sum exists). */
-function exactCommonSum(sums: readonly number[]): number | undefined {
+/** lcm of the sums, or undefined once it passes `limit` (then no exact common sum fits). */
+function exactCommonSum(sums: readonly number[], limit: number): number | undefined {
   let l = 1;
   for (const s of sums) {
     l = (l / gcd(l, s)) * s;
-    if (l > MAX_LOCALITY_WEIGHT_SUM) return undefined;
+    if (l > limit) return undefined;
   }
   return l;
 }
 
 /**
  * The common sum K: the lcm of the locality sums when it fits (integer multiples, exact ratios),
- * else large enough that each locality's smallest weight maps to ≥ RESOLUTION, capped so that a
- * locality's rounded sum (≤ K + its endpoint count) stays within Envoy's 2^32 − 1.
+ * else large enough that each locality's smallest weight maps to ≥ RESOLUTION. Capped so that the
+ * whole priority (every locality's rounded sum, ≤ K + its endpoint count) stays within 2^32 − 1:
+ * Envoy rejects an assignment whose endpoint weights in one priority sum past that.
  */
 export function commonLocalitySum(groups: readonly (readonly number[])[]): number {
   const sums = groups.map((g) => g.reduce((a, b) => a + b, 0));
-  const exact = exactCommonSum(sums);
+  const endpoints = groups.reduce((n, g) => n + g.length, 0);
+  const limit = Math.max(1, Math.floor((MAX_LOCALITY_WEIGHT_SUM - endpoints) / Math.max(1, groups.length)));
+  const exact = exactCommonSum(sums, limit);
   if (exact !== undefined) return exact;
   const wanted = Math.max(...groups.map((g, i) => Math.ceil((RESOLUTION * (sums[i] ?? 1)) / Math.max(1, Math.min(...g)))));
-  return Math.min(wanted, MAX_LOCALITY_WEIGHT_SUM - Math.max(...groups.map((g) => g.length)));
+  return Math.min(wanted, limit);
 }
 
 /**

@@ -46,7 +46,8 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
     // so that scaling by a few endpoints does not change the Cluster and re-warm it in every proxy.
     const hosts = Math.max(1, c.endpoints.length);
     const derived = Math.min(8_388_608, nextPowerOfTwo(c.ringHash.virtualNodesPerHost * hosts));
-    const minimum = c.ringHash.minimumRingSize ?? derived;
+    // An operator's maximum caps the derived minimum (rather than being raised to it).
+    const minimum = c.ringHash.minimumRingSize ?? Math.min(derived, c.ringHash.maximumRingSize ?? 8_388_608);
     out.ring_hash_lb_config = {
       minimum_ring_size: { value: minimum },
       maximum_ring_size: { value: Math.max(minimum, c.ringHash.maximumRingSize ?? 8_388_608) },
@@ -81,8 +82,9 @@ interface LocalityGroup {
 }
 
 /**
- * Envoy rejects a locality whose endpoint weights sum past 2^32−1; scale down proportionally
- * (never below 1) rather than let a large operator weight NACK the whole cluster.
+ * Envoy rejects an assignment whose endpoint weights in one priority (all its localities
+ * together, whatever its message says) or whose locality weights sum past 2^32−1; scale down
+ * proportionally (never below 1) rather than let large weights NACK the whole cluster.
  */
 function fitWeights(weights: number[]): number[] {
   const sum = weights.reduce((a, b) => a + b, 0);
@@ -92,6 +94,22 @@ function fitWeights(weights: number[]): number[] {
 }
 
 const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
+
+/** Each group's endpoint weights, fitted so that every priority's weights together sum ≤ 2^32−1. */
+function fitPerPriority(ordered: readonly LocalityGroup[]): number[][] {
+  const out = ordered.map((g) => g.endpoints.map((x) => x.weight));
+  for (const priority of new Set(ordered.map((g) => g.priority))) {
+    const at = ordered.flatMap((g, i) => (g.priority === priority ? [i] : []));
+    const fitted = fitWeights(at.flatMap((i) => out[i] ?? []));
+    let next = 0;
+    for (const i of at) {
+      const n = out[i]?.length ?? 0;
+      out[i] = fitted.slice(next, next + n);
+      next += n;
+    }
+  }
+  return out;
+}
 
 /**
  * The translator's rule for one endpoint: the engine's weight (else the operator's) as an integer
@@ -118,7 +136,7 @@ export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<strin
   // Priorities must be consecutive from 0 (gRPC NACKs a gap); renumbering keeps their order, which is all they mean.
   const distinct = [...new Set(ordered.map((g) => g.priority))];
   const rank = new Map(distinct.map((p, i) => [p, i]));
-  const endpointWeights = ordered.map((g) => fitWeights(g.endpoints.map((x) => x.weight)));
+  const endpointWeights = fitPerPriority(ordered);
   // Proxyless gRPC (gRFC A27) drops a locality without load_balancing_weight. It picks a locality by
   // that weight, then an endpoint inside it, so the locality's endpoint-weight sum gives Envoy's
   // host-weighted split (Envoy reads locality weights only under locality_weighted_lb_config).

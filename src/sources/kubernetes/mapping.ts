@@ -52,6 +52,7 @@ import { LB_POLICIES } from '../../catalog/types.js';
 import { protectionOf } from './protection-annotations.js';
 import { WEIGHTING_ANNOTATION, weightingOf } from './weighting-annotation.js';
 export { WEIGHTING_ANNOTATION } from './weighting-annotation.js';
+import { headerNameProblem } from '../envoy-rules.js';
 
 export const BALANCE_LABEL = 'fulcrum.io/balance';
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -62,8 +63,6 @@ export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 const HTTP2_APP_PROTOCOLS = new Set(['kubernetes.io/h2c', 'h2c', 'grpc', 'http2']);
-/** RFC 9110 token: what an HTTP header name may contain. */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 // Structural views of the Kubernetes objects: both the typed objects of @kubernetes/client-node's
 // list calls and the raw JSON of watch events fit them.
@@ -268,7 +267,8 @@ export function slicesToClusters(
     let hashPolicy: HashPolicy | undefined;
     const header = annotations[HASH_HEADER_ANNOTATION]?.trim();
     if (header !== undefined) {
-      if (HEADER_NAME.test(header)) {
+      // The config file's rule (envoy-rules.ts), so a Service cannot make Envoy NACK the routes.
+      if (headerNameProblem(header) === undefined) {
         hashPolicy = { header: header.toLowerCase() };
       } else {
         warnings.push(`${where}: annotation ${HASH_HEADER_ANNOTATION}=${JSON.stringify(header)} is not an HTTP header name; ignored`);
