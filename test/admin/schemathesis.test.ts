@@ -46,8 +46,8 @@ interface Run {
   readonly output: string;
 }
 
-/** Runs Schemathesis against `port`; resolves with its exit code and output (killed at the deadline). */
-function schemathesis(port: number, seed: number, headers: readonly string[]): Promise<Run> {
+/** Runs Schemathesis against `port` (in `cwd`, where it keeps its cache); resolves with its exit code and output (killed at the deadline). */
+function schemathesis(port: number, seed: number, headers: readonly string[], cwd: string): Promise<Run> {
   const args = [
     '--config-file',
     CONFIG,
@@ -68,7 +68,8 @@ function schemathesis(port: number, seed: number, headers: readonly string[]): P
     ...headers.flatMap((h) => ['--header', h]),
   ];
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    const started = Date.now();
+    const child = spawn(BIN, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -76,6 +77,7 @@ function schemathesis(port: number, seed: number, headers: readonly string[]): P
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
+      console.log(`schemathesis on :${port} exited ${String(code)} after ${((Date.now() - started) / 1000).toFixed(0)} s`);
       resolve({ code, output });
     });
   });
@@ -123,8 +125,8 @@ describeRequiring(
       const open = await start({ adminTokens: [], readTokens: [], reportTokens: [] });
       console.log(`schemathesis seed ${seed} (FULCRUM_SCHEMATHESIS_SEED=${seed} replays it)`);
       const [withToken, withoutTokens] = await Promise.all([
-        schemathesis(secured.adminPort, seed, [`Authorization: Bearer ${ADMIN}`]),
-        schemathesis(open.adminPort, seed, []),
+        schemathesis(secured.adminPort, seed, [`Authorization: Bearer ${ADMIN}`], dir),
+        schemathesis(open.adminPort, seed, [], dir),
       ]);
       for (const [name, run] of [
         ['admin token', withToken],
