@@ -63,6 +63,19 @@ function validationPath(err: FastifyError): string {
   return path;
 }
 
+/**
+ * Ajv's message, except for a value that matched none of a few formats (an IP address is IPv4 or
+ * IPv6), where Ajv lists each failed branch and then the anyOf: said once instead.
+ */
+function validationMessage(err: FastifyError): string {
+  const errors = err.validation ?? [];
+  const last = errors[errors.length - 1];
+  const branches = errors.slice(0, -1);
+  if (last?.keyword !== 'anyOf' || branches.length === 0 || !branches.every((e) => e.keyword === 'format')) return err.message;
+  const formats = branches.map((e) => String((e.params as { format?: unknown }).format));
+  return `${err.validationContext ?? 'request'}${last.instancePath} must be ${formats.join(' or ')}`;
+}
+
 /** A client error's own code when it is ours (e.g. a report batch's TOO_LARGE), a translated fastify code, or the status's. */
 function clientCode(err: FastifyError, status: number): string {
   const code = typeof err.code === 'string' ? err.code : undefined;
@@ -79,7 +92,7 @@ export function errorHandler(unrouted: Unrouted) {
     // An error while reading the body of a request no route matches (QUERY without a content type,
     // a body on TRACE): the answer is still "no such route" or "wrong method", not a body error.
     if (request.is404) return unrouted(request, reply);
-    if (err.validation) return reply.code(400).send(errorBody(400, err.message, validationPath(err), VALIDATION_FAILED));
+    if (err.validation) return reply.code(400).send(errorBody(400, validationMessage(err), validationPath(err), VALIDATION_FAILED));
     if (err instanceof ApiError) return reply.code(err.statusCode).send(errorBody(err.statusCode, err.message, err.path, err.code));
     // The store's refusals: an If-Match the store found stale is a failed precondition (412), not a 409.
     if ((err as unknown) instanceof StoreError) {

@@ -88,6 +88,11 @@ describe('one error shape, with a code', () => {
     expect(res.json()).toEqual(expect.objectContaining({ error: expect.any(String), message: expect.any(String), code }));
   });
 
+  it('an address that is no IP is said once: IPv4 or IPv6', async () => {
+    const res = await shared().inject({ method: 'GET', url: '/v1/clusters/web/endpoints/host.example/80' });
+    expect(res.json()).toMatchObject({ message: 'params/address must be ipv4 or ipv6', path: '/params/address', code: 'VALIDATION_FAILED' });
+  });
+
   it('401 and 403 carry UNAUTHENTICATED and FORBIDDEN, on the xDS views too', async () => {
     const a = app(TOKENS);
     for (const url of ['/v1/proxies', '/v1/proxies/x', '/v1/config_dump', '/v1/clusters']) {
