@@ -47,6 +47,13 @@ const MetaIn = {
   updatedAt: Type.Optional(Type.String(readOnly('updatedAt'))),
 };
 
+/**
+ * An IP address, as the server requires of endpoints and socket listeners (Envoy does not resolve
+ * EDS hostnames); the config file's schema only says "a string", its parser checks the rest.
+ */
+export const IpAddress = (description: string) =>
+  Type.Union([Type.String({ format: 'ipv4' }), Type.String({ format: 'ipv6', maxLength: 64 })], { description });
+
 // ── endpoints ───────────────────────────────────────────────────────────────────────────────────
 
 const Locality = Type.Object({ region: Type.String(), zone: Type.String(), subZone: Type.String() });
@@ -66,20 +73,25 @@ export const EndpointEntry = Type.Object(
 );
 export type EndpointEntry = Static<typeof EndpointEntry>;
 
-/** Request body of PUT .../endpoints/{address}/{port}, and of every endpoint in a cluster PUT. */
+const EndpointAddress = IpAddress('An IP address (Envoy does not resolve EDS hostnames)');
+const endpointInFields = {
+  ...CfgEndpoint.properties,
+  address: EndpointAddress,
+  state: Type.Optional(OperatorState),
+  ...MetaIn,
+  effectiveWeight: Type.Optional(Type.Number(readOnly('effectiveWeight'))),
+  publishedHealth: Type.Optional(Type.String(readOnly('publishedHealth'))),
+};
+
+/** Request body of PUT .../endpoints/{address}/{port}: address and port come from the path. */
 export const EndpointEntryIn = Type.Object(
-  {
-    ...CfgEndpoint.properties,
-    address: Type.Optional(CfgEndpoint.properties.address),
-    port: Type.Optional(CfgEndpoint.properties.port),
-    state: Type.Optional(OperatorState),
-    ...MetaIn,
-    effectiveWeight: Type.Optional(Type.Number(readOnly('effectiveWeight'))),
-    publishedHealth: Type.Optional(Type.String(readOnly('publishedHealth'))),
-  },
+  { ...endpointInFields, address: Type.Optional(EndpointAddress), port: Type.Optional(CfgEndpoint.properties.port) },
   { additionalProperties: false, title: 'EndpointInput', description: 'A config-file endpoint entry; address and port default to (and must equal) the path\'s' },
 );
 export type EndpointEntryIn = Static<typeof EndpointEntryIn>;
+
+/** Every endpoint in a cluster PUT: a config-file endpoint entry, address and port required. */
+const ClusterEndpointIn = Type.Object(endpointInFields, { additionalProperties: false, title: 'ClusterEndpointInput' });
 
 // ── clusters ────────────────────────────────────────────────────────────────────────────────────
 
@@ -107,7 +119,7 @@ export const ClusterIn = Type.Object(
     ...CfgCluster.properties,
     name: Type.Optional(ResourceName),
     endpoints: Type.Optional(
-      Type.Array(EndpointEntryIn, { maxItems: 100_000, description: 'Replaces the cluster\'s endpoints; omitted, the endpoints are left as they are' }),
+      Type.Array(ClusterEndpointIn, { maxItems: 100_000, description: 'Replaces the cluster\'s endpoints; omitted, the endpoints are left as they are' }),
     ),
     autoReason: Type.Optional(Type.String(readOnly('autoReason'))),
     ...MetaIn,

@@ -5,8 +5,10 @@ import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Store } from '../catalog/store/index.js';
 import { Authorizer, type AuthConfig } from './auth.js';
-import { errorBody, onError } from './errors.js';
+import { clientError, errorBody, errorHandler, frameworkError, type Unrouted } from './errors.js';
 import { openApiOptions } from './openapi.js';
+import { RouteMethods } from './route-methods.js';
+import { buildValidator } from './validators.js';
 import { auditRoutes } from './routes/audit.js';
 import { clusterRoutes } from './routes/clusters.js';
 import { dashboardRoutes } from './routes/dashboard.js';
@@ -53,21 +55,41 @@ export interface AdminDeps extends ProxyRoutesOptions, OpsRoutesOptions {
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
 }
 
+/** How long a client may take to send a whole request, headers and body; then 408 and the connection closes. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Bounds a slow client. fastify sets Node's `requestTimeout`, but Node only checks it every
+ * `connectionsCheckingInterval` (30 s by default), so a 30 s timeout cut a trickling body after
+ * 30 to 60 s, and later still on a loaded machine; checking every second makes the configured
+ * timeout the cut-off. The headers get the same deadline (Node's default, 60 s, would outlast it).
+ * Node reads both when the server starts listening, so setting them on the created server works
+ * for HTTP and HTTPS alike (fastify's https overload has no `http` server options).
+ */
+function boundSlowClients(server: object, requestTimeoutMs: number): void {
+  Object.assign(server, { headersTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, requestTimeoutMs) });
+}
+
 function createServer(deps: AdminDeps) {
-  return Fastify({
+  const app = Fastify({
     // null: plain HTTP (fastify's https overload, so the instance type does not depend on the option).
     https: deps.tls ? { cert: deps.tls.cert, key: deps.tls.key } : null,
     ...(deps.log ? { loggerInstance: deps.log.child({ component: 'admin' }) } : { logger: false }),
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
     // Probes and scrapes every few seconds would drown the log; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
-    // A slow client cannot hold a request open forever.
-    requestTimeout: 30_000,
+    // A slow client cannot hold a request open forever (see boundSlowClients()).
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    // Errors before any route runs come in the API's error shape too.
+    frameworkErrors: frameworkError,
+    clientErrorHandler: clientError,
     // Node ids longer than the schema allows must reach validation (a 400), not miss the route (a 404).
     routerOptions: { maxParamLength: NODE_ID_MAX * 3 + 16 },
-    // Unknown fields are errors (400 naming them), as in the config file, not silently dropped.
-    ajv: { customOptions: { removeAdditional: false } },
+    // Bodies validated without type coercion, unknown fields rejected (see validators.ts).
+    schemaController: { compilersFactory: { buildValidator: buildValidator() } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  boundSlowClients(app.server, REQUEST_TIMEOUT_MS);
+  return app;
 }
 
 export function buildAdminApp(deps: AdminDeps) {
@@ -82,18 +104,19 @@ export function buildAdminApp(deps: AdminDeps) {
       return;
     }
     if (decision.challenge) reply.header('www-authenticate', decision.challenge);
-    return reply.code(decision.status).send(errorBody(decision.status, decision.message));
+    return reply.code(decision.status).send(errorBody(decision.status, decision.message, undefined, decision.status === 401 ? 'UNAUTHENTICATED' : 'FORBIDDEN'));
   });
-  app.setErrorHandler(onError);
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send(errorBody(404, `no route ${request.method} ${request.url.split('?')[0]?.slice(0, 256) ?? ''}`)),
-  );
+  const unrouted = unroutedHandler(app);
+  app.setErrorHandler(errorHandler(unrouted));
+  app.setNotFoundHandler(unrouted);
+  // Only JSON bodies: fastify would otherwise hand a text/plain body to the schema as a string (a 400), not a 415.
+  app.removeContentTypeParser('text/plain');
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff');
     return payload;
   });
 
-  void app.register(swagger, openApiOptions(deps.version ?? '0.0.0'));
+  void app.register(swagger, openApiOptions(deps.version ?? '0.0.0', { secured: auth.enabled }));
   void app.register(swaggerUi, { routePrefix: '/docs' });
   void app.register(opsRoutes, { ready: () => deps.ready(), metrics: deps.metrics });
   void app.register(proxyRoutes, { registry: deps.registry, cache: deps.cache });
@@ -103,6 +126,24 @@ export function buildAdminApp(deps: AdminDeps) {
 }
 
 export type AdminApp = ReturnType<typeof buildAdminApp>;
+
+/**
+ * The answer to a request no route matches: 405 with `Allow` when the path exists under other
+ * methods (204 with `Allow` for OPTIONS), else 404. Records every route's methods as it is added.
+ */
+function unroutedHandler(app: ReturnType<typeof createServer>): Unrouted {
+  const methods = new RouteMethods();
+  app.addHook('onRoute', (route) => methods.add(route.url, route.method));
+  return (request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const routed = methods.allowed(path);
+    const allow = routed.length > 0 ? [...new Set([...routed, 'OPTIONS'])] : routed;
+    if (allow.length === 0) return reply.code(404).send(errorBody(404, `no route ${request.method} ${path.slice(0, 256)}`));
+    reply.header('allow', allow.join(', '));
+    if (request.method === 'OPTIONS') return reply.code(204).send();
+    return reply.code(405).send(errorBody(405, `${request.method} is not allowed on ${path.slice(0, 256)} (allowed: ${allow.join(', ')})`));
+  };
+}
 
 /** Each group of resource routes registers only when its dependency is given. */
 function registerResources(app: ReturnType<typeof createServer>, deps: AdminDeps, actorOf: StoreRoutesOptions['actorOf']): void {

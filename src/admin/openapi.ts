@@ -3,14 +3,21 @@ import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 /**
  * The admin API's OpenAPI document: @fastify/swagger builds it from every route's schema; this
  * module gives it the title, the tags and the security scheme, and fixes the dialect (below).
+ *
+ * The document describes the server as it runs: with no token configured nothing is protected,
+ * so the routes then declare no `security` and no 401/403 (a client generated from it, or a
+ * conformance tester, would otherwise expect refusals that never come).
  */
-export function openApiOptions(version: string): FastifyDynamicSwaggerOptions {
+export function openApiOptions(version: string, { secured }: { secured: boolean }): FastifyDynamicSwaggerOptions {
   return {
     openapi: {
       openapi: '3.0.3',
       info: {
         title: 'fulcrum admin API',
-        description: 'Health, metrics and operator views of the xDS control plane.',
+        description:
+          'Health, metrics and operator views of the xDS control plane. Every error is `{ error, message, code, path? }` with a stable `code`. ' +
+          'A method a path does not support gets 405 with `Allow` (OPTIONS: 204 with `Allow`); a body that is not `application/json` gets 415; ' +
+          'a request not fully received within 30 s gets 408 and the connection is closed.',
         version,
       },
       tags: [
@@ -39,8 +46,26 @@ export function openApiOptions(version: string): FastifyDynamicSwaggerOptions {
       },
     },
     // OpenAPI 3.0 spells some JSON Schema keywords differently (exclusiveMinimum is a boolean).
-    transformObject: (doc) => ('openapiObject' in doc ? toOpenApi30(doc.openapiObject) : doc.swaggerObject),
+    transformObject: (doc) => {
+      if (!('openapiObject' in doc)) return doc.swaggerObject;
+      const out = toOpenApi30(doc.openapiObject);
+      return secured ? out : withoutSecurity(out);
+    },
   };
+}
+
+const AUTH_STATUSES = ['401', '403'];
+
+/** The document of a server without tokens: no operation is protected, none answers 401 or 403. */
+export function withoutSecurity<T>(doc: T): T {
+  const paths = (doc as { paths?: Record<string, Record<string, { security?: unknown; responses?: Record<string, unknown> }>> }).paths ?? {};
+  for (const operations of Object.values(paths)) {
+    for (const op of Object.values(operations)) {
+      delete op.security;
+      for (const status of AUTH_STATUSES) delete op.responses?.[status];
+    }
+  }
+  return doc;
 }
 
 /**

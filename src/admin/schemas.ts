@@ -29,9 +29,13 @@ export const ErrorResponse = Type.Object(
     error: Type.String({ description: 'HTTP reason phrase, e.g. "Bad Request"' }),
     message: Type.String({ description: 'What was wrong' }),
     path: Type.Optional(Type.String({ description: 'Where in the request, e.g. /querystring/node' })),
-    code: Type.Optional(
-      Type.String({ description: 'A stable machine-readable reason, e.g. REVISION_MISMATCH, OWNED_ELSEWHERE, REFERENCED, ADDRESS_IN_USE' }),
-    ),
+    code: Type.String({
+      pattern: '^[A-Z][A-Z0-9_]*$',
+      description:
+        'A stable machine-readable reason: VALIDATION_FAILED, BAD_REQUEST, BAD_URL, INVALID_JSON, EMPTY_BODY, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, ' +
+        'METHOD_NOT_ALLOWED, REQUEST_TIMEOUT, REVISION_MISMATCH, OWNED_ELSEWHERE, REFERENCED, ADDRESS_IN_USE, BODY_TOO_LARGE, TOO_LARGE, ' +
+        'URI_TOO_LONG, UNSUPPORTED_MEDIA_TYPE, UNAVAILABLE, INTERNAL, or a rule\'s own',
+    }),
   },
   { title: 'Error' },
 );

@@ -36,7 +36,13 @@ export const ReportSample = Type.Object(
     rps: metric('Requests per second over the sampling interval'),
     errors: metric('Failed requests per second over the sampling interval'),
   },
-  { additionalProperties: true, title: 'ReportSample', description: 'One endpoint\'s load at one moment; absent metrics are unknown, not zero. At least one metric.' },
+  {
+    additionalProperties: true,
+    // The JSON parser refuses a `__proto__` key (prototype poisoning) before validation: say so.
+    not: { required: ['__proto__'] },
+    title: 'ReportSample',
+    description: 'One endpoint\'s load at one moment; absent metrics are unknown, not zero. At least one metric. No `__proto__` key.',
+  },
 );
 export type ReportSample = Static<typeof ReportSample>;
 

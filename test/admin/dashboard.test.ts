@@ -71,7 +71,9 @@ describe('dashboard routes', () => {
     expect((await a.inject({ method: 'GET', url: '/v1/proxies' })).statusCode).toBe(401);
     expect((await a.inject({ method: 'GET', url: '/v1/proxies', headers: { authorization: 'Bearer read-secret' } })).statusCode).toBe(200);
     // Open means GET: the dashboard's paths take no writes.
-    expect((await a.inject({ method: 'POST', url: '/dashboard/dashboard.js' })).statusCode).toBe(404);
+    const post = await a.inject({ method: 'POST', url: '/dashboard/dashboard.js' });
+    expect(post.statusCode).toBe(405);
+    expect(post.headers.allow).toBe('GET, HEAD, OPTIONS');
   });
 
   it('every dashboard route is in a valid OpenAPI document, with its media type', async () => {

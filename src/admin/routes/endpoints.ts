@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import type { EndpointRecord, OperatorState } from '../../catalog/store/index.js';
-import { EndpointEntry, EndpointEntryIn, Meta, ResourceName } from '../api-schemas.js';
+import { EndpointEntry, EndpointEntryIn, IpAddress, Meta, ResourceName } from '../api-schemas.js';
 import { readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
 import { ApiError, endpointEntry, parseEndpointBody } from '../resources.js';
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
@@ -47,7 +47,7 @@ const EndpointList = Type.Object({
 const EndpointParams = Type.Object(
   {
     name: ResourceName,
-    address: Type.String({ minLength: 2, maxLength: 64, description: 'The endpoint\'s IP address (IPv6 unbracketed; percent-encode it if you like)' }),
+    address: IpAddress('The endpoint\'s IP address (IPv6 unbracketed; percent-encode it if you like)'),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
   },
   { additionalProperties: false },
@@ -182,7 +182,7 @@ function endpointStateRoute(
       schema: securedRoute('clusters', summary, {
         params: EndpointParams,
         headers: Conditional,
-        response: { 200: EndpointStatus, 404: WRITE_ERRORS[404], 412: WRITE_ERRORS[412] },
+        response: { 200: EndpointStatus, 404: WRITE_ERRORS[404], 412: WRITE_ERRORS[412], 503: WRITE_ERRORS[503] },
       }),
     },
     async (request, reply) => {

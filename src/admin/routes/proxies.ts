@@ -7,9 +7,9 @@ import { DEFAULT_GROUP } from '../../xds/translator.js';
 import { ApiError } from '../resources.js';
 import { ConfigDump, NodeId, Proxy, SHORT_TYPES, StringEnum, type ShortType } from '../schemas.js';
 import { byNode, configDumpView, proxyView } from '../views.js';
-import { openRoute } from './schema-parts.js';
+import { errorOf, securedRoute } from './schema-parts.js';
 
-/** The open operator views of the xDS state: connected proxies and what each is being sent. */
+/** The operator views of the xDS state: connected proxies and what each is being sent (read tokens may see them). */
 
 export interface ProxyRoutesOptions {
   readonly registry: Pick<ProxyRegistry, 'list'>;
@@ -38,6 +38,8 @@ const ConfigDumpQuery = Type.Object(
   { additionalProperties: false },
 );
 
+const NO_PROXY = { 404: errorOf('No connected proxy has this node id (code NOT_FOUND)') };
+
 const URL_OF = Object.fromEntries(Object.entries(SHORT_TYPE).map(([url, short]) => [short, url])) as Record<ShortType, XdsTypeUrl>;
 
 export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async (app, { registry, cache }) => {
@@ -48,13 +50,13 @@ export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async 
       .filter((r) => r.node.id === nodeId)
       .sort((a, b) => b.connectedAt - a.connectedAt || b.streamId - a.streamId);
     const [newest, ...older] = records;
-    if (!newest) throw new ApiError(404, `no connected proxy has node id ${JSON.stringify(nodeId)}`);
+    if (!newest) throw new ApiError(404, `no connected proxy has node id ${JSON.stringify(nodeId)}`, undefined, 'NOT_FOUND');
     return [newest, ...older];
   };
 
   app.get(
     '/v1/proxies',
-    { schema: openRoute('proxies', 'Every connected proxy stream, with per-type sync state (SYNCED, STALE, NACKED, NOT_SENT)', { response: { 200: ProxyList } }) },
+    { schema: securedRoute('proxies', 'Every connected proxy stream, with per-type sync state (SYNCED, STALE, NACKED, NOT_SENT)', { response: { 200: ProxyList } }) },
     async () => {
       const proxies = registry.list().sort(byNode).map(proxyView);
       return { count: proxies.length, proxies };
@@ -63,16 +65,21 @@ export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async 
 
   app.get(
     '/v1/proxies/:nodeId',
-    { schema: openRoute('proxies', 'One connected proxy, by node id (404 if no stream has it)', { params: ProxyParams, response: { 200: ProxyDetail } }) },
+    {
+      schema: securedRoute('proxies', 'One connected proxy, by node id (404 if no stream has it)', {
+        params: ProxyParams,
+        response: { 200: ProxyDetail, ...NO_PROXY },
+      }),
+    },
     async (request) => ({ nodeId: request.params.nodeId, streams: streamsOf(request.params.nodeId).map(proxyView) }),
   );
 
   app.get(
     '/v1/config_dump',
     {
-      schema: openRoute('config', 'The resources a node is being sent (its node group\'s snapshot), decoded; without node, the default group', {
+      schema: securedRoute('config', 'The resources a node is being sent (its node group\'s snapshot), decoded; without node, the default group', {
         querystring: ConfigDumpQuery,
-        response: { 200: ConfigDump },
+        response: { 200: ConfigDump, ...NO_PROXY },
       }),
     },
     async (request) => {
