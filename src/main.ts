@@ -92,6 +92,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     onHealth: (h) => (h.writable ? boot.log.info('store writable again') : boot.log.error({ reason: h.reason }, 'store refuses writes')),
   });
   await life.start(durable);
+  boot.log.info({ store: durable.store.describe() }, 'store open');
   const parts = await life.guard(() => buildParts(boot, core, durable.store, options));
   await life.start(...parts.components);
   const { log } = boot;
