@@ -113,6 +113,8 @@ export class EtcdStore implements CatalogStore {
   private readonly writeTimeoutMs: number;
   private readonly maxBytes: number;
   private closed = false;
+  /** Parsed records by mirror entry: an entry is replaced, never changed, when its key changes. */
+  private readonly records = new WeakMap<Entry<StoredCluster>, ClusterRecord>();
 
   constructor(
     private readonly client: Etcd3,
@@ -142,7 +144,7 @@ export class EtcdStore implements CatalogStore {
   /** See Store.catalog: draining endpoints served DRAINING, disabled ones left out. */
   catalog(): Catalog {
     const clusters = this.mirror.list<StoredCluster>('clusters').map(([name, e]): Cluster => {
-      const { endpoints: _e, owner: _o, revision: _r, updatedAt: _u, ...spec } = clusterRecord(name, e.value, e.mod);
+      const { endpoints: _e, owner: _o, revision: _r, updatedAt: _u, ...spec } = this.clusterRecord(name, e);
       const endpoints = e.value.endpoints.flatMap((x) => {
         const health = servedHealth(x.state, x.health);
         return health === undefined ? [] : [{ address: x.address, port: x.port, locality: x.locality, priority: x.priority, weight: x.weight, health }];
@@ -160,11 +162,17 @@ export class EtcdStore implements CatalogStore {
 
   getCluster(name: string): ClusterRecord | undefined {
     const e = this.mirror.get<StoredCluster>('clusters', name);
-    return e && clusterRecord(name, e.value, e.mod);
+    return e && this.clusterRecord(name, e);
   }
 
   listClusters(): ClusterRecord[] {
-    return this.mirror.list<StoredCluster>('clusters').map(([name, e]) => clusterRecord(name, e.value, e.mod));
+    return this.mirror.list<StoredCluster>('clusters').map(([name, e]) => this.clusterRecord(name, e));
+  }
+
+  private clusterRecord(name: string, e: Entry<StoredCluster>): ClusterRecord {
+    let rec = this.records.get(e);
+    if (!rec) this.records.set(e, (rec = clusterRecord(name, e.value, e.mod)));
+    return rec;
   }
 
   getEndpoint(cluster: string, address: string, port: number): EndpointRecord | undefined {
