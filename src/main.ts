@@ -13,7 +13,7 @@ import { authFromEnv, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { CatalogFeed } from './catalog/catalog-feed.js';
 import { DurableStore } from './catalog/store/durable-store.js';
-import type { CatalogStore } from './catalog/store/index.js';
+import { StoreUnavailableError, type CatalogStore } from './catalog/store/index.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
@@ -199,7 +199,8 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     signals: core.signals,
     archive: store,
     tickMs: options.engineTickMs ?? config.server.engineTickMs,
-    onArchiveError: (err) => log.warn({ err }, 'published weights not archived'),
+    // An unreachable etcd is logged once by the store's health; not again at every tick.
+    onArchiveError: (err) => (err instanceof StoreUnavailableError ? undefined : log.warn({ err }, 'published weights not archived')),
     publish: (overrides) => core.publisher.setWeights(overrides),
     onTicked: (ms) => core.metrics.engineTicked(ms),
   });
