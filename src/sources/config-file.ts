@@ -5,11 +5,13 @@ import { endpointKey } from '../catalog/endpoint-key.js';
 import { resolveEjection, resolveSafety } from '../catalog/policy.js';
 import type { Catalog, Cluster, Endpoint, HashPolicy, LbPolicy, Listener, NodeGroup, Route, WeightingPolicy } from '../catalog/types.js';
 import { PROBE_DEFAULTS } from '../catalog/protection.js';
+import type { StoreConfig } from '../catalog/store/etcd-client.js';
 import type { XdsServerOptions } from '../xds/server.js';
 import { ConfigFileSchema, type ConfigFile } from './config-schema.js';
 import { checkProtection } from './protection-schema.js';
 import { checkXdsSecurity, xdsSecuritySettings, type XdsSecuritySettings } from './xds-security-schema.js';
 import { cookieNameProblem, domainClashes, domainProblem, headerNameProblem, ipAddressProblem, listenerAddressProblem, maglevTableSizeProblem } from './envoy-rules.js';
+import { storeProblems, toStoreConfig } from './store-schema.js';
 
 /** `server.xds`: the xDS server's options (its identity is the process's, not configured) and the push debounce. */
 export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId' | 'security'>, XdsSecuritySettings {
@@ -56,6 +58,8 @@ export interface LoadedConfig {
   readonly server: ServerSettings;
   /** Present when Kubernetes discovery is enabled. */
   readonly kubernetes?: KubernetesSettings;
+  /** `store:`; sqlite when absent. */
+  readonly store: StoreConfig;
 }
 
 export interface ConfigProblem {
@@ -121,7 +125,7 @@ export function parseConfigValue(raw: unknown, file: string): LoadedConfig {
   const kubernetes: KubernetesSettings | undefined = k?.enabled
     ? { nodeTopology: k.nodeTopology ?? false, ...(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {}), ...(k.context ? { context: k.context } : {}), ...(k.namespace ? { namespace: k.namespace } : {}) }
     : undefined;
-  return { catalog: toCatalog(raw), server: toServer(raw), ...(kubernetes ? { kubernetes } : {}) };
+  return { catalog: toCatalog(raw), server: toServer(raw), store: toStoreConfig(raw.store), ...(kubernetes ? { kubernetes } : {}) };
 }
 
 /** A union of string literals (an enum) is reported with its allowed values, not TypeBox's "Expected union value". */
@@ -153,6 +157,7 @@ function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
   });
   const listenerNames = listenerProblems(cfg, clusterNames, problems);
   nodeGroupProblems(cfg, clusterNames, listenerNames, problems);
+  problems.push(...storeProblems(cfg.store));
   return problems;
 }
 

@@ -4,6 +4,7 @@ import { HEALTH_STATUSES, LB_POLICIES } from '../catalog/types.js';
 import { MAGLEV_MAX_TABLE_SIZE, MAX_DURATION_SECONDS, RING_HASH_MAX_SIZE } from './envoy-rules.js';
 import { protectionProperties } from './protection-schema.js';
 import { xdsSecurityProperties } from './xds-security-schema.js';
+import { StoreSchema } from './store-schema.js';
 
 /**
  * The config file's shape, as JSON Schema (TypeBox), so validation errors carry a path.
@@ -304,6 +305,8 @@ const ServerSchema = Type.Object(
 export const ConfigFileSchema = Type.Object(
   {
     server: Type.Optional(ServerSchema),
+    /** Where desired state lives: sqlite (default, one node) or etcd (several replicas). */
+    store: Type.Optional(StoreSchema),
     clusters: Type.Optional(Type.Array(ClusterSchema, { maxItems: 100_000 })),
     listeners: Type.Optional(Type.Array(ListenerSchema, { maxItems: 10_000 })),
     nodeGroups: Type.Optional(Type.Array(NodeGroupSchema)),
