@@ -213,7 +213,10 @@ describe('generated invalid catalogs: one broken rule is refused, naming the fie
           const prefix = `/${broken.kind}/${broken.index}`;
           expect(res.status, JSON.stringify(res.body)).toBe(400);
           expect(res.body.path).toBe(`/body${broken.path.slice(prefix.length)}`);
-          expect(String(res.body.message)).toMatch(broken.says);
+          // The API's schema already refuses an address that is not an IP (a zone id included)
+          // before the config file's rules run: its message names the format instead of the rule.
+          const says = broken.path.endsWith('/address') ? new RegExp(`${broken.says.source}|must be ipv4 or ipv6`) : broken.says;
+          expect(String(res.body.message)).toMatch(says);
         }),
         { numRuns: RUNS },
       );
