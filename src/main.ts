@@ -361,7 +361,7 @@ async function listenAdmin(admin: AdminApp, host: string, port: number): Promise
   try {
     await admin.listen({ host, port });
   } catch (err) {
-    throw new Error(`admin HTTP server cannot listen on ${host}:${port}: ${listenFailure(err)}`, { cause: err });
+    throw new Error(`admin server cannot listen on ${host}:${port}: ${listenFailure(err)}`, { cause: err });
   }
   return (admin.server.address() as AddressInfo).port;
 }

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Store } from '../catalog/store/index.js';
 import { Authorizer, type AuthConfig } from './auth.js';
 import { errorBody, onError } from './errors.js';
+import { lazyValidators } from './lazy-validators.js';
 import { openApiOptions } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
 import { clusterRoutes } from './routes/clusters.js';
@@ -67,6 +68,7 @@ function createServer(deps: AdminDeps) {
     routerOptions: { maxParamLength: NODE_ID_MAX * 3 + 16 },
     // Unknown fields are errors (400 naming them), as in the config file, not silently dropped.
     ajv: { customOptions: { removeAdditional: false } },
+    schemaController: { compilersFactory: { buildValidator: lazyValidators() } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 }
 

@@ -110,7 +110,7 @@ describe('the fulcrum process at the terminal', () => {
     const adminTaken = await new Promise<number>((resolve) => blocker?.listen(0, '127.0.0.1', () => resolve((blocker?.address() as { port: number }).port)));
     const fourth = fulcrum(['--config', config, '--xds-port', '0', '--admin-port', String(adminTaken), '--data-dir', join(dir, 'fourth')]);
     expect(await fourth.exited).toBe(1);
-    expect(fourth.out()).toContain(`admin HTTP server cannot listen on 127.0.0.1:${adminTaken}: EADDRINUSE`);
+    expect(fourth.out()).toContain(`admin server cannot listen on 127.0.0.1:${adminTaken}: EADDRINUSE`);
 
     first.child.kill('SIGKILL');
     await first.exited;
