@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Store } from '../catalog/store/index.js';
 import { Authorizer, type AuthConfig } from './auth.js';
 import { errorBody, onError } from './errors.js';
-import { lazyValidators } from './lazy-validators.js';
+import { lazySerializers, lazyValidators } from './lazy-compilers.js';
 import { openApiOptions } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
 import { clusterRoutes } from './routes/clusters.js';
@@ -68,7 +68,8 @@ function createServer(deps: AdminDeps) {
     routerOptions: { maxParamLength: NODE_ID_MAX * 3 + 16 },
     // Unknown fields are errors (400 naming them), as in the config file, not silently dropped.
     ajv: { customOptions: { removeAdditional: false } },
-    schemaController: { compilersFactory: { buildValidator: lazyValidators() } },
+    // Route schemas compile on first use, not at start (see lazy-compilers.ts).
+    schemaController: { compilersFactory: { buildValidator: lazyValidators(), buildSerializer: lazySerializers() } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 }
 
