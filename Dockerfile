@@ -4,7 +4,12 @@
 #
 #   docker build -t fulcrum:0.1.0 .
 #   docker run --rm -p 18000:18000 -p 8080:8080 \
-#     -v "$PWD/examples/fulcrum.yaml:/etc/fulcrum/fulcrum.yaml:ro" fulcrum:0.1.0
+#     -v "$PWD/examples/fulcrum.yaml:/etc/fulcrum/fulcrum.yaml:ro" fulcrum:0.1.0 \
+#     --xds-address 0.0.0.0 --admin-address 0.0.0.0
+#
+# The example config binds 127.0.0.1 (right for `npm start`); inside a container that is
+# unreachable through -p, so the two flags bind every interface of the container instead.
+# A config written for containers sets server.xds.address and server.admin.address to 0.0.0.0.
 #
 # Two stages: the build stage has npm, the TypeScript compiler and dev
 # dependencies; the runtime stage only has Node, dist/ and production

@@ -22,6 +22,9 @@ export const ROOMS = {
   xds: { may: ['catalog', 'balancing', 'telemetry', 'runtime'] },
   // Admin validates request bodies with the config file's own rules (sources/config-*).
   admin: { may: ['catalog', 'balancing', 'signals', 'weights', 'xds', 'sources/config-file', 'sources/config-schema', 'telemetry', 'runtime'] },
+  // The command line: argument parsing, the operator commands (HTTP clients of the admin API, not
+  // of its code) and `check`, which validates a config file with the file's own rules.
+  cli: { may: ['sources/config-file'] },
 };
 
 /** Inside xds/: the cache and the stream machines carry encoded resources, never translate them. */

@@ -3,34 +3,37 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { CatalogFeed } from './catalog/catalog-feed.js';
+import { runCli } from './cli/run.js';
+import type { ServeFlags } from './cli/serve-flags.js';
+import { packageVersion } from './cli/version.js';
 import { DurableStore } from './catalog/store/durable-store.js';
 import { StoreUnavailableError, type CatalogStore } from './catalog/store/index.js';
+import { DataDirLock } from './runtime/data-dir-lock.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
 import { parseConfig, type LoadedConfig } from './sources/config-file.js';
 import { ConfigSource } from './sources/config-source.js';
 import { withKubernetes } from './sources/kubernetes/catalog-merge.js';
-import { KubernetesDiscovery } from './sources/kubernetes/discovery.js';
+import type { KubernetesDiscovery } from './sources/kubernetes/discovery.js';
 import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
-import { createLogger, type Logger } from './telemetry/logger.js';
+import { createLogger, defaultLogFormat, type LogFormat, type Logger } from './telemetry/logger.js';
 import { Metrics, type EndpointValue } from './telemetry/metrics.js';
+import { registerBuildInfo, registerSyncStates, worstState } from './telemetry/operator-metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
 import { XdsAuthz } from './xds/authz.js';
 import { XdsCache } from './xds/cache.js';
 import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
-import { ProxyRegistry } from './xds/proxy-status.js';
+import { ProxyRegistry, syncState } from './xds/proxy-status.js';
 import { Publisher } from './xds/publisher.js';
 import { XdsServer } from './xds/server.js';
 import { ReloadingServerCredentials } from './xds/transport-security.js';
@@ -51,6 +54,9 @@ export interface FulcrumOptions {
   readonly adminPort?: number | 'config';
   readonly adminAddress?: string;
   readonly logger?: Logger;
+  /** Without `logger`: the level (default FULCRUM_LOG_LEVEL, else the config's server.logLevel) and format (default json). */
+  readonly logLevel?: string;
+  readonly logFormat?: LogFormat;
   readonly debounce?: { quietMs: number; maxMs: number };
   /** Overrides the config file's `server.engine.tickMs`. */
   readonly engineTickMs?: number;
@@ -98,12 +104,17 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     onWrite: (ms, kind) => core.metrics.storeWritten(kind, ms),
     onHealth: (h) => (h.writable ? boot.log.info('store writable again') : boot.log.error({ reason: h.reason }, 'store refuses writes')),
   });
+  if (options.dataDir !== undefined) await life.start(dataDirLock(options.dataDir, boot.log));
   await life.start(durable);
   boot.log.info({ store: durable.store.describe() }, 'store open');
   const parts = await life.guard(() => buildParts(boot, core, durable.store, options));
   await life.start(...parts.components);
   const { log } = boot;
   const { registry, cache, metrics, adaptive, signals } = core;
+  log.info(
+    { version: packageVersion(), config: options.configPath, dataDir: durable.dir, xdsPort: parts.xds.port, adminPort: parts.admin.port(), pid: process.pid },
+    'fulcrum started',
+  );
   return {
     registry,
     cache,
@@ -130,6 +141,8 @@ interface Boot {
   readonly xdsTls: ReloadingServerCredentials | undefined;
   readonly auth: AuthConfig;
   readonly log: Logger;
+  /** Loaded only when the config enables discovery: the Kubernetes client is most of a cold start's module loading. */
+  readonly Discovery: typeof KubernetesDiscovery | undefined;
 }
 
 async function readBoot(options: FulcrumOptions): Promise<Boot> {
@@ -138,7 +151,9 @@ async function readBoot(options: FulcrumOptions): Promise<Boot> {
   const adminTls = config.server.admin.tls ? await readAdminTls(config.server.admin.tls) : undefined;
   const xdsTls = config.server.xds.tls ? new ReloadingServerCredentials(config.server.xds.tls) : undefined;
   const auth = options.auth ?? authWithFiles(authFromEnv(process.env), config.server.admin.tokenFiles);
-  return { config, adminTls, xdsTls, auth, log: options.logger ?? createLogger(config.server.logLevel) };
+  const level = options.logLevel ?? process.env.FULCRUM_LOG_LEVEL ?? config.server.logLevel;
+  const Discovery = config.kubernetes ? (await import('./sources/kubernetes/discovery.js')).KubernetesDiscovery : undefined;
+  return { config, adminTls, xdsTls, auth, log: options.logger ?? createLogger(level, options.logFormat ?? 'json'), Discovery };
 }
 
 /** The rooms' objects that do no I/O of their own; the components below drive them. */
@@ -176,6 +191,8 @@ function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
     new WeightEngine({ health: config.server.engineHealth, safety: { tickMs: options.engineTickMs ?? config.server.engineTickMs } }),
   );
   metrics.trackConnected(() => registry.list().map((r) => r.protocol));
+  registerBuildInfo(metrics.registry, packageVersion());
+  registerSyncStates(metrics.registry, () => registry.list().map((r) => worstState(PUSH_ORDER.map((t) => syncState(r.types.get(t))))));
   metrics.trackEndpointWeights(() => publisher.endpointWeights());
   metrics.trackEndpointUtilization(() => endpointUtilization(signals.store));
   return { metrics, registry, cache, publisher, signals, adaptive };
@@ -203,8 +220,8 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const { config, log } = boot;
   const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher]);
   const source = new ConfigSource(options.configPath, { store, log, onReload: (outcome) => core.metrics.configReload(outcome) });
-  const discovery = config.kubernetes
-    ? new KubernetesDiscovery({ settings: config.kubernetes, log, onChange: (view) => feed.setOverlay((c) => withKubernetes(c, view)) })
+  const discovery = config.kubernetes && boot.Discovery
+    ? new boot.Discovery({ settings: config.kubernetes, log, onChange: (view) => feed.setOverlay((c) => withKubernetes(c, view)) })
     : undefined;
   const weights = new WeightLoop({
     adaptive: core.adaptive,
@@ -237,7 +254,7 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const missing = new MissingSignalsLog({ notices: () => core.adaptive.allMissingSignals(), log });
   const pipeline = [source, feed, ...(discovery ? [discovery] : []), weights, missing, core.publisher];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
-  const serving = [admin, security.component, component('xds', xds), component('signals', core.signals), readiness];
+  const serving = [admin, security.component, xdsComponent(xds, config.server.xds, options), component('signals', core.signals), readiness];
   return { components: [...pipeline, ...serving], xds, admin };
 }
 
@@ -294,6 +311,36 @@ function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions, s
   );
 }
 
+/** The xDS server as a component whose listen error names the server, address and port. */
+function xdsComponent(xds: XdsServer, settings: { address: string; port: number }, options: FulcrumOptions): Component {
+  return {
+    name: 'xds',
+    start: async () => {
+      const address = options.xdsAddress ?? settings.address;
+      const port = options.xdsPort ?? settings.port;
+      try {
+        await xds.start();
+      } catch (err) {
+        throw new Error(`xDS gRPC server cannot listen on ${address}:${port}: ${listenFailure(err)}`, { cause: err });
+      }
+    },
+    stop: () => xds.stop(),
+  };
+}
+
+/** grpc-js reports a bind failure as "No address added out of total 1 resolved" with the errno in its cause chain. */
+function listenFailure(err: unknown): string {
+  const text = String((err as Error).message ?? err);
+  if (/EADDRINUSE|address already in use/i.test(text)) return 'EADDRINUSE: the port is in use by another process';
+  if (/EACCES|permission denied/i.test(text)) return 'EACCES: not permitted (ports below 1024 need privileges)';
+  if (/EADDRNOTAVAIL/i.test(text)) return 'EADDRNOTAVAIL: the address is not on this host';
+  return text;
+}
+
+function dataDirLock(dir: string, log: Logger): DataDirLock {
+  return new DataDirLock(dir, (pid) => log.warn({ dataDir: dir, stalePid: pid }, 'taking over a stale data directory lock (its process is gone)'));
+}
+
 type Readiness = () => { ready: boolean; reasons: string[] };
 
 /** The admin HTTP API as a component: listens on start, closes on stop. */
@@ -307,7 +354,8 @@ function adminServer(boot: Boot, core: Core, store: CatalogStore, options: Fulcr
     registry: core.registry,
     cache: core.cache,
     metrics: core.metrics,
-    log,
+    // fastify's own "Server listening at" would double the line below; at debug it is kept.
+    log: log.isLevelEnabled('debug') ? log : log.child({}, { level: 'warn' }),
     store,
     weights: core.adaptive,
     reports: core.signals.ingest,
@@ -375,53 +423,23 @@ async function listenAdmin(admin: AdminApp, host: string, port: number): Promise
   try {
     await admin.listen({ host, port });
   } catch (err) {
-    throw new Error(`admin server cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`admin server cannot listen on ${host}:${port}: ${listenFailure(err)}`, { cause: err });
   }
   return (admin.server.address() as AddressInfo).port;
 }
 
-function packageVersion(): string {
-  try {
-    // ../package.json from src/main.ts and from dist/main.js alike.
-    return (createRequire(import.meta.url)('../package.json') as { version?: string }).version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-}
-
-async function cli(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      config: { type: 'string', short: 'c', default: 'fulcrum.yaml' },
-      'xds-port': { type: 'string' },
-      'xds-address': { type: 'string' },
-      'admin-port': { type: 'string' },
-      'admin-address': { type: 'string' },
-      'data-dir': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+/** `fulcrum serve`: starts, logs to stdout, and stops on SIGTERM or SIGINT (exit 0). */
+async function serveFromFlags(flags: ServeFlags): Promise<void> {
+  const fulcrum = await startFulcrum({
+    configPath: flags.config,
+    ...(flags.xdsPort !== undefined ? { xdsPort: flags.xdsPort } : {}),
+    ...(flags.xdsAddress !== undefined ? { xdsAddress: flags.xdsAddress } : {}),
+    adminPort: flags.adminPort ?? defaultAdminPort(flags.xdsPort, 'command line'),
+    ...(flags.adminAddress !== undefined ? { adminAddress: flags.adminAddress } : {}),
+    ...(flags.logLevel !== undefined ? { logLevel: flags.logLevel } : {}),
+    logFormat: flags.logFormat ?? defaultLogFormat(),
+    dataDir: flags.dataDir,
   });
-  if (values.help) {
-    process.stdout.write('usage: fulcrum --config fulcrum.yaml [--xds-port N] [--xds-address ADDR] [--admin-port N] [--admin-address ADDR] [--data-dir DIR]\n');
-    return;
-  }
-  let fulcrum: Fulcrum;
-  try {
-    fulcrum = await startFulcrum({
-      configPath: values.config,
-      ...(values['xds-port'] !== undefined ? { xdsPort: Number(values['xds-port']) } : {}),
-      ...(values['xds-address'] !== undefined ? { xdsAddress: values['xds-address'] } : {}),
-      adminPort:
-        values['admin-port'] !== undefined
-          ? Number(values['admin-port'])
-          : defaultAdminPort(values['xds-port'] !== undefined ? Number(values['xds-port']) : undefined, 'command line'),
-      ...(values['admin-address'] !== undefined ? { adminAddress: values['admin-address'] } : {}),
-      dataDir: values['data-dir'] ?? process.env.FULCRUM_DATA_DIR ?? 'data',
-    });
-  } catch (err) {
-    process.stderr.write(`fulcrum: ${(err as Error).message}\n`);
-    process.exit(1);
-  }
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -433,5 +451,18 @@ async function cli(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
+async function main(): Promise<void> {
+  const outcome = await runCli(process.argv.slice(2), {
+    env: process.env,
+    write: (t) => process.stdout.write(t),
+    error: (t) => process.stderr.write(t),
+    serve: serveFromFlags,
+  }).catch((err: unknown) => {
+    process.stderr.write(`fulcrum: ${(err as Error).message}\n`);
+    return 1;
+  });
+  if (outcome !== 'keep-running') process.exitCode = outcome;
+}
+
 const entry = process.argv[1];
-if (entry && realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url))) void cli();
+if (entry && realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url))) void main();

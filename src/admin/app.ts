@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { CatalogStore } from '../catalog/store/index.js';
 import { Authorizer, type AuthConfig } from './auth.js';
 import { clientError, errorBody, errorHandler, frameworkError, type Unrouted } from './errors.js';
+import { lazySerializers, lazyValidators } from './lazy-compilers.js';
 import { openApiOptions } from './openapi.js';
 import { RouteMethods } from './route-methods.js';
 import { buildValidator } from './validators.js';
@@ -85,8 +86,9 @@ function createServer(deps: AdminDeps) {
     clientErrorHandler: clientError,
     // Node ids longer than the schema allows must reach validation (a 400), not miss the route (a 404).
     routerOptions: { maxParamLength: NODE_ID_MAX * 3 + 16 },
-    // Bodies validated without type coercion, unknown fields rejected (see validators.ts).
-    schemaController: { compilersFactory: { buildValidator: buildValidator() } },
+    // Bodies validated without type coercion, unknown fields rejected (see validators.ts); route
+    // schemas compile on first use, not at start (see lazy-compilers.ts).
+    schemaController: { compilersFactory: { buildValidator: lazyValidators(buildValidator()), buildSerializer: lazySerializers() } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   boundSlowClients(app.server, REQUEST_TIMEOUT_MS);
   return app;

@@ -1,6 +1,8 @@
 import type { MaybePromise, SeedResult } from '../catalog/store/index.js';
 import type { Catalog } from '../catalog/types.js';
 import type { Component } from '../runtime/lifecycle.js';
+import type { LoadedConfig } from './config-file.js';
+import { changedKeys, changeSummary, diffCatalogs } from './config-diff.js';
 import { ConfigWatcher } from './config-watcher.js';
 
 export interface ConfigSourceOptions {
@@ -26,31 +28,56 @@ export class ConfigSource implements Component {
   private readonly watcher: ConfigWatcher;
   /** Reloads seed one after another, in file order, even when the store answers asynchronously. */
   private seeding: Promise<void> = Promise.resolve();
+  /** The config read at start: its `server:` and `kubernetes:` sections are the ones running. */
+  private running: LoadedConfig | undefined;
+  /** The catalog last applied, to say what a reload changed. */
+  private applied: Catalog | undefined;
 
   constructor(
     private readonly path: string,
     private readonly options: ConfigSourceOptions,
   ) {
-    this.watcher = new ConfigWatcher(path, { onConfig: (c) => this.reloaded(c.catalog), onInvalid: (err) => this.rejected(err) }, options.settleMs);
+    this.watcher = new ConfigWatcher(path, { onConfig: (c) => this.reloaded(c), onInvalid: (err) => this.rejected(err) }, options.settleMs);
   }
 
   /** The watcher re-reads the file, so an edit made since the first read is not lost. */
   async start(): Promise<void> {
-    await this.seed((await this.watcher.start()).catalog);
+    this.running = await this.watcher.start();
+    this.applied = this.running.catalog;
+    await this.seed(this.running.catalog);
   }
 
   stop(): void {
     this.watcher.stop();
   }
 
-  private reloaded(catalog: Catalog): void {
+  private reloaded(config: LoadedConfig): void {
+    const { catalog } = config;
     this.options.onReload?.('ok');
-    this.options.log.info({ file: this.path, clusters: catalog.clusters.length, listeners: catalog.listeners.length }, 'config reloaded');
+    const changes = this.applied ? changeSummary(diffCatalogs(this.applied, catalog)) : {};
+    this.applied = catalog;
+    const counts = { clusters: catalog.clusters.length, listeners: catalog.listeners.length };
+    const msg = Object.keys(changes).length > 0 ? 'config reloaded' : 'config reloaded; no cluster, listener or node group changed';
+    this.options.log.info({ file: this.path, ...counts, changes }, msg);
+    this.warnRestartNeeded(config);
     this.seeding = this.seeding.then(() =>
       this.seed(catalog).catch((err: unknown) =>
         this.options.log.error({ file: this.path, err }, 'config reload could not be stored; will apply at the next edit or restart'),
       ),
     );
+  }
+
+  /**
+   * The `server:` section (ports, addresses, TLS, engine) and `kubernetes:` are read once at start.
+   * The warning repeats on every reload until a restart applies them, as the file stays edited.
+   */
+  private warnRestartNeeded(next: LoadedConfig): void {
+    const running = this.running;
+    if (!running) return;
+    const server = changedKeys(running.server, next.server).map((k) => `server.${k}`);
+    const kubernetes = JSON.stringify(running.kubernetes) !== JSON.stringify(next.kubernetes) ? ['kubernetes'] : [];
+    const keys = [...server, ...kubernetes];
+    if (keys.length > 0) this.options.log.warn({ file: this.path, keys }, 'config edits that take effect only after a restart; still running with the settings read at start');
   }
 
   private rejected(err: Error): void {

@@ -74,7 +74,7 @@ export class Publisher implements Component {
     try {
       const changed = this.cache.update(this.translator.translate(this.catalog, this.weights, this.loadReporting));
       const ms = performance.now() - started;
-      if (changed.size > 0) this.log.info({ groups: [...changed], ms: Math.round(ms * 10) / 10 }, 'snapshot published');
+      if (changed.size > 0) this.log.debug({ groups: [...changed], ms: Math.round(ms * 10) / 10 }, 'snapshot published');
       this.onPublished(changed.size, ms);
     } catch (err) {
       // A translation bug must not take down serving: proxies keep the last good snapshot.

@@ -40,6 +40,8 @@ describe('room import rules', () => {
     ['src/xds/cache.ts', "import { DEFAULT_GROUP } from './translator.js';"],
     ['src/balancing/engine/x.ts', "import { choosePolicy } from '../../catalog/auto-policy.js';"],
     ['src/runtime/x.ts', "import type { Cluster } from '../catalog/types.js';"],
+    ['src/cli/x.ts', "import { XdsServer } from '../xds/server.js';"],
+    ['src/cli/x.ts', "import type { Proxy } from '../admin/schemas.js';"],
   ])('%s: %s is refused', async (file, code) => {
     expect(await violations(file, code)).toHaveLength(1);
   });
@@ -58,6 +60,7 @@ describe('room import rules', () => {
     ['src/admin/routes/x.ts', "import { AdaptiveWeights } from '../../weights/adaptive.js';"],
     ['src/admin/x.ts', "import { parseConfig } from '../sources/config-file.js';"],
     ['src/main.ts', "import { AdaptiveWeights } from './weights/adaptive.js';"],
+    ['src/cli/x.ts', "import { parseConfig } from '../sources/config-file.js';"],
     ['src/balancing/engine/tick/x.ts', "import { SAFETY_DEFAULTS } from '../../../catalog/policy.js';"],
     ['src/xds/publisher.ts', "import type { Component } from '../runtime/lifecycle.js';"],
     // The listed exception (eslint.config.js EXCEPTIONS).

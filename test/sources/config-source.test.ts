@@ -58,6 +58,31 @@ describe('ConfigSource', () => {
     expect(r.seeded).toHaveLength(2);
   });
 
+  it('a reload says which clusters and listeners were added, removed or changed, and warns when server: needs a restart', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
+    const path = join(dir, 'fulcrum.yaml');
+    const listener = 'listeners: [{ name: front, port: 10000, routes: [{ prefix: /, cluster: a }] }]';
+    await writeFile(path, `clusters: [{ name: a }, { name: b }]\n${listener}\n`);
+    const r = recorder();
+    const source = new ConfigSource(path, r.options);
+    await source.start();
+    try {
+      await writeFile(path, `server: { xds: { port: 18001 } }\nclusters: [{ name: a, lbPolicy: RING_HASH }, { name: c }]\n${listener}\n`);
+      await waitFor(() => r.seeded.length === 2, { what: 'edit seeded', timeoutMs: 20_000 });
+      const reload = r.logs.find((l) => l.msg === 'config reloaded');
+      expect(reload?.obj).toMatchObject({ changes: { clusters: { added: ['c'], removed: ['b'], changed: ['a'] } } });
+      expect(reload?.obj).not.toHaveProperty('changes.listeners');
+      expect(r.logs.find((l) => l.level === 'warn')).toMatchObject({ obj: { keys: ['server.xds'] }, msg: expect.stringContaining('only after a restart') });
+      // An edit back to the same catalog says nothing changed; the server edit is still pending.
+      await writeFile(path, `server: { xds: { port: 18001 } }\nclusters: [{ name: a, lbPolicy: RING_HASH }, { name: c }]\n${listener} # touched\n`);
+      await waitFor(() => r.seeded.length === 3, { what: 'second edit seeded', timeoutMs: 20_000 });
+      expect(r.logs.filter((l) => l.msg.startsWith('config reloaded')).at(-1)?.msg).toBe('config reloaded; no cluster, listener or node group changed');
+      expect(r.logs.filter((l) => l.level === 'warn')).toHaveLength(2);
+    } finally {
+      source.stop();
+    }
+  });
+
   it('fails to start on an invalid file, seeding nothing', async () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
     const path = join(dir, 'fulcrum.yaml');

@@ -1,0 +1,61 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+/**
+ * Start-to-serving time of the command: from spawn until /readyz answers 200 (config loaded, xDS
+ * listening). Ports are free ones (--xds-port 0), the data directory a fresh temporary one.
+ * Also the CPU time the process had used by then (Linux /proc): on a shared, loaded machine the
+ * wall time mostly measures the neighbours, the CPU time much less so.
+ *   npx tsx bench/startup.ts [--runs 5] [--config examples/fulcrum.yaml] [-- node dist/main.js]
+ */
+
+const { values, positionals } = parseArgs({
+  options: { runs: { type: 'string', default: '5' }, config: { type: 'string', default: 'examples/fulcrum.yaml' } },
+  allowPositionals: true,
+});
+const command = positionals.length > 0 ? positionals : [process.execPath, 'dist/main.js'];
+
+/** user + system CPU of a process, in ms (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms). */
+async function cpuMs(pid: number | undefined): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function once(): Promise<{ wall: number; cpu: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'fulcrum-startup-'));
+  const started = performance.now();
+  const [bin = process.execPath, ...args] = command;
+  const child = spawn(bin, [...args, '--config', values.config, '--xds-port', '0', '--data-dir', dir], { stdio: 'pipe' });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    while (true) {
+      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}:\n${out}`);
+      const port = /"port":(\d+),"msg":"admin server listening"/.exec(out)?.[1];
+      if (port) {
+        const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+        if (ok) return { wall: performance.now() - started, cpu: await cpuMs(child.pid) };
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const runs: { wall: number; cpu: number }[] = [];
+for (let i = 0; i < Number(values.runs); i++) runs.push(await once());
+const stats = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return `median ${(sorted[Math.floor(sorted.length / 2)] ?? NaN).toFixed(0)} ms (min ${(sorted[0] ?? NaN).toFixed(0)}, max ${(sorted.at(-1) ?? NaN).toFixed(0)})`;
+};
+process.stdout.write(
+  `${command.join(' ')}: start to serving ${stats(runs.map((r) => r.wall))}; CPU used by then ${stats(runs.map((r) => r.cpu))}; ${runs.length} runs\n`,
+);

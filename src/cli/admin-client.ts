@@ -1,0 +1,53 @@
+import { CommandError } from './usage-error.js';
+
+/** The operator commands' one way to the admin API: GET with the bearer token, JSON back, errors named. */
+
+export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
+
+export interface AdminClientOptions {
+  readonly server: string;
+  readonly token?: string;
+  readonly timeoutMs?: number;
+  readonly fetch?: typeof fetch;
+}
+
+export class AdminClient {
+  private readonly base: URL;
+
+  constructor(private readonly options: AdminClientOptions) {
+    try {
+      this.base = new URL(options.server);
+    } catch {
+      throw new CommandError(`--server: not a URL: ${JSON.stringify(options.server)} (e.g. ${DEFAULT_SERVER})`);
+    }
+  }
+
+  /** GETs `path` and parses the JSON body; `allow` lists non-2xx statuses returned rather than thrown. */
+  async get(path: string, allow: readonly number[] = []): Promise<{ status: number; body: unknown }> {
+    const url = new URL(path, this.base);
+    const doFetch = this.options.fetch ?? fetch;
+    let res: Response;
+    try {
+      res = await doFetch(url, {
+        headers: { accept: 'application/json', ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}) },
+        signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
+      });
+    } catch (err) {
+      throw new CommandError(`cannot reach the fulcrum admin API at ${this.base.origin}: ${causeOf(err)} (set --server or FULCRUM_ADMIN_URL)`);
+    }
+    const body: unknown = await res.json().catch(() => undefined);
+    if (!res.ok && !allow.includes(res.status)) throw new CommandError(`GET ${url.pathname}${url.search}: ${res.status} ${apiMessage(body, res)}`);
+    return { status: res.status, body };
+  }
+}
+
+function causeOf(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (err as Error).message;
+}
+
+function apiMessage(body: unknown, res: Response): string {
+  const message = (body as { message?: unknown } | undefined)?.message;
+  const hint = res.status === 401 || res.status === 403 ? ' (set FULCRUM_ADMIN_TOKEN to a read or admin token)' : '';
+  return `${typeof message === 'string' ? message : res.statusText}${hint}`;
+}

@@ -1,0 +1,57 @@
+/**
+ * The parts of the admin API's responses the CLI prints. The HTTP API is the contract (see
+ * /openapi.json), so these are declared here rather than imported from the server's rooms: the
+ * CLI talks to any fulcrum of a compatible version, not only to the code it was built with.
+ */
+
+export const XDS_TYPES = ['CDS', 'EDS', 'LDS', 'RDS'] as const;
+
+export interface TypeSync {
+  readonly state: string;
+  readonly sentVersion?: string;
+  readonly ackedVersion?: string;
+  readonly lastNack?: { readonly version: string; readonly message: string; readonly at: string };
+}
+
+export interface ProxyView {
+  readonly nodeId: string;
+  readonly nodeCluster: string;
+  readonly protocol: string;
+  readonly peer: string;
+  readonly connectedSince: string;
+  readonly userAgent: string;
+  readonly types: Readonly<Record<string, TypeSync>>;
+}
+
+export interface ProxyList {
+  readonly count: number;
+  readonly proxies: readonly ProxyView[];
+}
+
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reasons: readonly string[];
+}
+
+export interface WeightExplanation {
+  readonly freshness?: string;
+  readonly healthState?: string;
+  readonly inputs?: Readonly<Record<string, number | undefined>>;
+  readonly rules?: readonly string[];
+  readonly notes?: readonly string[];
+}
+
+export interface WeightsView {
+  readonly cluster: string;
+  readonly computed: boolean;
+  readonly policy?: string;
+  readonly failStatic: boolean;
+  readonly setpoint?: number;
+  readonly endpoints: readonly {
+    readonly endpoint: string;
+    readonly staticWeight?: number;
+    readonly weight?: number;
+    readonly health?: string;
+    readonly explanation?: WeightExplanation;
+  }[];
+}

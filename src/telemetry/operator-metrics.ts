@@ -1,0 +1,45 @@
+import { Gauge, type Registry } from 'prom-client';
+
+/**
+ * Metrics for the operator rather than for the data path: which build is running, and how many
+ * proxies are in each sync state (what `fulcrum proxies` shows one row at a time).
+ */
+
+/** `fulcrum_build_info{version, node_version} 1`, the Prometheus convention for joining on build labels. */
+export function registerBuildInfo(registry: Registry, version: string, nodeVersion: string = process.version): void {
+  const info = new Gauge({
+    name: 'fulcrum_build_info',
+    help: 'Always 1; the labels say which fulcrum build and Node.js version run.',
+    labelNames: ['version', 'node_version'],
+    registers: [registry],
+  });
+  info.set({ version, node_version: nodeVersion }, 1);
+}
+
+export const SYNC_STATES = ['SYNCED', 'STALE', 'NACKED', 'NOT_SENT'] as const;
+
+/**
+ * `fulcrum_proxies{state}`: connected proxy streams by their worst per-type state (NACKED over
+ * STALE over SYNCED), read at scrape time from `source` (one state per stream).
+ */
+export function registerSyncStates(registry: Registry, source: () => Iterable<string>): void {
+  new Gauge({
+    name: 'fulcrum_proxies',
+    help: 'Connected proxy streams by sync state: NACKED if any xDS type is NACKED, else STALE if any is awaiting an ACK, else SYNCED (NOT_SENT: nothing sent yet).',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const counts = new Map<string, number>(SYNC_STATES.map((s) => [s, 0]));
+      for (const s of source()) counts.set(s, (counts.get(s) ?? 0) + 1);
+      this.reset();
+      for (const [state, n] of counts) this.set({ state }, n);
+    },
+  });
+}
+
+/** A stream's overall state from its per-type states. */
+export function worstState(states: Iterable<string>): string {
+  const all = new Set(states);
+  for (const s of ['NACKED', 'STALE', 'SYNCED']) if (all.has(s)) return s;
+  return 'NOT_SENT';
+}

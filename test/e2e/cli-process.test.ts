@@ -1,0 +1,137 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { scaled, waitFor } from '../support/wait.js';
+
+const repo = new URL('../../', import.meta.url).pathname;
+
+/** The command compiles src/ through tsx: deadlines are for "it never starts", not for speed (see cli.test.ts). */
+const START_MS = 90_000;
+const TEST_MS = 240_000;
+
+interface Proc {
+  readonly child: ChildProcessWithoutNullStreams;
+  out(): string;
+  readonly exited: Promise<number | null>;
+}
+
+const procs: Proc[] = [];
+
+function spawnProc(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(command, args, { cwd: repo, stdio: 'pipe', env: { ...process.env, ...env } });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const proc = { child, out: () => out, exited };
+  procs.push(proc);
+  return proc;
+}
+
+const fulcrum = (args: string[], env: NodeJS.ProcessEnv = {}): Proc => spawnProc(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], env);
+
+/** The 'fulcrum started' JSON line (stdout is a pipe, so logs are JSON). */
+async function started(p: Proc): Promise<{ pid: number; xdsPort: number; adminPort: number; dataDir: string }> {
+  return waitFor(
+    ({ abort }) => {
+      const line = p.out().split('\n').find((l) => l.includes('"msg":"fulcrum started"'));
+      if (line) return JSON.parse(line) as { pid: number; xdsPort: number; adminPort: number; dataDir: string };
+      if (p.child.exitCode !== null) abort(new Error(`fulcrum exited (${p.child.exitCode}) before starting:\n${p.out()}`));
+      return undefined;
+    },
+    { what: 'the "fulcrum started" log line', timeoutMs: START_MS, intervalMs: 100 },
+  );
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('the fulcrum process at the terminal', () => {
+  let dir: string | undefined;
+  let blocker: Server | undefined;
+  afterEach(async () => {
+    for (const p of procs.splice(0)) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    blocker?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('rejects a bad flag value before anything starts: exit 2, the flag named', async () => {
+    const p = fulcrum(['--xds-port', 'abc', '--config', 'examples/fulcrum.yaml']);
+    expect(await p.exited).toBe(2);
+    expect(p.out()).toContain('--xds-port: expected a port number 0-65535, got "abc"');
+    expect(p.out()).not.toContain('listening');
+    const level = fulcrum(['--log-level', 'loud']);
+    expect(await level.exited).toBe(2);
+    expect(level.out()).toContain('--log-level: expected one of trace, debug, info');
+  }, scaled(TEST_MS));
+
+  it('--version and --help answer without starting; help lists every flag, env var and default', async () => {
+    const version = fulcrum(['--version']);
+    expect(await version.exited).toBe(0);
+    expect(version.out()).toMatch(/^fulcrum \d+\.\d+\.\d+\n$/);
+    const help = fulcrum(['--help']);
+    expect(await help.exited).toBe(0);
+    for (const text of ['--config', '--xds-port', '--admin-port', '--data-dir', '--log-format', '--log-level', 'FULCRUM_DATA_DIR', 'FULCRUM_LOG_LEVEL', 'FULCRUM_ADMIN_TOKEN', 'default: ./data', 'proxies', 'config-dump']) {
+      expect(help.out()).toContain(text);
+    }
+  }, scaled(TEST_MS));
+
+  it('logs a start line, locks the data directory, names a port in use, and takes over a stale lock', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-proc-'));
+    const config = join(dir, 'fulcrum.yaml');
+    const data = join(dir, 'data');
+    await writeFile(config, 'clusters: [{ name: a }]\n');
+    const first = fulcrum(['--config', config, '--xds-port', '0', '--data-dir', data], { FULCRUM_LOG_LEVEL: 'debug' });
+    const line = await started(first);
+    expect(line).toMatchObject({ pid: first.child.pid, dataDir: data });
+    expect(first.out()).toContain(`"config":"${config}"`);
+    expect(first.out()).toMatch(/"version":"\d+\.\d+\.\d+"/);
+    // FULCRUM_LOG_LEVEL=debug shows the per-push line that is hidden at info.
+    expect(first.out()).toContain('"msg":"snapshot published"');
+
+    const second = fulcrum(['--config', config, '--xds-port', '0', '--data-dir', data]);
+    expect(await second.exited).toBe(1);
+    expect(second.out()).toContain(`data directory ${data} is in use by another fulcrum (pid ${line.pid}`);
+
+    const third = fulcrum(['--config', config, '--xds-port', String(line.xdsPort), '--data-dir', join(dir, 'other')]);
+    expect(await third.exited).toBe(1);
+    expect(third.out()).toContain(`xDS gRPC server cannot listen on 127.0.0.1:${line.xdsPort}: EADDRINUSE`);
+
+    blocker = createServer();
+    const adminTaken = await new Promise<number>((resolve) => blocker?.listen(0, '127.0.0.1', () => resolve((blocker?.address() as { port: number }).port)));
+    const fourth = fulcrum(['--config', config, '--xds-port', '0', '--admin-port', String(adminTaken), '--data-dir', join(dir, 'fourth')]);
+    expect(await fourth.exited).toBe(1);
+    expect(fourth.out()).toContain(`admin server cannot listen on 127.0.0.1:${adminTaken}: EADDRINUSE`);
+
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const fifth = fulcrum(['--config', config, '--xds-port', '0', '--data-dir', data]);
+    await started(fifth);
+    expect(fifth.out()).toContain(`"stalePid":${line.pid}`);
+    // At info: one line per server, not fastify's "Server listening at" as well; no per-push lines.
+    expect(fifth.out().match(/listening/gi)).toHaveLength(2);
+    expect(fifth.out()).not.toContain('snapshot published');
+    fifth.child.kill('SIGTERM');
+    expect(await fifth.exited).toBe(0);
+  }, scaled(TEST_MS));
+
+  it('npm start forwards SIGTERM: the node process it ran stops and exits', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-proc-'));
+    const npm = spawnProc('npm', ['start', '--', '--xds-port', '0', '--data-dir', join(dir, 'data')], { FULCRUM_LOG_FORMAT: 'json' });
+    const line = await started(npm);
+    expect(line.pid).not.toBe(npm.child.pid);
+    npm.child.kill('SIGTERM');
+    await npm.exited;
+    await waitFor(() => !alive(line.pid), { what: `fulcrum's node process ${line.pid} to exit after SIGTERM to npm`, timeoutMs: 30_000 });
+    expect(npm.out()).toContain('"msg":"stopped"');
+  }, scaled(TEST_MS));
+});

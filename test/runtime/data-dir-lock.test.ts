@@ -1,0 +1,55 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DataDirLock, LOCK_FILE } from '../../src/runtime/data-dir-lock.js';
+
+describe('DataDirLock', () => {
+  let dir: string | undefined;
+  afterEach(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('one holder at a time: a second is refused naming the directory and pid; stop releases', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-lock-'));
+    const data = join(dir, 'data');
+    const first = new DataDirLock(data);
+    first.start();
+    expect(readFileSync(join(data, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+    expect(() => new DataDirLock(data).start()).toThrow(`data directory ${data} is in use by another fulcrum (pid ${process.pid}`);
+    first.stop();
+    expect(existsSync(join(data, LOCK_FILE))).toBe(false);
+    const again = new DataDirLock(data);
+    again.start();
+    again.stop();
+  });
+
+  it('takes over a lock whose process is gone, and an unreadable one', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-lock-'));
+    // A pid that existed and has exited: a finished child's.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    writeFileSync(join(dir, LOCK_FILE), `${dead}\n`);
+    const taken: (number | undefined)[] = [];
+    const lock = new DataDirLock(dir, (pid) => taken.push(pid));
+    lock.start();
+    expect(taken).toEqual([dead]);
+    expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+    lock.stop();
+    writeFileSync(join(dir, LOCK_FILE), 'garbage');
+    const second = new DataDirLock(dir, (pid) => taken.push(pid));
+    second.start();
+    expect(taken).toEqual([dead, undefined]);
+    second.stop();
+  });
+
+  it('stop leaves a lock another process has taken since', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-lock-'));
+    const lock = new DataDirLock(dir);
+    lock.start();
+    writeFileSync(join(dir, LOCK_FILE), '1\n');
+    lock.stop();
+    expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe('1\n');
+  });
+});
