@@ -229,3 +229,11 @@ export const ListenerIn = Type.Object(
   },
 );
 export type ListenerIn = Static<typeof ListenerIn>;
+
+// ── merge patches (PATCH): change some fields, keep the others ───────────────────────────────────
+
+const PATCH_NOTE = 'A JSON merge patch (RFC 7396): the fields it names change, the others keep their value; objects merge, null removes a field, arrays are replaced whole.';
+
+export const ClusterPatch = mergePatchOf(ClusterIn, { title: 'ClusterPatch', description: `${PATCH_NOTE} \`endpoints\` replaces the endpoint list; to change one endpoint PATCH it.` });
+export const EndpointPatch = mergePatchOf(EndpointEntryIn, { title: 'EndpointPatch', description: `${PATCH_NOTE} E.g. {"weight": 5} keeps the locality and priority.` });
+export const ListenerPatch = mergePatchOf(ListenerIn, { title: 'ListenerPatch', description: `${PATCH_NOTE} \`routes\` replaces the route list.` });

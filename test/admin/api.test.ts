@@ -634,15 +634,15 @@ describe('OpenAPI', () => {
     expect(result.valid).toBe(true);
     const routes: [string, string[]][] = [
       ['/v1/clusters', ['get']],
-      ['/v1/clusters/{name}', ['get', 'put', 'delete']],
+      ['/v1/clusters/{name}', ['get', 'put', 'patch', 'delete']],
       ['/v1/clusters/{name}/endpoints', ['get']],
-      ['/v1/clusters/{name}/endpoints/{address}/{port}', ['get', 'put', 'delete']],
+      ['/v1/clusters/{name}/endpoints/{address}/{port}', ['get', 'put', 'patch', 'delete']],
       ['/v1/clusters/{name}/endpoints/{address}/{port}/drain', ['post']],
       ['/v1/clusters/{name}/endpoints/{address}/{port}/disable', ['post']],
       ['/v1/clusters/{name}/endpoints/{address}/{port}/enable', ['post']],
       ['/v1/clusters/{name}/policy', ['get', 'patch']],
       ['/v1/listeners', ['get']],
-      ['/v1/listeners/{name}', ['get', 'put', 'delete']],
+      ['/v1/listeners/{name}', ['get', 'put', 'patch', 'delete']],
       ['/v1/weights/{cluster}', ['get']],
       ['/v1/reports', ['post']],
       ['/v1/audit', ['get']],
@@ -659,6 +659,45 @@ describe('OpenAPI', () => {
     }
     expect(doc.paths['/v1/clusters/{name}']?.put?.parameters?.map((p) => `${p.in}:${p.name}`)).toEqual(expect.arrayContaining(['path:name', 'header:if-match', 'header:if-none-match']));
     expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
+  });
+});
+
+// ── PATCH ────────────────────────────────────────────────────────────────────────────────────────
+
+describe('PATCH (JSON merge patch)', () => {
+  it('changes the fields a patch names and keeps the others: an endpoint weight stays in its locality', async () => {
+    const { app } = fixture();
+    await call(app, 'PUT', '/v1/clusters/web', WEB);
+    const before = await call(app, 'GET', '/v1/clusters/web/endpoints/10.1.0.1/8080');
+    const patched = await call(app, 'PATCH', '/v1/clusters/web/endpoints/10.1.0.1/8080', { weight: 5 }, { 'if-match': String(before.headers.etag) });
+    expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+    expect(patched.body).toMatchObject({ address: '10.1.0.1', port: 8080, weight: 5, locality: { region: 'eu', zone: 'a' } });
+    expect(patched.headers.etag).not.toBe(before.headers.etag);
+    // The stale ETag now fails; unknown fields and a type error are 400s naming the field.
+    expect((await call(app, 'PATCH', '/v1/clusters/web/endpoints/10.1.0.1/8080', { weight: 6 }, { 'if-match': String(before.headers.etag) })).status).toBe(412);
+    expect((await call(app, 'PATCH', '/v1/clusters/web/endpoints/10.1.0.1/8080', { bogus: 1 })).status).toBe(400);
+    expect((await call(app, 'PATCH', '/v1/clusters/web/endpoints/10.1.0.1/8080', { weight: 'x' })).body.path).toBe('/body/weight');
+    expect((await call(app, 'PATCH', '/v1/clusters/web/endpoints/10.9.9.9/8080', { weight: 2 })).status).toBe(404);
+    // null removes a field: the locality goes back to the default.
+    const unset = await call(app, 'PATCH', '/v1/clusters/web/endpoints/10.1.0.1/8080', { locality: null });
+    expect(unset.body.weight).toBe(5);
+    expect(unset.body.locality).toMatchObject({ region: '', zone: '' });
+  });
+
+  it('a cluster patch keeps its endpoints and policy; a listener patch keeps its routes', async () => {
+    const { app } = fixture();
+    await call(app, 'PUT', '/v1/clusters/web', WEB);
+    const cluster = await call(app, 'PATCH', '/v1/clusters/web', { connectTimeoutMs: 2500, safety: { maxStepRatio: null } });
+    expect(cluster.status, JSON.stringify(cluster.body)).toBe(200);
+    expect(cluster.body).toMatchObject({ connectTimeoutMs: 2500, lbPolicy: 'LEAST_REQUEST', weighting: { policy: 'pid', setpoint: 0.7 } });
+    expect(cluster.body.endpoints).toHaveLength(2);
+    expect(cluster.body.safety?.maxStepRatio).toBeUndefined();
+    await call(app, 'PUT', '/v1/listeners/edge', { port: 10001, routes: [{ prefix: '/', cluster: 'web' }] });
+    const listener = await call(app, 'PATCH', '/v1/listeners/edge', { port: 10002 });
+    expect(listener.status, JSON.stringify(listener.body)).toBe(200);
+    expect(listener.body).toMatchObject({ port: 10002, routes: [{ prefix: '/', cluster: 'web' }] });
+    expect((await call(app, 'PATCH', '/v1/listeners/edge', { routes: [{ prefix: '/', cluster: 'ghost' }] })).status).toBe(400);
+    expect((await call(app, 'PATCH', '/v1/listeners/ghost', { port: 1 })).status).toBe(404);
   });
 });
 

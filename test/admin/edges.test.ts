@@ -119,7 +119,7 @@ describe('methods', () => {
     const a = app();
     const res = await a.inject({ method: 'POST', url: '/v1/clusters/web' });
     expect(res.statusCode).toBe(405);
-    expect(res.headers.allow).toBe('DELETE, GET, HEAD, PUT, OPTIONS');
+    expect(res.headers.allow).toBe('DELETE, GET, HEAD, PATCH, PUT, OPTIONS');
     const options = await a.inject({ method: 'OPTIONS', url: '/v1/clusters/web/endpoints/10.0.0.1/8080/drain' });
     expect(options.statusCode).toBe(204);
     expect(options.headers.allow).toBe('POST, OPTIONS');

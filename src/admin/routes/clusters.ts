@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { ClusterInput, ClusterRecord, CatalogStore } from '../../catalog/store/index.js';
-import { ClusterIn, ClusterView } from '../api-schemas.js';
+import { ClusterIn, ClusterPatch, ClusterView } from '../api-schemas.js';
 import { ApiError, clusterView, parseClusterBody } from '../resources.js';
 import { namedResourceRoutes, type NamedResource } from './crud.js';
 import type { StoreRoutesOptions } from './store-access.js';
@@ -26,11 +26,12 @@ function clusters(store: CatalogStore): NamedResource<ClusterRecord, typeof Clus
   return {
     kind: 'cluster',
     plural: 'clusters',
-    schemas: { view: ClusterView, list: ClusterList, input: ClusterIn },
+    schemas: { view: ClusterView, list: ClusterList, input: ClusterIn, patch: ClusterPatch },
     summaries: {
       list: 'Every cluster, with its endpoints',
       get: 'One cluster, as a config-file entry plus owner and revision (ETag)',
       put: 'Create or replace a cluster (body: a config-file cluster entry; without endpoints, the endpoints are kept)',
+      patch: 'Change some fields of a cluster and keep the others (JSON merge patch; PUT replaces)',
       delete: 'Delete a cluster, its endpoints and its weights (409 while a listener or node group references it)',
     },
     list: () => store.listClusters(),

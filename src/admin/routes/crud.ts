@@ -1,6 +1,7 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { MaybePromise, Meta, WriteOptions, WriteResult } from '../../catalog/store/index.js';
 import { withEtag } from '../preconditions.js';
+import { mergePatch } from '../resources.js';
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { apiWriteOptions, notFound, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
 
@@ -16,8 +17,8 @@ export interface NamedResource<Rec extends NamedRecord, In extends TSchema, Inpu
   readonly kind: 'cluster' | 'listener';
   /** The URL segment under /v1, the list's property and the OpenAPI tag. */
   readonly plural: 'clusters' | 'listeners';
-  readonly schemas: { readonly view: TSchema; readonly list: TSchema; readonly input: In };
-  readonly summaries: { readonly list: string; readonly get: string; readonly put: string; readonly delete: string };
+  readonly schemas: { readonly view: TSchema; readonly list: TSchema; readonly input: In; readonly patch: TSchema };
+  readonly summaries: { readonly list: string; readonly get: string; readonly put: string; readonly patch: string; readonly delete: string };
   list(): readonly Rec[];
   get(name: string): Rec | undefined;
   view(rec: Rec): unknown;
@@ -69,6 +70,27 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
       const { revision } = await r.put(r.parse(request.body, name), options);
       if (!existing) reply.header('location', `${url}/${encodeURIComponent(name)}`);
       return withEtag(reply, revision, existing ? 200 : 201, r.view(getOr404(name)));
+    },
+  );
+
+  // PATCH: the resource as GET shows it, merge-patched, then written as a PUT of the result would be.
+  app.patch(
+    `${url}/:name`,
+    {
+      schema: securedRoute(r.plural, r.summaries.patch, {
+        params: NameParams,
+        headers: Conditional,
+        body: r.schemas.patch,
+        response: { 200: r.schemas.view, ...WRITE_ERRORS },
+      }),
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      const rec = getOr404(name);
+      const options = apiWriteOptions(request, actorOf, target(name, rec));
+      const merged = mergePatch(r.view(rec), request.body) as Static<In>;
+      const { revision } = await r.put(r.parse(merged, name), options);
+      return withEtag(reply, revision, 200, r.view(getOr404(name)));
     },
   );
 

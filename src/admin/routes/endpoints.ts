@@ -2,9 +2,9 @@ import { isIP } from 'node:net';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import type { EndpointRecord, OperatorState } from '../../catalog/store/index.js';
-import { EndpointEntry, EndpointEntryIn, IpAddress, Meta, ResourceName } from '../api-schemas.js';
+import { EndpointEntry, EndpointEntryIn, EndpointPatch, IpAddress, Meta, ResourceName } from '../api-schemas.js';
 import { readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
-import { ApiError, endpointEntry, parseEndpointBody } from '../resources.js';
+import { ApiError, endpointEntry, mergePatch, parseEndpointBody } from '../resources.js';
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { apiWriteOptions, notFound, requireCluster, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
 import type { WeightsSource } from './weights.js';
@@ -147,6 +147,30 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
       const { revision } = await store.putEndpoint(p.name, parseEndpointBody(request.body, p.address, p.port), options);
       if (!existing) reply.header('location', endpointUrl(p));
       return withEtag(reply, revision, existing ? 200 : 201, status(getOr404(p)));
+    },
+  );
+
+  // PATCH: the endpoint as stored, merge-patched, then written as its PUT would be: {"weight": 5}
+  // changes the weight and keeps the locality, priority and health.
+  app.patch(
+    '/v1/clusters/:name/endpoints/:address/:port',
+    {
+      schema: securedRoute('clusters', 'Change some fields of one endpoint of an API-owned cluster and keep the others (JSON merge patch; PUT replaces)', {
+        params: EndpointParams,
+        headers: Conditional,
+        body: EndpointPatch,
+        response: { 200: EndpointStatus, ...WRITE_ERRORS },
+      }),
+    },
+    async (request, reply) => {
+      const p = request.params;
+      checkAddress(p.address);
+      const cluster = requireCluster(store, p.name);
+      const existing = getOr404(p);
+      const options = apiWriteOptions(request, actorOf, target(p, cluster.owner, existing.revision));
+      const merged = mergePatch(endpointEntry(existing), request.body) as EndpointEntryIn;
+      const { revision } = await store.putEndpoint(p.name, parseEndpointBody(merged, p.address, p.port), options);
+      return withEtag(reply, revision, 200, status(getOr404(p)));
     },
   );
 

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { ListenerRecord, CatalogStore } from '../../catalog/store/index.js';
 import type { Listener } from '../../catalog/types.js';
-import { ListenerIn, ListenerView } from '../api-schemas.js';
+import { ListenerIn, ListenerPatch, ListenerView } from '../api-schemas.js';
 import { ApiError, listenerView, parseListenerBody } from '../resources.js';
 import { namedResourceRoutes, type NamedResource } from './crud.js';
 import type { StoreRoutesOptions } from './store-access.js';
@@ -22,11 +22,12 @@ function listeners(store: CatalogStore): NamedResource<ListenerRecord, typeof Li
   return {
     kind: 'listener',
     plural: 'listeners',
-    schemas: { view: ListenerView, list: ListenerList, input: ListenerIn },
+    schemas: { view: ListenerView, list: ListenerList, input: ListenerIn, patch: ListenerPatch },
     summaries: {
       list: 'Every listener',
       get: 'One listener, as a config-file entry plus owner and revision (ETag)',
       put: 'Create or replace a listener (body: a config-file listener entry; routes must name existing clusters)',
+      patch: 'Change some fields of a listener and keep the others (JSON merge patch; PUT replaces)',
       delete: 'Delete an API-owned listener',
     },
     list: () => store.listListeners(),
