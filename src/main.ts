@@ -30,6 +30,8 @@ import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
 import { ProxyRegistry } from './xds/proxy-status.js';
 import { Publisher } from './xds/publisher.js';
 import { XdsServer } from './xds/server.js';
+import { COUNTED_LIMITS } from './xds/limits.js';
+import { xdsEdgeMetrics } from './telemetry/xds-edge-metrics.js';
 
 /** The composition root: reads the config, builds each room, wires them, starts and stops them. */
 
@@ -217,18 +219,27 @@ function buildParts(boot: Boot, core: Core, store: Store, options: FulcrumOption
 
 function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions): XdsServer {
   const { debounceQuietMs: _quiet, debounceMaxMs: _max, ...settings } = config.server.xds;
-  return new XdsServer(
+  // The gauges read the server at scrape time; it is built after them (it reports into them).
+  const built: { server?: XdsServer } = {};
+  const edge = xdsEdgeMetrics(core.metrics.registry, COUNTED_LIMITS, () => ({
+    connections: built.server?.connectionCount ?? 0,
+    calls: built.server?.callCount ?? 0,
+  }));
+  built.server = new XdsServer(
     {
       ...settings,
       address: options.xdsAddress ?? settings.address,
       port: options.xdsPort ?? settings.port,
       controlPlaneId: `fulcrum@${hostname()}/${process.pid}`,
+      onLimit: (limit) => edge.limitExceeded(limit),
+      onRefused: (reason) => edge.refused(reason),
     },
     core.cache,
     core.registry,
     log,
     core.signals.grpcServices,
   );
+  return built.server;
 }
 
 type Readiness = () => { ready: boolean; reasons: string[] };

@@ -11,7 +11,7 @@ import { ConfigFileSchema, type ConfigFile } from './config-schema.js';
 import { checkProtection } from './protection-schema.js';
 
 /** `server.xds`: the xDS server's options (its identity is the process's, not configured) and the push debounce. */
-export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId'> {
+export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId' | 'onLimit' | 'onRefused'> {
   readonly debounceQuietMs: number;
   readonly debounceMaxMs: number;
 }
@@ -381,6 +381,8 @@ function toServer(cfg: ConfigFile): ServerSettings {
       maxResourceNames: x.maxResourceNames ?? DEFAULT_XDS.maxResourceNames,
       debounceQuietMs: x.debounceQuietMs ?? DEFAULT_XDS.debounceQuietMs,
       debounceMaxMs: x.debounceMaxMs ?? DEFAULT_XDS.debounceMaxMs,
+      ...(x.listenBacklog !== undefined ? { listenBacklog: x.listenBacklog } : {}),
+      ...(x.limits ? { limits: x.limits } : {}),
     },
     admin: {
       address: cfg.server?.admin?.address ?? DEFAULT_ADMIN.address,
