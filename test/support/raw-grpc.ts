@@ -77,14 +77,18 @@ export function callEnd(stream: http2.ClientHttp2Stream): Promise<CallEnd> {
     let bytes = 0;
     let status: number | undefined;
     let message = '';
+    const done = (): void => resolve({ status, message, bytes, rstCode: stream.rstCode ?? 0 });
+    // The status ends the call even while the client's own side is still open.
     const take = (h: http2.IncomingHttpHeaders): void => {
-      if (h['grpc-status'] !== undefined) status = Number(h['grpc-status']);
+      if (h['grpc-status'] === undefined) return;
+      status = Number(h['grpc-status']);
       if (typeof h['grpc-message'] === 'string') message = decodeURIComponent(h['grpc-message']);
+      done();
     };
     stream.on('response', take);
     stream.on('trailers', take);
     stream.on('data', (d: Buffer) => (bytes += d.length));
-    stream.on('close', () => resolve({ status, message, bytes, rstCode: stream.rstCode ?? 0 }));
+    stream.on('close', done);
   });
 }
 
