@@ -46,6 +46,16 @@ async function proxy(port: number, i: number, t0: number): Promise<{ outcome: Ou
   }
 }
 
+/** The server's own count of what it refused (limits and non-gRPC connections), non-zero series only. */
+async function refusals(adminPort: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^fulcrum_xds_(?:limit_exceeded|connections_refused)_total\{\w+="([^"]+)"\} (\d+)$/gm)) {
+    if (m[1] && Number(m[2]) > 0) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-storm-'));
   const config = join(dir, 'fulcrum.yaml');
@@ -85,6 +95,7 @@ async function main(): Promise<void> {
       syncedP99: pct(99),
       allSyncedMs: synced.length === total ? Math.round(synced[synced.length - 1] ?? 0) : undefined,
       rssMiB: Math.round(fulcrum.rss() / 1048576),
+      serverRefusals: await refusals(fulcrum.adminPort),
     }),
   );
   await fulcrum.stop();

@@ -97,9 +97,15 @@ export class ConnectionGate {
 
   /** Reads until the first bytes show HTTP/2 (or TLS), then hands the socket over with them put back. */
   private sniff(socket: net.Socket): void {
+    let decided = false;
+    // After a long busy stretch, timers run before pending reads: the check waits one I/O
+    // phase (setImmediate) so bytes that did arrive in time are read before the verdict.
     const timer = setTimeout(() => {
-      this.options.onLimit('handshakeTimeoutMs');
-      socket.destroy();
+      setImmediate(() => {
+        if (decided) return;
+        this.options.onLimit('handshakeTimeoutMs');
+        socket.destroy();
+      });
     }, this.options.limits.handshakeTimeoutMs);
     timer.unref();
     let head: Buffer = Buffer.alloc(0);
@@ -107,6 +113,7 @@ export class ConnectionGate {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       const verdict = classify(head, this.options.expect);
       if (verdict === 'more') return;
+      decided = true;
       clearTimeout(timer);
       socket.off('data', onData);
       socket.pause();
