@@ -3,6 +3,8 @@ import type { LimitHit, XdsLimits } from './limits.js';
 
 /** The HTTP/2 client connection preface (RFC 9113 §3.4). */
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+/** A timer this late says the event loop was blocked, not that the client was slow. */
+const LATE_MS = 1_000;
 /** The first byte of a TLS record carrying a handshake (a ClientHello). */
 const TLS_HANDSHAKE = 0x16;
 
@@ -98,15 +100,25 @@ export class ConnectionGate {
   /** Reads until the first bytes show HTTP/2 (or TLS), then hands the socket over with them put back. */
   private sniff(socket: net.Socket): void {
     let decided = false;
-    // After a long busy stretch, timers run before pending reads: the check waits one I/O
-    // phase (setImmediate) so bytes that did arrive in time are read before the verdict.
-    const timer = setTimeout(() => {
+    const timeoutMs = this.options.limits.handshakeTimeoutMs;
+    let due = performance.now() + timeoutMs;
+    // A deadline that fires late means fulcrum itself was busy (a reconnect storm's initial
+    // syncs): the client's bytes may be waiting unread, so it gets another period instead.
+    // Otherwise the verdict waits one I/O phase (setImmediate) for bytes that did arrive.
+    const expire = (): void => {
+      if (decided) return;
+      if (performance.now() - due > LATE_MS) {
+        due = performance.now() + timeoutMs;
+        timer.refresh();
+        return;
+      }
       setImmediate(() => {
         if (decided) return;
         this.options.onLimit('handshakeTimeoutMs');
         socket.destroy();
       });
-    }, this.options.limits.handshakeTimeoutMs);
+    };
+    const timer = setTimeout(expire, timeoutMs);
     timer.unref();
     let head: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {

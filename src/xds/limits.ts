@@ -53,7 +53,7 @@ export const DEFAULT_LIMITS: XdsLimits = {
   maxConnections: 5_000,
   maxStreamsPerPeer: 2_000,
   maxStreams: 5_000,
-  handshakeTimeoutMs: 10_000,
+  handshakeTimeoutMs: 30_000,
   idleConnectionMs: 300_000,
 };
 
