@@ -11,7 +11,7 @@ import { ConfigFileSchema, type ConfigFile } from './config-schema.js';
 import { checkProtection } from './protection-schema.js';
 
 /** `server.xds`: the xDS server's options (its identity is the process's, not configured) and the push debounce. */
-export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId' | 'onLimit' | 'onRefused'> {
+export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId' | 'onLimit' | 'onRefused' | 'credentials'> {
   readonly debounceQuietMs: number;
   readonly debounceMaxMs: number;
 }

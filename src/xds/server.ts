@@ -31,6 +31,8 @@ export interface XdsServerOptions {
   readonly controlPlaneId: string;
   /** Memory bounds against hostile or broken clients (defaults in limits.ts). */
   readonly limits?: Partial<XdsLimits>;
+  /** TLS (or other) credentials for the port; insecure when omitted. */
+  readonly credentials?: grpc.ServerCredentials;
   /** Listen backlog: connections the kernel queues before fulcrum accepts them (default 4096). */
   readonly listenBacklog?: number;
   /** Counts refusals by limit, and connections that were not gRPC. */
@@ -106,7 +108,7 @@ export class XdsServer {
   }
 
   async start(): Promise<number> {
-    const credentials = grpc.ServerCredentials.createInsecure();
+    const credentials = this.options.credentials ?? grpc.ServerCredentials.createInsecure();
     // fulcrum owns the listening socket (backlog, per-peer limits, protocol sniffing) and hands
     // each accepted connection to grpc-js, which runs HTTP/2 (and TLS, from the credentials) on it.
     const injector = this.server.createConnectionInjector(credentials);

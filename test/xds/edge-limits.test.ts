@@ -3,15 +3,21 @@
  * status or a closed connection that names the limit, and is counted. Clients bind their own
  * 127.0.0.x source address so that per-peer limits can be told apart from totals.
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import type http2 from 'node:http2';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { XdsCache } from '../../src/xds/cache.js';
 import type { LimitName, XdsLimits } from '../../src/xds/limits.js';
 import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { XdsServer } from '../../src/xds/server.js';
-import { callEnd, connectH2, discoveryRequest, firstData, grpcFrame, hugeNameRequest, openCall } from '../support/raw-grpc.js';
+import { ADS_PATH, callEnd, connectH2, discoveryRequest, firstData, grpcFrame, hugeNameRequest, openCall } from '../support/raw-grpc.js';
 import { waitFor } from '../support/wait.js';
 import { base, groups } from './stream-fixture.js';
 
@@ -21,7 +27,7 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
-async function serve(limits: Partial<XdsLimits>) {
+async function serve(limits: Partial<XdsLimits>, credentials?: grpc.ServerCredentials) {
   const cache = new XdsCache('limits');
   cache.update(groups(base()));
   const hits: LimitName[] = [];
@@ -36,6 +42,7 @@ async function serve(limits: Partial<XdsLimits>) {
       maxResourceNames: 100,
       controlPlaneId: 'limits-test',
       limits,
+      ...(credentials ? { credentials } : {}),
       onLimit: (l) => hits.push(l),
       onRefused: (r) => refused.push(r),
     },
@@ -160,5 +167,31 @@ describe('call and connection limits', () => {
     const silent = rawConnection(port, '127.0.0.2');
     expect(await closedWithin(silent, 5_000)).toBe(true);
     expect(hits).toEqual(['handshakeTimeoutMs']);
+  });
+});
+
+describe('TLS through the connection gate', () => {
+  test('grpc-js credentials still apply to injected connections; clear text on the TLS port is refused', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fulcrum-edge-tls-'));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const key = join(dir, 'key.pem');
+    const cert = join(dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-days', '1'], { stdio: 'ignore' });
+    const pem = { private_key: readFileSync(key), cert_chain: readFileSync(cert) };
+    const { port, refused } = await serve({}, grpc.ServerCredentials.createSsl(null, [pem], false));
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createSsl(pem.cert_chain), { 'grpc.ssl_target_name_override': 'localhost' });
+    cleanup.push(() => client.close());
+    const call = client.makeBidiStreamRequest(ADS_PATH, (b: Uint8Array) => Buffer.from(b), (b: Buffer) => b);
+    const first = new Promise<Buffer>((resolve, reject) => {
+      call.once('data', resolve);
+      call.once('error', reject);
+    });
+    call.write(discoveryRequest('tls-node'));
+    expect((await first).length).toBeGreaterThan(0);
+    call.end();
+    const clear = rawConnection(port, '127.0.0.2');
+    clear.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+    expect(await closedWithin(clear, 5_000)).toBe(true);
+    expect(refused).toEqual(['not-grpc']);
   });
 });
