@@ -37,6 +37,8 @@ import { ProxyRegistry, syncState } from './xds/proxy-status.js';
 import { Publisher } from './xds/publisher.js';
 import { XdsServer } from './xds/server.js';
 import { ReloadingServerCredentials } from './xds/transport-security.js';
+import { COUNTED_LIMITS } from './xds/limits.js';
+import { xdsEdgeMetrics } from './telemetry/xds-edge-metrics.js';
 
 /** The composition root: reads the config, builds each room, wires them, starts and stops them. */
 
@@ -296,19 +298,28 @@ function xdsSecurity({ config, log, xdsTls, auth }: Boot, core: Core): XdsSecuri
 
 function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions, security: XdsSecurity): XdsServer {
   const { debounceQuietMs: _quiet, debounceMaxMs: _max, tls: _tls, identities: _identities, ...settings } = config.server.xds;
-  return new XdsServer(
+  // The gauges read the server at scrape time; it is built after them (it reports into them).
+  const built: { server?: XdsServer } = {};
+  const edge = xdsEdgeMetrics(core.metrics.registry, COUNTED_LIMITS, () => ({
+    connections: built.server?.connectionCount ?? 0,
+    calls: built.server?.callCount ?? 0,
+  }));
+  built.server = new XdsServer(
     {
       ...settings,
       address: options.xdsAddress ?? settings.address,
       port: options.xdsPort ?? settings.port,
       controlPlaneId: `fulcrum@${hostname()}/${process.pid}`,
       security: { authz: security.authz, ...(security.credentials ? { credentials: security.credentials } : {}) },
+      onLimit: (limit) => edge.limitExceeded(limit),
+      onRefused: (reason) => edge.refused(reason),
     },
     core.cache,
     core.registry,
     log,
     core.signals.grpcServices,
   );
+  return built.server;
 }
 
 /** The xDS server as a component whose listen error names the server, address and port. */

@@ -14,7 +14,7 @@ import { cookieNameProblem, domainClashes, domainProblem, headerNameProblem, ipA
 import { storeProblems, toStoreConfig } from './store-schema.js';
 
 /** `server.xds`: the xDS server's options (its identity is the process's, not configured) and the push debounce. */
-export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId' | 'security'>, XdsSecuritySettings {
+export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId' | 'security' | 'onLimit' | 'onRefused'>, XdsSecuritySettings {
   readonly debounceQuietMs: number;
   readonly debounceMaxMs: number;
 }
@@ -424,6 +424,8 @@ function toServer(cfg: ConfigFile): ServerSettings {
       debounceQuietMs: x.debounceQuietMs ?? DEFAULT_XDS.debounceQuietMs,
       debounceMaxMs: x.debounceMaxMs ?? DEFAULT_XDS.debounceMaxMs,
       ...xdsSecuritySettings(x),
+      ...(x.listenBacklog !== undefined ? { listenBacklog: x.listenBacklog } : {}),
+      ...(x.limits ? { limits: x.limits } : {}),
     },
     admin: {
       address: cfg.server?.admin?.address ?? DEFAULT_ADMIN.address,

@@ -206,6 +206,27 @@ const NodeGroupSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const Bound = (minimum: number, maximum: number) => Type.Optional(Type.Integer({ minimum, maximum }));
+
+// `server.xds.limits`: memory bounds against hostile or broken clients (src/xds/limits.ts).
+const XdsLimitsSchema = Type.Object(
+  {
+    maxRequestBytes: Bound(65_536, 67_108_864),
+    maxResponseBytes: Bound(65_536, 1_073_741_824),
+    maxNameBytes: Bound(64, 65_536),
+    maxRequestNameBytes: Bound(1_024, 67_108_864),
+    maxSubscriptionNameBytes: Bound(1_024, 1_073_741_824),
+    maxConcurrentStreamsPerConnection: Bound(1, 1_000_000),
+    maxConnectionsPerPeer: Bound(1, 10_000_000),
+    maxConnections: Bound(1, 10_000_000),
+    maxStreamsPerPeer: Bound(1, 10_000_000),
+    maxStreams: Bound(1, 10_000_000),
+    handshakeTimeoutMs: Bound(100, 600_000),
+    idleConnectionMs: Bound(1_000, 2_147_483_647),
+  },
+  { additionalProperties: false },
+);
+
 const ServerSchema = Type.Object(
   {
     xds: Type.Optional(
@@ -221,6 +242,8 @@ const ServerSchema = Type.Object(
           debounceMaxMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
           // TLS/mTLS and client certificate identities (see xds-security-schema.ts).
           ...xdsSecurityProperties,
+          listenBacklog: Bound(1, 65_535),
+          limits: Type.Optional(XdsLimitsSchema),
         },
         { additionalProperties: false },
       ),

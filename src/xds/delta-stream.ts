@@ -1,6 +1,7 @@
 import type { Snapshot } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
+import { checkRequestNames } from './limits.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
 import { encodeDeltaResponse, type DeltaDiscoveryRequest } from './wire.js';
 
@@ -41,6 +42,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     checkNameCount(req.resource_names_subscribe.length + req.resource_names_unsubscribe.length, this.deps.maxResourceNames);
     // A wildcard client legitimately reports every resource it holds when it reconnects.
     checkNameCount(initial.length, this.deps.maxResourceNames + this.snapshot().resources(type).size);
+    checkRequestNames([...req.resource_names_subscribe, ...req.resource_names_unsubscribe, ...initial.map(([name]) => name)], this.limits);
     const st = this.state(type);
     const first = !st.requested;
     st.requested = true;
@@ -71,6 +73,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       }
       // A (re)subscription outside the first request means the client does not hold the resource.
       if (!first || !req.initial_resource_versions[name]) st.known.delete(name);
+      if (!st.names.has(name)) this.subscribed.add(type, this.subscribed.nameBytes(name));
       st.names.add(name);
     }
     for (const name of req.resource_names_unsubscribe) {
@@ -78,7 +81,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
         st.wildcard = false;
         continue;
       }
-      st.names.delete(name);
+      if (st.names.delete(name)) this.subscribed.add(type, -this.subscribed.nameBytes(name));
       st.known.delete(name);
     }
     // The limit bounds what a stream may hold, not only what one request may name.

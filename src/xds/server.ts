@@ -1,14 +1,17 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { subscription, type XdsCache } from './cache.js';
+import { ConnectionGate, type Refusal } from './connection-gate.js';
 import { csdsHandlers, CSDS_DEFINITION } from './csds.js';
 import { DeltaStream } from './delta-stream.js';
+import { checkRequestNames, LimitError, withDefaults, type LimitHit, type XdsLimits } from './limits.js';
 import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
 import { DISCOVERY_SERVICES, type DiscoveryServiceShape, type ResponseParts } from './services.js';
 import { SotwStream } from './sotw-stream.js';
 import type { XdsAuthz } from './authz.js';
 import { StreamGroups } from './stream-groups.js';
-import { checkNameCount, checkTypeUrl, StreamError, WILDCARD_TYPES, type StreamDeps, type StreamIo, type XdsStream } from './stream-common.js';
+import { StreamGate } from './stream-gate.js';
+import { checkNameCount, checkTypeUrl, isRefusal, WILDCARD_TYPES, type StreamDeps, type StreamIo, type XdsStream } from './stream-common.js';
 import { sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest, type RawNode } from './wire.js';
 
 /** What the server holds of a SotW or Delta stream. */
@@ -21,6 +24,7 @@ interface ServedStream {
 export interface XdsServerOptions {
   readonly address: string;
   readonly port: number;
+  /** The largest response; `limits.maxResponseBytes` wins when both are set. */
   readonly maxMessageBytes: number;
   readonly keepaliveTimeMs: number;
   readonly keepaliveTimeoutMs: number;
@@ -28,7 +32,16 @@ export interface XdsServerOptions {
   readonly controlPlaneId: string;
   /** TLS credentials (transport-security.ts) and who may call what (authz.ts); default plaintext, open. */
   readonly security?: { readonly credentials?: grpc.ServerCredentials; readonly authz?: XdsAuthz };
+  /** Memory bounds against hostile or broken clients (defaults in limits.ts). */
+  readonly limits?: Partial<XdsLimits>;
+  /** Listen backlog: connections the kernel queues before fulcrum accepts them (default 4096). */
+  readonly listenBacklog?: number;
+  /** Counts refusals by limit, and connections that were not gRPC. */
+  readonly onLimit?: LimitHit;
+  readonly onRefused?: (reason: Refusal) => void;
 }
+
+const DEFAULT_BACKLOG = 4096;
 
 /** Serves ADS and the per-type discovery services (SotW and Delta), plus CSDS, on one gRPC port. */
 export class XdsServer {
@@ -41,6 +54,9 @@ export class XdsServer {
   private readonly cache: XdsCache;
   private unsubscribe: (() => void) | undefined;
   private boundPort = 0;
+  private readonly limits: XdsLimits;
+  private readonly streamGate: StreamGate;
+  private gate: ConnectionGate | undefined;
 
   constructor(
     private readonly options: XdsServerOptions,
@@ -51,16 +67,23 @@ export class XdsServer {
     extraServices: readonly { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }[] = [],
   ) {
     this.cache = cache;
-    this.deps = { cache, registry, log, maxResourceNames: options.maxResourceNames, controlPlaneId: options.controlPlaneId };
+    this.limits = withDefaults({ maxResponseBytes: options.maxMessageBytes, ...options.limits });
+    const onLimit = options.onLimit ?? (() => undefined);
+    this.deps = { cache, registry, log, maxResourceNames: options.maxResourceNames, controlPlaneId: options.controlPlaneId, limits: this.limits, onLimit };
+    this.streamGate = new StreamGate(this.limits, onLimit);
     this.server = new grpc.Server({
-      'grpc.max_receive_message_length': options.maxMessageBytes,
-      'grpc.max_send_message_length': options.maxMessageBytes,
+      // Requests are small (subscriptions, ACKs); refusing a large one from its length prefix
+      // keeps a hostile client from making the server buffer it.
+      'grpc.max_receive_message_length': this.limits.maxRequestBytes,
+      'grpc.max_send_message_length': this.limits.maxResponseBytes,
+      'grpc.max_concurrent_streams': this.limits.maxConcurrentStreamsPerConnection,
+      'grpc.max_connection_idle_ms': this.limits.idleConnectionMs,
       'grpc.keepalive_time_ms': options.keepaliveTimeMs,
       'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs,
       'grpc.keepalive_permit_without_calls': 1,
       // Envoy's and grpc's clients ping to keep ADS alive through idle NATs; do not punish them for it.
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-      interceptors: options.security?.authz ? [options.security.authz.interceptor] : [],
+      interceptors: [this.streamGate.interceptor, ...(options.security?.authz ? [options.security.authz.interceptor] : [])],
     });
     for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));
     this.server.addService(CSDS_DEFINITION, csdsHandlers(registry));
@@ -75,12 +98,30 @@ export class XdsServer {
     return this.streams.size;
   }
 
+  /** Open gRPC calls of every service on the port. */
+  get callCount(): number {
+    return this.streamGate.streams;
+  }
+
+  /** Open connections on the port. */
+  get connectionCount(): number {
+    return this.gate?.connections ?? 0;
+  }
+
   async start(): Promise<number> {
-    this.boundPort = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(`${this.options.address}:${this.options.port}`, this.options.security?.credentials ?? grpc.ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(err) : resolve(port),
-      );
+    const credentials = this.options.security?.credentials ?? grpc.ServerCredentials.createInsecure();
+    // fulcrum owns the listening socket (backlog, per-peer limits, protocol sniffing) and hands
+    // each accepted connection to grpc-js, which runs HTTP/2 (and TLS, from the credentials) on it.
+    const injector = this.server.createConnectionInjector(credentials);
+    this.gate = new ConnectionGate({
+      limits: this.limits,
+      backlog: this.options.listenBacklog ?? DEFAULT_BACKLOG,
+      expect: credentials._isSecure() ? 'tls' : 'h2',
+      onLimit: this.options.onLimit ?? (() => undefined),
+      onRefused: this.options.onRefused ?? (() => undefined),
+      inject: (socket) => injector.injectConnection(socket),
     });
+    this.boundPort = await this.gate.listen(this.options.address, this.options.port);
     this.unsubscribe = this.cache.subscribe((changed) => {
       for (const s of this.groups.affected(changed, (nodeCluster) => this.cache.hasGroup(nodeCluster))) s.onCacheChange();
     });
@@ -91,6 +132,7 @@ export class XdsServer {
   /** Stops accepting, ends every open stream (clients reconnect elsewhere), then waits for the transport to drain. */
   async stop(graceMs = 5_000): Promise<void> {
     this.unsubscribe?.();
+    const closed = this.gate?.close();
     const drained = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     for (const call of this.calls) call.end();
     for (const s of this.streams) s.close();
@@ -99,6 +141,8 @@ export class XdsServer {
       this.log.warn('xDS server did not drain in time; forcing shutdown');
       this.server.forceShutdown();
     }
+    this.gate?.destroyAll();
+    await closed;
   }
 
   private handlers(svc: DiscoveryServiceShape): grpc.UntypedServiceImplementation {
@@ -174,12 +218,14 @@ export class XdsServer {
       this.options.security?.authz?.admitNode(call.getAuthContext(), { id: req.node?.id ?? '', cluster: req.node?.cluster ?? '' }, call.getPeer());
       const type = checkTypeUrl(req.type_url, svc.type);
       checkNameCount(req.resource_names.length, this.deps.maxResourceNames);
+      checkRequestNames(req.resource_names, this.limits);
       const names = req.resource_names.filter((n) => n !== '*');
       const all = req.resource_names.includes('*') || (names.length === 0 && WILDCARD_TYPES.has(type));
       const body = this.cache.snapshotFor(req.node?.cluster ?? '').sotwBody(type, subscription(type, all, names));
       cb(null, [body.bytes, sotwTail('', this.options.controlPlaneId)]);
     } catch (err) {
-      if (err instanceof StreamError) cb({ code: err.code, details: err.message });
+      if (err instanceof LimitError) this.deps.onLimit?.(err.limit);
+      if (isRefusal(err)) cb({ code: err.code, details: err.message });
       else cb({ code: grpc.status.INTERNAL, details: 'internal error' });
     }
   }

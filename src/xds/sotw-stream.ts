@@ -1,6 +1,7 @@
 import { buildSotwBody, subscription, type SotwBody, type Snapshot, type Subscription, type VersionedResource } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
+import { checkRequestNames } from './limits.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
 import { sotwTail, type DiscoveryRequest } from './wire.js';
 
@@ -47,6 +48,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   protected handle(req: DiscoveryRequest, record: ProxyRecord): void {
     const type = checkTypeUrl(req.type_url, this.fixedType);
     checkNameCount(req.resource_names.length, this.deps.maxResourceNames);
+    const nameBytes = checkRequestNames(req.resource_names, this.limits);
     const st = this.state(type);
 
     if (req.response_nonce !== '' && st.nonce !== undefined && req.response_nonce !== st.nonce) {
@@ -75,6 +77,8 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     let added = wildcard && !st.wildcard;
     for (const n of next) if (!st.names.has(n)) added = true;
     if (added || wildcard !== st.wildcard || next.size !== st.names.size) st.sub = subscription(type, wildcard, next);
+    // SotW requests carry the whole subscription of their type.
+    this.subscribed.set(type, nameBytes);
     st.wildcard = wildcard;
     st.names = next;
     if (added || first) st.force = true;

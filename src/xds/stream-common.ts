@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Snapshot, SnapshotSource } from './cache.js';
 import { isXdsTypeUrl, TYPE, type XdsTypeUrl } from './envoy-api.js';
+import { DEFAULT_LIMITS, LimitError, limitKey, SubscriptionBytes, type LimitHit, type XdsLimits } from './limits.js';
 import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
 import { nodeInfo, type RawNode } from './wire.js';
 
@@ -11,6 +12,10 @@ export interface StreamDeps {
   readonly log: Logger;
   readonly maxResourceNames: number;
   readonly controlPlaneId: string;
+  /** Name-byte limits (defaults when omitted). */
+  readonly limits?: XdsLimits;
+  /** Counts a request refused by a limit. */
+  readonly onLimit?: LimitHit;
 }
 
 /** The gRPC side of one stream, as the state machines see it. */
@@ -54,9 +59,12 @@ export function checkTypeUrl(typeUrl: string, fixed: XdsTypeUrl | undefined): Xd
 
 export function checkNameCount(count: number, limit: number): void {
   if (count > limit) {
-    throw new StreamError(CODE.RESOURCE_EXHAUSTED, `request names ${count} resources; the limit is ${limit}`);
+    throw new LimitError(CODE.RESOURCE_EXHAUSTED, 'maxResourceNames', `request names ${count} resources; the limit is ${limit} (${limitKey('maxResourceNames')})`);
   }
 }
+
+/** An error that becomes the stream's (or call's) gRPC status rather than a crash. */
+export const isRefusal = (err: unknown): err is StreamError | LimitError => err instanceof StreamError || err instanceof LimitError;
 
 let streamSeq = 0;
 export const nextStreamId = (): number => ++streamSeq;
@@ -69,6 +77,8 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
   readonly id = nextStreamId();
   protected record: ProxyRecord | undefined;
   protected closed = false;
+  /** Bytes of the names this stream is subscribed to, bounded by maxSubscriptionNameBytes. */
+  protected readonly subscribed: SubscriptionBytes;
   private nonceSeq = 0;
 
   constructor(
@@ -77,7 +87,13 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
     protected readonly service: string,
     private readonly protocol: 'sotw' | 'delta',
     protected readonly fixedType?: XdsTypeUrl,
-  ) {}
+  ) {
+    this.subscribed = new SubscriptionBytes(this.limits);
+  }
+
+  protected get limits(): XdsLimits {
+    return this.deps.limits ?? DEFAULT_LIMITS;
+  }
 
   get proxy(): ProxyRecord | undefined {
     return this.record;
@@ -88,7 +104,8 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
     try {
       this.handle(req, this.identify(req));
     } catch (err) {
-      if (!(err instanceof StreamError)) throw err;
+      if (!isRefusal(err)) throw err;
+      if (err instanceof LimitError) this.deps.onLimit?.(err.limit);
       this.deps.log.warn({ node: this.record?.node.id, peer: this.io.peer, err: err.message }, 'xds request rejected');
       this.io.fail(err.code, err.message);
       this.close();

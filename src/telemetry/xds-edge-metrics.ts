@@ -1,0 +1,56 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** What the edge of the xDS port reports at scrape time. */
+export interface EdgeCounts {
+  readonly connections: number;
+  readonly calls: number;
+}
+
+export interface XdsEdgeMetrics {
+  /** A connection, call or request refused by the named `server.xds.limits` setting. */
+  limitExceeded(limit: string): void;
+  /** A connection closed because it did not speak gRPC (HTTP/1.1, garbage, plaintext on a TLS port). */
+  refused(reason: string): void;
+}
+
+/**
+ * The xDS port's bounds as metrics: refusals by limit (pre-created at 0 for every limit, so a
+ * dashboard can alert on a rate), connections that were not gRPC, and what is open right now.
+ */
+export function xdsEdgeMetrics(registry: Registry, limits: readonly string[], counts: () => EdgeCounts): XdsEdgeMetrics {
+  const registers = [registry];
+  const exceeded = new Counter({
+    name: 'fulcrum_xds_limit_exceeded_total',
+    help: 'Connections, calls and requests on the xDS port refused by a server.xds.limits setting (or server.xds.maxResourceNames), by limit.',
+    labelNames: ['limit'],
+    registers,
+  });
+  const refused = new Counter({
+    name: 'fulcrum_xds_connections_refused_total',
+    help: 'Connections to the xDS port closed because their first bytes were not HTTP/2 (or TLS when TLS is on), by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+  new Gauge({
+    name: 'fulcrum_xds_open_connections',
+    help: 'Connections open on the xDS port.',
+    registers,
+    collect() {
+      this.set(counts().connections);
+    },
+  });
+  new Gauge({
+    name: 'fulcrum_xds_open_calls',
+    help: 'gRPC calls open on the xDS port (every service: ADS, per-type xDS, CSDS, LRS, reports).',
+    registers,
+    collect() {
+      this.set(counts().calls);
+    },
+  });
+  for (const limit of limits) exceeded.inc({ limit }, 0);
+  refused.inc({ reason: 'not-grpc' }, 0);
+  return {
+    limitExceeded: (limit) => exceeded.inc({ limit }),
+    refused: (reason) => refused.inc({ reason }),
+  };
+}

@@ -1,0 +1,144 @@
+import net from 'node:net';
+import type { LimitHit, XdsLimits } from './limits.js';
+
+/** The HTTP/2 client connection preface (RFC 9113 §3.4). */
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+/** A timer this late says the event loop was blocked, not that the client was slow. */
+const LATE_MS = 1_000;
+/** The first byte of a TLS record carrying a handshake (a ClientHello). */
+const TLS_HANDSHAKE = 0x16;
+
+export type Expect = 'h2' | 'tls';
+export type Verdict = 'accept' | 'more' | 'refuse';
+
+/** Whether a connection's first bytes start what the port serves: HTTP/2 in clear, or TLS. */
+export function classify(head: Uint8Array, expect: Expect): Verdict {
+  if (head.length === 0) return 'more';
+  if (expect === 'tls') return head[0] === TLS_HANDSHAKE ? 'accept' : 'refuse';
+  const n = Math.min(head.length, PREFACE.length);
+  for (let i = 0; i < n; i++) if (head[i] !== PREFACE[i]) return 'refuse';
+  return head.length >= PREFACE.length ? 'accept' : 'more';
+}
+
+export type Refusal = 'not-grpc';
+
+export interface ConnectionGateOptions {
+  readonly limits: XdsLimits;
+  /** The kernel's queue of connections not yet accepted: a reconnect storm must not overflow it. */
+  readonly backlog: number;
+  readonly expect: Expect;
+  readonly onLimit: LimitHit;
+  readonly onRefused: (reason: Refusal) => void;
+  /** Hands an accepted connection (its first bytes put back) to the gRPC server. */
+  readonly inject: (socket: net.Socket) => void;
+}
+
+/**
+ * Owns the xDS port's listening socket, in front of grpc-js: a large listen backlog, connection
+ * limits per peer address and in total (checked at accept, before any HTTP/2 state exists), and
+ * a quick end for connections that speak something else or nothing at all.
+ */
+export class ConnectionGate {
+  private readonly server: net.Server;
+  private readonly perPeer = new Map<string, number>();
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(private readonly options: ConnectionGateOptions) {
+    this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.accept(socket));
+  }
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host, port, backlog: this.options.backlog }, () => {
+        this.server.off('error', reject);
+        const address = this.server.address();
+        resolve(typeof address === 'object' && address ? address.port : port);
+      });
+    });
+  }
+
+  /** Stops accepting. Open connections stay: the gRPC server drains its own. */
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Ends every connection still open (after the gRPC server's drain). */
+  destroyAll(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  private accept(socket: net.Socket): void {
+    const { limits } = this.options;
+    const peer = socket.remoteAddress ?? 'unknown';
+    const mine = this.perPeer.get(peer) ?? 0;
+    const refused = this.sockets.size >= limits.maxConnections ? 'maxConnections' : mine >= limits.maxConnectionsPerPeer ? 'maxConnectionsPerPeer' : undefined;
+    if (refused) {
+      this.options.onLimit(refused);
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    this.perPeer.set(peer, mine + 1);
+    socket.once('close', () => this.forget(socket, peer));
+    // Until the gRPC server owns the socket, its errors (a reset) are only the end of it.
+    socket.on('error', () => socket.destroy());
+    this.sniff(socket);
+  }
+
+  private forget(socket: net.Socket, peer: string): void {
+    this.sockets.delete(socket);
+    const left = (this.perPeer.get(peer) ?? 1) - 1;
+    if (left > 0) this.perPeer.set(peer, left);
+    else this.perPeer.delete(peer);
+  }
+
+  /** Reads until the first bytes show HTTP/2 (or TLS), then hands the socket over with them put back. */
+  private sniff(socket: net.Socket): void {
+    let decided = false;
+    const timeoutMs = this.options.limits.handshakeTimeoutMs;
+    let due = performance.now() + timeoutMs;
+    // A deadline that fires late means fulcrum itself was busy (a reconnect storm's initial
+    // syncs): the client's bytes may be waiting unread, so it gets another period instead.
+    // Otherwise the verdict waits one I/O phase (setImmediate) for bytes that did arrive.
+    const expire = (): void => {
+      if (decided) return;
+      if (performance.now() - due > LATE_MS) {
+        due = performance.now() + timeoutMs;
+        timer.refresh();
+        return;
+      }
+      setImmediate(() => {
+        if (decided) return;
+        this.options.onLimit('handshakeTimeoutMs');
+        socket.destroy();
+      });
+    };
+    const timer = setTimeout(expire, timeoutMs);
+    timer.unref();
+    let head: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      const verdict = classify(head, this.options.expect);
+      if (verdict === 'more') return;
+      decided = true;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      if (verdict === 'refuse') {
+        this.options.onRefused('not-grpc');
+        socket.destroy();
+        return;
+      }
+      socket.unshift(head);
+      this.options.inject(socket);
+    };
+    socket.once('close', () => clearTimeout(timer));
+    socket.on('data', onData);
+    socket.resume();
+  }
+}

@@ -1,0 +1,87 @@
+import * as grpc from '@grpc/grpc-js';
+import { describeLimit, type LimitHit, type XdsLimits } from './limits.js';
+
+/** grpc-js's own words for a message over its size limits (stream-decoder.ts, server-interceptors.ts). */
+const TOO_LARGE: readonly { readonly pattern: RegExp; readonly limit: 'maxRequestBytes' | 'maxResponseBytes'; readonly what: string }[] = [
+  { pattern: /^Received message larger than max \((\d+) vs \d+\)$/, limit: 'maxRequestBytes', what: 'request message' },
+  { pattern: /^Received message that decompresses to a size larger than \d+$/, limit: 'maxRequestBytes', what: 'decompressed request message' },
+  { pattern: /^Sent message larger than max \((\d+) vs \d+\)$/, limit: 'maxResponseBytes', what: 'response message' },
+];
+
+/**
+ * Admits gRPC calls (every service on the port) while the caller's address and the server as a
+ * whole hold fewer calls than their limits; refuses the rest with RESOURCE_EXHAUSTED naming the
+ * limit. Also names the limit in grpc-js's own message-size refusals, and counts every refusal.
+ */
+export class StreamGate {
+  private readonly perPeer = new Map<string, number>();
+  private open = 0;
+
+  constructor(
+    private readonly limits: XdsLimits,
+    private readonly onLimit: LimitHit,
+  ) {}
+
+  get streams(): number {
+    return this.open;
+  }
+
+  /** The server interceptor to install (first in the chain: it sees the transport call itself). */
+  readonly interceptor: grpc.ServerInterceptor = (_method, call) => {
+    this.nameSizeRefusals(call);
+    const peer = call.getConnectionInfo().remoteAddress ?? 'unknown';
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        const refused = this.admit(peer);
+        if (refused) {
+          this.onLimit(refused);
+          call.sendStatus({ code: grpc.status.RESOURCE_EXHAUSTED, details: `too many calls: ${describeLimit(this.limits, refused)} reached` });
+          return;
+        }
+        let released = false;
+        // onCancel runs exactly once when the call ends, however it ends (status sent, reset, connection lost).
+        next({
+          onCancel: () => {
+            if (released) return;
+            released = true;
+            this.release(peer);
+          },
+        });
+      },
+    });
+  };
+
+  private admit(peer: string): 'maxStreams' | 'maxStreamsPerPeer' | undefined {
+    const mine = this.perPeer.get(peer) ?? 0;
+    if (this.open >= this.limits.maxStreams) return 'maxStreams';
+    if (mine >= this.limits.maxStreamsPerPeer) return 'maxStreamsPerPeer';
+    this.open += 1;
+    this.perPeer.set(peer, mine + 1);
+    return undefined;
+  }
+
+  private release(peer: string): void {
+    this.open -= 1;
+    const left = (this.perPeer.get(peer) ?? 1) - 1;
+    if (left > 0) this.perPeer.set(peer, left);
+    else this.perPeer.delete(peer);
+  }
+
+  /**
+   * grpc-js refuses an oversized message inside the transport call (from the length prefix,
+   * before buffering it), by calling that call's own sendStatus: no interceptor sees it. So the
+   * first interceptor wraps that one method on the call it is given, to count the refusal and
+   * say which setting refused it.
+   */
+  private nameSizeRefusals(call: grpc.ServerInterceptingCallInterface): void {
+    const send = call.sendStatus.bind(call);
+    call.sendStatus = (status) => {
+      const details = status.details ?? '';
+      const hit = status.code === grpc.status.RESOURCE_EXHAUSTED ? TOO_LARGE.find((t) => t.pattern.test(details)) : undefined;
+      if (!hit) return send(status);
+      this.onLimit(hit.limit);
+      const size = hit.pattern.exec(details)?.[1];
+      send({ ...status, details: `${hit.what}${size ? ` of ${size} bytes` : ''} exceeds ${describeLimit(this.limits, hit.limit)}` });
+    };
+  }
+}

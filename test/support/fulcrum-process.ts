@@ -1,0 +1,55 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Proc } from './proc.js';
+import { waitFor } from './wait.js';
+
+const repo = new URL('../../', import.meta.url).pathname;
+
+export interface FulcrumProcess {
+  readonly proc: Proc;
+  readonly pid: number;
+  readonly xdsPort: number;
+  readonly adminPort: number;
+  /** Resident set size now, in bytes (VmRSS of /proc/<pid>/status). */
+  rss(): number;
+  stop(): Promise<void>;
+}
+
+/** VmRSS of a process, in bytes (0 once it has exited). */
+export function rssOf(pid: number): number {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return 0;
+  }
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  return m?.[1] ? Number(m[1]) * 1024 : 0;
+}
+
+/**
+ * Starts `fulcrum` as its own process (through tsx, as `npm start` does) with the given Node
+ * options (e.g. the shipped `--max-old-space-size=384`), free xDS and admin ports, and waits for
+ * both "listening" log lines. Loading the TypeScript takes seconds on a loaded machine.
+ */
+export async function startFulcrumProcess(opts: {
+  readonly config: string;
+  readonly dataDir: string;
+  readonly nodeOptions?: readonly string[];
+  readonly startMs?: number;
+}): Promise<FulcrumProcess> {
+  const args = [...(opts.nodeOptions ?? []), '--import', 'tsx', 'src/main.ts', '--config', opts.config, '--xds-port', '0', '--admin-port', '0', '--data-dir', opts.dataDir];
+  const child = spawn(process.execPath, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = new Proc('fulcrum', child);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('fulcrum did not start');
+  const found = (re: RegExp) => (): number | undefined => {
+    if (proc.exit !== undefined) throw new Error(`fulcrum ${proc.exit} before listening:\n${proc.tail()}`);
+    const m = re.exec(proc.output.join(''));
+    return m?.[1] ? Number(m[1]) : undefined;
+  };
+  const timeoutMs = opts.startMs ?? 90_000;
+  const xdsPort = await waitFor(found(/"port":(\d+),"msg":"xDS server listening"/), { what: 'xDS server listening', timeoutMs, intervalMs: 100 });
+  const adminPort = await waitFor(found(/"port":(\d+)[^\n]*"msg":"admin (?:API|server) listening"/), { what: 'admin listening', timeoutMs, intervalMs: 100 });
+  return { proc, pid, xdsPort, adminPort, rss: () => rssOf(pid), stop: () => proc.stop() };
+}
