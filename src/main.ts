@@ -8,12 +8,14 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { Etcd3 } from 'etcd3';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { authFromEnv, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { CatalogFeed } from './catalog/catalog-feed.js';
 import { DurableStore } from './catalog/store/durable-store.js';
 import type { Store } from './catalog/store/index.js';
+import { HaReplica } from './ha/replica.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
@@ -57,6 +59,12 @@ export interface FulcrumOptions {
    * (tests, embedding); the command line always passes one (--data-dir, FULCRUM_DATA_DIR, ./data).
    */
   readonly dataDir?: string;
+  /**
+   * Replication: the etcd client and key prefix of the store when `store.kind` is etcd. Given,
+   * this process is one of several replicas: it ticks only the clusters it owns and serves the
+   * others' weights from etcd (src/ha). Omitted (SQLite), it owns every cluster, as one process.
+   */
+  readonly etcd?: { readonly client: Etcd3; readonly prefix: string };
 }
 
 export interface Fulcrum {
@@ -73,6 +81,8 @@ export interface Fulcrum {
   readonly store: Store;
   readonly dataDir: string;
   readonly log: Logger;
+  /** This replica's part in replication (ownership, fencing); undefined on a single node. */
+  readonly ha: HaReplica | undefined;
   stop(): Promise<void>;
 }
 
@@ -103,6 +113,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     store: durable.store,
     dataDir: durable.dir,
     log,
+    ha: parts.ha,
     async stop() {
       await life.stop();
       log.info('stopped');
@@ -179,12 +190,14 @@ interface Parts {
   readonly components: readonly Component[];
   readonly xds: XdsServer;
   readonly admin: { port(): number };
+  readonly ha: HaReplica | undefined;
 }
 
 /** Sources → catalog → weights → publisher, then the servers, signals and readiness. */
 function buildParts(boot: Boot, core: Core, store: Store, options: FulcrumOptions): Parts {
   const { config, log } = boot;
-  const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher]);
+  const ha = options.etcd ? haReplica(boot, core, options.etcd, options) : undefined;
+  const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher, ...(ha ? [ha] : [])]);
   const source = new ConfigSource(options.configPath, { store, log, onReload: (outcome) => core.metrics.configReload(outcome) });
   const discovery = config.kubernetes
     ? new KubernetesDiscovery({ settings: config.kubernetes, log, onChange: (view) => feed.setOverlay((c) => withKubernetes(c, view)) })
@@ -192,7 +205,8 @@ function buildParts(boot: Boot, core: Core, store: Store, options: FulcrumOption
   const weights = new WeightLoop({
     adaptive: core.adaptive,
     signals: core.signals,
-    archive: store,
+    // Replicated, published weights live in etcd (src/ha), written by each cluster's owner.
+    archive: ha ? NO_ARCHIVE : store,
     tickMs: options.engineTickMs ?? config.server.engineTickMs,
     publish: (overrides) => core.publisher.setWeights(overrides),
     onTicked: (ms) => core.metrics.engineTicked(ms),
@@ -206,13 +220,40 @@ function buildParts(boot: Boot, core: Core, store: Store, options: FulcrumOption
     // The config is loaded by now (startFulcrum fails on an invalid one), so readiness is about serving.
     if (xds.port === 0) reasons.push('xDS gRPC server not serving');
     if (discovery && !discovery.synced) reasons.push('kubernetes discovery has not synced');
+    const fenced = ha?.notReady();
+    if (fenced !== undefined) reasons.push(fenced);
     if (stopping.now) reasons.push('shutting down');
     return { ready: reasons.length === 0, reasons };
   };
   const admin = adminServer(boot, core, store, options, ready);
-  const pipeline = [source, feed, ...(discovery ? [discovery] : []), weights, core.publisher];
+  // Replication starts after the catalog (it needs the cluster names) and before the weight loop.
+  const pipeline = [source, feed, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, core.publisher];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
-  return { components: [...pipeline, admin, component('xds', xds), component('signals', core.signals), readiness], xds, admin };
+  return { components: [...pipeline, admin, component('xds', xds), component('signals', core.signals), readiness], xds, admin, ha };
+}
+
+/** Replicated: weights are not archived locally; the owners write them to etcd. */
+const NO_ARCHIVE = { loadWeights: () => new Map<string, ReadonlyMap<string, number>>(), saveAllWeights: () => undefined };
+
+function haReplica({ config, log }: Boot, core: Core, etcd: NonNullable<FulcrumOptions['etcd']>, options: FulcrumOptions): HaReplica {
+  const { replicaId, leaseTtlSeconds, stateRefreshMs } = config.ha;
+  return new HaReplica({
+    client: etcd.client,
+    prefix: etcd.prefix,
+    replicaId: replicaId ?? defaultReplicaId(),
+    leaseTtlSeconds,
+    stateRefreshMs,
+    tickMs: options.engineTickMs ?? config.server.engineTickMs,
+    weights: core.adaptive,
+    signals: core.signals.store,
+    log,
+  });
+}
+
+/** $FULCRUM_REPLICA_ID, else the hostname: the pod name on Kubernetes (a StatefulSet's is stable). */
+export function defaultReplicaId(env: NodeJS.ProcessEnv = process.env): string {
+  const id = env.FULCRUM_REPLICA_ID;
+  return id !== undefined && id !== '' ? id : hostname();
 }
 
 function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions): XdsServer {
