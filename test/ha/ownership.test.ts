@@ -17,6 +17,7 @@ import { driveFleet, etcdClient, fleetCatalog, keyOf, startReplica, stopReplica,
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 const CLUSTERS = 12;
+const LONG_TTL = 20;
 const PREFIX = '/fulcrum-ha-test';
 const keys = haKeys(PREFIX);
 const names = Array.from({ length: CLUSTERS }, (_, c) => `svc-${c}`);
@@ -130,7 +131,8 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
     const ids = [...replicas.map((r) => r.id), 'r5'];
     const theirs = names.filter((c) => rendezvousOwner(c, ids) === 'r5');
     expect(theirs.length).toBeGreaterThan(0);
-    const first = startProcessReplica('r5');
+    // A long lease, so that the restarted process (seconds to start) comes up while its predecessor's keys live.
+    const first = startProcessReplica('r5', LONG_TTL);
     await waitFor(() => theirs.every((c) => lastRecord(c)?.owner === 'r5' && ratio(lastRecord(c)?.overrides, names.indexOf(c)) > 2), {
       what: `r5 steering ${theirs.join(', ')}\n${first.tail()}`,
       timeoutMs: 90_000,
@@ -138,13 +140,16 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
     });
     await first.stop('SIGKILL');
     const old = new Set(theirs.map((c) => lastRecord(c)?.incarnation));
-    const second = startProcessReplica('r5');
+    const second = startProcessReplica('r5', LONG_TTL);
+    await waitFor(() => second.output.join('').includes('ready'), { what: `the new r5 registered\n${second.tail()}`, timeoutMs: 30_000 });
+    const stillHeld = await Promise.all(theirs.map(etcdOwner));
+    expect(stillHeld.some((o) => o === 'r5'), 'the old r5 keys outlive the restart').toBe(true);
     const byNewR5 = (r: WeightRecord): boolean => r.owner === 'r5' && !old.has(r.incarnation);
     await waitFor(() => theirs.every((c) => firstRecordBy(c, byNewR5) !== undefined), { what: `a first publish by the new r5\n${second.tail()}`, timeoutMs: 60_000, intervalMs: 200 });
     for (const c of theirs) expectNoSlosh(c, byNewR5);
     await second.stop('SIGKILL');
-    await waitFor(() => theirs.every((c) => ownersOf(c).length === 1), { what: 'r5 clusters back on r1..r3', timeoutMs: 30_000 });
-  }, scaled(240_000));
+    await waitFor(() => theirs.every((c) => ownersOf(c).length === 1), { what: 'r5 clusters back on r1..r3', timeoutMs: 30_000 + LONG_TTL * 1000 });
+  }, scaled(300_000));
 
   test('with etcd quorum lost no replica ticks and the weights hold; with quorum back ownership resumes', async () => {
     const live = alive();
@@ -179,8 +184,8 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
     return observer.get(keys.owner(cluster)).string();
   }
 
-  function startProcessReplica(id: string): Proc {
-    const env = { ...process.env, HA_ETCD: etcd.endpoints.join(','), HA_PREFIX: PREFIX, HA_ID: id, HA_CLUSTERS: String(CLUSTERS) };
+  function startProcessReplica(id: string, ttlSeconds = DEFAULT_LEASE_TTL_SECONDS): Proc {
+    const env = { ...process.env, HA_ETCD: etcd.endpoints.join(','), HA_PREFIX: PREFIX, HA_ID: id, HA_CLUSTERS: String(CLUSTERS), HA_TTL: String(ttlSeconds) };
     const proc = new Proc(`replica-${id}`, spawn(process.execPath, ['--import', 'tsx', 'test/ha/replica-process.ts'], { cwd: repo, env, stdio: 'pipe' }));
     children.push(proc);
     return proc;
