@@ -147,6 +147,8 @@ export class Ownership {
     }
     const wanted = new Set(this.clusters);
     const live = this.o.members.live();
+    // Not in the member list yet (just registered, the list not loaded): decide nothing on a partial view.
+    if (!live.has(me)) return;
     const work: Promise<void>[] = [];
     for (const c of this.clusters) {
       if (this.busy.has(c)) continue;
