@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import type { Etcd3 } from 'etcd3';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
@@ -16,6 +17,8 @@ import { packageVersion } from './cli/version.js';
 import { DurableStore } from './catalog/store/durable-store.js';
 import { StoreUnavailableError, type CatalogStore } from './catalog/store/index.js';
 import { DataDirLock } from './runtime/data-dir-lock.js';
+import { HaReplica } from './ha/replica.js';
+import { EtcdStore } from './catalog/store/etcd-store.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
@@ -72,6 +75,12 @@ export interface FulcrumOptions {
    * (tests, embedding); the command line always passes one (--data-dir, FULCRUM_DATA_DIR, ./data).
    */
   readonly dataDir?: string;
+  /**
+   * Replication: the etcd client and key prefix of the store when `store.kind` is etcd. Given,
+   * this process is one of several replicas: it ticks only the clusters it owns and serves the
+   * others' weights from etcd (src/ha). Omitted (SQLite), it owns every cluster, as one process.
+   */
+  readonly etcd?: { readonly client: Etcd3; readonly prefix: string };
 }
 
 export interface Fulcrum {
@@ -88,6 +97,8 @@ export interface Fulcrum {
   readonly store: CatalogStore;
   readonly dataDir: string;
   readonly log: Logger;
+  /** This replica's part in replication (ownership, fencing); undefined on a single node. */
+  readonly ha: HaReplica | undefined;
   stop(): Promise<void>;
 }
 
@@ -128,6 +139,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     store: durable.store,
     dataDir: durable.dir,
     log,
+    ha: parts.ha,
     async stop() {
       await life.stop();
       log.info('stopped');
@@ -215,12 +227,15 @@ interface Parts {
   readonly components: readonly Component[];
   readonly xds: XdsServer;
   readonly admin: { port(): number };
+  readonly ha: HaReplica | undefined;
 }
 
 /** Sources → catalog → weights → publisher, then the servers, signals and readiness. */
 function buildParts(boot: Boot, core: Core, store: CatalogStore, options: FulcrumOptions): Parts {
   const { config, log } = boot;
-  const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher]);
+  const etcd = options.etcd ?? (store instanceof EtcdStore ? { client: store.etcd, prefix: store.prefix } : undefined);
+  const ha = etcd ? haReplica(boot, core, etcd, options) : undefined;
+  const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher, ...(ha ? [ha] : [])]);
   const source = new ConfigSource(options.configPath, { store, log, onReload: (outcome) => core.metrics.configReload(outcome) });
   const discovery = config.kubernetes && boot.Discovery
     ? new boot.Discovery({ settings: config.kubernetes, log, onChange: (view) => feed.setOverlay((c) => withKubernetes(c, view)) })
@@ -228,7 +243,8 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const weights = new WeightLoop({
     adaptive: core.adaptive,
     signals: core.signals,
-    archive: store,
+    // Replicated, published weights live in etcd (src/ha), written by each cluster's owner.
+    archive: ha ? NO_ARCHIVE : store,
     tickMs: options.engineTickMs ?? config.server.engineTickMs,
     // An unreachable etcd is logged once by the store's health; not again at every tick.
     onArchiveError: (err) => (err instanceof StoreUnavailableError ? undefined : log.warn({ err }, 'published weights not archived')),
@@ -249,15 +265,42 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     // serving the last good state to connected proxies, but new ones are better sent elsewhere.
     const health = store.health();
     if (!health.writable) reasons.push(`store: ${health.reason ?? 'not writable'}`);
+    const fenced = ha?.notReady();
+    if (fenced !== undefined) reasons.push(fenced);
     if (stopping.now) reasons.push('shutting down');
     return { ready: reasons.length === 0, reasons };
   };
   const admin = adminServer(boot, core, store, options, ready);
   const missing = new MissingSignalsLog({ notices: () => core.adaptive.allMissingSignals(), log });
-  const pipeline = [source, feed, ...(discovery ? [discovery] : []), weights, missing, core.publisher];
+  // Replication starts after the catalog (it needs the cluster names) and before the weight loop.
+  const pipeline = [source, feed, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, missing, core.publisher];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
   const serving = [admin, security.component, xdsComponent(xds, config.server.xds, options), component('signals', core.signals), readiness];
-  return { components: [...pipeline, ...serving], xds, admin };
+  return { components: [...pipeline, ...serving], xds, admin, ha };
+}
+
+/** Replicated: weights are not archived locally; the owners write them to etcd. */
+const NO_ARCHIVE = { loadWeights: () => new Map<string, ReadonlyMap<string, number>>(), saveAllWeights: () => undefined };
+
+function haReplica({ config, log }: Boot, core: Core, etcd: NonNullable<FulcrumOptions['etcd']>, options: FulcrumOptions): HaReplica {
+  const { replicaId, leaseTtlSeconds, stateRefreshMs } = config.ha;
+  return new HaReplica({
+    client: etcd.client,
+    prefix: etcd.prefix,
+    replicaId: replicaId ?? defaultReplicaId(),
+    leaseTtlSeconds,
+    stateRefreshMs,
+    tickMs: options.engineTickMs ?? config.server.engineTickMs,
+    weights: core.adaptive,
+    signals: core.signals.store,
+    log,
+  });
+}
+
+/** $FULCRUM_REPLICA_ID, else the hostname: the pod name on Kubernetes (a StatefulSet's is stable). */
+export function defaultReplicaId(env: NodeJS.ProcessEnv = process.env): string {
+  const id = env.FULCRUM_REPLICA_ID;
+  return id !== undefined && id !== '' ? id : hostname();
 }
 
 interface XdsSecurity {

@@ -46,6 +46,9 @@ export function neverSent(err: Error): boolean {
 }
 
 /** The etcd3 client options: files are read here, so a missing certificate fails at start with its path. */
+/** A constant 300 ms back-off (cockatiel's IBackoff shape: a duration and the next one). */
+const QUICK_WATCH_BACKOFF = { duration: 300, next: () => QUICK_WATCH_BACKOFF };
+
 export function etcdClientOptions(settings: EtcdSettings, read: ReadFile = readFileSync): IOptions {
   const file = (path: string, what: string): Buffer => {
     try {
@@ -66,7 +69,12 @@ export function etcdClientOptions(settings: EtcdSettings, read: ReadFile = readF
     // etcd3 retries a call on another member when gRPC reports it unavailable. A call routed to a
     // member that just died can also stall until its deadline without ever being sent (gRPC-js
     // waits on the dead connection's name resolution): that is safe to send elsewhere too.
-    faultHandling: { global: retry(handleWhen((err) => isRecoverableError(err) || neverSent(err)), { maxAttempts: 3 }) },
+    faultHandling: {
+      global: retry(handleWhen((err) => isRecoverableError(err) || neverSent(err)), { maxAttempts: 3 }),
+      // Watches (the mirror, replication) come back within 300 ms of a member's return; etcd3's
+      // default back-off grows to 30 s, which would keep a replica stale long after etcd healed.
+      watchBackoff: QUICK_WATCH_BACKOFF,
+    },
     ...(tls?.ca !== undefined
       ? {
           credentials: {
