@@ -42,7 +42,7 @@ async function serve(limits: Partial<XdsLimits>, credentials?: grpc.ServerCreden
       maxResourceNames: 100,
       controlPlaneId: 'limits-test',
       limits,
-      ...(credentials ? { credentials } : {}),
+      ...(credentials ? { security: { credentials } } : {}),
       onLimit: (l) => hits.push(l),
       onRefused: (r) => refused.push(r),
     },
