@@ -28,6 +28,9 @@ import { describeControlPlane, startControlPlane, type ControlPlane } from './co
 const REPO = new URL('../..', import.meta.url).pathname;
 const NS = 'fulcrum-demo';
 const CLUSTER = 'fulcrum-demo/echo:http';
+const ADMIN_TOKEN = 'example-admin-token';
+/** The report token the example's sidecar bootstrap presents on its load reports (README set-up). */
+const REPORT_TOKEN = 'fulcrum-demo-report-token';
 /** Two small pods (2 workers) and two large ones (8 workers), as the example's Deployments. */
 const PODS = [
   { ip: '192.0.2.11', large: false },
@@ -108,7 +111,10 @@ describeControlPlane('examples/kubernetes on a real API server', () => {
       dir = await mkdtemp(join(tmpdir(), 'fulcrum-k8s-example-'));
       const configPath = join(dir, 'fulcrum.yaml');
       await writeFile(configPath, baseConfig(cp.kubeconfigPath, await freePort()));
-      fulcrum = await startFulcrum({ configPath, xdsPort: 0, adminPort: 0, logger: pino({ level: 'silent' }), engineTickMs: 500 });
+      // Tokens as the base manifests configure them (admin, read, and the demo's report token), so
+      // signal ingress is closed to anyone without a report token.
+      const auth = { adminTokens: [ADMIN_TOKEN], readTokens: [], reportTokens: [REPORT_TOKEN] };
+      fulcrum = await startFulcrum({ configPath, xdsPort: 0, adminPort: 0, logger: pino({ level: 'silent' }), engineTickMs: 500, auth });
       envoy = await startEnvoyWithBootstrap(sidecarBootstrap(objects, fulcrum.xdsPort), { name: 'envoy[k8s-example]', waitUntil: 'live' });
     }, scaled(240_000));
 
@@ -120,6 +126,13 @@ describeControlPlane('examples/kubernetes on a real API server', () => {
     });
 
     dumpLogsOnFailure(() => envoy);
+
+    test('the sidecar\'s load reports carry the report token and are accepted', async () => {
+      await waitFor(async () => ((await envoy?.stat('load_reporter.responses')) ?? 0) >= 1, { what: 'fulcrum answered the sidecar\'s LRS stream', timeoutMs: 30_000 });
+      const metrics = await (await fetch(`http://127.0.0.1:${fulcrum?.adminPort}/metrics`)).text();
+      expect(metrics).not.toMatch(/fulcrum_grpc_auth_refused_total\{[^}]*surface="report"[^}]*\} [1-9]/);
+      expect((await envoy?.stat('load_reporter.errors')) ?? 0).toBe(0);
+    });
 
     test('the API server accepted every object of the example', () => {
       const kinds = objects.map((o) => `${o.kind}/${o.metadata?.name}`);
@@ -138,7 +151,12 @@ describeControlPlane('examples/kubernetes on a real API server', () => {
       const report = async (): Promise<void> => {
         const time = Date.now();
         const samples = PODS.map((p) => ({ cluster: CLUSTER, endpoint: `${p.ip}:8080`, time, cpu: p.large ? 0.3 : 0.9 }));
-        await fetch(`${admin}/v1/reports`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reporter: 'test', samples }) });
+        const res = await fetch(`${admin}/v1/reports`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${REPORT_TOKEN}` },
+          body: JSON.stringify({ reporter: 'test', samples }),
+        });
+        expect(res.status).toBe(200);
       };
       let seen: Map<string, number> = new Map();
       await waitFor(
@@ -152,7 +170,10 @@ describeControlPlane('examples/kubernetes on a real API server', () => {
         },
         { what: 'Envoy weights the large pods above the small ones', timeoutMs: 60_000, intervalMs: 250 },
       );
-      const weights = (await (await fetch(`${admin}/v1/weights/${encodeURIComponent(CLUSTER)}`)).json()) as { policy: string; missingSignals?: unknown };
+      const weights = (await (await fetch(`${admin}/v1/weights/${encodeURIComponent(CLUSTER)}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as {
+        policy: string;
+        missingSignals?: unknown;
+      };
       expect(weights.policy).toBe('pid');
       expect(weights.missingSignals).toBeUndefined();
     });
