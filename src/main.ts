@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -139,7 +138,7 @@ function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
   const lrs = config.server.loadReporting;
   const metrics = new Metrics({ xdsTypes: PUSH_ORDER.map((t) => SHORT_TYPE[t]), protocols: ['sotw', 'delta'] });
   const registry = proxyRegistry(metrics);
-  const cache = new XdsCache(`${Date.now().toString(36)}${randomBytes(3).toString('hex')}`);
+  const cache = new XdsCache();
   const publisher = new Publisher(
     cache,
     log,

@@ -66,7 +66,7 @@ interface Fixture {
 
 /** An admin app over a real cache and a registry driven by hand (no gRPC). */
 function fixture(overrides: Partial<AdminDeps> = {}): Fixture {
-  const cache = new XdsCache('test');
+  const cache = new XdsCache();
   cache.update(translate(parseConfig(stringify(baseDoc()), 'test.yaml').catalog));
   let t = 1_700_000_000_000;
   const registry = new ProxyRegistry(() => (t += 10));
@@ -228,7 +228,7 @@ describe('routes', () => {
     const metrics = new Metrics({ xdsTypes: ['CDS'], protocols: ['sotw', 'delta'] });
     metrics.trackConnected(() => registry.list().map((r) => r.protocol));
     registry.connect(1, { id: 'a', cluster: 'c', metadata: {}, userAgent: '' }, 'delta', 'ADS', 'p');
-    const app = buildAdminApp({ registry, cache: new XdsCache('m'), metrics, ready: () => ({ ready: true, reasons: [] }) });
+    const app = buildAdminApp({ registry, cache: new XdsCache(), metrics, ready: () => ({ ready: true, reasons: [] }) });
     const res = await app.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
