@@ -56,6 +56,12 @@ export interface FulcrumOptions {
    * (tests, embedding); the command line always passes one (--data-dir, FULCRUM_DATA_DIR, ./data).
    */
   readonly dataDir?: string;
+  /**
+   * This replica's name, shown with its proxies in /v1/proxies (and, with several replicas on
+   * etcd, the key its shared state lives under). Default: FULCRUM_REPLICA_ID, else the host name
+   * (a pod's name in Kubernetes).
+   */
+  readonly replicaId?: string;
 }
 
 export interface Fulcrum {
@@ -71,6 +77,7 @@ export interface Fulcrum {
   readonly signals: Signals;
   readonly store: Store;
   readonly dataDir: string;
+  readonly replicaId: string;
   readonly log: Logger;
   stop(): Promise<void>;
 }
@@ -101,6 +108,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     adminPort: parts.admin.port(),
     store: durable.store,
     dataDir: durable.dir,
+    replicaId: replicaId(options),
     log,
     async stop() {
       await life.stop();
@@ -243,6 +251,7 @@ function adminServer(boot: Boot, core: Core, store: Store, options: FulcrumOptio
   const app = buildAdminApp({
     registry: core.registry,
     cache: core.cache,
+    replica: replicaId(options),
     metrics: core.metrics,
     log,
     store,
@@ -264,6 +273,10 @@ function adminServer(boot: Boot, core: Core, store: Store, options: FulcrumOptio
     },
     stop: () => app.close(),
   };
+}
+
+export function replicaId(options: Pick<FulcrumOptions, 'replicaId'>): string {
+  return options.replicaId ?? (process.env.FULCRUM_REPLICA_ID || hostname());
 }
 
 /** Per endpoint the signals store tracks, the newest CPU utilization reported (endpoints without one are left out). */
@@ -335,11 +348,12 @@ async function cli(): Promise<void> {
       'admin-port': { type: 'string' },
       'admin-address': { type: 'string' },
       'data-dir': { type: 'string' },
+      'replica-id': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: fulcrum --config fulcrum.yaml [--xds-port N] [--xds-address ADDR] [--admin-port N] [--admin-address ADDR] [--data-dir DIR]\n');
+    process.stdout.write('usage: fulcrum --config fulcrum.yaml [--xds-port N] [--xds-address ADDR] [--admin-port N] [--admin-address ADDR] [--data-dir DIR] [--replica-id NAME]\n');
     return;
   }
   let fulcrum: Fulcrum;
@@ -354,6 +368,7 @@ async function cli(): Promise<void> {
           : defaultAdminPort(values['xds-port'] !== undefined ? Number(values['xds-port']) : undefined, 'command line'),
       ...(values['admin-address'] !== undefined ? { adminAddress: values['admin-address'] } : {}),
       dataDir: values['data-dir'] ?? process.env.FULCRUM_DATA_DIR ?? 'data',
+      ...(values['replica-id'] !== undefined ? { replicaId: values['replica-id'] } : {}),
     });
   } catch (err) {
     process.stderr.write(`fulcrum: ${(err as Error).message}\n`);

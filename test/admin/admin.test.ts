@@ -166,7 +166,7 @@ describe('routes', () => {
     expect(Object.keys(dump.types)).toEqual(['CDS', 'EDS', 'LDS', 'RDS']);
     expect(dump.types.CDS?.typeUrl).toBe(TYPE.cluster);
     expect(dump.types.CDS?.resources.map((r) => r.name)).toEqual(['api', 'web']);
-    expect(dump.types.CDS?.resources[0]?.version).toMatch(/^test\./);
+    expect(dump.types.CDS?.resources[0]?.version).toMatch(/^[\w-]{16}$/);
     expect(dump.types.CDS?.resources[1]?.resource).toMatchObject({ name: 'web', type: 'EDS', lb_policy: 'ROUND_ROBIN' });
     const eds = dump.types.EDS?.resources.find((r) => r.name === 'web')?.resource as { endpoints: { lb_endpoints: { load_balancing_weight: { value: number } }[] }[] };
     expect(eds.endpoints[0]?.lb_endpoints[0]?.load_balancing_weight.value).toBe(2);

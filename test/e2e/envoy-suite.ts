@@ -147,7 +147,7 @@ export function envoySuite(mode: XdsMode): void {
 
   it('survives a control-plane restart: Envoy keeps routing, reconnects, converges, drops nothing', async () => {
     const before = JSON.stringify(await webWeights());
-    const ackedVersions = (): string[] => [...(proxy()?.types.values() ?? [])].map((t) => t.ackedVersion ?? '');
+    const ackedVersions = (): Map<string, string> => new Map([...(proxy()?.types ?? [])].map(([type, t]) => [type, t.ackedVersion ?? '']));
     const ackedBefore = ackedVersions();
     let stop = false;
     let errors = 0;
@@ -173,7 +173,9 @@ export function envoySuite(mode: XdsMode): void {
     expect(errors).toBe(0);
     expect(JSON.stringify(await webWeights())).toBe(before);
     // Versions come from content: the new process derives the ones Envoy already holds.
-    expect(ackedBefore).toHaveLength(4);
-    expect(ackedVersions()).toEqual(ackedBefore);
+    const held = [...ackedBefore].filter(([, v]) => v !== '');
+    expect(held.length).toBeGreaterThan(0);
+    const after = ackedVersions();
+    for (const [type, v] of held) expect(after.get(type), type).toBe(v);
   });
 }
