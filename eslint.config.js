@@ -20,6 +20,9 @@ export const ROOMS = {
   signals: { may: ['catalog', 'balancing', 'telemetry', 'runtime', 'xds/envoy-api'] },
   weights: { may: ['catalog', 'balancing', 'telemetry', 'runtime'], types: ['signals', 'xds/publisher'] },
   xds: { may: ['catalog', 'balancing', 'telemetry', 'runtime'] },
+  // Replication on etcd (issue 9): membership, one owner per cluster, weights and signals shared
+  // through etcd. It drives the adaptive weights and the signal store through small interfaces.
+  ha: { may: ['catalog', 'runtime', 'telemetry', 'signals/signal-store'], types: ['balancing'] },
   // Admin validates request bodies with the config file's own rules (sources/config-*).
   admin: { may: ['catalog', 'balancing', 'signals', 'weights', 'xds', 'sources/config-file', 'sources/config-schema', 'telemetry', 'runtime'] },
 };

@@ -12,7 +12,7 @@ import { authFromEnv, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { CatalogFeed } from './catalog/catalog-feed.js';
 import { DurableStore } from './catalog/store/durable-store.js';
-import type { Store } from './catalog/store/index.js';
+import type { CatalogStore } from './catalog/store/index.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
@@ -75,7 +75,7 @@ export interface Fulcrum {
   readonly adaptive: AdaptiveWeights;
   /** Reports, load reports and probes: the inputs of the adaptive weights. */
   readonly signals: Signals;
-  readonly store: Store;
+  readonly store: CatalogStore;
   readonly dataDir: string;
   readonly replicaId: string;
   readonly log: Logger;
@@ -92,7 +92,11 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
   const boot = await readBoot(options);
   const core = buildCore(boot, options);
   const life = new Lifecycle((name, err) => boot.log.error({ err, component: name }, 'component failed to stop'));
-  const durable = new DurableStore(options.dataDir, boot.log, { onWrite: (ms, kind) => core.metrics.storeWritten(kind, ms) });
+  const durable = new DurableStore(options.dataDir, boot.log, {
+    config: boot.config.store,
+    onWrite: (ms, kind) => core.metrics.storeWritten(kind, ms),
+    onHealth: (h) => (h.writable ? boot.log.info('store writable again') : boot.log.error({ reason: h.reason }, 'store refuses writes')),
+  });
   await life.start(durable);
   const parts = await life.guard(() => buildParts(boot, core, durable.store, options));
   await life.start(...parts.components);
@@ -189,7 +193,7 @@ interface Parts {
 }
 
 /** Sources → catalog → weights → publisher, then the servers, signals and readiness. */
-function buildParts(boot: Boot, core: Core, store: Store, options: FulcrumOptions): Parts {
+function buildParts(boot: Boot, core: Core, store: CatalogStore, options: FulcrumOptions): Parts {
   const { config, log } = boot;
   const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher]);
   const source = new ConfigSource(options.configPath, { store, log, onReload: (outcome) => core.metrics.configReload(outcome) });
@@ -201,6 +205,7 @@ function buildParts(boot: Boot, core: Core, store: Store, options: FulcrumOption
     signals: core.signals,
     archive: store,
     tickMs: options.engineTickMs ?? config.server.engineTickMs,
+    onArchiveError: (err) => log.warn({ err }, 'published weights not archived'),
     publish: (overrides) => core.publisher.setWeights(overrides),
     onTicked: (ms) => core.metrics.engineTicked(ms),
   });
@@ -213,6 +218,10 @@ function buildParts(boot: Boot, core: Core, store: Store, options: FulcrumOption
     // The config is loaded by now (startFulcrum fails on an invalid one), so readiness is about serving.
     if (xds.port === 0) reasons.push('xDS gRPC server not serving');
     if (discovery && !discovery.synced) reasons.push('kubernetes discovery has not synced');
+    // Not ready while the store cannot take writes (etcd unreachable or without quorum): xDS keeps
+    // serving the last good state to connected proxies, but new ones are better sent elsewhere.
+    const health = store.health();
+    if (!health.writable) reasons.push(`store: ${health.reason ?? 'not writable'}`);
     if (stopping.now) reasons.push('shutting down');
     return { ready: reasons.length === 0, reasons };
   };
@@ -241,7 +250,7 @@ function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions): 
 type Readiness = () => { ready: boolean; reasons: string[] };
 
 /** The admin HTTP API as a component: listens on start, closes on stop. */
-function adminServer(boot: Boot, core: Core, store: Store, options: FulcrumOptions, ready: Readiness): Component & { port(): number } {
+function adminServer(boot: Boot, core: Core, store: CatalogStore, options: FulcrumOptions, ready: Readiness): Component & { port(): number } {
   const { config, log, adminTls } = boot;
   const settings = config.server.admin;
   const auth = options.auth ?? authWithFiles(authFromEnv(process.env), settings.tokenFiles);

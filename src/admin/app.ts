@@ -3,7 +3,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Store } from '../catalog/store/index.js';
+import type { CatalogStore } from '../catalog/store/index.js';
 import { Authorizer, type AuthConfig } from './auth.js';
 import { errorBody, onError } from './errors.js';
 import { openApiOptions } from './openapi.js';
@@ -42,7 +42,7 @@ export interface AdminDeps extends ProxyRoutesOptions, OpsRoutesOptions {
   /** Request body limit in bytes (default 1 MiB). */
   readonly bodyLimit?: number;
   /** The durable store: enables /v1/clusters (endpoints, policy), /v1/listeners, /v1/audit. */
-  readonly store?: Store;
+  readonly store?: CatalogStore;
   /** The weight engine adapter (AdaptiveWeights): enables /v1/weights/{cluster} and effective weights. */
   readonly weights?: WeightsSource;
   /** Report ingestion (signals' ingestReports bound to its deps): enables POST /v1/reports. */

@@ -46,6 +46,14 @@ export const EWMA_DEFAULTS = {
   weightFloorMs: 1,
 } as const satisfies Required<EwmaOptions>;
 
+/** What an EwmaLatency remembers (null: no sample yet). */
+export interface EwmaMemory {
+  readonly value: number | null;
+  readonly mass: number;
+  readonly count: number;
+  readonly lastAt: number | null;
+}
+
 export class EwmaLatency {
   private readonly keep: number;
   private readonly referenceIntervalMs: number;
@@ -117,6 +125,24 @@ export class EwmaLatency {
   /** Relative weight ∝ 1 / max(score, weightFloorMs). Always finite and > 0. */
   weight(): number {
     return 1 / Math.max(this.score(), this.weightFloorMs);
+  }
+
+  /** The estimator's memory, JSON-safe: what a successor needs to continue. */
+  snapshot(): EwmaMemory {
+    return { value: this.value ?? null, mass: this.mass, count: this.count, lastAt: this.lastAt ?? null };
+  }
+
+  /** Continues from a snapshot (another replica's); invalid fields leave the estimator empty. */
+  restore(m: EwmaMemory): void {
+    const valid = m.value !== null && Number.isFinite(m.value) && m.value >= 0 && Number.isFinite(m.mass) && m.mass >= 0;
+    if (!valid || m.lastAt === null || !Number.isFinite(m.lastAt) || !Number.isInteger(m.count) || m.count < 0) {
+      this.reset();
+      return;
+    }
+    this.value = m.value ?? undefined;
+    this.mass = m.mass;
+    this.count = m.count;
+    this.lastAt = m.lastAt;
   }
 
   reset(): void {

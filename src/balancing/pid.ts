@@ -70,6 +70,14 @@ export interface PidStep {
   readonly antiWindup: boolean;
 }
 
+/** What a PidController remembers between updates (null: nothing yet). */
+export interface PidMemory {
+  readonly integral: number;
+  readonly lastD: number;
+  readonly lastMeasurement: number | null;
+  readonly lastAt: number | null;
+}
+
 export class PidController {
   private gains: PidGains;
   private readonly outputMin: number;
@@ -143,6 +151,20 @@ export class PidController {
 
   setGains(gains: Partial<PidGains>): void {
     this.gains = checkGains({ ...this.gains, ...gains });
+  }
+
+  /** The controller's memory (not its gains), JSON-safe: what a successor needs to continue. */
+  snapshot(): PidMemory {
+    return { integral: this.integral, lastD: this.lastD, lastMeasurement: this.lastMeasurement ?? null, lastAt: this.lastAt ?? null };
+  }
+
+  /** Continues from a snapshot (another replica's); values outside the output range are clamped. */
+  restore(m: PidMemory): void {
+    const finite = (v: number | null): number | undefined => (v !== null && Number.isFinite(v) ? v : undefined);
+    this.integral = this.clamp(finite(m.integral) ?? this.initialIntegral());
+    this.lastD = finite(m.lastD) ?? 0;
+    this.lastMeasurement = finite(m.lastMeasurement);
+    this.lastAt = this.lastMeasurement === undefined ? undefined : finite(m.lastAt);
   }
 
   /** Forgets all history (soft state: the weight engine rebuilds it after a restart). */

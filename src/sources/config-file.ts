@@ -1,4 +1,6 @@
 import { isIP } from 'node:net';
+import type { StoreConfig } from '../catalog/store/etcd-client.js';
+import { storeProblems, toStoreConfig } from './store-schema.js';
 import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
 import { choosePolicy, type HashKey } from '../catalog/auto-policy.js';
@@ -55,6 +57,8 @@ export interface LoadedConfig {
   readonly server: ServerSettings;
   /** Present when Kubernetes discovery is enabled. */
   readonly kubernetes?: KubernetesSettings;
+  /** `store:`; sqlite when absent. */
+  readonly store: StoreConfig;
 }
 
 export interface ConfigProblem {
@@ -112,7 +116,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const kubernetes: KubernetesSettings | undefined = k?.enabled
     ? { nodeTopology: k.nodeTopology ?? false, ...(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {}), ...(k.context ? { context: k.context } : {}), ...(k.namespace ? { namespace: k.namespace } : {}) }
     : undefined;
-  return { catalog: toCatalog(raw), server: toServer(raw), ...(kubernetes ? { kubernetes } : {}) };
+  return { catalog: toCatalog(raw), server: toServer(raw), store: toStoreConfig(raw.store), ...(kubernetes ? { kubernetes } : {}) };
 }
 
 /** A union of string literals (an enum) is reported with its allowed values, not TypeBox's "Expected union value". */
@@ -144,6 +148,7 @@ function checkSemantics(cfg: ConfigFile): ConfigProblem[] {
   });
   const listenerNames = listenerProblems(cfg, clusterNames, problems);
   nodeGroupProblems(cfg, clusterNames, listenerNames, problems);
+  problems.push(...storeProblems(cfg.store));
   return problems;
 }
 

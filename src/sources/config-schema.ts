@@ -2,6 +2,7 @@ import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox
 import { UTILIZATION_METRICS } from '../catalog/policy.js';
 import { HEALTH_STATUSES, LB_POLICIES } from '../catalog/types.js';
 import { protectionProperties } from './protection-schema.js';
+import { StoreSchema } from './store-schema.js';
 
 /**
  * The config file's shape, as JSON Schema (TypeBox), so validation errors carry a path.
@@ -295,6 +296,8 @@ const ServerSchema = Type.Object(
 export const ConfigFileSchema = Type.Object(
   {
     server: Type.Optional(ServerSchema),
+    /** Where desired state lives: sqlite (default, one node) or etcd (several replicas). */
+    store: Type.Optional(StoreSchema),
     clusters: Type.Optional(Type.Array(ClusterSchema, { maxItems: 100_000 })),
     listeners: Type.Optional(Type.Array(ListenerSchema, { maxItems: 10_000 })),
     nodeGroups: Type.Optional(Type.Array(NodeGroupSchema)),

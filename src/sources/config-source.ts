@@ -1,11 +1,11 @@
-import type { SeedResult } from '../catalog/store/index.js';
+import type { MaybePromise, SeedResult } from '../catalog/store/index.js';
 import type { Catalog } from '../catalog/types.js';
 import type { Component } from '../runtime/lifecycle.js';
 import { ConfigWatcher } from './config-watcher.js';
 
 export interface ConfigSourceOptions {
   /** Where the file's clusters, listeners and node groups go (the store's `file` rows). */
-  readonly store: { seedFromConfig(catalog: Catalog, opts: { readonly actor: string }): SeedResult };
+  readonly store: { seedFromConfig(catalog: Catalog, opts: { readonly actor: string }): MaybePromise<SeedResult> };
   readonly log: {
     info(obj: object, msg: string): void;
     warn(obj: object, msg: string): void;
@@ -24,6 +24,8 @@ export interface ConfigSourceOptions {
 export class ConfigSource implements Component {
   readonly name = 'config-file';
   private readonly watcher: ConfigWatcher;
+  /** Reloads seed one after another, in file order, even when the store answers asynchronously. */
+  private seeding: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly path: string,
@@ -34,7 +36,7 @@ export class ConfigSource implements Component {
 
   /** The watcher re-reads the file, so an edit made since the first read is not lost. */
   async start(): Promise<void> {
-    this.seed((await this.watcher.start()).catalog);
+    await this.seed((await this.watcher.start()).catalog);
   }
 
   stop(): void {
@@ -44,7 +46,11 @@ export class ConfigSource implements Component {
   private reloaded(catalog: Catalog): void {
     this.options.onReload?.('ok');
     this.options.log.info({ file: this.path, clusters: catalog.clusters.length, listeners: catalog.listeners.length }, 'config reloaded');
-    this.seed(catalog);
+    this.seeding = this.seeding.then(() =>
+      this.seed(catalog).catch((err: unknown) =>
+        this.options.log.error({ file: this.path, err }, 'config reload could not be stored; will apply at the next edit or restart'),
+      ),
+    );
   }
 
   private rejected(err: Error): void {
@@ -52,8 +58,8 @@ export class ConfigSource implements Component {
     this.options.log.error({ file: this.path, error: err.message }, 'config edit rejected; serving the last good config');
   }
 
-  private seed(catalog: Catalog): void {
-    const result = this.options.store.seedFromConfig(catalog, { actor: 'config-file' });
+  private async seed(catalog: Catalog): Promise<void> {
+    const result = await this.options.store.seedFromConfig(catalog, { actor: 'config-file' });
     for (const c of result.conflicts) {
       this.options.log.warn({ kind: c.kind, name: c.name, owner: c.owner }, 'config file defines a name another source owns; keeping that source\'s version');
     }

@@ -1,3 +1,4 @@
+import type { ExportedClusterState } from '../balancing/engine/index.js';
 import type { ProbeResult, Sample, ClusterTick, Explanation } from '../balancing/engine/types.js';
 import { WeightEngine } from '../balancing/engine/weight-engine.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
@@ -14,6 +15,11 @@ export class AdaptiveWeights {
   private clusters = new Map<string, Cluster>();
   private last = new Map<string, ClusterTick>();
   private overrides: WeightOverrides = new Map();
+  /** Which clusters this replica ticks (all, unless replicated: see src/ha). */
+  private owns: (cluster: string) => boolean = () => true;
+  /** Overrides published by the owners of the clusters this replica does not tick. */
+  private readonly remote = new Map<string, ReadonlyMap<string, EndpointOverride>>();
+  private remoteChanged = false;
 
   constructor(engine = new WeightEngine()) {
     this.engine = engine;
@@ -52,23 +58,50 @@ export class AdaptiveWeights {
     this.engine.observeProbe(cluster, endpoint, result);
   }
 
+  /**
+   * Replicated mode (src/ha): from now on only the clusters `owns` accepts are ticked here; the
+   * others publish what `setRemote` last gave for them. Single replica: every cluster is owned.
+   */
+  setOwnership(owns: (cluster: string) => boolean): void {
+    this.owns = owns;
+  }
+
+  /** The overrides a cluster's owner published (another replica); undefined forgets them. */
+  setRemote(cluster: string, overrides: ReadonlyMap<string, EndpointOverride> | undefined): void {
+    if (overrides === undefined) this.remote.delete(cluster);
+    else this.remote.set(cluster, overrides);
+    this.remoteChanged = true;
+  }
+
+  /** The cluster's controller state for a successor (see WeightEngine.exportClusterState). */
+  exportState(cluster: string): ExportedClusterState | undefined {
+    return this.engine.exportClusterState(cluster);
+  }
+
+  /** Continues a cluster from its previous owner's state; the endpoints restored. */
+  importState(cluster: string, state: ExportedClusterState): number {
+    return this.engine.importClusterState(cluster, state);
+  }
+
   /** Runs one engine tick; returns the new overrides when anything published changed, else undefined. */
   tick(now: number): WeightOverrides | undefined {
-    const result = this.engine.tick(now);
-    let changed = false;
-    const out = new Map<string, Map<string, EndpointOverride>>();
+    const owns = this.owns;
+    const result = this.engine.tick(now, owns);
+    let changed = this.remoteChanged;
+    this.remoteChanged = false;
+    const out = new Map<string, ReadonlyMap<string, EndpointOverride>>();
     for (const [name, t] of result.clusters) {
       const c = this.clusters.get(name);
       if (!c) continue;
       this.last.set(name, t);
       if (t.changed) changed = true;
-      const adaptive = c.weighting.kind !== 'static';
-      const perEndpoint = new Map<string, EndpointOverride>();
-      for (const [key, weight] of t.weights) {
-        const unhealthy = t.health.get(key) === 'UNHEALTHY';
-        if (adaptive || unhealthy) perEndpoint.set(key, { ...(adaptive ? { weight } : {}), ...(unhealthy ? { health: 'UNHEALTHY' as const } : {}) });
-      }
+      const perEndpoint = overridesOf(t, c.weighting.kind !== 'static');
       if (perEndpoint.size > 0) out.set(name, perEndpoint);
+    }
+    for (const name of this.clusters.keys()) {
+      // Not owned and nothing from the owner yet (a hand-over in flight): keep what is published.
+      const remote = owns(name) ? undefined : (this.remote.get(name) ?? this.overrides.get(name));
+      if (remote !== undefined && remote.size > 0) out.set(name, remote);
     }
     if (!changed && sameKeys(out, this.overrides)) return undefined;
     this.overrides = out;
@@ -98,6 +131,16 @@ export class AdaptiveWeights {
     }
     return out;
   }
+}
+
+/** What a tick publishes for a cluster: adaptive weights, and UNHEALTHY where probes failed. */
+function overridesOf(t: ClusterTick, adaptive: boolean): Map<string, EndpointOverride> {
+  const perEndpoint = new Map<string, EndpointOverride>();
+  for (const [key, weight] of t.weights) {
+    const unhealthy = t.health.get(key) === 'UNHEALTHY';
+    if (adaptive || unhealthy) perEndpoint.set(key, { ...(adaptive ? { weight } : {}), ...(unhealthy ? { health: 'UNHEALTHY' as const } : {}) });
+  }
+  return perEndpoint;
 }
 
 function sameKeys(a: WeightOverrides, b: WeightOverrides): boolean {

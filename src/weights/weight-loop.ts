@@ -1,3 +1,4 @@
+import type { MaybePromise } from '../catalog/store/catalog-store.js';
 import type { WeightOverrides } from '../catalog/weight-overrides.js';
 import type { Component } from '../runtime/lifecycle.js';
 import type { SignalListener } from '../signals/signal-store.js';
@@ -6,7 +7,7 @@ import type { AdaptiveWeights } from './adaptive-weights.js';
 /** Where published weights outlive the process (the durable store). */
 export interface WeightArchive {
   loadWeights(): ReadonlyMap<string, ReadonlyMap<string, number>>;
-  saveAllWeights(weights: ReadonlyMap<string, ReadonlyMap<string, number>>): void;
+  saveAllWeights(weights: ReadonlyMap<string, ReadonlyMap<string, number>>): MaybePromise<void>;
 }
 
 export interface WeightLoopOptions {
@@ -19,6 +20,11 @@ export interface WeightLoopOptions {
   readonly publish: (overrides: WeightOverrides) => void;
   /** How long each periodic tick took (metrics). */
   readonly onTicked?: (ms: number) => void;
+  /**
+   * Saving the published weights failed (e.g. etcd unreachable). They are published anyway: the
+   * archive only serves a restart or a hand-over. Default: a process warning.
+   */
+  readonly onArchiveError?: (err: unknown) => void;
   readonly now?: () => number;
 }
 
@@ -60,7 +66,17 @@ export class WeightLoop implements Component {
     onTicked?.(performance.now() - started);
     if (!overrides) return;
     publish(overrides);
-    archive.saveAllWeights(adaptive.adaptiveWeights());
+    this.archive(archive, adaptive.adaptiveWeights());
+  }
+
+  private archive(archive: WeightArchive, weights: ReadonlyMap<string, ReadonlyMap<string, number>>): void {
+    const failed = this.options.onArchiveError ?? ((err: unknown) => process.emitWarning(`fulcrum could not archive weights: ${String(err)}`));
+    try {
+      const saving = archive.saveAllWeights(weights);
+      if (saving instanceof Promise) saving.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
   }
 
   private resume(): void {

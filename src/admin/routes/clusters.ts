@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { ClusterInput, ClusterRecord, Store } from '../../catalog/store/index.js';
+import type { ClusterInput, ClusterRecord, CatalogStore } from '../../catalog/store/index.js';
 import { ClusterIn, ClusterView } from '../api-schemas.js';
 import { ApiError, clusterView, parseClusterBody } from '../resources.js';
 import { namedResourceRoutes, type NamedResource } from './crud.js';
@@ -14,7 +14,7 @@ const quoted = (names: readonly string[]): string => names.map((n) => JSON.strin
 const plural = (noun: string, names: readonly string[]): string => `${noun}${names.length > 1 ? 's' : ''} ${quoted(names)}`;
 
 /** 409 while a listener routes to the cluster or a node group serves it. */
-function assertUnreferenced(store: Store, name: string): void {
+function assertUnreferenced(store: CatalogStore, name: string): void {
   const listeners = store.listListeners().filter((l) => l.routes.some((r) => r.cluster === name)).map((l) => l.name);
   const groups = store.listNodeGroups().filter((g) => g.clusters.includes(name)).map((g) => g.nodeCluster);
   if (listeners.length === 0 && groups.length === 0) return;
@@ -22,7 +22,7 @@ function assertUnreferenced(store: Store, name: string): void {
   throw new ApiError(409, `cluster "${name}" is still referenced by ${by}; remove those references first`, undefined, 'REFERENCED');
 }
 
-function clusters(store: Store): NamedResource<ClusterRecord, typeof ClusterIn, ClusterInput> {
+function clusters(store: CatalogStore): NamedResource<ClusterRecord, typeof ClusterIn, ClusterInput> {
   return {
     kind: 'cluster',
     plural: 'clusters',

@@ -1,5 +1,5 @@
 import type { Static, TSchema } from '@sinclair/typebox';
-import type { Meta, WriteOptions, WriteResult } from '../../catalog/store/index.js';
+import type { MaybePromise, Meta, WriteOptions, WriteResult } from '../../catalog/store/index.js';
 import { withEtag } from '../preconditions.js';
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { apiWriteOptions, notFound, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
@@ -23,10 +23,10 @@ export interface NamedResource<Rec extends NamedRecord, In extends TSchema, Inpu
   view(rec: Rec): unknown;
   /** A validated PUT body → the store's input (400 naming the field, 409 on a clash). */
   parse(body: Static<In>, name: string): Input;
-  put(input: Input, options: WriteOptions): WriteResult;
+  put(input: Input, options: WriteOptions): MaybePromise<WriteResult>;
   /** 409 while something still needs the resource; checked after ownership and preconditions. */
   assertDeletable?(name: string): void;
-  delete(name: string, options: WriteOptions): WriteResult;
+  delete(name: string, options: WriteOptions): MaybePromise<WriteResult>;
 }
 
 export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema, Input>(
@@ -66,7 +66,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
       const { name } = request.params;
       const existing = r.get(name);
       const options = apiWriteOptions(request, actorOf, target(name, existing));
-      const { revision } = r.put(r.parse(request.body, name), options);
+      const { revision } = await r.put(r.parse(request.body, name), options);
       if (!existing) reply.header('location', `${url}/${encodeURIComponent(name)}`);
       return withEtag(reply, revision, existing ? 200 : 201, r.view(getOr404(name)));
     },
@@ -79,7 +79,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
       const { name } = request.params;
       const options = apiWriteOptions(request, actorOf, target(name, getOr404(name)));
       r.assertDeletable?.(name);
-      const { revision } = r.delete(name, options);
+      const { revision } = await r.delete(name, options);
       return { deleted: name, revision };
     },
   );

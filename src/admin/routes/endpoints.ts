@@ -144,7 +144,7 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
       const cluster = requireCluster(store, p.name);
       const existing = store.getEndpoint(p.name, p.address, p.port);
       const options = apiWriteOptions(request, actorOf, target(p, cluster.owner, existing?.revision));
-      const { revision } = store.putEndpoint(p.name, parseEndpointBody(request.body, p.address, p.port), options);
+      const { revision } = await store.putEndpoint(p.name, parseEndpointBody(request.body, p.address, p.port), options);
       if (!existing) reply.header('location', endpointUrl(p));
       return withEtag(reply, revision, existing ? 200 : 201, status(getOr404(p)));
     },
@@ -164,7 +164,7 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
       checkAddress(p.address);
       const cluster = requireCluster(store, p.name);
       const options = apiWriteOptions(request, actorOf, target(p, cluster.owner, getOr404(p).revision));
-      const { revision } = store.removeEndpoint(p.name, p.address, p.port, options);
+      const { revision } = await store.removeEndpoint(p.name, p.address, p.port, options);
       return { deleted: endpointName(p), revision };
     },
   );
@@ -182,7 +182,7 @@ function endpointStateRoute(
       schema: securedRoute('clusters', summary, {
         params: EndpointParams,
         headers: Conditional,
-        response: { 200: EndpointStatus, 404: WRITE_ERRORS[404], 412: WRITE_ERRORS[412] },
+        response: { 200: EndpointStatus, 404: WRITE_ERRORS[404], 412: WRITE_ERRORS[412], 503: WRITE_ERRORS[503] },
       }),
     },
     async (request, reply) => {
@@ -190,7 +190,7 @@ function endpointStateRoute(
       checkAddress(p.address);
       const e = getOr404(p);
       const ifMatch = storeIfMatch(readPreconditions(request.headers), e.revision, `endpoint ${p.address}:${p.port}`);
-      const { revision } = store.setEndpointState(p.name, p.address, p.port, state, { actor: actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}) });
+      const { revision } = await store.setEndpointState(p.name, p.address, p.port, state, { actor: actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}) });
       return withEtag(reply, revision, 200, status(getOr404(p)));
     },
   );

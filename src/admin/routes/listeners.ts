@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { ListenerRecord, Store } from '../../catalog/store/index.js';
+import type { ListenerRecord, CatalogStore } from '../../catalog/store/index.js';
 import type { Listener } from '../../catalog/types.js';
 import { ListenerIn, ListenerView } from '../api-schemas.js';
 import { ApiError, listenerView, parseListenerBody } from '../resources.js';
@@ -12,13 +12,13 @@ import type { StoreRoutesOptions } from './store-access.js';
 const ListenerList = Type.Object({ count: Type.Integer(), listeners: Type.Array(ListenerView) });
 
 /** 409 when another listener already binds the socket address. */
-function assertAddressFree(store: Store, listener: Listener): void {
+function assertAddressFree(store: CatalogStore, listener: Listener): void {
   if (listener.kind !== 'socket') return;
   const clash = store.listListeners().find((l) => l.name !== listener.name && l.kind === 'socket' && l.address === listener.address && l.port === listener.port);
   if (clash) throw new ApiError(409, `${listener.address}:${listener.port} is already used by listener "${clash.name}"`, '/body/port', 'ADDRESS_IN_USE');
 }
 
-function listeners(store: Store): NamedResource<ListenerRecord, typeof ListenerIn, Listener> {
+function listeners(store: CatalogStore): NamedResource<ListenerRecord, typeof ListenerIn, Listener> {
   return {
     kind: 'listener',
     plural: 'listeners',

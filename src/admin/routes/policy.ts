@@ -30,14 +30,14 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
   );
 
   /** One read-modify-write, with the revision read as If-Match (the client's own, when it sent one). */
-  const patchOnce = (request: FastifyRequest, name: string, patch: Record<string, unknown>): WriteResult => {
+  const patchOnce = async (request: FastifyRequest, name: string, patch: Record<string, unknown>): Promise<WriteResult> => {
     const rec = requireCluster(store, name);
     assertApiOwned('cluster', name, rec.owner);
     const ifMatch = storeIfMatch(readPreconditions(request.headers), rec.revision, `cluster "${name}"`) ?? rec.revision;
     const merged = applyPolicyPatch(clusterSettingsEntry(rec), patch);
     // The endpoints go along so `auto` sees how many there are; the store is not given them.
     const { endpoints: _endpoints, ...input } = parseClusterBody({ ...(merged as ClusterIn), endpoints: rec.endpoints.map(endpointEntry) }, name);
-    return store.putCluster(input, { owner: 'api', actor: actorOf(request), ifMatch });
+    return await store.putCluster(input, { owner: 'api', actor: actorOf(request), ifMatch });
   };
 
   app.patch(
@@ -56,7 +56,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
       // Without the client's own precondition, a concurrent writer just means: read again and re-apply.
       for (let attempt = 1; ; attempt++) {
         try {
-          const { revision } = patchOnce(request, name, request.body as Record<string, unknown>);
+          const { revision } = await patchOnce(request, name, request.body as Record<string, unknown>);
           return withEtag(reply, revision, 200, policyView(requireCluster(store, name), SAFETY_DEFAULT_VALUES));
         } catch (err) {
           if (!(err instanceof ConflictError) || preconditions || attempt >= PATCH_ATTEMPTS) throw err;

@@ -27,6 +27,7 @@ export const WRITE_ERRORS = {
   404: errorOf('Unknown cluster, endpoint or listener'),
   409: errorOf('Conflict: owned by another source (code OWNED_ELSEWHERE), still referenced (REFERENCED), or address in use (ADDRESS_IN_USE)'),
   412: errorOf('If-Match / If-None-Match precondition failed (code REVISION_MISMATCH); nothing was written'),
+  503: errorOf('The store cannot take writes now (code STORE_UNAVAILABLE: etcd unreachable or without quorum); reads keep working'),
 } as const;
 
 /** The documented 404 of a read of one named resource. */

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import type { ClusterRecord, Owner, ResourceKind, Store, WriteOptions } from '../../catalog/store/index.js';
+import type { ClusterRecord, Owner, ResourceKind, CatalogStore, WriteOptions } from '../../catalog/store/index.js';
 import { assertApiOwned, readPreconditions, storeIfMatch } from '../preconditions.js';
 import { ApiError } from '../resources.js';
 
@@ -11,7 +11,7 @@ export type AdminInstance = Parameters<FastifyPluginAsyncTypebox>[0];
 
 /** What every plugin over the durable store is registered with. */
 export interface StoreRoutesOptions {
-  readonly store: Store;
+  readonly store: CatalogStore;
   /** The audit actor of a request (set by the auth hook). */
   readonly actorOf: (request: FastifyRequest) => string;
 }
@@ -21,7 +21,7 @@ export function notFound(what: string): never {
   throw new ApiError(404, `${what} does not exist`, undefined, 'NOT_FOUND');
 }
 
-export function requireCluster(store: Store, name: string): ClusterRecord {
+export function requireCluster(store: CatalogStore, name: string): ClusterRecord {
   return store.getCluster(name) ?? notFound(`cluster ${JSON.stringify(name)}`);
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { SAFETY_RULES, type ClusterTick, type Explanation } from '../../balancing/engine/types.js';
-import type { ClusterRecord, Store } from '../../catalog/store/index.js';
+import type { ClusterRecord, CatalogStore } from '../../catalog/store/index.js';
 import type { WeightOverrides } from '../../catalog/weight-overrides.js';
 import { ResourceName } from '../api-schemas.js';
 import { ApiError } from '../resources.js';
@@ -21,7 +21,7 @@ export interface WeightsSource {
 export interface WeightsRoutesOptions {
   readonly weights: WeightsSource;
   /** The clusters' declared policy and static weights, before the engine has ticked. */
-  readonly store?: Store;
+  readonly store?: CatalogStore;
 }
 
 const num = (description?: string) => Type.Optional(Type.Number(description ? { description } : {}));

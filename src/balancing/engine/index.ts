@@ -1,3 +1,4 @@
 /** The weight engine: policy + samples + probes → integer weights and health, explained. */
 export { WeightEngine } from './weight-engine.js';
 export * from './types.js';
+export { CLUSTER_EXPORT_VERSION, type ExportedClusterState, type ExportedEndpoint } from './cluster-export.js';

@@ -67,6 +67,7 @@
 import { EwmaLatency } from '../ewma.js';
 import { HealthTracker, type HealthTransition } from '../health.js';
 import { PidController } from '../pid.js';
+import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ErrorWindow } from './error-window.js';
 import { TickExplanations } from './explanations.js';
 import type { ClusterState, EndpointState, PidConfig } from './state.js';
@@ -344,10 +345,33 @@ export class WeightEngine {
     return this.clusters.get(cluster)?.lastWeights;
   }
 
-  tick(now: number): TickResult {
+  /**
+   * The cluster's controller state as JSON (see cluster-export.ts), for a replica that takes the
+   * cluster over; undefined for an unknown cluster or one that has not ticked yet.
+   */
+  exportClusterState(cluster: string): ExportedClusterState | undefined {
+    const c = this.clusters.get(cluster);
+    return c === undefined ? undefined : exportCluster(c);
+  }
+
+  /**
+   * Continues a cluster from another engine's export: its next tick is anchored on the exported
+   * published weights, so it moves no endpoint beyond the step limit. Returns the endpoints
+   * restored (0 for an unknown cluster).
+   */
+  importClusterState(cluster: string, state: ExportedClusterState): number {
+    const c = this.clusters.get(cluster);
+    return c === undefined ? 0 : importCluster(c, state);
+  }
+
+  /**
+   * Ticks every cluster, or only those `only` accepts (a replica ticks the clusters it owns; the
+   * others keep their state untouched until it owns them).
+   */
+  tick(now: number, only?: (cluster: string) => boolean): TickResult {
     if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
     const clusters = new Map<string, ClusterTick>();
-    for (const c of this.clusters.values()) clusters.set(c.name, this.tickCluster(c, now));
+    for (const c of this.clusters.values()) if (only === undefined || only(c.name)) clusters.set(c.name, this.tickCluster(c, now));
     return { now, clusters };
   }
 

@@ -2,23 +2,34 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Component } from '../../runtime/lifecycle.js';
-import { openStore, type Store, type StoreOptions } from './store.js';
+import type { CatalogStore, StoreHealth } from './catalog-store.js';
+import { DEFAULT_STORE_CONFIG, type StoreConfig } from './etcd-client.js';
+import { openEtcdStore } from './etcd-store.js';
+import { openStore, type StoreOptions } from './store.js';
+
+export interface DurableStoreOptions extends StoreOptions {
+  /** Which store to open (the config file's `store:`); default SQLite in the data directory. */
+  readonly config?: StoreConfig;
+  /** etcd only: writes refused / resumed. */
+  readonly onHealth?: (health: StoreHealth) => void;
+}
 
 /**
- * The store as a component: starting opens it in its data directory, or, when none is given
- * (tests, embedding), in a temporary one that stopping removes.
+ * The store as a component: starting opens the configured kind. SQLite lives in the data
+ * directory or, when none is given (tests, embedding), in a temporary one that stopping removes;
+ * etcd needs no local state (a replica on an empty disk rebuilds everything from etcd).
  */
 export class DurableStore implements Component {
   readonly name = 'store';
-  private opened: { store: Store; dir: string; temporary: boolean } | undefined;
+  private opened: { store: CatalogStore; dir: string; temporary: boolean } | undefined;
 
   constructor(
     private readonly dataDir: string | undefined,
     private readonly log: { warn(obj: object, msg: string): void },
-    private readonly options: StoreOptions = {},
+    private readonly options: DurableStoreOptions = {},
   ) {}
 
-  get store(): Store {
+  get store(): CatalogStore {
     return this.open().store;
   }
 
@@ -27,11 +38,17 @@ export class DurableStore implements Component {
   }
 
   async start(): Promise<void> {
+    const { config = DEFAULT_STORE_CONFIG, onHealth, ...options } = this.options;
+    if (config.kind === 'etcd') {
+      const store = await openEtcdStore(config.etcd, { ...options, ...(onHealth ? { onHealth } : {}) });
+      this.opened = { store, dir: this.dataDir ?? '', temporary: false };
+      return;
+    }
     const temporary = this.dataDir === undefined;
     const dir = this.dataDir ?? (await mkdtemp(join(tmpdir(), 'fulcrum-data-')));
     if (temporary) this.log.warn({ dir }, 'no data directory given: state is kept in a temporary directory and lost at stop');
     try {
-      this.opened = { store: openStore(dir, this.options), dir, temporary };
+      this.opened = { store: openStore(dir, options), dir, temporary };
     } catch (err) {
       if (temporary) await rm(dir, { recursive: true, force: true });
       throw err;
@@ -41,11 +58,11 @@ export class DurableStore implements Component {
   async stop(): Promise<void> {
     const opened = this.opened;
     if (!opened) return;
-    opened.store.close();
+    await opened.store.close();
     if (opened.temporary) await rm(opened.dir, { recursive: true, force: true });
   }
 
-  private open(): { store: Store; dir: string } {
+  private open(): { store: CatalogStore; dir: string } {
     if (!this.opened) throw new Error('the store is not open: start it first');
     return this.opened;
   }

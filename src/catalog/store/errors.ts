@@ -63,3 +63,32 @@ export class NotFoundError extends StoreError {
     this.name = 'NotFoundError';
   }
 }
+
+/**
+ * The store cannot take writes now (etcd unreachable, no quorum, or this replica's view is behind):
+ * nothing was acknowledged. Reads keep being served from the last good state (fail static).
+ * After a timeout the write's outcome is unknown: re-read before retrying.
+ */
+export class StoreUnavailableError extends StoreError {
+  readonly status = 503;
+  readonly code = 'STORE_UNAVAILABLE';
+  constructor(readonly reason: string) {
+    super(`the store cannot take writes now: ${reason}`);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** A value larger than the store accepts in one request (etcd: 1.5 MiB by default). Nothing was written. */
+export class StoreLimitError extends StoreError {
+  readonly status = 413;
+  readonly code = 'TOO_LARGE';
+  constructor(
+    readonly kind: ResourceKind | 'weights',
+    readonly resource: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(`${kind} "${resource}" is ${bytes} bytes once stored, over the store's limit of ${limit} bytes per write; split it up`);
+    this.name = 'StoreLimitError';
+  }
+}

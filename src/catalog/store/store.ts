@@ -37,7 +37,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { endpointName } from '../endpoint-key.js';
 import type { Catalog, Cluster, Endpoint, HealthStatus, Listener, NodeGroup } from '../types.js';
-import { ConflictError, NotFoundError, OwnershipError } from './errors.js';
+import { NotFoundError, OwnershipError } from './errors.js';
+import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
+import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nextOperatorState, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
 import { migrate } from './migrations.js';
 import type {
   AuditAction,
@@ -59,7 +61,6 @@ import type {
   StoreChange,
   WriteOptions,
   WriteResult,
-  Writer,
 } from './records.js';
 
 export const DEFAULT_DATA_DIR = './data';
@@ -81,7 +82,8 @@ export interface StoreOptions {
   readonly onWrite?: (ms: number, kind: 'catalog' | 'weights') => void;
 }
 
-export type ChangeListener = (change: StoreChange) => void;
+export type { ChangeListener };
+export { canonicalJson };
 
 export interface StoreSettings {
   readonly file: string;
@@ -178,41 +180,6 @@ const TABLE: Record<SpecKind, { table: string; key: string }> = {
   'node-group': { table: 'node_groups', key: 'node_cluster' },
 };
 
-/** JSON with object keys sorted and undefined dropped: equal values give equal strings. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-    const sorted: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
-    return sorted;
-  });
-}
-
-function clusterSpecJson(c: ClusterInput): string {
-  const { name: _name, endpoints: _endpoints, ...spec } = c;
-  return canonicalJson(spec);
-}
-
-function listenerSpecJson(l: Listener): string {
-  const { name: _name, ...spec } = l;
-  return canonicalJson(spec);
-}
-
-function nodeGroupSpecJson(g: NodeGroup): string {
-  const { nodeCluster: _nodeCluster, ...spec } = g;
-  return canonicalJson(spec);
-}
-
-function assertWriter(owner: Owner): asserts owner is Writer {
-  if (owner !== 'api' && owner !== 'kubernetes')
-    throw new TypeError(`writer must be 'api' or 'kubernetes' (got ${String(owner)}); file rows are written by seedFromConfig`);
-}
-
-function checkIfMatch(kind: ResourceKind, name: string, ifMatch: number | undefined, actual: number | undefined): void {
-  if (ifMatch === undefined) return;
-  if (ifMatch === 0 ? actual !== undefined : actual !== ifMatch) throw new ConflictError(kind, name, ifMatch, actual);
-}
-
 /** One write transaction: lazily takes a revision, records audit rows and change events. */
 class Tx {
   private rev: number | undefined;
@@ -239,7 +206,7 @@ class Tx {
   }
 }
 
-export class Store {
+export class Store implements CatalogStore {
   private readonly listeners = new Set<ChangeListener>();
   private readonly now: () => Date;
   private readonly onListenerError: (err: unknown) => void;
@@ -310,10 +277,11 @@ export class Store {
     return this.db.transaction((): Catalog => {
       const byCluster = new Map<string, Endpoint[]>();
       for (const row of this.stmt.allEndpoints.all()) {
-        if (row.state === 'disabled') continue;
+        const health = servedHealth(row.state, row.health);
+        if (health === undefined) continue;
         let list = byCluster.get(row.cluster);
         if (!list) byCluster.set(row.cluster, (list = []));
-        list.push(toEndpoint(row, row.state === 'draining' ? 'DRAINING' : row.health));
+        list.push(toEndpoint(row, health));
       }
       const clusters: Cluster[] = this.specRows('cluster').map((row) => ({
         ...parseClusterSpec(row),
@@ -399,6 +367,16 @@ export class Store {
     };
   }
 
+  /** A local file: writable whenever the process runs. */
+  health(): StoreHealth {
+    return { writable: true };
+  }
+
+  describe(): StoreDescription {
+    const { file, journalMode, synchronous, schemaVersion } = this.settings();
+    return { kind: 'sqlite', file, journalMode, synchronous, schemaVersion };
+  }
+
   // ---------------------------------------------------------------- change events
 
   /** Called after each committed transaction that changed desired state. Returns an unsubscribe function. */
@@ -417,8 +395,7 @@ export class Store {
     assertWriter(opts.owner);
     return this.write(opts.actor, (tx) => {
       const row = this.specRow('cluster', input.name);
-      if (row && row.owner !== opts.owner) throw new OwnershipError('cluster', input.name, row.owner, opts.owner);
-      checkIfMatch('cluster', input.name, opts.ifMatch, row?.revision);
+      checkWrite('cluster', input.name, row, opts);
       return { revision: this.upsertCluster(tx, input, opts.owner, row) };
     });
   }
@@ -429,8 +406,7 @@ export class Store {
     return this.write(opts.actor, (tx) => {
       const row = this.specRow('cluster', name);
       if (!row) throw new NotFoundError('cluster', name);
-      if (row.owner !== opts.owner) throw new OwnershipError('cluster', name, row.owner, opts.owner);
-      checkIfMatch('cluster', name, opts.ifMatch, row.revision);
+      checkWrite('cluster', name, row, opts);
       this.removeCluster(tx, row);
       return { revision: tx.revision() };
     });
@@ -518,7 +494,7 @@ export class Store {
       const owned = (kind: SpecKind, name: string): SpecRow | undefined | false => {
         seen[kind].add(name);
         const row = this.specRow(kind, name);
-        if (row && row.owner !== 'file') {
+        if (row && seedSkips(row)) {
           conflicts.push({ kind, name, owner: row.owner });
           return false;
         }
@@ -713,7 +689,7 @@ export class Store {
       zone: e.locality.zone,
       sub_zone: e.locality.subZone,
       health: e.health,
-      state: e.state ?? old?.state ?? 'active',
+      state: nextOperatorState(e.state, old?.state),
       owner,
     };
     if (
@@ -743,8 +719,7 @@ export class Store {
     assertWriter(opts.owner);
     return this.write(opts.actor, (tx) => {
       const row = this.specRow(kind, name);
-      if (row && row.owner !== opts.owner) throw new OwnershipError(kind, name, row.owner, opts.owner);
-      checkIfMatch(kind, name, opts.ifMatch, row?.revision);
+      checkWrite(kind, name, row, opts);
       return { revision: this.upsertSpec(tx, kind, name, spec, opts.owner, row) };
     });
   }
@@ -754,8 +729,7 @@ export class Store {
     return this.write(opts.actor, (tx) => {
       const row = this.specRow(kind, name);
       if (!row) throw new NotFoundError(kind, name);
-      if (row.owner !== opts.owner) throw new OwnershipError(kind, name, row.owner, opts.owner);
-      checkIfMatch(kind, name, opts.ifMatch, row.revision);
+      checkWrite(kind, name, row, opts);
       this.removeSpec(tx, kind, row);
       return { revision: tx.revision() };
     });

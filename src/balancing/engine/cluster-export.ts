@@ -1,0 +1,110 @@
+/**
+ * A cluster's controller state as plain JSON, so that another process (a replica taking over the
+ * cluster) continues where the last owner stopped instead of restarting from static weights.
+ *
+ * What travels: per endpoint the internal, published and PID weights, the PID memory, the EWMA
+ * estimators, the smoothed measurement and its noise, and the latest merged sample; per cluster
+ * the integer weights last published. What does not: probe health and ejections (each replica
+ * probes every endpoint itself, and the fleet detector re-learns from the error window within a
+ * few reports), and the error window (rebuilt from the next reports).
+ *
+ * Import is lenient: endpoints the importer does not know are ignored, endpoints missing from the
+ * export keep their own state (they join at their fair share on the next tick), and a malformed
+ * entry is skipped rather than half applied.
+ */
+import type { EwmaMemory } from '../ewma.js';
+import type { PidMemory } from '../pid.js';
+import type { ClusterState, EndpointState } from './state.js';
+import type { Sample } from './types.js';
+
+export const CLUSTER_EXPORT_VERSION = 1;
+
+export interface ExportedEndpoint {
+  readonly w: number;
+  readonly pub: number;
+  readonly pidW: number | null;
+  readonly smoothed: number | null;
+  readonly noise: number;
+  readonly pid: PidMemory;
+  readonly ewma: EwmaMemory;
+  readonly latency: EwmaMemory;
+  readonly sample: Sample | null;
+  readonly steerAt: number | null;
+}
+
+export interface ExportedClusterState {
+  readonly version: typeof CLUSTER_EXPORT_VERSION;
+  /** The integer weights last published, by endpoint key. */
+  readonly weights: Readonly<Record<string, number>>;
+  /** Serving endpoints only: the others rejoin at their fair share anyway. */
+  readonly endpoints: Readonly<Record<string, ExportedEndpoint>>;
+}
+
+/** The state of a cluster that has ticked at least once; undefined before its first tick. */
+export function exportCluster(c: ClusterState): ExportedClusterState | undefined {
+  if (c.lastWeights === undefined) return undefined;
+  const endpoints: Record<string, ExportedEndpoint> = {};
+  for (const e of c.order) {
+    if (!e.wasServing || e.w === undefined || e.pub === undefined) continue;
+    endpoints[e.key] = {
+      w: e.w,
+      pub: e.pub,
+      pidW: e.pidW ?? null,
+      smoothed: e.smoothed ?? null,
+      noise: e.noise,
+      pid: e.pid.snapshot(),
+      ewma: e.ewma.snapshot(),
+      latency: e.latency.snapshot(),
+      sample: e.sample ?? null,
+      steerAt: e.steerAt ?? null,
+    };
+  }
+  return { version: CLUSTER_EXPORT_VERSION, weights: Object.fromEntries(c.lastWeights), endpoints };
+}
+
+/**
+ * Continues from an export: the next tick starts from the exported published weights (the step
+ * limit's anchor) and controller memory, and publishes (the cluster is marked dirty). Returns the
+ * number of endpoints restored.
+ */
+export function importCluster(c: ClusterState, state: ExportedClusterState): number {
+  if (state.version !== CLUSTER_EXPORT_VERSION) throw new RangeError(`cluster state version ${String(state.version)} is not ${CLUSTER_EXPORT_VERSION}`);
+  let restored = 0;
+  for (const [key, x] of Object.entries(state.endpoints)) {
+    const e = c.byKey.get(key);
+    if (e === undefined || !usable(x)) continue;
+    restoreEndpoint(e, x);
+    restored++;
+  }
+  // The first tick after a hand-over counts as one tick (dt, step limit), however long the gap.
+  c.lastTickAt = undefined;
+  c.dirty = true;
+  return restored;
+}
+
+function usable(x: ExportedEndpoint): boolean {
+  const positive = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0;
+  return positive(x.w) && positive(x.pub) && (x.pidW === null || positive(x.pidW)) && typeof x.pid === 'object' && typeof x.ewma === 'object' && typeof x.latency === 'object';
+}
+
+function restoreEndpoint(e: EndpointState, x: ExportedEndpoint): void {
+  e.w = x.w;
+  e.pub = x.pub;
+  e.pidW = x.pidW ?? x.w;
+  e.wasServing = true;
+  e.seeded = false;
+  e.seededAt = undefined;
+  e.smoothed = x.smoothed !== null && Number.isFinite(x.smoothed) ? x.smoothed : undefined;
+  e.noise = Number.isFinite(x.noise) && x.noise >= 0 ? x.noise : 0;
+  e.pid.restore(x.pid);
+  e.pidStep = undefined;
+  // Unknown: the first step after the hand-over is one tick's worth (see tick/pid.ts stepTicks).
+  e.lastControlAt = undefined;
+  e.ewma.restore(x.ewma);
+  e.latency.restore(x.latency);
+  if (x.steerAt !== null && Number.isFinite(x.steerAt)) e.steerAt = Math.max(e.steerAt ?? x.steerAt, x.steerAt);
+  if (x.sample === null || (e.sample !== undefined && e.sample.at > x.sample.at)) return; // a newer local sample stays pending
+  e.sample = x.sample;
+  // The exported sample was consumed by the last owner: the controller waits for a new one.
+  e.usedSeq = e.sampleSeq;
+}

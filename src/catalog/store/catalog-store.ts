@@ -1,0 +1,81 @@
+/**
+ * What every durable store offers (SQLite on one node, etcd for several replicas), and so what
+ * the admin API, the config-file source, the catalog feed and the weight loop may rely on.
+ *
+ * Reads are synchronous: SQLite reads its file, the etcd store its in-memory mirror (kept by a
+ * watch). Writes may be asynchronous: callers always `await` them. A write that resolves has
+ * committed and is visible to this process's reads (read your writes).
+ */
+import type { Catalog } from '../types.js';
+import type {
+  AuditEntry,
+  ClusterInput,
+  ClusterRecord,
+  EndpointRecord,
+  EndpointSpec,
+  ListenerRecord,
+  NodeGroupRecord,
+  OperatorState,
+  SeedResult,
+  StateOptions,
+  StoreChange,
+  WriteOptions,
+  WriteResult,
+} from './records.js';
+import type { Listener, NodeGroup } from '../types.js';
+
+export type ChangeListener = (change: StoreChange) => void;
+
+/** A value now or later: SQLite answers synchronously, etcd after a round trip. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** Whether writes are possible now, and if not why (for /readyz and the 503 of a refused write). */
+export interface StoreHealth {
+  readonly writable: boolean;
+  /** Set when not writable, e.g. "etcd unreachable: deadline exceeded (last success 4.2 s ago)". */
+  readonly reason?: string;
+}
+
+/** How the store is set up, for diagnostics (the kind tells which fields are there). */
+export type StoreDescription =
+  | { readonly kind: 'sqlite'; readonly file: string; readonly journalMode: string; readonly synchronous: number; readonly schemaVersion: number }
+  | { readonly kind: 'etcd'; readonly endpoints: readonly string[]; readonly prefix: string };
+
+export interface CatalogStore {
+  /** The desired state as every later stage sees it (operator state applied; see Store.catalog). */
+  catalog(): Catalog;
+  /** Highest revision this process has seen; only grows. */
+  revision(): number;
+  getCluster(name: string): ClusterRecord | undefined;
+  listClusters(): ClusterRecord[];
+  getEndpoint(cluster: string, address: string, port: number): EndpointRecord | undefined;
+  getListener(name: string): ListenerRecord | undefined;
+  listListeners(): ListenerRecord[];
+  getNodeGroup(nodeCluster: string): NodeGroupRecord | undefined;
+  listNodeGroups(): NodeGroupRecord[];
+  /** Newest first; `before` (an audit id) pages backwards. */
+  audit(limit?: number, before?: number): AuditEntry[];
+  /** Once per committed change of desired state, whoever made it. Returns an unsubscribe function. */
+  onChange(listener: ChangeListener): () => void;
+
+  putCluster(input: ClusterInput, opts: WriteOptions): MaybePromise<WriteResult>;
+  deleteCluster(name: string, opts: WriteOptions): MaybePromise<WriteResult>;
+  putEndpoint(cluster: string, endpoint: EndpointSpec, opts: WriteOptions): MaybePromise<WriteResult>;
+  removeEndpoint(cluster: string, address: string, port: number, opts: WriteOptions): MaybePromise<WriteResult>;
+  setEndpointState(cluster: string, address: string, port: number, state: OperatorState, opts: StateOptions): MaybePromise<WriteResult>;
+  putListener(listener: Listener, opts: WriteOptions): MaybePromise<WriteResult>;
+  deleteListener(name: string, opts: WriteOptions): MaybePromise<WriteResult>;
+  putNodeGroup(group: NodeGroup, opts: WriteOptions): MaybePromise<WriteResult>;
+  deleteNodeGroup(nodeCluster: string, opts: WriteOptions): MaybePromise<WriteResult>;
+  /** Makes the `file`-owned resources match the config file's catalog (see Store.seedFromConfig). */
+  seedFromConfig(catalog: Catalog, opts?: { readonly actor: string }): MaybePromise<SeedResult>;
+
+  /** Replaces the published weights of every cluster in `all`; others keep theirs. */
+  saveAllWeights(all: ReadonlyMap<string, ReadonlyMap<string, number>>): MaybePromise<void>;
+  /** cluster → endpoint key → weight, as last saved (by any replica). */
+  loadWeights(): Map<string, Map<string, number>>;
+
+  health(): StoreHealth;
+  describe(): StoreDescription;
+  close(): MaybePromise<void>;
+}

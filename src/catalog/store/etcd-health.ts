@@ -1,0 +1,72 @@
+/**
+ * Whether the etcd store can take writes now. A linearizable read every `intervalMs` needs a
+ * quorum, so it fails when etcd is unreachable or has lost its leader; a write that fails for the
+ * same reasons marks the store down at once. Writes are refused (503) while down, without waiting
+ * for a timeout each; the next successful probe brings them back, no restart needed.
+ */
+import type { StoreHealth } from './catalog-store.js';
+
+export interface HealthProbe {
+  /** Resolves if etcd answered a quorum read within the deadline. */
+  (deadline: Date): Promise<unknown>;
+}
+
+export class EtcdHealth {
+  private state: StoreHealth = { writable: false, reason: 'not connected to etcd yet' };
+  private timer: NodeJS.Timeout | undefined;
+  private probing = false;
+  private lastOk: number | undefined;
+
+  constructor(
+    private readonly probe: HealthProbe,
+    private readonly options: { readonly intervalMs: number; readonly timeoutMs: number; readonly onChange?: (h: StoreHealth) => void },
+  ) {}
+
+  get current(): StoreHealth {
+    return this.state;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.check(), this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  up(): void {
+    this.lastOk = Date.now();
+    this.set({ writable: true });
+  }
+
+  down(cause: string): void {
+    const since = this.lastOk === undefined ? '' : ` (last answer ${((Date.now() - this.lastOk) / 1000).toFixed(1)} s ago)`;
+    this.set({ writable: false, reason: `etcd unreachable or without quorum: ${cause}${since}` });
+  }
+
+  /** One probe now (also what the timer runs). */
+  async check(): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      await this.probe(new Date(Date.now() + this.options.timeoutMs));
+      this.up();
+    } catch (err) {
+      this.down(errorText(err));
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  private set(next: StoreHealth): void {
+    const changed = next.writable !== this.state.writable;
+    this.state = next;
+    if (changed) this.options.onChange?.(next);
+  }
+}
+
+export function errorText(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'unknown error';
+}

@@ -1,0 +1,180 @@
+/**
+ * An in-memory copy of everything under the store's etcd prefix, kept by one watch: reads are
+ * served from it synchronously, and it keeps the last good state while etcd is unreachable (fail
+ * static). It starts with a full list at revision R and watches from R + 1; if etcd compacted the
+ * revisions the watch needed (a long outage), it lists again and reports what changed.
+ */
+import type { Etcd3, Namespace, Watcher } from 'etcd3';
+import { parseKey, SECTIONS, type Entry, type Section } from './etcd-layout.js';
+import type { MirrorView } from './etcd-plans.js';
+
+interface KeyValue {
+  readonly key: Buffer;
+  readonly value: Buffer;
+  readonly mod_revision: string;
+  readonly create_revision: string;
+}
+
+/** What one watch response (or a re-list) changed. */
+export interface MirrorBatch {
+  readonly revision: number;
+  readonly puts: readonly { readonly section: Section; readonly name: string; readonly entry: Entry<unknown> }[];
+  readonly deletes: readonly { readonly section: Section; readonly name: string }[];
+  /** A re-list after the watch lost its place: puts and deletes are the differences found. */
+  readonly resync: boolean;
+}
+
+export interface MirrorOptions {
+  readonly onBatch: (batch: MirrorBatch) => void;
+  /** The watch broke or was resumed (for health and logs). */
+  readonly onWatchState?: (connected: boolean, reason?: string) => void;
+}
+
+type Waiter = { readonly revision: number; readonly resolve: () => void };
+
+export class EtcdMirror implements MirrorView {
+  private readonly sections = new Map<Section, Map<string, Entry<unknown>>>(SECTIONS.map((s) => [s, new Map()]));
+  private rev = 0;
+  private watcher: Watcher | undefined;
+  private waiters: Waiter[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly ns: Namespace & Pick<Etcd3, 'watch'>,
+    private readonly options: MirrorOptions,
+  ) {}
+
+  /** The highest etcd revision the mirror reflects. */
+  get revision(): number {
+    return this.rev;
+  }
+
+  async start(): Promise<void> {
+    await this.relist(false);
+    await this.watch();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const w = this.watcher;
+    this.watcher = undefined;
+    await w?.cancel().catch(() => undefined);
+  }
+
+  get<T>(section: Section, name: string): Entry<T> | undefined {
+    return this.sections.get(section)?.get(name) as Entry<T> | undefined;
+  }
+
+  list<T>(section: Section): [string, Entry<T>][] {
+    const m = this.sections.get(section) as Map<string, Entry<T>>;
+    return [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  size(section: Section): number {
+    return this.sections.get(section)?.size ?? 0;
+  }
+
+  /** Resolves once the mirror reflects `revision`; false after `timeoutMs`. */
+  waitFor(revision: number, timeoutMs: number): Promise<boolean> {
+    if (this.rev >= revision) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter: Waiter = { revision, resolve: () => (clearTimeout(timer), resolve(true)) };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  private async watch(): Promise<void> {
+    const watcher = await this.ns.watch().prefix('').startRevision(String(this.rev + 1)).create();
+    if (this.stopped) {
+      await watcher.cancel();
+      return;
+    }
+    this.watcher = watcher;
+    watcher.on('data', (res) => this.applyEvents(res.events as { type: string; kv: KeyValue }[], Number(res.header.revision)));
+    watcher.on('disconnected', (err) => this.options.onWatchState?.(false, err.message));
+    watcher.on('connected', () => this.options.onWatchState?.(true));
+    // Cancelled by etcd (e.g. the revision to resume from was compacted): list again, watch again.
+    watcher.on('error', (err) => {
+      this.options.onWatchState?.(false, err.message);
+      this.watcher = undefined;
+      void this.recover();
+    });
+  }
+
+  private async recover(): Promise<void> {
+    for (let delay = 200; !this.stopped; delay = Math.min(delay * 2, 5_000)) {
+      try {
+        await this.relist(true);
+        await this.watch();
+        this.options.onWatchState?.(true);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, delay).unref());
+      }
+    }
+  }
+
+  private applyEvents(events: readonly { type: string; kv: KeyValue }[], headerRevision: number): void {
+    const puts: MirrorBatch['puts'][number][] = [];
+    const deletes: MirrorBatch['deletes'][number][] = [];
+    for (const ev of events) {
+      const at = parseKey(ev.kv.key.toString('utf8'));
+      if (!at) continue;
+      const section = this.sections.get(at.section) as Map<string, Entry<unknown>>;
+      if (ev.type === 'Delete') {
+        section.delete(at.name);
+        deletes.push(at);
+      } else {
+        const entry = decode(ev.kv);
+        if (!entry) continue;
+        section.set(at.name, entry);
+        puts.push({ ...at, entry });
+      }
+    }
+    this.advance(Math.max(headerRevision, ...events.map((e) => Number(e.kv.mod_revision))), { puts, deletes, resync: false });
+  }
+
+  /** Replaces the whole copy with a fresh list; with `report`, emits the differences. */
+  private async relist(report: boolean): Promise<void> {
+    const res = await this.ns.getAll().prefix('').exec();
+    const fresh = new Map<Section, Map<string, Entry<unknown>>>(SECTIONS.map((s) => [s, new Map()]));
+    for (const kv of res.kvs as unknown as KeyValue[]) {
+      const at = parseKey(kv.key.toString('utf8'));
+      const entry = at && decode(kv);
+      if (at && entry) fresh.get(at.section)?.set(at.name, entry);
+    }
+    const puts: MirrorBatch['puts'][number][] = [];
+    const deletes: MirrorBatch['deletes'][number][] = [];
+    for (const section of SECTIONS) {
+      const before = this.sections.get(section) as Map<string, Entry<unknown>>;
+      const after = fresh.get(section) as Map<string, Entry<unknown>>;
+      for (const [name, entry] of after) if (before.get(name)?.mod !== entry.mod) puts.push({ section, name, entry });
+      for (const name of before.keys()) if (!after.has(name)) deletes.push({ section, name });
+      this.sections.set(section, after);
+    }
+    const revision = Number(res.header.revision);
+    if (report) this.advance(revision, { puts, deletes, resync: true });
+    else this.rev = Math.max(this.rev, revision);
+  }
+
+  private advance(revision: number, batch: Omit<MirrorBatch, 'revision'>): void {
+    this.rev = Math.max(this.rev, revision);
+    if (batch.puts.length + batch.deletes.length > 0) this.options.onBatch({ revision: this.rev, ...batch });
+    const ready = this.waiters.filter((w) => w.revision <= this.rev);
+    this.waiters = this.waiters.filter((w) => w.revision > this.rev);
+    for (const w of ready) w.resolve();
+  }
+}
+
+/** A value that is not fulcrum's JSON is ignored (and left alone): the prefix is ours, but be robust. */
+function decode(kv: KeyValue): Entry<unknown> | undefined {
+  try {
+    return { value: JSON.parse(kv.value.toString('utf8')) as unknown, mod: Number(kv.mod_revision), create: Number(kv.create_revision) };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,462 @@
+/**
+ * The durable store on etcd v3, for several fulcrum replicas: the same records, ownership rules
+ * and revisions contract as the SQLite store (store.ts), with etcd's revisions as ETags.
+ *
+ * - Reads come from an in-memory mirror kept by a watch (etcd-mirror.ts): synchronous, identical on
+ *   every replica once caught up, and still served while etcd is down (fail static).
+ * - A write is planned from the mirror (etcd-plans.ts: ownership, If-Match) and committed as one
+ *   transaction that compares the mod_revision of every key the plan read: if another replica
+ *   wrote in between, the compare fails, the mirror catches up and the write is planned again,
+ *   which either applies it on top or answers 412 (the caller's If-Match is stale now). No lost
+ *   update, and the audit entry is in the same transaction as the change.
+ * - A write resolves only after etcd committed it AND the mirror reflects it (read your writes).
+ * - No quorum / unreachable: writes fail fast with StoreUnavailableError (503); see etcd-health.ts.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Etcd3, Namespace } from 'etcd3';
+import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
+import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
+import { buildEtcdClient, type EtcdSettings } from './etcd-client.js';
+import { EtcdHealth, errorText } from './etcd-health.js';
+import {
+  auditEntry,
+  AUDIT_SEQ_SPAN,
+  clusterRecord,
+  endpointRecord,
+  keyOf,
+  listenerRecord,
+  nodeGroupRecord,
+  type Entry,
+  type StoredAudit,
+  type StoredCluster,
+  type StoredSpec,
+  type StoredWeights,
+} from './etcd-layout.js';
+import { EtcdMirror, type MirrorBatch } from './etcd-mirror.js';
+import {
+  mergePlans,
+  planDeleteCluster,
+  planDeleteSpec,
+  planPutCluster,
+  planPutEndpoint,
+  planPutListener,
+  planPutNodeGroup,
+  planRemoveEndpoint,
+  planSeed,
+  planSetState,
+  type Outcome,
+  type Plan,
+} from './etcd-plans.js';
+import { StoreError, StoreLimitError, StoreUnavailableError } from './errors.js';
+import { servedHealth } from './ownership.js';
+import type {
+  AuditEntry,
+  Change,
+  ClusterInput,
+  ClusterRecord,
+  EndpointRecord,
+  EndpointSpec,
+  ListenerRecord,
+  NodeGroupRecord,
+  OperatorState,
+  ResourceKind,
+  SeedResult,
+  StateOptions,
+  StoreChange,
+  WriteOptions,
+  WriteResult,
+} from './records.js';
+
+export interface EtcdStoreOptions {
+  readonly now?: () => Date;
+  readonly onListenerError?: (err: unknown) => void;
+  readonly onWrite?: (ms: number, kind: 'catalog' | 'weights') => void;
+  /** Writes refused / resumed (for logs). */
+  readonly onHealth?: (health: StoreHealth) => void;
+  /** Health probe period (default 1000 ms). */
+  readonly probeIntervalMs?: number;
+  /** etcd's --max-request-bytes (default 1.5 MiB): larger writes get a StoreLimitError first. */
+  readonly maxRequestBytes?: number;
+}
+
+const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+/** Room for the transaction's framing, compares and keys around the values. */
+const REQUEST_OVERHEAD_BYTES = 16 * 1024;
+/** etcd's --max-txn-ops default is 128; stay under it with the audit puts counted. */
+const MAX_OPS_PER_TXN = 100;
+/** Planning again after losing a race: more than this in a row means heavy contention. */
+const MAX_ATTEMPTS = 8;
+const DEFAULT_WRITE_TIMEOUT_MS = 3_000;
+
+type Committed = { readonly ok: true; readonly revision: number } | { readonly ok: false };
+
+/** Connects, lists the prefix into the mirror and starts watching: the store is ready to serve. */
+export async function openEtcdStore(settings: EtcdSettings, options: EtcdStoreOptions = {}): Promise<EtcdStore> {
+  const client = buildEtcdClient(settings);
+  const store = new EtcdStore(client, settings, options);
+  try {
+    await store.start();
+  } catch (err) {
+    await store.close();
+    throw new Error(`store.etcd: cannot read ${settings.prefix} from ${settings.endpoints.join(', ')}: ${errorText(err)}`, { cause: err });
+  }
+  return store;
+}
+
+export class EtcdStore implements CatalogStore {
+  private readonly ns: Namespace;
+  private readonly mirror: EtcdMirror;
+  private readonly health_: EtcdHealth;
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly weightListeners = new Set<(clusters: readonly string[]) => void>();
+  private readonly now: () => Date;
+  private readonly writeTimeoutMs: number;
+  private readonly maxBytes: number;
+  private closed = false;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly settings: EtcdSettings,
+    private readonly options: EtcdStoreOptions = {},
+  ) {
+    this.ns = client.namespace(`${settings.prefix}/`);
+    this.now = options.now ?? (() => new Date());
+    this.writeTimeoutMs = settings.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+    this.maxBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+    this.mirror = new EtcdMirror(this.ns, { onBatch: (b) => this.applied(b) });
+    this.health_ = new EtcdHealth((deadline) => this.ns.get('health').options({ deadline }).exec(), {
+      intervalMs: options.probeIntervalMs ?? 1_000,
+      timeoutMs: Math.min(this.writeTimeoutMs, 2_000),
+      ...(options.onHealth ? { onChange: options.onHealth } : {}),
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.mirror.start();
+    this.health_.up();
+    this.health_.start();
+  }
+
+  // ---------------------------------------------------------------- reads (from the mirror)
+
+  /** See Store.catalog: draining endpoints served DRAINING, disabled ones left out. */
+  catalog(): Catalog {
+    const clusters = this.mirror.list<StoredCluster>('clusters').map(([name, e]): Cluster => {
+      const { endpoints: _e, owner: _o, revision: _r, updatedAt: _u, ...spec } = clusterRecord(name, e.value, e.mod);
+      const endpoints = e.value.endpoints.flatMap((x) => {
+        const health = servedHealth(x.state, x.health);
+        return health === undefined ? [] : [{ address: x.address, port: x.port, locality: x.locality, priority: x.priority, weight: x.weight, health }];
+      });
+      return { ...spec, endpoints };
+    });
+    const listeners = this.listListeners().map(({ owner: _o, revision: _r, updatedAt: _u, ...l }): Listener => l);
+    const nodeGroups = this.listNodeGroups().map(({ owner: _o, revision: _r, updatedAt: _u, ...g }): NodeGroup => g);
+    return { clusters, listeners, nodeGroups };
+  }
+
+  revision(): number {
+    return this.mirror.revision;
+  }
+
+  getCluster(name: string): ClusterRecord | undefined {
+    const e = this.mirror.get<StoredCluster>('clusters', name);
+    return e && clusterRecord(name, e.value, e.mod);
+  }
+
+  listClusters(): ClusterRecord[] {
+    return this.mirror.list<StoredCluster>('clusters').map(([name, e]) => clusterRecord(name, e.value, e.mod));
+  }
+
+  getEndpoint(cluster: string, address: string, port: number): EndpointRecord | undefined {
+    const c = this.mirror.get<StoredCluster>('clusters', cluster);
+    const e = c?.value.endpoints.find((x) => x.address === address && x.port === port);
+    return c && e && endpointRecord(cluster, c.value.owner, e, c.mod);
+  }
+
+  getListener(name: string): ListenerRecord | undefined {
+    const e = this.mirror.get<StoredSpec>('listeners', name);
+    return e && listenerRecord(name, e.value, e.mod);
+  }
+
+  listListeners(): ListenerRecord[] {
+    return this.mirror.list<StoredSpec>('listeners').map(([name, e]) => listenerRecord(name, e.value, e.mod));
+  }
+
+  getNodeGroup(nodeCluster: string): NodeGroupRecord | undefined {
+    const e = this.mirror.get<StoredSpec>('node-groups', nodeCluster);
+    return e && nodeGroupRecord(nodeCluster, e.value, e.mod);
+  }
+
+  listNodeGroups(): NodeGroupRecord[] {
+    return this.mirror.list<StoredSpec>('node-groups').map(([name, e]) => nodeGroupRecord(name, e.value, e.mod));
+  }
+
+  audit(limit = 100, before?: number): AuditEntry[] {
+    const entries = this.mirror.list<StoredAudit>('audit').map(([, e]) => auditEntry(e));
+    const bound = before ?? Number.MAX_SAFE_INTEGER;
+    return entries
+      .filter((a) => a.id < bound)
+      .sort((a, b) => b.id - a.id)
+      .slice(0, Math.max(0, Math.floor(limit)));
+  }
+
+  loadWeights(): Map<string, Map<string, number>> {
+    return new Map(this.mirror.list<StoredWeights>('weights').map(([cluster, e]) => [cluster, new Map(Object.entries(e.value.weights))]));
+  }
+
+  onChange(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Published weights changed (written by any replica): the clusters whose weights changed. */
+  onWeights(listener: (clusters: readonly string[]) => void): () => void {
+    this.weightListeners.add(listener);
+    return () => this.weightListeners.delete(listener);
+  }
+
+  health(): StoreHealth {
+    return this.closed ? { writable: false, reason: 'store closed' } : this.health_.current;
+  }
+
+  describe(): StoreDescription {
+    return { kind: 'etcd', endpoints: [...this.settings.endpoints], prefix: this.settings.prefix };
+  }
+
+  /** The etcd client, for parts that keep their own keys under the same prefix (leases, proxy status). */
+  get etcd(): Etcd3 {
+    return this.client;
+  }
+
+  get prefix(): string {
+    return this.settings.prefix;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.health_.stop();
+    await this.mirror.stop();
+    this.client.close();
+    this.listeners.clear();
+    this.weightListeners.clear();
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  putCluster(input: ClusterInput, opts: WriteOptions): Promise<WriteResult> {
+    return this.write(opts.actor, () => planPutCluster(this.mirror, input, opts, this.at()));
+  }
+
+  deleteCluster(name: string, opts: WriteOptions): Promise<WriteResult> {
+    return this.write(opts.actor, () => planDeleteCluster(this.mirror, name, opts));
+  }
+
+  putEndpoint(cluster: string, endpoint: EndpointSpec, opts: WriteOptions): Promise<WriteResult> {
+    return this.write(opts.actor, () => planPutEndpoint(this.mirror, cluster, endpoint, opts, this.at()));
+  }
+
+  removeEndpoint(cluster: string, address: string, port: number, opts: WriteOptions): Promise<WriteResult> {
+    return this.write(opts.actor, () => planRemoveEndpoint(this.mirror, cluster, address, port, opts, this.at()));
+  }
+
+  setEndpointState(cluster: string, address: string, port: number, state: OperatorState, opts: StateOptions): Promise<WriteResult> {
+    return this.write(opts.actor, () => planSetState(this.mirror, cluster, address, port, state, opts, this.at()));
+  }
+
+  putListener(listener: Listener, opts: WriteOptions): Promise<WriteResult> {
+    return this.write(opts.actor, () => planPutListener(this.mirror, listener, opts, this.at()));
+  }
+
+  deleteListener(name: string, opts: WriteOptions): Promise<WriteResult> {
+    return this.write(opts.actor, () => planDeleteSpec(this.mirror, 'listener', name, opts));
+  }
+
+  putNodeGroup(group: NodeGroup, opts: WriteOptions): Promise<WriteResult> {
+    return this.write(opts.actor, () => planPutNodeGroup(this.mirror, group, opts, this.at()));
+  }
+
+  deleteNodeGroup(nodeCluster: string, opts: WriteOptions): Promise<WriteResult> {
+    return this.write(opts.actor, () => planDeleteSpec(this.mirror, 'node-group', nodeCluster, opts));
+  }
+
+  /**
+   * Makes the `file` resources match the file. Several replicas seeding the same file at once
+   * converge: each batch compares the mod_revision of everything it read, so one replica's batch
+   * commits and the others, planning again on the caught-up mirror, find nothing left to do.
+   * Batches hold up to ~50 resources (etcd's per-transaction operation limit).
+   */
+  async seedFromConfig(catalog: Catalog, opts: { readonly actor: string } = { actor: 'config-file' }): Promise<SeedResult> {
+    const changes: Change[] = [];
+    for (let attempt = 1; ; attempt++) {
+      this.assertWritable();
+      const { plans, conflicts } = planSeed(this.mirror, catalog, this.at());
+      if (plans.length === 0) return { revision: this.mirror.revision, changes, conflicts };
+      const batch = takeBatch(plans);
+      const done = await this.commit(opts.actor, batch);
+      if (done.ok) {
+        changes.push(...batch.audits.map((a) => ({ kind: a.kind, name: a.name, action: a.action })));
+        attempt = 0;
+      } else if (attempt >= MAX_ATTEMPTS) {
+        throw new StoreUnavailableError(`seeding from the config file lost ${attempt} races in a row to other writers`);
+      }
+    }
+  }
+
+  /** Weights are derived state: no audit, no compare (each replica writes only the clusters it owns). */
+  async saveAllWeights(all: ReadonlyMap<string, ReadonlyMap<string, number>>): Promise<void> {
+    const at = this.at();
+    const puts = [...all].map(([cluster, weights]) => ({ key: keyOf('weights', cluster), value: weightsValue(cluster, weights, at) }));
+    for (let i = 0; i < puts.length; i += MAX_OPS_PER_TXN) {
+      this.assertWritable();
+      const started = performance.now();
+      const chunk = puts.slice(i, i + MAX_OPS_PER_TXN);
+      const texts = chunk.map((p) => ({ key: p.key, text: JSON.stringify(p.value) }));
+      this.checkSize('weights', chunk.map((p) => p.key).join(', '), texts);
+      const ops = texts.map((p) => this.ns.put(p.key).value(p.text));
+      // A transaction needs a compare: a key's version is never negative, so this one always holds.
+      const res = await this.send(this.ns.if(chunk[0]?.key ?? 'weights', 'Version', '>', -1).then(...ops));
+      await this.caughtUp(Number(res.header.revision));
+      this.wrote(started, 'weights');
+    }
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private at(): string {
+    return this.now().toISOString();
+  }
+
+  private assertWritable(): void {
+    const h = this.health();
+    if (!h.writable) throw new StoreUnavailableError(h.reason ?? 'etcd unavailable');
+  }
+
+  private async write(actor: string, plan: () => Outcome): Promise<WriteResult> {
+    for (let attempt = 1; ; attempt++) {
+      this.assertWritable();
+      const outcome = plan();
+      if ('noop' in outcome) return { revision: outcome.noop };
+      const done = await this.commit(actor, outcome.plan);
+      if (done.ok) return { revision: done.revision };
+      if (attempt >= MAX_ATTEMPTS) throw new StoreUnavailableError(`lost ${attempt} races in a row to other writers of the same resource`);
+    }
+  }
+
+  /** One transaction: the plan's compares, then its puts, deletes and audit entries. */
+  private async commit(actor: string, plan: Plan): Promise<Committed> {
+    const started = performance.now();
+    const at = this.at();
+    const tag = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
+    const audits = plan.audits.map((a, seq): { key: string; value: StoredAudit } => ({ key: `audit/${tag}-${seq}`, value: { ...a, at, actor, seq } }));
+    if (audits.length >= AUDIT_SEQ_SPAN) throw new TypeError(`one transaction may hold at most ${AUDIT_SEQ_SPAN - 1} changes`);
+    const texts = [...plan.puts, ...audits].map((p) => ({ key: p.key, text: JSON.stringify(p.value) }));
+    this.checkSize(plan.audits[0]?.kind ?? 'cluster', plan.audits[0]?.name ?? '', texts);
+    const puts = texts.map((p) => this.ns.put(p.key).value(p.text));
+    const deletes = plan.deletes.map((k) => this.ns.delete().key(k));
+    const [first, ...rest] = plan.compares;
+    if (!first) throw new TypeError('a catalog write compares at least one key');
+    let txn = this.ns.if(first.key, 'Mod', '==', first.mod);
+    for (const c of rest) txn = txn.and(c.key, 'Mod', '==', c.mod);
+    const res = await this.send(txn.then(...puts, ...deletes).else(...plan.compares.map((c) => this.ns.get(c.key))));
+    const revision = Number(res.header.revision);
+    if (!res.succeeded) {
+      // Someone else wrote what we read: wait until the mirror shows their write, then plan again.
+      const seen = res.responses.flatMap((r) => r.response_range?.kvs ?? []).map((kv) => Number(kv.mod_revision));
+      await this.mirror.waitFor(seen.length === plan.compares.length ? Math.max(...seen) : revision, this.writeTimeoutMs);
+      return { ok: false };
+    }
+    await this.caughtUp(revision);
+    this.wrote(started, 'catalog');
+    return { ok: true, revision };
+  }
+
+  /** Sends a transaction with the write deadline; any failure of etcd's is a 503 (outcome unknown). */
+  private async send(txn: ReturnType<Namespace['if']>): Promise<Awaited<ReturnType<ReturnType<Namespace['if']>['commit']>>> {
+    try {
+      return await txn.options({ deadline: new Date(Date.now() + this.writeTimeoutMs) }).commit();
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      const text = errorText(err);
+      this.health_.down(text);
+      throw new StoreUnavailableError(`etcd did not confirm the write: ${text}; it may or may not have been applied, re-read before retrying`);
+    }
+  }
+
+  private async caughtUp(revision: number): Promise<void> {
+    if (await this.mirror.waitFor(revision, this.writeTimeoutMs)) return;
+    throw new StoreUnavailableError(`etcd committed revision ${revision} but this replica's view has not caught up within ${this.writeTimeoutMs} ms`);
+  }
+
+  /** Refuses, with a clear error, a transaction etcd would reject for its size (a change is sent with its audit entry). */
+  private checkSize(kind: ResourceKind | 'weights', name: string, puts: readonly { key: string; text: string }[]): void {
+    const bytes = puts.reduce((n, p) => n + Buffer.byteLength(p.text) + Buffer.byteLength(p.key), 0);
+    const limit = this.maxBytes - REQUEST_OVERHEAD_BYTES;
+    if (bytes > limit) throw new StoreLimitError(kind, name, bytes, limit);
+  }
+
+  private wrote(started: number, kind: 'catalog' | 'weights'): void {
+    this.guard(() => this.options.onWrite?.(performance.now() - started, kind));
+  }
+
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      (this.options.onListenerError ?? ((e: unknown) => process.emitWarning(`fulcrum store change listener failed: ${String(e)}`)))(err);
+    }
+  }
+
+  /** Turns what the watch applied into change events: one per committed transaction, from its audit entries. */
+  private applied(batch: MirrorBatch): void {
+    for (const change of storeChanges(batch)) for (const l of [...this.listeners]) this.guard(() => l(change));
+    const weights = [...new Set([...batch.puts, ...batch.deletes].filter((x) => x.section === 'weights').map((x) => x.name))];
+    if (weights.length > 0) for (const l of [...this.weightListeners]) this.guard(() => l(weights));
+  }
+}
+
+/** Change events of one watch batch: grouped by revision from the audit entries, or, after a re-list, from the keys that differ. */
+function storeChanges(batch: MirrorBatch): StoreChange[] {
+  if (batch.resync) {
+    const kinds = { clusters: 'cluster', listeners: 'listener', 'node-groups': 'node-group' } as const;
+    const changes: Change[] = [];
+    for (const p of batch.puts) if (p.section in kinds) changes.push({ kind: kinds[p.section as keyof typeof kinds], name: p.name, action: 'update' });
+    for (const d of batch.deletes) if (d.section in kinds) changes.push({ kind: kinds[d.section as keyof typeof kinds], name: d.name, action: 'delete' });
+    return changes.length > 0 ? [{ revision: batch.revision, actor: 'etcd-resync', changes }] : [];
+  }
+  const byRevision = new Map<number, Entry<StoredAudit>[]>();
+  for (const p of batch.puts) {
+    if (p.section !== 'audit') continue;
+    const e = p.entry as Entry<StoredAudit>;
+    byRevision.set(e.mod, [...(byRevision.get(e.mod) ?? []), e]);
+  }
+  return [...byRevision]
+    .sort(([a], [b]) => a - b)
+    .map(([revision, entries]) => {
+      const sorted = entries.sort((a, b) => a.value.seq - b.value.seq);
+      return { revision, actor: sorted[0]?.value.actor ?? '', changes: sorted.map((e) => ({ kind: e.value.kind, name: e.value.name, action: e.value.action })) };
+    });
+}
+
+/** Whole resources' plans, up to the per-transaction operation limit (at least one). */
+function takeBatch(plans: readonly Plan[]): Plan {
+  const batch: Plan[] = [];
+  let ops = 0;
+  for (const p of plans) {
+    const n = p.puts.length + p.deletes.length + p.audits.length;
+    if (batch.length > 0 && ops + n > MAX_OPS_PER_TXN) break;
+    batch.push(p);
+    ops += n;
+  }
+  return mergePlans(batch);
+}
+
+function weightsValue(cluster: string, weights: ReadonlyMap<string, number>, at: string): StoredWeights {
+  const out: Record<string, number> = {};
+  for (const [endpoint, weight] of weights) {
+    if (!Number.isInteger(weight) || weight < 0) throw new TypeError(`weights of ${cluster}: ${endpoint} has weight ${weight}; published weights are integers >= 0`);
+    out[endpoint] = weight;
+  }
+  return { at, weights: out };
+}
+

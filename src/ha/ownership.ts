@@ -1,0 +1,198 @@
+import type { Etcd3, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import { nameUnder, type HaKeys } from './keys.js';
+import { rendezvousOwner } from './rendezvous.js';
+
+/** What ownership needs of membership (membership.ts). */
+export interface Members {
+  live(): ReadonlySet<string>;
+  currentLease(): string | undefined;
+  fenced(): boolean;
+}
+
+export interface OwnershipHooks {
+  /** Just acquired: load the last owner's state before the first tick (ticking starts after it resolves). */
+  acquired(cluster: string, ownerRevision: string): Promise<void>;
+  /** About to hand the cluster over (ticking already stopped): write the final state. */
+  releasing(cluster: string, ownerRevision: string): Promise<void>;
+}
+
+export interface OwnershipOptions {
+  readonly client: Etcd3;
+  readonly keys: HaKeys;
+  readonly replicaId: string;
+  readonly members: Members;
+  readonly hooks: OwnershipHooks;
+  readonly log: Logger;
+}
+
+interface Holder {
+  readonly replica: string;
+  /** create_revision of the owner key: fences the owner's writes (see WeightShare). */
+  readonly revision: string;
+}
+
+/**
+ * One owner per cluster. The intended owner is the rendezvous choice over the live replicas; it
+ * becomes the owner only by creating `<prefix>/owners/<cluster>` under its lease in a transaction
+ * that requires the key to be absent (create_revision == 0), so two replicas never both hold a
+ * cluster even while their member lists disagree. A replica that stops being the intended owner
+ * (a replica joined) stops ticking, writes its final state and deletes the key; one that dies
+ * loses the key with its lease. A fenced replica owns nothing until its lease is alive again.
+ */
+export class Ownership {
+  private clusters: readonly string[] = [];
+  /** Clusters this replica ticks: acquired and their state imported. */
+  private readonly mine = new Map<string, string>();
+  private readonly holders = new Map<string, Holder>();
+  private readonly busy = new Set<string>();
+  private watcher: Watcher | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+
+  constructor(private readonly o: OwnershipOptions) {}
+
+  async start(): Promise<void> {
+    const dir = this.o.keys.owners;
+    const res = await this.o.client.getAll().prefix(dir).exec();
+    for (const kv of res.kvs) this.held(nameUnder(dir, kv.key.toString()), kv.value.toString(), kv.create_revision);
+    const next = (BigInt(res.header.revision) + 1n).toString();
+    this.watcher = await this.o.client.watch().prefix(dir).startRevision(next).create();
+    this.watcher.on('put', (kv) => {
+      this.held(nameUnder(dir, kv.key.toString()), kv.value.toString(), kv.create_revision);
+      this.reconcile();
+    });
+    this.watcher.on('delete', (kv) => {
+      const cluster = nameUnder(dir, kv.key.toString());
+      if (cluster !== undefined) this.lost(cluster);
+      this.reconcile();
+    });
+    this.watcher.on('error', (err) => this.o.log.warn({ err: err.message }, 'ha: owner watch error'));
+  }
+
+  /** Hands every owned cluster over (final state written, key deleted), then stops watching. */
+  async stop(): Promise<void> {
+    this.clusters = [];
+    await this.settle();
+    await Promise.all([...this.mine.keys()].map((c) => this.release(c)));
+    await this.watcher?.cancel().catch(() => undefined);
+    this.watcher = undefined;
+  }
+
+  setClusters(names: readonly string[]): void {
+    this.clusters = names;
+    this.reconcile();
+  }
+
+  /** Whether this replica ticks the cluster now. */
+  owns(cluster: string): boolean {
+    return this.mine.has(cluster) && !this.o.members.fenced();
+  }
+
+  /** The owner key's create_revision while this replica owns the cluster (the fence of its writes). */
+  revision(cluster: string): string | undefined {
+    return this.owns(cluster) ? this.mine.get(cluster) : undefined;
+  }
+
+  owned(): string[] {
+    return [...this.mine.keys()].filter((c) => this.owns(c));
+  }
+
+  /** Who holds each cluster, as this replica last saw it. */
+  holderOf(cluster: string): string | undefined {
+    return this.holders.get(cluster)?.replica;
+  }
+
+  /** Runs a reconciliation now, or once more after the running one. */
+  reconcile(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.pass()
+      .catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'ha: ownership pass failed'))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.reconcile();
+        }
+      });
+  }
+
+  /** Resolves when no reconciliation is running. */
+  async settle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** The owner key is gone (released, or our lease expired): if it was ours, stop ticking. */
+  private lost(cluster: string): void {
+    this.holders.delete(cluster);
+    if (this.mine.delete(cluster)) this.o.log.warn({ cluster }, 'ha: owner key gone: no longer ticking the cluster');
+  }
+
+  private held(cluster: string | undefined, replica: string, revision: string): void {
+    if (cluster !== undefined) this.holders.set(cluster, { replica, revision });
+  }
+
+  private async pass(): Promise<void> {
+    const me = this.o.replicaId;
+    const lease = this.o.members.currentLease();
+    if (lease === undefined) {
+      // Fenced: owns() is already false; forget the claims, they are re-adopted if the lease survived.
+      this.mine.clear();
+      return;
+    }
+    const wanted = new Set(this.clusters);
+    const live = this.o.members.live();
+    const work: Promise<void>[] = [];
+    for (const c of this.clusters) {
+      if (this.busy.has(c)) continue;
+      const intended = rendezvousOwner(c, live) === me;
+      const holder = this.holders.get(c);
+      if (intended && !this.mine.has(c)) {
+        if (holder?.replica === me) this.mine.set(c, holder.revision); // ours all along (fenced for a while)
+        else if (holder === undefined) work.push(this.guarded(c, () => this.acquire(c, lease)));
+      } else if (!intended && (this.mine.has(c) || holder?.replica === me)) {
+        work.push(this.guarded(c, () => this.release(c)));
+      }
+    }
+    for (const c of this.mine.keys()) if (!wanted.has(c) && !this.busy.has(c)) work.push(this.guarded(c, () => this.release(c)));
+    await Promise.all(work);
+  }
+
+  private async guarded(cluster: string, fn: () => Promise<void>): Promise<void> {
+    this.busy.add(cluster);
+    try {
+      await fn();
+    } catch (err) {
+      this.o.log.warn({ cluster, err: (err as Error).message }, 'ha: ownership change failed; retried on the next pass');
+    } finally {
+      this.busy.delete(cluster);
+    }
+  }
+
+  private async acquire(cluster: string, lease: string): Promise<void> {
+    const key = this.o.keys.owner(cluster);
+    const res = await this.o.client
+      .if(key, 'Create', '==', 0)
+      .then(this.o.client.put(key).value(this.o.replicaId).lease(lease))
+      .commit();
+    if (!res.succeeded) return; // someone else holds it; the watch says who
+    const revision = res.header.revision;
+    this.held(cluster, this.o.replicaId, revision);
+    await this.o.hooks.acquired(cluster, revision);
+    this.mine.set(cluster, revision);
+    this.o.log.info({ cluster, replica: this.o.replicaId }, 'ha: owner of cluster');
+  }
+
+  private async release(cluster: string): Promise<void> {
+    const revision = this.mine.get(cluster) ?? this.holders.get(cluster)?.revision;
+    this.mine.delete(cluster);
+    if (revision === undefined) return;
+    await this.o.hooks.releasing(cluster, revision);
+    const key = this.o.keys.owner(cluster);
+    await this.o.client.if(key, 'Create', '==', revision).then(this.o.client.delete().key(key)).commit();
+    this.o.log.info({ cluster, replica: this.o.replicaId }, 'ha: handed cluster over');
+  }
+}

@@ -1,0 +1,115 @@
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import { SAMPLE_FIELDS, type Sample, type SignalListener } from '../signals/signal-store.js';
+import { nameUnder, type HaKeys } from './keys.js';
+
+/** What the signal share needs of the signal store (src/signals/signal-store.ts). */
+export interface SharedSignals {
+  subscribe(listener: SignalListener): () => void;
+  record(cluster: string, key: string, sample: Sample): boolean;
+}
+
+/** `<prefix>/signals/<replica>`: one replica's newest per-endpoint values since its last batch. */
+export interface SignalBatch {
+  readonly replica: string;
+  readonly at: number;
+  readonly clusters: Readonly<Record<string, Readonly<Record<string, Sample>>>>;
+}
+
+export interface SignalShareOptions {
+  readonly client: Etcd3;
+  readonly keys: HaKeys;
+  readonly replicaId: string;
+  readonly signals: SharedSignals;
+  /** Whether this replica owns (ticks) the cluster now. */
+  readonly owns: (cluster: string) => boolean;
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+type Pending = Map<string, Map<string, { -readonly [K in keyof Sample]: Sample[K] }>>;
+
+/**
+ * Signals reach a cluster's owner wherever they land. Samples (reports, LRS) for clusters this
+ * replica does not own are folded per endpoint (newest value per field) and written once per tick
+ * as one batch under `<prefix>/signals/<replica>`, under the replica's lease and only when new
+ * samples arrived. Each replica watches the batches of the others and records the samples of the
+ * clusters it owns into its own signal store, whence they reach its engine like local ones.
+ * Probe results are not shared: every replica probes every endpoint itself.
+ */
+export class SignalShare {
+  private pending: Pending = new Map();
+  private unsubscribe: (() => void) | undefined;
+  private watcher: Watcher | undefined;
+  /** Set while recording another replica's samples, so they are not shared back. */
+  private applying = false;
+
+  constructor(private readonly o: SignalShareOptions) {}
+
+  async start(): Promise<void> {
+    this.unsubscribe = this.o.signals.subscribe((e) => {
+      if (e.kind === 'sample' && !this.applying && !this.o.owns(e.cluster)) this.fold(e.cluster, e.key, e.sample);
+    });
+    this.watcher = await this.o.client.watch().prefix(this.o.keys.signals).create();
+    this.watcher.on('put', (kv) => this.received(kv));
+    this.watcher.on('error', (err) => this.o.log.warn({ err: err.message }, 'ha: signals watch error'));
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    await this.watcher?.cancel().catch(() => undefined);
+    this.watcher = undefined;
+  }
+
+  /** Writes the batch gathered since the last flush, if any, under `lease`; returns the endpoints written. */
+  async flush(lease: string): Promise<number> {
+    if (this.pending.size === 0) return 0;
+    const batch = this.pending;
+    this.pending = new Map();
+    const clusters: Record<string, Record<string, Sample>> = {};
+    let n = 0;
+    for (const [cluster, eps] of batch) {
+      clusters[cluster] = Object.fromEntries(eps);
+      n += eps.size;
+    }
+    const body: SignalBatch = { replica: this.o.replicaId, at: (this.o.now ?? Date.now)(), clusters };
+    // Lost if the write fails: signals are soft state, and the next tick brings newer ones.
+    await this.o.client.put(this.o.keys.signal(this.o.replicaId)).value(JSON.stringify(body)).lease(lease).exec();
+    return n;
+  }
+
+  private fold(cluster: string, key: string, sample: Sample): void {
+    let eps = this.pending.get(cluster);
+    if (eps === undefined) this.pending.set(cluster, (eps = new Map()));
+    const into = eps.get(key) ?? { at: sample.at };
+    for (const f of SAMPLE_FIELDS) if (sample[f] !== undefined && sample.at >= into.at) into[f] = sample[f];
+    into.at = Math.max(into.at, sample.at);
+    eps.set(key, into);
+  }
+
+  private received(kv: IKeyValue): void {
+    const from = nameUnder(this.o.keys.signals, kv.key.toString());
+    if (from === undefined || from === this.o.replicaId) return;
+    const batch = parseBatch(kv.value.toString());
+    if (batch === undefined) return;
+    this.applying = true;
+    try {
+      for (const [cluster, eps] of Object.entries(batch.clusters)) {
+        if (!this.o.owns(cluster)) continue;
+        for (const [key, sample] of Object.entries(eps)) this.o.signals.record(cluster, key, sample);
+      }
+    } finally {
+      this.applying = false;
+    }
+  }
+}
+
+function parseBatch(raw: string): SignalBatch | undefined {
+  try {
+    const b = JSON.parse(raw) as Partial<SignalBatch>;
+    return typeof b.clusters === 'object' && b.clusters !== null ? (b as SignalBatch) : undefined;
+  } catch {
+    return undefined;
+  }
+}

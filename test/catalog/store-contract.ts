@@ -1,0 +1,327 @@
+/**
+ * The contract every durable store keeps (SQLite and etcd alike): ownership, revisions as
+ * ETags, If-Match, no-op writes, operator state, config-file seeding, audit, change events and
+ * the published-weights archive. Revisions are compared by order, not value: SQLite counts its
+ * own, etcd's are the cluster's. store.test.ts keeps the SQLite-only details.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  ConflictError,
+  NotFoundError,
+  OwnershipError,
+  type CatalogStore,
+  type MaybePromise,
+  type StoreChange,
+} from '../../src/catalog/store/index.js';
+import type { Catalog } from '../../src/catalog/types.js';
+import { parseConfig } from '../../src/sources/config-file.js';
+import { cluster, endpoint, listener, sorted } from './helpers.js';
+
+export interface StoreHarness {
+  /** A fresh, empty store. */
+  open(): Promise<CatalogStore>;
+}
+
+const API = { actor: 'alice', owner: 'api' } as const;
+
+/** A write's failure, whether the store throws at once (SQLite) or rejects (etcd). */
+const attempt = async (fn: () => MaybePromise<unknown>): Promise<unknown> => fn();
+
+export const FILE_V1 = `
+clusters:
+  - name: web
+    lbPolicy: LEAST_REQUEST
+    leastRequest: { choiceCount: 3 }
+    weighting: { policy: pid, setpoint: 0.7, metric: cpu, gains: { kp: 0.4 } }
+    safety: { maxStepRatio: 2 }
+    endpoints:
+      - { address: 10.0.0.1, port: 80, weight: 2, priority: 1, locality: { region: eu, zone: a } }
+      - { address: "::1", port: 81 }
+  - name: sticky
+    lbPolicy: RING_HASH
+    ringHash: { virtualNodesPerHost: 100, hashFunction: MURMUR_HASH_2 }
+    endpoints:
+      - { address: 10.0.1.1, port: 80 }
+  - name: old
+    endpoints: [{ address: 10.0.2.1, port: 80 }]
+listeners:
+  - name: ingress
+    port: 10000
+    routes:
+      - { prefix: /s, cluster: sticky }
+      - { domain: api.example.com, prefix: /, cluster: web, timeoutMs: 1500 }
+nodeGroups:
+  - { nodeCluster: edge, listeners: [ingress] }
+`;
+
+/** v2: "old" is gone, web's weight changes, a new cluster appears, the node group is dropped. */
+export const FILE_V2 = FILE_V1.replace('weight: 2,', 'weight: 5,')
+  .replace('  - name: old\n    endpoints: [{ address: 10.0.2.1, port: 80 }]', '  - name: fresh')
+  .replace(/nodeGroups:[^]*$/, '');
+
+export const fileCatalog = (text: string): Catalog => parseConfig(text, 'fulcrum.yaml').catalog;
+
+export function storeContract(harness: () => StoreHarness): void {
+  const open: CatalogStore[] = [];
+  const fresh = async (): Promise<CatalogStore> => {
+    const s = await harness().open();
+    open.push(s);
+    return s;
+  };
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+  });
+
+  describe('clusters and endpoints', () => {
+    it('round-trips a cluster with its endpoints and every domain field', async () => {
+      const s = await fresh();
+      const c = fileCatalog(FILE_V1).clusters[0]!;
+      const { revision } = await s.putCluster(c, API);
+      expect(revision).toBeGreaterThan(0);
+      expect(s.catalog().clusters).toEqual(sorted({ clusters: [c], listeners: [], nodeGroups: [] }).clusters);
+      expect(s.getCluster('web')).toMatchObject({ name: 'web', owner: 'api', revision, lbPolicy: 'LEAST_REQUEST', safety: { maxStepRatio: 2 } });
+      expect(s.getCluster('web')!.endpoints.map((e) => [e.address, e.state, e.owner, e.revision])).toEqual([
+        ['10.0.0.1', 'active', 'api', revision],
+        ['::1', 'active', 'api', revision],
+      ]);
+      expect(s.revision()).toBeGreaterThanOrEqual(revision);
+    });
+
+    it('an update takes a higher revision; an identical put is a no-op (same revision, no audit, no event)', async () => {
+      const s = await fresh();
+      const events: StoreChange[] = [];
+      s.onChange((e) => events.push(e));
+      const r1 = (await s.putCluster(cluster('a', [endpoint('10.0.0.1')]), API)).revision;
+      expect((await s.putCluster(cluster('a', [endpoint('10.0.0.1')]), API)).revision).toBe(r1);
+      const r2 = (await s.putCluster(cluster('a', [endpoint('10.0.0.1')], { http2: true }), API)).revision;
+      expect(r2).toBeGreaterThan(r1);
+      // Without `endpoints` the endpoint set is left alone.
+      const { endpoints: _e, ...spec } = cluster('a', [], { http2: true, connectTimeoutMs: 5 });
+      const r3 = (await s.putCluster(spec, API)).revision;
+      expect(r3).toBeGreaterThan(r2);
+      expect(s.getCluster('a')!.endpoints).toHaveLength(1);
+      expect(s.getCluster('a')!.endpoints[0]!.revision).toBe(r1);
+      expect(s.audit().map((a) => [a.action, a.revision])).toEqual([['update', r3], ['update', r2], ['create', r1]]);
+      expect(events.map((e) => [e.revision, e.actor, e.changes])).toEqual([
+        [r1, 'alice', [{ kind: 'cluster', name: 'a', action: 'create' }]],
+        [r2, 'alice', [{ kind: 'cluster', name: 'a', action: 'update' }]],
+        [r3, 'alice', [{ kind: 'cluster', name: 'a', action: 'update' }]],
+      ]);
+    });
+
+    it('endpoint writes bump the endpoint and its cluster; delete cascades', async () => {
+      const s = await fresh();
+      const r1 = (await s.putCluster(cluster('a'), API)).revision;
+      const r2 = (await s.putEndpoint('a', endpoint('10.0.0.1'), API)).revision;
+      const r3 = (await s.putEndpoint('a', endpoint('10.0.0.2', 81, { weight: 7 }), API)).revision;
+      expect(r1 < r2 && r2 < r3).toBe(true);
+      expect((await s.putEndpoint('a', endpoint('10.0.0.2', 81, { weight: 7 }), API)).revision).toBe(r3); // no-op
+      expect(s.getCluster('a')!.revision).toBe(r3);
+      expect(s.getEndpoint('a', '10.0.0.1', 8080)!.revision).toBe(r2);
+      expect((await s.removeEndpoint('a', '10.0.0.1', 8080, API)).revision).toBeGreaterThan(r3);
+      expect(s.catalog().clusters[0]!.endpoints.map((e) => [e.address, e.weight])).toEqual([['10.0.0.2', 7]]);
+      await expect(attempt(() => s.removeEndpoint('a', '10.0.0.1', 8080, API))).rejects.toThrow(NotFoundError);
+      await expect(attempt(() => s.putEndpoint('nope', endpoint('10.0.0.1'), API))).rejects.toThrow(NotFoundError);
+      await s.deleteCluster('a', API);
+      expect(s.getCluster('a')).toBeUndefined();
+      expect(s.getEndpoint('a', '10.0.0.2', 81)).toBeUndefined();
+      await expect(attempt(() => s.deleteCluster('a', API))).rejects.toThrow(NotFoundError);
+    });
+
+    it('operator state: draining is served as DRAINING, disabled is left out; putCluster keeps the state', async () => {
+      const s = await fresh();
+      await s.putCluster(cluster('a', [endpoint('10.0.0.1'), endpoint('10.0.0.2'), endpoint('10.0.0.3', 8080, { health: 'UNHEALTHY' })]), API);
+      await s.setEndpointState('a', '10.0.0.1', 8080, 'draining', { actor: 'bob' });
+      await s.setEndpointState('a', '10.0.0.2', 8080, 'disabled', { actor: 'bob' });
+      const health = () => s.catalog().clusters[0]!.endpoints.map((e) => `${e.address}=${e.health}`);
+      expect(health()).toEqual(['10.0.0.1=DRAINING', '10.0.0.3=UNHEALTHY']);
+      await s.putCluster({ ...cluster('a'), endpoints: [endpoint('10.0.0.1'), { ...endpoint('10.0.0.2'), state: 'active' }, endpoint('10.0.0.3')] }, API);
+      expect(health()).toEqual(['10.0.0.1=DRAINING', '10.0.0.2=HEALTHY', '10.0.0.3=HEALTHY']);
+      const before = s.getEndpoint('a', '10.0.0.1', 8080)!.revision;
+      expect((await s.setEndpointState('a', '10.0.0.1', 8080, 'draining', { actor: 'bob' })).revision).toBe(before); // no-op
+      await expect(attempt(() => s.setEndpointState('a', '10.9.9.9', 1, 'disabled', { actor: 'bob' }))).rejects.toThrow(NotFoundError);
+      expect(s.getEndpoint('a', '10.0.0.1', 8080)).toMatchObject({ health: 'HEALTHY', state: 'draining' });
+    });
+
+    it('listeners and node groups: put, no-op, delete', async () => {
+      const s = await fresh();
+      await s.putCluster(cluster('web'), API);
+      const r1 = (await s.putListener(listener('in', 'web'), API)).revision;
+      expect((await s.putListener(listener('in', 'web'), API)).revision).toBe(r1);
+      const r2 = (await s.putListener(listener('in', 'web', 10001), API)).revision;
+      expect(r2).toBeGreaterThan(r1);
+      await s.putNodeGroup({ nodeCluster: 'edge', listeners: ['in'], clusters: [] }, API);
+      expect(s.catalog()).toEqual({
+        clusters: [cluster('web')],
+        listeners: [listener('in', 'web', 10001)],
+        nodeGroups: [{ nodeCluster: 'edge', listeners: ['in'], clusters: [] }],
+      });
+      expect(s.getListener('in')).toMatchObject({ owner: 'api', revision: r2, port: 10001 });
+      expect(s.getNodeGroup('edge')).toMatchObject({ owner: 'api', listeners: ['in'] });
+      await s.deleteNodeGroup('edge', API);
+      await s.deleteListener('in', API);
+      expect(s.catalog().listeners).toEqual([]);
+      expect(s.catalog().nodeGroups).toEqual([]);
+      await expect(attempt(() => s.deleteListener('in', API))).rejects.toThrow(NotFoundError);
+    });
+
+    it('rejects "file" as a writer: file rows are only written by seedFromConfig', async () => {
+      const s = await fresh();
+      await expect(attempt(() => s.putCluster(cluster('a'), { actor: 'x', owner: 'file' as never }))).rejects.toThrow(TypeError);
+    });
+  });
+
+  describe('optimistic concurrency (If-Match)', () => {
+    it('a stale revision throws ConflictError and writes nothing: no change, no audit, no event', async () => {
+      const s = await fresh();
+      const r1 = (await s.putCluster(cluster('a', [endpoint('10.0.0.1')]), API)).revision;
+      const r2 = (await s.putCluster(cluster('a', [endpoint('10.0.0.1')], { connectTimeoutMs: 2 }), { ...API, ifMatch: r1 })).revision;
+      expect(r2).toBeGreaterThan(r1);
+      const events: StoreChange[] = [];
+      s.onChange((e) => events.push(e));
+      const snapshot = { cluster: s.getCluster('a'), audit: s.audit() };
+      const err = await attempt(() => s.putCluster(cluster('a', [], { connectTimeoutMs: 3 }), { ...API, ifMatch: r1 })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConflictError);
+      expect(err).toMatchObject({ status: 409, kind: 'cluster', resource: 'a', expected: r1, actual: r2 });
+      await expect(attempt(() => s.deleteCluster('a', { ...API, ifMatch: r1 }))).rejects.toThrow(ConflictError);
+      await expect(attempt(() => s.putEndpoint('a', endpoint('10.0.0.1', 8080, { weight: 9 }), { ...API, ifMatch: r1 + 100 }))).rejects.toThrow(ConflictError);
+      await expect(attempt(() => s.setEndpointState('a', '10.0.0.1', 8080, 'disabled', { actor: 'x', ifMatch: r2 + 1 }))).rejects.toThrow(ConflictError);
+      expect({ cluster: s.getCluster('a'), audit: s.audit() }).toEqual(snapshot);
+      expect(events).toEqual([]);
+      expect((await s.deleteCluster('a', { ...API, ifMatch: r2 })).revision).toBeGreaterThan(r2);
+    });
+
+    it('ifMatch 0 means create-only; revisions are not reused after delete + re-create', async () => {
+      const s = await fresh();
+      const r1 = (await s.putListener(listener('l', 'x'), { ...API, ifMatch: 0 })).revision;
+      await expect(attempt(() => s.putListener(listener('l', 'x', 1), { ...API, ifMatch: 0 }))).rejects.toThrow(/already exists/);
+      await s.deleteListener('l', API);
+      const r3 = (await s.putListener(listener('l', 'x'), API)).revision;
+      expect(r3).toBeGreaterThan(r1);
+      await expect(attempt(() => s.putListener(listener('l', 'x', 2), { ...API, ifMatch: r1 }))).rejects.toThrow(ConflictError);
+      await expect(attempt(() => s.putCluster(cluster('ghost'), { ...API, ifMatch: 5 }))).rejects.toThrow(/does not exist/);
+    });
+  });
+
+  describe('config file vs API ownership', () => {
+    it('seeds file-owned resources to equal the file catalog; re-seeding an unchanged file is invisible', async () => {
+      const s = await fresh();
+      const res = await s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' });
+      expect(res.conflicts).toEqual([]);
+      expect(res.changes).toHaveLength(3 + 1 + 1);
+      expect(sorted(s.catalog())).toEqual(sorted(fileCatalog(FILE_V1)));
+      expect(s.listClusters().every((c) => c.owner === 'file')).toBe(true);
+      const audits = s.audit().length;
+      const again = await s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' });
+      expect(again).toEqual({ revision: res.revision, changes: [], conflicts: [] });
+      expect(s.audit()).toHaveLength(audits);
+    });
+
+    it('file-owned resources are read-only through the API, except endpoint operator state', async () => {
+      const s = await fresh();
+      await s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' });
+      await expect(attempt(() => s.putCluster(cluster('web'), API))).rejects.toThrow(/config file/);
+      await expect(attempt(() => s.deleteCluster('web', API))).rejects.toThrow(OwnershipError);
+      await expect(attempt(() => s.putEndpoint('web', endpoint('10.0.0.9'), API))).rejects.toThrow(OwnershipError);
+      await expect(attempt(() => s.removeEndpoint('web', '10.0.0.1', 80, API))).rejects.toThrow(OwnershipError);
+      await expect(attempt(() => s.putListener(listener('ingress', 'web'), API))).rejects.toThrow(OwnershipError);
+      await expect(attempt(() => s.deleteNodeGroup('edge', { actor: 'k8s', owner: 'kubernetes' }))).rejects.toThrow(OwnershipError);
+      await s.setEndpointState('web', '10.0.0.1', 80, 'draining', { actor: 'bob' });
+      await s.seedFromConfig(fileCatalog(FILE_V2), { actor: 'config-file' });
+      expect(s.getEndpoint('web', '10.0.0.1', 80)).toMatchObject({ state: 'draining', weight: 5 });
+    });
+
+    it('a reload deletes file-owned resources the file dropped (and their weights) and never touches API-owned ones', async () => {
+      const s = await fresh();
+      await s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' });
+      const mine = (await s.putCluster(cluster('mine', [endpoint('10.1.0.1')]), API)).revision;
+      await s.putListener(listener('mine', 'mine', 20000), API);
+      await s.saveAllWeights(new Map([['old', new Map([['10.0.2.1:80', 3]])]]));
+      expect(s.loadWeights().has('old')).toBe(true);
+      const res = await s.seedFromConfig(fileCatalog(FILE_V2), { actor: 'config-file' });
+      expect(res.conflicts).toEqual([]);
+      expect(res.changes).toEqual(
+        expect.arrayContaining([
+          { kind: 'cluster', name: 'web', action: 'update' },
+          { kind: 'cluster', name: 'fresh', action: 'create' },
+          { kind: 'cluster', name: 'old', action: 'delete' },
+          { kind: 'node-group', name: 'edge', action: 'delete' },
+        ]),
+      );
+      expect(res.changes).toHaveLength(4);
+      expect(s.getCluster('old')).toBeUndefined();
+      expect(s.loadWeights().has('old')).toBe(false);
+      expect(s.getCluster('mine')).toMatchObject({ owner: 'api', revision: mine });
+      expect(s.catalog().clusters.map((c) => c.name)).toEqual(['fresh', 'mine', 'sticky', 'web']);
+    });
+
+    it('the API cannot create a name the file owns; a file name the API already owns is skipped and reported', async () => {
+      const s = await fresh();
+      await s.putCluster(cluster('web', [endpoint('10.9.9.9')]), API);
+      const res = await s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' });
+      expect(res.conflicts).toEqual([{ kind: 'cluster', name: 'web', owner: 'api' }]);
+      expect(s.getCluster('web')).toMatchObject({ owner: 'api', endpoints: [expect.objectContaining({ address: '10.9.9.9' })] });
+      await expect(attempt(() => s.putCluster(cluster('sticky'), API))).rejects.toThrow(OwnershipError);
+      await s.deleteCluster('web', API);
+      expect((await s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' })).conflicts).toEqual([]);
+      expect(s.getCluster('web')).toMatchObject({ owner: 'file', lbPolicy: 'LEAST_REQUEST' });
+    });
+
+    it('kubernetes and api do not edit each other', async () => {
+      const s = await fresh();
+      await s.putCluster(cluster('k'), { actor: 'kubernetes', owner: 'kubernetes' });
+      await expect(attempt(() => s.putCluster(cluster('k'), API))).rejects.toThrow(/owned by the kubernetes source/);
+      await expect(attempt(() => s.putEndpoint('k', endpoint('10.0.0.1'), API))).rejects.toThrow(OwnershipError);
+      await s.putEndpoint('k', endpoint('10.0.0.1'), { actor: 'kubernetes', owner: 'kubernetes' });
+      await s.setEndpointState('k', '10.0.0.1', 8080, 'disabled', { actor: 'bob' });
+      expect(s.catalog().clusters[0]!.endpoints).toEqual([]);
+    });
+  });
+
+  describe('audit', () => {
+    it('records actor, action, kind, name and before/after, at the revision of the change', async () => {
+      const s = await fresh();
+      const r1 = (await s.putCluster(cluster('a', [endpoint('10.0.0.1')]), API)).revision;
+      const r2 = (await s.putCluster(cluster('a', [endpoint('10.0.0.1')], { connectTimeoutMs: 250 }), { ...API, actor: 'bob' })).revision;
+      const r3 = (await s.setEndpointState('a', '10.0.0.1', 8080, 'draining', { actor: 'carol' })).revision;
+      const r4 = (await s.deleteCluster('a', API)).revision;
+      const rows = s.audit();
+      expect(rows.map((r) => [r.actor, r.action, r.kind, r.name, r.revision])).toEqual([
+        ['alice', 'delete', 'cluster', 'a', r4],
+        ['carol', 'set-state', 'endpoint', 'a/10.0.0.1:8080', r3],
+        ['bob', 'update', 'cluster', 'a', r2],
+        ['alice', 'create', 'cluster', 'a', r1],
+      ]);
+      const [del, state, upd, create] = rows as [(typeof rows)[0], (typeof rows)[0], (typeof rows)[0], (typeof rows)[0]];
+      expect(create.before).toBeNull();
+      expect(create.after).toMatchObject({ name: 'a', owner: 'api', revision: r1, connectTimeoutMs: 1000, endpoints: [{ address: '10.0.0.1', revision: r1 }] });
+      expect(upd.before).toMatchObject({ connectTimeoutMs: 1000, revision: r1 });
+      expect(upd.after).toMatchObject({ connectTimeoutMs: 250, revision: r2 });
+      expect(state.before).toMatchObject({ state: 'active' });
+      expect(state.after).toMatchObject({ state: 'draining', revision: r3 });
+      expect(del.before).toMatchObject({ connectTimeoutMs: 250, revision: r3 });
+      expect(del.after).toBeNull();
+      expect(s.audit(2).map((r) => r.revision)).toEqual([r4, r3]);
+      expect(s.audit(2, rows[1]!.id).map((r) => r.revision)).toEqual([r2, r1]);
+    });
+  });
+
+  describe('published weights', () => {
+    it('round-trip, replace per cluster, add no revision of desired state and no audit', async () => {
+      const s = await fresh();
+      await s.saveAllWeights(new Map([['web', new Map([['10.0.0.1:80', 10], ['10.0.0.2:80', 30]])]]));
+      await s.saveAllWeights(new Map([['api', new Map([['::1:81', 1]])]]));
+      await s.saveAllWeights(new Map([['web', new Map([['10.0.0.2:80', 25]])]]));
+      expect(s.audit()).toEqual([]);
+      expect(s.loadWeights()).toEqual(new Map([['api', new Map([['::1:81', 1]])], ['web', new Map([['10.0.0.2:80', 25]])]]));
+      await expect(attempt(() => s.saveAllWeights(new Map([['web', new Map([['x', 1.5]])]])))).rejects.toThrow();
+      expect(s.loadWeights().get('web')).toEqual(new Map([['10.0.0.2:80', 25]]));
+    });
+  });
+
+  it('is writable and says what it is', async () => {
+    const s = await fresh();
+    expect(s.health()).toEqual({ writable: true });
+    expect(['sqlite', 'etcd']).toContain(s.describe().kind);
+  });
+}

@@ -1,0 +1,149 @@
+/**
+ * The etcd store across replicas, on a real 3-member etcd: a write on one replica is seen on the
+ * others; racing If-Match writes give one success and one conflict; concurrent writers lose
+ * nothing; replicas seeding the same file at once converge with one write each; quorum loss
+ * refuses writes (503) while reads keep being served; quorum back resumes everything without a
+ * restart; a replica with nothing local rebuilds everything from etcd.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { ConflictError, StoreLimitError, StoreUnavailableError, type StoreChange } from '../../src/catalog/store/index.js';
+import { openEtcdStore, type EtcdStore } from '../../src/catalog/store/etcd-store.js';
+import { cluster, endpoint, listener } from '../catalog/helpers.js';
+import { FILE_V1, fileCatalog } from '../catalog/store-contract.js';
+import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+import { scaled, waitFor } from '../support/wait.js';
+
+const API = { actor: 'alice', owner: 'api' } as const;
+
+describeEtcd('etcd store: several replicas on one etcd', () => {
+  let etcd: EtcdCluster;
+  const open: EtcdStore[] = [];
+  let prefix = '';
+  beforeAll(async () => {
+    etcd = await startEtcdCluster(3);
+  }, 120_000);
+  afterAll(() => etcd?.stop());
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+  });
+
+  /** A replica on this test's prefix. */
+  const replica = async (): Promise<EtcdStore> => {
+    const s = await openEtcdStore({ endpoints: [...etcd.endpoints], prefix, writeTimeoutMs: 3_000 }, { probeIntervalMs: 250 });
+    open.push(s);
+    return s;
+  };
+  const replicas = async (n: number): Promise<EtcdStore[]> => {
+    prefix = `/ha-${randomBytes(4).toString('hex')}`;
+    return Promise.all(Array.from({ length: n }, () => replica()));
+  };
+
+  it('a write on one replica is seen on the others, with the same revision and a change event', async () => {
+    const [a, b] = (await replicas(2)) as [EtcdStore, EtcdStore];
+    const seen: StoreChange[] = [];
+    b.onChange((c) => seen.push(c));
+    const { revision } = await a.putCluster(cluster('web', [endpoint('10.0.0.1')]), API);
+    await waitFor(() => b.getCluster('web')?.revision === revision, { what: 'B sees the write', timeoutMs: scaled(10_000) });
+    expect(seen).toEqual([{ revision, actor: 'alice', changes: [{ kind: 'cluster', name: 'web', action: 'create' }] }]);
+    expect(b.catalog()).toEqual(a.catalog());
+    expect(b.audit()).toEqual(a.audit());
+  });
+
+  it('racing If-Match writes on two replicas: exactly one wins, the other gets a conflict', async () => {
+    const [a, b] = (await replicas(2)) as [EtcdStore, EtcdStore];
+    for (let round = 0; round < 5; round++) {
+      const { revision } = await a.putCluster(cluster('web', [endpoint('10.0.0.1')], { connectTimeoutMs: 100 + round }), API);
+      await waitFor(() => b.getCluster('web')?.revision === revision, { what: 'B caught up', timeoutMs: scaled(10_000) });
+      const results = await Promise.allSettled([
+        a.putCluster(cluster('web', [endpoint('10.0.0.1')], { connectTimeoutMs: 1000 }), { ...API, actor: 'a', ifMatch: revision }),
+        b.putCluster(cluster('web', [endpoint('10.0.0.2')], { connectTimeoutMs: 2000 }), { ...API, actor: 'b', ifMatch: revision }),
+      ]);
+      const won = results.filter((r) => r.status === 'fulfilled');
+      const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect(won).toHaveLength(1);
+      expect(lost).toHaveLength(1);
+      expect(lost[0]!.reason).toBeInstanceOf(ConflictError);
+      // The winner's write is what both replicas hold; exactly one audit entry for it.
+      const winner = results[0]!.status === 'fulfilled' ? 'a' : 'b';
+      await waitFor(() => a.getCluster('web')?.revision === b.getCluster('web')?.revision, { what: 'replicas agree', timeoutMs: scaled(10_000) });
+      expect(a.getCluster('web')?.connectTimeoutMs).toBe(winner === 'a' ? 1000 : 2000);
+      expect(a.audit(1)[0]).toMatchObject({ actor: winner, action: 'update' });
+    }
+  });
+
+  it('concurrent writers without If-Match lose no update (endpoints added on two replicas are both kept)', async () => {
+    const [a, b] = (await replicas(2)) as [EtcdStore, EtcdStore];
+    const { revision } = await a.putCluster(cluster('web'), API);
+    await waitFor(() => b.getCluster('web')?.revision === revision, { what: 'B caught up', timeoutMs: scaled(10_000) });
+    await Promise.all([
+      ...[1, 2, 3, 4].map((i) => a.putEndpoint('web', endpoint(`10.0.1.${i}`), API)),
+      ...[1, 2, 3, 4].map((i) => b.putEndpoint('web', endpoint(`10.0.2.${i}`), API)),
+    ]);
+    await waitFor(() => a.getCluster('web')?.revision === b.getCluster('web')?.revision, { what: 'replicas agree', timeoutMs: scaled(10_000) });
+    expect(a.getCluster('web')!.endpoints).toHaveLength(8);
+    expect(a.audit().filter((e) => e.kind === 'endpoint')).toHaveLength(8);
+  });
+
+  it('three replicas seeding the same file at once converge: one write per resource, identical state', async () => {
+    const stores = await replicas(3);
+    const results = await Promise.all(stores.map((s) => s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' })));
+    expect(results.flatMap((r) => r.changes)).toHaveLength(3 + 1 + 1);
+    const last = Math.max(...results.map((r) => r.revision));
+    await waitFor(() => stores.every((s) => s.revision() >= last), { what: 'all caught up', timeoutMs: scaled(10_000) });
+    for (const s of stores) {
+      expect(s.catalog()).toEqual(stores[0]!.catalog());
+      expect(s.audit()).toHaveLength(5);
+    }
+    // Seeding again anywhere changes nothing.
+    expect((await stores[1]!.seedFromConfig(fileCatalog(FILE_V1))).changes).toEqual([]);
+  });
+
+  it('a replica started with nothing local rebuilds everything from etcd', async () => {
+    const [a] = (await replicas(1)) as [EtcdStore];
+    await a.seedFromConfig(fileCatalog(FILE_V1));
+    await a.putListener(listener('mine', 'web', 20000), API);
+    await a.setEndpointState('web', '10.0.0.1', 80, 'draining', { actor: 'bob' });
+    await a.saveAllWeights(new Map([['web', new Map([['10.0.0.1:80', 40]])]]));
+    const fresh = await replica();
+    expect(fresh.catalog()).toEqual(a.catalog());
+    expect(fresh.listClusters()).toEqual(a.listClusters());
+    expect(fresh.audit()).toEqual(a.audit());
+    expect(fresh.loadWeights()).toEqual(a.loadWeights());
+    expect(fresh.revision()).toBeGreaterThanOrEqual(a.revision());
+  });
+
+  it('a write too large for one etcd request is refused with a clear error, before it is sent', async () => {
+    const [a] = (await replicas(1)) as [EtcdStore];
+    const many = Array.from({ length: 8_000 }, (_, i) => endpoint(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 8080, { locality: { region: 'r'.repeat(60), zone: 'z'.repeat(60), subZone: '' } }));
+    const err = await a.putCluster(cluster('huge', many), API).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreLimitError);
+    expect((err as Error).message).toMatch(/cluster "huge" is \d+ bytes once stored, over the store's limit/);
+    expect(a.getCluster('huge')).toBeUndefined();
+  });
+
+  it('quorum lost: writes refused with a reason, reads still served; quorum back: writes resume without a restart', async () => {
+    const [a, b] = (await replicas(2)) as [EtcdStore, EtcdStore];
+    await a.seedFromConfig(fileCatalog(FILE_V1));
+    await waitFor(() => b.getCluster('web') !== undefined, { what: 'B caught up', timeoutMs: scaled(10_000) });
+    const before = b.catalog();
+
+    await etcd.stopMember(1);
+    // One member down: nothing changes.
+    await a.putCluster(cluster('one-down'), API);
+    await etcd.stopMember(2);
+    await waitFor(() => !a.health().writable && !b.health().writable, { what: 'replicas notice the lost quorum', timeoutMs: scaled(30_000) });
+    expect(a.health().reason).toMatch(/etcd unreachable or without quorum/);
+    const refused = await b.putCluster(cluster('split-brain'), API).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(StoreUnavailableError);
+    expect(refused).toMatchObject({ status: 503, code: 'STORE_UNAVAILABLE' });
+    expect(b.catalog().clusters.map((c) => c.name)).toEqual([...before.clusters.map((c) => c.name), 'one-down'].sort());
+
+    await etcd.startMember(1);
+    await etcd.startMember(2);
+    await waitFor(() => a.health().writable && b.health().writable, { what: 'replicas writable again', timeoutMs: scaled(60_000) });
+    const { revision } = await b.putCluster(cluster('after'), API);
+    await waitFor(() => a.getCluster('after')?.revision === revision, { what: 'A sees B\'s write (watch resumed)', timeoutMs: scaled(30_000) });
+    expect(a.getCluster('split-brain')).toBeUndefined();
+  });
+}, { timeout: 120_000 });

@@ -1,0 +1,196 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Etcd3, Watcher } from 'etcd3';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { SAFETY_DEFAULTS } from '../../src/balancing/engine/types.js';
+import type { EndpointOverride } from '../../src/catalog/weight-overrides.js';
+import { haKeys } from '../../src/ha/keys.js';
+import { DEFAULT_LEASE_TTL_SECONDS } from '../../src/ha/replica.js';
+import { rendezvousOwner } from '../../src/ha/rendezvous.js';
+import type { WeightRecord } from '../../src/ha/weight-share.js';
+import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+import { scaled, waitFor } from '../support/wait.js';
+import { Proc } from '../support/proc.js';
+import { driveFleet, etcdClient, fleetCatalog, keyOf, startReplica, stopReplica, type TestReplica } from './replicas.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+const CLUSTERS = 12;
+const PREFIX = '/fulcrum-ha-test';
+const keys = haKeys(PREFIX);
+const names = Array.from({ length: CLUSTERS }, (_, c) => `svc-${c}`);
+const catalog = fleetCatalog(CLUSTERS);
+
+/** new/old per endpoint, max over min: a step limit of r per side bounds it by r² (the integer scale cancels). */
+function spread(before: Readonly<Record<string, EndpointOverride>>, after: Readonly<Record<string, EndpointOverride>>): number {
+  const q = Object.entries(before).map(([k, o]) => (after[k]?.weight ?? NaN) / (o.weight ?? NaN));
+  return Math.max(...q) / Math.min(...q);
+}
+
+const ratio = (o: Readonly<Record<string, EndpointOverride>> | ReadonlyMap<string, EndpointOverride> | undefined, c: number): number => {
+  const get = (k: string): number | undefined => (o instanceof Map ? o.get(k)?.weight : (o as Record<string, EndpointOverride> | undefined)?.[k]?.weight);
+  return (get(keyOf(c, 2)) ?? 1) / (get(keyOf(c, 0)) ?? 1);
+};
+
+describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
+  let etcd: EtcdCluster;
+  let observer: Etcd3;
+  let watcher: Watcher;
+  /** Every weights record written, in etcd order: the hand-over evidence. */
+  const records: { cluster: string; record: WeightRecord }[] = [];
+  const replicas: TestReplica[] = [];
+  let stopFleet = (): void => undefined;
+  const children: Proc[] = [];
+  const alive = (): TestReplica[] => replicas.filter((r) => r.alive);
+  const ownersOf = (cluster: string): string[] => alive().filter((r) => r.ha.status().owned.includes(cluster)).map((r) => r.id);
+
+  beforeAll(async () => {
+    etcd = await startEtcdCluster(3);
+    observer = etcdClient(etcd.endpoints);
+    watcher = await observer.watch().prefix(keys.weights).create();
+    watcher.on('put', (kv) => records.push({ cluster: kv.key.toString().slice(keys.weights.length), record: JSON.parse(kv.value.toString()) as WeightRecord }));
+    for (const id of ['r1', 'r2', 'r3']) replicas.push(await startReplica(id, etcd.endpoints, catalog, PREFIX));
+  }, scaled(120_000));
+
+  afterAll(async () => {
+    stopFleet();
+    for (const p of children) await p.stop('SIGKILL');
+    for (const r of replicas) await stopReplica(r).catch(() => undefined);
+    await watcher?.cancel();
+    observer?.close();
+    await etcd?.stop();
+  }, scaled(60_000));
+
+  test('every cluster has exactly one owner, the rendezvous choice, holding the owner key; clusters spread', async () => {
+    const ids = replicas.map((r) => r.id);
+    await waitFor(() => names.every((c) => ownersOf(c).length === 1 && ownersOf(c)[0] === rendezvousOwner(c, ids)), {
+      what: 'one owner per cluster',
+      timeoutMs: 20_000,
+    });
+    for (const c of names) expect(await observer.get(keys.owner(c)).string()).toBe(ownersOf(c)[0]);
+    for (const r of replicas) expect(r.ha.status().owned.length, `${r.id} owns some of the ${CLUSTERS} clusters`).toBeGreaterThan(0);
+    for (const r of replicas) expect(r.ha.status().live).toEqual(ids);
+  }, scaled(30_000));
+
+  test('signals that land only on non-owners steer the owner, and every replica serves the owner\'s weights', async () => {
+    const r1 = replicas[0] as TestReplica;
+    const target = names.findIndex((c) => ownersOf(c)[0] === r1.id);
+    expect(target).toBeGreaterThanOrEqual(0);
+    // Everything lands on r2 or r3; for the target cluster never on its owner r1.
+    stopFleet = driveFleet(CLUSTERS, (_c, round) => replicas[1 + (round % 2)], (c) => r1.adaptive.current().get(`svc-${c}`));
+    await waitFor(
+      () => {
+        const own = r1.adaptive.current().get(`svc-${target}`);
+        const served = replicas.map((r) => JSON.stringify([...(r.adaptive.current().get(`svc-${target}`) ?? [])]));
+        return ratio(own, target) > 2.5 && served.every((s) => s === served[0]);
+      },
+      { what: `svc-${target} steered toward 1:2:4 by r1 and served alike by r2, r3`, timeoutMs: 60_000, intervalMs: 200 },
+    );
+    // Only the owner ticked it.
+    expect(r1.adaptive.explain(`svc-${target}`)).toBeDefined();
+    for (const r of replicas.slice(1)) expect(r.adaptive.explain(`svc-${target}`)).toBeUndefined();
+  }, scaled(90_000));
+
+  test('a replica that joins takes its clusters over gracefully; SIGKILLed, they move back within the lease TTL, without a slosh either way', async () => {
+    stopFleet();
+    const ids = [...replicas.map((r) => r.id), 'r4'];
+    const theirs = names.filter((c) => rendezvousOwner(c, ids) === 'r4');
+    expect(theirs.length).toBeGreaterThan(0);
+    // Signals land only on the in-process replicas: r4 learns everything through etcd.
+    stopFleet = driveFleet(CLUSTERS, (c, round) => replicas[(c + round) % 3], (c) => served(`svc-${c}`));
+    await waitFor(() => names.every((c, i) => ratio(lastRecord(c)?.overrides, i) > 2), { what: 'every cluster steered toward 1:2:4', timeoutMs: 90_000, intervalMs: 200 });
+
+    const r4 = startProcessReplica('r4');
+    await waitFor(async () => (await Promise.all(theirs.map(etcdOwner))).every((o) => o === 'r4'), { what: `r4 owns ${theirs.join(', ')}\n${r4.tail()}`, timeoutMs: 60_000, intervalMs: 200 });
+    await waitFor(() => theirs.every((c) => firstRecordBy(c, 'r4') !== undefined), { what: 'a first publish by r4', timeoutMs: 20_000 });
+    for (const c of theirs) expectNoSlosh(c, 'r4');
+    await waitFor(() => theirs.every((c) => lastRecord(c)?.owner === 'r4' && ratio(lastRecord(c)?.overrides, names.indexOf(c)) > 2), {
+      what: 'r4 steering its clusters',
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+
+    const killedAt = Date.now();
+    await r4.stop('SIGKILL');
+    const tookOver = await waitFor(() => theirs.every((c) => ownersOf(c).length === 1) && Date.now(), { what: 'r4 clusters owned by r1..r3', timeoutMs: 30_000, intervalMs: 50 });
+    // The lease expires TTL after r4's last keep-alive (sent every third of it) and etcd reaps it within ~0.5 s.
+    expect(tookOver - killedAt).toBeLessThan(DEFAULT_LEASE_TTL_SECONDS * 1000 + scaled(1_500));
+    for (const c of names) expect(ownersOf(c), c).toEqual([rendezvousOwner(c, replicas.map((r) => r.id))]);
+    await waitFor(() => theirs.every((c) => firstRecordAfter(c, 'r4') !== undefined), { what: 'a first publish by each successor', timeoutMs: 20_000 });
+    for (const c of theirs) expectNoSlosh(c, (firstRecordAfter(c, 'r4') as WeightRecord).owner);
+  }, scaled(240_000));
+
+  test('with etcd quorum lost no replica ticks and the weights hold; with quorum back ownership resumes', async () => {
+    const live = alive();
+    await etcd.stopMember(0);
+    await etcd.stopMember(1);
+    await waitFor(() => live.every((r) => r.ha.status().fenced && r.ha.status().owned.length === 0 && r.ha.notReady() !== undefined), {
+      what: 'every replica fenced',
+      timeoutMs: 15_000,
+      intervalMs: 50,
+    });
+    const held = live.map((r) => ({ r, weights: JSON.stringify(serialize(r)), ticks: r.ticks }));
+    // Signals keep arriving (the fleet driver runs): an owner that kept ticking would move weights.
+    await waitFor(() => held.every((h) => h.r.ticks >= h.ticks + 6), { what: 'six more engine ticks on each replica', timeoutMs: 20_000 });
+    for (const h of held) expect(JSON.stringify(serialize(h.r)), `${h.r.id} kept its weights`).toBe(h.weights);
+    for (const h of held) expect(h.r.adaptive.current().size, `${h.r.id} still serves weights`).toBe(CLUSTERS);
+
+    await etcd.startMember(0);
+    await etcd.startMember(1);
+    await waitFor(() => names.every((c) => ownersOf(c).length === 1) && live.every((r) => !r.ha.status().fenced), {
+      what: 'every cluster owned again after quorum returned',
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+  }, scaled(150_000));
+
+  function served(cluster: string): ReadonlyMap<string, EndpointOverride> | undefined {
+    const o = lastRecord(cluster)?.overrides;
+    return o === undefined ? undefined : new Map(Object.entries(o));
+  }
+
+  function etcdOwner(cluster: string): Promise<string | null> {
+    return observer.get(keys.owner(cluster)).string();
+  }
+
+  function startProcessReplica(id: string): Proc {
+    const env = { ...process.env, HA_ETCD: etcd.endpoints.join(','), HA_PREFIX: PREFIX, HA_ID: id, HA_CLUSTERS: String(CLUSTERS) };
+    const proc = new Proc(`replica-${id}`, spawn(process.execPath, ['--import', 'tsx', 'test/ha/replica-process.ts'], { cwd: repo, env, stdio: 'pipe' }));
+    children.push(proc);
+    return proc;
+  }
+
+  /** The new owner's first record against the last one before it: within the step limit, and not back to static. */
+  function expectNoSlosh(cluster: string, newOwner: string): void {
+    const i = records.findIndex((x) => x.cluster === cluster && x.record.owner === newOwner && x.record === firstRecordBy(cluster, newOwner));
+    const previous = records.slice(0, i).findLast((x) => x.cluster === cluster)?.record;
+    const first = records[i]?.record;
+    expect(previous, `${cluster}: a record before ${newOwner}'s`).toBeDefined();
+    if (previous === undefined || first === undefined) return;
+    expect(previous.owner).not.toBe(newOwner);
+    const s = spread(previous.overrides, first.overrides);
+    expect(s, `${cluster}: ${JSON.stringify(previous.overrides)} → ${JSON.stringify(first.overrides)}`).toBeLessThanOrEqual(SAFETY_DEFAULTS.maxStepRatio ** 2 * 1.001);
+    expect(ratio(first.overrides, names.indexOf(cluster)), `${cluster} did not restart from static`).toBeGreaterThan(1.5);
+  }
+
+  /** The first record by `owner` after the last record by another replica. */
+  function firstRecordBy(cluster: string, owner: string): WeightRecord | undefined {
+    const otherLast = records.findLastIndex((x) => x.cluster === cluster && x.record.owner !== owner);
+    return records.slice(otherLast + 1).find((x) => x.cluster === cluster && x.record.owner === owner)?.record;
+  }
+
+  function lastRecord(cluster: string): WeightRecord | undefined {
+    for (let i = records.length - 1; i >= 0; i--) if (records[i]?.cluster === cluster) return records[i]?.record;
+    return undefined;
+  }
+
+  function firstRecordAfter(cluster: string, previousOwner: string): WeightRecord | undefined {
+    const last = records.findLastIndex((x) => x.cluster === cluster && x.record.owner === previousOwner);
+    return records.slice(last + 1).find((x) => x.cluster === cluster)?.record;
+  }
+});
+
+function serialize(r: TestReplica): [string, [string, EndpointOverride][]][] {
+  return [...r.adaptive.current()].map(([c, o]) => [c, [...o]]);
+}
