@@ -18,13 +18,17 @@ import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
 import { parseConfig, type LoadedConfig } from './sources/config-file.js';
 import { ConfigSource } from './sources/config-source.js';
+import { withEtcdEndpointsFromEnv } from './sources/etcd-endpoints-env.js';
 import { withKubernetes } from './sources/kubernetes/catalog-merge.js';
 import { KubernetesDiscovery } from './sources/kubernetes/discovery.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics, type EndpointValue } from './telemetry/metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { WeightLoop } from './weights/weight-loop.js';
+import { proxyView } from './admin/views.js';
+import { buildEtcdClient } from './catalog/store/etcd-client.js';
 import { XdsCache } from './xds/cache.js';
+import { FleetProxies } from './xds/fleet-proxies.js';
 import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
 import { ProxyRegistry } from './xds/proxy-status.js';
 import { Publisher } from './xds/publisher.js';
@@ -130,7 +134,8 @@ interface Boot {
 
 async function readBoot(options: FulcrumOptions): Promise<Boot> {
   envoyRoot();
-  const config = parseConfig(await readFile(options.configPath, 'utf8'), options.configPath);
+  const parsed = parseConfig(await readFile(options.configPath, 'utf8'), options.configPath);
+  const config = { ...parsed, store: withEtcdEndpointsFromEnv(parsed.store, process.env) };
   const adminTls = config.server.admin.tls ? await readAdminTls(config.server.admin.tls) : undefined;
   return { config, adminTls, log: options.logger ?? createLogger(config.server.logLevel) };
 }
@@ -225,10 +230,29 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     if (stopping.now) reasons.push('shutting down');
     return { ready: reasons.length === 0, reasons };
   };
-  const admin = adminServer(boot, core, store, options, ready);
+  const fleet = fleetProxies(boot, core, options);
+  const admin = adminServer(boot, core, store, options, ready, fleet);
   const pipeline = [source, feed, ...(discovery ? [discovery] : []), weights, core.publisher];
+  const served = [component('xds', xds), ...(fleet ? [fleet] : []), component('signals', core.signals)];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
-  return { components: [...pipeline, admin, component('xds', xds), component('signals', core.signals), readiness], xds, admin };
+  return { components: [...pipeline, admin, ...served, readiness], xds, admin };
+}
+
+/**
+ * On etcd, this replica's proxy status is shared with the others (and theirs read), so
+ * /v1/proxies on any replica lists the whole fleet. Its own client: it closes with it.
+ */
+function fleetProxies({ config, log }: Boot, core: Core, options: FulcrumOptions): FleetProxies | undefined {
+  if (config.store.kind !== 'etcd') return undefined;
+  const replica = replicaId(options);
+  return new FleetProxies({
+    client: buildEtcdClient(config.store.etcd),
+    closeClient: true,
+    prefix: `${config.store.etcd.prefix}/`,
+    replica,
+    local: () => core.registry.list().map((r) => proxyView(r, replica)),
+    log,
+  });
 }
 
 function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions): XdsServer {
@@ -250,7 +274,14 @@ function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions): 
 type Readiness = () => { ready: boolean; reasons: string[] };
 
 /** The admin HTTP API as a component: listens on start, closes on stop. */
-function adminServer(boot: Boot, core: Core, store: CatalogStore, options: FulcrumOptions, ready: Readiness): Component & { port(): number } {
+function adminServer(
+  boot: Boot,
+  core: Core,
+  store: CatalogStore,
+  options: FulcrumOptions,
+  ready: Readiness,
+  fleet: FleetProxies | undefined,
+): Component & { port(): number } {
   const { config, log, adminTls } = boot;
   const settings = config.server.admin;
   const auth = options.auth ?? authWithFiles(authFromEnv(process.env), settings.tokenFiles);
@@ -261,6 +292,7 @@ function adminServer(boot: Boot, core: Core, store: CatalogStore, options: Fulcr
     registry: core.registry,
     cache: core.cache,
     replica: replicaId(options),
+    ...(fleet ? { fleet } : {}),
     metrics: core.metrics,
     log,
     store,
