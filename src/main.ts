@@ -7,12 +7,14 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { Etcd3 } from 'etcd3';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { authFromEnv, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { CatalogFeed } from './catalog/catalog-feed.js';
 import { DurableStore } from './catalog/store/durable-store.js';
 import type { CatalogStore } from './catalog/store/index.js';
+import { HaReplica } from './ha/replica.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
@@ -66,6 +68,12 @@ export interface FulcrumOptions {
    * (a pod's name in Kubernetes).
    */
   readonly replicaId?: string;
+  /**
+   * Replication: the etcd client and key prefix of the store when `store.kind` is etcd. Given,
+   * this process is one of several replicas: it ticks only the clusters it owns and serves the
+   * others' weights from etcd (src/ha). Omitted (SQLite), it owns every cluster, as one process.
+   */
+  readonly etcd?: { readonly client: Etcd3; readonly prefix: string };
 }
 
 export interface Fulcrum {
@@ -83,6 +91,8 @@ export interface Fulcrum {
   readonly dataDir: string;
   readonly replicaId: string;
   readonly log: Logger;
+  /** This replica's part in replication (ownership, fencing); undefined on a single node. */
+  readonly ha: HaReplica | undefined;
   stop(): Promise<void>;
 }
 
@@ -116,8 +126,9 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     adminPort: parts.admin.port(),
     store: durable.store,
     dataDir: durable.dir,
-    replicaId: replicaId(options),
+    replicaId: resolveReplicaId(options, boot.config),
     log,
+    ha: parts.ha,
     async stop() {
       await life.stop();
       log.info('stopped');
@@ -195,12 +206,15 @@ interface Parts {
   readonly components: readonly Component[];
   readonly xds: XdsServer;
   readonly admin: { port(): number };
+  readonly ha: HaReplica | undefined;
 }
 
 /** Sources → catalog → weights → publisher, then the servers, signals and readiness. */
 function buildParts(boot: Boot, core: Core, store: CatalogStore, options: FulcrumOptions): Parts {
   const { config, log } = boot;
-  const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher]);
+  const etcd = replicationEtcd(boot, options);
+  const ha = etcd ? haReplica(boot, core, etcd, options) : undefined;
+  const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher, ...(ha ? [ha] : [])]);
   const source = new ConfigSource(options.configPath, { store, log, onReload: (outcome) => core.metrics.configReload(outcome) });
   const discovery = config.kubernetes
     ? new KubernetesDiscovery({ settings: config.kubernetes, log, onChange: (view) => feed.setOverlay((c) => withKubernetes(c, view)) })
@@ -208,7 +222,8 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const weights = new WeightLoop({
     adaptive: core.adaptive,
     signals: core.signals,
-    archive: store,
+    // Replicated, published weights live in etcd (src/ha), written by each cluster's owner.
+    archive: ha ? NO_ARCHIVE : store,
     tickMs: options.engineTickMs ?? config.server.engineTickMs,
     onArchiveError: (err) => log.warn({ err }, 'published weights not archived'),
     publish: (overrides) => core.publisher.setWeights(overrides),
@@ -227,32 +242,71 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     // serving the last good state to connected proxies, but new ones are better sent elsewhere.
     const health = store.health();
     if (!health.writable) reasons.push(`store: ${health.reason ?? 'not writable'}`);
+    const fenced = ha?.notReady();
+    if (fenced !== undefined) reasons.push(fenced);
     if (stopping.now) reasons.push('shutting down');
     return { ready: reasons.length === 0, reasons };
   };
-  const fleet = fleetProxies(boot, core, options);
+  const fleet = etcd ? fleetProxies(boot, core, etcd, options) : undefined;
   const admin = adminServer(boot, core, store, options, ready, fleet);
-  const pipeline = [source, feed, ...(discovery ? [discovery] : []), weights, core.publisher];
+  // Replication starts after the catalog (it needs the cluster names) and before the weight loop.
+  const pipeline = [source, feed, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, core.publisher];
   const served = [component('xds', xds), ...(fleet ? [fleet] : []), component('signals', core.signals)];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
-  return { components: [...pipeline, admin, ...served, readiness], xds, admin };
+  return { components: [...(etcd?.owned ? [etcd.owned] : []), ...pipeline, admin, ...served, readiness], xds, admin, ha };
+}
+
+/** The etcd client replication uses: the embedder's, or one built from `store.etcd` (closed at stop, after everything else). */
+interface ReplicationEtcd {
+  readonly client: Etcd3;
+  readonly prefix: string;
+  readonly owned?: Component;
+}
+
+function replicationEtcd({ config }: Boot, options: FulcrumOptions): ReplicationEtcd | undefined {
+  if (options.etcd) return options.etcd;
+  if (config.store.kind !== 'etcd') return undefined;
+  const client = buildEtcdClient(config.store.etcd);
+  return { client, prefix: config.store.etcd.prefix, owned: component('etcd-client', { start: () => undefined, stop: () => client.close() }) };
 }
 
 /**
  * On etcd, this replica's proxy status is shared with the others (and theirs read), so
- * /v1/proxies on any replica lists the whole fleet. Its own client: it closes with it.
+ * /v1/proxies on any replica lists the whole fleet.
  */
-function fleetProxies({ config, log }: Boot, core: Core, options: FulcrumOptions): FleetProxies | undefined {
-  if (config.store.kind !== 'etcd') return undefined;
-  const replica = replicaId(options);
+function fleetProxies({ config, log }: Boot, core: Core, etcd: ReplicationEtcd, options: FulcrumOptions): FleetProxies {
+  const replica = resolveReplicaId(options, config);
   return new FleetProxies({
-    client: buildEtcdClient(config.store.etcd),
-    closeClient: true,
-    prefix: `${config.store.etcd.prefix}/`,
+    client: etcd.client,
+    prefix: `${etcd.prefix}/`,
     replica,
     local: () => core.registry.list().map((r) => proxyView(r, replica)),
     log,
   });
+}
+
+/** Replicated: weights are not archived locally; the owners write them to etcd. */
+const NO_ARCHIVE = { loadWeights: () => new Map<string, ReadonlyMap<string, number>>(), saveAllWeights: () => undefined };
+
+function haReplica({ config, log }: Boot, core: Core, etcd: ReplicationEtcd, options: FulcrumOptions): HaReplica {
+  const { leaseTtlSeconds, stateRefreshMs } = config.ha;
+  return new HaReplica({
+    client: etcd.client,
+    prefix: etcd.prefix,
+    replicaId: resolveReplicaId(options, config),
+    leaseTtlSeconds,
+    stateRefreshMs,
+    tickMs: options.engineTickMs ?? config.server.engineTickMs,
+    weights: core.adaptive,
+    signals: core.signals.store,
+    log,
+  });
+}
+
+/** $FULCRUM_REPLICA_ID, else the hostname: the pod name on Kubernetes (a StatefulSet's is stable). */
+export function defaultReplicaId(env: NodeJS.ProcessEnv = process.env): string {
+  const id = env.FULCRUM_REPLICA_ID;
+  return id !== undefined && id !== '' ? id : hostname();
 }
 
 function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions): XdsServer {
@@ -291,7 +345,7 @@ function adminServer(
   const app = buildAdminApp({
     registry: core.registry,
     cache: core.cache,
-    replica: replicaId(options),
+    replica: resolveReplicaId(options, config),
     ...(fleet ? { fleet } : {}),
     metrics: core.metrics,
     log,
@@ -316,8 +370,9 @@ function adminServer(
   };
 }
 
-export function replicaId(options: Pick<FulcrumOptions, 'replicaId'>): string {
-  return options.replicaId ?? (process.env.FULCRUM_REPLICA_ID || hostname());
+/** This replica's id: --replica-id (options), else the config's ha.replicaId, else defaultReplicaId(). */
+export function resolveReplicaId(options: Pick<FulcrumOptions, 'replicaId'>, config: Pick<LoadedConfig, 'ha'>): string {
+  return options.replicaId ?? config.ha.replicaId ?? defaultReplicaId();
 }
 
 /** Per endpoint the signals store tracks, the newest CPU utilization reported (endpoints without one are left out). */

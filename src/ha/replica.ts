@@ -55,11 +55,13 @@ export class HaReplica implements Component {
   private reconcileTimer: NodeJS.Timeout | undefined;
   private flushing = false;
   private clusters: readonly string[] = [];
+  private readonly ttlMs: number;
 
   constructor(private readonly o: HaReplicaOptions) {
     if (o.replicaId === '' || o.replicaId.includes('/')) throw new RangeError(`ha.replicaId must be non-empty and contain no "/", got "${o.replicaId}"`);
     const ttl = o.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
     if (!Number.isInteger(ttl) || ttl < 2) throw new RangeError(`ha.leaseTtlSeconds must be an integer >= 2, got ${ttl}`);
+    this.ttlMs = ttl * 1000;
     const keys = haKeys(o.prefix);
     const common = { client: o.client, keys, replicaId: o.replicaId, log: o.log };
     this.membership = new Membership({ ...common, ttlSeconds: ttl, onChange: () => this.ownership.reconcile() });
@@ -93,15 +95,32 @@ export class HaReplica implements Component {
     this.reconcileTimer.unref();
   }
 
-  /** Hands the owned clusters over (final state written), then leaves: the lease is revoked. */
+  /**
+   * Hands the owned clusters over (final state written), then leaves: the lease is revoked.
+   * Bounded: with etcd unreachable it gives up after the lease TTL (the lease expires anyway).
+   */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     clearInterval(this.reconcileTimer);
     this.timer = this.reconcileTimer = undefined;
+    const limit = this.ttlMs;
     await this.signalShare.stop();
-    await this.ownership.stop().catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'ha: hand-over at stop failed'));
+    await this.bounded('hand-over', this.ownership.stop(), limit);
     await this.weightShare.stop();
-    await this.membership.stop();
+    await this.bounded('lease revoke', this.membership.stop(), limit);
+  }
+
+  private async bounded(what: string, work: Promise<void>, ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+    try {
+      const outcome = await Promise.race([work.then(() => 'done' as const), timeout]);
+      if (outcome === 'timeout') this.o.log.warn({ ms }, `ha: ${what} at stop did not finish; the lease expires on its own`);
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, `ha: ${what} at stop failed`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   status(): HaStatus {

@@ -7,6 +7,8 @@ import { nameUnder, type HaKeys } from './keys.js';
 export interface SharedSignals {
   subscribe(listener: SignalListener): () => void;
   record(cluster: string, key: string, sample: Sample): boolean;
+  /** The store's clock: samples from other replicas are stamped with their arrival. */
+  now(): number;
 }
 
 /** `<prefix>/signals/<replica>`: one replica's newest per-endpoint values since its last batch. */
@@ -34,7 +36,8 @@ type Pending = Map<string, Map<string, { -readonly [K in keyof Sample]: Sample[K
  * replica does not own are folded per endpoint (newest value per field) and written once per tick
  * as one batch under `<prefix>/signals/<replica>`, under the replica's lease and only when new
  * samples arrived. Each replica watches the batches of the others and records the samples of the
- * clusters it owns into its own signal store, whence they reach its engine like local ones.
+ * clusters it owns into its own signal store, whence they reach its engine like local ones, at
+ * most a tick (plus an etcd round trip) later than if they had landed on the owner.
  * Probe results are not shared: every replica probes every endpoint itself.
  */
 export class SignalShare {
@@ -93,11 +96,15 @@ export class SignalShare {
     if (from === undefined || from === this.o.replicaId) return;
     const batch = parseBatch(kv.value.toString());
     if (batch === undefined) return;
+    // Stamped on arrival, like a report reaching the owner a tick late: stamped with the sender's
+    // time, a CPU report would lose to an LRS sample the owner received meanwhile (the engine
+    // drops samples older than the newest) and another host's clock would skew freshness.
+    const at = this.o.signals.now();
     this.applying = true;
     try {
       for (const [cluster, eps] of Object.entries(batch.clusters)) {
         if (!this.o.owns(cluster)) continue;
-        for (const [key, sample] of Object.entries(eps)) this.o.signals.record(cluster, key, sample);
+        for (const [key, sample] of Object.entries(eps)) this.o.signals.record(cluster, key, { ...sample, at });
       }
     } finally {
       this.applying = false;

@@ -59,7 +59,18 @@ export interface LoadedConfig {
   readonly kubernetes?: KubernetesSettings;
   /** `store:`; sqlite when absent. */
   readonly store: StoreConfig;
+  /** Replication settings (used when several replicas share an etcd store). */
+  readonly ha: HaSettings;
 }
+
+export interface HaSettings {
+  /** Undefined: $FULCRUM_REPLICA_ID, else the hostname (resolved at start, not here). */
+  readonly replicaId?: string;
+  readonly leaseTtlSeconds: number;
+  readonly stateRefreshMs: number;
+}
+
+export const DEFAULT_HA = { leaseTtlSeconds: 3, stateRefreshMs: 5_000 } as const;
 
 export interface ConfigProblem {
   /** JSON pointer into the document, e.g. `/clusters/0/endpoints/1/port`. */
@@ -116,7 +127,8 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const kubernetes: KubernetesSettings | undefined = k?.enabled
     ? { nodeTopology: k.nodeTopology ?? false, ...(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {}), ...(k.context ? { context: k.context } : {}), ...(k.namespace ? { namespace: k.namespace } : {}) }
     : undefined;
-  return { catalog: toCatalog(raw), server: toServer(raw), store: toStoreConfig(raw.store), ...(kubernetes ? { kubernetes } : {}) };
+  const ha: HaSettings = { ...DEFAULT_HA, ...raw.ha };
+  return { catalog: toCatalog(raw), server: toServer(raw), store: toStoreConfig(raw.store), ...(kubernetes ? { kubernetes } : {}), ha };
 }
 
 /** A union of string literals (an enum) is reported with its allowed values, not TypeBox's "Expected union value". */

@@ -301,6 +301,20 @@ export const ConfigFileSchema = Type.Object(
     clusters: Type.Optional(Type.Array(ClusterSchema, { maxItems: 100_000 })),
     listeners: Type.Optional(Type.Array(ListenerSchema, { maxItems: 10_000 })),
     nodeGroups: Type.Optional(Type.Array(NodeGroupSchema)),
+    // Replication (issue 9): used when fulcrum runs as one of several replicas on etcd.
+    ha: Type.Optional(
+      Type.Object(
+        {
+          /** Unique per replica; default $FULCRUM_REPLICA_ID, else the hostname (the pod name on Kubernetes). */
+          replicaId: Type.Optional(Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9._:-]+$' })),
+          /** The membership lease: a dead replica's clusters move to others after about this long. */
+          leaseTtlSeconds: Type.Optional(Type.Integer({ minimum: 2, maximum: 60 })),
+          /** An owner rewrites a cluster's controller state at most this often when its weights hold. */
+          stateRefreshMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     // Services labelled fulcrum.io/balance=true become clusters named <namespace>/<service>:<port>.
     kubernetes: Type.Optional(
       Type.Object(

@@ -112,8 +112,13 @@ export class AdaptiveWeights {
     return this.overrides;
   }
 
-  /** The last tick of a cluster, with every weight's explanation (for the admin API). */
+  /**
+   * The last tick of a cluster, with every weight's explanation (for the admin API). For a cluster
+   * another replica owns: the weights its owner published, without explanations (they stay there).
+   */
   explain(cluster: string): { tick: ClusterTick; explanations: ReadonlyMap<string, Explanation> } | undefined {
+    const remote = this.owns(cluster) ? undefined : this.remote.get(cluster);
+    if (remote !== undefined && [...remote.values()].some((o) => o.weight !== undefined)) return { tick: remoteTick(remote), explanations: new Map() };
     const t = this.last.get(cluster);
     return t ? { tick: t, explanations: t.explanations } : undefined;
   }
@@ -131,6 +136,17 @@ export class AdaptiveWeights {
     }
     return out;
   }
+}
+
+/** The owner's published overrides in the shape of a tick (weights and health only). */
+function remoteTick(remote: ReadonlyMap<string, EndpointOverride>): ClusterTick {
+  const weights = new Map<string, number>();
+  const health = new Map<string, 'HEALTHY' | 'UNHEALTHY'>();
+  for (const [key, o] of remote) {
+    if (o.weight !== undefined) weights.set(key, o.weight);
+    health.set(key, o.health ?? 'HEALTHY');
+  }
+  return { weights, health, changed: false, explanations: new Map(), failStatic: false, setpoint: undefined };
 }
 
 /** What a tick publishes for a cluster: adaptive weights, and UNHEALTHY where probes failed. */

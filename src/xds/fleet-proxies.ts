@@ -25,8 +25,6 @@ export interface ReplicaProxies {
 
 export interface FleetProxiesOptions {
   readonly client: Etcd3;
-  /** Close `client` at stop (it was built for this component alone). */
-  readonly closeClient?: boolean;
   /** The key prefix of this fulcrum fleet (the store's); keys go under `<prefix>proxies/`. */
   readonly prefix: string;
   readonly replica: string;
@@ -80,7 +78,6 @@ export class FleetProxies implements Component {
       Promise.all([watcher?.cancel(), lease?.revoke()]).catch(() => undefined),
       new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
     ]);
-    if (this.options.closeClient) this.options.client.close();
   }
 
   /** Proxies connected to the other replicas, each with the replica it is connected to. */

@@ -6,6 +6,7 @@
  * restart; a replica with nothing local rebuilds everything from etcd.
  */
 import { randomBytes } from 'node:crypto';
+import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { ConflictError, StoreLimitError, StoreUnavailableError, type StoreChange } from '../../src/catalog/store/index.js';
 import { openEtcdStore, type EtcdStore } from '../../src/catalog/store/etcd-store.js';
@@ -122,6 +123,36 @@ describeEtcd('etcd store: several replicas on one etcd', () => {
     expect(a.getCluster('huge')).toBeUndefined();
   });
 
+  it('a replica whose watch fell behind a compaction lists again, reports the difference and keeps watching', async () => {
+    const [writer] = (await replicas(1)) as [EtcdStore];
+    // The lagging replica talks to member 0 only, so stopping member 0 cuts it off.
+    const lagging = await openEtcdStore({ endpoints: [etcd.endpoints[0]!], prefix }, { probeIntervalMs: 250 });
+    open.push(lagging);
+    const changes: StoreChange[] = [];
+    lagging.onChange((c) => changes.push(c));
+    await writer.putCluster(cluster('a'), API);
+    await waitFor(() => lagging.getCluster('a') !== undefined, { what: 'lagging replica sees a', timeoutMs: scaled(10_000) });
+    await etcd.stopMember(0);
+    await writer.putCluster(cluster('b'), API);
+    await writer.deleteCluster('a', API);
+    const admin = new Etcd3({ hosts: [etcd.endpoints[1]!, etcd.endpoints[2]!] });
+    try {
+      await admin.kv.compact({ revision: String(writer.revision()), physical: true });
+    } finally {
+      admin.close();
+    }
+    await etcd.startMember(0);
+    await waitFor(() => lagging.getCluster('b') !== undefined && lagging.getCluster('a') === undefined, {
+      what: 'lagging replica re-listed after the compaction',
+      timeoutMs: scaled(60_000),
+    });
+    expect(changes.at(-1)).toMatchObject({ actor: 'etcd-resync' });
+    expect(changes.at(-1)?.changes).toEqual(expect.arrayContaining([{ kind: 'cluster', name: 'b', action: 'update' }, { kind: 'cluster', name: 'a', action: 'delete' }]));
+    // And it watches again.
+    const { revision } = await writer.putCluster(cluster('c'), API);
+    await waitFor(() => lagging.getCluster('c')?.revision === revision, { what: 'lagging replica sees c', timeoutMs: scaled(30_000) });
+  });
+
   it('quorum lost: writes refused with a reason, reads still served; quorum back: writes resume without a restart', async () => {
     const [a, b] = (await replicas(2)) as [EtcdStore, EtcdStore];
     await a.seedFromConfig(fileCatalog(FILE_V1));
@@ -129,8 +160,9 @@ describeEtcd('etcd store: several replicas on one etcd', () => {
     const before = b.catalog();
 
     await etcd.stopMember(1);
-    // One member down: nothing changes.
-    await a.putCluster(cluster('one-down'), API);
+    // One member down: nothing changes (writes commit, the other replica sees them).
+    const { revision: oneDown } = await a.putCluster(cluster('one-down'), API);
+    await waitFor(() => b.getCluster('one-down')?.revision === oneDown, { what: 'B sees the write made with one member down', timeoutMs: scaled(30_000) });
     await etcd.stopMember(2);
     await waitFor(() => !a.health().writable && !b.health().writable, { what: 'replicas notice the lost quorum', timeoutMs: scaled(30_000) });
     expect(a.health().reason).toMatch(/etcd unreachable or without quorum/);

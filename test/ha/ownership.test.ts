@@ -87,9 +87,12 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
       },
       { what: `svc-${target} steered toward 1:2:4 by r1 and served alike by r2, r3`, timeoutMs: 60_000, intervalMs: 200 },
     );
-    // Only the owner ticked it.
-    expect(r1.adaptive.explain(`svc-${target}`)).toBeDefined();
-    for (const r of replicas.slice(1)) expect(r.adaptive.explain(`svc-${target}`)).toBeUndefined();
+    // Only the owner ticked it (explanations); the others show the owner's weights (/v1/weights agrees).
+    expect(r1.adaptive.explain(`svc-${target}`)?.explanations.size).toBe(3);
+    for (const r of replicas.slice(1)) {
+      expect(r.adaptive.explain(`svc-${target}`)?.explanations.size).toBe(0);
+      expect(r.adaptive.explain(`svc-${target}`)?.tick.weights).toEqual(r1.adaptive.explain(`svc-${target}`)?.tick.weights);
+    }
   }, scaled(90_000));
 
   test('a replica that joins takes its clusters over gracefully; SIGKILLed, they move back within the lease TTL, without a slosh either way', async () => {

@@ -24,8 +24,10 @@ describe('AdaptiveWeights in replicated mode', () => {
     const out = a.tick(1_000);
     expect(out?.get('b')).toEqual(remoteB);
     expect(out?.get('a')?.size).toBe(2);
-    expect(a.explain('a')).toBeDefined();
-    expect(a.explain('b')).toBeUndefined();
+    expect(a.explain('a')?.explanations.size).toBe(2);
+    // The admin API shows the owner's weights for b, without explanations.
+    expect(a.explain('b')?.tick.weights).toEqual(new Map([['10.0.0.1:8080', 7], ['10.0.0.2:8080', 3]]));
+    expect(a.explain('b')?.explanations.size).toBe(0);
     expect(a.exportState('a')).toBeDefined();
     expect(a.exportState('b')).toBeUndefined();
   });

@@ -52,6 +52,14 @@ export function etcdClientOptions(settings: EtcdSettings, read: ReadFile = readF
   return {
     hosts: [...settings.endpoints],
     dialTimeout: 3_000,
+    // After a member dies, gRPC re-resolves its address before reconnecting, by default at most
+    // once per 30 s: calls routed to it meanwhile wait out their whole deadline. Re-resolve (and
+    // retry the connection) quickly, so the pool moves on to a live member.
+    grpcOptions: {
+      'grpc.dns_min_time_between_resolutions_ms': 200,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+    },
     ...(tls?.ca !== undefined
       ? {
           credentials: {

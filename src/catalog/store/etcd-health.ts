@@ -1,7 +1,7 @@
 /**
  * Whether the etcd store can take writes now. A linearizable read every `intervalMs` needs a
- * quorum, so it fails when etcd is unreachable or has lost its leader; a write that fails for the
- * same reasons marks the store down at once. Writes are refused (503) while down, without waiting
+ * quorum, so it fails when etcd is unreachable or has lost its leader (two failures in a row mark
+ * the store down); a write that fails for the same reasons marks it down at once. Writes are refused (503) while down, without waiting
  * for a timeout each; the next successful probe brings them back, no restart needed.
  */
 import type { StoreHealth } from './catalog-store.js';
@@ -16,6 +16,8 @@ export class EtcdHealth {
   private timer: NodeJS.Timeout | undefined;
   private probing = false;
   private lastOk: number | undefined;
+  /** Probes failed in a row: one is not enough to refuse writes (a member just died, its connection is being replaced). */
+  private failures = 0;
 
   constructor(
     private readonly probe: HealthProbe,
@@ -52,9 +54,10 @@ export class EtcdHealth {
     this.probing = true;
     try {
       await this.probe(new Date(Date.now() + this.options.timeoutMs));
+      this.failures = 0;
       this.up();
     } catch (err) {
-      this.down(errorText(err));
+      if (++this.failures >= 2) this.down(errorText(err));
     } finally {
       this.probing = false;
     }

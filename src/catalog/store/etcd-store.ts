@@ -87,6 +87,8 @@ const MAX_OPS_PER_TXN = 100;
 /** Planning again after losing a race: more than this in a row means heavy contention. */
 const MAX_ATTEMPTS = 8;
 const DEFAULT_WRITE_TIMEOUT_MS = 3_000;
+/** gRPC's words for a call that timed out before it was sent to any member: safe to send again. */
+const NOT_SENT = /DEADLINE_EXCEEDED.*waiting for (name resolution|LB pick|connection)/;
 
 type Committed = { readonly ok: true; readonly revision: number } | { readonly ok: false };
 
@@ -371,15 +373,24 @@ export class EtcdStore implements CatalogStore {
     return { ok: true, revision };
   }
 
-  /** Sends a transaction with the write deadline; any failure of etcd's is a 503 (outcome unknown). */
+  /**
+   * Sends a transaction within the write timeout. An attempt that never left this process (stuck
+   * on a dead member's connection) is retried on another member in the time left; any other
+   * failure is a 503 whose outcome is unknown.
+   */
   private async send(txn: ReturnType<Namespace['if']>): Promise<Awaited<ReturnType<ReturnType<Namespace['if']>['commit']>>> {
-    try {
-      return await txn.options({ deadline: new Date(Date.now() + this.writeTimeoutMs) }).commit();
-    } catch (err) {
-      if (err instanceof StoreError) throw err;
-      const text = errorText(err);
-      this.health_.down(text);
-      throw new StoreUnavailableError(`etcd did not confirm the write: ${text}; it may or may not have been applied, re-read before retrying`);
+    const end = Date.now() + this.writeTimeoutMs;
+    for (;;) {
+      const attemptEnd = Math.min(end, Date.now() + Math.max(500, this.writeTimeoutMs / 2));
+      try {
+        return await txn.options({ deadline: new Date(attemptEnd) }).commit();
+      } catch (err) {
+        if (err instanceof StoreError) throw err;
+        const text = errorText(err);
+        if (NOT_SENT.test(text) && Date.now() < end - 100) continue;
+        this.health_.down(text);
+        throw new StoreUnavailableError(`etcd did not confirm the write: ${text}; it may or may not have been applied, re-read before retrying`);
+      }
     }
   }
 
