@@ -281,6 +281,8 @@ function fleetProxies({ config, log }: Boot, core: Core, etcd: ReplicationEtcd, 
     prefix: `${etcd.prefix}/`,
     replica,
     local: () => core.registry.list().map((r) => proxyView(r, replica)),
+    // A dead replica's proxies leave the listing when its ownership does.
+    leaseTtlSeconds: config.ha.leaseTtlSeconds,
     log,
   });
 }

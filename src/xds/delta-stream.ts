@@ -86,8 +86,10 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     // A client that reconnects (from another replica, or to this one restarted) holds what it
     // says it holds: versions are content hashes, equal everywhere. Only the difference is sent.
     if (first && initial.length > 0) this.deps.registry.resumed(record, type, this.snapshot().version, new Map(st.known));
-    // A wildcard client's first request is answered even if there is nothing to send.
-    this.respond(type, this.snapshot(), 'all', first && st.wildcard);
+    // A new wildcard client's first request is answered even if there is nothing to send (Envoy's
+    // initialization waits for it). One that reconnects holding resources has initialized: when
+    // it holds everything (it moved here from another replica), it is sent nothing at all.
+    this.respond(type, this.snapshot(), 'all', first && st.wildcard && initial.length === 0);
     if (type === TYPE.cluster) this.respond(TYPE.endpoint, this.snapshot(), 'all', false);
   }
 

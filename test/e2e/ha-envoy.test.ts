@@ -4,6 +4,7 @@
  * bootstraps), and backends of unequal capacity reporting ORCA load through Envoy's LRS.
  */
 import { randomBytes } from 'node:crypto';
+import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { openLoop, startCapacityBackends, type CapacityBackends } from '../support/capacity-backends.js';
@@ -36,6 +37,7 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
   const envoys = new Map<Mode, EnvoyHandle>();
   const loads: Load[] = [];
   const listenerPorts = new Map<Mode, number>();
+  const prefix = `/ha-e2e-${randomBytes(4).toString('hex')}`;
 
   const envoy = (mode: Mode): EnvoyHandle => {
     const e = envoys.get(mode);
@@ -52,7 +54,7 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
     const listener = (name: string, port: number) => ({ name, address: '127.0.0.1', port, routes: [{ prefix: '/', cluster: 'web' }] });
     const config = {
       server: { loadReporting: { intervalMs: 500 }, engine: { tickMs: 500 } },
-      store: { kind: 'etcd', etcd: { endpoints: etcd.endpoints, prefix: `/ha-e2e-${randomBytes(4).toString('hex')}`, writeTimeoutMs: 2_000 } },
+      store: { kind: 'etcd', etcd: { endpoints: etcd.endpoints, prefix, writeTimeoutMs: 2_000 } },
       clusters: [
         {
           name: 'web',
@@ -181,10 +183,8 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
     await waitFor(
       async () => {
         const now = await proxies(survivor);
-        return moved.every((m) => {
-          const p = now.find((x) => x.nodeId === `envoy-${m}`);
-          return p !== undefined && p.replica !== sotwOn && synced(p);
-        });
+        // The dead replica's entry stays listed until its lease expires: look for the new stream.
+        return moved.every((m) => now.some((p) => p.nodeId === `envoy-${m}` && p.replica !== sotwOn && synced(p)));
       },
       { what: `${moved.join(', ')} SYNCED on another replica`, timeoutMs: scaled(15_000), intervalMs: 100 },
     );
@@ -237,6 +237,57 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
     expect(listed.has('web')).toBe(true);
     for (const name of acked) expect(listed.has(name), `${name} answered 200 but is not in etcd`).toBe(true);
     await fleet.start(writer);
+  });
+
+  it('SIGKILL the owner of a cluster under traffic: another owns it within the TTL, its first weights within the step limit, no request failed', async () => {
+    const client = new Etcd3({ hosts: [...etcd.endpoints], dialTimeout: 2_000 });
+    try {
+      interface Published { owner: string; at: number; overrides: Record<string, { weight?: number }> }
+      const read = async (): Promise<Published | undefined> => {
+        const text = await client.get(`${prefix}/weights/web`).string();
+        return text === null ? undefined : (JSON.parse(text) as Published);
+      };
+      const owner = await waitFor(async () => (await client.get(`${prefix}/owners/web`).string()) ?? undefined, { what: 'web has an owner', timeoutMs: scaled(10_000) });
+      const victim = fleet.replicas.findIndex((r) => r.id === owner);
+      expect(victim).toBeGreaterThanOrEqual(0);
+      await waitFor(async () => (await read())?.owner === owner, { what: 'the owner published', timeoutMs: scaled(10_000) });
+      const failedBefore = failedRequests();
+      // Follow every publication: the last by the old owner, the first by the new one.
+      let last = await read();
+      let first: Published | undefined;
+      const watcher = await client.watch().key(`${prefix}/weights/web`).create();
+      watcher.on('put', (kv) => {
+        const rec = JSON.parse(kv.value.toString()) as Published;
+        if (rec.owner === owner) last = rec;
+        else first ??= rec;
+      });
+      const killedAt = Date.now();
+      await fleet.kill(victim);
+      const next = await waitFor(async () => {
+        const o = await client.get(`${prefix}/owners/web`).string();
+        return o !== null && o !== owner ? o : undefined;
+      }, { what: 'a new owner for web', timeoutMs: scaled(15_000), intervalMs: 50 });
+      const ownedMs = Date.now() - killedAt;
+      await waitFor(() => first, { what: 'the new owner publishes', timeoutMs: scaled(15_000), intervalMs: 50 });
+      const publishedMs = Date.now() - killedAt;
+      await watcher.cancel();
+      console.log(`[ha-envoy] owner ${owner} SIGKILLed: ${next} owns web after ${ownedMs} ms, publishes after ${publishedMs} ms`);
+      expect(ownedMs).toBeLessThan(5_000);
+      // No slosh: the new owner continued from the old one's state (step limit 1.25 per tick).
+      const before = last?.overrides ?? {};
+      const after = first?.overrides ?? {};
+      const keys = Object.keys(before).filter((k) => before[k]?.weight !== undefined && after[k]?.weight !== undefined);
+      expect(keys.length).toBe(backends.list.length);
+      const share = (o: Record<string, { weight?: number }>, k: string) => (o[k]?.weight ?? 0) / keys.reduce((n, x) => n + (o[x]?.weight ?? 0), 0);
+      for (const k of keys) {
+        const ratio = share(after, k) / share(before, k);
+        expect(Math.max(ratio, 1 / ratio), `${k}: ${share(before, k)} → ${share(after, k)}`).toBeLessThanOrEqual(1.25 * 1.25 + 1e-9);
+      }
+      expect(failedRequests()).toBe(failedBefore);
+      await fleet.start(victim);
+    } finally {
+      client.close();
+    }
   });
 
   it('one etcd member down changes nothing; two down: not ready, writes 503, Envoys keep routing; back: everything resumes', async () => {
