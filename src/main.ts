@@ -13,7 +13,7 @@ import { authFromEnv, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { CatalogFeed } from './catalog/catalog-feed.js';
 import { DurableStore } from './catalog/store/durable-store.js';
-import type { CatalogStore } from './catalog/store/index.js';
+import { StoreUnavailableError, type CatalogStore } from './catalog/store/index.js';
 import { HaReplica } from './ha/replica.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
@@ -112,6 +112,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     onHealth: (h) => (h.writable ? boot.log.info('store writable again') : boot.log.error({ reason: h.reason }, 'store refuses writes')),
   });
   await life.start(durable);
+  boot.log.info({ store: durable.store.describe() }, 'store open');
   const parts = await life.guard(() => buildParts(boot, core, durable.store, options));
   await life.start(...parts.components);
   const { log } = boot;
@@ -225,7 +226,8 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     // Replicated, published weights live in etcd (src/ha), written by each cluster's owner.
     archive: ha ? NO_ARCHIVE : store,
     tickMs: options.engineTickMs ?? config.server.engineTickMs,
-    onArchiveError: (err) => log.warn({ err }, 'published weights not archived'),
+    // An unreachable etcd is logged once by the store's health; not again at every tick.
+    onArchiveError: (err) => (err instanceof StoreUnavailableError ? undefined : log.warn({ err }, 'published weights not archived')),
     publish: (overrides) => core.publisher.setWeights(overrides),
     onTicked: (ms) => core.metrics.engineTicked(ms),
   });

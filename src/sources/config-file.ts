@@ -1,6 +1,4 @@
 import { isIP } from 'node:net';
-import type { StoreConfig } from '../catalog/store/etcd-client.js';
-import { storeProblems, toStoreConfig } from './store-schema.js';
 import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
 import { choosePolicy, type HashKey } from '../catalog/auto-policy.js';
@@ -8,9 +6,11 @@ import { endpointKey } from '../catalog/endpoint-key.js';
 import { resolveEjection, resolveSafety } from '../catalog/policy.js';
 import type { Catalog, Cluster, Endpoint, HashPolicy, LbPolicy, Listener, NodeGroup, Route, WeightingPolicy } from '../catalog/types.js';
 import { PROBE_DEFAULTS } from '../catalog/protection.js';
+import type { StoreConfig } from '../catalog/store/etcd-client.js';
 import type { XdsServerOptions } from '../xds/server.js';
 import { ConfigFileSchema, type ConfigFile } from './config-schema.js';
 import { checkProtection } from './protection-schema.js';
+import { storeProblems, toStoreConfig } from './store-schema.js';
 
 /** `server.xds`: the xDS server's options (its identity is the process's, not configured) and the push debounce. */
 export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId'> {

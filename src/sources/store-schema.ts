@@ -4,7 +4,7 @@ import { DEFAULT_ETCD_PREFIX, type StoreConfig } from '../catalog/store/etcd-cli
 /** The config file's `store:` block: where desired state lives (SQLite on one node, etcd for several replicas). */
 
 const Path = Type.String({ minLength: 1, maxLength: 4096 });
-const EtcdUrl = Type.String({ pattern: '^https?://[^/\\s]+/?$', description: 'an etcd client URL, e.g. http://10.0.0.1:2379' });
+const EtcdUrl = Type.String({ pattern: '^https?://[^/\\s]+$', description: 'an etcd client URL, e.g. http://10.0.0.1:2379' });
 
 export const StoreSchema = Type.Object(
   {

@@ -2,8 +2,9 @@
  * Two fulcrum processes (startFulcrum) with `store.kind: etcd` on one real 3-member etcd, through
  * their admin HTTP APIs: both seed the same config file; a write on one replica is read on the
  * other with the same ETag; racing If-Match PUTs on both give one 200 and one 412; with quorum
- * lost, writes answer 503 STORE_UNAVAILABLE, reads still answer, /readyz says why it is not ready;
- * with quorum back, everything resumes without a restart.
+ * lost, writes answer 503 STORE_UNAVAILABLE (at once, and never applied, once the replica knows),
+ * reads still answer, /readyz says why it is not ready; with quorum back, everything resumes
+ * without a restart.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -87,6 +88,12 @@ describeEtcd('two fulcrum replicas on etcd, through the admin API', () => {
       return res.status === 503 ? res : undefined;
     }, { what: 'B not ready', timeoutMs: scaled(30_000) });
     expect(JSON.stringify(ready.body.reasons)).toMatch(/store: etcd unreachable or without quorum/);
+    // Once a replica knows it is cut off, it refuses at once and sends nothing: such a write never
+    // appears later. (A write sent before that timed out: its outcome is unknown, said the 503.)
+    const startedAt = Date.now();
+    const fenced = await call(b, 'PUT', '/v1/clusters/fenced', CLUSTER);
+    expect(fenced.status).toBe(503);
+    expect(Date.now() - startedAt).toBeLessThan(scaled(1_000));
 
     await etcd.startMember(1);
     await etcd.startMember(2);
@@ -96,6 +103,9 @@ describeEtcd('two fulcrum replicas on etcd, through the admin API', () => {
     });
     expect((await call(b, 'PUT', '/v1/clusters/after', CLUSTER)).status).toBe(201);
     await waitFor(async () => (await call(a, 'GET', '/v1/clusters/after')).status === 200, { what: 'A serves B\'s write', timeoutMs: scaled(30_000) });
-    expect((await call(a, 'GET', '/v1/clusters/during')).status).toBe(404);
+    expect((await call(a, 'GET', '/v1/clusters/fenced')).status).toBe(404);
+    expect((await call(b, 'GET', '/v1/clusters/fenced')).status).toBe(404);
+    // Whatever became of the timed-out write, both replicas agree on it.
+    expect((await call(a, 'GET', '/v1/clusters/during')).status).toBe((await call(b, 'GET', '/v1/clusters/during')).status);
   });
 }, { timeout: 180_000 });

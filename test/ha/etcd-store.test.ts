@@ -114,6 +114,17 @@ describeEtcd('etcd store: several replicas on one etcd', () => {
     expect(fresh.revision()).toBeGreaterThanOrEqual(a.revision());
   });
 
+  it('prunes the audit log to the newest entries, on every replica', async () => {
+    const [a, b] = (await replicas(2)) as [EtcdStore, EtcdStore];
+    for (let i = 0; i < 5; i++) await a.putCluster(cluster('web', [], { connectTimeoutMs: 100 + i }), API);
+    const newest = a.audit(2);
+    await waitFor(() => b.audit().length === 5, { what: 'B caught up', timeoutMs: scaled(10_000) });
+    expect(await b.pruneAudit(2)).toBe(3);
+    expect(b.audit()).toEqual(newest);
+    await waitFor(() => a.audit().length === 2, { what: 'A sees the pruned log', timeoutMs: scaled(10_000) });
+    expect(a.audit()).toEqual(newest);
+  });
+
   it('a write too large for one etcd request is refused with a clear error, before it is sent', async () => {
     const [a] = (await replicas(1)) as [EtcdStore];
     const many = Array.from({ length: 8_000 }, (_, i) => endpoint(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 8080, { locality: { region: 'r'.repeat(60), zone: 'z'.repeat(60), subZone: '' } }));

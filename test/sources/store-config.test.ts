@@ -30,6 +30,7 @@ describe('store: in the config file', () => {
     expect(problems('  kind: sqlite\n  etcd: { endpoints: [http://e:2379] }')).toEqual(['/store/etcd: only valid with kind etcd']);
     expect(problems('  kind: etcd\n  etcd: { endpoints: [] }')[0]).toMatch(/^\/store\/etcd\/endpoints: /);
     expect(problems('  kind: etcd\n  etcd: { endpoints: [e:2379] }')[0]).toMatch(/^\/store\/etcd\/endpoints\/0: /);
+    expect(problems('  kind: etcd\n  etcd: { endpoints: [http://e:2379/v3] }')[0]).toMatch(/^\/store\/etcd\/endpoints\/0: /);
     expect(problems('  kind: etcd\n  etcd: { endpoints: [http://e:2379], prefix: "fulcrum" }')[0]).toMatch(/^\/store\/etcd\/prefix: /);
     expect(problems('  kind: etcd\n  etcd: { endpoints: [http://e:2379], username: u, password: p, passwordFile: /f }')).toEqual([
       '/store/etcd/passwordFile: give password or passwordFile, not both',

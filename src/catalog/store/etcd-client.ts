@@ -4,7 +4,8 @@
  * same cluster with the same credentials.
  */
 import { readFileSync } from 'node:fs';
-import { Etcd3, type IOptions } from 'etcd3';
+import { handleWhen, retry } from 'cockatiel';
+import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 
 export const DEFAULT_ETCD_PREFIX = '/fulcrum';
 
@@ -37,6 +38,13 @@ export const DEFAULT_STORE_CONFIG: StoreConfig = { kind: 'sqlite' };
 
 type ReadFile = (path: string) => Buffer;
 
+const DEFAULT_CALL_TIMEOUT_MS = 3_000;
+
+/** gRPC's words for a call that timed out before it left this process. */
+export function neverSent(err: Error): boolean {
+  return /DEADLINE_EXCEEDED|deadline exceeded/i.test(err.message) && /waiting for (name resolution|LB pick|connection)/.test(err.message);
+}
+
 /** The etcd3 client options: files are read here, so a missing certificate fails at start with its path. */
 export function etcdClientOptions(settings: EtcdSettings, read: ReadFile = readFileSync): IOptions {
   const file = (path: string, what: string): Buffer => {
@@ -52,14 +60,13 @@ export function etcdClientOptions(settings: EtcdSettings, read: ReadFile = readF
   return {
     hosts: [...settings.endpoints],
     dialTimeout: 3_000,
-    // After a member dies, gRPC re-resolves its address before reconnecting, by default at most
-    // once per 30 s: calls routed to it meanwhile wait out their whole deadline. Re-resolve (and
-    // retry the connection) quickly, so the pool moves on to a live member.
-    grpcOptions: {
-      'grpc.dns_min_time_between_resolutions_ms': 200,
-      'grpc.initial_reconnect_backoff_ms': 200,
-      'grpc.max_reconnect_backoff_ms': 2_000,
-    },
+    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 2_000 },
+    // Every unary call gets its own deadline (a watch or lease stream none), so a retry has time.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + (settings.writeTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS)) }),
+    // etcd3 retries a call on another member when gRPC reports it unavailable. A call routed to a
+    // member that just died can also stall until its deadline without ever being sent (gRPC-js
+    // waits on the dead connection's name resolution): that is safe to send elsewhere too.
+    faultHandling: { global: retry(handleWhen((err) => isRecoverableError(err) || neverSent(err)), { maxAttempts: 3 }) },
     ...(tls?.ca !== undefined
       ? {
           credentials: {

@@ -15,6 +15,7 @@ export class EtcdHealth {
   private state: StoreHealth = { writable: false, reason: 'not connected to etcd yet' };
   private timer: NodeJS.Timeout | undefined;
   private probing = false;
+  private started = false;
   private lastOk: number | undefined;
   /** Probes failed in a row: one is not enough to refuse writes (a member just died, its connection is being replaced). */
   private failures = 0;
@@ -64,8 +65,10 @@ export class EtcdHealth {
   }
 
   private set(next: StoreHealth): void {
-    const changed = next.writable !== this.state.writable;
+    // The first answer is the start, not a recovery: nothing to report.
+    const changed = next.writable !== this.state.writable && this.started;
     this.state = next;
+    this.started = true;
     if (changed) this.options.onChange?.(next);
   }
 }

@@ -23,7 +23,7 @@ import {
   type StoredEndpoint,
   type StoredSpec,
 } from './etcd-layout.js';
-import { checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nextOperatorState, nodeGroupSpecJson, seedSkips, canonicalJson } from './ownership.js';
+import { assertWriter, checkIfMatch, checkOwner, checkWrite, clusterSpecJson, listenerSpecJson, nextOperatorState, nodeGroupSpecJson, seedSkips, canonicalJson } from './ownership.js';
 import type { ClusterInput, EndpointSpec, OperatorState, Owner, SeedConflict, StateOptions, WriteOptions } from './records.js';
 
 export interface MirrorView {
@@ -167,7 +167,9 @@ export function planPutEndpoint(view: MirrorView, cluster: string, spec: Endpoin
   const name = endpointName(cluster, spec);
   const cur = existingCluster(view, cluster);
   const old = findEndpoint(cur, spec.address, spec.port);
-  checkWrite('endpoint', name, { owner: cur.value.owner, revision: old ? (old.rev ?? cur.mod) : 0 }, { owner: opts.owner });
+  // Endpoints belong to their cluster's owner; If-Match is the endpoint's own revision.
+  assertWriter(opts.owner);
+  checkOwner('endpoint', name, cur.value.owner, opts.owner);
   checkIfMatch('endpoint', name, opts.ifMatch, old ? (old.rev ?? cur.mod) : undefined);
   const eps = nextEndpoints(old ? [old] : [], [spec], at);
   const next = eps.endpoints[0];

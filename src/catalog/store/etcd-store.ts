@@ -47,7 +47,7 @@ import {
   type Outcome,
   type Plan,
 } from './etcd-plans.js';
-import { StoreError, StoreLimitError, StoreUnavailableError } from './errors.js';
+import { StoreLimitError, StoreUnavailableError } from './errors.js';
 import { servedHealth } from './ownership.js';
 import type {
   AuditEntry,
@@ -87,8 +87,6 @@ const MAX_OPS_PER_TXN = 100;
 /** Planning again after losing a race: more than this in a row means heavy contention. */
 const MAX_ATTEMPTS = 8;
 const DEFAULT_WRITE_TIMEOUT_MS = 3_000;
-/** gRPC's words for a call that timed out before it was sent to any member: safe to send again. */
-const NOT_SENT = /DEADLINE_EXCEEDED.*waiting for (name resolution|LB pick|connection)/;
 
 type Committed = { readonly ok: true; readonly revision: number } | { readonly ok: false };
 
@@ -115,6 +113,8 @@ export class EtcdStore implements CatalogStore {
   private readonly writeTimeoutMs: number;
   private readonly maxBytes: number;
   private closed = false;
+  /** Parsed records by mirror entry: an entry is replaced, never changed, when its key changes. */
+  private readonly records = new WeakMap<Entry<StoredCluster>, ClusterRecord>();
 
   constructor(
     private readonly client: Etcd3,
@@ -144,7 +144,7 @@ export class EtcdStore implements CatalogStore {
   /** See Store.catalog: draining endpoints served DRAINING, disabled ones left out. */
   catalog(): Catalog {
     const clusters = this.mirror.list<StoredCluster>('clusters').map(([name, e]): Cluster => {
-      const { endpoints: _e, owner: _o, revision: _r, updatedAt: _u, ...spec } = clusterRecord(name, e.value, e.mod);
+      const { endpoints: _e, owner: _o, revision: _r, updatedAt: _u, ...spec } = this.clusterRecord(name, e);
       const endpoints = e.value.endpoints.flatMap((x) => {
         const health = servedHealth(x.state, x.health);
         return health === undefined ? [] : [{ address: x.address, port: x.port, locality: x.locality, priority: x.priority, weight: x.weight, health }];
@@ -162,11 +162,17 @@ export class EtcdStore implements CatalogStore {
 
   getCluster(name: string): ClusterRecord | undefined {
     const e = this.mirror.get<StoredCluster>('clusters', name);
-    return e && clusterRecord(name, e.value, e.mod);
+    return e && this.clusterRecord(name, e);
   }
 
   listClusters(): ClusterRecord[] {
-    return this.mirror.list<StoredCluster>('clusters').map(([name, e]) => clusterRecord(name, e.value, e.mod));
+    return this.mirror.list<StoredCluster>('clusters').map(([name, e]) => this.clusterRecord(name, e));
+  }
+
+  private clusterRecord(name: string, e: Entry<StoredCluster>): ClusterRecord {
+    let rec = this.records.get(e);
+    if (!rec) this.records.set(e, (rec = clusterRecord(name, e.value, e.mod)));
+    return rec;
   }
 
   getEndpoint(cluster: string, address: string, port: number): EndpointRecord | undefined {
@@ -316,14 +322,38 @@ export class EtcdStore implements CatalogStore {
       const texts = chunk.map((p) => ({ key: p.key, text: JSON.stringify(p.value) }));
       this.checkSize('weights', chunk.map((p) => p.key).join(', '), texts);
       const ops = texts.map((p) => this.ns.put(p.key).value(p.text));
-      // A transaction needs a compare: a key's version is never negative, so this one always holds.
-      const res = await this.send(this.ns.if(chunk[0]?.key ?? 'weights', 'Version', '>', -1).then(...ops));
+      const res = await this.send(this.unconditional(chunk[0]?.key ?? 'weights').then(...ops));
       await this.caughtUp(Number(res.header.revision));
       this.wrote(started, 'weights');
     }
   }
 
+  /**
+   * Deletes all but the newest `keepLast` audit entries (every replica holds the log in memory);
+   * returns how many were deleted. Safe to run on several replicas at once.
+   */
+  async pruneAudit(keepLast: number): Promise<number> {
+    const keep = Math.max(0, Math.floor(keepLast));
+    const old = this.mirror
+      .list<StoredAudit>('audit')
+      .map(([name, e]) => ({ name, id: auditEntry(e).id }))
+      .sort((a, b) => b.id - a.id)
+      .slice(keep);
+    for (let i = 0; i < old.length; i += MAX_OPS_PER_TXN) {
+      this.assertWritable();
+      const chunk = old.slice(i, i + MAX_OPS_PER_TXN).map((a) => keyOf('audit', a.name));
+      const res = await this.send(this.unconditional(chunk[0] ?? 'audit').then(...chunk.map((k) => this.ns.delete().key(k))));
+      await this.caughtUp(Number(res.header.revision));
+    }
+    return old.length;
+  }
+
   // ---------------------------------------------------------------- internals
+
+  /** A transaction that always applies (etcd3 builds one from a compare: a key's version is never negative). */
+  private unconditional(key: string): ReturnType<Namespace['if']> {
+    return this.ns.if(key, 'Version', '>', -1);
+  }
 
   private at(): string {
     return this.now().toISOString();
@@ -374,23 +404,16 @@ export class EtcdStore implements CatalogStore {
   }
 
   /**
-   * Sends a transaction within the write timeout. An attempt that never left this process (stuck
-   * on a dead member's connection) is retried on another member in the time left; any other
-   * failure is a 503 whose outcome is unknown.
+   * Sends a transaction (the client gives it the write timeout, and sends it to another member
+   * if it never left for a dead one: etcd-client.ts). Any failure is a 503 whose outcome is unknown.
    */
   private async send(txn: ReturnType<Namespace['if']>): Promise<Awaited<ReturnType<ReturnType<Namespace['if']>['commit']>>> {
-    const end = Date.now() + this.writeTimeoutMs;
-    for (;;) {
-      const attemptEnd = Math.min(end, Date.now() + Math.max(500, this.writeTimeoutMs / 2));
-      try {
-        return await txn.options({ deadline: new Date(attemptEnd) }).commit();
-      } catch (err) {
-        if (err instanceof StoreError) throw err;
-        const text = errorText(err);
-        if (NOT_SENT.test(text) && Date.now() < end - 100) continue;
-        this.health_.down(text);
-        throw new StoreUnavailableError(`etcd did not confirm the write: ${text}; it may or may not have been applied, re-read before retrying`);
-      }
+    try {
+      return await txn.commit();
+    } catch (err) {
+      const text = errorText(err);
+      this.health_.down(text);
+      throw new StoreUnavailableError(`etcd did not confirm the write: ${text}; it may or may not have been applied, re-read before retrying`);
     }
   }
 
