@@ -28,6 +28,8 @@ export interface OwnershipOptions {
 
 interface Holder {
   readonly replica: string;
+  /** The lease the key lives under: a restarted replica (same id) must not adopt its old self's keys. */
+  readonly lease: string;
   /** create_revision of the owner key: fences the owner's writes (see WeightShare). */
   readonly revision: string;
 }
@@ -55,11 +57,11 @@ export class Ownership {
   async start(): Promise<void> {
     const dir = this.o.keys.owners;
     const res = await this.o.client.getAll().prefix(dir).exec();
-    for (const kv of res.kvs) this.held(nameUnder(dir, kv.key.toString()), kv.value.toString(), kv.create_revision);
+    for (const kv of res.kvs) this.held(nameUnder(dir, kv.key.toString()), kv.value.toString(), kv.create_revision, kv.lease);
     const next = (BigInt(res.header.revision) + 1n).toString();
     this.watcher = await this.o.client.watch().prefix(dir).startRevision(next).create();
     this.watcher.on('put', (kv) => {
-      this.held(nameUnder(dir, kv.key.toString()), kv.value.toString(), kv.create_revision);
+      this.held(nameUnder(dir, kv.key.toString()), kv.value.toString(), kv.create_revision, kv.lease);
       this.reconcile();
     });
     this.watcher.on('delete', (kv) => {
@@ -131,8 +133,8 @@ export class Ownership {
     if (this.mine.delete(cluster)) this.o.log.warn({ cluster }, 'ha: owner key gone: no longer ticking the cluster');
   }
 
-  private held(cluster: string | undefined, replica: string, revision: string): void {
-    if (cluster !== undefined) this.holders.set(cluster, { replica, revision });
+  private held(cluster: string | undefined, replica: string, revision: string, lease: string): void {
+    if (cluster !== undefined) this.holders.set(cluster, { replica, revision, lease });
   }
 
   private async pass(): Promise<void> {
@@ -150,10 +152,12 @@ export class Ownership {
       if (this.busy.has(c)) continue;
       const intended = rendezvousOwner(c, live) === me;
       const holder = this.holders.get(c);
+      const ours = holder?.replica === me && holder.lease === lease;
       if (intended && !this.mine.has(c)) {
-        if (holder?.replica === me) this.mine.set(c, holder.revision); // ours all along (fenced for a while)
+        if (ours) this.mine.set(c, holder.revision); // ours all along (fenced for a while)
         else if (holder === undefined) work.push(this.guarded(c, () => this.acquire(c, lease)));
-      } else if (!intended && (this.mine.has(c) || holder?.replica === me)) {
+        // Held by another replica, or by this one's previous process (same id, older lease): wait for its release or expiry.
+      } else if (!intended && (this.mine.has(c) || ours)) {
         work.push(this.guarded(c, () => this.release(c)));
       }
     }
@@ -180,7 +184,7 @@ export class Ownership {
       .commit();
     if (!res.succeeded) return; // someone else holds it; the watch says who
     const revision = res.header.revision;
-    this.held(cluster, this.o.replicaId, revision);
+    this.held(cluster, this.o.replicaId, revision, lease);
     await this.o.hooks.acquired(cluster, revision);
     this.mine.set(cluster, revision);
     this.o.log.info({ cluster, replica: this.o.replicaId }, 'ha: owner of cluster');

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import type { ExportedClusterState } from '../balancing/engine/index.js';
@@ -15,6 +16,8 @@ export interface SharedWeights {
 /** `<prefix>/weights/<cluster>`: what the owner published and the state to continue from. */
 export interface WeightRecord {
   readonly owner: string;
+  /** The writing process: a restarted replica (same id) still takes its previous process's records. */
+  readonly incarnation: string;
   readonly at: number;
   readonly overrides: Readonly<Record<string, EndpointOverride>>;
   readonly state: ExportedClusterState;
@@ -45,6 +48,7 @@ const BATCH = 32;
 export class WeightShare {
   private watcher: Watcher | undefined;
   private readonly written = new Map<string, { body: string; at: number }>();
+  private readonly incarnation = randomUUID();
 
   constructor(private readonly o: WeightShareOptions) {}
 
@@ -98,7 +102,7 @@ export class WeightShare {
       if (!force && last !== undefined && last.body === body && now - last.at < this.o.stateRefreshMs) continue;
       const state = this.o.weights.exportState(cluster);
       if (state === undefined) continue;
-      const record: WeightRecord = { owner: this.o.replicaId, at: now, overrides: JSON.parse(body) as Record<string, EndpointOverride>, state };
+      const record: WeightRecord = { owner: this.o.replicaId, incarnation: this.incarnation, at: now, overrides: JSON.parse(body) as Record<string, EndpointOverride>, state };
       due.push({ cluster, revision, body, record: JSON.stringify(record) });
     }
     for (let i = 0; i < due.length; i += BATCH) await this.write(due.slice(i, i + BATCH), now);
@@ -128,7 +132,7 @@ export class WeightShare {
     const cluster = nameUnder(this.o.keys.weights, kv.key.toString());
     const record = parseRecord(kv.value.toString());
     // Our own records: what we publish locally is at least as new.
-    if (cluster === undefined || record === undefined || record.owner === this.o.replicaId) return;
+    if (cluster === undefined || record === undefined || record.incarnation === this.incarnation) return;
     this.o.weights.setRemote(cluster, new Map(Object.entries(record.overrides)));
   }
 

@@ -17,6 +17,7 @@ import { driveFleet, etcdClient, fleetCatalog, keyOf, startReplica, stopReplica,
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 const CLUSTERS = 12;
+const LONG_TTL = 20;
 const PREFIX = '/fulcrum-ha-test';
 const keys = haKeys(PREFIX);
 const names = Array.from({ length: CLUSTERS }, (_, c) => `svc-${c}`);
@@ -106,8 +107,9 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
 
     const r4 = startProcessReplica('r4');
     await waitFor(async () => (await Promise.all(theirs.map(etcdOwner))).every((o) => o === 'r4'), { what: `r4 owns ${theirs.join(', ')}\n${r4.tail()}`, timeoutMs: 60_000, intervalMs: 200 });
-    await waitFor(() => theirs.every((c) => firstRecordBy(c, 'r4') !== undefined), { what: 'a first publish by r4', timeoutMs: 20_000 });
-    for (const c of theirs) expectNoSlosh(c, 'r4');
+    const byR4 = (r: WeightRecord): boolean => r.owner === 'r4';
+    await waitFor(() => theirs.every((c) => firstRecordBy(c, byR4) !== undefined), { what: 'a first publish by r4', timeoutMs: 20_000 });
+    for (const c of theirs) expectNoSlosh(c, byR4);
     await waitFor(() => theirs.every((c) => lastRecord(c)?.owner === 'r4' && ratio(lastRecord(c)?.overrides, names.indexOf(c)) > 2), {
       what: 'r4 steering its clusters',
       timeoutMs: 30_000,
@@ -120,9 +122,34 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
     // The lease expires TTL after r4's last keep-alive (sent every third of it) and etcd reaps it within ~0.5 s.
     expect(tookOver - killedAt).toBeLessThan(DEFAULT_LEASE_TTL_SECONDS * 1000 + scaled(1_500));
     for (const c of names) expect(ownersOf(c), c).toEqual([rendezvousOwner(c, replicas.map((r) => r.id))]);
-    await waitFor(() => theirs.every((c) => firstRecordAfter(c, 'r4') !== undefined), { what: 'a first publish by each successor', timeoutMs: 20_000 });
-    for (const c of theirs) expectNoSlosh(c, (firstRecordAfter(c, 'r4') as WeightRecord).owner);
+    const notR4 = (r: WeightRecord): boolean => r.owner !== 'r4';
+    await waitFor(() => theirs.every((c) => firstRecordBy(c, notR4) !== undefined), { what: 'a first publish by each successor', timeoutMs: 20_000 });
+    for (const c of theirs) expectNoSlosh(c, notR4);
   }, scaled(240_000));
+
+  test('a replica restarted under the same id before its lease expired waits for it, then continues without a slosh', async () => {
+    const ids = [...replicas.map((r) => r.id), 'r5'];
+    const theirs = names.filter((c) => rendezvousOwner(c, ids) === 'r5');
+    expect(theirs.length).toBeGreaterThan(0);
+    // A long lease, so that the restarted process (seconds to start) comes up while its predecessor's keys live.
+    const first = startProcessReplica('r5', LONG_TTL);
+    await waitFor(() => theirs.every((c) => lastRecord(c)?.owner === 'r5' && ratio(lastRecord(c)?.overrides, names.indexOf(c)) > 2), {
+      what: `r5 steering ${theirs.join(', ')}\n${first.tail()}`,
+      timeoutMs: 90_000,
+      intervalMs: 200,
+    });
+    await first.stop('SIGKILL');
+    const old = new Set(theirs.map((c) => lastRecord(c)?.incarnation));
+    const second = startProcessReplica('r5', LONG_TTL);
+    await waitFor(() => second.output.join('').includes('ready'), { what: `the new r5 registered\n${second.tail()}`, timeoutMs: 30_000 });
+    const stillHeld = await Promise.all(theirs.map(etcdOwner));
+    expect(stillHeld.some((o) => o === 'r5'), 'the old r5 keys outlive the restart').toBe(true);
+    const byNewR5 = (r: WeightRecord): boolean => r.owner === 'r5' && !old.has(r.incarnation);
+    await waitFor(() => theirs.every((c) => firstRecordBy(c, byNewR5) !== undefined), { what: `a first publish by the new r5\n${second.tail()}`, timeoutMs: 60_000, intervalMs: 200 });
+    for (const c of theirs) expectNoSlosh(c, byNewR5);
+    await second.stop('SIGKILL');
+    await waitFor(() => theirs.every((c) => ownersOf(c).length === 1), { what: 'r5 clusters back on r1..r3', timeoutMs: 30_000 + LONG_TTL * 1000 });
+  }, scaled(300_000));
 
   test('with etcd quorum lost no replica ticks and the weights hold; with quorum back ownership resumes', async () => {
     const live = alive();
@@ -157,40 +184,36 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
     return observer.get(keys.owner(cluster)).string();
   }
 
-  function startProcessReplica(id: string): Proc {
-    const env = { ...process.env, HA_ETCD: etcd.endpoints.join(','), HA_PREFIX: PREFIX, HA_ID: id, HA_CLUSTERS: String(CLUSTERS) };
+  function startProcessReplica(id: string, ttlSeconds = DEFAULT_LEASE_TTL_SECONDS): Proc {
+    const env = { ...process.env, HA_ETCD: etcd.endpoints.join(','), HA_PREFIX: PREFIX, HA_ID: id, HA_CLUSTERS: String(CLUSTERS), HA_TTL: String(ttlSeconds) };
     const proc = new Proc(`replica-${id}`, spawn(process.execPath, ['--import', 'tsx', 'test/ha/replica-process.ts'], { cwd: repo, env, stdio: 'pipe' }));
     children.push(proc);
     return proc;
   }
 
-  /** The new owner's first record against the last one before it: within the step limit, and not back to static. */
-  function expectNoSlosh(cluster: string, newOwner: string): void {
-    const i = records.findIndex((x) => x.cluster === cluster && x.record.owner === newOwner && x.record === firstRecordBy(cluster, newOwner));
-    const previous = records.slice(0, i).findLast((x) => x.cluster === cluster)?.record;
-    const first = records[i]?.record;
-    expect(previous, `${cluster}: a record before ${newOwner}'s`).toBeDefined();
+  /** The first record by a writer `isNew` accepts, against the record before it: within the step limit, and not back to static. */
+  function expectNoSlosh(cluster: string, isNew: (r: WeightRecord) => boolean): void {
+    const first = firstRecordBy(cluster, isNew);
+    const previous = first === undefined ? undefined : records.slice(0, first.index).findLast((x) => x.cluster === cluster)?.record;
+    expect(previous, `${cluster}: a record before the new writer's`).toBeDefined();
     if (previous === undefined || first === undefined) return;
-    expect(previous.owner).not.toBe(newOwner);
-    const s = spread(previous.overrides, first.overrides);
-    expect(s, `${cluster}: ${JSON.stringify(previous.overrides)} → ${JSON.stringify(first.overrides)}`).toBeLessThanOrEqual(SAFETY_DEFAULTS.maxStepRatio ** 2 * 1.001);
-    expect(ratio(first.overrides, names.indexOf(cluster)), `${cluster} did not restart from static`).toBeGreaterThan(1.5);
+    expect(isNew(previous)).toBe(false);
+    const s = spread(previous.overrides, first.record.overrides);
+    expect(s, `${cluster}: ${JSON.stringify(previous.overrides)} → ${JSON.stringify(first.record.overrides)}`).toBeLessThanOrEqual(SAFETY_DEFAULTS.maxStepRatio ** 2 * 1.001);
+    expect(ratio(first.record.overrides, names.indexOf(cluster)), `${cluster} did not restart from static`).toBeGreaterThan(1.5);
   }
 
-  /** The first record by `owner` after the last record by another replica. */
-  function firstRecordBy(cluster: string, owner: string): WeightRecord | undefined {
-    const otherLast = records.findLastIndex((x) => x.cluster === cluster && x.record.owner !== owner);
-    return records.slice(otherLast + 1).find((x) => x.cluster === cluster && x.record.owner === owner)?.record;
+  /** The first record of the cluster by a writer `isNew` accepts, after the last one by any other writer. */
+  function firstRecordBy(cluster: string, isNew: (r: WeightRecord) => boolean): { index: number; record: WeightRecord } | undefined {
+    const otherLast = records.findLastIndex((x) => x.cluster === cluster && !isNew(x.record));
+    const index = records.findIndex((x, j) => j > otherLast && x.cluster === cluster && isNew(x.record));
+    const found = records[index];
+    return found === undefined ? undefined : { index, record: found.record };
   }
 
   function lastRecord(cluster: string): WeightRecord | undefined {
     for (let i = records.length - 1; i >= 0; i--) if (records[i]?.cluster === cluster) return records[i]?.record;
     return undefined;
-  }
-
-  function firstRecordAfter(cluster: string, previousOwner: string): WeightRecord | undefined {
-    const last = records.findLastIndex((x) => x.cluster === cluster && x.record.owner === previousOwner);
-    return records.slice(last + 1).find((x) => x.cluster === cluster)?.record;
   }
 });
 

@@ -54,13 +54,13 @@ export interface TestReplica {
   alive: boolean;
 }
 
-export async function startReplica(id: string, endpoints: readonly string[], catalog: Catalog, prefix: string): Promise<TestReplica> {
+export async function startReplica(id: string, endpoints: readonly string[], catalog: Catalog, prefix: string, leaseTtlSeconds?: number): Promise<TestReplica> {
   const client = etcdClient(endpoints);
   const log = pino({ level: process.env.HA_TEST_LOG ?? 'silent' }).child({ replica: id });
   const adaptive = new AdaptiveWeights(new WeightEngine({ safety: { tickMs: TICK_MS } }));
   adaptive.setCatalog(catalog);
   const store = new SignalStore();
-  const ha = new HaReplica({ client, prefix, replicaId: id, tickMs: TICK_MS, weights: adaptive, signals: store, log });
+  const ha = new HaReplica({ client, prefix, replicaId: id, tickMs: TICK_MS, weights: adaptive, signals: store, log, ...(leaseTtlSeconds ? { leaseTtlSeconds } : {}) });
   ha.setCatalog(catalog);
   const count = { ticks: 0 };
   const loop = new WeightLoop({
