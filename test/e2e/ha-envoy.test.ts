@@ -140,6 +140,27 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
       what: 'the three replicas send the same weights',
       timeoutMs: scaled(10_000),
     });
+    // /v1/weights agrees too (a non-owner shows what the owner published).
+    const explained = async (i: number) => {
+      const res = await fleet.api(i, 'GET', '/v1/weights/web');
+      return JSON.stringify((res.json as { endpoints?: { endpoint: string; weight?: number }[] }).endpoints?.map((e) => [e.endpoint, e.weight]));
+    };
+    await waitFor(async () => new Set(await Promise.all([0, 1, 2].map(explained))).size === 1, {
+      what: '/v1/weights agrees on the three replicas',
+      timeoutMs: scaled(10_000),
+    });
+  });
+
+  it('concurrent If-Match writes on two replicas: exactly one wins', async () => {
+    const body = { lbPolicy: 'ROUND_ROBIN', endpoints: [{ address: '10.7.0.1', port: 80 }] };
+    const created = await fleet.api(0, 'PUT', '/v1/clusters/race', body);
+    expect([200, 201]).toContain(created.status);
+    const etag = created.headers.get('etag') ?? '';
+    await waitFor(async () => (await fleet.api(1, 'GET', '/v1/clusters/race')).headers.get('etag') === etag, { what: 'replica 1 sees the cluster', timeoutMs: scaled(10_000) });
+    const results = await Promise.all(
+      [0, 1].map((i) => fleet.api(i, 'PUT', '/v1/clusters/race', { ...body, endpoints: [{ address: `10.7.0.${i + 2}`, port: 80 }] }, { 'if-match': etag })),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([200, 412]);
   });
 
   it('an admin write on one replica is served by the Envoys connected to the others', async () => {
