@@ -13,8 +13,11 @@ export interface Members {
 export interface OwnershipHooks {
   /** Just acquired: load the last owner's state before the first tick (ticking starts after it resolves). */
   acquired(cluster: string, ownerRevision: string): Promise<void>;
-  /** About to hand the cluster over (ticking already stopped): write the final state. */
-  releasing(cluster: string, ownerRevision: string): Promise<void>;
+  /**
+   * About to hand the cluster over (ticking already stopped): write the final state, or, when the
+   * cluster left the catalog (`gone`), remove what was published for it.
+   */
+  releasing(cluster: string, ownerRevision: string, gone: boolean): Promise<void>;
 }
 
 export interface OwnershipOptions {
@@ -147,6 +150,8 @@ export class Ownership {
     }
     const wanted = new Set(this.clusters);
     const live = this.o.members.live();
+    // Not in the member list yet (just registered, the list not loaded): decide nothing on a partial view.
+    if (!live.has(me)) return;
     const work: Promise<void>[] = [];
     for (const c of this.clusters) {
       if (this.busy.has(c)) continue;
@@ -161,7 +166,7 @@ export class Ownership {
         work.push(this.guarded(c, () => this.release(c)));
       }
     }
-    for (const c of this.mine.keys()) if (!wanted.has(c) && !this.busy.has(c)) work.push(this.guarded(c, () => this.release(c)));
+    for (const c of this.mine.keys()) if (!wanted.has(c) && !this.busy.has(c)) work.push(this.guarded(c, () => this.release(c, true)));
     await Promise.all(work);
   }
 
@@ -190,11 +195,11 @@ export class Ownership {
     this.o.log.info({ cluster, replica: this.o.replicaId }, 'ha: owner of cluster');
   }
 
-  private async release(cluster: string): Promise<void> {
+  private async release(cluster: string, gone = false): Promise<void> {
     const revision = this.mine.get(cluster) ?? this.holders.get(cluster)?.revision;
     this.mine.delete(cluster);
     if (revision === undefined) return;
-    await this.o.hooks.releasing(cluster, revision);
+    await this.o.hooks.releasing(cluster, revision, gone);
     const key = this.o.keys.owner(cluster);
     await this.o.client.if(key, 'Create', '==', revision).then(this.o.client.delete().key(key)).commit();
     this.o.log.info({ cluster, replica: this.o.replicaId }, 'ha: handed cluster over');

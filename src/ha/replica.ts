@@ -71,7 +71,8 @@ export class HaReplica implements Component {
       members: this.membership,
       hooks: {
         acquired: (cluster) => this.weightShare.acquired(cluster),
-        releasing: (cluster, revision) => this.weightShare.flush(new Map([[cluster, revision]]), true).finally(() => this.weightShare.forget(cluster)),
+        releasing: (cluster, revision, gone) =>
+          (gone ? this.weightShare.retire(cluster, revision) : this.weightShare.flush(new Map([[cluster, revision]]), true)).finally(() => this.weightShare.forget(cluster)),
       },
     });
     this.signalShare = new SignalShare({ ...common, signals: o.signals, owns: (c) => this.ownership.owns(c) });

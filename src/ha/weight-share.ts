@@ -108,6 +108,12 @@ export class WeightShare {
     for (let i = 0; i < due.length; i += BATCH) await this.write(due.slice(i, i + BATCH), now);
   }
 
+  /** The cluster left the catalog: its record goes too (only while `revision` is still the owner key's). */
+  async retire(cluster: string, revision: string): Promise<void> {
+    const { client, keys } = this.o;
+    await client.if(keys.owner(cluster), 'Create', '==', revision).then(client.delete().key(keys.weight(cluster))).commit();
+  }
+
   forget(cluster: string): void {
     this.written.delete(cluster);
   }

@@ -175,6 +175,20 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
     });
   }, scaled(150_000));
 
+  test('a cluster that leaves the catalog leaves etcd: no owner key, no weights record', async () => {
+    const smaller = fleetCatalog(CLUSTERS - 2);
+    for (const r of alive()) {
+      r.adaptive.setCatalog(smaller);
+      r.ha.setCatalog(smaller);
+    }
+    const gone = names.slice(CLUSTERS - 2);
+    await waitFor(async () => {
+      const left = await Promise.all(gone.flatMap((c) => [observer.get(keys.owner(c)).string(), observer.get(keys.weight(c)).string()]));
+      return left.every((v) => v === null);
+    }, { what: `${gone.join(', ')} removed from etcd`, timeoutMs: 20_000, intervalMs: 200 });
+    for (const c of names.slice(0, CLUSTERS - 2)) expect(await observer.get(keys.weight(c)).string(), c).not.toBeNull();
+  }, scaled(60_000));
+
   function served(cluster: string): ReadonlyMap<string, EndpointOverride> | undefined {
     const o = lastRecord(cluster)?.overrides;
     return o === undefined ? undefined : new Map(Object.entries(o));
