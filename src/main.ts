@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { Etcd3 } from 'etcd3';
+import { Etcd3 } from 'etcd3';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { authFromEnv, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
@@ -28,7 +28,7 @@ import { Metrics, type EndpointValue } from './telemetry/metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { WeightLoop } from './weights/weight-loop.js';
 import { proxyView } from './admin/views.js';
-import { buildEtcdClient } from './catalog/store/etcd-client.js';
+import { etcdClientOptions } from './catalog/store/etcd-client.js';
 import { XdsCache } from './xds/cache.js';
 import { FleetProxies } from './xds/fleet-proxies.js';
 import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
@@ -268,7 +268,10 @@ interface ReplicationEtcd {
 function replicationEtcd({ config }: Boot, options: FulcrumOptions): ReplicationEtcd | undefined {
   if (options.etcd) return options.etcd;
   if (config.store.kind !== 'etcd') return undefined;
-  const client = buildEtcdClient(config.store.etcd);
+  const base = etcdClientOptions(config.store.etcd);
+  // Watches (members, owners, weights) must come back within a lease TTL, not etcd3's 30 s back-off.
+  const quick = { duration: 300, next: () => quick };
+  const client = new Etcd3({ ...base, faultHandling: { ...base.faultHandling, watchBackoff: quick } });
   return { client, prefix: config.store.etcd.prefix, owned: component('etcd-client', { start: () => undefined, stop: () => client.close() }) };
 }
 
