@@ -1,12 +1,11 @@
 #!/usr/bin/env node
-import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import type { Etcd3 } from 'etcd3';
+import { Etcd3 } from 'etcd3';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
@@ -18,12 +17,12 @@ import { DurableStore } from './catalog/store/durable-store.js';
 import { StoreUnavailableError, type CatalogStore } from './catalog/store/index.js';
 import { DataDirLock } from './runtime/data-dir-lock.js';
 import { HaReplica } from './ha/replica.js';
-import { EtcdStore } from './catalog/store/etcd-store.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
 import { parseConfig, type LoadedConfig } from './sources/config-file.js';
 import { ConfigSource } from './sources/config-source.js';
+import { withEtcdEndpointsFromEnv } from './sources/etcd-endpoints-env.js';
 import { withKubernetes } from './sources/kubernetes/catalog-merge.js';
 import type { KubernetesDiscovery } from './sources/kubernetes/discovery.js';
 import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
@@ -34,7 +33,10 @@ import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
 import { XdsAuthz } from './xds/authz.js';
+import { proxyView } from './admin/views.js';
+import { etcdClientOptions } from './catalog/store/etcd-client.js';
 import { XdsCache } from './xds/cache.js';
+import { FleetProxies } from './xds/fleet-proxies.js';
 import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
 import { ProxyRegistry, syncState } from './xds/proxy-status.js';
 import { Publisher } from './xds/publisher.js';
@@ -76,6 +78,12 @@ export interface FulcrumOptions {
    */
   readonly dataDir?: string;
   /**
+   * This replica's name, shown with its proxies in /v1/proxies (and, with several replicas on
+   * etcd, the key its shared state lives under). Default: FULCRUM_REPLICA_ID, else the host name
+   * (a pod's name in Kubernetes).
+   */
+  readonly replicaId?: string;
+  /**
    * Replication: the etcd client and key prefix of the store when `store.kind` is etcd. Given,
    * this process is one of several replicas: it ticks only the clusters it owns and serves the
    * others' weights from etcd (src/ha). Omitted (SQLite), it owns every cluster, as one process.
@@ -96,6 +104,7 @@ export interface Fulcrum {
   readonly signals: Signals;
   readonly store: CatalogStore;
   readonly dataDir: string;
+  readonly replicaId: string;
   readonly log: Logger;
   /** This replica's part in replication (ownership, fencing); undefined on a single node. */
   readonly ha: HaReplica | undefined;
@@ -138,6 +147,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     adminPort: parts.admin.port(),
     store: durable.store,
     dataDir: durable.dir,
+    replicaId: resolveReplicaId(options, boot.config),
     log,
     ha: parts.ha,
     async stop() {
@@ -161,7 +171,8 @@ interface Boot {
 
 async function readBoot(options: FulcrumOptions): Promise<Boot> {
   envoyRoot();
-  const config = parseConfig(await readFile(options.configPath, 'utf8'), options.configPath);
+  const parsed = parseConfig(await readFile(options.configPath, 'utf8'), options.configPath);
+  const config = { ...parsed, store: withEtcdEndpointsFromEnv(parsed.store, process.env) };
   const adminTls = config.server.admin.tls ? await readAdminTls(config.server.admin.tls) : undefined;
   const xdsTls = config.server.xds.tls ? new ReloadingServerCredentials(config.server.xds.tls) : undefined;
   const auth = options.auth ?? authWithFiles(authFromEnv(process.env), config.server.admin.tokenFiles);
@@ -185,7 +196,7 @@ function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
   const lrs = config.server.loadReporting;
   const metrics = new Metrics({ xdsTypes: PUSH_ORDER.map((t) => SHORT_TYPE[t]), protocols: ['sotw', 'delta'] });
   const registry = proxyRegistry(metrics);
-  const cache = new XdsCache(`${Date.now().toString(36)}${randomBytes(3).toString('hex')}`);
+  const cache = new XdsCache();
   const publisher = new Publisher(
     cache,
     log,
@@ -233,7 +244,7 @@ interface Parts {
 /** Sources → catalog → weights → publisher, then the servers, signals and readiness. */
 function buildParts(boot: Boot, core: Core, store: CatalogStore, options: FulcrumOptions): Parts {
   const { config, log } = boot;
-  const etcd = options.etcd ?? (store instanceof EtcdStore ? { client: store.etcd, prefix: store.prefix } : undefined);
+  const etcd = replicationEtcd(boot, options);
   const ha = etcd ? haReplica(boot, core, etcd, options) : undefined;
   const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher, ...(ha ? [ha] : [])]);
   const source = new ConfigSource(options.configPath, { store, log, onReload: (outcome) => core.metrics.configReload(outcome) });
@@ -270,24 +281,59 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     if (stopping.now) reasons.push('shutting down');
     return { ready: reasons.length === 0, reasons };
   };
-  const admin = adminServer(boot, core, store, options, ready);
+  const fleet = etcd ? fleetProxies(boot, core, etcd, options) : undefined;
+  const admin = adminServer(boot, core, store, options, ready, fleet);
   const missing = new MissingSignalsLog({ notices: () => core.adaptive.allMissingSignals(), log });
   // Replication starts after the catalog (it needs the cluster names) and before the weight loop.
   const pipeline = [source, feed, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, missing, core.publisher];
+  const served = [security.component, xdsComponent(xds, config.server.xds, options), ...(fleet ? [fleet] : []), component('signals', core.signals)];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
-  const serving = [admin, security.component, xdsComponent(xds, config.server.xds, options), component('signals', core.signals), readiness];
-  return { components: [...pipeline, ...serving], xds, admin, ha };
+  return { components: [...(etcd?.owned ? [etcd.owned] : []), ...pipeline, admin, ...served, readiness], xds, admin, ha };
+}
+
+/** The etcd client replication uses: the embedder's, or one built from `store.etcd` (closed at stop, after everything else). */
+interface ReplicationEtcd {
+  readonly client: Etcd3;
+  readonly prefix: string;
+  readonly owned?: Component;
+}
+
+function replicationEtcd({ config }: Boot, options: FulcrumOptions): ReplicationEtcd | undefined {
+  if (options.etcd) return options.etcd;
+  if (config.store.kind !== 'etcd') return undefined;
+  const base = etcdClientOptions(config.store.etcd);
+  // Watches (members, owners, weights) must come back within a lease TTL, not etcd3's 30 s back-off.
+  const quick = { duration: 300, next: () => quick };
+  const client = new Etcd3({ ...base, faultHandling: { ...base.faultHandling, watchBackoff: quick } });
+  return { client, prefix: config.store.etcd.prefix, owned: component('etcd-client', { start: () => undefined, stop: () => client.close() }) };
+}
+
+/**
+ * On etcd, this replica's proxy status is shared with the others (and theirs read), so
+ * /v1/proxies on any replica lists the whole fleet.
+ */
+function fleetProxies({ config, log }: Boot, core: Core, etcd: ReplicationEtcd, options: FulcrumOptions): FleetProxies {
+  const replica = resolveReplicaId(options, config);
+  return new FleetProxies({
+    client: etcd.client,
+    prefix: `${etcd.prefix}/`,
+    replica,
+    local: () => core.registry.list().map((r) => proxyView(r, replica)),
+    // A dead replica's proxies leave the listing when its ownership does.
+    leaseTtlSeconds: config.ha.leaseTtlSeconds,
+    log,
+  });
 }
 
 /** Replicated: weights are not archived locally; the owners write them to etcd. */
 const NO_ARCHIVE = { loadWeights: () => new Map<string, ReadonlyMap<string, number>>(), saveAllWeights: () => undefined };
 
-function haReplica({ config, log }: Boot, core: Core, etcd: NonNullable<FulcrumOptions['etcd']>, options: FulcrumOptions): HaReplica {
-  const { replicaId, leaseTtlSeconds, stateRefreshMs } = config.ha;
+function haReplica({ config, log }: Boot, core: Core, etcd: ReplicationEtcd, options: FulcrumOptions): HaReplica {
+  const { leaseTtlSeconds, stateRefreshMs } = config.ha;
   return new HaReplica({
     client: etcd.client,
     prefix: etcd.prefix,
-    replicaId: replicaId ?? defaultReplicaId(),
+    replicaId: resolveReplicaId(options, config),
     leaseTtlSeconds,
     stateRefreshMs,
     tickMs: options.engineTickMs ?? config.server.engineTickMs,
@@ -398,7 +444,14 @@ function dataDirLock(dir: string, log: Logger): DataDirLock {
 type Readiness = () => { ready: boolean; reasons: string[] };
 
 /** The admin HTTP API as a component: listens on start, closes on stop. */
-function adminServer(boot: Boot, core: Core, store: CatalogStore, options: FulcrumOptions, ready: Readiness): Component & { port(): number } {
+function adminServer(
+  boot: Boot,
+  core: Core,
+  store: CatalogStore,
+  options: FulcrumOptions,
+  ready: Readiness,
+  fleet: FleetProxies | undefined,
+): Component & { port(): number } {
   const { config, log, adminTls, auth } = boot;
   const settings = config.server.admin;
   if (auth.adminTokens.length + auth.readTokens.length + (auth.reportTokens?.length ?? 0) === 0) {
@@ -407,6 +460,8 @@ function adminServer(boot: Boot, core: Core, store: CatalogStore, options: Fulcr
   const app = buildAdminApp({
     registry: core.registry,
     cache: core.cache,
+    replica: resolveReplicaId(options, config),
+    ...(fleet ? { fleet } : {}),
     metrics: core.metrics,
     // fastify's own "Server listening at" would double the line below; at debug it is kept.
     log: log.isLevelEnabled('debug') ? log : log.child({}, { level: 'warn' }),
@@ -429,6 +484,11 @@ function adminServer(boot: Boot, core: Core, store: CatalogStore, options: Fulcr
     },
     stop: () => app.close(),
   };
+}
+
+/** This replica's id: --replica-id (options), else the config's ha.replicaId, else defaultReplicaId(). */
+export function resolveReplicaId(options: Pick<FulcrumOptions, 'replicaId'>, config: Pick<LoadedConfig, 'ha'>): string {
+  return options.replicaId ?? config.ha.replicaId ?? defaultReplicaId();
 }
 
 /** Per endpoint the signals store tracks, the newest CPU utilization reported (endpoints without one are left out). */
@@ -493,6 +553,7 @@ async function serveFromFlags(flags: ServeFlags): Promise<void> {
     ...(flags.logLevel !== undefined ? { logLevel: flags.logLevel } : {}),
     logFormat: flags.logFormat ?? defaultLogFormat(),
     dataDir: flags.dataDir,
+    ...(flags.replicaId !== undefined ? { replicaId: flags.replicaId } : {}),
   });
   let stopping = false;
   const shutdown = (signal: string) => {

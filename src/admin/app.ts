@@ -121,7 +121,7 @@ export function buildAdminApp(deps: AdminDeps) {
   void app.register(swagger, openApiOptions(deps.version ?? '0.0.0', { secured: auth.enabled }));
   void app.register(swaggerUi, { routePrefix: '/docs' });
   void app.register(opsRoutes, { ready: () => deps.ready(), metrics: deps.metrics });
-  void app.register(proxyRoutes, { registry: deps.registry, cache: deps.cache });
+  void app.register(proxyRoutes, { registry: deps.registry, cache: deps.cache, replica: deps.replica ?? 'local', ...(deps.fleet ? { fleet: deps.fleet } : {}) });
   registerResources(app, deps, (r) => actors.get(r) ?? 'api');
   void app.register(dashboardRoutes);
   return app;

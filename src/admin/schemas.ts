@@ -78,6 +78,7 @@ export const Proxy = Type.Object(
     peer: Type.String(),
     connectedSince: Timestamp,
     types: Type.Object({ CDS: TypeSync, EDS: TypeSync, LDS: TypeSync, RDS: TypeSync }),
+    replica: Type.String({ description: 'The fulcrum replica the stream is connected to (with several replicas on etcd, every replica lists every proxy)' }),
   },
   { description: 'One xDS stream of a connected proxy' },
 );

@@ -28,7 +28,7 @@ export function typeSyncView(t: TypeStatus | undefined): TypeSync {
 }
 
 /** One stream of a connected proxy (same field names as describeProxy, plus the stream id and per-type detail). */
-export function proxyView(r: ProxyRecord): Proxy {
+export function proxyView(r: ProxyRecord, replica: string): Proxy {
   const types = {} as Proxy['types'];
   for (const url of PUSH_ORDER) types[SHORT_TYPE[url] as ShortType] = typeSyncView(r.types.get(url));
   return {
@@ -42,12 +42,8 @@ export function proxyView(r: ProxyRecord): Proxy {
     peer: r.peer,
     connectedSince: iso(r.connectedAt),
     types,
+    replica,
   };
-}
-
-/** Stable order for listings: by node id, then oldest stream first. */
-export function byNode(a: ProxyRecord, b: ProxyRecord): number {
-  return a.node.id < b.node.id ? -1 : a.node.id > b.node.id ? 1 : a.connectedAt - b.connectedAt || a.streamId - b.streamId;
 }
 
 /** Of a node's streams, the one that was sent `type` most recently (a node may hold several). */

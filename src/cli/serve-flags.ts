@@ -20,6 +20,8 @@ export interface ServeFlags {
   readonly logFormat?: LogFormat;
   /** Absent: the config file's `server.logLevel`. */
   readonly logLevel?: string;
+  /** Several replicas on etcd: this one's name (absent: ha.replicaId, $FULCRUM_REPLICA_ID, the host name). */
+  readonly replicaId?: string;
 }
 
 interface FlagSpec {
@@ -39,6 +41,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { flag: 'admin-address', value: 'ADDR', default: 'server.admin.address of the config', help: 'admin HTTP API bind address' },
   { flag: 'data-dir', value: 'DIR', env: 'FULCRUM_DATA_DIR', default: './data', help: 'durable state (SQLite); locked against a second instance' },
   { flag: 'log-format', value: 'json|pretty', env: 'FULCRUM_LOG_FORMAT', default: 'pretty on a terminal, json otherwise', help: 'log line format' },
+  { flag: 'replica-id', value: 'NAME', env: 'FULCRUM_REPLICA_ID', default: 'ha.replicaId of the config, else the host name', help: 'this replica\'s name when several share an etcd store' },
   { flag: 'log-level', value: 'LEVEL', env: 'FULCRUM_LOG_LEVEL', default: 'server.logLevel of the config (info)', help: LOG_LEVELS.join('|') },
 ];
 
@@ -84,6 +87,10 @@ export function serveFlags(values: Readonly<Record<string, string | boolean | un
     return t === undefined ? undefined : parseAddress(flag, t);
   };
   const format = text('log-format');
+  const replicaId = text('replica-id');
+  // The same rule as the config file's ha.replicaId.
+  if (replicaId !== undefined && !/^[A-Za-z0-9._:-]{1,253}$/.test(replicaId))
+    throw new UsageError(`--replica-id: expected letters, digits, '.', '_', ':' or '-' (at most 253), got ${JSON.stringify(replicaId)}`);
   const level = text('log-level');
   const xdsPort = port('xds-port');
   const adminPort = port('admin-port');
@@ -98,6 +105,7 @@ export function serveFlags(values: Readonly<Record<string, string | boolean | un
     ...(adminAddress !== undefined ? { adminAddress } : {}),
     ...(format !== undefined ? { logFormat: oneOf('log-format', format, LOG_FORMATS) as LogFormat } : {}),
     ...(level !== undefined ? { logLevel: oneOf('log-level', level, LOG_LEVELS) } : {}),
+    ...(replicaId !== undefined ? { replicaId } : {}),
   };
 }
 

@@ -49,12 +49,17 @@ export class Snapshot {
   private readonly bySubscription = new Map<string, SotwBody>();
   private readonly updates = new Map<string, SotwBody | null>();
 
+  /** A hash of every resource's name and version: equal content, equal version, on every replica. */
+  readonly version: string;
+
   constructor(
     readonly group: string,
+    /** This process's publication counter (for operators); never sent to a client. */
     readonly seq: number,
     private readonly byType: ReadonlyMap<XdsTypeUrl, ReadonlyMap<string, VersionedResource>>,
-    private readonly versionPrefix: string,
-  ) {}
+  ) {
+    this.version = contentVersion([...byType].flatMap(([type, pool]) => [...pool.values()].map((r) => [type, r.name, r.version])));
+  }
 
   resources(type: XdsTypeUrl): ReadonlyMap<string, VersionedResource> {
     return this.byType.get(type) ?? new Map();
@@ -73,7 +78,7 @@ export class Snapshot {
     const key = `${type}\n${selected.join('\n')}`;
     const body =
       this.bodies.get(key) ??
-      remember(this.bodies, key, buildSotwBody(this.versionPrefix, type, selected.map((n) => pool.get(n) as VersionedResource)));
+      remember(this.bodies, key, buildSotwBody(type, selected.map((n) => pool.get(n) as VersionedResource)));
     return remember(this.bySubscription, sub.key, body);
   }
 
@@ -107,10 +112,21 @@ function encodeBody(version: string, type: XdsTypeUrl, resources: readonly Versi
 }
 
 /** Encodes version_info, resources and type_url; the version is a hash of the names and versions carried. */
-export function buildSotwBody(prefix: string, type: XdsTypeUrl, resources: readonly VersionedResource[]): SotwBody {
+export function buildSotwBody(type: XdsTypeUrl, resources: readonly VersionedResource[]): SotwBody {
+  return encodeBody(contentVersion(resources.map((r) => [r.name, r.version])), type, resources);
+}
+
+/**
+ * A version for a list of fields tuples (NUL-separated, so ['ab','c'] and ['a','bc'] differ).
+ * Pure: the same content gets the same version on every replica and after every restart.
+ */
+function contentVersion(rows: Iterable<readonly string[]>): string {
   const hash = createHash('sha256');
-  for (const r of resources) hash.update(r.name).update('\0').update(r.version).update('\0');
-  return encodeBody(`${prefix}.${hash.digest('base64url').slice(0, 16)}`, type, resources);
+  for (const row of rows) {
+    for (const field of row) hash.update(field).update('\0');
+    hash.update('\n');
+  }
+  return hash.digest('base64url').slice(0, 16);
 }
 
 /**
@@ -118,23 +134,26 @@ export function buildSotwBody(prefix: string, type: XdsTypeUrl, resources: reado
  * unit tests fake or fill in memory (go-control-plane's servers see their cache the same way).
  */
 export interface SnapshotSource {
-  readonly versionPrefix: string;
   snapshotFor(nodeCluster: string): Snapshot;
 }
 
 export type CacheListener = (changedGroups: ReadonlySet<string>) => void;
 
 /**
- * Versioned resources per node group. Versions are the content hash behind a prefix unique to this
- * process start, so a restarted control plane never reuses a version for something else.
+ * Versioned resources per node group. Every version is a hash of content and nothing else, so all
+ * replicas serving the same state announce the same versions, and an Envoy that reconnects to
+ * another replica (or to this one after a restart) is sent only what it does not hold. What a
+ * process-start prefix used to guard against, a version reused for other content, cannot happen:
+ * a version names its bytes (a resource's is the hash of its encoding; a response's the hash of
+ * the names and versions it carries), so equal versions mean the client holds exactly this.
  */
 export class XdsCache implements SnapshotSource {
   private snapshots = new Map<string, Snapshot>();
   private readonly listeners = new Set<CacheListener>();
   private seq = 0;
 
-  constructor(readonly versionPrefix: string) {
-    this.snapshots.set(DEFAULT_GROUP, new Snapshot(DEFAULT_GROUP, 0, new Map(), versionPrefix));
+  constructor() {
+    this.snapshots.set(DEFAULT_GROUP, new Snapshot(DEFAULT_GROUP, 0, new Map()));
   }
 
   /** Replaces every group's resources; listeners hear only about groups whose content changed. */
@@ -158,7 +177,7 @@ export class XdsCache implements SnapshotSource {
       }
       if (differs) {
         changed.add(group);
-        next.set(group, new Snapshot(group, ++this.seq, byType, this.versionPrefix));
+        next.set(group, new Snapshot(group, ++this.seq, byType));
       } else if (prev) {
         next.set(group, prev);
       }
@@ -171,7 +190,7 @@ export class XdsCache implements SnapshotSource {
 
   /** The snapshot for a proxy's node.cluster: its group's, or the default one. */
   snapshotFor(nodeCluster: string): Snapshot {
-    return this.snapshots.get(nodeCluster) ?? this.snapshots.get(DEFAULT_GROUP) ?? new Snapshot(DEFAULT_GROUP, 0, new Map(), this.versionPrefix);
+    return this.snapshots.get(nodeCluster) ?? this.snapshots.get(DEFAULT_GROUP) ?? new Snapshot(DEFAULT_GROUP, 0, new Map());
   }
 
   /** Whether `group` has a snapshot of its own (otherwise its proxies see the default group's). */
@@ -185,7 +204,7 @@ export class XdsCache implements SnapshotSource {
   }
 
   private version(r: EncodedResource): VersionedResource {
-    const version = `${this.versionPrefix}.${r.hash}`;
+    const version = r.hash;
     const deltaBytes = protobuf.Writer.create()
       .uint32(10).string(version)
       .uint32(18).bytes(r.anyBytes)

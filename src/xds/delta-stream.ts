@@ -86,8 +86,13 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     }
     // The limit bounds what a stream may hold, not only what one request may name.
     checkNameCount(st.names.size, this.deps.maxResourceNames);
-    // A wildcard client's first request is answered even if there is nothing to send.
-    this.respond(type, this.snapshot(), 'all', first && st.wildcard);
+    // A client that reconnects (from another replica, or to this one restarted) holds what it
+    // says it holds: versions are content hashes, equal everywhere. Only the difference is sent.
+    if (first && initial.length > 0) this.deps.registry.resumed(record, type, this.snapshot().version, new Map(st.known));
+    // A new wildcard client's first request is answered even if there is nothing to send (Envoy's
+    // initialization waits for it). One that reconnects holding resources has initialized: when
+    // it holds everything (it moved here from another replica), it is sent nothing at all.
+    this.respond(type, this.snapshot(), 'all', first && st.wildcard && initial.length === 0);
     if (type === TYPE.cluster) this.respond(TYPE.endpoint, this.snapshot(), 'all', false);
   }
 
@@ -125,7 +130,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     if (resources.length === 0 && removed.length === 0 && !answerEmpty) return;
 
     const nonce = this.nextNonce();
-    const systemVersion = `${this.deps.cache.versionPrefix}.${snapshot.seq}`;
+    const systemVersion = snapshot.version;
     this.io.send([encodeDeltaResponse({ systemVersion, typeUrl: type, nonce, resources, removed, controlPlane: this.deps.controlPlaneId })]);
     for (const [name, version] of sent) st.known.set(name, version);
     for (const name of removed) st.known.delete(name);

@@ -107,6 +107,17 @@ export class ProxyRegistry {
     this.events.onSent?.(record, type);
   }
 
+  /**
+   * The client reconnected holding exactly what it would be sent (it came from another replica,
+   * or from this one before a restart), so nothing is sent and it is in sync as it stands. Marked
+   * with the empty nonce no response carries; not counted as a push or an ACK.
+   */
+  resumed(record: ProxyRecord, type: XdsTypeUrl, version: string, resources: ReadonlyMap<string, string>): void {
+    const t = this.type(record, type);
+    const at = this.clock();
+    Object.assign(t, { sentVersion: version, sentNonce: '', sentAt: at, ackedVersion: version, ackedNonce: '', ackedAt: at, sentResources: resources });
+  }
+
   removed(record: ProxyRecord, type: XdsTypeUrl, names: Iterable<string>): void {
     const t = this.type(record, type);
     const next = new Map(t.sentResources);

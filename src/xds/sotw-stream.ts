@@ -81,8 +81,22 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     this.subscribed.set(type, nameBytes);
     st.wildcard = wildcard;
     st.names = next;
-    if (added || first) st.force = true;
+    if ((added || first) && !(first && this.resume(type, st, req, record))) st.force = true;
     this.respond(type, this.snapshot(), 'final');
+  }
+
+  /**
+   * A new stream's first request names the version the client accepted last (on this replica or
+   * another: versions are content hashes, equal on all). If that is exactly what its subscription
+   * resolves to now, it holds everything already and is sent nothing.
+   */
+  private resume(type: XdsTypeUrl, st: TypeState, req: DiscoveryRequest, record: ProxyRecord): boolean {
+    if (req.version_info === '' || req.response_nonce !== '') return false;
+    const body = this.snapshot().sotwBody(type, st.sub);
+    if (body.version !== req.version_info || body.names.length === 0) return false;
+    st.sent = body;
+    this.deps.registry.resumed(record, type, body.version, body.versions);
+    return true;
   }
 
   private state(type: XdsTypeUrl): TypeState {
@@ -110,7 +124,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       const keep = st.sent.resources.filter((r) => !current.has(r.name));
       if (keep.length === 0) return false;
       const merged: VersionedResource[] = [...body.resources, ...keep].sort((a, b) => (a.name < b.name ? -1 : 1));
-      body = buildSotwBody(this.deps.cache.versionPrefix, type, merged);
+      body = buildSotwBody(type, merged);
     }
     const unchanged = st.sent?.version === body.version;
     if (unchanged && !st.force) return phase === 'keep-removed';

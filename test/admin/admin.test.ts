@@ -66,7 +66,7 @@ interface Fixture {
 
 /** An admin app over a real cache and a registry driven by hand (no gRPC). */
 function fixture(overrides: Partial<AdminDeps> = {}): Fixture {
-  const cache = new XdsCache('test');
+  const cache = new XdsCache();
   cache.update(translate(parseConfig(stringify(baseDoc()), 'test.yaml').catalog));
   let t = 1_700_000_000_000;
   const registry = new ProxyRegistry(() => (t += 10));
@@ -166,7 +166,7 @@ describe('routes', () => {
     expect(Object.keys(dump.types)).toEqual(['CDS', 'EDS', 'LDS', 'RDS']);
     expect(dump.types.CDS?.typeUrl).toBe(TYPE.cluster);
     expect(dump.types.CDS?.resources.map((r) => r.name)).toEqual(['api', 'web']);
-    expect(dump.types.CDS?.resources[0]?.version).toMatch(/^test\./);
+    expect(dump.types.CDS?.resources[0]?.version).toMatch(/^[\w-]{16}$/);
     expect(dump.types.CDS?.resources[1]?.resource).toMatchObject({ name: 'web', type: 'EDS', lb_policy: 'ROUND_ROBIN' });
     const eds = dump.types.EDS?.resources.find((r) => r.name === 'web')?.resource as { endpoints: { lb_endpoints: { load_balancing_weight: { value: number } }[] }[] };
     expect(eds.endpoints[0]?.lb_endpoints[0]?.load_balancing_weight.value).toBe(2);
@@ -230,7 +230,7 @@ describe('routes', () => {
     const metrics = new Metrics({ xdsTypes: ['CDS'], protocols: ['sotw', 'delta'] });
     metrics.trackConnected(() => registry.list().map((r) => r.protocol));
     registry.connect(1, { id: 'a', cluster: 'c', metadata: {}, userAgent: '' }, 'delta', 'ADS', 'p');
-    const app = buildAdminApp({ registry, cache: new XdsCache('m'), metrics, ready: () => ({ ready: true, reasons: [] }) });
+    const app = buildAdminApp({ registry, cache: new XdsCache(), metrics, ready: () => ({ ready: true, reasons: [] }) });
     const res = await app.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);

@@ -57,7 +57,7 @@ function fixture(overrides: Partial<AdminDeps> = {}, seed = true): Fixture {
   const reports: unknown[] = [];
   const app = buildAdminApp({
     registry: new ProxyRegistry(),
-    cache: new XdsCache('t'),
+    cache: new XdsCache(),
     metrics: new Metrics({ processMetrics: false }),
     ready: () => ({ ready: true, reasons: [] }),
     version: '1.2.3',

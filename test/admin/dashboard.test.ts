@@ -18,7 +18,7 @@ import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 function app(overrides: Partial<AdminDeps> = {}) {
   return buildAdminApp({
     registry: new ProxyRegistry(Date.now),
-    cache: new XdsCache('test'),
+    cache: new XdsCache(),
     metrics: new Metrics({ processMetrics: false }),
     ready: () => ({ ready: true, reasons: [] }),
     ...overrides,

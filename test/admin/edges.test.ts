@@ -40,7 +40,7 @@ function app(auth?: AuthConfig): AdminApp {
   store.seedFromConfig(parseConfig(stringify(DOC), 'fulcrum.yaml').catalog);
   return buildAdminApp({
     registry: new ProxyRegistry(),
-    cache: new XdsCache('t'),
+    cache: new XdsCache(),
     metrics: new Metrics({ processMetrics: false }),
     ready: () => ({ ready: true, reasons: [] }),
     store,

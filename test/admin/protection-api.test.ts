@@ -27,7 +27,7 @@ function app(): { app: AdminApp; store: Store } {
   });
   const built = buildAdminApp({
     registry: new ProxyRegistry(),
-    cache: new XdsCache('t'),
+    cache: new XdsCache(),
     metrics: new Metrics({ processMetrics: false }),
     ready: () => ({ ready: true, reasons: [] }),
     version: 't',

@@ -13,7 +13,8 @@
  * PATH, then $GOPATH/bin. Without it the render tests fail under CI and are skipped otherwise.
  */
 import { parseConfig } from '../../src/sources/config-file.js';
-import { describe, it, expect } from 'vitest';
+import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, it, expect } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -36,10 +37,11 @@ import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role
 
 import { LB_POLICIES } from '../../src/catalog/types.js';
 import { slicesToClusters, type ServiceLike } from '../../src/sources/kubernetes/mapping.js';
+import { describeControlPlane, startControlPlane, type ControlPlane } from '../kubernetes/control-plane.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MANIFEST_ROOTS = ['deploy/kubernetes', 'examples/kubernetes'];
-const KUSTOMIZATIONS = ['deploy/kubernetes/base', 'deploy/kubernetes/overlays/example', 'examples/kubernetes'];
+const KUSTOMIZATIONS = ['deploy/kubernetes/base', 'deploy/kubernetes/overlays/example', 'deploy/kubernetes/overlays/ha', 'examples/kubernetes'];
 
 const FULCRUM_NS = 'fulcrum-system';
 const XDS_PORT = 18000;
@@ -359,7 +361,7 @@ function expectHardenedContainer(podSpec: Obj, container: Obj, what: string): vo
 }
 
 /** The properties the fulcrum control plane must keep in every rendering (base and overlays). */
-function expectFulcrumStack(objs: Obj[]): { sts: Obj; container: Obj; configText: string } {
+function expectFulcrumStack(objs: Obj[], replicas = 1): { sts: Obj; container: Obj; configText: string } {
   for (const o of objs) validateK8s(o, 'rendered');
 
   // Everything namespaced lives in fulcrum-system.
@@ -370,10 +372,10 @@ function expectFulcrumStack(objs: Obj[]): { sts: Obj; container: Obj; configText
     }
   }
 
-  // StatefulSet: one replica, stable identity, governed by a headless Service.
+  // StatefulSet: one replica (three on etcd), stable identity, governed by a headless Service.
   const sts = find(objs, 'StatefulSet', 'fulcrum');
   const spec = objAt(sts, 'spec');
-  expect(spec.replicas).toBe(1);
+  expect(spec.replicas).toBe(replicas);
   const podLabels = objAt(spec, 'template', 'metadata', 'labels');
   expectSelectorMatches(objAt(spec, 'selector', 'matchLabels'), podLabels, 'StatefulSet');
   const headless = find(objs, 'Service', String(spec.serviceName));
@@ -493,6 +495,36 @@ function expectFulcrumStack(objs: Obj[]): { sts: Obj; container: Obj; configText
   return { sts, container, configText: String(configText) };
 }
 
+/** What the HA overlay adds to the stack: replicas spread and budgeted, etcd from a Secret, readiness on etcd. */
+function expectHaOverlay(objs: Obj[], sts: Obj, container: Obj, configText: string): void {
+  const podSpec = objAt(sts, 'spec', 'template', 'spec');
+  const podLabels = objAt(sts, 'spec', 'template', 'metadata', 'labels');
+  const pdb = objAt(find(objs, 'PodDisruptionBudget', 'fulcrum'), 'spec');
+  expect(pdb.minAvailable).toBe(2);
+  expect(pdb.maxUnavailable, 'minAvailable and maxUnavailable exclude each other').toBeUndefined();
+  // One replica per node (required), across zones where possible; the terms select fulcrum's pods.
+  const anti = objAt(podSpec, 'affinity', 'podAntiAffinity');
+  const required = listAt(anti, 'requiredDuringSchedulingIgnoredDuringExecution');
+  expect(required.map((t) => at(t, 'topologyKey'))).toEqual(['kubernetes.io/hostname']);
+  expectSelectorMatches(objAt(required[0], 'labelSelector', 'matchLabels'), podLabels, 'pod anti-affinity');
+  // etcd: the config says etcd; endpoints come from the Secret, credentials are files from it.
+  const store = objAt(parse(configText), 'store');
+  expect(store.kind).toBe('etcd');
+  const env = listAt(container, 'env');
+  expect(at(byName(env, 'FULCRUM_ETCD_ENDPOINTS'), 'valueFrom', 'secretKeyRef')).toEqual({ name: 'fulcrum-etcd', key: 'endpoints' });
+  expect(at(byName(env, 'FULCRUM_REPLICA_ID'), 'valueFrom', 'fieldRef', 'fieldPath')).toBe('metadata.name');
+  const mount = listAt(container, 'volumeMounts').find((m) => at(m, 'mountPath') === '/etc/fulcrum-etcd');
+  expect(at(mount, 'readOnly')).toBe(true);
+  expect(at(byName(listAt(podSpec, 'volumes'), String(at(mount, 'name'))), 'secret', 'secretName')).toBe('fulcrum-etcd');
+  for (const file of [strAt(store, 'etcd', 'passwordFile'), strAt(store, 'etcd', 'tls', 'ca')]) {
+    expect(file, 'etcd credential files live in the Secret mount').toMatch(/^\/etc\/fulcrum-etcd\//);
+  }
+  expect(strAt(store, 'etcd', 'password'), 'no inline etcd password').toBeUndefined();
+  // Readiness (which fails without etcd) gates the Service; liveness does not restart on it.
+  expect(at(container, 'readinessProbe', 'httpGet', 'path')).toBe('/readyz');
+  expect(at(container, 'livenessProbe', 'httpGet', 'path')).toBe('/healthz');
+}
+
 function findEnvoy(): string | undefined {
   const fromEnv = process.env.ENVOY_BIN;
   if (fromEnv && isExecutable(fromEnv)) return fromEnv;
@@ -516,6 +548,12 @@ describe.skipIf(!KUSTOMIZE && !IN_CI)('kustomize renders', () => {
     // The strategic-merge patch must merge env by name, not replace the list.
     const env = listAt(overlay.container, 'env').map((e) => at(e, 'name'));
     expect(env).toEqual(expect.arrayContaining(['FULCRUM_DATA_DIR', 'FULCRUM_ADMIN_TOKEN', 'NODE_OPTIONS']));
+  });
+
+  it('deploy/kubernetes/overlays/ha: 3 spread replicas on etcd (endpoints and credentials from a Secret), PDB minAvailable 2', () => {
+    const objs = render('deploy/kubernetes/overlays/ha');
+    const { sts, container, configText } = expectFulcrumStack(objs, 3);
+    expectHaOverlay(objs, sts, container, configText);
   });
 
   it('examples/kubernetes: ORCA backends of unequal capacity behind an adaptive Service, a client with an Envoy sidecar', () => {
@@ -608,6 +646,37 @@ describe.skipIf(!KUSTOMIZE && !IN_CI)('kustomize renders', () => {
       expect(out).toContain('OK');
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/**
+ * What kubeconform-style checks cannot see (admission defaults and validation, e.g. a PDB with
+ * both minAvailable and maxUnavailable, an anti-affinity term without a topology key): each
+ * rendering is created on a real kube-apiserver with dryRun=All. The namespace is created for
+ * real, since namespaced objects are dry-run into it.
+ */
+describeControlPlane('the rendered manifests on a real kube-apiserver (server-side dry run)', () => {
+  let cp: ControlPlane | undefined;
+  let api: KubernetesObjectApi;
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    const kc = new KubeConfig();
+    kc.loadFromFile(cp.kubeconfigPath);
+    api = KubernetesObjectApi.makeApiClient(kc);
+    await api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: FULCRUM_NS } });
+  }, 180_000);
+  afterAll(() => cp?.stop());
+
+  it.skipIf(!KUSTOMIZE && !IN_CI).each(['deploy/kubernetes/base', 'deploy/kubernetes/overlays/ha'])('%s is accepted', async (rel) => {
+    const objs = render(rel).filter((o) => o.kind !== 'Namespace');
+    expect(objs.length).toBeGreaterThan(5);
+    for (const o of objs) {
+      const created = await api.create(o as KubernetesObject, undefined, 'All').catch((err: unknown) => {
+        throw new Error(`${typeKey(o)} ${String(at(o, 'metadata', 'name'))} refused: ${(err as Error).message}`);
+      });
+      // The server filled in what it owns (uid, defaults): it really went through admission.
+      expect(created.metadata?.uid, `${typeKey(o)} dry-run result`).toBeTruthy();
     }
   });
 });

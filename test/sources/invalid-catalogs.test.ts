@@ -160,7 +160,7 @@ function adminApp(): AdminApp {
   dirs.push(dir);
   const store = openStore(dir);
   stores.push(store);
-  return buildAdminApp({ registry: new ProxyRegistry(), cache: new XdsCache('t'), metrics: new Metrics({ processMetrics: false }), ready: () => ({ ready: true, reasons: [] }), store });
+  return buildAdminApp({ registry: new ProxyRegistry(), cache: new XdsCache(), metrics: new Metrics({ processMetrics: false }), ready: () => ({ ready: true, reasons: [] }), store });
 }
 
 async function put(app: AdminApp, url: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {

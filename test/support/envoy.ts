@@ -178,14 +178,19 @@ export type Bootstrap = Record<string, unknown>;
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Absolute path of `examples/envoy/bootstrap-<mode>.yaml`. */
-export function exampleBootstrapPath(mode: XdsMode): string {
-  return path.join(repoRoot, 'examples', 'envoy', `bootstrap-${mode}.yaml`);
+/** Absolute path of `examples/envoy/bootstrap-<mode>.yaml` (`bootstrap-ha-<mode>.yaml` for several replicas). */
+export function exampleBootstrapPath(mode: XdsMode, ha = false): string {
+  return path.join(repoRoot, 'examples', 'envoy', `bootstrap-${ha ? 'ha-' : ''}${mode}.yaml`);
 }
 
 export interface XdsBootstrapOptions {
   /** Port of the xDS (ADS) server; written into the `fulcrum_xds` cluster. */
   xdsPort: number;
+  /**
+   * Several fulcrum replicas (xDS ports on loopback): starts from the HA example bootstrap and
+   * lists them all in `fulcrum_xds` (`xdsPort` is then ignored).
+   */
+  xdsReplicaPorts?: readonly number[];
   /** Host of the xDS server (default 127.0.0.1; must be an IP, the cluster may be STATIC). */
   xdsHost?: string;
   mode: XdsMode;
@@ -214,7 +219,7 @@ function child(obj: Record<string, unknown>, key: string, where: string): Record
  * xDS address, node id/cluster, admin port. Pure: nothing is written.
  */
 export async function buildXdsBootstrap(opts: XdsBootstrapOptions): Promise<Bootstrap> {
-  const file = exampleBootstrapPath(opts.mode);
+  const file = exampleBootstrapPath(opts.mode, opts.xdsReplicaPorts !== undefined);
   const parsed: unknown = YAML.parse(await readFile(file, 'utf8'));
   if (!isRecord(parsed)) throw new Error(`${file}: not a YAML mapping`);
   const bootstrap = parsed;
@@ -233,18 +238,15 @@ export async function buildXdsBootstrap(opts: XdsBootstrapOptions): Promise<Boot
   const clusters = Array.isArray(statics.clusters) ? (statics.clusters as unknown[]) : [];
   const xds = clusters.find((c): c is Record<string, unknown> => isRecord(c) && c.name === 'fulcrum_xds');
   if (!xds) throw new Error(`${file}: no static cluster fulcrum_xds`);
-  // Replace the whole assignment rather than poke into it: one endpoint, ours.
+  // Replace the whole assignment rather than poke into it: our endpoint(s) only.
+  const ports = opts.xdsReplicaPorts ?? [opts.xdsPort];
   xds.load_assignment = {
     cluster_name: 'fulcrum_xds',
     endpoints: [
       {
-        lb_endpoints: [
-          {
-            endpoint: {
-              address: { socket_address: { address: opts.xdsHost ?? '127.0.0.1', port_value: opts.xdsPort } },
-            },
-          },
-        ],
+        lb_endpoints: ports.map((port) => ({
+          endpoint: { address: { socket_address: { address: opts.xdsHost ?? '127.0.0.1', port_value: port } } },
+        })),
       },
     ],
   };

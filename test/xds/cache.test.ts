@@ -14,32 +14,57 @@ const catalog = (weight: number, extra = false): Catalog => ({
 });
 
 describe('XdsCache', () => {
-  it('versions resources by content behind the process prefix and keeps unchanged ones', () => {
-    const cache = new XdsCache('p1');
+  it('versions resources by content and keeps unchanged ones', () => {
+    const cache = new XdsCache();
     cache.update(translate(catalog(1)));
     const s1 = cache.snapshotFor('');
     const a1 = s1.resources(TYPE.cluster).get('a');
     const e1 = s1.resources(TYPE.endpoint).get('a');
-    expect(a1?.version).toMatch(/^p1\./);
+    expect(a1?.version).toBe(a1?.hash);
 
     cache.update(translate(catalog(5)));
     const s2 = cache.snapshotFor('');
     expect(s2.seq).toBeGreaterThan(s1.seq);
+    expect(s2.version).not.toBe(s1.version);
     // The cluster did not change: same object, same version. Its endpoints did.
     expect(s2.resources(TYPE.cluster).get('a')).toBe(a1);
     expect(s2.resources(TYPE.endpoint).get('a')?.version).not.toBe(e1?.version);
   });
 
-  it('never reuses a version across process starts', () => {
-    const a = new XdsCache('start1');
-    const b = new XdsCache('start2');
-    a.update(translate(catalog(1)));
-    b.update(translate(catalog(1)));
-    expect(a.snapshotFor('').resources(TYPE.cluster).get('a')?.version).not.toBe(b.snapshotFor('').resources(TYPE.cluster).get('a')?.version);
+  it('gives two replicas (or two process starts) with the same content identical versions and bytes', () => {
+    const a = new XdsCache();
+    const b = new XdsCache();
+    // b reached the same state by another path: history must not leak into versions.
+    a.update(translate(catalog(1, true)));
+    b.update(translate(catalog(9)));
+    b.update(translate(catalog(1, true)));
+    for (const group of ['', 'edge']) {
+      const [sa, sb] = [a.snapshotFor(group), b.snapshotFor(group)];
+      expect(sb.version).toBe(sa.version);
+      for (const type of Object.values(TYPE)) {
+        const versions = (s: typeof sa) => [...s.resources(type)].map(([n, r]) => [n, r.version, Buffer.from(r.deltaBytes).toString('hex')]);
+        expect(versions(sb)).toEqual(versions(sa));
+        const sub = subscription(type, true, []);
+        expect(Buffer.from(sb.sotwBody(type, sub).bytes)).toEqual(Buffer.from(sa.sotwBody(type, sub).bytes));
+      }
+    }
+    expect(a.snapshotFor('').seq).not.toBe(b.snapshotFor('').seq);
+  });
+
+  it('gives different content different versions', () => {
+    const a = new XdsCache();
+    const b = new XdsCache();
+    a.update(translate(catalog(1, true)));
+    b.update(translate(catalog(2, true)));
+    expect(b.snapshotFor('').version).not.toBe(a.snapshotFor('').version);
+    const eds = subscription(TYPE.endpoint, true, []);
+    expect(b.snapshotFor('').sotwBody(TYPE.endpoint, eds).version).not.toBe(a.snapshotFor('').sotwBody(TYPE.endpoint, eds).version);
+    // The default group and the edge group hold different clusters: different snapshot versions.
+    expect(a.snapshotFor('edge').version).not.toBe(a.snapshotFor('').version);
   });
 
   it('notifies only for groups whose content changed', () => {
-    const cache = new XdsCache('p');
+    const cache = new XdsCache();
     const heard: string[][] = [];
     cache.subscribe((g) => heard.push([...g].sort()));
     cache.update(translate(catalog(1, true)));
@@ -52,14 +77,14 @@ describe('XdsCache', () => {
   });
 
   it('falls back to the default group for unknown node clusters', () => {
-    const cache = new XdsCache('p');
+    const cache = new XdsCache();
     cache.update(translate(catalog(1, true)));
     expect([...cache.snapshotFor('nobody').resources(TYPE.cluster).keys()].sort()).toEqual(['a', 'b']);
     expect([...cache.snapshotFor('edge').resources(TYPE.cluster).keys()]).toEqual(['b']);
   });
 
   it('memoizes SotW bodies so identical subscriptions share one buffer', () => {
-    const cache = new XdsCache('p');
+    const cache = new XdsCache();
     cache.update(translate(catalog(1, true)));
     const s = cache.snapshotFor('');
     const x = s.sotwBody(TYPE.endpoint, subscription(TYPE.endpoint, false, ['b', 'a']));
@@ -74,7 +99,7 @@ describe('XdsCache', () => {
   });
 
   it('builds incremental EDS updates carrying only the changed resources', () => {
-    const cache = new XdsCache('p');
+    const cache = new XdsCache();
     cache.update(translate(catalog(1, true)));
     const sub = subscription(TYPE.endpoint, false, ['a', 'b']);
     const before = cache.snapshotFor('').sotwBody(TYPE.endpoint, sub);

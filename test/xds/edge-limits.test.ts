@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 async function serve(limits: Partial<XdsLimits>, credentials?: grpc.ServerCredentials) {
-  const cache = new XdsCache('limits');
+  const cache = new XdsCache();
   cache.update(groups(base()));
   const hits: LimitName[] = [];
   const refused: string[] = [];

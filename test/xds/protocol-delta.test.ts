@@ -95,15 +95,14 @@ describe('initial_resource_versions', () => {
     expect(removedOf(r)).toEqual(['api']);
   });
 
-  test('with all versions current, a reconnecting wildcard client gets an empty answer and nothing else', async () => {
-    const { client } = await start();
+  test('with all versions current, a reconnecting wildcard client is sent nothing and is SYNCED', async () => {
+    const { client, records } = await start();
     const s1 = delta(client, CDS, []);
     const first = await s1.nextOf(CDS);
     s1.cancel();
+    await waitFor(() => records().length === 0, { what: 'the first stream to be forgotten', timeoutMs: 3_000, intervalMs: 10 });
     const s2 = delta(client, CDS, [], { initial_resource_versions: versionsOf(first) });
-    const r = await s2.nextOf(CDS);
-    expect(r.resources).toEqual([]);
-    expect(r.removed_resources).toEqual([]);
+    await waitFor(() => records()[0]?.types.get(CDS)?.ackedNonce === '', { what: 'the reconnect resumed', timeoutMs: 3_000, intervalMs: 10 });
     await s2.expectNone(150);
   });
 
@@ -259,9 +258,11 @@ describe('bad input', () => {
     expect(namesOf(first)).toEqual(['api', 'c3', 'c4', 'web']);
     s1.cancel();
     const s2 = delta(client, CDS, [], { initial_resource_versions: versionsOf(first) });
-    const r = await s2.nextOf(CDS);
-    expect(r.resources).toEqual([]);
+    // Answered with nothing (it holds everything), and not ended.
+    await s2.expectNone(300);
     expect(s2.ended).toBeUndefined();
+    s2.send({ type_url: EDS, resource_names_subscribe: ['web'] });
+    expect(namesOf(await s2.nextOf(EDS))).toEqual(['web']);
   });
 
   test('malformed bytes end that stream with a non-OK status; other streams keep being served', async () => {

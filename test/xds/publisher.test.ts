@@ -19,7 +19,7 @@ describe('Publisher', () => {
   afterEach(() => vi.useRealTimers());
 
   it('publishes the first snapshot at start, then debounces, and publishes nothing once stopped', () => {
-    const cache = new XdsCache('t');
+    const cache = new XdsCache();
     const published: number[] = [];
     const publisher = new Publisher(cache, pino({ level: 'silent' }), { quietMs: 100, maxMs: 1_000 }, (groups) => void published.push(groups));
     publisher.setCatalog(catalog('a'));
@@ -37,7 +37,7 @@ describe('Publisher', () => {
   });
 
   it('reports each endpoint\'s weight as the translator publishes it: the override rounded, at least 1, else static', () => {
-    const publisher = new Publisher(new XdsCache('t'), pino({ level: 'silent' }), { quietMs: 0, maxMs: 0 });
+    const publisher = new Publisher(new XdsCache(), pino({ level: 'silent' }), { quietMs: 0, maxMs: 0 });
     publisher.setCatalog(catalog('a'));
     const weights: WeightOverrides = new Map([['a', new Map([['10.0.0.1:80', { weight: 0.2 }], ['10.0.0.2:80', { health: 'UNHEALTHY' as const }]])]]);
     publisher.setWeights(weights);

@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 async function serve(initial: Map<string, ResourceSet>) {
-  const cache = new XdsCache('fanout');
+  const cache = new XdsCache();
   cache.update(initial);
   const registry = new ProxyRegistry();
   const server = new XdsServer(

@@ -110,7 +110,7 @@ function rig<Req, Resp>(
   decode: (b: Buffer) => Resp,
   maxResourceNames: number,
 ): Rig<Req, Resp> {
-  const cache = new XdsCache('v1');
+  const cache = new XdsCache();
   cache.update(isResourceSet(initial) ? groups(initial) : initial);
   const registry = new ProxyRegistry(() => 0);
   const io = new FakeIo();

@@ -2,11 +2,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { XdsCache } from '../../xds/cache.js';
 import { PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../../xds/envoy-api.js';
+import type { FleetProxies } from '../../xds/fleet-proxies.js';
 import type { ProxyRecord, ProxyRegistry } from '../../xds/proxy-status.js';
 import { DEFAULT_GROUP } from '../../xds/translator.js';
 import { ApiError } from '../resources.js';
 import { ConfigDump, NodeId, Proxy, SHORT_TYPES, StringEnum, type ShortType } from '../schemas.js';
-import { byNode, configDumpView, proxyView } from '../views.js';
+import { configDumpView, proxyView } from '../views.js';
 import { errorOf, securedRoute } from './schema-parts.js';
 
 /** The operator views of the xDS state: connected proxies and what each is being sent (read tokens may see them). */
@@ -14,9 +15,16 @@ import { errorOf, securedRoute } from './schema-parts.js';
 export interface ProxyRoutesOptions {
   readonly registry: Pick<ProxyRegistry, 'list'>;
   readonly cache: Pick<XdsCache, 'snapshotFor'>;
+  /** This replica's id, shown with its proxies; 'local' when fulcrum runs alone. */
+  readonly replica?: string;
+  /** The proxies of the other replicas (several replicas on etcd). */
+  readonly fleet?: Pick<FleetProxies, 'remote'>;
 }
 
-const ProxyList = Type.Object({ count: Type.Integer(), proxies: Type.Array(Proxy) }, { description: 'Every connected proxy stream, ordered by node id' });
+const ProxyList = Type.Object(
+  { count: Type.Integer(), proxies: Type.Array(Proxy) },
+  { description: 'Every connected proxy stream of the fleet (every replica), ordered by node id' },
+);
 
 const ProxyDetail = Type.Object(
   {
@@ -42,23 +50,31 @@ const NO_PROXY = { 404: errorOf('No connected proxy has this node id (code NOT_F
 
 const URL_OF = Object.fromEntries(Object.entries(SHORT_TYPE).map(([url, short]) => [short, url])) as Record<ShortType, XdsTypeUrl>;
 
-export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async (app, { registry, cache }) => {
-  /** A node's streams, newest first; 404 when it has none. */
+export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async (app, { registry, cache, replica = 'local', fleet }) => {
+  /** A node's streams on this replica, newest first; 404 when it has none. */
   const streamsOf = (nodeId: string): [ProxyRecord, ...ProxyRecord[]] => {
-    const records = registry
+    const [newest, ...older] = localStreams(nodeId);
+    if (!newest) throw new ApiError(404, `no proxy connected to this replica has node id ${JSON.stringify(nodeId)}`, undefined, 'NOT_FOUND');
+    return [newest, ...older];
+  };
+  const localStreams = (nodeId: string): ProxyRecord[] =>
+    registry
       .list()
       .filter((r) => r.node.id === nodeId)
       .sort((a, b) => b.connectedAt - a.connectedAt || b.streamId - a.streamId);
-    const [newest, ...older] = records;
-    if (!newest) throw new ApiError(404, `no connected proxy has node id ${JSON.stringify(nodeId)}`, undefined, 'NOT_FOUND');
-    return [newest, ...older];
-  };
+  // Other replicas' entries have the shape this route serves: they are written by this code.
+  const remote = (): Proxy[] => (fleet?.remote() ?? []) as unknown as Proxy[];
 
   app.get(
     '/v1/proxies',
-    { schema: securedRoute('proxies', 'Every connected proxy stream, with per-type sync state (SYNCED, STALE, NACKED, NOT_SENT)', { response: { 200: ProxyList } }) },
+    {
+      schema: securedRoute('proxies', 'Every connected proxy stream of the fleet, with the replica it is on and per-type sync state (SYNCED, STALE, NACKED, NOT_SENT)', {
+        response: { 200: ProxyList },
+      }),
+    },
     async () => {
-      const proxies = registry.list().sort(byNode).map(proxyView);
+      const local = registry.list().map((r) => proxyView(r, replica));
+      const proxies = [...local, ...remote()].sort(byNodeThenReplica);
       return { count: proxies.length, proxies };
     },
   );
@@ -66,12 +82,17 @@ export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async 
   app.get(
     '/v1/proxies/:nodeId',
     {
-      schema: securedRoute('proxies', 'One connected proxy, by node id (404 if no stream has it)', {
+      schema: securedRoute('proxies', 'One connected proxy, by node id, on whichever replica (404 if no stream has it)', {
         params: ProxyParams,
         response: { 200: ProxyDetail, ...NO_PROXY },
       }),
     },
-    async (request) => ({ nodeId: request.params.nodeId, streams: streamsOf(request.params.nodeId).map(proxyView) }),
+    async (request) => {
+      const { nodeId } = request.params;
+      const streams = [...localStreams(nodeId).map((r) => proxyView(r, replica)), ...remote().filter((p) => p.nodeId === nodeId)];
+      if (streams.length === 0) throw new ApiError(404, `no connected proxy has node id ${JSON.stringify(nodeId)}`, undefined, 'NOT_FOUND');
+      return { nodeId, streams };
+    },
   );
 
   app.get(
@@ -91,3 +112,10 @@ export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async 
     },
   );
 };
+
+/** Listing order across replicas: by node id, then replica, then oldest stream first. */
+function byNodeThenReplica(a: Proxy, b: Proxy): number {
+  if (a.nodeId !== b.nodeId) return a.nodeId < b.nodeId ? -1 : 1;
+  if (a.replica !== b.replica) return a.replica < b.replica ? -1 : 1;
+  return a.connectedSince.localeCompare(b.connectedSince) || a.streamId - b.streamId;
+}

@@ -1,0 +1,163 @@
+import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import type { Component } from '../runtime/lifecycle.js';
+
+/**
+ * The fleet's proxy status when several replicas serve xDS: each replica shares the status of the
+ * proxies connected to it under one etcd key held by its lease (gone within the TTL when the
+ * replica dies), and watches the others' keys, so /v1/proxies on any replica lists every proxy
+ * with the replica it is connected to. Soft state: a replica cut off from etcd keeps its last
+ * view of the others and retries.
+ */
+
+/** One proxy stream's status as a replica shares it (the admin API's proxy view, JSON). */
+export type SharedProxy = Readonly<Record<string, unknown>> & { readonly nodeId: string };
+
+/** What one replica stores under `<prefix>ha/proxies/<replica>`. */
+export interface ReplicaProxies {
+  readonly replica: string;
+  /** When this replica last wrote it (ISO time). */
+  readonly at: string;
+  /** How many streams the replica has; `proxies` holds at most `maxProxies` of them. */
+  readonly total: number;
+  readonly proxies: readonly SharedProxy[];
+}
+
+export interface FleetProxiesOptions {
+  readonly client: Etcd3;
+  /** The key prefix of this fulcrum fleet (the store's); keys go under `<prefix>ha/proxies/`. */
+  readonly prefix: string;
+  readonly replica: string;
+  /** This replica's proxies, as they are to be shared. */
+  readonly local: () => readonly SharedProxy[];
+  readonly log: Logger;
+  /** How often the status is written when it changed: at most one etcd write per interval. */
+  readonly intervalMs?: number;
+  readonly leaseTtlSeconds?: number;
+  /** Bounds the value size (etcd refuses values over 1.5 MiB by default). */
+  readonly maxProxies?: number;
+}
+
+export class FleetProxies implements Component {
+  readonly name = 'fleet-proxies';
+  private readonly key: string;
+  private readonly others = new Map<string, ReplicaProxies>();
+  private lease: Lease | undefined;
+  private watcher: Watcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private written = '';
+  private writing = false;
+  private failing = false;
+  private stopped = false;
+
+  constructor(private readonly options: FleetProxiesOptions) {
+    this.key = `${this.dir}${options.replica}`;
+  }
+
+  private get dir(): string {
+    return `${this.options.prefix}ha/proxies/`;
+  }
+
+  start(): void {
+    // Not awaited: a replica starts (and serves its Envoys) while etcd is away; the watch
+    // connects and the first write lands when etcd answers.
+    void this.follow();
+    this.timer = setInterval(() => void this.share(), this.options.intervalMs ?? 1_000);
+    void this.share();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    const { watcher, lease } = this;
+    this.watcher = undefined;
+    this.lease = undefined;
+    // Revoking drops this replica's key at once instead of after the TTL. Bounded: with etcd
+    // away, stopping must not hang (the lease then expires by itself).
+    await Promise.race([
+      Promise.all([watcher?.cancel(), lease?.revoke()]).catch(() => undefined),
+      new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
+    ]);
+  }
+
+  /** Proxies connected to the other replicas, each with the replica it is connected to. */
+  remote(): (SharedProxy & { readonly replica: string })[] {
+    return [...this.others.values()].flatMap((r) => r.proxies.map((p) => ({ ...p, replica: r.replica })));
+  }
+
+  /** The other replicas that share their proxies, with how many each has. */
+  replicas(): { replica: string; at: string; total: number }[] {
+    return [...this.others.values()].map(({ replica, at, total }) => ({ replica, at, total }));
+  }
+
+  /** Writes this replica's status if it changed since the last successful write. */
+  async share(): Promise<void> {
+    if (this.writing || this.stopped) return;
+    const all = this.options.local();
+    const proxies = all.slice(0, this.options.maxProxies ?? 2_000);
+    const content = JSON.stringify([all.length, proxies]);
+    if (content === this.written && this.lease) return;
+    this.writing = true;
+    try {
+      const value: ReplicaProxies = { replica: this.options.replica, at: new Date().toISOString(), total: all.length, proxies };
+      await this.currentLease().put(this.key).value(JSON.stringify(value));
+      this.written = content;
+      if (this.failing) this.options.log.info('proxy status shared through etcd again');
+      this.failing = false;
+    } catch (err) {
+      if (!this.failing) this.options.log.warn({ err }, 'cannot share proxy status through etcd; retrying');
+      this.failing = true;
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private currentLease(): Lease {
+    if (this.lease && !this.lease.revoked()) return this.lease;
+    const lease = this.options.client.lease(this.options.leaseTtlSeconds ?? 10);
+    lease.on('lost', () => {
+      // Our key went with the lease: a fresh lease and a write on the next interval.
+      if (this.lease === lease) this.lease = undefined;
+      this.written = '';
+    });
+    this.lease = lease;
+    return lease;
+  }
+
+  private async follow(): Promise<void> {
+    try {
+      const watcher = await this.options.client.watch().prefix(this.dir).create();
+      this.watcher = watcher;
+      watcher.on('put', (kv) => this.heard(kv));
+      watcher.on('delete', (kv) => this.others.delete(kv.key.toString().slice(this.dir.length)));
+      // Reconnects resume from the last revision seen; this catches up on what existed before.
+      const existing = await this.options.client.getAll().prefix(this.dir).exec();
+      for (const kv of existing.kvs) this.heard(kv);
+    } catch (err) {
+      this.options.log.warn({ err }, 'cannot watch the fleet proxy status in etcd');
+    }
+  }
+
+  private heard(kv: IKeyValue): void {
+    const replica = kv.key.toString().slice(this.dir.length);
+    if (replica === this.options.replica) return;
+    const parsed = parseReplicaProxies(kv.value.toString());
+    if (parsed) this.others.set(replica, { ...parsed, replica });
+    else this.options.log.warn({ key: kv.key.toString() }, 'ignoring a malformed proxy status in etcd');
+  }
+}
+
+/** Reads another replica's value; undefined when it is not what a replica writes. */
+export function parseReplicaProxies(text: string): ReplicaProxies | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { replica, at, total, proxies } = value as Record<string, unknown>;
+  if (typeof replica !== 'string' || typeof at !== 'string' || typeof total !== 'number' || !Array.isArray(proxies)) return undefined;
+  const valid = proxies.filter((p): p is SharedProxy => typeof p === 'object' && p !== null && typeof (p as { nodeId?: unknown }).nodeId === 'string');
+  return valid.length === proxies.length ? { replica, at, total, proxies: valid } : undefined;
+}
