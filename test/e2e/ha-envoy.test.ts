@@ -14,6 +14,15 @@ import { freePorts } from '../support/ports.js';
 import { startReplicas, type ReplicaSet } from '../support/replicas.js';
 import { scaled, waitFor } from '../support/wait.js';
 
+const REPORT_TOKEN = 'ha-report-token';
+
+/** The load reports (LRS) carry the report token, as a deployed sidecar's bootstrap would. */
+function withReportToken(bootstrap: Record<string, unknown>): void {
+  const services = (bootstrap.cluster_manager as { load_stats_config?: { grpc_services?: Record<string, unknown>[] } } | undefined)?.load_stats_config?.grpc_services;
+  if (!services?.length) throw new Error('the HA example bootstrap has no load_stats_config grpc_services');
+  for (const s of services) s.initial_metadata = [{ key: 'authorization', value: `Bearer ${REPORT_TOKEN}` }];
+}
+
 const TYPES = ['CDS', 'EDS', 'LDS', 'RDS'] as const;
 const MODES = ['sotw', 'delta'] as const;
 type Mode = (typeof MODES)[number];
@@ -68,9 +77,10 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
         { nodeCluster: 'delta', listeners: ['in-delta'] },
       ],
     };
-    fleet = await startReplicas({ count: 3, config: stringify(config) });
+    // Tokens are configured (the admin API's), so load reports need the report role: the Envoys present it.
+    fleet = await startReplicas({ count: 3, config: stringify(config), env: { FULCRUM_REPORT_TOKEN: REPORT_TOKEN } });
     for (const mode of MODES) {
-      const e = await startEnvoy({ mode, xdsPort: 0, xdsReplicaPorts: fleet.xdsPorts, nodeId: `envoy-${mode}`, nodeCluster: mode });
+      const e = await startEnvoy({ mode, xdsPort: 0, xdsReplicaPorts: fleet.xdsPorts, nodeId: `envoy-${mode}`, nodeCluster: mode, patchBootstrap: withReportToken });
       envoys.set(mode, e);
       await e.waitForListener(`in-${mode}`, scaled(30_000));
     }
@@ -265,10 +275,10 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
     try {
       interface Published { owner: string; at: number; overrides: Record<string, { weight?: number }> }
       const read = async (): Promise<Published | undefined> => {
-        const text = await client.get(`${prefix}/weights/web`).string();
+        const text = await client.get(`${prefix}/ha/weights/web`).string();
         return text === null ? undefined : (JSON.parse(text) as Published);
       };
-      const owner = await waitFor(async () => (await client.get(`${prefix}/owners/web`).string()) ?? undefined, { what: 'web has an owner', timeoutMs: scaled(10_000) });
+      const owner = await waitFor(async () => (await client.get(`${prefix}/ha/owners/web`).string()) ?? undefined, { what: 'web has an owner', timeoutMs: scaled(10_000) });
       const victim = fleet.replicas.findIndex((r) => r.id === owner);
       expect(victim).toBeGreaterThanOrEqual(0);
       await waitFor(async () => (await read())?.owner === owner, { what: 'the owner published', timeoutMs: scaled(10_000) });
@@ -276,7 +286,7 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
       // Follow every publication: the last by the old owner, the first by the new one.
       let last = await read();
       let first: Published | undefined;
-      const watcher = await client.watch().key(`${prefix}/weights/web`).create();
+      const watcher = await client.watch().key(`${prefix}/ha/weights/web`).create();
       watcher.on('put', (kv) => {
         const rec = JSON.parse(kv.value.toString()) as Published;
         if (rec.owner === owner) last = rec;
@@ -285,7 +295,7 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
       const killedAt = Date.now();
       await fleet.kill(victim);
       const next = await waitFor(async () => {
-        const o = await client.get(`${prefix}/owners/web`).string();
+        const o = await client.get(`${prefix}/ha/owners/web`).string();
         return o !== null && o !== owner ? o : undefined;
       }, { what: 'a new owner for web', timeoutMs: scaled(15_000), intervalMs: 50 });
       const ownedMs = Date.now() - killedAt;

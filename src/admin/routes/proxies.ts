@@ -54,7 +54,7 @@ export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async 
   /** A node's streams on this replica, newest first; 404 when it has none. */
   const streamsOf = (nodeId: string): [ProxyRecord, ...ProxyRecord[]] => {
     const [newest, ...older] = localStreams(nodeId);
-    if (!newest) throw new ApiError(404, `no proxy connected to this replica has node id ${JSON.stringify(nodeId)}`, undefined, 'NOT_FOUND');
+    if (!newest) throw new ApiError(404, `no connected proxy has node id ${JSON.stringify(nodeId)} on this replica`, undefined, 'NOT_FOUND');
     return [newest, ...older];
   };
   const localStreams = (nodeId: string): ProxyRecord[] =>
