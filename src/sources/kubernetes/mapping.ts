@@ -226,8 +226,38 @@ export function slicesToClusters(
   const warnings: string[] = [];
   const hashPolicies = new Map<string, HashPolicy>();
   const clusters: Cluster[] = [];
+  const slicesByService = groupSlices(slices);
+  const sortedServices = [...services].sort((a, b) =>
+    `${nsOf(a.metadata)}/${a.metadata?.name ?? ''}`.localeCompare(`${nsOf(b.metadata)}/${b.metadata?.name ?? ''}`),
+  );
+  for (const service of sortedServices) {
+    const name = service.metadata?.name;
+    if (!name || service.metadata?.labels?.[BALANCE_LABEL] !== 'true') continue;
+    if (service.spec?.type === 'ExternalName') continue;
+    const settings = serviceSettings(service, name, warnings);
+    const serviceSlices = slicesByService.get(`${settings.namespace}/${name}`) ?? [];
+    for (const servicePort of service.spec?.ports ?? []) {
+      if (!isTcp(servicePort.protocol)) continue;
+      const clusterName = kubernetesClusterName(settings.namespace, name, servicePort);
+      const http2 = HTTP2_APP_PROTOCOLS.has(servicePort.appProtocol ?? '');
+      clusters.push({
+        name: clusterName,
+        ...settings.policy,
+        connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+        http2,
+        endpoints: portEndpoints(serviceSlices, servicePort.name ?? '', options),
+        weighting: settings.weighting,
+        ...protectionOf(settings.annotations, http2, settings.warn),
+      });
+      if (settings.hashPolicy) hashPolicies.set(clusterName, settings.hashPolicy);
+    }
+  }
+  clusters.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { clusters, hashPolicies, warnings };
+}
 
-  // namespace/service → its slices, sorted by name for a stable tie-break.
+/** namespace/service → its IPv4/IPv6 slices, sorted by name for a stable tie-break. */
+function groupSlices(slices: Iterable<EndpointSliceLike>): Map<string, EndpointSliceLike[]> {
   const slicesByService = new Map<string, EndpointSliceLike[]>();
   for (const slice of slices) {
     const service = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
@@ -241,88 +271,63 @@ export function slicesToClusters(
   for (const list of slicesByService.values()) {
     list.sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
   }
+  return slicesByService;
+}
 
-  const sortedServices = [...services].sort((a, b) =>
-    `${nsOf(a.metadata)}/${a.metadata?.name ?? ''}`.localeCompare(`${nsOf(b.metadata)}/${b.metadata?.name ?? ''}`),
-  );
-  for (const service of sortedServices) {
-    const name = service.metadata?.name;
-    if (!name || service.metadata?.labels?.[BALANCE_LABEL] !== 'true') continue;
-    if (service.spec?.type === 'ExternalName') continue;
-    const namespace = nsOf(service.metadata);
-    const annotations = service.metadata?.annotations ?? {};
-    const where = `service ${namespace}/${name}`;
-    const policy = policyOf(annotations, where, warnings);
-    let weighting = weightingOf(annotations, where, warnings);
-    if (policy.lbPolicy === 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' && weighting.kind !== 'static') {
-      warnings.push(`${where}: ${policy.lbPolicy} weighs hosts in Envoy; annotation ${WEIGHTING_ANNOTATION} ignored`);
-      weighting = { kind: 'static' };
-    }
-    // Once per Service, however many ports it has.
-    const warn = (m: string): void => {
-      const line = `${where}: ${m}`;
-      if (!warnings.includes(line)) warnings.push(line);
-    };
+/** What a Service's annotations say, the same for each of its ports (warnings once per Service). */
+function serviceSettings(service: ServiceLike, name: string, warnings: string[]) {
+  const namespace = nsOf(service.metadata);
+  const annotations = service.metadata?.annotations ?? {};
+  const where = `service ${namespace}/${name}`;
+  const policy = policyOf(annotations, where, warnings);
+  let weighting = weightingOf(annotations, where, warnings);
+  if (policy.lbPolicy === 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' && weighting.kind !== 'static') {
+    warnings.push(`${where}: ${policy.lbPolicy} weighs hosts in Envoy; annotation ${WEIGHTING_ANNOTATION} ignored`);
+    weighting = { kind: 'static' };
+  }
+  // Once per Service, however many ports it has.
+  const warn = (m: string): void => {
+    const line = `${where}: ${m}`;
+    if (!warnings.includes(line)) warnings.push(line);
+  };
+  return { namespace, annotations, policy, weighting, warn, hashPolicy: hashPolicyOf(annotations, where, warnings) };
+}
 
-    let hashPolicy: HashPolicy | undefined;
-    const header = annotations[HASH_HEADER_ANNOTATION]?.trim();
-    if (header !== undefined) {
-      // The config file's rule (envoy-rules.ts), so a Service cannot make Envoy NACK the routes.
-      if (headerNameProblem(header) === undefined) {
-        hashPolicy = { header: header.toLowerCase() };
-      } else {
-        warnings.push(`${where}: annotation ${HASH_HEADER_ANNOTATION}=${JSON.stringify(header)} is not an HTTP header name; ignored`);
-      }
-    }
+function hashPolicyOf(annotations: Readonly<Record<string, string>>, where: string, warnings: string[]): HashPolicy | undefined {
+  const header = annotations[HASH_HEADER_ANNOTATION]?.trim();
+  if (header === undefined) return undefined;
+  // The config file's rule (envoy-rules.ts), so a Service cannot make Envoy NACK the routes.
+  if (headerNameProblem(header) === undefined) return { header: header.toLowerCase() };
+  warnings.push(`${where}: annotation ${HASH_HEADER_ANNOTATION}=${JSON.stringify(header)} is not an HTTP header name; ignored`);
+  return undefined;
+}
 
-    const serviceSlices = slicesByService.get(`${namespace}/${name}`) ?? [];
-    for (const servicePort of service.spec?.ports ?? []) {
-      if (!isTcp(servicePort.protocol)) continue;
-      const clusterName = kubernetesClusterName(namespace, name, servicePort);
-      const portName = servicePort.name ?? '';
-
-      const byKey = new Map<string, Candidate>();
-      for (const slice of serviceSlices) {
-        const slicePort = (slice.ports ?? []).find((p) => (p.name ?? '') === portName && isTcp(p.protocol));
-        const port = slicePort?.port;
-        if (port === undefined || port === null || !Number.isInteger(port) || port < 1 || port > 65_535) continue;
-        const sliceName = slice.metadata?.name ?? '';
-        for (const ep of slice.endpoints ?? []) {
-          const health = endpointHealth(ep.conditions);
-          const node = ep.nodeName ? options.nodes?.get(ep.nodeName) : undefined;
-          const locality = { region: node?.region ?? '', zone: ep.zone || node?.zone || '', subZone: '' };
-          // Kubernetes only ever puts one address per endpoint (the field is a list for the future).
-          for (const address of ep.addresses ?? []) {
-            if (!(slice.addressType === 'IPv4' ? isIPv4(address) : isIPv6(address))) continue;
-            const key = endpointKey({ address, port });
-            const candidate: Candidate = {
-              endpoint: { address, port, locality, priority: 0, weight: 1, health },
-              sliceName,
-            };
-            const seen = byKey.get(key);
-            if (!seen || rank(health) < rank(seen.endpoint.health)) byKey.set(key, candidate);
-          }
+/** The endpoints of one Service port across its slices: one per address:port, the most available wins. */
+function portEndpoints(serviceSlices: readonly EndpointSliceLike[], portName: string, options: MappingOptions): Endpoint[] {
+  const byKey = new Map<string, Candidate>();
+  for (const slice of serviceSlices) {
+    const slicePort = (slice.ports ?? []).find((p) => (p.name ?? '') === portName && isTcp(p.protocol));
+    const port = slicePort?.port;
+    if (port === undefined || port === null || !Number.isInteger(port) || port < 1 || port > 65_535) continue;
+    const sliceName = slice.metadata?.name ?? '';
+    for (const ep of slice.endpoints ?? []) {
+      const health = endpointHealth(ep.conditions);
+      const node = ep.nodeName ? options.nodes?.get(ep.nodeName) : undefined;
+      const locality = { region: node?.region ?? '', zone: ep.zone || node?.zone || '', subZone: '' };
+      // Kubernetes only ever puts one address per endpoint (the field is a list for the future).
+      for (const address of ep.addresses ?? []) {
+        if (!(slice.addressType === 'IPv4' ? isIPv4(address) : isIPv6(address))) continue;
+        const key = endpointKey({ address, port });
+        const seen = byKey.get(key);
+        if (!seen || rank(health) < rank(seen.endpoint.health)) {
+          byKey.set(key, { endpoint: { address, port, locality, priority: 0, weight: 1, health }, sliceName });
         }
       }
-      const endpoints = [...byKey.values()]
-        .map((c) => c.endpoint)
-        .sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
-
-      const http2 = HTTP2_APP_PROTOCOLS.has(servicePort.appProtocol ?? '');
-      clusters.push({
-        name: clusterName,
-        ...policy,
-        connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
-        http2,
-        endpoints,
-        weighting,
-        ...protectionOf(annotations, http2, warn),
-      });
-      if (hashPolicy) hashPolicies.set(clusterName, hashPolicy);
     }
   }
-  clusters.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { clusters, hashPolicies, warnings };
+  return [...byKey.values()]
+    .map((c) => c.endpoint)
+    .sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
 }
 
 /**
