@@ -69,21 +69,7 @@ export class Metrics {
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
-    const protocols = options.protocols ?? [];
-    const source = () => this.connectedSource();
-    this.connected = new Gauge({
-      name: 'xds_connected_proxies',
-      help: 'Open xDS streams that have identified their node, by protocol (sotw, delta).',
-      labelNames: ['protocol'],
-      registers,
-      // Read at scrape time from the registry of streams: never drifts from what is connected.
-      collect() {
-        const counts = new Map<string, number>(protocols.map((p) => [p, 0]));
-        for (const protocol of source()) counts.set(protocol, (counts.get(protocol) ?? 0) + 1);
-        this.reset();
-        for (const [protocol, n] of counts) this.set({ protocol }, n);
-      },
-    });
+    this.connected = connectedGauge(registers, options.protocols ?? [], () => this.connectedSource());
     this.pushes = new Counter({
       name: 'xds_pushes_total',
       help: 'xDS responses sent to proxies, by type (CDS, EDS, LDS, RDS).',
@@ -154,6 +140,12 @@ export class Metrics {
       buckets: STORE_WRITE_BUCKETS,
       registers,
     });
+    this.zeroSeries(options.xdsTypes ?? []);
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Every known label set starts at 0, so rates and alerts see a series before its first event. */
+  private zeroSeries(xdsTypes: readonly string[]): void {
     for (const transport of ['http', 'grpc'] as const) {
       this.samples.inc({ transport, result: 'accepted' }, 0);
       this.samples.inc({ transport, result: 'rejected' }, 0);
@@ -161,13 +153,12 @@ export class Metrics {
     this.samples.inc({ transport: 'lrs', result: 'accepted' }, 0);
     this.storeWrites.zero({ kind: 'catalog' });
     this.storeWrites.zero({ kind: 'weights' });
-    for (const type of options.xdsTypes ?? []) {
+    for (const type of xdsTypes) {
       this.pushes.inc({ type }, 0);
       this.nacks.inc({ type }, 0);
     }
     this.reloads.inc({ result: 'ok' }, 0);
     this.reloads.inc({ result: 'rejected' }, 0);
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
   /** Where `xds_connected_proxies` reads from at scrape time: one protocol name per connected stream. */
@@ -233,4 +224,20 @@ export class Metrics {
   render(): Promise<string> {
     return this.registry.metrics();
   }
+}
+
+/** `xds_connected_proxies`, read at scrape time from the registry of streams: never drifts from what is connected. */
+function connectedGauge(registers: Registry[], protocols: readonly string[], source: () => Iterable<string>): Gauge<'protocol'> {
+  return new Gauge({
+    name: 'xds_connected_proxies',
+    help: 'Open xDS streams that have identified their node, by protocol (sotw, delta).',
+    labelNames: ['protocol'],
+    registers,
+    collect() {
+      const counts = new Map<string, number>(protocols.map((p) => [p, 0]));
+      for (const protocol of source()) counts.set(protocol, (counts.get(protocol) ?? 0) + 1);
+      this.reset();
+      for (const [protocol, n] of counts) this.set({ protocol }, n);
+    },
+  });
 }
