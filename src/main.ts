@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
@@ -34,7 +34,6 @@ import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
 import { XdsAuthz } from './xds/authz.js';
 import { proxyView } from './admin/views.js';
-import { etcdClientOptions } from './catalog/store/etcd-client.js';
 import { XdsCache } from './xds/cache.js';
 import { FleetProxies } from './xds/fleet-proxies.js';
 import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
@@ -244,7 +243,7 @@ interface Parts {
 /** Sources → catalog → weights → publisher, then the servers, signals and readiness. */
 function buildParts(boot: Boot, core: Core, store: CatalogStore, options: FulcrumOptions): Parts {
   const { config, log } = boot;
-  const etcd = replicationEtcd(boot, options);
+  const etcd = replicationEtcd(store, options);
   const ha = etcd ? haReplica(boot, core, etcd, options) : undefined;
   const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher, ...(ha ? [ha] : [])]);
   const source = new ConfigSource(options.configPath, { store, log, onReload: (outcome) => core.metrics.configReload(outcome) });
@@ -288,24 +287,20 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const pipeline = [source, feed, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, missing, core.publisher];
   const served = [security.component, xdsComponent(xds, config.server.xds, options), ...(fleet ? [fleet] : []), component('signals', core.signals)];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
-  return { components: [...(etcd?.owned ? [etcd.owned] : []), ...pipeline, admin, ...served, readiness], xds, admin, ha };
+  return { components: [...pipeline, admin, ...served, readiness], xds, admin, ha };
 }
 
-/** The etcd client replication uses: the embedder's, or one built from `store.etcd` (closed at stop, after everything else). */
+/** The etcd client replication uses: the embedder's, or the etcd store's own (one client per replica; the store closes it). */
 interface ReplicationEtcd {
   readonly client: Etcd3;
   readonly prefix: string;
-  readonly owned?: Component;
 }
 
-function replicationEtcd({ config }: Boot, options: FulcrumOptions): ReplicationEtcd | undefined {
+function replicationEtcd(store: CatalogStore, options: FulcrumOptions): ReplicationEtcd | undefined {
   if (options.etcd) return options.etcd;
-  if (config.store.kind !== 'etcd') return undefined;
-  const base = etcdClientOptions(config.store.etcd);
-  // Watches (members, owners, weights) must come back within a lease TTL, not etcd3's 30 s back-off.
-  const quick = { duration: 300, next: () => quick };
-  const client = new Etcd3({ ...base, faultHandling: { ...base.faultHandling, watchBackoff: quick } });
-  return { client, prefix: config.store.etcd.prefix, owned: component('etcd-client', { start: () => undefined, stop: () => client.close() }) };
+  // The store's client already comes back from a lost watch within 300 ms (QUICK_WATCH_BACKOFF),
+  // which membership, ownership and weight watches need too.
+  return store.replication?.();
 }
 
 /**

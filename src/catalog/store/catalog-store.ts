@@ -6,6 +6,7 @@
  * watch). Writes may be asynchronous: callers always `await` them. A write that resolves has
  * committed and is visible to this process's reads (read your writes).
  */
+import type { Etcd3 } from 'etcd3';
 import type { Catalog } from '../types.js';
 import type {
   AuditEntry,
@@ -77,5 +78,10 @@ export interface CatalogStore {
 
   health(): StoreHealth;
   describe(): StoreDescription;
+  /**
+   * The shared client and key prefix when the store lives in etcd, so replication (leases,
+   * ownership, proxy status) reuses the store's connection instead of opening a second one.
+   */
+  replication?(): { readonly client: Etcd3; readonly prefix: string };
   close(): MaybePromise<void>;
 }

@@ -240,6 +240,10 @@ export class EtcdStore implements CatalogStore {
     return this.settings.prefix;
   }
 
+  replication(): { readonly client: Etcd3; readonly prefix: string } {
+    return { client: this.client, prefix: this.settings.prefix };
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
