@@ -49,7 +49,8 @@ export class DiscoveryAwareStore implements CatalogStore {
   listClusters(): ClusterRecord[] {
     const own = this.store.listClusters();
     const names = new Set(own.map((c) => c.name));
-    const found = this.view.clusters().filter((c) => !names.has(c.name)).map((c) => this.record(c));
+    const overrides = this.overrides();
+    const found = this.view.clusters().filter((c) => !names.has(c.name)).map((c) => this.record(c, overrides));
     return [...own, ...found].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -71,11 +72,16 @@ export class DiscoveryAwareStore implements CatalogStore {
 
   private discovered(name: string): ClusterRecord | undefined {
     const c = this.view.clusters().find((x) => x.name === name);
-    return c && this.record(c);
+    return c && this.record(c, this.overrides());
   }
 
-  private record(c: Cluster): ClusterRecord {
-    const policy = this.store.getOverride(c.name);
+  /** Every override by name, read once per answer (a cluster may have thousands of endpoints). */
+  private overrides(): ReadonlyMap<string, OverrideRecord> {
+    return new Map(this.store.listOverrides().map((o) => [o.name, o]));
+  }
+
+  private record(c: Cluster, overrides: ReadonlyMap<string, OverrideRecord>): ClusterRecord {
+    const policy = overrides.get(c.name);
     const updatedAt = policy?.updatedAt ?? this.view.updatedAt();
     const { endpoints, ...spec } = withPolicy(c, policy?.value.policy);
     return {
@@ -84,7 +90,7 @@ export class DiscoveryAwareStore implements CatalogStore {
       revision: policy?.revision ?? 0,
       updatedAt,
       endpoints: endpoints.map((e): EndpointRecord => {
-        const o = this.store.getOverride(endpointName(c.name, e));
+        const o = overrides.get(endpointName(c.name, e));
         return { ...e, cluster: c.name, state: o?.value.state ?? 'active', owner: 'kubernetes', revision: o?.revision ?? 0, updatedAt: o?.updatedAt ?? updatedAt };
       }),
     };
