@@ -4,7 +4,8 @@
  * by /v1/clusters with owner kubernetes; draining one of its endpoints through the admin API
  * reaches Envoy over EDS as DRAINING and /v1/weights agrees; the drain is an override in the
  * store, so a fulcrum restarted on the same data directory serves it again (to a fresh Envoy);
- * a PUT of the Service-owned spec is refused with 409 DISCOVERED_READ_ONLY.
+ * a PUT of the Service-owned spec is refused with 409 DISCOVERED_READ_ONLY; a policy change
+ * reaches Envoy; a drained pod that goes away and comes back is drained again.
  */
 import { CoreV1Api, DiscoveryV1Api, KubeConfig, type V1EndpointSlice } from '@kubernetes/client-node';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -34,6 +35,7 @@ describeControlPlane('operating Kubernetes-discovered clusters', () => {
     let configPath: string;
     let fulcrum: Fulcrum | undefined;
     let envoy: EnvoyHandle | undefined;
+    let discovery: DiscoveryV1Api;
 
     const start = async (): Promise<Fulcrum> =>
       startFulcrum({
@@ -79,7 +81,7 @@ describeControlPlane('operating Kubernetes-discovered clusters', () => {
       const kc = new KubeConfig();
       kc.loadFromFile(cp.kubeconfigPath);
       const core = kc.makeApiClient(CoreV1Api);
-      const discovery = kc.makeApiClient(DiscoveryV1Api);
+      discovery = kc.makeApiClient(DiscoveryV1Api);
       await core.createNamespace({ body: { metadata: { name: NS } } });
       await core.createNamespacedService({
         namespace: NS,
@@ -148,6 +150,26 @@ describeControlPlane('operating Kubernetes-discovered clusters', () => {
       envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode: 'sotw', nodeId: 'k8s-ops-2', waitUntil: 'live' });
       await expectEnvoyDraining('a fresh Envoy after the restart: still DRAINING');
       await waitFor(async () => (await weightsHealth())[DRAINED] === 'DRAINING', { what: '/v1/weights after restart', timeoutMs: scaled(20_000) });
+    });
+
+    test('a policy change is an override too: Envoy gets the new LB policy; the pod gone and back is drained again', async () => {
+      const patched = await api('PATCH', `/v1/clusters/${URL_NAME}/policy`, { lbPolicy: 'RING_HASH' });
+      expect(patched.status).toBe(200);
+      expect(patched.body).toMatchObject({ lbPolicy: 'RING_HASH', owner: 'kubernetes' });
+      await waitFor(async () => JSON.stringify(await envoy?.configDump()).includes('"lb_policy":"RING_HASH"'), {
+        what: 'RING_HASH in Envoy',
+        timeoutMs: scaled(30_000),
+      });
+      // Re-discovery: the drained pod's slice goes away (the host leaves Envoy) and comes back (drained again).
+      await discovery.deleteNamespacedEndpointSlice({ name: 'web-1', namespace: NS });
+      await waitFor(async () => !(DRAINED in (await envoyHealth())), { what: 'the drained host gone from Envoy', timeoutMs: scaled(30_000) });
+      const overrides = await api('GET', '/v1/overrides');
+      expect(overrides.body.overrides.map((o: { name: string; applies: boolean }) => [o.name, o.applies])).toEqual([
+        [CLUSTER, true],
+        [`${CLUSTER}/${DRAINED}`, false],
+      ]);
+      await discovery.createNamespacedEndpointSlice({ namespace: NS, body: slice('web-1', PORTS[1]) });
+      await expectEnvoyDraining('the pod back: DRAINING again');
     });
 
     function slice(name: string, port: number): V1EndpointSlice {
