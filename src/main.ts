@@ -10,6 +10,8 @@ import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { CatalogFeed } from './catalog/catalog-feed.js';
+import { DiscoveredView, DiscoveryAwareStore } from './catalog/discovered-clusters.js';
+import { indexOverrides } from './catalog/discovered-overrides.js';
 import { runCli } from './cli/run.js';
 import type { ServeFlags } from './cli/serve-flags.js';
 import { packageVersion } from './cli/version.js';
@@ -25,6 +27,7 @@ import { ConfigSource } from './sources/config-source.js';
 import { withEtcdEndpointsFromEnv } from './sources/etcd-endpoints-env.js';
 import { withKubernetes } from './sources/kubernetes/catalog-merge.js';
 import type { KubernetesDiscovery } from './sources/kubernetes/discovery.js';
+import type { KubernetesContribution } from './sources/kubernetes/mapping.js';
 import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
 import { createLogger, defaultLogFormat, type LogFormat, type Logger } from './telemetry/logger.js';
 import { Metrics, type EndpointValue } from './telemetry/metrics.js';
@@ -247,9 +250,13 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const ha = etcd ? haReplica(boot, core, etcd, options) : undefined;
   const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher, ...(ha ? [ha] : [])]);
   const source = new ConfigSource(options.configPath, { store, log, onReload: (outcome) => core.metrics.configReload(outcome) });
-  const discovery = config.kubernetes && boot.Discovery
-    ? new boot.Discovery({ settings: config.kubernetes, log, onChange: (view) => feed.setOverlay((c) => withKubernetes(c, view)) })
-    : undefined;
+  // Discovered clusters, seen by the admin API (as owner kubernetes) and layered with their overrides on the catalog.
+  const discovered = new DiscoveredView();
+  const onDiscovered = (view: KubernetesContribution): void => {
+    discovered.set(view.clusters);
+    feed.setOverlay((c) => withKubernetes(c, view, indexOverrides(store.listOverrides())));
+  };
+  const discovery = config.kubernetes && boot.Discovery ? new boot.Discovery({ settings: config.kubernetes, log, onChange: onDiscovered }) : undefined;
   const weights = new WeightLoop({
     adaptive: core.adaptive,
     signals: core.signals,
@@ -281,7 +288,7 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     return { ready: reasons.length === 0, reasons };
   };
   const fleet = etcd ? fleetProxies(boot, core, etcd, options) : undefined;
-  const admin = adminServer(boot, core, store, options, ready, fleet);
+  const admin = adminServer(boot, core, new DiscoveryAwareStore(store, discovered), options, ready, fleet);
   const missing = new MissingSignalsLog({ notices: () => core.adaptive.allMissingSignals(), log });
   // Replication starts after the catalog (it needs the cluster names) and before the weight loop.
   const pipeline = [source, feed, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, missing, core.publisher];

@@ -11,6 +11,7 @@ import { openApiOptions } from './openapi.js';
 import { RouteMethods } from './route-methods.js';
 import { buildValidator } from './validators.js';
 import { auditRoutes } from './routes/audit.js';
+import { overrideRoutes } from './routes/overrides.js';
 import { clusterRoutes } from './routes/clusters.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { endpointRoutes } from './routes/endpoints.js';
@@ -156,6 +157,7 @@ function registerResources(app: ReturnType<typeof createServer>, deps: AdminDeps
     void app.register(policyRoutes, { store, actorOf });
     void app.register(listenerRoutes, { store, actorOf });
     void app.register(auditRoutes, { store });
+    void app.register(overrideRoutes, { store, actorOf });
   }
   if (weights) void app.register(weightsRoutes, { weights, ...(store ? { store } : {}) });
   if (reports) void app.register(reportsRoutes, { ingest: reports });

@@ -78,6 +78,8 @@ h3 { font-size: 13px; margin: 0 0 4px; color: var(--muted); font-weight: 600; }
 .cluster-meta { display: flex; gap: 8px; flex-wrap: wrap; margin-bottom: 8px; }
 .pill { font-size: 12px; padding: 1px 8px; border-radius: 10px; background: #eef2ff; color: #3730a3; }
 .pill.bad { background: var(--bad-bg); color: var(--bad); }
+.pill.owner-kubernetes { background: #e0f2fe; color: #075985; font-weight: 600; }
+.operations { font-size: 12px; color: var(--muted); margin: 0 0 8px; }
 .notice { margin: 8px 0; padding: 8px 12px; border-radius: 6px; background: var(--warn-bg); color: var(--warn); font-size: 13px; }
 .notice ul { margin: 4px 0 0 18px; padding: 0; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 12px; margin-bottom: 8px; }
@@ -203,6 +205,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
     var section = el('section', { className: 'card cluster', 'data-cluster': name });
     var title = el('h2', { text: name });
     var meta = el('div', { className: 'cluster-meta' });
+    var ops = el('div', { className: 'operations' });
     var notice = el('div', { className: 'notice missing-signals' });
     notice.hidden = true;
     var charts = el('div', { className: 'charts' });
@@ -216,10 +219,11 @@ export const DASHBOARD_JS = String.raw`'use strict';
     table.appendChild(tbody);
     section.appendChild(title);
     section.appendChild(meta);
+    section.appendChild(ops);
     section.appendChild(notice);
     section.appendChild(charts);
     section.appendChild(table);
-    var view = { name: name, section: section, meta: meta, notice: notice, chartsEl: charts, tbody: tbody, times: [], keys: [], series: new Map(), charts: [] };
+    var view = { name: name, section: section, meta: meta, ops: ops, notice: notice, chartsEl: charts, tbody: tbody, times: [], keys: [], series: new Map(), charts: [] };
     METRICS.forEach(function (m) {
       var box = el('div', { className: 'chart', 'data-metric': m.key, 'data-points': '0' });
       box.appendChild(el('h3', { text: m.title + (m.unit ? ' (' + m.unit + ')' : '') }));
@@ -312,6 +316,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
   function renderMeta(view, body) {
     var info = clusterInfo.get(view.name);
     var pills = [];
+    if (info && info.owner) pills.push(['owner ' + info.owner, 'owner owner-' + info.owner]);
     if (info && info.lbPolicy) pills.push(['lb ' + info.lbPolicy, '']);
     pills.push(['weighting ' + (body.policy || 'static'), '']);
     if (num(body.setpoint) !== null) pills.push(['setpoint ' + (body.setpoint * 100).toFixed(1) + '%', '']);
@@ -319,10 +324,20 @@ export const DASHBOARD_JS = String.raw`'use strict';
     if (body.failStatic) pills.push(['FAIL STATIC: every endpoint would be out', 'bad']);
     view.meta.textContent = '';
     pills.forEach(function (p) { view.meta.appendChild(el('span', { className: 'pill ' + p[1], text: p[0] })); });
+    view.ops.textContent = info ? OPERATIONS[info.owner] || '' : '';
     view.notice.textContent = '';
     view.notice.hidden = !body.missingSignals;
     if (body.missingSignals) renderMissing(view.notice, body.missingSignals);
   }
+
+  // What an operator may do to a cluster, by who owns it (the admin API refuses the rest with a 409 saying so).
+  var OPERATIONS = {
+    kubernetes: 'Discovered from a Kubernetes Service, which owns its spec (change it with the Service\'s fulcrum.io/* annotations). ' +
+      'Allowed here: drain, disable and enable endpoints, and change the balancing policy (PATCH /v1/clusters/{name}/policy); ' +
+      'both are kept as overrides across restarts and re-discovery (GET /v1/overrides, DELETE to undo).',
+    file: 'Defined in the config file (edit the file to change it). Allowed here: drain, disable and enable endpoints.',
+    api: 'Created through the admin API: every operation is allowed (PUT, PATCH, DELETE, policy, endpoints, drain / disable / enable).'
+  };
 
   // A policy that steers on a signal nobody sends does nothing: say which, for whom, and how to send it.
   function renderMissing(box, m) {

@@ -65,7 +65,20 @@ export function storeIfMatch(p: Preconditions, current: number | undefined, what
   return undefined;
 }
 
+/** 409 on a write to what a Kubernetes Service owns, saying what can be changed instead. */
+export function discoveredReadOnly(kind: ResourceKind, name: string): ApiError {
+  return new ApiError(
+    409,
+    `${kind} "${name}" is discovered from a Kubernetes Service, which owns its spec: change the Service (its fulcrum.io/* annotations) instead. ` +
+      'Through this API you can drain, disable and enable its endpoints (POST /v1/clusters/{name}/endpoints/{address}/{port}/drain|disable|enable) ' +
+      'and override its balancing policy (PATCH /v1/clusters/{name}/policy); these are stored as overrides (GET /v1/overrides, DELETE to remove one)',
+    undefined,
+    'DISCOVERED_READ_ONLY',
+  );
+}
+
 /** Throws the store's own OwnershipError before any precondition, so ownership wins over 412. */
 export function assertApiOwned(kind: ResourceKind, name: string, owner: Owner | undefined): void {
+  if (owner === 'kubernetes') throw discoveredReadOnly(kind, name);
   if (owner !== undefined && owner !== 'api') throw new OwnershipError(kind, name, owner, 'api');
 }

@@ -319,6 +319,51 @@ export function storeContract(harness: () => StoreHarness): void {
     });
   });
 
+  describe('overrides on discovered clusters', () => {
+    const EP = { cluster: 'ns/web:http', endpoint: { address: '10.1.0.5', port: 8080 } } as const;
+    const POLICY = { lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 2 }, weighting: { kind: 'pid', setpoint: 0.6 } } as const;
+
+    it('are created, replaced, listed, deleted and audited, each with its own revision', async () => {
+      const s = await fresh();
+      const drained = await s.putOverride(EP, { state: 'draining' }, { actor: 'alice' });
+      const policy = await s.putOverride({ cluster: 'ns/web:http' }, { policy: POLICY }, { actor: 'bob' });
+      expect(policy.revision).toBeGreaterThan(drained.revision);
+      expect(s.listOverrides().map((o) => [o.name, o.value, o.revision])).toEqual([
+        ['ns/web:http', { policy: POLICY }, policy.revision],
+        ['ns/web:http/10.1.0.5:8080', { state: 'draining' }, drained.revision],
+      ]);
+      expect(s.getOverride('ns/web:http/10.1.0.5:8080')?.target).toEqual(EP);
+      // The same value again is a no-op: same revision, no audit entry.
+      expect((await s.putOverride(EP, { state: 'draining' }, { actor: 'alice' })).revision).toBe(drained.revision);
+      const disabled = await s.putOverride(EP, { state: 'disabled' }, { actor: 'alice', ifMatch: drained.revision });
+      expect(disabled.revision).toBeGreaterThan(policy.revision);
+      const deleted = await s.deleteOverride('ns/web:http/10.1.0.5:8080', { actor: 'carol' });
+      expect(s.getOverride('ns/web:http/10.1.0.5:8080')).toBeUndefined();
+      const audit = s.audit();
+      expect(audit.map((a) => [a.kind, a.action, a.actor, a.name])).toEqual([
+        ['override', 'delete', 'carol', 'ns/web:http/10.1.0.5:8080'],
+        ['override', 'update', 'alice', 'ns/web:http/10.1.0.5:8080'],
+        ['override', 'create', 'bob', 'ns/web:http'],
+        ['override', 'create', 'alice', 'ns/web:http/10.1.0.5:8080'],
+      ]);
+      expect(audit[0]?.revision).toBe(deleted.revision);
+      expect(audit[1]).toMatchObject({ before: { value: { state: 'draining' } }, after: { value: { state: 'disabled' }, revision: disabled.revision } });
+    });
+
+    it('check If-Match, refuse a value that does not fit the target, and emit change events', async () => {
+      const s = await fresh();
+      const seen: StoreChange[] = [];
+      s.onChange((c) => seen.push(c));
+      const first = await s.putOverride(EP, { state: 'draining' }, { actor: 'alice', ifMatch: 0 });
+      await expect(attempt(() => s.putOverride(EP, { state: 'disabled' }, { actor: 'alice', ifMatch: 0 }))).rejects.toBeInstanceOf(ConflictError);
+      await expect(attempt(() => s.putOverride(EP, { state: 'disabled' }, { actor: 'alice', ifMatch: first.revision + 100 }))).rejects.toBeInstanceOf(ConflictError);
+      await expect(attempt(() => s.deleteOverride('nope', { actor: 'alice' }))).rejects.toBeInstanceOf(NotFoundError);
+      await expect(attempt(() => s.putOverride({ cluster: 'c' }, { state: 'draining' }, { actor: 'alice' }))).rejects.toThrow(/a cluster a policy/);
+      expect(s.getOverride('ns/web:http/10.1.0.5:8080')?.value).toEqual({ state: 'draining' });
+      expect(seen[0]?.changes).toEqual([{ kind: 'override', name: 'ns/web:http/10.1.0.5:8080', action: 'create' }]);
+    });
+  });
+
   it('is writable and says what it is', async () => {
     const s = await fresh();
     expect(s.health()).toEqual({ writable: true });

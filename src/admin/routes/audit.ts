@@ -20,7 +20,7 @@ const AuditEntry = Type.Object(
     at: Timestamp,
     actor: Type.String(),
     action: StringEnum(['create', 'update', 'delete', 'set-state'] as const),
-    kind: StringEnum(['cluster', 'endpoint', 'listener', 'node-group'] as const),
+    kind: StringEnum(['cluster', 'endpoint', 'listener', 'node-group', 'override'] as const),
     name: Type.String({ description: 'Endpoints are named <cluster>/<address>:<port>' }),
     revision: Type.Integer(),
     before: Type.Any({ description: 'The record before the change (null on create)' }),

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { SAFETY_DEFAULTS } from '../../balancing/engine/types.js';
-import { ConflictError, type WriteResult } from '../../catalog/store/index.js';
+import { ConflictError, POLICY_FIELDS, type ClusterSpec, type PolicyOverride, type WriteResult } from '../../catalog/store/index.js';
 import { PolicyPatch, PolicyView, type ClusterIn } from '../api-schemas.js';
 import { assertApiOwned, hasPreconditions, readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
 import { applyPolicyPatch, clusterSettingsEntry, endpointEntry, parseClusterBody, policyView } from '../resources.js';
@@ -9,6 +9,13 @@ import { Conditional, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from '
 import { requireCluster, type StoreRoutesOptions } from './store-access.js';
 
 /** /v1/clusters/{name}/policy: a cluster's LB policy, weighting and safety overrides, read and merge-patched. */
+
+/** The policy block of a cluster's settings (what a discovered cluster's policy override holds). */
+function policyOverride(spec: ClusterSpec): PolicyOverride {
+  const out: Record<string, unknown> = {};
+  for (const f of POLICY_FIELDS) if (spec[f] !== undefined) out[f] = spec[f];
+  return out as PolicyOverride;
+}
 
 const SAFETY_DEFAULT_VALUES: Record<string, number> = { ...SAFETY_DEFAULTS };
 /** Re-reads after a concurrent writer, when the client sent no precondition of its own. */
@@ -32,11 +39,14 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
   /** One read-modify-write, with the revision read as If-Match (the client's own, when it sent one). */
   const patchOnce = async (request: FastifyRequest, name: string, patch: Record<string, unknown>): Promise<WriteResult> => {
     const rec = requireCluster(store, name);
-    assertApiOwned('cluster', name, rec.owner);
+    const discovered = rec.owner === 'kubernetes';
+    if (!discovered) assertApiOwned('cluster', name, rec.owner);
     const ifMatch = storeIfMatch(readPreconditions(request.headers), rec.revision, `cluster "${name}"`) ?? rec.revision;
     const merged = applyPolicyPatch(clusterSettingsEntry(rec), patch);
     // The endpoints go along so `auto` sees how many there are; the store is not given them.
     const { endpoints: _endpoints, ...input } = parseClusterBody({ ...(merged as ClusterIn), endpoints: rec.endpoints.map(endpointEntry) }, name);
+    // A discovered cluster's policy is an override: the Service keeps owning the rest (discovered-overrides.ts).
+    if (discovered) return await store.putOverride({ cluster: name }, { policy: policyOverride(input) }, { actor: actorOf(request), ifMatch });
     return await store.putCluster(input, { owner: 'api', actor: actorOf(request), ifMatch });
   };
 

@@ -24,6 +24,7 @@ import type {
   WriteResult,
 } from './records.js';
 import type { Listener, NodeGroup } from '../types.js';
+import type { OverrideOptions, OverrideRecord, OverrideTarget, OverrideValue } from './override-records.js';
 
 export type ChangeListener = (change: StoreChange) => void;
 
@@ -70,6 +71,14 @@ export interface CatalogStore {
   deleteNodeGroup(nodeCluster: string, opts: WriteOptions): MaybePromise<WriteResult>;
   /** Makes the `file`-owned resources match the config file's catalog (see Store.seedFromConfig). */
   seedFromConfig(catalog: Catalog, opts?: { readonly actor: string }): MaybePromise<SeedResult>;
+
+  /** Operator overrides on discovered (Kubernetes) clusters and endpoints, sorted by name; kept while their target is gone. */
+  listOverrides(): OverrideRecord[];
+  getOverride(name: string): OverrideRecord | undefined;
+  /** Creates or replaces an override (audited as kind `override`); the same value again is a no-op. */
+  putOverride(target: OverrideTarget, value: OverrideValue, opts: OverrideOptions): MaybePromise<WriteResult>;
+  /** Throws NotFoundError when there is none. */
+  deleteOverride(name: string, opts: OverrideOptions): MaybePromise<WriteResult>;
 
   /** Replaces the published weights of every cluster in `all`; others keep theirs. */
   saveAllWeights(all: ReadonlyMap<string, ReadonlyMap<string, number>>): MaybePromise<void>;

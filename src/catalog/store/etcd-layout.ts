@@ -7,6 +7,7 @@
  *   listeners/<name>    node-groups/<node cluster>
  *   weights/<cluster>   the published weights (derived state: no audit)
  *   audit/<unique id>   one entry per change, written in the same transaction as the change
+ *   overrides/<name>    an operator override on a discovered cluster or endpoint (override-records.ts)
  *
  * Names are URI-encoded (a Kubernetes cluster name holds a '/'). A resource's revision (ETag) is
  * its key's etcd mod_revision. An endpoint's own revision is stored as `rev`, except that the write
@@ -14,12 +15,13 @@
  * the mod_revision of the key that holds it (the same transaction's revision).
  */
 import type { HealthStatus, Locality } from '../types.js';
+import type { OverrideRecord, OverrideTarget, OverrideValue } from './override-records.js';
 import type { AuditAction, AuditEntry, ClusterRecord, EndpointRecord, ListenerRecord, NodeGroupRecord, OperatorState, Owner, ResourceKind } from './records.js';
 
-export type Section = 'clusters' | 'listeners' | 'node-groups' | 'weights' | 'audit';
+export type Section = 'clusters' | 'listeners' | 'node-groups' | 'weights' | 'audit' | 'overrides';
 export type SpecKind = 'cluster' | 'listener' | 'node-group';
 export const SECTION: Record<SpecKind, Section> = { cluster: 'clusters', listener: 'listeners', 'node-group': 'node-groups' };
-export const SECTIONS: readonly Section[] = ['clusters', 'listeners', 'node-groups', 'weights', 'audit'];
+export const SECTIONS: readonly Section[] = ['clusters', 'listeners', 'node-groups', 'weights', 'audit', 'overrides'];
 
 /** One key as the mirror holds it: its decoded JSON value and etcd revisions. */
 export interface Entry<T> {
@@ -53,6 +55,16 @@ export interface StoredCluster extends StoredSpec {
   readonly endpoints: readonly StoredEndpoint[];
 }
 
+export interface StoredOverride {
+  readonly target: OverrideTarget;
+  readonly value: OverrideValue;
+  readonly at: string;
+}
+
+export function overrideRecordOf(name: string, v: StoredOverride, revision: number): OverrideRecord {
+  return { name, target: v.target, value: v.value, revision, updatedAt: v.at };
+}
+
 export interface StoredWeights {
   readonly at: string;
   readonly weights: Readonly<Record<string, number>>;
@@ -68,7 +80,7 @@ export interface StoredAudit {
   readonly seq: number;
   readonly before: unknown;
   /** The stored value after the change (revisions resolve against the audit key's), null on delete. */
-  readonly after: StoredCluster | StoredSpec | null;
+  readonly after: StoredCluster | StoredSpec | StoredOverride | null;
   /** For an endpoint change: which endpoint of `after` (a cluster) it was. */
   readonly endpoint?: { readonly address: string; readonly port: number };
 }
@@ -140,7 +152,9 @@ export function nodeGroupRecord(nodeCluster: string, v: StoredSpec, revision: nu
 }
 
 /** The record of any kind, as the audit log shows it. */
-export function recordOf(kind: ResourceKind, name: string, v: StoredCluster | StoredSpec, revision: number, endpoint?: { address: string; port: number }): unknown {
+export function recordOf(kind: ResourceKind, name: string, v: StoredCluster | StoredSpec | StoredOverride, revision: number, endpoint?: { address: string; port: number }): unknown {
+  if (kind === 'override') return overrideRecordOf(name, v as StoredOverride, revision);
+  if (!('spec' in v)) return undefined;
   if (kind === 'listener') return listenerRecord(name, v, revision);
   if (kind === 'node-group') return nodeGroupRecord(name, v, revision);
   const cluster = v as StoredCluster;

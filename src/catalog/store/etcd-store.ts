@@ -26,13 +26,17 @@ import {
   keyOf,
   listenerRecord,
   nodeGroupRecord,
+  overrideRecordOf,
   type Entry,
   type StoredAudit,
   type StoredCluster,
+  type StoredOverride,
   type StoredSpec,
   type StoredWeights,
 } from './etcd-layout.js';
 import { EtcdMirror, type MirrorBatch } from './etcd-mirror.js';
+import { planDeleteOverride, planPutOverride } from './etcd-override-plans.js';
+import type { OverrideOptions, OverrideRecord, OverrideTarget, OverrideValue } from './override-records.js';
 import {
   mergePlans,
   planDeleteCluster,
@@ -292,6 +296,23 @@ export class EtcdStore implements CatalogStore {
     return this.write(opts.actor, () => planDeleteSpec(this.mirror, 'node-group', nodeCluster, opts));
   }
 
+  listOverrides(): OverrideRecord[] {
+    return this.mirror.list<StoredOverride>('overrides').map(([name, e]) => overrideRecordOf(name, e.value, e.mod));
+  }
+
+  getOverride(name: string): OverrideRecord | undefined {
+    const e = this.mirror.get<StoredOverride>('overrides', name);
+    return e && overrideRecordOf(name, e.value, e.mod);
+  }
+
+  putOverride(target: OverrideTarget, value: OverrideValue, opts: OverrideOptions): Promise<WriteResult> {
+    return this.write(opts.actor, () => planPutOverride(this.mirror, target, value, opts, this.at()));
+  }
+
+  deleteOverride(name: string, opts: OverrideOptions): Promise<WriteResult> {
+    return this.write(opts.actor, () => planDeleteOverride(this.mirror, name, opts));
+  }
+
   /**
    * Makes the `file` resources match the file. Several replicas seeding the same file at once
    * converge: each batch compares the mod_revision of everything it read, so one replica's batch
@@ -456,7 +477,7 @@ export class EtcdStore implements CatalogStore {
 /** Change events of one watch batch: grouped by revision from the audit entries, or, after a re-list, from the keys that differ. */
 function storeChanges(batch: MirrorBatch): StoreChange[] {
   if (batch.resync) {
-    const kinds = { clusters: 'cluster', listeners: 'listener', 'node-groups': 'node-group' } as const;
+    const kinds = { clusters: 'cluster', listeners: 'listener', 'node-groups': 'node-group', overrides: 'override' } as const;
     const changes: Change[] = [];
     for (const p of batch.puts) if (p.section in kinds) changes.push({ kind: kinds[p.section as keyof typeof kinds], name: p.name, action: 'update' });
     for (const d of batch.deletes) if (d.section in kinds) changes.push({ kind: kinds[d.section as keyof typeof kinds], name: d.name, action: 'delete' });

@@ -8,4 +8,6 @@ export type { ChangeListener } from './catalog-store.js';
 export { ConflictError, NotFoundError, OwnershipError, StoreError, StoreLimitError, StoreUnavailableError } from './errors.js';
 export { MIGRATIONS, SCHEMA_VERSION, SchemaVersionError, migrate } from './migrations.js';
 export { OPERATOR_STATES } from './records.js';
+export { overrideName, POLICY_FIELDS } from './override-records.js';
+export type * from './override-records.js';
 export type * from './records.js';

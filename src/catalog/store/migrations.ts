@@ -93,6 +93,18 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (cluster, endpoint)
   ) STRICT;
   `,
+  // 2: operator overrides on Kubernetes-discovered clusters and endpoints (override-records.ts).
+  // Not foreign-keyed: the store does not hold discovered clusters, and an override outlives its
+  // target so that a Service or pod that comes back is treated the same way again.
+  `
+  CREATE TABLE overrides (
+    name       TEXT PRIMARY KEY,
+    target     TEXT NOT NULL CHECK (json_valid(target)),
+    value      TEXT NOT NULL CHECK (json_valid(value)),
+    revision   INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+  ) STRICT;
+  `,
 ];
 
 /** The schema version this build writes. */

@@ -15,7 +15,8 @@ export type Writer = Exclude<Owner, 'file'>;
 export const OPERATOR_STATES = ['active', 'draining', 'disabled'] as const;
 export type OperatorState = (typeof OPERATOR_STATES)[number];
 
-export type ResourceKind = 'cluster' | 'endpoint' | 'listener' | 'node-group';
+/** `override`: an operator override on a discovered cluster or endpoint (override-records.ts). */
+export type ResourceKind = 'cluster' | 'endpoint' | 'listener' | 'node-group' | 'override';
 
 /**
  * A cluster's own settings, without its endpoints. Stored as JSON, whatever fields the domain

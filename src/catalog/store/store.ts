@@ -41,6 +41,7 @@ import { NotFoundError, OwnershipError } from './errors.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
 import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nextOperatorState, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
 import { migrate } from './migrations.js';
+import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord, type OverrideTarget, type OverrideValue } from './override-records.js';
 import type {
   AuditAction,
   AuditEntry,
@@ -567,6 +568,46 @@ export class Store implements CatalogStore {
     this.listeners.clear();
   }
 
+  // ---------------------------------------------------------------- overrides (discovered clusters)
+
+  listOverrides(): OverrideRecord[] {
+    return this.sql<[], OverrideRow>('SELECT * FROM overrides ORDER BY name').all().map(overrideRecord);
+  }
+
+  getOverride(name: string): OverrideRecord | undefined {
+    const row = this.sql<[string], OverrideRow>('SELECT * FROM overrides WHERE name = ?').get(name);
+    return row && overrideRecord(row);
+  }
+
+  putOverride(target: OverrideTarget, value: OverrideValue, opts: OverrideOptions): WriteResult {
+    checkOverride(target, value);
+    const name = overrideName(target);
+    return this.write(opts.actor, (tx) => {
+      const old = this.getOverride(name);
+      checkIfMatch('override', name, opts.ifMatch, old?.revision);
+      if (old && canonicalJson(old.value) === canonicalJson(value)) return { revision: old.revision };
+      this
+        .sql(
+          `INSERT INTO overrides (name, target, value, revision, updated_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET value = excluded.value, revision = excluded.revision, updated_at = excluded.updated_at`,
+        )
+        .run(name, canonicalJson(target), canonicalJson(value), tx.revision(), tx.at);
+      tx.audit('override', name, old ? 'update' : 'create', old ?? null, this.getOverride(name));
+      return { revision: tx.revision() };
+    });
+  }
+
+  deleteOverride(name: string, opts: OverrideOptions): WriteResult {
+    return this.write(opts.actor, (tx) => {
+      const old = this.getOverride(name);
+      if (!old) throw new NotFoundError('override', name);
+      checkIfMatch('override', name, opts.ifMatch, old.revision);
+      this.sql('DELETE FROM overrides WHERE name = ?').run(name);
+      tx.audit('override', name, 'delete', old, null);
+      return { revision: tx.revision() };
+    });
+  }
+
   // ---------------------------------------------------------------- internals
 
   private nextRevision(): number {
@@ -759,6 +800,18 @@ export class Store implements CatalogStore {
   private specRecord(kind: 'listener' | 'node-group', row: SpecRow): ListenerRecord | NodeGroupRecord {
     return kind === 'listener' ? { ...parseListener(row), ...meta(row) } : { ...parseNodeGroup(row), ...meta(row) };
   }
+}
+
+interface OverrideRow {
+  readonly name: string;
+  readonly target: string;
+  readonly value: string;
+  readonly revision: number;
+  readonly updated_at: string;
+}
+
+function overrideRecord(row: OverrideRow): OverrideRecord {
+  return { name: row.name, target: JSON.parse(row.target) as OverrideTarget, value: JSON.parse(row.value) as OverrideValue, revision: row.revision, updatedAt: row.updated_at };
 }
 
 function meta(row: SpecRow): { owner: Owner; revision: number; updatedAt: string } {
