@@ -150,10 +150,15 @@ export function recordOf(kind: ResourceKind, name: string, v: StoredCluster | St
   return e && endpointRecord(clusterName, cluster.owner, e, revision);
 }
 
+/** An entry's id: its transaction's revision × AUDIT_SEQ_SPAN + its position in it. */
+export function auditId(entry: Entry<StoredAudit>): number {
+  return entry.mod * AUDIT_SEQ_SPAN + entry.value.seq;
+}
+
 export function auditEntry(entry: Entry<StoredAudit>): AuditEntry {
   const a = entry.value;
   return {
-    id: entry.mod * AUDIT_SEQ_SPAN + a.seq,
+    id: auditId(entry),
     at: a.at,
     actor: a.actor,
     action: a.action,
