@@ -12,25 +12,23 @@ import { clusterView, endpointEntry, listenerView } from './resources.js';
  * its kind is shown as stored rather than dropped.
  *
  * A change to a huge cluster (a 20k-endpoint PUT) is megabytes of before and after; a page of the
- * log shows it summarised (`summarize`): the settings without the endpoint list, plus counts of
- * endpoints added, removed and changed; GET /v1/audit/{id} has the full record.
+ * log asks the store for it trimmed (without endpoint lists, which SQLite then never hands to
+ * JavaScript) and shows it summarised: the settings, the endpoint counts before and after, and
+ * where GET /v1/audit/{id} has the full record.
  */
 
 export type AuditApiAction = 'create' | 'update' | 'delete' | 'drain' | 'disable' | 'enable' | 'set-state';
 
-export interface EndpointDelta {
+export interface EndpointCounts {
   readonly before: number;
   readonly after: number;
-  readonly added: number;
-  readonly removed: number;
-  readonly changed: number;
 }
 
 export interface AuditSummary {
-  /** Bytes of the full entry (as JSON), read in full at `href`. */
+  /** Bytes of the full before and after, read in full at `href`. */
   readonly bytes: number;
   readonly href: string;
-  readonly endpoints?: EndpointDelta;
+  readonly endpoints?: EndpointCounts;
 }
 
 export interface AuditView {
@@ -99,10 +97,14 @@ function endpointOf(entry: AuditEntry): { cluster: string; endpoint: string } | 
   return slash < 0 ? undefined : { cluster: entry.name.slice(0, slash), endpoint: entry.name.slice(slash + 1) };
 }
 
-/** One entry in full, in the API's shape. */
+/** One entry in the API's shape: in full, or summarised when the store trimmed it (`trimOver`). */
 export function auditView(entry: AuditEntry): AuditView {
-  const before = entry.before == null ? null : resourceView(entry.kind, entry.before);
-  const after = entry.after == null ? null : resourceView(entry.kind, entry.after);
+  const trim = entry.trimmed;
+  const view = (record: unknown) => (record == null ? null : trim ? withoutEndpoints(resourceView(entry.kind, withEndpoints(record))) : resourceView(entry.kind, record));
+  const before = view(entry.before);
+  const after = view(entry.after);
+  const counts = trim && { before: trim.endpoints.before ?? 0, after: trim.endpoints.after ?? 0 };
+  const changed = entry.action === 'update' || entry.action === 'set-state' ? changedFields(before, after) : [];
   return {
     id: entry.id,
     at: entry.at,
@@ -112,9 +114,10 @@ export function auditView(entry: AuditEntry): AuditView {
     name: entry.name,
     ...endpointOf(entry),
     revision: entry.revision,
-    changed: entry.action === 'update' || entry.action === 'set-state' ? changedFields(before, after) : [],
+    changed: counts && counts.before !== counts.after && entry.action === 'update' ? [...changed, 'endpoints'].sort() : changed,
     before,
     after,
+    ...(trim ? { summarized: { bytes: trim.bytes, href: auditHref(entry.id), ...(hasList(trim) && counts ? { endpoints: counts } : {}) } } : {}),
   };
 }
 
@@ -123,39 +126,34 @@ export const auditHref = (id: number): string => `/v1/audit/${id}`;
 export const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), 'utf8');
 
 /**
- * The entry as a page shows it when its full JSON is over `maxBytes`: a cluster's settings
- * without its endpoint list plus endpoint counts; anything still over the bound loses its before
- * and after (the summary says where to read them).
+ * The entry as a page shows it when its JSON is still over `maxBytes` (an entry the store did not
+ * trim: a huge listener, say): a cluster's settings without its endpoint list plus endpoint
+ * counts; anything still over the bound loses its before and after (the summary says where they are).
  */
 export function summarize(view: AuditView, maxBytes: number): AuditView {
   const bytes = jsonBytes(view);
   if (bytes <= maxBytes) return view;
   const { before, after, ...rest } = view;
-  const slim = { ...rest, summarized: { bytes, href: auditHref(view.id), ...endpointDeltaOf(before, after) } };
+  const counts = { before: countOf(before), after: countOf(after) };
+  const summary = { bytes, href: auditHref(view.id), ...(counts.before !== null || counts.after !== null ? { endpoints: { before: counts.before ?? 0, after: counts.after ?? 0 } } : {}) };
+  const slim: AuditView = { ...rest, summarized: view.summarized ?? summary };
   const withSettings: AuditView = { ...slim, before: withoutEndpoints(before), after: withoutEndpoints(after) };
   return jsonBytes(withSettings) <= maxBytes ? withSettings : slim;
+}
+
+const hasList = (trim: NonNullable<AuditEntry['trimmed']>): boolean => trim.endpoints.before !== null || trim.endpoints.after !== null;
+
+function countOf(v: unknown): number | null {
+  return isObject(v) && Array.isArray(v.endpoints) ? v.endpoints.length : null;
+}
+
+/** A trimmed record made readable as its kind again (an empty endpoint list, removed afterwards). */
+function withEndpoints(v: unknown): unknown {
+  return isObject(v) && !('endpoints' in v) ? { ...v, endpoints: [] } : v;
 }
 
 function withoutEndpoints(v: unknown): unknown {
   if (!isObject(v)) return v;
   const { endpoints: _dropped, ...settings } = v;
   return settings;
-}
-
-function endpointDeltaOf(before: unknown, after: unknown): { endpoints?: EndpointDelta } {
-  const list = (v: unknown): Json[] | undefined => (isObject(v) && Array.isArray(v.endpoints) ? (v.endpoints as unknown[]).filter(isObject) : undefined);
-  const b = list(before);
-  const a = list(after);
-  if (!b && !a) return {};
-  const key = (e: Json) => `${String(e.address)}:${String(e.port)}`;
-  const old = new Map((b ?? []).map((e) => [key(e), JSON.stringify(e)]));
-  let added = 0;
-  let changed = 0;
-  for (const e of a ?? []) {
-    const was = old.get(key(e));
-    if (was === undefined) added++;
-    else if (was !== JSON.stringify(e)) changed++;
-  }
-  const kept = (a ?? []).length - added;
-  return { endpoints: { before: old.size, after: (a ?? []).length, added, removed: old.size - kept, changed } };
 }

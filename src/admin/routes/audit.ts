@@ -10,8 +10,8 @@ import { notFound, type StoreRoutesOptions } from './store-access.js';
  * /v1/audit: every change to desired state, newest first, in the API's own shapes (audit-view.ts),
  * paged by id and bounded in bytes: a page stops at `limit` entries or `maxBytes` of JSON,
  * whichever comes first, and an entry over ENTRY_BYTES is summarised (GET /v1/audit/{id} has it
- * in full). The store is read in chunks, so a page never parses more of the log than it returns
- * (plus one chunk).
+ * in full). The store is read in chunks and trims large entries itself, so a page never decodes
+ * endpoint lists it does not show, nor more of the log than it returns plus one chunk.
  */
 
 /** An entry larger than this (as JSON) is summarised on a page. */
@@ -35,21 +35,22 @@ const AuditQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const EndpointDelta = Type.Object({
+const EndpointCounts = Type.Object({
   before: Type.Integer({ description: 'Endpoints before the change' }),
   after: Type.Integer({ description: 'Endpoints after it' }),
-  added: Type.Integer(),
-  removed: Type.Integer(),
-  changed: Type.Integer({ description: 'Endpoints in both whose fields differ' }),
 });
 
 const Summary = Type.Object(
   {
     bytes: Type.Integer({ description: 'Size of the full entry as JSON' }),
     href: Type.String({ description: 'Where the full entry is: /v1/audit/{id}' }),
-    endpoints: Type.Optional(EndpointDelta),
+    endpoints: Type.Optional(EndpointCounts),
   },
-  { description: `Present when the entry is larger than ${ENTRY_BYTES} bytes: before and after then hold a cluster's settings without its endpoints (or are absent), and the counts say what happened to the endpoints` },
+  {
+    description:
+      `Present when the entry is larger than ${ENTRY_BYTES} bytes: before and after then hold a cluster's settings without its endpoints (or are absent), ` +
+      'the counts say how many endpoints it had before and after, and href serves the entry in full',
+  },
 );
 
 const resource = (which: string) =>
@@ -76,7 +77,9 @@ const AuditEntry = Type.Object(
     cluster: Type.Optional(Type.String({ description: 'For an endpoint: its cluster' })),
     endpoint: Type.Optional(Type.String({ description: 'For an endpoint: its address:port' })),
     revision: Type.Integer(),
-    changed: Type.Array(Type.String(), { description: 'On update: the top-level fields whose values changed (revision and updatedAt left out)' }),
+    changed: Type.Array(Type.String(), {
+      description: 'On update: the top-level fields whose values changed (revision and updatedAt left out); on a summarised entry, endpoints only when their number changed',
+    }),
     before: resource('before'),
     after: resource('after'),
     summarized: Type.Optional(Summary),
@@ -98,7 +101,7 @@ export function auditPage(store: CatalogStore, limit: number, maxBytes: number, 
   let cursor = before;
   for (;;) {
     const want = Math.min(CHUNK, limit - entries.length);
-    const chunk = store.audit(want, cursor);
+    const chunk = store.audit(want, cursor, { trimOver: ENTRY_BYTES });
     for (const e of chunk) {
       const view = summarize(auditView(e), ENTRY_BYTES);
       const size = jsonBytes(view) + 1;

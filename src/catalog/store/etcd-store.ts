@@ -19,7 +19,7 @@ import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from
 import { buildEtcdClient, type EtcdSettings } from './etcd-client.js';
 import { EtcdHealth, errorText } from './etcd-health.js';
 import {
-  auditEntry,
+  auditEntryWithin,
   auditId,
   AUDIT_SEQ_SPAN,
   clusterRecord,
@@ -52,6 +52,7 @@ import { StoreLimitError, StoreUnavailableError } from './errors.js';
 import { servedHealth } from './ownership.js';
 import type {
   AuditEntry,
+  AuditReadOptions,
   Change,
   ClusterInput,
   ClusterRecord,
@@ -201,7 +202,7 @@ export class EtcdStore implements CatalogStore {
   }
 
   /** Only the page's entries are turned into records (each resolves its whole stored cluster). */
-  audit(limit = 100, before?: number): AuditEntry[] {
+  audit(limit = 100, before?: number, options: AuditReadOptions = {}): AuditEntry[] {
     const bound = before ?? Number.MAX_SAFE_INTEGER;
     return this.mirror
       .list<StoredAudit>('audit')
@@ -209,7 +210,7 @@ export class EtcdStore implements CatalogStore {
       .filter((a) => a.id < bound)
       .sort((a, b) => b.id - a.id)
       .slice(0, Math.max(0, Math.floor(limit)))
-      .map((a) => auditEntry(a.e));
+      .map((a) => auditEntryWithin(a.e, options.trimOver));
   }
 
   loadWeights(): Map<string, Map<string, number>> {
