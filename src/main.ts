@@ -196,7 +196,8 @@ interface Core {
 function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
   const xds = config.server.xds;
   const lrs = config.server.loadReporting;
-  const metrics = new Metrics({ xdsTypes: PUSH_ORDER.map((t) => SHORT_TYPE[t]), protocols: ['sotw', 'delta'] });
+  const maxEndpointSeries = config.server.admin.maxEndpointSeries;
+  const metrics = new Metrics({ xdsTypes: PUSH_ORDER.map((t) => SHORT_TYPE[t]), protocols: ['sotw', 'delta'], ...(maxEndpointSeries !== undefined ? { maxEndpointSeries } : {}) });
   const registry = proxyRegistry(metrics);
   const cache = new XdsCache();
   const publisher = new Publisher(

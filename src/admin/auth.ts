@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { nameTokens } from './token-names.js';
 
 /**
  * Bearer-token authorization of the admin API.
@@ -15,6 +16,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
  * Tokens are compared in constant time on their SHA-256 digests, so neither the content nor the
  * length of a configured token leaks through response timing; every configured token is checked,
  * whichever matches.
+ *
+ * Each token has a name (`<name>:<secret>` entries; see token-names.ts): the audit log's actor is
+ * `token:<name>`, never the secret or a hash of it.
  */
 
 export interface AuthConfig {
@@ -90,18 +94,18 @@ export function isOpenPath(path: string): boolean {
 
 /** Decides one request. Paths are compared without their query string. */
 export class Authorizer {
-  private readonly roles: { role: Role; digests: Buffer[] }[];
+  private readonly roles: { role: Role; digests: Buffer[]; names: string[] }[];
   /** Whether any admin, read or report token is configured; if not, everything is open (proxy tokens are for the xDS port). */
   readonly enabled: boolean;
 
   constructor(config: AuthConfig | undefined) {
-    const clean = (tokens: readonly string[] | undefined) => (tokens ?? []).filter((t) => t.length > 0).map(digest);
-    this.roles = [
-      { role: 'admin', digests: clean(config?.adminTokens) },
-      { role: 'read', digests: clean(config?.readTokens) },
-      { role: 'report', digests: clean(config?.reportTokens) },
-      { role: 'proxy', digests: clean(config?.proxyTokens) },
-    ];
+    const named = nameTokens<Role>([
+      { role: 'admin', entries: config?.adminTokens ?? [] },
+      { role: 'read', entries: config?.readTokens ?? [] },
+      { role: 'report', entries: config?.reportTokens ?? [] },
+      { role: 'proxy', entries: config?.proxyTokens ?? [] },
+    ]);
+    this.roles = named.map(({ role, tokens }) => ({ role, digests: tokens.map((t) => digest(t.secret)), names: tokens.map((t) => t.name) }));
     this.enabled = this.roles.some((r) => r.role !== 'proxy' && r.digests.length > 0);
   }
 
@@ -112,9 +116,18 @@ export class Authorizer {
 
   /** The role of a presented token, or undefined. Checks every role (no early exit). */
   roleOf(token: string): Role | undefined {
-    let role: Role | undefined;
-    for (const r of this.roles) if (tokenMatches(token, r.digests) && role === undefined) role = r.role;
-    return role;
+    return this.identify(token)?.role;
+  }
+
+  /** The role and name of a presented token, or undefined; constant time in the token contents. */
+  identify(token: string): { role: Role; name: string } | undefined {
+    const d = digest(token);
+    let found: { role: Role; name: string } | undefined;
+    for (const r of this.roles)
+      r.digests.forEach((candidate, i) => {
+        if (timingSafeEqual(d, candidate) && found === undefined) found = { role: r.role, name: r.names[i] ?? r.role };
+      });
+    return found;
   }
 
   decide(method: string, path: string, authorization: string | undefined): AuthDecision {
@@ -125,11 +138,12 @@ export class Authorizer {
     if (token === undefined) {
       return { ok: false, status: 401, message: 'a bearer token is required (Authorization: Bearer <token>)', challenge: 'Bearer realm="fulcrum"' };
     }
-    const role = this.roleOf(token);
-    if (role === undefined) {
+    const who = this.identify(token);
+    if (who === undefined) {
       return { ok: false, status: 401, message: 'unknown bearer token', challenge: 'Bearer realm="fulcrum", error="invalid_token"' };
     }
-    const actor = `${role}:${digest(token).toString('hex').slice(0, 8)}`;
+    const { role } = who;
+    const actor = `token:${who.name}`;
     if (role === 'admin') return { ok: true, actor };
     if (role === 'read' && READ_METHODS.has(method)) return { ok: true, actor };
     if (role === 'report' && method === 'POST' && path === '/v1/reports') return { ok: true, actor };

@@ -124,11 +124,14 @@ async function operator(command: 'status' | 'proxies' | 'weights' | 'config-dump
   return weightsCommand(ctx, cluster);
 }
 
-/** The first token of FULCRUM_ADMIN_TOKEN, else of FULCRUM_READ_TOKEN (both are comma-separated lists). */
+/**
+ * The first token of FULCRUM_ADMIN_TOKEN, else of FULCRUM_READ_TOKEN (both are comma-separated
+ * lists of `<name>:<token>` or bare `<token>` entries, as the server reads them): its secret part.
+ */
 function tokenOf(env: CliDeps['env']): { token?: string } {
   const first = (list: string | undefined) => list?.split(',').map((t) => t.trim()).find((t) => t !== '');
-  const token = first(env.FULCRUM_ADMIN_TOKEN) ?? first(env.FULCRUM_READ_TOKEN);
-  return token !== undefined ? { token } : {};
+  const entry = first(env.FULCRUM_ADMIN_TOKEN) ?? first(env.FULCRUM_READ_TOKEN);
+  return entry !== undefined ? { token: entry.slice(entry.indexOf(':') + 1) } : {};
 }
 
 function outputFormat(text: string | undefined): OutputFormat {

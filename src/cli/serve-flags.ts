@@ -47,7 +47,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
 
 /** Environment variables read by `serve` that have no flag. */
 export const SERVE_ENV: readonly (readonly [string, string])[] = [
-  ['FULCRUM_ADMIN_TOKEN', 'comma-separated admin API bearer tokens (read and write)'],
+  ['FULCRUM_ADMIN_TOKEN', 'comma-separated admin API bearer tokens (read and write), each <name>:<token> or <token>'],
   ['FULCRUM_READ_TOKEN', 'comma-separated read-only admin API bearer tokens'],
   ['FULCRUM_REPORT_TOKEN', 'comma-separated tokens allowed only to POST /v1/reports'],
 ];

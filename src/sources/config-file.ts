@@ -27,6 +27,8 @@ export interface AdminServerSettings {
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   /** Files holding bearer tokens (comma- or newline-separated), per role. */
   readonly tokenFiles?: { readonly admin?: string; readonly read?: string; readonly report?: string; readonly proxy?: string };
+  /** GET /metrics: series per per-endpoint gauge (undefined: the telemetry default). */
+  readonly maxEndpointSeries?: number;
 }
 
 export interface ServerSettings {
@@ -446,6 +448,7 @@ function toServer(cfg: ConfigFile): ServerSettings {
         ? { tls: { certFile: cfg.server.admin.tls.certFile, keyFile: cfg.server.admin.tls.keyFile } }
         : {}),
       ...(cfg.server?.admin?.tokenFiles ? { tokenFiles: cfg.server.admin.tokenFiles } : {}),
+      ...(cfg.server?.admin?.metrics?.maxEndpointSeries !== undefined ? { maxEndpointSeries: cfg.server.admin.metrics.maxEndpointSeries } : {}),
     },
     engineTickMs: cfg.server?.engine?.tickMs ?? 1000,
     engineHealth: cfg.server?.engine?.health ?? {},

@@ -316,6 +316,10 @@ const ServerSchema = Type.Object(
               { additionalProperties: false },
             ),
           ),
+          // GET /metrics: at most this many series per per-endpoint gauge (whole clusters), default 1000; 0: none.
+          metrics: Type.Optional(
+            Type.Object({ maxEndpointSeries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })) }, { additionalProperties: false }),
+          ),
         },
         { additionalProperties: false },
       ),

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { DEFAULT_MAX_ENDPOINT_SERIES, endpointGauges, type EndpointValue } from './endpoint-series.js';
 
 /**
  * fulcrum's Prometheus metrics, on a registry of their own (never prom-client's global one, so
@@ -14,6 +15,8 @@ export interface MetricsOptions {
   readonly protocols?: readonly string[];
   /** Process metrics (CPU, memory, event loop lag, GC, handles); default on. */
   readonly processMetrics?: boolean;
+  /** Series per per-endpoint gauge (endpoint-series.ts); default DEFAULT_MAX_ENDPOINT_SERIES, 0: none. */
+  readonly maxEndpointSeries?: number;
 }
 
 /** Seconds. Snapshot publishes are sub-millisecond for small catalogs, seconds for huge ones. */
@@ -25,31 +28,12 @@ const TICK_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 /** Seconds. One SQLite transaction with an fsync per commit: ~ms on SSDs, more on network disks. */
 const STORE_WRITE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-/** One endpoint's value for a per-endpoint gauge; `endpoint` is its `address:port` key. */
-export interface EndpointValue {
-  readonly cluster: string;
-  readonly endpoint: string;
-  readonly value: number;
-}
+export type { EndpointValue } from './endpoint-series.js';
 
 /** How samples arrived: HTTP and gRPC reports, or Envoy's load reports (LRS). */
 export type ReportTransport = 'http' | 'grpc' | 'lrs';
 /** Which store transaction: a desired-state change (API, config file) or the engine's published weights. */
 export type StoreWriteKind = 'catalog' | 'weights';
-
-/** A gauge whose series are rebuilt at every scrape from `source`: endpoints that disappeared lose theirs. */
-function endpointGauge(name: string, help: string, registers: Registry[], source: () => Iterable<EndpointValue>): Gauge<'cluster' | 'endpoint'> {
-  return new Gauge({
-    name,
-    help,
-    labelNames: ['cluster', 'endpoint'],
-    registers,
-    collect() {
-      this.reset();
-      for (const { cluster, endpoint, value } of source()) this.set({ cluster, endpoint }, value);
-    },
-  });
-}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -101,18 +85,18 @@ export class Metrics {
       labelNames: ['result'],
       registers,
     });
-    endpointGauge(
-      'fulcrum_endpoint_weight',
-      'Weight published to proxies per endpoint: the engine\'s for adaptive clusters, the operator\'s for static ones.',
-      registers,
-      () => this.weightSource(),
-    );
-    endpointGauge(
-      'fulcrum_endpoint_utilization',
-      'Latest CPU utilization (0..1) reported for the endpoint (reports or LRS/ORCA); absent until one arrives.',
-      registers,
-      () => this.utilizationSource(),
-    );
+    endpointGauges(registers, options.maxEndpointSeries ?? DEFAULT_MAX_ENDPOINT_SERIES, [
+      {
+        name: 'fulcrum_endpoint_weight',
+        help: 'Weight published to proxies per endpoint: the engine\'s for adaptive clusters, the operator\'s for static ones.',
+        source: () => this.weightSource(),
+      },
+      {
+        name: 'fulcrum_endpoint_utilization',
+        help: 'Latest CPU utilization (0..1) reported for the endpoint (reports or LRS/ORCA); absent until one arrives.',
+        source: () => this.utilizationSource(),
+      },
+    ]);
     this.tickSeconds = new Histogram({
       name: 'fulcrum_engine_tick_seconds',
       help: 'Time of one weight engine tick (every cluster\'s weights recomputed).',

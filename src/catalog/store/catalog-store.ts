@@ -10,6 +10,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Catalog } from '../types.js';
 import type {
   AuditEntry,
+  AuditReadOptions,
   ClusterInput,
   ClusterRecord,
   EndpointRecord,
@@ -55,8 +56,8 @@ export interface CatalogStore {
   listListeners(): ListenerRecord[];
   getNodeGroup(nodeCluster: string): NodeGroupRecord | undefined;
   listNodeGroups(): NodeGroupRecord[];
-  /** Newest first; `before` (an audit id) pages backwards. */
-  audit(limit?: number, before?: number): AuditEntry[];
+  /** Newest first; `before` (an audit id) pages backwards; large entries trimmed on request. */
+  audit(limit?: number, before?: number, options?: AuditReadOptions): AuditEntry[];
   /** Once per committed change of desired state, whoever made it. Returns an unsubscribe function. */
   onChange(listener: ChangeListener): () => void;
 

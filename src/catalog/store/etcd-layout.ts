@@ -164,10 +164,45 @@ export function recordOf(kind: ResourceKind, name: string, v: StoredCluster | St
   return e && endpointRecord(clusterName, cluster.owner, e, revision);
 }
 
+/** An entry's id: its transaction's revision × AUDIT_SEQ_SPAN + its position in it. */
+export function auditId(entry: Entry<StoredAudit>): number {
+  return entry.mod * AUDIT_SEQ_SPAN + entry.value.seq;
+}
+
+/**
+ * Bytes an endpoint takes in an audit record, for `trimOver`: the mirror holds decoded values,
+ * so a large entry's size is estimated from its endpoint counts instead of re-encoding it.
+ */
+export const AUDIT_ENDPOINT_BYTES = 220;
+
+const endpointCount = (v: unknown): number | null => {
+  const list = typeof v === 'object' && v !== null ? (v as { endpoints?: unknown }).endpoints : undefined;
+  return Array.isArray(list) ? list.length : null;
+};
+
+/** The entry, or over `trimOver` (estimated) the entry with before and after stripped of their endpoints. */
+export function auditEntryWithin(entry: Entry<StoredAudit>, trimOver: number | undefined): AuditEntry {
+  const a = entry.value;
+  // Only a cluster's record holds its endpoints (an endpoint entry's stored `after` is its whole
+  // cluster, but its record is the one endpoint).
+  if (trimOver === undefined || a.kind !== 'cluster') return auditEntry(entry);
+  const endpoints = { before: endpointCount(a.before), after: endpointCount(a.after) };
+  const bytes = ((endpoints.before ?? 0) + (endpoints.after ?? 0)) * AUDIT_ENDPOINT_BYTES;
+  if (bytes <= trimOver) return auditEntry(entry);
+  const strip = <T>(v: T): T => (v !== null && typeof v === 'object' ? { ...v, endpoints: [] } : v);
+  const full = auditEntry({ ...entry, value: { ...a, before: strip(a.before), after: strip(a.after) } });
+  const drop = (v: unknown): unknown => {
+    if (v === null || typeof v !== 'object') return v;
+    const { endpoints: _left, ...rest } = v as Record<string, unknown>;
+    return rest;
+  };
+  return { ...full, before: drop(full.before), after: drop(full.after), trimmed: { bytes, endpoints } };
+}
+
 export function auditEntry(entry: Entry<StoredAudit>): AuditEntry {
   const a = entry.value;
   return {
-    id: entry.mod * AUDIT_SEQ_SPAN + a.seq,
+    id: auditId(entry),
     at: a.at,
     actor: a.actor,
     action: a.action,

@@ -19,7 +19,8 @@ import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from
 import { buildEtcdClient, type EtcdSettings } from './etcd-client.js';
 import { EtcdHealth, errorText } from './etcd-health.js';
 import {
-  auditEntry,
+  auditEntryWithin,
+  auditId,
   AUDIT_SEQ_SPAN,
   clusterRecord,
   endpointRecord,
@@ -55,6 +56,7 @@ import { StoreLimitError, StoreUnavailableError } from './errors.js';
 import { servedHealth } from './ownership.js';
 import type {
   AuditEntry,
+  AuditReadOptions,
   Change,
   ClusterInput,
   ClusterRecord,
@@ -203,13 +205,16 @@ export class EtcdStore implements CatalogStore {
     return this.mirror.list<StoredSpec>('node-groups').map(([name, e]) => nodeGroupRecord(name, e.value, e.mod));
   }
 
-  audit(limit = 100, before?: number): AuditEntry[] {
-    const entries = this.mirror.list<StoredAudit>('audit').map(([, e]) => auditEntry(e));
+  /** Only the page's entries are turned into records (each resolves its whole stored cluster). */
+  audit(limit = 100, before?: number, options: AuditReadOptions = {}): AuditEntry[] {
     const bound = before ?? Number.MAX_SAFE_INTEGER;
-    return entries
+    return this.mirror
+      .list<StoredAudit>('audit')
+      .map(([, e]) => ({ e, id: auditId(e) }))
       .filter((a) => a.id < bound)
       .sort((a, b) => b.id - a.id)
-      .slice(0, Math.max(0, Math.floor(limit)));
+      .slice(0, Math.max(0, Math.floor(limit)))
+      .map((a) => auditEntryWithin(a.e, options.trimOver));
   }
 
   loadWeights(): Map<string, Map<string, number>> {
@@ -361,7 +366,7 @@ export class EtcdStore implements CatalogStore {
     const keep = Math.max(0, Math.floor(keepLast));
     const old = this.mirror
       .list<StoredAudit>('audit')
-      .map(([name, e]) => ({ name, id: auditEntry(e).id }))
+      .map(([name, e]) => ({ name, id: auditId(e) }))
       .sort((a, b) => b.id - a.id)
       .slice(keep);
     for (let i = 0; i < old.length; i += MAX_OPS_PER_TXN) {

@@ -89,6 +89,24 @@ export interface AuditEntry {
   /** The record before the change (null on create) and after it (null on delete). */
   readonly before: unknown;
   readonly after: unknown;
+  /** Set when read with `trimOver` and larger: before and after then come without their `endpoints`. */
+  readonly trimmed?: AuditTrim;
+}
+
+/** What was left out of a large entry (a change to a cluster of thousands of endpoints). */
+export interface AuditTrim {
+  /** Size of before and after as stored (SQLite: exact; etcd: estimated from the endpoint counts). */
+  readonly bytes: number;
+  /** Endpoints in before and after (null: no record, or no endpoint list). */
+  readonly endpoints: { readonly before: number | null; readonly after: number | null };
+}
+
+export interface AuditReadOptions {
+  /**
+   * Entries whose before and after together exceed this many bytes come back `trimmed`, so that
+   * reading a page of the log never parses megabytes of endpoint lists it will not show.
+   */
+  readonly trimOver?: number;
 }
 
 export interface Change {

@@ -42,9 +42,11 @@ import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from
 import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nextOperatorState, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
 import { migrate } from './migrations.js';
 import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord, type OverrideTarget, type OverrideValue } from './override-records.js';
+import { trimRecordText } from './audit-trim.js';
 import type {
   AuditAction,
   AuditEntry,
+  AuditReadOptions,
   Change,
   ClusterInput,
   ClusterRecord,
@@ -172,6 +174,8 @@ interface AuditRow {
   readonly revision: number;
   readonly before: string | null;
   readonly after: string | null;
+  /** octet_length(before) + octet_length(after): O(1) in SQLite, so large rows are known unread. */
+  readonly bytes: number;
 }
 
 type SpecKind = 'cluster' | 'listener' | 'node-group';
@@ -233,7 +237,9 @@ export class Store implements CatalogStore {
       audit: db.prepare(
         `INSERT INTO audit (at, actor, action, kind, name, revision, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      auditPage: db.prepare<[number, number], AuditRow>(`SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?`),
+      auditPage: db.prepare<[number, number], AuditRow>(
+        `SELECT *, coalesce(octet_length(before), 0) + coalesce(octet_length(after), 0) AS bytes FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?`,
+      ),
       endpointsOf: db.prepare<[string], EndpointRow>(`SELECT * FROM endpoints WHERE cluster = ? ORDER BY address, port`),
       allEndpoints: db.prepare<[], EndpointRow>(`SELECT * FROM endpoints ORDER BY cluster, address, port`),
       endpoint: db.prepare<[string, string, number], EndpointRow>(
@@ -333,20 +339,18 @@ export class Store implements CatalogStore {
     return this.specRows('node-group').map((row) => ({ ...parseNodeGroup(row), ...meta(row) }));
   }
 
-  /** Newest first; `before` (an audit id) pages backwards. */
-  audit(limit = 100, before?: number): AuditEntry[] {
+  /** Newest first; `before` (an audit id) pages backwards; rows over `trimOver` bytes come back trimmed. */
+  audit(limit = 100, before?: number, options: AuditReadOptions = {}): AuditEntry[] {
     const rows = this.stmt.auditPage.all(before ?? Number.MAX_SAFE_INTEGER, Math.max(0, Math.floor(limit)));
-    return rows.map((r) => ({
-      id: r.id,
-      at: r.at,
-      actor: r.actor,
-      action: r.action,
-      kind: r.kind,
-      name: r.name,
-      revision: r.revision,
-      before: r.before === null ? null : (JSON.parse(r.before) as unknown),
-      after: r.after === null ? null : (JSON.parse(r.after) as unknown),
-    }));
+    return rows.map((r) => {
+      const base = { id: r.id, at: r.at, actor: r.actor, action: r.action, kind: r.kind, name: r.name, revision: r.revision };
+      const parse = (text: string | null) => (text === null ? null : (JSON.parse(text) as unknown));
+      if (options.trimOver === undefined || r.bytes <= options.trimOver) return { ...base, before: parse(r.before), after: parse(r.after) };
+      const b = r.before === null ? null : trimRecordText(r.before);
+      const a = r.after === null ? null : trimRecordText(r.after);
+      const trimmed = { bytes: r.bytes, endpoints: { before: b?.endpoints ?? null, after: a?.endpoints ?? null } };
+      return { ...base, before: b?.record ?? null, after: a?.record ?? null, trimmed };
+    });
   }
 
   /** Deletes all but the newest `keepLast` audit rows; returns how many were deleted. */
