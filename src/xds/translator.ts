@@ -24,7 +24,7 @@ export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: Loa
  * a translation's whole cost), so one weight change re-encodes one ClusterLoadAssignment, not the
  * catalog. Clusters are keyed by their catalog object (the stores keep an unchanged cluster the
  * same object, so one endpoint write serializes one cluster), else their content, and their
- * weight overrides; listeners and routes, which depend on every cluster's retry policy, by their
+ * weight overrides (compared entry by entry, no key strings built); listeners and routes, which depend on every cluster's retry policy, by their
  * small Envoy form.
  */
 export class Translator {
@@ -46,7 +46,7 @@ export class Translator {
     for (const c of catalog.clusters) {
       const overrides = weights?.get(c.name);
       put(TYPE.cluster, c.name, { source: c, extra: lrsKey }, () => clusterResource(c, lrs));
-      put(TYPE.endpoint, c.name, { source: c, extra: this.overridesKey(overrides) }, () => loadAssignmentResource(c, overrides));
+      put(TYPE.endpoint, c.name, { source: c, extra: '', overrides }, () => loadAssignmentResource(c, overrides));
     }
     const retries = retryPolicies(catalog.clusters);
     for (const l of catalog.listeners) {
@@ -70,7 +70,11 @@ export class Translator {
   private encode(next: Map<string, Memo>, typeUrl: XdsTypeUrl, name: string, inputs: Inputs, build: () => Record<string, unknown>): EncodedResource {
     const id = `${typeUrl}\0${name}`;
     const known = this.memo.get(id);
-    const same = known !== undefined && known.extra === inputs.extra && (known.source === inputs.source || known.content() === this.contentKey(inputs.source));
+    const same =
+      known !== undefined &&
+      known.extra === inputs.extra &&
+      sameOverrides(known.overrides, inputs.overrides) &&
+      (known.source === inputs.source || known.content() === this.contentKey(inputs.source));
     const resource = same ? known.resource : encodeResource(typeUrl, name, build());
     next.set(id, { ...inputs, content: () => this.contentKey(inputs.source), resource });
     return resource;
@@ -85,24 +89,25 @@ export class Translator {
     }
     return key;
   }
-
-  /** A cluster's weight overrides as a string, once per overrides map (the weight loop publishes new maps). */
-  private overridesKey(overrides: ReadonlyMap<string, EndpointOverride> | undefined): string {
-    if (!overrides) return '';
-    let key = this.contentKeys.get(overrides);
-    if (key === undefined) {
-      key = '';
-      for (const [endpoint, o] of overrides) key += `${endpoint}=${o.weight ?? ''}/${o.health ?? ''};`;
-      this.contentKeys.set(overrides, key);
-    }
-    return key;
-  }
 }
 
 /** What a resource is built from: its source object and a small key of everything else. */
 interface Inputs {
   readonly source: object;
   readonly extra: string;
+  /** A ClusterLoadAssignment's weight overrides: compared by entry, as the weight loop publishes new maps each tick. */
+  readonly overrides?: ReadonlyMap<string, EndpointOverride> | undefined;
+}
+
+/** Same weights and health per endpoint (no overrides and an empty map are the same). */
+function sameOverrides(a: ReadonlyMap<string, EndpointOverride> | undefined, b: ReadonlyMap<string, EndpointOverride> | undefined): boolean {
+  if (a === b) return true;
+  if ((a?.size ?? 0) !== (b?.size ?? 0)) return false;
+  for (const [endpoint, o] of a ?? []) {
+    const p = b?.get(endpoint);
+    if (p === undefined || p.weight !== o.weight || p.health !== o.health) return false;
+  }
+  return true;
 }
 
 interface Memo extends Inputs {
