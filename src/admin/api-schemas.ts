@@ -91,7 +91,8 @@ export const EndpointEntryIn = Type.Object(
 export type EndpointEntryIn = Static<typeof EndpointEntryIn>;
 
 /** Every endpoint in a cluster PUT: a config-file endpoint entry, address and port required. */
-const ClusterEndpointIn = Type.Object(endpointInFields, { additionalProperties: false, title: 'ClusterEndpointInput' });
+export const ClusterEndpointIn = Type.Object(endpointInFields, { additionalProperties: false, title: 'ClusterEndpointInput' });
+export type ClusterEndpointIn = Static<typeof ClusterEndpointIn>;
 
 // ── clusters ────────────────────────────────────────────────────────────────────────────────────
 

@@ -1,7 +1,7 @@
 import type { ClusterInput, ClusterRecord, ClusterSpec, EndpointRecord, EndpointSpec, ListenerRecord, OperatorState } from '../catalog/store/index.js';
 import type { Listener, WeightingPolicy } from '../catalog/types.js';
 import { ConfigError, parseConfigValue } from '../sources/config-file.js';
-import type { ClusterIn, ClusterView, EndpointEntry, EndpointEntryIn, ListenerIn, ListenerView, PolicyView } from './api-schemas.js';
+import type { ClusterEndpointIn, ClusterIn, ClusterView, EndpointEntry, EndpointEntryIn, ListenerIn, ListenerView, PolicyView } from './api-schemas.js';
 
 /**
  * Pure conversions between the store's records and the API's JSON (the config file's shapes),
@@ -193,6 +193,36 @@ export function parseClusterBody(body: ClusterIn, name: string): ClusterInput {
       return state ? { ...e, state } : e;
     }),
   };
+}
+
+/**
+ * Part of a bulk endpoint body, `endpoints[offset…]`, → the store's input, by the config file's
+ * parser (so it accepts what the file accepts). A problem names the entry's index in the whole
+ * body: `/body/endpoints/12345/port`. Duplicates are checked within the part only.
+ */
+export function parseEndpointEntries(entries: readonly ClusterEndpointIn[], offset: number): EndpointSpec[] {
+  const states = new Map<string, OperatorState>();
+  const fields = entries.map((e) => {
+    const split = splitEndpoint(e);
+    if (split.state) states.set(`${split.fields.address}|${split.fields.port}`, split.state);
+    return split.fields;
+  });
+  let parsed: ReturnType<typeof parseConfigValue>;
+  try {
+    parsed = parseConfigValue({ clusters: [{ name: 'bulk', endpoints: fields }] }, 'request');
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const first = err.problems[0];
+    const at = /^\/clusters\/0\/endpoints\/(\d+)(.*)$/.exec(first?.path ?? '');
+    const index = at ? offset + Number(at[1]) : undefined;
+    const path = index === undefined ? '/body/endpoints' : `/body/endpoints/${index}${at?.[2] ?? ''}`;
+    throw new ApiError(400, `${index === undefined ? 'endpoints' : `endpoints[${index}]`}: ${first?.message ?? 'invalid'}`, path);
+  }
+  const parsedEndpoints = (parsed.catalog.clusters[0]?.endpoints ?? []) as EndpointSpec[];
+  return parsedEndpoints.map((e) => {
+    const state = states.get(`${e.address}|${e.port}`);
+    return state ? { ...e, state } : e;
+  });
 }
 
 /** An endpoint PUT body (address and port from the path) → the store's input. */

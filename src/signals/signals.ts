@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { endpointKey } from '../catalog/endpoint-key.js';
-import type { Catalog } from '../catalog/types.js';
+import type { Catalog, Cluster } from '../catalog/types.js';
 import type { LrsGranularity, LrsReportResult } from './lrs-aggregator.js';
 import { DEFAULT_METRIC_FIELDS, localityId, type LocalityMember, type MetricField } from './lrs-conversion.js';
 import { lrsService, type LrsService } from './lrs-service.js';
@@ -38,6 +38,8 @@ export class Signals {
   private readonly lrs: LrsService;
   private readonly reports: GrpcServicePair;
   private known = new Map<string, Set<string>>();
+  /** The catalog's clusters last seen, to tell which changed (by identity). */
+  private clusters = new Map<string, Cluster>();
   /** cluster → locality id → its endpoints with their catalog weights (for per-locality LRS). */
   private localities = new Map<string, Map<string, LocalityMember[]>>();
 
@@ -83,12 +85,32 @@ export class Signals {
     return this.store.subscribe(listener);
   }
 
+  /**
+   * Incremental: a cluster that is the same object as in the previous catalog (the stores keep
+   * unchanged clusters) is skipped, so one endpoint write costs one cluster, not the catalog.
+   */
   setCatalog(catalog: Catalog): void {
-    this.known = new Map(catalog.clusters.map((c) => [c.name, new Set(c.endpoints.map(endpointKey))]));
-    this.store.retain(this.known);
-    this.localities = new Map(catalog.clusters.map((c) => [c.name, membersByLocality(c.endpoints)]));
-    for (const c of catalog.clusters) this.prober.setCluster(c.name, c.probe ? probeConfigFromCatalog(c.probe) : undefined, c.endpoints);
-    this.prober.retainClusters(this.known.keys());
+    const previous = this.clusters;
+    this.clusters = new Map(catalog.clusters.map((c) => [c.name, c]));
+    const known = new Map<string, Set<string>>();
+    const localities = new Map<string, Map<string, LocalityMember[]>>();
+    for (const c of catalog.clusters) {
+      const keys = previous.get(c.name) === c ? this.known.get(c.name) : undefined;
+      if (keys) {
+        known.set(c.name, keys);
+        localities.set(c.name, this.localities.get(c.name) ?? membersByLocality(c.endpoints));
+        continue;
+      }
+      const wanted = new Set(c.endpoints.map(endpointKey));
+      known.set(c.name, wanted);
+      localities.set(c.name, membersByLocality(c.endpoints));
+      for (const key of this.store.endpointKeys(c.name)) if (!wanted.has(key)) this.store.forget(c.name, key);
+      this.prober.setCluster(c.name, c.probe ? probeConfigFromCatalog(c.probe) : undefined, c.endpoints);
+    }
+    for (const name of this.store.clusterNames()) if (!known.has(name)) this.store.forget(name);
+    this.known = known;
+    this.localities = localities;
+    this.prober.retainClusters(known.keys());
   }
 
   private localityMembers(cluster: string, locality: string): LocalityMember[] {

@@ -35,6 +35,8 @@ export class AdaptiveWeights {
       }
     }
     for (const c of next.values()) {
+      // The stores keep an unchanged cluster the same object: nothing to tell the engine.
+      if (this.clusters.get(c.name) === c) continue;
       const endpoints = c.endpoints.map((e) => ({
         key: endpointKey(e),
         weight: e.weight,

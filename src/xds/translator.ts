@@ -22,9 +22,10 @@ export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: Loa
  * The translator with a memory: a resource whose inputs are the same as in the previous
  * translation is neither rebuilt nor encoded again (building, protobuf encoding and hashing are
  * a translation's whole cost), so one weight change re-encodes one ClusterLoadAssignment, not the
- * catalog. Clusters are keyed by their catalog content (serialized once per catalog object, so a
- * weight tick on an unchanged catalog serializes nothing) and their weight overrides; listeners
- * and routes, which depend on every cluster's retry policy, by their small Envoy form.
+ * catalog. Clusters are keyed by their catalog object (the stores keep an unchanged cluster the
+ * same object, so one endpoint write serializes one cluster), else their content, and their
+ * weight overrides (compared entry by entry, no key strings built); listeners and routes, which depend on every cluster's retry policy, by their
+ * small Envoy form.
  */
 export class Translator {
   private memo = new Map<string, Memo>();
@@ -38,22 +39,21 @@ export class Translator {
       [TYPE.listener, new Map()],
       [TYPE.route, new Map()],
     ]);
-    const put = (typeUrl: XdsTypeUrl, name: string, key: string, build: () => Record<string, unknown>): void => {
-      all.get(typeUrl)?.set(name, this.encode(next, typeUrl, name, key, build));
+    const put = (typeUrl: XdsTypeUrl, name: string, inputs: Inputs, build: () => Record<string, unknown>): void => {
+      all.get(typeUrl)?.set(name, this.encode(next, typeUrl, name, inputs, build));
     };
     const lrsKey = JSON.stringify(lrs ?? null);
     for (const c of catalog.clusters) {
-      const content = this.contentKey(c);
       const overrides = weights?.get(c.name);
-      put(TYPE.cluster, c.name, `${content}|${lrsKey}`, () => clusterResource(c, lrs));
-      put(TYPE.endpoint, c.name, `${content}|${overridesKey(overrides)}`, () => loadAssignmentResource(c, overrides));
+      put(TYPE.cluster, c.name, { source: c, extra: lrsKey }, () => clusterResource(c, lrs));
+      put(TYPE.endpoint, c.name, { source: c, extra: '', overrides }, () => loadAssignmentResource(c, overrides));
     }
     const retries = retryPolicies(catalog.clusters);
     for (const l of catalog.listeners) {
       const listener = listenerResource(l);
       const route = routeConfigurationResource(l, retries);
-      put(TYPE.listener, l.name, JSON.stringify(listener), () => listener);
-      put(TYPE.route, l.name, JSON.stringify(route), () => route);
+      put(TYPE.listener, l.name, { source: listener, extra: '' }, () => listener);
+      put(TYPE.route, l.name, { source: route, extra: '' }, () => route);
     }
     // Only what this translation produced is remembered: removed resources do not accumulate.
     this.memo = next;
@@ -62,15 +62,25 @@ export class Translator {
     return groups;
   }
 
-  private encode(next: Map<string, Memo>, typeUrl: XdsTypeUrl, name: string, key: string, build: () => Record<string, unknown>): EncodedResource {
+  /**
+   * The memo hits when the extra key matches and the source is the same object (the stores keep
+   * unchanged clusters; no serialization at all) or has the same content (serialized once per
+   * object, e.g. after a config reload built new objects).
+   */
+  private encode(next: Map<string, Memo>, typeUrl: XdsTypeUrl, name: string, inputs: Inputs, build: () => Record<string, unknown>): EncodedResource {
     const id = `${typeUrl}\0${name}`;
     const known = this.memo.get(id);
-    const resource = known?.key === key ? known.resource : encodeResource(typeUrl, name, build());
-    next.set(id, { key, resource });
+    const same =
+      known !== undefined &&
+      known.extra === inputs.extra &&
+      sameOverrides(known.overrides, inputs.overrides) &&
+      (known.source === inputs.source || known.content() === this.contentKey(inputs.source));
+    const resource = same ? known.resource : encodeResource(typeUrl, name, build());
+    next.set(id, { ...inputs, content: () => this.contentKey(inputs.source), resource });
     return resource;
   }
 
-  /** The catalog object's content as a string, computed once per object (catalog objects are not mutated). */
+  /** The object's content as a string, computed once per object (catalog objects are not mutated). */
   private contentKey(o: object): string {
     let key = this.contentKeys.get(o);
     if (key === undefined) {
@@ -81,16 +91,28 @@ export class Translator {
   }
 }
 
-interface Memo {
-  readonly key: string;
-  readonly resource: EncodedResource;
+/** What a resource is built from: its source object and a small key of everything else. */
+interface Inputs {
+  readonly source: object;
+  readonly extra: string;
+  /** A ClusterLoadAssignment's weight overrides: compared by entry, as the weight loop publishes new maps each tick. */
+  readonly overrides?: ReadonlyMap<string, EndpointOverride> | undefined;
 }
 
-function overridesKey(overrides: ReadonlyMap<string, EndpointOverride> | undefined): string {
-  if (!overrides) return '';
-  let key = '';
-  for (const [endpoint, o] of overrides) key += `${endpoint}=${o.weight ?? ''}/${o.health ?? ''};`;
-  return key;
+/** Same weights and health per endpoint (no overrides and an empty map are the same). */
+function sameOverrides(a: ReadonlyMap<string, EndpointOverride> | undefined, b: ReadonlyMap<string, EndpointOverride> | undefined): boolean {
+  if (a === b) return true;
+  if ((a?.size ?? 0) !== (b?.size ?? 0)) return false;
+  for (const [endpoint, o] of a ?? []) {
+    const p = b?.get(endpoint);
+    if (p === undefined || p.weight !== o.weight || p.health !== o.health) return false;
+  }
+  return true;
+}
+
+interface Memo extends Inputs {
+  content(): string;
+  readonly resource: EncodedResource;
 }
 
 function selectGroup(catalog: Catalog, group: NodeGroup, all: ResourceSet): ResourceSet {

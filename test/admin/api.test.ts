@@ -635,7 +635,7 @@ describe('OpenAPI', () => {
     const routes: [string, string[]][] = [
       ['/v1/clusters', ['get']],
       ['/v1/clusters/{name}', ['get', 'put', 'patch', 'delete']],
-      ['/v1/clusters/{name}/endpoints', ['get']],
+      ['/v1/clusters/{name}/endpoints', ['get', 'put']],
       ['/v1/clusters/{name}/endpoints/{address}/{port}', ['get', 'put', 'patch', 'delete']],
       ['/v1/clusters/{name}/endpoints/{address}/{port}/drain', ['post']],
       ['/v1/clusters/{name}/endpoints/{address}/{port}/disable', ['post']],

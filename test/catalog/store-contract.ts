@@ -87,6 +87,26 @@ export function storeContract(harness: () => StoreHarness): void {
       expect(s.revision()).toBeGreaterThanOrEqual(revision);
     });
 
+    it('catalog() after a write: the changed clusters read again, every other cluster the same object as before', async () => {
+      const s = await fresh();
+      await s.putCluster(cluster('a', [endpoint('10.0.0.1'), endpoint('10.0.0.2')]), API);
+      await s.putCluster(cluster('b', [endpoint('10.0.1.1')]), API);
+      await s.putCluster(cluster('c', [endpoint('10.0.2.1')]), API);
+      const before = s.catalog();
+      expect(s.catalog()).toEqual(before);
+      await s.putEndpoint('a', endpoint('10.0.0.1', 8080, { weight: 9 }), API);
+      await s.setEndpointState('c', '10.0.2.1', 8080, 'disabled', API);
+      const after = s.catalog();
+      const byName = (cat: Catalog, name: string) => cat.clusters.find((c) => c.name === name);
+      expect(byName(after, 'b')).toBe(byName(before, 'b'));
+      expect(byName(after, 'a')).not.toBe(byName(before, 'a'));
+      expect(byName(after, 'a')?.endpoints.map((e) => e.weight)).toEqual([9, 1]);
+      expect(byName(after, 'c')?.endpoints).toEqual([]);
+      await s.deleteCluster('b', API);
+      await s.putCluster(cluster('0-first', []), API);
+      expect(s.catalog().clusters.map((c) => c.name)).toEqual(['0-first', 'a', 'c']);
+    });
+
     it('an update takes a higher revision; an identical put is a no-op (same revision, no audit, no event)', async () => {
       const s = await fresh();
       const events: StoreChange[] = [];

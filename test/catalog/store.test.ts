@@ -35,6 +35,28 @@ describe('openStore', () => {
 });
 
 describe('SQLite specifics (the shared contract is store-contract.ts)', () => {
+  it('the incremental catalog equals a full read after any sequence of writes, also another connection\'s', () => {
+    const dir = tempDir();
+    const s = fresh(dir);
+    const other = fresh(dir);
+    const ops: ((st: Store) => unknown)[] = [
+      (st) => st.putCluster(cluster('a', [endpoint('10.0.0.1'), endpoint('10.0.0.2')]), API),
+      (st) => st.putCluster(cluster('b', [endpoint('10.0.1.1')]), API),
+      (st) => st.putEndpoint('a', endpoint('10.0.0.3', 81, { weight: 4 }), API),
+      (st) => st.setEndpointState('a', '10.0.0.1', 8080, 'draining', API),
+      (st) => st.putListener({ name: 'in', kind: 'socket', address: '0.0.0.0', port: 10000, routes: [{ domain: '*', prefix: '/', cluster: 'a' }] }, API),
+      (st) => st.removeEndpoint('a', '10.0.0.2', 8080, API),
+      (st) => st.deleteCluster('b', API),
+      (st) => st.putCluster(cluster('c', [endpoint('10.0.2.1')]), API),
+    ];
+    ops.forEach((op, i) => {
+      // Every third write comes from another connection: a revision this one did not make.
+      op(i % 3 === 2 ? other : s);
+      const full = fresh(dir).catalog();
+      expect(s.catalog()).toEqual(full);
+    });
+  });
+
   it('state survives close and reopen', () => {
     const dir = tempDir();
     const s = openStore(dir);

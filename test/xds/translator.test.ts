@@ -298,6 +298,12 @@ describe('translator', () => {
     expect(weighted?.get(TYPE.endpoint)?.get('rh')?.hash).toBe(translate(catalog, weights).get(DEFAULT_GROUP)?.get(TYPE.endpoint)?.get('rh')?.hash);
     expect(weighted?.get(TYPE.endpoint)?.get('rr')).toBe(first?.get(TYPE.endpoint)?.get('rr'));
     expect(weighted?.get(TYPE.cluster)?.get('rh')).toBe(first?.get(TYPE.cluster)?.get('rh'));
+    // The next tick's overrides: new maps with the same entries are not a change; another health is.
+    const again = translator.translate(catalog, new Map([['rh', new Map([['10.0.0.1:2', { weight: 7 }]])]])).get(DEFAULT_GROUP);
+    expect(again?.get(TYPE.endpoint)?.get('rh')).toBe(weighted?.get(TYPE.endpoint)?.get('rh'));
+    const unhealthy = new Map([['rh', new Map([['10.0.0.1:2', { weight: 7, health: 'UNHEALTHY' as const }]])]]);
+    expect(translator.translate(catalog, unhealthy).get(DEFAULT_GROUP)?.get(TYPE.endpoint)?.get('rh')).not.toBe(weighted?.get(TYPE.endpoint)?.get('rh'));
+    translator.translate(catalog, weights);
     // A changed cluster setting re-encodes its Cluster; a removed cluster is not served from memory.
     const edited: Catalog = { ...catalog, clusters: catalog.clusters.filter((c) => c.name !== 'mg').map((c) => (c.name === 'lr' ? { ...c, connectTimeoutMs: 2000 } : c)) };
     const after = translator.translate(edited, weights).get(DEFAULT_GROUP);

@@ -8,11 +8,12 @@ import { ApiError, endpointEntry, mergePatch, parseEndpointBody } from '../resou
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { apiWriteOptions, notFound, requireCluster, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
 import type { WeightsSource } from './weights.js';
+import { endpointBulkRoute } from './endpoint-bulk.js';
 import { endpointKey, endpointName as catalogEndpointName } from '../../catalog/endpoint-key.js';
 
 /**
  * /v1/clusters/{name}/endpoints: a cluster's endpoints with the weight and health proxies are
- * sent now; single endpoints added, replaced and removed (API-owned clusters only), and drained,
+ * sent now; single endpoints (or many: endpoint-bulk.ts) added, replaced and removed (API-owned clusters only), and drained,
  * disabled and enabled (any owner's: operator intent layered over the source's declaration).
  */
 
@@ -88,6 +89,7 @@ export const endpointRoutes: FastifyPluginAsyncTypebox<EndpointRoutesOptions> = 
   const access = endpointAccess(options);
   endpointReadRoutes(app, access);
   endpointWriteRoutes(app, access);
+  endpointBulkRoute(app, options);
   for (const [action, state, summary] of STATE_ACTIONS) endpointStateRoute(app, access, { action, state, summary });
 };
 

@@ -121,6 +121,8 @@ export class EtcdStore implements CatalogStore {
   private closed = false;
   /** Parsed records by mirror entry: an entry is replaced, never changed, when its key changes. */
   private readonly records = new WeakMap<Entry<StoredCluster>, ClusterRecord>();
+  /** Per mirror entry, the cluster as catalog() serves it. */
+  private readonly served = new WeakMap<Entry<StoredCluster>, Cluster>();
 
   constructor(
     private readonly client: Etcd3,
@@ -147,19 +149,29 @@ export class EtcdStore implements CatalogStore {
 
   // ---------------------------------------------------------------- reads (from the mirror)
 
-  /** See Store.catalog: draining endpoints served DRAINING, disabled ones left out. */
+  /**
+   * See Store.catalog: draining endpoints served DRAINING, disabled ones left out. A cluster whose
+   * mirror entry did not change is the same object as in the previous catalog (later stages skip
+   * it by identity), so a write costs what it changed, not the catalog.
+   */
   catalog(): Catalog {
-    const clusters = this.mirror.list<StoredCluster>('clusters').map(([name, e]): Cluster => {
-      const { endpoints: _e, owner: _o, revision: _r, updatedAt: _u, ...spec } = this.clusterRecord(name, e);
-      const endpoints = e.value.endpoints.flatMap((x) => {
-        const health = servedHealth(x.state, x.health);
-        return health === undefined ? [] : [{ address: x.address, port: x.port, locality: x.locality, priority: x.priority, weight: x.weight, health }];
-      });
-      return { ...spec, endpoints };
-    });
+    const clusters = this.mirror.list<StoredCluster>('clusters').map(([name, e]) => this.servedCluster(name, e));
     const listeners = this.listListeners().map(({ owner: _o, revision: _r, updatedAt: _u, ...l }): Listener => l);
     const nodeGroups = this.listNodeGroups().map(({ owner: _o, revision: _r, updatedAt: _u, ...g }): NodeGroup => g);
     return { clusters, listeners, nodeGroups };
+  }
+
+  private servedCluster(name: string, e: Entry<StoredCluster>): Cluster {
+    let served = this.served.get(e);
+    if (served) return served;
+    const { endpoints: _e, owner: _o, revision: _r, updatedAt: _u, ...spec } = this.clusterRecord(name, e);
+    const endpoints = e.value.endpoints.flatMap((x) => {
+      const health = servedHealth(x.state, x.health);
+      return health === undefined ? [] : [{ address: x.address, port: x.port, locality: x.locality, priority: x.priority, weight: x.weight, health }];
+    });
+    served = { ...spec, endpoints };
+    this.served.set(e, served);
+    return served;
   }
 
   revision(): number {

@@ -43,6 +43,7 @@ import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson,
 import { migrate } from './migrations.js';
 import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord, type OverrideTarget, type OverrideValue } from './override-records.js';
 import { trimRecordText } from './audit-trim.js';
+import { CatalogView } from './catalog-view.js';
 import type {
   AuditAction,
   AuditEntry,
@@ -218,6 +219,8 @@ export class Store implements CatalogStore {
   private readonly onWrite: ((ms: number, kind: 'catalog' | 'weights') => void) | undefined;
   private readonly stmt;
   private readonly cache = new Map<string, Database.Statement>();
+  /** The last catalog read, and what this process changed since (see catalog()). */
+  private view: CatalogView | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -271,7 +274,10 @@ export class Store implements CatalogStore {
   // ---------------------------------------------------------------- reads
 
   /**
-   * The domain catalog, assembled in one read transaction (a consistent snapshot).
+   * The domain catalog, assembled in one read transaction (a consistent snapshot). Incremental:
+   * after this process's own writes only the clusters they changed are read again, and the
+   * others are the same objects as in the previous catalog (so later stages can skip them by
+   * identity); a revision this process did not write (another connection) reads everything.
    *
    * Operator state: `draining` endpoints are served with health DRAINING (Envoy sends them no new
    * requests but lets in-flight ones finish); `disabled` endpoints are left out. Left out rather
@@ -282,22 +288,32 @@ export class Store implements CatalogStore {
    */
   catalog(): Catalog {
     return this.db.transaction((): Catalog => {
-      const byCluster = new Map<string, Endpoint[]>();
-      for (const row of this.stmt.allEndpoints.all()) {
-        const health = servedHealth(row.state, row.health);
-        if (health === undefined) continue;
-        let list = byCluster.get(row.cluster);
-        if (!list) byCluster.set(row.cluster, (list = []));
-        list.push(toEndpoint(row, health));
-      }
-      const clusters: Cluster[] = this.specRows('cluster').map((row) => ({
-        ...parseClusterSpec(row),
-        endpoints: byCluster.get(row.name) ?? [],
-      }));
-      const listeners = this.specRows('listener').map((row) => parseListener(row));
-      const nodeGroups = this.specRows('node-group').map((row) => parseNodeGroup(row));
-      return { clusters, listeners, nodeGroups };
+      const view = this.view?.revision === this.revision() ? this.view : this.fullView();
+      this.view = view;
+      return view.refresh({
+        cluster: (name) => this.readCluster(name),
+        listeners: () => this.specRows('listener').map((row) => parseListener(row)),
+        nodeGroups: () => this.specRows('node-group').map((row) => parseNodeGroup(row)),
+      });
     })();
+  }
+
+  /** Every cluster read afresh: at the first read, and after a write this process did not make. */
+  private fullView(): CatalogView {
+    const byCluster = new Map<string, EndpointRow[]>();
+    for (const row of this.stmt.allEndpoints.all()) {
+      let list = byCluster.get(row.cluster);
+      if (!list) byCluster.set(row.cluster, (list = []));
+      list.push(row);
+    }
+    const clusters = new Map(this.specRows('cluster').map((row) => [row.name, toCluster(row, byCluster.get(row.name) ?? [])]));
+    return new CatalogView(this.revision(), clusters);
+  }
+
+  /** One cluster as the catalog serves it, or undefined when it no longer exists. */
+  private readCluster(name: string): Cluster | undefined {
+    const row = this.specRow('cluster', name);
+    return row && toCluster(row, this.stmt.endpointsOf.all(name));
   }
 
   /** Current store revision (the highest revision of any change so far). */
@@ -642,6 +658,7 @@ export class Store implements CatalogStore {
     const started = performance.now();
     const result = this.db.transaction(() => fn(tx)).immediate();
     this.wrote(started, 'catalog');
+    if (tx.changed) this.view = this.view?.follow(tx.revision(), tx.changes);
     if (tx.changes.length > 0) {
       const change: StoreChange = { revision: tx.revision(), actor, changes: [...tx.changes] };
       for (const l of [...this.listeners]) {
@@ -832,6 +849,16 @@ function parseListener(row: SpecRow): Listener {
 
 function parseNodeGroup(row: SpecRow): NodeGroup {
   return { nodeCluster: row.name, ...(JSON.parse(row.spec) as Omit<NodeGroup, 'nodeCluster'>) };
+}
+
+/** Operator state applied: draining endpoints are served DRAINING, disabled ones left out (see Store.catalog). */
+function toCluster(row: SpecRow, endpoints: readonly EndpointRow[]): Cluster {
+  const served: Endpoint[] = [];
+  for (const e of endpoints) {
+    const health = servedHealth(e.state, e.health);
+    if (health !== undefined) served.push(toEndpoint(e, health));
+  }
+  return { ...parseClusterSpec(row), endpoints: served };
 }
 
 function toEndpoint(row: EndpointRow, health: HealthStatus): Endpoint {

@@ -1,0 +1,206 @@
+/**
+ * The admin write path at scale (issue 13): a store holding 1,000 clusters × 100 endpoints, then
+ * - single endpoint writes: PUT (a weight change) and drain/enable, sequential, p50/p99/max;
+ * - propagation: from the PUT until a SotW ADS stream subscribed to that cluster's EDS has it;
+ * - stalls: while one big write runs (a 20k-endpoint cluster PUT, then the same set through the
+ *   bulk endpoint API), GET /healthz and an xDS Fetch (EDS of one cluster) are sent every 10 ms;
+ *   the worst latency of each is how long a request waited behind the write.
+ * fulcrum runs as its own process (tsx), so the client's timers are not stalled with the server;
+ * the store is seeded directly (SQLite) before it starts.
+ *
+ *   npx tsx bench/admin-100k.ts [--clusters 1000] [--endpoints 100] [--writes 200] [--big 20000]
+ *                               [--debounce-ms 0] [--cpu-prof DIR]
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { openStore } from '../src/catalog/store/store.js';
+import { parseClusterBody } from '../src/admin/resources.js';
+import { startFulcrumProcess, type FulcrumProcess } from '../test/support/fulcrum-process.js';
+import { EDS, SERVICE, XdsClient, type DiscoveryResponse, type SotwStream } from '../test/support/xds-client.js';
+
+const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--cpu-prof DIR]\n';
+const { values } = parseArgs({
+  options: {
+    clusters: { type: 'string', default: '1000' },
+    endpoints: { type: 'string', default: '100' },
+    writes: { type: 'string', default: '200' },
+    big: { type: 'string', default: '20000' },
+    'debounce-ms': { type: 'string', default: '0' },
+    'cpu-prof': { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const CLUSTERS = Number(values.clusters);
+const PER_CLUSTER = Number(values.endpoints);
+const WRITES = Number(values.writes);
+const BIG = Number(values.big);
+
+const clusterName = (i: number): string => `c-${String(i).padStart(4, '0')}`;
+const address = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+const endpointEntry = (i: number, weight = 1) => ({ address: address(i), port: 8080, weight, locality: { region: 'r1', zone: `z${i % 3}` } });
+
+interface Summary {
+  readonly n: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+function summarize(ms: readonly number[]): Summary {
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
+  return { n: s.length, p50: at(0.5), p99: at(0.99), max: s[s.length - 1] ?? Number.NaN };
+}
+
+/** Writes the catalog straight into the SQLite file, one transaction per cluster, before fulcrum starts. */
+function seed(dataDir: string): void {
+  const store = openStore(dataDir);
+  try {
+    for (let c = 0; c < CLUSTERS; c++) {
+      const endpoints = Array.from({ length: PER_CLUSTER }, (_, i) => endpointEntry(c * PER_CLUSTER + i));
+      // The admin API's own parser: the cluster is stored exactly as a PUT would store it.
+      store.putCluster(parseClusterBody({ lbPolicy: 'ROUND_ROBIN', endpoints }, clusterName(c)), { actor: 'bench', owner: 'api' });
+    }
+  } finally {
+    store.close();
+  }
+}
+
+class Admin {
+  constructor(private readonly base: string) {}
+
+  async call(method: string, path: string, body?: unknown): Promise<number> {
+    const started = performance.now();
+    const init: RequestInit = body === undefined ? { method } : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+    const res = await fetch(`${this.base}${path}`, init);
+    const text = await res.text();
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`);
+    return performance.now() - started;
+  }
+}
+
+/** Sequential weight changes on endpoints spread over the catalog, each also timed until a subscribed stream has it. */
+async function endpointPuts(admin: Admin, stream: SotwStream, watched: string): Promise<{ put: Summary; propagated: Summary }> {
+  const put: number[] = [];
+  const propagated: number[] = [];
+  for (let w = 0; w < WRITES; w++) {
+    const c = w % 2 === 0 ? 0 : (w * 7919) % CLUSTERS;
+    const e = c * PER_CLUSTER + (w % PER_CLUSTER);
+    const started = performance.now();
+    const arrived = c === 0 ? stream.next((r) => r.type_url === EDS, 60_000) : undefined;
+    put.push(await admin.call('PUT', `/v1/clusters/${clusterName(c)}/endpoints/${address(e)}/8080`, { weight: 2 + (w % 50) }));
+    if (arrived) {
+      const resp: DiscoveryResponse = await arrived;
+      propagated.push(performance.now() - started);
+      stream.request(EDS, [watched], { version_info: resp.version_info, response_nonce: resp.nonce });
+    }
+  }
+  return { put: summarize(put), propagated: summarize(propagated) };
+}
+
+async function drains(admin: Admin): Promise<Summary> {
+  const ms: number[] = [];
+  for (let w = 0; w < WRITES; w++) {
+    const c = (w * 104_729) % CLUSTERS;
+    const path = `/v1/clusters/${clusterName(c)}/endpoints/${address(c * PER_CLUSTER + 1)}/8080`;
+    ms.push(await admin.call('POST', `${path}/${w % 2 === 0 ? 'drain' : 'enable'}`));
+  }
+  return summarize(ms);
+}
+
+/** Sends `probe` every 10 ms until `work` settles; the probes' latencies. */
+async function whileRunning(work: Promise<unknown>, probe: () => Promise<number>): Promise<Summary> {
+  const ms: number[] = [];
+  const pending: Promise<void>[] = [];
+  let done = false;
+  void work.finally(() => (done = true)).catch(() => undefined);
+  while (!done) {
+    pending.push(probe().then((t) => void ms.push(t)));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await Promise.all(pending);
+  await work;
+  return summarize(ms);
+}
+
+async function stallDuring(admin: Admin, xds: XdsClient, label: string, write: () => Promise<number>): Promise<string[]> {
+  const fetchEds = async (): Promise<number> => {
+    const started = performance.now();
+    await xds.fetch(SERVICE.EDS.fetch, { node: { id: 'bench-fetch' }, type_url: EDS, resource_names: [clusterName(1)] }, 60_000);
+    return performance.now() - started;
+  };
+  let writeMs = 0;
+  const work = write().then((t) => (writeMs = t));
+  const [healthz, fetched] = await Promise.all([whileRunning(work, () => admin.call('GET', '/healthz')), whileRunning(work, fetchEds)]);
+  return [
+    `| ${label}: the write itself | 1 | ${writeMs.toFixed(0)} | | |`,
+    row(`${label}: GET /healthz meanwhile`, healthz),
+    row(`${label}: xDS Fetch EDS meanwhile`, fetched),
+  ];
+}
+
+/** One measurement whose failure (e.g. a route the build under test lacks) is reported, not fatal. */
+async function stage(label: string, run: (label: string) => Promise<string[]>): Promise<string[]> {
+  try {
+    return await run(label);
+  } catch (err) {
+    return [`| ${label}: failed (${(err as Error).message.slice(0, 80).replaceAll('|', '/')}) | | | | |`];
+  }
+}
+
+function row(label: string, s: Summary): string {
+  return `| ${label} | ${s.n} | ${s.p50.toFixed(1)} | ${s.p99.toFixed(1)} | ${s.max.toFixed(1)} |`;
+}
+
+async function measure(server: FulcrumProcess): Promise<string[]> {
+  const admin = new Admin(`http://127.0.0.1:${server.adminPort}`);
+  const xds = XdsClient.forPort(server.xdsPort);
+  try {
+    const watched = clusterName(0);
+    const stream = xds.sotw();
+    stream.request(EDS, [watched], { node: { id: 'bench-proxy', cluster: 'bench' } });
+    const first = await stream.next((r) => r.type_url === EDS, 120_000);
+    stream.request(EDS, [watched], { version_info: first.version_info, response_nonce: first.nonce });
+    const { put, propagated } = await endpointPuts(admin, stream, watched);
+    const drain = await drains(admin);
+    // Address, port and weight only: 20k such entries are the largest cluster PUT under the 1 MiB body limit.
+    const big = Array.from({ length: BIG }, (_, i) => ({ address: address(CLUSTERS * PER_CLUSTER + i), port: 8080, weight: 1 + (i % 5) }));
+    const lines = [row('endpoint PUT (weight change)', put), row('  … until the EDS stream has it', propagated), row('drain / enable', drain)];
+    lines.push(...(await stage(`cluster PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', '/v1/clusters/big', { endpoints: big })))));
+    const bulk = big.map((e) => ({ ...e, weight: e.weight + 1 }));
+    const bulkPath = '/v1/clusters/big/endpoints';
+    lines.push(...(await stage(`bulk endpoint PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', bulkPath, { endpoints: bulk })))));
+    return lines;
+  } finally {
+    xds.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-admin-100k-'));
+  const config = join(dir, 'fulcrum.yaml');
+  const debounce = Number(values['debounce-ms']);
+  writeFileSync(config, `server:\n  logLevel: info\n  xds:\n    debounceQuietMs: ${debounce}\n    debounceMaxMs: ${Math.max(debounce, 1)}\nclusters: []\n`);
+  const seeded = performance.now();
+  seed(join(dir, 'data'));
+  process.stdout.write(`seeded ${CLUSTERS} clusters × ${PER_CLUSTER} endpoints in ${((performance.now() - seeded) / 1000).toFixed(1)} s\n`);
+  const prof = values['cpu-prof'];
+  const server = await startFulcrumProcess({ config, dataDir: join(dir, 'data'), nodeOptions: prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [], startMs: 300_000 });
+  try {
+    const lines = await measure(server);
+    process.stdout.write(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; server RSS ${(server.rss() / 2 ** 20).toFixed(0)} MiB\n`);
+    process.stdout.write(`| what | n | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|\n${lines.join('\n')}\n`);
+  } finally {
+    // SIGTERM: a clean exit, so --cpu-prof writes its profile.
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,81 @@
+import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
+import type { Change } from './records.js';
+
+/** How a view reads what changed (inside the caller's read transaction). */
+export interface CatalogReads {
+  /** The cluster as served (operator state applied), or undefined once it is gone. */
+  cluster(name: string): Cluster | undefined;
+  listeners(): Listener[];
+  nodeGroups(): NodeGroup[];
+}
+
+/**
+ * The catalog a store last assembled, kept so the next read after a write re-reads only what the
+ * write changed: with 100k endpoints stored, re-reading and re-building every cluster after each
+ * endpoint write cost hundreds of milliseconds, and gave every later stage (weights, signals,
+ * translation) a whole new catalog to compare. Unchanged clusters stay the same objects, so
+ * those stages can skip them by identity.
+ *
+ * The view only follows writes it is told about, in revision order; a gap (another writer) makes
+ * the store drop it and read everything (`follow` returns undefined).
+ */
+export class CatalogView {
+  private readonly dirty = new Set<string>();
+  private specsDirty = true;
+  private listeners: Listener[] = [];
+  private nodeGroups: NodeGroup[] = [];
+  private last: Catalog | undefined;
+
+  constructor(
+    private rev: number,
+    private readonly clusters: Map<string, Cluster>,
+  ) {}
+
+  get revision(): number {
+    return this.rev;
+  }
+
+  /** After a committed write: the view notes what it changed, or is dropped if it missed a revision or cannot tell. */
+  follow(revision: number, changes: readonly Change[]): CatalogView | undefined {
+    if (revision !== this.rev + 1) return undefined;
+    for (const c of changes) {
+      if (c.kind === 'cluster') this.dirty.add(c.name);
+      else if (c.kind === 'endpoint') this.dirty.add(clusterOfEndpoint(c.name));
+      else if (c.kind === 'listener' || c.kind === 'node-group') this.specsDirty = true;
+      else return undefined;
+    }
+    this.rev = revision;
+    return this;
+  }
+
+  /** The catalog now: the previous one with what changed read again. */
+  refresh(reads: CatalogReads): Catalog {
+    if (this.last && this.dirty.size === 0 && !this.specsDirty) return this.last;
+    let namesChanged = !this.last;
+    for (const name of this.dirty) {
+      const cluster = reads.cluster(name);
+      namesChanged ||= (cluster === undefined) === this.clusters.has(name);
+      if (cluster) this.clusters.set(name, cluster);
+      else this.clusters.delete(name);
+    }
+    this.dirty.clear();
+    if (this.specsDirty) {
+      this.listeners = reads.listeners();
+      this.nodeGroups = reads.nodeGroups();
+      this.specsDirty = false;
+    }
+    const clusters = namesChanged || !this.last ? sortedByName(this.clusters) : this.last.clusters.map((c) => this.clusters.get(c.name) ?? c);
+    this.last = { clusters, listeners: this.listeners, nodeGroups: this.nodeGroups };
+    return this.last;
+  }
+}
+
+/** Endpoint changes are named `<cluster>/<address>:<port>`; an address never holds a '/'. */
+function clusterOfEndpoint(name: string): string {
+  return name.slice(0, name.lastIndexOf('/'));
+}
+
+/** In the store's order (SQLite's binary collation on ASCII names is code-unit order). */
+function sortedByName(clusters: ReadonlyMap<string, Cluster>): Cluster[] {
+  return [...clusters.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
