@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
 import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
@@ -25,6 +25,7 @@ import { ConfigSource } from './sources/config-source.js';
 import { withEtcdEndpointsFromEnv } from './sources/etcd-endpoints-env.js';
 import { withKubernetes } from './sources/kubernetes/catalog-merge.js';
 import type { KubernetesDiscovery } from './sources/kubernetes/discovery.js';
+import type { buildEtcdClient } from './catalog/store/etcd-client.js';
 import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
 import { createLogger, defaultLogFormat, type LogFormat, type Logger } from './telemetry/logger.js';
 import { Metrics, type EndpointValue } from './telemetry/metrics.js';
@@ -34,7 +35,6 @@ import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
 import { XdsAuthz } from './xds/authz.js';
 import { proxyView } from './admin/views.js';
-import { etcdClientOptions } from './catalog/store/etcd-client.js';
 import { XdsCache } from './xds/cache.js';
 import { FleetProxies } from './xds/fleet-proxies.js';
 import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
@@ -167,6 +167,8 @@ interface Boot {
   readonly log: Logger;
   /** Loaded only when the config enables discovery: the Kubernetes client is most of a cold start's module loading. */
   readonly Discovery: typeof KubernetesDiscovery | undefined;
+  /** Loaded only when the store is etcd (etcd3 is ~28 MiB and ~300 ms of module loading). */
+  readonly buildEtcd: typeof buildEtcdClient | undefined;
 }
 
 async function readBoot(options: FulcrumOptions): Promise<Boot> {
@@ -178,7 +180,8 @@ async function readBoot(options: FulcrumOptions): Promise<Boot> {
   const auth = options.auth ?? authWithFiles(authFromEnv(process.env), config.server.admin.tokenFiles);
   const level = options.logLevel ?? process.env.FULCRUM_LOG_LEVEL ?? config.server.logLevel;
   const Discovery = config.kubernetes ? (await import('./sources/kubernetes/discovery.js')).KubernetesDiscovery : undefined;
-  return { config, adminTls, xdsTls, auth, log: options.logger ?? createLogger(level, options.logFormat ?? 'json'), Discovery };
+  const buildEtcd = config.store.kind === 'etcd' && !options.etcd ? (await import('./catalog/store/etcd-client.js')).buildEtcdClient : undefined;
+  return { config, adminTls, xdsTls, auth, log: options.logger ?? createLogger(level, options.logFormat ?? 'json'), Discovery, buildEtcd };
 }
 
 /** The rooms' objects that do no I/O of their own; the components below drive them. */
@@ -298,13 +301,11 @@ interface ReplicationEtcd {
   readonly owned?: Component;
 }
 
-function replicationEtcd({ config }: Boot, options: FulcrumOptions): ReplicationEtcd | undefined {
+function replicationEtcd({ config, buildEtcd }: Boot, options: FulcrumOptions): ReplicationEtcd | undefined {
   if (options.etcd) return options.etcd;
-  if (config.store.kind !== 'etcd') return undefined;
-  const base = etcdClientOptions(config.store.etcd);
-  // Watches (members, owners, weights) must come back within a lease TTL, not etcd3's 30 s back-off.
-  const quick = { duration: 300, next: () => quick };
-  const client = new Etcd3({ ...base, faultHandling: { ...base.faultHandling, watchBackoff: quick } });
+  if (config.store.kind !== 'etcd' || !buildEtcd) return undefined;
+  // Its watches (members, owners, weights) come back within 300 ms (etcdClientOptions' back-off), inside a lease TTL.
+  const client = buildEtcd(config.store.etcd);
   return { client, prefix: config.store.etcd.prefix, owned: component('etcd-client', { start: () => undefined, stop: () => client.close() }) };
 }
 
