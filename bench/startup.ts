@@ -12,10 +12,32 @@ import { parseArgs } from 'node:util';
  *   npx tsx bench/startup.ts [--runs 5] [--config examples/fulcrum.yaml] [-- node dist/main.js]
  */
 
+const HELP = `Start-to-serving time: spawn until /readyz answers 200, and the CPU used by then.
+
+  npx tsx bench/startup.ts [--runs 5] [--config examples/fulcrum.yaml] [-- node dist/main.js]
+
+The command (default: node dist/main.js, so \`npm run build\` first) gets --config, --xds-port 0
+and a fresh --data-dir. Prints the median, min and max of --runs starts.
+
+Options:
+  --runs N        starts to time (default 5)
+  --config FILE   the config to serve (default examples/fulcrum.yaml, the embedded default)
+  -h, --help      this text
+`;
+
 const { values, positionals } = parseArgs({
-  options: { runs: { type: 'string', default: '5' }, config: { type: 'string', default: 'examples/fulcrum.yaml' } },
+  options: {
+    runs: { type: 'string', default: '5' },
+    config: { type: 'string', default: 'examples/fulcrum.yaml' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
   allowPositionals: true,
 });
+if (values.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+if (!Number.isInteger(Number(values.runs)) || Number(values.runs) < 1) throw new Error(`--runs: expected a whole number above 0, got ${values.runs}`);
 const command = positionals.length > 0 ? positionals : [process.execPath, 'dist/main.js'];
 
 /** user + system CPU of a process, in ms (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms). */

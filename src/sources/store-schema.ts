@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { DEFAULT_ETCD_PREFIX, type StoreConfig } from '../catalog/store/etcd-client.js';
+import { DEFAULT_ETCD_PREFIX, type StoreConfig } from '../catalog/store/store-config.js';
 
 /** The config file's `store:` block: where desired state lives (SQLite on one node, etcd for several replicas). */
 

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { encodingOnly } from './encoding-descriptor.js';
 
 /**
  * Envoy's v3 API, loaded at start from the .proto tree that the pinned @grpc/grpc-js-xds ships
@@ -80,24 +81,25 @@ export function parseEnvoyProtos(): protobuf.Root {
 /** Which .proto tree and parser a prebuilt descriptor came from; any difference and it is ignored. */
 export function descriptorStamp(): string {
   const version = (pkg: string) => (require(`${pkg}/package.json`) as { version: string }).version;
-  return JSON.stringify({ xds: version('@grpc/grpc-js-xds'), protobufjs: version('protobufjs'), files: PROTO_FILES });
+  return JSON.stringify({ xds: version('@grpc/grpc-js-xds'), protobufjs: version('protobufjs'), files: PROTO_FILES, content: 'encoding-only' });
 }
 
 export const PREBUILT_DESCRIPTOR = 'envoy-api.json';
 
 /**
- * The same types from a JSON descriptor written next to this module at build time (dist/xds/):
- * reading it takes about a third of the time of parsing the .proto files, the largest part of
- * a cold start. Absent (running from src/) or stale, the .proto files are parsed.
+ * The same types from a JSON descriptor written next to this module at build time (dist/xds/),
+ * without the annotations (encoding-descriptor.ts): reading it takes a fraction of parsing the
+ * .proto files, the largest part of a cold start. (Root.fromJSON resolves every type, which is
+ * most of the remaining time, but a type's fields must not be resolved lazily: that skips
+ * protobufjs' resolution of edition features, and repeated scalars then encode unpacked.)
+ * Absent (running from src/) or stale, the .proto files are parsed.
  */
 function prebuiltRoot(file = fileURLToPath(new URL(`./${PREBUILT_DESCRIPTOR}`, import.meta.url))): protobuf.Root | undefined {
   if (!existsSync(file)) return undefined;
   try {
     const { stamp, root } = JSON.parse(readFileSync(file, 'utf8')) as { stamp?: string; root?: protobuf.INamespace };
     if (stamp !== descriptorStamp() || !root) return undefined;
-    const loaded = protobuf.Root.fromJSON(root);
-    loaded.resolveAll();
-    return loaded;
+    return protobuf.Root.fromJSON(root);
   } catch {
     return undefined;
   }
@@ -105,7 +107,7 @@ function prebuiltRoot(file = fileURLToPath(new URL(`./${PREBUILT_DESCRIPTOR}`, i
 
 /** The descriptor `prebuiltRoot` reads: written by scripts/envoy-descriptor.ts after tsc. */
 export function envoyDescriptor(): string {
-  return JSON.stringify({ stamp: descriptorStamp(), root: parseEnvoyProtos().toJSON() });
+  return JSON.stringify({ stamp: descriptorStamp(), root: encodingOnly(parseEnvoyProtos().toJSON()) });
 }
 
 /** For tests: the root a descriptor file yields (undefined when absent, stale or unreadable). */

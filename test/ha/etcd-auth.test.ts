@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { openEtcdStore } from '../../src/catalog/store/index.js';
+import { openEtcdStore } from '../../src/catalog/store/etcd-store.js';
 import { cluster } from '../catalog/helpers.js';
 import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 

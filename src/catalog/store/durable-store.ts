@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Component } from '../../runtime/lifecycle.js';
 import type { CatalogStore, StoreHealth } from './catalog-store.js';
-import { DEFAULT_STORE_CONFIG, type StoreConfig } from './etcd-client.js';
-import { openEtcdStore } from './etcd-store.js';
+import { DEFAULT_STORE_CONFIG, type StoreConfig } from './store-config.js';
 import { openStore, type StoreOptions } from './store.js';
 
 export interface DurableStoreOptions extends StoreOptions {
@@ -40,6 +39,8 @@ export class DurableStore implements Component {
   async start(): Promise<void> {
     const { config = DEFAULT_STORE_CONFIG, onHealth, ...options } = this.options;
     if (config.kind === 'etcd') {
+      // Loaded only for etcd: etcd3 brings its own gRPC copy and parses its .proto at import.
+      const { openEtcdStore } = await import('./etcd-store.js');
       const store = await openEtcdStore(config.etcd, { ...options, ...(onHealth ? { onHealth } : {}) });
       this.opened = { store, dir: this.dataDir ?? '', temporary: false };
       return;

@@ -6,35 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { handleWhen, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
+import type { EtcdSettings } from './store-config.js';
 
-export const DEFAULT_ETCD_PREFIX = '/fulcrum';
-
-export interface EtcdTls {
-  /** PEM CA bundle that signed the etcd servers' certificates. */
-  readonly ca?: string;
-  /** Client certificate and key (PEM files) for etcd's --client-cert-auth. */
-  readonly cert?: string;
-  readonly key?: string;
-}
-
-export interface EtcdSettings {
-  /** Client URLs, e.g. `http://10.0.0.1:2379`; https needs `tls.ca`. */
-  readonly endpoints: readonly string[];
-  /** Every key fulcrum writes starts with it (default `/fulcrum`), so several fulcrums can share an etcd. */
-  readonly prefix: string;
-  readonly tls?: EtcdTls;
-  readonly username?: string;
-  readonly password?: string;
-  /** A file holding the password (a mounted Secret); read at start. */
-  readonly passwordFile?: string;
-  /** How long a write may take before it fails with 503 (default 3000). */
-  readonly writeTimeoutMs?: number;
-}
-
-/** `store:` in the config file. */
-export type StoreConfig = { readonly kind: 'sqlite' } | { readonly kind: 'etcd'; readonly etcd: EtcdSettings };
-
-export const DEFAULT_STORE_CONFIG: StoreConfig = { kind: 'sqlite' };
+export { DEFAULT_ETCD_PREFIX, DEFAULT_STORE_CONFIG, type EtcdSettings, type EtcdTls, type StoreConfig } from './store-config.js';
 
 type ReadFile = (path: string) => Buffer;
 

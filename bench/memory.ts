@@ -1,0 +1,205 @@
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ClientCommand } from './fanout-client.js';
+
+const HELP = `Memory of a running fulcrum, measured from outside (/proc/PID/status VmRSS) as it is deployed.
+
+  npx tsx bench/memory.ts [options] [-- node dist/main.js]
+
+Starts the command (default: node dist/main.js, so run \`npm run build\` first) on a generated
+catalog, then prints:
+  serving   RSS once serving (settled), before any proxy connects
+  rest      the same after --idle-ms with nothing to do (V8's memory reducer runs ~30 s after
+            allocation stops, and gives back what start-up left: this is the steady state)
+  streams   RSS with --streams ADS streams connected (one HTTP/2 connection each, as Envoys
+            connect), each subscribed to CDS and every cluster's EDS, after --pushes weight
+            changes reached and were ACKed by every stream; and (that - rest) / streams
+  rounds    RSS after --rounds more rounds of --streams streams connecting, syncing, receiving
+            one push and leaving (what a fleet's reconnects leave behind)
+The streams are opened by bench/fanout-client.ts workers (separate processes).
+
+Options:
+  --streams N     streams per round (default 1000)
+  --workers N     client processes (default 2)
+  --pushes N      weight changes while connected (default 3)
+  --rounds N      connect/leave rounds after the first (default 3)
+  --clusters N    clusters in the catalog (default 100)
+  --endpoints N   endpoints per cluster (default 20)
+  --idle-ms N     how long the idle wait for "rest" is (default 45000; 0 skips it)
+  --config FILE   serve this config instead of the generated catalog ("rest" only, no streams)
+  -h, --help      this text
+`;
+
+const { values: args, positionals } = parseArgs({
+  options: {
+    streams: { type: 'string', default: '1000' },
+    workers: { type: 'string', default: '2' },
+    pushes: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '3' },
+    clusters: { type: 'string', default: '100' },
+    endpoints: { type: 'string', default: '20' },
+    'idle-ms': { type: 'string', default: '45000' },
+    config: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+  allowPositionals: true,
+});
+if (args.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+const num = (name: keyof typeof args): number => {
+  const n = Number(args[name]);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name}: expected a whole number, got ${String(args[name])}`);
+  return n;
+};
+const streams = num('streams');
+const command = positionals.length > 0 ? positionals : [process.execPath, 'dist/main.js'];
+const MiB = 1024 * 1024;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The generated catalog; `bump` sets the first endpoint's weight (each push changes it). */
+function catalogYaml(bump: number): string {
+  const lines = ['server: { xds: { debounceQuietMs: 0 } }', 'clusters:'];
+  for (let c = 0; c < num('clusters'); c++) {
+    lines.push(`  - name: c${c}`, '    endpoints:');
+    for (let e = 0; e < num('endpoints'); e++) {
+      const weight = c === 0 && e === 0 ? bump : 1;
+      lines.push(`      - { address: 10.${c >> 8}.${c & 255}.${e + 1}, port: 8080, weight: ${weight} }`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function rssOf(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) * 1024;
+}
+
+/** Polls until `ready()` holds; the deadline is generous (the machine is shared). */
+async function until(what: string, ready: () => Promise<boolean>, ms = 180_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ready())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** RSS once it has settled: two samples a second apart within 1 %, or after 10 s. */
+async function settledRss(pid: number): Promise<number> {
+  let last = await rssOf(pid);
+  for (let i = 0; i < 10; i++) {
+    await sleep(1_000);
+    const now = await rssOf(pid);
+    if (Math.abs(now - last) < last / 100) return now;
+    last = now;
+  }
+  return last;
+}
+
+interface Server {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly xds: number;
+  metric(pattern: RegExp): Promise<number>;
+}
+
+async function startServer(configPath: string, dataDir: string): Promise<Server> {
+  const [bin = process.execPath, ...rest] = command;
+  const child = spawn(bin, [...rest, '--config', configPath, '--xds-port', '0', '--data-dir', dataDir], { stdio: 'pipe' });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-100_000)));
+  child.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-100_000)));
+  const ports = (): { admin: number; xds: number } | undefined => {
+    const started = /"xdsPort":(\d+),"adminPort":(\d+)/.exec(out);
+    return started ? { xds: Number(started[1]), admin: Number(started[2]) } : undefined;
+  };
+  await until('fulcrum to start', async () => {
+    if (child.exitCode !== null) throw new Error(`fulcrum exited ${child.exitCode}:\n${out}`);
+    return ports() !== undefined;
+  });
+  const { admin, xds } = ports() ?? { admin: 0, xds: 0 };
+  await until('/readyz', () => fetch(`http://127.0.0.1:${admin}/readyz`).then((r) => r.ok, () => false));
+  const metric = async (pattern: RegExp): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    return Number(pattern.exec(text)?.[1] ?? 0);
+  };
+  return { child, pid: child.pid ?? 0, xds, metric };
+}
+
+const EDS_ACKS = /^xds_convergence_seconds_count\{type="(?:EDS|eds)"\} (\d+)/m;
+const CONNECTED = /^xds_connected_proxies\{protocol="sotw"\} (\d+)/m;
+
+/** Client workers holding `streams` streams, each on its own connection, all synced. */
+async function connect(server: Server): Promise<ChildProcess[]> {
+  const workers = Math.max(1, num('workers'));
+  const clients = Array.from({ length: workers }, () => fork('bench/fanout-client.ts', [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' }));
+  await Promise.all(
+    clients.map(async (client, worker) => {
+      const share = Math.floor(streams / workers) + (worker < streams % workers ? 1 : 0);
+      const opened = new Promise<{ synced: number; failed: number }>((resolve) =>
+        client.on('message', (m: { type: string; synced: number; failed: number }) => m.type === 'opened' && resolve(m)),
+      );
+      const open: ClientCommand = { cmd: 'open', address: `127.0.0.1:${server.xds}`, streams: share, perChannel: 1, worker, batch: 50, batchPauseMs: 20, window: 0 };
+      client.send(open);
+      const { synced, failed } = await opened;
+      if (synced !== share) throw new Error(`worker ${worker}: ${synced} of ${share} streams synced, ${failed} failed`);
+    }),
+  );
+  return clients;
+}
+
+async function disconnect(server: Server, clients: ChildProcess[]): Promise<void> {
+  for (const client of clients) client.send({ cmd: 'stop' } satisfies ClientCommand);
+  await Promise.all(clients.map((c) => new Promise((r) => c.once('exit', r))));
+  await until('every stream to leave', async () => (await server.metric(CONNECTED)) === 0);
+}
+
+/** Rewrites the config (atomically, as an editor would) and waits until every stream ACKed the change. */
+async function push(server: Server, configPath: string, bump: number): Promise<void> {
+  const before = await server.metric(EDS_ACKS);
+  await writeFile(`${configPath}.tmp`, catalogYaml(bump));
+  await rename(`${configPath}.tmp`, configPath);
+  await until(`push ${bump} to reach every stream`, async () => (await server.metric(EDS_ACKS)) >= before + streams);
+}
+
+const row = (what: string, rss: number, note = ''): string => `| ${what} | ${(rss / MiB).toFixed(1)} MiB | ${note} |`;
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'fulcrum-memory-'));
+  const configPath = args.config ?? join(dir, 'catalog.yaml');
+  if (!args.config) await writeFile(configPath, catalogYaml(2));
+  const server = await startServer(configPath, join(dir, 'data'));
+  const out: string[] = [`${command.join(' ')}; ${args.config ?? `${num('clusters')} clusters x ${num('endpoints')} endpoints`}`, '', '| stage | RSS | |', '|---|---|---|'];
+  try {
+    const serving = await settledRss(server.pid);
+    out.push(row('serving (settled, no proxy yet)', serving));
+    await sleep(num('idle-ms'));
+    const rest = num('idle-ms') > 0 ? await settledRss(server.pid) : serving;
+    if (num('idle-ms') > 0) out.push(row(`rest (after ${num('idle-ms') / 1000} s idle, no proxy)`, rest));
+    if (!args.config && streams > 0) {
+      const clients = await connect(server);
+      for (let p = 0; p < num('pushes'); p++) await push(server, configPath, 3 + p);
+      const connected = await settledRss(server.pid);
+      out.push(row(`${streams} streams after ${num('pushes')} pushes`, connected, `${((connected - rest) / streams / 1024).toFixed(1)} KiB per stream`));
+      await disconnect(server, clients);
+      for (let r = 0; r < num('rounds'); r++) {
+        const round = await connect(server);
+        await push(server, configPath, 100 + r);
+        await disconnect(server, round);
+      }
+      const after = await settledRss(server.pid);
+      out.push(row(`after ${num('rounds')} more rounds of ${streams} connecting and leaving`, after, `${((after - rest) / MiB).toFixed(1)} MiB above rest`));
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
+  } finally {
+    server.child.kill('SIGTERM');
+    await new Promise((r) => server.child.once('exit', r));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,34 @@
+/**
+ * The config file's `store:` settings, apart from the etcd client (etcd-client.ts) so that reading
+ * a config that names SQLite never loads etcd3 (its own gRPC copy and .proto parse: ~28 MiB and
+ * ~300 ms of a cold start).
+ */
+
+export const DEFAULT_ETCD_PREFIX = '/fulcrum';
+
+export interface EtcdTls {
+  /** PEM CA bundle that signed the etcd servers' certificates. */
+  readonly ca?: string;
+  /** Client certificate and key (PEM files) for etcd's --client-cert-auth. */
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+export interface EtcdSettings {
+  /** Client URLs, e.g. `http://10.0.0.1:2379`; https needs `tls.ca`. */
+  readonly endpoints: readonly string[];
+  /** Every key fulcrum writes starts with it (default `/fulcrum`), so several fulcrums can share an etcd. */
+  readonly prefix: string;
+  readonly tls?: EtcdTls;
+  readonly username?: string;
+  readonly password?: string;
+  /** A file holding the password (a mounted Secret); read at start. */
+  readonly passwordFile?: string;
+  /** How long a write may take before it fails with 503 (default 3000). */
+  readonly writeTimeoutMs?: number;
+}
+
+/** `store:` in the config file. */
+export type StoreConfig = { readonly kind: 'sqlite' } | { readonly kind: 'etcd'; readonly etcd: EtcdSettings };
+
+export const DEFAULT_STORE_CONFIG: StoreConfig = { kind: 'sqlite' };

@@ -1,0 +1,31 @@
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+/** The npm package a loaded file belongs to (its innermost node_modules folder), if any. */
+function packageOf(file: string): string | undefined {
+  return /.*node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)?.[1];
+}
+
+async function loadedPackages(config: string): Promise<Set<string>> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/lifecycle/loaded-packages-child.ts', config], { stdio: 'pipe' });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  expect(code, err).toBe(0);
+  const required = JSON.parse(out.split('\n').find((l) => l.startsWith('[')) ?? '[]') as string[];
+  const imported = [...err.matchAll(/^LOADED (\S+)$/gm)].map((m) => m[1] ?? '');
+  return new Set([...required, ...imported].map(packageOf).filter((p): p is string => p !== undefined));
+}
+
+describe('what a start loads', () => {
+  it('the embedded default (SQLite, no Kubernetes, JSON logs) loads neither etcd3, the Kubernetes client nor pino-pretty', async () => {
+    const packages = await loadedPackages('examples/fulcrum.yaml');
+    // What serving needs is there: the listing sees both CommonJS and ES module packages.
+    expect(packages).toContain('fastify');
+    expect(packages).toContain('@grpc/grpc-js');
+    expect(packages).toContain('@sinclair/typebox');
+    for (const lazy of ['etcd3', 'cockatiel', '@kubernetes/client-node', 'pino-pretty']) expect(packages, lazy).not.toContain(lazy);
+  }, 120_000);
+});
