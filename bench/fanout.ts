@@ -39,8 +39,16 @@ const { values: args } = parseArgs({
     /** In-process CPU profile of the server during the pushes only, written to this file. */
     'profile-pushes': { type: 'string' },
     'keep-dir': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  process.stdout.write(
+    'usage: npx tsx bench/fanout.ts [--streams N] [--clusters N] [--endpoints N] [--workers K] [--pushes P]\n' +
+      '       [--per-channel N] [--window BYTES] [--cpu-prof] [--profile-pushes FILE] [--keep-dir]\n',
+  );
+  process.exit(0);
+}
 const N = Number(args.streams);
 const C = Number(args.clusters);
 const E = Number(args.endpoints);
