@@ -76,7 +76,11 @@ const endpointAddress = (c: number, e: number): string => `10.${Math.floor(c / 2
 const weights = new Map<string, number>();
 
 function yaml(): string {
-  const lines = ['server:', '  logLevel: info', 'clusters:'];
+  // The default limits (5,000 connections and calls, 2,000 calls per peer) would refuse a load
+  // client that opens N streams from one address.
+  const cap = N + 1000;
+  const limits = `maxStreamsPerPeer: ${cap}, maxStreams: ${cap}, maxConnectionsPerPeer: ${cap}, maxConnections: ${cap}`;
+  const lines = ['server:', '  logLevel: info', '  xds:', `    limits: { ${limits} }`, 'clusters:'];
   for (let c = 0; c < C; c++) {
     lines.push(`  - name: ${clusterName(c)}`, '    endpoints:');
     for (let e = 0; e < E; e++) {
