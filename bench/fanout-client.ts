@@ -14,7 +14,17 @@ import protobuf from 'protobufjs';
 import { envoyType, TYPE } from '../src/xds/envoy-api.js';
 
 export type ClientCommand =
-  | { cmd: 'open'; address: string; streams: number; perChannel: number; worker: number; batch: number; batchPauseMs: number; window: number }
+  | {
+      cmd: 'open';
+      address: string;
+      streams: number;
+      perChannel: number;
+      worker: number;
+      batch: number;
+      batchPauseMs: number;
+      window: number;
+      protocol: 'sotw' | 'delta';
+    }
   | { cmd: 'watch'; push: number; cluster: string; address: string; weight: number }
   | { cmd: 'collect'; push: number }
   | { cmd: 'stop' };
@@ -32,6 +42,7 @@ export interface PushSamples {
 }
 
 const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+const ADS_DELTA = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
 const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 const cpuMs = (): number => {
   const u = process.cpuUsage();
@@ -89,15 +100,21 @@ interface Response {
   values: Field[];
 }
 
-function parseResponse(buf: Uint8Array): Response {
+/**
+ * SotW and Delta responses share field numbers for version (1), resources (2), type_url (4) and
+ * nonce (5); a Delta resource wraps its Any in a discovery Resource (field 2 again).
+ */
+function parseResponse(buf: Uint8Array, delta: boolean): Response {
   const r: Response = { version: '', nonce: '', typeUrl: '', values: [] };
+  const anyValue = (start: number, end: number): void => {
+    for (const a of fields(buf, start, end)) if (a.no === 2) r.values.push(a);
+  };
   for (const f of fields(buf)) {
     if (f.no === 1) r.version = str(buf, f);
     else if (f.no === 4) r.typeUrl = str(buf, f);
     else if (f.no === 5) r.nonce = str(buf, f);
-    else if (f.no === 2) {
-      for (const a of fields(buf, f.start, f.end)) if (a.no === 2) r.values.push(a);
-    }
+    else if (f.no === 2 && !delta) anyValue(f.start, f.end);
+    else if (f.no === 2) for (const res of fields(buf, f.start, f.end)) if (res.no === 2) anyValue(res.start, res.end);
   }
   return r;
 }
@@ -122,6 +139,42 @@ function request(args: { node?: string; typeUrl: string; names?: readonly string
   if (args.nonce) w.uint32(42).string(args.nonce);
   return Buffer.from(w.finish());
 }
+
+/** A DeltaDiscoveryRequest: node (1), type_url (2), subscribe (3), response_nonce (6). */
+function deltaRequest(args: { node?: string; typeUrl: string; subscribe?: readonly string[]; nonce?: string }): Buffer {
+  const w = protobuf.Writer.create();
+  if (args.node) w.uint32(10).fork().uint32(10).string(args.node).uint32(18).string('fanout').ldelim();
+  w.uint32(18).string(args.typeUrl);
+  for (const n of args.subscribe ?? []) w.uint32(26).string(n);
+  if (args.nonce) w.uint32(50).string(args.nonce);
+  return Buffer.from(w.finish());
+}
+
+/** What a stream writes: SotW echoes version and names in its ACKs, Delta only the nonce. */
+interface Protocol {
+  readonly path: string;
+  readonly delta: boolean;
+  first(node: string): Buffer;
+  ack(r: Response, names: readonly string[]): Buffer;
+  subscribeEds(names: readonly string[]): Buffer;
+}
+
+const PROTOCOLS: Record<'sotw' | 'delta', Protocol> = {
+  sotw: {
+    path: ADS,
+    delta: false,
+    first: (node) => request({ node, typeUrl: TYPE_CDS }),
+    ack: (r, names) => request({ typeUrl: r.typeUrl, names, version: r.version, nonce: r.nonce }),
+    subscribeEds: (names) => request({ typeUrl: TYPE_EDS, names }),
+  },
+  delta: {
+    path: ADS_DELTA,
+    delta: true,
+    first: (node) => deltaRequest({ node, typeUrl: TYPE_CDS }),
+    ack: (r) => deltaRequest({ typeUrl: r.typeUrl, nonce: r.nonce }),
+    subscribeEds: (names) => deltaRequest({ typeUrl: TYPE_EDS, subscribe: names }),
+  },
+};
 
 // --- streams -------------------------------------------------------------------------------
 
@@ -163,21 +216,21 @@ let failed = 0;
 /** The EDS subscription: every cluster the CDS response named (the same for every stream). */
 let edsNames: string[] = [];
 
-function openStream(client: grpc.Client, index: number, nodeId: string): void {
-  const call = client.makeBidiStreamRequest<Buffer, Buffer>(ADS, identity, identity, new grpc.Metadata());
+function openStream(client: grpc.Client, index: number, nodeId: string, p: Protocol): void {
+  const call = client.makeBidiStreamRequest<Buffer, Buffer>(p.path, identity, identity, new grpc.Metadata());
   calls.push(call);
   let edsSubscribed = false;
   let edsSynced = false;
   call.on('data', (buf: Buffer) => {
     const t = nowMs();
     bytesTotal += buf.length;
-    const r = parseResponse(buf);
+    const r = parseResponse(buf, p.delta);
     if (r.typeUrl === TYPE_CDS) {
-      call.write(request({ typeUrl: TYPE_CDS, version: r.version, nonce: r.nonce }));
+      call.write(p.ack(r, []));
       if (!edsSubscribed) {
         edsSubscribed = true;
         const names = r.values.map((v) => firstName(buf, v));
-        call.write(request({ typeUrl: TYPE_EDS, names }));
+        call.write(p.subscribeEds(names));
         edsNames = names;
       }
       return;
@@ -191,8 +244,8 @@ function openStream(client: grpc.Client, index: number, nodeId: string): void {
       if (hit) w.recv[index] = t;
       else w.extra++;
     }
-    // SotW ACK: echo the version and nonce, with the same subscription.
-    call.write(request({ typeUrl: TYPE_EDS, names: edsNames, version: r.version, nonce: r.nonce }));
+    // SotW ACK: echo the version and nonce, with the same subscription (Delta: the nonce).
+    call.write(p.ack(r, edsNames));
     if (hit && w) w.ack[index] = nowMs();
     if (!edsSynced) {
       edsSynced = true;
@@ -205,7 +258,7 @@ function openStream(client: grpc.Client, index: number, nodeId: string): void {
       send({ type: 'log', msg: `stream ${nodeId}: ${err.code} ${err.details}` });
     }
   });
-  call.write(request({ node: nodeId, typeUrl: TYPE_CDS }));
+  call.write(p.first(nodeId));
 }
 async function open(c: Extract<ClientCommand, { cmd: 'open' }>): Promise<void> {
   const started = nowMs();
@@ -222,7 +275,7 @@ async function open(c: Extract<ClientCommand, { cmd: 'open' }>): Promise<void> {
         }),
       );
     }
-    openStream(channels[channels.length - 1] as grpc.Client, i, `fanout-w${c.worker}-s${i}`);
+    openStream(channels[channels.length - 1] as grpc.Client, i, `fanout-w${c.worker}-s${i}`, PROTOCOLS[c.protocol]);
     if ((i + 1) % c.batch === 0) await new Promise((r) => setTimeout(r, c.batchPauseMs));
   }
   const deadline = started + 120_000;

@@ -70,6 +70,7 @@ interface Pending {
   cpuPublish?: number;
   fanoutSyncMs?: number;
   version?: string;
+  systemVersion?: string;
   expected: number;
   acks: number;
   tLastAck?: number;
@@ -91,6 +92,7 @@ cache.update = (groups) => {
     p.fanoutSyncMs = nowMs() - t;
     // The clients ask for every cluster by name; the memoized body for all names is theirs.
     p.version = cache.snapshotFor('').sotwBody(TYPE.endpoint, subscription(TYPE.endpoint, true, [])).version;
+    p.systemVersion = cache.snapshotFor('').version;
   }
   return changed;
 };
@@ -99,7 +101,8 @@ const origAcked = registry.acked.bind(registry);
 registry.acked = (record, type, nonce, version) => {
   origAcked(record, type, nonce, version);
   const p = pending;
-  if (!p || type !== TYPE.endpoint || p.version === undefined || version !== p.version) return;
+  // SotW ACKs name the EDS body's version, Delta ones the snapshot's system version.
+  if (!p || type !== TYPE.endpoint || p.version === undefined || (version !== p.version && version !== p.systemVersion)) return;
   p.acks++;
   if (p.acks === p.expected) {
     p.tLastAck = nowMs();

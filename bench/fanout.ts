@@ -39,8 +39,18 @@ const { values: args } = parseArgs({
     /** In-process CPU profile of the server during the pushes only, written to this file. */
     'profile-pushes': { type: 'string' },
     'keep-dir': { type: 'boolean', default: false },
+    /** sotw (ADS StreamAggregatedResources) or delta (DeltaAggregatedResources, CDS wildcard + named EDS). */
+    protocol: { type: 'string', default: 'sotw' },
+    help: { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  process.stdout.write(
+    'usage: npx tsx bench/fanout.ts [--streams N] [--clusters N] [--endpoints N] [--workers K] [--pushes P]\n' +
+      '       [--per-channel N] [--window BYTES] [--protocol sotw|delta] [--cpu-prof] [--profile-pushes FILE] [--keep-dir]\n',
+  );
+  process.exit(0);
+}
 const N = Number(args.streams);
 const C = Number(args.clusters);
 const E = Number(args.endpoints);
@@ -48,6 +58,8 @@ const K = Math.min(Number(args.workers), N);
 const P = Number(args.pushes);
 const PER_CHANNEL = Number(args['per-channel']);
 const WINDOW = Number(args.window);
+const PROTOCOL = args.protocol === 'delta' ? 'delta' : 'sotw';
+if (args.protocol !== PROTOCOL) throw new Error(`--protocol must be sotw or delta, not "${args.protocol}"`);
 const RUN_DEADLINE_MS = 15 * 60_000;
 
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
@@ -64,7 +76,11 @@ const endpointAddress = (c: number, e: number): string => `10.${Math.floor(c / 2
 const weights = new Map<string, number>();
 
 function yaml(): string {
-  const lines = ['server:', '  logLevel: info', 'clusters:'];
+  // The default limits (5,000 connections and calls, 2,000 calls per peer) would refuse a load
+  // client that opens N streams from one address.
+  const cap = N + 1000;
+  const limits = `maxStreamsPerPeer: ${cap}, maxStreams: ${cap}, maxConnectionsPerPeer: ${cap}, maxConnections: ${cap}`;
+  const lines = ['server:', '  logLevel: info', '  xds:', `    limits: { ${limits} }`, 'clusters:'];
   for (let c = 0; c < C; c++) {
     lines.push(`  - name: ${clusterName(c)}`, '    endpoints:');
     for (let e = 0; e < E; e++) {
@@ -176,7 +192,7 @@ function summarize(push: number, cluster: string, server: PushReport, samples: P
 
 async function main(): Promise<void> {
   writeFileSync(configPath, yaml());
-  log(`fanout: ${N} streams, ${C} clusters x ${E} endpoints, ${K} client workers, ${PER_CHANNEL} streams/connection, client window ${WINDOW || 'default'}, ${P} pushes; ${cpus().length} cores; config ${configPath}`);
+  log(`fanout: ${N} ${PROTOCOL} streams, ${C} clusters x ${E} endpoints, ${K} client workers, ${PER_CHANNEL} streams/connection, client window ${WINDOW || 'default'}, ${P} pushes; ${cpus().length} cores; config ${configPath}`);
 
   const serverLog = openSync(join(dir, 'server.log'), 'w');
   const server = spawn('./fanout-server.ts', [configPath], ['--expose-gc', ...(args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', dir] : [])], serverLog);
@@ -194,7 +210,7 @@ async function main(): Promise<void> {
   const opened = await Promise.all(
     workers.map((w, k) => {
       const streams = Math.floor(N / K) + (k < N % K ? 1 : 0);
-      w.send({ cmd: 'open', address, streams, perChannel: PER_CHANNEL, worker: k, batch: 100, batchPauseMs: 20, window: WINDOW });
+      w.send({ cmd: 'open', address, streams, perChannel: PER_CHANNEL, worker: k, batch: 100, batchPauseMs: 20, window: WINDOW, protocol: PROTOCOL });
       return next(w, 'opened', 180_000);
     }),
   );
@@ -271,6 +287,7 @@ async function main(): Promise<void> {
     bench: 'fanout',
     date: new Date().toISOString(),
     cores: cpus().length,
+    protocol: PROTOCOL,
     streams: N,
     clusters: C,
     endpoints: E,

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   const limits = `    limits: { maxConnections: ${total + 1000}, maxStreams: ${total + 1000}, handshakeTimeoutMs: 120000 }`;
   // Keepalive pings off the path: a client process juggling 10,000 sessions answers them late.
   writeFileSync(config, `server:\n  xds:\n    listenBacklog: ${values.backlog}\n    keepaliveTimeMs: 600000\n${limits}\nclusters:\n${clusters}\n`);
-  const fulcrum = await startFulcrumProcess({ config, dataDir: join(dir, 'data'), nodeOptions: ['--max-old-space-size=384'] });
+  const fulcrum = await startFulcrumProcess({ config, dataDir: join(dir, 'data'), nodeOptions: ['--max-old-space-size=384', ...(process.env.STORM_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.STORM_PROF] : [])] });
   const t0 = performance.now();
   const runs: Promise<{ outcome: Outcome; ms: number; detail?: string }>[] = [];
   // Paced: proxy i starts at i * withinMs / total.

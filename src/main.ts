@@ -395,6 +395,8 @@ function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions, s
   const edge = xdsEdgeMetrics(core.metrics.registry, COUNTED_LIMITS, () => ({
     connections: built.server?.connectionCount ?? 0,
     calls: built.server?.callCount ?? 0,
+    queuedBytes: built.server?.queuedBytes ?? 0,
+    congestedStreams: built.server?.congestedStreams ?? 0,
   }));
   built.server = new XdsServer(
     {

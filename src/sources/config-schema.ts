@@ -223,6 +223,7 @@ const XdsLimitsSchema = Type.Object(
     maxStreams: Bound(1, 10_000_000),
     handshakeTimeoutMs: Bound(100, 600_000),
     idleConnectionMs: Bound(1_000, 2_147_483_647),
+    maxQueuedBytesPerStream: Bound(1, 1_073_741_824),
   },
   { additionalProperties: false },
 );

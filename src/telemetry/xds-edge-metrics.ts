@@ -4,6 +4,10 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 export interface EdgeCounts {
   readonly connections: number;
   readonly calls: number;
+  /** Response bytes written to streams but not yet flushed. */
+  readonly queuedBytes: number;
+  /** Streams holding responses back at server.xds.limits.maxQueuedBytesPerStream. */
+  readonly congestedStreams: number;
 }
 
 export interface XdsEdgeMetrics {
@@ -45,6 +49,22 @@ export function xdsEdgeMetrics(registry: Registry, limits: readonly string[], co
     registers,
     collect() {
       this.set(counts().calls);
+    },
+  });
+  new Gauge({
+    name: 'fulcrum_xds_queued_bytes',
+    help: 'Response bytes written to xDS streams and not yet flushed to their proxies (slow or stalled readers).',
+    registers,
+    collect() {
+      this.set(counts().queuedBytes);
+    },
+  });
+  new Gauge({
+    name: 'fulcrum_xds_congested_streams',
+    help: 'xDS streams holding responses back because server.xds.limits.maxQueuedBytesPerStream is reached; each is sent its latest state when it drains.',
+    registers,
+    collect() {
+      this.set(counts().congestedStreams);
     },
   });
   for (const limit of limits) exceeded.inc({ limit }, 0);

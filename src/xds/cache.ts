@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
+import type { DeltaPiece } from './delta-piece.js';
 import { PUSH_ORDER, type XdsTypeUrl } from './envoy-api.js';
 import type { EncodedResource } from './resource.js';
 import { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
@@ -48,6 +49,8 @@ export class Snapshot {
   /** By subscription key: the common case (thousands of identical subscriptions) is one lookup. */
   private readonly bySubscription = new Map<string, SotwBody>();
   private readonly updates = new Map<string, SotwBody | null>();
+  /** By state (type, phase, version in sync with), then subscription: the long key is a stream's own, hash cached. */
+  private readonly deltaPieces = new Map<string, Map<string, DeltaPiece>>();
 
   /** A hash of every resource's name and version: equal content, equal version, on every replica. */
   readonly version: string;
@@ -95,6 +98,16 @@ export class Snapshot {
     const changed = next.resources.filter((r) => prev.versions.get(r.name) !== r.version);
     const update = changed.length > 0 ? encodeBody(next.version, type, changed) : null;
     return remember(this.updates, key, update) ?? undefined;
+  }
+
+  /**
+   * The Delta response piece taking a client from one state (`from`: type, phase and the version
+   * it is in sync with; `sub`: its subscription key) to this snapshot; built by the first stream
+   * that needs it, shared by every other stream in the same state.
+   */
+  deltaPiece(from: string, sub: string, build: () => DeltaPiece): DeltaPiece {
+    const bySub = this.deltaPieces.get(from) ?? remember(this.deltaPieces, from, new Map<string, DeltaPiece>());
+    return bySub.get(sub) ?? remember(bySub, sub, build());
   }
 }
 

@@ -1,9 +1,11 @@
 import type { Snapshot } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
+import { buildDeltaPiece, deltaSubscriptionKey, type DeltaPhase, type DeltaPiece } from './delta-piece.js';
+import { joinResponse } from './joined-responses.js';
 import { checkRequestNames } from './limits.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
-import { encodeDeltaResponse, type DeltaDiscoveryRequest } from './wire.js';
+import { deltaTail, type DeltaDiscoveryRequest } from './wire.js';
 
 interface TypeState {
   wildcard: boolean;
@@ -13,6 +15,13 @@ interface TypeState {
   known: Map<string, string>;
   /** Responses not yet ACKed or NACKed, by nonce (several may be in flight in Delta). */
   inflight: Map<string, { version: string }>;
+  /**
+   * The snapshot version whose resources (for this subscription) the client holds exactly, if it
+   * does: then its next update is the piece every stream in the same state shares.
+   */
+  synced?: string;
+  /** The subscription as a memo key; recomputed only after the subscription changed. */
+  subKey?: string;
 }
 
 const MAX_INFLIGHT = 32;
@@ -84,6 +93,10 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       if (st.names.delete(name)) this.subscribed.add(type, -this.subscribed.nameBytes(name));
       st.known.delete(name);
     }
+    if (first || req.resource_names_subscribe.length > 0 || req.resource_names_unsubscribe.length > 0) {
+      st.synced = undefined;
+      st.subKey = undefined;
+    }
     // The limit bounds what a stream may hold, not only what one request may name.
     checkNameCount(st.names.size, this.deps.maxResourceNames);
     // A client that reconnects (from another replica, or to this one restarted) holds what it
@@ -105,44 +118,62 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     return st;
   }
 
-  private respond(type: XdsTypeUrl, snapshot: Snapshot, what: 'updates' | 'removals' | 'all', answerEmpty: boolean): void {
+  private respond(type: XdsTypeUrl, snapshot: Snapshot, what: DeltaPhase, answerEmpty: boolean): void {
     const st = this.types.get(type);
-    if (!st?.requested || !this.record || this.congested) return;
-    const pool = snapshot.resources(type);
-    const resources: Uint8Array[] = [];
-    const sent: [string, string][] = [];
-    if (what !== 'removals') {
-      const candidates = st.wildcard ? pool.keys() : st.names.values();
-      for (const name of candidates) {
-        const r = pool.get(name);
-        if (r && st.known.get(name) !== r.version) {
-          resources.push(r.deltaBytes);
-          sent.push([name, r.version]);
-        }
-      }
+    if (!st?.requested || !this.record) return;
+    if (this.congested) {
+      // Nothing is queued for a client that does not read; it is sent the difference once it drains.
+      st.synced = undefined;
+      return;
     }
-    const removed: string[] = [];
-    if (what !== 'updates') {
-      for (const name of st.known.keys()) {
-        if (!pool.has(name) && (st.wildcard || st.names.has(name))) removed.push(name);
-      }
+    const piece = this.piece(type, st, snapshot, what);
+    if (piece.sent.size === 0 && piece.removed.length === 0 && !answerEmpty) {
+      this.settle(st, snapshot, what, piece);
+      return;
     }
-    if (resources.length === 0 && removed.length === 0 && !answerEmpty) return;
-
     const nonce = this.nextNonce();
     const systemVersion = snapshot.version;
-    this.io.send([encodeDeltaResponse({ systemVersion, typeUrl: type, nonce, resources, removed, controlPlane: this.deps.controlPlaneId })]);
-    for (const [name, version] of sent) st.known.set(name, version);
-    for (const name of removed) st.known.delete(name);
+    const cp = this.deps.controlPlaneId;
+    this.io.send([joinResponse(piece.head, `${nonce}\n${cp}`, () => deltaTail(nonce, cp))]);
+    // A client that held nothing holds exactly the piece: the registry may keep the shared map.
+    const mode = st.known.size === 0 && piece.removed.length === 0 ? 'state' : 'merge';
+    for (const [name, version] of piece.sent) st.known.set(name, version);
+    for (const name of piece.removed) st.known.delete(name);
+    this.settle(st, snapshot, what, piece);
     st.inflight.set(nonce, { version: systemVersion });
     if (st.inflight.size > MAX_INFLIGHT) st.inflight.delete(st.inflight.keys().next().value as string);
-    this.deps.registry.sent(this.record, type, systemVersion, nonce, new Map(sent), 'merge');
-    if (removed.length > 0) this.deps.registry.removed(this.record, type, removed);
+    this.deps.registry.sent(this.record, type, systemVersion, nonce, piece.sent, mode);
+    if (piece.removed.length > 0) this.deps.registry.removed(this.record, type, piece.removed);
 
     // Warming: an updated cluster is re-created by Envoy and waits for its endpoints again.
-    if (type === TYPE.cluster && sent.length > 0) {
+    if (type === TYPE.cluster && piece.sent.size > 0) {
       const eds = this.types.get(TYPE.endpoint);
-      if (eds) for (const [name] of sent) eds.known.delete(name);
+      if (eds) {
+        for (const name of piece.sent.keys()) eds.known.delete(name);
+        eds.synced = undefined;
+      }
     }
+  }
+
+  /**
+   * What to send: shared with every stream in the same state when this one is in sync with a
+   * known version (or holds nothing yet), computed from its own known versions otherwise.
+   */
+  private piece(type: XdsTypeUrl, st: TypeState, snapshot: Snapshot, what: DeltaPhase): DeltaPiece {
+    const build = (): DeltaPiece => buildDeltaPiece(snapshot.version, type, snapshot.resources(type), st, what);
+    const from = st.synced ?? (st.known.size === 0 ? '' : undefined);
+    if (from === undefined) return build();
+    st.subKey ??= deltaSubscriptionKey(st);
+    return snapshot.deltaPiece(`${type}\n${what}\n${from}`, st.subKey, build);
+  }
+
+  /**
+   * After the updates phase the removals of the same change follow from the same starting state,
+   * so `synced` stays; after a complete answer the client holds exactly what the subscription
+   * resolves to (or not, e.g. it reported versions of names it is not subscribed to).
+   */
+  private settle(st: TypeState, snapshot: Snapshot, what: DeltaPhase, piece: DeltaPiece): void {
+    if (what === 'updates') return;
+    st.synced = st.known.size === piece.resolved ? snapshot.version : undefined;
   }
 }

@@ -30,6 +30,12 @@ export interface XdsLimits {
   readonly handshakeTimeoutMs: number;
   /** A connection without any call for this long is closed (grpc.max_connection_idle_ms). */
   readonly idleConnectionMs: number;
+  /**
+   * Response bytes one stream may have written but not yet flushed (its peer is not reading).
+   * At or over it nothing more is queued; once it drains the stream is sent its latest state, so
+   * a stalled proxy holds at most this plus one response, and converges when it reads again.
+   */
+  readonly maxQueuedBytesPerStream: number;
 }
 
 /** The limits above, plus the older `server.xds.maxResourceNames` (a count of names per request). */
@@ -55,6 +61,7 @@ export const DEFAULT_LIMITS: XdsLimits = {
   maxStreams: 5_000,
   handshakeTimeoutMs: 30_000,
   idleConnectionMs: 300_000,
+  maxQueuedBytesPerStream: 64 * 1024,
 };
 
 /** The limits whose refusals are counted (the HTTP/2 stream cap and the idle timeout act inside the transport). */

@@ -60,6 +60,8 @@ export interface StatusEvents {
 
 export class ProxyRegistry {
   private readonly records = new Map<number, ProxyRecord>();
+  /** The sent maps this registry made itself (and so may change in place), by type status. */
+  private readonly mine = new WeakMap<TypeStatus, Map<string, string>>();
 
   constructor(
     private readonly clock: () => number = Date.now,
@@ -103,7 +105,11 @@ export class ProxyRegistry {
     t.sentNonce = nonce;
     t.sentAt = this.clock();
     t.responses++;
-    t.sentResources = mode === 'state' ? resources : new Map([...t.sentResources, ...resources]);
+    if (mode === 'state') t.sentResources = resources;
+    else {
+      const merged = this.owned(t);
+      for (const [name, v] of resources) merged.set(name, v);
+    }
     this.events.onSent?.(record, type);
   }
 
@@ -120,9 +126,22 @@ export class ProxyRegistry {
 
   removed(record: ProxyRecord, type: XdsTypeUrl, names: Iterable<string>): void {
     const t = this.type(record, type);
-    const next = new Map(t.sentResources);
+    const next = this.owned(t);
     for (const n of names) next.delete(n);
-    t.sentResources = next;
+  }
+
+  /**
+   * The type's sent map, made private to this record first if it is shared (SotW assigns the
+   * stream's memoized, read-only map). Delta merges a few names per push into a map it owns
+   * instead of copying every resource the proxy holds on every push.
+   */
+  private owned(t: TypeStatus): Map<string, string> {
+    const mine = this.mine.get(t);
+    if (mine && mine === t.sentResources) return mine;
+    const copy = new Map(t.sentResources);
+    this.mine.set(t, copy);
+    t.sentResources = copy;
+    return copy;
   }
 
   acked(record: ProxyRecord, type: XdsTypeUrl, nonce: string, version: string): void {

@@ -57,6 +57,8 @@ export class XdsServer {
   private readonly limits: XdsLimits;
   private readonly streamGate: StreamGate;
   private gate: ConnectionGate | undefined;
+  /** Response bytes written to streams but not yet flushed, and the streams at their mark. */
+  private readonly queue = { bytes: 0, congested: 0 };
 
   constructor(
     private readonly options: XdsServerOptions,
@@ -83,6 +85,9 @@ export class XdsServer {
       'grpc.keepalive_permit_without_calls': 1,
       // Envoy's and grpc's clients ping to keep ADS alive through idle NATs; do not punish them for it.
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+      // channelz bookkeeping (per connection and per call) is work no one reads here: fulcrum has
+      // its own metrics, and a reconnect storm pays it 10,000 times.
+      'grpc.enable_channelz': 0,
       interceptors: [this.streamGate.interceptor, ...(options.security?.authz ? [options.security.authz.interceptor] : [])],
     });
     for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));
@@ -101,6 +106,16 @@ export class XdsServer {
   /** Open gRPC calls of every service on the port. */
   get callCount(): number {
     return this.streamGate.streams;
+  }
+
+  /** Response bytes written to streams and not yet flushed (proxies not reading, or slow). */
+  get queuedBytes(): number {
+    return this.queue.bytes;
+  }
+
+  /** Streams holding responses back because their queue reached `maxQueuedBytesPerStream`. */
+  get congestedStreams(): number {
+    return this.queue.congested;
   }
 
   /** Open connections on the port. */
@@ -148,9 +163,9 @@ export class XdsServer {
   private handlers(svc: DiscoveryServiceShape): grpc.UntypedServiceImplementation {
     const impl: grpc.UntypedServiceImplementation = {
       [svc.sotw]: (call: grpc.ServerDuplexStream<DiscoveryRequest, ResponseParts>) =>
-        this.serve(call, new SotwStream(this.deps, this.io(call), svc.name, svc.type)),
+        this.serve(call, (io) => new SotwStream(this.deps, io, svc.name, svc.type)),
       [svc.delta]: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, ResponseParts>) =>
-        this.serve(call, new DeltaStream(this.deps, this.io(call), svc.name, svc.type)),
+        this.serve(call, (io) => new DeltaStream(this.deps, io, svc.name, svc.type)),
     };
     if (svc.fetch) {
       impl[svc.fetch] = (call: grpc.ServerUnaryCall<DiscoveryRequest, ResponseParts>, cb: grpc.sendUnaryData<ResponseParts>) =>
@@ -159,35 +174,67 @@ export class XdsServer {
     return impl;
   }
 
-  private io(call: grpc.ServerDuplexStream<unknown, ResponseParts>): StreamIo {
+  /**
+   * The gRPC side of one stream. A proxy that stops reading must not make the server buffer every
+   * push for it: bytes written but not yet flushed are counted, and at `maxQueuedBytesPerStream`
+   * the stream is congested and its responses wait. When its writes complete below the mark,
+   * `drained` runs and the stream sends what its subscriptions resolve to then (the state
+   * machines coalesce; nothing is lost), so a stalled proxy holds at most the mark plus one response.
+   */
+  private io(call: grpc.ServerDuplexStream<unknown, ResponseParts>, drained: () => void): StreamIo & { release(): void } {
+    const mark = this.limits.maxQueuedBytesPerStream;
+    let queued = 0;
     let congested = false;
-    // A proxy that stops reading must not make the server buffer every push for it: once the
-    // stream's buffer is full, responses wait, and on 'drain' the stream sends only what its
-    // subscriptions resolve to then (the state machines coalesce; nothing is lost).
-    call.on('drain', () => {
+    let released = false;
+    const flushed = (bytes: number): void => {
+      if (released) return;
+      queued -= bytes;
+      this.queue.bytes -= bytes;
+      if (!congested || queued >= mark) return;
       congested = false;
-    });
+      this.queue.congested -= 1;
+      if (!call.cancelled) drained();
+    };
     const authz = this.options.security?.authz;
     return {
       peer: call.getPeer(),
       ...(authz ? { admit: (node) => authz.admitNode(call.getAuthContext(), node, call.getPeer()) } : {}),
       send: (parts) => {
-        if (!call.write(parts)) congested = true;
+        let bytes = 0;
+        for (const p of parts) bytes += p.byteLength;
+        queued += bytes;
+        this.queue.bytes += bytes;
+        // The callback runs once the bytes left this process (or the call ended): never twice.
+        call.write(parts, () => flushed(bytes));
+        if (!congested && queued >= mark) {
+          congested = true;
+          this.queue.congested += 1;
+        }
       },
       congested: () => congested,
       fail: (code, message) => {
         call.emit('error', { code, details: message });
       },
+      // The call ended: what it still held is gone with it, whether or not its callbacks run.
+      release: () => {
+        if (released) return;
+        released = true;
+        this.queue.bytes -= queued;
+        if (congested) this.queue.congested -= 1;
+      },
     };
   }
 
-  private serve<Req extends { readonly node?: RawNode }>(call: grpc.ServerDuplexStream<Req, ResponseParts>, stream: XdsStream<Req>): void {
+  private serve<Req extends { readonly node?: RawNode }>(call: grpc.ServerDuplexStream<Req, ResponseParts>, make: (io: StreamIo) => XdsStream<Req>): void {
+    const io = this.io(call as grpc.ServerDuplexStream<unknown, ResponseParts>, () => stream.onCacheChange());
+    const stream = make(io);
     this.streams.add(stream);
     this.calls.add(call as grpc.ServerDuplexStream<unknown, ResponseParts>);
     const done = () => {
       this.streams.delete(stream);
       this.groups.delete(stream);
       this.calls.delete(call as grpc.ServerDuplexStream<unknown, ResponseParts>);
+      io.release();
       stream.close();
     };
     call.on('data', (req: Req) => {
@@ -202,7 +249,6 @@ export class XdsServer {
         done();
       }
     });
-    call.on('drain', () => stream.onCacheChange());
     call.on('end', () => {
       done();
       call.end();

@@ -1,6 +1,7 @@
 import { buildSotwBody, subscription, type SotwBody, type Snapshot, type Subscription, type VersionedResource } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
+import { joinResponse } from './joined-responses.js';
 import { checkRequestNames } from './limits.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
 import { sotwTail, type DiscoveryRequest } from './wire.js';
@@ -148,7 +149,8 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     st.nonce = nonce;
     st.sent = state;
     st.force = false;
-    this.io.send([wire.bytes, sotwTail(nonce, this.deps.controlPlaneId)]);
+    const cp = this.deps.controlPlaneId;
+    this.io.send([joinResponse(wire.bytes, `${nonce}\n${cp}`, () => sotwTail(nonce, cp))]);
     this.deps.registry.sent(this.record, type, state.version, nonce, state.versions, 'state');
     // Warming: Envoy re-creates an updated cluster (listener) and waits for its EDS (RDS) answer,
     // asking with the same names it already holds; that request must be answered.

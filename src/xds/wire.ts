@@ -81,20 +81,10 @@ export function sotwTail(nonce: string, controlPlane: string): Uint8Array {
   return w.finish();
 }
 
-export function encodeDeltaResponse(args: {
-  systemVersion: string;
-  typeUrl: string;
-  nonce: string;
-  resources: readonly Uint8Array[];
-  removed: readonly string[];
-  controlPlane: string;
-}): Uint8Array {
-  const w = protobuf.Writer.create().uint32(10).string(args.systemVersion);
-  for (const r of args.resources) w.uint32(18).bytes(r);
-  w.uint32(34).string(args.typeUrl);
-  w.uint32(42).string(args.nonce);
-  for (const n of args.removed) w.uint32(50).string(n);
-  w.uint32(58).fork().uint32(10).string(args.controlPlane).ldelim();
+/** The per-stream tail of a Delta response: nonce (5) and control_plane (7); the rest is shared (delta-piece.ts). */
+export function deltaTail(nonce: string, controlPlane: string): Uint8Array {
+  const w = protobuf.Writer.create().uint32(42).string(nonce);
+  w.uint32(58).fork().uint32(10).string(controlPlane).ldelim();
   return w.finish();
 }
 
