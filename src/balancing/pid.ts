@@ -70,6 +70,13 @@ export interface PidStep {
   readonly antiWindup: boolean;
 }
 
+export type MutablePidStep = { -readonly [K in keyof PidStep]: PidStep[K] };
+
+/** A step to fill (numbers zero, so its fields start as doubles). */
+export function blankPidStep(): MutablePidStep {
+  return { output: 0, error: 0, p: 0, i: 0, d: 0, unclamped: 0, dt: 0, saturated: false, antiWindup: false };
+}
+
 /** What a PidController remembers between updates (null: nothing yet). */
 export interface PidMemory {
   readonly integral: number;
@@ -85,8 +92,10 @@ export class PidController {
   private readonly timeUnitMs: number;
   private integral: number;
   private lastD = 0;
-  private lastMeasurement: number | undefined;
-  private lastAt: number | undefined;
+  // NaN, not undefined, for "none yet": fields that only hold numbers are updated in place, where
+  // a field that held undefined boxes every number written to it (the engine updates 10,000+ per tick).
+  private lastMeasurement = Number.NaN;
+  private lastAt = Number.NaN;
 
   constructor(options: PidOptions = {}) {
     const o = { ...PID_DEFAULTS, ...options };
@@ -100,6 +109,14 @@ export class PidController {
   }
 
   update({ setpoint, measurement, now }: PidInput): PidStep {
+    return this.updateInto(setpoint, measurement, now, blankPidStep());
+  }
+
+  /**
+   * `update` writing into `out` (returned): the weight engine keeps one step per endpoint and
+   * reuses it, rather than allocating 10,000 step objects per tick that all outlive it.
+   */
+  updateInto(setpoint: number, measurement: number, now: number, out: MutablePidStep): MutablePidStep {
     if (!Number.isFinite(setpoint) || !Number.isFinite(measurement) || !Number.isFinite(now)) {
       throw new RangeError(`PID inputs must be finite (setpoint ${setpoint}, measurement ${measurement}, now ${now})`);
     }
@@ -107,13 +124,13 @@ export class PidController {
     const error = setpoint - measurement;
     const p = kp * error;
     const dt =
-      this.lastAt === undefined || this.lastMeasurement === undefined
+      Number.isNaN(this.lastAt) || Number.isNaN(this.lastMeasurement)
         ? 0
         : Math.max(0, (now - this.lastAt) / this.timeUnitMs);
 
     let d = this.lastD;
     let antiWindup = false;
-    if (dt > 0 && this.lastMeasurement !== undefined) {
+    if (dt > 0) {
       d = (kd * (this.lastMeasurement - measurement)) / dt;
       const full = this.integral + ki * error * dt;
       let next = full;
@@ -125,7 +142,7 @@ export class PidController {
       antiWindup = next !== full;
       this.integral = next;
     }
-    if (this.lastAt === undefined || dt > 0) {
+    if (Number.isNaN(this.lastAt) || dt > 0) {
       this.lastAt = now;
       this.lastMeasurement = measurement;
       this.lastD = d;
@@ -137,8 +154,16 @@ export class PidController {
     // rounding; snap values within a few ulps so `saturated` reports what happened.
     const slack = 1e-12 * (this.outputMax - this.outputMin);
     const saturated = unclamped >= this.outputMax - slack ? 'high' : unclamped <= this.outputMin + slack ? 'low' : false;
-    const output = saturated === 'high' ? this.outputMax : saturated === 'low' ? this.outputMin : unclamped;
-    return { output, error, p, i, d, unclamped, dt, saturated, antiWindup };
+    out.output = saturated === 'high' ? this.outputMax : saturated === 'low' ? this.outputMin : unclamped;
+    out.error = error;
+    out.p = p;
+    out.i = i;
+    out.d = d;
+    out.unclamped = unclamped;
+    out.dt = dt;
+    out.saturated = saturated;
+    out.antiWindup = antiWindup;
+    return out;
   }
 
   get integralTerm(): number {
@@ -155,7 +180,7 @@ export class PidController {
 
   /** The controller's memory (not its gains), JSON-safe: what a successor needs to continue. */
   snapshot(): PidMemory {
-    return { integral: this.integral, lastD: this.lastD, lastMeasurement: this.lastMeasurement ?? null, lastAt: this.lastAt ?? null };
+    return { integral: this.integral, lastD: this.lastD, lastMeasurement: orNull(this.lastMeasurement), lastAt: orNull(this.lastAt) };
   }
 
   /** Continues from a snapshot (another replica's); values outside the output range are clamped. */
@@ -163,16 +188,16 @@ export class PidController {
     const finite = (v: number | null): number | undefined => (v !== null && Number.isFinite(v) ? v : undefined);
     this.integral = this.clamp(finite(m.integral) ?? this.initialIntegral());
     this.lastD = finite(m.lastD) ?? 0;
-    this.lastMeasurement = finite(m.lastMeasurement);
-    this.lastAt = this.lastMeasurement === undefined ? undefined : finite(m.lastAt);
+    this.lastMeasurement = finite(m.lastMeasurement) ?? Number.NaN;
+    this.lastAt = Number.isNaN(this.lastMeasurement) ? Number.NaN : (finite(m.lastAt) ?? Number.NaN);
   }
 
   /** Forgets all history (soft state: the weight engine rebuilds it after a restart). */
   reset(): void {
     this.integral = this.initialIntegral();
     this.lastD = 0;
-    this.lastMeasurement = undefined;
-    this.lastAt = undefined;
+    this.lastMeasurement = Number.NaN;
+    this.lastAt = Number.NaN;
   }
 
   // Zero, or the nearest bound when the output range excludes zero (e.g. [0.5, 2]),
@@ -185,6 +210,8 @@ export class PidController {
     return Math.min(this.outputMax, Math.max(this.outputMin, x));
   }
 }
+
+const orNull = (x: number): number | null => (Number.isNaN(x) ? null : x);
 
 function checkGains({ kp, ki, kd }: PidGains): PidGains {
   for (const [name, value] of [['kp', kp], ['ki', ki], ['kd', kd]] as const) {

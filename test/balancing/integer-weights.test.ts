@@ -5,6 +5,8 @@ import {
   integerWeightTargets,
   toIntegerWeightGroups,
   toIntegerWeights,
+  toIntegerWeightsByGroup,
+  kthLargest,
 } from '../../src/balancing/integer-weights.js';
 
 const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
@@ -123,6 +125,47 @@ describe('integer weights', () => {
         expect(violations).toEqual([]);
       }),
       { numRuns: 200 },
+    );
+  });
+
+  // The selection-based rounding must give exactly what sorting by remainder (ties to the earlier
+  // index) gives: the definition in the module's header.
+  const bySorting = (targets: readonly number[]): number[] => {
+    const result = targets.map(Math.floor);
+    const missing = Math.round(sum(targets)) - sum(result);
+    const order = targets.map((t, i) => ({ i, r: t - Math.floor(t) })).sort((a, b) => b.r - a.r || a.i - b.i);
+    for (let k = 0; k < missing; k++) result[order[k]!.i]! += 1;
+    return result;
+  };
+
+  it('property: flat per-group conversion equals sorting each group by remainder, ties and all', () => {
+    // Few distinct values, so remainders tie often.
+    const tied = fc.oneof(weight, fc.constantFrom(1, 2, 3, 1.5, 2.5, 0.3333));
+    fc.assert(
+      fc.property(fc.array(fc.array(tied, { minLength: 1, maxLength: 60 }), { minLength: 1, maxLength: 6 }), opts, (gs, o) => {
+        const targets = integerWeightTargets(gs, o);
+        const expected = targets.map(bySorting);
+        expect(toIntegerWeightGroups(gs, o)).toEqual(expected);
+        // Interleaved groups (the engine's layout: localities mixed in endpoint order).
+        const flat: number[] = [];
+        const groupOf: number[] = [];
+        const maxLen = Math.max(...gs.map((g) => g.length));
+        for (let i = 0; i < maxLen; i++) gs.forEach((g, k) => i < g.length && (flat.push(g[i]!), groupOf.push(k)));
+        const ints = toIntegerWeightsByGroup(flat, groupOf, gs.length, o);
+        const seen = gs.map(() => 0);
+        groupOf.forEach((g, j) => expect(ints[j]).toBe(expected[g]![seen[g]!++]));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('property: kthLargest is the k-th value in descending order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 9 }).map((x) => x / 4), { minLength: 1, maxLength: 80 }), fc.nat(), (xs, k0) => {
+        const k = (k0 % xs.length) + 1;
+        expect(kthLargest(xs.slice(), k)).toBe([...xs].sort((a, b) => b - a)[k - 1]);
+      }),
+      { numRuns: 500 },
     );
   });
 });

@@ -14,7 +14,7 @@
  */
 import type { EwmaMemory } from '../ewma.js';
 import type { PidMemory } from '../pid.js';
-import type { ClusterState, EndpointState } from './state.js';
+import { isSet, UNSET, type ClusterState, type EndpointState } from './state.js';
 import type { Sample } from './types.js';
 
 export const CLUSTER_EXPORT_VERSION = 1;
@@ -45,12 +45,12 @@ export function exportCluster(c: ClusterState): ExportedClusterState | undefined
   if (c.lastWeights === undefined) return undefined;
   const endpoints: Record<string, ExportedEndpoint> = {};
   for (const e of c.order) {
-    if (!e.wasServing || e.w === undefined || e.pub === undefined) continue;
+    if (!e.wasServing || !isSet(e.w) || !isSet(e.pub)) continue;
     endpoints[e.key] = {
       w: e.w,
       pub: e.pub,
-      pidW: e.pidW ?? null,
-      smoothed: e.smoothed ?? null,
+      pidW: isSet(e.pidW) ? e.pidW : null,
+      smoothed: isSet(e.smoothed) ? e.smoothed : null,
       noise: e.noise,
       pid: e.pid.snapshot(),
       ewma: e.ewma.snapshot(),
@@ -94,12 +94,12 @@ function restoreEndpoint(e: EndpointState, x: ExportedEndpoint): void {
   e.wasServing = true;
   e.seeded = false;
   e.seededAt = undefined;
-  e.smoothed = x.smoothed !== null && Number.isFinite(x.smoothed) ? x.smoothed : undefined;
+  e.smoothed = x.smoothed !== null && Number.isFinite(x.smoothed) ? x.smoothed : UNSET;
   e.noise = Number.isFinite(x.noise) && x.noise >= 0 ? x.noise : 0;
   e.pid.restore(x.pid);
   e.pidStep = undefined;
   // Unknown: the first step after the hand-over is one tick's worth (see tick/pid.ts stepTicks).
-  e.lastControlAt = undefined;
+  e.lastControlAt = UNSET;
   e.ewma.restore(x.ewma);
   e.latency.restore(x.latency);
   if (x.steerAt !== null && Number.isFinite(x.steerAt)) e.steerAt = Math.max(e.steerAt ?? x.steerAt, x.steerAt);

@@ -1,11 +1,13 @@
 /**
  * Explanations, built on demand. A tick over 10,000 endpoints would otherwise allocate
  * 10,000 explanation objects nobody reads; instead the tick's Frame (tick/frame.ts) keeps
- * its per-endpoint numbers in typed arrays and `TickExplanations` (a ReadonlyMap) turns one
- * row into an `Explanation` when asked. The frame is not touched after its tick, so a
- * result read later still describes its own tick.
+ * its per-endpoint numbers in arrays and `TickExplanations` (a ReadonlyMap) turns one
+ * row into an `Explanation` when asked. The frame is not touched by the next tick, so a
+ * result read later still describes its own tick, until the cluster's next-but-one tick recycles
+ * the frame (tick/frame.ts); reading it after that throws rather than describing another tick.
  */
 import type { HealthState } from '../health.js';
+import { IndexedMap } from './indexed-map.js';
 import { at, FRESHNESS_CODES, HEALTH_CODES, type Frame } from './tick/frame.js';
 import { SAFETY_RULES, type Explanation, type Freshness, type PublishedHealth, type SafetyRule } from './types.js';
 
@@ -26,43 +28,22 @@ export const FAIL_STATIC_NOTE =
 
 const num = (x: number | undefined): number | undefined => (x === undefined || Number.isNaN(x) ? undefined : x);
 
-export class TickExplanations implements ReadonlyMap<string, Explanation> {
+export class TickExplanations extends IndexedMap<Explanation> {
+  private readonly generation: number;
+
   constructor(
     private readonly snap: Frame,
-    private readonly index: ReadonlyMap<string, number>,
-  ) {}
-
-  get size(): number {
-    return this.snap.keys.length;
+    index: ReadonlyMap<string, number>,
+  ) {
+    super(snap.keys, index);
+    this.generation = snap.generation;
   }
 
-  has(key: string): boolean {
-    return this.index.has(key);
-  }
-
-  get(key: string): Explanation | undefined {
-    const i = this.index.get(key);
-    return i === undefined ? undefined : this.build(i);
-  }
-
-  forEach(callback: (value: Explanation, key: string, map: ReadonlyMap<string, Explanation>) => void, thisArg?: unknown): void {
-    for (const [k, v] of this) callback.call(thisArg, v, k, this);
-  }
-
-  *entries(): MapIterator<[string, Explanation]> {
-    for (let i = 0; i < this.snap.keys.length; i++) yield [this.snap.keys[i] as string, this.build(i)];
-  }
-
-  *keys(): MapIterator<string> {
-    yield* this.snap.keys;
-  }
-
-  *values(): MapIterator<Explanation> {
-    for (let i = 0; i < this.snap.keys.length; i++) yield this.build(i);
-  }
-
-  [Symbol.iterator](): MapIterator<[string, Explanation]> {
-    return this.entries();
+  protected valueAt(i: number): Explanation {
+    if (this.snap.generation !== this.generation) {
+      throw new Error('explanations read after their cluster ticked twice more (the engine reuses the frame): read a tick result before the next-but-one tick');
+    }
+    return this.build(i);
   }
 
   private build(i: number): Explanation {

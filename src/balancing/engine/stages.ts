@@ -202,8 +202,10 @@ export function exceedsHysteresis(
 ): boolean {
   for (let i = 0; i < candidate.length; i++) {
     if (include !== undefined && !include[i]) continue;
-    const p = published[i] ?? 0;
-    if (Math.abs((candidate[i] ?? 0) / p - 1) > threshold) return true;
+    // Casts, not `?? 0` (which boxes every double read in V8: see tick/frame.ts `at`); a missing
+    // published value reads as 0, i.e. always a move.
+    const p = i < published.length ? (published[i] as number) : 0;
+    if (Math.abs((candidate[i] as number) / p - 1) > threshold) return true;
   }
   return false;
 }

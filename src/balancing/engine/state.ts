@@ -5,8 +5,9 @@
  */
 import type { EwmaLatency } from '../ewma.js';
 import type { HealthTracker } from '../health.js';
-import type { PidController, PidStep } from '../pid.js';
+import type { MutablePidStep, PidController, PidStep } from '../pid.js';
 import type { ErrorWindow } from './error-window.js';
+import type { Frame } from './tick/frame.js';
 import type { ResolvedParts } from './stages.js';
 import type {
   EjectionSettings,
@@ -18,6 +19,20 @@ import type {
   UtilizationMetric,
   WeightingPolicy,
 } from './types.js';
+
+/**
+ * "No value" for the numbers an endpoint's state rewrites every tick (w, pub, pidW, smoothed,
+ * lastControlAt): NaN rather than undefined. A field that ever held undefined is a tagged field
+ * in V8, so every number written to it is a new heap object (one per endpoint per field per tick,
+ * each outliving the tick); a field that only ever holds numbers is updated in place.
+ */
+export const UNSET = Number.NaN;
+
+/** Whether a numeric state field holds a value (is not UNSET). */
+export const isSet = (x: number): boolean => x === x;
+
+/** The field's value, or `fallback` when UNSET. */
+export const valueOr = (x: number, fallback: number): number => (x === x ? x : fallback);
 
 export interface PidConfig {
   readonly setpoint: 'mean' | number;
@@ -36,15 +51,17 @@ export interface EndpointState {
   pid: PidController;
   /** The last PID step and what went with it (kept for explanations while awaiting a sample). */
   pidStep: PidStep | undefined;
+  /** What pidStep points to once set: one step object per endpoint, rewritten by every update. */
+  readonly pidStepBuffer: MutablePidStep;
   pidSetpoint: number;
   pidMeasurement: number;
   pidMultiplier: number;
   /** Mean absolute gap between a new measurement and the smoothed one (tick/pid.ts). */
   noise: number;
-  /** The PID's smoothed measurement (undefined until the first). */
-  smoothed: number | undefined;
+  /** The PID's smoothed measurement (UNSET until the first). */
+  smoothed: number;
   /** `at` of the sample the PID last consumed. */
-  lastControlAt: number | undefined;
+  lastControlAt: number;
   /** The policy's EWMA (with exploration bonus). */
   ewma: EwmaLatency;
   /** Plain smoothed latency for the PID's latency metrics (no bonus). */
@@ -58,12 +75,12 @@ export interface EndpointState {
   sampleSeq: number;
   usedSeq: number;
   lastProbe: ProbeResult | undefined;
-  /** Internal weight (static units × scale); undefined while not serving. */
-  w: number | undefined;
+  /** Internal weight (static units × scale); UNSET while not serving. */
+  w: number;
   /** Weight published (real); the step limit's anchor. */
-  pub: number | undefined;
+  pub: number;
   /** PID's own weight vector entry (blends only; equals w for a pure PID policy). */
-  pidW: number | undefined;
+  pidW: number;
   wasServing: boolean;
   /** seedWeights() was called and no sample has arrived yet. */
   seeded: boolean;
@@ -103,15 +120,16 @@ export interface ClusterState {
   readonly index: ReadonlyMap<string, number>;
   readonly keys: readonly string[];
   readonly statics: number[];
-  /** Integer-conversion groups (localities): group of each endpoint and its position in it. */
+  /** Integer-conversion groups (localities): the group of each endpoint, and how many groups. */
   readonly groupOf: number[];
-  readonly posInGroup: number[];
-  readonly groupSizes: readonly number[];
+  readonly groupCount: number;
   lastTickAt: number | undefined;
-  lastWeights: Map<string, number> | undefined;
-  lastHealth: Map<string, PublishedHealth> | undefined;
+  lastWeights: ReadonlyMap<string, number> | undefined;
+  lastHealth: ReadonlyMap<string, PublishedHealth> | undefined;
   lastServing: number[] | undefined;
   lastFailStatic: boolean;
   /** Set by setCluster/seedWeights: forces a publish on the next tick. */
   dirty: boolean;
+  /** The last tick's frame, and the one before it (recycled by the next tick: tick/frame.ts). */
+  readonly frames: { last: Frame | undefined; spare: Frame | undefined };
 }

@@ -66,11 +66,11 @@
  */
 import { EwmaLatency } from '../ewma.js';
 import { HealthTracker, type HealthTransition } from '../health.js';
-import { PidController } from '../pid.js';
+import { blankPidStep, PidController } from '../pid.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ErrorWindow } from './error-window.js';
 import { TickExplanations } from './explanations.js';
-import type { ClusterState, EndpointState, PidConfig } from './state.js';
+import { isSet, UNSET, valueOr, type ClusterState, type EndpointState, type PidConfig } from './state.js';
 import { policyParts, resolveEjection, resolveSafety, validateEndpoints, validatePolicy, validateSample } from './stages.js';
 import { clampAll } from './tick/clamps.js';
 import { runController } from './tick/controller.js';
@@ -175,6 +175,7 @@ export class WeightEngine {
       lastServing: undefined,
       lastFailStatic: existing?.lastFailStatic ?? false,
       dirty: true,
+      frames: { last: undefined, spare: undefined },
     });
   }
 
@@ -199,9 +200,9 @@ export class WeightEngine {
     if (reset.pid) {
       e.pid = newPid(pidConfig, safety);
       e.pidStep = undefined;
-      e.smoothed = undefined;
+      e.smoothed = UNSET;
       e.noise = 0;
-      e.lastControlAt = undefined;
+      e.lastControlAt = UNSET;
       e.latency = newPidLatency(safety);
     }
     if (reset.ewma) e.ewma = newEwma(policy, safety);
@@ -226,12 +227,13 @@ export class WeightEngine {
       tracker: carry?.tracker ?? new HealthTracker(this.healthOptions),
       pid: newPid(pidConfig, safety),
       pidStep: undefined,
+      pidStepBuffer: blankPidStep(),
       pidSetpoint: 0,
       pidMeasurement: 0,
       pidMultiplier: 1,
-      smoothed: undefined,
+      smoothed: UNSET,
       noise: 0,
-      lastControlAt: undefined,
+      lastControlAt: UNSET,
       ewma: newEwma(policy, safety),
       latency: newPidLatency(safety),
       errors: new ErrorWindow(ejection.errorWindowMs),
@@ -240,9 +242,9 @@ export class WeightEngine {
       sampleSeq: 0,
       usedSeq: 0,
       lastProbe: carry?.lastProbe,
-      w: carry?.w,
-      pub: carry?.pub,
-      pidW: carry?.pidW,
+      w: carry?.w ?? UNSET,
+      pub: carry?.pub ?? UNSET,
+      pidW: carry?.pidW ?? UNSET,
       wasServing: carry !== undefined && carry.staticWeight === ep.weight && carry.wasServing,
       seeded: carry?.seeded ?? false,
       seededAt: carry?.seededAt,
@@ -351,16 +353,18 @@ export class WeightEngine {
   }
 
   private tickCluster(c: ClusterState, now: number): ClusterTick {
-    const f = newFrame({
-      n: c.order.length,
-      now,
-      dt: c.lastTickAt === undefined ? c.safety.tickMs : Math.max(0, now - c.lastTickAt),
-      policy: c.policy.kind,
-      keys: c.keys,
-      statics: c.statics,
-      samples: c.order.map((e) => e.sample),
-      probeLatency: c.order.map((e) => e.lastProbe?.latencyMs),
-    });
+    const f = newFrame(
+      {
+        n: c.order.length,
+        now,
+        dt: c.lastTickAt === undefined ? c.safety.tickMs : Math.max(0, now - c.lastTickAt),
+        policy: c.policy.kind,
+        keys: c.keys,
+        statics: c.statics,
+      },
+      c.frames.spare,
+    );
+    captureInputs(f, c.order);
     const inRotation = (i: number): boolean => {
       const e = c.order[i] as EndpointState;
       return !isOperatorDisabled(e.operatorHealth) && e.tracker.state(now) === 'AVAILABLE';
@@ -377,7 +381,7 @@ export class WeightEngine {
     return { weights: out.weights, health: out.health, changed: out.changed, explanations: new TickExplanations(f, c.index), failStatic: f.failStatic, setpoint };
   }
 
-  private remember(c: ClusterState, f: Frame, weights: Map<string, number>, health: Map<string, PublishedHealth>): void {
+  private remember(c: ClusterState, f: Frame, weights: ReadonlyMap<string, number>, health: ReadonlyMap<string, PublishedHealth>): void {
     const syncPid = c.parts.pid === 1 || f.failStatic;
     for (let i = 0; i < f.n; i++) {
       const e = c.order[i] as EndpointState;
@@ -391,8 +395,20 @@ export class WeightEngine {
     c.lastWeights = weights;
     c.lastHealth = health;
     c.lastServing = f.serving;
+    // The frame before this one is free again (its tick's explanations are two ticks old).
+    c.frames.spare = c.frames.last;
+    c.frames.last = f;
     c.lastFailStatic = f.failStatic;
     c.dirty = false;
+  }
+}
+
+/** What the explanations show of each endpoint's inputs at this tick. */
+function captureInputs(f: Frame, eps: readonly EndpointState[]): void {
+  for (let i = 0; i < f.n; i++) {
+    const e = eps[i] as EndpointState;
+    f.samples[i] = e.sample;
+    f.probeLatency[i] = e.lastProbe?.latencyMs;
   }
 }
 
@@ -400,29 +416,24 @@ export class WeightEngine {
 function snapshotPrevious(f: Frame, eps: readonly EndpointState[]): void {
   for (let i = 0; i < f.n; i++) {
     const e = eps[i] as EndpointState;
-    f.prevPub[i] = e.pub ?? 0;
-    if (f.serving[i]) f.prevW[i] = e.w ?? 0;
+    f.prevPub[i] = valueOr(e.pub, 0);
+    if (f.serving[i]) f.prevW[i] = valueOr(e.w, 0);
   }
 }
 
-/** Integer-conversion groups (localities): the group of each endpoint and its position in it. */
-function localityLayout(order: readonly EndpointState[]): Pick<ClusterState, 'groupOf' | 'posInGroup' | 'groupSizes'> {
+/** Integer-conversion groups (localities): the group of each endpoint, and how many groups. */
+function localityLayout(order: readonly EndpointState[]): Pick<ClusterState, 'groupOf' | 'groupCount'> {
   const groupOf = new Array<number>(order.length).fill(0);
-  const posInGroup = new Array<number>(order.length).fill(0);
   const ids = new Map<string, number>();
-  const sizes: number[] = [];
   order.forEach((e, i) => {
     let g = ids.get(e.locality);
     if (g === undefined) {
-      g = sizes.length;
+      g = ids.size;
       ids.set(e.locality, g);
-      sizes.push(0);
     }
     groupOf[i] = g;
-    posInGroup[i] = sizes[g] ?? 0;
-    sizes[g] = (sizes[g] ?? 0) + 1;
   });
-  return { groupOf, posInGroup, groupSizes: sizes };
+  return { groupOf, groupCount: ids.size };
 }
 
 /** Blends: keeps the PID's own vector within floor and ceiling of its own scale. */
@@ -430,14 +441,14 @@ function boundPidVector(c: ClusterState, serving: number[]): void {
   let sw = 0;
   let ss = 0;
   c.order.forEach((e, i) => {
-    if (!serving[i] || e.pidW === undefined) return;
+    if (!serving[i] || !isSet(e.pidW)) return;
     sw += e.pidW;
     ss += e.staticWeight;
   });
   if (!(ss > 0 && sw > 0)) return;
   const scale = sw / ss;
   c.order.forEach((e, i) => {
-    if (!serving[i] || e.pidW === undefined) return;
+    if (!serving[i] || !isSet(e.pidW)) return;
     e.pidW = Math.min(Math.max(e.pidW, e.staticWeight * scale * c.safety.minWeightRatio), e.staticWeight * scale * c.safety.maxWeightRatio);
   });
 }

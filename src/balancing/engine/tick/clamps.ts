@@ -4,7 +4,6 @@
  * and floor/ceiling ([minWeightRatio, maxWeightRatio] × fair share). The
  * floor wins over the step limit: every endpoint keeps enough traffic to keep reporting.
  */
-import { clampToBounds, stepLimit } from '../stages.js';
 import type { SafetySettings } from '../types.js';
 import { applyFreshness } from './freshness.js';
 import { at, mark, ruleBit, type Frame } from './frame.js';
@@ -25,14 +24,27 @@ export function clampAll(f: Frame, s: SafetySettings, o: ClampOptions): void {
     if (!f.serving[i]) continue;
     let w = at(f.raw, i);
     if (o.adaptive) w = applyFreshness(f, i, w, s, o.decayWhenNone);
+    // stepLimit and clampToBounds (stages.ts) written out: no result object per endpoint per tick.
     if (!f.failStatic) {
-      const limited = stepLimit(w, at(f.prevPub, i), s.maxStepRatio ** at(f.stepTicks, i));
-      if (limited.fired) mark(f, i, R_STEP);
-      w = limited.value;
+      const ratio = s.maxStepRatio ** at(f.stepTicks, i);
+      const anchor = at(f.prevPub, i);
+      const hi = anchor * ratio;
+      const lo = anchor / ratio;
+      if (w > hi || w < lo) {
+        w = w > hi ? hi : lo;
+        mark(f, i, R_STEP);
+      }
     }
-    const bounded = clampToBounds(w, at(f.fair, i), s.minWeightRatio, s.maxWeightRatio);
-    if (bounded.rule === 'floor') mark(f, i, R_FLOOR);
-    else if (bounded.rule === 'ceiling') mark(f, i, R_CEILING);
-    f.cand[i] = bounded.value;
+    const fair = at(f.fair, i);
+    const floor = fair * s.minWeightRatio;
+    const ceiling = fair * s.maxWeightRatio;
+    if (w < floor) {
+      w = floor;
+      mark(f, i, R_FLOOR);
+    } else if (w > ceiling) {
+      w = ceiling;
+      mark(f, i, R_CEILING);
+    }
+    f.cand[i] = w;
   }
 }

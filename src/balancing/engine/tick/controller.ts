@@ -3,7 +3,7 @@
  * the serving endpoints, and the target is their fraction-weighted sum of shares. Failing static,
  * the target is the fair share. A pure policy's vector already sums to the previous total.
  */
-import type { ClusterState, EndpointState } from '../state.js';
+import { valueOr, type ClusterState, type EndpointState } from '../state.js';
 import { at, filled, type Frame } from './frame.js';
 import { runEwma } from './ewma.js';
 import { runPid } from './pid.js';
@@ -14,17 +14,19 @@ export function runController(c: ClusterState, f: Frame): number | undefined {
     for (let i = 0; i < f.n; i++) f.raw[i] = f.serving[i] ? at(f.fair, i) : 0;
     return undefined;
   }
+  const pure = c.parts.pid === 1 || c.parts.ewma === 1 || c.parts.static === 1;
   let setpoint: number | undefined;
   const vectors: { part: number; x: number[] }[] = [];
   if (c.parts.pid > 0) {
     setpoint = runPid(c, f);
-    const x = filled(f.n);
-    for (let i = 0; i < f.n; i++) if (f.serving[i]) x[i] = (c.order[i] as EndpointState).pidW ?? 0;
+    // A pure policy writes its vector straight into f.raw (no vector per tick to copy from).
+    const x = pure ? f.raw : filled(f.n);
+    for (let i = 0; i < f.n; i++) if (f.serving[i]) x[i] = valueOr((c.order[i] as EndpointState).pidW, 0);
     vectors.push({ part: c.parts.pid, x });
   }
-  if (c.parts.ewma > 0) vectors.push({ part: c.parts.ewma, x: runEwma(c, f) });
+  if (c.parts.ewma > 0) vectors.push({ part: c.parts.ewma, x: runEwma(c, f, pure ? f.raw : filled(f.n)) });
   if (c.parts.static > 0) vectors.push({ part: c.parts.static, x: f.fair });
-  mix(f, vectors);
+  if (!pure || c.parts.static === 1) mix(f, vectors);
   return setpoint;
 }
 

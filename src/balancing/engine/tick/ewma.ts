@@ -7,16 +7,14 @@
  */
 import type { ClusterState, EndpointState } from '../state.js';
 import { classifyFreshness } from '../stages.js';
-import { at, filled, mark, newEwmaFrame, ruleBit, type EwmaFrame, type Frame } from './frame.js';
+import { at, filled, mark, ruleBit, takeEwmaFrame, type EwmaFrame, type Frame } from './frame.js';
 
 const R_EXPLORATION = ruleBit('exploration');
 const R_ERROR = ruleBit('error-penalty');
 
-/** A vector over the endpoints (prevW for the ones it does not steer). */
-export function runEwma(c: ClusterState, f: Frame): number[] {
-  const x = filled(f.n);
-  const ex = newEwmaFrame(f.n);
-  f.ewma = ex;
+/** Fills `x` (zeros) over the serving endpoints (prevW for the ones it does not steer); returns it. */
+export function runEwma(c: ClusterState, f: Frame, x: number[]): number[] {
+  const ex = takeEwmaFrame(f);
   const { steered, maxMeasured } = pickSteered(c, f, x, ex);
   if (steered.length === 0) return x;
   let prevSum = 0;

@@ -5,7 +5,7 @@
  * changed start at their fair share (static × scale); endpoints back from an ejection start on
  * probation at a quarter of it and earn the rest through the controller and the step limit.
  */
-import type { EndpointState } from '../state.js';
+import { isSet, UNSET, type EndpointState } from '../state.js';
 import { at, mark, ruleBit, type Frame } from './frame.js';
 
 const SCALE_MIN = 1e-6;
@@ -21,15 +21,15 @@ export function joinAndScale(f: Frame, eps: readonly EndpointState[], adaptive: 
     const fair = e.staticWeight * scale;
     f.fair[i] = fair;
     if (!f.serving[i]) {
-      e.w = e.pidW = undefined;
+      e.w = e.pidW = UNSET;
       e.pub = fair;
-    } else if (f.failStatic || !e.wasServing || e.w === undefined) {
+    } else if (f.failStatic || !e.wasServing || !isSet(e.w)) {
       const probation = adaptive && e.ejection.releasedNow && !f.failStatic;
       e.w = e.pub = e.pidW = probation ? fair * PROBATION_SHARE : fair;
       e.pid.reset();
       e.pidStep = undefined;
-      e.smoothed = undefined;
-      e.lastControlAt = undefined;
+      e.smoothed = UNSET;
+      e.lastControlAt = UNSET;
       if (!f.failStatic) mark(f, i, probation ? R_PROBATION : R_JOINED);
     }
   }
@@ -41,7 +41,7 @@ function clusterScale(f: Frame, eps: readonly EndpointState[]): number {
   let sumS = 0;
   for (let i = 0; i < f.n; i++) {
     const e = eps[i] as EndpointState;
-    if (at(f.serving, i) && e.wasServing && e.w !== undefined) {
+    if (at(f.serving, i) && e.wasServing && isSet(e.w)) {
       sumW += e.w;
       sumS += e.staticWeight;
     }
@@ -50,9 +50,10 @@ function clusterScale(f: Frame, eps: readonly EndpointState[]): number {
   if (scale >= SCALE_MIN && scale <= SCALE_MAX) return scale;
   // Only ratios matter: bring the numbers back to static units.
   for (const e of eps) {
-    if (e.w !== undefined) e.w /= scale;
-    if (e.pub !== undefined) e.pub /= scale;
-    if (e.pidW !== undefined) e.pidW /= scale;
+    // UNSET (NaN) stays UNSET.
+    e.w /= scale;
+    e.pub /= scale;
+    e.pidW /= scale;
   }
   return 1;
 }

@@ -12,10 +12,10 @@
  * fine. Weights rest inside a deadband around the setpoint and while the whole cluster is nearly
  * idle, so sampling noise does not become a push every tick.
  */
-import type { ClusterState, EndpointState } from '../state.js';
+import { isSet, valueOr, type ClusterState, type EndpointState } from '../state.js';
 import { utilizations } from '../stages.js';
 import type { Sample, UtilizationMetric } from '../types.js';
-import { at, F_FRESH, filled, mark, newPidFrame, ruleBit, type Frame, type PidFrame } from './frame.js';
+import { at, F_FRESH, filled, mark, ruleBit, takePidFrame, takeUtil, type Frame, type PidFrame } from './frame.js';
 
 const R_AWAITING = ruleBit('awaiting-sample');
 const R_ERROR = ruleBit('error-penalty');
@@ -50,8 +50,11 @@ const ERROR_SCALE = 4;
 /** Penalties below this (in utilization units) do not count as "something to correct" at low load. */
 const PENALTY_EPSILON = 0.02;
 
-/** No latency or error term for anyone (read through `at`, so an empty array reads as zeros). */
+/** No latency or error term for anyone (read through `termAt`, so it reads as zeros). */
 const NO_TERMS: number[] = [];
+
+/** A term's value: NO_TERMS reads as zeros. */
+const termAt = (terms: number[], j: number): number => (terms === NO_TERMS ? 0 : at(terms, j));
 const NO_LATENCIES: ReadonlyMap<number, number> = new Map<number, number>();
 
 interface Steered {
@@ -66,28 +69,34 @@ interface Steered {
 
 /** Runs the PID part; updates pidW of the steered endpoints, fills the frame, returns the setpoint. */
 export function runPid(c: ClusterState, f: Frame): number | undefined {
-  f.util = filled(f.n, Number.NaN);
-  const pf = newPidFrame(f.n);
-  f.pid = pf;
+  takeUtil(f);
+  const pf = takePidFrame(f);
   const st = steered(c, f);
-  if (st.idx.length === 0) return undefined;
+  const k = st.idx.length;
+  if (k === 0) return undefined;
   const sm = measure(c, f, st);
-  const setpoint = c.pidConfig.setpoint === 'mean' ? sm.reduce((a, b) => a + b, 0) / sm.length : c.pidConfig.setpoint;
+  let setpoint: number;
+  if (c.pidConfig.setpoint === 'mean') {
+    let total = 0;
+    for (let j = 0; j < k; j++) total += at(sm, j);
+    setpoint = total / k;
+  } else setpoint = c.pidConfig.setpoint;
   const hold = lowLoad(c, st);
   let prevSum = 0;
   let newSum = 0;
-  const targets = filled(st.idx.length);
-  st.idx.forEach((i, j) => {
+  // The targets go into sm (each measurement is read once, just before its target is written).
+  for (let j = 0; j < k; j++) {
+    const i = at(st.idx, j);
     const e = c.order[i] as EndpointState;
-    const pidW = e.pidW ?? 0;
+    const pidW = valueOr(e.pidW, 0);
     prevSum += pidW;
     const t = pidW * control(c, f, e, i, at(sm, j), setpoint, hold);
-    targets[j] = t;
+    sm[j] = t;
     newSum += t;
     explain(pf, e, i);
-  });
+  }
   const m = newSum > 0 ? prevSum / newSum : 1;
-  st.idx.forEach((i, j) => ((c.order[i] as EndpointState).pidW = at(targets, j) * m));
+  for (let j = 0; j < k; j++) (c.order[at(st.idx, j)] as EndpointState).pidW = at(sm, j) * m;
   return setpoint;
 }
 
@@ -159,18 +168,19 @@ function measure(c: ClusterState, f: Frame, st: Steered): number[] {
   const a = c.safety.smoothing;
   const util = f.util as number[];
   const out = filled(st.idx.length);
-  st.idx.forEach((i, j) => {
+  for (let j = 0; j < st.idx.length; j++) {
+    const i = at(st.idx, j);
     const e = c.order[i] as EndpointState;
-    const m = at(st.base, j) + at(st.latency, j) + at(st.errors, j);
-    if (at(st.latency, j) > 0) mark(f, i, R_LATENCY);
-    if (at(st.errors, j) > PENALTY_EPSILON) mark(f, i, R_ERROR);
+    const m = at(st.base, j) + termAt(st.latency, j) + termAt(st.errors, j);
+    if (termAt(st.latency, j) > 0) mark(f, i, R_LATENCY);
+    if (termAt(st.errors, j) > PENALTY_EPSILON) mark(f, i, R_ERROR);
     if (e.sampleSeq > e.usedSeq) {
-      if (e.smoothed !== undefined) e.noise += NOISE_SHARE * (Math.abs(m - e.smoothed) - e.noise);
-      e.smoothed = e.smoothed === undefined ? m : e.smoothed + a * (m - e.smoothed);
+      if (isSet(e.smoothed)) e.noise += NOISE_SHARE * (Math.abs(m - e.smoothed) - e.noise);
+      e.smoothed = isSet(e.smoothed) ? e.smoothed + a * (m - e.smoothed) : m;
     }
     util[i] = at(st.base, j);
-    out[j] = e.smoothed ?? m;
-  });
+    out[j] = valueOr(e.smoothed, m);
+  }
   return out;
 }
 
@@ -178,7 +188,7 @@ function measure(c: ClusterState, f: Frame, st: Steered): number[] {
 function lowLoad(c: ClusterState, st: Steered): boolean {
   for (let j = 0; j < st.idx.length; j++) {
     if (at(st.base, j) >= c.safety.lowLoadHold) return false;
-    if (at(st.latency, j) + at(st.errors, j) > PENALTY_EPSILON) return false;
+    if (termAt(st.latency, j) + termAt(st.errors, j) > PENALTY_EPSILON) return false;
   }
   return true;
 }
@@ -192,9 +202,9 @@ function control(c: ClusterState, f: Frame, e: EndpointState, i: number, measure
   const sample = e.sample as Sample;
   e.usedSeq = e.sampleSeq;
   // A gap longer than staleAfterMs means the controller's history no longer describes the endpoint.
-  if (e.lastControlAt !== undefined && sample.at - e.lastControlAt > c.safety.staleAfterMs) e.pid.reset();
-  else if (e.lastControlAt !== undefined) f.stepTicks[i] = Math.min(MAX_STEP_TICKS, Math.max(1, (sample.at - e.lastControlAt) / c.safety.tickMs));
-  const step = e.pid.update({ setpoint, measurement, now: sample.at });
+  if (isSet(e.lastControlAt) && sample.at - e.lastControlAt > c.safety.staleAfterMs) e.pid.reset();
+  else if (isSet(e.lastControlAt)) f.stepTicks[i] = Math.min(MAX_STEP_TICKS, Math.max(1, (sample.at - e.lastControlAt) / c.safety.tickMs));
+  const step = e.pid.updateInto(setpoint, measurement, sample.at, e.pidStepBuffer);
   e.lastControlAt = sample.at;
   e.pidStep = step;
   e.pidSetpoint = setpoint;

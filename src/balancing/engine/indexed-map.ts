@@ -1,0 +1,80 @@
+/**
+ * Read-only maps over a cluster's endpoint order: keys are the cluster's endpoint keys (an
+ * array), lookups go through the cluster's key → position index, and values come from position.
+ * A tick publishes its weights, health and explanations this way instead of building a Map of
+ * 10,000 (or 100,000) entries per cluster per tick: one array per tick, and the key index is
+ * shared by every tick until the cluster's endpoints change (setCluster makes a new one).
+ */
+export abstract class IndexedMap<V> implements ReadonlyMap<string, V> {
+  constructor(
+    /** Endpoint keys in cluster order (never mutated: setCluster replaces them). */
+    readonly keyList: readonly string[],
+    private readonly index: ReadonlyMap<string, number>,
+  ) {}
+
+  /** The value of the endpoint at position i. */
+  protected abstract valueAt(i: number): V;
+
+  get size(): number {
+    return this.keyList.length;
+  }
+
+  has(key: string): boolean {
+    return this.index.has(key);
+  }
+
+  get(key: string): V | undefined {
+    const i = this.index.get(key);
+    return i === undefined ? undefined : this.valueAt(i);
+  }
+
+  forEach(callback: (value: V, key: string, map: ReadonlyMap<string, V>) => void, thisArg?: unknown): void {
+    for (let i = 0; i < this.keyList.length; i++) callback.call(thisArg, this.valueAt(i), this.keyList[i] as string, this);
+  }
+
+  *entries(): MapIterator<[string, V]> {
+    for (let i = 0; i < this.keyList.length; i++) yield [this.keyList[i] as string, this.valueAt(i)];
+  }
+
+  *keys(): MapIterator<string> {
+    yield* this.keyList;
+  }
+
+  *values(): MapIterator<V> {
+    for (let i = 0; i < this.keyList.length; i++) yield this.valueAt(i);
+  }
+
+  [Symbol.iterator](): MapIterator<[string, V]> {
+    return this.entries();
+  }
+}
+
+/** An IndexedMap whose values are an array aligned with the keys (e.g. a tick's integer weights). */
+export class ArrayMap<V> extends IndexedMap<V> {
+  constructor(
+    keyList: readonly string[],
+    index: ReadonlyMap<string, number>,
+    /** Values in cluster order (never mutated after construction). */
+    readonly valueList: readonly V[],
+  ) {
+    super(keyList, index);
+  }
+
+  protected valueAt(i: number): V {
+    return this.valueList[i] as V;
+  }
+}
+
+/** Same entries; positional when both are ArrayMaps over the same keys (no lookup per key). */
+export function sameEntries<V>(a: ReadonlyMap<string, V>, b: ReadonlyMap<string, V> | undefined): boolean {
+  if (b === undefined || a.size !== b.size) return false;
+  if (a === b) return true;
+  if (a instanceof ArrayMap && b instanceof ArrayMap && a.keyList === b.keyList) {
+    const x = a.valueList as readonly V[];
+    const y = b.valueList as readonly V[];
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+    return true;
+  }
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}

@@ -1,0 +1,98 @@
+import { describe, it, expect } from 'vitest';
+import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
+import { ArrayMap, sameEntries } from '../../../src/balancing/engine/indexed-map.js';
+import { newFrame, takeEwmaFrame, takePidFrame, takeUtil, type Frame } from '../../../src/balancing/engine/tick/frame.js';
+import type { ClusterTick, EngineEndpoint, Explanation } from '../../../src/balancing/engine/types.js';
+
+const eps = (n: number): EngineEndpoint[] => Array.from({ length: n }, (_, i) => ({ key: `10.0.0.${i + 1}:80`, weight: 1 + (i % 3), locality: `z${i % 2}` }));
+
+/** An engine under PID whose endpoints report new, uneven CPU before every tick. */
+function drive(engine: WeightEngine, n: number, ticks: number, from = 0): ClusterTick[] {
+  const out: ClusterTick[] = [];
+  for (let t = from; t < from + ticks; t++) {
+    const now = (t + 1) * 1_000;
+    for (let i = 0; i < n; i++) engine.observeSample('svc', `10.0.0.${i + 1}:80`, { at: now, cpu: 0.2 + ((i * 7 + t * 3) % 10) / 15, rps: 50 + i });
+    out.push(engine.tick(now).clusters.get('svc') as ClusterTick);
+  }
+  return out;
+}
+
+const snapshot = (t: ClusterTick): { weights: [string, number][]; explanations: [string, Explanation][] } => ({
+  weights: [...t.weights],
+  explanations: [...t.explanations],
+});
+
+describe('WeightEngine: recycled tick frames', () => {
+  it('a tick result reads the same after the next tick, and refuses to read after the one after', () => {
+    const engine = new WeightEngine();
+    engine.setCluster('svc', eps(12), { kind: 'pid', setpoint: 'mean', metric: 'cpu' });
+    const [first] = drive(engine, 12, 1) as [ClusterTick];
+    const before = snapshot(first);
+    expect(before.explanations.some(([, x]) => x.pid !== undefined)).toBe(true);
+    drive(engine, 12, 1, 1);
+    expect(snapshot(first)).toEqual(before);
+    drive(engine, 12, 1, 2);
+    // The weights are the tick's own array: still readable. The explanations' frame moved on.
+    expect([...first.weights]).toEqual(before.weights);
+    expect(() => first.explanations.get('10.0.0.1:80')).toThrow(/ticked twice more/);
+  });
+
+  it('a recycled frame is reset to exactly what a new frame holds', () => {
+    const init = { n: 5, now: 1_000, dt: 1_000, policy: 'pid' as const, keys: ['a', 'b', 'c', 'd', 'e'], statics: [1, 1, 2, 2, 3] };
+    const used = newFrame(init);
+    // Dirty everything a tick writes.
+    for (const v of Object.values(used)) if (Array.isArray(v)) v.fill(7);
+    for (const part of [takePidFrame(used), takeEwmaFrame(used)]) for (const v of Object.values(part)) (v as number[]).fill(7);
+    takeUtil(used).fill(7);
+    used.failStatic = true;
+    used.ejections = [undefined, { reason: 'x', until: 1, count: 1 }, undefined, undefined, undefined];
+    const next = { ...init, now: 2_000, keys: ['v', 'w', 'x', 'y', 'z'] };
+    const recycled = newFrame(next, used);
+    expect(recycled).toBe(used);
+    const fresh = newFrame(next);
+    const strip = ({ generation: _g, spares: _s, ...rest }: Frame): object => rest;
+    expect(strip(recycled)).toEqual(strip(fresh));
+    expect(recycled.generation).toBe(1);
+    expect(takePidFrame(recycled)).toEqual(takePidFrame(fresh));
+    expect(takeEwmaFrame(recycled)).toEqual(takeEwmaFrame(fresh));
+    expect(takeUtil(recycled)).toEqual(takeUtil(fresh));
+    // A frame of another size is not reused.
+    expect(newFrame({ ...init, n: 4, keys: ['a', 'b', 'c', 'd'] }, used)).not.toBe(used);
+  });
+});
+
+describe('ArrayMap', () => {
+  const index = new Map([
+    ['a', 0],
+    ['b', 1],
+  ]);
+  const keys = ['a', 'b'];
+
+  it('reads like a Map of the same entries', () => {
+    const m = new ArrayMap(keys, index, [5, 7]);
+    const ref = new Map([
+      ['a', 5],
+      ['b', 7],
+    ]);
+    expect(m.size).toBe(2);
+    expect(m.get('b')).toBe(7);
+    expect(m.get('c')).toBeUndefined();
+    expect(m.has('a') && !m.has('c')).toBe(true);
+    expect([...m]).toEqual([...ref]);
+    expect([...m.keys()]).toEqual(['a', 'b']);
+    expect([...m.values()]).toEqual([5, 7]);
+    const seen: string[] = [];
+    m.forEach((v, k) => seen.push(`${k}=${v}`));
+    expect(seen).toEqual(['a=5', 'b=7']);
+    expect(new Map(m)).toEqual(ref);
+    expect(Object.fromEntries(m)).toEqual({ a: 5, b: 7 });
+  });
+
+  it('sameEntries compares by position over the same keys, by key otherwise', () => {
+    expect(sameEntries(new ArrayMap(keys, index, [5, 7]), new ArrayMap(keys, index, [5, 7]))).toBe(true);
+    expect(sameEntries(new ArrayMap(keys, index, [5, 7]), new ArrayMap(keys, index, [5, 8]))).toBe(false);
+    expect(sameEntries(new ArrayMap(keys, index, [5, 7]), new Map([['b', 7], ['a', 5]]))).toBe(true);
+    expect(sameEntries(new ArrayMap(keys, index, [5, 7]), new Map([['a', 5]]))).toBe(false);
+    expect(sameEntries(new ArrayMap(keys, index, [5, 7]), undefined)).toBe(false);
+  });
+});
