@@ -17,6 +17,8 @@ export interface RoundLine extends Measured {
   ms?: number;
   streams: number;
   received: number;
+  /** Streams the server ended and the client opened again, since the client started. */
+  reconnects: number;
   bytesPerStream: number;
   error?: string;
 }
@@ -29,6 +31,7 @@ export interface Row extends Measured {
   rounds: number;
   /** Fewest streams that received a round's change. */
   minReceived: number;
+  reconnects: number;
   kibPerStream: number;
   errors: string[];
 }
@@ -41,7 +44,8 @@ const median = (xs: number[]): number => {
 };
 
 /** Medians over the rounds (the p99 row is the median of the rounds' p99s). */
-export function summarize(server: Server, protocol: string, streams: number, rounds: RoundLine[]): Row {
+export function summarize(server: Server, protocol: string, streams: number, run: { rounds: RoundLine[]; failure: string | undefined }): Row {
+  const { rounds } = run;
   const pick = (f: (r: RoundLine) => number): number => median(rounds.map(f));
   return {
     server: server.label,
@@ -49,7 +53,8 @@ export function summarize(server: Server, protocol: string, streams: number, rou
     protocol,
     streams,
     rounds: rounds.length,
-    minReceived: Math.min(...rounds.map((r) => r.received)),
+    minReceived: rounds.length > 0 ? Math.min(...rounds.map((r) => r.received)) : 0,
+    reconnects: rounds.at(-1)?.reconnects ?? NaN,
     p50: pick((r) => r.p50),
     p99: pick((r) => r.p99),
     max: pick((r) => r.max),
@@ -57,7 +62,7 @@ export function summarize(server: Server, protocol: string, streams: number, rou
     clientCpuMs: pick((r) => r.clientCpuMs),
     serverCpuMs: pick((r) => r.serverCpuMs),
     kibPerStream: pick((r) => r.bytesPerStream) / 1024,
-    errors: rounds.flatMap((r) => (r.error ? [r.error] : [])),
+    errors: [...(run.failure ? [run.failure] : []), ...rounds.flatMap((r) => (r.error ? [r.error] : []))],
   };
 }
 
@@ -74,13 +79,13 @@ function ratio(rows: Row[], row: Row, cache: string): string {
 /** Markdown table: one row per server × cache × protocol × streams; ratios of p99 on fulcrum rows. */
 export function formatTable(rows: Row[]): string {
   const head = [
-    'server', 'cache', 'protocol', 'streams', 'received (fewest)', 'p50 / p99 / max ms', 'API call ms',
+    'server', 'cache', 'protocol', 'streams', 'received (fewest)', 'reconnects', 'p50 / p99 / max ms', 'API call ms',
     'client CPU ms', 'server CPU ms', 'KiB per stream', 'p99 ÷ LinearCache', 'p99 ÷ SnapshotCache',
   ];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rows) {
     lines.push(`| ${[
-      r.server, r.cache, r.protocol, f(r.streams), `${f(r.minReceived)} of ${f(r.streams)}`,
+      r.server, r.cache, r.protocol, f(r.streams), `${f(r.minReceived)} of ${f(r.streams)}`, f(r.reconnects),
       `${ms(r.p50)} / ${ms(r.p99)} / ${ms(r.max)}`, ms(r.apiMs), ms(r.clientCpuMs), ms(r.serverCpuMs),
       f(r.kibPerStream, 1), ratio(rows, r, 'LinearCache'), ratio(rows, r, 'SnapshotCache'),
     ].join(' | ')} |`);

@@ -77,7 +77,7 @@ const target = { cluster: clusterName(Math.floor(catalog.clusters / 2)), c: Math
 let weightBase = 100;
 
 /** One load-client run: connect N streams, play the rounds, return the round lines. */
-function drive(bins: GoBinaries, server: Server, protocol: string, streams: number, rounds: number): RoundLine[] {
+function drive(bins: GoBinaries, server: Server, protocol: string, streams: number, rounds: number): { rounds: RoundLine[]; failure: string | undefined } {
   const address = endpointAddress(target.c, target.e);
   const { trigger, body } = server.trigger(target.cluster, address, 8080);
   weightBase += 100; // every round sets a weight the server does not hold yet
@@ -86,11 +86,19 @@ function drive(bins: GoBinaries, server: Server, protocol: string, streams: numb
     '-cluster', target.cluster, '-address', address, '-port', '8080', '-weight-base', String(weightBase),
     '-trigger', trigger, '-body', body, '-connect-concurrency', String(CONCURRENCY), ...(protocol === 'delta' ? ['-delta'] : []),
   ];
-  const out = execFileSync(bins.loadclient, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20, timeout: 20 * 60_000 });
+  let out: string;
+  let failure: string | undefined;
+  try {
+    out = execFileSync(bins.loadclient, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20, timeout: 20 * 60_000 });
+  } catch (err) {
+    // A run that fails (streams that never synced) still gives a row, with what it measured.
+    out = String((err as { stdout?: unknown }).stdout ?? '');
+    failure = `load client failed: ${(err as Error).message.split('\n')[0] ?? ''}`;
+  }
   const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RoundLine);
   const synced = lines.find((l) => l.type === 'synced');
-  log(`  ${server.label} ${server.cache} ${protocol} ${streams}: synced in ${synced?.ms ?? '?'} ms`);
-  return lines.filter((l) => l.type === 'round');
+  log(`  ${server.label} ${server.cache} ${protocol} ${streams}: synced in ${synced?.ms ?? '?'} ms, ${synced?.reconnects ?? '?'} reconnects${failure ? `; ${failure}` : ''}`);
+  return { rounds: lines.filter((l) => l.type === 'round'), failure };
 }
 
 function uptime(): string {
@@ -108,6 +116,12 @@ async function startAll(bins: GoBinaries): Promise<Map<string, Server>> {
   return servers;
 }
 
+/** Keeps the row and logs it at once, so an interrupted run still leaves its figures. */
+function record(rows: Row[], row: Row): void {
+  rows.push(row);
+  log(`  row ${JSON.stringify(row)}`);
+}
+
 async function main(): Promise<void> {
   const bins = buildGo(log);
   log(`gcp-fanout: ${catalog.clusters} × ${catalog.endpoints}, streams ${STREAMS.join('/')}, ${PROTOCOLS.join('/')}, ${ROUNDS} rounds; ${uptime()}; run dir ${dir}`);
@@ -118,14 +132,14 @@ async function main(): Promise<void> {
     for (const protocol of PROTOCOLS) {
       for (const key of single) {
         const s = servers.get(key);
-        if (s) rows.push(summarize(s, protocol, 1, drive(bins, s, protocol, 1, SINGLE_ROUNDS)));
+        if (s) record(rows, summarize(s, protocol, 1, drive(bins, s, protocol, 1, SINGLE_ROUNDS)));
       }
     }
     for (const streams of STREAMS) {
       for (const protocol of PROTOCOLS) {
         for (const key of SERVERS) {
           const s = servers.get(key);
-          if (s) rows.push(summarize(s, protocol, streams, drive(bins, s, protocol, streams, ROUNDS)));
+          if (s) record(rows, summarize(s, protocol, streams, drive(bins, s, protocol, streams, ROUNDS)));
         }
         log(`  (${uptime()})`);
       }

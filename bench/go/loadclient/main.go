@@ -18,22 +18,27 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"fulcrum.local/bench-go/internal/dump"
 )
 
+// reconnects counts streams the server ended and the client opened again.
+var reconnects atomic.Int64
+
 type options struct {
 	target, trigger, body, dumpPath string
-	streams, rounds, serverPid     int
-	concurrency                    int
-	weightBase                     uint
-	delta                          bool
-	watch                          watchTarget
-	timeout, settle                time.Duration
+	streams, rounds, serverPid      int
+	concurrency                     int
+	weightBase                      uint
+	delta                           bool
+	watch                           watchTarget
+	timeout, settle                 time.Duration
 }
 
 func parseFlags() options {
@@ -51,7 +56,7 @@ func parseFlags() options {
 	flag.StringVar(&o.watch.address, "address", "", "address of the endpoint whose weight changes")
 	flag.UintVar(&port, "port", 0, "port of that endpoint")
 	flag.UintVar(&o.weightBase, "weight-base", 100, "round r sets weight base+r (must differ from the current weight)")
-	flag.DurationVar(&o.timeout, "timeout", 120*time.Second, "how long to wait for the sync and for each round")
+	flag.DurationVar(&o.timeout, "timeout", 300*time.Second, "how long to wait for the sync and for each round")
 	flag.DurationVar(&o.settle, "settle", 200*time.Millisecond, "quiet time after a round before the CPU is read")
 	flag.StringVar(&o.dumpPath, "dump", "", "write the first CDS and EDS responses of one stream here and exit")
 	flag.Parse()
@@ -74,7 +79,7 @@ func main() {
 	}
 	start := time.Now()
 	failed := connectAll(ctx, o, streams)
-	emit(map[string]any{"type": "synced", "streams": o.streams, "failed": failed, "ms": ms(time.Since(start))})
+	emit(map[string]any{"type": "synced", "streams": o.streams, "failed": failed, "reconnects": reconnects.Load(), "ms": ms(time.Since(start))})
 	if failed > 0 {
 		log.Fatalf("loadclient: %d of %d streams did not sync within %s", failed, o.streams, o.timeout)
 	}
@@ -97,16 +102,25 @@ func main() {
 // until its initial sync), and returns how many did not sync in time.
 func connectAll(ctx context.Context, o options, streams []*stream) int {
 	slots := make(chan struct{}, o.concurrency)
-	deadline := time.After(o.timeout)
+	deadline, stop := context.WithTimeout(ctx, o.timeout)
+	defer stop()
 	failed := 0
 	var mu sync.Mutex
 	for _, s := range streams {
 		slots <- struct{}{}
 		go func() {
-			if err := s.serve(ctx, o.target); err != nil {
+			// As Envoy does: a stream the server ends is opened again after a back-off.
+			for {
+				err := s.serve(ctx, o.target)
+				if err == nil || ctx.Err() != nil {
+					return
+				}
 				mu.Lock()
-				log.Printf("loadclient: %v", err)
+				if reconnects.Add(1) <= 5 {
+					log.Printf("loadclient: %v (reconnecting; only the first 5 are shown)", err)
+				}
 				mu.Unlock()
+				time.Sleep(250*time.Millisecond + time.Duration(rand.Int64N(int64(750*time.Millisecond))))
 			}
 		}()
 		go func() {
@@ -120,7 +134,7 @@ func connectAll(ctx context.Context, o options, streams []*stream) int {
 	for _, s := range streams {
 		select {
 		case <-s.synced:
-		case <-deadline:
+		case <-deadline.Done(): // stays closed: every stream still unsynced counts
 			failed++
 		}
 	}
@@ -145,7 +159,7 @@ func playRound(o options, trig *trigger, run *round, streams []*stream, r int) m
 	time.Sleep(o.settle)
 	out := map[string]any{
 		"type": "round", "round": r, "weight": weight, "streams": len(streams),
-		"received": run.count.Load(), "apiMs": apiMs, "allReceivedMs": allMs,
+		"received": run.count.Load(), "reconnects": reconnects.Load(), "apiMs": apiMs, "allReceivedMs": allMs,
 		"clientCpuMs": ms(selfCPU() - cpuBefore), "serverCpuMs": ms(serverCPU(o.serverPid) - serverBefore),
 		"bytesPerStream": float64(totalBytes(streams)-bytesBefore) / float64(len(streams)),
 	}
