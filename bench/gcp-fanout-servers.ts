@@ -1,0 +1,185 @@
+/**
+ * Processes for bench/gcp-fanout.ts: the Go programs (built from bench/go into a cache keyed by
+ * their source hash), fulcrum (compiled dist/ when present, else tsx) with 100 × 20 created
+ * through its admin API, and the go-control-plane server on the same content.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, relative } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const goSource = join(repoRoot, 'bench/go');
+
+export interface GoBinaries { loadclient: string; gcpserver: string }
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sourceFiles(join(dir, e.name)) : /\.(go|mod|sum)$/.test(e.name) ? [join(dir, e.name)] : [],
+  );
+}
+
+/** Builds both Go programs unless this exact source was built before (`.tools/bench-go/<hash>`). */
+export function buildGo(log: (s: string) => void): GoBinaries {
+  const hash = createHash('sha256');
+  for (const f of sourceFiles(goSource).sort()) hash.update(relative(goSource, f)).update('\0').update(readFileSync(f));
+  const dir = join(repoRoot, '.tools/bench-go', hash.digest('hex').slice(0, 16));
+  const bins = { loadclient: join(dir, 'loadclient'), gcpserver: join(dir, 'gcpserver') };
+  if (existsSync(bins.loadclient) && existsSync(bins.gcpserver)) return bins;
+  mkdirSync(dir, { recursive: true });
+  for (const name of ['loadclient', 'gcpserver'] as const) {
+    log(`building ${name} (go-control-plane v0.14.0 and grpc-go from the Go module proxy) into ${dir}`);
+    // -mod=readonly: exactly what go.sum pins; GOTOOLCHAIN=local: never download another Go.
+    execFileSync('go', ['build', '-trimpath', '-o', `${bins[name]}.tmp`, `./${name}`], {
+      cwd: goSource,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly' },
+    });
+    renameSync(`${bins[name]}.tmp`, bins[name]);
+  }
+  return bins;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Server {
+  label: string;
+  cache: string;
+  pid: number;
+  xds: string;
+  /** "METHOD URL" and body for loadclient -trigger/-body ({w} = the new weight). */
+  trigger: (cluster: string, address: string, port: number) => { trigger: string; body: string };
+  stop: () => Promise<void>;
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+}
+
+/** Spawns through sh to lift the soft open-files limit to the hard one (10,000 streams). */
+function spawnWithFiles(argv: string[], logFile: string, stdout: 'pipe' | 'log'): ChildProcess {
+  const fd = openSync(logFile, 'a');
+  const quoted = argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  return spawn('sh', ['-c', `ulimit -n "$(ulimit -Hn)"; exec ${quoted}`], {
+    cwd: repoRoot,
+    stdio: ['ignore', stdout === 'pipe' ? 'pipe' : fd, fd],
+  });
+}
+
+export interface Catalog { clusters: number; endpoints: number }
+export const clusterName = (c: number): string => `svc-${String(c).padStart(4, '0')}`;
+export const endpointAddress = (c: number, e: number): string => `10.${Math.floor(c / 256) % 256}.${c % 256}.${e + 1}`;
+
+function fulcrumConfig(xdsPort: number, adminPort: number, debounce: 'zero' | 'default'): string {
+  const high = 1_000_000;
+  const lines = [
+    'server:',
+    '  logLevel: warn',
+    '  xds:',
+    '    address: 127.0.0.1',
+    `    port: ${xdsPort}`,
+    ...(debounce === 'zero' ? ['    debounceQuietMs: 0', '    debounceMaxMs: 0'] : []),
+    `    limits: { maxConnectionsPerPeer: ${high}, maxConnections: ${high}, maxStreamsPerPeer: ${high}, maxStreams: ${high} }`,
+    '  admin:',
+    '    address: 127.0.0.1',
+    `    port: ${adminPort}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function clusterBody(c: number, endpoints: number): string {
+  const eps = Array.from({ length: endpoints }, (_, e) => ({
+    address: endpointAddress(c, e),
+    port: 8080,
+    weight: 1,
+    locality: { region: 'r1', zone: `z${e % 3}` },
+  }));
+  return JSON.stringify({ name: clusterName(c), endpoints: eps });
+}
+
+async function waitReady(url: string, child: ChildProcess, what: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode} before it was ready`);
+    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} not ready within ${timeoutMs} ms (${url})`);
+}
+
+/** fulcrum in its own process, its clusters created through the admin API (the API owns them). */
+export async function startFulcrum(dir: string, debounce: 'zero' | 'default', catalog: Catalog): Promise<Server> {
+  const [xdsPort, adminPort] = [await freePort(), await freePort()];
+  const runDir = join(dir, `fulcrum-${debounce}`);
+  mkdirSync(join(runDir, 'data'), { recursive: true });
+  writeFileSync(join(runDir, 'fulcrum.yaml'), fulcrumConfig(xdsPort, adminPort, debounce));
+  const compiled = existsSync(join(repoRoot, 'dist/main.js'));
+  const entry = compiled ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
+  const argv = [process.execPath, ...entry, '--config', join(runDir, 'fulcrum.yaml'), '--data-dir', join(runDir, 'data')];
+  const child = spawnWithFiles(argv, join(runDir, 'fulcrum.log'), 'log');
+  const admin = `http://127.0.0.1:${adminPort}`;
+  await waitReady(`${admin}/readyz`, child, 'fulcrum');
+  for (let c = 0; c < catalog.clusters; c++) {
+    const res = await fetch(`${admin}/v1/clusters/${clusterName(c)}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: clusterBody(c, catalog.endpoints),
+    });
+    if (!res.ok) throw new Error(`fulcrum PUT ${clusterName(c)}: ${res.status} ${await res.text()}`);
+  }
+  return {
+    label: debounce === 'zero' ? 'fulcrum' : 'fulcrum (default debounce)',
+    cache: debounce === 'zero' ? 'debounce 0' : 'debounce 100/1000 ms',
+    pid: child.pid ?? 0,
+    xds: `127.0.0.1:${xdsPort}`,
+    trigger: (cluster, address, port) => ({
+      trigger: `PATCH ${admin}/v1/clusters/${cluster}/endpoints/${address}/${port}`,
+      body: '{"weight":{w}}',
+    }),
+    stop: stopper(child),
+  };
+}
+
+/** The go-control-plane server on the resources fulcrum served (the dump). */
+export async function startGcp(dir: string, bins: GoBinaries, cache: 'snapshot' | 'linear', dump: string): Promise<Server> {
+  const child = spawnWithFiles([bins.gcpserver, '-cache', cache, '-resources', dump], join(dir, `gcp-${cache}.log`), 'pipe');
+  const stdout = child.stdout;
+  if (!stdout) throw new Error('gcpserver: no stdout');
+  const line = await new Promise<string>((resolve, reject) => {
+    const rl = createInterface({ input: stdout });
+    rl.once('line', (l) => { rl.close(); resolve(l); });
+    child.once('exit', (code) => reject(new Error(`gcpserver exited with ${code}; see ${dir}/gcp-${cache}.log`)));
+  });
+  const ports = JSON.parse(line) as { xds: number; http: number };
+  return {
+    label: 'go-control-plane',
+    cache: cache === 'snapshot' ? 'SnapshotCache' : 'LinearCache',
+    pid: child.pid ?? 0,
+    xds: `127.0.0.1:${ports.xds}`,
+    trigger: (cluster, address, port) => ({
+      trigger: `POST http://127.0.0.1:${ports.http}/weight?cluster=${cluster}&address=${address}&port=${port}&weight={w}`,
+      body: '',
+    }),
+    stop: stopper(child),
+  };
+}

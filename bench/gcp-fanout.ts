@@ -1,0 +1,155 @@
+/**
+ * Side-by-side fan-out: fulcrum against go-control-plane v0.14.0 (SnapshotCache with one node key
+ * for the fleet, and LinearCache), driven by one Go load client (bench/go/loadclient), on the
+ * same content (100 clusters × 20 endpoints: fulcrum's own CDS and EDS responses, replayed by
+ * bench/go/gcpserver). Each round changes one endpoint weight through the server's own API
+ * (fulcrum: PATCH on the admin API) and times trigger → each stream receiving the changed
+ * ClusterLoadAssignment. Prints one table (medians over the rounds) and a JSON line.
+ *
+ *   npx tsx bench/gcp-fanout.ts [--streams 1000,5000,10000] [--protocols sotw,delta] [--rounds 3]
+ *   npx tsx bench/gcp-fanout.ts --help
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildGo, clusterName, endpointAddress, startFulcrum, startGcp, type GoBinaries, type Server } from './gcp-fanout-servers.js';
+import { formatTable, summarize, type Row, type RoundLine } from './gcp-fanout-table.js';
+
+const HELP = `bench/gcp-fanout.ts: fulcrum vs go-control-plane fan-out, one Go load client for both.
+
+  --streams LIST        stream counts for the fan-out rows (default 1000,5000,10000)
+  --protocols LIST      sotw,delta (default both)
+  --servers LIST        fulcrum,linear,snapshot (default); add fulcrum-default to run the fan-out
+                        rows with fulcrum's default debounce too
+  --rounds N            weight changes per row (default 3)
+  --single-rounds N     rounds of the single-proxy rows (default 20; 0 skips them). Those rows run
+                        fulcrum with debounce 0 and with the default debounce
+  --clusters N, --endpoints N   catalog size (default 100 × 20)
+  --connect-concurrency N       streams connecting at once (default 200)
+  --keep-dir            keep the run directory (logs, configs, the dump)
+  --help
+
+Needs Go (builds bench/go once per source hash into .tools/bench-go/). Each Envoy is one HTTP/2
+connection with one ADS stream: 10,000 streams need ~10,000 open files in both the client and the
+server; both lift their soft limit to the hard one (ulimit -Hn), and loopback ports suffice.`;
+
+const { values: args } = parseArgs({
+  options: {
+    streams: { type: 'string', default: '1000,5000,10000' },
+    protocols: { type: 'string', default: 'sotw,delta' },
+    servers: { type: 'string', default: 'fulcrum,linear,snapshot' },
+    rounds: { type: 'string', default: '3' },
+    'single-rounds': { type: 'string', default: '20' },
+    clusters: { type: 'string', default: '100' },
+    endpoints: { type: 'string', default: '20' },
+    'connect-concurrency': { type: 'string', default: '200' },
+    'keep-dir': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  process.stdout.write(`${HELP}\n`);
+  process.exit(0);
+}
+
+const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
+function positive(name: string, raw: string, min = 1): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
+  return n;
+}
+const STREAMS = list(args.streams).map((s) => positive('streams', s));
+const PROTOCOLS = list(args.protocols);
+const SERVERS = list(args.servers);
+for (const p of PROTOCOLS) if (p !== 'sotw' && p !== 'delta') throw new Error(`--protocols: "${p}" is not sotw or delta`);
+for (const s of SERVERS) if (!['fulcrum', 'fulcrum-default', 'linear', 'snapshot'].includes(s)) throw new Error(`--servers: unknown "${s}"`);
+const ROUNDS = positive('rounds', args.rounds);
+const SINGLE_ROUNDS = positive('single-rounds', args['single-rounds'], 0);
+const catalog = { clusters: positive('clusters', args.clusters), endpoints: positive('endpoints', args.endpoints) };
+const CONCURRENCY = positive('connect-concurrency', args['connect-concurrency']);
+
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+const dir = mkdtempSync(join(tmpdir(), 'fulcrum-gcp-fanout-'));
+// The watched endpoint: in the middle of the catalog, so no server finds it first by luck.
+const target = { cluster: clusterName(Math.floor(catalog.clusters / 2)), c: Math.floor(catalog.clusters / 2), e: 3 };
+let weightBase = 100;
+
+/** One load-client run: connect N streams, play the rounds, return the round lines. */
+function drive(bins: GoBinaries, server: Server, protocol: string, streams: number, rounds: number): { rounds: RoundLine[]; failure: string | undefined } {
+  const address = endpointAddress(target.c, target.e);
+  const { trigger, body } = server.trigger(target.cluster, address, 8080);
+  weightBase += 100; // every round sets a weight the server does not hold yet
+  const argv = [
+    '-target', server.xds, '-streams', String(streams), '-rounds', String(rounds), '-server-pid', String(server.pid),
+    '-cluster', target.cluster, '-address', address, '-port', '8080', '-weight-base', String(weightBase),
+    '-trigger', trigger, '-body', body, '-connect-concurrency', String(CONCURRENCY), ...(protocol === 'delta' ? ['-delta'] : []),
+  ];
+  let out: string;
+  let failure: string | undefined;
+  try {
+    out = execFileSync(bins.loadclient, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20, timeout: 20 * 60_000 });
+  } catch (err) {
+    // A run that fails (streams that never synced) still gives a row, with what it measured.
+    out = String((err as { stdout?: unknown }).stdout ?? '');
+    failure = `load client failed: ${(err as Error).message.split('\n')[0] ?? ''}`;
+  }
+  const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RoundLine);
+  const synced = lines.find((l) => l.type === 'synced');
+  log(`  ${server.label} ${server.cache} ${protocol} ${streams}: synced in ${synced?.ms ?? '?'} ms, ${synced?.reconnects ?? '?'} reconnects${failure ? `; ${failure}` : ''}`);
+  return { rounds: lines.filter((l) => l.type === 'round'), failure };
+}
+
+function uptime(): string {
+  return `load average ${loadavg().map((x) => x.toFixed(2)).join(', ')}`;
+}
+
+async function startAll(bins: GoBinaries): Promise<Map<string, Server>> {
+  const servers = new Map<string, Server>();
+  servers.set('fulcrum', await startFulcrum(dir, 'zero', catalog));
+  const dump = join(dir, 'resources.bin');
+  execFileSync(bins.loadclient, ['-target', servers.get('fulcrum')?.xds ?? '', '-dump', dump], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (SERVERS.includes('fulcrum-default') || SINGLE_ROUNDS > 0) servers.set('fulcrum-default', await startFulcrum(dir, 'default', catalog));
+  if (SERVERS.includes('linear')) servers.set('linear', await startGcp(dir, bins, 'linear', dump));
+  if (SERVERS.includes('snapshot')) servers.set('snapshot', await startGcp(dir, bins, 'snapshot', dump));
+  return servers;
+}
+
+/** Keeps the row and logs it at once, so an interrupted run still leaves its figures. */
+function record(rows: Row[], row: Row): void {
+  rows.push(row);
+  log(`  row ${JSON.stringify(row)}`);
+}
+
+async function main(): Promise<void> {
+  const bins = buildGo(log);
+  log(`gcp-fanout: ${catalog.clusters} × ${catalog.endpoints}, streams ${STREAMS.join('/')}, ${PROTOCOLS.join('/')}, ${ROUNDS} rounds; ${uptime()}; run dir ${dir}`);
+  const servers = await startAll(bins);
+  const rows: Row[] = [];
+  try {
+    const single = SINGLE_ROUNDS > 0 ? ['fulcrum', 'fulcrum-default', ...SERVERS.filter((s) => s === 'linear' || s === 'snapshot')] : [];
+    for (const protocol of PROTOCOLS) {
+      for (const key of single) {
+        const s = servers.get(key);
+        if (s) record(rows, summarize(s, protocol, 1, drive(bins, s, protocol, 1, SINGLE_ROUNDS)));
+      }
+    }
+    for (const streams of STREAMS) {
+      for (const protocol of PROTOCOLS) {
+        for (const key of SERVERS) {
+          const s = servers.get(key);
+          if (s) record(rows, summarize(s, protocol, streams, drive(bins, s, protocol, streams, ROUNDS)));
+        }
+        log(`  (${uptime()})`);
+      }
+    }
+  } finally {
+    for (const s of servers.values()) await s.stop();
+    if (!args['keep-dir']) rmSync(dir, { recursive: true, force: true });
+  }
+  process.stdout.write(`\n${formatTable(rows)}\nAfter the run: ${uptime()}\n`);
+  process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), catalog, rows })}\n`);
+}
+
+await main();

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	sotwMethod  = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+	deltaMethod = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+	// Envoy's default HTTP/2 windows are 256 MiB; 16 MiB is far above one response here.
+	window = 16 << 20
+)
+
+// stream is one simulated Envoy: its own HTTP/2 connection and one ADS stream on it.
+type stream struct {
+	id     int
+	delta  bool
+	watch  *watchTarget
+	run    *round
+	bytes  atomic.Int64
+	synced chan struct{}
+	dumped [][]byte // first CDS and EDS responses, when dumping
+	dump   bool
+}
+
+func dial(target string) (*grpc.ClientConn, error) {
+	return grpc.NewClient("passthrough:///"+target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(window),
+		grpc.WithInitialConnWindowSize(window),
+		grpc.WithReadBufferSize(16<<10),
+		grpc.WithWriteBufferSize(16<<10),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(codec{}), grpc.MaxCallRecvMsgSize(64<<20)),
+	)
+}
+
+// serve opens the stream and answers the server as Envoy would until ctx ends.
+func (s *stream) serve(ctx context.Context, target string) error {
+	conn, err := dial(target)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	method := sotwMethod
+	if s.delta {
+		method = deltaMethod
+	}
+	cs, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method)
+	if err != nil {
+		return err
+	}
+	node := &core.Node{Id: fmt.Sprintf("bench-%d", s.id), Cluster: "bench"}
+	if err := cs.SendMsg(s.first(node)); err != nil {
+		return err
+	}
+	var names []string
+	for {
+		m := summary{watch: s.watch, delta: s.delta, keepRaw: s.dump}
+		if err := cs.RecvMsg(&m); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("stream %d: %w", s.id, err)
+		}
+		s.bytes.Add(int64(m.size))
+		if m.weight != 0 {
+			s.run.saw(s.id, m.weight)
+		}
+		if m.typeURL == resource.ClusterType && names == nil {
+			names = m.names
+			if err := cs.SendMsg(s.subscribe(names)); err != nil {
+				return err
+			}
+		}
+		if err := cs.SendMsg(s.ack(&m, names)); err != nil {
+			return err
+		}
+		s.record(&m)
+	}
+}
+
+// record notes the initial sync (the first EDS response) and keeps it when dumping.
+func (s *stream) record(m *summary) {
+	if s.dump && len(s.dumped) < 2 {
+		s.dumped = append(s.dumped, m.raw)
+	}
+	if m.typeURL == resource.EndpointType {
+		select {
+		case <-s.synced:
+		default:
+			close(s.synced)
+		}
+	}
+}
+
+// first is the initial request: CDS wildcard, with the node.
+func (s *stream) first(node *core.Node) proto.Message {
+	if s.delta {
+		return &discovery.DeltaDiscoveryRequest{Node: node, TypeUrl: resource.ClusterType}
+	}
+	return &discovery.DiscoveryRequest{Node: node, TypeUrl: resource.ClusterType}
+}
+
+// subscribe asks for the assignments of the clusters CDS named, as Envoy does once it has them.
+func (s *stream) subscribe(names []string) proto.Message {
+	if s.delta {
+		return &discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: names}
+	}
+	return &discovery.DiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNames: names}
+}
+
+// ack acknowledges a response; a SotW EDS ACK repeats the full subscription.
+func (s *stream) ack(m *summary, names []string) proto.Message {
+	if s.delta {
+		return &discovery.DeltaDiscoveryRequest{TypeUrl: m.typeURL, ResponseNonce: m.nonce}
+	}
+	req := &discovery.DiscoveryRequest{TypeUrl: m.typeURL, VersionInfo: m.version, ResponseNonce: m.nonce}
+	if m.typeURL == resource.EndpointType {
+		req.ResourceNames = names
+	}
+	return req
+}
+
+// round is one weight change: when each stream first saw the new weight.
+type round struct {
+	expected atomic.Uint32
+	start    atomic.Int64 // unix nanoseconds at the trigger
+	seen     []atomic.Int64
+	count    atomic.Int64
+}
+
+func newRound(streams int) *round { return &round{seen: make([]atomic.Int64, streams)} }
+
+func (r *round) saw(id int, weight uint32) {
+	if weight != r.expected.Load() {
+		return
+	}
+	if r.seen[id].CompareAndSwap(0, time.Now().UnixNano()) {
+		r.count.Add(1)
+	}
+}
+
+// begin resets the round for a new weight; streams record from now on.
+func (r *round) begin(weight uint32) {
+	for i := range r.seen {
+		r.seen[i].Store(0)
+	}
+	r.count.Store(0)
+	r.start.Store(time.Now().UnixNano())
+	r.expected.Store(weight)
+}
