@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   ConflictError,
   openStore,
+  SCHEMA_VERSION,
   type Store,
   type StoreChange,
 } from '../../src/catalog/store/index.js';
@@ -28,7 +29,7 @@ describe('openStore', () => {
     const dir = join(tempDir(), 'nested', 'data');
     const s = fresh(dir);
     expect(existsSync(join(dir, 'fulcrum.db'))).toBe(true);
-    expect(s.settings()).toMatchObject({ journalMode: 'wal', synchronous: 2, foreignKeys: true, busyTimeoutMs: 5000, schemaVersion: 1 });
+    expect(s.settings()).toMatchObject({ journalMode: 'wal', synchronous: 2, foreignKeys: true, busyTimeoutMs: 5000, schemaVersion: SCHEMA_VERSION });
     expect(s.catalog()).toEqual({ clusters: [], listeners: [], nodeGroups: [] });
     expect(s.revision()).toBe(0);
   });

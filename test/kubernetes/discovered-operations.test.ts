@@ -71,9 +71,11 @@ describeControlPlane('operating Kubernetes-discovered clusters', () => {
         { what, timeoutMs: scaled(30_000) },
       );
 
+    /** Each endpoint's health in /v1/weights, and in its explanation once the engine has ticked. */
     const weightsHealth = async (): Promise<Record<string, string>> => {
       const res = await api('GET', `/v1/weights/${URL_NAME}`);
-      return Object.fromEntries((res.body.endpoints ?? []).map((e: { endpoint: string; health: string }) => [e.endpoint, e.health]));
+      const endpoints: { endpoint: string; health: string; explanation?: { health: string } }[] = res.body.endpoints ?? [];
+      return Object.fromEntries(endpoints.map((e) => [e.endpoint, res.body.computed ? `${e.health}/${e.explanation?.health}` : e.health]));
     };
 
     beforeAll(async () => {
@@ -130,8 +132,8 @@ describeControlPlane('operating Kubernetes-discovered clusters', () => {
       expect(drained.status).toBe(200);
       expect(drained.body).toMatchObject({ state: 'draining', publishedHealth: 'DRAINING' });
       await expectEnvoyDraining('Envoy: the drained endpoint DRAINING, the other healthy');
-      await waitFor(async () => (await weightsHealth())[DRAINED] === 'DRAINING', { what: '/v1/weights: DRAINING', timeoutMs: scaled(20_000) });
-      expect((await weightsHealth())[`${IP}:${PORTS[0]}`]).toBe('HEALTHY');
+      await waitFor(async () => (await weightsHealth())[DRAINED] === 'DRAINING/DRAINING', { what: '/v1/weights: DRAINING', timeoutMs: scaled(20_000) });
+      expect((await weightsHealth())[`${IP}:${PORTS[0]}`]).toBe('HEALTHY/HEALTHY');
       const audit = await api('GET', '/v1/audit');
       expect(audit.body.entries?.[0]).toMatchObject({ kind: 'override', name: `${CLUSTER}/${DRAINED}` });
     });
@@ -149,7 +151,7 @@ describeControlPlane('operating Kubernetes-discovered clusters', () => {
       });
       envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode: 'sotw', nodeId: 'k8s-ops-2', waitUntil: 'live' });
       await expectEnvoyDraining('a fresh Envoy after the restart: still DRAINING');
-      await waitFor(async () => (await weightsHealth())[DRAINED] === 'DRAINING', { what: '/v1/weights after restart', timeoutMs: scaled(20_000) });
+      await waitFor(async () => (await weightsHealth())[DRAINED] === 'DRAINING/DRAINING', { what: '/v1/weights after restart', timeoutMs: scaled(20_000) });
     });
 
     test('a policy change is an override too: Envoy gets the new LB policy; the pod gone and back is drained again', async () => {

@@ -53,7 +53,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
   app.patch(
     '/v1/clusters/:name/policy',
     {
-      schema: securedRoute('clusters', 'Adjust lbPolicy, weighting (PID gains, setpoint, EWMA decay, blend) and safety bounds (JSON merge patch)', {
+      schema: securedRoute('clusters', 'Adjust lbPolicy, weighting (PID gains, setpoint, EWMA decay, blend) and safety bounds (JSON merge patch; on a Kubernetes-discovered cluster, stored as an override: see /v1/overrides)', {
         params: NameParams,
         headers: Conditional,
         body: PolicyPatch,

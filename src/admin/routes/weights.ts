@@ -34,7 +34,7 @@ const num = (description?: string) => Type.Optional(Type.Number(description ? { 
 const ExplanationSchema = Type.Object(
   {
     policy: Type.String(),
-    health: Type.String({ description: 'HEALTHY or UNHEALTHY, as published' }),
+    health: Type.String({ description: 'As published: HEALTHY, UNHEALTHY, or the DRAINING an operator or Kubernetes set (the same as the endpoint\'s health)' }),
     healthState: Type.String(),
     freshness: StringEnum(['fresh', 'stale', 'expired', 'none'] as const),
     sampleAgeMs: num(),
@@ -173,7 +173,8 @@ function computedWeights(
       ...(staticWeight !== undefined ? { staticWeight } : {}),
       weight: policy === 'static' && staticWeight !== undefined ? staticWeight : integer,
       ...(healthOf(key) !== undefined ? { health: healthOf(key) } : {}),
-      ...(explanation ? { explanation: finite(explanation) as Static<typeof ExplanationSchema> } : {}),
+      // The engine only knows in / out of rotation; proxies are sent DRAINING as declared (publishedHealth).
+      ...(explanation ? { explanation: finite({ ...explanation, health: healthOf(key) ?? explanation.health }) as Static<typeof ExplanationSchema> } : {}),
     };
   });
   return {
