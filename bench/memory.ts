@@ -143,7 +143,7 @@ async function connect(server: Server): Promise<ChildProcess[]> {
       const opened = new Promise<{ synced: number; failed: number }>((resolve) =>
         client.on('message', (m: { type: string; synced: number; failed: number }) => m.type === 'opened' && resolve(m)),
       );
-      const open: ClientCommand = { cmd: 'open', address: `127.0.0.1:${server.xds}`, streams: share, perChannel: 1, worker, batch: 50, batchPauseMs: 20, window: 0 };
+      const open: ClientCommand = { cmd: 'open', address: `127.0.0.1:${server.xds}`, streams: share, perChannel: 1, worker, batch: 50, batchPauseMs: 20, window: 0, protocol: 'sotw' };
       client.send(open);
       const { synced, failed } = await opened;
       if (synced !== share) throw new Error(`worker ${worker}: ${synced} of ${share} streams synced, ${failed} failed`);

@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { indexOverrides, applyDiscoveredOverrides } from '../../src/catalog/discovered-overrides.js';
-import { openEtcdStore, type EtcdStore, type StoreChange } from '../../src/catalog/store/index.js';
+import { openEtcdStore, type EtcdStore } from '../../src/catalog/store/etcd-store.js';
+import type { StoreChange } from '../../src/catalog/store/index.js';
 import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { waitFor } from '../support/wait.js';
 import { cluster, endpoint } from './helpers.js';
