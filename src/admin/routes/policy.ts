@@ -37,7 +37,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
     const merged = applyPolicyPatch(clusterSettingsEntry(rec), patch);
     // The endpoints go along so `auto` sees how many there are; the store is not given them.
     const { endpoints: _endpoints, ...input } = parseClusterBody({ ...(merged as ClusterIn), endpoints: rec.endpoints.map(endpointEntry) }, name);
-    return await store.putCluster(input, { owner: 'api', actor: actorOf(request), ifMatch });
+    return await store.putCluster(input, { owner: 'api', actor: actorOf(request), ifMatch, intent: 'patch' });
   };
 
   app.patch(
