@@ -17,7 +17,7 @@ import { clusterView, endpointEntry, listenerView } from './resources.js';
  * where GET /v1/audit/{id} has the full record.
  */
 
-export type AuditApiAction = 'create' | 'update' | 'delete' | 'drain' | 'disable' | 'enable' | 'set-state';
+export type AuditApiAction = 'create' | 'replace' | 'patch' | 'delete' | 'drain' | 'disable' | 'enable' | 'set-state';
 
 export interface EndpointCounts {
   readonly before: number;
@@ -80,7 +80,9 @@ export function changedFields(before: unknown, after: unknown): string[] {
   return [...keys].filter((k) => !BOOKKEEPING.has(k) && JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
 }
 
+/** The operator's verb: PUT and the config file replace, PATCH patches, set-state is drain/disable/enable. */
 function apiAction(entry: AuditEntry, after: unknown): AuditApiAction {
+  if (entry.action === 'update') return 'replace';
   if (entry.action !== 'set-state') return entry.action;
   const state = isObject(after) ? after.state : undefined;
   return (typeof state === 'string' ? STATE_ACTION[state] : undefined) ?? 'set-state';
@@ -104,7 +106,7 @@ export function auditView(entry: AuditEntry): AuditView {
   const before = view(entry.before);
   const after = view(entry.after);
   const counts = trim && { before: trim.endpoints.before ?? 0, after: trim.endpoints.after ?? 0 };
-  const changed = entry.action === 'update' || entry.action === 'set-state' ? changedFields(before, after) : [];
+  const changed = entry.action === 'update' || entry.action === 'patch' || entry.action === 'set-state' ? changedFields(before, after) : [];
   return {
     id: entry.id,
     at: entry.at,
@@ -114,7 +116,7 @@ export function auditView(entry: AuditEntry): AuditView {
     name: entry.name,
     ...endpointOf(entry),
     revision: entry.revision,
-    changed: counts && counts.before !== counts.after && entry.action === 'update' ? [...changed, 'endpoints'].sort() : changed,
+    changed: counts && counts.before !== counts.after && (entry.action === 'update' || entry.action === 'patch') ? [...changed, 'endpoints'].sort() : changed,
     before,
     after,
     ...(trim ? { summarized: { bytes: trim.bytes, href: auditHref(entry.id), ...(hasList(trim) && counts ? { endpoints: counts } : {}) } } : {}),

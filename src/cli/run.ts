@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { AdminClient, DEFAULT_SERVER } from './admin-client.js';
+import { auditCommand } from './audit-command.js';
 import { checkCommand } from './check-command.js';
 import { mainHelp, serveHelp } from './help-text.js';
 import { configDumpCommand, proxiesCommand, statusCommand, weightsCommand, type CommandContext, type OutputFormat } from './operator-commands.js';
@@ -23,7 +24,7 @@ export interface CliDeps {
 /** 'keep-running' when `serve` started: the process lives on until a signal. */
 export type CliOutcome = number | 'keep-running';
 
-const COMMANDS = ['serve', 'status', 'proxies', 'weights', 'config-dump', 'check', 'version', 'help'] as const;
+const COMMANDS = ['serve', 'status', 'proxies', 'weights', 'config-dump', 'audit', 'check', 'version', 'help'] as const;
 
 export async function runCli(argv: readonly string[], deps: CliDeps): Promise<CliOutcome> {
   const first = argv[0];
@@ -64,6 +65,7 @@ async function dispatch(command: string, args: readonly string[], deps: CliDeps,
     case 'proxies':
     case 'weights':
     case 'config-dump':
+    case 'audit':
       return operator(command, args, deps);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: ${COMMANDS.join(', ')})`);
@@ -100,7 +102,7 @@ async function check(args: readonly string[], deps: CliDeps): Promise<number> {
   return checkCommand(file, outputFormat(values.output), deps);
 }
 
-async function operator(command: 'status' | 'proxies' | 'weights' | 'config-dump', args: readonly string[], deps: CliDeps): Promise<number> {
+async function operator(command: 'status' | 'proxies' | 'weights' | 'config-dump' | 'audit', args: readonly string[], deps: CliDeps): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...args],
     options: {
@@ -108,6 +110,7 @@ async function operator(command: 'status' | 'proxies' | 'weights' | 'config-dump
       output: { type: 'string', short: 'o', default: 'table' },
       node: { type: 'string' },
       type: { type: 'string' },
+      limit: { type: 'string' },
     },
     allowPositionals: command === 'weights',
   });
@@ -119,6 +122,7 @@ async function operator(command: 'status' | 'proxies' | 'weights' | 'config-dump
   if (command === 'status') return statusCommand(ctx);
   if (command === 'proxies') return proxiesCommand(ctx);
   if (command === 'config-dump') return configDumpCommand(ctx, values.node, values.type);
+  if (command === 'audit') return auditCommand(ctx, values.limit);
   const [cluster, ...extra] = positionals;
   if (cluster === undefined || extra.length > 0) throw new UsageError('expected exactly one cluster name: fulcrum weights <cluster>');
   return weightsCommand(ctx, cluster);

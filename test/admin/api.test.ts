@@ -399,12 +399,12 @@ describe('policy', () => {
     });
     expect(store.getCluster('web')?.endpoints).toHaveLength(2);
     const [entry] = store.audit(1);
-    expect(entry).toMatchObject({ action: 'update', kind: 'cluster', name: 'web', actor: 'api' });
+    expect(entry).toMatchObject({ action: 'patch', kind: 'cluster', name: 'web', actor: 'api' });
     expect(entry?.before).toMatchObject({ weighting: { kind: 'pid', gains: { kp: 0.5 } } });
     expect(entry?.after).toMatchObject({ weighting: { kind: 'pid', gains: { kp: 0.8 } } });
 
     const audit = await call(app, 'GET', '/v1/audit?limit=1');
-    expect(audit.body.entries[0]).toMatchObject({ action: 'update', name: 'web', before: { weighting: { gains: { kp: 0.5 } } }, after: { weighting: { gains: { kp: 0.8 } } } });
+    expect(audit.body.entries[0]).toMatchObject({ action: 'patch', name: 'web', changed: ['safety', 'weighting'], before: { weighting: { gains: { kp: 0.5 } } }, after: { weighting: { gains: { kp: 0.8 } } } });
   });
 
   it('null removes an override; changing lbPolicy drops the old block; switching to ewma and blend', async () => {

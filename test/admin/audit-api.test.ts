@@ -85,7 +85,7 @@ describe('GET /v1/audit', () => {
     expect(page.status).toBe(200);
     expect(page.bytes).toBeLessThan(1024 * 1024);
     expect(page.body.entries.map((e) => [e.action, (e.summarized as { endpoints: unknown }).endpoints])).toEqual([
-      ['update', { before: 20_000, after: 20_000 }],
+      ['replace', { before: 20_000, after: 20_000 }],
       ['create', { before: 0, after: 20_000 }],
     ]);
     const href = (page.body.entries[0]?.summarized as { href: string }).href;
@@ -110,6 +110,6 @@ describe('GET /v1/audit', () => {
     const [odd, state] = (await get(a, '/v1/audit')).body.entries;
     expect(state).toMatchObject({ actor: 'admin:1a2b3c4d', action: 'disable', cluster: 'legacy', endpoint: '10.0.0.7:80', changed: ['state'] });
     expect(state?.after).toEqual({ address: '10.0.0.7', port: 80, weight: 4, priority: 0, health: 'HEALTHY', locality: { region: 'eu', zone: 'a', subZone: '' }, state: 'disabled', revision: 4, updatedAt: '2026-11-01T00:00:00.000Z' });
-    expect(odd).toMatchObject({ action: 'update', before: { something: 'else' }, after: { something: 'new' }, changed: ['something'] });
+    expect(odd).toMatchObject({ action: 'replace', before: { something: 'else' }, after: { something: 'new' }, changed: ['something'] });
   });
 });

@@ -19,25 +19,33 @@ export const many = (n: number, weight = 1) =>
 const bytesOf = (v: unknown): number => Buffer.byteLength(JSON.stringify(v), 'utf8');
 
 export function auditContract(open: () => Promise<CatalogStore>, bigCluster: number): void {
-  it('shows each change in the API\'s shapes, with the operator\'s action and the fields that changed', async () => {
+  it('shows each change in the API\'s shapes, with the operator\'s verb (replace, patch, drain...) and the fields that changed', async () => {
     const s = await open();
     await s.putCluster(cluster('a', [endpoint('10.0.0.1')]), API);
     const created = clusterView(s.getCluster('a') as ClusterRecord);
     await s.putCluster(cluster('a', [endpoint('10.0.0.1')], { connectTimeoutMs: 250 }), { ...API, actor: 'config-file' });
     await s.setEndpointState('a', '10.0.0.1', 8080, 'draining', { actor: 'token:ops' });
     await s.setEndpointState('a', '10.0.0.1', 8080, 'active', { actor: 'token:ops' });
+    const events: string[] = [];
+    const off = s.onChange((c) => events.push(...c.changes.map((x) => x.action)));
+    await s.putEndpoint('a', endpoint('10.0.0.1', 8080, { weight: 5 }), { ...API, intent: 'patch' });
+    await s.putCluster(cluster('a', [endpoint('10.0.0.1', 8080, { weight: 5 })], { connectTimeoutMs: 300 }), { ...API, intent: 'patch' });
+    off();
+    expect(events).toEqual(['patch', 'patch']);
     await s.deleteCluster('a', API);
 
     const { entries, nextBefore } = auditPage(s, 100, 1024 * 1024);
     expect(nextBefore).toBeUndefined();
     expect(entries.map((e) => [e.actor, e.action, e.kind, e.name, e.changed])).toEqual([
       ['token:ci', 'delete', 'cluster', 'a', []],
+      ['token:ci', 'patch', 'cluster', 'a', ['connectTimeoutMs']],
+      ['token:ci', 'patch', 'endpoint', 'a/10.0.0.1:8080', ['weight']],
       ['token:ops', 'enable', 'endpoint', 'a/10.0.0.1:8080', ['state']],
       ['token:ops', 'drain', 'endpoint', 'a/10.0.0.1:8080', ['state']],
-      ['config-file', 'update', 'cluster', 'a', ['connectTimeoutMs']],
+      ['config-file', 'replace', 'cluster', 'a', ['connectTimeoutMs']],
       ['token:ci', 'create', 'cluster', 'a', []],
     ]);
-    const [del, , drain, update, create] = entries;
+    const [del, , , , drain, update, create] = entries;
     expect(create?.before).toBeNull();
     expect(create?.after).toEqual(created); // exactly what GET /v1/clusters/a answered then
     expect(create?.after).toMatchObject({ weighting: { policy: 'static' }, endpoints: [{ locality: { subZone: '' } }] });
@@ -47,7 +55,7 @@ export function auditContract(open: () => Promise<CatalogStore>, bigCluster: num
     // An endpoint as its cluster's endpoint list shows it: no store bookkeeping beyond revision and updatedAt.
     expect(Object.keys(drain?.after as object).sort()).toEqual(['address', 'health', 'locality', 'port', 'priority', 'revision', 'state', 'updatedAt', 'weight']);
     expect(del?.after).toBeNull();
-    expect(del?.before).toMatchObject({ name: 'a', connectTimeoutMs: 250, owner: 'api' });
+    expect(del?.before).toMatchObject({ name: 'a', connectTimeoutMs: 300, owner: 'api' });
     expect(entries.every((e) => e.summarized === undefined)).toBe(true);
   });
 

@@ -69,8 +69,8 @@ const AuditEntry = Type.Object(
     actor: Type.String({
       description: 'Who: token:<name> (an admin API token), config-file, kubernetes, api (no tokens configured), ... (older entries may show <role>:<hex>)',
     }),
-    action: StringEnum(['create', 'update', 'delete', 'drain', 'disable', 'enable', 'set-state'] as const, {
-      description: 'create, update (PUT or PATCH), delete; drain, disable, enable for an endpoint\'s operator state',
+    action: StringEnum(['create', 'replace', 'patch', 'delete', 'drain', 'disable', 'enable', 'set-state'] as const, {
+      description: 'create; replace (PUT, a config-file reload); patch (PATCH: a JSON merge patch); delete; drain, disable, enable for an endpoint\'s operator state',
     }),
     kind: StringEnum(['cluster', 'endpoint', 'listener', 'node-group', 'override'] as const),
     name: Type.String({ description: 'Endpoints are named <cluster>/<address>:<port>' }),
@@ -78,7 +78,7 @@ const AuditEntry = Type.Object(
     endpoint: Type.Optional(Type.String({ description: 'For an endpoint: its address:port' })),
     revision: Type.Integer(),
     changed: Type.Array(Type.String(), {
-      description: 'On update: the top-level fields whose values changed (revision and updatedAt left out); on a summarised entry, endpoints only when their number changed',
+      description: 'On replace, patch, drain, disable, enable: the top-level fields whose values changed (revision and updatedAt left out); on a summarised entry, endpoints only when their number changed',
     }),
     before: resource('before'),
     after: resource('after'),

@@ -35,9 +35,9 @@ export interface WriteTarget {
   readonly what: string;
 }
 
-/** Ownership first, then the client's preconditions: the options every API write gives the store. */
+/** Ownership first, then the client's preconditions: the options every API write gives the store (a PATCH says so, for the audit log). */
 export function apiWriteOptions(request: FastifyRequest, actorOf: StoreRoutesOptions['actorOf'], target: WriteTarget): WriteOptions {
   assertApiOwned(target.kind, target.name, target.owner);
   const ifMatch = storeIfMatch(readPreconditions(request.headers), target.revision, target.what);
-  return { owner: 'api', actor: actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}) };
+  return { owner: 'api', actor: actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}), ...(request.method === 'PATCH' ? { intent: 'patch' as const } : {}) };
 }

@@ -54,9 +54,11 @@ import {
 } from './etcd-plans.js';
 import { StoreLimitError, StoreUnavailableError } from './errors.js';
 import { servedHealth } from './ownership.js';
+import { auditedAction } from './records.js';
 import type {
   AuditEntry,
   AuditReadOptions,
+  Writing,
   Change,
   ClusterInput,
   ClusterRecord,
@@ -278,7 +280,7 @@ export class EtcdStore implements CatalogStore {
   // ---------------------------------------------------------------- writes
 
   putCluster(input: ClusterInput, opts: WriteOptions): Promise<WriteResult> {
-    return this.write(opts.actor, () => planPutCluster(this.mirror, input, opts, this.at()));
+    return this.write(opts, () => planPutCluster(this.mirror, input, opts, this.at()));
   }
 
   deleteCluster(name: string, opts: WriteOptions): Promise<WriteResult> {
@@ -286,7 +288,7 @@ export class EtcdStore implements CatalogStore {
   }
 
   putEndpoint(cluster: string, endpoint: EndpointSpec, opts: WriteOptions): Promise<WriteResult> {
-    return this.write(opts.actor, () => planPutEndpoint(this.mirror, cluster, endpoint, opts, this.at()));
+    return this.write(opts, () => planPutEndpoint(this.mirror, cluster, endpoint, opts, this.at()));
   }
 
   removeEndpoint(cluster: string, address: string, port: number, opts: WriteOptions): Promise<WriteResult> {
@@ -298,7 +300,7 @@ export class EtcdStore implements CatalogStore {
   }
 
   putListener(listener: Listener, opts: WriteOptions): Promise<WriteResult> {
-    return this.write(opts.actor, () => planPutListener(this.mirror, listener, opts, this.at()));
+    return this.write(opts, () => planPutListener(this.mirror, listener, opts, this.at()));
   }
 
   deleteListener(name: string, opts: WriteOptions): Promise<WriteResult> {
@@ -406,12 +408,14 @@ export class EtcdStore implements CatalogStore {
     if (!h.writable) throw new StoreUnavailableError(h.reason ?? 'etcd unavailable');
   }
 
-  private async write(actor: string, plan: () => Outcome): Promise<WriteResult> {
+  private async write(writing: Writing, plan: () => Outcome): Promise<WriteResult> {
+    const actor = typeof writing === 'string' ? writing : writing.actor;
     for (let attempt = 1; ; attempt++) {
       this.assertWritable();
       const outcome = plan();
       if ('noop' in outcome) return { revision: outcome.noop };
-      const done = await this.commit(actor, outcome.plan);
+      const audits = outcome.plan.audits.map((a) => ({ ...a, action: auditedAction(a.action, writing) }));
+      const done = await this.commit(actor, { ...outcome.plan, audits });
       if (done.ok) return { revision: done.revision };
       if (attempt >= MAX_ATTEMPTS) throw new StoreUnavailableError(`lost ${attempt} races in a row to other writers of the same resource`);
     }

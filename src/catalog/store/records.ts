@@ -66,6 +66,18 @@ export interface WriteOptions {
    * and writes nothing. `0` means "create only": the resource must not exist yet.
    */
   readonly ifMatch?: number;
+  /** `patch`: the write merges a JSON merge patch into the resource; its audit action is then `patch`, not `update`. */
+  readonly intent?: WriteIntent;
+}
+
+export type WriteIntent = 'patch';
+
+/** Who writes, as a write takes it: an actor, or write options (their actor and intent). */
+export type Writing = string | { readonly actor: string; readonly intent?: WriteIntent };
+
+/** The audit action of a change made by `writing`: an update made by a merge patch is a `patch`. */
+export function auditedAction(action: AuditAction, writing: Writing): AuditAction {
+  return action === 'update' && typeof writing !== 'string' && writing.intent === 'patch' ? 'patch' : action;
 }
 
 export interface StateOptions {
@@ -74,7 +86,8 @@ export interface StateOptions {
   readonly ifMatch?: number;
 }
 
-export type AuditAction = 'create' | 'update' | 'delete' | 'set-state';
+/** `update`: replaced whole (PUT, the config file); `patch`: changed by a JSON merge patch (PATCH). */
+export type AuditAction = 'create' | 'update' | 'patch' | 'delete' | 'set-state';
 
 export interface AuditEntry {
   readonly id: number;

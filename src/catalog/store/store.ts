@@ -44,10 +44,12 @@ import { migrate } from './migrations.js';
 import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord, type OverrideTarget, type OverrideValue } from './override-records.js';
 import { trimRecordText } from './audit-trim.js';
 import { CatalogView } from './catalog-view.js';
+import { auditedAction } from './records.js';
 import type {
   AuditAction,
   AuditEntry,
   AuditReadOptions,
+  Writing,
   Change,
   ClusterInput,
   ClusterRecord,
@@ -193,9 +195,13 @@ class Tx {
   constructor(
     private readonly nextRevision: () => number,
     private readonly insertAudit: (tx: Tx, kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown) => void,
-    readonly actor: string,
+    private readonly writing: Writing,
     readonly at: string,
   ) {}
+
+  get actor(): string {
+    return typeof this.writing === 'string' ? this.writing : this.writing.actor;
+  }
 
   revision(): number {
     this.rev ??= this.nextRevision();
@@ -206,7 +212,8 @@ class Tx {
     return this.rev !== undefined;
   }
 
-  audit(kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown): void {
+  audit(kind: ResourceKind, name: string, change: AuditAction, before: unknown, after: unknown): void {
+    const action = auditedAction(change, this.writing);
     this.insertAudit(this, kind, name, action, before, after);
     this.changes.push({ kind, name, action });
   }
@@ -414,7 +421,7 @@ export class Store implements CatalogStore {
    */
   putCluster(input: ClusterInput, opts: WriteOptions): WriteResult {
     assertWriter(opts.owner);
-    return this.write(opts.actor, (tx) => {
+    return this.write(opts, (tx) => {
       const row = this.specRow('cluster', input.name);
       checkWrite('cluster', input.name, row, opts);
       return { revision: this.upsertCluster(tx, input, opts.owner, row) };
@@ -437,7 +444,7 @@ export class Store implements CatalogStore {
   putEndpoint(cluster: string, endpoint: EndpointSpec, opts: WriteOptions): WriteResult {
     assertWriter(opts.owner);
     const name = endpointName(cluster, endpoint);
-    return this.write(opts.actor, (tx) => {
+    return this.write(opts, (tx) => {
       const c = this.specRow('cluster', cluster);
       if (!c) throw new NotFoundError('cluster', cluster);
       if (c.owner !== opts.owner) throw new OwnershipError('endpoint', name, c.owner, opts.owner);
@@ -648,11 +655,11 @@ export class Store implements CatalogStore {
   }
 
   /** Runs `fn` in an IMMEDIATE transaction, then (after commit) notifies change listeners. */
-  private write<T>(actor: string, fn: (tx: Tx) => T): T {
+  private write<T>(writing: Writing, fn: (tx: Tx) => T): T {
     const tx = new Tx(
       () => this.nextRevision(),
       (...args) => this.insertAudit(...args),
-      actor,
+      writing,
       this.now().toISOString(),
     );
     const started = performance.now();
@@ -660,7 +667,7 @@ export class Store implements CatalogStore {
     this.wrote(started, 'catalog');
     if (tx.changed) this.view = this.view?.follow(tx.revision(), tx.changes);
     if (tx.changes.length > 0) {
-      const change: StoreChange = { revision: tx.revision(), actor, changes: [...tx.changes] };
+      const change: StoreChange = { revision: tx.revision(), actor: tx.actor, changes: [...tx.changes] };
       for (const l of [...this.listeners]) {
         try {
           l(change);
@@ -779,7 +786,7 @@ export class Store implements CatalogStore {
 
   private putSpec(kind: 'listener' | 'node-group', name: string, spec: string, opts: WriteOptions): WriteResult {
     assertWriter(opts.owner);
-    return this.write(opts.actor, (tx) => {
+    return this.write(opts, (tx) => {
       const row = this.specRow(kind, name);
       checkWrite(kind, name, row, opts);
       return { revision: this.upsertSpec(tx, kind, name, spec, opts.owner, row) };
