@@ -26,6 +26,7 @@ interface TypeState {
 }
 
 const MAX_INFLIGHT = 32;
+const REMOVAL_ORDER: readonly XdsTypeUrl[] = [...PUSH_ORDER].reverse();
 
 /**
  * One incremental (Delta) xDS stream. Subscription changes are honored whatever the nonce;
@@ -43,7 +44,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     const snapshot = this.snapshot();
     // Make-before-break: additions and updates in CDS → EDS → LDS → RDS order, removals after, in reverse.
     for (const type of PUSH_ORDER) this.respond(type, snapshot, 'updates', false);
-    for (const type of [...PUSH_ORDER].reverse()) this.respond(type, snapshot, 'removals', false);
+    for (const type of REMOVAL_ORDER) this.respond(type, snapshot, 'removals', false);
   }
 
   protected handle(req: DeltaDiscoveryRequest, record: ProxyRecord): void {
