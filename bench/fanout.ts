@@ -80,7 +80,9 @@ function yaml(): string {
   // client that opens N streams from one address.
   const cap = N + 1000;
   const limits = `maxStreamsPerPeer: ${cap}, maxStreams: ${cap}, maxConnectionsPerPeer: ${cap}, maxConnections: ${cap}`;
-  const lines = ['server:', '  logLevel: info', '  xds:', `    limits: { ${limits} }`, 'clusters:'];
+  // Keepalive pings off the path (as in reconnect-storm.ts): on a loaded machine the client
+  // workers answer them late and the server drops whole connections of streams.
+  const lines = ['server:', '  logLevel: info', '  xds:', '    keepaliveTimeMs: 600000', `    limits: { ${limits} }`, 'clusters:'];
   for (let c = 0; c < C; c++) {
     lines.push(`  - name: ${clusterName(c)}`, '    endpoints:');
     for (let e = 0; e < E; e++) {

@@ -51,6 +51,7 @@ export class Snapshot {
   private readonly updates = new Map<string, SotwBody | null>();
   /** By state (type, phase, version in sync with), then subscription: the long key is a stream's own, hash cached. */
   private readonly deltaPieces = new Map<string, Map<string, DeltaPiece>>();
+  private readonly typeVersions = new Map<XdsTypeUrl, string>();
 
   /** A hash of every resource's name and version: equal content, equal version, on every replica. */
   readonly version: string;
@@ -66,6 +67,19 @@ export class Snapshot {
 
   resources(type: XdsTypeUrl): ReadonlyMap<string, VersionedResource> {
     return this.byType.get(type) ?? new Map();
+  }
+
+  /**
+   * A hash of one type's names and versions: a Delta stream in sync with it has nothing to do
+   * when a change touched only other types, and streams in sync with it share their next piece.
+   */
+  typeVersion(type: XdsTypeUrl): string {
+    let v = this.typeVersions.get(type);
+    if (v === undefined) {
+      v = contentVersion([...this.resources(type).values()].map((r) => [r.name, r.version]));
+      this.typeVersions.set(type, v);
+    }
+    return v;
   }
 
   /**

@@ -16,8 +16,9 @@ interface TypeState {
   /** Responses not yet ACKed or NACKed, by nonce (several may be in flight in Delta). */
   inflight: Map<string, { version: string }>;
   /**
-   * The snapshot version whose resources (for this subscription) the client holds exactly, if it
-   * does: then its next update is the piece every stream in the same state shares.
+   * The version of this type's content (Snapshot.typeVersion) whose resources, for this
+   * subscription, the client holds exactly, if it does: then its next update is the piece every
+   * stream in the same state shares.
    */
   synced?: string;
   /** The subscription as a memo key; recomputed only after the subscription changed. */
@@ -25,6 +26,7 @@ interface TypeState {
 }
 
 const MAX_INFLIGHT = 32;
+const REMOVAL_ORDER: readonly XdsTypeUrl[] = [...PUSH_ORDER].reverse();
 
 /**
  * One incremental (Delta) xDS stream. Subscription changes are honored whatever the nonce;
@@ -42,7 +44,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     const snapshot = this.snapshot();
     // Make-before-break: additions and updates in CDS → EDS → LDS → RDS order, removals after, in reverse.
     for (const type of PUSH_ORDER) this.respond(type, snapshot, 'updates', false);
-    for (const type of [...PUSH_ORDER].reverse()) this.respond(type, snapshot, 'removals', false);
+    for (const type of REMOVAL_ORDER) this.respond(type, snapshot, 'removals', false);
   }
 
   protected handle(req: DeltaDiscoveryRequest, record: ProxyRecord): void {
@@ -126,9 +128,12 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       st.synced = undefined;
       return;
     }
+    // In sync with this type's content already: nothing to send (the common case for every type
+    // a push did not touch, and for every ACK).
+    if (!answerEmpty && st.synced !== undefined && st.synced === snapshot.typeVersion(type)) return;
     const piece = this.piece(type, st, snapshot, what);
     if (piece.sent.size === 0 && piece.removed.length === 0 && !answerEmpty) {
-      this.settle(st, snapshot, what, piece);
+      this.settle(type, st, snapshot, what, piece);
       return;
     }
     const nonce = this.nextNonce();
@@ -139,7 +144,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     const mode = st.known.size === 0 && piece.removed.length === 0 ? 'state' : 'merge';
     for (const [name, version] of piece.sent) st.known.set(name, version);
     for (const name of piece.removed) st.known.delete(name);
-    this.settle(st, snapshot, what, piece);
+    this.settle(type, st, snapshot, what, piece);
     st.inflight.set(nonce, { version: systemVersion });
     if (st.inflight.size > MAX_INFLIGHT) st.inflight.delete(st.inflight.keys().next().value as string);
     this.deps.registry.sent(this.record, type, systemVersion, nonce, piece.sent, mode);
@@ -172,8 +177,8 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
    * so `synced` stays; after a complete answer the client holds exactly what the subscription
    * resolves to (or not, e.g. it reported versions of names it is not subscribed to).
    */
-  private settle(st: TypeState, snapshot: Snapshot, what: DeltaPhase, piece: DeltaPiece): void {
+  private settle(type: XdsTypeUrl, st: TypeState, snapshot: Snapshot, what: DeltaPhase, piece: DeltaPiece): void {
     if (what === 'updates') return;
-    st.synced = st.known.size === piece.resolved ? snapshot.version : undefined;
+    st.synced = st.known.size === piece.resolved ? snapshot.typeVersion(type) : undefined;
   }
 }
