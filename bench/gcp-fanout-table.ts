@@ -43,10 +43,20 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 };
 
-/** Medians over the rounds (the p99 row is the median of the rounds' p99s). */
+/** Nearest-rank quantile, as the load client computes its own. */
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : (s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] as number);
+}
+
+/**
+ * Medians over the rounds (a fan-out row's p99 is the median of its rounds' p99s). A single-proxy
+ * row has one latency per round, so its p50 / p99 / max are taken across the rounds.
+ */
 export function summarize(server: Server, protocol: string, streams: number, run: { rounds: RoundLine[]; failure: string | undefined }): Row {
   const { rounds } = run;
   const pick = (f: (r: RoundLine) => number): number => median(rounds.map(f));
+  const single = streams === 1 ? rounds.map((r) => r.p50) : undefined;
   return {
     server: server.label,
     cache: server.cache,
@@ -55,9 +65,9 @@ export function summarize(server: Server, protocol: string, streams: number, run
     rounds: rounds.length,
     minReceived: rounds.length > 0 ? Math.min(...rounds.map((r) => r.received)) : 0,
     reconnects: rounds.at(-1)?.reconnects ?? NaN,
-    p50: pick((r) => r.p50),
-    p99: pick((r) => r.p99),
-    max: pick((r) => r.max),
+    p50: single ? quantile(single, 0.5) : pick((r) => r.p50),
+    p99: single ? quantile(single, 0.99) : pick((r) => r.p99),
+    max: single ? quantile(single, 1) : pick((r) => r.max),
     apiMs: pick((r) => r.apiMs),
     clientCpuMs: pick((r) => r.clientCpuMs),
     serverCpuMs: pick((r) => r.serverCpuMs),

@@ -19,7 +19,7 @@ import { formatTable, summarize, type Row, type RoundLine } from './gcp-fanout-t
 
 const HELP = `bench/gcp-fanout.ts: fulcrum vs go-control-plane fan-out, one Go load client for both.
 
-  --streams LIST        stream counts for the fan-out rows (default 1000,5000,10000)
+  --streams LIST        stream counts for the fan-out rows (default 1000,5000,10000; "" for none)
   --protocols LIST      sotw,delta (default both)
   --servers LIST        fulcrum,linear,snapshot (default); add fulcrum-default to run the fan-out
                         rows with fulcrum's default debounce too
@@ -30,6 +30,9 @@ const HELP = `bench/gcp-fanout.ts: fulcrum vs go-control-plane fan-out, one Go l
   --connect-concurrency N       streams connecting at once (default 200)
   --keep-dir            keep the run directory (logs, configs, the dump)
   --help
+
+The default run takes 15-35 minutes on 2 loaded cores. Each finished row is logged to stderr
+("  row {...}") as it completes.
 
 Needs Go (builds bench/go once per source hash into .tools/bench-go/). Each Envoy is one HTTP/2
 connection with one ADS stream: 10,000 streams need ~10,000 open files in both the client and the

@@ -20,6 +20,8 @@ import (
 	"log"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,16 +35,17 @@ var reconnects atomic.Int64
 
 type options struct {
 	target, trigger, body, dumpPath string
+	cpuProfile                      string
 	streams, rounds, serverPid      int
 	concurrency                     int
 	weightBase                      uint
 	delta                           bool
-	watch                           watchTarget
+	watch                           *watchTarget
 	timeout, settle                 time.Duration
 }
 
 func parseFlags() options {
-	var o options
+	o := options{watch: &watchTarget{}}
 	var port uint
 	flag.StringVar(&o.target, "target", "127.0.0.1:18000", "xDS server host:port")
 	flag.IntVar(&o.streams, "streams", 1, "simulated Envoys (one connection and one ADS stream each)")
@@ -58,6 +61,7 @@ func parseFlags() options {
 	flag.UintVar(&o.weightBase, "weight-base", 100, "round r sets weight base+r (must differ from the current weight)")
 	flag.DurationVar(&o.timeout, "timeout", 300*time.Second, "how long to wait for the sync and for each round")
 	flag.DurationVar(&o.settle, "settle", 200*time.Millisecond, "quiet time after a round before the CPU is read")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the client's CPU profile of the rounds here (go tool pprof)")
 	flag.StringVar(&o.dumpPath, "dump", "", "write the first CDS and EDS responses of one stream here and exit")
 	flag.Parse()
 	o.watch.port = uint32(port)
@@ -67,6 +71,8 @@ func parseFlags() options {
 func main() {
 	o := parseFlags()
 	raiseFileLimit()
+	// Fewer collections: the heap is mostly long-lived connections; memory is plentiful here.
+	debug.SetGCPercent(400)
 	if o.dumpPath != "" {
 		o.streams = 1
 	}
@@ -75,7 +81,7 @@ func main() {
 	run := newRound(o.streams)
 	streams := make([]*stream, o.streams)
 	for i := range streams {
-		streams[i] = &stream{id: i, delta: o.delta, watch: &o.watch, run: run, synced: make(chan struct{}), dump: o.dumpPath != ""}
+		streams[i] = &stream{id: i, delta: o.delta, watch: o.watch, run: run, synced: make(chan struct{}), dump: o.dumpPath != ""}
 	}
 	start := time.Now()
 	failed := connectAll(ctx, o, streams)
@@ -93,9 +99,11 @@ func main() {
 	if err != nil {
 		log.Fatalf("loadclient: %v", err)
 	}
+	stopProfile := startProfile(o.cpuProfile)
 	for r := 1; r <= o.rounds; r++ {
 		emit(playRound(o, trig, run, streams, r))
 	}
+	stopProfile()
 }
 
 // connectAll opens every stream, at most `concurrency` connecting at once (each holds its slot
@@ -199,5 +207,23 @@ func raiseFileLimit() {
 	lim.Cur = lim.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		fmt.Fprintf(os.Stderr, "loadclient: cannot raise the open-files limit: %v\n", err)
+	}
+}
+
+// startProfile profiles the rounds only (not the connects) when path is set.
+func startProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatalf("loadclient: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Fatalf("loadclient: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sync"
 
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -31,6 +32,9 @@ type watchTarget struct {
 	cluster string
 	address string
 	port    uint32
+
+	mu   sync.Mutex
+	memo map[string]uint32 // encoded assignment -> the watched endpoint's weight
 }
 
 // codec marshals requests with protobuf and parses responses into a summary.
@@ -113,13 +117,35 @@ func (s *summary) resource(value []byte) error {
 		if s.watch == nil || name != s.watch.cluster {
 			return nil
 		}
-		var cla endpoint.ClusterLoadAssignment
-		if err := proto.Unmarshal(value, &cla); err != nil {
-			return err
-		}
-		s.weight = s.watch.weightIn(&cla)
+		w, err := s.watch.weightOf(value)
+		s.weight = w
+		return err
 	}
 	return nil
+}
+
+// weightOf decodes the watched assignment (generated types) once per distinct encoding: every
+// stream receives the same bytes in a round, so the fleet shares one decode, as Envoys sharing
+// nothing would each pay for theirs in their own process.
+func (t *watchTarget) weightOf(value []byte) (uint32, error) {
+	t.mu.Lock()
+	w, ok := t.memo[string(value)]
+	t.mu.Unlock()
+	if ok {
+		return w, nil
+	}
+	var cla endpoint.ClusterLoadAssignment
+	if err := proto.Unmarshal(value, &cla); err != nil {
+		return 0, err
+	}
+	w = t.weightIn(&cla)
+	t.mu.Lock()
+	if t.memo == nil || len(t.memo) > 64 {
+		t.memo = make(map[string]uint32)
+	}
+	t.memo[string(value)] = w
+	t.mu.Unlock()
+	return w, nil
 }
 
 func (t *watchTarget) weightIn(cla *endpoint.ClusterLoadAssignment) uint32 {

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"testing"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+func assignment(name string, weight uint32) *endpoint.ClusterLoadAssignment {
+	lb := func(addr string, w uint32) *endpoint.LbEndpoint {
+		return &endpoint.LbEndpoint{
+			HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: &core.Address{
+				Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+					Address: addr, PortSpecifier: &core.SocketAddress_PortValue{PortValue: 8080},
+				}},
+			}}},
+			LoadBalancingWeight: wrapperspb.UInt32(w),
+		}
+	}
+	return &endpoint.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpoint.LocalityLbEndpoints{{
+		LbEndpoints: []*endpoint.LbEndpoint{lb("10.0.0.1", 1), lb("10.0.0.4", weight)},
+	}}}
+}
+
+func mustAny(t *testing.T, m proto.Message) *anypb.Any {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func decode(t *testing.T, m proto.Message, s *summary) {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (codec{}).Unmarshal(b, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSotwResponses(t *testing.T) {
+	watch := &watchTarget{cluster: "svc-b", address: "10.0.0.4", port: 8080}
+	cds := &discovery.DiscoveryResponse{VersionInfo: "v1", Nonce: "n1", TypeUrl: resource.ClusterType, Resources: []*anypb.Any{
+		mustAny(t, &cluster.Cluster{Name: "svc-a"}), mustAny(t, &cluster.Cluster{Name: "svc-b"}),
+	}}
+	var s summary
+	decode(t, cds, &s)
+	if s.version != "v1" || s.nonce != "n1" || s.typeURL != resource.ClusterType || len(s.names) != 2 || s.names[1] != "svc-b" {
+		t.Fatalf("CDS summary: %+v", s)
+	}
+	eds := &discovery.DiscoveryResponse{TypeUrl: resource.EndpointType, Resources: []*anypb.Any{
+		mustAny(t, assignment("svc-a", 9)), mustAny(t, assignment("svc-b", 7)),
+	}}
+	for range 2 { // the second decode is served from the memo
+		s = summary{watch: watch}
+		decode(t, eds, &s)
+		if s.weight != 7 {
+			t.Fatalf("weight of the watched endpoint: got %d, want 7", s.weight)
+		}
+	}
+}
+
+func TestDeltaResponseWithoutTheWatchedCluster(t *testing.T) {
+	watch := &watchTarget{cluster: "svc-b", address: "10.0.0.4", port: 8080}
+	res := &discovery.DeltaDiscoveryResponse{Nonce: "d1", TypeUrl: resource.EndpointType, Resources: []*discovery.Resource{
+		{Name: "svc-a", Version: "1", Resource: mustAny(t, assignment("svc-a", 5))},
+	}}
+	s := summary{watch: watch, delta: true}
+	decode(t, res, &s)
+	if s.nonce != "d1" || s.weight != 0 {
+		t.Fatalf("delta summary: nonce %q weight %d, want d1 and 0", s.nonce, s.weight)
+	}
+	res.Resources = append(res.Resources, &discovery.Resource{Name: "svc-b", Resource: mustAny(t, assignment("svc-b", 11))})
+	s = summary{watch: watch, delta: true}
+	decode(t, res, &s)
+	if s.weight != 11 {
+		t.Fatalf("delta weight: got %d, want 11", s.weight)
+	}
+}
