@@ -83,6 +83,9 @@ export class XdsServer {
       'grpc.keepalive_permit_without_calls': 1,
       // Envoy's and grpc's clients ping to keep ADS alive through idle NATs; do not punish them for it.
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+      // Channelz (nothing here reads it) registers every connection and call in process-wide
+      // registries with trackers and traces: memory per connected proxy for no reader.
+      'grpc.enable_channelz': 0,
       interceptors: [this.streamGate.interceptor, ...(options.security?.authz ? [options.security.authz.interceptor] : [])],
     });
     for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));
