@@ -66,7 +66,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** The generated catalog; `bump` sets the first endpoint's weight (each push changes it). */
 function catalogYaml(bump: number): string {
-  const lines = ['server: { xds: { debounceQuietMs: 0 } }', 'clusters:'];
+  // Every stream comes from 127.0.0.1: the per-peer limits (1,000 connections by default) are raised.
+  const many = 1_000_000;
+  const limits = `{ maxConnectionsPerPeer: ${many}, maxConnections: ${many}, maxStreamsPerPeer: ${many}, maxStreams: ${many} }`;
+  const lines = [`server: { xds: { debounceQuietMs: 0, limits: ${limits} } }`, 'clusters:'];
   for (let c = 0; c < num('clusters'); c++) {
     lines.push(`  - name: c${c}`, '    endpoints:');
     for (let e = 0; e < num('endpoints'); e++) {
