@@ -16,7 +16,10 @@ catalog, then prints:
             allocation stops, and gives back what start-up left: this is the steady state)
   streams   RSS with --streams ADS streams connected (one HTTP/2 connection each, as Envoys
             connect), each subscribed to CDS and every cluster's EDS, after --pushes weight
-            changes reached and were ACKed by every stream; and (that - rest) / streams
+            changes reached and were ACKed by every stream, first with half of them, then all:
+            (RSS - rest) / streams, which includes what any load adds once (V8's young
+            generation grows to its maximum, code, caches), and the marginal cost of a stream,
+            (RSS(all) - RSS(half)) / (streams - half), which does not
   rounds    RSS after --rounds more rounds of --streams streams connecting, syncing, receiving
             one push and leaving (what a fleet's reconnects leave behind)
 The streams are opened by bench/fanout-client.ts workers (separate processes).
@@ -63,7 +66,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** The generated catalog; `bump` sets the first endpoint's weight (each push changes it). */
 function catalogYaml(bump: number): string {
-  const lines = ['server: { xds: { debounceQuietMs: 0 } }', 'clusters:'];
+  // Every stream comes from 127.0.0.1: the per-peer limits (1,000 connections by default) are raised.
+  const many = 1_000_000;
+  const limits = `{ maxConnectionsPerPeer: ${many}, maxConnections: ${many}, maxStreamsPerPeer: ${many}, maxStreams: ${many} }`;
+  const lines = [`server: { xds: { debounceQuietMs: 0, limits: ${limits} } }`, 'clusters:'];
   for (let c = 0; c < num('clusters'); c++) {
     lines.push(`  - name: c${c}`, '    endpoints:');
     for (let e = 0; e < num('endpoints'); e++) {
@@ -131,10 +137,11 @@ async function startServer(configPath: string, dataDir: string): Promise<Server>
 }
 
 const EDS_ACKS = /^xds_convergence_seconds_count\{type="(?:EDS|eds)"\} (\d+)/m;
+const RELOADS_OK = /^fulcrum_config_reloads_total\{result="ok"\} (\d+)/m;
 const CONNECTED = /^xds_connected_proxies\{protocol="sotw"\} (\d+)/m;
 
 /** Client workers holding `streams` streams, each on its own connection, all synced. */
-async function connect(server: Server): Promise<ChildProcess[]> {
+async function connect(server: Server, streams: number): Promise<ChildProcess[]> {
   const workers = Math.max(1, num('workers'));
   const clients = Array.from({ length: workers }, () => fork('bench/fanout-client.ts', [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' }));
   await Promise.all(
@@ -159,40 +166,61 @@ async function disconnect(server: Server, clients: ChildProcess[]): Promise<void
 }
 
 /** Rewrites the config (atomically, as an editor would) and waits until every stream ACKed the change. */
-async function push(server: Server, configPath: string, bump: number): Promise<void> {
+async function push(server: Server, configPath: string, bump: number, streams: number): Promise<void> {
   const before = await server.metric(EDS_ACKS);
-  await writeFile(`${configPath}.tmp`, catalogYaml(bump));
-  await rename(`${configPath}.tmp`, configPath);
+  const reloads = await server.metric(RELOADS_OK);
+  const write = async (): Promise<void> => {
+    await writeFile(`${configPath}.tmp`, catalogYaml(bump));
+    await rename(`${configPath}.tmp`, configPath);
+  };
+  await write();
+  // A file watch can miss an event on a loaded machine: write again until the reload is seen.
+  for (let attempt = 0; (await server.metric(RELOADS_OK)) === reloads && attempt < 5; attempt++) {
+    await sleep(10_000);
+    if ((await server.metric(RELOADS_OK)) === reloads) await write();
+  }
   await until(`push ${bump} to reach every stream`, async () => (await server.metric(EDS_ACKS)) >= before + streams);
 }
 
-const row = (what: string, rss: number, note = ''): string => `| ${what} | ${(rss / MiB).toFixed(1)} MiB | ${note} |`;
+const HEAP_USED = /^nodejs_heap_size_used_bytes (\S+)/m;
+const row = (what: string, rss: number, heap: number, note = ''): string =>
+  `| ${what} | ${(rss / MiB).toFixed(1)} MiB | ${(heap / MiB).toFixed(1)} MiB | ${note} |`;
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'fulcrum-memory-'));
   const configPath = args.config ?? join(dir, 'catalog.yaml');
   if (!args.config) await writeFile(configPath, catalogYaml(2));
   const server = await startServer(configPath, join(dir, 'data'));
-  const out: string[] = [`${command.join(' ')}; ${args.config ?? `${num('clusters')} clusters x ${num('endpoints')} endpoints`}`, '', '| stage | RSS | |', '|---|---|---|'];
+  const out: string[] = [`${command.join(' ')}; ${args.config ?? `${num('clusters')} clusters x ${num('endpoints')} endpoints`}`, '', '| stage | RSS | JS heap used | |', '|---|---|---|---|'];
   try {
     const serving = await settledRss(server.pid);
-    out.push(row('serving (settled, no proxy yet)', serving));
+    out.push(row('serving (settled, no proxy yet)', serving, await server.metric(HEAP_USED)));
     await sleep(num('idle-ms'));
     const rest = num('idle-ms') > 0 ? await settledRss(server.pid) : serving;
-    if (num('idle-ms') > 0) out.push(row(`rest (after ${num('idle-ms') / 1000} s idle, no proxy)`, rest));
+    const restHeap = await server.metric(HEAP_USED);
+    if (num('idle-ms') > 0) out.push(row(`rest (after ${num('idle-ms') / 1000} s idle, no proxy)`, rest, restHeap));
     if (!args.config && streams > 0) {
-      const clients = await connect(server);
-      for (let p = 0; p < num('pushes'); p++) await push(server, configPath, 3 + p);
+      const half = Math.floor(streams / 2);
+      const perStream = (bytes: number, n: number): string => `${(bytes / n / 1024).toFixed(1)} KiB`;
+      const first = await connect(server, half);
+      for (let p = 0; p < num('pushes'); p++) await push(server, configPath, 3 + p, half);
+      const halfRss = await settledRss(server.pid);
+      out.push(row(`${half} streams after ${num('pushes')} pushes`, halfRss, await server.metric(HEAP_USED), `${perStream(halfRss - rest, half)} per stream`));
+      const second = await connect(server, streams - half);
+      for (let p = 0; p < num('pushes'); p++) await push(server, configPath, 10 + p, streams);
       const connected = await settledRss(server.pid);
-      out.push(row(`${streams} streams after ${num('pushes')} pushes`, connected, `${((connected - rest) / streams / 1024).toFixed(1)} KiB per stream`));
-      await disconnect(server, clients);
+      const heap = await server.metric(HEAP_USED);
+      out.push(
+        row(`${streams} streams after ${num('pushes')} more pushes`, connected, heap, `${perStream(connected - rest, streams)} per stream; marginal ${perStream(connected - halfRss, streams - half)} per stream`),
+      );
+      await disconnect(server, [...first, ...second]);
       for (let r = 0; r < num('rounds'); r++) {
-        const round = await connect(server);
-        await push(server, configPath, 100 + r);
+        const round = await connect(server, streams);
+        await push(server, configPath, 100 + r, streams);
         await disconnect(server, round);
       }
       const after = await settledRss(server.pid);
-      out.push(row(`after ${num('rounds')} more rounds of ${streams} connecting and leaving`, after, `${((after - rest) / MiB).toFixed(1)} MiB above rest`));
+      out.push(row(`after ${num('rounds')} more rounds of ${streams} connecting and leaving`, after, await server.metric(HEAP_USED), `${((after - rest) / MiB).toFixed(1)} MiB above rest`));
     }
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {

@@ -85,8 +85,8 @@ export class XdsServer {
       'grpc.keepalive_permit_without_calls': 1,
       // Envoy's and grpc's clients ping to keep ADS alive through idle NATs; do not punish them for it.
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-      // channelz bookkeeping (per connection and per call) is work no one reads here: fulcrum has
-      // its own metrics, and a reconnect storm pays it 10,000 times.
+      // channelz bookkeeping (per connection and per call, in process-wide registries) is memory and
+      // work no one reads here: fulcrum has its own metrics, and a reconnect storm pays it 10,000 times.
       'grpc.enable_channelz': 0,
       interceptors: [this.streamGate.interceptor, ...(options.security?.authz ? [options.security.authz.interceptor] : [])],
     });

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { scaled } from '../support/timing.js';
 
 /** The npm package a loaded file belongs to (its innermost node_modules folder), if any. */
 function packageOf(file: string): string | undefined {
@@ -27,5 +28,5 @@ describe('what a start loads', () => {
     expect(packages).toContain('@grpc/grpc-js');
     expect(packages).toContain('@sinclair/typebox');
     for (const lazy of ['etcd3', 'cockatiel', '@kubernetes/client-node', 'pino-pretty']) expect(packages, lazy).not.toContain(lazy);
-  }, 120_000);
+  }, scaled(120_000));
 });
