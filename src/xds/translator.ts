@@ -74,10 +74,11 @@ export class Translator {
       known !== undefined &&
       known.extra === inputs.extra &&
       sameOverrides(known.overrides, inputs.overrides) &&
-      (known.source === inputs.source || known.content() === this.contentKey(inputs.source));
-    const resource = same ? known.resource : encodeResource(typeUrl, name, build());
-    next.set(id, { ...inputs, content: () => this.contentKey(inputs.source), resource });
-    return resource;
+      (known.source === inputs.source || this.contentKey(known.source) === this.contentKey(inputs.source));
+    // A hit keeps the memo entry as it is: no allocation per resource on a publish that changed little.
+    const memo = same && known.source === inputs.source && known.overrides === inputs.overrides ? known : { ...inputs, resource: same ? known.resource : encodeResource(typeUrl, name, build()) };
+    next.set(id, memo);
+    return memo.resource;
   }
 
   /** The object's content as a string, computed once per object (catalog objects are not mutated). */
@@ -111,7 +112,6 @@ function sameOverrides(a: ReadonlyMap<string, EndpointOverride> | undefined, b: 
 }
 
 interface Memo extends Inputs {
-  content(): string;
   readonly resource: EncodedResource;
 }
 

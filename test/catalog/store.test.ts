@@ -36,7 +36,7 @@ describe('openStore', () => {
 });
 
 describe('SQLite specifics (the shared contract is store-contract.ts)', () => {
-  it('the incremental catalog equals a full read after any sequence of writes, also another connection\'s', () => {
+  it('the incremental catalog and the kept cluster records equal a full read after any sequence of writes, also another connection\'s', () => {
     const dir = tempDir();
     const s = fresh(dir);
     const other = fresh(dir);
@@ -53,8 +53,10 @@ describe('SQLite specifics (the shared contract is store-contract.ts)', () => {
     ops.forEach((op, i) => {
       // Every third write comes from another connection: a revision this one did not make.
       op(i % 3 === 2 ? other : s);
-      const full = fresh(dir).catalog();
-      expect(s.catalog()).toEqual(full);
+      const reader = fresh(dir);
+      expect(s.catalog()).toEqual(reader.catalog());
+      // Cluster records are kept per revision: never stale, whoever wrote.
+      for (const name of ['a', 'b', 'c']) expect(s.getCluster(name)).toEqual(reader.getCluster(name));
     });
   });
 

@@ -71,6 +71,8 @@ import type {
 
 export const DEFAULT_DATA_DIR = './data';
 export const DB_FILE = 'fulcrum.db';
+/** Cluster records kept for repeated reads (see Store.clusterRecord). */
+const RECORDS_KEPT = 16;
 
 export interface StoreOptions {
   /** Defaults to `fulcrum.db`. */
@@ -226,6 +228,8 @@ export class Store implements CatalogStore {
   private readonly onWrite: ((ms: number, kind: 'catalog' | 'weights') => void) | undefined;
   private readonly stmt;
   private readonly cache = new Map<string, Database.Statement>();
+  /** The cluster records read last, by name, least recently read first (see clusterRecord). */
+  private readonly records = new Map<string, ClusterRecord>();
   /** The last catalog read, and what this process changed since (see catalog()). */
   private view: CatalogView | undefined;
 
@@ -663,7 +667,14 @@ export class Store implements CatalogStore {
       this.now().toISOString(),
     );
     const started = performance.now();
-    const result = this.db.transaction(() => fn(tx)).immediate();
+    let result: T;
+    try {
+      result = this.db.transaction(() => fn(tx)).immediate();
+    } catch (err) {
+      // Rolled back: a revision taken inside may be taken again with other content.
+      this.records.clear();
+      throw err;
+    }
     this.wrote(started, 'catalog');
     if (tx.changed) this.view = this.view?.follow(tx.revision(), tx.changes);
     if (tx.changes.length > 0) {
@@ -708,8 +719,22 @@ export class Store implements CatalogStore {
       .all();
   }
 
+  /**
+   * A cluster's revision covers its endpoints, so the record read at a revision stays right until
+   * the revision moves: the last few are kept, and reading one endpoint of a 20k-endpoint cluster
+   * (every endpoint route checks the cluster first) does not read its 20k rows each time.
+   */
   private clusterRecord(row: SpecRow): ClusterRecord {
-    return { ...parseClusterSpec(row), ...meta(row), endpoints: this.stmt.endpointsOf.all(row.name).map(toEndpointRecord) };
+    const known = this.records.get(row.name);
+    if (known && known.revision === row.revision && known.updatedAt === row.updated_at) return known;
+    const rec = { ...parseClusterSpec(row), ...meta(row), endpoints: this.stmt.endpointsOf.all(row.name).map(toEndpointRecord) };
+    this.records.delete(row.name);
+    this.records.set(row.name, rec);
+    for (const name of this.records.keys()) {
+      if (this.records.size <= RECORDS_KEPT) break;
+      this.records.delete(name);
+    }
+    return rec;
   }
 
   /** Writes a cluster (and, if given, its endpoint set). Returns its revision afterwards. */
