@@ -42,7 +42,9 @@ export class CatalogView {
       if (c.kind === 'cluster') this.dirty.add(c.name);
       else if (c.kind === 'endpoint') this.dirty.add(clusterOfEndpoint(c.name));
       else if (c.kind === 'listener' || c.kind === 'node-group') this.specsDirty = true;
-      else return undefined;
+      // Overrides on discovered clusters are layered on Kubernetes' contribution, not on the
+      // store's catalog (discovered-overrides.ts): nothing here to read again.
+      else if (c.kind !== 'override') return undefined;
     }
     this.rev = revision;
     return this;
