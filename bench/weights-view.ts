@@ -18,6 +18,10 @@ import { ProxyRegistry } from '../src/xds/proxy-status.js';
 import { XdsCache } from '../src/xds/cache.js';
 import { AdaptiveWeights } from '../src/weights/adaptive-weights.js';
 import type { Catalog, Cluster, Endpoint } from '../src/catalog/types.js';
+import { openStore } from '../src/catalog/store/store.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const { values: args } = parseArgs({
   options: {
@@ -113,6 +117,31 @@ function loopBench(): void {
   }
   console.log(`weight loop, ${clusters} PID clusters, ${total} endpoints, every endpoint reporting (median of 5 ticks):`);
   for (const [name, xs] of Object.entries(parts)) console.log(`  ${name.padEnd(48)} ${ms(median(xs)).padStart(8)} ms`);
+  archiveBench(adaptive.adaptiveWeights());
+}
+
+/** The SQLite archive (fsync'd transaction): every cluster's weights, as the loop wrote them, vs one changed cluster. */
+function archiveBench(all: ReadonlyMap<string, ReadonlyMap<string, number>>): void {
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-weights-'));
+  const store = openStore(dir);
+  try {
+    const [first] = all;
+    const one = new Map(first === undefined ? [] : [first]);
+    const time = (w: ReadonlyMap<string, ReadonlyMap<string, number>>): number => {
+      const xs: number[] = [];
+      for (let r = 0; r < 5; r++) {
+        const t0 = performance.now();
+        store.saveAllWeights(w);
+        xs.push(performance.now() - t0);
+      }
+      return median(xs);
+    };
+    console.log(`  ${'SQLite saveAllWeights, every cluster'.padEnd(48)} ${ms(time(all)).padStart(8)} ms`);
+    console.log(`  ${'SQLite saveAllWeights, the one cluster changed'.padEnd(48)} ${ms(time(one)).padStart(8)} ms`);
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 await viewBench();
