@@ -47,7 +47,7 @@ const BATCH = 32;
  */
 export class WeightShare {
   private watcher: Watcher | undefined;
-  private readonly written = new Map<string, { body: string; at: number }>();
+  private readonly written = new Map<string, Written>();
   private readonly incarnation = randomUUID();
 
   constructor(private readonly o: WeightShareOptions) {}
@@ -93,17 +93,21 @@ export class WeightShare {
 
   /** Writes what changed among `owned` (cluster → owner key create_revision); `force` writes them all. */
   async flush(owned: ReadonlyMap<string, string>, force = false): Promise<void> {
-    const due: { cluster: string; revision: string; body: string; record: string }[] = [];
+    const due: Due[] = [];
     const now = this.now();
     const current = this.o.weights.current();
     for (const [cluster, revision] of owned) {
-      const body = JSON.stringify(Object.fromEntries(current.get(cluster) ?? []));
+      const overrides = current.get(cluster);
       const last = this.written.get(cluster);
-      if (!force && last !== undefined && last.body === body && now - last.at < this.o.stateRefreshMs) continue;
+      const recent = !force && last !== undefined && now - last.at < this.o.stateRefreshMs;
+      // The very map written last time (AdaptiveWeights keeps it while the tick output stands): the
+      // same content, without serializing every endpoint of every owned cluster on every flush.
+      if (recent && last.overrides === overrides) continue;
+      const body = JSON.stringify(Object.fromEntries(overrides ?? []));
+      if (recent && last.body === body) continue;
       const state = this.o.weights.exportState(cluster);
       if (state === undefined) continue;
-      const record: WeightRecord = { owner: this.o.replicaId, incarnation: this.incarnation, at: now, overrides: JSON.parse(body) as Record<string, EndpointOverride>, state };
-      due.push({ cluster, revision, body, record: JSON.stringify(record) });
+      due.push({ cluster, revision, overrides, body, record: recordJson(this.o.replicaId, this.incarnation, now, body, state) });
     }
     for (let i = 0; i < due.length; i += BATCH) await this.write(due.slice(i, i + BATCH), now);
   }
@@ -118,7 +122,7 @@ export class WeightShare {
     this.written.delete(cluster);
   }
 
-  private async write(batch: readonly { cluster: string; revision: string; body: string; record: string }[], now: number): Promise<void> {
+  private async write(batch: readonly Due[], now: number): Promise<void> {
     const [first, ...rest] = batch;
     if (first === undefined) return;
     const { client, keys } = this.o;
@@ -126,7 +130,7 @@ export class WeightShare {
     for (const d of rest) txn = txn.and(keys.owner(d.cluster), 'Create', '==', d.revision);
     const res = await txn.then(...batch.map((d) => client.put(keys.weight(d.cluster)).value(d.record))).commit();
     if (res.succeeded) {
-      for (const d of batch) this.written.set(d.cluster, { body: d.body, at: now });
+      for (const d of batch) this.written.set(d.cluster, { overrides: d.overrides, body: d.body, at: now });
       return;
     }
     // Some owner key changed under us: write the others one by one; the lost ones are refused.
@@ -145,6 +149,24 @@ export class WeightShare {
   private now(): number {
     return (this.o.now ?? Date.now)();
   }
+}
+
+interface Written {
+  readonly overrides: ReadonlyMap<string, EndpointOverride> | undefined;
+  readonly body: string;
+  readonly at: number;
+}
+
+interface Due extends Omit<Written, 'at'> {
+  readonly cluster: string;
+  readonly revision: string;
+  readonly record: string;
+}
+
+/** A WeightRecord's JSON around the overrides' already serialized `body` (not parsed back and serialized again). */
+function recordJson(owner: string, incarnation: string, at: number, body: string, state: ExportedClusterState): string {
+  const head = JSON.stringify({ owner, incarnation, at, state } satisfies Omit<WeightRecord, 'overrides'>);
+  return `${head.slice(0, -1)},"overrides":${body}}`;
 }
 
 function parseRecord(raw: string): WeightRecord | undefined {

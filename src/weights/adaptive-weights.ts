@@ -21,6 +21,10 @@ export class AdaptiveWeights {
   /** Overrides published by the owners of the clusters this replica does not tick. */
   private readonly remote = new Map<string, ReadonlyMap<string, EndpointOverride>>();
   private remoteChanged = false;
+  /** Per cluster: the overrides built from the tick output they were built from (reused while it is the same). */
+  private readonly built = new Map<string, BuiltOverrides>();
+  /** Per catalog cluster, its endpoints' declared health by key (built on first use: publishedHealth). */
+  private readonly declared = new WeakMap<Cluster, ReadonlyMap<string, string>>();
 
   constructor(engine = new WeightEngine()) {
     this.engine = engine;
@@ -32,6 +36,7 @@ export class AdaptiveWeights {
       if (!next.has(name)) {
         this.engine.removeCluster(name);
         this.last.delete(name);
+        this.built.delete(name);
       }
     }
     for (const c of next.values()) {
@@ -98,7 +103,7 @@ export class AdaptiveWeights {
       if (!c) continue;
       this.last.set(name, t);
       if (t.changed) changed = true;
-      const perEndpoint = overridesOf(t, c.weighting.kind !== 'static');
+      const perEndpoint = this.overridesOf(name, t, c.weighting.kind !== 'static');
       if (perEndpoint.size > 0) out.set(name, perEndpoint);
     }
     for (const name of this.clusters.keys()) {
@@ -109,6 +114,19 @@ export class AdaptiveWeights {
     if (!changed && sameKeys(out, this.overrides)) return undefined;
     this.overrides = out;
     return out;
+  }
+
+  /**
+   * What a tick publishes for a cluster: adaptive weights, and UNHEALTHY where probes failed. A
+   * cluster whose tick output is the very same as last time (no push: the engine hands back the
+   * same weight and health maps) keeps its previous overrides: no map of n entries per tick.
+   */
+  private overridesOf(name: string, t: ClusterTick, adaptive: boolean): ReadonlyMap<string, EndpointOverride> {
+    const prev = this.built.get(name);
+    if (prev !== undefined && prev.weights === t.weights && prev.health === t.health && prev.adaptive === adaptive) return prev.overrides;
+    const overrides = buildOverrides(t, adaptive);
+    this.built.set(name, { weights: t.weights, health: t.health, adaptive, overrides });
+    return overrides;
   }
 
   current(): WeightOverrides {
@@ -132,9 +150,20 @@ export class AdaptiveWeights {
    * an unknown endpoint.
    */
   publishedHealth(cluster: string, key: string): string | undefined {
-    const declared = this.clusters.get(cluster)?.endpoints.find((e) => endpointKey(e) === key)?.health;
+    const c = this.clusters.get(cluster);
+    const declared = c === undefined ? undefined : this.declaredHealth(c).get(key);
     if (declared !== undefined && declared !== 'HEALTHY' && declared !== 'UNKNOWN') return declared;
     return this.last.get(cluster)?.health.get(key) ?? declared;
+  }
+
+  /** The cluster's endpoints' declared health by key, indexed once per catalog cluster (not searched per endpoint). */
+  private declaredHealth(c: Cluster): ReadonlyMap<string, string> {
+    let index = this.declared.get(c);
+    if (index === undefined) {
+      index = new Map(c.endpoints.map((e) => [endpointKey(e), e.health]));
+      this.declared.set(c, index);
+    }
+    return index;
   }
 
   /** Which signal the cluster's policy is missing for which endpoints, after its last tick. */
@@ -180,12 +209,21 @@ function remoteTick(remote: ReadonlyMap<string, EndpointOverride>): ClusterTick 
   return { weights, health, changed: false, explanations: new Map(), failStatic: false, setpoint: undefined };
 }
 
-/** What a tick publishes for a cluster: adaptive weights, and UNHEALTHY where probes failed. */
-function overridesOf(t: ClusterTick, adaptive: boolean): Map<string, EndpointOverride> {
+interface BuiltOverrides {
+  readonly weights: ClusterTick['weights'];
+  readonly health: ClusterTick['health'];
+  readonly adaptive: boolean;
+  readonly overrides: ReadonlyMap<string, EndpointOverride>;
+}
+
+const UNHEALTHY_ONLY: EndpointOverride = Object.freeze({ health: 'UNHEALTHY' });
+
+function buildOverrides(t: ClusterTick, adaptive: boolean): Map<string, EndpointOverride> {
   const perEndpoint = new Map<string, EndpointOverride>();
   for (const [key, weight] of t.weights) {
     const unhealthy = t.health.get(key) === 'UNHEALTHY';
-    if (adaptive || unhealthy) perEndpoint.set(key, { ...(adaptive ? { weight } : {}), ...(unhealthy ? { health: 'UNHEALTHY' as const } : {}) });
+    if (adaptive) perEndpoint.set(key, unhealthy ? { weight, health: 'UNHEALTHY' } : { weight });
+    else if (unhealthy) perEndpoint.set(key, UNHEALTHY_ONLY);
   }
   return perEndpoint;
 }

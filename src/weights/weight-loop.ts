@@ -37,6 +37,8 @@ export class WeightLoop implements Component {
   readonly name = 'weights';
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
+  /** Per cluster, the published weights last handed to the archive (the engine's own map). */
+  private readonly archived = new Map<string, ReadonlyMap<string, number>>();
 
   constructor(private readonly options: WeightLoopOptions) {}
 
@@ -66,14 +68,30 @@ export class WeightLoop implements Component {
     onTicked?.(performance.now() - started);
     if (!overrides) return;
     publish(overrides);
-    this.archive(archive, adaptive.adaptiveWeights());
+    this.archive(archive, this.changedSinceArchived(adaptive.adaptiveWeights()));
+  }
+
+  /**
+   * Only the clusters whose published weights are not the very map archived last (the engine keeps
+   * a cluster's map until it publishes anew): rewriting 100,000 weights every time one cluster of
+   * 1,000 moved was the loop's largest cost. saveAllWeights leaves clusters it is not given as they are.
+   */
+  private changedSinceArchived(all: ReadonlyMap<string, ReadonlyMap<string, number>>): Map<string, ReadonlyMap<string, number>> {
+    const changed = new Map<string, ReadonlyMap<string, number>>();
+    for (const [cluster, weights] of all) if (this.archived.get(cluster) !== weights) changed.set(cluster, weights);
+    for (const cluster of this.archived.keys()) if (!all.has(cluster)) this.archived.delete(cluster);
+    return changed;
   }
 
   private archive(archive: WeightArchive, weights: ReadonlyMap<string, ReadonlyMap<string, number>>): void {
+    if (weights.size === 0) return;
     const failed = this.options.onArchiveError ?? ((err: unknown) => process.emitWarning(`fulcrum could not archive weights: ${String(err)}`));
+    // Remembered once saved, so a failed save is retried with the next change.
+    const saved = (): void => weights.forEach((w, cluster) => this.archived.set(cluster, w));
     try {
       const saving = archive.saveAllWeights(weights);
-      if (saving instanceof Promise) saving.catch(failed);
+      if (saving instanceof Promise) saving.then(saved, failed);
+      else saved();
     } catch (err) {
       failed(err);
     }

@@ -77,6 +77,46 @@ describe('WeightLoop', () => {
     loop.stop();
   });
 
+  it('archives only the clusters whose published weights changed since they were archived, and retries a failed save', async () => {
+    const { adaptive } = fakeAdaptive([overrides(1), overrides(2), overrides(3), overrides(4)]);
+    const web = new Map([['10.0.0.1:80', 7]]);
+    const api = new Map([['10.0.0.2:80', 3]]);
+    let current: Weights = new Map([['web', web], ['api', api]]);
+    adaptive.adaptiveWeights = () => new Map(current);
+    const saved: string[][] = [];
+    let fail = false;
+    const loop = new WeightLoop({
+      adaptive,
+      signals: fakeSignals(),
+      archive: {
+        loadWeights: () => new Map(),
+        saveAllWeights: async (w) => {
+          saved.push([...w.keys()]);
+          if (fail) throw new Error('etcd away');
+        },
+      },
+      tickMs: 1_000,
+      publish: () => undefined,
+      onArchiveError: () => undefined,
+    });
+    loop.start(); // resumes: publishes, archives nothing
+    vi.advanceTimersByTime(1_000);
+    await Promise.resolve();
+    expect(saved).toEqual([['web', 'api']]);
+    current = new Map([['web', new Map([['10.0.0.1:80', 8]])], ['api', api]]);
+    fail = true;
+    vi.advanceTimersByTime(1_000);
+    await Promise.resolve();
+    expect(saved.at(-1)).toEqual(['web']);
+    fail = false;
+    vi.advanceTimersByTime(1_000);
+    await Promise.resolve();
+    // The failed save is not remembered: web goes again (api still unchanged).
+    expect(saved.at(-1)).toEqual(['web']);
+    expect(saved).toHaveLength(3);
+    loop.stop();
+  });
+
   it('feeds signals to the engine while running, and stops ticking and listening once stopped', () => {
     const { adaptive, seen } = fakeAdaptive([]);
     const signals = fakeSignals();

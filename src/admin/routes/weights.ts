@@ -132,14 +132,15 @@ type EndpointView = WeightsView['endpoints'][number];
 /** In rotation: what proxies send traffic to (not UNHEALTHY, not DRAINING). */
 const inRotation = (e: EndpointView): boolean => e.health !== 'UNHEALTHY' && e.health !== 'DRAINING';
 
-/** The endpoint's weight as a percentage of the weights in rotation (0 when out of rotation). */
-function shareOf(e: EndpointView, all: readonly EndpointView[]): number {
-  if (!inRotation(e)) return 0;
-  const total = all.filter(inRotation).reduce((sum, x) => sum + (x.weight ?? 0), 0);
-  return total > 0 ? Math.round(((e.weight ?? 0) / total) * 10_000) / 100 : 0;
+/**
+ * Each endpoint with its share: its weight as a percentage of the weights in rotation (0 when out
+ * of rotation). The total is summed once (it was summed per endpoint: quadratic in the cluster).
+ */
+function withShares<E extends EndpointView>(endpoints: readonly E[]): (E & { share: number })[] {
+  const total = endpoints.filter(inRotation).reduce((sum, x) => sum + (x.weight ?? 0), 0);
+  const shareOf = (e: E): number => (inRotation(e) && total > 0 ? Math.round(((e.weight ?? 0) / total) * 10_000) / 100 : 0);
+  return endpoints.map((e) => ({ ...e, share: shareOf(e) }));
 }
-
-const withShares = (endpoints: readonly EndpointView[]): EndpointView[] => endpoints.map((e) => ({ ...e, share: shareOf(e, endpoints) }));
 
 /** Before the engine's first tick for the cluster: the declared weights and health. */
 function declaredWeights(rec: ClusterRecord): WeightsView {
@@ -148,10 +149,11 @@ function declaredWeights(rec: ClusterRecord): WeightsView {
     computed: false,
     policy: rec.weighting?.kind ?? 'static',
     failStatic: false,
-    endpoints: rec.endpoints
-      .filter((e) => e.state !== 'disabled')
-      .map((e) => ({ endpoint: endpointKey(e), staticWeight: e.weight, weight: e.weight, health: e.state === 'draining' ? 'DRAINING' : e.health }))
-      .map((e, _i, all) => ({ ...e, share: shareOf(e, all) })),
+    endpoints: withShares(
+      rec.endpoints
+        .filter((e) => e.state !== 'disabled')
+        .map((e) => ({ endpoint: endpointKey(e), staticWeight: e.weight, weight: e.weight, health: e.state === 'draining' ? 'DRAINING' : e.health })),
+    ),
   };
 }
 

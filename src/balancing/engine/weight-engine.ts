@@ -97,7 +97,6 @@ import {
   type WeightEngineOptions,
   type WeightingPolicy,
 } from './types.js';
-import { isOperatorDisabled } from './stages.js';
 import { steersOn } from './steering.js';
 
 /** Latency smoothing for the PID's latency metrics: a new sample's share at one per tick. */
@@ -365,11 +364,7 @@ export class WeightEngine {
       c.frames.spare,
     );
     captureInputs(f, c.order);
-    const inRotation = (i: number): boolean => {
-      const e = c.order[i] as EndpointState;
-      return !isOperatorDisabled(e.operatorHealth) && e.tracker.state(now) === 'AVAILABLE';
-    };
-    runEjection(f, c.order, c.ejection, inRotation);
+    runEjection(f, c.order, c.ejection);
     gateHealth(f, c.order);
     joinAndScale(f, c.order, c.parts.static < 1);
     classifyAll(f, c.order, c.safety);

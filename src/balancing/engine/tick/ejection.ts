@@ -20,6 +20,7 @@
  */
 import type { ErrorReading } from '../error-window.js';
 import type { EndpointState, EjectionState } from '../state.js';
+import { isOperatorDisabled } from '../stages.js';
 import type { EjectionSettings } from '../types.js';
 import { at, type Frame } from './frame.js';
 
@@ -104,12 +105,16 @@ function stdev(xs: readonly number[]): number {
   return Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / xs.length);
 }
 
+/** Whether the operator and the probes let the endpoint serve (the outlier detector judges only those). */
+function inRotation(e: EndpointState, now: number): boolean {
+  return !isOperatorDisabled(e.operatorHealth) && e.tracker.state(now) === 'AVAILABLE';
+}
+
 /**
  * Stage 0: releases ejections whose back-off is over, judges the endpoints in rotation and
  * ejects the outliers. Updates each endpoint's EjectionState; the health gate reads it.
- * `inRotation(i)` says whether the operator and the probes let endpoint i serve.
  */
-export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, inRotation: (i: number) => boolean): void {
+export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings): void {
   let readings: (ErrorReading | undefined)[] | undefined;
   let ejected = 0;
   for (let i = 0; i < f.n; i++) {
@@ -119,7 +124,7 @@ export function runEjection(f: Frame, eps: readonly EndpointState[], s: Ejection
     f.errorRate[i] = r.rate;
     if (e.ejection.until !== undefined) ejected++;
     else if (r.requests > 0 || r.lastRequests > 0) {
-      if (!inRotation(i)) continue;
+      if (!inRotation(e, f.now)) continue;
       noteRecovery(e.ejection, r, s);
       // Allocated only for clusters with error data (most ticks of most clusters have none).
       readings ??= new Array<undefined>(f.n).fill(undefined);

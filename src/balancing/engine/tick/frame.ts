@@ -174,11 +174,14 @@ function resetFrame(f: Mutable<Frame>, init: FrameInit): Frame {
   f.policy = init.policy;
   f.keys = init.keys;
   f.statics = init.statics;
-  for (const a of [f.age, f.fair, f.prevW, f.prevPub, f.raw, f.cand, f.pub, f.rules, f.healthCode, f.serving, f.freshness]) a.fill(0);
-  f.errorRate.fill(Number.NaN);
-  f.stepTicks.fill(1);
-  f.samples.fill(undefined);
-  f.probeLatency.fill(undefined);
+  // One pass over the slots, not a fill() per vector: 500 small clusters made 7,500 fill calls a tick.
+  for (let i = 0; i < f.n; i++) {
+    f.age[i] = f.fair[i] = f.prevW[i] = f.prevPub[i] = f.raw[i] = f.cand[i] = f.pub[i] = 0;
+    f.rules[i] = f.healthCode[i] = f.serving[i] = f.freshness[i] = 0;
+    f.errorRate[i] = Number.NaN;
+    f.stepTicks[i] = 1;
+    f.samples[i] = f.probeLatency[i] = undefined;
+  }
   f.spares = { pid: f.pid ?? f.spares.pid, ewma: f.ewma ?? f.spares.ewma, util: f.util ?? f.spares.util };
   f.util = f.pid = f.ewma = f.ejections = undefined;
   f.failStatic = false;

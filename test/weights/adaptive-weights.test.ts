@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { WeightEngine } from '../../src/balancing/engine/weight-engine.js';
+import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
+import type { Catalog } from '../../src/catalog/types.js';
+import { cluster, endpoint } from '../catalog/helpers.js';
+
+const PID = { kind: 'pid', setpoint: 'mean', metric: 'cpu' } as const;
+const catalogOf = (health: 'HEALTHY' | 'DRAINING', n = 3): Catalog => ({
+  clusters: [cluster('web', Array.from({ length: n }, (_, i) => endpoint(`10.0.0.${i + 1}`, 8080, i === 1 ? { health } : {})), { weighting: PID })],
+  listeners: [],
+  nodeGroups: [],
+});
+
+describe('AdaptiveWeights', () => {
+  it('publishedHealth: the declared DRAINING wins, follows catalog changes, and is undefined for unknown endpoints', () => {
+    const a = new AdaptiveWeights(new WeightEngine());
+    a.setCatalog(catalogOf('DRAINING'));
+    a.tick(1_000);
+    expect(a.publishedHealth('web', '10.0.0.2:8080')).toBe('DRAINING');
+    expect(a.publishedHealth('web', '10.0.0.1:8080')).toBe('HEALTHY');
+    expect(a.publishedHealth('web', '10.0.0.9:8080')).toBeUndefined();
+    expect(a.publishedHealth('nope', '10.0.0.1:8080')).toBeUndefined();
+    a.setCatalog(catalogOf('HEALTHY'));
+    a.tick(2_000);
+    expect(a.publishedHealth('web', '10.0.0.2:8080')).toBe('HEALTHY');
+  });
+
+  it('keeps a cluster\'s overrides while its tick output is unchanged, and rebuilds them when it moves', () => {
+    const a = new AdaptiveWeights(new WeightEngine());
+    a.setCatalog(catalogOf('HEALTHY'));
+    const first = a.tick(1_000)?.get('web');
+    expect(first?.size).toBe(3);
+    // No samples: nothing moves, the engine hands back the same output, and so do we.
+    a.tick(2_000);
+    expect(a.current().get('web')).toBe(first);
+    a.observeSample('web', '10.0.0.1:8080', { at: 2_500, cpu: 0.9 });
+    a.observeSample('web', '10.0.0.2:8080', { at: 2_500, cpu: 0.1 });
+    a.observeSample('web', '10.0.0.3:8080', { at: 2_500, cpu: 0.5 });
+    a.tick(3_000);
+    a.tick(4_000);
+    const moved = a.current().get('web');
+    expect(moved).not.toBe(first);
+    expect(moved?.get('10.0.0.1:8080')?.weight).toBeLessThan(first?.get('10.0.0.1:8080')?.weight as number);
+    // A probe-failed endpoint of a static cluster is published UNHEALTHY without a weight.
+    const s = new AdaptiveWeights(new WeightEngine());
+    s.setCatalog({ ...catalogOf('HEALTHY'), clusters: [cluster('web', [endpoint('10.0.0.1'), endpoint('10.0.0.2')])] });
+    for (let t = 1; t <= 3; t++) s.observeProbe('web', '10.0.0.1:8080', { ok: false, at: t * 100 });
+    expect(s.tick(1_000)?.get('web')?.get('10.0.0.1:8080')).toEqual({ health: 'UNHEALTHY' });
+  });
+});
