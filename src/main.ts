@@ -247,7 +247,8 @@ interface Parts {
 /** Sources → catalog → weights → publisher, then the servers, signals and readiness. */
 function buildParts(boot: Boot, core: Core, store: CatalogStore, options: FulcrumOptions): Parts {
   const { config, log } = boot;
-  const etcd = replicationEtcd(store, options);
+  // The embedder's client, or the etcd store's own: one client per replica, closed by the store.
+  const etcd = options.etcd ?? store.replication?.();
   const ha = etcd ? haReplica(boot, core, etcd, options) : undefined;
   const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher, ...(ha ? [ha] : [])]);
   const source = new ConfigSource(options.configPath, { store, log, onReload: (outcome) => core.metrics.configReload(outcome) });
@@ -298,18 +299,8 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   return { components: [...pipeline, admin, ...served, readiness], xds, admin, ha };
 }
 
-/** The etcd client replication uses: the embedder's, or the etcd store's own (one client per replica; the store closes it). */
-interface ReplicationEtcd {
-  readonly client: Etcd3;
-  readonly prefix: string;
-}
-
-function replicationEtcd(store: CatalogStore, options: FulcrumOptions): ReplicationEtcd | undefined {
-  if (options.etcd) return options.etcd;
-  // The store's client already comes back from a lost watch within 300 ms (QUICK_WATCH_BACKOFF),
-  // which membership, ownership and weight watches need too.
-  return store.replication?.();
-}
+/** The etcd client and key prefix replication uses (FulcrumOptions.etcd, or the etcd store's own). */
+type ReplicationEtcd = NonNullable<FulcrumOptions['etcd']>;
 
 /**
  * On etcd, this replica's proxy status is shared with the others (and theirs read), so
