@@ -1,5 +1,4 @@
 import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -7,6 +6,7 @@ import type { CatalogStore } from '../catalog/store/index.js';
 import { Authorizer, type AuthConfig } from './auth.js';
 import { clientError, errorBody, errorHandler, frameworkError, type Unrouted } from './errors.js';
 import { lazySerializers, lazyValidators } from './lazy-compilers.js';
+import { lazyDocsRoutes } from './lazy-docs.js';
 import { openApiOptions } from './openapi.js';
 import { RouteMethods } from './route-methods.js';
 import { buildValidator } from './validators.js';
@@ -120,7 +120,8 @@ export function buildAdminApp(deps: AdminDeps) {
   });
 
   void app.register(swagger, openApiOptions(deps.version ?? '0.0.0', { secured: auth.enabled }));
-  void app.register(swaggerUi, { routePrefix: '/docs' });
+  // The Swagger UI is built on the first visit to /docs (see lazy-docs.ts).
+  void app.register(lazyDocsRoutes);
   void app.register(opsRoutes, { ready: () => deps.ready(), metrics: deps.metrics });
   void app.register(proxyRoutes, { registry: deps.registry, cache: deps.cache, replica: deps.replica ?? 'local', ...(deps.fleet ? { fleet: deps.fleet } : {}) });
   registerResources(app, deps, (r) => actors.get(r) ?? 'api');

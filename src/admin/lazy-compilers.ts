@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { AjvCompiler } from '@fastify/ajv-compiler';
-import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
+import type { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
 
 /**
  * fastify compiles every route's request schema (Ajv) and response schema (fast-json-stringify)
@@ -35,13 +36,22 @@ export function lazyValidators(build: BuildValidator = AjvCompiler()): BuildVali
 type BuildSerializer = ReturnType<typeof SerializerSelector>;
 type CompileSerializer = ReturnType<BuildSerializer>;
 
+const require = createRequire(import.meta.url);
+
+/**
+ * The serializer compiler itself is loaded on the first compile too: fast-json-stringify brings
+ * its own copy of Ajv (and ajv-formats), ~1 MiB of heap and ~15 ms of start-up that a run whose
+ * first response is a probe or a scrape (no response schema compiled) does not need.
+ */
 export function lazySerializers(): BuildSerializer {
-  const build = SerializerSelector();
+  let build: BuildSerializer | undefined;
+  const selector = (): BuildSerializer =>
+    (build ??= (require('@fastify/fast-json-stringify-compiler') as { SerializerSelector: typeof SerializerSelector }).SerializerSelector());
   return (externalSchemas, options) => {
-    const compile: CompileSerializer = build(externalSchemas, options);
+    let compile: CompileSerializer | undefined;
     return (route) => {
       let compiled: ReturnType<CompileSerializer> | undefined;
-      return (doc: unknown) => (compiled ??= compile(route))(doc);
+      return (doc: unknown) => (compiled ??= (compile ??= selector()(externalSchemas, options))(route))(doc);
     };
   };
 }

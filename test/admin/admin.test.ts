@@ -281,6 +281,13 @@ describe('OpenAPI', () => {
     expect(res.body).toContain('swagger-ui');
     const css = await app.inject({ method: 'GET', url: '/docs/static/swagger-ui.css' });
     expect(css.statusCode).toBe(200);
+    expect(css.headers['content-type']).toMatch(/text\/css/);
+    // The UI is built on the first visit (lazy-docs.ts): it serves this app's document, and what it lacks is the API's 404.
+    const json = await app.inject({ method: 'GET', url: '/docs/json' });
+    expect(json.json()).toEqual((await app.inject({ method: 'GET', url: '/openapi.json' })).json());
+    const missing = await app.inject({ method: 'GET', url: '/docs/no-such-page' });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json()).toMatchObject({ code: 'NOT_FOUND', message: 'no route GET /docs/no-such-page' });
   });
 });
 

@@ -7,7 +7,8 @@ function packageOf(file: string): string | undefined {
   return /.*node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)?.[1];
 }
 
-async function loadedPackages(config: string): Promise<Set<string>> {
+/** Every file a start on `config` loaded by the time it served. */
+async function loadedFiles(config: string): Promise<string[]> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/lifecycle/loaded-packages-child.ts', config], { stdio: 'pipe' });
   let out = '';
   let err = '';
@@ -17,16 +18,22 @@ async function loadedPackages(config: string): Promise<Set<string>> {
   expect(code, err).toBe(0);
   const required = JSON.parse(out.split('\n').find((l) => l.startsWith('[')) ?? '[]') as string[];
   const imported = [...err.matchAll(/^LOADED (\S+)$/gm)].map((m) => m[1] ?? '');
-  return new Set([...required, ...imported].map(packageOf).filter((p): p is string => p !== undefined));
+  return [...required, ...imported];
 }
 
 describe('what a start loads', () => {
-  it('the embedded default (SQLite, no Kubernetes, JSON logs) loads neither etcd3, the Kubernetes client nor pino-pretty', async () => {
-    const packages = await loadedPackages('examples/fulcrum.yaml');
+  it('the embedded default (SQLite, no Kubernetes, JSON logs) loads neither etcd3, the Kubernetes client, pino-pretty nor the Swagger UI, and one Ajv', async () => {
+    const files = await loadedFiles('examples/fulcrum.yaml');
+    const packages = new Set(files.map(packageOf).filter((p): p is string => p !== undefined));
     // What serving needs is there: the listing sees both CommonJS and ES module packages.
     expect(packages).toContain('fastify');
     expect(packages).toContain('@grpc/grpc-js');
     expect(packages).toContain('@sinclair/typebox');
+    expect(packages).toContain('@fastify/swagger');
     for (const lazy of ['etcd3', 'cockatiel', '@kubernetes/client-node', 'pino-pretty']) expect(packages, lazy).not.toContain(lazy);
+    // Built on the first visit to /docs (src/admin/lazy-docs.ts), with the static file server under it.
+    for (const lazy of ['@fastify/swagger-ui', '@fastify/static', 'glob']) expect(packages, lazy).not.toContain(lazy);
+    // fast-json-stringify's own Ajv copy loads with the first response schema compiled (lazy-compilers.ts).
+    expect(files.filter((f) => f.endsWith('/ajv/dist/ajv.js'))).toHaveLength(1);
   }, scaled(120_000));
 });
