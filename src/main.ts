@@ -18,6 +18,7 @@ import { packageVersion } from './cli/version.js';
 import { DurableStore } from './catalog/store/durable-store.js';
 import { StoreUnavailableError, type CatalogStore } from './catalog/store/index.js';
 import { DataDirLock } from './runtime/data-dir-lock.js';
+import { collectStartupGarbage } from './runtime/startup-garbage.js';
 import { HaReplica } from './ha/replica.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
@@ -551,6 +552,8 @@ async function serveFromFlags(flags: ServeFlags): Promise<void> {
     dataDir: flags.dataDir,
     ...(flags.replicaId !== undefined ? { replicaId: flags.replicaId } : {}),
   });
+  // What start-up promoted and left would otherwise stay in the old generation at rest.
+  collectStartupGarbage(2_000);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
