@@ -7,13 +7,13 @@ import type { ClientCommand } from './fanout-client.js';
 
 const HELP = `Memory of a running fulcrum, measured from outside (/proc/PID/status VmRSS) as it is deployed.
 
-  npx tsx bench/memory.ts [options] [-- node dist/main.js]
+  npx tsx bench/memory.ts [options] [-- node --max-semi-space-size=4 dist/main.js]
 
-Starts the command (default: node dist/main.js, so run \`npm run build\` first) on a generated
-catalog, then prints:
+Starts the command (default: node --max-semi-space-size=4 dist/main.js, what \`npm start\` runs,
+so run \`npm run build\` first) on a generated catalog, then prints:
   serving   RSS once serving (settled), before any proxy connects
-  rest      the same after --idle-ms with nothing to do (V8's memory reducer runs ~30 s after
-            allocation stops, and gives back what start-up left: this is the steady state)
+  rest      the same after --idle-ms with nothing to do (fulcrum compacts its heap once 2 s after
+            it serves; this is the steady state), with V8's committed spaces from /metrics
   streams   RSS with --streams ADS streams connected (one HTTP/2 connection each, as Envoys
             connect), each subscribed to CDS and every cluster's EDS, after --pushes weight
             changes reached and were ACKed by every stream, first with half of them, then all:
@@ -60,7 +60,7 @@ const num = (name: keyof typeof args): number => {
   return n;
 };
 const streams = num('streams');
-const command = positionals.length > 0 ? positionals : [process.execPath, 'dist/main.js'];
+const command = positionals.length > 0 ? positionals : [process.execPath, '--max-semi-space-size=4', 'dist/main.js'];
 const MiB = 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -183,6 +183,18 @@ async function push(server: Server, configPath: string, bump: number, streams: n
 }
 
 const HEAP_USED = /^nodejs_heap_size_used_bytes (\S+)/m;
+
+/**
+ * Where the RSS at rest goes, from prom-client's default metrics: V8's spaces as committed (young
+ * generation, old generation, code, large objects) and the memory V8 accounts outside its heap.
+ * The rest of the RSS is the node binary's and shared libraries' pages and native allocations.
+ */
+async function restBreakdown(server: Server): Promise<string> {
+  const space = (name: string) => server.metric(new RegExp(`^nodejs_heap_space_size_total_bytes\\{space="${name}"\\} (\\S+)`, 'm'));
+  const [young, old, code, large, external] = await Promise.all([space('new'), space('old'), space('code'), space('large_object'), server.metric(/^nodejs_external_memory_bytes (\S+)/m)]);
+  const mib = (n: number) => `${(n / MiB).toFixed(1)}`;
+  return `V8 committed: young ${mib(young)}, old ${mib(old)}, code ${mib(code)}, large ${mib(large)} MiB; external ${mib(external)} MiB`;
+}
 const row = (what: string, rss: number, heap: number, note = ''): string =>
   `| ${what} | ${(rss / MiB).toFixed(1)} MiB | ${(heap / MiB).toFixed(1)} MiB | ${note} |`;
 
@@ -198,7 +210,8 @@ async function main(): Promise<void> {
     await sleep(num('idle-ms'));
     const rest = num('idle-ms') > 0 ? await settledRss(server.pid) : serving;
     const restHeap = await server.metric(HEAP_USED);
-    if (num('idle-ms') > 0) out.push(row(`rest (after ${num('idle-ms') / 1000} s idle, no proxy)`, rest, restHeap));
+    if (num('idle-ms') > 0) out.push(row(`rest (after ${num('idle-ms') / 1000} s idle, no proxy)`, rest, restHeap, await restBreakdown(server)));
+    else out[out.length - 1] = row('serving (settled, no proxy yet)', serving, restHeap, await restBreakdown(server));
     if (!args.config && streams > 0) {
       const half = Math.floor(streams / 2);
       const perStream = (bytes: number, n: number): string => `${(bytes / n / 1024).toFixed(1)} KiB`;

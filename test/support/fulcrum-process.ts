@@ -28,7 +28,7 @@ export function rssOf(pid: number): number {
 }
 
 /**
- * Starts `fulcrum` as its own process (through tsx, as `npm start` does) with the given Node
+ * Starts `fulcrum` as its own process (through tsx; `npm start` runs the compiled dist/) with the given Node
  * options (e.g. the shipped `--max-old-space-size=384`), free xDS and admin ports, and waits for
  * both "listening" log lines. Loading the TypeScript takes seconds on a loaded machine.
  */
