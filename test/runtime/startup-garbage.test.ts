@@ -1,7 +1,7 @@
 import { getHeapSpaceStatistics } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { compactHeap } from '../../src/runtime/startup-garbage.js';
+import { compactHeap, compactIfSmall } from '../../src/runtime/startup-garbage.js';
 
 const oldSpace = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space') ?? { space_size: NaN, space_used_size: NaN };
 
@@ -21,5 +21,18 @@ describe('compactHeap', () => {
     expect(after).toBeLessThan(grown - 8 * 1024 * 1024);
     expect(kept.length).toBe(400_000);
     expect(runInNewContext('typeof gc')).toBe('undefined');
+  });
+
+  it('leaves a heap larger than the limit alone (the pause grows with it)', () => {
+    compactHeap();
+    const kept: unknown[] = [];
+    for (let i = 0; i < 400_000; i++) kept.push({ i, payload: `x${i}`.repeat(4) });
+    for (let i = 0; i < kept.length; i += 2) kept[i] = undefined;
+    const grown = oldSpace().space_size;
+    expect(compactIfSmall(1024 * 1024)).toBe(false);
+    expect(oldSpace().space_size).toBeGreaterThanOrEqual(grown);
+    expect(compactIfSmall()).toBe(true);
+    expect(oldSpace().space_size).toBeLessThan(grown - 8 * 1024 * 1024);
+    expect(kept.length).toBe(400_000);
   });
 });
