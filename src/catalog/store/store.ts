@@ -36,13 +36,16 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { endpointName } from '../endpoint-key.js';
-import type { Catalog, Cluster, Endpoint, HealthStatus, Listener, NodeGroup } from '../types.js';
+import type { Catalog, Cluster, Endpoint, Listener, NodeGroup } from '../types.js';
 import { NotFoundError, OwnershipError } from './errors.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
-import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nextOperatorState, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
+import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
+import { endpointColumns, sameColumns, toEndpoint, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
 import { migrate } from './migrations.js';
 import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord, type OverrideTarget, type OverrideValue } from './override-records.js';
 import { trimRecordText } from './audit-trim.js';
+import { auditSummary, parseSummary } from './audit-summary.js';
+import { putClusterSliced } from './sliced-write.js';
 import { CatalogView } from './catalog-view.js';
 import { auditedAction } from './records.js';
 import type {
@@ -153,22 +156,6 @@ interface SpecRow {
   readonly updated_at: string;
 }
 
-interface EndpointRow {
-  readonly cluster: string;
-  readonly address: string;
-  readonly port: number;
-  readonly weight: number;
-  readonly priority: number;
-  readonly region: string;
-  readonly zone: string;
-  readonly sub_zone: string;
-  readonly health: HealthStatus;
-  readonly state: OperatorState;
-  readonly owner: Owner;
-  readonly revision: number;
-  readonly updated_at: string;
-}
-
 interface AuditRow {
   readonly id: number;
   readonly at: string;
@@ -181,7 +168,11 @@ interface AuditRow {
   readonly after: string | null;
   /** octet_length(before) + octet_length(after): O(1) in SQLite, so large rows are known unread. */
   readonly bytes: number;
+  /** Set (and before/after then null) when the row is over the trim size and has a summary. */
+  readonly summary: string | null;
 }
+
+const AUDIT_BYTES = 'coalesce(octet_length(before), 0) + coalesce(octet_length(after), 0)';
 
 type SpecKind = 'cluster' | 'listener' | 'node-group';
 const TABLE: Record<SpecKind, { table: string; key: string }> = {
@@ -232,6 +223,9 @@ export class Store implements CatalogStore {
   private readonly records = new Map<string, ClusterRecord>();
   /** The last catalog read, and what this process changed since (see catalog()). */
   private view: CatalogView | undefined;
+  /** The connection of putClusterSliced, once used. */
+  private writerDb: Database.Database | undefined;
+  private readonly busyTimeoutMs: number;
 
   constructor(
     private readonly db: Database.Database,
@@ -243,30 +237,29 @@ export class Store implements CatalogStore {
       options.onListenerError ??
       ((err) => process.emitWarning(`fulcrum store change listener failed: ${err instanceof Error ? err.stack : String(err)}`));
     this.onWrite = options.onWrite;
+    this.busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5_000));
     this.stmt = {
       nextRevision: db.prepare<[], { value: number }>(
         `UPDATE store_meta SET value = value + 1 WHERE key = 'revision' RETURNING value`,
       ),
       revision: db.prepare<[], { value: number }>(`SELECT value FROM store_meta WHERE key = 'revision'`),
       audit: db.prepare(
-        `INSERT INTO audit (at, actor, action, kind, name, revision, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO audit (at, actor, action, kind, name, revision, before, after, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      auditPage: db.prepare<[number, number], AuditRow>(
-        `SELECT *, coalesce(octet_length(before), 0) + coalesce(octet_length(after), 0) AS bytes FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?`,
+      // A row over the trim size (@trim) with a summary is read as its summary: its text stays in SQLite.
+      auditPage: db.prepare<[{ before: number; limit: number; trim: number }], AuditRow>(
+        `SELECT id, at, actor, action, kind, name, revision, ${AUDIT_BYTES} AS bytes,
+           CASE WHEN ${AUDIT_BYTES} > @trim THEN summary END AS summary,
+           CASE WHEN ${AUDIT_BYTES} > @trim AND summary IS NOT NULL THEN NULL ELSE before END AS before,
+           CASE WHEN ${AUDIT_BYTES} > @trim AND summary IS NOT NULL THEN NULL ELSE after END AS after
+         FROM audit WHERE id < @before ORDER BY id DESC LIMIT @limit`,
       ),
       endpointsOf: db.prepare<[string], EndpointRow>(`SELECT * FROM endpoints WHERE cluster = ? ORDER BY address, port`),
       allEndpoints: db.prepare<[], EndpointRow>(`SELECT * FROM endpoints ORDER BY cluster, address, port`),
       endpoint: db.prepare<[string, string, number], EndpointRow>(
         `SELECT * FROM endpoints WHERE cluster = ? AND address = ? AND port = ?`,
       ),
-      upsertEndpoint: db.prepare(
-        `INSERT INTO endpoints (cluster, address, port, weight, priority, region, zone, sub_zone, health, state, owner, revision, updated_at)
-         VALUES (@cluster, @address, @port, @weight, @priority, @region, @zone, @sub_zone, @health, @state, @owner, @revision, @updated_at)
-         ON CONFLICT (cluster, address, port) DO UPDATE SET
-           weight = excluded.weight, priority = excluded.priority, region = excluded.region, zone = excluded.zone,
-           sub_zone = excluded.sub_zone, health = excluded.health, state = excluded.state, owner = excluded.owner,
-           revision = excluded.revision, updated_at = excluded.updated_at`,
-      ),
+      upsertEndpoint: db.prepare(UPSERT_ENDPOINT),
       deleteEndpoint: db.prepare<[string, string, number]>(`DELETE FROM endpoints WHERE cluster = ? AND address = ? AND port = ?`),
       setState: db.prepare<[OperatorState, number, string, string, string, number]>(
         `UPDATE endpoints SET state = ?, revision = ?, updated_at = ? WHERE cluster = ? AND address = ? AND port = ?`,
@@ -368,9 +361,13 @@ export class Store implements CatalogStore {
 
   /** Newest first; `before` (an audit id) pages backwards; rows over `trimOver` bytes come back trimmed. */
   audit(limit = 100, before?: number, options: AuditReadOptions = {}): AuditEntry[] {
-    const rows = this.stmt.auditPage.all(before ?? Number.MAX_SAFE_INTEGER, Math.max(0, Math.floor(limit)));
+    const rows = this.stmt.auditPage.all({ before: before ?? Number.MAX_SAFE_INTEGER, limit: Math.max(0, Math.floor(limit)), trim: options.trimOver ?? Number.MAX_SAFE_INTEGER });
     return rows.map((r) => {
       const base = { id: r.id, at: r.at, actor: r.actor, action: r.action, kind: r.kind, name: r.name, revision: r.revision };
+      if (r.summary !== null) {
+        const s = parseSummary(r.summary);
+        return { ...base, before: s.before, after: s.after, trimmed: { bytes: r.bytes, endpoints: s.endpoints } };
+      }
       const parse = (text: string | null) => (text === null ? null : (JSON.parse(text) as unknown));
       if (options.trimOver === undefined || r.bytes <= options.trimOver) return { ...base, before: parse(r.before), after: parse(r.after) };
       const b = r.before === null ? null : trimRecordText(r.before);
@@ -430,6 +427,30 @@ export class Store implements CatalogStore {
       checkWrite('cluster', input.name, row, opts);
       return { revision: this.upsertCluster(tx, input, opts.owner, row) };
     });
+  }
+
+  /**
+   * putCluster for thousands of endpoints without holding the event loop: the same write on a
+   * second connection, in slices of about `sliceMs` (sliced-write.ts). Until it settles, no other
+   * write may be made on this store (they would wait for its lock): write-lane.ts queues them.
+   */
+  async putClusterSliced(input: ClusterInput, opts: WriteOptions, sliceMs = 10): Promise<WriteResult> {
+    assertWriter(opts.owner);
+    const started = performance.now();
+    const { revision, changes } = await putClusterSliced(this.writer(), input, opts, this.now().toISOString(), sliceMs);
+    this.committed(started, changes.length > 0 ? revision : undefined, opts.actor, changes);
+    return { revision };
+  }
+
+  /** The second connection big writes use (opened on first use; settings as openStore's). */
+  private writer(): Database.Database {
+    if (this.writerDb) return this.writerDb;
+    const db = new Database(this.file, { timeout: this.busyTimeoutMs });
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+    this.writerDb = db;
+    return db;
   }
 
   /** Deletes a cluster, its endpoints and its published weights. */
@@ -595,6 +616,7 @@ export class Store implements CatalogStore {
   }
 
   close(): void {
+    if (this.writerDb?.open) this.writerDb.close();
     if (this.db.open) this.db.close();
     this.listeners.clear();
   }
@@ -646,16 +668,9 @@ export class Store implements CatalogStore {
   }
 
   private insertAudit(tx: Tx, kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown): void {
-    this.stmt.audit.run(
-      tx.at,
-      tx.actor,
-      action,
-      kind,
-      name,
-      tx.revision(),
-      before == null ? null : JSON.stringify(before),
-      after == null ? null : JSON.stringify(after),
-    );
+    const b = before == null ? null : JSON.stringify(before);
+    const a = after == null ? null : JSON.stringify(after);
+    this.stmt.audit.run(tx.at, tx.actor, action, kind, name, tx.revision(), b, a, auditSummary(b, a));
   }
 
   /** Runs `fn` in an IMMEDIATE transaction, then (after commit) notifies change listeners. */
@@ -675,10 +690,16 @@ export class Store implements CatalogStore {
       this.records.clear();
       throw err;
     }
+    this.committed(started, tx.changed ? tx.revision() : undefined, tx.actor, tx.changes);
+    return result;
+  }
+
+  /** After a commit: metrics, the incremental view, change events. `revision`: undefined when nothing changed. */
+  private committed(started: number, revision: number | undefined, actor: string, changes: readonly Change[]): void {
     this.wrote(started, 'catalog');
-    if (tx.changed) this.view = this.view?.follow(tx.revision(), tx.changes);
-    if (tx.changes.length > 0) {
-      const change: StoreChange = { revision: tx.revision(), actor: tx.actor, changes: [...tx.changes] };
+    if (revision !== undefined) this.view = this.view?.follow(revision, changes);
+    if (revision !== undefined && changes.length > 0) {
+      const change: StoreChange = { revision, actor, changes: [...changes] };
       for (const l of [...this.listeners]) {
         try {
           l(change);
@@ -687,7 +708,6 @@ export class Store implements CatalogStore {
         }
       }
     }
-    return result;
   }
 
   private wrote(started: number, kind: 'catalog' | 'weights'): void {
@@ -773,34 +793,12 @@ export class Store implements CatalogStore {
 
   /** Returns whether anything changed. */
   private upsertEndpoint(tx: Tx, cluster: string, e: EndpointSpec, owner: Owner, old: EndpointRow | undefined): boolean {
-    const next = {
-      cluster,
-      address: e.address,
-      port: e.port,
-      weight: e.weight,
-      priority: e.priority,
-      region: e.locality.region,
-      zone: e.locality.zone,
-      sub_zone: e.locality.subZone,
-      health: e.health,
-      state: nextOperatorState(e.state, old?.state),
-      owner,
-    };
-    if (
-      old &&
-      old.weight === next.weight &&
-      old.priority === next.priority &&
-      old.region === next.region &&
-      old.zone === next.zone &&
-      old.sub_zone === next.sub_zone &&
-      old.health === next.health &&
-      old.state === next.state &&
-      old.owner === next.owner
-    )
-      return false;
+    const next = endpointColumns(cluster, e, owner, old);
+    if (sameColumns(old, next)) return false;
     this.stmt.upsertEndpoint.run({ ...next, revision: tx.revision(), updated_at: tx.at });
     return true;
   }
+
 
   private removeCluster(tx: Tx, row: SpecRow): void {
     const before = this.clusterRecord(row);
@@ -891,26 +889,4 @@ function toCluster(row: SpecRow, endpoints: readonly EndpointRow[]): Cluster {
     if (health !== undefined) served.push(toEndpoint(e, health));
   }
   return { ...parseClusterSpec(row), endpoints: served };
-}
-
-function toEndpoint(row: EndpointRow, health: HealthStatus): Endpoint {
-  return {
-    address: row.address,
-    port: row.port,
-    locality: { region: row.region, zone: row.zone, subZone: row.sub_zone },
-    priority: row.priority,
-    weight: row.weight,
-    health,
-  };
-}
-
-function toEndpointRecord(row: EndpointRow): EndpointRecord {
-  return {
-    cluster: row.cluster,
-    ...toEndpoint(row, row.health),
-    state: row.state,
-    owner: row.owner,
-    revision: row.revision,
-    updatedAt: row.updated_at,
-  };
 }
