@@ -28,6 +28,11 @@ describe('putClusterSliced', () => {
     const events: StoreChange[][] = [[], []];
     plain.onChange((c) => events[0]?.push(c));
     sliced.onChange((c) => events[1]?.push(c));
+    // A cluster already in the catalog, so that the big one is added before it by name.
+    for (const s of [plain, sliced]) {
+      s.putCluster(cluster('zzz', many(2, 1)), API);
+      s.catalog();
+    }
     const steps = [
       cluster('big', many(3000, 1)),
       cluster('big', many(3000, 2)),
@@ -44,7 +49,8 @@ describe('putClusterSliced', () => {
     expect(sliced.listClusters()).toEqual(plain.listClusters());
     expect(sliced.audit(10)).toEqual(plain.audit(10));
     expect(events[1]).toEqual(events[0]);
-    expect(events[0]).toHaveLength(4); // the repeated write changed nothing
+    expect(events[0]).toHaveLength(5); // the repeated write changed nothing
+    expect(sliced.catalog().clusters.map((c) => c.name)).toEqual(['big', 'zzz']);
   });
 
   it('lets the event loop turn while it writes, and reads see the old state until it commits', async () => {

@@ -22,6 +22,10 @@ export interface CatalogReads {
 export class CatalogView {
   private readonly dirty = new Set<string>();
   private specsDirty = true;
+  /** A cluster was added through `known`: the next refresh re-sorts the names. */
+  private added = false;
+  /** A cluster was replaced through `known` since the last refresh. */
+  private changedKnown = false;
   private listeners: Listener[] = [];
   private nodeGroups: NodeGroup[] = [];
   private last: Catalog | undefined;
@@ -50,10 +54,20 @@ export class CatalogView {
     return this;
   }
 
+  /** A changed cluster as it is now, from the writer (which read it back already): it is not read again. */
+  known(cluster: Cluster): void {
+    if (!this.dirty.delete(cluster.name)) return;
+    this.added ||= !this.clusters.has(cluster.name);
+    this.clusters.set(cluster.name, cluster);
+    this.changedKnown = true;
+  }
+
   /** The catalog now: the previous one with what changed read again. */
   refresh(reads: CatalogReads): Catalog {
-    if (this.last && this.dirty.size === 0 && !this.specsDirty) return this.last;
-    let namesChanged = !this.last;
+    if (this.last && this.dirty.size === 0 && !this.specsDirty && !this.changedKnown) return this.last;
+    this.changedKnown = false;
+    let namesChanged = !this.last || this.added;
+    this.added = false;
     for (const name of this.dirty) {
       const cluster = reads.cluster(name);
       namesChanged ||= (cluster === undefined) === this.clusters.has(name);

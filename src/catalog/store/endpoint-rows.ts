@@ -2,9 +2,9 @@
  * The `endpoints` table's rows and how they become domain endpoints and store records (SQLite),
  * shared by the store's synchronous writes and its sliced big-cluster write (sliced-write.ts).
  */
-import type { Endpoint, HealthStatus } from '../types.js';
-import { nextOperatorState } from './ownership.js';
-import type { EndpointRecord, EndpointSpec, OperatorState, Owner } from './records.js';
+import type { Cluster, Endpoint, HealthStatus } from '../types.js';
+import { nextOperatorState, servedHealth } from './ownership.js';
+import type { ClusterSpec, EndpointRecord, EndpointSpec, OperatorState, Owner } from './records.js';
 
 export interface EndpointRow {
   readonly cluster: string;
@@ -84,4 +84,18 @@ export function toEndpointRecord(row: EndpointRow): EndpointRecord {
     revision: row.revision,
     updatedAt: row.updated_at,
   };
+}
+
+export function parseClusterSpec(row: { readonly name: string; readonly spec: string }): ClusterSpec {
+  return { name: row.name, ...(JSON.parse(row.spec) as Omit<ClusterSpec, 'name'>) };
+}
+
+/** Operator state applied: draining endpoints are served DRAINING, disabled ones left out (see Store.catalog). */
+export function toCluster(row: { readonly name: string; readonly spec: string }, endpoints: readonly EndpointRow[]): Cluster {
+  const served: Endpoint[] = [];
+  for (const e of endpoints) {
+    const health = servedHealth(e.state, e.health);
+    if (health !== undefined) served.push(toEndpoint(e, health));
+  }
+  return { ...parseClusterSpec(row), endpoints: served };
 }

@@ -10,13 +10,16 @@
  * writes queued until it commits, since they would wait for the same lock. The result, the rows,
  * the revision and the audit record are exactly those of Store.putCluster.
  */
+import { open } from 'node:fs/promises';
 import type Database from 'better-sqlite3';
-import { auditedAction, type Change, type ClusterInput, type WriteOptions } from './records.js';
+import { auditedAction, type Change, type ClusterInput, type ClusterRecord, type EndpointRecord, type WriteOptions } from './records.js';
 import { checkWrite, clusterSpecJson } from './ownership.js';
-import { endpointColumns, sameColumns, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
+import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
+import type { Cluster } from '../types.js';
 import { auditSummary } from './audit-summary.js';
 
-const PAGE = 500;
+/** Rows per read: small enough that a page is one short slice on a loaded machine. */
+const PAGE = 100;
 
 interface ClusterRow {
   readonly name: string;
@@ -31,6 +34,9 @@ export interface SlicedOutcome {
   readonly revision: number;
   /** Empty when nothing changed. */
   readonly changes: readonly Change[];
+  /** After the write (absent when nothing changed): the cluster as the catalog serves it, and its record. */
+  readonly served?: Cluster;
+  readonly record?: ClusterRecord;
 }
 
 /** Yields to the event loop once `sliceMs` has passed since the last turn. */
@@ -50,11 +56,27 @@ export async function putClusterSliced(db: Database.Database, input: ClusterInpu
   db.exec('BEGIN IMMEDIATE');
   try {
     const outcome = await writeCluster(db, input, opts, at, new Slicer(sliceMs));
+    await flushWal(db.name);
     db.exec('COMMIT');
     return outcome;
   } catch (err) {
     if (db.inTransaction) db.exec('ROLLBACK');
     throw err;
+  }
+}
+
+/**
+ * What the transaction spilled to the WAL already (megabytes: the audit record alone is ~9 MB for
+ * 20k endpoints) is fsynced off the event loop (libuv's pool), so COMMIT's own fsync, which
+ * blocks, has only the last pages left to flush.
+ */
+async function flushWal(file: string): Promise<void> {
+  const wal = await open(`${file}-wal`, 'r').catch(() => undefined);
+  if (!wal) return;
+  try {
+    await wal.sync();
+  } finally {
+    await wal.close();
   }
 }
 
@@ -75,7 +97,12 @@ async function writeCluster(db: Database.Database, input: ClusterInput, opts: Wr
   if (rev === undefined) return { revision: (row as ClusterRow).revision, changes: [] };
   db.prepare('UPDATE clusters SET revision = ?, updated_at = ? WHERE name = ?').run(rev, at, input.name);
   const afterRow = clusterRow(db, input.name) as ClusterRow;
-  const afterParts = await readEndpoints(db, input.name, slicer, () => undefined);
+  const rows: EndpointRow[] = [];
+  const records: EndpointRecord[] = [];
+  const afterParts = await readEndpoints(db, input.name, slicer, (r, rec) => {
+    rows.push(r);
+    records.push(rec);
+  });
   const before = row ? recordText(row, beforeParts) : null;
   const after = recordText(afterRow, afterParts);
   const action = auditedAction(row ? 'update' : 'create', opts);
@@ -89,7 +116,8 @@ async function writeCluster(db: Database.Database, input: ClusterInput, opts: Wr
     after,
     auditSummary(before, after),
   );
-  return { revision: rev, changes: [{ kind: 'cluster', name: input.name, action }] };
+  const record: ClusterRecord = { ...parseClusterSpec(afterRow), owner: afterRow.owner, revision: afterRow.revision, updatedAt: afterRow.updated_at, endpoints: records };
+  return { revision: rev, changes: [{ kind: 'cluster', name: input.name, action }], served: toCluster(afterRow, rows), record };
 }
 
 interface Writing {
@@ -128,7 +156,7 @@ function nextRevision(db: Database.Database): number {
 }
 
 /** The cluster's endpoint rows in store order, a page per slice; returns each as record JSON. */
-async function readEndpoints(db: Database.Database, cluster: string, slicer: Slicer, each: (row: EndpointRow) => void): Promise<string[]> {
+async function readEndpoints(db: Database.Database, cluster: string, slicer: Slicer, each: (row: EndpointRow, record: EndpointRecord) => void): Promise<string[]> {
   const page = db.prepare<[string, string, string, number, number], EndpointRow>(
     'SELECT * FROM endpoints WHERE cluster = ? AND (address > ? OR (address = ? AND port > ?)) ORDER BY address, port LIMIT ?',
   );
@@ -137,8 +165,9 @@ async function readEndpoints(db: Database.Database, cluster: string, slicer: Sli
   for (;;) {
     const rows = page.all(cluster, last?.address ?? '', last?.address ?? '', last?.port ?? 0, PAGE);
     for (const r of rows) {
-      each(r);
-      parts.push(JSON.stringify(toEndpointRecord(r)));
+      const record = toEndpointRecord(r);
+      each(r, record);
+      parts.push(JSON.stringify(record));
     }
     last = rows[rows.length - 1];
     if (rows.length < PAGE || !last) return parts;

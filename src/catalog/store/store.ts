@@ -36,11 +36,11 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { endpointName } from '../endpoint-key.js';
-import type { Catalog, Cluster, Endpoint, Listener, NodeGroup } from '../types.js';
+import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
 import { NotFoundError, OwnershipError } from './errors.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
-import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
-import { endpointColumns, sameColumns, toEndpoint, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
+import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nodeGroupSpecJson, seedSkips } from './ownership.js';
+import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
 import { migrate } from './migrations.js';
 import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord, type OverrideTarget, type OverrideValue } from './override-records.js';
 import { trimRecordText } from './audit-trim.js';
@@ -56,7 +56,6 @@ import type {
   Change,
   ClusterInput,
   ClusterRecord,
-  ClusterSpec,
   EndpointRecord,
   EndpointSpec,
   ListenerRecord,
@@ -437,8 +436,10 @@ export class Store implements CatalogStore {
   async putClusterSliced(input: ClusterInput, opts: WriteOptions, sliceMs = 10): Promise<WriteResult> {
     assertWriter(opts.owner);
     const started = performance.now();
-    const { revision, changes } = await putClusterSliced(this.writer(), input, opts, this.now().toISOString(), sliceMs);
-    this.committed(started, changes.length > 0 ? revision : undefined, opts.actor, changes);
+    const { revision, changes, served, record } = await putClusterSliced(this.writer(), input, opts, this.now().toISOString(), sliceMs);
+    // Read back by the write already: the route's answer and later reads need not read 20k rows again.
+    if (record) this.keep(record);
+    this.committed(started, changes.length > 0 ? revision : undefined, opts.actor, changes, served);
     return { revision };
   }
 
@@ -695,9 +696,11 @@ export class Store implements CatalogStore {
   }
 
   /** After a commit: metrics, the incremental view, change events. `revision`: undefined when nothing changed. */
-  private committed(started: number, revision: number | undefined, actor: string, changes: readonly Change[]): void {
+  private committed(started: number, revision: number | undefined, actor: string, changes: readonly Change[], served?: Cluster): void {
     this.wrote(started, 'catalog');
     if (revision !== undefined) this.view = this.view?.follow(revision, changes);
+    // The sliced write read the cluster back already: the view need not read its rows again.
+    if (served) this.view?.known(served);
     if (revision !== undefined && changes.length > 0) {
       const change: StoreChange = { revision, actor, changes: [...changes] };
       for (const l of [...this.listeners]) {
@@ -747,9 +750,13 @@ export class Store implements CatalogStore {
   private clusterRecord(row: SpecRow): ClusterRecord {
     const known = this.records.get(row.name);
     if (known && known.revision === row.revision && known.updatedAt === row.updated_at) return known;
-    const rec = { ...parseClusterSpec(row), ...meta(row), endpoints: this.stmt.endpointsOf.all(row.name).map(toEndpointRecord) };
-    this.records.delete(row.name);
-    this.records.set(row.name, rec);
+    return this.keep({ ...parseClusterSpec(row), ...meta(row), endpoints: this.stmt.endpointsOf.all(row.name).map(toEndpointRecord) });
+  }
+
+  /** Keeps `rec` as the most recently read, dropping the least recently read beyond RECORDS_KEPT. */
+  private keep(rec: ClusterRecord): ClusterRecord {
+    this.records.delete(rec.name);
+    this.records.set(rec.name, rec);
     for (const name of this.records.keys()) {
       if (this.records.size <= RECORDS_KEPT) break;
       this.records.delete(name);
@@ -869,9 +876,6 @@ function meta(row: SpecRow): { owner: Owner; revision: number; updatedAt: string
   return { owner: row.owner, revision: row.revision, updatedAt: row.updated_at };
 }
 
-function parseClusterSpec(row: SpecRow): ClusterSpec {
-  return { name: row.name, ...(JSON.parse(row.spec) as Omit<ClusterSpec, 'name'>) };
-}
 
 function parseListener(row: SpecRow): Listener {
   return { name: row.name, ...(JSON.parse(row.spec) as Omit<Listener, 'name'>) };
@@ -879,14 +883,4 @@ function parseListener(row: SpecRow): Listener {
 
 function parseNodeGroup(row: SpecRow): NodeGroup {
   return { nodeCluster: row.name, ...(JSON.parse(row.spec) as Omit<NodeGroup, 'nodeCluster'>) };
-}
-
-/** Operator state applied: draining endpoints are served DRAINING, disabled ones left out (see Store.catalog). */
-function toCluster(row: SpecRow, endpoints: readonly EndpointRow[]): Cluster {
-  const served: Endpoint[] = [];
-  for (const e of endpoints) {
-    const health = servedHealth(e.state, e.health);
-    if (health !== undefined) served.push(toEndpoint(e, health));
-  }
-  return { ...parseClusterSpec(row), endpoints: served };
 }

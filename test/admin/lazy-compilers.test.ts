@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { lazyValidators, Warmer } from '../../src/admin/lazy-compilers.js';
+import { waitFor } from '../support/wait.js';
+
+type Build = Parameters<typeof lazyValidators>[0];
+
+/** A validator factory that counts compiles (every value valid). */
+function counting(): { build: Build; compiled: () => number } {
+  let n = 0;
+  const build = (() => () => {
+    n++;
+    return Object.assign(() => true, { errors: null });
+  }) as unknown as Build;
+  return { build, compiled: () => n };
+}
+
+const route = (url: string) => ({ schema: { type: 'object' }, method: 'PUT', url, httpPart: 'body' }) as never;
+
+describe('lazy compilers and their warmer', () => {
+  it('compiles nothing at creation, and in the background only once ready', async () => {
+    const { build, compiled } = counting();
+    const warmer = new Warmer();
+    const compiler = lazyValidators(build, warmer)({}, {} as never);
+    const validators = ['/a', '/b', '/c'].map((u) => compiler(route(u)));
+    expect(compiled()).toBe(0);
+    expect(warmer.left).toBe(3);
+    let ready = false;
+    warmer.start(() => ready, 5);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(compiled()).toBe(0); // not ready yet
+    ready = true;
+    await waitFor(() => warmer.left === 0, { timeoutMs: 10_000, what: 'every schema compiled' });
+    expect(compiled()).toBe(3);
+    // Compiled once: a request after the warm-up compiles nothing more.
+    for (const v of validators) expect(v({})).toBe(true);
+    expect(compiled()).toBe(3);
+    warmer.stop();
+  });
+
+  it('a request before the warm-up compiles its own schema once, and the warmer skips it', async () => {
+    const { build, compiled } = counting();
+    const warmer = new Warmer();
+    const compiler = lazyValidators(build, warmer)({}, {} as never);
+    const first = compiler(route('/a'));
+    compiler(route('/b'));
+    first({});
+    expect(compiled()).toBe(1);
+    warmer.start(() => true, 5);
+    await waitFor(() => warmer.left === 0, { timeoutMs: 10_000, what: 'every schema compiled' });
+    expect(compiled()).toBe(2);
+    warmer.stop();
+  });
+});
