@@ -4,17 +4,17 @@ import { waitFor } from '../support/wait.js';
 
 type Build = Parameters<typeof lazyValidators>[0];
 
-/** A validator factory that counts compiles (every value valid). */
-function counting(): { build: Build; compiled: () => number } {
-  let n = 0;
-  const build = (() => () => {
-    n++;
+/** A validator factory that records what it compiles, in order (every value valid). */
+function counting(): { build: Build; compiled: () => number; order: string[] } {
+  const order: string[] = [];
+  const build = (() => (route: { url: string }) => {
+    order.push(route.url);
     return Object.assign(() => true, { errors: null });
   }) as unknown as Build;
-  return { build, compiled: () => n };
+  return { build, compiled: () => order.length, order };
 }
 
-const route = (url: string) => ({ schema: { type: 'object' }, method: 'PUT', url, httpPart: 'body' }) as never;
+const route = (url: string, method = 'PUT') => ({ schema: { type: 'object' }, method, url, httpPart: 'body' }) as never;
 
 describe('lazy compilers and their warmer', () => {
   it('compiles nothing at creation, and in the background only once ready', async () => {
@@ -37,17 +37,23 @@ describe('lazy compilers and their warmer', () => {
     warmer.stop();
   });
 
-  it('a request before the warm-up compiles its own schema once, and the warmer skips it', async () => {
-    const { build, compiled } = counting();
+  it('writes first; a request before the warm-up compiles its own schema once, and the warmer skips it', async () => {
+    const { build, compiled, order } = counting();
     const warmer = new Warmer();
     const compiler = lazyValidators(build, warmer)({}, {} as never);
     const first = compiler(route('/a'));
+    const read = compiler(route('/c', 'GET'));
     compiler(route('/b'));
+    const write = compiler(route('/d', 'PATCH'));
     first({});
     expect(compiled()).toBe(1);
     warmer.start(() => true, 5);
     await waitFor(() => warmer.left === 0, { timeoutMs: 10_000, what: 'every schema compiled' });
-    expect(compiled()).toBe(2);
+    // /a by its request; then the writes' /b and /d before /c (registered earlier, a GET).
+    expect(order).toEqual(['/a', '/b', '/d', '/c']);
+    expect(read({})).toBe(true);
+    expect(write({})).toBe(true);
+    expect(compiled()).toBe(4);
     warmer.stop();
   });
 });
