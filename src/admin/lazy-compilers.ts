@@ -28,8 +28,11 @@ export class Warmer {
     this.pending[isWrite(method) ? 0 : 1].push(compile);
   }
 
-  /** Waits for `ready()` (checked every `pollMs`), then compiles one schema per turn until none is left. */
-  start(ready: () => boolean, pollMs = 100): void {
+  /**
+   * After `delayMs` (start-up's own work first: /readyz answers before any of this runs), waits
+   * for `ready()` (checked every `pollMs`), then compiles one schema per turn until none is left.
+   */
+  start(ready: () => boolean, pollMs = 100, delayMs = 1000): void {
     const step = (): void => {
       this.timer = undefined;
       if (this.stopped) return;
@@ -43,7 +46,7 @@ export class Warmer {
       }
       this.next(step, 0);
     };
-    this.next(step, 0);
+    this.next(step, delayMs);
   }
 
   stop(): void {

@@ -25,7 +25,7 @@ describe('lazy compilers and their warmer', () => {
     expect(compiled()).toBe(0);
     expect(warmer.left).toBe(3);
     let ready = false;
-    warmer.start(() => ready, 5);
+    warmer.start(() => ready, 5, 0);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(compiled()).toBe(0); // not ready yet
     ready = true;
@@ -47,7 +47,7 @@ describe('lazy compilers and their warmer', () => {
     const write = compiler(route('/d', 'PATCH'));
     first({});
     expect(compiled()).toBe(1);
-    warmer.start(() => true, 5);
+    warmer.start(() => true, 5, 0);
     await waitFor(() => warmer.left === 0, { timeoutMs: 10_000, what: 'every schema compiled' });
     // /a by its request; then the writes' /b and /d before /c (registered earlier, a GET).
     expect(order).toEqual(['/a', '/b', '/d', '/c']);
