@@ -1,4 +1,5 @@
-import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
+import type { Catalog, Cluster, Endpoint, Listener, NodeGroup } from '../types.js';
+import { withEndpoint } from './endpoint-patch.js';
 import type { Change } from './records.js';
 
 /** How a view reads what changed (inside the caller's read transaction). */
@@ -59,6 +60,24 @@ export class CatalogView {
     if (!this.dirty.delete(cluster.name)) return;
     this.added ||= !this.clusters.has(cluster.name);
     this.clusters.set(cluster.name, cluster);
+    this.changedKnown = true;
+  }
+
+  /** Whether `name` changed since the last refresh (so the view's copy of it is stale). */
+  isDirty(name: string): boolean {
+    return this.dirty.has(name);
+  }
+
+  /**
+   * After a write to one endpoint of a cluster whose copy here was current before it: that
+   * endpoint as served now (undefined: not served, e.g. disabled or removed), patched in.
+   */
+  patchEndpoint(name: string, address: string, port: number, served: Endpoint | undefined): void {
+    const cluster = this.clusters.get(name);
+    const endpoints = cluster && this.dirty.has(name) ? withEndpoint(cluster.endpoints, address, port, served) : undefined;
+    if (!cluster || !endpoints) return; // read again at the next refresh
+    this.clusters.set(name, { ...cluster, endpoints });
+    this.dirty.delete(name);
     this.changedKnown = true;
   }
 

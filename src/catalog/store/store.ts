@@ -39,8 +39,9 @@ import { endpointName } from '../endpoint-key.js';
 import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
 import { NotFoundError, OwnershipError } from './errors.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
-import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nodeGroupSpecJson, seedSkips } from './ownership.js';
-import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
+import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
+import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpoint, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
+import { withEndpoint } from './endpoint-patch.js';
 import { migrate } from './migrations.js';
 import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord, type OverrideTarget, type OverrideValue } from './override-records.js';
 import { trimRecordText } from './audit-trim.js';
@@ -180,10 +181,28 @@ const TABLE: Record<SpecKind, { table: string; key: string }> = {
   'node-group': { table: 'node_groups', key: 'node_cluster' },
 };
 
+/** A one-endpoint write: its cluster as it was before, and the endpoint's row after (undefined: removed). */
+interface EndpointWrite {
+  readonly cluster: SpecRow;
+  readonly address: string;
+  readonly port: number;
+  readonly row: EndpointRow | undefined;
+}
+
+/** How the catalog view follows a write without reading the cluster again: a whole cluster or one endpoint. */
+interface ViewPatch {
+  readonly cluster: string;
+  /** The whole cluster as it is now (else a change relative to the view's copy). */
+  readonly whole: boolean;
+  apply(view: CatalogView): void;
+}
+
 /** One write transaction: lazily takes a revision, records audit rows and change events. */
 class Tx {
   private rev: number | undefined;
   readonly changes: Change[] = [];
+  /** Set by a one-endpoint write: what the kept record and the view are patched with after commit. */
+  endpoint: EndpointWrite | undefined;
   constructor(
     private readonly nextRevision: () => number,
     private readonly insertAudit: (tx: Tx, kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown) => void,
@@ -439,8 +458,26 @@ export class Store implements CatalogStore {
     const { revision, changes, served, record } = await putClusterSliced(this.writer(), input, opts, this.now().toISOString(), sliceMs);
     // Read back by the write already: the route's answer and later reads need not read 20k rows again.
     if (record) this.keep(record);
-    this.committed(started, changes.length > 0 ? revision : undefined, opts.actor, changes, served);
+    const known = served && { cluster: served.name, whole: true, apply: (view: CatalogView) => view.known(served) };
+    this.committed(started, changes.length > 0 ? revision : undefined, opts.actor, changes, known);
     return { revision };
+  }
+
+  /**
+   * After a one-endpoint write: the kept cluster record (if it was the one before this write) gets
+   * the endpoint's new record, and the view's cluster its served endpoint, instead of both reading
+   * every row of the cluster again (see endpoint-patch.ts).
+   */
+  private endpointPatch(w: EndpointWrite, revision: number, at: string): ViewPatch {
+    const rec = this.records.get(w.cluster.name);
+    if (rec && rec.revision === w.cluster.revision && rec.updatedAt === w.cluster.updated_at) {
+      const endpoints = withEndpoint(rec.endpoints, w.address, w.port, w.row && toEndpointRecord(w.row));
+      if (endpoints) this.keep({ ...rec, revision, updatedAt: at, endpoints });
+      else this.records.delete(w.cluster.name);
+    }
+    const health = w.row && servedHealth(w.row.state, w.row.health);
+    const served = w.row && health !== undefined ? toEndpoint(w.row, health) : undefined;
+    return { cluster: w.cluster.name, whole: false, apply: (view) => view.patchEndpoint(w.cluster.name, w.address, w.port, served) };
   }
 
   /** The second connection big writes use (opened on first use; settings as openStore's). */
@@ -478,7 +515,9 @@ export class Store implements CatalogStore {
       checkIfMatch('endpoint', name, opts.ifMatch, old?.revision);
       if (!this.upsertEndpoint(tx, cluster, endpoint, opts.owner, old)) return { revision: (old as EndpointRow).revision };
       this.stmt.touchCluster.run(tx.revision(), tx.at, cluster);
-      tx.audit('endpoint', name, old ? 'update' : 'create', old ? toEndpointRecord(old) : null, this.getEndpoint(cluster, endpoint.address, endpoint.port));
+      const row = this.stmt.endpoint.get(cluster, endpoint.address, endpoint.port);
+      tx.endpoint = { cluster: c, address: endpoint.address, port: endpoint.port, row };
+      tx.audit('endpoint', name, old ? 'update' : 'create', old ? toEndpointRecord(old) : null, row && toEndpointRecord(row));
       return { revision: tx.revision() };
     });
   }
@@ -494,6 +533,7 @@ export class Store implements CatalogStore {
       checkIfMatch('endpoint', name, opts.ifMatch, old.revision);
       this.stmt.deleteEndpoint.run(cluster, address, port);
       this.stmt.touchCluster.run(tx.revision(), tx.at, cluster);
+      tx.endpoint = { cluster: c, address, port, row: undefined };
       tx.audit('endpoint', name, 'delete', toEndpointRecord(old), null);
       return { revision: tx.revision() };
     });
@@ -507,9 +547,12 @@ export class Store implements CatalogStore {
       if (!old) throw new NotFoundError('endpoint', name);
       checkIfMatch('endpoint', name, opts.ifMatch, old.revision);
       if (old.state === state) return { revision: old.revision };
+      const c = this.specRow('cluster', cluster);
       this.stmt.setState.run(state, tx.revision(), tx.at, cluster, address, port);
       this.stmt.touchCluster.run(tx.revision(), tx.at, cluster);
-      tx.audit('endpoint', name, 'set-state', toEndpointRecord(old), this.getEndpoint(cluster, address, port));
+      const row = this.stmt.endpoint.get(cluster, address, port);
+      if (c) tx.endpoint = { cluster: c, address, port, row };
+      tx.audit('endpoint', name, 'set-state', toEndpointRecord(old), row && toEndpointRecord(row));
       return { revision: tx.revision() };
     });
   }
@@ -691,16 +734,18 @@ export class Store implements CatalogStore {
       this.records.clear();
       throw err;
     }
-    this.committed(started, tx.changed ? tx.revision() : undefined, tx.actor, tx.changes);
+    const patch = tx.endpoint && tx.changed ? this.endpointPatch(tx.endpoint, tx.revision(), tx.at) : undefined;
+    this.committed(started, tx.changed ? tx.revision() : undefined, tx.actor, tx.changes, patch);
     return result;
   }
 
   /** After a commit: metrics, the incremental view, change events. `revision`: undefined when nothing changed. */
-  private committed(started: number, revision: number | undefined, actor: string, changes: readonly Change[], served?: Cluster): void {
+  private committed(started: number, revision: number | undefined, actor: string, changes: readonly Change[], patch?: ViewPatch): void {
     this.wrote(started, 'catalog');
+    // A patch applies to the view's copy only if that copy was current before this write.
+    const current = patch !== undefined && (patch.whole || this.view?.isDirty(patch.cluster) === false);
     if (revision !== undefined) this.view = this.view?.follow(revision, changes);
-    // The sliced write read the cluster back already: the view need not read its rows again.
-    if (served) this.view?.known(served);
+    if (current && this.view) patch.apply(this.view);
     if (revision !== undefined && changes.length > 0) {
       const change: StoreChange = { revision, actor, changes: [...changes] };
       for (const l of [...this.listeners]) {
