@@ -4,12 +4,14 @@
  * - propagation: from the PUT until a SotW ADS stream subscribed to that cluster's EDS has it;
  * - stalls: while one big write runs (a 20k-endpoint cluster PUT, then the same set through the
  *   bulk endpoint API), GET /healthz and an xDS Fetch (EDS of one cluster) are sent every 10 ms;
- *   the worst latency of each is how long a request waited behind the write.
+ *   the worst latency of each is how long a request waited behind the write;
+ * - first requests: the first endpoint PUT and PATCH after /readyz, `--settle-ms` later (route
+ *   schemas compile lazily; a build that warms them once ready has them compiled by then).
  * fulcrum runs as its own process (tsx), so the client's timers are not stalled with the server;
  * the store is seeded directly (SQLite) before it starts.
  *
  *   npx tsx bench/admin-100k.ts [--clusters 1000] [--endpoints 100] [--writes 200] [--big 20000]
- *                               [--debounce-ms 0] [--engine-tick-ms MS] [--cpu-prof DIR]
+ *                               [--debounce-ms 0] [--engine-tick-ms MS] [--settle-ms 3000] [--cpu-prof DIR]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -20,7 +22,7 @@ import { parseClusterBody } from '../src/admin/resources.js';
 import { startFulcrumProcess, type FulcrumProcess } from '../test/support/fulcrum-process.js';
 import { EDS, SERVICE, XdsClient, type DiscoveryResponse, type SotwStream } from '../test/support/xds-client.js';
 
-const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--engine-tick-ms MS] [--cpu-prof DIR]\n';
+const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--engine-tick-ms MS] [--settle-ms MS] [--cpu-prof DIR]\n';
 const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '1000' },
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     big: { type: 'string', default: '20000' },
     'debounce-ms': { type: 'string', default: '0' },
     'engine-tick-ms': { type: 'string' },
+    'settle-ms': { type: 'string', default: '3000' },
     'cpu-prof': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -159,10 +162,21 @@ function row(label: string, s: Summary): string {
   return `| ${label} | ${s.n} | ${s.p50.toFixed(1)} | ${s.p99.toFixed(1)} | ${s.max.toFixed(1)} |`;
 }
 
+/** The first endpoint PUT and PATCH of the process (on clusters the later stages do not use first). */
+async function firstRequests(admin: Admin): Promise<string[]> {
+  await new Promise((resolve) => setTimeout(resolve, Number(values['settle-ms'])));
+  const c = clusterName(CLUSTERS - 1);
+  const e = (CLUSTERS - 1) * PER_CLUSTER;
+  const put = await admin.call('PUT', `/v1/clusters/${c}/endpoints/${address(e)}/8080`, { weight: 7 });
+  const patch = await admin.call('PATCH', `/v1/clusters/${c}/endpoints/${address(e + 1)}/8080`, { weight: 7 });
+  return [`| first endpoint PUT after ready (+${values['settle-ms']} ms) | 1 | ${put.toFixed(1)} | | |`, `| first endpoint PATCH after it | 1 | ${patch.toFixed(1)} | | |`];
+}
+
 async function measure(server: FulcrumProcess): Promise<string[]> {
   const admin = new Admin(`http://127.0.0.1:${server.adminPort}`);
   const xds = XdsClient.forPort(server.xdsPort);
   try {
+    const firstCalls = await firstRequests(admin);
     const watched = clusterName(0);
     const stream = xds.sotw();
     stream.request(EDS, [watched], { node: { id: 'bench-proxy', cluster: 'bench' } });
@@ -172,7 +186,7 @@ async function measure(server: FulcrumProcess): Promise<string[]> {
     const drain = await drains(admin);
     // Address, port and weight only: 20k such entries are the largest cluster PUT under the 1 MiB body limit.
     const big = Array.from({ length: BIG }, (_, i) => ({ address: address(CLUSTERS * PER_CLUSTER + i), port: 8080, weight: 1 + (i % 5) }));
-    const lines = [row('endpoint PUT (weight change)', put), row('  … until the EDS stream has it', propagated), row('drain / enable', drain)];
+    const lines = [...firstCalls, row('endpoint PUT (weight change)', put), row('  … until the EDS stream has it', propagated), row('drain / enable', drain)];
     lines.push(...(await stage(`cluster PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', '/v1/clusters/big', { endpoints: big })))));
     const bulk = big.map((e) => ({ ...e, weight: e.weight + 1 }));
     const bulkPath = '/v1/clusters/big/endpoints';

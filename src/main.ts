@@ -11,7 +11,7 @@ import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { CatalogFeed } from './catalog/catalog-feed.js';
 import { DiscoveredView, DiscoveryAwareStore } from './catalog/discovered-clusters.js';
-import { indexOverrides } from './catalog/discovered-overrides.js';
+import { OverrideIndex } from './catalog/override-index.js';
 import { runCli } from './cli/run.js';
 import type { ServeFlags } from './cli/serve-flags.js';
 import { packageVersion } from './cli/version.js';
@@ -255,9 +255,10 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const source = new ConfigSource(options.configPath, { store, log, onReload: (outcome) => core.metrics.configReload(outcome) });
   // Discovered clusters, seen by the admin API (as owner kubernetes) and layered with their overrides on the catalog.
   const discovered = new DiscoveredView();
+  const overrides = new OverrideIndex(store);
   const onDiscovered = (view: KubernetesContribution): void => {
     discovered.set(view.clusters);
-    feed.setOverlay((c) => withKubernetes(c, view, indexOverrides(store.listOverrides())));
+    feed.setOverlay((c) => withKubernetes(c, view, overrides.current()));
   };
   const discovery = config.kubernetes && boot.Discovery ? new boot.Discovery({ settings: config.kubernetes, log, onChange: onDiscovered }) : undefined;
   const weights = new WeightLoop({

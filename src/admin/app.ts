@@ -5,8 +5,8 @@ import type { Logger } from 'pino';
 import type { CatalogStore } from '../catalog/store/index.js';
 import { Authorizer, type AuthConfig } from './auth.js';
 import { clientError, errorBody, errorHandler, frameworkError, type Unrouted } from './errors.js';
-import { lazySerializers, lazyValidators } from './lazy-compilers.js';
 import { lazyDocsRoutes } from './lazy-docs.js';
+import { lazySerializers, lazyValidators, Warmer } from './lazy-compilers.js';
 import { openApiOptions } from './openapi.js';
 import { RouteMethods } from './route-methods.js';
 import { buildValidator } from './validators.js';
@@ -72,7 +72,7 @@ function boundSlowClients(server: object, requestTimeoutMs: number): void {
   Object.assign(server, { headersTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, requestTimeoutMs) });
 }
 
-function createServer(deps: AdminDeps) {
+function createServer(deps: AdminDeps, warmer: Warmer) {
   const app = Fastify({
     // null: plain HTTP (fastify's https overload, so the instance type does not depend on the option).
     https: deps.tls ? { cert: deps.tls.cert, key: deps.tls.key } : null,
@@ -89,14 +89,18 @@ function createServer(deps: AdminDeps) {
     routerOptions: { maxParamLength: NODE_ID_MAX * 3 + 16 },
     // Bodies validated without type coercion, unknown fields rejected (see validators.ts); route
     // schemas compile on first use, not at start (see lazy-compilers.ts).
-    schemaController: { compilersFactory: { buildValidator: lazyValidators(buildValidator()), buildSerializer: lazySerializers() } },
+    schemaController: { compilersFactory: { buildValidator: lazyValidators(buildValidator(), warmer), buildSerializer: lazySerializers(warmer) } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   boundSlowClients(app.server, REQUEST_TIMEOUT_MS);
   return app;
 }
 
 export function buildAdminApp(deps: AdminDeps) {
-  const app = createServer(deps);
+  const warmer = new Warmer();
+  const app = createServer(deps, warmer);
+  // Once listening and ready: the schemas left uncompiled, in the background (lazy-compilers.ts).
+  app.addHook('onListen', async () => warmer.start(() => deps.ready().ready));
+  app.addHook('onClose', async () => warmer.stop());
   const auth = new Authorizer(deps.auth);
   const actors = new WeakMap<FastifyRequest, string>();
   // onRequest: before the body is read, so an unauthenticated client cannot make fulcrum parse megabytes.

@@ -49,10 +49,20 @@ describe('SQLite specifics (the shared contract is store-contract.ts)', () => {
       (st) => st.removeEndpoint('a', '10.0.0.2', 8080, API),
       (st) => st.deleteCluster('b', API),
       (st) => st.putCluster(cluster('c', [endpoint('10.0.2.1')]), API),
+      // One-endpoint writes patch the kept record and the view: insert in order, change, disable, enable, remove.
+      (st) => st.putEndpoint('c', endpoint('10.0.1.9', 80), API),
+      (st) => st.putEndpoint('c', endpoint('10.0.2.1', 79, { weight: 3 }), API),
+      (st) => st.putEndpoint('c', endpoint('10.0.2.1', 8080, { weight: 5 }), API),
+      (st) => st.setEndpointState('c', '10.0.2.1', 8080, 'disabled', API),
+      (st) => st.setEndpointState('c', '10.0.1.9', 80, 'draining', API),
+      (st) => st.putEndpoint('c', endpoint('10.0.3.0', 80), API),
+      (st) => st.setEndpointState('c', '10.0.2.1', 8080, 'active', API),
+      (st) => st.removeEndpoint('c', '10.0.1.9', 80, API),
+      (st) => st.putEndpoint('c', endpoint('9.0.0.1'), API),
     ];
     ops.forEach((op, i) => {
-      // Every third write comes from another connection: a revision this one did not make.
-      op(i % 3 === 2 ? other : s);
+      // Every third of the first writes comes from another connection: a revision this one did not make.
+      op(i % 3 === 2 && i < 8 ? other : s);
       const reader = fresh(dir);
       expect(s.catalog()).toEqual(reader.catalog());
       // Cluster records are kept per revision: never stale, whoever wrote.

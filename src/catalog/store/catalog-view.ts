@@ -1,4 +1,5 @@
-import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
+import type { Catalog, Cluster, Endpoint, Listener, NodeGroup } from '../types.js';
+import { withEndpoint } from './endpoint-patch.js';
 import type { Change } from './records.js';
 
 /** How a view reads what changed (inside the caller's read transaction). */
@@ -22,6 +23,10 @@ export interface CatalogReads {
 export class CatalogView {
   private readonly dirty = new Set<string>();
   private specsDirty = true;
+  /** A cluster was added through `known`: the next refresh re-sorts the names. */
+  private added = false;
+  /** A cluster was replaced through `known` since the last refresh. */
+  private changedKnown = false;
   private listeners: Listener[] = [];
   private nodeGroups: NodeGroup[] = [];
   private last: Catalog | undefined;
@@ -50,10 +55,38 @@ export class CatalogView {
     return this;
   }
 
+  /** A changed cluster as it is now, from the writer (which read it back already): it is not read again. */
+  known(cluster: Cluster): void {
+    if (!this.dirty.delete(cluster.name)) return;
+    this.added ||= !this.clusters.has(cluster.name);
+    this.clusters.set(cluster.name, cluster);
+    this.changedKnown = true;
+  }
+
+  /** Whether `name` changed since the last refresh (so the view's copy of it is stale). */
+  isDirty(name: string): boolean {
+    return this.dirty.has(name);
+  }
+
+  /**
+   * After a write to one endpoint of a cluster whose copy here was current before it: that
+   * endpoint as served now (undefined: not served, e.g. disabled or removed), patched in.
+   */
+  patchEndpoint(name: string, address: string, port: number, served: Endpoint | undefined): void {
+    const cluster = this.clusters.get(name);
+    const endpoints = cluster && this.dirty.has(name) ? withEndpoint(cluster.endpoints, address, port, served) : undefined;
+    if (!cluster || !endpoints) return; // read again at the next refresh
+    this.clusters.set(name, { ...cluster, endpoints });
+    this.dirty.delete(name);
+    this.changedKnown = true;
+  }
+
   /** The catalog now: the previous one with what changed read again. */
   refresh(reads: CatalogReads): Catalog {
-    if (this.last && this.dirty.size === 0 && !this.specsDirty) return this.last;
-    let namesChanged = !this.last;
+    if (this.last && this.dirty.size === 0 && !this.specsDirty && !this.changedKnown) return this.last;
+    this.changedKnown = false;
+    let namesChanged = !this.last || this.added;
+    this.added = false;
     for (const name of this.dirty) {
       const cluster = reads.cluster(name);
       namesChanged ||= (cluster === undefined) === this.clusters.has(name);

@@ -5,6 +5,7 @@ import type { Component } from '../../runtime/lifecycle.js';
 import type { CatalogStore, StoreHealth } from './catalog-store.js';
 import { DEFAULT_STORE_CONFIG, type StoreConfig } from './store-config.js';
 import { openStore, type StoreOptions } from './store.js';
+import { WriteLane } from './write-lane.js';
 
 export interface DurableStoreOptions extends StoreOptions {
   /** Which store to open (the config file's `store:`); default SQLite in the data directory. */
@@ -49,7 +50,7 @@ export class DurableStore implements Component {
     const dir = this.dataDir ?? (await mkdtemp(join(tmpdir(), 'fulcrum-data-')));
     if (temporary) this.log.warn({ dir }, 'no data directory given: state is kept in a temporary directory and lost at stop');
     try {
-      this.opened = { store: openStore(dir, options), dir, temporary };
+      this.opened = { store: new WriteLane(openStore(dir, options)), dir, temporary };
     } catch (err) {
       if (temporary) await rm(dir, { recursive: true, force: true });
       throw err;

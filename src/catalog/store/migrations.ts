@@ -105,6 +105,11 @@ export const MIGRATIONS: readonly string[] = [
     updated_at TEXT NOT NULL
   ) STRICT;
   `,
+  // 3: a bounded summary of each large audit record (audit-summary.ts), written with it, so that
+  // pages of the log do not read megabytes of endpoint lists. NULL on older and small records.
+  `
+  ALTER TABLE audit ADD COLUMN summary TEXT CHECK (summary IS NULL OR json_valid(summary));
+  `,
 ];
 
 /** The schema version this build writes. */

@@ -36,13 +36,17 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { endpointName } from '../endpoint-key.js';
-import type { Catalog, Cluster, Endpoint, HealthStatus, Listener, NodeGroup } from '../types.js';
+import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
 import { NotFoundError, OwnershipError } from './errors.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
-import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nextOperatorState, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
+import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
+import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpoint, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
+import { withEndpoint } from './endpoint-patch.js';
 import { migrate } from './migrations.js';
 import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord, type OverrideTarget, type OverrideValue } from './override-records.js';
 import { trimRecordText } from './audit-trim.js';
+import { auditSummary, parseSummary } from './audit-summary.js';
+import { putClusterSliced } from './sliced-write.js';
 import { CatalogView } from './catalog-view.js';
 import { auditedAction } from './records.js';
 import type {
@@ -53,7 +57,6 @@ import type {
   Change,
   ClusterInput,
   ClusterRecord,
-  ClusterSpec,
   EndpointRecord,
   EndpointSpec,
   ListenerRecord,
@@ -153,22 +156,6 @@ interface SpecRow {
   readonly updated_at: string;
 }
 
-interface EndpointRow {
-  readonly cluster: string;
-  readonly address: string;
-  readonly port: number;
-  readonly weight: number;
-  readonly priority: number;
-  readonly region: string;
-  readonly zone: string;
-  readonly sub_zone: string;
-  readonly health: HealthStatus;
-  readonly state: OperatorState;
-  readonly owner: Owner;
-  readonly revision: number;
-  readonly updated_at: string;
-}
-
 interface AuditRow {
   readonly id: number;
   readonly at: string;
@@ -181,7 +168,11 @@ interface AuditRow {
   readonly after: string | null;
   /** octet_length(before) + octet_length(after): O(1) in SQLite, so large rows are known unread. */
   readonly bytes: number;
+  /** Set (and before/after then null) when the row is over the trim size and has a summary. */
+  readonly summary: string | null;
 }
+
+const AUDIT_BYTES = 'coalesce(octet_length(before), 0) + coalesce(octet_length(after), 0)';
 
 type SpecKind = 'cluster' | 'listener' | 'node-group';
 const TABLE: Record<SpecKind, { table: string; key: string }> = {
@@ -190,10 +181,28 @@ const TABLE: Record<SpecKind, { table: string; key: string }> = {
   'node-group': { table: 'node_groups', key: 'node_cluster' },
 };
 
+/** A one-endpoint write: its cluster as it was before, and the endpoint's row after (undefined: removed). */
+interface EndpointWrite {
+  readonly cluster: SpecRow;
+  readonly address: string;
+  readonly port: number;
+  readonly row: EndpointRow | undefined;
+}
+
+/** How the catalog view follows a write without reading the cluster again: a whole cluster or one endpoint. */
+interface ViewPatch {
+  readonly cluster: string;
+  /** The whole cluster as it is now (else a change relative to the view's copy). */
+  readonly whole: boolean;
+  apply(view: CatalogView): void;
+}
+
 /** One write transaction: lazily takes a revision, records audit rows and change events. */
 class Tx {
   private rev: number | undefined;
   readonly changes: Change[] = [];
+  /** Set by a one-endpoint write: what the kept record and the view are patched with after commit. */
+  endpoint: EndpointWrite | undefined;
   constructor(
     private readonly nextRevision: () => number,
     private readonly insertAudit: (tx: Tx, kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown) => void,
@@ -232,6 +241,9 @@ export class Store implements CatalogStore {
   private readonly records = new Map<string, ClusterRecord>();
   /** The last catalog read, and what this process changed since (see catalog()). */
   private view: CatalogView | undefined;
+  /** The connection of putClusterSliced, once used. */
+  private writerDb: Database.Database | undefined;
+  private readonly busyTimeoutMs: number;
 
   constructor(
     private readonly db: Database.Database,
@@ -243,30 +255,29 @@ export class Store implements CatalogStore {
       options.onListenerError ??
       ((err) => process.emitWarning(`fulcrum store change listener failed: ${err instanceof Error ? err.stack : String(err)}`));
     this.onWrite = options.onWrite;
+    this.busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5_000));
     this.stmt = {
       nextRevision: db.prepare<[], { value: number }>(
         `UPDATE store_meta SET value = value + 1 WHERE key = 'revision' RETURNING value`,
       ),
       revision: db.prepare<[], { value: number }>(`SELECT value FROM store_meta WHERE key = 'revision'`),
       audit: db.prepare(
-        `INSERT INTO audit (at, actor, action, kind, name, revision, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO audit (at, actor, action, kind, name, revision, before, after, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      auditPage: db.prepare<[number, number], AuditRow>(
-        `SELECT *, coalesce(octet_length(before), 0) + coalesce(octet_length(after), 0) AS bytes FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?`,
+      // A row over the trim size (@trim) with a summary is read as its summary: its text stays in SQLite.
+      auditPage: db.prepare<[{ before: number; limit: number; trim: number }], AuditRow>(
+        `SELECT id, at, actor, action, kind, name, revision, ${AUDIT_BYTES} AS bytes,
+           CASE WHEN ${AUDIT_BYTES} > @trim THEN summary END AS summary,
+           CASE WHEN ${AUDIT_BYTES} > @trim AND summary IS NOT NULL THEN NULL ELSE before END AS before,
+           CASE WHEN ${AUDIT_BYTES} > @trim AND summary IS NOT NULL THEN NULL ELSE after END AS after
+         FROM audit WHERE id < @before ORDER BY id DESC LIMIT @limit`,
       ),
       endpointsOf: db.prepare<[string], EndpointRow>(`SELECT * FROM endpoints WHERE cluster = ? ORDER BY address, port`),
       allEndpoints: db.prepare<[], EndpointRow>(`SELECT * FROM endpoints ORDER BY cluster, address, port`),
       endpoint: db.prepare<[string, string, number], EndpointRow>(
         `SELECT * FROM endpoints WHERE cluster = ? AND address = ? AND port = ?`,
       ),
-      upsertEndpoint: db.prepare(
-        `INSERT INTO endpoints (cluster, address, port, weight, priority, region, zone, sub_zone, health, state, owner, revision, updated_at)
-         VALUES (@cluster, @address, @port, @weight, @priority, @region, @zone, @sub_zone, @health, @state, @owner, @revision, @updated_at)
-         ON CONFLICT (cluster, address, port) DO UPDATE SET
-           weight = excluded.weight, priority = excluded.priority, region = excluded.region, zone = excluded.zone,
-           sub_zone = excluded.sub_zone, health = excluded.health, state = excluded.state, owner = excluded.owner,
-           revision = excluded.revision, updated_at = excluded.updated_at`,
-      ),
+      upsertEndpoint: db.prepare(UPSERT_ENDPOINT),
       deleteEndpoint: db.prepare<[string, string, number]>(`DELETE FROM endpoints WHERE cluster = ? AND address = ? AND port = ?`),
       setState: db.prepare<[OperatorState, number, string, string, string, number]>(
         `UPDATE endpoints SET state = ?, revision = ?, updated_at = ? WHERE cluster = ? AND address = ? AND port = ?`,
@@ -368,9 +379,13 @@ export class Store implements CatalogStore {
 
   /** Newest first; `before` (an audit id) pages backwards; rows over `trimOver` bytes come back trimmed. */
   audit(limit = 100, before?: number, options: AuditReadOptions = {}): AuditEntry[] {
-    const rows = this.stmt.auditPage.all(before ?? Number.MAX_SAFE_INTEGER, Math.max(0, Math.floor(limit)));
+    const rows = this.stmt.auditPage.all({ before: before ?? Number.MAX_SAFE_INTEGER, limit: Math.max(0, Math.floor(limit)), trim: options.trimOver ?? Number.MAX_SAFE_INTEGER });
     return rows.map((r) => {
       const base = { id: r.id, at: r.at, actor: r.actor, action: r.action, kind: r.kind, name: r.name, revision: r.revision };
+      if (r.summary !== null) {
+        const s = parseSummary(r.summary);
+        return { ...base, before: s.before, after: s.after, trimmed: { bytes: r.bytes, endpoints: s.endpoints } };
+      }
       const parse = (text: string | null) => (text === null ? null : (JSON.parse(text) as unknown));
       if (options.trimOver === undefined || r.bytes <= options.trimOver) return { ...base, before: parse(r.before), after: parse(r.after) };
       const b = r.before === null ? null : trimRecordText(r.before);
@@ -432,6 +447,50 @@ export class Store implements CatalogStore {
     });
   }
 
+  /**
+   * putCluster for thousands of endpoints without holding the event loop: the same write on a
+   * second connection, in slices of about `sliceMs` (sliced-write.ts). Until it settles, no other
+   * write may be made on this store (they would wait for its lock): write-lane.ts queues them.
+   */
+  async putClusterSliced(input: ClusterInput, opts: WriteOptions, sliceMs = 10): Promise<WriteResult> {
+    assertWriter(opts.owner);
+    const started = performance.now();
+    const { revision, changes, served, record } = await putClusterSliced(this.writer(), input, opts, this.now().toISOString(), sliceMs);
+    // Read back by the write already: the route's answer and later reads need not read 20k rows again.
+    if (record) this.keep(record);
+    const known = served && { cluster: served.name, whole: true, apply: (view: CatalogView) => view.known(served) };
+    this.committed(started, changes.length > 0 ? revision : undefined, opts.actor, changes, known);
+    return { revision };
+  }
+
+  /**
+   * After a one-endpoint write: the kept cluster record (if it was the one before this write) gets
+   * the endpoint's new record, and the view's cluster its served endpoint, instead of both reading
+   * every row of the cluster again (see endpoint-patch.ts).
+   */
+  private endpointPatch(w: EndpointWrite, revision: number, at: string): ViewPatch {
+    const rec = this.records.get(w.cluster.name);
+    if (rec && rec.revision === w.cluster.revision && rec.updatedAt === w.cluster.updated_at) {
+      const endpoints = withEndpoint(rec.endpoints, w.address, w.port, w.row && toEndpointRecord(w.row));
+      if (endpoints) this.keep({ ...rec, revision, updatedAt: at, endpoints });
+      else this.records.delete(w.cluster.name);
+    }
+    const health = w.row && servedHealth(w.row.state, w.row.health);
+    const served = w.row && health !== undefined ? toEndpoint(w.row, health) : undefined;
+    return { cluster: w.cluster.name, whole: false, apply: (view) => view.patchEndpoint(w.cluster.name, w.address, w.port, served) };
+  }
+
+  /** The second connection big writes use (opened on first use; settings as openStore's). */
+  private writer(): Database.Database {
+    if (this.writerDb) return this.writerDb;
+    const db = new Database(this.file, { timeout: this.busyTimeoutMs });
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+    this.writerDb = db;
+    return db;
+  }
+
   /** Deletes a cluster, its endpoints and its published weights. */
   deleteCluster(name: string, opts: WriteOptions): WriteResult {
     assertWriter(opts.owner);
@@ -456,7 +515,9 @@ export class Store implements CatalogStore {
       checkIfMatch('endpoint', name, opts.ifMatch, old?.revision);
       if (!this.upsertEndpoint(tx, cluster, endpoint, opts.owner, old)) return { revision: (old as EndpointRow).revision };
       this.stmt.touchCluster.run(tx.revision(), tx.at, cluster);
-      tx.audit('endpoint', name, old ? 'update' : 'create', old ? toEndpointRecord(old) : null, this.getEndpoint(cluster, endpoint.address, endpoint.port));
+      const row = this.stmt.endpoint.get(cluster, endpoint.address, endpoint.port);
+      tx.endpoint = { cluster: c, address: endpoint.address, port: endpoint.port, row };
+      tx.audit('endpoint', name, old ? 'update' : 'create', old ? toEndpointRecord(old) : null, row && toEndpointRecord(row));
       return { revision: tx.revision() };
     });
   }
@@ -472,6 +533,7 @@ export class Store implements CatalogStore {
       checkIfMatch('endpoint', name, opts.ifMatch, old.revision);
       this.stmt.deleteEndpoint.run(cluster, address, port);
       this.stmt.touchCluster.run(tx.revision(), tx.at, cluster);
+      tx.endpoint = { cluster: c, address, port, row: undefined };
       tx.audit('endpoint', name, 'delete', toEndpointRecord(old), null);
       return { revision: tx.revision() };
     });
@@ -485,9 +547,12 @@ export class Store implements CatalogStore {
       if (!old) throw new NotFoundError('endpoint', name);
       checkIfMatch('endpoint', name, opts.ifMatch, old.revision);
       if (old.state === state) return { revision: old.revision };
+      const c = this.specRow('cluster', cluster);
       this.stmt.setState.run(state, tx.revision(), tx.at, cluster, address, port);
       this.stmt.touchCluster.run(tx.revision(), tx.at, cluster);
-      tx.audit('endpoint', name, 'set-state', toEndpointRecord(old), this.getEndpoint(cluster, address, port));
+      const row = this.stmt.endpoint.get(cluster, address, port);
+      if (c) tx.endpoint = { cluster: c, address, port, row };
+      tx.audit('endpoint', name, 'set-state', toEndpointRecord(old), row && toEndpointRecord(row));
       return { revision: tx.revision() };
     });
   }
@@ -595,6 +660,7 @@ export class Store implements CatalogStore {
   }
 
   close(): void {
+    if (this.writerDb?.open) this.writerDb.close();
     if (this.db.open) this.db.close();
     this.listeners.clear();
   }
@@ -646,16 +712,9 @@ export class Store implements CatalogStore {
   }
 
   private insertAudit(tx: Tx, kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown): void {
-    this.stmt.audit.run(
-      tx.at,
-      tx.actor,
-      action,
-      kind,
-      name,
-      tx.revision(),
-      before == null ? null : JSON.stringify(before),
-      after == null ? null : JSON.stringify(after),
-    );
+    const b = before == null ? null : JSON.stringify(before);
+    const a = after == null ? null : JSON.stringify(after);
+    this.stmt.audit.run(tx.at, tx.actor, action, kind, name, tx.revision(), b, a, auditSummary(b, a));
   }
 
   /** Runs `fn` in an IMMEDIATE transaction, then (after commit) notifies change listeners. */
@@ -675,10 +734,20 @@ export class Store implements CatalogStore {
       this.records.clear();
       throw err;
     }
+    const patch = tx.endpoint && tx.changed ? this.endpointPatch(tx.endpoint, tx.revision(), tx.at) : undefined;
+    this.committed(started, tx.changed ? tx.revision() : undefined, tx.actor, tx.changes, patch);
+    return result;
+  }
+
+  /** After a commit: metrics, the incremental view, change events. `revision`: undefined when nothing changed. */
+  private committed(started: number, revision: number | undefined, actor: string, changes: readonly Change[], patch?: ViewPatch): void {
     this.wrote(started, 'catalog');
-    if (tx.changed) this.view = this.view?.follow(tx.revision(), tx.changes);
-    if (tx.changes.length > 0) {
-      const change: StoreChange = { revision: tx.revision(), actor: tx.actor, changes: [...tx.changes] };
+    // A patch applies to the view's copy only if that copy was current before this write.
+    const current = patch !== undefined && (patch.whole || this.view?.isDirty(patch.cluster) === false);
+    if (revision !== undefined) this.view = this.view?.follow(revision, changes);
+    if (current && this.view) patch.apply(this.view);
+    if (revision !== undefined && changes.length > 0) {
+      const change: StoreChange = { revision, actor, changes: [...changes] };
       for (const l of [...this.listeners]) {
         try {
           l(change);
@@ -687,7 +756,6 @@ export class Store implements CatalogStore {
         }
       }
     }
-    return result;
   }
 
   private wrote(started: number, kind: 'catalog' | 'weights'): void {
@@ -727,9 +795,13 @@ export class Store implements CatalogStore {
   private clusterRecord(row: SpecRow): ClusterRecord {
     const known = this.records.get(row.name);
     if (known && known.revision === row.revision && known.updatedAt === row.updated_at) return known;
-    const rec = { ...parseClusterSpec(row), ...meta(row), endpoints: this.stmt.endpointsOf.all(row.name).map(toEndpointRecord) };
-    this.records.delete(row.name);
-    this.records.set(row.name, rec);
+    return this.keep({ ...parseClusterSpec(row), ...meta(row), endpoints: this.stmt.endpointsOf.all(row.name).map(toEndpointRecord) });
+  }
+
+  /** Keeps `rec` as the most recently read, dropping the least recently read beyond RECORDS_KEPT. */
+  private keep(rec: ClusterRecord): ClusterRecord {
+    this.records.delete(rec.name);
+    this.records.set(rec.name, rec);
     for (const name of this.records.keys()) {
       if (this.records.size <= RECORDS_KEPT) break;
       this.records.delete(name);
@@ -773,34 +845,12 @@ export class Store implements CatalogStore {
 
   /** Returns whether anything changed. */
   private upsertEndpoint(tx: Tx, cluster: string, e: EndpointSpec, owner: Owner, old: EndpointRow | undefined): boolean {
-    const next = {
-      cluster,
-      address: e.address,
-      port: e.port,
-      weight: e.weight,
-      priority: e.priority,
-      region: e.locality.region,
-      zone: e.locality.zone,
-      sub_zone: e.locality.subZone,
-      health: e.health,
-      state: nextOperatorState(e.state, old?.state),
-      owner,
-    };
-    if (
-      old &&
-      old.weight === next.weight &&
-      old.priority === next.priority &&
-      old.region === next.region &&
-      old.zone === next.zone &&
-      old.sub_zone === next.sub_zone &&
-      old.health === next.health &&
-      old.state === next.state &&
-      old.owner === next.owner
-    )
-      return false;
+    const next = endpointColumns(cluster, e, owner, old);
+    if (sameColumns(old, next)) return false;
     this.stmt.upsertEndpoint.run({ ...next, revision: tx.revision(), updated_at: tx.at });
     return true;
   }
+
 
   private removeCluster(tx: Tx, row: SpecRow): void {
     const before = this.clusterRecord(row);
@@ -871,9 +921,6 @@ function meta(row: SpecRow): { owner: Owner; revision: number; updatedAt: string
   return { owner: row.owner, revision: row.revision, updatedAt: row.updated_at };
 }
 
-function parseClusterSpec(row: SpecRow): ClusterSpec {
-  return { name: row.name, ...(JSON.parse(row.spec) as Omit<ClusterSpec, 'name'>) };
-}
 
 function parseListener(row: SpecRow): Listener {
   return { name: row.name, ...(JSON.parse(row.spec) as Omit<Listener, 'name'>) };
@@ -881,36 +928,4 @@ function parseListener(row: SpecRow): Listener {
 
 function parseNodeGroup(row: SpecRow): NodeGroup {
   return { nodeCluster: row.name, ...(JSON.parse(row.spec) as Omit<NodeGroup, 'nodeCluster'>) };
-}
-
-/** Operator state applied: draining endpoints are served DRAINING, disabled ones left out (see Store.catalog). */
-function toCluster(row: SpecRow, endpoints: readonly EndpointRow[]): Cluster {
-  const served: Endpoint[] = [];
-  for (const e of endpoints) {
-    const health = servedHealth(e.state, e.health);
-    if (health !== undefined) served.push(toEndpoint(e, health));
-  }
-  return { ...parseClusterSpec(row), endpoints: served };
-}
-
-function toEndpoint(row: EndpointRow, health: HealthStatus): Endpoint {
-  return {
-    address: row.address,
-    port: row.port,
-    locality: { region: row.region, zone: row.zone, subZone: row.sub_zone },
-    priority: row.priority,
-    weight: row.weight,
-    health,
-  };
-}
-
-function toEndpointRecord(row: EndpointRow): EndpointRecord {
-  return {
-    cluster: row.cluster,
-    ...toEndpoint(row, row.health),
-    state: row.state,
-    owner: row.owner,
-    revision: row.revision,
-    updatedAt: row.updated_at,
-  };
 }

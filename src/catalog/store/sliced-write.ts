@@ -1,0 +1,189 @@
+/**
+ * A cluster write with thousands of endpoints that lets the event loop turn (SQLite store).
+ *
+ * One synchronous transaction of 20k upserts plus an audit record holding the cluster before and
+ * after (~9 MB of JSON) held the event loop for seconds: every admin request and xDS stream
+ * waited. This does the same write on a second connection to the same file, in one IMMEDIATE
+ * transaction that stays open across turns of the event loop: it works in slices of about
+ * `sliceMs` and yields between them. WAL keeps the store's own connection reading the last
+ * committed state meanwhile, so nothing sees half a write; the caller (write-lane.ts) keeps other
+ * writes queued until it commits, since they would wait for the same lock. The result, the rows,
+ * the revision and the audit record are exactly those of Store.putCluster.
+ */
+import { open } from 'node:fs/promises';
+import type Database from 'better-sqlite3';
+import { auditedAction, type Change, type ClusterInput, type ClusterRecord, type EndpointRecord, type WriteOptions } from './records.js';
+import { checkWrite, clusterSpecJson } from './ownership.js';
+import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
+import type { Cluster } from '../types.js';
+import { auditSummary } from './audit-summary.js';
+
+/** Rows per read: small enough that a page is one short slice on a loaded machine. */
+const PAGE = 100;
+
+interface ClusterRow {
+  readonly name: string;
+  readonly spec: string;
+  readonly owner: 'file' | 'api' | 'kubernetes';
+  readonly revision: number;
+  readonly updated_at: string;
+}
+
+export interface SlicedOutcome {
+  /** The cluster's revision afterwards (unchanged on a no-op). */
+  readonly revision: number;
+  /** Empty when nothing changed. */
+  readonly changes: readonly Change[];
+  /** After the write (absent when nothing changed): the cluster as the catalog serves it, and its record. */
+  readonly served?: Cluster;
+  readonly record?: ClusterRecord;
+}
+
+/** Yields to the event loop once `sliceMs` has passed since the last turn. */
+class Slicer {
+  private since = performance.now();
+  constructor(private readonly sliceMs: number) {}
+
+  async turn(): Promise<void> {
+    if (performance.now() - this.since < this.sliceMs) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    this.since = performance.now();
+  }
+}
+
+/** The write itself, on `db` (a connection of its own): checks, upserts, deletes, audit, commit. */
+export async function putClusterSliced(db: Database.Database, input: ClusterInput, opts: WriteOptions, at: string, sliceMs: number): Promise<SlicedOutcome> {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const outcome = await writeCluster(db, input, opts, at, new Slicer(sliceMs));
+    await flushWal(db.name);
+    db.exec('COMMIT');
+    return outcome;
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+/**
+ * What the transaction spilled to the WAL already (megabytes: the audit record alone is ~9 MB for
+ * 20k endpoints) is fsynced off the event loop (libuv's pool), so COMMIT's own fsync, which
+ * blocks, has only the last pages left to flush.
+ */
+async function flushWal(file: string): Promise<void> {
+  const wal = await open(`${file}-wal`, 'r').catch(() => undefined);
+  if (!wal) return;
+  try {
+    await wal.sync();
+  } finally {
+    await wal.close();
+  }
+}
+
+async function writeCluster(db: Database.Database, input: ClusterInput, opts: WriteOptions, at: string, slicer: Slicer): Promise<SlicedOutcome> {
+  const row = clusterRow(db, input.name);
+  checkWrite('cluster', input.name, row, opts);
+  const old = new Map<string, EndpointRow>();
+  const beforeParts = await readEndpoints(db, input.name, slicer, (r) => old.set(`${r.address}|${r.port}`, r));
+  let rev: number | undefined;
+  const revision = (): number => (rev ??= nextRevision(db));
+  const spec = clusterSpecJson(input);
+  if (!row || row.spec !== spec || row.owner !== opts.owner)
+    db.prepare(
+      `INSERT INTO clusters (name, spec, owner, revision, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, owner = excluded.owner`,
+    ).run(input.name, spec, opts.owner, revision(), at);
+  if (input.endpoints) await replaceEndpoints(db, input, opts, old, { at, revision, slicer });
+  if (rev === undefined) return { revision: (row as ClusterRow).revision, changes: [] };
+  db.prepare('UPDATE clusters SET revision = ?, updated_at = ? WHERE name = ?').run(rev, at, input.name);
+  const afterRow = clusterRow(db, input.name) as ClusterRow;
+  const rows: EndpointRow[] = [];
+  const records: EndpointRecord[] = [];
+  const afterParts = await readEndpoints(db, input.name, slicer, (r, rec) => {
+    rows.push(r);
+    records.push(rec);
+  });
+  const before = row ? recordText(row, beforeParts) : null;
+  const after = recordText(afterRow, afterParts);
+  const action = auditedAction(row ? 'update' : 'create', opts);
+  db.prepare(`INSERT INTO audit (at, actor, action, kind, name, revision, before, after, summary) VALUES (?, ?, ?, 'cluster', ?, ?, ?, ?, ?)`).run(
+    at,
+    opts.actor,
+    action,
+    input.name,
+    rev,
+    before,
+    after,
+    auditSummary(before, after),
+  );
+  const record: ClusterRecord = { ...parseClusterSpec(afterRow), owner: afterRow.owner, revision: afterRow.revision, updatedAt: afterRow.updated_at, endpoints: records };
+  return { revision: rev, changes: [{ kind: 'cluster', name: input.name, action }], served: toCluster(afterRow, rows), record };
+}
+
+interface Writing {
+  readonly at: string;
+  readonly revision: () => number;
+  readonly slicer: Slicer;
+}
+
+/** Upserts what changed and deletes what is no longer listed, a slice at a time. */
+async function replaceEndpoints(db: Database.Database, input: ClusterInput, opts: WriteOptions, old: Map<string, EndpointRow>, w: Writing): Promise<void> {
+  const upsert = db.prepare(UPSERT_ENDPOINT);
+  const keep = new Set<string>();
+  for (const e of input.endpoints ?? []) {
+    const key = `${e.address}|${e.port}`;
+    keep.add(key);
+    const prior = old.get(key);
+    const next = endpointColumns(input.name, e, opts.owner, prior);
+    if (!sameColumns(prior, next)) upsert.run({ ...next, revision: w.revision(), updated_at: w.at });
+    await w.slicer.turn();
+  }
+  const remove = db.prepare('DELETE FROM endpoints WHERE cluster = ? AND address = ? AND port = ?');
+  for (const [key, e] of old) {
+    if (keep.has(key)) continue;
+    w.revision();
+    remove.run(input.name, e.address, e.port);
+    await w.slicer.turn();
+  }
+}
+
+function clusterRow(db: Database.Database, name: string): ClusterRow | undefined {
+  return db.prepare<[string], ClusterRow>('SELECT name, spec, owner, revision, updated_at FROM clusters WHERE name = ?').get(name);
+}
+
+function nextRevision(db: Database.Database): number {
+  return (db.prepare(`UPDATE store_meta SET value = value + 1 WHERE key = 'revision' RETURNING value`).get() as { value: number }).value;
+}
+
+/** The cluster's endpoint rows in store order, a page per slice; returns each as record JSON. */
+async function readEndpoints(db: Database.Database, cluster: string, slicer: Slicer, each: (row: EndpointRow, record: EndpointRecord) => void): Promise<string[]> {
+  const page = db.prepare<[string, string, string, number, number], EndpointRow>(
+    'SELECT * FROM endpoints WHERE cluster = ? AND (address > ? OR (address = ? AND port > ?)) ORDER BY address, port LIMIT ?',
+  );
+  const parts: string[] = [];
+  let last: EndpointRow | undefined;
+  for (;;) {
+    const rows = page.all(cluster, last?.address ?? '', last?.address ?? '', last?.port ?? 0, PAGE);
+    for (const r of rows) {
+      const record = toEndpointRecord(r);
+      each(r, record);
+      parts.push(JSON.stringify(record));
+    }
+    last = rows[rows.length - 1];
+    if (rows.length < PAGE || !last) return parts;
+    await slicer.turn();
+  }
+}
+
+/** The text JSON.stringify gives the store's ClusterRecord (settings, meta, endpoints last), built from the endpoints' texts. */
+function recordText(row: ClusterRow, endpoints: readonly string[]): string {
+  const head = JSON.stringify({
+    name: row.name,
+    ...(JSON.parse(row.spec) as object),
+    owner: row.owner,
+    revision: row.revision,
+    updatedAt: row.updated_at,
+    endpoints: [],
+  });
+  return `${head.slice(0, -2)}${endpoints.join(',')}]}`;
+}

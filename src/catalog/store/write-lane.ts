@@ -1,0 +1,191 @@
+/**
+ * The SQLite store as the running process uses it: big cluster writes sliced, writes in order.
+ *
+ * A cluster write with more than `slicedOver` endpoints goes to Store.putClusterSliced, which
+ * yields to the event loop while its transaction is open on a second connection. Every other
+ * write arriving meanwhile (an endpoint PUT, the weight loop's save, a config reload) is queued
+ * and runs, in arrival order, once it has committed: run at once it would wait for the same
+ * SQLite lock with the event loop blocked, and the big write could never finish. With nothing in
+ * flight a write runs synchronously, as on the bare Store. Reads never wait: they see the last
+ * committed state. Each write still resolves only once durable.
+ */
+import type { Catalog, Listener, NodeGroup } from '../types.js';
+import type { CatalogStore, ChangeListener, MaybePromise, StoreDescription, StoreHealth } from './catalog-store.js';
+import type { OverrideOptions, OverrideRecord, OverrideTarget, OverrideValue } from './override-records.js';
+import type {
+  AuditEntry,
+  AuditReadOptions,
+  ClusterInput,
+  ClusterRecord,
+  EndpointRecord,
+  EndpointSpec,
+  ListenerRecord,
+  NodeGroupRecord,
+  OperatorState,
+  SeedResult,
+  StateOptions,
+  WriteOptions,
+  WriteResult,
+} from './records.js';
+import type { Store } from './store.js';
+
+/** Cluster writes with more endpoints than this are sliced. */
+export const SLICED_OVER = 1000;
+
+export class WriteLane implements CatalogStore {
+  /** Settles when the last queued write has; undefined when none is in flight. */
+  private tail: Promise<unknown> | undefined;
+  private inFlight = 0;
+
+  constructor(
+    readonly store: Store,
+    private readonly slicedOver = SLICED_OVER,
+  ) {}
+
+  // ---------------------------------------------------------------- writes
+
+  putCluster(input: ClusterInput, opts: WriteOptions): MaybePromise<WriteResult> {
+    if ((input.endpoints?.length ?? 0) > this.slicedOver) return this.queue(() => this.store.putClusterSliced(input, opts));
+    return this.inOrder(() => this.store.putCluster(input, opts));
+  }
+
+  deleteCluster(name: string, opts: WriteOptions): MaybePromise<WriteResult> {
+    return this.inOrder(() => this.store.deleteCluster(name, opts));
+  }
+
+  putEndpoint(cluster: string, endpoint: EndpointSpec, opts: WriteOptions): MaybePromise<WriteResult> {
+    return this.inOrder(() => this.store.putEndpoint(cluster, endpoint, opts));
+  }
+
+  removeEndpoint(cluster: string, address: string, port: number, opts: WriteOptions): MaybePromise<WriteResult> {
+    return this.inOrder(() => this.store.removeEndpoint(cluster, address, port, opts));
+  }
+
+  setEndpointState(cluster: string, address: string, port: number, state: OperatorState, opts: StateOptions): MaybePromise<WriteResult> {
+    return this.inOrder(() => this.store.setEndpointState(cluster, address, port, state, opts));
+  }
+
+  putListener(listener: Listener, opts: WriteOptions): MaybePromise<WriteResult> {
+    return this.inOrder(() => this.store.putListener(listener, opts));
+  }
+
+  deleteListener(name: string, opts: WriteOptions): MaybePromise<WriteResult> {
+    return this.inOrder(() => this.store.deleteListener(name, opts));
+  }
+
+  putNodeGroup(group: NodeGroup, opts: WriteOptions): MaybePromise<WriteResult> {
+    return this.inOrder(() => this.store.putNodeGroup(group, opts));
+  }
+
+  deleteNodeGroup(nodeCluster: string, opts: WriteOptions): MaybePromise<WriteResult> {
+    return this.inOrder(() => this.store.deleteNodeGroup(nodeCluster, opts));
+  }
+
+  seedFromConfig(catalog: Catalog, opts?: { readonly actor: string }): MaybePromise<SeedResult> {
+    return this.inOrder(() => this.store.seedFromConfig(catalog, opts));
+  }
+
+  putOverride(target: OverrideTarget, value: OverrideValue, opts: OverrideOptions): MaybePromise<WriteResult> {
+    return this.inOrder(() => this.store.putOverride(target, value, opts));
+  }
+
+  deleteOverride(name: string, opts: OverrideOptions): MaybePromise<WriteResult> {
+    return this.inOrder(() => this.store.deleteOverride(name, opts));
+  }
+
+  saveAllWeights(all: ReadonlyMap<string, ReadonlyMap<string, number>>): MaybePromise<void> {
+    return this.inOrder(() => this.store.saveAllWeights(all));
+  }
+
+  /** Writes are queued until the sliced one in flight has settled (the store closes after it). */
+  async close(): Promise<void> {
+    await this.tail;
+    this.store.close();
+  }
+
+  /** Synchronously when nothing is in flight, else after what is. */
+  private inOrder<T>(write: () => T): MaybePromise<T> {
+    return this.inFlight === 0 ? write() : this.queue(async () => write());
+  }
+
+  private queue<T>(write: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    const run = (this.tail ?? Promise.resolve()).then(write);
+    // The tail never rejects: a failed write fails its own caller only.
+    this.tail = run.then(
+      () => this.settled(),
+      () => this.settled(),
+    );
+    return run;
+  }
+
+  private settled(): void {
+    if (--this.inFlight === 0) this.tail = undefined;
+  }
+
+  // ---------------------------------------------------------------- reads (never queued)
+
+  catalog(): Catalog {
+    return this.store.catalog();
+  }
+
+  revision(): number {
+    return this.store.revision();
+  }
+
+  getCluster(name: string): ClusterRecord | undefined {
+    return this.store.getCluster(name);
+  }
+
+  listClusters(): ClusterRecord[] {
+    return this.store.listClusters();
+  }
+
+  getEndpoint(cluster: string, address: string, port: number): EndpointRecord | undefined {
+    return this.store.getEndpoint(cluster, address, port);
+  }
+
+  getListener(name: string): ListenerRecord | undefined {
+    return this.store.getListener(name);
+  }
+
+  listListeners(): ListenerRecord[] {
+    return this.store.listListeners();
+  }
+
+  getNodeGroup(nodeCluster: string): NodeGroupRecord | undefined {
+    return this.store.getNodeGroup(nodeCluster);
+  }
+
+  listNodeGroups(): NodeGroupRecord[] {
+    return this.store.listNodeGroups();
+  }
+
+  audit(limit?: number, before?: number, options?: AuditReadOptions): AuditEntry[] {
+    return this.store.audit(limit, before, options);
+  }
+
+  onChange(listener: ChangeListener): () => void {
+    return this.store.onChange(listener);
+  }
+
+  listOverrides(): OverrideRecord[] {
+    return this.store.listOverrides();
+  }
+
+  getOverride(name: string): OverrideRecord | undefined {
+    return this.store.getOverride(name);
+  }
+
+  loadWeights(): Map<string, Map<string, number>> {
+    return this.store.loadWeights();
+  }
+
+  health(): StoreHealth {
+    return this.store.health();
+  }
+
+  describe(): StoreDescription {
+    return this.store.describe();
+  }
+}

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { lazyValidators, Warmer } from '../../src/admin/lazy-compilers.js';
+import { waitFor } from '../support/wait.js';
+
+type Build = Parameters<typeof lazyValidators>[0];
+
+/** A validator factory that records what it compiles, in order (every value valid). */
+function counting(): { build: Build; compiled: () => number; order: string[] } {
+  const order: string[] = [];
+  const build = (() => (route: { url: string }) => {
+    order.push(route.url);
+    return Object.assign(() => true, { errors: null });
+  }) as unknown as Build;
+  return { build, compiled: () => order.length, order };
+}
+
+const route = (url: string, method = 'PUT') => ({ schema: { type: 'object' }, method, url, httpPart: 'body' }) as never;
+
+describe('lazy compilers and their warmer', () => {
+  it('compiles nothing at creation, and in the background only once ready', async () => {
+    const { build, compiled } = counting();
+    const warmer = new Warmer();
+    const compiler = lazyValidators(build, warmer)({}, {} as never);
+    const validators = ['/a', '/b', '/c'].map((u) => compiler(route(u)));
+    expect(compiled()).toBe(0);
+    expect(warmer.left).toBe(3);
+    let ready = false;
+    warmer.start(() => ready, 5, 0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(compiled()).toBe(0); // not ready yet
+    ready = true;
+    await waitFor(() => warmer.left === 0, { timeoutMs: 10_000, what: 'every schema compiled' });
+    expect(compiled()).toBe(3);
+    // Compiled once: a request after the warm-up compiles nothing more.
+    for (const v of validators) expect(v({})).toBe(true);
+    expect(compiled()).toBe(3);
+    warmer.stop();
+  });
+
+  it('warms writes only; a request before the warm-up compiles its own schema once, and the warmer skips it', async () => {
+    const { build, compiled, order } = counting();
+    const warmer = new Warmer();
+    const compiler = lazyValidators(build, warmer)({}, {} as never);
+    const first = compiler(route('/a'));
+    const read = compiler(route('/c', 'GET'));
+    compiler(route('/b'));
+    const write = compiler(route('/d', 'PATCH'));
+    first({});
+    expect(compiled()).toBe(1);
+    warmer.start(() => true, 5, 0);
+    await waitFor(() => warmer.left === 0, { timeoutMs: 10_000, what: 'every schema compiled' });
+    // /a by its request; then the writes' /b and /d. The read /c stays lazy (heap at rest).
+    expect(order).toEqual(['/a', '/b', '/d']);
+    expect(write({})).toBe(true);
+    expect(compiled()).toBe(3);
+    expect(read({})).toBe(true);
+    expect(order).toEqual(['/a', '/b', '/d', '/c']);
+    warmer.stop();
+  });
+});

@@ -1,0 +1,122 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { openStore, type Store, type StoreChange } from '../../src/catalog/store/index.js';
+import { WriteLane } from '../../src/catalog/store/write-lane.js';
+import type { Endpoint } from '../../src/catalog/types.js';
+import { cleanupTempDirs, cluster, endpoint, tempDir } from './helpers.js';
+
+const API = { actor: 'alice', owner: 'api' } as const;
+const open: Store[] = [];
+/** One clock for every store, so that two stores given the same writes hold the same rows. */
+const AT = new Date('2026-12-02T00:00:00Z');
+function fresh(): Store {
+  const s = openStore(tempDir(), { now: () => AT });
+  open.push(s);
+  return s;
+}
+afterEach(() => {
+  for (const s of open.splice(0)) s.close();
+  cleanupTempDirs();
+});
+
+const many = (n: number, weight: number, from = 0): Endpoint[] =>
+  Array.from({ length: n }, (_, i) => endpoint(`10.${((i + from) >> 16) & 255}.${((i + from) >> 8) & 255}.${(i + from) & 255}`, 8080, { weight }));
+
+describe('putClusterSliced', () => {
+  it('stores, audits and announces exactly what putCluster does (create, re-weight, shrink, no-op, settings)', async () => {
+    const plain = fresh();
+    const sliced = fresh();
+    const events: StoreChange[][] = [[], []];
+    plain.onChange((c) => events[0]?.push(c));
+    sliced.onChange((c) => events[1]?.push(c));
+    // A cluster already in the catalog, so that the big one is added before it by name.
+    for (const s of [plain, sliced]) {
+      s.putCluster(cluster('zzz', many(2, 1)), API);
+      s.catalog();
+    }
+    const steps = [
+      cluster('big', many(3000, 1)),
+      cluster('big', many(3000, 2)),
+      cluster('big', many(1000, 2, 500)),
+      cluster('big', many(1000, 2, 500)),
+      cluster('big', many(1000, 2, 500), { connectTimeoutMs: 250 }),
+    ];
+    for (const step of steps) {
+      const a = plain.putCluster(step, API);
+      const b = await sliced.putClusterSliced(step, API, 1);
+      expect(b).toEqual(a);
+      expect(sliced.catalog()).toEqual(plain.catalog());
+    }
+    expect(sliced.listClusters()).toEqual(plain.listClusters());
+    expect(sliced.audit(10)).toEqual(plain.audit(10));
+    expect(events[1]).toEqual(events[0]);
+    expect(events[0]).toHaveLength(5); // the repeated write changed nothing
+    expect(sliced.catalog().clusters.map((c) => c.name)).toEqual(['big', 'zzz']);
+  });
+
+  it('lets the event loop turn while it writes, and reads see the old state until it commits', async () => {
+    const s = fresh();
+    s.putCluster(cluster('big', many(100, 1)), API);
+    const before = s.revision();
+    let turns = 0;
+    let sawOld = true;
+    const timer = setInterval(() => {
+      turns++;
+      sawOld &&= s.revision() === before && s.getCluster('big')?.endpoints.length === 100;
+    }, 1);
+    const done = s.putClusterSliced(cluster('big', many(20_000, 3)), API, 2);
+    let settled = false;
+    void done.finally(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const turnsBeforeCommit = settled ? -1 : turns;
+    await done;
+    clearInterval(timer);
+    expect(turnsBeforeCommit).toBeGreaterThan(0);
+    expect(sawOld).toBe(true);
+    expect(s.getCluster('big')?.endpoints).toHaveLength(20_000);
+    expect(s.revision()).toBe(before + 1);
+  });
+
+  it('rolls back on a failed precondition and leaves the store writable', async () => {
+    const s = fresh();
+    const { revision } = s.putCluster(cluster('big', many(10, 1)), API);
+    await expect(s.putClusterSliced(cluster('big', many(2000, 5)), { ...API, ifMatch: revision + 7 }, 1)).rejects.toThrow(/big/);
+    expect(s.getCluster('big')?.endpoints).toHaveLength(10);
+    expect(s.putCluster(cluster('big', many(11, 1)), API).revision).toBe(revision + 1);
+  });
+
+  it('writes a bounded summary that audit pages read instead of the records', async () => {
+    const s = fresh();
+    await s.putClusterSliced(cluster('big', many(5000, 1)), API, 5);
+    s.putCluster(cluster('big', many(4000, 2)), API);
+    const [sync, sliced] = s.audit(2, undefined, { trimOver: 64 * 1024 });
+    for (const e of [sync, sliced]) {
+      expect(e?.trimmed?.bytes).toBeGreaterThan(64 * 1024);
+      expect(e?.after).toMatchObject({ name: 'big', owner: 'api' });
+      expect(e?.after).not.toHaveProperty('endpoints');
+    }
+    expect(sync?.trimmed?.endpoints).toEqual({ before: 5000, after: 4000 });
+    expect(sliced?.trimmed?.endpoints).toEqual({ before: null, after: 5000 });
+    // Read in full, the same entries are whole.
+    expect((s.audit(1)[0]?.after as { endpoints: unknown[] }).endpoints).toHaveLength(4000);
+  });
+});
+
+describe('WriteLane', () => {
+  it('queues writes behind a sliced one, in order, and runs them synchronously when nothing is in flight', async () => {
+    const lane = new WriteLane(fresh(), 100);
+    const small = lane.putCluster(cluster('small', many(3, 1)), API);
+    expect(small).toEqual({ revision: 1 }); // nothing in flight: synchronous
+    const big = lane.putCluster(cluster('big', many(5000, 1)), API);
+    const endpointPut = lane.putEndpoint('small', endpoint('10.9.9.9'), API);
+    const failing = lane.deleteCluster('absent', API);
+    const weights = lane.saveAllWeights(new Map([['small', new Map([['10.9.9.9:8080', 3]])]]));
+    expect(endpointPut).toBeInstanceOf(Promise);
+    await expect(failing).rejects.toThrow(/absent/);
+    expect(await big).toEqual({ revision: 2 });
+    expect(await endpointPut).toEqual({ revision: 3 });
+    await weights;
+    expect(lane.loadWeights().get('small')?.get('10.9.9.9:8080')).toBe(3);
+    expect(lane.putEndpoint('small', endpoint('10.9.9.8'), API)).toEqual({ revision: 4 });
+    await lane.close();
+  });
+});
