@@ -351,6 +351,22 @@ export class WeightEngine {
     return { now, clusters };
   }
 
+  /**
+   * Ticks the named clusters (unknown names are skipped), in the order given. A caller that must
+   * not hold its event loop for a whole tick ticks the clusters in slices with the same `now`:
+   * each cluster's result depends only on its own state, inputs and `now`, so slices give what
+   * one `tick(now)` would have.
+   */
+  tickClusters(now: number, names: Iterable<string>): TickResult {
+    if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
+    const clusters = new Map<string, ClusterTick>();
+    for (const name of names) {
+      const c = this.clusters.get(name);
+      if (c !== undefined) clusters.set(name, this.tickCluster(c, now));
+    }
+    return { now, clusters };
+  }
+
   private tickCluster(c: ClusterState, now: number): ClusterTick {
     const f = newFrame(
       {
