@@ -41,6 +41,10 @@ export interface PidFrame {
   readonly output: number[];
   readonly multiplier: number[];
   readonly updated: number[];
+  /** Scratch for the PID stage (not explanations): steered positions, their readings and measurements. */
+  readonly steerIdx: number[];
+  readonly steerBase: number[];
+  readonly steerM: number[];
 }
 
 export interface EwmaFrame {
@@ -205,7 +209,9 @@ export function takePidFrame(f: Frame): PidFrame {
   f.spares.pid = undefined;
   if (spare === undefined) f.pid = newPidFrame(f.n);
   else {
-    for (const a of [spare.measurement, spare.error, spare.p, spare.i, spare.d, spare.output, spare.multiplier, spare.updated]) a.fill(0);
+    // Only what tells a row apart: explanations read the other vectors only where setpoint is set,
+    // and the PID stage writes all of them wherever it sets it.
+    spare.updated.fill(0);
     spare.setpoint.fill(Number.NaN);
     f.pid = spare;
   }
@@ -236,6 +242,9 @@ export function newPidFrame(n: number): PidFrame {
     output: filled(n),
     multiplier: filled(n),
     updated: filled(n),
+    steerIdx: filled(n),
+    steerBase: filled(n),
+    steerM: filled(n),
   };
 }
 

@@ -5,7 +5,9 @@
  * changed start at their fair share (static × scale); endpoints back from an ejection start on
  * probation at a quarter of it and earn the rest through the controller and the step limit.
  */
-import { isSet, UNSET, type EndpointState } from '../state.js';
+import { isSet, UNSET, valueOr, type EndpointState } from '../state.js';
+import type { SafetySettings } from '../types.js';
+import { classify } from './freshness.js';
 import { at, mark, ruleBit, type Frame } from './frame.js';
 
 const SCALE_MIN = 1e-6;
@@ -14,7 +16,12 @@ const PROBATION_SHARE = 0.25;
 const R_JOINED = ruleBit('joined');
 const R_PROBATION = ruleBit('probation');
 
-export function joinAndScale(f: Frame, eps: readonly EndpointState[], adaptive: boolean): void {
+/**
+ * Joins and scales, and in the same pass over the endpoint states classifies freshness (stage 4's
+ * input) and snapshots the weights before this tick (the step limit's anchor, the internal ones):
+ * at 100,000 endpoints the tick is bound by reading the states from memory, about 6 ms a pass.
+ */
+export function joinAndScale(f: Frame, eps: readonly EndpointState[], adaptive: boolean, s: SafetySettings): void {
   const scale = clusterScale(f, eps);
   for (let i = 0; i < f.n; i++) {
     const e = eps[i] as EndpointState;
@@ -32,6 +39,9 @@ export function joinAndScale(f: Frame, eps: readonly EndpointState[], adaptive: 
       e.lastControlAt = UNSET;
       if (!f.failStatic) mark(f, i, probation ? R_PROBATION : R_JOINED);
     }
+    classify(f, e, i, s);
+    f.prevPub[i] = valueOr(e.pub, 0);
+    if (f.serving[i]) f.prevW[i] = valueOr(e.w, 0);
   }
 }
 

@@ -58,6 +58,8 @@ const termAt = (terms: number[], j: number): number => (terms === NO_TERMS ? 0 :
 const NO_LATENCIES: ReadonlyMap<number, number> = new Map<number, number>();
 
 interface Steered {
+  /** How many endpoints are steered: the vectors below are read up to k (they may be longer). */
+  readonly k: number;
   /** Endpoint positions. */
   readonly idx: number[];
   /** Utilization by metric, per steered endpoint. */
@@ -71,10 +73,10 @@ interface Steered {
 export function runPid(c: ClusterState, f: Frame): number | undefined {
   takeUtil(f);
   const pf = takePidFrame(f);
-  const st = steered(c, f);
-  const k = st.idx.length;
+  const st = c.pidConfig.metric === 'cpu' ? steeredOnCpu(c, f, pf) : steered(c, f);
+  const k = st.k;
   if (k === 0) return undefined;
-  const sm = measure(c, f, st);
+  const sm = measure(c, f, st, pf.steerM);
   let setpoint: number;
   if (c.pidConfig.setpoint === 'mean') {
     let total = 0;
@@ -120,7 +122,35 @@ function steered(c: ClusterState, f: Frame): Steered {
   const latency = excess && lat.size > 0 ? idx.map((i) => ref * Math.max(0, (lat.get(i) ?? 1) - 1 - LATENCY_TOLERANCE)) : NO_TERMS;
   const anyErrors = c.errorPenalty > 0 && idx.some((i) => at(f.errorRate, i) > 0);
   const errors = anyErrors ? idx.map((i) => ERROR_SCALE * c.errorPenalty * (Number.isNaN(at(f.errorRate, i)) ? 0 : at(f.errorRate, i))) : NO_TERMS;
-  return { idx, base: b, latency, errors };
+  return { k: idx.length, idx, base: b, latency, errors };
+}
+
+/**
+ * `steered` for the common metric, cpu as reported, without per-tick vectors: positions and
+ * readings go into the PID frame's scratch vectors (at 100,000 endpoints the general path built
+ * five vectors of up to n entries per tick).
+ */
+function steeredOnCpu(c: ClusterState, f: Frame, pf: PidFrame): Steered {
+  const idx = pf.steerIdx;
+  const base = pf.steerBase;
+  let k = 0;
+  let anyErrors = false;
+  for (let i = 0; i < f.n; i++) {
+    if (!f.serving[i] || f.freshness[i] !== F_FRESH) continue;
+    const cpu = (c.order[i] as EndpointState).sample?.cpu;
+    if (cpu === undefined) continue;
+    idx[k] = i;
+    base[k] = cpu;
+    k++;
+    if (at(f.errorRate, i) > 0) anyErrors = true;
+  }
+  if (!(anyErrors && c.errorPenalty > 0)) return { k, idx, base, latency: NO_TERMS, errors: NO_TERMS };
+  const errors = filled(k);
+  for (let j = 0; j < k; j++) {
+    const r = at(f.errorRate, at(idx, j));
+    errors[j] = ERROR_SCALE * c.errorPenalty * (Number.isNaN(r) ? 0 : r);
+  }
+  return { k, idx, base, latency: NO_TERMS, errors };
 }
 
 /** Per endpoint with a fresh latency estimate: its latency ÷ the median of those (needs two). */
@@ -163,12 +193,11 @@ function baseUtilization(c: ClusterState, metric: UtilizationMetric, cand: reado
   );
 }
 
-/** Folds each new sample's measurement into the smoothed one; returns the smoothed measurements. */
-function measure(c: ClusterState, f: Frame, st: Steered): number[] {
+/** Folds each new sample's measurement into the smoothed one; returns the smoothed measurements (in `out`). */
+function measure(c: ClusterState, f: Frame, st: Steered, out: number[]): number[] {
   const a = c.safety.smoothing;
   const util = f.util as number[];
-  const out = filled(st.idx.length);
-  for (let j = 0; j < st.idx.length; j++) {
+  for (let j = 0; j < st.k; j++) {
     const i = at(st.idx, j);
     const e = c.order[i] as EndpointState;
     const m = at(st.base, j) + termAt(st.latency, j) + termAt(st.errors, j);
@@ -186,7 +215,7 @@ function measure(c: ClusterState, f: Frame, st: Steered): number[] {
 
 /** Every steered endpoint nearly idle and nothing to correct: nothing to balance. */
 function lowLoad(c: ClusterState, st: Steered): boolean {
-  for (let j = 0; j < st.idx.length; j++) {
+  for (let j = 0; j < st.k; j++) {
     if (at(st.base, j) >= c.safety.lowLoadHold) return false;
     if (termAt(st.latency, j) + termAt(st.errors, j) > PENALTY_EPSILON) return false;
   }
