@@ -1,7 +1,7 @@
 /**
  * Checks that two checkouts' weight engines give identical ticks: the same random fleet (PID on
  * cpu / cpu-latency / inflight, EWMA, static, blend; probes failing, errors, endpoints that stop
- * reporting, a cluster reshaped midway) fed to both, every tick's weights, health and every
+ * reporting, a cluster reshaped midway, clusters failing static) fed to both, every tick's weights, health and every
  * explanation compared exactly. For a change that restructures the tick without meaning to
  * change its arithmetic.
  *
@@ -70,8 +70,10 @@ function drive(engines: EngineLike[], seed: number, ticks: number): number {
             const sample = { at: now - 200 + Math.floor(rand() * 100), cpu: 0.2 + 0.7 * rand(), latencyMs: 5 + 50 * rand(), inflight: Math.floor(20 * rand()), rps: 100, errors: e % 11 === 5 ? 40 * rand() : 0 };
             for (const en of engines) en.observeSample(cluster, key, sample);
           }
-          if (e % 13 === 2) {
-            const probe = { at: now - 100, ok: rand() > 0.6, latencyMs: 3 };
+          // The 3-endpoint clusters fail every probe for a stretch: fail static.
+          const outage = s === 0 && t > ticks / 4 && t < ticks / 2;
+          if (e % 13 === 2 || outage) {
+            const probe = { at: now - 100, ok: !outage && rand() > 0.6, latencyMs: 3 };
             for (const en of engines) en.observeProbe(cluster, key, probe);
           }
         });

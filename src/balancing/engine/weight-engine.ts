@@ -379,8 +379,8 @@ export class WeightEngine {
       c.frames.spare,
     );
     runEjection(f, c.order, c.ejection);
-    gateHealth(f, c.order);
-    joinAndScale(f, c.order, c.parts.static < 1, c.safety);
+    const sums = gateHealth(f, c.order);
+    joinAndScale(f, c.order, c.parts.static < 1, c.safety, sums);
     const setpoint = runController(c, f);
     clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1 });
     const out = publish(c, f, this.resolution);
