@@ -36,7 +36,11 @@ function mix(f: Frame, vectors: readonly { part: number; x: number[] }[]): void 
     return;
   }
   let anchor = 0;
-  for (let i = 0; i < f.n; i++) if (f.serving[i]) anchor += at(f.prevW, i);
+  for (let i = 0; i < f.n; i++) {
+    if (!f.serving[i]) continue;
+    anchor += at(f.prevW, i);
+    f.raw[i] = 0; // the sum below starts from zero (the frame is recycled unreset)
+  }
   for (const { part, x } of vectors) {
     let sx = 0;
     for (let i = 0; i < f.n; i++) if (f.serving[i]) sx += at(x, i);

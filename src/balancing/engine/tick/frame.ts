@@ -178,14 +178,11 @@ function resetFrame(f: Mutable<Frame>, init: FrameInit): Frame {
   f.policy = init.policy;
   f.keys = init.keys;
   f.statics = init.statics;
-  // One pass over the slots, not a fill() per vector: 500 small clusters made 7,500 fill calls a tick.
-  for (let i = 0; i < f.n; i++) {
-    f.age[i] = f.fair[i] = f.prevW[i] = f.prevPub[i] = f.raw[i] = f.cand[i] = f.pub[i] = 0;
-    f.rules[i] = f.healthCode[i] = f.serving[i] = f.freshness[i] = 0;
-    f.errorRate[i] = Number.NaN;
-    f.stepTicks[i] = 1;
-    f.samples[i] = f.probeLatency[i] = undefined;
-  }
+  // Only stepTicks: the stages write every other slot before anything reads it (ejection: samples,
+  // probeLatency, errorRate; the gate: serving, rules, healthCode; the join pass: fair, age,
+  // freshness, prevPub; publish: pub) or read it only where they wrote it (prevW, raw, cand: serving
+  // endpoints). Resetting 17 vectors was a fifth of a static tick at 100,000 endpoints (profile).
+  f.stepTicks.fill(1);
   f.spares = { pid: f.pid ?? f.spares.pid, ewma: f.ewma ?? f.spares.ewma, util: f.util ?? f.spares.util };
   f.util = f.pid = f.ewma = f.ejections = undefined;
   f.failStatic = false;

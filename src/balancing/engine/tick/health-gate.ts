@@ -29,6 +29,9 @@ export function gateHealth(f: Frame, eps: readonly EndpointState[]): ScaleSums {
   let statics = 0;
   for (let i = 0; i < f.n; i++) {
     const e = eps[i] as EndpointState;
+    // The first stage to mark rules, so it starts each endpoint's (the frame is recycled unreset).
+    f.rules[i] = 0;
+    f.serving[i] = 0;
     if (isOperatorDisabled(e.operatorHealth)) {
       f.healthCode[i] = H_DISABLED;
       mark(f, i, R_OPERATOR);
