@@ -11,7 +11,8 @@
  * sample per endpoint (outside the measured window), resets the histogram, runs one periodic tick
  * to completion and reads the histogram: the longest the event loop was held during that tick is
  * how long an admin request or an xDS push arriving then would have waited. Reports the median
- * and max over rounds of that maximum, the tick's busy time (its slices summed) and its wall time
+ * and max over rounds of that maximum, the median of the longest single slice's own time (what
+ * slicing bounds: the gap adds preemption on a loaded machine and GC), the tick's busy time (its slices summed) and its wall time
  * from start to publish. Not a test: figures for bench/RESULTS.md.
  */
 import { parseArgs } from 'node:util';
@@ -96,6 +97,7 @@ function lagProbe(): { reset(): void; readonly max: number; stop(): void } {
 interface Round {
   readonly maxGapMs: number;
   readonly maxDelayMs: number;
+  readonly longestSliceMs: number;
   readonly busyMs: number;
   readonly wallMs: number;
 }
@@ -106,8 +108,27 @@ async function measure(catalog: Catalog, sliceEndpoints: number): Promise<Round[
   const keys = catalog.clusters.map((c) => c.endpoints.map((e) => `${e.address}:${e.port}`));
   let now = 0;
   let done: ((busyMs: number) => void) | undefined;
+  // The longest single slice (its own busy time): what slicing bounds; the gap adds preemption and GC.
+  let longestSlice = 0;
+  const timed = {
+    observeSample: adaptive.observeSample.bind(adaptive),
+    observeProbe: adaptive.observeProbe.bind(adaptive),
+    seed: adaptive.seed.bind(adaptive),
+    tick: adaptive.tick.bind(adaptive),
+    adaptiveWeights: adaptive.adaptiveWeights.bind(adaptive),
+    *tickInSlices(now: number, slice: number): Generator<void, ReturnType<AdaptiveWeights['tick']>, void> {
+      const run = adaptive.tickInSlices(now, slice);
+      for (;;) {
+        const t0 = performance.now();
+        const step = run.next();
+        longestSlice = Math.max(longestSlice, performance.now() - t0);
+        if (step.done === true) return step.value;
+        yield;
+      }
+    },
+  };
   const loop = new WeightLoop({
-    adaptive,
+    adaptive: timed,
     signals: { subscribe: () => () => undefined },
     archive: { loadWeights: () => new Map(), saveAllWeights: () => undefined },
     // Never due by itself: each round calls tick() once.
@@ -128,13 +149,14 @@ async function measure(catalog: Catalog, sliceEndpoints: number): Promise<Round[
     await sleep(20); // the feed's own hold lands before the window
     h.reset();
     probe.reset();
+    longestSlice = 0;
     const finished = new Promise<number>((resolve) => (done = resolve));
     const t0 = performance.now();
     loop.tick();
     const busyMs = await finished;
     const wallMs = performance.now() - t0;
     await sleep(5); // the histogram records the last hold when its timer next fires
-    if (t >= WARMUP) rounds.push({ maxGapMs: probe.max, maxDelayMs: h.max / 1e6, busyMs, wallMs });
+    if (t >= WARMUP) rounds.push({ maxGapMs: probe.max, maxDelayMs: h.max / 1e6, longestSliceMs: longestSlice, busyMs, wallMs });
   }
   h.disable();
   probe.stop();
@@ -151,7 +173,7 @@ const f1 = (x: number): string => x.toFixed(1);
 const rows: Record<string, string | number>[] = [];
 console.log(`weight loop tick, event-loop delay, ${TICKS} ticks (after ${WARMUP} warm-up), node ${process.version}`);
 console.log(
-  `${'layout'.padEnd(12)}${'slicing'.padEnd(18)}${'max gap ms (median / max)'.padStart(28)}${'ELD max ms (median / max)'.padStart(28)}${'busy ms'.padStart(10)}${'wall ms'.padStart(10)}`,
+  `${'layout'.padEnd(12)}${'slicing'.padEnd(18)}${'max gap ms (median / max)'.padStart(28)}${'ELD max ms (median / max)'.padStart(28)}${'slice ms'.padStart(10)}${'busy ms'.padStart(10)}${'wall ms'.padStart(10)}`,
 );
 for (const { clusters, perCluster } of layouts) {
   const catalog = fleet(clusters, perCluster);
@@ -167,12 +189,13 @@ for (const { clusters, perCluster } of layouts) {
       maxGapMaxMs: Math.max(...gaps),
       maxDelayMedianMs: median(delays),
       maxDelayMaxMs: Math.max(...delays),
+      longestSliceMs: median(r.map((x) => x.longestSliceMs)),
       busyMs: median(r.map((x) => x.busyMs)),
       wallMs: median(r.map((x) => x.wallMs)),
     };
     rows.push(row);
     console.log(
-      `${row.layout.padEnd(12)}${label.padEnd(18)}${`${f1(row.maxGapMedianMs)} / ${f1(row.maxGapMaxMs)}`.padStart(28)}${`${f1(row.maxDelayMedianMs)} / ${f1(row.maxDelayMaxMs)}`.padStart(28)}${f1(row.busyMs).padStart(10)}${f1(row.wallMs).padStart(10)}`,
+      `${row.layout.padEnd(12)}${label.padEnd(18)}${`${f1(row.maxGapMedianMs)} / ${f1(row.maxGapMaxMs)}`.padStart(28)}${`${f1(row.maxDelayMedianMs)} / ${f1(row.maxDelayMaxMs)}`.padStart(28)}${f1(row.longestSliceMs).padStart(10)}${f1(row.busyMs).padStart(10)}${f1(row.wallMs).padStart(10)}`,
     );
   }
 }
