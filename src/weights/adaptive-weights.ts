@@ -93,23 +93,60 @@ export class AdaptiveWeights {
 
   /** Runs one engine tick; returns the new overrides when anything published changed, else undefined. */
   tick(now: number): WeightOverrides | undefined {
+    const run = this.tickInSlices(now, Number.POSITIVE_INFINITY);
+    let step = run.next();
+    while (step.done !== true) step = run.next();
+    return step.value;
+  }
+
+  /**
+   * One engine tick in slices of about `sliceEndpoints` endpoints (whole clusters: a cluster is
+   * never split): each `next()` ticks one slice, and the last returns what `tick(now)` returns.
+   * Every slice uses the same `now`, so the weights are those of one tick; the caller yields its
+   * event loop between slices (weight-loop.ts), so requests and pushes wait for one slice, not for
+   * the whole tick. Samples that arrive between slices count for the clusters not ticked yet, as
+   * if they had arrived before the tick; a cluster removed between slices is left out.
+   */
+  *tickInSlices(now: number, sliceEndpoints: number): Generator<void, WeightOverrides | undefined, void> {
     const owns = this.owns;
-    const result = this.engine.tick(now, owns);
-    let changed = this.remoteChanged;
-    this.remoteChanged = false;
-    const out = new Map<string, ReadonlyMap<string, EndpointOverride>>();
-    for (const [name, t] of result.clusters) {
+    const ticked = new Map<string, ReadonlyMap<string, EndpointOverride>>();
+    const state = { changed: false };
+    let slice: string[] = [];
+    let size = 0;
+    for (const [name, c] of this.clusters) {
+      if (!owns(name)) continue;
+      slice.push(name);
+      size += c.endpoints.length;
+      if (size < sliceEndpoints) continue;
+      this.tickSlice(now, slice, ticked, state);
+      slice = [];
+      size = 0;
+      yield;
+    }
+    this.tickSlice(now, slice, ticked, state);
+    return this.finishTick(owns, ticked, state.changed);
+  }
+
+  private tickSlice(now: number, names: readonly string[], ticked: Map<string, ReadonlyMap<string, EndpointOverride>>, state: { changed: boolean }): void {
+    if (names.length === 0) return;
+    for (const [name, t] of this.engine.tickClusters(now, names).clusters) {
       const c = this.clusters.get(name);
       if (!c) continue;
       this.last.set(name, t);
-      if (t.changed) changed = true;
-      const perEndpoint = this.overridesOf(name, t, c.weighting.kind !== 'static');
-      if (perEndpoint.size > 0) out.set(name, perEndpoint);
+      if (t.changed) state.changed = true;
+      ticked.set(name, this.overridesOf(name, t, c.weighting.kind !== 'static'));
     }
+  }
+
+  /** The overrides of the whole tick (catalog order), or undefined when nothing published changed. */
+  private finishTick(owns: (cluster: string) => boolean, ticked: ReadonlyMap<string, ReadonlyMap<string, EndpointOverride>>, changedInTick: boolean): WeightOverrides | undefined {
+    const changed = changedInTick || this.remoteChanged;
+    this.remoteChanged = false;
+    const out = new Map<string, ReadonlyMap<string, EndpointOverride>>();
     for (const name of this.clusters.keys()) {
       // Not owned and nothing from the owner yet (a hand-over in flight): keep what is published.
-      const remote = owns(name) ? undefined : (this.remote.get(name) ?? this.overrides.get(name));
-      if (remote !== undefined && remote.size > 0) out.set(name, remote);
+      const perEndpoint = owns(name) ? ticked.get(name) : (this.remote.get(name) ?? this.overrides.get(name));
+      if (perEndpoint !== undefined && perEndpoint.size > 0) out.set(name, perEndpoint);
     }
     if (!changed && sameKeys(out, this.overrides)) return undefined;
     this.overrides = out;

@@ -4,6 +4,8 @@ import type { Component } from '../runtime/lifecycle.js';
 import type { SignalListener } from '../signals/signal-store.js';
 import type { AdaptiveWeights } from './adaptive-weights.js';
 
+const DEFAULT_SLICE_ENDPOINTS = 5_000;
+
 /** Where published weights outlive the process (the durable store). */
 export interface WeightArchive {
   loadWeights(): ReadonlyMap<string, ReadonlyMap<string, number>>;
@@ -11,14 +13,20 @@ export interface WeightArchive {
 }
 
 export interface WeightLoopOptions {
-  readonly adaptive: Pick<AdaptiveWeights, 'observeSample' | 'observeProbe' | 'seed' | 'tick' | 'adaptiveWeights'>;
+  readonly adaptive: Pick<AdaptiveWeights, 'observeSample' | 'observeProbe' | 'seed' | 'tick' | 'tickInSlices' | 'adaptiveWeights'>;
   /** The fleet's samples and probe results, fed to the engine between ticks. */
   readonly signals: { subscribe(listener: SignalListener): () => void };
   readonly archive: WeightArchive;
   readonly tickMs: number;
+  /**
+   * Endpoints ticked per slice before the loop yields to other work (default 5,000: a few ms).
+   * A periodic tick runs in slices so that at 100,000 endpoints no admin request or xDS push waits
+   * for the whole tick; one cluster is never split.
+   */
+  readonly sliceEndpoints?: number;
   /** Receives the overrides whenever a tick changes what is published (the xDS publisher). */
   readonly publish: (overrides: WeightOverrides) => void;
-  /** How long each periodic tick took (metrics). */
+  /** The CPU time each periodic tick took, its slices summed (metrics). */
   readonly onTicked?: (ms: number) => void;
   /**
    * Saving the published weights failed (e.g. etcd unreachable). They are published anyway: the
@@ -39,6 +47,8 @@ export class WeightLoop implements Component {
   private unsubscribe: (() => void) | undefined;
   /** Per cluster, the published weights last handed to the archive (the engine's own map). */
   private readonly archived = new Map<string, ReadonlyMap<string, number>>();
+  /** The periodic tick in flight (between two of its slices), if any. */
+  private running: Generator<void, WeightOverrides | undefined, void> | undefined;
 
   constructor(private readonly options: WeightLoopOptions) {}
 
@@ -58,17 +68,39 @@ export class WeightLoop implements Component {
     this.timer = undefined;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
+    // A tick in flight is abandoned: nothing it computed is published.
+    this.running = undefined;
   }
 
-  /** One periodic tick: publishes and persists only when the published weights changed. */
+  /**
+   * One periodic tick, in slices with the event loop free between them (setImmediate); publishes
+   * and persists once, at the end, only when the published weights changed. A tick still running
+   * when the next is due is not doubled: that period is skipped.
+   */
   tick(): void {
-    const { adaptive, archive, publish, onTicked } = this.options;
-    const started = performance.now();
-    const overrides = adaptive.tick(this.now());
-    onTicked?.(performance.now() - started);
-    if (!overrides) return;
-    publish(overrides);
-    this.archive(archive, this.changedSinceArchived(adaptive.adaptiveWeights()));
+    if (this.running !== undefined) return;
+    const run = this.options.adaptive.tickInSlices(this.now(), this.options.sliceEndpoints ?? DEFAULT_SLICE_ENDPOINTS);
+    this.running = run;
+    let busyMs = 0;
+    const step = (): void => {
+      if (this.running !== run) return;
+      const started = performance.now();
+      const next = run.next();
+      busyMs += performance.now() - started;
+      if (next.done !== true) {
+        setImmediate(step);
+        return;
+      }
+      this.running = undefined;
+      this.options.onTicked?.(busyMs);
+      if (next.value) this.published(next.value);
+    };
+    step();
+  }
+
+  private published(overrides: WeightOverrides): void {
+    this.options.publish(overrides);
+    this.archive(this.options.archive, this.changedSinceArchived(this.options.adaptive.adaptiveWeights()));
   }
 
   /**

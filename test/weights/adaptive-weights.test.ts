@@ -47,4 +47,38 @@ describe('AdaptiveWeights', () => {
     for (let t = 1; t <= 3; t++) s.observeProbe('web', '10.0.0.1:8080', { ok: false, at: t * 100 });
     expect(s.tick(1_000)?.get('web')?.get('10.0.0.1:8080')).toEqual({ health: 'UNHEALTHY' });
   });
+
+  it('a tick in slices publishes what one tick does, one slice per sliceEndpoints, and leaves out a cluster removed mid-tick', () => {
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    const catalog: Catalog = {
+      clusters: names.map((n, c) => cluster(n, Array.from({ length: 4 }, (_, i) => endpoint(`10.0.${c}.${i + 1}`, 8080)), { weighting: PID })),
+      listeners: [],
+      nodeGroups: [],
+    };
+    const whole = new AdaptiveWeights(new WeightEngine());
+    const sliced = new AdaptiveWeights(new WeightEngine());
+    for (const a of [whole, sliced]) a.setCatalog(catalog);
+    const feed = (a: AdaptiveWeights, at: number): void =>
+      names.forEach((n, c) => [1, 2, 3, 4].forEach((i) => a.observeSample(n, `10.0.${c}.${i}:8080`, { at, cpu: ((c + i * 7 + at / 1000) % 10) / 10 })));
+    for (let t = 1; t <= 6; t++) {
+      feed(whole, t * 1000 - 500);
+      feed(sliced, t * 1000 - 500);
+      const expected = whole.tick(t * 1000);
+      // 8 endpoints per slice: two clusters of 4 each, so 5 clusters take 3 slices (2 yields).
+      const run = sliced.tickInSlices(t * 1000, 8);
+      let yields = 0;
+      let step = run.next();
+      for (; step.done !== true; step = run.next()) yields++;
+      expect(yields).toBe(2);
+      expect(step.value).toEqual(expected);
+    }
+    expect(sliced.current()).toEqual(whole.current());
+    // Removed after the first slice: the finished tick does not publish it.
+    const run = sliced.tickInSlices(7_000, 8);
+    run.next();
+    sliced.setCatalog({ ...catalog, clusters: catalog.clusters.filter((c) => c.name !== 'a') });
+    let step = run.next();
+    while (step.done !== true) step = run.next();
+    expect([...sliced.current().keys()]).toEqual(['b', 'c', 'd', 'e']);
+  });
 });

@@ -13,9 +13,26 @@ function fakeAdaptive(ticks: (WeightOverrides | undefined)[]) {
     observeSample: (cluster, key) => (seen.samples.push(`${cluster}/${key}`), true),
     observeProbe: (cluster, key) => void seen.probes.push(`${cluster}/${key}`),
     tick: (now) => (seen.tickedAt.push(now), ticks.shift()),
+    // One slice: the tick completes within the interval's callback.
+    tickInSlices: (now) => oneSlice(() => (seen.tickedAt.push(now), ticks.shift())),
     adaptiveWeights: () => new Map([['web', new Map([['10.0.0.1:80', 7]])]]),
   };
   return { adaptive, seen };
+}
+
+/** A tick of a single slice (no yield): the first next() returns its result. */
+function oneSlice(result: () => WeightOverrides | undefined): Generator<void, WeightOverrides | undefined, void> {
+  let done = false;
+  return {
+    next: () => (done ? { done: true, value: undefined } : ((done = true), { done: true, value: result() })),
+    return: (value) => ({ done: true, value }),
+    throw: (err: unknown) => {
+      throw err;
+    },
+    [Symbol.iterator]() {
+      return this;
+    },
+  } as Generator<void, WeightOverrides | undefined, void>;
 }
 
 function fakeSignals() {
@@ -139,5 +156,74 @@ describe('WeightLoop', () => {
     const ticks = seen.tickedAt.length;
     vi.advanceTimersByTime(10_000);
     expect(seen.tickedAt).toHaveLength(ticks);
+  });
+
+  it('runs a tick in slices with the event loop free between them, publishes once at the end and never overlaps two ticks', () => {
+    const { adaptive } = fakeAdaptive([]);
+    const events: string[] = [];
+    let started = 0;
+    adaptive.tickInSlices = function* (now, sliceEndpoints) {
+      started++;
+      events.push(`slice 1 @${now} /${sliceEndpoints}`);
+      yield;
+      events.push('slice 2');
+      yield;
+      events.push('slice 3');
+      return overrides(started);
+    };
+    const published: WeightOverrides[] = [];
+    const ticked: number[] = [];
+    let now = 0;
+    const loop = new WeightLoop({
+      adaptive,
+      signals: fakeSignals(),
+      archive: { loadWeights: () => new Map(), saveAllWeights: () => undefined },
+      tickMs: 1_000,
+      sliceEndpoints: 250,
+      publish: (o) => void published.push(o),
+      onTicked: (ms) => void ticked.push(ms),
+      now: () => now,
+    });
+    loop.start();
+    now = 1_000;
+    vi.advanceTimersByTime(1_000);
+    expect(events).toEqual(['slice 1 @1000 /250']);
+    // Other work runs between slices: an immediate queued now runs before the second slice.
+    setImmediate(() => events.push('other work'));
+    loop.tick(); // due while the first tick runs: not started twice
+    expect(started).toBe(1);
+    expect(published).toEqual([]);
+    // Each immediate in turn: the other work, then the second slice, then the last.
+    for (let i = 0; i < 3; i++) vi.advanceTimersToNextTimer();
+    expect(events).toEqual(['slice 1 @1000 /250', 'other work', 'slice 2', 'slice 3']);
+    expect(published).toEqual([overrides(1)]);
+    expect(ticked).toHaveLength(1);
+    loop.stop();
+  });
+
+  it('abandons a tick in flight when stopped: nothing from it is published', () => {
+    const { adaptive } = fakeAdaptive([]);
+    let slices = 0;
+    adaptive.tickInSlices = function* () {
+      slices++;
+      yield;
+      slices++;
+      return overrides(3);
+    };
+    const published: WeightOverrides[] = [];
+    const loop = new WeightLoop({
+      adaptive,
+      signals: fakeSignals(),
+      archive: { loadWeights: () => new Map(), saveAllWeights: () => undefined },
+      tickMs: 1_000,
+      publish: (o) => void published.push(o),
+    });
+    loop.start();
+    vi.advanceTimersByTime(1_000);
+    expect(slices).toBe(1);
+    loop.stop();
+    vi.advanceTimersByTime(5_000);
+    expect(slices).toBe(1);
+    expect(published).toEqual([]);
   });
 });

@@ -70,12 +70,11 @@ import { blankPidStep, PidController } from '../pid.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ErrorWindow } from './error-window.js';
 import { TickExplanations } from './explanations.js';
-import { isSet, UNSET, valueOr, type ClusterState, type EndpointState, type PidConfig } from './state.js';
+import { isSet, UNSET, type ClusterState, type EndpointState, type PidConfig } from './state.js';
 import { policyParts, resolveEjection, resolveSafety, validateEndpoints, validatePolicy, validateSample } from './stages.js';
 import { clampAll } from './tick/clamps.js';
 import { runController } from './tick/controller.js';
 import { runEjection } from './tick/ejection.js';
-import { classifyAll } from './tick/freshness.js';
 import { newFrame, type Frame } from './tick/frame.js';
 import { gateHealth } from './tick/health-gate.js';
 import { joinAndScale } from './tick/join.js';
@@ -351,6 +350,22 @@ export class WeightEngine {
     return { now, clusters };
   }
 
+  /**
+   * Ticks the named clusters (unknown names are skipped), in the order given. A caller that must
+   * not hold its event loop for a whole tick ticks the clusters in slices with the same `now`:
+   * each cluster's result depends only on its own state, inputs and `now`, so slices give what
+   * one `tick(now)` would have.
+   */
+  tickClusters(now: number, names: Iterable<string>): TickResult {
+    if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
+    const clusters = new Map<string, ClusterTick>();
+    for (const name of names) {
+      const c = this.clusters.get(name);
+      if (c !== undefined) clusters.set(name, this.tickCluster(c, now));
+    }
+    return { now, clusters };
+  }
+
   private tickCluster(c: ClusterState, now: number): ClusterTick {
     const f = newFrame(
       {
@@ -363,12 +378,9 @@ export class WeightEngine {
       },
       c.frames.spare,
     );
-    captureInputs(f, c.order);
     runEjection(f, c.order, c.ejection);
-    gateHealth(f, c.order);
-    joinAndScale(f, c.order, c.parts.static < 1);
-    classifyAll(f, c.order, c.safety);
-    snapshotPrevious(f, c.order);
+    const sums = gateHealth(f, c.order);
+    joinAndScale(f, c.order, c.parts.static < 1, c.safety, sums);
     const setpoint = runController(c, f);
     clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1 });
     const out = publish(c, f, this.resolution);
@@ -377,13 +389,8 @@ export class WeightEngine {
   }
 
   private remember(c: ClusterState, f: Frame, weights: ReadonlyMap<string, number>, health: ReadonlyMap<string, PublishedHealth>): void {
-    const syncPid = c.parts.pid === 1 || f.failStatic;
-    for (let i = 0; i < f.n; i++) {
-      const e = c.order[i] as EndpointState;
-      e.wasServing = f.serving[i] === 1;
-      if (f.serving[i] && syncPid) e.pidW = e.w;
-    }
-    if (c.parts.pid > 0 && !syncPid) boundPidVector(c, f.serving);
+    // publish() has set each endpoint's wasServing and, for a pure PID policy (or failing static), its pidW.
+    if (c.parts.pid > 0 && c.parts.pid < 1 && !f.failStatic) boundPidVector(c, f.serving);
     f.weights = weights;
     f.health = health;
     c.lastTickAt = f.now;
@@ -395,24 +402,6 @@ export class WeightEngine {
     c.frames.last = f;
     c.lastFailStatic = f.failStatic;
     c.dirty = false;
-  }
-}
-
-/** What the explanations show of each endpoint's inputs at this tick. */
-function captureInputs(f: Frame, eps: readonly EndpointState[]): void {
-  for (let i = 0; i < f.n; i++) {
-    const e = eps[i] as EndpointState;
-    f.samples[i] = e.sample;
-    f.probeLatency[i] = e.lastProbe?.latencyMs;
-  }
-}
-
-/** The weights before this tick: the step limit's anchor (published) and the internal ones. */
-function snapshotPrevious(f: Frame, eps: readonly EndpointState[]): void {
-  for (let i = 0; i < f.n; i++) {
-    const e = eps[i] as EndpointState;
-    f.prevPub[i] = valueOr(e.pub, 0);
-    if (f.serving[i]) f.prevW[i] = valueOr(e.w, 0);
   }
 }
 

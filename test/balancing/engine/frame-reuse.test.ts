@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
 import { ArrayMap, sameEntries } from '../../../src/balancing/engine/indexed-map.js';
-import { newFrame, takeEwmaFrame, takePidFrame, takeUtil, type Frame } from '../../../src/balancing/engine/tick/frame.js';
+import { newFrame, takeEwmaFrame, takePidFrame, takeUtil, type Frame, type PidFrame } from '../../../src/balancing/engine/tick/frame.js';
 import type { ClusterTick, EngineEndpoint, Explanation } from '../../../src/balancing/engine/types.js';
 
 const eps = (n: number): EngineEndpoint[] => Array.from({ length: n }, (_, i) => ({ key: `10.0.0.${i + 1}:80`, weight: 1 + (i % 3), locality: `z${i % 2}` }));
@@ -37,7 +37,7 @@ describe('WeightEngine: recycled tick frames', () => {
     expect(() => first.explanations.get('10.0.0.1:80')).toThrow(/ticked twice more/);
   });
 
-  it('a recycled frame is reset to exactly what a new frame holds', () => {
+  it('a recycled frame resets stepTicks, the per-tick scalars and the PID row markers, and keeps its vectors', () => {
     const init = { n: 5, now: 1_000, dt: 1_000, policy: 'pid' as const, keys: ['a', 'b', 'c', 'd', 'e'], statics: [1, 1, 2, 2, 3] };
     const used = newFrame(init);
     // Dirty everything a tick writes.
@@ -50,14 +50,36 @@ describe('WeightEngine: recycled tick frames', () => {
     const recycled = newFrame(next, used);
     expect(recycled).toBe(used);
     const fresh = newFrame(next);
-    const strip = ({ generation: _g, spares: _s, ...rest }: Frame): object => rest;
-    expect(strip(recycled)).toEqual(strip(fresh));
     expect(recycled.generation).toBe(1);
-    expect(takePidFrame(recycled)).toEqual(takePidFrame(fresh));
+    expect(recycled.stepTicks).toEqual(fresh.stepTicks);
+    expect([recycled.now, recycled.keys, recycled.failStatic, recycled.ejections, recycled.util, recycled.pid]).toEqual([2_000, next.keys, false, undefined, undefined, undefined]);
+    // The PID vectors are read only where setpoint is set, and the PID stage writes every one of
+    // them where it sets it (scratch is never read before written): setpoint and updated are reset.
+    const rowMarkers = (p: PidFrame): object => ({ setpoint: p.setpoint, updated: p.updated });
+    expect(rowMarkers(takePidFrame(recycled))).toEqual(rowMarkers(takePidFrame(fresh)));
     expect(takeEwmaFrame(recycled)).toEqual(takeEwmaFrame(fresh));
     expect(takeUtil(recycled)).toEqual(takeUtil(fresh));
     // A frame of another size is not reused.
     expect(newFrame({ ...init, n: 4, keys: ['a', 'b', 'c', 'd'] }, used)).not.toBe(used);
+  });
+
+  it('the stages write every slot they read: garbage left in a recycled frame changes no tick', () => {
+    const policies = [{ kind: 'pid', setpoint: 'mean', metric: 'cpu' }, { kind: 'ewma' }, { kind: 'blend', parts: { pid: 0.5, static: 0.5 } }, { kind: 'static' }] as const;
+    for (const policy of policies) {
+      const clean = new WeightEngine();
+      const dirty = new WeightEngine();
+      for (const e of [clean, dirty]) e.setCluster('svc', eps(9), policy);
+      // The engine's state (private): the frame the next tick will recycle.
+      const frames = (dirty as unknown as { clusters: Map<string, { frames: { spare: Frame | undefined } }> }).clusters.get('svc')?.frames;
+      for (let t = 0; t < 6; t++) {
+        const spare = frames?.spare;
+        // Every vector the frame owns (keys and statics are the cluster's own).
+        const owned = Object.entries(spare ?? {}).filter(([name, v]) => Array.isArray(v) && name !== 'keys' && name !== 'statics');
+        for (const [, v] of owned) (v as unknown[]).fill(t % 2 === 0 ? 1e9 : Number.NaN);
+        if (t >= 2) expect(owned.length).toBeGreaterThanOrEqual(15);
+        expect(snapshot(drive(dirty, 9, 1, t)[0] as ClusterTick)).toEqual(snapshot(drive(clean, 9, 1, t)[0] as ClusterTick));
+      }
+    }
   });
 });
 

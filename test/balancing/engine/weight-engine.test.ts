@@ -21,6 +21,18 @@ describe('WeightEngine: static policy and integer conversion', () => {
     expect(cluster(engine, 2_000).changed).toBe(false);
   });
 
+  it('tickClusters ticks only the named clusters, skipping unknown names, as tick(now) would', () => {
+    const engine = new WeightEngine();
+    const twin = new WeightEngine();
+    for (const e of [engine, twin]) for (const name of ['a', 'b', 'c']) e.setCluster(name, eps(1, 2), PID);
+    const sliced = [...engine.tickClusters(1_000, ['c', 'nope', 'a']).clusters.keys()];
+    expect(sliced).toEqual(['c', 'a']);
+    expect(engine.tickClusters(1_000, ['b']).clusters.get('b')?.weights).toEqual(twin.tick(1_000).clusters.get('b')?.weights);
+    // b had not ticked before: its first tick publishes; a's second does not.
+    expect(engine.tickClusters(2_000, ['a']).clusters.get('a')?.changed).toBe(false);
+    expect(() => engine.tickClusters(Number.NaN, ['a'])).toThrow(/now must be finite/);
+  });
+
   it('converts each locality within the 2^32 − 1 sum with one shared scale', () => {
     const engine = new WeightEngine({ integerResolution: 2 ** 31 });
     engine.setCluster(

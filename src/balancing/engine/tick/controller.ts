@@ -3,7 +3,7 @@
  * the serving endpoints, and the target is their fraction-weighted sum of shares. Failing static,
  * the target is the fair share. A pure policy's vector already sums to the previous total.
  */
-import { valueOr, type ClusterState, type EndpointState } from '../state.js';
+import type { ClusterState } from '../state.js';
 import { at, filled, type Frame } from './frame.js';
 import { runEwma } from './ewma.js';
 import { runPid } from './pid.js';
@@ -18,10 +18,9 @@ export function runController(c: ClusterState, f: Frame): number | undefined {
   let setpoint: number | undefined;
   const vectors: { part: number; x: number[] }[] = [];
   if (c.parts.pid > 0) {
-    setpoint = runPid(c, f);
     // A pure policy writes its vector straight into f.raw (no vector per tick to copy from).
     const x = pure ? f.raw : filled(f.n);
-    for (let i = 0; i < f.n; i++) if (f.serving[i]) x[i] = valueOr((c.order[i] as EndpointState).pidW, 0);
+    setpoint = runPid(c, f, x);
     vectors.push({ part: c.parts.pid, x });
   }
   if (c.parts.ewma > 0) vectors.push({ part: c.parts.ewma, x: runEwma(c, f, pure ? f.raw : filled(f.n)) });
@@ -37,7 +36,11 @@ function mix(f: Frame, vectors: readonly { part: number; x: number[] }[]): void 
     return;
   }
   let anchor = 0;
-  for (let i = 0; i < f.n; i++) if (f.serving[i]) anchor += at(f.prevW, i);
+  for (let i = 0; i < f.n; i++) {
+    if (!f.serving[i]) continue;
+    anchor += at(f.prevW, i);
+    f.raw[i] = 0; // the sum below starts from zero (the frame is recycled unreset)
+  }
   for (const { part, x } of vectors) {
     let sx = 0;
     for (let i = 0; i < f.n; i++) if (f.serving[i]) sx += at(x, i);

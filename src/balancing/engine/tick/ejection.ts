@@ -111,7 +111,7 @@ function inRotation(e: EndpointState, now: number): boolean {
 }
 
 /**
- * Stage 0: releases ejections whose back-off is over, judges the endpoints in rotation and
+ * Stage 0 (and the tick's snapshot of each endpoint's sample and probe latency): releases ejections whose back-off is over, judges the endpoints in rotation and
  * ejects the outliers. Updates each endpoint's EjectionState; the health gate reads it.
  */
 export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings): void {
@@ -119,6 +119,9 @@ export function runEjection(f: Frame, eps: readonly EndpointState[], s: Ejection
   let ejected = 0;
   for (let i = 0; i < f.n; i++) {
     const e = eps[i] as EndpointState;
+    // What the explanations show of the inputs, taken here: one pass over the states, not two.
+    f.samples[i] = e.sample;
+    f.probeLatency[i] = e.lastProbe?.latencyMs;
     release(e.ejection, e, f.now, s);
     const r = e.errors.reading(f.now);
     f.errorRate[i] = r.rate;

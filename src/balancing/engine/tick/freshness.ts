@@ -13,20 +13,18 @@ import { at, F_EXPIRED, F_FRESH, F_NONE, F_STALE, mark, ruleBit, type Frame } fr
 const R_STALE = ruleBit('stale-hold');
 const R_DECAY = ruleBit('decay');
 
-export function classifyAll(f: Frame, eps: readonly EndpointState[], s: SafetySettings): void {
-  for (let i = 0; i < f.n; i++) {
-    const e = eps[i] as EndpointState;
-    if (e.seeded && e.steerAt === undefined && e.seededAt === undefined) e.seededAt = f.now;
-    const ref = e.steerAt ?? (e.seeded ? e.seededAt : undefined);
-    if (ref === undefined) {
-      f.age[i] = Number.NaN;
-      f.freshness[i] = F_NONE;
-      continue;
-    }
-    const age = f.now > ref ? f.now - ref : 0;
-    f.age[i] = age;
-    f.freshness[i] = age <= s.staleAfterMs ? F_FRESH : age <= s.decayAfterMs ? F_STALE : F_EXPIRED;
+/** One endpoint's freshness (called from the join pass, tick/join.ts: one pass over the states, not two). */
+export function classify(f: Frame, e: EndpointState, i: number, s: SafetySettings): void {
+  if (e.seeded && e.steerAt === undefined && e.seededAt === undefined) e.seededAt = f.now;
+  const ref = e.steerAt ?? (e.seeded ? e.seededAt : undefined);
+  if (ref === undefined) {
+    f.age[i] = Number.NaN;
+    f.freshness[i] = F_NONE;
+    return;
   }
+  const age = f.now > ref ? f.now - ref : 0;
+  f.age[i] = age;
+  f.freshness[i] = age <= s.staleAfterMs ? F_FRESH : age <= s.decayAfterMs ? F_STALE : F_EXPIRED;
 }
 
 /** The weight endpoint i takes this tick given its freshness (w: the controller's target). */

@@ -4,7 +4,7 @@
  * probed is AVAILABLE. If nothing eligible would serve, fail static: every eligible endpoint is
  * published HEALTHY at its static weight, because an empty cluster is worse than any weight.
  */
-import type { EndpointState } from '../state.js';
+import { isSet, type EndpointState } from '../state.js';
 import { isOperatorDisabled } from '../stages.js';
 import { H_DISABLED, HEALTH_CODES, mark, ruleBit, type Frame } from './frame.js';
 
@@ -13,11 +13,25 @@ const R_PROBE = ruleBit('probe-unhealthy');
 const R_EJECTED = ruleBit('ejected');
 const R_FAIL_STATIC = ruleBit('fail-static');
 
-export function gateHealth(f: Frame, eps: readonly EndpointState[]): void {
+/**
+ * The continuing endpoints' internal weights and static weights, summed for the cluster scale
+ * (tick/join.ts) in the gate's pass over the states rather than a pass of its own.
+ */
+export interface ScaleSums {
+  readonly weights: number;
+  readonly statics: number;
+}
+
+export function gateHealth(f: Frame, eps: readonly EndpointState[]): ScaleSums {
   let eligible = 0;
   let serving = 0;
+  let weights = 0;
+  let statics = 0;
   for (let i = 0; i < f.n; i++) {
     const e = eps[i] as EndpointState;
+    // The first stage to mark rules, so it starts each endpoint's (the frame is recycled unreset).
+    f.rules[i] = 0;
+    f.serving[i] = 0;
     if (isOperatorDisabled(e.operatorHealth)) {
       f.healthCode[i] = H_DISABLED;
       mark(f, i, R_OPERATOR);
@@ -34,13 +48,23 @@ export function gateHealth(f: Frame, eps: readonly EndpointState[]): void {
     } else {
       f.serving[i] = 1;
       serving++;
+      if (e.wasServing && isSet(e.w)) {
+        weights += e.w;
+        statics += e.staticWeight;
+      }
     }
   }
   f.failStatic = eligible > 0 && serving === 0;
-  if (!f.failStatic) return;
+  if (!f.failStatic) return { weights, statics };
   for (let i = 0; i < f.n; i++) {
     if (f.healthCode[i] === H_DISABLED) continue;
     f.serving[i] = 1;
     f.rules[i] = R_FAIL_STATIC;
+    const e = eps[i] as EndpointState;
+    if (e.wasServing && isSet(e.w)) {
+      weights += e.w;
+      statics += e.staticWeight;
+    }
   }
+  return { weights, statics };
 }

@@ -58,6 +58,8 @@ const termAt = (terms: number[], j: number): number => (terms === NO_TERMS ? 0 :
 const NO_LATENCIES: ReadonlyMap<number, number> = new Map<number, number>();
 
 interface Steered {
+  /** How many endpoints are steered: the vectors below are read up to k (they may be longer). */
+  readonly k: number;
   /** Endpoint positions. */
   readonly idx: number[];
   /** Utilization by metric, per steered endpoint. */
@@ -65,16 +67,21 @@ interface Steered {
   /** Latency excess and error penalty, per steered endpoint (utilization units). */
   readonly latency: number[];
   readonly errors: number[];
+  /** The smoothed measurements are already in the PID frame's steerM (steeredOnCpu measures as it goes). */
+  readonly measured: boolean;
 }
 
-/** Runs the PID part; updates pidW of the steered endpoints, fills the frame, returns the setpoint. */
-export function runPid(c: ClusterState, f: Frame): number | undefined {
+/**
+ * Runs the PID part; updates pidW of the steered endpoints, fills the frame, returns the setpoint.
+ * `x` receives every serving endpoint's pidW after the update (the PID's weight vector).
+ */
+export function runPid(c: ClusterState, f: Frame, x: number[]): number | undefined {
   takeUtil(f);
   const pf = takePidFrame(f);
-  const st = steered(c, f);
-  const k = st.idx.length;
+  const st = c.pidConfig.metric === 'cpu' ? steeredOnCpu(c, f, pf, x) : steered(c, f, x);
+  const k = st.k;
   if (k === 0) return undefined;
-  const sm = measure(c, f, st);
+  const sm = measure(c, f, st, pf.steerM);
   let setpoint: number;
   if (c.pidConfig.setpoint === 'mean') {
     let total = 0;
@@ -96,14 +103,24 @@ export function runPid(c: ClusterState, f: Frame): number | undefined {
     explain(pf, e, i);
   }
   const m = newSum > 0 ? prevSum / newSum : 1;
-  for (let j = 0; j < k; j++) (c.order[at(st.idx, j)] as EndpointState).pidW = at(sm, j) * m;
+  for (let j = 0; j < k; j++) {
+    const i = at(st.idx, j);
+    const w = at(sm, j) * m;
+    (c.order[i] as EndpointState).pidW = w;
+    x[i] = w;
+  }
   return setpoint;
 }
 
-/** The endpoints the PID steers this tick (serving, fresh, with the metric) and their terms. */
-function steered(c: ClusterState, f: Frame): Steered {
+/** The endpoints the PID steers this tick (serving, fresh, with the metric) and their terms; x ← pidW of every serving one. */
+function steered(c: ClusterState, f: Frame, x: number[]): Steered {
   const cand: number[] = [];
-  for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH && c.order[i]?.sample !== undefined) cand.push(i);
+  for (let i = 0; i < f.n; i++) {
+    if (!f.serving[i]) continue;
+    const e = c.order[i] as EndpointState;
+    x[i] = valueOr(e.pidW, 0);
+    if (f.freshness[i] === F_FRESH && e.sample !== undefined) cand.push(i);
+  }
   const metric = c.pidConfig.metric;
   const lat = relativeLatencies(c, f, cand);
   const base = baseUtilization(c, metric, cand, lat);
@@ -120,7 +137,46 @@ function steered(c: ClusterState, f: Frame): Steered {
   const latency = excess && lat.size > 0 ? idx.map((i) => ref * Math.max(0, (lat.get(i) ?? 1) - 1 - LATENCY_TOLERANCE)) : NO_TERMS;
   const anyErrors = c.errorPenalty > 0 && idx.some((i) => at(f.errorRate, i) > 0);
   const errors = anyErrors ? idx.map((i) => ERROR_SCALE * c.errorPenalty * (Number.isNaN(at(f.errorRate, i)) ? 0 : at(f.errorRate, i))) : NO_TERMS;
-  return { idx, base: b, latency, errors };
+  return { k: idx.length, idx, base: b, latency, errors, measured: false };
+}
+
+/**
+ * `steered` for the common metric, cpu as reported, without per-tick vectors: positions and
+ * readings go into the PID frame's scratch vectors (at 100,000 endpoints the general path built
+ * five vectors of up to n entries per tick).
+ */
+function steeredOnCpu(c: ClusterState, f: Frame, pf: PidFrame, x: number[]): Steered {
+  const idx = pf.steerIdx;
+  const base = pf.steerBase;
+  const sm = pf.steerM;
+  // Whether any error term applies, from the frame alone, so the one pass below can measure too.
+  const errors = c.errorPenalty > 0 && anyErrorRate(f) ? filled(f.n) : NO_TERMS;
+  let k = 0;
+  for (let i = 0; i < f.n; i++) {
+    if (!f.serving[i]) continue;
+    const e = c.order[i] as EndpointState;
+    x[i] = valueOr(e.pidW, 0);
+    if (f.freshness[i] !== F_FRESH) continue;
+    const cpu = e.sample?.cpu;
+    if (cpu === undefined) continue;
+    idx[k] = i;
+    base[k] = cpu;
+    let err = 0;
+    if (errors !== NO_TERMS) {
+      const r = at(f.errorRate, i);
+      err = ERROR_SCALE * c.errorPenalty * (Number.isNaN(r) ? 0 : r);
+      errors[k] = err;
+    }
+    sm[k] = measureOne(c, f, e, i, cpu, 0, err);
+    k++;
+  }
+  return { k, idx, base, latency: NO_TERMS, errors, measured: true };
+}
+
+/** Some serving endpoint with fresh data has a positive error rate (what makes the PID's error terms apply). */
+function anyErrorRate(f: Frame): boolean {
+  for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH && at(f.errorRate, i) > 0) return true;
+  return false;
 }
 
 /** Per endpoint with a fresh latency estimate: its latency ÷ the median of those (needs two). */
@@ -163,30 +219,32 @@ function baseUtilization(c: ClusterState, metric: UtilizationMetric, cand: reado
   );
 }
 
-/** Folds each new sample's measurement into the smoothed one; returns the smoothed measurements. */
-function measure(c: ClusterState, f: Frame, st: Steered): number[] {
-  const a = c.safety.smoothing;
-  const util = f.util as number[];
-  const out = filled(st.idx.length);
-  for (let j = 0; j < st.idx.length; j++) {
+/** Folds each new sample's measurement into the smoothed one; returns the smoothed measurements (in `out`). */
+function measure(c: ClusterState, f: Frame, st: Steered, out: number[]): number[] {
+  if (st.measured) return out;
+  for (let j = 0; j < st.k; j++) {
     const i = at(st.idx, j);
-    const e = c.order[i] as EndpointState;
-    const m = at(st.base, j) + termAt(st.latency, j) + termAt(st.errors, j);
-    if (termAt(st.latency, j) > 0) mark(f, i, R_LATENCY);
-    if (termAt(st.errors, j) > PENALTY_EPSILON) mark(f, i, R_ERROR);
-    if (e.sampleSeq > e.usedSeq) {
-      if (isSet(e.smoothed)) e.noise += NOISE_SHARE * (Math.abs(m - e.smoothed) - e.noise);
-      e.smoothed = isSet(e.smoothed) ? e.smoothed + a * (m - e.smoothed) : m;
-    }
-    util[i] = at(st.base, j);
-    out[j] = valueOr(e.smoothed, m);
+    out[j] = measureOne(c, f, c.order[i] as EndpointState, i, at(st.base, j), termAt(st.latency, j), termAt(st.errors, j));
   }
   return out;
 }
 
+/** One steered endpoint's measurement, folded into its smoothed one when its sample is new; returns the smoothed one. */
+function measureOne(c: ClusterState, f: Frame, e: EndpointState, i: number, base: number, latency: number, errors: number): number {
+  const m = base + latency + errors;
+  if (latency > 0) mark(f, i, R_LATENCY);
+  if (errors > PENALTY_EPSILON) mark(f, i, R_ERROR);
+  if (e.sampleSeq > e.usedSeq) {
+    if (isSet(e.smoothed)) e.noise += NOISE_SHARE * (Math.abs(m - e.smoothed) - e.noise);
+    e.smoothed = isSet(e.smoothed) ? e.smoothed + c.safety.smoothing * (m - e.smoothed) : m;
+  }
+  (f.util as number[])[i] = base;
+  return valueOr(e.smoothed, m);
+}
+
 /** Every steered endpoint nearly idle and nothing to correct: nothing to balance. */
 function lowLoad(c: ClusterState, st: Steered): boolean {
-  for (let j = 0; j < st.idx.length; j++) {
+  for (let j = 0; j < st.k; j++) {
     if (at(st.base, j) >= c.safety.lowLoadHold) return false;
     if (termAt(st.latency, j) + termAt(st.errors, j) > PENALTY_EPSILON) return false;
   }

@@ -23,13 +23,19 @@ export function publish(c: ClusterState, f: Frame, resolution: number): Publishe
   const healthChanged = servingChanged(c, f);
   const structural = c.dirty || healthChanged || c.lastWeights === undefined || f.failStatic !== c.lastFailStatic;
   const push = structural || exceedsHysteresis(f.cand, f.prevPub, c.safety.hysteresis, f.serving);
+  // A pure PID policy's own vector is the weight itself (and so is everyone's, failing static).
+  const syncPid = c.parts.pid === 1 || f.failStatic;
   for (let i = 0; i < f.n; i++) {
     const e = c.order[i] as EndpointState;
-    if (f.serving[i]) {
+    const serving = f.serving[i] === 1;
+    if (serving) {
       e.w = at(f.cand, i);
       if (push) e.pub = e.w;
       else if (e.w !== at(f.prevPub, i)) mark(f, i, R_HYSTERESIS);
+      if (syncPid) e.pidW = e.w;
     }
+    // What the next tick knows of this one, written in this pass rather than another over the states.
+    e.wasServing = serving;
     f.pub[i] = valueOr(e.pub, 0);
   }
   const weights = push || c.lastWeights === undefined ? toIntegers(c, f.pub, resolution) : c.lastWeights;

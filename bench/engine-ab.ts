@@ -1,0 +1,80 @@
+/**
+ * Weight engine tick, this checkout against another (e.g. a worktree of main), in one process:
+ * both engines get the same fleet and the same samples, and their ticks alternate (which goes
+ * first alternates too), so a loaded machine weighs on both alike. Prints the median wall and CPU
+ * ms per tick of each and the ratio (this ÷ other). bench/engine.ts gives absolute figures; this
+ * gives before/after ratios that survive the shared machine.
+ *
+ *   npx tsx bench/engine-ab.ts --other /path/to/checkout [--layout 1x10000] [--policy pid] [--ticks 30]
+ */
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { WeightEngine } from '../src/balancing/engine/weight-engine.js';
+import type { WeightingPolicy } from '../src/balancing/engine/types.js';
+
+const { values: args } = parseArgs({
+  options: {
+    other: { type: 'string' },
+    layout: { type: 'string', default: '1x10000' },
+    policy: { type: 'string', default: 'pid' },
+    ticks: { type: 'string', default: '30' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help || args.other === undefined) {
+  process.stdout.write('usage: npx tsx bench/engine-ab.ts --other /path/to/checkout [--layout CLUSTERSxENDPOINTS] [--policy pid|ewma|static] [--ticks 30]\n');
+  process.exit(args.help ? 0 : 2);
+}
+const m = /^(\d+)x(\d+)$/.exec(args.layout);
+if (m === null) throw new RangeError(`--layout: expected CLUSTERSxENDPOINTS, got ${args.layout}`);
+const [clusters, perCluster] = [Number(m[1]), Number(m[2])];
+const POLICIES: Record<string, WeightingPolicy> = { pid: { kind: 'pid', setpoint: 'mean', metric: 'cpu' }, ewma: { kind: 'ewma' }, static: { kind: 'static' } };
+const policy = POLICIES[args.policy];
+if (policy === undefined) throw new RangeError(`--policy must be pid, ewma or static, got ${args.policy}`);
+const TICKS = Number(args.ticks);
+const WARMUP = 5;
+type EngineLike = Pick<WeightEngine, 'setCluster' | 'observeSample' | 'tick'>;
+const Other = ((await import(pathToFileURL(join(args.other, 'src/balancing/engine/weight-engine.ts')).href)) as { WeightEngine: new () => EngineLike }).WeightEngine;
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as (o?: { type: 'minor' | 'major' }) => void;
+
+const engines: EngineLike[] = [new WeightEngine(), new Other()];
+const keys = Array.from({ length: clusters }, (_, c) => Array.from({ length: perCluster }, (_, e) => `10.${(c >> 8) & 255}.${c & 255}.${e % 250}:${8000 + Math.floor(e / 250)}`));
+for (const en of engines) keys.forEach((ks, c) => en.setCluster(`svc-${c}`, ks.map((key, e) => ({ key, weight: 1 + (e % 3), locality: `zone-${e % 3}` })), policy));
+let seed = 1234;
+const rand = (): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0), seed / 4294967296);
+const level = keys.map((ks) => ks.map(() => 0.3 + 0.6 * rand()));
+const times = engines.map(() => ({ wall: [] as number[], cpu: [] as number[] }));
+for (let t = 0; t < WARMUP + TICKS; t++) {
+  const now = (t + 1) * 1000;
+  keys.forEach((ks, c) =>
+    ks.forEach((key, e) => {
+      const sample = { at: now, cpu: (level[c]?.[e] ?? 0.5) * (1 + 0.05 * (rand() - 0.5)), latencyMs: 20 };
+      for (const en of engines) en.observeSample(`svc-${c}`, key, sample);
+    }),
+  );
+  const order = t % 2 === 0 ? [0, 1] : [1, 0];
+  for (const k of order) {
+    gc({ type: 'minor' });
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    (engines[k] as EngineLike).tick(now);
+    const wall = performance.now() - t0;
+    const cpu = process.cpuUsage(c0);
+    if (t >= WARMUP) {
+      times[k]?.wall.push(wall);
+      times[k]?.cpu.push((cpu.user + cpu.system) / 1000);
+    }
+  }
+}
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const [mine, other] = times.map((x) => ({ wall: median(x.wall), cpu: median(x.cpu) }));
+if (mine === undefined || other === undefined) throw new Error('unreachable');
+const r2 = (x: number): string => x.toFixed(2);
+console.log(
+  `${args.layout} ${args.policy}: this ${r2(mine.wall)} ms wall / ${r2(mine.cpu)} ms cpu, other ${r2(other.wall)} / ${r2(other.cpu)}, ratio wall ${r2(mine.wall / other.wall)} cpu ${r2(mine.cpu / other.cpu)} (median of ${TICKS} ticks)`,
+);

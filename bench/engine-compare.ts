@@ -1,0 +1,93 @@
+/**
+ * Checks that two checkouts' weight engines give identical ticks: the same random fleet (PID on
+ * cpu / cpu-latency / inflight, EWMA, static, blend; probes failing, errors, endpoints that stop
+ * reporting, a cluster reshaped midway, clusters failing static) fed to both, every tick's weights, health and every
+ * explanation compared exactly. For a change that restructures the tick without meaning to
+ * change its arithmetic.
+ *
+ *   npx tsx bench/engine-compare.ts --other /path/to/other/checkout [--ticks 60] [--seeds 5]
+ */
+import { parseArgs } from 'node:util';
+import { isDeepStrictEqual } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { WeightEngine } from '../src/balancing/engine/weight-engine.js';
+import type { TickResult, WeightingPolicy } from '../src/balancing/engine/types.js';
+
+const { values: args } = parseArgs({
+  options: { other: { type: 'string' }, ticks: { type: 'string', default: '60' }, seeds: { type: 'string', default: '5' }, help: { type: 'boolean', default: false } },
+});
+if (args.help || args.other === undefined) {
+  process.stdout.write('usage: npx tsx bench/engine-compare.ts --other /path/to/other/checkout [--ticks 60] [--seeds 5]\n');
+  process.exit(args.help ? 0 : 2);
+}
+type EngineLike = Pick<WeightEngine, 'setCluster' | 'observeSample' | 'observeProbe' | 'tick'>;
+const other = (await import(pathToFileURL(join(args.other, 'src/balancing/engine/weight-engine.ts')).href)) as { WeightEngine: new () => EngineLike };
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 4294967296);
+}
+
+const POLICIES: WeightingPolicy[] = [
+  { kind: 'pid', setpoint: 'mean', metric: 'cpu' },
+  { kind: 'pid', setpoint: 0.6, metric: 'cpu-latency' },
+  { kind: 'pid', setpoint: 'mean', metric: 'inflight' },
+  { kind: 'ewma' },
+  { kind: 'static' },
+  { kind: 'blend', parts: { pid: 0.5, ewma: 0.3, static: 0.2 }, metric: 'cpu' },
+];
+
+/** Everything a tick says, explanations included, as plain data. */
+function plain(t: TickResult): unknown {
+  return [...t.clusters].map(([name, c]) => [name, [...c.weights], [...c.health], c.changed, c.failStatic, c.setpoint, [...c.explanations]]);
+}
+
+function drive(engines: EngineLike[], seed: number, ticks: number): number {
+  const rand = lcg(seed);
+  const sizes = [3, 20, 150];
+  const keys = (c: number, n: number): string[] => Array.from({ length: n }, (_, e) => `10.0.${c}.${e}:80`);
+  POLICIES.forEach((policy, p) =>
+    sizes.forEach((n, s) => {
+      const eps = keys(p * 10 + s, n).map((key, e) => ({ key, weight: 1 + (e % 3), locality: `z${e % 2}` }));
+      for (const en of engines) en.setCluster(`c${p}-${s}`, eps, policy);
+    }),
+  );
+  let compared = 0;
+  for (let t = 1; t <= ticks; t++) {
+    const now = t * 1000;
+    POLICIES.forEach((policy, p) =>
+      sizes.forEach((n, s) => {
+        const cluster = `c${p}-${s}`;
+        if (t === Math.floor(ticks / 2) && s === 1) {
+          const eps = keys(p * 10 + s, n + 5).slice(3).map((key, e) => ({ key, weight: 1 + ((e + t) % 4) }));
+          for (const en of engines) en.setCluster(cluster, eps, policy);
+        }
+        keys(p * 10 + s, n + 5).forEach((key, e) => {
+          const r = rand();
+          if (e % 7 === 3 && t > ticks / 3) return; // stops reporting
+          if (r < 0.8) {
+            const sample = { at: now - 200 + Math.floor(rand() * 100), cpu: 0.2 + 0.7 * rand(), latencyMs: 5 + 50 * rand(), inflight: Math.floor(20 * rand()), rps: 100, errors: e % 11 === 5 ? 40 * rand() : 0 };
+            for (const en of engines) en.observeSample(cluster, key, sample);
+          }
+          // The 3-endpoint clusters fail every probe for a stretch: fail static.
+          const outage = s === 0 && t > ticks / 4 && t < ticks / 2;
+          if (e % 13 === 2 || outage) {
+            const probe = { at: now - 100, ok: !outage && rand() > 0.6, latencyMs: 3 };
+            for (const en of engines) en.observeProbe(cluster, key, probe);
+          }
+        });
+      }),
+    );
+    const [a, ...rest] = engines.map((en) => plain(en.tick(now)));
+    for (const b of rest) {
+      if (!isDeepStrictEqual(a, b)) throw new Error(`seed ${seed}, tick ${t}: the engines differ`);
+      compared++;
+    }
+  }
+  return compared;
+}
+
+let total = 0;
+for (let s = 0; s < Number(args.seeds); s++) total += drive([new WeightEngine(), new other.WeightEngine()], 77 + s, Number(args.ticks));
+console.log(`identical: ${total} ticks compared (${POLICIES.length * 3} clusters each, explanations included)`);
