@@ -99,7 +99,7 @@ export class Metrics {
     ]);
     this.tickSeconds = new Histogram({
       name: 'fulcrum_engine_tick_seconds',
-      help: 'Time of one weight engine tick (every cluster\'s weights recomputed).',
+      help: 'Time spent in one weight engine tick (every cluster\'s weights recomputed), summed over its slices; other work runs between slices.',
       buckets: TICK_BUCKETS,
       registers,
     });
