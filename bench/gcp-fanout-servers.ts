@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const goSource = join(repoRoot, 'bench/go');
 
-export interface GoBinaries { loadclient: string; gcpserver: string }
+export interface GoBinaries { loadclient: string; gcpserver: string; stormclient: string }
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -22,15 +22,15 @@ function sourceFiles(dir: string): string[] {
   );
 }
 
-/** Builds both Go programs unless this exact source was built before (`.tools/bench-go/<hash>`). */
+/** Builds the Go programs unless this exact source was built before (`.tools/bench-go/<hash>`). */
 export function buildGo(log: (s: string) => void): GoBinaries {
   const hash = createHash('sha256');
   for (const f of sourceFiles(goSource).sort()) hash.update(relative(goSource, f)).update('\0').update(readFileSync(f));
   const dir = join(repoRoot, '.tools/bench-go', hash.digest('hex').slice(0, 16));
-  const bins = { loadclient: join(dir, 'loadclient'), gcpserver: join(dir, 'gcpserver') };
-  if (existsSync(bins.loadclient) && existsSync(bins.gcpserver)) return bins;
+  const bins = { loadclient: join(dir, 'loadclient'), gcpserver: join(dir, 'gcpserver'), stormclient: join(dir, 'stormclient') };
+  if (Object.values(bins).every((b) => existsSync(b))) return bins;
   mkdirSync(dir, { recursive: true });
-  for (const name of ['loadclient', 'gcpserver'] as const) {
+  for (const name of ['loadclient', 'gcpserver', 'stormclient'] as const) {
     log(`building ${name} (go-control-plane v0.14.0 and grpc-go from the Go module proxy) into ${dir}`);
     // -mod=readonly: exactly what go.sum pins; GOTOOLCHAIN=local: never download another Go.
     execFileSync('go', ['build', '-trimpath', '-o', `${bins[name]}.tmp`, `./${name}`], {
