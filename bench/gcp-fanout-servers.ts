@@ -128,14 +128,14 @@ async function waitReady(url: string, child: ChildProcess, what: string, timeout
 }
 
 /** fulcrum in its own process, its clusters created through the admin API (the API owns them). */
-export async function startFulcrum(dir: string, debounce: 'zero' | 'default', catalog: Catalog): Promise<Server> {
+export async function startFulcrum(dir: string, debounce: 'zero' | 'default', catalog: Catalog, nodeOptions: readonly string[] = []): Promise<Server> {
   const [xdsPort, adminPort] = [await freePort(), await freePort()];
   const runDir = join(dir, `fulcrum-${debounce}`);
   mkdirSync(join(runDir, 'data'), { recursive: true });
   writeFileSync(join(runDir, 'fulcrum.yaml'), fulcrumConfig(xdsPort, adminPort, debounce));
   const compiled = existsSync(join(repoRoot, 'dist/main.js'));
   const entry = compiled ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
-  const argv = [process.execPath, ...entry, '--config', join(runDir, 'fulcrum.yaml'), '--data-dir', join(runDir, 'data')];
+  const argv = [process.execPath, ...nodeOptions, ...entry, '--config', join(runDir, 'fulcrum.yaml'), '--data-dir', join(runDir, 'data')];
   const child = spawnWithFiles(argv, join(runDir, 'fulcrum.log'), 'log');
   const admin = `http://127.0.0.1:${adminPort}`;
   await waitReady(`${admin}/readyz`, child, 'fulcrum');

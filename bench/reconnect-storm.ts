@@ -12,7 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildGo, startFulcrum, startGcp, type Server } from './gcp-fanout-servers.js';
 
@@ -89,16 +89,10 @@ async function withServer<T>(start: () => Promise<Server>, use: (s: Server) => T
   }
 }
 
-/** fulcrum, with NODE_OPTIONS carrying --cpu-prof when asked (the profile is written on its SIGTERM exit). */
-async function fulcrum(dir: string): Promise<Server> {
-  const before = process.env.NODE_OPTIONS;
-  if (args['cpu-prof']) process.env.NODE_OPTIONS = `${before ?? ''} --cpu-prof --cpu-prof-dir=${args['cpu-prof']}`.trim();
-  try {
-    return await startFulcrum(dir, 'zero', { clusters: num('clusters'), endpoints: num('endpoints') });
-  } finally {
-    if (before === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = before;
-  }
+/** fulcrum, with --cpu-prof when asked (the profile is written on its SIGTERM exit). */
+function fulcrum(dir: string): Promise<Server> {
+  const prof = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`] : [];
+  return startFulcrum(dir, 'zero', { clusters: num('clusters'), endpoints: num('endpoints') }, prof);
 }
 
 const row = (label: string, l: StormLine): string => {

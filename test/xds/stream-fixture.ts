@@ -7,6 +7,7 @@
 import { pino } from 'pino';
 import { XdsCache } from '../../src/xds/cache.js';
 import { DeltaStream } from '../../src/xds/delta-stream.js';
+import { messageOf } from '../../src/xds/framed-send.js';
 import { TYPE, type XdsTypeUrl } from '../../src/xds/envoy-api.js';
 import { describeProxy, ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { encodeResource, type EncodedResource } from '../../src/xds/resource.js';
@@ -81,7 +82,8 @@ export class FakeIo implements StreamIo {
   full = false;
 
   send(parts: readonly Uint8Array[]): void {
-    this.sent.push(Buffer.concat(parts));
+    // As services.ts joins them: a framed response's gRPC prefix is not part of the message.
+    this.sent.push(Buffer.concat(parts.map(messageOf)));
   }
 
   congested(): boolean {
