@@ -88,7 +88,7 @@ export class XdsServer {
       // channelz bookkeeping (per connection and per call, in process-wide registries) is memory and
       // work no one reads here: fulcrum has its own metrics, and a reconnect storm pays it 10,000 times.
       'grpc.enable_channelz': 0,
-      interceptors: [this.streamGate.interceptor, ...(options.security?.authz ? [options.security.authz.interceptor] : [])],
+      interceptors: [this.streamGate.interceptor, ...(options.security?.authz && !options.security.authz.refusesNothing ? [options.security.authz.interceptor] : [])],
     });
     for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));
     this.server.addService(CSDS_DEFINITION, csdsHandlers(registry));
