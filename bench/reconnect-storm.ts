@@ -130,6 +130,8 @@ async function main(): Promise<void> {
       '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...lines.map((l) => row(l.label, l.line)),
       '',
+      ...lines.filter((l) => Object.keys(l.line.details ?? {}).length > 0).map((l) => `${l.label} ${l.line.protocol}: ${JSON.stringify(l.line.details)}`),
+      '',
     ].join('\n'),
   );
 }

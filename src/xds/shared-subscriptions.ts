@@ -15,6 +15,15 @@ export interface SharedSubscription {
   readonly names: ReadonlySet<string>;
   /** The same subscription sorted and keyed for the snapshot's memo. */
   readonly sub: Subscription;
+  /** The names as the first client to ask listed them. */
+  readonly listed: readonly string[];
+}
+
+/** Whether a request lists exactly what `held` was made from: the ACK of an unchanged subscription. */
+export function asks(held: SharedSubscription, wildcard: boolean, names: readonly string[]): boolean {
+  if (held.wildcard !== wildcard || held.listed.length !== names.length) return false;
+  for (let i = 0; i < names.length; i++) if (held.listed[i] !== names[i]) return false;
+  return true;
 }
 
 /** Bounds what the table retains (key characters): past it, it starts over (held entries stay valid). */
@@ -25,7 +34,7 @@ let retained = 0;
 /**
  * The entry for a request's names as the client listed them. Equal requests (same type, wildcard
  * and names in the same order) get the identical entry, so an unchanged subscription is one
- * string join and one lookup.
+ * string join and one lookup; callers check `asks` first, which needs neither.
  */
 export function sharedSubscription(type: XdsTypeUrl, wildcard: boolean, names: readonly string[]): SharedSubscription {
   const key = `${type}\n${wildcard ? '*' : ''}\n${names.join('\n')}`;
@@ -35,7 +44,7 @@ export function sharedSubscription(type: XdsTypeUrl, wildcard: boolean, names: r
     byRequest.clear();
     retained = 0;
   }
-  const entry: SharedSubscription = { wildcard, names: new Set(names), sub: subscription(type, wildcard, names) };
+  const entry: SharedSubscription = { wildcard, names: new Set(names), sub: subscription(type, wildcard, names), listed: [...names] };
   byRequest.set(key, entry);
   retained += key.length;
   return entry;

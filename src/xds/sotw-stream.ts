@@ -3,7 +3,7 @@ import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
 import { joinResponse } from './joined-responses.js';
 import { checkRequestNames } from './limits.js';
-import { sharedSubscription, type SharedSubscription } from './shared-subscriptions.js';
+import { asks, sharedSubscription, type SharedSubscription } from './shared-subscriptions.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
 import { sotwTail, type DiscoveryRequest } from './wire.js';
 
@@ -72,9 +72,9 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     if (first && WILDCARD_TYPES.has(type) && req.resource_names.length === 0) st.legacyWildcard = true;
     if (explicit.length > 0 || req.resource_names.includes('*')) st.legacyWildcard = st.legacyWildcard && req.resource_names.length === 0;
     const wildcard = req.resource_names.includes('*') || (st.legacyWildcard && req.resource_names.length === 0);
-    const next = sharedSubscription(type, wildcard, explicit);
-    // A name the client did not hold before must be answered even if nothing changed (resubscribe).
     const held = st.subscription;
+    const next = asks(held, wildcard, explicit) ? held : sharedSubscription(type, wildcard, explicit);
+    // A name the client did not hold before must be answered even if nothing changed (resubscribe).
     const added = next !== held && ((wildcard && !held.wildcard) || explicit.some((n) => !held.names.has(n)));
     // SotW requests carry the whole subscription of their type.
     this.subscribed.set(type, nameBytes);

@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest';
 import { TYPE } from '../../src/xds/envoy-api.js';
-import { sharedSubscription } from '../../src/xds/shared-subscriptions.js';
+import { asks, sharedSubscription } from '../../src/xds/shared-subscriptions.js';
 
 test('streams asking for the same names in the same order share one entry by identity', () => {
   const a = sharedSubscription(TYPE.endpoint, false, ['c1', 'c2', 'c3']);
@@ -27,4 +27,12 @@ test('type and wildcard are part of the identity', () => {
   const wild = sharedSubscription(TYPE.cluster, true, ['a']);
   expect(wild).not.toBe(sharedSubscription(TYPE.cluster, false, ['a']));
   expect(wild.sub).toEqual({ all: true, names: [], key: `${TYPE.cluster}\n*` });
+});
+
+test('an ACK repeating the subscription is recognized without a lookup; any difference is not', () => {
+  const held = sharedSubscription(TYPE.endpoint, false, ['p', 'q']);
+  expect(asks(held, false, ['p', 'q'])).toBe(true);
+  expect(asks(held, false, ['q', 'p'])).toBe(false);
+  expect(asks(held, false, ['p'])).toBe(false);
+  expect(asks(held, true, ['p', 'q'])).toBe(false);
 });

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"regexp"
 	"slices"
 	"time"
 
@@ -106,6 +107,9 @@ type summary struct {
 	ServerRSSMiB     float64        `json:"serverRssMiB"`
 }
 
+// addresses in error messages, so that alike failures count together.
+var addresses = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
+
 func summarize(all []result, o options, startedMs float64) summary {
 	s := summary{Protocol: "sotw", Connections: o.connections, WithinMs: o.within.Milliseconds(), StartedMs: round(startedMs),
 		Outcomes: map[string]int{}, Details: map[string]int{}}
@@ -115,8 +119,8 @@ func summarize(all []result, o options, startedMs float64) summary {
 	var lat []float64
 	for _, r := range all {
 		s.Outcomes[string(r.outcome)]++
-		if r.detail != "" && len(s.Details) < 20 {
-			s.Details[r.detail]++
+		if d := addresses.ReplaceAllString(r.detail, "ADDR"); d != "" && (len(s.Details) < 20 || s.Details[d] > 0) {
+			s.Details[d]++
 		}
 		if r.outcome == synced {
 			lat = append(lat, r.syncedMs-r.startedMs)

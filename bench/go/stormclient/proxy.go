@@ -51,13 +51,14 @@ type proxy struct {
 	source net.IP
 	t0     time.Time
 
-	conn    net.Conn
-	w       *bufio.Writer
-	fr      *http2.Framer
-	inbox   []byte // gRPC bytes received on the stream, not yet a whole message
-	eds     map[string]bool
-	asked   []string // the clusters CDS named, whose assignments were asked for
-	unacked int      // DATA bytes not yet given back as flow-control credit
+	conn      net.Conn
+	w         *bufio.Writer
+	fr        *http2.Framer
+	inbox     []byte // gRPC bytes received on the stream, not yet a whole message
+	eds       map[string]bool
+	asked     []string // the clusters CDS named, whose assignments were asked for
+	unacked   int      // DATA bytes not yet given back as flow-control credit
+	responses int      // gRPC messages received
 }
 
 // headerBlock is the request's HPACK block: built once, valid on every new connection (each
@@ -87,14 +88,14 @@ func (p *proxy) run(ctx context.Context, target string, headers []byte, syncedCh
 	}
 	conn, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
-		report(classify(err), err.Error())
+		report(classify(err), "connect: "+err.Error())
 		return
 	}
 	p.conn = conn
 	defer conn.Close()
 	go func() { <-ctx.Done(); _ = conn.Close() }()
 	if err := p.open(headers); err != nil {
-		report(classify(err), err.Error())
+		report(classify(err), "open: "+err.Error())
 		return
 	}
 	done := false
@@ -113,7 +114,7 @@ func (p *proxy) run(ctx context.Context, target string, headers []byte, syncedCh
 		} else if ctx.Err() != nil {
 			report(timedOut, "")
 		} else {
-			report(classify(err), err.Error())
+			report(classify(err), fmt.Sprintf("after %d response(s): %v", p.responses, err))
 		}
 	}
 }
@@ -227,6 +228,7 @@ func (p *proxy) drain(onSynced func()) error {
 			return err
 		}
 		p.inbox = p.inbox[5+size:]
+		p.responses++
 		if err := p.answer(m, onSynced); err != nil {
 			return err
 		}
