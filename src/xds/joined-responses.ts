@@ -5,7 +5,6 @@
  * head + tail("1") for their first response, and a push reaches most of a fleet under the same
  * nonce. Joining once per (head, tail) hands grpc-js one buffer it need not concatenate per stream.
  */
-import { framedBuffer } from './framed-send.js';
 
 /** Per head, the joined responses by tail content; a few nonces at a time (streams drift apart). */
 const joined = new WeakMap<Uint8Array, Map<string, Uint8Array>>();
@@ -22,10 +21,9 @@ export function joinResponse(head: Uint8Array, tailKey: string, tail: () => Uint
   }
   if (byTail.size >= NONCES_PER_HEAD) byTail.delete(byTail.keys().next().value as string);
   const t = tail();
-  // With gRPC's prefix in front: grpc-js sends it without a copy per stream (framed-send.ts).
-  const out = framedBuffer(head.length + t.length);
-  out.set(head, 5);
-  out.set(t, 5 + head.length);
+  const out = new Uint8Array(head.length + t.length);
+  out.set(head, 0);
+  out.set(t, head.length);
   byTail.set(tailKey, out);
   return out;
 }

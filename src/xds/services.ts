@@ -1,6 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
-import { messageOf } from './framed-send.js';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, type DeltaDiscoveryRequest, type DiscoveryRequest } from './wire.js';
 
 /**
@@ -10,11 +9,8 @@ import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, type DeltaDiscover
 
 /** A response is handed over as parts (shared body + per-stream tail) and joined exactly once, here. */
 export type ResponseParts = readonly Uint8Array[];
-const join = (parts: ResponseParts): Buffer => {
-  // A framed response (framed-send.ts) normally skips this; when it does not, its prefix goes.
-  const only = parts.length === 1 && parts[0] ? messageOf(parts[0]) : undefined;
-  return only ? Buffer.from(only.buffer, only.byteOffset, only.byteLength) : Buffer.concat(parts);
-};
+const join = (parts: ResponseParts): Buffer =>
+  parts.length === 1 && parts[0] ? Buffer.from(parts[0].buffer, parts[0].byteOffset, parts[0].byteLength) : Buffer.concat(parts);
 const asParts = (b: Buffer): ResponseParts => [b];
 const unsupported = (): never => {
   throw new Error('client-side serialization is not used');

@@ -1,5 +1,4 @@
 import * as grpc from '@grpc/grpc-js';
-import { sendFramedUncopied } from './framed-send.js';
 import { describeLimit, type LimitHit, type XdsLimits } from './limits.js';
 
 /** grpc-js's own words for a message over its size limits (stream-decoder.ts, server-interceptors.ts). */
@@ -29,7 +28,6 @@ export class StreamGate {
 
   /** The server interceptor to install (first in the chain: it sees the transport call itself). */
   readonly interceptor: grpc.ServerInterceptor = (_method, call) => {
-    sendFramedUncopied(call);
     this.nameSizeRefusals(call);
     const peer = call.getConnectionInfo().remoteAddress ?? 'unknown';
     return new grpc.ServerInterceptingCall(call, {

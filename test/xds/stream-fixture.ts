@@ -7,7 +7,6 @@
 import { pino } from 'pino';
 import { XdsCache } from '../../src/xds/cache.js';
 import { DeltaStream } from '../../src/xds/delta-stream.js';
-import { messageOf } from '../../src/xds/framed-send.js';
 import { TYPE, type XdsTypeUrl } from '../../src/xds/envoy-api.js';
 import { describeProxy, ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { encodeResource, type EncodedResource } from '../../src/xds/resource.js';
@@ -82,8 +81,7 @@ export class FakeIo implements StreamIo {
   full = false;
 
   send(parts: readonly Uint8Array[]): void {
-    // As services.ts joins them: a framed response's gRPC prefix is not part of the message.
-    this.sent.push(Buffer.concat(parts.map(messageOf)));
+    this.sent.push(Buffer.concat(parts));
   }
 
   congested(): boolean {
