@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const goSource = join(repoRoot, 'bench/go');
 
-export interface GoBinaries { loadclient: string; gcpserver: string }
+export interface GoBinaries { loadclient: string; gcpserver: string; stormclient: string }
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -22,15 +22,15 @@ function sourceFiles(dir: string): string[] {
   );
 }
 
-/** Builds both Go programs unless this exact source was built before (`.tools/bench-go/<hash>`). */
+/** Builds the Go programs unless this exact source was built before (`.tools/bench-go/<hash>`). */
 export function buildGo(log: (s: string) => void): GoBinaries {
   const hash = createHash('sha256');
   for (const f of sourceFiles(goSource).sort()) hash.update(relative(goSource, f)).update('\0').update(readFileSync(f));
   const dir = join(repoRoot, '.tools/bench-go', hash.digest('hex').slice(0, 16));
-  const bins = { loadclient: join(dir, 'loadclient'), gcpserver: join(dir, 'gcpserver') };
-  if (existsSync(bins.loadclient) && existsSync(bins.gcpserver)) return bins;
+  const bins = { loadclient: join(dir, 'loadclient'), gcpserver: join(dir, 'gcpserver'), stormclient: join(dir, 'stormclient') };
+  if (Object.values(bins).every((b) => existsSync(b))) return bins;
   mkdirSync(dir, { recursive: true });
-  for (const name of ['loadclient', 'gcpserver'] as const) {
+  for (const name of ['loadclient', 'gcpserver', 'stormclient'] as const) {
     log(`building ${name} (go-control-plane v0.14.0 and grpc-go from the Go module proxy) into ${dir}`);
     // -mod=readonly: exactly what go.sum pins; GOTOOLCHAIN=local: never download another Go.
     execFileSync('go', ['build', '-trimpath', '-o', `${bins[name]}.tmp`, `./${name}`], {
@@ -128,14 +128,14 @@ async function waitReady(url: string, child: ChildProcess, what: string, timeout
 }
 
 /** fulcrum in its own process, its clusters created through the admin API (the API owns them). */
-export async function startFulcrum(dir: string, debounce: 'zero' | 'default', catalog: Catalog): Promise<Server> {
+export async function startFulcrum(dir: string, debounce: 'zero' | 'default', catalog: Catalog, nodeOptions: readonly string[] = []): Promise<Server> {
   const [xdsPort, adminPort] = [await freePort(), await freePort()];
   const runDir = join(dir, `fulcrum-${debounce}`);
   mkdirSync(join(runDir, 'data'), { recursive: true });
   writeFileSync(join(runDir, 'fulcrum.yaml'), fulcrumConfig(xdsPort, adminPort, debounce));
   const compiled = existsSync(join(repoRoot, 'dist/main.js'));
   const entry = compiled ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
-  const argv = [process.execPath, ...entry, '--config', join(runDir, 'fulcrum.yaml'), '--data-dir', join(runDir, 'data')];
+  const argv = [process.execPath, ...nodeOptions, ...entry, '--config', join(runDir, 'fulcrum.yaml'), '--data-dir', join(runDir, 'data')];
   const child = spawnWithFiles(argv, join(runDir, 'fulcrum.log'), 'log');
   const admin = `http://127.0.0.1:${adminPort}`;
   await waitReady(`${admin}/readyz`, child, 'fulcrum');

@@ -26,6 +26,7 @@ The streams are opened by bench/fanout-client.ts workers (separate processes).
 
 Options:
   --streams N     streams per round (default 1000)
+  --protocol P    sotw or delta (default sotw)
   --workers N     client processes (default 2)
   --pushes N      weight changes while connected (default 3)
   --rounds N      connect/leave rounds after the first (default 3)
@@ -39,6 +40,7 @@ Options:
 const { values: args, positionals } = parseArgs({
   options: {
     streams: { type: 'string', default: '1000' },
+    protocol: { type: 'string', default: 'sotw' },
     workers: { type: 'string', default: '2' },
     pushes: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '3' },
@@ -60,6 +62,8 @@ const num = (name: keyof typeof args): number => {
   return n;
 };
 const streams = num('streams');
+if (args.protocol !== 'sotw' && args.protocol !== 'delta') throw new Error(`--protocol: expected sotw or delta, got ${String(args.protocol)}`);
+const protocol: 'sotw' | 'delta' = args.protocol;
 const command = positionals.length > 0 ? positionals : [process.execPath, '--max-semi-space-size=4', 'dist/main.js'];
 const MiB = 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -138,7 +142,7 @@ async function startServer(configPath: string, dataDir: string): Promise<Server>
 
 const EDS_ACKS = /^xds_convergence_seconds_count\{type="(?:EDS|eds)"\} (\d+)/m;
 const RELOADS_OK = /^fulcrum_config_reloads_total\{result="ok"\} (\d+)/m;
-const CONNECTED = /^xds_connected_proxies\{protocol="sotw"\} (\d+)/m;
+const CONNECTED = new RegExp(`^xds_connected_proxies\\{protocol="${protocol}"\\} (\\d+)`, 'm');
 
 /** Client workers holding `streams` streams, each on its own connection, all synced. */
 async function connect(server: Server, streams: number): Promise<ChildProcess[]> {
@@ -150,7 +154,7 @@ async function connect(server: Server, streams: number): Promise<ChildProcess[]>
       const opened = new Promise<{ synced: number; failed: number }>((resolve) =>
         client.on('message', (m: { type: string; synced: number; failed: number }) => m.type === 'opened' && resolve(m)),
       );
-      const open: ClientCommand = { cmd: 'open', address: `127.0.0.1:${server.xds}`, streams: share, perChannel: 1, worker, batch: 50, batchPauseMs: 20, window: 0, protocol: 'sotw' };
+      const open: ClientCommand = { cmd: 'open', address: `127.0.0.1:${server.xds}`, streams: share, perChannel: 1, worker, batch: 50, batchPauseMs: 20, window: 0, protocol };
       client.send(open);
       const { synced, failed } = await opened;
       if (synced !== share) throw new Error(`worker ${worker}: ${synced} of ${share} streams synced, ${failed} failed`);
@@ -203,7 +207,7 @@ async function main(): Promise<void> {
   const configPath = args.config ?? join(dir, 'catalog.yaml');
   if (!args.config) await writeFile(configPath, catalogYaml(2));
   const server = await startServer(configPath, join(dir, 'data'));
-  const out: string[] = [`${command.join(' ')}; ${args.config ?? `${num('clusters')} clusters x ${num('endpoints')} endpoints`}`, '', '| stage | RSS | JS heap used | |', '|---|---|---|---|'];
+  const out: string[] = [`${command.join(' ')}; ${args.config ?? `${num('clusters')} clusters x ${num('endpoints')} endpoints, ${protocol}`}`, '', '| stage | RSS | JS heap used | |', '|---|---|---|---|'];
   try {
     const serving = await settledRss(server.pid);
     out.push(row('serving (settled, no proxy yet)', serving, await server.metric(HEAP_USED)));

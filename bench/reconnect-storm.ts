@@ -1,108 +1,139 @@
 /**
  * Reconnect storm (issue 13): N proxies connect within a couple of seconds, as when a control
- * plane restarts. Counts connections refused or reset and the time until every one has its
- * first CDS response. fulcrum runs as its own process (tsx, shipped heap cap); the proxies are
- * raw HTTP/2 clients spread over 20 loopback source addresses (distinct peers, as a fleet is).
+ * plane restarts. One Go client (bench/go/stormclient: each proxy its own HTTP/2 connection in
+ * clear and one ADS stream, CDS wildcard then EDS for the clusters, every response ACKed) storms
+ * fulcrum and then go-control-plane (LinearCache, on fulcrum's own CDS and EDS responses), and
+ * prints one table: proxies synced, refused, reset; time from each proxy's start to its sync
+ * (p50, p99, max); when the last one synced; server and client CPU; server RSS afterwards.
  *
- *   npx tsx bench/reconnect-storm.ts [--connections 10000] [--within-ms 2000] [--backlog 4096]
+ *   npx tsx bench/reconnect-storm.ts [--connections 10000] [--within-ms 2000] [--protocols sotw,delta]
+ *   npx tsx bench/reconnect-storm.ts --help
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startFulcrumProcess } from '../test/support/fulcrum-process.js';
-import { connectH2, discoveryRequest, firstData, grpcFrame, openCall } from '../test/support/raw-grpc.js';
+import { buildGo, startFulcrum, startGcp, type Server } from './gcp-fanout-servers.js';
 
-const { values } = parseArgs({
+const HELP = `bench/reconnect-storm.ts: N Envoy-like proxies connect within --within-ms; fulcrum vs go-control-plane.
+
+  --connections N      proxies (default 10000)
+  --within-ms N        start them all within this time, evenly spaced (default 2000)
+  --protocols LIST     sotw,delta (default sotw)
+  --servers LIST       fulcrum,linear,snapshot (default fulcrum,linear)
+  --clusters N, --endpoints N   catalog size (default 100 × 20)
+  --timeout-ms N       give up on proxies not synced by then (default 120000)
+  --cpu-prof DIR       write fulcrum's V8 CPU profile (node --cpu-prof) into DIR
+  --keep-dir           keep the run directory (logs, configs)
+  --help
+
+Each server is started fresh for each protocol (a storm meets a server with no proxies).
+Needs Go (builds bench/go once per source hash into .tools/bench-go/) and ~N open files in the
+client and the server (both lift their soft limit to the hard one).`;
+
+const { values: args } = parseArgs({
   options: {
     connections: { type: 'string', default: '10000' },
     'within-ms': { type: 'string', default: '2000' },
-    backlog: { type: 'string', default: '4096' },
+    protocols: { type: 'string', default: 'sotw' },
+    servers: { type: 'string', default: 'fulcrum,linear' },
+    clusters: { type: 'string', default: '100' },
+    endpoints: { type: 'string', default: '20' },
+    'timeout-ms': { type: 'string', default: '120000' },
+    'cpu-prof': { type: 'string' },
+    'keep-dir': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
-if (values.help) {
-  process.stdout.write('usage: npx tsx bench/reconnect-storm.ts [--connections N] [--within-ms MS] [--backlog N]\n');
+if (args.help) {
+  process.stdout.write(`${HELP}\n`);
   process.exit(0);
 }
-const total = Number(values.connections);
-const withinMs = Number(values['within-ms']);
-const SOURCES = Array.from({ length: 20 }, (_, i) => `127.0.1.${i + 1}`);
 
-type Outcome = 'synced' | 'refused' | 'reset' | 'other';
+const num = (name: 'connections' | 'within-ms' | 'clusters' | 'endpoints' | 'timeout-ms'): number => {
+  const n = Number(args[name]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a positive whole number, got ${String(args[name])}`);
+  return n;
+};
+const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
-async function proxy(port: number, i: number, t0: number): Promise<{ outcome: Outcome; ms: number; detail?: string }> {
+/** One stormclient line (bench/go/stormclient/main.go). */
+interface StormLine {
+  protocol: string;
+  outcomes: Record<string, number>;
+  details?: Record<string, number>;
+  syncP50Ms: number;
+  syncP99Ms: number;
+  syncMaxMs: number;
+  lastSyncedMs: number;
+  serverCpuSeconds: number;
+  clientCpuSeconds: number;
+  serverRssMiB: number;
+}
+
+function storm(client: string, server: Server, protocol: string): StormLine {
+  const argv = ['-target', server.xds, '-connections', String(num('connections')), '-within', `${num('within-ms')}ms`, '-timeout', `${num('timeout-ms')}ms`, '-server-pid', String(server.pid)];
+  if (protocol === 'delta') argv.push('-delta');
+  const out = execFileSync(client, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
+  return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as StormLine;
+}
+
+async function withServer<T>(start: () => Promise<Server>, use: (s: Server) => T): Promise<T> {
+  const server = await start();
   try {
-    const session = await connectH2(port, SOURCES[i % SOURCES.length]);
-    const stream = openCall(session);
-    stream.write(grpcFrame(discoveryRequest(`storm-${i}`)));
-    const data = await firstData(stream);
-    const ms = performance.now() - t0;
-    return data ? { outcome: 'synced', ms } : { outcome: 'other', ms, detail: `stream closed (rst ${stream.rstCode ?? 0})` };
-  } catch (err) {
-    const code = (err as { code?: string }).code ?? String(err);
-    const outcome: Outcome = code === 'ECONNREFUSED' ? 'refused' : code === 'ECONNRESET' ? 'reset' : 'other';
-    return { outcome, ms: performance.now() - t0, detail: code };
+    return use(server);
+  } finally {
+    await server.stop();
   }
 }
 
-/** The server's own count of what it refused (limits and non-gRPC connections), non-zero series only. */
-async function refusals(adminPort: number): Promise<Record<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^fulcrum_xds_(?:limit_exceeded|connections_refused)_total\{\w+="([^"]+)"\} (\d+)$/gm)) {
-    if (m[1] && Number(m[2]) > 0) out[m[1]] = Number(m[2]);
-  }
-  return out;
+/** fulcrum, with --cpu-prof when asked (the profile is written on its SIGTERM exit). */
+function fulcrum(dir: string): Promise<Server> {
+  const prof = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`] : [];
+  return startFulcrum(dir, 'zero', { clusters: num('clusters'), endpoints: num('endpoints') }, prof);
 }
+
+const row = (label: string, l: StormLine): string => {
+  const o = l.outcomes;
+  const other = Object.entries(o).filter(([k]) => !['synced', 'refused', 'reset'].includes(k)).map(([k, v]) => `${k} ${v}`).join(', ') || '0';
+  return `| ${label} | ${l.protocol} | ${o.synced ?? 0} | ${o.refused ?? 0} | ${o.reset ?? 0} | ${other} | ${l.syncP50Ms} | ${l.syncP99Ms} | ${l.syncMaxMs} | ${l.lastSyncedMs} | ${l.serverCpuSeconds} | ${l.clientCpuSeconds} | ${l.serverRssMiB} |`;
+};
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-storm-'));
-  const config = join(dir, 'fulcrum.yaml');
-  const clusters = Array.from({ length: 100 }, (_, c) => `  - name: c${c}\n    endpoints: [{ address: 10.0.${c}.1, port: 8080 }, { address: 10.0.${c}.2, port: 8080 }]`).join('\n');
-  // The default limits fit the shipped 512 MiB pod (5,000 streams); a storm this size needs more.
-  // The handshake deadline is lifted too: this one client process, on the server's two cores,
-  // writes some prefaces more than 30 s late; real proxies are separate machines.
-  const limits = `    limits: { maxConnections: ${total + 1000}, maxStreams: ${total + 1000}, handshakeTimeoutMs: 120000 }`;
-  // Keepalive pings off the path: a client process juggling 10,000 sessions answers them late.
-  writeFileSync(config, `server:\n  xds:\n    listenBacklog: ${values.backlog}\n    keepaliveTimeMs: 600000\n${limits}\nclusters:\n${clusters}\n`);
-  const fulcrum = await startFulcrumProcess({ config, dataDir: join(dir, 'data'), nodeOptions: ['--max-old-space-size=384', ...(process.env.STORM_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.STORM_PROF] : [])] });
-  const t0 = performance.now();
-  const runs: Promise<{ outcome: Outcome; ms: number; detail?: string }>[] = [];
-  // Paced: proxy i starts at i * withinMs / total.
-  for (let i = 0; i < total; i++) {
-    const due = (i * withinMs) / total;
-    const wait = due - (performance.now() - t0);
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    runs.push(proxy(fulcrum.xdsPort, i, t0));
+  const bins = buildGo(log);
+  const lines: { label: string; line: StormLine }[] = [];
+  try {
+    const dump = join(dir, 'resources.bin');
+    await withServer(() => fulcrum(dir), (s) => execFileSync(bins.loadclient, ['-target', s.xds, '-dump', dump], { stdio: ['ignore', 'ignore', 'inherit'] }));
+    for (const protocol of list(args.protocols)) {
+      for (const name of list(args.servers)) {
+        const start = name === 'fulcrum' ? () => fulcrum(dir) : () => startGcp(dir, bins, name === 'snapshot' ? 'snapshot' : 'linear', dump);
+        const line = await withServer(start, (s) => storm(bins.stormclient, s, protocol));
+        const label = name === 'fulcrum' ? 'fulcrum' : `go-control-plane ${name === 'snapshot' ? 'SnapshotCache' : 'LinearCache'}`;
+        log(`  row ${JSON.stringify({ label, ...line })}`);
+        lines.push({ label, line });
+      }
+    }
+  } finally {
+    if (!args['keep-dir']) rmSync(dir, { recursive: true, force: true });
+    else log(`run directory kept: ${dir}`);
   }
-  const startedMs = performance.now() - t0;
-  const results = await Promise.all(runs);
-  const count = (o: Outcome): number => results.filter((r) => r.outcome === o).length;
-  const synced = results.filter((r) => r.outcome === 'synced').map((r) => r.ms).sort((a, b) => a - b);
-  const details = new Map<string, number>();
-  for (const r of results) if (r.detail) details.set(r.detail, (details.get(r.detail) ?? 0) + 1);
-  const pct = (p: number): string => (synced.length ? `${Math.round(synced[Math.min(synced.length - 1, Math.floor((p / 100) * synced.length))] ?? 0)} ms` : '-');
-  console.log(
-    JSON.stringify({
-      connections: total,
-      backlog: Number(values.backlog),
-      startedWithinMs: Math.round(startedMs),
-      synced: count('synced'),
-      refused: count('refused'),
-      reset: count('reset'),
-      other: count('other'),
-      details: Object.fromEntries(details),
-      syncedP50: pct(50),
-      syncedP99: pct(99),
-      allSyncedMs: synced.length === total ? Math.round(synced[synced.length - 1] ?? 0) : undefined,
-      rssMiB: Math.round(fulcrum.rss() / 1048576),
-      serverRefusals: await refusals(fulcrum.adminPort),
-    }),
+  const load = loadavg().map((l) => l.toFixed(2)).join(' ');
+  process.stdout.write(
+    [
+      `${num('connections')} proxies within ${num('within-ms')} ms, ${num('clusters')} clusters × ${num('endpoints')} endpoints; load average ${load}`,
+      '',
+      '| server | protocol | synced | refused | reset | other | p50 ms | p99 ms | max ms | last synced ms | server CPU s | client CPU s | server RSS MiB |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      ...lines.map((l) => row(l.label, l.line)),
+      '',
+      ...lines.filter((l) => Object.keys(l.line.details ?? {}).length > 0).map((l) => `${l.label} ${l.line.protocol}: ${JSON.stringify(l.line.details)}`),
+      '',
+    ].join('\n'),
   );
-  await fulcrum.stop();
-  rmSync(dir, { recursive: true, force: true });
-  process.exit(0);
 }
 
 await main();

@@ -31,6 +31,11 @@ export interface ConnectionGateOptions {
   readonly onRefused: (reason: Refusal) => void;
   /** Hands an accepted connection (its first bytes put back) to the gRPC server. */
   readonly inject: (socket: net.Socket) => void;
+  /**
+   * Runs a new connection's setup later (default: now). Accepting is then all the accept
+   * callback does, so a storm waits in fulcrum's queue rather than overflowing the kernel's.
+   */
+  readonly defer?: (task: () => void) => void;
 }
 
 /**
@@ -87,7 +92,11 @@ export class ConnectionGate {
     socket.once('close', () => this.forget(socket, peer));
     // Until the gRPC server owns the socket, its errors (a reset) are only the end of it.
     socket.on('error', () => socket.destroy());
-    this.sniff(socket);
+    const { defer } = this.options;
+    if (!defer) return this.sniff(socket);
+    defer(() => {
+      if (!socket.destroyed) this.sniff(socket);
+    });
   }
 
   private forget(socket: net.Socket, peer: string): void {

@@ -4,6 +4,7 @@ import { subscription, type XdsCache } from './cache.js';
 import { ConnectionGate, type Refusal } from './connection-gate.js';
 import { csdsHandlers, CSDS_DEFINITION } from './csds.js';
 import { DeltaStream } from './delta-stream.js';
+import { InitialSyncQueue } from './initial-sync-queue.js';
 import { checkRequestNames, LimitError, withDefaults, type LimitHit, type XdsLimits } from './limits.js';
 import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
 import { DISCOVERY_SERVICES, type DiscoveryServiceShape, type ResponseParts } from './services.js';
@@ -57,6 +58,8 @@ export class XdsServer {
   private readonly limits: XdsLimits;
   private readonly streamGate: StreamGate;
   private gate: ConnectionGate | undefined;
+  /** New connections' setup and new streams' first requests, a slice of the event loop at a time (accepts go first). */
+  private readonly initialSyncs = new InitialSyncQueue();
   /** Response bytes written to streams but not yet flushed, and the streams at their mark. */
   private readonly queue = { bytes: 0, congested: 0 };
 
@@ -88,7 +91,7 @@ export class XdsServer {
       // channelz bookkeeping (per connection and per call, in process-wide registries) is memory and
       // work no one reads here: fulcrum has its own metrics, and a reconnect storm pays it 10,000 times.
       'grpc.enable_channelz': 0,
-      interceptors: [this.streamGate.interceptor, ...(options.security?.authz ? [options.security.authz.interceptor] : [])],
+      interceptors: [this.streamGate.interceptor, ...(options.security?.authz && !options.security.authz.refusesNothing ? [options.security.authz.interceptor] : [])],
     });
     for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));
     this.server.addService(CSDS_DEFINITION, csdsHandlers(registry));
@@ -135,6 +138,8 @@ export class XdsServer {
       onLimit: this.options.onLimit ?? (() => undefined),
       onRefused: this.options.onRefused ?? (() => undefined),
       inject: (socket) => injector.injectConnection(socket),
+      // Connection setup and first answers share one queue, oldest first, a slice per loop turn.
+      defer: (task) => this.initialSyncs.push(task),
     });
     this.boundPort = await this.gate.listen(this.options.address, this.options.port);
     this.unsubscribe = this.cache.subscribe((changed) => {
@@ -237,7 +242,9 @@ export class XdsServer {
       io.release();
       stream.close();
     };
-    call.on('data', (req: Req) => {
+    // Requests wait behind the stream's first, which is answered from the initial-sync queue.
+    let waiting: Req[] | undefined = [];
+    const handle = (req: Req): void => {
       try {
         stream.onRequest(req);
         // The first request names the proxy and so its group; a stream that failed is gone already.
@@ -248,6 +255,16 @@ export class XdsServer {
         call.emit('error', { code: grpc.status.INTERNAL, details: 'internal error' });
         done();
       }
+    };
+    call.on('data', (req: Req) => {
+      if (!waiting) return handle(req);
+      waiting.push(req);
+      if (waiting.length > 1) return;
+      this.initialSyncs.push(() => {
+        const requests = waiting ?? [];
+        waiting = undefined;
+        for (const r of requests) handle(r);
+      });
     });
     call.on('end', () => {
       done();

@@ -1,18 +1,17 @@
-import { buildSotwBody, subscription, type SotwBody, type Snapshot, type Subscription, type VersionedResource } from './cache.js';
+import { buildSotwBody, type SotwBody, type Snapshot, type VersionedResource } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
 import { joinResponse } from './joined-responses.js';
 import { checkRequestNames } from './limits.js';
+import { asks, sharedSubscription, type SharedSubscription } from './shared-subscriptions.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
 import { sotwTail, type DiscoveryRequest } from './wire.js';
 
 interface TypeState {
-  wildcard: boolean;
   /** The first request was empty on LDS/CDS: wildcard until the client names something. */
   legacyWildcard: boolean;
-  names: Set<string>;
-  /** The same subscription, sorted and keyed for the snapshot's memo; rebuilt only when it changes. */
-  sub: Subscription;
+  /** What the client subscribes to: shared with every stream that asked alike (shared-subscriptions.ts). */
+  subscription: SharedSubscription;
   requested: boolean;
   nonce?: string;
   /** What the client was last sent: absence from a later LDS/CDS response means deletion. */
@@ -73,15 +72,13 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     if (first && WILDCARD_TYPES.has(type) && req.resource_names.length === 0) st.legacyWildcard = true;
     if (explicit.length > 0 || req.resource_names.includes('*')) st.legacyWildcard = st.legacyWildcard && req.resource_names.length === 0;
     const wildcard = req.resource_names.includes('*') || (st.legacyWildcard && req.resource_names.length === 0);
-    const next = new Set(explicit);
+    const held = st.subscription;
+    const next = asks(held, wildcard, explicit) ? held : sharedSubscription(type, wildcard, explicit);
     // A name the client did not hold before must be answered even if nothing changed (resubscribe).
-    let added = wildcard && !st.wildcard;
-    for (const n of next) if (!st.names.has(n)) added = true;
-    if (added || wildcard !== st.wildcard || next.size !== st.names.size) st.sub = subscription(type, wildcard, next);
+    const added = next !== held && ((wildcard && !held.wildcard) || explicit.some((n) => !held.names.has(n)));
     // SotW requests carry the whole subscription of their type.
     this.subscribed.set(type, nameBytes);
-    st.wildcard = wildcard;
-    st.names = next;
+    st.subscription = next;
     if ((added || first) && !(first && this.resume(type, st, req, record))) st.force = true;
     this.respond(type, this.snapshot(), 'final');
   }
@@ -93,7 +90,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
    */
   private resume(type: XdsTypeUrl, st: TypeState, req: DiscoveryRequest, record: ProxyRecord): boolean {
     if (req.version_info === '' || req.response_nonce !== '') return false;
-    const body = this.snapshot().sotwBody(type, st.sub);
+    const body = this.snapshot().sotwBody(type, st.subscription.sub);
     if (body.version !== req.version_info || body.names.length === 0) return false;
     st.sent = body;
     this.deps.registry.resumed(record, type, body.version, body.versions);
@@ -103,7 +100,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   private state(type: XdsTypeUrl): TypeState {
     let st = this.types.get(type);
     if (!st) {
-      st = { wildcard: false, legacyWildcard: false, names: new Set(), sub: subscription(type, false, []), requested: false, force: false };
+      st = { legacyWildcard: false, subscription: sharedSubscription(type, false, []), requested: false, force: false };
       this.types.set(type, st);
     }
     return st;
@@ -118,7 +115,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     const st = this.types.get(type);
     if (!st?.requested || !this.record || this.congested) return false;
     const fullState = WILDCARD_TYPES.has(type);
-    let body = snapshot.sotwBody(type, st.sub);
+    let body = snapshot.sotwBody(type, st.subscription.sub);
     if (phase === 'keep-removed') {
       if (!fullState || !st.sent) return false;
       const current = body.versions;

@@ -36,6 +36,10 @@ describe('xDS port authorization', () => {
       expect(outcome(z, surface, { identity: undefined, token: undefined })).toBe('ok');
       expect(outcome(z, surface, { identity: undefined, token: 'some-jwt' })).toBe('ok');
     }
+    // So the server leaves the interceptor out; any credential configured puts it back.
+    expect(z.refusesNothing).toBe(true);
+    for (const role of ['admin', 'read', 'report', 'proxy'] as const) expect(authz([role]).refusesNothing).toBe(false);
+    expect(authz([], { mutualTls: true }).refusesNothing).toBe(false);
   });
 
   it('proxy tokens close xDS: proxy and admin tokens pass, others are refused with the right code', () => {

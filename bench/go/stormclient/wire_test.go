@@ -1,0 +1,57 @@
+package main
+
+import (
+	"testing"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+func anyOf(t *testing.T, m proto.Message) *anypb.Any {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestRequestsDecodeAsEnvoysWould(t *testing.T) {
+	r := request{node: node("storm-7", "storm"), typeURL: endpointType, version: "v1", nonce: "3", names: []string{"a", "b"}}
+	var sotw discovery.DiscoveryRequest
+	if err := proto.Unmarshal(r.sotw(), &sotw); err != nil {
+		t.Fatal(err)
+	}
+	if sotw.GetNode().GetId() != "storm-7" || sotw.GetTypeUrl() != endpointType || sotw.GetVersionInfo() != "v1" || sotw.GetResponseNonce() != "3" || len(sotw.GetResourceNames()) != 2 {
+		t.Fatalf("sotw request decoded as %v", &sotw)
+	}
+	var delta discovery.DeltaDiscoveryRequest
+	if err := proto.Unmarshal(r.delta(), &delta); err != nil {
+		t.Fatal(err)
+	}
+	if delta.GetNode().GetCluster() != "storm" || delta.GetResponseNonce() != "3" || len(delta.GetResourceNamesSubscribe()) != 2 {
+		t.Fatalf("delta request decoded as %v", &delta)
+	}
+}
+
+func TestResponsesYieldTypeNonceAndNames(t *testing.T) {
+	cds := &discovery.DiscoveryResponse{VersionInfo: "v9", TypeUrl: clusterType, Nonce: "1",
+		Resources: []*anypb.Any{anyOf(t, &cluster.Cluster{Name: "c1"}), anyOf(t, &cluster.Cluster{Name: "c2"})}}
+	b, _ := proto.Marshal(cds)
+	got, err := parseResponse(b, false)
+	if err != nil || got.version != "v9" || got.nonce != "1" || got.typeURL != clusterType || len(got.names) != 2 || got.names[1] != "c2" {
+		t.Fatalf("sotw: %+v %v", got, err)
+	}
+	cla := &endpoint.ClusterLoadAssignment{ClusterName: "c1", Endpoints: []*endpoint.LocalityLbEndpoints{{Locality: &core.Locality{Zone: "z"}}}}
+	eds := &discovery.DeltaDiscoveryResponse{TypeUrl: endpointType, Nonce: "2",
+		Resources: []*discovery.Resource{{Name: "c1", Version: "x", Resource: anyOf(t, cla)}}}
+	b, _ = proto.Marshal(eds)
+	got, err = parseResponse(b, true)
+	if err != nil || got.nonce != "2" || len(got.names) != 1 || got.names[0] != "c1" {
+		t.Fatalf("delta: %+v %v", got, err)
+	}
+}

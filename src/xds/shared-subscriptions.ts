@@ -1,0 +1,51 @@
+import { subscription, type Subscription } from './cache.js';
+import type { XdsTypeUrl } from './envoy-api.js';
+
+/**
+ * SotW subscriptions shared between streams. A fleet's proxies ask for the same names in the same
+ * order (every Envoy asks EDS for the clusters CDS named, in CDS order), and a SotW request
+ * repeats the whole subscription on every ACK. Each stream kept its own set of the names, its own
+ * sorted copy and its own memo key (a few KiB for 100 clusters, per stream, per type); now streams
+ * that ask alike hold one entry by reference. Entries are immutable: a stream whose request
+ * differs moves to another entry (copy-on-write by replacement).
+ */
+export interface SharedSubscription {
+  readonly wildcard: boolean;
+  /** The explicitly named resources ('*' excluded). */
+  readonly names: ReadonlySet<string>;
+  /** The same subscription sorted and keyed for the snapshot's memo. */
+  readonly sub: Subscription;
+  /** The names as the first client to ask listed them. */
+  readonly listed: readonly string[];
+}
+
+/** Whether a request lists exactly what `held` was made from: the ACK of an unchanged subscription. */
+export function asks(held: SharedSubscription, wildcard: boolean, names: readonly string[]): boolean {
+  if (held.wildcard !== wildcard || held.listed.length !== names.length) return false;
+  for (let i = 0; i < names.length; i++) if (held.listed[i] !== names[i]) return false;
+  return true;
+}
+
+/** Bounds what the table retains (key characters): past it, it starts over (held entries stay valid). */
+const MAX_KEY_CHARS = 4 << 20;
+const byRequest = new Map<string, SharedSubscription>();
+let retained = 0;
+
+/**
+ * The entry for a request's names as the client listed them. Equal requests (same type, wildcard
+ * and names in the same order) get the identical entry, so an unchanged subscription is one
+ * string join and one lookup; callers check `asks` first, which needs neither.
+ */
+export function sharedSubscription(type: XdsTypeUrl, wildcard: boolean, names: readonly string[]): SharedSubscription {
+  const key = `${type}\n${wildcard ? '*' : ''}\n${names.join('\n')}`;
+  const hit = byRequest.get(key);
+  if (hit) return hit;
+  if (retained + key.length > MAX_KEY_CHARS) {
+    byRequest.clear();
+    retained = 0;
+  }
+  const entry: SharedSubscription = { wildcard, names: new Set(names), sub: subscription(type, wildcard, names), listed: [...names] };
+  byRequest.set(key, entry);
+  retained += key.length;
+  return entry;
+}
