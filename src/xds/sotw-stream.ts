@@ -1,4 +1,4 @@
-import { buildSotwBody, subscription, type SotwBody, type Snapshot, type Subscription, type VersionedResource } from './cache.js';
+import { subscription, type SotwBody, type Snapshot, type Subscription } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
 import { joinResponse } from './joined-responses.js';
@@ -19,6 +19,14 @@ interface TypeState {
   sent?: SotwBody;
   /** Resend even if unchanged: a resubscribe, or cluster/listener warming after a CDS/LDS push. */
   force: boolean;
+  /** The names of the last request that changed the subscription, as sent (ACKs repeat them). */
+  requestNames?: readonly string[];
+}
+
+function sameNames(a: readonly string[], b: readonly string[] | undefined): boolean {
+  if (!b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -48,9 +56,11 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
 
   protected handle(req: DiscoveryRequest, record: ProxyRecord): void {
     const type = checkTypeUrl(req.type_url, this.fixedType);
-    checkNameCount(req.resource_names.length, this.deps.maxResourceNames);
-    const nameBytes = checkRequestNames(req.resource_names, this.limits);
     const st = this.state(type);
+    // An ACK repeats the names of the request before it (Envoy's EDS ACKs name every cluster):
+    // those were checked and applied already, so they are neither re-checked nor re-indexed.
+    const repeated = st.requested && sameNames(req.resource_names, st.requestNames);
+    const nameBytes = repeated ? 0 : this.checkNames(req.resource_names);
 
     if (req.response_nonce !== '' && st.nonce !== undefined && req.response_nonce !== st.nonce) {
       // Stale: the client has not yet seen our latest response of this type; it will answer that one.
@@ -69,6 +79,11 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
 
     const first = !st.requested;
     st.requested = true;
+    if (repeated) {
+      this.respond(type, this.snapshot(), 'final');
+      return;
+    }
+    st.requestNames = req.resource_names;
     const explicit = req.resource_names.filter((n) => n !== '*');
     if (first && WILDCARD_TYPES.has(type) && req.resource_names.length === 0) st.legacyWildcard = true;
     if (explicit.length > 0 || req.resource_names.includes('*')) st.legacyWildcard = st.legacyWildcard && req.resource_names.length === 0;
@@ -84,6 +99,11 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     st.names = next;
     if ((added || first) && !(first && this.resume(type, st, req, record))) st.force = true;
     this.respond(type, this.snapshot(), 'final');
+  }
+
+  private checkNames(names: readonly string[]): number {
+    checkNameCount(names.length, this.deps.maxResourceNames);
+    return checkRequestNames(names, this.limits);
   }
 
   /**
@@ -118,14 +138,12 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     const st = this.types.get(type);
     if (!st?.requested || !this.record || this.congested) return false;
     const fullState = WILDCARD_TYPES.has(type);
+    if (phase === 'keep-removed' && (!fullState || !st.sent)) return false;
     let body = snapshot.sotwBody(type, st.sub);
-    if (phase === 'keep-removed') {
-      if (!fullState || !st.sent) return false;
-      const current = body.versions;
-      const keep = st.sent.resources.filter((r) => !current.has(r.name));
-      if (keep.length === 0) return false;
-      const merged: VersionedResource[] = [...body.resources, ...keep].sort((a, b) => (a.name < b.name ? -1 : 1));
-      body = buildSotwBody(type, merged);
+    if (phase === 'keep-removed' && st.sent) {
+      const merged = snapshot.keepRemoved(type, st.sent, body);
+      if (!merged) return false;
+      body = merged;
     }
     const unchanged = st.sent?.version === body.version;
     if (unchanged && !st.force) return phase === 'keep-removed';
@@ -149,8 +167,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     st.nonce = nonce;
     st.sent = state;
     st.force = false;
-    const cp = this.deps.controlPlaneId;
-    this.io.send([joinResponse(wire.bytes, `${nonce}\n${cp}`, () => sotwTail(nonce, cp))]);
+    this.io.send([joinResponse(wire.bytes, nonce, this.deps.controlPlaneId, sotwTail)]);
     this.deps.registry.sent(this.record, type, state.version, nonce, state.versions, 'state');
     // Warming: Envoy re-creates an updated cluster (listener) and waits for its EDS (RDS) answer,
     // asking with the same names it already holds; that request must be answered.
