@@ -1,4 +1,4 @@
-import type * as grpc from '@grpc/grpc-js';
+import { Metadata, type ServerDuplexStream } from '@grpc/grpc-js';
 
 /**
  * Responses written below grpc-js, already framed. grpc-js frames every message by allocating a
@@ -40,12 +40,14 @@ interface TransportStream {
   readonly closed: boolean;
   /** grpc-js ended it (status sent): a write now would be an error event, not a no-op. */
   readonly writableEnded: boolean;
+  /** The response headers went out (grpc-js sends them before a call's first message). */
+  readonly headersSent: boolean;
   write(chunk: Uint8Array, cb: (err?: Error | null) => void): boolean;
 }
 
 function isTransportStream(x: unknown): x is TransportStream {
   const s = x as Partial<TransportStream> | null;
-  return typeof s === 'object' && s !== null && typeof s.write === 'function' && typeof s.destroyed === 'boolean';
+  return typeof s === 'object' && s !== null && typeof s.write === 'function' && typeof s.destroyed === 'boolean' && typeof s.headersSent === 'boolean';
 }
 
 /**
@@ -65,19 +67,19 @@ function transportStream(call: unknown): TransportStream | undefined {
 export type WriteDone = () => void;
 
 /**
- * Writes a call's responses: through grpc-js until it has sent the response headers (its first
- * write completed), then, for messages framed by `framedMessage`, straight to the HTTP/2 stream
- * when nothing written through grpc-js is still queued in its Writable (order is kept).
+ * Writes a call's responses. Messages framed by `framedMessage` go straight to the HTTP/2 stream
+ * when nothing written through grpc-js is still queued in its Writable (order is kept); the
+ * first one asks grpc-js to send the response headers first (its public sendMetadata), which it
+ * does at once unless an interceptor holds them, and then it too is written without a copy.
  */
 export class FramedWriter {
   private readonly transport: TransportStream | undefined;
-  private headersSent = false;
   /** Writes handed to grpc-js whose callback has not run: a framed write must not overtake them. */
   private viaGrpc = 0;
   private direct_ = 0;
 
   constructor(
-    private readonly call: grpc.ServerDuplexStream<unknown, readonly Uint8Array[]>,
+    private readonly call: ServerDuplexStream<unknown, readonly Uint8Array[]>,
     /** grpc-js refuses larger messages (its max_send_message_length); those keep its path. */
     private readonly maxMessageBytes: number,
   ) {
@@ -99,7 +101,7 @@ export class FramedWriter {
     const only = parts.length === 1 ? parts[0] : undefined;
     const framed = only && framedOf.get(only);
     const t = this.transport;
-    if (framed && t && this.headersSent && this.viaGrpc === 0 && only.byteLength <= this.maxMessageBytes && !t.destroyed && !t.closed && !t.writableEnded) {
+    if (framed && t && this.viaGrpc === 0 && only.byteLength <= this.maxMessageBytes && this.open(t)) {
       // An error here means the stream is gone: its close handlers end the call as grpc-js would.
       this.direct_ += 1;
       t.write(framed, () => done());
@@ -108,8 +110,14 @@ export class FramedWriter {
     this.viaGrpc += 1;
     this.call.write(parts, () => {
       this.viaGrpc -= 1;
-      this.headersSent = true;
       done();
     });
+  }
+
+  /** The stream takes writes, with the response headers sent (asked for if not yet). */
+  private open(t: TransportStream): boolean {
+    if (t.destroyed || t.closed || t.writableEnded) return false;
+    if (!t.headersSent) this.call.sendMetadata(new Metadata());
+    return t.headersSent;
   }
 }
