@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CountingHistogram } from './counting-histogram.js';
 import { DEFAULT_MAX_ENDPOINT_SERIES, endpointGauges, type EndpointValue } from './endpoint-series.js';
 
 /**
@@ -41,7 +42,7 @@ export class Metrics {
   private readonly pushes: Counter<'type'>;
   private readonly nacks: Counter<'type'>;
   private readonly publishSeconds: Histogram;
-  private readonly convergence: Histogram<'type'>;
+  private readonly convergence: CountingHistogram;
   private readonly reloads: Counter<'result'>;
   private readonly tickSeconds: Histogram;
   private readonly samples: Counter<'transport' | 'result'>;
@@ -72,13 +73,14 @@ export class Metrics {
       buckets: PUBLISH_BUCKETS,
       registers,
     });
-    this.convergence = new Histogram({
-      name: 'xds_convergence_seconds',
-      help: 'Time from an xDS response sent to its ACK by the proxy, by type.',
-      labelNames: ['type'],
-      buckets: CONVERGENCE_BUCKETS,
+    // Observed once per ACK, by every proxy on every push: a histogram cheap per observation.
+    this.convergence = new CountingHistogram(
+      'xds_convergence_seconds',
+      'Time from an xDS response sent to its ACK by the proxy, by type.',
+      'type',
+      CONVERGENCE_BUCKETS,
       registers,
-    });
+    );
     this.reloads = new Counter({
       name: 'fulcrum_config_reloads_total',
       help: 'Config file reloads, by result: ok (applied) or rejected (invalid; the last good config stays).',
@@ -189,7 +191,7 @@ export class Metrics {
 
   /** An ACK of the response sent at `sentAt` (ms since the epoch), received at `ackedAt`. */
   acked(type: string, sentAt: number, ackedAt: number): void {
-    this.convergence.observe({ type }, Math.max(0, ackedAt - sentAt) / 1000);
+    this.convergence.observe(type, Math.max(0, ackedAt - sentAt) / 1000);
   }
 
   published(ms: number): void {
