@@ -4,6 +4,7 @@ import type { ProxyRecord } from './proxy-status.js';
 import { joinResponse } from './joined-responses.js';
 import { checkRequestNames } from './limits.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
+import { internNames, sameBytes } from './request-names.js';
 import { sotwTail, type DiscoveryRequest } from './wire.js';
 
 interface TypeState {
@@ -19,13 +20,19 @@ interface TypeState {
   sent?: SotwBody;
   /** Resend even if unchanged: a resubscribe, or cluster/listener warming after a CDS/LDS push. */
   force: boolean;
-  /** The names of the last request that changed the subscription, as sent (ACKs repeat them). */
-  requestNames?: readonly string[];
+  /**
+   * The names of the last request that changed the subscription, as sent (ACKs repeat them):
+   * their encoding, shared by streams that sent the same (request-names.ts), or the decoded list.
+   */
+  requestNames?: Uint8Array | readonly string[];
 }
 
-function sameNames(a: readonly string[], b: readonly string[] | undefined): boolean {
-  if (!b || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+/** Whether `req` names exactly what `last` did, in the same order (compared encoded when it can). */
+function sameNames(req: DiscoveryRequest, last: Uint8Array | readonly string[] | undefined): boolean {
+  if (last instanceof Uint8Array) return req.resource_names_bytes !== undefined && sameBytes(req.resource_names_bytes, last);
+  const names = req.resource_names;
+  if (!last || names.length !== last.length) return false;
+  for (let i = 0; i < names.length; i++) if (names[i] !== last[i]) return false;
   return true;
 }
 
@@ -59,7 +66,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     const st = this.state(type);
     // An ACK repeats the names of the request before it (Envoy's EDS ACKs name every cluster):
     // those were checked and applied already, so they are neither re-checked nor re-indexed.
-    const repeated = st.requested && sameNames(req.resource_names, st.requestNames);
+    const repeated = st.requested && sameNames(req, st.requestNames);
     const nameBytes = repeated ? 0 : this.checkNames(req.resource_names);
 
     if (req.response_nonce !== '' && st.nonce !== undefined && req.response_nonce !== st.nonce) {
@@ -83,7 +90,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       this.respond(type, this.snapshot(), 'final');
       return;
     }
-    st.requestNames = req.resource_names;
+    st.requestNames = req.resource_names_bytes ? internNames(req.resource_names_bytes) : req.resource_names;
     const explicit = req.resource_names.filter((n) => n !== '*');
     if (first && WILDCARD_TYPES.has(type) && req.resource_names.length === 0) st.legacyWildcard = true;
     if (explicit.length > 0 || req.resource_names.includes('*')) st.legacyWildcard = st.legacyWildcard && req.resource_names.length === 0;
