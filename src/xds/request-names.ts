@@ -11,27 +11,46 @@ import protobuf from 'protobufjs';
 /** Field 3 (resource_names), wire type 2 (length-delimited). */
 const NAMES_TAG = (3 << 3) | 2;
 
+/** A DiscoveryRequest's fields as protobufjs decodes them, with the names left encoded. */
+export interface RequestFields {
+  version_info: string;
+  node: unknown;
+  type_url: string;
+  response_nonce: string;
+  error_detail: unknown;
+  /** [start, end) of the contiguous resource_names fields; undefined when they are not. */
+  names: readonly [number, number] | undefined;
+}
+
 /**
- * Where the resource_names fields lie in an encoded DiscoveryRequest, if they are contiguous (as
- * every encoder writes repeated fields): [start, end), or undefined to decode the usual way.
+ * One pass over an encoded DiscoveryRequest: the scalar fields read in place, the messages (node,
+ * error_detail) decoded by protobufjs, the names only located. No copy of the request is made.
  */
-export function namesSpan(buf: Uint8Array): readonly [number, number] | undefined {
+export function decodeRequestFields(buf: Uint8Array, types: { readonly node: protobuf.Type; readonly status: protobuf.Type }): RequestFields {
   const r = protobuf.Reader.create(buf);
+  const out: RequestFields = { version_info: '', node: undefined, type_url: '', response_nonce: '', error_detail: undefined, names: [0, 0] };
   let start = -1;
   let end = -1;
   while (r.pos < r.len) {
     const at = r.pos;
     const tag = r.uint32();
-    if (tag === NAMES_TAG) {
-      if (start < 0) start = at;
-      else if (end !== at) return undefined;
-      r.skip(r.uint32());
-      end = r.pos;
-    } else {
-      r.skipType(tag & 7);
+    switch (tag) {
+      case (1 << 3) | 2: out.version_info = r.string(); break;
+      case (2 << 3) | 2: out.node = types.node.decode(r, r.uint32()); break;
+      case NAMES_TAG:
+        if (start < 0) start = at;
+        else if (end !== at) out.names = undefined;
+        r.skip(r.uint32());
+        end = r.pos;
+        break;
+      case (4 << 3) | 2: out.type_url = r.string(); break;
+      case (5 << 3) | 2: out.response_nonce = r.string(); break;
+      case (6 << 3) | 2: out.error_detail = types.status.decode(r, r.uint32()); break;
+      default: r.skipType(tag & 7);
     }
   }
-  return start < 0 ? [0, 0] : [start, end];
+  if (out.names && start >= 0) out.names = [start, end];
+  return out;
 }
 
 /** The names in a span found by `namesSpan`. */

@@ -1,7 +1,7 @@
 import protobuf from 'protobufjs';
 import { envoyType } from './envoy-api.js';
 import type { NodeInfo } from './proxy-status.js';
-import { decodeNames, namesSpan } from './request-names.js';
+import { decodeNames, decodeRequestFields } from './request-names.js';
 
 /**
  * Requests are decoded into these plain shapes; responses are spliced from pre-encoded parts
@@ -49,21 +49,22 @@ export interface DeltaDiscoveryRequest {
  */
 let requestType: protobuf.Type | undefined;
 let deltaRequestType: protobuf.Type | undefined;
+let requestParts: { readonly node: protobuf.Type; readonly status: protobuf.Type } | undefined;
 
 export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
   requestType ??= envoyType('envoy.service.discovery.v3.DiscoveryRequest');
+  requestParts ??= { node: envoyType('envoy.config.core.v3.Node'), status: envoyType('google.rpc.Status') };
   // The names are left encoded (request-names.ts): an ACK repeating them is recognised by bytes.
-  const span = namesSpan(buf);
-  const rest = span && span[1] > span[0] ? Buffer.concat([buf.subarray(0, span[0]), buf.subarray(span[1])]) : buf;
-  const m = requestType.decode(rest) as unknown as DiscoveryRequest & { node: RawNode | null; error_detail: RpcStatus | null };
+  const f = decodeRequestFields(buf, requestParts);
+  const span = f.names;
   const fields = {
-    version_info: m.version_info,
-    node: m.node ?? undefined,
-    type_url: m.type_url,
-    response_nonce: m.response_nonce,
-    error_detail: m.error_detail ?? undefined,
+    version_info: f.version_info,
+    node: (f.node ?? undefined) as RawNode | undefined,
+    type_url: f.type_url,
+    response_nonce: f.response_nonce,
+    error_detail: (f.error_detail ?? undefined) as RpcStatus | undefined,
   };
-  if (!span) return { ...fields, resource_names: m.resource_names };
+  if (!span) return { ...fields, resource_names: (requestType.decode(buf) as unknown as DiscoveryRequest).resource_names };
   let names: string[] | undefined;
   return {
     ...fields,

@@ -1,14 +1,16 @@
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { envoyType } from '../../src/xds/envoy-api.js';
-import { decodeNames, internNames, namesSpan, sameBytes } from '../../src/xds/request-names.js';
+import { decodeNames, decodeRequestFields, internNames, sameBytes } from '../../src/xds/request-names.js';
 import { decodeDiscoveryRequest } from '../../src/xds/wire.js';
 
 const TYPE_URL = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+const namesSpan = (buf: Uint8Array): readonly [number, number] | undefined =>
+  decodeRequestFields(buf, { node: envoyType('envoy.config.core.v3.Node'), status: envoyType('google.rpc.Status') }).names;
 
-function encode(names: string[], nonce: string): Buffer {
+function encode(names: string[], nonce: string, extra: Record<string, unknown> = {}): Buffer {
   const t = envoyType('envoy.service.discovery.v3.DiscoveryRequest');
-  const msg = t.fromObject({ version_info: 'v1', node: { id: 'n1', cluster: 'c1' }, resource_names: names, type_url: TYPE_URL, response_nonce: nonce });
+  const msg = t.fromObject({ version_info: 'v1', node: { id: 'n1', cluster: 'c1' }, resource_names: names, type_url: TYPE_URL, response_nonce: nonce, ...extra });
   return Buffer.from(t.encode(msg).finish());
 }
 
@@ -28,6 +30,18 @@ describe('SotW request names kept encoded', () => {
     expect(sameBytes(req.resource_names_bytes ?? new Uint8Array(), again.resource_names_bytes ?? new Uint8Array(1))).toBe(true);
     const other = decodeDiscoveryRequest(encode(['svc-a', 'svc-c', 'svc-ç'], '8'));
     expect(sameBytes(req.resource_names_bytes ?? new Uint8Array(), other.resource_names_bytes ?? new Uint8Array())).toBe(false);
+  });
+
+  it('decodes a NACK\'s error_detail and the node\'s metadata as protobufjs does', () => {
+    const buf = encode(['a'], '3', {
+      error_detail: { code: 3, message: 'bad cluster' },
+      node: { id: 'n1', cluster: 'c1', metadata: { fields: { zone: { string_value: 'z1' } } } },
+    });
+    const full = envoyType('envoy.service.discovery.v3.DiscoveryRequest').decode(buf) as unknown as { node: unknown; error_detail: unknown };
+    const req = decodeDiscoveryRequest(buf);
+    expect(req.error_detail).toEqual(full.error_detail);
+    expect(req.error_detail?.message).toBe('bad cluster');
+    expect(req.node).toEqual(full.node);
   });
 
   it('a request without names has an empty span and names []', () => {
