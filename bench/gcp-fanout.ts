@@ -110,6 +110,9 @@ function drive(bins: GoBinaries, server: Server, protocol: string, streams: numb
   const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RoundLine);
   const synced = lines.find((l) => l.type === 'synced');
   log(`  ${server.label} ${server.cache} ${protocol} ${streams}: synced in ${synced?.ms ?? '?'} ms, ${synced?.reconnects ?? '?'} reconnects${failure ? `; ${failure}` : ''}`);
+  // One stream: each round's latency in order, so the worst round can be told apart (the first
+  // request on a route, a GC, an engine tick).
+  if (streams === 1) log(`    rounds ms: ${lines.filter((l) => l.type === 'round').map((l) => l.max.toFixed(1)).join(' ')}`);
   return { rounds: lines.filter((l) => l.type === 'round'), failure };
 }
 
