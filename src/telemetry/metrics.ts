@@ -48,6 +48,8 @@ export class Metrics {
   private readonly samples: Counter<'transport' | 'result'>;
   private readonly lrsEntries: Counter<'granularity' | 'result'>;
   private readonly storeWrites: Histogram<'kind'>;
+  /** Pushes counted since the last scrape, by type (see xds_pushes_total's collect). */
+  private readonly unscrapedPushes = new Map<string, number>();
   private connectedSource: () => Iterable<string> = () => [];
   private weightSource: () => Iterable<EndpointValue> = () => [];
   private utilizationSource: () => Iterable<EndpointValue> = () => [];
@@ -55,11 +57,17 @@ export class Metrics {
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
     this.connected = connectedGauge(registers, options.protocols ?? [], () => this.connectedSource());
+    const unscraped = this.unscrapedPushes;
     this.pushes = new Counter({
       name: 'xds_pushes_total',
       help: 'xDS responses sent to proxies, by type (CDS, EDS, LDS, RDS).',
       labelNames: ['type'],
       registers,
+      // Counted per response (10,000 per push to 10,000 proxies) in a plain map, added at scrape.
+      collect(): void {
+        for (const [type, n] of unscraped) this.inc({ type }, n);
+        unscraped.clear();
+      },
     });
     this.nacks = new Counter({
       name: 'xds_nacks_total',
@@ -182,7 +190,7 @@ export class Metrics {
   }
 
   pushed(type: string): void {
-    this.pushes.inc({ type });
+    this.unscrapedPushes.set(type, (this.unscrapedPushes.get(type) ?? 0) + 1);
   }
 
   nacked(type: string): void {

@@ -26,7 +26,9 @@ const framedOf = new WeakMap<Uint8Array, Uint8Array>();
 
 /** `message` preceded by its gRPC header, one buffer; returns the message as a view into it. */
 export function framedMessage(build: (framed: Uint8Array, offset: number) => void, messageBytes: number): Uint8Array {
-  const framed = new Uint8Array(FRAME_HEADER_BYTES + messageBytes);
+  // A Buffer (node's Writable would otherwise wrap a plain Uint8Array in one per write), of its
+  // own memory (not the shared pool: a response lives as long as the memo keeps it).
+  const framed = Buffer.allocUnsafeSlow(FRAME_HEADER_BYTES + messageBytes);
   writeFrameHeader(framed, messageBytes);
   build(framed, FRAME_HEADER_BYTES);
   const message = framed.subarray(FRAME_HEADER_BYTES);
