@@ -179,7 +179,8 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
    */
   private tellRegistry(type: XdsTypeUrl, st: TypeState, snapshot: Snapshot, nonce: string, piece: DeltaPiece, mode: 'state' | 'merge'): void {
     if (!this.record) return;
-    if (st.synced !== undefined) {
+    // In sync with this snapshot (not merely with an older one, as after an 'updates' response).
+    if (st.synced !== undefined && st.synced === snapshot.typeVersion(type)) {
       const held = snapshot.heldVersions(type, (st.subKey ??= deltaSubscriptionKey(st)), st.known);
       this.deps.registry.sent(this.record, type, snapshot.version, nonce, held, 'state');
       return;
