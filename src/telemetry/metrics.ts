@@ -36,6 +36,20 @@ export type ReportTransport = 'http' | 'grpc' | 'lrs';
 /** Which store transaction: a desired-state change (API, config file) or the engine's published weights. */
 export type StoreWriteKind = 'catalog' | 'weights';
 
+/** Counted per response (10,000 per push to 10,000 proxies) in a plain map, added at scrape. */
+function pushesCounter(registers: Registry[], unscraped: Map<string, number>): Counter<'type'> {
+  return new Counter({
+    name: 'xds_pushes_total',
+    help: 'xDS responses sent to proxies, by type (CDS, EDS, LDS, RDS).',
+    labelNames: ['type'],
+    registers,
+    collect(): void {
+      for (const [type, n] of unscraped) this.inc({ type }, n);
+      unscraped.clear();
+    },
+  });
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly connected: Gauge<'protocol'>;
@@ -57,18 +71,7 @@ export class Metrics {
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
     this.connected = connectedGauge(registers, options.protocols ?? [], () => this.connectedSource());
-    const unscraped = this.unscrapedPushes;
-    this.pushes = new Counter({
-      name: 'xds_pushes_total',
-      help: 'xDS responses sent to proxies, by type (CDS, EDS, LDS, RDS).',
-      labelNames: ['type'],
-      registers,
-      // Counted per response (10,000 per push to 10,000 proxies) in a plain map, added at scrape.
-      collect(): void {
-        for (const [type, n] of unscraped) this.inc({ type }, n);
-        unscraped.clear();
-      },
-    });
+    this.pushes = pushesCounter(registers, this.unscrapedPushes);
     this.nacks = new Counter({
       name: 'xds_nacks_total',
       help: 'xDS responses rejected (NACKed) by proxies, by type.',
