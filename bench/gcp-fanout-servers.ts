@@ -77,11 +77,11 @@ function stopper(child: ChildProcess): () => Promise<void> {
 }
 
 /** Spawns through sh to lift the soft open-files limit to the hard one (10,000 streams). */
-function spawnWithFiles(argv: string[], logFile: string, stdout: 'pipe' | 'log'): ChildProcess {
+function spawnWithFiles(argv: string[], logFile: string, stdout: 'pipe' | 'log', cwd = repoRoot): ChildProcess {
   const fd = openSync(logFile, 'a');
   const quoted = argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
   return spawn('sh', ['-c', `ulimit -n "$(ulimit -Hn)"; exec ${quoted}`], {
-    cwd: repoRoot,
+    cwd,
     stdio: ['ignore', stdout === 'pipe' ? 'pipe' : fd, fd],
   });
 }
@@ -127,16 +127,27 @@ async function waitReady(url: string, child: ChildProcess, what: string, timeout
   throw new Error(`${what} not ready within ${timeoutMs} ms (${url})`);
 }
 
+export interface FulcrumRun {
+  readonly debounce: 'zero' | 'default';
+  readonly catalog: Catalog;
+  /** node options for the process (e.g. --cpu-prof). */
+  readonly nodeArgs?: readonly string[];
+  /** Another checkout to run fulcrum from (a "before" side by side); labelled with `label`. */
+  readonly root?: string;
+  readonly label?: string;
+}
+
 /** fulcrum in its own process, its clusters created through the admin API (the API owns them). */
-export async function startFulcrum(dir: string, debounce: 'zero' | 'default', catalog: Catalog, nodeOptions: readonly string[] = []): Promise<Server> {
+export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server> {
+  const { debounce, catalog, nodeArgs = [], root = repoRoot } = run;
   const [xdsPort, adminPort] = [await freePort(), await freePort()];
-  const runDir = join(dir, `fulcrum-${debounce}`);
+  const runDir = join(dir, `fulcrum-${debounce}${run.label ? `-${run.label}` : ''}`);
   mkdirSync(join(runDir, 'data'), { recursive: true });
   writeFileSync(join(runDir, 'fulcrum.yaml'), fulcrumConfig(xdsPort, adminPort, debounce));
-  const compiled = existsSync(join(repoRoot, 'dist/main.js'));
+  const compiled = existsSync(join(root, 'dist/main.js'));
   const entry = compiled ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
-  const argv = [process.execPath, ...nodeOptions, ...entry, '--config', join(runDir, 'fulcrum.yaml'), '--data-dir', join(runDir, 'data')];
-  const child = spawnWithFiles(argv, join(runDir, 'fulcrum.log'), 'log');
+  const argv = [process.execPath, ...nodeArgs, ...entry, '--config', join(runDir, 'fulcrum.yaml'), '--data-dir', join(runDir, 'data')];
+  const child = spawnWithFiles(argv, join(runDir, 'fulcrum.log'), 'log', root);
   const admin = `http://127.0.0.1:${adminPort}`;
   await waitReady(`${admin}/readyz`, child, 'fulcrum');
   for (let c = 0; c < catalog.clusters; c++) {
@@ -148,7 +159,7 @@ export async function startFulcrum(dir: string, debounce: 'zero' | 'default', ca
     if (!res.ok) throw new Error(`fulcrum PUT ${clusterName(c)}: ${res.status} ${await res.text()}`);
   }
   return {
-    label: debounce === 'zero' ? 'fulcrum' : 'fulcrum (default debounce)',
+    label: `fulcrum${run.label ? ` ${run.label}` : ''}${debounce === 'zero' ? '' : ' (default debounce)'}`,
     cache: debounce === 'zero' ? 'debounce 0' : 'debounce 100/1000 ms',
     pid: child.pid ?? 0,
     xds: `127.0.0.1:${xdsPort}`,

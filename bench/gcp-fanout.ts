@@ -29,6 +29,10 @@ const HELP = `bench/gcp-fanout.ts: fulcrum vs go-control-plane fan-out, one Go l
   --clusters N, --endpoints N   catalog size (default 100 × 20)
   --connect-concurrency N       streams connecting at once (default 200)
   --keep-dir            keep the run directory (logs, configs, the dump)
+  --fulcrum-node-args=S node options for the fulcrum processes, space-separated (e.g. --fulcrum-node-args=
+                        "--cpu-prof --cpu-prof-dir=/tmp/prof": a profile per process, written at exit)
+  --base DIR            another checkout (with node_modules) to run as "fulcrum base": list it in
+                        --servers as fulcrum-base for a before/after in the same run
   --help
 
 The default run takes 15-35 minutes on 2 loaded cores. Each finished row is logged to stderr
@@ -49,6 +53,8 @@ const { values: args } = parseArgs({
     endpoints: { type: 'string', default: '20' },
     'connect-concurrency': { type: 'string', default: '200' },
     'keep-dir': { type: 'boolean', default: false },
+    'fulcrum-node-args': { type: 'string', default: '' },
+    base: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -67,11 +73,14 @@ const STREAMS = list(args.streams).map((s) => positive('streams', s));
 const PROTOCOLS = list(args.protocols);
 const SERVERS = list(args.servers);
 for (const p of PROTOCOLS) if (p !== 'sotw' && p !== 'delta') throw new Error(`--protocols: "${p}" is not sotw or delta`);
-for (const s of SERVERS) if (!['fulcrum', 'fulcrum-default', 'linear', 'snapshot'].includes(s)) throw new Error(`--servers: unknown "${s}"`);
+if (SERVERS.includes('fulcrum-base') && !args.base) throw new Error('--servers fulcrum-base needs --base DIR');
+const BASE = args.base;
+for (const s of SERVERS) if (!['fulcrum', 'fulcrum-base', 'fulcrum-default', 'linear', 'snapshot'].includes(s)) throw new Error(`--servers: unknown "${s}"`);
 const ROUNDS = positive('rounds', args.rounds);
 const SINGLE_ROUNDS = positive('single-rounds', args['single-rounds'], 0);
 const catalog = { clusters: positive('clusters', args.clusters), endpoints: positive('endpoints', args.endpoints) };
 const CONCURRENCY = positive('connect-concurrency', args['connect-concurrency']);
+const NODE_ARGS = list(args['fulcrum-node-args'].replaceAll(' ', ','));
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-gcp-fanout-'));
@@ -101,6 +110,9 @@ function drive(bins: GoBinaries, server: Server, protocol: string, streams: numb
   const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RoundLine);
   const synced = lines.find((l) => l.type === 'synced');
   log(`  ${server.label} ${server.cache} ${protocol} ${streams}: synced in ${synced?.ms ?? '?'} ms, ${synced?.reconnects ?? '?'} reconnects${failure ? `; ${failure}` : ''}`);
+  // One stream: each round's latency in order, so the worst round can be told apart (the first
+  // request on a route, a GC, an engine tick).
+  if (streams === 1) log(`    rounds ms: ${lines.filter((l) => l.type === 'round').map((l) => l.max.toFixed(1)).join(' ')}`);
   return { rounds: lines.filter((l) => l.type === 'round'), failure };
 }
 
@@ -110,10 +122,11 @@ function uptime(): string {
 
 async function startAll(bins: GoBinaries): Promise<Map<string, Server>> {
   const servers = new Map<string, Server>();
-  servers.set('fulcrum', await startFulcrum(dir, 'zero', catalog));
+  servers.set('fulcrum', await startFulcrum(dir, { debounce: 'zero', catalog, nodeArgs: NODE_ARGS }));
   const dump = join(dir, 'resources.bin');
   execFileSync(bins.loadclient, ['-target', servers.get('fulcrum')?.xds ?? '', '-dump', dump], { stdio: ['ignore', 'ignore', 'inherit'] });
-  if (SERVERS.includes('fulcrum-default') || SINGLE_ROUNDS > 0) servers.set('fulcrum-default', await startFulcrum(dir, 'default', catalog));
+  if (SERVERS.includes('fulcrum-default') || SINGLE_ROUNDS > 0) servers.set('fulcrum-default', await startFulcrum(dir, { debounce: 'default', catalog, nodeArgs: NODE_ARGS }));
+  if (SERVERS.includes('fulcrum-base')) servers.set('fulcrum-base', await startFulcrum(dir, { debounce: 'zero', catalog, nodeArgs: NODE_ARGS, root: BASE, label: 'base' }));
   if (SERVERS.includes('linear')) servers.set('linear', await startGcp(dir, bins, 'linear', dump));
   if (SERVERS.includes('snapshot')) servers.set('snapshot', await startGcp(dir, bins, 'snapshot', dump));
   return servers;

@@ -92,7 +92,7 @@ async function withServer<T>(start: () => Promise<Server>, use: (s: Server) => T
 /** fulcrum, with --cpu-prof when asked (the profile is written on its SIGTERM exit). */
 function fulcrum(dir: string): Promise<Server> {
   const prof = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`] : [];
-  return startFulcrum(dir, 'zero', { clusters: num('clusters'), endpoints: num('endpoints') }, prof);
+  return startFulcrum(dir, { debounce: 'zero', catalog: { clusters: num('clusters'), endpoints: num('endpoints') }, nodeArgs: prof });
 }
 
 const row = (label: string, l: StormLine): string => {

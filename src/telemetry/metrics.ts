@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CountingHistogram } from './counting-histogram.js';
 import { DEFAULT_MAX_ENDPOINT_SERIES, endpointGauges, type EndpointValue } from './endpoint-series.js';
 
 /**
@@ -35,18 +36,34 @@ export type ReportTransport = 'http' | 'grpc' | 'lrs';
 /** Which store transaction: a desired-state change (API, config file) or the engine's published weights. */
 export type StoreWriteKind = 'catalog' | 'weights';
 
+/** Counted per response (10,000 per push to 10,000 proxies) in a plain map, added at scrape. */
+function pushesCounter(registers: Registry[], unscraped: Map<string, number>): Counter<'type'> {
+  return new Counter({
+    name: 'xds_pushes_total',
+    help: 'xDS responses sent to proxies, by type (CDS, EDS, LDS, RDS).',
+    labelNames: ['type'],
+    registers,
+    collect(): void {
+      for (const [type, n] of unscraped) this.inc({ type }, n);
+      unscraped.clear();
+    },
+  });
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly connected: Gauge<'protocol'>;
   private readonly pushes: Counter<'type'>;
   private readonly nacks: Counter<'type'>;
   private readonly publishSeconds: Histogram;
-  private readonly convergence: Histogram<'type'>;
+  private readonly convergence: CountingHistogram;
   private readonly reloads: Counter<'result'>;
   private readonly tickSeconds: Histogram;
   private readonly samples: Counter<'transport' | 'result'>;
   private readonly lrsEntries: Counter<'granularity' | 'result'>;
   private readonly storeWrites: Histogram<'kind'>;
+  /** Pushes counted since the last scrape, by type (see xds_pushes_total's collect). */
+  private readonly unscrapedPushes = new Map<string, number>();
   private connectedSource: () => Iterable<string> = () => [];
   private weightSource: () => Iterable<EndpointValue> = () => [];
   private utilizationSource: () => Iterable<EndpointValue> = () => [];
@@ -54,12 +71,7 @@ export class Metrics {
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
     this.connected = connectedGauge(registers, options.protocols ?? [], () => this.connectedSource());
-    this.pushes = new Counter({
-      name: 'xds_pushes_total',
-      help: 'xDS responses sent to proxies, by type (CDS, EDS, LDS, RDS).',
-      labelNames: ['type'],
-      registers,
-    });
+    this.pushes = pushesCounter(registers, this.unscrapedPushes);
     this.nacks = new Counter({
       name: 'xds_nacks_total',
       help: 'xDS responses rejected (NACKed) by proxies, by type.',
@@ -72,13 +84,14 @@ export class Metrics {
       buckets: PUBLISH_BUCKETS,
       registers,
     });
-    this.convergence = new Histogram({
-      name: 'xds_convergence_seconds',
-      help: 'Time from an xDS response sent to its ACK by the proxy, by type.',
-      labelNames: ['type'],
-      buckets: CONVERGENCE_BUCKETS,
+    // Observed once per ACK, by every proxy on every push: a histogram cheap per observation.
+    this.convergence = new CountingHistogram(
+      'xds_convergence_seconds',
+      'Time from an xDS response sent to its ACK by the proxy, by type.',
+      'type',
+      CONVERGENCE_BUCKETS,
       registers,
-    });
+    );
     this.reloads = new Counter({
       name: 'fulcrum_config_reloads_total',
       help: 'Config file reloads, by result: ok (applied) or rejected (invalid; the last good config stays).',
@@ -180,7 +193,7 @@ export class Metrics {
   }
 
   pushed(type: string): void {
-    this.pushes.inc({ type });
+    this.unscrapedPushes.set(type, (this.unscrapedPushes.get(type) ?? 0) + 1);
   }
 
   nacked(type: string): void {
@@ -189,7 +202,7 @@ export class Metrics {
 
   /** An ACK of the response sent at `sentAt` (ms since the epoch), received at `ackedAt`. */
   acked(type: string, sentAt: number, ackedAt: number): void {
-    this.convergence.observe({ type }, Math.max(0, ackedAt - sentAt) / 1000);
+    this.convergence.observe(type, Math.max(0, ackedAt - sentAt) / 1000);
   }
 
   published(ms: number): void {

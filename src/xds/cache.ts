@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
-import type { DeltaPiece } from './delta-piece.js';
+import type { DeltaPhase, DeltaPiece } from './delta-piece.js';
 import { PUSH_ORDER, type XdsTypeUrl } from './envoy-api.js';
 import type { EncodedResource } from './resource.js';
 import { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
@@ -30,9 +30,23 @@ export interface Subscription {
   readonly key: string;
 }
 
+/**
+ * Equal subscriptions as one object: thousands of proxies ask for the same names, and a push
+ * looks each stream's body up by `key`. Shared, the key is one string, and the lookup compares
+ * pointers instead of kilobytes of names per stream (and the names are held once).
+ */
+const interned = new Map<string, Subscription>();
+const INTERNED_LIMIT = 4096;
+
 export function subscription(type: XdsTypeUrl, all: boolean, names: Iterable<string>): Subscription {
   const sorted = all ? [] : [...new Set(names)].sort();
-  return { all, names: sorted, key: all ? `${type}\n*` : `${type}\n${sorted.join('\n')}` };
+  const key = all ? `${type}\n*` : `${type}\n${sorted.join('\n')}`;
+  const known = interned.get(key);
+  if (known) return known;
+  if (interned.size >= INTERNED_LIMIT) interned.clear();
+  const sub = { all, names: sorted, key };
+  interned.set(key, sub);
+  return sub;
 }
 
 const BODY_MEMO_LIMIT = 256;
@@ -43,15 +57,42 @@ function remember<V>(memo: Map<string, V>, key: string, value: V): V {
   return value;
 }
 
+/**
+ * A memo under two keys compared by identity (shared bodies, interned or constant strings), so a
+ * lookup per stream builds no key string. Bounded like the others.
+ */
+class PairMemo<A, B, V> {
+  private readonly byFirst = new Map<A, Map<B, V>>();
+
+  get(a: A, b: B): V | undefined {
+    return this.byFirst.get(a)?.get(b);
+  }
+
+  set(a: A, b: B, value: V): V {
+    let bySecond = this.byFirst.get(a);
+    if (!bySecond) {
+      if (this.byFirst.size >= BODY_MEMO_LIMIT) this.byFirst.clear();
+      bySecond = new Map();
+      this.byFirst.set(a, bySecond);
+    }
+    if (bySecond.size >= BODY_MEMO_LIMIT) bySecond.clear();
+    bySecond.set(b, value);
+    return value;
+  }
+}
+
 export class Snapshot {
   /** By the selected (existing) names, so different subscriptions that resolve alike share a body. */
   private readonly bodies = new Map<string, SotwBody>();
   /** By subscription key: the common case (thousands of identical subscriptions) is one lookup. */
   private readonly bySubscription = new Map<string, SotwBody>();
-  private readonly updates = new Map<string, SotwBody | null>();
-  /** By state (type, phase, version in sync with), then subscription: the long key is a stream's own, hash cached. */
-  private readonly deltaPieces = new Map<string, Map<string, DeltaPiece>>();
+  /** By the body a client holds, then the body it should hold: the response between them. */
+  private readonly updates = new PairMemo<SotwBody, SotwBody, SotwBody | null>();
+  private readonly keeps = new PairMemo<SotwBody, SotwBody, SotwBody | null>();
+  /** By type and phase, then the version in sync with and the (interned) subscription key. */
+  private readonly deltaPieces = new PairMemo<XdsTypeUrl, DeltaPhase, PairMemo<string, string, DeltaPiece>>();
   private readonly typeVersions = new Map<XdsTypeUrl, string>();
+  private readonly held = new PairMemo<XdsTypeUrl, string, ReadonlyMap<string, string>>();
 
   /** A hash of every resource's name and version: equal content, equal version, on every replica. */
   readonly version: string;
@@ -106,22 +147,50 @@ export class Snapshot {
    * not all of them. Memoized per pair; undefined when nothing changed.
    */
   sotwUpdate(type: XdsTypeUrl, prev: SotwBody, next: SotwBody): SotwBody | undefined {
-    const key = `${type}\n${prev.version}\n${next.version}`;
-    const memo = this.updates.get(key);
+    const memo = this.updates.get(prev, next);
     if (memo !== undefined) return memo ?? undefined;
     const changed = next.resources.filter((r) => prev.versions.get(r.name) !== r.version);
     const update = changed.length > 0 ? encodeBody(next.version, type, changed) : null;
-    return remember(this.updates, key, update) ?? undefined;
+    return this.updates.set(prev, next, update) ?? undefined;
   }
 
   /**
-   * The Delta response piece taking a client from one state (`from`: type, phase and the version
-   * it is in sync with; `sub`: its subscription key) to this snapshot; built by the first stream
-   * that needs it, shared by every other stream in the same state.
+   * For LDS and CDS (absence is deletion): `next` plus what `prev` held that `next` drops, so a
+   * push can add before it removes (make-before-break). Memoized per pair, so the fleet's streams
+   * share one merged body; undefined when nothing is dropped.
    */
-  deltaPiece(from: string, sub: string, build: () => DeltaPiece): DeltaPiece {
-    const bySub = this.deltaPieces.get(from) ?? remember(this.deltaPieces, from, new Map<string, DeltaPiece>());
-    return bySub.get(sub) ?? remember(bySub, sub, build());
+  keepRemoved(type: XdsTypeUrl, prev: SotwBody, next: SotwBody): SotwBody | undefined {
+    if (prev.version === next.version) return undefined;
+    const memo = this.keeps.get(prev, next);
+    if (memo !== undefined) return memo ?? undefined;
+    const keep = prev.resources.filter((r) => !next.versions.has(r.name));
+    const merged = keep.length === 0 ? null : buildSotwBody(type, [...next.resources, ...keep].sort((a, b) => (a.name < b.name ? -1 : 1)));
+    return this.keeps.set(prev, next, merged) ?? undefined;
+  }
+
+  /**
+   * The Delta response piece taking a client from one state (`phase` of `type`, in sync with
+   * version `from`, '' when it holds nothing; `sub`: its interned subscription key) to this
+   * snapshot; built by the first stream that needs it (`rememberDeltaPiece`), shared by every
+   * other stream in the same state.
+   */
+  deltaPiece(type: XdsTypeUrl, phase: DeltaPhase, from: string, sub: string): DeltaPiece | undefined {
+    return this.deltaPieces.get(type, phase)?.get(from, sub);
+  }
+
+  /** Keeps the piece `deltaPiece` returns for the same state from now on; returns it. */
+  rememberDeltaPiece(type: XdsTypeUrl, phase: DeltaPhase, from: string, sub: string, piece: DeltaPiece): DeltaPiece {
+    const memo = this.deltaPieces.get(type, phase) ?? this.deltaPieces.set(type, phase, new PairMemo<string, string, DeltaPiece>());
+    return memo.set(from, sub, piece);
+  }
+
+  /**
+   * name → version of what a Delta client in sync with this snapshot's `type` holds under
+   * subscription `sub`: one read-only map shared by all such streams (for proxy status), made
+   * from the first one's own (`held`), instead of a private copy per stream.
+   */
+  heldVersions(type: XdsTypeUrl, sub: string, held: ReadonlyMap<string, string>): ReadonlyMap<string, string> {
+    return this.held.get(type, sub) ?? this.held.set(type, sub, new Map(held));
   }
 }
 

@@ -73,7 +73,20 @@ function encodeDeltaHead(systemVersion: string, type: XdsTypeUrl, resources: rea
   return w.finish();
 }
 
+/**
+ * Equal keys as one string: a push looks every stream's piece up by its key, and thousands of
+ * streams with the same names then compare one pointer instead of kilobytes of names each.
+ */
+const interned = new Map<string, string>();
+const INTERNED_LIMIT = 4096;
+
 /** The key a subscription is shared under: every wildcard stream alike, named ones by their sorted names. */
 export function deltaSubscriptionKey(view: Pick<DeltaView, 'wildcard' | 'names'>): string {
-  return view.wildcard ? '*' : [...view.names].sort().join('\n');
+  if (view.wildcard) return '*';
+  const key = [...view.names].sort().join('\n');
+  const known = interned.get(key);
+  if (known !== undefined) return known;
+  if (interned.size >= INTERNED_LIMIT) interned.clear();
+  interned.set(key, key);
+  return key;
 }

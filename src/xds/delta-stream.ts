@@ -13,8 +13,8 @@ interface TypeState {
   requested: boolean;
   /** name → version the client holds (told by initial_resource_versions, or sent by us). */
   known: Map<string, string>;
-  /** Responses not yet ACKed or NACKed, by nonce (several may be in flight in Delta). */
-  inflight: Map<string, { version: string }>;
+  /** Responses not yet ACKed or NACKed: nonce → system version (several may be in flight in Delta). */
+  inflight: Map<string, string>;
   /**
    * The version of this type's content (Snapshot.typeVersion) whose resources, for this
    * subscription, the client holds exactly, if it does: then its next update is the piece every
@@ -26,7 +26,6 @@ interface TypeState {
 }
 
 const MAX_INFLIGHT = 32;
-const REMOVAL_ORDER: readonly XdsTypeUrl[] = [...PUSH_ORDER].reverse();
 
 /**
  * One incremental (Delta) xDS stream. Subscription changes are honored whatever the nonce;
@@ -42,9 +41,26 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
   override onCacheChange(): void {
     if (this.closed || !this.record) return;
     const snapshot = this.snapshot();
-    // Make-before-break: additions and updates in CDS → EDS → LDS → RDS order, removals after, in reverse.
-    for (const type of PUSH_ORDER) this.respond(type, snapshot, 'updates', false);
-    for (const type of REMOVAL_ORDER) this.respond(type, snapshot, 'removals', false);
+    // Make-before-break: additions and updates in CDS → EDS → LDS → RDS order, removals after, in
+    // reverse. One pass when nothing is removed (a weight change): each type's whole difference
+    // goes out at once; only types that also remove something get a second, removals-only response.
+    let removals: XdsTypeUrl[] | undefined;
+    for (const type of PUSH_ORDER) {
+      if (this.push(type, snapshot)) (removals ??= []).unshift(type);
+    }
+    for (const type of removals ?? []) this.respond(type, snapshot, 'removals', false);
+  }
+
+  /** The push's first pass for one type; true when removals are left for the second pass. */
+  private push(type: XdsTypeUrl, snapshot: Snapshot): boolean {
+    const st = this.types.get(type);
+    if (!st?.requested || !this.record || this.congested || st.synced === snapshot.typeVersion(type)) {
+      this.respond(type, snapshot, 'all', false);
+      return false;
+    }
+    const removes = this.piece(type, st, snapshot, 'all').removed.length > 0;
+    this.respond(type, snapshot, removes ? 'updates' : 'all', false);
+    return removes;
   }
 
   protected handle(req: DeltaDiscoveryRequest, record: ProxyRecord): void {
@@ -60,15 +76,15 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
 
     if (req.response_nonce !== '') {
       const answered = st.inflight.get(req.response_nonce);
-      if (answered) {
+      if (answered !== undefined) {
         st.inflight.delete(req.response_nonce);
         if (req.error_detail) {
           const message = req.error_detail.message || `code ${req.error_detail.code}`;
-          this.deps.registry.nacked(record, type, { nonce: req.response_nonce, version: answered.version, keptVersion: '', message });
+          this.deps.registry.nacked(record, type, { nonce: req.response_nonce, version: answered, keptVersion: '', message });
           this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], error: message }, 'NACK');
           // Parked: the known versions stay as sent, so the same content is not resent in a loop.
         } else {
-          this.deps.registry.acked(record, type, req.response_nonce, answered.version);
+          this.deps.registry.acked(record, type, req.response_nonce, answered);
         }
       }
     }
@@ -137,18 +153,15 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       return;
     }
     const nonce = this.nextNonce();
-    const systemVersion = snapshot.version;
-    const cp = this.deps.controlPlaneId;
-    this.io.send([joinResponse(piece.head, `${nonce}\n${cp}`, () => deltaTail(nonce, cp))]);
+    this.io.send([joinResponse(piece.head, nonce, this.deps.controlPlaneId, deltaTail)]);
     // A client that held nothing holds exactly the piece: the registry may keep the shared map.
     const mode = st.known.size === 0 && piece.removed.length === 0 ? 'state' : 'merge';
     for (const [name, version] of piece.sent) st.known.set(name, version);
     for (const name of piece.removed) st.known.delete(name);
     this.settle(type, st, snapshot, what, piece);
-    st.inflight.set(nonce, { version: systemVersion });
+    st.inflight.set(nonce, snapshot.version);
     if (st.inflight.size > MAX_INFLIGHT) st.inflight.delete(st.inflight.keys().next().value as string);
-    this.deps.registry.sent(this.record, type, systemVersion, nonce, piece.sent, mode);
-    if (piece.removed.length > 0) this.deps.registry.removed(this.record, type, piece.removed);
+    this.tellRegistry(type, st, snapshot, nonce, piece, mode);
 
     // Warming: an updated cluster is re-created by Envoy and waits for its endpoints again.
     if (type === TYPE.cluster && piece.sent.size > 0) {
@@ -161,15 +174,33 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
   }
 
   /**
+   * Tells the registry what the client holds now. In sync (the common case after a push), that
+   * is the snapshot's shared map for this subscription; otherwise the piece merged into its own.
+   */
+  private tellRegistry(type: XdsTypeUrl, st: TypeState, snapshot: Snapshot, nonce: string, piece: DeltaPiece, mode: 'state' | 'merge'): void {
+    if (!this.record) return;
+    // In sync with this snapshot (not merely with an older one, as after an 'updates' response).
+    if (st.synced !== undefined && st.synced === snapshot.typeVersion(type)) {
+      const held = snapshot.heldVersions(type, (st.subKey ??= deltaSubscriptionKey(st)), st.known);
+      this.deps.registry.sent(this.record, type, snapshot.version, nonce, held, 'state');
+      return;
+    }
+    this.deps.registry.sent(this.record, type, snapshot.version, nonce, piece.sent, mode);
+    if (piece.removed.length > 0) this.deps.registry.removed(this.record, type, piece.removed);
+  }
+
+  /**
    * What to send: shared with every stream in the same state when this one is in sync with a
    * known version (or holds nothing yet), computed from its own known versions otherwise.
    */
   private piece(type: XdsTypeUrl, st: TypeState, snapshot: Snapshot, what: DeltaPhase): DeltaPiece {
-    const build = (): DeltaPiece => buildDeltaPiece(snapshot.version, type, snapshot.resources(type), st, what);
     const from = st.synced ?? (st.known.size === 0 ? '' : undefined);
-    if (from === undefined) return build();
-    st.subKey ??= deltaSubscriptionKey(st);
-    return snapshot.deltaPiece(`${type}\n${what}\n${from}`, st.subKey, build);
+    if (from === undefined) return buildDeltaPiece(snapshot.version, type, snapshot.resources(type), st, what);
+    const sub = (st.subKey ??= deltaSubscriptionKey(st));
+    return (
+      snapshot.deltaPiece(type, what, from, sub) ??
+      snapshot.rememberDeltaPiece(type, what, from, sub, buildDeltaPiece(snapshot.version, type, snapshot.resources(type), st, what))
+    );
   }
 
   /**

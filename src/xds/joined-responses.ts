@@ -6,12 +6,18 @@
  * nonce. Joining once per (head, tail) hands grpc-js one buffer it need not concatenate per stream.
  */
 
+import { framedMessage } from './framed-writes.js';
+
 /** Per head, the joined responses by tail content; a few nonces at a time (streams drift apart). */
 const joined = new WeakMap<Uint8Array, Map<string, Uint8Array>>();
 const NONCES_PER_HEAD = 4;
 
-/** `head` followed by `tail`, built once and shared; `tailKey` names the tail's content (nonce, control plane). */
-export function joinResponse(head: Uint8Array, tailKey: string, tail: () => Uint8Array): Uint8Array {
+/** The per-stream tail of a response (wire.ts): nonce and control plane id. */
+export type ResponseTail = (nonce: string, controlPlane: string) => Uint8Array;
+
+/** `head` followed by its tail for `nonce` and `controlPlane`, built once and shared. */
+export function joinResponse(head: Uint8Array, nonce: string, controlPlane: string, tail: ResponseTail): Uint8Array {
+  const tailKey = `${nonce}\n${controlPlane}`;
   let byTail = joined.get(head);
   const hit = byTail?.get(tailKey);
   if (hit) return hit;
@@ -20,10 +26,12 @@ export function joinResponse(head: Uint8Array, tailKey: string, tail: () => Uint
     joined.set(head, byTail);
   }
   if (byTail.size >= NONCES_PER_HEAD) byTail.delete(byTail.keys().next().value as string);
-  const t = tail();
-  const out = new Uint8Array(head.length + t.length);
-  out.set(head, 0);
-  out.set(t, head.length);
+  const t = tail(nonce, controlPlane);
+  // Framed once here (gRPC header in front), so streams can write it below grpc-js (framed-writes.ts).
+  const out = framedMessage((framed, at) => {
+    framed.set(head, at);
+    framed.set(t, at + head.length);
+  }, head.length + t.length);
   byTail.set(tailKey, out);
   return out;
 }

@@ -5,6 +5,7 @@ import { ConnectionGate, type Refusal } from './connection-gate.js';
 import { csdsHandlers, CSDS_DEFINITION } from './csds.js';
 import { DeltaStream } from './delta-stream.js';
 import { InitialSyncQueue } from './initial-sync-queue.js';
+import { FramedWriter } from './framed-writes.js';
 import { checkRequestNames, LimitError, withDefaults, type LimitHit, type XdsLimits } from './limits.js';
 import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
 import { DISCOVERY_SERVICES, type DiscoveryServiceShape, type ResponseParts } from './services.js';
@@ -201,6 +202,7 @@ export class XdsServer {
       if (!call.cancelled) drained();
     };
     const authz = this.options.security?.authz;
+    const writer = new FramedWriter(call, this.limits.maxResponseBytes);
     return {
       peer: call.getPeer(),
       ...(authz ? { admit: (node) => authz.admitNode(call.getAuthContext(), node, call.getPeer()) } : {}),
@@ -210,7 +212,7 @@ export class XdsServer {
         queued += bytes;
         this.queue.bytes += bytes;
         // The callback runs once the bytes left this process (or the call ended): never twice.
-        call.write(parts, () => flushed(bytes));
+        writer.write(parts, () => flushed(bytes));
         if (!congested && queued >= mark) {
           congested = true;
           this.queue.congested += 1;

@@ -1,10 +1,11 @@
-import { buildSotwBody, type SotwBody, type Snapshot, type VersionedResource } from './cache.js';
+import type { SotwBody, Snapshot } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
 import { joinResponse } from './joined-responses.js';
 import { checkRequestNames } from './limits.js';
 import { asks, sharedSubscription, type SharedSubscription } from './shared-subscriptions.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
+import { internNames, sameBytes } from './request-names.js';
 import { sotwTail, type DiscoveryRequest } from './wire.js';
 
 interface TypeState {
@@ -18,6 +19,20 @@ interface TypeState {
   sent?: SotwBody;
   /** Resend even if unchanged: a resubscribe, or cluster/listener warming after a CDS/LDS push. */
   force: boolean;
+  /**
+   * The names of the last request that changed the subscription, as sent (ACKs repeat them):
+   * their encoding, shared by streams that sent the same (request-names.ts), or the decoded list.
+   */
+  requestNames?: Uint8Array | readonly string[];
+}
+
+/** Whether `req` names exactly what `last` did, in the same order (compared encoded when it can). */
+function sameNames(req: DiscoveryRequest, last: Uint8Array | readonly string[] | undefined): boolean {
+  if (last instanceof Uint8Array) return req.resource_names_bytes !== undefined && sameBytes(req.resource_names_bytes, last);
+  const names = req.resource_names;
+  if (!last || names.length !== last.length) return false;
+  for (let i = 0; i < names.length; i++) if (names[i] !== last[i]) return false;
+  return true;
 }
 
 /**
@@ -47,9 +62,11 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
 
   protected handle(req: DiscoveryRequest, record: ProxyRecord): void {
     const type = checkTypeUrl(req.type_url, this.fixedType);
-    checkNameCount(req.resource_names.length, this.deps.maxResourceNames);
-    const nameBytes = checkRequestNames(req.resource_names, this.limits);
     const st = this.state(type);
+    // An ACK repeats the names of the request before it (Envoy's EDS ACKs name every cluster):
+    // those were checked and applied already, so they are neither re-checked nor re-indexed.
+    const repeated = st.requested && sameNames(req, st.requestNames);
+    const nameBytes = repeated ? 0 : this.checkNames(req.resource_names);
 
     if (req.response_nonce !== '' && st.nonce !== undefined && req.response_nonce !== st.nonce) {
       // Stale: the client has not yet seen our latest response of this type; it will answer that one.
@@ -68,6 +85,11 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
 
     const first = !st.requested;
     st.requested = true;
+    if (repeated) {
+      this.respond(type, this.snapshot(), 'final');
+      return;
+    }
+    st.requestNames = req.resource_names_bytes ? internNames(req.resource_names_bytes) : req.resource_names;
     const explicit = req.resource_names.filter((n) => n !== '*');
     if (first && WILDCARD_TYPES.has(type) && req.resource_names.length === 0) st.legacyWildcard = true;
     if (explicit.length > 0 || req.resource_names.includes('*')) st.legacyWildcard = st.legacyWildcard && req.resource_names.length === 0;
@@ -81,6 +103,11 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     st.subscription = next;
     if ((added || first) && !(first && this.resume(type, st, req, record))) st.force = true;
     this.respond(type, this.snapshot(), 'final');
+  }
+
+  private checkNames(names: readonly string[]): number {
+    checkNameCount(names.length, this.deps.maxResourceNames);
+    return checkRequestNames(names, this.limits);
   }
 
   /**
@@ -115,14 +142,12 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     const st = this.types.get(type);
     if (!st?.requested || !this.record || this.congested) return false;
     const fullState = WILDCARD_TYPES.has(type);
+    if (phase === 'keep-removed' && (!fullState || !st.sent)) return false;
     let body = snapshot.sotwBody(type, st.subscription.sub);
-    if (phase === 'keep-removed') {
-      if (!fullState || !st.sent) return false;
-      const current = body.versions;
-      const keep = st.sent.resources.filter((r) => !current.has(r.name));
-      if (keep.length === 0) return false;
-      const merged: VersionedResource[] = [...body.resources, ...keep].sort((a, b) => (a.name < b.name ? -1 : 1));
-      body = buildSotwBody(type, merged);
+    if (phase === 'keep-removed' && st.sent) {
+      const merged = snapshot.keepRemoved(type, st.sent, body);
+      if (!merged) return false;
+      body = merged;
     }
     const unchanged = st.sent?.version === body.version;
     if (unchanged && !st.force) return phase === 'keep-removed';
@@ -146,8 +171,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     st.nonce = nonce;
     st.sent = state;
     st.force = false;
-    const cp = this.deps.controlPlaneId;
-    this.io.send([joinResponse(wire.bytes, `${nonce}\n${cp}`, () => sotwTail(nonce, cp))]);
+    this.io.send([joinResponse(wire.bytes, nonce, this.deps.controlPlaneId, sotwTail)]);
     this.deps.registry.sent(this.record, type, state.version, nonce, state.versions, 'state');
     // Warming: Envoy re-creates an updated cluster (listener) and waits for its EDS (RDS) answer,
     // asking with the same names it already holds; that request must be answered.

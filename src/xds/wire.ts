@@ -1,6 +1,7 @@
 import protobuf from 'protobufjs';
 import { envoyType } from './envoy-api.js';
 import type { NodeInfo } from './proxy-status.js';
+import { decodeNames, decodeRequestFields } from './request-names.js';
 
 /**
  * Requests are decoded into these plain shapes; responses are spliced from pre-encoded parts
@@ -24,6 +25,8 @@ export interface DiscoveryRequest {
   readonly version_info: string;
   readonly node?: RawNode;
   readonly resource_names: string[];
+  /** resource_names as they arrived, when the decoder kept them (request-names.ts). */
+  readonly resource_names_bytes?: Uint8Array;
   readonly type_url: string;
   readonly response_nonce: string;
   readonly error_detail?: RpcStatus;
@@ -46,17 +49,29 @@ export interface DeltaDiscoveryRequest {
  */
 let requestType: protobuf.Type | undefined;
 let deltaRequestType: protobuf.Type | undefined;
+let requestParts: { readonly node: protobuf.Type; readonly status: protobuf.Type } | undefined;
 
 export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
   requestType ??= envoyType('envoy.service.discovery.v3.DiscoveryRequest');
-  const m = requestType.decode(buf) as unknown as DiscoveryRequest & { node: RawNode | null; error_detail: RpcStatus | null };
+  requestParts ??= { node: envoyType('envoy.config.core.v3.Node'), status: envoyType('google.rpc.Status') };
+  // The names are left encoded (request-names.ts): an ACK repeating them is recognised by bytes.
+  const f = decodeRequestFields(buf, requestParts);
+  const span = f.names;
+  const fields = {
+    version_info: f.version_info,
+    node: (f.node ?? undefined) as RawNode | undefined,
+    type_url: f.type_url,
+    response_nonce: f.response_nonce,
+    error_detail: (f.error_detail ?? undefined) as RpcStatus | undefined,
+  };
+  if (!span) return { ...fields, resource_names: (requestType.decode(buf) as unknown as DiscoveryRequest).resource_names };
+  let names: string[] | undefined;
   return {
-    version_info: m.version_info,
-    node: m.node ?? undefined,
-    resource_names: m.resource_names,
-    type_url: m.type_url,
-    response_nonce: m.response_nonce,
-    error_detail: m.error_detail ?? undefined,
+    ...fields,
+    get resource_names(): string[] {
+      return (names ??= decodeNames(buf, span));
+    },
+    resource_names_bytes: buf.subarray(span[0], span[1]),
   };
 }
 

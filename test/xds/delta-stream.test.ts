@@ -125,6 +125,16 @@ describe('Delta stream: initial_resource_versions', () => {
 });
 
 describe('Delta stream: changes and subscriptions', () => {
+  test('after a change that adds and removes, proxy status holds exactly what the client holds', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, CDS, [])));
+    // 'api' goes, 'new' comes: an updates response, then a removals one, for CDS.
+    r.publish(resourceSet([...clusterWithEndpoints('web'), ...clusterWithEndpoints('new')]));
+    expect(r.take().map(summary)).toEqual(['CDS[new]-[]', 'CDS[]-[api]']);
+    const held = r.registry.list()[0]?.types.get(CDS)?.sentResources;
+    expect([...(held?.keys() ?? [])].sort()).toEqual(['new', 'web']);
+  });
+
   test('a deleted cluster is removed from EDS, then CDS (removals in reverse order); unchanged ones are not resent', () => {
     const r = deltaRig();
     r.stream.onRequest(deltaAck(first(r, CDS, [])));

@@ -1,0 +1,86 @@
+import protobuf from 'protobufjs';
+
+/**
+ * A SotW request's resource_names, kept as the bytes they arrived in and decoded only when read.
+ * Every proxy ACKs every push, and Envoy's EDS ACKs repeat all the cluster names (100 strings per
+ * ACK: a million strings and their garbage per push to 10,000 proxies, a sixth of the push's
+ * server CPU in a profile, bench/RESULTS.md). A stream compares the bytes with the last request's
+ * (`sameBytes`) and decodes nothing when they are equal.
+ */
+
+/** Field 3 (resource_names), wire type 2 (length-delimited). */
+const NAMES_TAG = (3 << 3) | 2;
+
+/** A DiscoveryRequest's fields as protobufjs decodes them, with the names left encoded. */
+export interface RequestFields {
+  version_info: string;
+  node: unknown;
+  type_url: string;
+  response_nonce: string;
+  error_detail: unknown;
+  /** [start, end) of the contiguous resource_names fields; undefined when they are not. */
+  names: readonly [number, number] | undefined;
+}
+
+/**
+ * One pass over an encoded DiscoveryRequest: the scalar fields read in place, the messages (node,
+ * error_detail) decoded by protobufjs, the names only located. No copy of the request is made.
+ */
+export function decodeRequestFields(buf: Uint8Array, types: { readonly node: protobuf.Type; readonly status: protobuf.Type }): RequestFields {
+  const r = protobuf.Reader.create(buf);
+  const out: RequestFields = { version_info: '', node: undefined, type_url: '', response_nonce: '', error_detail: undefined, names: [0, 0] };
+  let start = -1;
+  let end = -1;
+  while (r.pos < r.len) {
+    const at = r.pos;
+    const tag = r.uint32();
+    switch (tag) {
+      case (1 << 3) | 2: out.version_info = r.string(); break;
+      case (2 << 3) | 2: out.node = types.node.decode(r, r.uint32()); break;
+      case NAMES_TAG:
+        if (start < 0) start = at;
+        else if (end !== at) out.names = undefined;
+        r.skip(r.uint32());
+        end = r.pos;
+        break;
+      case (4 << 3) | 2: out.type_url = r.string(); break;
+      case (5 << 3) | 2: out.response_nonce = r.string(); break;
+      case (6 << 3) | 2: out.error_detail = types.status.decode(r, r.uint32()); break;
+      default: r.skipType(tag & 7);
+    }
+  }
+  if (out.names && start >= 0) out.names = [start, end];
+  return out;
+}
+
+/** The names in a span found by `namesSpan`. */
+export function decodeNames(buf: Uint8Array, span: readonly [number, number]): string[] {
+  const r = protobuf.Reader.create(buf.subarray(span[0], span[1]));
+  const names: string[] = [];
+  while (r.pos < r.len) {
+    r.uint32();
+    names.push(r.string());
+  }
+  return names;
+}
+
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
+}
+
+/**
+ * One copy of each distinct names encoding: thousands of streams that subscribe alike hold the
+ * same bytes, not a copy each (bounded like the other memos).
+ */
+const interned = new Map<string, Uint8Array>();
+const INTERNED_LIMIT = 4096;
+
+export function internNames(bytes: Uint8Array): Uint8Array {
+  const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  const known = interned.get(key);
+  if (known) return known;
+  if (interned.size >= INTERNED_LIMIT) interned.clear();
+  const copy = Uint8Array.from(bytes);
+  interned.set(key, copy);
+  return copy;
+}

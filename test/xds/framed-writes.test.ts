@@ -1,0 +1,90 @@
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { framedMessage, FramedWriter } from '../../src/xds/framed-writes.js';
+import { waitFor } from '../support/wait.js';
+
+/** A bidi method whose responses are raw bytes, as the discovery services' are (services.ts). */
+const METHOD: grpc.MethodDefinition<Buffer, readonly Uint8Array[]> = {
+  path: '/test.Framed/Chat',
+  requestStream: true,
+  responseStream: true,
+  requestSerialize: (b: Buffer) => b,
+  requestDeserialize: (b: Buffer) => b,
+  responseSerialize: (parts: readonly Uint8Array[]) => Buffer.concat(parts),
+  responseDeserialize: (b: Buffer) => [b],
+};
+
+const framed = (text: string): Uint8Array => {
+  const bytes = Buffer.from(text);
+  return framedMessage((out, at) => out.set(bytes, at), bytes.length);
+};
+
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanup.splice(0)) c();
+});
+
+/** A server whose handler writes what `script` says once the client's first message arrives. */
+async function serve(script: (writer: FramedWriter, call: grpc.ServerDuplexStream<Buffer, readonly Uint8Array[]>) => void): Promise<grpc.Client> {
+  const server = new grpc.Server();
+  server.addService({ Chat: METHOD }, {
+    Chat: (call: grpc.ServerDuplexStream<Buffer, readonly Uint8Array[]>) => {
+      call.once('data', () => script(new FramedWriter(call, 1024), call));
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  cleanup.push(() => client.close(), () => server.forceShutdown());
+  return client;
+}
+
+function chat(client: grpc.Client): { received: string[]; call: grpc.ClientDuplexStream<Buffer, readonly Uint8Array[]> } {
+  const received: string[] = [];
+  const call = client.makeBidiStreamRequest(METHOD.path, METHOD.requestSerialize, METHOD.responseDeserialize);
+  call.on('data', (parts: readonly Uint8Array[]) => received.push(Buffer.concat(parts).toString()));
+  call.on('error', () => undefined);
+  call.write(Buffer.from('hello'));
+  return { received, call };
+}
+
+describe('framed writes below grpc-js', () => {
+  it('framed messages go straight to the HTTP/2 stream, the first one too, in order with the rest', async () => {
+    let writer: FramedWriter | undefined;
+    const client = await serve((w) => {
+      writer = w;
+      let done = 0;
+      const next = (): void => {
+        done++;
+        // Once the first write completed, the rest are written in one go.
+        if (done !== 1) return;
+        w.write([framed('two')], () => undefined);
+        w.write([Buffer.from('three (not framed: through grpc-js)')], () => undefined);
+        w.write([framed('four')], () => undefined);
+        w.write([framed('five')], () => undefined);
+      };
+      w.write([framed('one')], next);
+    });
+    const { received } = chat(client);
+    await waitFor(() => received.length === 5, { timeoutMs: 10_000, what: 'five responses' });
+    expect(received).toEqual(['one', 'two', 'three (not framed: through grpc-js)', 'four', 'five']);
+    expect(writer?.direct).toBe(true);
+    // 'one' (headers sent first) and 'two' went below grpc-js; 'four' and 'five' queued behind
+    // grpc-js's 'three' (order), so through it.
+    expect(writer?.directWrites).toBe(2);
+  });
+
+  it('a message over the size limit keeps grpc-js path, which applies its own limit', async () => {
+    let writer: FramedWriter | undefined;
+    const big = 'x'.repeat(2048);
+    const client = await serve((w) => {
+      writer = w;
+      w.write([framed('small')], () => w.write([framed(big)], () => undefined));
+    });
+    const { received } = chat(client);
+    await waitFor(() => received.length === 2, { timeoutMs: 10_000, what: 'two responses' });
+    expect(received).toEqual(['small', big]);
+    expect(writer?.directWrites).toBe(1);
+  });
+});

@@ -1,0 +1,74 @@
+import protobuf from 'protobufjs';
+import { describe, expect, it } from 'vitest';
+import { envoyType } from '../../src/xds/envoy-api.js';
+import { decodeNames, decodeRequestFields, internNames, sameBytes } from '../../src/xds/request-names.js';
+import { decodeDiscoveryRequest } from '../../src/xds/wire.js';
+
+const TYPE_URL = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+const namesSpan = (buf: Uint8Array): readonly [number, number] | undefined =>
+  decodeRequestFields(buf, { node: envoyType('envoy.config.core.v3.Node'), status: envoyType('google.rpc.Status') }).names;
+
+function encode(names: string[], nonce: string, extra: Record<string, unknown> = {}): Buffer {
+  const t = envoyType('envoy.service.discovery.v3.DiscoveryRequest');
+  const msg = t.fromObject({ version_info: 'v1', node: { id: 'n1', cluster: 'c1' }, resource_names: names, type_url: TYPE_URL, response_nonce: nonce, ...extra });
+  return Buffer.from(t.encode(msg).finish());
+}
+
+describe('SotW request names kept encoded', () => {
+  it('decodes every field as before, the names only when read, and keeps their bytes', () => {
+    const names = ['svc-a', 'svc-b', 'svc-ç'];
+    const req = decodeDiscoveryRequest(encode(names, '7'));
+    expect(req.version_info).toBe('v1');
+    expect(req.node?.id).toBe('n1');
+    expect(req.type_url).toBe(TYPE_URL);
+    expect(req.response_nonce).toBe('7');
+    expect(req.error_detail).toBeUndefined();
+    expect(req.resource_names).toEqual(names);
+    expect(req.resource_names_bytes).toBeDefined();
+    const again = decodeDiscoveryRequest(encode(names, '8'));
+    // Same names, another nonce: equal name bytes; other names: not.
+    expect(sameBytes(req.resource_names_bytes ?? new Uint8Array(), again.resource_names_bytes ?? new Uint8Array(1))).toBe(true);
+    const other = decodeDiscoveryRequest(encode(['svc-a', 'svc-c', 'svc-ç'], '8'));
+    expect(sameBytes(req.resource_names_bytes ?? new Uint8Array(), other.resource_names_bytes ?? new Uint8Array())).toBe(false);
+  });
+
+  it('decodes a NACK\'s error_detail and the node\'s metadata as protobufjs does', () => {
+    const buf = encode(['a'], '3', {
+      error_detail: { code: 3, message: 'bad cluster' },
+      node: { id: 'n1', cluster: 'c1', metadata: { fields: { zone: { string_value: 'z1' } } } },
+    });
+    const full = envoyType('envoy.service.discovery.v3.DiscoveryRequest').decode(buf) as unknown as { node: unknown; error_detail: unknown };
+    const req = decodeDiscoveryRequest(buf);
+    expect(req.error_detail).toEqual(full.error_detail);
+    expect(req.error_detail?.message).toBe('bad cluster');
+    expect(req.node).toEqual(full.node);
+  });
+
+  it('a request without names has an empty span and names []', () => {
+    const req = decodeDiscoveryRequest(encode([], ''));
+    expect(req.resource_names).toEqual([]);
+    expect(req.resource_names_bytes?.byteLength).toBe(0);
+  });
+
+  it('names interleaved with other fields are decoded the usual way', () => {
+    // resource_names (3) "a", type_url (4), resource_names (3) "b": legal, if no encoder does it.
+    const w = protobuf.Writer.create().uint32(26).string('a').uint32(34).string(TYPE_URL).uint32(26).string('b');
+    const buf = Buffer.from(w.finish());
+    expect(namesSpan(buf)).toBeUndefined();
+    const req = decodeDiscoveryRequest(buf);
+    expect(req.resource_names).toEqual(['a', 'b']);
+    expect(req.type_url).toBe(TYPE_URL);
+    expect(req.resource_names_bytes).toBeUndefined();
+  });
+
+  it('interning gives equal encodings one shared copy', () => {
+    const a = encode(['x', 'y'], '1');
+    const b = encode(['x', 'y'], '2');
+    const spanA = namesSpan(a);
+    const spanB = namesSpan(b);
+    if (!spanA || !spanB) throw new Error('contiguous names expected');
+    const ia = internNames(a.subarray(spanA[0], spanA[1]));
+    expect(internNames(b.subarray(spanB[0], spanB[1]))).toBe(ia);
+    expect(decodeNames(ia, [0, ia.byteLength])).toEqual(['x', 'y']);
+  });
+});
