@@ -108,13 +108,13 @@ export class AdaptiveWeights {
    * if they had arrived before the tick; a cluster removed between slices is left out.
    */
   *tickInSlices(now: number, sliceEndpoints: number): Generator<void, WeightOverrides | undefined, void> {
-    const owns = this.owns;
     const ticked = new Map<string, ReadonlyMap<string, EndpointOverride>>();
     const state = { changed: false };
     let slice: string[] = [];
     let size = 0;
     for (const [name, c] of this.clusters) {
-      if (!owns(name)) continue;
+      // Ownership is asked per cluster as the tick reaches it: a hand-over may land between slices.
+      if (!this.owns(name)) continue;
       slice.push(name);
       size += c.endpoints.length;
       if (size < sliceEndpoints) continue;
@@ -124,7 +124,7 @@ export class AdaptiveWeights {
       yield;
     }
     this.tickSlice(now, slice, ticked, state);
-    return this.finishTick(owns, ticked, state.changed);
+    return this.finishTick(ticked, state.changed);
   }
 
   private tickSlice(now: number, names: readonly string[], ticked: Map<string, ReadonlyMap<string, EndpointOverride>>, state: { changed: boolean }): void {
@@ -139,13 +139,14 @@ export class AdaptiveWeights {
   }
 
   /** The overrides of the whole tick (catalog order), or undefined when nothing published changed. */
-  private finishTick(owns: (cluster: string) => boolean, ticked: ReadonlyMap<string, ReadonlyMap<string, EndpointOverride>>, changedInTick: boolean): WeightOverrides | undefined {
+  private finishTick(ticked: ReadonlyMap<string, ReadonlyMap<string, EndpointOverride>>, changedInTick: boolean): WeightOverrides | undefined {
     const changed = changedInTick || this.remoteChanged;
     this.remoteChanged = false;
     const out = new Map<string, ReadonlyMap<string, EndpointOverride>>();
     for (const name of this.clusters.keys()) {
       // Not owned and nothing from the owner yet (a hand-over in flight): keep what is published.
-      const perEndpoint = owns(name) ? ticked.get(name) : (this.remote.get(name) ?? this.overrides.get(name));
+      // Owned but not ticked (taken over between slices, or added meanwhile): keep what is published.
+      const perEndpoint = this.owns(name) ? (ticked.get(name) ?? this.overrides.get(name)) : (this.remote.get(name) ?? this.overrides.get(name));
       if (perEndpoint !== undefined && perEndpoint.size > 0) out.set(name, perEndpoint);
     }
     if (!changed && sameKeys(out, this.overrides)) return undefined;

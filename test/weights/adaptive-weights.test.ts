@@ -81,4 +81,36 @@ describe('AdaptiveWeights', () => {
     while (step.done !== true) step = run.next();
     expect([...sliced.current().keys()]).toEqual(['b', 'c', 'd', 'e']);
   });
+
+  it('a cluster taken over between slices keeps its published weights; one handed off mid-tick is not ticked here', () => {
+    const names = ['a', 'b', 'c'];
+    const catalog: Catalog = {
+      clusters: names.map((n, c) => cluster(n, Array.from({ length: 4 }, (_, i) => endpoint(`10.0.${c}.${i + 1}`, 8080)), { weighting: PID })),
+      listeners: [],
+      nodeGroups: [],
+    };
+    const a = new AdaptiveWeights(new WeightEngine());
+    a.setCatalog(catalog);
+    const feed = (at: number): void =>
+      names.forEach((n, c) => [1, 2, 3, 4].forEach((i) => a.observeSample(n, `10.0.${c}.${i}:8080`, { at, cpu: (c + i) / 10 })));
+    for (let t = 1; t <= 3; t++) {
+      feed(t * 1000 - 500);
+      a.tick(t * 1000);
+    }
+    const published = a.current().get('a');
+    expect(published?.size).toBe(4);
+    // 'a' is someone else's when the tick reaches it and ours again after the first slice ('b').
+    let ownsA = false;
+    a.setOwnership((cluster) => cluster !== 'a' || ownsA);
+    feed(3_500);
+    const run = a.tickInSlices(4_000, 4);
+    run.next();
+    ownsA = true;
+    let step = run.next();
+    while (step.done !== true) step = run.next();
+    // Not ticked in this tick, so nothing new for it, but not dropped to static weights either.
+    expect(a.current().get('a')).toBe(published);
+    expect(a.current().get('b')).not.toBe(undefined);
+    expect([...a.current().keys()]).toEqual(['a', 'b', 'c']);
+  });
 });
