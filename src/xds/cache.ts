@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
 import type { DeltaPhase, DeltaPiece } from './delta-piece.js';
 import { PUSH_ORDER, type XdsTypeUrl } from './envoy-api.js';
+import { InternTable } from './intern-table.js';
 import type { EncodedResource } from './resource.js';
 import { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
 
@@ -35,18 +36,12 @@ export interface Subscription {
  * looks each stream's body up by `key`. Shared, the key is one string, and the lookup compares
  * pointers instead of kilobytes of names per stream (and the names are held once).
  */
-const interned = new Map<string, Subscription>();
-const INTERNED_LIMIT = 4096;
+const interned = new InternTable<Subscription>();
 
 export function subscription(type: XdsTypeUrl, all: boolean, names: Iterable<string>): Subscription {
   const sorted = all ? [] : [...new Set(names)].sort();
   const key = all ? `${type}\n*` : `${type}\n${sorted.join('\n')}`;
-  const known = interned.get(key);
-  if (known) return known;
-  if (interned.size >= INTERNED_LIMIT) interned.clear();
-  const sub = { all, names: sorted, key };
-  interned.set(key, sub);
-  return sub;
+  return interned.get(key, () => ({ all, names: sorted, key }));
 }
 
 const BODY_MEMO_LIMIT = 256;

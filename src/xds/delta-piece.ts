@@ -1,6 +1,7 @@
 import protobuf from 'protobufjs';
 import type { VersionedResource } from './cache.js';
 import type { XdsTypeUrl } from './envoy-api.js';
+import { InternTable } from './intern-table.js';
 
 /**
  * A Delta response without its per-stream fields (nonce, control_plane): system_version_info,
@@ -77,16 +78,11 @@ function encodeDeltaHead(systemVersion: string, type: XdsTypeUrl, resources: rea
  * Equal keys as one string: a push looks every stream's piece up by its key, and thousands of
  * streams with the same names then compare one pointer instead of kilobytes of names each.
  */
-const interned = new Map<string, string>();
-const INTERNED_LIMIT = 4096;
+const interned = new InternTable<string>();
 
 /** The key a subscription is shared under: every wildcard stream alike, named ones by their sorted names. */
 export function deltaSubscriptionKey(view: Pick<DeltaView, 'wildcard' | 'names'>): string {
   if (view.wildcard) return '*';
   const key = [...view.names].sort().join('\n');
-  const known = interned.get(key);
-  if (known !== undefined) return known;
-  if (interned.size >= INTERNED_LIMIT) interned.clear();
-  interned.set(key, key);
-  return key;
+  return interned.get(key, () => key);
 }

@@ -1,4 +1,5 @@
 import protobuf from 'protobufjs';
+import { InternTable } from './intern-table.js';
 
 /**
  * A SotW request's resource_names, kept as the bytes they arrived in and decoded only when read.
@@ -72,15 +73,9 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  * One copy of each distinct names encoding: thousands of streams that subscribe alike hold the
  * same bytes, not a copy each (bounded like the other memos).
  */
-const interned = new Map<string, Uint8Array>();
-const INTERNED_LIMIT = 4096;
+const interned = new InternTable<Uint8Array>();
 
 export function internNames(bytes: Uint8Array): Uint8Array {
   const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-  const known = interned.get(key);
-  if (known) return known;
-  if (interned.size >= INTERNED_LIMIT) interned.clear();
-  const copy = Uint8Array.from(bytes);
-  interned.set(key, copy);
-  return copy;
+  return interned.get(key, () => Uint8Array.from(bytes));
 }

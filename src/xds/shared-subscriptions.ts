@@ -1,5 +1,6 @@
 import { subscription, type Subscription } from './cache.js';
 import type { XdsTypeUrl } from './envoy-api.js';
+import { InternTable } from './intern-table.js';
 
 /**
  * SotW subscriptions shared between streams. A fleet's proxies ask for the same names in the same
@@ -26,10 +27,8 @@ export function asks(held: SharedSubscription, wildcard: boolean, names: readonl
   return true;
 }
 
-/** Bounds what the table retains (key characters): past it, it starts over (held entries stay valid). */
-const MAX_KEY_CHARS = 4 << 20;
-const byRequest = new Map<string, SharedSubscription>();
-let retained = 0;
+/** Bounded by key characters (intern-table.ts): past it, it starts over (held entries stay valid). */
+const byRequest = new InternTable<SharedSubscription>();
 
 /**
  * The entry for a request's names as the client listed them. Equal requests (same type, wildcard
@@ -38,14 +37,5 @@ let retained = 0;
  */
 export function sharedSubscription(type: XdsTypeUrl, wildcard: boolean, names: readonly string[]): SharedSubscription {
   const key = `${type}\n${wildcard ? '*' : ''}\n${names.join('\n')}`;
-  const hit = byRequest.get(key);
-  if (hit) return hit;
-  if (retained + key.length > MAX_KEY_CHARS) {
-    byRequest.clear();
-    retained = 0;
-  }
-  const entry: SharedSubscription = { wildcard, names: new Set(names), sub: subscription(type, wildcard, names), listed: [...names] };
-  byRequest.set(key, entry);
-  retained += key.length;
-  return entry;
+  return byRequest.get(key, () => ({ wildcard, names: new Set(names), sub: subscription(type, wildcard, names), listed: [...names] }));
 }
