@@ -23,6 +23,9 @@ interface ServedStream {
   close(): void;
 }
 
+/** Requests a stream may send before its first is answered (from the initial-sync queue). */
+export const MAX_WAITING_REQUESTS = 32;
+
 export interface XdsServerOptions {
   readonly address: string;
   readonly port: number;
@@ -246,6 +249,13 @@ export class XdsServer {
     };
     // Requests wait behind the stream's first, which is answered from the initial-sync queue.
     let waiting: Req[] | undefined = [];
+    // Half-closed while its first requests still wait (a one-shot client such as grpcurl): they
+    // are answered first, then the call ends with OK, as it would without the queue.
+    let endWhenAnswered = false;
+    const finish = (): void => {
+      done();
+      call.end();
+    };
     const handle = (req: Req): void => {
       try {
         stream.onRequest(req);
@@ -260,17 +270,23 @@ export class XdsServer {
     };
     call.on('data', (req: Req) => {
       if (!waiting) return handle(req);
+      if (waiting.length >= MAX_WAITING_REQUESTS) {
+        // Envoy sends a handful before its first answer; this many is a client flooding a queue.
+        call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `more than ${MAX_WAITING_REQUESTS} requests before the first response` });
+        return done();
+      }
       waiting.push(req);
       if (waiting.length > 1) return;
       this.initialSyncs.push(() => {
         const requests = waiting ?? [];
         waiting = undefined;
         for (const r of requests) handle(r);
+        if (endWhenAnswered && this.streams.has(stream)) finish();
       });
     });
     call.on('end', () => {
-      done();
-      call.end();
+      if (waiting !== undefined && waiting.length > 0) endWhenAnswered = true;
+      else finish();
     });
     call.on('error', done);
     call.on('close', done);

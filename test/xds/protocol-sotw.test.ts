@@ -319,6 +319,15 @@ describe('reconnect', () => {
     expect(codeName((await s.closed()).code)).toBe('OK');
     await waitFor(() => records().length === 0, { what: 'the stream to be forgotten', timeoutMs: 3_000, intervalMs: 10 });
   });
+
+  test('a one-shot client (request, then half-close at once, as grpcurl does) still gets its answer, then OK', async () => {
+    const { client, records } = await start();
+    const s = ads(client, CDS, []);
+    s.end();
+    expect(namesOf(await s.nextOf(CDS))).toEqual(['api', 'web']);
+    expect(codeName((await s.closed()).code)).toBe('OK');
+    await waitFor(() => records().length === 0, { what: 'the stream to be forgotten', timeoutMs: 3_000, intervalMs: 10 });
+  });
 });
 
 describe('node groups', () => {
