@@ -25,8 +25,11 @@ afterEach(() => {
 });
 
 /** A server whose handler writes what `script` says once the client's first message arrives. */
-async function serve(script: (writer: FramedWriter, call: grpc.ServerDuplexStream<Buffer, readonly Uint8Array[]>) => void): Promise<grpc.Client> {
-  const server = new grpc.Server();
+async function serve(
+  script: (writer: FramedWriter, call: grpc.ServerDuplexStream<Buffer, readonly Uint8Array[]>) => void,
+  interceptors: grpc.ServerInterceptor[] = [],
+): Promise<grpc.Client> {
+  const server = new grpc.Server({ interceptors });
   server.addService({ Chat: METHOD }, {
     Chat: (call: grpc.ServerDuplexStream<Buffer, readonly Uint8Array[]>) => {
       call.once('data', () => script(new FramedWriter(call, 1024), call));
@@ -86,5 +89,19 @@ describe('framed writes below grpc-js', () => {
     await waitFor(() => received.length === 2, { timeoutMs: 10_000, what: 'two responses' });
     expect(received).toEqual(['small', big]);
     expect(writer?.directWrites).toBe(1);
+  });
+
+  it('takes the fast path under server interceptors too (production installs at least the stream gate)', async () => {
+    let writer: FramedWriter | undefined;
+    const passThrough: grpc.ServerInterceptor = (_method, call) => new grpc.ServerInterceptingCall(call);
+    const client = await serve((w) => {
+      writer = w;
+      w.write([framed('one')], () => w.write([framed('two')], () => undefined));
+    }, [passThrough, passThrough]);
+    const { received } = chat(client);
+    await waitFor(() => received.length === 2, { timeoutMs: 10_000, what: 'two responses' });
+    expect(received).toEqual(['one', 'two']);
+    expect(writer?.direct).toBe(true);
+    expect(writer?.directWrites).toBe(2);
   });
 });
