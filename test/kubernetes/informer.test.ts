@@ -115,6 +115,17 @@ describe('Informer', () => {
     expect(informer?.latestResourceVersion()).toBe('20');
   });
 
+  it('caches objects without the API server\'s bookkeeping (managedFields, last-applied), keeping every other field', async () => {
+    const annotations = { 'fulcrum.io/lb-policy': 'RING_HASH', 'kubectl.kubernetes.io/last-applied-configuration': '{"big":"copy"}' };
+    const managedFields = [{ manager: 'kubectl', fieldsV1: { 'f:spec': {} } }];
+    const full = (name: string) => ({ metadata: { name, namespace: 'shop', resourceVersion: '3', labels: { a: 'b' }, annotations, managedFields }, spec: { ports: [{ port: 80 }] } });
+    await run([list('10', full('listed')), watch([{ type: 'ADDED', object: full('watched') }], true)]);
+    await waitFor(() => informer?.list().length === 2, { what: 'both objects cached' });
+    for (const o of informer?.list() ?? []) {
+      expect(o).toEqual({ metadata: { name: o.metadata?.name, namespace: 'shop', resourceVersion: '3', labels: { a: 'b' }, annotations: { 'fulcrum.io/lb-policy': 'RING_HASH' } }, spec: { ports: [{ port: 80 }] } });
+    }
+  });
+
   it('410 Gone as an ERROR event, and as the watch answer: relists, and objects gone meanwhile leave the cache', async () => {
     const seen = await run([
       list('10', obj('a', '5'), obj('b', '6')),

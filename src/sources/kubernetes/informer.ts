@@ -38,6 +38,24 @@ const MIN_QUIET_WATCH_MS = 1_000;
 
 const keyOf = (o: KubeObject): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * The object as cached: without `metadata.managedFields` and kubectl's last-applied annotation,
+ * the API server's bookkeeping that nothing here reads and that is often larger than the object
+ * (a copy of every field per manager; the whole object again).
+ */
+export function withoutBookkeeping<T extends KubeObject>(o: T): T {
+  const meta = o.metadata as (Record<string, unknown> & { annotations?: Record<string, string> | null }) | null | undefined;
+  if (!meta || (meta.managedFields === undefined && meta.annotations?.[LAST_APPLIED] === undefined)) return o;
+  const { managedFields: _managed, ...kept } = meta;
+  if (kept.annotations?.[LAST_APPLIED] !== undefined) {
+    const { [LAST_APPLIED]: _applied, ...annotations } = kept.annotations;
+    kept.annotations = annotations;
+  }
+  return { ...o, metadata: kept };
+}
+
 export class Informer {
   private objects = new Map<string, KubeObject>();
   private resourceVersion = '';
@@ -90,7 +108,7 @@ export class Informer {
     try {
       const result = await client.list(path, { labelSelector }, controller.signal);
       if (this.stopped) return;
-      this.objects = new Map(result.items.map((o) => [keyOf(o), o]));
+      this.objects = new Map(result.items.map((o) => [keyOf(o), withoutBookkeeping(o)]));
       this.resourceVersion = result.resourceVersion;
       this.options.onList(result.items.length);
     } finally {
@@ -143,7 +161,7 @@ export class Informer {
       if (object.code === 410) return true;
       throw new KubeApiError(`watch ${this.options.kind}: ${object.message ?? 'error event'}`, object.code ?? 0);
     }
-    if (type === 'ADDED' || type === 'MODIFIED') this.objects.set(keyOf(object), object);
+    if (type === 'ADDED' || type === 'MODIFIED') this.objects.set(keyOf(object), withoutBookkeeping(object));
     else if (type === 'DELETED') this.objects.delete(keyOf(object));
     const rv = object.metadata?.resourceVersion;
     if (rv) this.resourceVersion = rv;
