@@ -101,4 +101,10 @@ describe('inClusterAccess', () => {
     expect(access.authorization?.()).toBe('Bearer rotated');
     expect(inClusterAccess({ KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '8080' }, dir).server).toBe('http://10.0.0.1:8080');
   });
+
+  it('no service account mounted: says so at start, and what to do', () => {
+    expect(() => inClusterAccess({ KUBERNETES_SERVICE_HOST: '10.0.0.1' }, join(dir, 'missing'))).toThrow(
+      /in a pod .* service account's CA cannot be read .*ENOENT.*automountServiceAccountToken.*kubernetes\.kubeconfig/,
+    );
+  });
 });

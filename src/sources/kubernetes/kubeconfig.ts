@@ -34,9 +34,19 @@ export function inClusterAccess(env: NodeJS.ProcessEnv = process.env, dir = SERV
   const port = env.KUBERNETES_SERVICE_PORT ?? '443';
   const scheme = port === '80' || port === '8080' || port === '8001' ? 'http' : 'https';
   const tokenPath = join(dir, 'token');
+  let ca: Buffer;
+  try {
+    ca = readFileSync(join(dir, 'ca.crt'));
+  } catch (err) {
+    throw new Error(
+      `kubernetes: in a pod (KUBERNETES_SERVICE_HOST is set) but the service account's CA cannot be read (${(err as Error).message}); ` +
+        'mount the service account token (automountServiceAccountToken) or set kubernetes.kubeconfig',
+      { cause: err },
+    );
+  }
   return {
     server: `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`,
-    ca: readFileSync(join(dir, 'ca.crt')),
+    ca,
     authorization: () => `Bearer ${readFileSync(tokenPath, 'utf8').trim()}`,
   };
 }
