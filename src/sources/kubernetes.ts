@@ -151,7 +151,7 @@ export class KubernetesSource {
   constructor(private readonly options: KubernetesSourceOptions) {
     this.client = new KubeClient(loadKubeConfig(options.kubeconfig));
     this.log = options.logger ?? noopLogger;
-    // At least 1 ms: the recompute must run from a timer, after the informer applied its list.
+    // At least 1 ms: changes are coalesced from a timer.
     this.debouncer = new Debouncer(Math.max(1, options.debounceQuietMs ?? 50), options.debounceMaxMs ?? 500, () => this.flush());
   }
 
@@ -242,6 +242,9 @@ export class KubernetesSource {
     entry.synced = true;
     entry.backoffMs = 0;
     this.schedule();
+    // The first complete view goes out at once: there is nothing to coalesce yet, and readiness
+    // (and so the start of a pod) waits for it. The informer has applied the list already.
+    if (this.emits === 0 && this.entries.every((e) => e.synced)) this.debouncer.flush();
   }
 
   private run(entry: InformerEntry): void {
