@@ -3,7 +3,7 @@
  * certificates): the CA from a file is trusted and nothing else, the client certificate is
  * presented, `tls-server-name` is the name checked, and the token goes in the header.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -67,6 +67,27 @@ describeRequiring('openssl', opensslFound(), 'Kubernetes API client over TLS', (
     const result = await list(file);
     expect(result.resourceVersion).toBe('7');
     expect(result.items[0]?.metadata).toEqual({ name: 'fulcrum-client', namespace: 'Bearer tok' });
+  });
+
+  it('an exec credential plugin (a real executable) supplies the token, with its env and KUBERNETES_EXEC_INFO', async () => {
+    // The plugin answers with a token built from its env and the interactive flag it was given.
+    const script = join(dir, 'get-token.sh');
+    await writeFile(
+      script,
+      [
+        '#!/bin/sh',
+        'case "$KUBERNETES_EXEC_INFO" in *\'"interactive":false\'*) mode=batch ;; *) mode=unknown ;; esac',
+        'printf \'{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s-%s"}}\' "$REGION" "$mode"',
+        '',
+      ].join('\n'),
+    );
+    await chmod(script, 0o755);
+    const file = await kubeconfig(
+      `{ server: "${url}", certificate-authority: kube-ca.pem, tls-server-name: kube.internal }`,
+      `{ client-certificate: fulcrum-client.pem, client-key: fulcrum-client.key, exec: { apiVersion: client.authentication.k8s.io/v1, command: ./get-token.sh, env: [{ name: REGION, value: eu }] } }`,
+    );
+    const result = await list(file);
+    expect(result.items[0]?.metadata).toEqual({ name: 'fulcrum-client', namespace: 'Bearer eu-batch' });
   });
 
   it('refused: without tls-server-name (the name does not match), without the CA, without the client certificate', async () => {

@@ -70,7 +70,9 @@ describe('kubeconfigAccess', () => {
 
   it('refuses what it cannot honour, naming the entry and field', () => {
     const exec = write('e.yaml', config('{ server: "https://h:1" }', '{ exec: { command: aws } }'));
-    expect(() => kubeconfigAccess([exec])).toThrow(/user u: exec credentials are not supported/);
+    expect(() => kubeconfigAccess([exec])).toThrow(/user u: exec.apiVersion must be one of .*got \(none\)/);
+    const noCommand = write('ec.yaml', config('{ server: "https://h:1" }', '{ exec: { apiVersion: client.authentication.k8s.io/v1 } }'));
+    expect(() => kubeconfigAccess([noCommand])).toThrow(/user u: exec.command is missing/);
     const provider = write('p.yaml', config('{ server: "https://h:1" }', '{ auth-provider: { name: gcp } }'));
     expect(() => kubeconfigAccess([provider])).toThrow(/user u: auth-provider credentials are not supported/);
     const proxy = write('x.yaml', config('{ server: "https://h:1", proxy-url: "http://proxy:3128" }', '{ token: t }'));

@@ -102,16 +102,17 @@ export class KubeClient {
     this.agent.destroy();
   }
 
-  private get(path: string, query: Query, signal: AbortSignal): Promise<http.IncomingMessage> {
+  private async get(path: string, query: Query, signal: AbortSignal): Promise<http.IncomingMessage> {
     const url = new URL(this.access.server + path);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
-    const authorization = this.access.authorization?.();
+    const authorization = await this.access.authorization?.();
     const headers: http.OutgoingHttpHeaders = { accept: 'application/json', ...(authorization ? { authorization } : {}) };
     const request = this.secure ? https.request : http.request;
     return new Promise((resolve, reject) => {
       const req = request(url, { agent: this.agent, headers, signal }, (res) => {
         const status = res.statusCode ?? 0;
         if (status >= 200 && status < 300) return resolve(res);
+        if (status === 401) this.access.unauthorized?.();
         readAll(res).then((text) => reject(apiError(path, status, text)), reject);
       });
       req.on('error', (err) => reject(signal.aborted ? signal.reason : err));

@@ -4,14 +4,15 @@
  * supports: a bearer token (inline or `tokenFile`, re-read on every request so rotated projected
  * tokens are picked up), client certificates, basic auth; CA inline or from a file, or
  * insecure-skip-tls-verify; tls-server-name. Relative file paths are relative to the kubeconfig's
- * folder. `exec` and `auth-provider` plugins and `proxy-url` are refused with a clear error rather
- * than silently ignored.
+ * folder; `exec` credential plugins (exec-credential.ts). Legacy `auth-provider` entries and
+ * `proxy-url` are refused with a clear error rather than silently ignored.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import YAML from 'yaml';
+import { ExecCredential, parseExecPlugin } from './exec-credential.js';
 
 /** What a request to the API server needs. */
 export interface KubeAccess {
@@ -23,7 +24,9 @@ export interface KubeAccess {
   readonly insecureSkipTlsVerify?: boolean;
   readonly tlsServerName?: string;
   /** The `authorization` header value for the next request, if any (a token file is re-read). */
-  readonly authorization?: () => string | undefined;
+  readonly authorization?: () => string | undefined | Promise<string | undefined>;
+  /** The API server answered 401: a cached credential (an exec plugin's token) is dropped. */
+  readonly unauthorized?: () => void;
 }
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -117,14 +120,19 @@ function clusterAccess(cluster: Named): Omit<KubeAccess, 'authorization' | 'cert
   };
 }
 
-function userAccess(user: Named): Pick<KubeAccess, 'authorization' | 'cert' | 'key'> {
+function userAccess(user: Named): Pick<KubeAccess, 'authorization' | 'unauthorized' | 'cert' | 'key'> {
   const where = `kubeconfig user ${user.name}`;
-  for (const plugin of ['exec', 'auth-provider']) {
-    if (user.body[plugin] !== undefined) throw new Error(`${where}: ${plugin} credentials are not supported; use a token, tokenFile or client certificate`);
+  if (user.body['auth-provider'] !== undefined) {
+    throw new Error(`${where}: auth-provider credentials are not supported (kubectl dropped them too); use an exec plugin, a token, tokenFile or client certificate`);
   }
   const cert = material(user, 'client-certificate-data', 'client-certificate');
   const key = material(user, 'client-key-data', 'client-key');
   if ((cert === undefined) !== (key === undefined)) throw new Error(`${where}: a client certificate needs both certificate and key`);
+  const tls = cert && key ? { cert, key } : {};
+  if (user.body.exec !== undefined) {
+    const exec = new ExecCredential(parseExecPlugin(user.body.exec, user.base, where));
+    return { ...tls, authorization: () => exec.authorization(), unauthorized: () => exec.invalidate() };
+  }
   const token = str(user.body, 'token');
   const tokenFile = str(user.body, 'tokenFile');
   const username = str(user.body, 'username');
@@ -138,7 +146,7 @@ function userAccess(user: Named): Pick<KubeAccess, 'authorization' | 'cert' | 'k
     const basic = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
     authorization = () => basic;
   }
-  return { ...(cert && key ? { cert, key } : {}), ...(authorization ? { authorization } : {}) };
+  return { ...tls, ...(authorization ? { authorization } : {}) };
 }
 
 /** Read one or more kubeconfig files (merged as kubectl does) and resolve `context` (default: current-context). */
