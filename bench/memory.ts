@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ClientCommand } from './fanout-client.js';
+import { startKubeRun } from './kube-run.js';
 
 const HELP = `Memory of a running fulcrum, measured from outside (/proc/PID/status VmRSS) as it is deployed.
 
@@ -34,6 +35,9 @@ Options:
   --endpoints N   endpoints per cluster (default 20)
   --idle-ms N     how long the idle wait for "rest" is (default 45000; 0 skips it)
   --config FILE   serve this config instead of the generated catalog ("rest" only, no streams)
+  --kube          a Kubernetes run: start etcd + kube-apiserver (.tools/bin) with 20 labelled
+                  Services of 10 endpoints, and serve --config (default examples/fulcrum.yaml)
+                  with the Kubernetes source enabled against it ("rest" only, no streams)
   -h, --help      this text
 `;
 
@@ -48,6 +52,7 @@ const { values: args, positionals } = parseArgs({
     endpoints: { type: 'string', default: '20' },
     'idle-ms': { type: 'string', default: '45000' },
     config: { type: 'string' },
+    kube: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
   allowPositionals: true,
@@ -204,10 +209,16 @@ const row = (what: string, rss: number, heap: number, note = ''): string =>
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'fulcrum-memory-'));
-  const configPath = args.config ?? join(dir, 'catalog.yaml');
-  if (!args.config) await writeFile(configPath, catalogYaml(2));
-  const server = await startServer(configPath, join(dir, 'data'));
-  const out: string[] = [`${command.join(' ')}; ${args.config ?? `${num('clusters')} clusters x ${num('endpoints')} endpoints, ${protocol}`}`, '', '| stage | RSS | JS heap used | |', '|---|---|---|---|'];
+  const kube = args.kube ? await startKubeRun(args.config ?? 'examples/fulcrum.yaml') : undefined;
+  const given = kube?.configPath ?? args.config;
+  const configPath = given ?? join(dir, 'catalog.yaml');
+  if (!given) await writeFile(configPath, catalogYaml(2));
+  const server = await startServer(configPath, join(dir, 'data')).catch(async (err: unknown) => {
+    await kube?.stop();
+    throw err;
+  });
+  const what = kube ? `${args.config ?? 'examples/fulcrum.yaml'} + Kubernetes source` : (given ?? `${num('clusters')} clusters x ${num('endpoints')} endpoints, ${protocol}`);
+  const out: string[] = [`${command.join(' ')}; ${what}`, '', '| stage | RSS | JS heap used | |', '|---|---|---|---|'];
   try {
     const serving = await settledRss(server.pid);
     out.push(row('serving (settled, no proxy yet)', serving, await server.metric(HEAP_USED)));
@@ -216,7 +227,7 @@ async function main(): Promise<void> {
     const restHeap = await server.metric(HEAP_USED);
     if (num('idle-ms') > 0) out.push(row(`rest (after ${num('idle-ms') / 1000} s idle, no proxy)`, rest, restHeap, await restBreakdown(server)));
     else out[out.length - 1] = row('serving (settled, no proxy yet)', serving, restHeap, await restBreakdown(server));
-    if (!args.config && streams > 0) {
+    if (!given && streams > 0) {
       const half = Math.floor(streams / 2);
       const perStream = (bytes: number, n: number): string => `${(bytes / n / 1024).toFixed(1)} KiB`;
       const first = await connect(server, half);
@@ -243,6 +254,7 @@ async function main(): Promise<void> {
   } finally {
     server.child.kill('SIGTERM');
     await new Promise((r) => server.child.once('exit', r));
+    await kube?.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

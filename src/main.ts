@@ -111,6 +111,8 @@ export interface Fulcrum {
   readonly log: Logger;
   /** This replica's part in replication (ownership, fencing); undefined on a single node. */
   readonly ha: HaReplica | undefined;
+  /** Resolves once every source has its first complete view in (Kubernetes discovery synced; at once without it). */
+  readonly settled: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -153,6 +155,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     replicaId: resolveReplicaId(options, boot.config),
     log,
     ha: parts.ha,
+    settled: parts.settled,
     async stop() {
       await life.stop();
       log.info('stopped');
@@ -243,6 +246,7 @@ interface Parts {
   readonly xds: XdsServer;
   readonly admin: { port(): number };
   readonly ha: HaReplica | undefined;
+  readonly settled: Promise<void>;
 }
 
 /** Sources → catalog → weights → publisher, then the servers, signals and readiness. */
@@ -298,7 +302,8 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const pipeline = [source, feed, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, missing, core.publisher];
   const served = [security.component, xdsComponent(xds, config.server.xds, options), ...(fleet ? [fleet] : []), component('signals', core.signals)];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
-  return { components: [...pipeline, admin, ...served, readiness], xds, admin, ha };
+  const settled = discovery ? discovery.firstSync : Promise.resolve();
+  return { components: [...pipeline, admin, ...served, readiness], xds, admin, ha, settled };
 }
 
 /** The etcd client and key prefix replication uses (FulcrumOptions.etcd, or the etcd store's own). */
@@ -553,8 +558,9 @@ async function serveFromFlags(flags: ServeFlags): Promise<void> {
     dataDir: flags.dataDir,
     ...(flags.replicaId !== undefined ? { replicaId: flags.replicaId } : {}),
   });
-  // What start-up promoted and left would otherwise stay in the old generation at rest.
-  collectStartupGarbage(2_000);
+  // What start-up promoted and left would otherwise stay in the old generation at rest. With
+  // Kubernetes discovery, start-up ends at its first view (the first translation of its clusters).
+  void fulcrum.settled.then(() => collectStartupGarbage(2_000));
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

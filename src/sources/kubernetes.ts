@@ -1,7 +1,7 @@
 /**
  * Kubernetes source: discovers clusters and endpoints from Services labelled
- * `fulcrum.io/balance=true` and their `discovery.k8s.io/v1` EndpointSlices, with
- * @kubernetes/client-node informers (ListWatch), and hands the result to `onChange` as a
+ * `fulcrum.io/balance=true` and their `discovery.k8s.io/v1` EndpointSlices, with list/watch
+ * informers of our own (./kubernetes/informer.ts, over node's https), and hands the result to `onChange` as a
  * `KubernetesContribution` (`{ clusters, hashPolicies, warnings }`).
  *
  *   const source = new KubernetesSource({
@@ -29,11 +29,9 @@
  *   informer with exponential backoff and jitter. While the API server is unreachable the last
  *   view stays in force (fail static): nothing is emitted until the informer is back.
  */
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { CoreV1Api, DiscoveryV1Api, KubeConfig, ListWatch, Watch } from '@kubernetes/client-node';
-import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import { KubeClient, type KubeObject } from './kubernetes/api-client.js';
+import { Informer } from './kubernetes/informer.js';
+import { inClusterOrDefaultAccess, kubeconfigAccess, type KubeAccess } from './kubernetes/kubeconfig.js';
 import { Debouncer } from '../runtime/debounce.js';
 import {
   BALANCE_LABEL,
@@ -47,6 +45,7 @@ import {
 } from './kubernetes/mapping.js';
 
 export * from './kubernetes/mapping.js';
+export type { KubeAccess } from './kubernetes/kubeconfig.js';
 
 /** Where the API server and credentials come from. */
 export type KubeconfigSource =
@@ -54,8 +53,8 @@ export type KubeconfigSource =
   | { readonly mode: 'cluster' }
   /** A kubeconfig file; `context` defaults to its current-context. */
   | { readonly mode: 'file'; readonly path: string; readonly context?: string }
-  /** An already loaded KubeConfig (tests, embedding). */
-  | { readonly mode: 'config'; readonly config: KubeConfig };
+  /** Already resolved access (tests, embedding). */
+  | { readonly mode: 'config'; readonly config: KubeAccess };
 
 /** The subset of pino's Logger this source uses. */
 export interface KubernetesSourceLogger {
@@ -109,107 +108,16 @@ export interface KubernetesSourceStatus {
 
 const noopLogger: KubernetesSourceLogger = { debug() {}, info() {}, warn() {} };
 
-/**
- * In a pod, the service account; outside one (a developer's machine), the kubeconfig kubectl
- * would use ($KUBECONFIG, else ~/.kube/config); with neither, a clear error at start rather than
- * a watch that retries `https://undefined:undefined` for ever.
- */
-function loadInClusterOrDefault(kc: KubeConfig): void {
-  if (process.env.KUBERNETES_SERVICE_HOST) return kc.loadFromCluster();
-  const candidates = (process.env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '');
-  const home = join(homedir(), '.kube', 'config');
-  if (candidates.some(existsSync) || existsSync(home)) return kc.loadFromDefault();
-  throw new Error(
-    'kubernetes.enabled: not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST is not set) and no kubeconfig found ' +
-      `(kubernetes.kubeconfig in the config file, $KUBECONFIG, or ${home}); give one, or set kubernetes.enabled: false`,
-  );
-}
-
-/** Load a KubeConfig as the option says. */
-export function loadKubeConfig(source: KubeconfigSource): KubeConfig {
+/** Resolve the API server and credentials as the option says. */
+export function loadKubeConfig(source: KubeconfigSource): KubeAccess {
   if (source.mode === 'config') return source.config;
-  const kc = new KubeConfig();
-  if (source.mode === 'cluster') {
-    loadInClusterOrDefault(kc);
-  } else {
-    kc.loadFromFile(source.path);
-    if (source.context !== undefined) kc.setCurrentContext(source.context);
-  }
-  if (!kc.getCurrentCluster()) throw new Error(`kubeconfig (${source.mode}): no current cluster`);
-  return kc;
-}
-
-/**
- * client-node's Watch, plus: bookmarks, a jittered server-side timeout, a client-side watchdog for
- * silent connections, and a hard stop (a watch that connects after `close()` is aborted at once and
- * its events are dropped; the stock ListWatch can start one after `stop()` while a list is in flight).
- */
-class GuardedWatch extends Watch {
-  private closed = false;
-  private readonly active = new Set<AbortController>();
-
-  constructor(
-    config: KubeConfig,
-    private readonly timeoutSeconds: number,
-  ) {
-    super(config);
-  }
-
-  override async watch(
-    path: string,
-    queryParams: Record<string, string | number | boolean | undefined>,
-    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
-    done: (err: unknown) => void,
-  ): Promise<AbortController> {
-    if (this.closed) {
-      const controller = new AbortController();
-      controller.abort();
-      return controller;
-    }
-    const timeoutSeconds = Math.round(this.timeoutSeconds * (1 + Math.random() * 0.1));
-    // Filled in once super.watch() returns; the callbacks below can run before that.
-    const current: { controller?: AbortController; watchdog?: NodeJS.Timeout } = {};
-    const arm = (): void => {
-      if (current.watchdog) clearTimeout(current.watchdog);
-      current.watchdog = setTimeout(() => current.controller?.abort(), (timeoutSeconds + 30) * 1000);
-      current.watchdog.unref();
-    };
-    arm();
-    const controller = await super.watch(
-      path,
-      { ...queryParams, allowWatchBookmarks: true, timeoutSeconds },
-      (phase, obj, raw) => {
-        if (this.closed) return;
-        arm();
-        callback(phase, obj, raw);
-      },
-      (err) => {
-        if (current.watchdog) clearTimeout(current.watchdog);
-        if (current.controller) this.active.delete(current.controller);
-        if (!this.closed) done(err);
-      },
-    );
-    current.controller = controller;
-    if (this.closed || controller.signal.aborted) {
-      if (current.watchdog) clearTimeout(current.watchdog);
-      controller.abort();
-    } else {
-      this.active.add(controller);
-    }
-    return controller;
-  }
-
-  close(): void {
-    this.closed = true;
-    for (const c of this.active) c.abort();
-    this.active.clear();
-  }
+  if (source.mode === 'cluster') return inClusterOrDefaultAccess();
+  return kubeconfigAccess([source.path], source.context);
 }
 
 interface InformerEntry {
   readonly kind: string;
-  readonly informer: ListWatch<KubernetesObject>;
-  readonly watch: GuardedWatch;
+  readonly informer: Informer;
   synced: boolean;
   lists: number;
   errors: number;
@@ -228,7 +136,7 @@ const errorText = (err: unknown): string => {
 };
 
 export class KubernetesSource {
-  private readonly kc: KubeConfig;
+  private readonly client: KubeClient;
   private readonly log: KubernetesSourceLogger;
   private readonly entries: InformerEntry[] = [];
   private started = false;
@@ -241,9 +149,9 @@ export class KubernetesSource {
   private firstEmit: { resolve: () => void; promise: Promise<void> } | undefined;
 
   constructor(private readonly options: KubernetesSourceOptions) {
-    this.kc = loadKubeConfig(options.kubeconfig);
+    this.client = new KubeClient(loadKubeConfig(options.kubeconfig));
     this.log = options.logger ?? noopLogger;
-    // At least 1 ms: the recompute must run from a timer, after the informer applied its list.
+    // At least 1 ms: changes are coalesced from a timer.
     this.debouncer = new Debouncer(Math.max(1, options.debounceQuietMs ?? 50), options.debounceMaxMs ?? 500, () => this.flush());
   }
 
@@ -279,34 +187,12 @@ export class KubernetesSource {
     const promise = new Promise<void>((r) => (resolve = r));
     this.firstEmit = { resolve, promise };
 
-    const core = this.kc.makeApiClient(CoreV1Api);
-    const discovery = this.kc.makeApiClient(DiscoveryV1Api);
     const ns = this.options.namespace;
-    const balance = `${BALANCE_LABEL}=true`;
-
-    this.add(
-      'Service',
-      ns ? `/api/v1/namespaces/${encodeURIComponent(ns)}/services` : '/api/v1/services',
-      balance,
-      () =>
-        ns
-          ? core.listNamespacedService({ namespace: ns, labelSelector: balance })
-          : core.listServiceForAllNamespaces({ labelSelector: balance }),
-    );
-    this.add(
-      'EndpointSlice',
-      ns
-        ? `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(ns)}/endpointslices`
-        : '/apis/discovery.k8s.io/v1/endpointslices',
-      SERVICE_NAME_LABEL,
-      () =>
-        ns
-          ? discovery.listNamespacedEndpointSlice({ namespace: ns, labelSelector: SERVICE_NAME_LABEL })
-          : discovery.listEndpointSliceForAllNamespaces({ labelSelector: SERVICE_NAME_LABEL }),
-    );
-    if (this.options.nodeTopology) {
-      this.add('Node', '/api/v1/nodes', undefined, () => core.listNode());
-    }
+    const scoped = (group: string, resource: string): string =>
+      ns ? `${group}/namespaces/${encodeURIComponent(ns)}/${resource}` : `${group}/${resource}`;
+    this.add('Service', scoped('/api/v1', 'services'), `${BALANCE_LABEL}=true`);
+    this.add('EndpointSlice', scoped('/apis/discovery.k8s.io/v1', 'endpointslices'), SERVICE_NAME_LABEL);
+    if (this.options.nodeTopology) this.add('Node', '/api/v1/nodes', undefined);
     for (const e of this.entries) this.run(e);
 
     if (!signal) return promise;
@@ -326,66 +212,44 @@ export class KubernetesSource {
     this.debouncer.cancel();
     for (const e of this.entries) {
       if (e.retry) clearTimeout(e.retry);
-      e.watch.close();
-      await e.informer.stop();
+      e.informer.stop();
     }
+    this.client.close();
   }
 
-  private add(
-    kind: string,
-    path: string,
-    labelSelector: string | undefined,
-    list: () => Promise<KubernetesListObject<KubernetesObject>>,
-  ): void {
-    const watch = new GuardedWatch(this.kc, this.options.watchTimeoutSeconds ?? 300);
-    // The entry is filled in below; the list wrapper needs it to count lists and mark the sync.
-    const entry = { kind } as InformerEntry;
-    const listFn = async (): Promise<KubernetesListObject<KubernetesObject>> => {
-      if (this.stopped) throw new Error('stopped');
-      // A list that hangs (API server accepting connections but not answering) must not stall the
-      // informer forever: give up, and the error path retries with backoff.
-      let timer: NodeJS.Timeout | undefined;
-      const limitMs = this.options.listTimeoutMs ?? 60_000;
-      const result = await Promise.race([
-        list(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`list ${kind} timed out after ${limitMs} ms`)), limitMs);
-        }),
-      ]).finally(() => clearTimeout(timer));
-      if (this.stopped) throw new Error('stopped');
-      entry.lists++;
-      if (entry.lists > 1) this.log.info({ kind, items: result.items.length }, 'kubernetes: relisted');
-      // The informer applies the list to its cache synchronously after this resolves; the
-      // recompute runs from a timer, so it sees the applied list.
-      entry.synced = true;
-      entry.backoffMs = 0;
-      this.schedule();
-      return result;
-    };
-    const informer = new ListWatch<KubernetesObject>(path, watch, listFn, false, labelSelector);
-    Object.assign(entry, {
-      informer,
-      watch,
-      synced: false,
-      lists: 0,
-      errors: 0,
-      lastError: undefined,
-      backoffMs: 0,
-      lastErrorAt: 0,
-      retry: undefined,
+  private add(kind: string, path: string, labelSelector: string | undefined): void {
+    // The callbacks run only after start(), when `entry` below exists.
+    const informer = new Informer({
+      client: this.client,
+      kind,
+      path,
+      ...(labelSelector !== undefined ? { labelSelector } : {}),
+      listTimeoutMs: this.options.listTimeoutMs ?? 60_000,
+      watchTimeoutSeconds: this.options.watchTimeoutSeconds ?? 300,
+      onList: (items) => this.listed(entry, items),
+      onChange: () => this.schedule(),
+      onError: (err) => this.onError(entry, err),
+      onConnect: (resourceVersion) => this.log.debug({ kind, resourceVersion }, 'kubernetes: informer (re)connecting'),
     });
-    const changed = (): void => this.schedule();
-    informer.on('add', changed);
-    informer.on('update', changed);
-    informer.on('delete', changed);
-    informer.on('error', (err: unknown) => this.onError(entry, err));
-    informer.on('connect', () => this.log.debug({ kind, resourceVersion: informer.latestResourceVersion() }, 'kubernetes: informer (re)connecting'));
+    const entry: InformerEntry = { kind, informer, synced: false, lists: 0, errors: 0, lastError: undefined, backoffMs: 0, lastErrorAt: 0, retry: undefined };
     this.entries.push(entry);
+  }
+
+  /** A list reached the informer's cache: the informer is synced; recompute from a timer. */
+  private listed(entry: InformerEntry, items: number): void {
+    entry.lists++;
+    if (entry.lists > 1) this.log.info({ kind: entry.kind, items }, 'kubernetes: relisted');
+    entry.synced = true;
+    entry.backoffMs = 0;
+    this.schedule();
+    // The first complete view goes out at once: there is nothing to coalesce yet, and readiness
+    // (and so the start of a pod) waits for it. The informer has applied the list already.
+    if (this.emits === 0 && this.entries.every((e) => e.synced)) this.debouncer.flush();
   }
 
   private run(entry: InformerEntry): void {
     if (this.stopped) return;
-    entry.informer.start().catch((err: unknown) => this.onError(entry, err));
+    entry.informer.start();
   }
 
   private onError(entry: InformerEntry, err: unknown): void {
@@ -417,7 +281,7 @@ export class KubernetesSource {
 
   private flush(): void {
     if (this.stopped || !this.entries.every((e) => e.synced)) return;
-    const get = (kind: string): readonly KubernetesObject[] =>
+    const get = (kind: string): readonly KubeObject[] =>
       this.entries.find((e) => e.kind === kind)?.informer.list() ?? [];
     const nodes = this.options.nodeTopology ? nodeTopologies(get('Node') as readonly NodeLike[]) : undefined;
     const view = slicesToClusters(

@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { scaled } from '../support/timing.js';
 
@@ -35,5 +38,26 @@ describe('what a start loads', () => {
     for (const lazy of ['@fastify/swagger-ui', '@fastify/static', 'glob']) expect(packages, lazy).not.toContain(lazy);
     // fast-json-stringify's own Ajv copy loads with the first response schema compiled (lazy-compilers.ts).
     expect(files.filter((f) => f.endsWith('/ajv/dist/ajv.js'))).toHaveLength(1);
+  }, scaled(120_000));
+
+  it('with the Kubernetes source enabled: its own list/watch client, not @kubernetes/client-node (~60 MiB and ~1 s of CPU at start)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fulcrum-loaded-k8s-'));
+    try {
+      // Nothing listens on port 1: discovery keeps retrying in the background, start does not wait for it.
+      const kubeconfig = join(dir, 'kubeconfig.yaml');
+      await writeFile(
+        kubeconfig,
+        'clusters: [{ name: c, cluster: { server: "https://127.0.0.1:1" } }]\nusers: [{ name: u, user: { token: t } }]\n' +
+          'contexts: [{ name: x, context: { cluster: c, user: u } }]\ncurrent-context: x\n',
+      );
+      const config = join(dir, 'fulcrum.yaml');
+      await writeFile(config, `kubernetes: { enabled: true, kubeconfig: ${JSON.stringify(kubeconfig)} }\n`);
+      const files = await loadedFiles(config);
+      expect(files.some((f) => f.endsWith('/sources/kubernetes/informer.ts'))).toBe(true);
+      const packages = new Set(files.map(packageOf).filter((p): p is string => p !== undefined));
+      for (const heavy of ['@kubernetes/client-node', 'node-fetch', 'js-yaml', 'socks-proxy-agent', 'hpagent']) expect(packages, heavy).not.toContain(heavy);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }, scaled(120_000));
 });

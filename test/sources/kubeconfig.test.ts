@@ -38,6 +38,6 @@ describe('loadKubeConfig in cluster mode', () => {
       ].join('\n'),
     );
     process.env.KUBECONFIG = file;
-    expect(loadKubeConfig({ mode: 'cluster' }).getCurrentCluster()?.server).toBe('https://127.0.0.1:6443');
+    expect(loadKubeConfig({ mode: 'cluster' }).server).toBe('https://127.0.0.1:6443');
   });
 });

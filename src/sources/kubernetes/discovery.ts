@@ -20,6 +20,9 @@ export class KubernetesDiscovery implements Component {
   private readonly source: KubernetesSource;
   private readonly log: KubernetesDiscoveryOptions['log'];
   private state: 'waiting' | 'synced' | 'failed' = 'waiting';
+  private markSynced: () => void = () => undefined;
+  /** Resolves when the first complete view has arrived (never, if discovery stops before). */
+  readonly firstSync = new Promise<void>((resolve) => (this.markSynced = resolve));
 
   constructor(options: KubernetesDiscoveryOptions) {
     const { settings: k, log } = options;
@@ -39,7 +42,10 @@ export class KubernetesDiscovery implements Component {
 
   start(): void {
     this.source.start().then(
-      () => (this.state = 'synced'),
+      () => {
+        this.state = 'synced';
+        this.markSynced();
+      },
       (err: unknown) => {
         this.state = 'failed';
         this.log.error({ err }, 'kubernetes discovery stopped');

@@ -64,8 +64,8 @@ export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 const HTTP2_APP_PROTOCOLS = new Set(['kubernetes.io/h2c', 'h2c', 'grpc', 'http2']);
 
-// Structural views of the Kubernetes objects: both the typed objects of @kubernetes/client-node's
-// list calls and the raw JSON of watch events fit them.
+// Structural views of the Kubernetes objects: the raw JSON the informers cache
+// (./informer.ts) and the typed objects the tests build fit them alike.
 
 export interface ObjectMetaLike {
   readonly name?: string | null;
