@@ -1,5 +1,5 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,6 +34,9 @@ Options:
   --endpoints N   endpoints per cluster (default 20)
   --idle-ms N     how long the idle wait for "rest" is (default 45000; 0 skips it)
   --config FILE   serve this config instead of the generated catalog ("rest" only, no streams)
+  --heap-snapshots DIR  write a V8 heap snapshot of the server into DIR at the half and the full
+                  stream count (the server is started with --heapsnapshot-signal=SIGUSR2); group
+                  them per stream with bench/heap-groups.ts
   -h, --help      this text
 `;
 
@@ -48,6 +51,7 @@ const { values: args, positionals } = parseArgs({
     endpoints: { type: 'string', default: '20' },
     'idle-ms': { type: 'string', default: '45000' },
     config: { type: 'string' },
+    'heap-snapshots': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
   allowPositionals: true,
@@ -64,7 +68,8 @@ const num = (name: keyof typeof args): number => {
 const streams = num('streams');
 if (args.protocol !== 'sotw' && args.protocol !== 'delta') throw new Error(`--protocol: expected sotw or delta, got ${String(args.protocol)}`);
 const protocol: 'sotw' | 'delta' = args.protocol;
-const command = positionals.length > 0 ? positionals : [process.execPath, '--max-semi-space-size=4', 'dist/main.js'];
+const snapshotDir = args['heap-snapshots'];
+const command = positionals.length > 0 ? positionals : [process.execPath, '--max-semi-space-size=4', ...(snapshotDir ? ['--heapsnapshot-signal=SIGUSR2'] : []), join(process.cwd(), 'dist/main.js')];
 const MiB = 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -119,7 +124,7 @@ interface Server {
 
 async function startServer(configPath: string, dataDir: string): Promise<Server> {
   const [bin = process.execPath, ...rest] = command;
-  const child = spawn(bin, [...rest, '--config', configPath, '--xds-port', '0', '--data-dir', dataDir], { stdio: 'pipe' });
+  const child = spawn(bin, [...rest, '--config', configPath, '--xds-port', '0', '--data-dir', dataDir], { stdio: 'pipe', cwd: snapshotDir ?? process.cwd() });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-100_000)));
   child.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-100_000)));
@@ -186,6 +191,28 @@ async function push(server: Server, configPath: string, bump: number, streams: n
   await until(`push ${bump} to reach every stream`, async () => (await server.metric(EDS_ACKS)) >= before + streams);
 }
 
+/** Asks the server for a heap snapshot (written into its cwd) and waits until the file is complete. */
+async function heapSnapshot(server: Server, label: string): Promise<void> {
+  if (!snapshotDir) return;
+  const before = new Set(await readdir(snapshotDir));
+  server.child.kill('SIGUSR2');
+  let file = '';
+  await until('the heap snapshot file', async () => {
+    file = (await readdir(snapshotDir)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f)) ?? '';
+    return file !== '';
+  });
+  // V8 writes the file while the process is paused; it is complete once its size stops changing.
+  let size = -1;
+  await until('the heap snapshot to be written', async () => {
+    await sleep(2_000);
+    const now = (await stat(join(snapshotDir, file))).size;
+    const done = now === size && now > 0;
+    size = now;
+    return done;
+  }, 600_000);
+  await rename(join(snapshotDir, file), join(snapshotDir, `${label}.heapsnapshot`));
+}
+
 const HEAP_USED = /^nodejs_heap_size_used_bytes (\S+)/m;
 
 /**
@@ -222,11 +249,13 @@ async function main(): Promise<void> {
       const first = await connect(server, half);
       for (let p = 0; p < num('pushes'); p++) await push(server, configPath, 3 + p, half);
       const halfRss = await settledRss(server.pid);
+      await heapSnapshot(server, `${protocol}-${half}`);
       out.push(row(`${half} streams after ${num('pushes')} pushes`, halfRss, await server.metric(HEAP_USED), `${perStream(halfRss - rest, half)} per stream`));
       const second = await connect(server, streams - half);
       for (let p = 0; p < num('pushes'); p++) await push(server, configPath, 10 + p, streams);
       const connected = await settledRss(server.pid);
       const heap = await server.metric(HEAP_USED);
+      await heapSnapshot(server, `${protocol}-${streams}`);
       out.push(
         row(`${streams} streams after ${num('pushes')} more pushes`, connected, heap, `${perStream(connected - rest, streams)} per stream; marginal ${perStream(connected - halfRss, streams - half)} per stream`),
       );
