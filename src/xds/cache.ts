@@ -40,7 +40,8 @@ const interned = new InternTable<Subscription>();
 
 export function subscription(type: XdsTypeUrl, all: boolean, names: Iterable<string>): Subscription {
   const sorted = all ? [] : [...new Set(names)].sort();
-  const key = all ? `${type}\n*` : `${type}\n${sorted.join('\n')}`;
+  // JSON-quoted: a name may hold any character, so a separator alone would make ["a\nb"] and ["a", "b"] one key.
+  const key = all ? `${type}\n*` : `${type}\n${JSON.stringify(sorted)}`;
   return interned.get(key, () => ({ all, names: sorted, key }));
 }
 
