@@ -188,6 +188,11 @@ export class Snapshot {
   heldVersions(type: XdsTypeUrl, sub: string, held: ReadonlyMap<string, string>): ReadonlyMap<string, string> {
     return this.held.get(type, sub) ?? this.held.set(type, sub, new Map(held));
   }
+
+  /** The map `heldVersions` keeps for `sub`, if a stream made it already. */
+  heldVersionsMade(type: XdsTypeUrl, sub: string): ReadonlyMap<string, string> | undefined {
+    return this.held.get(type, sub);
+  }
 }
 
 function encodeBody(version: string, type: XdsTypeUrl, resources: readonly VersionedResource[]): SotwBody {

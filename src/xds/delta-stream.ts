@@ -135,8 +135,10 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     this.io.send([joinResponse(piece.head, nonce, this.deps.controlPlaneId, deltaTail)]);
     // A client that held nothing holds exactly the piece: the registry may keep the shared map.
     const mode = st.known.size === 0 && piece.removed.length === 0 ? 'state' : 'merge';
-    for (const [name, version] of piece.sent) st.hold(name, version);
-    for (const name of piece.removed) st.forget(name);
+    // In sync before and sent the whole difference: the client now holds exactly what every stream
+    // in sync with this snapshot holds; once that shared map exists, no private copy is made.
+    const after = what === 'all' && st.synced !== undefined ? snapshot.heldVersionsMade(type, st.subKey) : undefined;
+    st.apply(piece, after);
     this.settle(type, st, snapshot, what, piece);
     st.inflight.set(nonce, snapshot.version);
     if (st.inflight.size > MAX_INFLIGHT) st.inflight.delete(st.inflight.keys().next().value as string);

@@ -1,4 +1,4 @@
-import { deltaSubscriptionKey, type DeltaView } from './delta-piece.js';
+import { deltaSubscriptionKey, type DeltaPiece, type DeltaView } from './delta-piece.js';
 import { InternTable } from './intern-table.js';
 
 const NO_NAMES: ReadonlySet<string> = new Set();
@@ -88,6 +88,16 @@ export class DeltaTypeState implements DeltaView {
 
   forget(name: string): void {
     if (this.knownMap.has(name)) this.ownKnown().delete(name);
+  }
+
+  /**
+   * A response went out: the client holds what it carried. `after`, when known, is the shared map
+   * that holds exactly the result (then the stream's own map is neither changed nor copied).
+   */
+  apply(piece: Pick<DeltaPiece, 'sent' | 'removed'>, after?: ReadonlyMap<string, string>): void {
+    if (after) return this.holdShared(after);
+    for (const [name, version] of piece.sent) this.hold(name, version);
+    for (const name of piece.removed) this.forget(name);
   }
 
   /**

@@ -72,4 +72,26 @@ describe('Delta type state shared copy-on-write', () => {
     expect(st.synced).toBeUndefined();
     expect(st.subKey).toBe('["x","y"]');
   });
+
+  test('a response applied with the shared result holds that map; without it, the changes are applied to a copy', () => {
+    const before: ReadonlyMap<string, string> = new Map([
+      ['x', '1'],
+      ['y', '1'],
+    ]);
+    const after: ReadonlyMap<string, string> = new Map([['x', '2']]);
+    const piece = { sent: new Map([['x', '2']]), removed: ['y'] };
+    const fast = new DeltaTypeState();
+    fast.holdShared(before);
+    fast.apply(piece, after);
+    expect(fast.known).toBe(after);
+    const slow = new DeltaTypeState();
+    slow.holdShared(before);
+    slow.apply(piece);
+    expect([...slow.known]).toEqual([...after]);
+    expect([...before]).toEqual([
+      ['x', '1'],
+      ['y', '1'],
+    ]);
+  });
 });
+
