@@ -34,6 +34,9 @@ Options:
   --endpoints N   endpoints per cluster (default 20)
   --idle-ms N     how long the idle wait for "rest" is (default 45000; 0 skips it)
   --config FILE   serve this config instead of the generated catalog ("rest" only, no streams)
+  --gc            run a full garbage collection in the server before each reading (it is started
+                  with --expose-gc and bench/gc-on-signal.cjs; SIGUSR2 collects): per-stream figures
+                  then hold what the streams keep, not how much garbage V8 had not yet collected
   --heap-snapshots DIR  write a V8 heap snapshot of the server into DIR at the half and the full
                   stream count (the server is started with --heapsnapshot-signal=SIGUSR2); group
                   them per stream with bench/heap-groups.ts
@@ -52,6 +55,7 @@ const { values: args, positionals } = parseArgs({
     'idle-ms': { type: 'string', default: '45000' },
     config: { type: 'string' },
     'heap-snapshots': { type: 'string' },
+    gc: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
   allowPositionals: true,
@@ -69,7 +73,12 @@ const streams = num('streams');
 if (args.protocol !== 'sotw' && args.protocol !== 'delta') throw new Error(`--protocol: expected sotw or delta, got ${String(args.protocol)}`);
 const protocol: 'sotw' | 'delta' = args.protocol;
 const snapshotDir = args['heap-snapshots'];
-const command = positionals.length > 0 ? positionals : [process.execPath, '--max-semi-space-size=4', ...(snapshotDir ? ['--heapsnapshot-signal=SIGUSR2'] : []), join(process.cwd(), 'dist/main.js')];
+if (snapshotDir && args.gc) throw new Error('--gc and --heap-snapshots both use SIGUSR2: choose one');
+const gcFlags = args.gc ? ['--expose-gc', '--require', join(process.cwd(), 'bench/gc-on-signal.cjs')] : [];
+const command =
+  positionals.length > 0
+    ? positionals
+    : [process.execPath, '--max-semi-space-size=4', ...(snapshotDir ? ['--heapsnapshot-signal=SIGUSR2'] : []), ...gcFlags, join(process.cwd(), 'dist/main.js')];
 const MiB = 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -103,8 +112,12 @@ async function until(what: string, ready: () => Promise<boolean>, ms = 180_000):
   }
 }
 
-/** RSS once it has settled: two samples a second apart within 1 %, or after 10 s. */
+/** RSS once it has settled: two samples a second apart within 1 %, or after 10 s (after a full GC with --gc). */
 async function settledRss(pid: number): Promise<number> {
+  if (args.gc) {
+    process.kill(pid, 'SIGUSR2');
+    await sleep(1_000);
+  }
   let last = await rssOf(pid);
   for (let i = 0; i < 10; i++) {
     await sleep(1_000);
