@@ -1,5 +1,5 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,6 +38,12 @@ Options:
   --kube          a Kubernetes run: start etcd + kube-apiserver (.tools/bin) with 20 labelled
                   Services of 10 endpoints, and serve --config (default examples/fulcrum.yaml)
                   with the Kubernetes source enabled against it ("rest" only, no streams)
+  --gc            run a full garbage collection in the server before each reading (it is started
+                  with --expose-gc and bench/gc-on-signal.cjs; SIGUSR2 collects): per-stream figures
+                  then hold what the streams keep, not how much garbage V8 had not yet collected
+  --heap-snapshots DIR  write a V8 heap snapshot of the server into DIR at the half and the full
+                  stream count (the server is started with --heapsnapshot-signal=SIGUSR2); group
+                  them per stream with bench/heap-groups.ts
   -h, --help      this text
 `;
 
@@ -53,6 +59,8 @@ const { values: args, positionals } = parseArgs({
     'idle-ms': { type: 'string', default: '45000' },
     config: { type: 'string' },
     kube: { type: 'boolean', default: false },
+    'heap-snapshots': { type: 'string' },
+    gc: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
   allowPositionals: true,
@@ -69,7 +77,13 @@ const num = (name: keyof typeof args): number => {
 const streams = num('streams');
 if (args.protocol !== 'sotw' && args.protocol !== 'delta') throw new Error(`--protocol: expected sotw or delta, got ${String(args.protocol)}`);
 const protocol: 'sotw' | 'delta' = args.protocol;
-const command = positionals.length > 0 ? positionals : [process.execPath, '--max-semi-space-size=4', 'dist/main.js'];
+const snapshotDir = args['heap-snapshots'];
+if (snapshotDir && args.gc) throw new Error('--gc and --heap-snapshots both use SIGUSR2: choose one');
+const gcFlags = args.gc ? ['--expose-gc', '--require', join(process.cwd(), 'bench/gc-on-signal.cjs')] : [];
+const command =
+  positionals.length > 0
+    ? positionals
+    : [process.execPath, '--max-semi-space-size=4', ...(snapshotDir ? ['--heapsnapshot-signal=SIGUSR2'] : []), ...gcFlags, join(process.cwd(), 'dist/main.js')];
 const MiB = 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -103,8 +117,12 @@ async function until(what: string, ready: () => Promise<boolean>, ms = 180_000):
   }
 }
 
-/** RSS once it has settled: two samples a second apart within 1 %, or after 10 s. */
+/** RSS once it has settled: two samples a second apart within 1 %, or after 10 s (after a full GC with --gc). */
 async function settledRss(pid: number): Promise<number> {
+  if (args.gc) {
+    process.kill(pid, 'SIGUSR2');
+    await sleep(1_000);
+  }
   let last = await rssOf(pid);
   for (let i = 0; i < 10; i++) {
     await sleep(1_000);
@@ -124,7 +142,7 @@ interface Server {
 
 async function startServer(configPath: string, dataDir: string): Promise<Server> {
   const [bin = process.execPath, ...rest] = command;
-  const child = spawn(bin, [...rest, '--config', configPath, '--xds-port', '0', '--data-dir', dataDir], { stdio: 'pipe' });
+  const child = spawn(bin, [...rest, '--config', configPath, '--xds-port', '0', '--data-dir', dataDir], { stdio: 'pipe', cwd: snapshotDir ?? process.cwd() });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-100_000)));
   child.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-100_000)));
@@ -191,6 +209,28 @@ async function push(server: Server, configPath: string, bump: number, streams: n
   await until(`push ${bump} to reach every stream`, async () => (await server.metric(EDS_ACKS)) >= before + streams);
 }
 
+/** Asks the server for a heap snapshot (written into its cwd) and waits until the file is complete. */
+async function heapSnapshot(server: Server, label: string): Promise<void> {
+  if (!snapshotDir) return;
+  const before = new Set(await readdir(snapshotDir));
+  server.child.kill('SIGUSR2');
+  let file = '';
+  await until('the heap snapshot file', async () => {
+    file = (await readdir(snapshotDir)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f)) ?? '';
+    return file !== '';
+  });
+  // V8 writes the file while the process is paused; it is complete once its size stops changing.
+  let size = -1;
+  await until('the heap snapshot to be written', async () => {
+    await sleep(2_000);
+    const now = (await stat(join(snapshotDir, file))).size;
+    const done = now === size && now > 0;
+    size = now;
+    return done;
+  }, 600_000);
+  await rename(join(snapshotDir, file), join(snapshotDir, `${label}.heapsnapshot`));
+}
+
 const HEAP_USED = /^nodejs_heap_size_used_bytes (\S+)/m;
 
 /**
@@ -233,11 +273,13 @@ async function main(): Promise<void> {
       const first = await connect(server, half);
       for (let p = 0; p < num('pushes'); p++) await push(server, configPath, 3 + p, half);
       const halfRss = await settledRss(server.pid);
+      await heapSnapshot(server, `${protocol}-${half}`);
       out.push(row(`${half} streams after ${num('pushes')} pushes`, halfRss, await server.metric(HEAP_USED), `${perStream(halfRss - rest, half)} per stream`));
       const second = await connect(server, streams - half);
       for (let p = 0; p < num('pushes'); p++) await push(server, configPath, 10 + p, streams);
       const connected = await settledRss(server.pid);
       const heap = await server.metric(HEAP_USED);
+      await heapSnapshot(server, `${protocol}-${streams}`);
       out.push(
         row(`${streams} streams after ${num('pushes')} more pushes`, connected, heap, `${perStream(connected - rest, streams)} per stream; marginal ${perStream(connected - halfRss, streams - half)} per stream`),
       );

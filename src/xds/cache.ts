@@ -40,7 +40,8 @@ const interned = new InternTable<Subscription>();
 
 export function subscription(type: XdsTypeUrl, all: boolean, names: Iterable<string>): Subscription {
   const sorted = all ? [] : [...new Set(names)].sort();
-  const key = all ? `${type}\n*` : `${type}\n${sorted.join('\n')}`;
+  // JSON-quoted: a name may hold any character, so a separator alone would make ["a\nb"] and ["a", "b"] one key.
+  const key = all ? `${type}\n*` : `${type}\n${JSON.stringify(sorted)}`;
   return interned.get(key, () => ({ all, names: sorted, key }));
 }
 
@@ -186,6 +187,11 @@ export class Snapshot {
    */
   heldVersions(type: XdsTypeUrl, sub: string, held: ReadonlyMap<string, string>): ReadonlyMap<string, string> {
     return this.held.get(type, sub) ?? this.held.set(type, sub, new Map(held));
+  }
+
+  /** The map `heldVersions` keeps for `sub`, if a stream made it already. */
+  heldVersionsMade(type: XdsTypeUrl, sub: string): ReadonlyMap<string, string> | undefined {
+    return this.held.get(type, sub);
   }
 }
 

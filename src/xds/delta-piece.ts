@@ -80,9 +80,13 @@ function encodeDeltaHead(systemVersion: string, type: XdsTypeUrl, resources: rea
  */
 const interned = new InternTable<string>();
 
-/** The key a subscription is shared under: every wildcard stream alike, named ones by their sorted names. */
+/**
+ * The key a subscription is shared under: every wildcard stream alike, named ones by their sorted
+ * names, JSON-quoted: names may hold any character, so joining them with a separator would give
+ * ["a\nb"] and ["a", "b"] one key (and the first stream the other's resources).
+ */
 export function deltaSubscriptionKey(view: Pick<DeltaView, 'wildcard' | 'names'>): string {
   if (view.wildcard) return '*';
-  const key = [...view.names].sort().join('\n');
+  const key = JSON.stringify([...view.names].sort());
   return interned.get(key, () => key);
 }

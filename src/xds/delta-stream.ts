@@ -1,29 +1,12 @@
 import type { Snapshot } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
-import { buildDeltaPiece, deltaSubscriptionKey, type DeltaPhase, type DeltaPiece } from './delta-piece.js';
+import { buildDeltaPiece, type DeltaPhase, type DeltaPiece } from './delta-piece.js';
+import { DeltaTypeState as TypeState } from './delta-type-state.js';
 import { joinResponse } from './joined-responses.js';
 import { checkRequestNames } from './limits.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
 import { deltaTail, type DeltaDiscoveryRequest } from './wire.js';
-
-interface TypeState {
-  wildcard: boolean;
-  names: Set<string>;
-  requested: boolean;
-  /** name → version the client holds (told by initial_resource_versions, or sent by us). */
-  known: Map<string, string>;
-  /** Responses not yet ACKed or NACKed: nonce → system version (several may be in flight in Delta). */
-  inflight: Map<string, string>;
-  /**
-   * The version of this type's content (Snapshot.typeVersion) whose resources, for this
-   * subscription, the client holds exactly, if it does: then its next update is the piece every
-   * stream in the same state shares.
-   */
-  synced?: string;
-  /** The subscription as a memo key; recomputed only after the subscription changed. */
-  subKey?: string;
-}
 
 const MAX_INFLIGHT = 32;
 
@@ -90,7 +73,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     }
 
     if (first) {
-      for (const [name, version] of initial) st.known.set(name, version);
+      for (const [name, version] of initial) st.hold(name, version);
       if (WILDCARD_TYPES.has(type) && req.resource_names_subscribe.length === 0) st.wildcard = true;
     }
     for (const name of req.resource_names_subscribe) {
@@ -99,22 +82,18 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
         continue;
       }
       // A (re)subscription outside the first request means the client does not hold the resource.
-      if (!first || !req.initial_resource_versions[name]) st.known.delete(name);
-      if (!st.names.has(name)) this.subscribed.add(type, this.subscribed.nameBytes(name));
-      st.names.add(name);
+      if (!first || !req.initial_resource_versions[name]) st.forget(name);
+      if (st.subscribe(name)) this.subscribed.add(type, this.subscribed.nameBytes(name));
     }
     for (const name of req.resource_names_unsubscribe) {
       if (name === '*') {
         st.wildcard = false;
         continue;
       }
-      if (st.names.delete(name)) this.subscribed.add(type, -this.subscribed.nameBytes(name));
-      st.known.delete(name);
+      if (st.unsubscribe(name)) this.subscribed.add(type, -this.subscribed.nameBytes(name));
+      st.forget(name);
     }
-    if (first || req.resource_names_subscribe.length > 0 || req.resource_names_unsubscribe.length > 0) {
-      st.synced = undefined;
-      st.subKey = undefined;
-    }
+    if (first || req.resource_names_subscribe.length > 0 || req.resource_names_unsubscribe.length > 0) st.subscriptionChanged();
     // The limit bounds what a stream may hold, not only what one request may name.
     checkNameCount(st.names.size, this.deps.maxResourceNames);
     // A client that reconnects (from another replica, or to this one restarted) holds what it
@@ -130,7 +109,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
   private state(type: XdsTypeUrl): TypeState {
     let st = this.types.get(type);
     if (!st) {
-      st = { wildcard: false, names: new Set(), requested: false, known: new Map(), inflight: new Map() };
+      st = new TypeState();
       this.types.set(type, st);
     }
     return st;
@@ -156,8 +135,10 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     this.io.send([joinResponse(piece.head, nonce, this.deps.controlPlaneId, deltaTail)]);
     // A client that held nothing holds exactly the piece: the registry may keep the shared map.
     const mode = st.known.size === 0 && piece.removed.length === 0 ? 'state' : 'merge';
-    for (const [name, version] of piece.sent) st.known.set(name, version);
-    for (const name of piece.removed) st.known.delete(name);
+    // In sync before and sent the whole difference: the client now holds exactly what every stream
+    // in sync with this snapshot holds; once that shared map exists, no private copy is made.
+    const after = what === 'all' && st.synced !== undefined ? snapshot.heldVersionsMade(type, st.subKey) : undefined;
+    st.apply(piece, after);
     this.settle(type, st, snapshot, what, piece);
     st.inflight.set(nonce, snapshot.version);
     if (st.inflight.size > MAX_INFLIGHT) st.inflight.delete(st.inflight.keys().next().value as string);
@@ -167,7 +148,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     if (type === TYPE.cluster && piece.sent.size > 0) {
       const eds = this.types.get(TYPE.endpoint);
       if (eds) {
-        for (const name of piece.sent.keys()) eds.known.delete(name);
+        for (const name of piece.sent.keys()) eds.forget(name);
         eds.synced = undefined;
       }
     }
@@ -181,7 +162,9 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     if (!this.record) return;
     // In sync with this snapshot (not merely with an older one, as after an 'updates' response).
     if (st.synced !== undefined && st.synced === snapshot.typeVersion(type)) {
-      const held = snapshot.heldVersions(type, (st.subKey ??= deltaSubscriptionKey(st)), st.known);
+      const held = snapshot.heldVersions(type, st.subKey, st.known);
+      // What the client holds is exactly the shared map: the stream drops its own copy too.
+      st.holdShared(held);
       this.deps.registry.sent(this.record, type, snapshot.version, nonce, held, 'state');
       return;
     }
@@ -196,7 +179,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
   private piece(type: XdsTypeUrl, st: TypeState, snapshot: Snapshot, what: DeltaPhase): DeltaPiece {
     const from = st.synced ?? (st.known.size === 0 ? '' : undefined);
     if (from === undefined) return buildDeltaPiece(snapshot.version, type, snapshot.resources(type), st, what);
-    const sub = (st.subKey ??= deltaSubscriptionKey(st));
+    const sub = st.subKey;
     return (
       snapshot.deltaPiece(type, what, from, sub) ??
       snapshot.rememberDeltaPiece(type, what, from, sub, buildDeltaPiece(snapshot.version, type, snapshot.resources(type), st, what))

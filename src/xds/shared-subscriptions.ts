@@ -36,6 +36,7 @@ const byRequest = new InternTable<SharedSubscription>();
  * string join and one lookup; callers check `asks` first, which needs neither.
  */
 export function sharedSubscription(type: XdsTypeUrl, wildcard: boolean, names: readonly string[]): SharedSubscription {
-  const key = `${type}\n${wildcard ? '*' : ''}\n${names.join('\n')}`;
+  // JSON-quoted: a name may hold any character, so a separator alone would make ["a\nb"] and ["a", "b"] one key.
+  const key = `${type}\n${wildcard ? '*' : ''}\n${JSON.stringify(names)}`;
   return byRequest.get(key, () => ({ wildcard, names: new Set(names), sub: subscription(type, wildcard, names), listed: [...names] }));
 }

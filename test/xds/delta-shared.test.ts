@@ -40,7 +40,7 @@ function fleet(count: number) {
     cache.update(groups(set));
     for (const s of streams) s.stream.onCacheChange();
   };
-  return { streams, publish };
+  return { streams, publish, registry };
 }
 
 /** Subscribes CDS (wildcard) and EDS (`names`), ACKing everything. */
@@ -106,4 +106,47 @@ describe('Delta responses shared between streams', () => {
     // Back in sync: the same content as the live stream (its nonces differ, so compare bytes of the shared head).
     expect(stalled.take().map((r) => [r.type_url, namesOf(r)])).toEqual(live.take().map((r) => [r.type_url, namesOf(r)]));
   });
+
+  test('streams in sync share what they hold; one that unsubscribes and resubscribes stays exact, and so do the others', () => {
+    const { streams, publish, registry } = fleet(3);
+    for (const s of streams) subscribe(s, ['a', 'b', 'c']);
+    publish('a', 'b', 'c');
+    for (const s of streams) for (const r of s.take()) s.stream.onRequest(deltaAck(r));
+    const held = (s: (typeof streams)[number], type: string) => registry.list().find((r) => r.node.id === s.node.id)?.types.get(type as typeof EDS)?.sentResources;
+    const [one, two, three] = streams;
+    if (!one || !two || !three) throw new Error('three streams');
+    // One shared map of what they hold, not a copy per stream.
+    expect(held(two, EDS)).toBe(held(one, EDS));
+    expect(held(three, CDS)).toBe(held(one, CDS));
+    two.stream.onRequest(deltaReq(EDS, { resource_names_unsubscribe: ['b'] }));
+    expect(two.take()).toEqual([]);
+    two.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['b'] }));
+    // Resubscribed: the client does not hold b any more, so it is sent again; only to this stream.
+    expect(two.take().map((r) => [r.type_url, namesOf(r)])).toEqual([[EDS, ['b']]]);
+    expect(one.take()).toEqual([]);
+    expect(three.take()).toEqual([]);
+    expect([...(held(one, EDS)?.keys() ?? [])].sort()).toEqual(['a', 'b', 'c']);
+    publish('a', 'b');
+    for (const s of streams) {
+      expect(s.take().map((r) => [r.type_url, namesOf(r), [...r.removed_resources]])).toEqual([
+        [EDS, [], ['c']],
+        [CDS, [], ['c']],
+      ]);
+    }
+  });
+
+  test('a name holding the key separator is not mistaken for the names it joins (the shared pieces are keyed exactly)', () => {
+    const { streams, publish } = fleet(2);
+    const [two, one] = streams;
+    if (!two || !one) throw new Error('two streams');
+    subscribe(two, ['a', 'b']);
+    one.stream.onRequest(deltaReq(CDS, { node: one.node, resource_names_subscribe: ['*'] }));
+    for (const r of one.take()) one.stream.onRequest(deltaAck(r));
+    one.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['a\nb'] }));
+    expect(one.take()).toEqual([]);
+    publish('a', 'b', 'c');
+    expect(two.take().map(namesOf)).toEqual([['a']]);
+    expect(one.take()).toEqual([]);
+  });
 });
+

@@ -7,7 +7,7 @@ test('streams asking for the same names in the same order share one entry by ide
   const b = sharedSubscription(TYPE.endpoint, false, ['c1', 'c2', 'c3']);
   expect(b).toBe(a);
   expect([...a.names]).toEqual(['c1', 'c2', 'c3']);
-  expect(a.sub).toEqual({ all: false, names: ['c1', 'c2', 'c3'], key: `${TYPE.endpoint}\nc1\nc2\nc3` });
+  expect(a.sub).toEqual({ all: false, names: ['c1', 'c2', 'c3'], key: `${TYPE.endpoint}\n["c1","c2","c3"]` });
 });
 
 test('a different request gets another entry; what another stream holds is unchanged (copy-on-write)', () => {
@@ -35,4 +35,13 @@ test('an ACK repeating the subscription is recognized without a lookup; any diff
   expect(asks(held, false, ['q', 'p'])).toBe(false);
   expect(asks(held, false, ['p'])).toBe(false);
   expect(asks(held, true, ['p', 'q'])).toBe(false);
+});
+
+test('a name holding the key separator is not mistaken for the names it joins', () => {
+  const two = sharedSubscription(TYPE.endpoint, false, ['m', 'n']);
+  const one = sharedSubscription(TYPE.endpoint, false, ['m\nn']);
+  expect(one).not.toBe(two);
+  expect([...one.names]).toEqual(['m\nn']);
+  expect(one.sub.names).toEqual(['m\nn']);
+  expect(one.sub.key).not.toBe(two.sub.key);
 });
