@@ -1,9 +1,11 @@
+import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store, type StoreChange } from '../../src/catalog/store/index.js';
 import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import type { Endpoint } from '../../src/catalog/types.js';
 import { cleanupTempDirs, cluster, endpoint, tempDir } from './helpers.js';
+import { waitFor } from '../support/wait.js';
 
 const API = { actor: 'alice', owner: 'api' } as const;
 const open: Store[] = [];
@@ -74,6 +76,21 @@ describe('putClusterSliced', () => {
     expect(latest?.before).toMatchObject({ name: 'big', owner: 'api' });
     // The writer connection checks again: an endpoint row breaking a CHECK is refused there too.
     await expect(s.putClusterSliced(cluster('big', many(1200, 0)), API, 1)).rejects.toThrow(/CHECK constraint failed/);
+  });
+
+  it('leaves the WAL checkpoint to a worker thread: the commit does not copy pages into the database file', async () => {
+    const s = fresh();
+    s.putCluster(cluster('small', many(3, 1)), API);
+    const size = (): number => statSync(s.file).size;
+    const before = size();
+    await s.putClusterSliced(cluster('big', many(6000, 1)), API, 5);
+    // Committed (durable in the WAL) and readable, but not yet copied into the database file.
+    expect(size()).toBe(before);
+    expect(s.getCluster('big')?.endpoints).toHaveLength(6000);
+    // The worker copies it with no further write on the store.
+    await waitFor(() => size() > before + 1024 * 1024 || undefined, { what: 'the worker checkpointed', timeoutMs: 60_000 });
+    s.putCluster(cluster('small', many(4, 1)), API);
+    expect(s.getCluster('small')?.endpoints).toHaveLength(4);
   });
 
   it('lets the event loop turn while it writes, and reads see the old state until it commits', async () => {
