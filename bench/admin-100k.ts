@@ -6,12 +6,16 @@
  *   bulk endpoint API), GET /healthz and an xDS Fetch (EDS of one cluster) are sent every 10 ms;
  *   the worst latency of each is how long a request waited behind the write;
  * - first requests: the first endpoint PUT and PATCH after /readyz, `--settle-ms` later (route
- *   schemas compile lazily; a build that warms them once ready has them compiled by then).
+ *   schemas compile lazily; a build that warms them once ready has them compiled by then);
+ * - the 20k cluster PUT twice more (weights changed): the first (201) and second (the first 200)
+ *   pay one-time compilations of their answer's serializer (fast-json-stringify compiles the
+ *   validators of anyOf branches on first use); the third shows a warm process.
  * fulcrum runs as its own process (tsx), so the client's timers are not stalled with the server;
  * the store is seeded directly (SQLite) before it starts.
  *
  *   npx tsx bench/admin-100k.ts [--clusters 1000] [--endpoints 100] [--writes 200] [--big 20000]
  *                               [--debounce-ms 0] [--engine-tick-ms MS] [--settle-ms 3000] [--cpu-prof DIR]
+ *                               [--node-args=--max-semi-space-size=4,...]  (as `npm start` runs it)
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -22,7 +26,7 @@ import { parseClusterBody } from '../src/admin/resources.js';
 import { startFulcrumProcess, type FulcrumProcess } from '../test/support/fulcrum-process.js';
 import { EDS, SERVICE, XdsClient, type DiscoveryResponse, type SotwStream } from '../test/support/xds-client.js';
 
-const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--engine-tick-ms MS] [--settle-ms MS] [--cpu-prof DIR]\n';
+const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--engine-tick-ms MS] [--settle-ms MS] [--cpu-prof DIR] [--node-args=A,B]\n';
 const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '1000' },
@@ -33,6 +37,7 @@ const { values } = parseArgs({
     'engine-tick-ms': { type: 'string' },
     'settle-ms': { type: 'string', default: '3000' },
     'cpu-prof': { type: 'string' },
+    'node-args': { type: 'string', default: '' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -188,6 +193,11 @@ async function measure(server: FulcrumProcess): Promise<string[]> {
     const big = Array.from({ length: BIG }, (_, i) => ({ address: address(CLUSTERS * PER_CLUSTER + i), port: 8080, weight: 1 + (i % 5) }));
     const lines = [...firstCalls, row('endpoint PUT (weight change)', put), row('  … until the EDS stream has it', propagated), row('drain / enable', drain)];
     lines.push(...(await stage(`cluster PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', '/v1/clusters/big', { endpoints: big })))));
+    // The first re-weight is the route's first 200 answer (the create was a 201): both compile their serializer's validators once.
+    for (const [n, label] of [[5, 'again (first 200)'], [6, 'a third time']] as const) {
+      const reweighted = big.map((e) => ({ ...e, weight: e.weight + n }));
+      lines.push(...(await stage(`cluster PUT ${label}, ${BIG} re-weighted`, (l) => stallDuring(admin, xds, l, () => admin.call('PUT', '/v1/clusters/big', { endpoints: reweighted })))));
+    }
     const bulk = big.map((e) => ({ ...e, weight: e.weight + 1 }));
     const bulkPath = '/v1/clusters/big/endpoints';
     lines.push(...(await stage(`bulk endpoint PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', bulkPath, { endpoints: bulk })))));
@@ -208,7 +218,8 @@ async function main(): Promise<void> {
   seed(join(dir, 'data'));
   process.stdout.write(`seeded ${CLUSTERS} clusters × ${PER_CLUSTER} endpoints in ${((performance.now() - seeded) / 1000).toFixed(1)} s\n`);
   const prof = values['cpu-prof'];
-  const server = await startFulcrumProcess({ config, dataDir: join(dir, 'data'), nodeOptions: prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [], startMs: 300_000 });
+  const nodeArgs = values['node-args'].split(',').filter((a) => a !== '');
+  const server = await startFulcrumProcess({ config, dataDir: join(dir, 'data'), nodeOptions: [...nodeArgs, ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])], startMs: 300_000 });
   try {
     const lines = await measure(server);
     process.stdout.write(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; server RSS ${(server.rss() / 2 ** 20).toFixed(0)} MiB\n`);

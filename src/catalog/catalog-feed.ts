@@ -11,15 +11,27 @@ export interface CatalogConsumer {
   setCatalog(catalog: Catalog): void;
 }
 
+/** A change whose new or changed clusters hold more endpoints than this together is big. */
+export const BIG_CHANGE_ENDPOINTS = 1_000;
+
 /**
  * The catalog every later stage sees: the store's desired state with contributions that do not
  * live in the store layered on top (Kubernetes discovery), pushed to each consumer, in order, on
  * every change of either. Starting pushes the current catalog once.
+ *
+ * A big change (a cluster of 20k endpoints written) is pushed one consumer per turn of the event
+ * loop: each consumer's share of it (the weight engine's, the signals', the publisher's) then
+ * holds other requests up alone, not all of them in one go. A change arriving meanwhile restarts
+ * the round with the newer catalog, from the first consumer; small changes are pushed at once.
  */
 export class CatalogFeed implements Component {
   readonly name = 'catalog';
   private overlay: (catalog: Catalog) => Catalog = (c) => c;
   private unsubscribe: (() => void) | undefined;
+  /** The catalog last pushed (or being pushed). */
+  private last: Catalog | undefined;
+  /** While a big change is pushed in turns: the newer catalog to push next, if any. */
+  private inTurns: { next: Catalog | undefined } | undefined;
 
   constructor(
     private readonly origin: CatalogOrigin,
@@ -34,6 +46,7 @@ export class CatalogFeed implements Component {
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
+    this.inTurns = undefined;
   }
 
   /** Replaces the layer on top of the store's catalog and pushes the result. */
@@ -44,6 +57,44 @@ export class CatalogFeed implements Component {
 
   private refresh(): void {
     const catalog = this.overlay(this.origin.catalog());
-    for (const c of this.consumers) c.setCatalog(catalog);
+    const previous = this.last;
+    this.last = catalog;
+    if (this.inTurns) {
+      this.inTurns.next = catalog;
+      return;
+    }
+    if (previous === undefined || !isBig(previous, catalog)) {
+      for (const c of this.consumers) c.setCatalog(catalog);
+      return;
+    }
+    void this.pushInTurns(catalog);
   }
+
+  private async pushInTurns(first: Catalog): Promise<void> {
+    const round = { next: undefined as Catalog | undefined };
+    this.inTurns = round;
+    let catalog: Catalog | undefined = first;
+    while (catalog && this.inTurns === round) {
+      round.next = undefined;
+      for (const c of this.consumers) {
+        c.setCatalog(catalog);
+        await new Promise((resolve) => setImmediate(resolve));
+        if (round.next || this.inTurns !== round) break;
+      }
+      catalog = round.next;
+    }
+    if (this.inTurns === round) this.inTurns = undefined;
+  }
+}
+
+/** Whether the clusters of `next` that are not the same objects as in `previous` hold more than BIG_CHANGE_ENDPOINTS endpoints. */
+function isBig(previous: Catalog, next: Catalog): boolean {
+  const before = new Set(previous.clusters);
+  let endpoints = 0;
+  for (const c of next.clusters) {
+    if (before.has(c)) continue;
+    endpoints += c.endpoints.length;
+    if (endpoints > BIG_CHANGE_ENDPOINTS) return true;
+  }
+  return false;
 }

@@ -11,6 +11,9 @@ import { Translator } from './translator.js';
 /**
  * Desired state (catalog + adaptive weights) → translated, versioned snapshots, debounced.
  * Starting publishes the first snapshot at once; once stopped, changes are no longer published.
+ * When a big cluster's assignment must be encoded again, it is encoded first in slices that let
+ * the event loop turn (Translator.prepare), and the snapshot is published once that is done, from
+ * the catalog and weights as they are then; changes meanwhile are folded into that publication.
  */
 export class Publisher implements Component {
   readonly name = 'publisher';
@@ -19,6 +22,8 @@ export class Publisher implements Component {
   private weights: WeightOverrides | undefined;
   private readonly debouncer: Debouncer;
   private readonly translator = new Translator();
+  /** A big cluster's assignment is being encoded ahead; a publication follows it. */
+  private preparing = false;
 
   constructor(
     private readonly cache: XdsCache,
@@ -60,7 +65,7 @@ export class Publisher implements Component {
   /** Publishes immediately (used at start so the first proxies do not wait for the debounce). */
   publishNow(): void {
     this.debouncer.cancel();
-    this.publish();
+    this.translateNow();
   }
 
   stop(): void {
@@ -69,6 +74,20 @@ export class Publisher implements Component {
   }
 
   private publish(): void {
+    if (!this.catalog || this.preparing) return;
+    const big = this.translator.bigPending(this.catalog, this.weights);
+    if (big.length === 0) return this.translateNow();
+    this.preparing = true;
+    this.translator
+      .prepare(big, this.weights, nextTurn)
+      .catch((err: unknown) => this.log.error({ err }, 'encoding a big cluster ahead failed; encoding it in one go'))
+      .finally(() => {
+        this.preparing = false;
+        if (!this.stopped) this.translateNow();
+      });
+  }
+
+  private translateNow(): void {
     if (!this.catalog) return;
     const started = performance.now();
     try {
@@ -81,4 +100,8 @@ export class Publisher implements Component {
       this.log.error({ err }, 'translation failed; keeping the previous snapshot');
     }
   }
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

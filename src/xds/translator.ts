@@ -1,7 +1,8 @@
-import type { Catalog, NodeGroup } from '../catalog/types.js';
+import type { Catalog, Cluster, NodeGroup } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
-import { encodeResource, type EncodedResource } from './resource.js';
+import { encodeResource, resourceOfBytes, type EncodedResource } from './resource.js';
+import { encodeLoadAssignmentSliced, type Turn } from './sliced-encode.js';
 import { clusterResource, loadAssignmentResource, type LoadReportingOptions } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
 import { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
@@ -9,6 +10,13 @@ import { retryPolicies } from './translate-protection.js';
 
 /** Re-exported for callers that still import them from here; the cache side owns them. */
 export { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
+
+/**
+ * Clusters with more endpoints than this are big: their assignment can be encoded ahead in slices
+ * (prepare), and their content is not compared as a string (serializing one costs about what
+ * encoding it does, and a changed object of this size has nearly always changed content).
+ */
+export const BIG_CLUSTER_ENDPOINTS = 1_000;
 
 /**
  * Catalog (+ adaptive weights) → one encoded resource set per node group.
@@ -29,6 +37,8 @@ export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: Loa
  */
 export class Translator {
   private memo = new Map<string, Memo>();
+  /** Assignments of big clusters encoded ahead by prepare(), used by the next translate() if their inputs still match. */
+  private prepared = new Map<string, Memo>();
   private readonly contentKeys = new WeakMap<object, string>();
 
   translate(catalog: Catalog, weights?: WeightOverrides, lrs?: LoadReportingOptions): Map<string, ResourceSet> {
@@ -45,8 +55,9 @@ export class Translator {
     const lrsKey = JSON.stringify(lrs ?? null);
     for (const c of catalog.clusters) {
       const overrides = weights?.get(c.name);
-      put(TYPE.cluster, c.name, { source: c, extra: lrsKey }, () => clusterResource(c, lrs));
-      put(TYPE.endpoint, c.name, { source: c, extra: '', overrides }, () => loadAssignmentResource(c, overrides));
+      const compareContent = c.endpoints.length <= BIG_CLUSTER_ENDPOINTS;
+      put(TYPE.cluster, c.name, { source: c, extra: lrsKey, compareContent }, () => clusterResource(c, lrs));
+      put(TYPE.endpoint, c.name, assignmentInputs(c, weights), () => loadAssignmentResource(c, overrides));
     }
     const retries = retryPolicies(catalog.clusters);
     for (const l of catalog.listeners) {
@@ -57,6 +68,7 @@ export class Translator {
     }
     // Only what this translation produced is remembered: removed resources do not accumulate.
     this.memo = next;
+    this.prepared.clear();
     const groups = new Map<string, ResourceSet>([[DEFAULT_GROUP, all]]);
     for (const g of catalog.nodeGroups) groups.set(g.nodeCluster, selectGroup(catalog, g, all));
     return groups;
@@ -68,17 +80,47 @@ export class Translator {
    * object, e.g. after a config reload built new objects).
    */
   private encode(next: Map<string, Memo>, typeUrl: XdsTypeUrl, name: string, inputs: Inputs, build: () => Record<string, unknown>): EncodedResource {
-    const id = `${typeUrl}\0${name}`;
+    const id = resourceId(typeUrl, name);
     const known = this.memo.get(id);
-    const same =
-      known !== undefined &&
-      known.extra === inputs.extra &&
-      sameOverrides(known.overrides, inputs.overrides) &&
-      (known.source === inputs.source || this.contentKey(known.source) === this.contentKey(inputs.source));
+    const prepared = this.prepared.get(id);
+    const hit = this.matches(known, inputs) ? known : this.matches(prepared, inputs) ? prepared : undefined;
     // A hit keeps the memo entry as it is: no allocation per resource on a publish that changed little.
-    const memo = same && known.source === inputs.source && known.overrides === inputs.overrides ? known : { ...inputs, resource: same ? known.resource : encodeResource(typeUrl, name, build()) };
+    const memo = hit && hit.source === inputs.source && hit.overrides === inputs.overrides ? hit : { ...inputs, resource: hit ? hit.resource : encodeResource(typeUrl, name, build()) };
     next.set(id, memo);
     return memo.resource;
+  }
+
+  /** Whether `known` was built from the same inputs (content compared only when both sides allow it). */
+  private matches(known: Memo | undefined, inputs: Inputs): known is Memo {
+    if (known === undefined || known.extra !== inputs.extra || !sameOverrides(known.overrides, inputs.overrides)) return false;
+    if (known.source === inputs.source) return true;
+    return known.compareContent !== false && inputs.compareContent !== false && this.contentKey(known.source) === this.contentKey(inputs.source);
+  }
+
+  /** The big clusters of `catalog` whose assignment the next translate() would have to encode. */
+  bigPending(catalog: Catalog, weights?: WeightOverrides): Cluster[] {
+    return catalog.clusters.filter((c) => {
+      if (c.endpoints.length <= BIG_CLUSTER_ENDPOINTS) return false;
+      const id = resourceId(TYPE.endpoint, c.name);
+      const inputs = assignmentInputs(c, weights);
+      return !this.matches(this.memo.get(id), inputs) && !this.matches(this.prepared.get(id), inputs);
+    });
+  }
+
+  /**
+   * Encodes the assignments of `clusters` (from bigPending) ahead of the next translate(), in
+   * slices with `turn` awaited between them, so a big cluster's change does not hold the event
+   * loop for its whole encode. The bytes are those translate() would produce.
+   */
+  async prepare(clusters: readonly Cluster[], weights: WeightOverrides | undefined, turn: Turn): Promise<void> {
+    for (const c of clusters) {
+      const inputs = assignmentInputs(c, weights);
+      const value = loadAssignmentResource(c, inputs.overrides);
+      await turn();
+      const bytes = await encodeLoadAssignmentSliced(value, turn);
+      this.prepared.set(resourceId(TYPE.endpoint, c.name), { ...inputs, resource: resourceOfBytes(TYPE.endpoint, c.name, bytes) });
+      await turn();
+    }
   }
 
   /** The object's content as a string, computed once per object (catalog objects are not mutated). */
@@ -96,8 +138,19 @@ export class Translator {
 interface Inputs {
   readonly source: object;
   readonly extra: string;
+  /** false: a different source object is taken as different content (big clusters). */
+  readonly compareContent?: boolean;
   /** A ClusterLoadAssignment's weight overrides: compared by entry, as the weight loop publishes new maps each tick. */
   readonly overrides?: ReadonlyMap<string, EndpointOverride> | undefined;
+}
+
+function resourceId(typeUrl: XdsTypeUrl, name: string): string {
+  return `${typeUrl}\0${name}`;
+}
+
+/** A cluster's ClusterLoadAssignment inputs: the cluster and its weight overrides. */
+function assignmentInputs(c: Cluster, weights: WeightOverrides | undefined): Inputs {
+  return { source: c, extra: '', overrides: weights?.get(c.name), compareContent: c.endpoints.length <= BIG_CLUSTER_ENDPOINTS };
 }
 
 /** Same weights and health per endpoint (no overrides and an empty map are the same). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CatalogFeed } from '../../src/catalog/catalog-feed.js';
+import { BIG_CHANGE_ENDPOINTS, CatalogFeed } from '../../src/catalog/catalog-feed.js';
 import type { Catalog } from '../../src/catalog/types.js';
-import { cluster } from './helpers.js';
+import { cluster, endpoint } from './helpers.js';
 
 function origin(initial: Catalog) {
   let catalog = initial;
@@ -50,6 +50,30 @@ describe('CatalogFeed', () => {
     expect(names(last[1] as Catalog)).toEqual(['a', 'k8s/x']);
     store.change(catalogOf('b'));
     expect(names(last[2] as Catalog)).toEqual(['b', 'k8s/x']);
+    feed.stop();
+  });
+
+  it('pushes a big change one consumer per turn of the event loop, and a change meanwhile restarts the round with the newer catalog', async () => {
+    const big = cluster('big', Array.from({ length: BIG_CHANGE_ENDPOINTS + 1 }, (_, i) => endpoint(`10.0.${i >> 8}.${i & 255}`)));
+    const small = cluster('a');
+    const store = origin({ clusters: [small], listeners: [], nodeGroups: [] });
+    const seen: string[] = [];
+    const consumer = (id: string) => ({ setCatalog: (c: Catalog) => void seen.push(`${id}:${names(c).join(',')}`) });
+    const feed = new CatalogFeed(store, [consumer('weights'), consumer('signals'), consumer('publisher')]);
+    feed.start();
+    seen.length = 0;
+    store.change({ clusters: [small, big], listeners: [], nodeGroups: [] });
+    expect(seen).toEqual(['weights:a,big']);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(seen).toEqual(['weights:a,big', 'signals:a,big']);
+    // A change now: the round starts again with it, and the publisher never gets the older catalog.
+    store.change({ clusters: [small, big, cluster('b')], listeners: [], nodeGroups: [] });
+    expect(seen).toHaveLength(2);
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(seen.slice(2)).toEqual(['weights:a,big,b', 'signals:a,big,b', 'publisher:a,big,b']);
+    // A small change, nothing in progress: pushed to all at once.
+    store.change({ clusters: [small, big, cluster('b'), cluster('c')], listeners: [], nodeGroups: [] });
+    expect(seen.slice(5)).toEqual(['weights:a,big,b,c', 'signals:a,big,b,c', 'publisher:a,big,b,c']);
     feed.stop();
   });
 });

@@ -1,8 +1,11 @@
+import { statSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store, type StoreChange } from '../../src/catalog/store/index.js';
 import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import type { Endpoint } from '../../src/catalog/types.js';
 import { cleanupTempDirs, cluster, endpoint, tempDir } from './helpers.js';
+import { waitFor } from '../support/wait.js';
 
 const API = { actor: 'alice', owner: 'api' } as const;
 const open: Store[] = [];
@@ -51,6 +54,43 @@ describe('putClusterSliced', () => {
     expect(events[1]).toEqual(events[0]);
     expect(events[0]).toHaveLength(5); // the repeated write changed nothing
     expect(sliced.catalog().clusters.map((c) => c.name)).toEqual(['big', 'zzz']);
+  });
+
+  it('writes audit rows SQLite itself finds valid, and leaves the CHECK constraints on for the next statements', async () => {
+    const s = fresh();
+    await s.putClusterSliced(cluster('big', many(3000, 1)), API, 1);
+    await s.putClusterSliced(cluster('big', many(2500, 3)), API, 1);
+    const db = new Database(s.file, { readonly: true });
+    try {
+      const rows = db.prepare('SELECT json_valid(after) AS a, before IS NULL OR json_valid(before) AS b, json_valid(summary) AS s FROM audit').all();
+      expect(rows).toEqual([
+        { a: 1, b: 1, s: 1 },
+        { a: 1, b: 1, s: 1 },
+      ]);
+    } finally {
+      db.close();
+    }
+    // The summary is what a page shows: both sides' settings and endpoint counts.
+    const [latest] = s.audit(1, undefined, { trimOver: 64 * 1024 });
+    expect(latest?.trimmed?.endpoints).toEqual({ before: 3000, after: 2500 });
+    expect(latest?.before).toMatchObject({ name: 'big', owner: 'api' });
+    // The writer connection checks again: an endpoint row breaking a CHECK is refused there too.
+    await expect(s.putClusterSliced(cluster('big', many(1200, 0)), API, 1)).rejects.toThrow(/CHECK constraint failed/);
+  });
+
+  it('leaves the WAL checkpoint to a worker thread: the commit does not copy pages into the database file', async () => {
+    const s = fresh();
+    s.putCluster(cluster('small', many(3, 1)), API);
+    const size = (): number => statSync(s.file).size;
+    const before = size();
+    await s.putClusterSliced(cluster('big', many(6000, 1)), API, 5);
+    // Committed (durable in the WAL) and readable, but not yet copied into the database file.
+    expect(size()).toBe(before);
+    expect(s.getCluster('big')?.endpoints).toHaveLength(6000);
+    // The worker copies it with no further write on the store.
+    await waitFor(() => size() > before + 1024 * 1024 || undefined, { what: 'the worker checkpointed', timeoutMs: 60_000 });
+    s.putCluster(cluster('small', many(4, 1)), API);
+    expect(s.getCluster('small')?.endpoints).toHaveLength(4);
   });
 
   it('lets the event loop turn while it writes, and reads see the old state until it commits', async () => {

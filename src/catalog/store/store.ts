@@ -47,6 +47,7 @@ import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord,
 import { trimRecordText } from './audit-trim.js';
 import { auditSummary, parseSummary } from './audit-summary.js';
 import { putClusterSliced } from './sliced-write.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 import { CatalogView } from './catalog-view.js';
 import { auditedAction } from './records.js';
 import type {
@@ -243,6 +244,8 @@ export class Store implements CatalogStore {
   private view: CatalogView | undefined;
   /** The connection of putClusterSliced, once used. */
   private writerDb: Database.Database | undefined;
+  /** Checkpoints the WAL on a worker thread after a sliced write (started on the first one). */
+  private checkpointer: WalCheckpointer | undefined;
   private readonly busyTimeoutMs: number;
 
   constructor(
@@ -456,6 +459,8 @@ export class Store implements CatalogStore {
     assertWriter(opts.owner);
     const started = performance.now();
     const { revision, changes, served, record } = await putClusterSliced(this.writer(), input, opts, this.now().toISOString(), sliceMs);
+    // Before anything queued behind this write commits: that commit would run the checkpoint of this one's pages.
+    if (changes.length > 0) void this.walCheckpointer().checkpoint();
     // Read back by the write already: the route's answer and later reads need not read 20k rows again.
     if (record) this.keep(record);
     const known = served && { cluster: served.name, whole: true, apply: (view: CatalogView) => view.known(served) };
@@ -480,15 +485,21 @@ export class Store implements CatalogStore {
     return { cluster: w.cluster.name, whole: false, apply: (view) => view.patchEndpoint(w.cluster.name, w.address, w.port, served) };
   }
 
-  /** The second connection big writes use (opened on first use; settings as openStore's). */
+  /** The second connection big writes use (opened on first use; settings as openStore's, but its commits never checkpoint). */
   private writer(): Database.Database {
     if (this.writerDb) return this.writerDb;
     const db = new Database(this.file, { timeout: this.busyTimeoutMs });
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+    db.pragma('wal_autocheckpoint = 0');
     this.writerDb = db;
     return db;
+  }
+
+  private walCheckpointer(): WalCheckpointer {
+    this.checkpointer ??= new WalCheckpointer(this.file, this.db, (message) => process.emitWarning(`fulcrum store: WAL checkpoint on the worker failed: ${message}`));
+    return this.checkpointer;
   }
 
   /** Deletes a cluster, its endpoints and its published weights. */
@@ -660,6 +671,8 @@ export class Store implements CatalogStore {
   }
 
   close(): void {
+    void this.checkpointer?.close();
+    this.checkpointer = undefined;
     if (this.writerDb?.open) this.writerDb.close();
     if (this.db.open) this.db.close();
     this.listeners.clear();
