@@ -28,11 +28,11 @@ export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: Loa
  * small Envoy form.
  */
 export class Translator {
-  private memo = new Map<string, Memo>();
+  private memo: MemoByType = new Map();
   private readonly contentKeys = new WeakMap<object, string>();
 
   translate(catalog: Catalog, weights?: WeightOverrides, lrs?: LoadReportingOptions): Map<string, ResourceSet> {
-    const next = new Map<string, Memo>();
+    const next: MemoByType = new Map();
     const all = new Map<XdsTypeUrl, Map<string, EncodedResource>>([
       [TYPE.cluster, new Map()],
       [TYPE.endpoint, new Map()],
@@ -40,12 +40,12 @@ export class Translator {
       [TYPE.route, new Map()],
     ]);
     const put = (typeUrl: XdsTypeUrl, name: string, inputs: Inputs, build: () => Record<string, unknown>): void => {
-      all.get(typeUrl)?.set(name, this.encode(next, typeUrl, name, inputs, build));
+      all.get(typeUrl)?.set(name, this.encode(memoOf(next, typeUrl), typeUrl, name, inputs, build));
     };
     const lrsKey = JSON.stringify(lrs ?? null);
     for (const c of catalog.clusters) {
       const overrides = weights?.get(c.name);
-      put(TYPE.cluster, c.name, { source: c, extra: lrsKey }, () => clusterResource(c, lrs));
+      put(TYPE.cluster, c.name, { source: c, extra: lrsKey, byBuilt: true }, () => clusterResource(c, lrs));
       put(TYPE.endpoint, c.name, { source: c, extra: '', overrides }, () => loadAssignmentResource(c, overrides));
     }
     const retries = retryPolicies(catalog.clusters);
@@ -65,20 +65,36 @@ export class Translator {
   /**
    * The memo hits when the extra key matches and the source is the same object (the stores keep
    * unchanged clusters; no serialization at all) or has the same content (serialized once per
-   * object, e.g. after a config reload built new objects).
+   * object, e.g. after a config reload built new objects). A Cluster (`byBuilt`) is instead
+   * compared by what it is built into: an endpoint write gives its cluster a new object whose
+   * Cluster resource is almost always unchanged, and building that small object is far cheaper
+   * than serializing every endpoint of the source or encoding and hashing the Cluster again.
    */
   private encode(next: Map<string, Memo>, typeUrl: XdsTypeUrl, name: string, inputs: Inputs, build: () => Record<string, unknown>): EncodedResource {
-    const id = `${typeUrl}\0${name}`;
-    const known = this.memo.get(id);
+    const known = this.memo.get(typeUrl)?.get(name);
+    const memo = known !== undefined && known.source === inputs.source && known.overrides === inputs.overrides && known.extra === inputs.extra
+      ? known // no allocation per resource on a publish that changed little
+      : inputs.byBuilt === true
+        ? this.byBuiltForm(known, inputs, typeUrl, name, build)
+        : this.bySource(known, inputs, typeUrl, name, build);
+    next.set(name, memo);
+    return memo.resource;
+  }
+
+  private bySource(known: Memo | undefined, inputs: Inputs, typeUrl: XdsTypeUrl, name: string, build: () => Record<string, unknown>): Memo {
     const same =
       known !== undefined &&
       known.extra === inputs.extra &&
       sameOverrides(known.overrides, inputs.overrides) &&
       (known.source === inputs.source || this.contentKey(known.source) === this.contentKey(inputs.source));
-    // A hit keeps the memo entry as it is: no allocation per resource on a publish that changed little.
-    const memo = same && known.source === inputs.source && known.overrides === inputs.overrides ? known : { ...inputs, resource: same ? known.resource : encodeResource(typeUrl, name, build()) };
-    next.set(id, memo);
-    return memo.resource;
+    return { ...inputs, resource: same ? known.resource : encodeResource(typeUrl, name, build()) };
+  }
+
+  private byBuiltForm(known: Memo | undefined, inputs: Inputs, typeUrl: XdsTypeUrl, name: string, build: () => Record<string, unknown>): Memo {
+    const value = build();
+    const built = JSON.stringify(value);
+    const resource = known !== undefined && known.built === built ? known.resource : encodeResource(typeUrl, name, value);
+    return { ...inputs, built, resource };
   }
 
   /** The object's content as a string, computed once per object (catalog objects are not mutated). */
@@ -92,12 +108,23 @@ export class Translator {
   }
 }
 
+/** Per type, per name: no key string built per resource on every publish. */
+type MemoByType = Map<XdsTypeUrl, Map<string, Memo>>;
+
+function memoOf(memo: MemoByType, typeUrl: XdsTypeUrl): Map<string, Memo> {
+  let m = memo.get(typeUrl);
+  if (!m) memo.set(typeUrl, (m = new Map()));
+  return m;
+}
+
 /** What a resource is built from: its source object and a small key of everything else. */
 interface Inputs {
   readonly source: object;
   readonly extra: string;
   /** A ClusterLoadAssignment's weight overrides: compared by entry, as the weight loop publishes new maps each tick. */
   readonly overrides?: ReadonlyMap<string, EndpointOverride> | undefined;
+  /** Compare by the built object's JSON (small resources) instead of the source's content. */
+  readonly byBuilt?: boolean;
 }
 
 /** Same weights and health per endpoint (no overrides and an empty map are the same). */
@@ -113,6 +140,8 @@ function sameOverrides(a: ReadonlyMap<string, EndpointOverride> | undefined, b: 
 
 interface Memo extends Inputs {
   readonly resource: EncodedResource;
+  /** The built object's JSON, for `byBuilt` resources. */
+  readonly built?: string;
 }
 
 function selectGroup(catalog: Catalog, group: NodeGroup, all: ResourceSet): ResourceSet {
