@@ -48,6 +48,7 @@ import { trimRecordText } from './audit-trim.js';
 import { auditSummary, parseSummary } from './audit-summary.js';
 import { putClusterSliced } from './sliced-write.js';
 import { CatalogView } from './catalog-view.js';
+import { flushWal, WalSync } from './wal-sync.js';
 import { auditedAction } from './records.js';
 import type {
   AuditAction,
@@ -91,6 +92,8 @@ export interface StoreOptions {
    * desired-state writes, `weights` for saveAllWeights. For metrics; a throw goes to onListenerError.
    */
   readonly onWrite?: (ms: number, kind: 'catalog' | 'weights') => void;
+  /** How `durably` makes the WAL durable; default: fdatasync of `<file>-wal` (tests replace it). */
+  readonly flushWal?: () => Promise<void>;
 }
 
 export type { ChangeListener };
@@ -244,6 +247,7 @@ export class Store implements CatalogStore {
   /** The connection of putClusterSliced, once used. */
   private writerDb: Database.Database | undefined;
   private readonly busyTimeoutMs: number;
+  private readonly walSync: WalSync;
 
   constructor(
     private readonly db: Database.Database,
@@ -256,6 +260,7 @@ export class Store implements CatalogStore {
       ((err) => process.emitWarning(`fulcrum store change listener failed: ${err instanceof Error ? err.stack : String(err)}`));
     this.onWrite = options.onWrite;
     this.busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5_000));
+    this.walSync = new WalSync(options.flushWal ?? (() => flushWal(file)));
     this.stmt = {
       nextRevision: db.prepare<[], { value: number }>(
         `UPDATE store_meta SET value = value + 1 WHERE key = 'revision' RETURNING value`,
@@ -489,6 +494,23 @@ export class Store implements CatalogStore {
     db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
     this.writerDb = db;
     return db;
+  }
+
+  /**
+   * Runs `write` (one of this store's writes) with its COMMIT not waiting for the disk, so its
+   * change listeners (catalog feed, publisher, the push) run at once, and resolves with its result
+   * only once the WAL is fsynced off the event loop (wal-sync.ts says why this is safe).
+   */
+  async durably<T>(write: () => T): Promise<T> {
+    this.db.pragma('synchronous = NORMAL');
+    let result: T;
+    try {
+      result = write();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+    await this.walSync.synced();
+    return result;
   }
 
   /** Deletes a cluster, its endpoints and its published weights. */
