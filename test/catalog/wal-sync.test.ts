@@ -67,11 +67,12 @@ describe('Store.durably through the write lane', () => {
     const created = lane.putCluster(cluster('c', [endpoint('10.0.0.1')]), API);
     f.end(0);
     await created;
-    const heard: number[] = [];
-    lane.onChange((change) => heard.push(change.revision));
+    const heard: Array<{ revision: number; flushes: number }> = [];
+    lane.onChange((change) => heard.push({ revision: change.revision, flushes: f.flushes() }));
     const write = lane.putEndpoint('c', endpoint('10.0.0.1', 8080, { weight: 9 }), API);
-    // Committed and pushed already: listeners ran and readers see it, while the fsync runs.
-    expect(heard).toEqual([2]);
+    // Committed and pushed already: listeners ran and readers see it, while the fsync (started
+    // at COMMIT, before the listeners, so that it overlaps the push) runs.
+    expect(heard).toEqual([{ revision: 2, flushes: 2 }]);
     expect(lane.getEndpoint('c', '10.0.0.1', 8080)?.weight).toBe(9);
     expect(await settled(Promise.resolve(write))).toBe(false);
     f.end(1);

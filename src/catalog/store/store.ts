@@ -248,6 +248,8 @@ export class Store implements CatalogStore {
   private writerDb: Database.Database | undefined;
   private readonly busyTimeoutMs: number;
   private readonly walSync: WalSync;
+  /** Set while `durably` runs a write: where write() puts the fsync it starts at COMMIT. */
+  private durableCommit: { synced?: Promise<void> } | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -502,14 +504,22 @@ export class Store implements CatalogStore {
    * only once the WAL is fsynced off the event loop (wal-sync.ts says why this is safe).
    */
   async durably<T>(write: () => T): Promise<T> {
+    const commit: { synced?: Promise<void> } = {};
+    this.durableCommit = commit;
     this.db.pragma('synchronous = NORMAL');
     let result: T;
     try {
       result = write();
+    } catch (err) {
+      commit.synced?.catch(() => undefined); // the write's own error is the one to report
+      throw err;
     } finally {
+      this.durableCommit = undefined;
       this.db.pragma('synchronous = FULL');
     }
-    await this.walSync.synced();
+    // The fsync started at COMMIT, so it ran while the listeners pushed; else (a write that does
+    // not go through write(), e.g. saveAllWeights) one starts now.
+    await (commit.synced ?? this.walSync.synced());
     return result;
   }
 
@@ -756,6 +766,8 @@ export class Store implements CatalogStore {
       this.records.clear();
       throw err;
     }
+    // Under durably: the fsync starts now, off the event loop, and overlaps the push below.
+    if (this.durableCommit) this.durableCommit.synced = this.walSync.synced();
     const patch = tx.endpoint && tx.changed ? this.endpointPatch(tx.endpoint, tx.revision(), tx.at) : undefined;
     this.committed(started, tx.changed ? tx.revision() : undefined, tx.actor, tx.changes, patch);
     return result;
