@@ -1,6 +1,8 @@
+import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/catalog/store/index.js';
-import { WalSync } from '../../src/catalog/store/wal-sync.js';
+import { WalFile, WalSync } from '../../src/catalog/store/wal-sync.js';
 import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import { cleanupTempDirs, cluster, endpoint, tempDir } from './helpers.js';
 
@@ -57,6 +59,36 @@ describe('WalSync', () => {
     expect(f.flushes()).toBe(2);
     f.end(1);
     await next;
+  });
+});
+
+describe('WalFile', () => {
+  /** What this process holds open under `path` (Linux: /proc/self/fd), "(deleted)" marking a replaced file. */
+  const held = (path: string): string[] =>
+    readdirSync('/proc/self/fd').flatMap((fd) => {
+      try {
+        const target = readlinkSync(`/proc/self/fd/${fd}`);
+        return target.startsWith(path) ? [target] : [];
+      } catch {
+        return [];
+      }
+    });
+
+  it.runIf(process.platform === 'linux')('holds the WAL open across fsyncs and follows it when SQLite replaces it', async () => {
+    const path = join(tempDir(), 'x.db-wal');
+    const wal = new WalFile(path);
+    await wal.flush(); // no WAL yet: nothing to do, nothing opened
+    expect(held(path)).toEqual([]);
+    writeFileSync(path, 'frames');
+    await wal.flush();
+    await wal.flush();
+    expect(held(path)).toEqual([path]); // one descriptor, kept
+    rmSync(path);
+    writeFileSync(path, 'new frames');
+    await wal.flush();
+    expect(held(path)).toEqual([path]); // the new file, not the deleted one
+    wal.close();
+    expect(held(path)).toEqual([]);
   });
 });
 

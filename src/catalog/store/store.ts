@@ -48,7 +48,7 @@ import { trimRecordText } from './audit-trim.js';
 import { auditSummary, parseSummary } from './audit-summary.js';
 import { putClusterSliced } from './sliced-write.js';
 import { CatalogView } from './catalog-view.js';
-import { flushWal, WalSync } from './wal-sync.js';
+import { WalFile, WalSync } from './wal-sync.js';
 import { auditedAction } from './records.js';
 import type {
   AuditAction,
@@ -248,6 +248,7 @@ export class Store implements CatalogStore {
   private writerDb: Database.Database | undefined;
   private readonly busyTimeoutMs: number;
   private readonly walSync: WalSync;
+  private readonly walFile: WalFile;
   /** Set while `durably` runs a write: where write() puts the fsync it starts at COMMIT. */
   private durableCommit: { synced?: Promise<void> } | undefined;
 
@@ -262,7 +263,8 @@ export class Store implements CatalogStore {
       ((err) => process.emitWarning(`fulcrum store change listener failed: ${err instanceof Error ? err.stack : String(err)}`));
     this.onWrite = options.onWrite;
     this.busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5_000));
-    this.walSync = new WalSync(options.flushWal ?? (() => flushWal(file)));
+    this.walFile = new WalFile(`${file}-wal`);
+    this.walSync = new WalSync(options.flushWal ?? this.walFile.flush);
     this.stmt = {
       nextRevision: db.prepare<[], { value: number }>(
         `UPDATE store_meta SET value = value + 1 WHERE key = 'revision' RETURNING value`,
@@ -694,6 +696,7 @@ export class Store implements CatalogStore {
   close(): void {
     if (this.writerDb?.open) this.writerDb.close();
     if (this.db.open) this.db.close();
+    this.walFile.close();
     this.listeners.clear();
   }
 
