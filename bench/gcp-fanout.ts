@@ -25,7 +25,8 @@ const HELP = `bench/gcp-fanout.ts: fulcrum vs go-control-plane fan-out, one Go l
                         rows with fulcrum's default debounce too
   --rounds N            weight changes per row (default 3)
   --single-rounds N     rounds of the single-proxy rows (default 20; 0 skips them). Those rows run
-                        fulcrum with debounce 0 and with the default debounce
+                        fulcrum with debounce 0 and with the default debounce (and fulcrum-base
+                        when listed in --servers)
   --clusters N, --endpoints N   catalog size (default 100 × 20)
   --connect-concurrency N       streams connecting at once (default 200)
   --keep-dir            keep the run directory (logs, configs, the dump)
@@ -144,7 +145,7 @@ async function main(): Promise<void> {
   const servers = await startAll(bins);
   const rows: Row[] = [];
   try {
-    const single = SINGLE_ROUNDS > 0 ? ['fulcrum', 'fulcrum-default', ...SERVERS.filter((s) => s === 'linear' || s === 'snapshot')] : [];
+    const single = SINGLE_ROUNDS > 0 ? ['fulcrum', 'fulcrum-default', ...SERVERS.filter((s) => s === 'fulcrum-base' || s === 'linear' || s === 'snapshot')] : [];
     for (const protocol of PROTOCOLS) {
       for (const key of single) {
         const s = servers.get(key);

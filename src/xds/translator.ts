@@ -36,13 +36,13 @@ export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: Loa
  * small Envoy form.
  */
 export class Translator {
-  private memo = new Map<string, Memo>();
-  /** Assignments of big clusters encoded ahead by prepare(), used by the next translate() if their inputs still match. */
+  private memo: MemoByType = new Map();
+  /** Assignments of big clusters encoded ahead by prepare(), by cluster name, used by the next translate() if their inputs still match. */
   private prepared = new Map<string, Memo>();
   private readonly contentKeys = new WeakMap<object, string>();
 
   translate(catalog: Catalog, weights?: WeightOverrides, lrs?: LoadReportingOptions): Map<string, ResourceSet> {
-    const next = new Map<string, Memo>();
+    const next: MemoByType = new Map();
     const all = new Map<XdsTypeUrl, Map<string, EncodedResource>>([
       [TYPE.cluster, new Map()],
       [TYPE.endpoint, new Map()],
@@ -50,13 +50,12 @@ export class Translator {
       [TYPE.route, new Map()],
     ]);
     const put = (typeUrl: XdsTypeUrl, name: string, inputs: Inputs, build: () => Record<string, unknown>): void => {
-      all.get(typeUrl)?.set(name, this.encode(next, typeUrl, name, inputs, build));
+      all.get(typeUrl)?.set(name, this.encode(memoOf(next, typeUrl), typeUrl, name, inputs, build));
     };
     const lrsKey = JSON.stringify(lrs ?? null);
     for (const c of catalog.clusters) {
       const overrides = weights?.get(c.name);
-      const compareContent = c.endpoints.length <= BIG_CLUSTER_ENDPOINTS;
-      put(TYPE.cluster, c.name, { source: c, extra: lrsKey, compareContent }, () => clusterResource(c, lrs));
+      put(TYPE.cluster, c.name, { source: c, extra: lrsKey, byBuilt: true }, () => clusterResource(c, lrs));
       put(TYPE.endpoint, c.name, assignmentInputs(c, weights), () => loadAssignmentResource(c, overrides));
     }
     const retries = retryPolicies(catalog.clusters);
@@ -77,17 +76,33 @@ export class Translator {
   /**
    * The memo hits when the extra key matches and the source is the same object (the stores keep
    * unchanged clusters; no serialization at all) or has the same content (serialized once per
-   * object, e.g. after a config reload built new objects).
+   * object, e.g. after a config reload built new objects). A Cluster (`byBuilt`) is instead
+   * compared by what it is built into: an endpoint write gives its cluster a new object whose
+   * Cluster resource is almost always unchanged, and building that small object is far cheaper
+   * than serializing every endpoint of the source or encoding and hashing the Cluster again.
    */
   private encode(next: Map<string, Memo>, typeUrl: XdsTypeUrl, name: string, inputs: Inputs, build: () => Record<string, unknown>): EncodedResource {
-    const id = resourceId(typeUrl, name);
-    const known = this.memo.get(id);
-    const prepared = this.prepared.get(id);
-    const hit = this.matches(known, inputs) ? known : this.matches(prepared, inputs) ? prepared : undefined;
-    // A hit keeps the memo entry as it is: no allocation per resource on a publish that changed little.
-    const memo = hit && hit.source === inputs.source && hit.overrides === inputs.overrides ? hit : { ...inputs, resource: hit ? hit.resource : encodeResource(typeUrl, name, build()) };
-    next.set(id, memo);
+    const known = this.memo.get(typeUrl)?.get(name);
+    const memo = known !== undefined && known.source === inputs.source && known.overrides === inputs.overrides && known.extra === inputs.extra
+      ? known // no allocation per resource on a publish that changed little
+      : inputs.byBuilt === true
+        ? this.byBuiltForm(known, inputs, typeUrl, name, build)
+        : this.bySource(known, typeUrl === TYPE.endpoint ? this.prepared.get(name) : undefined, inputs, typeUrl, name, build);
+    next.set(name, memo);
     return memo.resource;
+  }
+
+  /** Reuses the previous translation's encoding, or prepare()'s, when built from the same inputs. */
+  private bySource(known: Memo | undefined, prepared: Memo | undefined, inputs: Inputs, typeUrl: XdsTypeUrl, name: string, build: () => Record<string, unknown>): Memo {
+    const hit = this.matches(known, inputs) ? known : this.matches(prepared, inputs) ? prepared : undefined;
+    return { ...inputs, resource: hit ? hit.resource : encodeResource(typeUrl, name, build()) };
+  }
+
+  private byBuiltForm(known: Memo | undefined, inputs: Inputs, typeUrl: XdsTypeUrl, name: string, build: () => Record<string, unknown>): Memo {
+    const value = build();
+    const built = JSON.stringify(value);
+    const resource = known !== undefined && known.built === built ? known.resource : encodeResource(typeUrl, name, value);
+    return { ...inputs, built, resource };
   }
 
   /** Whether `known` was built from the same inputs (content compared only when both sides allow it). */
@@ -101,9 +116,8 @@ export class Translator {
   bigPending(catalog: Catalog, weights?: WeightOverrides): Cluster[] {
     return catalog.clusters.filter((c) => {
       if (c.endpoints.length <= BIG_CLUSTER_ENDPOINTS) return false;
-      const id = resourceId(TYPE.endpoint, c.name);
       const inputs = assignmentInputs(c, weights);
-      return !this.matches(this.memo.get(id), inputs) && !this.matches(this.prepared.get(id), inputs);
+      return !this.matches(this.memo.get(TYPE.endpoint)?.get(c.name), inputs) && !this.matches(this.prepared.get(c.name), inputs);
     });
   }
 
@@ -118,7 +132,7 @@ export class Translator {
       const value = loadAssignmentResource(c, inputs.overrides);
       await turn();
       const bytes = await encodeLoadAssignmentSliced(value, turn);
-      this.prepared.set(resourceId(TYPE.endpoint, c.name), { ...inputs, resource: resourceOfBytes(TYPE.endpoint, c.name, bytes) });
+      this.prepared.set(c.name, { ...inputs, resource: resourceOfBytes(TYPE.endpoint, c.name, bytes) });
       await turn();
     }
   }
@@ -134,6 +148,15 @@ export class Translator {
   }
 }
 
+/** Per type, per name: no key string built per resource on every publish. */
+type MemoByType = Map<XdsTypeUrl, Map<string, Memo>>;
+
+function memoOf(memo: MemoByType, typeUrl: XdsTypeUrl): Map<string, Memo> {
+  let m = memo.get(typeUrl);
+  if (!m) memo.set(typeUrl, (m = new Map()));
+  return m;
+}
+
 /** What a resource is built from: its source object and a small key of everything else. */
 interface Inputs {
   readonly source: object;
@@ -142,10 +165,8 @@ interface Inputs {
   readonly compareContent?: boolean;
   /** A ClusterLoadAssignment's weight overrides: compared by entry, as the weight loop publishes new maps each tick. */
   readonly overrides?: ReadonlyMap<string, EndpointOverride> | undefined;
-}
-
-function resourceId(typeUrl: XdsTypeUrl, name: string): string {
-  return `${typeUrl}\0${name}`;
+  /** Compare by the built object's JSON (small resources) instead of the source's content. */
+  readonly byBuilt?: boolean;
 }
 
 /** A cluster's ClusterLoadAssignment inputs: the cluster and its weight overrides. */
@@ -166,6 +187,8 @@ function sameOverrides(a: ReadonlyMap<string, EndpointOverride> | undefined, b: 
 
 interface Memo extends Inputs {
   readonly resource: EncodedResource;
+  /** The built object's JSON, for `byBuilt` resources. */
+  readonly built?: string;
 }
 
 function selectGroup(catalog: Catalog, group: NodeGroup, all: ResourceSet): ResourceSet {

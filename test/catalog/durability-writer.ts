@@ -12,14 +12,25 @@
 import { writeSync } from 'node:fs';
 import { openStore } from '../../src/catalog/store/index.js';
 
-const [dir, countArg] = process.argv.slice(2);
+const [dir, countArg, mode] = process.argv.slice(2);
 if (!dir) throw new Error('usage: durability-writer.ts <dir> [count]');
 const count = Number(countArg ?? 1_000_000);
 const store = openStore(dir);
 const OPTS = { actor: 'writer', owner: 'api' } as const;
 
+// "durably": each write as the running server's write lane makes it (Store.durably: committed
+// without waiting for the disk, settled once the WAL is fsynced); the ACK waits for it to settle.
+const settle = async (write: () => unknown): Promise<unknown> => (mode === 'durably' ? store.durably(write) : write());
+
 writeSync(1, 'READY\n');
 for (let n = 1; n <= count; n++) {
+  await settle(() => writeNth(n));
+  // Synchronous write straight to fd 1: the ACK leaves only after the write settled.
+  writeSync(1, `ACK ${n}\n`);
+}
+store.close();
+
+function writeNth(n: number): void {
   if (n % 3 === 1) {
     store.putCluster(
       {
@@ -41,7 +52,4 @@ for (let n = 1; n <= count; n++) {
   } else {
     store.saveWeights('w', new Map([['e', n]]));
   }
-  // Synchronous write straight to fd 1: the ACK leaves only after the commit returned.
-  writeSync(1, `ACK ${n}\n`);
 }
-store.close();

@@ -21,9 +21,9 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 afterAll(cleanupTempDirs);
 
 /** Runs the writer until `killAfter` ACKs (plus `extraDelayMs`), SIGKILLs it, returns the highest ACK seen. */
-function runAndKill(dir: string, killAfter: number, extraDelayMs: number): Promise<{ maxAck: number; signal: NodeJS.Signals | null }> {
+function runAndKill(dir: string, killAfter: number, extraDelayMs: number, mode = 'sync'): Promise<{ maxAck: number; signal: NodeJS.Signals | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, '1000000', mode], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
     let stderr = '';
     let maxAck = 0;
@@ -66,9 +66,12 @@ describe('durability', () => {
     [150, 7],
   ];
 
-  it.each(cases)('every ACKed write survives SIGKILL after %i ACKs (+%i ms)', async (killAfter, extraDelayMs) => {
+  // "durably": writes as the server's write lane makes them (pushed before their fsync, ACKed after).
+  const modes = cases.flatMap(([k, d]) => [[k, d, 'sync'], [k, d, 'durably']] as Array<[number, number, string]>);
+
+  it.each(modes)('every ACKed write survives SIGKILL after %i ACKs (+%i ms), %s writes', async (killAfter, extraDelayMs, mode) => {
     const dir = tempDir();
-    const { maxAck } = await runAndKill(dir, killAfter, extraDelayMs);
+    const { maxAck } = await runAndKill(dir, killAfter, extraDelayMs, mode);
     expect(maxAck).toBeGreaterThanOrEqual(killAfter);
 
     // Integrity first, on a plain connection (this also recovers the WAL left by the kill).

@@ -142,10 +142,11 @@ describe('putClusterSliced', () => {
 });
 
 describe('WriteLane', () => {
-  it('queues writes behind a sliced one, in order, and runs them synchronously when nothing is in flight', async () => {
+  it('queues writes behind a sliced one, in order, and commits them synchronously when nothing is in flight', async () => {
     const lane = new WriteLane(fresh(), 100);
     const small = lane.putCluster(cluster('small', many(3, 1)), API);
-    expect(small).toEqual({ revision: 1 }); // nothing in flight: synchronous
+    expect(lane.revision()).toBe(1); // nothing in flight: committed before the call returns
+    expect(await small).toEqual({ revision: 1 }); // settled once the WAL is fsynced
     const big = lane.putCluster(cluster('big', many(5000, 1)), API);
     const endpointPut = lane.putEndpoint('small', endpoint('10.9.9.9'), API);
     const failing = lane.deleteCluster('absent', API);
@@ -156,7 +157,9 @@ describe('WriteLane', () => {
     expect(await endpointPut).toEqual({ revision: 3 });
     await weights;
     expect(lane.loadWeights().get('small')?.get('10.9.9.9:8080')).toBe(3);
-    expect(lane.putEndpoint('small', endpoint('10.9.9.8'), API)).toEqual({ revision: 4 });
+    const last = lane.putEndpoint('small', endpoint('10.9.9.8'), API);
+    expect(lane.revision()).toBe(4);
+    expect(await last).toEqual({ revision: 4 });
     await lane.close();
   });
 });

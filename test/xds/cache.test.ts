@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import type { Catalog } from '../../src/catalog/types.js';
 import { subscription, XdsCache } from '../../src/xds/cache.js';
@@ -111,5 +113,33 @@ describe('XdsCache', () => {
     expect(update?.version).toBe(after.version);
     expect(snap.sotwUpdate(TYPE.endpoint, before, after)).toBe(update);
     expect(snap.sotwUpdate(TYPE.endpoint, after, after)).toBeUndefined();
+  });
+
+  it('keeps the version format every replica and earlier release computed, and the body bytes', () => {
+    // The version is what a reconnecting Envoy announces: a new hashing pass must give the same
+    // string for the same content, or every proxy would be sent everything once after an upgrade.
+    const hashed = (rows: string[][]): string => {
+      const h = createHash('sha256');
+      for (const row of rows) {
+        for (const field of row) h.update(field).update('\0');
+        h.update('\n');
+      }
+      return h.digest('base64url').slice(0, 16);
+    };
+    const cache = new XdsCache();
+    cache.update(translate(catalog(3, true)));
+    const snap = cache.snapshotFor('');
+    const rows = [TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route].flatMap((type) => [...snap.resources(type).values()].map((r) => [type, r.name, r.version]));
+    expect(snap.version).toBe(hashed(rows));
+    expect(snap.typeVersion(TYPE.endpoint)).toBe(hashed([...snap.resources(TYPE.endpoint).values()].map((r) => [r.name, r.version])));
+    const body = snap.sotwBody(TYPE.endpoint, subscription(TYPE.endpoint, true, []));
+    const resources = [...snap.resources(TYPE.endpoint).values()];
+    expect(body.version).toBe(hashed(resources.map((r) => [r.name, r.version])));
+    // version_info, each Any, type_url: the bytes the body was always encoded to.
+    const w = protobuf.Writer.create().uint32(10).string(body.version);
+    for (const r of resources) w.uint32(18).bytes(r.anyBytes);
+    expect(Buffer.from(body.bytes).equals(Buffer.from(w.uint32(34).string(TYPE.endpoint).finish()))).toBe(true);
+    expect(body.names).toEqual(resources.map((r) => r.name));
+    expect([...body.versions]).toEqual(resources.map((r) => [r.name, r.version]));
   });
 });

@@ -311,4 +311,25 @@ describe('translator', () => {
     expect(after?.get(TYPE.cluster)?.has('mg')).toBe(false);
     expect(translator.translate(catalog, weights).get(DEFAULT_GROUP)?.get(TYPE.cluster)?.get('mg')?.hash).toBe(first?.get(TYPE.cluster)?.get('mg')?.hash);
   });
+
+  it('an endpoint write (a new cluster object) re-encodes its assignment, and its Cluster only when the Cluster differs', () => {
+    const translator = new Translator();
+    const first = translator.translate(catalog).get(DEFAULT_GROUP);
+    const withEndpoints = (name: string, endpoints: Cluster['endpoints']): Catalog => ({
+      ...catalog,
+      clusters: catalog.clusters.map((c) => (c.name === name ? { ...c, endpoints } : c)),
+    });
+    const rr = catalog.clusters[0] as Cluster;
+    // One endpoint's weight (as the store's endpoint patch gives it): same Cluster object, new assignment.
+    const reweighted = translator.translate(withEndpoints('rr', [endpoint(1, { weight: 9 }), ...rr.endpoints.slice(1)])).get(DEFAULT_GROUP);
+    expect(reweighted?.get(TYPE.cluster)?.get('rr')).toBe(first?.get(TYPE.cluster)?.get('rr'));
+    expect(reweighted?.get(TYPE.endpoint)?.get('rr')).not.toBe(first?.get(TYPE.endpoint)?.get('rr'));
+    // A ring-hash cluster's ring size follows its endpoint count: 3 → 9 endpoints is a new Cluster,
+    // with the bytes a fresh translation gives.
+    const grown = withEndpoints('rh', [1, 2, 3, 4, 5, 6, 7, 8, 9].map((p) => endpoint(p)));
+    const rh = translator.translate(grown).get(DEFAULT_GROUP)?.get(TYPE.cluster)?.get('rh');
+    expect(rh).not.toBe(first?.get(TYPE.cluster)?.get('rh'));
+    expect(rh?.hash).toBe(translate(grown).get(DEFAULT_GROUP)?.get(TYPE.cluster)?.get('rh')?.hash);
+    expect(decode(translator.translate(grown).get(DEFAULT_GROUP), TYPE.cluster, 'rh')).toMatchObject({ ring_hash_lb_config: { minimum_ring_size: { value: 2048 } } });
+  });
 });

@@ -10,7 +10,6 @@
  * writes queued until it commits, since they would wait for the same lock. The result, the rows,
  * the revision and the audit record are exactly those of Store.putCluster.
  */
-import { open } from 'node:fs/promises';
 import type Database from 'better-sqlite3';
 import { auditedAction, type Change, type ClusterInput, type ClusterRecord, type EndpointRecord, type WriteOptions } from './records.js';
 import { checkWrite, clusterSpecJson } from './ownership.js';
@@ -18,6 +17,7 @@ import type { TrimmedRecord } from './audit-trim.js';
 import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
 import type { Cluster } from '../types.js';
 import { summaryIfLarge } from './audit-summary.js';
+import { flushWal } from './wal-sync.js';
 
 /** Rows per read: small enough that a page is one short slice on a loaded machine. */
 const PAGE = 100;
@@ -57,27 +57,15 @@ export async function putClusterSliced(db: Database.Database, input: ClusterInpu
   db.exec('BEGIN IMMEDIATE');
   try {
     const outcome = await writeCluster(db, input, opts, at, new Slicer(sliceMs));
+    // What the transaction spilled to the WAL already (megabytes: the audit record alone is ~9 MB
+    // for 20k endpoints) is fsynced off the event loop, so COMMIT's own fsync, which blocks, has
+    // only the last pages left to flush.
     await flushWal(db.name);
     db.exec('COMMIT');
     return outcome;
   } catch (err) {
     if (db.inTransaction) db.exec('ROLLBACK');
     throw err;
-  }
-}
-
-/**
- * What the transaction spilled to the WAL already (megabytes: the audit record alone is ~9 MB for
- * 20k endpoints) is fsynced off the event loop (libuv's pool), so COMMIT's own fsync, which
- * blocks, has only the last pages left to flush.
- */
-async function flushWal(file: string): Promise<void> {
-  const wal = await open(`${file}-wal`, 'r').catch(() => undefined);
-  if (!wal) return;
-  try {
-    await wal.sync();
-  } finally {
-    await wal.close();
   }
 }
 

@@ -49,6 +49,7 @@ import { auditSummary, parseSummary } from './audit-summary.js';
 import { putClusterSliced } from './sliced-write.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
 import { CatalogView } from './catalog-view.js';
+import { WalFile, WalSync } from './wal-sync.js';
 import { auditedAction } from './records.js';
 import type {
   AuditAction,
@@ -92,6 +93,8 @@ export interface StoreOptions {
    * desired-state writes, `weights` for saveAllWeights. For metrics; a throw goes to onListenerError.
    */
   readonly onWrite?: (ms: number, kind: 'catalog' | 'weights') => void;
+  /** How `durably` makes the WAL durable; default: fdatasync of `<file>-wal` (tests replace it). */
+  readonly flushWal?: () => Promise<void>;
 }
 
 export type { ChangeListener };
@@ -247,6 +250,10 @@ export class Store implements CatalogStore {
   /** Checkpoints the WAL on a worker thread after a sliced write (started on the first one). */
   private checkpointer: WalCheckpointer | undefined;
   private readonly busyTimeoutMs: number;
+  private readonly walSync: WalSync;
+  private readonly walFile: WalFile;
+  /** Set while `durably` runs a write: where write() puts the fsync it starts at COMMIT. */
+  private durableCommit: { synced?: Promise<void> } | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -259,6 +266,8 @@ export class Store implements CatalogStore {
       ((err) => process.emitWarning(`fulcrum store change listener failed: ${err instanceof Error ? err.stack : String(err)}`));
     this.onWrite = options.onWrite;
     this.busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5_000));
+    this.walFile = new WalFile(`${file}-wal`);
+    this.walSync = new WalSync(options.flushWal ?? this.walFile.flush);
     this.stmt = {
       nextRevision: db.prepare<[], { value: number }>(
         `UPDATE store_meta SET value = value + 1 WHERE key = 'revision' RETURNING value`,
@@ -502,6 +511,31 @@ export class Store implements CatalogStore {
     return this.checkpointer;
   }
 
+  /**
+   * Runs `write` (one of this store's writes) with its COMMIT not waiting for the disk, so its
+   * change listeners (catalog feed, publisher, the push) run at once, and resolves with its result
+   * only once the WAL is fsynced off the event loop (wal-sync.ts says why this is safe).
+   */
+  async durably<T>(write: () => T): Promise<T> {
+    const commit: { synced?: Promise<void> } = {};
+    this.durableCommit = commit;
+    this.db.pragma('synchronous = NORMAL');
+    let result: T;
+    try {
+      result = write();
+    } catch (err) {
+      commit.synced?.catch(() => undefined); // the write's own error is the one to report
+      throw err;
+    } finally {
+      this.durableCommit = undefined;
+      this.db.pragma('synchronous = FULL');
+    }
+    // The fsync started at COMMIT, so it ran while the listeners pushed; else (a write that does
+    // not go through write(), e.g. saveAllWeights) one starts now.
+    await (commit.synced ?? this.walSync.synced());
+    return result;
+  }
+
   /** Deletes a cluster, its endpoints and its published weights. */
   deleteCluster(name: string, opts: WriteOptions): WriteResult {
     assertWriter(opts.owner);
@@ -675,6 +709,7 @@ export class Store implements CatalogStore {
     this.checkpointer = undefined;
     if (this.writerDb?.open) this.writerDb.close();
     if (this.db.open) this.db.close();
+    this.walFile.close();
     this.listeners.clear();
   }
 
@@ -747,6 +782,8 @@ export class Store implements CatalogStore {
       this.records.clear();
       throw err;
     }
+    // Under durably: the fsync starts now, off the event loop, and overlaps the push below.
+    if (this.durableCommit) this.durableCommit.synced = this.walSync.synced();
     const patch = tx.endpoint && tx.changed ? this.endpointPatch(tx.endpoint, tx.revision(), tx.at) : undefined;
     this.committed(started, tx.changed ? tx.revision() : undefined, tx.actor, tx.changes, patch);
     return result;

@@ -6,8 +6,9 @@
  * write arriving meanwhile (an endpoint PUT, the weight loop's save, a config reload) is queued
  * and runs, in arrival order, once it has committed: run at once it would wait for the same
  * SQLite lock with the event loop blocked, and the big write could never finish. With nothing in
- * flight a write runs synchronously, as on the bare Store. Reads never wait: they see the last
- * committed state. Each write still resolves only once durable.
+ * flight a write commits synchronously, as on the bare Store. Reads never wait: they see the last
+ * committed state. Each write still resolves only once durable, but its change listeners (the
+ * push to proxies) no longer wait for the fsync (Store.durably).
  */
 import type { Catalog, Listener, NodeGroup } from '../types.js';
 import type { CatalogStore, ChangeListener, MaybePromise, StoreDescription, StoreHealth } from './catalog-store.js';
@@ -46,55 +47,55 @@ export class WriteLane implements CatalogStore {
 
   putCluster(input: ClusterInput, opts: WriteOptions): MaybePromise<WriteResult> {
     if ((input.endpoints?.length ?? 0) > this.slicedOver) return this.queue(() => this.store.putClusterSliced(input, opts));
-    return this.inOrder(() => this.store.putCluster(input, opts));
+    return this.durable(() => this.store.putCluster(input, opts));
   }
 
   deleteCluster(name: string, opts: WriteOptions): MaybePromise<WriteResult> {
-    return this.inOrder(() => this.store.deleteCluster(name, opts));
+    return this.durable(() => this.store.deleteCluster(name, opts));
   }
 
   putEndpoint(cluster: string, endpoint: EndpointSpec, opts: WriteOptions): MaybePromise<WriteResult> {
-    return this.inOrder(() => this.store.putEndpoint(cluster, endpoint, opts));
+    return this.durable(() => this.store.putEndpoint(cluster, endpoint, opts));
   }
 
   removeEndpoint(cluster: string, address: string, port: number, opts: WriteOptions): MaybePromise<WriteResult> {
-    return this.inOrder(() => this.store.removeEndpoint(cluster, address, port, opts));
+    return this.durable(() => this.store.removeEndpoint(cluster, address, port, opts));
   }
 
   setEndpointState(cluster: string, address: string, port: number, state: OperatorState, opts: StateOptions): MaybePromise<WriteResult> {
-    return this.inOrder(() => this.store.setEndpointState(cluster, address, port, state, opts));
+    return this.durable(() => this.store.setEndpointState(cluster, address, port, state, opts));
   }
 
   putListener(listener: Listener, opts: WriteOptions): MaybePromise<WriteResult> {
-    return this.inOrder(() => this.store.putListener(listener, opts));
+    return this.durable(() => this.store.putListener(listener, opts));
   }
 
   deleteListener(name: string, opts: WriteOptions): MaybePromise<WriteResult> {
-    return this.inOrder(() => this.store.deleteListener(name, opts));
+    return this.durable(() => this.store.deleteListener(name, opts));
   }
 
   putNodeGroup(group: NodeGroup, opts: WriteOptions): MaybePromise<WriteResult> {
-    return this.inOrder(() => this.store.putNodeGroup(group, opts));
+    return this.durable(() => this.store.putNodeGroup(group, opts));
   }
 
   deleteNodeGroup(nodeCluster: string, opts: WriteOptions): MaybePromise<WriteResult> {
-    return this.inOrder(() => this.store.deleteNodeGroup(nodeCluster, opts));
+    return this.durable(() => this.store.deleteNodeGroup(nodeCluster, opts));
   }
 
   seedFromConfig(catalog: Catalog, opts?: { readonly actor: string }): MaybePromise<SeedResult> {
-    return this.inOrder(() => this.store.seedFromConfig(catalog, opts));
+    return this.durable(() => this.store.seedFromConfig(catalog, opts));
   }
 
   putOverride(target: OverrideTarget, value: OverrideValue, opts: OverrideOptions): MaybePromise<WriteResult> {
-    return this.inOrder(() => this.store.putOverride(target, value, opts));
+    return this.durable(() => this.store.putOverride(target, value, opts));
   }
 
   deleteOverride(name: string, opts: OverrideOptions): MaybePromise<WriteResult> {
-    return this.inOrder(() => this.store.deleteOverride(name, opts));
+    return this.durable(() => this.store.deleteOverride(name, opts));
   }
 
   saveAllWeights(all: ReadonlyMap<string, ReadonlyMap<string, number>>): MaybePromise<void> {
-    return this.inOrder(() => this.store.saveAllWeights(all));
+    return this.durable(() => this.store.saveAllWeights(all));
   }
 
   /** Writes are queued until the sliced one in flight has settled (the store closes after it). */
@@ -103,9 +104,13 @@ export class WriteLane implements CatalogStore {
     this.store.close();
   }
 
-  /** Synchronously when nothing is in flight, else after what is. */
-  private inOrder<T>(write: () => T): MaybePromise<T> {
-    return this.inFlight === 0 ? write() : this.queue(async () => write());
+  /**
+   * Commits at once when nothing is in flight, else after what is; without waiting for the disk,
+   * so the change is pushed at once. Settles once the WAL is fsynced (Store.durably, wal-sync.ts).
+   * The lane does not wait for that fsync: the next write commits meanwhile and shares the next one.
+   */
+  private durable<T>(write: () => T): Promise<T> {
+    return this.inFlight === 0 ? this.store.durably(write) : this.queue(() => this.store.durably(write));
   }
 
   private queue<T>(write: () => Promise<T>): Promise<T> {
