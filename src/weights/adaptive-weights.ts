@@ -100,12 +100,13 @@ export class AdaptiveWeights {
   }
 
   /**
-   * One engine tick in slices of about `sliceEndpoints` endpoints (whole clusters: a cluster is
-   * never split): each `next()` ticks one slice, and the last returns what `tick(now)` returns.
-   * Every slice uses the same `now`, so the weights are those of one tick; the caller yields its
-   * event loop between slices (weight-loop.ts), so requests and pushes wait for one slice, not for
-   * the whole tick. Samples that arrive between slices count for the clusters not ticked yet, as
-   * if they had arrived before the tick; a cluster removed between slices is left out.
+   * One engine tick in slices of about `sliceEndpoints` endpoints: whole clusters, and a cluster
+   * larger than that in steps of its own (WeightEngine.startClusterTick). Each `next()` runs one
+   * slice, and the last returns what `tick(now)` returns. Every slice uses the same `now`, so the
+   * weights are those of one tick; the caller yields its event loop between slices
+   * (weight-loop.ts), so requests and pushes wait for one slice, not for the whole tick. Samples
+   * that arrive between slices count for the clusters not ticked yet, as if they had arrived
+   * before the tick, and for a cluster in steps, after it; a cluster removed between slices is left out.
    */
   *tickInSlices(now: number, sliceEndpoints: number): Generator<void, WeightOverrides | undefined, void> {
     const ticked = new Map<string, ReadonlyMap<string, EndpointOverride>>();
@@ -115,6 +116,21 @@ export class AdaptiveWeights {
     for (const [name, c] of this.clusters) {
       // Ownership is asked per cluster as the tick reaches it: a hand-over may land between slices.
       if (!this.owns(name)) continue;
+      if (c.endpoints.length > sliceEndpoints) {
+        if (slice.length > 0) {
+          this.tickSlice(now, slice, ticked, state);
+          slice = [];
+          size = 0;
+          yield;
+        }
+        const run = this.engine.startClusterTick(now, name, sliceEndpoints);
+        while (!run.step()) yield;
+        // Its overrides (a map of every endpoint) in a slice of their own.
+        yield;
+        if (run.result !== undefined) this.record(name, run.result, ticked, state);
+        yield;
+        continue;
+      }
       slice.push(name);
       size += c.endpoints.length;
       if (size < sliceEndpoints) continue;
@@ -129,13 +145,15 @@ export class AdaptiveWeights {
 
   private tickSlice(now: number, names: readonly string[], ticked: Map<string, ReadonlyMap<string, EndpointOverride>>, state: { changed: boolean }): void {
     if (names.length === 0) return;
-    for (const [name, t] of this.engine.tickClusters(now, names).clusters) {
-      const c = this.clusters.get(name);
-      if (!c) continue;
-      this.last.set(name, t);
-      if (t.changed) state.changed = true;
-      ticked.set(name, this.overridesOf(name, t, c.weighting.kind !== 'static'));
-    }
+    for (const [name, t] of this.engine.tickClusters(now, names).clusters) this.record(name, t, ticked, state);
+  }
+
+  private record(name: string, t: ClusterTick, ticked: Map<string, ReadonlyMap<string, EndpointOverride>>, state: { changed: boolean }): void {
+    const c = this.clusters.get(name);
+    if (!c) return;
+    this.last.set(name, t);
+    if (t.changed) state.changed = true;
+    ticked.set(name, this.overridesOf(name, t, c.weighting.kind !== 'static'));
   }
 
   /** The overrides of the whole tick (catalog order), or undefined when nothing published changed. */

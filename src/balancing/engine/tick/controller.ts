@@ -8,8 +8,8 @@ import { at, filled, type Frame } from './frame.js';
 import { runEwma } from './ewma.js';
 import { runPid } from './pid.js';
 
-/** Fills f.raw; returns the PID setpoint when there is one. */
-export function runController(c: ClusterState, f: Frame): number | undefined {
+/** Fills f.raw; returns the PID setpoint when there is one. Yields between steps of about `chunk` endpoints (tick/pid.ts). */
+export function* runController(c: ClusterState, f: Frame, chunk: number): Generator<void, number | undefined, void> {
   if (f.failStatic) {
     for (let i = 0; i < f.n; i++) f.raw[i] = f.serving[i] ? at(f.fair, i) : 0;
     return undefined;
@@ -20,7 +20,7 @@ export function runController(c: ClusterState, f: Frame): number | undefined {
   if (c.parts.pid > 0) {
     // A pure policy writes its vector straight into f.raw (no vector per tick to copy from).
     const x = pure ? f.raw : filled(f.n);
-    setpoint = runPid(c, f, x);
+    setpoint = yield* runPid(c, f, x, chunk);
     vectors.push({ part: c.parts.pid, x });
   }
   if (c.parts.ewma > 0) vectors.push({ part: c.parts.ewma, x: runEwma(c, f, pure ? f.raw : filled(f.n)) });

@@ -114,29 +114,41 @@ function inRotation(e: EndpointState, now: number): boolean {
  * Stage 0 (and the tick's snapshot of each endpoint's sample and probe latency): releases ejections whose back-off is over, judges the endpoints in rotation and
  * ejects the outliers. Updates each endpoint's EjectionState; the health gate reads it.
  */
-export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings): void {
-  let readings: (ErrorReading | undefined)[] | undefined;
-  let ejected = 0;
-  for (let i = 0; i < f.n; i++) {
+export function* runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, chunk: number): Generator<void, void, void> {
+  const t: Readings = { readings: undefined, ejected: 0 };
+  for (let from = 0; from < f.n; from += chunk) {
+    if (from > 0) yield;
+    readRange(f, eps, s, { from, to: Math.min(f.n, from + chunk) }, t);
+  }
+  if (!s.enabled || t.readings === undefined) return;
+  for (const v of judgeOutliers(t.readings, f.n, t.ejected, s)) eject((eps[v.index] as EndpointState).ejection, v.reason, f.now, s);
+  for (let i = 0; i < f.n; i++) if (at(f.errorRate, i) > 1) f.errorRate[i] = 1;
+}
+
+interface Readings {
+  /** Allocated only for clusters with error data (most ticks of most clusters have none). */
+  readings: (ErrorReading | undefined)[] | undefined;
+  ejected: number;
+}
+
+/** Endpoints from..to: inputs snapshot, releases, and the error readings of those in rotation (into `t`). */
+function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, r: { from: number; to: number }, t: Readings): void {
+  for (let i = r.from; i < r.to; i++) {
     const e = eps[i] as EndpointState;
     // What the explanations show of the inputs, taken here: one pass over the states, not two.
     f.samples[i] = e.sample;
     f.probeLatency[i] = e.lastProbe?.latencyMs;
     release(e.ejection, e, f.now, s);
-    const r = e.errors.reading(f.now);
-    f.errorRate[i] = r.rate;
-    if (e.ejection.until !== undefined) ejected++;
-    else if (r.requests > 0 || r.lastRequests > 0) {
+    const reading = e.errors.reading(f.now);
+    f.errorRate[i] = reading.rate;
+    if (e.ejection.until !== undefined) t.ejected++;
+    else if (reading.requests > 0 || reading.lastRequests > 0) {
       if (!inRotation(e, f.now)) continue;
-      noteRecovery(e.ejection, r, s);
-      // Allocated only for clusters with error data (most ticks of most clusters have none).
-      readings ??= new Array<undefined>(f.n).fill(undefined);
-      readings[i] = r;
+      noteRecovery(e.ejection, reading, s);
+      t.readings ??= new Array<undefined>(f.n).fill(undefined);
+      t.readings[i] = reading;
     }
   }
-  if (!s.enabled || readings === undefined) return;
-  for (const v of judgeOutliers(readings, f.n, ejected, s)) eject((eps[v.index] as EndpointState).ejection, v.reason, f.now, s);
-  for (let i = 0; i < f.n; i++) if (at(f.errorRate, i) > 1) f.errorRate[i] = 1;
 }
 
 function release(j: EjectionState, e: EndpointState, now: number, s: EjectionSettings): void {

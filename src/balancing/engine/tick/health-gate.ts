@@ -22,12 +22,26 @@ export interface ScaleSums {
   readonly statics: number;
 }
 
-export function gateHealth(f: Frame, eps: readonly EndpointState[]): ScaleSums {
-  let eligible = 0;
-  let serving = 0;
-  let weights = 0;
-  let statics = 0;
-  for (let i = 0; i < f.n; i++) {
+/** Yields between steps of about `chunk` endpoints; returns the continuing endpoints' sums. */
+export function* gateHealth(f: Frame, eps: readonly EndpointState[], chunk: number): Generator<void, ScaleSums, void> {
+  const t: GateTally = { eligible: 0, serving: 0, weights: 0, statics: 0 };
+  for (let from = 0; from < f.n; from += chunk) {
+    if (from > 0) yield;
+    gateRange(f, eps, from, Math.min(f.n, from + chunk), t);
+  }
+  return failStaticOrNot(f, eps, t);
+}
+
+interface GateTally {
+  eligible: number;
+  serving: number;
+  weights: number;
+  statics: number;
+}
+
+/** Endpoints from..to through the gate, counted into `t`. */
+function gateRange(f: Frame, eps: readonly EndpointState[], from: number, to: number, t: GateTally): void {
+  for (let i = from; i < to; i++) {
     const e = eps[i] as EndpointState;
     // The first stage to mark rules, so it starts each endpoint's (the frame is recycled unreset).
     f.rules[i] = 0;
@@ -37,7 +51,7 @@ export function gateHealth(f: Frame, eps: readonly EndpointState[]): ScaleSums {
       mark(f, i, R_OPERATOR);
       continue;
     }
-    eligible++;
+    t.eligible++;
     const st = e.tracker.state(f.now);
     f.healthCode[i] = HEALTH_CODES.indexOf(st);
     if (st !== 'AVAILABLE') mark(f, i, R_PROBE);
@@ -47,13 +61,19 @@ export function gateHealth(f: Frame, eps: readonly EndpointState[]): ScaleSums {
       f.ejections[i] = { reason: e.ejection.reason, until: e.ejection.until, count: e.ejection.count };
     } else {
       f.serving[i] = 1;
-      serving++;
+      t.serving++;
       if (e.wasServing && isSet(e.w)) {
-        weights += e.w;
-        statics += e.staticWeight;
+        t.weights += e.w;
+        t.statics += e.staticWeight;
       }
     }
   }
+}
+
+/** Nothing eligible serving: fail static (every eligible endpoint serves). */
+function failStaticOrNot(f: Frame, eps: readonly EndpointState[], t: GateTally): ScaleSums {
+  let { weights, statics } = t;
+  const { eligible, serving } = t;
   f.failStatic = eligible > 0 && serving === 0;
   if (!f.failStatic) return { weights, statics };
   for (let i = 0; i < f.n; i++) {

@@ -74,11 +74,14 @@ interface Steered {
 /**
  * Runs the PID part; updates pidW of the steered endpoints, fills the frame, returns the setpoint.
  * `x` receives every serving endpoint's pidW after the update (the PID's weight vector).
+ * In steps of about `chunk` endpoints (it yields between them; a sliced tick frees the event loop
+ * there): each per-endpoint pass resumes by index range with its running sums carried in order,
+ * so the result is the same whatever the chunk.
  */
-export function runPid(c: ClusterState, f: Frame, x: number[]): number | undefined {
+export function* runPid(c: ClusterState, f: Frame, x: number[], chunk: number): Generator<void, number | undefined, void> {
   takeUtil(f);
   const pf = takePidFrame(f);
-  const st = c.pidConfig.metric === 'cpu' ? steeredOnCpu(c, f, pf, x) : steered(c, f, x);
+  const st = c.pidConfig.metric === 'cpu' ? yield* steeredOnCpu(c, f, pf, x, chunk) : steered(c, f, x);
   const k = st.k;
   if (k === 0) return undefined;
   const sm = measure(c, f, st, pf.steerM);
@@ -89,27 +92,44 @@ export function runPid(c: ClusterState, f: Frame, x: number[]): number | undefin
     setpoint = total / k;
   } else setpoint = c.pidConfig.setpoint;
   const hold = lowLoad(c, st);
-  let prevSum = 0;
-  let newSum = 0;
-  // The targets go into sm (each measurement is read once, just before its target is written).
-  for (let j = 0; j < k; j++) {
+  const sums = { prev: 0, next: 0 };
+  for (let from = 0; from < k; from += chunk) {
+    if (from > 0) yield;
+    controlRange(c, f, pf, st, { setpoint, hold, from, to: Math.min(k, from + chunk) }, sums);
+  }
+  const m = sums.next > 0 ? sums.prev / sums.next : 1;
+  for (let from = 0; from < k; from += chunk) {
+    if (k > chunk) yield;
+    for (let j = from, to = Math.min(k, from + chunk); j < to; j++) {
+      const i = at(st.idx, j);
+      const w = at(sm, j) * m;
+      (c.order[i] as EndpointState).pidW = w;
+      x[i] = w;
+    }
+  }
+  return setpoint;
+}
+
+interface ControlRange {
+  readonly setpoint: number;
+  readonly hold: boolean;
+  readonly from: number;
+  readonly to: number;
+}
+
+/** Steered endpoints from..to: their targets go into steerM (each measurement is read once, just before its target is written). */
+function controlRange(c: ClusterState, f: Frame, pf: PidFrame, st: Steered, r: ControlRange, sums: { prev: number; next: number }): void {
+  const sm = pf.steerM;
+  for (let j = r.from; j < r.to; j++) {
     const i = at(st.idx, j);
     const e = c.order[i] as EndpointState;
     const pidW = valueOr(e.pidW, 0);
-    prevSum += pidW;
-    const t = pidW * control(c, f, e, i, at(sm, j), setpoint, hold);
+    sums.prev += pidW;
+    const t = pidW * control(c, f, e, i, at(sm, j), r.setpoint, r.hold);
     sm[j] = t;
-    newSum += t;
+    sums.next += t;
     explain(pf, e, i);
   }
-  const m = newSum > 0 ? prevSum / newSum : 1;
-  for (let j = 0; j < k; j++) {
-    const i = at(st.idx, j);
-    const w = at(sm, j) * m;
-    (c.order[i] as EndpointState).pidW = w;
-    x[i] = w;
-  }
-  return setpoint;
 }
 
 /** The endpoints the PID steers this tick (serving, fresh, with the metric) and their terms; x ← pidW of every serving one. */
@@ -145,14 +165,19 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
  * readings go into the PID frame's scratch vectors (at 100,000 endpoints the general path built
  * five vectors of up to n entries per tick).
  */
-function steeredOnCpu(c: ClusterState, f: Frame, pf: PidFrame, x: number[]): Steered {
+function* steeredOnCpu(c: ClusterState, f: Frame, pf: PidFrame, x: number[], chunk: number): Generator<void, Steered, void> {
   const idx = pf.steerIdx;
   const base = pf.steerBase;
   const sm = pf.steerM;
   // Whether any error term applies, from the frame alone, so the one pass below can measure too.
   const errors = c.errorPenalty > 0 && anyErrorRate(f) ? filled(f.n) : NO_TERMS;
   let k = 0;
+  let pause = chunk;
   for (let i = 0; i < f.n; i++) {
+    if (i === pause) {
+      pause += chunk;
+      yield;
+    }
     if (!f.serving[i]) continue;
     const e = c.order[i] as EndpointState;
     x[i] = valueOr(e.pidW, 0);
