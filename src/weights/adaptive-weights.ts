@@ -5,6 +5,7 @@ import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Catalog, Cluster } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { missingSignals, type MissingSignals } from './missing-signals.js';
+import { buildOverrides } from './tick-overrides.js';
 
 /**
  * Adapts the catalog and the fleet's signals to the pure weight engine, and its ticks to the
@@ -270,18 +271,6 @@ interface BuiltOverrides {
   readonly health: ClusterTick['health'];
   readonly adaptive: boolean;
   readonly overrides: ReadonlyMap<string, EndpointOverride>;
-}
-
-const UNHEALTHY_ONLY: EndpointOverride = Object.freeze({ health: 'UNHEALTHY' });
-
-function buildOverrides(t: ClusterTick, adaptive: boolean): Map<string, EndpointOverride> {
-  const perEndpoint = new Map<string, EndpointOverride>();
-  for (const [key, weight] of t.weights) {
-    const unhealthy = t.health.get(key) === 'UNHEALTHY';
-    if (adaptive) perEndpoint.set(key, unhealthy ? { weight, health: 'UNHEALTHY' } : { weight });
-    else if (unhealthy) perEndpoint.set(key, UNHEALTHY_ONLY);
-  }
-  return perEndpoint;
 }
 
 function sameKeys(a: WeightOverrides, b: WeightOverrides): boolean {
