@@ -74,12 +74,12 @@ import { TickExplanations } from './explanations.js';
 import { isSet, UNSET, type ClusterState, type EndpointState, type PidConfig } from './state.js';
 import { policyParts, resolveEjection, resolveSafety, validateEndpoints, validatePolicy, validateSample } from './stages.js';
 import { clampAll } from './tick/clamps.js';
-import { runController } from './tick/controller.js';
-import { runEjection } from './tick/ejection.js';
+import { runController, runControllerSteps } from './tick/controller.js';
+import { runEjection, runEjectionSteps } from './tick/ejection.js';
 import { newFrame, type Frame } from './tick/frame.js';
-import { gateHealth } from './tick/health-gate.js';
-import { joinAndScale } from './tick/join.js';
-import { publish } from './tick/publish.js';
+import { gateHealth, gateHealthSteps } from './tick/health-gate.js';
+import { joinAndScale, joinAndScaleSteps } from './tick/join.js';
+import { publish, publishSteps, type Published } from './tick/publish.js';
 import {
   BLEND_PID_DEFAULTS,
   DEFAULT_ERROR_PENALTY,
@@ -395,7 +395,10 @@ export class WeightEngine {
     if (!(chunk > 0)) throw new RangeError(`chunk must be > 0, got ${chunk}`);
     this.settle();
     const c = this.clusters.get(name);
-    const steps = c === undefined ? [].values() : this.tickSteps(c, now, chunk);
+    let steps: Iterator<void, ClusterTick | undefined, void>;
+    if (c === undefined) steps = [].values();
+    else if (c.order.length <= chunk) steps = { next: () => ({ done: true, value: this.tickCluster(c, now) }) };
+    else steps = this.tickSteps(c, now, chunk);
     const limit = 4 * (c?.order.length ?? 0) + 1_000;
     const run = new ClusterTickRun(name, steps, limit, (r) => {
       if (this.flight === r) this.flight = undefined;
@@ -417,36 +420,40 @@ export class WeightEngine {
   }
 
   private tickCluster(c: ClusterState, now: number): ClusterTick {
-    const run = this.tickSteps(c, now, Number.POSITIVE_INFINITY);
-    let step = run.next();
-    while (step.done !== true) step = run.next();
-    return step.value;
+    const f = this.frameFor(c, now);
+    runEjection(f, c.order, c.ejection);
+    const sums = gateHealth(f, c.order);
+    joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums });
+    const setpoint = runController(c, f);
+    clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1 });
+    return this.finishTick(c, f, publish(c, f, this.resolution), setpoint);
   }
 
-  /** One cluster's tick; a cluster over `chunk` endpoints yields between its stages and within the PID's passes. */
+  /**
+   * tickCluster in steps: the same stages, each per-endpoint pass resumed by ranges of `chunk`
+   * endpoints with a yield between (tickCluster keeps its plain calls: a generator per stage cost
+   * ~10% of a tick of 500 × 20).
+   */
   private *tickSteps(c: ClusterState, now: number, chunk: number): Generator<void, ClusterTick, void> {
-    const split = c.order.length > chunk;
-    const f = newFrame(
-      {
-        n: c.order.length,
-        now,
-        dt: c.lastTickAt === undefined ? c.safety.tickMs : Math.max(0, now - c.lastTickAt),
-        policy: c.policy.kind,
-        keys: c.keys,
-        statics: c.statics,
-      },
-      c.frames.spare,
-    );
-    yield* runEjection(f, c.order, c.ejection, chunk);
-    if (split) yield;
-    const sums = yield* gateHealth(f, c.order, chunk);
-    if (split) yield;
-    yield* joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums }, chunk);
-    if (split) yield;
-    const setpoint = yield* runController(c, f, chunk);
-    if (split) yield;
+    const f = this.frameFor(c, now);
+    yield* runEjectionSteps(f, c.order, c.ejection, chunk);
+    yield;
+    const sums = yield* gateHealthSteps(f, c.order, chunk);
+    yield;
+    yield* joinAndScaleSteps(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums }, chunk);
+    yield;
+    const setpoint = yield* runControllerSteps(c, f, chunk);
+    yield;
     clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1 });
-    const out = yield* publish(c, f, this.resolution, chunk);
+    return this.finishTick(c, f, yield* publishSteps(c, f, this.resolution, chunk), setpoint);
+  }
+
+  private frameFor(c: ClusterState, now: number): Frame {
+    const dt = c.lastTickAt === undefined ? c.safety.tickMs : Math.max(0, now - c.lastTickAt);
+    return newFrame({ n: c.order.length, now, dt, policy: c.policy.kind, keys: c.keys, statics: c.statics }, c.frames.spare);
+  }
+
+  private finishTick(c: ClusterState, f: Frame, out: Published, setpoint: number | undefined): ClusterTick {
     this.remember(c, f, out.weights, out.health);
     return { weights: out.weights, health: out.health, changed: out.changed, explanations: new TickExplanations(f, c.index), failStatic: f.failStatic, setpoint };
   }

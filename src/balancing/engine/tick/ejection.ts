@@ -114,12 +114,24 @@ function inRotation(e: EndpointState, now: number): boolean {
  * Stage 0 (and the tick's snapshot of each endpoint's sample and probe latency): releases ejections whose back-off is over, judges the endpoints in rotation and
  * ejects the outliers. Updates each endpoint's EjectionState; the health gate reads it.
  */
-export function* runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, chunk: number): Generator<void, void, void> {
+export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings): void {
+  const t: Readings = { readings: undefined, ejected: 0 };
+  readRange(f, eps, s, { from: 0, to: f.n }, t);
+  judge(f, eps, s, t);
+}
+
+/** runEjection in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
+export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, chunk: number): Generator<void, void, void> {
   const t: Readings = { readings: undefined, ejected: 0 };
   for (let from = 0; from < f.n; from += chunk) {
     if (from > 0) yield;
     readRange(f, eps, s, { from, to: Math.min(f.n, from + chunk) }, t);
   }
+  judge(f, eps, s, t);
+}
+
+/** Ejects the outliers among the readings. */
+function judge(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, t: Readings): void {
   if (!s.enabled || t.readings === undefined) return;
   for (const v of judgeOutliers(t.readings, f.n, t.ejected, s)) eject((eps[v.index] as EndpointState).ejection, v.reason, f.now, s);
   for (let i = 0; i < f.n; i++) if (at(f.errorRate, i) > 1) f.errorRate[i] = 1;

@@ -22,8 +22,15 @@ export interface ScaleSums {
   readonly statics: number;
 }
 
-/** Yields between steps of about `chunk` endpoints; returns the continuing endpoints' sums. */
-export function* gateHealth(f: Frame, eps: readonly EndpointState[], chunk: number): Generator<void, ScaleSums, void> {
+/** Returns the continuing endpoints' sums. */
+export function gateHealth(f: Frame, eps: readonly EndpointState[]): ScaleSums {
+  const t: GateTally = { eligible: 0, serving: 0, weights: 0, statics: 0 };
+  gateRange(f, eps, 0, f.n, t);
+  return failStaticOrNot(f, eps, t);
+}
+
+/** gateHealth in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
+export function* gateHealthSteps(f: Frame, eps: readonly EndpointState[], chunk: number): Generator<void, ScaleSums, void> {
   const t: GateTally = { eligible: 0, serving: 0, weights: 0, statics: 0 };
   for (let from = 0; from < f.n; from += chunk) {
     if (from > 0) yield;
@@ -41,6 +48,8 @@ interface GateTally {
 
 /** Endpoints from..to through the gate, counted into `t`. */
 function gateRange(f: Frame, eps: readonly EndpointState[], from: number, to: number, t: GateTally): void {
+  // Tallies in locals, written back once (not a field update per endpoint in the hot loop).
+  let { eligible, serving, weights, statics } = t;
   for (let i = from; i < to; i++) {
     const e = eps[i] as EndpointState;
     // The first stage to mark rules, so it starts each endpoint's (the frame is recycled unreset).
@@ -51,7 +60,7 @@ function gateRange(f: Frame, eps: readonly EndpointState[], from: number, to: nu
       mark(f, i, R_OPERATOR);
       continue;
     }
-    t.eligible++;
+    eligible++;
     const st = e.tracker.state(f.now);
     f.healthCode[i] = HEALTH_CODES.indexOf(st);
     if (st !== 'AVAILABLE') mark(f, i, R_PROBE);
@@ -61,13 +70,17 @@ function gateRange(f: Frame, eps: readonly EndpointState[], from: number, to: nu
       f.ejections[i] = { reason: e.ejection.reason, until: e.ejection.until, count: e.ejection.count };
     } else {
       f.serving[i] = 1;
-      t.serving++;
+      serving++;
       if (e.wasServing && isSet(e.w)) {
-        t.weights += e.w;
-        t.statics += e.staticWeight;
+        weights += e.w;
+        statics += e.staticWeight;
       }
     }
   }
+  t.eligible = eligible;
+  t.serving = serving;
+  t.weights = weights;
+  t.statics = statics;
 }
 
 /** Nothing eligible serving: fail static (every eligible endpoint serves). */

@@ -22,12 +22,18 @@ const R_PROBATION = ruleBit('probation');
  * input) and snapshots the weights before this tick (the step limit's anchor, the internal ones):
  * at 100,000 endpoints the tick is bound by reading the states from memory, about 6 ms a pass.
  */
-export function* joinAndScale(
-  f: Frame,
-  eps: readonly EndpointState[],
-  o: { adaptive: boolean; safety: SafetySettings; sums: ScaleSums },
-  chunk: number,
-): Generator<void, void, void> {
+export function joinAndScale(f: Frame, eps: readonly EndpointState[], o: JoinOptions): void {
+  joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, scale: clusterScale(eps, o.sums), from: 0, to: f.n });
+}
+
+interface JoinOptions {
+  readonly adaptive: boolean;
+  readonly safety: SafetySettings;
+  readonly sums: ScaleSums;
+}
+
+/** joinAndScale in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
+export function* joinAndScaleSteps(f: Frame, eps: readonly EndpointState[], o: JoinOptions, chunk: number): Generator<void, void, void> {
   const scale = clusterScale(eps, o.sums);
   for (let from = 0; from < f.n; from += chunk) {
     if (from > 0) yield;
