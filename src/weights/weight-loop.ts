@@ -21,7 +21,7 @@ export interface WeightLoopOptions {
   /**
    * Endpoints ticked per slice before the loop yields to other work (default 5,000: a few ms).
    * A periodic tick runs in slices so that at 100,000 endpoints no admin request or xDS push waits
-   * for the whole tick; one cluster is never split.
+   * for the whole tick; a cluster larger than this ticks in steps of its own (WeightEngine.startClusterTick).
    */
   readonly sliceEndpoints?: number;
   /** Receives the overrides whenever a tick changes what is published (the xDS publisher). */
