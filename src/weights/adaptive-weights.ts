@@ -125,7 +125,13 @@ export class AdaptiveWeights {
           yield;
         }
         const run = this.engine.startClusterTick(now, name, sliceEndpoints);
-        while (!run.step()) yield;
+        try {
+          while (!run.step()) yield;
+        } finally {
+          // A tick abandoned mid-cluster (return(): the loop stopped) completes the cluster's tick, so
+          // the engine does not keep deferring that cluster's changes to a tick nobody drives.
+          run.finish();
+        }
         // Its overrides (a map of every endpoint) in a slice of their own.
         yield;
         if (run.result !== undefined) this.record(name, run.result, ticked, state);

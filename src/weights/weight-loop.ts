@@ -68,7 +68,9 @@ export class WeightLoop implements Component {
     this.timer = undefined;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
-    // A tick in flight is abandoned: nothing it computed is published.
+    // A tick in flight is abandoned: nothing it computed is published (return() lets a cluster
+    // ticking in steps complete first, so the engine's state is that of a whole tick).
+    this.running?.return(undefined);
     this.running = undefined;
   }
 

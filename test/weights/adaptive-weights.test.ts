@@ -117,6 +117,24 @@ describe('AdaptiveWeights', () => {
     expect(sliced.current().get('plain')?.get('10.2.0.3:8080')).toEqual({ health: 'UNHEALTHY' });
   });
 
+  it('a tick abandoned mid-cluster (return()) completes that cluster, so its changes apply at once again', () => {
+    const big: Catalog = {
+      clusters: [cluster('big', Array.from({ length: 30 }, (_, i) => endpoint(`10.0.0.${i + 1}`, 8080)), { weighting: PID })],
+      listeners: [],
+      nodeGroups: [],
+    };
+    const a = new AdaptiveWeights(new WeightEngine());
+    a.setCatalog(big);
+    a.tick(1_000);
+    const run = a.tickInSlices(2_000, 8);
+    run.next();
+    run.next();
+    run.return(undefined);
+    a.setCatalog({ ...big, clusters: [] });
+    // Removed now, not deferred to a tick in flight that nobody drives any more.
+    expect(a.publishedWeights('big')).toBeUndefined();
+  });
+
   it('a cluster taken over between slices keeps its published weights; one handed off mid-tick is not ticked here', () => {
     const names = ['a', 'b', 'c'];
     const catalog: Catalog = {
