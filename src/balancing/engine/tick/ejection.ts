@@ -145,6 +145,9 @@ interface Readings {
 
 /** Endpoints from..to: inputs snapshot, releases, and the error readings of those in rotation (into `t`). */
 function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, r: { from: number; to: number }, t: Readings): void {
+  // Locals in the loop, written back once (not a field update per endpoint).
+  let readings = t.readings;
+  let ejected = t.ejected;
   for (let i = r.from; i < r.to; i++) {
     const e = eps[i] as EndpointState;
     // What the explanations show of the inputs, taken here: one pass over the states, not two.
@@ -153,14 +156,16 @@ function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings,
     release(e.ejection, e, f.now, s);
     const reading = e.errors.reading(f.now);
     f.errorRate[i] = reading.rate;
-    if (e.ejection.until !== undefined) t.ejected++;
+    if (e.ejection.until !== undefined) ejected++;
     else if (reading.requests > 0 || reading.lastRequests > 0) {
       if (!inRotation(e, f.now)) continue;
       noteRecovery(e.ejection, reading, s);
-      t.readings ??= new Array<undefined>(f.n).fill(undefined);
-      t.readings[i] = reading;
+      readings ??= new Array<undefined>(f.n).fill(undefined);
+      readings[i] = reading;
     }
   }
+  t.readings = readings;
+  t.ejected = ejected;
 }
 
 function release(j: EjectionState, e: EndpointState, now: number, s: EjectionSettings): void {
