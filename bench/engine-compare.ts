@@ -5,20 +5,30 @@
  * explanation compared exactly. For a change that restructures the tick without meaning to
  * change its arithmetic.
  *
- *   npx tsx bench/engine-compare.ts --other /path/to/other/checkout [--ticks 60] [--seeds 5]
+ *   npx tsx bench/engine-compare.ts --other /path/to/other/checkout [--ticks 60] [--seeds 5] [--chunk N]
+ *
+ * `--chunk N`: this checkout's engine ticks each cluster in steps of N endpoints
+ * (WeightEngine.startClusterTick, as the weight loop does for a cluster larger than a slice), so the
+ * comparison proves a split tick gives what a whole one does.
  */
 import { parseArgs } from 'node:util';
 import { isDeepStrictEqual } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { WeightEngine } from '../src/balancing/engine/weight-engine.js';
-import type { TickResult, WeightingPolicy } from '../src/balancing/engine/types.js';
+import type { ClusterTick, TickResult, WeightingPolicy } from '../src/balancing/engine/types.js';
 
 const { values: args } = parseArgs({
-  options: { other: { type: 'string' }, ticks: { type: 'string', default: '60' }, seeds: { type: 'string', default: '5' }, help: { type: 'boolean', default: false } },
+  options: {
+    other: { type: 'string' },
+    ticks: { type: 'string', default: '60' },
+    seeds: { type: 'string', default: '5' },
+    chunk: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
 });
 if (args.help || args.other === undefined) {
-  process.stdout.write('usage: npx tsx bench/engine-compare.ts --other /path/to/other/checkout [--ticks 60] [--seeds 5]\n');
+  process.stdout.write('usage: npx tsx bench/engine-compare.ts --other /path/to/other/checkout [--ticks 60] [--seeds 5] [--chunk N]\n');
   process.exit(args.help ? 0 : 2);
 }
 type EngineLike = Pick<WeightEngine, 'setCluster' | 'observeSample' | 'observeProbe' | 'tick'>;
@@ -88,6 +98,30 @@ function drive(engines: EngineLike[], seed: number, ticks: number): number {
   return compared;
 }
 
+/** This checkout's engine, ticking each cluster in steps of `chunk` endpoints. */
+function stepped(chunk: number): EngineLike {
+  const en = new WeightEngine();
+  const names = new Set<string>();
+  return {
+    setCluster: (name, ...rest) => (names.add(name), en.setCluster(name, ...rest)),
+    observeSample: (...a) => en.observeSample(...a),
+    observeProbe: (...a) => en.observeProbe(...a),
+    tick: (now) => {
+      const clusters = new Map<string, ClusterTick>();
+      for (const name of names) {
+        const run = en.startClusterTick(now, name, chunk);
+        while (!run.step());
+        if (run.result !== undefined) clusters.set(name, run.result);
+      }
+      return { now, clusters };
+    },
+  };
+}
+
+const chunk = args.chunk === undefined ? undefined : Number(args.chunk);
+if (chunk !== undefined && !(Number.isInteger(chunk) && chunk > 0)) throw new RangeError(`--chunk must be an integer > 0, got ${args.chunk}`);
 let total = 0;
-for (let s = 0; s < Number(args.seeds); s++) total += drive([new WeightEngine(), new other.WeightEngine()], 77 + s, Number(args.ticks));
-console.log(`identical: ${total} ticks compared (${POLICIES.length * 3} clusters each, explanations included)`);
+for (let s = 0; s < Number(args.seeds); s++) {
+  total += drive([chunk === undefined ? new WeightEngine() : stepped(chunk), new other.WeightEngine()], 77 + s, Number(args.ticks));
+}
+console.log(`identical: ${total} ticks compared (${POLICIES.length * 3} clusters each, explanations included${chunk === undefined ? '' : `, ticked in steps of ${chunk}`})`);

@@ -5,6 +5,7 @@ import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Catalog, Cluster } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { missingSignals, type MissingSignals } from './missing-signals.js';
+import { buildOverrides } from './tick-overrides.js';
 
 /**
  * Adapts the catalog and the fleet's signals to the pure weight engine, and its ticks to the
@@ -100,12 +101,13 @@ export class AdaptiveWeights {
   }
 
   /**
-   * One engine tick in slices of about `sliceEndpoints` endpoints (whole clusters: a cluster is
-   * never split): each `next()` ticks one slice, and the last returns what `tick(now)` returns.
-   * Every slice uses the same `now`, so the weights are those of one tick; the caller yields its
-   * event loop between slices (weight-loop.ts), so requests and pushes wait for one slice, not for
-   * the whole tick. Samples that arrive between slices count for the clusters not ticked yet, as
-   * if they had arrived before the tick; a cluster removed between slices is left out.
+   * One engine tick in slices of about `sliceEndpoints` endpoints: whole clusters, and a cluster
+   * larger than that in steps of its own (WeightEngine.startClusterTick). Each `next()` runs one
+   * slice, and the last returns what `tick(now)` returns. Every slice uses the same `now`, so the
+   * weights are those of one tick; the caller yields its event loop between slices
+   * (weight-loop.ts), so requests and pushes wait for one slice, not for the whole tick. Samples
+   * that arrive between slices count for the clusters not ticked yet, as if they had arrived
+   * before the tick, and for a cluster in steps, after it; a cluster removed between slices is left out.
    */
   *tickInSlices(now: number, sliceEndpoints: number): Generator<void, WeightOverrides | undefined, void> {
     const ticked = new Map<string, ReadonlyMap<string, EndpointOverride>>();
@@ -115,6 +117,27 @@ export class AdaptiveWeights {
     for (const [name, c] of this.clusters) {
       // Ownership is asked per cluster as the tick reaches it: a hand-over may land between slices.
       if (!this.owns(name)) continue;
+      if (c.endpoints.length > sliceEndpoints) {
+        if (slice.length > 0) {
+          this.tickSlice(now, slice, ticked, state);
+          slice = [];
+          size = 0;
+          yield;
+        }
+        const run = this.engine.startClusterTick(now, name, sliceEndpoints);
+        try {
+          while (!run.step()) yield;
+        } finally {
+          // A tick abandoned mid-cluster (return(): the loop stopped) completes the cluster's tick, so
+          // the engine does not keep deferring that cluster's changes to a tick nobody drives.
+          run.finish();
+        }
+        // Its overrides (a map of every endpoint) in a slice of their own.
+        yield;
+        if (run.result !== undefined) this.record(name, run.result, ticked, state);
+        yield;
+        continue;
+      }
       slice.push(name);
       size += c.endpoints.length;
       if (size < sliceEndpoints) continue;
@@ -129,13 +152,15 @@ export class AdaptiveWeights {
 
   private tickSlice(now: number, names: readonly string[], ticked: Map<string, ReadonlyMap<string, EndpointOverride>>, state: { changed: boolean }): void {
     if (names.length === 0) return;
-    for (const [name, t] of this.engine.tickClusters(now, names).clusters) {
-      const c = this.clusters.get(name);
-      if (!c) continue;
-      this.last.set(name, t);
-      if (t.changed) state.changed = true;
-      ticked.set(name, this.overridesOf(name, t, c.weighting.kind !== 'static'));
-    }
+    for (const [name, t] of this.engine.tickClusters(now, names).clusters) this.record(name, t, ticked, state);
+  }
+
+  private record(name: string, t: ClusterTick, ticked: Map<string, ReadonlyMap<string, EndpointOverride>>, state: { changed: boolean }): void {
+    const c = this.clusters.get(name);
+    if (!c) return;
+    this.last.set(name, t);
+    if (t.changed) state.changed = true;
+    ticked.set(name, this.overridesOf(name, t, c.weighting.kind !== 'static'));
   }
 
   /** The overrides of the whole tick (catalog order), or undefined when nothing published changed. */
@@ -252,18 +277,6 @@ interface BuiltOverrides {
   readonly health: ClusterTick['health'];
   readonly adaptive: boolean;
   readonly overrides: ReadonlyMap<string, EndpointOverride>;
-}
-
-const UNHEALTHY_ONLY: EndpointOverride = Object.freeze({ health: 'UNHEALTHY' });
-
-function buildOverrides(t: ClusterTick, adaptive: boolean): Map<string, EndpointOverride> {
-  const perEndpoint = new Map<string, EndpointOverride>();
-  for (const [key, weight] of t.weights) {
-    const unhealthy = t.health.get(key) === 'UNHEALTHY';
-    if (adaptive) perEndpoint.set(key, unhealthy ? { weight, health: 'UNHEALTHY' } : { weight });
-    else if (unhealthy) perEndpoint.set(key, UNHEALTHY_ONLY);
-  }
-  return perEndpoint;
 }
 
 function sameKeys(a: WeightOverrides, b: WeightOverrides): boolean {

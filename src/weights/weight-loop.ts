@@ -21,7 +21,7 @@ export interface WeightLoopOptions {
   /**
    * Endpoints ticked per slice before the loop yields to other work (default 5,000: a few ms).
    * A periodic tick runs in slices so that at 100,000 endpoints no admin request or xDS push waits
-   * for the whole tick; one cluster is never split.
+   * for the whole tick; a cluster larger than this ticks in steps of its own (WeightEngine.startClusterTick).
    */
   readonly sliceEndpoints?: number;
   /** Receives the overrides whenever a tick changes what is published (the xDS publisher). */
@@ -68,7 +68,9 @@ export class WeightLoop implements Component {
     this.timer = undefined;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
-    // A tick in flight is abandoned: nothing it computed is published.
+    // A tick in flight is abandoned: nothing it computed is published (return() lets a cluster
+    // ticking in steps complete first, so the engine's state is that of a whole tick).
+    this.running?.return(undefined);
     this.running = undefined;
   }
 

@@ -30,7 +30,9 @@ function spread(before: Readonly<Record<string, EndpointOverride>>, after: Reado
 }
 
 const ratio = (o: Readonly<Record<string, EndpointOverride>> | ReadonlyMap<string, EndpointOverride> | undefined, c: number): number => {
-  const get = (k: string): number | undefined => (o instanceof Map ? o.get(k)?.weight : (o as Record<string, EndpointOverride> | undefined)?.[k]?.weight);
+  // Any ReadonlyMap (the engine publishes positional maps over a cluster's keys, not Map instances), or a record's JSON.
+  const isMap = (x: typeof o): x is ReadonlyMap<string, EndpointOverride> => typeof (x as ReadonlyMap<string, EndpointOverride> | undefined)?.get === 'function';
+  const get = (k: string): number | undefined => (isMap(o) ? o.get(k)?.weight : o?.[k]?.weight);
   return (get(keyOf(c, 2)) ?? 1) / (get(keyOf(c, 0)) ?? 1);
 };
 

@@ -82,6 +82,59 @@ describe('AdaptiveWeights', () => {
     expect([...sliced.current().keys()]).toEqual(['b', 'c', 'd', 'e']);
   });
 
+  it('a cluster larger than a slice ticks in slices of its own, giving what one tick does; its samples mid-tick count after it', () => {
+    const big: Catalog = {
+      clusters: [
+        cluster('small', [endpoint('10.1.0.1', 8080), endpoint('10.1.0.2', 8080)], { weighting: PID }),
+        cluster('big', Array.from({ length: 30 }, (_, i) => endpoint(`10.0.0.${i + 1}`, 8080)), { weighting: PID }),
+        { ...cluster('plain', Array.from({ length: 20 }, (_, i) => endpoint(`10.2.0.${i + 1}`, 8080))) },
+      ],
+      listeners: [],
+      nodeGroups: [],
+    };
+    const whole = new AdaptiveWeights(new WeightEngine());
+    const sliced = new AdaptiveWeights(new WeightEngine());
+    for (const a of [whole, sliced]) a.setCatalog(big);
+    const feed = (a: AdaptiveWeights, at: number): void => {
+      for (let i = 1; i <= 30; i++) a.observeSample('big', `10.0.0.${i}:8080`, { at, cpu: ((i * 7 + at / 1000) % 10) / 10 });
+      for (let i = 1; i <= 2; i++) a.observeSample('small', `10.1.0.${i}:8080`, { at, cpu: i / 4 });
+      a.observeProbe('plain', '10.2.0.3:8080', { at, ok: false });
+    };
+    for (let t = 1; t <= 5; t++) {
+      feed(whole, t * 1000 - 500);
+      feed(sliced, t * 1000 - 500);
+      const expected = whole.tick(t * 1000);
+      // The next round's samples arrive while the tick runs: the whole tick saw them after it.
+      feed(whole, t * 1000 + 100);
+      const run = sliced.tickInSlices(t * 1000, 8);
+      let slices = 1;
+      let step = run.next();
+      for (; step.done !== true; step = run.next()) if (slices++ === 6) feed(sliced, t * 1000 + 100);
+      expect(slices).toBeGreaterThan(8);
+      expect(step.value).toEqual(expected);
+      expect(sliced.current()).toEqual(whole.current());
+    }
+    expect(sliced.current().get('plain')?.get('10.2.0.3:8080')).toEqual({ health: 'UNHEALTHY' });
+  });
+
+  it('a tick abandoned mid-cluster (return()) completes that cluster, so its changes apply at once again', () => {
+    const big: Catalog = {
+      clusters: [cluster('big', Array.from({ length: 30 }, (_, i) => endpoint(`10.0.0.${i + 1}`, 8080)), { weighting: PID })],
+      listeners: [],
+      nodeGroups: [],
+    };
+    const a = new AdaptiveWeights(new WeightEngine());
+    a.setCatalog(big);
+    a.tick(1_000);
+    const run = a.tickInSlices(2_000, 8);
+    run.next();
+    run.next();
+    run.return(undefined);
+    a.setCatalog({ ...big, clusters: [] });
+    // Removed now, not deferred to a tick in flight that nobody drives any more.
+    expect(a.publishedWeights('big')).toBeUndefined();
+  });
+
   it('a cluster taken over between slices keeps its published weights; one handed off mid-tick is not ticked here', () => {
     const names = ['a', 'b', 'c'];
     const catalog: Catalog = {

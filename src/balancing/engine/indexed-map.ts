@@ -9,7 +9,8 @@ export abstract class IndexedMap<V> implements ReadonlyMap<string, V> {
   constructor(
     /** Endpoint keys in cluster order (never mutated: setCluster replaces them). */
     readonly keyList: readonly string[],
-    private readonly index: ReadonlyMap<string, number>,
+    /** Key → position (shared with the cluster's state; never mutated). */
+    readonly index: ReadonlyMap<string, number>,
   ) {}
 
   /** The value of the endpoint at position i. */

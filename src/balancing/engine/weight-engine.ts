@@ -68,17 +68,18 @@ import { EwmaLatency } from '../ewma.js';
 import { HealthTracker, type HealthTransition } from '../health.js';
 import { blankPidStep, PidController } from '../pid.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
+import { ClusterTickRun } from './cluster-tick-run.js';
 import { ErrorWindow } from './error-window.js';
 import { TickExplanations } from './explanations.js';
 import { isSet, UNSET, type ClusterState, type EndpointState, type PidConfig } from './state.js';
 import { policyParts, resolveEjection, resolveSafety, validateEndpoints, validatePolicy, validateSample } from './stages.js';
 import { clampAll } from './tick/clamps.js';
-import { runController } from './tick/controller.js';
-import { runEjection } from './tick/ejection.js';
+import { runController, runControllerSteps } from './tick/controller.js';
+import { runEjection, runEjectionSteps } from './tick/ejection.js';
 import { newFrame, type Frame } from './tick/frame.js';
-import { gateHealth } from './tick/health-gate.js';
-import { joinAndScale } from './tick/join.js';
-import { publish } from './tick/publish.js';
+import { gateHealth, gateHealthSteps } from './tick/health-gate.js';
+import { joinAndScale, joinAndScaleSteps } from './tick/join.js';
+import { publish, publishSteps, type Published } from './tick/publish.js';
 import {
   BLEND_PID_DEFAULTS,
   DEFAULT_ERROR_PENALTY,
@@ -110,6 +111,8 @@ function definedFields(sample: Sample): Partial<Sample> {
 
 export class WeightEngine {
   private readonly clusters = new Map<string, ClusterState>();
+  /** The cluster tick in flight between two of its steps (startClusterTick), if any. */
+  private flight: ClusterTickRun | undefined;
   private readonly safety: Partial<SafetySettings>;
   private readonly ejection: Partial<EjectionSettings>;
   private readonly healthOptions: WeightEngineOptions['health'];
@@ -143,6 +146,7 @@ export class WeightEngine {
     validatePolicy(policy);
     const resolvedSafety = resolveSafety(this.safety, safety);
     const resolvedEjection = resolveEjection(this.ejection, ejection);
+    if (this.deferred(name, () => this.setCluster(name, endpoints, policy, safety, ejection))) return;
     const pidConfig = toPidConfig(policy);
     const ewmaKey = `${ewmaDecay(policy)}|${ewmaBonus(policy)}|${resolvedSafety.tickMs}`;
     const existing = this.clusters.get(name);
@@ -251,6 +255,7 @@ export class WeightEngine {
   }
 
   removeCluster(name: string): boolean {
+    if (this.deferred(name, () => this.clusters.delete(name))) return this.clusters.has(name);
     return this.clusters.delete(name);
   }
 
@@ -265,6 +270,7 @@ export class WeightEngine {
    * only if none arrive within decayAfterMs. Unknown keys and non-positive values are ignored.
    */
   seedWeights(cluster: string, weights: ReadonlyMap<string, number>): void {
+    if (this.deferred(cluster, () => this.seedWeights(cluster, weights))) return;
     const c = this.clusters.get(cluster);
     if (c === undefined) return;
     for (const [key, value] of weights) {
@@ -281,10 +287,13 @@ export class WeightEngine {
   /**
    * Records the latest sample (and folds its latency into the endpoint's estimators, its request
    * and error rates into its error window). Returns false, ignoring it, if the cluster or endpoint
-   * is unknown or the sample is older than the latest.
+   * is unknown or the sample is older than the latest. While the cluster's tick is in flight
+   * (startClusterTick) the sample waits for it to complete, and true only means it was taken.
    */
   observeSample(cluster: string, endpointKey: string, sample: Sample): boolean {
     validateSample(sample);
+    // Mid-tick, checked when applied (after the calls deferred before it, e.g. a new endpoint set).
+    if (this.deferred(cluster, () => this.observeSample(cluster, endpointKey, sample))) return true;
     const c = this.clusters.get(cluster);
     const e = c?.byKey.get(endpointKey);
     if (c === undefined || e === undefined) return false;
@@ -306,9 +315,13 @@ export class WeightEngine {
     return true;
   }
 
-  /** Feeds a probe result to the endpoint's HealthTracker; undefined if the endpoint is unknown. */
+  /**
+   * Feeds a probe result to the endpoint's HealthTracker; undefined if the endpoint is unknown, or
+   * while its cluster's tick is in flight (the probe then counts once that tick completes).
+   */
   observeProbe(cluster: string, endpointKey: string, result: ProbeResult): HealthTransition | undefined {
     if (!Number.isFinite(result.at)) throw new RangeError(`probe.at must be finite, got ${result.at}`);
+    if (this.deferred(cluster, () => this.observeProbe(cluster, endpointKey, result))) return undefined;
     const e = this.clusters.get(cluster)?.byKey.get(endpointKey);
     if (e === undefined) return undefined;
     e.lastProbe = result;
@@ -325,6 +338,7 @@ export class WeightEngine {
    * cluster over; undefined for an unknown cluster or one that has not ticked yet.
    */
   exportClusterState(cluster: string): ExportedClusterState | undefined {
+    this.settle();
     const c = this.clusters.get(cluster);
     return c === undefined ? undefined : exportCluster(c);
   }
@@ -335,6 +349,7 @@ export class WeightEngine {
    * restored (0 for an unknown cluster).
    */
   importClusterState(cluster: string, state: ExportedClusterState): number {
+    this.settle();
     const c = this.clusters.get(cluster);
     return c === undefined ? 0 : importCluster(c, state);
   }
@@ -345,6 +360,7 @@ export class WeightEngine {
    */
   tick(now: number, only?: (cluster: string) => boolean): TickResult {
     if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
+    this.settle();
     const clusters = new Map<string, ClusterTick>();
     for (const c of this.clusters.values()) if (only === undefined || only(c.name)) clusters.set(c.name, this.tickCluster(c, now));
     return { now, clusters };
@@ -358,6 +374,7 @@ export class WeightEngine {
    */
   tickClusters(now: number, names: Iterable<string>): TickResult {
     if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
+    this.settle();
     const clusters = new Map<string, ClusterTick>();
     for (const name of names) {
       const c = this.clusters.get(name);
@@ -366,24 +383,77 @@ export class WeightEngine {
     return { now, clusters };
   }
 
+  /**
+   * Starts one cluster's tick in steps of about `chunk` endpoints (a cluster of at most `chunk`
+   * endpoints is one step): the caller runs `step()` until it returns true, yielding its event
+   * loop between steps, then reads `result` (what `tickClusters(now, [name])` would have given).
+   * Until then, calls that would change the cluster are deferred to its completion
+   * (cluster-tick-run.ts); any other tick, export or import first completes it.
+   */
+  startClusterTick(now: number, name: string, chunk: number): ClusterTickRun {
+    if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
+    if (!(chunk > 0)) throw new RangeError(`chunk must be > 0, got ${chunk}`);
+    this.settle();
+    const c = this.clusters.get(name);
+    let steps: Iterator<void, ClusterTick | undefined, void>;
+    if (c === undefined) steps = [].values();
+    else if (c.order.length <= chunk) steps = { next: () => ({ done: true, value: this.tickCluster(c, now) }) };
+    else steps = this.tickSteps(c, now, chunk);
+    const limit = 4 * (c?.order.length ?? 0) + 1_000;
+    const run = new ClusterTickRun(name, steps, limit, (r) => {
+      if (this.flight === r) this.flight = undefined;
+    });
+    if (c !== undefined) this.flight = run;
+    return run;
+  }
+
+  /** Completes the cluster tick in flight, if any. */
+  private settle(): void {
+    this.flight?.finish();
+  }
+
+  /** True (and `op` deferred) when `cluster`'s tick is in flight. */
+  private deferred(cluster: string, op: () => void): boolean {
+    if (this.flight?.cluster !== cluster) return false;
+    this.flight.defer(op);
+    return true;
+  }
+
   private tickCluster(c: ClusterState, now: number): ClusterTick {
-    const f = newFrame(
-      {
-        n: c.order.length,
-        now,
-        dt: c.lastTickAt === undefined ? c.safety.tickMs : Math.max(0, now - c.lastTickAt),
-        policy: c.policy.kind,
-        keys: c.keys,
-        statics: c.statics,
-      },
-      c.frames.spare,
-    );
+    const f = this.frameFor(c, now);
     runEjection(f, c.order, c.ejection);
     const sums = gateHealth(f, c.order);
-    joinAndScale(f, c.order, c.parts.static < 1, c.safety, sums);
+    joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums });
     const setpoint = runController(c, f);
     clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1 });
-    const out = publish(c, f, this.resolution);
+    return this.finishTick(c, f, publish(c, f, this.resolution), setpoint);
+  }
+
+  /**
+   * tickCluster in steps: the same stages, each per-endpoint pass resumed by ranges of `chunk`
+   * endpoints with a yield between (tickCluster keeps its plain calls: a generator per stage cost
+   * ~10% of a tick of 500 × 20).
+   */
+  private *tickSteps(c: ClusterState, now: number, chunk: number): Generator<void, ClusterTick, void> {
+    const f = this.frameFor(c, now);
+    yield* runEjectionSteps(f, c.order, c.ejection, chunk);
+    yield;
+    const sums = yield* gateHealthSteps(f, c.order, chunk);
+    yield;
+    yield* joinAndScaleSteps(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums }, chunk);
+    yield;
+    const setpoint = yield* runControllerSteps(c, f, chunk);
+    yield;
+    clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1 });
+    return this.finishTick(c, f, yield* publishSteps(c, f, this.resolution, chunk), setpoint);
+  }
+
+  private frameFor(c: ClusterState, now: number): Frame {
+    const dt = c.lastTickAt === undefined ? c.safety.tickMs : Math.max(0, now - c.lastTickAt);
+    return newFrame({ n: c.order.length, now, dt, policy: c.policy.kind, keys: c.keys, statics: c.statics }, c.frames.spare);
+  }
+
+  private finishTick(c: ClusterState, f: Frame, out: Published, setpoint: number | undefined): ClusterTick {
     this.remember(c, f, out.weights, out.health);
     return { weights: out.weights, health: out.health, changed: out.changed, explanations: new TickExplanations(f, c.index), failStatic: f.failStatic, setpoint };
   }

@@ -6,23 +6,36 @@
 import type { ClusterState } from '../state.js';
 import { at, filled, type Frame } from './frame.js';
 import { runEwma } from './ewma.js';
-import { runPid } from './pid.js';
+import { runPid, runPidWhole } from './pid.js';
 
 /** Fills f.raw; returns the PID setpoint when there is one. */
 export function runController(c: ClusterState, f: Frame): number | undefined {
+  const x = pidVector(c, f);
+  return otherParts(c, f, x, x === undefined ? undefined : runPidWhole(c, f, x));
+}
+
+/** runController with the PID's passes in steps of about `chunk` endpoints (tick/pid.ts). */
+export function* runControllerSteps(c: ClusterState, f: Frame, chunk: number): Generator<void, number | undefined, void> {
+  const x = pidVector(c, f);
+  return otherParts(c, f, x, x === undefined ? undefined : yield* runPid(c, f, x, chunk));
+}
+
+/** The vector the PID part writes (f.raw itself for a pure policy); undefined without one, or failing static. */
+function pidVector(c: ClusterState, f: Frame): number[] | undefined {
+  if (f.failStatic || !(c.parts.pid > 0)) return undefined;
+  // A pure policy writes its vector straight into f.raw (no vector per tick to copy from).
+  return c.parts.pid === 1 ? f.raw : filled(f.n);
+}
+
+/** The EWMA and static parts and the mix, after the PID part (`pid`, its vector); returns the setpoint. */
+function otherParts(c: ClusterState, f: Frame, pid: number[] | undefined, setpoint: number | undefined): number | undefined {
   if (f.failStatic) {
     for (let i = 0; i < f.n; i++) f.raw[i] = f.serving[i] ? at(f.fair, i) : 0;
     return undefined;
   }
   const pure = c.parts.pid === 1 || c.parts.ewma === 1 || c.parts.static === 1;
-  let setpoint: number | undefined;
   const vectors: { part: number; x: number[] }[] = [];
-  if (c.parts.pid > 0) {
-    // A pure policy writes its vector straight into f.raw (no vector per tick to copy from).
-    const x = pure ? f.raw : filled(f.n);
-    setpoint = runPid(c, f, x);
-    vectors.push({ part: c.parts.pid, x });
-  }
+  if (pid !== undefined) vectors.push({ part: c.parts.pid, x: pid });
   if (c.parts.ewma > 0) vectors.push({ part: c.parts.ewma, x: runEwma(c, f, pure ? f.raw : filled(f.n)) });
   if (c.parts.static > 0) vectors.push({ part: c.parts.static, x: f.fair });
   if (!pure || c.parts.static === 1) mix(f, vectors);

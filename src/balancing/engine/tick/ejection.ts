@@ -115,28 +115,57 @@ function inRotation(e: EndpointState, now: number): boolean {
  * ejects the outliers. Updates each endpoint's EjectionState; the health gate reads it.
  */
 export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings): void {
-  let readings: (ErrorReading | undefined)[] | undefined;
-  let ejected = 0;
-  for (let i = 0; i < f.n; i++) {
+  const t: Readings = { readings: undefined, ejected: 0 };
+  readRange(f, eps, s, { from: 0, to: f.n }, t);
+  judge(f, eps, s, t);
+}
+
+/** runEjection in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
+export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, chunk: number): Generator<void, void, void> {
+  const t: Readings = { readings: undefined, ejected: 0 };
+  for (let from = 0; from < f.n; from += chunk) {
+    if (from > 0) yield;
+    readRange(f, eps, s, { from, to: Math.min(f.n, from + chunk) }, t);
+  }
+  judge(f, eps, s, t);
+}
+
+/** Ejects the outliers among the readings. */
+function judge(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, t: Readings): void {
+  if (!s.enabled || t.readings === undefined) return;
+  for (const v of judgeOutliers(t.readings, f.n, t.ejected, s)) eject((eps[v.index] as EndpointState).ejection, v.reason, f.now, s);
+  for (let i = 0; i < f.n; i++) if (at(f.errorRate, i) > 1) f.errorRate[i] = 1;
+}
+
+interface Readings {
+  /** Allocated only for clusters with error data (most ticks of most clusters have none). */
+  readings: (ErrorReading | undefined)[] | undefined;
+  ejected: number;
+}
+
+/** Endpoints from..to: inputs snapshot, releases, and the error readings of those in rotation (into `t`). */
+function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, r: { from: number; to: number }, t: Readings): void {
+  // Locals in the loop, written back once (not a field update per endpoint).
+  let readings = t.readings;
+  let ejected = t.ejected;
+  for (let i = r.from; i < r.to; i++) {
     const e = eps[i] as EndpointState;
     // What the explanations show of the inputs, taken here: one pass over the states, not two.
     f.samples[i] = e.sample;
     f.probeLatency[i] = e.lastProbe?.latencyMs;
     release(e.ejection, e, f.now, s);
-    const r = e.errors.reading(f.now);
-    f.errorRate[i] = r.rate;
+    const reading = e.errors.reading(f.now);
+    f.errorRate[i] = reading.rate;
     if (e.ejection.until !== undefined) ejected++;
-    else if (r.requests > 0 || r.lastRequests > 0) {
+    else if (reading.requests > 0 || reading.lastRequests > 0) {
       if (!inRotation(e, f.now)) continue;
-      noteRecovery(e.ejection, r, s);
-      // Allocated only for clusters with error data (most ticks of most clusters have none).
+      noteRecovery(e.ejection, reading, s);
       readings ??= new Array<undefined>(f.n).fill(undefined);
-      readings[i] = r;
+      readings[i] = reading;
     }
   }
-  if (!s.enabled || readings === undefined) return;
-  for (const v of judgeOutliers(readings, f.n, ejected, s)) eject((eps[v.index] as EndpointState).ejection, v.reason, f.now, s);
-  for (let i = 0; i < f.n; i++) if (at(f.errorRate, i) > 1) f.errorRate[i] = 1;
+  t.readings = readings;
+  t.ejected = ejected;
 }
 
 function release(j: EjectionState, e: EndpointState, now: number, s: EjectionSettings): void {

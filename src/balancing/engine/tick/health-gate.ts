@@ -22,12 +22,35 @@ export interface ScaleSums {
   readonly statics: number;
 }
 
+/** Returns the continuing endpoints' sums. */
 export function gateHealth(f: Frame, eps: readonly EndpointState[]): ScaleSums {
-  let eligible = 0;
-  let serving = 0;
-  let weights = 0;
-  let statics = 0;
-  for (let i = 0; i < f.n; i++) {
+  const t: GateTally = { eligible: 0, serving: 0, weights: 0, statics: 0 };
+  gateRange(f, eps, 0, f.n, t);
+  return failStaticOrNot(f, eps, t);
+}
+
+/** gateHealth in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
+export function* gateHealthSteps(f: Frame, eps: readonly EndpointState[], chunk: number): Generator<void, ScaleSums, void> {
+  const t: GateTally = { eligible: 0, serving: 0, weights: 0, statics: 0 };
+  for (let from = 0; from < f.n; from += chunk) {
+    if (from > 0) yield;
+    gateRange(f, eps, from, Math.min(f.n, from + chunk), t);
+  }
+  return failStaticOrNot(f, eps, t);
+}
+
+interface GateTally {
+  eligible: number;
+  serving: number;
+  weights: number;
+  statics: number;
+}
+
+/** Endpoints from..to through the gate, counted into `t`. */
+function gateRange(f: Frame, eps: readonly EndpointState[], from: number, to: number, t: GateTally): void {
+  // Tallies in locals, written back once (not a field update per endpoint in the hot loop).
+  let { eligible, serving, weights, statics } = t;
+  for (let i = from; i < to; i++) {
     const e = eps[i] as EndpointState;
     // The first stage to mark rules, so it starts each endpoint's (the frame is recycled unreset).
     f.rules[i] = 0;
@@ -54,6 +77,16 @@ export function gateHealth(f: Frame, eps: readonly EndpointState[]): ScaleSums {
       }
     }
   }
+  t.eligible = eligible;
+  t.serving = serving;
+  t.weights = weights;
+  t.statics = statics;
+}
+
+/** Nothing eligible serving: fail static (every eligible endpoint serves). */
+function failStaticOrNot(f: Frame, eps: readonly EndpointState[], t: GateTally): ScaleSums {
+  let { weights, statics } = t;
+  const { eligible, serving } = t;
   f.failStatic = eligible > 0 && serving === 0;
   if (!f.failStatic) return { weights, statics };
   for (let i = 0; i < f.n; i++) {

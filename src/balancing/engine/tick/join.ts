@@ -22,17 +22,43 @@ const R_PROBATION = ruleBit('probation');
  * input) and snapshots the weights before this tick (the step limit's anchor, the internal ones):
  * at 100,000 endpoints the tick is bound by reading the states from memory, about 6 ms a pass.
  */
-export function joinAndScale(f: Frame, eps: readonly EndpointState[], adaptive: boolean, s: SafetySettings, sums: ScaleSums): void {
-  const scale = clusterScale(eps, sums);
-  for (let i = 0; i < f.n; i++) {
+export function joinAndScale(f: Frame, eps: readonly EndpointState[], o: JoinOptions): void {
+  joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, scale: clusterScale(eps, o.sums), from: 0, to: f.n });
+}
+
+interface JoinOptions {
+  readonly adaptive: boolean;
+  readonly safety: SafetySettings;
+  readonly sums: ScaleSums;
+}
+
+/** joinAndScale in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
+export function* joinAndScaleSteps(f: Frame, eps: readonly EndpointState[], o: JoinOptions, chunk: number): Generator<void, void, void> {
+  const scale = clusterScale(eps, o.sums);
+  for (let from = 0; from < f.n; from += chunk) {
+    if (from > 0) yield;
+    joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, scale, from, to: Math.min(f.n, from + chunk) });
+  }
+}
+
+interface JoinRange {
+  readonly adaptive: boolean;
+  readonly safety: SafetySettings;
+  readonly scale: number;
+  readonly from: number;
+  readonly to: number;
+}
+
+function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void {
+  for (let i = r.from; i < r.to; i++) {
     const e = eps[i] as EndpointState;
-    const fair = e.staticWeight * scale;
+    const fair = e.staticWeight * r.scale;
     f.fair[i] = fair;
     if (!f.serving[i]) {
       e.w = e.pidW = UNSET;
       e.pub = fair;
     } else if (f.failStatic || !e.wasServing || !isSet(e.w)) {
-      const probation = adaptive && e.ejection.releasedNow && !f.failStatic;
+      const probation = r.adaptive && e.ejection.releasedNow && !f.failStatic;
       e.w = e.pub = e.pidW = probation ? fair * PROBATION_SHARE : fair;
       e.pid.reset();
       e.pidStep = undefined;
@@ -40,7 +66,7 @@ export function joinAndScale(f: Frame, eps: readonly EndpointState[], adaptive: 
       e.lastControlAt = UNSET;
       if (!f.failStatic) mark(f, i, probation ? R_PROBATION : R_JOINED);
     }
-    classify(f, e, i, s);
+    classify(f, e, i, r.safety);
     f.prevPub[i] = valueOr(e.pub, 0);
     if (f.serving[i]) f.prevW[i] = valueOr(e.w, 0);
   }

@@ -19,29 +19,60 @@ export interface Published {
   readonly changed: boolean;
 }
 
+/** Decides whether to push, records what the next tick must know, and converts to integers. */
 export function publish(c: ClusterState, f: Frame, resolution: number): Published {
+  const d = decide(c, f);
+  keepRange(c, f, d, 0, f.n);
+  return finish(c, f, d, resolution);
+}
+
+/** publish in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
+export function* publishSteps(c: ClusterState, f: Frame, resolution: number, chunk: number): Generator<void, Published, void> {
+  const d = decide(c, f);
+  for (let from = 0; from < f.n; from += chunk) {
+    yield;
+    keepRange(c, f, d, from, Math.min(f.n, from + chunk));
+  }
+  yield;
+  return finish(c, f, d, resolution);
+}
+
+interface Decision {
+  readonly healthChanged: boolean;
+  readonly push: boolean;
+  readonly syncPid: boolean;
+}
+
+function decide(c: ClusterState, f: Frame): Decision {
   const healthChanged = servingChanged(c, f);
   const structural = c.dirty || healthChanged || c.lastWeights === undefined || f.failStatic !== c.lastFailStatic;
   const push = structural || exceedsHysteresis(f.cand, f.prevPub, c.safety.hysteresis, f.serving);
   // A pure PID policy's own vector is the weight itself (and so is everyone's, failing static).
-  const syncPid = c.parts.pid === 1 || f.failStatic;
-  for (let i = 0; i < f.n; i++) {
+  return { healthChanged, push, syncPid: c.parts.pid === 1 || f.failStatic };
+}
+
+function finish(c: ClusterState, f: Frame, d: Decision, resolution: number): Published {
+  const weights = d.push || c.lastWeights === undefined ? toIntegers(c, f.pub, resolution) : c.lastWeights;
+  const changed = d.healthChanged || !sameEntries(weights, c.lastWeights);
+  const health = !d.healthChanged && c.lastHealth !== undefined ? c.lastHealth : healthOf(c, f);
+  return { weights, health, changed };
+}
+
+/** Endpoints from..to: their internal (and, on a push, published) weight, and what the next tick knows of this one. */
+function keepRange(c: ClusterState, f: Frame, r: Decision, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
     const e = c.order[i] as EndpointState;
     const serving = f.serving[i] === 1;
     if (serving) {
       e.w = at(f.cand, i);
-      if (push) e.pub = e.w;
+      if (r.push) e.pub = e.w;
       else if (e.w !== at(f.prevPub, i)) mark(f, i, R_HYSTERESIS);
-      if (syncPid) e.pidW = e.w;
+      if (r.syncPid) e.pidW = e.w;
     }
     // What the next tick knows of this one, written in this pass rather than another over the states.
     e.wasServing = serving;
     f.pub[i] = valueOr(e.pub, 0);
   }
-  const weights = push || c.lastWeights === undefined ? toIntegers(c, f.pub, resolution) : c.lastWeights;
-  const changed = healthChanged || !sameEntries(weights, c.lastWeights);
-  const health = !healthChanged && c.lastHealth !== undefined ? c.lastHealth : healthOf(c, f);
-  return { weights, health, changed };
 }
 
 function servingChanged(c: ClusterState, f: Frame): boolean {
