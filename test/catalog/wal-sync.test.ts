@@ -109,10 +109,10 @@ describe('Store.durably through the write lane', () => {
     expect(await settled(Promise.resolve(write))).toBe(false);
     f.end(1);
     expect(await write).toEqual({ revision: 2 });
-    // A failed fsync fails the write (the API answers 500); the change stays committed.
+    // A failed fsync fails the write (the API answers 500) saying the change is applied but not durable.
     const failing = lane.putEndpoint('c', endpoint('10.0.0.1', 8080, { weight: 4 }), API);
     f.end(2, new Error('EIO: fsync failed'));
-    await expect(failing).rejects.toThrow('EIO');
+    await expect(failing).rejects.toThrow(/applied and served, but the store could not make it durable \(fsync of the WAL failed: EIO/);
     expect(lane.getEndpoint('c', '10.0.0.1', 8080)?.weight).toBe(4);
     // The connection is back to FULL for every other write (config reload, sliced writes' own connection).
     expect(lane.describe()).toMatchObject({ kind: 'sqlite', synchronous: 2 });

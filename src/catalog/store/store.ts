@@ -532,7 +532,10 @@ export class Store implements CatalogStore {
     }
     // The fsync started at COMMIT, so it ran while the listeners pushed; else (a write that does
     // not go through write(), e.g. saveAllWeights) one starts now.
-    await (commit.synced ?? this.walSync.synced());
+    await (commit.synced ?? this.walSync.synced()).catch((err: unknown) => {
+      // The change is committed and served already; say so, so nobody retries it as if lost.
+      throw new Error(`the change is applied and served, but the store could not make it durable (fsync of the WAL failed: ${err instanceof Error ? err.message : String(err)}); it may not survive a power loss`, { cause: err });
+    });
     return result;
   }
 

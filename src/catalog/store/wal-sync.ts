@@ -16,7 +16,8 @@
  * is a committed write whose fsync is still running; if the machine loses power in that window,
  * fulcrum restarts without it and the proxies are sent the state before it (they reconnect to
  * the restarted process), consistent with what the operator was told (no 200). If the fsync
- * itself fails, the write's caller gets the error (a 500); the change stays committed and served.
+ * itself fails, the write's caller gets an error (a 500) that says the change is applied and served
+ * but not known durable.
  *
  * One fsync covers every write committed before it started, so writes arriving together share
  * fsyncs (group commit); a write committed while one runs waits for the next.
