@@ -91,6 +91,8 @@ if (Math.max(...WRITES) > catalog.clusters * catalog.endpoints) throw new Error(
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 const uptime = (): string => `load average ${loadavg().map((x) => x.toFixed(2)).join(', ')}`;
 const WEIGHT_BASE = 100;
+// A burst whose last write has not reached every stream by then is reported with its count.
+const TIMEOUT_S = 30;
 // The watched endpoint (the last write of every burst): in the middle of the catalog.
 const target = { c: Math.floor(catalog.clusters / 2), e: 3 };
 
@@ -161,7 +163,7 @@ async function runSetting(dir: string, bins: { loadclient: string }, debounce: D
     const argv = [
       '-target', server.xds, '-streams', String(STREAMS), '-rounds', String(SCHEDULE.length), '-server-pid', String(server.pid),
       '-cluster', clusterName(target.c), '-address', endpointAddress(target.c, target.e), '-port', '8080',
-      '-weight-base', String(WEIGHT_BASE), '-trigger', `POST ${burstServer.url}`, '-body', '', '-settle', '500ms',
+      '-weight-base', String(WEIGHT_BASE), '-trigger', `POST ${burstServer.url}`, '-body', '', '-settle', '500ms', '-timeout', `${TIMEOUT_S}s`,
       ...(args.delta ? ['-delta'] : []),
     ];
     const out = await new Promise<string>((resolve, reject) => {
@@ -201,7 +203,12 @@ async function main(): Promise<void> {
   log(`debounce-burst: ${catalog.clusters} × ${catalog.endpoints}, ${STREAMS} ${args.delta ? 'delta' : 'sotw'} streams, ${SCHEDULE.length} bursts per setting; before: ${uptime()}; run dir ${dir}`);
   const rows: Row[] = [];
   try {
-    for (const s of SETTINGS) rows.push(...(await runSetting(dir, bins, s, `${s.quietMs}/${s.maxMs}`)));
+    for (const s of SETTINGS) {
+      const done = await runSetting(dir, bins, s, `${s.quietMs}/${s.maxMs}`);
+      // Logged at once, so an interrupted run still leaves its figures.
+      for (const r of done) log(`  row ${JSON.stringify(r)}`);
+      rows.push(...done);
+    }
   } finally {
     if (!args['keep-dir']) rmSync(dir, { recursive: true, force: true });
   }
