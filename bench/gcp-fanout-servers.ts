@@ -90,7 +90,18 @@ export interface Catalog { clusters: number; endpoints: number }
 export const clusterName = (c: number): string => `svc-${String(c).padStart(4, '0')}`;
 export const endpointAddress = (c: number, e: number): string => `10.${Math.floor(c / 256) % 256}.${c % 256}.${e + 1}`;
 
-function fulcrumConfig(xdsPort: number, adminPort: number, debounce: 'zero' | 'default'): string {
+/** 'zero' (0/0), fulcrum's default (nothing in the config), or explicit quiet/max milliseconds. */
+export type Debounce = 'zero' | 'default' | { readonly quietMs: number; readonly maxMs: number };
+
+function debounceLines(debounce: Debounce): string[] {
+  if (debounce === 'default') return [];
+  const { quietMs, maxMs } = debounce === 'zero' ? { quietMs: 0, maxMs: 0 } : debounce;
+  return [`    debounceQuietMs: ${quietMs}`, `    debounceMaxMs: ${maxMs}`];
+}
+
+const debounceName = (d: Debounce): string => (typeof d === 'string' ? d : `${d.quietMs}-${d.maxMs}`);
+
+function fulcrumConfig(xdsPort: number, adminPort: number, debounce: Debounce): string {
   const high = 1_000_000;
   const lines = [
     'server:',
@@ -98,7 +109,7 @@ function fulcrumConfig(xdsPort: number, adminPort: number, debounce: 'zero' | 'd
     '  xds:',
     '    address: 127.0.0.1',
     `    port: ${xdsPort}`,
-    ...(debounce === 'zero' ? ['    debounceQuietMs: 0', '    debounceMaxMs: 0'] : []),
+    ...debounceLines(debounce),
     `    limits: { maxConnectionsPerPeer: ${high}, maxConnections: ${high}, maxStreamsPerPeer: ${high}, maxStreams: ${high} }`,
     '  admin:',
     '    address: 127.0.0.1',
@@ -128,7 +139,7 @@ async function waitReady(url: string, child: ChildProcess, what: string, timeout
 }
 
 export interface FulcrumRun {
-  readonly debounce: 'zero' | 'default';
+  readonly debounce: Debounce;
   readonly catalog: Catalog;
   /** node options for the process (e.g. --cpu-prof). */
   readonly nodeArgs?: readonly string[];
@@ -141,7 +152,7 @@ export interface FulcrumRun {
 export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server> {
   const { debounce, catalog, nodeArgs = [], root = repoRoot } = run;
   const [xdsPort, adminPort] = [await freePort(), await freePort()];
-  const runDir = join(dir, `fulcrum-${debounce}${run.label ? `-${run.label}` : ''}`);
+  const runDir = join(dir, `fulcrum-${debounceName(debounce)}${run.label ? `-${run.label}` : ''}`);
   mkdirSync(join(runDir, 'data'), { recursive: true });
   writeFileSync(join(runDir, 'fulcrum.yaml'), fulcrumConfig(xdsPort, adminPort, debounce));
   const compiled = existsSync(join(root, 'dist/main.js'));
@@ -159,8 +170,8 @@ export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server
     if (!res.ok) throw new Error(`fulcrum PUT ${clusterName(c)}: ${res.status} ${await res.text()}`);
   }
   return {
-    label: `fulcrum${run.label ? ` ${run.label}` : ''}${debounce === 'zero' ? '' : ' (default debounce)'}`,
-    cache: debounce === 'zero' ? 'debounce 0' : 'debounce 100/1000 ms',
+    label: `fulcrum${run.label ? ` ${run.label}` : ''}${debounce === 'default' ? ' (default debounce)' : ''}`,
+    cache: debounce === 'zero' ? 'debounce 0' : debounce === 'default' ? 'debounce 100/1000 ms' : `debounce ${debounce.quietMs}/${debounce.maxMs} ms`,
     pid: child.pid ?? 0,
     xds: `127.0.0.1:${xdsPort}`,
     trigger: (cluster, address, port) => ({

@@ -36,7 +36,7 @@ export interface Row extends Measured {
   errors: string[];
 }
 
-const median = (xs: number[]): number => {
+export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return NaN;
   const mid = Math.floor(s.length / 2);
@@ -44,7 +44,7 @@ const median = (xs: number[]): number => {
 };
 
 /** Nearest-rank quantile, as the load client computes its own. */
-function quantile(xs: number[], q: number): number {
+export function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : (s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] as number);
 }

@@ -22,6 +22,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -153,6 +154,7 @@ func connectAll(ctx context.Context, o options, streams []*stream) int {
 func playRound(o options, trig *trigger, run *round, streams []*stream, r int) map[string]any {
 	weight := uint32(o.weightBase) + uint32(r)
 	bytesBefore := totalBytes(streams)
+	pushesBefore := pushCounts(streams)
 	cpuBefore, serverBefore := selfCPU(), serverCPU(o.serverPid)
 	run.begin(weight)
 	t0 := time.Now()
@@ -177,7 +179,29 @@ func playRound(o options, trig *trigger, run *round, streams []*stream, r int) m
 	for k, v := range latencies(run, t0) {
 		out[k] = v
 	}
+	for k, v := range pushesPerStream(streams, pushesBefore) {
+		out[k] = v
+	}
 	return out
+}
+
+func pushCounts(streams []*stream) []int64 {
+	n := make([]int64, len(streams))
+	for i, s := range streams {
+		n[i] = s.pushes.Load()
+	}
+	return n
+}
+
+// pushesPerStream: EDS responses each stream received during the round (a burst of writes may
+// reach an Envoy as one push or as many).
+func pushesPerStream(streams []*stream, before []int64) map[string]any {
+	xs := make([]float64, len(streams))
+	for i, s := range streams {
+		xs[i] = float64(s.pushes.Load() - before[i])
+	}
+	slices.Sort(xs)
+	return map[string]any{"pushesP50": quantile(xs, 0.5), "pushesP99": quantile(xs, 0.99), "pushesMax": quantile(xs, 1)}
 }
 
 func totalBytes(streams []*stream) int64 {

@@ -28,6 +28,7 @@ type stream struct {
 	watch  *watchTarget
 	run    *round
 	bytes  atomic.Int64
+	pushes atomic.Int64 // EDS responses received (each is one push to this Envoy)
 	synced chan struct{}
 	dumped [][]byte // first CDS and EDS responses, when dumping
 	dump   bool
@@ -73,6 +74,9 @@ func (s *stream) serve(ctx context.Context, target string) error {
 			return fmt.Errorf("stream %d: %w", s.id, err)
 		}
 		s.bytes.Add(int64(m.size))
+		if m.typeURL == resource.EndpointType {
+			s.pushes.Add(1)
+		}
 		if m.weight != 0 {
 			s.run.saw(s.id, m.weight)
 		}
