@@ -138,8 +138,18 @@ async function setUp(behaviors: Behavior[], cluster: Record<string, unknown>): P
     }),
   );
   const fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }), debounce: { quietMs: 20, maxMs: 200 } });
-  const envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode: 'sotw', nodeId: 'failure-modes', name: 'envoy-failure-modes' });
-  await envoy.waitForListener('ingress', 20_000);
+  let envoy: EnvoyHandle | undefined;
+  try {
+    envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode: 'sotw', nodeId: 'failure-modes', name: 'envoy-failure-modes' });
+    await envoy.waitForListener('ingress', 20_000);
+  } catch (err) {
+    // Nothing is in `rig` yet for afterEach to stop: stop what did start, or it outlives the test.
+    await envoy?.stop();
+    await fulcrum.stop();
+    await backends.close();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   const load = drive(`http://127.0.0.1:${listenerPort}/`, 8);
   rig = { dir, backends, fulcrum, envoy, load, keys: backends.ports.map((p) => `127.0.0.1:${p}`) };
   return rig;

@@ -833,7 +833,10 @@ function adminClient(proc: EnvoyProcess, adminUrl: string): AdminClient {
           return all.find((l) => l.name === listener && l.port > 0)?.port;
         },
         { what: `${proc.name} listener "${listener}" to be bound`, timeoutMs, intervalMs: 50 },
-      ),
+      ).catch((err: unknown) => {
+        // A listener that cannot bind (its port taken) says why only in Envoy's log.
+        throw proc.failure(err instanceof Error ? err.message : String(err));
+      }),
   };
 }
 

@@ -1,56 +1,60 @@
+import fs from 'node:fs';
 import net from 'node:net';
 
 /**
- * Ask the kernel for a currently free TCP port on 127.0.0.1 (listen on port 0,
- * read the assigned port, close). The port is free at return time only, so use
- * it promptly; prefer port 0 plus a discovery mechanism where the program
- * supports one (Envoy's admin does: see `startEnvoy`).
+ * Free TCP ports for programs that must be told a port number (kube-apiserver, etcd, Envoy
+ * listeners). Such a port is free only when it is checked, and something else may take it before
+ * the program binds it. The usual taker is the kernel itself: every `listen(0)` and every outgoing
+ * connection gets a port from the ephemeral range (`ip_local_port_range`, 32768–60999 by default),
+ * and a parallel suite makes thousands of those. So ports are drawn at random from below that range,
+ * where the kernel never hands one out, checked by binding, and never handed out twice by this
+ * process. Prefer port 0 plus a discovery mechanism where the program has one (Envoy's admin does:
+ * see `startEnvoy`).
  */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+const handedOut = new Set<number>();
+
+/** The range to draw from: [1024 + 8192, start of the ephemeral range). */
+function drawRange(): [number, number] {
+  let ephemeralStart = 32768;
+  try {
+    const first = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(first) && first > 12_000) ephemeralStart = first;
+  } catch {
+    // Not Linux: keep the IANA-style default.
+  }
+  return [9216, ephemeralStart];
+}
+
+function canBind(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();
-    server.once('error', reject);
-    server.listen({ host, port: 0, exclusive: true }, () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') {
-        server.close();
-        reject(new Error(`freePort: unexpected server address ${String(address)}`));
-        return;
-      }
-      const { port } = address;
-      server.close((err) => (err ? reject(err) : resolve(port)));
-    });
+    server.once('error', () => resolve(false));
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(true)));
   });
 }
 
-/** `n` distinct free ports (all held open until every one is known, then released). */
-export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const server = net.createServer();
-      server.unref();
-      servers.push(server);
-      ports.push(
-        await new Promise<number>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ host, port: 0, exclusive: true }, () => {
-            const address = server.address();
-            if (address === null || typeof address === 'string') {
-              reject(new Error(`freePorts: unexpected server address ${String(address)}`));
-            } else {
-              resolve(address.port);
-            }
-          });
-        }),
-      );
+async function pick(host: string): Promise<number> {
+  const [low, high] = drawRange();
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (handedOut.has(port)) continue;
+    if (await canBind(port, host)) {
+      handedOut.add(port);
+      return port;
     }
-    return ports;
-  } finally {
-    await Promise.all(
-      servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))),
-    );
   }
+  throw new Error(`freePort: no free port found in ${low}-${high} on ${host} after 200 tries`);
+}
+
+/** A currently free TCP port on `host`, outside the kernel's ephemeral range. Use it promptly. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return pick(host);
+}
+
+/** `n` distinct free ports on `host`, outside the kernel's ephemeral range. */
+export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++) ports.push(await pick(host));
+  return ports;
 }

@@ -1,4 +1,5 @@
 /** Unit tests of the test-support helpers that need no Envoy. */
+import fs from 'node:fs';
 import net from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { sendRequests, shares, startBackends } from './backends.js';
@@ -83,6 +84,18 @@ describe('ports', () => {
   test('freePorts gives distinct ports', async () => {
     const ports = await freePorts(5);
     expect(new Set(ports).size).toBe(5);
+  });
+
+  test('ports come from below the ephemeral range, where listen(0) and outgoing connections never land', async () => {
+    const ephemeralStart = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    const ports = await freePorts(20);
+    for (const port of ports) expect(port).toBeLessThan(ephemeralStart);
+    // A kernel-assigned port is in the ephemeral range, so it cannot be one of ours.
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const assigned = (server.address() as net.AddressInfo).port;
+    await new Promise((resolve) => server.close(resolve));
+    expect(assigned).toBeGreaterThanOrEqual(ephemeralStart);
   });
 });
 
