@@ -17,7 +17,6 @@ import type { TrimmedRecord } from './audit-trim.js';
 import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
 import type { Cluster } from '../types.js';
 import { summaryIfLarge } from './audit-summary.js';
-import { flushWal } from './wal-sync.js';
 
 /** Rows per read: small enough that a page is one short slice on a loaded machine. */
 const PAGE = 100;
@@ -53,14 +52,21 @@ class Slicer {
 }
 
 /** The write itself, on `db` (a connection of its own): checks, upserts, deletes, audit, commit. */
-export async function putClusterSliced(db: Database.Database, input: ClusterInput, opts: WriteOptions, at: string, sliceMs: number): Promise<SlicedOutcome> {
+export async function putClusterSliced(
+  db: Database.Database,
+  input: ClusterInput,
+  opts: WriteOptions,
+  at: string,
+  sliceMs: number,
+  flushWal: () => Promise<void>,
+): Promise<SlicedOutcome> {
   db.exec('BEGIN IMMEDIATE');
   try {
     const outcome = await writeCluster(db, input, opts, at, new Slicer(sliceMs));
     // What the transaction spilled to the WAL already (megabytes: the audit record alone is ~9 MB
     // for 20k endpoints) is fsynced off the event loop, so COMMIT's own fsync, which blocks, has
     // only the last pages left to flush.
-    await flushWal(db.name);
+    await flushWal();
     db.exec('COMMIT');
     return outcome;
   } catch (err) {

@@ -467,7 +467,7 @@ export class Store implements CatalogStore {
   async putClusterSliced(input: ClusterInput, opts: WriteOptions, sliceMs = 10): Promise<WriteResult> {
     assertWriter(opts.owner);
     const started = performance.now();
-    const { revision, changes, served, record } = await putClusterSliced(this.writer(), input, opts, this.now().toISOString(), sliceMs);
+    const { revision, changes, served, record } = await putClusterSliced(this.writer(), input, opts, this.now().toISOString(), sliceMs, this.walFile.flush);
     // Before anything queued behind this write commits: that commit would run the checkpoint of this one's pages.
     if (changes.length > 0) void this.walCheckpointer().checkpoint();
     // Read back by the write already: the route's answer and later reads need not read 20k rows again.

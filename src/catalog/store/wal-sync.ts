@@ -23,22 +23,10 @@
  * fsyncs (group commit); a write committed while one runs waits for the next.
  */
 import { closeSync, fdatasync, fstatSync, openSync, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-
-/** fsyncs (data only) what has been written to `<file>-wal`; nothing to do when there is no WAL. */
-export async function flushWal(file: string): Promise<void> {
-  const wal = await open(`${file}-wal`, 'r').catch(() => undefined);
-  if (!wal) return;
-  try {
-    await wal.datasync();
-  } finally {
-    await wal.close();
-  }
-}
 
 /**
  * The WAL file held open for `durably`'s fsyncs: one trip through libuv's pool per fsync. Opening
- * and closing it around each (`flushWal`) took three trips, each completion waiting its turn
+ * and closing it around each took three trips, each completion waiting its turn
  * behind whatever the event loop had to do meanwhile (at 1,000 streams: their ACKs), so the 200
  * came long after the fsync. Reopened when the path names another file (or none) than the one
  * held, so an fsync never goes to a WAL SQLite has replaced.

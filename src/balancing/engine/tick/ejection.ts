@@ -23,6 +23,7 @@ import type { EndpointState, EjectionState } from '../state.js';
 import { isOperatorDisabled } from '../stages.js';
 import type { EjectionSettings } from '../types.js';
 import { at, type Frame } from './frame.js';
+import { inChunks } from './chunks.js';
 
 export interface EjectionVerdict {
   readonly index: number;
@@ -123,10 +124,7 @@ export function runEjection(f: Frame, eps: readonly EndpointState[], s: Ejection
 /** runEjection in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, chunk: number): Generator<void, void, void> {
   const t: Readings = { readings: undefined, ejected: 0 };
-  for (let from = 0; from < f.n; from += chunk) {
-    if (from > 0) yield;
-    readRange(f, eps, s, { from, to: Math.min(f.n, from + chunk) }, t);
-  }
+  yield* inChunks(f.n, chunk, (from, to) => readRange(f, eps, s, { from, to }, t));
   judge(f, eps, s, t);
 }
 

@@ -7,6 +7,7 @@
 import { isSet, type EndpointState } from '../state.js';
 import { isOperatorDisabled } from '../stages.js';
 import { H_DISABLED, HEALTH_CODES, mark, ruleBit, type Frame } from './frame.js';
+import { inChunks } from './chunks.js';
 
 const R_OPERATOR = ruleBit('operator-unhealthy');
 const R_PROBE = ruleBit('probe-unhealthy');
@@ -32,10 +33,7 @@ export function gateHealth(f: Frame, eps: readonly EndpointState[]): ScaleSums {
 /** gateHealth in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* gateHealthSteps(f: Frame, eps: readonly EndpointState[], chunk: number): Generator<void, ScaleSums, void> {
   const t: GateTally = { eligible: 0, serving: 0, weights: 0, statics: 0 };
-  for (let from = 0; from < f.n; from += chunk) {
-    if (from > 0) yield;
-    gateRange(f, eps, from, Math.min(f.n, from + chunk), t);
-  }
+  yield* inChunks(f.n, chunk, (from, to) => gateRange(f, eps, from, to, t));
   return failStaticOrNot(f, eps, t);
 }
 

@@ -10,6 +10,7 @@ import type { SafetySettings } from '../types.js';
 import { classify } from './freshness.js';
 import { mark, ruleBit, type Frame } from './frame.js';
 import type { ScaleSums } from './health-gate.js';
+import { inChunks } from './chunks.js';
 
 const SCALE_MIN = 1e-6;
 const SCALE_MAX = 1e6;
@@ -35,10 +36,7 @@ interface JoinOptions {
 /** joinAndScale in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* joinAndScaleSteps(f: Frame, eps: readonly EndpointState[], o: JoinOptions, chunk: number): Generator<void, void, void> {
   const scale = clusterScale(eps, o.sums);
-  for (let from = 0; from < f.n; from += chunk) {
-    if (from > 0) yield;
-    joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, scale, from, to: Math.min(f.n, from + chunk) });
-  }
+  yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, scale, from, to }));
 }
 
 interface JoinRange {

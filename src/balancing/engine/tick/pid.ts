@@ -16,6 +16,7 @@ import { isSet, valueOr, type ClusterState, type EndpointState } from '../state.
 import { utilizations } from '../stages.js';
 import type { Sample, UtilizationMetric } from '../types.js';
 import { at, F_FRESH, filled, mark, ruleBit, takePidFrame, takeUtil, type Frame, type PidFrame } from './frame.js';
+import { inChunks } from './chunks.js';
 
 const R_AWAITING = ruleBit('awaiting-sample');
 const R_ERROR = ruleBit('error-penalty');
@@ -81,19 +82,11 @@ interface Steered {
 export function* runPid(c: ClusterState, f: Frame, x: number[], chunk: number): Generator<void, number | undefined, void> {
   const begun = beginSteering(c, f, x);
   const on = begun.on;
-  if (on !== undefined) {
-    for (let from = 0; from < f.n; from += chunk) {
-      if (from > 0) yield;
-      steerRange(c, f, x, on, { from, to: Math.min(f.n, from + chunk) });
-    }
-  }
+  if (on !== undefined) yield* inChunks(f.n, chunk, (from, to) => steerRange(c, f, x, on, { from, to }));
   const aim = aimAt(c, f, begun);
   if (aim === undefined) return undefined;
   const { k } = aim.st;
-  for (let from = 0; from < k; from += chunk) {
-    if (from > 0) yield;
-    controlRange(c, f, aim, from, Math.min(k, from + chunk));
-  }
+  yield* inChunks(k, chunk, (from, to) => controlRange(c, f, aim, from, to));
   const m = aim.next > 0 ? aim.prev / aim.next : 1;
   for (let from = 0; from < k; from += chunk) {
     if (k > chunk) yield;
