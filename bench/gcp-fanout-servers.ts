@@ -6,10 +6,11 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+// Ports below the kernel's ephemeral range, where the load client's 10,000 connections never land.
+import { freePort } from '../test/support/ports.js';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const goSource = join(repoRoot, 'bench/go');
@@ -43,17 +44,7 @@ export function buildGo(log: (s: string) => void): GoBinaries {
   return bins;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Server {
   label: string;
@@ -138,6 +129,23 @@ async function waitReady(url: string, child: ChildProcess, what: string, timeout
   throw new Error(`${what} not ready within ${timeoutMs} ms (${url})`);
 }
 
+/**
+ * Wait until the served snapshot holds every cluster's assignment: a PUT answers before its debounced
+ * publish, and streams that connect in between would start from a part of the catalog.
+ */
+async function waitServed(admin: string, clusters: number, child: ChildProcess, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let served = 0;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`fulcrum exited with ${child.exitCode} while publishing the catalog`);
+    const res = await fetch(`${admin}/v1/config_dump?type=EDS`);
+    if (res.ok) served = ((await res.json()) as { types: { EDS?: { resources: unknown[] } } }).types.EDS?.resources.length ?? 0;
+    if (served >= clusters) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`fulcrum served ${served} of ${clusters} assignments after ${timeoutMs} ms`);
+}
+
 export interface FulcrumRun {
   readonly debounce: Debounce;
   readonly catalog: Catalog;
@@ -169,6 +177,7 @@ export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server
     });
     if (!res.ok) throw new Error(`fulcrum PUT ${clusterName(c)}: ${res.status} ${await res.text()}`);
   }
+  await waitServed(admin, catalog.clusters, child);
   return {
     label: `fulcrum${run.label ? ` ${run.label}` : ''}${debounce === 'default' ? ' (default debounce)' : ''}`,
     cache: debounce === 'zero' ? 'debounce 0' : debounce === 'default' ? 'debounce 100/1000 ms' : `debounce ${debounce.quietMs}/${debounce.maxMs} ms`,

@@ -65,6 +65,7 @@ func (s *stream) serve(ctx context.Context, target string) error {
 		return err
 	}
 	var names []string
+	var edsVersion, edsNonce string
 	for {
 		m := summary{watch: s.watch, delta: s.delta, keepRaw: s.dump}
 		if err := cs.RecvMsg(&m); err != nil {
@@ -80,17 +81,45 @@ func (s *stream) serve(ctx context.Context, target string) error {
 		if m.weight != 0 {
 			s.run.saw(s.id, m.weight)
 		}
-		if m.typeURL == resource.ClusterType && names == nil {
-			names = m.names
-			if err := cs.SendMsg(s.subscribe(names)); err != nil {
-				return err
+		if m.typeURL == resource.ClusterType {
+			next, added := s.follow(names, m.names)
+			if len(added) > 0 || len(next) != len(names) {
+				names = next
+				if err := cs.SendMsg(s.subscribe(names, added, edsVersion, edsNonce)); err != nil {
+					return err
+				}
 			}
 		}
 		if err := cs.SendMsg(s.ack(&m, names)); err != nil {
 			return err
 		}
+		if m.typeURL == resource.EndpointType {
+			edsVersion, edsNonce = m.version, m.nonce
+		}
 		s.record(&m)
 	}
+}
+
+// follow keeps the EDS subscription in step with CDS, as Envoy does for every cluster it learns of
+// later, not only the first response's: a SotW CDS response is the whole set (subscribe to exactly
+// it); a Delta one carries only what changed (subscribe to the names not yet subscribed).
+func (s *stream) follow(subscribed, cds []string) (next, added []string) {
+	known := make(map[string]bool, len(subscribed))
+	for _, n := range subscribed {
+		known[n] = true
+	}
+	for _, n := range cds {
+		if !known[n] {
+			added = append(added, n)
+		}
+	}
+	if s.delta {
+		return append(subscribed, added...), added
+	}
+	if len(added) == 0 && len(cds) == len(subscribed) {
+		return subscribed, nil
+	}
+	return cds, added
 }
 
 // record notes the initial sync (the first EDS response) and keeps it when dumping.
@@ -115,12 +144,13 @@ func (s *stream) first(node *core.Node) proto.Message {
 	return &discovery.DiscoveryRequest{Node: node, TypeUrl: resource.ClusterType}
 }
 
-// subscribe asks for the assignments of the clusters CDS named, as Envoy does once it has them.
-func (s *stream) subscribe(names []string) proto.Message {
+// subscribe asks for the assignments of the clusters CDS named, as Envoy does once it has them:
+// SotW repeats the whole list with the last accepted EDS version and nonce, Delta names the additions.
+func (s *stream) subscribe(names, added []string, version, nonce string) proto.Message {
 	if s.delta {
-		return &discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: names}
+		return &discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: added}
 	}
-	return &discovery.DiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNames: names}
+	return &discovery.DiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNames: names, VersionInfo: version, ResponseNonce: nonce}
 }
 
 // ack acknowledges a response; a SotW EDS ACK repeats the full subscription.

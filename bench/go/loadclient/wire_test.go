@@ -88,3 +88,28 @@ func TestDeltaResponseWithoutTheWatchedCluster(t *testing.T) {
 		t.Fatalf("delta weight: got %d, want 11", s.weight)
 	}
 }
+
+func TestFollowKeepsEDSInStepWithCDS(t *testing.T) {
+	sotw := &stream{}
+	next, added := sotw.follow(nil, []string{"a", "b"})
+	if len(next) != 2 || len(added) != 2 {
+		t.Fatalf("first SotW CDS: next %v added %v", next, added)
+	}
+	next, added = sotw.follow([]string{"a", "b"}, []string{"a", "b"})
+	if len(next) != 2 || added != nil {
+		t.Fatalf("unchanged SotW CDS must not resubscribe: next %v added %v", next, added)
+	}
+	next, added = sotw.follow([]string{"a", "b"}, []string{"a", "b", "c"})
+	if len(next) != 3 || len(added) != 1 || added[0] != "c" {
+		t.Fatalf("SotW CDS adding c: next %v added %v", next, added)
+	}
+	next, _ = sotw.follow([]string{"a", "b", "c"}, []string{"a"})
+	if len(next) != 1 {
+		t.Fatalf("SotW CDS removing b, c: next %v", next)
+	}
+	delta := &stream{delta: true}
+	next, added = delta.follow([]string{"a", "b"}, []string{"c", "a"})
+	if len(next) != 3 || len(added) != 1 || added[0] != "c" {
+		t.Fatalf("Delta CDS adding c (a changed): next %v added %v", next, added)
+	}
+}
