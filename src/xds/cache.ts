@@ -4,7 +4,7 @@ import type { DeltaPhase, DeltaPiece } from './delta-piece.js';
 import { PUSH_ORDER, type XdsTypeUrl } from './envoy-api.js';
 import { InternTable } from './intern-table.js';
 import type { EncodedResource } from './resource.js';
-import { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
+import { DEFAULT_GROUP, derivationOf, type ResourceSet } from './resource-set.js';
 
 /** A resource with the version streams announce; shared by every snapshot that holds it unchanged. */
 export interface VersionedResource extends EncodedResource {
@@ -279,6 +279,8 @@ export type CacheListener = (changedGroups: ReadonlySet<string>) => void;
  */
 export class XdsCache implements SnapshotSource {
   private snapshots = new Map<string, Snapshot>();
+  /** The resource sets the snapshots were made from, by group (what a derived input is compared against). */
+  private taken: ReadonlyMap<string, ResourceSet> = new Map();
   private readonly listeners = new Set<CacheListener>();
   private seq = 0;
 
@@ -292,18 +294,14 @@ export class XdsCache implements SnapshotSource {
     const next = new Map<string, Snapshot>();
     for (const [group, set] of groups) {
       const prev = this.snapshots.get(group);
+      const taken = this.taken.get(group);
       const byType = new Map<XdsTypeUrl, Map<string, VersionedResource>>();
       let differs = !prev;
       for (const type of PUSH_ORDER) {
-        const out = new Map<string, VersionedResource>();
-        const before = prev?.resources(type);
-        for (const [name, r] of set.get(type) ?? []) {
-          const old = before?.get(name);
-          out.set(name, old && old.hash === r.hash ? old : this.version(r));
-          if (!old || old.hash !== r.hash) differs = true;
-        }
-        if (before && before.size !== out.size) differs = true;
-        byType.set(type, out);
+        const input = set.get(type) ?? new Map<string, EncodedResource>();
+        const typed = this.typeUpdate(prev?.resources(type), taken?.get(type), input);
+        differs ||= typed.differs;
+        byType.set(type, typed.out);
       }
       if (differs) {
         changed.add(group);
@@ -314,8 +312,33 @@ export class XdsCache implements SnapshotSource {
     }
     for (const group of this.snapshots.keys()) if (!next.has(group)) changed.add(group);
     this.snapshots = next;
+    this.taken = groups;
     if (changed.size > 0) for (const l of this.listeners) l(changed);
     return changed;
+  }
+
+  /**
+   * One type's versioned resources: the unchanged ones are the previous snapshot's objects. When
+   * the translator says the input is the one taken last time with a few names replaced
+   * (`derivationOf`), only those are compared; otherwise every resource is.
+   */
+  private typeUpdate(
+    before: ReadonlyMap<string, VersionedResource> | undefined,
+    taken: ReadonlyMap<string, EncodedResource> | undefined,
+    input: ReadonlyMap<string, EncodedResource>,
+  ): { out: Map<string, VersionedResource>; differs: boolean } {
+    const d = derivationOf(input);
+    const names = before && d && d.base === taken && [...d.names].every((n) => before.has(n) && input.has(n)) ? d.names : undefined;
+    const out = names && before ? new Map(before) : new Map<string, VersionedResource>();
+    let differs = names === undefined && before !== undefined && before.size !== input.size;
+    for (const [name, r] of names ? [...names].map((n) => [n, input.get(n)] as const) : input) {
+      if (r === undefined) continue;
+      const old = before?.get(name);
+      const same = old !== undefined && old.hash === r.hash;
+      out.set(name, same ? old : this.version(r));
+      differs ||= !same;
+    }
+    return { out, differs };
   }
 
   /** The snapshot for a proxy's node.cluster: its group's, or the default one. */
