@@ -24,6 +24,8 @@ const derivations = new WeakMap<ReadonlyMap<string, EncodedResource>, Derivation
  * endpoints touches 2 of 2,000). A map without a record is compared whole.
  */
 export function markDerived(map: ReadonlyMap<string, EncodedResource>, derivation: Derivation): void {
+  // One step only: the base's own record would keep every earlier map alive through the chain.
+  derivations.delete(derivation.base);
   derivations.set(map, derivation);
 }
 
