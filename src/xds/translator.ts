@@ -180,7 +180,7 @@ export class Translator {
   async prepare(clusters: readonly Cluster[], weights: WeightOverrides | undefined, turn: Turn): Promise<void> {
     for (const c of clusters) {
       const inputs = assignmentInputs(c, weights);
-      const value = loadAssignmentResource(c, inputs.overrides);
+      const value = loadAssignmentResource(c, inputs.overrides, true);
       await turn();
       const bytes = await encodeLoadAssignmentSliced(value, turn);
       this.prepared.set(c.name, { ...inputs, resource: resourceOfBytes(TYPE.endpoint, c.name, bytes) });
