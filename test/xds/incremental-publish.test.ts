@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Catalog, Cluster } from '../../src/catalog/types.js';
 import type { WeightOverrides } from '../../src/catalog/weight-overrides.js';
-import { XdsCache } from '../../src/xds/cache.js';
+import { subscription, XdsCache } from '../../src/xds/cache.js';
 import { PUSH_ORDER, TYPE } from '../../src/xds/envoy-api.js';
 import { DEFAULT_GROUP, derivationOf, type ResourceSet } from '../../src/xds/resource-set.js';
 import { translate, Translator } from '../../src/xds/translator.js';
@@ -72,6 +72,26 @@ describe('incremental publish', () => {
     // Added clusters change the order: a whole translation, not derived.
     const added = translator.translate({ ...base, clusters: [cluster(30), ...base.clusters] }).get(DEFAULT_GROUP)?.get(TYPE.endpoint);
     expect(added && derivationOf(added)).toBeUndefined();
+  });
+
+  it('a snapshot after an endpoint-only change carries the other types from the snapshot that computed them (no chain)', () => {
+    const translator = new Translator();
+    const cache = new XdsCache();
+    const wildcard = subscription(TYPE.cluster, true, []);
+    cache.update(translator.translate(base));
+    const first = cache.snapshotFor(DEFAULT_GROUP);
+    const cds = first.sotwBody(TYPE.cluster, wildcard);
+    let c = base;
+    for (const weight of [5, 6, 7]) {
+      c = replace(c, 4, (x) => ({ ...x, endpoints: [endpoint(12, weight), ...x.endpoints.slice(1)] }));
+      cache.update(translator.translate(c));
+      const snap = cache.snapshotFor(DEFAULT_GROUP);
+      expect(snap).not.toBe(first);
+      expect(snap.originOf(TYPE.cluster)).toBe(first);
+      expect(snap.originOf(TYPE.endpoint)).toBe(snap);
+      expect(snap.resources(TYPE.cluster)).toBe(first.resources(TYPE.cluster));
+      expect(snap.sotwBody(TYPE.cluster, wildcard)).toBe(cds);
+    }
   });
 
   it('the cache fed incrementally holds the snapshots a fresh cache holds, and reports the same changes', () => {
