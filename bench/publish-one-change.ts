@@ -2,7 +2,8 @@
  * One endpoint write at 100k endpoints, in process, phase by phase (issue 13, admin p99): the
  * store write (durably: fsync included), reading the catalog back, then what a publish does with
  * it — translate, cache update, and what the first streams then read from the new snapshot (a
- * wildcard CDS body, one EDS subscription's update, a Delta stream's EDS type version).
+ * wildcard CDS body, one EDS subscription's update, a Delta stream's type versions and the
+ * snapshot version). Every write changes a weight (the stored one + 1), also on a reused store.
  * Median / p99 / max per phase over N writes; the store is seeded once into --dir (kept).
  *
  *   npx tsx bench/publish-one-change.ts [--clusters 1000] [--endpoints 100] [--writes 300] [--dir DIR]
@@ -54,7 +55,7 @@ function timed<T>(phase: string, f: () => T): T {
   return out;
 }
 
-async function run(store: Store): Promise<void> {
+async function run(store: Store): Promise<number> {
   const translator = new Translator();
   const cache = new XdsCache();
   cache.update(translator.translate(store.catalog()));
@@ -65,8 +66,10 @@ async function run(store: Store): Promise<void> {
   for (let w = 0; w < WRITES; w++) {
     const c = w % 2 === 0 ? 0 : (w * 7919) % CLUSTERS;
     const e = c * PER + (w % PER);
+    // A weight other than the stored one, so every write is a change (also when the store is reused).
+    const weight = ((store.getEndpoint(clusterName(c), address(e), 8080)?.weight ?? 1) % 90) + 2;
     const t = performance.now();
-    await store.durably(() => store.putEndpoint(clusterName(c), parseEndpointBody({ weight: 2 + (w % 50) }, address(e), 8080), { actor: 'bench', owner: 'api' }));
+    await store.durably(() => store.putEndpoint(clusterName(c), parseEndpointBody({ weight }, address(e), 8080), { actor: 'bench', owner: 'api' }));
     (phases.get('store write, durably') ?? phases.set('store write, durably', []).get('store write, durably'))?.push(performance.now() - t);
     const catalog = timed('catalog()', () => store.catalog());
     const set = timed('translate', () => translator.translate(catalog));
@@ -78,13 +81,17 @@ async function run(store: Store): Promise<void> {
       const nextEds = snap.sotwBody(TYPE.endpoint, eds);
       snap.sotwUpdate(TYPE.endpoint, edsBody, nextEds);
       snap.typeVersion(TYPE.endpoint);
+      snap.typeVersion(TYPE.cluster);
+      void snap.version;
       cdsBody = nextCds;
       edsBody = nextEds;
     });
   }
+  return cache.snapshotFor(DEFAULT_GROUP).seq;
 }
 
-function report(): void {
+function report(published: number): void {
+  process.stdout.write(`snapshots published: ${published}\n`);
   process.stdout.write(`| phase | p50 ms | p99 ms | max ms |\n|---|---|---|---|\n`);
   for (const [phase, ms] of phases) {
     const s = [...ms].sort((a, b) => a - b);
@@ -96,13 +103,9 @@ function report(): void {
 async function main(): Promise<void> {
   seed();
   const store = openStore(dir);
-  try {
-    await run(store);
-  } finally {
-    store.close();
-  }
+  const published = await run(store).finally(() => store.close());
   process.stdout.write(`${CLUSTERS} clusters × ${PER} endpoints, ${WRITES} one-endpoint writes; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
-  report();
+  report(published);
 }
 
 await main();
