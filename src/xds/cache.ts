@@ -88,6 +88,7 @@ export class Snapshot {
   /** By type and phase, then the version in sync with and the (interned) subscription key. */
   private readonly deltaPieces = new PairMemo<XdsTypeUrl, DeltaPhase, PairMemo<string, string, DeltaPiece>>();
   private readonly typeVersions = new Map<XdsTypeUrl, string>();
+  private readonly versionTexts = new Map<XdsTypeUrl, string>();
   private readonly held = new PairMemo<XdsTypeUrl, string, ReadonlyMap<string, string>>();
 
   private contentHash: string | undefined;
@@ -117,7 +118,19 @@ export class Snapshot {
    * Computed on first read (Delta streams read it; a SotW-only fleet never does).
    */
   get version(): string {
-    return (this.contentHash ??= contentVersion([...this.byType].flatMap(([type, pool]) => [...pool.values()].map((r) => [type, r.name, r.version]))));
+    return (this.contentHash ??= hashText([...this.byType.keys()].map((type) => this.versionText(type)).join('')));
+  }
+
+  /** One type's share of the text `version` hashes; a carried type's is its origin's, built once there. */
+  private versionText(type: XdsTypeUrl): string {
+    const origin = this.origins.get(type);
+    if (origin) return origin.versionText(type);
+    let text = this.versionTexts.get(type);
+    if (text === undefined) {
+      text = rowsText([...this.resources(type).values()].map((r) => [type, r.name, r.version]));
+      this.versionTexts.set(type, text);
+    }
+    return text;
   }
 
   resources(type: XdsTypeUrl): ReadonlyMap<string, VersionedResource> {
@@ -268,11 +281,19 @@ export function buildSotwBody(type: XdsTypeUrl, resources: readonly VersionedRes
  * call: a native `update` per field (three per resource) was most of a publish's hashing cost.
  */
 function contentVersion(rows: Iterable<readonly string[]>): string {
+  return hashText(rowsText(rows));
+}
+
+function rowsText(rows: Iterable<readonly string[]>): string {
   let text = '';
   for (const row of rows) {
     for (const field of row) text += `${field}\0`;
     text += '\n';
   }
+  return text;
+}
+
+function hashText(text: string): string {
   return createHash('sha256').update(text).digest('base64url').slice(0, 16);
 }
 
