@@ -4,7 +4,7 @@ import type { DeltaPhase, DeltaPiece } from './delta-piece.js';
 import { PUSH_ORDER, type XdsTypeUrl } from './envoy-api.js';
 import { InternTable } from './intern-table.js';
 import type { EncodedResource } from './resource.js';
-import { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
+import { DEFAULT_GROUP, derivationOf, type ResourceSet } from './resource-set.js';
 
 /** A resource with the version streams announce; shared by every snapshot that holds it unchanged. */
 export interface VersionedResource extends EncodedResource {
@@ -88,6 +88,7 @@ export class Snapshot {
   /** By type and phase, then the version in sync with and the (interned) subscription key. */
   private readonly deltaPieces = new PairMemo<XdsTypeUrl, DeltaPhase, PairMemo<string, string, DeltaPiece>>();
   private readonly typeVersions = new Map<XdsTypeUrl, string>();
+  private readonly versionTexts = new Map<XdsTypeUrl, string>();
   private readonly held = new PairMemo<XdsTypeUrl, string, ReadonlyMap<string, string>>();
 
   private contentHash: string | undefined;
@@ -97,14 +98,39 @@ export class Snapshot {
     /** This process's publication counter (for operators); never sent to a client. */
     readonly seq: number,
     private readonly byType: ReadonlyMap<XdsTypeUrl, ReadonlyMap<string, VersionedResource>>,
+    /**
+     * Per type whose resources are unchanged since an earlier snapshot: that snapshot, which
+     * answers its type version and SotW bodies. One endpoint write then costs streams nothing for
+     * the other types (a wildcard CDS body over 1,000 clusters, its version hash: ~1 ms each per
+     * publish), and a stream holding the earlier body holds the same object. Always the snapshot
+     * that computed the type, never a chain: a snapshot keeps at most one earlier one per type.
+     */
+    private readonly origins: ReadonlyMap<XdsTypeUrl, Snapshot> = new Map(),
   ) {}
+
+  /** The snapshot whose resources of `type` these are, computed there first (this one if they changed). */
+  originOf(type: XdsTypeUrl): Snapshot {
+    return this.origins.get(type) ?? this;
+  }
 
   /**
    * A hash of every resource's name and version: equal content, equal version, on every replica.
    * Computed on first read (Delta streams read it; a SotW-only fleet never does).
    */
   get version(): string {
-    return (this.contentHash ??= contentVersion([...this.byType].flatMap(([type, pool]) => [...pool.values()].map((r) => [type, r.name, r.version]))));
+    return (this.contentHash ??= hashText([...this.byType.keys()].map((type) => this.versionText(type)).join('')));
+  }
+
+  /** One type's share of the text `version` hashes; a carried type's is its origin's, built once there. */
+  private versionText(type: XdsTypeUrl): string {
+    const origin = this.origins.get(type);
+    if (origin) return origin.versionText(type);
+    let text = this.versionTexts.get(type);
+    if (text === undefined) {
+      text = rowsText([...this.resources(type).values()].map((r) => [type, r.name, r.version]));
+      this.versionTexts.set(type, text);
+    }
+    return text;
   }
 
   resources(type: XdsTypeUrl): ReadonlyMap<string, VersionedResource> {
@@ -116,6 +142,8 @@ export class Snapshot {
    * when a change touched only other types, and streams in sync with it share their next piece.
    */
   typeVersion(type: XdsTypeUrl): string {
+    const origin = this.origins.get(type);
+    if (origin) return origin.typeVersion(type);
     let v = this.typeVersions.get(type);
     if (v === undefined) {
       v = contentVersion([...this.resources(type).values()].map((r) => [r.name, r.version]));
@@ -130,6 +158,8 @@ export class Snapshot {
    * nonce is written per stream.
    */
   sotwBody(type: XdsTypeUrl, sub: Subscription): SotwBody {
+    const origin = this.origins.get(type);
+    if (origin) return origin.sotwBody(type, sub);
     const hit = this.bySubscription.get(sub.key);
     if (hit) return hit;
     const pool = this.resources(type);
@@ -251,11 +281,19 @@ export function buildSotwBody(type: XdsTypeUrl, resources: readonly VersionedRes
  * call: a native `update` per field (three per resource) was most of a publish's hashing cost.
  */
 function contentVersion(rows: Iterable<readonly string[]>): string {
+  return hashText(rowsText(rows));
+}
+
+function rowsText(rows: Iterable<readonly string[]>): string {
   let text = '';
   for (const row of rows) {
     for (const field of row) text += `${field}\0`;
     text += '\n';
   }
+  return text;
+}
+
+function hashText(text: string): string {
   return createHash('sha256').update(text).digest('base64url').slice(0, 16);
 }
 
@@ -279,6 +317,8 @@ export type CacheListener = (changedGroups: ReadonlySet<string>) => void;
  */
 export class XdsCache implements SnapshotSource {
   private snapshots = new Map<string, Snapshot>();
+  /** The resource sets the snapshots were made from, by group (what a derived input is compared against). */
+  private taken: ReadonlyMap<string, ResourceSet> = new Map();
   private readonly listeners = new Set<CacheListener>();
   private seq = 0;
 
@@ -292,30 +332,56 @@ export class XdsCache implements SnapshotSource {
     const next = new Map<string, Snapshot>();
     for (const [group, set] of groups) {
       const prev = this.snapshots.get(group);
-      const byType = new Map<XdsTypeUrl, Map<string, VersionedResource>>();
+      const taken = this.taken.get(group);
+      const byType = new Map<XdsTypeUrl, ReadonlyMap<string, VersionedResource>>();
+      const origins = new Map<XdsTypeUrl, Snapshot>();
       let differs = !prev;
       for (const type of PUSH_ORDER) {
-        const out = new Map<string, VersionedResource>();
+        const input = set.get(type) ?? new Map<string, EncodedResource>();
         const before = prev?.resources(type);
-        for (const [name, r] of set.get(type) ?? []) {
-          const old = before?.get(name);
-          out.set(name, old && old.hash === r.hash ? old : this.version(r));
-          if (!old || old.hash !== r.hash) differs = true;
-        }
-        if (before && before.size !== out.size) differs = true;
+        const out = this.typeUpdate(before, taken?.get(type), input);
+        if (prev && out === before) origins.set(type, prev.originOf(type));
+        else differs = true;
         byType.set(type, out);
       }
       if (differs) {
         changed.add(group);
-        next.set(group, new Snapshot(group, ++this.seq, byType));
+        next.set(group, new Snapshot(group, ++this.seq, byType, origins));
       } else if (prev) {
         next.set(group, prev);
       }
     }
     for (const group of this.snapshots.keys()) if (!next.has(group)) changed.add(group);
     this.snapshots = next;
+    this.taken = groups;
     if (changed.size > 0) for (const l of this.listeners) l(changed);
     return changed;
+  }
+
+  /**
+   * One type's versioned resources (the previous map itself when nothing in it changed): the
+   * unchanged ones are the previous snapshot's objects. When
+   * the translator says the input is the one taken last time with a few names replaced
+   * (`derivationOf`), only those are compared; otherwise every resource is.
+   */
+  private typeUpdate(
+    before: ReadonlyMap<string, VersionedResource> | undefined,
+    taken: ReadonlyMap<string, EncodedResource> | undefined,
+    input: ReadonlyMap<string, EncodedResource>,
+  ): ReadonlyMap<string, VersionedResource> {
+    const d = derivationOf(input);
+    const names = before && d && d.base === taken && [...d.names].every((n) => before.has(n) && input.has(n)) ? d.names : undefined;
+    const out = names && before ? new Map(before) : new Map<string, VersionedResource>();
+    let differs = before === undefined || (names === undefined && before.size !== input.size);
+    for (const [name, r] of names ? [...names].map((n) => [n, input.get(n)] as const) : input) {
+      if (r === undefined) continue;
+      const old = before?.get(name);
+      const same = old !== undefined && old.hash === r.hash;
+      out.set(name, same ? old : this.version(r));
+      differs ||= !same;
+    }
+    // Unchanged: the previous map itself, which tells update() this type's snapshot can be carried.
+    return differs || before === undefined ? out : before;
   }
 
   /** The snapshot for a proxy's node.cluster: its group's, or the default one. */

@@ -64,10 +64,11 @@ async function encodeSplit(
     if (id === undefined) continue; // fromObject drops unknown keys too
     (id < split.id ? below : above)[key] = v;
   }
-  const items = (value[field] ?? []) as unknown[];
+  // An array, or a list that builds its elements as they are sliced (translate-clusters LazyList).
+  const items = (value[field] ?? []) as Sliceable;
   const parts: Uint8Array[] = [encodeWhole(type, below)];
   if (element) {
-    for (const item of items) parts.push(lengthDelimited(split.id, await element(item)));
+    for (const item of items.slice(0, items.length)) parts.push(lengthDelimited(split.id, await element(item)));
   } else {
     for (let at = 0; at < items.length; at += ELEMENTS_PER_PIECE) {
       const chunk = items.slice(at, at + ELEMENTS_PER_PIECE);
@@ -77,6 +78,11 @@ async function encodeSplit(
   }
   parts.push(encodeWhole(type, above));
   return concat(parts);
+}
+
+interface Sliceable {
+  readonly length: number;
+  slice(from: number, to: number): unknown[];
 }
 
 function encodeWhole(type: protobuf.Type, value: Record<string, unknown>): Uint8Array {

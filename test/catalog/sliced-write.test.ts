@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store, type StoreChange } from '../../src/catalog/store/index.js';
 import { WriteLane } from '../../src/catalog/store/write-lane.js';
+import { ENDPOINT_PAGE } from '../../src/catalog/store/sliced-write.js';
 import type { Endpoint } from '../../src/catalog/types.js';
 import { cleanupTempDirs, cluster, endpoint, tempDir } from './helpers.js';
 import { waitFor } from '../support/wait.js';
@@ -54,6 +55,27 @@ describe('putClusterSliced', () => {
     expect(events[1]).toEqual(events[0]);
     expect(events[0]).toHaveLength(5); // the repeated write changed nothing
     expect(sliced.catalog().clusters.map((c) => c.name)).toEqual(['big', 'zzz']);
+  });
+
+  it('reads a cluster a page at a time from where the last page ended (an index range), every row once', async () => {
+    const s = fresh();
+    // Addresses with many ports each, so pages end inside one address's ports.
+    const ports = Array.from({ length: 1200 }, (_, i) => endpoint(`10.0.0.${i % 7}`, 1000 + Math.floor(i / 7), { weight: 1 + (i % 3) }));
+    const plain = fresh();
+    plain.putCluster(cluster('big', ports), API);
+    await s.putClusterSliced(cluster('big', ports), API, 1);
+    await s.putClusterSliced(cluster('big', ports.map((e) => ({ ...e, weight: e.weight + 1 }))), API, 1);
+    plain.putCluster(cluster('big', ports.map((e) => ({ ...e, weight: e.weight + 1 }))), API);
+    expect(s.getCluster('big')?.endpoints).toEqual(plain.getCluster('big')?.endpoints);
+    expect(s.audit(1)[0]?.before).toEqual(plain.audit(1)[0]?.before);
+    // Each page is a search of the primary key from the last row: no scan from the cluster's first row.
+    const db = new Database(s.file, { readonly: true });
+    try {
+      const plan = db.prepare(`EXPLAIN QUERY PLAN ${ENDPOINT_PAGE}`).all('big', '10.0.0.3', 1050, 100) as { detail: string }[];
+      expect(plan.map((p) => p.detail).join('\n')).toMatch(/USING INDEX \S+ \(cluster=\? AND \(address,port\)>\(\?,\?\)\)/);
+    } finally {
+      db.close();
+    }
   });
 
   it('writes audit rows SQLite itself finds valid, and leaves the CHECK constraints on for the next statements', async () => {

@@ -6,7 +6,7 @@ import { XdsCache } from '../../src/xds/cache.js';
 import { encodeMessage, TYPE } from '../../src/xds/envoy-api.js';
 import { Publisher } from '../../src/xds/publisher.js';
 import { ELEMENTS_PER_PIECE, encodeLoadAssignmentSliced } from '../../src/xds/sliced-encode.js';
-import { loadAssignmentResource } from '../../src/xds/translate-clusters.js';
+import { LazyList, loadAssignmentResource } from '../../src/xds/translate-clusters.js';
 import { BIG_CLUSTER_ENDPOINTS, translate, Translator } from '../../src/xds/translator.js';
 import { DEFAULT_GROUP } from '../../src/xds/resource-set.js';
 import { waitFor } from '../support/wait.js';
@@ -39,7 +39,18 @@ describe('encodeLoadAssignmentSliced', () => {
       const sliced = await encodeLoadAssignmentSliced(value, async () => void turns++);
       expect(Buffer.from(sliced).equals(Buffer.from(encodeMessage(ASSIGNMENT, value)))).toBe(true);
       if (c.endpoints.length > ELEMENTS_PER_PIECE) expect(turns).toBeGreaterThan(0);
+      // Endpoint objects built as the encoder slices them: the same bytes again.
+      const lazy = await encodeLoadAssignmentSliced(loadAssignmentResource(c, overrides, true), async () => undefined);
+      expect(Buffer.from(lazy).equals(Buffer.from(sliced)), c.name).toBe(true);
     }
+  });
+
+  it('builds a lazy list\'s elements only when a slice of it is read', () => {
+    const built: number[] = [];
+    const list = new LazyList(5, (i) => (built.push(i), i * 10));
+    expect(built).toEqual([]);
+    expect(list.slice(3, 9)).toEqual([30, 40]);
+    expect(built).toEqual([3, 4]);
   });
 });
 

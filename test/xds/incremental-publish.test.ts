@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { Catalog, Cluster } from '../../src/catalog/types.js';
+import type { WeightOverrides } from '../../src/catalog/weight-overrides.js';
+import { subscription, XdsCache } from '../../src/xds/cache.js';
+import { PUSH_ORDER, TYPE } from '../../src/xds/envoy-api.js';
+import { DEFAULT_GROUP, derivationOf, type ResourceSet } from '../../src/xds/resource-set.js';
+import { translate, Translator } from '../../src/xds/translator.js';
+
+/**
+ * A publish after one write visits only the changed clusters (translator) and compares only their
+ * resources (cache). What it produces must be exactly what a whole translation gives: the same
+ * resources in the same order, since versions hash names and versions in map order.
+ */
+
+const endpoint = (i: number, weight = 1) => ({
+  address: `10.0.${i >> 8}.${i & 255}`, port: 8080, weight, priority: 0, health: 'HEALTHY' as const,
+  locality: { region: 'eu', zone: `z${i % 2}`, subZone: '' },
+});
+
+const cluster = (n: number, weight = 1): Cluster => ({
+  name: `c${String(n).padStart(2, '0')}`, lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false,
+  weighting: { kind: 'static' }, endpoints: [endpoint(n * 3, weight), endpoint(n * 3 + 1), endpoint(n * 3 + 2)],
+});
+
+const base: Catalog = {
+  clusters: Array.from({ length: 12 }, (_, n) => cluster(n)),
+  listeners: [{ name: 'ingress', kind: 'socket', address: '0.0.0.0', port: 10000, routes: [{ domain: '*', prefix: '/', cluster: 'c03' }] }],
+  nodeGroups: [{ nodeCluster: 'edge', listeners: [], clusters: ['c01', 'c02'] }],
+};
+
+const replace = (c: Catalog, n: number, by: (old: Cluster) => Cluster): Catalog => ({
+  ...c,
+  clusters: c.clusters.map((x, i) => (i === n ? by(x) : x)),
+});
+
+/** Every type's names (in order) and hashes, per group. */
+function shape(groups: ReadonlyMap<string, ResourceSet>): unknown {
+  return [...groups].map(([g, set]) => [g, PUSH_ORDER.map((t) => [...(set.get(t) ?? [])].map(([name, r]) => `${name}=${r.hash}`))]);
+}
+
+describe('incremental publish', () => {
+  // Each step: the catalog and weights after one change, as the stores and the weight loop hand them over.
+  const steps: [string, Catalog, WeightOverrides | undefined][] = [];
+  let c = base;
+  steps.push(['start', c, undefined]);
+  steps.push(['one endpoint weight', (c = replace(c, 4, (x) => ({ ...x, endpoints: [endpoint(12, 9), ...x.endpoints.slice(1)] }))), undefined]);
+  steps.push(['weight overrides of one cluster', c, new Map([['c05', new Map([[`${endpoint(15).address}:8080`, { weight: 40 }]])]])]);
+  steps.push(['the routed cluster\'s retry policy', (c = replace(c, 3, (x) => ({ ...x, retryPolicy: { numRetries: 5 } }))), undefined]);
+  steps.push(['a cluster added', (c = { ...c, clusters: [...c.clusters, cluster(20)] }), undefined]);
+  steps.push(['a cluster removed', (c = { ...c, clusters: c.clusters.filter((x) => x.name !== 'c07') }), undefined]);
+  steps.push(['a node group\'s cluster changed', (c = replace(c, 1, (x) => ({ ...x, connectTimeoutMs: 3000 }))), undefined]);
+  steps.push(['nothing', { ...c }, undefined]);
+
+  it('gives, step by step, what a whole translation of the same catalog gives', () => {
+    const translator = new Translator();
+    for (const [label, catalog, weights] of steps) {
+      expect(shape(translator.translate(catalog, weights)), label).toEqual(shape(translate(catalog, weights)));
+    }
+  });
+
+  it('a one-cluster change is marked as derived from the previous output, naming that cluster only', () => {
+    const translator = new Translator();
+    const first = translator.translate(base).get(DEFAULT_GROUP);
+    const next = translator.translate(replace(base, 4, (x) => ({ ...x, endpoints: x.endpoints.slice(1) }))).get(DEFAULT_GROUP);
+    for (const type of [TYPE.cluster, TYPE.endpoint]) {
+      const map = next?.get(type);
+      expect(map).toBeDefined();
+      const d = map && derivationOf(map);
+      expect(d?.base).toBe(first?.get(type));
+      expect([...(d?.names ?? [])]).toEqual(['c04']);
+    }
+    // Added clusters change the order: a whole translation, not derived.
+    const added = translator.translate({ ...base, clusters: [cluster(30), ...base.clusters] }).get(DEFAULT_GROUP)?.get(TYPE.endpoint);
+    expect(added && derivationOf(added)).toBeUndefined();
+  });
+
+  it('a snapshot after an endpoint-only change carries the other types from the snapshot that computed them (no chain)', () => {
+    const translator = new Translator();
+    const cache = new XdsCache();
+    const wildcard = subscription(TYPE.cluster, true, []);
+    cache.update(translator.translate(base));
+    const first = cache.snapshotFor(DEFAULT_GROUP);
+    const cds = first.sotwBody(TYPE.cluster, wildcard);
+    let c = base;
+    for (const weight of [5, 6, 7]) {
+      c = replace(c, 4, (x) => ({ ...x, endpoints: [endpoint(12, weight), ...x.endpoints.slice(1)] }));
+      cache.update(translator.translate(c));
+      const snap = cache.snapshotFor(DEFAULT_GROUP);
+      expect(snap).not.toBe(first);
+      expect(snap.originOf(TYPE.cluster)).toBe(first);
+      expect(snap.originOf(TYPE.endpoint)).toBe(snap);
+      expect(snap.resources(TYPE.cluster)).toBe(first.resources(TYPE.cluster));
+      expect(snap.sotwBody(TYPE.cluster, wildcard)).toBe(cds);
+      // The snapshot version (Delta's system_version_info) hashes every type's names and versions, carried or not.
+      let text = '';
+      for (const type of PUSH_ORDER) for (const r of snap.resources(type).values()) text += `${type}\0${r.name}\0${r.version}\0\n`;
+      expect(snap.version).toBe(createHash('sha256').update(text).digest('base64url').slice(0, 16));
+    }
+  });
+
+  it('the cache fed incrementally holds the snapshots a fresh cache holds, and reports the same changes', () => {
+    const translator = new Translator();
+    const incremental = new XdsCache();
+    for (const [label, catalog, weights] of steps) {
+      const fresh = new XdsCache();
+      const changed = incremental.update(translator.translate(catalog, weights));
+      fresh.update(translate(catalog, weights));
+      for (const group of [DEFAULT_GROUP, 'edge']) {
+        const a = incremental.snapshotFor(group);
+        const b = fresh.snapshotFor(group);
+        expect(a.version, `${label} ${group}`).toBe(b.version);
+        for (const type of PUSH_ORDER) expect(a.typeVersion(type), `${label} ${group} ${type}`).toBe(b.typeVersion(type));
+      }
+      expect(changed.size > 0, label).toBe(label !== 'nothing');
+    }
+  });
+});
