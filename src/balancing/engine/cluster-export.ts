@@ -13,7 +13,8 @@
  * entry is skipped rather than half applied.
  */
 import type { EwmaMemory } from '../ewma.js';
-import type { PidMemory } from '../pid.js';
+import { pidMemorySnapshot, restorePidMemory, type PidMemory } from '../pid.js';
+import { cell, PR_HAS_STEP, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
 import { isSet, UNSET, type ClusterState, type EndpointState } from './state.js';
 import type { Sample } from './types.js';
 
@@ -44,21 +45,23 @@ export interface ExportedClusterState {
 export function exportCluster(c: ClusterState): ExportedClusterState | undefined {
   if (c.lastWeights === undefined) return undefined;
   const endpoints: Record<string, ExportedEndpoint> = {};
-  for (const e of c.order) {
-    if (!e.wasServing || !isSet(e.w) || !isSet(e.pub)) continue;
+  const rows = c.pidRows.rows;
+  c.order.forEach((e, i) => {
+    if (!e.wasServing || !isSet(e.w) || !isSet(e.pub)) return;
+    const smoothed = cell(rows, i, PR_SMOOTHED);
     endpoints[e.key] = {
       w: e.w,
       pub: e.pub,
       pidW: isSet(e.pidW) ? e.pidW : null,
-      smoothed: isSet(e.smoothed) ? e.smoothed : null,
-      noise: e.noise,
-      pid: e.pid.snapshot(),
+      smoothed: isSet(smoothed) ? smoothed : null,
+      noise: cell(rows, i, PR_NOISE),
+      pid: pidMemorySnapshot(rows, i * ROW + PR_MEMORY),
       ewma: e.ewma.snapshot(),
       latency: e.latency.snapshot(),
       sample: e.sample ?? null,
       steerAt: e.steerAt ?? null,
     };
-  }
+  });
   return { version: CLUSTER_EXPORT_VERSION, weights: Object.fromEntries(c.lastWeights), endpoints };
 }
 
@@ -71,9 +74,11 @@ export function importCluster(c: ClusterState, state: ExportedClusterState): num
   if (state.version !== CLUSTER_EXPORT_VERSION) throw new RangeError(`cluster state version ${String(state.version)} is not ${CLUSTER_EXPORT_VERSION}`);
   let restored = 0;
   for (const [key, x] of Object.entries(state.endpoints)) {
-    const e = c.byKey.get(key);
-    if (e === undefined || !usable(x)) continue;
+    const i = c.index.get(key);
+    const e = i === undefined ? undefined : c.order[i];
+    if (i === undefined || e === undefined || !usable(x)) continue;
     restoreEndpoint(e, x);
+    restoreRow(c.pidRows, i, x);
     restored++;
   }
   // The first tick after a hand-over counts as one tick (dt, step limit), however long the gap.
@@ -87,6 +92,17 @@ function usable(x: ExportedEndpoint): boolean {
   return positive(x.w) && positive(x.pub) && (x.pidW === null || positive(x.pidW)) && typeof x.pid === 'object' && typeof x.ewma === 'object' && typeof x.latency === 'object';
 }
 
+/** The PID part of an endpoint's import (its row in pid-rows.ts). */
+function restoreRow(p: PidRows, i: number, x: ExportedEndpoint): void {
+  const o = i * ROW;
+  p.rows[o + PR_SMOOTHED] = x.smoothed !== null && Number.isFinite(x.smoothed) ? x.smoothed : UNSET;
+  p.rows[o + PR_NOISE] = Number.isFinite(x.noise) && x.noise >= 0 ? x.noise : 0;
+  restorePidMemory(p.rows, o + PR_MEMORY, p.params, x.pid);
+  p.rows[o + PR_HAS_STEP] = 0;
+  // Unknown: the first step after the hand-over is one tick's worth (see tick/pid.ts stepTicks).
+  p.rows[o + PR_LAST_CONTROL_AT] = UNSET;
+}
+
 function restoreEndpoint(e: EndpointState, x: ExportedEndpoint): void {
   e.w = x.w;
   e.pub = x.pub;
@@ -94,12 +110,6 @@ function restoreEndpoint(e: EndpointState, x: ExportedEndpoint): void {
   e.wasServing = true;
   e.seeded = false;
   e.seededAt = undefined;
-  e.smoothed = x.smoothed !== null && Number.isFinite(x.smoothed) ? x.smoothed : UNSET;
-  e.noise = Number.isFinite(x.noise) && x.noise >= 0 ? x.noise : 0;
-  e.pid.restore(x.pid);
-  e.pidStep = undefined;
-  // Unknown: the first step after the hand-over is one tick's worth (see tick/pid.ts stepTicks).
-  e.lastControlAt = UNSET;
   e.ewma.restore(x.ewma);
   e.latency.restore(x.latency);
   if (x.steerAt !== null && Number.isFinite(x.steerAt)) e.steerAt = Math.max(e.steerAt ?? x.steerAt, x.steerAt);

@@ -66,7 +66,8 @@
  */
 import { EwmaLatency } from '../ewma.js';
 import { HealthTracker, type HealthTransition } from '../health.js';
-import { blankPidStep, PidController } from '../pid.js';
+import { pidParams, type PidParams } from '../pid.js';
+import { copyRow, newPidRows, type PidRows } from './pid-rows.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { ErrorWindow } from './error-window.js';
@@ -154,13 +155,15 @@ export class WeightEngine {
       pid: existing === undefined || JSON.stringify(existing.pidConfig) !== JSON.stringify(pidConfig) || existing.safety.tickMs !== resolvedSafety.tickMs,
       ewma: existing === undefined || existing.ewmaKey !== ewmaKey,
     };
-    const order = endpoints.map((ep) => this.endpointState(ep, existing, policy, pidConfig, resolvedSafety, resolvedEjection, reset));
+    const order = endpoints.map((ep) => this.endpointState(ep, existing, policy, resolvedSafety, resolvedEjection, reset));
     const layout = localityLayout(order);
+    const pidRows = carryPidRows(order, reset.pid ? undefined : existing, pidParams({ ...pidConfig.gains, timeUnitMs: resolvedSafety.tickMs }));
     this.clusters.set(name, {
       name,
       policy,
       parts: policyParts(policy),
       pidConfig,
+      pidRows,
       errorPenalty: policy.kind === 'static' ? 0 : (policy.errorPenalty ?? DEFAULT_ERROR_PENALTY),
       ewmaKey,
       safety: resolvedSafety,
@@ -185,28 +188,21 @@ export class WeightEngine {
     ep: EngineEndpoint,
     existing: ClusterState | undefined,
     policy: WeightingPolicy,
-    pidConfig: PidConfig,
     safety: SafetySettings,
     ejection: EjectionSettings,
     reset: { pid: boolean; ewma: boolean },
   ): EndpointState {
     const e = existing?.byKey.get(ep.key);
     if (e === undefined || existing?.ejection.errorWindowMs !== ejection.errorWindowMs) {
-      return this.newEndpoint(ep, policy, pidConfig, safety, ejection, e);
+      return this.newEndpoint(ep, policy, safety, ejection, e);
     }
     if (e.staticWeight !== ep.weight) e.wasServing = false; // rejoin at the new fair share
     e.staticWeight = ep.weight;
     e.operatorHealth = ep.health;
     e.locality = ep.locality ?? '';
     e.capacity = ep.capacity;
-    if (reset.pid) {
-      e.pid = newPid(pidConfig, safety);
-      e.pidStep = undefined;
-      e.smoothed = UNSET;
-      e.noise = 0;
-      e.lastControlAt = UNSET;
-      e.latency = newPidLatency(safety);
-    }
+    // The controller's own state restarts with reset.pid too (carryPidRows).
+    if (reset.pid) e.latency = newPidLatency(safety);
     if (reset.ewma) e.ewma = newEwma(policy, safety);
     return e;
   }
@@ -215,7 +211,6 @@ export class WeightEngine {
   private newEndpoint(
     ep: EngineEndpoint,
     policy: WeightingPolicy,
-    pidConfig: PidConfig,
     safety: SafetySettings,
     ejection: EjectionSettings,
     carry?: EndpointState,
@@ -227,15 +222,6 @@ export class WeightEngine {
       locality: ep.locality ?? '',
       capacity: ep.capacity,
       tracker: carry?.tracker ?? new HealthTracker(this.healthOptions),
-      pid: newPid(pidConfig, safety),
-      pidStep: undefined,
-      pidStepBuffer: blankPidStep(),
-      pidSetpoint: 0,
-      pidMeasurement: 0,
-      pidMultiplier: 1,
-      smoothed: UNSET,
-      noise: 0,
-      lastControlAt: UNSET,
       ewma: newEwma(policy, safety),
       latency: newPidLatency(safety),
       errors: new ErrorWindow(ejection.errorWindowMs),
@@ -423,7 +409,7 @@ export class WeightEngine {
     const f = this.frameFor(c, now);
     runEjection(f, c.order, c.ejection);
     const sums = gateHealth(f, c.order);
-    joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums });
+    joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows });
     const setpoint = runController(c, f);
     clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1 });
     return this.finishTick(c, f, publish(c, f, this.resolution), setpoint);
@@ -440,7 +426,7 @@ export class WeightEngine {
     yield;
     const sums = yield* gateHealthSteps(f, c.order, chunk);
     yield;
-    yield* joinAndScaleSteps(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums }, chunk);
+    yield* joinAndScaleSteps(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows }, chunk);
     yield;
     const setpoint = yield* runControllerSteps(c, f, chunk);
     yield;
@@ -525,9 +511,20 @@ function toPidConfig(policy: WeightingPolicy): PidConfig {
  */
 const WEIGHTING_GAIN_DEFAULTS = { ki: 0 } as const;
 
-function newPid(cfg: PidConfig, safety: SafetySettings): PidController {
-  // Gains per tick: the seed's gains were tuned for one update per 1 s tick.
-  return new PidController({ ...cfg.gains, timeUnitMs: safety.tickMs });
+/**
+ * The cluster's PID rows: an endpoint that stays (the same state object) keeps its row, moved to
+ * its new position; new endpoints, and all of them when `existing` is undefined (new cluster or
+ * changed controller settings), start fresh. Gains are per tick: the seed's gains were tuned for
+ * one update per 1 s tick.
+ */
+function carryPidRows(order: readonly EndpointState[], existing: ClusterState | undefined, params: PidParams): PidRows {
+  const p = newPidRows(params, order.length);
+  if (existing === undefined) return p;
+  order.forEach((e, i) => {
+    const from = existing.index.get(e.key);
+    if (from !== undefined && existing.order[from] === e) copyRow(existing.pidRows.rows, from, p.rows, i);
+  });
+  return p;
 }
 
 function newPidLatency(safety: SafetySettings): EwmaLatency {

@@ -6,6 +6,7 @@
  * probation at a quarter of it and earn the rest through the controller and the step limit.
  */
 import { isSet, UNSET, valueOr, type EndpointState } from '../state.js';
+import { rejoinRow, type PidRows } from '../pid-rows.js';
 import type { SafetySettings } from '../types.js';
 import { classify } from './freshness.js';
 import { mark, ruleBit, type Frame } from './frame.js';
@@ -24,24 +25,27 @@ const R_PROBATION = ruleBit('probation');
  * at 100,000 endpoints the tick is bound by reading the states from memory, about 6 ms a pass.
  */
 export function joinAndScale(f: Frame, eps: readonly EndpointState[], o: JoinOptions): void {
-  joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, scale: clusterScale(eps, o.sums), from: 0, to: f.n });
+  joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, scale: clusterScale(eps, o.sums), from: 0, to: f.n });
 }
 
 interface JoinOptions {
   readonly adaptive: boolean;
   readonly safety: SafetySettings;
   readonly sums: ScaleSums;
+  /** The cluster's PID rows (a joiner's controller starts over). */
+  readonly pidRows: PidRows;
 }
 
 /** joinAndScale in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* joinAndScaleSteps(f: Frame, eps: readonly EndpointState[], o: JoinOptions, chunk: number): Generator<void, void, void> {
   const scale = clusterScale(eps, o.sums);
-  yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, scale, from, to }));
+  yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, scale, from, to }));
 }
 
 interface JoinRange {
   readonly adaptive: boolean;
   readonly safety: SafetySettings;
+  readonly pidRows: PidRows;
   readonly scale: number;
   readonly from: number;
   readonly to: number;
@@ -58,10 +62,7 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
     } else if (f.failStatic || !e.wasServing || !isSet(e.w)) {
       const probation = r.adaptive && e.ejection.releasedNow && !f.failStatic;
       e.w = e.pub = e.pidW = probation ? fair * PROBATION_SHARE : fair;
-      e.pid.reset();
-      e.pidStep = undefined;
-      e.smoothed = UNSET;
-      e.lastControlAt = UNSET;
+      rejoinRow(r.pidRows, i);
       if (!f.failStatic) mark(f, i, probation ? R_PROBATION : R_JOINED);
     }
     classify(f, e, i, r.safety);
