@@ -14,7 +14,7 @@
  */
 import type { EwmaMemory } from '../ewma.js';
 import { pidMemorySnapshot, restorePidMemory, type PidMemory } from '../pid.js';
-import { cell, PR_HAS_STEP, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
+import { cell, PR_SETPOINT, PR_W, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
 import { isSet, UNSET, type ClusterState, type EndpointState } from './state.js';
 import type { Sample } from './types.js';
 
@@ -49,10 +49,11 @@ export function exportCluster(c: ClusterState): ExportedClusterState | undefined
   c.order.forEach((e, i) => {
     if (!e.wasServing || !isSet(e.w) || !isSet(e.pub)) return;
     const smoothed = cell(rows, i, PR_SMOOTHED);
+    const pidW = cell(rows, i, PR_W);
     endpoints[e.key] = {
       w: e.w,
       pub: e.pub,
-      pidW: isSet(e.pidW) ? e.pidW : null,
+      pidW: isSet(pidW) ? pidW : null,
       smoothed: isSet(smoothed) ? smoothed : null,
       noise: cell(rows, i, PR_NOISE),
       pid: pidMemorySnapshot(rows, i * ROW + PR_MEMORY),
@@ -98,7 +99,8 @@ function restoreRow(p: PidRows, i: number, x: ExportedEndpoint): void {
   p.rows[o + PR_SMOOTHED] = x.smoothed !== null && Number.isFinite(x.smoothed) ? x.smoothed : UNSET;
   p.rows[o + PR_NOISE] = Number.isFinite(x.noise) && x.noise >= 0 ? x.noise : 0;
   restorePidMemory(p.rows, o + PR_MEMORY, p.params, x.pid);
-  p.rows[o + PR_HAS_STEP] = 0;
+  p.rows[o + PR_SETPOINT] = UNSET;
+  p.rows[o + PR_W] = x.pidW ?? x.w;
   // Unknown: the first step after the hand-over is one tick's worth (see tick/pid.ts stepTicks).
   p.rows[o + PR_LAST_CONTROL_AT] = UNSET;
 }
@@ -106,7 +108,6 @@ function restoreRow(p: PidRows, i: number, x: ExportedEndpoint): void {
 function restoreEndpoint(e: EndpointState, x: ExportedEndpoint): void {
   e.w = x.w;
   e.pub = x.pub;
-  e.pidW = x.pidW ?? x.w;
   e.wasServing = true;
   e.seeded = false;
   e.seededAt = undefined;

@@ -1,8 +1,8 @@
 /**
- * The PID stage's per-endpoint state of one cluster, as one row of doubles per endpoint position
- * in a single Float64Array: the controller memory (pid.ts), the smoothed measurement and its
- * noise, when the controller last acted, and the last step (for explanations while awaiting a
- * sample).
+ * The PID's per-endpoint state of one cluster, as one row of doubles per endpoint position in a
+ * single Float64Array: the PID's own weight, the controller memory (pid.ts), the smoothed
+ * measurement and its noise, when the controller last acted, and the last step (for explanations
+ * while awaiting a sample).
  *
  * Why rows in one array rather than fields of each EndpointState plus a PidController, its gains
  * and a step object per endpoint: V8 keeps an object's double fields as separate heap numbers, so
@@ -23,9 +23,10 @@ export const PR_SMOOTHED = PID_MEMORY_SLOTS;
 export const PR_NOISE = PR_SMOOTHED + 1;
 /** `at` of the sample the controller last consumed (NaN: none). */
 export const PR_LAST_CONTROL_AT = PR_NOISE + 1;
-/** 1 once the controller has stepped (the explanation fields below are set), else 0. */
-export const PR_HAS_STEP = PR_LAST_CONTROL_AT + 1;
-export const PR_SETPOINT = PR_HAS_STEP + 1;
+/** The PID's own weight vector entry (blends only; equals w for a pure PID policy); NaN while not serving. */
+export const PR_W = PR_LAST_CONTROL_AT + 1;
+/** The last step's setpoint; NaN until the controller has stepped (then the fields below are set too). */
+export const PR_SETPOINT = PR_W + 1;
 export const PR_MEASUREMENT = PR_SETPOINT + 1;
 export const PR_ERROR = PR_MEASUREMENT + 1;
 export const PR_P = PR_ERROR + 1;
@@ -57,6 +58,8 @@ export function freshRow(rows: Float64Array, i: number, params: PidParams): void
   resetPidMemory(rows, o + PR_MEMORY, params);
   rows[o + PR_SMOOTHED] = Number.NaN;
   rows[o + PR_LAST_CONTROL_AT] = Number.NaN;
+  rows[o + PR_W] = Number.NaN;
+  rows[o + PR_SETPOINT] = Number.NaN;
   rows[o + PR_MULTIPLIER] = 1;
 }
 
@@ -69,9 +72,14 @@ export function copyRow(src: Float64Array, from: number, dst: Float64Array, to: 
 export function rejoinRow(p: PidRows, i: number): void {
   const o = i * ROW;
   resetPidMemory(p.rows, o + PR_MEMORY, p.params);
-  p.rows[o + PR_HAS_STEP] = 0;
+  p.rows[o + PR_SETPOINT] = Number.NaN;
   p.rows[o + PR_SMOOTHED] = Number.NaN;
   p.rows[o + PR_LAST_CONTROL_AT] = Number.NaN;
+}
+
+/** Sets a row's field. */
+export function setCell(rows: Float64Array, i: number, field: number, value: number): void {
+  rows[i * ROW + field] = value;
 }
 
 /** A row's field. */

@@ -21,7 +21,7 @@ import type {
 } from './types.js';
 
 /**
- * "No value" for the numbers an endpoint's state rewrites every tick (w, pub, pidW): NaN rather
+ * "No value" for the numbers an endpoint's state rewrites every tick (w, pub): NaN rather
  * than undefined. A field that ever held undefined is a tagged field in V8, so every number written to it is a new heap object (one per endpoint per field per tick,
  * each outliving the tick); a field that only ever holds numbers is updated in place.
  */
@@ -64,8 +64,6 @@ export interface EndpointState {
   w: number;
   /** Weight published (real); the step limit's anchor. */
   pub: number;
-  /** PID's own weight vector entry (blends only; equals w for a pure PID policy). */
-  pidW: number;
   wasServing: boolean;
   /** seedWeights() was called and no sample has arrived yet. */
   seeded: boolean;

@@ -67,7 +67,7 @@
 import { EwmaLatency } from '../ewma.js';
 import { HealthTracker, type HealthTransition } from '../health.js';
 import { pidParams, type PidParams } from '../pid.js';
-import { copyRow, newPidRows, type PidRows } from './pid-rows.js';
+import { cell, copyRow, newPidRows, PR_W, setCell, type PidRows } from './pid-rows.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { ErrorWindow } from './error-window.js';
@@ -157,7 +157,7 @@ export class WeightEngine {
     };
     const order = endpoints.map((ep) => this.endpointState(ep, existing, policy, resolvedSafety, resolvedEjection, reset));
     const layout = localityLayout(order);
-    const pidRows = carryPidRows(order, reset.pid ? undefined : existing, pidParams({ ...pidConfig.gains, timeUnitMs: resolvedSafety.tickMs }));
+    const pidRows = carryPidRows(order, existing, reset.pid, pidParams({ ...pidConfig.gains, timeUnitMs: resolvedSafety.tickMs }));
     this.clusters.set(name, {
       name,
       policy,
@@ -232,7 +232,6 @@ export class WeightEngine {
       lastProbe: carry?.lastProbe,
       w: carry?.w ?? UNSET,
       pub: carry?.pub ?? UNSET,
-      pidW: carry?.pidW ?? UNSET,
       wasServing: carry !== undefined && carry.staticWeight === ep.weight && carry.wasServing,
       seeded: carry?.seeded ?? false,
       seededAt: carry?.seededAt,
@@ -260,9 +259,11 @@ export class WeightEngine {
     const c = this.clusters.get(cluster);
     if (c === undefined) return;
     for (const [key, value] of weights) {
-      const e = c.byKey.get(key);
-      if (e === undefined || !(Number.isFinite(value) && value > 0)) continue;
-      e.w = e.pub = e.pidW = value;
+      const i = c.index.get(key);
+      const e = i === undefined ? undefined : c.order[i];
+      if (i === undefined || e === undefined || !(Number.isFinite(value) && value > 0)) continue;
+      e.w = e.pub = value;
+      setCell(c.pidRows.rows, i, PR_W, value);
       e.wasServing = true;
       e.seeded = true;
       e.seededAt = undefined;
@@ -478,18 +479,21 @@ function localityLayout(order: readonly EndpointState[]): Pick<ClusterState, 'gr
 
 /** Blends: keeps the PID's own vector within floor and ceiling of its own scale. */
 function boundPidVector(c: ClusterState, serving: number[]): void {
+  const rows = c.pidRows.rows;
   let sw = 0;
   let ss = 0;
   c.order.forEach((e, i) => {
-    if (!serving[i] || !isSet(e.pidW)) return;
-    sw += e.pidW;
+    const pidW = cell(rows, i, PR_W);
+    if (!serving[i] || !isSet(pidW)) return;
+    sw += pidW;
     ss += e.staticWeight;
   });
   if (!(ss > 0 && sw > 0)) return;
   const scale = sw / ss;
   c.order.forEach((e, i) => {
-    if (!serving[i] || !isSet(e.pidW)) return;
-    e.pidW = Math.min(Math.max(e.pidW, e.staticWeight * scale * c.safety.minWeightRatio), e.staticWeight * scale * c.safety.maxWeightRatio);
+    const pidW = cell(rows, i, PR_W);
+    if (!serving[i] || !isSet(pidW)) return;
+    setCell(rows, i, PR_W, Math.min(Math.max(pidW, e.staticWeight * scale * c.safety.minWeightRatio), e.staticWeight * scale * c.safety.maxWeightRatio));
   });
 }
 
@@ -513,16 +517,19 @@ const WEIGHTING_GAIN_DEFAULTS = { ki: 0 } as const;
 
 /**
  * The cluster's PID rows: an endpoint that stays (the same state object) keeps its row, moved to
- * its new position; new endpoints, and all of them when `existing` is undefined (new cluster or
- * changed controller settings), start fresh. Gains are per tick: the seed's gains were tuned for
- * one update per 1 s tick.
+ * its new position; new endpoints start fresh. With `reset` (changed controller settings), and
+ * for an endpoint whose state was rebuilt (carried by key: newEndpoint), only the PID's weight
+ * carries over. Gains are per tick: the seed's gains were tuned for one update per 1 s tick.
  */
-function carryPidRows(order: readonly EndpointState[], existing: ClusterState | undefined, params: PidParams): PidRows {
+function carryPidRows(order: readonly EndpointState[], existing: ClusterState | undefined, reset: boolean, params: PidParams): PidRows {
   const p = newPidRows(params, order.length);
   if (existing === undefined) return p;
+  const old = existing.pidRows.rows;
   order.forEach((e, i) => {
     const from = existing.index.get(e.key);
-    if (from !== undefined && existing.order[from] === e) copyRow(existing.pidRows.rows, from, p.rows, i);
+    if (from === undefined) return;
+    if (!reset && existing.order[from] === e) copyRow(old, from, p.rows, i);
+    else setCell(p.rows, i, PR_W, cell(old, from, PR_W));
   });
   return p;
 }

@@ -40,6 +40,20 @@ describe('WeightEngine: PID state by endpoint position', () => {
     for (const e of eps) expect(pidState(after[e.key])).toEqual(pidState(before[e.key]));
   });
 
+  it('keeps the PID weight but restarts the controller when the controller settings or the error window change', () => {
+    for (const change of [(en: WeightEngine) => en.setCluster('svc', eps, { ...PID, gains: { ki: 0.3 } }), (en: WeightEngine) => en.setCluster('svc', eps, PID, undefined, { errorWindowMs: 12_345 })]) {
+      const engine = warmed();
+      const before = exported(engine);
+      change(engine);
+      const after = exported(engine);
+      for (const e of eps) {
+        expect(after[e.key]?.pidW).toBe(before[e.key]?.pidW);
+        expect(after[e.key]?.pid).toEqual({ integral: 0, lastD: 0, lastMeasurement: null, lastAt: null });
+      }
+      expect(new Set(eps.map((e) => after[e.key]?.pidW)).size).toBe(3);
+    }
+  });
+
   it('restarts every controller when the controller settings change, and starts a new endpoint fresh', () => {
     const engine = warmed();
     // The joiner takes position 0, where a warmed-up controller's row was.

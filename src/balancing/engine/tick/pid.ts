@@ -21,7 +21,6 @@ import { blankPidStep, resetPidMemory, updatePidMemory } from '../../pid.js';
 import {
   PR_D,
   PR_ERROR,
-  PR_HAS_STEP,
   PR_I,
   PR_LAST_CONTROL_AT,
   PR_MEASUREMENT,
@@ -32,7 +31,9 @@ import {
   PR_P,
   PR_SETPOINT,
   PR_SMOOTHED,
+  PR_W,
   ROW,
+  cell,
 } from '../pid-rows.js';
 
 const R_AWAITING = ruleBit('awaiting-sample');
@@ -164,10 +165,11 @@ function aimAt(c: ClusterState, f: Frame, b: Begun): Aim | undefined {
 
 /** Steered endpoints from..to: pidW ← target × m (the steered sum kept), into `x` too. */
 function normalizeRange(c: ClusterState, n: { idx: number[]; targets: number[]; x: number[]; m: number }, from: number, to: number): void {
+  const rows = c.pidRows.rows;
   for (let j = from; j < to; j++) {
     const i = at(n.idx, j);
     const w = at(n.targets, j) * n.m;
-    (c.order[i] as EndpointState).pidW = w;
+    rows[i * ROW + PR_W] = w;
     n.x[i] = w;
   }
 }
@@ -182,7 +184,7 @@ function controlRange(c: ClusterState, f: Frame, aim: Aim, from: number, to: num
   for (let j = from; j < to; j++) {
     const i = at(st.idx, j);
     const e = c.order[i] as EndpointState;
-    const pidW = valueOr(e.pidW, 0);
+    const pidW = valueOr(at(rows, i * ROW + PR_W), 0);
     prevSum += pidW;
     const t = pidW * control(c, f, e, i, at(sm, j), aim.setpoint, aim.hold);
     sm[j] = t;
@@ -199,7 +201,7 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
   for (let i = 0; i < f.n; i++) {
     if (!f.serving[i]) continue;
     const e = c.order[i] as EndpointState;
-    x[i] = valueOr(e.pidW, 0);
+    x[i] = valueOr(cell(c.pidRows.rows, i, PR_W), 0);
     if (f.freshness[i] === F_FRESH && e.sample !== undefined) cand.push(i);
   }
   const metric = c.pidConfig.metric;
@@ -240,12 +242,13 @@ function steerOnCpu(c: ClusterState, f: Frame, pf: PidFrame): CpuSteering {
 function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: { from: number; to: number }): void {
   const { steerIdx: idx, steerBase: base, steerM: sm } = on.pf;
   const errors = on.errors;
+  const rows = c.pidRows.rows;
   let k = on.k;
   for (let i = r.from; i < r.to; i++) {
     if (!f.serving[i]) continue;
-    const e = c.order[i] as EndpointState;
-    x[i] = valueOr(e.pidW, 0);
+    x[i] = valueOr(at(rows, i * ROW + PR_W), 0);
     if (f.freshness[i] !== F_FRESH) continue;
+    const e = c.order[i] as EndpointState;
     const cpu = e.sample?.cpu;
     if (cpu === undefined) continue;
     idx[k] = i;
@@ -370,7 +373,6 @@ function control(c: ClusterState, f: Frame, e: EndpointState, i: number, measure
   else if (rests) mark(f, i, R_DEADBAND);
   const multiplier = hold || rests ? 1 : Math.exp(c.pidConfig.k * step.output);
   rows[o + PR_LAST_CONTROL_AT] = sample.at;
-  rows[o + PR_HAS_STEP] = 1;
   rows[o + PR_SETPOINT] = setpoint;
   rows[o + PR_MEASUREMENT] = measurement;
   rows[o + PR_ERROR] = step.error;
@@ -385,8 +387,9 @@ function control(c: ClusterState, f: Frame, e: EndpointState, i: number, measure
 /** The endpoint's last step into the frame (the explanations' record of this tick), if it has one. */
 function explain(pf: PidFrame, rows: Float64Array, i: number): void {
   const o = i * ROW;
-  if (at(rows, o + PR_HAS_STEP) === 0) return;
-  pf.setpoint[i] = at(rows, o + PR_SETPOINT);
+  const setpoint = at(rows, o + PR_SETPOINT);
+  if (!isSet(setpoint)) return;
+  pf.setpoint[i] = setpoint;
   pf.measurement[i] = at(rows, o + PR_MEASUREMENT);
   pf.error[i] = at(rows, o + PR_ERROR);
   pf.p[i] = at(rows, o + PR_P);
