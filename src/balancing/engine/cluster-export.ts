@@ -14,7 +14,7 @@
  */
 import type { EwmaMemory } from '../ewma.js';
 import { pidMemorySnapshot, restorePidMemory, type PidMemory } from '../pid.js';
-import { cell, PR_SETPOINT, PR_W, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
+import { cell, PR_PENDING, PR_SETPOINT, PR_W, setCell, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
 import { isSet, UNSET, type ClusterState, type EndpointState } from './state.js';
 import type { Sample } from './types.js';
 
@@ -78,8 +78,9 @@ export function importCluster(c: ClusterState, state: ExportedClusterState): num
     const i = c.index.get(key);
     const e = i === undefined ? undefined : c.order[i];
     if (i === undefined || e === undefined || !usable(x)) continue;
-    restoreEndpoint(e, x);
     restoreRow(c.pidRows, i, x);
+    // The exported sample was consumed by the last owner: the controller waits for a new one.
+    if (restoreEndpoint(e, x)) setCell(c.pidRows.rows, i, PR_PENDING, 0);
     restored++;
   }
   // The first tick after a hand-over counts as one tick (dt, step limit), however long the gap.
@@ -105,7 +106,8 @@ function restoreRow(p: PidRows, i: number, x: ExportedEndpoint): void {
   p.rows[o + PR_LAST_CONTROL_AT] = UNSET;
 }
 
-function restoreEndpoint(e: EndpointState, x: ExportedEndpoint): void {
+/** Restores the endpoint's state but the PID's; true when it adopted the exported sample. */
+function restoreEndpoint(e: EndpointState, x: ExportedEndpoint): boolean {
   e.w = x.w;
   e.pub = x.pub;
   e.wasServing = true;
@@ -114,8 +116,7 @@ function restoreEndpoint(e: EndpointState, x: ExportedEndpoint): void {
   e.ewma.restore(x.ewma);
   e.latency.restore(x.latency);
   if (x.steerAt !== null && Number.isFinite(x.steerAt)) e.steerAt = Math.max(e.steerAt ?? x.steerAt, x.steerAt);
-  if (x.sample === null || (e.sample !== undefined && e.sample.at > x.sample.at)) return; // a newer local sample stays pending
+  if (x.sample === null || (e.sample !== undefined && e.sample.at > x.sample.at)) return false; // a newer local sample stays pending
   e.sample = x.sample;
-  // The exported sample was consumed by the last owner: the controller waits for a new one.
-  e.usedSeq = e.sampleSeq;
+  return true;
 }

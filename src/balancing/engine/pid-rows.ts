@@ -1,14 +1,15 @@
 /**
  * The PID's per-endpoint state of one cluster, as one row of doubles per endpoint position in a
- * single Float64Array: the PID's own weight, the controller memory (pid.ts), the smoothed
- * measurement and its noise, when the controller last acted, and the last step (for explanations
- * while awaiting a sample).
+ * single Float64Array: the PID's own weight, whether a new sample awaits the controller, the
+ * controller memory (pid.ts), the smoothed measurement and its noise, when the controller last
+ * acted, and the last step (for explanations while awaiting a sample).
  *
  * Why rows in one array rather than fields of each EndpointState plus a PidController, its gains
  * and a step object per endpoint: V8 keeps an object's double fields as separate heap numbers, so
  * the PID passes of a 10,000-endpoint tick chased five objects and a dozen scattered heap numbers
  * per endpoint and were memory-bound (bench/RESULTS.md, pid4). A row is two cache lines, and the
- * passes walk rows in position order.
+ * passes walk rows in position order; with the tick's samples in the frame, the PID stage reads
+ * no EndpointState at all.
  *
  * Rows move with their endpoint when a cluster's endpoint set changes (weight-engine.ts copies
  * them by key), so the row of position i always belongs to the cluster's order[i].
@@ -27,9 +28,11 @@ export const PR_LAST_CONTROL_AT = PR_NOISE + 1;
 export const PR_W = PR_LAST_CONTROL_AT + 1;
 /** The last step's setpoint; NaN until the controller has stepped (then the fields below are set too). */
 export const PR_SETPOINT = PR_W + 1;
+/** The last step's measurement (its error is setpoint − measurement: pid.ts computes it so). */
 export const PR_MEASUREMENT = PR_SETPOINT + 1;
-export const PR_ERROR = PR_MEASUREMENT + 1;
-export const PR_P = PR_ERROR + 1;
+/** 1 when a sample carrying a field the policy steers on arrived since the controller last ran. */
+export const PR_PENDING = PR_MEASUREMENT + 1;
+export const PR_P = PR_PENDING + 1;
 export const PR_I = PR_P + 1;
 export const PR_D = PR_I + 1;
 export const PR_OUTPUT = PR_D + 1;

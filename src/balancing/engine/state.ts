@@ -56,9 +56,6 @@ export interface EndpointState {
   sample: Sample | undefined;
   /** When a field the policy steers on last arrived: the freshness reference. */
   steerAt: number | undefined;
-  /** Counts samples carrying a steering field (the controller runs once per new one). */
-  sampleSeq: number;
-  usedSeq: number;
   lastProbe: ProbeResult | undefined;
   /** Internal weight (static units × scale); UNSET while not serving. */
   w: number;

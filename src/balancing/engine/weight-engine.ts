@@ -67,7 +67,7 @@
 import { EwmaLatency } from '../ewma.js';
 import { HealthTracker, type HealthTransition } from '../health.js';
 import { pidParams, type PidParams } from '../pid.js';
-import { cell, copyRow, newPidRows, PR_W, setCell, type PidRows } from './pid-rows.js';
+import { cell, copyRow, newPidRows, PR_PENDING, PR_W, setCell, type PidRows } from './pid-rows.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { ErrorWindow } from './error-window.js';
@@ -227,8 +227,6 @@ export class WeightEngine {
       errors: new ErrorWindow(ejection.errorWindowMs),
       sample: carry?.sample,
       steerAt: carry?.steerAt,
-      sampleSeq: 0,
-      usedSeq: 0,
       lastProbe: carry?.lastProbe,
       w: carry?.w ?? UNSET,
       pub: carry?.pub ?? UNSET,
@@ -282,8 +280,9 @@ export class WeightEngine {
     // Mid-tick, checked when applied (after the calls deferred before it, e.g. a new endpoint set).
     if (this.deferred(cluster, () => this.observeSample(cluster, endpointKey, sample))) return true;
     const c = this.clusters.get(cluster);
-    const e = c?.byKey.get(endpointKey);
-    if (c === undefined || e === undefined) return false;
+    const i = c?.index.get(endpointKey);
+    const e = i === undefined ? undefined : c?.order[i];
+    if (c === undefined || i === undefined || e === undefined) return false;
     if (e.sample !== undefined && sample.at < e.sample.at) return false;
     // Sources report different fields (Envoy's load reports: rps, errors and ORCA cpu; an agent:
     // cpu and latency; probes: nothing here). Merge them, so one source's sample does not erase
@@ -292,7 +291,8 @@ export class WeightEngine {
     e.sample = { ...e.sample, ...definedFields(sample), at: sample.at };
     if (steersOn(c.policy, sample)) {
       e.steerAt = sample.at;
-      e.sampleSeq++;
+      // The controller runs once per new one (tick/pid.ts).
+      setCell(c.pidRows.rows, i, PR_PENDING, 1);
     }
     if (sample.latencyMs !== undefined) {
       e.ewma.observe(sample.latencyMs, sample.at);
@@ -517,9 +517,10 @@ const WEIGHTING_GAIN_DEFAULTS = { ki: 0 } as const;
 
 /**
  * The cluster's PID rows: an endpoint that stays (the same state object) keeps its row, moved to
- * its new position; new endpoints start fresh. With `reset` (changed controller settings), and
- * for an endpoint whose state was rebuilt (carried by key: newEndpoint), only the PID's weight
- * carries over. Gains are per tick: the seed's gains were tuned for one update per 1 s tick.
+ * its new position; new endpoints start fresh. With `reset` (changed controller settings) only
+ * the PID's weight and a pending sample carry over; for an endpoint whose state was rebuilt
+ * (carried by key: newEndpoint), only the weight. Gains are per tick: the seed's gains were tuned
+ * for one update per 1 s tick.
  */
 function carryPidRows(order: readonly EndpointState[], existing: ClusterState | undefined, reset: boolean, params: PidParams): PidRows {
   const p = newPidRows(params, order.length);
@@ -528,8 +529,10 @@ function carryPidRows(order: readonly EndpointState[], existing: ClusterState | 
   order.forEach((e, i) => {
     const from = existing.index.get(e.key);
     if (from === undefined) return;
-    if (!reset && existing.order[from] === e) copyRow(old, from, p.rows, i);
-    else setCell(p.rows, i, PR_W, cell(old, from, PR_W));
+    const same = existing.order[from] === e;
+    if (same && !reset) return copyRow(old, from, p.rows, i);
+    setCell(p.rows, i, PR_W, cell(old, from, PR_W));
+    if (same) setCell(p.rows, i, PR_PENDING, cell(old, from, PR_PENDING));
   });
   return p;
 }

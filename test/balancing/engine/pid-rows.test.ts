@@ -54,6 +54,15 @@ describe('WeightEngine: PID state by endpoint position', () => {
     }
   });
 
+  it('keeps a sample that arrived before the controller settings changed for the restarted controller', () => {
+    const engine = warmed();
+    eps.forEach((e, i) => engine.observeSample('svc', e.key, { at: 5_900, cpu: CPU[i] as number }));
+    engine.setCluster('svc', eps, { ...PID, gains: { ki: 0.3 } });
+    engine.tick(6_000);
+    const after = exported(engine);
+    for (const e of eps) expect(after[e.key]?.pid.lastAt).toBe(5_900);
+  });
+
   it('restarts every controller when the controller settings change, and starts a new endpoint fresh', () => {
     const engine = warmed();
     // The joiner takes position 0, where a warmed-up controller's row was.

@@ -20,7 +20,7 @@ import { inChunks } from './chunks.js';
 import { blankPidStep, resetPidMemory, updatePidMemory } from '../../pid.js';
 import {
   PR_D,
-  PR_ERROR,
+  PR_PENDING,
   PR_I,
   PR_LAST_CONTROL_AT,
   PR_MEASUREMENT,
@@ -183,10 +183,9 @@ function controlRange(c: ClusterState, f: Frame, aim: Aim, from: number, to: num
   let newSum = aim.next;
   for (let j = from; j < to; j++) {
     const i = at(st.idx, j);
-    const e = c.order[i] as EndpointState;
     const pidW = valueOr(at(rows, i * ROW + PR_W), 0);
     prevSum += pidW;
-    const t = pidW * control(c, f, e, i, at(sm, j), aim.setpoint, aim.hold);
+    const t = pidW * control(c, f, i, at(sm, j), aim.setpoint, aim.hold);
     sm[j] = t;
     newSum += t;
     explain(pf, rows, i);
@@ -248,8 +247,8 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
     if (!f.serving[i]) continue;
     x[i] = valueOr(at(rows, i * ROW + PR_W), 0);
     if (f.freshness[i] !== F_FRESH) continue;
-    const e = c.order[i] as EndpointState;
-    const cpu = e.sample?.cpu;
+    // The tick's sample (the ejection stage put it in the frame): no EndpointState read here.
+    const cpu = f.samples[i]?.cpu;
     if (cpu === undefined) continue;
     idx[k] = i;
     base[k] = cpu;
@@ -259,7 +258,7 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
       err = ERROR_SCALE * c.errorPenalty * (Number.isNaN(rate) ? 0 : rate);
       errors[k] = err;
     }
-    sm[k] = measureOne(c, f, e, i, cpu, 0, err);
+    sm[k] = measureOne(c, f, i, cpu, 0, err);
     k++;
   }
   on.k = k;
@@ -316,19 +315,19 @@ function measure(c: ClusterState, f: Frame, st: Steered, out: number[]): number[
   if (st.measured) return out;
   for (let j = 0; j < st.k; j++) {
     const i = at(st.idx, j);
-    out[j] = measureOne(c, f, c.order[i] as EndpointState, i, at(st.base, j), termAt(st.latency, j), termAt(st.errors, j));
+    out[j] = measureOne(c, f, i, at(st.base, j), termAt(st.latency, j), termAt(st.errors, j));
   }
   return out;
 }
 
 /** One steered endpoint's measurement, folded into its smoothed one when its sample is new; returns the smoothed one. */
-function measureOne(c: ClusterState, f: Frame, e: EndpointState, i: number, base: number, latency: number, errors: number): number {
+function measureOne(c: ClusterState, f: Frame, i: number, base: number, latency: number, errors: number): number {
   const m = base + latency + errors;
   if (latency > 0) mark(f, i, R_LATENCY);
   if (errors > PENALTY_EPSILON) mark(f, i, R_ERROR);
   const rows = c.pidRows.rows;
   const o = i * ROW;
-  if (e.sampleSeq > e.usedSeq) {
+  if (at(rows, o + PR_PENDING) === 1) {
     const smoothed = at(rows, o + PR_SMOOTHED);
     if (isSet(smoothed)) rows[o + PR_NOISE] = at(rows, o + PR_NOISE) + NOISE_SHARE * (Math.abs(m - smoothed) - at(rows, o + PR_NOISE));
     rows[o + PR_SMOOTHED] = isSet(smoothed) ? smoothed + c.safety.smoothing * (m - smoothed) : m;
@@ -353,15 +352,15 @@ function lowLoad(c: ClusterState, st: Steered): boolean {
 const STEP = blankPidStep();
 
 /** One endpoint's multiplier this tick (1 when it waits for a sample, rests or holds). */
-function control(c: ClusterState, f: Frame, e: EndpointState, i: number, measurement: number, setpoint: number, hold: boolean): number {
-  if (e.sampleSeq <= e.usedSeq) {
+function control(c: ClusterState, f: Frame, i: number, measurement: number, setpoint: number, hold: boolean): number {
+  const { rows, params } = c.pidRows;
+  const o = i * ROW;
+  if (at(rows, o + PR_PENDING) !== 1) {
     mark(f, i, R_AWAITING);
     return 1;
   }
-  const sample = e.sample as Sample;
-  e.usedSeq = e.sampleSeq;
-  const { rows, params } = c.pidRows;
-  const o = i * ROW;
+  const sample = f.samples[i] as Sample;
+  rows[o + PR_PENDING] = 0;
   const lastControlAt = at(rows, o + PR_LAST_CONTROL_AT);
   // A gap longer than staleAfterMs means the controller's history no longer describes the endpoint.
   if (isSet(lastControlAt) && sample.at - lastControlAt > c.safety.staleAfterMs) resetPidMemory(rows, o + PR_MEMORY, params);
@@ -375,7 +374,6 @@ function control(c: ClusterState, f: Frame, e: EndpointState, i: number, measure
   rows[o + PR_LAST_CONTROL_AT] = sample.at;
   rows[o + PR_SETPOINT] = setpoint;
   rows[o + PR_MEASUREMENT] = measurement;
-  rows[o + PR_ERROR] = step.error;
   rows[o + PR_P] = step.p;
   rows[o + PR_I] = step.i;
   rows[o + PR_D] = step.d;
@@ -391,7 +389,8 @@ function explain(pf: PidFrame, rows: Float64Array, i: number): void {
   if (!isSet(setpoint)) return;
   pf.setpoint[i] = setpoint;
   pf.measurement[i] = at(rows, o + PR_MEASUREMENT);
-  pf.error[i] = at(rows, o + PR_ERROR);
+  // Bit for bit the step's error (pid.ts computes it so), one slot fewer per row.
+  pf.error[i] = setpoint - at(rows, o + PR_MEASUREMENT);
   pf.p[i] = at(rows, o + PR_P);
   pf.i[i] = at(rows, o + PR_I);
   pf.d[i] = at(rows, o + PR_D);
