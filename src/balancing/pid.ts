@@ -85,129 +85,171 @@ export interface PidMemory {
   readonly lastAt: number | null;
 }
 
+/** A controller's fixed parameters: gains and output range (many controllers may share one). */
+export interface PidParams extends PidGains {
+  readonly outputMin: number;
+  readonly outputMax: number;
+  readonly timeUnitMs: number;
+}
+
+/** Validated parameters from options (defaults filled in). */
+export function pidParams(options: PidOptions = {}): PidParams {
+  const o = { ...PID_DEFAULTS, ...options };
+  if (!(o.outputMin < o.outputMax)) throw new RangeError('outputMin must be < outputMax');
+  if (!(o.timeUnitMs > 0)) throw new RangeError('timeUnitMs must be > 0');
+  return { ...checkGains(o), outputMin: o.outputMin, outputMax: o.outputMax, timeUnitMs: o.timeUnitMs };
+}
+
+/**
+ * A controller's memory as four slots of a Float64Array from `o` on (NaN for "none yet"): the
+ * weight engine keeps every endpoint's memory of a cluster in one array (tick/pid-rows.ts) rather
+ * than a PidController object per endpoint, whose double fields V8 keeps as separate heap numbers
+ * scattered over the heap (a 10,000-endpoint tick was memory-bound on them). PidController is the
+ * same code over its own four slots.
+ */
+export const PID_MEMORY_SLOTS = 4;
+const M_INTEGRAL = 0;
+const M_LAST_D = 1;
+const M_LAST_MEASUREMENT = 2;
+const M_LAST_AT = 3;
+
+/** Forgets all history: the memory of a new controller. */
+export function resetPidMemory(mem: Float64Array, o: number, prm: PidParams): void {
+  mem[o + M_INTEGRAL] = initialIntegral(prm);
+  mem[o + M_LAST_D] = 0;
+  mem[o + M_LAST_MEASUREMENT] = Number.NaN;
+  mem[o + M_LAST_AT] = Number.NaN;
+}
+
+/** The memory, JSON-safe (null: nothing yet). */
+export function pidMemorySnapshot(mem: Float64Array, o: number): PidMemory {
+  return {
+    integral: mem[o + M_INTEGRAL] as number,
+    lastD: mem[o + M_LAST_D] as number,
+    lastMeasurement: orNull(mem[o + M_LAST_MEASUREMENT] as number),
+    lastAt: orNull(mem[o + M_LAST_AT] as number),
+  };
+}
+
+/** Continues from a snapshot (another replica's); values outside the output range are clamped. */
+export function restorePidMemory(mem: Float64Array, o: number, prm: PidParams, m: PidMemory): void {
+  const finite = (v: number | null): number | undefined => (v !== null && Number.isFinite(v) ? v : undefined);
+  mem[o + M_INTEGRAL] = clampTo(prm, finite(m.integral) ?? initialIntegral(prm));
+  mem[o + M_LAST_D] = finite(m.lastD) ?? 0;
+  const lastMeasurement = finite(m.lastMeasurement) ?? Number.NaN;
+  mem[o + M_LAST_MEASUREMENT] = lastMeasurement;
+  mem[o + M_LAST_AT] = Number.isNaN(lastMeasurement) ? Number.NaN : (finite(m.lastAt) ?? Number.NaN);
+}
+
+/** One update of the controller whose memory is at `o` in `mem`, written into `out` (returned). */
+export function updatePidMemory(
+  mem: Float64Array,
+  o: number,
+  prm: PidParams,
+  setpoint: number,
+  measurement: number,
+  now: number,
+  out: MutablePidStep,
+): MutablePidStep {
+  if (!Number.isFinite(setpoint) || !Number.isFinite(measurement) || !Number.isFinite(now)) {
+    throw new RangeError(`PID inputs must be finite (setpoint ${setpoint}, measurement ${measurement}, now ${now})`);
+  }
+  const { kp, ki, kd, outputMin, outputMax } = prm;
+  const lastAt = mem[o + M_LAST_AT] as number;
+  const lastMeasurement = mem[o + M_LAST_MEASUREMENT] as number;
+  let integral = mem[o + M_INTEGRAL] as number;
+  const error = setpoint - measurement;
+  const p = kp * error;
+  const dt = Number.isNaN(lastAt) || Number.isNaN(lastMeasurement) ? 0 : Math.max(0, (now - lastAt) / prm.timeUnitMs);
+
+  let d = mem[o + M_LAST_D] as number;
+  let antiWindup = false;
+  if (dt > 0) {
+    d = (kd * (lastMeasurement - measurement)) / dt;
+    const full = integral + ki * error * dt;
+    let next = full;
+    // Integrate toward a bound only as far as the level that puts the output on it.
+    // Refusing the whole step instead would leave the output short of the bound forever.
+    if (error > 0 && p + next + d > outputMax) next = Math.max(integral, outputMax - p - d);
+    if (error < 0 && p + next + d < outputMin) next = Math.min(integral, outputMin - p - d);
+    next = clampTo(prm, next);
+    antiWindup = next !== full;
+    integral = next;
+    mem[o + M_INTEGRAL] = next;
+  }
+  if (Number.isNaN(lastAt) || dt > 0) {
+    mem[o + M_LAST_AT] = now;
+    mem[o + M_LAST_MEASUREMENT] = measurement;
+    mem[o + M_LAST_D] = d;
+  }
+  // In one function, not a helper taking the terms as an object: this runs per endpoint per tick.
+  const unclamped = p + integral + d;
+  // When anti-windup parks the output on a bound, P + I + D lands there only up to
+  // rounding; snap values within a few ulps so `saturated` reports what happened.
+  const slack = 1e-12 * (outputMax - outputMin);
+  const saturated = unclamped >= outputMax - slack ? 'high' : unclamped <= outputMin + slack ? 'low' : false;
+  out.output = saturated === 'high' ? outputMax : saturated === 'low' ? outputMin : unclamped;
+  out.error = error;
+  out.p = p;
+  out.i = integral;
+  out.d = d;
+  out.unclamped = unclamped;
+  out.dt = dt;
+  out.saturated = saturated;
+  out.antiWindup = antiWindup;
+  return out;
+}
+
+// Zero, or the nearest bound when the output range excludes zero (e.g. [0.5, 2]),
+// so the integral never starts outside the range it is kept in.
+const initialIntegral = (prm: PidParams): number => clampTo(prm, 0);
+
+const clampTo = (prm: PidParams, x: number): number => Math.min(prm.outputMax, Math.max(prm.outputMin, x));
+
 export class PidController {
-  private gains: PidGains;
-  private readonly outputMin: number;
-  private readonly outputMax: number;
-  private readonly timeUnitMs: number;
-  private integral: number;
-  private lastD = 0;
-  // NaN, not undefined, for "none yet": fields that only hold numbers are updated in place, where
-  // a field that held undefined boxes every number written to it (the engine updates 10,000+ per tick).
-  private lastMeasurement = Number.NaN;
-  private lastAt = Number.NaN;
+  private params: PidParams;
+  private readonly mem = new Float64Array(PID_MEMORY_SLOTS);
 
   constructor(options: PidOptions = {}) {
-    const o = { ...PID_DEFAULTS, ...options };
-    if (!(o.outputMin < o.outputMax)) throw new RangeError('outputMin must be < outputMax');
-    if (!(o.timeUnitMs > 0)) throw new RangeError('timeUnitMs must be > 0');
-    this.gains = checkGains(o);
-    this.outputMin = o.outputMin;
-    this.outputMax = o.outputMax;
-    this.timeUnitMs = o.timeUnitMs;
-    this.integral = this.initialIntegral();
+    this.params = pidParams(options);
+    resetPidMemory(this.mem, 0, this.params);
   }
 
   update({ setpoint, measurement, now }: PidInput): PidStep {
     return this.updateInto(setpoint, measurement, now, blankPidStep());
   }
 
-  /**
-   * `update` writing into `out` (returned): the weight engine keeps one step per endpoint and
-   * reuses it, rather than allocating 10,000 step objects per tick that all outlive it.
-   */
+  /** `update` writing into `out` (returned), for callers that reuse one step object. */
   updateInto(setpoint: number, measurement: number, now: number, out: MutablePidStep): MutablePidStep {
-    if (!Number.isFinite(setpoint) || !Number.isFinite(measurement) || !Number.isFinite(now)) {
-      throw new RangeError(`PID inputs must be finite (setpoint ${setpoint}, measurement ${measurement}, now ${now})`);
-    }
-    const { kp, ki, kd } = this.gains;
-    const error = setpoint - measurement;
-    const p = kp * error;
-    const dt =
-      Number.isNaN(this.lastAt) || Number.isNaN(this.lastMeasurement)
-        ? 0
-        : Math.max(0, (now - this.lastAt) / this.timeUnitMs);
-
-    let d = this.lastD;
-    let antiWindup = false;
-    if (dt > 0) {
-      d = (kd * (this.lastMeasurement - measurement)) / dt;
-      const full = this.integral + ki * error * dt;
-      let next = full;
-      // Integrate toward a bound only as far as the level that puts the output on it.
-      // Refusing the whole step instead would leave the output short of the bound forever.
-      if (error > 0 && p + next + d > this.outputMax) next = Math.max(this.integral, this.outputMax - p - d);
-      if (error < 0 && p + next + d < this.outputMin) next = Math.min(this.integral, this.outputMin - p - d);
-      next = this.clamp(next);
-      antiWindup = next !== full;
-      this.integral = next;
-    }
-    if (Number.isNaN(this.lastAt) || dt > 0) {
-      this.lastAt = now;
-      this.lastMeasurement = measurement;
-      this.lastD = d;
-    }
-
-    const i = this.integral;
-    const unclamped = p + i + d;
-    // When anti-windup parks the output on a bound, P + I + D lands there only up to
-    // rounding; snap values within a few ulps so `saturated` reports what happened.
-    const slack = 1e-12 * (this.outputMax - this.outputMin);
-    const saturated = unclamped >= this.outputMax - slack ? 'high' : unclamped <= this.outputMin + slack ? 'low' : false;
-    out.output = saturated === 'high' ? this.outputMax : saturated === 'low' ? this.outputMin : unclamped;
-    out.error = error;
-    out.p = p;
-    out.i = i;
-    out.d = d;
-    out.unclamped = unclamped;
-    out.dt = dt;
-    out.saturated = saturated;
-    out.antiWindup = antiWindup;
-    return out;
+    return updatePidMemory(this.mem, 0, this.params, setpoint, measurement, now, out);
   }
 
   get integralTerm(): number {
-    return this.integral;
+    return this.mem[M_INTEGRAL] as number;
   }
 
   getGains(): PidGains {
-    return this.gains;
+    const { kp, ki, kd } = this.params;
+    return { kp, ki, kd };
   }
 
   setGains(gains: Partial<PidGains>): void {
-    this.gains = checkGains({ ...this.gains, ...gains });
+    this.params = { ...this.params, ...checkGains({ ...this.getGains(), ...gains }) };
   }
 
   /** The controller's memory (not its gains), JSON-safe: what a successor needs to continue. */
   snapshot(): PidMemory {
-    return { integral: this.integral, lastD: this.lastD, lastMeasurement: orNull(this.lastMeasurement), lastAt: orNull(this.lastAt) };
+    return pidMemorySnapshot(this.mem, 0);
   }
 
   /** Continues from a snapshot (another replica's); values outside the output range are clamped. */
   restore(m: PidMemory): void {
-    const finite = (v: number | null): number | undefined => (v !== null && Number.isFinite(v) ? v : undefined);
-    this.integral = this.clamp(finite(m.integral) ?? this.initialIntegral());
-    this.lastD = finite(m.lastD) ?? 0;
-    this.lastMeasurement = finite(m.lastMeasurement) ?? Number.NaN;
-    this.lastAt = Number.isNaN(this.lastMeasurement) ? Number.NaN : (finite(m.lastAt) ?? Number.NaN);
+    restorePidMemory(this.mem, 0, this.params, m);
   }
 
   /** Forgets all history (soft state: the weight engine rebuilds it after a restart). */
   reset(): void {
-    this.integral = this.initialIntegral();
-    this.lastD = 0;
-    this.lastMeasurement = Number.NaN;
-    this.lastAt = Number.NaN;
-  }
-
-  // Zero, or the nearest bound when the output range excludes zero (e.g. [0.5, 2]),
-  // so the integral never starts outside the range it is kept in.
-  private initialIntegral(): number {
-    return this.clamp(0);
-  }
-
-  private clamp(x: number): number {
-    return Math.min(this.outputMax, Math.max(this.outputMin, x));
+    resetPidMemory(this.mem, 0, this.params);
   }
 }
 

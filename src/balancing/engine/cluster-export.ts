@@ -13,7 +13,8 @@
  * entry is skipped rather than half applied.
  */
 import type { EwmaMemory } from '../ewma.js';
-import type { PidMemory } from '../pid.js';
+import { pidMemorySnapshot, restorePidMemory, type PidMemory } from '../pid.js';
+import { cell, PR_PENDING, PR_SETPOINT, PR_W, setCell, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
 import { isSet, UNSET, type ClusterState, type EndpointState } from './state.js';
 import type { Sample } from './types.js';
 
@@ -44,21 +45,24 @@ export interface ExportedClusterState {
 export function exportCluster(c: ClusterState): ExportedClusterState | undefined {
   if (c.lastWeights === undefined) return undefined;
   const endpoints: Record<string, ExportedEndpoint> = {};
-  for (const e of c.order) {
-    if (!e.wasServing || !isSet(e.w) || !isSet(e.pub)) continue;
+  const rows = c.pidRows.rows;
+  c.order.forEach((e, i) => {
+    if (!e.wasServing || !isSet(e.w) || !isSet(e.pub)) return;
+    const smoothed = cell(rows, i, PR_SMOOTHED);
+    const pidW = cell(rows, i, PR_W);
     endpoints[e.key] = {
       w: e.w,
       pub: e.pub,
-      pidW: isSet(e.pidW) ? e.pidW : null,
-      smoothed: isSet(e.smoothed) ? e.smoothed : null,
-      noise: e.noise,
-      pid: e.pid.snapshot(),
+      pidW: isSet(pidW) ? pidW : null,
+      smoothed: isSet(smoothed) ? smoothed : null,
+      noise: cell(rows, i, PR_NOISE),
+      pid: pidMemorySnapshot(rows, i * ROW + PR_MEMORY),
       ewma: e.ewma.snapshot(),
       latency: e.latency.snapshot(),
       sample: e.sample ?? null,
       steerAt: e.steerAt ?? null,
     };
-  }
+  });
   return { version: CLUSTER_EXPORT_VERSION, weights: Object.fromEntries(c.lastWeights), endpoints };
 }
 
@@ -71,9 +75,12 @@ export function importCluster(c: ClusterState, state: ExportedClusterState): num
   if (state.version !== CLUSTER_EXPORT_VERSION) throw new RangeError(`cluster state version ${String(state.version)} is not ${CLUSTER_EXPORT_VERSION}`);
   let restored = 0;
   for (const [key, x] of Object.entries(state.endpoints)) {
-    const e = c.byKey.get(key);
-    if (e === undefined || !usable(x)) continue;
-    restoreEndpoint(e, x);
+    const i = c.index.get(key);
+    const e = i === undefined ? undefined : c.order[i];
+    if (i === undefined || e === undefined || !usable(x)) continue;
+    restoreRow(c.pidRows, i, x);
+    // The exported sample was consumed by the last owner: the controller waits for a new one.
+    if (restoreEndpoint(e, x)) setCell(c.pidRows.rows, i, PR_PENDING, 0);
     restored++;
   }
   // The first tick after a hand-over counts as one tick (dt, step limit), however long the gap.
@@ -87,24 +94,29 @@ function usable(x: ExportedEndpoint): boolean {
   return positive(x.w) && positive(x.pub) && (x.pidW === null || positive(x.pidW)) && typeof x.pid === 'object' && typeof x.ewma === 'object' && typeof x.latency === 'object';
 }
 
-function restoreEndpoint(e: EndpointState, x: ExportedEndpoint): void {
+/** The PID part of an endpoint's import (its row in pid-rows.ts). */
+function restoreRow(p: PidRows, i: number, x: ExportedEndpoint): void {
+  const o = i * ROW;
+  p.rows[o + PR_SMOOTHED] = x.smoothed !== null && Number.isFinite(x.smoothed) ? x.smoothed : UNSET;
+  p.rows[o + PR_NOISE] = Number.isFinite(x.noise) && x.noise >= 0 ? x.noise : 0;
+  restorePidMemory(p.rows, o + PR_MEMORY, p.params, x.pid);
+  p.rows[o + PR_SETPOINT] = UNSET;
+  p.rows[o + PR_W] = x.pidW ?? x.w;
+  // Unknown: the first step after the hand-over is one tick's worth (see tick/pid.ts stepTicks).
+  p.rows[o + PR_LAST_CONTROL_AT] = UNSET;
+}
+
+/** Restores the endpoint's state but the PID's; true when it adopted the exported sample. */
+function restoreEndpoint(e: EndpointState, x: ExportedEndpoint): boolean {
   e.w = x.w;
   e.pub = x.pub;
-  e.pidW = x.pidW ?? x.w;
   e.wasServing = true;
   e.seeded = false;
   e.seededAt = undefined;
-  e.smoothed = x.smoothed !== null && Number.isFinite(x.smoothed) ? x.smoothed : UNSET;
-  e.noise = Number.isFinite(x.noise) && x.noise >= 0 ? x.noise : 0;
-  e.pid.restore(x.pid);
-  e.pidStep = undefined;
-  // Unknown: the first step after the hand-over is one tick's worth (see tick/pid.ts stepTicks).
-  e.lastControlAt = UNSET;
   e.ewma.restore(x.ewma);
   e.latency.restore(x.latency);
   if (x.steerAt !== null && Number.isFinite(x.steerAt)) e.steerAt = Math.max(e.steerAt ?? x.steerAt, x.steerAt);
-  if (x.sample === null || (e.sample !== undefined && e.sample.at > x.sample.at)) return; // a newer local sample stays pending
+  if (x.sample === null || (e.sample !== undefined && e.sample.at > x.sample.at)) return false; // a newer local sample stays pending
   e.sample = x.sample;
-  // The exported sample was consumed by the last owner: the controller waits for a new one.
-  e.usedSeq = e.sampleSeq;
+  return true;
 }

@@ -5,7 +5,7 @@
  */
 import type { EwmaLatency } from '../ewma.js';
 import type { HealthTracker } from '../health.js';
-import type { MutablePidStep, PidController, PidStep } from '../pid.js';
+import type { PidRows } from './pid-rows.js';
 import type { ErrorWindow } from './error-window.js';
 import type { Frame } from './tick/frame.js';
 import type { ResolvedParts } from './stages.js';
@@ -21,9 +21,8 @@ import type {
 } from './types.js';
 
 /**
- * "No value" for the numbers an endpoint's state rewrites every tick (w, pub, pidW, smoothed,
- * lastControlAt): NaN rather than undefined. A field that ever held undefined is a tagged field
- * in V8, so every number written to it is a new heap object (one per endpoint per field per tick,
+ * "No value" for the numbers an endpoint's state rewrites every tick (w, pub): NaN rather
+ * than undefined. A field that ever held undefined is a tagged field in V8, so every number written to it is a new heap object (one per endpoint per field per tick,
  * each outliving the tick); a field that only ever holds numbers is updated in place.
  */
 export const UNSET = Number.NaN;
@@ -48,20 +47,6 @@ export interface EndpointState {
   locality: string;
   capacity: number | undefined;
   readonly tracker: HealthTracker;
-  pid: PidController;
-  /** The last PID step and what went with it (kept for explanations while awaiting a sample). */
-  pidStep: PidStep | undefined;
-  /** What pidStep points to once set: one step object per endpoint, rewritten by every update. */
-  readonly pidStepBuffer: MutablePidStep;
-  pidSetpoint: number;
-  pidMeasurement: number;
-  pidMultiplier: number;
-  /** Mean absolute gap between a new measurement and the smoothed one (tick/pid.ts). */
-  noise: number;
-  /** The PID's smoothed measurement (UNSET until the first). */
-  smoothed: number;
-  /** `at` of the sample the PID last consumed. */
-  lastControlAt: number;
   /** The policy's EWMA (with exploration bonus). */
   ewma: EwmaLatency;
   /** Plain smoothed latency for the PID's latency metrics (no bonus). */
@@ -71,16 +56,11 @@ export interface EndpointState {
   sample: Sample | undefined;
   /** When a field the policy steers on last arrived: the freshness reference. */
   steerAt: number | undefined;
-  /** Counts samples carrying a steering field (the controller runs once per new one). */
-  sampleSeq: number;
-  usedSeq: number;
   lastProbe: ProbeResult | undefined;
   /** Internal weight (static units × scale); UNSET while not serving. */
   w: number;
   /** Weight published (real); the step limit's anchor. */
   pub: number;
-  /** PID's own weight vector entry (blends only; equals w for a pure PID policy). */
-  pidW: number;
   wasServing: boolean;
   /** seedWeights() was called and no sample has arrived yet. */
   seeded: boolean;
@@ -111,6 +91,8 @@ export interface ClusterState {
   readonly policy: WeightingPolicy;
   readonly parts: ResolvedParts;
   readonly pidConfig: PidConfig;
+  /** The PID stage's per-endpoint state, by position (pid-rows.ts). */
+  readonly pidRows: PidRows;
   readonly errorPenalty: number;
   readonly ewmaKey: string;
   readonly safety: SafetySettings;

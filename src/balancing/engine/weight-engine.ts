@@ -66,7 +66,8 @@
  */
 import { EwmaLatency } from '../ewma.js';
 import { HealthTracker, type HealthTransition } from '../health.js';
-import { blankPidStep, PidController } from '../pid.js';
+import { pidParams, type PidParams } from '../pid.js';
+import { cell, copyRow, newPidRows, PR_PENDING, PR_W, setCell, type PidRows } from './pid-rows.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { ErrorWindow } from './error-window.js';
@@ -154,13 +155,15 @@ export class WeightEngine {
       pid: existing === undefined || JSON.stringify(existing.pidConfig) !== JSON.stringify(pidConfig) || existing.safety.tickMs !== resolvedSafety.tickMs,
       ewma: existing === undefined || existing.ewmaKey !== ewmaKey,
     };
-    const order = endpoints.map((ep) => this.endpointState(ep, existing, policy, pidConfig, resolvedSafety, resolvedEjection, reset));
+    const order = endpoints.map((ep) => this.endpointState(ep, existing, policy, resolvedSafety, resolvedEjection, reset));
     const layout = localityLayout(order);
+    const pidRows = carryPidRows(order, existing, reset.pid, pidParams({ ...pidConfig.gains, timeUnitMs: resolvedSafety.tickMs }));
     this.clusters.set(name, {
       name,
       policy,
       parts: policyParts(policy),
       pidConfig,
+      pidRows,
       errorPenalty: policy.kind === 'static' ? 0 : (policy.errorPenalty ?? DEFAULT_ERROR_PENALTY),
       ewmaKey,
       safety: resolvedSafety,
@@ -185,28 +188,21 @@ export class WeightEngine {
     ep: EngineEndpoint,
     existing: ClusterState | undefined,
     policy: WeightingPolicy,
-    pidConfig: PidConfig,
     safety: SafetySettings,
     ejection: EjectionSettings,
     reset: { pid: boolean; ewma: boolean },
   ): EndpointState {
     const e = existing?.byKey.get(ep.key);
     if (e === undefined || existing?.ejection.errorWindowMs !== ejection.errorWindowMs) {
-      return this.newEndpoint(ep, policy, pidConfig, safety, ejection, e);
+      return this.newEndpoint(ep, policy, safety, ejection, e);
     }
     if (e.staticWeight !== ep.weight) e.wasServing = false; // rejoin at the new fair share
     e.staticWeight = ep.weight;
     e.operatorHealth = ep.health;
     e.locality = ep.locality ?? '';
     e.capacity = ep.capacity;
-    if (reset.pid) {
-      e.pid = newPid(pidConfig, safety);
-      e.pidStep = undefined;
-      e.smoothed = UNSET;
-      e.noise = 0;
-      e.lastControlAt = UNSET;
-      e.latency = newPidLatency(safety);
-    }
+    // The controller's own state restarts with reset.pid too (carryPidRows).
+    if (reset.pid) e.latency = newPidLatency(safety);
     if (reset.ewma) e.ewma = newEwma(policy, safety);
     return e;
   }
@@ -215,7 +211,6 @@ export class WeightEngine {
   private newEndpoint(
     ep: EngineEndpoint,
     policy: WeightingPolicy,
-    pidConfig: PidConfig,
     safety: SafetySettings,
     ejection: EjectionSettings,
     carry?: EndpointState,
@@ -227,26 +222,14 @@ export class WeightEngine {
       locality: ep.locality ?? '',
       capacity: ep.capacity,
       tracker: carry?.tracker ?? new HealthTracker(this.healthOptions),
-      pid: newPid(pidConfig, safety),
-      pidStep: undefined,
-      pidStepBuffer: blankPidStep(),
-      pidSetpoint: 0,
-      pidMeasurement: 0,
-      pidMultiplier: 1,
-      smoothed: UNSET,
-      noise: 0,
-      lastControlAt: UNSET,
       ewma: newEwma(policy, safety),
       latency: newPidLatency(safety),
       errors: new ErrorWindow(ejection.errorWindowMs),
       sample: carry?.sample,
       steerAt: carry?.steerAt,
-      sampleSeq: 0,
-      usedSeq: 0,
       lastProbe: carry?.lastProbe,
       w: carry?.w ?? UNSET,
       pub: carry?.pub ?? UNSET,
-      pidW: carry?.pidW ?? UNSET,
       wasServing: carry !== undefined && carry.staticWeight === ep.weight && carry.wasServing,
       seeded: carry?.seeded ?? false,
       seededAt: carry?.seededAt,
@@ -274,9 +257,11 @@ export class WeightEngine {
     const c = this.clusters.get(cluster);
     if (c === undefined) return;
     for (const [key, value] of weights) {
-      const e = c.byKey.get(key);
-      if (e === undefined || !(Number.isFinite(value) && value > 0)) continue;
-      e.w = e.pub = e.pidW = value;
+      const i = c.index.get(key);
+      const e = i === undefined ? undefined : c.order[i];
+      if (i === undefined || e === undefined || !(Number.isFinite(value) && value > 0)) continue;
+      e.w = e.pub = value;
+      setCell(c.pidRows.rows, i, PR_W, value);
       e.wasServing = true;
       e.seeded = true;
       e.seededAt = undefined;
@@ -295,8 +280,9 @@ export class WeightEngine {
     // Mid-tick, checked when applied (after the calls deferred before it, e.g. a new endpoint set).
     if (this.deferred(cluster, () => this.observeSample(cluster, endpointKey, sample))) return true;
     const c = this.clusters.get(cluster);
-    const e = c?.byKey.get(endpointKey);
-    if (c === undefined || e === undefined) return false;
+    const i = c?.index.get(endpointKey);
+    const e = i === undefined ? undefined : c?.order[i];
+    if (c === undefined || i === undefined || e === undefined) return false;
     if (e.sample !== undefined && sample.at < e.sample.at) return false;
     // Sources report different fields (Envoy's load reports: rps, errors and ORCA cpu; an agent:
     // cpu and latency; probes: nothing here). Merge them, so one source's sample does not erase
@@ -305,7 +291,8 @@ export class WeightEngine {
     e.sample = { ...e.sample, ...definedFields(sample), at: sample.at };
     if (steersOn(c.policy, sample)) {
       e.steerAt = sample.at;
-      e.sampleSeq++;
+      // The controller runs once per new one (tick/pid.ts).
+      setCell(c.pidRows.rows, i, PR_PENDING, 1);
     }
     if (sample.latencyMs !== undefined) {
       e.ewma.observe(sample.latencyMs, sample.at);
@@ -423,7 +410,7 @@ export class WeightEngine {
     const f = this.frameFor(c, now);
     runEjection(f, c.order, c.ejection);
     const sums = gateHealth(f, c.order);
-    joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums });
+    joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows });
     const setpoint = runController(c, f);
     clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1 });
     return this.finishTick(c, f, publish(c, f, this.resolution), setpoint);
@@ -440,7 +427,7 @@ export class WeightEngine {
     yield;
     const sums = yield* gateHealthSteps(f, c.order, chunk);
     yield;
-    yield* joinAndScaleSteps(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums }, chunk);
+    yield* joinAndScaleSteps(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows }, chunk);
     yield;
     const setpoint = yield* runControllerSteps(c, f, chunk);
     yield;
@@ -492,18 +479,21 @@ function localityLayout(order: readonly EndpointState[]): Pick<ClusterState, 'gr
 
 /** Blends: keeps the PID's own vector within floor and ceiling of its own scale. */
 function boundPidVector(c: ClusterState, serving: number[]): void {
+  const rows = c.pidRows.rows;
   let sw = 0;
   let ss = 0;
   c.order.forEach((e, i) => {
-    if (!serving[i] || !isSet(e.pidW)) return;
-    sw += e.pidW;
+    const pidW = cell(rows, i, PR_W);
+    if (!serving[i] || !isSet(pidW)) return;
+    sw += pidW;
     ss += e.staticWeight;
   });
   if (!(ss > 0 && sw > 0)) return;
   const scale = sw / ss;
   c.order.forEach((e, i) => {
-    if (!serving[i] || !isSet(e.pidW)) return;
-    e.pidW = Math.min(Math.max(e.pidW, e.staticWeight * scale * c.safety.minWeightRatio), e.staticWeight * scale * c.safety.maxWeightRatio);
+    const pidW = cell(rows, i, PR_W);
+    if (!serving[i] || !isSet(pidW)) return;
+    setCell(rows, i, PR_W, Math.min(Math.max(pidW, e.staticWeight * scale * c.safety.minWeightRatio), e.staticWeight * scale * c.safety.maxWeightRatio));
   });
 }
 
@@ -525,9 +515,26 @@ function toPidConfig(policy: WeightingPolicy): PidConfig {
  */
 const WEIGHTING_GAIN_DEFAULTS = { ki: 0 } as const;
 
-function newPid(cfg: PidConfig, safety: SafetySettings): PidController {
-  // Gains per tick: the seed's gains were tuned for one update per 1 s tick.
-  return new PidController({ ...cfg.gains, timeUnitMs: safety.tickMs });
+/**
+ * The cluster's PID rows: an endpoint that stays (the same state object) keeps its row, moved to
+ * its new position; new endpoints start fresh. With `reset` (changed controller settings) only
+ * the PID's weight and a pending sample carry over; for an endpoint whose state was rebuilt
+ * (carried by key: newEndpoint), only the weight. Gains are per tick: the seed's gains were tuned
+ * for one update per 1 s tick.
+ */
+function carryPidRows(order: readonly EndpointState[], existing: ClusterState | undefined, reset: boolean, params: PidParams): PidRows {
+  const p = newPidRows(params, order.length);
+  if (existing === undefined) return p;
+  const old = existing.pidRows.rows;
+  order.forEach((e, i) => {
+    const from = existing.index.get(e.key);
+    if (from === undefined) return;
+    const same = existing.order[from] === e;
+    if (same && !reset) return copyRow(old, from, p.rows, i);
+    setCell(p.rows, i, PR_W, cell(old, from, PR_W));
+    if (same) setCell(p.rows, i, PR_PENDING, cell(old, from, PR_PENDING));
+  });
+  return p;
 }
 
 function newPidLatency(safety: SafetySettings): EwmaLatency {

@@ -6,6 +6,7 @@
  * probation at a quarter of it and earn the rest through the controller and the step limit.
  */
 import { isSet, UNSET, valueOr, type EndpointState } from '../state.js';
+import { PR_W, ROW, rejoinRow, setCell, type PidRows } from '../pid-rows.js';
 import type { SafetySettings } from '../types.js';
 import { classify } from './freshness.js';
 import { mark, ruleBit, type Frame } from './frame.js';
@@ -24,24 +25,27 @@ const R_PROBATION = ruleBit('probation');
  * at 100,000 endpoints the tick is bound by reading the states from memory, about 6 ms a pass.
  */
 export function joinAndScale(f: Frame, eps: readonly EndpointState[], o: JoinOptions): void {
-  joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, scale: clusterScale(eps, o.sums), from: 0, to: f.n });
+  joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, scale: clusterScale(eps, o.pidRows, o.sums), from: 0, to: f.n });
 }
 
 interface JoinOptions {
   readonly adaptive: boolean;
   readonly safety: SafetySettings;
   readonly sums: ScaleSums;
+  /** The cluster's PID rows (a joiner's controller starts over). */
+  readonly pidRows: PidRows;
 }
 
 /** joinAndScale in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* joinAndScaleSteps(f: Frame, eps: readonly EndpointState[], o: JoinOptions, chunk: number): Generator<void, void, void> {
-  const scale = clusterScale(eps, o.sums);
-  yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, scale, from, to }));
+  const scale = clusterScale(eps, o.pidRows, o.sums);
+  yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, scale, from, to }));
 }
 
 interface JoinRange {
   readonly adaptive: boolean;
   readonly safety: SafetySettings;
+  readonly pidRows: PidRows;
   readonly scale: number;
   readonly from: number;
   readonly to: number;
@@ -53,15 +57,14 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
     const fair = e.staticWeight * r.scale;
     f.fair[i] = fair;
     if (!f.serving[i]) {
-      e.w = e.pidW = UNSET;
+      e.w = UNSET;
+      setCell(r.pidRows.rows, i, PR_W, UNSET);
       e.pub = fair;
     } else if (f.failStatic || !e.wasServing || !isSet(e.w)) {
       const probation = r.adaptive && e.ejection.releasedNow && !f.failStatic;
-      e.w = e.pub = e.pidW = probation ? fair * PROBATION_SHARE : fair;
-      e.pid.reset();
-      e.pidStep = undefined;
-      e.smoothed = UNSET;
-      e.lastControlAt = UNSET;
+      e.w = e.pub = probation ? fair * PROBATION_SHARE : fair;
+      setCell(r.pidRows.rows, i, PR_W, e.w);
+      rejoinRow(r.pidRows, i);
       if (!f.failStatic) mark(f, i, probation ? R_PROBATION : R_JOINED);
     }
     classify(f, e, i, r.safety);
@@ -71,7 +74,7 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
 }
 
 /** The continuing endpoints' weight per unit of static weight (summed by the gate), rebased to 1 when out of range. */
-function clusterScale(eps: readonly EndpointState[], sums: ScaleSums): number {
+function clusterScale(eps: readonly EndpointState[], pid: PidRows, sums: ScaleSums): number {
   const scale = sums.statics > 0 ? sums.weights / sums.statics : 1;
   if (scale >= SCALE_MIN && scale <= SCALE_MAX) return scale;
   // Only ratios matter: bring the numbers back to static units.
@@ -79,7 +82,7 @@ function clusterScale(eps: readonly EndpointState[], sums: ScaleSums): number {
     // UNSET (NaN) stays UNSET.
     e.w /= scale;
     e.pub /= scale;
-    e.pidW /= scale;
   }
+  for (let o = PR_W; o < pid.rows.length; o += ROW) pid.rows[o] = (pid.rows[o] as number) / scale;
   return 1;
 }

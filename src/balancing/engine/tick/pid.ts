@@ -17,6 +17,24 @@ import { utilizations } from '../stages.js';
 import type { Sample, UtilizationMetric } from '../types.js';
 import { at, F_FRESH, filled, mark, ruleBit, takePidFrame, takeUtil, type Frame, type PidFrame } from './frame.js';
 import { inChunks } from './chunks.js';
+import { blankPidStep, resetPidMemory, updatePidMemory } from '../../pid.js';
+import {
+  PR_D,
+  PR_PENDING,
+  PR_I,
+  PR_LAST_CONTROL_AT,
+  PR_MEASUREMENT,
+  PR_MEMORY,
+  PR_MULTIPLIER,
+  PR_NOISE,
+  PR_OUTPUT,
+  PR_P,
+  PR_SETPOINT,
+  PR_SMOOTHED,
+  PR_W,
+  ROW,
+  cell,
+} from '../pid-rows.js';
 
 const R_AWAITING = ruleBit('awaiting-sample');
 const R_ERROR = ruleBit('error-penalty');
@@ -147,10 +165,11 @@ function aimAt(c: ClusterState, f: Frame, b: Begun): Aim | undefined {
 
 /** Steered endpoints from..to: pidW ← target × m (the steered sum kept), into `x` too. */
 function normalizeRange(c: ClusterState, n: { idx: number[]; targets: number[]; x: number[]; m: number }, from: number, to: number): void {
+  const rows = c.pidRows.rows;
   for (let j = from; j < to; j++) {
     const i = at(n.idx, j);
     const w = at(n.targets, j) * n.m;
-    (c.order[i] as EndpointState).pidW = w;
+    rows[i * ROW + PR_W] = w;
     n.x[i] = w;
   }
 }
@@ -158,18 +177,18 @@ function normalizeRange(c: ClusterState, n: { idx: number[]; targets: number[]; 
 function controlRange(c: ClusterState, f: Frame, aim: Aim, from: number, to: number): void {
   const { pf, st } = aim;
   const sm = pf.steerM;
+  const rows = c.pidRows.rows;
   // Sums in locals, written back once: not a field update per endpoint in the hot loop.
   let prevSum = aim.prev;
   let newSum = aim.next;
   for (let j = from; j < to; j++) {
     const i = at(st.idx, j);
-    const e = c.order[i] as EndpointState;
-    const pidW = valueOr(e.pidW, 0);
+    const pidW = valueOr(at(rows, i * ROW + PR_W), 0);
     prevSum += pidW;
-    const t = pidW * control(c, f, e, i, at(sm, j), aim.setpoint, aim.hold);
+    const t = pidW * control(c, f, i, at(sm, j), aim.setpoint, aim.hold);
     sm[j] = t;
     newSum += t;
-    explain(pf, e, i);
+    explain(pf, rows, i);
   }
   aim.prev = prevSum;
   aim.next = newSum;
@@ -181,7 +200,7 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
   for (let i = 0; i < f.n; i++) {
     if (!f.serving[i]) continue;
     const e = c.order[i] as EndpointState;
-    x[i] = valueOr(e.pidW, 0);
+    x[i] = valueOr(cell(c.pidRows.rows, i, PR_W), 0);
     if (f.freshness[i] === F_FRESH && e.sample !== undefined) cand.push(i);
   }
   const metric = c.pidConfig.metric;
@@ -222,13 +241,14 @@ function steerOnCpu(c: ClusterState, f: Frame, pf: PidFrame): CpuSteering {
 function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: { from: number; to: number }): void {
   const { steerIdx: idx, steerBase: base, steerM: sm } = on.pf;
   const errors = on.errors;
+  const rows = c.pidRows.rows;
   let k = on.k;
   for (let i = r.from; i < r.to; i++) {
     if (!f.serving[i]) continue;
-    const e = c.order[i] as EndpointState;
-    x[i] = valueOr(e.pidW, 0);
+    x[i] = valueOr(at(rows, i * ROW + PR_W), 0);
     if (f.freshness[i] !== F_FRESH) continue;
-    const cpu = e.sample?.cpu;
+    // The tick's sample (the ejection stage put it in the frame): no EndpointState read here.
+    const cpu = f.samples[i]?.cpu;
     if (cpu === undefined) continue;
     idx[k] = i;
     base[k] = cpu;
@@ -238,7 +258,7 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
       err = ERROR_SCALE * c.errorPenalty * (Number.isNaN(rate) ? 0 : rate);
       errors[k] = err;
     }
-    sm[k] = measureOne(c, f, e, i, cpu, 0, err);
+    sm[k] = measureOne(c, f, i, cpu, 0, err);
     k++;
   }
   on.k = k;
@@ -295,22 +315,25 @@ function measure(c: ClusterState, f: Frame, st: Steered, out: number[]): number[
   if (st.measured) return out;
   for (let j = 0; j < st.k; j++) {
     const i = at(st.idx, j);
-    out[j] = measureOne(c, f, c.order[i] as EndpointState, i, at(st.base, j), termAt(st.latency, j), termAt(st.errors, j));
+    out[j] = measureOne(c, f, i, at(st.base, j), termAt(st.latency, j), termAt(st.errors, j));
   }
   return out;
 }
 
 /** One steered endpoint's measurement, folded into its smoothed one when its sample is new; returns the smoothed one. */
-function measureOne(c: ClusterState, f: Frame, e: EndpointState, i: number, base: number, latency: number, errors: number): number {
+function measureOne(c: ClusterState, f: Frame, i: number, base: number, latency: number, errors: number): number {
   const m = base + latency + errors;
   if (latency > 0) mark(f, i, R_LATENCY);
   if (errors > PENALTY_EPSILON) mark(f, i, R_ERROR);
-  if (e.sampleSeq > e.usedSeq) {
-    if (isSet(e.smoothed)) e.noise += NOISE_SHARE * (Math.abs(m - e.smoothed) - e.noise);
-    e.smoothed = isSet(e.smoothed) ? e.smoothed + c.safety.smoothing * (m - e.smoothed) : m;
+  const rows = c.pidRows.rows;
+  const o = i * ROW;
+  if (at(rows, o + PR_PENDING) === 1) {
+    const smoothed = at(rows, o + PR_SMOOTHED);
+    if (isSet(smoothed)) rows[o + PR_NOISE] = at(rows, o + PR_NOISE) + NOISE_SHARE * (Math.abs(m - smoothed) - at(rows, o + PR_NOISE));
+    rows[o + PR_SMOOTHED] = isSet(smoothed) ? smoothed + c.safety.smoothing * (m - smoothed) : m;
   }
   (f.util as number[])[i] = base;
-  return valueOr(e.smoothed, m);
+  return valueOr(at(rows, o + PR_SMOOTHED), m);
 }
 
 /** Every steered endpoint nearly idle and nothing to correct: nothing to balance. */
@@ -322,41 +345,57 @@ function lowLoad(c: ClusterState, st: Steered): boolean {
   return true;
 }
 
+/**
+ * The step every update writes before its numbers go into the endpoint's row: one object for all
+ * (pid-rows.ts keeps what explanations need), hot in cache.
+ */
+const STEP = blankPidStep();
+
 /** One endpoint's multiplier this tick (1 when it waits for a sample, rests or holds). */
-function control(c: ClusterState, f: Frame, e: EndpointState, i: number, measurement: number, setpoint: number, hold: boolean): number {
-  if (e.sampleSeq <= e.usedSeq) {
+function control(c: ClusterState, f: Frame, i: number, measurement: number, setpoint: number, hold: boolean): number {
+  const { rows, params } = c.pidRows;
+  const o = i * ROW;
+  if (at(rows, o + PR_PENDING) !== 1) {
     mark(f, i, R_AWAITING);
     return 1;
   }
-  const sample = e.sample as Sample;
-  e.usedSeq = e.sampleSeq;
+  const sample = f.samples[i] as Sample;
+  rows[o + PR_PENDING] = 0;
+  const lastControlAt = at(rows, o + PR_LAST_CONTROL_AT);
   // A gap longer than staleAfterMs means the controller's history no longer describes the endpoint.
-  if (isSet(e.lastControlAt) && sample.at - e.lastControlAt > c.safety.staleAfterMs) e.pid.reset();
-  else if (isSet(e.lastControlAt)) f.stepTicks[i] = Math.min(MAX_STEP_TICKS, Math.max(1, (sample.at - e.lastControlAt) / c.safety.tickMs));
-  const step = e.pid.updateInto(setpoint, measurement, sample.at, e.pidStepBuffer);
-  e.lastControlAt = sample.at;
-  e.pidStep = step;
-  e.pidSetpoint = setpoint;
-  e.pidMeasurement = measurement;
+  if (isSet(lastControlAt) && sample.at - lastControlAt > c.safety.staleAfterMs) resetPidMemory(rows, o + PR_MEMORY, params);
+  else if (isSet(lastControlAt)) f.stepTicks[i] = Math.min(MAX_STEP_TICKS, Math.max(1, (sample.at - lastControlAt) / c.safety.tickMs));
+  const step = updatePidMemory(rows, o + PR_MEMORY, params, setpoint, measurement, sample.at, STEP);
   (f.pid as PidFrame).updated[i] = 1;
-  const rests = Math.abs(setpoint - measurement) <= Math.max(c.safety.deadband * Math.max(setpoint, 0.05), NOISE_BAND * e.noise);
+  const rests = Math.abs(setpoint - measurement) <= Math.max(c.safety.deadband * Math.max(setpoint, 0.05), NOISE_BAND * at(rows, o + PR_NOISE));
   if (hold) mark(f, i, R_LOW_LOAD);
   else if (rests) mark(f, i, R_DEADBAND);
-  e.pidMultiplier = hold || rests ? 1 : Math.exp(c.pidConfig.k * step.output);
-  return e.pidMultiplier;
+  const multiplier = hold || rests ? 1 : Math.exp(c.pidConfig.k * step.output);
+  rows[o + PR_LAST_CONTROL_AT] = sample.at;
+  rows[o + PR_SETPOINT] = setpoint;
+  rows[o + PR_MEASUREMENT] = measurement;
+  rows[o + PR_P] = step.p;
+  rows[o + PR_I] = step.i;
+  rows[o + PR_D] = step.d;
+  rows[o + PR_OUTPUT] = step.output;
+  rows[o + PR_MULTIPLIER] = multiplier;
+  return multiplier;
 }
 
-function explain(pf: PidFrame, e: EndpointState, i: number): void {
-  const step = e.pidStep;
-  if (step === undefined) return;
-  pf.setpoint[i] = e.pidSetpoint;
-  pf.measurement[i] = e.pidMeasurement;
-  pf.error[i] = step.error;
-  pf.p[i] = step.p;
-  pf.i[i] = step.i;
-  pf.d[i] = step.d;
-  pf.output[i] = step.output;
-  pf.multiplier[i] = e.pidMultiplier;
+/** The endpoint's last step into the frame (the explanations' record of this tick), if it has one. */
+function explain(pf: PidFrame, rows: Float64Array, i: number): void {
+  const o = i * ROW;
+  const setpoint = at(rows, o + PR_SETPOINT);
+  if (!isSet(setpoint)) return;
+  pf.setpoint[i] = setpoint;
+  pf.measurement[i] = at(rows, o + PR_MEASUREMENT);
+  // Bit for bit the step's error (pid.ts computes it so), one slot fewer per row.
+  pf.error[i] = setpoint - at(rows, o + PR_MEASUREMENT);
+  pf.p[i] = at(rows, o + PR_P);
+  pf.i[i] = at(rows, o + PR_I);
+  pf.d[i] = at(rows, o + PR_D);
+  pf.output[i] = at(rows, o + PR_OUTPUT);
+  pf.multiplier[i] = at(rows, o + PR_MULTIPLIER);
 }
 
 function median(xs: readonly number[]): number {

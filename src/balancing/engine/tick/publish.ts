@@ -10,6 +10,7 @@ import { valueOr, type ClusterState, type EndpointState } from '../state.js';
 import { exceedsHysteresis } from '../stages.js';
 import type { PublishedHealth } from '../types.js';
 import { at, mark, ruleBit, type Frame } from './frame.js';
+import { PR_W, setCell } from '../pid-rows.js';
 
 const R_HYSTERESIS = ruleBit('hysteresis-hold');
 
@@ -67,7 +68,7 @@ function keepRange(c: ClusterState, f: Frame, r: Decision, from: number, to: num
       e.w = at(f.cand, i);
       if (r.push) e.pub = e.w;
       else if (e.w !== at(f.prevPub, i)) mark(f, i, R_HYSTERESIS);
-      if (r.syncPid) e.pidW = e.w;
+      if (r.syncPid) setCell(c.pidRows.rows, i, PR_W, e.w);
     }
     // What the next tick knows of this one, written in this pass rather than another over the states.
     e.wasServing = serving;

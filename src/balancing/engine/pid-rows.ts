@@ -1,0 +1,89 @@
+/**
+ * The PID's per-endpoint state of one cluster, as one row of doubles per endpoint position in a
+ * single Float64Array: the PID's own weight, whether a new sample awaits the controller, the
+ * controller memory (pid.ts), the smoothed measurement and its noise, when the controller last
+ * acted, and the last step (for explanations while awaiting a sample).
+ *
+ * Why rows in one array rather than fields of each EndpointState plus a PidController, its gains
+ * and a step object per endpoint: V8 keeps an object's double fields as separate heap numbers, so
+ * the PID passes of a 10,000-endpoint tick chased five objects and a dozen scattered heap numbers
+ * per endpoint and were memory-bound (bench/RESULTS.md, pid4). A row is two cache lines, and the
+ * passes walk rows in position order; with the tick's samples in the frame, the PID stage reads
+ * no EndpointState at all.
+ *
+ * Rows move with their endpoint when a cluster's endpoint set changes (weight-engine.ts copies
+ * them by key), so the row of position i always belongs to the cluster's order[i].
+ */
+import { PID_MEMORY_SLOTS, resetPidMemory, type PidParams } from '../pid.js';
+
+/** Controller memory: slots 0..3 of the row (pid.ts). */
+export const PR_MEMORY = 0;
+/** Smoothed measurement (NaN until the first). */
+export const PR_SMOOTHED = PID_MEMORY_SLOTS;
+/** Mean absolute gap between a new measurement and the smoothed one. */
+export const PR_NOISE = PR_SMOOTHED + 1;
+/** `at` of the sample the controller last consumed (NaN: none). */
+export const PR_LAST_CONTROL_AT = PR_NOISE + 1;
+/** The PID's own weight vector entry (blends only; equals w for a pure PID policy); NaN while not serving. */
+export const PR_W = PR_LAST_CONTROL_AT + 1;
+/** The last step's setpoint; NaN until the controller has stepped (then the fields below are set too). */
+export const PR_SETPOINT = PR_W + 1;
+/** The last step's measurement (its error is setpoint − measurement: pid.ts computes it so). */
+export const PR_MEASUREMENT = PR_SETPOINT + 1;
+/** 1 when a sample carrying a field the policy steers on arrived since the controller last ran. */
+export const PR_PENDING = PR_MEASUREMENT + 1;
+export const PR_P = PR_PENDING + 1;
+export const PR_I = PR_P + 1;
+export const PR_D = PR_I + 1;
+export const PR_OUTPUT = PR_D + 1;
+export const PR_MULTIPLIER = PR_OUTPUT + 1;
+/** Doubles per row (16: two 64-byte cache lines). */
+export const ROW = 16;
+
+export interface PidRows {
+  /** The cluster's controller parameters (gains per tick, output range). */
+  readonly params: PidParams;
+  /** ROW doubles per endpoint position. */
+  readonly rows: Float64Array;
+}
+
+/** Rows for n endpoints, all fresh. */
+export function newPidRows(params: PidParams, n: number): PidRows {
+  const rows = new Float64Array(n * ROW);
+  for (let i = 0; i < n; i++) freshRow(rows, i, params);
+  return { params, rows };
+}
+
+/** A new endpoint's row: no history, no step. */
+export function freshRow(rows: Float64Array, i: number, params: PidParams): void {
+  const o = i * ROW;
+  rows.fill(0, o, o + ROW);
+  resetPidMemory(rows, o + PR_MEMORY, params);
+  rows[o + PR_SMOOTHED] = Number.NaN;
+  rows[o + PR_LAST_CONTROL_AT] = Number.NaN;
+  rows[o + PR_W] = Number.NaN;
+  rows[o + PR_SETPOINT] = Number.NaN;
+  rows[o + PR_MULTIPLIER] = 1;
+}
+
+/** Row `from` of `src` into row `to` of `dst`. */
+export function copyRow(src: Float64Array, from: number, dst: Float64Array, to: number): void {
+  dst.set(src.subarray(from * ROW, from * ROW + ROW), to * ROW);
+}
+
+/** What (re)joining rotation forgets: controller history, the smoothed measurement and the last step (not the noise). */
+export function rejoinRow(p: PidRows, i: number): void {
+  const o = i * ROW;
+  resetPidMemory(p.rows, o + PR_MEMORY, p.params);
+  p.rows[o + PR_SETPOINT] = Number.NaN;
+  p.rows[o + PR_SMOOTHED] = Number.NaN;
+  p.rows[o + PR_LAST_CONTROL_AT] = Number.NaN;
+}
+
+/** Sets a row's field. */
+export function setCell(rows: Float64Array, i: number, field: number, value: number): void {
+  rows[i * ROW + field] = value;
+}
+
+/** A row's field. */
+export const cell = (rows: Float64Array, i: number, field: number): number => rows[i * ROW + field] as number;
