@@ -18,21 +18,25 @@ const many = (n: number, weight: number): Endpoint[] =>
 
 describe('WAL checkpoints of the SQLite store', () => {
   it('are not run inside a commit at SQLite\'s default threshold: the worker copies the pages after enough commits', async () => {
-    const s = openStore(tempDir());
+    // Writes as the API makes them (durably: the COMMIT itself does not fsync), the WAL's fsync faked: fast.
+    const s = openStore(tempDir(), { flushWal: () => Promise.resolve() });
     open.push(s);
-    s.putCluster(cluster('c', many(400, 1)), API);
+    const put = (name: string, n: number, weight: number): Promise<unknown> => s.durably(() => s.putCluster(cluster(name, many(n, weight)), API));
+    await put('c', 300, 1);
     const size = (): number => statSync(s.file).size;
     const before = size();
-    // Each write re-weights 400 endpoints and audits the cluster before and after: well over
-    // SQLite's default 1,000 pages (4 MB) in the WAL over these commits, which SQLite's own
-    // checkpoint would have copied into the database file inside one of them.
-    const writes = CHECKPOINT_EVERY_COMMITS - 2;
-    for (let w = 2; w < writes + 2; w++) s.putCluster(cluster('c', many(400, w)), API);
+    // 40 writes re-weighting 300 endpoints, each audited before and after: more than SQLite's
+    // default 1,000 pages (4 MB) in the WAL, which its own checkpoint would have copied into the
+    // database file inside one of these commits, with the event loop held.
+    for (let w = 2; w < 42; w++) await put('c', 300, w);
     expect(size()).toBe(before);
     expect(statSync(`${s.file}-wal`).size).toBeGreaterThan(4 * 1024 * 1024);
-    // One more commit reaches CHECKPOINT_EVERY_COMMITS: the worker checkpoints, with no further write.
-    s.putCluster(cluster('c', many(400, 1000)), API);
+    // Small writes up to one commit short of the worker's turn: still nothing copied.
+    for (let w = 42; w < CHECKPOINT_EVERY_COMMITS; w++) await put('d', 1, w);
+    expect(size()).toBe(before);
+    // The next commit starts the worker's checkpoint; it copies the pages with no further write.
+    await put('d', 1, 1000);
     await waitFor(() => size() > before + 1024 * 1024 || undefined, { what: 'the worker checkpointed', timeoutMs: 60_000 });
-    expect(s.getCluster('c')?.endpoints.map((e) => e.weight)).toEqual(many(400, 1000).map(() => 1000));
+    expect(s.getCluster('c')?.endpoints.map((e) => e.weight)).toEqual(many(300, 41).map(() => 41));
   });
 });
