@@ -1,7 +1,9 @@
 import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/catalog/store/index.js';
-import { CHECKPOINT_EVERY_COMMITS } from '../../src/catalog/store/wal-checkpointer.js';
+import { CHECKPOINT_EVERY_COMMITS, WalCheckpointer } from '../../src/catalog/store/wal-checkpointer.js';
 import type { Endpoint } from '../../src/catalog/types.js';
 import { cleanupTempDirs, cluster, endpoint, tempDir } from './helpers.js';
 import { waitFor } from '../support/wait.js';
@@ -38,5 +40,27 @@ describe('WAL checkpoints of the SQLite store', () => {
     await put('d', 1, 1000);
     await waitFor(() => size() > before + 1024 * 1024 || undefined, { what: 'the worker checkpointed', timeoutMs: 60_000 });
     expect(s.getCluster('c')?.endpoints.map((e) => e.weight)).toEqual(many(300, 41).map(() => 41));
+  });
+
+  it('ends its worker thread once idle, and starts one again for the next checkpoint', async () => {
+    const file = join(tempDir(), 'w.db');
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE t (x)');
+    const errors: string[] = [];
+    const checkpointer = new WalCheckpointer(file, db, (m) => errors.push(m), 50);
+    try {
+      for (let round = 0; round < 2; round++) {
+        db.prepare('INSERT INTO t VALUES (?)').run(round);
+        await checkpointer.checkpoint();
+        expect(checkpointer.started).toBe(true);
+        await waitFor(() => !checkpointer.started || undefined, { what: 'the idle worker ended', timeoutMs: 30_000 });
+      }
+      expect(errors).toEqual([]);
+      expect(db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: 2 });
+    } finally {
+      await checkpointer.close();
+      db.close();
+    }
   });
 });

@@ -45,17 +45,27 @@ parentPort.on('message', () => {
 });
 `;
 
+/** A worker idle this long is ended: a thread with its own SQLite connection holds ~10 MiB of RSS. */
+export const WORKER_IDLE_MS = 10_000;
+
 export class WalCheckpointer {
   private worker: Worker | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  private idle: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly file: string,
     /** The store's own connection: no automatic checkpoint on it while one is pending here. */
     private readonly main: Database.Database,
     private readonly onError: (message: string) => void,
+    private readonly idleMs = WORKER_IDLE_MS,
   ) {}
+
+  /** Whether the worker thread is running (it is started by a checkpoint and ended when idle). */
+  get started(): boolean {
+    return this.worker !== undefined;
+  }
 
   /** Checkpoints on the worker; settles when done (never rejects: a failure is reported and SQLite's own checkpoints resume). */
   checkpoint(): Promise<void> {
@@ -64,17 +74,24 @@ export class WalCheckpointer {
       return this.running;
     }
     this.setAuto(0);
+    clearTimeout(this.idle);
     this.running = this.runOnce().finally(() => {
       this.running = undefined;
       if (this.again) {
         this.again = false;
         void this.checkpoint();
-      } else this.setAuto(LOOP_CHECKPOINT_PAGES);
+        return;
+      }
+      this.setAuto(LOOP_CHECKPOINT_PAGES);
+      // At rest the process holds no idle thread; a burst of writes starts one again.
+      this.idle = setTimeout(() => void this.close(), this.idleMs);
+      this.idle.unref();
     });
     return this.running;
   }
 
   close(): Promise<void> {
+    clearTimeout(this.idle);
     const worker = this.worker;
     this.worker = undefined;
     return worker ? worker.terminate().then(() => undefined) : Promise.resolve();
