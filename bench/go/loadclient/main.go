@@ -156,6 +156,7 @@ func playRound(o options, trig *trigger, run *round, streams []*stream, r int) m
 	bytesBefore := totalBytes(streams)
 	pushesBefore := pushCounts(streams)
 	cpuBefore, serverBefore := selfCPU(), serverCPU(o.serverPid)
+	waitBefore := runQueueWait()
 	run.begin(weight)
 	t0 := time.Now()
 	run.start.Store(t0.UnixNano())
@@ -166,11 +167,16 @@ func playRound(o options, trig *trigger, run *round, streams []*stream, r int) m
 		time.Sleep(time.Millisecond)
 	}
 	allMs := ms(time.Since(t0))
+	waitMs := ms(runQueueWait() - waitBefore)
 	time.Sleep(o.settle)
 	out := map[string]any{
 		"type": "round", "round": r, "weight": weight, "streams": len(streams),
+		// The trigger's wall-clock time (ms since the epoch), to line rounds up with a server trace.
+		"t0":       float64(t0.UnixMicro()) / 1000,
 		"received": run.count.Load(), "reconnects": reconnects.Load(), "apiMs": apiMs, "allReceivedMs": allMs,
-		"clientCpuMs": ms(selfCPU() - cpuBefore), "serverCpuMs": ms(serverCPU(o.serverPid) - serverBefore),
+		// How long this client's threads waited for a core during the round (a slow round may be ours).
+		"clientRunQueueMs": waitMs,
+		"clientCpuMs":      ms(selfCPU() - cpuBefore), "serverCpuMs": ms(serverCPU(o.serverPid) - serverBefore),
 		"bytesPerStream": float64(totalBytes(streams)-bytesBefore) / float64(len(streams)),
 	}
 	if apiErr != nil {

@@ -47,7 +47,7 @@ import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord,
 import { trimRecordText } from './audit-trim.js';
 import { auditSummary, parseSummary } from './audit-summary.js';
 import { putClusterSliced } from './sliced-write.js';
-import { WalCheckpointer } from './wal-checkpointer.js';
+import { CHECKPOINT_EVERY_COMMITS, LOOP_CHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.js';
 import { CatalogView } from './catalog-view.js';
 import { WalFile, WalSync } from './wal-sync.js';
 import { auditedAction } from './records.js';
@@ -130,6 +130,8 @@ export function openStore(dir: string = DEFAULT_DATA_DIR, options: StoreOptions 
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+    // Checkpoints run on a worker (wal-checkpointer.ts); a COMMIT copies pages only past the backstop.
+    db.pragma(`wal_autocheckpoint = ${LOOP_CHECKPOINT_PAGES}`);
     migrate(db, file);
   } catch (err) {
     db.close();
@@ -247,8 +249,10 @@ export class Store implements CatalogStore {
   private view: CatalogView | undefined;
   /** The connection of putClusterSliced, once used. */
   private writerDb: Database.Database | undefined;
-  /** Checkpoints the WAL on a worker thread after a sliced write (started on the first one). */
+  /** Checkpoints the WAL on a worker thread (started on the first checkpoint). */
   private checkpointer: WalCheckpointer | undefined;
+  /** Commits on this connection since the last checkpoint was asked of the worker. */
+  private commitsSinceCheckpoint = 0;
   private readonly busyTimeoutMs: number;
   private readonly walSync: WalSync;
   private readonly walFile: WalFile;
@@ -816,6 +820,11 @@ export class Store implements CatalogStore {
       this.onWrite?.(performance.now() - started, kind);
     } catch (err) {
       this.onListenerError(err);
+    }
+    // Not in a COMMIT on the event loop: its fsyncs would hold the push of the write that crossed SQLite's threshold.
+    if (++this.commitsSinceCheckpoint >= CHECKPOINT_EVERY_COMMITS) {
+      this.commitsSinceCheckpoint = 0;
+      void this.walCheckpointer().checkpoint();
     }
   }
 

@@ -1,14 +1,17 @@
 /**
- * The WAL checkpoint after a big sliced write, run on a worker thread (SQLite store).
+ * The WAL checkpoint, run on a worker thread (SQLite store).
  *
- * A 20k-endpoint cluster write leaves ~20 MB in the WAL (the audit record alone is ~9 MB).
- * SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold, on whichever
- * connection commits: it copies those pages into the database file and fsyncs it, with the event
- * loop held (~85 ms at load 10 in the profile of the admin-100k bench). Here the writer connection
- * does not checkpoint on its own; a worker thread with its own connection runs a PASSIVE
- * checkpoint (it neither blocks nor waits for readers and writers). While it is pending, the
- * store's own connection does not checkpoint either (else the first write queued behind the big
- * one would do the whole copy); afterwards it does again as usual, and finds the work done.
+ * SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold (1,000 pages by
+ * default), on whichever connection commits: it copies the WAL's pages into the database file and
+ * fsyncs both, with the event loop held. With one-endpoint writes that is every ~100 writes, and
+ * on a busy disk one such fsync took 139 ms (strace of the single-proxy bench: the push of that
+ * write waited for it); after a 20k-endpoint cluster write it was ~85 ms of copying at load 10.
+ * So the store's own connection checkpoints by itself only as a backstop (LOOP_CHECKPOINT_PAGES,
+ * if the worker falls behind or fails), the sliced writer's never: a worker thread with its own
+ * connection runs a PASSIVE checkpoint (it neither blocks nor waits for readers and writers)
+ * after every sliced write and every CHECKPOINT_EVERY_COMMITS commits. While one runs, the
+ * store's connection does not checkpoint at all (else the first write queued behind a big one
+ * would do the whole copy).
  *
  * The checkpoint is not needed for durability: a commit is durable once the WAL is fsynced.
  */
@@ -16,8 +19,20 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 
-/** SQLite's default automatic checkpoint threshold (pages), restored afterwards. */
-export const AUTO_CHECKPOINT_PAGES = 1000;
+/**
+ * The store's connection checkpoints in a COMMIT only once the WAL holds this many pages (~40 MB):
+ * a backstop; the worker's checkpoints normally keep it far below.
+ */
+export const LOOP_CHECKPOINT_PAGES = 10_000;
+
+/**
+ * Commits on the store's connection between two checkpoints on the worker (~10 pages each for one
+ * endpoint: ~8 MB of WAL). Not fewer: the first commit after a complete checkpoint restarts the
+ * WAL and fsyncs its header on the event loop (SQLite does so whatever the synchronous setting),
+ * which on a saturated disk held one write's push 60-80 ms; once per 200 writes keeps that out of
+ * the 99th percentile.
+ */
+export const CHECKPOINT_EVERY_COMMITS = 200;
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -30,17 +45,27 @@ parentPort.on('message', () => {
 });
 `;
 
+/** A worker idle this long is ended: a thread with its own SQLite connection holds ~10 MiB of RSS. */
+export const WORKER_IDLE_MS = 10_000;
+
 export class WalCheckpointer {
   private worker: Worker | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  private idle: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly file: string,
     /** The store's own connection: no automatic checkpoint on it while one is pending here. */
     private readonly main: Database.Database,
     private readonly onError: (message: string) => void,
+    private readonly idleMs = WORKER_IDLE_MS,
   ) {}
+
+  /** Whether the worker thread is running (it is started by a checkpoint and ended when idle). */
+  get started(): boolean {
+    return this.worker !== undefined;
+  }
 
   /** Checkpoints on the worker; settles when done (never rejects: a failure is reported and SQLite's own checkpoints resume). */
   checkpoint(): Promise<void> {
@@ -49,17 +74,24 @@ export class WalCheckpointer {
       return this.running;
     }
     this.setAuto(0);
+    clearTimeout(this.idle);
     this.running = this.runOnce().finally(() => {
       this.running = undefined;
       if (this.again) {
         this.again = false;
         void this.checkpoint();
-      } else this.setAuto(AUTO_CHECKPOINT_PAGES);
+        return;
+      }
+      this.setAuto(LOOP_CHECKPOINT_PAGES);
+      // At rest the process holds no idle thread; a burst of writes starts one again.
+      this.idle = setTimeout(() => void this.close(), this.idleMs);
+      this.idle.unref();
     });
     return this.running;
   }
 
   close(): Promise<void> {
+    clearTimeout(this.idle);
     const worker = this.worker;
     this.worker = undefined;
     return worker ? worker.terminate().then(() => undefined) : Promise.resolve();
