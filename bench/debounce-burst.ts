@@ -19,7 +19,7 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildGo, clusterName, endpointAddress, freePort, startFulcrum, type Debounce, type Server } from './gcp-fanout-servers.js';
+import { buildGo, clusterName, endpointAddress, freePort, integer, list, startFulcrum, type Debounce, type Server } from './gcp-fanout-servers.js';
 import { quantile, type RoundLine } from './gcp-fanout-table.js';
 
 const HELP = `bench/debounce-burst.ts: bursts of admin-API endpoint writes under several debounce settings.
@@ -60,12 +60,6 @@ if (args.help) {
   process.exit(0);
 }
 
-const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
-function integer(name: string, raw: string, min = 1): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
-  return n;
-}
 function setting(raw: string): { quietMs: number; maxMs: number } {
   const [q = '', m = ''] = raw.split('/');
   const quietMs = integer('settings', q, 0);

@@ -46,6 +46,16 @@ export function buildGo(log: (s: string) => void): GoBinaries {
 
 export { freePort };
 
+/** A comma-separated option as its non-empty items. */
+export const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
+
+/** A whole-number option, at least `min`; a clear error naming the option otherwise. */
+export function integer(name: string, raw: string, min = 1): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
+  return n;
+}
+
 export interface Server {
   label: string;
   cache: string;

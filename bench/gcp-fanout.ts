@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildGo, clusterName, endpointAddress, startFulcrum, startGcp, type GoBinaries, type Server } from './gcp-fanout-servers.js';
+import { buildGo, clusterName, endpointAddress, integer, list, startFulcrum, startGcp, type GoBinaries, type Server } from './gcp-fanout-servers.js';
 import { formatTable, summarize, type Row, type RoundLine } from './gcp-fanout-table.js';
 
 const HELP = `bench/gcp-fanout.ts: fulcrum vs go-control-plane fan-out, one Go load client for both.
@@ -64,23 +64,17 @@ if (args.help) {
   process.exit(0);
 }
 
-const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
-function positive(name: string, raw: string, min = 1): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
-  return n;
-}
-const STREAMS = list(args.streams).map((s) => positive('streams', s));
+const STREAMS = list(args.streams).map((s) => integer('streams', s));
 const PROTOCOLS = list(args.protocols);
 const SERVERS = list(args.servers);
 for (const p of PROTOCOLS) if (p !== 'sotw' && p !== 'delta') throw new Error(`--protocols: "${p}" is not sotw or delta`);
 if (SERVERS.includes('fulcrum-base') && !args.base) throw new Error('--servers fulcrum-base needs --base DIR');
 const BASE = args.base;
 for (const s of SERVERS) if (!['fulcrum', 'fulcrum-base', 'fulcrum-default', 'linear', 'snapshot'].includes(s)) throw new Error(`--servers: unknown "${s}"`);
-const ROUNDS = positive('rounds', args.rounds);
-const SINGLE_ROUNDS = positive('single-rounds', args['single-rounds'], 0);
-const catalog = { clusters: positive('clusters', args.clusters), endpoints: positive('endpoints', args.endpoints) };
-const CONCURRENCY = positive('connect-concurrency', args['connect-concurrency']);
+const ROUNDS = integer('rounds', args.rounds);
+const SINGLE_ROUNDS = integer('single-rounds', args['single-rounds'], 0);
+const catalog = { clusters: integer('clusters', args.clusters), endpoints: integer('endpoints', args.endpoints) };
+const CONCURRENCY = integer('connect-concurrency', args['connect-concurrency']);
 const NODE_ARGS = list(args['fulcrum-node-args'].replaceAll(' ', ','));
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildGo, startFulcrum, startGcp, type Server } from './gcp-fanout-servers.js';
+import { buildGo, list, startFulcrum, startGcp, type Server } from './gcp-fanout-servers.js';
 
 const HELP = `bench/reconnect-storm.ts: N Envoy-like proxies connect within --within-ms; fulcrum vs go-control-plane.
 
@@ -56,7 +56,6 @@ const num = (name: 'connections' | 'within-ms' | 'clusters' | 'endpoints' | 'tim
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a positive whole number, got ${String(args[name])}`);
   return n;
 };
-const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
 /** One stormclient line (bench/go/stormclient/main.go). */
