@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from '../../src/admin/dashboard-page.js';
 import { scaled, waitFor } from '../support/wait.js';
 import { unreachableKubeConfig } from './unreachable-kube.js';
 
@@ -46,7 +47,7 @@ async function build(): Promise<void> {
  * Starts dist/main.js on `config`, waits until it has started (and with `ready`, until /readyz
  * answers 200: not with an unreachable Kubernetes API), stops it, and lists what it read.
  */
-async function loadedBy(config: string, dataDir: string, ready = true): Promise<Loaded> {
+async function loadedBy(config: string, dataDir: string, ready = true, visit?: (adminPort: number) => Promise<void>): Promise<Loaded> {
   const args = ['--import', `data:text/javascript,${encodeURIComponent(preload)}`, 'dist/main.js', '--config', config, '--xds-port', '0', '--admin-port', '0', '--data-dir', dataDir];
   const child = spawn(process.execPath, args, { cwd: repo, stdio: 'pipe' });
   let out = '';
@@ -64,6 +65,8 @@ async function loadedBy(config: string, dataDir: string, ready = true): Promise<
       },
       { what: `dist/main.js to ${ready ? 'be ready' : 'start'}`, timeoutMs: scaled(60_000), intervalMs: 50 },
     );
+    const port = /"adminPort":(\d+)/.exec(out)?.[1];
+    if (visit && port) await visit(Number(port));
   } finally {
     child.kill('SIGTERM');
   }
@@ -88,7 +91,18 @@ describe('what a start of the bundle reads', () => {
   });
 
   it('the embedded default: a few bundle files, only better-sqlite3 (native) from node_modules, no etcd, Kubernetes source, Swagger UI or pino-pretty', async () => {
-    const loaded = await loadedBy('examples/fulcrum.yaml', join(dir, 'embedded'));
+    const served: string[] = [];
+    const visit = async (port: number) => {
+      for (const path of ['/', '/dashboard/dashboard.js', '/dashboard/dashboard.css']) served.push(await (await fetch(`http://127.0.0.1:${port}${path}`)).text());
+    };
+    const loaded = await loadedBy('examples/fulcrum.yaml', join(dir, 'embedded'), true, visit);
+    // The dashboard's String.raw page, script and style, rewritten as escaped literals (bundle.mjs), serve the same text.
+    expect(served).toEqual([DASHBOARD_HTML, DASHBOARD_JS, DASHBOARD_CSS]);
+    // Latin-1 only: V8 holds the source one byte per character (a single other character doubles it).
+    for (const output of loaded.outputs.filter((o) => o.endsWith('.js'))) {
+      const wide = [...readFileSync(`${repo}dist/${output}`, 'utf8')].some((c) => c.charCodeAt(0) > 0xff);
+      expect(wide, output).toBe(false);
+    }
     expect(loaded.outputs).toContain('main.js');
     expect(loaded.outputs.filter((o) => o.endsWith('.js')).length).toBeLessThanOrEqual(10);
     // What serving needs came from the bundle, not from node_modules.
