@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -36,6 +36,9 @@ interface Loaded {
   readonly inputs: string[];
 }
 
+/** Started and not yet exited: stopped after the tests whatever happened (a test's timeout included). */
+const running = new Set<ChildProcess>();
+
 async function build(): Promise<void> {
   const child = spawn(process.execPath, ['scripts/build-if-stale.mjs'], { cwd: repo, stdio: 'pipe' });
   let err = '';
@@ -50,6 +53,8 @@ async function build(): Promise<void> {
 async function loadedBy(config: string, dataDir: string, ready = true, visit?: (adminPort: number) => Promise<void>): Promise<Loaded> {
   const args = ['--import', `data:text/javascript,${encodeURIComponent(preload)}`, 'dist/main.js', '--config', config, '--xds-port', '0', '--admin-port', '0', '--data-dir', dataDir];
   const child = spawn(process.execPath, args, { cwd: repo, stdio: 'pipe' });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -87,6 +92,7 @@ describe('what a start of the bundle reads', () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-bundle-loads-'));
   }, scaled(300_000));
   afterAll(async () => {
+    for (const child of running) child.kill('SIGKILL');
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
