@@ -9,7 +9,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What `npm run build` reads: the sources, the compiler settings, the pinned packages. */
-const INPUTS = ['src', 'scripts/envoy-descriptor.ts', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json'];
+const INPUTS = ['src', 'scripts/envoy-descriptor.ts', 'scripts/bundle.mjs', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json'];
 /** What it writes last: the entry point and the Envoy descriptor (written after tsc). */
 const OUTPUTS = ['dist/main.js', 'dist/xds/envoy-api.json'];
 

@@ -1,6 +1,5 @@
-import { createRequire } from 'node:module';
 import { AjvCompiler } from '@fastify/ajv-compiler';
-import type { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
+import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
 
 /**
  * fastify compiles every route's request schema (Ajv) and response schema (fast-json-stringify)
@@ -92,17 +91,16 @@ export function lazyValidators(build: BuildValidator = AjvCompiler(), warmer?: W
 type BuildSerializer = ReturnType<typeof SerializerSelector>;
 type CompileSerializer = ReturnType<BuildSerializer>;
 
-const require = createRequire(import.meta.url);
-
 /**
- * The serializer compiler itself is loaded on the first compile too: fast-json-stringify brings
- * its own copy of Ajv (and ajv-formats), ~1 MiB of heap and ~15 ms of start-up that a run whose
- * first response is a probe or a scrape (no response schema compiled) does not need.
+ * The serializer compiler (fast-json-stringify, with its own copy of Ajv) is imported with the
+ * module, not on the first compile as before: read file by file from node_modules it cost the
+ * first /readyz 110–150 ms, while from the bundle (scripts/bundle.mjs) it is one part of a file
+ * already read; and the Warmer compiles the writes' response schemas within a second of ready
+ * anyway, so it was in memory at rest either way. Only the selector's pools wait for first use.
  */
 export function lazySerializers(warmer?: Warmer): BuildSerializer {
   let build: BuildSerializer | undefined;
-  const selector = (): BuildSerializer =>
-    (build ??= (require('@fastify/fast-json-stringify-compiler') as { SerializerSelector: typeof SerializerSelector }).SerializerSelector());
+  const selector = (): BuildSerializer => (build ??= SerializerSelector());
   return (externalSchemas, options) => {
     let compile: CompileSerializer | undefined;
     return (route) => {

@@ -1,4 +1,5 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
+import { emptyObjectValidator, isEmptyClosedObject } from './empty-query.js';
 
 /**
  * fastify's validator compiler (its own Ajv setup, formats included), twice: path parameters,
@@ -7,6 +8,7 @@ import { AjvCompiler } from '@fastify/ajv-compiler';
  * what the schema forbids (`"port": "80"`, `"cpu": null` read as 0). Bodies are checked as they are.
  */
 type BuildValidator = ReturnType<typeof AjvCompiler>;
+type Validate = ReturnType<ReturnType<BuildValidator>>;
 
 // Unknown fields are errors (400 naming them), as in the config file, not silently dropped; only
 // a value's own properties count (`required: ['__proto__']` is not met by every object's prototype).
@@ -15,8 +17,15 @@ const OPTIONS = { removeAdditional: false, ownProperties: true } as const;
 export const buildValidator =
   (): BuildValidator =>
   (externalSchemas) => {
+    // Ajv's instances are made on the first schema that needs one: a query string taking no
+    // parameters (most routes, the probes among them) is checked without Ajv (empty-query.ts).
     const pool = AjvCompiler();
-    const coercing = pool(externalSchemas, { customOptions: OPTIONS });
-    const exact = pool(externalSchemas, { customOptions: { ...OPTIONS, coerceTypes: false } });
-    return (route) => (route.httpPart === 'body' ? exact(route) : coercing(route));
+    let coercing: ReturnType<BuildValidator> | undefined;
+    let exact: ReturnType<BuildValidator> | undefined;
+    return (route) => {
+      if (route.httpPart === 'body') return (exact ??= pool(externalSchemas, { customOptions: { ...OPTIONS, coerceTypes: false } }))(route);
+      // fastify reads a validator's verdict and its `errors`, which this one has as Ajv's do.
+      if (isEmptyClosedObject(route.schema)) return emptyObjectValidator() as unknown as Validate;
+      return (coercing ??= pool(externalSchemas, { customOptions: OPTIONS }))(route);
+    };
   };

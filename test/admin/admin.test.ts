@@ -23,6 +23,7 @@ import { XdsCache } from '../../src/xds/cache.js';
 import { TYPE } from '../../src/xds/envoy-api.js';
 import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { translate } from '../../src/xds/translator.js';
+import { fulcrumCommand } from '../support/fulcrum-command.js';
 import { waitFor } from '../support/wait.js';
 import { ADS, CDS, XdsClient, type SotwStream } from '../support/xds-client.js';
 
@@ -472,7 +473,7 @@ describe('lifecycle', () => {
     const configPath = join(dir, 'fulcrum.yaml');
     await writeFile(configPath, stringify({ server: { xds: { address: '127.0.0.1', port: 0 }, admin: { address: '127.0.0.1', port: 0 } }, ...baseDoc() }));
     const repo = new URL('../../', import.meta.url).pathname;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--config', configPath, '--data-dir', join(dir, 'data')], { cwd: repo, stdio: 'pipe' });
+    const child = spawn(process.execPath, [...fulcrumCommand(), '--config', configPath, '--data-dir', join(dir, 'data')], { cwd: repo, stdio: 'pipe' });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fulcrumCommand } from '../support/fulcrum-command.js';
 import { scaled, waitFor } from '../support/wait.js';
 
 const repo = new URL('../../', import.meta.url).pathname;
@@ -31,7 +32,7 @@ function spawnProc(command: string, args: string[], env: NodeJS.ProcessEnv = {})
   return proc;
 }
 
-const fulcrum = (args: string[], env: NodeJS.ProcessEnv = {}): Proc => spawnProc(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], env);
+const fulcrum = (args: string[], env: NodeJS.ProcessEnv = {}): Proc => spawnProc(process.execPath, [...fulcrumCommand(), ...args], env);
 
 /** The 'fulcrum started' JSON line (stdout is a pipe, so logs are JSON). */
 async function started(p: Proc): Promise<{ pid: number; xdsPort: number; adminPort: number; dataDir: string }> {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { envoyType } from '../../src/xds/envoy-api.js';
+import { fulcrumCommand } from '../support/fulcrum-command.js';
 import { scaled, waitFor } from '../support/wait.js';
 
 const repo = new URL('../../', import.meta.url).pathname;
@@ -26,7 +27,7 @@ interface Run {
 }
 
 function run(args: string[]): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: repo, stdio: 'pipe' });
+  const child = spawn(process.execPath, [...fulcrumCommand(), ...args], { cwd: repo, stdio: 'pipe' });
   let out = '';
   let exitCode: number | null | undefined;
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

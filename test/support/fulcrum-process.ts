@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fulcrumCommand } from './fulcrum-command.js';
 import { Proc } from './proc.js';
 import { waitFor } from './wait.js';
 
@@ -38,7 +39,7 @@ export async function startFulcrumProcess(opts: {
   readonly nodeOptions?: readonly string[];
   readonly startMs?: number;
 }): Promise<FulcrumProcess> {
-  const args = [...(opts.nodeOptions ?? []), '--import', 'tsx', 'src/main.ts', '--config', opts.config, '--xds-port', '0', '--admin-port', '0', '--data-dir', opts.dataDir];
+  const args = [...(opts.nodeOptions ?? []), ...fulcrumCommand(), '--config', opts.config, '--xds-port', '0', '--admin-port', '0', '--data-dir', opts.dataDir];
   const child = spawn(process.execPath, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
   const proc = new Proc('fulcrum', child);
   const pid = child.pid;

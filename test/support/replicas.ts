@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from './ports.js';
+import { fulcrumCommand } from './fulcrum-command.js';
 import { Proc } from './proc.js';
 import { waitFor } from './wait.js';
 
@@ -88,7 +89,7 @@ export async function startReplicas(opts: ReplicaSetOptions): Promise<ReplicaSet
   };
 
   const spawnSlot = (s: Slot): void => {
-    const args = ['--import', 'tsx', 'src/main.ts', '--config', configPath, '--xds-port', String(s.xdsPort), '--xds-address', '127.0.0.1'];
+    const args = [...fulcrumCommand(), '--config', configPath, '--xds-port', String(s.xdsPort), '--xds-address', '127.0.0.1'];
     args.push('--admin-port', String(s.adminPort), '--admin-address', '127.0.0.1', '--data-dir', s.dataDir, '--replica-id', s.id);
     const env = { ...process.env, FULCRUM_ADMIN_TOKEN: ADMIN_TOKEN, FULCRUM_READ_TOKEN: '', ...opts.env };
     s.proc = new Proc(s.id, spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] }));
