@@ -108,6 +108,8 @@ function drive(bins: GoBinaries, server: Server, protocol: string, streams: numb
   // One stream: each round's latency in order, so the worst round can be told apart (the first
   // request on a route, a GC, an engine tick).
   if (streams === 1) log(`    rounds ms: ${lines.filter((l) => l.type === 'round').map((l) => l.max.toFixed(1)).join(' ')}`);
+  // Many streams: each round's p50 / p99 in order (the row is their median), so an outlier round shows.
+  else log(`    rounds p50/p99 ms: ${lines.filter((l) => l.type === 'round').map((l) => `${l.p50.toFixed(0)}/${l.p99.toFixed(0)}`).join(' ')}`);
   return { rounds: lines.filter((l) => l.type === 'round'), failure };
 }
 

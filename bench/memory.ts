@@ -1,4 +1,4 @@
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +44,9 @@ Options:
   --heap-snapshots DIR  write a V8 heap snapshot of the server into DIR at the half and the full
                   stream count (the server is started with --heapsnapshot-signal=SIGUSR2); group
                   them per stream with bench/heap-groups.ts
+  --malloc-trim   after each stream reading, call glibc's malloc_trim(0) in the server (through
+                  gdb) and read RSS again: the difference is freed malloc memory the allocator had
+                  kept (fragmentation), not memory anything holds
   -h, --help      this text
 `;
 
@@ -60,6 +63,7 @@ const { values: args, positionals } = parseArgs({
     config: { type: 'string' },
     kube: { type: 'boolean', default: false },
     'heap-snapshots': { type: 'string' },
+    'malloc-trim': { type: 'boolean', default: false },
     gc: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -131,6 +135,21 @@ async function settledRss(pid: number): Promise<number> {
     last = now;
   }
   return last;
+}
+
+/** With --malloc-trim: RSS after glibc handed freed memory back (malloc_trim(0), called through gdb), as a note. */
+async function trimmedNote(pid: number): Promise<string> {
+  if (!args['malloc-trim']) return '';
+  await new Promise<void>((resolve, reject) =>
+    execFile('gdb', ['-p', String(pid), '-batch', '-ex', 'call (int)malloc_trim(0)'], { timeout: 120_000 }, (err) => (err ? reject(err) : resolve())),
+  );
+  await sleep(500);
+  return `; after malloc_trim ${((await rssOf(pid)) / MiB).toFixed(1)} MiB`;
+}
+
+/** With --malloc-trim, also V8's committed spaces at a stream reading (what of RSS is heap not in use). */
+async function committedNote(server: Server): Promise<string> {
+  return args['malloc-trim'] ? `; ${await restBreakdown(server)}` : '';
 }
 
 interface Server {
@@ -274,14 +293,19 @@ async function main(): Promise<void> {
       for (let p = 0; p < num('pushes'); p++) await push(server, configPath, 3 + p, half);
       const halfRss = await settledRss(server.pid);
       await heapSnapshot(server, `${protocol}-${half}`);
-      out.push(row(`${half} streams after ${num('pushes')} pushes`, halfRss, await server.metric(HEAP_USED), `${perStream(halfRss - rest, half)} per stream`));
+      out.push(row(`${half} streams after ${num('pushes')} pushes`, halfRss, await server.metric(HEAP_USED), `${perStream(halfRss - rest, half)} per stream${await committedNote(server)}${await trimmedNote(server.pid)}`));
       const second = await connect(server, streams - half);
       for (let p = 0; p < num('pushes'); p++) await push(server, configPath, 10 + p, streams);
       const connected = await settledRss(server.pid);
       const heap = await server.metric(HEAP_USED);
       await heapSnapshot(server, `${protocol}-${streams}`);
       out.push(
-        row(`${streams} streams after ${num('pushes')} more pushes`, connected, heap, `${perStream(connected - rest, streams)} per stream; marginal ${perStream(connected - halfRss, streams - half)} per stream`),
+        row(
+          `${streams} streams after ${num('pushes')} more pushes`,
+          connected,
+          heap,
+          `${perStream(connected - rest, streams)} per stream; marginal ${perStream(connected - halfRss, streams - half)} per stream${await committedNote(server)}${await trimmedNote(server.pid)}`,
+        ),
       );
       await disconnect(server, [...first, ...second]);
       for (let r = 0; r < num('rounds'); r++) {

@@ -106,7 +106,7 @@ export class FramedWriter {
     if (framed && t && this.viaGrpc === 0 && only.byteLength <= this.maxMessageBytes && this.open(t)) {
       // An error here means the stream is gone: its close handlers end the call as grpc-js would.
       this.direct_ += 1;
-      t.write(framed, () => done());
+      t.write(framed, done);
       return;
     }
     this.viaGrpc += 1;

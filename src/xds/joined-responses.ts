@@ -8,8 +8,17 @@
 
 import { framedMessage } from './framed-writes.js';
 
-/** Per head, the joined responses by tail content; a few nonces at a time (streams drift apart). */
-const joined = new WeakMap<Uint8Array, Map<string, Uint8Array>>();
+/** A joined response and the control plane id its tail holds (one per process in practice). */
+interface Joined {
+  readonly controlPlane: string;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * Per head, the joined responses by nonce; a few nonces at a time (streams drift apart). Keyed by
+ * the nonce alone, so a hit (every stream of a push but the first at its nonce) builds no key.
+ */
+const joined = new WeakMap<Uint8Array, Map<string, Joined>>();
 const NONCES_PER_HEAD = 4;
 
 /** The per-stream tail of a response (wire.ts): nonce and control plane id. */
@@ -17,21 +26,20 @@ export type ResponseTail = (nonce: string, controlPlane: string) => Uint8Array;
 
 /** `head` followed by its tail for `nonce` and `controlPlane`, built once and shared. */
 export function joinResponse(head: Uint8Array, nonce: string, controlPlane: string, tail: ResponseTail): Uint8Array {
-  const tailKey = `${nonce}\n${controlPlane}`;
-  let byTail = joined.get(head);
-  const hit = byTail?.get(tailKey);
-  if (hit) return hit;
-  if (!byTail) {
-    byTail = new Map();
-    joined.set(head, byTail);
+  let byNonce = joined.get(head);
+  const hit = byNonce?.get(nonce);
+  if (hit && hit.controlPlane === controlPlane) return hit.bytes;
+  if (!byNonce) {
+    byNonce = new Map();
+    joined.set(head, byNonce);
   }
-  if (byTail.size >= NONCES_PER_HEAD) byTail.delete(byTail.keys().next().value as string);
+  if (!hit && byNonce.size >= NONCES_PER_HEAD) byNonce.delete(byNonce.keys().next().value as string);
   const t = tail(nonce, controlPlane);
   // Framed once here (gRPC header in front), so streams can write it below grpc-js (framed-writes.ts).
-  const out = framedMessage((framed, at) => {
+  const bytes = framedMessage((framed, at) => {
     framed.set(head, at);
     framed.set(t, at + head.length);
   }, head.length + t.length);
-  byTail.set(tailKey, out);
-  return out;
+  byNonce.set(nonce, { controlPlane, bytes });
+  return bytes;
 }

@@ -52,12 +52,12 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     const snapshot = this.snapshot();
     // Additions and updates go out CDS → EDS → LDS → RDS; a CDS/LDS response that would drop
     // something first keeps it, and the dropping response follows once routes moved away.
-    const deferred: XdsTypeUrl[] = [];
+    let deferred: XdsTypeUrl[] | undefined;
     for (const type of PUSH_ORDER) {
-      if (this.respond(type, snapshot, 'keep-removed')) deferred.unshift(type);
+      if (this.respond(type, snapshot, 'keep-removed')) (deferred ??= []).unshift(type);
       else this.respond(type, snapshot, 'final');
     }
-    for (const type of deferred) this.respond(type, snapshot, 'final');
+    for (const type of deferred ?? []) this.respond(type, snapshot, 'final');
   }
 
   protected handle(req: DiscoveryRequest, record: ProxyRecord): void {

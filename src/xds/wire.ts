@@ -57,22 +57,40 @@ export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
   // The names are left encoded (request-names.ts): an ACK repeating them is recognised by bytes.
   const f = decodeRequestFields(buf, requestParts);
   const span = f.names;
-  const fields = {
-    version_info: f.version_info,
-    node: (f.node ?? undefined) as RawNode | undefined,
-    type_url: f.type_url,
-    response_nonce: f.response_nonce,
-    error_detail: (f.error_detail ?? undefined) as RpcStatus | undefined,
-  };
-  if (!span) return { ...fields, resource_names: (requestType.decode(buf) as unknown as DiscoveryRequest).resource_names };
-  let names: string[] | undefined;
-  return {
-    ...fields,
-    get resource_names(): string[] {
-      return (names ??= decodeNames(buf, span));
-    },
-    resource_names_bytes: buf.subarray(span[0], span[1]),
-  };
+  if (!span) {
+    const names = (requestType.decode(buf) as unknown as DiscoveryRequest).resource_names;
+    return { version_info: f.version_info, node: rawNode(f.node), resource_names: names, type_url: f.type_url, response_nonce: f.response_nonce, error_detail: status(f.error_detail) };
+  }
+  return new EncodedNamesRequest(f.version_info, rawNode(f.node), f.type_url, f.response_nonce, status(f.error_detail), buf, span);
+}
+
+const rawNode = (n: unknown): RawNode | undefined => (n ?? undefined) as RawNode | undefined;
+const status = (s: unknown): RpcStatus | undefined => (s ?? undefined) as RpcStatus | undefined;
+
+/**
+ * A request whose names stay encoded until read. One class, so every ACK has the same shape: an
+ * object literal with a getter, made per request, cost more than the decode itself (a profile of
+ * a 10,000-stream push, bench/RESULTS.md) and left every field read on it slow.
+ */
+class EncodedNamesRequest implements DiscoveryRequest {
+  readonly resource_names_bytes: Uint8Array;
+  private names: string[] | undefined;
+
+  constructor(
+    readonly version_info: string,
+    readonly node: RawNode | undefined,
+    readonly type_url: string,
+    readonly response_nonce: string,
+    readonly error_detail: RpcStatus | undefined,
+    private readonly buf: Uint8Array,
+    private readonly span: readonly [number, number],
+  ) {
+    this.resource_names_bytes = buf.subarray(span[0], span[1]);
+  }
+
+  get resource_names(): string[] {
+    return (this.names ??= decodeNames(this.buf, this.span));
+  }
 }
 
 export function decodeDeltaDiscoveryRequest(buf: Buffer): DeltaDiscoveryRequest {

@@ -61,6 +61,39 @@ describe('SotW request names kept encoded', () => {
     expect(req.resource_names_bytes).toBeUndefined();
   });
 
+  it('reads the usual ACK by hand exactly as protobufjs reads it, and leaves the rest to protobufjs', () => {
+    const parts = { node: envoyType('envoy.config.core.v3.Node'), status: envoyType('google.rpc.Status') };
+    const long = 'n'.repeat(300); // a two-byte length
+    const bufs = [
+      encode(Array.from({ length: 100 }, (_, i) => `svc-${i}`), '1f'),
+      encode([long, 'ç'], 'x', { version_info: long, error_detail: { code: 3, message: 'bad' } }),
+      encode([], ''),
+      // An unknown field (7, varint) and a non-minimal length varint: protobufjs's reader takes these.
+      Buffer.concat([encode(['a'], '2'), Buffer.from([7 << 3, 1])]),
+      Buffer.from(protobuf.Writer.create().uint32(26).uint32(0x81).bytes(new Uint8Array(0)).finish()).subarray(0, 1),
+      Buffer.from([(5 << 3) | 2, 0x80, 0x00]),
+    ];
+    for (const buf of bufs) {
+      const byReader = (() => {
+        try {
+          return { ok: decodeRequestFields(new Uint8Array(buf), parts) };
+        } catch (err) {
+          return { err: String(err) };
+        }
+      })();
+      const scanned = (() => {
+        try {
+          return { ok: decodeRequestFields(buf, parts) };
+        } catch (err) {
+          return { err: String(err) };
+        }
+      })();
+      expect(scanned).toEqual(byReader);
+    }
+    // The served type URLs come back as the literals themselves.
+    expect(decodeRequestFields(encode(['a'], '1'), parts).type_url).toBe(TYPE_URL);
+  });
+
   it('interning gives equal encodings one shared copy', () => {
     const a = encode(['x', 'y'], '1');
     const b = encode(['x', 'y'], '2');
