@@ -50,6 +50,7 @@ import { putClusterSliced } from './sliced-write.js';
 import { CHECKPOINT_EVERY_COMMITS, LOOP_CHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.js';
 import { CatalogView } from './catalog-view.js';
 import { WalFile, WalSync } from './wal-sync.js';
+import { presizeWal } from './wal-presize.js';
 import { auditedAction } from './records.js';
 import type {
   AuditAction,
@@ -133,6 +134,8 @@ export function openStore(dir: string = DEFAULT_DATA_DIR, options: StoreOptions 
     // Checkpoints run on a worker (wal-checkpointer.ts); a COMMIT copies pages only past the backstop.
     db.pragma(`wal_autocheckpoint = ${LOOP_CHECKPOINT_PAGES}`);
     migrate(db, file);
+    // The acknowledged writes' fsyncs then overwrite blocks in place instead of growing the file.
+    presizeWal(`${file}-wal`);
   } catch (err) {
     db.close();
     throw err;
