@@ -6,7 +6,10 @@
  * source functions the profile sampled inside it (by stage: the innermost src/ frame).
  *
  *   FULCRUM_PUSH_TRACE=DIR npx tsx bench/admin-100k.ts --node-args=--import=$PWD/bench/push-trace.mjs --cpu-prof DIR
- *   npx tsx bench/admin-slow-writes.ts --dir DIR [--slow-ms 20] [--match /endpoints/]
+ *   npx tsx bench/admin-slow-writes.ts --dir DIR [--slow-ms 20] [--match /endpoints/] [--stalls-ms 50]
+ *
+ * With --stalls-ms: also every loop stall at least that long (what every request waited behind),
+ * with the GC pauses and the sampled stages inside it.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,7 +41,12 @@ interface Profile {
 }
 
 const { values } = parseArgs({
-  options: { dir: { type: 'string' }, 'slow-ms': { type: 'string', default: '20' }, match: { type: 'string', default: '/endpoints/' } },
+  options: {
+    dir: { type: 'string' },
+    'slow-ms': { type: 'string', default: '20' },
+    match: { type: 'string', default: '/endpoints/' },
+    'stalls-ms': { type: 'string', default: '0' },
+  },
 });
 if (values.dir === undefined) throw new Error('--dir DIR (the FULCRUM_PUSH_TRACE directory) is required');
 const dir = values.dir;
@@ -134,4 +142,23 @@ process.stdout.write(`fsyncs: ${syncs.length}, p50 ${q(0.5)} p90 ${q(0.9)} p99 $
 if (samples.length > 0) {
   const top = [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, 40);
   process.stdout.write(`samples inside the matching requests: ${inWrites}; by function (inclusive):\n${top.map(([k, n]) => `  ${n} ${k}`).join('\n')}\n`);
+}
+
+/** The stages sampled in [from, to), most first. */
+function stagesIn(from: number, to: number, top = 6): string {
+  const byStage = new Map<string, number>();
+  for (const s of samples) if (s.t >= from && s.t < to) byStage.set(stageOf(s.stack), (byStage.get(stageOf(s.stack)) ?? 0) + 1);
+  return [...byStage].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, n]) => `${n}× ${k}`).join('; ');
+}
+
+const stallsMs = Number(values['stalls-ms']);
+if (stallsMs > 0) {
+  const long = events.filter((e) => e.k === 'stall' && (e.d ?? 0) >= stallsMs);
+  process.stdout.write(`${long.length} loop stalls ≥ ${stallsMs} ms:\n`);
+  for (const st of long) {
+    const end = st.t + (st.d ?? 0);
+    const gc = events.filter((e) => e.k === 'gc' && e.t >= st.t && e.t < end).reduce((sum, e) => sum + (e.d ?? 0), 0);
+    const during = events.filter((e) => e.k === 'req' && e.m !== 'GET' && e.t <= st.t).at(-1);
+    process.stdout.write(`  ${(st.d ?? 0).toFixed(0)} ms (gc ${gc.toFixed(0)}) after ${during ? `${during.m} ${during.u}` : 'start'}: ${stagesIn(st.t, end)}\n`);
+  }
 }
