@@ -3,37 +3,20 @@
  * the same bytes as the whole body through the route's schema (GET answers whole), and other
  * work runs between the slices.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildAdminApp, type AdminApp } from '../../src/admin/app.js';
+import type { AdminApp } from '../../src/admin/app.js';
 import { jsonInSlices, SLICED_ANSWER_OVER } from '../../src/admin/sliced-answer.js';
-import { openStore, type Store } from '../../src/catalog/store/index.js';
-import { Metrics } from '../../src/telemetry/metrics.js';
-import { XdsCache } from '../../src/xds/cache.js';
-import { ProxyRegistry } from '../../src/xds/proxy-status.js';
+import { adminStoreApp } from '../support/admin-store-app.js';
 
-const dirs: string[] = [];
-const stores: Store[] = [];
+const closers: (() => void)[] = [];
 afterEach(() => {
-  for (const s of stores.splice(0)) s.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  for (const close of closers.splice(0)) close();
 });
 
 function fixture(): AdminApp {
-  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-sliced-answer-'));
-  dirs.push(dir);
-  const store = openStore(dir);
-  stores.push(store);
-  return buildAdminApp({
-    registry: new ProxyRegistry(),
-    cache: new XdsCache(),
-    metrics: new Metrics({ processMetrics: false }),
-    ready: () => ({ ready: true, reasons: [] }),
-    version: '1.2.3',
-    store,
-  });
+  const { app, close } = adminStoreApp('fulcrum-sliced-answer-');
+  closers.push(close);
+  return app;
 }
 
 const address = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
