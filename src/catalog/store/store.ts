@@ -96,6 +96,8 @@ export interface StoreOptions {
   readonly onWrite?: (ms: number, kind: 'catalog' | 'weights') => void;
   /** How `durably` makes the WAL durable; default: fdatasync of `<file>-wal` (tests replace it). */
   readonly flushWal?: () => Promise<void>;
+  /** The WAL's size written out at open (wal-presize.ts); default WAL_PRESIZE_BYTES, 0: none (benchmarks compare). */
+  readonly presizeWalBytes?: number;
 }
 
 export type { ChangeListener };
@@ -135,7 +137,7 @@ export function openStore(dir: string = DEFAULT_DATA_DIR, options: StoreOptions 
     db.pragma(`wal_autocheckpoint = ${LOOP_CHECKPOINT_PAGES}`);
     migrate(db, file);
     // The acknowledged writes' fsyncs then overwrite blocks in place instead of growing the file.
-    presizeWal(`${file}-wal`);
+    presizeWal(`${file}-wal`, options.presizeWalBytes);
   } catch (err) {
     db.close();
     throw err;
