@@ -7,7 +7,8 @@ import type { FastifyReply } from 'fastify';
  * in one go: fast-json-stringify took 90–110 ms of one task for 20k endpoints, GC included, and
  * every other request (xDS ones too) waited behind it (bench/admin-100k.ts, issue 13). The bytes
  * are those the route's schema gives the whole body: the array's items go through the compiled
- * serializer of the array's item schema, the rest through the body's schema with the array empty.
+ * serializer of the array's item schema, the rest through the route's own serializer with the
+ * array empty.
  */
 
 /** Items above which an answer's array is serialized in slices. */
@@ -57,12 +58,15 @@ function itemSchema(schema: TSchema, key: string): TSchema | undefined {
  * can slice), else serialized in slices with the route's own serializer compiler.
  */
 export async function sendSliced(reply: FastifyReply, status: number, schema: TSchema, body: unknown, key: string): Promise<FastifyReply> {
+  // `schema`: the route's response schema for `status` (its array's item schema is compiled here once per route).
   const record = body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : undefined;
   const items = record?.[key];
   const item = itemSchema(schema, key);
   if (!record || !Array.isArray(items) || items.length <= SLICED_ANSWER_OVER || !item) return reply.code(status).send(body);
+  reply.code(status);
   const json: SlicedJson = {
-    head: reply.compileSerializationSchema(schema, String(status)) as (b: Record<string, unknown>) => string,
+    // The route's own serializer for this status (compiled once, and warmed for write routes: lazy-compilers.ts).
+    head: (b) => String(reply.serialize(b)),
     item: reply.compileSerializationSchema(item) as (i: unknown) => string,
     turn: nextTurn,
   };
