@@ -94,20 +94,36 @@ type CompileSerializer = ReturnType<BuildSerializer>;
 
 const require = createRequire(import.meta.url);
 
+const fastJsonStringify = (): BuildSerializer =>
+  (require('@fastify/fast-json-stringify-compiler') as { SerializerSelector: typeof SerializerSelector }).SerializerSelector();
+
 /**
  * The serializer compiler itself is loaded on the first compile too: fast-json-stringify brings
  * its own copy of Ajv (and ajv-formats), ~1 MiB of heap and ~15 ms of start-up that a run whose
  * first response is a probe or a scrape (no response schema compiled) does not need.
+ *
+ * One schema object is compiled once per plugin, whichever routes and statuses use it: fastify
+ * asks for each (route, status) apart, and a cluster view's serializer (the 200 and 201 of its PUT,
+ * its PATCH, its GET) took 250–370 ms to compile each time on a loaded machine (bench/admin-100k.ts).
+ * `select` loads the compiler factory (tests count compiles with their own).
  */
-export function lazySerializers(warmer?: Warmer): BuildSerializer {
+export function lazySerializers(warmer?: Warmer, select: () => BuildSerializer = fastJsonStringify): BuildSerializer {
   let build: BuildSerializer | undefined;
-  const selector = (): BuildSerializer =>
-    (build ??= (require('@fastify/fast-json-stringify-compiler') as { SerializerSelector: typeof SerializerSelector }).SerializerSelector());
+  const selector = (): BuildSerializer => (build ??= select());
   return (externalSchemas, options) => {
     let compile: CompileSerializer | undefined;
+    const bySchema = new WeakMap<object, ReturnType<CompileSerializer>>();
+    const compileSchema = (route: Parameters<CompileSerializer>[0]): ReturnType<CompileSerializer> => {
+      const key: unknown = route.schema;
+      const known = key !== null && typeof key === 'object' ? bySchema.get(key) : undefined;
+      if (known) return known;
+      const fresh = (compile ??= selector()(externalSchemas, options))(route);
+      if (key !== null && typeof key === 'object') bySchema.set(key, fresh);
+      return fresh;
+    };
     return (route) => {
       let compiled: ReturnType<CompileSerializer> | undefined;
-      const compileRoute = (): ReturnType<CompileSerializer> => (compiled ??= (compile ??= selector()(externalSchemas, options))(route));
+      const compileRoute = (): ReturnType<CompileSerializer> => (compiled ??= compileSchema(route));
       warmer?.add(() => void compileRoute(), route.method);
       return (doc: unknown) => compileRoute()(doc);
     };
