@@ -50,7 +50,6 @@ import { putClusterSliced } from './sliced-write.js';
 import { CHECKPOINT_EVERY_COMMITS, LOOP_CHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.js';
 import { CatalogView } from './catalog-view.js';
 import { WalFile, WalSync } from './wal-sync.js';
-import { presizeWal } from './wal-presize.js';
 import { auditedAction } from './records.js';
 import type {
   AuditAction,
@@ -96,8 +95,6 @@ export interface StoreOptions {
   readonly onWrite?: (ms: number, kind: 'catalog' | 'weights') => void;
   /** How `durably` makes the WAL durable; default: fdatasync of `<file>-wal` (tests replace it). */
   readonly flushWal?: () => Promise<void>;
-  /** The WAL's size written out at open (wal-presize.ts); default WAL_PRESIZE_BYTES, 0: none (benchmarks compare). */
-  readonly presizeWalBytes?: number;
 }
 
 export type { ChangeListener };
@@ -136,8 +133,6 @@ export function openStore(dir: string = DEFAULT_DATA_DIR, options: StoreOptions 
     // Checkpoints run on a worker (wal-checkpointer.ts); a COMMIT copies pages only past the backstop.
     db.pragma(`wal_autocheckpoint = ${LOOP_CHECKPOINT_PAGES}`);
     migrate(db, file);
-    // The acknowledged writes' fsyncs then overwrite blocks in place instead of growing the file.
-    presizeWal(`${file}-wal`, options.presizeWalBytes);
   } catch (err) {
     db.close();
     throw err;
