@@ -34,6 +34,20 @@ export interface NamedResource<Rec extends NamedRecord, In extends TSchema, Inpu
   readonly longArray?: string;
 }
 
+/** A write's answer: the resource as now stored, its long array (if any) serialized in slices. */
+async function answer<Rec extends NamedRecord, In extends TSchema, Input>(
+  r: NamedResource<Rec, In, Input>,
+  reply: FastifyReply,
+  revision: number,
+  status: number,
+  rec: Rec,
+): Promise<FastifyReply> {
+  const view = r.view(rec);
+  if (r.longArray === undefined) return withEtag(reply, revision, status, view);
+  reply.header('etag', etag(revision));
+  return sendSliced(reply, status, r.schemas.view, view, r.longArray);
+}
+
 export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema, Input>(
   app: AdminInstance,
   r: NamedResource<Rec, In, Input>,
@@ -42,13 +56,6 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
   const url = `/v1/${r.plural}`;
   const getOr404 = (name: string): Rec => r.get(name) ?? notFound(`${r.kind} ${JSON.stringify(name)}`);
   const target = (name: string, rec: Rec | undefined) => ({ kind: r.kind, name, owner: rec?.owner, revision: rec?.revision, what: `${r.kind} "${name}"` });
-  /** A write's answer: the resource as now stored, its long array (if any) serialized in slices. */
-  const answer = async (reply: FastifyReply, revision: number, status: number, name: string): Promise<FastifyReply> => {
-    const view = r.view(getOr404(name));
-    if (r.longArray === undefined) return withEtag(reply, revision, status, view);
-    reply.header('etag', etag(revision));
-    return sendSliced(reply, status, r.schemas.view, view, r.longArray);
-  };
 
   app.get(url, { schema: securedRoute(r.plural, r.summaries.list, { response: { 200: r.schemas.list } }) }, async () => {
     const items = r.list().map(r.view);
@@ -80,7 +87,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
       const options = apiWriteOptions(request, actorOf, target(name, existing));
       const { revision } = await r.put(r.parse(request.body, name), options);
       if (!existing) reply.header('location', `${url}/${encodeURIComponent(name)}`);
-      return answer(reply, revision, existing ? 200 : 201, name);
+      return answer(r, reply, revision, existing ? 200 : 201, getOr404(name));
     },
   );
 
@@ -101,7 +108,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
       const options = apiWriteOptions(request, actorOf, target(name, rec));
       const merged = mergePatch(r.view(rec), request.body) as Static<In>;
       const { revision } = await r.put(r.parse(merged, name), options);
-      return answer(reply, revision, 200, name);
+      return answer(r, reply, revision, 200, getOr404(name));
     },
   );
 
