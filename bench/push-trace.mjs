@@ -12,6 +12,7 @@
  *                                               8 incremental, 16 weak callbacks)
  *   {"k":"clock","t":…,"hr":µs}                 the monotonic clock (process.hrtime, CPU profiles' base) at t
  *   {"k":"stall","t":…,"d":ms}                  the event loop did not run a 2 ms timer for d ms (> 6)
+ *   {"k":"fsync","t":…,"d":ms}                  an fs.fdatasync/fsync (the store's WAL sync): d = until its callback
  *
  * Every event also carries the main thread's cumulative CPU time `c` and run-queue wait `w` (ms,
  * /proc/thread-self/schedstat): over a slow stretch, CPU means our code ran, run-queue wait means
@@ -22,6 +23,7 @@
  */
 import dc from 'node:diagnostics_channel';
 import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import path from 'node:path';
 import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { Duplex } from 'node:stream';
@@ -71,6 +73,19 @@ if (dir) {
     }
     return write.call(this, chunk, encoding, cb);
   };
+
+  // The store's WAL fsyncs (wal-sync.ts imports fdatasync by name: syncBuiltinESMExports updates it).
+  for (const name of ['fdatasync', 'fsync']) {
+    const original = fs[name];
+    fs[name] = function tracedSync(fd, cb) {
+      const t = now();
+      return original.call(fs, fd, (err) => {
+        rec({ k: 'fsync', t, d: now() - t });
+        cb(err);
+      });
+    };
+  }
+  syncBuiltinESMExports();
 
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) rec({ k: 'gc', t: origin + e.startTime, d: e.duration, kind: e.detail ? e.detail.kind : e.kind });

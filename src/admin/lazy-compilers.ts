@@ -97,15 +97,29 @@ type CompileSerializer = ReturnType<BuildSerializer>;
  * first /readyz 110–150 ms, while from the bundle (scripts/bundle.mjs) it is one part of a file
  * already read; and the Warmer compiles the writes' response schemas within a second of ready
  * anyway, so it was in memory at rest either way. Only the selector's pools wait for first use.
+ *
+ * One schema object is compiled once per plugin, whichever routes and statuses use it: fastify
+ * asks for each (route, status) apart, and a cluster view's serializer (the 200 and 201 of its PUT,
+ * its PATCH, its GET) took 250–370 ms to compile each time on a loaded machine (bench/admin-100k.ts).
+ * `select` makes the compiler factory (tests count compiles with their own).
  */
-export function lazySerializers(warmer?: Warmer): BuildSerializer {
+export function lazySerializers(warmer?: Warmer, select: () => BuildSerializer = SerializerSelector): BuildSerializer {
   let build: BuildSerializer | undefined;
-  const selector = (): BuildSerializer => (build ??= SerializerSelector());
+  const selector = (): BuildSerializer => (build ??= select());
   return (externalSchemas, options) => {
     let compile: CompileSerializer | undefined;
+    const bySchema = new WeakMap<object, ReturnType<CompileSerializer>>();
+    const compileSchema = (route: Parameters<CompileSerializer>[0]): ReturnType<CompileSerializer> => {
+      const key: unknown = route.schema;
+      const known = key !== null && typeof key === 'object' ? bySchema.get(key) : undefined;
+      if (known) return known;
+      const fresh = (compile ??= selector()(externalSchemas, options))(route);
+      if (key !== null && typeof key === 'object') bySchema.set(key, fresh);
+      return fresh;
+    };
     return (route) => {
       let compiled: ReturnType<CompileSerializer> | undefined;
-      const compileRoute = (): ReturnType<CompileSerializer> => (compiled ??= (compile ??= selector()(externalSchemas, options))(route));
+      const compileRoute = (): ReturnType<CompileSerializer> => (compiled ??= compileSchema(route));
       warmer?.add(() => void compileRoute(), route.method);
       return (doc: unknown) => compileRoute()(doc);
     };

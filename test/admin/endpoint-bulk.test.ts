@@ -4,39 +4,22 @@
  * record, errors naming the entry's index (also past the first validation slice), ownership,
  * If-Match, and a body above the API's 1 MiB limit.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { buildAdminApp, type AdminApp } from '../../src/admin/app.js';
-import { openStore, type Store } from '../../src/catalog/store/index.js';
+import type { AdminApp } from '../../src/admin/app.js';
+import type { Store } from '../../src/catalog/store/index.js';
 import { parseConfig } from '../../src/sources/config-file.js';
-import { Metrics } from '../../src/telemetry/metrics.js';
-import { XdsCache } from '../../src/xds/cache.js';
-import { ProxyRegistry } from '../../src/xds/proxy-status.js';
+import { adminStoreApp } from '../support/admin-store-app.js';
 
-const dirs: string[] = [];
-const stores: Store[] = [];
+const closers: (() => void)[] = [];
 afterEach(() => {
-  for (const s of stores.splice(0)) s.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  for (const close of closers.splice(0)) close();
 });
 
 function fixture(): { app: AdminApp; store: Store } {
-  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bulk-'));
-  dirs.push(dir);
-  const store = openStore(dir);
-  stores.push(store);
+  const { app, store, close } = adminStoreApp('fulcrum-bulk-');
+  closers.push(close);
   store.seedFromConfig(parseConfig(stringify({ clusters: [{ name: 'files', endpoints: [{ address: '10.9.0.1', port: 80 }] }] }), 'fulcrum.yaml').catalog);
-  const app = buildAdminApp({
-    registry: new ProxyRegistry(),
-    cache: new XdsCache(),
-    metrics: new Metrics({ processMetrics: false }),
-    ready: () => ({ ready: true, reasons: [] }),
-    version: '1.2.3',
-    store,
-  });
   return { app, store };
 }
 

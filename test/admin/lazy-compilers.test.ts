@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lazyValidators, Warmer } from '../../src/admin/lazy-compilers.js';
+import { lazySerializers, lazyValidators, Warmer } from '../../src/admin/lazy-compilers.js';
 import { waitFor } from '../support/wait.js';
 
 type Build = Parameters<typeof lazyValidators>[0];
@@ -56,5 +56,25 @@ describe('lazy compilers and their warmer', () => {
     expect(read({})).toBe(true);
     expect(order).toEqual(['/a', '/b', '/d', '/c']);
     warmer.stop();
+  });
+
+  it('compiles a response schema object once, whichever routes and statuses use it', () => {
+    const compiled: string[] = [];
+    const select = (() => () => (route: { url: string; httpStatus: string }) => {
+      compiled.push(`${route.url} ${route.httpStatus}`);
+      return (doc: unknown) => JSON.stringify(doc);
+    }) as unknown as Parameters<typeof lazySerializers>[1];
+    const compiler = lazySerializers(undefined, select)({}, {} as never);
+    const view = { type: 'object' };
+    const serializer = (url: string, httpStatus: string, schema: object) => compiler({ schema, method: 'PUT', url, httpStatus } as never);
+    const created = serializer('/c/:name', '201', view);
+    const replaced = serializer('/c/:name', '200', view);
+    const other = serializer('/c/:name', '400', { type: 'object' });
+    expect(compiled).toEqual([]);
+    expect(created({ a: 1 })).toBe('{"a":1}');
+    expect(replaced({ a: 2 })).toBe('{"a":2}');
+    expect(compiled).toEqual(['/c/:name 201']);
+    expect(other({ e: 1 })).toBe('{"e":1}');
+    expect(compiled).toEqual(['/c/:name 201', '/c/:name 400']);
   });
 });

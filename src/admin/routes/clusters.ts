@@ -41,6 +41,7 @@ function clusters(store: CatalogStore): NamedResource<ClusterRecord, typeof Clus
     put: (input, options) => store.putCluster(input, options),
     assertDeletable: (name) => assertUnreferenced(store, name),
     delete: (name, options) => store.deleteCluster(name, options),
+    longArray: 'endpoints',
   };
 }
 

@@ -1,6 +1,8 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { MaybePromise, Meta, WriteOptions, WriteResult } from '../../catalog/store/index.js';
-import { withEtag } from '../preconditions.js';
+import type { FastifyReply } from 'fastify';
+import { etag, withEtag } from '../preconditions.js';
+import { sendSliced } from '../sliced-answer.js';
 import { mergePatch } from '../resources.js';
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { apiWriteOptions, notFound, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
@@ -28,6 +30,22 @@ export interface NamedResource<Rec extends NamedRecord, In extends TSchema, Inpu
   /** 409 while something still needs the resource; checked after ownership and preconditions. */
   assertDeletable?(name: string): void;
   delete(name: string, options: WriteOptions): MaybePromise<WriteResult>;
+  /** The view's array that can be long (a cluster's endpoints): a write's answer serializes it in slices (sliced-answer.ts). */
+  readonly longArray?: string;
+}
+
+/** A write's answer: the resource as now stored, its long array (if any) serialized in slices. */
+async function answer<Rec extends NamedRecord, In extends TSchema, Input>(
+  r: NamedResource<Rec, In, Input>,
+  reply: FastifyReply,
+  revision: number,
+  status: number,
+  rec: Rec,
+): Promise<FastifyReply> {
+  const view = r.view(rec);
+  if (r.longArray === undefined) return withEtag(reply, revision, status, view);
+  reply.header('etag', etag(revision));
+  return sendSliced(reply, status, r.schemas.view, view, r.longArray);
 }
 
 export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema, Input>(
@@ -69,7 +87,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
       const options = apiWriteOptions(request, actorOf, target(name, existing));
       const { revision } = await r.put(r.parse(request.body, name), options);
       if (!existing) reply.header('location', `${url}/${encodeURIComponent(name)}`);
-      return withEtag(reply, revision, existing ? 200 : 201, r.view(getOr404(name)));
+      return answer(r, reply, revision, existing ? 200 : 201, getOr404(name));
     },
   );
 
@@ -90,7 +108,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
       const options = apiWriteOptions(request, actorOf, target(name, rec));
       const merged = mergePatch(r.view(rec), request.body) as Static<In>;
       const { revision } = await r.put(r.parse(merged, name), options);
-      return withEtag(reply, revision, 200, r.view(getOr404(name)));
+      return answer(r, reply, revision, 200, getOr404(name));
     },
   );
 

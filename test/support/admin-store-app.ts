@@ -1,0 +1,31 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildAdminApp, type AdminApp } from '../../src/admin/app.js';
+import { openStore, type Store } from '../../src/catalog/store/index.js';
+import { Metrics } from '../../src/telemetry/metrics.js';
+import { XdsCache } from '../../src/xds/cache.js';
+import { ProxyRegistry } from '../../src/xds/proxy-status.js';
+
+/**
+ * The admin app over a real SQLite store in a fresh temporary directory, with an empty xDS cache
+ * and proxy registry, always ready: what the store-backed route tests drive through `inject()`.
+ * `close()` closes the store and removes the directory.
+ */
+export function adminStoreApp(prefix: string): { app: AdminApp; store: Store; close: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const store = openStore(dir);
+  const app = buildAdminApp({
+    registry: new ProxyRegistry(),
+    cache: new XdsCache(),
+    metrics: new Metrics({ processMetrics: false }),
+    ready: () => ({ ready: true, reasons: [] }),
+    version: '1.2.3',
+    store,
+  });
+  const close = (): void => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { app, store, close };
+}
