@@ -52,7 +52,8 @@ export function toIntegerWeightsByGroup(
   groupCount: number,
   options: IntegerWeightOptions = {},
 ): number[] {
-  return apportion(flatTargets(weights, groupOf, groupCount, options), groupOf, groupCount);
+  const targets = fillTargets(weights, groupOf, groupCount, options, scratch(SCRATCH_TARGETS, weights.length));
+  return apportion(targets, weights.length, groupOf, groupCount);
 }
 
 /**
@@ -64,7 +65,7 @@ export function integerWeightTargets(
   options: IntegerWeightOptions = {},
 ): number[][] {
   const { flat, groupOf } = flatten(groups);
-  return unflatten(groups, flatTargets(flat, groupOf, groups.length, options));
+  return unflatten(groups, fillTargets(flat, groupOf, groups.length, options, new Array<number>(flat.length).fill(0)));
 }
 
 function flatten(groups: readonly (readonly number[])[]): { flat: number[]; groupOf: number[] } {
@@ -84,7 +85,14 @@ function unflatten(groups: readonly (readonly number[])[], flat: readonly number
   return groups.map((group) => group.map(() => flat[k++] as number));
 }
 
-function flatTargets(weights: ArrayLike<number>, groupOf: ArrayLike<number>, groupCount: number, options: IntegerWeightOptions): number[] {
+/** Fills `targets` (at least n long) with max(w · s, 1) per weight; returns it. */
+function fillTargets<T extends Float64Array | number[]>(
+  weights: ArrayLike<number>,
+  groupOf: ArrayLike<number>,
+  groupCount: number,
+  options: IntegerWeightOptions,
+  targets: T,
+): T {
   const { resolution = DEFAULT_WEIGHT_RESOLUTION, maxSum = MAX_LOCALITY_WEIGHT_SUM } = options;
   if (!Number.isInteger(resolution) || resolution < 1) throw new RangeError(`resolution must be an integer >= 1`);
   if (!Number.isInteger(maxSum) || maxSum < 1 || maxSum > MAX_LOCALITY_WEIGHT_SUM) {
@@ -97,11 +105,10 @@ function flatTargets(weights: ArrayLike<number>, groupOf: ArrayLike<number>, gro
     if (!Number.isFinite(w) || w < 0) throw new RangeError(`weights must be finite and >= 0, got ${w}`);
     if (w > max) max = w;
   }
-  const sizes = new Array<number>(groupCount).fill(0);
-  const sums = new Array<number>(groupCount).fill(0);
+  const sizes = scratch(SCRATCH_SIZES, groupCount).fill(0, 0, groupCount);
+  const sums = scratch(SCRATCH_SUMS, groupCount).fill(0, 0, groupCount);
   // Work with w / max in [0, 1]: dividing by max neither overflows for huge weights nor,
   // unlike resolution / max, for subnormal ones.
-  const targets = new Array<number>(n);
   for (let i = 0; i < n; i++) {
     const g = groupOf[i] as number;
     const r = max > 0 ? (weights[i] as number) / max : 0;
@@ -124,54 +131,111 @@ function flatTargets(weights: ArrayLike<number>, groupOf: ArrayLike<number>, gro
 /**
  * Largest-remainder rounding per group. Equivalent to sorting each group by remainder (ties to
  * the earlier index) and giving one unit to the first `missing`, but without the sort: the
- * `missing`-th largest remainder is found by selection (linear), then every larger remainder gets
- * a unit and the equal ones get the rest in index order.
+ * `missing`-th largest remainder is found by selection (linear) over the group's remainders laid
+ * out side by side, then every larger remainder gets a unit and the equal ones get the rest in
+ * index order.
  */
-function apportion(targets: readonly number[], groupOf: ArrayLike<number>, groupCount: number): number[] {
-  const n = targets.length;
+function apportion(targets: Float64Array, n: number, groupOf: ArrayLike<number>, groupCount: number): number[] {
   const result = new Array<number>(n);
-  const totals = new Array<number>(groupCount).fill(0);
-  const floors = new Array<number>(groupCount).fill(0);
+  const g4 = groupCount * 4;
+  // Per group: total of targets, sum of floors, then (below) the threshold and the ties left.
+  const perGroup = scratch(SCRATCH_GROUPS, g4).fill(0, 0, g4);
   for (let i = 0; i < n; i++) {
     const t = targets[i] as number;
-    const g = groupOf[i] as number;
+    const g = (groupOf[i] as number) * 4;
     const f = Math.floor(t);
     result[i] = f;
-    totals[g] = (totals[g] as number) + t;
-    floors[g] = (floors[g] as number) + f;
+    perGroup[g] = (perGroup[g] as number) + t;
+    perGroup[g + 1] = (perGroup[g + 1] as number) + f;
   }
-  const members = membersByGroup(groupOf, groupCount);
-  for (let g = 0; g < groupCount; g++) {
-    const missing = Math.round(totals[g] as number) - (floors[g] as number);
-    if (missing > 0) roundUpLargest(targets, result, members[g] as number[], missing);
+  if (!thresholds(targets, result, groupOf, groupCount)) return result;
+  for (let i = 0; i < n; i++) {
+    const g = (groupOf[i] as number) * 4;
+    const threshold = perGroup[g + 2] as number;
+    const r = (targets[i] as number) - (result[i] as number);
+    if (r > threshold) result[i] = (result[i] as number) + 1;
+    else if (r === threshold && (perGroup[g + 3] as number) > 0) {
+      perGroup[g + 3] = (perGroup[g + 3] as number) - 1;
+      result[i] = (result[i] as number) + 1;
+    }
   }
   return result;
 }
 
-/** Each group's member positions, in order. */
-function membersByGroup(groupOf: ArrayLike<number>, groupCount: number): number[][] {
-  const members = Array.from({ length: groupCount }, () => [] as number[]);
-  for (let i = 0; i < groupOf.length; i++) members[groupOf[i] as number]?.push(i);
-  return members;
+/**
+ * Per group short of units (`missing` = round(total) − Σ floors > 0): the `missing`-th largest
+ * remainder (slot 2 of the group's four in SCRATCH_GROUPS; +Infinity when nothing is missing) and
+ * how many remainders equal to it still get a unit (slot 3). False when no group misses any.
+ */
+function thresholds(targets: Float64Array, floors: readonly number[], groupOf: ArrayLike<number>, groupCount: number): boolean {
+  const n = floors.length;
+  const perGroup = scratch(SCRATCH_GROUPS, groupCount * 4);
+  // Each group's remainders side by side (a counting sort by group), for selection within a group.
+  const start = scratch(SCRATCH_SIZES, groupCount + 1).fill(0, 0, groupCount + 1);
+  let any = false;
+  for (let g = 0; g < groupCount; g++) {
+    const missing = Math.round(perGroup[g * 4] as number) - (perGroup[g * 4 + 1] as number);
+    perGroup[g * 4 + 2] = Number.POSITIVE_INFINITY;
+    perGroup[g * 4 + 3] = missing;
+    if (missing > 0) any = true;
+  }
+  if (!any) return false;
+  for (let i = 0; i < n; i++) start[(groupOf[i] as number) + 1] = (start[(groupOf[i] as number) + 1] as number) + 1;
+  for (let g = 0; g < groupCount; g++) start[g + 1] = (start[g + 1] as number) + (start[g] as number);
+  const rem = scratch(SCRATCH_REMAINDERS, n);
+  const fill = scratch(SCRATCH_SUMS, groupCount);
+  for (let g = 0; g < groupCount; g++) fill[g] = start[g] as number;
+  for (let i = 0; i < n; i++) {
+    const g = groupOf[i] as number;
+    const at = fill[g] as number;
+    rem[at] = (targets[i] as number) - (floors[i] as number);
+    fill[g] = at + 1;
+  }
+  for (let g = 0; g < groupCount; g++) {
+    const missing = perGroup[g * 4 + 3] as number;
+    if (!(missing > 0)) continue;
+    const lo = start[g] as number;
+    const hi = (start[g + 1] as number) - 1;
+    const threshold = kthLargestIn(rem, lo, hi, missing);
+    let above = 0;
+    for (let j = lo; j <= hi; j++) if ((rem[j] as number) > threshold) above++;
+    perGroup[g * 4 + 2] = threshold;
+    perGroup[g * 4 + 3] = missing - above;
+  }
+  return true;
 }
 
-/** Adds one unit to the `k` members with the largest remainders (ties: earlier index). */
-function roundUpLargest(targets: readonly number[], result: number[], members: readonly number[], k: number): void {
-  const rem = members.map((i) => (targets[i] as number) - (result[i] as number));
-  const threshold = kthLargest(rem.slice(), k);
-  let ties = k;
-  for (const r of rem) if (r > threshold) ties--;
-  members.forEach((i, j) => {
-    const r = rem[j] as number;
-    if (r > threshold || (r === threshold && ties-- > 0)) result[i] = (result[i] as number) + 1;
-  });
+/**
+ * Scratch vectors reused by every conversion (grown on demand, never shrunk): the weight engine
+ * converts every cluster on every publish, and a 100,000-endpoint cluster's conversion allocated
+ * six vectors of n per call (~5 MB per tick, bench/RESULTS.md "pid5"). Safe because a conversion
+ * never calls back into itself.
+ */
+const SCRATCH_TARGETS = 0;
+const SCRATCH_REMAINDERS = 1;
+const SCRATCH_SIZES = 2;
+const SCRATCH_SUMS = 3;
+const SCRATCH_GROUPS = 4;
+const scratches: Float64Array[] = [0, 1, 2, 3, 4].map(() => new Float64Array(16));
+
+function scratch(which: number, n: number): Float64Array {
+  const have = scratches[which] as Float64Array;
+  if (have.length >= n) return have;
+  const grown = new Float64Array(Math.max(n, 2 * have.length));
+  scratches[which] = grown;
+  return grown;
 }
 
 /** The k-th largest value (1 ≤ k ≤ xs.length) by quickselect; reorders xs. */
 export function kthLargest(xs: number[], k: number): number {
-  let lo = 0;
-  let hi = xs.length - 1;
-  const want = k - 1; // position in descending order
+  return kthLargestIn(xs, 0, xs.length - 1, k);
+}
+
+/** The k-th largest of xs[lo..hi] (1 ≤ k ≤ hi − lo + 1) by quickselect; reorders that range. */
+function kthLargestIn(xs: number[] | Float64Array, from: number, to: number, k: number): number {
+  let lo = from;
+  let hi = to;
+  const want = from + k - 1; // position in descending order
   while (lo < hi) {
     const pivot = medianOfThree(xs[lo] as number, xs[(lo + hi) >> 1] as number, xs[hi] as number);
     let i = lo;
