@@ -98,24 +98,43 @@ function fillTargets<T extends Float64Array | number[]>(
   if (!Number.isInteger(maxSum) || maxSum < 1 || maxSum > MAX_LOCALITY_WEIGHT_SUM) {
     throw new RangeError(`maxSum must be an integer in [1, 2^32 - 1]`);
   }
-  const n = weights.length;
+  const sizes = scratch(SCRATCH_SIZES, groupCount).fill(0, 0, groupCount);
+  const sums = scratch(SCRATCH_SUMS, groupCount).fill(0, 0, groupCount);
+  ratiosInto(weights, groupOf, largest(weights), { targets, sizes, sums });
+  scaleTargets(targets, weights.length, commonTop(sizes, sums, groupCount, resolution, maxSum));
+  return targets;
+}
+
+// The passes below are functions of their own that end with their loop: see floorsInto.
+
+/** The largest weight, checking each is finite and >= 0. */
+function largest(weights: ArrayLike<number>): number {
   let max = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < weights.length; i++) {
     const w = weights[i] as number;
     if (!Number.isFinite(w) || w < 0) throw new RangeError(`weights must be finite and >= 0, got ${w}`);
     if (w > max) max = w;
   }
-  const sizes = scratch(SCRATCH_SIZES, groupCount).fill(0, 0, groupCount);
-  const sums = scratch(SCRATCH_SUMS, groupCount).fill(0, 0, groupCount);
-  // Work with w / max in [0, 1]: dividing by max neither overflows for huge weights nor,
-  // unlike resolution / max, for subnormal ones.
-  for (let i = 0; i < n; i++) {
+  return max;
+}
+
+/**
+ * targets ← w / max in [0, 1] (dividing by max neither overflows for huge weights nor, unlike
+ * resolution / max, for subnormal ones); per group, how many and their sum.
+ */
+function ratiosInto(weights: ArrayLike<number>, groupOf: ArrayLike<number>, max: number, into: { targets: Float64Array | number[]; sizes: Float64Array; sums: Float64Array }): void {
+  const { targets, sizes, sums } = into;
+  for (let i = 0; i < weights.length; i++) {
     const g = groupOf[i] as number;
     const r = max > 0 ? (weights[i] as number) / max : 0;
     targets[i] = r;
     sizes[g] = (sizes[g] as number) + 1;
     sums[g] = (sums[g] as number) + r;
   }
+}
+
+/** What the largest ratio maps to: `resolution`, lowered so that no group's targets sum past maxSum. */
+function commonTop(sizes: Float64Array, sums: Float64Array, groupCount: number, resolution: number, maxSum: number): number {
   let top = resolution;
   for (let g = 0; g < groupCount; g++) {
     const size = sizes[g] as number;
@@ -124,8 +143,11 @@ function fillTargets<T extends Float64Array | number[]>(
     // Σ max(r·top, 1) <= top·Σr + n, so this keeps the group's targets, and hence its rounded sum, within maxSum.
     if (sum > 0) top = Math.min(top, (maxSum - size) / sum);
   }
+  return top;
+}
+
+function scaleTargets(targets: Float64Array | number[], n: number, top: number): void {
   for (let i = 0; i < n; i++) targets[i] = Math.max((targets[i] as number) * top, 1);
-  return targets;
 }
 
 /**
@@ -138,9 +160,20 @@ function fillTargets<T extends Float64Array | number[]>(
 function apportion(targets: Float64Array, n: number, groupOf: ArrayLike<number>, groupCount: number): number[] {
   const result = new Array<number>(n);
   const g4 = groupCount * 4;
-  // Per group: total of targets, sum of floors, then (below) the threshold and the ties left.
+  // Per group: total of targets, sum of floors, then (thresholds) the threshold and the ties left.
   const perGroup = scratch(SCRATCH_GROUPS, g4).fill(0, 0, g4);
-  for (let i = 0; i < n; i++) {
+  floorsInto(targets, groupOf, result, perGroup);
+  if (thresholds(targets, result, groupOf, groupCount)) roundUp(targets, groupOf, result, perGroup);
+  return result;
+}
+
+// The passes below are functions of their own that end with their loop: V8 optimizes the loop of
+// a function called once per tick (a 100,000-endpoint cluster) on the stack, and code after the
+// loop that had not run yet then deoptimized it on every call (bench/RESULTS.md, pid5).
+
+/** result ← the floor of each target; per group, the sums of targets and of floors. */
+function floorsInto(targets: Float64Array, groupOf: ArrayLike<number>, result: number[], perGroup: Float64Array): void {
+  for (let i = 0; i < result.length; i++) {
     const t = targets[i] as number;
     const g = (groupOf[i] as number) * 4;
     const f = Math.floor(t);
@@ -148,8 +181,11 @@ function apportion(targets: Float64Array, n: number, groupOf: ArrayLike<number>,
     perGroup[g] = (perGroup[g] as number) + t;
     perGroup[g + 1] = (perGroup[g + 1] as number) + f;
   }
-  if (!thresholds(targets, result, groupOf, groupCount)) return result;
-  for (let i = 0; i < n; i++) {
+}
+
+/** One unit to each remainder above its group's threshold, and to the first equal ones while ties last. */
+function roundUp(targets: Float64Array, groupOf: ArrayLike<number>, result: number[], perGroup: Float64Array): void {
+  for (let i = 0; i < result.length; i++) {
     const g = (groupOf[i] as number) * 4;
     const threshold = perGroup[g + 2] as number;
     const r = (targets[i] as number) - (result[i] as number);
@@ -159,7 +195,6 @@ function apportion(targets: Float64Array, n: number, groupOf: ArrayLike<number>,
       result[i] = (result[i] as number) + 1;
     }
   }
-  return result;
 }
 
 /**
@@ -168,10 +203,7 @@ function apportion(targets: Float64Array, n: number, groupOf: ArrayLike<number>,
  * how many remainders equal to it still get a unit (slot 3). False when no group misses any.
  */
 function thresholds(targets: Float64Array, floors: readonly number[], groupOf: ArrayLike<number>, groupCount: number): boolean {
-  const n = floors.length;
   const perGroup = scratch(SCRATCH_GROUPS, groupCount * 4);
-  // Each group's remainders side by side (a counting sort by group), for selection within a group.
-  const start = scratch(SCRATCH_SIZES, groupCount + 1).fill(0, 0, groupCount + 1);
   let any = false;
   for (let g = 0; g < groupCount; g++) {
     const missing = Math.round(perGroup[g * 4] as number) - (perGroup[g * 4 + 1] as number);
@@ -180,29 +212,46 @@ function thresholds(targets: Float64Array, floors: readonly number[], groupOf: A
     if (missing > 0) any = true;
   }
   if (!any) return false;
-  for (let i = 0; i < n; i++) start[(groupOf[i] as number) + 1] = (start[(groupOf[i] as number) + 1] as number) + 1;
-  for (let g = 0; g < groupCount; g++) start[g + 1] = (start[g + 1] as number) + (start[g] as number);
-  const rem = scratch(SCRATCH_REMAINDERS, n);
-  const fill = scratch(SCRATCH_SUMS, groupCount);
-  for (let g = 0; g < groupCount; g++) fill[g] = start[g] as number;
-  for (let i = 0; i < n; i++) {
-    const g = groupOf[i] as number;
-    const at = fill[g] as number;
-    rem[at] = (targets[i] as number) - (floors[i] as number);
-    fill[g] = at + 1;
-  }
+  const start = groupStarts(groupOf, floors.length, groupCount);
+  const rem = remaindersByGroup(targets, floors, groupOf, start);
   for (let g = 0; g < groupCount; g++) {
     const missing = perGroup[g * 4 + 3] as number;
     if (!(missing > 0)) continue;
     const lo = start[g] as number;
     const hi = (start[g + 1] as number) - 1;
     const threshold = kthLargestIn(rem, lo, hi, missing);
-    let above = 0;
-    for (let j = lo; j <= hi; j++) if ((rem[j] as number) > threshold) above++;
     perGroup[g * 4 + 2] = threshold;
-    perGroup[g * 4 + 3] = missing - above;
+    perGroup[g * 4 + 3] = missing - countAbove(rem, lo, hi, threshold);
   }
   return true;
+}
+
+/** Where each group's slice starts when the n entries are laid out group by group (start[groupCount] = n). */
+function groupStarts(groupOf: ArrayLike<number>, n: number, groupCount: number): Float64Array {
+  const start = scratch(SCRATCH_SIZES, groupCount + 1).fill(0, 0, groupCount + 1);
+  for (let i = 0; i < n; i++) start[(groupOf[i] as number) + 1] = (start[(groupOf[i] as number) + 1] as number) + 1;
+  for (let g = 0; g < groupCount; g++) start[g + 1] = (start[g + 1] as number) + (start[g] as number);
+  return start;
+}
+
+/** Each group's remainders side by side (a counting sort by group), for selection within a group. */
+function remaindersByGroup(targets: Float64Array, floors: readonly number[], groupOf: ArrayLike<number>, start: Float64Array): Float64Array {
+  const rem = scratch(SCRATCH_REMAINDERS, floors.length);
+  const fill = scratch(SCRATCH_SUMS, start.length);
+  fill.set(start);
+  for (let i = 0; i < floors.length; i++) {
+    const g = groupOf[i] as number;
+    const at = fill[g] as number;
+    rem[at] = (targets[i] as number) - (floors[i] as number);
+    fill[g] = at + 1;
+  }
+  return rem;
+}
+
+function countAbove(xs: Float64Array, lo: number, hi: number, threshold: number): number {
+  let above = 0;
+  for (let j = lo; j <= hi; j++) if ((xs[j] as number) > threshold) above++;
+  return above;
 }
 
 /**

@@ -155,12 +155,21 @@ function aimAt(c: ClusterState, f: Frame, b: Begun): Aim | undefined {
   if (k === 0) return undefined;
   const sm = measure(c, f, st, pf.steerM);
   let setpoint: number;
-  if (c.pidConfig.setpoint === 'mean') {
-    let total = 0;
-    for (let j = 0; j < k; j++) total += at(sm, j);
-    setpoint = total / k;
-  } else setpoint = c.pidConfig.setpoint;
+  if (c.pidConfig.setpoint === 'mean') setpoint = sumOf(sm, k) / k;
+  else setpoint = c.pidConfig.setpoint;
   return { pf, st, setpoint, hold: lowLoad(c, st), prev: 0, next: 0 };
+}
+
+/**
+ * xs[0] + … + xs[k − 1], in order. A function of its own that returns right after its loop: V8
+ * optimizes the loop of a function called once per tick by on-stack replacement, compiled while
+ * the code after the loop has never run; that code then deoptimized on every tick (aimAt, at
+ * 1×100,000), leaving the loop to the interpreter on the next.
+ */
+function sumOf(xs: number[], k: number): number {
+  let total = 0;
+  for (let j = 0; j < k; j++) total += at(xs, j);
+  return total;
 }
 
 /** Steered endpoints from..to: pidW ← target × m (the steered sum kept), into `x` too. */
