@@ -52,7 +52,8 @@ export function toIntegerWeightsByGroup(
   groupCount: number,
   options: IntegerWeightOptions = {},
 ): number[] {
-  return apportion(flatTargets(weights, groupOf, groupCount, options), groupOf, groupCount);
+  const targets = fillTargets(weights, groupOf, groupCount, options, scratch(SCRATCH_TARGETS, weights.length));
+  return apportion(targets, weights.length, groupOf, groupCount);
 }
 
 /**
@@ -64,7 +65,7 @@ export function integerWeightTargets(
   options: IntegerWeightOptions = {},
 ): number[][] {
   const { flat, groupOf } = flatten(groups);
-  return unflatten(groups, flatTargets(flat, groupOf, groups.length, options));
+  return unflatten(groups, fillTargets(flat, groupOf, groups.length, options, new Array<number>(flat.length).fill(0)));
 }
 
 function flatten(groups: readonly (readonly number[])[]): { flat: number[]; groupOf: number[] } {
@@ -84,31 +85,56 @@ function unflatten(groups: readonly (readonly number[])[], flat: readonly number
   return groups.map((group) => group.map(() => flat[k++] as number));
 }
 
-function flatTargets(weights: ArrayLike<number>, groupOf: ArrayLike<number>, groupCount: number, options: IntegerWeightOptions): number[] {
+/** Fills `targets` (at least n long) with max(w · s, 1) per weight; returns it. */
+function fillTargets<T extends Float64Array | number[]>(
+  weights: ArrayLike<number>,
+  groupOf: ArrayLike<number>,
+  groupCount: number,
+  options: IntegerWeightOptions,
+  targets: T,
+): T {
   const { resolution = DEFAULT_WEIGHT_RESOLUTION, maxSum = MAX_LOCALITY_WEIGHT_SUM } = options;
   if (!Number.isInteger(resolution) || resolution < 1) throw new RangeError(`resolution must be an integer >= 1`);
   if (!Number.isInteger(maxSum) || maxSum < 1 || maxSum > MAX_LOCALITY_WEIGHT_SUM) {
     throw new RangeError(`maxSum must be an integer in [1, 2^32 - 1]`);
   }
-  const n = weights.length;
+  const sizes = scratch(SCRATCH_SIZES, groupCount).fill(0, 0, groupCount);
+  const sums = scratch(SCRATCH_SUMS, groupCount).fill(0, 0, groupCount);
+  ratiosInto(weights, groupOf, largest(weights), { targets, sizes, sums });
+  scaleTargets(targets, weights.length, commonTop(sizes, sums, groupCount, resolution, maxSum));
+  return targets;
+}
+
+// The passes below are functions of their own that end with their loop: see floorsInto.
+
+/** The largest weight, checking each is finite and >= 0. */
+function largest(weights: ArrayLike<number>): number {
   let max = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < weights.length; i++) {
     const w = weights[i] as number;
     if (!Number.isFinite(w) || w < 0) throw new RangeError(`weights must be finite and >= 0, got ${w}`);
     if (w > max) max = w;
   }
-  const sizes = new Array<number>(groupCount).fill(0);
-  const sums = new Array<number>(groupCount).fill(0);
-  // Work with w / max in [0, 1]: dividing by max neither overflows for huge weights nor,
-  // unlike resolution / max, for subnormal ones.
-  const targets = new Array<number>(n);
-  for (let i = 0; i < n; i++) {
+  return max;
+}
+
+/**
+ * targets ← w / max in [0, 1] (dividing by max neither overflows for huge weights nor, unlike
+ * resolution / max, for subnormal ones); per group, how many and their sum.
+ */
+function ratiosInto(weights: ArrayLike<number>, groupOf: ArrayLike<number>, max: number, into: { targets: Float64Array | number[]; sizes: Float64Array; sums: Float64Array }): void {
+  const { targets, sizes, sums } = into;
+  for (let i = 0; i < weights.length; i++) {
     const g = groupOf[i] as number;
     const r = max > 0 ? (weights[i] as number) / max : 0;
     targets[i] = r;
     sizes[g] = (sizes[g] as number) + 1;
     sums[g] = (sums[g] as number) + r;
   }
+}
+
+/** What the largest ratio maps to: `resolution`, lowered so that no group's targets sum past maxSum. */
+function commonTop(sizes: Float64Array, sums: Float64Array, groupCount: number, resolution: number, maxSum: number): number {
   let top = resolution;
   for (let g = 0; g < groupCount; g++) {
     const size = sizes[g] as number;
@@ -117,61 +143,148 @@ function flatTargets(weights: ArrayLike<number>, groupOf: ArrayLike<number>, gro
     // Σ max(r·top, 1) <= top·Σr + n, so this keeps the group's targets, and hence its rounded sum, within maxSum.
     if (sum > 0) top = Math.min(top, (maxSum - size) / sum);
   }
+  return top;
+}
+
+function scaleTargets(targets: Float64Array | number[], n: number, top: number): void {
   for (let i = 0; i < n; i++) targets[i] = Math.max((targets[i] as number) * top, 1);
-  return targets;
 }
 
 /**
  * Largest-remainder rounding per group. Equivalent to sorting each group by remainder (ties to
  * the earlier index) and giving one unit to the first `missing`, but without the sort: the
- * `missing`-th largest remainder is found by selection (linear), then every larger remainder gets
- * a unit and the equal ones get the rest in index order.
+ * `missing`-th largest remainder is found by selection (linear) over the group's remainders laid
+ * out side by side, then every larger remainder gets a unit and the equal ones get the rest in
+ * index order.
  */
-function apportion(targets: readonly number[], groupOf: ArrayLike<number>, groupCount: number): number[] {
-  const n = targets.length;
+function apportion(targets: Float64Array, n: number, groupOf: ArrayLike<number>, groupCount: number): number[] {
   const result = new Array<number>(n);
-  const totals = new Array<number>(groupCount).fill(0);
-  const floors = new Array<number>(groupCount).fill(0);
-  for (let i = 0; i < n; i++) {
-    const t = targets[i] as number;
-    const g = groupOf[i] as number;
-    const f = Math.floor(t);
-    result[i] = f;
-    totals[g] = (totals[g] as number) + t;
-    floors[g] = (floors[g] as number) + f;
-  }
-  const members = membersByGroup(groupOf, groupCount);
-  for (let g = 0; g < groupCount; g++) {
-    const missing = Math.round(totals[g] as number) - (floors[g] as number);
-    if (missing > 0) roundUpLargest(targets, result, members[g] as number[], missing);
-  }
+  const g4 = groupCount * 4;
+  // Per group: total of targets, sum of floors, then (thresholds) the threshold and the ties left.
+  const perGroup = scratch(SCRATCH_GROUPS, g4).fill(0, 0, g4);
+  floorsInto(targets, groupOf, result, perGroup);
+  if (thresholds(targets, result, groupOf, groupCount)) roundUp(targets, groupOf, result, perGroup);
   return result;
 }
 
-/** Each group's member positions, in order. */
-function membersByGroup(groupOf: ArrayLike<number>, groupCount: number): number[][] {
-  const members = Array.from({ length: groupCount }, () => [] as number[]);
-  for (let i = 0; i < groupOf.length; i++) members[groupOf[i] as number]?.push(i);
-  return members;
+// The passes below are functions of their own that end with their loop: V8 optimizes the loop of
+// a function called once per tick (a 100,000-endpoint cluster) on the stack, and code after the
+// loop that had not run yet then deoptimized it on every call (bench/RESULTS.md, pid5).
+
+/** result ← the floor of each target; per group, the sums of targets and of floors. */
+function floorsInto(targets: Float64Array, groupOf: ArrayLike<number>, result: number[], perGroup: Float64Array): void {
+  for (let i = 0; i < result.length; i++) {
+    const t = targets[i] as number;
+    const g = (groupOf[i] as number) * 4;
+    const f = Math.floor(t);
+    result[i] = f;
+    perGroup[g] = (perGroup[g] as number) + t;
+    perGroup[g + 1] = (perGroup[g + 1] as number) + f;
+  }
 }
 
-/** Adds one unit to the `k` members with the largest remainders (ties: earlier index). */
-function roundUpLargest(targets: readonly number[], result: number[], members: readonly number[], k: number): void {
-  const rem = members.map((i) => (targets[i] as number) - (result[i] as number));
-  const threshold = kthLargest(rem.slice(), k);
-  let ties = k;
-  for (const r of rem) if (r > threshold) ties--;
-  members.forEach((i, j) => {
-    const r = rem[j] as number;
-    if (r > threshold || (r === threshold && ties-- > 0)) result[i] = (result[i] as number) + 1;
-  });
+/** One unit to each remainder above its group's threshold, and to the first equal ones while ties last. */
+function roundUp(targets: Float64Array, groupOf: ArrayLike<number>, result: number[], perGroup: Float64Array): void {
+  for (let i = 0; i < result.length; i++) {
+    const g = (groupOf[i] as number) * 4;
+    const threshold = perGroup[g + 2] as number;
+    const r = (targets[i] as number) - (result[i] as number);
+    if (r > threshold) result[i] = (result[i] as number) + 1;
+    else if (r === threshold && (perGroup[g + 3] as number) > 0) {
+      perGroup[g + 3] = (perGroup[g + 3] as number) - 1;
+      result[i] = (result[i] as number) + 1;
+    }
+  }
+}
+
+/**
+ * Per group short of units (`missing` = round(total) − Σ floors > 0): the `missing`-th largest
+ * remainder (slot 2 of the group's four in SCRATCH_GROUPS; +Infinity when nothing is missing) and
+ * how many remainders equal to it still get a unit (slot 3). False when no group misses any.
+ */
+function thresholds(targets: Float64Array, floors: readonly number[], groupOf: ArrayLike<number>, groupCount: number): boolean {
+  const perGroup = scratch(SCRATCH_GROUPS, groupCount * 4);
+  let any = false;
+  for (let g = 0; g < groupCount; g++) {
+    const missing = Math.round(perGroup[g * 4] as number) - (perGroup[g * 4 + 1] as number);
+    perGroup[g * 4 + 2] = Number.POSITIVE_INFINITY;
+    perGroup[g * 4 + 3] = missing;
+    if (missing > 0) any = true;
+  }
+  if (!any) return false;
+  const start = groupStarts(groupOf, floors.length, groupCount);
+  const rem = remaindersByGroup(targets, floors, groupOf, start);
+  for (let g = 0; g < groupCount; g++) {
+    const missing = perGroup[g * 4 + 3] as number;
+    if (!(missing > 0)) continue;
+    const lo = start[g] as number;
+    const hi = (start[g + 1] as number) - 1;
+    const threshold = kthLargestIn(rem, lo, hi, missing);
+    perGroup[g * 4 + 2] = threshold;
+    perGroup[g * 4 + 3] = missing - countAbove(rem, lo, hi, threshold);
+  }
+  return true;
+}
+
+/** Where each group's slice starts when the n entries are laid out group by group (start[groupCount] = n). */
+function groupStarts(groupOf: ArrayLike<number>, n: number, groupCount: number): Float64Array {
+  const start = scratch(SCRATCH_SIZES, groupCount + 1).fill(0, 0, groupCount + 1);
+  for (let i = 0; i < n; i++) start[(groupOf[i] as number) + 1] = (start[(groupOf[i] as number) + 1] as number) + 1;
+  for (let g = 0; g < groupCount; g++) start[g + 1] = (start[g + 1] as number) + (start[g] as number);
+  return start;
+}
+
+/** Each group's remainders side by side (a counting sort by group), for selection within a group. */
+function remaindersByGroup(targets: Float64Array, floors: readonly number[], groupOf: ArrayLike<number>, start: Float64Array): Float64Array {
+  const rem = scratch(SCRATCH_REMAINDERS, floors.length);
+  const fill = scratch(SCRATCH_SUMS, start.length);
+  fill.set(start);
+  for (let i = 0; i < floors.length; i++) {
+    const g = groupOf[i] as number;
+    const at = fill[g] as number;
+    rem[at] = (targets[i] as number) - (floors[i] as number);
+    fill[g] = at + 1;
+  }
+  return rem;
+}
+
+function countAbove(xs: Float64Array, lo: number, hi: number, threshold: number): number {
+  let above = 0;
+  for (let j = lo; j <= hi; j++) if ((xs[j] as number) > threshold) above++;
+  return above;
+}
+
+/**
+ * Scratch vectors reused by every conversion (grown on demand, never shrunk): the weight engine
+ * converts every cluster on every publish, and a 100,000-endpoint cluster's conversion allocated
+ * six vectors of n per call (~5 MB per tick, bench/RESULTS.md "pid5"). Safe because a conversion
+ * never calls back into itself.
+ */
+const SCRATCH_TARGETS = 0;
+const SCRATCH_REMAINDERS = 1;
+const SCRATCH_SIZES = 2;
+const SCRATCH_SUMS = 3;
+const SCRATCH_GROUPS = 4;
+const scratches: Float64Array[] = [0, 1, 2, 3, 4].map(() => new Float64Array(16));
+
+function scratch(which: number, n: number): Float64Array {
+  const have = scratches[which] as Float64Array;
+  if (have.length >= n) return have;
+  const grown = new Float64Array(Math.max(n, 2 * have.length));
+  scratches[which] = grown;
+  return grown;
 }
 
 /** The k-th largest value (1 ≤ k ≤ xs.length) by quickselect; reorders xs. */
 export function kthLargest(xs: number[], k: number): number {
-  let lo = 0;
-  let hi = xs.length - 1;
-  const want = k - 1; // position in descending order
+  return kthLargestIn(xs, 0, xs.length - 1, k);
+}
+
+/** The k-th largest of xs[lo..hi] (1 ≤ k ≤ hi − lo + 1) by quickselect; reorders that range. */
+function kthLargestIn(xs: number[] | Float64Array, from: number, to: number, k: number): number {
+  let lo = from;
+  let hi = to;
+  const want = from + k - 1; // position in descending order
   while (lo < hi) {
     const pivot = medianOfThree(xs[lo] as number, xs[(lo + hi) >> 1] as number, xs[hi] as number);
     let i = lo;

@@ -141,6 +141,13 @@ export function restorePidMemory(mem: Float64Array, o: number, prm: PidParams, m
   mem[o + M_LAST_AT] = Number.isNaN(lastMeasurement) ? Number.NaN : (finite(m.lastAt) ?? Number.NaN);
 }
 
+/** An update's inputs: setpoint, measurement and now (ms), in slots 0, 1, 2 (updatePidMemoryFrom). */
+export const PID_INPUT_SLOTS = 3;
+const IN_SETPOINT = 0;
+const IN_MEASUREMENT = 1;
+const IN_NOW = 2;
+const INPUTS = new Float64Array(PID_INPUT_SLOTS);
+
 /** One update of the controller whose memory is at `o` in `mem`, written into `out` (returned). */
 export function updatePidMemory(
   mem: Float64Array,
@@ -151,6 +158,21 @@ export function updatePidMemory(
   now: number,
   out: MutablePidStep,
 ): MutablePidStep {
+  INPUTS[IN_SETPOINT] = setpoint;
+  INPUTS[IN_MEASUREMENT] = measurement;
+  INPUTS[IN_NOW] = now;
+  return updatePidMemoryFrom(mem, o, prm, INPUTS, out);
+}
+
+/**
+ * updatePidMemory with its inputs in `input` (PID_INPUT_SLOTS doubles). Why an array: V8 boxes a
+ * double passed to a call it does not inline (this one is too big to inline), so the weight
+ * engine's per-endpoint update allocated a heap number per input per endpoint per tick.
+ */
+export function updatePidMemoryFrom(mem: Float64Array, o: number, prm: PidParams, input: Float64Array, out: MutablePidStep): MutablePidStep {
+  const setpoint = input[IN_SETPOINT] as number;
+  const measurement = input[IN_MEASUREMENT] as number;
+  const now = input[IN_NOW] as number;
   if (!Number.isFinite(setpoint) || !Number.isFinite(measurement) || !Number.isFinite(now)) {
     throw new RangeError(`PID inputs must be finite (setpoint ${setpoint}, measurement ${measurement}, now ${now})`);
   }

@@ -16,6 +16,7 @@ import type { EwmaMemory } from '../ewma.js';
 import { pidMemorySnapshot, restorePidMemory, type PidMemory } from '../pid.js';
 import { cell, PR_PENDING, PR_SETPOINT, PR_W, setCell, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
 import { isSet, UNSET, type ClusterState, type EndpointState } from './state.js';
+import { HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
 import type { Sample } from './types.js';
 
 export const CLUSTER_EXPORT_VERSION = 1;
@@ -47,12 +48,14 @@ export function exportCluster(c: ClusterState): ExportedClusterState | undefined
   const endpoints: Record<string, ExportedEndpoint> = {};
   const rows = c.pidRows.rows;
   c.order.forEach((e, i) => {
-    if (!e.wasServing || !isSet(e.w) || !isSet(e.pub)) return;
+    const o = i * HW_ROW;
+    const [w, pub] = [c.held[o + HW_W] as number, c.held[o + HW_PUB] as number];
+    if (c.held[o + HW_SERVED] !== 1 || !isSet(w) || !isSet(pub)) return;
     const smoothed = cell(rows, i, PR_SMOOTHED);
     const pidW = cell(rows, i, PR_W);
     endpoints[e.key] = {
-      w: e.w,
-      pub: e.pub,
+      w,
+      pub,
       pidW: isSet(pidW) ? pidW : null,
       smoothed: isSet(smoothed) ? smoothed : null,
       noise: cell(rows, i, PR_NOISE),
@@ -79,6 +82,10 @@ export function importCluster(c: ClusterState, state: ExportedClusterState): num
     const e = i === undefined ? undefined : c.order[i];
     if (i === undefined || e === undefined || !usable(x)) continue;
     restoreRow(c.pidRows, i, x);
+    const o = i * HW_ROW;
+    c.held[o + HW_W] = x.w;
+    c.held[o + HW_PUB] = x.pub;
+    c.held[o + HW_SERVED] = 1;
     // The exported sample was consumed by the last owner: the controller waits for a new one.
     if (restoreEndpoint(e, x)) setCell(c.pidRows.rows, i, PR_PENDING, 0);
     restored++;
@@ -106,11 +113,8 @@ function restoreRow(p: PidRows, i: number, x: ExportedEndpoint): void {
   p.rows[o + PR_LAST_CONTROL_AT] = UNSET;
 }
 
-/** Restores the endpoint's state but the PID's; true when it adopted the exported sample. */
+/** Restores the endpoint's state but the PID's and the held weights; true when it adopted the exported sample. */
 function restoreEndpoint(e: EndpointState, x: ExportedEndpoint): boolean {
-  e.w = x.w;
-  e.pub = x.pub;
-  e.wasServing = true;
   e.seeded = false;
   e.seededAt = undefined;
   e.ewma.restore(x.ewma);

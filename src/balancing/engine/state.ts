@@ -57,11 +57,6 @@ export interface EndpointState {
   /** When a field the policy steers on last arrived: the freshness reference. */
   steerAt: number | undefined;
   lastProbe: ProbeResult | undefined;
-  /** Internal weight (static units × scale); UNSET while not serving. */
-  w: number;
-  /** Weight published (real); the step limit's anchor. */
-  pub: number;
-  wasServing: boolean;
   /** seedWeights() was called and no sample has arrived yet. */
   seeded: boolean;
   /** First tick after seeding: the reference time for freshness until the first sample. */
@@ -93,6 +88,8 @@ export interface ClusterState {
   readonly pidConfig: PidConfig;
   /** The PID stage's per-endpoint state, by position (pid-rows.ts). */
   readonly pidRows: PidRows;
+  /** Each endpoint's internal and published weight and whether it served, by position (held-weights.ts). */
+  readonly held: Float64Array;
   readonly errorPenalty: number;
   readonly ewmaKey: string;
   readonly safety: SafetySettings;

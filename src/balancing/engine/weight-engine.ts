@@ -71,8 +71,9 @@ import { cell, copyRow, newPidRows, PR_PENDING, PR_W, setCell, type PidRows } fr
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { ErrorWindow } from './error-window.js';
+import { carryHeldWeights, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
 import { TickExplanations } from './explanations.js';
-import { isSet, UNSET, type ClusterState, type EndpointState, type PidConfig } from './state.js';
+import { isSet, type ClusterState, type EndpointState, type PidConfig } from './state.js';
 import { policyParts, resolveEjection, resolveSafety, validateEndpoints, validatePolicy, validateSample } from './stages.js';
 import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
@@ -158,12 +159,14 @@ export class WeightEngine {
     const order = endpoints.map((ep) => this.endpointState(ep, existing, policy, resolvedSafety, resolvedEjection, reset));
     const layout = localityLayout(order);
     const pidRows = carryPidRows(order, existing, reset.pid, pidParams({ ...pidConfig.gains, timeUnitMs: resolvedSafety.tickMs }));
+    const held = carryHeldWeights(order, existing);
     this.clusters.set(name, {
       name,
       policy,
       parts: policyParts(policy),
       pidConfig,
       pidRows,
+      held,
       errorPenalty: policy.kind === 'static' ? 0 : (policy.errorPenalty ?? DEFAULT_ERROR_PENALTY),
       ewmaKey,
       safety: resolvedSafety,
@@ -196,7 +199,7 @@ export class WeightEngine {
     if (e === undefined || existing?.ejection.errorWindowMs !== ejection.errorWindowMs) {
       return this.newEndpoint(ep, policy, safety, ejection, e);
     }
-    if (e.staticWeight !== ep.weight) e.wasServing = false; // rejoin at the new fair share
+    // A changed static weight rejoins at the new fair share (carryHeldWeights).
     e.staticWeight = ep.weight;
     e.operatorHealth = ep.health;
     e.locality = ep.locality ?? '';
@@ -228,9 +231,6 @@ export class WeightEngine {
       sample: carry?.sample,
       steerAt: carry?.steerAt,
       lastProbe: carry?.lastProbe,
-      w: carry?.w ?? UNSET,
-      pub: carry?.pub ?? UNSET,
-      wasServing: carry !== undefined && carry.staticWeight === ep.weight && carry.wasServing,
       seeded: carry?.seeded ?? false,
       seededAt: carry?.seededAt,
       ejection: carry?.ejection ?? { until: undefined, reason: '', level: 0, count: 0, onProbation: false, releasedNow: false, releasedAt: undefined },
@@ -260,9 +260,10 @@ export class WeightEngine {
       const i = c.index.get(key);
       const e = i === undefined ? undefined : c.order[i];
       if (i === undefined || e === undefined || !(Number.isFinite(value) && value > 0)) continue;
-      e.w = e.pub = value;
+      const o = i * HW_ROW;
+      c.held[o + HW_W] = c.held[o + HW_PUB] = value;
+      c.held[o + HW_SERVED] = 1;
       setCell(c.pidRows.rows, i, PR_W, value);
-      e.wasServing = true;
       e.seeded = true;
       e.seededAt = undefined;
     }
@@ -409,8 +410,8 @@ export class WeightEngine {
   private tickCluster(c: ClusterState, now: number): ClusterTick {
     const f = this.frameFor(c, now);
     runEjection(f, c.order, c.ejection);
-    const sums = gateHealth(f, c.order);
-    joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows });
+    const sums = gateHealth(f, c.order, c.held);
+    joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows, held: c.held });
     const setpoint = runController(c, f);
     clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1 });
     return this.finishTick(c, f, publish(c, f, this.resolution), setpoint);
@@ -425,9 +426,9 @@ export class WeightEngine {
     const f = this.frameFor(c, now);
     yield* runEjectionSteps(f, c.order, c.ejection, chunk);
     yield;
-    const sums = yield* gateHealthSteps(f, c.order, chunk);
+    const sums = yield* gateHealthSteps(f, c.order, c.held, chunk);
     yield;
-    yield* joinAndScaleSteps(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows }, chunk);
+    yield* joinAndScaleSteps(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows, held: c.held }, chunk);
     yield;
     const setpoint = yield* runControllerSteps(c, f, chunk);
     yield;

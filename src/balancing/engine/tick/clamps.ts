@@ -26,7 +26,9 @@ export function clampAll(f: Frame, s: SafetySettings, o: ClampOptions): void {
     if (o.adaptive) w = applyFreshness(f, i, w, s, o.decayWhenNone);
     // stepLimit and clampToBounds (stages.ts) written out: no result object per endpoint per tick.
     if (!f.failStatic) {
-      const ratio = s.maxStepRatio ** at(f.stepTicks, i);
+      // Almost always one tick's worth: no pow per endpoint then (x ** 1 is x exactly).
+      const ticks = at(f.stepTicks, i);
+      const ratio = ticks === 1 ? s.maxStepRatio : s.maxStepRatio ** ticks;
       const anchor = at(f.prevPub, i);
       const hi = anchor * ratio;
       const lo = anchor / ratio;

@@ -5,6 +5,7 @@
  * published HEALTHY at its static weight, because an empty cluster is worse than any weight.
  */
 import { isSet, type EndpointState } from '../state.js';
+import { HW_ROW, HW_SERVED, HW_W } from '../held-weights.js';
 import { isOperatorDisabled } from '../stages.js';
 import { H_DISABLED, HEALTH_CODES, mark, ruleBit, type Frame } from './frame.js';
 import { inChunks } from './chunks.js';
@@ -24,17 +25,30 @@ export interface ScaleSums {
 }
 
 /** Returns the continuing endpoints' sums. */
-export function gateHealth(f: Frame, eps: readonly EndpointState[]): ScaleSums {
+export function gateHealth(f: Frame, eps: readonly EndpointState[], held: Float64Array): ScaleSums {
   const t: GateTally = { eligible: 0, serving: 0, weights: 0, statics: 0 };
-  gateRange(f, eps, 0, f.n, t);
-  return failStaticOrNot(f, eps, t);
+  gateRange(f, { eps, held }, 0, f.n, t);
+  return failStaticOrNot(f, { eps, held }, t);
 }
 
 /** gateHealth in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
-export function* gateHealthSteps(f: Frame, eps: readonly EndpointState[], chunk: number): Generator<void, ScaleSums, void> {
+export function* gateHealthSteps(f: Frame, eps: readonly EndpointState[], held: Float64Array, chunk: number): Generator<void, ScaleSums, void> {
   const t: GateTally = { eligible: 0, serving: 0, weights: 0, statics: 0 };
-  yield* inChunks(f.n, chunk, (from, to) => gateRange(f, eps, from, to, t));
-  return failStaticOrNot(f, eps, t);
+  const states = { eps, held };
+  yield* inChunks(f.n, chunk, (from, to) => gateRange(f, states, from, to, t));
+  return failStaticOrNot(f, states, t);
+}
+
+/** The endpoints' states and held weights (held-weights.ts), by position. */
+interface GateStates {
+  readonly eps: readonly EndpointState[];
+  readonly held: Float64Array;
+}
+
+/** What a continuing endpoint adds to the scale sums: its internal weight if it served last tick (else NaN). */
+function continuing(held: Float64Array, i: number): number {
+  const o = i * HW_ROW;
+  return held[o + HW_SERVED] === 1 ? (held[o + HW_W] as number) : Number.NaN;
 }
 
 interface GateTally {
@@ -45,7 +59,8 @@ interface GateTally {
 }
 
 /** Endpoints from..to through the gate, counted into `t`. */
-function gateRange(f: Frame, eps: readonly EndpointState[], from: number, to: number, t: GateTally): void {
+function gateRange(f: Frame, g: GateStates, from: number, to: number, t: GateTally): void {
+  const { eps, held } = g;
   // Tallies in locals, written back once (not a field update per endpoint in the hot loop).
   let { eligible, serving, weights, statics } = t;
   for (let i = from; i < to; i++) {
@@ -69,8 +84,9 @@ function gateRange(f: Frame, eps: readonly EndpointState[], from: number, to: nu
     } else {
       f.serving[i] = 1;
       serving++;
-      if (e.wasServing && isSet(e.w)) {
-        weights += e.w;
+      const w = continuing(held, i);
+      if (isSet(w)) {
+        weights += w;
         statics += e.staticWeight;
       }
     }
@@ -82,7 +98,7 @@ function gateRange(f: Frame, eps: readonly EndpointState[], from: number, to: nu
 }
 
 /** Nothing eligible serving: fail static (every eligible endpoint serves). */
-function failStaticOrNot(f: Frame, eps: readonly EndpointState[], t: GateTally): ScaleSums {
+function failStaticOrNot(f: Frame, g: GateStates, t: GateTally): ScaleSums {
   let { weights, statics } = t;
   const { eligible, serving } = t;
   f.failStatic = eligible > 0 && serving === 0;
@@ -91,10 +107,10 @@ function failStaticOrNot(f: Frame, eps: readonly EndpointState[], t: GateTally):
     if (f.healthCode[i] === H_DISABLED) continue;
     f.serving[i] = 1;
     f.rules[i] = R_FAIL_STATIC;
-    const e = eps[i] as EndpointState;
-    if (e.wasServing && isSet(e.w)) {
-      weights += e.w;
-      statics += e.staticWeight;
+    const w = continuing(g.held, i);
+    if (isSet(w)) {
+      weights += w;
+      statics += (g.eps[i] as EndpointState).staticWeight;
     }
   }
   return { weights, statics };

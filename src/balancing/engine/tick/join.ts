@@ -6,6 +6,7 @@
  * probation at a quarter of it and earn the rest through the controller and the step limit.
  */
 import { isSet, UNSET, valueOr, type EndpointState } from '../state.js';
+import { HW_PUB, HW_ROW, HW_SERVED, HW_W } from '../held-weights.js';
 import { PR_W, ROW, rejoinRow, setCell, type PidRows } from '../pid-rows.js';
 import type { SafetySettings } from '../types.js';
 import { classify } from './freshness.js';
@@ -25,7 +26,8 @@ const R_PROBATION = ruleBit('probation');
  * at 100,000 endpoints the tick is bound by reading the states from memory, about 6 ms a pass.
  */
 export function joinAndScale(f: Frame, eps: readonly EndpointState[], o: JoinOptions): void {
-  joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, scale: clusterScale(eps, o.pidRows, o.sums), from: 0, to: f.n });
+  const scale = clusterScale(o.held, o.pidRows, o.sums);
+  joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, held: o.held, scale, from: 0, to: f.n });
 }
 
 interface JoinOptions {
@@ -34,54 +36,59 @@ interface JoinOptions {
   readonly sums: ScaleSums;
   /** The cluster's PID rows (a joiner's controller starts over). */
   readonly pidRows: PidRows;
+  /** The cluster's held weights (held-weights.ts). */
+  readonly held: Float64Array;
 }
 
 /** joinAndScale in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* joinAndScaleSteps(f: Frame, eps: readonly EndpointState[], o: JoinOptions, chunk: number): Generator<void, void, void> {
-  const scale = clusterScale(eps, o.pidRows, o.sums);
-  yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, scale, from, to }));
+  const scale = clusterScale(o.held, o.pidRows, o.sums);
+  yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, held: o.held, scale, from, to }));
 }
 
 interface JoinRange {
   readonly adaptive: boolean;
   readonly safety: SafetySettings;
   readonly pidRows: PidRows;
+  readonly held: Float64Array;
   readonly scale: number;
   readonly from: number;
   readonly to: number;
 }
 
 function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void {
+  const held = r.held;
   for (let i = r.from; i < r.to; i++) {
     const e = eps[i] as EndpointState;
+    const o = i * HW_ROW;
     const fair = e.staticWeight * r.scale;
     f.fair[i] = fair;
     if (!f.serving[i]) {
-      e.w = UNSET;
+      held[o + HW_W] = UNSET;
       setCell(r.pidRows.rows, i, PR_W, UNSET);
-      e.pub = fair;
-    } else if (f.failStatic || !e.wasServing || !isSet(e.w)) {
+      held[o + HW_PUB] = fair;
+    } else if (f.failStatic || held[o + HW_SERVED] !== 1 || !isSet(held[o + HW_W] as number)) {
       const probation = r.adaptive && e.ejection.releasedNow && !f.failStatic;
-      e.w = e.pub = probation ? fair * PROBATION_SHARE : fair;
-      setCell(r.pidRows.rows, i, PR_W, e.w);
+      const w = probation ? fair * PROBATION_SHARE : fair;
+      held[o + HW_W] = held[o + HW_PUB] = w;
+      setCell(r.pidRows.rows, i, PR_W, w);
       rejoinRow(r.pidRows, i);
       if (!f.failStatic) mark(f, i, probation ? R_PROBATION : R_JOINED);
     }
     classify(f, e, i, r.safety);
-    f.prevPub[i] = valueOr(e.pub, 0);
-    if (f.serving[i]) f.prevW[i] = valueOr(e.w, 0);
+    f.prevPub[i] = valueOr(held[o + HW_PUB] as number, 0);
+    if (f.serving[i]) f.prevW[i] = valueOr(held[o + HW_W] as number, 0);
   }
 }
 
 /** The continuing endpoints' weight per unit of static weight (summed by the gate), rebased to 1 when out of range. */
-function clusterScale(eps: readonly EndpointState[], pid: PidRows, sums: ScaleSums): number {
+function clusterScale(held: Float64Array, pid: PidRows, sums: ScaleSums): number {
   const scale = sums.statics > 0 ? sums.weights / sums.statics : 1;
   if (scale >= SCALE_MIN && scale <= SCALE_MAX) return scale;
-  // Only ratios matter: bring the numbers back to static units.
-  for (const e of eps) {
-    // UNSET (NaN) stays UNSET.
-    e.w /= scale;
-    e.pub /= scale;
+  // Only ratios matter: bring the numbers back to static units (UNSET, NaN, stays UNSET).
+  for (let o = 0; o < held.length; o += HW_ROW) {
+    held[o + HW_W] = (held[o + HW_W] as number) / scale;
+    held[o + HW_PUB] = (held[o + HW_PUB] as number) / scale;
   }
   for (let o = PR_W; o < pid.rows.length; o += ROW) pid.rows[o] = (pid.rows[o] as number) / scale;
   return 1;

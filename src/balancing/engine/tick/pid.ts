@@ -17,7 +17,7 @@ import { utilizations } from '../stages.js';
 import type { Sample, UtilizationMetric } from '../types.js';
 import { at, F_FRESH, filled, mark, ruleBit, takePidFrame, takeUtil, type Frame, type PidFrame } from './frame.js';
 import { inChunks } from './chunks.js';
-import { blankPidStep, resetPidMemory, updatePidMemory } from '../../pid.js';
+import { blankPidStep, PID_INPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
 import {
   PR_D,
   PR_PENDING,
@@ -155,12 +155,21 @@ function aimAt(c: ClusterState, f: Frame, b: Begun): Aim | undefined {
   if (k === 0) return undefined;
   const sm = measure(c, f, st, pf.steerM);
   let setpoint: number;
-  if (c.pidConfig.setpoint === 'mean') {
-    let total = 0;
-    for (let j = 0; j < k; j++) total += at(sm, j);
-    setpoint = total / k;
-  } else setpoint = c.pidConfig.setpoint;
+  if (c.pidConfig.setpoint === 'mean') setpoint = sumOf(sm, k) / k;
+  else setpoint = c.pidConfig.setpoint;
   return { pf, st, setpoint, hold: lowLoad(c, st), prev: 0, next: 0 };
+}
+
+/**
+ * xs[0] + … + xs[k − 1], in order. A function of its own that returns right after its loop: V8
+ * optimizes the loop of a function called once per tick by on-stack replacement, compiled while
+ * the code after the loop has never run; that code then deoptimized on every tick (aimAt, at
+ * 1×100,000), leaving the loop to the interpreter on the next.
+ */
+function sumOf(xs: number[], k: number): number {
+  let total = 0;
+  for (let j = 0; j < k; j++) total += at(xs, j);
+  return total;
 }
 
 /** Steered endpoints from..to: pidW ← target × m (the steered sum kept), into `x` too. */
@@ -183,11 +192,9 @@ function controlRange(c: ClusterState, f: Frame, aim: Aim, from: number, to: num
   let newSum = aim.next;
   for (let j = from; j < to; j++) {
     const i = at(st.idx, j);
-    const pidW = valueOr(at(rows, i * ROW + PR_W), 0);
-    prevSum += pidW;
-    const t = pidW * control(c, f, i, at(sm, j), aim.setpoint, aim.hold);
-    sm[j] = t;
-    newSum += t;
+    prevSum += valueOr(at(rows, i * ROW + PR_W), 0);
+    control(c, f, aim, j);
+    newSum += at(sm, j);
     explain(pf, rows, i);
   }
   aim.prev = prevSum;
@@ -242,6 +249,7 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
   const { steerIdx: idx, steerBase: base, steerM: sm } = on.pf;
   const errors = on.errors;
   const rows = c.pidRows.rows;
+  const terms: Terms = { base, latency: NO_TERMS, errors };
   let k = on.k;
   for (let i = r.from; i < r.to; i++) {
     if (!f.serving[i]) continue;
@@ -252,13 +260,11 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
     if (cpu === undefined) continue;
     idx[k] = i;
     base[k] = cpu;
-    let err = 0;
     if (errors !== NO_TERMS) {
       const rate = at(f.errorRate, i);
-      err = ERROR_SCALE * c.errorPenalty * (Number.isNaN(rate) ? 0 : rate);
-      errors[k] = err;
+      errors[k] = ERROR_SCALE * c.errorPenalty * (Number.isNaN(rate) ? 0 : rate);
     }
-    sm[k] = measureOne(c, f, i, cpu, 0, err);
+    measureOne(c, f, i, terms, k, sm);
     k++;
   }
   on.k = k;
@@ -314,14 +320,28 @@ function baseUtilization(c: ClusterState, metric: UtilizationMetric, cand: reado
 function measure(c: ClusterState, f: Frame, st: Steered, out: number[]): number[] {
   if (st.measured) return out;
   for (let j = 0; j < st.k; j++) {
-    const i = at(st.idx, j);
-    out[j] = measureOne(c, f, i, at(st.base, j), termAt(st.latency, j), termAt(st.errors, j));
+    measureOne(c, f, at(st.idx, j), st, j, out);
   }
   return out;
 }
 
-/** One steered endpoint's measurement, folded into its smoothed one when its sample is new; returns the smoothed one. */
-function measureOne(c: ClusterState, f: Frame, i: number, base: number, latency: number, errors: number): number {
+/** A steered endpoint's measurement terms, by steered position (NO_TERMS: zeros). */
+interface Terms {
+  readonly base: number[];
+  readonly latency: number[];
+  readonly errors: number[];
+}
+
+/**
+ * Steered endpoint j (position i): its measurement (the sum of its terms), folded into its
+ * smoothed one when its sample is new; the smoothed one into out[j]. Numbers in and out through
+ * arrays, not arguments and a return value: V8 boxes a double passed across a call it does not
+ * inline (a heap number per endpoint per tick).
+ */
+function measureOne(c: ClusterState, f: Frame, i: number, t: Terms, j: number, out: number[]): void {
+  const base = at(t.base, j);
+  const latency = termAt(t.latency, j);
+  const errors = termAt(t.errors, j);
   const m = base + latency + errors;
   if (latency > 0) mark(f, i, R_LATENCY);
   if (errors > PENALTY_EPSILON) mark(f, i, R_ERROR);
@@ -333,7 +353,7 @@ function measureOne(c: ClusterState, f: Frame, i: number, base: number, latency:
     rows[o + PR_SMOOTHED] = isSet(smoothed) ? smoothed + c.safety.smoothing * (m - smoothed) : m;
   }
   (f.util as number[])[i] = base;
-  return valueOr(at(rows, o + PR_SMOOTHED), m);
+  out[j] = valueOr(at(rows, o + PR_SMOOTHED), m);
 }
 
 /** Every steered endpoint nearly idle and nothing to correct: nothing to balance. */
@@ -350,28 +370,44 @@ function lowLoad(c: ClusterState, st: Steered): boolean {
  * (pid-rows.ts keeps what explanations need), hot in cache.
  */
 const STEP = blankPidStep();
+/** The update's inputs (pid.ts updatePidMemoryFrom): in an array, so no double is boxed to pass them. */
+const INPUT = new Float64Array(PID_INPUT_SLOTS);
 
-/** One endpoint's multiplier this tick (1 when it waits for a sample, rests or holds). */
-function control(c: ClusterState, f: Frame, i: number, measurement: number, setpoint: number, hold: boolean): number {
+/**
+ * Steered endpoint j's control: its smoothed measurement (steerM[j]) becomes its target weight,
+ * pidW × the multiplier (1 when it waits for a sample, rests or holds). Reads and writes its
+ * numbers through the frame and the row, not arguments or a return value: V8 does not inline
+ * this call, and would box each double passed across it (heap numbers per endpoint per tick).
+ */
+function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   const { rows, params } = c.pidRows;
+  const sm = aim.pf.steerM;
+  const i = at(aim.st.idx, j);
   const o = i * ROW;
+  const pidW = valueOr(at(rows, o + PR_W), 0);
   if (at(rows, o + PR_PENDING) !== 1) {
     mark(f, i, R_AWAITING);
-    return 1;
+    sm[j] = pidW;
+    return;
   }
-  const sample = f.samples[i] as Sample;
+  const measurement = at(sm, j);
+  const setpoint = aim.setpoint;
+  const now = (f.samples[i] as Sample).at;
   rows[o + PR_PENDING] = 0;
   const lastControlAt = at(rows, o + PR_LAST_CONTROL_AT);
   // A gap longer than staleAfterMs means the controller's history no longer describes the endpoint.
-  if (isSet(lastControlAt) && sample.at - lastControlAt > c.safety.staleAfterMs) resetPidMemory(rows, o + PR_MEMORY, params);
-  else if (isSet(lastControlAt)) f.stepTicks[i] = Math.min(MAX_STEP_TICKS, Math.max(1, (sample.at - lastControlAt) / c.safety.tickMs));
-  const step = updatePidMemory(rows, o + PR_MEMORY, params, setpoint, measurement, sample.at, STEP);
+  if (isSet(lastControlAt) && now - lastControlAt > c.safety.staleAfterMs) resetPidMemory(rows, o + PR_MEMORY, params);
+  else if (isSet(lastControlAt)) f.stepTicks[i] = Math.min(MAX_STEP_TICKS, Math.max(1, (now - lastControlAt) / c.safety.tickMs));
+  INPUT[0] = setpoint;
+  INPUT[1] = measurement;
+  INPUT[2] = now;
+  const step = updatePidMemoryFrom(rows, o + PR_MEMORY, params, INPUT, STEP);
   (f.pid as PidFrame).updated[i] = 1;
   const rests = Math.abs(setpoint - measurement) <= Math.max(c.safety.deadband * Math.max(setpoint, 0.05), NOISE_BAND * at(rows, o + PR_NOISE));
-  if (hold) mark(f, i, R_LOW_LOAD);
+  if (aim.hold) mark(f, i, R_LOW_LOAD);
   else if (rests) mark(f, i, R_DEADBAND);
-  const multiplier = hold || rests ? 1 : Math.exp(c.pidConfig.k * step.output);
-  rows[o + PR_LAST_CONTROL_AT] = sample.at;
+  const multiplier = aim.hold || rests ? 1 : Math.exp(c.pidConfig.k * step.output);
+  rows[o + PR_LAST_CONTROL_AT] = now;
   rows[o + PR_SETPOINT] = setpoint;
   rows[o + PR_MEASUREMENT] = measurement;
   rows[o + PR_P] = step.p;
@@ -379,7 +415,7 @@ function control(c: ClusterState, f: Frame, i: number, measurement: number, setp
   rows[o + PR_D] = step.d;
   rows[o + PR_OUTPUT] = step.output;
   rows[o + PR_MULTIPLIER] = multiplier;
-  return multiplier;
+  sm[j] = pidW * multiplier;
 }
 
 /** The endpoint's last step into the frame (the explanations' record of this tick), if it has one. */

@@ -6,7 +6,8 @@
  */
 import { toIntegerWeightsByGroup } from '../../integer-weights.js';
 import { ArrayMap, sameEntries } from '../indexed-map.js';
-import { valueOr, type ClusterState, type EndpointState } from '../state.js';
+import { valueOr, type ClusterState } from '../state.js';
+import { HW_PUB, HW_ROW, HW_SERVED, HW_W } from '../held-weights.js';
 import { exceedsHysteresis } from '../stages.js';
 import type { PublishedHealth } from '../types.js';
 import { at, mark, ruleBit, type Frame } from './frame.js';
@@ -61,18 +62,20 @@ function finish(c: ClusterState, f: Frame, d: Decision, resolution: number): Pub
 
 /** Endpoints from..to: their internal (and, on a push, published) weight, and what the next tick knows of this one. */
 function keepRange(c: ClusterState, f: Frame, r: Decision, from: number, to: number): void {
+  const held = c.held;
   for (let i = from; i < to; i++) {
-    const e = c.order[i] as EndpointState;
+    const o = i * HW_ROW;
     const serving = f.serving[i] === 1;
     if (serving) {
-      e.w = at(f.cand, i);
-      if (r.push) e.pub = e.w;
-      else if (e.w !== at(f.prevPub, i)) mark(f, i, R_HYSTERESIS);
-      if (r.syncPid) setCell(c.pidRows.rows, i, PR_W, e.w);
+      const w = at(f.cand, i);
+      held[o + HW_W] = w;
+      if (r.push) held[o + HW_PUB] = w;
+      else if (w !== at(f.prevPub, i)) mark(f, i, R_HYSTERESIS);
+      if (r.syncPid) setCell(c.pidRows.rows, i, PR_W, w);
     }
     // What the next tick knows of this one, written in this pass rather than another over the states.
-    e.wasServing = serving;
-    f.pub[i] = valueOr(e.pub, 0);
+    held[o + HW_SERVED] = serving ? 1 : 0;
+    f.pub[i] = valueOr(held[o + HW_PUB] as number, 0);
   }
 }
 

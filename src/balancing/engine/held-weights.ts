@@ -1,0 +1,44 @@
+/**
+ * What a cluster's endpoints carry from one tick to the next about their weight: the internal
+ * weight w (static units × scale; UNSET while not serving), the weight published (the step
+ * limit's anchor) and whether the endpoint served last tick. One row of HW_ROW doubles per
+ * endpoint position in one Float64Array per cluster, rather than three fields of each
+ * EndpointState: the join, the health gate and publish read or write them for every endpoint every
+ * tick, and publish then touched each endpoint's state object (three cache lines) only for these
+ * (bench/RESULTS.md, pid5). Rows follow their endpoint when the set changes (carryHeldWeights).
+ */
+import type { EndpointState } from './state.js';
+
+/** Internal weight; UNSET (NaN) while not serving. */
+export const HW_W = 0;
+/** Weight published; UNSET before the first. */
+export const HW_PUB = 1;
+/** 1 when the endpoint served last tick. */
+export const HW_SERVED = 2;
+/** Doubles per row. */
+export const HW_ROW = 3;
+
+/**
+ * The held weights of a cluster's new endpoint order. An endpoint that stays (by key) keeps its
+ * weights, and counts as having served only if its static weight is unchanged (a changed one
+ * rejoins at its new fair share); new endpoints start with none.
+ */
+export function carryHeldWeights(
+  order: readonly EndpointState[],
+  existing: { readonly held: Float64Array; readonly index: ReadonlyMap<string, number>; readonly statics: readonly number[] } | undefined,
+): Float64Array {
+  const held = new Float64Array(order.length * HW_ROW);
+  order.forEach((e, i) => {
+    const from = existing?.index.get(e.key);
+    const o = i * HW_ROW;
+    if (existing === undefined || from === undefined) {
+      held[o + HW_W] = held[o + HW_PUB] = Number.NaN;
+      return;
+    }
+    const p = from * HW_ROW;
+    held[o + HW_W] = existing.held[p + HW_W] as number;
+    held[o + HW_PUB] = existing.held[p + HW_PUB] as number;
+    held[o + HW_SERVED] = existing.statics[from] === e.staticWeight ? (existing.held[p + HW_SERVED] as number) : 0;
+  });
+  return held;
+}
