@@ -14,6 +14,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { Profile, ProfileNode } from './cpuprofile.js';
 
 interface Ev {
   readonly k: string;
@@ -25,19 +26,6 @@ interface Ev {
   readonly w?: number;
   readonly hr?: number;
   readonly kind?: number;
-}
-
-interface ProfileNode {
-  readonly id: number;
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
-  readonly children?: readonly number[];
-}
-
-interface Profile {
-  readonly nodes: readonly ProfileNode[];
-  readonly startTime: number;
-  readonly samples: readonly number[];
-  readonly timeDeltas: readonly number[];
 }
 
 const { values } = parseArgs({

@@ -6,32 +6,25 @@
  * bearer-token auth, the OpenAPI document, and a fuzz test of the new routes.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
-import { buildAdminApp, type AdminApp, type AdminDeps } from '../../src/admin/app.js';
+import type { AdminApp, AdminDeps } from '../../src/admin/app.js';
 import { Authorizer, authFromEnv, parseTokenList, tokenMatches } from '../../src/admin/auth.js';
 import { applyPolicyPatch, mergePatch } from '../../src/admin/resources.js';
-import { openStore, type Store } from '../../src/catalog/store/index.js';
+import type { Store } from '../../src/catalog/store/index.js';
 import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
 import { parseConfig } from '../../src/sources/config-file.js';
-import { Metrics } from '../../src/telemetry/metrics.js';
-import { XdsCache } from '../../src/xds/cache.js';
-import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 import type { Explanation } from '../../src/balancing/engine/types.js';
 import { ReportBatchError } from '../../src/signals/report-ingest.js';
+import { adminStoreApp } from '../support/admin-store-app.js';
 
 // ── fixtures ─────────────────────────────────────────────────────────────────────────────────────
 
-const dirs: string[] = [];
-const stores: Store[] = [];
+const cleanups: (() => void)[] = [];
 afterEach(() => {
-  for (const s of stores.splice(0)) s.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  for (const c of cleanups.splice(0)) c();
 });
 
 /** The config file: `files` (a file-owned cluster) and a listener routing to it. */
@@ -48,28 +41,21 @@ interface Fixture {
 }
 
 function fixture(overrides: Partial<AdminDeps> = {}, seed = true): Fixture {
-  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-admin-api-'));
-  dirs.push(dir);
-  const store = openStore(dir);
-  stores.push(store);
-  if (seed) store.seedFromConfig(parseConfig(stringify(FILE_DOC), 'fulcrum.yaml').catalog);
   const adaptive = new AdaptiveWeights();
   const reports: unknown[] = [];
-  const app = buildAdminApp({
-    registry: new ProxyRegistry(),
-    cache: new XdsCache(),
-    metrics: new Metrics({ processMetrics: false }),
-    ready: () => ({ ready: true, reasons: [] }),
-    version: '1.2.3',
-    store,
-    weights: adaptive,
-    reports: (body) => {
-      reports.push(body);
-      const samples = (body as { samples: unknown[] }).samples;
-      return { accepted: samples.length, rejected: [] };
-    },
-    ...overrides,
+  const { app, store, close } = adminStoreApp('fulcrum-admin-api-', {
+    seed: (s) => seed && s.seedFromConfig(parseConfig(stringify(FILE_DOC), 'fulcrum.yaml').catalog),
+    deps: () => ({
+      weights: adaptive,
+      reports: (body) => {
+        reports.push(body);
+        const samples = (body as { samples: unknown[] }).samples;
+        return { accepted: samples.length, rejected: [] };
+      },
+      ...overrides,
+    }),
   });
+  cleanups.push(close);
   return { app, store, adaptive, reports };
 }
 

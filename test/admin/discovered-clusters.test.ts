@@ -4,47 +4,31 @@
  * endpoints drained/disabled/enabled and their policy changed as overrides, with ETags, If-Match
  * and audit, and the overrides listed and deleted under /v1/overrides.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildAdminApp, type AdminApp } from '../../src/admin/app.js';
+import type { AdminApp } from '../../src/admin/app.js';
 import { DiscoveredView, DiscoveryAwareStore } from '../../src/catalog/discovered-clusters.js';
-import { openStore, type Store } from '../../src/catalog/store/index.js';
-import { Metrics } from '../../src/telemetry/metrics.js';
+import type { Store } from '../../src/catalog/store/index.js';
 import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
-import { XdsCache } from '../../src/xds/cache.js';
-import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { cluster, endpoint } from '../catalog/helpers.js';
+import { adminStoreApp } from '../support/admin-store-app.js';
 
 const NAME = 'ns/web:http';
 const URL_NAME = encodeURIComponent(NAME);
 const EP_URL = `/v1/clusters/${URL_NAME}/endpoints/10.1.0.1/8080`;
 const DISCOVERED = cluster(NAME, [endpoint('10.1.0.1'), endpoint('10.1.0.2')], { lbPolicy: 'RING_HASH', ringHash: { virtualNodesPerHost: 64, hashFunction: 'XX_HASH' } });
 
-const dirs: string[] = [];
-const stores: Store[] = [];
+const cleanups: (() => void)[] = [];
 afterEach(() => {
-  for (const s of stores.splice(0)) s.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  for (const c of cleanups.splice(0)) c();
 });
 
 function fixture(): { app: AdminApp; store: Store; view: DiscoveredView } {
-  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-discovered-'));
-  dirs.push(dir);
-  const store = openStore(dir);
-  stores.push(store);
   const view = new DiscoveredView();
   view.set([DISCOVERED]);
-  const app = buildAdminApp({
-    registry: new ProxyRegistry(),
-    cache: new XdsCache(),
-    metrics: new Metrics({ processMetrics: false }),
-    ready: () => ({ ready: true, reasons: [] }),
-    version: '1.2.3',
-    store: new DiscoveryAwareStore(store, view),
-    weights: new AdaptiveWeights(),
+  const { app, store, close } = adminStoreApp('fulcrum-discovered-', {
+    deps: (s) => ({ store: new DiscoveryAwareStore(s, view), weights: new AdaptiveWeights() }),
   });
+  cleanups.push(close);
   return { app, store, view };
 }
 

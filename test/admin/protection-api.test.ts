@@ -2,16 +2,11 @@
  * The admin API carries a cluster's Envoy-side protection: PUT and GET round-trip it, a policy
  * PATCH changes it and keeps the rest, and bad values are 400s naming the field.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildAdminApp, type AdminApp } from '../../src/admin/app.js';
-import { openStore, type Store } from '../../src/catalog/store/index.js';
+import type { AdminApp } from '../../src/admin/app.js';
+import type { Store } from '../../src/catalog/store/index.js';
 import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
-import { Metrics } from '../../src/telemetry/metrics.js';
-import { XdsCache } from '../../src/xds/cache.js';
-import { ProxyRegistry } from '../../src/xds/proxy-status.js';
+import { adminStoreApp } from '../support/admin-store-app.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -19,21 +14,8 @@ afterEach(() => {
 });
 
 function app(): { app: AdminApp; store: Store } {
-  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-protect-api-'));
-  const store = openStore(dir);
-  cleanups.push(() => {
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const built = buildAdminApp({
-    registry: new ProxyRegistry(),
-    cache: new XdsCache(),
-    metrics: new Metrics({ processMetrics: false }),
-    ready: () => ({ ready: true, reasons: [] }),
-    version: 't',
-    store,
-    weights: new AdaptiveWeights(),
-  });
+  const { app: built, store, close } = adminStoreApp('fulcrum-protect-api-', { deps: () => ({ version: 't', weights: new AdaptiveWeights() }) });
+  cleanups.push(close);
   return { app: built, store };
 }
 

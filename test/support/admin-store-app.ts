@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildAdminApp, type AdminApp } from '../../src/admin/app.js';
+import { buildAdminApp, type AdminApp, type AdminDeps } from '../../src/admin/app.js';
 import { openStore, type Store } from '../../src/catalog/store/index.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { XdsCache } from '../../src/xds/cache.js';
@@ -10,11 +10,16 @@ import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 /**
  * The admin app over a real SQLite store in a fresh temporary directory, with an empty xDS cache
  * and proxy registry, always ready: what the store-backed route tests drive through `inject()`.
- * `close()` closes the store and removes the directory.
+ * `seed` fills the store before the app is built; `deps` adds or replaces dependencies (given the
+ * store, e.g. to wrap it). `close()` closes the store and removes the directory.
  */
-export function adminStoreApp(prefix: string): { app: AdminApp; store: Store; close: () => void } {
+export function adminStoreApp(
+  prefix: string,
+  options: { seed?: (store: Store) => void; deps?: (store: Store) => Partial<AdminDeps> } = {},
+): { app: AdminApp; store: Store; close: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const store = openStore(dir);
+  options.seed?.(store);
   const app = buildAdminApp({
     registry: new ProxyRegistry(),
     cache: new XdsCache(),
@@ -22,6 +27,7 @@ export function adminStoreApp(prefix: string): { app: AdminApp; store: Store; cl
     ready: () => ({ ready: true, reasons: [] }),
     version: '1.2.3',
     store,
+    ...options.deps?.(store),
   });
   const close = (): void => {
     store.close();
