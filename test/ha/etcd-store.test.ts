@@ -31,7 +31,7 @@ describeEtcd('etcd store: several replicas on one etcd', () => {
 
   /** A replica on this test's prefix. */
   const replica = async (): Promise<EtcdStore> => {
-    const s = await openEtcdStore({ endpoints: [...etcd.endpoints], prefix, writeTimeoutMs: 3_000 }, { probeIntervalMs: 250 });
+    const s = await openEtcdStore({ endpoints: [...etcd.endpoints], prefix, writeTimeoutMs: scaled(3_000) }, { probeIntervalMs: 250 });
     open.push(s);
     return s;
   };

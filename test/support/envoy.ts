@@ -23,6 +23,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -830,9 +831,10 @@ function adminClient(proc: EnvoyProcess, adminUrl: string): AdminClient {
         async ({ note }) => {
           const all = await listeners();
           note(all);
-          return all.find((l) => l.name === listener && l.port > 0)?.port;
+          const found = all.find((l) => l.name === listener && l.port > 0);
+          return found && (await accepts(found)) ? found.port : undefined;
         },
-        { what: `${proc.name} listener "${listener}" to be bound`, timeoutMs, intervalMs: 50 },
+        { what: `${proc.name} listener "${listener}" to be bound and accepting`, timeoutMs, intervalMs: 50 },
       ).catch((err: unknown) => {
         // A listener that cannot bind (its port taken) says why only in Envoy's log.
         throw proc.failure(err instanceof Error ? err.message : String(err));
@@ -869,6 +871,25 @@ function parseStats(text: string): Record<string, number> {
 }
 
 /** Admin `/listeners?format=json` as name, address and bound port. */
+/**
+ * Whether a TCP connection to the listener is accepted. Envoy binds a listener's socket when the
+ * listener is added, but its workers listen only once it has warmed (its routes arrived): until
+ * then /listeners shows the port and a connection is refused (seen in ha-envoy: 5 requests refused
+ * in the first 85 ms after the port was listed).
+ */
+function accepts(l: ListenerStatus): Promise<boolean> {
+  const host = l.address === '' || l.address === '0.0.0.0' ? '127.0.0.1' : l.address === '::' ? '::1' : l.address;
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port: l.port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
 function parseListeners(text: string): ListenerStatus[] {
   const parsed = JSON.parse(text) as {
     listener_statuses?: Array<{ name?: string; local_address?: { socket_address?: { address?: string; port_value?: number } } }>;
