@@ -10,6 +10,11 @@
  *
  * With --stalls-ms: also every loop stall at least that long (what every request waited behind),
  * with the GC pauses and the sampled stages inside it.
+ *
+ * With --bench-out FILE (what bench/admin-100k.ts printed for that run): per big write (its PUTs
+ * to /v1/clusters/big…, each with "the write itself" from FILE, plus 500 ms after its answer) the
+ * longest loop stall, the most main-thread CPU in one stall (schedstat: without run-queue wait)
+ * and how many stalls were over 50 ms.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,6 +39,7 @@ const { values } = parseArgs({
     'slow-ms': { type: 'string', default: '20' },
     match: { type: 'string', default: '/endpoints/' },
     'stalls-ms': { type: 'string', default: '0' },
+    'bench-out': { type: 'string' },
   },
 });
 if (values.dir === undefined) throw new Error('--dir DIR (the FULCRUM_PUSH_TRACE directory) is required');
@@ -149,4 +155,17 @@ if (stallsMs > 0) {
     const during = events.filter((e) => e.k === 'req' && e.m !== 'GET' && e.t <= st.t).at(-1);
     process.stdout.write(`  ${(st.d ?? 0).toFixed(0)} ms (gc ${gc.toFixed(0)}) after ${during ? `${during.m} ${during.u}` : 'start'}: ${stagesIn(st.t, end)}\n`);
   }
+}
+
+if (values['bench-out'] !== undefined) {
+  const durations = [...readFileSync(values['bench-out'], 'utf8').matchAll(/the write itself \| 1 \| ([0-9.]+)/g)].map((m) => Number(m[1]));
+  const writes = events.filter((e) => e.k === 'req' && e.m === 'PUT' && (e.u ?? '').startsWith('/v1/clusters/big'));
+  process.stdout.write('big writes: longest stall (wall ms), most CPU in one stall (ms), stalls > 50 ms\n');
+  writes.forEach((w, i) => {
+    const end = w.t + (durations[i] ?? 0) + 500;
+    const stalls = events.filter((e) => e.k === 'stall' && e.t >= w.t && e.t <= end) as (Ev & { c2?: number })[];
+    const wall = Math.max(0, ...stalls.map((e) => e.d ?? 0));
+    const cpu = Math.max(0, ...stalls.map((e) => (e.c2 ?? 0) - (e.c ?? 0)));
+    process.stdout.write(`  ${w.u}: ${wall.toFixed(0)} ms, cpu ${cpu.toFixed(0)} ms, ${stalls.filter((e) => (e.d ?? 0) > 50).length} over 50 ms\n`);
+  });
 }

@@ -78,9 +78,15 @@ export function lazyValidators(build: BuildValidator = AjvCompiler(), warmer?: W
       let compiled: Validate | undefined;
       warmer?.add(() => void (compiled ??= compile(route)), route.method);
       const validate = function (this: unknown, data: unknown) {
-        compiled ??= compile(route);
-        const result = compiled.call(this, data);
-        validate.errors = compiled.errors;
+        const run = (compiled ??= compile(route));
+        const result: unknown = run.call(this, data);
+        validate.errors = run.errors;
+        // A body checked in slices (sliced-validation.ts) has its verdict, and its errors, later.
+        if (result instanceof Promise)
+          return result.then((ok: unknown) => {
+            validate.errors = run.errors;
+            return ok;
+          });
         return result;
       } as Validate;
       return validate;

@@ -59,11 +59,12 @@ function itemSchema(schema: TSchema, key: string): TSchema | undefined {
  */
 export async function sendSliced(reply: FastifyReply, status: number, schema: TSchema, body: unknown, key: string): Promise<FastifyReply> {
   // `schema`: the route's response schema for `status` (its array's item schema is compiled here once per route).
+  // Before the head is serialized: fastify picks the route's serializer by the reply's status.
+  reply.code(status);
   const record = body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : undefined;
   const items = record?.[key];
   const item = itemSchema(schema, key);
-  if (!record || !Array.isArray(items) || items.length <= SLICED_ANSWER_OVER || !item) return reply.code(status).send(body);
-  reply.code(status);
+  if (!record || !Array.isArray(items) || items.length <= SLICED_ANSWER_OVER || !item) return reply.send(body);
   const json: SlicedJson = {
     // The route's own serializer for this status (compiled once, and warmed for write routes: lazy-compilers.ts).
     head: (b) => String(reply.serialize(b)),
@@ -71,7 +72,7 @@ export async function sendSliced(reply: FastifyReply, status: number, schema: TS
     turn: nextTurn,
   };
   const text = await jsonInSlices(json, record, key, items);
-  if (text === undefined) return reply.code(status).send(body);
+  if (text === undefined) return reply.send(body);
   // A string with a JSON content type is sent as it is (fastify serializes only objects).
-  return reply.code(status).type('application/json; charset=utf-8').send(text);
+  return reply.type('application/json; charset=utf-8').send(text);
 }

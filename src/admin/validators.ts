@@ -1,5 +1,6 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { emptyObjectValidator, isEmptyClosedObject } from './empty-query.js';
+import { longArrayOf, slicedBodyValidator } from './sliced-validation.js';
 
 /**
  * fastify's validator compiler (its own Ajv setup, formats included), twice: path parameters,
@@ -23,7 +24,14 @@ export const buildValidator =
     let coercing: ReturnType<BuildValidator> | undefined;
     let exact: ReturnType<BuildValidator> | undefined;
     return (route) => {
-      if (route.httpPart === 'body') return (exact ??= pool(externalSchemas, { customOptions: { ...OPTIONS, coerceTypes: false } }))(route);
+      if (route.httpPart === 'body') {
+        const compile = (exact ??= pool(externalSchemas, { customOptions: { ...OPTIONS, coerceTypes: false } }));
+        // A body with a long array (20k endpoints) is checked in slices (sliced-validation.ts).
+        const long = longArrayOf(route.schema);
+        if (!long) return compile(route);
+        let item: Validate | undefined;
+        return slicedBodyValidator(compile(route), long, () => (item ??= compile({ ...route, schema: long.items }))) as Validate;
+      }
       // fastify reads a validator's verdict and its `errors`, which this one has as Ajv's do.
       if (isEmptyClosedObject(route.schema)) return emptyObjectValidator() as unknown as Validate;
       return (coercing ??= pool(externalSchemas, { customOptions: OPTIONS }))(route);

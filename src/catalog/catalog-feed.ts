@@ -20,7 +20,7 @@ export const BIG_CHANGE_ENDPOINTS = 1_000;
  * every change of either. Starting pushes the current catalog once.
  *
  * A big change (a cluster of 20k endpoints written) is pushed one consumer per turn of the event
- * loop: each consumer's share of it (the weight engine's, the signals', the publisher's) then
+ * loop, from the turn after the change: each consumer's share of it (the weight engine's, the signals', the publisher's) then
  * holds other requests up alone, not all of them in one go. A change arriving meanwhile restarts
  * the round with the newer catalog, from the first consumer; small changes are pushed at once.
  */
@@ -77,9 +77,11 @@ export class CatalogFeed implements Component {
     while (catalog && this.inTurns === round) {
       round.next = undefined;
       for (const c of this.consumers) {
-        c.setCatalog(catalog);
+        // A turn first too: the change arrives at the end of its write's task (a 20k-endpoint
+        // commit, its read-back and audit record), which should not carry a consumer's share as well.
         await new Promise((resolve) => setImmediate(resolve));
         if (round.next || this.inTurns !== round) break;
+        c.setCatalog(catalog);
       }
       catalog = round.next;
     }

@@ -101,9 +101,9 @@ export class Signals {
         localities.set(c.name, this.localities.get(c.name) ?? membersByLocality(c.endpoints));
         continue;
       }
-      const wanted = new Set(c.endpoints.map(endpointKey));
+      const { keys: wanted, byLocality } = keysAndLocalities(c.endpoints);
       known.set(c.name, wanted);
-      localities.set(c.name, membersByLocality(c.endpoints));
+      localities.set(c.name, byLocality);
       for (const key of this.store.endpointKeys(c.name)) if (!wanted.has(key)) this.store.forget(c.name, key);
       this.prober.setCluster(c.name, c.probe ? probeConfigFromCatalog(c.probe) : undefined, c.endpoints);
     }
@@ -131,12 +131,20 @@ export class Signals {
 }
 
 function membersByLocality(endpoints: Catalog['clusters'][number]['endpoints']): Map<string, LocalityMember[]> {
-  const out = new Map<string, LocalityMember[]>();
+  return keysAndLocalities(endpoints).byLocality;
+}
+
+/** A cluster's endpoint keys and its members by locality, in one pass: each key made once (20k of them for a big cluster, with their GC). */
+function keysAndLocalities(endpoints: Catalog['clusters'][number]['endpoints']): { keys: Set<string>; byLocality: Map<string, LocalityMember[]> } {
+  const keys = new Set<string>();
+  const byLocality = new Map<string, LocalityMember[]>();
   for (const e of endpoints) {
+    const key = endpointKey(e);
+    keys.add(key);
     const id = localityId(e.locality);
-    const list = out.get(id) ?? [];
-    list.push({ key: `${e.address}:${e.port}`, weight: e.weight });
-    out.set(id, list);
+    const list = byLocality.get(id);
+    if (list) list.push({ key, weight: e.weight });
+    else byLocality.set(id, [{ key, weight: e.weight }]);
   }
-  return out;
+  return { keys, byLocality };
 }

@@ -63,13 +63,15 @@ describe('CatalogFeed', () => {
     feed.start();
     seen.length = 0;
     store.change({ clusters: [small, big], listeners: [], nodeGroups: [] });
+    expect(seen).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
     expect(seen).toEqual(['weights:a,big']);
     await new Promise((resolve) => setImmediate(resolve));
     expect(seen).toEqual(['weights:a,big', 'signals:a,big']);
     // A change now: the round starts again with it, and the publisher never gets the older catalog.
     store.change({ clusters: [small, big, cluster('b')], listeners: [], nodeGroups: [] });
     expect(seen).toHaveLength(2);
-    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 6; i++) await new Promise((resolve) => setImmediate(resolve));
     expect(seen.slice(2)).toEqual(['weights:a,big,b', 'signals:a,big,b', 'publisher:a,big,b']);
     // A small change, nothing in progress: pushed to all at once.
     store.change({ clusters: [small, big, cluster('b'), cluster('c')], listeners: [], nodeGroups: [] });

@@ -119,3 +119,36 @@ describe('Store.durably through the write lane', () => {
     await lane.close();
   });
 });
+
+describe('a sliced cluster write (Store.putClusterSliced)', () => {
+  it('commits without an fsync on the event loop, pushes at commit, and settles only once the WAL is fsynced', async () => {
+    const f = manualFlush();
+    // Clusters of more than 2 endpoints take the sliced path.
+    const lane = new WriteLane(openStore(tempDir(), { flushWal: f.flush }), 2);
+    const heard: Array<{ revision: number; flushes: number }> = [];
+    lane.onChange((change) => heard.push({ revision: change.revision, flushes: f.flushes() }));
+    const many = (n: number, weight: number) => Array.from({ length: n }, (_, i) => endpoint(`10.0.0.${i + 1}`, 8080, { weight }));
+    const write = lane.putCluster(cluster('big', many(5, 1)), API);
+    await new Promise((r) => setImmediate(r));
+    await waitUntil(() => heard.length > 0);
+    // Committed and pushed, readable, with the fsync started after the commit and still running.
+    expect(heard).toEqual([{ revision: 1, flushes: 0 }]);
+    expect(lane.getCluster('big')?.endpoints).toHaveLength(5);
+    expect(f.flushes()).toBe(1);
+    expect(await settled(Promise.resolve(write))).toBe(false);
+    f.end(0);
+    expect(await write).toEqual({ revision: 1 });
+    const failing = lane.putCluster(cluster('big', many(5, 2)), API);
+    await waitUntil(() => f.flushes() > 1);
+    f.end(1, new Error('EIO: fsync failed'));
+    await expect(failing).rejects.toThrow(/applied and served, but the store could not make it durable \(fsync of the WAL failed: EIO/);
+    expect(lane.getCluster('big')?.endpoints.map((e) => e.weight)).toEqual([2, 2, 2, 2, 2]);
+    await lane.close();
+  });
+});
+
+/** Turns of the event loop until `ok()` (the sliced write yields a few times before it commits). */
+async function waitUntil(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 10_000 && !ok(); i++) await new Promise((r) => setImmediate(r));
+  expect(ok()).toBe(true);
+}

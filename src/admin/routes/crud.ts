@@ -24,8 +24,8 @@ export interface NamedResource<Rec extends NamedRecord, In extends TSchema, Inpu
   list(): readonly Rec[];
   get(name: string): Rec | undefined;
   view(rec: Rec): unknown;
-  /** A validated PUT body → the store's input (400 naming the field, 409 on a clash). */
-  parse(body: Static<In>, name: string): Input;
+  /** A validated PUT body → the store's input (400 naming the field, 409 on a clash); a long one in slices. */
+  parse(body: Static<In>, name: string): MaybePromise<Input>;
   put(input: Input, options: WriteOptions): MaybePromise<WriteResult>;
   /** 409 while something still needs the resource; checked after ownership and preconditions. */
   assertDeletable?(name: string): void;
@@ -43,9 +43,8 @@ async function answer<Rec extends NamedRecord, In extends TSchema, Input>(
   rec: Rec,
 ): Promise<FastifyReply> {
   const view = r.view(rec);
-  if (r.longArray === undefined) return withEtag(reply, revision, status, view);
   reply.header('etag', etag(revision));
-  return sendSliced(reply, status, r.schemas.view, view, r.longArray);
+  return r.longArray === undefined ? reply.code(status).send(view) : sendSliced(reply, status, r.schemas.view, view, r.longArray);
 }
 
 export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema, Input>(
@@ -85,7 +84,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
       const { name } = request.params;
       const existing = r.get(name);
       const options = apiWriteOptions(request, actorOf, target(name, existing));
-      const { revision } = await r.put(r.parse(request.body, name), options);
+      const { revision } = await r.put(await r.parse(request.body, name), options);
       if (!existing) reply.header('location', `${url}/${encodeURIComponent(name)}`);
       return answer(r, reply, revision, existing ? 200 : 201, getOr404(name));
     },
@@ -107,7 +106,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
       const rec = getOr404(name);
       const options = apiWriteOptions(request, actorOf, target(name, rec));
       const merged = mergePatch(r.view(rec), request.body) as Static<In>;
-      const { revision } = await r.put(r.parse(merged, name), options);
+      const { revision } = await r.put(await r.parse(merged, name), options);
       return answer(r, reply, revision, 200, getOr404(name));
     },
   );

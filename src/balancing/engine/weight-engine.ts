@@ -172,10 +172,7 @@ export class WeightEngine {
       safety: resolvedSafety,
       ejection: resolvedEjection,
       order,
-      byKey: new Map(order.map((e) => [e.key, e])),
-      index: new Map(order.map((e, i) => [e.key, i])),
-      keys: order.map((e) => e.key),
-      statics: order.map((e) => e.staticWeight),
+      ...indexed(order),
       ...layout,
       lastTickAt: existing?.lastTickAt,
       lastWeights: existing?.lastWeights,
@@ -558,4 +555,25 @@ function newEwma(policy: WeightingPolicy, safety: SafetySettings): EwmaLatency {
     ...(decay !== undefined ? { decay } : {}),
     ...(bonus !== undefined ? { explorationScale: bonus } : {}),
   });
+}
+
+/**
+ * A cluster's endpoints by key, their positions, keys and static weights, in one pass: at 20k
+ * endpoints the four maps over `order` made 40k [key, value] pairs and two arrays more for the
+ * collector, inside the task that sets the cluster (bench/admin-100k.ts, issue 13).
+ */
+function indexed(order: readonly EndpointState[]): Pick<ClusterState, 'byKey' | 'index' | 'keys' | 'statics'> {
+  const byKey = new Map<string, EndpointState>();
+  const index = new Map<string, number>();
+  // Pushed, not preallocated: the tick reads these arrays, and a preallocated one stays holey.
+  const keys: string[] = [];
+  const statics: number[] = [];
+  for (let i = 0; i < order.length; i++) {
+    const e = order[i] as EndpointState;
+    byKey.set(e.key, e);
+    index.set(e.key, i);
+    keys.push(e.key);
+    statics.push(e.staticWeight);
+  }
+  return { byKey, index, keys, statics };
 }

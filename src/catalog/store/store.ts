@@ -471,13 +471,15 @@ export class Store implements CatalogStore {
   async putClusterSliced(input: ClusterInput, opts: WriteOptions, sliceMs = 10): Promise<WriteResult> {
     assertWriter(opts.owner);
     const started = performance.now();
-    const { revision, changes, served, record } = await putClusterSliced(this.writer(), input, opts, this.now().toISOString(), sliceMs, this.walFile.flush);
+    const { revision, changes, served, record } = await putClusterSliced(this.writer(), input, opts, this.now().toISOString(), sliceMs);
     // Before anything queued behind this write commits: that commit would run the checkpoint of this one's pages.
     if (changes.length > 0) void this.walCheckpointer().checkpoint();
     // Read back by the write already: the route's answer and later reads need not read 20k rows again.
     if (record) this.keep(record);
     const known = served && { cluster: served.name, whole: true, apply: (view: CatalogView) => view.known(served) };
     this.committed(started, changes.length > 0 ? revision : undefined, opts.actor, changes, known);
+    // Committed without an fsync (see writer()): durable, as `durably`'s writes, once the WAL is fsynced off the event loop.
+    if (changes.length > 0) await this.madeDurable(this.walSync.synced());
     return { revision };
   }
 
@@ -498,11 +500,15 @@ export class Store implements CatalogStore {
     return { cluster: w.cluster.name, whole: false, apply: (view) => view.patchEndpoint(w.cluster.name, w.address, w.port, served) };
   }
 
-  /** The second connection big writes use (opened on first use; settings as openStore's, but its commits never checkpoint). */
+  /**
+   * The second connection big writes use (opened on first use; settings as openStore's, but its
+   * commits never checkpoint, nor fsync: putClusterSliced fsyncs the WAL off the event loop, as
+   * `durably` does, before the write settles).
+   */
   private writer(): Database.Database {
     if (this.writerDb) return this.writerDb;
     const db = new Database(this.file, { timeout: this.busyTimeoutMs });
-    db.pragma('synchronous = FULL');
+    db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
     db.pragma('wal_autocheckpoint = 0');
@@ -536,11 +542,16 @@ export class Store implements CatalogStore {
     }
     // The fsync started at COMMIT, so it ran while the listeners pushed; else (a write that does
     // not go through write(), e.g. saveAllWeights) one starts now.
-    await (commit.synced ?? this.walSync.synced()).catch((err: unknown) => {
+    await this.madeDurable(commit.synced ?? this.walSync.synced());
+    return result;
+  }
+
+  /** Waits for the fsync of a committed write; its failure says the change is applied but maybe not durable. */
+  private async madeDurable(synced: Promise<void>): Promise<void> {
+    await synced.catch((err: unknown) => {
       // The change is committed and served already; say so, so nobody retries it as if lost.
       throw new Error(`the change is applied and served, but the store could not make it durable (fsync of the WAL failed: ${err instanceof Error ? err.message : String(err)}); it may not survive a power loss`, { cause: err });
     });
-    return result;
   }
 
   /** Deletes a cluster, its endpoints and its published weights. */
