@@ -34,6 +34,9 @@ Options:
   --clusters N    clusters in the catalog (default 100)
   --endpoints N   endpoints per cluster (default 20)
   --idle-ms N     how long the idle wait for "rest" is (default 45000; 0 skips it)
+  --settle-ms N   wait this long after the pushes before each stream reading (default 0): with
+                  35000 or more the fleet has been idle long enough for fulcrum's idle compaction
+                  (30 s quiet, observed every 5 s) to have run, as it would in a fleet at rest
   --config FILE   serve this config instead of the generated catalog ("rest" only, no streams)
   --kube          a Kubernetes run: start etcd + kube-apiserver (.tools/bin) with 20 labelled
                   Services of 10 endpoints, and serve --config (default examples/fulcrum.yaml)
@@ -60,6 +63,7 @@ const { values: args, positionals } = parseArgs({
     clusters: { type: 'string', default: '100' },
     endpoints: { type: 'string', default: '20' },
     'idle-ms': { type: 'string', default: '45000' },
+    'settle-ms': { type: 'string', default: '0' },
     config: { type: 'string' },
     kube: { type: 'boolean', default: false },
     'heap-snapshots': { type: 'string' },
@@ -291,11 +295,13 @@ async function main(): Promise<void> {
       const perStream = (bytes: number, n: number): string => `${(bytes / n / 1024).toFixed(1)} KiB`;
       const first = await connect(server, half);
       for (let p = 0; p < num('pushes'); p++) await push(server, configPath, 3 + p, half);
+      await sleep(num('settle-ms'));
       const halfRss = await settledRss(server.pid);
       await heapSnapshot(server, `${protocol}-${half}`);
       out.push(row(`${half} streams after ${num('pushes')} pushes`, halfRss, await server.metric(HEAP_USED), `${perStream(halfRss - rest, half)} per stream${await committedNote(server)}${await trimmedNote(server.pid)}`));
       const second = await connect(server, streams - half);
       for (let p = 0; p < num('pushes'); p++) await push(server, configPath, 10 + p, streams);
+      await sleep(num('settle-ms'));
       const connected = await settledRss(server.pid);
       const heap = await server.metric(HEAP_USED);
       await heapSnapshot(server, `${protocol}-${streams}`);
