@@ -34,9 +34,8 @@ Options:
   --clusters N    clusters in the catalog (default 100)
   --endpoints N   endpoints per cluster (default 20)
   --idle-ms N     how long the idle wait for "rest" is (default 45000; 0 skips it)
-  --settle-ms N   wait this long after the pushes before each stream reading (default 0): with
-                  35000 or more the fleet has been idle long enough for fulcrum's idle compaction
-                  (30 s quiet, observed every 5 s) to have run, as it would in a fleet at rest
+  --settle-ms N   wait this long after the pushes before each stream reading (default 0): a
+                  fleet at rest, where V8's memory reducer may have compacted (40000 in RESULTS.md)
   --config FILE   serve this config instead of the generated catalog ("rest" only, no streams)
   --kube          a Kubernetes run: start etcd + kube-apiserver (.tools/bin) with 20 labelled
                   Services of 10 endpoints, and serve --config (default examples/fulcrum.yaml)
