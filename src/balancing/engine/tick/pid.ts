@@ -248,16 +248,16 @@ function steerOnCpu(c: ClusterState, f: Frame, pf: PidFrame): CpuSteering {
 function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: { from: number; to: number }): void {
   const { steerIdx: idx, steerBase: base, steerM: sm } = on.pf;
   const errors = on.errors;
-  const rows = c.pidRows.rows;
+  const { rows, cpu: cpuRow } = c.pidRows;
   const terms: Terms = { base, latency: NO_TERMS, errors };
   let k = on.k;
   for (let i = r.from; i < r.to; i++) {
     if (!f.serving[i]) continue;
     x[i] = valueOr(rows[i * ROW + PR_W] as number, 0);
     if (f.freshness[i] !== F_FRESH) continue;
-    // The tick's sample (the ejection stage put it in the frame): no EndpointState read here.
-    const cpu = f.samples[i]?.cpu;
-    if (cpu === undefined) continue;
+    // The tick's sample's cpu (pid-rows.ts): no EndpointState or sample object read here.
+    const cpu = cpuRow[i] as number;
+    if (cpu !== cpu) continue;
     idx[k] = i;
     base[k] = cpu;
     if (errors !== NO_TERMS) {
