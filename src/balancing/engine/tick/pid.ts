@@ -17,7 +17,7 @@ import { utilizations } from '../stages.js';
 import type { Sample, UtilizationMetric } from '../types.js';
 import { F_FRESH, filled, mark, ruleBit, takePidFrame, takeUtil, type Frame, type PidFrame } from './frame.js';
 import { inChunks } from './chunks.js';
-import { blankPidStep, PID_INPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
+import { OUT_D, OUT_I, OUT_OUTPUT, OUT_P, PID_INPUT_SLOTS, PID_OUTPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
 import {
   PR_D,
   PR_PENDING,
@@ -366,10 +366,10 @@ function lowLoad(c: ClusterState, st: Steered): boolean {
 }
 
 /**
- * The step every update writes before its numbers go into the endpoint's row: one object for all
- * (pid-rows.ts keeps what explanations need), hot in cache.
+ * The step every update writes before its numbers go into the endpoint's row (pid-rows.ts keeps
+ * what explanations need): one array for all, hot in cache, not an object's double fields.
  */
-const STEP = blankPidStep();
+const STEP = new Float64Array(PID_OUTPUT_SLOTS);
 /** The update's inputs (pid.ts updatePidMemoryFrom): in an array, so no double is boxed to pass them. */
 const INPUT = new Float64Array(PID_INPUT_SLOTS);
 
@@ -401,19 +401,20 @@ function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   INPUT[0] = setpoint;
   INPUT[1] = measurement;
   INPUT[2] = now;
-  const step = updatePidMemoryFrom(rows, o + PR_MEMORY, params, INPUT, STEP);
+  updatePidMemoryFrom(rows, o + PR_MEMORY, params, INPUT, STEP);
+  const output = STEP[OUT_OUTPUT] as number;
   (f.pid as PidFrame).updated[i] = 1;
   const rests = Math.abs(setpoint - measurement) <= Math.max(c.safety.deadband * Math.max(setpoint, 0.05), NOISE_BAND * (rows[o + PR_NOISE] as number));
   if (aim.hold) mark(f, i, R_LOW_LOAD);
   else if (rests) mark(f, i, R_DEADBAND);
-  const multiplier = aim.hold || rests ? 1 : Math.exp(c.pidConfig.k * step.output);
+  const multiplier = aim.hold || rests ? 1 : Math.exp(c.pidConfig.k * output);
   rows[o + PR_LAST_CONTROL_AT] = now;
   rows[o + PR_SETPOINT] = setpoint;
   rows[o + PR_MEASUREMENT] = measurement;
-  rows[o + PR_P] = step.p;
-  rows[o + PR_I] = step.i;
-  rows[o + PR_D] = step.d;
-  rows[o + PR_OUTPUT] = step.output;
+  rows[o + PR_P] = STEP[OUT_P] as number;
+  rows[o + PR_I] = STEP[OUT_I] as number;
+  rows[o + PR_D] = STEP[OUT_D] as number;
+  rows[o + PR_OUTPUT] = output;
   rows[o + PR_MULTIPLIER] = multiplier;
   sm[j] = pidW * multiplier;
 }
