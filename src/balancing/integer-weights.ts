@@ -112,7 +112,9 @@ function largest(weights: ArrayLike<number>): number {
   let max = 0;
   for (let i = 0; i < weights.length; i++) {
     const w = weights[i] as number;
-    if (!Number.isFinite(w) || w < 0) throw new RangeError(`weights must be finite and >= 0, got ${w}`);
+    // Comparisons, not Number.isFinite(w): V8 boxed each w it passed to it (a heap number per
+    // weight per publish, 1.6 MB at 100,000). NaN and ±Infinity fail one of the two.
+    if (!(w >= 0 && w < Number.POSITIVE_INFINITY)) throw new RangeError(`weights must be finite and >= 0, got ${w}`);
     if (w > max) max = w;
   }
   return max;

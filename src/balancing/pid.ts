@@ -148,6 +148,21 @@ const IN_MEASUREMENT = 1;
 const IN_NOW = 2;
 const INPUTS = new Float64Array(PID_INPUT_SLOTS);
 
+/** An update's outputs (updatePidMemoryFrom): output, P, I, D, then what only PidStep reports. */
+export const PID_OUTPUT_SLOTS = 9;
+export const OUT_OUTPUT = 0;
+export const OUT_P = 1;
+export const OUT_I = 2;
+export const OUT_D = 3;
+const OUT_ERROR = 4;
+const OUT_UNCLAMPED = 5;
+const OUT_DT = 6;
+/** 1: on the upper bound, −1: on the lower, 0: neither. */
+const OUT_SATURATED = 7;
+/** 1 when anti-windup limited the step. */
+const OUT_ANTI_WINDUP = 8;
+const OUTPUTS = new Float64Array(PID_OUTPUT_SLOTS);
+
 /** One update of the controller whose memory is at `o` in `mem`, written into `out` (returned). */
 export function updatePidMemory(
   mem: Float64Array,
@@ -161,15 +176,27 @@ export function updatePidMemory(
   INPUTS[IN_SETPOINT] = setpoint;
   INPUTS[IN_MEASUREMENT] = measurement;
   INPUTS[IN_NOW] = now;
-  return updatePidMemoryFrom(mem, o, prm, INPUTS, out);
+  updatePidMemoryFrom(mem, o, prm, INPUTS, OUTPUTS);
+  out.output = OUTPUTS[OUT_OUTPUT] as number;
+  out.error = OUTPUTS[OUT_ERROR] as number;
+  out.p = OUTPUTS[OUT_P] as number;
+  out.i = OUTPUTS[OUT_I] as number;
+  out.d = OUTPUTS[OUT_D] as number;
+  out.unclamped = OUTPUTS[OUT_UNCLAMPED] as number;
+  out.dt = OUTPUTS[OUT_DT] as number;
+  const saturated = OUTPUTS[OUT_SATURATED] as number;
+  out.saturated = saturated > 0 ? 'high' : saturated < 0 ? 'low' : false;
+  out.antiWindup = OUTPUTS[OUT_ANTI_WINDUP] === 1;
+  return out;
 }
 
 /**
- * updatePidMemory with its inputs in `input` (PID_INPUT_SLOTS doubles). Why an array: V8 boxes a
- * double passed to a call it does not inline (this one is too big to inline), so the weight
- * engine's per-endpoint update allocated a heap number per input per endpoint per tick.
+ * updatePidMemory with its inputs in `input` (PID_INPUT_SLOTS doubles) and its outputs written
+ * into `out` (PID_OUTPUT_SLOTS doubles). Why arrays: V8 boxes a double passed to a call it does
+ * not inline (this one is too big to inline); the weight engine reads the outputs from a
+ * Float64Array rather than a step object's double fields.
  */
-export function updatePidMemoryFrom(mem: Float64Array, o: number, prm: PidParams, input: Float64Array, out: MutablePidStep): MutablePidStep {
+export function updatePidMemoryFrom(mem: Float64Array, o: number, prm: PidParams, input: Float64Array, out: Float64Array): void {
   const setpoint = input[IN_SETPOINT] as number;
   const measurement = input[IN_MEASUREMENT] as number;
   const now = input[IN_NOW] as number;
@@ -209,17 +236,16 @@ export function updatePidMemoryFrom(mem: Float64Array, o: number, prm: PidParams
   // When anti-windup parks the output on a bound, P + I + D lands there only up to
   // rounding; snap values within a few ulps so `saturated` reports what happened.
   const slack = 1e-12 * (outputMax - outputMin);
-  const saturated = unclamped >= outputMax - slack ? 'high' : unclamped <= outputMin + slack ? 'low' : false;
-  out.output = saturated === 'high' ? outputMax : saturated === 'low' ? outputMin : unclamped;
-  out.error = error;
-  out.p = p;
-  out.i = integral;
-  out.d = d;
-  out.unclamped = unclamped;
-  out.dt = dt;
-  out.saturated = saturated;
-  out.antiWindup = antiWindup;
-  return out;
+  const saturated = unclamped >= outputMax - slack ? 1 : unclamped <= outputMin + slack ? -1 : 0;
+  out[OUT_OUTPUT] = saturated === 1 ? outputMax : saturated === -1 ? outputMin : unclamped;
+  out[OUT_ERROR] = error;
+  out[OUT_P] = p;
+  out[OUT_I] = integral;
+  out[OUT_D] = d;
+  out[OUT_UNCLAMPED] = unclamped;
+  out[OUT_DT] = dt;
+  out[OUT_SATURATED] = saturated;
+  out[OUT_ANTI_WINDUP] = antiWindup ? 1 : 0;
 }
 
 // Zero, or the nearest bound when the output range excludes zero (e.g. [0.5, 2]),

@@ -14,7 +14,7 @@
  */
 import type { EwmaMemory } from '../ewma.js';
 import { pidMemorySnapshot, restorePidMemory, type PidMemory } from '../pid.js';
-import { cell, PR_PENDING, PR_SETPOINT, PR_W, setCell, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
+import { cell, noteSampleCpu, PR_PENDING, PR_SETPOINT, PR_W, setCell, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
 import { isSet, UNSET, type ClusterState, type EndpointState } from './state.js';
 import { HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
 import type { Sample } from './types.js';
@@ -87,7 +87,10 @@ export function importCluster(c: ClusterState, state: ExportedClusterState): num
     c.held[o + HW_PUB] = x.pub;
     c.held[o + HW_SERVED] = 1;
     // The exported sample was consumed by the last owner: the controller waits for a new one.
-    if (restoreEndpoint(e, x)) setCell(c.pidRows.rows, i, PR_PENDING, 0);
+    if (restoreEndpoint(e, x)) {
+      setCell(c.pidRows.rows, i, PR_PENDING, 0);
+      noteSampleCpu(c.pidRows, i, e.sample);
+    }
     restored++;
   }
   // The first tick after a hand-over counts as one tick (dt, step limit), however long the gap.

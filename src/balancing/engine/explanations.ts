@@ -8,7 +8,7 @@
  */
 import type { HealthState } from '../health.js';
 import { IndexedMap } from './indexed-map.js';
-import { at, FRESHNESS_CODES, HEALTH_CODES, type Frame } from './tick/frame.js';
+import { FRESHNESS_CODES, HEALTH_CODES, type Frame } from './tick/frame.js';
 import { SAFETY_RULES, type Explanation, type Freshness, type PublishedHealth, type SafetyRule } from './types.js';
 
 const ruleLists = new Map<number, readonly SafetyRule[]>();
@@ -54,20 +54,20 @@ export class TickExplanations extends IndexedMap<Explanation> {
     return {
       policy: s.policy,
       health: s.health.get(key) as PublishedHealth,
-      healthState: HEALTH_CODES[at(s.healthCode, i)] as HealthState | 'OPERATOR_DISABLED',
-      freshness: FRESHNESS_CODES[at(s.freshness, i)] as Freshness,
+      healthState: HEALTH_CODES[s.healthCode[i] as number] as HealthState | 'OPERATOR_DISABLED',
+      freshness: FRESHNESS_CODES[s.freshness[i] as number] as Freshness,
       sampleAgeMs: num(s.age[i]),
       inputs: this.inputs(i),
       pid: this.pid(i),
       ewma: this.ewma(i, serving),
-      staticWeight: at(s.statics, i),
-      fairWeight: at(s.fair, i),
-      previousWeight: at(s.prevPub, i),
-      rawWeight: serving ? at(s.raw, i) : at(s.fair, i),
-      weight: serving ? at(s.cand, i) : at(s.fair, i),
-      publishedWeight: at(s.pub, i),
+      staticWeight: s.statics[i] as number,
+      fairWeight: s.fair[i] as number,
+      previousWeight: s.prevPub[i] as number,
+      rawWeight: serving ? (s.raw[i] as number) : s.fair[i] as number,
+      weight: serving ? (s.cand[i] as number) : s.fair[i] as number,
+      publishedWeight: s.pub[i] as number,
       integerWeight: s.weights.get(key) as number,
-      rules: rulesOf(at(s.rules, i)),
+      rules: rulesOf(s.rules[i] as number),
       ...(ejection !== undefined ? { ejection } : {}),
       notes: s.failStatic && serving ? [FAIL_STATIC_NOTE] : [],
     };
@@ -90,16 +90,16 @@ export class TickExplanations extends IndexedMap<Explanation> {
 
   private pid(i: number): Explanation['pid'] {
     const pid = this.snap.pid;
-    if (pid === undefined || Number.isNaN(at(pid.setpoint, i))) return undefined;
+    if (pid === undefined || Number.isNaN(pid.setpoint[i] as number)) return undefined;
     return {
-      setpoint: at(pid.setpoint, i),
-      measurement: at(pid.measurement, i),
-      error: at(pid.error, i),
-      p: at(pid.p, i),
-      i: at(pid.i, i),
-      d: at(pid.d, i),
-      output: at(pid.output, i),
-      multiplier: at(pid.multiplier, i),
+      setpoint: pid.setpoint[i] as number,
+      measurement: pid.measurement[i] as number,
+      error: pid.error[i] as number,
+      p: pid.p[i] as number,
+      i: pid.i[i] as number,
+      d: pid.d[i] as number,
+      output: pid.output[i] as number,
+      multiplier: pid.multiplier[i] as number,
       updated: pid.updated[i] === 1,
     };
   }
@@ -109,9 +109,9 @@ export class TickExplanations extends IndexedMap<Explanation> {
     if (ewma === undefined || !serving) return undefined;
     return {
       estimateMs: num(ewma.estimate[i]),
-      bonusMs: at(ewma.bonus, i),
-      samples: at(ewma.samples, i),
-      weight: at(ewma.weight, i),
+      bonusMs: ewma.bonus[i] as number,
+      samples: ewma.samples[i] as number,
+      weight: ewma.weight[i] as number,
     };
   }
 }

@@ -15,6 +15,7 @@
  * them by key), so the row of position i always belongs to the cluster's order[i].
  */
 import { PID_MEMORY_SLOTS, resetPidMemory, type PidParams } from '../pid.js';
+import type { Sample } from './types.js';
 
 /** Controller memory: slots 0..3 of the row (pid.ts). */
 export const PR_MEMORY = 0;
@@ -45,13 +46,25 @@ export interface PidRows {
   readonly params: PidParams;
   /** ROW doubles per endpoint position. */
   readonly rows: Float64Array;
+  /**
+   * Each endpoint's latest reported cpu (NaN: none), by position, for the PID's cpu steering. Kept
+   * here by whatever sets an endpoint's sample (noteSampleCpu), not read from the sample: a
+   * sample's cpu is a double field, and V8 boxed it into a new heap number on every read that
+   * tested it for undefined (one per steered endpoint per tick, bench/RESULTS.md, pid6).
+   */
+  readonly cpu: Float64Array;
 }
 
 /** Rows for n endpoints, all fresh. */
 export function newPidRows(params: PidParams, n: number): PidRows {
   const rows = new Float64Array(n * ROW);
   for (let i = 0; i < n; i++) freshRow(rows, i, params);
-  return { params, rows };
+  return { params, rows, cpu: new Float64Array(n).fill(Number.NaN) };
+}
+
+/** Records endpoint i's merged sample's cpu (call whenever the endpoint's sample changes). */
+export function noteSampleCpu(p: PidRows, i: number, sample: Sample | undefined): void {
+  p.cpu[i] = sample?.cpu ?? Number.NaN;
 }
 
 /** A new endpoint's row: no history, no step. */

@@ -67,7 +67,7 @@
 import { EwmaLatency } from '../ewma.js';
 import { HealthTracker, type HealthTransition } from '../health.js';
 import { pidParams, type PidParams } from '../pid.js';
-import { cell, copyRow, newPidRows, PR_PENDING, PR_W, setCell, type PidRows } from './pid-rows.js';
+import { cell, copyRow, newPidRows, noteSampleCpu, PR_PENDING, PR_W, setCell, type PidRows } from './pid-rows.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { ErrorWindow } from './error-window.js';
@@ -101,6 +101,9 @@ import {
 } from './types.js';
 import { steersOn } from './steering.js';
 
+/** Distinct PID settings whose params objects the engine shares between clusters (then it starts over). */
+const MAX_SHARED_PID_PARAMS = 64;
+
 /** Latency smoothing for the PID's latency metrics: a new sample's share at one per tick. */
 const PID_LATENCY_DECAY = 0.5;
 
@@ -119,6 +122,12 @@ export class WeightEngine {
   private readonly ejection: Partial<EjectionSettings>;
   private readonly healthOptions: WeightEngineOptions['health'];
   private readonly resolution: number;
+  /**
+   * One PidParams object per distinct setting (gains per tick), shared by the clusters that use it.
+   * Measured at 500 × 20: with a params object per cluster, V8 boxed a heap number per PID update
+   * (the update reads the gains from whichever object the cluster has: bench/RESULTS.md, pid6).
+   */
+  private readonly sharedPidParams = new Map<string, PidParams>();
 
   constructor(options: WeightEngineOptions = {}) {
     resolveSafety(options.safety); // validate early
@@ -158,7 +167,7 @@ export class WeightEngine {
     };
     const order = endpoints.map((ep) => this.endpointState(ep, existing, policy, resolvedSafety, resolvedEjection, reset));
     const layout = localityLayout(order);
-    const pidRows = carryPidRows(order, existing, reset.pid, pidParams({ ...pidConfig.gains, timeUnitMs: resolvedSafety.tickMs }));
+    const pidRows = carryPidRows(order, existing, reset.pid, this.pidParams(pidConfig, resolvedSafety.tickMs));
     const held = carryHeldWeights(order, existing);
     this.clusters.set(name, {
       name,
@@ -287,6 +296,7 @@ export class WeightEngine {
     // another's fields, and count as fresh data only what the policy steers on: a stream of
     // rps-only load reports must not keep a CPU-driven weight "fresh" after the CPU reports stopped.
     e.sample = { ...e.sample, ...definedFields(sample), at: sample.at };
+    noteSampleCpu(c.pidRows, i, e.sample);
     if (steersOn(c.policy, sample)) {
       e.steerAt = sample.at;
       // The controller runs once per new one (tick/pid.ts).
@@ -390,6 +400,20 @@ export class WeightEngine {
     });
     if (c !== undefined) this.flight = run;
     return run;
+  }
+
+  /** The cluster's controller parameters: gains per tick (the seed's were tuned for one update per 1 s tick). */
+  private pidParams(config: PidConfig, tickMs: number): PidParams {
+    const options = { ...config.gains, timeUnitMs: tickMs };
+    const key = JSON.stringify(options);
+    let params = this.sharedPidParams.get(key);
+    if (params === undefined) {
+      // Bounded: settings are few, but a caller cycling gains must not grow this forever.
+      if (this.sharedPidParams.size >= MAX_SHARED_PID_PARAMS) this.sharedPidParams.clear();
+      params = pidParams(options);
+      this.sharedPidParams.set(key, params);
+    }
+    return params;
   }
 
   /** Completes the cluster tick in flight, if any. */
@@ -522,6 +546,7 @@ const WEIGHTING_GAIN_DEFAULTS = { ki: 0 } as const;
  */
 function carryPidRows(order: readonly EndpointState[], existing: ClusterState | undefined, reset: boolean, params: PidParams): PidRows {
   const p = newPidRows(params, order.length);
+  order.forEach((e, i) => noteSampleCpu(p, i, e.sample));
   if (existing === undefined) return p;
   const old = existing.pidRows.rows;
   order.forEach((e, i) => {

@@ -82,4 +82,17 @@ describe('WeightEngine: PID state by endpoint position', () => {
     engine.tick(6_000);
     expect(pidState(exported(engine)['10.0.0.9:80'])).toEqual({ pid: { integral: 0, lastD: 0, lastMeasurement: 0.5, lastAt: 5_900 }, smoothed: 0.5, noise: 0 });
   });
+
+  it("steers on each endpoint's own latest cpu after a reorder and an rps-only report", () => {
+    const engine = new WeightEngine();
+    engine.setCluster('svc', eps, PID);
+    eps.forEach((e, i) => engine.observeSample('svc', e.key, { at: 900, cpu: CPU[i] as number }));
+    const [a, b, c] = eps as [EngineEndpoint, EngineEndpoint, EngineEndpoint];
+    // Reordered after the samples arrived, and one endpoint's report without cpu merged in since.
+    engine.setCluster('svc', [c, a, b], PID);
+    engine.observeSample('svc', a.key, { at: 950, rps: 10 });
+    const ex = engine.tick(1_000).clusters.get('svc')?.explanations;
+    eps.forEach((e, i) => expect(ex?.get(e.key)?.pid?.measurement).toBe(CPU[i]));
+  });
 });
+

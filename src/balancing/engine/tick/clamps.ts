@@ -6,7 +6,7 @@
  */
 import type { SafetySettings } from '../types.js';
 import { applyFreshness } from './freshness.js';
-import { at, mark, ruleBit, type Frame } from './frame.js';
+import { mark, ruleBit, type Frame } from './frame.js';
 
 const R_STEP = ruleBit('step-limit');
 const R_FLOOR = ruleBit('floor');
@@ -22,14 +22,14 @@ export interface ClampOptions {
 export function clampAll(f: Frame, s: SafetySettings, o: ClampOptions): void {
   for (let i = 0; i < f.n; i++) {
     if (!f.serving[i]) continue;
-    let w = at(f.raw, i);
+    let w = f.raw[i] as number;
     if (o.adaptive) w = applyFreshness(f, i, w, s, o.decayWhenNone);
     // stepLimit and clampToBounds (stages.ts) written out: no result object per endpoint per tick.
     if (!f.failStatic) {
       // Almost always one tick's worth: no pow per endpoint then (x ** 1 is x exactly).
-      const ticks = at(f.stepTicks, i);
+      const ticks = f.stepTicks[i] as number;
       const ratio = ticks === 1 ? s.maxStepRatio : s.maxStepRatio ** ticks;
-      const anchor = at(f.prevPub, i);
+      const anchor = f.prevPub[i] as number;
       const hi = anchor * ratio;
       const lo = anchor / ratio;
       if (w > hi || w < lo) {
@@ -37,7 +37,7 @@ export function clampAll(f: Frame, s: SafetySettings, o: ClampOptions): void {
         mark(f, i, R_STEP);
       }
     }
-    const fair = at(f.fair, i);
+    const fair = f.fair[i] as number;
     const floor = fair * s.minWeightRatio;
     const ceiling = fair * s.maxWeightRatio;
     if (w < floor) {

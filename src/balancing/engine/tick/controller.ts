@@ -4,7 +4,7 @@
  * the target is the fair share. A pure policy's vector already sums to the previous total.
  */
 import type { ClusterState } from '../state.js';
-import { at, filled, type Frame } from './frame.js';
+import { filled, type Frame } from './frame.js';
 import { runEwma } from './ewma.js';
 import { runPid, runPidWhole } from './pid.js';
 
@@ -30,7 +30,7 @@ function pidVector(c: ClusterState, f: Frame): number[] | undefined {
 /** The EWMA and static parts and the mix, after the PID part (`pid`, its vector); returns the setpoint. */
 function otherParts(c: ClusterState, f: Frame, pid: number[] | undefined, setpoint: number | undefined): number | undefined {
   if (f.failStatic) {
-    for (let i = 0; i < f.n; i++) f.raw[i] = f.serving[i] ? at(f.fair, i) : 0;
+    for (let i = 0; i < f.n; i++) f.raw[i] = f.serving[i] ? (f.fair[i] as number) : 0;
     return undefined;
   }
   const pure = c.parts.pid === 1 || c.parts.ewma === 1 || c.parts.static === 1;
@@ -45,20 +45,20 @@ function otherParts(c: ClusterState, f: Frame, pid: number[] | undefined, setpoi
 function mix(f: Frame, vectors: readonly { part: number; x: number[] }[]): void {
   const only = vectors.length === 1 ? vectors[0] : undefined;
   if (only !== undefined) {
-    for (let i = 0; i < f.n; i++) if (f.serving[i]) f.raw[i] = at(only.x, i);
+    for (let i = 0; i < f.n; i++) if (f.serving[i]) f.raw[i] = only.x[i] as number;
     return;
   }
   let anchor = 0;
   for (let i = 0; i < f.n; i++) {
     if (!f.serving[i]) continue;
-    anchor += at(f.prevW, i);
+    anchor += f.prevW[i] as number;
     f.raw[i] = 0; // the sum below starts from zero (the frame is recycled unreset)
   }
   for (const { part, x } of vectors) {
     let sx = 0;
-    for (let i = 0; i < f.n; i++) if (f.serving[i]) sx += at(x, i);
+    for (let i = 0; i < f.n; i++) if (f.serving[i]) sx += x[i] as number;
     if (!(sx > 0)) continue;
     const m = (part * anchor) / sx;
-    for (let i = 0; i < f.n; i++) if (f.serving[i]) f.raw[i] = at(f.raw, i) + at(x, i) * m;
+    for (let i = 0; i < f.n; i++) if (f.serving[i]) f.raw[i] = (f.raw[i] as number) + (x[i] as number) * m;
   }
 }

@@ -22,7 +22,7 @@ import type { ErrorReading } from '../error-window.js';
 import type { EndpointState, EjectionState } from '../state.js';
 import { isOperatorDisabled } from '../stages.js';
 import type { EjectionSettings } from '../types.js';
-import { at, type Frame } from './frame.js';
+import type { Frame } from './frame.js';
 import { inChunks } from './chunks.js';
 
 export interface EjectionVerdict {
@@ -132,7 +132,7 @@ export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: Ej
 function judge(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, t: Readings): void {
   if (!s.enabled || t.readings === undefined) return;
   for (const v of judgeOutliers(t.readings, f.n, t.ejected, s)) eject((eps[v.index] as EndpointState).ejection, v.reason, f.now, s);
-  for (let i = 0; i < f.n; i++) if (at(f.errorRate, i) > 1) f.errorRate[i] = 1;
+  for (let i = 0; i < f.n; i++) if ((f.errorRate[i] as number) > 1) f.errorRate[i] = 1;
 }
 
 interface Readings {

@@ -7,7 +7,7 @@
  */
 import type { ClusterState, EndpointState } from '../state.js';
 import { classifyFreshness } from '../stages.js';
-import { at, filled, mark, ruleBit, takeEwmaFrame, type EwmaFrame, type Frame } from './frame.js';
+import { filled, mark, ruleBit, takeEwmaFrame, type EwmaFrame, type Frame } from './frame.js';
 
 const R_EXPLORATION = ruleBit('exploration');
 const R_ERROR = ruleBit('error-penalty');
@@ -22,7 +22,7 @@ export function runEwma(c: ClusterState, f: Frame, x: number[]): number[] {
   const targets = filled(steered.length);
   steered.forEach((i, j) => {
     const e = c.order[i] as EndpointState;
-    let r = at(ex.weight, i);
+    let r = ex.weight[i] as number;
     if (e.ewma.samples === 0) {
       r = maxMeasured > 0 ? Math.min(r, maxMeasured) : 1;
       mark(f, i, R_EXPLORATION);
@@ -30,10 +30,10 @@ export function runEwma(c: ClusterState, f: Frame, x: number[]): number[] {
     const t = e.staticWeight * r * successFactor(c, f, i);
     targets[j] = t;
     newSum += t;
-    prevSum += at(f.prevW, i);
+    prevSum += f.prevW[i] as number;
   });
   const m = newSum > 0 ? prevSum / newSum : 1;
-  steered.forEach((i, j) => (x[i] = at(targets, j) * m));
+  steered.forEach((i, j) => (x[i] = (targets[j] as number) * m));
   return x;
 }
 
@@ -42,7 +42,7 @@ function pickSteered(c: ClusterState, f: Frame, x: number[], ex: EwmaFrame): { s
   let maxMeasured = 0;
   for (let i = 0; i < f.n; i++) {
     if (!f.serving[i]) continue;
-    x[i] = at(f.prevW, i);
+    x[i] = f.prevW[i] as number;
     const ewma = (c.order[i] as EndpointState).ewma;
     const weight = ewma.weight();
     ex.estimate[i] = ewma.estimate ?? Number.NaN;
@@ -66,7 +66,7 @@ function pickSteered(c: ClusterState, f: Frame, x: number[], ex: EwmaFrame): { s
  * Strong on purpose: fast errors also lower an endpoint's mean latency, which EWMA rewards.
  */
 function successFactor(c: ClusterState, f: Frame, i: number): number {
-  const r = at(f.errorRate, i);
+  const r = f.errorRate[i] as number;
   if (Number.isNaN(r) || r <= 0 || c.errorPenalty <= 0) return 1;
   const factor = Math.max(1e-3, 1 - r) ** (4 * c.errorPenalty);
   if (factor < 0.98) mark(f, i, R_ERROR);

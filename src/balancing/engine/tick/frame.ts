@@ -22,13 +22,14 @@ export function ruleBit(rule: SafetyRule): number {
   return 1 << SAFETY_RULES.indexOf(rule);
 }
 
-/**
- * Reads a slot that is in range (every frame vector has one per endpoint). A cast, not `?? 0`:
- * V8 (Node 20) boxes a double read from an array when the code also tests it for undefined, so
- * `a[i] ?? 0` allocated a heap number per read, several per endpoint per tick (~4 MB per tick at
- * 10,000 endpoints, bench/RESULTS.md).
+/*
+ * Frame vectors are read as `v[i] as number` at each use, not through a shared helper: a slot is
+ * in range, and a cast (unlike `v[i] ?? 0`) tests nothing. A helper such as `at(a, i)` has one
+ * element-load feedback slot for all its callers, so it saw Float64Arrays, double arrays and Smi
+ * arrays alike; inlined with that polymorphic feedback, V8 merged the loads as tagged values and
+ * boxed every double it read into a new heap number: ~5 per steered endpoint per tick, 9 MB of
+ * the 13 MB a 1×100,000 PID tick allocated (bench/RESULTS.md, pid6).
  */
-export const at = (a: ArrayLike<number>, i: number): number => a[i] as number;
 
 export interface PidFrame {
   /** NaN: no PID step yet. */
@@ -253,5 +254,5 @@ export function newEwmaFrame(n: number): EwmaFrame {
 
 /** Marks a rule on endpoint i. */
 export function mark(f: Frame, i: number, bit: number): void {
-  f.rules[i] = at(f.rules, i) | bit;
+  f.rules[i] = (f.rules[i] as number) | bit;
 }

@@ -8,7 +8,7 @@
 import type { EndpointState } from '../state.js';
 import { decayToward } from '../stages.js';
 import type { SafetySettings } from '../types.js';
-import { at, F_EXPIRED, F_FRESH, F_NONE, F_STALE, mark, ruleBit, type Frame } from './frame.js';
+import { F_EXPIRED, F_FRESH, F_NONE, F_STALE, mark, ruleBit, type Frame } from './frame.js';
 
 const R_STALE = ruleBit('stale-hold');
 const R_DECAY = ruleBit('decay');
@@ -32,11 +32,11 @@ export function applyFreshness(f: Frame, i: number, w: number, s: SafetySettings
   const fr = f.freshness[i];
   if (fr === F_STALE) {
     mark(f, i, R_STALE);
-    return at(f.prevW, i);
+    return f.prevW[i] as number;
   }
   if (fr === F_EXPIRED || (fr === F_NONE && decayWhenNone)) {
-    const before = at(f.prevW, i);
-    const fair = at(f.fair, i);
+    const before = f.prevW[i] as number;
+    const fair = f.fair[i] as number;
     if (Math.abs(before / fair - 1) > 1e-9) mark(f, i, R_DECAY);
     return decayToward(before, fair, f.dt, s.decayHalfLifeMs);
   }

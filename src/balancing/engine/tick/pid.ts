@@ -15,9 +15,9 @@
 import { isSet, valueOr, type ClusterState, type EndpointState } from '../state.js';
 import { utilizations } from '../stages.js';
 import type { Sample, UtilizationMetric } from '../types.js';
-import { at, F_FRESH, filled, mark, ruleBit, takePidFrame, takeUtil, type Frame, type PidFrame } from './frame.js';
+import { F_FRESH, filled, mark, ruleBit, takePidFrame, takeUtil, type Frame, type PidFrame } from './frame.js';
 import { inChunks } from './chunks.js';
-import { blankPidStep, PID_INPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
+import { OUT_D, OUT_I, OUT_OUTPUT, OUT_P, PID_INPUT_SLOTS, PID_OUTPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
 import {
   PR_D,
   PR_PENDING,
@@ -73,7 +73,7 @@ const PENALTY_EPSILON = 0.02;
 const NO_TERMS: number[] = [];
 
 /** A term's value: NO_TERMS reads as zeros. */
-const termAt = (terms: number[], j: number): number => (terms === NO_TERMS ? 0 : at(terms, j));
+const termAt = (terms: number[], j: number): number => (terms === NO_TERMS ? 0 : terms[j] as number);
 const NO_LATENCIES: ReadonlyMap<number, number> = new Map<number, number>();
 
 interface Steered {
@@ -168,7 +168,7 @@ function aimAt(c: ClusterState, f: Frame, b: Begun): Aim | undefined {
  */
 function sumOf(xs: number[], k: number): number {
   let total = 0;
-  for (let j = 0; j < k; j++) total += at(xs, j);
+  for (let j = 0; j < k; j++) total += xs[j] as number;
   return total;
 }
 
@@ -176,8 +176,8 @@ function sumOf(xs: number[], k: number): number {
 function normalizeRange(c: ClusterState, n: { idx: number[]; targets: number[]; x: number[]; m: number }, from: number, to: number): void {
   const rows = c.pidRows.rows;
   for (let j = from; j < to; j++) {
-    const i = at(n.idx, j);
-    const w = at(n.targets, j) * n.m;
+    const i = n.idx[j] as number;
+    const w = (n.targets[j] as number) * n.m;
     rows[i * ROW + PR_W] = w;
     n.x[i] = w;
   }
@@ -191,10 +191,10 @@ function controlRange(c: ClusterState, f: Frame, aim: Aim, from: number, to: num
   let prevSum = aim.prev;
   let newSum = aim.next;
   for (let j = from; j < to; j++) {
-    const i = at(st.idx, j);
-    prevSum += valueOr(at(rows, i * ROW + PR_W), 0);
+    const i = st.idx[j] as number;
+    prevSum += valueOr(rows[i * ROW + PR_W] as number, 0);
     control(c, f, aim, j);
-    newSum += at(sm, j);
+    newSum += sm[j] as number;
     explain(pf, rows, i);
   }
   aim.prev = prevSum;
@@ -224,8 +224,8 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
   const ref = Math.max(0.05, b.length > 0 ? b.reduce((x, y) => x + y, 0) / b.length : 0.5);
   const excess = metric === 'cpu-latency' && b.length > 0 && idx.some((i) => c.order[i]?.sample?.cpu !== undefined);
   const latency = excess && lat.size > 0 ? idx.map((i) => ref * Math.max(0, (lat.get(i) ?? 1) - 1 - LATENCY_TOLERANCE)) : NO_TERMS;
-  const anyErrors = c.errorPenalty > 0 && idx.some((i) => at(f.errorRate, i) > 0);
-  const errors = anyErrors ? idx.map((i) => ERROR_SCALE * c.errorPenalty * (Number.isNaN(at(f.errorRate, i)) ? 0 : at(f.errorRate, i))) : NO_TERMS;
+  const anyErrors = c.errorPenalty > 0 && idx.some((i) => (f.errorRate[i] as number) > 0);
+  const errors = anyErrors ? idx.map((i) => ERROR_SCALE * c.errorPenalty * (Number.isNaN(f.errorRate[i] as number) ? 0 : f.errorRate[i] as number)) : NO_TERMS;
   return { k: idx.length, idx, base: b, latency, errors, measured: false };
 }
 
@@ -248,20 +248,20 @@ function steerOnCpu(c: ClusterState, f: Frame, pf: PidFrame): CpuSteering {
 function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: { from: number; to: number }): void {
   const { steerIdx: idx, steerBase: base, steerM: sm } = on.pf;
   const errors = on.errors;
-  const rows = c.pidRows.rows;
+  const { rows, cpu: cpuRow } = c.pidRows;
   const terms: Terms = { base, latency: NO_TERMS, errors };
   let k = on.k;
   for (let i = r.from; i < r.to; i++) {
     if (!f.serving[i]) continue;
-    x[i] = valueOr(at(rows, i * ROW + PR_W), 0);
+    x[i] = valueOr(rows[i * ROW + PR_W] as number, 0);
     if (f.freshness[i] !== F_FRESH) continue;
-    // The tick's sample (the ejection stage put it in the frame): no EndpointState read here.
-    const cpu = f.samples[i]?.cpu;
-    if (cpu === undefined) continue;
+    // The tick's sample's cpu (pid-rows.ts): no EndpointState or sample object read here.
+    const cpu = cpuRow[i] as number;
+    if (cpu !== cpu) continue;
     idx[k] = i;
     base[k] = cpu;
     if (errors !== NO_TERMS) {
-      const rate = at(f.errorRate, i);
+      const rate = f.errorRate[i] as number;
       errors[k] = ERROR_SCALE * c.errorPenalty * (Number.isNaN(rate) ? 0 : rate);
     }
     measureOne(c, f, i, terms, k, sm);
@@ -272,7 +272,7 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
 
 /** Some serving endpoint with fresh data has a positive error rate (what makes the PID's error terms apply). */
 function anyErrorRate(f: Frame): boolean {
-  for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH && at(f.errorRate, i) > 0) return true;
+  for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH && (f.errorRate[i] as number) > 0) return true;
   return false;
 }
 
@@ -293,7 +293,7 @@ function relativeLatencies(c: ClusterState, f: Frame, cand: readonly number[]): 
   if (ls.length < 2) return out;
   const med = median(ls);
   if (!(med > 0)) return out;
-  who.forEach((i, j) => out.set(i, at(ls, j) / med));
+  who.forEach((i, j) => out.set(i, (ls[j] as number) / med));
   return out;
 }
 
@@ -320,7 +320,7 @@ function baseUtilization(c: ClusterState, metric: UtilizationMetric, cand: reado
 function measure(c: ClusterState, f: Frame, st: Steered, out: number[]): number[] {
   if (st.measured) return out;
   for (let j = 0; j < st.k; j++) {
-    measureOne(c, f, at(st.idx, j), st, j, out);
+    measureOne(c, f, st.idx[j] as number, st, j, out);
   }
   return out;
 }
@@ -339,7 +339,7 @@ interface Terms {
  * inline (a heap number per endpoint per tick).
  */
 function measureOne(c: ClusterState, f: Frame, i: number, t: Terms, j: number, out: number[]): void {
-  const base = at(t.base, j);
+  const base = t.base[j] as number;
   const latency = termAt(t.latency, j);
   const errors = termAt(t.errors, j);
   const m = base + latency + errors;
@@ -347,29 +347,29 @@ function measureOne(c: ClusterState, f: Frame, i: number, t: Terms, j: number, o
   if (errors > PENALTY_EPSILON) mark(f, i, R_ERROR);
   const rows = c.pidRows.rows;
   const o = i * ROW;
-  if (at(rows, o + PR_PENDING) === 1) {
-    const smoothed = at(rows, o + PR_SMOOTHED);
-    if (isSet(smoothed)) rows[o + PR_NOISE] = at(rows, o + PR_NOISE) + NOISE_SHARE * (Math.abs(m - smoothed) - at(rows, o + PR_NOISE));
+  if ((rows[o + PR_PENDING] as number) === 1) {
+    const smoothed = rows[o + PR_SMOOTHED] as number;
+    if (isSet(smoothed)) rows[o + PR_NOISE] = (rows[o + PR_NOISE] as number) + NOISE_SHARE * (Math.abs(m - smoothed) - (rows[o + PR_NOISE] as number));
     rows[o + PR_SMOOTHED] = isSet(smoothed) ? smoothed + c.safety.smoothing * (m - smoothed) : m;
   }
   (f.util as number[])[i] = base;
-  out[j] = valueOr(at(rows, o + PR_SMOOTHED), m);
+  out[j] = valueOr(rows[o + PR_SMOOTHED] as number, m);
 }
 
 /** Every steered endpoint nearly idle and nothing to correct: nothing to balance. */
 function lowLoad(c: ClusterState, st: Steered): boolean {
   for (let j = 0; j < st.k; j++) {
-    if (at(st.base, j) >= c.safety.lowLoadHold) return false;
+    if ((st.base[j] as number) >= c.safety.lowLoadHold) return false;
     if (termAt(st.latency, j) + termAt(st.errors, j) > PENALTY_EPSILON) return false;
   }
   return true;
 }
 
 /**
- * The step every update writes before its numbers go into the endpoint's row: one object for all
- * (pid-rows.ts keeps what explanations need), hot in cache.
+ * The step every update writes before its numbers go into the endpoint's row (pid-rows.ts keeps
+ * what explanations need): one array for all, hot in cache, not an object's double fields.
  */
-const STEP = blankPidStep();
+const STEP = new Float64Array(PID_OUTPUT_SLOTS);
 /** The update's inputs (pid.ts updatePidMemoryFrom): in an array, so no double is boxed to pass them. */
 const INPUT = new Float64Array(PID_INPUT_SLOTS);
 
@@ -382,38 +382,39 @@ const INPUT = new Float64Array(PID_INPUT_SLOTS);
 function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   const { rows, params } = c.pidRows;
   const sm = aim.pf.steerM;
-  const i = at(aim.st.idx, j);
+  const i = aim.st.idx[j] as number;
   const o = i * ROW;
-  const pidW = valueOr(at(rows, o + PR_W), 0);
-  if (at(rows, o + PR_PENDING) !== 1) {
+  const pidW = valueOr(rows[o + PR_W] as number, 0);
+  if ((rows[o + PR_PENDING] as number) !== 1) {
     mark(f, i, R_AWAITING);
     sm[j] = pidW;
     return;
   }
-  const measurement = at(sm, j);
+  const measurement = sm[j] as number;
   const setpoint = aim.setpoint;
   const now = (f.samples[i] as Sample).at;
   rows[o + PR_PENDING] = 0;
-  const lastControlAt = at(rows, o + PR_LAST_CONTROL_AT);
+  const lastControlAt = rows[o + PR_LAST_CONTROL_AT] as number;
   // A gap longer than staleAfterMs means the controller's history no longer describes the endpoint.
   if (isSet(lastControlAt) && now - lastControlAt > c.safety.staleAfterMs) resetPidMemory(rows, o + PR_MEMORY, params);
   else if (isSet(lastControlAt)) f.stepTicks[i] = Math.min(MAX_STEP_TICKS, Math.max(1, (now - lastControlAt) / c.safety.tickMs));
   INPUT[0] = setpoint;
   INPUT[1] = measurement;
   INPUT[2] = now;
-  const step = updatePidMemoryFrom(rows, o + PR_MEMORY, params, INPUT, STEP);
+  updatePidMemoryFrom(rows, o + PR_MEMORY, params, INPUT, STEP);
+  const output = STEP[OUT_OUTPUT] as number;
   (f.pid as PidFrame).updated[i] = 1;
-  const rests = Math.abs(setpoint - measurement) <= Math.max(c.safety.deadband * Math.max(setpoint, 0.05), NOISE_BAND * at(rows, o + PR_NOISE));
+  const rests = Math.abs(setpoint - measurement) <= Math.max(c.safety.deadband * Math.max(setpoint, 0.05), NOISE_BAND * (rows[o + PR_NOISE] as number));
   if (aim.hold) mark(f, i, R_LOW_LOAD);
   else if (rests) mark(f, i, R_DEADBAND);
-  const multiplier = aim.hold || rests ? 1 : Math.exp(c.pidConfig.k * step.output);
+  const multiplier = aim.hold || rests ? 1 : Math.exp(c.pidConfig.k * output);
   rows[o + PR_LAST_CONTROL_AT] = now;
   rows[o + PR_SETPOINT] = setpoint;
   rows[o + PR_MEASUREMENT] = measurement;
-  rows[o + PR_P] = step.p;
-  rows[o + PR_I] = step.i;
-  rows[o + PR_D] = step.d;
-  rows[o + PR_OUTPUT] = step.output;
+  rows[o + PR_P] = STEP[OUT_P] as number;
+  rows[o + PR_I] = STEP[OUT_I] as number;
+  rows[o + PR_D] = STEP[OUT_D] as number;
+  rows[o + PR_OUTPUT] = output;
   rows[o + PR_MULTIPLIER] = multiplier;
   sm[j] = pidW * multiplier;
 }
@@ -421,17 +422,17 @@ function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
 /** The endpoint's last step into the frame (the explanations' record of this tick), if it has one. */
 function explain(pf: PidFrame, rows: Float64Array, i: number): void {
   const o = i * ROW;
-  const setpoint = at(rows, o + PR_SETPOINT);
+  const setpoint = rows[o + PR_SETPOINT] as number;
   if (!isSet(setpoint)) return;
   pf.setpoint[i] = setpoint;
-  pf.measurement[i] = at(rows, o + PR_MEASUREMENT);
+  pf.measurement[i] = rows[o + PR_MEASUREMENT] as number;
   // Bit for bit the step's error (pid.ts computes it so), one slot fewer per row.
-  pf.error[i] = setpoint - at(rows, o + PR_MEASUREMENT);
-  pf.p[i] = at(rows, o + PR_P);
-  pf.i[i] = at(rows, o + PR_I);
-  pf.d[i] = at(rows, o + PR_D);
-  pf.output[i] = at(rows, o + PR_OUTPUT);
-  pf.multiplier[i] = at(rows, o + PR_MULTIPLIER);
+  pf.error[i] = setpoint - (rows[o + PR_MEASUREMENT] as number);
+  pf.p[i] = rows[o + PR_P] as number;
+  pf.i[i] = rows[o + PR_I] as number;
+  pf.d[i] = rows[o + PR_D] as number;
+  pf.output[i] = rows[o + PR_OUTPUT] as number;
+  pf.multiplier[i] = rows[o + PR_MULTIPLIER] as number;
 }
 
 function median(xs: readonly number[]): number {

@@ -10,7 +10,7 @@ import { valueOr, type ClusterState } from '../state.js';
 import { HW_PUB, HW_ROW, HW_SERVED, HW_W } from '../held-weights.js';
 import { exceedsHysteresis } from '../stages.js';
 import type { PublishedHealth } from '../types.js';
-import { at, mark, ruleBit, type Frame } from './frame.js';
+import { mark, ruleBit, type Frame } from './frame.js';
 import { PR_W, setCell } from '../pid-rows.js';
 
 const R_HYSTERESIS = ruleBit('hysteresis-hold');
@@ -67,10 +67,10 @@ function keepRange(c: ClusterState, f: Frame, r: Decision, from: number, to: num
     const o = i * HW_ROW;
     const serving = f.serving[i] === 1;
     if (serving) {
-      const w = at(f.cand, i);
+      const w = f.cand[i] as number;
       held[o + HW_W] = w;
       if (r.push) held[o + HW_PUB] = w;
-      else if (w !== at(f.prevPub, i)) mark(f, i, R_HYSTERESIS);
+      else if (w !== f.prevPub[i] as number) mark(f, i, R_HYSTERESIS);
       if (r.syncPid) setCell(c.pidRows.rows, i, PR_W, w);
     }
     // What the next tick knows of this one, written in this pass rather than another over the states.
