@@ -4,7 +4,6 @@ import { subscription, type XdsCache } from './cache.js';
 import { ConnectionGate, type Refusal } from './connection-gate.js';
 import { csdsHandlers, CSDS_DEFINITION } from './csds.js';
 import { DeltaStream } from './delta-stream.js';
-import { FanOutQueue } from './fan-out-queue.js';
 import { InitialSyncQueue } from './initial-sync-queue.js';
 import { FramedWriter } from './framed-writes.js';
 import { checkRequestNames, LimitError, withDefaults, type LimitHit, type XdsLimits } from './limits.js';
@@ -49,9 +48,6 @@ export interface XdsServerOptions {
 
 const DEFAULT_BACKLOG = 4096;
 
-/** Streams a cache change wakes per turn of the event loop (fan-out-queue.ts; bench/RESULTS.md, fan6). */
-const FAN_OUT_SLICE = 1000;
-
 /** Serves ADS and the per-type discovery services (SotW and Delta), plus CSDS, on one gRPC port. */
 export class XdsServer {
   private readonly server: grpc.Server;
@@ -68,12 +64,6 @@ export class XdsServer {
   private gate: ConnectionGate | undefined;
   /** New connections' setup and new streams' first requests, a slice of the event loop at a time (accepts go first). */
   private readonly initialSyncs = new InitialSyncQueue();
-  /** The streams a cache change wakes, a slice per turn of the event loop. */
-  private readonly fanOut = new FanOutQueue<ServedStream>(
-    FAN_OUT_SLICE,
-    (s) => this.streams.has(s),
-    (s, err) => this.log.error({ err, node: s.proxy?.node.id }, 'xds push failed'),
-  );
   /** Response bytes written to streams but not yet flushed, and the streams at their mark. */
   private readonly queue = { bytes: 0, congested: 0 };
 
@@ -157,7 +147,7 @@ export class XdsServer {
     });
     this.boundPort = await this.gate.listen(this.options.address, this.options.port);
     this.unsubscribe = this.cache.subscribe((changed) => {
-      this.fanOut.wake(this.groups.affected(changed, (nodeCluster) => this.cache.hasGroup(nodeCluster)));
+      for (const s of this.groups.affected(changed, (nodeCluster) => this.cache.hasGroup(nodeCluster))) s.onCacheChange();
     });
     this.log.info({ address: this.options.address, port: this.boundPort }, 'xDS server listening');
     return this.boundPort;
@@ -166,7 +156,6 @@ export class XdsServer {
   /** Stops accepting, ends every open stream (clients reconnect elsewhere), then waits for the transport to drain. */
   async stop(graceMs = 5_000): Promise<void> {
     this.unsubscribe?.();
-    this.fanOut.clear();
     const closed = this.gate?.close();
     const drained = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     for (const call of this.calls) call.end();
@@ -280,7 +269,7 @@ export class XdsServer {
       }
     };
     call.on('data', (req: Req) => {
-      if (!waiting) return this.fanOut.afterPush(() => handle(req));
+      if (!waiting) return handle(req);
       if (waiting.length >= MAX_WAITING_REQUESTS) {
         // Envoy sends a handful before its first answer; this many is a client flooding a queue.
         call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `more than ${MAX_WAITING_REQUESTS} requests before the first response` });
