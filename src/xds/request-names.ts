@@ -22,6 +22,8 @@ export interface RequestFields {
   error_detail: unknown;
   /** [start, end) of the contiguous resource_names fields; undefined when they are not. */
   names: readonly [number, number] | undefined;
+  /** When they are not (rare): [start, end) of each run of them, flat, to decode without a second pass. */
+  scattered: number[] | undefined;
 }
 
 /**
@@ -42,7 +44,7 @@ interface RequestTypes {
 /** The protobufjs reading of `decodeRequestFields` (every input protobufjs accepts). */
 function readRequestFields(buf: Uint8Array, types: RequestTypes): RequestFields {
   const r = protobuf.Reader.create(buf);
-  const out: RequestFields = { version_info: '', node: undefined, type_url: '', response_nonce: '', error_detail: undefined, names: [0, 0] };
+  const out: RequestFields = { version_info: '', node: undefined, type_url: '', response_nonce: '', error_detail: undefined, names: [0, 0], scattered: undefined };
   let start = -1;
   let end = -1;
   while (r.pos < r.len) {
@@ -53,7 +55,7 @@ function readRequestFields(buf: Uint8Array, types: RequestTypes): RequestFields 
       case (2 << 3) | 2: out.node = types.node.decode(r, r.uint32()); break;
       case NAMES_TAG:
         if (start < 0) start = at;
-        else if (end !== at) out.names = undefined;
+        else if (end !== at) start = closeRun(out, start, end, at);
         r.skip(r.uint32());
         end = r.pos;
         break;
@@ -63,7 +65,25 @@ function readRequestFields(buf: Uint8Array, types: RequestTypes): RequestFields 
       default: r.skipType(tag & 7);
     }
   }
-  if (out.names && start >= 0) out.names = [start, end];
+  return withNames(out, start, end);
+}
+
+/**
+ * Names fields with another field between them (rare): the run [start, end) of them so far is
+ * listed in `scattered`, and a new run starts `at` the next one. The names are then decoded from
+ * the runs, not by a second decode of the whole request.
+ */
+function closeRun(out: RequestFields, start: number, end: number, at: number): number {
+  (out.scattered ??= []).push(start, end);
+  return at;
+}
+
+/** `out` with its names' place: the one run [start, end) (start -1: no names), or the last run listed. */
+function withNames(out: RequestFields, start: number, end: number): RequestFields {
+  if (out.scattered) {
+    out.scattered.push(start, end);
+    out.names = undefined;
+  } else if (start >= 0) out.names = [start, end];
   return out;
 }
 
@@ -74,7 +94,7 @@ function readRequestFields(buf: Uint8Array, types: RequestTypes): RequestFields 
  * then reads it with protobufjs, so what is accepted, refused or thrown stays protobufjs's.
  */
 function scanRequestFields(buf: Buffer, types: RequestTypes): RequestFields | undefined {
-  const out: RequestFields = { version_info: '', node: undefined, type_url: '', response_nonce: '', error_detail: undefined, names: [0, 0] };
+  const out: RequestFields = { version_info: '', node: undefined, type_url: '', response_nonce: '', error_detail: undefined, names: [0, 0], scattered: undefined };
   let start = -1;
   let end = -1;
   let pos = 0;
@@ -93,7 +113,7 @@ function scanRequestFields(buf: Buffer, types: RequestTypes): RequestFields | un
       case (2 << 3) | 2: out.node = types.node.decode(buf.subarray(pos, next)); break;
       case NAMES_TAG:
         if (start < 0) start = at;
-        else if (end !== at) out.names = undefined;
+        else if (end !== at) start = closeRun(out, start, end, at);
         end = next;
         break;
       case (4 << 3) | 2: out.type_url = typeUrl(buf, pos, next); break;
@@ -103,8 +123,7 @@ function scanRequestFields(buf: Buffer, types: RequestTypes): RequestFields | un
     }
     pos = next;
   }
-  if (out.names && start >= 0) out.names = [start, end];
-  return out;
+  return withNames(out, start, end);
 }
 
 /** The served type URLs, as literals and as bytes. */
@@ -134,13 +153,15 @@ function readLength(buf: Buffer, pos: number): number {
   return -1;
 }
 
-/** The names in a span found by `namesSpan`. */
-export function decodeNames(buf: Uint8Array, span: readonly [number, number]): string[] {
-  const r = protobuf.Reader.create(buf.subarray(span[0], span[1]));
+/** The names in the spans [start, end) found by `decodeRequestFields` (`names`, or `scattered`'s pairs). */
+export function decodeNames(buf: Uint8Array, spans: readonly number[]): string[] {
   const names: string[] = [];
-  while (r.pos < r.len) {
-    r.uint32();
-    names.push(r.string());
+  for (let i = 0; i + 1 < spans.length; i += 2) {
+    const r = protobuf.Reader.create(buf.subarray(spans[i], spans[i + 1]));
+    while (r.pos < r.len) {
+      r.uint32();
+      names.push(r.string());
+    }
   }
   return names;
 }

@@ -47,18 +47,17 @@ export interface DeltaDiscoveryRequest {
  * from every proxy on every push, so this is the server's hottest decode. Unset message fields
  * are null, repeated ones [], maps {}, scalars their proto3 default.
  */
-let requestType: protobuf.Type | undefined;
 let deltaRequestType: protobuf.Type | undefined;
 let requestParts: { readonly node: protobuf.Type; readonly status: protobuf.Type } | undefined;
 
 export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
-  requestType ??= envoyType('envoy.service.discovery.v3.DiscoveryRequest');
   requestParts ??= { node: envoyType('envoy.config.core.v3.Node'), status: envoyType('google.rpc.Status') };
   // The names are left encoded (request-names.ts): an ACK repeating them is recognised by bytes.
   const f = decodeRequestFields(buf, requestParts);
   const span = f.names;
   if (!span) {
-    const names = (requestType.decode(buf) as unknown as DiscoveryRequest).resource_names;
+    // Names with other fields between them (rare): decoded from their runs (request-names.ts).
+    const names = decodeNames(buf, f.scattered ?? []);
     return { version_info: f.version_info, node: rawNode(f.node), resource_names: names, type_url: f.type_url, response_nonce: f.response_nonce, error_detail: status(f.error_detail) };
   }
   return new EncodedNamesRequest(f.version_info, rawNode(f.node), f.type_url, f.response_nonce, status(f.error_detail), buf, span);

@@ -51,14 +51,20 @@ describe('SotW request names kept encoded', () => {
   });
 
   it('names interleaved with other fields are decoded the usual way', () => {
-    // resource_names (3) "a", type_url (4), resource_names (3) "b": legal, if no encoder does it.
-    const w = protobuf.Writer.create().uint32(26).string('a').uint32(34).string(TYPE_URL).uint32(26).string('b');
-    const buf = Buffer.from(w.finish());
+    // resource_names (3) "a", type_url (4), resource_names (3) "b", "c", response_nonce (5),
+    // resource_names "d": legal, if no encoder does it.
+    const w = protobuf.Writer.create().uint32(26).string('a').uint32(34).string(TYPE_URL).uint32(26).string('b').uint32(26).string('c');
+    const buf = Buffer.from(w.uint32(42).string('n1').uint32(26).string('d').finish());
     expect(namesSpan(buf)).toBeUndefined();
     const req = decodeDiscoveryRequest(buf);
-    expect(req.resource_names).toEqual(['a', 'b']);
+    expect(req.resource_names).toEqual(['a', 'b', 'c', 'd']);
+    expect(req.resource_names).toEqual((envoyType('envoy.service.discovery.v3.DiscoveryRequest').decode(buf) as unknown as { resource_names: string[] }).resource_names);
     expect(req.type_url).toBe(TYPE_URL);
+    expect(req.response_nonce).toBe('n1');
     expect(req.resource_names_bytes).toBeUndefined();
+    // Both readings (by hand, protobufjs's reader) locate the same runs of names.
+    const parts = { node: envoyType('envoy.config.core.v3.Node'), status: envoyType('google.rpc.Status') };
+    expect(decodeRequestFields(buf, parts)).toEqual(decodeRequestFields(new Uint8Array(buf), parts));
   });
 
   it('reads the usual ACK by hand exactly as protobufjs reads it, and leaves the rest to protobufjs', () => {
