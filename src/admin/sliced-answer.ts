@@ -1,3 +1,4 @@
+import { nextTurn } from '../runtime/next-turn.js';
 import type { TSchema } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 
@@ -25,8 +26,6 @@ export interface SlicedJson {
   /** Lets other work run between two slices. */
   readonly turn: () => Promise<void>;
 }
-
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * `body` as JSON, its `key` array serialized `slice` items per turn; undefined when the empty

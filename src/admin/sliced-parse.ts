@@ -1,3 +1,4 @@
+import { nextTurn } from '../runtime/next-turn.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import type { ClusterInput, EndpointSpec } from '../catalog/store/index.js';
 import type { ClusterEndpointIn, ClusterIn } from './api-schemas.js';
@@ -15,8 +16,6 @@ export const PARSE_SLICE = 1_000;
 
 /** The config file's bound on a cluster's endpoints (a longer list is parsed whole, to fail as it does). */
 const MAX_ENDPOINTS = ConfigFileSchema.properties.clusters.items.properties.endpoints.maxItems ?? Infinity;
-
-export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * A bulk body's entries, a slice per turn; a problem names the entry's index in the whole body,

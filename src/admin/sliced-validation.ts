@@ -9,6 +9,7 @@
  * route's own validator at once, so the verdict and every error (path, message, which error is
  * first) are exactly those of validating it whole.
  */
+import { nextTurn } from '../runtime/next-turn.js';
 
 /** A compiled validator as fastify calls it (Ajv's: a verdict, `errors` after a failure). */
 export interface BodyValidator {
@@ -47,8 +48,6 @@ export function longArrayOf(schema: unknown): LongArray | undefined {
   }
   return undefined;
 }
-
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * `whole`, the route's body validator, with its `long` array checked in slices when it holds more

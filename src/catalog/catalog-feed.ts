@@ -1,3 +1,4 @@
+import { nextTurn } from '../runtime/next-turn.js';
 import type { Component } from '../runtime/lifecycle.js';
 import type { Catalog } from './types.js';
 
@@ -79,7 +80,7 @@ export class CatalogFeed implements Component {
       for (const c of this.consumers) {
         // A turn first too: the change arrives at the end of its write's task (a 20k-endpoint
         // commit, its read-back and audit record), which should not carry a consumer's share as well.
-        await new Promise((resolve) => setImmediate(resolve));
+        await nextTurn();
         if (round.next || this.inTurns !== round) break;
         c.setCatalog(catalog);
       }

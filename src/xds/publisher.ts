@@ -1,3 +1,4 @@
+import { nextTurn } from '../runtime/next-turn.js';
 import type { Logger } from 'pino';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Catalog } from '../catalog/types.js';
@@ -100,8 +101,4 @@ export class Publisher implements Component {
       this.log.error({ err }, 'translation failed; keeping the previous snapshot');
     }
   }
-}
-
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }

@@ -1,9 +1,10 @@
+import { nextTurn } from '../../runtime/next-turn.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { endpointKey } from '../../catalog/endpoint-key.js';
 import type { EndpointRecord, EndpointSpec } from '../../catalog/store/index.js';
 import { ClusterEndpointIn } from '../api-schemas.js';
 import { withEtag } from '../preconditions.js';
-import { nextTurn, PARSE_SLICE, parseEndpointsSliced } from '../sliced-parse.js';
+import { PARSE_SLICE, parseEndpointsSliced } from '../sliced-parse.js';
 import { StringEnum } from '../schemas.js';
 import { NameParams, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { apiWriteOptions, requireCluster, type AdminInstance, type StoreRoutesOptions } from './store-access.js';

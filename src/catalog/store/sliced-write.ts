@@ -10,6 +10,7 @@
  * writes queued until it commits, since they would wait for the same lock. The result, the rows,
  * the revision and the audit record are exactly those of Store.putCluster.
  */
+import { nextTurn } from '../../runtime/next-turn.js';
 import type Database from 'better-sqlite3';
 import { auditedAction, type Change, type ClusterInput, type ClusterRecord, type EndpointRecord, type WriteOptions } from './records.js';
 import { checkWrite, clusterSpecJson } from './ownership.js';
@@ -51,7 +52,7 @@ class Slicer {
 
   /** Yields now: between the steps of the write's end, each tens of milliseconds at 20k endpoints. */
   async step(): Promise<void> {
-    await new Promise((resolve) => setImmediate(resolve));
+    await nextTurn();
     this.since = performance.now();
   }
 }
