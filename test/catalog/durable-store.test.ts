@@ -15,7 +15,7 @@ describe('DurableStore', () => {
     const durable = new DurableStore(dir, quiet);
     expect(() => durable.store).toThrow('not open');
     await durable.start();
-    durable.store.seedFromConfig({ clusters: [cluster('web')], listeners: [], nodeGroups: [] });
+    await durable.store.seedFromConfig({ clusters: [cluster('web')], listeners: [], nodeGroups: [] });
     expect(durable.dir).toBe(dir);
     await durable.stop();
     const again = new DurableStore(dir, quiet);

@@ -118,6 +118,18 @@ describe('Store.durably through the write lane', () => {
     expect(lane.describe()).toMatchObject({ kind: 'sqlite', synchronous: 2 });
     await lane.close();
   });
+
+  it('closes only once a committed write\'s fsync has ended, so the write is not failed by the close', async () => {
+    const f = manualFlush();
+    const lane = new WriteLane(openStore(tempDir(), { flushWal: f.flush }));
+    const write = lane.putCluster(cluster('c', [endpoint('10.0.0.1')]), API);
+    const closed = lane.close();
+    expect(await settled(closed)).toBe(false);
+    f.end(0);
+    expect(await write).toEqual({ revision: 1 });
+    await closed;
+    expect(() => lane.describe()).toThrow(/not open/);
+  });
 });
 
 describe('a sliced cluster write (Store.putClusterSliced)', () => {

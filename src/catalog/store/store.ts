@@ -722,6 +722,14 @@ export class Store implements CatalogStore {
     return out;
   }
 
+  /**
+   * Settles once the fsyncs of committed writes have ended (their writers get their own outcome):
+   * closing the WAL's file under a running fsync would fail a write committed before the close.
+   */
+  fsyncsSettled(): Promise<void> {
+    return this.walSync.idle();
+  }
+
   close(): void {
     void this.checkpointer?.close();
     this.checkpointer = undefined;

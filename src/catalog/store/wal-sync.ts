@@ -63,6 +63,12 @@ export class WalSync {
 
   constructor(private readonly flush: () => Promise<void>) {}
 
+  /** Settles (never rejects) once no fsync is running or due: what a close must wait for. */
+  idle(): Promise<void> {
+    const last = this.next ?? this.running;
+    return last ? last.then(noop, noop) : Promise.resolve();
+  }
+
   /** Resolves once everything committed before this call is on disk. */
   synced(): Promise<void> {
     if (!this.running) return this.start();
@@ -81,3 +87,5 @@ export class WalSync {
     return run;
   }
 }
+
+function noop(): void {}

@@ -98,9 +98,10 @@ export class WriteLane implements CatalogStore {
     return this.durable(() => this.store.saveAllWeights(all));
   }
 
-  /** Writes are queued until the sliced one in flight has settled (the store closes after it). */
+  /** The store closes once the queued writes and every committed write's fsync have settled. */
   async close(): Promise<void> {
     await this.tail;
+    await this.store.fsyncsSettled();
     this.store.close();
   }
 
