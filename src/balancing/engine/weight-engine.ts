@@ -205,7 +205,9 @@ export class WeightEngine {
     }
     if (existing !== undefined && !carry) return { ...prepared, whole: true };
     yield;
-    const layout = { order, ...indexed(order, endpoints), ...localityLayout(endpoints.length, (i) => (endpoints[i] as EngineEndpoint).locality ?? '') };
+    const keyed = yield* indexedSteps(order, endpoints, options.chunk);
+    yield;
+    const layout = { order, ...keyed, ...localityLayout(endpoints.length, (i) => (endpoints[i] as EngineEndpoint).locality ?? '') };
     yield;
     return { ...prepared, whole: false, persists, layout, resolved: { safety: resolvedSafety, ejection: resolvedEjection } };
   }
@@ -696,14 +698,24 @@ function refreshEndpoint(e: EndpointState, ep: EngineEndpoint, reset: ClusterPla
   if (reset.ewma) e.ewma = ewma();
 }
 
-/** The cluster's key index; `declared` (its endpoints in order): static weights from there, not from the states (prepareCluster). */
-function indexed(order: readonly EndpointState[], declared?: readonly EngineEndpoint[]): Pick<ClusterState, 'byKey' | 'index' | 'keys' | 'statics'> {
+/** The cluster's key index (in one go: indexedSteps). */
+function indexed(order: readonly EndpointState[]): Pick<ClusterState, 'byKey' | 'index' | 'keys' | 'statics'> {
+  const steps = indexedSteps(order, undefined, Number.POSITIVE_INFINITY);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/** The cluster's key index, `chunk` endpoints per step; `declared` (its endpoints in order): static weights from there, not from the states (prepareCluster). */
+function* indexedSteps(order: readonly EndpointState[], declared: readonly EngineEndpoint[] | undefined, chunk: number): Generator<void, Pick<ClusterState, 'byKey' | 'index' | 'keys' | 'statics'>, void> {
   const byKey = new Map<string, EndpointState>();
   const index = new Map<string, number>();
   // Pushed, not preallocated: the tick reads these arrays, and a preallocated one stays holey.
   const keys: string[] = [];
   const statics: number[] = [];
   for (let i = 0; i < order.length; i++) {
+    if (i > 0 && i % chunk === 0) yield;
     const e = order[i] as EndpointState;
     byKey.set(e.key, e);
     index.set(e.key, i);

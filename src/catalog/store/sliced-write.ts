@@ -191,7 +191,12 @@ interface RecordText {
 function recordText(row: ClusterRow, endpoints: readonly string[]): RecordText {
   const settings = { name: row.name, ...(JSON.parse(row.spec) as object), owner: row.owner, revision: row.revision, updatedAt: row.updated_at };
   const head = JSON.stringify({ ...settings, endpoints: [] });
-  return { text: `${head.slice(0, -2)}${endpoints.join(',')}]}`, trimmed: { record: settings, endpoints: endpoints.length } };
+  // One join, so that the text is one flat string: a concatenation of the head, the list and the
+  // tail was flattened by SQLite's bind, inside the audit row's step (~10 ms of it at 20k).
+  const parts = endpoints.slice();
+  parts[0] = `${head.slice(0, -2)}${parts[0] ?? ''}`;
+  parts[parts.length - 1] += ']}';
+  return { text: parts.join(','), trimmed: { record: settings, endpoints: endpoints.length } };
 }
 
 /** The audit summary, from the parts the texts were built from (no scan of megabytes of text). */
