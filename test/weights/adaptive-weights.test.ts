@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WeightEngine } from '../../src/balancing/engine/weight-engine.js';
 import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
+import { CatalogFeed } from '../../src/catalog/catalog-feed.js';
 import type { Catalog } from '../../src/catalog/types.js';
 import { cluster, endpoint } from '../catalog/helpers.js';
 
@@ -196,5 +197,41 @@ describe('AdaptiveWeights', () => {
     }
     expect(stepped.current().has('web')).toBe(false);
     expect(stepped.current().get('big')?.size).toBe(350);
+  });
+
+  it('two big writes to one cluster overlapping in the catalog feed: the engine ends with the second, as if set whole', async () => {
+    const ip = (i: number): string => `10.3.${i >> 8}.${i & 255}`;
+    const big = (from: number, to: number, weight: number): Catalog => ({
+      clusters: [cluster('big', Array.from({ length: to - from }, (_, j) => endpoint(ip(from + j), 8080, { weight })), { weighting: PID })],
+      listeners: [],
+      nodeGroups: [],
+    });
+    let current = big(0, 5_000, 10);
+    const listeners = new Set<() => void>();
+    const store = { catalog: () => current, onChange: (l: () => void) => (listeners.add(l), () => void listeners.delete(l)) };
+    const change = (next: Catalog): void => {
+      current = next;
+      for (const l of listeners) l();
+    };
+    const stepped = new AdaptiveWeights(new WeightEngine());
+    const feed = new CatalogFeed(store, [stepped]);
+    feed.start();
+    stepped.tick(1_000);
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    change(big(1_000, 6_000, 20));
+    for (let i = 0; i < 4; i++) await turn(); // the first write's preparation is under way
+    stepped.tick(1_100);
+    expect(stepped.current().get('big')?.has(`${ip(0)}:8080`)).toBe(true);
+    change(big(2_000, 7_000, 30));
+    for (let i = 0; i < 40; i++) await turn();
+    feed.stop();
+    const whole = new AdaptiveWeights(new WeightEngine());
+    whole.setCatalog(big(0, 5_000, 10));
+    whole.tick(1_000);
+    whole.tick(1_100);
+    whole.setCatalog(big(2_000, 7_000, 30));
+    expect(stepped.tick(2_000)).toEqual(whole.tick(2_000));
+    expect(stepped.current().get('big')?.size).toBe(5_000);
+    expect(stepped.current().get('big')?.has(`${ip(6_999)}:8080`)).toBe(true);
   });
 });
