@@ -153,7 +153,8 @@ if (stallsMs > 0) {
     const end = st.t + (st.d ?? 0);
     const gc = events.filter((e) => e.k === 'gc' && e.t >= st.t && e.t < end).reduce((sum, e) => sum + (e.d ?? 0), 0);
     const during = events.filter((e) => e.k === 'req' && e.m !== 'GET' && e.t <= st.t).at(-1);
-    process.stdout.write(`  ${(st.d ?? 0).toFixed(0)} ms (gc ${gc.toFixed(0)}) after ${during ? `${during.m} ${during.u}` : 'start'}: ${stagesIn(st.t, end)}\n`);
+    const cpu = ((st as Ev & { c2?: number }).c2 ?? 0) - (st.c ?? 0);
+    process.stdout.write(`  ${(st.d ?? 0).toFixed(0)} ms (cpu ${cpu.toFixed(0)}, gc ${gc.toFixed(0)}) after ${during ? `${during.m} ${during.u}` : 'start'}: ${stagesIn(st.t, end)}\n`);
   }
 }
 

@@ -10,6 +10,11 @@ export interface CatalogOrigin {
 
 export interface CatalogConsumer {
   setCatalog(catalog: Catalog): void;
+  /**
+   * setCatalog in steps, for a big change (one per turn of the event loop): the last step
+   * applies the catalog, the steps before it change nothing (the feed drops them for a newer one).
+   */
+  setCatalogSteps?(catalog: Catalog): Generator<void, void, void>;
 }
 
 /** A change whose new or changed clusters hold more endpoints than this together is big. */
@@ -22,8 +27,10 @@ export const BIG_CHANGE_ENDPOINTS = 1_000;
  *
  * A big change (a cluster of 20k endpoints written) is pushed one consumer per turn of the event
  * loop, from the turn after the change: each consumer's share of it (the weight engine's, the signals', the publisher's) then
- * holds other requests up alone, not all of them in one go. A change arriving meanwhile restarts
- * the round with the newer catalog, from the first consumer; small changes are pushed at once.
+ * holds other requests up alone, not all of them in one go; a consumer with `setCatalogSteps`
+ * (the weight engine's) takes it in steps of its own, one per turn. A change arriving meanwhile
+ * restarts the round with the newer catalog, from the first consumer (steps in progress are
+ * dropped: they change nothing before their last); small changes are pushed at once.
  */
 export class CatalogFeed implements Component {
   readonly name = 'catalog';
@@ -71,6 +78,18 @@ export class CatalogFeed implements Component {
     void this.pushInTurns(catalog);
   }
 
+  /** Runs a consumer's `steps` a step per turn; false (the steps dropped) once a newer catalog came or the feed stopped. */
+  private async stepThrough(steps: Generator<void, void, void>, round: { next: Catalog | undefined }): Promise<boolean> {
+    for (let step = steps.next(); step.done !== true; step = steps.next()) {
+      await nextTurn();
+      if (round.next || this.inTurns !== round) {
+        steps.return();
+        return false;
+      }
+    }
+    return true;
+  }
+
   private async pushInTurns(first: Catalog): Promise<void> {
     const round = { next: undefined as Catalog | undefined };
     this.inTurns = round;
@@ -82,7 +101,8 @@ export class CatalogFeed implements Component {
         // commit, its read-back and audit record), which should not carry a consumer's share as well.
         await nextTurn();
         if (round.next || this.inTurns !== round) break;
-        c.setCatalog(catalog);
+        if (!c.setCatalogSteps) c.setCatalog(catalog);
+        else if (!(await this.stepThrough(c.setCatalogSteps(catalog), round))) break;
       }
       catalog = round.next;
     }

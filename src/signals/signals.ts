@@ -90,6 +90,26 @@ export class Signals {
    * unchanged clusters) is skipped, so one endpoint write costs one cluster, not the catalog.
    */
   setCatalog(catalog: Catalog): void {
+    this.apply(catalog, new Map());
+  }
+
+  /**
+   * setCatalog in steps (the catalog feed runs one per turn for a big change): the keys and
+   * locality members of each changed cluster, `chunk` endpoints per step (pure: from the catalog
+   * alone), then the last step applies the catalog with them. Nothing changes before it.
+   */
+  *setCatalogSteps(catalog: Catalog, chunk = SIGNALS_STEP_ENDPOINTS): Generator<void, void, void> {
+    const prepared = new Map<Cluster, KeysAndLocalities>();
+    for (const c of catalog.clusters) {
+      if (this.clusters.get(c.name) === c || c.endpoints.length <= chunk) continue;
+      yield;
+      prepared.set(c, yield* keysAndLocalitiesSteps(c.endpoints, chunk));
+    }
+    yield;
+    this.apply(catalog, prepared);
+  }
+
+  private apply(catalog: Catalog, prepared: ReadonlyMap<Cluster, KeysAndLocalities>): void {
     const previous = this.clusters;
     this.clusters = new Map(catalog.clusters.map((c) => [c.name, c]));
     const known = new Map<string, Set<string>>();
@@ -101,7 +121,7 @@ export class Signals {
         localities.set(c.name, this.localities.get(c.name) ?? membersByLocality(c.endpoints));
         continue;
       }
-      const { keys: wanted, byLocality } = keysAndLocalities(c.endpoints);
+      const { keys: wanted, byLocality } = prepared.get(c) ?? keysAndLocalities(c.endpoints);
       known.set(c.name, wanted);
       localities.set(c.name, byLocality);
       for (const key of this.store.endpointKeys(c.name)) if (!wanted.has(key)) this.store.forget(c.name, key);
@@ -134,11 +154,30 @@ function membersByLocality(endpoints: Catalog['clusters'][number]['endpoints']):
   return keysAndLocalities(endpoints).byLocality;
 }
 
+/** Endpoints per step when a big catalog change reaches the signals in steps. */
+export const SIGNALS_STEP_ENDPOINTS = 5_000;
+
+interface KeysAndLocalities {
+  readonly keys: Set<string>;
+  readonly byLocality: Map<string, LocalityMember[]>;
+}
+
 /** A cluster's endpoint keys and its members by locality, in one pass: each key made once (20k of them for a big cluster, with their GC). */
-function keysAndLocalities(endpoints: Catalog['clusters'][number]['endpoints']): { keys: Set<string>; byLocality: Map<string, LocalityMember[]> } {
+function keysAndLocalities(endpoints: Catalog['clusters'][number]['endpoints']): KeysAndLocalities {
+  const steps = keysAndLocalitiesSteps(endpoints, Number.POSITIVE_INFINITY);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/** keysAndLocalities, `chunk` endpoints per step. */
+function* keysAndLocalitiesSteps(endpoints: Catalog['clusters'][number]['endpoints'], chunk: number): Generator<void, KeysAndLocalities, void> {
   const keys = new Set<string>();
   const byLocality = new Map<string, LocalityMember[]>();
-  for (const e of endpoints) {
+  for (let i = 0; i < endpoints.length; i++) {
+    if (i > 0 && i % chunk === 0) yield;
+    const e = endpoints[i] as Catalog['clusters'][number]['endpoints'][number];
     const key = endpointKey(e);
     keys.add(key);
     const id = localityId(e.locality);

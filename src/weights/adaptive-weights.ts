@@ -4,7 +4,33 @@ import { WeightEngine } from '../balancing/engine/weight-engine.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Catalog, Cluster } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
+import type { PreparedCluster } from '../balancing/engine/weight-engine.js';
+import type { Endpoint } from '../catalog/types.js';
+import type { EngineEndpoint } from '../balancing/engine/types.js';
 import { missingSignals, type MissingSignals } from './missing-signals.js';
+
+/** Endpoints per step when a big catalog change is handed to the engine in steps (~5–10 ms of a 20k cluster's 50–100). */
+export const ENGINE_STEP_ENDPOINTS = 2_000;
+
+/** A catalog endpoint as the engine takes it. */
+function engineEndpoint(e: Endpoint): EngineEndpoint {
+  return {
+    key: endpointKey(e),
+    weight: e.weight,
+    health: e.health,
+    locality: `${e.priority}/${e.locality.region}/${e.locality.zone}/${e.locality.subZone}`,
+  };
+}
+
+/** A cluster's endpoints as the engine takes them, `chunk` per step. */
+function* engineEndpointSteps(c: Cluster, chunk: number): Generator<void, EngineEndpoint[], void> {
+  const out: EngineEndpoint[] = [];
+  for (let i = 0; i < c.endpoints.length; i++) {
+    if (i > 0 && i % chunk === 0) yield;
+    out.push(engineEndpoint(c.endpoints[i] as Endpoint));
+  }
+  return out;
+}
 import { buildOverrides } from './tick-overrides.js';
 
 /**
@@ -32,7 +58,32 @@ export class AdaptiveWeights {
   }
 
   setCatalog(catalog: Catalog): void {
+    this.apply(new Map(catalog.clusters.map((c) => [c.name, c])), new Map());
+  }
+
+  /**
+   * setCatalog in steps (the catalog feed runs one per turn of the event loop for a big change):
+   * each changed cluster of more than `chunk` endpoints is prepared for the engine `chunk`
+   * endpoints at a time (WeightEngine.prepareCluster), then the last step applies the catalog as
+   * setCatalog does, with those clusters installed from their preparations. Nothing changes
+   * before the last step: a caller may drop the steps for a newer catalog.
+   */
+  *setCatalogSteps(catalog: Catalog, chunk = ENGINE_STEP_ENDPOINTS): Generator<void, void, void> {
     const next = new Map(catalog.clusters.map((c) => [c.name, c]));
+    const prepared = new Map<string, PreparedCluster>();
+    for (const c of next.values()) {
+      if (this.clusters.get(c.name) === c || c.endpoints.length <= chunk) continue;
+      yield;
+      const endpoints = yield* engineEndpointSteps(c, chunk);
+      yield;
+      prepared.set(c.name, yield* this.engine.prepareCluster(c.name, endpoints, c.weighting, { safety: c.safety, ejection: c.ejection, chunk }));
+    }
+    yield;
+    this.apply(next, prepared);
+  }
+
+  /** The catalog's clusters by name to the engine: removed ones removed, changed ones set (or installed from `prepared`). */
+  private apply(next: Map<string, Cluster>, prepared: ReadonlyMap<string, PreparedCluster>): void {
     for (const name of this.clusters.keys()) {
       if (!next.has(name)) {
         this.engine.removeCluster(name);
@@ -43,13 +94,9 @@ export class AdaptiveWeights {
     for (const c of next.values()) {
       // The stores keep an unchanged cluster the same object: nothing to tell the engine.
       if (this.clusters.get(c.name) === c) continue;
-      const endpoints = c.endpoints.map((e) => ({
-        key: endpointKey(e),
-        weight: e.weight,
-        health: e.health,
-        locality: `${e.priority}/${e.locality.region}/${e.locality.zone}/${e.locality.subZone}`,
-      }));
-      this.engine.setCluster(c.name, endpoints, c.weighting, c.safety, c.ejection);
+      const ready = prepared.get(c.name);
+      if (ready) this.engine.commitCluster(ready);
+      else this.engine.setCluster(c.name, c.endpoints.map(engineEndpoint), c.weighting, c.safety, c.ejection);
     }
     this.clusters = next;
   }

@@ -78,4 +78,41 @@ describe('CatalogFeed', () => {
     expect(seen.slice(5)).toEqual(['weights:a,big,b,c', 'signals:a,big,b,c', 'publisher:a,big,b,c']);
     feed.stop();
   });
+
+  it('runs a consumer that takes a big change in steps a step per turn, and drops its steps for a change meanwhile', async () => {
+    const big = cluster('big', Array.from({ length: BIG_CHANGE_ENDPOINTS + 1 }, (_, i) => endpoint(`10.0.${i >> 8}.${i & 255}`)));
+    const store = origin(catalogOf('a'));
+    const seen: string[] = [];
+    const log = { started: [] as string[], dropped: [] as string[] };
+    const stepped = {
+      setCatalog: (c: Catalog) => void seen.push(`weights:${names(c).join(',')}`),
+      *setCatalogSteps(c: Catalog): Generator<void, void, void> {
+        const id = names(c).join(',');
+        log.started.push(id);
+        try {
+          yield;
+          yield;
+          seen.push(`weights:${id}`);
+        } finally {
+          if (seen.at(-1) !== `weights:${id}`) log.dropped.push(id);
+        }
+      },
+    };
+    const feed = new CatalogFeed(store, [stepped, { setCatalog: (c) => void seen.push(`publisher:${names(c).join(',')}`) }]);
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    feed.start();
+    expect(seen).toEqual(['weights:a', 'publisher:a']); // not a big change: setCatalog
+    store.change({ clusters: [cluster('a'), big], listeners: [], nodeGroups: [] });
+    await turn();
+    await turn();
+    expect(log.started).toEqual(['a,big']);
+    expect(seen).toHaveLength(2); // mid-steps: nothing applied yet
+    // A second write meanwhile: the first one's steps are dropped, the newer catalog goes through.
+    store.change({ clusters: [cluster('a'), big, cluster('b')], listeners: [], nodeGroups: [] });
+    for (let i = 0; i < 8; i++) await turn();
+    expect(log.dropped).toEqual(['a,big']);
+    expect(log.started).toEqual(['a,big', 'a,big,b']);
+    expect(seen.slice(2)).toEqual(['weights:a,big,b', 'publisher:a,big,b']);
+    feed.stop();
+  });
 });

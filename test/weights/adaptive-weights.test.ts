@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WeightEngine } from '../../src/balancing/engine/weight-engine.js';
 import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
+import { CatalogFeed } from '../../src/catalog/catalog-feed.js';
 import type { Catalog } from '../../src/catalog/types.js';
 import { cluster, endpoint } from '../catalog/helpers.js';
 
@@ -165,5 +166,72 @@ describe('AdaptiveWeights', () => {
     expect(a.current().get('a')).toBe(published);
     expect(a.current().get('b')).not.toBe(undefined);
     expect([...a.current().keys()]).toEqual(['a', 'b', 'c']);
+  });
+
+  it('setCatalogSteps applies a catalog as setCatalog does, only at its last step, the big clusters prepared in steps', () => {
+    const ip = (i: number): string => `10.1.${i >> 8}.${i & 255}`;
+    const big = (from: number, to: number, weight: number): Catalog['clusters'][number] =>
+      cluster('big', Array.from({ length: to - from }, (_, j) => endpoint(ip(from + j), 8080, { weight: weight + ((from + j) % 3) })), { weighting: PID });
+    const small = catalogOf('HEALTHY').clusters[0] as Catalog['clusters'][number];
+    const first: Catalog = { clusters: [small, big(0, 300, 10)], listeners: [], nodeGroups: [] };
+    const next: Catalog = { clusters: [big(50, 400, 20)], listeners: [], nodeGroups: [] };
+    const [stepped, whole] = [new AdaptiveWeights(new WeightEngine()), new AdaptiveWeights(new WeightEngine())];
+    for (const a of [stepped, whole]) {
+      a.setCatalog(first);
+      for (let i = 0; i < 300; i += 7) a.observeSample('big', `${ip(i)}:8080`, { at: 500, cpu: (i % 10) / 10 });
+      a.tick(1_000);
+    }
+    const steps = stepped.setCatalogSteps(next, 64);
+    let count = 0;
+    for (let s = steps.next(); s.done !== true; s = steps.next()) {
+      count++;
+      // Before the last step the old catalog is still the one ticked (web still there).
+      expect(stepped.tick(1_000 + count)?.has('web') ?? stepped.current().has('web')).toBe(true);
+      whole.tick(1_000 + count);
+    }
+    expect(count).toBeGreaterThan(350 / 64);
+    whole.setCatalog(next);
+    for (let t = 2_000; t <= 5_000; t += 1_000) {
+      for (const a of [stepped, whole]) for (let i = 50; i < 400; i += 5) a.observeSample('big', `${ip(i)}:8080`, { at: t - 100, cpu: (i % 7) / 7 });
+      expect(stepped.tick(t)).toEqual(whole.tick(t));
+    }
+    expect(stepped.current().has('web')).toBe(false);
+    expect(stepped.current().get('big')?.size).toBe(350);
+  });
+
+  it('two big writes to one cluster overlapping in the catalog feed: the engine ends with the second, as if set whole', async () => {
+    const ip = (i: number): string => `10.3.${i >> 8}.${i & 255}`;
+    const big = (from: number, to: number, weight: number): Catalog => ({
+      clusters: [cluster('big', Array.from({ length: to - from }, (_, j) => endpoint(ip(from + j), 8080, { weight })), { weighting: PID })],
+      listeners: [],
+      nodeGroups: [],
+    });
+    let current = big(0, 5_000, 10);
+    const listeners = new Set<() => void>();
+    const store = { catalog: () => current, onChange: (l: () => void) => (listeners.add(l), () => void listeners.delete(l)) };
+    const change = (next: Catalog): void => {
+      current = next;
+      for (const l of listeners) l();
+    };
+    const stepped = new AdaptiveWeights(new WeightEngine());
+    const feed = new CatalogFeed(store, [stepped]);
+    feed.start();
+    stepped.tick(1_000);
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    change(big(1_000, 6_000, 20));
+    for (let i = 0; i < 4; i++) await turn(); // the first write's preparation is under way
+    stepped.tick(1_100);
+    expect(stepped.current().get('big')?.has(`${ip(0)}:8080`)).toBe(true);
+    change(big(2_000, 7_000, 30));
+    for (let i = 0; i < 40; i++) await turn();
+    feed.stop();
+    const whole = new AdaptiveWeights(new WeightEngine());
+    whole.setCatalog(big(0, 5_000, 10));
+    whole.tick(1_000);
+    whole.tick(1_100);
+    whole.setCatalog(big(2_000, 7_000, 30));
+    expect(stepped.tick(2_000)).toEqual(whole.tick(2_000));
+    expect(stepped.current().get('big')?.size).toBe(5_000);
+    expect(stepped.current().get('big')?.has(`${ip(6_999)}:8080`)).toBe(true);
   });
 });

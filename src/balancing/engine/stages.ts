@@ -83,14 +83,17 @@ export function validateEwmaSettings(policy: WeightingPolicy): void {
 
 export function validateEndpoints(endpoints: readonly EngineEndpoint[]): void {
   const seen = new Set<string>();
-  for (const e of endpoints) {
-    if (typeof e.key !== 'string' || e.key === '') throw new RangeError('endpoint key must be a non-empty string');
-    if (seen.has(e.key)) throw new RangeError(`duplicate endpoint ${e.key}`);
-    seen.add(e.key);
-    if (!(Number.isFinite(e.weight) && e.weight >= 1)) throw new RangeError(`endpoint ${e.key}: weight must be >= 1, got ${e.weight}`);
-    if (e.capacity !== undefined && !(Number.isFinite(e.capacity) && e.capacity > 0)) {
-      throw new RangeError(`endpoint ${e.key}: capacity must be > 0, got ${e.capacity}`);
-    }
+  for (const e of endpoints) validateEndpoint(e, seen);
+}
+
+/** One endpoint of a cluster; `seen`: the keys before it (it adds its own). */
+export function validateEndpoint(e: EngineEndpoint, seen: Set<string>): void {
+  if (typeof e.key !== 'string' || e.key === '') throw new RangeError('endpoint key must be a non-empty string');
+  if (seen.has(e.key)) throw new RangeError(`duplicate endpoint ${e.key}`);
+  seen.add(e.key);
+  if (!(Number.isFinite(e.weight) && e.weight >= 1)) throw new RangeError(`endpoint ${e.key}: weight must be >= 1, got ${e.weight}`);
+  if (e.capacity !== undefined && !(Number.isFinite(e.capacity) && e.capacity > 0)) {
+    throw new RangeError(`endpoint ${e.key}: capacity must be > 0, got ${e.capacity}`);
   }
 }
 

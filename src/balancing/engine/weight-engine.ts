@@ -74,7 +74,7 @@ import { ErrorWindow } from './error-window.js';
 import { carryHeldWeights, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
 import { TickExplanations } from './explanations.js';
 import { isSet, type ClusterState, type EndpointState, type PidConfig } from './state.js';
-import { policyParts, resolveEjection, resolveSafety, validateEndpoints, validatePolicy, validateSample } from './stages.js';
+import { policyParts, resolveEjection, resolveSafety, validateEndpoint, validateEndpoints, validatePolicy, validateSample } from './stages.js';
 import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
 import { runEjection, runEjectionSteps } from './tick/ejection.js';
@@ -158,30 +158,108 @@ export class WeightEngine {
     const resolvedSafety = resolveSafety(this.safety, safety);
     const resolvedEjection = resolveEjection(this.ejection, ejection);
     if (this.deferred(name, () => this.setCluster(name, endpoints, policy, safety, ejection))) return;
-    const pidConfig = toPidConfig(policy);
-    const ewmaKey = `${ewmaDecay(policy)}|${ewmaBonus(policy)}|${resolvedSafety.tickMs}`;
     const existing = this.clusters.get(name);
+    const plan = this.planFor(existing, policy, resolvedSafety);
+    const order = endpoints.map((ep) => this.endpointState(ep, existing, policy, resolvedSafety, resolvedEjection, plan.reset));
+    this.install(name, existing, plan, { order, ...indexed(order), ...localityLayout(order.length, (i) => (order[i] as EndpointState).locality) }, { policy, safety: resolvedSafety, ejection: resolvedEjection });
+  }
+
+  /**
+   * setCluster for a cluster of thousands of endpoints, prepared in steps of `chunk` endpoints
+   * (a yield between two; the catalog feed runs one per turn of the event loop) and installed by
+   * `commitCluster` in one short step: at 20k endpoints the whole call held the event loop for
+   * 50–100 ms. Prepared: the validation, which endpoint states persist and the new ones, the key
+   * index and the locality groups — nothing a tick, a sample or a probe changes, and nothing the
+   * engine sees: a caller may drop a preparation between steps. What they do change (the
+   * persisting states' fields, the PID rows, the held weights) is carried over at commit, as
+   * setCluster does. Throws where setCluster would, before anything changes.
+   */
+  *prepareCluster(
+    name: string,
+    endpoints: readonly EngineEndpoint[],
+    policy: WeightingPolicy,
+    options: { readonly safety?: Partial<SafetySettings>; readonly ejection?: Partial<EjectionSettings>; readonly chunk: number },
+  ): Generator<void, PreparedCluster, void> {
+    // Checked in setCluster's order: the endpoints, the policy, the settings.
+    const seen = new Set<string>();
+    for (let i = 0; i < endpoints.length; i++) {
+      if (i > 0 && i % options.chunk === 0) yield;
+      validateEndpoint(endpoints[i] as EngineEndpoint, seen);
+    }
+    validatePolicy(policy);
+    const resolvedSafety = resolveSafety(this.safety, options.safety);
+    const resolvedEjection = resolveEjection(this.ejection, options.ejection);
+    yield;
+    const existing = this.clusters.get(name);
+    const prepared = { name, endpoints, policy, safety: options.safety, ejection: options.ejection, existing };
+    // Other error-window settings: every state is rebuilt from its predecessor's history, which ticks change: at commit.
+    const carry = existing?.ejection.errorWindowMs === resolvedEjection.errorWindowMs;
+    const order: EndpointState[] = [];
+    const persists: boolean[] = [];
+    for (let i = 0; i < endpoints.length; i++) {
+      if (i > 0 && i % options.chunk === 0) yield;
+      const ep = endpoints[i] as EngineEndpoint;
+      const e = carry ? existing?.byKey.get(ep.key) : undefined;
+      persists.push(e !== undefined);
+      order.push(e ?? this.newEndpoint(ep, policy, resolvedSafety, resolvedEjection));
+    }
+    if (existing !== undefined && !carry) return { ...prepared, whole: true };
+    yield;
+    const keyed = yield* indexedSteps(order, endpoints, options.chunk);
+    yield;
+    const layout = { order, ...keyed, ...localityLayout(endpoints.length, (i) => (endpoints[i] as EngineEndpoint).locality ?? '') };
+    yield;
+    return { ...prepared, whole: false, persists, layout, resolved: { safety: resolvedSafety, ejection: resolvedEjection } };
+  }
+
+  /** Installs a prepared cluster (prepareCluster); as setCluster with its arguments if the cluster changed meanwhile. */
+  commitCluster(p: PreparedCluster): void {
+    if (this.deferred(p.name, () => this.commitCluster(p))) return;
+    if (p.whole || this.clusters.get(p.name) !== p.existing) {
+      this.setCluster(p.name, p.endpoints, p.policy, p.safety, p.ejection);
+      return;
+    }
+    const { safety, ejection } = p.resolved;
+    const plan = this.planFor(p.existing, p.policy, safety);
+    p.layout.order.forEach((e, i) => {
+      if (p.persists[i] === true) refreshEndpoint(e, p.endpoints[i] as EngineEndpoint, plan.reset, () => newPidLatency(safety), () => newEwma(p.policy, safety));
+    });
+    this.install(p.name, p.existing, plan, p.layout, { policy: p.policy, safety, ejection });
+  }
+
+  /** What a new setting of a cluster restarts: the PID's state (gains or tick changed), the EWMA's. */
+  private planFor(existing: ClusterState | undefined, policy: WeightingPolicy, safety: SafetySettings): ClusterPlan {
+    const pidConfig = toPidConfig(policy);
+    const ewmaKey = `${ewmaDecay(policy)}|${ewmaBonus(policy)}|${safety.tickMs}`;
     const reset = {
-      pid: existing === undefined || JSON.stringify(existing.pidConfig) !== JSON.stringify(pidConfig) || existing.safety.tickMs !== resolvedSafety.tickMs,
+      pid: existing === undefined || JSON.stringify(existing.pidConfig) !== JSON.stringify(pidConfig) || existing.safety.tickMs !== safety.tickMs,
       ewma: existing === undefined || existing.ewmaKey !== ewmaKey,
     };
-    const order = endpoints.map((ep) => this.endpointState(ep, existing, policy, resolvedSafety, resolvedEjection, reset));
-    const layout = localityLayout(order);
-    const pidRows = carryPidRows(order, existing, reset.pid, this.pidParams(pidConfig, resolvedSafety.tickMs));
-    const held = carryHeldWeights(order, existing);
+    return { pidConfig, ewmaKey, reset };
+  }
+
+  /** The cluster's new state from its endpoint states in order (their fields already the new ones). */
+  private install(
+    name: string,
+    existing: ClusterState | undefined,
+    plan: ClusterPlan,
+    layout: Pick<ClusterState, 'order' | 'byKey' | 'index' | 'keys' | 'statics' | 'groupOf' | 'groupCount'>,
+    settings: { readonly policy: WeightingPolicy; readonly safety: SafetySettings; readonly ejection: EjectionSettings },
+  ): void {
+    const { policy, safety } = settings;
+    const pidRows = carryPidRows(layout.order, existing, plan.reset.pid, this.pidParams(plan.pidConfig, safety.tickMs));
+    const held = carryHeldWeights(layout.order, existing);
     this.clusters.set(name, {
       name,
       policy,
       parts: policyParts(policy),
-      pidConfig,
+      pidConfig: plan.pidConfig,
       pidRows,
       held,
       errorPenalty: policy.kind === 'static' ? 0 : (policy.errorPenalty ?? DEFAULT_ERROR_PENALTY),
-      ewmaKey,
-      safety: resolvedSafety,
-      ejection: resolvedEjection,
-      order,
-      ...indexed(order),
+      ewmaKey: plan.ewmaKey,
+      safety,
+      ejection: settings.ejection,
       ...layout,
       lastTickAt: existing?.lastTickAt,
       lastWeights: existing?.lastWeights,
@@ -205,14 +283,7 @@ export class WeightEngine {
     if (e === undefined || existing?.ejection.errorWindowMs !== ejection.errorWindowMs) {
       return this.newEndpoint(ep, policy, safety, ejection, e);
     }
-    // A changed static weight rejoins at the new fair share (carryHeldWeights).
-    e.staticWeight = ep.weight;
-    e.operatorHealth = ep.health;
-    e.locality = ep.locality ?? '';
-    e.capacity = ep.capacity;
-    // The controller's own state restarts with reset.pid too (carryPidRows).
-    if (reset.pid) e.latency = newPidLatency(safety);
-    if (reset.ewma) e.ewma = newEwma(policy, safety);
+    refreshEndpoint(e, ep, reset, () => newPidLatency(safety), () => newEwma(policy, safety));
     return e;
   }
 
@@ -485,17 +556,19 @@ export class WeightEngine {
 }
 
 /** Integer-conversion groups (localities): the group of each endpoint, and how many groups. */
-function localityLayout(order: readonly EndpointState[]): Pick<ClusterState, 'groupOf' | 'groupCount'> {
-  const groupOf = new Array<number>(order.length).fill(0);
+/** Locality groups by position; `localityOf(i)`: the endpoint's locality at position i. */
+function localityLayout(count: number, localityOf: (i: number) => string): Pick<ClusterState, 'groupOf' | 'groupCount'> {
+  const groupOf = new Array<number>(count).fill(0);
   const ids = new Map<string, number>();
-  order.forEach((e, i) => {
-    let g = ids.get(e.locality);
+  for (let i = 0; i < count; i++) {
+    const locality = localityOf(i);
+    let g = ids.get(locality);
     if (g === undefined) {
       g = ids.size;
-      ids.set(e.locality, g);
+      ids.set(locality, g);
     }
     groupOf[i] = g;
-  });
+  }
   return { groupOf, groupCount: ids.size };
 }
 
@@ -587,18 +660,67 @@ function newEwma(policy: WeightingPolicy, safety: SafetySettings): EwmaLatency {
  * endpoints the four maps over `order` made 40k [key, value] pairs and two arrays more for the
  * collector, inside the task that sets the cluster (bench/admin-100k.ts, issue 13).
  */
+/** A cluster prepared by WeightEngine.prepareCluster for commitCluster (opaque to callers). */
+export type PreparedCluster = {
+  readonly name: string;
+  readonly endpoints: readonly EngineEndpoint[];
+  readonly policy: WeightingPolicy;
+  readonly safety: Partial<SafetySettings> | undefined;
+  readonly ejection: Partial<EjectionSettings> | undefined;
+  /** The cluster's state it was prepared against: committed as setCluster if it is no longer the one. */
+  readonly existing: ClusterState | undefined;
+} & (
+  | { readonly whole: true }
+  | {
+      readonly whole: false;
+      /** Per position: the state is the existing one (its declared fields set at commit). */
+      readonly persists: readonly boolean[];
+      readonly layout: Pick<ClusterState, 'order' | 'byKey' | 'index' | 'keys' | 'statics' | 'groupOf' | 'groupCount'>;
+      readonly resolved: { readonly safety: SafetySettings; readonly ejection: EjectionSettings };
+    }
+);
+
+/** What setCluster restarts and keys on (planFor). */
+interface ClusterPlan {
+  readonly pidConfig: PidConfig;
+  readonly ewmaKey: string;
+  readonly reset: { readonly pid: boolean; readonly ewma: boolean };
+}
+
+/** A persisting endpoint's new declared fields; the controller's own state restarts with reset.pid too (carryPidRows). */
+function refreshEndpoint(e: EndpointState, ep: EngineEndpoint, reset: ClusterPlan['reset'], latency: () => EwmaLatency, ewma: () => EwmaLatency): void {
+  // A changed static weight rejoins at the new fair share (carryHeldWeights).
+  e.staticWeight = ep.weight;
+  e.operatorHealth = ep.health;
+  e.locality = ep.locality ?? '';
+  e.capacity = ep.capacity;
+  if (reset.pid) e.latency = latency();
+  if (reset.ewma) e.ewma = ewma();
+}
+
+/** The cluster's key index (in one go: indexedSteps). */
 function indexed(order: readonly EndpointState[]): Pick<ClusterState, 'byKey' | 'index' | 'keys' | 'statics'> {
+  const steps = indexedSteps(order, undefined, Number.POSITIVE_INFINITY);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/** The cluster's key index, `chunk` endpoints per step; `declared` (its endpoints in order): static weights from there, not from the states (prepareCluster). */
+function* indexedSteps(order: readonly EndpointState[], declared: readonly EngineEndpoint[] | undefined, chunk: number): Generator<void, Pick<ClusterState, 'byKey' | 'index' | 'keys' | 'statics'>, void> {
   const byKey = new Map<string, EndpointState>();
   const index = new Map<string, number>();
   // Pushed, not preallocated: the tick reads these arrays, and a preallocated one stays holey.
   const keys: string[] = [];
   const statics: number[] = [];
   for (let i = 0; i < order.length; i++) {
+    if (i > 0 && i % chunk === 0) yield;
     const e = order[i] as EndpointState;
     byKey.set(e.key, e);
     index.set(e.key, i);
     keys.push(e.key);
-    statics.push(e.staticWeight);
+    statics.push(declared === undefined ? e.staticWeight : (declared[i] as EngineEndpoint).weight);
   }
   return { byKey, index, keys, statics };
 }

@@ -105,9 +105,11 @@ async function writeCluster(db: Database.Database, input: ClusterInput, opts: Wr
     records.push(rec);
   });
   // The end in steps (the transaction is still open: readers see the state before it): the
-  // record texts (~4.5 MB each at 20k endpoints), the audit row, then the served cluster.
+  // record texts (~4.5 MB each at 20k endpoints, 20–30 ms each under load: one step each), the
+  // audit row, then the served cluster.
   await slicer.step();
   const before = row ? recordText(row, beforeParts) : null;
+  await slicer.step();
   const after = recordText(afterRow, afterParts);
   await slicer.step();
   const action = auditedAction(row ? 'update' : 'create', opts);
@@ -189,7 +191,12 @@ interface RecordText {
 function recordText(row: ClusterRow, endpoints: readonly string[]): RecordText {
   const settings = { name: row.name, ...(JSON.parse(row.spec) as object), owner: row.owner, revision: row.revision, updatedAt: row.updated_at };
   const head = JSON.stringify({ ...settings, endpoints: [] });
-  return { text: `${head.slice(0, -2)}${endpoints.join(',')}]}`, trimmed: { record: settings, endpoints: endpoints.length } };
+  // One join, so that the text is one flat string: a concatenation of the head, the list and the
+  // tail was flattened by SQLite's bind, inside the audit row's step (~10 ms of it at 20k).
+  const parts = endpoints.slice();
+  parts[0] = `${head.slice(0, -2)}${parts[0] ?? ''}`;
+  parts[parts.length - 1] += ']}';
+  return { text: parts.join(','), trimmed: { record: settings, endpoints: endpoints.length } };
 }
 
 /** The audit summary, from the parts the texts were built from (no scan of megabytes of text). */
