@@ -137,7 +137,8 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     const mode = st.known.size === 0 && piece.removed.length === 0 ? 'state' : 'merge';
     // In sync before and sent the whole difference: the client now holds exactly what every stream
     // in sync with this snapshot holds; once that shared map exists, no private copy is made.
-    const after = what === 'all' && st.synced !== undefined ? snapshot.heldVersionsMade(type, st.subKey) : undefined;
+    // A client that held nothing holds exactly what the (shared, read-only) piece carried.
+    const after = what === 'all' && st.synced !== undefined ? snapshot.heldVersionsMade(type, st.subKey) : mode === 'state' ? piece.sent : undefined;
     st.apply(piece, after);
     this.settle(type, st, snapshot, what, piece);
     st.inflight.set(nonce, snapshot.version);
