@@ -154,6 +154,11 @@ export class SubscriptionBytes {
     this.perType.set(type, bytes);
   }
 
+  /** Whether setting a type's bytes to `bytes` stays within the limit (`set` would not throw). */
+  fits(type: string, bytes: number): boolean {
+    return this.total - (this.perType.get(type) ?? 0) + bytes <= this.limits.maxSubscriptionNameBytes;
+  }
+
   /** Adds (or with a negative count removes) names' bytes (Delta subscribe/unsubscribe). */
   add(type: string, bytes: number): void {
     this.set(type, Math.max(0, (this.perType.get(type) ?? 0) + bytes));
