@@ -21,7 +21,9 @@ const HELP = `bench/reconnect-storm.ts: N Envoy-like proxies connect within --wi
   --connections N      proxies (default 10000)
   --within-ms N        start them all within this time, evenly spaced (default 2000)
   --protocols LIST     sotw,delta (default sotw)
-  --servers LIST       fulcrum,linear,snapshot (default fulcrum,linear)
+  --servers LIST       fulcrum,fulcrum-base,linear,snapshot (default fulcrum,linear), stormed in this order
+  --base DIR           another checkout (built, with node_modules) run as "fulcrum base" (--servers fulcrum-base)
+  --repeat N           storm every server N times per protocol, rows interleaved (default 1)
   --clusters N, --endpoints N   catalog size (default 100 × 20)
   --timeout-ms N       give up on proxies not synced by then (default 120000)
   --cpu-prof DIR       write fulcrum's V8 CPU profile (node --cpu-prof) into DIR
@@ -41,6 +43,8 @@ const { values: args } = parseArgs({
     clusters: { type: 'string', default: '100' },
     endpoints: { type: 'string', default: '20' },
     'timeout-ms': { type: 'string', default: '120000' },
+    base: { type: 'string' },
+    repeat: { type: 'string', default: '1' },
     'cpu-prof': { type: 'string' },
     'keep-dir': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -50,8 +54,9 @@ if (args.help) {
   process.stdout.write(`${HELP}\n`);
   process.exit(0);
 }
+if (list(args.servers).includes('fulcrum-base') && !args.base) throw new Error('--servers fulcrum-base needs --base DIR');
 
-const num = (name: 'connections' | 'within-ms' | 'clusters' | 'endpoints' | 'timeout-ms'): number => {
+const num = (name: 'connections' | 'within-ms' | 'clusters' | 'endpoints' | 'timeout-ms' | 'repeat'): number => {
   const n = Number(args[name]);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a positive whole number, got ${String(args[name])}`);
   return n;
@@ -88,32 +93,42 @@ async function withServer<T>(start: () => Promise<Server>, use: (s: Server) => T
   }
 }
 
-/** fulcrum, with --cpu-prof when asked (the profile is written on its SIGTERM exit). */
-function fulcrum(dir: string): Promise<Server> {
-  const prof = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`] : [];
-  return startFulcrum(dir, { debounce: 'zero', catalog: { clusters: num('clusters'), endpoints: num('endpoints') }, nodeArgs: prof });
+/** fulcrum (or the --base checkout's), with --cpu-prof when asked (the profile is written on its SIGTERM exit). */
+function fulcrum(dir: string, base = false): Promise<Server> {
+  const prof = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'], base ? 'base' : 'fulcrum')}`] : [];
+  const root = base ? resolve(args.base ?? '') : undefined;
+  return startFulcrum(dir, { debounce: 'zero', catalog: { clusters: num('clusters'), endpoints: num('endpoints') }, nodeArgs: prof, ...(root ? { root, label: 'base' } : {}) });
 }
 
-const row = (label: string, l: StormLine): string => {
+/** How a --servers name is started and labelled. */
+function server(name: string, dir: string, bins: ReturnType<typeof buildGo>, dump: string): { start: () => Promise<Server>; label: string } {
+  if (name === 'fulcrum' || name === 'fulcrum-base') return { start: () => fulcrum(dir, name === 'fulcrum-base'), label: name === 'fulcrum' ? 'fulcrum' : 'fulcrum base' };
+  const cache = name === 'snapshot' ? 'snapshot' : 'linear';
+  return { start: () => startGcp(dir, bins, cache, dump), label: `go-control-plane ${cache === 'snapshot' ? 'SnapshotCache' : 'LinearCache'}` };
+}
+
+const row = (label: string, l: StormLine, load: string): string => {
   const o = l.outcomes;
   const other = Object.entries(o).filter(([k]) => !['synced', 'refused', 'reset'].includes(k)).map(([k, v]) => `${k} ${v}`).join(', ') || '0';
-  return `| ${label} | ${l.protocol} | ${o.synced ?? 0} | ${o.refused ?? 0} | ${o.reset ?? 0} | ${other} | ${l.syncP50Ms} | ${l.syncP99Ms} | ${l.syncMaxMs} | ${l.lastSyncedMs} | ${l.serverCpuSeconds} | ${l.clientCpuSeconds} | ${l.serverRssMiB} |`;
+  return `| ${label} | ${l.protocol} | ${load} | ${o.synced ?? 0} | ${o.refused ?? 0} | ${o.reset ?? 0} | ${other} | ${l.syncP50Ms} | ${l.syncP99Ms} | ${l.syncMaxMs} | ${l.lastSyncedMs} | ${l.serverCpuSeconds} | ${l.clientCpuSeconds} | ${l.serverRssMiB} |`;
 };
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-storm-'));
   const bins = buildGo(log);
-  const lines: { label: string; line: StormLine }[] = [];
+  const lines: { label: string; line: StormLine; load: string }[] = [];
   try {
     const dump = join(dir, 'resources.bin');
     await withServer(() => fulcrum(dir), (s) => execFileSync(bins.loadclient, ['-target', s.xds, '-dump', dump], { stdio: ['ignore', 'ignore', 'inherit'] }));
     for (const protocol of list(args.protocols)) {
-      for (const name of list(args.servers)) {
-        const start = name === 'fulcrum' ? () => fulcrum(dir) : () => startGcp(dir, bins, name === 'snapshot' ? 'snapshot' : 'linear', dump);
-        const line = await withServer(start, (s) => storm(bins.stormclient, s, protocol));
-        const label = name === 'fulcrum' ? 'fulcrum' : `go-control-plane ${name === 'snapshot' ? 'SnapshotCache' : 'LinearCache'}`;
-        log(`  row ${JSON.stringify({ label, ...line })}`);
-        lines.push({ label, line });
+      for (let round = 0; round < num('repeat'); round++) {
+        for (const name of list(args.servers)) {
+          const { start, label } = server(name, dir, bins, dump);
+          const line = await withServer(start, (s) => storm(bins.stormclient, s, protocol));
+          const load = (loadavg()[0] ?? 0).toFixed(1);
+          log(`  row ${JSON.stringify({ label, load, ...line })}`);
+          lines.push({ label, line, load });
+        }
       }
     }
   } finally {
@@ -125,9 +140,9 @@ async function main(): Promise<void> {
     [
       `${num('connections')} proxies within ${num('within-ms')} ms, ${num('clusters')} clusters × ${num('endpoints')} endpoints; load average ${load}`,
       '',
-      '| server | protocol | synced | refused | reset | other | p50 ms | p99 ms | max ms | last synced ms | server CPU s | client CPU s | server RSS MiB |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-      ...lines.map((l) => row(l.label, l.line)),
+      '| server | protocol | load | synced | refused | reset | other | p50 ms | p99 ms | max ms | last synced ms | server CPU s | client CPU s | server RSS MiB |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      ...lines.map((l) => row(l.label, l.line, l.load)),
       '',
       ...lines.filter((l) => Object.keys(l.line.details ?? {}).length > 0).map((l) => `${l.label} ${l.line.protocol}: ${JSON.stringify(l.line.details)}`),
       '',

@@ -94,6 +94,11 @@ export class XdsAuthz {
     return this.options.configuredRoles.size === 0 && !this.options.mutualTls;
   }
 
+  /** Whether `admitNode` can refuse anything: only certificate identities bound to nodes can. */
+  get checksNodes(): boolean {
+    return this.bindings.length > 0;
+  }
+
   /** The grpc-js server interceptor that decides each call from its metadata and certificate. */
   readonly interceptor: grpc.ServerInterceptor = (method, call) =>
     new grpc.ServerInterceptingCall(call, {

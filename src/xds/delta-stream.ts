@@ -2,7 +2,7 @@ import type { Snapshot } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
 import { buildDeltaPiece, type DeltaPhase, type DeltaPiece } from './delta-piece.js';
-import { DeltaTypeState as TypeState } from './delta-type-state.js';
+import { DeltaTypeState as TypeState, listedSubscription } from './delta-type-state.js';
 import { joinResponse } from './joined-responses.js';
 import { checkRequestNames } from './limits.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
@@ -76,6 +76,37 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       for (const [name, version] of initial) st.hold(name, version);
       if (WILDCARD_TYPES.has(type) && req.resource_names_subscribe.length === 0) st.wildcard = true;
     }
+    // The usual first EDS request takes the subscription streams that listed the same names share.
+    if (!(first && this.subscribeListed(type, st, req, initial.length))) this.applySubscription(type, st, req, first);
+    // The limit bounds what a stream may hold, not only what one request may name.
+    checkNameCount(st.names.size, this.deps.maxResourceNames);
+    // A client that reconnects (from another replica, or to this one restarted) holds what it
+    // says it holds: versions are content hashes, equal everywhere. Only the difference is sent.
+    if (first && initial.length > 0) this.deps.registry.resumed(record, type, this.snapshot().version, new Map(st.known));
+    // A new wildcard client's first request is answered even if there is nothing to send (Envoy's
+    // initialization waits for it). One that reconnects holding resources has initialized: when
+    // it holds everything (it moved here from another replica), it is sent nothing at all.
+    this.respond(type, this.snapshot(), 'all', first && st.wildcard && initial.length === 0);
+    if (type === TYPE.cluster) this.respond(TYPE.endpoint, this.snapshot(), 'all', false);
+  }
+
+  /**
+   * A fresh first request naming only explicit resources: the stream takes the shared subscription
+   * for that list whole. False (nothing changed) for any other request, or when the names would
+   * exceed the subscription limit (the per-name path then refuses them, as it always did).
+   */
+  private subscribeListed(type: XdsTypeUrl, st: TypeState, req: DeltaDiscoveryRequest, initial: number): boolean {
+    const subscribe = req.resource_names_subscribe;
+    if (initial > 0 || st.wildcard || subscribe.length === 0 || req.resource_names_unsubscribe.length > 0 || subscribe.includes('*')) return false;
+    const sub = listedSubscription(subscribe, (name) => this.subscribed.nameBytes(name));
+    if (!this.subscribed.fits(type, sub.bytes)) return false;
+    st.subscribeListed(sub);
+    this.subscribed.set(type, sub.bytes);
+    return true;
+  }
+
+  /** Applies a request's subscribe and unsubscribe lists name by name. */
+  private applySubscription(type: XdsTypeUrl, st: TypeState, req: DeltaDiscoveryRequest, first: boolean): void {
     for (const name of req.resource_names_subscribe) {
       if (name === '*') {
         st.wildcard = true;
@@ -94,16 +125,6 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       st.forget(name);
     }
     if (first || req.resource_names_subscribe.length > 0 || req.resource_names_unsubscribe.length > 0) st.subscriptionChanged();
-    // The limit bounds what a stream may hold, not only what one request may name.
-    checkNameCount(st.names.size, this.deps.maxResourceNames);
-    // A client that reconnects (from another replica, or to this one restarted) holds what it
-    // says it holds: versions are content hashes, equal everywhere. Only the difference is sent.
-    if (first && initial.length > 0) this.deps.registry.resumed(record, type, this.snapshot().version, new Map(st.known));
-    // A new wildcard client's first request is answered even if there is nothing to send (Envoy's
-    // initialization waits for it). One that reconnects holding resources has initialized: when
-    // it holds everything (it moved here from another replica), it is sent nothing at all.
-    this.respond(type, this.snapshot(), 'all', first && st.wildcard && initial.length === 0);
-    if (type === TYPE.cluster) this.respond(TYPE.endpoint, this.snapshot(), 'all', false);
   }
 
   private state(type: XdsTypeUrl): TypeState {
@@ -137,7 +158,8 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     const mode = st.known.size === 0 && piece.removed.length === 0 ? 'state' : 'merge';
     // In sync before and sent the whole difference: the client now holds exactly what every stream
     // in sync with this snapshot holds; once that shared map exists, no private copy is made.
-    const after = what === 'all' && st.synced !== undefined ? snapshot.heldVersionsMade(type, st.subKey) : undefined;
+    // A client that held nothing holds exactly what the (shared, read-only) piece carried.
+    const after = what === 'all' && st.synced !== undefined ? snapshot.heldVersionsMade(type, st.subKey) : mode === 'state' ? piece.sent : undefined;
     st.apply(piece, after);
     this.settle(type, st, snapshot, what, piece);
     st.inflight.set(nonce, snapshot.version);

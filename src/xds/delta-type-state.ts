@@ -10,6 +10,32 @@ const NOTHING_KNOWN: ReadonlyMap<string, string> = new Map();
  */
 const sharedNames = new InternTable<ReadonlySet<string>>();
 
+/** A first subscription as listed: the shared set it makes, that set's key, and its names' bytes. */
+export interface ListedSubscription {
+  readonly names: ReadonlySet<string>;
+  readonly key: string;
+  readonly bytes: number;
+}
+
+/**
+ * First subscriptions by their list exactly as sent (JSON-quoted, in order): in a reconnect storm
+ * every proxy's first EDS request names the same clusters, so the set, its sorted key and its byte
+ * count are made once, not per stream.
+ */
+const listed = new InternTable<ListedSubscription>();
+
+/** What subscribing a fresh state to `names` (no '*') makes, shared by every list sent alike. */
+export function listedSubscription(names: readonly string[], bytesOf: (name: string) => number): ListedSubscription {
+  return listed.get(JSON.stringify(names), () => {
+    const set = new Set(names);
+    const key = deltaSubscriptionKey({ wildcard: false, names: set });
+    const shared = sharedNames.get(key, () => set);
+    let bytes = 0;
+    for (const name of set) bytes += bytesOf(name);
+    return { names: shared === set || sameNames(shared, set) ? shared : set, key, bytes };
+  });
+}
+
 /** Checked before sharing, so no key collision can ever hand a stream another subscription. */
 function sameNames(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   if (a.size !== b.size) return false;
@@ -80,6 +106,19 @@ export class DeltaTypeState implements DeltaView {
     if (shared !== own && !sameNames(shared, own)) return;
     this.nameSet = shared;
     this.ownedNames = undefined;
+  }
+
+  /**
+   * A state that holds no names takes `sub` as its whole subscription (read-only and shared, as
+   * `subscriptionChanged` would have made it): the same names, key and sync state as subscribing
+   * each name and then calling `subscriptionChanged`.
+   */
+  subscribeListed(sub: ListedSubscription): void {
+    if (this.nameSet.size > 0 || this.wildcard) throw new Error('subscribeListed: the state already holds a subscription');
+    this.synced = undefined;
+    this.nameSet = sub.names;
+    this.ownedNames = undefined;
+    this.key = sub.key;
   }
 
   hold(name: string, version: string): void {

@@ -180,3 +180,20 @@ export function internNames(bytes: Uint8Array): Uint8Array {
   const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
   return interned.get(key, () => Uint8Array.from(bytes));
 }
+
+/** The names an interned encoding holds, decoded once: read-only, shared by every stream that sent them. */
+const decodedNames = new WeakMap<Uint8Array, readonly string[]>();
+
+/**
+ * `decodeNames` of an encoding `internNames` returned. In a reconnect storm every proxy's first
+ * EDS request names the same clusters: one decode of those strings serves them all, and the frozen
+ * list's identity lets later steps (limit checks, shared subscriptions) remember their results too.
+ */
+export function namesOf(interned: Uint8Array): readonly string[] {
+  let names = decodedNames.get(interned);
+  if (names === undefined) {
+    names = Object.freeze(decodeNames(interned, [0, interned.byteLength]));
+    decodedNames.set(interned, names);
+  }
+  return names;
+}

@@ -208,7 +208,8 @@ export class XdsServer {
     const writer = new FramedWriter(call, this.limits.maxResponseBytes);
     return {
       peer: call.getPeer(),
-      ...(authz ? { admit: (node) => authz.admitNode(call.getAuthContext(), node, call.getPeer()) } : {}),
+      // Without identities bound to nodes there is nothing to check (and no auth context to read) per stream.
+      ...(authz?.checksNodes ? { admit: (node) => authz.admitNode(call.getAuthContext(), node, call.getPeer()) } : {}),
       send: (parts) => {
         let bytes = 0;
         for (const p of parts) bytes += p.byteLength;

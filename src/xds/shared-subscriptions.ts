@@ -31,12 +31,29 @@ export function asks(held: SharedSubscription, wildcard: boolean, names: readonl
 const byRequest = new InternTable<SharedSubscription>();
 
 /**
+ * Entries already found for a frozen list (request-names.ts `namesOf`: one list per distinct
+ * encoding, shared by every stream that sent it), by type and wildcard: the storm's 10,000 first
+ * EDS requests then cost one key and one lookup in all, not one each.
+ */
+const byList = new WeakMap<readonly string[], Map<string, SharedSubscription>>();
+
+/**
  * The entry for a request's names as the client listed them. Equal requests (same type, wildcard
  * and names in the same order) get the identical entry, so an unchanged subscription is one
  * string join and one lookup; callers check `asks` first, which needs neither.
  */
 export function sharedSubscription(type: XdsTypeUrl, wildcard: boolean, names: readonly string[]): SharedSubscription {
+  if (!Object.isFrozen(names)) return byKey(type, wildcard, names);
+  let found = byList.get(names);
+  if (found === undefined) byList.set(names, (found = new Map()));
+  const kind = `${type}\n${wildcard ? '*' : ''}`;
+  let entry = found.get(kind);
+  if (entry === undefined) found.set(kind, (entry = byKey(type, wildcard, names)));
+  return entry;
+}
+
+function byKey(type: XdsTypeUrl, wildcard: boolean, names: readonly string[]): SharedSubscription {
   // JSON-quoted: a name may hold any character, so a separator alone would make ["a\nb"] and ["a", "b"] one key.
   const key = `${type}\n${wildcard ? '*' : ''}\n${JSON.stringify(names)}`;
-  return byRequest.get(key, () => ({ wildcard, names: new Set(names), sub: subscription(type, wildcard, names), listed: [...names] }));
+  return byRequest.get(key, () => ({ wildcard, names: new Set(names), sub: subscription(type, wildcard, names), listed: Object.isFrozen(names) ? names : [...names] }));
 }

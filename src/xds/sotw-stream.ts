@@ -2,10 +2,10 @@ import type { SotwBody, Snapshot } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
 import { joinResponse } from './joined-responses.js';
-import { checkRequestNames } from './limits.js';
+import { checkRequestNames, type XdsLimits } from './limits.js';
 import { asks, sharedSubscription, type SharedSubscription } from './shared-subscriptions.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
-import { internNames, sameBytes } from './request-names.js';
+import { internNames, namesOf, sameBytes } from './request-names.js';
 import { sotwTail, type DiscoveryRequest } from './wire.js';
 
 interface TypeState {
@@ -25,6 +25,11 @@ interface TypeState {
    */
   requestNames?: Uint8Array | readonly string[];
 }
+
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
+/** Shared name lists (request-names.ts `namesOf`) already checked against a server's limits, and their bytes. */
+const checkedNames = new WeakMap<readonly string[], { readonly limits: XdsLimits; readonly bytes: number }>();
 
 /** Whether `req` names exactly what `last` did, in the same order (compared encoded when it can). */
 function sameNames(req: DiscoveryRequest, last: Uint8Array | readonly string[] | undefined): boolean {
@@ -66,7 +71,10 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     // An ACK repeats the names of the request before it (Envoy's EDS ACKs name every cluster):
     // those were checked and applied already, so they are neither re-checked nor re-indexed.
     const repeated = st.requested && sameNames(req, st.requestNames);
-    const nameBytes = repeated ? 0 : this.checkNames(req.resource_names);
+    // A new list: interned with its decoded names, so streams that send the same bytes share both.
+    const encoded = repeated || !req.resource_names_bytes ? undefined : internNames(req.resource_names_bytes);
+    const names = repeated ? NO_NAMES : encoded ? namesOf(encoded) : req.resource_names;
+    const nameBytes = repeated ? 0 : this.checkNames(names);
 
     if (req.response_nonce !== '' && st.nonce !== undefined && req.response_nonce !== st.nonce) {
       // Stale: the client has not yet seen our latest response of this type; it will answer that one.
@@ -89,11 +97,13 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       this.respond(type, this.snapshot(), 'final');
       return;
     }
-    st.requestNames = req.resource_names_bytes ? internNames(req.resource_names_bytes) : req.resource_names;
-    const explicit = req.resource_names.filter((n) => n !== '*');
-    if (first && WILDCARD_TYPES.has(type) && req.resource_names.length === 0) st.legacyWildcard = true;
-    if (explicit.length > 0 || req.resource_names.includes('*')) st.legacyWildcard = st.legacyWildcard && req.resource_names.length === 0;
-    const wildcard = req.resource_names.includes('*') || (st.legacyWildcard && req.resource_names.length === 0);
+    st.requestNames = encoded ?? names;
+    const star = names.includes('*');
+    // Without '*' the list itself (frozen when shared: sharedSubscription then finds it by identity).
+    const explicit = star ? names.filter((n) => n !== '*') : names;
+    if (first && WILDCARD_TYPES.has(type) && names.length === 0) st.legacyWildcard = true;
+    if (explicit.length > 0 || star) st.legacyWildcard = st.legacyWildcard && names.length === 0;
+    const wildcard = star || (st.legacyWildcard && names.length === 0);
     const held = st.subscription;
     const next = asks(held, wildcard, explicit) ? held : sharedSubscription(type, wildcard, explicit);
     // A name the client did not hold before must be answered even if nothing changed (resubscribe).
@@ -107,7 +117,12 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
 
   private checkNames(names: readonly string[]): number {
     checkNameCount(names.length, this.deps.maxResourceNames);
-    return checkRequestNames(names, this.limits);
+    // A shared (frozen) list that passed these limits before passes again: its byte count is kept.
+    const known = checkedNames.get(names);
+    if (known?.limits === this.limits) return known.bytes;
+    const bytes = checkRequestNames(names, this.limits);
+    if (Object.isFrozen(names)) checkedNames.set(names, { limits: this.limits, bytes });
+    return bytes;
   }
 
   /**
@@ -127,7 +142,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   private state(type: XdsTypeUrl): TypeState {
     let st = this.types.get(type);
     if (!st) {
-      st = { legacyWildcard: false, subscription: sharedSubscription(type, false, []), requested: false, force: false };
+      st = { legacyWildcard: false, subscription: sharedSubscription(type, false, NO_NAMES), requested: false, force: false };
       this.types.set(type, st);
     }
     return st;

@@ -64,3 +64,16 @@ describe('first bytes of a connection', () => {
     expect(classify(preface, 'tls')).toBe('refuse');
   });
 });
+
+test('name bytes are counted as their UTF-8 encoding, including surrogate pairs and lone surrogates', () => {
+  const bytes = new SubscriptionBytes(DEFAULT_LIMITS);
+  const names = ['', 'svc-42.default.svc.cluster.local', 'é', '€', '😀', 'a😀b', '\ud800', '\udc00', '\ud800x', 'x\udbff', '\udbff\udfff', '\udc00\ud800', 'ß€😀\ud800\udc00\udc00'];
+  // A fixed pseudo-random sample of every UTF-16 code unit, surrogates included.
+  let seed = 13;
+  for (let i = 0; i < 2_000; i++) {
+    let s = '';
+    for (let j = 0; j < i % 7; j++) s += String.fromCharCode((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % 0x10000);
+    names.push(s);
+  }
+  for (const name of names) expect(bytes.nameBytes(name)).toBe(Buffer.byteLength(name, 'utf8'));
+});

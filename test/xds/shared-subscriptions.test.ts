@@ -45,3 +45,16 @@ test('a name holding the key separator is not mistaken for the names it joins', 
   expect(one.sub.names).toEqual(['m\nn']);
   expect(one.sub.key).not.toBe(two.sub.key);
 });
+
+test('a frozen list (one per distinct request encoding) finds the same entry as an equal plain list', () => {
+  const plain = sharedSubscription(TYPE.endpoint, false, ['f1', 'f2']);
+  const frozen = Object.freeze(['f1', 'f2']);
+  expect(sharedSubscription(TYPE.endpoint, false, frozen)).toBe(plain);
+  expect(sharedSubscription(TYPE.endpoint, false, frozen)).toBe(plain);
+  // Type and wildcard still tell entries apart when the list is the same object.
+  expect(sharedSubscription(TYPE.route, false, frozen)).not.toBe(plain);
+  expect(sharedSubscription(TYPE.endpoint, true, frozen).wildcard).toBe(true);
+  // A list first seen frozen is held as it is, not copied.
+  const fresh = Object.freeze(['f3']);
+  expect(sharedSubscription(TYPE.endpoint, false, fresh).listed).toBe(fresh);
+});
