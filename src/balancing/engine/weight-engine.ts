@@ -555,8 +555,7 @@ export class WeightEngine {
   }
 }
 
-/** Integer-conversion groups (localities): the group of each endpoint, and how many groups. */
-/** Locality groups by position; `localityOf(i)`: the endpoint's locality at position i. */
+/** Integer-conversion groups (localities) by position, and how many; `localityOf(i)`: the locality at position i. */
 function localityLayout(count: number, localityOf: (i: number) => string): Pick<ClusterState, 'groupOf' | 'groupCount'> {
   const groupOf = new Array<number>(count).fill(0);
   const ids = new Map<string, number>();
@@ -655,11 +654,6 @@ function newEwma(policy: WeightingPolicy, safety: SafetySettings): EwmaLatency {
   });
 }
 
-/**
- * A cluster's endpoints by key, their positions, keys and static weights, in one pass: at 20k
- * endpoints the four maps over `order` made 40k [key, value] pairs and two arrays more for the
- * collector, inside the task that sets the cluster (bench/admin-100k.ts, issue 13).
- */
 /** A cluster prepared by WeightEngine.prepareCluster for commitCluster (opaque to callers). */
 export type PreparedCluster = {
   readonly name: string;
@@ -698,7 +692,12 @@ function refreshEndpoint(e: EndpointState, ep: EngineEndpoint, reset: ClusterPla
   if (reset.ewma) e.ewma = ewma();
 }
 
-/** The cluster's key index (in one go: indexedSteps). */
+/**
+ * A cluster's endpoints by key, their positions, keys and static weights, in one pass: at 20k
+ * endpoints the four maps over `order` made 40k [key, value] pairs and two arrays more for the
+ * collector, inside the task that sets the cluster (bench/admin-100k.ts, issue 13). In one go:
+ * indexedSteps does it in steps.
+ */
 function indexed(order: readonly EndpointState[]): Pick<ClusterState, 'byKey' | 'index' | 'keys' | 'statics'> {
   const steps = indexedSteps(order, undefined, Number.POSITIVE_INFINITY);
   for (;;) {
