@@ -78,6 +78,13 @@ function createServer(deps: AdminDeps, warmer: Warmer) {
     https: deps.tls ? { cert: deps.tls.cert, key: deps.tls.key } : null,
     ...(deps.log ? { loggerInstance: deps.log.child({ component: 'admin' }) } : { logger: false }),
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
+    // A `__proto__` key (or `constructor.prototype`) anywhere in a JSON body is dropped by the
+    // parser, so no later merge can reach a prototype. Dropped, not refused: the body is otherwise
+    // valid JSON that the OpenAPI document allows where values are free-form (a report sample's
+    // extra fields, an override's policy), and no field of this API is named so; what remains is
+    // validated as always (a sample's unknown field, an unknown policy key: still refused).
+    onProtoPoisoning: 'remove',
+    onConstructorPoisoning: 'remove',
     // Probes and scrapes every few seconds would drown the log; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     // A slow client cannot hold a request open forever (see boundSlowClients()).

@@ -88,6 +88,16 @@ describe('one error shape, with a code', () => {
     expect(res.json()).toEqual(expect.objectContaining({ error: expect.any(String), message: expect.any(String), code }));
   });
 
+  it('drops `__proto__` and `constructor.prototype` keys anywhere in a JSON body; the rest is validated as always', async () => {
+    const report = '{"samples":[{"cluster":"web","endpoint":"10.0.0.1:8080","cpu":0.5,"x":{"__proto__":{"polluted":1}}},{"__proto__":[],"cluster":"web","endpoint":"10.0.0.1:8080","cpu":0.4}]}';
+    const res = await shared().inject({ method: 'POST', url: '/v1/reports', payload: report, headers: { 'content-type': 'application/json' } });
+    // Not a 400 for the whole batch (what the samples' fields hold is then judged per sample).
+    expect(res.statusCode, res.body).toBe(200);
+    const cluster = await shared().inject({ method: 'PUT', url: '/v1/clusters/a', payload: '{"__proto__":{"x":1},"constructor":{"prototype":{"y":1}},"endpoints":[]}', headers: { 'content-type': 'application/json' } });
+    expect(cluster.statusCode, cluster.body).toBe(201);
+    expect(({} as Record<string, unknown>).x ?? ({} as Record<string, unknown>).y ?? ({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('an address that is no IP is said once: IPv4 or IPv6', async () => {
     const res = await shared().inject({ method: 'GET', url: '/v1/clusters/web/endpoints/host.example/80' });
     expect(res.json()).toMatchObject({ message: 'params/address must be ipv4 or ipv6', path: '/params/address', code: 'VALIDATION_FAILED' });
