@@ -8,7 +8,20 @@
  */
 import type { HealthState } from '../health.js';
 import { IndexedMap } from './indexed-map.js';
-import { FRESHNESS_CODES, HEALTH_CODES, type Frame } from './tick/frame.js';
+import {
+  FRESHNESS_CODES,
+  HEALTH_CODES,
+  S_D,
+  S_I,
+  S_MEASUREMENT,
+  S_MULTIPLIER,
+  S_OUTPUT,
+  S_P,
+  S_SETPOINT,
+  S_UPDATED,
+  STEP_SLOTS,
+  type Frame,
+} from './tick/frame.js';
 import { SAFETY_RULES, type Explanation, type Freshness, type PublishedHealth, type SafetyRule } from './types.js';
 
 const ruleLists = new Map<number, readonly SafetyRule[]>();
@@ -89,18 +102,22 @@ export class TickExplanations extends IndexedMap<Explanation> {
   }
 
   private pid(i: number): Explanation['pid'] {
-    const pid = this.snap.pid;
-    if (pid === undefined || Number.isNaN(pid.setpoint[i] as number)) return undefined;
+    const steps = this.snap.pid?.steps;
+    const o = i * STEP_SLOTS;
+    const setpoint = steps?.[o + S_SETPOINT];
+    if (steps === undefined || setpoint === undefined || Number.isNaN(setpoint)) return undefined;
+    const measurement = steps[o + S_MEASUREMENT] as number;
     return {
-      setpoint: pid.setpoint[i] as number,
-      measurement: pid.measurement[i] as number,
-      error: pid.error[i] as number,
-      p: pid.p[i] as number,
-      i: pid.i[i] as number,
-      d: pid.d[i] as number,
-      output: pid.output[i] as number,
-      multiplier: pid.multiplier[i] as number,
-      updated: pid.updated[i] === 1,
+      setpoint,
+      measurement,
+      // Bit for bit the step's error (pid.ts computes it so): not kept in the frame.
+      error: setpoint - measurement,
+      p: steps[o + S_P] as number,
+      i: steps[o + S_I] as number,
+      d: steps[o + S_D] as number,
+      output: steps[o + S_OUTPUT] as number,
+      multiplier: steps[o + S_MULTIPLIER] as number,
+      updated: steps[o + S_UPDATED] === 1,
     };
   }
 

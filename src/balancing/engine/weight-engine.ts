@@ -78,7 +78,7 @@ import { policyParts, resolveEjection, resolveSafety, validateEndpoints, validat
 import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
 import { runEjection, runEjectionSteps } from './tick/ejection.js';
-import { newFrame, type Frame } from './tick/frame.js';
+import { newFrame, newTickScratch, type Frame } from './tick/frame.js';
 import { gateHealth, gateHealthSteps } from './tick/health-gate.js';
 import { joinAndScale, joinAndScaleSteps } from './tick/join.js';
 import { publish, publishSteps, type Published } from './tick/publish.js';
@@ -128,6 +128,8 @@ export class WeightEngine {
    * (the update reads the gains from whichever object the cluster has: bench/RESULTS.md, pid6).
    */
   private readonly sharedPidParams = new Map<string, PidParams>();
+  /** The vectors a cluster's tick uses only while it runs (tick/frame.ts), shared by every cluster's. */
+  private readonly scratch = newTickScratch();
 
   constructor(options: WeightEngineOptions = {}) {
     resolveSafety(options.safety); // validate early
@@ -459,7 +461,7 @@ export class WeightEngine {
 
   private frameFor(c: ClusterState, now: number): Frame {
     const dt = c.lastTickAt === undefined ? c.safety.tickMs : Math.max(0, now - c.lastTickAt);
-    return newFrame({ n: c.order.length, now, dt, policy: c.policy.kind, keys: c.keys, statics: c.statics }, c.frames.spare);
+    return newFrame({ n: c.order.length, now, dt, policy: c.policy.kind, keys: c.keys, statics: c.statics, scratch: this.scratch }, c.frames.spare);
   }
 
   private finishTick(c: ClusterState, f: Frame, out: Published, setpoint: number | undefined): ClusterTick {

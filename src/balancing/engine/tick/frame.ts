@@ -31,21 +31,62 @@ export function ruleBit(rule: SafetyRule): number {
  * the 13 MB a 1×100,000 PID tick allocated (bench/RESULTS.md, pid6).
  */
 
+/**
+ * The PID's record of a tick's steps, one stride of STEP_SLOTS doubles per endpoint position in
+ * PidFrame.steps. One contiguous array, not a vector per field: at 500 clusters × 20 endpoints a
+ * cluster's frame is cold when its tick starts (two ticks old), and nine short vectors were nine
+ * separate streams of cache misses where one stride is one (bench/RESULTS.md, pid7).
+ */
+/** The step's setpoint; NaN: no PID step for this endpoint in this tick (the rest of its stride is unset). */
+export const S_SETPOINT = 0;
+export const S_MEASUREMENT = 1;
+export const S_P = 2;
+export const S_I = 3;
+export const S_D = 4;
+export const S_OUTPUT = 5;
+export const S_MULTIPLIER = 6;
+/** 1 when the controller ran in this tick (else NaN). */
+export const S_UPDATED = 7;
+export const STEP_SLOTS = 8;
+
 export interface PidFrame {
-  /** NaN: no PID step yet. */
-  readonly setpoint: number[];
-  readonly measurement: number[];
-  readonly error: number[];
-  readonly p: number[];
-  readonly i: number[];
-  readonly d: number[];
-  readonly output: number[];
-  readonly multiplier: number[];
-  readonly updated: number[];
-  /** Scratch for the PID stage (not explanations): steered positions, their readings and measurements. */
-  readonly steerIdx: number[];
-  readonly steerBase: number[];
-  readonly steerM: number[];
+  /** STEP_SLOTS per endpoint (S_* above); all NaN until the PID stage writes them. */
+  readonly steps: Float64Array;
+}
+
+/**
+ * Vectors a cluster's tick writes and reads only while it runs (no explanation reads them), one
+ * set per engine shared by all its clusters' ticks, at least as long as the largest cluster. An
+ * engine runs one cluster's tick at a time (a tick in steps is completed before another starts),
+ * so they are never shared by two ticks in flight. Shared rather than per frame: at 500 clusters ×
+ * 20 endpoints a cluster's frame is two ticks old, out of cache, when its tick starts, while these
+ * stay hot from the previous cluster's tick (bench/RESULTS.md, pid7).
+ */
+export interface TickScratch {
+  /** Internal weight before this tick (serving endpoints). */
+  prevW: number[];
+  /** The step limit's ticks' worth of movement (tick/clamps.ts); reset to 1 per tick. */
+  stepTicks: number[];
+  /** The PID stage's steered positions, their readings and measurements. */
+  steerIdx: number[];
+  steerBase: number[];
+  steerM: number[];
+}
+
+export function newTickScratch(): TickScratch {
+  return { prevW: [], stepTicks: [], steerIdx: [], steerBase: [], steerM: [] };
+}
+
+/** The scratch, each vector at least n long (grown as a new filled vector: never holey). */
+function fitScratch(s: TickScratch, n: number): TickScratch {
+  if (s.prevW.length < n) {
+    s.prevW = filled(n);
+    s.stepTicks = filled(n, 1);
+    s.steerIdx = filled(n);
+    s.steerBase = filled(n);
+    s.steerM = filled(n);
+  }
+  return s;
 }
 
 export interface EwmaFrame {
@@ -73,7 +114,7 @@ export interface Frame {
   readonly age: number[];
   /** Static weight × cluster scale: the decay target and the unit of floor and ceiling. */
   readonly fair: number[];
-  /** Internal weight before this tick (serving endpoints). */
+  /** Internal weight before this tick (serving endpoints): the engine's scratch, valid during the tick only. */
   readonly prevW: number[];
   /** Published weight before this tick. */
   readonly prevPub: number[];
@@ -90,6 +131,8 @@ export interface Frame {
    * once per report, with reports every k ticks, may move k ticks' worth at once (see clamps.ts).
    */
   readonly stepTicks: number[];
+  /** The engine's tick scratch (prevW and stepTicks are two of its vectors). */
+  readonly scratch: TickScratch;
   /** NaN: not steered by the PID. */
   util: number[] | undefined;
   pid: PidFrame | undefined;
@@ -125,7 +168,7 @@ export function filled(n: number, value = 0): number[] {
 const NONE: ReadonlyMap<string, never> = new Map<string, never>();
 
 /** What a tick knows before its stages run. */
-export type FrameInit = Pick<Frame, 'n' | 'now' | 'dt' | 'policy' | 'keys' | 'statics'>;
+export type FrameInit = Pick<Frame, 'n' | 'now' | 'dt' | 'policy' | 'keys' | 'statics'> & { readonly scratch?: TickScratch };
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -138,6 +181,8 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export function newFrame(init: FrameInit, recycled?: Frame): Frame {
   if (recycled !== undefined && recycled.n === init.n) return resetFrame(recycled as Mutable<Frame>, init);
   const { n } = init;
+  const scratch = fitScratch(init.scratch ?? newTickScratch(), n);
+  scratch.stepTicks.fill(1, 0, n);
   // Every property written here in one literal (no spread), so all frames share one shape.
   return {
     n,
@@ -150,13 +195,14 @@ export function newFrame(init: FrameInit, recycled?: Frame): Frame {
     probeLatency: new Array<undefined>(n).fill(undefined),
     age: filled(n),
     fair: filled(n),
-    prevW: filled(n),
+    prevW: scratch.prevW,
     prevPub: filled(n),
     raw: filled(n),
     cand: filled(n),
     pub: filled(n),
     errorRate: filled(n, Number.NaN),
-    stepTicks: filled(n, 1),
+    stepTicks: scratch.stepTicks,
+    scratch,
     rules: filled(n),
     healthCode: filled(n),
     serving: filled(n),
@@ -185,8 +231,16 @@ function resetFrame(f: Mutable<Frame>, init: FrameInit): Frame {
   // endpoints). Resetting 17 vectors was a fifth of a static tick at 100,000 endpoints (profile).
   // fill, not a loop: this runs once per tick, and a loop here was optimized on-stack and then
   // deoptimized by the code after it on every tick at 1×100,000 (tick/pid.ts sumOf).
-  f.stepTicks.fill(1);
-  f.spares = { pid: f.pid ?? f.spares.pid, ewma: f.ewma ?? f.spares.ewma, util: f.util ?? f.spares.util };
+  const scratch = fitScratch(init.scratch ?? f.scratch, f.n);
+  f.scratch = scratch;
+  f.prevW = scratch.prevW;
+  f.stepTicks = scratch.stepTicks;
+  f.stepTicks.fill(1, 0, f.n);
+  // In place: no object per cluster per tick.
+  const spares = f.spares;
+  spares.pid = f.pid ?? spares.pid;
+  spares.ewma = f.ewma ?? spares.ewma;
+  spares.util = f.util ?? spares.util;
   f.util = f.pid = f.ewma = f.ejections = undefined;
   f.failStatic = false;
   f.weights = NONE;
@@ -209,10 +263,7 @@ export function takePidFrame(f: Frame): PidFrame {
   f.spares.pid = undefined;
   if (spare === undefined) f.pid = newPidFrame(f.n);
   else {
-    // Only what tells a row apart: explanations read the other vectors only where setpoint is set,
-    // and the PID stage writes all of them wherever it sets it.
-    spare.updated.fill(0);
-    spare.setpoint.fill(Number.NaN);
+    spare.steps.fill(Number.NaN);
     f.pid = spare;
   }
   return f.pid;
@@ -232,20 +283,7 @@ export function takeEwmaFrame(f: Frame): EwmaFrame {
 }
 
 export function newPidFrame(n: number): PidFrame {
-  return {
-    setpoint: filled(n, Number.NaN),
-    measurement: filled(n),
-    error: filled(n),
-    p: filled(n),
-    i: filled(n),
-    d: filled(n),
-    output: filled(n),
-    multiplier: filled(n),
-    updated: filled(n),
-    steerIdx: filled(n),
-    steerBase: filled(n),
-    steerM: filled(n),
-  };
+  return { steps: new Float64Array(n * STEP_SLOTS).fill(Number.NaN) };
 }
 
 export function newEwmaFrame(n: number): EwmaFrame {
