@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
 import { ArrayMap, sameEntries } from '../../../src/balancing/engine/indexed-map.js';
-import { newFrame, takeEwmaFrame, takePidFrame, takeUtil, type Frame, type PidFrame } from '../../../src/balancing/engine/tick/frame.js';
+import { newFrame, S_SETPOINT, S_UPDATED, STEP_SLOTS, takeEwmaFrame, takePidFrame, takeUtil, type Frame, type PidFrame } from '../../../src/balancing/engine/tick/frame.js';
 import type { ClusterTick, EngineEndpoint, Explanation } from '../../../src/balancing/engine/types.js';
 
 const eps = (n: number): EngineEndpoint[] => Array.from({ length: n }, (_, i) => ({ key: `10.0.0.${i + 1}:80`, weight: 1 + (i % 3), locality: `z${i % 2}` }));
@@ -53,9 +53,10 @@ describe('WeightEngine: recycled tick frames', () => {
     expect(recycled.generation).toBe(1);
     expect(recycled.stepTicks).toEqual(fresh.stepTicks);
     expect([recycled.now, recycled.keys, recycled.failStatic, recycled.ejections, recycled.util, recycled.pid]).toEqual([2_000, next.keys, false, undefined, undefined, undefined]);
-    // The PID's steps are reset (unset); its scratch vectors are never read before written.
-    const steps = (p: PidFrame): Float64Array => p.steps;
-    expect(steps(takePidFrame(recycled))).toEqual(steps(takePidFrame(fresh)));
+    // The PID's steps are read only where setpoint is set, and the PID stage writes every slot of
+    // a stride where it sets it: setpoint and updated are reset.
+    const markers = (p: PidFrame): number[] => [...p.steps].filter((_, k) => k % STEP_SLOTS === S_SETPOINT || k % STEP_SLOTS === S_UPDATED);
+    expect(markers(takePidFrame(recycled))).toEqual(markers(takePidFrame(fresh)));
     expect(takeEwmaFrame(recycled)).toEqual(takeEwmaFrame(fresh));
     expect(takeUtil(recycled)).toEqual(takeUtil(fresh));
     // A frame of another size is not reused.

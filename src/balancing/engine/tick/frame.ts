@@ -182,7 +182,7 @@ export function newFrame(init: FrameInit, recycled?: Frame): Frame {
   if (recycled !== undefined && recycled.n === init.n) return resetFrame(recycled as Mutable<Frame>, init);
   const { n } = init;
   const scratch = fitScratch(init.scratch ?? newTickScratch(), n);
-  scratch.stepTicks.fill(1, 0, n);
+  fillTo(scratch.stepTicks, 1, n);
   // Every property written here in one literal (no spread), so all frames share one shape.
   return {
     n,
@@ -229,13 +229,11 @@ function resetFrame(f: Mutable<Frame>, init: FrameInit): Frame {
   // probeLatency, errorRate; the gate: serving, rules, healthCode; the join pass: fair, age,
   // freshness, prevPub; publish: pub) or read it only where they wrote it (prevW, raw, cand: serving
   // endpoints). Resetting 17 vectors was a fifth of a static tick at 100,000 endpoints (profile).
-  // fill, not a loop: this runs once per tick, and a loop here was optimized on-stack and then
-  // deoptimized by the code after it on every tick at 1×100,000 (tick/pid.ts sumOf).
   const scratch = fitScratch(init.scratch ?? f.scratch, f.n);
   f.scratch = scratch;
   f.prevW = scratch.prevW;
   f.stepTicks = scratch.stepTicks;
-  f.stepTicks.fill(1, 0, f.n);
+  fillTo(f.stepTicks, 1, f.n);
   // In place: no object per cluster per tick.
   const spares = f.spares;
   spares.pid = f.pid ?? spares.pid;
@@ -253,7 +251,7 @@ function resetFrame(f: Mutable<Frame>, init: FrameInit): Frame {
 export function takeUtil(f: Frame): number[] {
   const spare = f.spares.util;
   f.spares.util = undefined;
-  f.util = spare === undefined ? filled(f.n, Number.NaN) : spare.fill(Number.NaN);
+  f.util = spare === undefined ? filled(f.n, Number.NaN) : fillTo(spare, Number.NaN, f.n);
   return f.util;
 }
 
@@ -263,7 +261,7 @@ export function takePidFrame(f: Frame): PidFrame {
   f.spares.pid = undefined;
   if (spare === undefined) f.pid = newPidFrame(f.n);
   else {
-    spare.steps.fill(Number.NaN);
+    unsetSteps(spare.steps, f.n);
     f.pid = spare;
   }
   return f.pid;
@@ -275,11 +273,34 @@ export function takeEwmaFrame(f: Frame): EwmaFrame {
   f.spares.ewma = undefined;
   if (spare === undefined) f.ewma = newEwmaFrame(f.n);
   else {
-    spare.estimate.fill(Number.NaN);
-    for (const a of [spare.bonus, spare.samples, spare.weight]) a.fill(0);
+    fillTo(spare.estimate, Number.NaN, f.n);
+    fillTo(spare.bonus, 0, f.n);
+    fillTo(spare.samples, 0, f.n);
+    fillTo(spare.weight, 0, f.n);
     f.ewma = spare;
   }
   return f.ewma;
+}
+
+/*
+ * Resets by loops in functions of their own, not Array.prototype.fill: fill is a C++ builtin,
+ * ~0.2 µs a call whatever the length, and a 20-endpoint cluster's tick made three (~4% of it,
+ * bench/RESULTS.md, pid7). Each function ends with its loop, so the on-stack optimization of a
+ * 100,000-long loop is not deoptimized by code after it (tick/pid.ts sumOf).
+ */
+
+/** a[0..n) ← value; returns a. */
+export function fillTo(a: number[], value: number, n: number): number[] {
+  for (let i = 0; i < n; i++) a[i] = value;
+  return a;
+}
+
+/** Unsets the steps of n endpoints: only what tells a stride apart (explanations read the rest only where setpoint is set, and the PID stage writes all of it wherever it sets that). */
+function unsetSteps(steps: Float64Array, n: number): void {
+  for (let o = 0; o < n * STEP_SLOTS; o += STEP_SLOTS) {
+    steps[o + S_SETPOINT] = Number.NaN;
+    steps[o + S_UPDATED] = Number.NaN;
+  }
 }
 
 export function newPidFrame(n: number): PidFrame {
