@@ -67,7 +67,7 @@
 import { EwmaLatency } from '../ewma.js';
 import { HealthTracker, type HealthTransition } from '../health.js';
 import { pidParams, type PidParams } from '../pid.js';
-import { cell, copyRow, newPidRows, noteSampleCpu, PR_PENDING, PR_W, setCell, type PidRows } from './pid-rows.js';
+import { cell, copyRow, newPidRows, noteSample, PR_PENDING, PR_W, setCell, type PidRows } from './pid-rows.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { ErrorWindow } from './error-window.js';
@@ -298,7 +298,7 @@ export class WeightEngine {
     // another's fields, and count as fresh data only what the policy steers on: a stream of
     // rps-only load reports must not keep a CPU-driven weight "fresh" after the CPU reports stopped.
     e.sample = { ...e.sample, ...definedFields(sample), at: sample.at };
-    noteSampleCpu(c.pidRows, i, e.sample);
+    noteSample(c.pidRows, i, e.sample);
     if (steersOn(c.policy, sample)) {
       e.steerAt = sample.at;
       // The controller runs once per new one (tick/pid.ts).
@@ -548,7 +548,7 @@ const WEIGHTING_GAIN_DEFAULTS = { ki: 0 } as const;
  */
 function carryPidRows(order: readonly EndpointState[], existing: ClusterState | undefined, reset: boolean, params: PidParams): PidRows {
   const p = newPidRows(params, order.length);
-  order.forEach((e, i) => noteSampleCpu(p, i, e.sample));
+  order.forEach((e, i) => noteSample(p, i, e.sample));
   if (existing === undefined) return p;
   const old = existing.pidRows.rows;
   order.forEach((e, i) => {

@@ -37,6 +37,8 @@ import {
 import { inChunks } from './chunks.js';
 import { OUT_D, OUT_I, OUT_OUTPUT, OUT_P, PID_INPUT_SLOTS, PID_OUTPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
 import {
+  LATEST_AT,
+  LATEST_CPU,
   PR_D,
   PR_PENDING,
   PR_I,
@@ -265,7 +267,7 @@ function steerOnCpu(c: ClusterState, f: Frame): CpuSteering {
 function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: { from: number; to: number }): void {
   const { steerIdx: idx, steerBase: base, steerM: sm } = f.scratch;
   const errors = on.errors;
-  const { rows, cpu: cpuRow } = c.pidRows;
+  const { rows, latest } = c.pidRows;
   const terms: Terms = { base, latency: NO_TERMS, errors };
   let k = on.k;
   for (let i = r.from; i < r.to; i++) {
@@ -273,7 +275,7 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
     x[i] = valueOr(rows[i * ROW + PR_W] as number, 0);
     if (f.freshness[i] !== F_FRESH) continue;
     // The tick's sample's cpu (pid-rows.ts): no EndpointState or sample object read here.
-    const cpu = cpuRow[i] as number;
+    const cpu = latest[2 * i + LATEST_CPU] as number;
     if (cpu !== cpu) continue;
     idx[k] = i;
     base[k] = cpu;
@@ -409,7 +411,8 @@ function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   }
   const measurement = sm[j] as number;
   const setpoint = aim.setpoint;
-  const now = (f.samples[i] as Sample).at;
+  // The tick's sample's time (pid-rows.ts), not read from the sample object.
+  const now = c.pidRows.latest[2 * i + LATEST_AT] as number;
   rows[o + PR_PENDING] = 0;
   const lastControlAt = rows[o + PR_LAST_CONTROL_AT] as number;
   // A gap longer than staleAfterMs means the controller's history no longer describes the endpoint.
