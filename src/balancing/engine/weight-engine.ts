@@ -232,16 +232,16 @@ export class WeightEngine {
       operatorHealth: ep.health,
       locality: ep.locality ?? '',
       capacity: ep.capacity,
-      tracker: carry?.tracker ?? new HealthTracker(this.healthOptions),
+      tracker: carry?.tracker,
       ewma: newEwma(policy, safety),
       latency: newPidLatency(safety),
-      errors: new ErrorWindow(ejection.errorWindowMs),
+      errors: undefined,
       sample: carry?.sample,
       steerAt: carry?.steerAt,
       lastProbe: carry?.lastProbe,
       seeded: carry?.seeded ?? false,
       seededAt: carry?.seededAt,
-      ejection: carry?.ejection ?? { until: undefined, reason: '', level: 0, count: 0, onProbation: false, releasedNow: false, releasedAt: undefined },
+      ejection: carry?.ejection,
     };
   }
 
@@ -308,7 +308,8 @@ export class WeightEngine {
       e.ewma.observe(sample.latencyMs, sample.at);
       e.latency.observe(sample.latencyMs, sample.at);
     }
-    e.errors.observe(sample.at, sample.rps, sample.errors);
+    // Samples without rps carry no error information (ErrorWindow.observe ignores them).
+    if (sample.rps !== undefined) (e.errors ??= new ErrorWindow(c.ejection.errorWindowMs)).observe(sample.at, sample.rps, sample.errors);
     return true;
   }
 
@@ -322,6 +323,7 @@ export class WeightEngine {
     const e = this.clusters.get(cluster)?.byKey.get(endpointKey);
     if (e === undefined) return undefined;
     e.lastProbe = result;
+    e.tracker ??= new HealthTracker(this.healthOptions);
     return e.tracker.observe(result.ok, result.at);
   }
 

@@ -74,13 +74,16 @@ function gateRange(f: Frame, g: GateStates, from: number, to: number, t: GateTal
       continue;
     }
     eligible++;
-    const st = e.tracker.state(f.now);
-    f.healthCode[i] = HEALTH_CODES.indexOf(st);
+    // Nobody probed it (no tracker yet): AVAILABLE.
+    const st = e.tracker === undefined ? 'AVAILABLE' : e.tracker.state(f.now);
+    // The common case without a search (HEALTH_CODES[0] is AVAILABLE).
+    f.healthCode[i] = st === 'AVAILABLE' ? 0 : HEALTH_CODES.indexOf(st);
+    const j = e.ejection;
     if (st !== 'AVAILABLE') mark(f, i, R_PROBE);
-    else if (e.ejection.until !== undefined) {
+    else if (j?.until !== undefined) {
       mark(f, i, R_EJECTED);
       f.ejections ??= new Array<undefined>(f.n).fill(undefined);
-      f.ejections[i] = { reason: e.ejection.reason, until: e.ejection.until, count: e.ejection.count };
+      f.ejections[i] = { reason: j.reason, until: j.until, count: j.count };
     } else {
       f.serving[i] = 1;
       serving++;
