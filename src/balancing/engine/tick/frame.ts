@@ -108,6 +108,13 @@ export interface Frame {
   readonly healthCode: number[];
   /** 1: in rotation this tick. */
   readonly serving: number[];
+  /**
+   * How many endpoints serve where they did not last tick or the reverse, per the held weights'
+   * HW_SERVED (NaN: unknown); set by the health gate. Equals the count of differences from the last
+   * tick's serving vector unless the cluster is dirty (setCluster, seedWeights and imports write
+   * HW_SERVED): tick/publish.ts decide.
+   */
+  servingMoved: number;
   readonly rules: number[];
   readonly freshness: number[];
   /** Age of the steering data, ms; NaN: none. */
@@ -145,8 +152,13 @@ export interface Frame {
    * frames per cluster and alternates): explanations refuse to read a frame that moved on.
    */
   readonly generation: number;
-  /** The PID, EWMA and utilization vectors of the frame's previous use, kept for reuse. */
-  spares: { pid: PidFrame | undefined; ewma: EwmaFrame | undefined; util: number[] | undefined };
+  /**
+   * The PID, EWMA and utilization vectors of the frame's previous use, kept for reuse: fields of
+   * the frame rather than an object of their own (one cold object fewer per cluster tick).
+   */
+  sparePid: PidFrame | undefined;
+  spareEwma: EwmaFrame | undefined;
+  spareUtil: number[] | undefined;
   /** Per endpoint: the ejection in force (reason, until, count); allocated at the first one. */
   ejections: ({ reason: string; until: number; count: number } | undefined)[] | undefined;
   failStatic: boolean;
@@ -206,6 +218,7 @@ export function newFrame(init: FrameInit, recycled?: Frame): Frame {
     rules: filled(n),
     healthCode: filled(n),
     serving: filled(n),
+    servingMoved: Number.NaN,
     freshness: filled(n),
     util: undefined,
     pid: undefined,
@@ -215,7 +228,9 @@ export function newFrame(init: FrameInit, recycled?: Frame): Frame {
     weights: NONE,
     health: NONE,
     generation: 0,
-    spares: { pid: undefined, ewma: undefined, util: undefined },
+    sparePid: undefined,
+    spareEwma: undefined,
+    spareUtil: undefined,
   };
 }
 
@@ -234,11 +249,9 @@ function resetFrame(f: Mutable<Frame>, init: FrameInit): Frame {
   f.prevW = scratch.prevW;
   f.stepTicks = scratch.stepTicks;
   fillTo(f.stepTicks, 1, f.n);
-  // In place: no object per cluster per tick.
-  const spares = f.spares;
-  spares.pid = f.pid ?? spares.pid;
-  spares.ewma = f.ewma ?? spares.ewma;
-  spares.util = f.util ?? spares.util;
+  f.sparePid = f.pid ?? f.sparePid;
+  f.spareEwma = f.ewma ?? f.spareEwma;
+  f.spareUtil = f.util ?? f.spareUtil;
   f.util = f.pid = f.ewma = f.ejections = undefined;
   f.failStatic = false;
   f.weights = NONE;
@@ -249,16 +262,16 @@ function resetFrame(f: Mutable<Frame>, init: FrameInit): Frame {
 
 /** The frame's utilization vector (all NaN), reusing its spare. */
 export function takeUtil(f: Frame): number[] {
-  const spare = f.spares.util;
-  f.spares.util = undefined;
+  const spare = f.spareUtil;
+  f.spareUtil = undefined;
   f.util = spare === undefined ? filled(f.n, Number.NaN) : fillTo(spare, Number.NaN, f.n);
   return f.util;
 }
 
 /** The frame's PID vectors (reset), reusing its spare. */
 export function takePidFrame(f: Frame): PidFrame {
-  const spare = f.spares.pid;
-  f.spares.pid = undefined;
+  const spare = f.sparePid;
+  f.sparePid = undefined;
   if (spare === undefined) f.pid = newPidFrame(f.n);
   else {
     unsetSteps(spare.steps, f.n);
@@ -269,8 +282,8 @@ export function takePidFrame(f: Frame): PidFrame {
 
 /** The frame's EWMA vectors (reset), reusing its spare. */
 export function takeEwmaFrame(f: Frame): EwmaFrame {
-  const spare = f.spares.ewma;
-  f.spares.ewma = undefined;
+  const spare = f.spareEwma;
+  f.spareEwma = undefined;
   if (spare === undefined) f.ewma = newEwmaFrame(f.n);
   else {
     fillTo(spare.estimate, Number.NaN, f.n);
