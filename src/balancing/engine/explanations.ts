@@ -8,20 +8,7 @@
  */
 import type { HealthState } from '../health.js';
 import { IndexedMap } from './indexed-map.js';
-import {
-  FRESHNESS_CODES,
-  HEALTH_CODES,
-  S_D,
-  S_I,
-  S_MEASUREMENT,
-  S_MULTIPLIER,
-  S_OUTPUT,
-  S_P,
-  S_SETPOINT,
-  S_UPDATED,
-  STEP_SLOTS,
-  type Frame,
-} from './tick/frame.js';
+import { FRESHNESS_CODES, HEALTH_CODES, pidStepAt, type Frame } from './tick/frame.js';
 import { SAFETY_RULES, type Explanation, type Freshness, type PublishedHealth, type SafetyRule } from './types.js';
 
 const ruleLists = new Map<number, readonly SafetyRule[]>();
@@ -102,23 +89,8 @@ export class TickExplanations extends IndexedMap<Explanation> {
   }
 
   private pid(i: number): Explanation['pid'] {
-    const steps = this.snap.pid?.steps;
-    const o = i * STEP_SLOTS;
-    const setpoint = steps?.[o + S_SETPOINT];
-    if (steps === undefined || setpoint === undefined || Number.isNaN(setpoint)) return undefined;
-    const measurement = steps[o + S_MEASUREMENT] as number;
-    return {
-      setpoint,
-      measurement,
-      // Bit for bit the step's error (pid.ts computes it so): not kept in the frame.
-      error: setpoint - measurement,
-      p: steps[o + S_P] as number,
-      i: steps[o + S_I] as number,
-      d: steps[o + S_D] as number,
-      output: steps[o + S_OUTPUT] as number,
-      multiplier: steps[o + S_MULTIPLIER] as number,
-      updated: steps[o + S_UPDATED] === 1,
-    };
+    const pid = this.snap.pid;
+    return pid === undefined ? undefined : pidStepAt(pid, i);
   }
 
   private ewma(i: number, serving: boolean): Explanation['ewma'] {

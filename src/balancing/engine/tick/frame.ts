@@ -4,7 +4,7 @@
  * also the tick's record. Parallel arrays keep a 10,000-endpoint tick free of per-endpoint objects.
  */
 import type { HealthState } from '../../health.js';
-import { SAFETY_RULES, type Freshness, type PolicyKind, type PublishedHealth, type Sample, type SafetyRule } from '../types.js';
+import { SAFETY_RULES, type Explanation, type Freshness, type PolicyKind, type PublishedHealth, type Sample, type SafetyRule } from '../types.js';
 
 export const FRESHNESS_CODES = ['fresh', 'stale', 'expired', 'none'] as const satisfies readonly Freshness[];
 export const F_FRESH = 0;
@@ -314,6 +314,27 @@ function unsetSteps(steps: Float64Array, n: number): void {
     steps[o + S_SETPOINT] = Number.NaN;
     steps[o + S_UPDATED] = Number.NaN;
   }
+}
+
+/** Endpoint i's PID step as its explanation shows it; undefined when the PID did not step it this tick. */
+export function pidStepAt(pf: PidFrame, i: number): Explanation['pid'] {
+  const steps = pf.steps;
+  const o = i * STEP_SLOTS;
+  const setpoint = steps[o + S_SETPOINT] as number;
+  if (Number.isNaN(setpoint)) return undefined;
+  const measurement = steps[o + S_MEASUREMENT] as number;
+  return {
+    setpoint,
+    measurement,
+    // Bit for bit the step's error (pid.ts computes it so): not kept in the frame.
+    error: setpoint - measurement,
+    p: steps[o + S_P] as number,
+    i: steps[o + S_I] as number,
+    d: steps[o + S_D] as number,
+    output: steps[o + S_OUTPUT] as number,
+    multiplier: steps[o + S_MULTIPLIER] as number,
+    updated: steps[o + S_UPDATED] === 1,
+  };
 }
 
 export function newPidFrame(n: number): PidFrame {
