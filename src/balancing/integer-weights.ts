@@ -98,8 +98,8 @@ function fillTargets<T extends Float64Array | number[]>(
   if (!Number.isInteger(maxSum) || maxSum < 1 || maxSum > MAX_LOCALITY_WEIGHT_SUM) {
     throw new RangeError(`maxSum must be an integer in [1, 2^32 - 1]`);
   }
-  const sizes = scratch(SCRATCH_SIZES, groupCount).fill(0, 0, groupCount);
-  const sums = scratch(SCRATCH_SUMS, groupCount).fill(0, 0, groupCount);
+  const sizes = zeroed(scratch(SCRATCH_SIZES, groupCount), groupCount);
+  const sums = zeroed(scratch(SCRATCH_SUMS, groupCount), groupCount);
   ratiosInto(weights, groupOf, largest(weights), { targets, sizes, sums });
   scaleTargets(targets, weights.length, commonTop(sizes, sums, groupCount, resolution, maxSum));
   return targets;
@@ -163,7 +163,7 @@ function apportion(targets: Float64Array, n: number, groupOf: ArrayLike<number>,
   const result = new Array<number>(n);
   const g4 = groupCount * 4;
   // Per group: total of targets, sum of floors, then (thresholds) the threshold and the ties left.
-  const perGroup = scratch(SCRATCH_GROUPS, g4).fill(0, 0, g4);
+  const perGroup = zeroed(scratch(SCRATCH_GROUPS, g4), g4);
   floorsInto(targets, groupOf, result, perGroup);
   if (thresholds(targets, result, groupOf, groupCount)) roundUp(targets, groupOf, result, perGroup);
   return result;
@@ -230,7 +230,7 @@ function thresholds(targets: Float64Array, floors: readonly number[], groupOf: A
 
 /** Where each group's slice starts when the n entries are laid out group by group (start[groupCount] = n). */
 function groupStarts(groupOf: ArrayLike<number>, n: number, groupCount: number): Float64Array {
-  const start = scratch(SCRATCH_SIZES, groupCount + 1).fill(0, 0, groupCount + 1);
+  const start = zeroed(scratch(SCRATCH_SIZES, groupCount + 1), groupCount + 1);
   for (let i = 0; i < n; i++) start[(groupOf[i] as number) + 1] = (start[(groupOf[i] as number) + 1] as number) + 1;
   for (let g = 0; g < groupCount; g++) start[g + 1] = (start[g + 1] as number) + (start[g] as number);
   return start;
@@ -240,7 +240,7 @@ function groupStarts(groupOf: ArrayLike<number>, n: number, groupCount: number):
 function remaindersByGroup(targets: Float64Array, floors: readonly number[], groupOf: ArrayLike<number>, start: Float64Array): Float64Array {
   const rem = scratch(SCRATCH_REMAINDERS, floors.length);
   const fill = scratch(SCRATCH_SUMS, start.length);
-  fill.set(start);
+  for (let g = 0; g < start.length; g++) fill[g] = start[g] as number;
   for (let i = 0; i < floors.length; i++) {
     const g = groupOf[i] as number;
     const at = fill[g] as number;
@@ -268,6 +268,16 @@ const SCRATCH_SIZES = 2;
 const SCRATCH_SUMS = 3;
 const SCRATCH_GROUPS = 4;
 const scratches: Float64Array[] = [0, 1, 2, 3, 4].map(() => new Float64Array(16));
+
+/**
+ * xs[0..n) ← 0; returns xs. A loop, not TypedArray.prototype.fill: fill is a C++ builtin, ~0.2 µs
+ * a call whatever the length, and a conversion made four per publish over a few groups (a cluster
+ * of 20 endpoints publishes in a few µs: bench/RESULTS.md, pid7).
+ */
+function zeroed(xs: Float64Array, n: number): Float64Array {
+  for (let i = 0; i < n; i++) xs[i] = 0;
+  return xs;
+}
 
 function scratch(which: number, n: number): Float64Array {
   const have = scratches[which] as Float64Array;

@@ -14,7 +14,7 @@
  */
 import type { EwmaMemory } from '../ewma.js';
 import { pidMemorySnapshot, restorePidMemory, type PidMemory } from '../pid.js';
-import { cell, noteSampleCpu, PR_PENDING, PR_SETPOINT, PR_W, setCell, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
+import { cell, noteSample, PR_PENDING, PR_SETPOINT, PR_W, setCell, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
 import { isSet, UNSET, type ClusterState, type EndpointState } from './state.js';
 import { HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
 import type { Sample } from './types.js';
@@ -89,7 +89,7 @@ export function importCluster(c: ClusterState, state: ExportedClusterState): num
     // The exported sample was consumed by the last owner: the controller waits for a new one.
     if (restoreEndpoint(e, x)) {
       setCell(c.pidRows.rows, i, PR_PENDING, 0);
-      noteSampleCpu(c.pidRows, i, e.sample);
+      noteSample(c.pidRows, i, e.sample);
     }
     restored++;
   }

@@ -18,7 +18,7 @@ export interface ErrorReading {
 }
 
 /** Shared by every endpoint without request counts (no allocation per endpoint per tick). */
-const NO_READING: ErrorReading = Object.freeze({ rate: Number.NaN, requests: 0, lastRate: Number.NaN, lastRequests: 0 });
+export const NO_READING: ErrorReading = Object.freeze({ rate: Number.NaN, requests: 0, lastRate: Number.NaN, lastRequests: 0 });
 
 /** A sample covers at most this long: after a gap, the first sample speaks for one interval only. */
 const MAX_COVER_MS = 5_000;

@@ -8,7 +8,7 @@
  */
 import type { HealthState } from '../health.js';
 import { IndexedMap } from './indexed-map.js';
-import { FRESHNESS_CODES, HEALTH_CODES, type Frame } from './tick/frame.js';
+import { FRESHNESS_CODES, HEALTH_CODES, pidStepAt, type Frame } from './tick/frame.js';
 import { SAFETY_RULES, type Explanation, type Freshness, type PublishedHealth, type SafetyRule } from './types.js';
 
 const ruleLists = new Map<number, readonly SafetyRule[]>();
@@ -90,18 +90,7 @@ export class TickExplanations extends IndexedMap<Explanation> {
 
   private pid(i: number): Explanation['pid'] {
     const pid = this.snap.pid;
-    if (pid === undefined || Number.isNaN(pid.setpoint[i] as number)) return undefined;
-    return {
-      setpoint: pid.setpoint[i] as number,
-      measurement: pid.measurement[i] as number,
-      error: pid.error[i] as number,
-      p: pid.p[i] as number,
-      i: pid.i[i] as number,
-      d: pid.d[i] as number,
-      output: pid.output[i] as number,
-      multiplier: pid.multiplier[i] as number,
-      updated: pid.updated[i] === 1,
-    };
+    return pid === undefined ? undefined : pidStepAt(pid, i);
   }
 
   private ewma(i: number, serving: boolean): Explanation['ewma'] {

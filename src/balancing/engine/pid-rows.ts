@@ -47,24 +47,30 @@ export interface PidRows {
   /** ROW doubles per endpoint position. */
   readonly rows: Float64Array;
   /**
-   * Each endpoint's latest reported cpu (NaN: none), by position, for the PID's cpu steering. Kept
-   * here by whatever sets an endpoint's sample (noteSampleCpu), not read from the sample: a
-   * sample's cpu is a double field, and V8 boxed it into a new heap number on every read that
-   * tested it for undefined (one per steered endpoint per tick, bench/RESULTS.md, pid6).
+   * Each endpoint's merged sample as the PID reads it, by position: its cpu (NaN: none) at
+   * 2i + LATEST_CPU and its `at` (NaN: no sample) at 2i + LATEST_AT. Kept here by whatever sets an
+   * endpoint's sample (noteSample), not read from the sample: a sample's cpu is a double field,
+   * and V8 boxed it into a new heap number on every read that tested it for undefined (one per
+   * steered endpoint per tick, bench/RESULTS.md, pid6); and the sample object, allocated when it
+   * arrived, was a cache miss per controlled endpoint at 500 clusters × 20 (pid7).
    */
-  readonly cpu: Float64Array;
+  readonly latest: Float64Array;
 }
+
+export const LATEST_CPU = 0;
+export const LATEST_AT = 1;
 
 /** Rows for n endpoints, all fresh. */
 export function newPidRows(params: PidParams, n: number): PidRows {
   const rows = new Float64Array(n * ROW);
   for (let i = 0; i < n; i++) freshRow(rows, i, params);
-  return { params, rows, cpu: new Float64Array(n).fill(Number.NaN) };
+  return { params, rows, latest: new Float64Array(2 * n).fill(Number.NaN) };
 }
 
-/** Records endpoint i's merged sample's cpu (call whenever the endpoint's sample changes). */
-export function noteSampleCpu(p: PidRows, i: number, sample: Sample | undefined): void {
-  p.cpu[i] = sample?.cpu ?? Number.NaN;
+/** Records endpoint i's merged sample's cpu and time (call whenever the endpoint's sample changes). */
+export function noteSample(p: PidRows, i: number, sample: Sample | undefined): void {
+  p.latest[2 * i + LATEST_CPU] = sample?.cpu ?? Number.NaN;
+  p.latest[2 * i + LATEST_AT] = sample?.at ?? Number.NaN;
 }
 
 /** A new endpoint's row: no history, no step. */

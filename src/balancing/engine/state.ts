@@ -46,12 +46,19 @@ export interface EndpointState {
   operatorHealth: OperatorHealth | undefined;
   locality: string;
   capacity: number | undefined;
-  readonly tracker: HealthTracker;
+  /**
+   * The three below are created when first needed (a probe result, an ejection, a sample carrying
+   * rps): until then the endpoint is AVAILABLE, never ejected and has no error reading, which is
+   * what a fresh object would say, and a tick reads nothing more of it. At 500 clusters × 20
+   * endpoints each of these objects read per endpoint per tick was a cache miss (bench/RESULTS.md,
+   * pid7).
+   */
+  tracker: HealthTracker | undefined;
   /** The policy's EWMA (with exploration bonus). */
   ewma: EwmaLatency;
   /** Plain smoothed latency for the PID's latency metrics (no bonus). */
   latency: EwmaLatency;
-  readonly errors: ErrorWindow;
+  errors: ErrorWindow | undefined;
   /** Every field's latest value, merged across sources. */
   sample: Sample | undefined;
   /** When a field the policy steers on last arrived: the freshness reference. */
@@ -61,7 +68,7 @@ export interface EndpointState {
   seeded: boolean;
   /** First tick after seeding: the reference time for freshness until the first sample. */
   seededAt: number | undefined;
-  readonly ejection: EjectionState;
+  ejection: EjectionState | undefined;
 }
 
 /** The fleet outlier detector's memory of one endpoint. */

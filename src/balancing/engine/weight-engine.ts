@@ -67,7 +67,7 @@
 import { EwmaLatency } from '../ewma.js';
 import { HealthTracker, type HealthTransition } from '../health.js';
 import { pidParams, type PidParams } from '../pid.js';
-import { cell, copyRow, newPidRows, noteSampleCpu, PR_PENDING, PR_W, setCell, type PidRows } from './pid-rows.js';
+import { cell, copyRow, newPidRows, noteSample, PR_PENDING, PR_W, setCell, type PidRows } from './pid-rows.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { ErrorWindow } from './error-window.js';
@@ -78,7 +78,7 @@ import { policyParts, resolveEjection, resolveSafety, validateEndpoint, validate
 import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
 import { runEjection, runEjectionSteps } from './tick/ejection.js';
-import { newFrame, type Frame } from './tick/frame.js';
+import { newFrame, newTickScratch, type Frame } from './tick/frame.js';
 import { gateHealth, gateHealthSteps } from './tick/health-gate.js';
 import { joinAndScale, joinAndScaleSteps } from './tick/join.js';
 import { publish, publishSteps, type Published } from './tick/publish.js';
@@ -128,6 +128,8 @@ export class WeightEngine {
    * (the update reads the gains from whichever object the cluster has: bench/RESULTS.md, pid6).
    */
   private readonly sharedPidParams = new Map<string, PidParams>();
+  /** The vectors a cluster's tick uses only while it runs (tick/frame.ts), shared by every cluster's. */
+  private readonly scratch = newTickScratch();
 
   constructor(options: WeightEngineOptions = {}) {
     resolveSafety(options.safety); // validate early
@@ -301,16 +303,16 @@ export class WeightEngine {
       operatorHealth: ep.health,
       locality: ep.locality ?? '',
       capacity: ep.capacity,
-      tracker: carry?.tracker ?? new HealthTracker(this.healthOptions),
+      tracker: carry?.tracker,
       ewma: newEwma(policy, safety),
       latency: newPidLatency(safety),
-      errors: new ErrorWindow(ejection.errorWindowMs),
+      errors: undefined,
       sample: carry?.sample,
       steerAt: carry?.steerAt,
       lastProbe: carry?.lastProbe,
       seeded: carry?.seeded ?? false,
       seededAt: carry?.seededAt,
-      ejection: carry?.ejection ?? { until: undefined, reason: '', level: 0, count: 0, onProbation: false, releasedNow: false, releasedAt: undefined },
+      ejection: carry?.ejection,
     };
   }
 
@@ -367,7 +369,7 @@ export class WeightEngine {
     // another's fields, and count as fresh data only what the policy steers on: a stream of
     // rps-only load reports must not keep a CPU-driven weight "fresh" after the CPU reports stopped.
     e.sample = { ...e.sample, ...definedFields(sample), at: sample.at };
-    noteSampleCpu(c.pidRows, i, e.sample);
+    noteSample(c.pidRows, i, e.sample);
     if (steersOn(c.policy, sample)) {
       e.steerAt = sample.at;
       // The controller runs once per new one (tick/pid.ts).
@@ -377,7 +379,8 @@ export class WeightEngine {
       e.ewma.observe(sample.latencyMs, sample.at);
       e.latency.observe(sample.latencyMs, sample.at);
     }
-    e.errors.observe(sample.at, sample.rps, sample.errors);
+    // Samples without rps carry no error information (ErrorWindow.observe ignores them).
+    if (sample.rps !== undefined) (e.errors ??= new ErrorWindow(c.ejection.errorWindowMs)).observe(sample.at, sample.rps, sample.errors);
     return true;
   }
 
@@ -391,6 +394,7 @@ export class WeightEngine {
     const e = this.clusters.get(cluster)?.byKey.get(endpointKey);
     if (e === undefined) return undefined;
     e.lastProbe = result;
+    e.tracker ??= new HealthTracker(this.healthOptions);
     return e.tracker.observe(result.ok, result.at);
   }
 
@@ -530,7 +534,7 @@ export class WeightEngine {
 
   private frameFor(c: ClusterState, now: number): Frame {
     const dt = c.lastTickAt === undefined ? c.safety.tickMs : Math.max(0, now - c.lastTickAt);
-    return newFrame({ n: c.order.length, now, dt, policy: c.policy.kind, keys: c.keys, statics: c.statics }, c.frames.spare);
+    return newFrame({ n: c.order.length, now, dt, policy: c.policy.kind, keys: c.keys, statics: c.statics, scratch: this.scratch }, c.frames.spare);
   }
 
   private finishTick(c: ClusterState, f: Frame, out: Published, setpoint: number | undefined): ClusterTick {
@@ -618,7 +622,7 @@ const WEIGHTING_GAIN_DEFAULTS = { ki: 0 } as const;
  */
 function carryPidRows(order: readonly EndpointState[], existing: ClusterState | undefined, reset: boolean, params: PidParams): PidRows {
   const p = newPidRows(params, order.length);
-  order.forEach((e, i) => noteSampleCpu(p, i, e.sample));
+  order.forEach((e, i) => noteSample(p, i, e.sample));
   if (existing === undefined) return p;
   const old = existing.pidRows.rows;
   order.forEach((e, i) => {

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
 import { ArrayMap, sameEntries } from '../../../src/balancing/engine/indexed-map.js';
-import { newFrame, takeEwmaFrame, takePidFrame, takeUtil, type Frame, type PidFrame } from '../../../src/balancing/engine/tick/frame.js';
+import { newFrame, S_SETPOINT, S_UPDATED, STEP_SLOTS, takeEwmaFrame, takePidFrame, takeUtil, type Frame, type PidFrame } from '../../../src/balancing/engine/tick/frame.js';
 import type { ClusterTick, EngineEndpoint, Explanation } from '../../../src/balancing/engine/types.js';
 
 const eps = (n: number): EngineEndpoint[] => Array.from({ length: n }, (_, i) => ({ key: `10.0.0.${i + 1}:80`, weight: 1 + (i % 3), locality: `z${i % 2}` }));
@@ -53,10 +53,10 @@ describe('WeightEngine: recycled tick frames', () => {
     expect(recycled.generation).toBe(1);
     expect(recycled.stepTicks).toEqual(fresh.stepTicks);
     expect([recycled.now, recycled.keys, recycled.failStatic, recycled.ejections, recycled.util, recycled.pid]).toEqual([2_000, next.keys, false, undefined, undefined, undefined]);
-    // The PID vectors are read only where setpoint is set, and the PID stage writes every one of
-    // them where it sets it (scratch is never read before written): setpoint and updated are reset.
-    const rowMarkers = (p: PidFrame): object => ({ setpoint: p.setpoint, updated: p.updated });
-    expect(rowMarkers(takePidFrame(recycled))).toEqual(rowMarkers(takePidFrame(fresh)));
+    // The PID's steps are read only where setpoint is set, and the PID stage writes every slot of
+    // a stride where it sets it: setpoint and updated are reset.
+    const markers = (p: PidFrame): number[] => [...p.steps].filter((_, k) => k % STEP_SLOTS === S_SETPOINT || k % STEP_SLOTS === S_UPDATED);
+    expect(markers(takePidFrame(recycled))).toEqual(markers(takePidFrame(fresh)));
     expect(takeEwmaFrame(recycled)).toEqual(takeEwmaFrame(fresh));
     expect(takeUtil(recycled)).toEqual(takeUtil(fresh));
     // A frame of another size is not reused.
@@ -79,6 +79,35 @@ describe('WeightEngine: recycled tick frames', () => {
         if (t >= 2) expect(owned.length).toBeGreaterThanOrEqual(15);
         expect(snapshot(drive(dirty, 9, 1, t)[0] as ClusterTick)).toEqual(snapshot(drive(clean, 9, 1, t)[0] as ClusterTick));
       }
+    }
+  });
+});
+
+describe('WeightEngine: tick scratch shared by clusters', () => {
+  it('a cluster ticks the same beside clusters of other sizes and policies as alone', () => {
+    const policies = { a: { kind: 'pid', setpoint: 'mean', metric: 'cpu' }, b: { kind: 'blend', parts: { pid: 0.5, ewma: 0.5 } }, c: { kind: 'pid', setpoint: 0.5, metric: 'cpu' } } as const;
+    const sizes = { a: 4, b: 30, c: 11 };
+    const names = ['a', 'b', 'c'] as const;
+    const together = new WeightEngine();
+    const alone = names.map(() => new WeightEngine());
+    names.forEach((name, k) => {
+      for (const e of [together, alone[k] as WeightEngine]) e.setCluster(name, eps(sizes[name]), policies[name]);
+    });
+    for (let t = 0; t < 8; t++) {
+      const now = (t + 1) * 1_000;
+      names.forEach((name, k) => {
+        // Uneven reports, and some endpoints silent on some ticks (steered sets differ per tick).
+        for (let i = 0; i < sizes[name]; i++) {
+          if ((i + t) % 4 === 3) continue;
+          const sample = { at: now, cpu: 0.1 + ((i * 5 + t * 3 + k) % 9) / 10, latencyMs: 5 + i, rps: 20 + i };
+          for (const e of [together, alone[k] as WeightEngine]) e.observeSample(name, `10.0.0.${i + 1}:80`, sample);
+        }
+      });
+      const all = together.tick(now);
+      names.forEach((name, k) => {
+        const own = (alone[k] as WeightEngine).tick(now).clusters.get(name) as ClusterTick;
+        expect(snapshot(all.clusters.get(name) as ClusterTick)).toEqual(snapshot(own));
+      });
     }
   });
 });

@@ -97,6 +97,23 @@ describe('WeightEngine: health gate', () => {
     expect(back.explanations.get(key(0))?.rules).toContain('joined');
   });
 
+  it('seeding an endpoint out of rotation: its health changes when it returns, not before', () => {
+    const engine = new WeightEngine({ health: { baseBackoffMs: 1_000 } });
+    engine.setCluster('svc', eps(1, 1, 1), { kind: 'static' });
+    for (const at of [1_000, 2_000, 3_000]) engine.observeProbe('svc', key(2), { ok: false, at });
+    expect(cluster(engine, 3_500).health.get(key(2))).toBe('UNHEALTHY');
+    expect(cluster(engine, 4_500).changed).toBe(false);
+    // A seed marks it as having served (its held weights), which it did not: still no change.
+    engine.seedWeights('svc', new Map([[key(2), 5]]));
+    const held = cluster(engine, 4_600);
+    expect([held.health.get(key(2)), held.changed]).toEqual(['UNHEALTHY', false]);
+    // Back (three successes after the backoff) right after another seed: a change, published HEALTHY.
+    for (const at of [5_000, 5_100, 5_200]) engine.observeProbe('svc', key(2), { ok: true, at });
+    engine.seedWeights('svc', new Map([[key(2), 5]]));
+    const back = cluster(engine, 5_500);
+    expect([back.health.get(key(2)), back.changed]).toEqual(['HEALTHY', true]);
+  });
+
   it('never publishes an all-unhealthy cluster: fail static when every probe fails', () => {
     const engine = new WeightEngine();
     engine.setCluster('svc', eps(1, 3), PID);

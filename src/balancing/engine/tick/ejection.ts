@@ -18,7 +18,7 @@
  * endpoint that never recovered is retried at the same pace, a flapping one less and less often.
  * It returns to zero after maxEjectionMs without an ejection.
  */
-import type { ErrorReading } from '../error-window.js';
+import { NO_READING, type ErrorReading } from '../error-window.js';
 import type { EndpointState, EjectionState } from '../state.js';
 import { isOperatorDisabled } from '../stages.js';
 import type { EjectionSettings } from '../types.js';
@@ -108,7 +108,8 @@ function stdev(xs: readonly number[]): number {
 
 /** Whether the operator and the probes let the endpoint serve (the outlier detector judges only those). */
 function inRotation(e: EndpointState, now: number): boolean {
-  return !isOperatorDisabled(e.operatorHealth) && e.tracker.state(now) === 'AVAILABLE';
+  // Nobody probed it (no tracker yet): AVAILABLE.
+  return !isOperatorDisabled(e.operatorHealth) && (e.tracker === undefined || e.tracker.state(now) === 'AVAILABLE');
 }
 
 /**
@@ -131,7 +132,7 @@ export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: Ej
 /** Ejects the outliers among the readings. */
 function judge(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, t: Readings): void {
   if (!s.enabled || t.readings === undefined) return;
-  for (const v of judgeOutliers(t.readings, f.n, t.ejected, s)) eject((eps[v.index] as EndpointState).ejection, v.reason, f.now, s);
+  for (const v of judgeOutliers(t.readings, f.n, t.ejected, s)) eject(eps[v.index] as EndpointState, v.reason, f.now, s);
   for (let i = 0; i < f.n; i++) if ((f.errorRate[i] as number) > 1) f.errorRate[i] = 1;
 }
 
@@ -151,13 +152,14 @@ function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings,
     // What the explanations show of the inputs, taken here: one pass over the states, not two.
     f.samples[i] = e.sample;
     f.probeLatency[i] = e.lastProbe?.latencyMs;
-    release(e.ejection, e, f.now, s);
-    const reading = e.errors.reading(f.now);
+    const j = e.ejection;
+    if (j !== undefined) release(j, e, f.now, s);
+    const reading = e.errors === undefined ? NO_READING : e.errors.reading(f.now);
     f.errorRate[i] = reading.rate;
-    if (e.ejection.until !== undefined) ejected++;
+    if (j?.until !== undefined) ejected++;
     else if (reading.requests > 0 || reading.lastRequests > 0) {
       if (!inRotation(e, f.now)) continue;
-      noteRecovery(e.ejection, reading, s);
+      if (j !== undefined) noteRecovery(j, reading, s);
       readings ??= new Array<undefined>(f.n).fill(undefined);
       readings[i] = reading;
     }
@@ -173,7 +175,7 @@ function release(j: EjectionState, e: EndpointState, now: number, s: EjectionSet
     j.onProbation = true;
     j.releasedNow = true;
     j.releasedAt = now;
-    e.errors.reset();
+    e.errors?.reset();
   }
   if (j.until === undefined && j.level > 0 && j.releasedAt !== undefined && now - j.releasedAt >= s.maxEjectionMs) j.level = 0;
 }
@@ -183,7 +185,9 @@ function noteRecovery(j: EjectionState, r: ErrorReading, s: EjectionSettings): v
   if (j.onProbation && r.requests >= s.minRequests && r.rate < s.failureRatio / 2) j.onProbation = false;
 }
 
-function eject(j: EjectionState, reason: string, now: number, s: EjectionSettings): void {
+function eject(e: EndpointState, reason: string, now: number, s: EjectionSettings): void {
+  e.ejection ??= { until: undefined, reason: '', level: 0, count: 0, onProbation: false, releasedNow: false, releasedAt: undefined };
+  const j = e.ejection;
   const relapse = j.count > 0 && !j.onProbation;
   if (relapse) j.level++;
   const ms = Math.min(s.maxEjectionMs, s.baseEjectionMs * 2 ** j.level);

@@ -4,7 +4,7 @@
  * also the tick's record. Parallel arrays keep a 10,000-endpoint tick free of per-endpoint objects.
  */
 import type { HealthState } from '../../health.js';
-import { SAFETY_RULES, type Freshness, type PolicyKind, type PublishedHealth, type Sample, type SafetyRule } from '../types.js';
+import { SAFETY_RULES, type Explanation, type Freshness, type PolicyKind, type PublishedHealth, type Sample, type SafetyRule } from '../types.js';
 
 export const FRESHNESS_CODES = ['fresh', 'stale', 'expired', 'none'] as const satisfies readonly Freshness[];
 export const F_FRESH = 0;
@@ -31,21 +31,62 @@ export function ruleBit(rule: SafetyRule): number {
  * the 13 MB a 1×100,000 PID tick allocated (bench/RESULTS.md, pid6).
  */
 
+/**
+ * The PID's record of a tick's steps, one stride of STEP_SLOTS doubles per endpoint position in
+ * PidFrame.steps. One contiguous array, not a vector per field: at 500 clusters × 20 endpoints a
+ * cluster's frame is cold when its tick starts (two ticks old), and nine short vectors were nine
+ * separate streams of cache misses where one stride is one (bench/RESULTS.md, pid7).
+ */
+/** The step's setpoint; NaN: no PID step for this endpoint in this tick (the rest of its stride is unset). */
+export const S_SETPOINT = 0;
+export const S_MEASUREMENT = 1;
+export const S_P = 2;
+export const S_I = 3;
+export const S_D = 4;
+export const S_OUTPUT = 5;
+export const S_MULTIPLIER = 6;
+/** 1 when the controller ran in this tick (else NaN). */
+export const S_UPDATED = 7;
+export const STEP_SLOTS = 8;
+
 export interface PidFrame {
-  /** NaN: no PID step yet. */
-  readonly setpoint: number[];
-  readonly measurement: number[];
-  readonly error: number[];
-  readonly p: number[];
-  readonly i: number[];
-  readonly d: number[];
-  readonly output: number[];
-  readonly multiplier: number[];
-  readonly updated: number[];
-  /** Scratch for the PID stage (not explanations): steered positions, their readings and measurements. */
-  readonly steerIdx: number[];
-  readonly steerBase: number[];
-  readonly steerM: number[];
+  /** STEP_SLOTS per endpoint (S_* above); all NaN until the PID stage writes them. */
+  readonly steps: Float64Array;
+}
+
+/**
+ * Vectors a cluster's tick writes and reads only while it runs (no explanation reads them), one
+ * set per engine shared by all its clusters' ticks, at least as long as the largest cluster. An
+ * engine runs one cluster's tick at a time (a tick in steps is completed before another starts),
+ * so they are never shared by two ticks in flight. Shared rather than per frame: at 500 clusters ×
+ * 20 endpoints a cluster's frame is two ticks old, out of cache, when its tick starts, while these
+ * stay hot from the previous cluster's tick (bench/RESULTS.md, pid7).
+ */
+export interface TickScratch {
+  /** Internal weight before this tick (serving endpoints). */
+  prevW: number[];
+  /** The step limit's ticks' worth of movement (tick/clamps.ts); reset to 1 per tick. */
+  stepTicks: number[];
+  /** The PID stage's steered positions, their readings and measurements. */
+  steerIdx: number[];
+  steerBase: number[];
+  steerM: number[];
+}
+
+export function newTickScratch(): TickScratch {
+  return { prevW: [], stepTicks: [], steerIdx: [], steerBase: [], steerM: [] };
+}
+
+/** The scratch, each vector at least n long (grown as a new filled vector: never holey). */
+function fitScratch(s: TickScratch, n: number): TickScratch {
+  if (s.prevW.length < n) {
+    s.prevW = filled(n);
+    s.stepTicks = filled(n, 1);
+    s.steerIdx = filled(n);
+    s.steerBase = filled(n);
+    s.steerM = filled(n);
+  }
+  return s;
 }
 
 export interface EwmaFrame {
@@ -67,13 +108,20 @@ export interface Frame {
   readonly healthCode: number[];
   /** 1: in rotation this tick. */
   readonly serving: number[];
+  /**
+   * How many endpoints serve where they did not last tick or the reverse, per the held weights'
+   * HW_SERVED (NaN: unknown); set by the health gate. Equals the count of differences from the last
+   * tick's serving vector unless the cluster is dirty (setCluster, seedWeights and imports write
+   * HW_SERVED): tick/publish.ts decide.
+   */
+  servingMoved: number;
   readonly rules: number[];
   readonly freshness: number[];
   /** Age of the steering data, ms; NaN: none. */
   readonly age: number[];
   /** Static weight × cluster scale: the decay target and the unit of floor and ceiling. */
   readonly fair: number[];
-  /** Internal weight before this tick (serving endpoints). */
+  /** Internal weight before this tick (serving endpoints): the engine's scratch, valid during the tick only. */
   readonly prevW: number[];
   /** Published weight before this tick. */
   readonly prevPub: number[];
@@ -90,6 +138,8 @@ export interface Frame {
    * once per report, with reports every k ticks, may move k ticks' worth at once (see clamps.ts).
    */
   readonly stepTicks: number[];
+  /** The engine's tick scratch (prevW and stepTicks are two of its vectors). */
+  readonly scratch: TickScratch;
   /** NaN: not steered by the PID. */
   util: number[] | undefined;
   pid: PidFrame | undefined;
@@ -102,8 +152,13 @@ export interface Frame {
    * frames per cluster and alternates): explanations refuse to read a frame that moved on.
    */
   readonly generation: number;
-  /** The PID, EWMA and utilization vectors of the frame's previous use, kept for reuse. */
-  spares: { pid: PidFrame | undefined; ewma: EwmaFrame | undefined; util: number[] | undefined };
+  /**
+   * The PID, EWMA and utilization vectors of the frame's previous use, kept for reuse: fields of
+   * the frame rather than an object of their own (one cold object fewer per cluster tick).
+   */
+  sparePid: PidFrame | undefined;
+  spareEwma: EwmaFrame | undefined;
+  spareUtil: number[] | undefined;
   /** Per endpoint: the ejection in force (reason, until, count); allocated at the first one. */
   ejections: ({ reason: string; until: number; count: number } | undefined)[] | undefined;
   failStatic: boolean;
@@ -125,7 +180,7 @@ export function filled(n: number, value = 0): number[] {
 const NONE: ReadonlyMap<string, never> = new Map<string, never>();
 
 /** What a tick knows before its stages run. */
-export type FrameInit = Pick<Frame, 'n' | 'now' | 'dt' | 'policy' | 'keys' | 'statics'>;
+export type FrameInit = Pick<Frame, 'n' | 'now' | 'dt' | 'policy' | 'keys' | 'statics'> & { readonly scratch?: TickScratch };
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -138,6 +193,8 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export function newFrame(init: FrameInit, recycled?: Frame): Frame {
   if (recycled !== undefined && recycled.n === init.n) return resetFrame(recycled as Mutable<Frame>, init);
   const { n } = init;
+  const scratch = fitScratch(init.scratch ?? newTickScratch(), n);
+  fillTo(scratch.stepTicks, 1, n);
   // Every property written here in one literal (no spread), so all frames share one shape.
   return {
     n,
@@ -150,16 +207,18 @@ export function newFrame(init: FrameInit, recycled?: Frame): Frame {
     probeLatency: new Array<undefined>(n).fill(undefined),
     age: filled(n),
     fair: filled(n),
-    prevW: filled(n),
+    prevW: scratch.prevW,
     prevPub: filled(n),
     raw: filled(n),
     cand: filled(n),
     pub: filled(n),
     errorRate: filled(n, Number.NaN),
-    stepTicks: filled(n, 1),
+    stepTicks: scratch.stepTicks,
+    scratch,
     rules: filled(n),
     healthCode: filled(n),
     serving: filled(n),
+    servingMoved: Number.NaN,
     freshness: filled(n),
     util: undefined,
     pid: undefined,
@@ -169,7 +228,9 @@ export function newFrame(init: FrameInit, recycled?: Frame): Frame {
     weights: NONE,
     health: NONE,
     generation: 0,
-    spares: { pid: undefined, ewma: undefined, util: undefined },
+    sparePid: undefined,
+    spareEwma: undefined,
+    spareUtil: undefined,
   };
 }
 
@@ -183,10 +244,14 @@ function resetFrame(f: Mutable<Frame>, init: FrameInit): Frame {
   // probeLatency, errorRate; the gate: serving, rules, healthCode; the join pass: fair, age,
   // freshness, prevPub; publish: pub) or read it only where they wrote it (prevW, raw, cand: serving
   // endpoints). Resetting 17 vectors was a fifth of a static tick at 100,000 endpoints (profile).
-  // fill, not a loop: this runs once per tick, and a loop here was optimized on-stack and then
-  // deoptimized by the code after it on every tick at 1×100,000 (tick/pid.ts sumOf).
-  f.stepTicks.fill(1);
-  f.spares = { pid: f.pid ?? f.spares.pid, ewma: f.ewma ?? f.spares.ewma, util: f.util ?? f.spares.util };
+  const scratch = fitScratch(init.scratch ?? f.scratch, f.n);
+  f.scratch = scratch;
+  f.prevW = scratch.prevW;
+  f.stepTicks = scratch.stepTicks;
+  fillTo(f.stepTicks, 1, f.n);
+  f.sparePid = f.pid ?? f.sparePid;
+  f.spareEwma = f.ewma ?? f.spareEwma;
+  f.spareUtil = f.util ?? f.spareUtil;
   f.util = f.pid = f.ewma = f.ejections = undefined;
   f.failStatic = false;
   f.weights = NONE;
@@ -197,22 +262,19 @@ function resetFrame(f: Mutable<Frame>, init: FrameInit): Frame {
 
 /** The frame's utilization vector (all NaN), reusing its spare. */
 export function takeUtil(f: Frame): number[] {
-  const spare = f.spares.util;
-  f.spares.util = undefined;
-  f.util = spare === undefined ? filled(f.n, Number.NaN) : spare.fill(Number.NaN);
+  const spare = f.spareUtil;
+  f.spareUtil = undefined;
+  f.util = spare === undefined ? filled(f.n, Number.NaN) : fillTo(spare, Number.NaN, f.n);
   return f.util;
 }
 
 /** The frame's PID vectors (reset), reusing its spare. */
 export function takePidFrame(f: Frame): PidFrame {
-  const spare = f.spares.pid;
-  f.spares.pid = undefined;
+  const spare = f.sparePid;
+  f.sparePid = undefined;
   if (spare === undefined) f.pid = newPidFrame(f.n);
   else {
-    // Only what tells a row apart: explanations read the other vectors only where setpoint is set,
-    // and the PID stage writes all of them wherever it sets it.
-    spare.updated.fill(0);
-    spare.setpoint.fill(Number.NaN);
+    unsetSteps(spare.steps, f.n);
     f.pid = spare;
   }
   return f.pid;
@@ -220,32 +282,63 @@ export function takePidFrame(f: Frame): PidFrame {
 
 /** The frame's EWMA vectors (reset), reusing its spare. */
 export function takeEwmaFrame(f: Frame): EwmaFrame {
-  const spare = f.spares.ewma;
-  f.spares.ewma = undefined;
+  const spare = f.spareEwma;
+  f.spareEwma = undefined;
   if (spare === undefined) f.ewma = newEwmaFrame(f.n);
   else {
-    spare.estimate.fill(Number.NaN);
-    for (const a of [spare.bonus, spare.samples, spare.weight]) a.fill(0);
+    fillTo(spare.estimate, Number.NaN, f.n);
+    fillTo(spare.bonus, 0, f.n);
+    fillTo(spare.samples, 0, f.n);
+    fillTo(spare.weight, 0, f.n);
     f.ewma = spare;
   }
   return f.ewma;
 }
 
-export function newPidFrame(n: number): PidFrame {
+/*
+ * Resets by loops in functions of their own, not Array.prototype.fill: fill is a C++ builtin,
+ * ~0.2 µs a call whatever the length, and a 20-endpoint cluster's tick made three (~4% of it,
+ * bench/RESULTS.md, pid7). Each function ends with its loop, so the on-stack optimization of a
+ * 100,000-long loop is not deoptimized by code after it (tick/pid.ts sumOf).
+ */
+
+/** a[0..n) ← value; returns a. */
+export function fillTo(a: number[], value: number, n: number): number[] {
+  for (let i = 0; i < n; i++) a[i] = value;
+  return a;
+}
+
+/** Unsets the steps of n endpoints: only what tells a stride apart (explanations read the rest only where setpoint is set, and the PID stage writes all of it wherever it sets that). */
+function unsetSteps(steps: Float64Array, n: number): void {
+  for (let o = 0; o < n * STEP_SLOTS; o += STEP_SLOTS) {
+    steps[o + S_SETPOINT] = Number.NaN;
+    steps[o + S_UPDATED] = Number.NaN;
+  }
+}
+
+/** Endpoint i's PID step as its explanation shows it; undefined when the PID did not step it this tick. */
+export function pidStepAt(pf: PidFrame, i: number): Explanation['pid'] {
+  const steps = pf.steps;
+  const o = i * STEP_SLOTS;
+  const setpoint = steps[o + S_SETPOINT] as number;
+  if (Number.isNaN(setpoint)) return undefined;
+  const measurement = steps[o + S_MEASUREMENT] as number;
   return {
-    setpoint: filled(n, Number.NaN),
-    measurement: filled(n),
-    error: filled(n),
-    p: filled(n),
-    i: filled(n),
-    d: filled(n),
-    output: filled(n),
-    multiplier: filled(n),
-    updated: filled(n),
-    steerIdx: filled(n),
-    steerBase: filled(n),
-    steerM: filled(n),
+    setpoint,
+    measurement,
+    // Bit for bit the step's error (pid.ts computes it so): not kept in the frame.
+    error: setpoint - measurement,
+    p: steps[o + S_P] as number,
+    i: steps[o + S_I] as number,
+    d: steps[o + S_D] as number,
+    output: steps[o + S_OUTPUT] as number,
+    multiplier: steps[o + S_MULTIPLIER] as number,
+    updated: steps[o + S_UPDATED] === 1,
   };
+}
+
+export function newPidFrame(n: number): PidFrame {
+  return { steps: new Float64Array(n * STEP_SLOTS).fill(Number.NaN) };
 }
 
 export function newEwmaFrame(n: number): EwmaFrame {

@@ -26,14 +26,14 @@ export interface ScaleSums {
 
 /** Returns the continuing endpoints' sums. */
 export function gateHealth(f: Frame, eps: readonly EndpointState[], held: Float64Array): ScaleSums {
-  const t: GateTally = { eligible: 0, serving: 0, weights: 0, statics: 0 };
+  const t: GateTally = { eligible: 0, serving: 0, moved: 0, weights: 0, statics: 0 };
   gateRange(f, { eps, held }, 0, f.n, t);
   return failStaticOrNot(f, { eps, held }, t);
 }
 
 /** gateHealth in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* gateHealthSteps(f: Frame, eps: readonly EndpointState[], held: Float64Array, chunk: number): Generator<void, ScaleSums, void> {
-  const t: GateTally = { eligible: 0, serving: 0, weights: 0, statics: 0 };
+  const t: GateTally = { eligible: 0, serving: 0, moved: 0, weights: 0, statics: 0 };
   const states = { eps, held };
   yield* inChunks(f.n, chunk, (from, to) => gateRange(f, states, from, to, t));
   return failStaticOrNot(f, states, t);
@@ -54,6 +54,8 @@ function continuing(held: Float64Array, i: number): number {
 interface GateTally {
   eligible: number;
   serving: number;
+  /** Endpoints whose serving differs from what they did last tick (held-weights.ts HW_SERVED). */
+  moved: number;
   weights: number;
   statics: number;
 }
@@ -62,8 +64,12 @@ interface GateTally {
 function gateRange(f: Frame, g: GateStates, from: number, to: number, t: GateTally): void {
   const { eps, held } = g;
   // Tallies in locals, written back once (not a field update per endpoint in the hot loop).
-  let { eligible, serving, weights, statics } = t;
+  let { eligible, serving, moved, weights, statics } = t;
   for (let i = from; i < to; i++) {
+    // Those whose serving changed since last tick: each that served then counts here, and the
+    // serving branch below takes it back (or counts a newcomer). Publish uses the count instead of
+    // comparing with the last tick's serving vector, cold by then (tick/publish.ts decide).
+    if (held[i * HW_ROW + HW_SERVED] === 1) moved++;
     const e = eps[i] as EndpointState;
     // The first stage to mark rules, so it starts each endpoint's (the frame is recycled unreset).
     f.rules[i] = 0;
@@ -74,16 +80,20 @@ function gateRange(f: Frame, g: GateStates, from: number, to: number, t: GateTal
       continue;
     }
     eligible++;
-    const st = e.tracker.state(f.now);
-    f.healthCode[i] = HEALTH_CODES.indexOf(st);
+    // Nobody probed it (no tracker yet): AVAILABLE.
+    const st = e.tracker === undefined ? 'AVAILABLE' : e.tracker.state(f.now);
+    // The common case without a search (HEALTH_CODES[0] is AVAILABLE).
+    f.healthCode[i] = st === 'AVAILABLE' ? 0 : HEALTH_CODES.indexOf(st);
+    const j = e.ejection;
     if (st !== 'AVAILABLE') mark(f, i, R_PROBE);
-    else if (e.ejection.until !== undefined) {
+    else if (j?.until !== undefined) {
       mark(f, i, R_EJECTED);
       f.ejections ??= new Array<undefined>(f.n).fill(undefined);
-      f.ejections[i] = { reason: e.ejection.reason, until: e.ejection.until, count: e.ejection.count };
+      f.ejections[i] = { reason: j.reason, until: j.until, count: j.count };
     } else {
       f.serving[i] = 1;
       serving++;
+      moved += held[i * HW_ROW + HW_SERVED] === 1 ? -1 : 1;
       const w = continuing(held, i);
       if (isSet(w)) {
         weights += w;
@@ -93,6 +103,7 @@ function gateRange(f: Frame, g: GateStates, from: number, to: number, t: GateTal
   }
   t.eligible = eligible;
   t.serving = serving;
+  t.moved = moved;
   t.weights = weights;
   t.statics = statics;
 }
@@ -102,6 +113,8 @@ function failStaticOrNot(f: Frame, g: GateStates, t: GateTally): ScaleSums {
   let { weights, statics } = t;
   const { eligible, serving } = t;
   f.failStatic = eligible > 0 && serving === 0;
+  // Failing static changes who serves below: unknown (publish compares).
+  f.servingMoved = f.failStatic ? Number.NaN : t.moved;
   if (!f.failStatic) return { weights, statics };
   for (let i = 0; i < f.n; i++) {
     if (f.healthCode[i] === H_DISABLED) continue;

@@ -68,7 +68,7 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
       setCell(r.pidRows.rows, i, PR_W, UNSET);
       held[o + HW_PUB] = fair;
     } else if (f.failStatic || held[o + HW_SERVED] !== 1 || !isSet(held[o + HW_W] as number)) {
-      const probation = r.adaptive && e.ejection.releasedNow && !f.failStatic;
+      const probation = r.adaptive && e.ejection?.releasedNow === true && !f.failStatic;
       const w = probation ? fair * PROBATION_SHARE : fair;
       held[o + HW_W] = held[o + HW_PUB] = w;
       setCell(r.pidRows.rows, i, PR_W, w);

@@ -15,10 +15,30 @@
 import { isSet, valueOr, type ClusterState, type EndpointState } from '../state.js';
 import { utilizations } from '../stages.js';
 import type { Sample, UtilizationMetric } from '../types.js';
-import { F_FRESH, filled, mark, ruleBit, takePidFrame, takeUtil, type Frame, type PidFrame } from './frame.js';
+import {
+  F_FRESH,
+  filled,
+  mark,
+  ruleBit,
+  S_D,
+  S_I,
+  S_MEASUREMENT,
+  S_MULTIPLIER,
+  S_OUTPUT,
+  S_P,
+  S_SETPOINT,
+  S_UPDATED,
+  STEP_SLOTS,
+  takePidFrame,
+  takeUtil,
+  type Frame,
+  type PidFrame,
+} from './frame.js';
 import { inChunks } from './chunks.js';
 import { OUT_D, OUT_I, OUT_OUTPUT, OUT_P, PID_INPUT_SLOTS, PID_OUTPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
 import {
+  LATEST_AT,
+  LATEST_CPU,
   PR_D,
   PR_PENDING,
   PR_I,
@@ -86,7 +106,7 @@ interface Steered {
   /** Latency excess and error penalty, per steered endpoint (utilization units). */
   readonly latency: number[];
   readonly errors: number[];
-  /** The smoothed measurements are already in the PID frame's steerM (steeredOnCpu measures as it goes). */
+  /** The smoothed measurements are already in the tick scratch's steerM (steeredOnCpu measures as it goes). */
   readonly measured: boolean;
 }
 
@@ -108,7 +128,7 @@ export function* runPid(c: ClusterState, f: Frame, x: number[], chunk: number): 
   const m = aim.next > 0 ? aim.prev / aim.next : 1;
   for (let from = 0; from < k; from += chunk) {
     if (k > chunk) yield;
-    normalizeRange(c, { idx: aim.st.idx, targets: aim.pf.steerM, x, m }, from, Math.min(k, from + chunk));
+    normalizeRange(c, { idx: aim.st.idx, targets: f.scratch.steerM, x, m }, from, Math.min(k, from + chunk));
   }
   return aim.setpoint;
 }
@@ -120,7 +140,7 @@ export function runPidWhole(c: ClusterState, f: Frame, x: number[]): number | un
   const aim = aimAt(c, f, begun);
   if (aim === undefined) return undefined;
   controlRange(c, f, aim, 0, aim.st.k);
-  normalizeRange(c, { idx: aim.st.idx, targets: aim.pf.steerM, x, m: aim.next > 0 ? aim.prev / aim.next : 1 }, 0, aim.st.k);
+  normalizeRange(c, { idx: aim.st.idx, targets: f.scratch.steerM, x, m: aim.next > 0 ? aim.prev / aim.next : 1 }, 0, aim.st.k);
   return aim.setpoint;
 }
 
@@ -134,7 +154,7 @@ interface Begun {
 function beginSteering(c: ClusterState, f: Frame, x: number[]): Begun {
   takeUtil(f);
   const pf = takePidFrame(f);
-  return c.pidConfig.metric === 'cpu' ? { pf, on: steerOnCpu(c, f, pf), st: undefined } : { pf, on: undefined, st: steered(c, f, x) };
+  return c.pidConfig.metric === 'cpu' ? { pf, on: steerOnCpu(c, f), st: undefined } : { pf, on: undefined, st: steered(c, f, x) };
 }
 
 /** What the control passes need: the steered endpoints, setpoint, low-load hold, and the running sums. */
@@ -150,10 +170,10 @@ interface Aim {
 /** Measures the steered endpoints and sets the setpoint; undefined when none is steered. */
 function aimAt(c: ClusterState, f: Frame, b: Begun): Aim | undefined {
   const { pf, on } = b;
-  const st = on !== undefined ? { k: on.k, idx: pf.steerIdx, base: pf.steerBase, latency: NO_TERMS, errors: on.errors, measured: true } : (b.st as Steered);
+  const st = on !== undefined ? { k: on.k, idx: f.scratch.steerIdx, base: f.scratch.steerBase, latency: NO_TERMS, errors: on.errors, measured: true } : (b.st as Steered);
   const k = st.k;
   if (k === 0) return undefined;
-  const sm = measure(c, f, st, pf.steerM);
+  const sm = measure(c, f, st, f.scratch.steerM);
   let setpoint: number;
   if (c.pidConfig.setpoint === 'mean') setpoint = sumOf(sm, k) / k;
   else setpoint = c.pidConfig.setpoint;
@@ -185,7 +205,7 @@ function normalizeRange(c: ClusterState, n: { idx: number[]; targets: number[]; 
 
 function controlRange(c: ClusterState, f: Frame, aim: Aim, from: number, to: number): void {
   const { pf, st } = aim;
-  const sm = pf.steerM;
+  const sm = f.scratch.steerM;
   const rows = c.pidRows.rows;
   // Sums in locals, written back once: not a field update per endpoint in the hot loop.
   let prevSum = aim.prev;
@@ -231,24 +251,23 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
 
 /**
  * `steered` for the common metric, cpu as reported, without per-tick vectors: positions and
- * readings go into the PID frame's scratch vectors (at 100,000 endpoints the general path built
+ * readings go into the engine's tick scratch (tick/frame.ts; at 100,000 endpoints the general path built
  * five vectors of up to n entries per tick), by index range (steerRange), `k` counting them.
  */
 interface CpuSteering {
-  readonly pf: PidFrame;
   /** Whether any error term applies, from the frame alone, so the one pass can measure too. */
   readonly errors: number[];
   k: number;
 }
 
-function steerOnCpu(c: ClusterState, f: Frame, pf: PidFrame): CpuSteering {
-  return { pf, errors: c.errorPenalty > 0 && anyErrorRate(f) ? filled(f.n) : NO_TERMS, k: 0 };
+function steerOnCpu(c: ClusterState, f: Frame): CpuSteering {
+  return { errors: c.errorPenalty > 0 && anyErrorRate(f) ? filled(f.n) : NO_TERMS, k: 0 };
 }
 
 function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: { from: number; to: number }): void {
-  const { steerIdx: idx, steerBase: base, steerM: sm } = on.pf;
+  const { steerIdx: idx, steerBase: base, steerM: sm } = f.scratch;
   const errors = on.errors;
-  const { rows, cpu: cpuRow } = c.pidRows;
+  const { rows, latest } = c.pidRows;
   const terms: Terms = { base, latency: NO_TERMS, errors };
   let k = on.k;
   for (let i = r.from; i < r.to; i++) {
@@ -256,7 +275,7 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
     x[i] = valueOr(rows[i * ROW + PR_W] as number, 0);
     if (f.freshness[i] !== F_FRESH) continue;
     // The tick's sample's cpu (pid-rows.ts): no EndpointState or sample object read here.
-    const cpu = cpuRow[i] as number;
+    const cpu = latest[2 * i + LATEST_CPU] as number;
     if (cpu !== cpu) continue;
     idx[k] = i;
     base[k] = cpu;
@@ -381,7 +400,7 @@ const INPUT = new Float64Array(PID_INPUT_SLOTS);
  */
 function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   const { rows, params } = c.pidRows;
-  const sm = aim.pf.steerM;
+  const sm = f.scratch.steerM;
   const i = aim.st.idx[j] as number;
   const o = i * ROW;
   const pidW = valueOr(rows[o + PR_W] as number, 0);
@@ -392,7 +411,8 @@ function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   }
   const measurement = sm[j] as number;
   const setpoint = aim.setpoint;
-  const now = (f.samples[i] as Sample).at;
+  // The tick's sample's time (pid-rows.ts), not read from the sample object.
+  const now = c.pidRows.latest[2 * i + LATEST_AT] as number;
   rows[o + PR_PENDING] = 0;
   const lastControlAt = rows[o + PR_LAST_CONTROL_AT] as number;
   // A gap longer than staleAfterMs means the controller's history no longer describes the endpoint.
@@ -403,7 +423,7 @@ function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   INPUT[2] = now;
   updatePidMemoryFrom(rows, o + PR_MEMORY, params, INPUT, STEP);
   const output = STEP[OUT_OUTPUT] as number;
-  (f.pid as PidFrame).updated[i] = 1;
+  (f.pid as PidFrame).steps[i * STEP_SLOTS + S_UPDATED] = 1;
   const rests = Math.abs(setpoint - measurement) <= Math.max(c.safety.deadband * Math.max(setpoint, 0.05), NOISE_BAND * (rows[o + PR_NOISE] as number));
   if (aim.hold) mark(f, i, R_LOW_LOAD);
   else if (rests) mark(f, i, R_DEADBAND);
@@ -424,15 +444,15 @@ function explain(pf: PidFrame, rows: Float64Array, i: number): void {
   const o = i * ROW;
   const setpoint = rows[o + PR_SETPOINT] as number;
   if (!isSet(setpoint)) return;
-  pf.setpoint[i] = setpoint;
-  pf.measurement[i] = rows[o + PR_MEASUREMENT] as number;
-  // Bit for bit the step's error (pid.ts computes it so), one slot fewer per row.
-  pf.error[i] = setpoint - (rows[o + PR_MEASUREMENT] as number);
-  pf.p[i] = rows[o + PR_P] as number;
-  pf.i[i] = rows[o + PR_I] as number;
-  pf.d[i] = rows[o + PR_D] as number;
-  pf.output[i] = rows[o + PR_OUTPUT] as number;
-  pf.multiplier[i] = rows[o + PR_MULTIPLIER] as number;
+  const steps = pf.steps;
+  const s = i * STEP_SLOTS;
+  steps[s + S_SETPOINT] = setpoint;
+  steps[s + S_MEASUREMENT] = rows[o + PR_MEASUREMENT] as number;
+  steps[s + S_P] = rows[o + PR_P] as number;
+  steps[s + S_I] = rows[o + PR_I] as number;
+  steps[s + S_D] = rows[o + PR_D] as number;
+  steps[s + S_OUTPUT] = rows[o + PR_OUTPUT] as number;
+  steps[s + S_MULTIPLIER] = rows[o + PR_MULTIPLIER] as number;
 }
 
 function median(xs: readonly number[]): number {

@@ -46,7 +46,10 @@ interface Decision {
 }
 
 function decide(c: ClusterState, f: Frame): Decision {
-  const healthChanged = servingChanged(c, f);
+  // Not dirty, HW_SERVED is what the last tick's serving vector says (only setCluster, seedWeights
+  // and imports write it otherwise, and they mark the cluster dirty): the gate's count stands in
+  // for comparing with that vector, cold by now.
+  const healthChanged = c.dirty || f.servingMoved !== 0 ? servingChanged(c, f) : c.lastServing === undefined || c.lastHealth === undefined;
   const structural = c.dirty || healthChanged || c.lastWeights === undefined || f.failStatic !== c.lastFailStatic;
   const push = structural || exceedsHysteresis(f.cand, f.prevPub, c.safety.hysteresis, f.serving);
   // A pure PID policy's own vector is the weight itself (and so is everyone's, failing static).
