@@ -31,12 +31,11 @@ export function ruleBit(rule: SafetyRule): number {
  * the 13 MB a 1×100,000 PID tick allocated (bench/RESULTS.md, pid6).
  */
 
-/**
- * The PID's record of a tick's steps, one stride of STEP_SLOTS doubles per endpoint position in
- * PidFrame.steps. One contiguous array, not a vector per field: at 500 clusters × 20 endpoints a
- * cluster's frame is cold when its tick starts (two ticks old), and nine short vectors were nine
- * separate streams of cache misses where one stride is one (bench/RESULTS.md, pid7).
- */
+// The PID's record of a tick's steps, one stride of STEP_SLOTS doubles per endpoint position in
+// PidFrame.steps. One contiguous array, not a vector per field: at 500 clusters × 20 endpoints a
+// cluster's frame is cold when its tick starts (two ticks old), and nine short vectors were nine
+// separate streams of cache misses where one stride is one (bench/RESULTS.md, pid7).
+
 /** The step's setpoint; NaN: no PID step for this endpoint in this tick (the rest of its stride is unset). */
 export const S_SETPOINT = 0;
 export const S_MEASUREMENT = 1;
