@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { endpointKey } from '../catalog/endpoint-key.js';
-import type { Catalog, Cluster } from '../catalog/types.js';
+import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
+import { inChunks, runToEnd } from '../balancing/steps.js';
 import type { LrsGranularity, LrsReportResult } from './lrs-aggregator.js';
 import { DEFAULT_METRIC_FIELDS, localityId, type LocalityMember, type MetricField } from './lrs-conversion.js';
 import { lrsService, type LrsService } from './lrs-service.js';
@@ -164,26 +165,23 @@ interface KeysAndLocalities {
 
 /** A cluster's endpoint keys and its members by locality, in one pass: each key made once (20k of them for a big cluster, with their GC). */
 function keysAndLocalities(endpoints: Catalog['clusters'][number]['endpoints']): KeysAndLocalities {
-  const steps = keysAndLocalitiesSteps(endpoints, Number.POSITIVE_INFINITY);
-  for (;;) {
-    const step = steps.next();
-    if (step.done === true) return step.value;
-  }
+  return runToEnd(keysAndLocalitiesSteps(endpoints, Number.POSITIVE_INFINITY));
 }
 
 /** keysAndLocalities, `chunk` endpoints per step. */
 function* keysAndLocalitiesSteps(endpoints: Catalog['clusters'][number]['endpoints'], chunk: number): Generator<void, KeysAndLocalities, void> {
   const keys = new Set<string>();
   const byLocality = new Map<string, LocalityMember[]>();
-  for (let i = 0; i < endpoints.length; i++) {
-    if (i > 0 && i % chunk === 0) yield;
-    const e = endpoints[i] as Catalog['clusters'][number]['endpoints'][number];
-    const key = endpointKey(e);
-    keys.add(key);
-    const id = localityId(e.locality);
-    const list = byLocality.get(id);
-    if (list) list.push({ key, weight: e.weight });
-    else byLocality.set(id, [{ key, weight: e.weight }]);
-  }
+  yield* inChunks(endpoints.length, chunk, (from, to) => {
+    for (let i = from; i < to; i++) {
+      const e = endpoints[i] as Endpoint;
+      const key = endpointKey(e);
+      keys.add(key);
+      const id = localityId(e.locality);
+      const list = byLocality.get(id);
+      if (list) list.push({ key, weight: e.weight });
+      else byLocality.set(id, [{ key, weight: e.weight }]);
+    }
+  });
   return { keys, byLocality };
 }

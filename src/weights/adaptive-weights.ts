@@ -1,13 +1,12 @@
 import type { ExportedClusterState } from '../balancing/engine/index.js';
-import type { ProbeResult, Sample, ClusterTick, Explanation } from '../balancing/engine/types.js';
-import { WeightEngine } from '../balancing/engine/weight-engine.js';
+import type { ClusterTick, EngineEndpoint, Explanation, ProbeResult, Sample } from '../balancing/engine/types.js';
+import { WeightEngine, type PreparedCluster } from '../balancing/engine/weight-engine.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
-import type { Catalog, Cluster } from '../catalog/types.js';
+import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
-import type { PreparedCluster } from '../balancing/engine/weight-engine.js';
-import type { Endpoint } from '../catalog/types.js';
-import type { EngineEndpoint } from '../balancing/engine/types.js';
+import { inChunks } from '../balancing/steps.js';
 import { missingSignals, type MissingSignals } from './missing-signals.js';
+import { buildOverrides } from './tick-overrides.js';
 
 /** Endpoints per step when a big catalog change is handed to the engine in steps (~5–10 ms of a 20k cluster's 50–100). */
 export const ENGINE_STEP_ENDPOINTS = 2_000;
@@ -25,13 +24,11 @@ function engineEndpoint(e: Endpoint): EngineEndpoint {
 /** A cluster's endpoints as the engine takes them, `chunk` per step. */
 function* engineEndpointSteps(c: Cluster, chunk: number): Generator<void, EngineEndpoint[], void> {
   const out: EngineEndpoint[] = [];
-  for (let i = 0; i < c.endpoints.length; i++) {
-    if (i > 0 && i % chunk === 0) yield;
-    out.push(engineEndpoint(c.endpoints[i] as Endpoint));
-  }
+  yield* inChunks(c.endpoints.length, chunk, (from, to) => {
+    for (let i = from; i < to; i++) out.push(engineEndpoint(c.endpoints[i] as Endpoint));
+  });
   return out;
 }
-import { buildOverrides } from './tick-overrides.js';
 
 /**
  * Adapts the catalog and the fleet's signals to the pure weight engine, and its ticks to the

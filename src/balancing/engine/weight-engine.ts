@@ -75,6 +75,7 @@ import { carryHeldWeights, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weight
 import { TickExplanations } from './explanations.js';
 import { isSet, type ClusterState, type EndpointState, type PidConfig } from './state.js';
 import { policyParts, resolveEjection, resolveSafety, validateEndpoint, validateEndpoints, validatePolicy, validateSample } from './stages.js';
+import { inChunks, runToEnd } from '../steps.js';
 import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
 import { runEjection, runEjectionSteps } from './tick/ejection.js';
@@ -184,10 +185,9 @@ export class WeightEngine {
   ): Generator<void, PreparedCluster, void> {
     // Checked in setCluster's order: the endpoints, the policy, the settings.
     const seen = new Set<string>();
-    for (let i = 0; i < endpoints.length; i++) {
-      if (i > 0 && i % options.chunk === 0) yield;
-      validateEndpoint(endpoints[i] as EngineEndpoint, seen);
-    }
+    yield* inChunks(endpoints.length, options.chunk, (from, to) => {
+      for (let i = from; i < to; i++) validateEndpoint(endpoints[i] as EngineEndpoint, seen);
+    });
     validatePolicy(policy);
     const resolvedSafety = resolveSafety(this.safety, options.safety);
     const resolvedEjection = resolveEjection(this.ejection, options.ejection);
@@ -198,13 +198,14 @@ export class WeightEngine {
     const carry = existing?.ejection.errorWindowMs === resolvedEjection.errorWindowMs;
     const order: EndpointState[] = [];
     const persists: boolean[] = [];
-    for (let i = 0; i < endpoints.length; i++) {
-      if (i > 0 && i % options.chunk === 0) yield;
-      const ep = endpoints[i] as EngineEndpoint;
-      const e = carry ? existing?.byKey.get(ep.key) : undefined;
-      persists.push(e !== undefined);
-      order.push(e ?? this.newEndpoint(ep, policy, resolvedSafety, resolvedEjection));
-    }
+    yield* inChunks(endpoints.length, options.chunk, (from, to) => {
+      for (let i = from; i < to; i++) {
+        const ep = endpoints[i] as EngineEndpoint;
+        const e = carry ? existing?.byKey.get(ep.key) : undefined;
+        persists.push(e !== undefined);
+        order.push(e ?? this.newEndpoint(ep, policy, resolvedSafety, resolvedEjection));
+      }
+    });
     if (existing !== undefined && !carry) return { ...prepared, whole: true };
     yield;
     const keyed = yield* indexedSteps(order, endpoints, options.chunk);
@@ -703,11 +704,7 @@ function refreshEndpoint(e: EndpointState, ep: EngineEndpoint, reset: ClusterPla
  * indexedSteps does it in steps.
  */
 function indexed(order: readonly EndpointState[]): Pick<ClusterState, 'byKey' | 'index' | 'keys' | 'statics'> {
-  const steps = indexedSteps(order, undefined, Number.POSITIVE_INFINITY);
-  for (;;) {
-    const step = steps.next();
-    if (step.done === true) return step.value;
-  }
+  return runToEnd(indexedSteps(order, undefined, Number.POSITIVE_INFINITY));
 }
 
 /** The cluster's key index, `chunk` endpoints per step; `declared` (its endpoints in order): static weights from there, not from the states (prepareCluster). */
@@ -717,13 +714,14 @@ function* indexedSteps(order: readonly EndpointState[], declared: readonly Engin
   // Pushed, not preallocated: the tick reads these arrays, and a preallocated one stays holey.
   const keys: string[] = [];
   const statics: number[] = [];
-  for (let i = 0; i < order.length; i++) {
-    if (i > 0 && i % chunk === 0) yield;
-    const e = order[i] as EndpointState;
-    byKey.set(e.key, e);
-    index.set(e.key, i);
-    keys.push(e.key);
-    statics.push(declared === undefined ? e.staticWeight : (declared[i] as EngineEndpoint).weight);
-  }
+  yield* inChunks(order.length, chunk, (from, to) => {
+    for (let i = from; i < to; i++) {
+      const e = order[i] as EndpointState;
+      byKey.set(e.key, e);
+      index.set(e.key, i);
+      keys.push(e.key);
+      statics.push(declared === undefined ? e.staticWeight : (declared[i] as EngineEndpoint).weight);
+    }
+  });
   return { byKey, index, keys, statics };
 }

@@ -23,7 +23,7 @@ import type { EndpointState, EjectionState } from '../state.js';
 import { isOperatorDisabled } from '../stages.js';
 import type { EjectionSettings } from '../types.js';
 import type { Frame } from './frame.js';
-import { inChunks } from './chunks.js';
+import { inChunks } from '../../steps.js';
 
 export interface EjectionVerdict {
   readonly index: number;

@@ -8,7 +8,7 @@ import { isSet, type EndpointState } from '../state.js';
 import { HW_ROW, HW_SERVED, HW_W } from '../held-weights.js';
 import { isOperatorDisabled } from '../stages.js';
 import { H_DISABLED, HEALTH_CODES, mark, ruleBit, type Frame } from './frame.js';
-import { inChunks } from './chunks.js';
+import { inChunks } from '../../steps.js';
 
 const R_OPERATOR = ruleBit('operator-unhealthy');
 const R_PROBE = ruleBit('probe-unhealthy');

@@ -12,7 +12,7 @@ import type { SafetySettings } from '../types.js';
 import { classify } from './freshness.js';
 import { mark, ruleBit, type Frame } from './frame.js';
 import type { ScaleSums } from './health-gate.js';
-import { inChunks } from './chunks.js';
+import { inChunks } from '../../steps.js';
 
 const SCALE_MIN = 1e-6;
 const SCALE_MAX = 1e6;

@@ -34,7 +34,7 @@ import {
   type Frame,
   type PidFrame,
 } from './frame.js';
-import { inChunks } from './chunks.js';
+import { inChunks } from '../../steps.js';
 import { OUT_D, OUT_I, OUT_OUTPUT, OUT_P, PID_INPUT_SLOTS, PID_OUTPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
 import {
   LATEST_AT,
