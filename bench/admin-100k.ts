@@ -10,12 +10,17 @@
  * - the 20k cluster PUT twice more (weights changed): the first (201) and second (the first 200)
  *   pay one-time compilations of their answer's serializer (fast-json-stringify compiles the
  *   validators of anyOf branches on first use); the third shows a warm process.
+ * - after them, the first of each other kind of write or heavy read: DELETE of the big cluster,
+ *   an audit page, /metrics (each probed as the big writes are).
  * fulcrum runs as its own process (tsx), so the client's timers are not stalled with the server;
- * the store is seeded directly (SQLite) before it starts.
+ * the store is seeded directly (SQLite) before it starts. `--repo DIR` runs the server of another
+ * checkout (its src/ and node_modules) under this script, for side-by-side runs of the same stages.
+ * Every stage's window (wall clock, ms since the epoch) is printed as `window START MS LABEL` for
+ * bench/admin-slow-writes.ts --bench-out (the longest stall behind each).
  *
  *   npx tsx bench/admin-100k.ts [--clusters 1000] [--endpoints 100] [--writes 200] [--big 20000]
  *                               [--debounce-ms 0] [--engine-tick-ms MS] [--settle-ms 3000] [--cpu-prof DIR]
- *                               [--node-args=--max-semi-space-size=4,...]  (as `npm start` runs it)
+ *                               [--repo DIR] [--node-args=--max-semi-space-size=4,...]  (as `npm start` runs it)
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -26,7 +31,7 @@ import { parseClusterBody } from '../src/admin/resources.js';
 import { startFulcrumProcess, type FulcrumProcess } from '../test/support/fulcrum-process.js';
 import { EDS, SERVICE, XdsClient, type DiscoveryResponse, type SotwStream } from '../test/support/xds-client.js';
 
-const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--engine-tick-ms MS] [--settle-ms MS] [--cpu-prof DIR] [--node-args=A,B]\n';
+const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--engine-tick-ms MS] [--settle-ms MS] [--cpu-prof DIR] [--repo DIR] [--node-args=A,B]\n';
 const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '1000' },
@@ -37,6 +42,7 @@ const { values } = parseArgs({
     'engine-tick-ms': { type: 'string' },
     'settle-ms': { type: 'string', default: '3000' },
     'cpu-prof': { type: 'string' },
+    repo: { type: 'string' },
     'node-args': { type: 'string', default: '' },
     help: { type: 'boolean', default: false },
   },
@@ -78,6 +84,19 @@ function seed(dataDir: string): void {
     }
   } finally {
     store.close();
+  }
+}
+
+/** Each measured stage's wall-clock window, for bench/admin-slow-writes.ts. */
+const windows: string[] = [];
+
+/** Runs `work`, recording its window under `label`. */
+async function windowed<T>(label: string, work: () => Promise<T>): Promise<T> {
+  const start = Date.now();
+  try {
+    return await work();
+  } finally {
+    windows.push(`window ${start} ${Date.now() - start} ${label}`);
   }
 }
 
@@ -145,8 +164,10 @@ async function stallDuring(admin: Admin, xds: XdsClient, label: string, write: (
     return performance.now() - started;
   };
   let writeMs = 0;
-  const work = write().then((t) => (writeMs = t));
+  const work = windowed(label, write).then((t) => (writeMs = t));
   const [healthz, fetched] = await Promise.all([whileRunning(work, () => admin.call('GET', '/healthz')), whileRunning(work, fetchEds)]);
+  // The stage's window ends 500 ms after its answer (admin-slow-writes.ts): the next starts after that.
+  await new Promise((resolve) => setTimeout(resolve, 600));
   return [
     `| ${label}: the write itself | 1 | ${writeMs.toFixed(0)} | | |`,
     row(`${label}: GET /healthz meanwhile`, healthz),
@@ -172,8 +193,8 @@ async function firstRequests(admin: Admin): Promise<string[]> {
   await new Promise((resolve) => setTimeout(resolve, Number(values['settle-ms'])));
   const c = clusterName(CLUSTERS - 1);
   const e = (CLUSTERS - 1) * PER_CLUSTER;
-  const put = await admin.call('PUT', `/v1/clusters/${c}/endpoints/${address(e)}/8080`, { weight: 7 });
-  const patch = await admin.call('PATCH', `/v1/clusters/${c}/endpoints/${address(e + 1)}/8080`, { weight: 7 });
+  const put = await windowed('first endpoint PUT', () => admin.call('PUT', `/v1/clusters/${c}/endpoints/${address(e)}/8080`, { weight: 7 }));
+  const patch = await windowed('first endpoint PATCH', () => admin.call('PATCH', `/v1/clusters/${c}/endpoints/${address(e + 1)}/8080`, { weight: 7 }));
   return [`| first endpoint PUT after ready (+${values['settle-ms']} ms) | 1 | ${put.toFixed(1)} | | |`, `| first endpoint PATCH after it | 1 | ${patch.toFixed(1)} | | |`];
 }
 
@@ -187,8 +208,8 @@ async function measure(server: FulcrumProcess): Promise<string[]> {
     stream.request(EDS, [watched], { node: { id: 'bench-proxy', cluster: 'bench' } });
     const first = await stream.next((r) => r.type_url === EDS, 120_000);
     stream.request(EDS, [watched], { version_info: first.version_info, response_nonce: first.nonce });
-    const { put, propagated } = await endpointPuts(admin, stream, watched);
-    const drain = await drains(admin);
+    const { put, propagated } = await windowed(`${WRITES} endpoint PUTs`, () => endpointPuts(admin, stream, watched));
+    const drain = await windowed(`${WRITES} drains / enables`, () => drains(admin));
     // Address, port and weight only: 20k such entries are the largest cluster PUT under the 1 MiB body limit.
     const big = Array.from({ length: BIG }, (_, i) => ({ address: address(CLUSTERS * PER_CLUSTER + i), port: 8080, weight: 1 + (i % 5) }));
     const lines = [...firstCalls, row('endpoint PUT (weight change)', put), row('  … until the EDS stream has it', propagated), row('drain / enable', drain)];
@@ -201,6 +222,9 @@ async function measure(server: FulcrumProcess): Promise<string[]> {
     const bulk = big.map((e) => ({ ...e, weight: e.weight + 1 }));
     const bulkPath = '/v1/clusters/big/endpoints';
     lines.push(...(await stage(`bulk endpoint PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', bulkPath, { endpoints: bulk })))));
+    lines.push(...(await stage(`DELETE of the ${BIG}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', '/v1/clusters/big')))));
+    lines.push(...(await stage('first audit page (limit 100)', (label) => stallDuring(admin, xds, label, () => admin.call('GET', '/v1/audit?limit=100')))));
+    lines.push(...(await stage('first GET /metrics', (label) => stallDuring(admin, xds, label, () => admin.call('GET', '/metrics')))));
     return lines;
   } finally {
     xds.close();
@@ -219,11 +243,12 @@ async function main(): Promise<void> {
   process.stdout.write(`seeded ${CLUSTERS} clusters × ${PER_CLUSTER} endpoints in ${((performance.now() - seeded) / 1000).toFixed(1)} s\n`);
   const prof = values['cpu-prof'];
   const nodeArgs = values['node-args'].split(',').filter((a) => a !== '');
-  const server = await startFulcrumProcess({ config, dataDir: join(dir, 'data'), nodeOptions: [...nodeArgs, ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])], startMs: 300_000 });
+  const server = await startFulcrumProcess({ ...(values.repo ? { cwd: values.repo } : {}), config, dataDir: join(dir, 'data'), nodeOptions: [...nodeArgs, ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])], startMs: 300_000 });
   try {
     const lines = await measure(server);
     process.stdout.write(`load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; server RSS ${(server.rss() / 2 ** 20).toFixed(0)} MiB\n`);
     process.stdout.write(`| what | n | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|\n${lines.join('\n')}\n`);
+    process.stdout.write(`${windows.join('\n')}\n`);
   } finally {
     // SIGTERM: a clean exit, so --cpu-prof writes its profile.
     await server.stop();

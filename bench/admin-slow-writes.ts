@@ -14,7 +14,8 @@
  * With --bench-out FILE (what bench/admin-100k.ts printed for that run): per big write (its PUTs
  * to /v1/clusters/big…, each with "the write itself" from FILE, plus 500 ms after its answer) the
  * longest loop stall, the most main-thread CPU in one stall (schedstat: without run-queue wait)
- * and how many stalls were over 50 ms.
+ * and how many stalls were over 50 ms; when FILE has the stages' windows (`window START MS LABEL`,
+ * bench/admin-100k.ts prints them), the same for every stage, in its window plus 500 ms.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -158,15 +159,26 @@ if (stallsMs > 0) {
   }
 }
 
+/** The longest loop stall (wall), the most CPU in one stall and the stalls over 50 ms overlapping [from, to]. */
+function stallsIn(from: number, to: number): string {
+  // A stall's t is the loop's last turn before it: a request's stall starts just before it arrived.
+  const stalls = events.filter((e) => e.k === 'stall' && e.t + (e.d ?? 0) >= from && e.t <= to) as (Ev & { c2?: number })[];
+  const wall = Math.max(0, ...stalls.map((e) => e.d ?? 0));
+  const cpu = Math.max(0, ...stalls.map((e) => (e.c2 ?? 0) - (e.c ?? 0)));
+  return `${wall.toFixed(0)} ms, cpu ${cpu.toFixed(0)} ms, ${stalls.filter((e) => (e.d ?? 0) > 50).length} over 50 ms`;
+}
+
 if (values['bench-out'] !== undefined) {
-  const durations = [...readFileSync(values['bench-out'], 'utf8').matchAll(/the write itself \| 1 \| ([0-9.]+)/g)].map((m) => Number(m[1]));
-  const writes = events.filter((e) => e.k === 'req' && e.m === 'PUT' && (e.u ?? '').startsWith('/v1/clusters/big'));
-  process.stdout.write('big writes: longest stall (wall ms), most CPU in one stall (ms), stalls > 50 ms\n');
-  writes.forEach((w, i) => {
-    const end = w.t + (durations[i] ?? 0) + 500;
-    const stalls = events.filter((e) => e.k === 'stall' && e.t >= w.t && e.t <= end) as (Ev & { c2?: number })[];
-    const wall = Math.max(0, ...stalls.map((e) => e.d ?? 0));
-    const cpu = Math.max(0, ...stalls.map((e) => (e.c2 ?? 0) - (e.c ?? 0)));
-    process.stdout.write(`  ${w.u}: ${wall.toFixed(0)} ms, cpu ${cpu.toFixed(0)} ms, ${stalls.filter((e) => (e.d ?? 0) > 50).length} over 50 ms\n`);
-  });
+  const out = readFileSync(values['bench-out'], 'utf8');
+  // A bench that printed its stages' windows (`window START MS LABEL`): each stage, plus 500 ms after it.
+  const windows = [...out.matchAll(/^window (\d+) (\d+) (.*)$/gm)].map((m) => ({ start: Number(m[1]), ms: Number(m[2]), label: m[3] ?? '' }));
+  if (windows.length > 0) {
+    process.stdout.write('stages: the write (ms), longest stall (wall ms), most CPU in one stall (ms), stalls > 50 ms\n');
+    for (const w of windows) process.stdout.write(`  ${w.label}: ${w.ms} ms; ${stallsIn(w.start, w.start + w.ms + 500)}\n`);
+  } else {
+    const durations = [...out.matchAll(/the write itself \| 1 \| ([0-9.]+)/g)].map((m) => Number(m[1]));
+    const writes = events.filter((e) => e.k === 'req' && e.m === 'PUT' && (e.u ?? '').startsWith('/v1/clusters/big'));
+    process.stdout.write('big writes: longest stall (wall ms), most CPU in one stall (ms), stalls > 50 ms\n');
+    writes.forEach((w, i) => process.stdout.write(`  ${w.u}: ${stallsIn(w.t, w.t + (durations[i] ?? 0) + 500)}\n`));
+  }
 }

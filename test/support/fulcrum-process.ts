@@ -38,9 +38,11 @@ export async function startFulcrumProcess(opts: {
   readonly dataDir: string;
   readonly nodeOptions?: readonly string[];
   readonly startMs?: number;
+  /** The checkout whose fulcrum runs (default this one). */
+  readonly cwd?: string;
 }): Promise<FulcrumProcess> {
   const args = [...(opts.nodeOptions ?? []), ...fulcrumCommand(), '--config', opts.config, '--xds-port', '0', '--admin-port', '0', '--data-dir', opts.dataDir];
-  const child = spawn(process.execPath, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: opts.cwd ?? repo, stdio: ['ignore', 'pipe', 'pipe'] });
   const proc = new Proc('fulcrum', child);
   const pid = child.pid;
   if (pid === undefined) throw new Error('fulcrum did not start');
