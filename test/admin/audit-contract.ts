@@ -4,7 +4,7 @@
  * changed, pages bounded in bytes with large entries summarised, and the full entry by id.
  */
 import { expect, it } from 'vitest';
-import { auditPage, ENTRY_BYTES } from '../../src/admin/routes/audit.js';
+import { auditPage, auditPageSteps, ENTRY_BYTES } from '../../src/admin/routes/audit.js';
 import { auditView } from '../../src/admin/audit-view.js';
 import { clusterView } from '../../src/admin/resources.js';
 import type { CatalogStore, ClusterRecord } from '../../src/catalog/store/index.js';
@@ -108,5 +108,22 @@ export function auditContract(open: () => Promise<CatalogStore>, bigCluster: num
     } while (before !== undefined && pages < 50);
     expect(names).toEqual(Array.from({ length: 12 }, (_, i) => `c${String(11 - i).padStart(2, '0')}`));
     expect(pages).toBeGreaterThan(2);
+  });
+
+  it('reads a page in steps (a chunk of the log per turn) that writes between two steps do not change', async () => {
+    const s = await open();
+    for (let i = 0; i < 35; i++) await s.putCluster(cluster(`c${String(i).padStart(2, '0')}`, many(3)), API);
+    const whole = auditPage(s, 30, 1024 * 1024);
+    const steps = auditPageSteps(s, 30, 1024 * 1024);
+    let step = steps.next();
+    let writes = 0;
+    while (step.done !== true) {
+      // Newer entries (higher ids) arrive while the page is read: not on this page, which goes by id.
+      await s.putCluster(cluster(`w${writes++}`, many(2)), API);
+      step = steps.next();
+    }
+    expect(writes).toBeGreaterThan(1); // the page was read in several steps
+    expect(step.value).toEqual(whole);
+    expect(step.value.entries.map((e) => e.name)).toEqual(Array.from({ length: 30 }, (_, i) => `c${String(34 - i).padStart(2, '0')}`));
   });
 }
