@@ -116,8 +116,10 @@ export class DiscoveryAwareStore implements CatalogStore {
   listNodeGroups() {
     return this.store.listNodeGroups();
   }
-  audit(limit?: number, before?: number) {
-    return this.store.audit(limit, before);
+  // The read options too: without `trimOver` a page of the log decoded every large entry in full
+  // (5 × 9 MB of a 20k-endpoint cluster's changes: 400–550 ms of one task) to summarise it.
+  audit(...args: Parameters<CatalogStore['audit']>) {
+    return this.store.audit(...args);
   }
   onChange(listener: Parameters<CatalogStore['onChange']>[0]): () => void {
     return this.store.onChange(listener);

@@ -134,4 +134,17 @@ describe('Kubernetes-discovered clusters in the admin API', () => {
     expect((await call(app, 'GET', EP_URL)).body).toMatchObject({ state: 'active', revision: 0 });
     expect((await call(app, 'DELETE', `/v1/overrides/${name}`)).status).toBe(404);
   });
+
+  it('reads the audit log trimmed, as the store does: a large entry on a page is its summary, not its endpoint list', async () => {
+    const { app, store } = fixture();
+    const endpoints = Array.from({ length: 2000 }, (_, i) => endpoint(`10.2.${i >> 8}.${i & 255}`));
+    await store.putCluster(cluster('big', endpoints), { actor: 'api', owner: 'api' });
+    const wrapped = new DiscoveryAwareStore(store, new DiscoveredView());
+    const [trimmed] = wrapped.audit(1, undefined, { trimOver: 1024 });
+    expect(trimmed?.trimmed?.endpoints).toEqual({ before: null, after: 2000 });
+    expect(trimmed).toEqual(store.audit(1, undefined, { trimOver: 1024 })[0]);
+    const page = await call(app, 'GET', '/v1/audit?limit=1');
+    // The summary's size is the stored record's (the store trimmed it), and "changed" lists nothing on a create.
+    expect(page.body.entries[0]).toMatchObject({ name: 'big', summarized: { bytes: trimmed?.trimmed?.bytes, endpoints: { before: 0, after: 2000 } } });
+  });
 });
