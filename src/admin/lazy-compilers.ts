@@ -1,5 +1,6 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
+import { restore } from 'fast-json-stringify';
 
 /**
  * fastify compiles every route's request schema (Ajv) and response schema (fast-json-stringify)
@@ -18,13 +19,16 @@ import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
  * reads whose first call paying a few milliseconds hurts nobody.
  */
 
+/** One step of warming a schema: what is left of it is the step it returns, run at the next turn. */
+export type WarmStep = () => WarmStep | undefined | void;
+
 /** Write routes' schemas left to compile, compiled in the background once `start` is called. */
 export class Warmer {
-  private readonly pending: (() => void)[] = [];
+  private readonly pending: WarmStep[] = [];
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  add(compile: () => void, method: unknown): void {
+  add(compile: WarmStep, method: unknown): void {
     if (isWrite(method)) this.pending.push(compile);
   }
 
@@ -40,7 +44,8 @@ export class Warmer {
       const compile = this.pending.shift();
       if (!compile) return;
       try {
-        compile();
+        const rest = compile();
+        if (rest) this.pending.unshift(rest);
       } catch {
         // A schema that does not compile fails its route's first request, with fastify's error.
       }
@@ -96,6 +101,17 @@ export function lazyValidators(build: BuildValidator = AjvCompiler(), warmer?: W
 
 type BuildSerializer = ReturnType<typeof SerializerSelector>;
 type CompileSerializer = ReturnType<BuildSerializer>;
+type Serialize = ReturnType<CompileSerializer>;
+
+/**
+ * What fast-json-stringify builds in its documented debug mode (`mode: 'debug'`, turned into the
+ * serializer by its `restore`): the code, and the Ajv validator the code asks on `anyOf` and
+ * `if/then/else` branches, which Ajv compiles on that first ask.
+ */
+interface DebugBuild {
+  readonly code: string;
+  readonly validator: { readonly ajv: { getSchema(key: string): unknown }; getState(): { readonly ajvSchemas: Record<string, unknown> } } | null;
+}
 
 /**
  * The serializer compiler (fast-json-stringify, with its own copy of Ajv) is imported with the
@@ -108,25 +124,53 @@ type CompileSerializer = ReturnType<BuildSerializer>;
  * asks for each (route, status) apart, and a cluster view's serializer (the 200 and 201 of its PUT,
  * its PATCH, its GET) took 250–370 ms to compile each time on a loaded machine (bench/admin-100k.ts).
  * `select` makes the compiler factory (tests count compiles with their own).
+ *
+ * A serializer whose schema has `anyOf` branches (a cluster view's settings) validates a value
+ * against the branch with Ajv, and Ajv compiles the whole response schema the first time: 60–120 ms
+ * of the first cluster PUT's answer, in one task, after the serializer itself was warmed. The
+ * Warmer builds a write's serializer in steps instead: the code (fast-json-stringify's debug
+ * build, the same options), then each Ajv schema it validates against, a turn each, then the
+ * serializer from them (`restore`): the same function a plain build gives, with Ajv warm.
  */
 export function lazySerializers(warmer?: Warmer, select: () => BuildSerializer = SerializerSelector): BuildSerializer {
   let build: BuildSerializer | undefined;
   const selector = (): BuildSerializer => (build ??= select());
   return (externalSchemas, options) => {
     let compile: CompileSerializer | undefined;
-    const bySchema = new WeakMap<object, ReturnType<CompileSerializer>>();
-    const compileSchema = (route: Parameters<CompileSerializer>[0]): ReturnType<CompileSerializer> => {
+    const bySchema = new WeakMap<object, Serialize>();
+    const keyOf = (route: Parameters<CompileSerializer>[0]): object | undefined => {
       const key: unknown = route.schema;
-      const known = key !== null && typeof key === 'object' ? bySchema.get(key) : undefined;
+      return key !== null && typeof key === 'object' ? key : undefined;
+    };
+    const compileSchema = (route: Parameters<CompileSerializer>[0]): Serialize => {
+      const key = keyOf(route);
+      const known = key ? bySchema.get(key) : undefined;
       if (known) return known;
       const fresh = (compile ??= selector()(externalSchemas, options))(route);
-      if (key !== null && typeof key === 'object') bySchema.set(key, fresh);
+      if (key) bySchema.set(key, fresh);
       return fresh;
     };
+    const warmSteps = (route: Parameters<CompileSerializer>[0]): WarmStep | undefined => {
+      const key = keyOf(route);
+      if (!key || bySchema.has(key)) return undefined;
+      const debug = selector()(externalSchemas, { ...options, mode: 'debug' } as typeof options)(route) as unknown as DebugBuild;
+      const roots = Object.keys(debug.validator?.getState().ajvSchemas ?? {});
+      const next: WarmStep = () => {
+        const root = roots.shift();
+        if (root !== undefined) {
+          debug.validator?.ajv.getSchema(root);
+          return next;
+        }
+        // A request may have compiled it meanwhile (then that one is kept: one serializer per schema).
+        if (!bySchema.has(key)) bySchema.set(key, restore(debug as never) as Serialize);
+        return undefined;
+      };
+      return next;
+    };
     return (route) => {
-      let compiled: ReturnType<CompileSerializer> | undefined;
-      const compileRoute = (): ReturnType<CompileSerializer> => (compiled ??= compileSchema(route));
-      warmer?.add(() => void compileRoute(), route.method);
+      let compiled: Serialize | undefined;
+      const compileRoute = (): Serialize => (compiled ??= compileSchema(route));
+      warmer?.add(() => (compiled ? undefined : warmSteps(route)), route.method);
       return (doc: unknown) => compileRoute()(doc);
     };
   };

@@ -1,3 +1,5 @@
+import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
+import { Type } from '@sinclair/typebox';
 import { describe, expect, it } from 'vitest';
 import { lazySerializers, lazyValidators, Warmer } from '../../src/admin/lazy-compilers.js';
 import { waitFor } from '../support/wait.js';
@@ -76,5 +78,41 @@ describe('lazy compilers and their warmer', () => {
     expect(compiled).toEqual(['/c/:name 201']);
     expect(other({ e: 1 })).toBe('{"e":1}');
     expect(compiled).toEqual(['/c/:name 201', '/c/:name 400']);
+  });
+
+  it('warms a serializer in steps, its anyOf validators compiled by Ajv before the first document, with the bytes of a plain build', async () => {
+    // A view whose settings have anyOf branches (as a cluster's do): fast-json-stringify asks Ajv which branch a value takes.
+    const view = Type.Object({
+      name: Type.String(),
+      limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
+      retry: Type.Optional(Type.Union([Type.Object({ attempts: Type.Integer() }), Type.Object({ budget: Type.Number() })])),
+      items: Type.Array(Type.Object({ a: Type.Integer() })),
+    });
+    const debugBuilds: { validator: { ajv: { schemas: Record<string, { validate?: unknown } | undefined> } } }[] = [];
+    const select = () => {
+      const build = SerializerSelector();
+      return ((externalSchemas: unknown, options: { mode?: string } | undefined) => (route: unknown) => {
+        const made: unknown = build(externalSchemas as never, options as never)(route as never);
+        if (options?.mode === 'debug') debugBuilds.push(made as never);
+        return made;
+      }) as unknown as ReturnType<typeof SerializerSelector>;
+    };
+    const warmer = new Warmer();
+    const serialize = lazySerializers(warmer, select)({}, {} as never)({ schema: view, method: 'PUT', url: '/v', httpStatus: '200' } as never);
+    warmer.start(() => true, 5, 0);
+    await waitFor(() => debugBuilds.length > 0 && warmer.left === 0, { timeoutMs: 10_000, what: 'the serializer warmed' });
+    const ajv = debugBuilds[0]?.validator.ajv;
+    const roots = Object.keys(ajv?.schemas ?? {}).filter((k) => k.startsWith('__fjs_root'));
+    expect(roots.length).toBeGreaterThan(0);
+    // Compiled before any document was serialized.
+    for (const k of roots) expect(typeof ajv?.schemas[k]?.validate).toBe('function');
+    const plain = SerializerSelector()({}, {})({ schema: view, method: 'PUT', url: '/v', httpStatus: '200' } as never);
+    for (const doc of [
+      { name: 'a', items: [] },
+      { name: 'b', limit: 5, retry: { attempts: 3 }, items: [{ a: 1 }] },
+      { name: 'c', limit: null, retry: { budget: 0.5 }, items: [{ a: 2 }, { a: 3 }] },
+    ]) expect(serialize(doc)).toBe(plain(doc));
+    expect(debugBuilds).toHaveLength(1); // the warm build is the route's serializer: no second compile
+    warmer.stop();
   });
 });
