@@ -1,6 +1,7 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
 import { restore } from 'fast-json-stringify';
+import { isAnsweredInSlices } from './sliced-answer.js';
 
 /**
  * fastify compiles every route's request schema (Ajv) and response schema (fast-json-stringify)
@@ -127,12 +128,15 @@ interface DebugBuild {
  *
  * A serializer whose schema has `anyOf` branches (a cluster view's settings) validates a value
  * against the branch with Ajv, and Ajv compiles the whole response schema the first time: 60–120 ms
- * of the first cluster PUT's answer, in one task, after the serializer itself was warmed. The
- * Warmer builds a write's serializer in steps instead: the code (fast-json-stringify's debug
- * build, the same options), then each Ajv schema it validates against, a turn each, then the
- * serializer from them (`restore`): the same function a plain build gives, with Ajv warm.
+ * of the first cluster PUT's answer, in one task, after the serializer itself was warmed. For the
+ * answers of big writes (`ahead`: sliced-answer.ts marks them) the Warmer builds the serializer in
+ * steps instead: the code (fast-json-stringify's debug build, the same options), then each Ajv
+ * schema it validates against, a turn each, then the serializer from them (`restore`): the same
+ * function a plain build gives, with Ajv warm. Not for every write: each such Ajv compile is one
+ * task of 40–140 ms on a loaded machine, and warming all of them made the warm-up run into the
+ * first requests after start (bench/admin-100k.ts).
  */
-export function lazySerializers(warmer?: Warmer, select: () => BuildSerializer = SerializerSelector): BuildSerializer {
+export function lazySerializers(warmer?: Warmer, select: () => BuildSerializer = SerializerSelector, ahead: (schema: unknown) => boolean = isAnsweredInSlices): BuildSerializer {
   let build: BuildSerializer | undefined;
   const selector = (): BuildSerializer => (build ??= select());
   return (externalSchemas, options) => {
@@ -153,6 +157,7 @@ export function lazySerializers(warmer?: Warmer, select: () => BuildSerializer =
     const warmSteps = (route: Parameters<CompileSerializer>[0]): WarmStep | undefined => {
       const key = keyOf(route);
       if (!key || bySchema.has(key)) return undefined;
+      if (!ahead(key)) return void compileSchema(route);
       const debug = selector()(externalSchemas, { ...options, mode: 'debug' } as typeof options)(route) as unknown as DebugBuild;
       const roots = Object.keys(debug.validator?.getState().ajvSchemas ?? {});
       const next: WarmStep = () => {

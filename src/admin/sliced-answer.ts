@@ -45,6 +45,16 @@ export async function jsonInSlices(json: SlicedJson, body: Record<string, unknow
   return `${head.slice(0, open)}${parts.join(',')}${head.slice(open)}`;
 }
 
+/** Response schemas of big writes' answers (a cluster view): the Warmer compiles their serializers' Ajv branches ahead. */
+const answeredInSlices = new WeakSet<object>();
+
+/** Marks `schema` as a big write's answer (sendSliced answers with it). */
+export function answersInSlices(schema: TSchema): void {
+  answeredInSlices.add(schema);
+}
+
+export const isAnsweredInSlices = (schema: unknown): boolean => typeof schema === 'object' && schema !== null && answeredInSlices.has(schema);
+
 /** The schema of `schema`'s `key` array's items, if it is an object schema with such an array. */
 function itemSchema(schema: TSchema, key: string): TSchema | undefined {
   const prop: unknown = (schema as { properties?: Record<string, unknown> }).properties?.[key];

@@ -98,7 +98,10 @@ describe('lazy compilers and their warmer', () => {
       }) as unknown as ReturnType<typeof SerializerSelector>;
     };
     const warmer = new Warmer();
-    const serialize = lazySerializers(warmer, select)({}, {} as never)({ schema: view, method: 'PUT', url: '/v', httpStatus: '200' } as never);
+    const compiler = lazySerializers(warmer, select, (schema) => schema === view)({}, {} as never);
+    const serialize = compiler({ schema: view, method: 'PUT', url: '/v', httpStatus: '200' } as never);
+    // Another write's answer is warmed as before: compiled whole, its Ajv branches left for first use.
+    const other = compiler({ schema: Type.Object({ n: Type.Union([Type.Integer(), Type.Null()]) }), method: 'PATCH', url: '/o', httpStatus: '200' } as never);
     warmer.start(() => true, 5, 0);
     await waitFor(() => debugBuilds.length > 0 && warmer.left === 0, { timeoutMs: 10_000, what: 'the serializer warmed' });
     const ajv = debugBuilds[0]?.validator.ajv;
@@ -113,6 +116,8 @@ describe('lazy compilers and their warmer', () => {
       { name: 'c', limit: null, retry: { budget: 0.5 }, items: [{ a: 2 }, { a: 3 }] },
     ]) expect(serialize(doc)).toBe(plain(doc));
     expect(debugBuilds).toHaveLength(1); // the warm build is the route's serializer: no second compile
+    expect(other({ n: null })).toBe('{"n":null}');
+    expect(debugBuilds).toHaveLength(1);
     warmer.stop();
   });
 });

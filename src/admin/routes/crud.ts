@@ -2,7 +2,7 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import type { MaybePromise, Meta, WriteOptions, WriteResult } from '../../catalog/store/index.js';
 import type { FastifyReply } from 'fastify';
 import { etag, withEtag } from '../preconditions.js';
-import { sendSliced } from '../sliced-answer.js';
+import { answersInSlices, sendSliced } from '../sliced-answer.js';
 import { mergePatch } from '../resources.js';
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { apiWriteOptions, notFound, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
@@ -53,6 +53,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
   actorOf: StoreRoutesOptions['actorOf'],
 ): void {
   const url = `/v1/${r.plural}`;
+  if (r.longArray !== undefined) answersInSlices(r.schemas.view);
   const getOr404 = (name: string): Rec => r.get(name) ?? notFound(`${r.kind} ${JSON.stringify(name)}`);
   const target = (name: string, rec: Rec | undefined) => ({ kind: r.kind, name, owner: rec?.owner, revision: rec?.revision, what: `${r.kind} "${name}"` });
 
