@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openStore, type Store, type StoreChange } from '../../src/catalog/store/index.js';
 import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import { ENDPOINT_PAGE } from '../../src/catalog/store/sliced-write.js';
@@ -187,6 +187,56 @@ describe('WriteLane', () => {
     const last = lane.putEndpoint('small', endpoint('10.9.9.8'), API);
     expect(lane.revision()).toBe(4);
     expect(await last).toEqual({ revision: 4 });
+    await lane.close();
+  });
+
+  it('deletes a big cluster in turns, with the rows, revision, audit row and events of deleteCluster', async () => {
+    const plain = fresh();
+    const store = fresh();
+    const lane = new WriteLane(store, 1000);
+    const events: StoreChange[][] = [[], []];
+    plain.onChange((c) => events[0]?.push(c));
+    store.onChange((c) => events[1]?.push(c));
+    for (const s of [plain, store]) {
+      s.putCluster(cluster('big', many(3000, 2)), API);
+      s.putCluster(cluster('zzz', many(2, 1)), API);
+      s.catalog();
+    }
+    const turns = vi.spyOn(globalThis, 'setImmediate');
+    try {
+      const deleted = lane.deleteCluster('big', API);
+      expect(deleted).toBeInstanceOf(Promise);
+      expect(store.getCluster('big')).toBeDefined(); // not deleted within the call: it takes turns
+      expect(await deleted).toEqual(plain.deleteCluster('big', API));
+      expect(turns.mock.calls.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      turns.mockRestore();
+    }
+    expect(store.audit(10)).toEqual(plain.audit(10));
+    expect(store.audit(1, undefined, { trimOver: 1024 })).toEqual(plain.audit(1, undefined, { trimOver: 1024 }));
+    expect(store.catalog()).toEqual(plain.catalog());
+    expect(events[1]).toEqual(events[0]);
+    // A small cluster is deleted at once, as before.
+    const small = lane.deleteCluster('zzz', API);
+    expect(store.getCluster('zzz')).toBeUndefined();
+    await small;
+    await lane.close();
+  });
+
+  it('audits the cluster as it is at commit when it changed after its delete was prepared', async () => {
+    const plain = fresh();
+    const store = fresh();
+    const lane = new WriteLane(store, 1000);
+    for (const s of [plain, store]) s.putCluster(cluster('big', many(3000, 2)), API);
+    const deleted = lane.deleteCluster('big', API);
+    // A turn later the record was read (and its texts maybe made): a write past the lane changes the cluster.
+    await new Promise((resolve) => setImmediate(resolve));
+    store.putEndpoint('big', endpoint('192.168.0.9'), API);
+    plain.putEndpoint('big', endpoint('192.168.0.9'), API);
+    expect(await deleted).toEqual(plain.deleteCluster('big', API));
+    expect(store.audit(3)).toEqual(plain.audit(3));
+    const [row] = store.audit(1);
+    expect((row?.before as { endpoints: unknown[] }).endpoints).toHaveLength(3001);
     await lane.close();
   });
 });
