@@ -29,8 +29,11 @@ export class Warmer {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  add(compile: WarmStep, method: unknown): void {
-    if (isWrite(method)) this.pending.push(compile);
+  /** `first`: ahead of the others (its garbage then made before start-up's compaction: main.ts). */
+  add(compile: WarmStep, method: unknown, first = false): void {
+    if (!isWrite(method)) return;
+    if (first) this.pending.unshift(compile);
+    else this.pending.push(compile);
   }
 
   /**
@@ -175,7 +178,8 @@ export function lazySerializers(warmer?: Warmer, select: () => BuildSerializer =
     return (route) => {
       let compiled: Serialize | undefined;
       const compileRoute = (): Serialize => (compiled ??= compileSchema(route));
-      warmer?.add(() => (compiled ? undefined : warmSteps(route)), route.method);
+      const key = keyOf(route);
+      warmer?.add(() => (compiled ? undefined : warmSteps(route)), route.method, key !== undefined && ahead(key));
       return (doc: unknown) => compileRoute()(doc);
     };
   };
