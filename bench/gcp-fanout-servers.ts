@@ -164,6 +164,21 @@ export interface FulcrumRun {
   /** Another checkout to run fulcrum from (a "before" side by side); labelled with `label`. */
   readonly root?: string;
   readonly label?: string;
+  /**
+   * Once the catalog is served, stop the process and start it again on the same data directory:
+   * the server returned has just started, its catalog read from the store (a control plane
+   * restart, which is what sends a fleet reconnecting at once).
+   */
+  readonly restart?: boolean;
+}
+
+/** Stops `child`, starts its successor, and waits until that one serves the stored catalog. */
+async function restarted(child: ChildProcess, spawnNext: () => ChildProcess, admin: string, clusters: number): Promise<ChildProcess> {
+  await stopper(child)();
+  const next = spawnNext();
+  await waitReady(`${admin}/readyz`, next, 'fulcrum (restarted)');
+  await waitServed(admin, clusters, next);
+  return next;
 }
 
 /** fulcrum in its own process, its clusters created through the admin API (the API owns them). */
@@ -176,7 +191,7 @@ export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server
   const compiled = existsSync(join(root, 'dist/main.js'));
   const entry = compiled ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
   const argv = [process.execPath, ...nodeArgs, ...entry, '--config', join(runDir, 'fulcrum.yaml'), '--data-dir', join(runDir, 'data')];
-  const child = spawnWithFiles(argv, join(runDir, 'fulcrum.log'), 'log', root);
+  let child = spawnWithFiles(argv, join(runDir, 'fulcrum.log'), 'log', root);
   const admin = `http://127.0.0.1:${adminPort}`;
   await waitReady(`${admin}/readyz`, child, 'fulcrum');
   for (let c = 0; c < catalog.clusters; c++) {
@@ -188,6 +203,7 @@ export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server
     if (!res.ok) throw new Error(`fulcrum PUT ${clusterName(c)}: ${res.status} ${await res.text()}`);
   }
   await waitServed(admin, catalog.clusters, child);
+  if (run.restart) child = await restarted(child, () => spawnWithFiles(argv, join(runDir, 'fulcrum.log'), 'log', root), admin, catalog.clusters);
   return {
     label: `fulcrum${run.label ? ` ${run.label}` : ''}${debounce === 'default' ? ' (default debounce)' : ''}`,
     cache: debounce === 'zero' ? 'debounce 0' : debounce === 'default' ? 'debounce 100/1000 ms' : `debounce ${debounce.quietMs}/${debounce.maxMs} ms`,

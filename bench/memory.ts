@@ -13,8 +13,9 @@ const HELP = `Memory of a running fulcrum, measured from outside (/proc/PID/stat
 Starts the command (default: node --max-semi-space-size=4 dist/main.js, what \`npm start\` runs,
 so run \`npm run build\` first) on a generated catalog, then prints:
   serving   RSS once serving (settled), before any proxy connects
-  rest      the same after --idle-ms with nothing to do (fulcrum compacts its heap once 2 s after
-            it serves; this is the steady state), with V8's committed spaces from /metrics
+  rest      the same after --idle-ms with nothing to do (fulcrum compacts its heap once, from 2 s
+            after it serves, when its event loop is quiet; this is the steady state), with V8's
+            committed spaces from /metrics
   streams   RSS with --streams ADS streams connected (one HTTP/2 connection each, as Envoys
             connect), each subscribed to CDS and every cluster's EDS, after --pushes weight
             changes reached and were ACKed by every stream, first with half of them, then all:

@@ -27,6 +27,11 @@ const HELP = `bench/reconnect-storm.ts: N Envoy-like proxies connect within --wi
   --clusters N, --endpoints N   catalog size (default 100 × 20)
   --timeout-ms N       give up on proxies not synced by then (default 120000)
   --cpu-prof DIR       write fulcrum's V8 CPU profile (node --cpu-prof) into DIR
+  --restart            storm fulcrum right after a restart: its catalog PUT, the process stopped and
+                       started again on the same data, the storm as soon as it serves (what a control
+                       plane restart does; without it the storm meets a server that has settled)
+  --fulcrum-node-args=S  node options for both fulcrum builds, space-separated (e.g. --trace-gc;
+                       its lines land in fulcrum.log, see --keep-dir)
   --keep-dir           keep the run directory (logs, configs)
   --help
 
@@ -46,6 +51,8 @@ const { values: args } = parseArgs({
     base: { type: 'string' },
     repeat: { type: 'string', default: '1' },
     'cpu-prof': { type: 'string' },
+    'fulcrum-node-args': { type: 'string', default: '' },
+    restart: { type: 'boolean', default: false },
     'keep-dir': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -96,8 +103,9 @@ async function withServer<T>(start: () => Promise<Server>, use: (s: Server) => T
 /** fulcrum (or the --base checkout's), with --cpu-prof when asked (the profile is written on its SIGTERM exit). */
 function fulcrum(dir: string, base = false): Promise<Server> {
   const prof = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'], base ? 'base' : 'fulcrum')}`] : [];
+  prof.push(...list(args['fulcrum-node-args'].replaceAll(' ', ',')));
   const root = base ? resolve(args.base ?? '') : undefined;
-  return startFulcrum(dir, { debounce: 'zero', catalog: { clusters: num('clusters'), endpoints: num('endpoints') }, nodeArgs: prof, ...(root ? { root, label: 'base' } : {}) });
+  return startFulcrum(dir, { debounce: 'zero', catalog: { clusters: num('clusters'), endpoints: num('endpoints') }, nodeArgs: prof, restart: args.restart, ...(root ? { root, label: 'base' } : {}) });
 }
 
 /** How a --servers name is started and labelled. */

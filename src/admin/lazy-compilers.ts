@@ -1,6 +1,7 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
 import { restore } from 'fast-json-stringify';
+import { loopQuiet, type LoopQuiet } from '../runtime/loop-quiet.js';
 import { isAnsweredInSlices } from './sliced-answer.js';
 
 /**
@@ -18,6 +19,11 @@ import { isAnsweredInSlices } from './sliced-answer.js';
  * behind more than one compile and start-up pays nothing. Reads stay lazy: compiling all ~500
  * schemas takes seconds on a loaded machine and its heap would stay at rest (the RSS goal), for
  * reads whose first call paying a few milliseconds hurts nobody.
+ *
+ * The writes' schemas are ~0.9 s of CPU on this machine, and right after a restart is when a
+ * whole fleet reconnects: warming then took that second from the proxies' initial syncs
+ * (bench/RESULTS.md, "storm8"). So each compile waits until the event loop was mostly idle
+ * over the gap before it; a busy loop is looked at again a poll later.
  */
 
 /** One step of warming a schema: what is left of it is the step it returns, run at the next turn. */
@@ -29,6 +35,8 @@ export class Warmer {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
+  constructor(private readonly loop: LoopQuiet = loopQuiet()) {}
+
   /** `first`: ahead of the others (its garbage then made before start-up's compaction: main.ts). */
   add(compile: WarmStep, method: unknown, first = false): void {
     if (!isWrite(method)) return;
@@ -38,13 +46,17 @@ export class Warmer {
 
   /**
    * After `delayMs` (start-up's own work first: /readyz answers before any of this runs), waits
-   * for `ready()` (checked every `pollMs`), then compiles one schema per turn until none is left.
+   * for `ready()` and a quiet loop (checked every `pollMs`), then compiles one schema at a time,
+   * `gapMs` apart (the stretch in which the loop's business is seen), until none is left.
    */
-  start(ready: () => boolean, pollMs = 100, delayMs = 1000): void {
+  start(ready: () => boolean, pollMs = 100, delayMs = 1000, gapMs = 10): void {
     const step = (): void => {
       this.timer = undefined;
       if (this.stopped) return;
-      if (!ready()) return this.next(step, pollMs);
+      if (!ready() || !this.loop.quiet()) {
+        this.loop.mark();
+        return this.next(step, pollMs);
+      }
       const compile = this.pending.shift();
       if (!compile) return;
       try {
@@ -53,8 +65,10 @@ export class Warmer {
       } catch {
         // A schema that does not compile fails its route's first request, with fastify's error.
       }
-      this.next(step, 0);
+      this.loop.mark();
+      this.next(step, gapMs);
     };
+    this.loop.mark();
     this.next(step, delayMs);
   }
 

@@ -1,5 +1,6 @@
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { loopQuiet, type LoopQuiet } from './loop-quiet.js';
 
 /**
  * Start-up allocates in a burst (module sources, Envoy's descriptor, the first translation and
@@ -47,7 +48,23 @@ export function compactIfSmall(maxHeapBytes = COMPACT_UP_TO_BYTES): boolean {
   return true;
 }
 
-/** After `delayMs` (the first snapshot and engine tick done), compacts a small heap once. Does not hold the process open. */
-export function collectStartupGarbage(delayMs: number): void {
-  setTimeout(() => compactIfSmall(), delayMs).unref();
+/**
+ * After `delayMs` (the first snapshot and engine tick done), compacts a small heap once, when the
+ * event loop has been mostly idle for `pollMs`: a restart is when a whole fleet reconnects, and a
+ * compacting pause in the middle of those initial syncs held every one of them (~0.1–0.3 s at
+ * 60–100 MiB, bench/RESULTS.md "storm8"). Does not hold the process open.
+ */
+export function collectStartupGarbage(delayMs: number, pollMs = 500, loop: LoopQuiet = loopQuiet(), compact: () => void = compactIfSmall): void {
+  const attempt = (): void => {
+    if (loop.quiet()) {
+      compact();
+      return;
+    }
+    loop.mark();
+    setTimeout(attempt, pollMs).unref();
+  };
+  setTimeout(() => {
+    loop.mark();
+    setTimeout(attempt, pollMs).unref();
+  }, delayMs).unref();
 }

@@ -60,6 +60,22 @@ describe('lazy compilers and their warmer', () => {
     warmer.stop();
   });
 
+  it('compiles nothing while the event loop is busy (a reconnecting fleet after a restart), and all once it is quiet', async () => {
+    const { build, compiled } = counting();
+    let busy = true;
+    let marks = 0;
+    const warmer = new Warmer({ mark: () => void (marks += 1), quiet: () => !busy });
+    const compiler = lazyValidators(build, warmer)({}, {} as never);
+    for (const u of ['/a', '/b', '/c']) compiler(route(u));
+    warmer.start(() => true, 5, 0, 0);
+    await waitFor(() => marks >= 5, { timeoutMs: 10_000, what: 'the warmer looking at the busy loop again' });
+    expect(compiled()).toBe(0);
+    busy = false;
+    await waitFor(() => warmer.left === 0, { timeoutMs: 10_000, what: 'every schema compiled' });
+    expect(compiled()).toBe(3);
+    warmer.stop();
+  });
+
   it('compiles a response schema object once, whichever routes and statuses use it', () => {
     const compiled: string[] = [];
     const select = (() => () => (route: { url: string; httpStatus: string }) => {

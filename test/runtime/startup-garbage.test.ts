@@ -1,7 +1,8 @@
 import { getHeapSpaceStatistics } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { compactHeap, compactIfSmall } from '../../src/runtime/startup-garbage.js';
+import { collectStartupGarbage, compactHeap, compactIfSmall } from '../../src/runtime/startup-garbage.js';
+import { waitFor } from '../support/wait.js';
 
 const oldSpace = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space') ?? { space_size: NaN, space_used_size: NaN };
 
@@ -34,5 +35,15 @@ describe('compactHeap', () => {
     expect(compactIfSmall()).toBe(true);
     expect(oldSpace().space_size).toBeLessThan(grown - 8 * 1024 * 1024);
     expect(kept.length).toBe(400_000);
+  });
+
+  it('collects start-up garbage once, when the event loop has gone quiet (not in a restart storm)', async () => {
+    let busyPolls = 3;
+    let compactions = 0;
+    const loop = { mark: () => undefined, quiet: () => busyPolls-- <= 0 };
+    collectStartupGarbage(0, 5, loop, () => void (compactions += 1));
+    await waitFor(() => busyPolls < 0, { timeoutMs: 10_000, what: 'the loop looked at until quiet' });
+    await waitFor(() => compactions === 1, { timeoutMs: 10_000, what: 'the compaction' });
+    expect(busyPolls).toBe(-1);
   });
 });
