@@ -18,6 +18,7 @@ import http2 from 'node:http2';
 import { resolve } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { rawBidiMethod } from '../test/support/raw-bidi-method.js';
 
 const { values } = parseArgs({
   options: { streams: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '9' }, root: { type: 'string', default: '' } },
@@ -36,15 +37,7 @@ const mod = (await import(resolve(root, 'src/xds/framed-writes.ts'))) as {
 };
 const perWriter = mod.FramedWriter.length >= 3;
 
-const METHOD: grpc.MethodDefinition<Buffer, readonly Uint8Array[]> = {
-  path: '/bench.Framed/Chat',
-  requestStream: true,
-  responseStream: true,
-  requestSerialize: (b: Buffer) => b,
-  requestDeserialize: (b: Buffer) => b,
-  responseSerialize: (parts: readonly Uint8Array[]) => Buffer.concat(parts),
-  responseDeserialize: (b: Buffer) => [b],
-};
+const METHOD = rawBidiMethod('/bench.Framed/Chat');
 
 let completed = 0;
 let completedCpu = 0;

@@ -1,18 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { framedMessage, FramedWriter, type WriteDone } from '../../src/xds/framed-writes.js';
+import { rawBidiMethod } from '../support/raw-bidi-method.js';
 import { waitFor } from '../support/wait.js';
 
-/** A bidi method whose responses are raw bytes, as the discovery services' are (services.ts). */
-const METHOD: grpc.MethodDefinition<Buffer, readonly Uint8Array[]> = {
-  path: '/test.Framed/Chat',
-  requestStream: true,
-  responseStream: true,
-  requestSerialize: (b: Buffer) => b,
-  requestDeserialize: (b: Buffer) => b,
-  responseSerialize: (parts: readonly Uint8Array[]) => Buffer.concat(parts),
-  responseDeserialize: (b: Buffer) => [b],
-};
+const METHOD = rawBidiMethod('/test.Framed/Chat');
 
 const framed = (text: string): Uint8Array => {
   const bytes = Buffer.from(text);
