@@ -15,6 +15,8 @@ interface Measured {
 export interface RoundLine extends Measured {
   type: 'synced' | 'round';
   ms?: number;
+  /** A round's trigger time, ms since the epoch. */
+  t0?: number;
   streams: number;
   received: number;
   /** Streams the server ended and the client opened again, since the client started. */

@@ -34,6 +34,8 @@ const HELP = `bench/gcp-fanout.ts: fulcrum vs go-control-plane fan-out, one Go l
                         "--cpu-prof --cpu-prof-dir=/tmp/prof": a profile per process, written at exit)
   --base DIR            another checkout (with node_modules) to run as "fulcrum base": list it in
                         --servers as fulcrum-base for a before/after in the same run
+  --base-node-args=S    node options for fulcrum base instead of --fulcrum-node-args (with --base
+                        this checkout, an A/B of node options on the same code)
   --help
 
 The default run takes 15-35 minutes on 2 loaded cores. Each finished row is logged to stderr
@@ -55,6 +57,7 @@ const { values: args } = parseArgs({
     'connect-concurrency': { type: 'string', default: '200' },
     'keep-dir': { type: 'boolean', default: false },
     'fulcrum-node-args': { type: 'string', default: '' },
+    'base-node-args': { type: 'string' },
     base: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -76,6 +79,7 @@ const SINGLE_ROUNDS = integer('single-rounds', args['single-rounds'], 0);
 const catalog = { clusters: integer('clusters', args.clusters), endpoints: integer('endpoints', args.endpoints) };
 const CONCURRENCY = integer('connect-concurrency', args['connect-concurrency']);
 const NODE_ARGS = list(args['fulcrum-node-args'].replaceAll(' ', ','));
+const BASE_NODE_ARGS = args['base-node-args'] === undefined ? NODE_ARGS : list(args['base-node-args'].replaceAll(' ', ','));
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-gcp-fanout-'));
@@ -110,6 +114,8 @@ function drive(bins: GoBinaries, server: Server, protocol: string, streams: numb
   if (streams === 1) log(`    rounds ms: ${lines.filter((l) => l.type === 'round').map((l) => l.max.toFixed(1)).join(' ')}`);
   // Many streams: each round's p50 / p99 in order (the row is their median), so an outlier round shows.
   else log(`    rounds p50/p99 ms: ${lines.filter((l) => l.type === 'round').map((l) => `${l.p50.toFixed(0)}/${l.p99.toFixed(0)}`).join(' ')}`);
+  // Each round's trigger time (ms since the epoch) and CPU, to line a round up with a server trace.
+  for (const l of lines.filter((x) => x.type === 'round')) log(`    round t0 ${l.t0 ?? '?'} api ${l.apiMs.toFixed(0)} server CPU ${l.serverCpuMs} client CPU ${l.clientCpuMs.toFixed(0)} ms`);
   return { rounds: lines.filter((l) => l.type === 'round'), failure };
 }
 
@@ -123,7 +129,7 @@ async function startAll(bins: GoBinaries): Promise<Map<string, Server>> {
   const dump = join(dir, 'resources.bin');
   execFileSync(bins.loadclient, ['-target', servers.get('fulcrum')?.xds ?? '', '-dump', dump], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (SERVERS.includes('fulcrum-default') || SINGLE_ROUNDS > 0) servers.set('fulcrum-default', await startFulcrum(dir, { debounce: 'default', catalog, nodeArgs: NODE_ARGS }));
-  if (SERVERS.includes('fulcrum-base')) servers.set('fulcrum-base', await startFulcrum(dir, { debounce: 'zero', catalog, nodeArgs: NODE_ARGS, root: BASE, label: 'base' }));
+  if (SERVERS.includes('fulcrum-base')) servers.set('fulcrum-base', await startFulcrum(dir, { debounce: 'zero', catalog, nodeArgs: BASE_NODE_ARGS, root: BASE, label: 'base' }));
   if (SERVERS.includes('linear')) servers.set('linear', await startGcp(dir, bins, 'linear', dump));
   if (SERVERS.includes('snapshot')) servers.set('snapshot', await startGcp(dir, bins, 'snapshot', dump));
   return servers;

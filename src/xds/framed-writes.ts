@@ -66,26 +66,43 @@ function transportStream(call: unknown): TransportStream | undefined {
   return undefined;
 }
 
-export type WriteDone = () => void;
+/** Runs once per write, in write order, with that write's byte count, when its bytes left (or the call ended). */
+export type WriteDone = (bytes: number) => void;
 
 /**
  * Writes a call's responses. Messages framed by `framedMessage` go straight to the HTTP/2 stream
  * when nothing written through grpc-js is still queued in its Writable (order is kept); the
  * first one asks grpc-js to send the response headers first (its public sendMetadata), which it
  * does at once unless an interceptor holds them, and then it too is written without a copy.
+ *
+ * Every write completes through one callback per writer, not a closure per write: in a push to
+ * 10,000 streams each write's objects live until its session flushed, so the push's scavenges
+ * copy and promote them (bench/RESULTS.md, fan5 and fan8). Completions come in write order (a
+ * Writable runs its callbacks in order), so the byte counts wait in a queue.
  */
 export class FramedWriter {
   private readonly transport: TransportStream | undefined;
   /** Writes handed to grpc-js whose callback has not run: a framed write must not overtake them. */
   private viaGrpc = 0;
   private direct_ = 0;
+  /** Bytes of the oldest write not yet completed (-1: none), then those of later ones. */
+  private oldest = -1;
+  private later: number[] | undefined;
+  private readonly completedDirect: () => void;
+  private readonly completedViaGrpc: () => void;
 
   constructor(
     private readonly call: ServerDuplexStream<unknown, readonly Uint8Array[]>,
     /** grpc-js refuses larger messages (its max_send_message_length); those keep its path. */
     private readonly maxMessageBytes: number,
+    done: WriteDone,
   ) {
     this.transport = transportStream(call);
+    this.completedDirect = () => done(this.shift());
+    this.completedViaGrpc = () => {
+      this.viaGrpc -= 1;
+      done(this.shift());
+    };
   }
 
   /** Whether framed writes go below grpc-js on this call (false when its internals differ). */
@@ -98,22 +115,31 @@ export class FramedWriter {
     return this.direct_;
   }
 
-  /** Writes `parts` as one response; `done` runs once, when the bytes left (or the call ended). */
-  write(parts: readonly Uint8Array[], done: WriteDone): void {
+  /** Writes `parts` (`bytes` long in all) as one response; the writer's `done` gets `bytes` back once. */
+  write(parts: readonly Uint8Array[], bytes: number): void {
+    this.push(bytes);
     const only = parts.length === 1 ? parts[0] : undefined;
     const framed = only && framedOf.get(only);
     const t = this.transport;
     if (framed && t && this.viaGrpc === 0 && only.byteLength <= this.maxMessageBytes && this.open(t)) {
       // An error here means the stream is gone: its close handlers end the call as grpc-js would.
       this.direct_ += 1;
-      t.write(framed, done);
+      t.write(framed, this.completedDirect);
       return;
     }
     this.viaGrpc += 1;
-    this.call.write(parts, () => {
-      this.viaGrpc -= 1;
-      done();
-    });
+    this.call.write(parts, this.completedViaGrpc);
+  }
+
+  private push(bytes: number): void {
+    if (this.oldest < 0) this.oldest = bytes;
+    else (this.later ??= []).push(bytes);
+  }
+
+  private shift(): number {
+    const bytes = this.oldest;
+    this.oldest = this.later !== undefined && this.later.length > 0 ? (this.later.shift() as number) : -1;
+    return Math.max(bytes, 0);
   }
 
   /** The stream takes writes, with the response headers sent (asked for if not yet). */

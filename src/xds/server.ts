@@ -205,7 +205,8 @@ export class XdsServer {
       if (!call.cancelled) drained();
     };
     const authz = this.options.security?.authz;
-    const writer = new FramedWriter(call, this.limits.maxResponseBytes);
+    // The callback runs once per write, once its bytes left this process (or the call ended).
+    const writer = new FramedWriter(call, this.limits.maxResponseBytes, flushed);
     return {
       peer: call.getPeer(),
       // Without identities bound to nodes there is nothing to check (and no auth context to read) per stream.
@@ -215,8 +216,7 @@ export class XdsServer {
         for (const p of parts) bytes += p.byteLength;
         queued += bytes;
         this.queue.bytes += bytes;
-        // The callback runs once the bytes left this process (or the call ended): never twice.
-        writer.write(parts, () => flushed(bytes));
+        writer.write(parts, bytes);
         if (!congested && queued >= mark) {
           congested = true;
           this.queue.congested += 1;
