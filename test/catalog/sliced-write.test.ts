@@ -105,9 +105,14 @@ describe('putClusterSliced', () => {
     s.putCluster(cluster('small', many(3, 1)), API);
     const size = (): number => statSync(s.file).size;
     const before = size();
+    // Measured when the commit is announced, in the task that committed: once the write settles
+    // (after the WAL's fsync) the worker may well have copied the pages already.
+    let atCommit: number | undefined;
+    const stop = s.onChange(() => (atCommit ??= size()));
     await s.putClusterSliced(cluster('big', many(6000, 1)), API, 5);
-    // Committed (durable in the WAL) and readable, but not yet copied into the database file.
-    expect(size()).toBe(before);
+    stop();
+    // Committed (durable in the WAL) and readable, but not copied into the database file by the commit.
+    expect(atCommit).toBe(before);
     expect(s.getCluster('big')?.endpoints).toHaveLength(6000);
     // The worker copies it with no further write on the store.
     await waitFor(() => size() > before + 1024 * 1024 || undefined, { what: 'the worker checkpointed', timeoutMs: 60_000 });

@@ -63,4 +63,26 @@ describe('WAL checkpoints of the SQLite store', () => {
       db.close();
     }
   });
+
+  it('closed during a checkpoint, lets it finish and settle before the worker ends (a thread ended inside SQLite can abort the process)', async () => {
+    const file = join(tempDir(), 'c.db');
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE t (x)');
+    const insert = db.prepare('INSERT INTO t VALUES (?)');
+    db.transaction(() => {
+      for (let i = 0; i < 20_000; i++) insert.run('x'.repeat(100) + i);
+    })();
+    const checkpointer = new WalCheckpointer(file, db, () => undefined, 60_000);
+    const order: string[] = [];
+    const running = checkpointer.checkpoint().then(() => order.push('checkpoint settled'));
+    const closed = checkpointer.close().then(() => order.push('closed'));
+    await Promise.all([running, closed]);
+    expect(order).toEqual(['checkpoint settled', 'closed']);
+    expect(checkpointer.started).toBe(false);
+    // Closed for good: a later call starts no thread.
+    await checkpointer.checkpoint();
+    expect(checkpointer.started).toBe(false);
+    db.close();
+  });
 });

@@ -52,6 +52,7 @@ export class WalCheckpointer {
   private worker: Worker | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  private closed = false;
   private idle: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -69,6 +70,7 @@ export class WalCheckpointer {
 
   /** Checkpoints on the worker; settles when done (never rejects: a failure is reported and SQLite's own checkpoints resume). */
   checkpoint(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     if (this.running) {
       this.again = true;
       return this.running;
@@ -77,6 +79,7 @@ export class WalCheckpointer {
     clearTimeout(this.idle);
     this.running = this.runOnce().finally(() => {
       this.running = undefined;
+      if (this.closed) return;
       if (this.again) {
         this.again = false;
         void this.checkpoint();
@@ -84,14 +87,26 @@ export class WalCheckpointer {
       }
       this.setAuto(LOOP_CHECKPOINT_PAGES);
       // At rest the process holds no idle thread; a burst of writes starts one again.
-      this.idle = setTimeout(() => void this.close(), this.idleMs);
+      this.idle = setTimeout(() => void this.end(), this.idleMs);
       this.idle.unref();
     });
     return this.running;
   }
 
+  /**
+   * Ends the worker once a running checkpoint is done, never during it: terminating a thread inside
+   * a better-sqlite3 call that then throws (the store's files closed or removed under it) aborts the
+   * whole process (V8's fatal "ToLocalChecked Empty MaybeLocal": the error cannot be made in a
+   * terminating thread; seen in CI). A checkpoint's last step is a message, so it ends on its own.
+   */
   close(): Promise<void> {
+    this.closed = true;
     clearTimeout(this.idle);
+    return (this.running ?? Promise.resolve()).then(() => this.end());
+  }
+
+  /** Ends an idle worker (the next checkpoint starts another, unless closed). */
+  private end(): Promise<void> {
     const worker = this.worker;
     this.worker = undefined;
     return worker ? worker.terminate().then(() => undefined) : Promise.resolve();
