@@ -1,7 +1,7 @@
 /**
  * Checks that two checkouts' weight engines give identical ticks: the same random fleet (PID on
  * cpu / cpu-latency / inflight, EWMA, static, blend; probes failing, errors, endpoints that stop
- * reporting, a cluster reshaped midway, clusters failing static) fed to both, every tick's weights, health and every
+ * reporting, some without request counts, a cluster reshaped midway, clusters failing static) fed to both, every tick's weights, health and every
  * explanation compared exactly. For a change that restructures the tick without meaning to
  * change its arithmetic.
  *
@@ -77,7 +77,10 @@ function drive(engines: EngineLike[], seed: number, ticks: number): number {
           const r = rand();
           if (e % 7 === 3 && t > ticks / 3) return; // stops reporting
           if (r < 0.8) {
-            const sample = { at: now - 200 + Math.floor(rand() * 100), cpu: 0.2 + 0.7 * rand(), latencyMs: 5 + 50 * rand(), inflight: Math.floor(20 * rand()), rps: 100, errors: e % 11 === 5 ? 40 * rand() : 0 };
+            const base = { at: now - 200 + Math.floor(rand() * 100), cpu: 0.2 + 0.7 * rand(), latencyMs: 5 + 50 * rand(), inflight: Math.floor(20 * rand()) };
+            // Some endpoints report no request counts (an agent's cpu and latency only): no error
+            // window, the state the tick reads without its object (endpoint-inputs.ts).
+            const sample = e % 5 === 1 ? base : { ...base, rps: 100, errors: e % 11 === 5 ? 40 * rand() : 0 };
             for (const en of engines) en.observeSample(cluster, key, sample);
           }
           // The 3-endpoint clusters fail every probe for a stretch: fail static.

@@ -1,7 +1,7 @@
 /**
  * Weight engine tick time: how long one `tick(now)` takes for 10,000 and 100,000 endpoints.
  *
- *   npx tsx bench/engine.ts [--runs 7] [--ticks 20] [--raw] [--size 10k|100k|all] [--only TEXT]
+ *   npx tsx bench/engine.ts [--runs 7] [--ticks 20] [--raw] [--size 10k|100k|all] [--only TEXT] [--rps]
  *
  * Scenarios: 500 clusters × 20 endpoints and 1 cluster × 10,000 endpoints (targets: ≤ 5 ms), and
  * 1,000 clusters × 100 and 1 cluster × 100,000 (≤ 50 ms), each under the PID
@@ -11,7 +11,9 @@
  * timed region, and their garbage is scavenged (minor GC) before the tick: the figure is the engine's tick,
  * not the ingestion). Reports the median over runs of the per-run median tick (wall clock, and the
  * process's CPU time during the tick, which a loaded machine inflates less), plus p90 and max of
- * the wall clock. Prints a table and a final JSON line.
+ * the wall clock. Prints a table and a final JSON line. `--rps`: every sample also carries request
+ * counts (rps 100, 1 % errors), as Envoy's load reports do, so every endpoint has an error window and
+ * an error rate (without it, samples carry cpu and latency only, an agent's reports).
  * Not a test.
  */
 import { parseArgs } from 'node:util';
@@ -31,15 +33,18 @@ const { values: args } = parseArgs({
     size: { type: 'string', default: 'all' },
     /** Only the scenarios whose name contains this text (e.g. "pid", "500×20"). */
     only: { type: 'string', default: '' },
+    /** Samples carry request counts (rps, errors), as load reports do. */
+    rps: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   process.stdout.write(
-    'usage: npx tsx bench/engine.ts [--runs 7] [--ticks 20] [--raw] [--size 10k|100k|all] [--only TEXT]\n' +
+    'usage: npx tsx bench/engine.ts [--runs 7] [--ticks 20] [--raw] [--size 10k|100k|all] [--only TEXT] [--rps]\n' +
       '  --raw    do not scavenge the feed garbage before each timed tick\n' +
       '  --size   10k: 500×20 and 1×10000; 100k: 1000×100 and 1×100000; all: both (default)\n' +
-      '  --only   run only the scenarios whose name contains TEXT\n',
+      '  --only   run only the scenarios whose name contains TEXT\n' +
+      '  --rps    samples carry request counts (rps 100, errors 1): every endpoint has an error rate\n',
   );
   process.exit(0);
 }
@@ -119,7 +124,8 @@ function runOnce(sc: Scenario, seed: number): Times {
       const lv = level[c] as number[];
       for (let e = 0; e < ks.length; e++) {
         const u = (lv[e] as number) * (1 + 0.05 * (rand() - 0.5));
-        engine.observeSample(`svc-${c}`, ks[e] as string, { at: now, cpu: u, latencyMs: 5 + 50 * u });
+        const sample = { at: now, cpu: u, latencyMs: 5 + 50 * u };
+        engine.observeSample(`svc-${c}`, ks[e] as string, args.rps ? { ...sample, rps: 100, errors: 1 } : sample);
       }
     }
   };
