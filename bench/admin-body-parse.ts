@@ -9,7 +9,9 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseClusterBody } from '../src/admin/resources.js';
 import { parseConfig } from '../src/sources/config-file.js';
+import { helpIfAsked } from './help.js';
 
+helpIfAsked(import.meta.url);
 const { values } = parseArgs({ options: { endpoints: { type: 'string', default: '20000' } } });
 const n = Number(values.endpoints);
 const endpoints = Array.from({ length: n }, (_, i) => ({ address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, port: 8080, weight: 1 + (i % 5) }));

@@ -21,6 +21,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Profile, ProfileNode } from './cpuprofile.js';
+import { helpIfAsked } from './help.js';
 
 interface Ev {
   readonly k: string;
@@ -34,6 +35,7 @@ interface Ev {
   readonly kind?: number;
 }
 
+helpIfAsked(import.meta.url);
 const { values } = parseArgs({
   options: {
     dir: { type: 'string' },

@@ -22,6 +22,7 @@
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { seededRandom } from '../examples/backends/poisson-load.js';
+import { helpIfAsked } from './help.js';
 import {
   HashRing,
   LeastConnections,
@@ -29,6 +30,7 @@ import {
   SmoothWeightedRoundRobin,
 } from './selectors/index.js';
 
+helpIfAsked(import.meta.url);
 const { values: args } = parseArgs({
   options: {
     runs: { type: 'string', default: '7' },

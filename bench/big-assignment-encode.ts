@@ -13,7 +13,9 @@ import type { Cluster } from '../src/catalog/types.js';
 import { encodeMessage } from '../src/xds/envoy-api.js';
 import { encodeLoadAssignmentSliced } from '../src/xds/sliced-encode.js';
 import { loadAssignmentResource } from '../src/xds/translate-clusters.js';
+import { helpIfAsked } from './help.js';
 
+helpIfAsked(import.meta.url);
 const { values } = parseArgs({ options: { endpoints: { type: 'string', default: '20000' }, runs: { type: 'string', default: '9' } } });
 const n = Number(values.endpoints);
 const address = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;

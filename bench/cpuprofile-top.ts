@@ -9,8 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Profile, ProfileNode } from './cpuprofile.js';
+import { helpIfAsked } from './help.js';
 
 
+helpIfAsked(import.meta.url);
 const { values: args, positionals } = parseArgs({
   options: { under: { type: 'string', default: '' }, top: { type: 'string', default: '30' } },
   allowPositionals: true,

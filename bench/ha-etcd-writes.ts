@@ -13,7 +13,9 @@ import { Etcd3 } from 'etcd3';
 import YAML from 'yaml';
 import { startEtcdCluster } from '../test/support/etcd-cluster.js';
 import { startReplicas, type ReplicaSet } from '../test/support/replicas.js';
+import { helpIfAsked } from './help.js';
 
+helpIfAsked(import.meta.url);
 const { values } = parseArgs({ options: { clusters: { type: 'string', default: '100' }, endpoints: { type: 'string', default: '20' }, seconds: { type: 'string', default: '60' } } });
 const C = Number(values.clusters);
 const E = Number(values.endpoints);

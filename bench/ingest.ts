@@ -12,7 +12,9 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import YAML from 'yaml';
 import { startFulcrum } from '../src/main.js';
+import { helpIfAsked } from './help.js';
 
+helpIfAsked(import.meta.url);
 const { values } = parseArgs({
   options: { endpoints: { type: 'string', default: '1000' }, batch: { type: 'string', default: '5000' }, seconds: { type: 'string', default: '3' } },
 });

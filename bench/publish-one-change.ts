@@ -18,7 +18,9 @@ import { subscription, XdsCache, type SotwBody } from '../src/xds/cache.js';
 import { TYPE } from '../src/xds/envoy-api.js';
 import { DEFAULT_GROUP } from '../src/xds/resource-set.js';
 import { Translator } from '../src/xds/translator.js';
+import { helpIfAsked } from './help.js';
 
+helpIfAsked(import.meta.url);
 const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '1000' },

@@ -19,7 +19,9 @@ import { resolve } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { rawBidiMethod } from '../test/support/raw-bidi-method.js';
+import { helpIfAsked } from './help.js';
 
+helpIfAsked(import.meta.url);
 const { values } = parseArgs({
   options: { streams: { type: 'string', default: '3000' }, rounds: { type: 'string', default: '9' }, root: { type: 'string', default: '' } },
 });

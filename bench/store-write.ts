@@ -15,7 +15,9 @@ import { pino } from 'pino';
 import YAML from 'yaml';
 import { startFulcrum } from '../src/main.js';
 import { startEtcdCluster } from '../test/support/etcd-cluster.js';
+import { helpIfAsked } from './help.js';
 
+helpIfAsked(import.meta.url);
 const { values } = parseArgs({ options: { writes: { type: 'string', default: '500' }, warmup: { type: 'string', default: '50' } } });
 const writes = Number(values.writes);
 const warmup = Number(values.warmup);

@@ -9,7 +9,9 @@ import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { parseConfig } from '../src/sources/config-file.js';
 import { translate, Translator } from '../src/xds/translator.js';
+import { helpIfAsked } from './help.js';
 
+helpIfAsked(import.meta.url);
 const { values } = parseArgs({ options: { clusters: { type: 'string', default: '100' }, endpoints: { type: 'string', default: '20' } } });
 const nc = Number(values.clusters);
 const ne = Number(values.endpoints);
