@@ -4,7 +4,7 @@ import { WeightEngine, type PreparedCluster } from '../balancing/engine/weight-e
 import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
-import { inChunks } from '../balancing/steps.js';
+import { inChunks, runToEnd } from '../balancing/steps.js';
 import { missingSignals, type MissingSignals } from './missing-signals.js';
 import { buildOverrides } from './tick-overrides.js';
 
@@ -138,10 +138,7 @@ export class AdaptiveWeights {
 
   /** Runs one engine tick; returns the new overrides when anything published changed, else undefined. */
   tick(now: number): WeightOverrides | undefined {
-    const run = this.tickInSlices(now, Number.POSITIVE_INFINITY);
-    let step = run.next();
-    while (step.done !== true) step = run.next();
-    return step.value;
+    return runToEnd(this.tickInSlices(now, Number.POSITIVE_INFINITY));
   }
 
   /**
