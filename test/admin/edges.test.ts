@@ -20,6 +20,7 @@ import { XdsCache } from '../../src/xds/cache.js';
 import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
 import { scaled } from '../support/timing.js';
+import { RM_RETRIES } from '../catalog/helpers.js';
 
 const ADMIN = 'edge-admin';
 const READ = 'edge-read';
@@ -29,7 +30,7 @@ const stores: Store[] = [];
 const dirs: string[] = [];
 afterAll(() => {
   for (const s of stores) s.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const d of dirs) rmSync(d, RM_RETRIES);
 });
 
 function app(auth?: AuthConfig): AdminApp {

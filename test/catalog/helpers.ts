@@ -10,8 +10,14 @@ export function tempDir(): string {
   made.push(dir);
   return dir;
 }
+/**
+ * Retries, because a store's WAL checkpoint worker (wal-checkpointer.ts) may still be finishing a
+ * checkpoint on its own connection when the test closes the store: its -wal/-shm files can come
+ * and go while the folder is removed (ENOTEMPTY, seen in CI).
+ */
+export const RM_RETRIES = { recursive: true, force: true, maxRetries: 20, retryDelay: 25 } as const;
 export function cleanupTempDirs(): void {
-  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+  for (const d of made.splice(0)) rmSync(d, RM_RETRIES);
 }
 
 export function endpoint(address: string, port = 8080, extra: Partial<Endpoint> = {}): Endpoint {

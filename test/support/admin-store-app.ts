@@ -5,6 +5,7 @@ import { buildAdminApp, type AdminApp, type AdminDeps } from '../../src/admin/ap
 import { openStore, type Store } from '../../src/catalog/store/index.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { XdsCache } from '../../src/xds/cache.js';
+import { RM_RETRIES } from '../catalog/helpers.js';
 import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 
 /**
@@ -31,7 +32,7 @@ export function adminStoreApp(
   });
   const close = (): void => {
     store.close();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, RM_RETRIES);
   };
   return { app, store, close };
 }
