@@ -11,7 +11,8 @@
  *   pay one-time compilations of their answer's serializer (fast-json-stringify compiles the
  *   validators of anyOf branches on first use); the third shows a warm process.
  * - after them, the first of each other kind of write or heavy read: DELETE of the big cluster,
- *   an audit page, /metrics (each probed as the big writes are).
+ *   an audit page, /metrics (each probed as the big writes are); /metrics twice more (a warm
+ *   scrape) and its size.
  * fulcrum runs as its own process (tsx), so the client's timers are not stalled with the server;
  * the store is seeded directly (SQLite) before it starts. `--repo DIR` runs the server of another
  * checkout (its src/ and node_modules) under this script, for side-by-side runs of the same stages.
@@ -21,6 +22,9 @@
  *   npx tsx bench/admin-100k.ts [--clusters 1000] [--endpoints 100] [--writes 200] [--big 20000]
  *                               [--debounce-ms 0] [--engine-tick-ms MS] [--settle-ms 3000] [--cpu-prof DIR]
  *                               [--repo DIR] [--node-args=--max-semi-space-size=4,...]  (as `npm start` runs it)
+ *
+ * `--big 0` skips the big writes: with `--settle-ms 20000` the audit page and /metrics stages then
+ * run on a process whose warm-up (write schemas compiled while the loop is quiet) is over.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -102,6 +106,12 @@ async function windowed<T>(label: string, work: () => Promise<T>): Promise<T> {
 
 class Admin {
   constructor(private readonly base: string) {}
+
+  /** The size (bytes) of the body of GET `path`'s answer. */
+  async size(path: string): Promise<number> {
+    const res = await fetch(`${this.base}${path}`);
+    return Buffer.byteLength(await res.text());
+  }
 
   async call(method: string, path: string, body?: unknown): Promise<number> {
     const started = performance.now();
@@ -210,25 +220,35 @@ async function measure(server: FulcrumProcess): Promise<string[]> {
     stream.request(EDS, [watched], { version_info: first.version_info, response_nonce: first.nonce });
     const { put, propagated } = await windowed(`${WRITES} endpoint PUTs`, () => endpointPuts(admin, stream, watched));
     const drain = await windowed(`${WRITES} drains / enables`, () => drains(admin));
-    // Address, port and weight only: 20k such entries are the largest cluster PUT under the 1 MiB body limit.
-    const big = Array.from({ length: BIG }, (_, i) => ({ address: address(CLUSTERS * PER_CLUSTER + i), port: 8080, weight: 1 + (i % 5) }));
     const lines = [...firstCalls, row('endpoint PUT (weight change)', put), row('  … until the EDS stream has it', propagated), row('drain / enable', drain)];
-    lines.push(...(await stage(`cluster PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', '/v1/clusters/big', { endpoints: big })))));
-    // The first re-weight is the route's first 200 answer (the create was a 201): both compile their serializer's validators once.
-    for (const [n, label] of [[5, 'again (first 200)'], [6, 'a third time']] as const) {
-      const reweighted = big.map((e) => ({ ...e, weight: e.weight + n }));
-      lines.push(...(await stage(`cluster PUT ${label}, ${BIG} re-weighted`, (l) => stallDuring(admin, xds, l, () => admin.call('PUT', '/v1/clusters/big', { endpoints: reweighted })))));
-    }
-    const bulk = big.map((e) => ({ ...e, weight: e.weight + 1 }));
-    const bulkPath = '/v1/clusters/big/endpoints';
-    lines.push(...(await stage(`bulk endpoint PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', bulkPath, { endpoints: bulk })))));
-    lines.push(...(await stage(`DELETE of the ${BIG}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', '/v1/clusters/big')))));
+    if (BIG > 0) lines.push(...(await bigWrites(admin, xds)));
     lines.push(...(await stage('first audit page (limit 100)', (label) => stallDuring(admin, xds, label, () => admin.call('GET', '/v1/audit?limit=100')))));
-    lines.push(...(await stage('first GET /metrics', (label) => stallDuring(admin, xds, label, () => admin.call('GET', '/metrics')))));
+    for (const nth of ['first', 'second', 'third']) {
+      lines.push(...(await stage(`${nth} GET /metrics`, (label) => stallDuring(admin, xds, label, () => admin.call('GET', '/metrics')))));
+    }
+    lines.push(`| GET /metrics: answer size (bytes) | 1 | ${await admin.size('/metrics')} | | |`);
     return lines;
   } finally {
     xds.close();
   }
+}
+
+/** The big writes' stages (--big N endpoints; skipped with --big 0). */
+async function bigWrites(admin: Admin, xds: XdsClient): Promise<string[]> {
+  // Address, port and weight only: 20k such entries are the largest cluster PUT under the 1 MiB body limit.
+  const big = Array.from({ length: BIG }, (_, i) => ({ address: address(CLUSTERS * PER_CLUSTER + i), port: 8080, weight: 1 + (i % 5) }));
+  const lines: string[] = [];
+  lines.push(...(await stage(`cluster PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', '/v1/clusters/big', { endpoints: big })))));
+  // The first re-weight is the route's first 200 answer (the create was a 201): both compile their serializer's validators once.
+  for (const [n, label] of [[5, 'again (first 200)'], [6, 'a third time']] as const) {
+    const reweighted = big.map((e) => ({ ...e, weight: e.weight + n }));
+    lines.push(...(await stage(`cluster PUT ${label}, ${BIG} re-weighted`, (l) => stallDuring(admin, xds, l, () => admin.call('PUT', '/v1/clusters/big', { endpoints: reweighted })))));
+  }
+  const bulk = big.map((e) => ({ ...e, weight: e.weight + 1 }));
+  const bulkPath = '/v1/clusters/big/endpoints';
+  lines.push(...(await stage(`bulk endpoint PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', bulkPath, { endpoints: bulk })))));
+  lines.push(...(await stage(`DELETE of the ${BIG}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', '/v1/clusters/big')))));
+  return lines;
 }
 
 async function main(): Promise<void> {

@@ -31,7 +31,7 @@ import type { KubernetesDiscovery } from './sources/kubernetes/discovery.js';
 import type { KubernetesContribution } from './sources/kubernetes/mapping.js';
 import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
 import { createLogger, defaultLogFormat, type LogFormat, type Logger } from './telemetry/logger.js';
-import { Metrics, type EndpointValue } from './telemetry/metrics.js';
+import { Metrics, type ClusterEndpointValues, type EndpointValue } from './telemetry/metrics.js';
 import { registerBuildInfo, registerSyncStates, worstState } from './telemetry/operator-metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
@@ -225,8 +225,8 @@ function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
   metrics.trackConnected(() => registry.list().map((r) => r.protocol));
   registerBuildInfo(metrics.registry, packageVersion());
   registerSyncStates(metrics.registry, () => registry.list().map((r) => worstState(PUSH_ORDER.map((t) => syncState(r.types.get(t))))));
-  metrics.trackEndpointWeights(() => publisher.endpointWeights());
-  metrics.trackEndpointUtilization(() => endpointUtilization(signals.store));
+  metrics.trackEndpointWeightsByCluster(() => publisher.endpointWeightsByCluster());
+  metrics.trackEndpointUtilizationByCluster(() => endpointUtilization(signals.store));
   return { metrics, registry, cache, publisher, signals, adaptive };
 }
 
@@ -494,12 +494,17 @@ export function resolveReplicaId(options: Pick<FulcrumOptions, 'replicaId'>, con
   return options.replicaId ?? config.ha.replicaId ?? defaultReplicaId();
 }
 
-/** Per endpoint the signals store tracks, the newest CPU utilization reported (endpoints without one are left out). */
-function* endpointUtilization(store: SignalStore): Iterable<EndpointValue> {
+/**
+ * Per cluster the signals store tracks, the newest CPU utilization reported per endpoint (endpoints
+ * without one are left out); a cluster's values are read when it is reached, to know its size.
+ */
+function* endpointUtilization(store: SignalStore): Iterable<ClusterEndpointValues> {
   for (const cluster of store.clusterNames()) {
+    const values: EndpointValue[] = [];
     for (const [endpoint, sample] of store.mergedByEndpoint(cluster)) {
-      if (sample.cpu !== undefined) yield { cluster, endpoint, value: sample.cpu };
+      if (sample.cpu !== undefined) values.push({ cluster, endpoint, value: sample.cpu });
     }
+    if (values.length > 0) yield { cluster, size: values.length, values: () => values };
   }
 }
 

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CountingHistogram } from './counting-histogram.js';
-import { DEFAULT_MAX_ENDPOINT_SERIES, endpointGauges, type EndpointValue } from './endpoint-series.js';
+import { clustersOf, DEFAULT_MAX_ENDPOINT_SERIES, EndpointGauges, type ClusterEndpointValues, type EndpointValue } from './endpoint-series.js';
 
 /**
  * fulcrum's Prometheus metrics, on a registry of their own (never prom-client's global one, so
@@ -29,7 +29,7 @@ const TICK_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 /** Seconds. One SQLite transaction with an fsync per commit: ~ms on SSDs, more on network disks. */
 const STORE_WRITE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-export type { EndpointValue } from './endpoint-series.js';
+export type { ClusterEndpointValues, EndpointValue } from './endpoint-series.js';
 
 /** How samples arrived: HTTP and gRPC reports, or Envoy's load reports (LRS). */
 export type ReportTransport = 'http' | 'grpc' | 'lrs';
@@ -65,8 +65,11 @@ export class Metrics {
   /** Pushes counted since the last scrape, by type (see xds_pushes_total's collect). */
   private readonly unscrapedPushes = new Map<string, number>();
   private connectedSource: () => Iterable<string> = () => [];
-  private weightSource: () => Iterable<EndpointValue> = () => [];
-  private utilizationSource: () => Iterable<EndpointValue> = () => [];
+  private weightSource: () => Iterable<ClusterEndpointValues> = () => [];
+  private utilizationSource: () => Iterable<ClusterEndpointValues> = () => [];
+  private readonly endpointGauges: EndpointGauges;
+  /** The scrape being built in turns, if any: the next waits for it (they share the prepared endpoint values). */
+  private rendering: Promise<unknown> = Promise.resolve();
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -98,7 +101,7 @@ export class Metrics {
       labelNames: ['result'],
       registers,
     });
-    endpointGauges(registers, options.maxEndpointSeries ?? DEFAULT_MAX_ENDPOINT_SERIES, [
+    this.endpointGauges = new EndpointGauges(registers, options.maxEndpointSeries ?? DEFAULT_MAX_ENDPOINT_SERIES, [
       {
         name: 'fulcrum_endpoint_weight',
         help: 'Weight published to proxies per endpoint: the engine\'s for adaptive clusters, the operator\'s for static ones.',
@@ -163,13 +166,23 @@ export class Metrics {
     this.connectedSource = source;
   }
 
-  /** Where `fulcrum_endpoint_weight` reads from at scrape time: every endpoint's published weight. */
+  /** Where `fulcrum_endpoint_weight` reads from at scrape time: every endpoint's published weight (each cluster's together). */
   trackEndpointWeights(source: () => Iterable<EndpointValue>): void {
+    this.weightSource = () => clustersOf(source());
+  }
+
+  /** As trackEndpointWeights, by cluster with its size: the clusters over the cap are counted, not walked. */
+  trackEndpointWeightsByCluster(source: () => Iterable<ClusterEndpointValues>): void {
     this.weightSource = source;
   }
 
   /** Where `fulcrum_endpoint_utilization` reads from at scrape time: the endpoints with a known CPU utilization. */
   trackEndpointUtilization(source: () => Iterable<EndpointValue>): void {
+    this.utilizationSource = () => clustersOf(source());
+  }
+
+  /** As trackEndpointUtilization, by cluster with its size. */
+  trackEndpointUtilizationByCluster(source: () => Iterable<ClusterEndpointValues>): void {
     this.utilizationSource = source;
   }
 
@@ -217,9 +230,30 @@ export class Metrics {
     return this.registry.contentType;
   }
 
-  /** The text exposition format, for GET /metrics. */
-  render(): Promise<string> {
-    return this.registry.metrics();
+  /**
+   * The text exposition format, for GET /metrics. Given `turn` (what the server awaits to let
+   * other requests run: runtime/next-turn.ts), built in pieces with a turn before each: the
+   * per-endpoint values capped in steps first, then one metric at a time — prom-client's
+   * `registry.metrics()` collects and formats every metric in one task (42–64 ms of CPU at 100k
+   * endpoints). The text is the same: the pieces are prom-client's own per-metric text, joined as
+   * `registry.metrics()` joins them (the Prometheus format; OpenMetrics is never set here).
+   */
+  render(turn?: () => Promise<void>): Promise<string> {
+    if (turn === undefined) return this.registry.metrics();
+    const rendered = this.rendering.then(() => this.renderInTurns(turn));
+    this.rendering = rendered.catch(() => undefined);
+    return rendered;
+  }
+
+  private async renderInTurns(turn: () => Promise<void>): Promise<string> {
+    await this.endpointGauges.prepare(turn);
+    const pieces: string[] = [];
+    // In registration order, as registry.metrics(): fulcrum_endpoint_series_omitted after the gauges it counts.
+    for (const metric of this.registry.getMetricsAsArray()) {
+      await turn();
+      pieces.push(await this.registry.getSingleMetricAsString(metric.name));
+    }
+    return `${pieces.join('\n\n')}\n`;
   }
 }
 

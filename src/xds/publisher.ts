@@ -9,6 +9,20 @@ import type { Component } from '../runtime/lifecycle.js';
 import { publishedEndpoint, type LoadReportingOptions } from './translate-clusters.js';
 import { Translator } from './translator.js';
 
+/** One endpoint's published weight; `endpoint` is its `address:port` key. */
+export interface EndpointWeight {
+  readonly cluster: string;
+  readonly endpoint: string;
+  readonly value: number;
+}
+
+/** A cluster's endpoint count and its endpoints' published weights. */
+export interface ClusterEndpointWeights {
+  readonly cluster: string;
+  readonly size: number;
+  values(): Iterable<EndpointWeight>;
+}
+
 /**
  * Desired state (catalog + adaptive weights) → translated, versioned snapshots, debounced.
  * Starting publishes the first snapshot at once; once stopped, changes are no longer published.
@@ -48,13 +62,24 @@ export class Publisher implements Component {
   }
 
   /** Per endpoint of the catalog being published, the weight its EDS entry carries (the translator's rule). */
-  *endpointWeights(): Iterable<{ cluster: string; endpoint: string; value: number }> {
+  *endpointWeights(): Iterable<EndpointWeight> {
+    for (const c of this.endpointWeightsByCluster()) yield* c.values();
+  }
+
+  /**
+   * endpointWeights by cluster, with the cluster's endpoint count: /metrics keeps a few clusters'
+   * series and only counts the others' endpoints, so it does not walk them (nor build their keys).
+   */
+  *endpointWeightsByCluster(): Iterable<ClusterEndpointWeights> {
     for (const c of this.catalog?.clusters ?? []) {
       const overrides = this.weights?.get(c.name);
-      for (const e of c.endpoints) {
-        const endpoint = endpointKey(e);
-        yield { cluster: c.name, endpoint, value: publishedEndpoint(e, overrides?.get(endpoint)).weight };
-      }
+      const values = function* (): Iterable<EndpointWeight> {
+        for (const e of c.endpoints) {
+          const endpoint = endpointKey(e);
+          yield { cluster: c.name, endpoint, value: publishedEndpoint(e, overrides?.get(endpoint)).weight };
+        }
+      };
+      yield { cluster: c.name, size: c.endpoints.length, values };
     }
   }
 

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { nextTurn } from '../../runtime/next-turn.js';
 import { StringEnum } from '../schemas.js';
 import { openRoute } from './schema-parts.js';
 
@@ -13,8 +14,8 @@ export interface Readiness {
 export interface OpsRoutesOptions {
   /** Whether fulcrum can serve (config loaded, gRPC listening); reasons when not. */
   ready(): Readiness;
-  /** The Prometheus registry's text exposition. */
-  readonly metrics: { readonly contentType: string; render(): Promise<string> };
+  /** The Prometheus registry's text exposition, built with a turn of `turn` between its pieces. */
+  readonly metrics: { readonly contentType: string; render(turn: () => Promise<void>): Promise<string> };
 }
 
 const Health = Type.Object({ status: StringEnum(['ok'] as const) }, { description: 'The process is alive' });
@@ -47,7 +48,8 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
     '/metrics',
     { schema: openRoute('telemetry', 'Prometheus metrics (text exposition format)', { response: { 200: MetricsText } }) },
     async (_request, reply) => {
-      const text = await metrics.render();
+      // In turns: at 100k endpoints a scrape built in one task stalled every other request for ~50 ms.
+      const text = await metrics.render(nextTurn);
       return reply.code(200).header('content-type', metrics.contentType).send(text);
     },
   );
