@@ -18,7 +18,7 @@ import { packageVersion } from './cli/version.js';
 import { DurableStore } from './catalog/store/durable-store.js';
 import { StoreUnavailableError, type CatalogStore } from './catalog/store/index.js';
 import { DataDirLock } from './runtime/data-dir-lock.js';
-import { collectStartupGarbage } from './runtime/startup-garbage.js';
+import { collectStartupGarbageAfter } from './runtime/startup-garbage.js';
 import { HaReplica } from './ha/replica.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
@@ -113,6 +113,8 @@ export interface Fulcrum {
   readonly ha: HaReplica | undefined;
   /** Resolves once every source has its first complete view in (Kubernetes discovery synced; at once without it). */
   readonly settled: Promise<void>;
+  /** Resolves once the admin API's background warm-up (its write routes' schemas) is done, or at stop. */
+  readonly warmed: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -156,6 +158,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     log,
     ha: parts.ha,
     settled: parts.settled,
+    warmed: parts.warmed,
     async stop() {
       await life.stop();
       log.info('stopped');
@@ -247,6 +250,7 @@ interface Parts {
   readonly admin: { port(): number };
   readonly ha: HaReplica | undefined;
   readonly settled: Promise<void>;
+  readonly warmed: Promise<void>;
 }
 
 /** Sources → catalog → weights → publisher, then the servers, signals and readiness. */
@@ -303,7 +307,7 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const served = [security.component, xdsComponent(xds, config.server.xds, options), ...(fleet ? [fleet] : []), component('signals', core.signals)];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
   const settled = discovery ? discovery.firstSync : Promise.resolve();
-  return { components: [...pipeline, admin, ...served, readiness], xds, admin, ha, settled };
+  return { components: [...pipeline, admin, ...served, readiness], xds, admin, ha, settled, warmed: admin.warmed };
 }
 
 /** The etcd client and key prefix replication uses (FulcrumOptions.etcd, or the etcd store's own). */
@@ -454,8 +458,10 @@ function adminServer(
   options: FulcrumOptions,
   ready: Readiness,
   fleet: FleetProxies | undefined,
-): Component & { port(): number } {
+): Component & { port(): number; readonly warmed: Promise<void> } {
   const { config, log, adminTls, auth } = boot;
+  let onWarmed: () => void = () => undefined;
+  const warmed = new Promise<void>((resolve) => (onWarmed = resolve));
   const settings = config.server.admin;
   if (auth.adminTokens.length + auth.readTokens.length + (auth.reportTokens?.length ?? 0) === 0) {
     log.warn('admin API has no bearer tokens (FULCRUM_ADMIN_TOKEN / FULCRUM_READ_TOKEN): anyone who can reach it can change clusters and listeners');
@@ -475,12 +481,14 @@ function adminServer(
     ...(adminTls ? { tls: adminTls } : {}),
     version: packageVersion(),
     ready,
+    onWarmed,
   });
   const address = options.adminAddress ?? settings.address;
   let port = 0;
   return {
     name: 'admin',
     port: () => port,
+    warmed,
     start: async () => {
       port = await listenAdmin(app, address, resolveAdminPort(options, settings.port));
       log.info({ address, scheme: adminTls ? 'https' : 'http', port }, 'admin server listening');
@@ -564,8 +572,10 @@ async function serveFromFlags(flags: ServeFlags): Promise<void> {
     ...(flags.replicaId !== undefined ? { replicaId: flags.replicaId } : {}),
   });
   // What start-up promoted and left would otherwise stay in the old generation at rest. With
-  // Kubernetes discovery, start-up ends at its first view (the first translation of its clusters).
-  void fulcrum.settled.then(() => collectStartupGarbage(2_000));
+  // Kubernetes discovery, start-up ends at its first view (the first translation of its clusters);
+  // the admin API's warm-up compiles promote ~10 MiB more, so the compaction waits for them too,
+  // and then for V8 to see a low allocation rate (startup-garbage.ts).
+  collectStartupGarbageAfter(fulcrum.settled, fulcrum.warmed);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

@@ -55,6 +55,8 @@ export interface AdminDeps extends ProxyRoutesOptions, OpsRoutesOptions {
   readonly auth?: AuthConfig;
   /** Serve HTTPS with this PEM certificate chain and private key (contents, not paths); absent: plain HTTP. */
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /** Called once the write routes' schemas are compiled in the background (lazy-compilers.ts' Warmer). */
+  readonly onWarmed?: () => void;
 }
 
 /** How long a client may take to send a whole request, headers and body; then 408 and the connection closes. */
@@ -108,6 +110,7 @@ export function buildAdminApp(deps: AdminDeps) {
   // Once listening and ready: the schemas left uncompiled, in the background (lazy-compilers.ts).
   app.addHook('onListen', async () => warmer.start(() => deps.ready().ready));
   app.addHook('onClose', async () => warmer.stop());
+  void warmer.done.then(() => deps.onWarmed?.());
   const auth = new Authorizer(deps.auth);
   const actors = new WeakMap<FastifyRequest, string>();
   // onRequest: before the body is read, so an unauthenticated client cannot make fulcrum parse megabytes.

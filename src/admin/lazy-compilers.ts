@@ -34,10 +34,17 @@ export class Warmer {
   private readonly pending: WarmStep[] = [];
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private finish: () => void = () => undefined;
+  /**
+   * Resolves once every step has run (or the Warmer was stopped). Start-up's compaction waits for
+   * it (main.ts): the compiles promote ~10 MiB that is garbage soon after, and compacting before
+   * them left those pages committed at rest (bench/RESULTS.md, "rss8").
+   */
+  readonly done: Promise<void> = new Promise((resolve) => (this.finish = resolve));
 
   constructor(private readonly loop: LoopQuiet = loopQuiet()) {}
 
-  /** `first`: ahead of the others (its garbage then made before start-up's compaction: main.ts). */
+  /** `first`: ahead of the others (the answers of big writes, whose first use matters most). */
   add(compile: WarmStep, method: unknown, first = false): void {
     if (!isWrite(method)) return;
     if (first) this.pending.unshift(compile);
@@ -58,7 +65,7 @@ export class Warmer {
         return this.next(step, pollMs);
       }
       const compile = this.pending.shift();
-      if (!compile) return;
+      if (!compile) return this.finish();
       try {
         const rest = compile();
         if (rest) this.pending.unshift(rest);
@@ -75,6 +82,7 @@ export class Warmer {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    this.finish();
   }
 
   get left(): number {

@@ -1,4 +1,5 @@
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { setTimeout as delay } from 'node:timers/promises';
 import { runInNewContext } from 'node:vm';
 import { loopQuiet, type LoopQuiet } from './loop-quiet.js';
 
@@ -49,6 +50,15 @@ export function compactIfSmall(maxHeapBytes = COMPACT_UP_TO_BYTES): boolean {
 }
 
 /**
+ * How long after start-up's last work (first view, admin warm-up) the compaction waits. V8 gives
+ * back the young generation's second semi-space (8 → 1 MiB committed with --max-semi-space-size=4)
+ * only in a full collection that finds the allocation rate low, which it measures over the last
+ * ~5 s of collections: compacting within 5 s of the warm-up's burst kept 8 MiB committed at rest,
+ * 6 s after it gave them back (RSS −7 MiB, bench/RESULTS.md "rss8").
+ */
+export const STARTUP_COMPACTION_DELAY_MS = 6_000;
+
+/**
  * After `delayMs` (the first snapshot and engine tick done), compacts a small heap once, when the
  * event loop has been mostly idle for `pollMs`: a restart is when a whole fleet reconnects, and a
  * compacting pause in the middle of those initial syncs held every one of them (~0.1–0.3 s at
@@ -67,4 +77,19 @@ export function collectStartupGarbage(delayMs: number, pollMs = 500, loop: LoopQ
     loop.mark();
     setTimeout(attempt, pollMs).unref();
   }, delayMs).unref();
+}
+
+/**
+ * The compaction of a serving process: once start-up (`started`: the first complete view) and the
+ * admin API's warm-up (`warmed`) are done, `after.delayMs` later. A warm-up that never runs (the
+ * process never ready: a store without quorum) is waited for at most `after.warmUpMs`.
+ */
+export function collectStartupGarbageAfter(
+  started: Promise<unknown>,
+  warmed: Promise<unknown>,
+  after = { warmUpMs: 30_000, delayMs: STARTUP_COMPACTION_DELAY_MS },
+  compact: () => void = compactIfSmall,
+): void {
+  const warmedOrLate = Promise.race([warmed, delay(after.warmUpMs, undefined, { ref: false })]);
+  void Promise.all([started, warmedOrLate]).then(() => collectStartupGarbage(after.delayMs, undefined, undefined, compact));
 }

@@ -76,6 +76,33 @@ describe('lazy compilers and their warmer', () => {
     warmer.stop();
   });
 
+  it('says when the warm-up is done (start-up compaction waits for it): after its last compile, or at stop', async () => {
+    const { build, compiled } = counting();
+    const warmer = new Warmer();
+    const compiler = lazyValidators(build, warmer)({}, {} as never);
+    for (const u of ['/a', '/b']) compiler(route(u));
+    let done = false;
+    void warmer.done.then(() => (done = true));
+    let ready = false;
+    warmer.start(() => ready, 5, 0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(done).toBe(false); // not ready: nothing compiled, not done
+    ready = true;
+    await waitFor(() => done, { timeoutMs: 10_000, what: 'the warm-up done' });
+    expect(compiled()).toBe(2);
+    expect(warmer.left).toBe(0);
+
+    // Stopped before it could start (the admin server closed): done all the same, nothing compiled.
+    const idle = counting();
+    const stopped = new Warmer();
+    lazyValidators(idle.build, stopped)({}, {} as never)(route('/c'));
+    stopped.start(() => false, 5, 0);
+    stopped.stop();
+    await stopped.done;
+    expect(idle.compiled()).toBe(0);
+    expect(stopped.left).toBe(1);
+  });
+
   it('compiles a response schema object once, whichever routes and statuses use it', () => {
     const compiled: string[] = [];
     const select = (() => () => (route: { url: string; httpStatus: string }) => {

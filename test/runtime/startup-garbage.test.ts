@@ -1,7 +1,7 @@
 import { getHeapSpaceStatistics } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { collectStartupGarbage, compactHeap, compactIfSmall } from '../../src/runtime/startup-garbage.js';
+import { collectStartupGarbage, collectStartupGarbageAfter, compactHeap, compactIfSmall } from '../../src/runtime/startup-garbage.js';
 import { waitFor } from '../support/wait.js';
 
 const oldSpace = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space') ?? { space_size: NaN, space_used_size: NaN };
@@ -45,5 +45,22 @@ describe('compactHeap', () => {
     await waitFor(() => busyPolls < 0, { timeoutMs: 10_000, what: 'the loop looked at until quiet' });
     await waitFor(() => compactions === 1, { timeoutMs: 10_000, what: 'the compaction' });
     expect(busyPolls).toBe(-1);
+  });
+
+  it('compacts a serving process only after start-up and the admin warm-up, or once the warm-up is overdue', async () => {
+    let compactions = 0;
+    let warm: () => void = () => undefined;
+    const warmed = new Promise<void>((resolve) => (warm = resolve));
+    collectStartupGarbageAfter(Promise.resolve(), warmed, { warmUpMs: 600_000, delayMs: 0 }, () => void (compactions += 1));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(compactions).toBe(0); // started, but the warm-up is still running
+    warm();
+    await waitFor(() => compactions === 1, { timeoutMs: 10_000, what: 'the compaction after the warm-up' });
+
+    // A warm-up that never ends (never ready) holds the compaction back only so long.
+    let late = 0;
+    collectStartupGarbageAfter(Promise.resolve(), new Promise(() => undefined), { warmUpMs: 50, delayMs: 0 }, () => void (late += 1));
+    await waitFor(() => late === 1, { timeoutMs: 10_000, what: 'the compaction after the warm-up limit' });
+    expect(compactions).toBe(1);
   });
 });
