@@ -11,7 +11,8 @@
  *   pay one-time compilations of their answer's serializer (fast-json-stringify compiles the
  *   validators of anyOf branches on first use); the third shows a warm process.
  * - after them, the first of each other kind of write or heavy read: DELETE of the big cluster,
- *   an audit page, /metrics (each probed as the big writes are).
+ *   an audit page, /metrics (each probed as the big writes are); then the big cluster created and
+ *   deleted twice more (later DELETEs), and a DELETE of a cluster of `--endpoints`.
  * fulcrum runs as its own process (tsx), so the client's timers are not stalled with the server;
  * the store is seeded directly (SQLite) before it starts. `--repo DIR` runs the server of another
  * checkout (its src/ and node_modules) under this script, for side-by-side runs of the same stages.
@@ -225,10 +226,23 @@ async function measure(server: FulcrumProcess): Promise<string[]> {
     lines.push(...(await stage(`DELETE of the ${BIG}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', '/v1/clusters/big')))));
     lines.push(...(await stage('first audit page (limit 100)', (label) => stallDuring(admin, xds, label, () => admin.call('GET', '/v1/audit?limit=100')))));
     lines.push(...(await stage('first GET /metrics', (label) => stallDuring(admin, xds, label, () => admin.call('GET', '/metrics')))));
+    lines.push(...(await laterDeletes(admin, xds, big)));
     return lines;
   } finally {
     xds.close();
   }
+}
+
+/** The big cluster created and deleted twice more (a warm process's DELETE), then a DELETE of one of the 100-endpoint clusters. */
+async function laterDeletes(admin: Admin, xds: XdsClient, big: readonly unknown[]): Promise<string[]> {
+  const lines: string[] = [];
+  for (const nth of ['second', 'third']) {
+    lines.push(...(await stage(`cluster PUT, ${BIG} endpoints, before the ${nth} DELETE`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', '/v1/clusters/big', { endpoints: big })))));
+    lines.push(...(await stage(`${nth} DELETE of the ${BIG}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', '/v1/clusters/big')))));
+  }
+  const small = clusterName(CLUSTERS - 2);
+  lines.push(...(await stage(`DELETE of a ${PER_CLUSTER}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', `/v1/clusters/${small}`)))));
+  return lines;
 }
 
 async function main(): Promise<void> {
