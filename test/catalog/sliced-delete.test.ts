@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store, type StoreChange } from '../../src/catalog/store/index.js';
 import type { Endpoint } from '../../src/catalog/types.js';
-import { cleanupTempDirs, cluster, endpoint, tempDir } from './helpers.js';
+import { closeStoresAndCleanup, cluster, endpoint, tempDir } from './helpers.js';
 
 const API = { actor: 'alice', owner: 'api' } as const;
 const AT = new Date('2026-12-03T00:00:00Z');
@@ -12,10 +12,7 @@ function fresh(dir = tempDir()): Store {
   open.push(s);
   return s;
 }
-afterEach(() => {
-  for (const s of open.splice(0)) s.close();
-  cleanupTempDirs();
-});
+afterEach(() => closeStoresAndCleanup(open));
 
 const many = (n: number): Endpoint[] => Array.from({ length: n }, (_, i) => endpoint(`10.1.${(i >> 8) & 255}.${i & 255}`, 8080, { weight: 1 + (i % 4) }));
 const weightsOf = (endpoints: readonly Endpoint[]): Map<string, number> => new Map(endpoints.map((e, i) => [`${e.address}:${e.port}`, 1 + (i % 9)]));

@@ -4,8 +4,8 @@
  * One synchronous transaction of a 20k-endpoint cluster's delete (the cascade over 20k rows, the
  * audit row's 4.6 MB record text, the commit) held the loop 63–123 ms under load. This runs the
  * same delete as steps of one IMMEDIATE transaction on the store's second connection, as
- * putClusterSliced does (sliced-write.ts): the endpoint and weight rows in chunks, the cluster
- * row, the audit row, the commit, each a turn apart. Readers see the cluster whole until COMMIT;
+ * putClusterSliced does (sliced-write.ts): the endpoint and weight rows in chunks (a turn every
+ * `sliceMs`), the cluster row, then the audit row and the commit, each a turn of its own. Readers see the cluster whole until COMMIT;
  * a failure or a closed connection at any step rolls everything back. The rows, revision, audit
  * row and change event are exactly those of Store.deleteCluster.
  */

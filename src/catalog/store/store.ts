@@ -770,6 +770,15 @@ export class Store implements CatalogStore {
     return this.walSync.idle();
   }
 
+  /**
+   * Ends the WAL checkpoint worker once its running checkpoint is done (no checkpoint after this).
+   * For a close that waits: a sliced write's checkpoint still running at close() opened the files
+   * again after they were closed (and, in tests, removed).
+   */
+  checkpointsEnded(): Promise<void> {
+    return this.checkpointer?.close() ?? Promise.resolve();
+  }
+
   close(): void {
     void this.checkpointer?.close();
     this.checkpointer = undefined;

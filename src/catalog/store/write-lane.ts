@@ -100,10 +100,11 @@ export class WriteLane implements CatalogStore {
     return this.durable(() => this.store.saveAllWeights(all));
   }
 
-  /** The store closes once the queued writes and every committed write's fsync have settled. */
+  /** The store closes once the queued writes, every committed write's fsync and a running WAL checkpoint have settled. */
   async close(): Promise<void> {
     await this.tail;
     await this.store.fsyncsSettled();
+    await this.store.checkpointsEnded();
     this.store.close();
   }
 
