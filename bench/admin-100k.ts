@@ -12,7 +12,8 @@
  *   validators of anyOf branches on first use); the third shows a warm process.
  * - after them, the first of each other kind of write or heavy read: DELETE of the big cluster,
  *   an audit page, /metrics (each probed as the big writes are); /metrics twice more (a warm
- *   scrape) and its size.
+ *   scrape) and its size; then the big cluster created and deleted twice more (later DELETEs),
+ *   and a DELETE of a cluster of `--endpoints`.
  * fulcrum runs as its own process (tsx), so the client's timers are not stalled with the server;
  * the store is seeded directly (SQLite) before it starts. `--repo DIR` runs the server of another
  * checkout (its src/ and node_modules) under this script, for side-by-side runs of the same stages.
@@ -227,16 +228,20 @@ async function measure(server: FulcrumProcess): Promise<string[]> {
       lines.push(...(await stage(`${nth} GET /metrics`, (label) => stallDuring(admin, xds, label, () => admin.call('GET', '/metrics')))));
     }
     lines.push(`| GET /metrics: answer size (bytes) | 1 | ${await admin.size('/metrics')} | | |`);
+    lines.push(...(await laterDeletes(admin, xds)));
     return lines;
   } finally {
     xds.close();
   }
 }
 
+/** The big cluster's endpoints: address, port and weight only (20k such entries are the largest cluster PUT under the 1 MiB body limit). */
+const bigEndpoints = (): { address: string; port: number; weight: number }[] =>
+  Array.from({ length: BIG }, (_, i) => ({ address: address(CLUSTERS * PER_CLUSTER + i), port: 8080, weight: 1 + (i % 5) }));
+
 /** The big writes' stages (--big N endpoints; skipped with --big 0). */
 async function bigWrites(admin: Admin, xds: XdsClient): Promise<string[]> {
-  // Address, port and weight only: 20k such entries are the largest cluster PUT under the 1 MiB body limit.
-  const big = Array.from({ length: BIG }, (_, i) => ({ address: address(CLUSTERS * PER_CLUSTER + i), port: 8080, weight: 1 + (i % 5) }));
+  const big = bigEndpoints();
   const lines: string[] = [];
   lines.push(...(await stage(`cluster PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', '/v1/clusters/big', { endpoints: big })))));
   // The first re-weight is the route's first 200 answer (the create was a 201): both compile their serializer's validators once.
@@ -248,6 +253,19 @@ async function bigWrites(admin: Admin, xds: XdsClient): Promise<string[]> {
   const bulkPath = '/v1/clusters/big/endpoints';
   lines.push(...(await stage(`bulk endpoint PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', bulkPath, { endpoints: bulk })))));
   lines.push(...(await stage(`DELETE of the ${BIG}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', '/v1/clusters/big')))));
+  return lines;
+}
+
+/** The big cluster created and deleted twice more (a warm process's DELETE; not with --big 0), then a DELETE of one of the 100-endpoint clusters. */
+async function laterDeletes(admin: Admin, xds: XdsClient): Promise<string[]> {
+  const big = bigEndpoints();
+  const lines: string[] = [];
+  for (const nth of BIG > 0 ? ['second', 'third'] : []) {
+    lines.push(...(await stage(`cluster PUT, ${BIG} endpoints, before the ${nth} DELETE`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', '/v1/clusters/big', { endpoints: big })))));
+    lines.push(...(await stage(`${nth} DELETE of the ${BIG}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', '/v1/clusters/big')))));
+  }
+  const small = clusterName(CLUSTERS - 2);
+  lines.push(...(await stage(`DELETE of a ${PER_CLUSTER}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', `/v1/clusters/${small}`)))));
   return lines;
 }
 

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Catalog, Cluster, Endpoint, Listener } from '../../src/catalog/types.js';
+import type { Store } from '../../src/catalog/store/index.js';
 
 /** A fresh temporary directory; `cleanup()` removes every directory made so far. */
 const made: string[] = [];
@@ -18,6 +19,19 @@ export function tempDir(): string {
 export const RM_RETRIES = { recursive: true, force: true, maxRetries: 20, retryDelay: 25 } as const;
 export function cleanupTempDirs(): void {
   for (const d of made.splice(0)) rmSync(d, RM_RETRIES);
+}
+
+/**
+ * Closes `stores` once each one's running WAL checkpoint is done, then removes the directories: a
+ * sliced write's checkpoint worker still running at close() opened the files again while they were
+ * being removed (ENOTEMPTY).
+ */
+export async function closeStoresAndCleanup(stores: Store[]): Promise<void> {
+  for (const s of stores.splice(0)) {
+    await s.checkpointsEnded();
+    s.close();
+  }
+  cleanupTempDirs();
 }
 
 export function endpoint(address: string, port = 8080, extra: Partial<Endpoint> = {}): Endpoint {

@@ -5,7 +5,7 @@ import { openStore, type Store, type StoreChange } from '../../src/catalog/store
 import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import { ENDPOINT_PAGE } from '../../src/catalog/store/sliced-write.js';
 import type { Endpoint } from '../../src/catalog/types.js';
-import { cleanupTempDirs, cluster, endpoint, tempDir } from './helpers.js';
+import { closeStoresAndCleanup, cluster, endpoint, tempDir } from './helpers.js';
 import { waitFor } from '../support/wait.js';
 
 const API = { actor: 'alice', owner: 'api' } as const;
@@ -17,10 +17,7 @@ function fresh(): Store {
   open.push(s);
   return s;
 }
-afterEach(() => {
-  for (const s of open.splice(0)) s.close();
-  cleanupTempDirs();
-});
+afterEach(() => closeStoresAndCleanup(open));
 
 const many = (n: number, weight: number, from = 0): Endpoint[] =>
   Array.from({ length: n }, (_, i) => endpoint(`10.${((i + from) >> 16) & 255}.${((i + from) >> 8) & 255}.${(i + from) & 255}`, 8080, { weight }));

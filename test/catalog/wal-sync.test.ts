@@ -159,6 +159,29 @@ describe('a sliced cluster write (Store.putClusterSliced)', () => {
   });
 });
 
+describe('a sliced cluster delete (Store.deleteClusterSliced)', () => {
+  it('pushes at commit and settles (the API answers) only once the WAL holding its commit is fsynced', async () => {
+    const f = manualFlush();
+    const lane = new WriteLane(openStore(tempDir(), { flushWal: f.flush }), 2);
+    const many = Array.from({ length: 5 }, (_, i) => endpoint(`10.0.0.${i + 1}`, 8080));
+    const put = lane.putCluster(cluster('big', many), API);
+    await waitUntil(() => f.flushes() === 1);
+    f.end(0);
+    await put;
+    const heard: Array<{ revision: number; flushes: number }> = [];
+    lane.onChange((change) => heard.push({ revision: change.revision, flushes: f.flushes() }));
+    const deleted = lane.deleteCluster('big', API);
+    await waitUntil(() => heard.length > 0);
+    expect(heard).toEqual([{ revision: 2, flushes: 1 }]);
+    expect(lane.getCluster('big')).toBeUndefined();
+    expect(f.flushes()).toBe(2); // the fsync started after the commit, and still running
+    expect(await settled(Promise.resolve(deleted))).toBe(false);
+    f.end(1);
+    expect(await deleted).toEqual({ revision: 2 });
+    await lane.close();
+  });
+});
+
 /** Turns of the event loop until `ok()` (the sliced write yields a few times before it commits). */
 async function waitUntil(ok: () => boolean): Promise<void> {
   for (let i = 0; i < 10_000 && !ok(); i++) await new Promise((r) => setImmediate(r));

@@ -22,7 +22,7 @@ import { summaryIfLarge } from './audit-summary.js';
 /** Rows per read: small enough that a page is one short slice on a loaded machine. */
 const PAGE = 100;
 
-interface ClusterRow {
+export interface ClusterRow {
   readonly name: string;
   readonly spec: string;
   readonly owner: 'file' | 'api' | 'kubernetes';
@@ -41,7 +41,7 @@ export interface SlicedOutcome {
 }
 
 /** Yields to the event loop once `sliceMs` has passed since the last turn. */
-class Slicer {
+export class Slicer {
   private since = performance.now();
   constructor(private readonly sliceMs: number) {}
 
@@ -65,10 +65,19 @@ export async function putClusterSliced(
   at: string,
   sliceMs: number,
 ): Promise<SlicedOutcome> {
+  return inSlicedTransaction(db, sliceMs, (slicer) => writeCluster(db, input, opts, at, slicer));
+}
+
+/**
+ * Runs `body` in one IMMEDIATE transaction on `db` that stays open across the turns `body` takes,
+ * and commits in a step of its own; any throw (or a closed connection) rolls it all back, so a
+ * write cut short leaves the store as it was. The caller keeps other writes off the store meanwhile.
+ */
+export async function inSlicedTransaction<T>(db: Database.Database, sliceMs: number, body: (slicer: Slicer) => Promise<T>): Promise<T> {
   db.exec('BEGIN IMMEDIATE');
   try {
     const slicer = new Slicer(sliceMs);
-    const outcome = await writeCluster(db, input, opts, at, slicer);
+    const outcome = await body(slicer);
     // COMMIT writes the transaction's last dirty pages to the WAL: a step of its own.
     await slicer.step();
     // `db` commits with synchronous = NORMAL: no fsync on the event loop here (on a shared disk
@@ -76,7 +85,7 @@ export async function putClusterSliced(
     db.exec('COMMIT');
     return outcome;
   } catch (err) {
-    if (db.inTransaction) db.exec('ROLLBACK');
+    if (db.open && db.inTransaction) db.exec('ROLLBACK');
     throw err;
   }
 }
@@ -146,11 +155,11 @@ async function replaceEndpoints(db: Database.Database, input: ClusterInput, opts
   }
 }
 
-function clusterRow(db: Database.Database, name: string): ClusterRow | undefined {
+export function clusterRow(db: Database.Database, name: string): ClusterRow | undefined {
   return db.prepare<[string], ClusterRow>('SELECT name, spec, owner, revision, updated_at FROM clusters WHERE name = ?').get(name);
 }
 
-function nextRevision(db: Database.Database): number {
+export function nextRevision(db: Database.Database): number {
   return (db.prepare(`UPDATE store_meta SET value = value + 1 WHERE key = 'revision' RETURNING value`).get() as { value: number }).value;
 }
 
@@ -163,7 +172,7 @@ function nextRevision(db: Database.Database): number {
 export const ENDPOINT_PAGE = 'SELECT * FROM endpoints WHERE cluster = ? AND (address, port) > (?, ?) ORDER BY address, port LIMIT ?';
 
 /** The cluster's endpoint rows in store order, a page per slice; returns each as record JSON. */
-async function readEndpoints(db: Database.Database, cluster: string, slicer: Slicer, each: (row: EndpointRow, record: EndpointRecord) => void): Promise<string[]> {
+export async function readEndpoints(db: Database.Database, cluster: string, slicer: Slicer, each: (row: EndpointRow, record: EndpointRecord) => void): Promise<string[]> {
   const page = db.prepare<[string, string, number, number], EndpointRow>(ENDPOINT_PAGE);
   const parts: string[] = [];
   let last: EndpointRow | undefined;
@@ -180,7 +189,7 @@ async function readEndpoints(db: Database.Database, cluster: string, slicer: Sli
   }
 }
 
-interface RecordText {
+export interface RecordText {
   /** What JSON.stringify gives the store's ClusterRecord (settings, meta, endpoints last). */
   readonly text: string;
   /** The record without its endpoints, and their count: its audit summary's side. */
@@ -188,7 +197,7 @@ interface RecordText {
 }
 
 /** A cluster record's text built from its endpoints' texts. */
-function recordText(row: ClusterRow, endpoints: readonly string[]): RecordText {
+export function recordText(row: ClusterRow, endpoints: readonly string[]): RecordText {
   const settings = { name: row.name, ...(JSON.parse(row.spec) as object), owner: row.owner, revision: row.revision, updatedAt: row.updated_at };
   const head = JSON.stringify({ ...settings, endpoints: [] });
   // One join, so that the text is one flat string: a concatenation of the head, the list and the
@@ -204,7 +213,7 @@ function auditSummaryOf(before: RecordText | null, after: RecordText): string | 
   return summaryIfLarge((before?.text.length ?? 0) + after.text.length, () => before?.trimmed ?? null, () => after.trimmed);
 }
 
-type AuditValues = [at: string, actor: string, action: string, name: string, revision: number, before: string | null, after: string, summary: string | null];
+type AuditValues = [at: string, actor: string, action: string, name: string, revision: number, before: string | null, after: string | null, summary: string | null];
 
 /**
  * The audit row, without SQLite's json_valid CHECKs on it: the texts are JSON.stringify output
@@ -212,7 +221,7 @@ type AuditValues = [at: string, actor: string, action: string, name: string, rev
  * cluster, with the event loop held. Checks are off for this statement on this connection only;
  * every other write, and this connection's next statement, are checked as before.
  */
-function insertAudit(db: Database.Database, values: AuditValues): void {
+export function insertAudit(db: Database.Database, values: AuditValues): void {
   db.pragma('ignore_check_constraints = ON');
   try {
     db.prepare(`INSERT INTO audit (at, actor, action, kind, name, revision, before, after, summary) VALUES (?, ?, ?, 'cluster', ?, ?, ?, ?, ?)`).run(...values);

@@ -47,6 +47,7 @@ import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord,
 import { trimRecordText } from './audit-trim.js';
 import { auditSummary, parseSummary } from './audit-summary.js';
 import { putClusterSliced } from './sliced-write.js';
+import { deleteClusterSliced, prepareDelete, type PreparedDelete } from './sliced-delete.js';
 import { nextTurn } from '../../runtime/next-turn.js';
 import { CHECKPOINT_EVERY_COMMITS, LOOP_CHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.js';
 import { CatalogView } from './catalog-view.js';
@@ -204,17 +205,6 @@ interface ViewPatch {
   apply(view: CatalogView): void;
 }
 
-/** An audit row's before text and summary, made ahead of its transaction (see Store.deleteClusterPrepared). */
-interface AuditTexts {
-  readonly before: string;
-  readonly summary: string | null;
-}
-
-/** A big cluster's delete prepared a turn ahead: its record as it was then, and the audit texts of deleting it. */
-interface PreparedDelete extends AuditTexts {
-  readonly record: ClusterRecord;
-}
-
 /** One write transaction: lazily takes a revision, records audit rows and change events. */
 class Tx {
   private rev: number | undefined;
@@ -223,7 +213,7 @@ class Tx {
   endpoint: EndpointWrite | undefined;
   constructor(
     private readonly nextRevision: () => number,
-    private readonly insertAudit: (tx: Tx, kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown, texts?: AuditTexts) => void,
+    private readonly insertAudit: (tx: Tx, kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown) => void,
     private readonly writing: Writing,
     readonly at: string,
   ) {}
@@ -241,9 +231,9 @@ class Tx {
     return this.rev !== undefined;
   }
 
-  audit(kind: ResourceKind, name: string, change: AuditAction, before: unknown, after: unknown, texts?: AuditTexts): void {
+  audit(kind: ResourceKind, name: string, change: AuditAction, before: unknown, after: unknown): void {
     const action = auditedAction(change, this.writing);
-    this.insertAudit(this, kind, name, action, before, after, texts);
+    this.insertAudit(this, kind, name, action, before, after);
     this.changes.push({ kind, name, action });
   }
 }
@@ -259,7 +249,7 @@ export class Store implements CatalogStore {
   private readonly records = new Map<string, ClusterRecord>();
   /** The last catalog read, and what this process changed since (see catalog()). */
   private view: CatalogView | undefined;
-  /** The connection of putClusterSliced, once used. */
+  /** The connection of putClusterSliced and deleteClusterSliced, once used. */
   private writerDb: Database.Database | undefined;
   /** Checkpoints the WAL on a worker thread (started on the first checkpoint). */
   private checkpointer: WalCheckpointer | undefined;
@@ -573,22 +563,31 @@ export class Store implements CatalogStore {
   }
 
   /**
-   * deleteCluster of a big cluster (WriteLane, over its sliced size) in three turns: the record
-   * read (20k rows, unless kept), then its audit texts made (JSON of ~4.6 MB and the summary), then
-   * the transaction, which uses them if the cluster is still as it was read, else makes its own:
-   * one task of all three took 75-110 ms of CPU at 20k endpoints (bench/admin-100k.ts). The rows,
-   * revision, audit row and change events are deleteCluster's.
+   * deleteCluster of a big cluster (WriteLane, over its sliced size) without holding the event
+   * loop: the record read (20k rows, unless kept), its audit texts made a turn later, then the
+   * delete as steps of a transaction on the second connection (sliced-delete.ts), which uses the
+   * texts only if the cluster is still as it was read. One task of it all took 63–123 ms of CPU at
+   * 20k endpoints under load (bench/admin-100k.ts). Until it settles no other write may be made
+   * on this store: write-lane.ts queues them. The rows, revision, audit row and change events are
+   * deleteCluster's; it resolves once the WAL holding its commit is fsynced.
    */
-  async deleteClusterPrepared(name: string, opts: WriteOptions): Promise<WriteResult> {
+  async deleteClusterSliced(name: string, opts: WriteOptions, sliceMs = 10): Promise<WriteResult> {
+    assertWriter(opts.owner);
     const record = this.getCluster(name);
     let prepared: PreparedDelete | undefined;
     if (record) {
       await nextTurn();
-      const before = JSON.stringify(record);
-      prepared = { record, before, summary: auditSummary(before, null) };
+      prepared = prepareDelete(record);
       await nextTurn();
     }
-    return this.durably(() => this.deleteClusterWith(name, opts, prepared));
+    const started = performance.now();
+    const { revision, changes } = await deleteClusterSliced(this.writer(), name, opts, { at: this.now().toISOString(), sliceMs, prepared });
+    // As putClusterSliced: checkpointed on the worker, before anything queued behind it commits.
+    void this.walCheckpointer().checkpoint();
+    this.records.delete(name);
+    this.committed(started, revision, opts.actor, changes);
+    await this.madeDurable(this.walSync.synced());
+    return { revision };
   }
 
   /** Endpoints of a cluster as stored (0 when there is no such cluster): an index count, no rows read. */
@@ -596,13 +595,13 @@ export class Store implements CatalogStore {
     return (this.stmt.endpointCount.get(cluster) as { n: number }).n;
   }
 
-  private deleteClusterWith(name: string, opts: WriteOptions, prepared?: PreparedDelete): WriteResult {
+  private deleteClusterWith(name: string, opts: WriteOptions): WriteResult {
     assertWriter(opts.owner);
     return this.write(opts.actor, (tx) => {
       const row = this.specRow('cluster', name);
       if (!row) throw new NotFoundError('cluster', name);
       checkWrite('cluster', name, row, opts);
-      this.removeCluster(tx, row, prepared);
+      this.removeCluster(tx, row);
       return { revision: tx.revision() };
     });
   }
@@ -771,6 +770,15 @@ export class Store implements CatalogStore {
     return this.walSync.idle();
   }
 
+  /**
+   * Ends the WAL checkpoint worker once its running checkpoint is done (no checkpoint after this).
+   * For a close that waits: a sliced write's checkpoint still running at close() opened the files
+   * again after they were closed (and, in tests, removed).
+   */
+  checkpointsEnded(): Promise<void> {
+    return this.checkpointer?.close() ?? Promise.resolve();
+  }
+
   close(): void {
     void this.checkpointer?.close();
     this.checkpointer = undefined;
@@ -826,11 +834,10 @@ export class Store implements CatalogStore {
     return (this.stmt.nextRevision.get() as { value: number }).value;
   }
 
-  /** `texts`: the before text and summary already made (a delete's: `after` is null), else made here. */
-  private insertAudit(tx: Tx, kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown, texts?: AuditTexts): void {
-    const b = texts ? texts.before : before == null ? null : JSON.stringify(before);
+  private insertAudit(tx: Tx, kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown): void {
+    const b = before == null ? null : JSON.stringify(before);
     const a = after == null ? null : JSON.stringify(after);
-    this.stmt.audit.run(tx.at, tx.actor, action, kind, name, tx.revision(), b, a, texts ? texts.summary : auditSummary(b, a));
+    this.stmt.audit.run(tx.at, tx.actor, action, kind, name, tx.revision(), b, a, auditSummary(b, a));
   }
 
   /** Runs `fn` in an IMMEDIATE transaction, then (after commit) notifies change listeners. */
@@ -975,13 +982,11 @@ export class Store implements CatalogStore {
   }
 
 
-  /** `prepared`: the audit texts made ahead, used only if the cluster is still the record they were made of. */
-  private removeCluster(tx: Tx, row: SpecRow, prepared?: PreparedDelete): void {
-    const fresh = prepared && prepared.record.revision === row.revision && prepared.record.updatedAt === row.updated_at ? prepared : undefined;
-    const before = fresh ? fresh.record : this.clusterRecord(row);
+  private removeCluster(tx: Tx, row: SpecRow): void {
+    const before = this.clusterRecord(row);
     this.sql('DELETE FROM clusters WHERE name = ?').run(row.name); // endpoints: ON DELETE CASCADE
     this.stmt.deleteWeightsOf.run(row.name);
-    tx.audit('cluster', row.name, 'delete', before, null, fresh);
+    tx.audit('cluster', row.name, 'delete', before, null);
   }
 
   private putSpec(kind: 'listener' | 'node-group', name: string, spec: string, opts: WriteOptions): WriteResult {

@@ -3,7 +3,7 @@
  *
  * A cluster write with more than `slicedOver` endpoints goes to Store.putClusterSliced, which
  * yields to the event loop while its transaction is open on a second connection; deleting such a
- * cluster, to Store.deleteClusterPrepared (its audit texts made in turns before its transaction). Every other
+ * cluster, to Store.deleteClusterSliced (likewise, on the same second connection). Every other
  * write arriving meanwhile (an endpoint PUT, the weight loop's save, a config reload) is queued
  * and runs, in arrival order, once it has committed: run at once it would wait for the same
  * SQLite lock with the event loop blocked, and the big write could never finish. With nothing in
@@ -52,7 +52,7 @@ export class WriteLane implements CatalogStore {
   }
 
   deleteCluster(name: string, opts: WriteOptions): MaybePromise<WriteResult> {
-    if (this.store.endpointCount(name) > this.slicedOver) return this.queue(() => this.store.deleteClusterPrepared(name, opts));
+    if (this.store.endpointCount(name) > this.slicedOver) return this.queue(() => this.store.deleteClusterSliced(name, opts));
     return this.durable(() => this.store.deleteCluster(name, opts));
   }
 
@@ -100,10 +100,11 @@ export class WriteLane implements CatalogStore {
     return this.durable(() => this.store.saveAllWeights(all));
   }
 
-  /** The store closes once the queued writes and every committed write's fsync have settled. */
+  /** The store closes once the queued writes, every committed write's fsync and a running WAL checkpoint have settled. */
   async close(): Promise<void> {
     await this.tail;
     await this.store.fsyncsSettled();
+    await this.store.checkpointsEnded();
     this.store.close();
   }
 
