@@ -17,8 +17,26 @@ export interface ErrorReading {
   readonly lastRequests: number;
 }
 
-/** Shared by every endpoint without request counts (no allocation per endpoint per tick). */
-export const NO_READING: ErrorReading = Object.freeze({ rate: Number.NaN, requests: 0, lastRate: Number.NaN, lastRequests: 0 });
+/**
+ * Readings of a cluster's endpoints by position, one vector per field of ErrorReading (what
+ * readInto writes): the outlier detector reads them without an ErrorReading object per endpoint
+ * per tick (at 500 clusters × 20 those objects, and the pointer chasing to read them back, were
+ * a sixth of a tick whose reports carry request counts: bench/RESULTS.md, engine8).
+ */
+export interface ReadingVectors {
+  readonly rate: number[];
+  readonly requests: number[];
+  readonly lastRate: number[];
+  readonly lastRequests: number[];
+}
+
+/** Writes "no reading" (what an endpoint without request counts reads) at position i. */
+export function noReadingAt(v: ReadingVectors, i: number): void {
+  v.rate[i] = Number.NaN;
+  v.requests[i] = 0;
+  v.lastRate[i] = Number.NaN;
+  v.lastRequests[i] = 0;
+}
 
 /** A sample covers at most this long: after a gap, the first sample speaks for one interval only. */
 const MAX_COVER_MS = 5_000;
@@ -47,16 +65,22 @@ export class ErrorWindow {
     this.lastRate = reqs > 0 ? fails / reqs : Number.NaN;
   }
 
-  reading(now: number): ErrorReading {
-    if (this.requests === 0 && this.lastRequests === 0) return NO_READING;
+  /**
+   * Writes the reading at `now` into position i of `v`; whether it counts any request (smoothed,
+   * after decay, or in the latest sample): false for a reading of nothing.
+   */
+  readInto(now: number, v: ReadingVectors, i: number): boolean {
+    if (this.requests === 0 && this.lastRequests === 0) {
+      noReadingAt(v, i);
+      return false;
+    }
     const keep = this.keep(now);
     const requests = this.requests * keep;
-    return {
-      rate: requests > 0 ? Math.min(1, (this.errors * keep) / requests) : Number.NaN,
-      requests,
-      lastRate: this.lastRate,
-      lastRequests: this.lastRequests,
-    };
+    v.rate[i] = requests > 0 ? Math.min(1, (this.errors * keep) / requests) : Number.NaN;
+    v.requests[i] = requests;
+    v.lastRate[i] = this.lastRate;
+    v.lastRequests[i] = this.lastRequests;
+    return requests > 0 || this.lastRequests > 0;
   }
 
   /** Forgets everything (an endpoint back from an ejection is judged on fresh traffic only). */
