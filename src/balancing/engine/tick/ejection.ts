@@ -18,7 +18,7 @@
  * endpoint that never recovered is retried at the same pace, a flapping one less and less often.
  * It returns to zero after maxEjectionMs without an ejection.
  */
-import { noReadingAt, type ErrorReading } from '../error-window.js';
+import { readErrorsInto, resetErrors, type ErrorReading } from '../error-window.js';
 import type { EndpointState, EjectionState } from '../state.js';
 import { isOperatorDisabled } from '../stages.js';
 import type { EjectionSettings } from '../types.js';
@@ -214,15 +214,15 @@ function inRotation(e: EndpointState, now: number): boolean {
  * Stage 0 (and the tick's snapshot of each endpoint's sample and probe latency): releases ejections whose back-off is over, judges the endpoints in rotation and
  * ejects the outliers. Updates each endpoint's EjectionState; the health gate reads it.
  */
-export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings): void {
-  const t: Readings = { judged: 0, ejected: 0 };
+export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, errors: Float64Array): void {
+  const t: Readings = { judged: 0, ejected: 0, errors };
   readRange(f, eps, s, { from: 0, to: f.n }, t);
   judge(f, eps, s, t);
 }
 
 /** runEjection in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
-export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, chunk: number): Generator<void, void, void> {
-  const t: Readings = { judged: 0, ejected: 0 };
+export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, errors: Float64Array, chunk: number): Generator<void, void, void> {
+  const t: Readings = { judged: 0, ejected: 0, errors };
   yield* inChunks(f.n, chunk, (from, to) => readRange(f, eps, s, { from, to }, t));
   judge(f, eps, s, t);
 }
@@ -238,6 +238,8 @@ interface Readings {
   /** How many endpoints have a reading to judge. */
   judged: number;
   ejected: number;
+  /** The cluster's error rows (error-window.ts). */
+  readonly errors: Float64Array;
 }
 
 /**
@@ -255,8 +257,8 @@ function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings,
     f.samples[i] = e.sample;
     f.probeLatency[i] = e.lastProbe?.latencyMs;
     const j = e.ejection;
-    if (j !== undefined) release(j, e, f.now, s);
-    const counted = e.errors === undefined ? noReading(v, i) : e.errors.readInto(f.now, v, i);
+    if (j !== undefined) release(j, f.now, s, { errors: t.errors, i });
+    const counted = readErrorsInto(t.errors, i, s.errorWindowMs, f.now, v);
     f.errorRate[i] = v.rate[i] as number;
     v.present[i] = 0;
     if (j?.until !== undefined) ejected++;
@@ -271,20 +273,15 @@ function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings,
   t.ejected = ejected;
 }
 
-/** noReadingAt, and false: nothing counted. */
-function noReading(v: JudgedReadings, i: number): false {
-  noReadingAt(v, i);
-  return false;
-}
-
-function release(j: EjectionState, e: EndpointState, now: number, s: EjectionSettings): void {
+/** `at`: the endpoint's error rows and position (its counts are reset at release). */
+function release(j: EjectionState, now: number, s: EjectionSettings, at: { readonly errors: Float64Array; readonly i: number }): void {
   j.releasedNow = false;
   if (j.until !== undefined && now >= j.until) {
     j.until = undefined;
     j.onProbation = true;
     j.releasedNow = true;
     j.releasedAt = now;
-    e.errors?.reset();
+    resetErrors(at.errors, at.i);
   }
   if (j.until === undefined && j.level > 0 && j.releasedAt !== undefined && now - j.releasedAt >= s.maxEjectionMs) j.level = 0;
 }
