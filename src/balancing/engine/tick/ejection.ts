@@ -66,6 +66,7 @@ export function judgeReadings(
   s: EjectionSettings,
 ): readonly EjectionVerdict[] {
   const judged = collectJudged(v, n, s);
+  if (!anyMayTrip(v, n, judged, s)) return NO_VERDICTS;
   // σ over the rates in position order, before they are sorted: the same sums as before, to the bit.
   const sigma = stdev(v.sorted, judged);
   // Sorted once: each endpoint's peers' median is read off it without the endpoint's own rate
@@ -95,6 +96,31 @@ function collectJudged(v: JudgedReadings, n: number, s: EjectionSettings): numbe
   let judged = 0;
   for (let i = 0; i < n; i++) if (v.present[i] && isJudged(v, i, s)) v.sorted[judged++] = v.rate[i] as number;
   return judged;
+}
+
+/**
+ * Whether some reading could trip a rule, on bounds alone (a healthy cluster's tick then skips σ,
+ * the sort and the medians; its verdicts are none either way). Necessary conditions of ruleFor's:
+ * all-failing and failure-percentage without their peers' test; success-rate from the judged
+ * rates' range: an endpoint's peers' median is at least the lowest judged rate `lo`, and the gap
+ * at least minGap, so it needs 1 − rate < (1 − lo) − minGap, rounding being monotone.
+ */
+function anyMayTrip(v: JudgedReadings, n: number, judged: number, s: EjectionSettings): boolean {
+  const lastVolume = Math.max(1, s.minRequests / 4);
+  for (let i = 0; i < n; i++) {
+    if (!v.present[i]) continue;
+    if ((v.lastRequests[i] as number) >= lastVolume && (v.lastRate[i] as number) >= s.allFailingRatio) return true;
+    if (isJudged(v, i, s) && (v.rate[i] as number) >= s.failureRatio) return true;
+  }
+  if (judged < 3) return false;
+  let lo = v.sorted[0] as number;
+  let hi = lo;
+  for (let j = 1; j < judged; j++) {
+    const x = v.sorted[j] as number;
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  return 1 - hi < 1 - lo - s.minGap;
 }
 
 /** What ruleFor compares an endpoint's reading with: its peers' median rate, σ of the judged rates, how many are judged. */
