@@ -71,6 +71,8 @@ export interface TickScratch {
   steerIdx: number[];
   steerBase: number[];
   steerM: number[];
+  /** The PID stage's error terms of the steered endpoints (cpu metric), when any applies. */
+  steerErr: number[];
   /** The outlier detector's readings of the endpoints (tick/ejection.ts). */
   readings: JudgedReadings;
 }
@@ -88,7 +90,7 @@ export function newJudgedReadings(n: number): JudgedReadings {
 }
 
 export function newTickScratch(): TickScratch {
-  return { prevW: [], stepTicks: [], steerIdx: [], steerBase: [], steerM: [], readings: newJudgedReadings(0) };
+  return { prevW: [], stepTicks: [], steerIdx: [], steerBase: [], steerM: [], steerErr: [], readings: newJudgedReadings(0) };
 }
 
 /** The scratch, each vector at least n long (grown as a new filled vector: never holey). */
@@ -99,6 +101,7 @@ function fitScratch(s: TickScratch, n: number): TickScratch {
     s.steerIdx = filled(n);
     s.steerBase = filled(n);
     s.steerM = filled(n);
+    s.steerErr = filled(n);
     s.readings = newJudgedReadings(n);
   }
   return s;
