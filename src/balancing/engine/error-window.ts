@@ -140,8 +140,22 @@ export function resetErrors(rows: Float64Array, i: number): void {
   rows[o + EW_LAST_RATE] = Number.NaN;
 }
 
+/**
+ * The last keepAt computed: its lastAt, now, halfLifeMs and result. Endpoints reported by the
+ * same flush share `lastAt`, so a tick mostly asks the same question endpoint after endpoint,
+ * and the power (a libm call) was a tenth of reading a window (bench/RESULTS.md, engine8). A memo
+ * of a pure function keyed by all its inputs: the same result to the bit.
+ */
+const LAST_KEEP = new Float64Array([Number.NaN, Number.NaN, Number.NaN, 1]);
+
 /** The share of counts kept from `lastAt` (NaN: none yet) to `now`. */
 function keepAt(lastAt: number, now: number, halfLifeMs: number): number {
   if (lastAt !== lastAt || now <= lastAt) return 1;
-  return 2 ** (-(now - lastAt) / halfLifeMs);
+  if (LAST_KEEP[0] === lastAt && LAST_KEEP[1] === now && LAST_KEEP[2] === halfLifeMs) return LAST_KEEP[3] as number;
+  const keep = 2 ** (-(now - lastAt) / halfLifeMs);
+  LAST_KEEP[0] = lastAt;
+  LAST_KEEP[1] = now;
+  LAST_KEEP[2] = halfLifeMs;
+  LAST_KEEP[3] = keep;
+  return keep;
 }
