@@ -97,6 +97,12 @@ export interface ClusterState {
   readonly held: Float64Array;
   /** Each endpoint's smoothed request and error counts, by position (error-window.ts). */
   readonly errors: Float64Array;
+  /**
+   * Some sample with request counts was folded into `errors` (or into the rows of the cluster's
+   * previous endpoint set): until then every row is fresh, and a tick reads none of them (a fleet
+   * without request counts does not pay for a cold vector per cluster per tick).
+   */
+  errorsSeen: boolean;
   readonly errorPenalty: number;
   readonly ewmaKey: string;
   readonly safety: SafetySettings;

@@ -261,6 +261,8 @@ export class WeightEngine {
       pidRows,
       held,
       errors,
+      // Conservative: rows carried from a cluster that had seen counts may hold some.
+      errorsSeen: existing?.errorsSeen ?? false,
       errorPenalty: policy.kind === 'static' ? 0 : (policy.errorPenalty ?? DEFAULT_ERROR_PENALTY),
       ewmaKey: plan.ewmaKey,
       safety,
@@ -382,7 +384,10 @@ export class WeightEngine {
       e.latency.observe(sample.latencyMs, sample.at);
     }
     // Samples without rps carry no error information (observeErrors ignores them).
-    observeErrors(c.errors, i, c.ejection.errorWindowMs, sample);
+    if (sample.rps !== undefined) {
+      c.errorsSeen = true;
+      observeErrors(c.errors, i, c.ejection.errorWindowMs, sample);
+    }
     return true;
   }
 
@@ -507,7 +512,7 @@ export class WeightEngine {
 
   private tickCluster(c: ClusterState, now: number): ClusterTick {
     const f = this.frameFor(c, now);
-    runEjection(f, c.order, c.ejection, c.errors);
+    runEjection(f, c.order, c.ejection, c.errorsSeen ? c.errors : undefined);
     const sums = gateHealth(f, c.order, c.held);
     joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows, held: c.held });
     const setpoint = runController(c, f);
@@ -522,7 +527,7 @@ export class WeightEngine {
    */
   private *tickSteps(c: ClusterState, now: number, chunk: number): Generator<void, ClusterTick, void> {
     const f = this.frameFor(c, now);
-    yield* runEjectionSteps(f, c.order, c.ejection, c.errors, chunk);
+    yield* runEjectionSteps(f, c.order, c.ejection, c.errorsSeen ? c.errors : undefined, chunk);
     yield;
     const sums = yield* gateHealthSteps(f, c.order, c.held, chunk);
     yield;

@@ -240,14 +240,14 @@ function inRotation(e: EndpointState, now: number): boolean {
  * Stage 0 (and the tick's snapshot of each endpoint's sample and probe latency): releases ejections whose back-off is over, judges the endpoints in rotation and
  * ejects the outliers. Updates each endpoint's EjectionState; the health gate reads it.
  */
-export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, errors: Float64Array): void {
+export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, errors: Float64Array | undefined): void {
   const t: Readings = { judged: 0, ejected: 0, errors };
   readRange(f, eps, s, { from: 0, to: f.n }, t);
   judge(f, eps, s, t);
 }
 
 /** runEjection in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
-export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, errors: Float64Array, chunk: number): Generator<void, void, void> {
+export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, errors: Float64Array | undefined, chunk: number): Generator<void, void, void> {
   const t: Readings = { judged: 0, ejected: 0, errors };
   yield* inChunks(f.n, chunk, (from, to) => readRange(f, eps, s, { from, to }, t));
   judge(f, eps, s, t);
@@ -264,8 +264,8 @@ interface Readings {
   /** How many endpoints have a reading to judge. */
   judged: number;
   ejected: number;
-  /** The cluster's error rows (error-window.ts). */
-  readonly errors: Float64Array;
+  /** The cluster's error rows (error-window.ts); undefined while all are fresh (nothing to read). */
+  readonly errors: Float64Array | undefined;
 }
 
 /**
@@ -284,8 +284,9 @@ function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings,
     f.probeLatency[i] = e.lastProbe?.latencyMs;
     const j = e.ejection;
     if (j !== undefined) release(j, f.now, s, { errors: t.errors, i });
-    const counted = readErrorsInto(t.errors, i, s.errorWindowMs, f.now, v);
-    f.errorRate[i] = v.rate[i] as number;
+    // Without a count the rate is NaN, and the judgement reads the other vectors only where present.
+    const counted = t.errors !== undefined && readErrorsInto(t.errors, i, s.errorWindowMs, f.now, v);
+    f.errorRate[i] = counted ? (v.rate[i] as number) : Number.NaN;
     v.present[i] = 0;
     if (j?.until !== undefined) ejected++;
     else if (counted) {
@@ -300,14 +301,14 @@ function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings,
 }
 
 /** `at`: the endpoint's error rows and position (its counts are reset at release). */
-function release(j: EjectionState, now: number, s: EjectionSettings, at: { readonly errors: Float64Array; readonly i: number }): void {
+function release(j: EjectionState, now: number, s: EjectionSettings, at: { readonly errors: Float64Array | undefined; readonly i: number }): void {
   j.releasedNow = false;
   if (j.until !== undefined && now >= j.until) {
     j.until = undefined;
     j.onProbation = true;
     j.releasedNow = true;
     j.releasedAt = now;
-    resetErrors(at.errors, at.i);
+    if (at.errors !== undefined) resetErrors(at.errors, at.i);
   }
   if (j.until === undefined && j.level > 0 && j.releasedAt !== undefined && now - j.releasedAt >= s.maxEjectionMs) j.level = 0;
 }

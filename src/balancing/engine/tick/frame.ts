@@ -77,7 +77,7 @@ export interface TickScratch {
   readings: JudgedReadings;
 }
 
-/** The error readings a tick's outlier detector judges, by endpoint position. */
+/** The error readings a tick's outlier detector judges, by endpoint position (the readings only where `present` is set). */
 export interface JudgedReadings extends ReadingVectors {
   /** 1: judged this tick (in rotation, not ejected, with requests counted); else 0. */
   readonly present: number[];
