@@ -5,7 +5,9 @@
  * ms per tick of each and the ratio (this ÷ other). bench/engine.ts gives absolute figures; this
  * gives before/after ratios that survive the shared machine.
  *
- *   npx tsx bench/engine-ab.ts --other /path/to/checkout [--layout 1x10000] [--policy pid] [--ticks 30]
+ *   npx tsx bench/engine-ab.ts --other /path/to/checkout [--layout 1x10000] [--policy pid] [--ticks 30] [--rps]
+ *
+ * `--rps`: every sample also carries request counts (rps 100, 1 % errors), as in bench/engine.ts.
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -22,11 +24,12 @@ const { values: args } = parseArgs({
     layout: { type: 'string', default: '1x10000' },
     policy: { type: 'string', default: 'pid' },
     ticks: { type: 'string', default: '30' },
+    rps: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help || args.other === undefined) {
-  process.stdout.write('usage: npx tsx bench/engine-ab.ts --other /path/to/checkout [--layout CLUSTERSxENDPOINTS] [--policy pid|ewma|static] [--ticks 30]\n');
+  process.stdout.write('usage: npx tsx bench/engine-ab.ts --other /path/to/checkout [--layout CLUSTERSxENDPOINTS] [--policy pid|ewma|static] [--ticks 30] [--rps]\n');
   process.exit(args.help ? 0 : 2);
 }
 const m = /^(\d+)x(\d+)$/.exec(args.layout);
@@ -53,7 +56,8 @@ for (let t = 0; t < WARMUP + TICKS; t++) {
   const now = (t + 1) * 1000;
   keys.forEach((ks, c) =>
     ks.forEach((key, e) => {
-      const sample = { at: now, cpu: (level[c]?.[e] ?? 0.5) * (1 + 0.05 * (rand() - 0.5)), latencyMs: 20 };
+      const base = { at: now, cpu: (level[c]?.[e] ?? 0.5) * (1 + 0.05 * (rand() - 0.5)), latencyMs: 20 };
+      const sample = args.rps ? { ...base, rps: 100, errors: 1 } : base;
       for (const en of engines) en.observeSample(`svc-${c}`, key, sample);
     }),
   );
@@ -76,5 +80,5 @@ const [mine, other] = times.map((x) => ({ wall: median(x.wall), cpu: median(x.cp
 if (mine === undefined || other === undefined) throw new Error('unreachable');
 const r2 = (x: number): string => x.toFixed(2);
 console.log(
-  `${args.layout} ${args.policy}: this ${r2(mine.wall)} ms wall / ${r2(mine.cpu)} ms cpu, other ${r2(other.wall)} / ${r2(other.cpu)}, ratio wall ${r2(mine.wall / other.wall)} cpu ${r2(mine.cpu / other.cpu)} (median of ${TICKS} ticks)`,
+  `${args.layout} ${args.policy}${args.rps ? ' rps' : ''}: this ${r2(mine.wall)} ms wall / ${r2(mine.cpu)} ms cpu, other ${r2(other.wall)} / ${r2(other.cpu)}, ratio wall ${r2(mine.wall / other.wall)} cpu ${r2(mine.cpu / other.cpu)} (median of ${TICKS} ticks)`,
 );

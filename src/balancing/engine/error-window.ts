@@ -17,63 +17,145 @@ export interface ErrorReading {
   readonly lastRequests: number;
 }
 
-/** Shared by every endpoint without request counts (no allocation per endpoint per tick). */
-export const NO_READING: ErrorReading = Object.freeze({ rate: Number.NaN, requests: 0, lastRate: Number.NaN, lastRequests: 0 });
+/**
+ * Readings of a cluster's endpoints by position, one vector per field of ErrorReading (what
+ * readInto writes): the outlier detector reads them without an ErrorReading object per endpoint
+ * per tick (at 500 clusters × 20 those objects, and the pointer chasing to read them back, were
+ * a sixth of a tick whose reports carry request counts: bench/RESULTS.md, engine8).
+ */
+export interface ReadingVectors {
+  readonly rate: number[];
+  readonly requests: number[];
+  readonly lastRate: number[];
+  readonly lastRequests: number[];
+}
+
+/** Writes "no reading" (what an endpoint without request counts reads) at position i. */
+function noReadingAt(v: ReadingVectors, i: number): void {
+  v.rate[i] = Number.NaN;
+  v.requests[i] = 0;
+  v.lastRate[i] = Number.NaN;
+  v.lastRequests[i] = 0;
+}
 
 /** A sample covers at most this long: after a gap, the first sample speaks for one interval only. */
 const MAX_COVER_MS = 5_000;
 const FIRST_COVER_MS = 1_000;
 
-export class ErrorWindow {
-  private requests = 0;
-  private errors = 0;
-  private lastAt: number | undefined;
-  private lastRate = Number.NaN;
-  private lastRequests = 0;
+/*
+ * One row of EW_ROW doubles per endpoint position in one Float64Array per cluster (the cluster's
+ * `errors`), rather than an ErrorWindow object per endpoint: V8 keeps an object's double fields
+ * as separate heap numbers, so reading a window was the object and five scattered numbers per
+ * endpoint per tick, cold at 500 clusters × 20 (bench/RESULTS.md, engine8). A fresh row (zero
+ * counts, no sample yet) reads as no reading, as an endpoint without a window did. Rows follow
+ * their endpoint when the set changes (carryErrorRows).
+ */
+const EW_REQUESTS = 0;
+const EW_ERRORS = 1;
+/** `at` of the latest sample folded in; NaN: none yet. */
+const EW_LAST_AT = 2;
+/** The latest sample's error rate (NaN without requests) and request count. */
+const EW_LAST_RATE = 3;
+const EW_LAST_REQUESTS = 4;
+/** Doubles per row. */
+export const EW_ROW = 5;
 
-  constructor(private readonly halfLifeMs: number) {}
+/** Rows for n endpoints, all fresh. */
+export function newErrorRows(n: number): Float64Array {
+  const rows = new Float64Array(n * EW_ROW);
+  for (let i = 0; i < n; i++) freshErrorRow(rows, i);
+  return rows;
+}
 
-  /** Folds one sample's rates (per second) in. Samples without rps carry no error information. */
-  observe(at: number, rps: number | undefined, errorsPerS: number | undefined): void {
-    if (rps === undefined) return;
-    const errs = Math.min(errorsPerS ?? 0, rps > 0 ? rps : (errorsPerS ?? 0));
-    const cover = this.lastAt === undefined ? FIRST_COVER_MS : Math.min(MAX_COVER_MS, Math.max(0, at - this.lastAt));
-    this.decayTo(at);
-    const reqs = Math.max(rps, errs) * (cover / 1000);
-    const fails = errs * (cover / 1000);
-    this.requests += reqs;
-    this.errors += fails;
-    this.lastRequests = reqs;
-    this.lastRate = reqs > 0 ? fails / reqs : Number.NaN;
+function freshErrorRow(rows: Float64Array, i: number): void {
+  const o = i * EW_ROW;
+  rows[o + EW_LAST_AT] = Number.NaN;
+  rows[o + EW_LAST_RATE] = Number.NaN;
+}
+
+/**
+ * The error rows of a cluster's new endpoint order: an endpoint whose state carries over (the
+ * same object in `existing`'s order) keeps its row; the others (new, or rebuilt under another
+ * error window) start fresh.
+ */
+export function carryErrorRows(
+  order: readonly { readonly key: string }[],
+  existing: { readonly errors: Float64Array; readonly index: ReadonlyMap<string, number>; readonly order: readonly object[] } | undefined,
+): Float64Array {
+  const rows = newErrorRows(order.length);
+  if (existing === undefined) return rows;
+  order.forEach((e, i) => {
+    const from = existing.index.get(e.key);
+    if (from !== undefined && existing.order[from] === e) rows.set(existing.errors.subarray(from * EW_ROW, from * EW_ROW + EW_ROW), i * EW_ROW);
+  });
+  return rows;
+}
+
+/** Folds one sample's rates (per second) into row i. Samples without rps carry no error information. */
+export function observeErrors(rows: Float64Array, i: number, halfLifeMs: number, sample: { readonly at: number; readonly rps?: number; readonly errors?: number }): void {
+  const { at, rps, errors: errorsPerS } = sample;
+  if (rps === undefined) return;
+  const o = i * EW_ROW;
+  const lastAt = rows[o + EW_LAST_AT] as number;
+  const errs = Math.min(errorsPerS ?? 0, rps > 0 ? rps : (errorsPerS ?? 0));
+  const cover = lastAt !== lastAt ? FIRST_COVER_MS : Math.min(MAX_COVER_MS, Math.max(0, at - lastAt));
+  // Decay to `at`.
+  const keep = keepAt(lastAt, at, halfLifeMs);
+  rows[o + EW_REQUESTS] = (rows[o + EW_REQUESTS] as number) * keep;
+  rows[o + EW_ERRORS] = (rows[o + EW_ERRORS] as number) * keep;
+  if (lastAt !== lastAt || at > lastAt) rows[o + EW_LAST_AT] = at;
+  const reqs = Math.max(rps, errs) * (cover / 1000);
+  const fails = errs * (cover / 1000);
+  rows[o + EW_REQUESTS] = (rows[o + EW_REQUESTS] as number) + reqs;
+  rows[o + EW_ERRORS] = (rows[o + EW_ERRORS] as number) + fails;
+  rows[o + EW_LAST_REQUESTS] = reqs;
+  rows[o + EW_LAST_RATE] = reqs > 0 ? fails / reqs : Number.NaN;
+}
+
+/**
+ * Writes row i's reading at `now` into position i of `v`; whether it counts any request
+ * (smoothed, after decay, or in the latest sample): false for a reading of nothing.
+ */
+export function readErrorsInto(rows: Float64Array, i: number, halfLifeMs: number, now: number, v: ReadingVectors): boolean {
+  const o = i * EW_ROW;
+  const total = rows[o + EW_REQUESTS] as number;
+  const lastRequests = rows[o + EW_LAST_REQUESTS] as number;
+  if (total === 0 && lastRequests === 0) {
+    noReadingAt(v, i);
+    return false;
   }
+  const keep = keepAt(rows[o + EW_LAST_AT] as number, now, halfLifeMs);
+  const requests = total * keep;
+  v.rate[i] = requests > 0 ? Math.min(1, ((rows[o + EW_ERRORS] as number) * keep) / requests) : Number.NaN;
+  v.requests[i] = requests;
+  v.lastRate[i] = rows[o + EW_LAST_RATE] as number;
+  v.lastRequests[i] = lastRequests;
+  return requests > 0 || lastRequests > 0;
+}
 
-  reading(now: number): ErrorReading {
-    if (this.requests === 0 && this.lastRequests === 0) return NO_READING;
-    const keep = this.keep(now);
-    const requests = this.requests * keep;
-    return {
-      rate: requests > 0 ? Math.min(1, (this.errors * keep) / requests) : Number.NaN,
-      requests,
-      lastRate: this.lastRate,
-      lastRequests: this.lastRequests,
-    };
-  }
+/** Forgets row i's counts (an endpoint back from an ejection is judged on fresh traffic only); keeps when its last sample came. */
+export function resetErrors(rows: Float64Array, i: number): void {
+  const o = i * EW_ROW;
+  rows[o + EW_REQUESTS] = rows[o + EW_ERRORS] = rows[o + EW_LAST_REQUESTS] = 0;
+  rows[o + EW_LAST_RATE] = Number.NaN;
+}
 
-  /** Forgets everything (an endpoint back from an ejection is judged on fresh traffic only). */
-  reset(): void {
-    this.requests = this.errors = this.lastRequests = 0;
-    this.lastRate = Number.NaN;
-  }
+/**
+ * The last keepAt computed: its lastAt, now, halfLifeMs and result. Endpoints reported by the
+ * same flush share `lastAt`, so a tick mostly asks the same question endpoint after endpoint,
+ * and the power (a libm call) was a tenth of reading a window (bench/RESULTS.md, engine8). A memo
+ * of a pure function keyed by all its inputs: the same result to the bit.
+ */
+const LAST_KEEP = new Float64Array([Number.NaN, Number.NaN, Number.NaN, 1]);
 
-  private keep(now: number): number {
-    if (this.lastAt === undefined || now <= this.lastAt) return 1;
-    return 2 ** (-(now - this.lastAt) / this.halfLifeMs);
-  }
-
-  private decayTo(at: number): void {
-    const keep = this.keep(at);
-    this.requests *= keep;
-    this.errors *= keep;
-    if (this.lastAt === undefined || at > this.lastAt) this.lastAt = at;
-  }
+/** The share of counts kept from `lastAt` (NaN: none yet) to `now`. */
+function keepAt(lastAt: number, now: number, halfLifeMs: number): number {
+  if (lastAt !== lastAt || now <= lastAt) return 1;
+  if (LAST_KEEP[0] === lastAt && LAST_KEEP[1] === now && LAST_KEEP[2] === halfLifeMs) return LAST_KEEP[3] as number;
+  const keep = 2 ** (-(now - lastAt) / halfLifeMs);
+  LAST_KEEP[0] = lastAt;
+  LAST_KEEP[1] = now;
+  LAST_KEEP[2] = halfLifeMs;
+  LAST_KEEP[3] = keep;
+  return keep;
 }

@@ -6,7 +6,6 @@
 import type { EwmaLatency } from '../ewma.js';
 import type { HealthTracker } from '../health.js';
 import type { PidRows } from './pid-rows.js';
-import type { ErrorWindow } from './error-window.js';
 import type { Frame } from './tick/frame.js';
 import type { ResolvedParts } from './stages.js';
 import type {
@@ -47,9 +46,9 @@ export interface EndpointState {
   locality: string;
   capacity: number | undefined;
   /**
-   * The three below are created when first needed (a probe result, an ejection, a sample carrying
-   * rps): until then the endpoint is AVAILABLE, never ejected and has no error reading, which is
-   * what a fresh object would say, and a tick reads nothing more of it. At 500 clusters × 20
+   * The two below are created when first needed (a probe result, an ejection): until then the
+   * endpoint is AVAILABLE and never ejected, which is what a fresh object would say, and a tick
+   * reads nothing more of it. At 500 clusters × 20
    * endpoints each of these objects read per endpoint per tick was a cache miss (bench/RESULTS.md,
    * pid7).
    */
@@ -58,7 +57,6 @@ export interface EndpointState {
   ewma: EwmaLatency;
   /** Plain smoothed latency for the PID's latency metrics (no bonus). */
   latency: EwmaLatency;
-  errors: ErrorWindow | undefined;
   /** Every field's latest value, merged across sources. */
   sample: Sample | undefined;
   /** When a field the policy steers on last arrived: the freshness reference. */
@@ -97,6 +95,14 @@ export interface ClusterState {
   readonly pidRows: PidRows;
   /** Each endpoint's internal and published weight and whether it served, by position (held-weights.ts). */
   readonly held: Float64Array;
+  /** Each endpoint's smoothed request and error counts, by position (error-window.ts). */
+  readonly errors: Float64Array;
+  /**
+   * Some sample with request counts was folded into `errors` (or into the rows of the cluster's
+   * previous endpoint set): until then every row is fresh, and a tick reads none of them (a fleet
+   * without request counts does not pay for a cold vector per cluster per tick).
+   */
+  errorsSeen: boolean;
   readonly errorPenalty: number;
   readonly ewmaKey: string;
   readonly safety: SafetySettings;

@@ -70,7 +70,7 @@ import { pidParams, type PidParams } from '../pid.js';
 import { cell, copyRow, newPidRows, noteSample, PR_PENDING, PR_W, setCell, type PidRows } from './pid-rows.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
-import { ErrorWindow } from './error-window.js';
+import { carryErrorRows, observeErrors } from './error-window.js';
 import { carryHeldWeights, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
 import { TickExplanations } from './explanations.js';
 import { isSet, type ClusterState, type EndpointState, type PidConfig } from './state.js';
@@ -252,6 +252,7 @@ export class WeightEngine {
     const { policy, safety } = settings;
     const pidRows = carryPidRows(layout.order, existing, plan.reset.pid, this.pidParams(plan.pidConfig, safety.tickMs));
     const held = carryHeldWeights(layout.order, existing);
+    const errors = carryErrorRows(layout.order, existing);
     this.clusters.set(name, {
       name,
       policy,
@@ -259,6 +260,9 @@ export class WeightEngine {
       pidConfig: plan.pidConfig,
       pidRows,
       held,
+      errors,
+      // Conservative: rows carried from a cluster that had seen counts may hold some.
+      errorsSeen: existing?.errorsSeen ?? false,
       errorPenalty: policy.kind === 'static' ? 0 : (policy.errorPenalty ?? DEFAULT_ERROR_PENALTY),
       ewmaKey: plan.ewmaKey,
       safety,
@@ -307,7 +311,6 @@ export class WeightEngine {
       tracker: carry?.tracker,
       ewma: newEwma(policy, safety),
       latency: newPidLatency(safety),
-      errors: undefined,
       sample: carry?.sample,
       steerAt: carry?.steerAt,
       lastProbe: carry?.lastProbe,
@@ -380,8 +383,11 @@ export class WeightEngine {
       e.ewma.observe(sample.latencyMs, sample.at);
       e.latency.observe(sample.latencyMs, sample.at);
     }
-    // Samples without rps carry no error information (ErrorWindow.observe ignores them).
-    if (sample.rps !== undefined) (e.errors ??= new ErrorWindow(c.ejection.errorWindowMs)).observe(sample.at, sample.rps, sample.errors);
+    // Samples without rps carry no error information (observeErrors ignores them).
+    if (sample.rps !== undefined) {
+      c.errorsSeen = true;
+      observeErrors(c.errors, i, c.ejection.errorWindowMs, sample);
+    }
     return true;
   }
 
@@ -506,7 +512,7 @@ export class WeightEngine {
 
   private tickCluster(c: ClusterState, now: number): ClusterTick {
     const f = this.frameFor(c, now);
-    runEjection(f, c.order, c.ejection);
+    runEjection(f, c.order, c.ejection, c.errorsSeen ? c.errors : undefined);
     const sums = gateHealth(f, c.order, c.held);
     joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows, held: c.held });
     const setpoint = runController(c, f);
@@ -521,7 +527,7 @@ export class WeightEngine {
    */
   private *tickSteps(c: ClusterState, now: number, chunk: number): Generator<void, ClusterTick, void> {
     const f = this.frameFor(c, now);
-    yield* runEjectionSteps(f, c.order, c.ejection, chunk);
+    yield* runEjectionSteps(f, c.order, c.ejection, c.errorsSeen ? c.errors : undefined, chunk);
     yield;
     const sums = yield* gateHealthSteps(f, c.order, c.held, chunk);
     yield;

@@ -18,11 +18,11 @@
  * endpoint that never recovered is retried at the same pace, a flapping one less and less often.
  * It returns to zero after maxEjectionMs without an ejection.
  */
-import { NO_READING, type ErrorReading } from '../error-window.js';
+import { readErrorsInto, resetErrors, type ErrorReading } from '../error-window.js';
 import type { EndpointState, EjectionState } from '../state.js';
 import { isOperatorDisabled } from '../stages.js';
 import type { EjectionSettings } from '../types.js';
-import type { Frame } from './frame.js';
+import { newJudgedReadings, type Frame, type JudgedReadings } from './frame.js';
 import { inChunks } from '../../steps.js';
 
 export interface EjectionVerdict {
@@ -38,49 +38,115 @@ export function judgeOutliers(
   total: number,
   alreadyEjected: number,
   s: EjectionSettings,
-): EjectionVerdict[] {
-  const rates: number[] = [];
-  for (const r of readings) if (r !== undefined && isJudged(r, s)) rates.push(r.rate);
-  const verdicts: EjectionVerdict[] = [];
-  const sigma = stdev(rates);
+): readonly EjectionVerdict[] {
+  const v = newJudgedReadings(readings.length);
+  readings.forEach((r, i) => {
+    if (r === undefined) return;
+    v.present[i] = 1;
+    v.rate[i] = r.rate;
+    v.requests[i] = r.requests;
+    v.lastRate[i] = r.lastRate;
+    v.lastRequests[i] = r.lastRequests;
+  });
+  return judgeReadings(v, readings.length, { total, alreadyEjected }, s);
+}
+
+/** No verdict: shared, so a cluster with nothing to eject allocates nothing for its judgement. */
+const NO_VERDICTS: readonly EjectionVerdict[] = Object.freeze([]);
+
+/**
+ * judgeOutliers over the readings of positions 0..n as vectors (those with `present` set are the
+ * endpoints in rotation), the engine's form: no object per endpoint, and no allocation at all
+ * unless some endpoint is ejected. Writes `v.sorted`.
+ */
+export function judgeReadings(
+  v: JudgedReadings,
+  n: number,
+  cluster: { readonly total: number; readonly alreadyEjected: number },
+  s: EjectionSettings,
+): readonly EjectionVerdict[] {
+  const judged = collectJudged(v, n, s);
+  if (!anyMayTrip(v, n, judged, s)) return NO_VERDICTS;
+  // σ over the rates in position order, before they are sorted: the same sums as before, to the bit.
+  const sigma = stdev(v.sorted, judged);
   // Sorted once: each endpoint's peers' median is read off it without the endpoint's own rate
   // (a sort per endpoint was half of a 500 × 20 tick whose reports carry request counts).
-  const sorted = rates.slice().sort((a, b) => a - b);
+  sortFirst(v.sorted, judged);
   // Leaving one endpoint out moves the median of many by next to nothing: exact below 64 judged
   // endpoints, the median of all above.
-  const overall = rates.length >= 64 ? medianWithout(sorted, undefined) : undefined;
-  for (let i = 0; i < readings.length; i++) {
-    const r = readings[i];
-    if (r === undefined || (r.requests === 0 && r.lastRequests === 0)) continue;
-    const peers = overall ?? medianWithout(sorted, isJudged(r, s) ? r.rate : undefined);
-    const v = ruleFor(r, peers, sigma, rates.length, s);
-    if (v !== undefined) verdicts.push({ index: i, ...v });
+  const overall = judged >= 64 ? medianOfFirst(v.sorted, judged, undefined) : undefined;
+  let verdicts: EjectionVerdict[] | undefined;
+  let serving = 0;
+  for (let i = 0; i < n; i++) {
+    if (!v.present[i]) continue;
+    serving++;
+    if (v.requests[i] === 0 && v.lastRequests[i] === 0) continue;
+    const peers = overall ?? medianOfFirst(v.sorted, judged, isJudged(v, i, s) ? (v.rate[i] as number) : undefined);
+    const rule = ruleFor(v, i, { peers, sigma, judgedCount: judged }, s);
+    if (rule !== undefined) (verdicts ??= []).push({ index: i, ...rule });
   }
-  const cap = total >= 2 ? Math.max(1, Math.floor(s.maxEjectedRatio * total)) : 0;
-  const serving = readings.filter((r) => r !== undefined).length;
-  const room = Math.max(0, Math.min(cap - alreadyEjected, serving - 1));
+  if (verdicts === undefined) return NO_VERDICTS;
+  const cap = cluster.total >= 2 ? Math.max(1, Math.floor(s.maxEjectedRatio * cluster.total)) : 0;
+  const room = Math.max(0, Math.min(cap - cluster.alreadyEjected, serving - 1));
   return verdicts.sort((a, b) => b.severity - a.severity).slice(0, room);
 }
 
-function ruleFor(
-  r: ErrorReading,
-  peers: number,
-  sigma: number,
-  judgedCount: number,
-  s: EjectionSettings,
-): { reason: string; severity: number } | undefined {
+/** The judged rates, in position order, into the first slots of `v.sorted`; how many. */
+function collectJudged(v: JudgedReadings, n: number, s: EjectionSettings): number {
+  let judged = 0;
+  for (let i = 0; i < n; i++) if (v.present[i] && isJudged(v, i, s)) v.sorted[judged++] = v.rate[i] as number;
+  return judged;
+}
+
+/**
+ * Whether some reading could trip a rule, on bounds alone (a healthy cluster's tick then skips σ,
+ * the sort and the medians; its verdicts are none either way). Necessary conditions of ruleFor's:
+ * all-failing and failure-percentage without their peers' test; success-rate from the judged
+ * rates' range: an endpoint's peers' median is at least the lowest judged rate `lo`, and the gap
+ * at least minGap, so it needs 1 − rate < (1 − lo) − minGap, rounding being monotone.
+ */
+function anyMayTrip(v: JudgedReadings, n: number, judged: number, s: EjectionSettings): boolean {
   const lastVolume = Math.max(1, s.minRequests / 4);
-  if (r.lastRequests >= lastVolume && r.lastRate >= s.allFailingRatio && peersFine(peers, s.allFailingRatio)) {
-    return { reason: `all-failing: ${pct(r.lastRate)} of ${Math.round(r.lastRequests)} requests failed in the latest report`, severity: 1 + r.lastRate };
+  for (let i = 0; i < n; i++) {
+    if (!v.present[i]) continue;
+    if ((v.lastRequests[i] as number) >= lastVolume && (v.lastRate[i] as number) >= s.allFailingRatio) return true;
+    if (isJudged(v, i, s) && (v.rate[i] as number) >= s.failureRatio) return true;
   }
-  if (r.requests < s.minRequests || Number.isNaN(r.rate)) return undefined;
-  if (r.rate >= s.failureRatio && peersFine(peers, s.failureRatio)) {
-    return { reason: `failure-percentage: error rate ${pct(r.rate)} ≥ ${pct(s.failureRatio)} (peers' median ${pct(peers)})`, severity: r.rate };
+  if (judged < 3) return false;
+  let lo = v.sorted[0] as number;
+  let hi = lo;
+  for (let j = 1; j < judged; j++) {
+    const x = v.sorted[j] as number;
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
   }
-  if (judgedCount >= 3 && !Number.isNaN(peers)) {
+  return 1 - hi < 1 - lo - s.minGap;
+}
+
+/** What ruleFor compares an endpoint's reading with: its peers' median rate, σ of the judged rates, how many are judged. */
+interface Peers {
+  readonly peers: number;
+  readonly sigma: number;
+  readonly judgedCount: number;
+}
+
+function ruleFor(v: JudgedReadings, i: number, p: Peers, s: EjectionSettings): { reason: string; severity: number } | undefined {
+  const { peers, sigma } = p;
+  const lastRequests = v.lastRequests[i] as number;
+  const lastRate = v.lastRate[i] as number;
+  const lastVolume = Math.max(1, s.minRequests / 4);
+  if (lastRequests >= lastVolume && lastRate >= s.allFailingRatio && peersFine(peers, s.allFailingRatio)) {
+    return { reason: `all-failing: ${pct(lastRate)} of ${Math.round(lastRequests)} requests failed in the latest report`, severity: 1 + lastRate };
+  }
+  const rate = v.rate[i] as number;
+  if ((v.requests[i] as number) < s.minRequests || Number.isNaN(rate)) return undefined;
+  if (rate >= s.failureRatio && peersFine(peers, s.failureRatio)) {
+    return { reason: `failure-percentage: error rate ${pct(rate)} ≥ ${pct(s.failureRatio)} (peers' median ${pct(peers)})`, severity: rate };
+  }
+  if (p.judgedCount >= 3 && !Number.isNaN(peers)) {
     const gap = Math.max(s.successRateStdevFactor * sigma, s.minGap);
-    if (1 - r.rate < 1 - peers - gap) {
-      return { reason: `success-rate: ${pct(1 - r.rate)} vs peers' median ${pct(1 - peers)} (allowed gap ${pct(gap)})`, severity: r.rate };
+    if (1 - rate < 1 - peers - gap) {
+      return { reason: `success-rate: ${pct(1 - rate)} vs peers' median ${pct(1 - peers)} (allowed gap ${pct(gap)})`, severity: rate };
     }
   }
   return undefined;
@@ -94,9 +160,14 @@ const pct = (x: number): string => (Number.isNaN(x) ? 'n/a' : `${(x * 100).toFix
  * as sorting the others, so the same median to the bit.
  */
 export function medianWithout(sorted: readonly number[], rate: number | undefined): number {
+  return medianOfFirst(sorted, sorted.length, rate);
+}
+
+/** medianWithout over the first `len` values of `sorted`. */
+function medianOfFirst(sorted: readonly number[], len: number, rate: number | undefined): number {
   // Without `rate`, the values after its place shift down by one (which of equal values goes is all one).
-  const k = rate === undefined ? sorted.length : lowerBound(sorted, rate);
-  const m = rate === undefined ? sorted.length : sorted.length - 1;
+  const k = rate === undefined ? len : lowerBound(sorted, len, rate);
+  const m = rate === undefined ? len : len - 1;
   if (m === 0) return Number.NaN;
   const mid = m >> 1;
   const hi = sorted[mid < k ? mid : mid + 1] as number;
@@ -105,10 +176,10 @@ export function medianWithout(sorted: readonly number[], rate: number | undefine
   return (lo + hi) / 2;
 }
 
-/** The first index of `sorted` whose value is not below `x`. */
-function lowerBound(sorted: readonly number[], x: number): number {
+/** The first index of `sorted` (its first `len` values) whose value is not below `x`. */
+function lowerBound(sorted: readonly number[], len: number, x: number): number {
   let lo = 0;
-  let hi = sorted.length;
+  let hi = len;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if ((sorted[mid] as number) < x) lo = mid + 1;
@@ -117,16 +188,46 @@ function lowerBound(sorted: readonly number[], x: number): number {
   return lo;
 }
 
+/** Above this many judged rates the sort is Array.prototype.sort's (insertion sort is quadratic). */
+const INSERTION_SORT_MAX = 32;
+
+/**
+ * Sorts the first `len` values of `xs` ascending (no NaN among them). Stable, as
+ * Array.prototype.sort with `a - b` is, so the same order of the same values to the bit; by
+ * insertion for a cluster's handful (the builtin with a comparator cost more than the judging).
+ */
+function sortFirst(xs: number[], len: number): void {
+  if (len > INSERTION_SORT_MAX) {
+    const sorted = xs.slice(0, len).sort((a, b) => a - b);
+    for (let i = 0; i < len; i++) xs[i] = sorted[i] as number;
+    return;
+  }
+  for (let i = 1; i < len; i++) {
+    const x = xs[i] as number;
+    let j = i - 1;
+    while (j >= 0 && (xs[j] as number) > x) {
+      xs[j + 1] = xs[j] as number;
+      j--;
+    }
+    xs[j + 1] = x;
+  }
+}
+
 /** Judged by the rate rules: enough requests and a rate. */
-const isJudged = (r: ErrorReading, s: EjectionSettings): boolean => r.requests >= s.minRequests && !Number.isNaN(r.rate);
+const isJudged = (v: JudgedReadings, i: number, s: EjectionSettings): boolean => (v.requests[i] as number) >= s.minRequests && !Number.isNaN(v.rate[i] as number);
 
 /** The peers are doing clearly better than `threshold` (or there are none to compare with). */
 const peersFine = (peers: number, threshold: number): boolean => Number.isNaN(peers) || peers < threshold / 2;
 
-function stdev(xs: readonly number[]): number {
-  if (xs.length < 2) return 0;
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  return Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / xs.length);
+/** Population σ of the first `len` values of `xs`, summed in order (as reduce did). */
+function stdev(xs: readonly number[], len: number): number {
+  if (len < 2) return 0;
+  let sum = 0;
+  for (let i = 0; i < len; i++) sum += xs[i] as number;
+  const mean = sum / len;
+  let squares = 0;
+  for (let i = 0; i < len; i++) squares += ((xs[i] as number) - mean) ** 2;
+  return Math.sqrt(squares / len);
 }
 
 /** Whether the operator and the probes let the endpoint serve (the outlier detector judges only those). */
@@ -139,36 +240,42 @@ function inRotation(e: EndpointState, now: number): boolean {
  * Stage 0 (and the tick's snapshot of each endpoint's sample and probe latency): releases ejections whose back-off is over, judges the endpoints in rotation and
  * ejects the outliers. Updates each endpoint's EjectionState; the health gate reads it.
  */
-export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings): void {
-  const t: Readings = { readings: undefined, ejected: 0 };
+export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, errors: Float64Array | undefined): void {
+  const t: Readings = { judged: 0, ejected: 0, errors };
   readRange(f, eps, s, { from: 0, to: f.n }, t);
   judge(f, eps, s, t);
 }
 
 /** runEjection in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
-export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, chunk: number): Generator<void, void, void> {
-  const t: Readings = { readings: undefined, ejected: 0 };
+export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, errors: Float64Array | undefined, chunk: number): Generator<void, void, void> {
+  const t: Readings = { judged: 0, ejected: 0, errors };
   yield* inChunks(f.n, chunk, (from, to) => readRange(f, eps, s, { from, to }, t));
   judge(f, eps, s, t);
 }
 
-/** Ejects the outliers among the readings. */
+/** Ejects the outliers among the readings (the tick scratch's, which readRange wrote). */
 function judge(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, t: Readings): void {
-  if (!s.enabled || t.readings === undefined) return;
-  for (const v of judgeOutliers(t.readings, f.n, t.ejected, s)) eject(eps[v.index] as EndpointState, v.reason, f.now, s);
-  for (let i = 0; i < f.n; i++) if ((f.errorRate[i] as number) > 1) f.errorRate[i] = 1;
+  // Most ticks of most clusters have no error data: nothing to judge.
+  if (!s.enabled || t.judged === 0) return;
+  for (const v of judgeReadings(f.scratch.readings, f.n, { total: f.n, alreadyEjected: t.ejected }, s)) eject(eps[v.index] as EndpointState, v.reason, f.now, s);
 }
 
 interface Readings {
-  /** Allocated only for clusters with error data (most ticks of most clusters have none). */
-  readings: (ErrorReading | undefined)[] | undefined;
+  /** How many endpoints have a reading to judge. */
+  judged: number;
   ejected: number;
+  /** The cluster's error rows (error-window.ts); undefined while all are fresh (nothing to read). */
+  readonly errors: Float64Array | undefined;
 }
 
-/** Endpoints from..to: inputs snapshot, releases, and the error readings of those in rotation (into `t`). */
+/**
+ * Endpoints from..to: inputs snapshot, releases, and the error readings (into the frame's
+ * errorRate and the tick scratch's readings, `present` set for those in rotation).
+ */
 function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, r: { from: number; to: number }, t: Readings): void {
+  const v = f.scratch.readings;
   // Locals in the loop, written back once (not a field update per endpoint).
-  let readings = t.readings;
+  let judged = t.judged;
   let ejected = t.ejected;
   for (let i = r.from; i < r.to; i++) {
     const e = eps[i] as EndpointState;
@@ -176,36 +283,39 @@ function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings,
     f.samples[i] = e.sample;
     f.probeLatency[i] = e.lastProbe?.latencyMs;
     const j = e.ejection;
-    if (j !== undefined) release(j, e, f.now, s);
-    const reading = e.errors === undefined ? NO_READING : e.errors.reading(f.now);
-    f.errorRate[i] = reading.rate;
+    if (j !== undefined) release(j, f.now, s, { errors: t.errors, i });
+    // Without a count the rate is NaN, and the judgement reads the other vectors only where present.
+    const counted = t.errors !== undefined && readErrorsInto(t.errors, i, s.errorWindowMs, f.now, v);
+    f.errorRate[i] = counted ? (v.rate[i] as number) : Number.NaN;
+    v.present[i] = 0;
     if (j?.until !== undefined) ejected++;
-    else if (reading.requests > 0 || reading.lastRequests > 0) {
+    else if (counted) {
       if (!inRotation(e, f.now)) continue;
-      if (j !== undefined) noteRecovery(j, reading, s);
-      readings ??= new Array<undefined>(f.n).fill(undefined);
-      readings[i] = reading;
+      if (j !== undefined) noteRecovery(j, v, i, s);
+      v.present[i] = 1;
+      judged++;
     }
   }
-  t.readings = readings;
+  t.judged = judged;
   t.ejected = ejected;
 }
 
-function release(j: EjectionState, e: EndpointState, now: number, s: EjectionSettings): void {
+/** `at`: the endpoint's error rows and position (its counts are reset at release). */
+function release(j: EjectionState, now: number, s: EjectionSettings, at: { readonly errors: Float64Array | undefined; readonly i: number }): void {
   j.releasedNow = false;
   if (j.until !== undefined && now >= j.until) {
     j.until = undefined;
     j.onProbation = true;
     j.releasedNow = true;
     j.releasedAt = now;
-    e.errors?.reset();
+    if (at.errors !== undefined) resetErrors(at.errors, at.i);
   }
   if (j.until === undefined && j.level > 0 && j.releasedAt !== undefined && now - j.releasedAt >= s.maxEjectionMs) j.level = 0;
 }
 
 /** An endpoint on probation that served enough clean traffic has come back. */
-function noteRecovery(j: EjectionState, r: ErrorReading, s: EjectionSettings): void {
-  if (j.onProbation && r.requests >= s.minRequests && r.rate < s.failureRatio / 2) j.onProbation = false;
+function noteRecovery(j: EjectionState, v: JudgedReadings, i: number, s: EjectionSettings): void {
+  if (j.onProbation && (v.requests[i] as number) >= s.minRequests && (v.rate[i] as number) < s.failureRatio / 2) j.onProbation = false;
 }
 
 function eject(e: EndpointState, reason: string, now: number, s: EjectionSettings): void {

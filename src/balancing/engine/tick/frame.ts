@@ -4,6 +4,7 @@
  * also the tick's record. Parallel arrays keep a 10,000-endpoint tick free of per-endpoint objects.
  */
 import type { HealthState } from '../../health.js';
+import type { ReadingVectors } from '../error-window.js';
 import { SAFETY_RULES, type Explanation, type Freshness, type PolicyKind, type PublishedHealth, type Sample, type SafetyRule } from '../types.js';
 
 export const FRESHNESS_CODES = ['fresh', 'stale', 'expired', 'none'] as const satisfies readonly Freshness[];
@@ -70,10 +71,26 @@ export interface TickScratch {
   steerIdx: number[];
   steerBase: number[];
   steerM: number[];
+  /** The PID stage's error terms of the steered endpoints (cpu metric), when any applies. */
+  steerErr: number[];
+  /** The outlier detector's readings of the endpoints (tick/ejection.ts). */
+  readings: JudgedReadings;
+}
+
+/** The error readings a tick's outlier detector judges, by endpoint position (the readings only where `present` is set). */
+export interface JudgedReadings extends ReadingVectors {
+  /** 1: judged this tick (in rotation, not ejected, with requests counted); else 0. */
+  readonly present: number[];
+  /** Work space for the judged rates in ascending order (the first `count` slots). */
+  readonly sorted: number[];
+}
+
+export function newJudgedReadings(n: number): JudgedReadings {
+  return { rate: filled(n, Number.NaN), requests: filled(n), lastRate: filled(n, Number.NaN), lastRequests: filled(n), present: filled(n), sorted: filled(n) };
 }
 
 export function newTickScratch(): TickScratch {
-  return { prevW: [], stepTicks: [], steerIdx: [], steerBase: [], steerM: [] };
+  return { prevW: [], stepTicks: [], steerIdx: [], steerBase: [], steerM: [], steerErr: [], readings: newJudgedReadings(0) };
 }
 
 /** The scratch, each vector at least n long (grown as a new filled vector: never holey). */
@@ -84,6 +101,8 @@ function fitScratch(s: TickScratch, n: number): TickScratch {
     s.steerIdx = filled(n);
     s.steerBase = filled(n);
     s.steerM = filled(n);
+    s.steerErr = filled(n);
+    s.readings = newJudgedReadings(n);
   }
   return s;
 }

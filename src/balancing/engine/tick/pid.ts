@@ -17,7 +17,6 @@ import { utilizations } from '../stages.js';
 import type { Sample, UtilizationMetric } from '../types.js';
 import {
   F_FRESH,
-  filled,
   mark,
   ruleBit,
   S_D,
@@ -261,7 +260,8 @@ interface CpuSteering {
 }
 
 function steerOnCpu(c: ClusterState, f: Frame): CpuSteering {
-  return { errors: c.errorPenalty > 0 && anyErrorRate(f) ? filled(f.n) : NO_TERMS, k: 0 };
+  // The engine's scratch (hot, and no vector per cluster per tick); read up to k, each entry written first.
+  return { errors: c.errorPenalty > 0 && anyErrorRate(f) ? f.scratch.steerErr : NO_TERMS, k: 0 };
 }
 
 function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: { from: number; to: number }): void {
