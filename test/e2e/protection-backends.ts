@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { freePort } from '../support/ports.js';
 
 export interface Misbehaviour {
   /** Answer the next N requests with 503. */
@@ -82,7 +83,10 @@ async function startOne(index: number): Promise<TestBackend> {
     });
   });
   server.keepAliveTimeout = 30_000;
-  const port = await listen(server, 0);
+  // A killed backend's port is free while the test runs on. Drawn from outside the kernel's
+  // ephemeral range, no other test's `listen(0)` can take it and receive the traffic this test's
+  // Envoy still sends there (or make `revive()` fail).
+  const port = await listen(server, await freePort());
   return {
     index,
     port,

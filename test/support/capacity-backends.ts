@@ -1,5 +1,6 @@
 import { poissonLoad } from '../../examples/backends/poisson-load.js';
 import { QueueingBackend } from '../../examples/backends/queueing-backend.js';
+import { freePort } from './ports.js';
 
 /**
  * A fleet of queueing backends (examples/backends/queueing-backend.ts) described by capacity:
@@ -54,7 +55,9 @@ export function workersFor(capacityRps: number, serviceMs: number): { workers: n
 export async function startCapacityBackends(options: readonly CapacityBackendOptions[]): Promise<CapacityBackends> {
   const backends: QueueingBackend[] = [];
   for (const [index, o] of options.entries()) {
-    const b = new QueueingBackend({ ...workersFor(o.capacityRps, o.baseLatencyMs ?? 50), name: String(index) });
+    // Outside the ephemeral range: a killed backend's port stays out of other tests' `listen(0)`.
+    const port = await freePort();
+    const b = new QueueingBackend({ ...workersFor(o.capacityRps, o.baseLatencyMs ?? 50), name: String(index), port });
     backends.push(b);
     await b.listen();
   }
