@@ -17,6 +17,11 @@ import { join } from 'node:path';
 import type { WeightEngine as Engine } from '../src/balancing/engine/weight-engine.js';
 import type { WeightingPolicy } from '../src/balancing/engine/types.js';
 
+const USAGE = 'usage: node --max-semi-space-size=256 --import tsx bench/engine-tick-heap.ts [CHECKOUT] [CLUSTERSxENDPOINTS] [pid|ewma|static] [TICKS]\n';
+if (process.argv.slice(2).some((a) => a === '--help' || a === '-h')) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const [root = '.', layout = '500x20', kind = 'pid', ticksArg = '60'] = process.argv.slice(2);
 const m = /^(\d+)x(\d+)$/.exec(layout);
 if (m === null) throw new RangeError(`layout: expected CLUSTERSxENDPOINTS, got ${layout}`);

@@ -56,7 +56,11 @@ const send = (m: unknown): void => {
 };
 
 const configPath = process.argv[2];
-if (!configPath) throw new Error('usage: fanout-server.ts CONFIG');
+if (!configPath || configPath === '--help' || configPath === '-h' || !process.send) {
+  // Started by hand: it only works as bench/fanout.ts's forked child, with the IPC channel.
+  process.stdout.write('usage: fanout-server.ts CONFIG (forked by bench/fanout.ts, which you run instead: npx tsx bench/fanout.ts --help)\n');
+  process.exit(configPath === '--help' || configPath === '-h' ? 0 : 2);
+}
 
 // Production-like logging: pino JSON at info level, to this process's stdout (a file).
 const logger = pino({ name: 'fulcrum', level: process.env.FULCRUM_LOG_LEVEL ?? 'info', base: { pid: process.pid } });
