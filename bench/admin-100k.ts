@@ -133,7 +133,10 @@ async function endpointPuts(admin: Admin, stream: SotwStream, watched: string): 
     const e = c * PER_CLUSTER + (w % PER_CLUSTER);
     const started = performance.now();
     const arrived = c === 0 ? stream.next((r) => r.type_url === EDS, 60_000) : undefined;
-    put.push(await admin.call('PUT', `/v1/clusters/${clusterName(c)}/endpoints/${address(e)}/8080`, { weight: 2 + (w % 50) }));
+    // Each pass over the cluster's endpoints shifts the weights by one, so a repeated endpoint always
+    // changes (an unchanged PUT pushes nothing, and the watched stream would wait in vain).
+    const weight = 2 + ((w + Math.floor(w / PER_CLUSTER)) % 50);
+    put.push(await admin.call('PUT', `/v1/clusters/${clusterName(c)}/endpoints/${address(e)}/8080`, { weight }));
     if (arrived) {
       const resp: DiscoveryResponse = await arrived;
       propagated.push(performance.now() - started);
