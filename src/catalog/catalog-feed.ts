@@ -1,6 +1,7 @@
 import { nextTurn } from '../runtime/next-turn.js';
 import type { Component } from '../runtime/lifecycle.js';
-import type { Catalog } from './types.js';
+import { changedInPlace } from './changed-clusters.js';
+import type { Catalog, Cluster } from './types.js';
 
 /** Where the desired state comes from: the durable store (config file and API writes). */
 export interface CatalogOrigin {
@@ -112,12 +113,16 @@ export class CatalogFeed implements Component {
 
 /** Whether the clusters of `next` that are not the same objects as in `previous` hold more than BIG_CHANGE_ENDPOINTS endpoints. */
 function isBig(previous: Catalog, next: Catalog): boolean {
-  const before = new Set(previous.clusters);
+  const changed = changedInPlace(previous.clusters, next.clusters) ?? notIn(previous.clusters, next.clusters);
   let endpoints = 0;
-  for (const c of next.clusters) {
-    if (before.has(c)) continue;
+  for (const c of changed) {
     endpoints += c.endpoints.length;
     if (endpoints > BIG_CHANGE_ENDPOINTS) return true;
   }
   return false;
+}
+
+function notIn(before: readonly Cluster[], after: readonly Cluster[]): Cluster[] {
+  const seen = new Set(before);
+  return after.filter((c) => !seen.has(c));
 }

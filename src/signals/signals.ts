@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { endpointKey } from '../catalog/endpoint-key.js';
+import { changedInPlace } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
 import type { LrsGranularity, LrsReportResult } from './lrs-aggregator.js';
@@ -41,6 +42,8 @@ export class Signals {
   private known = new Map<string, Set<string>>();
   /** The catalog's clusters last seen, to tell which changed (by identity). */
   private clusters = new Map<string, Cluster>();
+  /** The same, as the catalog listed them: after one write, the changed cluster is found by position. */
+  private seen: readonly Cluster[] = [];
   /** cluster → locality id → its endpoints with their catalog weights (for per-locality LRS). */
   private localities = new Map<string, Map<string, LocalityMember[]>>();
 
@@ -111,6 +114,19 @@ export class Signals {
   }
 
   private apply(catalog: Catalog, prepared: ReadonlyMap<Cluster, KeysAndLocalities>): void {
+    const changed = changedInPlace(this.seen, catalog.clusters);
+    this.seen = catalog.clusters;
+    if (changed === undefined) return this.applyAll(catalog, prepared);
+    // The same names as before: nothing to forget or stop probing, only the changed clusters to read.
+    for (const c of changed) {
+      const { keys, byLocality } = this.changedCluster(c, prepared);
+      this.clusters.set(c.name, c);
+      this.known.set(c.name, keys);
+      this.localities.set(c.name, byLocality);
+    }
+  }
+
+  private applyAll(catalog: Catalog, prepared: ReadonlyMap<Cluster, KeysAndLocalities>): void {
     const previous = this.clusters;
     this.clusters = new Map(catalog.clusters.map((c) => [c.name, c]));
     const known = new Map<string, Set<string>>();
@@ -122,16 +138,22 @@ export class Signals {
         localities.set(c.name, this.localities.get(c.name) ?? membersByLocality(c.endpoints));
         continue;
       }
-      const { keys: wanted, byLocality } = prepared.get(c) ?? keysAndLocalities(c.endpoints);
+      const { keys: wanted, byLocality } = this.changedCluster(c, prepared);
       known.set(c.name, wanted);
       localities.set(c.name, byLocality);
-      for (const key of this.store.endpointKeys(c.name)) if (!wanted.has(key)) this.store.forget(c.name, key);
-      this.prober.setCluster(c.name, c.probe ? probeConfigFromCatalog(c.probe) : undefined, c.endpoints);
     }
     for (const name of this.store.clusterNames()) if (!known.has(name)) this.store.forget(name);
     this.known = known;
     this.localities = localities;
     this.prober.retainClusters(known.keys());
+  }
+
+  /** A new or changed cluster: its keys and locality members; the samples of endpoints it no longer has forgotten, its probes set. */
+  private changedCluster(c: Cluster, prepared: ReadonlyMap<Cluster, KeysAndLocalities>): KeysAndLocalities {
+    const found = prepared.get(c) ?? keysAndLocalities(c.endpoints);
+    for (const key of this.store.endpointKeys(c.name)) if (!found.keys.has(key)) this.store.forget(c.name, key);
+    this.prober.setCluster(c.name, c.probe ? probeConfigFromCatalog(c.probe) : undefined, c.endpoints);
+    return found;
   }
 
   private localityMembers(cluster: string, locality: string): LocalityMember[] {

@@ -2,6 +2,7 @@ import type { ExportedClusterState } from '../balancing/engine/index.js';
 import type { ClusterTick, EngineEndpoint, Explanation, ProbeResult, Sample } from '../balancing/engine/types.js';
 import { WeightEngine, type PreparedCluster } from '../balancing/engine/weight-engine.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
+import { changedInPlace } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
@@ -38,6 +39,8 @@ function* engineEndpointSteps(c: Cluster, chunk: number): Generator<void, Engine
 export class AdaptiveWeights {
   private readonly engine: WeightEngine;
   private clusters = new Map<string, Cluster>();
+  /** The same, as the catalog listed them: after one write, the changed cluster is found by position. */
+  private seen: readonly Cluster[] = [];
   private last = new Map<string, ClusterTick>();
   private overrides: WeightOverrides = new Map();
   /** Which clusters this replica ticks (all, unless replicated: see src/ha). */
@@ -55,7 +58,14 @@ export class AdaptiveWeights {
   }
 
   setCatalog(catalog: Catalog): void {
-    this.apply(new Map(catalog.clusters.map((c) => [c.name, c])), new Map());
+    const changed = changedInPlace(this.seen, catalog.clusters);
+    if (changed === undefined) return this.apply(catalog.clusters, new Map(catalog.clusters.map((c) => [c.name, c])), new Map());
+    // The same names as before (one write changed a cluster or a few): only those told to the engine.
+    this.seen = catalog.clusters;
+    for (const c of changed) {
+      this.install(c, undefined);
+      this.clusters.set(c.name, c);
+    }
   }
 
   /**
@@ -76,11 +86,11 @@ export class AdaptiveWeights {
       prepared.set(c.name, yield* this.engine.prepareCluster(c.name, endpoints, c.weighting, { safety: c.safety, ejection: c.ejection, chunk }));
     }
     yield;
-    this.apply(next, prepared);
+    this.apply(catalog.clusters, next, prepared);
   }
 
   /** The catalog's clusters by name to the engine: removed ones removed, changed ones set (or installed from `prepared`). */
-  private apply(next: Map<string, Cluster>, prepared: ReadonlyMap<string, PreparedCluster>): void {
+  private apply(clusters: readonly Cluster[], next: Map<string, Cluster>, prepared: ReadonlyMap<string, PreparedCluster>): void {
     for (const name of this.clusters.keys()) {
       if (!next.has(name)) {
         this.engine.removeCluster(name);
@@ -91,11 +101,16 @@ export class AdaptiveWeights {
     for (const c of next.values()) {
       // The stores keep an unchanged cluster the same object: nothing to tell the engine.
       if (this.clusters.get(c.name) === c) continue;
-      const ready = prepared.get(c.name);
-      if (ready) this.engine.commitCluster(ready);
-      else this.engine.setCluster(c.name, c.endpoints.map(engineEndpoint), c.weighting, c.safety, c.ejection);
+      this.install(c, prepared.get(c.name));
     }
     this.clusters = next;
+    this.seen = clusters;
+  }
+
+  /** A new or changed cluster to the engine: from its preparation (setCatalogSteps) if it has one. */
+  private install(c: Cluster, ready: PreparedCluster | undefined): void {
+    if (ready) this.engine.commitCluster(ready);
+    else this.engine.setCluster(c.name, c.endpoints.map(engineEndpoint), c.weighting, c.safety, c.ejection);
   }
 
   /** Restores weights persisted by a previous process so a restart does not slosh traffic back to static. */

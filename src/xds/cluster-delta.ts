@@ -1,3 +1,4 @@
+import { changedInPlace } from '../catalog/changed-clusters.js';
 import type { Cluster } from '../catalog/types.js';
 import type { WeightOverrides } from '../catalog/weight-overrides.js';
 
@@ -16,23 +17,11 @@ export interface SeenClusters {
  * translation), or when more than half changed (a whole translation is as cheap).
  */
 export function clusterDelta(seen: SeenClusters, clusters: readonly Cluster[], weights: WeightOverrides | undefined): readonly Cluster[] | undefined {
-  const changed = new Set<Cluster>();
-  if (clusters !== seen.clusters && !changedInPlace(seen.clusters, clusters, changed)) return undefined;
+  const inPlace = clusters === seen.clusters ? [] : changedInPlace(seen.clusters, clusters);
+  if (inPlace === undefined) return undefined;
+  const changed = new Set<Cluster>(inPlace);
   if (weights !== seen.weights) {
     for (const c of clusters) if (weights?.get(c.name) !== seen.weights?.get(c.name)) changed.add(c);
   }
   return changed.size > clusters.length / 2 ? undefined : [...changed];
-}
-
-/** Same names at the same positions: the clusters that are other objects. False when a name moved. */
-function changedInPlace(before: readonly Cluster[], after: readonly Cluster[], changed: Set<Cluster>): boolean {
-  if (before.length !== after.length) return false;
-  for (let i = 0; i < after.length; i++) {
-    const a = before[i];
-    const b = after[i];
-    if (a === b) continue;
-    if (a === undefined || b === undefined || a.name !== b.name) return false;
-    changed.add(b);
-  }
-  return true;
 }

@@ -165,7 +165,9 @@ export class Translator {
 
   /** The big clusters of `catalog` whose assignment the next translate() would have to encode. */
   bigPending(catalog: Catalog, weights?: WeightOverrides): Cluster[] {
-    return catalog.clusters.filter((c) => {
+    // A cluster and overrides unchanged since the last translation hit its memo: only the changed can be pending.
+    const candidates = (this.last && clusterDelta(this.last, catalog.clusters, weights)) ?? catalog.clusters;
+    return candidates.filter((c) => {
       if (c.endpoints.length <= BIG_CLUSTER_ENDPOINTS) return false;
       const inputs = assignmentInputs(c, weights);
       return !this.matches(this.memo.get(TYPE.endpoint)?.get(c.name), inputs) && !this.matches(this.prepared.get(c.name), inputs);

@@ -107,6 +107,26 @@ export function storeContract(harness: () => StoreHarness): void {
       expect(s.catalog().clusters.map((c) => c.name)).toEqual(['0-first', 'a', 'c']);
     });
 
+    it('catalog() after one-endpoint writes across many clusters: each lands in its place (code-unit name order), the others stay the same objects', async () => {
+      const s = await fresh();
+      const names = ['Z', 'a', 'a-b', 'a.b', 'a_b', 'aa', 'b', 'b0', 'b10', 'b9', 'c', 'x-1', 'x_1', 'y', 'zz'];
+      for (const [i, n] of names.entries()) await s.putCluster(cluster(n, [endpoint(`10.9.${i}.1`), endpoint(`10.9.${i}.2`)]), API);
+      const sorted = [...names].sort((p, q) => (p < q ? -1 : p > q ? 1 : 0));
+      let before = s.catalog();
+      expect(before.clusters.map((c) => c.name)).toEqual(sorted);
+      for (const [round, i] of [14, 0, 7, 3, 3, 11, 1, 13, 5, 9].entries()) {
+        const name = names[i] as string;
+        await s.putEndpoint(name, endpoint(`10.9.${i}.2`, 8080, { weight: 10 + round }), API);
+        const after = s.catalog();
+        expect(after.clusters.map((c) => c.name)).toEqual(sorted);
+        for (const [k, c] of after.clusters.entries()) {
+          if (c.name === name) expect(c.endpoints.map((e) => e.weight)).toContain(10 + round);
+          else expect(c).toBe(before.clusters[k]);
+        }
+        before = after;
+      }
+    });
+
     it('an update takes a higher revision; an identical put is a no-op (same revision, no audit, no event)', async () => {
       const s = await fresh();
       const events: StoreChange[] = [];

@@ -31,3 +31,36 @@ describe('Signals.setCatalogSteps', () => {
     for (const s of [stepped, whole]) s.stop();
   });
 });
+
+describe('Signals.setCatalog after a write (the same cluster names)', () => {
+  const report = (s: Signals, c: string, e: string): boolean => s.ingest({ samples: [{ cluster: c, endpoint: e, rps: 1 }] }).accepted === 1;
+  const three = (web: string[]): Catalog => ({
+    clusters: [cluster('api', [endpoint('10.1.0.1')]), cluster('web', web.map((ip) => endpoint(ip))), cluster('zeta', [endpoint('10.3.0.1')])],
+    listeners: [],
+    nodeGroups: [],
+  });
+
+  it('re-reads only the changed cluster: its removed endpoint forgotten, its new one known, the others untouched, as a fresh Signals sees it', () => {
+    const s = new Signals({ log: pino({ level: 'silent' }), lrsIntervalMs: 10_000 });
+    const before = three(['10.2.0.1', '10.2.0.2']);
+    s.setCatalog(before);
+    expect(report(s, 'web', '10.2.0.2:8080')).toBe(true);
+    expect(report(s, 'api', '10.1.0.1:8080')).toBe(true);
+    // One write: `web` is a new object at its place, `api` and `zeta` the same objects.
+    const after: Catalog = { ...before, clusters: [before.clusters[0], cluster('web', [endpoint('10.2.0.1'), endpoint('10.2.0.3')]), before.clusters[2]] as Catalog['clusters'] };
+    s.setCatalog(after);
+    expect(s.store.latest('web', '10.2.0.2:8080')).toBeUndefined();
+    expect(s.store.latest('api', '10.1.0.1:8080')).toBeDefined();
+    const fresh = new Signals({ log: pino({ level: 'silent' }), lrsIntervalMs: 10_000 });
+    fresh.setCatalog(after);
+    for (const [c, e] of [['web', '10.2.0.1:8080'], ['web', '10.2.0.2:8080'], ['web', '10.2.0.3:8080'], ['api', '10.1.0.1:8080'], ['zeta', '10.3.0.1:8080'], ['nope', '10.9.0.1:8080']] as const) {
+      expect(report(s, c, e), `${c} ${e}`).toBe(report(fresh, c, e));
+    }
+    expect(report(s, 'web', '10.2.0.3:8080')).toBe(true);
+    // Then a cluster removed (names change): the whole comparison runs, and forgets it.
+    s.setCatalog({ ...after, clusters: after.clusters.filter((c) => c.name !== 'zeta') });
+    expect(report(s, 'zeta', '10.3.0.1:8080')).toBe(false);
+    expect(s.store.latest('zeta', '10.3.0.1:8080')).toBeUndefined();
+    for (const x of [s, fresh]) x.stop();
+  });
+});

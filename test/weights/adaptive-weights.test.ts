@@ -13,6 +13,22 @@ const catalogOf = (health: 'HEALTHY' | 'DRAINING', n = 3): Catalog => ({
 });
 
 describe('AdaptiveWeights', () => {
+  it('a write to one cluster (the same names, one new object): that cluster set again, as a fresh engine given the catalog has it', () => {
+    const of = (name: string, n: number): Catalog['clusters'][number] => cluster(name, Array.from({ length: n }, (_, i) => endpoint(`10.${name.charCodeAt(0)}.0.${i + 1}`)), { weighting: PID });
+    const before: Catalog = { clusters: [of('a', 2), of('b', 2), of('c', 2)], listeners: [], nodeGroups: [] };
+    const a = new AdaptiveWeights(new WeightEngine());
+    a.setCatalog(before);
+    a.tick(1_000);
+    const after: Catalog = { ...before, clusters: [before.clusters[0], of('b', 3), before.clusters[2]] as Catalog['clusters'] };
+    a.setCatalog(after);
+    const fresh = new AdaptiveWeights(new WeightEngine());
+    fresh.setCatalog(after);
+    const [mine, theirs] = [a.tick(2_000), fresh.tick(2_000)];
+    expect(mine?.get('b')?.size).toBe(3);
+    for (const name of ['a', 'b', 'c']) expect([...(mine?.get(name) ?? a.current().get(name) ?? [])], name).toEqual([...(theirs?.get(name) ?? [])]);
+    expect(a.publishedHealth('b', '10.98.0.3:8080')).toBe('HEALTHY');
+  });
+
   it('publishedHealth: the declared DRAINING wins, follows catalog changes, and is undefined for unknown endpoints', () => {
     const a = new AdaptiveWeights(new WeightEngine());
     a.setCatalog(catalogOf('DRAINING'));

@@ -1,0 +1,34 @@
+import type { Cluster } from './types.js';
+
+/**
+ * The clusters of `after` that are other objects than those at the same positions of `before`,
+ * found by identity: the stores keep an unchanged cluster the same object (catalog-view.ts), so
+ * after one endpoint write this is that one cluster, found by pointer compares alone. At 1,000
+ * clusters, rebuilding a by-name map per stage per write was most of what a one-endpoint write
+ * cost the stages after the store. Undefined when a name was added, removed or moved: the caller
+ * then compares the whole catalog by name.
+ */
+export function changedInPlace(before: readonly Cluster[], after: readonly Cluster[]): readonly Cluster[] | undefined {
+  if (last.before !== before || last.after !== after) last = { before, after, changed: compare(before, after) };
+  return last.changed;
+}
+
+/**
+ * The last answer: every stage that follows the catalog asks about the same two lists after a
+ * write (the feed, the signals, the weights, the translator), so one pass serves them all. The
+ * lists are never mutated, so their identity is their content.
+ */
+let last: { before: readonly Cluster[]; after: readonly Cluster[]; changed: readonly Cluster[] | undefined } = { before: [], after: [], changed: [] };
+
+function compare(before: readonly Cluster[], after: readonly Cluster[]): readonly Cluster[] | undefined {
+  if (before.length !== after.length) return undefined;
+  const changed: Cluster[] = [];
+  for (let i = 0; i < after.length; i++) {
+    const a = before[i];
+    const b = after[i];
+    if (a === b) continue;
+    if (a === undefined || b === undefined || a.name !== b.name) return undefined;
+    changed.push(b);
+  }
+  return changed;
+}
