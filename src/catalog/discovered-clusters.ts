@@ -3,7 +3,7 @@ import { withPolicy } from './discovered-overrides.js';
 import type { CatalogStore, MaybePromise } from './store/catalog-store.js';
 import { NotFoundError } from './store/errors.js';
 import type { OverrideOptions, OverrideRecord, OverrideTarget, OverrideValue } from './store/override-records.js';
-import type { ClusterInput, ClusterRecord, EndpointRecord, EndpointSpec, OperatorState, SeedResult, StateOptions, WriteOptions, WriteResult } from './store/records.js';
+import type { ClusterInput, ClusterRecord, EndpointRecord, EndpointSpec, OperatorState, Owner, SeedResult, StateOptions, WriteOptions, WriteResult } from './store/records.js';
 import type { Catalog, Cluster, Listener, NodeGroup } from './types.js';
 
 /** The clusters discovery contributes now (before overrides), and when that view last changed. */
@@ -46,6 +46,10 @@ export class DiscoveryAwareStore implements CatalogStore {
     return this.store.getCluster(name) ?? this.discovered(name);
   }
 
+  clusterOwner(name: string): Owner | undefined {
+    return this.store.clusterOwner(name) ?? this.discovered(name)?.owner;
+  }
+
   listClusters(): ClusterRecord[] {
     const own = this.store.listClusters();
     const names = new Set(own.map((c) => c.name));
@@ -55,13 +59,13 @@ export class DiscoveryAwareStore implements CatalogStore {
   }
 
   getEndpoint(cluster: string, address: string, port: number): EndpointRecord | undefined {
-    if (this.store.getCluster(cluster)) return this.store.getEndpoint(cluster, address, port);
+    if (this.store.clusterOwner(cluster) !== undefined) return this.store.getEndpoint(cluster, address, port);
     return this.discovered(cluster)?.endpoints.find((e) => e.address === address && e.port === port);
   }
 
   /** On a discovered endpoint: stored as its override (`active` too, so its ETag stays the override's). */
   setEndpointState(cluster: string, address: string, port: number, state: OperatorState, opts: StateOptions): MaybePromise<WriteResult> {
-    if (this.store.getCluster(cluster) || !this.discovered(cluster)) return this.store.setEndpointState(cluster, address, port, state, opts);
+    if (this.store.clusterOwner(cluster) !== undefined || !this.discovered(cluster)) return this.store.setEndpointState(cluster, address, port, state, opts);
     const e = this.getEndpoint(cluster, address, port);
     if (!e) throw new NotFoundError('endpoint', endpointName(cluster, { address, port }));
     // Enabling an endpoint nothing overrides changes nothing (and stores nothing).

@@ -107,6 +107,18 @@ export function storeContract(harness: () => StoreHarness): void {
       expect(s.catalog().clusters.map((c) => c.name)).toEqual(['0-first', 'a', 'c']);
     });
 
+    it('clusterOwner: the owner of a stored cluster, undefined for none or once deleted', async () => {
+      const s = await fresh();
+      expect(s.clusterOwner('web')).toBeUndefined();
+      await s.putCluster(cluster('web', [endpoint('10.0.0.1')]), API);
+      expect(s.clusterOwner('web')).toBe('api');
+      expect(s.clusterOwner('we')).toBeUndefined();
+      await s.seedFromConfig({ clusters: [cluster('filed', [])], listeners: [], nodeGroups: [] });
+      expect(s.clusterOwner('filed')).toBe('file');
+      await s.deleteCluster('web', API);
+      expect(s.clusterOwner('web')).toBeUndefined();
+    });
+
     it('catalog() after one-endpoint writes across many clusters: each lands in its place (code-unit name order), the others stay the same objects', async () => {
       const s = await fresh();
       const names = ['Z', 'a', 'a-b', 'a.b', 'a_b', 'aa', 'b', 'b0', 'b10', 'b9', 'c', 'x-1', 'x_1', 'y', 'zz'];

@@ -6,7 +6,7 @@ import { EndpointEntry, EndpointEntryIn, EndpointPatch, IpAddress, Meta, Resourc
 import { readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
 import { ApiError, endpointEntry, mergePatch, parseEndpointBody } from '../resources.js';
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
-import { apiWriteOptions, notFound, requireCluster, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
+import { apiWriteOptions, notFound, requireCluster, requireClusterOwner, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
 import type { WeightsSource } from './weights.js';
 import { endpointBulkRoute } from './endpoint-bulk.js';
 import { endpointKey, endpointName as catalogEndpointName } from '../../catalog/endpoint-key.js';
@@ -71,7 +71,7 @@ function checkAddress(address: string): void {
 /** What every endpoint route works with; every endpoint in a response goes through `status`. */
 function endpointAccess({ store, actorOf, weights }: EndpointRoutesOptions) {
   const getOr404 = ({ name, address, port }: EndpointParams): EndpointRecord => {
-    requireCluster(store, name);
+    requireClusterOwner(store, name);
     return store.getEndpoint(name, address, port) ?? notFound(`endpoint ${address}:${port} of cluster ${JSON.stringify(name)}`);
   };
   /** The endpoint as the store has it, plus what proxies are sent now (nothing when disabled). */
@@ -143,9 +143,9 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
     async (request, reply) => {
       const p = request.params;
       checkAddress(p.address);
-      const cluster = requireCluster(store, p.name);
+      const owner = requireClusterOwner(store, p.name);
       const existing = store.getEndpoint(p.name, p.address, p.port);
-      const options = apiWriteOptions(request, actorOf, target(p, cluster.owner, existing?.revision));
+      const options = apiWriteOptions(request, actorOf, target(p, owner, existing?.revision));
       const { revision } = await store.putEndpoint(p.name, parseEndpointBody(request.body, p.address, p.port), options);
       if (!existing) reply.header('location', endpointUrl(p));
       return withEtag(reply, revision, existing ? 200 : 201, status(getOr404(p)));
@@ -167,9 +167,9 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
     async (request, reply) => {
       const p = request.params;
       checkAddress(p.address);
-      const cluster = requireCluster(store, p.name);
+      const owner = requireClusterOwner(store, p.name);
       const existing = getOr404(p);
-      const options = apiWriteOptions(request, actorOf, target(p, cluster.owner, existing.revision));
+      const options = apiWriteOptions(request, actorOf, target(p, owner, existing.revision));
       const merged = mergePatch(endpointEntry(existing), request.body) as EndpointEntryIn;
       const { revision } = await store.putEndpoint(p.name, parseEndpointBody(merged, p.address, p.port), options);
       return withEtag(reply, revision, 200, status(getOr404(p)));
@@ -188,8 +188,8 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
     async (request) => {
       const p = request.params;
       checkAddress(p.address);
-      const cluster = requireCluster(store, p.name);
-      const options = apiWriteOptions(request, actorOf, target(p, cluster.owner, getOr404(p).revision));
+      const owner = requireClusterOwner(store, p.name);
+      const options = apiWriteOptions(request, actorOf, target(p, owner, getOr404(p).revision));
       const { revision } = await store.removeEndpoint(p.name, p.address, p.port, options);
       return { deleted: endpointName(p), revision };
     },

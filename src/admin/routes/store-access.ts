@@ -25,6 +25,11 @@ export function requireCluster(store: CatalogStore, name: string): ClusterRecord
   return store.getCluster(name) ?? notFound(`cluster ${JSON.stringify(name)}`);
 }
 
+/** The cluster's owner, or the 404 of an unknown cluster: for requests on one endpoint, which need no more of the cluster. */
+export function requireClusterOwner(store: CatalogStore, name: string): Owner {
+  return store.clusterOwner(name) ?? notFound(`cluster ${JSON.stringify(name)}`);
+}
+
 /** The resource an API write targets: whose it is and its revision now (undefined: it does not exist). */
 export interface WriteTarget {
   readonly kind: ResourceKind;

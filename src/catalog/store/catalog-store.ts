@@ -23,6 +23,7 @@ import type {
   StoreChange,
   WriteOptions,
   WriteResult,
+  Owner,
 } from './records.js';
 import type { Listener, NodeGroup } from '../types.js';
 import type { OverrideOptions, OverrideRecord, OverrideTarget, OverrideValue } from './override-records.js';
@@ -50,6 +51,11 @@ export interface CatalogStore {
   /** Highest revision this process has seen; only grows. */
   revision(): number;
   getCluster(name: string): ClusterRecord | undefined;
+  /**
+   * Whose the cluster is, undefined when there is none: the check an endpoint request makes before
+   * touching one endpoint, without reading the cluster's endpoints (20k rows for a big cluster).
+   */
+  clusterOwner(name: string): Owner | undefined;
   listClusters(): ClusterRecord[];
   getEndpoint(cluster: string, address: string, port: number): EndpointRecord | undefined;
   getListener(name: string): ListenerRecord | undefined;

@@ -73,6 +73,7 @@ import type {
   StoreChange,
   WriteOptions,
   WriteResult,
+  Owner,
 } from './records.js';
 
 export interface EtcdStoreOptions {
@@ -183,6 +184,10 @@ export class EtcdStore implements CatalogStore {
   getCluster(name: string): ClusterRecord | undefined {
     const e = this.mirror.get<StoredCluster>('clusters', name);
     return e && this.clusterRecord(name, e);
+  }
+
+  clusterOwner(name: string): Owner | undefined {
+    return this.mirror.get<StoredCluster>('clusters', name)?.value.owner;
   }
 
   listClusters(): ClusterRecord[] {

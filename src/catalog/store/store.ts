@@ -369,6 +369,10 @@ export class Store implements CatalogStore {
     })();
   }
 
+  clusterOwner(name: string): Owner | undefined {
+    return this.specRow('cluster', name)?.owner;
+  }
+
   listClusters(): ClusterRecord[] {
     return this.db.transaction(() => this.specRows('cluster').map((row) => this.clusterRecord(row)))();
   }

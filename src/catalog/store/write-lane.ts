@@ -28,6 +28,7 @@ import type {
   StateOptions,
   WriteOptions,
   WriteResult,
+  Owner,
 } from './records.js';
 import type { Store } from './store.js';
 
@@ -140,6 +141,10 @@ export class WriteLane implements CatalogStore {
 
   revision(): number {
     return this.store.revision();
+  }
+
+  clusterOwner(name: string): Owner | undefined {
+    return this.store.clusterOwner(name);
   }
 
   getCluster(name: string): ClusterRecord | undefined {
