@@ -255,6 +255,12 @@ async function bigWrites(admin: Admin, xds: XdsClient): Promise<string[]> {
   const bulk = big.map((e) => ({ ...e, weight: e.weight + 1 }));
   const bulkPath = '/v1/clusters/big/endpoints';
   lines.push(...(await stage(`bulk endpoint PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', bulkPath, { endpoints: bulk })))));
+  // An operator draining one endpoint of the big cluster (and enabling it again): one row written,
+  // but the cluster's whole assignment re-encoded, its engine and signal state set again.
+  const one = `/v1/clusters/big/endpoints/${big[BIG >> 1]?.address ?? ''}/8080`;
+  for (const action of ['drain', 'enable']) {
+    lines.push(...(await stage(`${action} of one endpoint of the ${BIG}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('POST', `${one}/${action}`)))));
+  }
   lines.push(...(await stage(`DELETE of the ${BIG}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', '/v1/clusters/big')))));
   return lines;
 }
