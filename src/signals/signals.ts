@@ -115,15 +115,16 @@ export class Signals {
 
   private apply(catalog: Catalog, prepared: ReadonlyMap<Cluster, KeysAndLocalities>): void {
     const changed = changedInPlace(this.seen, catalog.clusters);
-    this.seen = catalog.clusters;
-    if (changed === undefined) return this.applyAll(catalog, prepared);
+    if (changed === undefined) this.applyAll(catalog, prepared);
     // The same names as before: nothing to forget or stop probing, only the changed clusters to read.
-    for (const c of changed) {
+    else for (const c of changed) {
       const { keys, byLocality } = this.changedCluster(c, prepared);
       this.clusters.set(c.name, c);
       this.known.set(c.name, keys);
       this.localities.set(c.name, byLocality);
     }
+    // Last: if a cluster threw above, the next catalog is compared with this one's predecessor again.
+    this.seen = catalog.clusters;
   }
 
   private applyAll(catalog: Catalog, prepared: ReadonlyMap<Cluster, KeysAndLocalities>): void {

@@ -61,11 +61,12 @@ export class AdaptiveWeights {
     const changed = changedInPlace(this.seen, catalog.clusters);
     if (changed === undefined) return this.apply(catalog.clusters, new Map(catalog.clusters.map((c) => [c.name, c])), new Map());
     // The same names as before (one write changed a cluster or a few): only those told to the engine.
-    this.seen = catalog.clusters;
     for (const c of changed) {
       this.install(c, undefined);
       this.clusters.set(c.name, c);
     }
+    // Last: if a cluster threw above, the next catalog is compared with this one's predecessor again.
+    this.seen = catalog.clusters;
   }
 
   /**
