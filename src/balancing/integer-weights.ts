@@ -52,8 +52,9 @@ export function toIntegerWeightsByGroup(
   groupCount: number,
   options: IntegerWeightOptions = {},
 ): number[] {
-  const targets = fillTargets(weights, groupOf, groupCount, options, scratch(SCRATCH_TARGETS, weights.length));
-  return apportion(targets, weights.length, groupOf, groupCount);
+  const targets = scratch(SCRATCH_TARGETS, weights.length);
+  const top = ratiosAndTop(weights, groupOf, groupCount, options, targets);
+  return apportion(targets, new Array<number>(weights.length), { top, sizes: scratch(SCRATCH_SIZES, groupCount) }, { groupOf, groupCount });
 }
 
 /**
@@ -86,13 +87,16 @@ function unflatten(groups: readonly (readonly number[])[], flat: readonly number
 }
 
 /** Fills `targets` (at least n long) with max(w · s, 1) per weight; returns it. */
-function fillTargets<T extends Float64Array | number[]>(
-  weights: ArrayLike<number>,
-  groupOf: ArrayLike<number>,
-  groupCount: number,
-  options: IntegerWeightOptions,
-  targets: T,
-): T {
+function fillTargets(weights: ArrayLike<number>, groupOf: ArrayLike<number>, groupCount: number, options: IntegerWeightOptions, targets: number[]): number[] {
+  scaleTargets(targets, weights.length, ratiosAndTop(weights, groupOf, groupCount, options, targets));
+  return targets;
+}
+
+/**
+ * targets ← w / max (at least n long; see ratiosInto), and the group sizes into SCRATCH_SIZES;
+ * returns what the largest ratio maps to (commonTop). The scaling itself is the caller's pass.
+ */
+function ratiosAndTop(weights: ArrayLike<number>, groupOf: ArrayLike<number>, groupCount: number, options: IntegerWeightOptions, targets: Float64Array | number[]): number {
   const { resolution = DEFAULT_WEIGHT_RESOLUTION, maxSum = MAX_LOCALITY_WEIGHT_SUM } = options;
   if (!Number.isInteger(resolution) || resolution < 1) throw new RangeError(`resolution must be an integer >= 1`);
   if (!Number.isInteger(maxSum) || maxSum < 1 || maxSum > MAX_LOCALITY_WEIGHT_SUM) {
@@ -101,8 +105,7 @@ function fillTargets<T extends Float64Array | number[]>(
   const sizes = zeroed(scratch(SCRATCH_SIZES, groupCount), groupCount);
   const sums = zeroed(scratch(SCRATCH_SUMS, groupCount), groupCount);
   ratiosInto(weights, groupOf, largest(weights), { targets, sizes, sums });
-  scaleTargets(targets, weights.length, commonTop(sizes, sums, groupCount, resolution, maxSum));
-  return targets;
+  return commonTop(sizes, sums, groupCount, resolution, maxSum);
 }
 
 // The passes below are functions of their own that end with their loop: see floorsInto.
@@ -148,24 +151,29 @@ function commonTop(sizes: Float64Array, sums: Float64Array, groupCount: number, 
   return top;
 }
 
-function scaleTargets(targets: Float64Array | number[], n: number, top: number): void {
+function scaleTargets(targets: number[], n: number, top: number): void {
   for (let i = 0; i < n; i++) targets[i] = Math.max((targets[i] as number) * top, 1);
 }
 
 /**
  * Largest-remainder rounding per group. Equivalent to sorting each group by remainder (ties to
- * the earlier index) and giving one unit to the first `missing`, but without the sort: the
- * `missing`-th largest remainder is found by selection (linear) over the group's remainders laid
- * out side by side, then every larger remainder gets a unit and the equal ones get the rest in
- * index order.
+ * the earlier index) and giving one unit to the first `missing`, but without sorting by index: the
+ * `missing`-th largest remainder is found by selection over the group's remainders laid out side
+ * by side, then every larger remainder gets a unit and the equal ones get the rest in index order.
+ * `ratios` (w / max) become the targets in place; `result` (n long) receives the integers.
  */
-function apportion(targets: Float64Array, n: number, groupOf: ArrayLike<number>, groupCount: number): number[] {
-  const result = new Array<number>(n);
+function apportion(
+  ratios: Float64Array,
+  result: number[],
+  scale: { readonly top: number; readonly sizes: Float64Array },
+  groups: { readonly groupOf: ArrayLike<number>; readonly groupCount: number },
+): number[] {
+  const { groupOf, groupCount } = groups;
   const g4 = groupCount * 4;
   // Per group: total of targets, sum of floors, then (thresholds) the threshold and the ties left.
   const perGroup = zeroed(scratch(SCRATCH_GROUPS, g4), g4);
-  floorsInto(targets, groupOf, result, perGroup);
-  if (thresholds(targets, result, groupOf, groupCount)) roundUp(targets, groupOf, result, perGroup);
+  scaledFloorsInto(ratios, scale.top, groupOf, result, perGroup);
+  if (thresholds(ratios, result, { groupOf, sizes: scale.sizes }, groupCount)) roundUp(ratios, groupOf, result, perGroup);
   return result;
 }
 
@@ -173,10 +181,14 @@ function apportion(targets: Float64Array, n: number, groupOf: ArrayLike<number>,
 // a function called once per tick (a 100,000-endpoint cluster) on the stack, and code after the
 // loop that had not run yet then deoptimized it on every call (bench/RESULTS.md, pid5).
 
-/** result ← the floor of each target; per group, the sums of targets and of floors. */
-function floorsInto(targets: Float64Array, groupOf: ArrayLike<number>, result: number[], perGroup: Float64Array): void {
+/**
+ * targets ← max(ratio · top, 1) in place (scaleTargets' arithmetic, in this pass rather than one
+ * of its own), result ← the floor of each target; per group, the sums of targets and of floors.
+ */
+function scaledFloorsInto(targets: Float64Array, top: number, groupOf: ArrayLike<number>, result: number[], perGroup: Float64Array): void {
   for (let i = 0; i < result.length; i++) {
-    const t = targets[i] as number;
+    const t = Math.max((targets[i] as number) * top, 1);
+    targets[i] = t;
     const g = (groupOf[i] as number) * 4;
     const f = Math.floor(t);
     result[i] = f;
@@ -204,7 +216,7 @@ function roundUp(targets: Float64Array, groupOf: ArrayLike<number>, result: numb
  * remainder (slot 2 of the group's four in SCRATCH_GROUPS; +Infinity when nothing is missing) and
  * how many remainders equal to it still get a unit (slot 3). False when no group misses any.
  */
-function thresholds(targets: Float64Array, floors: readonly number[], groupOf: ArrayLike<number>, groupCount: number): boolean {
+function thresholds(targets: Float64Array, floors: readonly number[], groups: { readonly groupOf: ArrayLike<number>; readonly sizes: Float64Array }, groupCount: number): boolean {
   const perGroup = scratch(SCRATCH_GROUPS, groupCount * 4);
   let any = false;
   for (let g = 0; g < groupCount; g++) {
@@ -214,8 +226,8 @@ function thresholds(targets: Float64Array, floors: readonly number[], groupOf: A
     if (missing > 0) any = true;
   }
   if (!any) return false;
-  const start = groupStarts(groupOf, floors.length, groupCount);
-  const rem = remaindersByGroup(targets, floors, groupOf, start);
+  const start = groupStarts(groups.sizes, groupCount);
+  const rem = remaindersByGroup(targets, floors, groups.groupOf, start);
   for (let g = 0; g < groupCount; g++) {
     const missing = perGroup[g * 4 + 3] as number;
     if (!(missing > 0)) continue;
@@ -228,11 +240,14 @@ function thresholds(targets: Float64Array, floors: readonly number[], groupOf: A
   return true;
 }
 
-/** Where each group's slice starts when the n entries are laid out group by group (start[groupCount] = n). */
-function groupStarts(groupOf: ArrayLike<number>, n: number, groupCount: number): Float64Array {
-  const start = zeroed(scratch(SCRATCH_SIZES, groupCount + 1), groupCount + 1);
-  for (let i = 0; i < n; i++) start[(groupOf[i] as number) + 1] = (start[(groupOf[i] as number) + 1] as number) + 1;
-  for (let g = 0; g < groupCount; g++) start[g + 1] = (start[g + 1] as number) + (start[g] as number);
+/**
+ * Where each group's slice starts when the entries are laid out group by group (start[groupCount]
+ * = n), from the group sizes ratiosInto counted: a pass over the groups, not over the weights.
+ */
+function groupStarts(sizes: Float64Array, groupCount: number): Float64Array {
+  const start = scratch(SCRATCH_STARTS, groupCount + 1);
+  start[0] = 0;
+  for (let g = 0; g < groupCount; g++) start[g + 1] = (start[g] as number) + (sizes[g] as number);
   return start;
 }
 
@@ -267,7 +282,8 @@ const SCRATCH_REMAINDERS = 1;
 const SCRATCH_SIZES = 2;
 const SCRATCH_SUMS = 3;
 const SCRATCH_GROUPS = 4;
-const scratches: Float64Array[] = [0, 1, 2, 3, 4].map(() => new Float64Array(16));
+const SCRATCH_STARTS = 5;
+const scratches: Float64Array[] = [0, 1, 2, 3, 4, 5].map(() => new Float64Array(16));
 
 /**
  * xs[0..n) ← 0; returns xs. A loop, not TypedArray.prototype.fill: fill is a C++ builtin, ~0.2 µs
@@ -292,8 +308,35 @@ export function kthLargest(xs: number[], k: number): number {
   return kthLargestIn(xs, 0, xs.length - 1, k);
 }
 
-/** The k-th largest of xs[lo..hi] (1 ≤ k ≤ hi − lo + 1) by quickselect; reorders that range. */
+/**
+ * Up to this many values, the k-th largest is read off an insertion sort: a locality of a few
+ * endpoints (every cluster's conversion, every publish) costs a few compares, where quickselect's
+ * partitions and median-of-three cost more than the sort (bench/RESULTS.md, engine9).
+ */
+const SORT_SELECT_MAX = 16;
+
+/** The k-th largest of xs[lo..hi] (1 ≤ k ≤ hi − lo + 1); reorders that range. */
 function kthLargestIn(xs: number[] | Float64Array, from: number, to: number, k: number): number {
+  if (to - from < SORT_SELECT_MAX) return kthBySorting(xs, from, to, k);
+  return quickselect(xs, from, to, k);
+}
+
+/** kthLargestIn by sorting xs[from..to] in descending order (insertion). */
+function kthBySorting(xs: number[] | Float64Array, from: number, to: number, k: number): number {
+  for (let i = from + 1; i <= to; i++) {
+    const x = xs[i] as number;
+    let j = i - 1;
+    while (j >= from && (xs[j] as number) < x) {
+      xs[j + 1] = xs[j] as number;
+      j--;
+    }
+    xs[j + 1] = x;
+  }
+  return xs[from + k - 1] as number;
+}
+
+/** kthLargestIn by quickselect. */
+function quickselect(xs: number[] | Float64Array, from: number, to: number, k: number): number {
   let lo = from;
   let hi = to;
   const want = from + k - 1; // position in descending order

@@ -159,6 +159,15 @@ describe('integer weights', () => {
     );
   });
 
+  it('selects by sorting up to 16 values and by quickselect above, with the same answers', () => {
+    // Both sides of the switch, every k, many ties (a locality's remainders often repeat).
+    for (const n of [1, 2, 15, 16, 17, 33]) {
+      const xs = Array.from({ length: n }, (_, i) => ((i * 7) % 5) / 4);
+      const desc = [...xs].sort((a, b) => b - a);
+      for (let k = 1; k <= n; k++) expect(kthLargest(xs.slice(), k)).toBe(desc[k - 1]);
+    }
+  });
+
   it('property: kthLargest is the k-th value in descending order', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 9 }).map((x) => x / 4), { minLength: 1, maxLength: 80 }), fc.nat(), (xs, k0) => {
