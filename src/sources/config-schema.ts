@@ -79,6 +79,9 @@ export const WeightingSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** The longest timer a policy may set (a week, in ms). */
+const WEEK_MS = 604_800_000;
+
 const SafetySchema = Type.Object(
   {
     tickMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
@@ -86,9 +89,10 @@ const SafetySchema = Type.Object(
     minWeightRatio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
     maxWeightRatio: Type.Optional(Type.Number({ minimum: 1, maximum: 10_000 })),
     hysteresis: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
-    staleAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
-    decayAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
-    decayHalfLifeMs: Type.Optional(Type.Integer({ minimum: 1 })),
+    // Bounded: an unbounded integer (1e35 is one) comes back as 1e+35, which clients read as a float.
+    staleAfterMs: Type.Optional(Type.Integer({ minimum: 0, maximum: WEEK_MS })),
+    decayAfterMs: Type.Optional(Type.Integer({ minimum: 0, maximum: WEEK_MS })),
+    decayHalfLifeMs: Type.Optional(Type.Integer({ minimum: 1, maximum: WEEK_MS })),
     deadband: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1 })),
     smoothing: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
     lowLoadHold: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1 })),
@@ -236,8 +240,8 @@ const ServerSchema = Type.Object(
           address: Type.Optional(Address),
           port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
           maxMessageBytes: Type.Optional(Type.Integer({ minimum: 65_536, maximum: 1_073_741_824 })),
-          keepaliveTimeMs: Type.Optional(Type.Integer({ minimum: 1_000 })),
-          keepaliveTimeoutMs: Type.Optional(Type.Integer({ minimum: 1_000 })),
+          keepaliveTimeMs: Type.Optional(Type.Integer({ minimum: 1_000, maximum: 86_400_000 })),
+          keepaliveTimeoutMs: Type.Optional(Type.Integer({ minimum: 1_000, maximum: 86_400_000 })),
           maxResourceNames: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
           debounceQuietMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
           debounceMaxMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
@@ -278,8 +282,8 @@ const ServerSchema = Type.Object(
               {
                 failureThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
                 successThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
-                baseBackoffMs: Type.Optional(Type.Integer({ minimum: 0 })),
-                maxBackoffMs: Type.Optional(Type.Integer({ minimum: 0 })),
+                baseBackoffMs: Type.Optional(Type.Integer({ minimum: 0, maximum: WEEK_MS })),
+                maxBackoffMs: Type.Optional(Type.Integer({ minimum: 0, maximum: WEEK_MS })),
               },
               { additionalProperties: false },
             ),

@@ -409,6 +409,9 @@ describe('policy', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.path).toBe('/body/weighting/blend');
     expect((await call(app, 'PATCH', '/v1/clusters/web/policy', { safety: { maxStepRatio: 0.5 } })).body.path).toBe('/body/safety/maxStepRatio');
+    // Timers are bounded (a week): 1e35 ms would come back as 1e+35, which clients read as a float (Schemathesis found it).
+    expect((await call(app, 'PATCH', '/v1/clusters/web/policy', { safety: { decayAfterMs: 1e35 } })).body.path).toBe('/body/safety/decayAfterMs');
+    expect((await call(app, 'PATCH', '/v1/clusters/web/policy', { safety: { decayAfterMs: 604_800_000 } })).status).toBe(200);
     expect((await call(app, 'PATCH', '/v1/clusters/web/policy', { endpoints: [] })).status).toBe(400);
     expect((await call(app, 'PATCH', '/v1/clusters/ghost/policy', {})).status).toBe(404);
   });
