@@ -9,7 +9,8 @@ import { lazyDocsRoutes } from './lazy-docs.js';
 import { lazySerializers, lazyValidators, Warmer } from './lazy-compilers.js';
 import { openApiOptions } from './openapi.js';
 import { RouteMethods } from './route-methods.js';
-import { buildValidator } from './validators.js';
+import { AjvWorker } from './ajv-worker.js';
+import { buildValidator, PrecompiledValidators } from './validators.js';
 import { auditRoutes } from './routes/audit.js';
 import { overrideRoutes } from './routes/overrides.js';
 import { clusterRoutes } from './routes/clusters.js';
@@ -74,7 +75,7 @@ function boundSlowClients(server: object, requestTimeoutMs: number): void {
   Object.assign(server, { headersTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, requestTimeoutMs) });
 }
 
-function createServer(deps: AdminDeps, warmer: Warmer) {
+function createServer(deps: AdminDeps, warmer: Warmer, precompiled: PrecompiledValidators) {
   const app = Fastify({
     // null: plain HTTP (fastify's https overload, so the instance type does not depend on the option).
     https: deps.tls ? { cert: deps.tls.cert, key: deps.tls.key } : null,
@@ -98,7 +99,7 @@ function createServer(deps: AdminDeps, warmer: Warmer) {
     routerOptions: { maxParamLength: NODE_ID_MAX * 3 + 16 },
     // Bodies validated without type coercion, unknown fields rejected (see validators.ts); route
     // schemas compile on first use, not at start (see lazy-compilers.ts).
-    schemaController: { compilersFactory: { buildValidator: lazyValidators(buildValidator(), warmer), buildSerializer: lazySerializers(warmer) } },
+    schemaController: { compilersFactory: { buildValidator: lazyValidators(buildValidator(precompiled), warmer, (ext, route) => precompiled.prepare(ext, route)), buildSerializer: lazySerializers(warmer) } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   boundSlowClients(app.server, REQUEST_TIMEOUT_MS);
   return app;
@@ -106,11 +107,16 @@ function createServer(deps: AdminDeps, warmer: Warmer) {
 
 export function buildAdminApp(deps: AdminDeps) {
   const warmer = new Warmer();
-  const app = createServer(deps, warmer);
+  // The warm-up's validators are generated on a worker thread, ended once the warm-up is over.
+  const ajv = new AjvWorker();
+  const app = createServer(deps, warmer, new PrecompiledValidators(ajv));
   // Once listening and ready: the schemas left uncompiled, in the background (lazy-compilers.ts).
   app.addHook('onListen', async () => warmer.start(() => deps.ready().ready));
   app.addHook('onClose', async () => warmer.stop());
-  void warmer.done.then(() => deps.onWarmed?.());
+  void warmer.done.then(() => {
+    ajv.close();
+    deps.onWarmed?.();
+  });
   const auth = new Authorizer(deps.auth);
   const actors = new WeakMap<FastifyRequest, string>();
   // onRequest: before the body is read, so an unauthenticated client cannot make fulcrum parse megabytes.

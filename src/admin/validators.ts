@@ -1,6 +1,7 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { emptyObjectValidator, isEmptyClosedObject } from './empty-query.js';
 import { longArrayOf, slicedBodyValidator } from './sliced-validation.js';
+import type { AjvWorker } from './ajv-worker.js';
 
 /**
  * fastify's validator compiler (its own Ajv setup, formats included), twice: path parameters,
@@ -15,8 +16,44 @@ type Validate = ReturnType<ReturnType<BuildValidator>>;
 // a value's own properties count (`required: ['__proto__']` is not met by every object's prototype).
 const OPTIONS = { removeAdditional: false, ownProperties: true } as const;
 
+/** The Ajv options a route's schema is compiled with here, by pool; undefined: checked without Ajv (empty-query.ts). */
+function poolOf(route: { readonly httpPart?: string; readonly schema: unknown }): { readonly key: 'exact' | 'coercing'; readonly customOptions: Record<string, unknown> } | undefined {
+  if (route.httpPart === 'body') return { key: 'exact', customOptions: { ...OPTIONS, coerceTypes: false } };
+  if (isEmptyClosedObject(route.schema)) return undefined;
+  return { key: 'coercing', customOptions: { ...OPTIONS } };
+}
+
+/**
+ * Validators compiled off the event loop (ajv-worker.ts) ahead of their route's first use, by
+ * schema object and pool: `prepare` fills it during the warm-up, the compiler takes from it.
+ */
+export class PrecompiledValidators {
+  private readonly ready = new WeakMap<object, Map<string, Validate>>();
+
+  constructor(private readonly worker: AjvWorker) {}
+
+  /** Generates the route's validator on the worker (resolves either way; undefined when there is nothing to do). */
+  prepare(externalSchemas: unknown, route: Parameters<ReturnType<BuildValidator>>[0]): Promise<void> | undefined {
+    const pool = poolOf(route);
+    const schema = route.schema as unknown;
+    if (!pool || schema === null || typeof schema !== 'object' || this.take(schema, pool.key)) return undefined;
+    const source = { externalSchemas, customOptions: pool.customOptions, route: { schema: route.schema, method: String(route.method), url: String(route.url), httpPart: String(route.httpPart) } };
+    return this.worker.generate(source).then((code) => {
+      const validate = code === undefined ? undefined : this.worker.restore(code);
+      if (!validate) return;
+      const byPool = this.ready.get(schema) ?? new Map<string, Validate>();
+      byPool.set(pool.key, validate as unknown as Validate);
+      this.ready.set(schema, byPool);
+    });
+  }
+
+  take(schema: unknown, key: string): Validate | undefined {
+    return schema !== null && typeof schema === 'object' ? this.ready.get(schema)?.get(key) : undefined;
+  }
+}
+
 export const buildValidator =
-  (): BuildValidator =>
+  (precompiled?: PrecompiledValidators): BuildValidator =>
   (externalSchemas) => {
     // Ajv's instances are made on the first schema that needs one: a query string taking no
     // parameters (most routes, the probes among them) is checked without Ajv (empty-query.ts).
@@ -26,14 +63,15 @@ export const buildValidator =
     return (route) => {
       if (route.httpPart === 'body') {
         const compile = (exact ??= pool(externalSchemas, { customOptions: { ...OPTIONS, coerceTypes: false } }));
+        const whole = (): Validate => precompiled?.take(route.schema, 'exact') ?? compile(route);
         // A body with a long array (20k endpoints) is checked in slices (sliced-validation.ts).
         const long = longArrayOf(route.schema);
-        if (!long) return compile(route);
+        if (!long) return whole();
         let item: Validate | undefined;
-        return slicedBodyValidator(compile(route), long, () => (item ??= compile({ ...route, schema: long.items }))) as Validate;
+        return slicedBodyValidator(whole(), long, () => (item ??= compile({ ...route, schema: long.items }))) as Validate;
       }
       // fastify reads a validator's verdict and its `errors`, which this one has as Ajv's do.
       if (isEmptyClosedObject(route.schema)) return emptyObjectValidator() as unknown as Validate;
-      return (coercing ??= pool(externalSchemas, { customOptions: OPTIONS }))(route);
+      return precompiled?.take(route.schema, 'coercing') ?? (coercing ??= pool(externalSchemas, { customOptions: OPTIONS }))(route);
     };
   };
