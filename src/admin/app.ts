@@ -99,7 +99,7 @@ function createServer(deps: AdminDeps, warmer: Warmer, precompiled: PrecompiledV
     routerOptions: { maxParamLength: NODE_ID_MAX * 3 + 16 },
     // Bodies validated without type coercion, unknown fields rejected (see validators.ts); route
     // schemas compile on first use, not at start (see lazy-compilers.ts).
-    schemaController: { compilersFactory: { buildValidator: lazyValidators(buildValidator(precompiled), warmer, (ext, route) => precompiled.prepare(ext, route)), buildSerializer: lazySerializers(warmer) } },
+    schemaController: { compilersFactory: { buildValidator: lazyValidators(buildValidator(precompiled), warmer, precompiled), buildSerializer: lazySerializers(warmer) } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   boundSlowClients(app.server, REQUEST_TIMEOUT_MS);
   return app;

@@ -115,19 +115,25 @@ type Validate = ReturnType<CompileValidator>;
 
 /**
  * Work a route's validator can have done off the event loop before the Warmer compiles it (the
- * code generation on a worker: validators.ts, ajv-worker.ts); it never rejects. Undefined: none.
+ * code generation on a worker: validators.ts, ajv-worker.ts). `note`: a write route's validator
+ * was made (at start: only remember it); `prepare`: its warm step is due (resolves once done,
+ * never rejects; undefined: nothing to wait for).
  */
-export type PrepareValidator = (externalSchemas: unknown, route: Parameters<CompileValidator>[0]) => Promise<void> | undefined;
+export interface PrepareValidators {
+  note(externalSchemas: unknown, route: Parameters<CompileValidator>[0]): void;
+  prepare(externalSchemas: unknown, route: Parameters<CompileValidator>[0]): Promise<void> | undefined;
+}
 
 /** `build`: the eager compiler factory to defer (default fastify's own; app.ts passes validators.ts's). */
-export function lazyValidators(build: BuildValidator = AjvCompiler(), warmer?: Warmer, prepare?: PrepareValidator): BuildValidator {
+export function lazyValidators(build: BuildValidator = AjvCompiler(), warmer?: Warmer, ahead?: PrepareValidators): BuildValidator {
   return ((externalSchemas: Parameters<BuildValidator>[0], options: Parameters<BuildValidator>[1]) => {
     const compile = build(externalSchemas, options) as CompileValidator;
     return (route: Parameters<CompileValidator>[0]) => {
       let compiled: Validate | undefined;
       const compileNow = (): void => void (compiled ??= compile(route));
-      // With `prepare`: started at the route's turn, then looked at each turn until it has settled.
-      warmer?.add(() => (compiled ? undefined : awaiting(prepare?.(externalSchemas, route), compileNow)), route.method);
+      // With `ahead`: the warm step waits (a turn at a time) for the work done off the event loop.
+      if (warmer && isWrite(route.method)) ahead?.note(externalSchemas, route);
+      warmer?.add(() => (compiled ? undefined : awaiting(ahead?.prepare(externalSchemas, route), compileNow)), route.method);
       const validate = function (this: unknown, data: unknown) {
         const run = (compiled ??= compile(route));
         const result: unknown = run.call(this, data);

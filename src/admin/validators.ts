@@ -23,33 +23,64 @@ function poolOf(route: { readonly httpPart?: string; readonly schema: unknown })
   return { key: 'coercing', customOptions: { ...OPTIONS } };
 }
 
+type ValidatorRoute = Parameters<ReturnType<BuildValidator>>[0];
+
 /**
  * Validators compiled off the event loop (ajv-worker.ts) ahead of their route's first use, by
- * schema object and pool: `prepare` fills it during the warm-up, the compiler takes from it.
+ * schema object and pool. Every write route's schema is noted when its validator is made; the
+ * warm-up's first `prepare` sends them all to the worker at once, biggest first, so the worker
+ * compiles while the Warmer goes on (one at a time, the warm-up took twice as long, and first
+ * requests met schemas not yet compiled); the compiler takes from `ready`.
  */
 export class PrecompiledValidators {
   private readonly ready = new WeakMap<object, Map<string, Validate>>();
+  private noted: { externalSchemas: unknown; route: ValidatorRoute; size: number }[] = [];
+  private readonly sent = new WeakMap<object, Map<string, Promise<void>>>();
 
   constructor(private readonly worker: AjvWorker) {}
 
-  /** Generates the route's validator on the worker (resolves either way; undefined when there is nothing to do). */
-  prepare(externalSchemas: unknown, route: Parameters<ReturnType<BuildValidator>>[0]): Promise<void> | undefined {
+  /** A write route's validator that the warm-up will want: its source, sent on the first prepare(). */
+  note(externalSchemas: unknown, route: ValidatorRoute): void {
+    if (schemaObject(route) && poolOf(route)) this.noted.push({ externalSchemas, route, size: JSON.stringify(route.schema).length });
+  }
+
+  /** Resolves once the route's validator was generated on the worker, or could not be (never rejects); undefined: nothing to wait for. */
+  prepare(externalSchemas: unknown, route: ValidatorRoute): Promise<void> | undefined {
+    for (const n of this.noted.splice(0).sort((a, b) => b.size - a.size)) this.send(n.externalSchemas, n.route);
+    const schema = schemaObject(route);
     const pool = poolOf(route);
-    const schema = route.schema as unknown;
-    if (!pool || schema === null || typeof schema !== 'object' || this.take(schema, pool.key)) return undefined;
+    if (!schema || !pool || this.take(schema, pool.key)) return undefined;
+    return this.sent.get(schema)?.get(pool.key) ?? this.send(externalSchemas, route);
+  }
+
+  take(schema: unknown, key: string): Validate | undefined {
+    return schema !== null && typeof schema === 'object' ? this.ready.get(schema)?.get(key) : undefined;
+  }
+
+  private send(externalSchemas: unknown, route: ValidatorRoute): Promise<void> | undefined {
+    const schema = schemaObject(route);
+    const pool = poolOf(route);
+    if (!schema || !pool) return undefined;
+    const bySchema = this.sent.get(schema) ?? new Map<string, Promise<void>>();
+    this.sent.set(schema, bySchema);
+    const known = bySchema.get(pool.key);
+    if (known) return known;
     const source = { externalSchemas, customOptions: pool.customOptions, route: { schema: route.schema, method: String(route.method), url: String(route.url), httpPart: String(route.httpPart) } };
-    return this.worker.generate(source).then((code) => {
+    const done = this.worker.generate(source).then((code) => {
       const validate = code === undefined ? undefined : this.worker.restore(code);
       if (!validate) return;
       const byPool = this.ready.get(schema) ?? new Map<string, Validate>();
       byPool.set(pool.key, validate as unknown as Validate);
       this.ready.set(schema, byPool);
     });
+    bySchema.set(pool.key, done);
+    return done;
   }
+}
 
-  take(schema: unknown, key: string): Validate | undefined {
-    return schema !== null && typeof schema === 'object' ? this.ready.get(schema)?.get(key) : undefined;
-  }
+function schemaObject(route: ValidatorRoute): object | undefined {
+  const schema = route.schema as unknown;
+  return schema !== null && typeof schema === 'object' ? schema : undefined;
 }
 
 export const buildValidator =
