@@ -41,7 +41,11 @@ export class PrecompiledValidators {
 
   /** A write route's validator that the warm-up will want: its source, sent on the first prepare(). */
   note(externalSchemas: unknown, route: ValidatorRoute): void {
-    if (schemaObject(route) && poolOf(route)) this.noted.push({ externalSchemas, route, size: JSON.stringify(route.schema).length });
+    if (!schemaObject(route) || !poolOf(route)) return;
+    this.noted.push({ externalSchemas, route, size: JSON.stringify(route.schema).length });
+    // A body checked in slices also needs its entries' validator (sliced-validation.ts): made on the worker too.
+    const long = route.httpPart === 'body' ? longArrayOf(route.schema) : undefined;
+    if (long) this.noted.push({ externalSchemas, route: { ...route, schema: long.items } as ValidatorRoute, size: JSON.stringify(long.items).length });
   }
 
   /** Resolves once the route's validator was generated on the worker, or could not be (never rejects); undefined: nothing to wait for. */
@@ -99,7 +103,7 @@ export const buildValidator =
         const long = longArrayOf(route.schema);
         if (!long) return whole();
         let item: Validate | undefined;
-        return slicedBodyValidator(whole(), long, () => (item ??= compile({ ...route, schema: long.items }))) as Validate;
+        return slicedBodyValidator(whole(), long, () => (item ??= precompiled?.take(long.items, 'exact') ?? compile({ ...route, schema: long.items }))) as Validate;
       }
       // fastify reads a validator's verdict and its `errors`, which this one has as Ajv's do.
       if (isEmptyClosedObject(route.schema)) return emptyObjectValidator() as unknown as Validate;

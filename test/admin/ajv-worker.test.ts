@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AjvWorker } from '../../src/admin/ajv-worker.js';
 import { buildValidator, PrecompiledValidators } from '../../src/admin/validators.js';
 import { ClusterIn, ClusterPatch } from '../../src/admin/api-schemas.js';
+import { longArrayOf, SLICED_BODY_OVER } from '../../src/admin/sliced-validation.js';
 import { adminStoreApp } from '../support/admin-store-app.js';
 import { scaled } from '../support/wait.js';
 
@@ -54,6 +55,26 @@ describe('AjvWorker', () => {
       expect(verdicts.filter((v) => v).length).toBeGreaterThanOrEqual(3);
       expect(verdicts.filter((v) => !v).length).toBeGreaterThanOrEqual(6);
     }
+  });
+
+  it('makes a sliced body check\'s entry validator on the worker too, and checks a long body as the main thread does', async () => {
+    const precompiled = new PrecompiledValidators(worker());
+    const route = bodyRoute(ClusterIn);
+    precompiled.note({}, route);
+    await precompiled.prepare({}, route);
+    const items = longArrayOf(ClusterIn)?.items;
+    await Promise.all([precompiled.prepare({}, { ...route, schema: items } as typeof route)]);
+    expect(precompiled.take(items, 'exact'), 'the entries\' validator generated off the thread').toBeTypeOf('function');
+    const endpoints = Array.from({ length: SLICED_BODY_OVER + 5 }, (_, i) => ({ address: `10.1.${i >> 8}.${i & 255}`, port: 8080 }));
+    const bad = structuredClone(endpoints) as Record<string, unknown>[];
+    (bad[SLICED_BODY_OVER + 2] as Record<string, unknown>).port = 'eighty';
+    const [a, b] = [buildValidator(precompiled)({})(route), buildValidator()({})(route)];
+    for (const body of [{ endpoints }, { endpoints: bad }]) {
+      const [va, vb] = [await a(structuredClone(body)), await b(structuredClone(body))];
+      expect(va).toBe(vb);
+      expect(a.errors ?? null).toEqual(b.errors ?? null);
+    }
+    expect(await a({ endpoints: bad })).toBe(false);
   });
 
   it('answers undefined once closed (or broken), so the caller compiles on the main thread', async () => {
