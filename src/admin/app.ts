@@ -9,8 +9,7 @@ import { lazyDocsRoutes } from './lazy-docs.js';
 import { lazySerializers, lazyValidators, Warmer } from './lazy-compilers.js';
 import { openApiOptions } from './openapi.js';
 import { RouteMethods } from './route-methods.js';
-import { AjvWorker } from './ajv-worker.js';
-import { buildValidator, PrecompiledValidators } from './validators.js';
+import { buildValidator } from './validators.js';
 import { auditRoutes } from './routes/audit.js';
 import { overrideRoutes } from './routes/overrides.js';
 import { clusterRoutes } from './routes/clusters.js';
@@ -75,7 +74,7 @@ function boundSlowClients(server: object, requestTimeoutMs: number): void {
   Object.assign(server, { headersTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, requestTimeoutMs) });
 }
 
-function createServer(deps: AdminDeps, warmer: Warmer, precompiled: PrecompiledValidators) {
+function createServer(deps: AdminDeps, warmer: Warmer) {
   const app = Fastify({
     // null: plain HTTP (fastify's https overload, so the instance type does not depend on the option).
     https: deps.tls ? { cert: deps.tls.cert, key: deps.tls.key } : null,
@@ -99,7 +98,7 @@ function createServer(deps: AdminDeps, warmer: Warmer, precompiled: PrecompiledV
     routerOptions: { maxParamLength: NODE_ID_MAX * 3 + 16 },
     // Bodies validated without type coercion, unknown fields rejected (see validators.ts); route
     // schemas compile on first use, not at start (see lazy-compilers.ts).
-    schemaController: { compilersFactory: { buildValidator: lazyValidators(buildValidator(precompiled), warmer, precompiled), buildSerializer: lazySerializers(warmer) } },
+    schemaController: { compilersFactory: { buildValidator: lazyValidators(buildValidator(), warmer), buildSerializer: lazySerializers(warmer) } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   boundSlowClients(app.server, REQUEST_TIMEOUT_MS);
   return app;
@@ -107,16 +106,11 @@ function createServer(deps: AdminDeps, warmer: Warmer, precompiled: PrecompiledV
 
 export function buildAdminApp(deps: AdminDeps) {
   const warmer = new Warmer();
-  // The warm-up's validators are generated on a worker thread, ended once the warm-up is over.
-  const ajv = new AjvWorker();
-  const app = createServer(deps, warmer, new PrecompiledValidators(ajv));
+  const app = createServer(deps, warmer);
   // Once listening and ready: the schemas left uncompiled, in the background (lazy-compilers.ts).
   app.addHook('onListen', async () => warmer.start(() => deps.ready().ready));
   app.addHook('onClose', async () => warmer.stop());
-  void warmer.done.then(() => {
-    ajv.close();
-    deps.onWarmed?.();
-  });
+  void warmer.done.then(() => deps.onWarmed?.());
   const auth = new Authorizer(deps.auth);
   const actors = new WeakMap<FastifyRequest, string>();
   // onRequest: before the body is read, so an unauthenticated client cannot make fulcrum parse megabytes.

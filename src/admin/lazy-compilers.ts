@@ -23,9 +23,7 @@ import { isAnsweredInSlices } from './sliced-answer.js';
  * The writes' schemas are ~0.9 s of CPU on this machine, and right after a restart is when a
  * whole fleet reconnects: warming then took that second from the proxies' initial syncs
  * (bench/RESULTS.md, "storm8"). So each compile waits until the event loop was mostly idle
- * over the gap before it; a busy loop is looked at again a poll later. And a validator's code is
- * generated on a worker thread first (ajv-worker.ts): the cluster bodies' validators were single
- * tasks of 100–250 ms on the event loop; evaluating the generated code is a few milliseconds.
+ * over the gap before it; a busy loop is looked at again a poll later.
  */
 
 /** One step of warming a schema: what is left of it is the step it returns, run at the next turn. */
@@ -97,43 +95,19 @@ export class Warmer {
   }
 }
 
-/** A warm step that waits for `pending` (a turn at a time, other work in between), then runs `then`. */
-function awaiting(pending: Promise<void> | undefined, then: () => void): WarmStep | undefined {
-  if (!pending) return void then();
-  let settled = false;
-  const mark = (): void => void (settled = true);
-  void pending.then(mark, mark);
-  const wait: WarmStep = () => (settled ? void then() : wait);
-  return wait;
-}
-
 const isWrite = (method: unknown): boolean => [method].flat().some((m) => m !== 'GET' && m !== 'HEAD');
 
 type BuildValidator = ReturnType<typeof AjvCompiler>;
 type CompileValidator = ReturnType<BuildValidator>;
 type Validate = ReturnType<CompileValidator>;
 
-/**
- * Work a route's validator can have done off the event loop before the Warmer compiles it (the
- * code generation on a worker: validators.ts, ajv-worker.ts). `note`: a write route's validator
- * was made (at start: only remember it); `prepare`: its warm step is due (resolves once done,
- * never rejects; undefined: nothing to wait for).
- */
-export interface PrepareValidators {
-  note(externalSchemas: unknown, route: Parameters<CompileValidator>[0]): void;
-  prepare(externalSchemas: unknown, route: Parameters<CompileValidator>[0]): Promise<void> | undefined;
-}
-
 /** `build`: the eager compiler factory to defer (default fastify's own; app.ts passes validators.ts's). */
-export function lazyValidators(build: BuildValidator = AjvCompiler(), warmer?: Warmer, ahead?: PrepareValidators): BuildValidator {
+export function lazyValidators(build: BuildValidator = AjvCompiler(), warmer?: Warmer): BuildValidator {
   return ((externalSchemas: Parameters<BuildValidator>[0], options: Parameters<BuildValidator>[1]) => {
     const compile = build(externalSchemas, options) as CompileValidator;
     return (route: Parameters<CompileValidator>[0]) => {
       let compiled: Validate | undefined;
-      const compileNow = (): void => void (compiled ??= compile(route));
-      // With `ahead`: the warm step waits (a turn at a time) for the work done off the event loop.
-      if (warmer && isWrite(route.method)) ahead?.note(externalSchemas, route);
-      warmer?.add(() => (compiled ? undefined : awaiting(ahead?.prepare(externalSchemas, route), compileNow)), route.method);
+      warmer?.add(() => void (compiled ??= compile(route)), route.method);
       const validate = function (this: unknown, data: unknown) {
         const run = (compiled ??= compile(route));
         const result: unknown = run.call(this, data);
