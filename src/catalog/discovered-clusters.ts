@@ -47,7 +47,7 @@ export class DiscoveryAwareStore implements CatalogStore {
   }
 
   clusterOwner(name: string): Owner | undefined {
-    return this.store.clusterOwner(name) ?? this.discovered(name)?.owner;
+    return this.store.clusterOwner(name) ?? (this.isDiscovered(name) ? 'kubernetes' : undefined);
   }
 
   listClusters(): ClusterRecord[] {
@@ -65,13 +65,18 @@ export class DiscoveryAwareStore implements CatalogStore {
 
   /** On a discovered endpoint: stored as its override (`active` too, so its ETag stays the override's). */
   setEndpointState(cluster: string, address: string, port: number, state: OperatorState, opts: StateOptions): MaybePromise<WriteResult> {
-    if (this.store.clusterOwner(cluster) !== undefined || !this.discovered(cluster)) return this.store.setEndpointState(cluster, address, port, state, opts);
+    if (this.store.clusterOwner(cluster) !== undefined || !this.isDiscovered(cluster)) return this.store.setEndpointState(cluster, address, port, state, opts);
     const e = this.getEndpoint(cluster, address, port);
     if (!e) throw new NotFoundError('endpoint', endpointName(cluster, { address, port }));
     // Enabling an endpoint nothing overrides changes nothing (and stores nothing).
     if (e.revision === 0 && state === 'active') return { revision: 0 };
     // opts.ifMatch is the revision the caller saw (0: no override yet), re-checked by the store.
     return this.store.putOverride({ cluster, endpoint: { address, port } }, { state }, opts);
+  }
+
+  /** Whether discovery contributes `name`: without building its record (every override read, every endpoint's record). */
+  private isDiscovered(name: string): boolean {
+    return this.view.clusters().some((x) => x.name === name);
   }
 
   private discovered(name: string): ClusterRecord | undefined {

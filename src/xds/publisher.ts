@@ -8,20 +8,7 @@ import type { WeightOverrides } from '../catalog/weight-overrides.js';
 import type { Component } from '../runtime/lifecycle.js';
 import { publishedEndpoint, type LoadReportingOptions } from './translate-clusters.js';
 import { Translator } from './translator.js';
-
-/** One endpoint's published weight; `endpoint` is its `address:port` key. */
-export interface EndpointWeight {
-  readonly cluster: string;
-  readonly endpoint: string;
-  readonly value: number;
-}
-
-/** A cluster's endpoint count and its endpoints' published weights. */
-export interface ClusterEndpointWeights {
-  readonly cluster: string;
-  readonly size: number;
-  values(): Iterable<EndpointWeight>;
-}
+import type { ClusterEndpointValues as ClusterEndpointWeights, EndpointValue as EndpointWeight } from '../telemetry/endpoint-series.js';
 
 /**
  * Desired state (catalog + adaptive weights) → translated, versioned snapshots, debounced.

@@ -42,8 +42,12 @@ export interface DeleteOutcome {
 export function prepareDelete(record: ClusterRecord): PreparedDelete {
   const before = JSON.stringify(record);
   const { endpoints, ...settings } = record;
-  const trimmed: TrimmedRecord = { record: settings, endpoints: endpoints.length };
-  return { revision: record.revision, updatedAt: record.updatedAt, before, summary: summaryIfLarge(before.length, () => trimmed, () => null) };
+  return deleteTexts(record.revision, record.updatedAt, before, { record: settings, endpoints: endpoints.length });
+}
+
+/** A delete's audit texts: the record's text, and its summary when it is large (the after side is null). */
+function deleteTexts(revision: number, updatedAt: string, before: string, trimmed: TrimmedRecord): PreparedDelete {
+  return { revision, updatedAt, before, summary: summaryIfLarge(before.length, () => trimmed, () => null) };
 }
 
 /** The delete itself, on `db` (a connection of its own), in steps of about `sliceMs`; committed when it resolves. */
@@ -76,7 +80,7 @@ async function textsNow(db: Database.Database, row: ClusterRow, slicer: Slicer):
   const parts = await readEndpoints(db, row.name, slicer, () => undefined);
   await slicer.step();
   const { text, trimmed } = recordText(row, parts);
-  return { revision: row.revision, updatedAt: row.updated_at, before: text, summary: summaryIfLarge(text.length, () => trimmed, () => null) };
+  return deleteTexts(row.revision, row.updated_at, text, trimmed);
 }
 
 /**
