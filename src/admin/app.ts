@@ -9,6 +9,7 @@ import { lazyDocsRoutes } from './lazy-docs.js';
 import { lazySerializers, lazyValidators, Warmer } from './lazy-compilers.js';
 import { openApiOptions } from './openapi.js';
 import { RouteMethods } from './route-methods.js';
+import type { ValidatorFinder } from './prebuilt-validators.js';
 import { buildValidator } from './validators.js';
 import { auditRoutes } from './routes/audit.js';
 import { overrideRoutes } from './routes/overrides.js';
@@ -57,6 +58,8 @@ export interface AdminDeps extends ProxyRoutesOptions, OpsRoutesOptions {
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   /** Called once the write routes' schemas are compiled in the background (lazy-compilers.ts' Warmer). */
   readonly onWarmed?: () => void;
+  /** Validators made ahead (prebuilt-validators.ts: the build's); what it lacks is compiled by Ajv here. */
+  readonly validators?: ValidatorFinder;
 }
 
 /** How long a client may take to send a whole request, headers and body; then 408 and the connection closes. */
@@ -72,6 +75,11 @@ export const REQUEST_TIMEOUT_MS = 30_000;
  */
 function boundSlowClients(server: object, requestTimeoutMs: number): void {
   Object.assign(server, { headersTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, requestTimeoutMs) });
+}
+
+/** Deferred to first use or the warm-up (lazy-compilers.ts), except for a finder that must see every route at once (the build's). */
+function validatorCompiler(prebuilt: ValidatorFinder | undefined, warmer: Warmer) {
+  return prebuilt?.eager ? buildValidator(prebuilt) : lazyValidators(buildValidator(prebuilt), warmer);
 }
 
 function createServer(deps: AdminDeps, warmer: Warmer) {
@@ -98,7 +106,7 @@ function createServer(deps: AdminDeps, warmer: Warmer) {
     routerOptions: { maxParamLength: NODE_ID_MAX * 3 + 16 },
     // Bodies validated without type coercion, unknown fields rejected (see validators.ts); route
     // schemas compile on first use, not at start (see lazy-compilers.ts).
-    schemaController: { compilersFactory: { buildValidator: lazyValidators(buildValidator(), warmer), buildSerializer: lazySerializers(warmer) } },
+    schemaController: { compilersFactory: { buildValidator: validatorCompiler(deps.validators, warmer), buildSerializer: lazySerializers(warmer) } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   boundSlowClients(app.server, REQUEST_TIMEOUT_MS);
   return app;

@@ -121,6 +121,30 @@ describe('what a start of the bundle reads', () => {
     for (const lazy of ['etcd3', 'cockatiel', '@fastify/swagger-ui', '@fastify/static', 'pino-pretty']) expect(loaded.packages, lazy).not.toContain(lazy);
   }, scaled(120_000));
 
+  it('warms the admin routes from the validators the build generated (scripts/generate-validators.ts), compiling none', async () => {
+    const args = ['dist/main.js', '--config', 'examples/fulcrum.yaml', '--xds-port', '0', '--admin-port', '0', '--data-dir', join(dir, 'warm')];
+    const child = spawn(process.execPath, args, { cwd: repo, stdio: 'pipe' });
+    running.add(child);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      const line = await waitFor(
+        ({ abort }) => {
+          if (child.exitCode !== null) abort(new Error(`dist/main.js exited ${child.exitCode}:\n${out}`));
+          return out.split('\n').find((l) => l.includes('admin schemas warmed'));
+        },
+        { what: 'the admin warm-up to end', timeoutMs: 60_000, intervalMs: 100 },
+      );
+      const { validators } = JSON.parse(line) as { validators: { prebuilt: number; missing: number } };
+      expect(validators.prebuilt).toBeGreaterThanOrEqual(10);
+      expect(validators.missing, 'validators the build did not generate').toBe(0);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  }, scaled(120_000));
+
   it('with the Kubernetes source: its chunk is read, @kubernetes/client-node is in no output file', async () => {
     const config = await unreachableKubeConfig(dir);
     const loaded = await loadedBy(config, join(dir, 'kube'), false);
