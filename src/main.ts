@@ -7,7 +7,7 @@ import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
 import { buildAdminApp, type AdminApp } from './admin/app.js';
-import { PrebuiltValidators } from './admin/prebuilt-validators.js';
+import { PrebuiltCode } from './admin/prebuilt-code.js';
 import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { CatalogFeed } from './catalog/catalog-feed.js';
@@ -463,10 +463,10 @@ function adminServer(
   const { config, log, adminTls, auth } = boot;
   let onWarmed: () => void = () => undefined;
   const warmed = new Promise<void>((resolve) => (onWarmed = resolve));
-  // The validators `npm run build` generated (dist/admin/prebuilt-validators/); from src/, none.
-  const validators = new PrebuiltValidators();
+  // The validators and serializers `npm run build` generated (dist/admin/prebuilt/); from src/, none.
+  const prebuilt = new PrebuiltCode();
   // What the warm-up found ready-made and what it had to compile (a stale or missing build shows here).
-  void warmed.then(() => log.info({ validators: validators.counts }, 'admin schemas warmed'));
+  void warmed.then(() => log.info({ prebuilt: prebuilt.counts }, 'admin schemas warmed'));
   const settings = config.server.admin;
   if (auth.adminTokens.length + auth.readTokens.length + (auth.reportTokens?.length ?? 0) === 0) {
     log.warn('admin API has no bearer tokens (FULCRUM_ADMIN_TOKEN / FULCRUM_READ_TOKEN): anyone who can reach it can change clusters and listeners');
@@ -487,7 +487,7 @@ function adminServer(
     version: packageVersion(),
     ready,
     onWarmed,
-    validators,
+    prebuilt,
   });
   const address = options.adminAddress ?? settings.address;
   let port = 0;

@@ -9,7 +9,9 @@ import { lazyDocsRoutes } from './lazy-docs.js';
 import { lazySerializers, lazyValidators, Warmer } from './lazy-compilers.js';
 import { openApiOptions } from './openapi.js';
 import { RouteMethods } from './route-methods.js';
-import type { ValidatorFinder } from './prebuilt-validators.js';
+import type { PrebuiltFinder } from './prebuilt-code.js';
+import { buildSerializer } from './serializers.js';
+import { isAnsweredInSlices } from './sliced-answer.js';
 import { buildValidator } from './validators.js';
 import { auditRoutes } from './routes/audit.js';
 import { overrideRoutes } from './routes/overrides.js';
@@ -58,8 +60,8 @@ export interface AdminDeps extends ProxyRoutesOptions, OpsRoutesOptions {
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   /** Called once the write routes' schemas are compiled in the background (lazy-compilers.ts' Warmer). */
   readonly onWarmed?: () => void;
-  /** Validators made ahead (prebuilt-validators.ts: the build's); what it lacks is compiled by Ajv here. */
-  readonly validators?: ValidatorFinder;
+  /** Validators and serializers made ahead (prebuilt-code.ts: the build's); what it lacks is compiled here. */
+  readonly prebuilt?: PrebuiltFinder;
 }
 
 /** How long a client may take to send a whole request, headers and body; then 408 and the connection closes. */
@@ -78,8 +80,14 @@ function boundSlowClients(server: object, requestTimeoutMs: number): void {
 }
 
 /** Deferred to first use or the warm-up (lazy-compilers.ts), except for a finder that must see every route at once (the build's). */
-function validatorCompiler(prebuilt: ValidatorFinder | undefined, warmer: Warmer) {
+function validatorCompiler(prebuilt: PrebuiltFinder | undefined, warmer: Warmer) {
   return prebuilt?.eager ? buildValidator(prebuilt) : lazyValidators(buildValidator(prebuilt), warmer);
+}
+
+/** As validatorCompiler(). A build's serializers check their `anyOf` branches with inlined code: no answer needs Ajv warmed ahead. */
+function serializerCompiler(prebuilt: PrebuiltFinder | undefined, warmer: Warmer) {
+  if (prebuilt?.eager) return buildSerializer(prebuilt);
+  return lazySerializers(warmer, () => buildSerializer(prebuilt), prebuilt?.built?.() ? () => false : isAnsweredInSlices);
 }
 
 function createServer(deps: AdminDeps, warmer: Warmer) {
@@ -106,7 +114,7 @@ function createServer(deps: AdminDeps, warmer: Warmer) {
     routerOptions: { maxParamLength: NODE_ID_MAX * 3 + 16 },
     // Bodies validated without type coercion, unknown fields rejected (see validators.ts); route
     // schemas compile on first use, not at start (see lazy-compilers.ts).
-    schemaController: { compilersFactory: { buildValidator: validatorCompiler(deps.validators, warmer), buildSerializer: lazySerializers(warmer) } },
+    schemaController: { compilersFactory: { buildValidator: validatorCompiler(deps.prebuilt, warmer), buildSerializer: serializerCompiler(deps.prebuilt, warmer) } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   boundSlowClients(app.server, REQUEST_TIMEOUT_MS);
   return app;

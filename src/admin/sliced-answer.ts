@@ -45,15 +45,21 @@ export async function jsonInSlices(json: SlicedJson, body: Record<string, unknow
   return `${head.slice(0, open)}${parts.join(',')}${head.slice(open)}`;
 }
 
-/** Response schemas of big writes' answers (a cluster view): the Warmer compiles their serializers' Ajv branches ahead. */
-const answeredInSlices = new WeakSet<object>();
+/** Response schemas of big writes' answers (a cluster view), with their long array's key: the Warmer compiles their serializers' Ajv branches ahead. */
+const answeredInSlices = new WeakMap<object, string>();
 
-/** Marks `schema` as a big write's answer (sendSliced answers with it). */
-export function answersInSlices(schema: TSchema): void {
-  answeredInSlices.add(schema);
+/** Marks `schema` as a big write's answer (sendSliced answers with it), whose `key` array may be long. */
+export function answersInSlices(schema: TSchema, key: string): void {
+  answeredInSlices.set(schema, key);
 }
 
 export const isAnsweredInSlices = (schema: unknown): boolean => typeof schema === 'object' && schema !== null && answeredInSlices.has(schema);
+
+/** The item schema sendSliced compiles for a big write's answer on first use (the build makes its serializer ahead). */
+export function slicedAnswerItem(schema: unknown): TSchema | undefined {
+  const key = typeof schema === 'object' && schema !== null ? answeredInSlices.get(schema) : undefined;
+  return key === undefined ? undefined : itemSchema(schema as TSchema, key);
+}
 
 /** The schema of `schema`'s `key` array's items, if it is an object schema with such an array. */
 function itemSchema(schema: TSchema, key: string): TSchema | undefined {

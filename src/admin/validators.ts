@@ -1,6 +1,6 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { emptyObjectValidator, isEmptyClosedObject } from './empty-query.js';
-import type { ValidatorFinder, ValidatorRoute } from './prebuilt-validators.js';
+import type { CompiledRoute, PrebuiltFinder } from './prebuilt-code.js';
 import { longArrayOf, slicedBodyValidator } from './sliced-validation.js';
 
 /**
@@ -9,7 +9,7 @@ import { longArrayOf, slicedBodyValidator } from './sliced-validation.js';
  * (`/endpoints/10.0.0.1/8080`), but a JSON body already has types, and coercing them would accept
  * what the schema forbids (`"port": "80"`, `"cpu": null` read as 0). Bodies are checked as they are.
  *
- * `prebuilt` (prebuilt-validators.ts) hands over the validators `npm run build` generated, by
+ * `prebuilt` (prebuilt-code.ts) hands over the validators `npm run build` generated, by
  * schema and options; only what it lacks is compiled here.
  */
 type BuildValidator = ReturnType<typeof AjvCompiler>;
@@ -21,15 +21,15 @@ const OPTIONS = { removeAdditional: false, ownProperties: true } as const;
 const BODY_OPTIONS = { ...OPTIONS, coerceTypes: false } as const;
 
 export const buildValidator =
-  (prebuilt?: ValidatorFinder): BuildValidator =>
+  (prebuilt?: PrebuiltFinder): BuildValidator =>
   (externalSchemas) => {
     // Ajv's instances are made on the first schema that needs one: a query string taking no
     // parameters (most routes, the probes among them) is checked without Ajv (empty-query.ts),
     // and a prebuilt validator needs none at all.
     const pool = AjvCompiler();
     const pools = new Map<object, ReturnType<BuildValidator>>();
-    const made = (customOptions: typeof OPTIONS | typeof BODY_OPTIONS, route: ValidatorRoute): Validate => {
-      const found = prebuilt?.find({ externalSchemas, customOptions, route });
+    const made = (customOptions: typeof OPTIONS | typeof BODY_OPTIONS, route: CompiledRoute): Validate => {
+      const found = prebuilt?.find({ kind: 'validator', externalSchemas, options: customOptions, route });
       if (found) return found as unknown as Validate;
       let compile = pools.get(customOptions);
       if (!compile) pools.set(customOptions, (compile = pool(externalSchemas, { customOptions })));

@@ -121,7 +121,7 @@ describe('what a start of the bundle reads', () => {
     for (const lazy of ['etcd3', 'cockatiel', '@fastify/swagger-ui', '@fastify/static', 'pino-pretty']) expect(loaded.packages, lazy).not.toContain(lazy);
   }, scaled(120_000));
 
-  it('warms the admin routes from the validators the build generated (scripts/generate-validators.ts), compiling none', async () => {
+  it('warms the admin routes from the validators and serializers the build generated (scripts/generate-prebuilt.ts), compiling none', async () => {
     const args = ['dist/main.js', '--config', 'examples/fulcrum.yaml', '--xds-port', '0', '--admin-port', '0', '--data-dir', join(dir, 'warm')];
     const child = spawn(process.execPath, args, { cwd: repo, stdio: 'pipe' });
     running.add(child);
@@ -136,9 +136,10 @@ describe('what a start of the bundle reads', () => {
         },
         { what: 'the admin warm-up to end', timeoutMs: 60_000, intervalMs: 100 },
       );
-      const { validators } = JSON.parse(line) as { validators: { prebuilt: number; missing: number } };
-      expect(validators.prebuilt).toBeGreaterThanOrEqual(10);
-      expect(validators.missing, 'validators the build did not generate').toBe(0);
+      const { prebuilt } = JSON.parse(line) as { prebuilt: Record<'validator' | 'serializer', { prebuilt: number; missing: number }> };
+      expect(prebuilt.validator.prebuilt).toBeGreaterThanOrEqual(10);
+      expect(prebuilt.serializer.prebuilt).toBeGreaterThanOrEqual(10);
+      expect(prebuilt.validator.missing + prebuilt.serializer.missing, 'schemas the build did not generate').toBe(0);
     } finally {
       child.kill('SIGTERM');
     }

@@ -53,7 +53,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
   actorOf: StoreRoutesOptions['actorOf'],
 ): void {
   const url = `/v1/${r.plural}`;
-  if (r.longArray !== undefined) answersInSlices(r.schemas.view);
+  if (r.longArray !== undefined) answersInSlices(r.schemas.view, r.longArray);
   const getOr404 = (name: string): Rec => r.get(name) ?? notFound(`${r.kind} ${JSON.stringify(name)}`);
   const target = (name: string, rec: Rec | undefined) => ({ kind: r.kind, name, owner: rec?.owner, revision: rec?.revision, what: `${r.kind} "${name}"` });
 
