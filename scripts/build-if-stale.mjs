@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 /** What `npm run build` reads: the sources, the compiler settings, the pinned packages. */
 const INPUTS = ['src', 'scripts/envoy-descriptor.ts', 'scripts/generate-prebuilt.ts', 'scripts/bundle.mjs', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json'];
-/** What it writes last: the entry point, the Envoy descriptor and the admin validators' index (written after tsc). */
+/** What it writes last: the entry point, the Envoy descriptor and the admin's prebuilt code index (written after tsc). */
 const OUTPUTS = ['dist/main.js', 'dist/xds/envoy-api.json', 'dist/admin/prebuilt/index.json'];
 
 /** Newest modification time under a file or folder (0 when absent). */

@@ -113,7 +113,8 @@ function createServer(deps: AdminDeps, warmer: Warmer) {
     // Node ids longer than the schema allows must reach validation (a 400), not miss the route (a 404).
     routerOptions: { maxParamLength: NODE_ID_MAX * 3 + 16 },
     // Bodies validated without type coercion, unknown fields rejected (see validators.ts); route
-    // schemas compile on first use, not at start (see lazy-compilers.ts).
+    // schemas compile on first use, not at start (see lazy-compilers.ts), unless the build made
+    // their code ahead (prebuilt-code.ts).
     schemaController: { compilersFactory: { buildValidator: validatorCompiler(deps.prebuilt, warmer), buildSerializer: serializerCompiler(deps.prebuilt, warmer) } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   boundSlowClients(app.server, REQUEST_TIMEOUT_MS);

@@ -159,7 +159,8 @@ interface DebugBuild {
  * schema it validates against, a turn each, then the serializer from them (`restore`): the same
  * function a plain build gives, with Ajv warm. Not for every write: each such Ajv compile is one
  * task of 40–140 ms on a loaded machine, and warming all of them made the warm-up run into the
- * first requests after start (bench/admin-100k.ts).
+ * first requests after start (bench/admin-100k.ts). A build's serializers (prebuilt-code.ts) need
+ * none of this: their branch checks are inlined code (app.ts passes an `ahead` that is never true).
  */
 export function lazySerializers(warmer?: Warmer, select: () => BuildSerializer = SerializerSelector, ahead: (schema: unknown) => boolean = isAnsweredInSlices): BuildSerializer {
   let build: BuildSerializer | undefined;
