@@ -3,7 +3,7 @@
  * branches are scalars of different JSON types (a policy's `setpoint`: the string "mean" or a
  * number) becomes a list of types. For an `anyOf` fast-json-stringify asks Ajv which branch a
  * value takes, and Ajv compiles the whole response schema for that: for a cluster's answer one
- * task of 100–206 ms in the warm-up and Ajv's code at rest (bench/RESULTS.md, "union10"). A type
+ * task of 70–200 ms in the warm-up and Ajv's code at rest (bench/RESULTS.md, "union10"). A type
  * list is serialized by `typeof` alone, with the same bytes for every value the schema allows:
  * scalars of different types cannot be confused, and the branches' other keywords (enum, bounds)
  * only validate, which fast-json-stringify never does for a plain schema either.
@@ -18,8 +18,11 @@ type Schema = Record<string, unknown>;
 /** JSON types a branch may have, each serialized by its own typeof test; integer and number share one (a type list could not tell them apart). */
 const SCALAR_GROUP: Readonly<Record<string, string>> = { string: 'string', number: 'number', integer: 'number', boolean: 'boolean', null: 'null' };
 
-/** Keywords that only validate (fast-json-stringify ignores them) or annotate. `format` is not one: a date-time format serializes a Date. */
-const VALIDATION_ONLY = new Set(['type', 'enum', 'const', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf', 'minLength', 'maxLength', 'pattern', 'title', 'description', 'default', 'examples']);
+/**
+ * Keywords that only validate (fast-json-stringify ignores them) or annotate. Not `format` (a
+ * date-time serializes a Date) nor `default` (fast-json-stringify writes it for a missing value).
+ */
+const VALIDATION_ONLY = new Set(['type', 'enum', 'const', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf', 'minLength', 'maxLength', 'pattern', 'title', 'description']);
 
 const isSchema = (v: unknown): v is Schema => v !== null && typeof v === 'object' && !Array.isArray(v);
 

@@ -113,7 +113,7 @@ describe('one error shape, with a code', () => {
     ];
     for (const [request, message, path] of cases) {
       const res = await shared().inject(request);
-      expect(res.statusCode, request.url).toBe(400);
+      expect(res.statusCode, path).toBe(400);
       const body = res.json<{ message: string; path: string }>();
       expect(body.message.startsWith(message), body.message).toBe(true);
       expect(body.message).not.toMatch(/null|anyOf/);
