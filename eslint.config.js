@@ -23,8 +23,9 @@ export const ROOMS = {
   // Replication on etcd (issue 9): membership, one owner per cluster, weights and signals shared
   // through etcd. It drives the adaptive weights and the signal store through small interfaces.
   ha: { may: ['catalog', 'runtime', 'telemetry', 'signals/signal-store'], types: ['balancing'] },
-  // Admin validates request bodies with the config file's own rules (sources/config-*).
-  admin: { may: ['catalog', 'balancing', 'signals', 'weights', 'xds', 'sources/config-file', 'sources/config-schema', 'telemetry', 'runtime'] },
+  // Admin validates request bodies with the config file's own rules (sources/config-*), and writes
+  // its enums as the config file's (sources/string-enum).
+  admin: { may: ['catalog', 'balancing', 'signals', 'weights', 'xds', 'sources/config-file', 'sources/config-schema', 'sources/string-enum', 'telemetry', 'runtime'] },
   // The command line: argument parsing, the operator commands (HTTP clients of the admin API, not
   // of its code) and `check`, which validates a config file with the file's own rules.
   cli: { may: ['sources/config-file'] },

@@ -8,8 +8,9 @@
  * - first requests: the first endpoint PUT and PATCH after /readyz, `--settle-ms` later (route
  *   schemas compile lazily; a build that warms them once ready has them compiled by then);
  * - the 20k cluster PUT twice more (weights changed): the first (201) and second (the first 200)
- *   pay one-time compilations of their answer's serializer (fast-json-stringify compiles the
- *   validators of anyOf branches on first use); the third shows a warm process.
+ *   paid one-time compilations of their answer's serializer (fast-json-stringify compiled the
+ *   validators of anyOf branches on first use, until union10 left no anyOf in any answer's
+ *   serializer); the third shows a warm process.
  * - after them, the first of each other kind of write or heavy read: DELETE of the big cluster,
  *   an audit page, /metrics (each probed as the big writes are); /metrics twice more (a warm
  *   scrape) and its size; then the big cluster created and deleted twice more (later DELETEs),

@@ -11,7 +11,6 @@ import { openApiOptions } from './openapi.js';
 import { RouteMethods } from './route-methods.js';
 import type { PrebuiltFinder } from './prebuilt-code.js';
 import { buildSerializer } from './serializers.js';
-import { isAnsweredInSlices } from './sliced-answer.js';
 import { buildValidator } from './validators.js';
 import { auditRoutes } from './routes/audit.js';
 import { overrideRoutes } from './routes/overrides.js';
@@ -84,10 +83,9 @@ function validatorCompiler(prebuilt: PrebuiltFinder | undefined, warmer: Warmer)
   return prebuilt?.eager ? buildValidator(prebuilt) : lazyValidators(buildValidator(prebuilt), warmer);
 }
 
-/** As validatorCompiler(). A build's serializers check their `anyOf` branches with inlined code: no answer needs Ajv warmed ahead. */
+/** As validatorCompiler(). */
 function serializerCompiler(prebuilt: PrebuiltFinder | undefined, warmer: Warmer) {
-  if (prebuilt?.eager) return buildSerializer(prebuilt);
-  return lazySerializers(warmer, () => buildSerializer(prebuilt), prebuilt?.built?.() ? () => false : isAnsweredInSlices);
+  return prebuilt?.eager ? buildSerializer(prebuilt) : lazySerializers(warmer, () => buildSerializer(prebuilt));
 }
 
 function createServer(deps: AdminDeps, warmer: Warmer) {

@@ -1,7 +1,7 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
-import { restore } from 'fast-json-stringify';
 import { loopQuiet, type LoopQuiet } from '../runtime/loop-quiet.js';
+import { buildSerializer } from './serializers.js';
 import { isAnsweredInSlices } from './sliced-answer.js';
 
 /**
@@ -130,16 +130,6 @@ type CompileSerializer = ReturnType<BuildSerializer>;
 type Serialize = ReturnType<CompileSerializer>;
 
 /**
- * What fast-json-stringify builds in its documented debug mode (`mode: 'debug'`, turned into the
- * serializer by its `restore`): the code, and the Ajv validator the code asks on `anyOf` and
- * `if/then/else` branches, which Ajv compiles on that first ask.
- */
-interface DebugBuild {
-  readonly code: string;
-  readonly validator: { readonly ajv: { getSchema(key: string): unknown }; getState(): { readonly ajvSchemas: Record<string, unknown> } } | null;
-}
-
-/**
  * The serializer compiler (fast-json-stringify, with its own copy of Ajv) is imported with the
  * module, not on the first compile as before: read file by file from node_modules it cost the
  * first /readyz 110–150 ms, while from the bundle (scripts/bundle.mjs) it is one part of a file
@@ -151,18 +141,12 @@ interface DebugBuild {
  * its PATCH, its GET) took 250–370 ms to compile each time on a loaded machine (bench/admin-100k.ts).
  * `select` makes the compiler factory (tests count compiles with their own).
  *
- * A serializer whose schema has `anyOf` branches (a cluster view's settings) validates a value
- * against the branch with Ajv, and Ajv compiles the whole response schema the first time: 60–120 ms
- * of the first cluster PUT's answer, in one task, after the serializer itself was warmed. For the
- * answers of big writes (`ahead`: sliced-answer.ts marks them) the Warmer builds the serializer in
- * steps instead: the code (fast-json-stringify's debug build, the same options), then each Ajv
- * schema it validates against, a turn each, then the serializer from them (`restore`): the same
- * function a plain build gives, with Ajv warm. Not for every write: each such Ajv compile is one
- * task of 40–140 ms on a loaded machine, and warming all of them made the warm-up run into the
- * first requests after start (bench/admin-100k.ts). A build's serializers (prebuilt-code.ts) need
- * none of this: their branch checks are inlined code (app.ts passes an `ahead` that is never true).
+ * fast-json-stringify is given serializerSchema(schema) (serializers.ts): no answer's schema leaves
+ * it an `anyOf` to ask Ajv about (test/admin/serializer-schema.test.ts checks every answer), so a
+ * serializer is one compile, one warm-up step, and no Ajv compile waits for its first document.
+ * The answers of big writes (`first`: sliced-answer.ts marks them) are warmed before the others.
  */
-export function lazySerializers(warmer?: Warmer, select: () => BuildSerializer = SerializerSelector, ahead: (schema: unknown) => boolean = isAnsweredInSlices): BuildSerializer {
+export function lazySerializers(warmer?: Warmer, select: () => BuildSerializer = () => buildSerializer(), first: (schema: unknown) => boolean = isAnsweredInSlices): BuildSerializer {
   let build: BuildSerializer | undefined;
   const selector = (): BuildSerializer => (build ??= select());
   return (externalSchemas, options) => {
@@ -180,29 +164,11 @@ export function lazySerializers(warmer?: Warmer, select: () => BuildSerializer =
       if (key) bySchema.set(key, fresh);
       return fresh;
     };
-    const warmSteps = (route: Parameters<CompileSerializer>[0]): WarmStep | undefined => {
-      const key = keyOf(route);
-      if (!key || bySchema.has(key)) return undefined;
-      if (!ahead(key)) return void compileSchema(route);
-      const debug = selector()(externalSchemas, { ...options, mode: 'debug' } as typeof options)(route) as unknown as DebugBuild;
-      const roots = Object.keys(debug.validator?.getState().ajvSchemas ?? {});
-      const next: WarmStep = () => {
-        const root = roots.shift();
-        if (root !== undefined) {
-          debug.validator?.ajv.getSchema(root);
-          return next;
-        }
-        // A request may have compiled it meanwhile (then that one is kept: one serializer per schema).
-        if (!bySchema.has(key)) bySchema.set(key, restore(debug as never) as Serialize);
-        return undefined;
-      };
-      return next;
-    };
     return (route) => {
       let compiled: Serialize | undefined;
       const compileRoute = (): Serialize => (compiled ??= compileSchema(route));
       const key = keyOf(route);
-      warmer?.add(() => (compiled ? undefined : warmSteps(route)), route.method, key !== undefined && ahead(key));
+      warmer?.add(() => void compileRoute(), route.method, key !== undefined && first(key));
       return (doc: unknown) => compileRoute()(doc);
     };
   };

@@ -51,8 +51,6 @@ export interface PrebuiltFinder {
   find(source: CompileSource): unknown;
   /** Make everything when the app is ready, not on first use (the build's recorder, which must see it all). */
   readonly eager?: boolean;
-  /** Whether there is a build's code at all (none when the sources run through tsx). */
-  built?(): boolean;
 }
 
 /** What the build writes to PREBUILT_INDEX. */
@@ -88,10 +86,6 @@ export class PrebuiltCode implements PrebuiltFinder {
   readonly counts: Record<PrebuiltKind, { prebuilt: number; missing: number }> = { validator: { prebuilt: 0, missing: 0 }, serializer: { prebuilt: 0, missing: 0 } };
 
   constructor(private readonly folder: string = defaultFolder()) {}
-
-  built(): boolean {
-    return this.readIndex() !== null;
-  }
 
   find(source: CompileSource): unknown {
     const index = this.readIndex();

@@ -1,4 +1,5 @@
-import { Type, type Static, type TUnsafe } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { StringEnum } from '../sources/string-enum.js';
 
 /**
  * Shapes of the admin API shared beyond one route plugin (TypeBox → JSON Schema): the error body,
@@ -9,9 +10,7 @@ import { Type, type Static, type TUnsafe } from '@sinclair/typebox';
  * free-form objects as `additionalProperties: true` rather than `patternProperties`.
  */
 
-/** A string enum as `{ type: string, enum }` (TypeBox's Literal unions use `const`, which OpenAPI 3.0 lacks). */
-export const StringEnum = <const T extends readonly string[]>(values: T, options: { description?: string } = {}): TUnsafe<T[number]> =>
-  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+export { StringEnum };
 
 export const SHORT_TYPES = ['CDS', 'EDS', 'LDS', 'RDS'] as const;
 export type ShortType = (typeof SHORT_TYPES)[number];

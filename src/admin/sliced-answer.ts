@@ -45,7 +45,7 @@ export async function jsonInSlices(json: SlicedJson, body: Record<string, unknow
   return `${head.slice(0, open)}${parts.join(',')}${head.slice(open)}`;
 }
 
-/** Response schemas of big writes' answers (a cluster view), with their long array's key: the Warmer compiles their serializers' Ajv branches ahead. */
+/** Response schemas of big writes' answers (a cluster view), with their long array's key: the Warmer compiles their serializers first. */
 const answeredInSlices = new WeakMap<object, string>();
 
 /** Marks `schema` as a big write's answer (sendSliced answers with it), whose `key` array may be long. */

@@ -1,4 +1,4 @@
-import { Value, ValueErrorType } from '@sinclair/typebox/value';
+import { Value } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
 import { choosePolicy, type HashKey } from '../catalog/auto-policy.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
@@ -12,6 +12,7 @@ import { checkProtection } from './protection-schema.js';
 import { checkXdsSecurity, xdsSecuritySettings, type XdsSecuritySettings } from './xds-security-schema.js';
 import { cookieNameProblem, domainClashes, domainProblem, headerNameProblem, ipAddressProblem, listenerAddressProblem, maglevTableSizeProblem } from './envoy-rules.js';
 import { storeProblems, toStoreConfig } from './store-schema.js';
+import { enumProblem } from './string-enum.js';
 
 /** `server.xds`: the xDS server's options (its identity is the process's, not configured) and the push debounce. */
 export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId' | 'security' | 'onLimit' | 'onRefused'>, XdsSecuritySettings {
@@ -127,7 +128,7 @@ export function parseConfigValue(raw: unknown, file: string): LoadedConfig {
   if (!Value.Check(ConfigFileSchema, raw)) {
     const problems: ConfigProblem[] = [];
     for (const e of Value.Errors(ConfigFileSchema, raw)) {
-      problems.push({ path: e.path, message: (e.type === ValueErrorType.Union ? enumMessage(e.schema) : undefined) ?? e.message });
+      problems.push({ path: e.path, message: enumProblem(e) ?? e.message });
       if (problems.length >= MAX_PROBLEMS) break;
     }
     throw new ConfigError(file, dedupeByPath(problems));
@@ -140,14 +141,6 @@ export function parseConfigValue(raw: unknown, file: string): LoadedConfig {
     : undefined;
   const ha: HaSettings = { ...DEFAULT_HA, ...raw.ha };
   return { catalog: toCatalog(raw), server: toServer(raw), store: toStoreConfig(raw.store), ...(kubernetes ? { kubernetes } : {}), ha };
-}
-
-/** A union of string literals (an enum) is reported with its allowed values, not TypeBox's "Expected union value". */
-function enumMessage(schema: object): string | undefined {
-  const anyOf: unknown = (schema as { anyOf?: unknown }).anyOf;
-  const branches = Array.isArray(anyOf) ? (anyOf as { const?: unknown }[]) : [];
-  if (branches.length === 0 || !branches.every((b) => typeof b.const === 'string')) return undefined;
-  return `must be one of ${branches.map((b) => String(b.const)).join(', ')}`;
 }
 
 /** TypeBox reports every failing union branch; the first message per path is the useful one. */

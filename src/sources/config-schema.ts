@@ -1,10 +1,11 @@
-import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { UTILIZATION_METRICS } from '../catalog/policy.js';
 import { HEALTH_STATUSES, LB_POLICIES } from '../catalog/types.js';
 import { MAGLEV_MAX_TABLE_SIZE, MAX_DURATION_SECONDS, RING_HASH_MAX_SIZE } from './envoy-rules.js';
 import { protectionProperties } from './protection-schema.js';
 import { xdsSecurityProperties } from './xds-security-schema.js';
 import { StoreSchema } from './store-schema.js';
+import { StringEnum } from './string-enum.js';
 
 /**
  * The config file's shape, as JSON Schema (TypeBox), so validation errors carry a path.
@@ -14,9 +15,6 @@ import { StoreSchema } from './store-schema.js';
 const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]*$' });
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 const Address = Type.String({ minLength: 1, maxLength: 253 });
-const literalUnion = <T extends readonly string[]>(values: T): TUnion<TLiteral<T[number]>[]> =>
-  Type.Union(values.map((v) => Type.Literal(v))) as TUnion<TLiteral<T[number]>[]>;
-
 const LocalitySchema = Type.Object(
   {
     region: Type.Optional(Type.String({ maxLength: 128 })),
@@ -32,7 +30,7 @@ const EndpointSchema = Type.Object(
     port: Port,
     weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 127 })),
-    health: Type.Optional(literalUnion(HEALTH_STATUSES)),
+    health: Type.Optional(StringEnum(HEALTH_STATUSES)),
     locality: Type.Optional(LocalitySchema),
   },
   { additionalProperties: false },
@@ -42,10 +40,10 @@ const Fraction = Type.Number({ minimum: 0, maximum: 1 });
 
 export const WeightingSchema = Type.Object(
   {
-    policy: literalUnion(['static', 'pid', 'ewma', 'blend', 'auto'] as const),
+    policy: StringEnum(['static', 'pid', 'ewma', 'blend', 'auto'] as const),
     // pid / blend
     setpoint: Type.Optional(Type.Union([Type.Literal('mean'), Fraction])),
-    metric: Type.Optional(literalUnion(UTILIZATION_METRICS)),
+    metric: Type.Optional(StringEnum(UTILIZATION_METRICS)),
     // pid / ewma / blend: how strongly errors count against an endpoint (0 disables)
     errorPenalty: Type.Optional(Type.Number({ minimum: 0, maximum: 10 })),
     gains: Type.Optional(
@@ -119,7 +117,7 @@ const EjectionSchema = Type.Object(
 
 const ProbeSchema = Type.Object(
   {
-    kind: literalUnion(['http', 'tcp', 'grpc'] as const),
+    kind: StringEnum(['http', 'tcp', 'grpc'] as const),
     path: Type.Optional(Type.String({ maxLength: 1024 })),
     intervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000 })),
@@ -130,7 +128,7 @@ const ProbeSchema = Type.Object(
 const ClusterSchema = Type.Object(
   {
     name: Name,
-    lbPolicy: Type.Optional(literalUnion(LB_POLICIES)),
+    lbPolicy: Type.Optional(StringEnum(LB_POLICIES)),
     leastRequest: Type.Optional(
       Type.Object({ choiceCount: Type.Integer({ minimum: 2, maximum: 100 }) }, { additionalProperties: false }),
     ),
@@ -140,7 +138,7 @@ const ClusterSchema = Type.Object(
           virtualNodesPerHost: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
           minimumRingSize: Type.Optional(Type.Integer({ minimum: 1, maximum: RING_HASH_MAX_SIZE })),
           maximumRingSize: Type.Optional(Type.Integer({ minimum: 1, maximum: RING_HASH_MAX_SIZE })),
-          hashFunction: Type.Optional(literalUnion(['XX_HASH', 'MURMUR_HASH_2'] as const)),
+          hashFunction: Type.Optional(StringEnum(['XX_HASH', 'MURMUR_HASH_2'] as const)),
         },
         { additionalProperties: false },
       ),
@@ -264,7 +262,7 @@ const ServerSchema = Type.Object(
           metricFields: Type.Optional(
             Type.Record(
               Type.String({ pattern: '^(cpu_utilization|mem_utilization|application_utilization|eps|rps_fractional|named_metrics\\.[A-Za-z0-9_.:-]{1,180})$' }),
-              Type.Union([Type.Literal('cpu'), Type.Literal('memory'), Type.Literal('latencyMs'), Type.Literal('errors'), Type.Literal('rps')]),
+              StringEnum(['cpu', 'memory', 'latencyMs', 'errors', 'rps']),
               { additionalProperties: false, maxProperties: 50 },
             ),
           ),
@@ -329,7 +327,7 @@ const ServerSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    logLevel: Type.Optional(literalUnion(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const)),
+    logLevel: Type.Optional(StringEnum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const)),
   },
   { additionalProperties: false },
 );

@@ -1,5 +1,6 @@
-import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { OUTLIER_DETECTION_DEFAULTS, RETRY_ON, RETRY_POLICY_DEFAULTS } from '../catalog/protection.js';
+import { StringEnum } from './string-enum.js';
 
 /**
  * Config-file schema of a cluster's Envoy-side protection (outlierDetection, retryPolicy,
@@ -7,9 +8,6 @@ import { OUTLIER_DETECTION_DEFAULTS, RETRY_ON, RETRY_POLICY_DEFAULTS } from '../
  * Envoy's own (percentages 0..100, durations > 0 where Envoy requires it), so fulcrum refuses
  * what every proxy would NACK; upper bounds on counts and durations are sanity limits.
  */
-
-const literalUnion = <T extends readonly string[]>(values: T): TUnion<TLiteral<T[number]>[]> =>
-  Type.Union(values.map((v) => Type.Literal(v))) as TUnion<TLiteral<T[number]>[]>;
 
 const DAY_MS = 86_400_000;
 /** A duration Envoy requires to be > 0. */
@@ -59,7 +57,7 @@ export const RetryPolicySchema = Type.Object(
     enabled: Type.Optional(Type.Boolean()),
     // 0 retries is the same as enabled: false.
     numRetries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
-    retryOn: Type.Optional(Type.Array(literalUnion(RETRY_ON), { minItems: 1, uniqueItems: true })),
+    retryOn: Type.Optional(Type.Array(StringEnum(RETRY_ON), { minItems: 1, uniqueItems: true })),
     retriableStatusCodes: Type.Optional(Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), { minItems: 1, maxItems: 50, uniqueItems: true })),
     perTryTimeoutMs: Type.Optional(PositiveMs),
     hostSelectionMaxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
@@ -79,7 +77,7 @@ export const RetryPolicySchema = Type.Object(
 export const HealthCheckSchema = Type.Object(
   {
     enabled: Type.Optional(Type.Boolean()),
-    kind: literalUnion(['http', 'tcp', 'grpc'] as const),
+    kind: StringEnum(['http', 'tcp', 'grpc'] as const),
     path: Type.Optional(Type.String({ maxLength: 1024, pattern: '^[^\\x00-\\x1f\\x7f]*$' })),
     intervalMs: Type.Optional(PositiveMs),
     timeoutMs: Type.Optional(PositiveMs),

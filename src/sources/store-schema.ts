@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DEFAULT_ETCD_PREFIX, type StoreConfig } from '../catalog/store/store-config.js';
+import { StringEnum } from './string-enum.js';
 
 /** The config file's `store:` block: where desired state lives (SQLite on one node, etcd for several replicas). */
 
@@ -8,7 +9,7 @@ const EtcdUrl = Type.String({ pattern: '^https?://[^/\\s]+$', description: 'an e
 
 export const StoreSchema = Type.Object(
   {
-    kind: Type.Union([Type.Literal('sqlite'), Type.Literal('etcd')]),
+    kind: StringEnum(['sqlite', 'etcd']),
     etcd: Type.Optional(
       Type.Object(
         {

@@ -104,6 +104,28 @@ describe('one error shape, with a code', () => {
     expect(res.json()).toMatchObject({ message: 'params/address must be ipv4 or ipv6', path: '/params/address', code: 'VALIDATION_FAILED' });
   });
 
+  it('a value outside an enum names the allowed values, in a PUT, in a merge patch (where null is also allowed) and in a query', async () => {
+    const cases: [InjectOptions, string, string][] = [
+      [{ method: 'PUT', url: '/v1/clusters/a', payload: { lbPolicy: 'NOPE' } }, 'body/lbPolicy must be one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, MAGLEV, RANDOM, CLIENT_SIDE_WEIGHTED_ROUND_ROBIN', '/body/lbPolicy'],
+      [{ method: 'PATCH', url: '/v1/clusters/web', payload: { healthCheck: { kind: 'udp' } } }, 'body/healthCheck/kind must be one of http, tcp, grpc', '/body/healthCheck/kind'],
+      [{ method: 'PATCH', url: '/v1/clusters/web/policy', payload: { retryPolicy: { retryOn: ['5xx', 'often'] } } }, 'body/retryPolicy/retryOn/1 must be one of', '/body/retryPolicy/retryOn/1'],
+      [{ method: 'PATCH', url: '/v1/clusters/web/endpoints/10.0.0.1/8080', payload: { state: 'asleep' } }, 'body/state must be one of active, draining, disabled', '/body/state'],
+    ];
+    for (const [request, message, path] of cases) {
+      const res = await shared().inject(request);
+      expect(res.statusCode, path).toBe(400);
+      const body = res.json<{ message: string; path: string }>();
+      expect(body.message.startsWith(message), body.message).toBe(true);
+      expect(body.message).not.toMatch(/null|anyOf/);
+      expect(body.path).toBe(path);
+    }
+  });
+
+  it('a merge patch\'s wrong value inside a field that null would remove is said once, without the null alternative', async () => {
+    const res = await shared().inject({ method: 'PATCH', url: '/v1/clusters/web/policy', payload: { weighting: { gains: { kp: 1000 } } } });
+    expect(res.json()).toMatchObject({ message: 'body/weighting/gains/kp must be <= 100', path: '/body/weighting/gains/kp', code: 'VALIDATION_FAILED' });
+  });
+
   it('401 and 403 carry UNAUTHENTICATED and FORBIDDEN, on the xDS views too', async () => {
     const a = app(TOKENS);
     for (const url of ['/v1/proxies', '/v1/proxies/x', '/v1/config_dump', '/v1/clusters']) {

@@ -3,6 +3,7 @@ import YAML from 'yaml';
 import type { WeightingPolicy } from '../../catalog/types.js';
 import { toWeighting } from '../config-file.js';
 import { WeightingSchema } from '../config-schema.js';
+import { enumProblem } from '../string-enum.js';
 
 /**
  * `fulcrum.io/weighting`: how a discovered cluster's endpoint weights are computed. Either a
@@ -43,7 +44,7 @@ function blockProblem(text: string): string | undefined {
     return `not JSON or YAML (${(err as Error).message.split('\n')[0]})`;
   }
   const first = Value.Errors(WeightingSchema, block).First();
-  if (first) return `${first.path || '/'} ${first.message}`;
+  if (first) return `${first.path || '/'} ${enumProblem(first) ?? first.message}`;
   const w = block as { policy: string; blend?: { pid?: number; ewma?: number; static?: number } };
   if (w.policy === 'auto') return 'policy auto needs the service traits and chooses the LB policy: use it in the config file';
   if (w.policy === 'blend') {
