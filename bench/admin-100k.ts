@@ -15,19 +15,23 @@
  *   an audit page, /metrics (each probed as the big writes are); /metrics twice more (a warm
  *   scrape) and its size; then the big cluster created and deleted twice more (later DELETEs),
  *   and a DELETE of a cluster of `--endpoints`.
- * fulcrum runs as its own process (tsx), so the client's timers are not stalled with the server;
- * the store is seeded directly (SQLite) before it starts. `--repo DIR` runs the server of another
- * checkout (its src/ and node_modules) under this script, for side-by-side runs of the same stages.
+ * fulcrum runs as its own process, so the client's timers are not stalled with the server: the
+ * compiled build (dist/main.js, what `npm start` and the image run; built first when stale), or
+ * with `--sources` src/main.ts through tsx (every admin-100k figure in bench/RESULTS.md before the
+ * tenth pass was taken so, and reads slower than the build: "tail10"). The store is seeded
+ * directly (SQLite) before it starts. `--repo DIR` runs the server of another checkout (its dist/
+ * or src/, and node_modules) under this script, for side-by-side runs of the same stages.
  * Every stage's window (wall clock, ms since the epoch) is printed as `window START MS LABEL` for
  * bench/admin-slow-writes.ts --bench-out (the longest stall behind each).
  *
  *   npx tsx bench/admin-100k.ts [--clusters 1000] [--endpoints 100] [--writes 200] [--big 20000]
  *                               [--debounce-ms 0] [--engine-tick-ms MS] [--settle-ms 3000] [--cpu-prof DIR]
- *                               [--repo DIR] [--node-args=--max-semi-space-size=4,...]  (as `npm start` runs it)
+ *                               [--repo DIR] [--sources] [--node-args=--max-semi-space-size=4,...]  (as `npm start` runs it)
  *
  * `--big 0` skips the big writes: with `--settle-ms 20000` the audit page and /metrics stages then
  * run on a process whose warm-up (write schemas compiled while the loop is quiet) is over.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,7 +41,7 @@ import { parseClusterBody } from '../src/admin/resources.js';
 import { startFulcrumProcess, type FulcrumProcess } from '../test/support/fulcrum-process.js';
 import { EDS, SERVICE, XdsClient, type DiscoveryResponse, type SotwStream } from '../test/support/xds-client.js';
 
-const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--engine-tick-ms MS] [--settle-ms MS] [--cpu-prof DIR] [--repo DIR] [--node-args=A,B]\n';
+const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--engine-tick-ms MS] [--settle-ms MS] [--cpu-prof DIR] [--repo DIR] [--sources] [--node-args=A,B]\n';
 const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '1000' },
@@ -49,6 +53,7 @@ const { values } = parseArgs({
     'settle-ms': { type: 'string', default: '3000' },
     'cpu-prof': { type: 'string' },
     repo: { type: 'string' },
+    sources: { type: 'boolean', default: false },
     'node-args': { type: 'string', default: '' },
     help: { type: 'boolean', default: false },
   },
@@ -80,6 +85,18 @@ function summarize(ms: readonly number[]): Summary {
 }
 
 /** Writes the catalog straight into the SQLite file, one transaction per cluster, before fulcrum starts. */
+/**
+ * Unless --sources: the server runs `repo`'s compiled build (test/support/fulcrum-command.ts reads
+ * FULCRUM_TEST_DIST), built first when src/ is newer, as `npm start` does.
+ */
+function useBuild(repo: string): void {
+  if (values.sources) return void process.stdout.write('server: src/main.ts through tsx (--sources)\n');
+  const build = spawnSync(process.execPath, ['scripts/build-if-stale.mjs'], { cwd: repo, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (build.status !== 0) throw new Error(`${repo}: npm run build failed`);
+  process.env.FULCRUM_TEST_DIST = '1';
+  process.stdout.write('server: dist/main.js (the compiled build, as npm start runs it)\n');
+}
+
 function seed(dataDir: string): void {
   const store = openStore(dataDir);
   try {
@@ -291,6 +308,7 @@ async function main(): Promise<void> {
   process.stdout.write(`seeded ${CLUSTERS} clusters × ${PER_CLUSTER} endpoints in ${((performance.now() - seeded) / 1000).toFixed(1)} s\n`);
   const prof = values['cpu-prof'];
   const nodeArgs = values['node-args'].split(',').filter((a) => a !== '');
+  useBuild(values.repo ?? process.cwd());
   const server = await startFulcrumProcess({ ...(values.repo ? { cwd: values.repo } : {}), config, dataDir: join(dir, 'data'), nodeOptions: [...nodeArgs, ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])], startMs: 300_000 });
   try {
     const lines = await measure(server);
