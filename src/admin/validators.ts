@@ -26,14 +26,12 @@ export const buildValidator =
     // Ajv's instances are made on the first schema that needs one: a query string taking no
     // parameters (most routes, the probes among them) is checked without Ajv (empty-query.ts),
     // and a prebuilt validator needs none at all.
+    // The pool keeps one Ajv per options (fastify's own pooling), made on its first compile.
     const pool = AjvCompiler();
-    const pools = new Map<object, ReturnType<BuildValidator>>();
     const made = (customOptions: typeof OPTIONS | typeof BODY_OPTIONS, route: CompiledRoute): Validate => {
       const found = prebuilt?.find({ kind: 'validator', externalSchemas, options: customOptions, route });
       if (found) return found as unknown as Validate;
-      let compile = pools.get(customOptions);
-      if (!compile) pools.set(customOptions, (compile = pool(externalSchemas, { customOptions })));
-      return compile(route as Parameters<ReturnType<BuildValidator>>[0]);
+      return pool(externalSchemas, { customOptions })(route as Parameters<ReturnType<BuildValidator>>[0]);
     };
     return (route) => {
       if (route.httpPart === 'body') {
