@@ -44,8 +44,8 @@ export class Signals {
   private clusters = new Map<string, Cluster>();
   /** The same, as the catalog listed them: after one write, the changed cluster is found by position. */
   private seen: readonly Cluster[] = [];
-  /** cluster → locality id → its endpoints with their catalog weights (for per-locality LRS). */
-  private localities = new Map<string, Map<string, LocalityMember[]>>();
+  /** cluster → locality id → its endpoints' keys and positions in the cluster (for per-locality LRS). */
+  private localities = new Map<string, Map<string, LocalityRow[]>>();
 
   constructor(private readonly options: SignalsOptions) {
     this.store = new SignalStore({ onListenerError: (err) => options.log.error({ err }, 'signal listener failed') });
@@ -118,7 +118,7 @@ export class Signals {
     if (changed === undefined) this.applyAll(catalog, prepared);
     // The same names as before: nothing to forget or stop probing, only the changed clusters to read.
     else for (const c of changed) {
-      const { keys, byLocality } = this.changedCluster(c, prepared);
+      const { keys, byLocality } = this.changedCluster(c, this.clusters.get(c.name), prepared);
       this.clusters.set(c.name, c);
       this.known.set(c.name, keys);
       this.localities.set(c.name, byLocality);
@@ -131,7 +131,7 @@ export class Signals {
     const previous = this.clusters;
     this.clusters = new Map(catalog.clusters.map((c) => [c.name, c]));
     const known = new Map<string, Set<string>>();
-    const localities = new Map<string, Map<string, LocalityMember[]>>();
+    const localities = new Map<string, Map<string, LocalityRow[]>>();
     for (const c of catalog.clusters) {
       const keys = previous.get(c.name) === c ? this.known.get(c.name) : undefined;
       if (keys) {
@@ -139,7 +139,7 @@ export class Signals {
         localities.set(c.name, this.localities.get(c.name) ?? membersByLocality(c.endpoints));
         continue;
       }
-      const { keys: wanted, byLocality } = this.changedCluster(c, prepared);
+      const { keys: wanted, byLocality } = this.changedCluster(c, previous.get(c.name), prepared);
       known.set(c.name, wanted);
       localities.set(c.name, byLocality);
     }
@@ -150,17 +150,36 @@ export class Signals {
   }
 
   /** A new or changed cluster: its keys and locality members; the samples of endpoints it no longer has forgotten, its probes set. */
-  private changedCluster(c: Cluster, prepared: ReadonlyMap<Cluster, KeysAndLocalities>): KeysAndLocalities {
-    const found = prepared.get(c) ?? keysAndLocalities(c.endpoints);
+  private changedCluster(c: Cluster, before: Cluster | undefined, prepared: ReadonlyMap<Cluster, KeysAndLocalities>): KeysAndLocalities {
+    const found = prepared.get(c) ?? this.unchangedLayout(c, before) ?? keysAndLocalities(c.endpoints);
     for (const key of this.store.endpointKeys(c.name)) if (!found.keys.has(key)) this.store.forget(c.name, key);
     this.prober.setCluster(c.name, c.probe ? probeConfigFromCatalog(c.probe) : undefined, c.endpoints);
     return found;
   }
 
-  private localityMembers(cluster: string, locality: string): LocalityMember[] {
-    const members = this.localities.get(cluster)?.get(locality) ?? [];
+  /**
+   * The keys kept for `before` (the cluster's previous object) when `c` has the same endpoints by
+   * address and port in the same order (a weight, health or locality change), and its locality
+   * rows too unless a locality changed. Rebuilt, their new key strings, Set and Map lived as long
+   * as the cluster, so every endpoint write promoted them to the old generation (~13 KB at 100
+   * endpoints).
+   */
+  private unchangedLayout(c: Cluster, before: Cluster | undefined): KeysAndLocalities | undefined {
+    const keys = this.known.get(c.name);
+    const rows = this.localities.get(c.name);
+    if (before === undefined || keys === undefined || rows === undefined || !sameKeys(before.endpoints, c.endpoints)) return undefined;
+    if (sameLocalities(before.endpoints, c.endpoints)) return { keys, byLocality: rows };
+    const keyAt: string[] = [];
+    for (const list of rows.values()) for (const r of list) keyAt[r.index] = r.key;
+    return { keys, byLocality: rowsByLocality(c.endpoints, (i) => keyAt[i] ?? endpointKey(c.endpoints[i] as Endpoint)) };
+  }
+
+  /** A locality's endpoints (`locality`: its localityId) with the weights proxies get: how per-locality LRS is split among them. */
+  localityMembers(cluster: string, locality: string): LocalityMember[] {
+    const rows = this.localities.get(cluster)?.get(locality) ?? [];
+    const endpoints = this.clusters.get(cluster)?.endpoints ?? [];
     const current = this.options.currentWeight;
-    return current ? members.map((m) => ({ key: m.key, weight: current(cluster, m.key) ?? m.weight })) : members;
+    return rows.map((r) => ({ key: r.key, weight: current?.(cluster, r.key) ?? endpoints[r.index]?.weight ?? 0 }));
   }
 
   start(): void {
@@ -174,8 +193,29 @@ export class Signals {
   }
 }
 
-function membersByLocality(endpoints: Catalog['clusters'][number]['endpoints']): Map<string, LocalityMember[]> {
+function membersByLocality(endpoints: Catalog['clusters'][number]['endpoints']): Map<string, LocalityRow[]> {
   return keysAndLocalities(endpoints).byLocality;
+}
+
+/** Whether every endpoint of `after` has the address and port of the one at its position in `before`. */
+function sameKeys(before: readonly Endpoint[], after: readonly Endpoint[]): boolean {
+  if (before.length !== after.length) return false;
+  for (let i = 0; i < after.length; i++) {
+    const a = before[i] as Endpoint;
+    const b = after[i] as Endpoint;
+    if (a !== b && (a.address !== b.address || a.port !== b.port)) return false;
+  }
+  return true;
+}
+
+/** Whether every endpoint of `after` has the locality of the one at its position in `before` (same length). */
+function sameLocalities(before: readonly Endpoint[], after: readonly Endpoint[]): boolean {
+  for (let i = 0; i < after.length; i++) if (!sameLocality((before[i] as Endpoint).locality, (after[i] as Endpoint).locality)) return false;
+  return true;
+}
+
+function sameLocality(a: Endpoint['locality'], b: Endpoint['locality']): boolean {
+  return a === b || (a.region === b.region && a.zone === b.zone && a.subZone === b.subZone);
 }
 
 /** Endpoints per step when a big catalog change reaches the signals in steps. */
@@ -183,7 +223,16 @@ export const SIGNALS_STEP_ENDPOINTS = 5_000;
 
 interface KeysAndLocalities {
   readonly keys: Set<string>;
-  readonly byLocality: Map<string, LocalityMember[]>;
+  readonly byLocality: Map<string, LocalityRow[]>;
+}
+
+/**
+ * An endpoint of a locality: its key and its position in the cluster, where its weight is read
+ * when LRS asks (so a weight change leaves the rows as they are).
+ */
+interface LocalityRow {
+  readonly key: string;
+  readonly index: number;
 }
 
 /** A cluster's endpoint keys and its members by locality, in one pass: each key made once (20k of them for a big cluster, with their GC). */
@@ -194,17 +243,28 @@ function keysAndLocalities(endpoints: Catalog['clusters'][number]['endpoints']):
 /** keysAndLocalities, `chunk` endpoints per step. */
 function* keysAndLocalitiesSteps(endpoints: Catalog['clusters'][number]['endpoints'], chunk: number): Generator<void, KeysAndLocalities, void> {
   const keys = new Set<string>();
-  const byLocality = new Map<string, LocalityMember[]>();
+  const byLocality = new Map<string, LocalityRow[]>();
   yield* inChunks(endpoints.length, chunk, (from, to) => {
     for (let i = from; i < to; i++) {
       const e = endpoints[i] as Endpoint;
       const key = endpointKey(e);
       keys.add(key);
-      const id = localityId(e.locality);
-      const list = byLocality.get(id);
-      if (list) list.push({ key, weight: e.weight });
-      else byLocality.set(id, [{ key, weight: e.weight }]);
+      addRow(byLocality, e, key, i);
     }
   });
   return { keys, byLocality };
+}
+
+/** The endpoints' locality rows, their keys from `keyAt` (positions). */
+function rowsByLocality(endpoints: readonly Endpoint[], keyAt: (i: number) => string): Map<string, LocalityRow[]> {
+  const byLocality = new Map<string, LocalityRow[]>();
+  for (let i = 0; i < endpoints.length; i++) addRow(byLocality, endpoints[i] as Endpoint, keyAt(i), i);
+  return byLocality;
+}
+
+function addRow(byLocality: Map<string, LocalityRow[]>, e: Endpoint, key: string, index: number): void {
+  const id = localityId(e.locality);
+  const list = byLocality.get(id);
+  if (list) list.push({ key, index });
+  else byLocality.set(id, [{ key, index }]);
 }

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Signals } from '../../src/signals/signals.js';
+import { localityId } from '../../src/signals/lrs-conversion.js';
 import type { Catalog } from '../../src/catalog/types.js';
 import { cluster, endpoint } from '../catalog/helpers.js';
 
@@ -62,5 +63,30 @@ describe('Signals.setCatalog after a write (the same cluster names)', () => {
     expect(report(s, 'zeta', '10.3.0.1:8080')).toBe(false);
     expect(s.store.latest('zeta', '10.3.0.1:8080')).toBeUndefined();
     for (const x of [s, fresh]) x.stop();
+  });
+});
+
+describe('Signals after an endpoint write that keeps every address and port', () => {
+  const zone = (z: string) => ({ region: 'r', zone: z, subZone: '' });
+  const web = (weights: number[], zones: string[]): Catalog => ({
+    clusters: [cluster('web', weights.map((w, i) => ({ ...endpoint(`10.2.0.${i + 1}`), weight: w, locality: zone(zones[i] as string) })))],
+    listeners: [],
+    nodeGroups: [],
+  });
+  const members = (s: Signals) => ['a', 'b', 'c'].map((z) => s.localityMembers('web', localityId(zone(z))));
+
+  it('splits locality loads by the new weights and localities, as a fresh Signals does', () => {
+    const s = new Signals({ log: pino({ level: 'silent' }), lrsIntervalMs: 10_000 });
+    s.setCatalog(web([1, 1, 3], ['a', 'b', 'b']));
+    expect(members(s)).toEqual([[{ key: '10.2.0.1:8080', weight: 1 }], [{ key: '10.2.0.2:8080', weight: 1 }, { key: '10.2.0.3:8080', weight: 3 }], []]);
+    for (const next of [web([1, 1, 5], ['a', 'b', 'b']), web([2, 1, 5], ['a', 'a', 'c']), web([2, 4, 5], ['a', 'a', 'c'])]) {
+      s.setCatalog(next);
+      const fresh = new Signals({ log: pino({ level: 'silent' }), lrsIntervalMs: 10_000 });
+      fresh.setCatalog(next);
+      expect(members(s)).toEqual(members(fresh));
+      fresh.stop();
+    }
+    expect(members(s)).toEqual([[{ key: '10.2.0.1:8080', weight: 2 }, { key: '10.2.0.2:8080', weight: 4 }], [], [{ key: '10.2.0.3:8080', weight: 5 }]]);
+    s.stop();
   });
 });
