@@ -163,8 +163,15 @@ export class WeightEngine {
     if (this.deferred(name, () => this.setCluster(name, endpoints, policy, safety, ejection))) return;
     const existing = this.clusters.get(name);
     const plan = this.planFor(existing, policy, resolvedSafety);
+    // Read before endpointState refreshes the persisting states' fields.
+    const keptKeys = keptIndex(existing, endpoints, resolvedEjection);
+    const keptLocalities = keptGroups(existing, endpoints);
     const order = endpoints.map((ep) => this.endpointState(ep, existing, policy, resolvedSafety, resolvedEjection, plan.reset));
-    this.install(name, existing, plan, { order, ...indexed(order), ...localityLayout(order.length, (i) => (order[i] as EndpointState).locality) }, { policy, safety: resolvedSafety, ejection: resolvedEjection });
+    const layout = {
+      ...(keptKeys ? { ...keptKeys, statics: order.map((e) => e.staticWeight) } : { order, ...indexed(order) }),
+      ...(keptLocalities ?? localityLayout(order.length, (i) => (order[i] as EndpointState).locality)),
+    };
+    this.install(name, existing, plan, layout, { policy, safety: resolvedSafety, ejection: resolvedEjection });
   }
 
   /**
@@ -274,7 +281,9 @@ export class WeightEngine {
       lastServing: undefined,
       lastFailStatic: existing?.lastFailStatic ?? false,
       dirty: true,
-      frames: { last: undefined, spare: undefined },
+      // A frame is reset in place for any cluster of its size (newFrame): kept, the next ticks
+      // of a written cluster allocate no new vectors.
+      frames: existing !== undefined && existing.order.length === layout.order.length ? existing.frames : { last: undefined, spare: undefined },
     });
   }
 
@@ -566,6 +575,31 @@ export class WeightEngine {
   }
 }
 
+/**
+ * The existing cluster's key index, when `endpoints` have its keys in the same order and every
+ * state persists (a weight, health or locality change). One endpoint write then builds no new
+ * maps of the cluster's keys: they lived as long as the cluster, so each write promoted them to
+ * the old generation.
+ */
+function keptIndex(
+  existing: ClusterState | undefined,
+  endpoints: readonly EngineEndpoint[],
+  ejection: EjectionSettings,
+): Pick<ClusterState, 'order' | 'byKey' | 'index' | 'keys'> | undefined {
+  // Other error-window settings rebuild every state (endpointState): the order changes.
+  if (existing === undefined || existing.ejection.errorWindowMs !== ejection.errorWindowMs || existing.order.length !== endpoints.length) return undefined;
+  for (let i = 0; i < endpoints.length; i++) if ((existing.order[i] as EndpointState).key !== (endpoints[i] as EngineEndpoint).key) return undefined;
+  const { order, byKey, index, keys } = existing;
+  return { order, byKey, index, keys };
+}
+
+/** The existing cluster's locality groups, when `endpoints` have its localities position by position. */
+function keptGroups(existing: ClusterState | undefined, endpoints: readonly EngineEndpoint[]): Pick<ClusterState, 'groupOf' | 'groupCount'> | undefined {
+  if (existing === undefined || existing.order.length !== endpoints.length) return undefined;
+  for (let i = 0; i < endpoints.length; i++) if ((existing.order[i] as EndpointState).locality !== ((endpoints[i] as EngineEndpoint).locality ?? '')) return undefined;
+  return { groupOf: existing.groupOf, groupCount: existing.groupCount };
+}
+
 /** Integer-conversion groups (localities) by position, and how many; `localityOf(i)`: the locality at position i. */
 function localityLayout(count: number, localityOf: (i: number) => string): Pick<ClusterState, 'groupOf' | 'groupCount'> {
   const groupOf = new Array<number>(count).fill(0);
@@ -697,7 +731,9 @@ function refreshEndpoint(e: EndpointState, ep: EngineEndpoint, reset: ClusterPla
   // A changed static weight rejoins at the new fair share (carryHeldWeights).
   e.staticWeight = ep.weight;
   e.operatorHealth = ep.health;
-  e.locality = ep.locality ?? '';
+  // The kept string when equal: the caller's is new on every write and would live on in the state.
+  const locality = ep.locality ?? '';
+  if (e.locality !== locality) e.locality = locality;
   e.capacity = ep.capacity;
   if (reset.pid) e.latency = latency();
   if (reset.ewma) e.ewma = ewma();

@@ -68,6 +68,25 @@ describe('WeightEngine.prepareCluster / commitCluster', () => {
     }
   });
 
+  it('a write that keeps every key in place: setCluster keeps the key index and frames, and gives the future a fresh layout gives', () => {
+    type Internals = { clusters: Map<string, { byKey: unknown; groupOf: unknown; frames: unknown }> };
+    const state = (e: WeightEngine) => (e as unknown as Internals).clusters.get('svc');
+    for (const policy of [PID, BLEND, { kind: 'ewma' } as WeightingPolicy, { kind: 'static' } as WeightingPolicy]) {
+      for (const moved of [false, true]) {
+        const [kept, fresh] = twins(policy);
+        // The same 40 keys in order: new weights, and with `moved` some endpoints in another locality.
+        const next = eps(0, 40, (i) => (i % 3 === 0 ? 25 : 10 + (i % 5))).map((e, j) => (moved && j % 7 === 0 ? { ...e, locality: 'moved' } : e));
+        const before = state(kept);
+        kept.setCluster('svc', next, policy);
+        fresh.commitCluster(prepare(fresh, next, policy, () => undefined));
+        const after = state(kept);
+        expect([after?.byKey === before?.byKey, after?.groupOf === before?.groupOf, after?.frames === before?.frames]).toEqual([true, !moved, true]);
+        expect(state(fresh)?.byKey).not.toBe(before?.byKey);
+        expectSameFuture(kept, fresh, 40, 6_000);
+      }
+    }
+  });
+
   it('a policy change resets the controller state at commit as setCluster does', () => {
     const [stepped, whole] = twins(PID);
     const policy: WeightingPolicy = { kind: 'pid', setpoint: 'mean', metric: 'cpu', gains: { kp: 0.3, ki: 0.01, kd: 0 } };
