@@ -59,17 +59,22 @@ describe('incremental publish', () => {
     }
   });
 
-  it('a one-cluster change is marked as derived from the previous output, naming that cluster only', () => {
+  it('a one-cluster change is marked as derived from the previous output, naming that cluster only; an unchanged type is the previous map', () => {
     const translator = new Translator();
     const first = translator.translate(base).get(DEFAULT_GROUP);
     const next = translator.translate(replace(base, 4, (x) => ({ ...x, endpoints: x.endpoints.slice(1) }))).get(DEFAULT_GROUP);
-    for (const type of [TYPE.cluster, TYPE.endpoint]) {
-      const map = next?.get(type);
-      expect(map).toBeDefined();
-      const d = map && derivationOf(map);
-      expect(d?.base).toBe(first?.get(type));
-      expect([...(d?.names ?? [])]).toEqual(['c04']);
-    }
+    const map = next?.get(TYPE.endpoint);
+    expect(map).toBeDefined();
+    const d = map && derivationOf(map);
+    expect(d?.base).toBe(first?.get(TYPE.endpoint));
+    expect([...(d?.names ?? [])]).toEqual(['c04']);
+    // Its Cluster resource is the same: the CDS map is handed on as it was, not copied.
+    expect(next?.get(TYPE.cluster)).toBe(first?.get(TYPE.cluster));
+    const retimed = translator.translate(replace(base, 4, (x) => ({ ...x, connectTimeoutMs: 4_321, endpoints: x.endpoints.slice(1) }))).get(DEFAULT_GROUP);
+    const cds = retimed?.get(TYPE.cluster);
+    expect(cds).not.toBe(first?.get(TYPE.cluster));
+    expect(cds && derivationOf(cds)?.base).toBe(first?.get(TYPE.cluster));
+    expect([...((cds && derivationOf(cds)?.names) ?? [])]).toEqual(['c04']);
     // Added clusters change the order: a whole translation, not derived.
     const added = translator.translate({ ...base, clusters: [cluster(30), ...base.clusters] }).get(DEFAULT_GROUP)?.get(TYPE.endpoint);
     expect(added && derivationOf(added)).toBeUndefined();
