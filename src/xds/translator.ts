@@ -8,6 +8,7 @@ import { encodeLoadAssignmentSliced, type Turn } from './sliced-encode.js';
 import { clusterResource, loadAssignmentResource, type LoadReportingOptions } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
 import { DEFAULT_GROUP, markDerived, type ResourceSet } from './resource-set.js';
+import { withValues } from '../balancing/engine/indexed-map.js';
 import { retryPolicies } from './translate-protection.js';
 
 /** Re-exported for callers that still import them from here; the cache side owns them. */
@@ -52,13 +53,11 @@ export class Translator {
     const changed = last?.lrsKey === lrsKey ? clusterDelta(last, catalog.clusters, weights) : undefined;
     this.last = undefined; // a translation that throws leaves no half-updated state behind: the next is whole
     const out = last && changed ? this.clustersChanged(last, changed, weights, lrs) : this.clustersAll(catalog.clusters, weights, lrs, lrsKey);
-    const all = new Map<XdsTypeUrl, Map<string, EncodedResource>>([
+    const all = new Map<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>([
       [TYPE.cluster, out.cds],
       [TYPE.endpoint, out.eds],
-      [TYPE.listener, new Map()],
-      [TYPE.route, new Map()],
+      ...this.translateListeners(catalog.listeners, out.byName),
     ]);
-    this.translateListeners(catalog.listeners, out.byName, all);
     this.last = { ...out, clusters: catalog.clusters, weights, lrsKey };
     this.prepared.clear();
     const groups = new Map<string, ResourceSet>([[DEFAULT_GROUP, all]]);
@@ -68,7 +67,7 @@ export class Translator {
 
   /** Every cluster visited (memo hits skip the unchanged); only what this translation produced is remembered. */
   private clustersAll(clusters: readonly Cluster[], weights: WeightOverrides | undefined, lrs: LoadReportingOptions | undefined, lrsKey: string): ClusterOutput {
-    const out: ClusterOutput = { cds: new Map(), eds: new Map(), byName: new Map() };
+    const out: ClusterTarget = { cds: new Map(), eds: new Map(), byName: new Map() };
     const memo = { cds: new Map<string, Memo>(), eds: new Map<string, Memo>() };
     for (const c of clusters) {
       out.byName.set(c.name, c);
@@ -86,7 +85,7 @@ export class Translator {
    * it every version, is the one a whole translation gives.
    */
   private clustersChanged(last: LastClusters, changed: readonly Cluster[], weights: WeightOverrides | undefined, lrs: LoadReportingOptions | undefined): ClusterOutput {
-    const fresh: ClusterOutput = { cds: new Map(), eds: new Map(), byName: last.byName };
+    const fresh: ClusterTarget = { cds: new Map(), eds: new Map(), byName: last.byName };
     const memo = { cds: memoOf(this.memo, TYPE.cluster), eds: memoOf(this.memo, TYPE.endpoint) };
     for (const c of changed) {
       fresh.byName.set(c.name, c);
@@ -95,14 +94,14 @@ export class Translator {
     return { cds: replacedIn(last.cds, fresh.cds), eds: replacedIn(last.eds, fresh.eds), byName: last.byName };
   }
 
-  private putCluster(c: Cluster, by: ClusterInputs, memo: { cds: Map<string, Memo>; eds: Map<string, Memo> }, out: ClusterOutput): void {
+  private putCluster(c: Cluster, by: ClusterInputs, memo: { cds: Map<string, Memo>; eds: Map<string, Memo> }, out: ClusterTarget): void {
     out.cds.set(c.name, this.encode(memo.cds, TYPE.cluster, c.name, { source: c, extra: by.lrsKey, byBuilt: true }, () => clusterResource(c, by.lrs)));
     const overrides = by.weights?.get(c.name);
     out.eds.set(c.name, this.encode(memo.eds, TYPE.endpoint, c.name, assignmentInputs(c, by.weights), () => loadAssignmentResource(c, overrides)));
   }
 
   /** Listeners and their routes (few): built every time, encoded again only when their form changed. */
-  private translateListeners(listeners: readonly Listener[], clusters: ReadonlyMap<string, Cluster>, all: Map<XdsTypeUrl, Map<string, EncodedResource>>): void {
+  private translateListeners(listeners: readonly Listener[], clusters: ReadonlyMap<string, Cluster>): [XdsTypeUrl, Map<string, EncodedResource>][] {
     const memo = { listener: new Map<string, Memo>(), route: new Map<string, Memo>() };
     const routed = new Set<Cluster>();
     for (const l of listeners) for (const r of l.routes) {
@@ -111,14 +110,16 @@ export class Translator {
     }
     // Routes carry their cluster's retry policy: only the routed clusters' are resolved.
     const retries = retryPolicies([...routed]);
+    const out = { listener: new Map<string, EncodedResource>(), route: new Map<string, EncodedResource>() };
     for (const l of listeners) {
       const listener = listenerResource(l);
       const route = routeConfigurationResource(l, retries);
-      all.get(TYPE.listener)?.set(l.name, this.encode(memo.listener, TYPE.listener, l.name, { source: listener, extra: '' }, () => listener));
-      all.get(TYPE.route)?.set(l.name, this.encode(memo.route, TYPE.route, l.name, { source: route, extra: '' }, () => route));
+      out.listener.set(l.name, this.encode(memo.listener, TYPE.listener, l.name, { source: listener, extra: '' }, () => listener));
+      out.route.set(l.name, this.encode(memo.route, TYPE.route, l.name, { source: route, extra: '' }, () => route));
     }
     this.memo.set(TYPE.listener, memo.listener);
     this.memo.set(TYPE.route, memo.route);
+    return [[TYPE.listener, out.listener], [TYPE.route, out.route]];
   }
 
   /**
@@ -192,9 +193,15 @@ export class Translator {
 
 /** A translation's clusters' output: CDS and EDS resources by name, and the clusters by name. */
 interface ClusterOutput {
+  readonly cds: ReadonlyMap<string, EncodedResource>;
+  readonly eds: ReadonlyMap<string, EncodedResource>;
+  readonly byName: Map<string, Cluster>;
+}
+
+/** What putCluster writes into: a translation's own new maps. */
+interface ClusterTarget extends ClusterOutput {
   readonly cds: Map<string, EncodedResource>;
   readonly eds: Map<string, EncodedResource>;
-  readonly byName: Map<string, Cluster>;
 }
 
 /** What the last translation saw and produced (its output maps are the cache's now: copied, never changed). */
@@ -212,13 +219,15 @@ interface ClusterInputs {
 /** Per type, per name: no key string built per resource on every publish. */
 type MemoByType = Map<XdsTypeUrl, Map<string, Memo>>;
 
-/** `base` with `changes` set in place (their names are in it): `base` itself when each is the resource it holds, else a copy marked derived. */
-function replacedIn(base: Map<string, EncodedResource>, changes: ReadonlyMap<string, EncodedResource>): Map<string, EncodedResource> {
+/**
+ * `base` with `changes` set in place (their names are in it): `base` itself when each is the
+ * resource it holds, else a positional copy (withValues: one array, not a Map) marked derived.
+ */
+function replacedIn(base: ReadonlyMap<string, EncodedResource>, changes: ReadonlyMap<string, EncodedResource>): ReadonlyMap<string, EncodedResource> {
   let same = true;
   for (const [name, r] of changes) same &&= base.get(name) === r;
   if (same) return base;
-  const out = new Map(base);
-  for (const [name, r] of changes) out.set(name, r);
+  const out = withValues(base, changes);
   markDerived(out, { base, names: new Set(changes.keys()) });
   return out;
 }
