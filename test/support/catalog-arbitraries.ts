@@ -148,7 +148,18 @@ const retryArb = fc
   });
 
 const pathArb = chars(`${alnum}/-._~%!$&'()*+,;=:@ ?#é"<>[]{}|\\^\``, 0, 40).map((p) => `/${p}`);
-const healthCheckArb = (http2: boolean): fc.Arbitrary<Doc> =>
+/**
+ * Longest health-check timeout given to a cluster with endpoints. Envoy warms a new or changed
+ * cluster until every host's first check has ended (passed, failed or timed out), and over ADS
+ * ACKs the CDS update only then. The generated endpoints are random addresses: whether a connect
+ * to one is refused, succeeds or goes unanswered (SYN dropped) depends on the machine's network,
+ * and an unanswered one keeps the cluster warming, and CDS un-ACKed, for the whole timeout (up to
+ * a day). A test waits seconds, so the timeout is bounded well inside its wait; a cluster without
+ * endpoints warms at once and keeps the whole range (1 ms to 24 h).
+ */
+export const WARMING_HEALTH_CHECK_TIMEOUT_MS = 5_000;
+
+const healthCheckArb = (http2: boolean, hasEndpoints: boolean): fc.Arbitrary<Doc> =>
   fc.constantFrom(...(http2 ? (['http', 'tcp', 'grpc'] as const) : (['http', 'tcp'] as const))).chain((kind) =>
     record({
       enabled: opt(fc.boolean()),
@@ -156,7 +167,7 @@ const healthCheckArb = (http2: boolean): fc.Arbitrary<Doc> =>
       path: kind === 'tcp' ? fc.constant(undefined) : opt(kind === 'http' ? pathArb : chars(`${alnum}._`, 0, 30)),
       // Valid from 1 ms, but a proxy probing random addresses every millisecond would load the test machine.
       intervalMs: ms(100, 86_400_000),
-      timeoutMs: ms(1, 86_400_000),
+      timeoutMs: ms(1, hasEndpoints ? WARMING_HEALTH_CHECK_TIMEOUT_MS : 86_400_000),
       unhealthyThreshold: opt(fc.integer({ min: 1, max: 1000 })),
       healthyThreshold: opt(fc.integer({ min: 1, max: 1000 })),
       noTrafficIntervalMs: ms(1, 86_400_000),
@@ -201,7 +212,7 @@ const clusterArb: fc.Arbitrary<Doc> = fc
     const base = auto && !cswrr ? { ...rest, weighting: auto } : { ...rest, ...lb, ...(weighting && !cswrr ? { weighting } : {}) };
     const cluster = defined({ ...base, localityWeighted: cswrr ? undefined : rest.localityWeighted });
     if (!healthCheck) return fc.constant(cluster);
-    return healthCheckArb(rest.http2 === true).map((hc) => ({ ...cluster, healthCheck: hc }));
+    return healthCheckArb(rest.http2 === true, (rest.endpoints?.length ?? 0) > 0).map((hc) => ({ ...cluster, healthCheck: hc }));
   });
 
 // ── listeners ────────────────────────────────────────────────────────────────────────────────────

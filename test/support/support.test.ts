@@ -2,7 +2,9 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { describe, expect, test } from 'vitest';
+import fc from 'fast-check';
 import { sendRequests, shares, startBackends } from './backends.js';
+import { configDocArb, WARMING_HEALTH_CHECK_TIMEOUT_MS } from './catalog-arbitraries.js';
 import { dumpClusterNames, dumpListenerNames, parseClusters, type ConfigDump } from './envoy.js';
 import { freePort, freePorts } from './ports.js';
 import { timeFactor } from './timing.js';
@@ -216,5 +218,23 @@ describe('config dump helpers', () => {
     };
     expect(dumpClusterNames(dump)).toEqual(['fulcrum_xds', 'web']);
     expect(dumpListenerNames(dump)).toEqual(['admin-ish', 'ingress']);
+  });
+});
+
+describe('configDocArb', () => {
+  // Envoy ACKs a cluster's CDS update only once every host's first health check has ended; the
+  // parity test's endpoints are random addresses that may never answer (catalog-arbitraries.ts).
+  test('health checks of clusters with endpoints time out within what the parity test waits for; others keep the full range', () => {
+    const checked = fc
+      .sample(configDocArb, { numRuns: 500, seed: 7 })
+      .flatMap((d) => d.clusters)
+      .flatMap((c) => {
+        const hc = c.healthCheck as { timeoutMs?: number } | undefined;
+        return hc?.timeoutMs === undefined ? [] : [{ withEndpoints: ((c.endpoints as unknown[] | undefined)?.length ?? 0) > 0, timeoutMs: hc.timeoutMs }];
+      });
+    const withEndpoints = checked.filter((c) => c.withEndpoints);
+    expect(withEndpoints.length).toBeGreaterThan(0);
+    expect(withEndpoints.filter((c) => c.timeoutMs > WARMING_HEALTH_CHECK_TIMEOUT_MS)).toEqual([]);
+    expect(checked.some((c) => !c.withEndpoints && c.timeoutMs > WARMING_HEALTH_CHECK_TIMEOUT_MS)).toBe(true);
   });
 });
