@@ -128,7 +128,7 @@ export class Translator {
    * field, e.g. after a config reload built new objects). A Cluster (`byBuilt`) is instead
    * compared by what it is built into: an endpoint write gives its cluster a new object whose
    * Cluster resource is almost always unchanged, and building that small object is far cheaper
-   * than serializing every endpoint of the source or encoding and hashing the Cluster again.
+   * than comparing every endpoint of the source or encoding and hashing the Cluster again.
    */
   private encode(next: Map<string, Memo>, typeUrl: XdsTypeUrl, name: string, inputs: Inputs, build: () => Record<string, unknown>): EncodedResource {
     const known = this.memo.get(typeUrl)?.get(name);

@@ -8,9 +8,9 @@
  */
 export abstract class IndexedMap<V> implements ReadonlyMap<string, V> {
   constructor(
-    /** Endpoint keys in cluster order (never mutated: setCluster replaces them). */
+    /** The keys in order (never mutated: a cluster's endpoints until setCluster replaces them; a type's resource names). */
     readonly keyList: readonly string[],
-    /** Key → position (shared with the cluster's state; never mutated). */
+    /** Key → position (shared with the cluster's state, or along a chain of withValues; never mutated). */
     readonly index: ReadonlyMap<string, number>,
   ) {}
 
