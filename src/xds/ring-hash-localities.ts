@@ -14,7 +14,7 @@ import type { Endpoint } from '../catalog/types.js';
  */
 
 /** Grouping key of an endpoint's locality within its priority (EDS LocalityLbEndpoints). */
-export function localityGroupKey(e: Endpoint): string {
+export function localityGroupKey(e: Pick<Endpoint, 'priority' | 'locality'>): string {
   return JSON.stringify([e.priority, e.locality.region, e.locality.zone, e.locality.subZone]);
 }
 

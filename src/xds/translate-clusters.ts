@@ -75,12 +75,6 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
   return out;
 }
 
-interface LocalityGroup {
-  readonly locality: Endpoint['locality'];
-  readonly priority: number;
-  readonly endpoints: { endpoint: Endpoint; weight: number }[];
-}
-
 /**
  * Envoy rejects an assignment whose endpoint weights in one priority (all its localities
  * together, whatever its message says) or whose locality weights sum past 2^32−1; scale down
@@ -93,22 +87,23 @@ function fitWeights(weights: number[]): number[] {
   return weights.map((w) => Math.max(1, Math.floor(w * scale)));
 }
 
-const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
+/** One LocalityLbEndpoints of an assignment, as the translator publishes it. */
+export interface AssignmentGroup {
+  readonly locality: Endpoint['locality'];
+  /** The rank of the endpoints' priority among the cluster's (consecutive from 0). */
+  priority: number;
+  /** Each endpoint as published (its health possibly lowered by an override). */
+  readonly endpoints: Endpoint[];
+  /** The endpoints' published weights, in order. */
+  weights: number[];
+  /** load_balancing_weight of the locality. */
+  weight: number;
+}
 
-/** Each group's endpoint weights, fitted so that every priority's weights together sum ≤ 2^32−1. */
-function fitPerPriority(ordered: readonly LocalityGroup[]): number[][] {
-  const out = ordered.map((g) => g.endpoints.map((x) => x.weight));
-  for (const priority of new Set(ordered.map((g) => g.priority))) {
-    const at = ordered.flatMap((g, i) => (g.priority === priority ? [i] : []));
-    const fitted = fitWeights(at.flatMap((i) => out[i] ?? []));
-    let next = 0;
-    for (const i of at) {
-      const n = out[i]?.length ?? 0;
-      out[i] = fitted.slice(next, next + n);
-      next += n;
-    }
-  }
-  return out;
+/** A ClusterLoadAssignment's content: what loadAssignmentResource and encodeAssignment (assignment-encoding.ts) both write. */
+export interface AssignmentLayout {
+  readonly clusterName: string;
+  readonly groups: readonly AssignmentGroup[];
 }
 
 /**
@@ -148,48 +143,89 @@ function lbEndpoint(endpoint: Endpoint, weight: number | undefined): Record<stri
 }
 
 /**
+ * The groups of `c`'s endpoints by priority and locality, in order of priority, then of first
+ * appearance; endpoint weights as published (publishedEndpoint), with the priority ranks.
+ */
+function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverride> | undefined): AssignmentGroup[] {
+  const groups: AssignmentGroup[] = [];
+  let byKey: Map<string, AssignmentGroup> | undefined;
+  for (const e of c.endpoints) {
+    let g = byKey === undefined ? groups.find((x) => x.priority === e.priority && sameLocality(x.locality, e.locality)) : byKey.get(localityGroupKey(e));
+    if (g === undefined) {
+      groups.push((g = { locality: e.locality, priority: e.priority, endpoints: [], weights: [], weight: 1 }));
+      // A few groups are compared field by field; past that, looked up by a key built per endpoint.
+      if (byKey === undefined && groups.length > FEW_GROUPS) byKey = new Map(groups.map((x) => [localityGroupKey({ priority: x.priority, locality: x.locality }), x]));
+      else byKey?.set(localityGroupKey(e), g);
+    }
+    const published = publishedEndpoint(e, overrides?.get(endpointKey(e)));
+    g.endpoints.push(published.endpoint);
+    g.weights.push(published.weight);
+  }
+  return groups.sort((a, b) => a.priority - b.priority);
+}
+
+const FEW_GROUPS = 8;
+
+const sameLocality = (a: Endpoint['locality'], b: Endpoint['locality']): boolean =>
+  a === b || (a.region === b.region && a.zone === b.zone && a.subZone === b.subZone);
+
+/**
+ * One priority's groups (`groups[from..to)`): endpoint weights fitted so that the priority's sum
+ * stays ≤ 2^32−1, locality weights set, and for ring hash across localities every locality's
+ * endpoint weights rescaled to one common sum.
+ */
+function fitPriority(groups: readonly AssignmentGroup[], from: number, to: number, rescale: boolean): void {
+  const all: number[] = [];
+  for (let i = from; i < to; i++) for (const w of (groups[i] as AssignmentGroup).weights) all.push(w);
+  const fitted = fitWeights(all);
+  const sums: number[] = [];
+  for (let i = from, next = 0; i < to; i++) {
+    const g = groups[i] as AssignmentGroup;
+    if (fitted !== all) g.weights = fitted.slice(next, next + g.weights.length);
+    next += g.weights.length;
+    sums.push(g.weights.reduce((a, b) => a + b, 0));
+  }
+  // Proxyless gRPC (gRFC A27) drops a locality without load_balancing_weight. It picks a locality by
+  // that weight, then an endpoint inside it, so the locality's endpoint-weight sum gives Envoy's
+  // host-weighted split (Envoy reads locality weights only under locality_weighted_lb_config).
+  const localityWeights = fitWeights(sums);
+  for (let i = from; i < to; i++) (groups[i] as AssignmentGroup).weight = localityWeights[i - from] ?? 1;
+  // Ring hash across localities: the clients disagree on combining locality and endpoint weights
+  // (grpc-go and Envoy normalise endpoint weights inside the locality, grpc-js-xds 1.14 multiplies
+  // the raw ones, which would square the split). Rescaling every locality's endpoint weights to one
+  // common sum makes both rules give each endpoint a share ∝ its weight (ring-hash-localities.ts).
+  if (rescale && to - from > 1) {
+    const rescaled = rescaleToCommonSum(groups.slice(from, to).map((g) => g.weights));
+    for (let i = from; i < to; i++) (groups[i] as AssignmentGroup).weights = rescaled[i - from] ?? [];
+  }
+}
+
+/** What `c`'s ClusterLoadAssignment holds, with the weight loop's `overrides`. */
+export function assignmentLayout(c: Cluster, overrides?: ReadonlyMap<string, EndpointOverride>): AssignmentLayout {
+  const groups = groupEndpoints(c, overrides);
+  const rescale = rescalesLocalities(c);
+  // Priorities must be consecutive from 0 (gRPC NACKs a gap); renumbering keeps their order, which is all they mean.
+  for (let from = 0, rank = 0; from < groups.length; rank++) {
+    const priority = (groups[from] as AssignmentGroup).priority;
+    let to = from;
+    while (to < groups.length && (groups[to] as AssignmentGroup).priority === priority) (groups[to++] as AssignmentGroup).priority = rank;
+    fitPriority(groups, from, to, rescale);
+    from = to;
+  }
+  return { clusterName: c.name, groups };
+}
+
+/**
+ * The assignment as the plain object protobufjs encodes (the translator encodes assignments with
+ * encodeAssignment instead; this form is for the sliced encoder and for reading in tests).
  * `lazy`: each locality's `lb_endpoints` is a LazyList (for encodeLoadAssignmentSliced only;
  * protobufjs's one-go encode needs arrays).
  */
 export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<string, EndpointOverride>, lazy = false): Record<string, unknown> {
-  const groups = new Map<string, LocalityGroup>();
-  for (const e of c.endpoints) {
-    const key = localityGroupKey(e);
-    let g = groups.get(key);
-    if (!g) {
-      g = { locality: e.locality, priority: e.priority, endpoints: [] };
-      groups.set(key, g);
-    }
-    g.endpoints.push(publishedEndpoint(e, overrides?.get(endpointKey(e))));
-  }
-  const ordered = [...groups.values()].sort((a, b) => a.priority - b.priority);
-  // Priorities must be consecutive from 0 (gRPC NACKs a gap); renumbering keeps their order, which is all they mean.
-  const distinct = [...new Set(ordered.map((g) => g.priority))];
-  const rank = new Map(distinct.map((p, i) => [p, i]));
-  const endpointWeights = fitPerPriority(ordered);
-  // Proxyless gRPC (gRFC A27) drops a locality without load_balancing_weight. It picks a locality by
-  // that weight, then an endpoint inside it, so the locality's endpoint-weight sum gives Envoy's
-  // host-weighted split (Envoy reads locality weights only under locality_weighted_lb_config).
-  const localityWeights = ordered.map(() => 1);
-  const rescale = rescalesLocalities(c);
-  for (const priority of distinct) {
-    const at = ordered.flatMap((g, i) => (g.priority === priority ? [i] : []));
-    const fitted = fitWeights(at.map((i) => sum(endpointWeights[i] ?? [])));
-    at.forEach((i, k) => (localityWeights[i] = fitted[k] ?? 1));
-    // Ring hash across localities: the clients disagree on combining locality and endpoint weights
-    // (grpc-go and Envoy normalise endpoint weights inside the locality, grpc-js-xds 1.14 multiplies
-    // the raw ones, which would square the split). Rescaling every locality's endpoint weights to one
-    // common sum makes both rules give each endpoint a share ∝ its weight (ring-hash-localities.ts).
-    if (rescale && at.length > 1) {
-      const rescaled = rescaleToCommonSum(at.map((i) => endpointWeights[i] ?? []));
-      at.forEach((i, k) => (endpointWeights[i] = rescaled[k] ?? []));
-    }
-  }
+  const layout = assignmentLayout(c, overrides);
   return {
-    cluster_name: c.name,
-    endpoints: ordered.map((g, gi) => {
-      const weights = endpointWeights[gi] ?? [];
-      const priority = rank.get(g.priority) ?? 0;
+    cluster_name: layout.clusterName,
+    endpoints: layout.groups.map((g) => {
       // protobufjs writes explicitly-set proto3 defaults; leave them out so bytes stay canonical.
       return {
         locality: {
@@ -197,11 +233,11 @@ export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<strin
           ...(g.locality.zone ? { zone: g.locality.zone } : {}),
           ...(g.locality.subZone ? { sub_zone: g.locality.subZone } : {}),
         },
-        ...(priority > 0 ? { priority } : {}),
-        load_balancing_weight: { value: localityWeights[gi] },
+        ...(g.priority > 0 ? { priority: g.priority } : {}),
+        load_balancing_weight: { value: g.weight },
         lb_endpoints: lazy
-          ? new LazyList(g.endpoints.length, (i) => lbEndpoint((g.endpoints[i] as { endpoint: Endpoint }).endpoint, weights[i]))
-          : g.endpoints.map(({ endpoint }, i) => lbEndpoint(endpoint, weights[i])),
+          ? new LazyList(g.endpoints.length, (i) => lbEndpoint(g.endpoints[i] as Endpoint, g.weights[i]))
+          : g.endpoints.map((endpoint, i) => lbEndpoint(endpoint, g.weights[i])),
       };
     }),
   };

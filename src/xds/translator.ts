@@ -5,7 +5,8 @@ import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overri
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { encodeResource, resourceOfBytes, type EncodedResource } from './resource.js';
 import { encodeLoadAssignmentSliced, type Turn } from './sliced-encode.js';
-import { clusterResource, loadAssignmentResource, type LoadReportingOptions } from './translate-clusters.js';
+import { encodeAssignment } from './assignment-encoding.js';
+import { assignmentLayout, clusterResource, loadAssignmentResource, type LoadReportingOptions } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
 import { DEFAULT_GROUP, markDerived, type ResourceSet } from './resource-set.js';
 import { withValues } from '../balancing/engine/indexed-map.js';
@@ -97,7 +98,7 @@ export class Translator {
   private putCluster(c: Cluster, by: ClusterInputs, memo: { cds: Map<string, Memo>; eds: Map<string, Memo> }, out: ClusterTarget): void {
     out.cds.set(c.name, this.encode(memo.cds, TYPE.cluster, c.name, { source: c, extra: by.lrsKey, byBuilt: true }, () => clusterResource(c, by.lrs)));
     const overrides = by.weights?.get(c.name);
-    out.eds.set(c.name, this.encode(memo.eds, TYPE.endpoint, c.name, assignmentInputs(c, by.weights), () => loadAssignmentResource(c, overrides)));
+    out.eds.set(c.name, this.encode(memo.eds, TYPE.endpoint, c.name, assignmentInputs(c, by.weights), () => encodeAssignment(assignmentLayout(c, overrides))));
   }
 
   /** Listeners and their routes (few): built every time, encoded again only when their form changed. */
@@ -130,7 +131,7 @@ export class Translator {
    * Cluster resource is almost always unchanged, and building that small object is far cheaper
    * than comparing every endpoint of the source or encoding and hashing the Cluster again.
    */
-  private encode(next: Map<string, Memo>, typeUrl: XdsTypeUrl, name: string, inputs: Inputs, build: () => Record<string, unknown>): EncodedResource {
+  private encode(next: Map<string, Memo>, typeUrl: XdsTypeUrl, name: string, inputs: Inputs, build: () => Built): EncodedResource {
     const known = this.memo.get(typeUrl)?.get(name);
     const memo = known !== undefined && known.source === inputs.source && known.overrides === inputs.overrides && known.extra === inputs.extra
       ? known // no allocation per resource on a publish that changed little
@@ -142,13 +143,14 @@ export class Translator {
   }
 
   /** Reuses the previous translation's encoding, or prepare()'s, when built from the same inputs. */
-  private bySource(known: Memo | undefined, prepared: Memo | undefined, inputs: Inputs, typeUrl: XdsTypeUrl, name: string, build: () => Record<string, unknown>): Memo {
+  private bySource(known: Memo | undefined, prepared: Memo | undefined, inputs: Inputs, typeUrl: XdsTypeUrl, name: string, build: () => Built): Memo {
     const hit = this.matches(known, inputs) ? known : this.matches(prepared, inputs) ? prepared : undefined;
-    return { ...inputs, resource: hit ? hit.resource : encodeResource(typeUrl, name, build()) };
+    return { ...inputs, resource: hit ? hit.resource : resourceOfBuilt(typeUrl, name, build()) };
   }
 
-  private byBuiltForm(known: Memo | undefined, inputs: Inputs, typeUrl: XdsTypeUrl, name: string, build: () => Record<string, unknown>): Memo {
+  private byBuiltForm(known: Memo | undefined, inputs: Inputs, typeUrl: XdsTypeUrl, name: string, build: () => Built): Memo {
     const value = build();
+    if (value instanceof Uint8Array) throw new Error('translator: a resource compared by its built form must be built as an object');
     const built = JSON.stringify(value);
     const resource = known !== undefined && known.built === built ? known.resource : encodeResource(typeUrl, name, value);
     return { ...inputs, built, resource };
@@ -214,6 +216,13 @@ interface ClusterInputs {
   readonly weights: WeightOverrides | undefined;
   readonly lrs: LoadReportingOptions | undefined;
   readonly lrsKey: string;
+}
+
+/** A resource as built: the object protobufjs encodes, or its message bytes already encoded (assignments). */
+type Built = Record<string, unknown> | Uint8Array;
+
+function resourceOfBuilt(typeUrl: XdsTypeUrl, name: string, built: Built): EncodedResource {
+  return built instanceof Uint8Array ? resourceOfBytes(typeUrl, name, built) : encodeResource(typeUrl, name, built);
 }
 
 /** Per type, per name: no key string built per resource on every publish. */
