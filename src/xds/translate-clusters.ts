@@ -28,6 +28,36 @@ export interface LoadReportingOptions {
   readonly reportEndpointMetrics: readonly string[];
 }
 
+/**
+ * All that clusterResource reads of a cluster's endpoints. Two clusters whose other fields hold
+ * the same values and whose facts are equal build the same Cluster (sameClusterForm).
+ */
+interface EndpointFacts {
+  /** Hosts the ring size is derived from. */
+  readonly hosts: number;
+  readonly rescalesLocalities: boolean;
+}
+
+function endpointFacts(c: Cluster): EndpointFacts {
+  return { hosts: Math.max(1, c.endpoints.length), rescalesLocalities: rescalesLocalities(c) };
+}
+
+/**
+ * Whether `a` and `b` build the same Cluster resource, told without building it: every field but
+ * the endpoints is the same value (the store's view patches an endpoint write into a copy of its
+ * cluster, `{ ...cluster, endpoints }`), and so are the endpoint facts. False means "not known".
+ */
+export function sameClusterForm(a: Cluster, b: Cluster): boolean {
+  let fields = 0;
+  for (const k in b) {
+    fields++;
+    if (k !== 'endpoints' && a[k as keyof Cluster] !== b[k as keyof Cluster]) return false;
+  }
+  for (const k in a) if (--fields < 0 || !(k in b)) return false;
+  const [fa, fb] = [endpointFacts(a), endpointFacts(b)];
+  return fa.hosts === fb.hosts && fa.rescalesLocalities === fb.rescalesLocalities;
+}
+
 export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<string, unknown> {
   const out: Record<string, unknown> = {
     name: c.name,
@@ -41,11 +71,11 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
     ...clusterProtection(c),
   };
   if (c.leastRequest) out.least_request_lb_config = { choice_count: { value: c.leastRequest.choiceCount } };
+  const facts = endpointFacts(c);
   if (c.ringHash) {
     // Ring size follows the endpoint count (virtual nodes per host), rounded up to a power of two
     // so that scaling by a few endpoints does not change the Cluster and re-warm it in every proxy.
-    const hosts = Math.max(1, c.endpoints.length);
-    const derived = Math.min(8_388_608, nextPowerOfTwo(c.ringHash.virtualNodesPerHost * hosts));
+    const derived = Math.min(8_388_608, nextPowerOfTwo(c.ringHash.virtualNodesPerHost * facts.hosts));
     // An operator's maximum caps the derived minimum (rather than being raised to it).
     const minimum = c.ringHash.minimumRingSize ?? Math.min(derived, c.ringHash.maximumRingSize ?? 8_388_608);
     out.ring_hash_lb_config = {
@@ -60,7 +90,7 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
   // because its endpoint weights are rescaled per locality (src/xds/ring-hash-localities.ts) and
   // Envoy must scale them back by the locality weights.
   const hashed = c.lbPolicy === 'RING_HASH' || c.lbPolicy === 'MAGLEV';
-  if ((c.localityWeighted && !hashed) || rescalesLocalities(c)) {
+  if ((c.localityWeighted && !hashed) || facts.rescalesLocalities) {
     out.common_lb_config = { locality_weighted_lb_config: {} };
   }
   if (c.http2) {

@@ -6,7 +6,7 @@ import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { encodeResource, resourceOfBytes, type EncodedResource } from './resource.js';
 import { encodeLoadAssignmentSliced, type Turn } from './sliced-encode.js';
 import { encodeAssignment } from './assignment-encoding.js';
-import { assignmentLayout, clusterResource, loadAssignmentResource, type LoadReportingOptions } from './translate-clusters.js';
+import { assignmentLayout, clusterResource, loadAssignmentResource, sameClusterForm, type LoadReportingOptions } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
 import { DEFAULT_GROUP, markDerived, type ResourceSet } from './resource-set.js';
 import { withValues } from '../balancing/engine/indexed-map.js';
@@ -96,7 +96,7 @@ export class Translator {
   }
 
   private putCluster(c: Cluster, by: ClusterInputs, memo: { cds: Map<string, Memo>; eds: Map<string, Memo> }, out: ClusterTarget): void {
-    out.cds.set(c.name, this.encode(memo.cds, TYPE.cluster, c.name, { source: c, extra: by.lrsKey, byBuilt: true }, () => clusterResource(c, by.lrs)));
+    out.cds.set(c.name, this.encode(memo.cds, TYPE.cluster, c.name, { source: c, extra: by.lrsKey, byBuilt: sameClusterForm }, () => clusterResource(c, by.lrs)));
     const overrides = by.weights?.get(c.name);
     out.eds.set(c.name, this.encode(memo.eds, TYPE.endpoint, c.name, assignmentInputs(c, by.weights), () => encodeAssignment(assignmentLayout(c, overrides))));
   }
@@ -135,7 +135,7 @@ export class Translator {
     const known = this.memo.get(typeUrl)?.get(name);
     const memo = known !== undefined && known.source === inputs.source && known.overrides === inputs.overrides && known.extra === inputs.extra
       ? known // no allocation per resource on a publish that changed little
-      : inputs.byBuilt === true
+      : inputs.byBuilt !== undefined
         ? this.byBuiltForm(known, inputs, typeUrl, name, build)
         : this.bySource(known, typeUrl === TYPE.endpoint ? this.prepared.get(name) : undefined, inputs, typeUrl, name, build);
     next.set(name, memo);
@@ -148,12 +148,17 @@ export class Translator {
     return { ...inputs, resource: hit ? hit.resource : resourceOfBuilt(typeUrl, name, build()) };
   }
 
+  /** Reuses the previous encoding when the source builds the same form (said by `byBuilt`, else by comparing the built JSON). */
   private byBuiltForm(known: Memo | undefined, inputs: Inputs, typeUrl: XdsTypeUrl, name: string, build: () => Built): Memo {
+    if (known?.built !== undefined && known.extra === inputs.extra && inputs.byBuilt?.(known.source, inputs.source) === true) {
+      return { ...inputs, built: known.built, resource: known.resource };
+    }
     const value = build();
     if (value instanceof Uint8Array) throw new Error('translator: a resource compared by its built form must be built as an object');
     const built = JSON.stringify(value);
-    const resource = known !== undefined && known.built === built ? known.resource : encodeResource(typeUrl, name, value);
-    return { ...inputs, built, resource };
+    // The kept string when equal: the new one then dies young instead of living in the memo.
+    if (known !== undefined && known.built === built) return { ...inputs, built: known.built, resource: known.resource };
+    return { ...inputs, built, resource: encodeResource(typeUrl, name, value) };
   }
 
   /** Whether `known` was built from the same inputs (content compared only when both sides allow it). */
@@ -255,8 +260,11 @@ interface Inputs {
   readonly compareContent?: boolean;
   /** A ClusterLoadAssignment's weight overrides: compared by entry, as the weight loop publishes new maps each tick. */
   readonly overrides?: ReadonlyMap<string, EndpointOverride> | undefined;
-  /** Compare by the built object's JSON (small resources) instead of the source's content. */
-  readonly byBuilt?: boolean;
+  /**
+   * Compare by the built object's JSON (small resources) instead of the source's content; the
+   * function tells a source that builds the same form as the known one without building it.
+   */
+  byBuilt?(known: object, source: object): boolean;
 }
 
 /** A cluster's ClusterLoadAssignment inputs: the cluster and its weight overrides. */
