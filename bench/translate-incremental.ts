@@ -1,6 +1,8 @@
 /**
  * One weight change → what the publisher re-translates: the whole catalog from scratch (before)
- * vs the memoizing Translator (now), for C clusters × E endpoints. Medians of 15.
+ * vs the memoizing Translator (now), for C clusters × E endpoints. Medians of 15. Then a weight
+ * publication that changed one endpoint's weight in every cluster (a weight-loop tick over a busy
+ * fleet): every assignment is encoded again, the Cluster resources are kept.
  *
  *   npx tsx bench/translate-incremental.ts [--clusters 100] [--endpoints 20]
  */
@@ -40,3 +42,7 @@ const incremental = median((i) => translator.translate(catalog, weights(i + 1)))
 console.log(`${nc} clusters x ${ne} endpoints, one endpoint weight changed per run; load ${loadavg()[0]?.toFixed(1)}`);
 console.log(`  translate everything:     ${full.toFixed(2)} ms`);
 console.log(`  memoizing Translator:     ${incremental.toFixed(2)} ms   (${(full / incremental).toFixed(1)}x)`);
+/** Run i: one endpoint's weight in every cluster. */
+const everyCluster = (i: number) => new Map(Array.from({ length: nc }, (_, c) => [`c${c}`, new Map([[`10.${c >> 8}.${c & 255}.${i % ne}:8080`, { weight: 1000 + i }]])]));
+const tick = median((i) => translator.translate(catalog, everyCluster(i + 1)));
+console.log(`  every cluster's weights:  ${tick.toFixed(2)} ms   (${(tick / nc * 1000).toFixed(1)} µs per cluster)`);

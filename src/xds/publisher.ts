@@ -13,9 +13,10 @@ import type { ClusterEndpointValues as ClusterEndpointWeights, EndpointValue as 
 /**
  * Desired state (catalog + adaptive weights) → translated, versioned snapshots, debounced.
  * Starting publishes the first snapshot at once; once stopped, changes are no longer published.
- * When a big cluster's assignment must be encoded again, it is encoded first in slices that let
- * the event loop turn (Translator.prepare), and the snapshot is published once that is done, from
- * the catalog and weights as they are then; changes meanwhile are folded into that publication.
+ * When a big cluster's assignment must be encoded again, or many clusters' (a weight publication
+ * over a busy fleet), they are encoded first in slices that let the event loop turn
+ * (Translator.prepare), and the snapshot is published once that is done, from the catalog and
+ * weights as they are then; changes meanwhile are folded into that publication.
  */
 export class Publisher implements Component {
   readonly name = 'publisher';
@@ -24,7 +25,7 @@ export class Publisher implements Component {
   private weights: WeightOverrides | undefined;
   private readonly debouncer: Debouncer;
   private readonly translator = new Translator();
-  /** A big cluster's assignment is being encoded ahead; a publication follows it. */
+  /** Assignments are being encoded ahead (Translator.prepare); a publication follows. */
   private preparing = false;
 
   constructor(
@@ -93,7 +94,7 @@ export class Publisher implements Component {
     this.preparing = true;
     this.translator
       .prepare(big, this.weights, nextTurn)
-      .catch((err: unknown) => this.log.error({ err }, 'encoding a big cluster ahead failed; encoding it in one go'))
+      .catch((err: unknown) => this.log.error({ err }, 'encoding assignments ahead failed; encoding them in one go'))
       .finally(() => {
         this.preparing = false;
         if (!this.stopped) this.translateNow();

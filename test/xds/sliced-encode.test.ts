@@ -7,7 +7,7 @@ import { encodeMessage, TYPE } from '../../src/xds/envoy-api.js';
 import { Publisher } from '../../src/xds/publisher.js';
 import { ELEMENTS_PER_PIECE, encodeLoadAssignmentSliced } from '../../src/xds/sliced-encode.js';
 import { LazyList, loadAssignmentResource } from '../../src/xds/translate-clusters.js';
-import { BIG_CLUSTER_ENDPOINTS, translate, Translator } from '../../src/xds/translator.js';
+import { BIG_CLUSTER_ENDPOINTS, BIG_PUBLICATION_ENDPOINTS, translate, Translator } from '../../src/xds/translator.js';
 import { DEFAULT_GROUP } from '../../src/xds/resource-set.js';
 import { waitFor } from '../support/wait.js';
 import { cluster, endpoint } from '../catalog/helpers.js';
@@ -70,6 +70,27 @@ describe('Translator.prepare', () => {
     const changed: WeightOverrides = new Map([['big', new Map([[`${address(1)}:8081`, { weight: 6 }]])]]);
     expect(t.bigPending(catalog, changed).map((c) => c.name)).toEqual(['big']);
     expect(t.translate(catalog, changed).get(DEFAULT_GROUP)?.get(TYPE.endpoint)?.get('big')?.hash).toBe(translate(catalog, changed).get(DEFAULT_GROUP)?.get(TYPE.endpoint)?.get('big')?.hash);
+  });
+
+  it('encodes a publication that changes many small clusters ahead, a turn per piece, with the bytes of a fresh translation', async () => {
+    const per = 100;
+    const many = Array.from({ length: BIG_PUBLICATION_ENDPOINTS / per + 1 }, (_, i) => cluster(`c${i}`, endpoints(per)));
+    const catalog = catalogOf(...many);
+    const t = new Translator();
+    t.translate(catalog);
+    // One endpoint's weight in every cluster (a weight-loop tick): every assignment is pending.
+    const tick: WeightOverrides = new Map(many.map((c) => [c.name, new Map([[`${address(3)}:8080`, { weight: 42 }]])]));
+    expect(t.bigPending(catalog, tick)).toHaveLength(many.length);
+    let turns = 0;
+    await t.prepare(t.bigPending(catalog, tick), tick, async () => void turns++);
+    expect(turns).toBeGreaterThanOrEqual(Math.floor((many.length * per) / ELEMENTS_PER_PIECE));
+    expect(t.bigPending(catalog, tick)).toEqual([]);
+    const prepared = t.translate(catalog, tick).get(DEFAULT_GROUP)?.get(TYPE.endpoint);
+    const fresh = translate(catalog, tick).get(DEFAULT_GROUP)?.get(TYPE.endpoint);
+    expect([...(prepared ?? new Map()).values()].map((r) => r.hash)).toEqual([...(fresh ?? new Map()).values()].map((r) => r.hash));
+    // Fewer endpoints changed than the threshold (the other clusters keep their overrides): encoded in one go by translate.
+    const few: WeightOverrides = new Map([...tick].map(([name, o], i) => [name, i < BIG_PUBLICATION_ENDPOINTS / per - 1 ? new Map([[`${address(3)}:8080`, { weight: 7 }]]) : o]));
+    expect(t.bigPending(catalog, few)).toEqual([]);
   });
 
   it('counts only clusters above the threshold as big', () => {
