@@ -6,7 +6,8 @@
  * Every endpoint write and every weight publication re-encodes its clusters' assignments. Through
  * protobufjs a 100-endpoint assignment allocated ~230 KB (five objects per endpoint, their
  * fromObject copies and an operation record per field) and was most of a write's translation.
- * Here the sizes are summed first and the message is written once into a buffer of that size.
+ * Here the sizes are summed first and the message is written once into a buffer of that size; a
+ * big assignment can be written a piece at a time, with the event loop turning between pieces.
  *
  * Field numbers come from the loaded Envoy protos, not from constants. Fields are written in
  * field-number order and explicitly set defaults are written, as protobufjs does.
@@ -93,20 +94,20 @@ const wrapperSize = (v: number | undefined): number => delimited(v === undefined
 
 /**
  * Per endpoint, the sizes the writing pass needs, from the sizing pass: its address's UTF-8
- * length, and the sizes of its SocketAddress, Address, Endpoint and LbEndpoint. One array reused
- * by every encode (encodeAssignment does not yield).
+ * length, and the sizes of its SocketAddress, Address, Endpoint and LbEndpoint.
  */
 const SLOTS = 5;
-let sizes = new Int32Array(0);
 
-/** Kept between encodes up to this many endpoints (64 KB); a bigger assignment's array is its own. */
+/** Kept between one-go encodes (which do not yield) for up to this many endpoints (64 KB). */
 const KEPT_SLOTS = SLOTS * 3_276;
+let kept = new Int32Array(0);
 
-/** Makes the scratch array hold `endpoints` endpoints' sizes. */
-function sizesFor(endpoints: number): void {
+/** A scratch array for `endpoints` endpoints: the kept one for a one-go encode that fits, else its own. */
+function scratchFor(endpoints: number, own: boolean): Int32Array {
   const n = endpoints * SLOTS;
-  if (n > KEPT_SLOTS) sizes = new Int32Array(n);
-  else if (sizes.length < n || sizes.length > KEPT_SLOTS) sizes = new Int32Array(KEPT_SLOTS);
+  if (own || n > KEPT_SLOTS) return new Int32Array(n);
+  if (kept.length === 0) kept = new Int32Array(KEPT_SLOTS);
+  return kept;
 }
 
 /** Sizes endpoint `i` of a group into slot `i` of `s`; returns its LbEndpoint's size. */
@@ -177,62 +178,121 @@ class Out {
   }
 }
 
-/** Sizes a group's endpoints into slots `first`… of the scratch array and returns the group's size. */
-function groupBodySize(g: AssignmentGroup, first: number, t: Tags): number {
-  let n = delimited(localitySize(g));
-  for (let i = 0; i < g.endpoints.length; i++) n += delimited(measure(sizes, first + i, g.endpoints[i] as Endpoint, g.weights[i], t));
-  n += wrapperSize(g.weight);
-  if (g.priority > 0) n += 1 + varintSize(g.priority);
-  return n;
-}
+/** Endpoints written per piece of a sliced encode (~1 ms each on a quiet machine). */
+export const ELEMENTS_PER_PIECE = 1_000;
 
-function writeEndpoint(out: Out, s: Int32Array, i: number, e: Endpoint, weight: number | undefined, t: Tags): void {
-  const at = i * SLOTS;
-  out.open(t.lbEndpoints, s[at + 4] as number);
-  out.open(t.endpoint, s[at + 3] as number);
-  out.open(t.address, s[at + 2] as number);
-  out.open(t.socketAddress, s[at + 1] as number);
-  out.string(t.socketHost, e.address, s[at]);
-  out.buf[out.pos++] = t.portValue;
-  out.varint(e.port);
-  out.buf[out.pos++] = t.health;
-  out.varint(healthValue(e.health, t));
-  out.wrapper(t.endpointWeight, weight, t);
-}
+/** Called between pieces: resolves when the caller is ready for the next one (e.g. after a turn of the event loop). */
+export type Turn = () => Promise<void>;
 
-function writeGroup(out: Out, g: AssignmentGroup, body: number, first: number, t: Tags): void {
-  out.open(t.endpoints, body);
-  const l = g.locality;
-  out.open(t.locality, localitySize(g));
-  if (l.region) out.string(t.region, l.region);
-  if (l.zone) out.string(t.zone, l.zone);
-  if (l.subZone) out.string(t.subZone, l.subZone);
-  for (let i = 0; i < g.endpoints.length; i++) writeEndpoint(out, sizes, first + i, g.endpoints[i] as Endpoint, g.weights[i], t);
-  out.wrapper(t.localityWeight, g.weight, t);
-  if (g.priority > 0) {
-    out.buf[out.pos++] = t.priority;
-    out.varint(g.priority);
+/** One assignment's encoding: sized whole first, then written, optionally a piece at a time. */
+class AssignmentWriter {
+  private readonly t = (tags ??= loadTags());
+  private readonly bodies: number[] = [];
+  private readonly total: number;
+
+  constructor(
+    private readonly layout: AssignmentLayout,
+    private readonly sizes: Int32Array,
+  ) {
+    let total = delimited(utf8Length(layout.clusterName));
+    let first = 0;
+    for (const g of layout.groups) {
+      const body = this.groupBodySize(g, first);
+      this.bodies.push(body);
+      total += delimited(body);
+      first += g.endpoints.length;
+    }
+    this.total = total;
+  }
+
+  /** Writes the message, yielding after every `every` endpoints. */
+  *write(every: number): Generator<void, Buffer, void> {
+    const t = this.t;
+    const out = new Out(Buffer.allocUnsafe(this.total));
+    out.string(t.clusterName, this.layout.clusterName);
+    let first = 0;
+    let sinceYield = 0;
+    for (const [gi, g] of this.layout.groups.entries()) {
+      this.openGroup(out, g, this.bodies[gi] as number);
+      for (let i = 0; i < g.endpoints.length; i++) {
+        this.writeEndpoint(out, first + i, g.endpoints[i] as Endpoint, g.weights[i]);
+        if (++sinceYield >= every) {
+          sinceYield = 0;
+          yield;
+        }
+      }
+      this.closeGroup(out, g);
+      first += g.endpoints.length;
+    }
+    if (out.pos !== this.total) throw new Error(`assignment encoding: wrote ${out.pos} bytes of ${this.total}`);
+    return out.buf;
+  }
+
+  /** Sizes a group's endpoints into slots `first`… of the scratch array and returns the group's size. */
+  private groupBodySize(g: AssignmentGroup, first: number): number {
+    let n = delimited(localitySize(g));
+    for (let i = 0; i < g.endpoints.length; i++) n += delimited(measure(this.sizes, first + i, g.endpoints[i] as Endpoint, g.weights[i], this.t));
+    n += wrapperSize(g.weight);
+    if (g.priority > 0) n += 1 + varintSize(g.priority);
+    return n;
+  }
+
+  /** A group's tag and length, and its fields before the endpoints. */
+  private openGroup(out: Out, g: AssignmentGroup, body: number): void {
+    const t = this.t;
+    out.open(t.endpoints, body);
+    const l = g.locality;
+    out.open(t.locality, localitySize(g));
+    if (l.region) out.string(t.region, l.region);
+    if (l.zone) out.string(t.zone, l.zone);
+    if (l.subZone) out.string(t.subZone, l.subZone);
+  }
+
+  /** A group's fields after the endpoints (numbered above lb_endpoints). */
+  private closeGroup(out: Out, g: AssignmentGroup): void {
+    out.wrapper(this.t.localityWeight, g.weight, this.t);
+    if (g.priority > 0) {
+      out.buf[out.pos++] = this.t.priority;
+      out.varint(g.priority);
+    }
+  }
+
+  private writeEndpoint(out: Out, i: number, e: Endpoint, weight: number | undefined): void {
+    const [t, s, at] = [this.t, this.sizes, i * SLOTS];
+    out.open(t.lbEndpoints, s[at + 4] as number);
+    out.open(t.endpoint, s[at + 3] as number);
+    out.open(t.address, s[at + 2] as number);
+    out.open(t.socketAddress, s[at + 1] as number);
+    out.string(t.socketHost, e.address, s[at]);
+    out.buf[out.pos++] = t.portValue;
+    out.varint(e.port);
+    out.buf[out.pos++] = t.health;
+    out.varint(healthValue(e.health, t));
+    out.wrapper(t.endpointWeight, weight, t);
   }
 }
 
-/** The layout's ClusterLoadAssignment message bytes. */
+const endpointCount = (layout: AssignmentLayout): number => layout.groups.reduce((n, g) => n + g.endpoints.length, 0);
+
+/** The layout's ClusterLoadAssignment message bytes, in one go. */
 export function encodeAssignment(layout: AssignmentLayout): Buffer {
-  const t = (tags ??= loadTags());
-  let endpoints = 0;
-  for (const g of layout.groups) endpoints += g.endpoints.length;
-  sizesFor(endpoints);
-  const bodies: number[] = [];
-  let total = delimited(utf8Length(layout.clusterName));
-  for (let i = 0, first = 0; i < layout.groups.length; first += (layout.groups[i++] as AssignmentGroup).endpoints.length) {
-    const body = groupBodySize(layout.groups[i] as AssignmentGroup, first, t);
-    bodies.push(body);
-    total += delimited(body);
+  const steps = new AssignmentWriter(layout, scratchFor(endpointCount(layout), false)).write(Number.POSITIVE_INFINITY);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
   }
-  const out = new Out(Buffer.allocUnsafe(total));
-  out.string(t.clusterName, layout.clusterName);
-  for (let i = 0, first = 0; i < layout.groups.length; first += (layout.groups[i++] as AssignmentGroup).endpoints.length) {
-    writeGroup(out, layout.groups[i] as AssignmentGroup, bodies[i] as number, first, t);
+}
+
+/**
+ * The same bytes written ELEMENTS_PER_PIECE endpoints at a time, `turn` awaited between pieces:
+ * a 20k-endpoint assignment otherwise holds the event loop for its whole encode. The scratch array
+ * is its own, as one-go encodes may run between the pieces.
+ */
+export async function encodeAssignmentSliced(layout: AssignmentLayout, turn: Turn): Promise<Buffer> {
+  const steps = new AssignmentWriter(layout, scratchFor(endpointCount(layout), true)).write(ELEMENTS_PER_PIECE);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+    await turn();
   }
-  if (out.pos !== total) throw new Error(`assignment encoding: wrote ${out.pos} bytes of ${total}`);
-  return out.buf;
 }

@@ -30,7 +30,7 @@ export function encodeResource(typeUrl: XdsTypeUrl, name: string, value: Record<
   return resourceOfBytes(typeUrl, name, encodeMessage(MESSAGE_OF[typeUrl], value));
 }
 
-/** A resource whose message is already encoded (e.g. in slices, sliced-encode.ts). */
+/** A resource whose message is already encoded (e.g. by assignment-encoding.ts). */
 export function resourceOfBytes(typeUrl: XdsTypeUrl, name: string, bytes: Uint8Array): EncodedResource {
   const hash = createHash('sha256').update(bytes).digest('base64url').slice(0, 16);
   return { typeUrl, name, hash, bytes, anyBytes: encodeAny(typeUrl, bytes) };

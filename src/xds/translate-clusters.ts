@@ -146,24 +146,6 @@ export function publishedEndpoint(e: Endpoint, o: EndpointOverride | undefined):
   return { endpoint, weight: Math.max(1, Math.round(o?.weight ?? e.weight)) };
 }
 
-/**
- * A list whose elements are built when a slice of it is read: the sliced encoder reads a big
- * assignment's endpoints ~1,000 at a time, so their objects (five per endpoint: 100k for 20k
- * endpoints) are made a piece at a time between turns of the event loop, not in one go ahead.
- */
-export class LazyList<T> {
-  constructor(
-    readonly length: number,
-    private readonly at: (i: number) => T,
-  ) {}
-
-  slice(from: number, to: number): T[] {
-    const out: T[] = [];
-    for (let i = from; i < Math.min(to, this.length); i++) out.push(this.at(i));
-    return out;
-  }
-}
-
 function lbEndpoint(endpoint: Endpoint, weight: number | undefined): Record<string, unknown> {
   return {
     endpoint: { address: { socket_address: { address: endpoint.address, port_value: endpoint.port } } },
@@ -246,12 +228,10 @@ export function assignmentLayout(c: Cluster, overrides?: ReadonlyMap<string, End
 }
 
 /**
- * The assignment as the plain object protobufjs encodes (the translator encodes assignments with
- * encodeAssignment instead; this form is for the sliced encoder and for reading in tests).
- * `lazy`: each locality's `lb_endpoints` is a LazyList (for encodeLoadAssignmentSliced only;
- * protobufjs's one-go encode needs arrays).
+ * The assignment as the plain object protobufjs encodes, for reading and for checking
+ * assignment-encoding.ts against protobufjs in tests (the translator encodes with encodeAssignment).
  */
-export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<string, EndpointOverride>, lazy = false): Record<string, unknown> {
+export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<string, EndpointOverride>): Record<string, unknown> {
   const layout = assignmentLayout(c, overrides);
   return {
     cluster_name: layout.clusterName,
@@ -265,9 +245,7 @@ export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<strin
         },
         ...(g.priority > 0 ? { priority: g.priority } : {}),
         load_balancing_weight: { value: g.weight },
-        lb_endpoints: lazy
-          ? new LazyList(g.endpoints.length, (i) => lbEndpoint(g.endpoints[i] as Endpoint, g.weights[i]))
-          : g.endpoints.map((endpoint, i) => lbEndpoint(endpoint, g.weights[i])),
+        lb_endpoints: g.endpoints.map((endpoint, i) => lbEndpoint(endpoint, g.weights[i])),
       };
     }),
   };

@@ -4,9 +4,8 @@ import { clusterDelta, type SeenClusters } from './cluster-delta.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { encodeResource, resourceOfBytes, type EncodedResource } from './resource.js';
-import { ELEMENTS_PER_PIECE, encodeLoadAssignmentSliced, type Turn } from './sliced-encode.js';
-import { encodeAssignment } from './assignment-encoding.js';
-import { assignmentLayout, clusterResource, loadAssignmentResource, sameClusterForm, type LoadReportingOptions } from './translate-clusters.js';
+import { ELEMENTS_PER_PIECE, encodeAssignment, encodeAssignmentSliced, type Turn } from './assignment-encoding.js';
+import { assignmentLayout, clusterResource, sameClusterForm, type LoadReportingOptions } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
 import { DEFAULT_GROUP, markDerived, type ResourceSet } from './resource-set.js';
 import { withValues } from '../balancing/engine/indexed-map.js';
@@ -202,9 +201,9 @@ export class Translator {
     for (const c of clusters) {
       const inputs = assignmentInputs(c, weights);
       if (c.endpoints.length > BIG_CLUSTER_ENDPOINTS) {
-        const value = loadAssignmentResource(c, inputs.overrides, true);
+        const layout = assignmentLayout(c, inputs.overrides);
         await turn();
-        const bytes = await encodeLoadAssignmentSliced(value, turn);
+        const bytes = await encodeAssignmentSliced(layout, turn);
         this.prepared.set(c.name, { ...inputs, resource: resourceOfBytes(TYPE.endpoint, c.name, bytes) });
         await turn();
         sinceTurn = 0;

@@ -5,8 +5,8 @@ import type { WeightOverrides } from '../../src/catalog/weight-overrides.js';
 import { XdsCache } from '../../src/xds/cache.js';
 import { encodeMessage, TYPE } from '../../src/xds/envoy-api.js';
 import { Publisher } from '../../src/xds/publisher.js';
-import { ELEMENTS_PER_PIECE, encodeLoadAssignmentSliced } from '../../src/xds/sliced-encode.js';
-import { LazyList, loadAssignmentResource } from '../../src/xds/translate-clusters.js';
+import { ELEMENTS_PER_PIECE, encodeAssignment, encodeAssignmentSliced } from '../../src/xds/assignment-encoding.js';
+import { assignmentLayout, loadAssignmentResource } from '../../src/xds/translate-clusters.js';
 import { BIG_CLUSTER_ENDPOINTS, BIG_PUBLICATION_ENDPOINTS, translate, Translator } from '../../src/xds/translator.js';
 import { DEFAULT_GROUP } from '../../src/xds/resource-set.js';
 import { waitFor } from '../support/wait.js';
@@ -30,27 +30,24 @@ const big = (name = 'big', n = 2 * ELEMENTS_PER_PIECE + 517) => cluster(name, en
 const catalogOf = (...clusters: ReturnType<typeof cluster>[]): Catalog => ({ clusters, listeners: [], nodeGroups: [] });
 const ASSIGNMENT = 'envoy.config.endpoint.v3.ClusterLoadAssignment';
 
-describe('encodeLoadAssignmentSliced', () => {
-  it('gives the bytes of a one-go encode, turning between pieces', async () => {
+describe('encodeAssignmentSliced', () => {
+  it('gives the bytes of a one-go encode, and of protobufjs, turning between pieces', async () => {
     const overrides = new Map([[`${address(4)}:8084`, { weight: 9 }], [`${address(6)}:8080`, { health: 'UNHEALTHY' as const }]]);
     for (const c of [big(), big('one-locality', 3 * ELEMENTS_PER_PIECE + 1), cluster('small', endpoints(3)), cluster('empty')]) {
-      const value = loadAssignmentResource(c, overrides);
       let turns = 0;
-      const sliced = await encodeLoadAssignmentSliced(value, async () => void turns++);
-      expect(Buffer.from(sliced).equals(Buffer.from(encodeMessage(ASSIGNMENT, value)))).toBe(true);
-      if (c.endpoints.length > ELEMENTS_PER_PIECE) expect(turns).toBeGreaterThan(0);
-      // Endpoint objects built as the encoder slices them: the same bytes again.
-      const lazy = await encodeLoadAssignmentSliced(loadAssignmentResource(c, overrides, true), async () => undefined);
-      expect(Buffer.from(lazy).equals(Buffer.from(sliced)), c.name).toBe(true);
+      const sliced = await encodeAssignmentSliced(assignmentLayout(c, overrides), async () => void turns++);
+      expect(sliced.equals(encodeAssignment(assignmentLayout(c, overrides))), c.name).toBe(true);
+      expect(sliced.equals(Buffer.from(encodeMessage(ASSIGNMENT, loadAssignmentResource(c, overrides)))), c.name).toBe(true);
+      expect(turns).toBe(Math.floor(c.endpoints.length / ELEMENTS_PER_PIECE));
     }
   });
 
-  it('builds a lazy list\'s elements only when a slice of it is read', () => {
-    const built: number[] = [];
-    const list = new LazyList(5, (i) => (built.push(i), i * 10));
-    expect(built).toEqual([]);
-    expect(list.slice(3, 9)).toEqual([30, 40]);
-    expect(built).toEqual([3, 4]);
+  it('keeps its own sizes while one-go encodes run between its pieces', async () => {
+    const c = big();
+    const expected = encodeAssignment(assignmentLayout(c));
+    const other = cluster('other', endpoints(3_000).map((e) => ({ ...e, address: `fd00::${e.address.replaceAll('.', ':')}` })));
+    const sliced = await encodeAssignmentSliced(assignmentLayout(c), async () => void encodeAssignment(assignmentLayout(other)));
+    expect(sliced.equals(expected)).toBe(true);
   });
 });
 
