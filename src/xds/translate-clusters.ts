@@ -120,7 +120,7 @@ function fitWeights(weights: number[]): number[] {
 /** One LocalityLbEndpoints of an assignment, as the translator publishes it. */
 export interface AssignmentGroup {
   readonly locality: Endpoint['locality'];
-  /** The rank of the endpoints' priority among the cluster's (consecutive from 0). */
+  /** The endpoints' priority while grouping; in a layout, its rank among the cluster's (consecutive from 0). */
   priority: number;
   /** Each endpoint as published (its health possibly lowered by an override). */
   readonly endpoints: Endpoint[];
@@ -166,7 +166,7 @@ function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverr
     if (g === undefined) {
       groups.push((g = { locality: e.locality, priority: e.priority, endpoints: [], weights: [], weight: 1 }));
       // A few groups are compared field by field; past that, looked up by a key built per endpoint.
-      if (byKey === undefined && groups.length > FEW_GROUPS) byKey = new Map(groups.map((x) => [localityGroupKey({ priority: x.priority, locality: x.locality }), x]));
+      if (byKey === undefined && groups.length > FEW_GROUPS) byKey = new Map(groups.map((x) => [localityGroupKey(x), x]));
       else byKey?.set(localityGroupKey(e), g);
     }
     const published = publishedEndpoint(e, overrides?.get(endpointKey(e)));

@@ -181,13 +181,14 @@ export class Translator {
   bigPending(catalog: Catalog, weights?: WeightOverrides): Cluster[] {
     // A cluster and overrides unchanged since the last translation hit its memo: only the changed can be pending.
     const candidates = (this.last && clusterDelta(this.last, catalog.clusters, weights)) ?? catalog.clusters;
-    const pending = candidates.filter((c) => {
+    const isBig = (c: Cluster) => c.endpoints.length > BIG_CLUSTER_ENDPOINTS;
+    // A few small candidates (one endpoint write) are not compared here: translate() compares them.
+    const many = endpointsIn(candidates) > BIG_PUBLICATION_ENDPOINTS;
+    const pending = (many ? candidates : candidates.filter(isBig)).filter((c) => {
       const inputs = assignmentInputs(c, weights);
       return !this.matches(this.memo.get(TYPE.endpoint)?.get(c.name), inputs) && !this.matches(this.prepared.get(c.name), inputs);
     });
-    let endpoints = 0;
-    for (const c of pending) endpoints += c.endpoints.length;
-    return endpoints > BIG_PUBLICATION_ENDPOINTS ? pending : pending.filter((c) => c.endpoints.length > BIG_CLUSTER_ENDPOINTS);
+    return many && endpointsIn(pending) > BIG_PUBLICATION_ENDPOINTS ? pending : pending.filter(isBig);
   }
 
   /**
@@ -249,6 +250,12 @@ type Built = Record<string, unknown> | Uint8Array;
 
 function resourceOfBuilt(typeUrl: XdsTypeUrl, name: string, built: Built): EncodedResource {
   return built instanceof Uint8Array ? resourceOfBytes(typeUrl, name, built) : encodeResource(typeUrl, name, built);
+}
+
+function endpointsIn(clusters: readonly Cluster[]): number {
+  let n = 0;
+  for (const c of clusters) n += c.endpoints.length;
+  return n;
 }
 
 /** Per type, per name: no key string built per resource on every publish. */
