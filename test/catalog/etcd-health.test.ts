@@ -28,4 +28,17 @@ describe('EtcdHealth', () => {
     expect(h.current.writable).toBe(false);
     expect(changes.map((c) => c.writable)).toEqual([false, true, false]);
   });
+
+  it('counts a probe that has not answered by its deadline as failed, while the client may still be retrying it', async () => {
+    const pending: ((v: unknown) => void)[] = [];
+    const h = new EtcdHealth(() => new Promise((resolve) => pending.push(resolve)), { intervalMs: 60_000, timeoutMs: 20 });
+    h.up();
+    await h.check();
+    await h.check();
+    expect(h.current).toMatchObject({ writable: false });
+    expect(h.current.reason).toMatch(/^etcd unreachable or without quorum: no answer within 20 ms/);
+    for (const answer of pending) answer(undefined); // answers after the deadline change nothing
+    await Promise.resolve();
+    expect(h.current.writable).toBe(false);
+  });
 });

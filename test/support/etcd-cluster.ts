@@ -61,6 +61,8 @@ export interface EtcdCluster {
   startMember(i: number): Promise<void>;
   /** Waits until every running member reports itself healthy (quorum present). */
   waitHealthy(): Promise<void>;
+  /** The index of the member the running members agree is the leader (waits for an agreement). */
+  leader(): Promise<number>;
   logs(): string;
   stop(): Promise<void>;
 }
@@ -127,6 +129,17 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
       await waitHealthy();
     },
     waitHealthy,
+    async leader() {
+      let found = -1;
+      await waitFor(async (ctx) => {
+        const seen = await Promise.all(specs.map((s, i) => (procs[i]?.exit === undefined ? memberStatus(s.clientUrl).catch(() => undefined) : undefined)));
+        ctx.note(JSON.stringify(seen));
+        const leaders = new Set(seen.filter((x) => x !== undefined).map((x) => x.leader));
+        found = leaders.size === 1 ? seen.findIndex((x) => x !== undefined && leaders.has(x.id)) : -1;
+        return found >= 0;
+      }, { what: `etcd members agree on a leader\n${logs()}`, timeoutMs: 60_000, intervalMs: 100 });
+      return found;
+    },
     logs,
     stop: stopAll,
   };
@@ -149,6 +162,14 @@ function memberArgs(s: MemberSpec, initialCluster: string): string[] {
     '--unsafe-no-fsync=true',
     '--log-level=warn',
   ];
+}
+
+/** A member's id and the leader it follows (etcd's gRPC gateway: POST /v3/maintenance/status). */
+async function memberStatus(clientUrl: string): Promise<{ id: string; leader: string }> {
+  const res = await fetch(`${clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(2_000) });
+  const body = (await res.json()) as { header?: { member_id?: string }; leader?: string };
+  if (body.header?.member_id === undefined || body.leader === undefined || body.leader === '0') throw new Error(`no leader known: ${JSON.stringify(body)}`);
+  return { id: body.header.member_id, leader: body.leader };
 }
 
 function getJson(url: string): Promise<unknown> {

@@ -54,7 +54,7 @@ export class EtcdHealth {
     if (this.probing) return;
     this.probing = true;
     try {
-      await this.probe(new Date(Date.now() + this.options.timeoutMs));
+      await answeredWithin(this.probe(new Date(Date.now() + this.options.timeoutMs)), this.options.timeoutMs);
       this.failures = 0;
       this.up();
     } catch (err) {
@@ -71,6 +71,20 @@ export class EtcdHealth {
     this.started = true;
     if (changed) this.options.onChange?.(next);
   }
+}
+
+/**
+ * The probe's answer, or a failure once `ms` have passed. The etcd client retries a call on
+ * another member with back-off (etcd-client.ts), and retries after the probe's deadline fail at
+ * once, so the probe would otherwise answer only when the client gives up.
+ */
+function answeredWithin<T>(answer: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  answer.catch(() => undefined); // a late failure is already counted as this one
+  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
 }
 
 export function errorText(err: unknown): string {
