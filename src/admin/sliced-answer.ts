@@ -1,3 +1,4 @@
+import { jsonInSlices, type SlicedJson } from '../runtime/json-in-slices.js';
 import { nextTurn } from '../runtime/next-turn.js';
 import type { TSchema } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
@@ -17,33 +18,6 @@ export const SLICED_ANSWER_OVER = 1_000;
 
 /** Items serialized per turn of the event loop (~3–5 ms of 20k endpoints' ~100 ms). */
 export const ANSWER_SLICE = 1_000;
-
-export interface SlicedJson {
-  /** The body with its array empty, as the body's schema serializes it. */
-  readonly head: (body: Record<string, unknown>) => string;
-  /** One item of the array, as the item schema serializes it. */
-  readonly item: (item: unknown) => string;
-  /** Lets other work run between two slices. */
-  readonly turn: () => Promise<void>;
-}
-
-/**
- * `body` as JSON, its `key` array serialized `slice` items per turn; undefined when the empty
- * array's place in the head is not found exactly once (the caller then serializes whole).
- */
-export async function jsonInSlices(json: SlicedJson, body: Record<string, unknown>, key: string, items: readonly unknown[], slice = ANSWER_SLICE): Promise<string | undefined> {
-  const head = json.head({ ...body, [key]: [] });
-  const marker = `${JSON.stringify(key)}:[]`;
-  const at = head.indexOf(marker);
-  if (at < 0 || head.indexOf(marker, at + 1) >= 0) return undefined;
-  const parts: string[] = [];
-  for (let i = 0; i < items.length; i += slice) {
-    if (i > 0) await json.turn();
-    parts.push(items.slice(i, i + slice).map(json.item).join(','));
-  }
-  const open = at + marker.length - 1;
-  return `${head.slice(0, open)}${parts.join(',')}${head.slice(open)}`;
-}
 
 /** Response schemas of big writes' answers (a cluster view), with their long array's key: the Warmer compiles their serializers first. */
 const answeredInSlices = new WeakMap<object, string>();
@@ -86,7 +60,7 @@ export async function sendSliced(reply: FastifyReply, status: number, schema: TS
     item: reply.compileSerializationSchema(item) as (i: unknown) => string,
     turn: nextTurn,
   };
-  const text = await jsonInSlices(json, record, key, items);
+  const text = await jsonInSlices(json, record, key, items, ANSWER_SLICE);
   if (text === undefined) return reply.send(body);
   // A string with a JSON content type is sent as it is (fastify serializes only objects).
   return reply.type('application/json; charset=utf-8').send(text);

@@ -5,7 +5,8 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AdminApp } from '../../src/admin/app.js';
-import { jsonInSlices, SLICED_ANSWER_OVER } from '../../src/admin/sliced-answer.js';
+import { SLICED_ANSWER_OVER } from '../../src/admin/sliced-answer.js';
+import { jsonInSlices } from '../../src/runtime/json-in-slices.js';
 import { adminStoreApp } from '../support/admin-store-app.js';
 
 const closers: (() => void)[] = [];
@@ -82,7 +83,7 @@ describe('a cluster write\'s answer with many endpoints', () => {
 
   it('is left to the whole serializer when the empty array\'s place is not found exactly once', async () => {
     const json = { head: (b: Record<string, unknown>) => JSON.stringify({ ...b, nested: { items: [] } }), item: (x: unknown) => JSON.stringify(x), turn: () => Promise.resolve() };
-    expect(await jsonInSlices(json, { items: [1] }, 'items', [1])).toBeUndefined();
-    expect(await jsonInSlices({ ...json, head: () => '{}' }, { items: [1] }, 'items', [1])).toBeUndefined();
+    expect(await jsonInSlices(json, { items: [1] }, 'items', [1], 1_000)).toBeUndefined();
+    expect(await jsonInSlices({ ...json, head: () => '{}' }, { items: [1] }, 'items', [1], 1_000)).toBeUndefined();
   });
 });

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store, type StoreChange } from '../../src/catalog/store/index.js';
+import { prepareDelete } from '../../src/catalog/store/sliced-delete.js';
 import type { Endpoint } from '../../src/catalog/types.js';
 import { closeStoresAndCleanup, cluster, endpoint, tempDir } from './helpers.js';
 
@@ -111,5 +112,19 @@ describe('Store.deleteClusterSliced', () => {
     expect(reopened.revision()).toBe(revision);
     expect(reopened.audit(5)).toEqual(audit);
     expect(await reopened.deleteClusterSliced('big', API, 0)).toEqual({ revision: revision + 1 });
+  });
+
+  it('prepares the audit text JSON.stringify gives the record, a turn every 1,000 endpoints', async () => {
+    const s = await seeded();
+    const record = s.getCluster('big');
+    if (!record) throw new Error('no big cluster');
+    let turns = 0;
+    const prepared = await prepareDelete(record, () => Promise.resolve(void turns++));
+    expect(prepared.before).toBe(JSON.stringify(record));
+    expect(turns).toBe(2);
+    const odd = { ...record, name: 'has "endpoints":[] in it', endpoints: record.endpoints.slice(0, 2) };
+    expect((await prepareDelete(odd, () => Promise.resolve())).before).toBe(JSON.stringify(odd));
+    const empty = { ...record, endpoints: [] };
+    expect((await prepareDelete(empty, () => Promise.resolve())).before).toBe(JSON.stringify(empty));
   });
 });

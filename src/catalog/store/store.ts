@@ -514,6 +514,9 @@ export class Store implements CatalogStore {
    */
   private writer(): Database.Database {
     if (this.writerDb) return this.writerDb;
+    // A big write prepared across turns (deleteClusterSliced) may reach here after close(): it
+    // must fail as on a closed connection, not open the files again and commit.
+    if (!this.db.open) throw new TypeError('The database connection is not open');
     const db = new Database(this.file, { timeout: this.busyTimeoutMs });
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
@@ -568,7 +571,7 @@ export class Store implements CatalogStore {
 
   /**
    * deleteCluster of a big cluster (WriteLane, over its sliced size) without holding the event
-   * loop: the record read (20k rows, unless kept), its audit texts made a turn later, then the
+   * loop: the record read (20k rows, unless kept), its audit texts made a turn later in slices, then the
    * delete as steps of a transaction on the second connection (sliced-delete.ts), which uses the
    * texts only if the cluster is still as it was read. One task of it all took 63–123 ms of CPU at
    * 20k endpoints under load (bench/admin-100k.ts). Until it settles no other write may be made
@@ -581,7 +584,7 @@ export class Store implements CatalogStore {
     let prepared: PreparedDelete | undefined;
     if (record) {
       await nextTurn();
-      prepared = prepareDelete(record);
+      prepared = await prepareDelete(record, nextTurn);
       await nextTurn();
     }
     const started = performance.now();
