@@ -5,7 +5,7 @@
  * test/ha/etcd-store.test.ts.
  */
 import { BrokenCircuitError } from 'cockatiel';
-import { GRPCDeadlineExceededError, GRPCInvalidArgumentError, GRPCUnavailableError } from 'etcd3';
+import { GRPCCancelledError, GRPCDeadlineExceededError, GRPCInvalidArgumentError, GRPCUnavailableError } from 'etcd3';
 import { describe, expect, it } from 'vitest';
 import { memberPolicy, unaryCallPolicy } from '../../src/catalog/store/etcd-client.js';
 
@@ -46,6 +46,11 @@ describe('unaryCallPolicy', () => {
     expect(c.attempts.length).toBeLessThanOrEqual(4);
   });
 
+  it('retries when every member it drew was being skipped', async () => {
+    const c = failingFor(100, () => new BrokenCircuitError('Execution prevented because the circuit breaker is open'));
+    await expect(unaryCallPolicy(5_000).execute(c.call)).resolves.toBe('ok');
+  });
+
   it('retries a deadline, but not what etcd refused outright', async () => {
     const late = failingFor(50, () => new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded'));
     await expect(unaryCallPolicy(5_000).execute(late.call)).resolves.toBe('ok');
@@ -56,14 +61,27 @@ describe('unaryCallPolicy', () => {
 });
 
 describe('memberPolicy', () => {
-  it('keeps a member that answers with etcd\'s own errors, however many in a row', async () => {
+  it('keeps a member whose calls end as every member\'s do while the leader is gone, however many in a row', async () => {
     const p = memberPolicy();
-    for (let i = 0; i < 10; i++) await expect(p.execute(() => Promise.reject(leaderChanged()))).rejects.toThrow(/leader changed/);
+    const endings = [
+      leaderChanged,
+      () => new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: request timed out'),
+      () => new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded after 2.000s,remote_addr=127.0.0.1:2379'),
+      () => new GRPCCancelledError('1 CANCELLED: Call cancelled'),
+    ];
+    for (let i = 0; i < 12; i++) await expect(p.execute(() => Promise.reject((endings[i % endings.length] as () => Error)()))).rejects.toThrow();
     await expect(p.execute(() => Promise.resolve('ok'))).resolves.toBe('ok');
   });
 
-  it('skips a member that refused three calls in a row, and tries it again a second later', async () => {
+  it('counts a call that never left for the member (waiting for its connection) against it', async () => {
     const p = memberPolicy();
+    const neverLeft = (): Error => new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded after 3.000s,waiting for LB pick');
+    for (let i = 0; i < 3; i++) await expect(p.execute(() => Promise.reject(neverLeft()))).rejects.toThrow(/LB pick/);
+    await expect(p.execute(() => Promise.resolve('ok'))).rejects.toBeInstanceOf(BrokenCircuitError);
+  });
+
+  it('skips a member that refused three calls in a row, and tries it again once the skip is over', async () => {
+    const p = memberPolicy(1_000);
     for (let i = 0; i < 3; i++) await expect(p.execute(() => Promise.reject(refused()))).rejects.toThrow(/ECONNREFUSED/);
     await expect(p.execute(() => Promise.resolve('ok'))).rejects.toBeInstanceOf(BrokenCircuitError);
     const since = Date.now();

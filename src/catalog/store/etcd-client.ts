@@ -4,8 +4,8 @@
  * same cluster with the same credentials.
  */
 import { readFileSync } from 'node:fs';
-import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, halfJitterGenerator, handleWhen, retry, timeout, TimeoutStrategy, wrap, type IPolicy } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, halfJitterGenerator, handleWhen, isBrokenCircuitError, retry, timeout, TimeoutStrategy, wrap, type IPolicy } from 'cockatiel';
+import { Etcd3, GRPCUnavailableError, isRecoverableError, type IOptions } from 'etcd3';
 import type { EtcdSettings } from './store-config.js';
 
 export { DEFAULT_ETCD_PREFIX, DEFAULT_STORE_CONFIG, type EtcdSettings, type EtcdTls, type StoreConfig } from './store-config.js';
@@ -20,26 +20,34 @@ export function neverSent(err: Error): boolean {
 }
 
 /**
- * Whether a failed call says something about the member it went to. etcd's own answers
- * ("etcdserver: leader changed", "no leader", "request timed out") come from a live member and
- * are about the cluster (an election is under way): cutting that member off would leave nobody
- * to send the retry to once the election is over.
+ * Whether a failed call says something about the member it went to: it refused or dropped the
+ * connection, or the call never left for it. Not etcd's own answers ("etcdserver: leader
+ * changed", "no leader", "request timed out"): they come from a live member and are about the
+ * cluster. Not a deadline after the call reached the member, nor a cancellation (etcd3 cancels
+ * a member's calls when one of them fails): while the leader is gone every member's calls end
+ * so, and counting them skipped every live member until no call could be sent at all.
  */
 export function memberAtFault(err: Error): boolean {
-  return isRecoverableError(err) && !/etcdserver:/.test(err.message);
+  return !/etcdserver:/.test(err.message) && (err instanceof GRPCUnavailableError || neverSent(err));
 }
 
-/** Whether a unary call may be sent again (to another member, after a back-off). */
+/**
+ * Whether a unary call may be sent again (to another member, after a back-off): also when every
+ * member it drew was being skipped, since one of them will be tried again before long.
+ */
 export function worthRetrying(err: Error): boolean {
-  return isRecoverableError(err) || neverSent(err);
+  return isRecoverableError(err) || neverSent(err) || isBrokenCircuitError(err);
 }
 
 /** A constant 300 ms back-off (cockatiel's IBackoff shape: a duration and the next one). */
 const QUICK_WATCH_BACKOFF = { duration: 300, next: () => QUICK_WATCH_BACKOFF };
-/** A member that failed this many calls in a row is skipped… */
+/**
+ * A member that failed this many calls in a row is skipped for this long, then one call tries it
+ * again (etcd3's own figures). Not shorter: that call waits out its deadline when the member's
+ * host drops packets instead of refusing, and the others serve meanwhile.
+ */
 const MEMBER_FAILURES_TO_SKIP = 3;
-/** …for this long, then tried again (a restarted member is back within about a second). */
-const MEMBER_SKIP_MS = 1_000;
+const MEMBER_SKIP_MS = 5_000;
 /**
  * Attempts per unary call, and the back-off between them (doubling from 50 ms to 800 ms, each
  * drawn from its upper half so replicas do not retry in step): together 1.6–3.2 s of pauses,
@@ -64,9 +72,9 @@ export function unaryCallPolicy(budgetMs: number): IPolicy {
   return wrap(timeout(budgetMs, { strategy: TimeoutStrategy.Cooperative, abortOnReturn: false }).dangerouslyUnref(), attempts.dangerouslyUnref());
 }
 
-/** Per member: skipped for a while after failing calls in a row, but only for failures that are its own. */
-export function memberPolicy(): IPolicy {
-  return circuitBreaker(handleWhen(memberAtFault), { halfOpenAfter: MEMBER_SKIP_MS, breaker: new ConsecutiveBreaker(MEMBER_FAILURES_TO_SKIP) });
+/** Per member: skipped for `skipMs` after failing calls in a row, but only for failures that are its own. */
+export function memberPolicy(skipMs = MEMBER_SKIP_MS): IPolicy {
+  return circuitBreaker(handleWhen(memberAtFault), { halfOpenAfter: skipMs, breaker: new ConsecutiveBreaker(MEMBER_FAILURES_TO_SKIP) });
 }
 
 /** The etcd3 client options: files are read here, so a missing certificate fails at start with its path. */
