@@ -64,8 +64,8 @@ const RETRY_BACKOFF = { generator: halfJitterGenerator, initialDelay: 50, maxDel
  * Why a back-off: when the leader dies, the other members answer "leader changed" or "no leader"
  * at once until a new one is elected (about one election timeout), and the dead member refuses
  * at once. Three attempts with no pause, etcd3's default, were all spent within milliseconds, and
- * a write with one member of three down answered 503 (5 of 32 leader kills under load; 0 of 32
- * with this policy).
+ * a write with one member of three down answered 503 (5 of 32 leader kills under load; none of
+ * 24 with these policies and memberPolicy's: bench/RESULTS.md, ha13).
  */
 export function unaryCallPolicy(budgetMs: number): IPolicy {
   const attempts = retry(handleWhen(worthRetrying), { maxAttempts: CALL_ATTEMPTS - 1, backoff: new ExponentialBackoff(RETRY_BACKOFF) });
