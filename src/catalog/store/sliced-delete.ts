@@ -38,6 +38,7 @@ export interface DeleteOutcome {
 /** Endpoints serialized per turn of the event loop while preparing a delete (~2 ms each). */
 const JSON_SLICE = 1_000;
 
+/** One argument only: `map` would hand JSON.stringify the index and the array as replacer and space. */
 const stringify = (x: unknown): string => JSON.stringify(x);
 
 /**
