@@ -7,10 +7,12 @@
  * rebuilds everything from etcd.
  */
 import { randomBytes } from 'node:crypto';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, GRPCUnavailableError } from 'etcd3';
+import { wrap, type IPolicy } from 'cockatiel';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { ConflictError, StoreLimitError, StoreUnavailableError, type StoreChange } from '../../src/catalog/store/index.js';
-import { openEtcdStore, type EtcdStore } from '../../src/catalog/store/etcd-store.js';
+import { EtcdStore, openEtcdStore } from '../../src/catalog/store/etcd-store.js';
+import { etcdClientOptions, unaryCallPolicy } from '../../src/catalog/store/etcd-client.js';
 import { cluster, endpoint, listener } from '../catalog/helpers.js';
 import { FILE_V1, fileCatalog } from '../catalog/store-contract.js';
 import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
@@ -179,6 +181,40 @@ describeEtcd('etcd store: several replicas on one etcd', () => {
       await waitFor(() => b.getCluster('web')?.revision === revision, { what: 'B sees the write', timeoutMs: scaled(30_000) });
       await etcd.startMember(leader);
       await waitFor(() => a.health().writable && b.health().writable, { what: 'both writable again', timeoutMs: scaled(30_000) });
+    }
+  });
+
+  it('a transaction whose answer was lost and that the client sent again is not a conflict: If-Match PUT and DELETE succeed, audited once', async () => {
+    prefix = `/ha-${randomBytes(4).toString('hex')}`;
+    const settings = { endpoints: [...etcd.endpoints], prefix, writeTimeoutMs: scaled(3_000) };
+    // The next unary call reaches etcd and applies, then its answer is lost as in an election
+    // ("leader changed"); the client's own policy sends it again.
+    let loseNext = false;
+    const loseAnswer = {
+      execute: async (fn: (ctx: { signal: AbortSignal }) => unknown, signal: AbortSignal) => {
+        const answer = await fn({ signal });
+        if (!loseNext) return answer;
+        loseNext = false;
+        throw new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: leader changed');
+      },
+    } as unknown as IPolicy;
+    const options = etcdClientOptions(settings);
+    const client = new Etcd3({ ...options, faultHandling: { ...options.faultHandling, global: wrap(unaryCallPolicy(scaled(6_000)), loseAnswer) } });
+    const s = new EtcdStore(client, settings, { probeIntervalMs: 3_600_000 });
+    try {
+      await s.start();
+      const { revision: created } = await s.putCluster(cluster('web', [endpoint('10.0.0.1')]), API);
+      loseNext = true;
+      const { revision: updated } = await s.putCluster(cluster('web', [endpoint('10.0.0.2')]), { ...API, ifMatch: created });
+      expect(loseNext).toBe(false);
+      expect(s.getCluster('web')).toMatchObject({ revision: updated, endpoints: [{ address: '10.0.0.2' }] });
+      loseNext = true;
+      await s.deleteCluster('web', API);
+      expect(loseNext).toBe(false);
+      expect(s.getCluster('web')).toBeUndefined();
+      expect(s.audit(100).filter((e) => e.name === 'web').map((e) => e.action).sort()).toEqual(['create', 'delete', 'update']);
+    } finally {
+      await s.close();
     }
   });
 

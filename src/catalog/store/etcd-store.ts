@@ -13,7 +13,7 @@
  * - No quorum / unreachable: writes fail fast with StoreUnavailableError (503); see etcd-health.ts.
  */
 import { randomBytes } from 'node:crypto';
-import type { Etcd3, Namespace } from 'etcd3';
+import type { Etcd3, ITxnResponse, Namespace } from 'etcd3';
 import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
 import { buildEtcdClient, type EtcdSettings } from './etcd-client.js';
@@ -110,6 +110,18 @@ export async function openEtcdStore(settings: EtcdSettings, options: EtcdStoreOp
     throw new Error(`store.etcd: cannot read ${settings.prefix} from ${settings.endpoints.join(', ')}: ${errorText(err)}`, { cause: err });
   }
   return store;
+}
+
+/**
+ * The revision this transaction was applied at by an earlier attempt, if its own audit entry (the
+ * read after the compared keys) exists. The etcd client sends a transaction again when its answer
+ * was lost (a deadline, "leader changed": etcd-client.ts); the compare then fails on the keys the
+ * first attempt wrote, and without this check an applied If-Match write answered 409 and an
+ * applied delete 404.
+ */
+function appliedEarlier(res: ITxnResponse, compares: number): number | undefined {
+  const kv = res.responses[compares]?.response_range?.kvs?.[0];
+  return kv === undefined ? undefined : Number(kv.mod_revision);
 }
 
 export class EtcdStore implements CatalogStore {
@@ -441,12 +453,16 @@ export class EtcdStore implements CatalogStore {
     if (!first) throw new TypeError('a catalog write compares at least one key');
     let txn = this.ns.if(first.key, 'Mod', '==', first.mod);
     for (const c of rest) txn = txn.and(c.key, 'Mod', '==', c.mod);
-    const res = await this.send(txn.then(...puts, ...deletes).else(...plan.compares.map((c) => this.ns.get(c.key))));
-    const revision = Number(res.header.revision);
-    if (!res.succeeded) {
+    // Audit keys are unique to this commit: on a failed compare, reading the first says whether an
+    // earlier attempt of this very transaction applied.
+    const own = audits[0]?.key;
+    const reads = [...plan.compares.map((c) => this.ns.get(c.key)), ...(own !== undefined ? [this.ns.get(own)] : [])];
+    const res = await this.send(txn.then(...puts, ...deletes).else(...reads));
+    const revision = res.succeeded ? Number(res.header.revision) : appliedEarlier(res, plan.compares.length);
+    if (revision === undefined) {
       // Someone else wrote what we read: wait until the mirror shows their write, then plan again.
-      const seen = res.responses.flatMap((r) => r.response_range?.kvs ?? []).map((kv) => Number(kv.mod_revision));
-      await this.mirror.waitFor(seen.length === plan.compares.length ? Math.max(...seen) : revision, this.writeTimeoutMs);
+      const seen = res.responses.slice(0, plan.compares.length).flatMap((r) => r.response_range?.kvs ?? []).map((kv) => Number(kv.mod_revision));
+      await this.mirror.waitFor(seen.length === plan.compares.length ? Math.max(...seen) : Number(res.header.revision), this.writeTimeoutMs);
       return { ok: false };
     }
     await this.caughtUp(revision);
