@@ -19,7 +19,7 @@ export interface SlicedJson {
  * `body` as JSON, its `key` array serialized `slice` items per turn; undefined when the empty
  * array's place in the head is not found exactly once (the caller then serializes whole).
  */
-export async function jsonInSlices(json: SlicedJson, body: Record<string, unknown>, key: string, items: readonly unknown[], slice: number): Promise<string | undefined> {
+export async function jsonInSlices(json: SlicedJson, body: object, key: string, items: readonly unknown[], slice: number): Promise<string | undefined> {
   const head = json.head({ ...body, [key]: [] });
   const marker = `${JSON.stringify(key)}:[]`;
   const at = head.indexOf(marker);

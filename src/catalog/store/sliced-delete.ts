@@ -49,7 +49,7 @@ const stringify = (x: unknown): string => JSON.stringify(x);
  */
 export async function prepareDelete(record: ClusterRecord, turn: () => Promise<void>): Promise<PreparedDelete> {
   const { endpoints, ...settings } = record;
-  const sliced = await jsonInSlices({ head: stringify, item: stringify, turn }, { ...record }, 'endpoints', endpoints, JSON_SLICE);
+  const sliced = await jsonInSlices({ head: stringify, item: stringify, turn }, record, 'endpoints', endpoints, JSON_SLICE);
   const before = sliced ?? JSON.stringify(record);
   return deleteTexts(record.revision, record.updatedAt, before, { record: settings, endpoints: endpoints.length });
 }

@@ -573,10 +573,10 @@ export class Store implements CatalogStore {
    * deleteCluster of a big cluster (WriteLane, over its sliced size) without holding the event
    * loop: the record read (20k rows, unless kept), its audit texts made in slices from a turn
    * later, then the delete as steps of a transaction on the second connection (sliced-delete.ts),
-   * which uses the texts only if the cluster is still as it was read. One task of it all took 63–123 ms of CPU at
-   * 20k endpoints under load (bench/admin-100k.ts). Until it settles no other write may be made
-   * on this store: write-lane.ts queues them. The rows, revision, audit row and change events are
-   * deleteCluster's; it resolves once the WAL holding its commit is fsynced.
+   * which uses the texts only if the cluster is still as it was read. One task of it all took
+   * 63–123 ms of CPU at 20k endpoints under load (bench/admin-100k.ts). Until it settles no other
+   * write may be made on this store: write-lane.ts queues them. The rows, revision, audit row and
+   * change events are deleteCluster's; it resolves once the WAL holding its commit is fsynced.
    */
   async deleteClusterSliced(name: string, opts: WriteOptions, sliceMs = 10): Promise<WriteResult> {
     assertWriter(opts.owner);
