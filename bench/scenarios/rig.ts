@@ -23,6 +23,8 @@ export interface RigOptions {
   readonly scale: number;
   readonly tickMs?: number;
   readonly lrsMs?: number;
+  /** Also log each row's failed requests by outcome and second sent, and fulcrum's weights each second. */
+  readonly detail?: boolean;
   readonly log: (line: string) => void;
 }
 
@@ -170,7 +172,22 @@ async function measure(s: Scenario, row: Row, o: RigOptions, r: Running): Promis
   lag.disable();
   await Promise.all(r.loads.map((l) => l.stop()));
   r.loads.length = 0;
+  if (o.detail === true) logDetail(o, samples, weightLog);
   return { ...figures(s, o, samples, util, weightLog.filter((w) => w.t >= at(TIMING.warmS))), loopLagP99Ms: lag.percentile(99) / 1e6 };
+}
+
+/** What --detail prints: where the failures fall in time (a death's in-flight loss, a revival's burst), and how the weights moved. */
+function logDetail(o: RigOptions, samples: readonly Sample[], weightLog: readonly { t: number; weights: string }[]): void {
+  const failed = new Map<string, number>();
+  for (const x of samples) {
+    if (x.outcome === 'ok') continue;
+    const key = `${x.outcome}@${Math.floor(x.sentS)}s`;
+    failed.set(key, (failed.get(key) ?? 0) + 1);
+  }
+  const total = [...failed.values()].reduce((a, b) => a + b, 0);
+  o.log(`    failed ${total} of ${samples.length}: ${[...failed].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
+  // The sampler runs every 250 ms: one line per second.
+  for (const w of weightLog.filter((_w, i) => i % 4 === 0)) o.log(`    weights at ${w.t.toFixed(0)} s: ${w.weights}`);
 }
 
 function figures(s: Scenario, o: RigOptions, samples: readonly Sample[], util: readonly number[], weightLog: { t: number; weights: string }[]): Omit<RowFigures, 'loopLagP99Ms'> {

@@ -20,6 +20,8 @@ const HELP = `usage: npx tsx bench/scenarios/run.ts [options]
   --short                 rows of ${TIMING.durationS * SHORT_SCALE} s instead of ${TIMING.durationS} s (a smoke run; figures are rough)
   --tick MS               engine tick (default: the shipped default, 1000)
   --lrs MS                Envoy load report interval (default: the shipped default, 2000)
+  --detail                also print each row's failed requests by outcome and second sent, and
+                          fulcrum's published weights each second
   --help                  this text
 
 scenarios:
@@ -44,6 +46,7 @@ const { values: args } = parseArgs({
     short: { type: 'boolean', default: false },
     tick: { type: 'string' },
     lrs: { type: 'string' },
+    detail: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -116,7 +119,7 @@ async function main(): Promise<void> {
     const results: string[][] = [];
     for (const row of rows) {
       log(`  row ${row.name}`);
-      const result = await runRow(s, row, { scale, log, ...(tickMs !== undefined ? { tickMs } : {}), ...(lrsMs !== undefined ? { lrsMs } : {}) }).catch(
+      const result = await runRow(s, row, { scale, log, detail: args.detail, ...(tickMs !== undefined ? { tickMs } : {}), ...(lrsMs !== undefined ? { lrsMs } : {}) }).catch(
         (err: unknown): RowResult => ({ row: row.name, unavailable: `failed: ${err instanceof Error ? err.message : String(err)}` }),
       );
       results.push(cells(result));

@@ -164,6 +164,10 @@ export const ROWS: readonly Row[] = [
   { name: 'client-wrr', what: 'Envoy client-side WRR (ORCA in-band)', cluster: () => ({ lbPolicy: 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' }), weights: ones, latencyAgent: false },
   fulcrumRow('static', { policy: 'static' }, false),
   fulcrumRow('pid', PID, false),
+  // The same weights under Envoy's LEAST_REQUEST: with unequal weights Envoy picks by weight ÷
+  // (active requests + 1), so fulcrum's fleet-wide weights set the shares and each Envoy's own
+  // count of requests in flight corrects every pick between two load reports.
+  fulcrumRow('pid-lr', PID, false, 'LEAST_REQUEST'),
   fulcrumRow('pid-cpu', { policy: 'pid', metric: 'cpu' }, false),
   // Latency reaches fulcrum as the backends' ORCA named_metrics.latency_ms through Envoy's load
   // reports (the default metric mapping); no side channel.
