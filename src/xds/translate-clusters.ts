@@ -5,7 +5,7 @@ import type { EndpointOverride } from '../catalog/weight-overrides.js';
 import { anyOf } from './envoy-api.js';
 import { duration } from './proto-values.js';
 import { localityGroupKey, rescalesLocalities, rescaleToCommonSum } from './ring-hash-localities.js';
-import { clientSideWrrPolicy, clusterProtection } from './translate-protection.js';
+import { clientSideWrrPolicy, clusterProtection, leastRequestPolicy } from './translate-protection.js';
 
 /** Catalog clusters → Envoy `Cluster` and `ClusterLoadAssignment` objects (protobufjs plain form). */
 
@@ -58,19 +58,26 @@ export function sameClusterForm(a: Cluster, b: Cluster): boolean {
   return fa.hosts === fb.hosts && fa.rescalesLocalities === fb.rescalesLocalities;
 }
 
+/**
+ * lb_policy, or load_balancing_policy where an extension policy is needed: client-side WRR is one,
+ * and LEAST_REQUEST is written as one so that proxyless grpc-js does not reject it
+ * (translate-protection.ts leastRequestPolicy).
+ */
+function lbPolicyFields(c: Cluster): Record<string, unknown> {
+  if (c.lbPolicy === 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN') return { load_balancing_policy: clientSideWrrPolicy(c.clientSideWeightedRoundRobin) };
+  if (c.lbPolicy === 'LEAST_REQUEST') return { load_balancing_policy: leastRequestPolicy(c.leastRequest?.choiceCount ?? 2, c.localityWeighted === true) };
+  return { lb_policy: c.lbPolicy };
+}
+
 export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<string, unknown> {
   const out: Record<string, unknown> = {
     name: c.name,
     type: 'EDS',
     eds_cluster_config: { eds_config: ADS_SOURCE },
     connect_timeout: duration(c.connectTimeoutMs),
-    // Client-side WRR is an extension policy: load_balancing_policy replaces lb_policy.
-    ...(c.lbPolicy === 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN'
-      ? { load_balancing_policy: clientSideWrrPolicy(c.clientSideWeightedRoundRobin) }
-      : { lb_policy: c.lbPolicy }),
+    ...lbPolicyFields(c),
     ...clusterProtection(c),
   };
-  if (c.leastRequest) out.least_request_lb_config = { choice_count: { value: c.leastRequest.choiceCount } };
   const facts = endpointFacts(c);
   if (c.ringHash) {
     // Ring size follows the endpoint count (virtual nodes per host), rounded up to a power of two

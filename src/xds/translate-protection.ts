@@ -17,6 +17,8 @@ import { duration } from './proto-values.js';
 
 const CSWRR = 'envoy.extensions.load_balancing_policies.client_side_weighted_round_robin.v3.ClientSideWeightedRoundRobin';
 const ROUND_ROBIN = 'envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin';
+const LEAST_REQUEST = 'envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest';
+const WRR_LOCALITY = 'envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality';
 const PREVIOUS_HOSTS = 'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
 
 const u32 = (value: number): { value: number } => ({ value });
@@ -101,6 +103,41 @@ export function clientSideWrrPolicy(s: ClientSideWeightedRoundRobinSpec = {}): R
       { typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: anyOf(ROUND_ROBIN, {}) } },
     ],
   };
+}
+
+const roundRobinEntry = (): Record<string, unknown> => ({
+  typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: anyOf(ROUND_ROBIN, {}) },
+});
+
+/**
+ * `load_balancing_policy` for LEAST_REQUEST. Clients take the first entry they support, so one
+ * Cluster serves all three kinds without a NACK (the legacy `lb_policy: LEAST_REQUEST` made
+ * proxyless grpc-js reject the whole Cluster):
+ * - Envoy and grpc-go take least_request. Envoy weighs each host by its weight ÷ its active
+ *   requests when the weights differ; `localityWeighted` carries the cluster's locality weighting
+ *   into it (a typed policy has its own locality_lb_config). grpc-go ignores endpoint weights
+ *   (gRFC A48) and, without wrr_locality around it, locality weights too.
+ * - grpc-js, which has no least request, takes wrr_locality around round robin: what it builds for
+ *   `lb_policy: ROUND_ROBIN`. Not first: Envoy 1.40 takes wrr_locality too, and then did not
+ *   pick by requests in flight (test/e2e/envoy-suite.ts).
+ */
+export function leastRequestPolicy(choiceCount: number, localityWeighted: boolean): Record<string, unknown> {
+  const leastRequest = {
+    typed_extension_config: {
+      name: 'envoy.load_balancing_policies.least_request',
+      typed_config: anyOf(LEAST_REQUEST, {
+        choice_count: u32(choiceCount),
+        ...(localityWeighted ? { locality_lb_config: { locality_weighted_lb_config: {} } } : {}),
+      }),
+    },
+  };
+  const wrrLocality = {
+    typed_extension_config: {
+      name: 'envoy.load_balancing_policies.wrr_locality',
+      typed_config: anyOf(WRR_LOCALITY, { endpoint_picking_policy: { policies: [roundRobinEntry()] } }),
+    },
+  };
+  return { policies: [leastRequest, wrrLocality, roundRobinEntry()] };
 }
 
 /** A route's `retry_policy` for a cluster's resolved retry settings. */

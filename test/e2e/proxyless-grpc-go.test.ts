@@ -16,6 +16,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import YAML from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { TYPE } from '../../src/xds/envoy-api.js';
 import { locateGrpcGoClient, runGrpcGoClient } from '../support/grpc-go.js';
 import { startGrpcServers, type GrpcTestServers } from '../support/grpc-whoami.js';
 import { startXdsClient, tally } from '../support/grpc-xds.js';
@@ -23,6 +24,7 @@ import { describeRequiring } from '../support/requires.js';
 import { waitFor } from '../support/wait.js';
 
 const CLUSTER = 'sessions-backends';
+const LR_CLUSTER = 'greeter-backends';
 const CALLS = 400;
 const goClient = locateGrpcGoClient();
 
@@ -52,8 +54,17 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
             http2: true,
             endpoints: servers.list.map((s, i) => ({ address: s.host, port: s.port, weight: WEIGHTS[i], locality: { region: 'r', zone: ZONES[i] } })),
           },
+          {
+            name: LR_CLUSTER,
+            lbPolicy: 'LEAST_REQUEST',
+            http2: true,
+            endpoints: servers.list.map((s) => ({ address: s.host, port: s.port })),
+          },
         ],
-        listeners: [{ name: 'sessions', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER, hashPolicy: { header: 'x-user' } }] }],
+        listeners: [
+          { name: 'sessions', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER, hashPolicy: { header: 'x-user' } }] },
+          { name: 'greeter', apiListener: true, routes: [{ prefix: '/', cluster: LR_CLUSTER }] },
+        ],
       }),
     );
     fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }) });
@@ -97,6 +108,21 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
       const scrape = await fulcrum.metrics.registry.getSingleMetricAsString('fulcrum_lrs_report_entries_total');
       expect(scrape).toMatch(/granularity="locality",result="exact"} [1-9]/);
       expect(scrape).toMatch(/granularity="locality",result="spread"} [1-9]/);
+    } finally {
+      await run.stop();
+    }
+  });
+
+  test('grpc-go takes the least_request entry of a LEAST_REQUEST cluster: no NACK, every server answers', { timeout: 120_000 }, async () => {
+    const nodeId = `grpc-go-lr-${process.pid}`;
+    const run = runGrpcGoClient(goClient.bin, { xdsPort: fulcrum.xdsPort, nodeId, target: 'xds:///greeter', count: 90 });
+    try {
+      const { counts, errors } = await run.result;
+      expect(errors, run.stderr().slice(-4_000)).toEqual({});
+      for (const s of servers.list) expect(counts[s.id] ?? 0, JSON.stringify(counts)).toBeGreaterThan(0);
+      const cds = fulcrum.registry.list().find((r) => r.node.id === nodeId)?.types.get(TYPE.cluster);
+      expect(cds?.lastNack).toBeUndefined();
+      expect(cds?.ackedVersion).toBeDefined();
     } finally {
       await run.stop();
     }

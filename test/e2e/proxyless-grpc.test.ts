@@ -30,7 +30,7 @@ const TYPES: Record<'LDS' | 'RDS' | 'CDS' | 'EDS', XdsTypeUrl> = {
   EDS: TYPE.endpoint,
 };
 
-function configYaml(rr: readonly GrpcTestServer[], rh: readonly GrpcTestServer[]): string {
+function configYaml(rr: readonly GrpcTestServer[], rh: readonly GrpcTestServer[], rrPolicy = 'ROUND_ROBIN'): string {
   const endpoints = (list: readonly GrpcTestServer[]) =>
     list.map((s) => `      - { address: ${s.host}, port: ${s.port} }`).join('\n');
   return `# written by test/e2e/proxyless-grpc.test.ts
@@ -38,7 +38,7 @@ server:
   xds: { debounceQuietMs: 20, debounceMaxMs: 200 }
 clusters:
   - name: greeter-backends
-    lbPolicy: ROUND_ROBIN
+    lbPolicy: ${rrPolicy}
     http2: true
     endpoints:
 ${endpoints(rr)}
@@ -293,5 +293,25 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
     expect(removed.count).toBe(removedBefore);
     expect(counts[kept0.id] ?? 0, JSON.stringify(counts)).toBeGreaterThanOrEqual(10);
     expect(counts[kept1.id] ?? 0, JSON.stringify(counts)).toBeGreaterThanOrEqual(10);
+  }, scaled(60_000));
+
+  test('LEAST_REQUEST: grpc-js, which has no least request, ACKs the cluster and takes its round-robin fallback', async (ctx) => {
+    diagnoseOnFailure(ctx);
+    const cdsBefore = proxyRecord()?.types.get(TYPE.cluster)?.ackedVersion;
+    await writeConfig(configYaml(rr.list, rh.list, 'LEAST_REQUEST'));
+    // The new CDS version is ACKed (the legacy lb_policy LEAST_REQUEST was NACKed: "unsupported
+    // lb_policy"), and calls reach all three servers again.
+    await waitFor(
+      async ({ note }) => {
+        const cds = proxyRecord()?.types.get(TYPE.cluster);
+        const results = await client.call(GREETER, { count: 9 });
+        note({ cds: syncState(cds), ackedVersion: cds?.ackedVersion, nack: cds?.lastNack?.message, calls: tally(results) });
+        return cds !== undefined && syncState(cds) === 'SYNCED' && cds.ackedVersion !== cdsBefore && failures(results).length === 0 && servedBy(results).size === 3;
+      },
+      { what: 'the LEAST_REQUEST cluster ACKed and calls on all three servers', timeoutMs: 30_000, intervalMs: 100 },
+    );
+    expect(proxyRecord()?.types.get(TYPE.cluster)?.lastNack).toBeUndefined();
+    const counts = tally(await client.call(GREETER, { count: 60 }));
+    for (const s of rr.list) expect(counts[s.id] ?? 0, `${s.id} share of 60: ${JSON.stringify(counts)}`).toBeGreaterThanOrEqual(12);
   }, scaled(60_000));
 });

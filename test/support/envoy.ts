@@ -443,6 +443,17 @@ export function dumpListenerNames(dump: ConfigDump): string[] {
   return namesIn(dumpSection(dump, 'ListenersConfigDump'), ['static_listeners', 'dynamic_listeners'], 'listener');
 }
 
+/** The dynamic active cluster `name` as Envoy holds it (its config, not the extension list elsewhere in the dump). */
+export function dumpActiveCluster(dump: ConfigDump, name: string): Record<string, unknown> | undefined {
+  const entries = dumpSection(dump, 'ClustersConfigDump')?.dynamic_active_clusters;
+  if (!Array.isArray(entries)) return undefined;
+  for (const e of entries) {
+    const cluster = isRecord(e) ? e.cluster : undefined;
+    if (isRecord(cluster) && cluster.name === name) return cluster;
+  }
+  return undefined;
+}
+
 /** Names of static, dynamic active and dynamic warming clusters in a config dump. */
 export function dumpClusterNames(dump: ConfigDump): string[] {
   return namesIn(

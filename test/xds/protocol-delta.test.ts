@@ -84,14 +84,14 @@ describe('initial_resource_versions', () => {
 
     await apply(edit(baseConfig(), (d) => {
       d.clusters = d.clusters!.filter((c) => c.name !== 'api');
-      d.clusters[0]!.lbPolicy = 'LEAST_REQUEST';
+      d.clusters[0]!.lbPolicy = 'RANDOM';
       d.listeners![0]!.routes = [{ prefix: '/', cluster: 'web' }];
     }));
     const s2 = delta(client, CDS, [], { initial_resource_versions: versionsOf(first) });
     const r = await s2.nextOf(CDS);
     expect(namesOf(r)).toEqual(['web']);
     expect(r.resources[0]!.version).not.toBe(versionsOf(first).web);
-    expect(decodeResources(r)[0]!.message.lb_policy).toBe('LEAST_REQUEST');
+    expect(decodeResources(r)[0]!.message.lb_policy).toBe('RANDOM');
     expect(removedOf(r)).toEqual(['api']);
   });
 

@@ -107,10 +107,10 @@ describe('NACK', () => {
     await s.expectNone(150, (r) => r.type_url === CDS);
 
     // The content changes: it is sent.
-    await apply(edit(baseConfig(), (d) => (d.clusters![1]!.lbPolicy = 'LEAST_REQUEST')));
+    await apply(edit(baseConfig(), (d) => (d.clusters![1]!.lbPolicy = 'RANDOM')));
     const next = await s.nextOf(CDS);
     expect(next.version_info).not.toBe(cds.version_info);
-    expect(clusterOf(next, 'web').lb_policy).toBe('LEAST_REQUEST');
+    expect(clusterOf(next, 'web').lb_policy).toBe('RANDOM');
     s.ack(next);
     await waitFor(async () => (await proxy()).types.CDS?.state === 'SYNCED', { what: 'CDS SYNCED after the fix', timeoutMs: 3_000, intervalMs: 10 });
   });

@@ -152,6 +152,27 @@ describe('protection translation', () => {
       error_utilization_penalty: { value: 1.5 },
     });
   });
+
+  it('emits LEAST_REQUEST as load_balancing_policy: least request, then wrr_locality around round robin, then round robin', () => {
+    type Policies = { policies: { typed_extension_config: { name: string; typed_config: unknown } }[] };
+    const names = (p: Policies): string[] => p.policies.map((x) => x.typed_extension_config.name);
+    const { cluster } = emitted({ ...base, lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 3 } });
+    expect(cluster.lb_policy).toBeUndefined();
+    expect(cluster.least_request_lb_config).toBeUndefined();
+    const policy = cluster.load_balancing_policy as Policies;
+    expect(names(policy)).toEqual([
+      'envoy.load_balancing_policies.least_request',
+      'envoy.load_balancing_policies.wrr_locality',
+      'envoy.load_balancing_policies.round_robin',
+    ]);
+    expect(decodeAny(policy.policies[0]?.typed_extension_config.typed_config)).toEqual({ choice_count: { value: 3 } });
+    const wrr = decodeAny(policy.policies[1]?.typed_extension_config.typed_config) as { endpoint_picking_policy: Policies };
+    expect(names(wrr.endpoint_picking_policy)).toEqual(['envoy.load_balancing_policies.round_robin']);
+    // Locality weighting goes into the typed policy, which has its own.
+    const weighted = emitted({ ...base, lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 2 }, localityWeighted: true }).cluster;
+    const first = (weighted.load_balancing_policy as Policies).policies[0]?.typed_extension_config.typed_config;
+    expect(decodeAny(first)).toEqual({ choice_count: { value: 2 }, locality_lb_config: { locality_weighted_lb_config: {} } });
+  });
 });
 
 describe('protection defaults', () => {
