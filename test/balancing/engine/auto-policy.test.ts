@@ -16,9 +16,9 @@ describe('choosePolicy: the decision table', () => {
     expect(() => choosePolicy({ endpointCount: 10, sessionAffinity: {} })).toThrow(/header or a cookie/);
   });
 
-  it('heterogeneous capacity → PID weights (equalize cpu) under ROUND_ROBIN', () => {
+  it('heterogeneous capacity → PID weights (equalize cpu) under LEAST_REQUEST', () => {
     expect(choosePolicy({ endpointCount: 10, heterogeneousCapacity: true })).toMatchObject({
-      lbPolicy: 'ROUND_ROBIN',
+      lbPolicy: 'LEAST_REQUEST',
       weighting: { kind: 'pid', setpoint: 'mean', metric: 'cpu-latency' },
     });
   });
@@ -27,8 +27,10 @@ describe('choosePolicy: the decision table', () => {
     expect(choosePolicy({ endpointCount: 10, longLivedConnections: true }).lbPolicy).toBe('LEAST_REQUEST');
   });
 
-  it('latency-sensitive → PID weights that count latency above the cluster median as load', () => {
-    expect(choosePolicy({ endpointCount: 10, latencySensitive: true }).weighting).toEqual({ kind: 'pid', setpoint: 'mean', metric: 'cpu-latency' });
+  it('latency-sensitive → PID weights that count latency above the cluster median as load, under LEAST_REQUEST', () => {
+    const p = choosePolicy({ endpointCount: 10, latencySensitive: true });
+    expect(p.weighting).toEqual({ kind: 'pid', setpoint: 'mean', metric: 'cpu-latency' });
+    expect(p.lbPolicy).toBe('LEAST_REQUEST');
   });
 
   it('1000+ endpoints → locality-tiered', () => {
