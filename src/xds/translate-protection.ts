@@ -91,6 +91,11 @@ function cswrrConfig(s: ClientSideWeightedRoundRobinSpec): Record<string, unknow
   };
 }
 
+/** A load_balancing_policy entry for round robin, the fallback every gRPC client has. */
+const roundRobinEntry = (): Record<string, unknown> => ({
+  typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: anyOf(ROUND_ROBIN, {}) },
+});
+
 /**
  * `load_balancing_policy` for CLIENT_SIDE_WEIGHTED_ROUND_ROBIN. Clients take the first policy
  * they support: Envoy takes client-side WRR; proxyless gRPC (grpc-js without
@@ -100,14 +105,10 @@ export function clientSideWrrPolicy(s: ClientSideWeightedRoundRobinSpec = {}): R
   return {
     policies: [
       { typed_extension_config: { name: 'envoy.load_balancing_policies.client_side_weighted_round_robin', typed_config: anyOf(CSWRR, cswrrConfig(s)) } },
-      { typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: anyOf(ROUND_ROBIN, {}) } },
+      roundRobinEntry(),
     ],
   };
 }
-
-const roundRobinEntry = (): Record<string, unknown> => ({
-  typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: anyOf(ROUND_ROBIN, {}) },
-});
 
 /**
  * `load_balancing_policy` for LEAST_REQUEST. Clients take the first entry they support, so one
