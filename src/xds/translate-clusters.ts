@@ -95,9 +95,10 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
   // Hash-based policies follow endpoint weights alone unless told otherwise: an operator's
   // localityWeighted applies to the others. A RING_HASH cluster spanning localities always gets it,
   // because its endpoint weights are rescaled per locality (src/xds/ring-hash-localities.ts) and
-  // Envoy must scale them back by the locality weights.
+  // Envoy must scale them back by the locality weights. LEAST_REQUEST carries it in its typed
+  // policy: Envoy rejects a load_balancing_policy beside common_lb_config's locality weighting.
   const hashed = c.lbPolicy === 'RING_HASH' || c.lbPolicy === 'MAGLEV';
-  if ((c.localityWeighted && !hashed) || facts.rescalesLocalities) {
+  if ((c.localityWeighted && !hashed && c.lbPolicy !== 'LEAST_REQUEST') || facts.rescalesLocalities) {
     out.common_lb_config = { locality_weighted_lb_config: {} };
   }
   if (c.http2) {

@@ -17,6 +17,7 @@ export function envoySuite(mode: XdsMode): void {
   interface Shape {
     weights: [number, number];
     lbPolicy?: string;
+    localityWeighted?: boolean;
     brokenListener?: boolean;
   }
 
@@ -32,6 +33,7 @@ export function envoySuite(mode: XdsMode): void {
         {
           name: 'web',
           lbPolicy: shape.lbPolicy ?? 'ROUND_ROBIN',
+          ...(shape.localityWeighted ? { localityWeighted: true } : {}),
           endpoints: [
             { address: '127.0.0.1', port: a?.port, weight: shape.weights[0] },
             { address: '127.0.0.1', port: b?.port, weight: shape.weights[1] },
@@ -138,8 +140,17 @@ export function envoySuite(mode: XdsMode): void {
   });
 
   it('LEAST_REQUEST: Envoy takes the least-request policy and weighs each host by weight ÷ active requests', async () => {
-    // The cluster is LEAST_REQUEST with weights 3:1 since the test above. Fast backends: the
-    // weights count (unweighted least request would split about evenly).
+    // With locality weighting, which the typed policy carries itself: Envoy rejects it beside
+    // load_balancing_policy in common_lb_config.
+    await writeConfig({ weights: [3, 1], lbPolicy: 'LEAST_REQUEST', localityWeighted: true });
+    await waitFor(
+      async () => {
+        const r = proxy();
+        return webPolicy(await envoy().configDump()).includes('locality_weighted_lb_config') && r !== undefined && syncState(r.types.get(TYPE.cluster)) === 'SYNCED';
+      },
+      { what: 'the locality-weighted LEAST_REQUEST cluster ACKed', timeoutMs: 10_000 },
+    );
+    // Fast backends: the weights count (unweighted least request would split about evenly).
     const even = await sendRequests(url(), 1200, { concurrency: 8 });
     expect(even.errors).toBe(0);
     expect(share(even.distribution, 0)).toBeGreaterThan(0.6);

@@ -168,10 +168,12 @@ describe('protection translation', () => {
     expect(decodeAny(policy.policies[0]?.typed_extension_config.typed_config)).toEqual({ choice_count: { value: 3 } });
     const wrr = decodeAny(policy.policies[1]?.typed_extension_config.typed_config) as { endpoint_picking_policy: Policies };
     expect(names(wrr.endpoint_picking_policy)).toEqual(['envoy.load_balancing_policies.round_robin']);
-    // Locality weighting goes into the typed policy, which has its own.
+    // Locality weighting goes into the typed policy, which has its own: Envoy rejects a
+    // load_balancing_policy beside common_lb_config's locality_weighted_lb_config.
     const weighted = emitted({ ...base, lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 2 }, localityWeighted: true }).cluster;
     const first = (weighted.load_balancing_policy as Policies).policies[0]?.typed_extension_config.typed_config;
     expect(decodeAny(first)).toEqual({ choice_count: { value: 2 }, locality_lb_config: { locality_weighted_lb_config: {} } });
+    expect(weighted.common_lb_config).toBeUndefined();
   });
 });
 
