@@ -51,6 +51,13 @@ describe('unaryCallPolicy', () => {
     await expect(unaryCallPolicy(5_000).execute(c.call)).resolves.toBe('ok');
   });
 
+  it('keeps retrying within its budget for as long as every member is skipped (a skip lasts 5 s)', async () => {
+    // 3.5 s: longer than the pauses of eight attempts (at most 3.2 s), which was the limit.
+    const c = failingFor(3_500, () => new BrokenCircuitError('Execution prevented because the circuit breaker is open'));
+    await expect(unaryCallPolicy(6_000).execute(c.call)).resolves.toBe('ok');
+    expect(c.attempts.length).toBeGreaterThan(8);
+  });
+
   it('retries a deadline, but not what etcd refused outright', async () => {
     const late = failingFor(50, () => new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded'));
     await expect(unaryCallPolicy(5_000).execute(late.call)).resolves.toBe('ok');
