@@ -65,17 +65,18 @@ export function sameClusterForm(a: Cluster, b: Cluster): boolean {
  */
 function lbPolicyFields(c: Cluster): Record<string, unknown> {
   if (c.lbPolicy === 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN') return { load_balancing_policy: clientSideWrrPolicy(c.clientSideWeightedRoundRobin) };
-  if (c.lbPolicy === 'LEAST_REQUEST') return { load_balancing_policy: leastRequestPolicy(c.leastRequest?.choiceCount ?? 2, c.localityWeighted === true) };
+  if (c.lbPolicy === 'LEAST_REQUEST') return { load_balancing_policy: leastRequestPolicy(c.leastRequest?.choiceCount, c.localityWeighted === true) };
   return { lb_policy: c.lbPolicy };
 }
 
 export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<string, unknown> {
+  const lbPolicy = lbPolicyFields(c);
   const out: Record<string, unknown> = {
     name: c.name,
     type: 'EDS',
     eds_cluster_config: { eds_config: ADS_SOURCE },
     connect_timeout: duration(c.connectTimeoutMs),
-    ...lbPolicyFields(c),
+    ...lbPolicy,
     ...clusterProtection(c),
   };
   const facts = endpointFacts(c);
@@ -95,10 +96,11 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
   // Hash-based policies follow endpoint weights alone unless told otherwise: an operator's
   // localityWeighted applies to the others. A RING_HASH cluster spanning localities always gets it,
   // because its endpoint weights are rescaled per locality (src/xds/ring-hash-localities.ts) and
-  // Envoy must scale them back by the locality weights. LEAST_REQUEST carries it in its typed
-  // policy: Envoy rejects a load_balancing_policy beside common_lb_config's locality weighting.
+  // Envoy must scale them back by the locality weights. An extension policy carries it in its own
+  // config: Envoy rejects a load_balancing_policy beside common_lb_config's locality weighting.
   const hashed = c.lbPolicy === 'RING_HASH' || c.lbPolicy === 'MAGLEV';
-  if ((c.localityWeighted && !hashed && c.lbPolicy !== 'LEAST_REQUEST') || facts.rescalesLocalities) {
+  const typed = 'load_balancing_policy' in lbPolicy;
+  if ((c.localityWeighted && !hashed && !typed) || facts.rescalesLocalities) {
     out.common_lb_config = { locality_weighted_lb_config: {} };
   }
   if (c.http2) {

@@ -116,18 +116,20 @@ export function clientSideWrrPolicy(s: ClientSideWeightedRoundRobinSpec = {}): R
  * proxyless grpc-js reject the whole Cluster):
  * - Envoy and grpc-go take least_request. Envoy weighs each host by its weight ÷ its active
  *   requests when the weights differ; `localityWeighted` carries the cluster's locality weighting
- *   into it (a typed policy has its own locality_lb_config). grpc-go ignores endpoint weights
+ *   into it (a typed policy has its own locality_lb_config; clusterResource leaves
+ *   common_lb_config's out). grpc-go ignores endpoint weights
  *   (gRFC A48) and, without wrr_locality around it, locality weights too.
  * - grpc-js, which has no least request, takes wrr_locality around round robin: what it builds for
  *   `lb_policy: ROUND_ROBIN`. Not first: Envoy 1.40 takes wrr_locality too, and then did not
  *   pick by requests in flight (test/e2e/envoy-suite.ts).
  */
-export function leastRequestPolicy(choiceCount: number, localityWeighted: boolean): Record<string, unknown> {
+export function leastRequestPolicy(choiceCount: number | undefined, localityWeighted: boolean): Record<string, unknown> {
   const leastRequest = {
     typed_extension_config: {
       name: 'envoy.load_balancing_policies.least_request',
       typed_config: anyOf(LEAST_REQUEST, {
-        choice_count: u32(choiceCount),
+        // Unset: Envoy's default, two choices.
+        ...(choiceCount !== undefined ? { choice_count: u32(choiceCount) } : {}),
         ...(localityWeighted ? { locality_lb_config: { locality_weighted_lb_config: {} } } : {}),
       }),
     },

@@ -68,11 +68,9 @@ export function envoySuite(mode: XdsMode): void {
     return rig().backends.list.map((b) => hosts.find((h) => h.address === `127.0.0.1:${b.port}`)?.weight ?? 0);
   }
 
-  function expectShares(distribution: Record<string, number>, expected: [number, number], tolerance = 0.03): void {
-    const total = (distribution['0'] ?? 0) + (distribution['1'] ?? 0);
-    expect(total).toBeGreaterThan(0);
-    expect(Math.abs((distribution['0'] ?? 0) / total - expected[0])).toBeLessThanOrEqual(tolerance);
-    expect(Math.abs((distribution['1'] ?? 0) / total - expected[1])).toBeLessThanOrEqual(tolerance);
+  function expectShares(distribution: Record<string, number>, expected: [number, number]): void {
+    expect(Math.abs(share(distribution, 0) - expected[0])).toBeLessThanOrEqual(0.03);
+    expect(Math.abs(share(distribution, 1) - expected[1])).toBeLessThanOrEqual(0.03);
   }
 
   /** The web cluster's LB policy as Envoy holds it: lb_policy or load_balancing_policy, as JSON. */
