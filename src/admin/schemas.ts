@@ -42,7 +42,7 @@ export type ErrorResponse = Static<typeof ErrorResponse>;
 
 export const SyncStateSchema = StringEnum(['SYNCED', 'STALE', 'NACKED', 'NOT_SENT'] as const, {
   description:
-    'SYNCED: the last response was ACKed. STALE: sent, not yet ACKed. NACKED: the last response was rejected (see lastNack). NOT_SENT: nothing of this type sent on this stream.',
+    'SYNCED: the last response was ACKed. STALE: sent, not yet ACKed. NACKED: the last response was rejected, or (Delta) resources a rejected response carried are still not held as sent (see lastNack). NOT_SENT: nothing of this type sent on this stream.',
 });
 
 export const Nack = Type.Object({

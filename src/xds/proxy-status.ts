@@ -31,6 +31,12 @@ export interface TypeStatus {
   ackedNonce?: string;
   ackedAt?: number;
   lastNack?: NackInfo;
+  /**
+   * Delta only: name → version of resources a NACKed response carried that the proxy still does
+   * not hold as sent (no later ACKed response carried them, and they were not removed). A later
+   * ACK of other resources does not make the proxy hold these, so the type stays NACKED.
+   */
+  rejected?: Map<string, string>;
   responses: number;
   nacks: number;
 }
@@ -47,7 +53,7 @@ export interface ProxyRecord {
 
 export function syncState(t: TypeStatus | undefined): SyncState {
   if (!t || t.sentNonce === undefined) return 'NOT_SENT';
-  if (t.lastNack && t.lastNack.nonce === t.sentNonce) return 'NACKED';
+  if (t.lastNack && (t.lastNack.nonce === t.sentNonce || (t.rejected?.size ?? 0) > 0)) return 'NACKED';
   return t.ackedNonce === t.sentNonce ? 'SYNCED' : 'STALE';
 }
 
@@ -105,8 +111,11 @@ export class ProxyRegistry {
     t.sentNonce = nonce;
     t.sentAt = this.clock();
     t.responses++;
-    if (mode === 'state') t.sentResources = resources;
-    else {
+    if (mode === 'state') {
+      t.sentResources = resources;
+      // A refused resource the client no longer holds (it was removed) is no longer refused.
+      if (t.rejected) for (const name of t.rejected.keys()) if (!resources.has(name)) t.rejected.delete(name);
+    } else {
       const merged = this.owned(t);
       for (const [name, v] of resources) merged.set(name, v);
     }
@@ -121,13 +130,16 @@ export class ProxyRegistry {
   resumed(record: ProxyRecord, type: XdsTypeUrl, version: string, resources: ReadonlyMap<string, string>): void {
     const t = this.type(record, type);
     const at = this.clock();
-    Object.assign(t, { sentVersion: version, sentNonce: '', sentAt: at, ackedVersion: version, ackedNonce: '', ackedAt: at, sentResources: resources });
+    Object.assign(t, { sentVersion: version, sentNonce: '', sentAt: at, ackedVersion: version, ackedNonce: '', ackedAt: at, sentResources: resources, rejected: undefined });
   }
 
   removed(record: ProxyRecord, type: XdsTypeUrl, names: Iterable<string>): void {
     const t = this.type(record, type);
     const next = this.owned(t);
-    for (const n of names) next.delete(n);
+    for (const n of names) {
+      next.delete(n);
+      t.rejected?.delete(n);
+    }
   }
 
   /**
@@ -144,8 +156,10 @@ export class ProxyRegistry {
     return copy;
   }
 
-  acked(record: ProxyRecord, type: XdsTypeUrl, nonce: string, version: string): void {
+  /** `carried` (Delta): the names the ACKed response carried, which the proxy now holds as sent. */
+  acked(record: ProxyRecord, type: XdsTypeUrl, nonce: string, version: string, carried?: Iterable<string>): void {
     const t = this.type(record, type);
+    if (t.rejected && carried) for (const name of carried) t.rejected.delete(name);
     const first = t.ackedNonce !== nonce;
     t.ackedVersion = version;
     t.ackedNonce = nonce;
@@ -153,9 +167,11 @@ export class ProxyRegistry {
     if (first && nonce === t.sentNonce) this.events.onAck?.(record, type, t.sentAt, t.ackedAt);
   }
 
-  nacked(record: ProxyRecord, type: XdsTypeUrl, nack: Omit<NackInfo, 'at'>): void {
+  /** `rejected` (Delta): name → version of the resources the proxy refused, as far as known. */
+  nacked(record: ProxyRecord, type: XdsTypeUrl, nack: Omit<NackInfo, 'at'>, rejected?: ReadonlyMap<string, string>): void {
     const t = this.type(record, type);
     t.lastNack = { ...nack, at: this.clock() };
+    if (rejected) for (const [name, version] of rejected) (t.rejected ??= new Map()).set(name, version);
     t.nacks++;
     this.events.onNack?.(record, type, t.lastNack);
   }

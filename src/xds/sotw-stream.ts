@@ -2,6 +2,7 @@ import type { SotwBody, Snapshot } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
 import { joinResponse } from './joined-responses.js';
+import { nackMessage } from './nack.js';
 import { checkRequestNames, type XdsLimits } from './limits.js';
 import { asks, sharedSubscription, type SharedSubscription } from './shared-subscriptions.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
@@ -83,7 +84,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     }
     if (req.response_nonce !== '' && req.response_nonce === st.nonce) {
       if (req.error_detail) {
-        const message = req.error_detail.message || `code ${req.error_detail.code}`;
+        const message = nackMessage(req.error_detail);
         this.deps.registry.nacked(record, type, { nonce: st.nonce, version: st.sent?.version ?? '', keptVersion: req.version_info, message });
         this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], version: st.sent?.version, error: message }, 'NACK');
       } else {

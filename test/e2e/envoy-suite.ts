@@ -4,6 +4,7 @@ import { TYPE } from '../../src/xds/envoy-api.js';
 import { describeProxy, syncState, type ProxyRecord } from '../../src/xds/proxy-status.js';
 import { startBackends, sendRequests, type Backends } from '../support/backends.js';
 import { dumpActiveCluster, dumpClusterNames, dumpListenerNames, type ConfigDump, type XdsMode } from '../support/envoy.js';
+import { freePort } from '../support/ports.js';
 import { useRig } from '../support/rig.js';
 import { waitFor } from '../support/wait.js';
 
@@ -19,6 +20,8 @@ export function envoySuite(mode: XdsMode): void {
     lbPolicy?: string;
     localityWeighted?: boolean;
     brokenListener?: boolean;
+    /** A second, valid listener on this port. */
+    extraListenerPort?: number;
   }
 
   function config(backends: Backends, listenerPort: number, shape: Shape): Record<string, unknown> {
@@ -28,6 +31,7 @@ export function envoySuite(mode: XdsMode): void {
     ];
     // A port another process holds (backend 0's): valid config, but Envoy cannot bind it and rejects the listener.
     if (shape.brokenListener) listeners.push({ name: 'taken', address: '127.0.0.1', port: a?.port, routes: [{ prefix: '/', cluster: 'web' }] });
+    if (shape.extraListenerPort) listeners.push({ name: 'extra', address: '127.0.0.1', port: shape.extraListenerPort, routes: [{ prefix: '/', cluster: 'web' }] });
     return {
       clusters: [
         {
@@ -184,6 +188,21 @@ export function envoySuite(mode: XdsMode): void {
     const result = await sendRequests(url(), 300, { concurrency: 4 });
     expect(result.errors).toBe(0);
     expect(proxy()?.types.get(TYPE.listener)?.responses).toBe(responses);
+    expect(describeProxy(proxy() as ProxyRecord)).toMatchObject({ types: { LDS: { state: 'NACKED' } } });
+    // Another listener added beside it: Envoy binds that one and ACKs what carried only it (Delta),
+    // or NACKs the whole state again (SotW). Either way 'taken' is still refused: still NACKED.
+    const extraListenerPort = await freePort();
+    await writeConfig({ weights: [3, 1], brokenListener: true, extraListenerPort });
+    await waitFor(async () => dumpListenerNames(await envoy().configDump()).includes('extra'), { what: 'the extra listener in Envoy', timeoutMs: 10_000 });
+    await waitFor(
+      () => {
+        const t = proxy()?.types.get(TYPE.listener);
+        return t !== undefined && t.responses > responses && (t.ackedNonce === t.sentNonce || t.lastNack?.nonce === t.sentNonce);
+      },
+      { what: 'the response that carried the extra listener answered', timeoutMs: 10_000 },
+    );
+    const extra = await sendRequests(`http://127.0.0.1:${extraListenerPort}/`, 50, { concurrency: 2 });
+    expect(extra.errors).toBe(0);
     expect(describeProxy(proxy() as ProxyRecord)).toMatchObject({ types: { LDS: { state: 'NACKED' } } });
     // Fixing the config heals it.
     await writeConfig({ weights: [3, 1] });

@@ -225,6 +225,56 @@ describe('Delta stream: ACK and NACK', () => {
     expect(namesOf(takeOne(r))).toEqual(['api']);
   });
 
+  /** A stream in sync with base(), then sent `api` changed, which the proxy refuses with `message`. */
+  function refusedApi(message: string): DeltaRig {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, CDS, [])));
+    r.publish(resourceSet(base(), cluster('api', 'RANDOM')));
+    r.stream.onRequest(deltaAck(takeOne(r), { error_detail: { code: 3, message } }));
+    return r;
+  }
+
+  test('a refused resource keeps the type NACKED when a later response of other resources is ACKed', () => {
+    const r = refusedApi('Error adding/updating cluster(s) api: nope');
+    r.publish(resourceSet(base(), cluster('api', 'RANDOM'), cluster('web', 'RANDOM')));
+    const web = takeOne(r);
+    expect(namesOf(web)).toEqual(['web']);
+    r.stream.onRequest(deltaAck(web));
+    expect(typeState(r.registry, CDS)).toMatchObject({ state: 'NACKED', lastNack: { message: expect.stringMatching(/api: nope/) } });
+    // The operator mends api: it is sent again, and its ACK clears the rejection.
+    r.publish(resourceSet(base(), cluster('api', 'MAGLEV'), cluster('web', 'RANDOM')));
+    r.stream.onRequest(deltaAck(takeOne(r)));
+    expect(typeState(r.registry, CDS)?.state).toBe('SYNCED');
+  });
+
+  test('removing the refused resource clears the rejection', () => {
+    const r = refusedApi('Error adding/updating cluster(s) api: nope');
+    const webOnly = resourceSet(clusterWithEndpoints('web', 8081), listener('ingress'), routes('ingress', 'web'));
+    r.publish(webOnly);
+    const removal = r.take().find((x) => x.type_url === CDS);
+    expect(removal?.removed_resources).toEqual(['api']);
+    r.stream.onRequest(deltaAck(removal!));
+    expect(typeState(r.registry, CDS)?.state).toBe('SYNCED');
+  });
+
+  /** The names held refused after a response carrying api and web is NACKed with `message`. */
+  function refusedOfBoth(message: string): string[] {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, CDS, [])));
+    r.publish(resourceSet(base(), cluster('api', 'RANDOM'), cluster('web', 'RANDOM')));
+    r.stream.onRequest(deltaAck(takeOne(r), { error_detail: { code: 3, message } }));
+    return [...(r.registry.list()[0]?.types.get(CDS)?.rejected?.keys() ?? [])].sort();
+  }
+
+  test('only the resources the error names are held refused; a whole-word match, not a prefix', () => {
+    // "api" occurs only inside "apis" and "api-v2", which are other names.
+    expect(refusedOfBoth('cluster(s) web: bad; apis and api-v2 fine')).toEqual(['web']);
+  });
+
+  test('an error that names no resource holds every resource of the response refused', () => {
+    expect(refusedOfBoth('invalid')).toEqual(['api', 'web']);
+  });
+
   test('several responses may be in flight; each is ACKed by its own nonce', () => {
     const r = deltaRig();
     const a = first(r, CDS, []);
