@@ -10,6 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { memberPolicy, unaryCallPolicy } from '../../src/catalog/store/etcd-client.js';
 
 const leaderChanged = (): Error => new GRPCUnavailableError('14 UNAVAILABLE: etcdserver: leader changed');
+/** What gRPC says of a call whose deadline (the caller's, the same for every attempt) had passed when it was made. */
+const spentDeadline = (): Error => new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded after 0.000s,waiting for name resolution');
 const refused = (): Error => new GRPCUnavailableError('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379');
 
 /** A call that fails with `error()` until `ms` have passed since the first attempt, then answers. */
@@ -58,6 +60,12 @@ describe('unaryCallPolicy', () => {
     expect(c.attempts.length).toBeGreaterThan(8);
   });
 
+  it('stops at an attempt made after the caller\'s own deadline: every further one would carry it', async () => {
+    const c = failingFor(Infinity, spentDeadline);
+    await expect(unaryCallPolicy(5_000).execute(c.call)).rejects.toThrow(/after 0.000s/);
+    expect(c.attempts).toHaveLength(1);
+  });
+
   it('retries a deadline, but not what etcd refused outright', async () => {
     const late = failingFor(50, () => new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded'));
     await expect(unaryCallPolicy(5_000).execute(late.call)).resolves.toBe('ok');
@@ -85,6 +93,12 @@ describe('memberPolicy', () => {
     const neverLeft = (): Error => new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded after 3.000s,waiting for LB pick');
     for (let i = 0; i < 3; i++) await expect(p.execute(() => Promise.reject(neverLeft()))).rejects.toThrow(/LB pick/);
     await expect(p.execute(() => Promise.resolve('ok'))).rejects.toBeInstanceOf(BrokenCircuitError);
+  });
+
+  it('does not count an attempt made after the caller\'s own deadline had passed (gRPC gave up before looking for the member)', async () => {
+    const p = memberPolicy();
+    for (let i = 0; i < 6; i++) await expect(p.execute(() => Promise.reject(spentDeadline()))).rejects.toThrow(/after 0.000s/);
+    await expect(p.execute(() => Promise.resolve('ok'))).resolves.toBe('ok');
   });
 
   it('skips a member that refused three calls in a row, and tries it again once the skip is over', async () => {

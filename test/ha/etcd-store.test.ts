@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Etcd3, GRPCUnavailableError } from 'etcd3';
-import { wrap, type IPolicy } from 'cockatiel';
+import { wrap, type CircuitBreakerPolicy, type IPolicy } from 'cockatiel';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { ConflictError, StoreLimitError, StoreUnavailableError, type StoreChange } from '../../src/catalog/store/index.js';
 import { EtcdStore, openEtcdStore } from '../../src/catalog/store/etcd-store.js';
@@ -242,5 +242,41 @@ describeEtcd('etcd store: several replicas on one etcd', () => {
     const { revision } = await b.putCluster(cluster('after'), API);
     await waitFor(() => a.getCluster('after')?.revision === revision, { what: 'A sees B\'s write (watch resumed)', timeoutMs: scaled(30_000) });
     expect(a.getCluster('split-brain')).toBeUndefined();
+  });
+
+  it('quorum lost: the member still up is never skipped (the health probe\'s spent deadlines are not its fault), and a write goes through once quorum is back', async () => {
+    prefix = `/ha-${randomBytes(4).toString('hex')}`;
+    const settings = { endpoints: [...etcd.endpoints], prefix, writeTimeoutMs: scaled(3_000) };
+    const options = etcdClientOptions(settings);
+    const skips = new Map<string, number>();
+    const host = (h: string): IPolicy => {
+      const p = options.faultHandling?.host?.(h) as CircuitBreakerPolicy;
+      p.onBreak(() => skips.set(h, (skips.get(h) ?? 0) + 1));
+      return p;
+    };
+    const client = new Etcd3({ ...options, faultHandling: { ...options.faultHandling, host } });
+    const s = new EtcdStore(client, settings, { probeIntervalMs: 250 });
+    const [live, ...dead] = etcd.endpoints as [string, string, string];
+    let stopped = false;
+    try {
+      await s.start();
+      await etcd.stopMember(1);
+      await etcd.stopMember(2);
+      stopped = true;
+      await waitFor(() => !s.health().writable, { what: 'the store notices the lost quorum', timeoutMs: scaled(30_000) });
+      // Each dead member skipped twice: more than one 5 s skip of probes every 250 ms, each with a
+      // deadline its retries outlived (before the fix the live member was skipped within ~3 s).
+      await waitFor(() => dead.every((h) => (skips.get(h) ?? 0) >= 2), { what: 'both dead members skipped twice', timeoutMs: scaled(60_000) });
+      expect(skips.get(live)).toBeUndefined();
+      await etcd.startMember(1);
+      await etcd.startMember(2);
+      stopped = false;
+      await waitFor(() => s.health().writable, { what: 'writable again', timeoutMs: scaled(60_000) });
+      await s.putCluster(cluster('after-quorum'), API);
+      expect(skips.get(live)).toBeUndefined();
+    } finally {
+      await s.close();
+      if (stopped) await Promise.all([etcd.startMember(1), etcd.startMember(2)]);
+    }
   });
 }, { timeout: 120_000 });

@@ -19,24 +19,40 @@ export function neverSent(err: Error): boolean {
   return /DEADLINE_EXCEEDED|deadline exceeded/i.test(err.message) && /waiting for (name resolution|LB pick|connection)/.test(err.message);
 }
 
+/** Below the shortest deadline an attempt is given (store.etcd.writeTimeoutMs is at least 100 ms). */
+const EXPIRED_AT_START_MS = 50;
+
+/**
+ * The call's deadline had passed, or all but passed, when it was made: gRPC gave up at once,
+ * before looking for the member. A caller's deadline holds for every attempt (the health probe
+ * sets one), so an attempt after it is spent fails so without meeting any member.
+ */
+export function expiredAtStart(err: Error): boolean {
+  const waited = /Deadline exceeded after (\d+(?:\.\d+)?)s/.exec(err.message);
+  return waited !== null && neverSent(err) && Number(waited[1]) * 1000 < EXPIRED_AT_START_MS;
+}
+
 /**
  * Whether a failed call says something about the member it went to: it refused or dropped the
- * connection, or the call never left for it. Not etcd's own answers ("etcdserver: leader
- * changed", "no leader", "request timed out"): they come from a live member and are about the
- * cluster. Not a deadline after the call reached the member, nor a cancellation (etcd3 cancels
- * a member's calls when one of them fails): while the leader is gone every member's calls end
- * so, and counting them skipped every live member until no call could be sent at all.
+ * connection, or the call waited for it and never left. Not etcd's own answers ("etcdserver:
+ * leader changed", "no leader", "request timed out"): they come from a live member and are about
+ * the cluster. Not a deadline after the call reached the member, nor a cancellation (etcd3
+ * cancels a member's calls when one of them fails): while the leader is gone every member's
+ * calls end so, and counting them skipped every live member until no call could be sent at all.
+ * Not a deadline spent before the call was made: while quorum was lost, the health probe's
+ * attempts after its deadline skipped the one live member (bench/RESULTS.md, nack15).
  */
 export function memberAtFault(err: Error): boolean {
-  return !/etcdserver:/.test(err.message) && (err instanceof GRPCUnavailableError || neverSent(err));
+  return !/etcdserver:/.test(err.message) && (err instanceof GRPCUnavailableError || (neverSent(err) && !expiredAtStart(err)));
 }
 
 /**
  * Whether a unary call may be sent again (to another member, after a back-off): also when every
- * member it drew was being skipped, since one of them will be tried again before long.
+ * member it drew was being skipped, since one of them will be tried again before long. Not once
+ * the caller's own deadline is spent: every further attempt would carry it.
  */
 export function worthRetrying(err: Error): boolean {
-  return isRecoverableError(err) || neverSent(err) || isBrokenCircuitError(err);
+  return !expiredAtStart(err) && (isRecoverableError(err) || neverSent(err) || isBrokenCircuitError(err));
 }
 
 /** A constant 300 ms back-off (cockatiel's IBackoff shape: a duration and the next one). */

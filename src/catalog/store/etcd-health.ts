@@ -75,8 +75,8 @@ export class EtcdHealth {
 
 /**
  * The probe's answer, or a failure once `ms` have passed. The etcd client retries a call on
- * another member with back-off (etcd-client.ts), and retries after the probe's deadline fail at
- * once, so the probe would otherwise answer only when the client gives up.
+ * another member after a back-off pause (etcd-client.ts), and stops only at the first attempt
+ * made after the probe's deadline, so the probe would otherwise answer up to a pause late.
  */
 function answeredWithin<T>(answer: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
