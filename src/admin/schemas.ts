@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { StringEnum } from '../sources/string-enum.js';
+import { MAX_REJECTED_LISTED } from '../xds/proxy-status.js';
 
 /**
  * Shapes of the admin API shared beyond one route plugin (TypeBox → JSON Schema): the error body,
@@ -62,6 +63,12 @@ export const TypeSync = Type.Object({
   responses: Type.Integer({ description: 'Responses of this type sent on this stream' }),
   nacks: Type.Integer({ description: 'NACKs of this type received on this stream' }),
   lastNack: Type.Optional(Nack),
+  rejected: Type.Optional(
+    Type.Array(Type.String(), {
+      maxItems: MAX_REJECTED_LISTED,
+      description: `Delta: resources a NACKed response carried that the proxy still does not hold as sent (those its error names, else all it carried); the first ${MAX_REJECTED_LISTED} by name`,
+    }),
+  ),
 });
 export type TypeSync = Static<typeof TypeSync>;
 

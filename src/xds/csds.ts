@@ -1,10 +1,11 @@
 import type * as grpc from '@grpc/grpc-js';
 import { envoyType } from './envoy-api.js';
-import { syncState, type ProxyRegistry, type ProxyRecord, type SyncState } from './proxy-status.js';
+import { resourceSyncState, type ProxyRegistry, type ProxyRecord, type SyncState } from './proxy-status.js';
 
 /**
  * ClientStatusDiscoveryService: per connected proxy and per resource, the version sent, whether
- * the proxy ACKed or NACKed it, and the NACK's error text.
+ * the proxy ACKed or NACKed it, and the NACK's error text (over Delta, only on the resources the
+ * NACK refused).
  */
 
 const CONFIG_STATUS: Record<SyncState, string> = { SYNCED: 'SYNCED', STALE: 'STALE', NACKED: 'ERROR', NOT_SENT: 'NOT_SENT' };
@@ -17,8 +18,8 @@ function timestamp(ms: number): { seconds: number; nanos: number } {
 function clientConfig(r: ProxyRecord): Record<string, unknown> {
   const generic: Record<string, unknown>[] = [];
   for (const [typeUrl, t] of r.types) {
-    const state = syncState(t);
     for (const [name, version] of t.sentResources) {
+      const state = resourceSyncState(t, name);
       generic.push({
         type_url: typeUrl,
         name,

@@ -57,6 +57,18 @@ export function syncState(t: TypeStatus | undefined): SyncState {
   return t.ackedNonce === t.sentNonce ? 'SYNCED' : 'STALE';
 }
 
+/**
+ * One resource's state. A Delta NACK names the resources it refused (`rejected`), and the proxy
+ * took the rest of that response: those read as the type would without the NACK. Otherwise (SotW,
+ * or no resource refused) every resource shares its type's state.
+ */
+export function resourceSyncState(t: TypeStatus, name: string): SyncState {
+  if (t.rejected === undefined || t.rejected.size === 0) return syncState(t);
+  if (t.rejected.has(name)) return 'NACKED';
+  if (t.sentNonce === undefined) return 'NOT_SENT';
+  return t.ackedNonce === t.sentNonce || t.lastNack?.nonce === t.sentNonce ? 'SYNCED' : 'STALE';
+}
+
 export interface StatusEvents {
   /** A response was sent on the stream (a push). */
   onSent?(record: ProxyRecord, type: XdsTypeUrl): void;
@@ -177,6 +189,14 @@ export class ProxyRegistry {
   }
 }
 
+/** Names listed per type where a proxy's state is shown (a NACK of a large response may refuse thousands). */
+export const MAX_REJECTED_LISTED = 100;
+
+/** The refused resources' names, sorted, the first MAX_REJECTED_LISTED. */
+export function rejectedNames(rejected: ReadonlyMap<string, string>): string[] {
+  return [...rejected.keys()].sort().slice(0, MAX_REJECTED_LISTED);
+}
+
 /** A compact, JSON-friendly view of one proxy (for logs, tests and the admin API). */
 export function describeProxy(r: ProxyRecord): Record<string, unknown> {
   const types: Record<string, unknown> = {};
@@ -187,6 +207,7 @@ export function describeProxy(r: ProxyRecord): Record<string, unknown> {
       ackedVersion: t.ackedVersion,
       resources: t.sentResources.size,
       ...(t.lastNack ? { lastNack: { version: t.lastNack.version, message: t.lastNack.message, at: new Date(t.lastNack.at).toISOString() } } : {}),
+      ...(t.rejected !== undefined && t.rejected.size > 0 ? { rejected: rejectedNames(t.rejected) } : {}),
     };
   }
   return {

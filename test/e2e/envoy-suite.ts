@@ -1,5 +1,6 @@
 import { expect, it } from 'vitest';
 import type { Fulcrum } from '../../src/main.js';
+import { typeSyncView } from '../../src/admin/views.js';
 import { TYPE } from '../../src/xds/envoy-api.js';
 import { describeProxy, syncState, type ProxyRecord } from '../../src/xds/proxy-status.js';
 import { startBackends, sendRequests, type Backends } from '../support/backends.js';
@@ -204,6 +205,8 @@ export function envoySuite(mode: XdsMode): void {
     const extra = await sendRequests(`http://127.0.0.1:${extraListenerPort}/`, 50, { concurrency: 2 });
     expect(extra.errors).toBe(0);
     expect(describeProxy(proxy() as ProxyRecord)).toMatchObject({ types: { LDS: { state: 'NACKED' } } });
+    // Delta knows which: the one Envoy's error names. SotW resends every listener each time.
+    expect(typeSyncView(proxy()?.types.get(TYPE.listener)).rejected).toEqual(mode === 'delta' ? ['taken'] : undefined);
     // Fixing the config heals it.
     await writeConfig({ weights: [3, 1] });
     await waitFor(() => syncState(proxy()?.types.get(TYPE.listener)) === 'SYNCED', { what: 'LDS SYNCED again', timeoutMs: 10_000 });

@@ -71,7 +71,7 @@ export interface Harness {
    */
   apply(doc: ConfigDoc): Promise<void>;
   /** The registry's view of the one proxy with this node id (waits until it is connected). */
-  proxy(nodeId?: string): Promise<Record<string, unknown> & { types: Record<string, { state: string; lastNack?: { message: string } }> }>;
+  proxy(nodeId?: string): Promise<Record<string, unknown> & { types: Record<string, { state: string; lastNack?: { message: string }; rejected?: string[] }> }>;
   records(): ProxyRecord[];
   /** A fresh channel to the same server (for "another client still works"). */
   newClient(): XdsClient;
