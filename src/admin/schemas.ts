@@ -43,7 +43,7 @@ export type ErrorResponse = Static<typeof ErrorResponse>;
 
 export const SyncStateSchema = StringEnum(['SYNCED', 'STALE', 'NACKED', 'NOT_SENT'] as const, {
   description:
-    'SYNCED: the last response was ACKed. STALE: sent, not yet ACKed. NACKED: the last response was rejected, or (Delta) resources a rejected response carried are still not held as sent (see lastNack). NOT_SENT: nothing of this type sent on this stream.',
+    'SYNCED: the last response was ACKed. STALE: sent, not yet ACKed. NACKED: the last response was rejected, or resources a rejected response carried are still not held as sent (see lastNack and rejected). NOT_SENT: nothing of this type sent on this stream.',
 });
 
 export const Nack = Type.Object({
@@ -66,7 +66,7 @@ export const TypeSync = Type.Object({
   rejected: Type.Optional(
     Type.Array(Type.String(), {
       maxItems: MAX_REJECTED_LISTED,
-      description: `Delta: resources a NACKed response carried that the proxy still does not hold as sent (those its error names, else all it carried); the first ${MAX_REJECTED_LISTED} by name`,
+      description: `Resources a NACKed response carried that the proxy refused and still does not hold as sent (those its error names, else all it carried); the first ${MAX_REJECTED_LISTED} by name`,
     }),
   ),
 });

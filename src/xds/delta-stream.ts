@@ -64,9 +64,9 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
         st.inflight.delete(req.response_nonce);
         if (req.error_detail) {
           const message = nackMessage(req.error_detail);
-          const rejected = rejectedResources(message, answered.sent);
-          this.deps.registry.nacked(record, type, { nonce: req.response_nonce, version: answered.version, keptVersion: '', message }, rejected);
-          this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], rejected: [...rejected.keys()].slice(0, 10), error: message }, 'NACK');
+          const refused = rejectedResources(message, answered.sent);
+          this.deps.registry.nacked(record, type, { nonce: req.response_nonce, version: answered.version, keptVersion: '', message }, { carried: answered.sent, refused });
+          this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], rejected: [...refused.keys()].slice(0, 10), error: message }, 'NACK');
           // Parked: the known versions stay as sent, so the same content is not resent in a loop.
         } else {
           this.deps.registry.acked(record, type, req.response_nonce, answered.version, answered.sent.keys());

@@ -32,9 +32,10 @@ export interface TypeStatus {
   ackedAt?: number;
   lastNack?: NackInfo;
   /**
-   * Delta only: name → version of resources a NACKed response carried that the proxy still does
+   * name → version of resources a NACKed response carried that the proxy refused and still does
    * not hold as sent (no later ACKed response carried them, and they were not removed). A later
-   * ACK of other resources does not make the proxy hold these, so the type stays NACKED.
+   * ACK of other resources (Delta, or SotW's incremental EDS and RDS) does not make the proxy hold
+   * these, so the type stays NACKED.
    */
   rejected?: Map<string, string>;
   responses: number;
@@ -58,15 +59,21 @@ export function syncState(t: TypeStatus | undefined): SyncState {
 }
 
 /**
- * One resource's state. A Delta NACK names the resources it refused (`rejected`), and the proxy
- * took the rest of that response: those read as the type would without the NACK. Otherwise (SotW,
- * or no resource refused) every resource shares its type's state.
+ * One resource's state. A NACK names the resources it refused (`rejected`), and the proxy took
+ * the rest of that response: those read as the type would without the NACK. With none refused,
+ * every resource shares its type's state.
  */
 export function resourceSyncState(t: TypeStatus, name: string): SyncState {
   if (t.rejected === undefined || t.rejected.size === 0) return syncState(t);
   if (t.rejected.has(name)) return 'NACKED';
   if (t.sentNonce === undefined) return 'NOT_SENT';
   return t.ackedNonce === t.sentNonce || t.lastNack?.nonce === t.sentNonce ? 'SYNCED' : 'STALE';
+}
+
+/** What a NACKed response carried, and what of it the proxy refused (both name → version). */
+export interface Refusal {
+  readonly carried: ReadonlyMap<string, string>;
+  readonly refused: ReadonlyMap<string, string>;
 }
 
 export interface StatusEvents {
@@ -168,7 +175,7 @@ export class ProxyRegistry {
     return copy;
   }
 
-  /** `carried` (Delta): the names the ACKed response carried, which the proxy now holds as sent. */
+  /** `carried`: the names the ACKed response carried, which the proxy now holds as sent. */
   acked(record: ProxyRecord, type: XdsTypeUrl, nonce: string, version: string, carried?: Iterable<string>): void {
     const t = this.type(record, type);
     if (t.rejected && carried) for (const name of carried) t.rejected.delete(name);
@@ -179,11 +186,17 @@ export class ProxyRegistry {
     if (first && nonce === t.sentNonce) this.events.onAck?.(record, type, t.sentAt, t.ackedAt);
   }
 
-  /** `rejected` (Delta): name → version of the resources the proxy refused, as far as known. */
-  nacked(record: ProxyRecord, type: XdsTypeUrl, nack: Omit<NackInfo, 'at'>, rejected?: ReadonlyMap<string, string>): void {
+  /**
+   * `refusal`: what the NACKed response carried, and of it (name → version) what the proxy refused
+   * as far as known. The rest of what it carried the proxy took, so it is refused no longer.
+   */
+  nacked(record: ProxyRecord, type: XdsTypeUrl, nack: Omit<NackInfo, 'at'>, refusal?: Refusal): void {
     const t = this.type(record, type);
     t.lastNack = { ...nack, at: this.clock() };
-    if (rejected) for (const [name, version] of rejected) (t.rejected ??= new Map()).set(name, version);
+    if (refusal) {
+      if (t.rejected) for (const name of refusal.carried.keys()) if (!refusal.refused.has(name)) t.rejected.delete(name);
+      for (const [name, version] of refusal.refused) (t.rejected ??= new Map()).set(name, version);
+    }
     t.nacks++;
     this.events.onNack?.(record, type, t.lastNack);
   }

@@ -2,7 +2,7 @@ import type { SotwBody, Snapshot } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
 import { joinResponse } from './joined-responses.js';
-import { nackMessage } from './nack.js';
+import { nackMessage, rejectedResources } from './nack.js';
 import { checkRequestNames, type XdsLimits } from './limits.js';
 import { asks, sharedSubscription, type SharedSubscription } from './shared-subscriptions.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
@@ -18,6 +18,8 @@ interface TypeState {
   nonce?: string;
   /** What the client was last sent: absence from a later LDS/CDS response means deletion. */
   sent?: SotwBody;
+  /** What the last response carried (all of `sent`, or EDS/RDS changes only): what its ACK or NACK is about. */
+  wire?: SotwBody;
   /** Resend even if unchanged: a resubscribe, or cluster/listener warming after a CDS/LDS push. */
   force: boolean;
   /**
@@ -28,6 +30,7 @@ interface TypeState {
 }
 
 const NO_NAMES: readonly string[] = Object.freeze([]);
+const NOTHING_CARRIED: ReadonlyMap<string, string> = new Map();
 
 /** Shared name lists (request-names.ts `namesOf`) already checked against a server's limits, and their bytes. */
 const checkedNames = new WeakMap<readonly string[], { readonly limits: XdsLimits; readonly bytes: number }>();
@@ -83,12 +86,14 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       return;
     }
     if (req.response_nonce !== '' && req.response_nonce === st.nonce) {
+      const carried = st.wire?.versions ?? NOTHING_CARRIED;
       if (req.error_detail) {
         const message = nackMessage(req.error_detail);
-        this.deps.registry.nacked(record, type, { nonce: st.nonce, version: st.sent?.version ?? '', keptVersion: req.version_info, message });
-        this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], version: st.sent?.version, error: message }, 'NACK');
+        const refused = rejectedResources(message, carried);
+        this.deps.registry.nacked(record, type, { nonce: st.nonce, version: st.sent?.version ?? '', keptVersion: req.version_info, message }, { carried, refused });
+        this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], version: st.sent?.version, rejected: [...refused.keys()].slice(0, 10), error: message }, 'NACK');
       } else {
-        this.deps.registry.acked(record, type, st.nonce, req.version_info);
+        this.deps.registry.acked(record, type, st.nonce, req.version_info, carried.keys());
       }
     }
 
@@ -186,6 +191,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     const nonce = this.nextNonce();
     st.nonce = nonce;
     st.sent = state;
+    st.wire = wire;
     st.force = false;
     this.io.send([joinResponse(wire.bytes, nonce, this.deps.controlPlaneId, sotwTail)]);
     this.deps.registry.sent(this.record, type, state.version, nonce, state.versions, 'state');

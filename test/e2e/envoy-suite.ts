@@ -205,8 +205,8 @@ export function envoySuite(mode: XdsMode): void {
     const extra = await sendRequests(`http://127.0.0.1:${extraListenerPort}/`, 50, { concurrency: 2 });
     expect(extra.errors).toBe(0);
     expect(describeProxy(proxy() as ProxyRecord)).toMatchObject({ types: { LDS: { state: 'NACKED' } } });
-    // Delta knows which: the one Envoy's error names. SotW resends every listener each time.
-    expect(typeSyncView(proxy()?.types.get(TYPE.listener)).rejected).toEqual(mode === 'delta' ? ['taken'] : undefined);
+    // Which one: the listener Envoy's error names (it bound the others).
+    expect(typeSyncView(proxy()?.types.get(TYPE.listener)).rejected).toEqual(['taken']);
     // Fixing the config heals it.
     await writeConfig({ weights: [3, 1] });
     await waitFor(() => syncState(proxy()?.types.get(TYPE.listener)) === 'SYNCED', { what: 'LDS SYNCED again', timeoutMs: 10_000 });

@@ -247,6 +247,15 @@ describe('Delta stream: ACK and NACK', () => {
     expect(typeState(r.registry, CDS)?.state).toBe('SYNCED');
   });
 
+  test('a later NACK that carried a refused resource without naming it means the proxy took it', () => {
+    const r = refusedApi('Error adding/updating cluster(s) api: nope');
+    r.publish(resourceSet(base(), cluster('api', 'MAGLEV'), cluster('web', 'RANDOM')));
+    const both = takeOne(r);
+    expect(namesOf(both)).toEqual(['api', 'web']);
+    r.stream.onRequest(deltaAck(both, { error_detail: { code: 3, message: 'Error adding/updating cluster(s) web: nope' } }));
+    expect([...(r.registry.list()[0]?.types.get(CDS)?.rejected?.keys() ?? [])]).toEqual(['web']);
+  });
+
   test('removing the refused resource clears the rejection', () => {
     const r = refusedApi('Error adding/updating cluster(s) api: nope');
     const webOnly = resourceSet(clusterWithEndpoints('web', 8081), listener('ingress'), routes('ingress', 'web'));

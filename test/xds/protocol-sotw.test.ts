@@ -92,15 +92,17 @@ describe('NACK', () => {
     }, { what: 'CDS to be NACKED in the registry', timeoutMs: 3_000, intervalMs: 10 });
     expect(p.types.CDS!.lastNack?.message).toBe('cluster web: bad lb policy');
 
+    expect(p.types.CDS!.rejected).toEqual(['web']);
+    // CSDS per resource: the NACK named web; the client took the rest of the response.
     const csds = await client.clientStatus(NODE.id);
-    const configs = csds.config[0]!.generic_xds_configs.filter((g) => g.type_url === CDS);
-    expect(configs.length).toBe(2);
-    for (const g of configs) {
-      expect(g.config_status).toBe('ERROR');
-      expect(g.client_status).toBe('NACKED');
-      expect(g.error_state?.details).toBe('cluster web: bad lb policy');
-      expect(g.error_state?.version_info).toBe(cds.version_info);
-    }
+    const configs = csds.config[0]!.generic_xds_configs.filter((g) => g.type_url === CDS).sort((a, b) => a.name.localeCompare(b.name));
+    expect(configs.map((g) => [g.name, g.config_status, g.client_status])).toEqual([
+      ['api', 'SYNCED', 'ACKED'],
+      ['web', 'ERROR', 'NACKED'],
+    ]);
+    expect(configs[0]!.error_state ?? undefined).toBeUndefined();
+    expect(configs[1]!.error_state?.details).toBe('cluster web: bad lb policy');
+    expect(configs[1]!.error_state?.version_info).toBe(cds.version_info);
 
     // Still parked after a second, identical NACK-state request (e.g. the client re-sends its state).
     s.request(CDS, [], { response_nonce: cds.nonce, error_detail: { code: 3, message: 'cluster web: bad lb policy' } });

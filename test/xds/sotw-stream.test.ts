@@ -84,6 +84,28 @@ describe('SotW stream: ACK, NACK, nonces', () => {
     expect(namesOf(fixed)).toEqual(['api', 'web']);
   });
 
+  test('an incremental EDS push refused stays NACKED when a later push of another assignment is ACKed, until it is sent again and ACKed', () => {
+    const r = sotwRig();
+    r.stream.onRequest(sotwAck(first(r, EDS, ['api', 'web']), ['api', 'web']));
+    const ports = (api: number, web: number) => resourceSet(clusterWithEndpoints('api', api), clusterWithEndpoints('web', web), listener('ingress'), routes('ingress', 'api', 'web'));
+    r.publish(ports(9001, 8081));
+    const refused = takeOne(r);
+    expect(namesOf(refused)).toEqual(['api']);
+    r.stream.onRequest(sotwAck(refused, ['api', 'web'], { error_detail: { code: 3, message: 'ClusterLoadAssignment api: bad' } }));
+    // web changes alone: an incremental push that carries web only, ACKed.
+    r.publish(ports(9001, 9002));
+    const other = takeOne(r);
+    expect(namesOf(other)).toEqual(['web']);
+    r.stream.onRequest(sotwAck(other, ['api', 'web']));
+    expect(typeState(r.registry, EDS)).toMatchObject({ state: 'NACKED', lastNack: { message: 'ClusterLoadAssignment api: bad' } });
+    // api changes again: sent, ACKed, the type is in sync.
+    r.publish(ports(9003, 9002));
+    const again = takeOne(r);
+    expect(namesOf(again)).toEqual(['api']);
+    r.stream.onRequest(sotwAck(again, ['api', 'web']));
+    expect(typeState(r.registry, EDS)?.state).toBe('SYNCED');
+  });
+
   test('a NACK does not need a matching version: version_info is what the client kept', () => {
     const r = sotwRig();
     const cds = first(r, CDS, []);
