@@ -94,7 +94,7 @@ table.grid td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .badge.STALE, .badge.DRAINING, .badge.DEGRADED, .badge.UNKNOWN { color: var(--warn); background: var(--warn-bg); }
 .badge.NACKED, .badge.UNHEALTHY, .badge.TIMEOUT { color: var(--bad); background: var(--bad-bg); }
 .badge.NOT_SENT { color: var(--muted); background: #f3f4f6; }
-.nack { color: var(--bad); font-size: 12px; margin-top: 2px; max-width: 380px; overflow-wrap: anywhere; }
+.nack, .refused { color: var(--bad); font-size: 12px; margin-top: 2px; max-width: 380px; overflow-wrap: anywhere; }
 .uplot { font-family: inherit; }
 .uplot .u-legend { font-size: 12px; }
 .uplot .u-legend .u-series > * { padding: 1px 4px; }
@@ -441,6 +441,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
         var td = el('td', { 'data-type': t, 'data-state': sync.state });
         td.appendChild(el('span', { className: 'badge ' + sync.state, text: sync.state, title: sync.ackedVersion ? 'acked ' + sync.ackedVersion : '' }));
         if (sync.state === 'NACKED' && sync.lastNack) td.appendChild(el('div', { className: 'nack', text: sync.lastNack.message }));
+        if (sync.state === 'NACKED' && sync.rejected && sync.rejected.length) td.appendChild(el('div', { className: 'refused', text: 'refused: ' + sync.rejected.join(', ') }));
         tr.appendChild(td);
       });
       tbody.appendChild(tr);

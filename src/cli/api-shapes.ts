@@ -11,6 +11,7 @@ export interface TypeSync {
   readonly sentVersion?: string;
   readonly ackedVersion?: string;
   readonly lastNack?: { readonly version: string; readonly message: string; readonly at: string };
+  readonly rejected?: readonly string[];
 }
 
 export interface ProxyView {

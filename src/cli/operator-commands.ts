@@ -65,8 +65,11 @@ export async function proxiesCommand({ client, output, write }: CommandContext):
   write(formatTable(['NODE', 'CLUSTER', ...XDS_TYPES, 'PROTOCOL', 'PEER'], rows));
   const nacks = list.proxies.flatMap((p) =>
     XDS_TYPES.flatMap((t) => {
-      const nack = p.types[t]?.state === 'NACKED' ? p.types[t]?.lastNack : undefined;
-      return nack ? [`${p.nodeId} ${t} rejected version ${nack.version}: ${nack.message}`] : [];
+      const sync = p.types[t];
+      const nack = sync?.state === 'NACKED' ? sync.lastNack : undefined;
+      // The resources it still lacks, when the proxy's error named them (see /v1/proxies `rejected`).
+      const refused = sync?.rejected !== undefined && sync.rejected.length > 0 ? ` (refused: ${sync.rejected.join(', ')})` : '';
+      return nack ? [`${p.nodeId} ${t} rejected version ${nack.version}${refused}: ${nack.message}`] : [];
     }),
   );
   if (nacks.length > 0) write(`\n${nacks.join('\n')}\n`);

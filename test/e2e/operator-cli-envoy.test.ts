@@ -100,7 +100,7 @@ describeEnvoy('operator CLI against a real Envoy', () => {
       return rowOf(p.out, NODE)?.[4] === 'NACKED' && p;
     }, { what: 'LDS NACKED in `fulcrum proxies`' });
     expect(rowOf(r.out, NODE)?.slice(2, 4)).toEqual(['SYNCED', 'SYNCED']);
-    expect(r.out).toMatch(new RegExp(`^${NODE} LDS rejected version \\S+: .*(Address already in use|cannot bind)`, 'm'));
+    expect(r.out).toMatch(new RegExp(`^${NODE} LDS rejected version \\S+ \\(refused: clash\\): .*(Address already in use|cannot bind)`, 'm'));
     const status = await cli('status');
     expect(status.out).toContain('1 NACKED');
     const metrics = await (await fetch(`http://127.0.0.1:${rig().fulcrum.adminPort}/metrics`)).text();
