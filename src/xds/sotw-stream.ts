@@ -20,6 +20,9 @@ interface TypeState {
   sent?: SotwBody;
   /** What the last response carried (all of `sent`, or EDS/RDS changes only): what its ACK or NACK is about. */
   wire?: SotwBody;
+  /** The response before it (nonce, what it carried), whose ACK or NACK may arrive after the last was sent. */
+  previousNonce?: string;
+  previousWire?: SotwBody;
   /** Resend even if unchanged: a resubscribe, or cluster/listener warming after a CDS/LDS push. */
   force: boolean;
   /**
@@ -30,7 +33,6 @@ interface TypeState {
 }
 
 const NO_NAMES: readonly string[] = Object.freeze([]);
-const NOTHING_CARRIED: ReadonlyMap<string, string> = new Map();
 
 /** Shared name lists (request-names.ts `namesOf`) already checked against a server's limits, and their bytes. */
 const checkedNames = new WeakMap<readonly string[], { readonly limits: XdsLimits; readonly bytes: number }>();
@@ -81,21 +83,13 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     const nameBytes = repeated ? 0 : this.checkNames(names);
 
     if (req.response_nonce !== '' && st.nonce !== undefined && req.response_nonce !== st.nonce) {
-      // Stale: the client has not yet seen our latest response of this type; it will answer that one.
+      // Stale: the client has not yet seen our latest response of this type; it will answer that
+      // one. What it says of the one before is kept (a push overtook a NACK), nothing is sent.
+      if (req.response_nonce === st.previousNonce && st.previousWire) this.answered(record, type, req, req.response_nonce, st.previousWire);
       this.deps.log.debug({ node: record.node.id, type: SHORT_TYPE[type], nonce: req.response_nonce }, 'stale nonce ignored');
       return;
     }
-    if (req.response_nonce !== '' && req.response_nonce === st.nonce) {
-      const carried = st.wire?.versions ?? NOTHING_CARRIED;
-      if (req.error_detail) {
-        const message = nackMessage(req.error_detail);
-        const refused = rejectedResources(message, carried);
-        this.deps.registry.nacked(record, type, { nonce: st.nonce, version: st.sent?.version ?? '', keptVersion: req.version_info, message }, { carried, refused });
-        this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], version: st.sent?.version, rejected: [...refused.keys()].slice(0, 10), error: message }, 'NACK');
-      } else {
-        this.deps.registry.acked(record, type, st.nonce, req.version_info, carried.keys());
-      }
-    }
+    if (req.response_nonce !== '' && req.response_nonce === st.nonce && st.wire) this.answered(record, type, req, st.nonce, st.wire);
 
     const first = !st.requested;
     st.requested = true;
@@ -129,6 +123,19 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     const bytes = checkRequestNames(names, this.limits);
     if (Object.isFrozen(names)) checkedNames.set(names, { limits: this.limits, bytes });
     return bytes;
+  }
+
+  /** Records the client's ACK or NACK of the response with `nonce`, which carried `wire`. */
+  private answered(record: ProxyRecord, type: XdsTypeUrl, req: DiscoveryRequest, nonce: string, wire: SotwBody): void {
+    const carried = wire.versions;
+    if (!req.error_detail) {
+      this.deps.registry.acked(record, type, nonce, req.version_info, carried.keys());
+      return;
+    }
+    const message = nackMessage(req.error_detail);
+    const refused = rejectedResources(message, carried);
+    this.deps.registry.nacked(record, type, { nonce, version: wire.version, keptVersion: req.version_info, message }, { carried, refused });
+    this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], version: wire.version, rejected: [...refused.keys()].slice(0, 10), error: message }, 'NACK');
   }
 
   /**
@@ -189,6 +196,9 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   private send(type: XdsTypeUrl, st: TypeState, state: SotwBody, wire: SotwBody): void {
     if (!this.record) return;
     const nonce = this.nextNonce();
+    // Two fields, not an object: a push sends to every stream.
+    st.previousNonce = st.nonce;
+    st.previousWire = st.wire;
     st.nonce = nonce;
     st.sent = state;
     st.wire = wire;

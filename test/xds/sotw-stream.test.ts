@@ -106,6 +106,20 @@ describe('SotW stream: ACK, NACK, nonces', () => {
     expect(typeState(r.registry, EDS)?.state).toBe('SYNCED');
   });
 
+  test('a NACK overtaken by a push is kept (nothing is sent for it): what that response carried stays refused', () => {
+    const r = sotwRig();
+    const all = first(r, EDS, ['api', 'web']);
+    expect(namesOf(all)).toEqual(['api', 'web']);
+    r.publish(resourceSet(clusterWithEndpoints('api', 8080), clusterWithEndpoints('web', 9002), listener('ingress'), routes('ingress', 'api', 'web')));
+    const webOnly = takeOne(r);
+    expect(namesOf(webOnly)).toEqual(['web']);
+    // The client answers the first response after the push went out: a stale nonce.
+    r.stream.onRequest(sotwAck(all, ['api', 'web'], { error_detail: { code: 3, message: 'invalid' } }));
+    expect(r.take()).toEqual([]);
+    r.stream.onRequest(sotwAck(webOnly, ['api', 'web'], { error_detail: { code: 3, message: 'invalid' } }));
+    expect([...(r.registry.list()[0]?.types.get(EDS)?.rejected?.keys() ?? [])].sort()).toEqual(['api', 'web']);
+  });
+
   test('a NACK does not need a matching version: version_info is what the client kept', () => {
     const r = sotwRig();
     const cds = first(r, CDS, []);
