@@ -27,10 +27,10 @@ function names(text: string, name: string): boolean {
 }
 
 /**
- * The resources of a NACKed Delta response the client refused. Envoy applies the valid resources
- * of a response and names the invalid ones in its error ("Error adding/updating cluster(s) web:
- * …"), so those it names are the refused ones; when it names none, every resource the response
- * carried may have been refused.
+ * The resources of a NACKed response (Delta or SotW) the client refused. Envoy applies the valid
+ * resources of a response and names the invalid ones in its error ("Error adding/updating
+ * cluster(s) web: …"), so those it names are the refused ones; when the error names none, every
+ * resource the response carried may have been refused. Only the kept (bounded) text is searched.
  */
 export function rejectedResources(message: string, carried: ReadonlyMap<string, string>): ReadonlyMap<string, string> {
   const named = new Map<string, string>();
