@@ -69,7 +69,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
           this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], rejected: [...refused.keys()].slice(0, 10), error: message }, 'NACK');
           // Parked: the known versions stay as sent, so the same content is not resent in a loop.
         } else {
-          this.deps.registry.acked(record, type, req.response_nonce, answered.version, answered.sent.keys());
+          this.deps.registry.acked(record, type, req.response_nonce, answered.version, answered.sent);
         }
       }
     }

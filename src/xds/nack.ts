@@ -26,14 +26,29 @@ function names(text: string, name: string): boolean {
   return false;
 }
 
+/** gRPC-js's words for the n-th resource of the response ("resource index 2: …"). */
+const RESOURCE_INDEX = /resource index (\d+)/g;
+
+/** The positions (0-based, in the response's order) the error text points at. */
+function indices(text: string): Set<number> {
+  const at = new Set<number>();
+  for (const m of text.matchAll(RESOURCE_INDEX)) at.add(Number(m[1]));
+  return at;
+}
+
 /**
  * The resources of a NACKed response (Delta or SotW) the client refused. Envoy applies the valid
  * resources of a response and names the invalid ones in its error ("Error adding/updating
- * cluster(s) web: …"), so those it names are the refused ones; when the error names none, every
- * resource the response carried may have been refused. Only the kept (bounded) text is searched.
+ * cluster(s) web: …"); gRPC-js points at them by position ("resource index 1: …"). Those are the
+ * refused ones; when the error points at none, every resource the response carried may have been
+ * refused. `carried` is in the response's order. Only the kept (bounded) text is searched.
  */
 export function rejectedResources(message: string, carried: ReadonlyMap<string, string>): ReadonlyMap<string, string> {
   const named = new Map<string, string>();
-  for (const [name, version] of carried) if (names(message, name)) named.set(name, version);
+  const at = indices(message);
+  let i = 0;
+  for (const [name, version] of carried) {
+    if (at.has(i++) || names(message, name)) named.set(name, version);
+  }
   return named.size > 0 ? named : carried;
 }

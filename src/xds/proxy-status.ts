@@ -175,10 +175,11 @@ export class ProxyRegistry {
     return copy;
   }
 
-  /** `carried`: the names the ACKed response carried, which the proxy now holds as sent. */
-  acked(record: ProxyRecord, type: XdsTypeUrl, nonce: string, version: string, carried?: Iterable<string>): void {
+  /** `carried`: what the ACKed response carried (by name), which the proxy now holds as sent. */
+  acked(record: ProxyRecord, type: XdsTypeUrl, nonce: string, version: string, carried?: ReadonlyMap<string, string>): void {
     const t = this.type(record, type);
-    if (t.rejected && carried) for (const name of carried) t.rejected.delete(name);
+    // Read only while something is refused: an ACK of every stream on every push makes no iterator.
+    if (t.rejected && carried) for (const name of carried.keys()) t.rejected.delete(name);
     const first = t.ackedNonce !== nonce;
     t.ackedVersion = version;
     t.ackedNonce = nonce;

@@ -129,7 +129,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   private answered(record: ProxyRecord, type: XdsTypeUrl, req: DiscoveryRequest, nonce: string, wire: SotwBody): void {
     const carried = wire.versions;
     if (!req.error_detail) {
-      this.deps.registry.acked(record, type, nonce, req.version_info, carried.keys());
+      this.deps.registry.acked(record, type, nonce, req.version_info, carried);
       return;
     }
     const message = nackMessage(req.error_detail);

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, test, type TestContext } from 'v
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { parseConfig } from '../../src/sources/config-file.js';
 import { TYPE, type XdsTypeUrl } from '../../src/xds/envoy-api.js';
+import { typeSyncView } from '../../src/admin/views.js';
 import { describeProxy, syncState, type ProxyRecord } from '../../src/xds/proxy-status.js';
 import { loadAssignmentResource } from '../../src/xds/translate-clusters.js';
 import { startGrpcServers, type GrpcTestServer, type GrpcTestServers } from '../support/grpc-whoami.js';
@@ -313,5 +314,29 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
     expect(proxyRecord()?.types.get(TYPE.cluster)?.lastNack).toBeUndefined();
     const counts = tally(await client.call(GREETER, { count: 60 }));
     for (const s of rr.list) expect(counts[s.id] ?? 0, `${s.id} share of 60: ${JSON.stringify(counts)}`).toBeGreaterThanOrEqual(12);
+  }, scaled(60_000));
+
+  test('a NACK names the refused cluster by its position ("resource index"): only it is listed refused, and calls go on', async (ctx) => {
+    diagnoseOnFailure(ctx);
+    // Both clusters are in the client's CDS state (the RING_HASH test dialed the sessions listener).
+    expect([...(proxyRecord()?.types.get(TYPE.cluster)?.sentResources.keys() ?? [])].sort()).toEqual(['greeter-backends', 'sessions-backends']);
+    // MAGLEV is Envoy's only: grpc-js refuses the cluster and keeps the one it had.
+    await writeConfig(configYaml(rr.list, rh.list, 'MAGLEV'));
+    const cds = await waitFor(
+      ({ note }) => {
+        const t = proxyRecord()?.types.get(TYPE.cluster);
+        note({ state: syncState(t), nack: t?.lastNack?.message });
+        return t !== undefined && syncState(t) === 'NACKED' && t;
+      },
+      { what: 'the MAGLEV cluster NACKed', timeoutMs: 30_000, intervalMs: 100 },
+    );
+    expect(cds.lastNack?.message).toMatch(/resource index \d+/);
+    expect(typeSyncView(cds).rejected).toEqual(['greeter-backends']);
+    const results = await client.call(GREETER, { count: 9 });
+    expect(failures(results), JSON.stringify(tally(results))).toEqual([]);
+    // Mended: sent again, ACKed, nothing refused.
+    await writeConfig(configYaml(rr.list, rh.list));
+    await waitFor(() => syncState(proxyRecord()?.types.get(TYPE.cluster)) === 'SYNCED', { what: 'CDS SYNCED again', timeoutMs: 30_000, intervalMs: 100 });
+    expect(typeSyncView(proxyRecord()?.types.get(TYPE.cluster)).rejected).toBeUndefined();
   }, scaled(60_000));
 });

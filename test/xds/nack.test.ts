@@ -22,6 +22,11 @@ describe('rejectedResources', () => {
     expect([...rejectedResources('cluster web: apis and api_x are fine', carried)]).toEqual([['web', 'v1']]);
   });
 
+  test('the resources gRPC-js points at by their position in the response', () => {
+    const refused = rejectedResources('xDS response validation errors: [resource index 2: Unsupported lb_policy; resource index 0: x]', carried);
+    expect([...refused.keys()]).toEqual(['web', 'api.v2']);
+  });
+
   test('every carried name when the error names none', () => {
     expect(rejectedResources('proto validation failed', carried)).toBe(carried);
   });
