@@ -1,6 +1,6 @@
 import type { Snapshot } from '../xds/cache.js';
 import { envoyType, PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../xds/envoy-api.js';
-import { rejectedNames, syncState, type NackInfo, type ProxyRecord, type TypeStatus } from '../xds/proxy-status.js';
+import { rejectedField, syncState, type NackInfo, type ProxyRecord, type TypeStatus } from '../xds/proxy-status.js';
 import { MESSAGE_OF } from '../xds/resource.js';
 import type { ConfigDump, DumpedType, Proxy, ShortType, TypeSync } from './schemas.js';
 
@@ -24,7 +24,7 @@ export function typeSyncView(t: TypeStatus | undefined): TypeSync {
     responses: t.responses,
     nacks: t.nacks,
     ...(t.lastNack ? { lastNack: nackView(t.lastNack) } : {}),
-    ...(t.rejected !== undefined && t.rejected.size > 0 ? { rejected: rejectedNames(t.rejected) } : {}),
+    ...rejectedField(t),
   };
 }
 

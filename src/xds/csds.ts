@@ -4,8 +4,8 @@ import { resourceSyncState, type ProxyRegistry, type ProxyRecord, type SyncState
 
 /**
  * ClientStatusDiscoveryService: per connected proxy and per resource, the version sent, whether
- * the proxy ACKed or NACKed it, and the NACK's error text (over Delta, only on the resources the
- * NACK refused).
+ * the proxy ACKed or NACKed it, and the NACK's error text (only on the resources the NACK refused,
+ * when it says which).
  */
 
 const CONFIG_STATUS: Record<SyncState, string> = { SYNCED: 'SYNCED', STALE: 'STALE', NACKED: 'ERROR', NOT_SENT: 'NOT_SENT' };

@@ -11,6 +11,8 @@ import { InternTable } from './intern-table.js';
  * once per version, not once per stream. Read-only: shared between streams.
  */
 export interface DeltaPiece {
+  /** The system version it takes the client to (what an ACK or NACK of it is about). */
+  readonly version: string;
   readonly head: Uint8Array;
   /** name → version of the resources this piece carries. */
   readonly sent: ReadonlyMap<string, string>;
@@ -58,6 +60,7 @@ export function buildDeltaPiece(
     }
   }
   return {
+    version: systemVersion,
     head: encodeDeltaHead(systemVersion, type, resources, removed),
     sent: new Map(resources.map((r) => [r.name, r.version])),
     removed,

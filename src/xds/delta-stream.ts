@@ -1,10 +1,9 @@
 import type { Snapshot } from './cache.js';
-import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
+import { PUSH_ORDER, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
 import { buildDeltaPiece, type DeltaPhase, type DeltaPiece } from './delta-piece.js';
 import { DeltaTypeState as TypeState, listedSubscription } from './delta-type-state.js';
 import { joinResponse } from './joined-responses.js';
-import { nackMessage, rejectedResources } from './nack.js';
 import { checkRequestNames } from './limits.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
 import { deltaTail, type DeltaDiscoveryRequest } from './wire.js';
@@ -62,15 +61,8 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       const answered = st.inflight.get(req.response_nonce);
       if (answered !== undefined) {
         st.inflight.delete(req.response_nonce);
-        if (req.error_detail) {
-          const message = nackMessage(req.error_detail);
-          const refused = rejectedResources(message, answered.sent);
-          this.deps.registry.nacked(record, type, { nonce: req.response_nonce, version: answered.version, keptVersion: '', message }, { carried: answered.sent, refused });
-          this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], rejected: [...refused.keys()].slice(0, 10), error: message }, 'NACK');
-          // Parked: the known versions stay as sent, so the same content is not resent in a loop.
-        } else {
-          this.deps.registry.acked(record, type, req.response_nonce, answered.version, answered.sent);
-        }
+        // A NACK is parked: the known versions stay as sent, so the same content is not resent in a loop.
+        this.answered(record, type, req.error_detail, req.response_nonce, answered.version, answered.sent);
       }
     }
 
@@ -164,7 +156,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     const after = what === 'all' && st.synced !== undefined ? snapshot.heldVersionsMade(type, st.subKey) : mode === 'state' ? piece.sent : undefined;
     st.apply(piece, after);
     this.settle(type, st, snapshot, what, piece);
-    st.inflight.set(nonce, { version: snapshot.version, sent: piece.sent });
+    st.inflight.set(nonce, piece);
     if (st.inflight.size > MAX_INFLIGHT) st.inflight.delete(st.inflight.keys().next().value as string);
     this.tellRegistry(type, st, snapshot, nonce, piece, mode);
 

@@ -43,13 +43,6 @@ function sameNames(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return true;
 }
 
-/** A response awaiting its ACK or NACK: the system version it came from and what it carried. */
-export interface InflightResponse {
-  readonly version: string;
-  /** name → version of the resources it carried (the piece's map, shared: never changed). */
-  readonly sent: ReadonlyMap<string, string>;
-}
-
 /**
  * One type's state on a Delta stream. The two large parts, the subscribed names and the versions
  * the client holds, are copy-on-write: a stream in sync holds the read-only collections every
@@ -66,8 +59,11 @@ export class DeltaTypeState implements DeltaView {
    * stream in the same state shares.
    */
   synced?: string;
-  /** Responses not yet ACKed or NACKed, by nonce (several may be in flight in Delta). */
-  readonly inflight = new Map<string, InflightResponse>();
+  /**
+   * Responses not yet ACKed or NACKed, by nonce (several may be in flight in Delta): the piece each
+   * carried (shared by the streams sent it, so no object per response).
+   */
+  readonly inflight = new Map<string, DeltaPiece>();
   private nameSet = NO_NAMES;
   /** The name set when this stream owns it (may change it in place); undefined while shared. */
   private ownedNames?: Set<string>;

@@ -206,9 +206,10 @@ export class ProxyRegistry {
 /** Names listed per type where a proxy's state is shown (a NACK of a large response may refuse thousands). */
 export const MAX_REJECTED_LISTED = 100;
 
-/** The refused resources' names, sorted, the first MAX_REJECTED_LISTED. */
-export function rejectedNames(rejected: ReadonlyMap<string, string>): string[] {
-  return [...rejected.keys()].sort().slice(0, MAX_REJECTED_LISTED);
+/** Where a proxy's state is shown: the refused resources' names, sorted, the first MAX_REJECTED_LISTED (no field when none). */
+export function rejectedField(t: TypeStatus): { rejected?: string[] } {
+  if (t.rejected === undefined || t.rejected.size === 0) return {};
+  return { rejected: [...t.rejected.keys()].sort().slice(0, MAX_REJECTED_LISTED) };
 }
 
 /** A compact, JSON-friendly view of one proxy (for logs, tests and the admin API). */
@@ -221,7 +222,7 @@ export function describeProxy(r: ProxyRecord): Record<string, unknown> {
       ackedVersion: t.ackedVersion,
       resources: t.sentResources.size,
       ...(t.lastNack ? { lastNack: { version: t.lastNack.version, message: t.lastNack.message, at: new Date(t.lastNack.at).toISOString() } } : {}),
-      ...(t.rejected !== undefined && t.rejected.size > 0 ? { rejected: rejectedNames(t.rejected) } : {}),
+      ...rejectedField(t),
     };
   }
   return {

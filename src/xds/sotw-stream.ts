@@ -2,7 +2,6 @@ import type { SotwBody, Snapshot } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
 import { joinResponse } from './joined-responses.js';
-import { nackMessage, rejectedResources } from './nack.js';
 import { checkRequestNames, type XdsLimits } from './limits.js';
 import { asks, sharedSubscription, type SharedSubscription } from './shared-subscriptions.js';
 import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
@@ -85,11 +84,11 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     if (req.response_nonce !== '' && st.nonce !== undefined && req.response_nonce !== st.nonce) {
       // Stale: the client has not yet seen our latest response of this type; it will answer that
       // one. What it says of the one before is kept (a push overtook a NACK), nothing is sent.
-      if (req.response_nonce === st.previousNonce && st.previousWire) this.answered(record, type, req, req.response_nonce, st.previousWire);
+      if (req.response_nonce === st.previousNonce && st.previousWire) this.answered(record, type, req.error_detail, req.response_nonce, st.previousWire.version, st.previousWire.versions, req.version_info);
       this.deps.log.debug({ node: record.node.id, type: SHORT_TYPE[type], nonce: req.response_nonce }, 'stale nonce ignored');
       return;
     }
-    if (req.response_nonce !== '' && req.response_nonce === st.nonce && st.wire) this.answered(record, type, req, st.nonce, st.wire);
+    if (req.response_nonce !== '' && req.response_nonce === st.nonce && st.wire) this.answered(record, type, req.error_detail, st.nonce, st.wire.version, st.wire.versions, req.version_info);
 
     const first = !st.requested;
     st.requested = true;
@@ -123,19 +122,6 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     const bytes = checkRequestNames(names, this.limits);
     if (Object.isFrozen(names)) checkedNames.set(names, { limits: this.limits, bytes });
     return bytes;
-  }
-
-  /** Records the client's ACK or NACK of the response with `nonce`, which carried `wire`. */
-  private answered(record: ProxyRecord, type: XdsTypeUrl, req: DiscoveryRequest, nonce: string, wire: SotwBody): void {
-    const carried = wire.versions;
-    if (!req.error_detail) {
-      this.deps.registry.acked(record, type, nonce, req.version_info, carried);
-      return;
-    }
-    const message = nackMessage(req.error_detail);
-    const refused = rejectedResources(message, carried);
-    this.deps.registry.nacked(record, type, { nonce, version: wire.version, keptVersion: req.version_info, message }, { carried, refused });
-    this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], version: wire.version, rejected: [...refused.keys()].slice(0, 10), error: message }, 'NACK');
   }
 
   /**

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import type { Snapshot, SnapshotSource } from './cache.js';
-import { isXdsTypeUrl, TYPE, type XdsTypeUrl } from './envoy-api.js';
+import { isXdsTypeUrl, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { DEFAULT_LIMITS, LimitError, limitKey, SubscriptionBytes, type LimitHit, type XdsLimits } from './limits.js';
+import { nackMessage, rejectedResources } from './nack.js';
 import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
-import { nodeInfo, type RawNode } from './wire.js';
+import { nodeInfo, type RawNode, type RpcStatus } from './wire.js';
 
 /** What both stream kinds (SotW, Delta) need from the rest of the server. */
 export interface StreamDeps {
@@ -133,6 +134,23 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
   /** While the client is not reading, responses are held back and coalesced (see server.ts). */
   protected get congested(): boolean {
     return this.io.congested?.() ?? false;
+  }
+
+  /**
+   * The client's ACK (`detail` unset) or NACK of the response with `nonce`, which took it to
+   * `version` carrying `carried` (name → version). `clientVersion`: what the client says it holds
+   * (SotW's version_info; Delta has none, so an ACK holds the response's version). Arguments, not
+   * an object: every stream answers every push.
+   */
+  protected answered(record: ProxyRecord, type: XdsTypeUrl, detail: RpcStatus | undefined, nonce: string, version: string, carried: ReadonlyMap<string, string>, clientVersion?: string): void {
+    if (detail === undefined) {
+      this.deps.registry.acked(record, type, nonce, clientVersion ?? version, carried);
+      return;
+    }
+    const message = nackMessage(detail);
+    const refused = rejectedResources(message, carried);
+    this.deps.registry.nacked(record, type, { nonce, version, keptVersion: clientVersion ?? '', message }, { carried, refused });
+    this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], version, rejected: [...refused.keys()].slice(0, 10), error: message }, 'NACK');
   }
 
   protected nextNonce(): string {
