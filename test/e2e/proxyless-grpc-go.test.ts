@@ -5,18 +5,22 @@
  *    @grpc/grpc-js-xds 1.14 (pre-A113) combine locality and endpoint weights differently, yet both
  *    split ~25/75 because fulcrum sends the sums as locality weights and rescales the endpoint
  *    weights to one common sum per locality (src/xds/ring-hash-localities.ts);
- *  - grpc-go's load reports (per locality, no per-endpoint stats) reach the SignalStore.
+ *  - grpc-go's load reports (per locality, no per-endpoint stats) reach the SignalStore;
+ *  - a grpc-go NACK names the cluster it refused (`resource "name": …`), and only that one is
+ *    held refused while the other cluster of the same response stays served.
  * Needs the Go client binary (scripts/build-grpc-go-client.sh): skipped locally without it,
  * a failure under CI.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import YAML from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { typeSyncView } from '../../src/admin/views.js';
 import { TYPE } from '../../src/xds/envoy-api.js';
+import { syncState } from '../../src/xds/proxy-status.js';
 import { locateGrpcGoClient, runGrpcGoClient } from '../support/grpc-go.js';
 import { startGrpcServers, type GrpcTestServers } from '../support/grpc-whoami.js';
 import { startXdsClient, tally } from '../support/grpc-xds.js';
@@ -25,6 +29,8 @@ import { waitFor } from '../support/wait.js';
 
 const CLUSTER = 'sessions-backends';
 const LR_CLUSTER = 'greeter-backends';
+/** Routed beside the WhoAmI method's cluster on the `mixed` listener: one grpc-go channel watches both. */
+const SPARE_CLUSTER = 'spare-backends';
 const CALLS = 400;
 const goClient = locateGrpcGoClient();
 
@@ -36,37 +42,14 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
   let dir: string;
   let servers: GrpcTestServers;
   let fulcrum: Fulcrum;
+  let configPath: string;
   const maxRps = new Map<string, number>();
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'fulcrum-grpc-go-'));
     servers = await startGrpcServers(3, 'go');
-    const configPath = path.join(dir, 'fulcrum.yaml');
-    await writeFile(
-      configPath,
-      YAML.stringify({
-        server: { xds: { debounceQuietMs: 20, debounceMaxMs: 200 }, loadReporting: { intervalMs: 500 } },
-        clusters: [
-          {
-            name: CLUSTER,
-            lbPolicy: 'RING_HASH',
-            ringHash: { virtualNodesPerHost: 1000 }, // a ring of 4096: arcs within ~1 point of their weight share
-            http2: true,
-            endpoints: servers.list.map((s, i) => ({ address: s.host, port: s.port, weight: WEIGHTS[i], locality: { region: 'r', zone: ZONES[i] } })),
-          },
-          {
-            name: LR_CLUSTER,
-            lbPolicy: 'LEAST_REQUEST',
-            http2: true,
-            endpoints: servers.list.map((s) => ({ address: s.host, port: s.port })),
-          },
-        ],
-        listeners: [
-          { name: 'sessions', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER, hashPolicy: { header: 'x-user' } }] },
-          { name: 'greeter', apiListener: true, routes: [{ prefix: '/', cluster: LR_CLUSTER }] },
-        ],
-      }),
-    );
+    configPath = path.join(dir, 'fulcrum.yaml');
+    await writeFile(configPath, configYaml('ROUND_ROBIN'));
     fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }) });
     // The newest sample may already be the idle interval after the calls: keep the peak per endpoint.
     fulcrum.signals.subscribe((e) => {
@@ -79,6 +62,44 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
     await servers?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   }, 60_000);
+
+  /** The test's catalog; `sparePolicy`: the spare cluster's lbPolicy (MAGLEV is Envoy's only: grpc-go refuses it). */
+  function configYaml(sparePolicy: 'ROUND_ROBIN' | 'MAGLEV'): string {
+    const plain = servers.list.map((s) => ({ address: s.host, port: s.port }));
+    return YAML.stringify({
+      server: { xds: { debounceQuietMs: 20, debounceMaxMs: 200 }, loadReporting: { intervalMs: 500 } },
+      clusters: [
+        {
+          name: CLUSTER,
+          lbPolicy: 'RING_HASH',
+          ringHash: { virtualNodesPerHost: 1000 }, // a ring of 4096: arcs within ~1 point of their weight share
+          http2: true,
+          endpoints: servers.list.map((s, i) => ({ address: s.host, port: s.port, weight: WEIGHTS[i], locality: { region: 'r', zone: ZONES[i] } })),
+        },
+        { name: LR_CLUSTER, lbPolicy: 'LEAST_REQUEST', http2: true, endpoints: plain },
+        { name: SPARE_CLUSTER, lbPolicy: sparePolicy, http2: true, endpoints: plain },
+      ],
+      listeners: [
+        { name: 'sessions', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER, hashPolicy: { header: 'x-user' } }] },
+        { name: 'greeter', apiListener: true, routes: [{ prefix: '/', cluster: LR_CLUSTER }] },
+        {
+          name: 'mixed',
+          apiListener: true,
+          routes: [
+            { prefix: '/fulcrum.test.WhoAmI/', cluster: LR_CLUSTER },
+            { prefix: '/', cluster: SPARE_CLUSTER },
+          ],
+        },
+      ],
+    });
+  }
+
+  /** Written as editors do (a new file, then a rename), so the watcher never reads half a file. */
+  async function writeConfig(text: string): Promise<void> {
+    const tmp = `${configPath}.${Date.now()}.tmp`;
+    await writeFile(tmp, text);
+    await rename(tmp, configPath);
+  }
 
   const zoneShare = (counts: Record<string, number>): number => {
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
@@ -145,6 +166,44 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
       expect(Math.abs(zoneShare(tally(results)) - 0.25), JSON.stringify(tally(results))).toBeLessThan(0.08);
     } finally {
       await client.stop();
+    }
+  });
+
+  test('a grpc-go NACK names the refused cluster (resource "name"): only it is listed refused, the other stays served', { timeout: 120_000 }, async () => {
+    const nodeId = `grpc-go-nack-${process.pid}`;
+    const record = () => fulcrum.registry.list().find((r) => r.node.id === nodeId);
+    const run = runGrpcGoClient(goClient.bin, { xdsPort: fulcrum.xdsPort, nodeId, target: 'xds:///mixed', count: 30, hold: true });
+    try {
+      const { counts, errors } = await run.result;
+      expect(errors, run.stderr().slice(-4_000)).toEqual({});
+      expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(30);
+      // One channel, one route table naming both clusters: grpc-go watches both.
+      await waitFor(
+        () => {
+          const cds = record()?.types.get(TYPE.cluster);
+          return syncState(cds) === 'SYNCED' && cds?.sentResources.has(LR_CLUSTER) === true && cds.sentResources.has(SPARE_CLUSTER);
+        },
+        { what: 'grpc-go ACKing both clusters of the mixed listener', timeoutMs: 30_000, intervalMs: 100 },
+      );
+      await writeConfig(configYaml('MAGLEV'));
+      const cds = await waitFor(
+        ({ note }) => {
+          const t = record()?.types.get(TYPE.cluster);
+          note({ state: syncState(t), nack: t?.lastNack?.message.slice(0, 300) });
+          return syncState(t) === 'NACKED' && t;
+        },
+        { what: 'grpc-go NACKing the MAGLEV cluster', timeoutMs: 30_000, intervalMs: 100 },
+      );
+      // grpc-go's words (xdsclient combineErrors): `resource "<name>": <error>`.
+      expect(cds.lastNack?.message).toMatch(new RegExp(`resource "${SPARE_CLUSTER}": unexpected lbPolicy MAGLEV`));
+      expect(typeSyncView(cds).rejected).toEqual([SPARE_CLUSTER]);
+      // Mended: sent again, ACKed, nothing refused.
+      await writeConfig(configYaml('ROUND_ROBIN'));
+      await waitFor(() => syncState(record()?.types.get(TYPE.cluster)) === 'SYNCED', { what: 'CDS SYNCED again', timeoutMs: 30_000, intervalMs: 100 });
+      expect(typeSyncView(record()?.types.get(TYPE.cluster)).rejected).toBeUndefined();
+    } finally {
+      await writeConfig(configYaml('ROUND_ROBIN'));
+      await run.stop();
     }
   });
 });
