@@ -10,7 +10,7 @@
  *   npx tsx bench/gcp-fanout.ts --help
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,6 +29,9 @@ const HELP = `bench/gcp-fanout.ts: fulcrum vs go-control-plane fan-out, one Go l
                         when listed in --servers)
   --clusters N, --endpoints N   catalog size (default 100 × 20)
   --connect-concurrency N       streams connecting at once (default 200)
+  --settle-ms N         pause before each fan-out row, after every server went idle (default 15000): a
+                        row right after a 10,000-stream row read ~30-40 % slower, server and client
+                        CPU alike (bench/RESULTS.md, fan16)
   --keep-dir            keep the run directory (logs, configs, the dump)
   --fulcrum-node-args=S node options for the fulcrum processes, space-separated (e.g. --fulcrum-node-args=
                         "--cpu-prof --cpu-prof-dir=/tmp/prof": a profile per process, written at exit)
@@ -59,6 +62,7 @@ const { values: args } = parseArgs({
     'fulcrum-node-args': { type: 'string', default: '' },
     'base-node-args': { type: 'string' },
     base: { type: 'string' },
+    'settle-ms': { type: 'string', default: '15000' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -119,6 +123,50 @@ function drive(bins: GoBinaries, server: Server, protocol: string, streams: numb
   return { rounds: lines.filter((l) => l.type === 'round'), failure };
 }
 
+/** user + system CPU of a process, ms (/proc/PID/stat fields 14 and 15, in 10 ms clock ticks); 0 once it is gone. */
+function cpuMs(pid: number): number {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 0;
+  }
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * Waits until every server is idle: at most QUIET_CPU_MS of CPU, all servers together, over
+ * QUIET_WINDOW_MS (at most QUIET_MAX_MS). After a row of 10,000 streams the server of that row
+ * spends seconds closing them and collecting their state, on the same two cores as the next
+ * row: without this wait the server that ran first was measured on a quiet machine and the
+ * others beside their predecessor's clean-up. Logs what the wait saw.
+ */
+async function waitQuiet(servers: ReadonlyMap<string, Server>): Promise<void> {
+  const started = Date.now();
+  const used = new Map<string, number>();
+  for (;;) {
+    const before = [...servers].map(([k, s]) => [k, cpuMs(s.pid)] as const);
+    await new Promise((r) => setTimeout(r, QUIET_WINDOW_MS));
+    let total = 0;
+    for (const [k, cpu] of before) {
+      const d = cpuMs((servers.get(k) as Server).pid) - cpu;
+      used.set(k, (used.get(k) ?? 0) + d);
+      total += d;
+    }
+    const waited = Date.now() - started;
+    if (total <= QUIET_CPU_MS || waited >= QUIET_MAX_MS) {
+      const spent = [...used].filter(([, ms]) => ms > 0).map(([k, ms]) => `${k} ${ms} ms`).join(', ');
+      log(`  quiet after ${waited} ms${total > QUIET_CPU_MS ? ' (gave up waiting)' : ''}; server CPU meanwhile: ${spent || 'none'}`);
+      return;
+    }
+  }
+}
+const SETTLE_MS = integer('settle-ms', args['settle-ms'], 0);
+const QUIET_WINDOW_MS = 500;
+const QUIET_CPU_MS = 20;
+const QUIET_MAX_MS = 60_000;
+
 function uptime(): string {
   return `load average ${loadavg().map((x) => x.toFixed(2)).join(', ')}`;
 }
@@ -158,7 +206,10 @@ async function main(): Promise<void> {
       for (const protocol of PROTOCOLS) {
         for (const key of SERVERS) {
           const s = servers.get(key);
-          if (s) record(rows, summarize(s, protocol, streams, drive(bins, s, protocol, streams, ROUNDS)));
+          if (!s) continue;
+          await waitQuiet(servers);
+          await new Promise((r) => setTimeout(r, SETTLE_MS));
+          record(rows, summarize(s, protocol, streams, drive(bins, s, protocol, streams, ROUNDS)));
         }
         log(`  (${uptime()})`);
       }
