@@ -53,17 +53,22 @@ function isTransportStream(x: unknown): x is TransportStream {
 }
 
 /**
- * grpc-js's transport call under the interceptors (BaseServerInterceptingCall holds `stream`,
- * each ServerInterceptingCall its `nextCall`). Undefined when the shape is not that.
+ * The first layer of grpc-js's call under the interceptors that `is` accepts (each
+ * ServerInterceptingCall holds the next as `nextCall`; the transport call, BaseServerInterceptingCall,
+ * is the last). Undefined when none is.
  */
-function transportStream(call: unknown): TransportStream | undefined {
+export function underInterceptors<T>(call: unknown, is: (layer: unknown) => layer is T): T | undefined {
   let c = (call as { call?: unknown }).call;
   for (let depth = 0; depth < 8 && typeof c === 'object' && c !== null; depth++) {
-    const stream = (c as { stream?: unknown }).stream;
-    if (isTransportStream(stream)) return stream;
+    if (is(c)) return c;
     c = (c as { nextCall?: unknown }).nextCall;
   }
   return undefined;
+}
+
+/** The transport call's HTTP/2 stream (it holds `stream`). Undefined when the shape is not that. */
+function transportStream(call: unknown): TransportStream | undefined {
+  return underInterceptors(call, (c): c is { stream: TransportStream } => isTransportStream((c as { stream?: unknown }).stream))?.stream;
 }
 
 /** Runs once per write, in write order, with that write's byte count, when its bytes left (or the call ended). */

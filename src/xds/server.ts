@@ -5,6 +5,7 @@ import { ConnectionGate, type Refusal } from './connection-gate.js';
 import { csdsHandlers, CSDS_DEFINITION } from './csds.js';
 import { DeltaStream } from './delta-stream.js';
 import { InitialSyncQueue } from './initial-sync-queue.js';
+import { readDirectly } from './direct-reads.js';
 import { FramedWriter } from './framed-writes.js';
 import { checkRequestNames, LimitError, withDefaults, type LimitHit, type XdsLimits } from './limits.js';
 import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
@@ -269,7 +270,7 @@ export class XdsServer {
         done();
       }
     };
-    call.on('data', (req: Req) => {
+    const onRequest = (req: Req): void => {
       if (!waiting) return handle(req);
       if (waiting.length >= MAX_WAITING_REQUESTS) {
         // Envoy sends a handful before its first answer; this many is a client flooding a queue.
@@ -284,7 +285,10 @@ export class XdsServer {
         for (const r of requests) handle(r);
         if (endWhenAnswered && this.streams.has(stream)) finish();
       });
-    });
+    };
+    // Below grpc-js where it can (direct-reads.ts); its 'data' events carry the rest.
+    readDirectly(call, onRequest);
+    call.on('data', onRequest);
     call.on('end', () => {
       if (waiting !== undefined && waiting.length > 0) endWhenAnswered = true;
       else finish();
