@@ -61,45 +61,60 @@ export interface Cut {
 /**
  * Cuts gRPC messages (a 5-byte header: the compressed flag, a big-endian length) out of a call's
  * data, chunk by chunk. A message inside one chunk is a view of it; one split over chunks is
- * joined once complete. A length over the limit is refused before anything of it is kept.
+ * joined once, when its last byte arrived (not at every chunk: a 4 MiB message in 16 KiB frames
+ * would be copied 256 times). A length over the limit is refused before anything of it is kept.
  */
 export class MessageCutter {
-  /** Bytes of an incomplete header or message, in order. */
+  /** The start of an incomplete message (header included), in order. */
   private held: Buffer[] = [];
   private heldBytes = 0;
 
   constructor(private readonly maxMessageBytes: number) {}
 
   cut(chunk: Buffer): Cut {
-    const data = this.held.length === 0 ? chunk : this.joined(chunk);
+    let data = chunk;
+    if (this.heldBytes > 0) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.length;
+      if (this.heldBytes < this.awaited()) return NOTHING;
+      data = Buffer.concat(this.held, this.heldBytes);
+      this.held = [];
+      this.heldBytes = 0;
+    }
     const messages: Buffer[] = [];
     let at = 0;
     while (data.length - at >= FRAME_HEADER_BYTES) {
       const length = data.readUInt32BE(at + 1);
-      if (this.maxMessageBytes !== -1 && length > this.maxMessageBytes) return { messages, tooLarge: length };
+      if (this.tooLarge(length)) return { messages, tooLarge: length };
       if (data[at] !== 0) return { messages, compressed: data.subarray(at) };
       const end = at + FRAME_HEADER_BYTES + length;
       if (end > data.length) break;
       messages.push(data.subarray(at + FRAME_HEADER_BYTES, end));
       at = end;
     }
-    if (at < data.length) this.hold(data.subarray(at));
+    if (at < data.length) {
+      // A copy: the chunk is the HTTP/2 stream's, and a view would keep all of it alive.
+      this.held.push(Buffer.from(data.subarray(at)));
+      this.heldBytes = data.length - at;
+    }
     return { messages };
   }
 
-  private joined(chunk: Buffer): Buffer {
-    const data = Buffer.concat([...this.held, chunk], this.heldBytes + chunk.length);
-    this.held = [];
-    this.heldBytes = 0;
-    return data;
+  private tooLarge(length: number): boolean {
+    return this.maxMessageBytes !== -1 && length > this.maxMessageBytes;
   }
 
-  private hold(bytes: Buffer): void {
-    // A copy: the chunk is the HTTP/2 stream's, and a view would keep all of it alive.
-    this.held.push(Buffer.from(bytes));
-    this.heldBytes += bytes.length;
+  /** How many bytes the held message needs in all: its header, then its header and body (0: refuse it now). */
+  private awaited(): number {
+    if (this.heldBytes < FRAME_HEADER_BYTES) return FRAME_HEADER_BYTES;
+    const first = this.held[0] as Buffer;
+    const header = first.length >= FRAME_HEADER_BYTES ? first : Buffer.concat(this.held, this.heldBytes).subarray(0, FRAME_HEADER_BYTES);
+    const length = header.readUInt32BE(1);
+    return this.tooLarge(length) ? 0 : FRAME_HEADER_BYTES + length;
   }
 }
+
+const NOTHING: Cut = Object.freeze({ messages: Object.freeze([]) });
 
 /**
  * Reads `call`'s requests below grpc-js and hands each to `deliver`, decoded by the method's own

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MessageCutter, readDirectly } from '../../src/xds/direct-reads.js';
 import { rawBidiMethod } from '../support/raw-bidi-method.js';
 import { waitFor } from '../support/wait.js';
@@ -29,6 +29,29 @@ describe('MessageCutter', () => {
       for (let at = 0; at < data.length; at += size) got.push(...texts(cutter.cut(data.subarray(at, at + size)).messages));
       expect(got, `chunks of ${size}`).toEqual(['first message', 'second']);
     }
+  });
+
+  it('joins a message split over many chunks once, when its last byte arrived', () => {
+    const body = Buffer.alloc(1 << 20, 7);
+    const data = frame(body.toString('latin1'));
+    const cutter = new MessageCutter(2 << 20);
+    const concat = vi.spyOn(Buffer, 'concat');
+    const got: Buffer[] = [];
+    try {
+      for (let at = 0; at < data.length; at += 1024) got.push(...cutter.cut(data.subarray(at, at + 1024)).messages);
+      expect(concat.mock.calls.length).toBeLessThanOrEqual(1);
+    } finally {
+      concat.mockRestore();
+    }
+    expect(got).toHaveLength(1);
+    expect(got[0]?.equals(body)).toBe(true);
+  });
+
+  it('refuses a length over the limit once its header is complete, across chunks too', () => {
+    const header = frame('x'.repeat(101)).subarray(0, 5);
+    const cutter = new MessageCutter(100);
+    expect(cutter.cut(Buffer.concat([frame('ok'), header.subarray(0, 2)])).messages.map(String)).toEqual(['ok']);
+    expect(cutter.cut(header.subarray(2)).tooLarge).toBe(101);
   });
 
   it('refuses a length over the limit from the header, before any of the message arrived', () => {
