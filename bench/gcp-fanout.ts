@@ -10,12 +10,13 @@
  *   npx tsx bench/gcp-fanout.ts --help
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildGo, clusterName, endpointAddress, integer, list, startFulcrum, startGcp, type GoBinaries, type Server } from './gcp-fanout-servers.js';
 import { formatTable, summarize, type Row, type RoundLine } from './gcp-fanout-table.js';
+import { processCpuMs } from './proc-cpu.js';
 
 const HELP = `bench/gcp-fanout.ts: fulcrum vs go-control-plane fan-out, one Go load client for both.
 
@@ -123,18 +124,6 @@ function drive(bins: GoBinaries, server: Server, protocol: string, streams: numb
   return { rounds: lines.filter((l) => l.type === 'round'), failure };
 }
 
-/** user + system CPU of a process, ms (/proc/PID/stat fields 14 and 15, in 10 ms clock ticks); 0 once it is gone. */
-function cpuMs(pid: number): number {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return 0;
-  }
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
 /**
  * Waits until every server is idle: at most QUIET_CPU_MS of CPU, all servers together, over
  * QUIET_WINDOW_MS (at most QUIET_MAX_MS). After a row of 10,000 streams the server of that row
@@ -146,12 +135,12 @@ async function waitQuiet(servers: ReadonlyMap<string, Server>): Promise<void> {
   const started = Date.now();
   const used = new Map<string, number>();
   for (;;) {
-    const before = [...servers].map(([k, s]) => [k, cpuMs(s.pid)] as const);
+    const before = [...servers].map(([key, s]) => ({ key, pid: s.pid, cpu: processCpuMs(s.pid) }));
     await new Promise((r) => setTimeout(r, QUIET_WINDOW_MS));
     let total = 0;
-    for (const [k, cpu] of before) {
-      const d = cpuMs((servers.get(k) as Server).pid) - cpu;
-      used.set(k, (used.get(k) ?? 0) + d);
+    for (const b of before) {
+      const d = processCpuMs(b.pid) - b.cpu || 0; // NaN (a server gone): nothing to wait for
+      used.set(b.key, (used.get(b.key) ?? 0) + d);
       total += d;
     }
     const waited = Date.now() - started;

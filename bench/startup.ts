@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startKubeRun } from './kube-run.js';
+import { processCpuMs } from './proc-cpu.js';
 
 /**
  * Start-to-serving time of the command: from spawn until /readyz answers 200 (config loaded, xDS
@@ -45,13 +46,6 @@ if (values.help) {
 if (!Number.isInteger(Number(values.runs)) || Number(values.runs) < 1) throw new Error(`--runs: expected a whole number above 0, got ${values.runs}`);
 const command = positionals.length > 0 ? positionals : [process.execPath, '--max-semi-space-size=4', 'dist/main.js'];
 
-/** user + system CPU of a process, in ms (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms). */
-async function cpuMs(pid: number | undefined): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
 async function once(configPath: string): Promise<{ wall: number; cpu: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'fulcrum-startup-'));
   const started = performance.now();
@@ -66,7 +60,7 @@ async function once(configPath: string): Promise<{ wall: number; cpu: number }> 
       const port = /"port":(\d+),"msg":"admin server listening"/.exec(out)?.[1];
       if (port) {
         const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
-        if (ok) return { wall: performance.now() - started, cpu: await cpuMs(child.pid) };
+        if (ok) return { wall: performance.now() - started, cpu: processCpuMs(child.pid ?? 0) };
       }
       await new Promise((r) => setTimeout(r, 5));
     }

@@ -6,7 +6,6 @@
  * utilization, Envoy's weight for it and its served rate, plus every response's latency and a
  * compact trace of fulcrum's explanations.
  */
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import { poissonLoad } from '../../examples/backends/poisson-load.js';
 import { startCapacityBackends, type CapacityBackends } from '../../test/support/capacity-backends.js';
 import { startEnvoy, type EnvoyHandle } from '../../test/support/envoy.js';
 import { freePort } from '../../test/support/ports.js';
+import { processCpuMs } from '../proc-cpu.js';
 import { startAgent, type Agent } from './agent.js';
 import type { LatencyRecord, Tick } from './metrics.js';
 
@@ -87,15 +87,9 @@ export interface ScenarioResult {
 
 const CLUSTER = 'web';
 
-/** utime + stime of a process, in seconds (Linux /proc). */
+/** utime + stime of a process, in seconds (NaN once it is gone). */
 function procCpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return Number.NaN;
-  }
+  return processCpuMs(pid) / 1000;
 }
 
 export function configFor(o: ScenarioOptions, ports: readonly number[], listenerPort: number): string {

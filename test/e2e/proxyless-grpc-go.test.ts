@@ -11,7 +11,7 @@
  * Needs the Go client binary (scripts/build-grpc-go-client.sh): skipped locally without it,
  * a failure under CI.
  */
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -24,6 +24,7 @@ import { syncState } from '../../src/xds/proxy-status.js';
 import { locateGrpcGoClient, runGrpcGoClient } from '../support/grpc-go.js';
 import { startGrpcServers, type GrpcTestServers } from '../support/grpc-whoami.js';
 import { startXdsClient, tally } from '../support/grpc-xds.js';
+import { replaceFile } from '../support/replace-file.js';
 import { describeRequiring } from '../support/requires.js';
 import { waitFor } from '../support/wait.js';
 
@@ -94,11 +95,8 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
     });
   }
 
-  /** Written as editors do (a new file, then a rename), so the watcher never reads half a file. */
-  async function writeConfig(text: string): Promise<void> {
-    const tmp = `${configPath}.${Date.now()}.tmp`;
-    await writeFile(tmp, text);
-    await rename(tmp, configPath);
+  function writeConfig(text: string): Promise<void> {
+    return replaceFile(configPath, text);
   }
 
   const zoneShare = (counts: Record<string, number>): number => {

@@ -6,7 +6,7 @@
  * Set FULCRUM_E2E_GRPC_TRACE=1 to print the client's xDS trace (GRPC_TRACE=xds_client,xds_resolver)
  * even when the tests pass; it is printed on failure regardless.
  */
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -19,6 +19,7 @@ import { describeProxy, syncState, type ProxyRecord } from '../../src/xds/proxy-
 import { loadAssignmentResource } from '../../src/xds/translate-clusters.js';
 import { startGrpcServers, type GrpcTestServer, type GrpcTestServers } from '../support/grpc-whoami.js';
 import { startXdsClient, tally, type CallResult, type XdsClientHandle } from '../support/grpc-xds.js';
+import { replaceFile } from '../support/replace-file.js';
 import { waitFor, scaled } from '../support/wait.js';
 
 const GREETER = 'xds:///greeter';
@@ -68,11 +69,8 @@ let rh: GrpcTestServers;
 let fulcrum: Fulcrum;
 let client: XdsClientHandle;
 
-/** Write the config the way editors do (new file, then rename), so the watcher never reads half a file. */
-async function writeConfig(text: string): Promise<void> {
-  const tmp = `${configPath}.${Date.now()}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, configPath);
+function writeConfig(text: string): Promise<void> {
+  return replaceFile(configPath, text);
 }
 
 function proxyRecord(): ProxyRecord | undefined {

@@ -16,7 +16,8 @@
  * what `onStop` registered (load generators, clients), the Envoys, fulcrum, the backends, then
  * the temporary directory (config file and durable store).
  */
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { replaceFile } from './replace-file.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -140,10 +141,8 @@ class RigParts<B extends Closable> {
     }
   }
 
-  async writeConfig(config: Record<string, unknown>): Promise<void> {
-    const tmp = `${this.configPath}.tmp`;
-    await writeFile(tmp, YAML.stringify(config));
-    await rename(tmp, this.configPath);
+  writeConfig(config: Record<string, unknown>): Promise<void> {
+    return replaceFile(this.configPath, YAML.stringify(config));
   }
 
   startFulcrum(xdsPort: number): Promise<Fulcrum> {
