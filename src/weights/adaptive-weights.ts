@@ -216,8 +216,12 @@ export class AdaptiveWeights {
     const c = this.clusters.get(name);
     if (!c) return;
     this.last.set(name, t);
-    if (t.changed) state.changed = true;
-    ticked.set(name, this.overridesOf(name, t, c.weighting.kind !== 'static'));
+    const overrides = this.overridesOf(name, t, c.weighting.kind !== 'static');
+    // Changed for the proxies only when the overrides are: a static cluster's engine weights move
+    // with every write to it, but it publishes health alone. A publication for nothing restarted
+    // the publisher's quiet window, delaying the write's own push (bench/RESULTS.md, engine17).
+    if (t.changed && overrides !== this.overrides.get(name) && (overrides.size > 0 || this.overrides.has(name))) state.changed = true;
+    ticked.set(name, overrides);
   }
 
   /** The overrides of the whole tick (catalog order), or undefined when nothing published changed. */
@@ -244,7 +248,9 @@ export class AdaptiveWeights {
   private overridesOf(name: string, t: ClusterTick, adaptive: boolean): ReadonlyMap<string, EndpointOverride> {
     const prev = this.built.get(name);
     if (prev !== undefined && prev.weights === t.weights && prev.health === t.health && prev.adaptive === adaptive) return prev.overrides;
-    const overrides = buildOverrides(t, adaptive);
+    const built = buildOverrides(t, adaptive);
+    // A static cluster's overrides name its UNHEALTHY endpoints only: the same names, the same overrides.
+    const overrides = !adaptive && prev !== undefined && !prev.adaptive && sameKeys(built, prev.overrides) ? prev.overrides : built;
     this.built.set(name, { weights: t.weights, health: t.health, adaptive, overrides });
     return overrides;
   }
@@ -336,7 +342,7 @@ interface BuiltOverrides {
   readonly overrides: ReadonlyMap<string, EndpointOverride>;
 }
 
-function sameKeys(a: WeightOverrides, b: WeightOverrides): boolean {
+function sameKeys(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {
   if (a.size !== b.size) return false;
   for (const k of a.keys()) if (!b.has(k)) return false;
   return true;

@@ -65,6 +65,28 @@ describe('AdaptiveWeights', () => {
     expect(s.tick(1_000)?.get('web')?.get('10.0.0.1:8080')).toEqual({ health: 'UNHEALTHY' });
   });
 
+  it("a static cluster's weight write publishes nothing from the next tick: its overrides carry no weights", () => {
+    // What an operator's write then costs: one publication (the catalog's), not a second from the
+    // tick, which restarted the publisher's quiet window (a change on a static cluster took up to
+    // one window longer to reach the proxies: bench/RESULTS.md, engine17).
+    const staticCluster = (weight: number): Catalog => ({
+      ...catalogOf('HEALTHY'),
+      clusters: [cluster('web', [endpoint('10.0.0.1', 8080, { weight }), endpoint('10.0.0.2')])],
+    });
+    const a = new AdaptiveWeights(new WeightEngine());
+    a.setCatalog(staticCluster(1));
+    a.tick(1_000);
+    a.setCatalog(staticCluster(5));
+    expect(a.tick(2_000)).toBeUndefined();
+    // A probe failure is still published at once, and its recovery too.
+    for (let t = 1; t <= 3; t++) a.observeProbe('web', '10.0.0.1:8080', { ok: false, at: 2_000 + t * 100 });
+    expect(a.tick(3_000)?.get('web')?.get('10.0.0.1:8080')).toEqual({ health: 'UNHEALTHY' });
+    expect(a.tick(4_000)).toBeUndefined();
+    a.setCatalog(staticCluster(7));
+    expect(a.tick(5_000)).toBeUndefined();
+    expect(a.current().get('web')?.get('10.0.0.1:8080')).toEqual({ health: 'UNHEALTHY' });
+  });
+
   it('a tick in slices publishes what one tick does, one slice per sliceEndpoints, and leaves out a cluster removed mid-tick', () => {
     const names = ['a', 'b', 'c', 'd', 'e'];
     const catalog: Catalog = {
