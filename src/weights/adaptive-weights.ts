@@ -220,7 +220,8 @@ export class AdaptiveWeights {
     // Changed for the proxies only when the overrides are: a static cluster's engine weights move
     // with every write to it, but it publishes health alone. A publication for nothing restarted
     // the publisher's quiet window, delaying the write's own push (bench/RESULTS.md, engine17).
-    if (t.changed && overrides !== this.overrides.get(name) && (overrides.size > 0 || this.overrides.has(name))) state.changed = true;
+    // Overrides that became empty leave the published set, which finishTick sees by its keys.
+    if (t.changed && overrides.size > 0 && overrides !== this.overrides.get(name)) state.changed = true;
     ticked.set(name, overrides);
   }
 

@@ -85,6 +85,11 @@ describe('AdaptiveWeights', () => {
     a.setCatalog(staticCluster(7));
     expect(a.tick(5_000)).toBeUndefined();
     expect(a.current().get('web')?.get('10.0.0.1:8080')).toEqual({ health: 'UNHEALTHY' });
+    // Back after the 5 s back-off and three good probes: nothing to override, and that is published.
+    for (let t = 0; t < 4; t++) a.observeProbe('web', '10.0.0.1:8080', { ok: true, at: 8_000 + t * 100 });
+    const recovered = a.tick(9_000);
+    expect(recovered).toBeDefined();
+    expect(recovered?.has('web')).toBe(false);
   });
 
   it('a tick in slices publishes what one tick does, one slice per sliceEndpoints, and leaves out a cluster removed mid-tick', () => {
