@@ -6,6 +6,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -81,10 +82,35 @@ function stopper(child: ChildProcess): () => Promise<void> {
 function spawnWithFiles(argv: string[], logFile: string, stdout: 'pipe' | 'log', cwd = repoRoot): ChildProcess {
   const fd = openSync(logFile, 'a');
   const quoted = argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
-  return spawn('sh', ['-c', `ulimit -n "$(ulimit -Hn)"; exec ${quoted}`], {
-    cwd,
-    stdio: ['ignore', stdout === 'pipe' ? 'pipe' : fd, fd],
-  });
+  return outlivedByNone(
+    spawn('sh', ['-c', `ulimit -n "$(ulimit -Hn)"; exec ${quoted}`], {
+      cwd,
+      stdio: ['ignore', stdout === 'pipe' ? 'pipe' : fd, fd],
+    }),
+  );
+}
+
+/** Servers still running: stopped when this process exits, however it exits. */
+const running = new Set<ChildProcess>();
+let hooked = false;
+
+/**
+ * A bench that dies before its `finally` (a pipe closed under it, `| head`; Ctrl-C outside a
+ * terminal) left its servers running, idle on the same cores as the next run's (one fulcrum ran
+ * on for 50 minutes: bench/RESULTS.md, engine17). Each is sent SIGTERM when this process exits.
+ */
+function outlivedByNone(child: ChildProcess): ChildProcess {
+  if (!hooked) {
+    hooked = true;
+    process.once('exit', () => {
+      for (const c of running) c.kill('SIGTERM');
+    });
+    // Signals end the process without 'exit' unless handled: turn them into an exit.
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => process.exit(128 + osConstants.signals[signal]));
+  }
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
 }
 
 export interface Catalog { clusters: number; endpoints: number }
