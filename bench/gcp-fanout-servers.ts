@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 // Ports below the kernel's ephemeral range, where the load client's 10,000 connections never land.
 import { freePort } from '../test/support/ports.js';
+import { killOnExit } from '../test/support/proc.js';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const goSource = join(repoRoot, 'bench/go');
@@ -90,26 +91,21 @@ function spawnWithFiles(argv: string[], logFile: string, stdout: 'pipe' | 'log',
   );
 }
 
-/** Servers still running: stopped when this process exits, however it exits. */
-const running = new Set<ChildProcess>();
-let hooked = false;
+/** The signals that end a bench are turned into an exit once, at the first server. */
+let signalsExit = false;
 
 /**
  * A bench that dies before its `finally` (a pipe closed under it, `| head`; Ctrl-C outside a
  * terminal) left its servers running, idle on the same cores as the next run's (one fulcrum ran
- * on for 50 minutes: bench/RESULTS.md, engine17). Each is sent SIGTERM when this process exits.
+ * on for 50 minutes: bench/RESULTS.md, engine17). Each is sent SIGTERM when this process exits
+ * (test/support/proc.ts), and the signals that end a bench become an exit.
  */
 function outlivedByNone(child: ChildProcess): ChildProcess {
-  if (!hooked) {
-    hooked = true;
-    process.once('exit', () => {
-      for (const c of running) c.kill('SIGTERM');
-    });
-    // Signals end the process without 'exit' unless handled: turn them into an exit.
+  if (!signalsExit) {
+    signalsExit = true;
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => process.exit(128 + osConstants.signals[signal]));
   }
-  running.add(child);
-  child.once('exit', () => running.delete(child));
+  killOnExit(child, 'SIGTERM');
   return child;
 }
 

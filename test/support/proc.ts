@@ -9,16 +9,22 @@ const echo = process.env.FULCRUM_KUBE_ECHO === '1';
 
 // Processes still running when the test process exits are killed, so an interrupted run never
 // leaves an etcd or kube-apiserver behind holding ports.
-const running = new Set<ChildProcess>();
+const running = new Map<ChildProcess, NodeJS.Signals>();
 process.once('exit', () => {
-  for (const child of running) {
+  for (const [child, signal] of running) {
     try {
-      child.kill('SIGKILL');
+      child.kill(signal);
     } catch {
       // already gone
     }
   }
 });
+
+/** Sends `child` `signal` when this process exits, unless it exited first (the benches' servers too). */
+export function killOnExit(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
+  running.set(child, signal);
+  child.once('exit', () => running.delete(child));
+}
 
 /** A child process with its output kept for diagnostics. */
 export class Proc {
@@ -36,12 +42,11 @@ export class Proc {
       if (this.output.length > 2000) this.output.splice(0, this.output.length - 2000);
       if (echo) process.stderr.write(`[${name}] ${text}`);
     };
-    running.add(child);
+    killOnExit(child);
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
-        running.delete(child);
         this.exitInfo = `exited with ${signal ?? `code ${String(code)}`}`;
         resolve();
       });
