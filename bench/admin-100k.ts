@@ -4,7 +4,9 @@
  * - propagation: from the PUT until a SotW ADS stream subscribed to that cluster's EDS has it;
  * - stalls: while one big write runs (a 20k-endpoint cluster PUT, then the same set through the
  *   bulk endpoint API), GET /healthz and an xDS Fetch (EDS of one cluster) are sent every 10 ms;
- *   the worst latency of each is how long a request waited behind the write;
+ *   the worst latency of each is how long a request waited behind the write. The probes run in a
+ *   process of their own (bench/admin-probes.ts), since this one builds, sends and reads the 1 MB
+ *   writes; `--probes here` runs them on this process's loop, as every figure before engine18 was;
  * - first requests: the first endpoint PUT and PATCH after /readyz, `--settle-ms` later (route
  *   schemas compile lazily; a build that warms them once ready has them compiled by then);
  * - the 20k cluster PUT twice more (weights changed): the first (201) and second (the first 200)
@@ -26,22 +28,26 @@
  *
  *   npx tsx bench/admin-100k.ts [--clusters 1000] [--endpoints 100] [--writes 200] [--big 20000]
  *                               [--debounce-ms 0] [--engine-tick-ms MS] [--settle-ms 3000] [--cpu-prof DIR]
- *                               [--repo DIR] [--sources] [--node-args=--max-semi-space-size=4,...]  (as `npm start` runs it)
+ *                               [--repo DIR] [--sources] [--probes child|here]
+ *                               [--node-args=--max-semi-space-size=4,...]  (as `npm start` runs it)
  *
  * `--big 0` skips the big writes: with `--settle-ms 20000` the audit page and /metrics stages then
  * run on a process whose warm-up (write schemas compiled while the loop is quiet) is over.
  */
-import { spawnSync } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openStore } from '../src/catalog/store/store.js';
 import { parseClusterBody } from '../src/admin/resources.js';
 import { startFulcrumProcess, type FulcrumProcess } from '../test/support/fulcrum-process.js';
+import { killOnExit } from '../test/support/proc.js';
+import type { ProbeResult } from './admin-probes.js';
 import { EDS, SERVICE, XdsClient, type DiscoveryResponse, type SotwStream } from '../test/support/xds-client.js';
 
-const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--engine-tick-ms MS] [--settle-ms MS] [--cpu-prof DIR] [--repo DIR] [--sources] [--node-args=A,B]\n';
+const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--engine-tick-ms MS] [--settle-ms MS] [--cpu-prof DIR] [--repo DIR] [--sources] [--probes child|here] [--node-args=A,B]\n';
 const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '1000' },
@@ -55,12 +61,17 @@ const { values } = parseArgs({
     repo: { type: 'string' },
     sources: { type: 'boolean', default: false },
     'node-args': { type: 'string', default: '' },
+    probes: { type: 'string', default: 'child' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
   process.stdout.write(USAGE);
   process.exit(0);
+}
+if (values.probes !== 'child' && values.probes !== 'here') {
+  process.stderr.write(`--probes: child or here, not ${values.probes}\n${USAGE}`);
+  process.exit(2);
 }
 const CLUSTERS = Number(values.clusters);
 const PER_CLUSTER = Number(values.endpoints);
@@ -189,21 +200,66 @@ async function whileRunning(work: Promise<unknown>, probe: () => Promise<number>
   return summarize(ms);
 }
 
-async function stallDuring(admin: Admin, xds: XdsClient, label: string, write: () => Promise<number>): Promise<string[]> {
+/** The probes of one stage: in the child process (bench/admin-probes.ts), or with `--probes here` on this process's loop. */
+interface Prober {
+  /** Probes while `write` (started by this call, once probing has begun) runs. */
+  during(write: () => Promise<unknown>): Promise<{ healthz: Summary; fetched: Summary; ownStallMs?: number }>;
+}
+
+/** Probes on this process's own loop, which also builds, sends and reads the big writes (the figures before engine18). */
+function proberHere(admin: Admin, xds: XdsClient): Prober {
   const fetchEds = async (): Promise<number> => {
     const started = performance.now();
     await xds.fetch(SERVICE.EDS.fetch, { node: { id: 'bench-fetch' }, type_url: EDS, resource_names: [clusterName(1)] }, 60_000);
     return performance.now() - started;
   };
+  return {
+    async during(write) {
+      const work = write();
+      const [healthz, fetched] = await Promise.all([whileRunning(work, () => admin.call('GET', '/healthz')), whileRunning(work, fetchEds)]);
+      return { healthz, fetched };
+    },
+  };
+}
+
+/** Probes in a child process of their own, started once (its tsx loader inherited through execArgv). */
+async function proberChild(server: FulcrumProcess): Promise<Prober & { close(): void }> {
+  const child = fork(fileURLToPath(new URL('admin-probes.ts', import.meta.url)), [String(server.adminPort), String(server.xdsPort), clusterName(1)], { stdio: 'inherit' });
+  killOnExit(child, 'SIGTERM');
+  const replies: ((msg: Record<string, unknown>) => void)[] = [];
+  child.on('message', (msg: Record<string, unknown>) => replies.shift()?.(msg));
+  const reply = (): Promise<Record<string, unknown>> => new Promise((resolve) => replies.push(resolve));
+  await reply(); // ready
+  return {
+    async during(write) {
+      const started = reply();
+      child.send({ start: true });
+      await started;
+      const work = write();
+      await work.catch(() => undefined);
+      const answered = reply();
+      child.send({ stop: true });
+      const r = (await answered) as Partial<ProbeResult> & { error?: string };
+      await work;
+      if (r.error !== undefined || !r.healthz || !r.fetched) throw new Error(`probes: ${r.error ?? 'no result'}`);
+      return { healthz: summarize(r.healthz), fetched: summarize(r.fetched), ownStallMs: r.ownStallMs ?? Number.NaN };
+    },
+    close: () => child.disconnect(),
+  };
+}
+
+let prober: Prober;
+
+async function stallDuring(label: string, write: () => Promise<number>): Promise<string[]> {
   let writeMs = 0;
-  const work = windowed(label, write).then((t) => (writeMs = t));
-  const [healthz, fetched] = await Promise.all([whileRunning(work, () => admin.call('GET', '/healthz')), whileRunning(work, fetchEds)]);
+  const { healthz, fetched, ownStallMs } = await prober.during(() => windowed(label, write).then((t) => (writeMs = t)));
   // The stage's window ends 500 ms after its answer (admin-slow-writes.ts): the next starts after that.
   await new Promise((resolve) => setTimeout(resolve, 600));
   return [
     `| ${label}: the write itself | 1 | ${writeMs.toFixed(0)} | | |`,
     row(`${label}: GET /healthz meanwhile`, healthz),
     row(`${label}: xDS Fetch EDS meanwhile`, fetched),
+    ...(ownStallMs === undefined ? [] : [`| ${label}: the prober's own longest loop delay | 1 | ${ownStallMs.toFixed(1)} | | |`]),
   ];
 }
 
@@ -233,6 +289,8 @@ async function firstRequests(admin: Admin): Promise<string[]> {
 async function measure(server: FulcrumProcess): Promise<string[]> {
   const admin = new Admin(`http://127.0.0.1:${server.adminPort}`);
   const xds = XdsClient.forPort(server.xdsPort);
+  const child = values.probes === 'here' ? undefined : await proberChild(server);
+  prober = child ?? proberHere(admin, xds);
   try {
     const firstCalls = await firstRequests(admin);
     const watched = clusterName(0);
@@ -243,15 +301,16 @@ async function measure(server: FulcrumProcess): Promise<string[]> {
     const { put, propagated } = await windowed(`${WRITES} endpoint PUTs`, () => endpointPuts(admin, stream, watched));
     const drain = await windowed(`${WRITES} drains / enables`, () => drains(admin));
     const lines = [...firstCalls, row('endpoint PUT (weight change)', put), row('  … until the EDS stream has it', propagated), row('drain / enable', drain)];
-    if (BIG > 0) lines.push(...(await bigWrites(admin, xds)));
-    lines.push(...(await stage('first audit page (limit 100)', (label) => stallDuring(admin, xds, label, () => admin.call('GET', '/v1/audit?limit=100')))));
+    if (BIG > 0) lines.push(...(await bigWrites(admin)));
+    lines.push(...(await stage('first audit page (limit 100)', (label) => stallDuring(label, () => admin.call('GET', '/v1/audit?limit=100')))));
     for (const nth of ['first', 'second', 'third']) {
-      lines.push(...(await stage(`${nth} GET /metrics`, (label) => stallDuring(admin, xds, label, () => admin.call('GET', '/metrics')))));
+      lines.push(...(await stage(`${nth} GET /metrics`, (label) => stallDuring(label, () => admin.call('GET', '/metrics')))));
     }
     lines.push(`| GET /metrics: answer size (bytes) | 1 | ${await admin.size('/metrics')} | | |`);
-    lines.push(...(await laterDeletes(admin, xds)));
+    lines.push(...(await laterDeletes(admin)));
     return lines;
   } finally {
+    child?.close();
     xds.close();
   }
 }
@@ -261,38 +320,38 @@ const bigEndpoints = (): { address: string; port: number; weight: number }[] =>
   Array.from({ length: BIG }, (_, i) => ({ address: address(CLUSTERS * PER_CLUSTER + i), port: 8080, weight: 1 + (i % 5) }));
 
 /** The big writes' stages (--big N endpoints; skipped with --big 0). */
-async function bigWrites(admin: Admin, xds: XdsClient): Promise<string[]> {
+async function bigWrites(admin: Admin): Promise<string[]> {
   const big = bigEndpoints();
   const lines: string[] = [];
-  lines.push(...(await stage(`cluster PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', '/v1/clusters/big', { endpoints: big })))));
+  lines.push(...(await stage(`cluster PUT, ${BIG} endpoints`, (label) => stallDuring(label, () => admin.call('PUT', '/v1/clusters/big', { endpoints: big })))));
   // The first re-weight is the route's first 200 answer (the create was a 201): both compile their serializer's validators once.
   for (const [n, label] of [[5, 'again (first 200)'], [6, 'a third time']] as const) {
     const reweighted = big.map((e) => ({ ...e, weight: e.weight + n }));
-    lines.push(...(await stage(`cluster PUT ${label}, ${BIG} re-weighted`, (l) => stallDuring(admin, xds, l, () => admin.call('PUT', '/v1/clusters/big', { endpoints: reweighted })))));
+    lines.push(...(await stage(`cluster PUT ${label}, ${BIG} re-weighted`, (l) => stallDuring(l, () => admin.call('PUT', '/v1/clusters/big', { endpoints: reweighted })))));
   }
   const bulk = big.map((e) => ({ ...e, weight: e.weight + 1 }));
   const bulkPath = '/v1/clusters/big/endpoints';
-  lines.push(...(await stage(`bulk endpoint PUT, ${BIG} endpoints`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', bulkPath, { endpoints: bulk })))));
+  lines.push(...(await stage(`bulk endpoint PUT, ${BIG} endpoints`, (label) => stallDuring(label, () => admin.call('PUT', bulkPath, { endpoints: bulk })))));
   // An operator draining one endpoint of the big cluster (and enabling it again): one row written,
   // but the cluster's whole assignment re-encoded, its engine and signal state set again.
   const one = `/v1/clusters/big/endpoints/${big[BIG >> 1]?.address ?? ''}/8080`;
   for (const action of ['drain', 'enable']) {
-    lines.push(...(await stage(`${action} of one endpoint of the ${BIG}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('POST', `${one}/${action}`)))));
+    lines.push(...(await stage(`${action} of one endpoint of the ${BIG}-endpoint cluster`, (label) => stallDuring(label, () => admin.call('POST', `${one}/${action}`)))));
   }
-  lines.push(...(await stage(`DELETE of the ${BIG}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', '/v1/clusters/big')))));
+  lines.push(...(await stage(`DELETE of the ${BIG}-endpoint cluster`, (label) => stallDuring(label, () => admin.call('DELETE', '/v1/clusters/big')))));
   return lines;
 }
 
 /** The big cluster created and deleted twice more (a warm process's DELETE; not with --big 0), then a DELETE of one of the 100-endpoint clusters. */
-async function laterDeletes(admin: Admin, xds: XdsClient): Promise<string[]> {
+async function laterDeletes(admin: Admin): Promise<string[]> {
   const big = bigEndpoints();
   const lines: string[] = [];
   for (const nth of BIG > 0 ? ['second', 'third'] : []) {
-    lines.push(...(await stage(`cluster PUT, ${BIG} endpoints, before the ${nth} DELETE`, (label) => stallDuring(admin, xds, label, () => admin.call('PUT', '/v1/clusters/big', { endpoints: big })))));
-    lines.push(...(await stage(`${nth} DELETE of the ${BIG}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', '/v1/clusters/big')))));
+    lines.push(...(await stage(`cluster PUT, ${BIG} endpoints, before the ${nth} DELETE`, (label) => stallDuring(label, () => admin.call('PUT', '/v1/clusters/big', { endpoints: big })))));
+    lines.push(...(await stage(`${nth} DELETE of the ${BIG}-endpoint cluster`, (label) => stallDuring(label, () => admin.call('DELETE', '/v1/clusters/big')))));
   }
   const small = clusterName(CLUSTERS - 2);
-  lines.push(...(await stage(`DELETE of a ${PER_CLUSTER}-endpoint cluster`, (label) => stallDuring(admin, xds, label, () => admin.call('DELETE', `/v1/clusters/${small}`)))));
+  lines.push(...(await stage(`DELETE of a ${PER_CLUSTER}-endpoint cluster`, (label) => stallDuring(label, () => admin.call('DELETE', `/v1/clusters/${small}`)))));
   return lines;
 }
 
