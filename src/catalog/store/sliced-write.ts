@@ -40,6 +40,14 @@ export interface SlicedOutcome {
   readonly record?: ClusterRecord;
 }
 
+/**
+ * A big write's slice of the event loop. A request that arrives meanwhile can wait behind more
+ * than one slice (read in one turn, answered in a later one). With 10 ms slices an xDS Fetch sent
+ * during a 20k-endpoint PUT took 18 ms at the median; with 4 ms, 10 ms, and the write took as long
+ * (bench/RESULTS.md "engine18").
+ */
+export const WRITE_SLICE_MS = 4;
+
 /** Yields to the event loop once `sliceMs` has passed since the last turn. */
 export class Slicer {
   private since = performance.now();

@@ -46,7 +46,7 @@ import { migrate } from './migrations.js';
 import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord, type OverrideTarget, type OverrideValue } from './override-records.js';
 import { trimRecordText } from './audit-trim.js';
 import { auditSummary, parseSummary } from './audit-summary.js';
-import { putClusterSliced } from './sliced-write.js';
+import { putClusterSliced, WRITE_SLICE_MS } from './sliced-write.js';
 import { deleteClusterSliced, prepareDelete, type PreparedDelete } from './sliced-delete.js';
 import { nextTurn } from '../../runtime/next-turn.js';
 import { CHECKPOINT_EVERY_COMMITS, LOOP_CHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.js';
@@ -475,7 +475,7 @@ export class Store implements CatalogStore {
    * second connection, in slices of about `sliceMs` (sliced-write.ts). Until it settles, no other
    * write may be made on this store (they would wait for its lock): write-lane.ts queues them.
    */
-  async putClusterSliced(input: ClusterInput, opts: WriteOptions, sliceMs = 10): Promise<WriteResult> {
+  async putClusterSliced(input: ClusterInput, opts: WriteOptions, sliceMs = WRITE_SLICE_MS): Promise<WriteResult> {
     assertWriter(opts.owner);
     const started = performance.now();
     const { revision, changes, served, record } = await putClusterSliced(this.writer(), input, opts, this.now().toISOString(), sliceMs);
@@ -578,7 +578,7 @@ export class Store implements CatalogStore {
    * write may be made on this store: write-lane.ts queues them. The rows, revision, audit row and
    * change events are deleteCluster's; it resolves once the WAL holding its commit is fsynced.
    */
-  async deleteClusterSliced(name: string, opts: WriteOptions, sliceMs = 10): Promise<WriteResult> {
+  async deleteClusterSliced(name: string, opts: WriteOptions, sliceMs = WRITE_SLICE_MS): Promise<WriteResult> {
     assertWriter(opts.owner);
     const record = this.getCluster(name);
     let prepared: PreparedDelete | undefined;
