@@ -226,20 +226,31 @@ function proberHere(admin: Admin, xds: XdsClient): Prober {
 async function proberChild(server: FulcrumProcess): Promise<Prober & { close(): void }> {
   const child = fork(fileURLToPath(new URL('admin-probes.ts', import.meta.url)), [String(server.adminPort), String(server.xdsPort), clusterName(1)], { stdio: 'inherit' });
   killOnExit(child, 'SIGTERM');
-  const replies: ((msg: Record<string, unknown>) => void)[] = [];
-  child.on('message', (msg: Record<string, unknown>) => replies.shift()?.(msg));
-  const reply = (): Promise<Record<string, unknown>> => new Promise((resolve) => replies.push(resolve));
+  const replies: { resolve: (msg: Record<string, unknown>) => void; reject: (err: Error) => void }[] = [];
+  child.on('message', (msg: Record<string, unknown>) => replies.shift()?.resolve(msg));
+  // A prober that dies fails the stage waiting on it, rather than leaving the bench waiting forever.
+  let exited: Error | undefined;
+  child.once('exit', (code, signal) => {
+    exited = new Error(`probes exited (${signal ?? `code ${String(code)}`})`);
+    for (const r of replies.splice(0)) r.reject(exited);
+  });
+  const reply = (): Promise<Record<string, unknown>> => new Promise((resolve, reject) => (exited ? reject(exited) : replies.push({ resolve, reject })));
+  // Sending to a prober that is gone throws here (and fails the stage), not as an 'error' event.
+  child.on('error', () => undefined);
+  const send = (msg: object): void => {
+    if (exited || !child.connected) throw exited ?? new Error('probes: channel closed');
+    child.send(msg);
+  };
   await reply(); // ready
   return {
     async during(write) {
-      const started = reply();
-      child.send({ start: true });
-      await started;
+      // The answer comes in a later turn: waiting for it after sending misses nothing.
+      send({ start: true });
+      await reply();
       const work = write();
       await work.catch(() => undefined);
-      const answered = reply();
-      child.send({ stop: true });
-      const r = (await answered) as Partial<ProbeResult> & { error?: string };
+      send({ stop: true });
+      const r = (await reply()) as Partial<ProbeResult> & { error?: string };
       await work;
       if (r.error !== undefined || !r.healthz || !r.fetched) throw new Error(`probes: ${r.error ?? 'no result'}`);
       return { healthz: summarize(r.healthz), fetched: summarize(r.fetched), ownStallMs: r.ownStallMs ?? Number.NaN };

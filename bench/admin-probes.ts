@@ -8,7 +8,8 @@
  *   → { start: true }                  probing begins; ← { started: true }
  *   → { stop: true }                   probing ends once the probes in flight have answered
  *   ← { healthz: [ms], fetched: [ms], ownStallMs }   ownStallMs: this process's longest loop delay
- *                                                    meanwhile, so a stalled prober shows itself
+ *                                                    meanwhile, so a stalled prober shows itself;
+ *     or { error }                                   the first probe that failed
  * argv: ADMIN_PORT XDS_PORT CLUSTER_NAME
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -28,10 +29,18 @@ const [adminPort, xdsPort, cluster] = process.argv.slice(2);
 const base = `http://127.0.0.1:${adminPort ?? ''}`;
 const xds = XdsClient.forPort(Number(xdsPort));
 
-async function timed(probe: () => Promise<unknown>): Promise<number> {
+/** The first probe that failed: reported with the results (a rejection left pending would end this process). */
+let failure: string | undefined;
+
+/** `probe`'s time, pushed onto `into`; a failure is kept, not thrown. */
+async function timed(probe: () => Promise<unknown>, into: number[]): Promise<void> {
   const started = performance.now();
-  await probe();
-  return performance.now() - started;
+  try {
+    await probe();
+    into.push(performance.now() - started);
+  } catch (err) {
+    failure ??= (err as Error).message;
+  }
 }
 
 const healthz = async (): Promise<void> => {
@@ -51,8 +60,7 @@ async function probeLoop(): Promise<ProbeResult> {
   delay.enable();
   const pending: Promise<void>[] = [];
   while (running) {
-    pending.push(timed(healthz).then((t) => void result.healthz.push(t)));
-    pending.push(timed(fetchEds).then((t) => void result.fetched.push(t)));
+    pending.push(timed(healthz, result.healthz), timed(fetchEds, result.fetched));
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   await Promise.all(pending);
@@ -67,10 +75,7 @@ process.on('message', (msg: { start?: boolean; stop?: boolean }) => {
     process.send?.({ started: true });
   } else if (msg.stop) {
     running = false;
-    void done?.then(
-      (r) => process.send?.(r),
-      (err: Error) => process.send?.({ error: err.message }),
-    );
+    void done?.then((r) => process.send?.(failure === undefined ? r : { error: failure }));
   }
 });
 process.on('disconnect', () => {

@@ -43,8 +43,8 @@ export interface SlicedOutcome {
 /**
  * A big write's slice of the event loop. A request that arrives meanwhile can wait behind more
  * than one slice (read in one turn, answered in a later one). With 10 ms slices an xDS Fetch sent
- * during a 20k-endpoint PUT took 18 ms at the median; with 4 ms, 10 ms, and the write took as long
- * (bench/RESULTS.md "engine18").
+ * during a 20k-endpoint PUT took 18 ms at the median; with 4 ms, 10 ms, for 1–7 % more time
+ * spent on the write itself (bench/RESULTS.md "engine18").
  */
 export const WRITE_SLICE_MS = 4;
 
