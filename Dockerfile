@@ -63,4 +63,7 @@ EXPOSE 18000 8080
 # are appended after the config path.
 # --max-semi-space-size=4: V8's young generation capped at 8 MiB instead of 32 MiB, ~20 MiB
 # less RSS at rest (bench/RESULTS.md, "RSS at rest").
-ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=4", "dist/main.js", "--config", "/etc/fulcrum/fulcrum.yaml"]
+# --v8-pool-size=1: one V8 helper thread (GC, optimizing compiler) instead of four, so they never
+# take every core from the event loop; on 2 cores four of them held requests behind big writes
+# for 50-100 ms (bench/RESULTS.md, "engine18").
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=4", "--v8-pool-size=1", "dist/main.js", "--config", "/etc/fulcrum/fulcrum.yaml"]

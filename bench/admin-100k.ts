@@ -29,7 +29,7 @@
  *   npx tsx bench/admin-100k.ts [--clusters 1000] [--endpoints 100] [--writes 200] [--big 20000]
  *                               [--debounce-ms 0] [--engine-tick-ms MS] [--settle-ms 3000] [--cpu-prof DIR]
  *                               [--repo DIR] [--sources] [--probes child|here]
- *                               [--node-args=--max-semi-space-size=4,...]  (as `npm start` runs it)
+ *                               [--node-args=--max-semi-space-size=4,--v8-pool-size=1,...]  (as `npm start` runs it)
  *
  * `--big 0` skips the big writes: with `--settle-ms 20000` the audit page and /metrics stages then
  * run on a process whose warm-up (write schemas compiled while the loop is quiet) is over.

@@ -8,9 +8,9 @@ import { startKubeRun } from './kube-run.js';
 
 const HELP = `Memory of a running fulcrum, measured from outside (/proc/PID/status VmRSS) as it is deployed.
 
-  npx tsx bench/memory.ts [options] [-- node --max-semi-space-size=4 dist/main.js]
+  npx tsx bench/memory.ts [options] [-- node --max-semi-space-size=4 --v8-pool-size=1 dist/main.js]
 
-Starts the command (default: node --max-semi-space-size=4 dist/main.js, what \`npm start\` runs,
+Starts the command (default: node --max-semi-space-size=4 --v8-pool-size=1 dist/main.js, what \`npm start\` runs,
 so run \`npm run build\` first) on a generated catalog, then prints:
   serving   RSS once serving (settled), before any proxy connects
   rest      the same after --idle-ms with nothing to do (fulcrum compacts its heap once, from 2 s
@@ -91,7 +91,7 @@ const gcFlags = args.gc ? ['--expose-gc', '--require', join(process.cwd(), 'benc
 const command =
   positionals.length > 0
     ? positionals
-    : [process.execPath, '--max-semi-space-size=4', ...(snapshotDir ? ['--heapsnapshot-signal=SIGUSR2'] : []), ...gcFlags, join(process.cwd(), 'dist/main.js')];
+    : [process.execPath, '--max-semi-space-size=4', '--v8-pool-size=1', ...(snapshotDir ? ['--heapsnapshot-signal=SIGUSR2'] : []), ...gcFlags, join(process.cwd(), 'dist/main.js')];
 const MiB = 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -11,14 +11,14 @@ import { processCpuMs } from './proc-cpu.js';
  * listening). Ports are free ones (--xds-port 0), the data directory a fresh temporary one.
  * Also the CPU time the process had used by then (Linux /proc): on a shared, loaded machine the
  * wall time mostly measures the neighbours, the CPU time much less so.
- *   npx tsx bench/startup.ts [--runs 5] [--config examples/fulcrum.yaml] [-- node --max-semi-space-size=4 dist/main.js]
+ *   npx tsx bench/startup.ts [--runs 5] [--config examples/fulcrum.yaml] [-- node --max-semi-space-size=4 --v8-pool-size=1 dist/main.js]
  */
 
 const HELP = `Start-to-serving time: spawn until /readyz answers 200, and the CPU used by then.
 
-  npx tsx bench/startup.ts [--runs 5] [--config examples/fulcrum.yaml] [-- node --max-semi-space-size=4 dist/main.js]
+  npx tsx bench/startup.ts [--runs 5] [--config examples/fulcrum.yaml] [-- node --max-semi-space-size=4 --v8-pool-size=1 dist/main.js]
 
-The command (default: node --max-semi-space-size=4 dist/main.js, what \`npm start\` runs, so
+The command (default: node --max-semi-space-size=4 --v8-pool-size=1 dist/main.js, what \`npm start\` runs, so
 \`npm run build\` first) gets --config, --xds-port 0 and a fresh --data-dir. Prints the median, min and max of --runs starts.
 
 Options:
@@ -44,7 +44,7 @@ if (values.help) {
   process.exit(0);
 }
 if (!Number.isInteger(Number(values.runs)) || Number(values.runs) < 1) throw new Error(`--runs: expected a whole number above 0, got ${values.runs}`);
-const command = positionals.length > 0 ? positionals : [process.execPath, '--max-semi-space-size=4', 'dist/main.js'];
+const command = positionals.length > 0 ? positionals : [process.execPath, '--max-semi-space-size=4', '--v8-pool-size=1', 'dist/main.js'];
 
 async function once(configPath: string): Promise<{ wall: number; cpu: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'fulcrum-startup-'));
