@@ -295,7 +295,16 @@ function anyErrorRate(f: Frame): boolean {
   return false;
 }
 
-/** Per endpoint with a fresh latency estimate: its latency ÷ the median of those (needs two). */
+/**
+ * Below this an estimate is read as this (ms): no request completes in under a microsecond, and a
+ * median of denormal estimates (a report of 5e-324 ms, smoothed) made ratios of Infinity, which
+ * the PID refuses, and the tick threw.
+ */
+const LATENCY_FLOOR_MS = 1e-3;
+/** Ratios above this read as this: reported latencies have no upper bound, a ratio must stay finite. */
+const MAX_RELATIVE_LATENCY = 1_000;
+
+/** Per endpoint with a fresh latency estimate: its latency ÷ the median of those (needs two), at most MAX_RELATIVE_LATENCY. */
 function relativeLatencies(c: ClusterState, f: Frame, cand: readonly number[]): ReadonlyMap<number, number> {
   const metric = c.pidConfig.metric;
   if (metric !== 'latency' && metric !== 'cpu-latency') return NO_LATENCIES;
@@ -306,13 +315,12 @@ function relativeLatencies(c: ClusterState, f: Frame, cand: readonly number[]): 
     const l = (c.order[i] as EndpointState).latency;
     const last = l.lastSampleAt;
     if (l.estimate === undefined || last === undefined || f.now - last > c.safety.staleAfterMs) continue;
-    ls.push(l.estimate);
+    ls.push(Math.max(l.estimate, LATENCY_FLOOR_MS));
     who.push(i);
   }
   if (ls.length < 2) return out;
   const med = median(ls);
-  if (!(med > 0)) return out;
-  who.forEach((i, j) => out.set(i, (ls[j] as number) / med));
+  who.forEach((i, j) => out.set(i, Math.min((ls[j] as number) / med, MAX_RELATIVE_LATENCY)));
   return out;
 }
 
