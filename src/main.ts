@@ -280,6 +280,7 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     onArchiveError: (err) => (err instanceof StoreUnavailableError ? undefined : log.warn({ err }, 'published weights not archived')),
     publish: (overrides) => core.publisher.setWeights(overrides),
     onTicked: (ms) => core.metrics.engineTicked(ms),
+    onTickError: (err) => log.error({ err }, 'weight engine tick failed: published weights held'),
   });
   const security = xdsSecurity(boot, core);
   const xds = xdsServer(boot, core, options, security);

@@ -33,6 +33,12 @@ export interface WeightLoopOptions {
    * archive only serves a restart or a hand-over. Default: a process warning.
    */
   readonly onArchiveError?: (err: unknown) => void;
+  /**
+   * A tick threw (a bug, or input the engine did not expect). The published weights stay as they
+   * were (fail static) and the next period ticks again; the process does not go down with it.
+   * Default: a process warning.
+   */
+  readonly onTickError?: (err: unknown) => void;
   readonly now?: () => number;
 }
 
@@ -87,7 +93,14 @@ export class WeightLoop implements Component {
     const step = (): void => {
       if (this.running !== run) return;
       const started = performance.now();
-      const next = run.next();
+      let next: IteratorResult<void, WeightOverrides | undefined>;
+      try {
+        next = run.next();
+      } catch (err) {
+        this.running = undefined;
+        (this.options.onTickError ?? ((e: unknown) => process.emitWarning(`fulcrum's weight engine tick failed: ${String(e)}`)))(err);
+        return;
+      }
       busyMs += performance.now() - started;
       if (next.done !== true) {
         setImmediate(step);

@@ -94,6 +94,36 @@ describe('WeightLoop', () => {
     loop.stop();
   });
 
+  it('a tick that throws holds the published weights, is reported, and the next period ticks again', () => {
+    const { adaptive, seen } = fakeAdaptive([undefined, overrides(5)]);
+    let failNext = false;
+    const tickInSlices = adaptive.tickInSlices;
+    const throwing: WeightLoopOptions['adaptive'] = {
+      ...adaptive,
+      tickInSlices: (now, slice) => (failNext ? ((failNext = false), oneSlice(() => { throw new RangeError('PID inputs must be finite'); })) : tickInSlices(now, slice)),
+    };
+    const published: WeightOverrides[] = [];
+    const errors: unknown[] = [];
+    const loop = new WeightLoop({
+      adaptive: throwing,
+      signals: fakeSignals(),
+      archive: { loadWeights: () => new Map(), saveAllWeights: () => undefined },
+      tickMs: 1_000,
+      publish: (o) => void published.push(o),
+      onTickError: (err) => void errors.push(err),
+    });
+    loop.start();
+    failNext = true;
+    expect(() => vi.advanceTimersByTime(1_000)).not.toThrow();
+    expect(errors).toHaveLength(1);
+    expect(String(errors[0])).toContain('PID inputs must be finite');
+    expect(published).toEqual([]);
+    vi.advanceTimersByTime(1_000);
+    expect(published).toEqual([overrides(5)]);
+    expect(seen.tickedAt).toHaveLength(2);
+    loop.stop();
+  });
+
   it('archives only the clusters whose published weights changed since they were archived, and retries a failed save', async () => {
     const { adaptive } = fakeAdaptive([overrides(1), overrides(2), overrides(3), overrides(4)]);
     const web = new Map([['10.0.0.1:80', 7]]);
