@@ -88,6 +88,10 @@ const protocol: 'sotw' | 'delta' = args.protocol;
 const snapshotDir = args['heap-snapshots'];
 if (snapshotDir && args.gc) throw new Error('--gc and --heap-snapshots both use SIGUSR2: choose one');
 const gcFlags = args.gc ? ['--expose-gc', '--require', join(process.cwd(), 'bench/gc-on-signal.cjs')] : [];
+// A command of one's own is run as given: without the collector on SIGUSR2 the first reading waited
+// forever (the bench then ended with status 13 and no output).
+if (args.gc && positionals.length > 0 && !positionals.some((a) => a.endsWith('gc-on-signal.cjs')))
+  throw new Error(`--gc with a command: add ${gcFlags.join(' ')} to its node options`);
 const command =
   positionals.length > 0
     ? positionals
