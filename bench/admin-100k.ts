@@ -44,8 +44,8 @@ import { openStore } from '../src/catalog/store/store.js';
 import { parseClusterBody } from '../src/admin/resources.js';
 import { startFulcrumProcess, type FulcrumProcess } from '../test/support/fulcrum-process.js';
 import { killOnExit } from '../test/support/proc.js';
-import type { ProbeResult } from './admin-probes.js';
-import { EDS, SERVICE, XdsClient, type DiscoveryResponse, type SotwStream } from '../test/support/xds-client.js';
+import { Probes, type ProbeResult } from './admin-probes.js';
+import { EDS, XdsClient, type DiscoveryResponse, type SotwStream } from '../test/support/xds-client.js';
 
 const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--engine-tick-ms MS] [--settle-ms MS] [--cpu-prof DIR] [--repo DIR] [--sources] [--probes child|here] [--node-args=A,B]\n';
 const { values } = parseArgs({
@@ -185,45 +185,38 @@ async function drains(admin: Admin): Promise<Summary> {
   return summarize(ms);
 }
 
-/** Sends `probe` every 10 ms until `work` settles; the probes' latencies. */
-async function whileRunning(work: Promise<unknown>, probe: () => Promise<number>): Promise<Summary> {
-  const ms: number[] = [];
-  const pending: Promise<void>[] = [];
-  let done = false;
-  void work.finally(() => (done = true)).catch(() => undefined);
-  while (!done) {
-    pending.push(probe().then((t) => void ms.push(t)));
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  await Promise.all(pending);
-  await work;
-  return summarize(ms);
-}
-
 /** The probes of one stage: in the child process (bench/admin-probes.ts), or with `--probes here` on this process's loop. */
 interface Prober {
   /** Probes while `write` (started by this call, once probing has begun) runs. */
-  during(write: () => Promise<unknown>): Promise<{ healthz: Summary; fetched: Summary; ownStallMs?: number }>;
+  during(write: () => Promise<unknown>): Promise<{ healthz: Summary; fetched: Summary; ownStallMs: number }>;
+  close(): void;
 }
 
-/** Probes on this process's own loop, which also builds, sends and reads the big writes (the figures before engine18). */
-function proberHere(admin: Admin, xds: XdsClient): Prober {
-  const fetchEds = async (): Promise<number> => {
-    const started = performance.now();
-    await xds.fetch(SERVICE.EDS.fetch, { node: { id: 'bench-fetch' }, type_url: EDS, resource_names: [clusterName(1)] }, 60_000);
-    return performance.now() - started;
-  };
+/** The results of a stage's probes, or the first probe's failure. */
+function summarized(r: Partial<ProbeResult>): { healthz: Summary; fetched: Summary; ownStallMs: number } {
+  if (r.error !== undefined || !r.healthz || !r.fetched) throw new Error(`probes: ${r.error ?? 'no result'}`);
+  return { healthz: summarize(r.healthz), fetched: summarize(r.fetched), ownStallMs: r.ownStallMs ?? Number.NaN };
+}
+
+/** The same probes on this process's own loop, which also builds, sends and reads the big writes (the figures before engine18). */
+async function proberHere(server: FulcrumProcess): Promise<Prober> {
+  const probes = new Probes(`http://127.0.0.1:${server.adminPort}`, server.xdsPort, clusterName(1));
+  await probes.warm();
   return {
     async during(write) {
+      probes.start();
       const work = write();
-      const [healthz, fetched] = await Promise.all([whileRunning(work, () => admin.call('GET', '/healthz')), whileRunning(work, fetchEds)]);
-      return { healthz, fetched };
+      await work.catch(() => undefined);
+      const r = await probes.stop();
+      await work;
+      return summarized(r);
     },
+    close: () => probes.close(),
   };
 }
 
 /** Probes in a child process of their own, started once (its tsx loader inherited through execArgv). */
-async function proberChild(server: FulcrumProcess): Promise<Prober & { close(): void }> {
+async function proberChild(server: FulcrumProcess): Promise<Prober> {
   const child = fork(fileURLToPath(new URL('admin-probes.ts', import.meta.url)), [String(server.adminPort), String(server.xdsPort), clusterName(1)], { stdio: 'inherit' });
   killOnExit(child, 'SIGTERM');
   const replies: { resolve: (msg: Record<string, unknown>) => void; reject: (err: Error) => void }[] = [];
@@ -250,10 +243,9 @@ async function proberChild(server: FulcrumProcess): Promise<Prober & { close(): 
       const work = write();
       await work.catch(() => undefined);
       send({ stop: true });
-      const r = (await reply()) as Partial<ProbeResult> & { error?: string };
+      const r = (await reply()) as Partial<ProbeResult>;
       await work;
-      if (r.error !== undefined || !r.healthz || !r.fetched) throw new Error(`probes: ${r.error ?? 'no result'}`);
-      return { healthz: summarize(r.healthz), fetched: summarize(r.fetched), ownStallMs: r.ownStallMs ?? Number.NaN };
+      return summarized(r);
     },
     close: () => child.disconnect(),
   };
@@ -270,7 +262,7 @@ async function stallDuring(label: string, write: () => Promise<number>): Promise
     `| ${label}: the write itself | 1 | ${writeMs.toFixed(0)} | | |`,
     row(`${label}: GET /healthz meanwhile`, healthz),
     row(`${label}: xDS Fetch EDS meanwhile`, fetched),
-    ...(ownStallMs === undefined ? [] : [`| ${label}: the prober's own longest loop delay | 1 | ${ownStallMs.toFixed(1)} | | |`]),
+    `| ${label}: the prober's own longest loop delay | 1 | ${ownStallMs.toFixed(1)} | | |`,
   ];
 }
 
@@ -300,8 +292,7 @@ async function firstRequests(admin: Admin): Promise<string[]> {
 async function measure(server: FulcrumProcess): Promise<string[]> {
   const admin = new Admin(`http://127.0.0.1:${server.adminPort}`);
   const xds = XdsClient.forPort(server.xdsPort);
-  const child = values.probes === 'here' ? undefined : await proberChild(server);
-  prober = child ?? proberHere(admin, xds);
+  prober = values.probes === 'here' ? await proberHere(server) : await proberChild(server);
   try {
     const firstCalls = await firstRequests(admin);
     const watched = clusterName(0);
@@ -321,7 +312,7 @@ async function measure(server: FulcrumProcess): Promise<string[]> {
     lines.push(...(await laterDeletes(admin)));
     return lines;
   } finally {
-    child?.close();
+    prober.close();
     xds.close();
   }
 }
