@@ -15,20 +15,34 @@ export interface SlicedJson {
   readonly turn: () => Promise<void>;
 }
 
+/** A JSON text as its head (the array empty) and the array's items, serialized in groups. */
+export interface JsonParts {
+  readonly head: string;
+  /** Where the items go in `head`: just inside the array's `[`. */
+  readonly at: number;
+  /** The items' JSON, comma-joined in groups of `slice`, in order. */
+  readonly groups: readonly string[];
+}
+
 /**
- * `body` as JSON, its `key` array serialized `slice` items per turn; undefined when the empty
- * array's place in the head is not found exactly once (the caller then serializes whole).
+ * `body`'s JSON as parts, its `key` array serialized `slice` items per turn; undefined when the
+ * empty array's place in the head is not found exactly once (the caller then serializes whole).
  */
-export async function jsonInSlices(json: SlicedJson, body: object, key: string, items: readonly unknown[], slice: number): Promise<string | undefined> {
+export async function jsonPartsInSlices(json: SlicedJson, body: object, key: string, items: readonly unknown[], slice: number): Promise<JsonParts | undefined> {
   const head = json.head({ ...body, [key]: [] });
   const marker = `${JSON.stringify(key)}:[]`;
   const at = head.indexOf(marker);
   if (at < 0 || head.indexOf(marker, at + 1) >= 0) return undefined;
-  const parts: string[] = [];
+  const groups: string[] = [];
   for (let i = 0; i < items.length; i += slice) {
     if (i > 0) await json.turn();
-    parts.push(items.slice(i, i + slice).map(json.item).join(','));
+    groups.push(items.slice(i, i + slice).map(json.item).join(','));
   }
-  const open = at + marker.length - 1;
-  return `${head.slice(0, open)}${parts.join(',')}${head.slice(open)}`;
+  return { head, at: at + marker.length - 1, groups };
+}
+
+/** `body` as JSON, its `key` array serialized `slice` items per turn (see jsonPartsInSlices). */
+export async function jsonInSlices(json: SlicedJson, body: object, key: string, items: readonly unknown[], slice: number): Promise<string | undefined> {
+  const parts = await jsonPartsInSlices(json, body, key, items, slice);
+  return parts && `${parts.head.slice(0, parts.at)}${parts.groups.join(',')}${parts.head.slice(parts.at)}`;
 }

@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe } from 'vitest';
 import { openEtcdStore, type EtcdStore } from '../../src/catalog/store/etcd-store.js';
-import { openStore, type Store } from '../../src/catalog/store/index.js';
+import { openStore, type CatalogStore, type Store } from '../../src/catalog/store/index.js';
+import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import { cleanupTempDirs, tempDir } from '../catalog/helpers.js';
 import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { auditContract } from './audit-contract.js';
 
 /** The audit log's API view and byte bounds, on both stores. */
 
-describe('audit in the API\'s shapes: sqlite', () => {
+/** SQLite as the test opens it: `wrap` decides whether writes go through the write lane. */
+function sqliteAudit(wrap: (s: Store) => CatalogStore): void {
   const open: Store[] = [];
   afterEach(() => {
     for (const s of open.splice(0)) s.close();
@@ -17,9 +19,14 @@ describe('audit in the API\'s shapes: sqlite', () => {
   auditContract(async () => {
     const s = openStore(tempDir());
     open.push(s);
-    return s;
+    return wrap(s);
   }, 20_000);
-});
+}
+
+describe('audit in the API\'s shapes: sqlite', () => sqliteAudit((s) => s));
+
+// As fulcrum runs the SQLite store: writes over the lane's sliced size are sliced, their audit texts packed.
+describe('audit in the API\'s shapes: sqlite through the write lane (big writes sliced, texts packed)', () => sqliteAudit((s) => new WriteLane(s)));
 
 describeEtcd('audit in the API\'s shapes: etcd', () => {
   let etcd: EtcdCluster;

@@ -45,6 +45,32 @@ describe('schema migrations', () => {
     expect(versions(join(dir, 'fulcrum.db'))).toEqual(before);
   });
 
+  it('a version 3 store opens at version 4 with its audit rows (text, with and without summary) read as before', () => {
+    const dir = tempDir();
+    const file = join(dir, 'fulcrum.db');
+    const db = new Database(file);
+    migrate(db, file, MIGRATIONS.slice(0, 3));
+    const before = JSON.stringify({ name: 'big', endpoints: [{ address: '10.0.0.1', port: 8080 }] });
+    const insert = db.prepare(`INSERT INTO audit (at, actor, action, kind, name, revision, before, after, summary) VALUES ('t', 'a', 'delete', 'cluster', ?, 1, ?, NULL, ?)`);
+    insert.run('big', before, JSON.stringify({ before: { name: 'big' }, after: null, endpoints: { before: 1, after: null } }));
+    insert.run('small', before, null);
+    db.close();
+    const s = openStore(dir);
+    try {
+      expect(s.settings().schemaVersion).toBe(4);
+      expect(s.audit(10).map((e) => [e.name, e.before])).toEqual([
+        ['small', JSON.parse(before)],
+        ['big', JSON.parse(before)],
+      ]);
+      expect(s.audit(10, undefined, { trimOver: 10 }).map((e) => e.trimmed?.endpoints)).toEqual([
+        { before: 1, after: null },
+        { before: 1, after: null },
+      ]);
+    } finally {
+      s.close();
+    }
+  });
+
   it('refuses a database written by a newer version, with a clear error, and leaves it untouched', () => {
     const dir = tempDir();
     openStore(dir).close();

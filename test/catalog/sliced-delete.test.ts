@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store, type StoreChange } from '../../src/catalog/store/index.js';
-import { prepareDelete } from '../../src/catalog/store/sliced-delete.js';
+import { prepareDelete, type PreparedDelete } from '../../src/catalog/store/sliced-delete.js';
+import { unpackText } from '../../src/catalog/store/packed-text.js';
 import type { Endpoint } from '../../src/catalog/types.js';
 import { closeStoresAndCleanup, cluster, endpoint, tempDir } from './helpers.js';
 
@@ -114,17 +115,22 @@ describe('Store.deleteClusterSliced', () => {
     expect(await reopened.deleteClusterSliced('big', API, 0)).toEqual({ revision: revision + 1 });
   });
 
-  it('prepares the audit text JSON.stringify gives the record, a turn every 1,000 endpoints', async () => {
+  it('prepares the audit text JSON.stringify gives the record, packed, a turn every 1,000 endpoints', async () => {
     const s = await seeded();
     const record = s.getCluster('big');
     if (!record) throw new Error('no big cluster');
     let turns = 0;
     const prepared = await prepareDelete(record, () => Promise.resolve(void turns++));
-    expect(prepared.before).toBe(JSON.stringify(record));
-    expect(turns).toBe(2);
+    const text = (p: PreparedDelete): string => unpackText(p.before.packed, p.before.bytes);
+    expect(text(prepared)).toBe(JSON.stringify(record));
+    expect(prepared.before.bytes).toBe(Buffer.byteLength(JSON.stringify(record)));
+    // Deflated: endpoint entries are alike, so the packed text is a small part of the text.
+    expect(prepared.before.packed.length).toBeLessThan(prepared.before.bytes / 5);
+    // Serialized in three slices, then handed to the packer in three.
+    expect(turns).toBe(4);
     const odd = { ...record, name: 'has "endpoints":[] in it', endpoints: record.endpoints.slice(0, 2) };
-    expect((await prepareDelete(odd, () => Promise.resolve())).before).toBe(JSON.stringify(odd));
+    expect(text(await prepareDelete(odd, () => Promise.resolve()))).toBe(JSON.stringify(odd));
     const empty = { ...record, endpoints: [] };
-    expect((await prepareDelete(empty, () => Promise.resolve())).before).toBe(JSON.stringify(empty));
+    expect(text(await prepareDelete(empty, () => Promise.resolve()))).toBe(JSON.stringify(empty));
   });
 });

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openStore, type Store, type StoreChange } from '../../src/catalog/store/index.js';
 import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import { ENDPOINT_PAGE } from '../../src/catalog/store/sliced-write.js';
+import { unpackText } from '../../src/catalog/store/packed-text.js';
 import type { Endpoint } from '../../src/catalog/types.js';
 import { closeStoresAndCleanup, cluster, endpoint, tempDir } from './helpers.js';
 import { waitFor } from '../support/wait.js';
@@ -75,20 +76,35 @@ describe('putClusterSliced', () => {
     }
   });
 
-  it('writes audit rows SQLite itself finds valid, and leaves the CHECK constraints on for the next statements', async () => {
+  it('stores the audit texts packed, exactly the texts putCluster stores, and leaves the CHECK constraints on', async () => {
     const s = fresh();
-    await s.putClusterSliced(cluster('big', many(3000, 1)), API, 1);
-    await s.putClusterSliced(cluster('big', many(2500, 3)), API, 1);
-    const db = new Database(s.file, { readonly: true });
-    try {
-      const rows = db.prepare('SELECT json_valid(after) AS a, before IS NULL OR json_valid(before) AS b, json_valid(summary) AS s FROM audit').all();
-      expect(rows).toEqual([
-        { a: 1, b: 1, s: 1 },
-        { a: 1, b: 1, s: 1 },
-      ]);
-    } finally {
-      db.close();
+    const plain = fresh();
+    for (const step of [cluster('big', many(3000, 1)), cluster('big', many(2500, 3))]) {
+      await s.putClusterSliced(step, API, 1);
+      plain.putCluster(step, API);
     }
+    const read = (file: string, sql: string): Record<string, unknown>[] => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return db.prepare(sql).all() as Record<string, unknown>[];
+      } finally {
+        db.close();
+      }
+    };
+    const rows = read(s.file, 'SELECT before, after, before_packed AS bp, after_packed AS ap, packed_bytes AS bytes, json_valid(summary) AS s FROM audit ORDER BY id');
+    // The plain store keeps the same texts as TEXT: the packed ones must be exactly those, and as long.
+    const texts = read(plain.file, 'SELECT before, after, coalesce(octet_length(before), 0) + coalesce(octet_length(after), 0) AS bytes FROM audit ORDER BY id');
+    expect(rows).toHaveLength(2);
+    rows.forEach((row, i) => {
+      const want = texts[i] as { before: string | null; after: string; bytes: number };
+      expect(row).toMatchObject({ before: null, after: null, s: 1, bytes: want.bytes });
+      const unpack = (b: unknown): string | null => (b === null ? null : unpackText(b as Buffer, row.bytes as number));
+      expect(unpack(row.bp)).toBe(want.before);
+      expect(unpack(row.ap)).toBe(want.after);
+      expect(JSON.parse(unpack(row.ap) as string)).toMatchObject({ name: 'big' });
+      // Packed: a small part of the text's size.
+      expect((row.ap as Buffer).length).toBeLessThan(want.bytes / 10);
+    });
     // The summary is what a page shows: both sides' settings and endpoint counts.
     const [latest] = s.audit(1, undefined, { trimOver: 64 * 1024 });
     expect(latest?.trimmed?.endpoints).toEqual({ before: 3000, after: 2500 });
@@ -112,7 +128,7 @@ describe('putClusterSliced', () => {
     expect(atCommit).toBe(before);
     expect(s.getCluster('big')?.endpoints).toHaveLength(6000);
     // The worker copies it with no further write on the store.
-    await waitFor(() => size() > before + 1024 * 1024 || undefined, { what: 'the worker checkpointed', timeoutMs: 60_000 });
+    await waitFor(() => size() > before + 256 * 1024 || undefined, { what: 'the worker checkpointed', timeoutMs: 60_000 });
     s.putCluster(cluster('small', many(4, 1)), API);
     expect(s.getCluster('small')?.endpoints).toHaveLength(4);
   });

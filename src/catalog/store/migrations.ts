@@ -110,6 +110,13 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE audit ADD COLUMN summary TEXT CHECK (summary IS NULL OR json_valid(summary));
   `,
+  // 4: a big write's before and after stored deflated (packed-text.ts), with before/after then
+  // NULL and packed_bytes their size as text. NULL on every other row.
+  `
+  ALTER TABLE audit ADD COLUMN before_packed BLOB;
+  ALTER TABLE audit ADD COLUMN after_packed BLOB;
+  ALTER TABLE audit ADD COLUMN packed_bytes INTEGER CHECK (packed_bytes IS NULL OR packed_bytes >= 0);
+  `,
 ];
 
 /** The schema version this build writes. */

@@ -10,13 +10,14 @@
  * row and change event are exactly those of Store.deleteCluster.
  */
 import type Database from 'better-sqlite3';
-import { jsonInSlices } from '../../runtime/json-in-slices.js';
+import { jsonPartsInSlices } from '../../runtime/json-in-slices.js';
 import { NotFoundError } from './errors.js';
 import { checkWrite } from './ownership.js';
 import { summaryIfLarge } from './audit-summary.js';
 import type { TrimmedRecord } from './audit-trim.js';
 import type { Change, ClusterRecord, WriteOptions } from './records.js';
-import { clusterRow, inSlicedTransaction, insertAudit, nextRevision, readEndpoints, recordText, type ClusterRow, type Slicer } from './sliced-write.js';
+import { packJoined, packText, type PackedText } from './packed-text.js';
+import { clusterRow, inSlicedTransaction, insertAudit, nextRevision, packRecord, readEndpoints, type ClusterRow, type Slicer } from './sliced-write.js';
 
 /** Rows deleted per statement: a few milliseconds each, so a slice holds a handful of them. */
 const CHUNK = 500;
@@ -26,7 +27,8 @@ export interface PreparedDelete {
   /** The record's revision and updatedAt: the texts are used only if the cluster is still that. */
   readonly revision: number;
   readonly updatedAt: string;
-  readonly before: string;
+  /** The record's text, packed (packed-text.ts). */
+  readonly before: PackedText;
   readonly summary: string | null;
 }
 
@@ -43,20 +45,20 @@ const stringify = (x: unknown): string => JSON.stringify(x);
 
 /**
  * The audit texts of deleting `record`: the text JSON.stringify gives it, made `JSON_SLICE`
- * endpoints per `turn` (in one go it held the loop ~40 ms at 20k endpoints), and its summary,
- * made from the record rather than by scanning the text (the same summary as
+ * endpoints per `turn` (in one go it held the loop ~40 ms at 20k endpoints) and packed, and its
+ * summary, made from the record rather than by scanning the text (the same summary as
  * auditSummary(before, null) gives).
  */
 export async function prepareDelete(record: ClusterRecord, turn: () => Promise<void>): Promise<PreparedDelete> {
   const { endpoints, ...settings } = record;
-  const sliced = await jsonInSlices({ head: stringify, item: stringify, turn }, record, 'endpoints', endpoints, JSON_SLICE);
-  const before = sliced ?? JSON.stringify(record);
+  const parts = await jsonPartsInSlices({ head: stringify, item: stringify, turn }, record, 'endpoints', endpoints, JSON_SLICE);
+  const before = parts ? await packJoined(parts.head, parts.at, parts.groups, turn, 1) : await packText(JSON.stringify(record));
   return deleteTexts(record.revision, record.updatedAt, before, { record: settings, endpoints: endpoints.length });
 }
 
 /** A delete's audit texts: the record's text, and its summary when it is large (the after side is null). */
-function deleteTexts(revision: number, updatedAt: string, before: string, trimmed: TrimmedRecord): PreparedDelete {
-  return { revision, updatedAt, before, summary: summaryIfLarge(before.length, () => trimmed, () => null) };
+function deleteTexts(revision: number, updatedAt: string, before: PackedText, trimmed: TrimmedRecord): PreparedDelete {
+  return { revision, updatedAt, before, summary: summaryIfLarge(before.bytes, () => trimmed, () => null) };
 }
 
 /** The delete itself, on `db` (a connection of its own), in steps of about `sliceMs`; committed when it resolves. */
@@ -77,7 +79,6 @@ export function deleteClusterSliced(
     // No endpoint row is left for the cascade: this is the cluster row alone.
     db.prepare('DELETE FROM clusters WHERE name = ?').run(name);
     const revision = nextRevision(db);
-    // The audit row's insert copies megabytes into SQLite's pages: a step of its own.
     await slicer.step();
     insertAudit(db, [w.at, opts.actor, 'delete', name, revision, fresh.before, null, fresh.summary]);
     return { revision, changes: [{ kind: 'cluster', name, action: 'delete' }] };
@@ -88,7 +89,7 @@ export function deleteClusterSliced(
 async function textsNow(db: Database.Database, row: ClusterRow, slicer: Slicer): Promise<PreparedDelete> {
   const parts = await readEndpoints(db, row.name, slicer, () => undefined);
   await slicer.step();
-  const { text, trimmed } = recordText(row, parts);
+  const { text, trimmed } = await packRecord(row, parts, () => slicer.turn());
   return deleteTexts(row.revision, row.updated_at, text, trimmed);
 }
 

@@ -18,6 +18,7 @@ import type { TrimmedRecord } from './audit-trim.js';
 import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
 import type { Cluster } from '../types.js';
 import { summaryIfLarge } from './audit-summary.js';
+import { packJoined, type PackedText } from './packed-text.js';
 
 /** Rows per read: small enough that a page is one short slice on a loaded machine. */
 const PAGE = 100;
@@ -122,12 +123,12 @@ async function writeCluster(db: Database.Database, input: ClusterInput, opts: Wr
     records.push(rec);
   });
   // The end in steps (the transaction is still open: readers see the state before it): the
-  // record texts (~4.5 MB each at 20k endpoints, 20–30 ms each under load: one step each), the
-  // audit row, then the served cluster.
+  // record texts (~4.5 MB each at 20k endpoints), made a slice at a time and deflated off the
+  // event loop (packed-text.ts), the audit row, then the served cluster.
   await slicer.step();
-  const before = row ? recordText(row, beforeParts) : null;
-  await slicer.step();
-  const after = recordText(afterRow, afterParts);
+  const turn = (): Promise<void> => slicer.turn();
+  const before = row ? await packRecord(row, beforeParts, turn) : null;
+  const after = await packRecord(afterRow, afterParts, turn);
   await slicer.step();
   const action = auditedAction(row ? 'update' : 'create', opts);
   insertAudit(db, [at, opts.actor, action, input.name, rev, before?.text ?? null, after.text, auditSummaryOf(before, after)]);
@@ -198,42 +199,33 @@ export async function readEndpoints(db: Database.Database, cluster: string, slic
 }
 
 export interface RecordText {
-  /** What JSON.stringify gives the store's ClusterRecord (settings, meta, endpoints last). */
-  readonly text: string;
+  /** What JSON.stringify gives the store's ClusterRecord (settings, meta, endpoints last), packed. */
+  readonly text: PackedText;
   /** The record without its endpoints, and their count: its audit summary's side. */
   readonly trimmed: TrimmedRecord;
 }
 
-/** A cluster record's text built from its endpoints' texts. */
-export function recordText(row: ClusterRow, endpoints: readonly string[]): RecordText {
+/** A cluster record's text built from its endpoints' texts, packed a slice at a time. */
+export async function packRecord(row: ClusterRow, endpoints: readonly string[], turn: () => Promise<void>): Promise<RecordText> {
   const settings = { name: row.name, ...(JSON.parse(row.spec) as object), owner: row.owner, revision: row.revision, updatedAt: row.updated_at };
   const head = JSON.stringify({ ...settings, endpoints: [] });
-  // One join, so that the text is one flat string: a concatenation of the head, the list and the
-  // tail was flattened by SQLite's bind, inside the audit row's step (~10 ms of it at 20k).
-  const parts = endpoints.slice();
-  parts[0] = `${head.slice(0, -2)}${parts[0] ?? ''}`;
-  parts[parts.length - 1] += ']}';
-  return { text: parts.join(','), trimmed: { record: settings, endpoints: endpoints.length } };
+  // The endpoints go just inside the head's closing `[]}`.
+  const text = await packJoined(head, head.length - 2, endpoints, turn);
+  return { text, trimmed: { record: settings, endpoints: endpoints.length } };
 }
 
 /** The audit summary, from the parts the texts were built from (no scan of megabytes of text). */
 function auditSummaryOf(before: RecordText | null, after: RecordText): string | null {
-  return summaryIfLarge((before?.text.length ?? 0) + after.text.length, () => before?.trimmed ?? null, () => after.trimmed);
+  return summaryIfLarge((before?.text.bytes ?? 0) + after.text.bytes, () => before?.trimmed ?? null, () => after.trimmed);
 }
 
-type AuditValues = [at: string, actor: string, action: string, name: string, revision: number, before: string | null, after: string | null, summary: string | null];
+type AuditValues = [at: string, actor: string, action: string, name: string, revision: number, before: PackedText | null, after: PackedText | null, summary: string | null];
 
-/**
- * The audit row, without SQLite's json_valid CHECKs on it: the texts are JSON.stringify output
- * (valid by construction) and checking them parsed ~9 MB in one statement for a 20k-endpoint
- * cluster, with the event loop held. Checks are off for this statement on this connection only;
- * every other write, and this connection's next statement, are checked as before.
- */
+/** A big write's audit row: its texts packed (packed-text.ts), with their size as stored text would have. */
 export function insertAudit(db: Database.Database, values: AuditValues): void {
-  db.pragma('ignore_check_constraints = ON');
-  try {
-    db.prepare(`INSERT INTO audit (at, actor, action, kind, name, revision, before, after, summary) VALUES (?, ?, ?, 'cluster', ?, ?, ?, ?, ?)`).run(...values);
-  } finally {
-    db.pragma('ignore_check_constraints = OFF');
-  }
+  const [at, actor, action, name, revision, before, after, summary] = values;
+  db.prepare(
+    `INSERT INTO audit (at, actor, action, kind, name, revision, summary, before_packed, after_packed, packed_bytes)
+     VALUES (?, ?, ?, 'cluster', ?, ?, ?, ?, ?, ?)`,
+  ).run(at, actor, action, name, revision, summary, before?.packed ?? null, after?.packed ?? null, (before?.bytes ?? 0) + (after?.bytes ?? 0));
 }

@@ -46,6 +46,7 @@ import { migrate } from './migrations.js';
 import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord, type OverrideTarget, type OverrideValue } from './override-records.js';
 import { trimRecordText } from './audit-trim.js';
 import { auditSummary, parseSummary } from './audit-summary.js';
+import { unpackText } from './packed-text.js';
 import { putClusterSliced, WRITE_SLICE_MS } from './sliced-write.js';
 import { deleteClusterSliced, prepareDelete, type PreparedDelete } from './sliced-delete.js';
 import { nextTurn } from '../../runtime/next-turn.js';
@@ -174,13 +175,16 @@ interface AuditRow {
   readonly revision: number;
   readonly before: string | null;
   readonly after: string | null;
-  /** octet_length(before) + octet_length(after): O(1) in SQLite, so large rows are known unread. */
+  /** A big write's texts, packed (packed-text.ts); before/after are then null. */
+  readonly before_packed: Buffer | null;
+  readonly after_packed: Buffer | null;
+  /** The texts' size: packed_bytes, or octet_length(before) + octet_length(after) (O(1) in SQLite, so large rows are known unread). */
   readonly bytes: number;
   /** Set (and before/after then null) when the row is over the trim size and has a summary. */
   readonly summary: string | null;
 }
 
-const AUDIT_BYTES = 'coalesce(octet_length(before), 0) + coalesce(octet_length(after), 0)';
+const AUDIT_BYTES = 'coalesce(packed_bytes, coalesce(octet_length(before), 0) + coalesce(octet_length(after), 0))';
 
 type SpecKind = 'cluster' | 'listener' | 'node-group';
 const TABLE: Record<SpecKind, { table: string; key: string }> = {
@@ -287,7 +291,9 @@ export class Store implements CatalogStore {
         `SELECT id, at, actor, action, kind, name, revision, ${AUDIT_BYTES} AS bytes,
            CASE WHEN ${AUDIT_BYTES} > @trim THEN summary END AS summary,
            CASE WHEN ${AUDIT_BYTES} > @trim AND summary IS NOT NULL THEN NULL ELSE before END AS before,
-           CASE WHEN ${AUDIT_BYTES} > @trim AND summary IS NOT NULL THEN NULL ELSE after END AS after
+           CASE WHEN ${AUDIT_BYTES} > @trim AND summary IS NOT NULL THEN NULL ELSE after END AS after,
+           CASE WHEN ${AUDIT_BYTES} > @trim AND summary IS NOT NULL THEN NULL ELSE before_packed END AS before_packed,
+           CASE WHEN ${AUDIT_BYTES} > @trim AND summary IS NOT NULL THEN NULL ELSE after_packed END AS after_packed
          FROM audit WHERE id < @before ORDER BY id DESC LIMIT @limit`,
       ),
       endpointsOf: db.prepare<[string], EndpointRow>(`SELECT * FROM endpoints WHERE cluster = ? ORDER BY address, port`),
@@ -409,10 +415,12 @@ export class Store implements CatalogStore {
         const s = parseSummary(r.summary);
         return { ...base, before: s.before, after: s.after, trimmed: { bytes: r.bytes, endpoints: s.endpoints } };
       }
+      const before = r.before_packed ? unpackText(r.before_packed, r.bytes) : r.before;
+      const after = r.after_packed ? unpackText(r.after_packed, r.bytes) : r.after;
       const parse = (text: string | null) => (text === null ? null : (JSON.parse(text) as unknown));
-      if (options.trimOver === undefined || r.bytes <= options.trimOver) return { ...base, before: parse(r.before), after: parse(r.after) };
-      const b = r.before === null ? null : trimRecordText(r.before);
-      const a = r.after === null ? null : trimRecordText(r.after);
+      if (options.trimOver === undefined || r.bytes <= options.trimOver) return { ...base, before: parse(before), after: parse(after) };
+      const b = before === null ? null : trimRecordText(before);
+      const a = after === null ? null : trimRecordText(after);
       const trimmed = { bytes: r.bytes, endpoints: { before: b?.endpoints ?? null, after: a?.endpoints ?? null } };
       return { ...base, before: b?.record ?? null, after: a?.record ?? null, trimmed };
     });
