@@ -7,6 +7,8 @@
  * The latest sample's own rate is kept too: "every request failed in the last report" must act
  * within one signal interval, while the smoothed rate judges "worse than its peers".
  */
+import { NEW_ENDPOINT, RowRuns } from './carried-rows.js';
+
 export interface ErrorReading {
   /** Smoothed error rate 0..1, or NaN when no request was counted. */
   readonly rate: number;
@@ -76,18 +78,21 @@ function freshErrorRow(rows: Float64Array, i: number): void {
 /**
  * The error rows of a cluster's new endpoint order: an endpoint whose state carries over (the
  * same object in `existing`'s order) keeps its row; the others (new, or rebuilt under another
- * error window) start fresh.
+ * error window) start fresh. `from`: each endpoint's position in `existing` (carried-rows.ts).
  */
 export function carryErrorRows(
-  order: readonly { readonly key: string }[],
-  existing: { readonly errors: Float64Array; readonly index: ReadonlyMap<string, number>; readonly order: readonly object[] } | undefined,
+  order: readonly object[],
+  existing: { readonly errors: Float64Array; readonly order: readonly object[] } | undefined,
+  from: Int32Array,
 ): Float64Array {
   const rows = newErrorRows(order.length);
   if (existing === undefined) return rows;
-  order.forEach((e, i) => {
-    const from = existing.index.get(e.key);
-    if (from !== undefined && existing.order[from] === e) rows.set(existing.errors.subarray(from * EW_ROW, from * EW_ROW + EW_ROW), i * EW_ROW);
-  });
+  const runs = new RowRuns(existing.errors, rows, EW_ROW);
+  for (let i = 0; i < order.length; i++) {
+    const f = from[i] as number;
+    if (f !== NEW_ENDPOINT && existing.order[f] === order[i]) runs.row(f, i);
+  }
+  runs.flush();
   return rows;
 }
 

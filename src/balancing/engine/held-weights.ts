@@ -8,6 +8,7 @@
  * (bench/RESULTS.md, pid5). Rows follow their endpoint when the set changes (carryHeldWeights).
  */
 import type { EndpointState } from './state.js';
+import { NEW_ENDPOINT } from './carried-rows.js';
 
 /** Internal weight; UNSET (NaN) while not serving. */
 export const HW_W = 0;
@@ -21,24 +22,26 @@ export const HW_ROW = 3;
 /**
  * The held weights of a cluster's new endpoint order. An endpoint that stays (by key) keeps its
  * weights, and counts as having served only if its static weight is unchanged (a changed one
- * rejoins at its new fair share); new endpoints start with none.
+ * rejoins at its new fair share); new endpoints start with none. `from`: each endpoint's position
+ * in `existing` (carried-rows.ts).
  */
 export function carryHeldWeights(
   order: readonly EndpointState[],
-  existing: { readonly held: Float64Array; readonly index: ReadonlyMap<string, number>; readonly statics: readonly number[] } | undefined,
+  existing: { readonly held: Float64Array; readonly statics: readonly number[] } | undefined,
+  from: Int32Array,
 ): Float64Array {
   const held = new Float64Array(order.length * HW_ROW);
-  order.forEach((e, i) => {
-    const from = existing?.index.get(e.key);
+  for (let i = 0; i < order.length; i++) {
+    const f = existing === undefined ? NEW_ENDPOINT : (from[i] as number);
     const o = i * HW_ROW;
-    if (existing === undefined || from === undefined) {
+    if (existing === undefined || f === NEW_ENDPOINT) {
       held[o + HW_W] = held[o + HW_PUB] = Number.NaN;
-      return;
+      continue;
     }
-    const p = from * HW_ROW;
+    const p = f * HW_ROW;
     held[o + HW_W] = existing.held[p + HW_W] as number;
     held[o + HW_PUB] = existing.held[p + HW_PUB] as number;
-    held[o + HW_SERVED] = existing.statics[from] === e.staticWeight ? (existing.held[p + HW_SERVED] as number) : 0;
-  });
+    held[o + HW_SERVED] = existing.statics[f] === (order[i] as EndpointState).staticWeight ? (existing.held[p + HW_SERVED] as number) : 0;
+  }
   return held;
 }

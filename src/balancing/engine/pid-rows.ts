@@ -85,11 +85,6 @@ export function freshRow(rows: Float64Array, i: number, params: PidParams): void
   rows[o + PR_MULTIPLIER] = 1;
 }
 
-/** Row `from` of `src` into row `to` of `dst`. */
-export function copyRow(src: Float64Array, from: number, dst: Float64Array, to: number): void {
-  dst.set(src.subarray(from * ROW, from * ROW + ROW), to * ROW);
-}
-
 /** What (re)joining rotation forgets: controller history, the smoothed measurement and the last step (not the noise). */
 export function rejoinRow(p: PidRows, i: number): void {
   const o = i * ROW;

@@ -67,7 +67,8 @@
 import { EwmaLatency } from '../ewma.js';
 import { HealthTracker, type HealthTransition } from '../health.js';
 import { pidParams, type PidParams } from '../pid.js';
-import { cell, copyRow, newPidRows, noteSample, PR_PENDING, PR_W, setCell, type PidRows } from './pid-rows.js';
+import { cell, newPidRows, noteSample, PR_PENDING, PR_W, ROW as PID_ROW, setCell, type PidRows } from './pid-rows.js';
+import { carriedPositions, carriedPositionSteps, NEW_ENDPOINT, RowRuns } from './carried-rows.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { carryErrorRows, observeErrors } from './error-window.js';
@@ -171,7 +172,7 @@ export class WeightEngine {
       ...(keptKeys ? { ...keptKeys, statics: order.map((e) => e.staticWeight) } : { order, ...indexed(order) }),
       ...(keptLocalities ?? localityLayout(order.length, (i) => (order[i] as EndpointState).locality)),
     };
-    this.install(name, existing, plan, layout, { policy, safety: resolvedSafety, ejection: resolvedEjection });
+    this.install(name, existing, plan, layout, carriedPositions(order, existing?.index), { policy, safety: resolvedSafety, ejection: resolvedEjection });
   }
 
   /**
@@ -217,9 +218,11 @@ export class WeightEngine {
     yield;
     const keyed = yield* indexedSteps(order, endpoints, options.chunk);
     yield;
+    const from = yield* carriedPositionSteps(order, existing?.index, options.chunk);
+    yield;
     const layout = { order, ...keyed, ...localityLayout(endpoints.length, (i) => (endpoints[i] as EngineEndpoint).locality ?? '') };
     yield;
-    return { ...prepared, whole: false, persists, layout, resolved: { safety: resolvedSafety, ejection: resolvedEjection } };
+    return { ...prepared, whole: false, persists, layout, from, resolved: { safety: resolvedSafety, ejection: resolvedEjection } };
   }
 
   /** Installs a prepared cluster (prepareCluster); as setCluster with its arguments if the cluster changed meanwhile. */
@@ -231,10 +234,12 @@ export class WeightEngine {
     }
     const { safety, ejection } = p.resolved;
     const plan = this.planFor(p.existing, p.policy, safety);
+    const latency = (): EwmaLatency => newPidLatency(safety);
+    const ewma = (): EwmaLatency => newEwma(p.policy, safety);
     p.layout.order.forEach((e, i) => {
-      if (p.persists[i] === true) refreshEndpoint(e, p.endpoints[i] as EngineEndpoint, plan.reset, () => newPidLatency(safety), () => newEwma(p.policy, safety));
+      if (p.persists[i] === true) refreshEndpoint(e, p.endpoints[i] as EngineEndpoint, plan.reset, latency, ewma);
     });
-    this.install(p.name, p.existing, plan, p.layout, { policy: p.policy, safety, ejection });
+    this.install(p.name, p.existing, plan, p.layout, p.from, { policy: p.policy, safety, ejection });
   }
 
   /** What a new setting of a cluster restarts: the PID's state (gains or tick changed), the EWMA's. */
@@ -254,12 +259,13 @@ export class WeightEngine {
     existing: ClusterState | undefined,
     plan: ClusterPlan,
     layout: Pick<ClusterState, 'order' | 'byKey' | 'index' | 'keys' | 'statics' | 'groupOf' | 'groupCount'>,
+    from: Int32Array,
     settings: { readonly policy: WeightingPolicy; readonly safety: SafetySettings; readonly ejection: EjectionSettings },
   ): void {
     const { policy, safety } = settings;
-    const pidRows = carryPidRows(layout.order, existing, plan.reset.pid, this.pidParams(plan.pidConfig, safety.tickMs));
-    const held = carryHeldWeights(layout.order, existing);
-    const errors = carryErrorRows(layout.order, existing);
+    const pidRows = carryPidRows(layout.order, existing, from, plan.reset.pid, this.pidParams(plan.pidConfig, safety.tickMs));
+    const held = carryHeldWeights(layout.order, existing, from);
+    const errors = carryErrorRows(layout.order, existing, from);
     this.clusters.set(name, {
       name,
       policy,
@@ -661,19 +667,24 @@ const WEIGHTING_GAIN_DEFAULTS = { ki: 0 } as const;
  * (carried by key: newEndpoint), only the weight. Gains are per tick: the seed's gains were tuned
  * for one update per 1 s tick.
  */
-function carryPidRows(order: readonly EndpointState[], existing: ClusterState | undefined, reset: boolean, params: PidParams): PidRows {
+function carryPidRows(order: readonly EndpointState[], existing: ClusterState | undefined, from: Int32Array, reset: boolean, params: PidParams): PidRows {
   const p = newPidRows(params, order.length);
-  order.forEach((e, i) => noteSample(p, i, e.sample));
+  for (let i = 0; i < order.length; i++) noteSample(p, i, (order[i] as EndpointState).sample);
   if (existing === undefined) return p;
   const old = existing.pidRows.rows;
-  order.forEach((e, i) => {
-    const from = existing.index.get(e.key);
-    if (from === undefined) return;
-    const same = existing.order[from] === e;
-    if (same && !reset) return copyRow(old, from, p.rows, i);
-    setCell(p.rows, i, PR_W, cell(old, from, PR_W));
-    if (same) setCell(p.rows, i, PR_PENDING, cell(old, from, PR_PENDING));
-  });
+  const runs = new RowRuns(old, p.rows, PID_ROW);
+  for (let i = 0; i < order.length; i++) {
+    const f = from[i] as number;
+    if (f === NEW_ENDPOINT) continue;
+    const same = existing.order[f] === order[i];
+    if (same && !reset) {
+      runs.row(f, i);
+      continue;
+    }
+    setCell(p.rows, i, PR_W, cell(old, f, PR_W));
+    if (same) setCell(p.rows, i, PR_PENDING, cell(old, f, PR_PENDING));
+  }
+  runs.flush();
   return p;
 }
 
@@ -715,6 +726,8 @@ export type PreparedCluster = {
       /** Per position: the state is the existing one (its declared fields set at commit). */
       readonly persists: readonly boolean[];
       readonly layout: Pick<ClusterState, 'order' | 'byKey' | 'index' | 'keys' | 'statics' | 'groupOf' | 'groupCount'>;
+      /** Per position: where the endpoint is in the existing order (carried-rows.ts). */
+      readonly from: Int32Array;
       readonly resolved: { readonly safety: SafetySettings; readonly ejection: EjectionSettings };
     }
 );
