@@ -97,10 +97,15 @@ export function endpointEntry(e: EndpointRecord): EndpointEntry {
 }
 
 export function clusterView(rec: ClusterRecord): ClusterView {
+  return clusterViewWith(rec, rec.endpoints.map(endpointEntry));
+}
+
+/** clusterView with `endpoints` as given (a write's answer maps the records in slices: sliced-answer.ts). */
+export function clusterViewWith<A extends readonly unknown[]>(rec: ClusterRecord, endpoints: A): Omit<ClusterView, 'endpoints'> & { endpoints: A } {
   return {
     ...(clusterSettingsEntry(rec) as Omit<ClusterView, 'endpoints' | 'owner' | 'revision' | 'updatedAt'>),
     ...(rec.autoReason !== undefined ? { autoReason: rec.autoReason } : {}),
-    endpoints: rec.endpoints.map(endpointEntry),
+    endpoints,
     owner: rec.owner,
     revision: rec.revision,
     updatedAt: rec.updatedAt,

@@ -43,25 +43,30 @@ function itemSchema(schema: TSchema, key: string): TSchema | undefined {
 }
 
 /**
- * Sends `body` with `status`: whole when its `key` array is short (or the schema is not one this
- * can slice), else serialized in slices with the route's own serializer compiler.
+ * Sends `body` with `status`, its `key` array's items each made into their answer's entry by
+ * `entry` (in the slices too: at 20k endpoints, mapping them all first held the loop ~10 ms and
+ * made 40k objects in one go): whole when the array is short (or the schema is not one this can
+ * slice), else serialized in slices with the route's own serializer compiler.
  */
-export async function sendSliced(reply: FastifyReply, status: number, schema: TSchema, body: unknown, key: string): Promise<FastifyReply> {
+export async function sendSliced(reply: FastifyReply, status: number, schema: TSchema, body: unknown, key: string, entry: (item: never) => unknown): Promise<FastifyReply> {
   // `schema`: the route's response schema for `status` (its array's item schema is compiled here once per route).
   // Before the head is serialized: fastify picks the route's serializer by the reply's status.
   reply.code(status);
   const record = body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : undefined;
   const items = record?.[key];
+  const toEntry = entry as (item: unknown) => unknown;
   const item = itemSchema(schema, key);
-  if (!record || !Array.isArray(items) || items.length <= SLICED_ANSWER_OVER || !item) return reply.send(body);
+  if (!record || !Array.isArray(items)) return reply.send(body);
+  if (items.length <= SLICED_ANSWER_OVER || !item) return reply.send({ ...record, [key]: items.map((i) => toEntry(i)) });
+  const serializeItem = reply.compileSerializationSchema(item) as (i: unknown) => string;
   const json: SlicedJson = {
     // The route's own serializer for this status (compiled once, and warmed for write routes: lazy-compilers.ts).
     head: (b) => String(reply.serialize(b)),
-    item: reply.compileSerializationSchema(item) as (i: unknown) => string,
+    item: (i) => serializeItem(toEntry(i)),
     turn: nextTurn,
   };
   const text = await jsonInSlices(json, record, key, items, ANSWER_SLICE);
-  if (text === undefined) return reply.send(body);
+  if (text === undefined) return reply.send({ ...record, [key]: items.map((i) => toEntry(i)) });
   // A string with a JSON content type is sent as it is (fastify serializes only objects).
   return reply.type('application/json; charset=utf-8').send(text);
 }

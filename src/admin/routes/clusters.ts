@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { ClusterInput, ClusterRecord, CatalogStore } from '../../catalog/store/index.js';
 import { ClusterIn, ClusterPatch, ClusterView } from '../api-schemas.js';
-import { ApiError, clusterView } from '../resources.js';
+import { ApiError, clusterView, clusterViewWith, endpointEntry } from '../resources.js';
 import { parseClusterBodySliced } from '../sliced-parse.js';
 import { namedResourceRoutes, type NamedResource } from './crud.js';
 import type { StoreRoutesOptions } from './store-access.js';
@@ -42,7 +42,7 @@ function clusters(store: CatalogStore): NamedResource<ClusterRecord, typeof Clus
     put: (input, options) => store.putCluster(input, options),
     assertDeletable: (name) => assertUnreferenced(store, name),
     delete: (name, options) => store.deleteCluster(name, options),
-    longArray: 'endpoints',
+    longArray: { key: 'endpoints', view: (rec) => clusterViewWith(rec, rec.endpoints), entry: endpointEntry },
   };
 }
 

@@ -30,8 +30,18 @@ export interface NamedResource<Rec extends NamedRecord, In extends TSchema, Inpu
   /** 409 while something still needs the resource; checked after ownership and preconditions. */
   assertDeletable?(name: string): void;
   delete(name: string, options: WriteOptions): MaybePromise<WriteResult>;
-  /** The view's array that can be long (a cluster's endpoints): a write's answer serializes it in slices (sliced-answer.ts). */
-  readonly longArray?: string;
+  /**
+   * The view's array that can be long (a cluster's endpoints): a write's answer makes and
+   * serializes its entries in slices (sliced-answer.ts), from `view`'s body with the records in it.
+   */
+  readonly longArray?: LongArray<Rec>;
+}
+
+export interface LongArray<Rec> {
+  readonly key: string;
+  /** The view with the record's own items in the array (what `entry` makes each into is `view`'s). */
+  readonly view: (rec: Rec) => unknown;
+  readonly entry: (item: never) => unknown;
 }
 
 /** A write's answer: the resource as now stored, its long array (if any) serialized in slices. */
@@ -42,9 +52,9 @@ async function answer<Rec extends NamedRecord, In extends TSchema, Input>(
   status: number,
   rec: Rec,
 ): Promise<FastifyReply> {
-  const view = r.view(rec);
   reply.header('etag', etag(revision));
-  return r.longArray === undefined ? reply.code(status).send(view) : sendSliced(reply, status, r.schemas.view, view, r.longArray);
+  const long = r.longArray;
+  return long === undefined ? reply.code(status).send(r.view(rec)) : sendSliced(reply, status, r.schemas.view, long.view(rec), long.key, long.entry);
 }
 
 export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema, Input>(
@@ -53,7 +63,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
   actorOf: StoreRoutesOptions['actorOf'],
 ): void {
   const url = `/v1/${r.plural}`;
-  if (r.longArray !== undefined) answersInSlices(r.schemas.view, r.longArray);
+  if (r.longArray !== undefined) answersInSlices(r.schemas.view, r.longArray.key);
   const getOr404 = (name: string): Rec => r.get(name) ?? notFound(`${r.kind} ${JSON.stringify(name)}`);
   const target = (name: string, rec: Rec | undefined) => ({ kind: r.kind, name, owner: rec?.owner, revision: rec?.revision, what: `${r.kind} "${name}"` });
 
