@@ -49,16 +49,23 @@ export interface ValidationOptions {
 
 export const VALIDATION_DEFAULTS = { maxFutureMs: 5_000, maxAgeMs: 300_000, maxBatch: 10_000 } as const;
 
-/** The metric fields a sample may carry, and their upper bound (inclusive) when there is one. */
-const METRICS: Readonly<Record<keyof SampleFields, number | undefined>> = {
+/**
+ * The metric fields a sample may carry, and their upper bound (inclusive). Utilizations are
+ * fractions. The others are far beyond what a backend measures (an hour's mean latency, a billion
+ * requests in flight or per second) and bound what a report can make the engine add up: without
+ * them a report of 1.8e308 requests per second was accepted, and error windows summing such
+ * rates overflow to Infinity and read as no errors at all.
+ */
+export const METRIC_LIMITS: Readonly<Record<keyof SampleFields, number>> = {
   cpu: 1,
   memory: 1,
-  inflight: undefined,
-  latencyMs: undefined,
-  rps: undefined,
-  errors: undefined,
+  inflight: 1e9,
+  latencyMs: 3_600_000,
+  rps: 1e9,
+  errors: 1e9,
 };
-const METRIC_NAMES = Object.keys(METRICS) as (keyof SampleFields)[];
+const FRACTIONS = new Set<keyof SampleFields>(['cpu', 'memory']);
+const METRIC_NAMES = Object.keys(METRIC_LIMITS) as (keyof SampleFields)[];
 const KNOWN_FIELDS = new Set<string>(['cluster', 'endpoint', 'time', ...METRIC_NAMES]);
 
 /**
@@ -156,7 +163,7 @@ export function validateSample(raw: unknown, index: number, opts: ValidationOpti
     }
   }
 
-  // Metrics: finite, >= 0, utilizations within 0..1; at least one present.
+  // Metrics: finite, >= 0, at most their limit (utilizations 0..1); at least one present.
   const fields: { -readonly [K in keyof SampleFields]: number } = {};
   let present = 0;
   for (const name of METRIC_NAMES) {
@@ -167,11 +174,9 @@ export function validateSample(raw: unknown, index: number, opts: ValidationOpti
     else if (Number.isNaN(v)) reject(name, 'is NaN');
     else if (!Number.isFinite(v)) reject(name, 'is not finite');
     else if (v < 0) reject(name, `is negative (${v})`);
-    else {
-      const max = METRICS[name];
-      if (max !== undefined && v > max) reject(name, `is ${v}, outside 0..${max} (a fraction, not a percentage)`);
-      else fields[name] = v;
-    }
+    else if (v <= METRIC_LIMITS[name]) fields[name] = v;
+    else if (FRACTIONS.has(name)) reject(name, `is ${v}, outside 0..1 (a fraction, not a percentage)`);
+    else reject(name, `is ${v}, above ${METRIC_LIMITS[name]}, the most a report may carry`);
   }
   if (present === 0) reject('sample', `carries no metric (one of ${METRIC_NAMES.join(', ')})`);
 

@@ -4,12 +4,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFulcrumProcess, type FulcrumProcess } from '../support/fulcrum-process.js';
 import { scaled, waitFor } from '../support/wait.js';
+import { METRIC_LIMITS } from '../../src/signals/report-validation.js';
 
 /**
- * Reports that validation accepts (finite, not negative) but no backend would send: denormal and
- * huge latencies, huge in-flight counts and error rates. One report of three latencies (0, 5e-324,
- * 8.9e-16 ms) made the PID's setpoint Infinity and the tick threw from its timer, ending the process.
- * Here fulcrum runs as its own process, ticking every 200 ms, under every adaptive policy.
+ * Reports that validation accepts (finite, within the limits) but no backend would send: denormal
+ * latencies, and every metric at its limit beside zeros and denormals. One report of three
+ * latencies (0, 5e-324, 8.9e-16 ms) made the PID's setpoint Infinity and the tick threw from its
+ * timer, ending the process. Beyond the limits (Number.MAX_VALUE) reports are refused, each
+ * sample with its reasons. Here fulcrum runs as its own process, ticking every 200 ms, under
+ * every adaptive policy.
  */
 const POLICIES = {
   'pid-latency': 'policy: pid\n      metric: latency',
@@ -34,10 +37,11 @@ ${Object.entries(POLICIES)
 /** Per endpoint, a sample no backend sends. */
 const HOSTILE = [
   { latencyMs: 0, cpu: 0.5, inflight: 0, rps: 0, errors: 0 },
-  { latencyMs: 5e-324, cpu: 0.5, inflight: Number.MAX_VALUE, rps: 1e-300, errors: Number.MAX_VALUE },
-  { latencyMs: Number.MAX_VALUE, cpu: 1, inflight: Number.MAX_VALUE, rps: Number.MAX_VALUE, errors: Number.MAX_VALUE },
+  { latencyMs: 5e-324, cpu: 0.5, inflight: METRIC_LIMITS.inflight, rps: 1e-300, errors: METRIC_LIMITS.errors },
+  { latencyMs: METRIC_LIMITS.latencyMs, cpu: 1, inflight: METRIC_LIMITS.inflight, rps: METRIC_LIMITS.rps, errors: METRIC_LIMITS.errors },
 ];
 const DENORMAL = [{ latencyMs: 0 }, { latencyMs: 5e-324 }, { latencyMs: 8.881784197001252e-16 }];
+const OVER = [{ latencyMs: Number.MAX_VALUE }, { inflight: Number.MAX_VALUE, rps: Number.MAX_VALUE }, { errors: Number.MAX_VALUE, cpu: 0.5 }];
 
 let dir: string;
 let fulcrum: FulcrumProcess | undefined;
@@ -63,11 +67,20 @@ describe('reports no backend would send', () => {
     const f = fulcrum;
     if (!f) throw new Error('setup failed');
     const base = `http://127.0.0.1:${f.adminPort}`;
-    for (const set of [DENORMAL, HOSTILE]) {
+    const post = async (set: readonly object[]): Promise<{ sent: number; answer: unknown }> => {
       const samples = Object.keys(POLICIES).flatMap((cluster) => set.map((metrics, i) => ({ cluster, endpoint: `${ADDRESSES[i] ?? ''}:80`, ...metrics })));
       const res = await fetch(`${base}/v1/reports`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ samples }) });
       expect(res.status).toBe(200);
-      expect(await res.json()).toEqual({ accepted: samples.length, rejected: [] });
+      return { sent: samples.length, answer: await res.json() };
+    };
+    const over = await post(OVER);
+    const rejected = (over.answer as { accepted: number; rejected: { field: string; reason: string }[] }).rejected;
+    expect((over.answer as { accepted: number }).accepted).toBe(0);
+    expect(new Set(rejected.map((r) => r.field))).toEqual(new Set(['latencyMs', 'inflight', 'rps', 'errors']));
+    expect(rejected.every((r) => /the most a report may carry/.test(r.reason))).toBe(true);
+    for (const set of [DENORMAL, HOSTILE]) {
+      const { sent, answer } = await post(set);
+      expect(answer).toEqual({ accepted: sent, rejected: [] });
       // Several ticks over these samples: a tick that threw would have ended the process.
       const before = await ticks(base);
       await waitFor(async () => (await ticks(base)) >= before + 5, { what: 'five engine ticks after the reports', timeoutMs: scaled(30_000) });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseEndpoint, validateBatch, validateSample } from '../../src/signals/report-validation.js';
+import { METRIC_LIMITS, parseEndpoint, validateBatch, validateSample } from '../../src/signals/report-validation.js';
 
 const NOW = Date.parse('2024-05-01T12:00:00Z');
 const knows = (cluster: string, endpoint?: string) =>
@@ -23,6 +23,9 @@ describe('report validation', () => {
     expect(Array.isArray(noTime) ? noTime : noTime.time).toBe(NOW);
     const all = validateSample({ ...ok, memory: 1, inflight: 3, latencyMs: 12.5, rps: 100, errors: 0 }, 0, opts);
     expect(Array.isArray(all) ? all : all.fields).toEqual({ cpu: 0.5, memory: 1, inflight: 3, latencyMs: 12.5, rps: 100, errors: 0 });
+    // Every limit is inclusive.
+    const limits = validateSample({ ...ok, ...METRIC_LIMITS }, 0, opts);
+    expect(Array.isArray(limits) ? limits : limits.fields).toEqual(METRIC_LIMITS);
   });
 
   it.each([
@@ -31,6 +34,10 @@ describe('report validation', () => {
     ['negative', { ...ok, inflight: -1 }, 'inflight', /negative/],
     ['cpu above 1', { ...ok, cpu: 42 }, 'cpu', /outside 0\.\.1/],
     ['memory above 1', { ...ok, memory: 1.01 }, 'memory', /outside 0\.\.1/],
+    ['a latency over an hour', { ...ok, latencyMs: 3_600_001 }, 'latencyMs', /above 3600000, the most a report may carry/],
+    ['a huge in-flight count', { ...ok, inflight: Number.MAX_VALUE }, 'inflight', /above 1000000000/],
+    ['a huge request rate', { ...ok, rps: 1e300 }, 'rps', /above 1000000000/],
+    ['a huge error rate', { ...ok, errors: 1e9 + 1 }, 'errors', /above 1000000000/],
     ['a string metric', { ...ok, latencyMs: '12' }, 'latencyMs', /number/],
     ['unknown cluster', { ...ok, cluster: 'nope' }, 'cluster', /unknown cluster/],
     ['missing cluster', { ...ok, cluster: undefined }, 'cluster', /required/],
