@@ -4,7 +4,8 @@ import { LrsAggregator } from '../../src/signals/lrs-aggregator.js';
 import { decodeLoadStatsResponse, encodeLoadStatsRequest, LRS_METHOD_PATH, type WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
 import { endpointLoads } from '../../src/signals/lrs-conversion.js';
 import { lrsService, type LrsService } from '../../src/signals/lrs-service.js';
-import { SignalStore } from '../../src/signals/signal-store.js';
+import { SignalStore, type Sample } from '../../src/signals/signal-store.js';
+import { validateSample as validateEngineSample } from '../../src/balancing/engine/stages.js';
 import { waitFor } from '../support/wait.js';
 
 const ep = (port: number, fields: Record<string, unknown>) => ({ address: { socket_address: { address: '10.0.0.1', port_value: port } }, ...fields });
@@ -55,6 +56,22 @@ describe('LRS conversion', () => {
     expect(s).toMatchObject({ at: 5_000, rps: 10, errors: 1, inflight: 3, source: 'lrs' });
     expect(s?.cpu).toBeCloseTo(0.42, 9);
     expect(s?.memory).toBeUndefined();
+  });
+
+  it('leaves out an ORCA value no sample may carry (negative, non-finite, a latency over its limit); utilization over 1 is kept', () => {
+    const agg = new LrsAggregator({ metricFields: { cpu_utilization: 'cpu', mem_utilization: 'memory', 'named_metrics.latency_ms': 'latencyMs', eps: 'errors' } });
+    const metric = (metric_name: string, total_metric_value: number) => ({ metric_name, num_requests_finished_with_metric: 10, total_metric_value });
+    const out = agg.apply(1, report([ep(8080, {
+      total_issued_requests: 10,
+      load_metric_stats: [metric('cpu_utilization', 15), metric('mem_utilization', -3), metric('named_metrics.latency_ms', 1e300), metric('eps', Number.MAX_VALUE)],
+    })], 1000), 0, 1000);
+    const s = out[0]?.sample;
+    expect(s).toMatchObject({ rps: 10, cpu: 1.5, source: 'lrs' });
+    expect(s?.memory).toBeUndefined();
+    expect(s?.latencyMs).toBeUndefined();
+    expect(s?.errors).toBe(0); // the counters' own rate, not the refused ORCA value
+    // What is left is a sample the engine takes.
+    expect(() => validateEngineSample(s as Sample)).not.toThrow();
   });
 
   it('sums the shares of several proxies and zeroes an endpoint a proxy stops reporting', () => {
