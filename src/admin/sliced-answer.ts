@@ -57,7 +57,8 @@ export async function sendSliced(reply: FastifyReply, status: number, schema: TS
   const toEntry = entry as (item: unknown) => unknown;
   const item = itemSchema(schema, key);
   if (!record || !Array.isArray(items)) return reply.send(body);
-  if (items.length <= SLICED_ANSWER_OVER || !item) return reply.send({ ...record, [key]: items.map((i) => toEntry(i)) });
+  const whole = (): FastifyReply => reply.send({ ...record, [key]: items.map((i) => toEntry(i)) });
+  if (items.length <= SLICED_ANSWER_OVER || !item) return whole();
   const serializeItem = reply.compileSerializationSchema(item) as (i: unknown) => string;
   const json: SlicedJson = {
     // The route's own serializer for this status (compiled once, and warmed for write routes: lazy-compilers.ts).
@@ -66,7 +67,7 @@ export async function sendSliced(reply: FastifyReply, status: number, schema: TS
     turn: nextTurn,
   };
   const text = await jsonInSlices(json, record, key, items, ANSWER_SLICE);
-  if (text === undefined) return reply.send({ ...record, [key]: items.map((i) => toEntry(i)) });
+  if (text === undefined) return whole();
   // A string with a JSON content type is sent as it is (fastify serializes only objects).
   return reply.type('application/json; charset=utf-8').send(text);
 }

@@ -11,7 +11,7 @@ import {
   type MetricSum,
 } from './lrs-conversion.js';
 import type { Sample } from './signal-store.js';
-import { METRIC_LIMITS } from './report-validation.js';
+import { FRACTION_METRICS, METRIC_LIMITS } from './report-validation.js';
 
 /**
  * Combines the load reports of every proxy into one sample per endpoint (pure: the caller passes
@@ -61,7 +61,6 @@ export interface EndpointSample {
 }
 
 const GAUGES = new Set<MetricField>(['cpu', 'memory', 'latencyMs']);
-const FRACTIONS = new Set<MetricField>(['cpu', 'memory']);
 
 export class LrsAggregator {
   /** cluster → key → stream → contribution. */
@@ -145,7 +144,7 @@ export class LrsAggregator {
       // a sample with a negative or non-finite field whole (an error logged per endpoint per
       // report), and a latency or rate beyond a report's limit is no measurement. Utilizations
       // may exceed 1 in ORCA (usage over a soft limit), so those are bounded only below.
-      if (!(mean >= 0 && (FRACTIONS.has(f) || mean <= METRIC_LIMITS[f]))) continue;
+      if (!(mean >= 0 && (FRACTION_METRICS.has(f) || mean <= METRIC_LIMITS[f]))) continue;
       sample[f] = GAUGES.has(f) ? mean : Math.max(sample[f] ?? 0, mean);
     }
     return sample;

@@ -64,7 +64,8 @@ export const METRIC_LIMITS: Readonly<Record<keyof SampleFields, number>> = {
   rps: 1e9,
   errors: 1e9,
 };
-const FRACTIONS = new Set<keyof SampleFields>(['cpu', 'memory']);
+/** The utilizations: fractions of a capacity, where the other metrics are amounts. */
+export const FRACTION_METRICS: ReadonlySet<keyof SampleFields> = new Set<keyof SampleFields>(['cpu', 'memory']);
 const METRIC_NAMES = Object.keys(METRIC_LIMITS) as (keyof SampleFields)[];
 const KNOWN_FIELDS = new Set<string>(['cluster', 'endpoint', 'time', ...METRIC_NAMES]);
 
@@ -175,7 +176,7 @@ export function validateSample(raw: unknown, index: number, opts: ValidationOpti
     else if (!Number.isFinite(v)) reject(name, 'is not finite');
     else if (v < 0) reject(name, `is negative (${v})`);
     else if (v <= METRIC_LIMITS[name]) fields[name] = v;
-    else if (FRACTIONS.has(name)) reject(name, `is ${v}, outside 0..1 (a fraction, not a percentage)`);
+    else if (FRACTION_METRICS.has(name)) reject(name, `is ${v}, outside 0..1 (a fraction, not a percentage)`);
     else reject(name, `is ${v}, above ${METRIC_LIMITS[name]}, the most a report may carry`);
   }
   if (present === 0) reject('sample', `carries no metric (one of ${METRIC_NAMES.join(', ')})`);

@@ -32,7 +32,7 @@ export function carryHeldWeights(
 ): Float64Array {
   const held = new Float64Array(order.length * HW_ROW);
   for (let i = 0; i < order.length; i++) {
-    const f = existing === undefined ? NEW_ENDPOINT : (from[i] as number);
+    const f = from[i] as number;
     const o = i * HW_ROW;
     if (existing === undefined || f === NEW_ENDPOINT) {
       held[o + HW_W] = held[o + HW_PUB] = Number.NaN;
