@@ -32,3 +32,32 @@ function compare(before: readonly Cluster[], after: readonly Cluster[]): readonl
   }
   return changed;
 }
+
+/** How `after` differs from `before` by name: clusters other or new, and names gone. */
+export interface ChangesByName {
+  readonly changed: readonly Cluster[];
+  readonly removed: readonly string[];
+}
+
+/**
+ * changedInPlace's counterpart for lists whose names differ (a cluster created or deleted): one
+ * pass over both. Kept for the last two lists, as changedInPlace is, since the translator asks
+ * twice per publication (what to encode ahead, then what to translate).
+ */
+export function changedByName(before: readonly Cluster[], after: readonly Cluster[]): ChangesByName {
+  if (lastByName.before !== before || lastByName.after !== after) lastByName = { before, after, changes: byName(before, after) };
+  return lastByName.changes;
+}
+
+let lastByName: { before: readonly Cluster[]; after: readonly Cluster[]; changes: ChangesByName } = { before: [], after: [], changes: { changed: [], removed: [] } };
+
+function byName(before: readonly Cluster[], after: readonly Cluster[]): ChangesByName {
+  const seen = new Map<string, Cluster>();
+  for (const c of before) seen.set(c.name, c);
+  const changed: Cluster[] = [];
+  for (const c of after) {
+    if (seen.get(c.name) !== c) changed.push(c);
+    seen.delete(c.name);
+  }
+  return { changed, removed: [...seen.keys()] };
+}

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Catalog, Cluster, Listener, NodeGroup } from '../catalog/types.js';
-import { clusterDelta, type SeenClusters } from './cluster-delta.js';
+import { clusterDelta, type ClusterDelta, type SeenClusters } from './cluster-delta.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { encodeResource, resourceOfBytes, type EncodedResource } from './resource.js';
@@ -41,7 +41,8 @@ export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: Loa
  * weight overrides (compared entry by entry, no key strings built); listeners and routes, which
  * depend on their routed clusters' retry policies, by their small Envoy form. After a change to a
  * few clusters only those are visited (cluster-delta.ts): at 1,000 clusters the pass over every
- * memo entry was most of a one-endpoint write's publish.
+ * memo entry was most of a one-endpoint write's publish. A cluster created or deleted is visited
+ * alone too, and the output maps put back in the catalog's order (versions hash that order).
  */
 export class Translator {
   private memo: MemoByType = new Map();
@@ -49,13 +50,15 @@ export class Translator {
   private prepared = new Map<string, Memo>();
   /** The last translation's clusters and output, so the next visits only the clusters that changed. */
   private last: LastClusters | undefined;
+  /** How many clusters the last translate() visited (built or looked up in the memo). */
+  visited = 0;
 
   translate(catalog: Catalog, weights?: WeightOverrides, lrs?: LoadReportingOptions): Map<string, ResourceSet> {
     const lrsKey = JSON.stringify(lrs ?? null);
     const last = this.last;
-    const changed = last?.lrsKey === lrsKey ? clusterDelta(last, catalog.clusters, weights) : undefined;
+    const delta = last?.lrsKey === lrsKey ? clusterDelta(last, catalog.clusters, weights) : undefined;
     this.last = undefined; // a translation that throws leaves no half-updated state behind: the next is whole
-    const out = last && changed ? this.clustersChanged(last, changed, weights, lrs) : this.clustersAll(catalog.clusters, weights, lrs, lrsKey);
+    const out = last && delta ? this.clustersChanged(last, delta, catalog.clusters, { weights, lrs, lrsKey }) : this.clustersAll(catalog.clusters, weights, lrs, lrsKey);
     const all = new Map<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>([
       [TYPE.cluster, out.cds],
       [TYPE.endpoint, out.eds],
@@ -76,24 +79,34 @@ export class Translator {
       out.byName.set(c.name, c);
       this.putCluster(c, { weights, lrs, lrsKey }, memo, out);
     }
+    this.visited = clusters.length;
     this.memo.set(TYPE.cluster, memo.cds);
     this.memo.set(TYPE.endpoint, memo.eds);
     return out;
   }
 
   /**
-   * Only the changed clusters visited; each type's previous output map is copied only when one of
-   * their resources changed (an endpoint write leaves the Cluster resource as it was: at 1,000
-   * clusters a copy is ~100 KB of garbage), with theirs replaced in place, so the order, and with
-   * it every version, is the one a whole translation gives.
+   * Only the changed (and added) clusters visited; each type's previous output map is copied only
+   * when one of their resources changed (an endpoint write leaves the Cluster resource as it was:
+   * at 1,000 clusters a copy is ~100 KB of garbage), with theirs replaced in place, so the order,
+   * and with it every version, is the one a whole translation gives. When names were added,
+   * removed or moved, the maps are rebuilt in the catalog's order from the previous ones (no
+   * cluster visited for that) and the removed names leave the memo.
    */
-  private clustersChanged(last: LastClusters, changed: readonly Cluster[], weights: WeightOverrides | undefined, lrs: LoadReportingOptions | undefined): ClusterOutput {
+  private clustersChanged(last: LastClusters, delta: ClusterDelta, clusters: readonly Cluster[], by: ClusterInputs): ClusterOutput {
     const fresh: ClusterTarget = { cds: new Map(), eds: new Map(), byName: last.byName };
     const memo = { cds: memoOf(this.memo, TYPE.cluster), eds: memoOf(this.memo, TYPE.endpoint) };
-    for (const c of changed) {
-      fresh.byName.set(c.name, c);
-      this.putCluster(c, { weights, lrs, lrsKey: last.lrsKey }, memo, fresh);
+    for (const name of delta.removed) {
+      fresh.byName.delete(name);
+      memo.cds.delete(name);
+      memo.eds.delete(name);
     }
+    for (const c of delta.changed) {
+      fresh.byName.set(c.name, c);
+      this.putCluster(c, by, memo, fresh);
+    }
+    this.visited = delta.changed.length;
+    if (delta.reordered) return { cds: inCatalogOrder(clusters, last.cds, fresh.cds), eds: inCatalogOrder(clusters, last.eds, fresh.eds), byName: last.byName };
     return { cds: replacedIn(last.cds, fresh.cds), eds: replacedIn(last.eds, fresh.eds), byName: last.byName };
   }
 
@@ -180,7 +193,7 @@ export class Translator {
    */
   bigPending(catalog: Catalog, weights?: WeightOverrides): Cluster[] {
     // A cluster and overrides unchanged since the last translation hit its memo: only the changed can be pending.
-    const candidates = (this.last && clusterDelta(this.last, catalog.clusters, weights)) ?? catalog.clusters;
+    const candidates = (this.last && clusterDelta(this.last, catalog.clusters, weights)?.changed) ?? catalog.clusters;
     const isBig = (c: Cluster) => c.endpoints.length > BIG_CLUSTER_ENDPOINTS;
     // A few small candidates (one endpoint write) are not compared here: translate() compares them.
     const many = endpointsIn(candidates) > BIG_PUBLICATION_ENDPOINTS;
@@ -271,6 +284,17 @@ function replacedIn(base: ReadonlyMap<string, EncodedResource>, changes: Readonl
   if (same) return base;
   const out = withValues(base, changes);
   markDerived(out, { base, names: new Set(changes.keys()) });
+  return out;
+}
+
+/** One type's resources in the catalog's order: the changed from `changes`, the rest as `base` had them. */
+function inCatalogOrder(clusters: readonly Cluster[], base: ReadonlyMap<string, EncodedResource>, changes: ReadonlyMap<string, EncodedResource>): Map<string, EncodedResource> {
+  const out = new Map<string, EncodedResource>();
+  for (const c of clusters) {
+    const r = changes.get(c.name) ?? base.get(c.name);
+    if (r === undefined) throw new Error(`translator: cluster ${c.name} has no resource to carry`);
+    out.set(c.name, r);
+  }
   return out;
 }
 

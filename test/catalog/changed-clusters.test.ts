@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { changedInPlace } from '../../src/catalog/changed-clusters.js';
+import { changedByName, changedInPlace } from '../../src/catalog/changed-clusters.js';
 import { cluster, endpoint } from './helpers.js';
 
 const a = cluster('a', [endpoint('10.0.0.1')]);
@@ -25,5 +25,27 @@ describe('changedInPlace', () => {
     expect(changedInPlace([a, b, c], [a, c, b])).toBeUndefined();
     expect(changedInPlace([a, b], [a, cluster('x', [])])).toBeUndefined();
     expect(changedInPlace([], [])).toEqual([]);
+  });
+});
+
+describe('changedByName', () => {
+  it('gives the clusters new or other by name, and the names gone, whatever the order', () => {
+    const b2 = cluster('b', [endpoint('10.0.0.9')]);
+    const x = cluster('x', []);
+    const changes = changedByName([a, b, c], [x, c, b2]);
+    expect(changes.changed).toHaveLength(2);
+    expect(changes.changed[0]).toBe(x);
+    expect(changes.changed[1]).toBe(b2);
+    expect(changes.removed).toEqual(['a']);
+    expect(changedByName([a, b, c], [c, b, a])).toEqual({ changed: [], removed: [] });
+    expect(changedByName([a, b], [])).toEqual({ changed: [], removed: ['a', 'b'] });
+  });
+
+  it('answers the same two lists from memory, and other lists anew', () => {
+    const before = [a, b];
+    const after = [a, b, c];
+    const first = changedByName(before, after);
+    expect(changedByName(before, after)).toBe(first);
+    expect(changedByName(before, [a, c]).removed).toEqual(['b']);
   });
 });

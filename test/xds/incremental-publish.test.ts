@@ -39,6 +39,8 @@ function shape(groups: ReadonlyMap<string, ResourceSet>): unknown {
   return [...groups].map(([g, set]) => [g, PUSH_ORDER.map((t) => [...(set.get(t) ?? [])].map(([name, r]) => `${name}=${r.hash}`))]);
 }
 
+const REORDERED = 'the same clusters in another order';
+
 describe('incremental publish', () => {
   // Each step: the catalog and weights after one change, as the stores and the weight loop hand them over.
   const steps: [string, Catalog, WeightOverrides | undefined][] = [];
@@ -49,6 +51,13 @@ describe('incremental publish', () => {
   steps.push(['the routed cluster\'s retry policy', (c = replace(c, 3, (x) => ({ ...x, retryPolicy: { numRetries: 5 } }))), undefined]);
   steps.push(['a cluster added', (c = { ...c, clusters: [...c.clusters, cluster(20)] }), undefined]);
   steps.push(['a cluster removed', (c = { ...c, clusters: c.clusters.filter((x) => x.name !== 'c07') }), undefined]);
+  steps.push(['a cluster inserted in the middle of the order', (c = { ...c, clusters: [...c.clusters.slice(0, 5), cluster(30), ...c.clusters.slice(5)] }), undefined]);
+  steps.push(['two removed, one changed and one added at once', (c = {
+    ...c,
+    clusters: [cluster(31), ...c.clusters.filter((x) => x.name !== 'c02' && x.name !== 'c09').map((x) => (x.name === 'c06' ? { ...x, connectTimeoutMs: 2500 } : x))],
+  }), undefined]);
+  steps.push([REORDERED, (c = { ...c, clusters: [...c.clusters].reverse() }), undefined]);
+  steps.push(['a removed cluster back, with overrides', (c = { ...c, clusters: [...c.clusters, cluster(7)] }), new Map([['c07', new Map([[`${endpoint(21).address}:8080`, { weight: 3 }]])]])]);
   steps.push(['a node group\'s cluster changed', (c = replace(c, 1, (x) => ({ ...x, connectTimeoutMs: 3000 }))), undefined]);
   steps.push(['nothing', { ...c }, undefined]);
 
@@ -75,9 +84,26 @@ describe('incremental publish', () => {
     expect(cds).not.toBe(first?.get(TYPE.cluster));
     expect(cds && derivationOf(cds)?.base).toBe(first?.get(TYPE.cluster));
     expect([...((cds && derivationOf(cds)?.names) ?? [])]).toEqual(['c04']);
-    // Added clusters change the order: a whole translation, not derived.
+    // Added clusters change the order: the maps are rebuilt in the catalog's order, not derived.
     const added = translator.translate({ ...base, clusters: [cluster(30), ...base.clusters] }).get(DEFAULT_GROUP)?.get(TYPE.endpoint);
     expect(added && derivationOf(added)).toBeUndefined();
+    expect([...(added?.keys() ?? [])]).toEqual(['c30', ...base.clusters.map((x) => x.name)]);
+  });
+
+  it('a cluster created or deleted visits that cluster alone, and a deleted one leaves the memo', () => {
+    const translator = new Translator();
+    translator.translate(base);
+    expect(translator.visited).toBe(base.clusters.length);
+    const added = { ...base, clusters: [...base.clusters.slice(0, 6), cluster(40), ...base.clusters.slice(6)] };
+    translator.translate(added);
+    expect(translator.visited).toBe(1);
+    translator.translate(base);
+    expect(translator.visited).toBe(0);
+    // Back again: c40 is built anew (its memo went with it), so a changed c40 of the same name is not mistaken for the old.
+    const changed40 = { ...base, clusters: [...base.clusters, { ...cluster(40), connectTimeoutMs: 7_000 }] };
+    const out = translator.translate(changed40).get(DEFAULT_GROUP);
+    expect(translator.visited).toBe(1);
+    expect(out?.get(TYPE.cluster)?.get('c40')?.hash).toBe(translate(changed40).get(DEFAULT_GROUP)?.get(TYPE.cluster)?.get('c40')?.hash);
   });
 
   it('a snapshot after an endpoint-only change carries the other types from the snapshot that computed them (no chain)', () => {
@@ -111,6 +137,11 @@ describe('incremental publish', () => {
       const fresh = new XdsCache();
       const changed = incremental.update(translator.translate(catalog, weights));
       fresh.update(translate(catalog, weights));
+      if (label === REORDERED) {
+        // The same resources in another order are no change to push: the cache keeps its snapshot (and its order).
+        expect(changed.size, label).toBe(0);
+        continue;
+      }
       for (const group of [DEFAULT_GROUP, 'edge']) {
         const a = incremental.snapshotFor(group);
         const b = fresh.snapshotFor(group);
