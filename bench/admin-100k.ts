@@ -2,6 +2,8 @@
  * The admin write path at scale (issue 13): a store holding 1,000 clusters × 100 endpoints, then
  * - single endpoint writes: PUT (a weight change) and drain/enable, sequential, p50/p99/max;
  * - propagation: from the PUT until a SotW ADS stream subscribed to that cluster's EDS has it;
+ * - cluster creates and DELETEs (--cluster-writes, of --endpoints each, named among the seeded
+ *   ones), p50/p99/max, with the probes below running over the whole series;
  * - stalls: while one big write runs (a 20k-endpoint cluster PUT, then the same set through the
  *   bulk endpoint API), GET /healthz and an xDS Fetch (EDS of one cluster) are sent every 10 ms;
  *   the worst latency of each is how long a request waited behind the write. The probes run in a
@@ -26,7 +28,7 @@
  * Every stage's window (wall clock, ms since the epoch) is printed as `window START MS LABEL` for
  * bench/admin-slow-writes.ts --bench-out (the longest stall behind each).
  *
- *   npx tsx bench/admin-100k.ts [--clusters 1000] [--endpoints 100] [--writes 200] [--big 20000]
+ *   npx tsx bench/admin-100k.ts [--clusters 1000] [--endpoints 100] [--writes 200] [--big 20000] [--cluster-writes 20]
  *                               [--debounce-ms 0] [--engine-tick-ms MS] [--settle-ms 3000] [--cpu-prof DIR]
  *                               [--repo DIR] [--sources] [--probes child|here]
  *                               [--node-args=--max-semi-space-size=4,--v8-pool-size=1,...]  (as `npm start` runs it)
@@ -47,13 +49,14 @@ import { killOnExit } from '../test/support/proc.js';
 import { Probes, type ProbeResult } from './admin-probes.js';
 import { EDS, XdsClient, type DiscoveryResponse, type SotwStream } from '../test/support/xds-client.js';
 
-const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--debounce-ms MS] [--engine-tick-ms MS] [--settle-ms MS] [--cpu-prof DIR] [--repo DIR] [--sources] [--probes child|here] [--node-args=A,B]\n';
+const USAGE = 'usage: npx tsx bench/admin-100k.ts [--clusters N] [--endpoints N] [--writes N] [--big N] [--cluster-writes N] [--debounce-ms MS] [--engine-tick-ms MS] [--settle-ms MS] [--cpu-prof DIR] [--repo DIR] [--sources] [--probes child|here] [--node-args=A,B]\n';
 const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '1000' },
     endpoints: { type: 'string', default: '100' },
     writes: { type: 'string', default: '200' },
     big: { type: 'string', default: '20000' },
+    'cluster-writes': { type: 'string', default: '20' },
     'debounce-ms': { type: 'string', default: '0' },
     'engine-tick-ms': { type: 'string' },
     'settle-ms': { type: 'string', default: '3000' },
@@ -77,6 +80,7 @@ const CLUSTERS = Number(values.clusters);
 const PER_CLUSTER = Number(values.endpoints);
 const WRITES = Number(values.writes);
 const BIG = Number(values.big);
+const CLUSTER_WRITES = Number(values['cluster-writes']);
 
 const clusterName = (i: number): string => `c-${String(i).padStart(4, '0')}`;
 const address = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
@@ -253,6 +257,35 @@ async function proberChild(server: FulcrumProcess): Promise<Prober> {
 
 let prober: Prober;
 
+/**
+ * --cluster-writes N clusters of --endpoints created (PUT, 201) and deleted one after another, each
+ * named to sort among the seeded ones (an insertion in the middle of the catalog's order, as
+ * Kubernetes discovery adds services), with the probes running over the whole series.
+ */
+async function clusterWrites(label: string, admin: Admin): Promise<string[]> {
+  const created: number[] = [];
+  const deleted: number[] = [];
+  const series = async (): Promise<number> => {
+    const started = performance.now();
+    for (let w = 0; w < CLUSTER_WRITES; w++) {
+      const name = `${clusterName((w * 389) % CLUSTERS)}-new`;
+      const endpoints = Array.from({ length: PER_CLUSTER }, (_, i) => endpointEntry(CLUSTERS * PER_CLUSTER + BIG + w * PER_CLUSTER + i));
+      created.push(await admin.call('PUT', `/v1/clusters/${name}`, { endpoints }));
+      deleted.push(await admin.call('DELETE', `/v1/clusters/${name}`));
+    }
+    return performance.now() - started;
+  };
+  const { healthz, fetched, ownStallMs } = await prober.during(() => windowed(label, series));
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  return [
+    row(`cluster create, ${PER_CLUSTER} endpoints`, summarize(created)),
+    row(`cluster DELETE, ${PER_CLUSTER} endpoints`, summarize(deleted)),
+    row(`${label}: GET /healthz meanwhile`, healthz),
+    row(`${label}: xDS Fetch EDS meanwhile`, fetched),
+    `| ${label}: the prober's own longest loop delay | 1 | ${ownStallMs.toFixed(1)} | | |`,
+  ];
+}
+
 async function stallDuring(label: string, write: () => Promise<number>): Promise<string[]> {
   let writeMs = 0;
   const { healthz, fetched, ownStallMs } = await prober.during(() => windowed(label, write).then((t) => (writeMs = t)));
@@ -303,6 +336,7 @@ async function measure(server: FulcrumProcess): Promise<string[]> {
     const { put, propagated } = await windowed(`${WRITES} endpoint PUTs`, () => endpointPuts(admin, stream, watched));
     const drain = await windowed(`${WRITES} drains / enables`, () => drains(admin));
     const lines = [...firstCalls, row('endpoint PUT (weight change)', put), row('  … until the EDS stream has it', propagated), row('drain / enable', drain)];
+    if (CLUSTER_WRITES > 0) lines.push(...(await stage(`${CLUSTER_WRITES} cluster creates and DELETEs`, (label) => clusterWrites(label, admin))));
     if (BIG > 0) lines.push(...(await bigWrites(admin)));
     lines.push(...(await stage('first audit page (limit 100)', (label) => stallDuring(label, () => admin.call('GET', '/v1/audit?limit=100')))));
     for (const nth of ['first', 'second', 'third']) {
