@@ -1,7 +1,7 @@
 import { nextTurn } from '../runtime/next-turn.js';
 import type { Component } from '../runtime/lifecycle.js';
-import { changedInPlace } from './changed-clusters.js';
-import type { Catalog, Cluster } from './types.js';
+import { changedByName, changedInPlace } from './changed-clusters.js';
+import type { Catalog } from './types.js';
 
 /** Where the desired state comes from: the durable store (config file and API writes). */
 export interface CatalogOrigin {
@@ -113,16 +113,12 @@ export class CatalogFeed implements Component {
 
 /** Whether the clusters of `next` that are not the same objects as in `previous` hold more than BIG_CHANGE_ENDPOINTS endpoints. */
 function isBig(previous: Catalog, next: Catalog): boolean {
-  const changed = changedInPlace(previous.clusters, next.clusters) ?? notIn(previous.clusters, next.clusters);
+  // By name when names changed: the stages after the feed ask the same of the same two lists (kept once).
+  const changed = changedInPlace(previous.clusters, next.clusters) ?? changedByName(previous.clusters, next.clusters).changed;
   let endpoints = 0;
   for (const c of changed) {
     endpoints += c.endpoints.length;
     if (endpoints > BIG_CHANGE_ENDPOINTS) return true;
   }
   return false;
-}
-
-function notIn(before: readonly Cluster[], after: readonly Cluster[]): Cluster[] {
-  const seen = new Set(before);
-  return after.filter((c) => !seen.has(c));
 }

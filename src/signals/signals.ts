@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { endpointKey } from '../catalog/endpoint-key.js';
-import { changedInPlace } from '../catalog/changed-clusters.js';
+import { changedByName, changedInPlace } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
 import type { LrsGranularity, LrsReportResult } from './lrs-aggregator.js';
@@ -114,39 +114,29 @@ export class Signals {
   }
 
   private apply(catalog: Catalog, prepared: ReadonlyMap<Cluster, KeysAndLocalities>): void {
-    const changed = changedInPlace(this.seen, catalog.clusters);
-    if (changed === undefined) this.applyAll(catalog, prepared);
-    // The same names as before: nothing to forget or stop probing, only the changed clusters to read.
-    else for (const c of changed) {
+    const inPlace = changedInPlace(this.seen, catalog.clusters);
+    // Names added or removed (a cluster created or deleted): those alone, found by name.
+    const changes = inPlace === undefined ? changedByName(this.seen, catalog.clusters) : { changed: inPlace, removed: [] };
+    for (const name of changes.removed) {
+      this.clusters.delete(name);
+      this.known.delete(name);
+      this.localities.delete(name);
+    }
+    for (const c of changes.changed) {
       const { keys, byLocality } = this.changedCluster(c, this.clusters.get(c.name), prepared);
       this.clusters.set(c.name, c);
       this.known.set(c.name, keys);
       this.localities.set(c.name, byLocality);
     }
+    if (inPlace === undefined) this.forgetUnknown();
     // Last: if a cluster threw above, the next catalog is compared with this one's predecessor again.
     this.seen = catalog.clusters;
   }
 
-  private applyAll(catalog: Catalog, prepared: ReadonlyMap<Cluster, KeysAndLocalities>): void {
-    const previous = this.clusters;
-    this.clusters = new Map(catalog.clusters.map((c) => [c.name, c]));
-    const known = new Map<string, Set<string>>();
-    const localities = new Map<string, Map<string, LocalityRow[]>>();
-    for (const c of catalog.clusters) {
-      const keys = previous.get(c.name) === c ? this.known.get(c.name) : undefined;
-      if (keys) {
-        known.set(c.name, keys);
-        localities.set(c.name, this.localities.get(c.name) ?? membersByLocality(c.endpoints));
-        continue;
-      }
-      const { keys: wanted, byLocality } = this.changedCluster(c, previous.get(c.name), prepared);
-      known.set(c.name, wanted);
-      localities.set(c.name, byLocality);
-    }
-    for (const name of this.store.clusterNames()) if (!known.has(name)) this.store.forget(name);
-    this.known = known;
-    this.localities = localities;
-    this.prober.retainClusters(known.keys());
+  /** Samples and probes of clusters no longer in the catalog are dropped. */
+  private forgetUnknown(): void {
+    for (const name of this.store.clusterNames()) if (!this.known.has(name)) this.store.forget(name);
+    this.prober.retainClusters(this.known.keys());
   }
 
   /** A new or changed cluster: its keys and locality members; the samples of endpoints it no longer has forgotten, its probes set. */
@@ -191,10 +181,6 @@ export class Signals {
     this.prober.stop();
     this.lrs.close();
   }
-}
-
-function membersByLocality(endpoints: Catalog['clusters'][number]['endpoints']): Map<string, LocalityRow[]> {
-  return keysAndLocalities(endpoints).byLocality;
 }
 
 /** Whether every endpoint of `after` has the address and port of the one at its position in `before`. */

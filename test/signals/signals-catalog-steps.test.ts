@@ -58,10 +58,22 @@ describe('Signals.setCatalog after a write (the same cluster names)', () => {
       expect(report(s, c, e), `${c} ${e}`).toBe(report(fresh, c, e));
     }
     expect(report(s, 'web', '10.2.0.3:8080')).toBe(true);
-    // Then a cluster removed (names change): the whole comparison runs, and forgets it.
-    s.setCatalog({ ...after, clusters: after.clusters.filter((c) => c.name !== 'zeta') });
+    // Then a cluster removed (names change): found by name, it is forgotten; the others keep their samples.
+    const removed = { ...after, clusters: after.clusters.filter((c) => c.name !== 'zeta') };
+    s.setCatalog(removed);
     expect(report(s, 'zeta', '10.3.0.1:8080')).toBe(false);
     expect(s.store.latest('zeta', '10.3.0.1:8080')).toBeUndefined();
+    expect(s.store.latest('api', '10.1.0.1:8080')).toBeDefined();
+    // And one added in the middle of the order, and the removed one back: known, as a fresh Signals knows them.
+    const added: Catalog = { ...removed, clusters: [removed.clusters[0], cluster('mid', [endpoint('10.4.0.1')]), ...removed.clusters.slice(1), cluster('zeta', [endpoint('10.3.0.2')])] as Catalog['clusters'] };
+    s.setCatalog(added);
+    const fresher = new Signals({ log: pino({ level: 'silent' }), lrsIntervalMs: 10_000 });
+    fresher.setCatalog(added);
+    for (const [c, e] of [['mid', '10.4.0.1:8080'], ['zeta', '10.3.0.1:8080'], ['zeta', '10.3.0.2:8080'], ['web', '10.2.0.3:8080'], ['api', '10.1.0.1:8080']] as const) {
+      expect(report(s, c, e), `${c} ${e}`).toBe(report(fresher, c, e));
+    }
+    expect(s.store.latest('web', '10.2.0.3:8080')).toBeDefined();
+    fresher.stop();
     for (const x of [s, fresh]) x.stop();
   });
 });
