@@ -58,6 +58,10 @@ describe('incremental publish', () => {
   }), undefined]);
   steps.push([REORDERED, (c = { ...c, clusters: [...c.clusters].reverse() }), undefined]);
   steps.push(['a removed cluster back, with overrides', (c = { ...c, clusters: [...c.clusters, cluster(7)] }), new Map([['c07', new Map([[`${endpoint(21).address}:8080`, { weight: 3 }]])]])]);
+  steps.push(['the listener routes elsewhere', (c = { ...c, listeners: [{ ...c.listeners[0]!, routes: [{ domain: '*', prefix: '/', cluster: 'c05' }] }] }), undefined]);
+  steps.push(['a second node group, on the listener', (c = { ...c, nodeGroups: [...c.nodeGroups, { nodeCluster: 'ingress', listeners: ['ingress'], clusters: ['c08'] }] }), undefined]);
+  steps.push(['the routed cluster of both groups changed', (c = replace(c, 5, (x) => ({ ...x, endpoints: x.endpoints.slice(1) }))), undefined]);
+  steps.push(['a node group selects other clusters', (c = { ...c, nodeGroups: [{ nodeCluster: 'edge', listeners: [], clusters: ['c01', 'c04'] }, c.nodeGroups[1]!] }), undefined]);
   steps.push(['a node group\'s cluster changed', (c = replace(c, 1, (x) => ({ ...x, connectTimeoutMs: 3000 }))), undefined]);
   steps.push(['nothing', { ...c }, undefined]);
 
@@ -88,6 +92,38 @@ describe('incremental publish', () => {
     const added = translator.translate({ ...base, clusters: [cluster(30), ...base.clusters] }).get(DEFAULT_GROUP)?.get(TYPE.endpoint);
     expect(added && derivationOf(added)).toBeUndefined();
     expect([...(added?.keys() ?? [])]).toEqual(['c30', ...base.clusters.map((x) => x.name)]);
+  });
+
+  it('node groups keep their maps when no cluster they select changed, and derive them from the last when one did', () => {
+    const translator = new Translator();
+    const first = translator.translate(base).get('edge');
+    // c04: no group selects it; every type of the group is the previous map itself.
+    const other = translator.translate(replace(base, 4, (x) => ({ ...x, endpoints: x.endpoints.slice(1) }))).get('edge');
+    for (const type of PUSH_ORDER) expect(other?.get(type), type).toBe(first?.get(type));
+    // c02: the group selects it; its EDS map is the last one with c02 replaced, marked so for the cache.
+    const catalog = replace(replace(base, 4, (x) => ({ ...x, endpoints: x.endpoints.slice(1) })), 2, (x) => ({ ...x, endpoints: x.endpoints.slice(1) }));
+    const next = translator.translate(catalog).get('edge');
+    const eds = next?.get(TYPE.endpoint);
+    expect(eds).not.toBe(first?.get(TYPE.endpoint));
+    expect(eds && derivationOf(eds)?.base).toBe(first?.get(TYPE.endpoint));
+    expect([...((eds && derivationOf(eds)?.names) ?? [])]).toEqual(['c02']);
+    expect(next?.get(TYPE.cluster)).toBe(first?.get(TYPE.cluster));
+    expect(next?.get(TYPE.listener)).toBe(first?.get(TYPE.listener));
+    expect(shape(new Map([['edge', next!]]))).toEqual(shape(new Map([['edge', translate(catalog).get('edge')!]])));
+  });
+
+  it('listeners and routes are handed on as they were until the listener or a routed cluster changes', () => {
+    const translator = new Translator();
+    const first = translator.translate(base).get(DEFAULT_GROUP);
+    const written = translator.translate(replace(base, 4, (x) => ({ ...x, endpoints: x.endpoints.slice(1) }))).get(DEFAULT_GROUP);
+    expect(written?.get(TYPE.listener)).toBe(first?.get(TYPE.listener));
+    expect(written?.get(TYPE.route)).toBe(first?.get(TYPE.route));
+    // c03 is routed: its retry policy is in the route configuration, which changes; the listener does not.
+    const retried = replace(base, 3, (x) => ({ ...x, retryPolicy: { numRetries: 4 } }));
+    const next = translator.translate(retried).get(DEFAULT_GROUP);
+    expect(next?.get(TYPE.route)?.get('ingress')?.hash).not.toBe(first?.get(TYPE.route)?.get('ingress')?.hash);
+    expect(next?.get(TYPE.route)?.get('ingress')?.hash).toBe(translate(retried).get(DEFAULT_GROUP)?.get(TYPE.route)?.get('ingress')?.hash);
+    expect(next?.get(TYPE.listener)).toBe(first?.get(TYPE.listener));
   });
 
   it('a cluster created or deleted visits that cluster alone, and a deleted one leaves the memo', () => {
@@ -142,7 +178,7 @@ describe('incremental publish', () => {
         expect(changed.size, label).toBe(0);
         continue;
       }
-      for (const group of [DEFAULT_GROUP, 'edge']) {
+      for (const group of [DEFAULT_GROUP, 'edge', 'ingress']) {
         const a = incremental.snapshotFor(group);
         const b = fresh.snapshotFor(group);
         expect(a.version, `${label} ${group}`).toBe(b.version);

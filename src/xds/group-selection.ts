@@ -1,0 +1,97 @@
+import { withValues } from '../balancing/engine/indexed-map.js';
+import type { Catalog, Listener, NodeGroup } from '../catalog/types.js';
+import { TYPE, type XdsTypeUrl } from './envoy-api.js';
+import type { EncodedResource } from './resource.js';
+import { derivationOf, markDerived, type ResourceSet } from './resource-set.js';
+
+const GROUP_TYPES = [TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route] as const;
+const NO_RESOURCES: ReadonlyMap<string, EncodedResource> = new Map();
+
+/** The names a node group selects: its listeners (and their routes), and its clusters with those its listeners route to. */
+interface Wanted {
+  readonly group: NodeGroup;
+  readonly listeners: readonly Listener[];
+  readonly listenerNames: ReadonlySet<string>;
+  readonly clusterNames: ReadonlySet<string>;
+}
+
+/** One group's last selection: what it was selected from, and what it gave. */
+interface Selection {
+  readonly wanted: Wanted;
+  readonly from: ResourceSet;
+  readonly out: ResourceSet;
+}
+
+/**
+ * Each node group's resources, selected from the whole set a translation produced, remembered
+ * from one translation to the next: a group whose names and inputs are unchanged keeps its very
+ * maps (the cache then carries its snapshot), and one whose input is the previous map with a few
+ * names replaced (resource-set.ts `derivationOf`) gets its previous map with those replaced,
+ * marked derived in turn. Selecting anew filtered every resource of every type per group: with
+ * 1,000 clusters and 100 node groups, one endpoint write spent ~25 ms here.
+ */
+export class GroupSelections {
+  private last = new Map<string, Selection>();
+
+  select(catalog: Catalog, all: ResourceSet): Map<string, ResourceSet> {
+    const next = new Map<string, Selection>();
+    const out = new Map<string, ResourceSet>();
+    for (const group of catalog.nodeGroups) {
+      const before = this.last.get(group.nodeCluster);
+      const wanted = before !== undefined && before.wanted.group === group && before.wanted.listeners === catalog.listeners ? before.wanted : wantedBy(group, catalog.listeners);
+      const selected = new Map<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>();
+      for (const type of GROUP_TYPES) {
+        const names = type === TYPE.cluster || type === TYPE.endpoint ? wanted.clusterNames : wanted.listenerNames;
+        const kept = before?.wanted === wanted ? before : undefined;
+        selected.set(type, selectType(all.get(type) ?? NO_RESOURCES, names, kept?.from.get(type), kept?.out.get(type)));
+      }
+      next.set(group.nodeCluster, { wanted, from: all, out: selected });
+      out.set(group.nodeCluster, selected);
+    }
+    this.last = next;
+    return out;
+  }
+}
+
+function wantedBy(group: NodeGroup, listeners: readonly Listener[]): Wanted {
+  const listenerNames = new Set(group.listeners);
+  const clusterNames = new Set(group.clusters);
+  for (const l of listeners) {
+    if (listenerNames.has(l.name)) for (const r of l.routes) clusterNames.add(r.cluster);
+  }
+  return { group, listeners, listenerNames, clusterNames };
+}
+
+/**
+ * One type's selection: the previous one itself when the input is the same map or differs only
+ * in names the group does not select; the previous one with the group's changed names replaced
+ * when the input is derived from the previous input; else filtered anew (in the input's order).
+ */
+function selectType(
+  input: ReadonlyMap<string, EncodedResource>,
+  names: ReadonlySet<string>,
+  fromBefore: ReadonlyMap<string, EncodedResource> | undefined,
+  before: ReadonlyMap<string, EncodedResource> | undefined,
+): ReadonlyMap<string, EncodedResource> {
+  if (before !== undefined && input === fromBefore) return before;
+  const d = derivationOf(input);
+  if (before !== undefined && d !== undefined && d.base === fromBefore) {
+    const changes: [string, EncodedResource][] = [];
+    let known = true;
+    for (const name of d.names) {
+      if (!names.has(name)) continue;
+      const r = input.get(name);
+      known &&= r !== undefined && before.has(name);
+      if (r !== undefined) changes.push([name, r]);
+    }
+    if (changes.length === 0 && known) return before;
+    if (known) {
+      const derived = withValues(before, changes);
+      markDerived(derived, { base: before, names: new Set(changes.map(([name]) => name)) });
+      return derived;
+    }
+  }
+  const out = new Map<string, EncodedResource>();
+  for (const [name, r] of input) if (names.has(name)) out.set(name, r);
+  return out;
+}
