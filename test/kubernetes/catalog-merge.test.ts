@@ -48,4 +48,12 @@ describe('withKubernetes', () => {
       ['/', undefined],
     ]);
   });
+
+  it('keeps the listeners (the list and each object) that no annotation changes, so the translator can keep their resources', () => {
+    const plain = withKubernetes(own, { ...view, hashPolicies: new Map() });
+    expect(plain.listeners).toBe(own.listeners);
+    const annotated = withKubernetes(own, view);
+    expect(annotated.listeners).not.toBe(own.listeners);
+    expect(annotated.listeners[0]).not.toBe(own.listeners[0]);
+  });
 });

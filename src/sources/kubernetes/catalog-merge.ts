@@ -13,12 +13,13 @@ import { mergeKubernetesClusters, type KubernetesContribution } from './mapping.
 export function withKubernetes(catalog: Catalog, view: KubernetesContribution | undefined, overrides: DiscoveredOverrides = NO_OVERRIDES): Catalog {
   if (!view) return catalog;
   const { clusters } = mergeKubernetesClusters(catalog.clusters, applyDiscoveredOverrides(view.clusters, overrides));
-  const listeners = catalog.listeners.map((l) => ({
-    ...l,
-    routes: l.routes.map((r) => {
+  const listeners = catalog.listeners.map((l) => {
+    const routes = l.routes.map((r) => {
       const hash = view.hashPolicies.get(r.cluster);
       return r.hashPolicy || !hash ? r : { ...r, hashPolicy: hash };
-    }),
-  }));
-  return { ...catalog, clusters, listeners };
+    });
+    // Unchanged, the listener stays the same object: the translator keeps its resources unbuilt by identity.
+    return routes.every((r, i) => r === l.routes[i]) ? l : { ...l, routes };
+  });
+  return { ...catalog, clusters, listeners: listeners.every((l, i) => l === catalog.listeners[i]) ? catalog.listeners : listeners };
 }
