@@ -107,6 +107,23 @@ export function storeContract(harness: () => StoreHarness): void {
       expect(s.catalog().clusters.map((c) => c.name)).toEqual(['0-first', 'a', 'c']);
     });
 
+    it('catalog() after a cluster write keeps the listener and node group lists as they were (the translator keeps them by identity)', async () => {
+      const s = await fresh();
+      await s.putCluster(cluster('web', [endpoint('10.0.0.1')]), API);
+      await s.putListener(listener('in', 'web'), API);
+      await s.putListener(listener('out', 'web', 10002), API);
+      await s.putNodeGroup({ nodeCluster: 'edge', listeners: ['in'], clusters: [] }, API);
+      const before = s.catalog();
+      await s.putEndpoint('web', endpoint('10.0.0.1', 8080, { weight: 9 }), API);
+      const after = s.catalog();
+      expect(after.listeners).toBe(before.listeners);
+      expect(after.nodeGroups).toBe(before.nodeGroups);
+      await s.putListener(listener('out', 'web', 10003), API);
+      const moved = s.catalog();
+      expect(moved.listeners).not.toBe(before.listeners);
+      expect(moved.listeners.map((l) => (l.kind === 'api' ? undefined : l.port))).toEqual([10000, 10003]);
+    });
+
     it('clusterOwner: the owner of a stored cluster, undefined for none or once deleted', async () => {
       const s = await fresh();
       expect(s.clusterOwner('web')).toBeUndefined();

@@ -138,6 +138,10 @@ export class EtcdStore implements CatalogStore {
   private readonly records = new WeakMap<Entry<StoredCluster>, ClusterRecord>();
   /** Per mirror entry, the cluster as catalog() serves it. */
   private readonly served = new WeakMap<Entry<StoredCluster>, Cluster>();
+  /** Per mirror entry, the listener or node group as catalog() serves it. */
+  private readonly servedSpecs = new WeakMap<Entry<StoredSpec>, Listener | NodeGroup>();
+  /** The lists catalog() served last. */
+  private lastSpecs: { listeners: readonly Listener[]; nodeGroups: readonly NodeGroup[] } = { listeners: [], nodeGroups: [] };
 
   constructor(
     private readonly client: Etcd3,
@@ -171,9 +175,24 @@ export class EtcdStore implements CatalogStore {
    */
   catalog(): Catalog {
     const clusters = this.mirror.list<StoredCluster>('clusters').map(([name, e]) => this.servedCluster(name, e));
-    const listeners = this.listListeners().map(({ owner: _o, revision: _r, updatedAt: _u, ...l }): Listener => l);
-    const nodeGroups = this.listNodeGroups().map(({ owner: _o, revision: _r, updatedAt: _u, ...g }): NodeGroup => g);
-    return { clusters, listeners, nodeGroups };
+    // Unchanged entries serve the same objects, and the same lists when every item is: the
+    // translator keeps a listener's resources and a node group's selection by identity.
+    const listeners = this.mirror.list<StoredSpec>('listeners').map(([name, e]) => this.servedSpec(e, (): Listener => {
+      const { owner: _o, revision: _r, updatedAt: _u, ...l } = listenerRecord(name, e.value, e.mod);
+      return l;
+    }));
+    const nodeGroups = this.mirror.list<StoredSpec>('node-groups').map(([name, e]) => this.servedSpec(e, (): NodeGroup => {
+      const { owner: _o, revision: _r, updatedAt: _u, ...g } = nodeGroupRecord(name, e.value, e.mod);
+      return g;
+    }));
+    this.lastSpecs = { listeners: sameOr(this.lastSpecs.listeners, listeners), nodeGroups: sameOr(this.lastSpecs.nodeGroups, nodeGroups) };
+    return { clusters, listeners: this.lastSpecs.listeners, nodeGroups: this.lastSpecs.nodeGroups };
+  }
+
+  private servedSpec<T extends Listener | NodeGroup>(e: Entry<StoredSpec>, build: () => T): T {
+    let served = this.servedSpecs.get(e) as T | undefined;
+    if (served === undefined) this.servedSpecs.set(e, (served = build()));
+    return served;
   }
 
   private servedCluster(name: string, e: Entry<StoredCluster>): Cluster {
@@ -561,3 +580,7 @@ function weightsValue(cluster: string, weights: ReadonlyMap<string, number>, at:
   return { at, weights: out };
 }
 
+/** `last` when `next` holds the same items in the same order, else `next`. */
+function sameOr<T>(last: readonly T[], next: readonly T[]): readonly T[] {
+  return last.length === next.length && next.every((x, i) => x === last[i]) ? last : next;
+}
