@@ -52,6 +52,40 @@ export function changedByName(before: readonly Cluster[], after: readonly Cluste
 let lastByName: { before: readonly Cluster[]; after: readonly Cluster[]; changes: ChangesByName } = { before: [], after: [], changes: { changed: [], removed: [] } };
 
 function byName(before: readonly Cluster[], after: readonly Cluster[]): ChangesByName {
+  return isSorted(before) && isSorted(after) ? byMergeWalk(before, after) : byMap(before, after);
+}
+
+/**
+ * Both lists in code-unit name order (as the stores list them): one walk in step, with names
+ * compared only where the objects differ. A map of every name cost ~3.6 ms at 10,000 clusters.
+ */
+function byMergeWalk(before: readonly Cluster[], after: readonly Cluster[]): ChangesByName {
+  const changed: Cluster[] = [];
+  const removed: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < before.length || j < after.length) {
+    const b = before[i];
+    const a = after[j];
+    if (a === b) {
+      i++;
+      j++;
+    } else if (a === undefined || (b !== undefined && b.name < a.name)) {
+      removed.push((b as Cluster).name);
+      i++;
+    } else if (b === undefined || a.name < b.name) {
+      changed.push(a);
+      j++;
+    } else {
+      changed.push(a);
+      i++;
+      j++;
+    }
+  }
+  return { changed, removed };
+}
+
+function byMap(before: readonly Cluster[], after: readonly Cluster[]): ChangesByName {
   const seen = new Map<string, Cluster>();
   for (const c of before) seen.set(c.name, c);
   const changed: Cluster[] = [];
@@ -60,4 +94,17 @@ function byName(before: readonly Cluster[], after: readonly Cluster[]): ChangesB
     seen.delete(c.name);
   }
   return { changed, removed: [...seen.keys()] };
+}
+
+/** Whether each list is in strictly ascending code-unit name order, told once per list (lists are never mutated). */
+const sortedLists = new WeakMap<readonly Cluster[], boolean>();
+
+function isSorted(list: readonly Cluster[]): boolean {
+  let sorted = sortedLists.get(list);
+  if (sorted === undefined) {
+    sorted = true;
+    for (let i = 1; i < list.length && sorted; i++) sorted = (list[i - 1] as Cluster).name < (list[i] as Cluster).name;
+    sortedLists.set(list, sorted);
+  }
+  return sorted;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
-import { withValues } from '../balancing/engine/indexed-map.js';
+import { ArrayMap, withValues } from '../balancing/engine/indexed-map.js';
 import type { DeltaPhase, DeltaPiece } from './delta-piece.js';
 import { PUSH_ORDER, type XdsTypeUrl } from './envoy-api.js';
 import { InternTable } from './intern-table.js';
@@ -392,6 +392,7 @@ export class XdsCache implements SnapshotSource {
   }
 
   private wholeUpdate(before: ReadonlyMap<string, VersionedResource> | undefined, input: ReadonlyMap<string, EncodedResource>): ReadonlyMap<string, VersionedResource> {
+    if (input instanceof ArrayMap) return this.positionalUpdate(before, input as ArrayMap<EncodedResource>);
     const out = new Map<string, VersionedResource>();
     let differs = before === undefined || before.size !== input.size;
     for (const [name, r] of input) {
@@ -401,6 +402,25 @@ export class XdsCache implements SnapshotSource {
       differs ||= !same;
     }
     return differs || before === undefined ? out : before;
+  }
+
+  /**
+   * wholeUpdate of a positional input (the translator's after a cluster was created or deleted):
+   * the versioned map shares its key list and index, so no Map of every name is built again.
+   */
+  private positionalUpdate(before: ReadonlyMap<string, VersionedResource> | undefined, input: ArrayMap<EncodedResource>): ReadonlyMap<string, VersionedResource> {
+    const keys = input.keyList;
+    const resources = input.valueList;
+    const out = new Array<VersionedResource>(keys.length);
+    let differs = before === undefined || before.size !== keys.length;
+    for (let i = 0; i < keys.length; i++) {
+      const r = resources[i] as EncodedResource;
+      const old = before?.get(keys[i] as string);
+      const same = old !== undefined && old.hash === r.hash;
+      out[i] = same ? old : this.version(r);
+      differs ||= !same;
+    }
+    return differs || before === undefined ? new ArrayMap(keys, input.index, out) : before;
   }
 
   /** The snapshot for a proxy's node.cluster: its group's, or the default one. */

@@ -41,6 +41,22 @@ describe('changedByName', () => {
     expect(changedByName([a, b], [])).toEqual({ changed: [], removed: ['a', 'b'] });
   });
 
+  it('gives the same answer for lists in name order (walked in step) as a reference comparison by name', () => {
+    let seed = 7;
+    const random = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const pool = Array.from({ length: 60 }, (_, i) => cluster(`n${String(i).padStart(2, '0')}`, [endpoint(`10.1.0.${i}`)]));
+    for (let round = 0; round < 200; round++) {
+      const before = pool.filter(() => random() < 0.6);
+      const after = pool.filter(() => random() < 0.6).map((c) => (before.includes(c) && random() < 0.1 ? cluster(c.name, [endpoint('10.2.0.1')]) : c));
+      const byNameBefore = new Map(before.map((c) => [c.name, c]));
+      const afterNames = new Set(after.map((c) => c.name));
+      const changes = changedByName(before, after);
+      expect(changes.changed).toEqual(after.filter((c) => byNameBefore.get(c.name) !== c));
+      for (const [i, c] of changes.changed.entries()) expect(c).toBe(after.filter((x) => byNameBefore.get(x.name) !== x)[i]);
+      expect(changes.removed).toEqual(before.filter((c) => !afterNames.has(c.name)).map((c) => c.name));
+    }
+  });
+
   it('answers the same two lists from memory, and other lists anew', () => {
     const before = [a, b];
     const after = [a, b, c];
