@@ -265,12 +265,6 @@ export class Prober {
     else this.jobs.set(cluster, current);
   }
 
-  /** Keeps only these clusters (the others stop being probed). */
-  retainClusters(names: Iterable<string>): void {
-    const keep = new Set(names);
-    for (const cluster of [...this.jobs.keys()]) if (!keep.has(cluster)) this.setCluster(cluster, undefined, []);
-  }
-
   /** Starts probing; each endpoint's first probe comes at a random point of its first interval. */
   start(): void {
     if (this.started) return;

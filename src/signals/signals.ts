@@ -121,6 +121,9 @@ export class Signals {
       this.clusters.delete(name);
       this.known.delete(name);
       this.localities.delete(name);
+      // Only known clusters' samples are taken in (`knows`) and probed: the removed ones' go with them.
+      this.store.forget(name);
+      this.prober.setCluster(name, undefined, []);
     }
     for (const c of changes.changed) {
       const { keys, byLocality } = this.changedCluster(c, this.clusters.get(c.name), prepared);
@@ -128,15 +131,8 @@ export class Signals {
       this.known.set(c.name, keys);
       this.localities.set(c.name, byLocality);
     }
-    if (inPlace === undefined) this.forgetUnknown();
     // Last: if a cluster threw above, the next catalog is compared with this one's predecessor again.
     this.seen = catalog.clusters;
-  }
-
-  /** Samples and probes of clusters no longer in the catalog are dropped. */
-  private forgetUnknown(): void {
-    for (const name of this.store.clusterNames()) if (!this.known.has(name)) this.store.forget(name);
-    this.prober.retainClusters(this.known.keys());
   }
 
   /** A new or changed cluster: its keys and locality members; the samples of endpoints it no longer has forgotten, its probes set. */
@@ -170,6 +166,11 @@ export class Signals {
     const endpoints = this.clusters.get(cluster)?.endpoints ?? [];
     const current = this.options.currentWeight;
     return rows.map((r) => ({ key: r.key, weight: current?.(cluster, r.key) ?? endpoints[r.index]?.weight ?? 0 }));
+  }
+
+  /** How many endpoints are set to be probed (those of clusters with a probe). */
+  get probeTargets(): number {
+    return this.prober.targetCount;
   }
 
   start(): void {

@@ -41,13 +41,15 @@ describe('changedByName', () => {
     expect(changedByName([a, b], [])).toEqual({ changed: [], removed: ['a', 'b'] });
   });
 
-  it('gives the same answer for lists in name order (walked in step) as a reference comparison by name', () => {
+  it('gives the same answer for lists in name order (walked in step) and out of it as a reference comparison by name', () => {
     let seed = 7;
     const random = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
     const pool = Array.from({ length: 60 }, (_, i) => cluster(`n${String(i).padStart(2, '0')}`, [endpoint(`10.1.0.${i}`)]));
     for (let round = 0; round < 200; round++) {
       const before = pool.filter(() => random() < 0.6);
-      const after = pool.filter(() => random() < 0.6).map((c) => (before.includes(c) && random() < 0.1 ? cluster(c.name, [endpoint('10.2.0.1')]) : c));
+      const inOrder = pool.filter(() => random() < 0.6).map((c) => (before.includes(c) && random() < 0.1 ? cluster(c.name, [endpoint('10.2.0.1')]) : c));
+      // A third of the rounds move two clusters: no longer in name order, compared by name instead.
+      const after = round % 3 === 0 && inOrder.length > 2 ? [inOrder[inOrder.length - 1]!, ...inOrder.slice(1, -1), inOrder[0]!] : inOrder;
       const byNameBefore = new Map(before.map((c) => [c.name, c]));
       const afterNames = new Set(after.map((c) => c.name));
       const changes = changedByName(before, after);

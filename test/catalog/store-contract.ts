@@ -124,6 +124,26 @@ export function storeContract(harness: () => StoreHarness): void {
       expect(moved.listeners.map((l) => (l.kind === 'api' ? undefined : l.port))).toEqual([10000, 10003]);
     });
 
+    it('catalog() after clusters created and deleted one by one: each placed in name order, the others the same objects', async () => {
+      const s = await fresh();
+      const names = ['m', 'c', 'x', 'a', 'q', 'b0', 'b10', 'b9', 'Z', 'a_b', 'a-b'];
+      const live = new Set<string>();
+      for (const [i, n] of names.entries()) {
+        const before = s.catalog();
+        await s.putCluster(cluster(n, [endpoint(`10.8.${i}.1`)]), API);
+        live.add(n);
+        const after = s.catalog();
+        expect(after.clusters.map((c) => c.name)).toEqual([...live].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+        for (const c of before.clusters) expect(after.clusters.find((x) => x.name === c.name)).toBe(c);
+        if (i % 3 === 2) {
+          const gone = names[i - 1] as string;
+          await s.deleteCluster(gone, API);
+          live.delete(gone);
+          expect(s.catalog().clusters.map((c) => c.name)).toEqual([...live].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+        }
+      }
+    });
+
     it('clusterOwner: the owner of a stored cluster, undefined for none or once deleted', async () => {
       const s = await fresh();
       expect(s.clusterOwner('web')).toBeUndefined();

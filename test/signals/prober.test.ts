@@ -205,7 +205,7 @@ describe('Prober scheduling (injected timers)', () => {
     await timers.advance(2_000);
     expect(calls.every((c) => c.startsWith('10.0.0.2:1'))).toBe(true);
     expect(calls.length).toBeGreaterThan(5);
-    prober.retainClusters([]);
+    prober.setCluster('web', undefined, []);
     expect(prober.targetCount).toBe(0);
     prober.stop();
   });

@@ -74,6 +74,13 @@ describe('Signals.setCatalog after a write (the same cluster names)', () => {
     }
     expect(s.store.latest('web', '10.2.0.3:8080')).toBeDefined();
     fresher.stop();
+    // A probed cluster deleted: its endpoints are no longer probed.
+    const probe = { kind: 'tcp' as const, path: '', intervalMs: 1_000, timeoutMs: 500 };
+    const probed: Catalog = { ...added, clusters: added.clusters.map((c) => (c.name === 'mid' ? { ...c, probe } : c)) };
+    s.setCatalog(probed);
+    expect(s.probeTargets).toBe(1);
+    s.setCatalog({ ...probed, clusters: probed.clusters.filter((c) => c.name !== 'mid') });
+    expect(s.probeTargets).toBe(0);
     for (const x of [s, fresh]) x.stop();
   });
 });

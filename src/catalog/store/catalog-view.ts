@@ -23,8 +23,6 @@ export interface CatalogReads {
 export class CatalogView {
   private readonly dirty = new Set<string>();
   private specsDirty = true;
-  /** A cluster was added through `known`: the next refresh re-sorts the names. */
-  private added = false;
   /** Clusters replaced since the last refresh (through `known`, `patchEndpoint` or a read). */
   private readonly touched = new Set<string>();
   private listeners: Listener[] = [];
@@ -58,7 +56,6 @@ export class CatalogView {
   /** A changed cluster as it is now, from the writer (which read it back already): it is not read again. */
   known(cluster: Cluster): void {
     if (!this.dirty.delete(cluster.name)) return;
-    this.added ||= !this.clusters.has(cluster.name);
     this.clusters.set(cluster.name, cluster);
     this.touched.add(cluster.name);
   }
@@ -84,11 +81,8 @@ export class CatalogView {
   /** The catalog now: the previous one with what changed read again. */
   refresh(reads: CatalogReads): Catalog {
     if (this.last && this.dirty.size === 0 && !this.specsDirty && this.touched.size === 0) return this.last;
-    let namesChanged = !this.last || this.added;
-    this.added = false;
     for (const name of this.dirty) {
       const cluster = reads.cluster(name);
-      namesChanged ||= (cluster === undefined) === this.clusters.has(name);
       if (cluster) this.clusters.set(name, cluster);
       else this.clusters.delete(name);
       this.touched.add(name);
@@ -99,7 +93,9 @@ export class CatalogView {
       this.nodeGroups = reads.nodeGroups();
       this.specsDirty = false;
     }
-    const clusters = (!namesChanged && this.last && this.withTouched(this.last.clusters)) || sortedByName(this.clusters);
+    // A created or deleted cluster is placed by binary search too (at 10,000 clusters, sorting
+    // every name again took ~1.5 ms per write).
+    const clusters = (this.last && this.withTouched(this.last.clusters)) || sortedByName(this.clusters);
     this.touched.clear();
     this.last = { clusters, listeners: this.listeners, nodeGroups: this.nodeGroups };
     return this.last;
@@ -108,32 +104,40 @@ export class CatalogView {
   /**
    * The previous list with the touched clusters' new objects in their places, found by binary
    * search: one write costs a copy and a search, not a lookup per cluster (1,000 of them at 100k
-   * endpoints). Undefined if a touched name is not in the list (then the caller sorts anew).
+   * endpoints). A created cluster is inserted at its place and a deleted one taken out. Undefined
+   * if a touched name is neither in the list nor in the view (then the caller sorts anew).
    */
   private withTouched(list: readonly Cluster[]): Cluster[] | undefined {
     const out = list.slice();
+    let moved = 0;
     for (const name of this.touched) {
-      const i = indexByName(out, name);
+      const i = lowerBound(out, name);
       const cluster = this.clusters.get(name);
-      if (i < 0 || cluster === undefined) return undefined;
-      out[i] = cluster;
+      const present = i < out.length && (out[i] as Cluster).name === name;
+      if (present && cluster !== undefined) out[i] = cluster;
+      // Each insertion or removal moves the list's tail: past a few, one sort is cheaper.
+      else if (++moved > MAX_SPLICES) return undefined;
+      else if (present) out.splice(i, 1);
+      else if (cluster !== undefined) out.splice(i, 0, cluster);
+      else return undefined;
     }
     return out;
   }
 }
 
-/** Index of the cluster named `name` in `list` (in name order, as sortedByName leaves it), or -1. */
-function indexByName(list: readonly Cluster[], name: string): number {
+/** Clusters created or deleted in one refresh that are placed one by one; more, and the list is sorted anew. */
+const MAX_SPLICES = 64;
+
+/** The first position of `list` (in name order, as sortedByName leaves it) whose name is not below `name`. */
+function lowerBound(list: readonly Cluster[], name: string): number {
   let low = 0;
-  let high = list.length - 1;
-  while (low <= high) {
+  let high = list.length;
+  while (low < high) {
     const mid = (low + high) >>> 1;
-    const at = (list[mid] as Cluster).name;
-    if (at === name) return mid;
-    if (at < name) low = mid + 1;
-    else high = mid - 1;
+    if ((list[mid] as Cluster).name < name) low = mid + 1;
+    else high = mid;
   }
-  return -1;
+  return low;
 }
 
 /** Endpoint changes are named `<cluster>/<address>:<port>`; an address never holds a '/'. */
