@@ -32,3 +32,27 @@ export function markDerived(map: ReadonlyMap<string, EncodedResource>, derivatio
 export function derivationOf(map: ReadonlyMap<string, EncodedResource>): Derivation | undefined {
   return derivations.get(map);
 }
+
+/**
+ * How a translator's positional map came from its previous one when clusters were created or
+ * deleted (names added or removed, so not a Derivation): `from[i]` is the position in `base`
+ * whose resource sits at position i, or -1 for a name `base` did not have. The cache then takes
+ * each carried resource's versioned form from its previous map by position (at 10,000 clusters,
+ * a lookup and two hash reads per name were most of such a publish).
+ */
+export interface PositionalDerivation {
+  readonly base: ReadonlyMap<string, EncodedResource>;
+  readonly from: Int32Array;
+}
+
+const positionals = new WeakMap<ReadonlyMap<string, EncodedResource>, PositionalDerivation>();
+
+export function markPositional(map: ReadonlyMap<string, EncodedResource>, derivation: PositionalDerivation): void {
+  // One step only, as markDerived: no chain keeping earlier maps alive.
+  positionals.delete(derivation.base);
+  positionals.set(map, derivation);
+}
+
+export function positionalOf(map: ReadonlyMap<string, EncodedResource>): PositionalDerivation | undefined {
+  return positionals.get(map);
+}

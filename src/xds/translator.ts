@@ -7,7 +7,7 @@ import { encodeResource, resourceOfBytes, type EncodedResource } from './resourc
 import { ELEMENTS_PER_PIECE, encodeAssignment, encodeAssignmentSliced, type Turn } from './assignment-encoding.js';
 import { assignmentLayout, clusterResource, sameClusterForm, type LoadReportingOptions } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
-import { DEFAULT_GROUP, markDerived, type ResourceSet } from './resource-set.js';
+import { DEFAULT_GROUP, markDerived, markPositional, type ResourceSet } from './resource-set.js';
 import { ArrayMap, sameEntries, withValues } from '../balancing/engine/indexed-map.js';
 import { GroupSelections } from './group-selection.js';
 import { retryPolicies } from './translate-protection.js';
@@ -112,7 +112,7 @@ export class Translator {
       this.putCluster(c, by, memo, fresh);
     }
     this.visited = delta.changed.length;
-    if (delta.reordered) return { ...inCatalogOrder(clusters, last, fresh), byName: last.byName };
+    if (delta.reordered) return { ...(carriedInCatalogOrder(clusters, last, fresh, new Set(delta.removed)) ?? inCatalogOrder(clusters, last, fresh)), byName: last.byName };
     return { cds: replacedIn(last.cds, fresh.cds), eds: replacedIn(last.eds, fresh.eds), byName: last.byName };
   }
 
@@ -337,6 +337,46 @@ function inCatalogOrder(clusters: readonly Cluster[], last: ClusterOutput, fresh
     eds[i] = e;
   }
   return { cds: new ArrayMap(keys, index, cds), eds: new ArrayMap(keys, index, eds) };
+}
+
+/**
+ * inCatalogOrder without a lookup per name, when the last output is positional (it was built so,
+ * or derived from such): the catalog and the last key list are walked in step, each carried
+ * resource copied by position, and each map marked with where its resources came from
+ * (markPositional) for the cache. Undefined when the last output is not positional, or a name
+ * neither carried nor changed (a cluster moved) is met: inCatalogOrder then looks each one up.
+ */
+function carriedInCatalogOrder(clusters: readonly Cluster[], last: ClusterOutput, fresh: ClusterOutput, gone: ReadonlySet<string>): { cds: ArrayMap<EncodedResource>; eds: ArrayMap<EncodedResource> } | undefined {
+  const { cds: lastCds, eds: lastEds } = last;
+  if (!(lastCds instanceof ArrayMap && lastEds instanceof ArrayMap) || lastCds.keyList !== lastEds.keyList) return undefined;
+  const before = lastCds.keyList;
+  const n = clusters.length;
+  const keys = new Array<string>(n);
+  const index = new Map<string, number>();
+  const from = new Int32Array(n);
+  const cds = new Array<EncodedResource>(n);
+  const eds = new Array<EncodedResource>(n);
+  let j = 0;
+  for (let i = 0; i < n; i++) {
+    const name = (clusters[i] as Cluster).name;
+    // Names deleted since: skipped.
+    while (j < before.length && before[j] !== name && gone.has(before[j] as string)) j++;
+    keys[i] = name;
+    index.set(name, i);
+    if (before[j] === name) {
+      from[i] = j;
+      cds[i] = lastCds.valueList[j] as EncodedResource;
+      eds[i] = lastEds.valueList[j] as EncodedResource;
+      j++;
+    } else if (fresh.cds.has(name)) from[i] = -1;
+    else return undefined;
+  }
+  for (const [name, r] of fresh.cds) cds[index.get(name) as number] = r;
+  for (const [name, r] of fresh.eds) eds[index.get(name) as number] = r;
+  const out = { cds: new ArrayMap(keys, index, cds), eds: new ArrayMap(keys, index, eds) };
+  markPositional(out.cds, { base: lastCds, from });
+  markPositional(out.eds, { base: lastEds, from });
+  return out;
 }
 
 function memoOf(memo: MemoByType, typeUrl: XdsTypeUrl): Map<string, Memo> {

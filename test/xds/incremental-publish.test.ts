@@ -4,7 +4,7 @@ import type { Catalog, Cluster } from '../../src/catalog/types.js';
 import type { WeightOverrides } from '../../src/catalog/weight-overrides.js';
 import { subscription, XdsCache } from '../../src/xds/cache.js';
 import { PUSH_ORDER, TYPE } from '../../src/xds/envoy-api.js';
-import { DEFAULT_GROUP, derivationOf, type ResourceSet } from '../../src/xds/resource-set.js';
+import { DEFAULT_GROUP, derivationOf, positionalOf, type ResourceSet } from '../../src/xds/resource-set.js';
 import { translate, Translator } from '../../src/xds/translator.js';
 
 /**
@@ -124,6 +124,31 @@ describe('incremental publish', () => {
     expect(next?.get(TYPE.route)?.get('ingress')?.hash).not.toBe(first?.get(TYPE.route)?.get('ingress')?.hash);
     expect(next?.get(TYPE.route)?.get('ingress')?.hash).toBe(translate(retried).get(DEFAULT_GROUP)?.get(TYPE.route)?.get('ingress')?.hash);
     expect(next?.get(TYPE.listener)).toBe(first?.get(TYPE.listener));
+  });
+
+  it('a cluster created or deleted after another carries every other resource by position, in the translator and in the cache', () => {
+    const translator = new Translator();
+    const cache = new XdsCache();
+    const wildcard = subscription(TYPE.endpoint, true, []);
+    let c = base;
+    cache.update(translator.translate(c));
+    for (const [n, step] of [[40, 'add'], [41, 'add'], [40, 'remove'], [2, 'remove'], [42, 'add']] as const) {
+      const before = cache.snapshotFor(DEFAULT_GROUP).resources(TYPE.endpoint);
+      const taken = translator.translate(c).get(DEFAULT_GROUP)?.get(TYPE.endpoint);
+      const name = cluster(n).name;
+      c = step === 'add' ? { ...c, clusters: [...c.clusters, cluster(n)].sort((a, b) => (a.name < b.name ? -1 : 1)) } : { ...c, clusters: c.clusters.filter((x) => x.name !== name) };
+      const eds = translator.translate(c).get(DEFAULT_GROUP)?.get(TYPE.endpoint);
+      cache.update(translator.translate(c));
+      const after = cache.snapshotFor(DEFAULT_GROUP).resources(TYPE.endpoint);
+      expect([...after.keys()], `${step} ${name}`).toEqual(c.clusters.map((x) => x.name));
+      // The first create follows a whole translation (plain maps): looked up; every later one walks by position.
+      if (n !== 40 || step !== 'add') expect(eds && positionalOf(eds)?.base, `${step} ${name}`).toBe(taken);
+      for (const [key, v] of after) if (key !== name) expect(v, `${step} ${name}: ${key}`).toBe(before.get(key));
+      const fresh = new XdsCache();
+      fresh.update(translate(c));
+      expect(cache.snapshotFor(DEFAULT_GROUP).typeVersion(TYPE.endpoint)).toBe(fresh.snapshotFor(DEFAULT_GROUP).typeVersion(TYPE.endpoint));
+      expect(cache.snapshotFor(DEFAULT_GROUP).sotwBody(TYPE.endpoint, wildcard)).toEqual(fresh.snapshotFor(DEFAULT_GROUP).sotwBody(TYPE.endpoint, wildcard));
+    }
   });
 
   it('a cluster created or deleted visits that cluster alone, and a deleted one leaves the memo', () => {
