@@ -10,27 +10,44 @@ export type ResourceSet = ReadonlyMap<XdsTypeUrl, ReadonlyMap<string, EncodedRes
 /** The key of the snapshot everyone sees unless a node group selects them. */
 export const DEFAULT_GROUP = '*';
 
+type Resources = ReadonlyMap<string, EncodedResource>;
+
+/**
+ * Per map, how it came from its base. One step only: a base's own record would keep every
+ * earlier map alive through the chain, so marking a map forgets its base's record.
+ */
+class OneStepRecords<D extends { readonly base: Resources }> {
+  private readonly records = new WeakMap<Resources, D>();
+
+  mark(map: Resources, record: D): void {
+    this.records.delete(record.base);
+    this.records.set(map, record);
+  }
+
+  of(map: Resources): D | undefined {
+    return this.records.get(map);
+  }
+}
+
 /** How a translator's map of one type came from its previous one: the names set or deleted since. */
 export interface Derivation {
-  readonly base: ReadonlyMap<string, EncodedResource>;
+  readonly base: Resources;
   readonly names: ReadonlySet<string>;
 }
 
-const derivations = new WeakMap<ReadonlyMap<string, EncodedResource>, Derivation>();
+const derivations = new OneStepRecords<Derivation>();
 
 /**
  * Records that `map` is `base` with only `names` set or deleted, so the cache, which took in
  * `base` last time, compares those names instead of every resource (one endpoint write at 100k
  * endpoints touches 2 of 2,000). A map without a record is compared whole.
  */
-export function markDerived(map: ReadonlyMap<string, EncodedResource>, derivation: Derivation): void {
-  // One step only: the base's own record would keep every earlier map alive through the chain.
-  derivations.delete(derivation.base);
-  derivations.set(map, derivation);
+export function markDerived(map: Resources, derivation: Derivation): void {
+  derivations.mark(map, derivation);
 }
 
-export function derivationOf(map: ReadonlyMap<string, EncodedResource>): Derivation | undefined {
-  return derivations.get(map);
+export function derivationOf(map: Resources): Derivation | undefined {
+  return derivations.of(map);
 }
 
 /**
@@ -41,18 +58,16 @@ export function derivationOf(map: ReadonlyMap<string, EncodedResource>): Derivat
  * a lookup and two hash reads per name were most of such a publish).
  */
 export interface PositionalDerivation {
-  readonly base: ReadonlyMap<string, EncodedResource>;
+  readonly base: Resources;
   readonly from: Int32Array;
 }
 
-const positionals = new WeakMap<ReadonlyMap<string, EncodedResource>, PositionalDerivation>();
+const positionals = new OneStepRecords<PositionalDerivation>();
 
-export function markPositional(map: ReadonlyMap<string, EncodedResource>, derivation: PositionalDerivation): void {
-  // One step only, as markDerived: no chain keeping earlier maps alive.
-  positionals.delete(derivation.base);
-  positionals.set(map, derivation);
+export function markPositional(map: Resources, derivation: PositionalDerivation): void {
+  positionals.mark(map, derivation);
 }
 
-export function positionalOf(map: ReadonlyMap<string, EncodedResource>): PositionalDerivation | undefined {
-  return positionals.get(map);
+export function positionalOf(map: Resources): PositionalDerivation | undefined {
+  return positionals.of(map);
 }
