@@ -2,7 +2,7 @@ import type { ExportedClusterState } from '../balancing/engine/index.js';
 import type { ClusterTick, EngineEndpoint, Explanation, ProbeResult, Sample } from '../balancing/engine/types.js';
 import { WeightEngine, type PreparedCluster } from '../balancing/engine/weight-engine.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
-import { changedInPlace } from '../catalog/changed-clusters.js';
+import { changedByName, changedInPlace } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
@@ -58,15 +58,24 @@ export class AdaptiveWeights {
   }
 
   setCatalog(catalog: Catalog): void {
-    const changed = changedInPlace(this.seen, catalog.clusters);
-    if (changed === undefined) return this.apply(catalog.clusters, new Map(catalog.clusters.map((c) => [c.name, c])), new Map());
-    // The same names as before (one write changed a cluster or a few): only those told to the engine.
+    const inPlace = changedInPlace(this.seen, catalog.clusters);
+    // One write changed a cluster or a few, or created or deleted some: only those told to the engine.
+    const { changed, removed } = inPlace === undefined ? changedByName(this.seen, catalog.clusters) : { changed: inPlace, removed: [] };
+    for (const name of removed) this.forget(name);
     for (const c of changed) {
       this.install(c, undefined);
       this.clusters.set(c.name, c);
     }
     // Last: if a cluster threw above, the next catalog is compared with this one's predecessor again.
     this.seen = catalog.clusters;
+  }
+
+  /** A cluster gone from the catalog: out of the engine, and its outputs dropped. */
+  private forget(name: string): void {
+    this.engine.removeCluster(name);
+    this.last.delete(name);
+    this.built.delete(name);
+    this.clusters.delete(name);
   }
 
   /**
@@ -92,13 +101,7 @@ export class AdaptiveWeights {
 
   /** The catalog's clusters by name to the engine: removed ones removed, changed ones set (or installed from `prepared`). */
   private apply(clusters: readonly Cluster[], next: Map<string, Cluster>, prepared: ReadonlyMap<string, PreparedCluster>): void {
-    for (const name of this.clusters.keys()) {
-      if (!next.has(name)) {
-        this.engine.removeCluster(name);
-        this.last.delete(name);
-        this.built.delete(name);
-      }
-    }
+    for (const name of [...this.clusters.keys()]) if (!next.has(name)) this.forget(name);
     for (const c of next.values()) {
       // The stores keep an unchanged cluster the same object: nothing to tell the engine.
       if (this.clusters.get(c.name) === c) continue;
@@ -225,7 +228,7 @@ export class AdaptiveWeights {
     ticked.set(name, overrides);
   }
 
-  /** The overrides of the whole tick (catalog order), or undefined when nothing published changed. */
+  /** The overrides of the whole tick (the order clusters came into the catalog), or undefined when nothing published changed. */
   private finishTick(ticked: ReadonlyMap<string, ReadonlyMap<string, EndpointOverride>>, changedInTick: boolean): WeightOverrides | undefined {
     const changed = changedInTick || this.remoteChanged;
     this.remoteChanged = false;

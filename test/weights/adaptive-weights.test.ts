@@ -29,6 +29,25 @@ describe('AdaptiveWeights', () => {
     expect(a.publishedHealth('b', '10.98.0.3:8080')).toBe('HEALTHY');
   });
 
+  it('clusters created and deleted (names added and removed): only they are told to the engine, and it ends as a fresh one given the catalog', () => {
+    const of = (name: string, n: number): Catalog['clusters'][number] => cluster(name, Array.from({ length: n }, (_, i) => endpoint(`10.${name.charCodeAt(0)}.0.${i + 1}`)), { weighting: PID });
+    const before: Catalog = { clusters: [of('a', 2), of('c', 2), of('e', 2)], listeners: [], nodeGroups: [] };
+    const a = new AdaptiveWeights(new WeightEngine());
+    a.setCatalog(before);
+    a.tick(1_000);
+    const seeded = a.current().get('c');
+    // b created between a and c, e deleted, c kept as it was.
+    const after: Catalog = { ...before, clusters: [before.clusters[0], of('b', 4), before.clusters[1]] as Catalog['clusters'] };
+    a.setCatalog(after);
+    const fresh = new AdaptiveWeights(new WeightEngine());
+    fresh.setCatalog(after);
+    const [mine, theirs] = [a.tick(2_000) ?? a.current(), fresh.tick(2_000) ?? fresh.current()];
+    expect([...mine.keys()].sort()).toEqual(['a', 'b', 'c']);
+    for (const name of ['a', 'b', 'c']) expect([...(mine.get(name) ?? [])], name).toEqual([...(theirs.get(name) ?? [])]);
+    expect(a.publishedWeights('e')).toBeUndefined();
+    expect(a.current().get('c')).toEqual(seeded);
+  });
+
   it('publishedHealth: the declared DRAINING wins, follows catalog changes, and is undefined for unknown endpoints', () => {
     const a = new AdaptiveWeights(new WeightEngine());
     a.setCatalog(catalogOf('DRAINING'));
