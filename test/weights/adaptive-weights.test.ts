@@ -12,13 +12,21 @@ const catalogOf = (health: 'HEALTHY' | 'DRAINING', n = 3): Catalog => ({
   nodeGroups: [],
 });
 
+/** A PID cluster of n endpoints, addressed by its name's first letter. */
+const of = (name: string, n: number): Catalog['clusters'][number] => cluster(name, Array.from({ length: n }, (_, i) => endpoint(`10.${name.charCodeAt(0)}.0.${i + 1}`)), { weighting: PID });
+
+/** An AdaptiveWeights given `before` and ticked once at 1 s. */
+function tickedOnce(before: Catalog): AdaptiveWeights {
+  const a = new AdaptiveWeights(new WeightEngine());
+  a.setCatalog(before);
+  a.tick(1_000);
+  return a;
+}
+
 describe('AdaptiveWeights', () => {
   it('a write to one cluster (the same names, one new object): that cluster set again, as a fresh engine given the catalog has it', () => {
-    const of = (name: string, n: number): Catalog['clusters'][number] => cluster(name, Array.from({ length: n }, (_, i) => endpoint(`10.${name.charCodeAt(0)}.0.${i + 1}`)), { weighting: PID });
     const before: Catalog = { clusters: [of('a', 2), of('b', 2), of('c', 2)], listeners: [], nodeGroups: [] };
-    const a = new AdaptiveWeights(new WeightEngine());
-    a.setCatalog(before);
-    a.tick(1_000);
+    const a = tickedOnce(before);
     const after: Catalog = { ...before, clusters: [before.clusters[0], of('b', 3), before.clusters[2]] as Catalog['clusters'] };
     a.setCatalog(after);
     const fresh = new AdaptiveWeights(new WeightEngine());
@@ -30,11 +38,8 @@ describe('AdaptiveWeights', () => {
   });
 
   it('clusters created and deleted (names added and removed): only they are told to the engine, and it ends as a fresh one given the catalog', () => {
-    const of = (name: string, n: number): Catalog['clusters'][number] => cluster(name, Array.from({ length: n }, (_, i) => endpoint(`10.${name.charCodeAt(0)}.0.${i + 1}`)), { weighting: PID });
     const before: Catalog = { clusters: [of('a', 2), of('c', 2), of('e', 2)], listeners: [], nodeGroups: [] };
-    const a = new AdaptiveWeights(new WeightEngine());
-    a.setCatalog(before);
-    a.tick(1_000);
+    const a = tickedOnce(before);
     const seeded = a.current().get('c');
     // b created between a and c, e deleted, c kept as it was.
     const after: Catalog = { ...before, clusters: [before.clusters[0], of('b', 4), before.clusters[1]] as Catalog['clusters'] };
