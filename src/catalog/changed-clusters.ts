@@ -52,7 +52,9 @@ export function changedByName(before: readonly Cluster[], after: readonly Cluste
 let lastByName: { before: readonly Cluster[]; after: readonly Cluster[]; changes: ChangesByName } = { before: [], after: [], changes: { changed: [], removed: [] } };
 
 function byName(before: readonly Cluster[], after: readonly Cluster[]): ChangesByName {
-  const walked = isSorted(before) ? byMergeWalk(before, after) : undefined;
+  if (!isSorted(before)) return byMap(before, after);
+  const walked = byMergeWalk(before, after);
+  // The walk tells `after`'s order either way: it stops only at a cluster out of order.
   sortedLists.set(after, walked !== undefined);
   return walked ?? byMap(before, after);
 }
@@ -108,7 +110,7 @@ function byMap(before: readonly Cluster[], after: readonly Cluster[]): ChangesBy
   return { changed, removed: [...seen.keys()] };
 }
 
-/** Whether each list is in strictly ascending code-unit name order (lists are never mutated); a list a walk produced is told by it. */
+/** Whether each list is in strictly ascending code-unit name order (lists are never mutated): checked name by name, or told by a walk from an ordered list. */
 const sortedLists = new WeakMap<readonly Cluster[], boolean>();
 
 function isSorted(list: readonly Cluster[]): boolean {

@@ -167,7 +167,9 @@ export class AdaptiveWeights {
    * weights are those of one tick; the caller yields its event loop between slices
    * (weight-loop.ts), so requests and pushes wait for one slice, not for the whole tick. Samples
    * that arrive between slices count for the clusters not ticked yet, as if they had arrived
-   * before the tick, and for a cluster in steps, after it; a cluster removed between slices is left out.
+   * before the tick, and for a cluster in steps, after it; a cluster removed between slices is left out,
+   * and one created between slices is ticked with the others (setCatalog adds it to the map this
+   * walks; it is set in the engine already).
    */
   *tickInSlices(now: number, sliceEndpoints: number): Generator<void, WeightOverrides | undefined, void> {
     const ticked = new Map<string, ReadonlyMap<string, EndpointOverride>>();
@@ -228,7 +230,7 @@ export class AdaptiveWeights {
     ticked.set(name, overrides);
   }
 
-  /** The overrides of the whole tick (the order clusters came into the catalog), or undefined when nothing published changed. */
+  /** The overrides of the whole tick (in the clusters map's order; read by name), or undefined when nothing published changed. */
   private finishTick(ticked: ReadonlyMap<string, ReadonlyMap<string, EndpointOverride>>, changedInTick: boolean): WeightOverrides | undefined {
     const changed = changedInTick || this.remoteChanged;
     this.remoteChanged = false;

@@ -12,42 +12,10 @@ export const DEFAULT_GROUP = '*';
 
 type Resources = ReadonlyMap<string, EncodedResource>;
 
-/**
- * Per map, how it came from its base. One step only: a base's own record would keep every
- * earlier map alive through the chain, so marking a map forgets its base's record.
- */
-class OneStepRecords<D extends { readonly base: Resources }> {
-  private readonly records = new WeakMap<Resources, D>();
-
-  mark(map: Resources, record: D): void {
-    this.records.delete(record.base);
-    this.records.set(map, record);
-  }
-
-  of(map: Resources): D | undefined {
-    return this.records.get(map);
-  }
-}
-
 /** How a translator's map of one type came from its previous one: the names set or deleted since. */
 export interface Derivation {
   readonly base: Resources;
   readonly names: ReadonlySet<string>;
-}
-
-const derivations = new OneStepRecords<Derivation>();
-
-/**
- * Records that `map` is `base` with only `names` set or deleted, so the cache, which took in
- * `base` last time, compares those names instead of every resource (one endpoint write at 100k
- * endpoints touches 2 of 2,000). A map without a record is compared whole.
- */
-export function markDerived(map: Resources, derivation: Derivation): void {
-  derivations.mark(map, derivation);
-}
-
-export function derivationOf(map: Resources): Derivation | undefined {
-  return derivations.of(map);
 }
 
 /**
@@ -62,12 +30,38 @@ export interface PositionalDerivation {
   readonly from: Int32Array;
 }
 
-const positionals = new OneStepRecords<PositionalDerivation>();
+/**
+ * Per map, how it came from its base, of either kind in one table. One step only: a base's own
+ * record would keep every earlier map alive through the chain, so marking a map forgets its
+ * base's record, whichever kind it was (two tables let a create and an endpoint write, in
+ * turn, chain every map since the start).
+ */
+const records = new WeakMap<Resources, Derivation | PositionalDerivation>();
+
+function mark(map: Resources, record: Derivation | PositionalDerivation): void {
+  records.delete(record.base);
+  records.set(map, record);
+}
+
+/**
+ * Records that `map` is `base` with only `names` set or deleted, so the cache, which took in
+ * `base` last time, compares those names instead of every resource (one endpoint write at 100k
+ * endpoints touches 2 of 2,000). A map without a record is compared whole.
+ */
+export function markDerived(map: Resources, derivation: Derivation): void {
+  mark(map, derivation);
+}
+
+export function derivationOf(map: Resources): Derivation | undefined {
+  const r = records.get(map);
+  return r !== undefined && 'names' in r ? r : undefined;
+}
 
 export function markPositional(map: Resources, derivation: PositionalDerivation): void {
-  positionals.mark(map, derivation);
+  mark(map, derivation);
 }
 
 export function positionalOf(map: Resources): PositionalDerivation | undefined {
-  return positionals.of(map);
+  const r = records.get(map);
+  return r !== undefined && 'from' in r ? r : undefined;
 }

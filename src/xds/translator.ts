@@ -43,7 +43,8 @@ export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: Loa
  * depend on their routed clusters' retry policies, by their small Envoy form. After a change to a
  * few clusters only those are visited (cluster-delta.ts): at 1,000 clusters the pass over every
  * memo entry was most of a one-endpoint write's publish. A cluster created or deleted is visited
- * alone too, and the output maps put back in the catalog's order (versions hash that order).
+ * alone too, and the output maps put back in the catalog's order, which a whole translation
+ * gives (the cache takes the same resources in another order as no change, and keeps its own).
  */
 export class Translator {
   private memo: MemoByType = new Map();
@@ -56,8 +57,12 @@ export class Translator {
   /** The last listener and route maps handed out (handed out again while every resource is the same). */
   private listenerMaps: { listener: ReadonlyMap<string, EncodedResource>; route: ReadonlyMap<string, EncodedResource> } | undefined;
   private readonly groups = new GroupSelections();
-  /** How many clusters the last translate() visited (built or looked up in the memo). */
-  visited = 0;
+  private visits = 0;
+
+  /** How many clusters the last translate() visited (built or looked up in the memo): what a publish cost grows with. */
+  get visited(): number {
+    return this.visits;
+  }
 
   translate(catalog: Catalog, weights?: WeightOverrides, lrs?: LoadReportingOptions): Map<string, ResourceSet> {
     const lrsKey = JSON.stringify(lrs ?? null);
@@ -85,7 +90,7 @@ export class Translator {
       out.byName.set(c.name, c);
       this.putCluster(c, { weights, lrs, lrsKey }, memo, out);
     }
-    this.visited = clusters.length;
+    this.visits = clusters.length;
     this.memo.set(TYPE.cluster, memo.cds);
     this.memo.set(TYPE.endpoint, memo.eds);
     return out;
@@ -111,7 +116,7 @@ export class Translator {
       fresh.byName.set(c.name, c);
       this.putCluster(c, by, memo, fresh);
     }
-    this.visited = delta.changed.length;
+    this.visits = delta.changed.length;
     if (delta.reordered) return { ...(carriedInCatalogOrder(clusters, last, fresh, new Set(delta.removed)) ?? inCatalogOrder(clusters, last, fresh)), byName: last.byName };
     return { cds: replacedIn(last.cds, fresh.cds), eds: replacedIn(last.eds, fresh.eds), byName: last.byName };
   }

@@ -49,11 +49,18 @@ describe('withKubernetes', () => {
     ]);
   });
 
-  it('keeps the listeners (the list and each object) that no annotation changes, so the translator can keep their resources', () => {
+  it('gives the very same listeners (each object and the list) for the same inputs, so the translator can keep their resources', () => {
     const plain = withKubernetes(own, { ...view, hashPolicies: new Map() });
     expect(plain.listeners).toBe(own.listeners);
     const annotated = withKubernetes(own, view);
     expect(annotated.listeners).not.toBe(own.listeners);
-    expect(annotated.listeners[0]).not.toBe(own.listeners[0]);
+    // Again with the same view (e.g. after a store write): the same objects, not copies.
+    const again = withKubernetes({ ...own, clusters: [...own.clusters] }, view);
+    expect(again.listeners).toBe(annotated.listeners);
+    expect(again.listeners[0]).toBe(annotated.listeners[0]);
+    // Another annotation: a new listener with it.
+    const changed = withKubernetes(own, { ...view, hashPolicies: new Map([['shop/cart:http', { header: 'x-other' }]]) });
+    expect(changed.listeners[0]).not.toBe(annotated.listeners[0]);
+    expect(changed.listeners[0]?.routes.map((r) => r.hashPolicy)).toEqual([undefined, { header: 'x-other' }, { cookie: { name: 'sid' } }, undefined]);
   });
 });

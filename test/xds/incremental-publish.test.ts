@@ -131,23 +131,35 @@ describe('incremental publish', () => {
     const cache = new XdsCache();
     const wildcard = subscription(TYPE.endpoint, true, []);
     let c = base;
-    cache.update(translator.translate(c));
-    for (const [n, step] of [[40, 'add'], [41, 'add'], [40, 'remove'], [2, 'remove'], [42, 'add']] as const) {
+    let taken = translator.translate(c);
+    cache.update(taken);
+    const steps = [[40, 'add'], [3, 'write'], [41, 'add'], [40, 'remove'], [5, 'write'], [2, 'remove'], [42, 'add']] as const;
+    for (const [k, [n, step]] of steps.entries()) {
       const before = cache.snapshotFor(DEFAULT_GROUP).resources(TYPE.endpoint);
-      const taken = translator.translate(c).get(DEFAULT_GROUP)?.get(TYPE.endpoint);
       const name = cluster(n).name;
-      c = step === 'add' ? { ...c, clusters: [...c.clusters, cluster(n)].sort((a, b) => (a.name < b.name ? -1 : 1)) } : { ...c, clusters: c.clusters.filter((x) => x.name !== name) };
-      const eds = translator.translate(c).get(DEFAULT_GROUP)?.get(TYPE.endpoint);
-      cache.update(translator.translate(c));
+      if (step === 'add') c = { ...c, clusters: [...c.clusters, cluster(n)].sort((a, b) => (a.name < b.name ? -1 : 1)) };
+      else if (step === 'remove') c = { ...c, clusters: c.clusters.filter((x) => x.name !== name) };
+      else c = { ...c, clusters: c.clusters.map((x) => (x.name === name ? { ...x, endpoints: x.endpoints.slice(1) } : x)) };
+      const out = translator.translate(c);
+      cache.update(out);
+      const eds = out.get(DEFAULT_GROUP)?.get(TYPE.endpoint);
+      const lastEds = taken.get(DEFAULT_GROUP)?.get(TYPE.endpoint);
+      const label = `${step} ${name}`;
+      // The first create follows a whole translation (plain maps): looked up; every later one is carried by position.
+      if (step !== 'write' && k > 0) expect(eds && positionalOf(eds)?.base, label).toBe(lastEds);
+      if (step === 'write') expect(eds && derivationOf(eds)?.base, label).toBe(lastEds);
+      // One step only, whichever the kind: the base keeps no record of its own base.
+      expect(lastEds && (derivationOf(lastEds) ?? positionalOf(lastEds)), label).toBeUndefined();
       const after = cache.snapshotFor(DEFAULT_GROUP).resources(TYPE.endpoint);
-      expect([...after.keys()], `${step} ${name}`).toEqual(c.clusters.map((x) => x.name));
-      // The first create follows a whole translation (plain maps): looked up; every later one walks by position.
-      if (n !== 40 || step !== 'add') expect(eds && positionalOf(eds)?.base, `${step} ${name}`).toBe(taken);
-      for (const [key, v] of after) if (key !== name) expect(v, `${step} ${name}: ${key}`).toBe(before.get(key));
+      expect([...after.keys()], label).toEqual(c.clusters.map((x) => x.name));
+      for (const [key, v] of after) if (key !== name) expect(v, `${label}: ${key}`).toBe(before.get(key));
       const fresh = new XdsCache();
       fresh.update(translate(c));
-      expect(cache.snapshotFor(DEFAULT_GROUP).typeVersion(TYPE.endpoint)).toBe(fresh.snapshotFor(DEFAULT_GROUP).typeVersion(TYPE.endpoint));
-      expect(cache.snapshotFor(DEFAULT_GROUP).sotwBody(TYPE.endpoint, wildcard)).toEqual(fresh.snapshotFor(DEFAULT_GROUP).sotwBody(TYPE.endpoint, wildcard));
+      for (const group of [DEFAULT_GROUP, 'edge']) {
+        expect(cache.snapshotFor(group).version, `${label} ${group}`).toBe(fresh.snapshotFor(group).version);
+        expect(cache.snapshotFor(group).sotwBody(TYPE.endpoint, wildcard), `${label} ${group}`).toEqual(fresh.snapshotFor(group).sotwBody(TYPE.endpoint, wildcard));
+      }
+      taken = out;
     }
   });
 

@@ -105,7 +105,8 @@ export class CatalogView {
    * The previous list with the touched clusters' new objects in their places, found by binary
    * search: one write costs a copy and a search, not a lookup per cluster (1,000 of them at 100k
    * endpoints). A created cluster is inserted at its place and a deleted one taken out. Undefined
-   * if a touched name is neither in the list nor in the view (then the caller sorts anew).
+   * (then the caller sorts anew) if a touched name is neither in the list nor in the view, or
+   * more than MAX_SPLICES clusters were created or deleted.
    */
   private withTouched(list: readonly Cluster[]): Cluster[] | undefined {
     const out = list.slice();
