@@ -72,6 +72,37 @@ describeEnvoy('admin API drives a real Envoy', () => {
     expect(JSON.stringify(audit.json)).toContain('RING_HASH');
   });
 
+  it('clusters created beside it and deleted again reach Envoy, and traffic follows a route moved to one', async () => {
+    const { backends, envoy, listenerPort, url } = rig();
+    const [a, b] = backends.list;
+    const front = (cluster: string) => api('PUT', '/v1/listeners/front', { name: 'front', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster }] });
+    // Named to sort before and after shop: each is inserted into the catalog's order, not appended.
+    for (const [name, backend] of [['alpha', a], ['zulu', b]] as const) {
+      expect((await api('PUT', `/v1/clusters/${name}`, { name, endpoints: [{ address: '127.0.0.1', port: backend?.port }] })).status).toBe(201);
+    }
+    await waitFor(
+      async () => {
+        const s = await envoy.clusterStatuses();
+        return s.alpha?.hosts.length === 1 && s.zulu?.hosts.length === 1 && s.shop?.hosts.length === 2;
+      },
+      { what: 'alpha and zulu beside shop in Envoy' },
+    );
+    expect((await front('zulu')).status).toBe(200);
+    await waitFor(async () => ((await sendRequests(url, 20)).distribution['1'] ?? 0) === 20, { what: 'traffic on zulu' });
+    expect((await api('DELETE', '/v1/clusters/alpha')).status).toBe(200);
+    await waitFor(async () => (await envoy.clusterStatuses()).alpha === undefined, { what: 'alpha gone from Envoy' });
+    const r = await sendRequests(url, 100, { concurrency: 4 });
+    expect(r.errors).toBe(0);
+    expect(r.distribution['1']).toBe(100);
+    // As it was, for the tests after this one.
+    expect((await front('shop')).status).toBe(200);
+    expect((await api('DELETE', '/v1/clusters/zulu')).status).toBe(200);
+    await waitFor(async () => (await envoy.clusterStatuses()).zulu === undefined, { what: 'zulu gone from Envoy' });
+    const back = await sendRequests(url, 50, { concurrency: 4 });
+    expect(back.errors).toBe(0);
+    expect(back.distribution['0']).toBe(50);
+  });
+
   it('/v1/proxies shows the proxy SYNCED, and NACKED with Envoy\'s error for a listener it cannot bind', async () => {
     const { backends, url } = rig();
     await waitFor(
