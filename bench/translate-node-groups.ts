@@ -5,22 +5,24 @@
  * 40 writes per group count. With `--other DIR` the same writes also run through that
  * checkout's Translator and XdsCache, interleaved write by write, and the ratio is printed.
  *
- *   npx tsx bench/translate-node-groups.ts [--groups 0,20,100] [--other /path/to/checkout]
+ *   npx tsx bench/translate-node-groups.ts [--groups 0,20,100] [--every] [--other /path/to/checkout]
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { parseConfig } from '../src/sources/config-file.js';
+import { endpointKey } from '../src/catalog/endpoint-key.js';
 import type { Catalog } from '../src/catalog/types.js';
+import type { WeightOverrides } from '../src/catalog/weight-overrides.js';
 import { Translator } from '../src/xds/translator.js';
 import { XdsCache } from '../src/xds/cache.js';
 import { helpIfAsked } from './help.js';
 
 helpIfAsked(import.meta.url);
-const { values } = parseArgs({ options: { groups: { type: 'string', default: '0,20,100' }, other: { type: 'string' } } });
+const { values } = parseArgs({ options: { groups: { type: 'string', default: '0,20,100' }, every: { type: 'boolean', default: false }, other: { type: 'string' } } });
 const CLUSTERS = 1_000;
 const ENDPOINTS = 100;
-const WRITES = 40;
+const WRITES = values.every ? 15 : 40;
 const name = (c: number): string => `c${String(c).padStart(4, '0')}`;
 
 function catalogWith(groups: number): Catalog {
@@ -40,14 +42,19 @@ function written(c: Catalog, k: number): Catalog {
 }
 
 interface Publisher {
-  translate(c: Catalog): unknown;
+  translate(c: Catalog, weights?: WeightOverrides): unknown;
+}
+
+/** Publication k of --every: one endpoint's weight in every cluster. */
+function everyCluster(c: Catalog, k: number): WeightOverrides {
+  return new Map(c.clusters.map((x) => [x.name, new Map([[endpointKey(x.endpoints[0]!), { weight: 100 + k }]])]));
 }
 
 function publisherOf(T: typeof Translator, C: typeof XdsCache, first: Catalog): Publisher {
   const translator = new T();
   const cache = new C();
   cache.update(translator.translate(first));
-  return { translate: (c) => cache.update(translator.translate(c)) };
+  return { translate: (c, weights) => cache.update(translator.translate(c, weights)) };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? Number.NaN;
@@ -58,7 +65,7 @@ const other = values.other
       XdsCache: ((await import(`${values.other}/src/xds/cache.ts`)) as { XdsCache: typeof XdsCache }).XdsCache,
     }
   : undefined;
-console.log(`${CLUSTERS} clusters × ${ENDPOINTS} endpoints, one endpoint write per publish, medians of ${WRITES}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(`${CLUSTERS} clusters × ${ENDPOINTS} endpoints, ${values.every ? 'new weights for every cluster' : 'one endpoint write'} per publish, medians of ${WRITES}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 console.log(`| node groups | this ms | ${other ? 'other ms | this ÷ other |' : ''}\n|---|---|${other ? '---|---|' : ''}`);
 for (const groups of values.groups.split(',').map(Number)) {
   let catalog = catalogWith(groups);
@@ -66,12 +73,13 @@ for (const groups of values.groups.split(',').map(Number)) {
   const theirs = other ? publisherOf(other.Translator, other.XdsCache, catalog) : undefined;
   const times: [number[], number[]] = [[], []];
   for (let k = 0; k < WRITES; k++) {
-    catalog = written(catalog, k);
+    const weights = values.every ? everyCluster(catalog, k) : undefined;
+    if (!values.every) catalog = written(catalog, k);
     const order = k % 2 === 0 ? ([[mine, 0], [theirs, 1]] as const) : ([[theirs, 1], [mine, 0]] as const);
     for (const [p, slot] of order) {
       if (!p) continue;
       const started = performance.now();
-      p.translate(catalog);
+      p.translate(catalog, weights);
       times[slot].push(performance.now() - started);
     }
   }

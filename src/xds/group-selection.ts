@@ -1,4 +1,4 @@
-import { withValues } from '../balancing/engine/indexed-map.js';
+import { ArrayMap, withValues } from '../balancing/engine/indexed-map.js';
 import type { Catalog, Listener, NodeGroup } from '../catalog/types.js';
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { EncodedResource } from './resource.js';
@@ -91,7 +91,52 @@ function selectType(
       return derived;
     }
   }
+  return names.size * FEW < input.size ? pickFew(input, names) : pickAll(input, names);
+}
+
+/** A group selecting fewer than 1/FEW of a type's resources looks its names up instead of walking every resource. */
+const FEW = 8;
+
+function pickAll(input: ReadonlyMap<string, EncodedResource>, names: ReadonlySet<string>): Map<string, EncodedResource> {
   const out = new Map<string, EncodedResource>();
   for (const [name, r] of input) if (names.has(name)) out.set(name, r);
   return out;
+}
+
+/**
+ * The group's names looked up and put in the input's order by position (the positions built once
+ * per input map, shared by every group): after a whole translation (a weight publication over a
+ * busy fleet), walking every resource once per group cost ~13 ms at 100 groups × 1,000 clusters.
+ */
+function pickFew(input: ReadonlyMap<string, EncodedResource>, names: ReadonlySet<string>): Map<string, EncodedResource> {
+  const at = positionsOf(input);
+  const found: number[] = [];
+  const byPosition = new Map<number, string>();
+  for (const name of names) {
+    const i = at.get(name);
+    if (i === undefined) continue;
+    found.push(i);
+    byPosition.set(i, name);
+  }
+  found.sort((a, b) => a - b);
+  const out = new Map<string, EncodedResource>();
+  for (const i of found) {
+    const name = byPosition.get(i) as string;
+    out.set(name, input.get(name) as EncodedResource);
+  }
+  return out;
+}
+
+const positions = new WeakMap<ReadonlyMap<string, EncodedResource>, ReadonlyMap<string, number>>();
+
+/** Each name's position in `input` (a positional map's own index, else built once per map). */
+function positionsOf(input: ReadonlyMap<string, EncodedResource>): ReadonlyMap<string, number> {
+  if (input instanceof ArrayMap) return input.index;
+  let at = positions.get(input);
+  if (at === undefined) {
+    const built = new Map<string, number>();
+    for (const name of input.keys()) built.set(name, built.size);
+    positions.set(input, (at = built));
+  }
+  return at;
 }

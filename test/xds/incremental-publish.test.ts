@@ -112,6 +112,27 @@ describe('incremental publish', () => {
     expect(shape(new Map([['edge', next!]]))).toEqual(shape(new Map([['edge', translate(catalog).get('edge')!]])));
   });
 
+  it('a node group selecting a few of many clusters gets them in the catalog\'s order, the very resources of the whole set', () => {
+    // Forty clusters, not in name order; the group names three of them and routes to a fourth.
+    const clusters = Array.from({ length: 40 }, (_, i) => cluster((i * 17) % 40));
+    const catalog: Catalog = {
+      clusters,
+      listeners: [{ name: 'in', kind: 'socket', address: '0.0.0.0', port: 10000, routes: [{ domain: '*', prefix: '/', cluster: 'c22' }] }],
+      nodeGroups: [{ nodeCluster: 'few', listeners: ['in'], clusters: ['c30', 'c05', 'c17', 'c99'] }],
+    };
+    const wanted = new Set(['c30', 'c05', 'c17', 'c22']);
+    const expected = clusters.map((c) => c.name).filter((n) => wanted.has(n));
+    const translator = new Translator();
+    for (const weights of [undefined, new Map(clusters.map((c) => [c.name, new Map([[`${c.endpoints[0]!.address}:8080`, { weight: 7 }]])]))]) {
+      const out = translator.translate(catalog, weights);
+      for (const type of [TYPE.cluster, TYPE.endpoint]) {
+        const few = out.get('few')?.get(type);
+        expect([...(few?.keys() ?? [])], type).toEqual(expected);
+        for (const [name, r] of few ?? []) expect(r, `${type} ${name}`).toBe(out.get(DEFAULT_GROUP)?.get(type)?.get(name));
+      }
+    }
+  });
+
   it('listeners and routes are handed on as they were until the listener or a routed cluster changes', () => {
     const translator = new Translator();
     const first = translator.translate(base).get(DEFAULT_GROUP);
