@@ -122,3 +122,15 @@ function isSorted(list: readonly Cluster[]): boolean {
   }
   return sorted;
 }
+
+/**
+ * Whether two lists hold the very same items in the same order. The stores and the catalog's
+ * sources keep an unchanged object (and list) the same, and the stages after them key their
+ * memos by that identity, so a source that builds lists anew hands back its last list when
+ * this holds.
+ */
+export function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -397,9 +397,9 @@ export class XdsCache implements SnapshotSource {
     let differs = before === undefined || before.size !== input.size;
     for (const [name, r] of input) {
       const old = before?.get(name);
-      const same = old !== undefined && old.hash === r.hash;
-      out.set(name, same ? old : this.version(r));
-      differs ||= !same;
+      const v = this.versionedAs(old, r);
+      out.set(name, v);
+      differs ||= v !== old;
     }
     return differs || before === undefined ? out : before;
   }
@@ -433,9 +433,8 @@ export class XdsCache implements SnapshotSource {
         continue;
       }
       const old = before?.get(keys[i] as string);
-      const same = old !== undefined && old.hash === r.hash;
-      out[i] = same ? old : this.version(r);
-      differs ||= !same;
+      out[i] = this.versionedAs(old, r);
+      differs ||= out[i] !== old;
     }
     return differs || before === undefined ? new ArrayMap(keys, input.index, out) : before;
   }
@@ -453,6 +452,11 @@ export class XdsCache implements SnapshotSource {
   subscribe(listener: CacheListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** The resource's previous versioned form when it has the same content, else a new one. */
+  private versionedAs(old: VersionedResource | undefined, r: EncodedResource): VersionedResource {
+    return old !== undefined && old.hash === r.hash ? old : this.version(r);
   }
 
   private version(r: EncodedResource): VersionedResource {

@@ -110,21 +110,13 @@ function pickAll(input: ReadonlyMap<string, EncodedResource>, names: ReadonlySet
  */
 function pickFew(input: ReadonlyMap<string, EncodedResource>, names: ReadonlySet<string>): Map<string, EncodedResource> {
   const at = positionsOf(input);
-  const found: number[] = [];
-  const byPosition = new Map<number, string>();
+  const found: [number, string][] = [];
   for (const name of names) {
     const i = at.get(name);
-    if (i === undefined) continue;
-    found.push(i);
-    byPosition.set(i, name);
+    if (i !== undefined) found.push([i, name]);
   }
-  found.sort((a, b) => a - b);
-  const out = new Map<string, EncodedResource>();
-  for (const i of found) {
-    const name = byPosition.get(i) as string;
-    out.set(name, input.get(name) as EncodedResource);
-  }
-  return out;
+  found.sort((a, b) => a[0] - b[0]);
+  return new Map(found.map(([, name]) => [name, input.get(name) as EncodedResource]));
 }
 
 const positions = new WeakMap<ReadonlyMap<string, EncodedResource>, ReadonlyMap<string, number>>();

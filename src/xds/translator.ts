@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Catalog, Cluster, Listener } from '../catalog/types.js';
+import { sameItems } from '../catalog/changed-clusters.js';
 import { clusterDelta, type ClusterDelta, type SeenClusters } from './cluster-delta.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
@@ -117,7 +118,7 @@ export class Translator {
       this.putCluster(c, by, memo, fresh);
     }
     this.visits = delta.changed.length;
-    if (delta.reordered) return { ...(carriedInCatalogOrder(clusters, last, fresh, new Set(delta.removed)) ?? inCatalogOrder(clusters, last, fresh)), byName: last.byName };
+    if (delta.reordered) return { ...inCatalogOrder(clusters, last, fresh, new Set(delta.removed)), byName: last.byName };
     return { cds: replacedIn(last.cds, fresh.cds), eds: replacedIn(last.eds, fresh.eds), byName: last.byName };
   }
 
@@ -323,44 +324,22 @@ function replacedIn(base: ReadonlyMap<string, EncodedResource>, changes: Readonl
  * Both types' resources in the catalog's order: the changed from `fresh`, the rest as `last` had
  * them. Positional maps over one key list and index shared by the two types (and by the cache's
  * versioned maps built on them): at 10,000 clusters, a Map per type here and another per type in
- * the cache were most of a created or deleted cluster's publish.
+ * the cache were most of a created or deleted cluster's publish. When the last output is
+ * positional too (built so, or derived from such), the catalog and its key list are walked in
+ * step and each carried resource copied by position, without a lookup, and the maps are marked
+ * with where their resources came from (markPositional) for the cache; a name met out of step (a
+ * cluster moved) is looked up.
  */
-function inCatalogOrder(clusters: readonly Cluster[], last: ClusterOutput, fresh: ClusterOutput): { cds: ArrayMap<EncodedResource>; eds: ArrayMap<EncodedResource> } {
-  const n = clusters.length;
-  const keys = new Array<string>(n);
-  const index = new Map<string, number>();
-  const cds = new Array<EncodedResource>(n);
-  const eds = new Array<EncodedResource>(n);
-  for (let i = 0; i < n; i++) {
-    const name = (clusters[i] as Cluster).name;
-    const c = fresh.cds.get(name) ?? last.cds.get(name);
-    const e = fresh.eds.get(name) ?? last.eds.get(name);
-    if (c === undefined || e === undefined) throw new Error(`translator: cluster ${name} has no resource to carry`);
-    keys[i] = name;
-    index.set(name, i);
-    cds[i] = c;
-    eds[i] = e;
-  }
-  return { cds: new ArrayMap(keys, index, cds), eds: new ArrayMap(keys, index, eds) };
-}
-
-/**
- * inCatalogOrder without a lookup per name, when the last output is positional (it was built so,
- * or derived from such): the catalog and the last key list are walked in step, each carried
- * resource copied by position, and each map marked with where its resources came from
- * (markPositional) for the cache. Undefined when the last output is not positional, or a name
- * neither carried nor changed (a cluster moved) is met: inCatalogOrder then looks each one up.
- */
-function carriedInCatalogOrder(clusters: readonly Cluster[], last: ClusterOutput, fresh: ClusterOutput, gone: ReadonlySet<string>): { cds: ArrayMap<EncodedResource>; eds: ArrayMap<EncodedResource> } | undefined {
+function inCatalogOrder(clusters: readonly Cluster[], last: ClusterOutput, fresh: ClusterOutput, gone: ReadonlySet<string>): { cds: ArrayMap<EncodedResource>; eds: ArrayMap<EncodedResource> } {
   const { cds: lastCds, eds: lastEds } = last;
-  if (!(lastCds instanceof ArrayMap && lastEds instanceof ArrayMap) || lastCds.keyList !== lastEds.keyList) return undefined;
-  const before = lastCds.keyList;
+  const positional = lastCds instanceof ArrayMap && lastEds instanceof ArrayMap && lastCds.keyList === lastEds.keyList;
+  const before = positional ? lastCds.keyList : [];
   const n = clusters.length;
   const keys = new Array<string>(n);
   const index = new Map<string, number>();
   const from = new Int32Array(n);
-  const cds = new Array<EncodedResource>(n);
-  const eds = new Array<EncodedResource>(n);
+  const cds = new Array<EncodedResource | undefined>(n);
+  const eds = new Array<EncodedResource | undefined>(n);
   let j = 0;
   for (let i = 0; i < n; i++) {
     const name = (clusters[i] as Cluster).name;
@@ -368,20 +347,27 @@ function carriedInCatalogOrder(clusters: readonly Cluster[], last: ClusterOutput
     while (j < before.length && before[j] !== name && gone.has(before[j] as string)) j++;
     keys[i] = name;
     index.set(name, i);
-    if (before[j] === name) {
-      from[i] = j;
-      cds[i] = lastCds.valueList[j] as EncodedResource;
-      eds[i] = lastEds.valueList[j] as EncodedResource;
-      j++;
-    } else if (fresh.cds.has(name)) from[i] = -1;
-    else return undefined;
+    const carried = before[j] === name;
+    from[i] = carried ? j : -1;
+    cds[i] = carried ? ((lastCds as ArrayMap<EncodedResource>).valueList[j] as EncodedResource) : lastCds.get(name);
+    eds[i] = carried ? ((lastEds as ArrayMap<EncodedResource>).valueList[j] as EncodedResource) : lastEds.get(name);
+    if (carried) j++;
   }
   for (const [name, r] of fresh.cds) cds[index.get(name) as number] = r;
   for (const [name, r] of fresh.eds) eds[index.get(name) as number] = r;
-  const out = { cds: new ArrayMap(keys, index, cds), eds: new ArrayMap(keys, index, eds) };
-  markPositional(out.cds, { base: lastCds, from });
-  markPositional(out.eds, { base: lastEds, from });
+  const out = { cds: new ArrayMap(keys, index, complete(keys, cds)), eds: new ArrayMap(keys, index, complete(keys, eds)) };
+  if (positional) {
+    markPositional(out.cds, { base: lastCds, from });
+    markPositional(out.eds, { base: lastEds, from });
+  }
   return out;
+}
+
+/** `values` when every name has its resource (a name in neither the last output nor the changed is a bug, not a resource to drop). */
+function complete(keys: readonly string[], values: (EncodedResource | undefined)[]): EncodedResource[] {
+  const missing = values.findIndex((r) => r === undefined);
+  if (missing >= 0) throw new Error(`translator: cluster ${keys[missing] ?? ''} has no resource to carry`);
+  return values as EncodedResource[];
 }
 
 function memoOf(memo: MemoByType, typeUrl: XdsTypeUrl): Map<string, Memo> {
@@ -427,12 +413,6 @@ interface KeptListener {
   readonly routed: readonly (Cluster | undefined)[];
   readonly listener: Memo;
   readonly route: Memo;
-}
-
-function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 interface Memo extends Inputs {

@@ -15,6 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Etcd3, ITxnResponse, Namespace } from 'etcd3';
 import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
+import { sameItems } from '../changed-clusters.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
 import { buildEtcdClient, type EtcdSettings } from './etcd-client.js';
 import { EtcdHealth, errorText } from './etcd-health.js';
@@ -185,7 +186,8 @@ export class EtcdStore implements CatalogStore {
       const { owner: _o, revision: _r, updatedAt: _u, ...g } = nodeGroupRecord(name, e.value, e.mod);
       return g;
     }));
-    this.lastSpecs = { listeners: sameOr(this.lastSpecs.listeners, listeners), nodeGroups: sameOr(this.lastSpecs.nodeGroups, nodeGroups) };
+    const last = this.lastSpecs;
+    this.lastSpecs = { listeners: sameItems(last.listeners, listeners) ? last.listeners : listeners, nodeGroups: sameItems(last.nodeGroups, nodeGroups) ? last.nodeGroups : nodeGroups };
     return { clusters, listeners: this.lastSpecs.listeners, nodeGroups: this.lastSpecs.nodeGroups };
   }
 
@@ -578,9 +580,4 @@ function weightsValue(cluster: string, weights: ReadonlyMap<string, number>, at:
     out[endpoint] = weight;
   }
   return { at, weights: out };
-}
-
-/** `last` when `next` holds the same items in the same order, else `next`. */
-function sameOr<T>(last: readonly T[], next: readonly T[]): readonly T[] {
-  return last.length === next.length && next.every((x, i) => x === last[i]) ? last : next;
 }

@@ -1,3 +1,4 @@
+import { sameItems } from '../../catalog/changed-clusters.js';
 import { applyDiscoveredOverrides, NO_OVERRIDES, type DiscoveredOverrides } from '../../catalog/discovered-overrides.js';
 import type { Catalog, HashPolicy, Listener } from '../../catalog/types.js';
 import { mergeKubernetesClusters, type KubernetesContribution } from './mapping.js';
@@ -25,9 +26,9 @@ export function withKubernetes(catalog: Catalog, view: KubernetesContribution | 
  */
 function annotatedListeners(listeners: readonly Listener[], hashPolicies: ReadonlyMap<string, HashPolicy>): readonly Listener[] {
   const out = listeners.map((l) => annotated(l, hashPolicies));
+  if (sameItems(out, listeners)) return listeners;
   const last = lastAnnotated.get(listeners);
-  if (out.every((l, i) => l === listeners[i])) return listeners;
-  if (last !== undefined && last.length === out.length && out.every((l, i) => l === last[i])) return last;
+  if (last !== undefined && sameItems(out, last)) return last;
   lastAnnotated.set(listeners, out);
   return out;
 }
