@@ -331,20 +331,31 @@ export class XdsCache implements SnapshotSource {
   update(groups: ReadonlyMap<string, ResourceSet>): ReadonlySet<string> {
     const changed = new Set<string>();
     const next = new Map<string, Snapshot>();
+    /** Groups whose taken set is not `groups`' (a type reordered: see below). */
+    const takenNext = new Map<string, ResourceSet>();
     for (const [group, set] of groups) {
       const prev = this.snapshots.get(group);
       const taken = this.taken.get(group);
       const byType = new Map<XdsTypeUrl, ReadonlyMap<string, VersionedResource>>();
       const origins = new Map<XdsTypeUrl, Snapshot>();
       let differs = !prev;
+      let reordered: Map<XdsTypeUrl, ReadonlyMap<string, EncodedResource>> | undefined;
       for (const type of PUSH_ORDER) {
         const input = set.get(type) ?? new Map<string, EncodedResource>();
         const before = prev?.resources(type);
-        const out = this.typeUpdate(before, taken?.get(type), input);
+        const takenType = taken?.get(type);
+        const out = this.typeUpdate(before, takenType, input);
         if (prev && out === before) origins.set(type, prev.originOf(type));
         else differs = true;
         byType.set(type, out);
+        // The same resources in another order are no change to push, and the snapshot keeps its
+        // order; the map taken stays the one in that order, so that a later input derived from
+        // this one is compared whole (and adopts its order) instead of patched into the old order.
+        if (before !== undefined && out === before && input !== takenType && takenType !== undefined && derivationOf(input)?.base !== takenType && !sameKeyOrder(input, before)) {
+          (reordered ??= new Map()).set(type, takenType);
+        }
       }
+      if (reordered !== undefined) takenNext.set(group, new Map([...set, ...reordered]));
       if (differs) {
         changed.add(group);
         next.set(group, new Snapshot(group, ++this.seq, byType, origins));
@@ -354,7 +365,7 @@ export class XdsCache implements SnapshotSource {
     }
     for (const group of this.snapshots.keys()) if (!next.has(group)) changed.add(group);
     this.snapshots = next;
-    this.taken = groups;
+    this.taken = takenNext.size === 0 ? groups : new Map([...groups, ...takenNext]);
     if (changed.size > 0) for (const l of this.listeners) l(changed);
     return changed;
   }
@@ -468,4 +479,12 @@ export class XdsCache implements SnapshotSource {
       .finish();
     return { ...r, version, deltaBytes };
   }
+}
+
+/** Whether `a` and `b` list the same keys in the same order (their values are not compared). */
+function sameKeyOrder(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {
+  if (a.size !== b.size) return false;
+  const other = b.keys();
+  for (const key of a.keys()) if (other.next().value !== key) return false;
+  return true;
 }
