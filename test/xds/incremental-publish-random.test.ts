@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../examples/backends/poisson-load.js';
 import type { Catalog, Cluster, Listener, NodeGroup } from '../../src/catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../../src/catalog/weight-overrides.js';
 import { subscription, XdsCache } from '../../src/xds/cache.js';
@@ -15,18 +16,6 @@ import { translate, Translator } from '../../src/xds/translator.js';
  * the same changed groups. The scripted steps in incremental-publish.test.ts name each path; these
  * sequences mix them in orders nobody wrote down.
  */
-
-/** mulberry32: a small seeded generator, so a failing sequence replays from its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const endpoint = (i: number, weight: number) => ({
   address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, port: 8080, weight, priority: 0, health: 'HEALTHY' as const,
@@ -52,7 +41,7 @@ class Fleet {
   private readonly r: () => number;
 
   constructor(seed: number, size: number) {
-    this.r = random(seed);
+    this.r = seededRandom(seed);
     const clusters = Array.from({ length: size }, () => this.newCluster()).sort(byName);
     const listeners: Listener[] = [this.listener('ingress', 10000, clusters)];
     this.catalog = { clusters, listeners, nodeGroups: [] };
