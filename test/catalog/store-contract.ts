@@ -13,7 +13,9 @@ import {
   type MaybePromise,
   type StoreChange,
 } from '../../src/catalog/store/index.js';
+import type { OperatorState } from '../../src/catalog/store/records.js';
 import type { Catalog } from '../../src/catalog/types.js';
+import { seededRandom } from '../../examples/backends/poisson-load.js';
 import { parseConfig } from '../../src/sources/config-file.js';
 import { cluster, endpoint, listener, sorted } from './helpers.js';
 
@@ -141,6 +143,87 @@ export function storeContract(harness: () => StoreHarness): void {
           live.delete(gone);
           expect(s.catalog().clusters.map((c) => c.name)).toEqual([...live].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
         }
+      }
+    });
+
+    it('catalog() follows random write sequences: the model\'s clusters in code-unit name order, each cluster as its record serves it, the unwritten the same objects', async () => {
+      const s = await fresh();
+      const r = seededRandom(7);
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
+      const alphabet = ['a', 'b', 'B', 'z', 'Z', '0', '9', '-', '_', '.'];
+      /** The model: each cluster's endpoints by address, with their operator state. */
+      const model = new Map<string, Map<string, OperatorState>>();
+      const written = new Set<string>();
+      let serial = 0;
+      const newName = (): string => {
+        let n = pick(['a', 'b', 'Z', 'm']);
+        for (let k = Math.floor(r() * 4); k > 0; k--) n += pick(alphabet);
+        return `${n}${serial++ % 3 === 0 ? '' : `-${serial}`}`;
+      };
+      const address = (): string => `10.${Math.floor(r() * 4)}.${Math.floor(r() * 8)}.${1 + Math.floor(r() * 200)}`;
+      const create = async (): Promise<void> => {
+        const name = newName();
+        if (model.has(name)) return;
+        const addresses = [...new Set(Array.from({ length: Math.floor(r() * 4) }, address))];
+        await s.putCluster(cluster(name, addresses.map((a) => endpoint(a, 8080, { weight: 1 + Math.floor(r() * 9) }))), API);
+        model.set(name, new Map(addresses.map((a) => [a, 'active' as OperatorState])));
+        written.add(name);
+      };
+      let before = s.catalog();
+      for (let step = 0; step < 160; step++) {
+        const names = [...model.keys()];
+        const choice = r();
+        if (names.length < 3 || choice < 0.22) await create();
+        else if (choice < 0.3) {
+          // A burst of creates between reads: past the view's splice limit it sorts anew.
+          for (let k = 0; k < (r() < 0.3 ? 70 : 3); k++) await create();
+        } else if (choice < 0.42) {
+          const name = pick(names);
+          await s.deleteCluster(name, API);
+          model.delete(name);
+          written.add(name);
+        } else if (choice < 0.52) {
+          const name = pick(names);
+          const { endpoints: _kept, ...spec } = cluster(name, [], { connectTimeoutMs: 100 + Math.floor(r() * 5000) });
+          await s.putCluster(spec, API);
+          written.add(name);
+        } else {
+          const name = pick(names);
+          const eps = model.get(name) as Map<string, OperatorState>;
+          const known = [...eps.keys()];
+          const op = r();
+          if (known.length === 0 || op < 0.35) {
+            const a = address();
+            await s.putEndpoint(name, endpoint(a, 8080, { weight: 1 + Math.floor(r() * 9) }), API);
+            if (!eps.has(a)) eps.set(a, 'active');
+          } else if (op < 0.55) {
+            const a = pick(known);
+            await s.removeEndpoint(name, a, 8080, API);
+            eps.delete(a);
+          } else {
+            const a = pick(known);
+            const state = pick(['active', 'draining', 'disabled'] as const);
+            await s.setEndpointState(name, a, 8080, state, { actor: 'bob' });
+            eps.set(a, state);
+          }
+          written.add(name);
+        }
+        if (r() < 0.4) continue; // writes pile up in the view between reads
+        const after = s.catalog();
+        const at = `step ${step}`;
+        expect(after.clusters.map((c) => c.name), at).toEqual([...model.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+        for (const c of after.clusters) {
+          const eps = model.get(c.name) as Map<string, OperatorState>;
+          const served = [...eps].filter(([, st]) => st !== 'disabled').map(([a, st]) => `${a}=${st === 'draining' ? 'DRAINING' : 'HEALTHY'}`);
+          expect(c.endpoints.map((e) => `${e.address}=${e.health}`).sort(), `${at} ${c.name}`).toEqual(served.sort());
+          // The order the record gives, so the view's patched endpoints are where a whole read puts them.
+          const record = s.getCluster(c.name)?.endpoints.filter((e) => e.state !== 'disabled').map((e) => e.address);
+          expect(c.endpoints.map((e) => e.address), `${at} ${c.name} order`).toEqual(record);
+          const old = before.clusters.find((x) => x.name === c.name);
+          if (old !== undefined && !written.has(c.name)) expect(c, `${at} ${c.name} kept`).toBe(old);
+        }
+        written.clear();
+        before = after;
       }
     });
 
