@@ -109,14 +109,12 @@ describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
     // The translator does not pass LoadReportingOptions yet: publish the same resources with the
     // web cluster re-encoded with them, straight into fulcrum's cache (what the wiring will do).
     const catalog = parseConfig(configText, configPath).catalog;
-    const groups = translate(catalog);
-    for (const set of groups.values()) {
-      const clusters = set.get(TYPE.cluster) as Map<string, ReturnType<typeof encodeResource>>;
-      for (const c of catalog.clusters) {
-        const res = clusterResource(c, { reportEndpointMetrics: ['cpu_utilization', 'mem_utilization', 'named_metrics.*', 'eps', 'rps_fractional'] });
-        clusters.set(c.name, encodeResource(TYPE.cluster, c.name, res));
-      }
-    }
+    const reporting = new Map(catalog.clusters.map((c) => {
+      const res = clusterResource(c, { reportEndpointMetrics: ['cpu_utilization', 'mem_utilization', 'named_metrics.*', 'eps', 'rps_fractional'] });
+      return [c.name, encodeResource(TYPE.cluster, c.name, res)];
+    }));
+    // The translator's maps are read-only: each group's set with its Cluster map replaced.
+    const groups = new Map([...translate(catalog)].map(([group, set]) => [group, new Map([...set, [TYPE.cluster, reporting]])]));
     fulcrum.cache.update(groups);
 
     envoy = await startEnvoy({
