@@ -127,12 +127,13 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   /**
    * A new stream's first request names the version the client accepted last (on this replica or
    * another: versions are content hashes, equal on all). If that is exactly what its subscription
-   * resolves to now, it holds everything already and is sent nothing.
+   * resolves to now, it holds everything already and is sent nothing. A version in the form
+   * earlier releases gave (a proxy reconnecting after an upgrade) is recognized too.
    */
   private resume(type: XdsTypeUrl, st: TypeState, req: DiscoveryRequest, record: ProxyRecord): boolean {
     if (req.version_info === '' || req.response_nonce !== '') return false;
     const body = this.snapshot().sotwBody(type, st.subscription.sub);
-    if (body.version !== req.version_info || body.names.length === 0) return false;
+    if (body.names.length === 0 || (body.version !== req.version_info && body.legacyVersion !== req.version_info)) return false;
     st.sent = body;
     this.deps.registry.resumed(record, type, body.version, body.versions);
     return true;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import type { Catalog } from '../../src/catalog/types.js';
-import { subscription, XdsCache } from '../../src/xds/cache.js';
+import { setVersion, subscription, XdsCache } from '../../src/xds/cache.js';
 import { TYPE } from '../../src/xds/envoy-api.js';
 import { translate } from '../../src/xds/translator.js';
 
@@ -115,9 +115,9 @@ describe('XdsCache', () => {
     expect(snap.sotwUpdate(TYPE.endpoint, after, after)).toBeUndefined();
   });
 
-  it('keeps the version format every replica and earlier release computed, and the body bytes', () => {
-    // The version is what a reconnecting Envoy announces: a new hashing pass must give the same
-    // string for the same content, or every proxy would be sent everything once after an upgrade.
+  it('versions a set by the sum of its resources\' versions, whatever their order; a body still knows the version earlier releases gave it; the body bytes', () => {
+    // What earlier releases sent as version_info: a hash of the names and versions in order. A
+    // proxy reconnecting after an upgrade announces it (sotw-stream resumes on it).
     const hashed = (rows: string[][]): string => {
       const h = createHash('sha256');
       for (const row of rows) {
@@ -126,15 +126,29 @@ describe('XdsCache', () => {
       }
       return h.digest('base64url').slice(0, 16);
     };
+    // Each version's 96 bits as three words, added word by word modulo 2^32.
+    const summed = (versions: string[]): string => {
+      const words = [0, 0, 0];
+      for (const v of versions) {
+        const bits = Buffer.from(v, 'base64url');
+        expect(bits.length).toBe(12);
+        for (let k = 0; k < 3; k++) words[k] = (words[k]! + bits.readUInt32BE(4 * k)) >>> 0;
+      }
+      const out = Buffer.alloc(12);
+      words.forEach((w, k) => out.writeUInt32BE(w, 4 * k));
+      return out.toString('base64url');
+    };
     const cache = new XdsCache();
     cache.update(translate(catalog(3, true)));
     const snap = cache.snapshotFor('');
-    const rows = [TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route].flatMap((type) => [...snap.resources(type).values()].map((r) => [type, r.name, r.version]));
-    expect(snap.version).toBe(hashed(rows));
-    expect(snap.typeVersion(TYPE.endpoint)).toBe(hashed([...snap.resources(TYPE.endpoint).values()].map((r) => [r.name, r.version])));
-    const body = snap.sotwBody(TYPE.endpoint, subscription(TYPE.endpoint, true, []));
     const resources = [...snap.resources(TYPE.endpoint).values()];
-    expect(body.version).toBe(hashed(resources.map((r) => [r.name, r.version])));
+    expect(snap.typeVersion(TYPE.endpoint)).toBe(summed(resources.map((r) => r.version)));
+    expect(snap.typeVersion(TYPE.endpoint)).toBe(setVersion([...resources].reverse()));
+    const types = [TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route];
+    expect(snap.version).toBe(hashed(types.map((type) => [type, summed([...snap.resources(type).values()].map((r) => r.version))])));
+    const body = snap.sotwBody(TYPE.endpoint, subscription(TYPE.endpoint, true, []));
+    expect(body.version).toBe(summed(resources.map((r) => r.version)));
+    expect(body.legacyVersion).toBe(hashed(resources.map((r) => [r.name, r.version])));
     // version_info, each Any, type_url: the bytes the body was always encoded to.
     const w = protobuf.Writer.create().uint32(10).string(body.version);
     for (const r of resources) w.uint32(18).bytes(r.anyBytes);

@@ -263,8 +263,13 @@ describe('incremental publish over random write sequences', () => {
         if (fresh !== undefined) expect(a.version, `${at} [${group}] fresh`).toBe(fresh.snapshotFor(group).version);
         for (const type of PUSH_ORDER) {
           expect(a.typeVersion(type), `${at} [${group}] ${type}`).toBe(b.typeVersion(type));
-          const wildcard = subscription(type, true, []);
-          expect(Buffer.from(a.sotwBody(type, wildcard).bytes).equals(Buffer.from(b.sotwBody(type, wildcard).bytes)), `${at} [${group}] ${type} body`).toBe(true);
+          // A wildcard, every name (as an Envoy names its clusters' assignments), and a few names with one that does not exist.
+          const names = [...b.resources(type).keys()];
+          for (const sub of [subscription(type, true, []), subscription(type, false, names), subscription(type, false, [...names.filter((_, i) => i % 5 === 0), 'no-such-resource'])]) {
+            const [x, y] = [a.sotwBody(type, sub), b.sotwBody(type, sub)];
+            expect(x.version, `${at} [${group}] ${type} ${sub.key.slice(0, 60)}`).toBe(y.version);
+            expect(Buffer.from(x.bytes).equals(Buffer.from(y.bytes)), `${at} [${group}] ${type} body`).toBe(true);
+          }
         }
       }
     }
