@@ -5,8 +5,10 @@
  * wildcard CDS body, one EDS subscription's update, a Delta stream's type versions and the
  * snapshot version). Every write changes a weight (the stored one + 1), also on a reused store.
  * Median / p99 / max per phase over N writes; the store is seeded once into --dir (kept).
+ * `--eds-names all`: the EDS subscription names every cluster, as an Envoy's does (its CDS
+ * clusters' assignments); the default names one cluster.
  *
- *   npx tsx bench/publish-one-change.ts [--clusters 1000] [--endpoints 100] [--writes 300] [--dir DIR]
+ *   npx tsx bench/publish-one-change.ts [--clusters 1000] [--endpoints 100] [--writes 300] [--dir DIR] [--eds-names one|all]
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -27,11 +29,14 @@ const { values } = parseArgs({
     endpoints: { type: 'string', default: '100' },
     writes: { type: 'string', default: '300' },
     dir: { type: 'string' },
+    'eds-names': { type: 'string', default: 'one' },
   },
 });
 const CLUSTERS = Number(values.clusters);
 const PER = Number(values.endpoints);
 const WRITES = Number(values.writes);
+if (values['eds-names'] !== 'one' && values['eds-names'] !== 'all') throw new RangeError(`--eds-names must be one or all, got ${values['eds-names']}`);
+const EDS_NAMES = values['eds-names'];
 const dir = values.dir ?? join(tmpdir(), `fulcrum-publish-one-${CLUSTERS}x${PER}`);
 const clusterName = (i: number): string => `c-${String(i).padStart(4, '0')}`;
 const address = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
@@ -62,7 +67,7 @@ async function run(store: Store): Promise<number> {
   const cache = new XdsCache();
   cache.update(translator.translate(store.catalog()));
   const cds = subscription(TYPE.cluster, true, []);
-  const eds = subscription(TYPE.endpoint, false, [clusterName(0)]);
+  const eds = subscription(TYPE.endpoint, false, EDS_NAMES === 'all' ? Array.from({ length: CLUSTERS }, (_, i) => clusterName(i)) : [clusterName(0)]);
   let cdsBody = cache.snapshotFor(DEFAULT_GROUP).sotwBody(TYPE.cluster, cds);
   let edsBody: SotwBody = cache.snapshotFor(DEFAULT_GROUP).sotwBody(TYPE.endpoint, eds);
   for (let w = 0; w < WRITES; w++) {
@@ -106,7 +111,7 @@ async function main(): Promise<void> {
   seed();
   const store = openStore(dir);
   const published = await run(store).finally(() => store.close());
-  process.stdout.write(`${CLUSTERS} clusters × ${PER} endpoints, ${WRITES} one-endpoint writes; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+  process.stdout.write(`${CLUSTERS} clusters × ${PER} endpoints, ${WRITES} one-endpoint writes, EDS subscription: ${EDS_NAMES === 'all' ? 'every cluster' : 'one cluster'}; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
   report(published);
 }
 
