@@ -4,6 +4,7 @@ import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
 import { CatalogFeed } from '../../src/catalog/catalog-feed.js';
 import type { Catalog } from '../../src/catalog/types.js';
 import { cluster, endpoint } from '../catalog/helpers.js';
+import { seededRandom } from '../../examples/backends/poisson-load.js';
 
 const PID = { kind: 'pid', setpoint: 'mean', metric: 'cpu' } as const;
 const catalogOf = (health: 'HEALTHY' | 'DRAINING', n = 3): Catalog => ({
@@ -50,6 +51,48 @@ describe('AdaptiveWeights', () => {
     expect([...mine.keys()].sort()).toEqual(['a', 'b', 'c']);
     for (const name of ['a', 'b', 'c']) expect([...(mine.get(name) ?? [])], name).toEqual([...(theirs.get(name) ?? [])]);
     expect(a.publishedWeights('e')).toBeUndefined();
+  });
+
+  it('random creates, deletes and writes, ticked in between: each tick publishes what a fresh engine given the catalog publishes', () => {
+    const r = seededRandom(11);
+    let serial = 0;
+    const made = (): Catalog['clusters'][number] => {
+      const name = `c${Math.floor(r() * 1e5).toString(36)}-${serial++}`;
+      const n = 1 + Math.floor(r() * 4);
+      const endpoints = Array.from({ length: n }, (_, i) =>
+        endpoint(`10.${serial % 250}.${i}.1`, 8080, { weight: 1 + Math.floor(r() * 5), ...(r() < 0.15 ? { health: 'DRAINING' as const } : {}) }));
+      return cluster(name, endpoints, { weighting: r() < 0.7 ? PID : { kind: 'static' } });
+    };
+    const byName = (x: { name: string }, y: { name: string }): number => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0);
+    let clusters = Array.from({ length: 6 }, made).sort(byName);
+    const engine = new WeightEngine();
+    const a = new AdaptiveWeights(engine);
+    const everSeen = new Set<string>();
+    for (let step = 0; step < 120; step++) {
+      const op = r();
+      if (op < 0.35 || clusters.length < 2) clusters = [...clusters, made()].sort(byName);
+      else if (op < 0.6) clusters = clusters.filter((_, i) => i !== Math.floor(r() * clusters.length));
+      else if (op < 0.8) {
+        // A write: the same name, a new endpoint set.
+        const k = Math.floor(r() * clusters.length);
+        const next = made();
+        clusters = clusters.map((c, i) => (i === k ? { ...next, name: c.name } : c));
+      } else if (op < 0.85) clusters = [...clusters].reverse();
+      const catalog: Catalog = { clusters, listeners: [], nodeGroups: [] };
+      a.setCatalog(catalog);
+      for (const c of clusters) everSeen.add(c.name);
+      // The engine holds exactly the catalog's clusters: a deleted one is gone from it, not only from the output.
+      for (const name of everSeen) expect(engine.hasCluster(name), `step ${step} ${name}`).toBe(clusters.some((c) => c.name === name));
+      if (r() < 0.3) continue; // catalogs pile up between ticks
+      const now = 1_000 * (step + 1);
+      const fresh = new AdaptiveWeights(new WeightEngine());
+      fresh.setCatalog(catalog);
+      const [mine, theirs] = [a.tick(now) ?? a.current(), fresh.tick(now) ?? fresh.current()];
+      // Clusters with nothing to override (static, none draining) have no entry in either.
+      expect([...mine.keys()].sort(), `step ${step}`).toEqual([...theirs.keys()].sort());
+      expect(mine.size, `step ${step}`).toBeGreaterThan(0);
+      for (const c of clusters) expect([...(mine.get(c.name) ?? [])], `step ${step} ${c.name}`).toEqual([...(theirs.get(c.name) ?? [])]);
+    }
   });
 
   it('publishedHealth: the declared DRAINING wins, follows catalog changes, and is undefined for unknown endpoints', () => {
