@@ -23,7 +23,8 @@ export interface SotwBody {
   /**
    * The version earlier releases gave the same body (a hash of its names and versions in order):
    * a proxy reconnecting after an upgrade announces it, and is resumed on it (sotw-stream.ts).
-   * Computed on first read, which only such a reconnect makes.
+   * Computed on first read: a first request announcing a version other than the current one (once
+   * per body, shared by every stream on it).
    */
   readonly legacyVersion: string;
   readonly bytes: Uint8Array;
@@ -152,8 +153,9 @@ export class Snapshot {
   }
 
   /**
-   * A hash of one type's names and versions: a Delta stream in sync with it has nothing to do
-   * when a change touched only other types, and streams in sync with it share their next piece.
+   * The set version of the type's resources (setVersion): a Delta stream in sync with it has
+   * nothing to do when a change touched only other types, and streams in sync with it share their
+   * next piece.
    */
   typeVersion(type: XdsTypeUrl): string {
     const origin = this.origins.get(type);
@@ -306,7 +308,9 @@ export function buildSotwBody(type: XdsTypeUrl, resources: readonly VersionedRes
  * The version of a set of resources: the sum of their versions' 96 bits, word by word modulo
  * 2^32, as 16 base64url characters. A resource's version is a hash of its bytes, name included,
  * so equal sets get equal versions on every replica and after every restart, whatever their
- * order, and a set that differs in one resource never shares its version. Adding up three words
+ * order; two sets differing in one resource never share a version, and sets differing in more
+ * share one by a 2^-96 chance (not a cryptographic guarantee: someone choosing many resources'
+ * content could build a collision, which takes the admin API's write access). Adding up three words
  * per resource replaced hashing a text of every name and version: at 10,000 clusters an endpoint
  * write's type version, snapshot version and an Envoy's EDS body (all 10,000 names) each hashed
  * ~400 KB, ~25 ms per write in all (bench/RESULTS.md, order21).
@@ -441,8 +445,11 @@ export type CacheListener = (changedGroups: ReadonlySet<string>) => void;
  * replicas serving the same state announce the same versions, and an Envoy that reconnects to
  * another replica (or to this one after a restart) is sent only what it does not hold. What a
  * process-start prefix used to guard against, a version reused for other content, cannot happen:
- * a version names its bytes (a resource's is the hash of its encoding; a response's the hash of
- * the names and versions it carries), so equal versions mean the client holds exactly this.
+ * a version names its bytes (a resource's is the hash of its encoding; a response's the set
+ * version of the resources it carries), so equal versions mean the client holds exactly this.
+ * A snapshot keeps the order of the maps it was made from, which may lag a reorder-only change
+ * (no push) until the type next changes; no version and no SotW body depends on that order
+ * (bodies list their resources by name).
  */
 export class XdsCache implements SnapshotSource {
   private snapshots = new Map<string, Snapshot>();
@@ -459,8 +466,6 @@ export class XdsCache implements SnapshotSource {
   update(groups: ReadonlyMap<string, ResourceSet>): ReadonlySet<string> {
     const changed = new Set<string>();
     const next = new Map<string, Snapshot>();
-    /** Groups whose taken set is not `groups`' (a type reordered: see below). */
-    const takenNext = new Map<string, ResourceSet>();
     for (const [group, set] of groups) {
       const prev = this.snapshots.get(group);
       const taken = this.taken.get(group);
@@ -468,7 +473,6 @@ export class XdsCache implements SnapshotSource {
       const origins = new Map<XdsTypeUrl, Snapshot>();
       const sums = new Map<XdsTypeUrl, Uint32Array>();
       let differs = !prev;
-      let reordered: Map<XdsTypeUrl, ReadonlyMap<string, EncodedResource>> | undefined;
       for (const type of PUSH_ORDER) {
         const input = set.get(type) ?? new Map<string, EncodedResource>();
         const before = prev?.resources(type);
@@ -481,14 +485,7 @@ export class XdsCache implements SnapshotSource {
         // A few resources replaced in the previous map: its word sum moved by theirs alone.
         const base = swaps.length > 0 && out !== before ? prev?.knownWordSum(type) : undefined;
         if (base !== undefined) sums.set(type, swappedSum(base, swaps));
-        // The same resources in another order are no change to push, and the snapshot keeps its
-        // order; the map taken stays the one in that order, so that a later input derived from
-        // this one is compared whole (and adopts its order) instead of patched into the old order.
-        if (before !== undefined && out === before && input !== takenType && takenType !== undefined && derivationOf(input)?.base !== takenType && !sameKeyOrder(input, before)) {
-          (reordered ??= new Map()).set(type, takenType);
-        }
       }
-      if (reordered !== undefined) takenNext.set(group, new Map([...set, ...reordered]));
       if (differs) {
         changed.add(group);
         next.set(group, new Snapshot(group, ++this.seq, byType, origins, sums));
@@ -498,7 +495,7 @@ export class XdsCache implements SnapshotSource {
     }
     for (const group of this.snapshots.keys()) if (!next.has(group)) changed.add(group);
     this.snapshots = next;
-    this.taken = takenNext.size === 0 ? groups : new Map([...groups, ...takenNext]);
+    this.taken = groups;
     if (changed.size > 0) for (const l of this.listeners) l(changed);
     return changed;
   }
@@ -623,12 +620,4 @@ export class XdsCache implements SnapshotSource {
       .finish();
     return { ...r, version, deltaBytes, versionWords: versionWords(version) };
   }
-}
-
-/** Whether `a` and `b` list the same keys in the same order (their values are not compared). */
-function sameKeyOrder(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {
-  if (a.size !== b.size) return false;
-  const other = b.keys();
-  for (const key of a.keys()) if (other.next().value !== key) return false;
-  return true;
 }

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../examples/backends/poisson-load.js';
 import type { Catalog, Cluster, Listener, NodeGroup } from '../../src/catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../../src/catalog/weight-overrides.js';
-import { subscription, XdsCache } from '../../src/xds/cache.js';
-import { PUSH_ORDER } from '../../src/xds/envoy-api.js';
+import { subscription, XdsCache, type SotwBody } from '../../src/xds/cache.js';
+import { PUSH_ORDER, TYPE } from '../../src/xds/envoy-api.js';
 import type { ResourceSet } from '../../src/xds/resource-set.js';
 import { translate, Translator } from '../../src/xds/translator.js';
 
@@ -240,10 +240,10 @@ describe('incremental publish over random write sequences', () => {
     const translator = new Translator();
     const incremental = new XdsCache();
     const whole = new XdsCache();
-    let everShuffled = false;
+    /** Per group and type, the wildcard bodies each cache gave at the step before (what a stream holds). */
+    const held = new Map<string, [SotwBody, SotwBody]>();
     for (let k = 0; k < 90; k++) {
       const label = k === 0 ? 'start' : fleet.step();
-      everShuffled ||= !fleet.ordered;
       const at = `seed ${seed} step ${k}: ${label}`;
       const { catalog, weights } = fleet;
       const out = translator.translate(catalog, weights);
@@ -251,16 +251,16 @@ describe('incremental publish over random write sequences', () => {
       expect(shape(out), at).toEqual(shape(reference));
       const changed = incremental.update(out);
       const changedWhole = whole.update(reference);
-      // Until the order changes, versions are a function of the catalog alone (two replicas agree
-      // whatever their histories): a fresh cache of this step's whole translation holds the same.
-      const fresh = everShuffled ? undefined : new XdsCache();
-      fresh?.update(reference);
+      // Versions are a function of the catalog alone (two replicas agree whatever their histories,
+      // orders included): a fresh cache of this step's whole translation holds the same.
+      const fresh = new XdsCache();
+      fresh.update(reference);
       expect([...changed].sort(), at).toEqual([...changedWhole].sort());
       for (const group of groupsOf(catalog)) {
         const a = incremental.snapshotFor(group);
         const b = whole.snapshotFor(group);
         expect(a.version, `${at} [${group}]`).toBe(b.version);
-        if (fresh !== undefined) expect(a.version, `${at} [${group}] fresh`).toBe(fresh.snapshotFor(group).version);
+        expect(a.version, `${at} [${group}] fresh`).toBe(fresh.snapshotFor(group).version);
         for (const type of PUSH_ORDER) {
           expect(a.typeVersion(type), `${at} [${group}] ${type}`).toBe(b.typeVersion(type));
           // A wildcard, every name (as an Envoy names its clusters' assignments), and a few names with one that does not exist.
@@ -270,6 +270,24 @@ describe('incremental publish over random write sequences', () => {
             expect(x.version, `${at} [${group}] ${type} ${sub.key.slice(0, 60)}`).toBe(y.version);
             expect(Buffer.from(x.bytes).equals(Buffer.from(y.bytes)), `${at} [${group}] ${type} body`).toBe(true);
           }
+          // What a stream holding the last step's body is sent: the changed (EDS, RDS) or the body with the dropped kept (CDS, LDS).
+          const wildcard = subscription(type, true, []);
+          const now = [a.sotwBody(type, wildcard), b.sotwBody(type, wildcard)] as const;
+          const before = held.get(`${group}|${type}`);
+          if (before !== undefined) {
+            const incremental = type === TYPE.endpoint || type === TYPE.route;
+            const [x, y] = incremental ? [a.sotwUpdate(type, before[0], now[0]), b.sotwUpdate(type, before[1], now[1])] : [a.keepRemoved(type, before[0], now[0]), b.keepRemoved(type, before[1], now[1])];
+            expect(x?.names, `${at} [${group}] ${type} update`).toEqual(y?.names);
+            expect(x?.version, `${at} [${group}] ${type} update version`).toBe(y?.version);
+            // And what the protocol asks for, worked out here from the two bodies.
+            const was = new Map(before[1].resources.map((r) => [r.name, r.version]));
+            const expected = incremental
+              ? now[1].resources.filter((r) => was.get(r.name) !== r.version).map((r) => r.name)
+              : [...now[1].names, ...[...was.keys()].filter((n) => !now[1].names.includes(n))].sort();
+            const dropped = [...was.keys()].some((n) => !now[1].names.includes(n));
+            expect(x?.names ?? [], `${at} [${group}] ${type} update names`).toEqual(incremental || dropped ? expected : []);
+          }
+          held.set(`${group}|${type}`, [now[0], now[1]]);
         }
       }
     }
