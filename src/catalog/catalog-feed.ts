@@ -1,6 +1,6 @@
 import { nextTurn } from '../runtime/next-turn.js';
 import type { Component } from '../runtime/lifecycle.js';
-import { changedByName, changedInPlace } from './changed-clusters.js';
+import { changedClusters } from './changed-clusters.js';
 import type { Catalog } from './types.js';
 
 /** Where the desired state comes from: the durable store (config file and API writes). */
@@ -113,8 +113,8 @@ export class CatalogFeed implements Component {
 
 /** Whether the clusters of `next` that are not the same objects as in `previous` hold more than BIG_CHANGE_ENDPOINTS endpoints. */
 function isBig(previous: Catalog, next: Catalog): boolean {
-  // By name when names changed: the stages after the feed ask the same of the same two lists (kept once).
-  const changed = changedInPlace(previous.clusters, next.clusters) ?? changedByName(previous.clusters, next.clusters).changed;
+  // The stages after the feed ask the same of the same two lists (kept once).
+  const { changed } = changedClusters(previous.clusters, next.clusters);
   let endpoints = 0;
   for (const c of changed) {
     endpoints += c.endpoints.length;

@@ -51,6 +51,22 @@ export function changedByName(before: readonly Cluster[], after: readonly Cluste
 
 let lastByName: { before: readonly Cluster[]; after: readonly Cluster[]; changes: ChangesByName } = { before: [], after: [], changes: { changed: [], removed: [] } };
 
+/** How `after` differs from `before`, and whether names were added, removed or moved. */
+export interface ClusterChanges extends ChangesByName {
+  readonly renamed: boolean;
+}
+
+const NONE_REMOVED: readonly string[] = [];
+
+/**
+ * What every stage following the catalog asks after a write: by identity when the names are the
+ * same (changedInPlace), else by name (changedByName).
+ */
+export function changedClusters(before: readonly Cluster[], after: readonly Cluster[]): ClusterChanges {
+  const inPlace = changedInPlace(before, after);
+  return inPlace === undefined ? { ...changedByName(before, after), renamed: true } : { changed: inPlace, removed: NONE_REMOVED, renamed: false };
+}
+
 function byName(before: readonly Cluster[], after: readonly Cluster[]): ChangesByName {
   if (!isSorted(before)) return byMap(before, after);
   const walked = byMergeWalk(before, after);

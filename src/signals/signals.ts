@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { endpointKey } from '../catalog/endpoint-key.js';
-import { changedByName, changedInPlace } from '../catalog/changed-clusters.js';
+import { changedClusters } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
 import type { LrsGranularity, LrsReportResult } from './lrs-aggregator.js';
@@ -114,9 +114,8 @@ export class Signals {
   }
 
   private apply(catalog: Catalog, prepared: ReadonlyMap<Cluster, KeysAndLocalities>): void {
-    const inPlace = changedInPlace(this.seen, catalog.clusters);
     // Names added or removed (a cluster created or deleted): those alone, found by name.
-    const changes = inPlace === undefined ? changedByName(this.seen, catalog.clusters) : { changed: inPlace, removed: [] };
+    const changes = changedClusters(this.seen, catalog.clusters);
     for (const name of changes.removed) {
       this.clusters.delete(name);
       this.known.delete(name);

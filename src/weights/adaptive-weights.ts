@@ -2,7 +2,7 @@ import type { ExportedClusterState } from '../balancing/engine/index.js';
 import type { ClusterTick, EngineEndpoint, Explanation, ProbeResult, Sample } from '../balancing/engine/types.js';
 import { WeightEngine, type PreparedCluster } from '../balancing/engine/weight-engine.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
-import { changedByName, changedInPlace } from '../catalog/changed-clusters.js';
+import { changedClusters } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
@@ -58,9 +58,8 @@ export class AdaptiveWeights {
   }
 
   setCatalog(catalog: Catalog): void {
-    const inPlace = changedInPlace(this.seen, catalog.clusters);
     // One write changed a cluster or a few, or created or deleted some: only those told to the engine.
-    const { changed, removed } = inPlace === undefined ? changedByName(this.seen, catalog.clusters) : { changed: inPlace, removed: [] };
+    const { changed, removed } = changedClusters(this.seen, catalog.clusters);
     for (const name of removed) this.forget(name);
     for (const c of changed) {
       this.install(c, undefined);

@@ -1,4 +1,4 @@
-import { changedByName, changedInPlace } from '../catalog/changed-clusters.js';
+import { changedClusters, type ClusterChanges } from '../catalog/changed-clusters.js';
 import type { Cluster } from '../catalog/types.js';
 import type { WeightOverrides } from '../catalog/weight-overrides.js';
 
@@ -27,12 +27,13 @@ export interface ClusterDelta {
  * one, not all. Undefined when more than half changed (a whole translation is as cheap).
  */
 export function clusterDelta(seen: SeenClusters, clusters: readonly Cluster[], weights: WeightOverrides | undefined): ClusterDelta | undefined {
-  const inPlace = clusters === seen.clusters ? [] : changedInPlace(seen.clusters, clusters);
-  const byNames = inPlace === undefined ? changedByName(seen.clusters, clusters) : undefined;
-  const changed = new Set<Cluster>(inPlace ?? byNames?.changed);
+  const found = clusters === seen.clusters ? UNCHANGED : changedClusters(seen.clusters, clusters);
+  const changed = new Set<Cluster>(found.changed);
   if (weights !== seen.weights) {
     for (const c of clusters) if (weights?.get(c.name) !== seen.weights?.get(c.name)) changed.add(c);
   }
   if (changed.size > clusters.length / 2) return undefined;
-  return { changed: [...changed], removed: byNames?.removed ?? [], reordered: byNames !== undefined };
+  return { changed: [...changed], removed: found.removed, reordered: found.renamed };
 }
+
+const UNCHANGED: ClusterChanges = { changed: [], removed: [], renamed: false };

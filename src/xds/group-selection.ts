@@ -1,8 +1,8 @@
-import { ArrayMap, withValues } from '../balancing/engine/indexed-map.js';
+import { ArrayMap } from '../balancing/engine/indexed-map.js';
 import type { Catalog, Listener, NodeGroup } from '../catalog/types.js';
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { EncodedResource } from './resource.js';
-import { derivationOf, markDerived, type ResourceSet } from './resource-set.js';
+import { derivationOf, replacedIn, type ResourceSet } from './resource-set.js';
 
 const GROUP_TYPES = [TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route] as const;
 const NO_RESOURCES: ReadonlyMap<string, EncodedResource> = new Map();
@@ -76,20 +76,15 @@ function selectType(
   if (before !== undefined && input === fromBefore) return before;
   const d = derivationOf(input);
   if (before !== undefined && d !== undefined && d.base === fromBefore) {
-    const changes: [string, EncodedResource][] = [];
+    const changes = new Map<string, EncodedResource>();
     let known = true;
     for (const name of d.names) {
       if (!names.has(name)) continue;
       const r = input.get(name);
       known &&= r !== undefined && before.has(name);
-      if (r !== undefined) changes.push([name, r]);
+      if (r !== undefined) changes.set(name, r);
     }
-    if (changes.length === 0 && known) return before;
-    if (known) {
-      const derived = withValues(before, changes);
-      markDerived(derived, { base: before, names: new Set(changes.map(([name]) => name)) });
-      return derived;
-    }
+    if (known) return replacedIn(before, changes);
   }
   return names.size * FEW < input.size ? pickFew(input, names) : pickAll(input, names);
 }

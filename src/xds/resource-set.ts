@@ -1,3 +1,4 @@
+import { withValues } from '../balancing/engine/indexed-map.js';
 import type { XdsTypeUrl } from './envoy-api.js';
 import type { EncodedResource } from './resource.js';
 
@@ -64,4 +65,18 @@ export function markPositional(map: Resources, derivation: PositionalDerivation)
 export function positionalOf(map: Resources): PositionalDerivation | undefined {
   const r = records.get(map);
   return r !== undefined && 'from' in r ? r : undefined;
+}
+
+/**
+ * `base` with `changes` set in place (their names are in it): `base` itself when each is the
+ * resource it holds, else a positional copy (withValues: one array, not a Map) marked derived
+ * from `base` (the translator's maps after a write, a node group's selection from them).
+ */
+export function replacedIn(base: Resources, changes: ReadonlyMap<string, EncodedResource>): Resources {
+  let same = true;
+  for (const [name, r] of changes) same &&= base.get(name) === r;
+  if (same) return base;
+  const out = withValues(base, changes);
+  markDerived(out, { base, names: new Set(changes.keys()) });
+  return out;
 }

@@ -8,8 +8,8 @@ import { encodeResource, resourceOfBytes, type EncodedResource } from './resourc
 import { ELEMENTS_PER_PIECE, encodeAssignment, encodeAssignmentSliced, type Turn } from './assignment-encoding.js';
 import { assignmentLayout, clusterResource, sameClusterForm, type LoadReportingOptions } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
-import { DEFAULT_GROUP, markDerived, markPositional, type ResourceSet } from './resource-set.js';
-import { ArrayMap, sameEntries, withValues } from '../balancing/engine/indexed-map.js';
+import { DEFAULT_GROUP, markPositional, replacedIn, type ResourceSet } from './resource-set.js';
+import { ArrayMap, sameEntries } from '../balancing/engine/indexed-map.js';
 import { GroupSelections } from './group-selection.js';
 import { retryPolicies } from './translate-protection.js';
 
@@ -327,19 +327,6 @@ function endpointsIn(clusters: readonly Cluster[]): number {
 
 /** Per type, per name: no key string built per resource on every publish. */
 type MemoByType = Map<XdsTypeUrl, Map<string, Memo>>;
-
-/**
- * `base` with `changes` set in place (their names are in it): `base` itself when each is the
- * resource it holds, else a positional copy (withValues: one array, not a Map) marked derived.
- */
-function replacedIn(base: ReadonlyMap<string, EncodedResource>, changes: ReadonlyMap<string, EncodedResource>): ReadonlyMap<string, EncodedResource> {
-  let same = true;
-  for (const [name, r] of changes) same &&= base.get(name) === r;
-  if (same) return base;
-  const out = withValues(base, changes);
-  markDerived(out, { base, names: new Set(changes.keys()) });
-  return out;
-}
 
 /**
  * Both types' resources in the catalog's order: the changed from `fresh`, the rest as `last` had
