@@ -55,8 +55,10 @@ if (dir) {
   setInterval(flush, 2000).unref();
   process.on('exit', flush);
 
-  dc.subscribe('http.server.request.start', ({ request }) => rec({ k: 'req', t: now(), m: request.method, u: request.url }));
-  dc.subscribe('http.server.response.finish', () => rec({ k: 'res', t: now() }));
+  // `x`: V8's external memory (ArrayBuffers, Buffers; MiB) as each admin request starts and ends.
+  const external = () => Math.round(process.memoryUsage().external / 1024 / 10.24) / 100;
+  dc.subscribe('http.server.request.start', ({ request }) => rec({ k: 'req', t: now(), m: request.method, u: request.url, x: external() }));
+  dc.subscribe('http.server.response.finish', () => rec({ k: 'res', t: now(), x: external() }));
 
   // Every write on an HTTP/2 server stream (a Duplex: its write is Duplex's own copy of Writable's): the xDS responses.
   const write = Duplex.prototype.write;

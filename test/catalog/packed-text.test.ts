@@ -28,6 +28,28 @@ describe('packed audit texts', () => {
     expect(unpackText(empty.packed, empty.bytes)).toBe('');
   });
 
+  it('keeps multi-byte and surrogate-pair characters whole across the segments zlib is handed', async () => {
+    // 64 Ki UTF-16 units per segment: a pair straddling each boundary, in a text of several segments.
+    const unit = 64 * 1024;
+    for (const shift of [0, 1, 2]) {
+      const filler = 'é'.repeat(unit - 1 - shift);
+      const text = `${filler}😀${'a'.repeat(unit - 3)}😀✓${'ü'.repeat(2 * unit + 5)}`;
+      const p = await packText(text);
+      expect(unpackText(p.packed, p.bytes)).toBe(text);
+      expect(p.bytes).toBe(Buffer.byteLength(text, 'utf8'));
+    }
+  });
+
+  it('packs texts of many pieces, several packers at once', async () => {
+    const texts = Array.from({ length: 4 }, (_, k) => Array.from({ length: 9_000 }, (_, i) => JSON.stringify({ k, i, zone: 'zoné-✓' })));
+    const packed = await Promise.all(texts.map((t) => packJoined(head, head.length - 2, t, () => new Promise((r) => setImmediate(r)))));
+    packed.forEach((p, k) => {
+      const expected = `${head.slice(0, -2)}${(texts[k] as string[]).join(',')}]}`;
+      expect(unpackText(p.packed, p.bytes)).toBe(expected);
+      expect(p.bytes).toBe(Buffer.byteLength(expected, 'utf8'));
+    });
+  });
+
   it('refuses to inflate more than the row says it holds, and a damaged row is an error, not a crash', async () => {
     const p = await packText(whole);
     expect(() => unpackText(p.packed, p.bytes - 1)).toThrow(/maxOutputLength|buffer|length/i);

@@ -13,10 +13,8 @@
  * when asked for in full (GET /v1/audit/{id}); a page of the log reads its stored summary.
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { promisify } from 'node:util';
-import { constants as zlibConstants, deflateRaw, inflateRawSync } from 'node:zlib';
-
-const deflate = promisify(deflateRaw);
+import { finished } from 'node:stream/promises';
+import { constants as zlibConstants, createDeflateRaw, inflateRawSync, type DeflateRaw } from 'node:zlib';
 
 export interface PackedText {
   /** The text's UTF-8, deflated (raw deflate, no header). */
@@ -25,25 +23,93 @@ export interface PackedText {
   readonly bytes: number;
 }
 
-/** Collects a text's pieces as UTF-8 as they are made, then deflates the whole off the event loop. */
-export class TextPacker {
-  private readonly chunks: Buffer[] = [];
-  private bytes = 0;
+/** UTF-16 code units encoded per write to zlib; each takes at most 3 UTF-8 octets, so a segment fits its scratch buffer. */
+const SEGMENT_UNITS = 64 * 1024;
+const SCRATCH_BYTES = 3 * SEGMENT_UNITS;
 
-  add(piece: string): void {
-    const chunk = Buffer.from(piece, 'utf8');
-    this.chunks.push(chunk);
-    this.bytes += chunk.length;
+/**
+ * Deflates a text as its pieces are made, off the event loop, through two reused scratch buffers.
+ *
+ * Not a Buffer per piece and a concatenated copy of the whole: that made ~9 MB of ArrayBuffers per
+ * 4.6 MB text, memory outside V8's heap that it counts against a budget of 64 MB between two full
+ * collections. Once past it, every further external allocation (each HTTP/2 request's nghttp2
+ * buffers included) made the main thread do a step of marking: after a few big writes, a
+ * probe waited 50–80 ms behind the next one (bench/RESULTS.md "external22"). Here a text costs
+ * its scratch buffers and its deflated output only. zlib reads one scratch buffer on libuv's
+ * thread pool while the next segment is encoded into the other.
+ */
+export class TextPacker {
+  private deflater: DeflateRaw | undefined;
+  private readonly output: Buffer[] = [];
+  private outputBytes = 0;
+  private bytes = 0;
+  private failure: Error | undefined;
+  private readonly scratch: (Buffer | undefined)[] = [undefined, undefined];
+  /** Per scratch buffer: settles once zlib has read what was last written from it (never rejects). */
+  private readonly reading: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
+  private slot = 0;
+
+  /** Adds a piece of the text; settles once it is handed to zlib (the scratch buffer it needs is free). */
+  async add(piece: string): Promise<void> {
+    for (let from = 0; from < piece.length; ) {
+      let to = Math.min(piece.length, from + SEGMENT_UNITS);
+      // A surrogate pair stays whole: split, each half would encode as U+FFFD.
+      if (to < piece.length && isHighSurrogate(piece.charCodeAt(to - 1))) to--;
+      await this.write(from === 0 && to === piece.length ? piece : piece.slice(from, to));
+      from = to;
+    }
   }
 
   async pack(): Promise<PackedText> {
-    const whole = Buffer.concat(this.chunks, this.bytes);
-    this.chunks.length = 0;
+    const deflater = this.stream();
+    await Promise.all(this.reading);
+    deflater.end();
+    await finished(deflater, { cleanup: true }).catch((err: unknown) => {
+      this.failure ??= err instanceof Error ? err : new Error(String(err));
+    });
+    this.scratch.fill(undefined);
+    if (this.failure) throw this.failure;
+    const packed = Buffer.concat(this.output, this.outputBytes);
+    this.output.length = 0;
+    return { packed, bytes: this.bytes };
+  }
+
+  private async write(segment: string): Promise<void> {
+    const slot = this.slot;
+    this.slot ^= 1;
+    await this.reading[slot];
+    if (this.failure) throw this.failure;
+    const buffer = (this.scratch[slot] ??= Buffer.allocUnsafe(SCRATCH_BYTES));
+    const n = buffer.write(segment, 'utf8');
+    this.bytes += n;
+    const deflater = this.stream();
+    this.reading[slot] = new Promise<void>((resolve) => {
+      deflater.write(buffer.subarray(0, n), (err) => {
+        if (err) this.failure ??= err;
+        resolve();
+      });
+    });
+  }
+
+  private stream(): DeflateRaw {
+    if (this.deflater) return this.deflater;
     // The fastest level: a record of endpoint entries still shrinks ~16× (level 6 gains 12 % more
     // for twice the CPU, which on two cores is the event loop's).
-    const packed = await deflate(whole, { level: zlibConstants.Z_BEST_SPEED });
-    return { packed, bytes: whole.length };
+    const deflater = createDeflateRaw({ level: zlibConstants.Z_BEST_SPEED });
+    deflater.on('data', (chunk: Buffer) => {
+      this.output.push(chunk);
+      this.outputBytes += chunk.length;
+    });
+    deflater.on('error', (err) => {
+      this.failure ??= err;
+    });
+    this.deflater = deflater;
+    return deflater;
   }
+}
+
+function isHighSurrogate(unit: number): boolean {
+  return unit >= 0xd800 && unit <= 0xdbff;
 }
 
 /** Items joined per piece handed to the packer: ~200 KB of endpoint entries, a few ms of work. */
@@ -55,19 +121,19 @@ export const ITEMS_PER_PIECE = 1_000;
  */
 export async function packJoined(head: string, at: number, items: readonly string[], turn: () => Promise<void>, perPiece = ITEMS_PER_PIECE): Promise<PackedText> {
   const packer = new TextPacker();
-  packer.add(head.slice(0, at));
+  await packer.add(head.slice(0, at));
   for (let i = 0; i < items.length; i += perPiece) {
     if (i > 0) await turn();
-    packer.add(`${i > 0 ? ',' : ''}${items.slice(i, i + perPiece).join(',')}`);
+    await packer.add(`${i > 0 ? ',' : ''}${items.slice(i, i + perPiece).join(',')}`);
   }
-  packer.add(head.slice(at));
+  await packer.add(head.slice(at));
   return packer.pack();
 }
 
 /** Packs a text made whole. */
-export function packText(text: string): Promise<PackedText> {
+export async function packText(text: string): Promise<PackedText> {
   const packer = new TextPacker();
-  packer.add(text);
+  await packer.add(text);
   return packer.pack();
 }
 
