@@ -3,7 +3,7 @@
  * loadAssignmentResource's object, then encoding it in one go: what the translator did before
  * assignment-encoding.ts), and the direct encoder: the layout (grouping and weight fitting), the
  * encode in one go, and the longest piece of the sliced encode the publisher uses for big clusters
- * (encodeAssignmentSliced), i.e. how long the event loop is held at most by the encode. Medians
+ * (assignmentResourceSliced), i.e. how long the event loop is held at most by the encode. Medians
  * over --runs.
  *
  *   npx tsx bench/big-assignment-encode.ts [--endpoints 20000] [--runs 9]
@@ -11,7 +11,7 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Cluster } from '../src/catalog/types.js';
-import { encodeAssignment, encodeAssignmentSliced } from '../src/xds/assignment-encoding.js';
+import { assignmentResourceSliced, encodeAssignment } from '../src/xds/assignment-encoding.js';
 import { encodeMessage } from '../src/xds/envoy-api.js';
 import { assignmentLayout, loadAssignmentResource } from '../src/xds/translate-clusters.js';
 import { helpIfAsked } from './help.js';
@@ -49,13 +49,13 @@ for (let r = 0; r < Number(values.runs); r++) {
   direct.push(performance.now() - t);
   let since = performance.now();
   let max = 0;
-  const sliced = await encodeAssignmentSliced(layout, async () => {
+  const sliced = await assignmentResourceSliced('big', layout, async () => {
     max = Math.max(max, performance.now() - since);
     await new Promise((resolve) => setImmediate(resolve));
     since = performance.now();
   });
   longest.push(Math.max(max, performance.now() - since));
-  if (!bytes.equals(viaProtobufjs) || !sliced.equals(bytes)) throw new Error('the encoders disagree');
+  if (!bytes.equals(viaProtobufjs) || !Buffer.from(sliced.bytes).equals(bytes)) throw new Error('the encoders disagree');
 }
 const median = (a: readonly number[]): string => ([...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] ?? Number.NaN).toFixed(1);
 process.stdout.write(

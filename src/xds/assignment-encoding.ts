@@ -14,7 +14,8 @@
  */
 import protobuf from 'protobufjs';
 import type { Endpoint, HealthStatus } from '../catalog/types.js';
-import { envoyRoot, envoyType } from './envoy-api.js';
+import { envoyRoot, envoyType, TYPE } from './envoy-api.js';
+import { ResourceEnvelope, type EncodedResource } from './resource.js';
 import type { AssignmentGroup, AssignmentLayout } from './translate-clusters.js';
 
 const WIRE_VARINT = 0;
@@ -141,8 +142,10 @@ function localitySize(g: AssignmentGroup): number {
 
 /** The writing half: a buffer of the summed size and a position. */
 class Out {
-  pos = 0;
-  constructor(readonly buf: Buffer) {}
+  constructor(
+    readonly buf: Buffer,
+    public pos: number,
+  ) {}
 
   varint(v: number): void {
     let x = v >>> 0;
@@ -207,10 +210,15 @@ class AssignmentWriter {
     this.total = total;
   }
 
-  /** Writes the message, yielding after every `every` endpoints. */
-  *write(every: number): Generator<void, Buffer, void> {
+  /** The message's size in bytes. */
+  get size(): number {
+    return this.total;
+  }
+
+  /** Writes the message into `buf` from `at` (`size` bytes), yielding after every `every` endpoints. */
+  *write(every: number, buf: Buffer, at: number): Generator<void, void, void> {
     const t = this.t;
-    const out = new Out(Buffer.allocUnsafe(this.total));
+    const out = new Out(buf, at);
     out.string(t.clusterName, this.layout.clusterName);
     let first = 0;
     let sinceYield = 0;
@@ -226,8 +234,7 @@ class AssignmentWriter {
       this.closeGroup(out, g);
       first += g.endpoints.length;
     }
-    if (out.pos !== this.total) throw new Error(`assignment encoding: wrote ${out.pos} bytes of ${this.total}`);
-    return out.buf;
+    if (out.pos - at !== this.total) throw new Error(`assignment encoding: wrote ${out.pos - at} bytes of ${this.total}`);
   }
 
   /** Sizes a group's endpoints into slots `first`… of the scratch array and returns the group's size. */
@@ -278,23 +285,33 @@ const endpointCount = (layout: AssignmentLayout): number => layout.groups.reduce
 
 /** The layout's ClusterLoadAssignment message bytes, in one go. */
 export function encodeAssignment(layout: AssignmentLayout): Buffer {
-  const steps = new AssignmentWriter(layout, scratchFor(endpointCount(layout), false)).write(Number.POSITIVE_INFINITY);
-  for (;;) {
-    const step = steps.next();
-    if (step.done === true) return step.value;
-  }
+  const writer = new AssignmentWriter(layout, scratchFor(endpointCount(layout), false));
+  const buf = Buffer.allocUnsafe(writer.size);
+  drain(writer.write(Number.POSITIVE_INFINITY, buf, 0));
+  return buf;
+}
+
+/** The layout's assignment as the resource `name`, written straight into its envelope (resource.ts). */
+export function assignmentResource(name: string, layout: AssignmentLayout): EncodedResource {
+  const writer = new AssignmentWriter(layout, scratchFor(endpointCount(layout), false));
+  const envelope = new ResourceEnvelope(TYPE.endpoint, name, writer.size);
+  drain(writer.write(Number.POSITIVE_INFINITY, envelope.buffer, envelope.valueAt));
+  return envelope.seal();
+}
+
+function drain(steps: Generator<void, void, void>): void {
+  while (steps.next().done !== true);
 }
 
 /**
- * The same bytes written ELEMENTS_PER_PIECE endpoints at a time, `turn` awaited between pieces:
- * a 20k-endpoint assignment otherwise holds the event loop for its whole encode. The scratch array
+ * The same written ELEMENTS_PER_PIECE endpoints at a time, `turn` awaited between pieces: a
+ * 20k-endpoint assignment otherwise holds the event loop for its whole encode. The scratch array
  * is its own, as one-go encodes may run between the pieces.
  */
-export async function encodeAssignmentSliced(layout: AssignmentLayout, turn: Turn): Promise<Buffer> {
-  const steps = new AssignmentWriter(layout, scratchFor(endpointCount(layout), true)).write(ELEMENTS_PER_PIECE);
-  for (;;) {
-    const step = steps.next();
-    if (step.done === true) return step.value;
-    await turn();
-  }
+export async function assignmentResourceSliced(name: string, layout: AssignmentLayout, turn: Turn): Promise<EncodedResource> {
+  const writer = new AssignmentWriter(layout, scratchFor(endpointCount(layout), true));
+  const envelope = new ResourceEnvelope(TYPE.endpoint, name, writer.size);
+  const steps = writer.write(ELEMENTS_PER_PIECE, envelope.buffer, envelope.valueAt);
+  while (steps.next().done !== true) await turn();
+  return envelope.seal();
 }

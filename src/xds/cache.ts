@@ -9,9 +9,8 @@ import { DEFAULT_GROUP, derivationOf, positionalOf, type ResourceSet } from './r
 
 /** A resource with the version streams announce; shared by every snapshot that holds it unchanged. */
 export interface VersionedResource extends EncodedResource {
+  /** The resource's hash (deltaBytes carries it). */
   readonly version: string;
-  /** The Delta envelope (`envoy.service.discovery.v3.Resource`), encoded once. */
-  readonly deltaBytes: Uint8Array;
   /** The version's 96 bits as three unsigned 32-bit words, what set versions add up (setVersion). */
   readonly versionWords: readonly [number, number, number];
 }
@@ -613,11 +612,7 @@ export class XdsCache implements SnapshotSource {
 
   private version(r: EncodedResource): VersionedResource {
     const version = r.hash;
-    const deltaBytes = protobuf.Writer.create()
-      .uint32(10).string(version)
-      .uint32(18).bytes(r.anyBytes)
-      .uint32(26).string(r.name)
-      .finish();
-    return { ...r, version, deltaBytes, versionWords: versionWords(version) };
+    return { ...r, version, versionWords: versionWords(version) };
   }
+
 }

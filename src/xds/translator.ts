@@ -4,8 +4,8 @@ import { sameItems } from '../catalog/changed-clusters.js';
 import { clusterDelta, type ClusterDelta, type SeenClusters } from './cluster-delta.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
-import { encodeResource, resourceOfBytes, type EncodedResource } from './resource.js';
-import { ELEMENTS_PER_PIECE, encodeAssignment, encodeAssignmentSliced, type Turn } from './assignment-encoding.js';
+import { encodeResource, type EncodedResource } from './resource.js';
+import { assignmentResource, assignmentResourceSliced, ELEMENTS_PER_PIECE, type Turn } from './assignment-encoding.js';
 import { assignmentLayout, clusterResource, sameClusterForm, type LoadReportingOptions } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
 import { DEFAULT_GROUP, markPositional, replacedIn, type ResourceSet } from './resource-set.js';
@@ -146,7 +146,7 @@ export class Translator {
   private clusterResources(c: Cluster, by: ClusterInputs, memo: { cds: Map<string, Memo>; eds: Map<string, Memo> }): [EncodedResource, EncodedResource] {
     const cluster = this.encode(memo.cds, TYPE.cluster, c.name, { source: c, extra: by.lrsKey, byBuilt: sameClusterForm }, () => clusterResource(c, by.lrs));
     const overrides = by.weights?.get(c.name);
-    return [cluster, this.encode(memo.eds, TYPE.endpoint, c.name, assignmentInputs(c, by.weights), () => encodeAssignment(assignmentLayout(c, overrides)))];
+    return [cluster, this.encode(memo.eds, TYPE.endpoint, c.name, assignmentInputs(c, by.weights), () => new Encoded(assignmentResource(c.name, assignmentLayout(c, overrides))))];
   }
 
   /**
@@ -223,7 +223,7 @@ export class Translator {
       return { ...inputs, built: known.built, resource: known.resource };
     }
     const value = build();
-    if (value instanceof Uint8Array) throw new Error('translator: a resource compared by its built form must be built as an object');
+    if (value instanceof Encoded) throw new Error('translator: a resource compared by its built form must be built as an object');
     const built = JSON.stringify(value);
     // The kept string when equal: the new one then dies young instead of living in the memo.
     if (known !== undefined && known.built === built) return { ...inputs, built: known.built, resource: known.resource };
@@ -271,13 +271,12 @@ export class Translator {
       if (c.endpoints.length > BIG_CLUSTER_ENDPOINTS) {
         const layout = assignmentLayout(c, inputs.overrides);
         await turn();
-        const bytes = await encodeAssignmentSliced(layout, turn);
-        this.prepared.set(c.name, { ...inputs, resource: resourceOfBytes(TYPE.endpoint, c.name, bytes) });
+        this.prepared.set(c.name, { ...inputs, resource: await assignmentResourceSliced(c.name, layout, turn) });
         await turn();
         sinceTurn = 0;
         continue;
       }
-      this.prepared.set(c.name, { ...inputs, resource: resourceOfBytes(TYPE.endpoint, c.name, encodeAssignment(assignmentLayout(c, inputs.overrides))) });
+      this.prepared.set(c.name, { ...inputs, resource: assignmentResource(c.name, assignmentLayout(c, inputs.overrides)) });
       sinceTurn += c.endpoints.length;
       if (sinceTurn >= ELEMENTS_PER_PIECE) {
         await turn();
@@ -313,10 +312,15 @@ interface ClusterInputs {
 }
 
 /** A resource as built: the object protobufjs encodes, or its message bytes already encoded (assignments). */
-type Built = Record<string, unknown> | Uint8Array;
+type Built = Record<string, unknown> | Encoded;
+
+/** A resource its builder encoded itself (assignments: assignment-encoding.ts). */
+class Encoded {
+  constructor(readonly resource: EncodedResource) {}
+}
 
 function resourceOfBuilt(typeUrl: XdsTypeUrl, name: string, built: Built): EncodedResource {
-  return built instanceof Uint8Array ? resourceOfBytes(typeUrl, name, built) : encodeResource(typeUrl, name, built);
+  return built instanceof Encoded ? built.resource : encodeResource(typeUrl, name, built);
 }
 
 function endpointsIn(clusters: readonly Cluster[]): number {

@@ -5,7 +5,8 @@ import type { WeightOverrides } from '../../src/catalog/weight-overrides.js';
 import { XdsCache } from '../../src/xds/cache.js';
 import { encodeMessage, TYPE } from '../../src/xds/envoy-api.js';
 import { Publisher } from '../../src/xds/publisher.js';
-import { ELEMENTS_PER_PIECE, encodeAssignment, encodeAssignmentSliced } from '../../src/xds/assignment-encoding.js';
+import { assignmentResource, assignmentResourceSliced, ELEMENTS_PER_PIECE, encodeAssignment } from '../../src/xds/assignment-encoding.js';
+import { resourceOfBytes } from '../../src/xds/resource.js';
 import { assignmentLayout, loadAssignmentResource } from '../../src/xds/translate-clusters.js';
 import { BIG_CLUSTER_ENDPOINTS, BIG_PUBLICATION_ENDPOINTS, translate, Translator } from '../../src/xds/translator.js';
 import { DEFAULT_GROUP } from '../../src/xds/resource-set.js';
@@ -30,14 +31,20 @@ const big = (name = 'big', n = 2 * ELEMENTS_PER_PIECE + 517) => cluster(name, en
 const catalogOf = (...clusters: ReturnType<typeof cluster>[]): Catalog => ({ clusters, listeners: [], nodeGroups: [] });
 const ASSIGNMENT = 'envoy.config.endpoint.v3.ClusterLoadAssignment';
 
-describe('encodeAssignmentSliced', () => {
+describe('assignmentResourceSliced', () => {
   it('gives the bytes of a one-go encode, and of protobufjs, turning between pieces', async () => {
     const overrides = new Map([[`${address(4)}:8084`, { weight: 9 }], [`${address(6)}:8080`, { health: 'UNHEALTHY' as const }]]);
     for (const c of [big(), big('one-locality', 3 * ELEMENTS_PER_PIECE + 1), cluster('small', endpoints(3)), cluster('empty')]) {
       let turns = 0;
-      const sliced = await encodeAssignmentSliced(assignmentLayout(c, overrides), async () => void turns++);
+      const resource = await assignmentResourceSliced(c.name, assignmentLayout(c, overrides), async () => void turns++);
+      const sliced = Buffer.from(resource.bytes);
       expect(sliced.equals(encodeAssignment(assignmentLayout(c, overrides))), c.name).toBe(true);
       expect(sliced.equals(Buffer.from(encodeMessage(ASSIGNMENT, loadAssignmentResource(c, overrides)))), c.name).toBe(true);
+      // The envelopes too: what the resource of the one-go encode, and of the bytes copied in, hold.
+      for (const other of [assignmentResource(c.name, assignmentLayout(c, overrides)), resourceOfBytes(TYPE.endpoint, c.name, sliced)]) {
+        expect(Buffer.from(other.deltaBytes).equals(Buffer.from(resource.deltaBytes)), c.name).toBe(true);
+        expect(other.hash).toBe(resource.hash);
+      }
       expect(turns).toBe(Math.floor(c.endpoints.length / ELEMENTS_PER_PIECE));
     }
   });
@@ -46,8 +53,8 @@ describe('encodeAssignmentSliced', () => {
     const c = big();
     const expected = encodeAssignment(assignmentLayout(c));
     const other = cluster('other', endpoints(3_000).map((e) => ({ ...e, address: `fd00::${e.address.replaceAll('.', ':')}` })));
-    const sliced = await encodeAssignmentSliced(assignmentLayout(c), async () => void encodeAssignment(assignmentLayout(other)));
-    expect(sliced.equals(expected)).toBe(true);
+    const sliced = await assignmentResourceSliced(c.name, assignmentLayout(c), async () => void assignmentResource(other.name, assignmentLayout(other)));
+    expect(Buffer.from(sliced.bytes).equals(expected)).toBe(true);
   });
 });
 
