@@ -45,3 +45,13 @@ export function carryHeldWeights(
   }
   return held;
 }
+
+/**
+ * The held weights of a cluster whose endpoints keep their positions, in place: as
+ * carryHeldWeights gives them (an endpoint whose static weight changed counts as not having
+ * served), without a new array. `statics`: the static weights the rows were held under.
+ */
+export function keepHeldWeights(held: Float64Array, statics: readonly number[], order: readonly EndpointState[]): Float64Array {
+  for (let i = 0; i < order.length; i++) if (statics[i] !== (order[i] as EndpointState).staticWeight) held[i * HW_ROW + HW_SERVED] = 0;
+  return held;
+}

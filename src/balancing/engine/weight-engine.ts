@@ -72,7 +72,7 @@ import { carriedPositions, carriedPositionSteps, NEW_ENDPOINT, RowRuns } from '.
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { carryErrorRows, observeErrors } from './error-window.js';
-import { carryHeldWeights, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
+import { carryHeldWeights, keepHeldWeights, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
 import { TickExplanations } from './explanations.js';
 import { isSet, type ClusterState, type EndpointState, type PidConfig } from './state.js';
 import { policyParts, resolveEjection, resolveSafety, validateEndpoint, validateEndpoints, validatePolicy, validateSample } from './stages.js';
@@ -172,7 +172,7 @@ export class WeightEngine {
       ...(keptKeys ? { ...keptKeys, statics: order.map((e) => e.staticWeight) } : { order, ...indexed(order) }),
       ...(keptLocalities ?? localityLayout(order.length, (i) => (order[i] as EndpointState).locality)),
     };
-    this.install(name, existing, plan, layout, carriedPositions(order, existing?.index), { policy, safety: resolvedSafety, ejection: resolvedEjection });
+    this.install(name, existing, plan, layout, keptKeys ? undefined : carriedPositions(order, existing?.index), { policy, safety: resolvedSafety, ejection: resolvedEjection });
   }
 
   /**
@@ -253,19 +253,24 @@ export class WeightEngine {
     return { pidConfig, ewmaKey, reset };
   }
 
-  /** The cluster's new state from its endpoint states in order (their fields already the new ones). */
+  /**
+   * The cluster's new state from its endpoint states in order (their fields already the new ones).
+   * `from`: each endpoint's position in `existing` (carried-rows.ts); undefined when the order is
+   * the existing one, endpoint for endpoint (keptIndex).
+   */
   private install(
     name: string,
     existing: ClusterState | undefined,
     plan: ClusterPlan,
     layout: Pick<ClusterState, 'order' | 'byKey' | 'index' | 'keys' | 'statics' | 'groupOf' | 'groupCount'>,
-    from: Int32Array,
+    from: Int32Array | undefined,
     settings: { readonly policy: WeightingPolicy; readonly safety: SafetySettings; readonly ejection: EjectionSettings },
   ): void {
     const { policy, safety } = settings;
-    const pidRows = carryPidRows(layout.order, existing, from, plan.reset.pid, this.pidParams(plan.pidConfig, safety.tickMs));
-    const held = carryHeldWeights(layout.order, existing, from);
-    const errors = carryErrorRows(layout.order, existing, from);
+    const params = this.pidParams(plan.pidConfig, safety.tickMs);
+    const { pidRows, held, errors } = existing !== undefined && sameOrder(existing, layout.order, from)
+      ? rowsInPlace(existing, layout.order, plan.reset.pid ? params : undefined)
+      : carriedRows(existing, layout.order, from ?? carriedPositions(layout.order, existing?.index), plan.reset.pid, params);
     this.clusters.set(name, {
       name,
       policy,
@@ -597,6 +602,37 @@ function keptIndex(
   for (let i = 0; i < endpoints.length; i++) if ((existing.order[i] as EndpointState).key !== (endpoints[i] as EngineEndpoint).key) return undefined;
   const { order, byKey, index, keys } = existing;
   return { order, byKey, index, keys };
+}
+
+/** Whether `order` is `existing`'s order, state for state (`from`, when given, says so too). */
+function sameOrder(existing: ClusterState, order: readonly EndpointState[], from: Int32Array | undefined): boolean {
+  if (existing.order.length !== order.length) return false;
+  for (let i = 0; i < order.length; i++) if (existing.order[i] !== order[i] || (from !== undefined && from[i] !== i)) return false;
+  return true;
+}
+
+type Rows = Pick<ClusterState, 'pidRows' | 'held' | 'errors'>;
+
+/** The rows of a cluster whose endpoints moved: copied to their new positions (new arrays). */
+function carriedRows(existing: ClusterState | undefined, order: readonly EndpointState[], from: Int32Array, resetPid: boolean, params: PidParams): Rows {
+  return { pidRows: carryPidRows(order, existing, from, resetPid, params), held: carryHeldWeights(order, existing, from), errors: carryErrorRows(order, existing, from) };
+}
+
+/**
+ * The rows of a cluster whose endpoints stay where they were (a weight, health or locality
+ * written): the existing arrays, kept. Copies of them were ~4 MB of typed arrays per write at 20k
+ * endpoints, memory outside V8's heap that brings its next full collection closer (bench/RESULTS.md
+ * "external22"). `resetPid`: the PID's new parameters, when its state restarts (new rows then).
+ */
+function rowsInPlace(existing: ClusterState, order: readonly EndpointState[], resetPid: PidParams | undefined): Rows {
+  const pidRows = resetPid === undefined ? existing.pidRows : carryPidRows(order, existing, identity(order.length), true, resetPid);
+  return { pidRows, held: keepHeldWeights(existing.held, existing.statics, order), errors: existing.errors };
+}
+
+function identity(n: number): Int32Array {
+  const from = new Int32Array(n);
+  for (let i = 0; i < n; i++) from[i] = i;
+  return from;
 }
 
 /** The existing cluster's locality groups, when `endpoints` have its localities position by position. */

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { WeightEngine, type PreparedCluster } from '../../../src/balancing/engine/weight-engine.js';
-import type { EngineEndpoint, WeightingPolicy } from '../../../src/balancing/engine/types.js';
+import type { EngineEndpoint, Sample, WeightingPolicy } from '../../../src/balancing/engine/types.js';
+import { carryHeldWeights, HW_ROW, HW_SERVED } from '../../../src/balancing/engine/held-weights.js';
+import { noteSample } from '../../../src/balancing/engine/pid-rows.js';
 
 const PID: WeightingPolicy = { kind: 'pid', setpoint: 'mean', metric: 'cpu' };
 const BLEND: WeightingPolicy = { kind: 'blend', parts: { pid: 0.5, ewma: 0.3, static: 0.2 }, metric: 'cpu' };
@@ -84,6 +86,31 @@ describe('WeightEngine.prepareCluster / commitCluster', () => {
         expect(state(fresh)?.byKey).not.toBe(before?.byKey);
         expectSameFuture(kept, fresh, 40, 6_000);
       }
+    }
+  });
+
+  it('a write that keeps every key in place keeps the rows\' arrays, holding what carrying them to new arrays gives', () => {
+    type Rows = { pidRows: { rows: Float64Array; latest: Float64Array }; held: Float64Array; errors: Float64Array; statics: number[]; order: { sample?: Sample }[] };
+    const state = (e: WeightEngine) => (e as unknown as { clusters: Map<string, Rows> }).clusters.get('svc') as Rows;
+    for (const write of ['set', 'commit'] as const) {
+      const [engine] = twins(BLEND);
+      const before = state(engine);
+      const copy = { rows: before.pidRows.rows.slice(), held: before.held.slice(), errors: before.errors.slice(), statics: [...before.statics] };
+      // New weights for a third of them (those count as not having served), the same keys in order.
+      const next = eps(0, 40, (i) => (i % 3 === 0 ? 25 : 10 + (i % 5)));
+      if (write === 'set') engine.setCluster('svc', next, BLEND);
+      else engine.commitCluster(prepare(engine, next, BLEND, () => undefined));
+      const after = state(engine);
+      expect([after.pidRows === before.pidRows, after.held === before.held, after.errors === before.errors], write).toEqual([true, true, true]);
+      const identity = Int32Array.from({ length: 40 }, (_, i) => i);
+      const carried = { held: carryHeldWeights(after.order as never, { held: copy.held, statics: copy.statics }, identity) };
+      expect([...after.held]).toEqual([...carried.held]);
+      expect(after.held.some((v, k) => k % HW_ROW === HW_SERVED && v === 0 && copy.held[k] === 1), write).toBe(true);
+      expect([...after.pidRows.rows]).toEqual([...copy.rows]);
+      expect([...after.errors]).toEqual([...copy.errors]);
+      const latest = new Float64Array(80);
+      after.order.forEach((e, i) => noteSample({ latest } as never, i, e.sample));
+      expect([...after.pidRows.latest]).toEqual([...latest]);
     }
   });
 
