@@ -50,6 +50,17 @@ describe('packed audit texts', () => {
     });
   });
 
+  it('allocates scratch buffers and the deflated output, not a buffer per piece and a copy of the whole', async () => {
+    // ~4.6 MB, a 20k-endpoint record's text: before, ~9 MB of ArrayBuffers (bench/RESULTS.md "external22").
+    const many = Array.from({ length: 20_000 }, (_, i) => JSON.stringify({ address: `10.1.${i >> 8}.${i & 255}`, port: 8080, weight: 1 + (i % 9), priority: 0, health: 'HEALTHY', locality: { region: 'eu-west-1', zone: `eu-west-1${'abc'[i % 3]}`, subZone: '' }, metadata: { pad: 'x'.repeat(100) } }));
+    const before = process.memoryUsage().arrayBuffers;
+    const p = await packJoined(head, head.length - 2, many, () => Promise.resolve());
+    const grown = process.memoryUsage().arrayBuffers - before;
+    expect(p.bytes).toBeGreaterThan(4_000_000);
+    // Garbage not yet collected counts too, so this bounds what the packing allocated.
+    expect(grown).toBeLessThan(p.bytes / 4);
+  });
+
   it('refuses to inflate more than the row says it holds, and a damaged row is an error, not a crash', async () => {
     const p = await packText(whole);
     expect(() => unpackText(p.packed, p.bytes - 1)).toThrow(/maxOutputLength|buffer|length/i);
