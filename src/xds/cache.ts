@@ -614,5 +614,4 @@ export class XdsCache implements SnapshotSource {
     const version = r.hash;
     return { ...r, version, versionWords: versionWords(version) };
   }
-
 }

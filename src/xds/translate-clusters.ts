@@ -239,7 +239,7 @@ export function assignmentLayout(c: Cluster, overrides?: ReadonlyMap<string, End
 
 /**
  * The assignment as the plain object protobufjs encodes, for reading and for checking
- * assignment-encoding.ts against protobufjs in tests (the translator encodes with encodeAssignment).
+ * assignment-encoding.ts against protobufjs in tests (the translator encodes with assignmentResource).
  */
 export function loadAssignmentResource(c: Cluster, overrides?: ReadonlyMap<string, EndpointOverride>): Record<string, unknown> {
   const layout = assignmentLayout(c, overrides);

@@ -61,6 +61,24 @@ describe('packed audit texts', () => {
     expect(grown).toBeLessThan(p.bytes / 4);
   });
 
+  it('a zlib failure with writes pending rejects the add and the pack (never hangs); a second add meanwhile is refused', async () => {
+    const packer = new TextPacker();
+    const first = packer.add('a'.repeat(200_000));
+    await expect(packer.add('b')).rejects.toThrow(/previous add/);
+    await first;
+    // zlib reports an error for a write in flight, as its native handle does (onerror, and the
+    // write's own callback never called): Node then calls no pending write's callback either.
+    const deflater = (packer as unknown as { stream(): { _handle: { write: (...args: unknown[]) => void; onerror: (m: string, errno: number, code: string) => void } } }).stream();
+    const handle = deflater._handle;
+    handle.write = function failing(this: typeof handle) {
+      setImmediate(() => this.onerror('zlib failed', -2, 'Z_STREAM_ERROR'));
+    };
+    await expect(packer.add('c'.repeat(5 * 65_536))).rejects.toThrow(/zlib failed/);
+    await expect(packer.pack()).rejects.toThrow(/zlib failed/);
+    // A caller's turn that fails mid-text gives its own error.
+    await expect(packJoined(head, head.length - 2, items, () => Promise.reject(new Error('turn failed')))).rejects.toThrow(/turn failed/);
+  });
+
   it('refuses to inflate more than the row says it holds, and a damaged row is an error, not a crash', async () => {
     const p = await packText(whole);
     expect(() => unpackText(p.packed, p.bytes - 1)).toThrow(/maxOutputLength|buffer|length/i);

@@ -35,43 +35,69 @@ const SCRATCH_BYTES = 3 * SEGMENT_UNITS;
  * collections. Once past it, every further external allocation (each HTTP/2 request's nghttp2
  * buffers included) made the main thread do a step of marking: after a few big writes, a
  * probe waited 50–80 ms behind the next one (bench/RESULTS.md "external22"). Here a text costs
- * its scratch buffers and its deflated output only. zlib reads one scratch buffer on libuv's
- * thread pool while the next segment is encoded into the other.
+ * its two scratch buffers, zlib's own state (~256 KB, held until the text is packed) and its
+ * deflated output. zlib reads one scratch buffer on libuv's thread pool while the next segment
+ * is encoded into the other.
+ *
+ * One `add` at a time: await each before the next (a second one meanwhile is refused, as it could
+ * overwrite a scratch buffer zlib is reading).
  */
 export class TextPacker {
   private deflater: DeflateRaw | undefined;
+  /** Settles when the stream closes (ended, failed or destroyed): zlib then calls no pending write's callback. */
+  private closed: Promise<void> = Promise.resolve();
   private readonly output: Buffer[] = [];
   private outputBytes = 0;
   private bytes = 0;
   private failure: Error | undefined;
+  private adding = false;
   private readonly scratch: (Buffer | undefined)[] = [undefined, undefined];
-  /** Per scratch buffer: settles once zlib has read what was last written from it (never rejects). */
+  /** Per scratch buffer: settles once zlib has read what was last written from it, or the stream closed (never rejects). */
   private readonly reading: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
   private slot = 0;
 
   /** Adds a piece of the text; settles once it is handed to zlib (the scratch buffer it needs is free). */
   async add(piece: string): Promise<void> {
-    for (let from = 0; from < piece.length; ) {
-      let to = Math.min(piece.length, from + SEGMENT_UNITS);
-      // A surrogate pair stays whole: split, each half would encode as U+FFFD.
-      if (to < piece.length && isHighSurrogate(piece.charCodeAt(to - 1))) to--;
-      await this.write(from === 0 && to === piece.length ? piece : piece.slice(from, to));
-      from = to;
+    if (this.adding) throw new Error('TextPacker: add() before the previous add() settled');
+    this.adding = true;
+    try {
+      for (let from = 0; from < piece.length; ) {
+        let to = Math.min(piece.length, from + SEGMENT_UNITS);
+        // A surrogate pair stays whole: split, each half would encode as U+FFFD.
+        if (to < piece.length && isHighSurrogate(piece.charCodeAt(to - 1))) to--;
+        await this.write(from === 0 && to === piece.length ? piece : piece.slice(from, to));
+        from = to;
+      }
+    } finally {
+      this.adding = false;
     }
   }
 
   async pack(): Promise<PackedText> {
+    if (this.adding) throw new Error('TextPacker: pack() before the last add() settled');
     const deflater = this.stream();
     await Promise.all(this.reading);
-    deflater.end();
-    await finished(deflater, { cleanup: true }).catch((err: unknown) => {
-      this.failure ??= err instanceof Error ? err : new Error(String(err));
-    });
+    if (!this.failure) {
+      deflater.end();
+      await finished(deflater, { cleanup: true }).catch((err: unknown) => {
+        this.failure ??= err instanceof Error ? err : new Error(String(err));
+      });
+    }
+    if (this.failure) {
+      this.abort();
+      throw this.failure;
+    }
     this.scratch.fill(undefined);
-    if (this.failure) throw this.failure;
     const packed = Buffer.concat(this.output, this.outputBytes);
     this.output.length = 0;
     return { packed, bytes: this.bytes };
+  }
+
+  /** Gives up the text: zlib's state and the buffers are released now, not when collected. */
+  abort(): void {
+    this.deflater?.destroy();
+    this.scratch.fill(undefined);
+    this.output.length = 0;
   }
 
   private async write(segment: string): Promise<void> {
@@ -83,12 +109,13 @@ export class TextPacker {
     const n = buffer.write(segment, 'utf8');
     this.bytes += n;
     const deflater = this.stream();
-    this.reading[slot] = new Promise<void>((resolve) => {
+    const read = new Promise<void>((resolve) => {
       deflater.write(buffer.subarray(0, n), (err) => {
         if (err) this.failure ??= err;
         resolve();
       });
     });
+    this.reading[slot] = Promise.race([read, this.closed]);
   }
 
   private stream(): DeflateRaw {
@@ -103,6 +130,7 @@ export class TextPacker {
     deflater.on('error', (err) => {
       this.failure ??= err;
     });
+    this.closed = new Promise<void>((resolve) => deflater.once('close', () => resolve()));
     this.deflater = deflater;
     return deflater;
   }
@@ -120,20 +148,30 @@ export const ITEMS_PER_PIECE = 1_000;
  * array at `at` (the index just inside the array's `[`), `perPiece` items per `turn`.
  */
 export async function packJoined(head: string, at: number, items: readonly string[], turn: () => Promise<void>, perPiece = ITEMS_PER_PIECE): Promise<PackedText> {
-  const packer = new TextPacker();
-  await packer.add(head.slice(0, at));
-  for (let i = 0; i < items.length; i += perPiece) {
-    if (i > 0) await turn();
-    await packer.add(`${i > 0 ? ',' : ''}${items.slice(i, i + perPiece).join(',')}`);
-  }
-  await packer.add(head.slice(at));
-  return packer.pack();
+  return packWith(async (packer) => {
+    await packer.add(head.slice(0, at));
+    for (let i = 0; i < items.length; i += perPiece) {
+      if (i > 0) await turn();
+      await packer.add(`${i > 0 ? ',' : ''}${items.slice(i, i + perPiece).join(',')}`);
+    }
+    await packer.add(head.slice(at));
+  });
 }
 
 /** Packs a text made whole. */
-export async function packText(text: string): Promise<PackedText> {
+export function packText(text: string): Promise<PackedText> {
+  return packWith((packer) => packer.add(text));
+}
+
+/** Packs what `fill` adds; a failure (of zlib, or of the caller's turn) releases the packer at once. */
+async function packWith(fill: (packer: TextPacker) => Promise<void>): Promise<PackedText> {
   const packer = new TextPacker();
-  await packer.add(text);
+  try {
+    await fill(packer);
+  } catch (err) {
+    packer.abort();
+    throw err;
+  }
   return packer.pack();
 }
 
