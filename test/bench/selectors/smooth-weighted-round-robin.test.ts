@@ -124,6 +124,12 @@ describe('SmoothWeightedRoundRobin', () => {
     expect(seq).not.toMatch(/[12][12]/);
   });
 
+  // After an update the scores carry the old regime's credit and debt (argmax is invariant only
+  // under a shift of every score, not of one): over N picks, count_i·W = N·w_i + s_i(start) −
+  // s_i(end), so a share is off by what its score moves, up to the old totals over the new one
+  // (seed -843736298: weights [1, 15] → [1, 1] left key 1 four picks behind over 40). So the
+  // shares are checked once the carried scores are spent: after picks on the scale of the
+  // largest total seen, every share is within a few picks of exact, with no reset.
   it('property: after arbitrary weight changes, scores stay bounded and shares converge to the new weights', () => {
     fc.assert(
       fc.property(
@@ -131,29 +137,11 @@ describe('SmoothWeightedRoundRobin', () => {
         fc.array(fc.tuple(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 40 })), {
           maxLength: 20,
         }),
-        (initial, updates) => {
-          const s = selector(initial);
-          const weights = [...initial];
-          for (const [key, weight, gap] of updates) {
-            const i = key % weights.length;
-            weights[i] = weight;
-            s.setWeight(i, weight);
-            picks(s, gap);
-          }
-          const total = weights.reduce((a, b) => a + b, 0);
-          if (total === 0) {
-            expect(s.next()).toBeUndefined();
-            return;
-          }
-          // Over 20 cycles each share must be within a few picks of exact, with no reset.
-          const cycles = 20;
-          const counts = new Array<number>(weights.length).fill(0);
-          for (const p of picks(s, cycles * total)) counts[p]! += 1;
-          counts.forEach((c, i) => expect(Math.abs(c - cycles * weights[i]!)).toBeLessThanOrEqual(weights.length + 1));
-        },
+        (initial, updates) => expectConvergence(initial, updates),
       ),
       { numRuns: 200 },
     );
+    expectConvergence([1, 1], [[3, 15, 23], [1, 1, 0]]);
   });
 
   it('exhaustive: ceil + 1 window bound for every weight vector of 3 keys with weights <= 12', () => {
@@ -162,3 +150,28 @@ describe('SmoothWeightedRoundRobin', () => {
     expect(worst).toBeLessThanOrEqual(1);
   });
 });
+
+/** Applies `updates` ([key, weight, picks after]) to a selector of `initial`, then checks the shares. */
+function expectConvergence(initial: number[], updates: readonly (readonly [number, number, number])[]): void {
+  const s = selector(initial);
+  const weights = [...initial];
+  const sum = (): number => weights.reduce((a, b) => a + b, 0);
+  let largestTotal = sum();
+  for (const [key, weight, gap] of updates) {
+    const i = key % weights.length;
+    weights[i] = weight;
+    s.setWeight(i, weight);
+    largestTotal = Math.max(largestTotal, sum());
+    picks(s, gap);
+  }
+  const total = sum();
+  if (total === 0) {
+    expect(s.next()).toBeUndefined();
+    return;
+  }
+  picks(s, 10 * weights.length * largestTotal);
+  const cycles = 20;
+  const counts = new Array<number>(weights.length).fill(0);
+  for (const p of picks(s, cycles * total)) counts[p]! += 1;
+  counts.forEach((c, i) => expect(Math.abs(c - cycles * weights[i]!)).toBeLessThanOrEqual(weights.length + 1));
+}
