@@ -19,7 +19,7 @@ import { packageVersion } from './cli/version.js';
 import { DurableStore } from './catalog/store/durable-store.js';
 import { StoreUnavailableError, type CatalogStore } from './catalog/store/index.js';
 import { DataDirLock } from './runtime/data-dir-lock.js';
-import { collectStartupGarbageAfter } from './runtime/startup-garbage.js';
+import { collectStartupGarbageAfter, collectStartupHeap, FullCollections } from './runtime/startup-garbage.js';
 import { HaReplica } from './ha/replica.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
@@ -567,6 +567,9 @@ async function listenAdmin(admin: AdminApp, host: string, port: number): Promise
 
 /** `fulcrum serve`: starts, logs to stdout, and stops on SIGTERM or SIGINT (exit 0). */
 async function serveFromFlags(flags: ServeFlags): Promise<void> {
+  // Watched from before the config is read: what start-up's full collections kept tells the
+  // start-up collection below how much of the heap is garbage.
+  const collections = new FullCollections();
   const fulcrum = await startFulcrum({
     configPath: flags.config,
     ...(flags.xdsPort !== undefined ? { xdsPort: flags.xdsPort } : {}),
@@ -582,7 +585,8 @@ async function serveFromFlags(flags: ServeFlags): Promise<void> {
   // Kubernetes discovery, start-up ends at its first view (the first translation of its clusters);
   // the admin API's warm-up compiles promote ~10 MiB more, so the compaction waits for them too,
   // and then for V8 to see a low allocation rate (startup-garbage.ts).
-  collectStartupGarbageAfter(fulcrum.settled, fulcrum.warmed);
+  void fulcrum.settled.then(() => collections.stop(), () => collections.stop());
+  collectStartupGarbageAfter(fulcrum.settled, fulcrum.warmed, undefined, () => void collectStartupHeap(collections.kept));
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

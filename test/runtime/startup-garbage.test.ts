@@ -1,7 +1,7 @@
-import { getHeapSpaceStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { collectStartupGarbage, collectStartupGarbageAfter, compactHeap, compactIfSmall } from '../../src/runtime/startup-garbage.js';
+import { collectStartupGarbage, collectStartupGarbageAfter, collectStartupHeap, compactHeap, compactIfSmall, FullCollections } from '../../src/runtime/startup-garbage.js';
 import { waitFor } from '../support/wait.js';
 
 const oldSpace = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space') ?? { space_size: NaN, space_used_size: NaN };
@@ -35,6 +35,32 @@ describe('compactHeap', () => {
     expect(compactIfSmall()).toBe(true);
     expect(oldSpace().space_size).toBeLessThan(grown - 8 * 1024 * 1024);
     expect(kept.length).toBe(400_000);
+  });
+
+  it('collects a heap over the limit when more of it is garbage than the last full collection kept, else leaves it to V8', () => {
+    const used = (): number => getHeapStatistics().used_heap_size;
+    compactHeap();
+    const watch = new FullCollections();
+    const kept: unknown[] = [];
+    for (let i = 0; i < 200_000; i++) kept.push({ i, payload: `x${i}`.repeat(4) });
+    compactHeap(); // a full collection: the watch records what it kept
+    watch.stop();
+    const live = watch.kept as number;
+    expect(live).toBeGreaterThan(used() * 0.8);
+    // Garbage in the old generation (promoted while held, then dropped): more than what stays.
+    let held: unknown[] = [];
+    for (let i = 0; i < 1_500_000; i++) held.push({ i, payload: `y${i}`.repeat(4) });
+    held = [];
+    const before = used();
+    expect(before - live).toBeGreaterThan(live);
+    const limit = 1024 * 1024;
+    expect(collectStartupHeap(before, limit)).toBe('left'); // as kept as it is: nothing to gain
+    expect(collectStartupHeap(undefined, limit)).toBe('left'); // no full collection seen: left to V8
+    expect(used()).toBeGreaterThan(before - (before - live) / 2);
+    expect(collectStartupHeap(live, limit)).toBe('collected');
+    expect(used()).toBeLessThan(before - (before - live) / 2);
+    expect(collectStartupHeap(live, 1024 * 1024 * 1024)).toBe('compacted'); // small again: compacted
+    expect([kept.length, held.length]).toEqual([200_000, 0]);
   });
 
   it('collects start-up garbage once, when the event loop has gone quiet (not in a restart storm)', async () => {
