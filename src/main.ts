@@ -567,8 +567,8 @@ async function listenAdmin(admin: AdminApp, host: string, port: number): Promise
 
 /** `fulcrum serve`: starts, logs to stdout, and stops on SIGTERM or SIGINT (exit 0). */
 async function serveFromFlags(flags: ServeFlags): Promise<void> {
-  // Watched from before the config is read: what start-up's full collections kept tells the
-  // start-up collection below how much of the heap is garbage.
+  // Watched from before the config is read until the start-up collection below: what the last
+  // full collection kept tells it how much of a large heap is garbage.
   const collections = new FullCollections();
   const fulcrum = await startFulcrum({
     configPath: flags.config,
@@ -580,13 +580,18 @@ async function serveFromFlags(flags: ServeFlags): Promise<void> {
     logFormat: flags.logFormat ?? defaultLogFormat(),
     dataDir: flags.dataDir,
     ...(flags.replicaId !== undefined ? { replicaId: flags.replicaId } : {}),
+  }).catch((err: unknown) => {
+    collections.stop();
+    throw err;
   });
   // What start-up promoted and left would otherwise stay in the old generation at rest. With
-  // Kubernetes discovery, start-up ends at its first view (the first translation of its clusters);
+  // Kubernetes discovery, start-up ends at its first view (its first complete catalog);
   // the admin API's warm-up compiles promote ~10 MiB more, so the compaction waits for them too,
   // and then for V8 to see a low allocation rate (startup-garbage.ts).
-  void fulcrum.settled.then(() => collections.stop(), () => collections.stop());
-  collectStartupGarbageAfter(fulcrum.settled, fulcrum.warmed, undefined, () => void collectStartupHeap(collections.kept));
+  collectStartupGarbageAfter(fulcrum.settled, fulcrum.warmed, undefined, () => {
+    collections.stop();
+    fulcrum.log.info(collectStartupHeap(collections.kept), 'start-up heap collection');
+  });
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

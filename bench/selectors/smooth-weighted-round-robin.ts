@@ -10,9 +10,11 @@
  *
  * Why weight updates keep the scores: resetting them on every update (the weight engine
  * updates weights every tick) would restart each cycle at the heaviest item and bias
- * traffic toward it. Keeping them is safe because the choice is an argmax, which is
- * invariant under adding a constant to every score: whatever offset an update leaves
- * behind, the sequence behaves like a re-centred one, and the scores stay bounded.
+ * traffic toward it. Keeping them is safe because the choice is an argmax, invariant under
+ * adding a constant to every score, and the scores stay bounded. They do carry each item's
+ * credit or debt from before the update into the shares after it: over N picks item i is
+ * chosen (N·w_i + s_i(start) − s_i(end)) / W times, so until that is spent a share can be off by
+ * up to the old scores over the new total (the convergence property test waits it out).
  * Items set to weight 0 are skipped and their score is cleared, so they come back
  * without accumulated credit or debt.
  */

@@ -1,4 +1,5 @@
 import { GCProfiler, getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { runInNewContext } from 'node:vm';
 import { loopQuiet, type LoopQuiet } from './loop-quiet.js';
@@ -38,9 +39,17 @@ export function compactHeap(): void {
 
 /**
  * The pause grows with the live heap (~200 ms for 30 MiB at load 12): above `maxHeapBytes` it would
- * stall xDS for seconds to save a few percent, so a large catalog is left to V8's own collections.
+ * stall xDS for seconds to save a few percent, so a large heap is compacted only when most of it is
+ * garbage (collectStartupHeap), else left to V8's own collections.
  */
 export const COMPACT_UP_TO_BYTES = 128 * 1024 * 1024;
+
+/**
+ * A large heap that looks mostly garbage is compacted only if a plain full collection finds at
+ * most this much alive: 176 MiB alive took 234 ms to compact at load 0.4 (bench/RESULTS.md
+ * "external22"). The plain collection's own pause grows with what is alive too (104 ms there).
+ */
+export const COMPACT_LIVE_UP_TO_BYTES = 256 * 1024 * 1024;
 
 /** Compacts when the heap in use is at most `maxHeapBytes`; says whether it did. */
 export function compactIfSmall(maxHeapBytes = COMPACT_UP_TO_BYTES): boolean {
@@ -50,48 +59,76 @@ export function compactIfSmall(maxHeapBytes = COMPACT_UP_TO_BYTES): boolean {
 }
 
 /**
- * The heap start-up's full collections kept: V8 records the heap in use at the end of each
- * collection (GCProfiler), where `used_heap_size` read later cannot tell what is alive from
- * garbage made since. The profiler keeps a record of every collection, so the watch ends at
- * `stop` (start-up done) or after `maxWatchMs`, whichever comes first.
+ * What the last full collection kept, watched from start-up until the start-up collection: V8
+ * records the heap in use at the end of each collection (GCProfiler), where `used_heap_size` read
+ * later cannot tell what is alive from garbage made since. The profiler keeps a record of every
+ * collection, scavenges included (~3 KB each), so it is read and restarted every `restartMs`, and
+ * the watch ends at `stop` or after `maxWatchMs`.
  */
 export class FullCollections {
   private readonly profiler = new GCProfiler();
   private lastKept: number | undefined;
   private watching = true;
+  private readonly timer: ReturnType<typeof setInterval>;
 
-  constructor(maxWatchMs = 60_000) {
+  constructor(restartMs = 10_000, maxWatchMs = 300_000) {
+    const started = Date.now();
     this.profiler.start();
-    setTimeout(() => this.stop(), maxWatchMs).unref();
+    this.timer = setInterval(() => (Date.now() - started >= maxWatchMs ? this.stop() : this.read(true)), restartMs);
+    this.timer.unref();
   }
 
   /** Ends the watch (again: a no-op). */
   stop(): void {
     if (!this.watching) return;
     this.watching = false;
-    for (const s of this.profiler.stop().statistics) if (s.gcType === 'MarkSweepCompact') this.lastKept = s.afterGC.heapStatistics.usedHeapSize;
+    clearInterval(this.timer);
+    this.read(false);
   }
 
   /** The heap the last full collection seen kept (bytes); undefined if none ran while watched. */
   get kept(): number | undefined {
     return this.lastKept;
   }
+
+  private read(again: boolean): void {
+    for (const s of this.profiler.stop().statistics) if (s.gcType === 'MarkSweepCompact') this.lastKept = s.afterGC.heapStatistics.usedHeapSize;
+    if (again) this.profiler.start();
+  }
+}
+
+/** What the start-up collection did, for the log. */
+export interface StartupHeapCollection {
+  /** compacted: a small heap; collected: a plain full collection only (too much alive to compact); left: to V8. */
+  readonly outcome: 'compacted' | 'collected, then compacted' | 'collected' | 'left';
+  readonly usedBytes: number;
+  readonly keptBytes: number | undefined;
+  /** What the plain full collection left, when one ran. */
+  readonly liveBytes: number | undefined;
+  readonly pauseMs: number;
 }
 
 /**
- * The start-up collection: a small heap is compacted (compactIfSmall). A larger one is left to V8,
- * unless what it holds is mostly garbage, i.e. more than the last full collection kept (`kept`)
- * and more than `maxHeapBytes`: then it is compacted too, as the pages a plain collection empties
- * stay committed. A 100k-endpoint config file parsed at start left ~1.1 GB of garbage beside
- * ~176 MB alive, which nothing at rest allocates enough for V8 to collect: compacted, RSS at rest
- * 1,429 → 294 MiB for one 234 ms pause, taken once the loop is quiet (bench/RESULTS.md "external22").
+ * The start-up collection: a small heap is compacted (compactIfSmall). A larger one is left to V8
+ * unless what was allocated since the last full collection is more than that collection kept
+ * (`kept`) and more than `maxHeapBytes`, a sign that most of it is garbage (only a sign: what is
+ * still alive of it counts too). Then a plain full collection measures what is alive, and the heap
+ * is compacted if that is at most `liveCap` (a plain collection leaves the emptied pages
+ * committed). A 100k-endpoint config file parsed at start left ~1.1 GB of garbage beside ~176 MB
+ * alive, which nothing at rest allocates enough for V8 to collect; its last full collection, in
+ * the middle of the parse, kept 432 MB (bench/RESULTS.md "external22").
  */
-export function collectStartupHeap(kept: number | undefined, maxHeapBytes = COMPACT_UP_TO_BYTES): 'compacted' | 'collected' | 'left' {
-  if (compactIfSmall(maxHeapBytes)) return 'compacted';
-  const garbage = getHeapStatistics().used_heap_size - (kept ?? Number.POSITIVE_INFINITY);
-  if (kept === undefined || garbage < Math.max(kept, maxHeapBytes)) return 'left';
+export function collectStartupHeap(kept: number | undefined, maxHeapBytes = COMPACT_UP_TO_BYTES, liveCap = COMPACT_LIVE_UP_TO_BYTES): StartupHeapCollection {
+  const t0 = performance.now();
+  const usedBytes = getHeapStatistics().used_heap_size;
+  const done = (outcome: StartupHeapCollection['outcome'], liveBytes?: number): StartupHeapCollection => ({ outcome, usedBytes, keptBytes: kept, liveBytes, pauseMs: performance.now() - t0 });
+  if (compactIfSmall(maxHeapBytes)) return done('compacted');
+  if (kept === undefined || usedBytes - kept < Math.max(kept, maxHeapBytes)) return done('left');
+  fullGc()();
+  const live = getHeapStatistics().used_heap_size;
+  if (live > liveCap) return done('collected', live);
   compactHeap();
-  return 'collected';
+  return done('collected, then compacted', live);
 }
 
 /**

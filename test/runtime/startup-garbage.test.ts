@@ -54,13 +54,45 @@ describe('compactHeap', () => {
     const before = used();
     expect(before - live).toBeGreaterThan(live);
     const limit = 1024 * 1024;
-    expect(collectStartupHeap(before, limit)).toBe('left'); // as kept as it is: nothing to gain
-    expect(collectStartupHeap(undefined, limit)).toBe('left'); // no full collection seen: left to V8
+    const outcome = (k: number | undefined): string => collectStartupHeap(k, limit).outcome;
+    expect(outcome(before)).toBe('left'); // as kept as it is: nothing to gain
+    expect(outcome(0.6 * before)).toBe('left'); // less allocated since than kept
+    expect(outcome(undefined)).toBe('left'); // no full collection seen: left to V8
     expect(used()).toBeGreaterThan(before - (before - live) / 2);
-    expect(collectStartupHeap(live, limit)).toBe('collected');
+    // Too much alive to compact: collected (objects freed), not compacted.
+    const plain = collectStartupHeap(live, limit, 1024 * 1024);
+    expect([plain.outcome, plain.keptBytes]).toEqual(['collected', live]);
+    expect(Math.abs(plain.usedBytes - before)).toBeLessThan(before / 20);
+    expect(plain.liveBytes).toBeLessThan(before - (before - live) / 2);
     expect(used()).toBeLessThan(before - (before - live) / 2);
-    expect(collectStartupHeap(live, 1024 * 1024 * 1024)).toBe('compacted'); // small again: compacted
+    // Garbage again, and little alive: collected, then compacted.
+    for (let i = 0; i < 1_500_000; i++) held.push({ i, payload: `y${i}`.repeat(4) });
+    held = [];
+    const again = used();
+    const done = collectStartupHeap(live, limit);
+    expect(done.outcome).toBe('collected, then compacted');
+    expect(done.pauseMs).toBeGreaterThan(0);
+    expect(used()).toBeLessThan(again - (again - live) / 2);
+    expect(collectStartupHeap(live, 1024 * 1024 * 1024).outcome).toBe('compacted'); // small again: compacted
     expect([kept.length, held.length]).toEqual([200_000, 0]);
+  });
+
+  it('watches full collections across its restarts, the last one counting, until stopped', async () => {
+    const watch = new FullCollections(20);
+    compactHeap();
+    await new Promise((resolve) => setTimeout(resolve, 80)); // read and restarted meanwhile
+    const first = watch.kept as number;
+    expect(first).toBeGreaterThan(0);
+    const more = Array.from({ length: 300_000 }, (_, i) => ({ i, payload: `z${i}`.repeat(4) }));
+    compactHeap();
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    watch.stop();
+    const second = watch.kept as number;
+    expect(second).toBeGreaterThan(first + 10 * 1024 * 1024);
+    compactHeap(); // after stop: not seen
+    watch.stop();
+    expect(watch.kept).toBe(second);
+    expect(more.length).toBe(300_000);
   });
 
   it('collects start-up garbage once, when the event loop has gone quiet (not in a restart storm)', async () => {

@@ -44,7 +44,7 @@ const SCRATCH_BYTES = 3 * SEGMENT_UNITS;
  */
 export class TextPacker {
   private deflater: DeflateRaw | undefined;
-  /** Settles when the stream closes (ended, failed or destroyed): zlib then calls no pending write's callback. */
+  /** Settles when the stream closes (ended, failed or destroyed): after a zlib error no pending write's callback runs. */
   private closed: Promise<void> = Promise.resolve();
   private readonly output: Buffer[] = [];
   private outputBytes = 0;
