@@ -5,6 +5,7 @@ import { openStore } from '../../src/catalog/store/index.js';
 import { WalFile, WalSync } from '../../src/catalog/store/wal-sync.js';
 import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import { cleanupTempDirs, cluster, endpoint, tempDir } from './helpers.js';
+import { scaled } from '../support/timing.js';
 
 afterAll(cleanupTempDirs);
 
@@ -182,8 +183,13 @@ describe('a sliced cluster delete (Store.deleteClusterSliced)', () => {
   });
 });
 
-/** Turns of the event loop until `ok()` (the sliced write yields a few times before it commits). */
+/**
+ * Turns of the event loop until `ok()`, checked every turn (the sliced write yields a few times
+ * before it commits, and packs its audit text on libuv's thread pool), for at most a deadline: a
+ * count of turns ran out on a loaded CI machine while the pool was busy.
+ */
 async function waitUntil(ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 10_000 && !ok(); i++) await new Promise((r) => setImmediate(r));
+  const deadline = Date.now() + scaled(10_000);
+  while (!ok() && Date.now() < deadline) await new Promise((r) => setImmediate(r));
   expect(ok()).toBe(true);
 }
