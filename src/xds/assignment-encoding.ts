@@ -15,7 +15,7 @@
 import protobuf from 'protobufjs';
 import type { Endpoint, HealthStatus } from '../catalog/types.js';
 import { envoyRoot, envoyType, TYPE } from './envoy-api.js';
-import { ResourceEnvelope, type EncodedResource } from './resource.js';
+import { delimited, ResourceEnvelope, varintSize, type EncodedResource } from './resource.js';
 import type { AssignmentGroup, AssignmentLayout } from './translate-clusters.js';
 
 const WIRE_VARINT = 0;
@@ -76,13 +76,6 @@ function loadTags(): Tags {
     healthValues: new Map(Object.entries(envoyRoot().lookupEnum('envoy.config.core.v3.HealthStatus').values)),
   };
 }
-
-function varintSize(v: number): number {
-  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
-}
-
-/** A length-delimited field's size around a body of `n` bytes (one-byte tag). */
-const delimited = (n: number): number => 1 + varintSize(n) + n;
 
 /** UTF-8 length: ASCII counted here, anything else as protobufjs counts it (Buffer.byteLength). */
 function utf8Length(s: string): number {

@@ -62,8 +62,8 @@ export class ResourceEnvelope {
   ) {
     const urlBytes = Buffer.byteLength(typeUrl);
     const nameBytes = Buffer.byteLength(name);
-    const anyBytes = field(urlBytes) + field(valueBytes);
-    const total = field(VERSION_CHARS) + field(anyBytes) + field(nameBytes);
+    const anyBytes = delimited(urlBytes) + delimited(valueBytes);
+    const total = delimited(VERSION_CHARS) + delimited(anyBytes) + delimited(nameBytes);
     const b = (this.buffer = Buffer.allocUnsafe(total));
     let at = 2 + VERSION_CHARS;
     at = header(b, at, 0x12, anyBytes);
@@ -87,16 +87,13 @@ export class ResourceEnvelope {
   }
 }
 
-/** Bytes of a length-delimited field of `n` bytes with a one-byte tag. */
-function field(n: number): number {
-  return 1 + varintBytes(n) + n;
+/** Bytes of a varint of `v` (an unsigned 32-bit value). */
+export function varintSize(v: number): number {
+  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
 }
 
-function varintBytes(n: number): number {
-  let k = 1;
-  for (let x = n >>> 7; x > 0; x >>>= 7) k++;
-  return k;
-}
+/** A length-delimited field's size around a body of `n` bytes (one-byte tag). */
+export const delimited = (n: number): number => 1 + varintSize(n) + n;
 
 /** Writes a one-byte tag and a length at `at`; returns the position after them. */
 function header(b: Buffer, at: number, tag: number, length: number): number {

@@ -268,7 +268,9 @@ export class WeightEngine {
   ): void {
     const { policy, safety } = settings;
     const params = this.pidParams(plan.pidConfig, safety.tickMs);
-    const { pidRows, held, errors } = existing !== undefined && sameOrder(existing, layout.order, from)
+    // Without `from` the order is the existing one (keptIndex saw the keys in place, and
+    // endpointState kept every state): nothing to check.
+    const { pidRows, held, errors } = existing !== undefined && (from === undefined || sameOrder(existing, layout.order, from))
       ? rowsInPlace(existing, layout.order, plan.reset.pid ? params : undefined)
       : carriedRows(existing, layout.order, from ?? carriedPositions(layout.order, existing?.index), plan.reset.pid, params);
     this.clusters.set(name, {
@@ -604,10 +606,10 @@ function keptIndex(
   return { order, byKey, index, keys };
 }
 
-/** Whether `order` is `existing`'s order, state for state (`from`, when given, says so too). */
-function sameOrder(existing: ClusterState, order: readonly EndpointState[], from: Int32Array | undefined): boolean {
+/** Whether `order` is `existing`'s order, state for state, each carried from its own position. */
+function sameOrder(existing: ClusterState, order: readonly EndpointState[], from: Int32Array): boolean {
   if (existing.order.length !== order.length) return false;
-  for (let i = 0; i < order.length; i++) if (existing.order[i] !== order[i] || (from !== undefined && from[i] !== i)) return false;
+  for (let i = 0; i < order.length; i++) if (existing.order[i] !== order[i] || from[i] !== i) return false;
   return true;
 }
 
