@@ -40,7 +40,7 @@ import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
 import { NotFoundError, OwnershipError } from './errors.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
 import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
-import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpoint, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
+import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpoint, toEndpointRecord, UPSERT_ENDPOINT, type EndpointColumns, type EndpointRow } from './endpoint-rows.js';
 import { withEndpoint } from './endpoint-patch.js';
 import { migrate } from './migrations.js';
 import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord, type OverrideTarget, type OverrideValue } from './override-records.js';
@@ -194,6 +194,13 @@ const TABLE: Record<SpecKind, { table: string; key: string }> = {
 };
 
 /** A one-endpoint write: its cluster as it was before, and the endpoint's row after (undefined: removed). */
+/** What a cluster write does to its endpoint rows (Store.endpointPlan). */
+interface EndpointPlan {
+  readonly upserts: readonly EndpointColumns[];
+  readonly deletes: readonly EndpointRow[];
+}
+const NO_ENDPOINT_CHANGES: EndpointPlan = { upserts: [], deletes: [] };
+
 interface EndpointWrite {
   readonly cluster: SpecRow;
   readonly address: string;
@@ -956,9 +963,13 @@ export class Store implements CatalogStore {
 
   /** Writes a cluster (and, if given, its endpoint set). Returns its revision afterwards. */
   private upsertCluster(tx: Tx, input: ClusterInput, owner: Owner, row: SpecRow | undefined): number {
-    const before = row ? this.clusterRecord(row) : null;
     const spec = clusterSpecJson(input);
     const specChanged = !row || row.spec !== spec || row.owner !== owner;
+    const plan = input.endpoints ? this.endpointPlan(input.name, input.endpoints, owner) : NO_ENDPOINT_CHANGES;
+    if (!specChanged && plan.upserts.length === 0 && plan.deletes.length === 0) return (row as SpecRow).revision;
+    // Only now: the record before a change is the cluster with all its endpoints, and a config
+    // file's seed asks this of every cluster it defines, changed or not (at start and at each edit).
+    const before = row ? this.clusterRecord(row) : null;
     if (specChanged)
       this
         .sql(
@@ -966,26 +977,26 @@ export class Store implements CatalogStore {
            ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, owner = excluded.owner`,
         )
         .run(input.name, spec, owner, tx.revision(), tx.at);
-    let endpointsChanged = false;
-    if (input.endpoints) {
-      const keep = new Set<string>();
-      const old = new Map(this.stmt.endpointsOf.all(input.name).map((e) => [`${e.address}|${e.port}`, e]));
-      for (const e of input.endpoints) {
-        const key = `${e.address}|${e.port}`;
-        keep.add(key);
-        if (this.upsertEndpoint(tx, input.name, e, owner, old.get(key))) endpointsChanged = true;
-      }
-      for (const [key, e] of old) {
-        if (keep.has(key)) continue;
-        this.stmt.deleteEndpoint.run(input.name, e.address, e.port);
-        endpointsChanged = true;
-      }
-    }
-    if (!specChanged && !endpointsChanged) return (row as SpecRow).revision;
+    for (const next of plan.upserts) this.stmt.upsertEndpoint.run({ ...next, revision: tx.revision(), updated_at: tx.at });
+    for (const e of plan.deletes) this.stmt.deleteEndpoint.run(input.name, e.address, e.port);
     this.stmt.touchCluster.run(tx.revision(), tx.at, input.name);
     const after = this.clusterRecord(this.specRow('cluster', input.name) as SpecRow);
     tx.audit('cluster', input.name, before ? 'update' : 'create', before, after);
     return tx.revision();
+  }
+
+  /** The rows a cluster's new endpoint set writes (changed or new) and deletes (gone), read before anything is written. */
+  private endpointPlan(cluster: string, endpoints: readonly EndpointSpec[], owner: Owner): EndpointPlan {
+    const old = new Map(this.stmt.endpointsOf.all(cluster).map((e) => [`${e.address}|${e.port}`, e]));
+    const upserts: EndpointColumns[] = [];
+    for (const e of endpoints) {
+      const key = `${e.address}|${e.port}`;
+      const prior = old.get(key);
+      old.delete(key);
+      const next = endpointColumns(cluster, e, owner, prior);
+      if (!sameColumns(prior, next)) upserts.push(next);
+    }
+    return { upserts, deletes: [...old.values()] };
   }
 
   /** Returns whether anything changed. */
