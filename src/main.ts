@@ -24,7 +24,7 @@ import { HaReplica } from './ha/replica.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
-import { parseConfig, type LoadedConfig } from './sources/config-file.js';
+import { parseConfigOffThread, type LoadedConfig } from './sources/config-file.js';
 import { ConfigSource } from './sources/config-source.js';
 import { withEtcdEndpointsFromEnv } from './sources/etcd-endpoints-env.js';
 import { withKubernetes } from './sources/kubernetes/catalog-merge.js';
@@ -170,6 +170,8 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
 /** Read before anything starts, so an invalid config or unreadable certificate fails with nothing to undo. */
 interface Boot {
   readonly config: LoadedConfig;
+  /** The config file's text as parsed into `config` (the config source reuses the parse while the file is unchanged). */
+  readonly configText: string;
   readonly adminTls: { cert: Buffer; key: Buffer } | undefined;
   /** TLS on the xDS port, its files read and checked. */
   readonly xdsTls: ReloadingServerCredentials | undefined;
@@ -181,14 +183,15 @@ interface Boot {
 
 async function readBoot(options: FulcrumOptions): Promise<Boot> {
   envoyRoot();
-  const parsed = parseConfig(await readFile(options.configPath, 'utf8'), options.configPath);
+  const configText = await readFile(options.configPath, 'utf8');
+  const parsed = await parseConfigOffThread(configText, options.configPath);
   const config = { ...parsed, store: withEtcdEndpointsFromEnv(parsed.store, process.env) };
   const adminTls = config.server.admin.tls ? await readAdminTls(config.server.admin.tls) : undefined;
   const xdsTls = config.server.xds.tls ? new ReloadingServerCredentials(config.server.xds.tls) : undefined;
   const auth = options.auth ?? authWithFiles(authFromEnv(process.env), config.server.admin.tokenFiles);
   const level = options.logLevel ?? process.env.FULCRUM_LOG_LEVEL ?? config.server.logLevel;
   const Discovery = config.kubernetes ? (await import('./sources/kubernetes/discovery.js')).KubernetesDiscovery : undefined;
-  return { config, adminTls, xdsTls, auth, log: options.logger ?? createLogger(level, options.logFormat ?? 'json'), Discovery };
+  return { config, configText, adminTls, xdsTls, auth, log: options.logger ?? createLogger(level, options.logFormat ?? 'json'), Discovery };
 }
 
 /** The rooms' objects that do no I/O of their own; the components below drive them. */
@@ -261,7 +264,12 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const etcd = options.etcd ?? store.replication?.();
   const ha = etcd ? haReplica(boot, core, etcd, options) : undefined;
   const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher, ...(ha ? [ha] : [])]);
-  const source = new ConfigSource(options.configPath, { store, log, onReload: (outcome) => core.metrics.configReload(outcome) });
+  const source = new ConfigSource(options.configPath, {
+    store,
+    log,
+    onReload: (outcome) => core.metrics.configReload(outcome),
+    started: { text: boot.configText, config },
+  });
   // Discovered clusters, seen by the admin API (as owner kubernetes) and layered with their overrides on the catalog.
   const discovered = new DiscoveredView();
   const overrides = new OverrideIndex(store);

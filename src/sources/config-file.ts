@@ -1,5 +1,4 @@
 import { Value } from '@sinclair/typebox/value';
-import { parseDocument } from 'yaml';
 import { choosePolicy, type HashKey } from '../catalog/auto-policy.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import { resolveEjection, resolveSafety } from '../catalog/policy.js';
@@ -13,6 +12,8 @@ import { checkXdsSecurity, xdsSecuritySettings, type XdsSecuritySettings } from 
 import { cookieNameProblem, domainClashes, domainProblem, headerNameProblem, ipAddressProblem, listenerAddressProblem, maglevTableSizeProblem } from './envoy-rules.js';
 import { storeProblems, toStoreConfig } from './store-schema.js';
 import { enumProblem } from './string-enum.js';
+import { parseYaml, type YamlParse } from './yaml-parse.js';
+import { parseYamlOffThread } from './yaml-off-thread.js';
 
 /** `server.xds`: the xDS server's options (its identity is the process's, not configured) and the push debounce. */
 export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId' | 'security' | 'onLimit' | 'onRefused'>, XdsSecuritySettings {
@@ -109,14 +110,21 @@ const MAX_PROBLEMS = 50;
 
 /** Parses and validates a config document. Throws ConfigError listing every problem found. */
 export function parseConfig(text: string, file: string): LoadedConfig {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      file,
-      doc.errors.slice(0, MAX_PROBLEMS).map((e) => ({ path: '', message: `YAML: ${e.message.split('\n')[0]}` })),
-    );
-  }
-  return parseConfigValue(doc.toJS() ?? {}, file);
+  return configFromYaml(parseYaml(text, MAX_PROBLEMS), file);
+}
+
+/**
+ * parseConfig with a large document's YAML parsed on a worker thread (yaml-off-thread.ts): what
+ * a running server uses, so a reload of a large file does not hold its event loop for the parse.
+ * The same result and the same errors. `offThreadChars`: the size above which a worker parses.
+ */
+export async function parseConfigOffThread(text: string, file: string, offThreadChars?: number): Promise<LoadedConfig> {
+  return configFromYaml(await parseYamlOffThread(text, MAX_PROBLEMS, offThreadChars), file);
+}
+
+function configFromYaml(parsed: YamlParse, file: string): LoadedConfig {
+  if ('errors' in parsed) throw new ConfigError(file, parsed.errors.map((e) => ({ path: '', message: `YAML: ${e}` })));
+  return parseConfigValue(parsed.value, file);
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Catalog } from '../catalog/types.js';
 import type { Component } from '../runtime/lifecycle.js';
 import type { LoadedConfig } from './config-file.js';
 import { changedKeys, changeSummary, diffCatalogs } from './config-diff.js';
-import { ConfigWatcher } from './config-watcher.js';
+import { ConfigWatcher, type ConfigRead } from './config-watcher.js';
 
 export interface ConfigSourceOptions {
   /** Where the file's clusters, listeners and node groups go (the store's `file` rows). */
@@ -17,6 +17,8 @@ export interface ConfigSourceOptions {
   readonly onReload?: (outcome: 'ok' | 'rejected') => void;
   /** Quiet time before an edited file is read (default the watcher's). */
   readonly settleMs?: number;
+  /** The read the process started with (its `server:` and `kubernetes:` sections are the ones running); absent: the first read at start. */
+  readonly started?: ConfigRead;
 }
 
 /**
@@ -40,11 +42,17 @@ export class ConfigSource implements Component {
     this.watcher = new ConfigWatcher(path, { onConfig: (c) => this.reloaded(c), onInvalid: (err) => this.rejected(err) }, options.settleMs);
   }
 
-  /** The watcher re-reads the file, so an edit made since the first read is not lost. */
+  /**
+   * The watcher re-reads the file, so an edit made since the process's read is not lost (its
+   * catalog is seeded; its `server:` or `kubernetes:` changes are warned about, as at a reload).
+   */
   async start(): Promise<void> {
-    this.running = await this.watcher.start();
-    this.applied = this.running.catalog;
-    await this.seed(this.running.catalog);
+    const started = this.options.started;
+    const current = await this.watcher.start(started);
+    this.running = started?.config ?? current;
+    this.applied = current.catalog;
+    if (current !== this.running) this.warnRestartNeeded(current);
+    await this.seed(current.catalog);
   }
 
   stop(): void {

@@ -2,7 +2,16 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { Debouncer } from '../runtime/debounce.js';
-import { parseConfig, type LoadedConfig } from './config-file.js';
+import { parseConfigOffThread, type LoadedConfig } from './config-file.js';
+
+/** A read of the file already parsed (the process's start reads it before anything runs). */
+export interface ConfigRead {
+  readonly text: string;
+  readonly config: LoadedConfig;
+}
+
+/** Text to a validated config, throwing ConfigError (parseConfigOffThread; tests give their own). */
+export type ConfigParser = (text: string, path: string) => Promise<LoadedConfig>;
 
 export interface ConfigWatcherEvents {
   onConfig(config: LoadedConfig): void;
@@ -13,28 +22,39 @@ export interface ConfigWatcherEvents {
 /**
  * Watches a config file and hands every valid edit to `onConfig`.
  * Editors save by rename as often as by write, so the directory is watched, not the inode,
- * and bursts of events are coalesced before the file is read.
+ * and bursts of events are coalesced before the file is read. One reload runs at a time (a large
+ * file's parse takes a while on its worker thread): an edit during one is read after it, so
+ * edits are applied in the order they were made and the last one wins.
  */
 export class ConfigWatcher {
   private watcher: FSWatcher | undefined;
   private lastText: string | undefined;
   private readonly path: string;
   private readonly settled: Debouncer;
+  /** The reload in flight, and whether the file was touched again meanwhile. */
+  private reloading: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
 
   constructor(
     path: string,
     private readonly events: ConfigWatcherEvents,
     settleMs = 50,
+    private readonly parse: ConfigParser = parseConfigOffThread,
   ) {
     this.path = resolve(path);
     // No upper bound: the file is read once the editor has been quiet, never mid-save.
-    this.settled = new Debouncer(settleMs, Infinity, () => void this.reload());
+    this.settled = new Debouncer(settleMs, Infinity, () => this.touched());
   }
 
-  /** Reads the file once (throwing if it is invalid), then watches it. */
-  async start(): Promise<LoadedConfig> {
+  /**
+   * Reads the file once (throwing if it is invalid), then watches it. `known`: a read already
+   * parsed, reused while the file still holds its text: a 100,000-endpoint file takes seconds
+   * and hundreds of MB of garbage to parse, and the process's start would otherwise pay twice.
+   */
+  async start(known?: ConfigRead): Promise<LoadedConfig> {
     const text = await readFile(this.path, 'utf8');
-    const config = parseConfig(text, this.path);
+    const config = known?.text === text ? known.config : await this.parse(text, this.path);
     this.lastText = text;
     const name = basename(this.path);
     this.watcher = watch(dirname(this.path), (_event, file) => {
@@ -45,8 +65,25 @@ export class ConfigWatcher {
   }
 
   stop(): void {
+    this.stopped = true;
     this.watcher?.close();
     this.settled.cancel();
+  }
+
+  /** The file settled after an edit: reload it, or once more after the reload in flight. */
+  private touched(): void {
+    if (this.reloading) {
+      this.again = true;
+      return;
+    }
+    // A throw from onConfig (never expected) is reported as the edit's failure, not left unhandled.
+    this.reloading = this.reload().catch((err: unknown) => this.events.onInvalid(err as Error)).finally(() => {
+      this.reloading = undefined;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        this.touched();
+      }
+    });
   }
 
   private async reload(): Promise<void> {
@@ -60,13 +97,15 @@ export class ConfigWatcher {
       return;
     }
     if (text === this.lastText) return;
+    let config: LoadedConfig;
     try {
-      const config = parseConfig(text, this.path);
-      this.lastText = text;
-      this.events.onConfig(config);
+      config = await this.parse(text, this.path);
     } catch (err) {
       this.lastText = text;
-      this.events.onInvalid(err as Error);
+      if (!this.stopped) this.events.onInvalid(err as Error);
+      return;
     }
+    this.lastText = text;
+    if (!this.stopped) this.events.onConfig(config);
   }
 }

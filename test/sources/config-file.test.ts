@@ -178,6 +178,75 @@ clusters:
 });
 
 describe('config watcher', () => {
+  it('parses one edit at a time and applies edits in the order they were made', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fulcrum-watch-'));
+    const path = join(dir, 'fulcrum.yaml');
+    await writeFile(path, 'clusters: [{ name: a }]\n');
+    // Each parse after start waits for its gate: a large file's parse on its worker thread.
+    let gated = false;
+    let inFlight = 0;
+    let most = 0;
+    const gates: (() => void)[] = [];
+    const parse = async (text: string, file: string): Promise<LoadedConfig> => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      if (gated) await new Promise<void>((open) => gates.push(open));
+      inFlight--;
+      return parseConfig(text, file);
+    };
+    const seen: string[] = [];
+    const watcher = new ConfigWatcher(path, { onConfig: (c) => seen.push(c.catalog.clusters[0]?.name ?? ''), onInvalid: () => {} }, 10, parse);
+    try {
+      await watcher.start();
+      gated = true;
+      await writeFile(path, 'clusters: [{ name: b }]\n');
+      await waitFor(() => gates.length === 1, { what: 'the first edit being parsed' });
+      await writeFile(path, 'clusters: [{ name: c }]\n');
+      // The second edit's events settle while the first parse runs: no second parse beside it.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(gates).toHaveLength(1);
+      gates[0]?.();
+      await waitFor(() => gates.length === 2, { what: 'the second edit parsed after the first' });
+      gates[1]?.();
+      await waitFor(() => seen.length === 2, { what: 'both edits applied' });
+      expect(seen).toEqual(['b', 'c']);
+      expect(most).toBe(1);
+    } finally {
+      watcher.stop();
+      for (const open of gates) open();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('applies nothing that finishes parsing after it stopped', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fulcrum-watch-'));
+    const path = join(dir, 'fulcrum.yaml');
+    await writeFile(path, 'clusters: [{ name: a }]\n');
+    let gated = false;
+    const gates: (() => void)[] = [];
+    const parse = async (text: string, file: string): Promise<LoadedConfig> => {
+      if (gated) await new Promise<void>((open) => gates.push(open));
+      return parseConfig(text, file);
+    };
+    const seen: LoadedConfig[] = [];
+    const errors: Error[] = [];
+    const watcher = new ConfigWatcher(path, { onConfig: (c) => seen.push(c), onInvalid: (e) => errors.push(e) }, 10, parse);
+    try {
+      await watcher.start();
+      gated = true;
+      await writeFile(path, 'clusters: [{ name: b }]\n');
+      await waitFor(() => gates.length === 1, { what: 'the edit being parsed' });
+      watcher.stop();
+      gates[0]?.();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(seen).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      watcher.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('applies valid edits, rejects invalid ones and keeps the last good config', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fulcrum-watch-'));
     const path = join(dir, 'fulcrum.yaml');

@@ -4,21 +4,28 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SeedResult } from '../../src/catalog/store/index.js';
 import type { Catalog } from '../../src/catalog/types.js';
+import { parseConfig } from '../../src/sources/config-file.js';
 import { ConfigSource } from '../../src/sources/config-source.js';
 import { waitFor } from '../support/wait.js';
 
 function recorder(conflicts: SeedResult['conflicts'] = []) {
   const seeded: string[][] = [];
+  const catalogs: Catalog[] = [];
   const logs: { level: string; msg: string; obj: object }[] = [];
   const outcomes: string[] = [];
   const log = (level: string) => (obj: object, msg: string) => void logs.push({ level, msg, obj });
   return {
     seeded,
+    catalogs,
     logs,
     outcomes,
     options: {
       store: {
-        seedFromConfig: (catalog: Catalog): SeedResult => (seeded.push(catalog.clusters.map((c) => c.name)), { revision: 1, changes: [], conflicts }),
+        seedFromConfig: (catalog: Catalog): SeedResult => {
+          seeded.push(catalog.clusters.map((c) => c.name));
+          catalogs.push(catalog);
+          return { revision: 1, changes: [], conflicts };
+        },
       },
       log: { info: log('info'), warn: log('warn'), error: log('error') },
       onReload: (o: 'ok' | 'rejected') => void outcomes.push(o),
@@ -81,6 +88,30 @@ describe('ConfigSource', () => {
     } finally {
       source.stop();
     }
+  });
+
+  it("reuses the process's own read while the file is unchanged, and seeds an edit made since", async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
+    const path = join(dir, 'fulcrum.yaml');
+    const text = 'clusters: [{ name: a }]\n';
+    await writeFile(path, text);
+    const started = { text, config: parseConfig(text, path) };
+    const same = recorder();
+    const first = new ConfigSource(path, { ...same.options, started });
+    await first.start();
+    first.stop();
+    // The very catalog of the read it was given: not parsed again.
+    expect(same.catalogs).toHaveLength(1);
+    expect(same.catalogs[0]).toBe(started.config.catalog);
+    // Edited between the process's read and the source's start: the file as it is now is seeded,
+    // and the server section that changed is one that needs a restart.
+    await writeFile(path, 'server: { xds: { port: 18001 } }\nclusters: [{ name: b }]\n');
+    const edited = recorder();
+    const second = new ConfigSource(path, { ...edited.options, started });
+    await second.start();
+    second.stop();
+    expect(edited.seeded).toEqual([['b']]);
+    expect(edited.logs.filter((l) => l.level === 'warn')).toMatchObject([{ obj: { keys: ['server.xds'] }, msg: expect.stringContaining('only after a restart') }]);
   });
 
   it('fails to start on an invalid file, seeding nothing', async () => {

@@ -1,0 +1,95 @@
+import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig, parseConfigOffThread } from '../../src/sources/config-file.js';
+import { parseYamlOffThread } from '../../src/sources/yaml-off-thread.js';
+import { parseYaml } from '../../src/sources/yaml-parse.js';
+
+/** Scalars and structures whose reading differs between YAML parsers or versions (1.1 vs 1.2). */
+const TRICKY = `
+octal: 0o17
+legacyOctal: 017
+hex: 0x1F
+float: 1e3
+inf: -.inf
+nan: .NaN
+nulls: [~, null, Null, ]
+bools: [true, True, yes, no, on, off]
+strings: ['0x10', "tab\\tand \\u00e9", plain text, 2026-12-05]
+anchored: &a { x: 1 }
+aliased: *a
+merge: { <<: *a, y: 2 }
+block: |
+  two
+  lines
+folded: >-
+  one
+  line
+`;
+
+describe('parseYamlOffThread', () => {
+  it('reads on a worker exactly what the inline parse reads: the same value, the same errors', async () => {
+    for (const text of [TRICKY, await readFile('examples/fulcrum.yaml', 'utf8'), '', '# only a comment\n']) {
+      expect(await parseYamlOffThread(text, 50, 0)).toEqual(parseYaml(text, 50));
+    }
+    for (const bad of ['a: 1\na: 2\n', 'a: [1, 2\n', 'a: b: c\n', '---\na: 1\n---\nb: 2\n', 'x: *missing\n']) {
+      const inline = parseYaml(bad, 50);
+      expect('errors' in inline, bad).toBe(true);
+      expect(await parseYamlOffThread(bad, 50, 0)).toEqual(inline);
+    }
+  });
+
+  it('keeps at most maxErrors error lines', async () => {
+    const text = Array.from({ length: 20 }, (_, i) => `k${i % 2}: ${i}`).join('\n');
+    const off = await parseYamlOffThread(text, 3, 0);
+    expect(off).toEqual(parseYaml(text, 3));
+    expect('errors' in off && off.errors.length).toBe(3);
+  });
+
+  it('leaves the event loop free while a large document is parsed', async () => {
+    const lines = ['clusters:'];
+    for (let c = 0; c < 100; c++) {
+      lines.push(`  - name: c${c}`, '    endpoints:');
+      for (let e = 0; e < 100; e++) lines.push(`      - { address: 10.0.${c}.${e + 1}, port: 8080, weight: 1 }`);
+    }
+    const text = `${lines.join('\n')}\n`;
+    const busy = async (run: () => unknown): Promise<number> => {
+      const before = performance.eventLoopUtilization();
+      await run();
+      return performance.eventLoopUtilization(before).active;
+    };
+    const inline = await busy(() => parseConfig(text, 'big.yaml'));
+    const off = await busy(() => parseConfigOffThread(text, 'big.yaml'));
+    const offConfig = await parseConfigOffThread(text, 'big.yaml');
+    expect(offConfig).toEqual(parseConfig(text, 'big.yaml'));
+    // The loop does the copy of the value and the validation, not the parse.
+    expect(off).toBeLessThan(inline / 2);
+  });
+
+  it('reports a large invalid document as a ConfigError, as the inline parse does', async () => {
+    const text = `${'# padding\n'.repeat(10_000)}clusters: [{ name: a }]\nclusters: []\n`;
+    const inline = (() => {
+      try {
+        parseConfig(text, 'f.yaml');
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    })();
+    expect(inline).toBeInstanceOf(ConfigError);
+    const off = await parseConfigOffThread(text, 'f.yaml').catch((err: unknown) => err);
+    expect(off).toBeInstanceOf(ConfigError);
+    expect((off as ConfigError).problems).toEqual((inline as ConfigError).problems);
+  });
+});
+
+describe('parseConfig', () => {
+  it('reports an alias without its anchor and an alias bomb as the document\'s problems, naming the file', async () => {
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefgh'.split('').map((k, i) => `${k}: &${k} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`), 'clusters: []'].join('\n');
+    for (const text of ['clusters: *missing\n', bomb]) {
+      expect(() => parseConfig(text, 'f.yaml')).toThrow(ConfigError);
+      expect(() => parseConfig(text, 'f.yaml')).toThrow(/^f\.yaml: \/: YAML: /);
+      await expect(parseConfigOffThread(text, 'f.yaml', 0)).rejects.toThrow(/^f\.yaml: \/: YAML: /);
+    }
+  });
+});
