@@ -24,6 +24,19 @@ afterEach(() => {
   cleanupTempDirs();
 });
 
+describe('cluster writes', () => {
+  it('compares each listed endpoint with its stored row, a repeated one too: an unchanged write is no write', () => {
+    const s = fresh();
+    const put = s.putCluster(cluster('a', [endpoint('10.0.0.1'), endpoint('10.0.0.2')]), API);
+    const drained = s.setEndpointState('a', '10.0.0.1', 8080, 'draining', API);
+    expect(drained.revision).toBeGreaterThan(put.revision);
+    // The same set with one endpoint listed twice: nothing changed, no revision, the operator's state kept.
+    const again = s.putCluster(cluster('a', [endpoint('10.0.0.1'), endpoint('10.0.0.2'), endpoint('10.0.0.1')]), API);
+    expect(again.revision).toBe(drained.revision);
+    expect(s.getCluster('a')?.endpoints?.find((e) => e.address === '10.0.0.1')?.state).toBe('draining');
+  });
+});
+
 describe('openStore', () => {
   it('creates <dir>/fulcrum.db in WAL mode with synchronous=FULL, foreign keys and a busy timeout', () => {
     const dir = join(tempDir(), 'nested', 'data');

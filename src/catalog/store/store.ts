@@ -193,7 +193,6 @@ const TABLE: Record<SpecKind, { table: string; key: string }> = {
   'node-group': { table: 'node_groups', key: 'node_cluster' },
 };
 
-/** A one-endpoint write: its cluster as it was before, and the endpoint's row after (undefined: removed). */
 /** What a cluster write does to its endpoint rows (Store.endpointPlan). */
 interface EndpointPlan {
   readonly upserts: readonly EndpointColumns[];
@@ -201,6 +200,7 @@ interface EndpointPlan {
 }
 const NO_ENDPOINT_CHANGES: EndpointPlan = { upserts: [], deletes: [] };
 
+/** A one-endpoint write: its cluster as it was before, and the endpoint's row after (undefined: removed). */
 interface EndpointWrite {
   readonly cluster: SpecRow;
   readonly address: string;
@@ -988,15 +988,17 @@ export class Store implements CatalogStore {
   /** The rows a cluster's new endpoint set writes (changed or new) and deletes (gone), read before anything is written. */
   private endpointPlan(cluster: string, endpoints: readonly EndpointSpec[], owner: Owner): EndpointPlan {
     const old = new Map(this.stmt.endpointsOf.all(cluster).map((e) => [`${e.address}|${e.port}`, e]));
+    const keep = new Set<string>();
     const upserts: EndpointColumns[] = [];
     for (const e of endpoints) {
       const key = `${e.address}|${e.port}`;
+      keep.add(key);
+      // Each entry against the stored row, a repeated address:port too (the last one written wins).
       const prior = old.get(key);
-      old.delete(key);
       const next = endpointColumns(cluster, e, owner, prior);
       if (!sameColumns(prior, next)) upserts.push(next);
     }
-    return { upserts, deletes: [...old.values()] };
+    return { upserts, deletes: [...old].filter(([key]) => !keep.has(key)).map(([, row]) => row) };
   }
 
   /** Returns whether anything changed. */
