@@ -6,11 +6,13 @@
  *
  * Writes a config of --clusters × --endpoints (block-style YAML, as an operator's file would be),
  * starts `node --max-semi-space-size=4 --v8-pool-size=1 dist/main.js` on it (this checkout's build,
- * then --base's, alternating per edit series; run `npm run build` in each first), and once it
+ * then --base's; run `npm run build` in each first; run the bench twice with the builds swapped
+ * for both orders), and once it
  * serves, rewrites the file --edits times (one endpoint's weight changed, by rename as editors
  * save). For each edit: the time from the rename until /metrics counts the reload, and the longest
  * a /healthz probe (one every 5 ms, from this process) waited during it. Also the start to serving
- * and the server's RSS after the edits. Prints a table per build and the medians; not a test.
+ * and the server's RSS after the edits and its peak (VmHWM, start included). Prints a table per
+ * build and the medians; not a test.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -107,16 +109,18 @@ function probe(admin: number): { stop(): Promise<number> } {
   };
 }
 
-async function rssMiB(pid: number): Promise<number> {
+/** RSS and peak RSS (VmHWM), MiB. */
+async function rssMiB(pid: number): Promise<{ now: number; peak: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { now: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
 }
 
 interface Run {
   readonly startMs: number;
   readonly reloadMs: number[];
   readonly waitMs: number[];
-  readonly rss: number;
+  readonly rss: { now: number; peak: number };
 }
 
 async function series(repo: string): Promise<Run> {
@@ -159,10 +163,10 @@ for (const b of builds) {
   const run = await series(b.repo);
   results.push({ name: b.name, run });
   process.stdout.write(
-    `${b.name.padEnd(5)} start ${f0(run.startMs)} ms; reload ms ${run.reloadMs.map(f0).join(', ')}; longest probe wait ms ${run.waitMs.map(f0).join(', ')}; RSS after ${f0(run.rss)} MiB (load ${loadavg()[0]?.toFixed(2)})\n`,
+    `${b.name.padEnd(5)} start ${f0(run.startMs)} ms; reload ms ${run.reloadMs.map(f0).join(', ')}; longest probe wait ms ${run.waitMs.map(f0).join(', ')}; RSS after ${f0(run.rss.now)} MiB, peak ${f0(run.rss.peak)} MiB (load ${loadavg()[0]?.toFixed(2)})\n`,
   );
 }
-process.stdout.write('\n| build | start ms | reload ms (median) | longest probe wait ms (median, max) | RSS after edits MiB |\n|---|---|---|---|---|\n');
+process.stdout.write('\n| build | start ms | reload ms (median) | longest probe wait ms (median, max) | RSS after edits MiB | peak RSS MiB |\n|---|---|---|---|---|---|\n');
 for (const { name, run } of results) {
-  process.stdout.write(`| ${name} | ${f0(run.startMs)} | ${f0(median(run.reloadMs))} | ${f0(median(run.waitMs))}, ${f0(Math.max(...run.waitMs))} | ${f0(run.rss)} |\n`);
+  process.stdout.write(`| ${name} | ${f0(run.startMs)} | ${f0(median(run.reloadMs))} | ${f0(median(run.waitMs))}, ${f0(Math.max(...run.waitMs))} | ${f0(run.rss.now)} | ${f0(run.rss.peak)} |\n`);
 }

@@ -15,6 +15,8 @@ import process from 'node:process';
  * the UI's static assets) next to their code (__dirname); cockatiel: etcd3's own, so the retry
  * policies the etcd store hands it are of the copy it knows. pino-pretty: required through
  * createRequire already. All but better-sqlite3 load only when a configuration or request uses them.
+ * (`yaml` is bundled, and also required from node_modules by the worker thread that parses a
+ * large config file: src/sources/yaml-off-thread.ts.)
  */
 const EXTERNAL = ['better-sqlite3', 'etcd3', 'cockatiel', '@fastify/swagger-ui', '@fastify/static', 'pino-pretty'];
 

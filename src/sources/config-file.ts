@@ -118,8 +118,8 @@ export function parseConfig(text: string, file: string): LoadedConfig {
  * a running server uses, so a reload of a large file does not hold its event loop for the parse.
  * The same result and the same errors. `offThreadChars`: the size above which a worker parses.
  */
-export async function parseConfigOffThread(text: string, file: string, offThreadChars?: number): Promise<LoadedConfig> {
-  return configFromYaml(await parseYamlOffThread(text, MAX_PROBLEMS, offThreadChars), file);
+export async function parseConfigOffThread(text: string, file: string, offThreadChars?: number, signal?: AbortSignal): Promise<LoadedConfig> {
+  return configFromYaml(await parseYamlOffThread(text, MAX_PROBLEMS, offThreadChars, signal), file);
 }
 
 function configFromYaml(parsed: YamlParse, file: string): LoadedConfig {

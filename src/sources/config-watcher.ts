@@ -2,7 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { Debouncer } from '../runtime/debounce.js';
-import { parseConfigOffThread, type LoadedConfig } from './config-file.js';
+import { ConfigError, parseConfigOffThread, type LoadedConfig } from './config-file.js';
 
 /** A read of the file already parsed (the process's start reads it before anything runs). */
 export interface ConfigRead {
@@ -10,8 +10,10 @@ export interface ConfigRead {
   readonly config: LoadedConfig;
 }
 
-/** Text to a validated config, throwing ConfigError (parseConfigOffThread; tests give their own). */
-export type ConfigParser = (text: string, path: string) => Promise<LoadedConfig>;
+/** Text to a validated config, throwing ConfigError (parseConfigOffThread; tests give their own); `signal` aborts at stop. */
+export type ConfigParser = (text: string, path: string, signal: AbortSignal) => Promise<LoadedConfig>;
+
+const offThread: ConfigParser = (text, path, signal) => parseConfigOffThread(text, path, undefined, signal);
 
 export interface ConfigWatcherEvents {
   onConfig(config: LoadedConfig): void;
@@ -34,13 +36,13 @@ export class ConfigWatcher {
   /** The reload in flight, and whether the file was touched again meanwhile. */
   private reloading: Promise<void> | undefined;
   private again = false;
-  private stopped = false;
+  private readonly stopping = new AbortController();
 
   constructor(
     path: string,
     private readonly events: ConfigWatcherEvents,
     settleMs = 50,
-    private readonly parse: ConfigParser = parseConfigOffThread,
+    private readonly parse: ConfigParser = offThread,
   ) {
     this.path = resolve(path);
     // No upper bound: the file is read once the editor has been quiet, never mid-save.
@@ -54,7 +56,7 @@ export class ConfigWatcher {
    */
   async start(known?: ConfigRead): Promise<LoadedConfig> {
     const text = await readFile(this.path, 'utf8');
-    const config = known?.text === text ? known.config : await this.parse(text, this.path);
+    const config = known?.text === text ? known.config : await this.parse(text, this.path, this.stopping.signal);
     this.lastText = text;
     const name = basename(this.path);
     this.watcher = watch(dirname(this.path), (_event, file) => {
@@ -65,9 +67,13 @@ export class ConfigWatcher {
   }
 
   stop(): void {
-    this.stopped = true;
+    this.stopping.abort(new Error('config watcher stopped'));
     this.watcher?.close();
     this.settled.cancel();
+  }
+
+  private get stopped(): boolean {
+    return this.stopping.signal.aborted;
   }
 
   /** The file settled after an edit: reload it, or once more after the reload in flight. */
@@ -76,14 +82,17 @@ export class ConfigWatcher {
       this.again = true;
       return;
     }
-    // A throw from onConfig (never expected) is reported as the edit's failure, not left unhandled.
-    this.reloading = this.reload().catch((err: unknown) => this.events.onInvalid(err as Error)).finally(() => {
-      this.reloading = undefined;
-      if (this.again && !this.stopped) {
-        this.again = false;
-        this.touched();
-      }
-    });
+    // A throw from onConfig (never expected) is reported as the edit's failure, and nothing is left unhandled.
+    this.reloading = this.reload()
+      .catch((err: unknown) => this.events.onInvalid(err as Error))
+      .catch(() => undefined)
+      .finally(() => {
+        this.reloading = undefined;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          this.touched();
+        }
+      });
   }
 
   private async reload(): Promise<void> {
@@ -93,15 +102,17 @@ export class ConfigWatcher {
     } catch (err) {
       // Mid-rename the file can be briefly absent; the next event brings it back.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      this.events.onInvalid(err as Error);
+      if (!this.stopped) this.events.onInvalid(err as Error);
       return;
     }
     if (text === this.lastText) return;
     let config: LoadedConfig;
     try {
-      config = await this.parse(text, this.path);
+      config = await this.parse(text, this.path, this.stopping.signal);
     } catch (err) {
-      this.lastText = text;
+      // Only the document's own problems settle this text; a parse that failed for another reason
+      // (its worker out of memory, stopped) is tried again at the next event.
+      if (err instanceof ConfigError) this.lastText = text;
       if (!this.stopped) this.events.onInvalid(err as Error);
       return;
     }

@@ -177,6 +177,12 @@ clusters:
   });
 });
 
+/** Writes as editors save: a whole new file renamed over the old one (no event sees it half written). */
+async function save(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text);
+  await rename(`${path}.tmp`, path);
+}
+
 describe('config watcher', () => {
   it('parses one edit at a time and applies edits in the order they were made', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fulcrum-watch-'));
@@ -199,9 +205,9 @@ describe('config watcher', () => {
     try {
       await watcher.start();
       gated = true;
-      await writeFile(path, 'clusters: [{ name: b }]\n');
+      await save(path, 'clusters: [{ name: b }]\n');
       await waitFor(() => gates.length === 1, { what: 'the first edit being parsed' });
-      await writeFile(path, 'clusters: [{ name: c }]\n');
+      await save(path, 'clusters: [{ name: c }]\n');
       // The second edit's events settle while the first parse runs: no second parse beside it.
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(gates).toHaveLength(1);
@@ -214,6 +220,36 @@ describe('config watcher', () => {
     } finally {
       watcher.stop();
       for (const open of gates) open();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('tries a text again when its parse failed for a reason other than the document', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fulcrum-watch-'));
+    const path = join(dir, 'fulcrum.yaml');
+    await writeFile(path, 'clusters: [{ name: a }]\n');
+    let failNext = false;
+    const parse = async (text: string, file: string): Promise<LoadedConfig> => {
+      if (failNext) {
+        failNext = false;
+        throw new Error('YAML parse failed: Worker terminated due to reaching memory limit');
+      }
+      return parseConfig(text, file);
+    };
+    const seen: string[] = [];
+    const errors: Error[] = [];
+    const watcher = new ConfigWatcher(path, { onConfig: (c) => seen.push(c.catalog.clusters[0]?.name ?? ''), onInvalid: (e) => errors.push(e) }, 10, parse);
+    try {
+      await watcher.start();
+      failNext = true;
+      await save(path, 'clusters: [{ name: b }]\n');
+      await waitFor(() => errors.length === 1, { what: 'the failed parse reported' });
+      // The same text saved again: read and parsed again, and applied this time.
+      await save(path, 'clusters: [{ name: b }]\n');
+      await waitFor(() => seen.length === 1, { what: 'the same text applied' });
+      expect(seen).toEqual(['b']);
+    } finally {
+      watcher.stop();
       await rm(dir, { recursive: true, force: true });
     }
   });
@@ -234,7 +270,7 @@ describe('config watcher', () => {
     try {
       await watcher.start();
       gated = true;
-      await writeFile(path, 'clusters: [{ name: b }]\n');
+      await save(path, 'clusters: [{ name: b }]\n');
       await waitFor(() => gates.length === 1, { what: 'the edit being parsed' });
       watcher.stop();
       gates[0]?.();

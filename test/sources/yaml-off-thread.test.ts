@@ -29,8 +29,9 @@ folded: >-
 
 describe('parseYamlOffThread', () => {
   it('reads on a worker exactly what the inline parse reads: the same value, the same errors', async () => {
+    // offThreadChars -1: even the empty document goes to the worker.
     for (const text of [TRICKY, await readFile('examples/fulcrum.yaml', 'utf8'), '', '# only a comment\n']) {
-      expect(await parseYamlOffThread(text, 50, 0)).toEqual(parseYaml(text, 50));
+      expect(await parseYamlOffThread(text, 50, -1)).toStrictEqual(parseYaml(text, 50));
     }
     for (const bad of ['a: 1\na: 2\n', 'a: [1, 2\n', 'a: b: c\n', '---\na: 1\n---\nb: 2\n', 'x: *missing\n']) {
       const inline = parseYaml(bad, 50);
@@ -80,6 +81,42 @@ describe('parseYamlOffThread', () => {
     const off = await parseConfigOffThread(text, 'f.yaml').catch((err: unknown) => err);
     expect(off).toBeInstanceOf(ConfigError);
     expect((off as ConfigError).problems).toEqual((inline as ConfigError).problems);
+  });
+});
+
+describe('parseConfigOffThread', () => {
+  it('gives what parseConfig gives for documents with unusual keys, tags and versions', async () => {
+    const texts = [
+      'clusters: [{ name: a }]\n__proto__: { polluted: true }\n',
+      'clusters: [{ name: a, __proto__: { lbPolicy: RING_HASH } }]\n',
+      '%YAML 1.1\n---\nclusters: [{ name: a, endpoints: [{ address: 10.0.0.1, port: 0o17 }] }]\n',
+      'clusters: !!set { a }\n',
+      'clusters: [{ name: !!binary aGVsbG8= }]\n',
+      'clusters: [{ name: 2026-12-05 }]\n',
+    ];
+    for (const text of texts) {
+      const outcome = (run: () => unknown): unknown => {
+        try {
+          return { config: run() };
+        } catch (err) {
+          return { problems: (err as ConfigError).problems ?? (err as Error).message };
+        }
+      };
+      const off = await parseConfigOffThread(text, 'f.yaml', -1).then(
+        (config) => ({ config }),
+        (err: unknown) => ({ problems: (err as ConfigError).problems ?? (err as Error).message }),
+      );
+      expect(off, text).toStrictEqual(outcome(() => parseConfig(text, 'f.yaml')));
+    }
+  });
+
+  it('stops its worker when aborted', async () => {
+    const text = `clusters:\n${'  - { name: x }\n'.repeat(50_000)}`;
+    const stop = new AbortController();
+    const parsing = parseConfigOffThread(text, 'big.yaml', undefined, stop.signal);
+    stop.abort(new Error('stopped'));
+    await expect(parsing).rejects.toThrow('stopped');
+    await expect(parseConfigOffThread(text, 'big.yaml', undefined, stop.signal)).rejects.toThrow('stopped');
   });
 });
 
