@@ -37,7 +37,9 @@ async function seed(cp: ControlPlane, services: number, endpoints: number): Prom
     const name = `svc-${s}`;
     await apiPost(cp, '/api/v1/namespaces/bench/services', {
       metadata: { name, labels: { 'fulcrum.io/balance': 'true' } },
-      spec: { ports: [{ name: 'http', port: 80 }] },
+      // Headless: the test API server's service range (/24) holds 253 cluster IPs, and fulcrum
+      // reads only the Service's labels and its EndpointSlices.
+      spec: { clusterIP: 'None', ports: [{ name: 'http', port: 80 }] },
     });
     await apiPost(cp, '/apis/discovery.k8s.io/v1/namespaces/bench/endpointslices', {
       metadata: { name: `${name}-a`, labels: { 'kubernetes.io/service-name': name } },

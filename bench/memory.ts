@@ -41,6 +41,8 @@ Options:
   --kube          a Kubernetes run: start etcd + kube-apiserver (.tools/bin) with 20 labelled
                   Services of 10 endpoints, and serve --config (default examples/fulcrum.yaml)
                   with the Kubernetes source enabled against it ("rest" only, no streams)
+  --kube-services N, --kube-endpoints N   the --kube run's Services and endpoints per Service
+                  (default 20 and 10; 1000 and 100 for 100,000 endpoints)
   --gc            run a full garbage collection in the server before each reading (it is started
                   with --expose-gc and bench/gc-on-signal.cjs; SIGUSR2 collects): per-stream figures
                   then hold what the streams keep, not how much garbage V8 had not yet collected
@@ -66,6 +68,8 @@ const { values: args, positionals } = parseArgs({
     'settle-ms': { type: 'string', default: '0' },
     config: { type: 'string' },
     kube: { type: 'boolean', default: false },
+    'kube-services': { type: 'string', default: '20' },
+    'kube-endpoints': { type: 'string', default: '10' },
     'heap-snapshots': { type: 'string' },
     'malloc-trim': { type: 'boolean', default: false },
     gc: { type: 'boolean', default: false },
@@ -165,6 +169,8 @@ interface Server {
   readonly pid: number;
   readonly xds: number;
   metric(pattern: RegExp): Promise<number>;
+  /** The server's output so far (its last 100,000 characters). */
+  log(): string;
 }
 
 async function startServer(configPath: string, dataDir: string): Promise<Server> {
@@ -187,7 +193,7 @@ async function startServer(configPath: string, dataDir: string): Promise<Server>
     const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
     return Number(pattern.exec(text)?.[1] ?? 0);
   };
-  return { child, pid: child.pid ?? 0, xds, metric };
+  return { child, pid: child.pid ?? 0, xds, metric, log: () => out };
 }
 
 const EDS_ACKS = /^xds_convergence_seconds_count\{type="(?:EDS|eds)"\} (\d+)/m;
@@ -276,7 +282,7 @@ const row = (what: string, rss: number, heap: number, note = ''): string =>
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'fulcrum-memory-'));
-  const kube = args.kube ? await startKubeRun(args.config ?? 'examples/fulcrum.yaml') : undefined;
+  const kube = args.kube ? await startKubeRun(args.config ?? 'examples/fulcrum.yaml', num('kube-services'), num('kube-endpoints')) : undefined;
   const given = kube?.configPath ?? args.config;
   const configPath = given ?? join(dir, 'catalog.yaml');
   if (!given) await writeFile(configPath, catalogYaml(2));
@@ -326,7 +332,9 @@ async function main(): Promise<void> {
       const after = await settledRss(server.pid);
       out.push(row(`after ${num('rounds')} more rounds of ${streams} connecting and leaving`, after, await server.metric(HEAP_USED), `${((after - rest) / MiB).toFixed(1)} MiB above rest`));
     }
-    process.stdout.write(`${out.join('\n')}\n`);
+    // What the start-up heap collection decided (its log line), when it ran by now.
+    const collected = server.log().split('\n').filter((l) => l.includes('start-up heap collection'));
+    process.stdout.write(`${out.join('\n')}\n${collected.map((l) => `\n${l}`).join('')}\n`);
   } finally {
     server.child.kill('SIGTERM');
     await new Promise((r) => server.child.once('exit', r));
