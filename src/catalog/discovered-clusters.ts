@@ -51,7 +51,16 @@ export class DiscoveryAwareStore implements CatalogStore {
   }
 
   listClusters(): ClusterRecord[] {
-    const own = this.store.listClusters();
+    return this.withDiscovered(this.store.listClusters());
+  }
+
+  async listClustersInTurns(turn: () => Promise<void>): Promise<ClusterRecord[]> {
+    // The discovered ones are read after the store's (in memory, at once): one view of them.
+    return this.withDiscovered(await (this.store.listClustersInTurns?.(turn) ?? this.store.listClusters()));
+  }
+
+  /** The store's clusters and the discovered ones no store cluster shadows, by name. */
+  private withDiscovered(own: ClusterRecord[]): ClusterRecord[] {
     const names = new Set(own.map((c) => c.name));
     const overrides = this.overrides();
     const found = this.view.clusters().filter((c) => !names.has(c.name)).map((c) => this.record(c, overrides));

@@ -37,6 +37,58 @@ describe('cluster writes', () => {
   });
 });
 
+describe('listing clusters in turns', () => {
+  const many = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => endpoint(`10.${prefix}.${i >> 8}.${i & 255}`));
+
+  it('gives what listClusters gives, a turn between slices of endpoint rows', async () => {
+    const dir = tempDir();
+    const s = fresh(dir);
+    for (let c = 0; c < 5; c++) s.putCluster(cluster(`c${c}`, many(String(c), 1_500)), API);
+    s.putCluster(cluster('empty', []), API);
+    // A connection that has read nothing yet (the writer keeps the records it wrote).
+    const reader = fresh(dir);
+    let turns = 0;
+    const listed = await reader.listClustersInTurns(async () => void turns++);
+    expect(listed).toEqual(s.listClusters());
+    // 7,500 rows in slices of about LIST_SLICE_ENDPOINTS (2,000): a turn after every two clusters.
+    expect(turns).toBeGreaterThanOrEqual(2);
+  });
+
+  it('reads one big cluster\'s rows in pages, a turn between two', async () => {
+    const dir = tempDir();
+    const s = fresh(dir);
+    s.putCluster(cluster('big', many('9', 5_000)), API);
+    const reader = fresh(dir);
+    let turns = 0;
+    const listed = await reader.listClustersInTurns(async () => void turns++);
+    expect(listed).toEqual(s.listClusters());
+    expect(listed[0]?.endpoints).toHaveLength(5_000);
+    expect(turns).toBeGreaterThanOrEqual(2);
+  });
+
+  it('is one snapshot: a write between two slices, here or on another connection, makes it read the list again whole', async () => {
+    const dir = tempDir();
+    const s = fresh(dir);
+    const other = fresh(dir);
+    for (let c = 0; c < 4; c++) s.putCluster(cluster(`c${c}`, many(String(c), 1_500)), API);
+    for (const write of [
+      // c0: read before the first turn, so only a second read can show the write.
+      () => s.setEndpointState('c0', '10.0.0.1', 8080, 'draining', API),
+      () => other.setEndpointState('c0', '10.0.0.2', 8080, 'disabled', API),
+    ]) {
+      let turns = 0;
+      const reader = fresh(dir);
+      const listed = await reader.listClustersInTurns(async () => {
+        if (turns++ === 0) write();
+      });
+      expect(turns).toBeGreaterThan(0);
+      expect(listed).toEqual(s.listClusters());
+    }
+    const c0 = (await fresh(dir).listClustersInTurns(async () => {})).find((c) => c.name === 'c0');
+    expect(['10.0.0.1', '10.0.0.2'].map((a) => c0?.endpoints.find((e) => e.address === a)?.state)).toEqual(['draining', 'disabled']);
+  });
+});
+
 describe('openStore', () => {
   it('creates <dir>/fulcrum.db in WAL mode with synchronous=FULL, foreign keys and a busy timeout', () => {
     const dir = join(tempDir(), 'nested', 'data');

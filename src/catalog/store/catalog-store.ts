@@ -57,6 +57,12 @@ export interface CatalogStore {
    */
   clusterOwner(name: string): Owner | undefined;
   listClusters(): ClusterRecord[];
+  /**
+   * listClusters read a few clusters at a time with `turn` awaited between (a store whose list
+   * holds its event loop for long: SQLite reads every endpoint row), the same snapshot: read again
+   * whole if any write landed in between. Absent: listClusters is cheap (an in-memory mirror).
+   */
+  listClustersInTurns?(turn: () => Promise<void>): Promise<ClusterRecord[]>;
   getEndpoint(cluster: string, address: string, port: number): EndpointRecord | undefined;
   getListener(name: string): ListenerRecord | undefined;
   listListeners(): ListenerRecord[];

@@ -155,6 +155,10 @@ export class WriteLane implements CatalogStore {
     return this.store.listClusters();
   }
 
+  listClustersInTurns(turn: () => Promise<void>): Promise<ClusterRecord[]> {
+    return this.store.listClustersInTurns?.(turn) ?? Promise.resolve(this.store.listClusters());
+  }
+
   getEndpoint(cluster: string, address: string, port: number): EndpointRecord | undefined {
     return this.store.getEndpoint(cluster, address, port);
   }
