@@ -9,7 +9,7 @@ import type { StoreRoutesOptions } from './store-access.js';
 
 /** /v1/clusters: clusters as config-file entries, created, replaced and deleted whole. */
 
-const ClusterList = Type.Object({ count: Type.Integer(), clusters: Type.Array(ClusterView) });
+export const ClusterList = Type.Object({ count: Type.Integer(), clusters: Type.Array(ClusterView) });
 
 const quoted = (names: readonly string[]): string => names.map((n) => JSON.stringify(n)).join(', ');
 const plural = (noun: string, names: readonly string[]): string => `${noun}${names.length > 1 ? 's' : ''} ${quoted(names)}`;
@@ -36,13 +36,14 @@ function clusters(store: CatalogStore): NamedResource<ClusterRecord, typeof Clus
       delete: 'Delete a cluster, its endpoints and its weights (409 while a listener or node group references it)',
     },
     list: () => store.listClusters(),
+    listInTurns: (turn) => store.listClustersInTurns?.(turn) ?? Promise.resolve(store.listClusters()),
     get: (name) => store.getCluster(name),
     view: clusterView,
     parse: parseClusterBodySliced,
     put: (input, options) => store.putCluster(input, options),
     assertDeletable: (name) => assertUnreferenced(store, name),
     delete: (name, options) => store.deleteCluster(name, options),
-    longArray: { key: 'endpoints', view: (rec) => clusterViewWith(rec, rec.endpoints), entry: endpointEntry },
+    longArray: { key: 'endpoints', items: (rec) => rec.endpoints, view: (rec) => clusterViewWith(rec, rec.endpoints), entry: endpointEntry },
   };
 }
 

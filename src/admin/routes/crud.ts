@@ -1,8 +1,9 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { MaybePromise, Meta, WriteOptions, WriteResult } from '../../catalog/store/index.js';
 import type { FastifyReply } from 'fastify';
-import { etag, withEtag } from '../preconditions.js';
-import { answersInSlices, sendSliced } from '../sliced-answer.js';
+import { etag } from '../preconditions.js';
+import { answersInSlices, sendListSliced, sendSliced } from '../sliced-answer.js';
+import { nextTurn } from '../../runtime/next-turn.js';
 import { mergePatch } from '../resources.js';
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { apiWriteOptions, notFound, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
@@ -22,6 +23,8 @@ export interface NamedResource<Rec extends NamedRecord, In extends TSchema, Inpu
   readonly schemas: { readonly view: TSchema; readonly list: TSchema; readonly input: In; readonly patch: TSchema };
   readonly summaries: { readonly list: string; readonly get: string; readonly put: string; readonly patch: string; readonly delete: string };
   list(): readonly Rec[];
+  /** list() read in slices with `turn` between, the same snapshot (CatalogStore.listClustersInTurns); absent: list() is cheap. */
+  listInTurns?(turn: () => Promise<void>): Promise<readonly Rec[]>;
   get(name: string): Rec | undefined;
   view(rec: Rec): unknown;
   /** A validated PUT body → the store's input (400 naming the field, 409 on a clash); a long one in slices. */
@@ -39,6 +42,8 @@ export interface NamedResource<Rec extends NamedRecord, In extends TSchema, Inpu
 
 export interface LongArray<Rec> {
   readonly key: string;
+  /** The record's own items (what goes in the array). */
+  readonly items: (rec: Rec) => readonly unknown[];
   /** The view with the record's own items in the array (what `entry` makes each into is `view`'s). */
   readonly view: (rec: Rec) => unknown;
   readonly entry: (item: never) => unknown;
@@ -67,9 +72,12 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
   const getOr404 = (name: string): Rec => r.get(name) ?? notFound(`${r.kind} ${JSON.stringify(name)}`);
   const target = (name: string, rec: Rec | undefined) => ({ kind: r.kind, name, owner: rec?.owner, revision: rec?.revision, what: `${r.kind} "${name}"` });
 
-  app.get(url, { schema: securedRoute(r.plural, r.summaries.list, { response: { 200: r.schemas.list } }) }, async () => {
-    const items = r.list().map(r.view);
-    return { count: items.length, [r.plural]: items };
+  // Both GETs serialize a long answer in slices, as the writes' answers are (sliced-answer.ts).
+  app.get(url, { schema: securedRoute(r.plural, r.summaries.list, { response: { 200: r.schemas.list } }) }, async (_request, reply) => {
+    const records = r.listInTurns ? await r.listInTurns(nextTurn) : r.list();
+    const long = r.longArray;
+    if (long === undefined) return { count: records.length, [r.plural]: records.map(r.view) };
+    return sendListSliced(reply, r.schemas.list, { key: r.plural, records, view: r.view, long });
   });
 
   app.get(
@@ -77,7 +85,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
     { schema: securedRoute(r.plural, r.summaries.get, { params: NameParams, response: { 200: r.schemas.view, ...NOT_FOUND } }) },
     async (request, reply) => {
       const rec = getOr404(request.params.name);
-      return withEtag(reply, rec.revision, 200, r.view(rec));
+      return answer(r, reply, rec.revision, 200, rec);
     },
   );
 
