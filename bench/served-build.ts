@@ -1,0 +1,95 @@
+/**
+ * A checkout's compiled fulcrum run as `npm start` runs it, on a given config, for benches that
+ * compare two builds from outside (bench/config-reload.ts, bench/admin-reads.ts): start it and wait
+ * until it serves, probe its admin port while something happens, read its RSS, generate a large
+ * block-style config. Not a bench by itself.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+export interface Served {
+  readonly child: ChildProcess;
+  readonly admin: number;
+  /** From spawn until /readyz answered 200. */
+  readonly startMs: number;
+  stop(): Promise<void>;
+}
+
+export async function until(what: string, ready: () => Promise<boolean>, ms = 300_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ready())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** `repo`'s dist/main.js with `npm start`'s V8 flags, on free ports, until /readyz answers 200. */
+export async function startBuild(repo: string, configPath: string, dataDir: string): Promise<Served> {
+  const began = performance.now();
+  const args = ['--max-semi-space-size=4', '--v8-pool-size=1', join(repo, 'dist/main.js'), '--config', configPath, '--xds-port', '0', '--admin-port', '0', '--data-dir', dataDir];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: repo });
+  let out = '';
+  const keep = (d: Buffer): void => void (out = (out + d.toString()).slice(-100_000));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let admin = 0;
+  await until('fulcrum to start', async () => {
+    if (child.exitCode !== null) throw new Error(`fulcrum exited ${child.exitCode}:\n${out}`);
+    admin = Number(/"adminPort":(\d+)/.exec(out)?.[1] ?? 0);
+    return admin > 0;
+  });
+  await until('/readyz', () => fetch(`http://127.0.0.1:${admin}/readyz`).then((r) => r.ok, () => false));
+  const stop = async (): Promise<void> => {
+    child.kill('SIGTERM');
+    await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+  };
+  return { child, admin, startMs: performance.now() - began, stop };
+}
+
+/** Probes /healthz back to back (5 ms apart) until stopped; the longest single wait, ms. */
+export function probeHealthz(admin: number): { stop(): Promise<number> } {
+  let running = true;
+  let longest = 0;
+  const loop = (async () => {
+    while (running) {
+      const t0 = performance.now();
+      await fetch(`http://127.0.0.1:${admin}/healthz`).then((r) => r.arrayBuffer());
+      longest = Math.max(longest, performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return longest;
+    },
+  };
+}
+
+/** RSS and peak RSS (VmHWM), MiB. */
+export async function rssMiB(pid: number): Promise<{ now: number; peak: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { now: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+}
+
+/** A block-style config of `clusters` × `endpoints` (the first endpoint's weight `weight`), as an operator's file is written. */
+export function blockConfig(clusters: number, endpoints: number, weight = 1): string {
+  const lines = ['clusters:'];
+  for (let c = 0; c < clusters; c++) {
+    lines.push(`  - name: c${c}`, '    endpoints:');
+    for (let e = 0; e < endpoints; e++) {
+      lines.push(`      - address: 10.${c >> 8}.${c & 255}.${e + 1}`, '        port: 8080', `        weight: ${c === 0 && e === 0 ? weight : 1}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
