@@ -2,12 +2,12 @@
  * The admin API's big reads at 100k endpoints: how long a GET of every cluster (and of one big
  * cluster) takes and how long a request waits behind it, side by side for two builds.
  *
- *   npx tsx bench/admin-reads.ts [--clusters 1000] [--endpoints 100] [--big 20000] [--reads 5] [--base DIR]
+ *   npx tsx bench/admin-reads.ts [--clusters 1000] [--endpoints 100] [--big 20000] [--reads 5] [--paths P,P] [--base DIR]
  *
  * Starts `node --max-semi-space-size=4 --v8-pool-size=1 dist/main.js` of this checkout (then of
  * --base; run `npm run build` in each first, and the bench twice with the builds swapped for both
  * orders) on a block-style config of --clusters × --endpoints plus one cluster of --big endpoints,
- * and once it serves, GETs /v1/clusters and /v1/clusters/big --reads times each (one at a time,
+ * and once it serves, GETs each of --paths (default /v1/clusters,/v1/clusters/big) --reads times (one at a time,
  * after one warm-up read each) while a /healthz probe runs every 5 ms from this process. Prints,
  * per build and path, the median read time, the answer's size, and the longest probe wait (median
  * and max over the reads). Not a test.
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     endpoints: { type: 'string', default: '100' },
     big: { type: 'string', default: '20000' },
     reads: { type: 'string', default: '5' },
+    paths: { type: 'string', default: '/v1/clusters,/v1/clusters/big' },
     base: { type: 'string' },
   },
 });
@@ -71,7 +72,7 @@ async function series(repo: string): Promise<PathRun[]> {
   await appendFile(configPath, bigCluster());
   const server = await startBuild(repo, configPath, join(dir, 'data'));
   try {
-    const runs: PathRun[] = ['/v1/clusters', '/v1/clusters/big'].map((path) => ({ path, ms: [], waitMs: [], bytes: 0 }));
+    const runs: PathRun[] = (values.paths ?? '').split(',').map((path) => ({ path, ms: [], waitMs: [], bytes: 0 }));
     for (const run of runs) {
       await read(server.admin, run, false);
       for (let r = 0; r < READS; r++) await read(server.admin, run, true);

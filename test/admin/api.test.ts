@@ -8,11 +8,15 @@
 import { createHash } from 'node:crypto';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import fc from 'fast-check';
+import fastJson from 'fast-json-stringify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import type { AdminApp, AdminDeps } from '../../src/admin/app.js';
 import { Authorizer, authFromEnv, parseTokenList, tokenMatches } from '../../src/admin/auth.js';
 import { applyPolicyPatch, mergePatch } from '../../src/admin/resources.js';
+import { WeightsView } from '../../src/admin/routes/weights.js';
+import { serializerSchema } from '../../src/admin/serializer-schema.js';
+import { SLICED_ANSWER_OVER } from '../../src/admin/sliced-answer.js';
 import type { Store } from '../../src/catalog/store/index.js';
 import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
 import { parseConfig } from '../../src/sources/config-file.js';
@@ -511,6 +515,61 @@ describe('audit and reports', () => {
     });
     const res = await call(app, 'POST', '/v1/reports', { samples: [] });
     expect(res).toMatchObject({ status: 413, body: { error: 'Payload Too Large', code: 'TOO_LARGE', message: 'at most 10000 samples per batch' } });
+  });
+
+  it('a big cluster\'s weights are made and serialized in slices: every endpoint, explained, as the whole serializer writes them', async () => {
+    const { app, store, adaptive } = fixture();
+    const n = SLICED_ANSWER_OVER * 2 + 1;
+    const endpoints = Array.from({ length: n }, (_, i) => ({ address: `10.9.${i >> 8}.${i & 255}`, port: 80 }));
+    expect((await call(app, 'PUT', '/v1/clusters/big', { weighting: { policy: 'pid', setpoint: 'mean' }, endpoints })).status).toBe(201);
+    adaptive.setCatalog(store.catalog());
+    let now = 1_000_000;
+    for (let t = 0; t < 3; t++) {
+      endpoints.forEach((e, i) => adaptive.observeSample('big', `${e.address}:80`, { at: now, cpu: i % 2 === 0 ? 0.9 : 0.3 }));
+      adaptive.tick((now += 1000));
+    }
+    const spy = vi.spyOn(globalThis, 'setImmediate');
+    const res = await app.inject({ method: 'GET', url: '/v1/weights/big' });
+    const turns = spy.mock.calls.length;
+    spy.mockRestore();
+    expect(res.statusCode).toBe(200);
+    const body = json<{ endpoints: { endpoint: string; weight: number; share: number; explanation?: { policy: string } }[] }>(res.body);
+    expect(body.endpoints).toHaveLength(n);
+    expect(body.endpoints.every((e) => e.explanation?.policy === 'pid')).toBe(true);
+    expect(body.endpoints.reduce((sum, e) => sum + e.share, 0)).toBeCloseTo(100, 0);
+    expect(res.body).toBe(fastJson(serializerSchema(WeightsView))(body));
+    expect(turns).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a sliced weights answer that outlives its tick\'s explanations is made again from the latest tick', async () => {
+    const { app, adaptive, store } = fixture();
+    const n = SLICED_ANSWER_OVER * 2;
+    const endpoints = Array.from({ length: n }, (_, i) => ({ address: `10.8.${i >> 8}.${i & 255}`, port: 80 }));
+    expect((await call(app, 'PUT', '/v1/clusters/big', { weighting: { policy: 'pid', setpoint: 'mean' }, endpoints })).status).toBe(201);
+    adaptive.setCatalog(store.catalog());
+    adaptive.tick(1_000_000);
+    const real = adaptive.explain.bind(adaptive);
+    let calls = 0;
+    vi.spyOn(adaptive, 'explain').mockImplementation((cluster) => {
+      const ex = real(cluster);
+      if (!ex || calls++ > 0) return ex;
+      // The first answer's explanations go stale half-way through, as two engine ticks would make them.
+      let reads = 0;
+      const stale = new Proxy(ex.explanations, {
+        get: (target, prop) =>
+          prop === 'get'
+            ? (key: string) => {
+                if (++reads > n / 2) throw new Error('explanations read after their cluster ticked twice more');
+                return target.get(key);
+              }
+            : Reflect.get(target, prop, target),
+      });
+      return { ...ex, explanations: stale };
+    });
+    const res = await call(app, 'GET', '/v1/weights/big');
+    expect(res.status).toBe(200);
+    expect(res.body.endpoints).toHaveLength(n);
+    expect(calls).toBe(2);
   });
 
   it('numbers JSON cannot carry are dropped from explanations, not a 500', async () => {

@@ -7,6 +7,7 @@ import { ResourceName } from '../api-schemas.js';
 import { ApiError } from '../resources.js';
 import { StringEnum } from '../schemas.js';
 import { NOT_FOUND, securedRoute } from './schema-parts.js';
+import { sendSliced } from '../sliced-answer.js';
 import { endpointKey } from '../../catalog/endpoint-key.js';
 import type { MissingSignals } from '../../weights/missing-signals.js';
 
@@ -87,7 +88,7 @@ const MissingSignalsSchema = Type.Object(
   { title: 'MissingSignals', description: 'The policy steers on a signal these endpoints do not send: their weights are held static' },
 );
 
-const WeightsView = Type.Object(
+export const WeightsView = Type.Object(
   {
     cluster: Type.String(),
     computed: Type.Boolean({ description: 'False until the weight engine has ticked for this cluster (weights are then the static ones)' }),
@@ -130,16 +131,16 @@ function finite(value: unknown): unknown {
 type EndpointView = WeightsView['endpoints'][number];
 
 /** In rotation: what proxies send traffic to (not UNHEALTHY, not DRAINING). */
-const inRotation = (e: EndpointView): boolean => e.health !== 'UNHEALTHY' && e.health !== 'DRAINING';
+const inRotation = (e: Pick<EndpointView, 'health'>): boolean => e.health !== 'UNHEALTHY' && e.health !== 'DRAINING';
 
-/**
- * Each endpoint with its share: its weight as a percentage of the weights in rotation (0 when out
- * of rotation). The total is summed once (it was summed per endpoint: quadratic in the cluster).
- */
+/** An endpoint's share: its weight as a percentage of `total`, the weights in rotation (0 when out of rotation). */
+const shareOf = (e: Pick<EndpointView, 'health' | 'weight'>, total: number): number =>
+  inRotation(e) && total > 0 ? Math.round(((e.weight ?? 0) / total) * 10_000) / 100 : 0;
+
+/** Each endpoint with its share (the total summed once: it was summed per endpoint, quadratic in the cluster). */
 function withShares<E extends EndpointView>(endpoints: readonly E[]): (E & { share: number })[] {
   const total = endpoints.filter(inRotation).reduce((sum, x) => sum + (x.weight ?? 0), 0);
-  const shareOf = (e: E): number => (inRotation(e) && total > 0 ? Math.round(((e.weight ?? 0) / total) * 10_000) / 100 : 0);
-  return endpoints.map((e) => ({ ...e, share: shareOf(e) }));
+  return endpoints.map((e) => ({ ...e, share: shareOf(e, total) }));
 }
 
 /** Before the engine's first tick for the cluster: the declared weights and health. */
@@ -157,37 +158,52 @@ function declaredWeights(rec: ClusterRecord): WeightsView {
   };
 }
 
-/** The engine's last tick: each weight as published (static clusters keep their static weights), with its explanation. */
+type Explained = NonNullable<ReturnType<WeightsSource['explain']>>;
+
+/**
+ * The engine's last tick: each weight as published (static clusters keep their static weights),
+ * with its explanation. The view's head, and its endpoints as keys with `entry` making each one's
+ * view: a 20,000-endpoint cluster's explanations are made (and serialized) in slices by
+ * sendSliced, not in one task (~230 ms, the dashboard asking every second).
+ */
 function computedWeights(
   cluster: string,
-  ex: NonNullable<ReturnType<WeightsSource['explain']>>,
+  ex: Explained,
   rec: ClusterRecord | undefined,
   missing: MissingSignals | undefined,
   healthOf: (key: string) => string | undefined,
-): WeightsView {
+): { head: Omit<WeightsView, 'endpoints'> & { endpoints: readonly string[] }; entry: (key: string) => EndpointView } {
   const first = ex.explanations.values().next().value;
   const policy = rec?.weighting?.kind ?? first?.policy;
-  const endpoints = [...ex.tick.weights].map(([key, integer]) => {
+  // A static cluster publishes its static weights, which only the explanations hold.
+  const weightOf = (key: string, integer: number): number => (policy === 'static' ? (ex.explanations.get(key)?.staticWeight ?? integer) : integer);
+  let total = 0;
+  for (const [key, integer] of ex.tick.weights) if (inRotation({ health: healthOf(key) })) total += weightOf(key, integer);
+  const entry = (key: string): EndpointView => {
+    const integer = ex.tick.weights.get(key) ?? 0;
     const explanation = ex.explanations.get(key);
     const staticWeight = explanation?.staticWeight;
-    return {
+    const health = healthOf(key);
+    const view = {
       endpoint: key,
       ...(staticWeight !== undefined ? { staticWeight } : {}),
-      weight: policy === 'static' && staticWeight !== undefined ? staticWeight : integer,
-      ...(healthOf(key) !== undefined ? { health: healthOf(key) } : {}),
+      weight: weightOf(key, integer),
+      ...(health !== undefined ? { health } : {}),
       // The engine only knows in / out of rotation; proxies are sent DRAINING as declared (publishedHealth).
-      ...(explanation ? { explanation: finite({ ...explanation, health: healthOf(key) ?? explanation.health }) as Static<typeof ExplanationSchema> } : {}),
+      ...(explanation ? { explanation: finite({ ...explanation, health: health ?? explanation.health }) as Static<typeof ExplanationSchema> } : {}),
     };
-  });
-  return {
+    return finite({ ...view, share: shareOf(view, total) }) as EndpointView;
+  };
+  const head = {
     cluster,
     computed: true,
     ...(policy !== undefined ? { policy } : {}),
     failStatic: ex.tick.failStatic,
     ...(ex.tick.setpoint !== undefined && Number.isFinite(ex.tick.setpoint) ? { setpoint: ex.tick.setpoint } : {}),
     ...(missing ? { missingSignals: { ...missing, signals: [...missing.signals], endpoints: [...missing.endpoints], howToProvide: [...missing.howToProvide] } } : {}),
-    endpoints: finite(withShares(endpoints)) as typeof endpoints,
+    endpoints: [...ex.tick.weights.keys()],
   };
+  return { head, entry };
 }
 
 export const weightsRoutes: FastifyPluginAsyncTypebox<WeightsRoutesOptions> = async (app, { weights, store }) => {
@@ -200,12 +216,24 @@ export const weightsRoutes: FastifyPluginAsyncTypebox<WeightsRoutesOptions> = as
         { params: WeightsParams, response: { 200: WeightsView, ...NOT_FOUND } },
       ),
     },
-    async (request) => {
+    async (request, reply) => {
       const { cluster } = request.params;
       const ex = weights.explain(cluster);
       const rec = store?.getCluster(cluster);
-      const healthOf = (key: string): string | undefined => weights.publishedHealth?.(cluster, key) ?? ex?.tick.health.get(key);
-      if (ex) return computedWeights(cluster, ex, rec, weights.missingSignals?.(cluster), healthOf);
+      const healthIn = (e: Explained) => (key: string): string | undefined => weights.publishedHealth?.(cluster, key) ?? e.tick.health.get(key);
+      if (ex) {
+        const { head, entry } = computedWeights(cluster, ex, rec, weights.missingSignals?.(cluster), healthIn(ex));
+        try {
+          return await sendSliced(reply, 200, WeightsView, head, 'endpoints', entry);
+        } catch (err) {
+          // The engine reuses a tick's frame two ticks later: an answer whose slices outlasted that
+          // (a starved loop) is made again, whole, from the latest tick. Nothing was sent yet.
+          const again = weights.explain(cluster);
+          if (!again) throw err;
+          const latest = computedWeights(cluster, again, rec, weights.missingSignals?.(cluster), healthIn(again));
+          return reply.code(200).send({ ...latest.head, endpoints: latest.head.endpoints.map(latest.entry) });
+        }
+      }
       if (rec) return declaredWeights(rec);
       throw new ApiError(404, `no weights for cluster ${JSON.stringify(cluster)}: unknown cluster, or the engine has not run yet`, undefined, 'NOT_FOUND');
     },
