@@ -67,37 +67,52 @@ export function decodeResource(type: XdsTypeUrl, bytes: Uint8Array): Record<stri
 
 /**
  * What a node group's snapshot holds, decoded, grouped by type; with a node's streams, also what
- * was last sent to that node and whether it was ACKed or NACKed.
+ * was last sent to that node and whether it was ACKed or NACKed. In parts, so that a large dump
+ * can be decoded and written a few resources at a time (config-dump-stream.ts).
  */
-export function configDumpView(snapshot: Snapshot, types: readonly XdsTypeUrl[], node?: { records: readonly ProxyRecord[] }): ConfigDump {
-  const out: ConfigDump['types'] = {};
-  for (const type of types) {
+export interface ConfigDumpParts {
+  /** The dump without its types (`types` empty). */
+  readonly top: ConfigDump;
+  /** Per type asked, in the order asked: its short name, its entry without resources, and its resources to decode. */
+  readonly types: readonly {
+    readonly short: ShortType;
+    readonly head: DumpedType;
+    readonly resources: readonly (readonly [string, { readonly version: string; readonly bytes: Uint8Array }])[];
+    readonly item: (name: string, r: { readonly version: string; readonly bytes: Uint8Array }) => DumpedType['resources'][number];
+  }[];
+}
+
+export function configDumpParts(snapshot: Snapshot, types: readonly XdsTypeUrl[], node?: { records: readonly ProxyRecord[] }): ConfigDumpParts {
+  const parts = types.map((type) => {
     const status = node ? latestFor(node.records, type) : undefined;
-    const resources: DumpedType['resources'] = [];
-    for (const [name, r] of [...snapshot.resources(type)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const sentVersion = status?.sentResources.get(name);
-      resources.push({
-        name,
-        version: r.version,
-        ...(sentVersion !== undefined ? { sentVersion } : {}),
-        resource: decodeResource(type, r.bytes),
-      });
-    }
-    const dumped: DumpedType = { typeUrl: type, resources };
+    const head: DumpedType = { typeUrl: type, resources: [] };
     if (node) {
       const sync = typeSyncView(status);
-      dumped.state = sync.state;
-      if (sync.sentVersion !== undefined) dumped.sentVersion = sync.sentVersion;
-      if (sync.ackedVersion !== undefined) dumped.ackedVersion = sync.ackedVersion;
-      if (sync.lastNack) dumped.lastNack = sync.lastNack;
+      head.state = sync.state;
+      if (sync.sentVersion !== undefined) head.sentVersion = sync.sentVersion;
+      if (sync.ackedVersion !== undefined) head.ackedVersion = sync.ackedVersion;
+      if (sync.lastNack) head.lastNack = sync.lastNack;
     }
-    out[SHORT_TYPE[type] as ShortType] = dumped;
-  }
+    const resources = [...snapshot.resources(type)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const item = (name: string, r: { readonly version: string; readonly bytes: Uint8Array }): DumpedType['resources'][number] => {
+      const sentVersion = status?.sentResources.get(name);
+      return { name, version: r.version, ...(sentVersion !== undefined ? { sentVersion } : {}), resource: decodeResource(type, r.bytes) };
+    };
+    return { short: SHORT_TYPE[type] as ShortType, head, resources, item };
+  });
   const first = node?.records[0];
-  return {
+  const top: ConfigDump = {
     group: snapshot.group,
     snapshotSeq: snapshot.seq,
     ...(first ? { node: { id: first.node.id, cluster: first.node.cluster } } : {}),
-    types: out,
+    types: {},
   };
+  return { top, types: parts };
+}
+
+/** The whole dump, its parts assembled (every resource decoded). */
+export function wholeConfigDump(parts: ConfigDumpParts): ConfigDump {
+  const out: ConfigDump['types'] = {};
+  for (const t of parts.types) out[t.short] = { ...t.head, resources: t.resources.map(([name, r]) => t.item(name, r)) };
+  return { ...parts.top, types: out };
 }

@@ -13,14 +13,19 @@ import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { buildAdminApp, type AdminApp, type AdminDeps } from '../../src/admin/app.js';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { parseConfig } from '../../src/sources/config-file.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { XdsCache } from '../../src/xds/cache.js';
-import { TYPE } from '../../src/xds/envoy-api.js';
+import { PUSH_ORDER, TYPE } from '../../src/xds/envoy-api.js';
+import fastJson from 'fast-json-stringify';
+import { STREAMED_DUMP_OVER } from '../../src/admin/config-dump-stream.js';
+import { ConfigDump } from '../../src/admin/schemas.js';
+import { serializerSchema } from '../../src/admin/serializer-schema.js';
+import { configDumpParts, wholeConfigDump } from '../../src/admin/views.js';
 import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { translate } from '../../src/xds/translator.js';
 import { fulcrumCommand } from '../support/fulcrum-command.js';
@@ -185,6 +190,42 @@ describe('routes', () => {
     // The edge group holds only what its listener routes to.
     expect(nodeDump.types.CDS?.resources.map((r) => r.name)).toEqual(['web']);
     expect(nodeDump.types.CDS?.resources[0]?.sentVersion).toBe(nodeDump.types.CDS?.resources[0]?.version);
+  });
+
+  it('GET /v1/config_dump of a large snapshot is streamed: the whole serializer\'s bytes, with turns between pieces', async () => {
+    const doc = baseDoc();
+    for (let c = 0; c < STREAMED_DUMP_OVER; c++) doc.clusters.push({ name: `c${String(c).padStart(3, '0')}`, endpoints: Array.from({ length: 50 }, (_, e) => ({ address: `10.1.${c & 255}.${e + 1}`, port: 80 })) });
+    const f = fixture();
+    const turnsOf = async (url: string): Promise<{ res: Awaited<ReturnType<typeof f.app.inject>>; turns: number }> => {
+      const spy = vi.spyOn(globalThis, 'setImmediate');
+      try {
+        const res = await f.app.inject({ method: 'GET', url });
+        return { res, turns: spy.mock.calls.length };
+      } finally {
+        spy.mockRestore();
+      }
+    };
+    await turnsOf('/v1/config_dump');
+    const small = (await turnsOf('/v1/config_dump')).turns;
+    f.cache.update(translate(parseConfig(stringify(doc), 'big.yaml').catalog));
+    playProxy(f, 'edge-1', 'edge');
+    playProxy(f, 'side-1', 'default');
+    const whole = fastJson(serializerSchema(ConfigDump));
+    for (const [url, group, node] of [
+      ['/v1/config_dump', '*', undefined],
+      ['/v1/config_dump?type=EDS', '*', undefined],
+      ['/v1/config_dump?node=side-1', 'default', 'side-1'],
+    ] as const) {
+      const { res, turns } = await turnsOf(url);
+      expect(res.statusCode, url).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      const types = url.includes('type=EDS') ? [TYPE.endpoint] : PUSH_ORDER;
+      const records = node ? f.registry.list().filter((r) => r.node.id === node) : undefined;
+      const expected = wholeConfigDump(configDumpParts(f.cache.snapshotFor(group), types, records ? { records } : undefined));
+      expect(res.body, url).toBe(whole(expected));
+      // ~10,000 endpoints decoded: several 4 ms slices on any machine this runs on.
+      expect(turns, url).toBeGreaterThanOrEqual(small + 2);
+    }
   });
 
   it('bad input is a 400 naming the field; an unknown node or route a 404; never a 500', async () => {

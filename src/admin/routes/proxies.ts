@@ -7,7 +7,8 @@ import type { ProxyRecord, ProxyRegistry } from '../../xds/proxy-status.js';
 import { DEFAULT_GROUP } from '../../xds/translator.js';
 import { ApiError } from '../resources.js';
 import { ConfigDump, NodeId, Proxy, SHORT_TYPES, StringEnum, type ShortType } from '../schemas.js';
-import { configDumpView, proxyView } from '../views.js';
+import { configDumpParts, proxyView } from '../views.js';
+import { sendConfigDump } from '../config-dump-stream.js';
 import { errorOf, securedRoute } from './schema-parts.js';
 
 /** The operator views of the xDS state: connected proxies and what each is being sent (read tokens may see them). */
@@ -103,12 +104,12 @@ export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async 
         response: { 200: ConfigDump, ...NO_PROXY },
       }),
     },
-    async (request) => {
+    async (request, reply) => {
       const { node, type } = request.query;
       const types = type !== undefined ? [URL_OF[type]] : PUSH_ORDER;
-      if (node === undefined) return configDumpView(cache.snapshotFor(DEFAULT_GROUP), types);
+      if (node === undefined) return sendConfigDump(reply, configDumpParts(cache.snapshotFor(DEFAULT_GROUP), types));
       const records = streamsOf(node);
-      return configDumpView(cache.snapshotFor(records[0].node.cluster), types, { records });
+      return sendConfigDump(reply, configDumpParts(cache.snapshotFor(records[0].node.cluster), types, { records }));
     },
   );
 };
