@@ -54,10 +54,11 @@ interface PathRun {
 async function read(admin: number, run: PathRun, timed: boolean): Promise<void> {
   const probe = probeHealthz(admin);
   const t0 = performance.now();
-  const res = await fetch(`http://127.0.0.1:${admin}${run.path}`);
-  const body = await res.arrayBuffer();
-  const ms = performance.now() - t0;
-  const wait = await probe.stop();
+  const got = fetch(`http://127.0.0.1:${admin}${run.path}`).then(async (r) => ({ res: r, body: await r.arrayBuffer(), ms: performance.now() - t0 }));
+  // The probe stops whatever the read does (a failed read must not leave it running).
+  const [outcome, wait] = await Promise.all([got.then((v) => ({ ok: true as const, v }), (err: unknown) => ({ ok: false as const, err })), got.then(() => undefined, () => undefined).then(() => probe.stop())]);
+  if (!outcome.ok) throw outcome.err;
+  const { res, body, ms } = outcome.v;
   if (res.status !== 200) throw new Error(`GET ${run.path}: ${res.status}`);
   if (!timed) return;
   run.ms.push(ms);

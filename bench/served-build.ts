@@ -34,17 +34,24 @@ export async function startBuild(repo: string, configPath: string, dataDir: stri
   const keep = (d: Buffer): void => void (out = (out + d.toString()).slice(-100_000));
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  let admin = 0;
-  await until('fulcrum to start', async () => {
-    if (child.exitCode !== null) throw new Error(`fulcrum exited ${child.exitCode}:\n${out}`);
-    admin = Number(/"adminPort":(\d+)/.exec(out)?.[1] ?? 0);
-    return admin > 0;
-  });
-  await until('/readyz', () => fetch(`http://127.0.0.1:${admin}/readyz`).then((r) => r.ok, () => false));
   const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
-    await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+    await exited;
   };
+  let admin = 0;
+  try {
+    await until('fulcrum to start', async () => {
+      if (child.exitCode !== null) throw new Error(`fulcrum exited ${child.exitCode}:\n${out}`);
+      admin = Number(/"adminPort":(\d+)/.exec(out)?.[1] ?? 0);
+      return admin > 0;
+    });
+    await until('/readyz', () => fetch(`http://127.0.0.1:${admin}/readyz`).then((r) => r.ok, () => false));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
   return { child, admin, startMs: performance.now() - began, stop };
 }
 
@@ -78,6 +85,8 @@ export async function rssMiB(pid: number): Promise<{ now: number; peak: number }
 
 /** A block-style config of `clusters` × `endpoints` (the first endpoint's weight `weight`), as an operator's file is written. */
 export function blockConfig(clusters: number, endpoints: number, weight = 1): string {
+  // Addresses 10.<cluster>.<endpoint>: up to 65,536 clusters of 254 endpoints.
+  if (endpoints > 254 || clusters > 65_536) throw new RangeError('blockConfig: at most 65,536 clusters of 254 endpoints');
   const lines = ['clusters:'];
   for (let c = 0; c < clusters; c++) {
     lines.push(`  - name: c${c}`, '    endpoints:');

@@ -26,7 +26,8 @@ export function sendConfigDump(reply: FastifyReply, parts: ConfigDumpParts): Fas
   reply.code(200);
   const whole = (): FastifyReply => reply.send(wholeConfigDump(parts));
   const count = parts.types.reduce((n, t) => n + t.resources.length, 0);
-  if (count <= STREAMED_DUMP_OVER) return whole();
+  // HEAD: a stream would be read to its end only to be dropped; the whole body gives Content-Length.
+  if (count <= STREAMED_DUMP_OVER || reply.request.method === 'HEAD') return whole();
   const head = String(reply.serialize(parts.top));
   const typesAt = uniqueEnd(head, '"types":{}');
   const serializeType = reply.compileSerializationSchema(DumpedType) as (d: unknown) => string;
@@ -53,6 +54,7 @@ export function sendConfigDump(reply: FastifyReply, parts: ConfigDumpParts): Fas
     }
     yield head.slice(typesAt as number);
   }
+  // Once streaming, a failure (a decoder's or serializer's bug) can only cut the answer short.
   return reply.type('application/json; charset=utf-8').send(Readable.from(pieces()));
 }
 

@@ -103,6 +103,8 @@ export function sendListSliced<Rec>(reply: FastifyReply, schema: TSchema, list: 
   reply.code(200);
   const { records, long } = list;
   const whole = (): FastifyReply => reply.send({ count: records.length, [list.key]: records.map(list.view) });
+  // HEAD: fastify would read a stream to its end only to drop it; the whole body gives Content-Length.
+  if (reply.request.method === 'HEAD') return whole();
   let total = 0;
   for (const rec of records) total += long.items(rec).length;
   const viewSchema = itemSchema(schema, list.key);
@@ -117,21 +119,31 @@ export function sendListSliced<Rec>(reply: FastifyReply, schema: TSchema, list: 
   const toEntry = long.entry as (item: unknown) => unknown;
   const open = at + marker.length - 1;
   async function* pieces(): AsyncGenerator<string> {
-    yield head.slice(0, open);
+    // Small records are joined into chunks of about CHUNK_CHARS (one write each, not one per record).
+    let chunk = head.slice(0, open);
     let sinceTurn = 0;
     for (let r = 0; r < records.length; r++) {
       const rec = records[r] as Rec;
       const items = long.items(rec);
-      if (sinceTurn > 0 && sinceTurn + items.length > ANSWER_SLICE) {
+      // A record counts one item more than its array: a long run of empty ones still takes turns.
+      if (sinceTurn > 0 && sinceTurn + items.length + 1 > ANSWER_SLICE) {
+        if (chunk) yield chunk;
+        chunk = '';
         await nextTurn();
         sinceTurn = 0;
       }
       const comma = r === 0 ? '' : ',';
       if (items.length <= ANSWER_SLICE) {
-        yield comma + serializeView(list.view(rec));
-        sinceTurn += items.length;
+        chunk += comma + serializeView(list.view(rec));
+        sinceTurn += items.length + 1;
+        if (chunk.length >= CHUNK_CHARS) {
+          yield chunk;
+          chunk = '';
+        }
         continue;
       }
+      if (chunk) yield chunk;
+      chunk = '';
       const json: SlicedJson = { head: (b) => serializeView(b), item: (i) => serializeEntry(toEntry(i)), turn: nextTurn };
       const parts = await jsonPartsInSlices(json, long.view(rec) as object, long.key, items, ANSWER_SLICE);
       if (parts === undefined) yield comma + serializeView(list.view(rec));
@@ -141,8 +153,13 @@ export function sendListSliced<Rec>(reply: FastifyReply, schema: TSchema, list: 
         yield parts.head.slice(parts.at);
       }
       await nextTurn();
+      sinceTurn = 0;
     }
-    yield head.slice(open);
+    yield chunk + head.slice(open);
   }
+  // Once streaming, a failure (a serializer's bug) can only cut the answer short: the status is sent.
   return reply.type('application/json; charset=utf-8').send(Readable.from(pieces(), { objectMode: false }));
 }
+
+/** Characters of small records joined into one piece of a streamed list. */
+const CHUNK_CHARS = 64 * 1024;

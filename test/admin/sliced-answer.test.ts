@@ -104,6 +104,9 @@ describe('a cluster write\'s answer with many endpoints', () => {
     await put('b-big', SLICED_ANSWER_OVER * 2 + 500);
     await put('c-empty', 0);
     for (let i = 0; i < 4; i++) await put(`d-${i}`, 300);
+    // A big cluster last too, after a run of empty ones.
+    for (let i = 0; i < 30; i++) await put(`e-${String(i).padStart(2, '0')}`, 0);
+    await put('z-big', SLICED_ANSWER_OVER + 1);
     const one = await app.inject({ method: 'GET', url: '/v1/clusters/b-big' });
     expect(one.statusCode).toBe(200);
     expect(one.body).toBe(wholeView(clusterView(store.getCluster('b-big') ?? expect.fail('b-big'))));
@@ -114,11 +117,12 @@ describe('a cluster write\'s answer with many endpoints', () => {
     expect(all.headers['content-type']).toMatch(/^application\/json/);
     const records = store.listClusters();
     expect(all.body).toBe(wholeList({ count: records.length, clusters: records.map(clusterView) }));
-    // ~4,700 endpoints: a turn at least every ANSWER_SLICE of them, beyond what a whole answer takes.
+    // ~5,700 endpoints: a turn at least every ANSWER_SLICE of them, beyond what a whole answer takes.
     expect(await turns()).toBeGreaterThanOrEqual(whole + 4);
     const head = await app.inject({ method: 'HEAD', url: '/v1/clusters' });
     expect(head.statusCode).toBe(200);
     expect(head.body).toBe('');
+    expect(Number(head.headers['content-length'])).toBe(Buffer.byteLength(all.body));
   });
 
   it('GET of a few clusters with few endpoints is the whole body', async () => {

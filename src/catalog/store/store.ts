@@ -83,6 +83,8 @@ export const DB_FILE = 'fulcrum.db';
 const RECORDS_KEPT = 16;
 /** Endpoint rows listClustersInTurns reads per turn (~3 µs each: ~6 ms). */
 const LIST_SLICE_ENDPOINTS = 2_000;
+/** Tries of listClustersInTurns before it reads the list whole (each try ends at a write). */
+const LIST_ATTEMPTS = 3;
 
 export interface StoreOptions {
   /** Defaults to `fulcrum.db`. */
@@ -396,10 +398,21 @@ export class Store implements CatalogStore {
   /**
    * listClusters about LIST_SLICE_ENDPOINTS endpoint rows at a time (at 100,000 endpoints the whole
    * read held the event loop ~300 ms). The store's revision covers every write to a cluster or
-   * its endpoints, this process's or another connection's: unchanged after a turn, nothing was
-   * written in between and the slices are one snapshot; changed, the list is read again whole.
+   * its endpoints, this process's or another connection's: unchanged after every turn and at the
+   * end, nothing was written in between and the slices are one snapshot; changed, the list is read
+   * again (in turns up to LIST_ATTEMPTS times, then whole).
    */
   async listClustersInTurns(turn: () => Promise<void>): Promise<ClusterRecord[]> {
+    // Writes are rare next to a list: a few tries in turns before the whole read.
+    for (let attempt = 0; attempt < LIST_ATTEMPTS; attempt++) {
+      const listed = await this.listOnceInTurns(turn);
+      if (listed) return listed;
+    }
+    return this.listClusters();
+  }
+
+  /** One try of listClustersInTurns: undefined when a write landed while it read (the slices would mix states). */
+  private async listOnceInTurns(turn: () => Promise<void>): Promise<ClusterRecord[] | undefined> {
     const revision = this.revision();
     const moved = async (): Promise<boolean> => (await turn(), this.revision() !== revision);
     const out: ClusterRecord[] = [];
@@ -414,7 +427,7 @@ export class Store implements CatalogStore {
       const endpoints: EndpointRecord[] = [];
       for (let last: EndpointRow | undefined; ; ) {
         if (read >= LIST_SLICE_ENDPOINTS) {
-          if (await moved()) return this.listClusters();
+          if (await moved()) return undefined;
           read = 0;
         }
         const rows = this.stmt.endpointPage.all(row.name, last?.address ?? '', last?.port ?? 0, LIST_SLICE_ENDPOINTS);
@@ -425,7 +438,8 @@ export class Store implements CatalogStore {
       }
       out.push(this.keep({ ...parseClusterSpec(row), ...meta(row), endpoints }));
     }
-    return out;
+    // Another process's commit can land between two statements of one slice too.
+    return this.revision() === revision ? out : undefined;
   }
 
   getEndpoint(cluster: string, address: string, port: number): EndpointRecord | undefined {
