@@ -11,6 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
+import { insideEmpty } from '../runtime/json-in-slices.js';
 import { nextTurn } from '../runtime/next-turn.js';
 import { ConfigDump, DumpedType } from './schemas.js';
 import { wholeConfigDump, type ConfigDumpParts } from './views.js';
@@ -29,18 +30,18 @@ export function sendConfigDump(reply: FastifyReply, parts: ConfigDumpParts): Fas
   // HEAD: a stream would be read to its end only to be dropped; the whole body gives Content-Length.
   if (count <= STREAMED_DUMP_OVER || reply.request.method === 'HEAD') return whole();
   const head = String(reply.serialize(parts.top));
-  const typesAt = uniqueEnd(head, '"types":{}');
+  const typesAt = insideEmpty(head, 'types', '{}');
   const serializeType = reply.compileSerializationSchema(DumpedType) as (d: unknown) => string;
   const serializeItem = reply.compileSerializationSchema(DumpedType.properties.resources.items) as (r: unknown) => string;
   const heads = parts.types.map((t) => ({ t, text: serializeType(t.head) }));
-  if (typesAt === undefined || heads.some((h) => uniqueEnd(h.text, '"resources":[]') === undefined)) return whole();
+  if (typesAt === undefined || heads.some((h) => insideEmpty(h.text, 'resources', '[]') === undefined)) return whole();
   const ordered = TYPE_ORDER.flatMap((short) => heads.filter((h) => h.t.short === short));
   async function* pieces(): AsyncGenerator<string> {
     let since = performance.now();
     yield head.slice(0, typesAt as number);
     for (let k = 0; k < ordered.length; k++) {
       const { t, text } = ordered[k] as (typeof ordered)[number];
-      const at = uniqueEnd(text, '"resources":[]') as number;
+      const at = insideEmpty(text, 'resources', '[]') as number;
       yield `${k === 0 ? '' : ','}${JSON.stringify(t.short)}:${text.slice(0, at)}`;
       for (let i = 0; i < t.resources.length; i++) {
         if (performance.now() - since >= SLICE_MS) {
@@ -58,9 +59,3 @@ export function sendConfigDump(reply: FastifyReply, parts: ConfigDumpParts): Fas
   return reply.type('application/json; charset=utf-8').send(Readable.from(pieces()));
 }
 
-/** The index just inside the last character of `marker` (its closing bracket), if `marker` occurs exactly once in `text`. */
-function uniqueEnd(text: string, marker: string): number | undefined {
-  const at = text.indexOf(marker);
-  if (at < 0 || text.indexOf(marker, at + 1) >= 0) return undefined;
-  return at + marker.length - 1;
-}

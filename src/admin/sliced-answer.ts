@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { jsonInSlices, jsonPartsInSlices, type SlicedJson } from '../runtime/json-in-slices.js';
+import { insideEmpty, jsonInSlices, jsonPartsInSlices, type SlicedJson } from '../runtime/json-in-slices.js';
 import { nextTurn } from '../runtime/next-turn.js';
 import type { TSchema } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
@@ -111,13 +111,11 @@ export function sendListSliced<Rec>(reply: FastifyReply, schema: TSchema, list: 
   const entrySchema = viewSchema && itemSchema(viewSchema, long.key);
   if (total <= SLICED_ANSWER_OVER || !viewSchema || !entrySchema) return whole();
   const head = String(reply.serialize({ count: records.length, [list.key]: [] }));
-  const marker = `${JSON.stringify(list.key)}:[]`;
-  const at = head.indexOf(marker);
-  if (at < 0 || head.indexOf(marker, at + 1) >= 0) return whole();
+  const open = insideEmpty(head, list.key, '[]');
+  if (open === undefined) return whole();
   const serializeView = reply.compileSerializationSchema(viewSchema) as (v: unknown) => string;
   const serializeEntry = reply.compileSerializationSchema(entrySchema) as (i: unknown) => string;
   const toEntry = long.entry as (item: unknown) => unknown;
-  const open = at + marker.length - 1;
   async function* pieces(): AsyncGenerator<string> {
     // Small records are joined into chunks of about CHUNK_CHARS (one write each, not one per record).
     let chunk = head.slice(0, open);

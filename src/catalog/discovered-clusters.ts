@@ -1,6 +1,6 @@
 import { endpointName } from './endpoint-key.js';
 import { withPolicy } from './discovered-overrides.js';
-import type { CatalogStore, MaybePromise } from './store/catalog-store.js';
+import { listClustersInTurnsOf, type CatalogStore, type MaybePromise } from './store/catalog-store.js';
 import { NotFoundError } from './store/errors.js';
 import type { OverrideOptions, OverrideRecord, OverrideTarget, OverrideValue } from './store/override-records.js';
 import type { ClusterInput, ClusterRecord, EndpointRecord, EndpointSpec, OperatorState, Owner, SeedResult, StateOptions, WriteOptions, WriteResult } from './store/records.js';
@@ -56,7 +56,7 @@ export class DiscoveryAwareStore implements CatalogStore {
 
   async listClustersInTurns(turn: () => Promise<void>): Promise<ClusterRecord[]> {
     // The discovered ones are read after the store's (in memory, at once): one view of them.
-    return this.withDiscovered(await (this.store.listClustersInTurns?.(turn) ?? this.store.listClusters()));
+    return this.withDiscovered(await listClustersInTurnsOf(this.store, turn));
   }
 
   /** The store's clusters and the discovered ones no store cluster shadows, by name. */

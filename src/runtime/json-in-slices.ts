@@ -30,15 +30,26 @@ export interface JsonParts {
  */
 export async function jsonPartsInSlices(json: SlicedJson, body: object, key: string, items: readonly unknown[], slice: number): Promise<JsonParts | undefined> {
   const head = json.head({ ...body, [key]: [] });
-  const marker = `${JSON.stringify(key)}:[]`;
-  const at = head.indexOf(marker);
-  if (at < 0 || head.indexOf(marker, at + 1) >= 0) return undefined;
+  const at = insideEmpty(head, key, '[]');
+  if (at === undefined) return undefined;
   const groups: string[] = [];
   for (let i = 0; i < items.length; i += slice) {
     if (i > 0) await json.turn();
     groups.push(items.slice(i, i + slice).map(json.item).join(','));
   }
-  return { head, at: at + marker.length - 1, groups };
+  return { head, at, groups };
+}
+
+/**
+ * Where the members of `key`'s empty array or object (`empty`: `[]` or `{}`) go in `text`: the
+ * index just inside its opening bracket, if `"key":[]` occurs exactly once (else a caller
+ * serializes whole: a value could hold the same text).
+ */
+export function insideEmpty(text: string, key: string, empty: '[]' | '{}'): number | undefined {
+  const marker = `${JSON.stringify(key)}:${empty}`;
+  const at = text.indexOf(marker);
+  if (at < 0 || text.indexOf(marker, at + 1) >= 0) return undefined;
+  return at + marker.length - 1;
 }
 
 /** `body` as JSON, its `key` array serialized `slice` items per turn (see jsonPartsInSlices). */

@@ -177,6 +177,35 @@ clusters:
   });
 });
 
+/** A fresh directory holding a config of one cluster, `a`. */
+async function watchedFile(): Promise<{ dir: string; path: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'fulcrum-watch-'));
+  const path = join(dir, 'fulcrum.yaml');
+  await writeFile(path, 'clusters: [{ name: a }]\n');
+  return { dir, path };
+}
+
+/**
+ * A parser that, once `gated` is set, waits for a gate per parse (a large file's parse on its
+ * worker thread); `gates` opens them in order, `inFlight`/`most` count parses running at once.
+ */
+function gatedParser() {
+  const g = {
+    gated: false,
+    inFlight: 0,
+    most: 0,
+    gates: [] as (() => void)[],
+    parse: async (text: string, file: string): Promise<LoadedConfig> => {
+      g.inFlight++;
+      g.most = Math.max(g.most, g.inFlight);
+      if (g.gated) await new Promise<void>((open) => g.gates.push(open));
+      g.inFlight--;
+      return parseConfig(text, file);
+    },
+  };
+  return g;
+}
+
 /** Writes as editors save: a whole new file renamed over the old one (no event sees it half written). */
 async function save(path: string, text: string): Promise<void> {
   await writeFile(`${path}.tmp`, text);
@@ -185,26 +214,15 @@ async function save(path: string, text: string): Promise<void> {
 
 describe('config watcher', () => {
   it('parses one edit at a time and applies edits in the order they were made', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'fulcrum-watch-'));
-    const path = join(dir, 'fulcrum.yaml');
-    await writeFile(path, 'clusters: [{ name: a }]\n');
+    const { dir, path } = await watchedFile();
     // Each parse after start waits for its gate: a large file's parse on its worker thread.
-    let gated = false;
-    let inFlight = 0;
-    let most = 0;
-    const gates: (() => void)[] = [];
-    const parse = async (text: string, file: string): Promise<LoadedConfig> => {
-      inFlight++;
-      most = Math.max(most, inFlight);
-      if (gated) await new Promise<void>((open) => gates.push(open));
-      inFlight--;
-      return parseConfig(text, file);
-    };
+    const p = gatedParser();
+    const { gates } = p;
     const seen: string[] = [];
-    const watcher = new ConfigWatcher(path, { onConfig: (c) => seen.push(c.catalog.clusters[0]?.name ?? ''), onInvalid: () => {} }, 10, parse);
+    const watcher = new ConfigWatcher(path, { onConfig: (c) => seen.push(c.catalog.clusters[0]?.name ?? ''), onInvalid: () => {} }, 10, p.parse);
     try {
       await watcher.start();
-      gated = true;
+      p.gated = true;
       await save(path, 'clusters: [{ name: b }]\n');
       await waitFor(() => gates.length === 1, { what: 'the first edit being parsed' });
       await save(path, 'clusters: [{ name: c }]\n');
@@ -216,7 +234,7 @@ describe('config watcher', () => {
       gates[1]?.();
       await waitFor(() => seen.length === 2, { what: 'both edits applied' });
       expect(seen).toEqual(['b', 'c']);
-      expect(most).toBe(1);
+      expect(p.most).toBe(1);
     } finally {
       watcher.stop();
       for (const open of gates) open();
@@ -225,9 +243,7 @@ describe('config watcher', () => {
   });
 
   it('tries a text again when its parse failed for a reason other than the document', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'fulcrum-watch-'));
-    const path = join(dir, 'fulcrum.yaml');
-    await writeFile(path, 'clusters: [{ name: a }]\n');
+    const { dir, path } = await watchedFile();
     let failNext = false;
     const parse = async (text: string, file: string): Promise<LoadedConfig> => {
       if (failNext) {
@@ -255,21 +271,15 @@ describe('config watcher', () => {
   });
 
   it('applies nothing that finishes parsing after it stopped', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'fulcrum-watch-'));
-    const path = join(dir, 'fulcrum.yaml');
-    await writeFile(path, 'clusters: [{ name: a }]\n');
-    let gated = false;
-    const gates: (() => void)[] = [];
-    const parse = async (text: string, file: string): Promise<LoadedConfig> => {
-      if (gated) await new Promise<void>((open) => gates.push(open));
-      return parseConfig(text, file);
-    };
+    const { dir, path } = await watchedFile();
+    const p = gatedParser();
+    const { gates } = p;
     const seen: LoadedConfig[] = [];
     const errors: Error[] = [];
-    const watcher = new ConfigWatcher(path, { onConfig: (c) => seen.push(c), onInvalid: (e) => errors.push(e) }, 10, parse);
+    const watcher = new ConfigWatcher(path, { onConfig: (c) => seen.push(c), onInvalid: (e) => errors.push(e) }, 10, p.parse);
     try {
       await watcher.start();
-      gated = true;
+      p.gated = true;
       await save(path, 'clusters: [{ name: b }]\n');
       await waitFor(() => gates.length === 1, { what: 'the edit being parsed' });
       watcher.stop();
@@ -284,9 +294,7 @@ describe('config watcher', () => {
   });
 
   it('applies valid edits, rejects invalid ones and keeps the last good config', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'fulcrum-watch-'));
-    const path = join(dir, 'fulcrum.yaml');
-    await writeFile(path, 'clusters: [{ name: a }]\n');
+    const { dir, path } = await watchedFile();
     const seen: LoadedConfig[] = [];
     const errors: Error[] = [];
     const watcher = new ConfigWatcher(path, { onConfig: (c) => seen.push(c), onInvalid: (e) => errors.push(e) }, 10);

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { ClusterInput, ClusterRecord, CatalogStore } from '../../catalog/store/index.js';
+import { listClustersInTurnsOf } from '../../catalog/store/catalog-store.js';
 import { ClusterIn, ClusterPatch, ClusterView } from '../api-schemas.js';
 import { ApiError, clusterView, clusterViewWith, endpointEntry } from '../resources.js';
 import { parseClusterBodySliced } from '../sliced-parse.js';
@@ -36,7 +37,7 @@ function clusters(store: CatalogStore): NamedResource<ClusterRecord, typeof Clus
       delete: 'Delete a cluster, its endpoints and its weights (409 while a listener or node group references it)',
     },
     list: () => store.listClusters(),
-    listInTurns: (turn) => store.listClustersInTurns?.(turn) ?? Promise.resolve(store.listClusters()),
+    listInTurns: (turn) => listClustersInTurnsOf(store, turn),
     get: (name) => store.getCluster(name),
     view: clusterView,
     parse: parseClusterBodySliced,

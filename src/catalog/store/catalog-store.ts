@@ -107,3 +107,8 @@ export interface CatalogStore {
   replication?(): { readonly client: Etcd3; readonly prefix: string };
   close(): MaybePromise<void>;
 }
+
+/** The store's clusters read in turns when it offers that (CatalogStore.listClustersInTurns), else at once. */
+export function listClustersInTurnsOf(store: CatalogStore, turn: () => Promise<void>): Promise<ClusterRecord[]> {
+  return store.listClustersInTurns?.(turn) ?? Promise.resolve(store.listClusters());
+}

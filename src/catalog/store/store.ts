@@ -436,7 +436,7 @@ export class Store implements CatalogStore {
         last = rows.at(-1);
         if (rows.length < LIST_SLICE_ENDPOINTS) break;
       }
-      out.push(this.keep({ ...parseClusterSpec(row), ...meta(row), endpoints }));
+      out.push(this.keep(recordOf(row, endpoints)));
     }
     // Another process's commit can land between two statements of one slice too.
     return this.revision() === revision ? out : undefined;
@@ -997,7 +997,7 @@ export class Store implements CatalogStore {
    * (every endpoint route checks the cluster first) does not read its 20k rows each time.
    */
   private clusterRecord(row: SpecRow): ClusterRecord {
-    return this.keptRecord(row) ?? this.keep({ ...parseClusterSpec(row), ...meta(row), endpoints: this.stmt.endpointsOf.all(row.name).map(toEndpointRecord) });
+    return this.keptRecord(row) ?? this.keep(recordOf(row, this.stmt.endpointsOf.all(row.name).map(toEndpointRecord)));
   }
 
   /** The kept record of the cluster in `row`, if it is of the row's revision. */
@@ -1142,4 +1142,9 @@ function parseListener(row: SpecRow): Listener {
 
 function parseNodeGroup(row: SpecRow): NodeGroup {
   return { nodeCluster: row.name, ...(JSON.parse(row.spec) as Omit<NodeGroup, 'nodeCluster'>) };
+}
+
+/** A cluster's record: its spec row and its endpoints' records. */
+function recordOf(row: SpecRow, endpoints: readonly EndpointRecord[]): ClusterRecord {
+  return { ...parseClusterSpec(row), ...meta(row), endpoints };
 }

@@ -12,7 +12,7 @@
  * push to proxies) no longer wait for the fsync (Store.durably).
  */
 import type { Catalog, Listener, NodeGroup } from '../types.js';
-import type { CatalogStore, ChangeListener, MaybePromise, StoreDescription, StoreHealth } from './catalog-store.js';
+import { listClustersInTurnsOf, type CatalogStore, type ChangeListener, type MaybePromise, type StoreDescription, type StoreHealth } from './catalog-store.js';
 import type { OverrideOptions, OverrideRecord, OverrideTarget, OverrideValue } from './override-records.js';
 import type {
   AuditEntry,
@@ -156,7 +156,7 @@ export class WriteLane implements CatalogStore {
   }
 
   listClustersInTurns(turn: () => Promise<void>): Promise<ClusterRecord[]> {
-    return this.store.listClustersInTurns?.(turn) ?? Promise.resolve(this.store.listClusters());
+    return listClustersInTurnsOf(this.store, turn);
   }
 
   getEndpoint(cluster: string, address: string, port: number): EndpointRecord | undefined {
