@@ -13,8 +13,17 @@ import net from 'node:net';
  */
 const handedOut = new Set<number>();
 
-/** The range to draw from: [1024 + 8192, start of the ephemeral range). */
-function drawRange(): [number, number] {
+/**
+ * Vitest runs test files in up to `maxWorkers` processes at once, each told its slot in
+ * `VITEST_POOL_ID` (1..maxWorkers). `handedOut` only keeps one process from handing a port out
+ * twice; two workers drawing from the same range could both see a port free and one of them lose
+ * it (a CI run lost an Envoy listener that way: "cannot bind ... Address already in use"). So each
+ * slot draws from its own slice of the range, and no two running workers can ever pick alike.
+ */
+const SLICES = 8;
+
+/** The range to draw from: this worker's slice of [1024 + 8192, start of the ephemeral range). */
+export function drawRange(poolId = process.env.VITEST_POOL_ID): [number, number] {
   let ephemeralStart = 32768;
   try {
     const first = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
@@ -22,7 +31,12 @@ function drawRange(): [number, number] {
   } catch {
     // Not Linux: keep the IANA-style default.
   }
-  return [9216, ephemeralStart];
+  const low = 9216;
+  const slot = Number(poolId);
+  if (!Number.isInteger(slot) || slot < 1) return [low, ephemeralStart];
+  const width = Math.floor((ephemeralStart - low) / SLICES);
+  const start = low + ((slot - 1) % SLICES) * width;
+  return [start, start + width];
 }
 
 function canBind(port: number, host: string): Promise<boolean> {

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { sendRequests, shares, startBackends } from './backends.js';
 import { configDocArb, WARMING_HEALTH_CHECK_TIMEOUT_MS } from './catalog-arbitraries.js';
 import { dumpClusterNames, dumpListenerNames, parseClusters, type ConfigDump } from './envoy.js';
-import { freePort, freePorts } from './ports.js';
+import { drawRange, freePort, freePorts } from './ports.js';
 import { timeFactor } from './timing.js';
 import { waitFor, WaitTimeoutError } from './wait.js';
 
@@ -98,6 +98,21 @@ describe('ports', () => {
     const assigned = (server.address() as net.AddressInfo).port;
     await new Promise((resolve) => server.close(resolve));
     expect(assigned).toBeGreaterThanOrEqual(ephemeralStart);
+  });
+
+  test('each vitest worker draws from its own slice, so two workers never pick the same port', async () => {
+    const slices = [1, 2, 3, 8].map((id) => drawRange(String(id)));
+    for (let i = 0; i < slices.length; i++) {
+      const [low, high] = slices[i]!;
+      expect(high - low).toBeGreaterThan(1_000);
+      for (const [otherLow, otherHigh] of slices.slice(i + 1)) expect(high <= otherLow || otherHigh <= low).toBe(true);
+    }
+    const [low, high] = drawRange();
+    expect(process.env.VITEST_POOL_ID).toBeDefined();
+    for (const port of await freePorts(20)) {
+      expect(port).toBeGreaterThanOrEqual(low);
+      expect(port).toBeLessThan(high);
+    }
   });
 });
 
