@@ -26,7 +26,7 @@ const CfgEjection = CfgCluster.properties.ejection;
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/-]*$';
 export const ResourceName = Type.String({ minLength: 1, maxLength: 200, pattern: NAME_PATTERN, description: 'A cluster or listener name' });
 
-const Owner = StringEnum(['file', 'api', 'kubernetes'] as const, {
+export const Owner = StringEnum(['file', 'api', 'kubernetes'] as const, {
   description: 'The source that owns the resource; only it may change it (file: edit the config file)',
 });
 export const OperatorState = StringEnum(OPERATOR_STATES, {

@@ -6,6 +6,7 @@ import { changedClusters } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
+import { clusterOverview, declaredOutOfRotation, type ClusterOverview } from './cluster-overview.js';
 import { missingSignals, type MissingSignals } from './missing-signals.js';
 import { buildOverrides } from './tick-overrides.js';
 
@@ -52,6 +53,7 @@ export class AdaptiveWeights {
   private readonly built = new Map<string, BuiltOverrides>();
   /** Per catalog cluster, its endpoints' declared health by key (built on first use: publishedHealth). */
   private readonly declared = new WeakMap<Cluster, ReadonlyMap<string, string>>();
+  private readonly declaredOutOf = new WeakMap<Cluster, ReadonlyMap<string, string>>();
 
   constructor(engine = new WeightEngine()) {
     this.engine = engine;
@@ -297,6 +299,16 @@ export class AdaptiveWeights {
     return index;
   }
 
+  /** The cluster's endpoints declared out of rotation (UNHEALTHY, TIMEOUT, DRAINING) by key, indexed once per catalog cluster. */
+  private declaredOut(c: Cluster): ReadonlyMap<string, string> {
+    let index = this.declaredOutOf.get(c);
+    if (index === undefined) {
+      index = declaredOutOfRotation(c);
+      this.declaredOutOf.set(c, index);
+    }
+    return index;
+  }
+
   /** Which signal the cluster's policy is missing for which endpoints, after its last tick. */
   missingSignals(cluster: string): MissingSignals | undefined {
     const c = this.clusters.get(cluster);
@@ -312,6 +324,17 @@ export class AdaptiveWeights {
       if (n) out.set(name, n);
     }
     return out;
+  }
+
+  /** Every cluster's line, by name (code-unit order): GET /v1/weights and the dashboard's list. */
+  overview(): ClusterOverview[] {
+    const names = [...this.clusters.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return names.map((name) => {
+      const c = this.clusters.get(name) as Cluster;
+      const tick = this.explain(name)?.tick;
+      const out = this.declaredOut(c);
+      return clusterOverview(c, tick, this.last.get(name)?.health, out, this.missingSignals(name)?.endpoints.length ?? 0);
+    });
   }
 
   publishedWeights(cluster: string): ReadonlyMap<string, number> | undefined {

@@ -361,6 +361,46 @@ describe('endpoints', () => {
     expect((await call(app, 'GET', '/v1/weights/fresh')).body).toMatchObject({ computed: false, endpoints: [{ endpoint: '10.3.0.1:80', weight: 3, share: 100 }] });
     expect((await call(app, 'GET', '/v1/weights/ghost')).status).toBe(404);
   });
+
+  it('GET /v1/weights lists every cluster in one line, by name: owner, policies, endpoints counted by published health', async () => {
+    const { app, store, adaptive } = fixture();
+    await call(app, 'PUT', '/v1/clusters/web', {
+      lbPolicy: 'LEAST_REQUEST',
+      weighting: { policy: 'pid', setpoint: 'mean' },
+      endpoints: [
+        { address: '10.1.0.1', port: 80 },
+        { address: '10.1.0.2', port: 80 },
+        { address: '10.1.0.3', port: 80, health: 'TIMEOUT' },
+        { address: '10.1.0.4', port: 80 },
+      ],
+    });
+    await call(app, 'POST', '/v1/clusters/web/endpoints/10.1.0.4/80/drain');
+    adaptive.setCatalog(store.catalog());
+    // Before the engine's first tick: the catalog's endpoints, computed false.
+    const before = await call(app, 'GET', '/v1/weights');
+    expect(before.status).toBe(200);
+    expect(before.body.clusters.map((l: { cluster: string }) => l.cluster)).toEqual(['files', 'web']);
+    expect(before.body.clusters[1]).toEqual({
+      cluster: 'web', owner: 'api', lbPolicy: 'LEAST_REQUEST', policy: 'pid',
+      endpoints: 4, inRotation: 2, unhealthy: 1, draining: 1, computed: false, failStatic: false, missingSignals: 0,
+    });
+    adaptive.observeSample('web', '10.1.0.1:80', { at: 1_000_000, cpu: 0.5 });
+    adaptive.tick(1_000_500);
+    const after = await call(app, 'GET', '/v1/weights');
+    expect(after.body.clusters[0]).toEqual({
+      cluster: 'files', owner: 'file', lbPolicy: 'ROUND_ROBIN', policy: 'static',
+      endpoints: 2, inRotation: 2, unhealthy: 0, draining: 0, computed: true, failStatic: false, missingSignals: 0,
+    });
+    // 10.1.0.2 never reported the cpu its policy steers on; the TIMEOUT and the drained endpoint are out of rotation.
+    expect(after.body.clusters[1]).toMatchObject({ computed: true, endpoints: 4, inRotation: 2, unhealthy: 1, draining: 1, missingSignals: 1 });
+    // The per-cluster answer agrees: a TIMEOUT endpoint takes no share (Envoy treats it as unhealthy).
+    const web = (await call(app, 'GET', '/v1/weights/web')).body.endpoints as { endpoint: string; health: string; share: number }[];
+    expect(web.find((e) => e.endpoint === '10.1.0.3:80')).toMatchObject({ health: 'TIMEOUT', share: 0 });
+    expect(web.reduce((sum, e) => sum + e.share, 0)).toBeCloseTo(100, 1);
+    await call(app, 'DELETE', '/v1/clusters/web');
+    adaptive.setCatalog(store.catalog());
+    expect((await call(app, 'GET', '/v1/weights')).body.clusters.map((l: { cluster: string }) => l.cluster)).toEqual(['files']);
+  });
 });
 
 // ── policy ───────────────────────────────────────────────────────────────────────────────────────
@@ -691,6 +731,7 @@ describe('OpenAPI', () => {
       ['/v1/clusters/{name}/policy', ['get', 'patch']],
       ['/v1/listeners', ['get']],
       ['/v1/listeners/{name}', ['get', 'put', 'patch', 'delete']],
+      ['/v1/weights', ['get']],
       ['/v1/weights/{cluster}', ['get']],
       ['/v1/reports', ['post']],
       ['/v1/audit', ['get']],
@@ -768,6 +809,7 @@ describe('fuzz', () => {
     '/v1/listeners',
     '/v1/listeners/edge',
     '/v1/listeners/file-ingress',
+    '/v1/weights',
     '/v1/weights/web',
     '/v1/reports',
     '/v1/audit',

@@ -3,13 +3,14 @@ import { Type, type Static } from '@sinclair/typebox';
 import { SAFETY_RULES, type ClusterTick, type Explanation } from '../../balancing/engine/types.js';
 import type { ClusterRecord, CatalogStore } from '../../catalog/store/index.js';
 import type { WeightOverrides } from '../../catalog/weight-overrides.js';
-import { ResourceName } from '../api-schemas.js';
+import { Owner, ResourceName } from '../api-schemas.js';
 import { ApiError } from '../resources.js';
 import { StringEnum } from '../schemas.js';
 import { NOT_FOUND, securedRoute } from './schema-parts.js';
 import { sendSliced } from '../sliced-answer.js';
 import { endpointKey } from '../../catalog/endpoint-key.js';
 import type { MissingSignals } from '../../weights/missing-signals.js';
+import { inRotation as healthInRotation, type ClusterOverview } from '../../weights/cluster-overview.js';
 
 /** /v1/weights/{cluster}: the weights a cluster's endpoints are published with, each explained. */
 
@@ -22,6 +23,8 @@ export interface WeightsSource {
   missingSignals?(cluster: string): MissingSignals | undefined;
   /** The health proxies are sent (an operator's DRAINING stays DRAINING), AdaptiveWeights.publishedHealth. */
   publishedHealth?(cluster: string, key: string): string | undefined;
+  /** Every cluster's line, by name (AdaptiveWeights.overview). */
+  overview(): ClusterOverview[];
 }
 
 export interface WeightsRoutesOptions {
@@ -111,6 +114,29 @@ export const WeightsView = Type.Object(
 );
 type WeightsView = Static<typeof WeightsView>;
 
+const count = (description: string) => Type.Integer({ minimum: 0, description });
+
+export const WeightsOverview = Type.Object(
+  {
+    clusters: Type.Array(
+      Type.Object({
+        cluster: Type.String(),
+        owner: Type.Optional(Owner),
+        lbPolicy: Type.String(),
+        policy: Type.String({ description: 'The weighting policy (static, pid, ewma, blend...)' }),
+        endpoints: count('Endpoints published'),
+        inRotation: count('Published neither UNHEALTHY, TIMEOUT nor DRAINING: what proxies send traffic to'),
+        unhealthy: count('Published UNHEALTHY or TIMEOUT'),
+        draining: count('Published DRAINING'),
+        computed: Type.Boolean({ description: 'False until the weight engine has ticked for this cluster' }),
+        failStatic: Type.Boolean({ description: 'Every eligible endpoint would be out: all published HEALTHY at static weights' }),
+        missingSignals: count('Endpoints that never sent a signal the policy steers on (their weights are held static)'),
+      }),
+    ),
+  },
+  { title: 'WeightsOverview', description: 'One line per cluster: for a list of every cluster without every weight\'s explanation' },
+);
+
 const WeightsParams = Type.Object({ cluster: ResourceName }, { additionalProperties: false });
 
 /** Numbers that JSON cannot carry (NaN, ±Infinity) are dropped rather than crash the serializer. */
@@ -130,8 +156,8 @@ function finite(value: unknown): unknown {
 
 type EndpointView = WeightsView['endpoints'][number];
 
-/** In rotation: what proxies send traffic to (not UNHEALTHY, not DRAINING). */
-const inRotation = (e: Pick<EndpointView, 'health'>): boolean => e.health !== 'UNHEALTHY' && e.health !== 'DRAINING';
+/** In rotation: what proxies send traffic to (not UNHEALTHY, TIMEOUT or DRAINING). */
+const inRotation = (e: Pick<EndpointView, 'health'>): boolean => healthInRotation(e.health);
 
 /** An endpoint's share: its weight as a percentage of `total`, the weights in rotation (0 when out of rotation). */
 const shareOf = (e: Pick<EndpointView, 'health' | 'weight'>, total: number): number =>
@@ -207,6 +233,20 @@ function computedWeights(
 }
 
 export const weightsRoutes: FastifyPluginAsyncTypebox<WeightsRoutesOptions> = async (app, { weights, store }) => {
+  app.get(
+    '/v1/weights',
+    {
+      schema: securedRoute('weights', 'Every cluster in one line each, by name: its policies, endpoints counted by published health, whether the engine has run, fail-static, missing signals', {
+        response: { 200: WeightsOverview },
+      }),
+    },
+    // The lines are counted at once (a pass over every endpoint); their owners are read and
+    // they are serialized in slices (10,000 clusters: ~1 MB).
+    async (_request, reply) => sendSliced(reply, 200, WeightsOverview, { clusters: weights.overview() }, 'clusters', (line: ClusterOverview) => {
+      const owner = store?.clusterOwner(line.cluster);
+      return owner ? { ...line, owner } : line;
+    }),
+  );
   app.get(
     '/v1/weights/:cluster',
     {
