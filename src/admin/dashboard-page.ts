@@ -38,6 +38,10 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
   <a href="docs">API docs</a>
 </header>
 <main>
+  <div id="cluster-tools" class="tools">
+    <input id="filter" type="search" placeholder="filter clusters by name" aria-label="Filter clusters by name" size="28">
+    <span id="cluster-count" class="muted"></span>
+  </div>
   <section id="clusters" aria-label="Clusters"></section>
   <section id="proxies-section" class="card" aria-label="Proxies">
     <h2>Proxies <span id="proxy-count" class="muted"></span></h2>
@@ -78,6 +82,9 @@ h3 { font-size: 13px; margin: 0 0 4px; color: var(--muted); font-weight: 600; }
 .cluster-meta { display: flex; gap: 8px; flex-wrap: wrap; margin-bottom: 8px; }
 .pill { font-size: 12px; padding: 1px 8px; border-radius: 10px; background: #eef2ff; color: #3730a3; }
 .pill.bad { background: var(--bad-bg); color: var(--bad); }
+.pill.warn { background: var(--warn-bg); color: var(--warn); }
+.tools { display: flex; align-items: center; gap: 12px; }
+.tools input { padding: 4px 8px; border-radius: 4px; border: 1px solid var(--line); }
 .pill.owner-kubernetes { background: #e0f2fe; color: #075985; font-weight: 600; }
 .operations { font-size: 12px; color: var(--muted); margin: 0 0 8px; }
 .notice { margin: 8px 0; padding: 8px 12px; border-radius: 6px; background: var(--warn-bg); color: var(--warn); font-size: 13px; }
@@ -104,7 +111,13 @@ export const DASHBOARD_JS = String.raw`'use strict';
 (function () {
   var WINDOW_SECONDS = 300;      // the rolling window kept client-side
   var POLL_MS = 1000;
-  var CLUSTER_LIST_EVERY = 10;   // re-read /v1/clusters every this many polls
+  // A cluster's weights (every endpoint, explained) are polled only while its card is on or near
+  // the screen, at most MAX_LIVE at a time: at 1,000 clusters of 100 endpoints, polling them all
+  // read 7 MB a second and kept the server busy. The list itself is GET /v1/weights, one line each.
+  var MAX_LIVE = 12;
+  var NEAR_SCREEN = '600px 0px';   // "near": within this margin of the viewport
+  var MANY_CLUSTERS = 500;         // above this, the list is re-read every LIST_EVERY polls, not every poll
+  var LIST_EVERY = 5;
   var CHART_HEIGHT = 180;
   var TOKEN_KEY = 'fulcrum.dashboard.token';
   var PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4d7c0f', '#9333ea', '#ea580c'];
@@ -127,10 +140,11 @@ export const DASHBOARD_JS = String.raw`'use strict';
     } },
   ];
 
-  var clusters = new Map();      // name -> view
-  var clusterInfo = new Map();   // name -> /v1/clusters entry
+  var cards = new Map();         // name -> card: its section, its GET /v1/weights line, and (while polled) its charts
+  var observer = null;
+  var filterText = '';
   var polls = 0;
-  var listError = null;
+  var live = 0;                  // clusters polled in the last poll
 
   function num(v) { return typeof v === 'number' && isFinite(v) ? v : null; }
   function $(id) { return document.getElementById(id); }
@@ -189,7 +203,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
         : 'update failed: ' + (error.message || String(error));
     } else {
       s.className = 'status';
-      s.textContent = 'live · updated ' + new Date().toLocaleTimeString() + ' · ' + clusters.size + ' cluster(s) · window ' + (WINDOW_SECONDS / 60) + ' min';
+      s.textContent = 'live · updated ' + new Date().toLocaleTimeString() + ' · ' + cards.size + ' cluster(s), ' + live + ' charted (on screen) · window ' + (WINDOW_SECONDS / 60) + ' min';
     }
     document.body.setAttribute('data-polls', String(polls));
   }
@@ -201,13 +215,23 @@ export const DASHBOARD_JS = String.raw`'use strict';
     return Math.max(240, Math.floor((w - 12 * (cols - 1)) / cols));
   }
 
-  function makeView(name) {
+  function matches(name) { return filterText === '' || name.toLowerCase().indexOf(filterText) >= 0; }
+
+  /** A cluster's card: its name, its line's pills, and room for its charts once it is polled. */
+  function makeCard(name) {
     var section = el('section', { className: 'card cluster', 'data-cluster': name });
-    var title = el('h2', { text: name });
-    var meta = el('div', { className: 'cluster-meta' });
-    var ops = el('div', { className: 'operations' });
-    var notice = el('div', { className: 'notice missing-signals' });
-    notice.hidden = true;
+    var card = { name: name, section: section, meta: el('div', { className: 'cluster-meta' }), ops: el('div', { className: 'operations' }),
+      notice: el('div', { className: 'notice missing-signals' }), detail: el('div', { className: 'detail' }),
+      line: null, shown: '', setpoint: null, view: null, near: false, leftAt: 0 };
+    card.notice.hidden = true;
+    [el('h2', { text: name }), card.meta, card.ops, card.notice, card.detail].forEach(function (c) { section.appendChild(c); });
+    section.hidden = !matches(name);
+    if (observer) observer.observe(section);
+    return card;
+  }
+
+  /** The charts and the endpoint table of a polled card. */
+  function makeView(card) {
     var charts = el('div', { className: 'charts' });
     var table = el('table', { className: 'grid endpoints' });
     var head = el('tr');
@@ -217,13 +241,9 @@ export const DASHBOARD_JS = String.raw`'use strict';
     table.appendChild(el('thead', null, [head]));
     var tbody = el('tbody');
     table.appendChild(tbody);
-    section.appendChild(title);
-    section.appendChild(meta);
-    section.appendChild(ops);
-    section.appendChild(notice);
-    section.appendChild(charts);
-    section.appendChild(table);
-    var view = { name: name, section: section, meta: meta, ops: ops, notice: notice, chartsEl: charts, tbody: tbody, times: [], keys: [], series: new Map(), charts: [] };
+    card.detail.appendChild(charts);
+    card.detail.appendChild(table);
+    var view = { name: card.name, chartsEl: charts, tbody: tbody, times: [], keys: [], series: new Map(), charts: [] };
     METRICS.forEach(function (m) {
       var box = el('div', { className: 'chart', 'data-metric': m.key, 'data-points': '0' });
       box.appendChild(el('h3', { text: m.title + (m.unit ? ' (' + m.unit + ')' : '') }));
@@ -273,6 +293,12 @@ export const DASHBOARD_JS = String.raw`'use strict';
     var now = Date.now() / 1000;
     var seen = new Set();
     var added = false;
+    var last = view.times[view.times.length - 1];
+    // Off screen for a while, then back: a null point, so that no line is drawn across the gap.
+    if (last !== undefined && now - last > 3 * POLL_MS / 1000) {
+      view.times.push(last + 0.001);
+      view.series.forEach(function (s) { METRICS.forEach(function (m) { s[m.key].push(null); }); });
+    }
     var n = view.times.length;
     view.times.push(now);
     body.endpoints.forEach(function (e) {
@@ -313,21 +339,35 @@ export const DASHBOARD_JS = String.raw`'use strict';
     });
   }
 
-  function renderMeta(view, body) {
-    var info = clusterInfo.get(view.name);
+  /** The card's pills, from its GET /v1/weights line (and the setpoint of its last poll): redrawn only when they change. */
+  function renderLine(card) {
+    var line = card.line;
     var pills = [];
-    if (info && info.owner) pills.push(['owner ' + info.owner, 'owner owner-' + info.owner]);
-    if (info && info.lbPolicy) pills.push(['lb ' + info.lbPolicy, '']);
-    pills.push(['weighting ' + (body.policy || 'static'), '']);
-    if (num(body.setpoint) !== null) pills.push(['setpoint ' + (body.setpoint * 100).toFixed(1) + '%', '']);
-    if (!body.computed) pills.push(['engine not run yet', '']);
-    if (body.failStatic) pills.push(['FAIL STATIC: every endpoint would be out', 'bad']);
-    view.meta.textContent = '';
-    pills.forEach(function (p) { view.meta.appendChild(el('span', { className: 'pill ' + p[1], text: p[0] })); });
-    view.ops.textContent = info ? OPERATIONS[info.owner] || '' : '';
-    view.notice.textContent = '';
-    view.notice.hidden = !body.missingSignals;
-    if (body.missingSignals) renderMissing(view.notice, body.missingSignals);
+    if (line.owner) pills.push(['owner ' + line.owner, 'owner owner-' + line.owner]);
+    pills.push(['lb ' + line.lbPolicy, '']);
+    pills.push(['weighting ' + line.policy, '']);
+    if (card.setpoint !== null) pills.push(['setpoint ' + (card.setpoint * 100).toFixed(1) + '%', '']);
+    pills.push([line.endpoints + ' endpoint' + (line.endpoints === 1 ? '' : 's') + ', ' + line.inRotation + ' in rotation', '']);
+    if (line.unhealthy > 0) pills.push([line.unhealthy + ' unhealthy', 'bad']);
+    if (line.draining > 0) pills.push([line.draining + ' draining', 'warn']);
+    if (line.missingSignals > 0) pills.push([line.missingSignals + ' without signals', 'warn']);
+    if (!line.computed) pills.push(['engine not run yet', '']);
+    if (line.failStatic) pills.push(['FAIL STATIC: every endpoint would be out', 'bad']);
+    var shown = JSON.stringify(pills);
+    if (shown === card.shown) return;
+    card.shown = shown;
+    card.meta.textContent = '';
+    pills.forEach(function (p) { card.meta.appendChild(el('span', { className: 'pill ' + p[1], text: p[0] })); });
+    card.ops.textContent = OPERATIONS[line.owner] || '';
+  }
+
+  /** What only a polled cluster's answer says: the setpoint, and which endpoints miss which signal. */
+  function renderDetailMeta(card, body) {
+    card.setpoint = num(body.setpoint);
+    if (card.line) renderLine(card);
+    card.notice.textContent = '';
+    card.notice.hidden = !body.missingSignals;
+    if (body.missingSignals) renderMissing(card.notice, body.missingSignals);
   }
 
   // What an operator may do to a cluster, by who owns it (the admin API refuses the rest with a 409 saying so).
@@ -380,46 +420,93 @@ export const DASHBOARD_JS = String.raw`'use strict';
     });
   }
 
-  function showCluster(name, body) {
-    var view = clusters.get(name);
-    if (!view) {
-      view = makeView(name);
-      clusters.set(name, view);
-      placeClusters();
-    }
-    record(view, body);
-    renderMeta(view, body);
-    renderEndpoints(view, body);
+  function showCluster(card, body) {
+    if (!card.view) card.view = makeView(card);
+    record(card.view, body);
+    renderDetailMeta(card, body);
+    renderEndpoints(card.view, body);
   }
 
-  function placeClusters() {
-    var root = $('clusters');
-    Array.from(clusters.keys()).sort().forEach(function (name) { root.appendChild(clusters.get(name).section); });
+  /** A card's charts and table dropped (off screen for the whole window): its memory back. */
+  function dropDetail(card) {
+    if (!card.view) return;
+    card.view.charts.forEach(function (c) { if (c.plot) c.plot.destroy(); });
+    card.detail.textContent = '';
+    card.view = null;
+    card.setpoint = null;
+    card.notice.hidden = true;
+    if (card.line) renderLine(card);
   }
 
-  function dropCluster(name) {
-    var view = clusters.get(name);
-    if (!view) return;
-    view.charts.forEach(function (c) { if (c.plot) c.plot.destroy(); });
-    view.section.remove();
-    clusters.delete(name);
+  function dropCard(name) {
+    var card = cards.get(name);
+    if (!card) return;
+    dropDetail(card);
+    if (observer) observer.unobserve(card.section);
+    card.section.remove();
+    cards.delete(name);
   }
 
-  function refreshClusterList() {
-    return getJson('v1/clusters').then(function (body) {
-      listError = null;
-      clusterInfo = new Map(body.clusters.map(function (c) { return [c.name, c]; }));
-      Array.from(clusters.keys()).forEach(function (n) { if (!clusterInfo.has(n)) dropCluster(n); });
-    }, function (err) {
-      listError = err;
+  /** Every cluster's line (GET /v1/weights): cards added, removed and their pills redrawn, in the answer's (name) order. */
+  function refreshList() {
+    return getJson('v1/weights').then(function (body) {
+      var names = new Set(body.clusters.map(function (l) { return l.cluster; }));
+      Array.from(cards.keys()).forEach(function (n) { if (!names.has(n)) dropCard(n); });
+      var added = false;
+      body.clusters.forEach(function (line) {
+        var card = cards.get(line.cluster);
+        if (!card) { card = makeCard(line.cluster); cards.set(line.cluster, card); added = true; }
+        card.line = line;
+        renderLine(card);
+      });
+      if (added) {
+        var root = $('clusters');
+        body.clusters.forEach(function (line) { root.appendChild(cards.get(line.cluster).section); });
+        // The observer reports after the next frame: new cards on screen are polled in this poll.
+        cards.forEach(function (card) { if (!card.view && !card.near) card.near = isNear(card.section); });
+      }
+      showCount();
     });
   }
 
-  function pollCluster(name) {
-    return getJson('v1/weights/' + encodeURIComponent(name)).then(function (body) {
-      showCluster(name, body);
+  function showCount() {
+    var shown = 0;
+    cards.forEach(function (card) { if (!card.section.hidden) shown++; });
+    $('cluster-count').textContent = filterText === '' ? cards.size + ' cluster(s)' : shown + ' of ' + cards.size + ' cluster(s) match';
+  }
+
+  function isNear(section) {
+    if (section.hidden) return false;
+    var r = section.getBoundingClientRect();
+    var margin = parseInt(NEAR_SCREEN, 10);
+    return r.bottom > -margin && r.top < window.innerHeight + margin;
+  }
+
+  /** How far a section is from the screen, px (0 when on it). */
+  function offScreen(section) {
+    var r = section.getBoundingClientRect();
+    return Math.max(0, r.top - window.innerHeight, -r.bottom);
+  }
+
+  /** The cards to poll: on or near the screen, not filtered out, the nearest MAX_LIVE (on screen first, then in page order). */
+  function liveCards() {
+    var near = [];
+    cards.forEach(function (card) { if (card.near && !card.section.hidden) near.push({ card: card, away: offScreen(card.section) }); });
+    near.sort(function (a, b) { return a.away - b.away; });
+    return near.slice(0, MAX_LIVE).map(function (x) { return x.card; });
+  }
+
+  /** Charts off screen for the whole window show nothing any more: dropped. */
+  function forgetFarCards() {
+    var now = Date.now();
+    cards.forEach(function (card) { if (card.view && !card.near && now - card.leftAt > WINDOW_SECONDS * 1000) dropDetail(card); });
+  }
+
+  function pollCluster(card) {
+    return getJson('v1/weights/' + encodeURIComponent(card.name)).then(function (body) {
+      if (cards.get(card.name) === card) showCluster(card, body);
     }, function (err) {
-      if (err && err.status === 404) { dropCluster(name); return; }
+      if (err && err.status === 404) { dropCard(card.name); return; }
       throw err;
     });
   }
@@ -450,15 +537,18 @@ export const DASHBOARD_JS = String.raw`'use strict';
 
   // ── the loop ─────────────────────────────────────────────────────────────────────────────
   function poll() {
-    var list = polls % CLUSTER_LIST_EVERY === 0 || clusterInfo.size === 0 ? refreshClusterList() : Promise.resolve();
+    var every = cards.size > MANY_CLUSTERS ? LIST_EVERY : 1;
+    var list = polls % every === 0 || cards.size === 0 ? refreshList() : Promise.resolve();
     return list.then(function () {
-      var names = Array.from(clusterInfo.keys());
-      var work = names.map(pollCluster);
+      var polled = liveCards();
+      live = polled.length;
+      var work = polled.map(pollCluster);
       work.push(getJson('v1/proxies').then(renderProxies));
       return Promise.all(work);
     }).then(function () {
+      forgetFarCards();
       polls++;
-      showStatus(listError);
+      showStatus(null);
     }, function (err) {
       polls++;
       showStatus(err);
@@ -468,7 +558,9 @@ export const DASHBOARD_JS = String.raw`'use strict';
   }
 
   function resize() {
-    clusters.forEach(function (view) {
+    cards.forEach(function (card) {
+      var view = card.view;
+      if (!view) return;
       var w = chartWidth(view);
       view.charts.forEach(function (c) { if (c.plot) c.plot.setSize({ width: w, height: CHART_HEIGHT }); });
     });
@@ -480,7 +572,11 @@ export const DASHBOARD_JS = String.raw`'use strict';
     $('token-form').addEventListener('submit', function (ev) {
       ev.preventDefault();
       setToken(input.value.trim());
-      clusterInfo = new Map();
+    });
+    $('filter').addEventListener('input', function () {
+      filterText = $('filter').value.trim().toLowerCase();
+      cards.forEach(function (card) { card.section.hidden = !matches(card.name); });
+      showCount();
     });
     $('token-clear').addEventListener('click', function () {
       input.value = '';
@@ -491,6 +587,14 @@ export const DASHBOARD_JS = String.raw`'use strict';
       clearTimeout(timer);
       timer = setTimeout(resize, 100);
     });
+    observer = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {
+        var card = cards.get(entry.target.getAttribute('data-cluster'));
+        if (!card) return;
+        if (card.near && !entry.isIntersecting) card.leftAt = Date.now();
+        card.near = entry.isIntersecting;
+      });
+    }, { rootMargin: NEAR_SCREEN });
     if (typeof uPlot !== 'function') {
       showStatus(new Error('the chart library did not load'));
       return;

@@ -13,21 +13,19 @@
  * Chromium missing (scripts/install-chromium.sh installs it): skipped with a reason locally,
  * failed under CI (`CI` set).
  */
-import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { waitFor, scaled } from '../support/wait.js';
 import { ADS, CDS, EDS, XdsClient, type SotwStream } from '../support/xds-client.js';
-import { describeRequiring } from '../support/requires.js';
+import { describeChromium, launchChromium } from '../support/chromium.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const READ_TOKEN = 'dashboard-read-token';
 const NACK_MESSAGE = 'Proto constraint validation failed (ClusterLoadAssignmentValidationError.Endpoints[0]): weight out of range';
@@ -58,11 +56,6 @@ const CONFIG = {
   ],
   listeners: [{ name: 'ingress', address: '127.0.0.1', port: 10000, routes: [{ prefix: '/api', cluster: 'api' }, { prefix: '/', cluster: 'web' }] }],
 };
-
-function describeChromium(name: string, fn: () => void): void {
-  const detail = `no Chromium at ${CHROMIUM} (bash scripts/install-chromium.sh, or set CHROMIUM_BIN)`;
-  describeRequiring('Chromium', { ok: existsSync(CHROMIUM), detail }, name, fn, { timeout: 60_000 });
-}
 
 /** Answers every response on a stream: ACK, or NACK for the types in `nack`. Stops when the stream ends. */
 function respond(stream: SotwStream, nack: ReadonlySet<string> = new Set()): void {
@@ -161,12 +154,7 @@ describeChromium('dashboard in a real Chromium', () => {
     nacking.request(EDS, ['web', 'api']);
     respond(nacking, new Set([EDS]));
 
-    context = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1280, height: 900 },
-    });
+    context = await launchChromium(join(dir, 'chromium-profile'));
     page = context.pages()[0] ?? (await context.newPage());
     page.on('console', (msg) => {
       if (msg.type() !== 'error') return;

@@ -7,21 +7,19 @@
  * reason locally, failed under CI).
  */
 import { CoreV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
-import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
-import { describeRequiring } from '../support/requires.js';
+import { describeChromium, launchChromium } from '../support/chromium.js';
 import { scaled, waitFor } from '../support/wait.js';
 import { describeControlPlane, startControlPlane, type ControlPlane } from './control-plane.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NS = 'shop';
 const CLUSTER = 'shop/cart:http';
@@ -30,7 +28,7 @@ const PODS = ['192.0.2.31', '192.0.2.32', '192.0.2.33'];
 const DRAINED = `${PODS[2]}:8080`;
 
 describeControlPlane('dashboard with a Kubernetes-discovered cluster', () => {
-  describeRequiring('Chromium', { ok: existsSync(CHROMIUM), detail: `no Chromium at ${CHROMIUM} (bash scripts/install-chromium.sh, or set CHROMIUM_BIN)` }, 'in a real Chromium', () => {
+  describeChromium('in a real Chromium', () => {
     let cp: ControlPlane;
     let dir: string;
     let fulcrum: Fulcrum;
@@ -80,12 +78,7 @@ describeControlPlane('dashboard with a Kubernetes-discovered cluster', () => {
         logger: pino({ level: 'silent' }),
         engineTickMs: 200,
       });
-      context = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-        viewport: { width: 1280, height: 900 },
-      });
+      context = await launchChromium(join(dir, 'chromium-profile'));
       page = context.pages()[0] ?? (await context.newPage());
       page.on('console', (msg) => {
         if (msg.type() === 'error') pageErrors.push(msg.text());
@@ -133,5 +126,5 @@ describeControlPlane('dashboard with a Kubernetes-discovered cluster', () => {
       await page.screenshot({ path: out, fullPage: true });
       if (process.env.FULCRUM_UPDATE_DOCS_SCREENSHOT === '1') await copyFile(out, join(ROOT, 'docs', 'dashboard-kubernetes.png'));
     });
-  }, { timeout: 60_000 });
+  });
 });
