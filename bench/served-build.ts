@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 
 export interface Served {
   readonly child: ChildProcess;
@@ -72,6 +73,54 @@ export function probeHealthz(admin: number): { stop(): Promise<number> } {
       running = false;
       await loop;
       return longest;
+    },
+  };
+}
+
+const PROBE_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+let running = true;
+let longest = 0;
+parentPort.on('message', () => { running = false; });
+(async () => {
+  // The first fetch loads the HTTP client: not a wait on the server.
+  await fetch('http://127.0.0.1:' + workerData.admin + '/healthz').then((r) => r.arrayBuffer());
+  parentPort.postMessage('ready');
+  while (running) {
+    const t0 = performance.now();
+    await fetch('http://127.0.0.1:' + workerData.admin + '/healthz').then((r) => r.arrayBuffer());
+    longest = Math.max(longest, performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  parentPort.postMessage(longest);
+})();
+`;
+
+/**
+ * probeHealthz on a worker thread: for a bench whose own event loop is busy (driving a browser),
+ * so that its stalls are not counted as the server's.
+ */
+export async function probeHealthzOffThread(admin: number): Promise<{ stop(): Promise<number> }> {
+  const worker = new Worker(PROBE_WORKER, { eval: true, workerData: { admin } });
+  const messages: unknown[] = [];
+  let wake: (() => void) | undefined;
+  let failed: unknown;
+  worker.on('message', (m: unknown) => void (messages.push(m), wake?.()));
+  worker.once('error', (err) => void ((failed = err), wake?.()));
+  const next = async (): Promise<unknown> => {
+    while (messages.length === 0) {
+      if (failed !== undefined) throw failed;
+      await new Promise<void>((r) => (wake = r));
+    }
+    return messages.shift();
+  };
+  await next(); // 'ready'
+  return {
+    async stop() {
+      worker.postMessage('stop');
+      const ms = (await next()) as number;
+      await worker.terminate();
+      return ms;
     },
   };
 }
