@@ -3,8 +3,11 @@
  * them through etcd, faked here), each with the replica it is connected to.
  */
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import fastJson from 'fast-json-stringify';
 import { buildAdminApp } from '../../src/admin/app.js';
+import { ProxyList } from '../../src/admin/routes/proxies.js';
+import { serializerSchema } from '../../src/admin/serializer-schema.js';
 import type { Proxy } from '../../src/admin/schemas.js';
 import { proxyView } from '../../src/admin/views.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
@@ -31,7 +34,7 @@ function setup(remote: () => Proxy[] | undefined) {
     other.acked(r, TYPE.cluster, 'n', 'v');
     return proxyView(r, replica);
   };
-  const here = (nodeId: string) => registry.connect(2, { id: nodeId, cluster: 'default', metadata: {}, userAgent: 'envoy' }, 'sotw', 'ADS', 'ipv4:127.0.0.1:2');
+  const here = (nodeId: string, streamId = 2) => registry.connect(streamId, { id: nodeId, cluster: 'default', metadata: {}, userAgent: 'envoy' }, 'sotw', 'ADS', 'ipv4:127.0.0.1:2');
   return { app, elsewhere, here };
 }
 
@@ -55,6 +58,36 @@ describe('/v1/proxies across replicas', () => {
       ['envoy-c', 'fulcrum-2', 'delta'],
     ]);
     expect(body.proxies?.[0]?.types.CDS.state).toBe('SYNCED');
+  });
+
+  it('past 1,000 streams lists them in slices: the whole serializer\'s bytes, in the listing order', async () => {
+    let shared: Proxy[] = [];
+    const s = setup(() => shared);
+    const names = Array.from({ length: 1_500 }, (_, i) => `envoy-${String(1_499 - i).padStart(4, '0')}`);
+    names.forEach((name, i) => s.here(name, 10 + i));
+    s.here('envoy-0007', 5_000); // a second stream of one node: after its first (same time, higher stream id)
+    shared = [s.elsewhere('envoy-0500', 'fulcrum-1'), s.elsewhere('envoy-9999', 'fulcrum-2')];
+    const turnsOf = async (url: string) => {
+      const spy = vi.spyOn(globalThis, 'setImmediate');
+      const answer = await s.app.inject({ method: 'GET', url });
+      const turns = spy.mock.calls.length;
+      spy.mockRestore();
+      return { res: answer, turns };
+    };
+    // 10,000 streams held every request for 140-400 ms in one task: now a turn per 1,000 more
+    // than a one-node answer takes.
+    const one = await turnsOf('/v1/proxies/envoy-0007');
+    const { res, turns } = await turnsOf('/v1/proxies');
+    expect(res.statusCode).toBe(200);
+    expect(turns).toBeGreaterThan(one.turns);
+    const body = JSON.parse(res.body) as { count: number; proxies: Proxy[] };
+    expect(body.count).toBe(1_503);
+    expect(res.body).toBe(fastJson(serializerSchema(ProxyList))(body));
+    const listed = body.proxies.map((p) => `${p.nodeId}@${p.replica}#${p.streamId}`);
+    expect(listed.slice(0, 2)).toEqual(['envoy-0000@fulcrum-0#1509', 'envoy-0001@fulcrum-0#1508']);
+    expect(listed.filter((x) => x.startsWith('envoy-0007@'))).toEqual(['envoy-0007@fulcrum-0#1502', 'envoy-0007@fulcrum-0#5000']);
+    expect(listed.filter((x) => x.startsWith('envoy-0500@'))).toEqual(['envoy-0500@fulcrum-0#1009', 'envoy-0500@fulcrum-1#1']);
+    expect(listed.at(-1)).toBe('envoy-9999@fulcrum-2#1');
   });
 
   it('finds one node on whichever replica it is, and 404s a node no replica has', async () => {
