@@ -50,6 +50,7 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
       <tbody></tbody>
     </table>
     <p id="proxies-empty" class="muted">No proxy connected.</p>
+    <p id="proxies-more" class="muted" hidden></p>
   </section>
 </main>
 <noscript>The dashboard needs JavaScript; the JSON API is at <a href="docs">/docs</a>.</noscript>
@@ -118,6 +119,10 @@ export const DASHBOARD_JS = String.raw`'use strict';
   var NEAR_SCREEN = '600px 0px';   // "near": within this margin of the viewport
   var MANY_CLUSTERS = 500;         // above this, the list is re-read every LIST_EVERY polls, not every poll
   var LIST_EVERY = 5;
+  // 10,000 proxies are a 7 MB answer: past MANY_PROXIES streams the table is re-read every
+  // LIST_EVERY polls, and shows PROXY_ROWS of them, NACKED and STALE first.
+  var MANY_PROXIES = 500;
+  var PROXY_ROWS = 200;
   var CHART_HEIGHT = 180;
   var TOKEN_KEY = 'fulcrum.dashboard.token';
   var PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4d7c0f', '#9333ea', '#ea580c'];
@@ -145,6 +150,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
   var filterText = '';
   var polls = 0;
   var live = 0;                  // clusters polled in the last poll
+  var proxyCount = 0;            // streams in the last proxies answer
 
   function num(v) { return typeof v === 'number' && isFinite(v) ? v : null; }
   function $(id) { return document.getElementById(id); }
@@ -512,12 +518,24 @@ export const DASHBOARD_JS = String.raw`'use strict';
   }
 
   // ── proxies ──────────────────────────────────────────────────────────────────────────────
+  /** 0 when a type is NACKED, 1 when one is STALE, else 2: the streams to look at first. */
+  function trouble(p) {
+    var states = XDS_TYPES.map(function (t) { return (p.types[t] || {}).state; });
+    return states.indexOf('NACKED') >= 0 ? 0 : states.indexOf('STALE') >= 0 ? 1 : 2;
+  }
+
   function renderProxies(body) {
     var tbody = $('proxies').tBodies[0];
     tbody.textContent = '';
+    proxyCount = body.count;
     $('proxy-count').textContent = '(' + body.count + ' stream' + (body.count === 1 ? '' : 's') + ')';
     $('proxies-empty').hidden = body.proxies.length > 0;
-    body.proxies.forEach(function (p) {
+    // In node order, the troubled ones first (a stable sort), at most PROXY_ROWS.
+    var shown = body.proxies.map(function (p, i) { return { p: p, i: i, t: trouble(p) }; })
+      .sort(function (a, b) { return a.t - b.t || a.i - b.i; }).slice(0, PROXY_ROWS).map(function (x) { return x.p; });
+    $('proxies-more').hidden = body.proxies.length <= PROXY_ROWS;
+    $('proxies-more').textContent = 'Showing ' + shown.length + ' of ' + body.proxies.length + ' streams, NACKED and STALE first; every one: GET /v1/proxies.';
+    shown.forEach(function (p) {
       var tr = el('tr', { 'data-node': p.nodeId });
       tr.appendChild(el('td', { text: p.nodeId }));
       tr.appendChild(el('td', { text: p.nodeCluster || '–' }));
@@ -543,7 +561,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
       var polled = liveCards();
       live = polled.length;
       var work = polled.map(pollCluster);
-      work.push(getJson('v1/proxies').then(renderProxies));
+      if (proxyCount <= MANY_PROXIES || polls % LIST_EVERY === 0) work.push(getJson('v1/proxies').then(renderProxies));
       return Promise.all(work);
     }).then(function () {
       forgetFarCards();

@@ -15,16 +15,20 @@ import { stringify } from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { describeChromium, launchChromium } from '../support/chromium.js';
 import { scaled, waitFor } from '../support/wait.js';
+import { ADS, CDS, XdsClient } from '../support/xds-client.js';
 
 const CLUSTERS = Array.from({ length: 60 }, (_, i) => `c-${String(i).padStart(3, '0')}`);
-/** The dashboard's bound on clusters polled at once (MAX_LIVE in src/admin/dashboard-page.ts). */
+/** The dashboard's bounds (src/admin/dashboard-page.ts): clusters polled at once, proxy rows, streams polled every poll. */
 const MAX_LIVE = 12;
+const PROXY_ROWS = 200;
+const MANY_PROXIES = 500;
 
 describeChromium('dashboard with many clusters in a real Chromium', () => {
   let dir: string;
   let fulcrum: Fulcrum;
   let context: BrowserContext;
   let page: Page;
+  let clients: XdsClient[] = [];
   /** Every GET the page made, by path, since `since` was reset. */
   let requested: string[] = [];
   const pageErrors: string[] = [];
@@ -65,6 +69,7 @@ describeChromium('dashboard with many clusters in a real Chromium', () => {
 
   afterAll(async () => {
     await context?.close();
+    for (const c of clients) c.close();
     await fulcrum?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -124,6 +129,45 @@ describeChromium('dashboard with many clusters in a real Chromium', () => {
     for (const name of polledClusters()) expect(name).toMatch(/^c-04\d$/);
     await page.fill('#filter', '');
     await waitFor(async () => (await page.locator('section[data-cluster]:visible').count()) === CLUSTERS.length, { what: 'every cluster shown again', timeoutMs: scaled(5_000) });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('past 500 streams the proxy table shows 200, NACKED first, and is re-read every 5 polls', async () => {
+    const count = MANY_PROXIES + 20;
+    // The server takes at most 100 streams per connection (server.xds limits): 50 per client.
+    clients = Array.from({ length: Math.ceil(count / 50) }, () => XdsClient.forPort(fulcrum.xdsPort));
+    const node = (i: number): string => `sidecar-${String(i).padStart(4, '0')}`;
+    const streams = Array.from({ length: count }, (_, i) => {
+      const stream = (clients[Math.floor(i / 50)] as XdsClient).sotw(ADS);
+      stream.request(CDS, [], { node: { id: node(i), cluster: 'default', user_agent_name: 'envoy' } });
+      return stream;
+    });
+    await Promise.all(
+      streams.map(async (stream, i) => {
+        const response = await stream.nextOf(CDS, 30_000);
+        if (i === 300) stream.nack(response, 'cluster refused here');
+        else stream.ack(response);
+      }),
+    );
+    await waitFor(async () => (await page.textContent('#proxy-count')) === `(${count} streams)`, { what: 'every stream counted', timeoutMs: scaled(20_000), intervalMs: 200 });
+    await waitFor(async () => (await page.getAttribute('#proxies tbody tr:first-child', 'data-node')) === node(300), { what: 'the NACKing proxy first', timeoutMs: scaled(20_000), intervalMs: 200 });
+    expect(await page.locator('#proxies tbody tr').count()).toBe(PROXY_ROWS);
+    expect(await page.getAttribute('#proxies tbody tr:first-child td[data-type="CDS"]', 'data-state')).toBe('NACKED');
+    // Troubled first (NACKED, then STALE: some ACKs may not have been read when the table was), each group in node order.
+    const rows: [string, string][] = await page.$$eval('#proxies tbody tr', (trs) =>
+      trs.map((tr) => [tr.getAttribute('data-node') ?? '', [...tr.querySelectorAll('td[data-type]')].map((td) => td.getAttribute('data-state')).join(' ')]),
+    );
+    const rank = ([, states]: [string, string]): number => (states.includes('NACKED') ? 0 : states.includes('STALE') ? 1 : 2);
+    for (let i = 1; i < rows.length; i++) {
+      const [a, b] = [rows[i - 1] as [string, string], rows[i] as [string, string]];
+      expect(rank(a) < rank(b) || (rank(a) === rank(b) && a[0] < b[0]), `${a.join(' ')} before ${b.join(' ')}`).toBe(true);
+    }
+    expect(await page.textContent('#proxies-more')).toBe(`Showing ${PROXY_ROWS} of ${count} streams, NACKED and STALE first; every one: GET /v1/proxies.`);
+    requested = [];
+    await afterPolls(10);
+    const reads = requested.filter((p) => p === '/v1/proxies').length;
+    expect(reads).toBeGreaterThanOrEqual(1);
+    expect(reads).toBeLessThanOrEqual(3);
     expect(pageErrors).toEqual([]);
   });
 });
