@@ -3,11 +3,12 @@
  * `chromium`, driven by playwright-core) keeps the dashboard open on a compiled fulcrum serving
  * --clusters × --endpoints, side by side for two builds.
  *
- *   npx tsx bench/dashboard-load.ts [--clusters 1000] [--endpoints 100] [--seconds 30] [--settle 60] [--base DIR]
+ *   npx tsx bench/dashboard-load.ts [--clusters 1000] [--endpoints 100] [--proxies 0] [--seconds 30] [--settle 60] [--base DIR]
  *
  * Starts `node --max-semi-space-size=4 --v8-pool-size=1 dist/main.js` of this checkout (then of
  * --base; run `npm run build` in each first, and the bench twice with the builds swapped for both
- * orders) on a block-style config, opens the dashboard (1280 × 900), waits for its first completed
+ * orders) on a block-style config, connects --proxies SotW streams (each asks for CDS and ACKs
+ * it; 90 per HTTP/2 connection), opens the dashboard (1280 × 900), waits for its first completed
  * poll (printed: how long that took; at most --settle s, a page too busy to answer is measured
  * anyway; the server's CPU seconds and longest probe wait meanwhile), then for --seconds measures: the server's CPU seconds (utime + stime), the requests the
  * page made and the bytes it received, the polls it completed (one a second when it keeps up), the
@@ -20,7 +21,9 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
+import { launchChromium } from '../test/support/chromium.js';
+import { ADS, CDS, XdsClient } from '../test/support/xds-client.js';
 import { helpIfAsked } from './help.js';
 import { blockConfig, probeHealthzOffThread, startBuild } from './served-build.js';
 
@@ -29,18 +32,18 @@ const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '1000' },
     endpoints: { type: 'string', default: '100' },
+    proxies: { type: 'string', default: '0' },
     seconds: { type: 'string', default: '30' },
     settle: { type: 'string', default: '60' },
     base: { type: 'string' },
   },
 });
-const n = (name: 'clusters' | 'endpoints' | 'seconds' | 'settle'): number => {
+const n = (name: 'clusters' | 'endpoints' | 'proxies' | 'seconds' | 'settle'): number => {
   const v = Number(values[name]);
-  if (!(Number.isInteger(v) && v > 0)) throw new RangeError(`--${name} must be an integer > 0`);
+  if (!(Number.isInteger(v) && (v > 0 || (name === 'proxies' && v === 0)))) throw new RangeError(`--${name} must be an integer > 0`);
   return v;
 };
-const [CLUSTERS, ENDPOINTS, SECONDS, SETTLE] = [n('clusters'), n('endpoints'), n('seconds'), n('settle')];
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+const [CLUSTERS, ENDPOINTS, PROXIES, SECONDS, SETTLE] = [n('clusters'), n('endpoints'), n('proxies'), n('seconds'), n('settle')];
 const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 /** utime + stime of one process, seconds (0 once it is gone). */
@@ -67,6 +70,18 @@ async function pidsWith(marker: string): Promise<number[]> {
 
 const sumCpu = async (pids: readonly number[]): Promise<number> => (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
 
+/** `count` SotW streams that asked for CDS and ACKed it, 90 per connection (the server takes 100). */
+async function connectProxies(xdsPort: number, count: number): Promise<XdsClient[]> {
+  const clients = Array.from({ length: Math.ceil(count / 90) }, () => XdsClient.forPort(xdsPort));
+  const streams = Array.from({ length: count }, (_, i) => {
+    const stream = (clients[Math.floor(i / 90)] as XdsClient).sotw(ADS);
+    stream.request(CDS, [], { node: { id: `sidecar-${i}`, cluster: 'default', user_agent_name: 'envoy' } });
+    return stream;
+  });
+  await Promise.all(streams.map(async (s) => s.ack(await s.nextOf(CDS, 120_000))));
+  return clients;
+}
+
 interface Row {
   serverCpu: number;
   browserCpu: number;
@@ -87,16 +102,16 @@ interface Row {
 async function series(repo: string): Promise<Row> {
   const dir = await mkdtemp(join(tmpdir(), 'fulcrum-dash-'));
   const configPath = join(dir, 'fulcrum.yaml');
-  await writeFile(configPath, blockConfig(CLUSTERS, ENDPOINTS));
+  // All the streams come from this one peer: the per-peer bound (2,000 by default) raised to fit.
+  const limits = PROXIES > 1_000 ? `server:\n  xds:\n    limits:\n      maxStreamsPerPeer: ${PROXIES + 100}\n` : '';
+  await writeFile(configPath, limits + blockConfig(CLUSTERS, ENDPOINTS));
   const server = await startBuild(repo, configPath, join(dir, 'data'));
   const profile = join(dir, 'chromium-profile');
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 900 },
-  });
+  let clients: XdsClient[] = [];
+  let context: BrowserContext | undefined;
   try {
+    clients = await connectProxies(server.xds, PROXIES);
+    context = await launchChromium(profile);
     const page = context.pages()[0] ?? (await context.newPage());
     // Every request the page made and the bytes it received, from opening it.
     let requests = 0;
@@ -143,14 +158,15 @@ async function series(repo: string): Promise<Row> {
       openingWaitMs,
     };
   } finally {
-    await context.close();
+    await context?.close();
+    for (const c of clients) c.close();
     await server.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }
 
 const builds = [{ name: 'this', repo: process.cwd() }, ...(values.base ? [{ name: 'base', repo: resolve(values.base) }] : [])];
-process.stdout.write(`dashboard open for ${SECONDS} s: ${CLUSTERS} × ${ENDPOINTS} endpoints, load ${loadavg()[0]?.toFixed(2)}\n\n`);
+process.stdout.write(`dashboard open for ${SECONDS} s: ${CLUSTERS} × ${ENDPOINTS} endpoints, ${PROXIES} proxy streams, load ${loadavg()[0]?.toFixed(2)}\n\n`);
 process.stdout.write('| build | first poll s | opening: requests, MB | opening: server CPU s | opening: longest probe wait ms | server CPU s/s | browser CPU s/s | requests/s | MB/s received | polls/s | longest probe wait ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n');
 for (const b of builds) {
   const r = await series(b.repo);

@@ -13,6 +13,7 @@ import { Worker } from 'node:worker_threads';
 export interface Served {
   readonly child: ChildProcess;
   readonly admin: number;
+  readonly xds: number;
   /** From spawn until /readyz answered 200. */
   readonly startMs: number;
   stop(): Promise<void>;
@@ -42,10 +43,12 @@ export async function startBuild(repo: string, configPath: string, dataDir: stri
     await exited;
   };
   let admin = 0;
+  let xds = 0;
   try {
     await until('fulcrum to start', async () => {
       if (child.exitCode !== null) throw new Error(`fulcrum exited ${child.exitCode}:\n${out}`);
       admin = Number(/"adminPort":(\d+)/.exec(out)?.[1] ?? 0);
+      xds = Number(/"xdsPort":(\d+)/.exec(out)?.[1] ?? 0);
       return admin > 0;
     });
     await until('/readyz', () => fetch(`http://127.0.0.1:${admin}/readyz`).then((r) => r.ok, () => false));
@@ -53,7 +56,7 @@ export async function startBuild(repo: string, configPath: string, dataDir: stri
     await stop();
     throw err;
   }
-  return { child, admin, startMs: performance.now() - began, stop };
+  return { child, admin, xds, startMs: performance.now() - began, stop };
 }
 
 /** Probes /healthz back to back (5 ms apart) until stopped; the longest single wait, ms. */
