@@ -49,7 +49,7 @@ export interface AdminDeps extends ProxyRoutesOptions, OpsRoutesOptions {
   readonly bodyLimit?: number;
   /** The durable store: enables /v1/clusters (endpoints, policy), /v1/listeners, /v1/audit. */
   readonly store?: CatalogStore;
-  /** The weight engine adapter (AdaptiveWeights): enables /v1/weights/{cluster} and effective weights. */
+  /** The weight engine adapter (AdaptiveWeights): enables /v1/weights, /v1/weights/{cluster} and effective weights. */
   readonly weights?: WeightsSource;
   /** Report ingestion (signals' ingestReports bound to its deps): enables POST /v1/reports. */
   readonly reports?: ReportsIngest;

@@ -123,6 +123,8 @@ export const DASHBOARD_JS = String.raw`'use strict';
   // LIST_EVERY polls, and shows PROXY_ROWS of them, NACKED and STALE first.
   var MANY_PROXIES = 500;
   var PROXY_ROWS = 200;
+  var KEEP_VIEWS = 2 * MAX_LIVE;   // charts kept for cards scrolled past (the nearest first), the rest dropped
+  var REQUEST_TIMEOUT_MS = 20000;
   var CHART_HEIGHT = 180;
   var TOKEN_KEY = 'fulcrum.dashboard.token';
   var PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4d7c0f', '#9333ea', '#ea580c'];
@@ -151,6 +153,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
   var polls = 0;
   var live = 0;                  // clusters polled in the last poll
   var proxyCount = 0;            // streams in the last proxies answer
+  var listError = null;          // the last list read's failure, until one succeeds
 
   function num(v) { return typeof v === 'number' && isFinite(v) ? v : null; }
   function $(id) { return document.getElementById(id); }
@@ -189,7 +192,10 @@ export const DASHBOARD_JS = String.raw`'use strict';
     var headers = { accept: 'application/json' };
     var t = token();
     if (t) headers.authorization = 'Bearer ' + t;
-    return fetch(path, { headers: headers, cache: 'no-store' }).then(function (res) {
+    // A request that hangs (a stalled server, a lost connection) must not stall every poll after it.
+    var abort = new AbortController();
+    var timer = setTimeout(function () { abort.abort(); }, REQUEST_TIMEOUT_MS);
+    return fetch(path, { headers: headers, cache: 'no-store', signal: abort.signal }).finally(function () { clearTimeout(timer); }).then(function (res) {
       return res.text().then(function (text) {
         var body = null;
         try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
@@ -209,7 +215,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
         : 'update failed: ' + (error.message || String(error));
     } else {
       s.className = 'status';
-      s.textContent = 'live · updated ' + new Date().toLocaleTimeString() + ' · ' + cards.size + ' cluster(s), ' + live + ' charted (on screen) · window ' + (WINDOW_SECONDS / 60) + ' min';
+      s.textContent = 'live · updated ' + new Date().toLocaleTimeString() + ' · ' + cards.size + ' cluster(s), ' + live + ' charted (on or near the screen) · window ' + (WINDOW_SECONDS / 60) + ' min';
     }
     document.body.setAttribute('data-polls', String(polls));
   }
@@ -228,7 +234,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
     var section = el('section', { className: 'card cluster', 'data-cluster': name });
     var card = { name: name, section: section, meta: el('div', { className: 'cluster-meta' }), ops: el('div', { className: 'operations' }),
       notice: el('div', { className: 'notice missing-signals' }), detail: el('div', { className: 'detail' }),
-      line: null, shown: '', setpoint: null, view: null, near: false, leftAt: 0 };
+      line: null, shown: '', setpoint: null, view: null, near: false, leftAt: 0, polledAt: -1 };
     card.notice.hidden = true;
     [el('h2', { text: name }), card.meta, card.ops, card.notice, card.detail].forEach(function (c) { section.appendChild(c); });
     section.hidden = !matches(name);
@@ -295,13 +301,13 @@ export const DASHBOARD_JS = String.raw`'use strict';
     });
   }
 
-  function record(view, body) {
+  function record(view, body, gap) {
     var now = Date.now() / 1000;
     var seen = new Set();
     var added = false;
     var last = view.times[view.times.length - 1];
-    // Off screen for a while, then back: a null point, so that no line is drawn across the gap.
-    if (last !== undefined && now - last > 3 * POLL_MS / 1000) {
+    // Not polled in the previous poll (off screen, then back): a null point, so that no line is drawn across the gap.
+    if (last !== undefined && gap) {
       view.times.push(last + 0.001);
       view.series.forEach(function (s) { METRICS.forEach(function (m) { s[m.key].push(null); }); });
     }
@@ -428,7 +434,8 @@ export const DASHBOARD_JS = String.raw`'use strict';
 
   function showCluster(card, body) {
     if (!card.view) card.view = makeView(card);
-    record(card.view, body);
+    record(card.view, body, card.polledAt !== polls - 1);
+    card.polledAt = polls;
     renderDetailMeta(card, body);
     renderEndpoints(card.view, body);
   }
@@ -456,6 +463,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
   /** Every cluster's line (GET /v1/weights): cards added, removed and their pills redrawn, in the answer's (name) order. */
   function refreshList() {
     return getJson('v1/weights').then(function (body) {
+      listError = null;
       var names = new Set(body.clusters.map(function (l) { return l.cluster; }));
       Array.from(cards.keys()).forEach(function (n) { if (!names.has(n)) dropCard(n); });
       var added = false;
@@ -472,6 +480,9 @@ export const DASHBOARD_JS = String.raw`'use strict';
         cards.forEach(function (card) { if (!card.view && !card.near) card.near = isNear(card.section); });
       }
       showCount();
+    }, function (err) {
+      // The cards already listed are still polled; the failure is shown until a list read succeeds.
+      listError = err;
     });
   }
 
@@ -502,17 +513,29 @@ export const DASHBOARD_JS = String.raw`'use strict';
     return near.slice(0, MAX_LIVE).map(function (x) { return x.card; });
   }
 
-  /** Charts off screen for the whole window show nothing any more: dropped. */
+  /** Charts off screen for the whole window show nothing any more; past KEEP_VIEWS, the longest off screen go first. */
   function forgetFarCards() {
     var now = Date.now();
-    cards.forEach(function (card) { if (card.view && !card.near && now - card.leftAt > WINDOW_SECONDS * 1000) dropDetail(card); });
+    var kept = [];
+    cards.forEach(function (card) {
+      if (!card.view || card.near) return;
+      if (now - card.leftAt > WINDOW_SECONDS * 1000) dropDetail(card);
+      else kept.push(card);
+    });
+    var charted = 0;
+    cards.forEach(function (card) { if (card.view) charted++; });
+    kept.sort(function (a, b) { return a.leftAt - b.leftAt; });
+    for (var i = 0; i < kept.length && charted > KEEP_VIEWS; i++, charted--) dropDetail(kept[i]);
   }
 
   function pollCluster(card) {
     return getJson('v1/weights/' + encodeURIComponent(card.name)).then(function (body) {
       if (cards.get(card.name) === card) showCluster(card, body);
     }, function (err) {
-      if (err && err.status === 404) { dropCard(card.name); return; }
+      if (err && err.status === 404) {
+        if (cards.get(card.name) === card) { dropCard(card.name); showCount(); }
+        return;
+      }
       throw err;
     });
   }
@@ -530,10 +553,11 @@ export const DASHBOARD_JS = String.raw`'use strict';
     proxyCount = body.count;
     $('proxy-count').textContent = '(' + body.count + ' stream' + (body.count === 1 ? '' : 's') + ')';
     $('proxies-empty').hidden = body.proxies.length > 0;
-    // In node order, the troubled ones first (a stable sort), at most PROXY_ROWS.
-    var shown = body.proxies.map(function (p, i) { return { p: p, i: i, t: trouble(p) }; })
+    // Past MANY_PROXIES: the troubled ones first (a stable sort: in node order), at most PROXY_ROWS.
+    var many = body.proxies.length > MANY_PROXIES;
+    var shown = !many ? body.proxies : body.proxies.map(function (p, i) { return { p: p, i: i, t: trouble(p) }; })
       .sort(function (a, b) { return a.t - b.t || a.i - b.i; }).slice(0, PROXY_ROWS).map(function (x) { return x.p; });
-    $('proxies-more').hidden = body.proxies.length <= PROXY_ROWS;
+    $('proxies-more').hidden = !many;
     $('proxies-more').textContent = 'Showing ' + shown.length + ' of ' + body.proxies.length + ' streams, NACKED and STALE first; every one: GET /v1/proxies.';
     shown.forEach(function (p) {
       var tr = el('tr', { 'data-node': p.nodeId });
@@ -561,12 +585,13 @@ export const DASHBOARD_JS = String.raw`'use strict';
       var polled = liveCards();
       live = polled.length;
       var work = polled.map(pollCluster);
-      if (proxyCount <= MANY_PROXIES || polls % LIST_EVERY === 0) work.push(getJson('v1/proxies').then(renderProxies));
+      // Not on the list's polls (0 mod LIST_EVERY): two big reads never share a poll.
+      if (proxyCount <= MANY_PROXIES || polls % LIST_EVERY === 2) work.push(getJson('v1/proxies').then(renderProxies));
       return Promise.all(work);
     }).then(function () {
       forgetFarCards();
       polls++;
-      showStatus(null);
+      showStatus(listError);
     }, function (err) {
       polls++;
       showStatus(err);

@@ -6,7 +6,7 @@ import { changedClusters } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
-import { clusterOverview, declaredOutOfRotation, type ClusterOverview } from './cluster-overview.js';
+import { clusterOverview, declaredSpecialHealth, type ClusterOverview } from './cluster-overview.js';
 import { missingSignals, type MissingSignals } from './missing-signals.js';
 import { buildOverrides } from './tick-overrides.js';
 
@@ -53,7 +53,7 @@ export class AdaptiveWeights {
   private readonly built = new Map<string, BuiltOverrides>();
   /** Per catalog cluster, its endpoints' declared health by key (built on first use: publishedHealth). */
   private readonly declared = new WeakMap<Cluster, ReadonlyMap<string, string>>();
-  private readonly declaredOutOf = new WeakMap<Cluster, ReadonlyMap<string, string>>();
+  private readonly declaredSpecialOf = new WeakMap<Cluster, ReadonlyMap<string, string>>();
 
   constructor(engine = new WeightEngine()) {
     this.engine = engine;
@@ -271,22 +271,41 @@ export class AdaptiveWeights {
    * another replica owns: the weights its owner published, without explanations (they stay there).
    */
   explain(cluster: string): { tick: ClusterTick; explanations: ReadonlyMap<string, Explanation> } | undefined {
-    const remote = this.owns(cluster) ? undefined : this.remote.get(cluster);
-    if (remote !== undefined && [...remote.values()].some((o) => o.weight !== undefined)) return { tick: remoteTick(remote), explanations: new Map() };
+    const remote = this.ownerOverrides(cluster);
+    if (remote !== undefined) return { tick: remoteTick(remote), explanations: new Map() };
     const t = this.last.get(cluster);
     return t ? { tick: t, explanations: t.explanations } : undefined;
   }
 
   /**
-   * The health proxies are sent for an endpoint: an operator's DRAINING, UNHEALTHY or TIMEOUT as
-   * declared (the translator never lifts it, publishedEndpoint), else the engine's. Undefined for
-   * an unknown endpoint.
+   * The health proxies are sent for a cluster's endpoints, as a reader by key (made once per
+   * answer): a declared health other than HEALTHY or UNKNOWN as declared (the translator never
+   * lifts an operator's DRAINING, UNHEALTHY or TIMEOUT, nor changes a DEGRADED, publishedEndpoint);
+   * else, for a cluster another replica owns, its owner's (what this replica publishes for it),
+   * otherwise this engine's; else as declared. Undefined for an unknown endpoint.
    */
-  publishedHealth(cluster: string, key: string): string | undefined {
+  publishedHealthOf(cluster: string): (key: string) => string | undefined {
     const c = this.clusters.get(cluster);
-    const declared = c === undefined ? undefined : this.declaredHealth(c).get(key);
-    if (declared !== undefined && declared !== 'HEALTHY' && declared !== 'UNKNOWN') return declared;
-    return this.last.get(cluster)?.health.get(key) ?? declared;
+    const live = this.liveHealthOf(cluster);
+    if (c === undefined) return live;
+    const special = this.declaredSpecial(c);
+    return (key) => special.get(key) ?? live(key) ?? this.declaredHealth(c).get(key);
+  }
+
+  /** Of publishedHealthOf: the owner's or the engine's health only (undefined = as declared). */
+  private liveHealthOf(cluster: string): (key: string) => string | undefined {
+    const remote = this.ownerOverrides(cluster);
+    if (remote !== undefined) return (key) => remote.get(key)?.health;
+    const engine = this.last.get(cluster)?.health;
+    return (key) => engine?.get(key);
+  }
+
+  /** For a cluster another replica owns and has published weights for: those overrides (explain shows them). */
+  private ownerOverrides(cluster: string): ReadonlyMap<string, EndpointOverride> | undefined {
+    const remote = this.owns(cluster) ? undefined : this.remote.get(cluster);
+    if (remote === undefined) return undefined;
+    for (const o of remote.values()) if (o.weight !== undefined) return remote;
+    return undefined;
   }
 
   /** The cluster's endpoints' declared health by key, indexed once per catalog cluster (not searched per endpoint). */
@@ -299,12 +318,12 @@ export class AdaptiveWeights {
     return index;
   }
 
-  /** The cluster's endpoints declared out of rotation (UNHEALTHY, TIMEOUT, DRAINING) by key, indexed once per catalog cluster. */
-  private declaredOut(c: Cluster): ReadonlyMap<string, string> {
-    let index = this.declaredOutOf.get(c);
+  /** The cluster's endpoints declared other than HEALTHY or UNKNOWN (usually few), by key, indexed once per catalog cluster. */
+  private declaredSpecial(c: Cluster): ReadonlyMap<string, string> {
+    let index = this.declaredSpecialOf.get(c);
     if (index === undefined) {
-      index = declaredOutOfRotation(c);
-      this.declaredOutOf.set(c, index);
+      index = declaredSpecialHealth(c);
+      this.declaredSpecialOf.set(c, index);
     }
     return index;
   }
@@ -331,9 +350,9 @@ export class AdaptiveWeights {
     const names = [...this.clusters.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     return names.map((name) => {
       const c = this.clusters.get(name) as Cluster;
-      const tick = this.explain(name)?.tick;
-      const out = this.declaredOut(c);
-      return clusterOverview(c, tick, this.last.get(name)?.health, out, this.missingSignals(name)?.endpoints.length ?? 0);
+      const remote = this.ownerOverrides(name);
+      const live = remote !== undefined ? (key: string) => remote.get(key)?.health : this.last.get(name)?.health;
+      return clusterOverview(c, this.explain(name)?.tick, this.declaredSpecial(c), live, this.missingSignals(name)?.endpoints.length ?? 0);
     });
   }
 

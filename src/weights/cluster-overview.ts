@@ -1,4 +1,5 @@
-import type { ClusterTick } from '../balancing/engine/types.js';
+import { isOperatorDisabled } from '../balancing/engine/stages.js';
+import type { ClusterTick, OperatorHealth } from '../balancing/engine/types.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Cluster } from '../catalog/types.js';
 
@@ -25,22 +26,24 @@ export interface ClusterOverview {
   readonly missingSignals: number;
 }
 
-/** Out of rotation as Envoy reads a published health: UNHEALTHY and TIMEOUT are unhealthy, DRAINING takes no new requests. */
+/** In rotation as Envoy reads a published health: UNHEALTHY and TIMEOUT are unhealthy, DRAINING takes no new requests. */
 export function inRotation(health: string | undefined): boolean {
-  return health !== 'UNHEALTHY' && health !== 'TIMEOUT' && health !== 'DRAINING';
+  return !isOperatorDisabled(health as OperatorHealth | undefined);
 }
 
 /**
- * A cluster's line, counted by the health proxies are sent (AdaptiveWeights.publishedHealth): an
- * endpoint declared out of rotation (`declaredOut`) stays out; the others have the health of the
- * last tick (`health`: the engine's, or the owner replica's). Before the first tick, the catalog's
- * declared health. Only map iteration: 100,000 endpoints count in a few milliseconds.
+ * A cluster's line, counted by the health proxies are sent (AdaptiveWeights.publishedHealthOf): a
+ * health declared other than HEALTHY or UNKNOWN (`special`) as declared, else `live`'s (the
+ * engine's health map, or the owner replica's by key; undefined counts as in rotation). Over the
+ * endpoints of its last tick, the set /v1/weights/{cluster} lists; before the first, the catalog's
+ * by their declared health. When `live` is the tick's own health map it is walked, not searched:
+ * 100,000 endpoints count in a few milliseconds.
  */
 export function clusterOverview(
   c: Cluster,
   tick: ClusterTick | undefined,
-  health: ReadonlyMap<string, string> | undefined,
-  declaredOut: ReadonlyMap<string, string>,
+  special: ReadonlyMap<string, string>,
+  live: ReadonlyMap<string, string> | ((key: string) => string | undefined) | undefined,
   missing: number,
 ): ClusterOverview {
   let endpoints = 0;
@@ -51,9 +54,12 @@ export function clusterOverview(
     if (h === 'DRAINING') draining++;
     else if (!inRotation(h)) unhealthy++;
   };
-  if (tick) {
-    const any = declaredOut.size > 0;
-    for (const [key, h] of health ?? tick.health) count(any ? (declaredOut.get(key) ?? h) : h);
+  const any = special.size > 0;
+  if (tick !== undefined && live === tick.health) {
+    for (const [key, h] of tick.health) count(any ? (special.get(key) ?? h) : h);
+  } else if (tick !== undefined) {
+    const read = typeof live === 'function' ? live : (key: string) => live?.get(key);
+    for (const key of tick.weights.keys()) count(special.get(key) ?? read(key));
   } else {
     for (const e of c.endpoints) count(e.health);
   }
@@ -71,9 +77,9 @@ export function clusterOverview(
   };
 }
 
-/** A cluster's endpoints declared out of rotation, by key: what no tick lifts (publishedEndpoint). */
-export function declaredOutOfRotation(c: Cluster): Map<string, string> {
+/** A cluster's endpoints declared other than HEALTHY or UNKNOWN, by key: kept as declared when published (publishedEndpoint). */
+export function declaredSpecialHealth(c: Cluster): Map<string, string> {
   const out = new Map<string, string>();
-  for (const e of c.endpoints) if (!inRotation(e.health)) out.set(endpointKey(e), e.health);
+  for (const e of c.endpoints) if (e.health !== 'HEALTHY' && e.health !== 'UNKNOWN') out.set(endpointKey(e), e.health);
   return out;
 }

@@ -397,6 +397,14 @@ describe('endpoints', () => {
     const web = (await call(app, 'GET', '/v1/weights/web')).body.endpoints as { endpoint: string; health: string; share: number }[];
     expect(web.find((e) => e.endpoint === '10.1.0.3:80')).toMatchObject({ health: 'TIMEOUT', share: 0 });
     expect(web.reduce((sum, e) => sum + e.share, 0)).toBeCloseTo(100, 1);
+    // The line adds up what the cluster's answer lists.
+    const out = (h: string): boolean => ['UNHEALTHY', 'TIMEOUT', 'DRAINING'].includes(h);
+    expect(after.body.clusters[1]).toMatchObject({
+      endpoints: web.length,
+      inRotation: web.filter((e) => !out(e.health)).length,
+      draining: web.filter((e) => e.health === 'DRAINING').length,
+      unhealthy: web.filter((e) => out(e.health) && e.health !== 'DRAINING').length,
+    });
     await call(app, 'DELETE', '/v1/clusters/web');
     adaptive.setCatalog(store.catalog());
     expect((await call(app, 'GET', '/v1/weights')).body.clusters.map((l: { cluster: string }) => l.cluster)).toEqual(['files']);

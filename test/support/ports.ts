@@ -34,8 +34,9 @@ export function drawRange(poolId = process.env.VITEST_POOL_ID): [number, number]
   const low = 9216;
   const slot = Number(poolId);
   if (!Number.isInteger(slot) || slot < 1) return [low, ephemeralStart];
+  if (slot > SLICES) throw new Error(`drawRange: vitest worker ${slot} of at most ${SLICES} (raise SLICES with maxWorkers)`);
   const width = Math.floor((ephemeralStart - low) / SLICES);
-  const start = low + ((slot - 1) % SLICES) * width;
+  const start = low + (slot - 1) * width;
   return [start, start + width];
 }
 

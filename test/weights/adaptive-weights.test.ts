@@ -29,7 +29,7 @@ describe('AdaptiveWeights', () => {
     const [mine, theirs] = [a.tick(2_000), fresh.tick(2_000)];
     expect(mine?.get('b')?.size).toBe(3);
     for (const name of ['a', 'b', 'c']) expect([...(mine?.get(name) ?? a.current().get(name) ?? [])], name).toEqual([...(theirs?.get(name) ?? [])]);
-    expect(a.publishedHealth('b', '10.98.0.3:8080')).toBe('HEALTHY');
+    expect(a.publishedHealthOf('b')('10.98.0.3:8080')).toBe('HEALTHY');
   });
 
   it('clusters created and deleted (names added and removed): only they are told to the engine, and it ends as a fresh one given the catalog', () => {
@@ -99,13 +99,13 @@ describe('AdaptiveWeights', () => {
     const a = new AdaptiveWeights(new WeightEngine());
     a.setCatalog(catalogOf('DRAINING'));
     a.tick(1_000);
-    expect(a.publishedHealth('web', '10.0.0.2:8080')).toBe('DRAINING');
-    expect(a.publishedHealth('web', '10.0.0.1:8080')).toBe('HEALTHY');
-    expect(a.publishedHealth('web', '10.0.0.9:8080')).toBeUndefined();
-    expect(a.publishedHealth('nope', '10.0.0.1:8080')).toBeUndefined();
+    expect(a.publishedHealthOf('web')('10.0.0.2:8080')).toBe('DRAINING');
+    expect(a.publishedHealthOf('web')('10.0.0.1:8080')).toBe('HEALTHY');
+    expect(a.publishedHealthOf('web')('10.0.0.9:8080')).toBeUndefined();
+    expect(a.publishedHealthOf('nope')('10.0.0.1:8080')).toBeUndefined();
     a.setCatalog(catalogOf('HEALTHY'));
     a.tick(2_000);
-    expect(a.publishedHealth('web', '10.0.0.2:8080')).toBe('HEALTHY');
+    expect(a.publishedHealthOf('web')('10.0.0.2:8080')).toBe('HEALTHY');
   });
 
   it('keeps a cluster\'s overrides while its tick output is unchanged, and rebuilds them when it moves', () => {

@@ -21,8 +21,8 @@ export interface WeightsSource {
   current(): WeightOverrides;
   /** Which signal the policy is missing for which endpoints (AdaptiveWeights.missingSignals). */
   missingSignals?(cluster: string): MissingSignals | undefined;
-  /** The health proxies are sent (an operator's DRAINING stays DRAINING), AdaptiveWeights.publishedHealth. */
-  publishedHealth?(cluster: string, key: string): string | undefined;
+  /** The health proxies are sent, read by key (an operator's DRAINING stays DRAINING), AdaptiveWeights.publishedHealthOf. */
+  publishedHealthOf?(cluster: string): (key: string) => string | undefined;
   /** Every cluster's line, by name (AdaptiveWeights.overview). */
   overview(): ClusterOverview[];
 }
@@ -215,7 +215,7 @@ function computedWeights(
       ...(staticWeight !== undefined ? { staticWeight } : {}),
       weight: weightOf(key, integer),
       ...(health !== undefined ? { health } : {}),
-      // The engine only knows in / out of rotation; proxies are sent DRAINING as declared (publishedHealth).
+      // The engine only knows in / out of rotation; proxies are sent DRAINING as declared (publishedHealthOf).
       ...(explanation ? { explanation: finite({ ...explanation, health: health ?? explanation.health }) as Static<typeof ExplanationSchema> } : {}),
     };
     return finite({ ...view, share: shareOf(view, total) }) as EndpointView;
@@ -241,7 +241,7 @@ export const weightsRoutes: FastifyPluginAsyncTypebox<WeightsRoutesOptions> = as
       }),
     },
     // The lines are counted at once (a pass over every endpoint); their owners are read and
-    // they are serialized in slices (10,000 clusters: ~1 MB).
+    // they are serialized in slices (10,000 clusters: ~2 MB).
     async (_request, reply) => sendSliced(reply, 200, WeightsOverview, { clusters: weights.overview() }, 'clusters', (line: ClusterOverview) => {
       const owner = store?.clusterOwner(line.cluster);
       return owner ? { ...line, owner } : line;
@@ -260,7 +260,8 @@ export const weightsRoutes: FastifyPluginAsyncTypebox<WeightsRoutesOptions> = as
       const { cluster } = request.params;
       const ex = weights.explain(cluster);
       const rec = store?.getCluster(cluster);
-      const healthIn = (e: Explained) => (key: string): string | undefined => weights.publishedHealth?.(cluster, key) ?? e.tick.health.get(key);
+      const published = weights.publishedHealthOf?.(cluster);
+      const healthIn = (e: Explained) => (key: string): string | undefined => published?.(key) ?? e.tick.health.get(key);
       if (ex) {
         const { head, entry } = computedWeights(cluster, ex, rec, weights.missingSignals?.(cluster), healthIn(ex));
         try {
