@@ -148,11 +148,16 @@ export interface AssignmentLayout {
 
 /**
  * The translator's rule for one endpoint: the engine's weight (else the operator's) as an integer
- * of at least 1, and probe health that never lifts an operator's DRAINING or UNHEALTHY. A
- * locality whose weights sum past Envoy's limit is scaled down afterwards (fitWeights).
+ * of at least 1, and probe health (only ever UNHEALTHY) that never lifts an operator's DRAINING,
+ * UNHEALTHY or TIMEOUT. It does take a DEGRADED endpoint out: Envoy still sends a degraded host
+ * traffic when too few are healthy, and a failing one must not get it. A locality whose weights
+ * sum past Envoy's limit is scaled down afterwards (fitWeights).
  */
+/** A declared health the probes may override: not one an operator set to take the endpoint out. */
+export const probesDecide = (health: string): boolean => health === 'HEALTHY' || health === 'UNKNOWN' || health === 'DEGRADED';
+
 export function publishedEndpoint(e: Endpoint, o: EndpointOverride | undefined): { endpoint: Endpoint; weight: number } {
-  const endpoint = o?.health && (e.health === 'HEALTHY' || e.health === 'UNKNOWN') ? { ...e, health: o.health } : e;
+  const endpoint = o?.health && probesDecide(e.health) ? { ...e, health: o.health } : e;
   return { endpoint, weight: Math.max(1, Math.round(o?.weight ?? e.weight)) };
 }
 

@@ -142,6 +142,20 @@ describe('translator', () => {
     expect((ws[0] ?? 0) / (ws[1] ?? 1)).toBeCloseTo(2, 5);
   });
 
+  it('probe health takes a DEGRADED endpoint out, and never lifts an operator\'s DRAINING, UNHEALTHY or TIMEOUT', () => {
+    const states = ['HEALTHY', 'UNKNOWN', 'DEGRADED', 'DRAINING', 'UNHEALTHY', 'TIMEOUT'] as const;
+    const probed: Catalog = {
+      ...catalog,
+      clusters: [{ name: 'p', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: states.map((health, i) => endpoint(i + 1, { health })) }],
+      listeners: [], nodeGroups: [],
+    };
+    const failing = new Map([['p', new Map(states.map((_, i) => [`10.0.0.1:${i + 1}`, { health: 'UNHEALTHY' as const }]))]]);
+    const cla = decode(translate(probed, failing).get(DEFAULT_GROUP), TYPE.endpoint, 'p') as { endpoints: { lb_endpoints: { health_status?: string }[] }[] };
+    expect(cla.endpoints[0]?.lb_endpoints.map((e) => e.health_status)).toEqual(['UNHEALTHY', 'UNHEALTHY', 'UNHEALTHY', 'DRAINING', 'UNHEALTHY', 'TIMEOUT']);
+    const passing = decode(translate(probed).get(DEFAULT_GROUP), TYPE.endpoint, 'p') as { endpoints: { lb_endpoints: { health_status?: string }[] }[] };
+    expect(passing.endpoints[0]?.lb_endpoints.map((e) => e.health_status)).toEqual(['HEALTHY', 'UNKNOWN', 'DEGRADED', 'DRAINING', 'UNHEALTHY', 'TIMEOUT']);
+  });
+
   describe('ring hash across localities: endpoint weights rescaled to one sum per locality', () => {
     type Cla = { endpoints: { priority?: number; load_balancing_weight: { value: number }; lb_endpoints: { load_balancing_weight: { value: number } }[] }[] };
     const zone = (z: string) => ({ locality: { region: 'r', zone: z, subZone: '' } });

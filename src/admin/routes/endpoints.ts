@@ -10,6 +10,7 @@ import { apiWriteOptions, notFound, requireCluster, requireClusterOwner, type Ad
 import type { WeightsSource } from './weights.js';
 import { endpointBulkRoute } from './endpoint-bulk.js';
 import { endpointKey, endpointName as catalogEndpointName } from '../../catalog/endpoint-key.js';
+import { probesDecide } from '../../xds/translate-clusters.js';
 
 /**
  * /v1/clusters/{name}/endpoints: a cluster's endpoints with the weight and health proxies are
@@ -79,7 +80,8 @@ function endpointAccess({ store, actorOf, weights }: EndpointRoutesOptions) {
     const o = weights?.current().get(e.cluster)?.get(endpointKey(e));
     const base = { ...endpointEntry(e), revision: e.revision, updatedAt: e.updatedAt };
     if (e.state === 'disabled') return base;
-    return { ...base, effectiveWeight: o?.weight ?? e.weight, publishedHealth: e.state === 'draining' ? 'DRAINING' : (o?.health ?? e.health) };
+    // The translator's rule (publishedEndpoint): a probe's UNHEALTHY never replaces an operator's TIMEOUT, say.
+    return { ...base, effectiveWeight: o?.weight ?? e.weight, publishedHealth: e.state === 'draining' ? 'DRAINING' : o?.health && probesDecide(e.health) ? o.health : e.health };
   };
   return { store, actorOf, getOr404, status };
 }
