@@ -193,16 +193,17 @@ export const DASHBOARD_JS = String.raw`'use strict';
     var t = token();
     if (t) headers.authorization = 'Bearer ' + t;
     // A request that hangs (a stalled server, a lost connection) must not stall every poll after it.
+    // The timer covers the body too: a big answer can stall while it is read.
     var abort = new AbortController();
-    var timer = setTimeout(function () { abort.abort(); }, REQUEST_TIMEOUT_MS);
-    return fetch(path, { headers: headers, cache: 'no-store', signal: abort.signal }).finally(function () { clearTimeout(timer); }).then(function (res) {
+    var timer = setTimeout(function () { abort.abort(new Error(path + ': no answer within ' + (REQUEST_TIMEOUT_MS / 1000) + ' s')); }, REQUEST_TIMEOUT_MS);
+    return fetch(path, { headers: headers, cache: 'no-store', signal: abort.signal }).then(function (res) {
       return res.text().then(function (text) {
         var body = null;
         try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
         if (!res.ok) throw new HttpError(res.status, (body && body.message) || res.statusText || ('HTTP ' + res.status));
         return body;
       });
-    });
+    }).finally(function () { clearTimeout(timer); });
   }
 
   // ── status line ──────────────────────────────────────────────────────────────────────────
@@ -585,14 +586,19 @@ export const DASHBOARD_JS = String.raw`'use strict';
       var polled = liveCards();
       live = polled.length;
       var work = polled.map(pollCluster);
-      // Not on the list's polls (0 mod LIST_EVERY): two big reads never share a poll.
+      // Past 500 clusters the list is read on polls 0 mod LIST_EVERY: the proxies on 2 mod LIST_EVERY.
       if (proxyCount <= MANY_PROXIES || polls % LIST_EVERY === 2) work.push(getJson('v1/proxies').then(renderProxies));
-      return Promise.all(work);
+      // Every request settles (answers or times out) before the next poll: polls never overlap.
+      return Promise.allSettled(work).then(function (outcomes) {
+        var failed = outcomes.filter(function (o) { return o.status === 'rejected'; })[0];
+        if (failed) throw failed.reason;
+      });
     }).then(function () {
       forgetFarCards();
       polls++;
       showStatus(listError);
     }, function (err) {
+      forgetFarCards();
       polls++;
       showStatus(err);
     }).then(function () {

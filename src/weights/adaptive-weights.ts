@@ -6,7 +6,7 @@ import { changedClusters } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
-import { clusterOverview, declaredSpecialHealth, type ClusterOverview } from './cluster-overview.js';
+import { clusterOverview, declaredSpecialHealth, publishedOf, type ClusterOverview } from './cluster-overview.js';
 import { missingSignals, type MissingSignals } from './missing-signals.js';
 import { buildOverrides } from './tick-overrides.js';
 
@@ -279,25 +279,30 @@ export class AdaptiveWeights {
 
   /**
    * The health proxies are sent for a cluster's endpoints, as a reader by key (made once per
-   * answer): a declared health other than HEALTHY or UNKNOWN as declared (the translator never
-   * lifts an operator's DRAINING, UNHEALTHY or TIMEOUT, nor changes a DEGRADED, publishedEndpoint);
-   * else, for a cluster another replica owns, its owner's (what this replica publishes for it),
-   * otherwise this engine's; else as declared. Undefined for an unknown endpoint.
+   * answer): the live health (for a cluster another replica owns, its owner's: what this replica
+   * publishes for it; otherwise this engine's) over the declared one as publishedEndpoint applies
+   * it (publishedOf: an operator's DRAINING, UNHEALTHY or TIMEOUT is never lifted; a DEGRADED one
+   * the probes fail is UNHEALTHY); else as declared. Undefined for an unknown endpoint.
    */
   publishedHealthOf(cluster: string): (key: string) => string | undefined {
     const c = this.clusters.get(cluster);
-    const live = this.liveHealthOf(cluster);
+    const source = this.liveHealthOf(cluster);
+    const live = typeof source === 'function' ? source : (key: string) => source?.get(key);
     if (c === undefined) return live;
     const special = this.declaredSpecial(c);
-    return (key) => special.get(key) ?? live(key) ?? this.declaredHealth(c).get(key);
+    return (key) => publishedOf(special.get(key), live(key)) ?? this.declaredHealth(c).get(key);
   }
 
-  /** Of publishedHealthOf: the owner's or the engine's health only (undefined = as declared). */
-  private liveHealthOf(cluster: string): (key: string) => string | undefined {
-    const remote = this.ownerOverrides(cluster);
-    if (remote !== undefined) return (key) => remote.get(key)?.health;
-    const engine = this.last.get(cluster)?.health;
-    return (key) => engine?.get(key);
+  /**
+   * Of publishedHealthOf: the live health only (undefined = as declared), from where finishTick
+   * takes what is published: for a cluster owned here this engine's last tick; for one another
+   * replica owns, its owner's overrides (a static cluster's carry health only), else what was
+   * published before.
+   */
+  private liveHealthOf(cluster: string): ReadonlyMap<string, string> | ((key: string) => string | undefined) | undefined {
+    if (this.owns(cluster)) return this.last.get(cluster)?.health;
+    const published = this.remote.get(cluster) ?? this.overrides.get(cluster);
+    return (key) => published?.get(key)?.health;
   }
 
   /** For a cluster another replica owns and has published weights for: those overrides (explain shows them). */
@@ -350,9 +355,7 @@ export class AdaptiveWeights {
     const names = [...this.clusters.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     return names.map((name) => {
       const c = this.clusters.get(name) as Cluster;
-      const remote = this.ownerOverrides(name);
-      const live = remote !== undefined ? (key: string) => remote.get(key)?.health : this.last.get(name)?.health;
-      return clusterOverview(c, this.explain(name)?.tick, this.declaredSpecial(c), live, this.missingSignals(name)?.endpoints.length ?? 0);
+      return clusterOverview(c, this.explain(name)?.tick, this.declaredSpecial(c), this.liveHealthOf(name), this.missingSignals(name)?.endpoints.length ?? 0);
     });
   }
 

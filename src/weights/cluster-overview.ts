@@ -32,11 +32,11 @@ export function inRotation(health: string | undefined): boolean {
 }
 
 /**
- * A cluster's line, counted by the health proxies are sent (AdaptiveWeights.publishedHealthOf): a
- * health declared other than HEALTHY or UNKNOWN (`special`) as declared, else `live`'s (the
+ * A cluster's line, counted by the health proxies are sent (AdaptiveWeights.publishedHealthOf):
+ * publishedOf a health declared other than HEALTHY or UNKNOWN (`special`) and `live`'s (the
  * engine's health map, or the owner replica's by key; undefined counts as in rotation). Over the
  * endpoints of its last tick, the set /v1/weights/{cluster} lists; before the first, the catalog's
- * by their declared health. When `live` is the tick's own health map it is walked, not searched:
+ * (by their declared health, or the live health when it is read by key). When `live` is the tick's own health map it is walked, not searched:
  * 100,000 endpoints count in a few milliseconds.
  */
 export function clusterOverview(
@@ -56,10 +56,13 @@ export function clusterOverview(
   };
   const any = special.size > 0;
   if (tick !== undefined && live === tick.health) {
-    for (const [key, h] of tick.health) count(any ? (special.get(key) ?? h) : h);
+    for (const [key, h] of tick.health) count(any ? publishedOf(special.get(key), h) : h);
   } else if (tick !== undefined) {
     const read = typeof live === 'function' ? live : (key: string) => live?.get(key);
-    for (const key of tick.weights.keys()) count(special.get(key) ?? read(key));
+    for (const key of tick.weights.keys()) count(publishedOf(special.get(key), read(key)));
+  } else if (typeof live === 'function') {
+    // Not ticked here, published from elsewhere (another replica owns it).
+    for (const e of c.endpoints) count(publishedOf(special.get(endpointKey(e)), live(endpointKey(e))) ?? e.health);
   } else {
     for (const e of c.endpoints) count(e.health);
   }
@@ -77,7 +80,19 @@ export function clusterOverview(
   };
 }
 
-/** A cluster's endpoints declared other than HEALTHY or UNKNOWN, by key: kept as declared when published (publishedEndpoint). */
+/**
+ * The health published for an endpoint declared `special` (other than HEALTHY or UNKNOWN; undefined
+ * if not) whose live health (engine or owner) is `live`: an operator's DRAINING, UNHEALTHY or
+ * TIMEOUT as declared; a DEGRADED one UNHEALTHY when the probes say so, else DEGRADED
+ * (publishedEndpoint); the others the live one.
+ */
+export function publishedOf(special: string | undefined, live: string | undefined): string | undefined {
+  if (special === undefined) return live;
+  if (special === 'DEGRADED') return live === 'UNHEALTHY' ? live : special;
+  return special;
+}
+
+/** A cluster's endpoints declared other than HEALTHY or UNKNOWN, by key (publishedOf's `special`). */
 export function declaredSpecialHealth(c: Cluster): Map<string, string> {
   const out = new Map<string, string>();
   for (const e of c.endpoints) if (e.health !== 'HEALTHY' && e.health !== 'UNKNOWN') out.set(endpointKey(e), e.health);

@@ -20,6 +20,7 @@ import { ADS, CDS, XdsClient } from '../support/xds-client.js';
 const CLUSTERS = Array.from({ length: 60 }, (_, i) => `c-${String(i).padStart(3, '0')}`);
 /** The dashboard's bounds (src/admin/dashboard-page.ts): clusters polled at once, proxy rows, streams polled every poll. */
 const MAX_LIVE = 12;
+const KEEP_VIEWS = 24;
 const PROXY_ROWS = 200;
 const MANY_PROXIES = 500;
 
@@ -132,6 +133,45 @@ describeChromium('dashboard with many clusters in a real Chromium', () => {
     await page.fill('#filter', '');
     await waitFor(async () => (await page.locator('section[data-cluster]:visible').count()) === CLUSTERS.length, { what: 'every cluster shown again', timeoutMs: scaled(5_000) });
     expect(pageErrors).toEqual([]);
+  });
+
+  it('scrolled through every card, at most 24 keep their charts off screen', async () => {
+    await page.evaluate('window.scrollTo(0, 0)');
+    await afterPolls(1);
+    const charted = (): Promise<number> => page.evaluate(`document.querySelectorAll('section[data-cluster] canvas').length / 3`);
+    let most = 0;
+    for (let step = 0; step < 40; step++) {
+      const atEnd = await page.evaluate(`window.scrollY + innerHeight >= document.body.scrollHeight - 2`);
+      if (atEnd) break;
+      await page.evaluate('window.scrollBy(0, 1800)');
+      await afterPolls(1);
+      most = Math.max(most, await charted());
+    }
+    // Every card passed the screen (more than the cap were charted on the way); never more than the cap kept at once.
+    expect(await page.locator(`${section('c-059')} canvas`).count()).toBeGreaterThan(0);
+    expect(most).toBeGreaterThan(0);
+    expect(await charted()).toBeLessThanOrEqual(KEEP_VIEWS);
+    expect(await page.locator(`${section('c-000')} canvas`).count()).toBe(0);
+  });
+
+  it('a failing list read is shown until one succeeds, and the cards on screen are still polled meanwhile', async () => {
+    // The browser's network answers the list with a 503, as a failing server would.
+    const theList = (url: URL): boolean => url.pathname === '/v1/weights';
+    await page.route(theList, (route) => route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ message: 'store unavailable' }) }));
+    try {
+      await waitFor(async () => /update failed: store unavailable/.test((await page.textContent('#status')) ?? ''), { what: 'the list error shown', timeoutMs: scaled(10_000), intervalMs: 100 });
+      requested = [];
+      await afterPolls(3);
+      expect(await page.textContent('#status')).toMatch(/update failed: store unavailable/);
+      expect(polledClusters().size).toBeGreaterThan(0);
+    } finally {
+      await page.unroute(theList);
+    }
+    await waitFor(async () => /^live · updated/.test((await page.textContent('#status')) ?? ''), { what: 'live again', timeoutMs: scaled(10_000), intervalMs: 100 });
+    // Chromium logs each refused request to the console: those are the ones this test made.
+    const refused = pageErrors.filter((e) => /status of 503/.test(e));
+    expect(refused.length).toBeGreaterThan(0);
+    pageErrors.splice(0, pageErrors.length, ...pageErrors.filter((e) => !/status of 503/.test(e)));
   });
 
   it('past 500 streams the proxy table shows 200, NACKED first, and is re-read every 5 polls', async () => {

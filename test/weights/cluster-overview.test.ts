@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterTick, PublishedHealth } from '../../src/balancing/engine/types.js';
+import type { Catalog } from '../../src/catalog/types.js';
 import { parseConfig } from '../../src/sources/config-file.js';
 import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
+import { publishedEndpoint } from '../../src/xds/translate-clusters.js';
 import { clusterOverview, declaredSpecialHealth, inRotation } from '../../src/weights/cluster-overview.js';
 
 const cluster = parseConfig(
@@ -30,10 +32,13 @@ describe('clusterOverview', () => {
   });
 
   it('before the first tick counts the catalog\'s endpoints by their declared health', () => {
-    expect(clusterOverview(cluster, undefined, new Map(), () => 'UNHEALTHY', 2)).toEqual({
+    expect(clusterOverview(cluster, undefined, declaredSpecialHealth(cluster), undefined, 2)).toEqual({
       cluster: 'web', lbPolicy: 'RING_HASH', policy: 'ewma',
       endpoints: 5, inRotation: 2, unhealthy: 2, draining: 1, computed: false, failStatic: false, missingSignals: 2,
     });
+    // Published from elsewhere (another replica owns it, this one never ticked it): the live health by key over the declared.
+    const live = (key: string): string | undefined => (key === '10.0.0.5:80' || key === '10.0.0.4:80' ? 'UNHEALTHY' : undefined);
+    expect(clusterOverview(cluster, undefined, declaredSpecialHealth(cluster), live, 0)).toMatchObject({ endpoints: 5, inRotation: 0, unhealthy: 4, draining: 1 });
     expect([...declaredSpecialHealth(cluster)]).toEqual([['10.0.0.1:80', 'TIMEOUT'], ['10.0.0.2:80', 'DRAINING'], ['10.0.0.3:80', 'UNHEALTHY'], ['10.0.0.4:80', 'DEGRADED']]);
   });
 
@@ -48,13 +53,23 @@ describe('clusterOverview', () => {
   });
 });
 
-/** Counts of /v1/weights/{cluster}'s entries (explain's endpoints with publishedHealthOf), as an operator would add them up. */
-function countsOf(a: AdaptiveWeights, name: string): { endpoints: number; inRotation: number; unhealthy: number; draining: number } {
-  const keys = [...(a.explain(name)?.tick.weights.keys() ?? [])];
+/** Adds up healths the way an operator would: endpoints, in rotation, unhealthy, draining. */
+function tally(healths: readonly (string | undefined)[]): { endpoints: number; inRotation: number; unhealthy: number; draining: number } {
+  const draining = healths.filter((h) => h === 'DRAINING').length;
+  const unhealthy = healths.filter((h) => h !== 'DRAINING' && !inRotation(h)).length;
+  return { endpoints: healths.length, inRotation: healths.length - unhealthy - draining, unhealthy, draining };
+}
+
+/** Counts of /v1/weights/{cluster}'s entries (explain's endpoints, each read with publishedHealthOf). */
+function countsOf(a: AdaptiveWeights, name: string): ReturnType<typeof tally> {
   const health = a.publishedHealthOf(name);
-  const draining = keys.filter((k) => health(k) === 'DRAINING').length;
-  const unhealthy = keys.filter((k) => health(k) !== 'DRAINING' && !inRotation(health(k))).length;
-  return { endpoints: keys.length, inRotation: keys.length - unhealthy - draining, unhealthy, draining };
+  return tally([...(a.explain(name)?.tick.weights.keys() ?? [])].map(health));
+}
+
+/** Counts of what the translator publishes for the catalog's endpoints (publishedEndpoint over current()). */
+function publishedCounts(a: AdaptiveWeights, catalog: Catalog, name: string): ReturnType<typeof tally> {
+  const c = catalog.clusters.find((x) => x.name === name)!;
+  return tally(c.endpoints.map((e) => publishedEndpoint(e, a.current().get(name)?.get(`${e.address}:${e.port}`)).endpoint.health));
 }
 
 describe('AdaptiveWeights.overview', () => {
@@ -71,15 +86,20 @@ describe('AdaptiveWeights.overview', () => {
     'overview.json',
   ).catalog;
 
-  it('a DEGRADED endpoint the probes fail is published DEGRADED, in rotation: counted so, as /v1/weights/{cluster} shows it', () => {
+  it('a DEGRADED endpoint is published DEGRADED (in rotation) while its probes pass, UNHEALTHY once they fail, and counted so, as /v1/weights/{cluster} shows it', () => {
     const a = new AdaptiveWeights();
     a.setCatalog(catalog);
+    a.tick(500);
+    expect(a.publishedHealthOf('web')('10.0.0.1:80')).toBe('DEGRADED');
+    expect(a.overview()[0]).toMatchObject({ ...countsOf(a, 'web'), endpoints: 4, inRotation: 3, unhealthy: 0, draining: 1 });
     for (let t = 1; t <= 3; t++) a.observeProbe('web', '10.0.0.1:80', { at: t * 1_000, ok: false });
     a.tick(4_000);
-    expect(a.publishedHealthOf('web')('10.0.0.1:80')).toBe('DEGRADED');
-    const [line] = a.overview();
-    expect(line).toMatchObject(countsOf(a, 'web'));
-    expect(line).toMatchObject({ endpoints: 4, inRotation: 3, unhealthy: 0, draining: 1 });
+    expect(a.explain('web')?.tick.health.get('10.0.0.1:80')).toBe('UNHEALTHY'); // the probes did fail it
+    expect(a.publishedHealthOf('web')('10.0.0.1:80')).toBe('UNHEALTHY');
+    // What the translator publishes for it: the same.
+    const declared = catalog.clusters[0]!.endpoints[0]!;
+    expect(publishedEndpoint(declared, a.current().get('web')?.get('10.0.0.1:80')).endpoint.health).toBe('UNHEALTHY');
+    expect(a.overview()[0]).toMatchObject({ ...countsOf(a, 'web'), ...publishedCounts(a, catalog, 'web'), endpoints: 4, inRotation: 2, unhealthy: 1, draining: 1 });
   });
 
   it('a cluster another replica owns: counted with its owner\'s health, fresh or after this replica ticked it, as /v1/weights/{cluster} shows it', () => {
@@ -97,10 +117,28 @@ describe('AdaptiveWeights.overview', () => {
     a.tick(2_000);
     expect(a.publishedHealthOf('web')('10.0.0.2:80')).toBe('UNHEALTHY');
     const [line] = a.overview();
-    expect(line).toMatchObject(countsOf(a, 'web'));
+    expect(line).toMatchObject({ ...countsOf(a, 'web'), ...publishedCounts(a, catalog, 'web') });
     expect(line).toMatchObject({ endpoints: 4, inRotation: 2, unhealthy: 1, draining: 1, computed: true });
-    // The owner's lifting its UNHEALTHY is counted at once.
+    // The owner lifts its UNHEALTHY: published at this replica's next tick, counted so.
     a.setRemote('web', new Map([...owners, ['10.0.0.2:80', { weight: 2 }]]));
-    expect(a.overview()[0]).toMatchObject({ inRotation: 3, unhealthy: 0 });
+    a.tick(3_000);
+    expect(a.overview()[0]).toMatchObject({ ...publishedCounts(a, catalog, 'web'), inRotation: 3, unhealthy: 0 });
+  });
+
+  it('a static cluster another replica owns (its owner publishes health only): counted as published, not from this replica\'s stale tick', () => {
+    const statics = parseConfig(
+      JSON.stringify({ clusters: [{ name: 'files', endpoints: [1, 2, 3].map((i) => ({ address: `10.1.0.${i}`, port: 80 })) }] }),
+      'statics.json',
+    ).catalog;
+    for (const tickedHere of [false, true]) {
+      const a = new AdaptiveWeights();
+      a.setCatalog(statics);
+      if (tickedHere) a.tick(1_000); // owned here first: every endpoint HEALTHY in this replica's tick
+      a.setOwnership(() => false);
+      a.setRemote('files', new Map([['10.1.0.2:80', { health: 'UNHEALTHY' as const }]]));
+      a.tick(2_000);
+      expect(a.publishedHealthOf('files')('10.1.0.2:80'), `ticked here: ${tickedHere}`).toBe('UNHEALTHY');
+      expect(a.overview()[0], `ticked here: ${tickedHere}`).toMatchObject({ ...publishedCounts(a, statics, 'files'), endpoints: 3, inRotation: 2, unhealthy: 1 });
+    }
   });
 });
