@@ -29,7 +29,7 @@ interface Rig {
 let rig: Rig | undefined;
 let envoyForLogs: EnvoyHandle | undefined;
 
-async function setUp(opts: { orca: boolean; cluster?: Record<string, unknown>; engine?: Record<string, unknown> }): Promise<Rig> {
+async function setUp(opts: { orca: boolean; cluster?: Record<string, unknown>; engine?: Record<string, unknown>; health?: string }): Promise<Rig> {
   const started = await startRig({
     name: 'adaptive',
     backends: async () => {
@@ -44,7 +44,7 @@ async function setUp(opts: { orca: boolean; cluster?: Record<string, unknown>; e
           name: 'web',
           weighting: { policy: 'pid', setpoint: 'mean', metric: 'cpu' },
           safety: { staleAfterMs: 3000, decayAfterMs: 6000, decayHalfLifeMs: 1500 },
-          endpoints: backends.list.map((b) => ({ address: '127.0.0.1', port: b.port, weight: 1 })),
+          endpoints: backends.list.map((b) => ({ address: '127.0.0.1', port: b.port, weight: 1, ...(opts.health ? { health: opts.health } : {}) })),
           ...opts.cluster,
         },
       ],
@@ -205,5 +205,27 @@ describeEnvoy('adaptive weights with a real Envoy', () => {
     expect(Date.now() - revivedAt).toBeGreaterThanOrEqual(400);
     const record = r.fulcrum.adaptive.explain('web')?.explanations.get(small.key);
     expect(record?.health).toBe('HEALTHY');
+  }, scaled(90_000));
+
+  it('an endpoint declared DEGRADED whose backend dies is taken out by probes: Envoy marks it failed, it gets no traffic', async () => {
+    // Every host degraded: Envoy sends them all traffic (no healthy host to prefer), so a dead one
+    // left DEGRADED would keep getting its share.
+    const r = await setUp({ orca: true, health: 'DEGRADED', cluster: { probe: { kind: 'tcp', intervalMs: 200, timeoutMs: 200 } }, engine: { health: { failureThreshold: 3 } } });
+    const [small, big] = r.backends.list;
+    if (!small || !big) throw new Error('no backends');
+    const host = async (key: string) => ((await r.envoy.clusterStatuses()).web?.hosts ?? []).find((h) => h.address === key);
+    await waitFor(async () => (await host(small.key))?.health_flags.includes('degraded_eds_health'), { what: 'both hosts DEGRADED in Envoy', timeoutMs: 15_000, intervalMs: 100 });
+    await r.backends.kill(0);
+    await waitFor(async () => (await host(small.key))?.health_flags.includes('failed_eds_health'), {
+      what: 'the dead DEGRADED backend sent UNHEALTHY',
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    });
+    expect((await host(big.key))?.health_flags).toContain('degraded_eds_health');
+    r.errors = 0;
+    await bigShare(r, 1_000);
+    expect(r.errors).toBe(0);
+    expect(r.seen[0]).toBe(0);
+    expect(r.seen[1]).toBeGreaterThan(0);
   }, scaled(90_000));
 });
