@@ -2,6 +2,7 @@ import { isOperatorDisabled } from '../balancing/engine/stages.js';
 import type { ClusterTick, OperatorHealth } from '../balancing/engine/types.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Cluster } from '../catalog/types.js';
+import { probesDecide } from '../catalog/weight-overrides.js';
 
 /**
  * One line per cluster (GET /v1/weights, the dashboard's cluster list): what an operator scans a
@@ -36,8 +37,8 @@ export function inRotation(health: string | undefined): boolean {
  * publishedOf a health declared other than HEALTHY or UNKNOWN (`special`) and `live`'s (the
  * engine's health map, or the owner replica's by key; undefined counts as in rotation). Over the
  * endpoints of its last tick, the set /v1/weights/{cluster} lists; before the first, the catalog's
- * (by their declared health, or the live health when it is read by key). When `live` is the tick's own health map it is walked, not searched:
- * 100,000 endpoints count in a few milliseconds.
+ * (by their declared health, or the live health when it is read by key). When `live` is the
+ * tick's own health map it is walked, not searched: 100,000 endpoints count in a few milliseconds.
  */
 export function clusterOverview(
   c: Cluster,
@@ -62,7 +63,10 @@ export function clusterOverview(
     for (const key of tick.weights.keys()) count(publishedOf(special.get(key), read(key)));
   } else if (typeof live === 'function') {
     // Not ticked here, published from elsewhere (another replica owns it).
-    for (const e of c.endpoints) count(publishedOf(special.get(endpointKey(e)), live(endpointKey(e))) ?? e.health);
+    for (const e of c.endpoints) {
+      const key = endpointKey(e);
+      count(publishedOf(special.get(key), live(key)) ?? e.health);
+    }
   } else {
     for (const e of c.endpoints) count(e.health);
   }
@@ -82,14 +86,12 @@ export function clusterOverview(
 
 /**
  * The health published for an endpoint declared `special` (other than HEALTHY or UNKNOWN; undefined
- * if not) whose live health (engine or owner) is `live`: an operator's DRAINING, UNHEALTHY or
- * TIMEOUT as declared; a DEGRADED one UNHEALTHY when the probes say so, else DEGRADED
- * (publishedEndpoint); the others the live one.
+ * if not) whose live health (the engine's or the owner's) is `live`: the live one over what probes
+ * decide (probesDecide: a DEGRADED one the probes fail is UNHEALTHY), else as declared.
  */
 export function publishedOf(special: string | undefined, live: string | undefined): string | undefined {
   if (special === undefined) return live;
-  if (special === 'DEGRADED') return live === 'UNHEALTHY' ? live : special;
-  return special;
+  return live === 'UNHEALTHY' && probesDecide(special) ? live : special;
 }
 
 /** A cluster's endpoints declared other than HEALTHY or UNKNOWN, by key (publishedOf's `special`). */

@@ -1,7 +1,7 @@
 import { MAX_LOCALITY_WEIGHT_SUM } from '../balancing/integer-weights.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Cluster, Endpoint } from '../catalog/types.js';
-import type { EndpointOverride } from '../catalog/weight-overrides.js';
+import { probesDecide, type EndpointOverride } from '../catalog/weight-overrides.js';
 import { anyOf } from './envoy-api.js';
 import { duration } from './proto-values.js';
 import { localityGroupKey, rescalesLocalities, rescaleToCommonSum } from './ring-hash-localities.js';
@@ -153,9 +153,6 @@ export interface AssignmentLayout {
  * traffic when too few are healthy, and a failing one must not get it. A locality whose weights
  * sum past Envoy's limit is scaled down afterwards (fitWeights).
  */
-/** A declared health the probes may override: not one an operator set to take the endpoint out. */
-export const probesDecide = (health: string): boolean => health === 'HEALTHY' || health === 'UNKNOWN' || health === 'DEGRADED';
-
 export function publishedEndpoint(e: Endpoint, o: EndpointOverride | undefined): { endpoint: Endpoint; weight: number } {
   const endpoint = o?.health && probesDecide(e.health) ? { ...e, health: o.health } : e;
   return { endpoint, weight: Math.max(1, Math.round(o?.weight ?? e.weight)) };

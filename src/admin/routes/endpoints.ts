@@ -10,7 +10,7 @@ import { apiWriteOptions, notFound, requireCluster, requireClusterOwner, type Ad
 import type { WeightsSource } from './weights.js';
 import { endpointBulkRoute } from './endpoint-bulk.js';
 import { endpointKey, endpointName as catalogEndpointName } from '../../catalog/endpoint-key.js';
-import { probesDecide } from '../../xds/translate-clusters.js';
+import { probesDecide } from '../../catalog/weight-overrides.js';
 
 /**
  * /v1/clusters/{name}/endpoints: a cluster's endpoints with the weight and health proxies are
