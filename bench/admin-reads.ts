@@ -17,7 +17,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { helpIfAsked } from './help.js';
+import { helpIfAsked, intOption } from './help.js';
 import { blockConfig, median, probeHealthz, startBuild } from './served-build.js';
 
 helpIfAsked(import.meta.url);
@@ -31,11 +31,7 @@ const { values } = parseArgs({
     base: { type: 'string' },
   },
 });
-const n = (name: 'clusters' | 'endpoints' | 'big' | 'reads'): number => {
-  const v = Number(values[name]);
-  if (!(Number.isInteger(v) && v > 0)) throw new RangeError(`--${name} must be an integer > 0`);
-  return v;
-};
+const n = (name: 'clusters' | 'endpoints' | 'big' | 'reads'): number => intOption(name, values[name]);
 const [CLUSTERS, ENDPOINTS, BIG, READS] = [n('clusters'), n('endpoints'), n('big'), n('reads')];
 
 function bigCluster(): string {

@@ -19,7 +19,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { helpIfAsked } from './help.js';
+import { helpIfAsked, intOption } from './help.js';
 import { blockConfig, median, probeHealthz, rssMiB, startBuild, until } from './served-build.js';
 
 helpIfAsked(import.meta.url);
@@ -31,12 +31,9 @@ const { values } = parseArgs({
     base: { type: 'string' },
   },
 });
-const CLUSTERS = Number(values.clusters);
-const ENDPOINTS = Number(values.endpoints);
-const EDITS = Number(values.edits);
-for (const [name, n] of [['clusters', CLUSTERS], ['endpoints', ENDPOINTS], ['edits', EDITS]] as const) {
-  if (!(Number.isInteger(n) && n > 0)) throw new RangeError(`--${name} must be an integer > 0`);
-}
+const CLUSTERS = intOption('clusters', values.clusters);
+const ENDPOINTS = intOption('endpoints', values.endpoints);
+const EDITS = intOption('edits', values.edits);
 
 async function reloads(admin: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();

@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import type { BrowserContext } from 'playwright-core';
 import { launchChromium } from '../test/support/chromium.js';
 import { ADS, CDS, XdsClient } from '../test/support/xds-client.js';
-import { helpIfAsked } from './help.js';
+import { helpIfAsked, intOption } from './help.js';
 import { blockConfig, probeHealthzOffThread, startBuild } from './served-build.js';
 
 helpIfAsked(import.meta.url);
@@ -38,12 +38,8 @@ const { values } = parseArgs({
     base: { type: 'string' },
   },
 });
-const n = (name: 'clusters' | 'endpoints' | 'proxies' | 'seconds' | 'settle'): number => {
-  const v = Number(values[name]);
-  if (!(Number.isInteger(v) && (v > 0 || (name === 'proxies' && v === 0)))) throw new RangeError(`--${name} must be an integer > 0`);
-  return v;
-};
-const [CLUSTERS, ENDPOINTS, PROXIES, SECONDS, SETTLE] = [n('clusters'), n('endpoints'), n('proxies'), n('seconds'), n('settle')];
+const n = (name: 'clusters' | 'endpoints' | 'seconds' | 'settle'): number => intOption(name, values[name]);
+const [CLUSTERS, ENDPOINTS, PROXIES, SECONDS, SETTLE] = [n('clusters'), n('endpoints'), intOption('proxies', values.proxies, 0), n('seconds'), n('settle')];
 const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 /** utime + stime of one process, seconds (0 once it is gone). */

@@ -21,3 +21,10 @@ export function usageOf(source: string): string {
     .join('\n')
     .trim();
 }
+
+/** An integer command-line option of at least `min` (a bench's --clusters, --reads, ...), or a RangeError naming it. */
+export function intOption(name: string, value: string | undefined, min = 1): number {
+  const n = Number(value);
+  if (!(Number.isInteger(n) && n >= min)) throw new RangeError(`--${name} must be an integer >= ${min}, got ${String(value)}`);
+  return n;
+}

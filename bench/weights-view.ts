@@ -22,6 +22,7 @@ import { openStore } from '../src/catalog/store/store.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { intOption } from './help.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -36,11 +37,7 @@ if (args.help) {
   process.stdout.write('usage: npx tsx bench/weights-view.ts [--endpoints 10000] [--requests 5] [--loop-endpoints 100000] [--clusters 1000]\n');
   process.exit(0);
 }
-const int = (name: string, v: string | undefined): number => {
-  const n = Number(v);
-  if (!(Number.isInteger(n) && n > 0)) throw new RangeError(`--${name} must be an integer > 0, got ${String(v)}`);
-  return n;
-};
+const int = (name: string, v: string | undefined): number => intOption(name, v);
 
 function endpointAt(c: number, e: number): Endpoint {
   return { address: `10.${(c >> 8) & 255}.${c & 255}.${e % 250}`, port: 8000 + Math.floor(e / 250), weight: 1 + (e % 3), priority: 0, health: 'HEALTHY', locality: { region: 'eu', zone: `z${e % 3}`, subZone: '' } };

@@ -493,11 +493,9 @@ export const DASHBOARD_JS = String.raw`'use strict';
     $('cluster-count').textContent = filterText === '' ? cards.size + ' cluster(s)' : shown + ' of ' + cards.size + ' cluster(s) match';
   }
 
+  /** Within NEAR_SCREEN of the screen, as the observer reports it. */
   function isNear(section) {
-    if (section.hidden) return false;
-    var r = section.getBoundingClientRect();
-    var margin = parseInt(NEAR_SCREEN, 10);
-    return r.bottom > -margin && r.top < window.innerHeight + margin;
+    return !section.hidden && offScreen(section) < parseInt(NEAR_SCREEN, 10);
   }
 
   /** How far a section is from the screen, px (0 when on it). */

@@ -6,7 +6,7 @@ import { changedClusters } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
-import { clusterOverview, declaredSpecialHealth, publishedOf, type ClusterOverview } from './cluster-overview.js';
+import { clusterOverview, declaredSpecialHealth, publishedOf, readerOf, type ClusterOverview, type LiveHealth } from './cluster-overview.js';
 import { missingSignals, type MissingSignals } from './missing-signals.js';
 import { buildOverrides } from './tick-overrides.js';
 
@@ -286,8 +286,7 @@ export class AdaptiveWeights {
    */
   publishedHealthOf(cluster: string): (key: string) => string | undefined {
     const c = this.clusters.get(cluster);
-    const source = this.liveHealthOf(cluster);
-    const live = typeof source === 'function' ? source : (key: string) => source?.get(key);
+    const live = readerOf(this.liveHealthOf(cluster));
     if (c === undefined) return live;
     const special = this.declaredSpecial(c);
     return (key) => publishedOf(special.get(key), live(key)) ?? this.declaredHealth(c).get(key);
@@ -299,7 +298,7 @@ export class AdaptiveWeights {
    * replica owns, its owner's overrides (a static cluster's carry health only), else what was
    * published before.
    */
-  private liveHealthOf(cluster: string): ReadonlyMap<string, string> | ((key: string) => string | undefined) | undefined {
+  private liveHealthOf(cluster: string): LiveHealth {
     if (this.owns(cluster)) return this.last.get(cluster)?.health;
     const published = this.remote.get(cluster) ?? this.overrides.get(cluster);
     return (key) => published?.get(key)?.health;
@@ -315,22 +314,12 @@ export class AdaptiveWeights {
 
   /** The cluster's endpoints' declared health by key, indexed once per catalog cluster (not searched per endpoint). */
   private declaredHealth(c: Cluster): ReadonlyMap<string, string> {
-    let index = this.declared.get(c);
-    if (index === undefined) {
-      index = new Map(c.endpoints.map((e) => [endpointKey(e), e.health]));
-      this.declared.set(c, index);
-    }
-    return index;
+    return perCluster(this.declared, c, (x) => new Map(x.endpoints.map((e) => [endpointKey(e), e.health])));
   }
 
   /** The cluster's endpoints declared other than HEALTHY or UNKNOWN (usually few), by key, indexed once per catalog cluster. */
   private declaredSpecial(c: Cluster): ReadonlyMap<string, string> {
-    let index = this.declaredSpecialOf.get(c);
-    if (index === undefined) {
-      index = declaredSpecialHealth(c);
-      this.declaredSpecialOf.set(c, index);
-    }
-    return index;
+    return perCluster(this.declaredSpecialOf, c, declaredSpecialHealth);
   }
 
   /** Which signal the cluster's policy is missing for which endpoints, after its last tick. */
@@ -372,6 +361,16 @@ export class AdaptiveWeights {
     }
     return out;
   }
+}
+
+/** `build(c)` once per catalog cluster object (the stores keep an unchanged cluster the same object). */
+function perCluster<T>(memo: WeakMap<Cluster, T>, c: Cluster, build: (c: Cluster) => T): T {
+  let value = memo.get(c);
+  if (value === undefined) {
+    value = build(c);
+    memo.set(c, value);
+  }
+  return value;
 }
 
 /** The owner's published overrides in the shape of a tick (weights and health only). */

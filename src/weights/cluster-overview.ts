@@ -27,6 +27,9 @@ export interface ClusterOverview {
   readonly missingSignals: number;
 }
 
+/** An endpoint's live health (the engine's or the owner replica's): a map by key, or read by key; undefined: none. */
+export type LiveHealth = ReadonlyMap<string, string> | ((key: string) => string | undefined) | undefined;
+
 /** In rotation as Envoy reads a published health: UNHEALTHY and TIMEOUT are unhealthy, DRAINING takes no new requests. */
 export function inRotation(health: string | undefined): boolean {
   return !isOperatorDisabled(health as OperatorHealth | undefined);
@@ -44,7 +47,7 @@ export function clusterOverview(
   c: Cluster,
   tick: ClusterTick | undefined,
   special: ReadonlyMap<string, string>,
-  live: ReadonlyMap<string, string> | ((key: string) => string | undefined) | undefined,
+  live: LiveHealth,
   missing: number,
 ): ClusterOverview {
   let endpoints = 0;
@@ -59,7 +62,7 @@ export function clusterOverview(
   if (tick !== undefined && live === tick.health) {
     for (const [key, h] of tick.health) count(any ? publishedOf(special.get(key), h) : h);
   } else if (tick !== undefined) {
-    const read = typeof live === 'function' ? live : (key: string) => live?.get(key);
+    const read = readerOf(live);
     for (const key of tick.weights.keys()) count(publishedOf(special.get(key), read(key)));
   } else if (typeof live === 'function') {
     // Not ticked here, published from elsewhere (another replica owns it).
@@ -92,6 +95,11 @@ export function clusterOverview(
 export function publishedOf(special: string | undefined, live: string | undefined): string | undefined {
   if (special === undefined) return live;
   return live === 'UNHEALTHY' && probesDecide(special) ? live : special;
+}
+
+/** Live health as given (a map, or already read by key) as a reader by key. */
+export function readerOf(live: LiveHealth): (key: string) => string | undefined {
+  return typeof live === 'function' ? live : (key) => live?.get(key);
 }
 
 /** A cluster's endpoints declared other than HEALTHY or UNKNOWN, by key (publishedOf's `special`). */
