@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Catalog, Cluster, Endpoint, Listener } from '../../src/catalog/types.js';
-import type { Store } from '../../src/catalog/store/index.js';
+import { openStore, type Store, type StoreChange } from '../../src/catalog/store/index.js';
 
 /** A fresh temporary directory; `cleanup()` removes every directory made so far. */
 const made: string[] = [];
@@ -32,6 +32,31 @@ export async function closeStoresAndCleanup(stores: Store[]): Promise<void> {
     s.close();
   }
   cleanupTempDirs();
+}
+
+/**
+ * A store in a fresh directory, recorded in `open` (for closeStoresAndCleanup), on a clock stopped
+ * at `at`: two stores given the same writes hold the same rows.
+ */
+export function storeAt(open: Store[], at: Date): Store {
+  const s = openStore(tempDir(), { now: () => at });
+  open.push(s);
+  return s;
+}
+
+/** Two stores for a side-by-side test of a write's two forms (whole and sliced), with the change events each announced. */
+export function twoStores(fresh: () => Store): { plain: Store; sliced: Store; events: [StoreChange[], StoreChange[]] } {
+  const plain = fresh();
+  const sliced = fresh();
+  const events: [StoreChange[], StoreChange[]] = [[], []];
+  plain.onChange((c) => events[0].push(c));
+  sliced.onChange((c) => events[1].push(c));
+  return { plain, sliced, events };
+}
+
+/** `n` endpoints of weight `weight`, numbered from `from` into distinct addresses. */
+export function many(n: number, weight: number, from = 0): Endpoint[] {
+  return Array.from({ length: n }, (_, i) => endpoint(`10.${((i + from) >> 16) & 255}.${((i + from) >> 8) & 255}.${(i + from) & 255}`, 8080, { weight }));
 }
 
 export function endpoint(address: string, port = 8080, extra: Partial<Endpoint> = {}): Endpoint {

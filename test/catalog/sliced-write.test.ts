@@ -1,35 +1,23 @@
 import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { openStore, type Store, type StoreChange } from '../../src/catalog/store/index.js';
+import type { Store, StoreChange } from '../../src/catalog/store/index.js';
 import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import { ENDPOINT_PAGE } from '../../src/catalog/store/sliced-write.js';
 import { unpackText } from '../../src/catalog/store/packed-text.js';
-import type { Endpoint } from '../../src/catalog/types.js';
-import { closeStoresAndCleanup, cluster, endpoint, tempDir } from './helpers.js';
+import { closeStoresAndCleanup, cluster, endpoint, many, storeAt, twoStores } from './helpers.js';
 import { waitFor } from '../support/wait.js';
 
 const API = { actor: 'alice', owner: 'api' } as const;
 const open: Store[] = [];
 /** One clock for every store, so that two stores given the same writes hold the same rows. */
 const AT = new Date('2026-12-02T00:00:00Z');
-function fresh(): Store {
-  const s = openStore(tempDir(), { now: () => AT });
-  open.push(s);
-  return s;
-}
+const fresh = (): Store => storeAt(open, AT);
 afterEach(() => closeStoresAndCleanup(open));
-
-const many = (n: number, weight: number, from = 0): Endpoint[] =>
-  Array.from({ length: n }, (_, i) => endpoint(`10.${((i + from) >> 16) & 255}.${((i + from) >> 8) & 255}.${(i + from) & 255}`, 8080, { weight }));
 
 describe('putClusterSliced', () => {
   it('stores, audits and announces exactly what putCluster does (create, re-weight, shrink, no-op, settings)', async () => {
-    const plain = fresh();
-    const sliced = fresh();
-    const events: StoreChange[][] = [[], []];
-    plain.onChange((c) => events[0]?.push(c));
-    sliced.onChange((c) => events[1]?.push(c));
+    const { plain, sliced, events } = twoStores(fresh);
     // A cluster already in the catalog, so that the big one is added before it by name.
     for (const s of [plain, sliced]) {
       s.putCluster(cluster('zzz', many(2, 1)), API);

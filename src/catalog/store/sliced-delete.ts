@@ -17,7 +17,8 @@ import { summaryIfLarge } from './audit-summary.js';
 import type { TrimmedRecord } from './audit-trim.js';
 import type { Change, ClusterRecord, WriteOptions } from './records.js';
 import { packJoined, packText, type PackedText } from './packed-text.js';
-import { clusterRow, inSlicedTransaction, insertAudit, nextRevision, packRecord, readEndpoints, type ClusterRow, type Slicer } from './sliced-write.js';
+import type { Slicer } from '../../runtime/slicer.js';
+import { clusterRow, inSlicedTransaction, insertAudit, nextRevision, packRecord, readEndpoints, type ClusterRow } from './sliced-write.js';
 
 /** Rows deleted per statement: a few milliseconds each, so a slice holds a handful of them. */
 const CHUNK = 500;
@@ -73,11 +74,8 @@ export function deleteClusterSliced(
     if (!row) throw new NotFoundError('cluster', name);
     checkWrite('cluster', name, row, opts);
     // Changed since it was prepared (a write past the lane): audited as it is now, as deleteCluster would.
-    const fresh = w.prepared && w.prepared.revision === row.revision && w.prepared.updatedAt === row.updated_at ? w.prepared : await textsNow(db, row, slicer);
-    await deleteInChunks(db, 'endpoints', name, slicer);
-    await deleteInChunks(db, 'published_weights', name, slicer);
-    // No endpoint row is left for the cascade: this is the cluster row alone.
-    db.prepare('DELETE FROM clusters WHERE name = ?').run(name);
+    const fresh = w.prepared && w.prepared.revision === row.revision && w.prepared.updatedAt === row.updated_at ? w.prepared : await deleteTextsNow(db, row, slicer);
+    await deleteClusterRows(db, name, slicer);
     const revision = nextRevision(db);
     await slicer.step();
     insertAudit(db, [w.at, opts.actor, 'delete', name, revision, fresh.before, null, fresh.summary]);
@@ -85,8 +83,16 @@ export function deleteClusterSliced(
   });
 }
 
-/** The audit texts from the rows as the transaction sees them, read a page per slice. */
-async function textsNow(db: Database.Database, row: ClusterRow, slicer: Slicer): Promise<PreparedDelete> {
+/** Deletes a cluster's endpoint and weight rows, a chunk per slice, then its row (in the caller's sliced transaction). */
+export async function deleteClusterRows(db: Database.Database, name: string, slicer: Slicer): Promise<void> {
+  await deleteInChunks(db, 'endpoints', name, slicer);
+  await deleteInChunks(db, 'published_weights', name, slicer);
+  // No endpoint row is left for the cascade: this is the cluster row alone.
+  db.prepare('DELETE FROM clusters WHERE name = ?').run(name);
+}
+
+/** The audit texts of deleting the cluster of `row`, from its rows as the transaction sees them, read a page per slice. */
+export async function deleteTextsNow(db: Database.Database, row: ClusterRow, slicer: Slicer): Promise<PreparedDelete> {
   const parts = await readEndpoints(db, row.name, slicer, () => undefined);
   await slicer.step();
   const { text, trimmed } = await packRecord(row, parts, () => slicer.turn());

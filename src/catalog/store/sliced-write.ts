@@ -10,14 +10,14 @@
  * writes queued until it commits, since they would wait for the same lock. The result, the rows,
  * the revision and the audit record are exactly those of Store.putCluster.
  */
-import { nextTurn } from '../../runtime/next-turn.js';
+import { Slicer } from '../../runtime/slicer.js';
 import type Database from 'better-sqlite3';
-import { auditedAction, type Change, type ClusterInput, type ClusterRecord, type EndpointRecord, type WriteOptions } from './records.js';
+import { auditedAction, type AuditAction, type Change, type ClusterInput, type ClusterRecord, type EndpointRecord, type Owner, type ResourceKind, type WriteOptions } from './records.js';
 import { checkWrite, clusterSpecJson } from './ownership.js';
 import type { TrimmedRecord } from './audit-trim.js';
 import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpointRecord, UPSERT_ENDPOINT, type EndpointRow } from './endpoint-rows.js';
 import type { Cluster } from '../types.js';
-import { summaryIfLarge } from './audit-summary.js';
+import { auditSummary, summaryIfLarge } from './audit-summary.js';
 import { packJoined, type PackedText } from './packed-text.js';
 
 /** Rows per read: small enough that a page is one short slice on a loaded machine. */
@@ -48,23 +48,6 @@ export interface SlicedOutcome {
  * spent on the write itself (bench/RESULTS.md "engine18").
  */
 export const WRITE_SLICE_MS = 4;
-
-/** Yields to the event loop once `sliceMs` has passed since the last turn. */
-export class Slicer {
-  private since = performance.now();
-  constructor(private readonly sliceMs: number) {}
-
-  async turn(): Promise<void> {
-    if (performance.now() - this.since < this.sliceMs) return;
-    await this.step();
-  }
-
-  /** Yields now: between the steps of the write's end, each tens of milliseconds at 20k endpoints. */
-  async step(): Promise<void> {
-    await nextTurn();
-    this.since = performance.now();
-  }
-}
 
 /** The write itself, on `db` (a connection of its own): checks, upserts, deletes, audit, commit. */
 export async function putClusterSliced(
@@ -102,39 +85,87 @@ export async function inSlicedTransaction<T>(db: Database.Database, sliceMs: num
 async function writeCluster(db: Database.Database, input: ClusterInput, opts: WriteOptions, at: string, slicer: Slicer): Promise<SlicedOutcome> {
   const row = clusterRow(db, input.name);
   checkWrite('cluster', input.name, row, opts);
-  const old = new Map<string, EndpointRow>();
-  const beforeParts = await readEndpoints(db, input.name, slicer, (r) => old.set(`${r.address}|${r.port}`, r));
   let rev: number | undefined;
   const revision = (): number => (rev ??= nextRevision(db));
+  return writeClusterRows(db, input, row, { owner: opts.owner, actor: opts.actor, at, revision, slicer, action: (change) => auditedAction(change, opts), pack: true });
+}
+
+/** How a cluster's rows are written in a sliced transaction: by whom, under which revision, with which audit texts. */
+export interface ClusterWriting {
+  readonly owner: Owner;
+  readonly actor: string;
+  readonly at: string;
+  /** The transaction's revision, taken at its first change (shared by every resource a seed writes). */
+  readonly revision: () => number;
+  readonly slicer: Slicer;
+  /** The audited action of a create or an update (a PATCH's update is a 'patch'). */
+  readonly action: (change: 'create' | 'update') => AuditAction;
+  /** Pack the audit texts (packed-text.ts), as big writes do; else plain TEXT, as every other write. */
+  readonly pack: boolean;
+}
+
+/**
+ * Makes the cluster `input` names what `input` says, over its current `row` (undefined: none),
+ * after the writer's checks: its row, its endpoint rows, its revision and its audit row, or
+ * nothing at all when nothing differs (its revision stays `row`'s).
+ */
+export async function writeClusterRows(db: Database.Database, input: ClusterInput, row: ClusterRow | undefined, w: ClusterWriting): Promise<SlicedOutcome> {
+  const old = new Map<string, EndpointRow>();
+  const beforeParts = await readEndpoints(db, input.name, w.slicer, (r) => old.set(`${r.address}|${r.port}`, r));
+  let changed = false;
+  const revision = (): number => ((changed = true), w.revision());
   const spec = clusterSpecJson(input);
-  if (!row || row.spec !== spec || row.owner !== opts.owner)
+  if (!row || row.spec !== spec || row.owner !== w.owner)
     db.prepare(
       `INSERT INTO clusters (name, spec, owner, revision, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, owner = excluded.owner`,
-    ).run(input.name, spec, opts.owner, revision(), at);
-  if (input.endpoints) await replaceEndpoints(db, input, opts, old, { at, revision, slicer });
-  if (rev === undefined) return { revision: (row as ClusterRow).revision, changes: [] };
-  db.prepare('UPDATE clusters SET revision = ?, updated_at = ? WHERE name = ?').run(rev, at, input.name);
+    ).run(input.name, spec, w.owner, revision(), w.at);
+  if (input.endpoints) await replaceEndpoints(db, input, w.owner, old, { at: w.at, revision, slicer: w.slicer });
+  if (!changed) return { revision: (row as ClusterRow).revision, changes: [] };
+  const rev = w.revision();
+  db.prepare('UPDATE clusters SET revision = ?, updated_at = ? WHERE name = ?').run(rev, w.at, input.name);
   const afterRow = clusterRow(db, input.name) as ClusterRow;
   const rows: EndpointRow[] = [];
   const records: EndpointRecord[] = [];
-  const afterParts = await readEndpoints(db, input.name, slicer, (r, rec) => {
+  const afterParts = await readEndpoints(db, input.name, w.slicer, (r, rec) => {
     rows.push(r);
     records.push(rec);
   });
-  // The end in steps (the transaction is still open: readers see the state before it): the
-  // record texts (~4.5 MB each at 20k endpoints), made a slice at a time and deflated off the
-  // event loop (packed-text.ts), the audit row, then the served cluster.
-  await slicer.step();
-  const turn = (): Promise<void> => slicer.turn();
-  const before = row ? await packRecord(row, beforeParts, turn) : null;
-  const after = await packRecord(afterRow, afterParts, turn);
-  await slicer.step();
-  const action = auditedAction(row ? 'update' : 'create', opts);
-  insertAudit(db, [at, opts.actor, action, input.name, rev, before?.text ?? null, after.text, auditSummaryOf(before, after)]);
-  await slicer.step();
+  const action = w.action(row ? 'update' : 'create');
+  await auditCluster(db, { row, beforeParts, afterRow, afterParts }, w, { action, rev });
   const record: ClusterRecord = { ...parseClusterSpec(afterRow), owner: afterRow.owner, revision: afterRow.revision, updatedAt: afterRow.updated_at, endpoints: records };
   return { revision: rev, changes: [{ kind: 'cluster', name: input.name, action }], served: toCluster(afterRow, rows), record };
+}
+
+/** A cluster's rows before and after a write, and its endpoints' record texts. */
+interface BeforeAfter {
+  readonly row: ClusterRow | undefined;
+  readonly beforeParts: readonly string[];
+  readonly afterRow: ClusterRow;
+  readonly afterParts: readonly string[];
+}
+
+/**
+ * The write's audit row. Packed: in steps (the transaction is still open: readers see the state
+ * before it), the record texts (~4.5 MB each at 20k endpoints) made a slice at a time and deflated
+ * off the event loop (packed-text.ts), then the row. Plain: the texts Store.putCluster's audit
+ * row holds, for a cluster small enough to write in one piece.
+ */
+async function auditCluster(db: Database.Database, b: BeforeAfter, w: ClusterWriting, a: { readonly action: AuditAction; readonly rev: number }): Promise<void> {
+  const name = b.afterRow.name;
+  if (!w.pack) {
+    const before = b.row ? recordText(b.row, b.beforeParts) : null;
+    const after = recordText(b.afterRow, b.afterParts);
+    insertPlainAudit(db, [w.at, w.actor, a.action, 'cluster', name, a.rev, before, after]);
+    return;
+  }
+  await w.slicer.step();
+  const turn = (): Promise<void> => w.slicer.turn();
+  const before = b.row ? await packRecord(b.row, b.beforeParts, turn) : null;
+  const after = await packRecord(b.afterRow, b.afterParts, turn);
+  await w.slicer.step();
+  insertAudit(db, [w.at, w.actor, a.action, name, a.rev, before?.text ?? null, after.text, auditSummaryOf(before, after)]);
+  await w.slicer.step();
 }
 
 interface Writing {
@@ -144,14 +175,14 @@ interface Writing {
 }
 
 /** Upserts what changed and deletes what is no longer listed, a slice at a time. */
-async function replaceEndpoints(db: Database.Database, input: ClusterInput, opts: WriteOptions, old: Map<string, EndpointRow>, w: Writing): Promise<void> {
+async function replaceEndpoints(db: Database.Database, input: ClusterInput, owner: Owner, old: Map<string, EndpointRow>, w: Writing): Promise<void> {
   const upsert = db.prepare(UPSERT_ENDPOINT);
   const keep = new Set<string>();
   for (const e of input.endpoints ?? []) {
     const key = `${e.address}|${e.port}`;
     keep.add(key);
     const prior = old.get(key);
-    const next = endpointColumns(input.name, e, opts.owner, prior);
+    const next = endpointColumns(input.name, e, owner, prior);
     if (!sameColumns(prior, next)) upsert.run({ ...next, revision: w.revision(), updated_at: w.at });
     await w.slicer.turn();
   }
@@ -205,9 +236,20 @@ export interface RecordText {
   readonly trimmed: TrimmedRecord;
 }
 
+/** The settings part of a cluster's record (as Store's records have them, endpoints last). */
+function recordSettings(row: ClusterRow): Record<string, unknown> {
+  return { name: row.name, ...(JSON.parse(row.spec) as object), owner: row.owner, revision: row.revision, updatedAt: row.updated_at };
+}
+
+/** A cluster record's text (what JSON.stringify gives Store's record) from its endpoints' texts. */
+export function recordText(row: ClusterRow, endpoints: readonly string[]): string {
+  const head = JSON.stringify({ ...recordSettings(row), endpoints: [] });
+  return `${head.slice(0, -2)}${endpoints.join(',')}${head.slice(-2)}`;
+}
+
 /** A cluster record's text built from its endpoints' texts, packed a slice at a time. */
 export async function packRecord(row: ClusterRow, endpoints: readonly string[], turn: () => Promise<void>): Promise<RecordText> {
-  const settings = { name: row.name, ...(JSON.parse(row.spec) as object), owner: row.owner, revision: row.revision, updatedAt: row.updated_at };
+  const settings = recordSettings(row);
   const head = JSON.stringify({ ...settings, endpoints: [] });
   // The endpoints go just inside the head's closing `[]}`.
   const text = await packJoined(head, head.length - 2, endpoints, turn);
@@ -217,6 +259,24 @@ export async function packRecord(row: ClusterRow, endpoints: readonly string[], 
 /** The audit summary, from the parts the texts were built from (no scan of megabytes of text). */
 function auditSummaryOf(before: RecordText | null, after: RecordText): string | null {
   return summaryIfLarge((before?.text.bytes ?? 0) + after.text.bytes, () => before?.trimmed ?? null, () => after.trimmed);
+}
+
+type PlainAuditValues = [at: string, actor: string, action: string, kind: ResourceKind, name: string, revision: number, before: string | null, after: string | null];
+
+/** An audit row with its texts as TEXT, as Store's own writes insert them. */
+export function insertPlainAudit(db: Database.Database, values: PlainAuditValues): void {
+  const [at, actor, action, kind, name, revision, before, after] = values;
+  db.prepare('INSERT INTO audit (at, actor, action, kind, name, revision, before, after, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+    at,
+    actor,
+    action,
+    kind,
+    name,
+    revision,
+    before,
+    after,
+    auditSummary(before, after),
+  );
 }
 
 type AuditValues = [at: string, actor: string, action: string, name: string, revision: number, before: PackedText | null, after: PackedText | null, summary: string | null];

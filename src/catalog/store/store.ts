@@ -48,6 +48,8 @@ import { trimRecordText } from './audit-trim.js';
 import { auditSummary, parseSummary } from './audit-summary.js';
 import { unpackText } from './packed-text.js';
 import { ENDPOINT_PAGE, putClusterSliced, WRITE_SLICE_MS } from './sliced-write.js';
+import { seedSliced, type Seeded } from './sliced-seed.js';
+import { deleteSpecSql, meta, parseListener, parseNodeGroup, selectSpecRow, selectSpecRows, specRecord, upsertSpecSql, type SpecKind, type SpecRow } from './spec-rows.js';
 import { deleteClusterSliced, prepareDelete, type PreparedDelete } from './sliced-delete.js';
 import { nextTurn } from '../../runtime/next-turn.js';
 import { CHECKPOINT_EVERY_COMMITS, LOOP_CHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.js';
@@ -161,14 +163,6 @@ function fsyncDirectory(dir: string): void {
   }
 }
 
-interface SpecRow {
-  readonly name: string;
-  readonly spec: string;
-  readonly owner: Owner;
-  readonly revision: number;
-  readonly updated_at: string;
-}
-
 interface AuditRow {
   readonly id: number;
   readonly at: string;
@@ -189,13 +183,6 @@ interface AuditRow {
 }
 
 const AUDIT_BYTES = 'coalesce(packed_bytes, coalesce(octet_length(before), 0) + coalesce(octet_length(after), 0))';
-
-type SpecKind = 'cluster' | 'listener' | 'node-group';
-const TABLE: Record<SpecKind, { table: string; key: string }> = {
-  cluster: { table: 'clusters', key: 'name' },
-  listener: { table: 'listeners', key: 'name' },
-  'node-group': { table: 'node_groups', key: 'node_cluster' },
-};
 
 /** What a cluster write does to its endpoint rows (Store.endpointPlan). */
 interface EndpointPlan {
@@ -262,6 +249,14 @@ export class Store implements CatalogStore {
   private readonly cache = new Map<string, Database.Statement>();
   /** The cluster records read last, by name, least recently read first (see clusterRecord). */
   private readonly records = new Map<string, ClusterRecord>();
+  /**
+   * What the last seeds wrote, by file cluster: the catalog's object each was seeded from and the
+   * cluster's revision after it. Every write to a cluster or its endpoints moves that revision, so
+   * while it stands the rows are still what that object made them, and a reload handing the same
+   * object again (config-diff.ts keeps unchanged clusters' objects) has nothing to compare: reading
+   * and comparing every endpoint row was ~65 ms of one task per reload at 20k endpoints.
+   */
+  private seeded: Seeded = new Map();
   /** The last catalog read, and what this process changed since (see catalog()). */
   private view: CatalogView | undefined;
   /** The connection of putClusterSliced and deleteClusterSliced, once used. */
@@ -758,45 +753,93 @@ export class Store implements CatalogStore {
    * Makes the `file`-owned rows match `catalog` (the parsed config file), in one transaction:
    * creates and replaces what the file defines, deletes `file` rows the file no longer defines,
    * and leaves rows owned by other sources alone (a file definition whose name another source
-   * owns is skipped and reported in `conflicts`). Unchanged resources are not rewritten.
+   * owns is skipped and reported in `conflicts`). Unchanged resources are not rewritten; a
+   * cluster given as the very object an earlier seed wrote it from, untouched since, is not even
+   * read (Store.seeded).
    */
   seedFromConfig(catalog: Catalog, opts: { readonly actor: string } = { actor: 'config-file' }): SeedResult {
     const conflicts: SeedConflict[] = [];
+    const seeded: Seeded = new Map();
     let changes: readonly Change[] = [];
-    const revision = this.write(opts.actor, (tx) => {
-      const seen: Record<SpecKind, Set<string>> = { cluster: new Set(), listener: new Set(), 'node-group': new Set() };
-      const owned = (kind: SpecKind, name: string): SpecRow | undefined | false => {
-        seen[kind].add(name);
-        const row = this.specRow(kind, name);
-        if (row && seedSkips(row)) {
-          conflicts.push({ kind, name, owner: row.owner });
-          return false;
-        }
-        return row;
-      };
-      for (const c of catalog.clusters) {
-        const row = owned('cluster', c.name);
-        if (row !== false) this.upsertCluster(tx, c, 'file', row);
-      }
-      for (const l of catalog.listeners) {
-        const row = owned('listener', l.name);
-        if (row !== false) this.upsertSpec(tx, 'listener', l.name, listenerSpecJson(l), 'file', row);
-      }
-      for (const g of catalog.nodeGroups) {
-        const row = owned('node-group', g.nodeCluster);
-        if (row !== false) this.upsertSpec(tx, 'node-group', g.nodeCluster, nodeGroupSpecJson(g), 'file', row);
-      }
-      for (const kind of ['node-group', 'listener', 'cluster'] as const) {
-        for (const row of this.specRows(kind)) {
-          if (row.owner !== 'file' || seen[kind].has(row.name)) continue;
-          if (kind === 'cluster') this.removeCluster(tx, row);
-          else this.removeSpec(tx, kind, row);
-        }
-      }
-      changes = tx.changes;
-      return tx.changed ? tx.revision() : this.revision();
-    });
+    let revision: number;
+    try {
+      revision = this.write(opts.actor, (tx) => {
+        this.seedRows(tx, catalog, conflicts, seeded);
+        changes = tx.changes;
+        return tx.changed ? tx.revision() : this.revision();
+      });
+    } catch (err) {
+      // Rolled back: the revisions it took may be taken again by other content.
+      this.seeded.clear();
+      throw err;
+    }
+    this.seeded = seeded;
     return { revision, changes, conflicts };
+  }
+
+  /**
+   * seedFromConfig without holding the event loop: the same seed as steps of one transaction on
+   * the second connection (sliced-seed.ts), clusters of more than `packOver` endpoints audited
+   * with packed texts as putClusterSliced's. Until it settles no other write may be made on this
+   * store: write-lane.ts queues them. Resolves once the WAL holding its commit is fsynced.
+   */
+  async seedFromConfigSliced(catalog: Catalog, opts: { readonly actor: string } = { actor: 'config-file' }, sliceMs = WRITE_SLICE_MS, packOver = 1000): Promise<SeedResult> {
+    const started = performance.now();
+    let out: Awaited<ReturnType<typeof seedSliced>>;
+    try {
+      out = await seedSliced(this.writer(), catalog, { actor: opts.actor, at: this.now().toISOString(), sliceMs, known: this.seeded, packOver });
+    } catch (err) {
+      // Rolled back, as a failed write() (whose revisions may be taken again by other content).
+      this.seeded.clear();
+      this.records.clear();
+      throw err;
+    }
+    this.seeded = out.seeded;
+    const { revision, changes, conflicts, served } = out;
+    if (revision === undefined) return { revision: this.revision(), changes, conflicts };
+    // As putClusterSliced: checkpointed on the worker, before anything queued behind it commits.
+    void this.walCheckpointer().checkpoint();
+    // Whole clusters, each named by the cluster it carries (`cluster` is read only for a one-endpoint patch).
+    const known = served.length > 0 ? { cluster: '', whole: true, apply: (view: CatalogView) => served.forEach((c) => view.known(c)) } : undefined;
+    this.committed(started, revision, opts.actor, changes, known);
+    await this.madeDurable(this.walSync.synced());
+    return { revision, changes, conflicts };
+  }
+
+  /** seedFromConfig's writes, in its transaction; `seeded` gets each file cluster's object and revision after. */
+  private seedRows(tx: Tx, catalog: Catalog, conflicts: SeedConflict[], seeded: Seeded): void {
+    const seen: Record<SpecKind, Set<string>> = { cluster: new Set(), listener: new Set(), 'node-group': new Set() };
+    const owned = (kind: SpecKind, name: string): SpecRow | undefined | false => {
+      seen[kind].add(name);
+      const row = this.specRow(kind, name);
+      if (row && seedSkips(row)) {
+        conflicts.push({ kind, name, owner: row.owner });
+        return false;
+      }
+      return row;
+    };
+    for (const c of catalog.clusters) {
+      const row = owned('cluster', c.name);
+      if (row === false) continue;
+      const known = this.seeded.get(c.name);
+      const unchanged = known?.input === c && row?.owner === 'file' && row.revision === known.revision;
+      seeded.set(c.name, { input: c, revision: unchanged ? row.revision : this.upsertCluster(tx, c, 'file', row) });
+    }
+    for (const l of catalog.listeners) {
+      const row = owned('listener', l.name);
+      if (row !== false) this.upsertSpec(tx, 'listener', l.name, listenerSpecJson(l), 'file', row);
+    }
+    for (const g of catalog.nodeGroups) {
+      const row = owned('node-group', g.nodeCluster);
+      if (row !== false) this.upsertSpec(tx, 'node-group', g.nodeCluster, nodeGroupSpecJson(g), 'file', row);
+    }
+    for (const kind of ['node-group', 'listener', 'cluster'] as const) {
+      for (const row of this.specRows(kind)) {
+        if (row.owner !== 'file' || seen[kind].has(row.name)) continue;
+        if (kind === 'cluster') this.removeCluster(tx, row);
+        else this.removeSpec(tx, kind, row);
+      }
+    }
   }
 
   // ---------------------------------------------------------------- published weights
@@ -978,17 +1021,11 @@ export class Store implements CatalogStore {
   }
 
   private specRow(kind: SpecKind, name: string): SpecRow | undefined {
-    const t = TABLE[kind];
-    return this
-      .sql<[string], SpecRow>(`SELECT ${t.key} AS name, spec, owner, revision, updated_at FROM ${t.table} WHERE ${t.key} = ?`)
-      .get(name);
+    return this.sql<[string], SpecRow>(selectSpecRow(kind)).get(name);
   }
 
   private specRows(kind: SpecKind): SpecRow[] {
-    const t = TABLE[kind];
-    return this
-      .sql<[], SpecRow>(`SELECT ${t.key} AS name, spec, owner, revision, updated_at FROM ${t.table} ORDER BY ${t.key}`)
-      .all();
+    return this.sql<[], SpecRow>(selectSpecRows(kind)).all();
   }
 
   /**
@@ -1095,27 +1132,15 @@ export class Store implements CatalogStore {
 
   private upsertSpec(tx: Tx, kind: 'listener' | 'node-group', name: string, spec: string, owner: Owner, row: SpecRow | undefined): number {
     if (row && row.spec === spec && row.owner === owner) return row.revision;
-    const t = TABLE[kind];
-    this
-      .sql(
-        `INSERT INTO ${t.table} (${t.key}, spec, owner, revision, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (${t.key}) DO UPDATE SET spec = excluded.spec, owner = excluded.owner,
-           revision = excluded.revision, updated_at = excluded.updated_at`,
-      )
-      .run(name, spec, owner, tx.revision(), tx.at);
-    const after = this.specRecord(kind, this.specRow(kind, name) as SpecRow);
-    tx.audit(kind, name, row ? 'update' : 'create', row ? this.specRecord(kind, row) : null, after);
+    this.sql(upsertSpecSql(kind)).run(name, spec, owner, tx.revision(), tx.at);
+    const after = specRecord(kind, this.specRow(kind, name) as SpecRow);
+    tx.audit(kind, name, row ? 'update' : 'create', row ? specRecord(kind, row) : null, after);
     return tx.revision();
   }
 
   private removeSpec(tx: Tx, kind: 'listener' | 'node-group', row: SpecRow): void {
-    const t = TABLE[kind];
-    this.sql(`DELETE FROM ${t.table} WHERE ${t.key} = ?`).run(row.name);
-    tx.audit(kind, row.name, 'delete', this.specRecord(kind, row), null);
-  }
-
-  private specRecord(kind: 'listener' | 'node-group', row: SpecRow): ListenerRecord | NodeGroupRecord {
-    return kind === 'listener' ? { ...parseListener(row), ...meta(row) } : { ...parseNodeGroup(row), ...meta(row) };
+    this.sql(deleteSpecSql(kind)).run(row.name);
+    tx.audit(kind, row.name, 'delete', specRecord(kind, row), null);
   }
 }
 
@@ -1129,19 +1154,6 @@ interface OverrideRow {
 
 function overrideRecord(row: OverrideRow): OverrideRecord {
   return { name: row.name, target: JSON.parse(row.target) as OverrideTarget, value: JSON.parse(row.value) as OverrideValue, revision: row.revision, updatedAt: row.updated_at };
-}
-
-function meta(row: SpecRow): { owner: Owner; revision: number; updatedAt: string } {
-  return { owner: row.owner, revision: row.revision, updatedAt: row.updated_at };
-}
-
-
-function parseListener(row: SpecRow): Listener {
-  return { name: row.name, ...(JSON.parse(row.spec) as Omit<Listener, 'name'>) };
-}
-
-function parseNodeGroup(row: SpecRow): NodeGroup {
-  return { nodeCluster: row.name, ...(JSON.parse(row.spec) as Omit<NodeGroup, 'nodeCluster'>) };
 }
 
 /** A cluster's record: its spec row and its endpoints' records. */

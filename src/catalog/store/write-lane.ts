@@ -3,7 +3,8 @@
  *
  * A cluster write with more than `slicedOver` endpoints goes to Store.putClusterSliced, which
  * yields to the event loop while its transaction is open on a second connection; deleting such a
- * cluster, to Store.deleteClusterSliced (likewise, on the same second connection). Every other
+ * cluster, to Store.deleteClusterSliced (likewise, on the same second connection); a config file's
+ * seed of more than `slicedOver` endpoints, to Store.seedFromConfigSliced. Every other
  * write arriving meanwhile (an endpoint PUT, the weight loop's save, a config reload) is queued
  * and runs, in arrival order, once it has committed: run at once it would wait for the same
  * SQLite lock with the event loop blocked, and the big write could never finish. With nothing in
@@ -85,7 +86,10 @@ export class WriteLane implements CatalogStore {
     return this.durable(() => this.store.deleteNodeGroup(nodeCluster, opts));
   }
 
+  /** A config file of more than `slicedOver` endpoints is seeded in slices (Store.seedFromConfigSliced). */
   seedFromConfig(catalog: Catalog, opts?: { readonly actor: string }): MaybePromise<SeedResult> {
+    const endpoints = catalog.clusters.reduce((n, c) => n + c.endpoints.length, 0);
+    if (endpoints > this.slicedOver) return this.queue(() => this.store.seedFromConfigSliced(catalog, opts, undefined, this.slicedOver));
     return this.durable(() => this.store.seedFromConfig(catalog, opts));
   }
 
