@@ -125,7 +125,7 @@ const ProbeSchema = Type.Object(
   { additionalProperties: false },
 );
 
-const ClusterSchema = Type.Object(
+export const ClusterSchema = Type.Object(
   {
     name: Name,
     lbPolicy: Type.Optional(StringEnum(LB_POLICIES)),
@@ -332,12 +332,15 @@ const ServerSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** Clusters a config file may define. */
+export const MAX_CLUSTERS = 100_000;
+
 export const ConfigFileSchema = Type.Object(
   {
     server: Type.Optional(ServerSchema),
     /** Where desired state lives: sqlite (default, one node) or etcd (several replicas). */
     store: Type.Optional(StoreSchema),
-    clusters: Type.Optional(Type.Array(ClusterSchema, { maxItems: 100_000 })),
+    clusters: Type.Optional(Type.Array(ClusterSchema, { maxItems: MAX_CLUSTERS })),
     listeners: Type.Optional(Type.Array(ListenerSchema, { maxItems: 10_000 })),
     nodeGroups: Type.Optional(Type.Array(NodeGroupSchema)),
     // Replication (issue 9): used when fulcrum runs as one of several replicas on etcd.

@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SeedResult } from '../../src/catalog/store/index.js';
+import { openStore, type SeedResult } from '../../src/catalog/store/index.js';
+import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import type { Catalog } from '../../src/catalog/types.js';
 import { parseConfig } from '../../src/sources/config-file.js';
 import { ConfigSource } from '../../src/sources/config-source.js';
@@ -134,5 +135,42 @@ describe('ConfigSource', () => {
     expect(r.logs.filter((l) => l.level === 'warn')).toEqual([
       { level: 'warn', obj: { kind: 'cluster', name: 'a', owner: 'api' }, msg: "config file defines a name another source owns; keeping that source's version" },
     ]);
+  });
+
+  it('applies a large file\'s edit through the store, handing unchanged clusters over as the objects seeded before', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
+    const path = join(dir, 'fulcrum.yaml');
+    // 3 × 600 endpoints, past the write lane's sliced size (and the worker parse's 64 KiB).
+    const file = (weight: number): string => {
+      const lines = ['clusters:'];
+      for (let c = 0; c < 3; c++) {
+        lines.push(`  - name: c${c}`, '    endpoints:');
+        for (let e = 0; e < 600; e++) lines.push(`      - { address: 10.${c}.${e >> 8}.${e & 255}, port: 8080, weight: ${c === 1 && e === 0 ? weight : 1} }`);
+      }
+      return `${lines.join('\n')}\n`;
+    };
+    await writeFile(path, file(1));
+    const store = new WriteLane(openStore(join(dir, 'data')));
+    const given: Catalog[] = [];
+    const source = new ConfigSource(path, {
+      store: { seedFromConfig: (catalog, opts) => (given.push(catalog), store.seedFromConfig(catalog, opts)) },
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      settleMs: 10,
+    });
+    await source.start();
+    try {
+      expect(store.getCluster('c1')?.endpoints[0]?.weight).toBe(1);
+      await writeFile(path, file(7));
+      await waitFor(() => store.getCluster('c1')?.endpoints[0]?.weight === 7, { what: 'edit stored', timeoutMs: 30_000 });
+      const [first, edit] = given as [Catalog, Catalog];
+      expect(edit.clusters[0]).toBe(first.clusters[0]);
+      expect(edit.clusters[2]).toBe(first.clusters[2]);
+      expect(edit.clusters[1]).not.toBe(first.clusters[1]);
+      // Only the edited cluster was written.
+      expect(store.audit(5).filter((a) => a.revision > 1).map((a) => a.name)).toEqual(['c1']);
+    } finally {
+      source.stop();
+      await store.close();
+    }
   });
 });

@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig, parseConfigOffThread } from '../../src/sources/config-file.js';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it, vi } from 'vitest';
+import { ConfigError, parseConfig, parseConfigOffThread, parseConfigValue, parseConfigValueInTurns } from '../../src/sources/config-file.js';
+import { MAX_CLUSTERS } from '../../src/sources/config-schema.js';
 import { parseYamlOffThread } from '../../src/sources/yaml-off-thread.js';
 import { parseYaml } from '../../src/sources/yaml-parse.js';
 
@@ -67,6 +69,25 @@ describe('parseYamlOffThread', () => {
     expect(off).toBeLessThan(inline / 2);
   });
 
+  it('sends a long list of clusters in pieces, each asked for in a turn of its own, and puts the value back together', async () => {
+    const lines = ['__proto__: { polluted: true }', 'server: { logLevel: warn }', 'clusters:'];
+    for (let c = 0; c < 60; c++) {
+      lines.push(`  - name: c${c}`, '    endpoints:');
+      for (let e = 0; e < 50; e++) lines.push(`      - { address: 10.0.${c}.${e + 1}, port: 8080 }`);
+    }
+    lines.push('listeners: []');
+    const text = `${lines.join('\n')}\n`;
+    const asks = vi.spyOn(Worker.prototype, 'postMessage');
+    try {
+      const off = await parseYamlOffThread(text, 50, 0);
+      expect(off).toStrictEqual(parseYaml(text, 50));
+      // 3,000 endpoints in pieces of ~1,000: the head, then each piece once asked for.
+      expect(asks.mock.calls.length).toBeGreaterThanOrEqual(3);
+    } finally {
+      asks.mockRestore();
+    }
+  });
+
   it('reports a large invalid document as a ConfigError, as the inline parse does', async () => {
     const text = `${'# padding\n'.repeat(10_000)}clusters: [{ name: a }]\nclusters: []\n`;
     const inline = (() => {
@@ -128,5 +149,45 @@ describe('parseConfig', () => {
       expect(() => parseConfig(text, 'f.yaml')).toThrow(/^f\.yaml: \/: YAML: /);
       await expect(parseConfigOffThread(text, 'f.yaml', 0)).rejects.toThrow(/^f\.yaml: \/: YAML: /);
     }
+  });
+});
+
+describe('parseConfigValueInTurns', () => {
+  const outcome = async (run: () => unknown): Promise<unknown> => {
+    try {
+      return { config: await run() };
+    } catch (err) {
+      return { problems: (err as ConfigError).problems ?? (err as Error).message };
+    }
+  };
+  const doc = (clusters: unknown[], rest: Record<string, unknown> = {}): Record<string, unknown> => ({ ...rest, clusters });
+  const ok = (i: number): Record<string, unknown> => ({ name: `c${i}`, endpoints: [{ address: `10.0.0.${i + 1}`, port: 80 }] });
+
+  it('gives what parseConfigValue gives, valid or not, taking turns between clusters', async () => {
+    const docs: unknown[] = [
+      doc([ok(0), ok(1), ok(2)], { listeners: [{ name: 'in', port: 10000, routes: [{ prefix: '/', cluster: 'c1' }] }] }),
+      // A schema problem in one cluster, in the rest of the document, a semantic one, a reference.
+      doc([ok(0), { name: 'c1', endpoints: [{ address: '10.0.0.1', port: 'x' }] }, ok(2)]),
+      doc([ok(0)], { server: { logLevel: 'loud' } }),
+      doc([ok(0), ok(0)]),
+      doc([ok(0)], { listeners: [{ name: 'in', port: 10000, routes: [{ prefix: '/', cluster: 'nope' }] }] }),
+      doc([ok(0)], { unknown: true }),
+      { clusters: 'none' },
+      [],
+      null,
+    ];
+    for (const raw of docs) {
+      let turns = 0;
+      const stepped = await outcome(() => parseConfigValueInTurns(raw, 'f.yaml', async () => void turns++));
+      expect(stepped, JSON.stringify(raw)).toStrictEqual(await outcome(() => parseConfigValue(raw, 'f.yaml')));
+      if (raw === docs[0]) expect(turns).toBeGreaterThanOrEqual(3);
+    }
+  });
+
+  it('refuses more clusters than the schema allows, as the whole check does', async () => {
+    const raw = doc(Array.from({ length: MAX_CLUSTERS + 1 }, () => ({ name: 'x' })));
+    const stepped = await outcome(() => parseConfigValueInTurns(raw, 'f.yaml', async () => undefined));
+    expect(stepped).toStrictEqual(await outcome(() => parseConfigValue(raw, 'f.yaml')));
+    expect(JSON.stringify(stepped)).toContain('/clusters');
   });
 });
