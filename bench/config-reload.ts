@@ -1,18 +1,19 @@
 /**
  * A large config file, edited while fulcrum serves it: how long each reload takes and how long a
- * request waits behind it (the event loop held by the parse), side by side for two builds.
+ * request waits behind it (the event loop held by the parse, the comparison, the seed), side by
+ * side for two builds.
  *
- *   npx tsx bench/config-reload.ts [--clusters 1000] [--endpoints 100] [--edits 5] [--base DIR]
+ *   npx tsx bench/config-reload.ts [--clusters 1000] [--endpoints 100] [--edits 5] [--every] [--base DIR]
  *
  * Writes a config of --clusters × --endpoints (block-style YAML, as an operator's file would be),
  * starts `node --max-semi-space-size=4 --v8-pool-size=1 dist/main.js` on it (this checkout's build,
  * then --base's; run `npm run build` in each first; run the bench twice with the builds swapped
- * for both orders), and once it
- * serves, rewrites the file --edits times (one endpoint's weight changed, by rename as editors
- * save). For each edit: the time from the rename until /metrics counts the reload, and the longest
- * a /healthz probe (one every 5 ms, from this process) waited during it. Also the start to serving
- * and the server's RSS after the edits and its peak (VmHWM, start included). Prints a table per
- * build and the medians; not a test.
+ * for both orders), and once it serves, rewrites the file --edits times by rename, as editors
+ * save: one endpoint's weight changed, or with --every every endpoint's weight. For each edit: the
+ * time from the rename until the admin API serves the new weight, and the longest a /healthz probe
+ * (one every 5 ms, from this process) waited during it. Also the start to serving and the server's
+ * RSS after the edits and its peak (VmHWM, start included). FULCRUM_BENCH_NODE_ARGS adds server
+ * flags (bench/served-build.ts). Prints a table per build and the medians; not a test.
  */
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     clusters: { type: 'string', default: '1000' },
     endpoints: { type: 'string', default: '100' },
     edits: { type: 'string', default: '5' },
+    every: { type: 'boolean', default: false },
     base: { type: 'string' },
   },
 });
@@ -35,9 +37,12 @@ const CLUSTERS = intOption('clusters', values.clusters);
 const ENDPOINTS = intOption('endpoints', values.endpoints);
 const EDITS = intOption('edits', values.edits);
 
-async function reloads(admin: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
-  return Number(/^fulcrum_config_reloads_total\{result="ok"\} (\d+)/m.exec(text)?.[1] ?? 0);
+/** The weight the admin API serves for the first endpoint of the first cluster (the one every edit changes). */
+async function servedWeight(admin: number): Promise<number | undefined> {
+  const res = await fetch(`http://127.0.0.1:${admin}/v1/clusters/c0`);
+  if (!res.ok) return undefined;
+  const body = (await res.json()) as { endpoints: { weight: number }[] };
+  return body.endpoints[0]?.weight;
 }
 
 interface Run {
@@ -56,12 +61,12 @@ async function series(repo: string): Promise<Run> {
     const reloadMs: number[] = [];
     const waitMs: number[] = [];
     for (let e = 0; e < EDITS; e++) {
-      const before = await reloads(server.admin);
-      await writeFile(`${configPath}.tmp`, blockConfig(CLUSTERS, ENDPOINTS, 2 + e));
+      const weight = 2 + e;
+      await writeFile(`${configPath}.tmp`, blockConfig(CLUSTERS, ENDPOINTS, weight, values.every));
       const p = probeHealthz(server.admin);
       const t0 = performance.now();
       await rename(`${configPath}.tmp`, configPath);
-      await until('the reload', async () => (await reloads(server.admin)) > before);
+      await until('the edit served', async () => (await servedWeight(server.admin)) === weight);
       reloadMs.push(performance.now() - t0);
       waitMs.push(await p.stop());
     }
@@ -75,7 +80,7 @@ async function series(repo: string): Promise<Run> {
 const f0 = (x: number): string => x.toFixed(0);
 
 const builds = [{ name: 'this', repo: process.cwd() }, ...(values.base ? [{ name: 'base', repo: resolve(values.base) }] : [])];
-process.stdout.write(`config reload: ${CLUSTERS} × ${ENDPOINTS} endpoints, ${EDITS} edits per build, load ${loadavg()[0]?.toFixed(2)}\n`);
+process.stdout.write(`config reload: ${CLUSTERS} × ${ENDPOINTS} endpoints, ${EDITS} edits per build of ${values.every ? 'every' : 'one'} endpoint's weight, load ${loadavg()[0]?.toFixed(2)}\n`);
 const results: { name: string; run: Run }[] = [];
 for (const b of builds) {
   const run = await series(b.repo);

@@ -27,10 +27,15 @@ export async function until(what: string, ready: () => Promise<boolean>, ms = 30
   }
 }
 
-/** `repo`'s dist/main.js with `npm start`'s V8 flags, on free ports, until /readyz answers 200. */
+/**
+ * `repo`'s dist/main.js with `npm start`'s V8 flags, on free ports, until /readyz answers 200.
+ * FULCRUM_BENCH_NODE_ARGS (space-separated) adds node flags, e.g. `--cpu-prof --cpu-prof-dir=DIR`
+ * to profile the server, or `--import=<abs>/bench/push-trace.mjs` with FULCRUM_PUSH_TRACE.
+ */
 export async function startBuild(repo: string, configPath: string, dataDir: string): Promise<Served> {
   const began = performance.now();
-  const args = ['--max-semi-space-size=4', '--v8-pool-size=1', join(repo, 'dist/main.js'), '--config', configPath, '--xds-port', '0', '--admin-port', '0', '--data-dir', dataDir];
+  const extra = (process.env.FULCRUM_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const args = ['--max-semi-space-size=4', '--v8-pool-size=1', ...extra, join(repo, 'dist/main.js'), '--config', configPath, '--xds-port', '0', '--admin-port', '0', '--data-dir', dataDir];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: repo });
   let out = '';
   const keep = (d: Buffer): void => void (out = (out + d.toString()).slice(-100_000));
@@ -135,15 +140,15 @@ export async function rssMiB(pid: number): Promise<{ now: number; peak: number }
   return { now: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
 }
 
-/** A block-style config of `clusters` × `endpoints` (the first endpoint's weight `weight`), as an operator's file is written. */
-export function blockConfig(clusters: number, endpoints: number, weight = 1): string {
+/** A block-style config of `clusters` × `endpoints` (the first endpoint's weight `weight`, or with `every` every endpoint's), as an operator's file is written. */
+export function blockConfig(clusters: number, endpoints: number, weight = 1, every = false): string {
   // Addresses 10.<cluster>.<endpoint>: up to 65,536 clusters of 254 endpoints.
   if (endpoints > 254 || clusters > 65_536) throw new RangeError('blockConfig: at most 65,536 clusters of 254 endpoints');
   const lines = ['clusters:'];
   for (let c = 0; c < clusters; c++) {
     lines.push(`  - name: c${c}`, '    endpoints:');
     for (let e = 0; e < endpoints; e++) {
-      lines.push(`      - address: 10.${c >> 8}.${c & 255}.${e + 1}`, '        port: 8080', `        weight: ${c === 0 && e === 0 ? weight : 1}`);
+      lines.push(`      - address: 10.${c >> 8}.${c & 255}.${e + 1}`, '        port: 8080', `        weight: ${every || (c === 0 && e === 0) ? weight : 1}`);
     }
   }
   return `${lines.join('\n')}\n`;
