@@ -52,6 +52,7 @@ import {
   planSetState,
   type Outcome,
   type Plan,
+  type SeededMods,
 } from './etcd-plans.js';
 import { StoreLimitError, StoreUnavailableError } from './errors.js';
 import { servedHealth } from './ownership.js';
@@ -128,6 +129,8 @@ function appliedEarlier(res: ITxnResponse, compares: number): number | undefined
 export class EtcdStore implements CatalogStore {
   private readonly ns: Namespace;
   private readonly mirror: EtcdMirror;
+  /** What the last seed found each file cluster matching (etcd-plans.ts planSeed): not compared again while it holds. */
+  private seeded: SeededMods = new Map();
   private readonly health_: EtcdHealth;
   private readonly listeners = new Set<ChangeListener>();
   private readonly weightListeners = new Set<(clusters: readonly string[]) => void>();
@@ -378,10 +381,17 @@ export class EtcdStore implements CatalogStore {
    */
   async seedFromConfig(catalog: Catalog, opts: { readonly actor: string } = { actor: 'config-file' }): Promise<SeedResult> {
     const changes: Change[] = [];
+    // A failed seed forgets what the earlier ones found: it is compared whole next time.
+    let known = this.seeded;
+    this.seeded = new Map();
     for (let attempt = 1; ; attempt++) {
       this.assertWritable();
-      const { plans, conflicts } = planSeed(this.mirror, catalog, this.at());
-      if (plans.length === 0) return { revision: this.mirror.revision, changes, conflicts };
+      const { plans, conflicts, seeded } = planSeed(this.mirror, catalog, this.at(), known);
+      known = seeded;
+      if (plans.length === 0) {
+        this.seeded = seeded;
+        return { revision: this.mirror.revision, changes, conflicts };
+      }
       const batch = takeBatch(plans);
       const done = await this.commit(opts.actor, batch);
       if (done.ok) {
