@@ -110,8 +110,6 @@ export const DEFAULT_ADMIN: AdminServerSettings = { address: '127.0.0.1', port: 
 
 const MAX_PROBLEMS = 50;
 
-/** A running server's validation of a large file yields to other work every few ms (as the store's big writes). */
-const VALIDATION_SLICE_MS = 4;
 
 /** Parses and validates a config document. Throws ConfigError listing every problem found. */
 export function parseConfig(text: string, file: string): LoadedConfig {
@@ -127,9 +125,9 @@ export async function parseConfigOffThread(text: string, file: string, offThread
   const parsed = await parseYamlOffThread(text, MAX_PROBLEMS, offThreadChars, signal);
   if ('errors' in parsed) return configFromYaml(parsed, file);
   // Validated in slices, from a later turn than the one that took the worker's copy of the value.
-  const slicer = new Slicer(VALIDATION_SLICE_MS);
+  const slicer = new Slicer();
   await slicer.step();
-  return parseConfigValueInTurns(parsed.value, file, () => slicer.turn());
+  return parseConfigValueInTurns(parsed.value, file, slicer.turns);
 }
 
 function configFromYaml(parsed: YamlParse, file: string): LoadedConfig {

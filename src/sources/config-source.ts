@@ -22,14 +22,6 @@ export interface ConfigSourceOptions {
   readonly started?: ConfigRead;
 }
 
-/** The config source's pacing: a turn of the event loop every few ms (as the store's big writes). */
-const SLICE_MS = 4;
-
-function slicedTurns(): (() => Promise<void>) & { step(): Promise<void> } {
-  const slicer = new Slicer(SLICE_MS);
-  return Object.assign(() => slicer.turn(), { step: () => slicer.step() });
-}
-
 /**
  * The config file as a source of desired state: starting reads it (failing on an invalid file)
  * and seeds the store; every valid edit seeds it again, an invalid one is logged and ignored.
@@ -63,8 +55,8 @@ export class ConfigSource implements Component {
     if (current !== this.running) this.warnRestartNeeded(current);
     const first = (async (): Promise<void> => {
       await this.seed(current.catalog);
-      // After the seed, so the store holds these very objects (the next reload keeps what it did not change).
-      this.applied = await appliedCatalog(current.catalog, slicedTurns());
+      // The objects just seeded, kept as applied: a reload hands over those it did not change.
+      this.applied = await appliedCatalog(current.catalog, new Slicer().turns);
     })();
     // An edit made meanwhile is applied after this.
     this.seeding = first.catch(() => undefined);
@@ -92,16 +84,17 @@ export class ConfigSource implements Component {
    */
   private async apply(config: LoadedConfig): Promise<void> {
     const next = config.catalog;
-    const turn = slicedTurns();
-    await turn.step();
-    const { changes: compared, applied } = await compareCatalogs(this.applied, next, turn);
+    const slicer = new Slicer();
+    await slicer.step();
+    if (this.stopped) return;
+    const { changes: compared, applied } = await compareCatalogs(this.applied, next, slicer.turns);
     this.applied = applied;
     const changes = changeSummary(compared);
     const counts = { clusters: next.clusters.length, listeners: next.listeners.length };
     const msg = Object.keys(changes).length > 0 ? 'config reloaded' : 'config reloaded; no cluster, listener or node group changed';
     this.options.log.info({ file: this.path, ...counts, changes }, msg);
     this.warnRestartNeeded(config);
-    await turn.step();
+    await slicer.step();
     if (!this.stopped) await this.seed(applied.catalog);
   }
 

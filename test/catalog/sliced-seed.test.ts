@@ -8,6 +8,8 @@ import { closeStoresAndCleanup, cluster, endpoint, listener, many, storeAt, twoS
 
 const API = { actor: 'alice', owner: 'api' } as const;
 const FILE = { actor: 'config-file' } as const;
+/** Slices of 1 ms: many turns in a small test. */
+const FAST = { sliceMs: 1 } as const;
 const open: Store[] = [];
 /** One clock for every store, so that two stores given the same writes hold the same rows. */
 const AT = new Date('2026-12-02T00:00:00Z');
@@ -67,7 +69,7 @@ describe('seedFromConfigSliced', () => {
     ];
     for (const seed of seeds) {
       const a = plain.seedFromConfig(seed, FILE);
-      const b = await sliced.seedFromConfigSliced(seed, FILE, 1, 1000);
+      const b = await sliced.seedFromConfigSliced(seed, FILE, { sliceMs: 1, packOver: 1000 });
       expect(b).toEqual(a);
       expect(sliced.catalog()).toEqual(plain.catalog());
     }
@@ -85,7 +87,7 @@ describe('seedFromConfigSliced', () => {
   it('lets the event loop turn while it writes, and readers see the store as it was until it commits', async () => {
     const s = fresh();
     const before = catalogOf({ clusters: Array.from({ length: 20 }, (_, i) => cluster(`c${i}`, many(200, 1, i * 200))) });
-    await s.seedFromConfigSliced(before, FILE, 1);
+    await s.seedFromConfigSliced(before, FILE, FAST);
     const after = catalogOf({ clusters: Array.from({ length: 20 }, (_, i) => cluster(`c${i}`, many(200, 2, i * 200))) });
     let turns = 0;
     const seen = new Set<number>();
@@ -99,7 +101,7 @@ describe('seedFromConfigSliced', () => {
     // Change listeners run at the commit.
     s.onChange(() => void (running = false));
     setImmediate(tick);
-    await s.seedFromConfigSliced(after, FILE, 1);
+    await s.seedFromConfigSliced(after, FILE, FAST);
     expect(turns).toBeGreaterThan(10);
     // Only the weight before the seed was read while it ran.
     expect([...seen]).toEqual([1]);
@@ -108,10 +110,10 @@ describe('seedFromConfigSliced', () => {
 
   it('rolls the whole seed back when any part of it fails', async () => {
     const s = fresh();
-    await s.seedFromConfigSliced(catalogOf({ clusters: [cluster('a', many(5, 1)), cluster('b', many(5, 1, 100))] }), FILE, 1);
+    await s.seedFromConfigSliced(catalogOf({ clusters: [cluster('a', many(5, 1)), cluster('b', many(5, 1, 100))] }), FILE, FAST);
     const revision = s.revision();
     const bad = catalogOf({ clusters: [cluster('a', many(5, 7)), cluster('b', many(5, 0, 100))] });
-    await expect(s.seedFromConfigSliced(bad, FILE, 1)).rejects.toThrow(/CHECK constraint failed/);
+    await expect(s.seedFromConfigSliced(bad, FILE, FAST)).rejects.toThrow(/CHECK constraint failed/);
     expect(s.revision()).toBe(revision);
     expect(s.getCluster('a')?.endpoints.map((e) => e.weight)).toEqual([1, 1, 1, 1, 1]);
   });
@@ -126,6 +128,15 @@ describe('seedFromConfigSliced', () => {
     await Promise.all([seeding, put]);
     expect(store.getCluster('big')?.endpoints).toHaveLength(300);
     expect(store.audit(2).map((a) => a.name)).toEqual(['api', 'big']);
+    // A small file that replaces the big one is sliced too: its seed deletes the 300 stored rows.
+    const shrinking = lane.seedFromConfig(catalogOf({ clusters: [cluster('small', many(2, 1, 900))] }), FILE);
+    expect(store.getCluster('big')).toBeDefined();
+    await shrinking;
+    expect(store.getCluster('big')).toBeUndefined();
+    // And once the stored file is small, a small file is seeded at once.
+    const small = lane.seedFromConfig(catalogOf({ clusters: [cluster('small', many(3, 1, 900))] }), FILE);
+    expect(store.getCluster('small')?.endpoints).toHaveLength(3);
+    await small;
   });
 });
 
@@ -153,7 +164,7 @@ describe('seedFromConfig: what earlier seeds wrote', () => {
   for (const mode of ['whole', 'sliced'] as const) {
     it(`skips a cluster given as the very object it was seeded from, while its revision has not moved (${mode})`, async () => {
       const s = fresh();
-      const seed = async (c: Catalog): Promise<unknown> => (mode === 'whole' ? s.seedFromConfig(c, FILE) : s.seedFromConfigSliced(c, FILE, 1));
+      const seed = async (c: Catalog): Promise<unknown> => (mode === 'whole' ? s.seedFromConfig(c, FILE) : s.seedFromConfigSliced(c, FILE, FAST));
       const a = cluster('a', many(3, 1));
       const catalog = catalogOf({ clusters: [a] });
       await seed(catalog);
@@ -168,7 +179,7 @@ describe('seedFromConfig: what earlier seeds wrote', () => {
 
     it(`compares a cluster whose revision moved since, even given the same object (${mode})`, async () => {
       const s = fresh();
-      const seed = async (c: Catalog): Promise<unknown> => (mode === 'whole' ? s.seedFromConfig(c, FILE) : s.seedFromConfigSliced(c, FILE, 1));
+      const seed = async (c: Catalog): Promise<unknown> => (mode === 'whole' ? s.seedFromConfig(c, FILE) : s.seedFromConfigSliced(c, FILE, FAST));
       const a = cluster('a', many(3, 1));
       await seed(catalogOf({ clusters: [a] }));
       // An operator's drain moves the cluster's revision.

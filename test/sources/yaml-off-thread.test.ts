@@ -6,6 +6,7 @@ import { ConfigError, parseConfig, parseConfigOffThread, parseConfigValue, parse
 import { MAX_CLUSTERS } from '../../src/sources/config-schema.js';
 import { parseYamlOffThread } from '../../src/sources/yaml-off-thread.js';
 import { parseYaml } from '../../src/sources/yaml-parse.js';
+import { waitFor } from '../support/wait.js';
 
 /** Scalars and structures whose reading differs between YAML parsers or versions (1.1 vs 1.2). */
 const TRICKY = `
@@ -85,6 +86,21 @@ describe('parseYamlOffThread', () => {
       expect(asks.mock.calls.length).toBeGreaterThanOrEqual(3);
     } finally {
       asks.mockRestore();
+    }
+  });
+
+  it('ends its worker once the answer is in, whatever the document holds', async () => {
+    const on = vi.spyOn(Worker.prototype, 'on');
+    try {
+      for (const text of ['clusters: []\n', 'clusters: [{ name: a }]\n', 'listeners: []\n', 'clusters: [1, null, x]\n']) {
+        await parseYamlOffThread(text, 50, 0);
+      }
+      const workers = new Set(on.mock.contexts as Worker[]);
+      expect(workers.size).toBe(4);
+      // A worker left running (waiting for a request for pieces that never comes) keeps its id.
+      await waitFor(() => [...workers].every((w) => w.threadId === -1), { what: 'every parse worker ended', timeoutMs: 20_000 });
+    } finally {
+      on.mockRestore();
     }
   });
 

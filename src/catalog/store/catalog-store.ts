@@ -82,7 +82,11 @@ export interface CatalogStore {
   deleteListener(name: string, opts: WriteOptions): MaybePromise<WriteResult>;
   putNodeGroup(group: NodeGroup, opts: WriteOptions): MaybePromise<WriteResult>;
   deleteNodeGroup(nodeCluster: string, opts: WriteOptions): MaybePromise<WriteResult>;
-  /** Makes the `file`-owned resources match the config file's catalog (see Store.seedFromConfig). */
+  /**
+   * Makes the `file`-owned resources match the config file's catalog (see Store.seedFromConfig).
+   * The catalog's objects must not be changed once handed over: a later seed given one of them
+   * again may skip it as already written (Store.seeded, etcd-plans.ts planSeed).
+   */
   seedFromConfig(catalog: Catalog, opts?: { readonly actor: string }): MaybePromise<SeedResult>;
 
   /** Operator overrides on discovered (Kubernetes) clusters and endpoints, sorted by name; kept while their target is gone. */

@@ -7,13 +7,14 @@
  * seed as steps of one IMMEDIATE transaction on the store's second connection, as
  * putClusterSliced writes one big cluster (sliced-write.ts): a cluster at a time, a big one a page
  * at a time, a turn of the event loop every `sliceMs`. Readers see the store as it was until
- * COMMIT; a throw at any step rolls all of it back. The rows, the seed's one revision, the audit
- * rows and the change events are Store.seedFromConfig's.
+ * COMMIT; a throw at any step rolls all of it back. The rows, the seed's one revision, the change
+ * events and the audit entries as read back are Store.seedFromConfig's; a cluster of more than
+ * `packOver` endpoints has its audit texts stored packed, as putClusterSliced's (packed-text.ts).
  */
 import type Database from 'better-sqlite3';
 import type { Catalog, Cluster } from '../types.js';
 import { listenerSpecJson, nodeGroupSpecJson, seedSkips } from './ownership.js';
-import type { Change, SeedConflict } from './records.js';
+import type { Change, ClusterRecord, SeedConflict } from './records.js';
 import { deleteClusterRows, deleteTextsNow } from './sliced-delete.js';
 import { clusterRow, inSlicedTransaction, insertAudit, insertPlainAudit, nextRevision, readEndpoints, recordText, writeClusterRows, type ClusterRow } from './sliced-write.js';
 import type { Slicer } from '../../runtime/slicer.js';
@@ -26,8 +27,8 @@ export interface SeedWriting {
   readonly actor: string;
   readonly at: string;
   readonly sliceMs: number;
-  /** What the earlier seeds wrote: a cluster given as the same object, its revision unmoved since, is not read. */
-  readonly known: ReadonlyMap<string, { readonly input: Cluster; readonly revision: number }>;
+  /** What the earlier seeds wrote (Store.seeded): a cluster given as the same object, its revision unmoved since, is not read. */
+  readonly earlier: ReadonlyMap<string, { readonly input: Cluster; readonly revision: number }>;
   /** A cluster with more endpoints than this (before or after) gets packed audit texts, as putClusterSliced's. */
   readonly packOver: number;
 }
@@ -39,8 +40,21 @@ export interface SlicedSeed {
   readonly conflicts: readonly SeedConflict[];
   /** Every file cluster's object and revision after this seed (the next `known`). */
   readonly seeded: Seeded;
-  /** The clusters written, as the catalog serves them: the store's view takes them unread. */
-  readonly served: readonly Cluster[];
+  /** The clusters written, by name, as the catalog serves them and as their records read: the store keeps them unread. */
+  readonly written: ReadonlyMap<string, { readonly served: Cluster; readonly record: ClusterRecord }>;
+}
+
+/**
+ * The earlier seed's entry for `c` when `c` is the very object it seeded and the cluster's row
+ * (undefined: none) is still that seed's: every write through the store moves the revision.
+ */
+export function seededAsIs(
+  earlier: ReadonlyMap<string, { readonly input: Cluster; readonly revision: number }>,
+  c: Cluster,
+  row: { readonly owner: string; readonly revision: number } | undefined,
+): { readonly input: Cluster; readonly revision: number } | undefined {
+  const e = earlier.get(c.name);
+  return e?.input === c && row?.owner === 'file' && row.revision === e.revision ? e : undefined;
 }
 
 /** What one seed has done so far. */
@@ -52,7 +66,7 @@ interface Progress {
   readonly changes: Change[];
   readonly conflicts: SeedConflict[];
   readonly seeded: Seeded;
-  readonly served: Cluster[];
+  readonly written: Map<string, { readonly served: Cluster; readonly record: ClusterRecord }>;
   readonly seen: Record<SpecKind, Set<string>>;
 }
 
@@ -68,7 +82,7 @@ export function seedSliced(db: Database.Database, catalog: Catalog, w: SeedWriti
       changes: [],
       conflicts: [],
       seeded: new Map(),
-      served: [],
+      written: new Map(),
       seen: { cluster: new Set(), listener: new Set(), 'node-group': new Set() },
     };
     for (const c of catalog.clusters) {
@@ -78,7 +92,7 @@ export function seedSliced(db: Database.Database, catalog: Catalog, w: SeedWriti
     for (const l of catalog.listeners) seedSpec(p, 'listener', l.name, listenerSpecJson(l));
     for (const g of catalog.nodeGroups) seedSpec(p, 'node-group', g.nodeCluster, nodeGroupSpecJson(g));
     await removeDropped(p);
-    return { revision: rev, changes: p.changes, conflicts: p.conflicts, seeded: p.seeded, served: p.served };
+    return { revision: rev, changes: p.changes, conflicts: p.conflicts, seeded: p.seeded, written: p.written };
   });
 }
 
@@ -93,16 +107,17 @@ function owned<R extends { readonly owner: SpecRow['owner'] }>(p: Progress, kind
 async function seedCluster(p: Progress, c: Cluster): Promise<void> {
   const row = owned(p, 'cluster', c.name, clusterRow(p.db, c.name));
   if (row === false) return;
-  const known = p.w.known.get(c.name);
-  if (known?.input === c && row?.owner === 'file' && row.revision === known.revision) {
-    p.seeded.set(c.name, known);
+  const earlier = seededAsIs(p.w.earlier, c, row);
+  if (earlier) {
+    p.seeded.set(c.name, earlier);
     return;
   }
   const pack = Math.max(c.endpoints.length, endpointCount(p.db, c.name)) > p.w.packOver;
   const out = await writeClusterRows(p.db, c, row, { owner: 'file', actor: p.w.actor, at: p.w.at, revision: p.revision, slicer: p.slicer, action: (change) => change, pack });
   p.seeded.set(c.name, { input: c, revision: out.revision });
   p.changes.push(...out.changes);
-  if (out.served) p.served.push(out.served);
+  // A name given twice (never valid in a file) is served as last written, as the rows hold it.
+  if (out.served && out.record) p.written.set(c.name, { served: out.served, record: out.record });
 }
 
 function seedSpec(p: Progress, kind: 'listener' | 'node-group', name: string, spec: string): void {

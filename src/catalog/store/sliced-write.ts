@@ -10,7 +10,7 @@
  * writes queued until it commits, since they would wait for the same lock. The result, the rows,
  * the revision and the audit record are exactly those of Store.putCluster.
  */
-import { Slicer } from '../../runtime/slicer.js';
+import { SLICE_MS, Slicer } from '../../runtime/slicer.js';
 import type Database from 'better-sqlite3';
 import { auditedAction, type AuditAction, type Change, type ClusterInput, type ClusterRecord, type EndpointRecord, type Owner, type ResourceKind, type WriteOptions } from './records.js';
 import { checkWrite, clusterSpecJson } from './ownership.js';
@@ -41,13 +41,8 @@ export interface SlicedOutcome {
   readonly record?: ClusterRecord;
 }
 
-/**
- * A big write's slice of the event loop. A request that arrives meanwhile can wait behind more
- * than one slice (read in one turn, answered in a later one). With 10 ms slices an xDS Fetch sent
- * during a 20k-endpoint PUT took 18 ms at the median; with 4 ms, 10 ms, for 1–7 % more time
- * spent on the write itself (bench/RESULTS.md "engine18").
- */
-export const WRITE_SLICE_MS = 4;
+/** A big write's slice of the event loop (runtime/slicer.ts SLICE_MS says why 4 ms). */
+export const WRITE_SLICE_MS = SLICE_MS;
 
 /** The write itself, on `db` (a connection of its own): checks, upserts, deletes, audit, commit. */
 export async function putClusterSliced(

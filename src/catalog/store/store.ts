@@ -48,7 +48,8 @@ import { trimRecordText } from './audit-trim.js';
 import { auditSummary, parseSummary } from './audit-summary.js';
 import { unpackText } from './packed-text.js';
 import { ENDPOINT_PAGE, putClusterSliced, WRITE_SLICE_MS } from './sliced-write.js';
-import { seedSliced, type Seeded } from './sliced-seed.js';
+import { seededAsIs, seedSliced, type Seeded } from './sliced-seed.js';
+import { SLICED_OVER } from './write-lane.js';
 import { deleteSpecSql, meta, parseListener, parseNodeGroup, selectSpecRow, selectSpecRows, specRecord, upsertSpecSql, type SpecKind, type SpecRow } from './spec-rows.js';
 import { deleteClusterSliced, prepareDelete, type PreparedDelete } from './sliced-delete.js';
 import { nextTurn } from '../../runtime/next-turn.js';
@@ -251,10 +252,12 @@ export class Store implements CatalogStore {
   private readonly records = new Map<string, ClusterRecord>();
   /**
    * What the last seeds wrote, by file cluster: the catalog's object each was seeded from and the
-   * cluster's revision after it. Every write to a cluster or its endpoints moves that revision, so
-   * while it stands the rows are still what that object made them, and a reload handing the same
-   * object again (config-diff.ts keeps unchanged clusters' objects) has nothing to compare: reading
-   * and comparing every endpoint row was ~65 ms of one task per reload at 20k endpoints.
+   * cluster's revision after it. Every write through this store to a cluster or its endpoints
+   * moves that revision, so while it stands the rows are still what that object made them, and a
+   * reload handing the same object again (config-diff.ts keeps unchanged clusters' objects) has
+   * nothing to compare: reading and comparing every endpoint row was ~65 ms of one task per
+   * reload at 20k endpoints. (A row edited behind the store, with another SQLite client, stays
+   * until the file's cluster or its revision changes.)
    */
   private seeded: Seeded = new Map();
   /** The last catalog read, and what this process changed since (see catalog()). */
@@ -659,6 +662,11 @@ export class Store implements CatalogStore {
     return { revision };
   }
 
+  /** Endpoints of the clusters the config file owns, as stored: what a seed may have to rewrite or delete. */
+  fileEndpointCount(): number {
+    return (this.sql<[], { n: number }>(`SELECT count(*) AS n FROM clusters c JOIN endpoints e ON e.cluster = c.name WHERE c.owner = 'file'`).get() as { n: number }).n;
+  }
+
   /** Endpoints of a cluster as stored (0 when there is no such cluster): an index count, no rows read. */
   endpointCount(cluster: string): number {
     return (this.stmt.endpointCount.get(cluster) as { n: number }).n;
@@ -783,11 +791,12 @@ export class Store implements CatalogStore {
    * with packed texts as putClusterSliced's. Until it settles no other write may be made on this
    * store: write-lane.ts queues them. Resolves once the WAL holding its commit is fsynced.
    */
-  async seedFromConfigSliced(catalog: Catalog, opts: { readonly actor: string } = { actor: 'config-file' }, sliceMs = WRITE_SLICE_MS, packOver = 1000): Promise<SeedResult> {
+  async seedFromConfigSliced(catalog: Catalog, opts: { readonly actor: string } = { actor: 'config-file' }, slicing: { readonly sliceMs?: number; readonly packOver?: number } = {}): Promise<SeedResult> {
     const started = performance.now();
+    const { sliceMs = WRITE_SLICE_MS, packOver = SLICED_OVER } = slicing;
     let out: Awaited<ReturnType<typeof seedSliced>>;
     try {
-      out = await seedSliced(this.writer(), catalog, { actor: opts.actor, at: this.now().toISOString(), sliceMs, known: this.seeded, packOver });
+      out = await seedSliced(this.writer(), catalog, { actor: opts.actor, at: this.now().toISOString(), sliceMs, earlier: this.seeded, packOver });
     } catch (err) {
       // Rolled back, as a failed write() (whose revisions may be taken again by other content).
       this.seeded.clear();
@@ -795,13 +804,17 @@ export class Store implements CatalogStore {
       throw err;
     }
     this.seeded = out.seeded;
-    const { revision, changes, conflicts, served } = out;
-    if (revision === undefined) return { revision: this.revision(), changes, conflicts };
+    const { revision, changes, conflicts, written } = out;
+    if (revision === undefined) {
+      this.wrote(started, 'catalog');
+      return { revision: this.revision(), changes, conflicts };
+    }
     // As putClusterSliced: checkpointed on the worker, before anything queued behind it commits.
     void this.walCheckpointer().checkpoint();
-    // Whole clusters, each named by the cluster it carries (`cluster` is read only for a one-endpoint patch).
-    const known = served.length > 0 ? { cluster: '', whole: true, apply: (view: CatalogView) => served.forEach((c) => view.known(c)) } : undefined;
-    this.committed(started, revision, opts.actor, changes, known);
+    // Read back by the seed already (as putClusterSliced's): neither the view nor a read reads them again.
+    for (const w of written.values()) this.keep(w.record);
+    const viewPatch = { cluster: '', whole: true, apply: (view: CatalogView) => written.forEach((w) => view.known(w.served)) };
+    this.committed(started, revision, opts.actor, changes, written.size > 0 ? viewPatch : undefined);
     await this.madeDurable(this.walSync.synced());
     return { revision, changes, conflicts };
   }
@@ -821,9 +834,8 @@ export class Store implements CatalogStore {
     for (const c of catalog.clusters) {
       const row = owned('cluster', c.name);
       if (row === false) continue;
-      const known = this.seeded.get(c.name);
-      const unchanged = known?.input === c && row?.owner === 'file' && row.revision === known.revision;
-      seeded.set(c.name, { input: c, revision: unchanged ? row.revision : this.upsertCluster(tx, c, 'file', row) });
+      const earlier = seededAsIs(this.seeded, c, row);
+      seeded.set(c.name, earlier ?? { input: c, revision: this.upsertCluster(tx, c, 'file', row) });
     }
     for (const l of catalog.listeners) {
       const row = owned('listener', l.name);

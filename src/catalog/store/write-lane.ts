@@ -86,10 +86,15 @@ export class WriteLane implements CatalogStore {
     return this.durable(() => this.store.deleteNodeGroup(nodeCluster, opts));
   }
 
-  /** A config file of more than `slicedOver` endpoints is seeded in slices (Store.seedFromConfigSliced). */
+  /**
+   * A config file of more than `slicedOver` endpoints is seeded in slices (Store.seedFromConfigSliced),
+   * and so is one that replaces such a file (its seed deletes or rewrites what is stored).
+   */
   seedFromConfig(catalog: Catalog, opts?: { readonly actor: string }): MaybePromise<SeedResult> {
     const endpoints = catalog.clusters.reduce((n, c) => n + c.endpoints.length, 0);
-    if (endpoints > this.slicedOver) return this.queue(() => this.store.seedFromConfigSliced(catalog, opts, undefined, this.slicedOver));
+    if (endpoints > this.slicedOver || this.store.fileEndpointCount() > this.slicedOver) {
+      return this.queue(() => this.store.seedFromConfigSliced(catalog, opts, { packOver: this.slicedOver }));
+    }
     return this.durable(() => this.store.seedFromConfig(catalog, opts));
   }
 
