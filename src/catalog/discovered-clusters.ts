@@ -3,7 +3,7 @@ import { withPolicy } from './discovered-overrides.js';
 import { listClustersInTurnsOf, type CatalogStore, type MaybePromise } from './store/catalog-store.js';
 import { NotFoundError } from './store/errors.js';
 import type { OverrideOptions, OverrideRecord, OverrideTarget, OverrideValue } from './store/override-records.js';
-import type { ClusterInput, ClusterRecord, EndpointRecord, EndpointSpec, OperatorState, Owner, SeedResult, StateOptions, WriteOptions, WriteResult } from './store/records.js';
+import type { ClusterInput, ClusterRecord, EndpointRecord, EndpointSpec, OperatorState, Owner, SeedOptions, SeedResult, StateOptions, WriteOptions, WriteResult } from './store/records.js';
 import type { Catalog, Cluster, Listener, NodeGroup } from './types.js';
 
 /** The clusters discovery contributes now (before overrides), and when that view last changed. */
@@ -166,7 +166,7 @@ export class DiscoveryAwareStore implements CatalogStore {
   deleteNodeGroup(nodeCluster: string, opts: WriteOptions) {
     return this.store.deleteNodeGroup(nodeCluster, opts);
   }
-  seedFromConfig(catalog: Catalog, opts?: { readonly actor: string }): MaybePromise<SeedResult> {
+  seedFromConfig(catalog: Catalog, opts?: SeedOptions): MaybePromise<SeedResult> {
     return this.store.seedFromConfig(catalog, opts);
   }
   listOverrides(): OverrideRecord[] {

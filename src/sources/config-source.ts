@@ -1,4 +1,4 @@
-import type { MaybePromise, SeedResult } from '../catalog/store/index.js';
+import type { MaybePromise, SeedOptions, SeedResult } from '../catalog/store/index.js';
 import type { Catalog } from '../catalog/types.js';
 import type { Component } from '../runtime/lifecycle.js';
 import type { LoadedConfig } from './config-file.js';
@@ -8,7 +8,7 @@ import { ConfigWatcher, type ConfigRead } from './config-watcher.js';
 
 export interface ConfigSourceOptions {
   /** Where the file's clusters, listeners and node groups go (the store's `file` rows). */
-  readonly store: { seedFromConfig(catalog: Catalog, opts: { readonly actor: string }): MaybePromise<SeedResult> };
+  readonly store: { seedFromConfig(catalog: Catalog, opts: SeedOptions): MaybePromise<SeedResult> };
   readonly log: {
     info(obj: object, msg: string): void;
     warn(obj: object, msg: string): void;
@@ -53,13 +53,11 @@ export class ConfigSource implements Component {
     const current = await this.watcher.start(started);
     this.running = started?.config ?? current;
     if (current !== this.running) this.warnRestartNeeded(current);
-    const first = (async (): Promise<void> => {
-      await this.seed(current.catalog);
-      // The objects just seeded, kept as applied: a reload hands over those it did not change.
-      this.applied = await appliedCatalog(current.catalog, new Slicer().turns);
-    })();
-    // An edit made meanwhile is applied after this.
-    this.seeding = first.catch(() => undefined);
+    // Before anything is served (the source starts first): the store may write it in one go.
+    const first = this.seed(current.catalog, true);
+    // The objects just seeded, kept as applied (a reload hands over those it did not change), in
+    // slices after the start; an edit made meanwhile is applied after this.
+    this.seeding = first.then(async () => void (this.applied = await appliedCatalog(current.catalog, new Slicer().turns))).catch(() => undefined);
     await first;
   }
 
@@ -116,8 +114,8 @@ export class ConfigSource implements Component {
     this.options.log.error({ file: this.path, error: err.message }, 'config edit rejected; serving the last good config');
   }
 
-  private async seed(catalog: Catalog): Promise<void> {
-    const result = await this.options.store.seedFromConfig(catalog, { actor: 'config-file' });
+  private async seed(catalog: Catalog, atStart = false): Promise<void> {
+    const result = await this.options.store.seedFromConfig(catalog, { actor: 'config-file', atStart });
     for (const c of result.conflicts) {
       this.options.log.warn({ kind: c.kind, name: c.name, owner: c.owner }, 'config file defines a name another source owns; keeping that source\'s version');
     }

@@ -137,6 +137,10 @@ describe('seedFromConfigSliced', () => {
     const small = lane.seedFromConfig(catalogOf({ clusters: [cluster('small', many(3, 1, 900))] }), FILE);
     expect(store.getCluster('small')?.endpoints).toHaveLength(3);
     await small;
+    // At the process's start nothing is served yet: a big file is written in one go.
+    const start = lane.seedFromConfig(catalogOf({ clusters: [cluster('big', many(300, 4))] }), { ...FILE, atStart: true });
+    expect(store.getCluster('big')?.endpoints[0]?.weight).toBe(4);
+    await start;
   });
 });
 

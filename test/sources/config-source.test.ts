@@ -152,8 +152,9 @@ describe('ConfigSource', () => {
     await writeFile(path, file(1));
     const store = new WriteLane(openStore(join(dir, 'data')));
     const given: Catalog[] = [];
+    const starts: boolean[] = [];
     const source = new ConfigSource(path, {
-      store: { seedFromConfig: (catalog, opts) => (given.push(catalog), store.seedFromConfig(catalog, opts)) },
+      store: { seedFromConfig: (catalog, opts) => (given.push(catalog), starts.push(opts.atStart === true), store.seedFromConfig(catalog, opts)) },
       log: { info: () => undefined, warn: () => undefined, error: () => undefined },
       settleMs: 10,
     });
@@ -166,6 +167,8 @@ describe('ConfigSource', () => {
       expect(edit.clusters[0]).toBe(first.clusters[0]);
       expect(edit.clusters[2]).toBe(first.clusters[2]);
       expect(edit.clusters[1]).not.toBe(first.clusters[1]);
+      // The start's seed may be written in one go (nothing is served yet), the edit's not.
+      expect(starts).toEqual([true, false]);
       // Only the edited cluster was written.
       expect(store.audit(5).filter((a) => a.revision > 1).map((a) => a.name)).toEqual(['c1']);
     } finally {

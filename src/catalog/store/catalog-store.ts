@@ -18,6 +18,7 @@ import type {
   ListenerRecord,
   NodeGroupRecord,
   OperatorState,
+  SeedOptions,
   SeedResult,
   StateOptions,
   StoreChange,
@@ -87,7 +88,7 @@ export interface CatalogStore {
    * The catalog's objects must not be changed once handed over: a later seed given one of them
    * again may skip it as already written (Store.seeded, etcd-plans.ts planSeed).
    */
-  seedFromConfig(catalog: Catalog, opts?: { readonly actor: string }): MaybePromise<SeedResult>;
+  seedFromConfig(catalog: Catalog, opts?: SeedOptions): MaybePromise<SeedResult>;
 
   /** Operator overrides on discovered (Kubernetes) clusters and endpoints, sorted by name; kept while their target is gone. */
   listOverrides(): OverrideRecord[];

@@ -70,6 +70,7 @@ import type {
   NodeGroupRecord,
   OperatorState,
   ResourceKind,
+  SeedOptions,
   SeedResult,
   StateOptions,
   StoreChange,
@@ -379,7 +380,7 @@ export class EtcdStore implements CatalogStore {
    * commits and the others, planning again on the caught-up mirror, find nothing left to do.
    * Batches hold up to ~50 resources (etcd's per-transaction operation limit).
    */
-  async seedFromConfig(catalog: Catalog, opts: { readonly actor: string } = { actor: 'config-file' }): Promise<SeedResult> {
+  async seedFromConfig(catalog: Catalog, opts: SeedOptions = { actor: 'config-file' }): Promise<SeedResult> {
     const changes: Change[] = [];
     // A failed seed forgets what the earlier ones found: it is compared whole next time.
     let known = this.seeded;

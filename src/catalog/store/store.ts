@@ -73,6 +73,7 @@ import type {
   Owner,
   ResourceKind,
   SeedConflict,
+  SeedOptions,
   SeedResult,
   StateOptions,
   StoreChange,
@@ -765,7 +766,7 @@ export class Store implements CatalogStore {
    * cluster given as the very object an earlier seed wrote it from, untouched since, is not even
    * read (Store.seeded).
    */
-  seedFromConfig(catalog: Catalog, opts: { readonly actor: string } = { actor: 'config-file' }): SeedResult {
+  seedFromConfig(catalog: Catalog, opts: SeedOptions = { actor: 'config-file' }): SeedResult {
     const conflicts: SeedConflict[] = [];
     const seeded: Seeded = new Map();
     let changes: readonly Change[] = [];

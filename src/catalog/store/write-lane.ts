@@ -25,6 +25,7 @@ import type {
   ListenerRecord,
   NodeGroupRecord,
   OperatorState,
+  SeedOptions,
   SeedResult,
   StateOptions,
   WriteOptions,
@@ -88,11 +89,12 @@ export class WriteLane implements CatalogStore {
 
   /**
    * A config file of more than `slicedOver` endpoints is seeded in slices (Store.seedFromConfigSliced),
-   * and so is one that replaces such a file (its seed deletes or rewrites what is stored).
+   * and so is one that replaces such a file (its seed deletes or rewrites what is stored); at the
+   * process's start (nothing served yet), in one go.
    */
-  seedFromConfig(catalog: Catalog, opts?: { readonly actor: string }): MaybePromise<SeedResult> {
+  seedFromConfig(catalog: Catalog, opts?: SeedOptions): MaybePromise<SeedResult> {
     const endpoints = catalog.clusters.reduce((n, c) => n + c.endpoints.length, 0);
-    if (endpoints > this.slicedOver || this.store.fileEndpointCount() > this.slicedOver) {
+    if (opts?.atStart !== true && (endpoints > this.slicedOver || this.store.fileEndpointCount() > this.slicedOver)) {
       return this.queue(() => this.store.seedFromConfigSliced(catalog, opts, { packOver: this.slicedOver }));
     }
     return this.durable(() => this.store.seedFromConfig(catalog, opts));
