@@ -55,10 +55,20 @@ export class ConfigSource implements Component {
     if (current !== this.running) this.warnRestartNeeded(current);
     // Before anything is served (the source starts first): the store may write it in one go.
     const first = this.seed(current.catalog, true);
-    // The objects just seeded, kept as applied (a reload hands over those it did not change), in
-    // slices after the start; an edit made meanwhile is applied after this.
-    this.seeding = first.then(async () => void (this.applied = await appliedCatalog(current.catalog, new Slicer().turns))).catch(() => undefined);
-    await first;
+    // An edit made meanwhile is applied after this.
+    this.seeding = first.then(() => this.keepApplied(current.catalog)).catch(() => undefined);
+    try {
+      await first;
+    } catch (err) {
+      // A component whose start fails is not stopped by the lifecycle: the watch would keep the process alive.
+      this.stop();
+      throw err;
+    }
+  }
+
+  /** The objects just seeded, kept as applied (a reload hands over those it did not change): their texts made in slices, after the start. */
+  private async keepApplied(catalog: Catalog): Promise<void> {
+    this.applied = await appliedCatalog(catalog, new Slicer().turns);
   }
 
   stop(): void {

@@ -176,4 +176,20 @@ describe('ConfigSource', () => {
       await store.close();
     }
   });
+
+  it('stops watching the file when its start fails, so nothing keeps the process alive', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
+    const path = join(dir, 'fulcrum.yaml');
+    await writeFile(path, 'clusters: [{ name: a }]\n');
+    const watches = (): number => process.getActiveResourcesInfo().filter((r) => r === 'FSEventWrap').length;
+    const before = watches();
+    const source = new ConfigSource(path, {
+      store: { seedFromConfig: () => Promise.reject(new Error('etcd unavailable')) },
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      settleMs: 10,
+    });
+    await expect(source.start()).rejects.toThrow('etcd unavailable');
+    // A closed watch leaves the list once its handle has closed (a turn or two later).
+    await waitFor(() => watches() === before, { what: 'the file watch closed', timeoutMs: 10_000 });
+  });
 });

@@ -247,24 +247,30 @@ export function planDeleteSpec(view: MirrorView, kind: 'listener' | 'node-group'
 
 // ------------------------------------------------------------------ config file
 
-/** Per file cluster: the catalog object it was found to match, and its key's mod_revision then (EtcdStore.seeded). */
-export type SeededMods = Map<string, { readonly input: Cluster; readonly mod: number }>;
+/** A file cluster as a seed found it: the catalog object it matched, and its key's mod_revision then (EtcdStore.seeded). */
+export interface SeededMod {
+  readonly input: Cluster;
+  readonly mod: number;
+}
+export type SeededMods = Map<string, SeededMod>;
 
 export interface SeedPlan {
   /** One plan per changed resource, clusters first (creations), deletions last (node groups first). */
   readonly plans: readonly Plan[];
   readonly conflicts: readonly SeedConflict[];
-  /** The file clusters found unchanged (every file cluster when `plans` is empty): the next seed's `known`. */
+  /** The file's clusters found unchanged (all but those other sources own when `plans` is empty): the next plan's `earlier`. */
   readonly seeded: SeededMods;
 }
 
-/** What makes the `file`-owned resources match the file; resources other sources own are skipped and reported. */
 /**
- * `known`: clusters found unchanged before. One given as that very object, its key's mod_revision
- * unmoved since (every write to a cluster moves it), is not compared again: at 20k endpoints the
- * comparison of every cluster took tens of milliseconds per plan, and a seed plans once per batch.
+ * What makes the `file`-owned resources match the file; resources other sources own are skipped
+ * and reported. `earlier`: clusters found unchanged before. One given as that very object, its
+ * key's mod_revision unmoved since (every write to a cluster moves it), is not compared again: at
+ * 20k endpoints the comparison of every cluster took tens of milliseconds per plan, and a seed
+ * plans once per batch. (A mod_revision names one value only while etcd's revisions are never
+ * reused: a restore from a snapshot must bump them, as `etcdutl snapshot restore --bump-revision`.)
  */
-export function planSeed(view: MirrorView, catalog: Catalog, at: string, known: ReadonlyMap<string, { readonly input: Cluster; readonly mod: number }> = new Map()): SeedPlan {
+export function planSeed(view: MirrorView, catalog: Catalog, at: string, earlier: ReadonlyMap<string, SeededMod> = new Map()): SeedPlan {
   const plans: Plan[] = [];
   const conflicts: SeedConflict[] = [];
   const seeded: SeededMods = new Map();
@@ -282,8 +288,8 @@ export function planSeed(view: MirrorView, catalog: Catalog, at: string, known: 
   for (const c of catalog.clusters) {
     const o = owned<StoredCluster>('cluster', c.name);
     if (!o) continue;
-    const k = known.get(c.name);
-    const out: Outcome = k?.input === c && o.cur?.mod === k.mod ? { noop: k.mod } : planClusterPut(o.cur, c, 'file', at);
+    const e = earlier.get(c.name);
+    const out: Outcome = e?.input === c && o.cur?.mod === e.mod ? { noop: e.mod } : planClusterPut(o.cur, c, 'file', at);
     if ('noop' in out) seeded.set(c.name, { input: c, mod: out.noop });
     else plans.push(out.plan);
   }

@@ -378,17 +378,19 @@ export class EtcdStore implements CatalogStore {
    * Makes the `file` resources match the file. Several replicas seeding the same file at once
    * converge: each batch compares the mod_revision of everything it read, so one replica's batch
    * commits and the others, planning again on the caught-up mirror, find nothing left to do.
-   * Batches hold up to ~50 resources (etcd's per-transaction operation limit).
+   * Batches hold up to ~50 resources (etcd's per-transaction operation limit). A cluster given as
+   * the very object an earlier plan found unchanged, its key unwritten since, is not compared again
+   * (etcd-plans.ts planSeed; the catalog's objects must not change once handed over).
    */
   async seedFromConfig(catalog: Catalog, opts: SeedOptions = { actor: 'config-file' }): Promise<SeedResult> {
     const changes: Change[] = [];
     // A failed seed forgets what the earlier ones found: it is compared whole next time.
-    let known = this.seeded;
+    let earlier = this.seeded;
     this.seeded = new Map();
     for (let attempt = 1; ; attempt++) {
       this.assertWritable();
-      const { plans, conflicts, seeded } = planSeed(this.mirror, catalog, this.at(), known);
-      known = seeded;
+      const { plans, conflicts, seeded } = planSeed(this.mirror, catalog, this.at(), earlier);
+      earlier = seeded;
       if (plans.length === 0) {
         this.seeded = seeded;
         return { revision: this.mirror.revision, changes, conflicts };

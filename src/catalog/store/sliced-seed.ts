@@ -31,6 +31,8 @@ export interface SeedWriting {
   readonly earlier: ReadonlyMap<string, { readonly input: Cluster; readonly revision: number }>;
   /** A cluster with more endpoints than this (before or after) gets packed audit texts, as putClusterSliced's. */
   readonly packOver: number;
+  /** Records of the last clusters written held for the store to keep (Store.records keeps as many). */
+  readonly keepRecords: number;
 }
 
 export interface SlicedSeed {
@@ -38,10 +40,12 @@ export interface SlicedSeed {
   readonly revision: number | undefined;
   readonly changes: readonly Change[];
   readonly conflicts: readonly SeedConflict[];
-  /** Every file cluster's object and revision after this seed (the next `known`). */
+  /** Every file cluster's object and revision after this seed (the next seed's `earlier`). */
   readonly seeded: Seeded;
-  /** The clusters written, by name, as the catalog serves them and as their records read: the store keeps them unread. */
-  readonly written: ReadonlyMap<string, { readonly served: Cluster; readonly record: ClusterRecord }>;
+  /** The clusters written, by name, as the catalog serves them: the store's view takes them unread. */
+  readonly written: ReadonlyMap<string, Cluster>;
+  /** The records of the last `keepRecords` clusters written, oldest first (not every one: 20k endpoints' records are ~6 MB). */
+  readonly records: readonly ClusterRecord[];
 }
 
 /**
@@ -66,7 +70,8 @@ interface Progress {
   readonly changes: Change[];
   readonly conflicts: SeedConflict[];
   readonly seeded: Seeded;
-  readonly written: Map<string, { readonly served: Cluster; readonly record: ClusterRecord }>;
+  readonly written: Map<string, Cluster>;
+  readonly records: ClusterRecord[];
   readonly seen: Record<SpecKind, Set<string>>;
 }
 
@@ -83,6 +88,7 @@ export function seedSliced(db: Database.Database, catalog: Catalog, w: SeedWriti
       conflicts: [],
       seeded: new Map(),
       written: new Map(),
+      records: [],
       seen: { cluster: new Set(), listener: new Set(), 'node-group': new Set() },
     };
     for (const c of catalog.clusters) {
@@ -92,7 +98,7 @@ export function seedSliced(db: Database.Database, catalog: Catalog, w: SeedWriti
     for (const l of catalog.listeners) seedSpec(p, 'listener', l.name, listenerSpecJson(l));
     for (const g of catalog.nodeGroups) seedSpec(p, 'node-group', g.nodeCluster, nodeGroupSpecJson(g));
     await removeDropped(p);
-    return { revision: rev, changes: p.changes, conflicts: p.conflicts, seeded: p.seeded, written: p.written };
+    return { revision: rev, changes: p.changes, conflicts: p.conflicts, seeded: p.seeded, written: p.written, records: p.records };
   });
 }
 
@@ -117,7 +123,9 @@ async function seedCluster(p: Progress, c: Cluster): Promise<void> {
   p.seeded.set(c.name, { input: c, revision: out.revision });
   p.changes.push(...out.changes);
   // A name given twice (never valid in a file) is served as last written, as the rows hold it.
-  if (out.served && out.record) p.written.set(c.name, { served: out.served, record: out.record });
+  if (out.served) p.written.set(c.name, out.served);
+  if (out.record) p.records.push(out.record);
+  if (p.records.length > p.w.keepRecords) p.records.shift();
 }
 
 function seedSpec(p: Progress, kind: 'listener' | 'node-group', name: string, spec: string): void {

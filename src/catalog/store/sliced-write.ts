@@ -41,6 +41,9 @@ export interface SlicedOutcome {
   readonly record?: ClusterRecord;
 }
 
+/** Cluster writes (and config-file seeds) with more endpoints than this are sliced (write-lane.ts). */
+export const SLICED_OVER = 1000;
+
 /** A big write's slice of the event loop (runtime/slicer.ts SLICE_MS says why 4 ms). */
 export const WRITE_SLICE_MS = SLICE_MS;
 

@@ -47,9 +47,8 @@ import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord,
 import { trimRecordText } from './audit-trim.js';
 import { auditSummary, parseSummary } from './audit-summary.js';
 import { unpackText } from './packed-text.js';
-import { ENDPOINT_PAGE, putClusterSliced, WRITE_SLICE_MS } from './sliced-write.js';
+import { ENDPOINT_PAGE, putClusterSliced, SLICED_OVER, WRITE_SLICE_MS } from './sliced-write.js';
 import { seededAsIs, seedSliced, type Seeded } from './sliced-seed.js';
-import { SLICED_OVER } from './write-lane.js';
 import { deleteSpecSql, meta, parseListener, parseNodeGroup, selectSpecRow, selectSpecRows, specRecord, upsertSpecSql, type SpecKind, type SpecRow } from './spec-rows.js';
 import { deleteClusterSliced, prepareDelete, type PreparedDelete } from './sliced-delete.js';
 import { nextTurn } from '../../runtime/next-turn.js';
@@ -663,9 +662,10 @@ export class Store implements CatalogStore {
     return { revision };
   }
 
-  /** Endpoints of the clusters the config file owns, as stored: what a seed may have to rewrite or delete. */
-  fileEndpointCount(): number {
-    return (this.sql<[], { n: number }>(`SELECT count(*) AS n FROM clusters c JOIN endpoints e ON e.cluster = c.name WHERE c.owner = 'file'`).get() as { n: number }).n;
+  /** Whether the clusters the config file owns hold more than `n` endpoints as stored (what a seed may rewrite or delete); counts at most n + 1. */
+  fileEndpointsOver(n: number): boolean {
+    const sql = `SELECT count(*) AS n FROM (SELECT 1 FROM clusters c JOIN endpoints e ON e.cluster = c.name WHERE c.owner = 'file' LIMIT ?)`;
+    return (this.sql<[number], { n: number }>(sql).get(n + 1) as { n: number }).n > n;
   }
 
   /** Endpoints of a cluster as stored (0 when there is no such cluster): an index count, no rows read. */
@@ -792,12 +792,12 @@ export class Store implements CatalogStore {
    * with packed texts as putClusterSliced's. Until it settles no other write may be made on this
    * store: write-lane.ts queues them. Resolves once the WAL holding its commit is fsynced.
    */
-  async seedFromConfigSliced(catalog: Catalog, opts: { readonly actor: string } = { actor: 'config-file' }, slicing: { readonly sliceMs?: number; readonly packOver?: number } = {}): Promise<SeedResult> {
+  async seedFromConfigSliced(catalog: Catalog, opts: SeedOptions = { actor: 'config-file' }, slicing: { readonly sliceMs?: number; readonly packOver?: number } = {}): Promise<SeedResult> {
     const started = performance.now();
     const { sliceMs = WRITE_SLICE_MS, packOver = SLICED_OVER } = slicing;
     let out: Awaited<ReturnType<typeof seedSliced>>;
     try {
-      out = await seedSliced(this.writer(), catalog, { actor: opts.actor, at: this.now().toISOString(), sliceMs, earlier: this.seeded, packOver });
+      out = await seedSliced(this.writer(), catalog, { actor: opts.actor, at: this.now().toISOString(), sliceMs, earlier: this.seeded, packOver, keepRecords: RECORDS_KEPT });
     } catch (err) {
       // Rolled back, as a failed write() (whose revisions may be taken again by other content).
       this.seeded.clear();
@@ -805,7 +805,7 @@ export class Store implements CatalogStore {
       throw err;
     }
     this.seeded = out.seeded;
-    const { revision, changes, conflicts, written } = out;
+    const { revision, changes, conflicts, written, records } = out;
     if (revision === undefined) {
       this.wrote(started, 'catalog');
       return { revision: this.revision(), changes, conflicts };
@@ -813,8 +813,8 @@ export class Store implements CatalogStore {
     // As putClusterSliced: checkpointed on the worker, before anything queued behind it commits.
     void this.walCheckpointer().checkpoint();
     // Read back by the seed already (as putClusterSliced's): neither the view nor a read reads them again.
-    for (const w of written.values()) this.keep(w.record);
-    const viewPatch = { cluster: '', whole: true, apply: (view: CatalogView) => written.forEach((w) => view.known(w.served)) };
+    for (const r of records) this.keep(r);
+    const viewPatch = { cluster: '', whole: true, apply: (view: CatalogView) => written.forEach((c) => view.known(c)) };
     this.committed(started, revision, opts.actor, changes, written.size > 0 ? viewPatch : undefined);
     await this.madeDurable(this.walSync.synced());
     return { revision, changes, conflicts };

@@ -4,7 +4,9 @@
  * A cluster write with more than `slicedOver` endpoints goes to Store.putClusterSliced, which
  * yields to the event loop while its transaction is open on a second connection; deleting such a
  * cluster, to Store.deleteClusterSliced (likewise, on the same second connection); a config file's
- * seed of more than `slicedOver` endpoints, to Store.seedFromConfigSliced. Every other
+ * seed of more than `slicedOver` endpoints, or replacing a stored file of more, to
+ * Store.seedFromConfigSliced (at the process's start, when nothing is served yet, the seed is
+ * written in one go). Every other
  * write arriving meanwhile (an endpoint PUT, the weight loop's save, a config reload) is queued
  * and runs, in arrival order, once it has committed: run at once it would wait for the same
  * SQLite lock with the event loop blocked, and the big write could never finish. With nothing in
@@ -33,9 +35,9 @@ import type {
   Owner,
 } from './records.js';
 import type { Store } from './store.js';
+import { SLICED_OVER } from './sliced-write.js';
 
-/** Cluster writes with more endpoints than this are sliced. */
-export const SLICED_OVER = 1000;
+export { SLICED_OVER } from './sliced-write.js';
 
 export class WriteLane implements CatalogStore {
   /** Settles when the last queued write has; undefined when none is in flight. */
@@ -94,7 +96,8 @@ export class WriteLane implements CatalogStore {
    */
   seedFromConfig(catalog: Catalog, opts?: SeedOptions): MaybePromise<SeedResult> {
     const endpoints = catalog.clusters.reduce((n, c) => n + c.endpoints.length, 0);
-    if (opts?.atStart !== true && (endpoints > this.slicedOver || this.store.fileEndpointCount() > this.slicedOver)) {
+    // Judged from what is committed now: the config source runs one seed at a time.
+    if (opts?.atStart !== true && (endpoints > this.slicedOver || this.store.fileEndpointsOver(this.slicedOver))) {
       return this.queue(() => this.store.seedFromConfigSliced(catalog, opts, { packOver: this.slicedOver }));
     }
     return this.durable(() => this.store.seedFromConfig(catalog, opts));
