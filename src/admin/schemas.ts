@@ -41,7 +41,8 @@ export const ErrorResponse = Type.Object(
 );
 export type ErrorResponse = Static<typeof ErrorResponse>;
 
-export const SyncStateSchema = StringEnum(['SYNCED', 'STALE', 'NACKED', 'NOT_SENT'] as const, {
+export const SYNC_STATES = ['SYNCED', 'STALE', 'NACKED', 'NOT_SENT'] as const;
+export const SyncStateSchema = StringEnum(SYNC_STATES, {
   description:
     'SYNCED: the last response was ACKed. STALE: sent, not yet ACKed. NACKED: the last response was rejected, or resources a rejected response carried are still not held as sent (see lastNack and rejected). NOT_SENT: nothing of this type sent on this stream.',
 });

@@ -35,7 +35,12 @@ function setup(remote: () => Proxy[] | undefined) {
     return proxyView(r, replica);
   };
   const here = (nodeId: string, streamId = 2) => registry.connect(streamId, { id: nodeId, cluster: 'default', metadata: {}, userAgent: 'envoy' }, 'sotw', 'ADS', 'ipv4:127.0.0.1:2');
-  return { app, elsewhere, here };
+  /** A NACK of a CDS response on a stream of this replica. */
+  const nack = (r: ReturnType<typeof here>): void => {
+    registry.sent(r, TYPE.cluster, 'v2', 'n2', new Map(), 'state');
+    registry.nacked(r, TYPE.cluster, { nonce: 'n2', version: 'v2', keptVersion: '', message: 'refused' });
+  };
+  return { app, elsewhere, here, nack };
 }
 
 const get = async (app: ReturnType<typeof setup>['app'], url: string) => {
@@ -105,5 +110,27 @@ describe('/v1/proxies across replicas', () => {
     s.here('envoy-b');
     const { body } = await get(s.app, '/v1/proxies');
     expect(body.proxies?.map((p) => [p.nodeId, p.replica])).toEqual([['envoy-b', 'fulcrum-0']]);
+  });
+
+  it('narrows the list to the streams with a type in a sync state, and to the first `limit`, still counting every match', async () => {
+    let shared: Proxy[] = [];
+    const s = setup(() => shared);
+    s.nack(s.here('envoy-c', 3));
+    s.here('envoy-a', 4);
+    const d = s.elsewhere('envoy-d', 'fulcrum-2');
+    shared = [s.elsewhere('envoy-b', 'fulcrum-1'), { ...d, types: { ...d.types, EDS: { state: 'NACKED', resources: 0, responses: 1, nacks: 1 } } }];
+    const nacked = await get(s.app, '/v1/proxies?state=NACKED');
+    expect(nacked.status).toBe(200);
+    expect(nacked.body.proxies?.map((p) => p.nodeId)).toEqual(['envoy-c', 'envoy-d']);
+    expect(nacked.body.count).toBe(2);
+    // Every local stream here has some type never sent; the remote envoy-b has only CDS sent.
+    expect((await get(s.app, '/v1/proxies?state=NOT_SENT')).body.count).toBe(4);
+    expect((await get(s.app, '/v1/proxies?state=SYNCED')).body.proxies?.map((p) => p.nodeId)).toEqual(['envoy-b', 'envoy-d']);
+    const first = await get(s.app, '/v1/proxies?limit=2');
+    expect(first.body.proxies?.map((p) => p.nodeId)).toEqual(['envoy-a', 'envoy-b']);
+    expect(first.body.count).toBe(4);
+    const oneNacked = await get(s.app, '/v1/proxies?state=NACKED&limit=1');
+    expect([oneNacked.body.count, oneNacked.body.proxies?.map((p) => p.nodeId)]).toEqual([2, ['envoy-c']]);
+    for (const bad of ['?state=BROKEN', '?limit=0', '?limit=x', '?other=1']) expect((await get(s.app, `/v1/proxies${bad}`)).status, bad).toBe(400);
   });
 });

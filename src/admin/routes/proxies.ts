@@ -3,10 +3,10 @@ import { Type } from '@sinclair/typebox';
 import type { XdsCache } from '../../xds/cache.js';
 import { PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../../xds/envoy-api.js';
 import type { FleetProxies } from '../../xds/fleet-proxies.js';
-import type { ProxyRecord, ProxyRegistry } from '../../xds/proxy-status.js';
+import { syncState, type ProxyRecord, type ProxyRegistry, type SyncState } from '../../xds/proxy-status.js';
 import { DEFAULT_GROUP } from '../../xds/translator.js';
 import { ApiError } from '../resources.js';
-import { ConfigDump, NodeId, Proxy, SHORT_TYPES, StringEnum, type ShortType } from '../schemas.js';
+import { ConfigDump, NodeId, Proxy, SHORT_TYPES, StringEnum, SYNC_STATES, type ShortType } from '../schemas.js';
 import { configDumpParts, proxyView } from '../views.js';
 import { sendConfigDump } from '../config-dump-stream.js';
 import { errorOf, securedRoute } from './schema-parts.js';
@@ -24,8 +24,19 @@ export interface ProxyRoutesOptions {
 }
 
 export const ProxyList = Type.Object(
-  { count: Type.Integer(), proxies: Type.Array(Proxy) },
-  { description: 'Every connected proxy stream of the fleet (every replica), ordered by node id' },
+  {
+    count: Type.Integer({ description: 'How many streams match (every stream without `state`), even when `limit` lists fewer' }),
+    proxies: Type.Array(Proxy),
+  },
+  { description: 'The connected proxy streams of the fleet (every replica) that match, ordered by node id' },
+);
+
+const ProxyListQuery = Type.Object(
+  {
+    state: Type.Optional(StringEnum(SYNC_STATES, { description: 'Only the streams with at least one resource type in this sync state (e.g. NACKED: the proxies refusing config)' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'At most this many streams, the first in listing order (a 10,000-stream fleet lists ~7 MB)' })),
+  },
+  { additionalProperties: false },
 );
 
 const ProxyDetail = Type.Object(
@@ -70,15 +81,19 @@ export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async 
   app.get(
     '/v1/proxies',
     {
-      schema: securedRoute('proxies', 'Every connected proxy stream of the fleet, with the replica it is on and per-type sync state (SYNCED, STALE, NACKED, NOT_SENT)', {
+      schema: securedRoute('proxies', 'The connected proxy streams of the fleet, with the replica each is on and per-type sync state (SYNCED, STALE, NACKED, NOT_SENT); `state` and `limit` narrow a large fleet\'s list', {
+        querystring: ProxyListQuery,
         response: { 200: ProxyList },
       }),
     },
     // Ordered by their records (10,000 streams: 7 MB of JSON), then viewed and serialized in slices.
-    async (_request, reply) => {
-      const keyed = [...registry.list(), ...remote()].map((x) => ({ x, key: listingKey(x, replica) }));
-      const listed = keyed.sort((a, b) => byNodeThenReplica(a.key, b.key)).map((k) => k.x);
-      return sendSliced(reply, 200, ProxyList, { count: listed.length, proxies: listed }, 'proxies', (x: Listed) => (isRecord(x) ? proxyView(x, replica) : x));
+    async (request, reply) => {
+      const { state, limit } = request.query;
+      const all: Listed[] = [...registry.list(), ...remote()];
+      const matching = state === undefined ? all : all.filter((x) => inState(x, state));
+      const keyed = matching.map((x) => ({ x, key: listingKey(x, replica) }));
+      const listed = keyed.sort((a, b) => byNodeThenReplica(a.key, b.key)).slice(0, limit ?? keyed.length).map((k) => k.x);
+      return sendSliced(reply, 200, ProxyList, { count: matching.length, proxies: listed }, 'proxies', (x: Listed) => (isRecord(x) ? proxyView(x, replica) : x));
     },
   );
 
@@ -119,6 +134,12 @@ export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async 
 /** A stream of this replica (its record) or of another (the view that replica shared). */
 type Listed = ProxyRecord | Proxy;
 const isRecord = (x: Listed): x is ProxyRecord => 'node' in x;
+
+/** Whether any of the stream's resource types is in `state` (a type never sent is NOT_SENT, as its view says). */
+function inState(x: Listed, state: SyncState): boolean {
+  if (isRecord(x)) return PUSH_ORDER.some((url) => syncState(x.types.get(url)) === state);
+  return Object.values(x.types).some((t) => t.state === state);
+}
 
 interface ListingKey {
   readonly nodeId: string;
