@@ -119,8 +119,9 @@ export const DASHBOARD_JS = String.raw`'use strict';
   var NEAR_SCREEN = '600px 0px';   // "near": within this margin of the viewport
   var MANY_CLUSTERS = 500;         // above this, the list is re-read every LIST_EVERY polls, not every poll
   var LIST_EVERY = 5;
-  // 10,000 proxies are a 7 MB answer: past MANY_PROXIES streams the table is re-read every
-  // LIST_EVERY polls, and shows PROXY_ROWS of them, NACKED and STALE first.
+  // 10,000 proxies are a 7 MB answer: the table asks for at most MANY_PROXIES + 1 streams; past
+  // MANY_PROXIES it is re-read every LIST_EVERY polls and shows PROXY_ROWS, NACKED and STALE first
+  // (asked for by state: GET /v1/proxies?state=…&limit=…).
   var MANY_PROXIES = 500;
   var PROXY_ROWS = 200;
   var KEEP_VIEWS = 2 * MAX_LIVE;   // charts kept for cards scrolled past (the nearest first), the rest dropped
@@ -546,18 +547,39 @@ export const DASHBOARD_JS = String.raw`'use strict';
     return states.indexOf('NACKED') >= 0 ? 0 : states.indexOf('STALE') >= 0 ? 1 : 2;
   }
 
-  function renderProxies(body) {
+  /** The proxies table: every stream up to MANY_PROXIES, else the NACKED, the STALE and the first streams, PROXY_ROWS of them. */
+  function readProxies() {
+    return getJson('v1/proxies?limit=' + (MANY_PROXIES + 1)).then(function (first) {
+      if (first.count <= MANY_PROXIES) return renderProxies(first.count, first.proxies);
+      var troubled = ['NACKED', 'STALE'].map(function (state) { return getJson('v1/proxies?state=' + state + '&limit=' + PROXY_ROWS); });
+      return Promise.all(troubled).then(function (lists) {
+        renderProxies(first.count, troubledFirst(lists[0].proxies.concat(lists[1].proxies, first.proxies)));
+      });
+    });
+  }
+
+  /** Each stream once (three answers, read at slightly different times), NACKED then STALE first, each group in listing order. */
+  function troubledFirst(streams) {
+    var seen = new Set();
+    var once = streams.filter(function (p) {
+      var id = p.replica + ' ' + p.streamId;
+      return seen.has(id) ? false : (seen.add(id), true);
+    });
+    var at = function (p) { return [p.nodeId, p.replica, p.connectedSince, String(p.streamId).padStart(12, '0')].join(' '); };
+    return once.map(function (p) { return { p: p, t: trouble(p), k: at(p) }; })
+      .sort(function (a, b) { return a.t - b.t || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0); })
+      .slice(0, PROXY_ROWS).map(function (x) { return x.p; });
+  }
+
+  function renderProxies(count, shown) {
     var tbody = $('proxies').tBodies[0];
     tbody.textContent = '';
-    proxyCount = body.count;
-    $('proxy-count').textContent = '(' + body.count + ' stream' + (body.count === 1 ? '' : 's') + ')';
-    $('proxies-empty').hidden = body.proxies.length > 0;
-    // Past MANY_PROXIES: the troubled ones first (a stable sort: in node order), at most PROXY_ROWS.
-    var many = body.proxies.length > MANY_PROXIES;
-    var shown = !many ? body.proxies : body.proxies.map(function (p, i) { return { p: p, i: i, t: trouble(p) }; })
-      .sort(function (a, b) { return a.t - b.t || a.i - b.i; }).slice(0, PROXY_ROWS).map(function (x) { return x.p; });
+    proxyCount = count;
+    $('proxy-count').textContent = '(' + count + ' stream' + (count === 1 ? '' : 's') + ')';
+    $('proxies-empty').hidden = shown.length > 0;
+    var many = count > MANY_PROXIES;
     $('proxies-more').hidden = !many;
-    $('proxies-more').textContent = 'Showing ' + shown.length + ' of ' + body.proxies.length + ' streams, NACKED and STALE first; every one: GET /v1/proxies.';
+    $('proxies-more').textContent = 'Showing ' + shown.length + ' of ' + count + ' streams, NACKED and STALE first; every one: GET /v1/proxies.';
     shown.forEach(function (p) {
       var tr = el('tr', { 'data-node': p.nodeId });
       tr.appendChild(el('td', { text: p.nodeId }));
@@ -585,7 +607,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
       live = polled.length;
       var work = polled.map(pollCluster);
       // Past 500 clusters the list is read on polls 0 mod LIST_EVERY: the proxies on 2 mod LIST_EVERY.
-      if (proxyCount <= MANY_PROXIES || polls % LIST_EVERY === 2) work.push(getJson('v1/proxies').then(renderProxies));
+      if (proxyCount <= MANY_PROXIES || polls % LIST_EVERY === 2) work.push(readProxies());
       // Every request settles (answers or times out) before the next poll: polls never overlap.
       return Promise.allSettled(work).then(function (outcomes) {
         var failed = outcomes.filter(function (o) { return o.status === 'rejected'; })[0];

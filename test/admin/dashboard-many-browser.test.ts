@@ -32,6 +32,8 @@ describeChromium('dashboard with many clusters in a real Chromium', () => {
   let clients: XdsClient[] = [];
   /** Every GET the page made, by path, since `since` was reset. */
   let requested: string[] = [];
+  /** The query of every GET /v1/proxies the page made. */
+  let proxyQueries: string[] = [];
   const pageErrors: string[] = [];
 
   const section = (name: string): string => `section[data-cluster="${name}"]`;
@@ -61,7 +63,11 @@ describeChromium('dashboard with many clusters in a real Chromium', () => {
     });
     context = await launchChromium(join(dir, 'chromium-profile'));
     page = context.pages()[0] ?? (await context.newPage());
-    page.on('request', (req) => void requested.push(new URL(req.url()).pathname));
+    page.on('request', (req) => {
+      const url = new URL(req.url());
+      requested.push(url.pathname);
+      if (url.pathname === '/v1/proxies') proxyQueries.push(url.search);
+    });
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('console', (msg) => {
       if (msg.type() === 'error') pageErrors.push(msg.text());
@@ -174,7 +180,7 @@ describeChromium('dashboard with many clusters in a real Chromium', () => {
     pageErrors.splice(0, pageErrors.length, ...pageErrors.filter((e) => !/status of 503/.test(e)));
   });
 
-  it('past 500 streams the proxy table shows 200, NACKED first, and is re-read every 5 polls', async () => {
+  it('past 500 streams the proxy table shows 200, NACKED first, asked for by state, and is re-read every 5 polls', async () => {
     const count = MANY_PROXIES + 20;
     // The server takes at most 100 streams per connection (server.xds limits): 50 per client.
     clients = Array.from({ length: Math.ceil(count / 50) }, () => XdsClient.forPort(fulcrum.xdsPort));
@@ -205,11 +211,15 @@ describeChromium('dashboard with many clusters in a real Chromium', () => {
       expect(rank(a) < rank(b) || (rank(a) === rank(b) && a[0] < b[0]), `${a.join(' ')} before ${b.join(' ')}`).toBe(true);
     }
     expect(await page.textContent('#proxies-more')).toBe(`Showing ${PROXY_ROWS} of ${count} streams, NACKED and STALE first; every one: GET /v1/proxies.`);
-    requested = [];
+    proxyQueries = [];
     await afterPolls(10);
-    const reads = requested.filter((p) => p === '/v1/proxies').length;
+    // Each read: the first 501 streams, then the NACKED and the STALE ones, 200 at most; never the whole fleet.
+    const reads = proxyQueries.filter((q) => q === `?limit=${MANY_PROXIES + 1}`).length;
     expect(reads).toBeGreaterThanOrEqual(1);
     expect(reads).toBeLessThanOrEqual(3);
+    expect(proxyQueries.filter((q) => q === `?state=NACKED&limit=${PROXY_ROWS}`)).toHaveLength(reads);
+    expect(proxyQueries.filter((q) => q === `?state=STALE&limit=${PROXY_ROWS}`)).toHaveLength(reads);
+    expect(proxyQueries).toHaveLength(3 * reads);
     expect(pageErrors).toEqual([]);
   });
 });
