@@ -565,9 +565,13 @@ export const DASHBOARD_JS = String.raw`'use strict';
       var id = p.replica + ' ' + p.streamId;
       return seen.has(id) ? false : (seen.add(id), true);
     });
-    var at = function (p) { return [p.nodeId, p.replica, p.connectedSince, String(p.streamId).padStart(12, '0')].join(' '); };
-    return once.map(function (p) { return { p: p, t: trouble(p), k: at(p) }; })
-      .sort(function (a, b) { return a.t - b.t || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0); })
+    var text = function (a, b) { return a < b ? -1 : a > b ? 1 : 0; };
+    // The API's listing order, field by field (node ids are arbitrary strings).
+    var listing = function (a, b) {
+      return text(a.nodeId, b.nodeId) || text(a.replica, b.replica) || Date.parse(a.connectedSince) - Date.parse(b.connectedSince) || a.streamId - b.streamId;
+    };
+    return once.map(function (p) { return { p: p, t: trouble(p) }; })
+      .sort(function (a, b) { return a.t - b.t || listing(a.p, b.p); })
       .slice(0, PROXY_ROWS).map(function (x) { return x.p; });
   }
 
@@ -579,7 +583,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
     $('proxies-empty').hidden = shown.length > 0;
     var many = count > MANY_PROXIES;
     $('proxies-more').hidden = !many;
-    $('proxies-more').textContent = 'Showing ' + shown.length + ' of ' + count + ' streams, NACKED and STALE first; every one: GET /v1/proxies.';
+    $('proxies-more').textContent = 'Showing ' + shown.length + ' of ' + count + ' streams, NACKED and STALE first; every one: GET /v1/proxies (?state=NACKED: the troubled ones).';
     shown.forEach(function (p) {
       var tr = el('tr', { 'data-node': p.nodeId });
       tr.appendChild(el('td', { text: p.nodeId }));

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { StringEnum } from '../sources/string-enum.js';
 import { MAX_REJECTED_LISTED } from '../xds/proxy-status.js';
+import { SYNC_STATES } from '../telemetry/operator-metrics.js';
 
 /**
  * Shapes of the admin API shared beyond one route plugin (TypeBox → JSON Schema): the error body,
@@ -41,7 +42,7 @@ export const ErrorResponse = Type.Object(
 );
 export type ErrorResponse = Static<typeof ErrorResponse>;
 
-export const SYNC_STATES = ['SYNCED', 'STALE', 'NACKED', 'NOT_SENT'] as const;
+export { SYNC_STATES };
 export const SyncStateSchema = StringEnum(SYNC_STATES, {
   description:
     'SYNCED: the last response was ACKed. STALE: sent, not yet ACKed. NACKED: the last response was rejected, or resources a rejected response carried are still not held as sent (see lastNack and rejected). NOT_SENT: nothing of this type sent on this stream.',

@@ -210,16 +210,19 @@ describeChromium('dashboard with many clusters in a real Chromium', () => {
       const [a, b] = [rows[i - 1] as [string, string], rows[i] as [string, string]];
       expect(rank(a) < rank(b) || (rank(a) === rank(b) && a[0] < b[0]), `${a.join(' ')} before ${b.join(' ')}`).toBe(true);
     }
-    expect(await page.textContent('#proxies-more')).toBe(`Showing ${PROXY_ROWS} of ${count} streams, NACKED and STALE first; every one: GET /v1/proxies.`);
+    expect(await page.textContent('#proxies-more')).toBe(`Showing ${PROXY_ROWS} of ${count} streams, NACKED and STALE first; every one: GET /v1/proxies (?state=NACKED: the troubled ones).`);
     proxyQueries = [];
     await afterPolls(10);
-    // Each read: the first 501 streams, then the NACKED and the STALE ones, 200 at most; never the whole fleet.
-    const reads = proxyQueries.filter((q) => q === `?limit=${MANY_PROXIES + 1}`).length;
-    expect(reads).toBeGreaterThanOrEqual(1);
-    expect(reads).toBeLessThanOrEqual(3);
-    expect(proxyQueries.filter((q) => q === `?state=NACKED&limit=${PROXY_ROWS}`)).toHaveLength(reads);
-    expect(proxyQueries.filter((q) => q === `?state=STALE&limit=${PROXY_ROWS}`)).toHaveLength(reads);
-    expect(proxyQueries).toHaveLength(3 * reads);
+    // Each read: the first 501 streams, then the NACKED and the STALE ones, 200 at most; never the
+    // whole fleet. (The reset may have fallen inside a read: its state queries come first then.)
+    const first = `?limit=${MANY_PROXIES + 1}`;
+    const reads = proxyQueries.slice(proxyQueries.indexOf(first));
+    const groups = reads.filter((q) => q === first).length;
+    expect(groups).toBeGreaterThanOrEqual(1);
+    expect(groups).toBeLessThanOrEqual(3);
+    expect(reads.map((q) => (q === first ? 'read' : q))).toEqual(
+      Array.from({ length: groups }, () => ['read', `?state=NACKED&limit=${PROXY_ROWS}`, `?state=STALE&limit=${PROXY_ROWS}`]).flat(),
+    );
     expect(pageErrors).toEqual([]);
   });
 });

@@ -112,7 +112,7 @@ describe('/v1/proxies across replicas', () => {
     expect(body.proxies?.map((p) => [p.nodeId, p.replica])).toEqual([['envoy-b', 'fulcrum-0']]);
   });
 
-  it('narrows the list to the streams with a type in a sync state, and to the first `limit`, still counting every match', async () => {
+  it('narrows the list to the streams in an overall sync state, and to the first `limit`, still counting every match', async () => {
     let shared: Proxy[] = [];
     const s = setup(() => shared);
     s.nack(s.here('envoy-c', 3));
@@ -123,9 +123,11 @@ describe('/v1/proxies across replicas', () => {
     expect(nacked.status).toBe(200);
     expect(nacked.body.proxies?.map((p) => p.nodeId)).toEqual(['envoy-c', 'envoy-d']);
     expect(nacked.body.count).toBe(2);
-    // Every local stream here has some type never sent; the remote envoy-b has only CDS sent.
-    expect((await get(s.app, '/v1/proxies?state=NOT_SENT')).body.count).toBe(4);
-    expect((await get(s.app, '/v1/proxies?state=SYNCED')).body.proxies?.map((p) => p.nodeId)).toEqual(['envoy-b', 'envoy-d']);
+    // A stream's worst type decides, as fulcrum_proxies counts it: envoy-d (CDS SYNCED, EDS NACKED)
+    // is NACKED, envoy-b (CDS SYNCED, nothing else sent) SYNCED, envoy-a (nothing sent) NOT_SENT.
+    expect((await get(s.app, '/v1/proxies?state=NOT_SENT')).body.proxies?.map((p) => p.nodeId)).toEqual(['envoy-a']);
+    expect((await get(s.app, '/v1/proxies?state=SYNCED')).body.proxies?.map((p) => p.nodeId)).toEqual(['envoy-b']);
+    expect((await get(s.app, '/v1/proxies?state=STALE')).body.count).toBe(0);
     const first = await get(s.app, '/v1/proxies?limit=2');
     expect(first.body.proxies?.map((p) => p.nodeId)).toEqual(['envoy-a', 'envoy-b']);
     expect(first.body.count).toBe(4);

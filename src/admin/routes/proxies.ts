@@ -4,6 +4,7 @@ import type { XdsCache } from '../../xds/cache.js';
 import { PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../../xds/envoy-api.js';
 import type { FleetProxies } from '../../xds/fleet-proxies.js';
 import { syncState, type ProxyRecord, type ProxyRegistry, type SyncState } from '../../xds/proxy-status.js';
+import { worstState } from '../../telemetry/operator-metrics.js';
 import { DEFAULT_GROUP } from '../../xds/translator.js';
 import { ApiError } from '../resources.js';
 import { ConfigDump, NodeId, Proxy, SHORT_TYPES, StringEnum, SYNC_STATES, type ShortType } from '../schemas.js';
@@ -25,15 +26,20 @@ export interface ProxyRoutesOptions {
 
 export const ProxyList = Type.Object(
   {
-    count: Type.Integer({ description: 'How many streams match (every stream without `state`), even when `limit` lists fewer' }),
+    count: Type.Integer({ description: 'How many of the listed streams match (all of them without `state`), even when `limit` lists fewer. Other replicas list the streams they share (at most 2,000 each).' }),
     proxies: Type.Array(Proxy),
   },
-  { description: 'The connected proxy streams of the fleet (every replica) that match, ordered by node id' },
+  { description: 'The connected proxy streams of the fleet (every replica) that match, ordered by node id, replica, connection time and stream id' },
 );
 
 const ProxyListQuery = Type.Object(
   {
-    state: Type.Optional(StringEnum(SYNC_STATES, { description: 'Only the streams with at least one resource type in this sync state (e.g. NACKED: the proxies refusing config)' })),
+    state: Type.Optional(
+      StringEnum(SYNC_STATES, {
+        description:
+          'Only the streams in this overall state, as fulcrum_proxies{state} counts them: NACKED if any type is NACKED, else STALE if any awaits an ACK, else SYNCED (NOT_SENT: nothing sent yet). Judged when the list is read; each stream is shown as it is when serialized.',
+      }),
+    ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'At most this many streams, the first in listing order (a 10,000-stream fleet lists ~7 MB)' })),
   },
   { additionalProperties: false },
@@ -135,10 +141,10 @@ export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async 
 type Listed = ProxyRecord | Proxy;
 const isRecord = (x: Listed): x is ProxyRecord => 'node' in x;
 
-/** Whether any of the stream's resource types is in `state` (a type never sent is NOT_SENT, as its view says). */
+/** Whether the stream's overall state (its worst type's, as fulcrum_proxies counts it) is `state`; only the types the list shows count. */
 function inState(x: Listed, state: SyncState): boolean {
-  if (isRecord(x)) return PUSH_ORDER.some((url) => syncState(x.types.get(url)) === state);
-  return Object.values(x.types).some((t) => t.state === state);
+  const states = isRecord(x) ? PUSH_ORDER.map((url) => syncState(x.types.get(url))) : SHORT_TYPES.map((t) => x.types[t]?.state ?? 'NOT_SENT');
+  return worstState(states) === state;
 }
 
 interface ListingKey {
