@@ -38,7 +38,7 @@ import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
 import { XdsAuthz } from './xds/authz.js';
-import { proxyView } from './admin/views.js';
+import { sharedProxyViews } from './admin/views.js';
 import { XdsCache } from './xds/cache.js';
 import { FleetProxies } from './xds/fleet-proxies.js';
 import { envoyRoot, PUSH_ORDER, SHORT_TYPE } from './xds/envoy-api.js';
@@ -333,7 +333,7 @@ function fleetProxies({ config, log }: Boot, core: Core, etcd: ReplicationEtcd, 
     client: etcd.client,
     prefix: `${etcd.prefix}/`,
     replica,
-    local: () => core.registry.list().map((r) => proxyView(r, replica)),
+    local: () => sharedProxyViews(core.registry.list(), replica),
     // A dead replica's proxies leave the listing when its ownership does.
     leaseTtlSeconds: config.ha.leaseTtlSeconds,
     log,

@@ -28,6 +28,23 @@ export function typeSyncView(t: TypeStatus | undefined): TypeSync {
   };
 }
 
+/**
+ * This replica's streams as it shares them with the others (several replicas on etcd), NACKED
+ * ones first, then those awaiting an ACK, the rest after, each in registry order: a replica shares
+ * at most 2,000 (FleetProxies), and the troubled ones are those an operator asks the fleet for
+ * (GET /v1/proxies?state=NACKED on any replica).
+ */
+export function sharedProxyViews(records: readonly ProxyRecord[], replica: string): Proxy[] {
+  const rank = (r: ProxyRecord): number => {
+    const states = PUSH_ORDER.map((url) => syncState(r.types.get(url)));
+    return states.includes('NACKED') ? 0 : states.includes('STALE') ? 1 : 2;
+  };
+  return records
+    .map((r, i) => ({ r, i, rank: rank(r) }))
+    .sort((a, b) => a.rank - b.rank || a.i - b.i)
+    .map(({ r }) => proxyView(r, replica));
+}
+
 /** One stream of a connected proxy (same field names as describeProxy, plus the stream id and per-type detail). */
 export function proxyView(r: ProxyRecord, replica: string): Proxy {
   const types = {} as Proxy['types'];

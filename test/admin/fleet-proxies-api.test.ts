@@ -9,7 +9,7 @@ import { buildAdminApp } from '../../src/admin/app.js';
 import { ProxyList } from '../../src/admin/routes/proxies.js';
 import { serializerSchema } from '../../src/admin/serializer-schema.js';
 import type { Proxy } from '../../src/admin/schemas.js';
-import { proxyView } from '../../src/admin/views.js';
+import { proxyView, sharedProxyViews } from '../../src/admin/views.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { XdsCache } from '../../src/xds/cache.js';
 import { TYPE } from '../../src/xds/envoy-api.js';
@@ -134,5 +134,22 @@ describe('/v1/proxies across replicas', () => {
     const oneNacked = await get(s.app, '/v1/proxies?state=NACKED&limit=1');
     expect([oneNacked.body.count, oneNacked.body.proxies?.map((p) => p.nodeId)]).toEqual([2, ['envoy-c']]);
     for (const bad of ['?state=BROKEN', '?limit=0', '?limit=x', '?other=1']) expect((await get(s.app, `/v1/proxies${bad}`)).status, bad).toBe(400);
+  });
+
+  it('shares a replica\'s NACKED streams first, then those awaiting an ACK, so a bounded share keeps them', () => {
+    const registry = new ProxyRegistry(() => 1_700_000_000_000);
+    const stream = (id: string, n: number) => registry.connect(n, { id, cluster: 'default', metadata: {}, userAgent: 'envoy' }, 'sotw', 'ADS', 'ipv4:127.0.0.1:2');
+    const synced = stream('synced', 1);
+    registry.sent(synced, TYPE.cluster, 'v', 'n', new Map(), 'state');
+    registry.acked(synced, TYPE.cluster, 'n', 'v');
+    stream('nothing', 2);
+    const stale = stream('stale', 3);
+    registry.sent(stale, TYPE.cluster, 'v', 'n', new Map(), 'state');
+    const nacked = stream('nacked', 4);
+    registry.sent(nacked, TYPE.cluster, 'v', 'n', new Map(), 'state');
+    registry.nacked(nacked, TYPE.cluster, { nonce: 'n', version: 'v', keptVersion: '', message: 'refused' });
+    const shared = sharedProxyViews(registry.list(), 'fulcrum-0');
+    expect(shared.map((p) => p.nodeId)).toEqual(['nacked', 'stale', 'synced', 'nothing']);
+    expect(shared[0]).toEqual(proxyView(nacked, 'fulcrum-0'));
   });
 });
