@@ -29,20 +29,22 @@ export function typeSyncView(t: TypeStatus | undefined): TypeSync {
 }
 
 /**
- * This replica's streams as it shares them with the others (several replicas on etcd), NACKED
- * ones first, then those awaiting an ACK, the rest after, each in registry order: a replica shares
- * at most 2,000 (FleetProxies), and the troubled ones are those an operator asks the fleet for
- * (GET /v1/proxies?state=NACKED on any replica).
+ * This replica's streams as it shares them with the others (several replicas on etcd): how many,
+ * and the views of `max` of them, NACKED ones first, then those awaiting an ACK, the rest after,
+ * each in registry order. A replica shares at most 2,000 (FleetProxies), and the troubled ones are
+ * those an operator asks the fleet for (GET /v1/proxies?state=NACKED on any replica). Views only
+ * of those shared: every stream's view took ~70 % of a share's ~90 ms at 10,000 streams.
  */
-export function sharedProxyViews(records: readonly ProxyRecord[], replica: string): Proxy[] {
+export function sharedProxyViews(records: readonly ProxyRecord[], replica: string, max: number): { total: number; proxies: Proxy[] } {
   const rank = (r: ProxyRecord): number => {
     const states = PUSH_ORDER.map((url) => syncState(r.types.get(url)));
     return states.includes('NACKED') ? 0 : states.includes('STALE') ? 1 : 2;
   };
-  return records
+  const shared = records
     .map((r, i) => ({ r, i, rank: rank(r) }))
     .sort((a, b) => a.rank - b.rank || a.i - b.i)
-    .map(({ r }) => proxyView(r, replica));
+    .slice(0, max);
+  return { total: records.length, proxies: shared.map(({ r }) => proxyView(r, replica)) };
 }
 
 /** One stream of a connected proxy (same field names as describeProxy, plus the stream id and per-type detail). */

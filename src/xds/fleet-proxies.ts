@@ -28,8 +28,13 @@ export interface FleetProxiesOptions {
   /** The key prefix of this fulcrum fleet (the store's); keys go under `<prefix>ha/proxies/`. */
   readonly prefix: string;
   readonly replica: string;
-  /** This replica's proxies, as they are to be shared. */
-  readonly local: () => readonly SharedProxy[];
+  /** How many proxies this replica has, and at most `max` of them as they are to be shared. */
+  readonly local: (max: number) => { readonly total: number; readonly proxies: readonly SharedProxy[] };
+  /**
+   * Moves whenever this replica's proxies change (ProxyRegistry.version): while it stands nothing
+   * is built. Building and comparing the status every second took ~90 ms at 10,000 streams.
+   */
+  readonly version?: () => number;
   readonly log: Logger;
   /** How often the status is written when it changed: at most one etcd write per interval. */
   readonly intervalMs?: number;
@@ -46,6 +51,8 @@ export class FleetProxies implements Component {
   private watcher: Watcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private written = '';
+  /** `version` when `written` was last built. */
+  private writtenVersion: number | undefined;
   private writing = false;
   private failing = false;
   private stopped = false;
@@ -93,15 +100,20 @@ export class FleetProxies implements Component {
   /** Writes this replica's status if it changed since the last successful write. */
   async share(): Promise<void> {
     if (this.writing || this.stopped) return;
-    const all = this.options.local();
-    const proxies = all.slice(0, this.options.maxProxies ?? 2_000);
-    const content = JSON.stringify([all.length, proxies]);
-    if (content === this.written && this.lease) return;
+    const version = this.options.version?.();
+    if (version !== undefined && version === this.writtenVersion && this.lease) return;
+    const { total, proxies } = this.options.local(this.options.maxProxies ?? 2_000);
+    const content = JSON.stringify([total, proxies]);
+    if (content === this.written && this.lease) {
+      this.writtenVersion = version;
+      return;
+    }
     this.writing = true;
     try {
-      const value: ReplicaProxies = { replica: this.options.replica, at: new Date().toISOString(), total: all.length, proxies };
+      const value: ReplicaProxies = { replica: this.options.replica, at: new Date().toISOString(), total, proxies };
       await this.currentLease().put(this.key).value(JSON.stringify(value));
       this.written = content;
+      this.writtenVersion = version;
       if (this.failing) this.options.log.info('proxy status shared through etcd again');
       this.failing = false;
     } catch (err) {

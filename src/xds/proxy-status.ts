@@ -84,6 +84,9 @@ export interface StatusEvents {
 }
 
 export class ProxyRegistry {
+  /** Bumped by every change to a record (connect, disconnect, sent, ACK, NACK...): readers skip work while it stands. */
+  private changes = 0;
+
   private readonly records = new Map<number, ProxyRecord>();
   /** The sent maps this registry made itself (and so may change in place), by type status. */
   private readonly mine = new WeakMap<TypeStatus, Map<string, string>>();
@@ -94,12 +97,14 @@ export class ProxyRegistry {
   ) {}
 
   connect(streamId: number, node: NodeInfo, protocol: 'sotw' | 'delta', service: string, peer: string): ProxyRecord {
+    this.changes++;
     const record: ProxyRecord = { streamId, node, protocol, service, peer, connectedAt: this.clock(), types: new Map() };
     this.records.set(streamId, record);
     return record;
   }
 
   disconnect(streamId: number): void {
+    this.changes++;
     this.records.delete(streamId);
   }
 
@@ -109,6 +114,11 @@ export class ProxyRegistry {
 
   get size(): number {
     return this.records.size;
+  }
+
+  /** Changes since creation: equal values mean nothing in any record changed in between. */
+  get version(): number {
+    return this.changes;
   }
 
   private type(record: ProxyRecord, type: XdsTypeUrl): TypeStatus {
@@ -125,6 +135,7 @@ export class ProxyRegistry {
    * reference); `merge` adds to it (Delta).
    */
   sent(record: ProxyRecord, type: XdsTypeUrl, version: string, nonce: string, resources: ReadonlyMap<string, string>, mode: 'state' | 'merge'): void {
+    this.changes++;
     const t = this.type(record, type);
     t.sentVersion = version;
     t.sentNonce = nonce;
@@ -147,12 +158,14 @@ export class ProxyRegistry {
    * with the empty nonce no response carries; not counted as a push or an ACK.
    */
   resumed(record: ProxyRecord, type: XdsTypeUrl, version: string, resources: ReadonlyMap<string, string>): void {
+    this.changes++;
     const t = this.type(record, type);
     const at = this.clock();
     Object.assign(t, { sentVersion: version, sentNonce: '', sentAt: at, ackedVersion: version, ackedNonce: '', ackedAt: at, sentResources: resources, rejected: undefined });
   }
 
   removed(record: ProxyRecord, type: XdsTypeUrl, names: Iterable<string>): void {
+    this.changes++;
     const t = this.type(record, type);
     const next = this.owned(t);
     for (const n of names) {
@@ -177,6 +190,7 @@ export class ProxyRegistry {
 
   /** `carried`: what the ACKed response carried (by name), which the proxy now holds as sent. */
   acked(record: ProxyRecord, type: XdsTypeUrl, nonce: string, version: string, carried?: ReadonlyMap<string, string>): void {
+    this.changes++;
     const t = this.type(record, type);
     // Read only while something is refused: an ACK of every stream on every push makes no iterator.
     if (t.rejected && carried) for (const name of carried.keys()) t.rejected.delete(name);
@@ -192,6 +206,7 @@ export class ProxyRegistry {
    * as far as known. The rest of what it carried the proxy took, so it is refused no longer.
    */
   nacked(record: ProxyRecord, type: XdsTypeUrl, nack: Omit<NackInfo, 'at'>, refusal?: Refusal): void {
+    this.changes++;
     const t = this.type(record, type);
     t.lastNack = { ...nack, at: this.clock() };
     if (refusal) {

@@ -148,8 +148,11 @@ describe('/v1/proxies across replicas', () => {
     const nacked = stream('nacked', 4);
     registry.sent(nacked, TYPE.cluster, 'v', 'n', new Map(), 'state');
     registry.nacked(nacked, TYPE.cluster, { nonce: 'n', version: 'v', keptVersion: '', message: 'refused' });
-    const shared = sharedProxyViews(registry.list(), 'fulcrum-0');
-    expect(shared.map((p) => p.nodeId)).toEqual(['nacked', 'stale', 'synced', 'nothing']);
-    expect(shared[0]).toEqual(proxyView(nacked, 'fulcrum-0'));
+    const shared = sharedProxyViews(registry.list(), 'fulcrum-0', 10);
+    expect(shared.total).toBe(4);
+    expect(shared.proxies.map((p) => p.nodeId)).toEqual(['nacked', 'stale', 'synced', 'nothing']);
+    expect(shared.proxies[0]).toEqual(proxyView(nacked, 'fulcrum-0'));
+    // Bounded, the troubled ones stay.
+    expect(sharedProxyViews(registry.list(), 'fulcrum-0', 2)).toEqual({ total: 4, proxies: [proxyView(nacked, 'fulcrum-0'), proxyView(stale, 'fulcrum-0')] });
   });
 });

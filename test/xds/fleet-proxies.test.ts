@@ -30,8 +30,12 @@ describeEtcd('fleet proxy status through etcd', () => {
     await etcd?.stop();
   });
 
-  function replica(id: string, local: () => SharedProxy[], extra: { maxProxies?: number } = {}): FleetProxies {
-    const f = new FleetProxies({ client, prefix, replica: id, local, log, intervalMs: 50, ...extra });
+  function replica(id: string, local: () => SharedProxy[], extra: { maxProxies?: number; version?: () => number } = {}): FleetProxies {
+    const all = (max: number): { total: number; proxies: SharedProxy[] } => {
+      const proxies = local();
+      return { total: proxies.length, proxies: proxies.slice(0, max) };
+    };
+    const f = new FleetProxies({ client, prefix, replica: id, local: all, log, intervalMs: 50, ...extra });
     f.start();
     running.push(f);
     return f;
@@ -77,6 +81,23 @@ describeEtcd('fleet proxy status through etcd', () => {
     await a.stop();
     await waitFor(() => c.remote().length === 0, { what: 'a leaves on stop', timeoutMs: 5_000 });
     expect(await client.get(`${prefix}ha/proxies/a`).string()).toBeNull();
+  });
+
+  test('builds nothing while the proxies\' version stands', async () => {
+    prefix = `/fleet-${++n}/`;
+    let looks = 0;
+    let version = 1;
+    replica('a', () => (looks++, [{ nodeId: 'x' }]), { version: () => version });
+    // b has no version: it looks every interval, the clock this test reads.
+    let ticks = 0;
+    const b = replica('b', () => (ticks++, []));
+    await waitFor(() => b.remote().length === 1, { what: 'b sees a', timeoutMs: 10_000 });
+    const still = looks;
+    const from = ticks;
+    await waitFor(() => ticks >= from + 20, { what: 'twenty intervals', timeoutMs: 20_000 });
+    expect(looks).toBe(still);
+    version = 2;
+    await waitFor(() => looks > still, { what: 'a looks again once the version moves', timeoutMs: 10_000 });
   });
 
   test('bounds what one replica writes', async () => {
