@@ -51,8 +51,9 @@ export class FleetProxies implements Component {
   private watcher: Watcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private written = '';
-  /** `version` when `written` was last built. */
+  /** `version` when `written` was last built, and the lease it was written under (the key lives as long). */
   private writtenVersion: number | undefined;
+  private writtenUnder: Lease | undefined;
   private writing = false;
   private failing = false;
   private stopped = false;
@@ -101,19 +102,26 @@ export class FleetProxies implements Component {
   async share(): Promise<void> {
     if (this.writing || this.stopped) return;
     const version = this.options.version?.();
-    if (version !== undefined && version === this.writtenVersion && this.lease) return;
-    const { total, proxies } = this.options.local(this.options.maxProxies ?? 2_000);
+    // Nothing changed, and the key written holds under the lease it was written with.
+    const kept = this.lease !== undefined && this.lease === this.writtenUnder && !this.lease.revoked();
+    if (kept && version !== undefined && version === this.writtenVersion) return;
+    const max = this.options.maxProxies ?? 2_000;
+    const local = this.options.local(max);
+    const total = local.total;
+    const proxies = local.proxies.slice(0, max);
     const content = JSON.stringify([total, proxies]);
-    if (content === this.written && this.lease) {
+    if (kept && content === this.written) {
       this.writtenVersion = version;
       return;
     }
     this.writing = true;
     try {
       const value: ReplicaProxies = { replica: this.options.replica, at: new Date().toISOString(), total, proxies };
-      await this.currentLease().put(this.key).value(JSON.stringify(value));
+      const lease = this.currentLease();
+      await lease.put(this.key).value(JSON.stringify(value));
       this.written = content;
       this.writtenVersion = version;
+      this.writtenUnder = lease;
       if (this.failing) this.options.log.info('proxy status shared through etcd again');
       this.failing = false;
     } catch (err) {

@@ -155,4 +155,28 @@ describe('/v1/proxies across replicas', () => {
     // Bounded, the troubled ones stay.
     expect(sharedProxyViews(registry.list(), 'fulcrum-0', 2)).toEqual({ total: 4, proxies: [proxyView(nacked, 'fulcrum-0'), proxyView(stale, 'fulcrum-0')] });
   });
+
+  it('moves the registry\'s version with every change a shared view shows, so a standing version means nothing to share', () => {
+    let now = 1_000;
+    const reg = new ProxyRegistry(() => now++);
+    const share = (): string => JSON.stringify(sharedProxyViews(reg.list(), 'r', 2_000));
+    const node = { id: 'n', cluster: 'c', metadata: {}, userAgent: 'envoy' };
+    let r = reg.connect(1, node, 'delta', 'ADS', 'p');
+    const steps: [string, () => void][] = [
+      ['connect', () => void (r = reg.connect(2, node, 'delta', 'ADS', 'p'))],
+      ['sent state', () => reg.sent(r, TYPE.cluster, 'v1', 'a', new Map([['x', '1'], ['y', '1']]), 'state')],
+      ['sent merge', () => reg.sent(r, TYPE.cluster, 'v2', 'b', new Map([['z', '1']]), 'merge')],
+      ['removed', () => reg.removed(r, TYPE.cluster, ['z'])],
+      ['nacked', () => reg.nacked(r, TYPE.cluster, { nonce: 'b', version: 'v2', keptVersion: 'v1', message: 'm' }, { carried: new Map([['x', '1'], ['y', '1']]), refused: new Map([['y', '1']]) })],
+      ['acked', () => reg.acked(r, TYPE.cluster, 'b', 'v2', new Map([['y', '1']]))],
+      ['resumed', () => reg.resumed(r, TYPE.endpoint, 'e', new Map([['x', '1']]))],
+      ['disconnect', () => reg.disconnect(2)],
+    ];
+    for (const [name, step] of steps) {
+      const [version, shared] = [reg.version, share()];
+      step();
+      expect(reg.version, name).toBeGreaterThan(version);
+      expect(share(), name).not.toBe(shared);
+    }
+  });
 });

@@ -2,7 +2,7 @@
  * Fleet-wide proxy status through a real etcd: each replica shares its proxies under its lease and
  * sees the others'; a replica that stops leaves the listing.
  */
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type Lease } from 'etcd3';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import { FleetProxies, parseReplicaProxies, type SharedProxy } from '../../src/xds/fleet-proxies.js';
@@ -98,6 +98,39 @@ describeEtcd('fleet proxy status through etcd', () => {
     expect(looks).toBe(still);
     version = 2;
     await waitFor(() => looks > still, { what: 'a looks again once the version moves', timeoutMs: 10_000 });
+  });
+
+  test('writes its status again under a new lease when the old one is lost, even if the first write under it fails', async () => {
+    prefix = `/fleet-${++n}/`;
+    // A client whose next put under a lease fails once (a leader change, a reset connection).
+    let failNext = false;
+    const flaky = Object.create(client) as Etcd3;
+    flaky.lease = (ttl: number): Lease => {
+      const lease = client.lease(ttl);
+      const put = lease.put.bind(lease);
+      lease.put = (key) => {
+        const builder = put(key);
+        const value = builder.value.bind(builder);
+        builder.value = (v) => {
+          if (!failNext) return value(v);
+          failNext = false;
+          return Promise.reject(new Error('transient: leader changed')) as never;
+        };
+        return builder;
+      };
+      return lease;
+    };
+    // The proxies never change: only the lost lease can make it write again.
+    const f = new FleetProxies({ client: flaky, prefix, replica: 'a', local: () => ({ total: 1, proxies: [{ nodeId: 'x' }] }), version: () => 7, log, intervalMs: 50, leaseTtlSeconds: 2 });
+    f.start();
+    running.push(f);
+    const key = `${prefix}ha/proxies/a`;
+    await waitFor(async () => (await client.get(key).string()) !== null, { what: 'the first write', timeoutMs: 10_000 });
+    const first = (await client.get(key).exec()).kvs[0];
+    failNext = true;
+    await client.leaseClient.leaseRevoke({ ID: first?.lease ?? '0' });
+    await waitFor(() => !failNext, { what: 'the failing write under the new lease', timeoutMs: 10_000 });
+    await waitFor(async () => (await client.get(key).string()) !== null, { what: 'the status written again', timeoutMs: 10_000 });
   });
 
   test('bounds what one replica writes', async () => {
