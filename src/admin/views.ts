@@ -1,6 +1,6 @@
 import type { Snapshot } from '../xds/cache.js';
 import { envoyType, PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../xds/envoy-api.js';
-import { rejectedField, syncState, type NackInfo, type ProxyRecord, type TypeStatus } from '../xds/proxy-status.js';
+import { rejectedField, streamState, syncState, type NackInfo, type ProxyRecord, type TypeStatus } from '../xds/proxy-status.js';
 import { MESSAGE_OF } from '../xds/resource.js';
 import type { ConfigDump, DumpedType, Proxy, ShortType, TypeSync } from './schemas.js';
 
@@ -37,8 +37,8 @@ export function typeSyncView(t: TypeStatus | undefined): TypeSync {
  */
 export function sharedProxyViews(records: readonly ProxyRecord[], replica: string, max: number): { total: number; proxies: Proxy[] } {
   const rank = (r: ProxyRecord): number => {
-    const states = PUSH_ORDER.map((url) => syncState(r.types.get(url)));
-    return states.includes('NACKED') ? 0 : states.includes('STALE') ? 1 : 2;
+    const state = streamState(r);
+    return state === 'NACKED' ? 0 : state === 'STALE' ? 1 : 2;
   };
   const shared = records
     .map((r, i) => ({ r, i, rank: rank(r) }))

@@ -1,4 +1,5 @@
-import { SHORT_TYPE, type XdsTypeUrl } from './envoy-api.js';
+import { worstState } from '../telemetry/operator-metrics.js';
+import { PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from './envoy-api.js';
 
 /** What fulcrum knows about each connected proxy's sync state: the source for CSDS and /v1/proxies. */
 
@@ -56,6 +57,11 @@ export function syncState(t: TypeStatus | undefined): SyncState {
   if (!t || t.sentNonce === undefined) return 'NOT_SENT';
   if (t.lastNack && (t.lastNack.nonce === t.sentNonce || (t.rejected?.size ?? 0) > 0)) return 'NACKED';
   return t.ackedNonce === t.sentNonce ? 'SYNCED' : 'STALE';
+}
+
+/** A stream's overall state, its worst type's (NACKED, else STALE, else SYNCED; NOT_SENT: nothing sent), as fulcrum_proxies counts it. */
+export function streamState(r: ProxyRecord): SyncState {
+  return worstState(PUSH_ORDER.map((url) => syncState(r.types.get(url)))) as SyncState;
 }
 
 /**

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { XdsCache } from '../../xds/cache.js';
 import { PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../../xds/envoy-api.js';
 import type { FleetProxies } from '../../xds/fleet-proxies.js';
-import { syncState, type ProxyRecord, type ProxyRegistry, type SyncState } from '../../xds/proxy-status.js';
+import { streamState, type ProxyRecord, type ProxyRegistry, type SyncState } from '../../xds/proxy-status.js';
 import { worstState } from '../../telemetry/operator-metrics.js';
 import { DEFAULT_GROUP } from '../../xds/translator.js';
 import { ApiError } from '../resources.js';
@@ -143,8 +143,7 @@ const isRecord = (x: Listed): x is ProxyRecord => 'node' in x;
 
 /** Whether the stream's overall state (its worst type's, as fulcrum_proxies counts it) is `state`; only the types the list shows count. */
 function inState(x: Listed, state: SyncState): boolean {
-  const states = isRecord(x) ? PUSH_ORDER.map((url) => syncState(x.types.get(url))) : SHORT_TYPES.map((t) => x.types[t]?.state ?? 'NOT_SENT');
-  return worstState(states) === state;
+  return (isRecord(x) ? streamState(x) : worstState(SHORT_TYPES.map((t) => x.types[t]?.state ?? 'NOT_SENT'))) === state;
 }
 
 interface ListingKey {

@@ -57,6 +57,9 @@ export function sameColumns(old: EndpointRow | undefined, next: EndpointColumns)
   );
 }
 
+/** A cluster's endpoint count (an index count, no rows read). */
+export const COUNT_ENDPOINTS = 'SELECT count(*) AS n FROM endpoints WHERE cluster = ?';
+
 export const UPSERT_ENDPOINT = `INSERT INTO endpoints (cluster, address, port, weight, priority, region, zone, sub_zone, health, state, owner, revision, updated_at)
   VALUES (@cluster, @address, @port, @weight, @priority, @region, @zone, @sub_zone, @health, @state, @owner, @revision, @updated_at)
   ON CONFLICT (cluster, address, port) DO UPDATE SET

@@ -10,6 +10,7 @@
  * row and change event are exactly those of Store.deleteCluster.
  */
 import type Database from 'better-sqlite3';
+import { prepared } from './statements.js';
 import { jsonPartsInSlices } from '../../runtime/json-in-slices.js';
 import { NotFoundError } from './errors.js';
 import { checkWrite } from './ownership.js';
@@ -88,7 +89,7 @@ export async function deleteClusterRows(db: Database.Database, name: string, sli
   await deleteInChunks(db, 'endpoints', name, slicer);
   await deleteInChunks(db, 'published_weights', name, slicer);
   // No endpoint row is left for the cascade: this is the cluster row alone.
-  db.prepare('DELETE FROM clusters WHERE name = ?').run(name);
+  prepared(db, 'DELETE FROM clusters WHERE name = ?').run(name);
 }
 
 /** The audit texts of deleting the cluster of `row`, from its rows as the transaction sees them, read a page per slice. */
@@ -104,6 +105,6 @@ export async function deleteTextsNow(db: Database.Database, row: ClusterRow, sli
  * first rows left on the (cluster, …) primary key's index, so no chunk scans rows already deleted.
  */
 async function deleteInChunks(db: Database.Database, table: 'endpoints' | 'published_weights', cluster: string, slicer: Slicer): Promise<void> {
-  const chunk = db.prepare<[string, number]>(`DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE cluster = ? LIMIT ?)`);
+  const chunk = prepared<[string, number]>(db, `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE cluster = ? LIMIT ?)`);
   while (chunk.run(cluster, CHUNK).changes === CHUNK) await slicer.turn();
 }

@@ -12,6 +12,8 @@
  * `packOver` endpoints has its audit texts stored packed, as putClusterSliced's (packed-text.ts).
  */
 import type Database from 'better-sqlite3';
+import { prepared } from './statements.js';
+import { COUNT_ENDPOINTS } from './endpoint-rows.js';
 import type { Catalog, Cluster } from '../types.js';
 import { listenerSpecJson, nodeGroupSpecJson, seedSkips } from './ownership.js';
 import type { Change, ClusterRecord, SeedConflict } from './records.js';
@@ -131,7 +133,7 @@ async function seedCluster(p: Progress, c: Cluster): Promise<void> {
 function seedSpec(p: Progress, kind: 'listener' | 'node-group', name: string, spec: string): void {
   const row = owned(p, kind, name, specRowOn(p.db, kind, name));
   if (row === false || (row && row.spec === spec && row.owner === 'file')) return;
-  p.db.prepare(upsertSpecSql(kind)).run(name, spec, 'file', p.revision(), p.w.at);
+  prepared(p.db, upsertSpecSql(kind)).run(name, spec, 'file', p.revision(), p.w.at);
   const after = specRecord(kind, specRowOn(p.db, kind, name) as SpecRow);
   audit(p, kind, name, row ? 'update' : 'create', row ? JSON.stringify(specRecord(kind, row)) : null, JSON.stringify(after));
 }
@@ -139,11 +141,11 @@ function seedSpec(p: Progress, kind: 'listener' | 'node-group', name: string, sp
 /** Deletes the `file` rows the file no longer defines: node groups, listeners, then clusters (as Store.seedFromConfig). */
 async function removeDropped(p: Progress): Promise<void> {
   for (const kind of ['node-group', 'listener', 'cluster'] as const) {
-    for (const row of p.db.prepare<[], SpecRow>(selectSpecRows(kind)).all()) {
+    for (const row of prepared<[], SpecRow>(p.db, selectSpecRows(kind)).all()) {
       if (row.owner !== 'file' || p.seen[kind].has(row.name)) continue;
       if (kind === 'cluster') await removeCluster(p, row);
       else {
-        p.db.prepare(deleteSpecSql(kind)).run(row.name);
+        prepared(p.db, deleteSpecSql(kind)).run(row.name);
         audit(p, kind, row.name, 'delete', JSON.stringify(specRecord(kind, row)), null);
       }
       await p.slicer.turn();
@@ -171,5 +173,5 @@ function audit(p: Progress, kind: 'listener' | 'node-group', name: string, actio
 }
 
 function endpointCount(db: Database.Database, cluster: string): number {
-  return (db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM endpoints WHERE cluster = ?').get(cluster) as { n: number }).n;
+  return (prepared<[string], { n: number }>(db, COUNT_ENDPOINTS).get(cluster) as { n: number }).n;
 }

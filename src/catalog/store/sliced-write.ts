@@ -12,6 +12,7 @@
  */
 import { SLICE_MS, Slicer } from '../../runtime/slicer.js';
 import type Database from 'better-sqlite3';
+import { prepared } from './statements.js';
 import { auditedAction, type AuditAction, type Change, type ClusterInput, type ClusterRecord, type EndpointRecord, type Owner, type ResourceKind, type WriteOptions } from './records.js';
 import { checkWrite, clusterSpecJson } from './ownership.js';
 import type { TrimmedRecord } from './audit-trim.js';
@@ -114,14 +115,15 @@ export async function writeClusterRows(db: Database.Database, input: ClusterInpu
   const revision = (): number => ((changed = true), w.revision());
   const spec = clusterSpecJson(input);
   if (!row || row.spec !== spec || row.owner !== w.owner)
-    db.prepare(
+    prepared(
+      db,
       `INSERT INTO clusters (name, spec, owner, revision, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, owner = excluded.owner`,
     ).run(input.name, spec, w.owner, revision(), w.at);
   if (input.endpoints) await replaceEndpoints(db, input, w.owner, old, { at: w.at, revision, slicer: w.slicer });
   if (!changed) return { revision: (row as ClusterRow).revision, changes: [] };
   const rev = w.revision();
-  db.prepare('UPDATE clusters SET revision = ?, updated_at = ? WHERE name = ?').run(rev, w.at, input.name);
+  prepared(db, 'UPDATE clusters SET revision = ?, updated_at = ? WHERE name = ?').run(rev, w.at, input.name);
   const afterRow = clusterRow(db, input.name) as ClusterRow;
   const rows: EndpointRow[] = [];
   const records: EndpointRecord[] = [];
@@ -174,7 +176,7 @@ interface Writing {
 
 /** Upserts what changed and deletes what is no longer listed, a slice at a time. */
 async function replaceEndpoints(db: Database.Database, input: ClusterInput, owner: Owner, old: Map<string, EndpointRow>, w: Writing): Promise<void> {
-  const upsert = db.prepare(UPSERT_ENDPOINT);
+  const upsert = prepared(db, UPSERT_ENDPOINT);
   const keep = new Set<string>();
   for (const e of input.endpoints ?? []) {
     const key = `${e.address}|${e.port}`;
@@ -184,7 +186,7 @@ async function replaceEndpoints(db: Database.Database, input: ClusterInput, owne
     if (!sameColumns(prior, next)) upsert.run({ ...next, revision: w.revision(), updated_at: w.at });
     await w.slicer.turn();
   }
-  const remove = db.prepare('DELETE FROM endpoints WHERE cluster = ? AND address = ? AND port = ?');
+  const remove = prepared(db, 'DELETE FROM endpoints WHERE cluster = ? AND address = ? AND port = ?');
   for (const [key, e] of old) {
     if (keep.has(key)) continue;
     w.revision();
@@ -194,11 +196,11 @@ async function replaceEndpoints(db: Database.Database, input: ClusterInput, owne
 }
 
 export function clusterRow(db: Database.Database, name: string): ClusterRow | undefined {
-  return db.prepare<[string], ClusterRow>('SELECT name, spec, owner, revision, updated_at FROM clusters WHERE name = ?').get(name);
+  return prepared<[string], ClusterRow>(db, 'SELECT name, spec, owner, revision, updated_at FROM clusters WHERE name = ?').get(name);
 }
 
 export function nextRevision(db: Database.Database): number {
-  return (db.prepare(`UPDATE store_meta SET value = value + 1 WHERE key = 'revision' RETURNING value`).get() as { value: number }).value;
+  return (prepared(db, `UPDATE store_meta SET value = value + 1 WHERE key = 'revision' RETURNING value`).get() as { value: number }).value;
 }
 
 /**
@@ -211,7 +213,7 @@ export const ENDPOINT_PAGE = 'SELECT * FROM endpoints WHERE cluster = ? AND (add
 
 /** The cluster's endpoint rows in store order, a page per slice; returns each as record JSON. */
 export async function readEndpoints(db: Database.Database, cluster: string, slicer: Slicer, each: (row: EndpointRow, record: EndpointRecord) => void): Promise<string[]> {
-  const page = db.prepare<[string, string, number, number], EndpointRow>(ENDPOINT_PAGE);
+  const page = prepared<[string, string, number, number], EndpointRow>(db, ENDPOINT_PAGE);
   const parts: string[] = [];
   let last: EndpointRow | undefined;
   for (;;) {
@@ -264,7 +266,7 @@ type PlainAuditValues = [at: string, actor: string, action: string, kind: Resour
 /** An audit row with its texts as TEXT, as Store's own writes insert them. */
 export function insertPlainAudit(db: Database.Database, values: PlainAuditValues): void {
   const [at, actor, action, kind, name, revision, before, after] = values;
-  db.prepare('INSERT INTO audit (at, actor, action, kind, name, revision, before, after, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+  prepared(db, 'INSERT INTO audit (at, actor, action, kind, name, revision, before, after, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
     at,
     actor,
     action,
@@ -282,7 +284,8 @@ type AuditValues = [at: string, actor: string, action: string, name: string, rev
 /** A big write's audit row: its texts packed (packed-text.ts), with their size as stored text would have. */
 export function insertAudit(db: Database.Database, values: AuditValues): void {
   const [at, actor, action, name, revision, before, after, summary] = values;
-  db.prepare(
+  prepared(
+    db,
     `INSERT INTO audit (at, actor, action, kind, name, revision, summary, before_packed, after_packed, packed_bytes)
      VALUES (?, ?, ?, 'cluster', ?, ?, ?, ?, ?, ?)`,
   ).run(at, actor, action, name, revision, summary, before?.packed ?? null, after?.packed ?? null, (before?.bytes ?? 0) + (after?.bytes ?? 0));

@@ -4,6 +4,7 @@
  * the config file's sliced seed on its second connection (sliced-seed.ts).
  */
 import type Database from 'better-sqlite3';
+import { prepared } from './statements.js';
 import type { Listener, NodeGroup } from '../types.js';
 import type { ListenerRecord, NodeGroupRecord, Owner } from './records.js';
 
@@ -63,7 +64,7 @@ export function specRecord(kind: 'listener' | 'node-group', row: SpecRow): Liste
   return kind === 'listener' ? { ...parseListener(row), ...meta(row) } : { ...parseNodeGroup(row), ...meta(row) };
 }
 
-/** The row of `name`, on `db` (a statement prepared per call: for the seed's few listeners and node groups). */
+/** The row of `name`, on `db` (the sliced seed's connection). */
 export function specRowOn(db: Database.Database, kind: SpecKind, name: string): SpecRow | undefined {
-  return db.prepare<[string], SpecRow>(selectSpecRow(kind)).get(name);
+  return prepared<[string], SpecRow>(db, selectSpecRow(kind)).get(name);
 }

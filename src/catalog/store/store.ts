@@ -40,7 +40,7 @@ import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
 import { NotFoundError, OwnershipError } from './errors.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
 import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
-import { endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpoint, toEndpointRecord, UPSERT_ENDPOINT, type EndpointColumns, type EndpointRow } from './endpoint-rows.js';
+import { COUNT_ENDPOINTS, endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpoint, toEndpointRecord, UPSERT_ENDPOINT, type EndpointColumns, type EndpointRow } from './endpoint-rows.js';
 import { withEndpoint } from './endpoint-patch.js';
 import { migrate } from './migrations.js';
 import { checkOverride, overrideName, type OverrideOptions, type OverrideRecord, type OverrideTarget, type OverrideValue } from './override-records.js';
@@ -307,7 +307,7 @@ export class Store implements CatalogStore {
       ),
       endpointsOf: db.prepare<[string], EndpointRow>(`SELECT * FROM endpoints WHERE cluster = ? ORDER BY address, port`),
       endpointPage: db.prepare<[string, string, number, number], EndpointRow>(ENDPOINT_PAGE),
-      endpointCount: db.prepare<[string]>(`SELECT count(*) AS n FROM endpoints WHERE cluster = ?`),
+      endpointCount: db.prepare<[string]>(COUNT_ENDPOINTS),
       allEndpoints: db.prepare<[], EndpointRow>(`SELECT * FROM endpoints ORDER BY cluster, address, port`),
       endpoint: db.prepare<[string, string, number], EndpointRow>(
         `SELECT * FROM endpoints WHERE cluster = ? AND address = ? AND port = ?`,

@@ -37,7 +37,6 @@ import type {
 import type { Store } from './store.js';
 import { SLICED_OVER } from './sliced-write.js';
 
-export { SLICED_OVER } from './sliced-write.js';
 
 export class WriteLane implements CatalogStore {
   /** Settles when the last queued write has; undefined when none is in flight. */
