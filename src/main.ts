@@ -337,6 +337,7 @@ function fleetProxies({ config, log }: Boot, core: Core, etcd: ReplicationEtcd, 
     version: () => core.registry.version,
     // A dead replica's proxies leave the listing when its ownership does.
     leaseTtlSeconds: config.ha.leaseTtlSeconds,
+    refreshMs: config.ha.proxyStatusRefreshMs,
     log,
   });
 }

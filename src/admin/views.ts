@@ -1,6 +1,7 @@
 import type { Snapshot } from '../xds/cache.js';
 import { envoyType, PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../xds/envoy-api.js';
-import { rejectedField, streamState, syncState, type NackInfo, type ProxyRecord, type TypeStatus } from '../xds/proxy-status.js';
+import { overallState, rejectedField, syncState, typeStates, type NackInfo, type ProxyRecord, type SyncState, type TypeStatus } from '../xds/proxy-status.js';
+import { IN_FLIGHT } from '../xds/fleet-proxies.js';
 import { MESSAGE_OF } from '../xds/resource.js';
 import type { ConfigDump, DumpedType, Proxy, ShortType, TypeSync } from './schemas.js';
 
@@ -28,24 +29,48 @@ export function typeSyncView(t: TypeStatus | undefined): TypeSync {
   };
 }
 
+/** What a replica shares of its streams (FleetProxies): how many, the shared ones' shape, and their views on demand. */
+export interface SharedStatus {
+  readonly total: number;
+  /**
+   * The shared streams (by stream id) and each type's sync state in IN_FLIGHT-aware codes: equal
+   * shapes mean the share would differ only in versions, times and counters, which FleetProxies
+   * writes less often (fleet-proxies.ts sameShape).
+   */
+  readonly shape: ReadonlyMap<string, string>;
+  readonly proxies: () => Proxy[];
+}
+
 /**
  * This replica's streams as it shares them with the others (several replicas on etcd): how many,
  * and the views of `max` of them, NACKED ones first, then those awaiting an ACK, the rest after,
  * each in registry order. A replica shares at most 2,000 (FleetProxies), and the troubled ones are
  * those an operator asks the fleet for (GET /v1/proxies?state=NACKED on any replica). Views only
- * of those shared: every stream's view took ~70 % of a share's ~90 ms at 10,000 streams.
+ * of those shared, and only when asked: every stream's view took ~70 % of a share's ~90 ms at
+ * 10,000 streams, and the shape alone decides whether a share is due.
  */
-export function sharedProxyViews(records: readonly ProxyRecord[], replica: string, max: number): { total: number; proxies: Proxy[] } {
-  const rank = (r: ProxyRecord): number => {
-    const state = streamState(r);
-    return state === 'NACKED' ? 0 : state === 'STALE' ? 1 : 2;
-  };
+export function sharedProxyViews(records: readonly ProxyRecord[], replica: string, max: number, now = Date.now()): SharedStatus {
   const shared = records
-    .map((r, i) => ({ r, i, rank: rank(r) }))
+    .map((r, i) => {
+      const states = typeStates(r);
+      return { r, i, states, rank: SHARE_RANK[overallState(states)] ?? 2 };
+    })
     .sort((a, b) => a.rank - b.rank || a.i - b.i)
     .slice(0, max);
-  return { total: records.length, proxies: shared.map(({ r }) => proxyView(r, replica)) };
+  const code = (r: ProxyRecord, state: SyncState, k: number): string => {
+    if (state !== 'STALE') return SHAPE_CODE[state];
+    // A response sent moments ago is a push in flight, not news: its ACK is due within milliseconds.
+    const sentAt = r.types.get(PUSH_ORDER[k] as XdsTypeUrl)?.sentAt ?? now;
+    return now - sentAt >= STALE_NEWS_MS ? SHAPE_CODE.STALE : IN_FLIGHT;
+  };
+  const shape = new Map(shared.map(({ r, states }) => [String(r.streamId), states.map((state, k) => code(r, state, k)).join('')]));
+  return { total: records.length, shape, proxies: () => shared.map(({ r }) => proxyView(r, replica)) };
 }
+
+const SHARE_RANK: Partial<Record<SyncState, number>> = { NACKED: 0, STALE: 1 };
+const SHAPE_CODE: Record<SyncState, string> = { SYNCED: 's', STALE: 't', NACKED: 'n', NOT_SENT: '-' };
+/** How long a stream awaits an ACK before its shape says so. */
+const STALE_NEWS_MS = 2_000;
 
 /** One stream of a connected proxy (same field names as describeProxy, plus the stream id and per-type detail). */
 export function proxyView(r: ProxyRecord, replica: string): Proxy {

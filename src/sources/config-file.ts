@@ -75,9 +75,10 @@ export interface HaSettings {
   readonly replicaId?: string;
   readonly leaseTtlSeconds: number;
   readonly stateRefreshMs: number;
+  readonly proxyStatusRefreshMs: number;
 }
 
-export const DEFAULT_HA = { leaseTtlSeconds: 3, stateRefreshMs: 5_000 } as const;
+export const DEFAULT_HA = { leaseTtlSeconds: 3, stateRefreshMs: 5_000, proxyStatusRefreshMs: 10_000 } as const;
 
 export interface ConfigProblem {
   /** JSON pointer into the document, e.g. `/clusters/0/endpoints/1/port`. */

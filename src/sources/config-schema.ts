@@ -353,6 +353,8 @@ export const ConfigFileSchema = Type.Object(
           leaseTtlSeconds: Type.Optional(Type.Integer({ minimum: 2, maximum: 60 })),
           /** An owner rewrites a cluster's controller state at most this often when its weights hold. */
           stateRefreshMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+          /** A replica rewrites its shared proxy status at most this often when only versions, times or counters moved. */
+          proxyStatusRefreshMs: Type.Optional(Type.Integer({ minimum: 1_000, maximum: 600_000 })),
         },
         { additionalProperties: false },
       ),

@@ -28,19 +28,72 @@ export interface FleetProxiesOptions {
   /** The key prefix of this fulcrum fleet (the store's); keys go under `<prefix>ha/proxies/`. */
   readonly prefix: string;
   readonly replica: string;
-  /** How many proxies this replica has, and at most `max` of them as they are to be shared. */
-  readonly local: (max: number) => { readonly total: number; readonly proxies: readonly SharedProxy[] };
+  /**
+   * How many proxies this replica has; of at most `max` of them, in the order to share them, their
+   * shape (which streams, in which sync states: a share is due at once when it moves) and their views.
+   */
+  readonly local: (max: number) => LocalProxies;
   /**
    * Moves whenever this replica's proxies change (ProxyRegistry.version): while it stands nothing
    * is built. Building and comparing the status every second took ~90 ms at 10,000 streams.
    */
   readonly version?: () => number;
   readonly log: Logger;
-  /** How often the status is written when it changed: at most one etcd write per interval. */
+  /** How often the status is written when its shape changed: at most one etcd write per interval. */
   readonly intervalMs?: number;
+  /**
+   * How often it is written when only versions, times or counters changed (every push moves them):
+   * a fleet whose weights move every second would otherwise rewrite every replica's status every
+   * second, ~1 MB each at 1,000 proxies, all kept in etcd's history until it is compacted.
+   */
+  readonly refreshMs?: number;
   readonly leaseTtlSeconds?: number;
-  /** Bounds the value size (etcd refuses values over 1.5 MiB by default). */
+  /** At most this many proxies are listed. */
   readonly maxProxies?: number;
+  /**
+   * At most this many bytes of them (their JSON, UTF-8): etcd refuses a request over 1.5 MiB by
+   * default, and 2,000 Envoys' views are ~2.2 MB without node metadata.
+   */
+  readonly maxBytes?: number;
+  readonly clock?: () => number;
+}
+
+export interface LocalProxies {
+  readonly total: number;
+  /** Stream → its types' state codes (one character each; IN_FLIGHT matches whatever was written). */
+  readonly shape: ReadonlyMap<string, string>;
+  readonly proxies: () => readonly SharedProxy[];
+}
+
+/** The code of a type whose response is in flight (sent moments ago): it will read as before or as SYNCED, no news either way. */
+export const IN_FLIGHT = '~';
+
+/** Whether `now` shows the same streams as `written`, each type in the same state or in flight. */
+export function sameShape(written: ReadonlyMap<string, string>, now: ReadonlyMap<string, string>): boolean {
+  if (written.size !== now.size) return false;
+  for (const [stream, codes] of now) {
+    const before = written.get(stream);
+    if (before === undefined || before.length !== codes.length) return false;
+    if (before === codes) continue;
+    for (let i = 0; i < codes.length; i++) if (codes[i] !== IN_FLIGHT && codes[i] !== before[i]) return false;
+  }
+  return true;
+}
+
+const DEFAULT_MAX_BYTES = 1024 * 1024;
+
+/** The JSON array of the longest prefix of `proxies` whose text takes at most `maxBytes` (UTF-8). */
+export function listWithin(proxies: readonly SharedProxy[], maxBytes: number): string {
+  const parts: string[] = [];
+  let bytes = 2;
+  for (const p of proxies) {
+    const text = JSON.stringify(p);
+    const size = Buffer.byteLength(text) + (parts.length > 0 ? 1 : 0);
+    if (bytes + size > maxBytes) break;
+    parts.push(text);
+    bytes += size;
+  }
+  return `[${parts.join(',')}]`;
 }
 
 /** What JSON.stringify gives a ReplicaProxies, its proxies already serialized as `listed`. */
@@ -59,6 +112,10 @@ export class FleetProxies implements Component {
   /** `version` when `written` was last built, and the lease it was written under (the key lives as long). */
   private writtenVersion: number | undefined;
   private writtenUnder: Lease | undefined;
+  /** The total and shape last written, and when. */
+  private writtenShape: ReadonlyMap<string, string> = new Map();
+  private writtenTotal = -1;
+  private writtenAt = 0;
   private writing = false;
   private failing = false;
   private stopped = false;
@@ -103,7 +160,10 @@ export class FleetProxies implements Component {
     return [...this.others.values()].map(({ replica, at, total }) => ({ replica, at, total }));
   }
 
-  /** Writes this replica's status if it changed since the last successful write. */
+  /**
+   * Writes this replica's status if it changed since the last successful write: at once (next
+   * interval) when its shape or total did, after `refreshMs` when only details did.
+   */
   async share(): Promise<void> {
     if (this.writing || this.stopped) return;
     const version = this.options.version?.();
@@ -112,11 +172,12 @@ export class FleetProxies implements Component {
     if (kept && version !== undefined && version === this.writtenVersion) return;
     const max = this.options.maxProxies ?? 2_000;
     const local = this.options.local(max);
-    const total = local.total;
-    const proxies = local.proxies.slice(0, max);
-    // The proxies serialized once: compared with the last write, and the value's part (~1.9 MB at 2,000).
-    const listed = JSON.stringify(proxies);
-    const content = `${total} ${listed}`;
+    const now = (this.options.clock ?? Date.now)();
+    const details = kept && local.total === this.writtenTotal && sameShape(this.writtenShape, local.shape);
+    if (details && now - this.writtenAt < (this.options.refreshMs ?? 10_000)) return;
+    // The proxies serialized once: compared with the last write, and the value's part.
+    const listed = listWithin(local.proxies().slice(0, max), this.options.maxBytes ?? DEFAULT_MAX_BYTES);
+    const content = `${local.total} ${listed}`;
     if (kept && content === this.written) {
       this.writtenVersion = version;
       return;
@@ -124,9 +185,12 @@ export class FleetProxies implements Component {
     this.writing = true;
     try {
       const lease = this.currentLease();
-      await lease.put(this.key).value(replicaProxiesText(this.options.replica, new Date().toISOString(), total, listed));
+      await lease.put(this.key).value(replicaProxiesText(this.options.replica, new Date(now).toISOString(), local.total, listed));
       this.written = content;
       this.writtenVersion = version;
+      this.writtenShape = local.shape;
+      this.writtenTotal = local.total;
+      this.writtenAt = now;
       this.writtenUnder = lease;
       if (this.failing) this.options.log.info('proxy status shared through etcd again');
       this.failing = false;

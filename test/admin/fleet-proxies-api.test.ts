@@ -10,6 +10,7 @@ import { ProxyList } from '../../src/admin/routes/proxies.js';
 import { serializerSchema } from '../../src/admin/serializer-schema.js';
 import type { Proxy } from '../../src/admin/schemas.js';
 import { proxyView, sharedProxyViews } from '../../src/admin/views.js';
+import { sameShape } from '../../src/xds/fleet-proxies.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { XdsCache } from '../../src/xds/cache.js';
 import { TYPE } from '../../src/xds/envoy-api.js';
@@ -150,16 +151,43 @@ describe('/v1/proxies across replicas', () => {
     registry.nacked(nacked, TYPE.cluster, { nonce: 'n', version: 'v', keptVersion: '', message: 'refused' });
     const shared = sharedProxyViews(registry.list(), 'fulcrum-0', 10);
     expect(shared.total).toBe(4);
-    expect(shared.proxies.map((p) => p.nodeId)).toEqual(['nacked', 'stale', 'synced', 'nothing']);
-    expect(shared.proxies[0]).toEqual(proxyView(nacked, 'fulcrum-0'));
+    expect(shared.proxies().map((p) => p.nodeId)).toEqual(['nacked', 'stale', 'synced', 'nothing']);
+    expect(shared.proxies()[0]).toEqual(proxyView(nacked, 'fulcrum-0'));
     // Bounded, the troubled ones stay.
-    expect(sharedProxyViews(registry.list(), 'fulcrum-0', 2)).toEqual({ total: 4, proxies: [proxyView(nacked, 'fulcrum-0'), proxyView(stale, 'fulcrum-0')] });
+    const bounded = sharedProxyViews(registry.list(), 'fulcrum-0', 2);
+    expect([bounded.total, bounded.proxies()]).toEqual([4, [proxyView(nacked, 'fulcrum-0'), proxyView(stale, 'fulcrum-0')]]);
+  });
+
+  it('gives the shape of the shared streams: which ones, in which states, a push in flight not yet news', () => {
+    let now = 1_700_000_000_000;
+    const registry = new ProxyRegistry(() => now);
+    const r = registry.connect(7, { id: 'n', cluster: 'default', metadata: {}, userAgent: 'envoy' }, 'sotw', 'ADS', 'p');
+    registry.sent(r, TYPE.cluster, 'v1', 'a', new Map(), 'state');
+    registry.acked(r, TYPE.cluster, 'a', 'v1');
+    const shape = (): ReadonlyMap<string, string> => sharedProxyViews(registry.list(), 'x', 10, now).shape;
+    const synced = shape();
+    // Only versions and times move with a push, in flight or ACKed: the same shape.
+    now += 5_000;
+    registry.sent(r, TYPE.cluster, 'v2', 'b', new Map(), 'state');
+    expect(sameShape(synced, shape())).toBe(true);
+    registry.acked(r, TYPE.cluster, 'b', 'v2');
+    expect(shape()).toEqual(synced);
+    // Awaiting an ACK for two seconds is news; so is a NACK, and another stream.
+    registry.sent(r, TYPE.cluster, 'v3', 'c', new Map(), 'state');
+    now += 2_000;
+    const stale = shape();
+    expect(sameShape(synced, stale)).toBe(false);
+    registry.nacked(r, TYPE.cluster, { nonce: 'c', version: 'v3', keptVersion: 'v2', message: 'no' });
+    const nacked = shape();
+    expect([sameShape(synced, nacked), sameShape(stale, nacked)]).toEqual([false, false]);
+    registry.connect(8, { id: 'm', cluster: 'default', metadata: {}, userAgent: 'envoy' }, 'sotw', 'ADS', 'p');
+    expect(sameShape(nacked, shape())).toBe(false);
   });
 
   it('moves the registry\'s version with every change a shared view shows, so a standing version means nothing to share', () => {
     let now = 1_000;
     const reg = new ProxyRegistry(() => now++);
-    const share = (): string => JSON.stringify(sharedProxyViews(reg.list(), 'r', 2_000));
+    const share = (): string => JSON.stringify(sharedProxyViews(reg.list(), 'r', 2_000).proxies());
     const node = { id: 'n', cluster: 'c', metadata: {}, userAgent: 'envoy' };
     let r = reg.connect(1, node, 'delta', 'ADS', 'p');
     const steps: [string, () => void][] = [

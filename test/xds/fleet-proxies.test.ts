@@ -5,7 +5,7 @@
 import { Etcd3, type Lease } from 'etcd3';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
-import { FleetProxies, parseReplicaProxies, type SharedProxy } from '../../src/xds/fleet-proxies.js';
+import { FleetProxies, IN_FLIGHT, listWithin, sameShape, parseReplicaProxies, type FleetProxiesOptions, type LocalProxies, type SharedProxy } from '../../src/xds/fleet-proxies.js';
 import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { waitFor } from '../support/wait.js';
 
@@ -30,12 +30,17 @@ describeEtcd('fleet proxy status through etcd', () => {
     await etcd?.stop();
   });
 
-  function replica(id: string, local: () => SharedProxy[], extra: { maxProxies?: number; version?: () => number } = {}): FleetProxies {
-    const all = (max: number): { total: number; proxies: SharedProxy[] } => {
+  type Extra = Partial<Pick<FleetProxiesOptions, 'maxProxies' | 'maxBytes' | 'version' | 'refreshMs' | 'clock'>> & { shape?: () => string };
+  const shapeOf = (text: string): ReadonlyMap<string, string> => new Map([['stream', text]]);
+
+  /** A replica whose proxies are `local()`; their shape is their JSON unless `extra.shape` says otherwise. */
+  function replica(id: string, local: () => SharedProxy[], extra: Extra = {}): FleetProxies {
+    const { shape, ...options } = extra;
+    const all = (max: number): LocalProxies => {
       const proxies = local();
-      return { total: proxies.length, proxies: proxies.slice(0, max) };
+      return { total: proxies.length, shape: shapeOf(shape?.() ?? JSON.stringify(proxies.slice(0, max))), proxies: () => proxies.slice(0, max) };
     };
-    const f = new FleetProxies({ client, prefix, replica: id, local: all, log, intervalMs: 50, ...extra });
+    const f = new FleetProxies({ client, prefix, replica: id, local: all, log, intervalMs: 50, ...options });
     f.start();
     running.push(f);
     return f;
@@ -121,7 +126,7 @@ describeEtcd('fleet proxy status through etcd', () => {
       return lease;
     };
     // The proxies never change: only the lost lease can make it write again.
-    const f = new FleetProxies({ client: flaky, prefix, replica: 'a', local: () => ({ total: 1, proxies: [{ nodeId: 'x' }] }), version: () => 7, log, intervalMs: 50, leaseTtlSeconds: 2 });
+    const f = new FleetProxies({ client: flaky, prefix, replica: 'a', local: () => ({ total: 1, shape: new Map([['1', 's']]), proxies: () => [{ nodeId: 'x' }] }), version: () => 7, log, intervalMs: 50, leaseTtlSeconds: 2 });
     f.start();
     running.push(f);
     const key = `${prefix}ha/proxies/a`;
@@ -133,6 +138,42 @@ describeEtcd('fleet proxy status through etcd', () => {
     await waitFor(async () => (await client.get(key).string()) !== null, { what: 'the status written again', timeoutMs: 10_000 });
   });
 
+  test('bounds what one replica writes in bytes, below etcd\'s request limit, so 3,000 Envoys are shared', async () => {
+    prefix = `/fleet-${++n}/`;
+    // ~1.1 KB each, as an Envoy's view without node metadata: 3.3 MB in all, which etcd refuses whole.
+    const many = Array.from({ length: 3_000 }, (_, i) => ({ nodeId: `sidecar~10.0.${i >> 8}.${i & 255}~pod-${i}`, detail: 'x'.repeat(1_050) }));
+    replica('a', () => many, { maxProxies: 3_000 });
+    const b = replica('b', () => []);
+    await waitFor(() => b.remote().length > 0, { what: 'b sees a\'s proxies', timeoutMs: 10_000 });
+    const listed = b.remote().length;
+    expect(listed).toBeGreaterThan(800);
+    expect(listed).toBeLessThan(1_000);
+    expect(b.remote().map((p) => p.nodeId)).toEqual(many.slice(0, listed).map((p) => p.nodeId));
+    expect(b.replicas()).toEqual([expect.objectContaining({ replica: 'a', total: 3_000 })]);
+  });
+
+  test('writes a change of versions or times only every refresh, a change of shape at once', async () => {
+    prefix = `/fleet-${++n}/`;
+    let now = 1_000_000;
+    let detail = 0;
+    let shape = 'one';
+    let looks = 0;
+    replica('a', () => (looks++, [{ nodeId: 'x', detail: ++detail }]), { shape: () => shape, refreshMs: 10_000, clock: () => now });
+    const key = `${prefix}ha/proxies/a`;
+    const writes = async (): Promise<number> => Number((await client.get(key).exec()).kvs[0]?.version ?? 0);
+    await waitFor(async () => (await writes()) === 1, { what: 'the first write', timeoutMs: 10_000 });
+    const seen = looks;
+    await waitFor(() => looks >= seen + 20, { what: 'twenty intervals with new details', timeoutMs: 20_000 });
+    expect(await writes()).toBe(1);
+    now += 10_000;
+    await waitFor(async () => (await writes()) === 2, { what: 'the refresh', timeoutMs: 10_000 });
+    shape = 'two';
+    await waitFor(async () => (await writes()) === 3, { what: 'the new shape written at once', timeoutMs: 10_000 });
+    const after = looks;
+    await waitFor(() => looks >= after + 10, { what: 'ten intervals more', timeoutMs: 20_000 });
+    expect(await writes()).toBe(3);
+  });
+
   test('bounds what one replica writes', async () => {
     prefix = `/fleet-${++n}/`;
     const many = Array.from({ length: 50 }, (_, i) => ({ nodeId: `n${i}` }));
@@ -141,6 +182,31 @@ describeEtcd('fleet proxy status through etcd', () => {
     await waitFor(() => b.remote().length === 10, { what: 'b sees a bounded list', timeoutMs: 10_000 });
     expect(b.replicas()).toEqual([expect.objectContaining({ replica: 'a', total: 50 })]);
   });
+});
+
+test('a shape is the same when each stream\'s types read as written or in flight, and no stream came or went', () => {
+  const written = new Map([['1', 'ss-'], ['2', 'tn-']]);
+  expect(sameShape(written, new Map([['1', 'ss-'], ['2', 'tn-']]))).toBe(true);
+  expect(sameShape(written, new Map([['1', `s${IN_FLIGHT}-`], ['2', `${IN_FLIGHT}n-`]]))).toBe(true);
+  // Settled into another state (ACKed after a STALE write, NACKed, sent for the first time), or another set of streams.
+  expect(sameShape(written, new Map([['1', 'ss-'], ['2', 'sn-']]))).toBe(false);
+  expect(sameShape(written, new Map([['1', 'sn-'], ['2', 'tn-']]))).toBe(false);
+  expect(sameShape(written, new Map([['1', 'sss'], ['2', 'tn-']]))).toBe(false);
+  expect(sameShape(written, new Map([['1', 'ss-']]))).toBe(false);
+  expect(sameShape(written, new Map([['1', 'ss-'], ['3', 'tn-']]))).toBe(false);
+  // A written in-flight state is corrected once it settles.
+  expect(sameShape(new Map([['1', IN_FLIGHT]]), new Map([['1', 's']]))).toBe(false);
+});
+
+test('a list within a byte bound is the longest prefix that fits, counted in UTF-8', () => {
+  const proxies = [{ nodeId: 'a' }, { nodeId: 'ü' }, { nodeId: 'c' }];
+  const whole = listWithin(proxies, 1_000);
+  expect(JSON.parse(whole)).toEqual(proxies);
+  const bytes = Buffer.byteLength(whole);
+  expect(listWithin(proxies, bytes)).toBe(whole);
+  // One byte less leaves out the last (the ü takes two bytes, not one).
+  expect(JSON.parse(listWithin(proxies, bytes - 1))).toEqual(proxies.slice(0, 2));
+  expect(listWithin(proxies, 10)).toBe('[]');
 });
 
 test('a malformed value from etcd is refused, naming nothing it cannot read', () => {

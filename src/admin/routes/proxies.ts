@@ -26,7 +26,7 @@ export interface ProxyRoutesOptions {
 
 export const ProxyList = Type.Object(
   {
-    count: Type.Integer({ description: 'How many of the listed streams match (all of them without `state`), even when `limit` lists fewer. Other replicas list the streams they share (at most 2,000 each).' }),
+    count: Type.Integer({ description: 'How many of the listed streams match (all of them without `state`), even when `limit` lists fewer. Other replicas list the streams they share (at most 2,000 and 1 MiB of them each).' }),
     proxies: Type.Array(Proxy),
   },
   { description: 'The connected proxy streams of the fleet (every replica) that match, ordered by node id, replica, connection time and stream id' },
