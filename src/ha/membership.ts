@@ -1,5 +1,6 @@
-import type { Etcd3, Lease, Watcher } from 'etcd3';
+import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from 'pino';
+import { PrefixWatch } from '../catalog/store/etcd-prefix-watch.js';
 import { nameUnder, type HaKeys } from './keys.js';
 
 export interface MembershipOptions {
@@ -32,7 +33,9 @@ export class Membership {
   private leaseId: string | undefined;
   private lastKeepAlive = -Infinity;
   private readonly members = new Set<string>();
-  private watcher: Watcher | undefined;
+  private watch: PrefixWatch | undefined;
+  /** Whether the member list was read since start: later listings follow a lost watch. */
+  private listedOnce = false;
   private timer: NodeJS.Timeout | undefined;
   private wasFenced = true;
   private stopped = false;
@@ -42,6 +45,7 @@ export class Membership {
 
   async start(): Promise<void> {
     this.stopped = false;
+    this.listedOnce = false;
     await this.register();
     await this.watchMembers();
     this.timer = setInterval(() => this.check(), CHECK_MS);
@@ -53,8 +57,8 @@ export class Membership {
     this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = undefined;
+    await this.watch?.stop();
+    this.watch = undefined;
     const lease = this.lease;
     this.lease = undefined;
     this.leaseId = undefined;
@@ -136,17 +140,30 @@ export class Membership {
 
   private async watchMembers(): Promise<void> {
     const dir = this.o.keys.replicas;
-    const res = await this.o.client.getAll().prefix(dir).exec();
-    this.members.clear();
-    for (const kv of res.kvs) {
-      const id = nameUnder(dir, kv.key.toString());
-      if (id !== undefined) this.members.add(id);
+    this.watch = new PrefixWatch({
+      client: this.o.client,
+      prefix: dir,
+      listed: (kvs) => this.listed(kvs.map((kv) => nameUnder(dir, kv.key.toString()))),
+      put: (kv) => this.member(nameUnder(dir, kv.key.toString()), true),
+      deleted: (kv) => this.member(nameUnder(dir, kv.key.toString()), false),
+      log: this.o.log,
+      what: 'ha: member watch',
+    });
+    await this.watch.start();
+  }
+
+  /** The members as listed (at start, and after a lost watch: who came and went meanwhile). */
+  private listed(ids: readonly (string | undefined)[]): void {
+    const now = new Set(ids.filter((id): id is string => id !== undefined));
+    const first = !this.listedOnce;
+    this.listedOnce = true;
+    if (first) {
+      this.members.clear();
+      for (const id of now) this.members.add(id);
+    } else {
+      for (const id of [...this.members]) if (!now.has(id)) this.member(id, false);
+      for (const id of now) this.member(id, true);
     }
-    const next = (BigInt(res.header.revision) + 1n).toString();
-    this.watcher = await this.o.client.watch().prefix(dir).startRevision(next).create();
-    this.watcher.on('put', (kv) => this.member(nameUnder(dir, kv.key.toString()), true));
-    this.watcher.on('delete', (kv) => this.member(nameUnder(dir, kv.key.toString()), false));
-    this.watcher.on('error', (err) => this.o.log.warn({ err: err.message }, 'ha: member watch error'));
     this.o.onChange();
   }
 

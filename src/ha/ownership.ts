@@ -1,5 +1,6 @@
-import type { Etcd3, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
+import { PrefixWatch } from '../catalog/store/etcd-prefix-watch.js';
 import { nameUnder, type HaKeys } from './keys.js';
 import { rendezvousOwner } from './rendezvous.js';
 
@@ -51,7 +52,8 @@ export class Ownership {
   private readonly mine = new Map<string, string>();
   private readonly holders = new Map<string, Holder>();
   private readonly busy = new Set<string>();
-  private watcher: Watcher | undefined;
+  private watch: PrefixWatch | undefined;
+  private started = false;
   private running: Promise<void> | undefined;
   private again = false;
 
@@ -59,20 +61,31 @@ export class Ownership {
 
   async start(): Promise<void> {
     const dir = this.o.keys.owners;
-    const res = await this.o.client.getAll().prefix(dir).exec();
-    for (const kv of res.kvs) this.held(nameUnder(dir, kv.key.toString()), kv.value.toString(), kv.create_revision, kv.lease);
-    const next = (BigInt(res.header.revision) + 1n).toString();
-    this.watcher = await this.o.client.watch().prefix(dir).startRevision(next).create();
-    this.watcher.on('put', (kv) => {
-      this.held(nameUnder(dir, kv.key.toString()), kv.value.toString(), kv.create_revision, kv.lease);
-      this.reconcile();
+    const held = (kv: IKeyValue): void => this.held(nameUnder(dir, kv.key.toString()), kv.value.toString(), kv.create_revision, kv.lease);
+    this.watch = new PrefixWatch({
+      client: this.o.client,
+      prefix: dir,
+      // At start nothing is known; after a lost watch, owner keys gone meanwhile are lost too.
+      listed: (kvs) => {
+        const present = new Set(kvs.map((kv) => nameUnder(dir, kv.key.toString())));
+        for (const cluster of [...this.holders.keys()]) if (!present.has(cluster)) this.lost(cluster);
+        for (const kv of kvs) held(kv);
+        if (this.started) this.reconcile();
+      },
+      put: (kv) => {
+        held(kv);
+        this.reconcile();
+      },
+      deleted: (kv) => {
+        const cluster = nameUnder(dir, kv.key.toString());
+        if (cluster !== undefined) this.lost(cluster);
+        this.reconcile();
+      },
+      log: this.o.log,
+      what: 'ha: owner watch',
     });
-    this.watcher.on('delete', (kv) => {
-      const cluster = nameUnder(dir, kv.key.toString());
-      if (cluster !== undefined) this.lost(cluster);
-      this.reconcile();
-    });
-    this.watcher.on('error', (err) => this.o.log.warn({ err: err.message }, 'ha: owner watch error'));
+    await this.watch.start();
+    this.started = true;
   }
 
   /** Hands every owned cluster over (final state written, key deleted), then stops watching. */
@@ -80,8 +93,8 @@ export class Ownership {
     this.clusters = [];
     await this.settle();
     await Promise.all([...this.mine.keys()].map((c) => this.release(c)));
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = undefined;
+    await this.watch?.stop();
+    this.watch = undefined;
   }
 
   setClusters(names: readonly string[]): void {

@@ -1,6 +1,7 @@
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
 import { SAMPLE_FIELDS, type Sample, type SignalListener } from '../signals/signal-store.js';
+import { PrefixWatch } from '../catalog/store/etcd-prefix-watch.js';
 import { nameUnder, type HaKeys } from './keys.js';
 
 /** What the signal share needs of the signal store (src/signals/signal-store.ts). */
@@ -43,7 +44,7 @@ type Pending = Map<string, Map<string, { -readonly [K in keyof Sample]: Sample[K
 export class SignalShare {
   private pending: Pending = new Map();
   private unsubscribe: (() => void) | undefined;
-  private watcher: Watcher | undefined;
+  private watch: PrefixWatch | undefined;
   /** Set while recording another replica's samples, so they are not shared back. */
   private applying = false;
 
@@ -53,16 +54,16 @@ export class SignalShare {
     this.unsubscribe = this.o.signals.subscribe((e) => {
       if (e.kind === 'sample' && !this.applying && !this.o.owns(e.cluster)) this.fold(e.cluster, e.key, e.sample);
     });
-    this.watcher = await this.o.client.watch().prefix(this.o.keys.signals).create();
-    this.watcher.on('put', (kv) => this.received(kv));
-    this.watcher.on('error', (err) => this.o.log.warn({ err: err.message }, 'ha: signals watch error'));
+    // From the present on, also after a lost watch: signals are soft state, newer ones come every tick.
+    this.watch = new PrefixWatch({ client: this.o.client, prefix: this.o.keys.signals, put: (kv) => this.received(kv), log: this.o.log, what: 'ha: signals watch' });
+    await this.watch.start();
   }
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = undefined;
+    await this.watch?.stop();
+    this.watch = undefined;
   }
 
   /** Writes the batch gathered since the last flush, if any, under `lease`; returns the endpoints written. */

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
 import type { ExportedClusterState } from '../balancing/engine/index.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
+import { PrefixWatch } from '../catalog/store/etcd-prefix-watch.js';
 import { nameUnder, type HaKeys } from './keys.js';
 
 /** What the weight share needs of the adaptive weights (src/weights/adaptive-weights.ts). */
@@ -46,7 +47,9 @@ const BATCH = 32;
  * first tick.
  */
 export class WeightShare {
-  private watcher: Watcher | undefined;
+  private watch: PrefixWatch | undefined;
+  /** Clusters whose overrides this replica serves from another's record. */
+  private readonly remote = new Set<string>();
   private readonly written = new Map<string, Written>();
   private readonly incarnation = randomUUID();
 
@@ -54,21 +57,34 @@ export class WeightShare {
 
   async start(): Promise<void> {
     const dir = this.o.keys.weights;
-    const res = await this.o.client.getAll().prefix(dir).exec();
-    for (const kv of res.kvs) this.received(kv);
-    const next = (BigInt(res.header.revision) + 1n).toString();
-    this.watcher = await this.o.client.watch().prefix(dir).startRevision(next).create();
-    this.watcher.on('put', (kv) => this.received(kv));
-    this.watcher.on('delete', (kv) => {
-      const cluster = nameUnder(dir, kv.key.toString());
-      if (cluster !== undefined) this.o.weights.setRemote(cluster, undefined);
+    this.watch = new PrefixWatch({
+      client: this.o.client,
+      prefix: dir,
+      // After a lost watch, records deleted meanwhile (clusters gone) are forgotten too.
+      listed: (kvs) => {
+        const present = new Set(kvs.map((kv) => nameUnder(dir, kv.key.toString())));
+        for (const cluster of [...this.remote]) if (!present.has(cluster)) this.dropRemote(cluster);
+        for (const kv of kvs) this.received(kv);
+      },
+      put: (kv) => this.received(kv),
+      deleted: (kv) => {
+        const cluster = nameUnder(dir, kv.key.toString());
+        if (cluster !== undefined) this.dropRemote(cluster);
+      },
+      log: this.o.log,
+      what: 'ha: weights watch',
     });
-    this.watcher.on('error', (err) => this.o.log.warn({ err: err.message }, 'ha: weights watch error'));
+    await this.watch.start();
   }
 
   async stop(): Promise<void> {
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = undefined;
+    await this.watch?.stop();
+    this.watch = undefined;
+  }
+
+  private dropRemote(cluster: string): void {
+    this.remote.delete(cluster);
+    this.o.weights.setRemote(cluster, undefined);
   }
 
   /** A new owner: continue from the last record's state, and serve its own ticks from now on. */
@@ -76,7 +92,7 @@ export class WeightShare {
     const raw = await this.o.client.get(this.o.keys.weight(cluster)).string();
     const record = raw === null ? undefined : parseRecord(raw);
     const restored = record ? this.restore(cluster, record) : 0;
-    this.o.weights.setRemote(cluster, undefined);
+    this.dropRemote(cluster);
     this.written.delete(cluster);
     this.o.log.info({ cluster, from: record?.owner, restored }, 'ha: continuing the cluster from the last owner');
   }
@@ -143,6 +159,7 @@ export class WeightShare {
     const record = parseRecord(kv.value.toString());
     // Our own records: what we publish locally is at least as new.
     if (cluster === undefined || record === undefined || record.incarnation === this.incarnation) return;
+    this.remote.add(cluster);
     this.o.weights.setRemote(cluster, new Map(Object.entries(record.overrides)));
   }
 

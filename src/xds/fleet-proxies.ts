@@ -1,5 +1,6 @@
-import type { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue, Lease } from 'etcd3';
 import type { Logger } from 'pino';
+import { PrefixWatch } from '../catalog/store/etcd-prefix-watch.js';
 import type { Component } from '../runtime/lifecycle.js';
 
 /**
@@ -106,7 +107,7 @@ export class FleetProxies implements Component {
   private readonly key: string;
   private readonly others = new Map<string, ReplicaProxies>();
   private lease: Lease | undefined;
-  private watcher: Watcher | undefined;
+  private watch: PrefixWatch | undefined;
   private timer: NodeJS.Timeout | undefined;
   private written = '';
   /** `version` when `written` was last built, and the lease it was written under (the key lives as long). */
@@ -139,13 +140,13 @@ export class FleetProxies implements Component {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    const { watcher, lease } = this;
-    this.watcher = undefined;
+    const { watch, lease } = this;
+    this.watch = undefined;
     this.lease = undefined;
     // Revoking drops this replica's key at once instead of after the TTL. Bounded: with etcd
     // away, stopping must not hang (the lease then expires by itself).
     await Promise.race([
-      Promise.all([watcher?.cancel(), lease?.revoke()]).catch(() => undefined),
+      Promise.all([watch?.stop(), lease?.revoke()]).catch(() => undefined),
       new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
     ]);
   }
@@ -215,16 +216,29 @@ export class FleetProxies implements Component {
   }
 
   private async follow(): Promise<void> {
-    try {
-      const watcher = await this.options.client.watch().prefix(this.dir).create();
-      this.watcher = watcher;
-      watcher.on('put', (kv) => this.heard(kv));
-      watcher.on('delete', (kv) => this.others.delete(kv.key.toString().slice(this.dir.length)));
-      // Reconnects resume from the last revision seen; this catches up on what existed before.
-      const existing = await this.options.client.getAll().prefix(this.dir).exec();
-      for (const kv of existing.kvs) this.heard(kv);
-    } catch (err) {
-      this.options.log.warn({ err }, 'cannot watch the fleet proxy status in etcd');
+    const watch = new PrefixWatch({
+      client: this.options.client,
+      prefix: this.dir,
+      // At start, and after a lost watch (replicas gone meanwhile are forgotten).
+      listed: (kvs) => {
+        this.others.clear();
+        for (const kv of kvs) this.heard(kv);
+      },
+      put: (kv) => this.heard(kv),
+      deleted: (kv) => this.others.delete(kv.key.toString().slice(this.dir.length)),
+      log: this.options.log,
+      what: 'fleet proxy status watch',
+    });
+    this.watch = watch;
+    // Not awaited by start: a replica serves while etcd is away; the first listing retries until it answers.
+    for (let delay = 200; !this.stopped; delay = Math.min(delay * 2, 5_000)) {
+      try {
+        await watch.start();
+        return;
+      } catch (err) {
+        this.options.log.warn({ err }, 'cannot watch the fleet proxy status in etcd yet');
+        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      }
     }
   }
 

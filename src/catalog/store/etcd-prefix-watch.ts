@@ -1,0 +1,100 @@
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+
+/**
+ * Follows every key under an etcd prefix: lists it, then watches from the next revision. A
+ * watch that loses its connection resumes by itself (the etcd3 client resumes it from the last
+ * revision it delivered), but if etcd compacted that revision in the meantime it cancels the
+ * watch, and the client then only emits 'error': nothing more would ever arrive. So a cancelled
+ * watch lists the prefix afresh (the gap may have hidden puts and deletes) and watches again, with
+ * a back-off while etcd cannot answer. Compaction is routine (`--auto-compaction-retention`), and
+ * a replica cut off from etcd for longer than the retained history would otherwise never learn of
+ * another replica again.
+ */
+export interface PrefixWatchOptions {
+  readonly client: Etcd3;
+  readonly prefix: string;
+  /**
+   * The keys under the prefix as they stand, at start and after every lost watch: the reader
+   * replaces what it knew (a key it knew and `kvs` lacks was deleted meanwhile). Omitted: the
+   * watch starts from the present, for soft state whose past does not matter.
+   */
+  readonly listed?: (kvs: readonly IKeyValue[]) => void;
+  readonly put: (kv: IKeyValue) => void;
+  readonly deleted?: (kv: IKeyValue) => void;
+  readonly log: Logger;
+  /** Names the watch in logs, e.g. "ha: member watch". */
+  readonly what: string;
+  /** First delay between attempts to list and watch again (doubled up to 5 s); 200 ms by default. */
+  readonly retryMs?: number;
+}
+
+const MAX_RETRY_MS = 5_000;
+
+export class PrefixWatch {
+  private watcher: Watcher | undefined;
+  private stopped = false;
+  private recovering: Promise<void> | undefined;
+
+  constructor(private readonly o: PrefixWatchOptions) {}
+
+  /** Lists and watches; rejects when etcd cannot answer (the caller's start fails, as before). */
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.open();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const w = this.watcher;
+    this.watcher = undefined;
+    await w?.cancel().catch(() => undefined);
+  }
+
+  /** Resolves once a recovery in progress, if any, has ended (tests). */
+  async settled(): Promise<void> {
+    await this.recovering;
+  }
+
+  private async open(): Promise<void> {
+    const { client, prefix, listed } = this.o;
+    let next: string | undefined;
+    if (listed !== undefined) {
+      const res = await client.getAll().prefix(prefix).exec();
+      if (this.stopped) return;
+      listed(res.kvs);
+      next = (BigInt(res.header.revision) + 1n).toString();
+    }
+    const builder = client.watch().prefix(prefix);
+    const w = await (next === undefined ? builder : builder.startRevision(next)).create();
+    if (this.stopped) {
+      await w.cancel().catch(() => undefined);
+      return;
+    }
+    this.watcher = w;
+    w.on('put', (kv) => this.o.put(kv));
+    if (this.o.deleted !== undefined) w.on('delete', this.o.deleted);
+    // The etcd3 client emits 'error' on a watcher only when etcd cancelled it: it is dead.
+    w.on('error', (err) => {
+      if (this.watcher !== w) return;
+      this.watcher = undefined;
+      this.o.log.warn({ err: err.message }, `${this.o.what} cancelled by etcd (history compacted?): listing again`);
+      this.recovering ??= this.recover().finally(() => {
+        this.recovering = undefined;
+      });
+    });
+  }
+
+  private async recover(): Promise<void> {
+    for (let delay = this.o.retryMs ?? 200; !this.stopped; delay = Math.min(delay * 2, MAX_RETRY_MS)) {
+      try {
+        await this.open();
+        if (!this.stopped) this.o.log.info(`${this.o.what} resumed`);
+        return;
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message }, `${this.o.what}: cannot list and watch again yet`);
+        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      }
+    }
+  }
+}

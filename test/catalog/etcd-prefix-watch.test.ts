@@ -1,0 +1,108 @@
+/**
+ * A prefix watch through a real etcd survives a compaction that happened while it was cut off:
+ * etcd cancels the resumed watch, and the watch lists the prefix again and follows it on.
+ */
+import { Etcd3, type IKeyValue } from 'etcd3';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
+import { PrefixWatch } from '../../src/catalog/store/etcd-prefix-watch.js';
+import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+import { startTcpRelay, type TcpRelay } from '../support/tcp-relay.js';
+import { waitFor } from '../support/wait.js';
+
+const log = pino({ level: 'silent' });
+
+describeEtcd('a prefix watch across a compaction', () => {
+  let etcd: EtcdCluster;
+  let direct: Etcd3;
+  let relay: TcpRelay;
+  let cutOff: Etcd3;
+  let watch: PrefixWatch | undefined;
+  let n = 0;
+
+  beforeAll(async () => {
+    etcd = await startEtcdCluster(1);
+    direct = new Etcd3({ hosts: [...etcd.endpoints] });
+  }, 120_000);
+  afterEach(async () => {
+    await watch?.stop();
+    cutOff?.close();
+    await relay?.close();
+  });
+  afterAll(async () => {
+    direct?.close();
+    await etcd?.stop();
+  });
+
+  async function through(): Promise<Etcd3> {
+    const url = new URL(etcd.endpoints[0] as string);
+    relay = await startTcpRelay({ host: url.hostname, port: Number(url.port) });
+    const quick = { duration: 100, next: () => quick };
+    cutOff = new Etcd3({ hosts: [relay.url], dialTimeout: 2_000, faultHandling: { watchBackoff: quick } });
+    return cutOff;
+  }
+
+  /** Cuts the watching client off, runs `meanwhile` directly, compacts the history, and lets the client back. */
+  async function gap(meanwhile: () => Promise<void>): Promise<void> {
+    relay.cut();
+    await meanwhile();
+    const { header } = await direct.put('/elsewhere').value('x');
+    await direct.kv.compact({ revision: header.revision, physical: true });
+    relay.restore();
+  }
+
+  test('lists again after the gap: keys deleted meanwhile are gone, keys put meanwhile are there, later puts arrive', async () => {
+    const prefix = `/watch-${++n}/`;
+    const client = await through();
+    const known = new Map<string, string>();
+    let listings = 0;
+    const text = (kv: IKeyValue): [string, string] => [kv.key.toString().slice(prefix.length), kv.value.toString()];
+    await direct.put(`${prefix}a`).value('1');
+    await direct.put(`${prefix}b`).value('1');
+    watch = new PrefixWatch({
+      client,
+      prefix,
+      listed: (kvs) => {
+        listings++;
+        known.clear();
+        for (const kv of kvs) known.set(...text(kv));
+      },
+      put: (kv) => known.set(...text(kv)),
+      deleted: (kv) => known.delete(text(kv)[0]),
+      log,
+      what: 'test watch',
+      retryMs: 100,
+    });
+    await watch.start();
+    expect(Object.fromEntries(known)).toEqual({ a: '1', b: '1' });
+    await gap(async () => {
+      await direct.delete().key(`${prefix}a`);
+      await direct.put(`${prefix}b`).value('2');
+      await direct.put(`${prefix}c`).value('1');
+    });
+    await waitFor(() => listings === 2, { what: 'the prefix listed again', timeoutMs: 20_000 });
+    expect(Object.fromEntries(known)).toEqual({ b: '2', c: '1' });
+    await direct.put(`${prefix}d`).value('1');
+    await waitFor(() => known.has('d'), { what: 'a put after the gap', timeoutMs: 10_000 });
+  });
+
+  test('without a listing, watches again from the present', async () => {
+    const prefix = `/watch-${++n}/`;
+    const client = await through();
+    const seen: string[] = [];
+    watch = new PrefixWatch({ client, prefix, put: (kv) => seen.push(kv.key.toString().slice(prefix.length)), log, what: 'test watch', retryMs: 100 });
+    await watch.start();
+    await direct.put(`${prefix}a`).value('1');
+    await waitFor(() => seen.length === 1, { what: 'the first put', timeoutMs: 10_000 });
+    await gap(() => direct.put(`${prefix}missed`).value('1').then(() => undefined));
+    // The watch resumes with some delay: keep putting until one arrives.
+    await waitFor(
+      async () => {
+        await direct.put(`${prefix}later`).value('1');
+        return seen.includes('later');
+      },
+      { what: 'puts after the gap', timeoutMs: 20_000 },
+    );
+    expect(seen).not.toContain('missed');
+  });
+});
