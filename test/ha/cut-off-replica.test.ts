@@ -6,7 +6,7 @@
  * were owned by nobody.
  */
 import type { Etcd3 } from 'etcd3';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, test } from 'vitest';
 import { rendezvousOwner } from '../../src/ha/rendezvous.js';
 import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { startTcpRelay, type TcpRelay } from '../support/tcp-relay.js';
