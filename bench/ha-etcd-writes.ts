@@ -3,7 +3,8 @@
  * etcd, C clusters × E endpoints under pid, and every second a report for every endpoint sent to
  * every replica (as if Envoys on each replica reported load), with utilizations that drift so the
  * weights keep moving. Counts etcd's write transactions (the revision) and the watched puts by key
- * section over the measuring window.
+ * section over the measuring window, and how much etcd's database grows (what an etcd without
+ * `--auto-compaction-retention` keeps until its space quota, 2 GiB by default, is full).
  *
  *   npx tsx bench/ha-etcd-writes.ts [--clusters 100] [--endpoints 20] [--seconds 60]
  */
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 10; i++) await reportRound(fleet, i); // warm up: owners chosen, weights moving
     const { counts, cancel } = await watchSections(client);
     const rev0 = Number((await client.get(`${PREFIX}/none`).exec()).header.revision);
+    const db0 = await client.maintenance.status();
     const t0 = Date.now();
     for (let round = 10; Date.now() - t0 < SECONDS * 1000; round++) {
       const started = Date.now();
@@ -82,9 +84,17 @@ async function main(): Promise<void> {
     }
     const seconds = (Date.now() - t0) / 1000;
     const rev1 = Number((await client.get(`${PREFIX}/none`).exec()).header.revision);
+    const db1 = await client.maintenance.status();
     await cancel();
     console.log(`${REPLICAS} replicas, ${C} clusters x ${E} endpoints, reports for every endpoint to every replica each second; ${seconds.toFixed(0)} s, load ${loadavg()[0]?.toFixed(1)}`);
     console.log(`  etcd write transactions: ${((rev1 - rev0) / seconds).toFixed(1)}/s in all, ${((rev1 - rev0) / seconds / REPLICAS).toFixed(1)}/s per replica`);
+    const mib = (bytes: string): number => Number(bytes) / 2 ** 20;
+    const grew = mib(db1.dbSizeInUse) - mib(db0.dbSizeInUse);
+    const perHour = (grew / seconds) * 3600;
+    console.log(
+      `  etcd database in use: ${mib(db0.dbSizeInUse).toFixed(1)} -> ${mib(db1.dbSizeInUse).toFixed(1)} MiB (file ${mib(db0.dbSize).toFixed(1)} -> ${mib(db1.dbSize).toFixed(1)} MiB): ` +
+        `+${perHour.toFixed(0)} MiB/h, a 2 GiB quota full in ${(2048 / Math.max(perHour, 1e-9)).toFixed(1)} h without compaction`,
+    );
     for (const [section, c] of [...counts].sort(([a], [b]) => a.localeCompare(b))) {
       console.log(`  ${section.padEnd(14)} ${(c.puts / seconds).toFixed(1).padStart(7)} puts/s  ${(c.bytes / seconds / 1024).toFixed(1).padStart(8)} KiB/s`);
     }

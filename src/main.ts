@@ -17,6 +17,8 @@ import { runCli } from './cli/run.js';
 import type { ServeFlags } from './cli/serve-flags.js';
 import { packageVersion } from './cli/version.js';
 import { DurableStore } from './catalog/store/durable-store.js';
+import { EtcdCompactor } from './catalog/store/etcd-compactor.js';
+import { DEFAULT_COMPACT_EVERY_MS } from './catalog/store/store-config.js';
 import { StoreUnavailableError, type CatalogStore } from './catalog/store/index.js';
 import { DataDirLock } from './runtime/data-dir-lock.js';
 import { collectStartupGarbageAfter, collectStartupHeap, FullCollections } from './runtime/startup-garbage.js';
@@ -314,7 +316,8 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const missing = new MissingSignalsLog({ notices: () => core.adaptive.allMissingSignals(), log });
   // Replication starts after the catalog (it needs the cluster names) and before the weight loop.
   const pipeline = [source, feed, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, missing, core.publisher];
-  const served = [security.component, xdsComponent(xds, config.server.xds, options), ...(fleet ? [fleet] : []), component('signals', core.signals)];
+  const compactor = etcd ? etcdCompactor(boot, etcd) : undefined;
+  const served = [security.component, xdsComponent(xds, config.server.xds, options), ...(fleet ? [fleet] : []), ...(compactor ? [compactor] : []), component('signals', core.signals)];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
   const settled = discovery ? discovery.firstSync : Promise.resolve();
   return { components: [...pipeline, admin, ...served, readiness], xds, admin, ha, settled, warmed: admin.warmed };
@@ -340,6 +343,13 @@ function fleetProxies({ config, log }: Boot, core: Core, etcd: ReplicationEtcd, 
     refreshMs: config.ha.proxyStatusRefreshMs,
     log,
   });
+}
+
+/** On etcd, its history compacted every `store.etcd.compactEveryMs` (0: left to etcd's own auto-compaction). */
+function etcdCompactor({ config, log }: Boot, etcd: ReplicationEtcd): EtcdCompactor | undefined {
+  const everyMs = config.store.kind === 'etcd' ? config.store.etcd.compactEveryMs : undefined;
+  if (everyMs === 0) return undefined;
+  return new EtcdCompactor({ client: etcd.client, key: `${etcd.prefix}/compaction`, everyMs: everyMs ?? DEFAULT_COMPACT_EVERY_MS, log });
 }
 
 /** Replicated: weights are not archived locally; the owners write them to etcd. */

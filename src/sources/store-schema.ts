@@ -20,6 +20,7 @@ export const StoreSchema = Type.Object(
           password: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
           passwordFile: Type.Optional(Path),
           writeTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 60_000 })),
+          compactEveryMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
         },
         { additionalProperties: false },
       ),
@@ -52,6 +53,7 @@ export function storeProblems(raw: RawStore | undefined): StoreProblem[] {
   if (https > 0 && https < e.endpoints.length) at('etcd/endpoints', 'mixes http and https URLs');
   if (https > 0 && e.tls?.ca === undefined) at('etcd/tls/ca', 'required with https endpoints');
   if (https === 0 && e.tls) at('etcd/tls', 'needs https endpoints');
+  if (e.compactEveryMs !== undefined && e.compactEveryMs > 0 && e.compactEveryMs < 10_000) at('etcd/compactEveryMs', '0 (off) or at least 10000');
   return problems;
 }
 

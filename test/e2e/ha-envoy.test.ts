@@ -65,7 +65,8 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
     const listener = (name: string, port: number) => ({ name, address: '127.0.0.1', port, routes: [{ prefix: '/', cluster: 'web' }] });
     const config = {
       server: { loadReporting: { intervalMs: 500 }, engine: { tickMs: 500 } },
-      store: { kind: 'etcd', etcd: { endpoints: etcd.endpoints, prefix, writeTimeoutMs: 2_000 } },
+      // History compacted every 10 s (in turns), so every scenario below also runs across compactions.
+      store: { kind: 'etcd', etcd: { endpoints: etcd.endpoints, prefix, writeTimeoutMs: 2_000, compactEveryMs: 10_000 } },
       clusters: [
         {
           name: 'web',
@@ -355,5 +356,24 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
     for (let i = 0; i < 3; i++) await fleet.waitReady(i, scaled(60_000));
     expect([200, 201]).toContain((await put(2, 'quorum-3')).status);
     expect(failures().slice(failedBefore)).toEqual([]);
+  });
+
+  it('the replicas compact etcd\'s history in turns, keeping the last interval of it', async () => {
+    const client = new Etcd3({ hosts: [...etcd.endpoints], dialTimeout: 2_000 });
+    try {
+      const readable = (revision: number): Promise<boolean> =>
+        client.get(`${prefix}/any`).revision(String(revision)).exec().then(
+          () => true,
+          (err: Error) => (/compacted/.test(err.message) ? false : Promise.reject(err)),
+        );
+      const now = Number((await client.get(`${prefix}/any`).exec()).header.revision);
+      await waitFor(() => readable(now).then((ok) => !ok), { what: 'history compacted past the present revision', timeoutMs: scaled(60_000), intervalMs: 1_000 });
+      // Whatever the last compaction kept is there: the compacted revision is below the latest.
+      const latest = Number((await client.get(`${prefix}/any`).exec()).header.revision);
+      expect(await readable(latest)).toBe(true);
+      expect(await client.get(`${prefix}/compaction`).exists()).toBe(true);
+    } finally {
+      client.close();
+    }
   });
 }, { timeout: scaled(120_000) }));

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { EtcdCompactor } from '../../src/catalog/store/etcd-compactor.js';
 import { openEtcdStore } from '../../src/catalog/store/etcd-store.js';
 import { cluster } from '../catalog/helpers.js';
 import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
@@ -46,5 +48,22 @@ describeEtcd('etcd store with etcd authentication', () => {
       await store.close();
     }
     await expect(openEtcdStore({ ...settings, password: 'wrong' })).rejects.toThrow(/store\.etcd: cannot read \/auth-test from .*authentication failed/i);
+  });
+
+  it('a user with read-write on the prefix only may not compact the history: one warning says what to do instead', async () => {
+    const client = new Etcd3({ hosts: [...etcd.endpoints], auth: { username: 'fulcrum', password: 's3cret' } });
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    try {
+      const compactor = new EtcdCompactor({ client, key: '/auth-test/compaction', everyMs: 60_000, log });
+      for (let i = 0; i < 3; i++) {
+        await client.put('/auth-test/x').value(String(i));
+        expect(await compactor.turn()).toBeUndefined();
+      }
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/compaction needs etcd's root role.*--auto-compaction-retention.*compactEveryMs: 0/);
+    } finally {
+      client.close();
+    }
   });
 }, { timeout: 120_000 });

@@ -40,6 +40,10 @@ describe('store: in the config file', () => {
     expect(problems('  kind: etcd\n  etcd: { endpoints: [http://e:2379], tls: { ca: /ca } }')).toEqual(['/store/etcd/tls: needs https endpoints']);
     expect(problems('  kind: etcd\n  etcd: { endpoints: [https://e:2379], tls: { ca: /ca, cert: /c } }')).toEqual(['/store/etcd/tls: cert and key go together']);
     expect(problems('  kind: mysql')[0]).toMatch(/^\/store\/kind: /);
+    expect(problems('  kind: etcd\n  etcd: { endpoints: [http://e:2379], compactEveryMs: 5000 }')).toEqual(['/store/etcd/compactEveryMs: 0 (off) or at least 10000']);
+    expect(problems('  kind: etcd\n  etcd: { endpoints: [http://e:2379], compactEveryMs: -1 }')[0]).toMatch(/^\/store\/etcd\/compactEveryMs: /);
+    expect(problems('  kind: etcd\n  etcd: { endpoints: [http://e:2379], compactEveryMs: 0 }')).toEqual([]);
+    expect(problems('  kind: etcd\n  etcd: { endpoints: [http://e:2379], compactEveryMs: 60000 }')).toEqual([]);
   });
 
   it('builds the etcd client options, reading the files it names (a missing one fails with its path)', () => {

@@ -75,7 +75,8 @@ interface MemberSpec {
 }
 
 /** Starts an etcd cluster of `size` members and waits until it has a leader. */
-export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+/** `extraArgs`: more etcd flags for every member (e.g. a small `--quota-backend-bytes`). */
+export async function startEtcdCluster(size = 3, extraArgs: readonly string[] = []): Promise<EtcdCluster> {
   const { ok, bin, detail } = findEtcd();
   if (!ok) throw new Error(detail);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'fulcrum-etcd-'));
@@ -90,7 +91,7 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
   const procs: (Proc | undefined)[] = specs.map(() => undefined);
   const launch = (i: number): void => {
     const s = specs[i]!;
-    procs[i] = new Proc(`etcd-${s.name}`, spawn(bin, memberArgs(s, initialCluster), { stdio: ['ignore', 'pipe', 'pipe'] }));
+    procs[i] = new Proc(`etcd-${s.name}`, spawn(bin, [...memberArgs(s, initialCluster), ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] }));
   };
   const logs = (): string => specs.map((s, i) => `--- etcd ${s.name} (${procs[i]?.exit ?? 'running'}) ---\n${procs[i]?.tail(20) ?? ''}`).join('\n');
   const waitHealthy = async (): Promise<void> => {

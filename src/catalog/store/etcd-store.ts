@@ -92,6 +92,10 @@ export interface EtcdStoreOptions {
 }
 
 const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+const NO_SPACE = /database space exceeded|etcdserver: no space/;
+const NO_SPACE_ADVICE =
+  'Its space quota is full: compact its history (etcdctl compact), defragment its members (etcdctl defrag) and clear the alarm (etcdctl alarm disarm); ' +
+  'then keep it compacted (--auto-compaction-retention, or store.etcd.compactEveryMs)';
 /** Room for the transaction's framing, compares and keys around the values. */
 const REQUEST_OVERHEAD_BYTES = 16 * 1024;
 /** etcd's --max-txn-ops default is 128; stay under it with the audit puts counted. */
@@ -513,6 +517,8 @@ export class EtcdStore implements CatalogStore {
       return await txn.commit();
     } catch (err) {
       const text = errorText(err);
+      // etcd's NOSPACE alarm: it answers, reads work, and it refuses every write (not applied).
+      if (NO_SPACE.test(text)) throw new StoreUnavailableError(`etcd is out of space: ${text}; the write was not applied. ${NO_SPACE_ADVICE}`);
       this.health_.down(text);
       throw new StoreUnavailableError(`etcd did not confirm the write: ${text}; it may or may not have been applied, re-read before retrying`);
     }

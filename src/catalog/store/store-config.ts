@@ -26,7 +26,11 @@ export interface EtcdSettings {
   readonly passwordFile?: string;
   /** How long a write may take before it fails with 503 (default 3000). */
   readonly writeTimeoutMs?: number;
+  /** etcd's history is compacted this often, keeping one interval of it (default 5 min; 0: never, etcd compacts itself). */
+  readonly compactEveryMs?: number;
 }
+
+export const DEFAULT_COMPACT_EVERY_MS = 300_000;
 
 /** `store:` in the config file. */
 export type StoreConfig = { readonly kind: 'sqlite' } | { readonly kind: 'etcd'; readonly etcd: EtcdSettings };
