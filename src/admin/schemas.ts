@@ -79,6 +79,7 @@ export const Proxy = Type.Object(
     nodeId: Type.String(),
     nodeCluster: Type.String({ description: 'node.cluster: selects the node group (snapshot) the proxy is served' }),
     metadata: FreeObject,
+    metadataOmitted: Type.Optional(Type.Boolean({ description: 'The proxy sent node metadata over server.xds.limits.maxNodeMetadataBytes: it was not kept (metadata is empty)' })),
     userAgent: Type.String(),
     streamId: Type.Integer(),
     protocol: StringEnum(['sotw', 'delta'] as const),

@@ -80,6 +80,7 @@ export function proxyView(r: ProxyRecord, replica: string): Proxy {
     nodeId: r.node.id,
     nodeCluster: r.node.cluster,
     metadata: r.node.metadata,
+    ...(r.node.metadataOmitted ? { metadataOmitted: true } : {}),
     userAgent: r.node.userAgent,
     streamId: r.streamId,
     protocol: r.protocol,

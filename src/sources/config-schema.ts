@@ -216,6 +216,7 @@ const XdsLimitsSchema = Type.Object(
     maxRequestBytes: Bound(65_536, 67_108_864),
     maxResponseBytes: Bound(65_536, 1_073_741_824),
     maxNameBytes: Bound(64, 65_536),
+    maxNodeMetadataBytes: Bound(0, 4_194_304),
     maxRequestNameBytes: Bound(1_024, 67_108_864),
     maxSubscriptionNameBytes: Bound(1_024, 1_073_741_824),
     maxConcurrentStreamsPerConnection: Bound(1, 1_000_000),

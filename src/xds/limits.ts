@@ -12,6 +12,11 @@ export interface XdsLimits {
   readonly maxResponseBytes: number;
   /** Longest single resource name, in UTF-8 bytes. */
   readonly maxNameBytes: number;
+  /**
+   * Node metadata kept per stream (as JSON, about): a proxy's metadata over it is not kept (its
+   * stream is served; /v1/proxies shows `metadataOmitted`). Istio's sidecars send a few KiB.
+   */
+  readonly maxNodeMetadataBytes: number;
   /** Total UTF-8 bytes of the resource names in one request. */
   readonly maxRequestNameBytes: number;
   /** Total UTF-8 bytes of the names one stream is subscribed to, all types together. */
@@ -52,6 +57,7 @@ export const DEFAULT_LIMITS: XdsLimits = {
   maxRequestBytes: 4 * 1024 * 1024,
   maxResponseBytes: 64 * 1024 * 1024,
   maxNameBytes: 1024,
+  maxNodeMetadataBytes: 16 * 1024,
   maxRequestNameBytes: 2 * 1024 * 1024,
   maxSubscriptionNameBytes: 2 * 1024 * 1024,
   maxConcurrentStreamsPerConnection: 100,
@@ -69,6 +75,7 @@ export const COUNTED_LIMITS: readonly LimitName[] = [
   'maxRequestBytes',
   'maxResponseBytes',
   'maxNameBytes',
+  'maxNodeMetadataBytes',
   'maxRequestNameBytes',
   'maxSubscriptionNameBytes',
   'maxResourceNames',

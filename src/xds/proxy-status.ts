@@ -9,6 +9,8 @@ export interface NodeInfo {
   readonly id: string;
   readonly cluster: string;
   readonly metadata: Record<string, unknown>;
+  /** The proxy's metadata was over server.xds.limits.maxNodeMetadataBytes: `metadata` is empty. */
+  readonly metadataOmitted?: boolean;
   readonly userAgent: string;
 }
 

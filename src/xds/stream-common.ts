@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Snapshot, SnapshotSource } from './cache.js';
 import { isXdsTypeUrl, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
-import { DEFAULT_LIMITS, LimitError, limitKey, SubscriptionBytes, type LimitHit, type XdsLimits } from './limits.js';
+import { DEFAULT_LIMITS, describeLimit, LimitError, limitKey, SubscriptionBytes, type LimitHit, type XdsLimits } from './limits.js';
 import { nackMessage, rejectedResources } from './nack.js';
 import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
 import { nodeInfo, type RawNode, type RpcStatus } from './wire.js';
@@ -61,6 +61,14 @@ export function checkTypeUrl(typeUrl: string, fixed: XdsTypeUrl | undefined): Xd
 export function checkNameCount(count: number, limit: number): void {
   if (count > limit) {
     throw new LimitError(CODE.RESOURCE_EXHAUSTED, 'maxResourceNames', `request names ${count} resources; the limit is ${limit} (${limitKey('maxResourceNames')})`);
+  }
+}
+
+/** node.id and node.cluster are names: kept for the stream's life and written into every log line about it. */
+function checkNodeNames(node: RawNode, limits: XdsLimits): void {
+  for (const [field, value] of [['node.id', node.id], ['node.cluster', node.cluster]] as const) {
+    const bytes = Buffer.byteLength(value ?? '', 'utf8');
+    if (bytes > limits.maxNameBytes) throw new LimitError(CODE.INVALID_ARGUMENT, 'maxNameBytes', `${field} of ${bytes} bytes exceeds ${describeLimit(limits, 'maxNameBytes')}`);
   }
 }
 
@@ -161,7 +169,12 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
   private identify(req: Req): ProxyRecord {
     if (this.record) return this.record;
     if (!req.node || !req.node.id) throw new StreamError(CODE.INVALID_ARGUMENT, 'the first request on a stream must carry node.id');
-    const node = nodeInfo(req.node);
+    checkNodeNames(req.node, this.limits);
+    const node = nodeInfo(req.node, this.limits.maxNodeMetadataBytes);
+    if (node.metadataOmitted) {
+      this.deps.onLimit?.('maxNodeMetadataBytes');
+      this.deps.log.warn({ node: node.id, peer: this.io.peer, limit: describeLimit(this.limits, 'maxNodeMetadataBytes') }, 'node metadata over its limit: not kept');
+    }
     this.io.admit?.(node);
     this.record = this.deps.registry.connect(this.id, node, this.protocol, this.service, this.io.peer);
     this.deps.log.info({ node: node.id, cluster: node.cluster, peer: this.io.peer, stream: this.id, service: this.service }, 'proxy connected');

@@ -1,6 +1,7 @@
 import protobuf from 'protobufjs';
 import { envoyType } from './envoy-api.js';
 import type { NodeInfo } from './proxy-status.js';
+import { deltaRequestSummaryType, nodeSummaryType } from './node-summary.js';
 import { decodeNames, decodeRequestFields } from './request-names.js';
 
 /**
@@ -19,6 +20,8 @@ export interface RawNode {
   readonly metadata?: unknown;
   readonly user_agent_name?: string;
   readonly user_agent_version?: string;
+  /** What Envoy sends instead of user_agent_version: { version: { major_number, minor_number, patch } }. */
+  readonly user_agent_build_version?: unknown;
 }
 
 export interface DiscoveryRequest {
@@ -51,7 +54,7 @@ let deltaRequestType: protobuf.Type | undefined;
 let requestParts: { readonly node: protobuf.Type; readonly status: protobuf.Type } | undefined;
 
 export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
-  requestParts ??= { node: envoyType('envoy.config.core.v3.Node'), status: envoyType('google.rpc.Status') };
+  requestParts ??= { node: nodeSummaryType(), status: envoyType('google.rpc.Status') };
   // The names are left encoded (request-names.ts): an ACK repeating them is recognised by bytes.
   const f = decodeRequestFields(buf, requestParts);
   const span = f.names;
@@ -93,7 +96,7 @@ class EncodedNamesRequest implements DiscoveryRequest {
 }
 
 export function decodeDeltaDiscoveryRequest(buf: Buffer): DeltaDiscoveryRequest {
-  deltaRequestType ??= envoyType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+  deltaRequestType ??= deltaRequestSummaryType();
   const m = deltaRequestType.decode(buf) as unknown as DeltaDiscoveryRequest & { node: RawNode | null; error_detail: RpcStatus | null };
   return {
     node: m.node ?? undefined,
@@ -120,32 +123,79 @@ export function deltaTail(nonce: string, controlPlane: string): Uint8Array {
   return w.finish();
 }
 
-/** google.protobuf.Struct (as protobufjs decodes it) → plain JSON. */
-export function structToJson(s: unknown): Record<string, unknown> {
+/**
+ * google.protobuf.Struct (as protobufjs decodes it: the loaded google/protobuf types have
+ * camelCase field names) → plain JSON, within a budget of about `maxBytes` bytes of JSON (keys,
+ * strings, 8 per number or boolean): undefined when over it, or nested deeper than MAX_DEPTH.
+ * A proxy's metadata is kept for as long as its stream, so a hostile one must not be able to
+ * park megabytes per stream.
+ */
+export function structToJson(s: unknown, maxBytes = Number.POSITIVE_INFINITY): Record<string, unknown> | undefined {
+  const budget = { left: maxBytes };
+  try {
+    return structValue(s, budget, 0);
+  } catch (err) {
+    if (err === OVER) return undefined;
+    throw err;
+  }
+}
+
+const MAX_DEPTH = 64;
+const OVER = new Error('node metadata over its budget');
+
+function structValue(s: unknown, budget: { left: number }, depth: number): Record<string, unknown> {
+  if (depth > MAX_DEPTH) throw OVER;
   const fields = (s as { fields?: Record<string, unknown> } | undefined)?.fields ?? {};
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = valueToJson(v);
+  for (const [k, v] of Object.entries(fields)) {
+    spend(budget, k.length + 4);
+    out[k] = valueToJson(v, budget, depth);
+  }
   return out;
+}
+
+function spend(budget: { left: number }, bytes: number): void {
+  budget.left -= bytes;
+  if (budget.left < 0) throw OVER;
 }
 
 const own = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
 /** Reads the set member of google.protobuf.Value's `kind` oneof (prototype defaults are not values). */
-function valueToJson(v: unknown): unknown {
+function valueToJson(v: unknown, budget: { left: number }, depth: number): unknown {
   const x = (v ?? {}) as Record<string, unknown>;
-  if (own(x, 'struct_value') && x.struct_value) return structToJson(x.struct_value);
-  if (own(x, 'list_value') && x.list_value) return ((x.list_value as { values?: unknown[] }).values ?? []).map(valueToJson);
-  if (own(x, 'string_value')) return x.string_value;
-  if (own(x, 'number_value')) return x.number_value;
-  if (own(x, 'bool_value')) return x.bool_value;
+  if (own(x, 'structValue') && x.structValue) return structValue(x.structValue, budget, depth + 1);
+  if (own(x, 'listValue') && x.listValue) {
+    if (depth + 1 > MAX_DEPTH) throw OVER;
+    return ((x.listValue as { values?: unknown[] }).values ?? []).map((item) => valueToJson(item, budget, depth + 1));
+  }
+  if (own(x, 'stringValue')) {
+    spend(budget, (x.stringValue as string).length + 2);
+    return x.stringValue;
+  }
+  spend(budget, 8);
+  if (own(x, 'numberValue')) return x.numberValue;
+  if (own(x, 'boolValue')) return x.boolValue;
   return null;
 }
 
-export function nodeInfo(n: RawNode): NodeInfo {
+/**
+ * The proxy's identity as the registry keeps it. Metadata over `maxMetadataBytes` is not kept:
+ * `metadata` is then empty and `metadataOmitted` set.
+ */
+export function nodeInfo(n: RawNode, maxMetadataBytes = Number.POSITIVE_INFINITY): NodeInfo {
+  const metadata = structToJson(n.metadata, maxMetadataBytes);
   return {
     id: n.id ?? '',
     cluster: n.cluster ?? '',
-    metadata: structToJson(n.metadata),
-    userAgent: [n.user_agent_name, n.user_agent_version].filter(Boolean).join('/'),
+    metadata: metadata ?? {},
+    ...(metadata === undefined ? { metadataOmitted: true } : {}),
+    userAgent: [n.user_agent_name, n.user_agent_version || buildVersion(n.user_agent_build_version)].filter(Boolean).join('/'),
   };
+}
+
+/** "1.40.0" out of a BuildVersion (Envoy sends it instead of user_agent_version); '' without one. */
+function buildVersion(b: unknown): string {
+  const v = (b as { version?: { major_number?: number; minor_number?: number; patch?: number } | null } | null | undefined)?.version;
+  return v ? `${v.major_number ?? 0}.${v.minor_number ?? 0}.${v.patch ?? 0}` : '';
 }

@@ -17,6 +17,8 @@ describeEnvoy('admin API drives a real Envoy', () => {
     backends: () => startBackends(2),
     config: () => ({ clusters: [], listeners: [] }),
     fulcrum: { adminPort: 0, auth: { adminTokens: [TOKEN], readTokens: [] } },
+    // Metadata as sidecars carry it: shown by /v1/proxies (its first request also lists Envoy's 500-odd extensions).
+    envoy: { patchBootstrap: (b: Record<string, unknown>) => void ((b.node as Record<string, unknown>).metadata = { zone: 'z1', replicas: 3, canary: true, labels: { app: 'shop' }, ports: [80, 'http'] }) },
   }));
 
   async function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
@@ -101,6 +103,16 @@ describeEnvoy('admin API drives a real Envoy', () => {
     const back = await sendRequests(url, 50, { concurrency: 4 });
     expect(back.errors).toBe(0);
     expect(back.distribution['0']).toBe(50);
+  });
+
+  it('/v1/proxies shows the proxy\'s metadata and Envoy\'s version', async () => {
+    const p = await waitFor(async () => {
+      const res = await api('GET', '/v1/proxies/admin-e2e');
+      return res.status === 200 && res.json;
+    }, { what: 'the proxy listed' });
+    const stream = (p.streams as Record<string, unknown>[] | undefined)?.[0] ?? p;
+    expect(stream.metadata).toEqual({ zone: 'z1', replicas: 3, canary: true, labels: { app: 'shop' }, ports: [80, 'http'] });
+    expect(stream.userAgent).toMatch(/^envoy\/1\.40\.\d+$/);
   });
 
   it('/v1/proxies shows the proxy SYNCED, and NACKED with Envoy\'s error for a listener it cannot bind', async () => {

@@ -14,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { XdsCache } from '../../src/xds/cache.js';
+import { envoyType } from '../../src/xds/envoy-api.js';
 import type { LimitName, XdsLimits } from '../../src/xds/limits.js';
 import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { XdsServer } from '../../src/xds/server.js';
@@ -27,7 +28,7 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
-async function serve(limits: Partial<XdsLimits>, credentials?: grpc.ServerCredentials) {
+async function serve(limits: Partial<XdsLimits>, credentials?: grpc.ServerCredentials, registry = new ProxyRegistry()) {
   const cache = new XdsCache();
   cache.update(groups(base()));
   const hits: LimitName[] = [];
@@ -47,7 +48,7 @@ async function serve(limits: Partial<XdsLimits>, credentials?: grpc.ServerCreden
       onRefused: (r) => refused.push(r),
     },
     cache,
-    new ProxyRegistry(),
+    registry,
     pino({ level: 'silent' }),
   );
   const port = await server.start();
@@ -109,6 +110,28 @@ describe('request limits', () => {
     const fine = call(s, discoveryRequest('n3', EDS, ['web']));
     expect(await firstData(fine.stream)).toBeDefined();
     expect(hits).toEqual(['maxNameBytes', 'maxRequestNameBytes']);
+  });
+
+  test('a node id or cluster over maxNameBytes is refused naming the limit; node metadata over maxNodeMetadataBytes is not kept, the stream served', async () => {
+    const registry = new ProxyRegistry();
+    const { port, hits } = await serve({ maxNameBytes: 64, maxNodeMetadataBytes: 1_024 }, undefined, registry);
+    const s = await session(port, '127.0.0.2');
+    const Req = envoyType('envoy.service.discovery.v3.DiscoveryRequest');
+    const request = (node: Record<string, unknown>): Uint8Array => Req.encode(Req.fromObject({ node, type_url: EDS, resource_names: ['web'] })).finish();
+    const longId = call(s, request({ id: 'n'.repeat(65) }));
+    expect(await longId.end).toMatchObject({ status: 3, message: 'node.id of 65 bytes exceeds server.xds.limits.maxNameBytes (64)' });
+    const longCluster = call(s, request({ id: 'n1', cluster: 'c'.repeat(65) }));
+    expect((await longCluster.end).message).toBe('node.cluster of 65 bytes exceeds server.xds.limits.maxNameBytes (64)');
+    const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, { stringValue: 'v'.repeat(100) }]));
+    const big = call(s, request({ id: 'big', metadata: { fields: fields(20) } }));
+    expect(await firstData(big.stream)).toBeDefined();
+    const small = call(s, request({ id: 'small', metadata: { fields: fields(2) } }));
+    expect(await firstData(small.stream)).toBeDefined();
+    const byId = new Map(registry.list().map((r) => [r.node.id, r.node]));
+    expect(byId.get('big')).toMatchObject({ metadata: {}, metadataOmitted: true });
+    expect(byId.get('small')).toMatchObject({ metadata: { k0: 'v'.repeat(100), k1: 'v'.repeat(100) } });
+    expect(byId.get('small')?.metadataOmitted).toBeUndefined();
+    expect(hits).toEqual(['maxNameBytes', 'maxNameBytes', 'maxNodeMetadataBytes']);
   });
 
   test("an ADS stream's subscriptions are bounded across types (maxSubscriptionNameBytes)", async () => {

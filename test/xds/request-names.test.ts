@@ -2,7 +2,7 @@ import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { envoyType } from '../../src/xds/envoy-api.js';
 import { decodeNames, decodeRequestFields, internNames, sameBytes } from '../../src/xds/request-names.js';
-import { decodeDiscoveryRequest } from '../../src/xds/wire.js';
+import { decodeDiscoveryRequest, nodeInfo, type RawNode } from '../../src/xds/wire.js';
 
 const TYPE_URL = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
 const namesSpan = (buf: Uint8Array): readonly [number, number] | undefined =>
@@ -35,13 +35,16 @@ describe('SotW request names kept encoded', () => {
   it('decodes a NACK\'s error_detail and the node\'s metadata as protobufjs does', () => {
     const buf = encode(['a'], '3', {
       error_detail: { code: 3, message: 'bad cluster' },
-      node: { id: 'n1', cluster: 'c1', metadata: { fields: { zone: { string_value: 'z1' } } } },
+      node: { id: 'n1', cluster: 'c1', metadata: { fields: { zone: { stringValue: 'z1' } } } },
     });
     const full = envoyType('envoy.service.discovery.v3.DiscoveryRequest').decode(buf) as unknown as { node: unknown; error_detail: unknown };
     const req = decodeDiscoveryRequest(buf);
     expect(req.error_detail).toEqual(full.error_detail);
     expect(req.error_detail?.message).toBe('bad cluster');
-    expect(req.node).toEqual(full.node);
+    // The node as its summary type decodes it (node-summary.ts): the fields fulcrum reads, as protobufjs reads them.
+    const { id, cluster, metadata } = full.node as { id: string; cluster: string; metadata: unknown };
+    expect({ ...req.node }).toEqual({ id, cluster, metadata });
+    expect(nodeInfo(req.node as RawNode).metadata).toEqual({ zone: 'z1' });
   });
 
   it('a request without names has an empty span and names []', () => {
