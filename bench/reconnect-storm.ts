@@ -25,6 +25,9 @@ const HELP = `bench/reconnect-storm.ts: N Envoy-like proxies connect within --wi
   --base DIR           another checkout (built, with node_modules) run as "fulcrum base" (--servers fulcrum-base)
   --repeat N           storm every server N times per protocol, rows interleaved (default 1)
   --clusters N, --endpoints N   catalog size (default 100 × 20)
+  --extensions N       extensions each proxy's Node lists, as an Envoy lists those compiled into it
+                       (default 516, Envoy 1.40's: a ~61 KB first request per proxy; 0: a bare node,
+                       what every storm figure before 2026-12-05 used)
   --timeout-ms N       give up on proxies not synced by then (default 120000)
   --cpu-prof DIR       write fulcrum's V8 CPU profile (node --cpu-prof) into DIR
   --restart            storm fulcrum right after a restart: its catalog PUT, the process stopped and
@@ -47,6 +50,7 @@ const { values: args } = parseArgs({
     servers: { type: 'string', default: 'fulcrum,linear' },
     clusters: { type: 'string', default: '100' },
     endpoints: { type: 'string', default: '20' },
+    extensions: { type: 'string', default: '516' },
     'timeout-ms': { type: 'string', default: '120000' },
     base: { type: 'string' },
     repeat: { type: 'string', default: '1' },
@@ -85,7 +89,9 @@ interface StormLine {
 }
 
 function storm(client: string, server: Server, protocol: string): StormLine {
-  const argv = ['-target', server.xds, '-connections', String(num('connections')), '-within', `${num('within-ms')}ms`, '-timeout', `${num('timeout-ms')}ms`, '-server-pid', String(server.pid)];
+  const extensions = Number(args.extensions);
+  if (!(Number.isInteger(extensions) && extensions >= 0)) throw new Error(`--extensions: expected a whole number, got ${args.extensions}`);
+  const argv = ['-target', server.xds, '-connections', String(num('connections')), '-within', `${num('within-ms')}ms`, '-timeout', `${num('timeout-ms')}ms`, '-server-pid', String(server.pid), '-extensions', String(extensions)];
   if (protocol === 'delta') argv.push('-delta');
   const out = execFileSync(client, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
   return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as StormLine;

@@ -34,6 +34,7 @@ type options struct {
 	hold        time.Duration
 	delta       bool
 	serverPid   int
+	extensions  int
 }
 
 func parseFlags() options {
@@ -46,6 +47,7 @@ func parseFlags() options {
 	flag.DurationVar(&o.hold, "hold", 0, "keep every stream open this long after the last one synced")
 	flag.BoolVar(&o.delta, "delta", false, "Delta xDS instead of SotW")
 	flag.IntVar(&o.serverPid, "server-pid", 0, "server process, for its CPU time and RSS (/proc/PID)")
+	flag.IntVar(&o.extensions, "extensions", 0, "extensions listed in each proxy's Node, as Envoy lists those compiled in (1.40: 516, ~61 KB); 0: a bare node")
 	flag.Parse()
 	if o.connections < 1 {
 		log.Fatal("stormclient: -connections must be at least 1")
@@ -60,6 +62,7 @@ func main() {
 		path = deltaPath
 	}
 	headers := headerBlock(o.target, path)
+	tail := envoyNodeTail(o.extensions)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	results := make(chan result, o.connections)
@@ -70,7 +73,7 @@ func main() {
 		if wait := time.Until(t0.Add(o.within * time.Duration(i) / time.Duration(o.connections))); wait > 0 {
 			time.Sleep(wait)
 		}
-		p := &proxy{id: i, delta: o.delta, t0: t0}
+		p := &proxy{id: i, delta: o.delta, t0: t0, nodeTail: tail}
 		if o.sources > 0 {
 			p.source = net.IPv4(127, 0, 1, byte(1+i%o.sources))
 		}

@@ -46,10 +46,11 @@ type result struct {
 // proxy is one simulated Envoy: its own TCP connection, HTTP/2 in clear (h2c, prior knowledge),
 // one ADS stream (id 1): CDS wildcard, then EDS for the clusters CDS named, every response ACKed.
 type proxy struct {
-	id     int
-	delta  bool
-	source net.IP
-	t0     time.Time
+	id       int
+	delta    bool
+	source   net.IP
+	t0       time.Time
+	nodeTail []byte // what follows id and cluster in this proxy's Node (envoyNodeTail)
 
 	conn      net.Conn
 	w         *bufio.Writer
@@ -130,7 +131,7 @@ func (p *proxy) open(headers []byte) error {
 	_ = p.fr.WriteSettings(http2.Setting{ID: http2.SettingEnablePush, Val: 0}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
 	_ = p.fr.WriteWindowUpdate(0, window-65535)
 	_ = p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headers, EndHeaders: true})
-	n := node(fmt.Sprintf("storm-%d", p.id), "storm")
+	n := node(fmt.Sprintf("storm-%d", p.id), "storm", p.nodeTail)
 	return p.send(request{node: n, typeURL: clusterType})
 }
 
@@ -139,8 +140,13 @@ func (p *proxy) send(r request) error {
 	if p.delta {
 		msg = r.delta()
 	}
-	if err := p.fr.WriteData(1, false, grpcFrame(msg)); err != nil {
-		return err
+	// In frames of at most HTTP/2's default SETTINGS_MAX_FRAME_SIZE (an Envoy's first request is ~61 KB).
+	for frame := grpcFrame(msg); len(frame) > 0; {
+		n := min(len(frame), 16384)
+		if err := p.fr.WriteData(1, false, frame[:n]); err != nil {
+			return err
+		}
+		frame = frame[n:]
 	}
 	return p.w.Flush()
 }

@@ -20,8 +20,22 @@ func anyOf(t *testing.T, m proto.Message) *anypb.Any {
 	return a
 }
 
+func TestAnEnvoyNodeDecodesWithItsExtensionsAndVersion(t *testing.T) {
+	var n core.Node
+	if err := proto.Unmarshal(node("storm-1", "storm", envoyNodeTail(516)), &n); err != nil {
+		t.Fatal(err)
+	}
+	v := n.GetUserAgentBuildVersion().GetVersion()
+	if n.GetId() != "storm-1" || n.GetUserAgentName() != "envoy" || v.GetMajorNumber() != 1 || v.GetMinorNumber() != 40 || len(n.GetExtensions()) != 516 {
+		t.Fatalf("node decoded as id %q agent %q version %v, %d extensions", n.GetId(), n.GetUserAgentName(), v, len(n.GetExtensions()))
+	}
+	if size := proto.Size(&n); size < 50_000 || size > 70_000 {
+		t.Fatalf("node of %d bytes, want about Envoy 1.40's 61 KB", size)
+	}
+}
+
 func TestRequestsDecodeAsEnvoysWould(t *testing.T) {
-	r := request{node: node("storm-7", "storm"), typeURL: endpointType, version: "v1", nonce: "3", names: []string{"a", "b"}}
+	r := request{node: node("storm-7", "storm", nil), typeURL: endpointType, version: "v1", nonce: "3", names: []string{"a", "b"}}
 	var sotw discovery.DiscoveryRequest
 	if err := proto.Unmarshal(r.sotw(), &sotw); err != nil {
 		t.Fatal(err)
