@@ -6,7 +6,11 @@
  * section over the measuring window, and how much etcd's database grows (what an etcd without
  * `--auto-compaction-retention` keeps until its space quota, 2 GiB by default, is full).
  *
- *   npx tsx bench/ha-etcd-writes.ts [--clusters 100] [--endpoints 20] [--seconds 60]
+ *   npx tsx bench/ha-etcd-writes.ts [--clusters 100] [--endpoints 20] [--seconds 60] [--compact-every-ms 0]
+ *
+ * `--compact-every-ms N` (at least 10000): the replicas compact etcd's history every N ms
+ * (store.etcd.compactEveryMs); 0, the default here: never (as with etcd auth, where compaction
+ * is left to etcd), so the growth shown is what an uncompacted etcd keeps.
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -17,7 +21,11 @@ import { startReplicas, type ReplicaSet } from '../test/support/replicas.js';
 import { helpIfAsked } from './help.js';
 
 helpIfAsked(import.meta.url);
-const { values } = parseArgs({ options: { clusters: { type: 'string', default: '100' }, endpoints: { type: 'string', default: '20' }, seconds: { type: 'string', default: '60' } } });
+const { values } = parseArgs({
+  options: { clusters: { type: 'string', default: '100' }, endpoints: { type: 'string', default: '20' }, seconds: { type: 'string', default: '60' }, 'compact-every-ms': { type: 'string', default: '0' } },
+});
+const COMPACT_EVERY_MS = Number(values['compact-every-ms']);
+if (!(COMPACT_EVERY_MS === 0 || (Number.isInteger(COMPACT_EVERY_MS) && COMPACT_EVERY_MS >= 10_000))) throw new RangeError('--compact-every-ms must be 0 or an integer >= 10000');
 const C = Number(values.clusters);
 const E = Number(values.endpoints);
 const SECONDS = Number(values.seconds);
@@ -28,7 +36,7 @@ const address = (c: number, e: number): string => `10.${(c >> 8) & 255}.${c & 25
 
 function config(endpoints: readonly string[]): string {
   return YAML.stringify({
-    store: { kind: 'etcd', etcd: { endpoints, prefix: PREFIX } },
+    store: { kind: 'etcd', etcd: { endpoints, prefix: PREFIX, compactEveryMs: COMPACT_EVERY_MS } },
     clusters: Array.from({ length: C }, (_, c) => ({
       name: `c${c}`,
       weighting: { policy: 'pid', setpoint: 'mean', metric: 'cpu' },
@@ -86,14 +94,15 @@ async function main(): Promise<void> {
     const rev1 = Number((await client.get(`${PREFIX}/none`).exec()).header.revision);
     const db1 = await client.maintenance.status();
     await cancel();
-    console.log(`${REPLICAS} replicas, ${C} clusters x ${E} endpoints, reports for every endpoint to every replica each second; ${seconds.toFixed(0)} s, load ${loadavg()[0]?.toFixed(1)}`);
+    const compaction = COMPACT_EVERY_MS > 0 ? `history compacted every ${COMPACT_EVERY_MS / 1000} s` : 'history never compacted';
+    console.log(`${REPLICAS} replicas, ${C} clusters x ${E} endpoints, reports for every endpoint to every replica each second, ${compaction}; ${seconds.toFixed(0)} s, load ${loadavg()[0]?.toFixed(1)}`);
     console.log(`  etcd write transactions: ${((rev1 - rev0) / seconds).toFixed(1)}/s in all, ${((rev1 - rev0) / seconds / REPLICAS).toFixed(1)}/s per replica`);
     const mib = (bytes: string): number => Number(bytes) / 2 ** 20;
     const grew = mib(db1.dbSizeInUse) - mib(db0.dbSizeInUse);
     const perHour = (grew / seconds) * 3600;
     console.log(
       `  etcd database in use: ${mib(db0.dbSizeInUse).toFixed(1)} -> ${mib(db1.dbSizeInUse).toFixed(1)} MiB (file ${mib(db0.dbSize).toFixed(1)} -> ${mib(db1.dbSize).toFixed(1)} MiB): ` +
-        `+${perHour.toFixed(0)} MiB/h, a 2 GiB quota full in ${(2048 / Math.max(perHour, 1e-9)).toFixed(1)} h without compaction`,
+        (COMPACT_EVERY_MS > 0 ? `${grew >= 0 ? '+' : ''}${grew.toFixed(1)} MiB over the run` : `+${perHour.toFixed(0)} MiB/h, a 2 GiB quota full in ${(2048 / Math.max(perHour, 1e-9)).toFixed(1)} h`),
     );
     for (const [section, c] of [...counts].sort(([a], [b]) => a.localeCompare(b))) {
       console.log(`  ${section.padEnd(14)} ${(c.puts / seconds).toFixed(1).padStart(7)} puts/s  ${(c.bytes / seconds / 1024).toFixed(1).padStart(8)} KiB/s`);

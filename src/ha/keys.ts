@@ -5,17 +5,20 @@
  *
  *   <prefix>/ha/replicas/<id>          a live replica (under its lease)
  *   <prefix>/ha/owners/<cluster>       the replica that ticks the cluster (under the owner's lease)
- *   <prefix>/ha/weights/<cluster>      what the owner published, with its controller state
+ *   <prefix>/ha/weights/<cluster>      what the owner published, with its controller state (every stateRefreshMs)
+ *   <prefix>/ha/served/<cluster>       what the owner published, at every change
  *   <prefix>/ha/signals/<id>           the replica's per-endpoint aggregates for clusters it does not own (under its lease)
  */
 export interface HaKeys {
   readonly replicas: string;
   readonly owners: string;
   readonly weights: string;
+  readonly served: string;
   readonly signals: string;
   replica(id: string): string;
   owner(cluster: string): string;
   weight(cluster: string): string;
+  servedWeight(cluster: string): string;
   signal(id: string): string;
 }
 
@@ -25,15 +28,18 @@ export function haKeys(prefix: string): HaKeys {
   const replicas = dir('replicas');
   const owners = dir('owners');
   const weights = dir('weights');
+  const served = dir('served');
   const signals = dir('signals');
   return {
     replicas,
     owners,
     weights,
+    served,
     signals,
     replica: (id) => replicas + id,
     owner: (cluster) => owners + cluster,
     weight: (cluster) => weights + cluster,
+    servedWeight: (cluster) => served + cluster,
     signal: (id) => signals + id,
   };
 }

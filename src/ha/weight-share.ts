@@ -14,13 +14,17 @@ export interface SharedWeights {
   setRemote(cluster: string, overrides: ReadonlyMap<string, EndpointOverride> | undefined): void;
 }
 
-/** `<prefix>/weights/<cluster>`: what the owner published and the state to continue from. */
-export interface WeightRecord {
+/** `<prefix>/ha/served/<cluster>`: the overrides the owner serves, written at every change. */
+export interface ServedRecord {
   readonly owner: string;
   /** The writing process: a restarted replica (same id) still takes its previous process's records. */
   readonly incarnation: string;
   readonly at: number;
   readonly overrides: Readonly<Record<string, EndpointOverride>>;
+}
+
+/** `<prefix>/ha/weights/<cluster>`: what the owner published and the state to continue from, every `stateRefreshMs`. */
+export interface WeightRecord extends ServedRecord {
   readonly state: ExportedClusterState;
 }
 
@@ -30,7 +34,11 @@ export interface WeightShareOptions {
   readonly replicaId: string;
   readonly weights: SharedWeights;
   readonly log: Logger;
-  /** An owned cluster whose published weights did not change has its state rewritten at most this often. */
+  /**
+   * An owned cluster's controller state is written this often (its overrides at every change):
+   * the state is ~450 B per endpoint, nine tenths of a record, and with it at every tick etcd took
+   * ~1 MB/s at 100 clusters × 20 endpoints whose weights move.
+   */
   readonly stateRefreshMs: number;
   readonly now?: () => number;
 }
@@ -39,62 +47,82 @@ export interface WeightShareOptions {
 const BATCH = 32;
 
 /**
- * Published weights through etcd. The owner of a cluster writes its overrides and controller
- * state when the overrides change (and the state every `stateRefreshMs` otherwise), in one
+ * Published weights through etcd. The owner of a cluster writes its overrides to `served/` when
+ * they change, and its controller state with them to `weights/` every `stateRefreshMs`, in one
  * transaction per batch that requires each owner key to be the one it created: a replica that
- * lost a cluster cannot overwrite its successor. Every replica watches the records and serves the
- * overrides of the clusters it does not own; a new owner imports the record's state before its
- * first tick.
+ * lost a cluster cannot overwrite its successor. Every replica watches both and serves the newest
+ * overrides (by etcd revision) of the clusters it does not own; a new owner imports the last
+ * state, carried onto the overrides served since (`reanchored`), before its first tick. (A replica
+ * of an earlier version reads `weights/` only: it serves another owner's weights up to
+ * `stateRefreshMs` late until it is upgraded too.)
  */
 export class WeightShare {
-  private watch: PrefixWatch | undefined;
-  /** Clusters whose overrides this replica serves from another's record. */
-  private readonly remote = new Set<string>();
+  private watches: PrefixWatch[] = [];
+  /** Clusters whose overrides this replica serves from another's record, with that record's etcd revision. */
+  private readonly remote = new Map<string, number>();
   private readonly written = new Map<string, Written>();
   private readonly incarnation = randomUUID();
 
   constructor(private readonly o: WeightShareOptions) {}
 
   async start(): Promise<void> {
-    const dir = this.o.keys.weights;
-    this.watch = new PrefixWatch({
-      client: this.o.client,
-      prefix: dir,
-      // After a lost watch, records deleted meanwhile (clusters gone) are forgotten too.
-      listed: (kvs) => {
-        const present = new Set(kvs.map((kv) => nameUnder(dir, kv.key.toString())));
-        for (const cluster of [...this.remote]) if (!present.has(cluster)) this.dropRemote(cluster);
-        for (const kv of kvs) this.received(kv);
-      },
-      put: (kv) => this.received(kv),
-      deleted: (kv) => {
-        const cluster = nameUnder(dir, kv.key.toString());
-        if (cluster !== undefined) this.dropRemote(cluster);
-      },
-      log: this.o.log,
-      what: 'ha: weights watch',
-    });
-    await this.watch.start();
+    const { weights, served } = this.o.keys;
+    this.watches = [
+      new PrefixWatch({
+        client: this.o.client,
+        prefix: weights,
+        // After a lost watch, records deleted meanwhile (clusters gone) are forgotten too.
+        listed: (kvs) => {
+          const present = new Set(kvs.map((kv) => nameUnder(weights, kv.key.toString())));
+          for (const cluster of [...this.remote.keys()]) if (!present.has(cluster)) this.dropRemote(cluster);
+          for (const kv of kvs) this.received(weights, kv);
+        },
+        put: (kv) => this.received(weights, kv),
+        deleted: (kv) => this.dropRemote(nameUnder(weights, kv.key.toString())),
+        log: this.o.log,
+        what: 'ha: weights watch',
+      }),
+      new PrefixWatch({
+        client: this.o.client,
+        prefix: served,
+        listed: (kvs) => {
+          for (const kv of kvs) this.received(served, kv);
+        },
+        put: (kv) => this.received(served, kv),
+        deleted: (kv) => this.dropRemote(nameUnder(served, kv.key.toString())),
+        log: this.o.log,
+        what: 'ha: served weights watch',
+      }),
+    ];
+    for (const w of this.watches) await w.start();
   }
 
   async stop(): Promise<void> {
-    await this.watch?.stop();
-    this.watch = undefined;
+    await Promise.all(this.watches.map((w) => w.stop()));
+    this.watches = [];
   }
 
-  private dropRemote(cluster: string): void {
+  private dropRemote(cluster: string | undefined): void {
+    if (cluster === undefined) return;
     this.remote.delete(cluster);
     this.o.weights.setRemote(cluster, undefined);
   }
 
   /** A new owner: continue from the last record's state, and serve its own ticks from now on. */
   async acquired(cluster: string): Promise<void> {
-    const raw = await this.o.client.get(this.o.keys.weight(cluster)).string();
-    const record = raw === null ? undefined : parseRecord(raw);
+    const [full, served] = await Promise.all([this.read(this.o.keys.weight(cluster), parseRecord), this.read(this.o.keys.servedWeight(cluster), parseServed)]);
+    // Overrides served after the state was written: the state is carried onto them, so the first tick moves from what Envoys have.
+    const record = full && served && served.revision > full.revision ? { ...full.record, state: reanchored(full.record.state, served.record.overrides) } : full?.record;
     const restored = record ? this.restore(cluster, record) : 0;
     this.dropRemote(cluster);
     this.written.delete(cluster);
     this.o.log.info({ cluster, from: record?.owner, restored }, 'ha: continuing the cluster from the last owner');
+  }
+
+  private async read<T>(key: string, parse: (raw: string) => T | undefined): Promise<{ record: T; revision: number } | undefined> {
+    const kv = (await this.o.client.get(key).exec()).kvs[0];
+    const record = kv === undefined ? undefined : parse(kv.value.toString());
+    return kv === undefined || record === undefined ? undefined : { record, revision: Number(kv.mod_revision) };
   }
 
   private restore(cluster: string, record: WeightRecord): number {
@@ -107,7 +135,11 @@ export class WeightShare {
     }
   }
 
-  /** Writes what changed among `owned` (cluster → owner key create_revision); `force` writes them all. */
+  /**
+   * Writes what changed among `owned` (cluster → owner key create_revision): overrides that changed
+   * to `served/`, and with the state to `weights/` every `stateRefreshMs`; `force` writes them all
+   * with their state (a hand-over).
+   */
   async flush(owned: ReadonlyMap<string, string>, force = false): Promise<void> {
     const due: Due[] = [];
     const now = this.now();
@@ -115,23 +147,24 @@ export class WeightShare {
     for (const [cluster, revision] of owned) {
       const overrides = current.get(cluster);
       const last = this.written.get(cluster);
-      const recent = !force && last !== undefined && now - last.at < this.o.stateRefreshMs;
+      const stateDue = force || last === undefined || now - last.stateAt >= this.o.stateRefreshMs;
       // The very map written last time (AdaptiveWeights keeps it while the tick output stands): the
       // same content, without serializing every endpoint of every owned cluster on every flush.
-      if (recent && last.overrides === overrides) continue;
+      if (!stateDue && last.overrides === overrides) continue;
       const body = JSON.stringify(Object.fromEntries(overrides ?? []));
-      if (recent && last.body === body) continue;
-      const state = this.o.weights.exportState(cluster);
-      if (state === undefined) continue;
-      due.push({ cluster, revision, overrides, body, record: recordJson(this.o.replicaId, this.incarnation, now, body, state) });
+      if (!stateDue && last.body === body) continue;
+      const state = stateDue ? this.o.weights.exportState(cluster) : undefined;
+      if (stateDue && state === undefined) continue;
+      const record = state === undefined ? servedJson(this.o.replicaId, this.incarnation, now, body) : recordJson(this.o.replicaId, this.incarnation, now, body, state);
+      due.push({ cluster, revision, overrides, body, withState: state !== undefined, record });
     }
     for (let i = 0; i < due.length; i += BATCH) await this.write(due.slice(i, i + BATCH), now);
   }
 
-  /** The cluster left the catalog: its record goes too (only while `revision` is still the owner key's). */
+  /** The cluster left the catalog: its records go too (only while `revision` is still the owner key's). */
   async retire(cluster: string, revision: string): Promise<void> {
     const { client, keys } = this.o;
-    await client.if(keys.owner(cluster), 'Create', '==', revision).then(client.delete().key(keys.weight(cluster))).commit();
+    await client.if(keys.owner(cluster), 'Create', '==', revision).then(client.delete().key(keys.weight(cluster)), client.delete().key(keys.servedWeight(cluster))).commit();
   }
 
   forget(cluster: string): void {
@@ -144,9 +177,12 @@ export class WeightShare {
     const { client, keys } = this.o;
     let txn = client.if(keys.owner(first.cluster), 'Create', '==', first.revision);
     for (const d of rest) txn = txn.and(keys.owner(d.cluster), 'Create', '==', d.revision);
-    const res = await txn.then(...batch.map((d) => client.put(keys.weight(d.cluster)).value(d.record))).commit();
+    const res = await txn.then(...batch.map((d) => client.put(d.withState ? keys.weight(d.cluster) : keys.servedWeight(d.cluster)).value(d.record))).commit();
     if (res.succeeded) {
-      for (const d of batch) this.written.set(d.cluster, { overrides: d.overrides, body: d.body, at: now });
+      for (const d of batch) {
+        const stateAt = d.withState ? now : (this.written.get(d.cluster)?.stateAt ?? now);
+        this.written.set(d.cluster, { overrides: d.overrides, body: d.body, stateAt });
+      }
       return;
     }
     // Some owner key changed under us: write the others one by one; the lost ones are refused.
@@ -154,12 +190,15 @@ export class WeightShare {
     else this.o.log.warn({ cluster: first.cluster }, 'ha: weights not written: no longer the owner');
   }
 
-  private received(kv: IKeyValue): void {
-    const cluster = nameUnder(this.o.keys.weights, kv.key.toString());
-    const record = parseRecord(kv.value.toString());
+  /** A record under `dir` (weights/ or served/): its overrides are served unless a newer record's are. */
+  private received(dir: string, kv: IKeyValue): void {
+    const cluster = nameUnder(dir, kv.key.toString());
+    const record = parseServed(kv.value.toString());
     // Our own records: what we publish locally is at least as new.
     if (cluster === undefined || record === undefined || record.incarnation === this.incarnation) return;
-    this.remote.add(cluster);
+    const revision = Number(kv.mod_revision);
+    if ((this.remote.get(cluster) ?? -1) > revision) return;
+    this.remote.set(cluster, revision);
     this.o.weights.setRemote(cluster, new Map(Object.entries(record.overrides)));
   }
 
@@ -171,13 +210,38 @@ export class WeightShare {
 interface Written {
   readonly overrides: ReadonlyMap<string, EndpointOverride> | undefined;
   readonly body: string;
-  readonly at: number;
+  /** When the state was last written (to weights/). */
+  readonly stateAt: number;
 }
 
-interface Due extends Omit<Written, 'at'> {
+interface Due extends Omit<Written, 'stateAt'> {
   readonly cluster: string;
   readonly revision: string;
+  readonly withState: boolean;
   readonly record: string;
+}
+
+/**
+ * The state carried onto overrides served after it: each endpoint's weights (internal, published,
+ * PID) scaled by how its served weight moved since the state's, so that the next owner's first
+ * tick (anchored on the published weight, moving at most one step) starts from what Envoys are
+ * served, not from up to `stateRefreshMs` earlier. Endpoints without both weights stay as they were.
+ */
+export function reanchored(state: ExportedClusterState, served: Readonly<Record<string, EndpointOverride>>): ExportedClusterState {
+  const weights: Record<string, number> = { ...state.weights };
+  const endpoints: Record<string, ExportedClusterState['endpoints'][string]> = {};
+  for (const [key, x] of Object.entries(state.endpoints)) {
+    const now = served[key]?.weight;
+    const then = state.weights[key];
+    if (now === undefined || then === undefined || !(now > 0 && then > 0 && Number.isFinite(now / then))) {
+      endpoints[key] = x;
+      continue;
+    }
+    const f = now / then;
+    endpoints[key] = { ...x, w: x.w * f, pub: x.pub * f, pidW: x.pidW === null ? null : x.pidW * f };
+    weights[key] = now;
+  }
+  return { ...state, weights, endpoints };
 }
 
 /** A WeightRecord's JSON around the overrides' already serialized `body` (not parsed back and serialized again). */
@@ -186,13 +250,23 @@ function recordJson(owner: string, incarnation: string, at: number, body: string
   return `${head.slice(0, -1)},"overrides":${body}}`;
 }
 
-function parseRecord(raw: string): WeightRecord | undefined {
+/** A ServedRecord's JSON around the overrides' already serialized `body`. */
+function servedJson(owner: string, incarnation: string, at: number, body: string): string {
+  const head = JSON.stringify({ owner, incarnation, at } satisfies Omit<ServedRecord, 'overrides'>);
+  return `${head.slice(0, -1)},"overrides":${body}}`;
+}
+
+/** The overrides part of either record; undefined when it is not what a replica writes. */
+function parseServed(raw: string): ServedRecord | undefined {
   try {
-    const r = JSON.parse(raw) as Partial<WeightRecord>;
-    return typeof r.owner === 'string' && typeof r.overrides === 'object' && r.overrides !== null && typeof r.state === 'object' && r.state !== null
-      ? (r as WeightRecord)
-      : undefined;
+    const r = JSON.parse(raw) as Partial<ServedRecord>;
+    return typeof r.owner === 'string' && typeof r.overrides === 'object' && r.overrides !== null ? (r as ServedRecord) : undefined;
   } catch {
     return undefined;
   }
+}
+
+function parseRecord(raw: string): WeightRecord | undefined {
+  const r = parseServed(raw) as Partial<WeightRecord> | undefined;
+  return r !== undefined && typeof r.state === 'object' && r.state !== null ? (r as WeightRecord) : undefined;
 }

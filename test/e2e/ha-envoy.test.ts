@@ -286,9 +286,12 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
     const client = new Etcd3({ hosts: [...etcd.endpoints], dialTimeout: 2_000 });
     try {
       interface Published { owner: string; at: number; overrides: Record<string, { weight?: number }> }
+      // The owner writes web's overrides to served/ at every change, and with its state to weights/ every few seconds: the newer one is what is served.
+      const publications = [`${prefix}/ha/weights/web`, `${prefix}/ha/served/web`];
       const read = async (): Promise<Published | undefined> => {
-        const text = await client.get(`${prefix}/ha/weights/web`).string();
-        return text === null ? undefined : (JSON.parse(text) as Published);
+        const kvs = (await Promise.all(publications.map((k) => client.get(k).exec()))).flatMap((r) => r.kvs);
+        const newest = kvs.sort((a, b) => Number(b.mod_revision) - Number(a.mod_revision))[0];
+        return newest === undefined ? undefined : (JSON.parse(newest.value.toString()) as Published);
       };
       const owner = await waitFor(async () => (await client.get(`${prefix}/ha/owners/web`).string()) ?? undefined, { what: 'web has an owner', timeoutMs: scaled(10_000) });
       const victim = fleet.replicas.findIndex((r) => r.id === owner);
@@ -298,8 +301,9 @@ describeEtcd('HA end to end (etcd)', () => describeEnvoy('three fulcrum replicas
       // Follow every publication: the last by the old owner, the first by the new one.
       let last = await read();
       let first: Published | undefined;
-      const watcher = await client.watch().key(`${prefix}/ha/weights/web`).create();
+      const watcher = await client.watch().prefix(`${prefix}/ha/`).create();
       watcher.on('put', (kv) => {
+        if (!publications.includes(kv.key.toString())) return;
         const rec = JSON.parse(kv.value.toString()) as Published;
         if (rec.owner === owner) last = rec;
         else first ??= rec;

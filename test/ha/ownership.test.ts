@@ -8,7 +8,7 @@ import type { EndpointOverride } from '../../src/catalog/weight-overrides.js';
 import { haKeys } from '../../src/ha/keys.js';
 import { DEFAULT_LEASE_TTL_SECONDS } from '../../src/ha/replica.js';
 import { rendezvousOwner } from '../../src/ha/rendezvous.js';
-import type { WeightRecord } from '../../src/ha/weight-share.js';
+import type { ServedRecord } from '../../src/ha/weight-share.js';
 import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { scaled, waitFor } from '../support/wait.js';
 import { Proc } from '../support/proc.js';
@@ -41,7 +41,7 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
   let observer: Etcd3;
   let watcher: Watcher;
   /** Every weights record written, in etcd order: the hand-over evidence. */
-  const records: { cluster: string; record: WeightRecord }[] = [];
+  const records: { cluster: string; record: ServedRecord }[] = [];
   const replicas: TestReplica[] = [];
   let stopFleet = (): void => undefined;
   const children: Proc[] = [];
@@ -51,8 +51,13 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
   beforeAll(async () => {
     etcd = await startEtcdCluster(3);
     observer = etcdClient(etcd.endpoints);
-    watcher = await observer.watch().prefix(keys.weights).create();
-    watcher.on('put', (kv) => records.push({ cluster: kv.key.toString().slice(keys.weights.length), record: JSON.parse(kv.value.toString()) as WeightRecord }));
+    // Every publication in etcd order: the overrides at each change (served/), with the state every refresh (weights/).
+    watcher = await observer.watch().prefix(`${PREFIX}/ha/`).create();
+    watcher.on('put', (kv) => {
+      const key = kv.key.toString();
+      const dir = [keys.weights, keys.served].find((d) => key.startsWith(d));
+      if (dir !== undefined) records.push({ cluster: key.slice(dir.length), record: JSON.parse(kv.value.toString()) as ServedRecord });
+    });
     for (const id of ['r1', 'r2', 'r3']) replicas.push(await startReplica(id, etcd.endpoints, catalog, PREFIX));
   }, scaled(120_000));
 
@@ -110,7 +115,7 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
 
     const r4 = startProcessReplica('r4');
     await waitFor(async () => (await Promise.all(theirs.map(etcdOwner))).every((o) => o === 'r4'), { what: `r4 owns ${theirs.join(', ')}\n${r4.tail()}`, timeoutMs: 60_000, intervalMs: 200 });
-    const byR4 = (r: WeightRecord): boolean => r.owner === 'r4';
+    const byR4 = (r: ServedRecord): boolean => r.owner === 'r4';
     await waitFor(() => theirs.every((c) => firstRecordBy(c, byR4) !== undefined), { what: 'a first publish by r4', timeoutMs: 20_000 });
     for (const c of theirs) expectNoSlosh(c, byR4);
     await waitFor(() => theirs.every((c) => lastRecord(c)?.owner === 'r4' && ratio(lastRecord(c)?.overrides, names.indexOf(c)) > 2), {
@@ -125,7 +130,7 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
     // The lease expires TTL after r4's last keep-alive (sent every third of it) and etcd reaps it within ~0.5 s.
     expect(tookOver - killedAt).toBeLessThan(DEFAULT_LEASE_TTL_SECONDS * 1000 + scaled(1_500));
     for (const c of names) expect(ownersOf(c), c).toEqual([rendezvousOwner(c, replicas.map((r) => r.id))]);
-    const notR4 = (r: WeightRecord): boolean => r.owner !== 'r4';
+    const notR4 = (r: ServedRecord): boolean => r.owner !== 'r4';
     await waitFor(() => theirs.every((c) => firstRecordBy(c, notR4) !== undefined), { what: 'a first publish by each successor', timeoutMs: 20_000 });
     for (const c of theirs) expectNoSlosh(c, notR4);
   }, scaled(240_000));
@@ -147,7 +152,7 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
     await waitFor(() => second.output.join('').includes('ready'), { what: `the new r5 registered\n${second.tail()}`, timeoutMs: 30_000 });
     const stillHeld = await Promise.all(theirs.map(etcdOwner));
     expect(stillHeld.some((o) => o === 'r5'), 'the old r5 keys outlive the restart').toBe(true);
-    const byNewR5 = (r: WeightRecord): boolean => r.owner === 'r5' && !old.has(r.incarnation);
+    const byNewR5 = (r: ServedRecord): boolean => r.owner === 'r5' && !old.has(r.incarnation);
     await waitFor(() => theirs.every((c) => firstRecordBy(c, byNewR5) !== undefined), { what: `a first publish by the new r5\n${second.tail()}`, timeoutMs: 60_000, intervalMs: 200 });
     for (const c of theirs) expectNoSlosh(c, byNewR5);
     await second.stop('SIGKILL');
@@ -209,7 +214,7 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
   }
 
   /** The first record by a writer `isNew` accepts, against the record before it: within the step limit, and not back to static. */
-  function expectNoSlosh(cluster: string, isNew: (r: WeightRecord) => boolean): void {
+  function expectNoSlosh(cluster: string, isNew: (r: ServedRecord) => boolean): void {
     const first = firstRecordBy(cluster, isNew);
     const previous = first === undefined ? undefined : records.slice(0, first.index).findLast((x) => x.cluster === cluster)?.record;
     expect(previous, `${cluster}: a record before the new writer's`).toBeDefined();
@@ -221,14 +226,14 @@ describeEtcd('HA: one weight owner per cluster on a real 3-member etcd', () => {
   }
 
   /** The first record of the cluster by a writer `isNew` accepts, after the last one by any other writer. */
-  function firstRecordBy(cluster: string, isNew: (r: WeightRecord) => boolean): { index: number; record: WeightRecord } | undefined {
+  function firstRecordBy(cluster: string, isNew: (r: ServedRecord) => boolean): { index: number; record: ServedRecord } | undefined {
     const otherLast = records.findLastIndex((x) => x.cluster === cluster && !isNew(x.record));
     const index = records.findIndex((x, j) => j > otherLast && x.cluster === cluster && isNew(x.record));
     const found = records[index];
     return found === undefined ? undefined : { index, record: found.record };
   }
 
-  function lastRecord(cluster: string): WeightRecord | undefined {
+  function lastRecord(cluster: string): ServedRecord | undefined {
     for (let i = records.length - 1; i >= 0; i--) if (records[i]?.cluster === cluster) return records[i]?.record;
     return undefined;
   }

@@ -32,7 +32,7 @@ describe('rendezvous ownership', () => {
 describe('etcd key layout', () => {
   it('puts every kind under the prefix, whatever trailing slashes it has', () => {
     const k = haKeys('/fulcrum/');
-    expect([k.replica('r1'), k.owner('web'), k.weight('web'), k.signal('r1')]).toEqual(['/fulcrum/ha/replicas/r1', '/fulcrum/ha/owners/web', '/fulcrum/ha/weights/web', '/fulcrum/ha/signals/r1']);
+    expect([k.replica('r1'), k.owner('web'), k.weight('web'), k.servedWeight('web'), k.signal('r1')]).toEqual(['/fulcrum/ha/replicas/r1', '/fulcrum/ha/owners/web', '/fulcrum/ha/weights/web', '/fulcrum/ha/served/web', '/fulcrum/ha/signals/r1']);
     expect(nameUnder(k.owners, '/fulcrum/ha/owners/web')).toBe('web');
     expect(nameUnder(k.owners, '/fulcrum/ha/owners/')).toBeUndefined();
     expect(nameUnder(k.owners, '/fulcrum/weights/web')).toBeUndefined();

@@ -1,0 +1,95 @@
+/**
+ * Published weights through a real etcd: the owner's overrides at every change (served/), its
+ * controller state only every stateRefreshMs (weights/); another replica serves the newest; a new
+ * owner continues from the state carried onto the overrides served since.
+ */
+import { Etcd3 } from 'etcd3';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ExportedClusterState } from '../../src/balancing/engine/index.js';
+import type { EndpointOverride } from '../../src/catalog/weight-overrides.js';
+import { haKeys } from '../../src/ha/keys.js';
+import { reanchored, WeightShare, type SharedWeights } from '../../src/ha/weight-share.js';
+import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+import { waitFor } from '../support/wait.js';
+
+const log = pino({ level: 'silent' });
+
+function endpoint(w: number): ExportedClusterState['endpoints'][string] {
+  return { w, pub: w, pidW: w, smoothed: 0.5, noise: 0, pid: { integral: 0.1, lastD: 0, lastMeasurement: 0.5, lastAt: 1 }, ewma: { value: 1, mass: 1, count: 1, lastAt: 1 }, latency: { value: 1, mass: 1, count: 1, lastAt: 1 }, sample: null, steerAt: null };
+}
+
+describe('reanchored', () => {
+  it('scales each endpoint\'s weights by how its served weight moved since the state, and keeps the controller memory', () => {
+    const state: ExportedClusterState = { version: 1, weights: { a: 100, b: 200, c: 50 }, endpoints: { a: endpoint(1), b: endpoint(2), c: endpoint(0.5) } };
+    const moved = reanchored(state, { a: { weight: 125 }, b: { weight: 160 } });
+    expect(moved.weights).toEqual({ a: 125, b: 160, c: 50 });
+    expect(moved.endpoints.a).toMatchObject({ w: 1.25, pub: 1.25, pidW: 1.25, pid: state.endpoints.a?.pid });
+    expect(moved.endpoints.b).toMatchObject({ w: 1.6, pub: 1.6, pidW: 1.6 });
+    // Not served since (or no weight): as the state had it.
+    expect(moved.endpoints.c).toBe(state.endpoints.c);
+    expect(reanchored(state, { a: { weight: 0 } }).endpoints.a).toBe(state.endpoints.a);
+  });
+});
+
+describeEtcd('weight share through etcd', () => {
+  let etcd: EtcdCluster;
+  let client: Etcd3;
+  beforeAll(async () => {
+    etcd = await startEtcdCluster(1);
+    client = new Etcd3({ hosts: [...etcd.endpoints] });
+  }, 120_000);
+  afterAll(async () => {
+    client?.close();
+    await etcd?.stop();
+  });
+
+  /** A replica's adaptive weights as the share sees them: `overrides` published for `web`, a state to export, what it imported and serves from others. */
+  function weights(overrides: () => ReadonlyMap<string, EndpointOverride>) {
+    const served = new Map<string, ReadonlyMap<string, EndpointOverride> | undefined>();
+    const imported: ExportedClusterState[] = [];
+    const shared: SharedWeights = {
+      current: () => new Map([['web', overrides()]]),
+      exportState: () => ({ version: 1, weights: Object.fromEntries([...overrides()].map(([k, o]) => [k, o.weight ?? 0])), endpoints: { a: endpoint(1) } }),
+      importState: (_c, state) => (imported.push(state), 1),
+      setRemote: (c, o) => void served.set(c, o),
+    };
+    return { shared, served, imported };
+  }
+
+  it('writes the overrides at every change and the state every refresh; the other replica serves the newest; a new owner continues from them', async () => {
+    const prefix = '/share-1';
+    const keys = haKeys(prefix);
+    const owner = await client.put(keys.owner('web')).value('a');
+    const revision = owner.header.revision;
+    let weight = 100;
+    let now = 1_000_000;
+    const a = weights(() => new Map([['a', { weight }]]));
+    const b = weights(() => new Map());
+    const shareA = new WeightShare({ client, keys, replicaId: 'a', weights: a.shared, log, stateRefreshMs: 5_000, now: () => now });
+    const shareB = new WeightShare({ client, keys, replicaId: 'b', weights: b.shared, log, stateRefreshMs: 5_000, now: () => now });
+    await shareB.start();
+    const version = async (key: string): Promise<number> => Number((await client.get(key).exec()).kvs[0]?.version ?? 0);
+    for (let tick = 0; tick < 4; tick++) {
+      weight += 5;
+      now += 1_000;
+      await shareA.flush(new Map([['web', revision]]));
+    }
+    // The first flush wrote the state; the three after it, within 5 s, only the overrides.
+    expect([await version(keys.weight('web')), await version(keys.servedWeight('web'))]).toEqual([1, 3]);
+    await waitFor(() => b.served.get('web')?.get('a')?.weight === 120, { what: 'b serves the newest overrides', timeoutMs: 10_000 });
+    now += 5_000;
+    await shareA.flush(new Map([['web', revision]]));
+    expect(await version(keys.weight('web'))).toBe(2);
+    // Unchanged within the refresh: nothing written.
+    await shareA.flush(new Map([['web', revision]]));
+    expect([await version(keys.weight('web')), await version(keys.servedWeight('web'))]).toEqual([2, 3]);
+    weight = 130;
+    await shareA.flush(new Map([['web', revision]]));
+    // b takes the cluster over: the state (weight 120) carried onto what was served since (130).
+    await shareB.acquired('web');
+    expect(b.imported.at(-1)?.weights).toEqual({ a: 130 });
+    expect(b.imported.at(-1)?.endpoints.a?.pub).toBeCloseTo(130 / 120);
+    await shareB.stop();
+  });
+});
