@@ -79,7 +79,12 @@ export const Proxy = Type.Object(
     nodeId: Type.String(),
     nodeCluster: Type.String({ description: 'node.cluster: selects the node group (snapshot) the proxy is served' }),
     metadata: FreeObject,
-    metadataOmitted: Type.Optional(Type.Boolean({ description: 'The proxy sent node metadata over server.xds.limits.maxNodeMetadataBytes: it was not kept (metadata is empty)' })),
+    metadataOmitted: Type.Optional(
+      Type.Boolean({
+        description:
+          'metadata is left empty: the proxy sent node metadata over server.xds.limits.maxNodeMetadataBytes (not kept), or, listed by another replica than the one it is connected to, over 1 KiB (ask that replica)',
+      }),
+    ),
     userAgent: Type.String(),
     streamId: Type.Integer(),
     protocol: StringEnum(['sotw', 'delta'] as const),

@@ -64,7 +64,17 @@ export function sharedProxyViews(records: readonly ProxyRecord[], replica: strin
     return now - sentAt >= STALE_NEWS_MS ? SHAPE_CODE.STALE : IN_FLIGHT;
   };
   const shape = new Map(shared.map(({ r, states }) => [String(r.streamId), states.map((state, k) => code(r, state, k)).join('')]));
-  return { total: records.length, shape, proxies: () => shared.map(({ r }) => proxyView(r, replica)) };
+  return { total: records.length, shape, proxies: () => shared.map(({ r }) => sharedView(r, replica)) };
+}
+
+/** Node metadata over this (as JSON) is not shared with the other replicas: a few sidecars' metadata would fill the share's 1 MiB. */
+export const SHARED_METADATA_BYTES = 1024;
+
+/** A stream's view as shared through etcd: its metadata only when small (shown whole by the replica the proxy is on). */
+function sharedView(r: ProxyRecord, replica: string): Proxy {
+  const view = proxyView(r, replica);
+  if (Buffer.byteLength(JSON.stringify(view.metadata)) <= SHARED_METADATA_BYTES) return view;
+  return { ...view, metadata: {}, metadataOmitted: true };
 }
 
 const SHARE_RANK: Partial<Record<SyncState, number>> = { NACKED: 0, STALE: 1 };

@@ -53,7 +53,8 @@ export interface FleetProxiesOptions {
   readonly maxProxies?: number;
   /**
    * At most this many bytes of them (their JSON, UTF-8): etcd refuses a request over 1.5 MiB by
-   * default, and 2,000 Envoys' views are ~2.2 MB without node metadata.
+   * default, and 2,000 Envoys' views are ~2.2 MB (with node metadata up to 1 KiB each shared:
+   * admin/views.ts SHARED_METADATA_BYTES).
    */
   readonly maxBytes?: number;
   readonly clock?: () => number;

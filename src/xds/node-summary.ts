@@ -30,6 +30,9 @@ function summaries(): { readonly node: protobuf.Type; readonly delta: protobuf.T
   if (types !== undefined) return types;
   const fullNode = envoyType('envoy.config.core.v3.Node');
   const node = trimmed(fullNode, 'NodeSummary', (f) => (NODE_FIELDS.has(f.name) ? typeOf(f) : undefined));
+  // A field renamed in a newer Envoy API would otherwise vanish from every proxy's status unnoticed.
+  const missing = [...NODE_FIELDS].filter((name) => node.fields[name] === undefined);
+  if (missing.length > 0) throw new Error(`envoy.config.core.v3.Node has no field ${missing.join(', ')}`);
   const delta = trimmed(envoyType('envoy.service.discovery.v3.DeltaDiscoveryRequest'), 'DeltaRequestSummary', (f) => (f.resolvedType === fullNode ? node.fullName : typeOf(f)));
   types = { node, delta };
   return types;
@@ -51,6 +54,9 @@ function trimmed(full: protobuf.Type, name: string, typed: (f: protobuf.Field) =
   }
   const root = full.root;
   const ns = (root.lookup(NAMESPACE) as protobuf.Namespace | null) ?? root.define(NAMESPACE);
+  // Built once per root; a second build (another copy of this module on the same root) reuses it.
+  const existing = ns.get(name);
+  if (existing instanceof protobuf.Type) return existing;
   ns.add(t);
   t.resolveAll();
   return t;

@@ -64,9 +64,10 @@ export function checkNameCount(count: number, limit: number): void {
   }
 }
 
-/** node.id and node.cluster are names: kept for the stream's life and written into every log line about it. */
+/** node.id, node.cluster and the user agent are names: kept for the stream's life and written into logs and status. */
 function checkNodeNames(node: RawNode, limits: XdsLimits): void {
-  for (const [field, value] of [['node.id', node.id], ['node.cluster', node.cluster]] as const) {
+  const names = [['node.id', node.id], ['node.cluster', node.cluster], ['node.user_agent_name', node.user_agent_name], ['node.user_agent_version', node.user_agent_version]] as const;
+  for (const [field, value] of names) {
     const bytes = Buffer.byteLength(value ?? '', 'utf8');
     if (bytes > limits.maxNameBytes) throw new LimitError(CODE.INVALID_ARGUMENT, 'maxNameBytes', `${field} of ${bytes} bytes exceeds ${describeLimit(limits, 'maxNameBytes')}`);
   }

@@ -145,11 +145,14 @@ const OVER = new Error('node metadata over its budget');
 
 function structValue(s: unknown, budget: { left: number }, depth: number): Record<string, unknown> {
   if (depth > MAX_DEPTH) throw OVER;
+  // Every value is charged, empty ones too: a million empty structs is 4 MB on the wire and 64 MB kept.
+  spend(budget, 2);
   const fields = (s as { fields?: Record<string, unknown> } | undefined)?.fields ?? {};
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) {
     spend(budget, k.length + 4);
-    out[k] = valueToJson(v, budget, depth);
+    // A key "__proto__" (protobufjs decodes it as an own key) is a property, not the prototype.
+    Object.defineProperty(out, k, { value: valueToJson(v, budget, depth), enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
@@ -167,7 +170,8 @@ function valueToJson(v: unknown, budget: { left: number }, depth: number): unkno
   if (own(x, 'structValue') && x.structValue) return structValue(x.structValue, budget, depth + 1);
   if (own(x, 'listValue') && x.listValue) {
     if (depth + 1 > MAX_DEPTH) throw OVER;
-    return ((x.listValue as { values?: unknown[] }).values ?? []).map((item) => valueToJson(item, budget, depth + 1));
+    spend(budget, 2);
+    return ((x.listValue as { values?: unknown[] }).values ?? []).map((item) => (spend(budget, 1), valueToJson(item, budget, depth + 1)));
   }
   if (own(x, 'stringValue')) {
     spend(budget, (x.stringValue as string).length + 2);

@@ -137,6 +137,18 @@ describe('/v1/proxies across replicas', () => {
     for (const bad of ['?state=BROKEN', '?limit=0', '?limit=x', '?other=1']) expect((await get(s.app, `/v1/proxies${bad}`)).status, bad).toBe(400);
   });
 
+  it('shares a stream\'s node metadata with the other replicas only up to 1 KiB; the replica it is on shows it whole', () => {
+    const registry = new ProxyRegistry(() => 1_700_000_000_000);
+    const small = { zone: 'z1' };
+    const big = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`ISTIO_META_${i}`, 'x'.repeat(60)]));
+    registry.connect(1, { id: 'small', cluster: 'default', metadata: small, userAgent: 'envoy' }, 'sotw', 'ADS', 'p');
+    const r = registry.connect(2, { id: 'big', cluster: 'default', metadata: big, userAgent: 'envoy' }, 'sotw', 'ADS', 'p');
+    const [one, two] = sharedProxyViews(registry.list(), 'fulcrum-0', 10).proxies();
+    expect([one?.metadata, one?.metadataOmitted]).toEqual([small, undefined]);
+    expect([two?.metadata, two?.metadataOmitted]).toEqual([{}, true]);
+    expect(proxyView(r, 'fulcrum-0').metadata).toEqual(big);
+  });
+
   it('shares a replica\'s NACKED streams first, then those awaiting an ACK, so a bounded share keeps them', () => {
     const registry = new ProxyRegistry(() => 1_700_000_000_000);
     const stream = (id: string, n: number) => registry.connect(n, { id, cluster: 'default', metadata: {}, userAgent: 'envoy' }, 'sotw', 'ADS', 'ipv4:127.0.0.1:2');

@@ -122,6 +122,8 @@ describe('request limits', () => {
     expect(await longId.end).toMatchObject({ status: 3, message: 'node.id of 65 bytes exceeds server.xds.limits.maxNameBytes (64)' });
     const longCluster = call(s, request({ id: 'n1', cluster: 'c'.repeat(65) }));
     expect((await longCluster.end).message).toBe('node.cluster of 65 bytes exceeds server.xds.limits.maxNameBytes (64)');
+    const longAgent = call(s, request({ id: 'n2', user_agent_name: 'envoy', user_agent_version: 'v'.repeat(65) }));
+    expect((await longAgent.end).message).toBe('node.user_agent_version of 65 bytes exceeds server.xds.limits.maxNameBytes (64)');
     const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, { stringValue: 'v'.repeat(100) }]));
     const big = call(s, request({ id: 'big', metadata: { fields: fields(20) } }));
     expect(await firstData(big.stream)).toBeDefined();
@@ -131,7 +133,7 @@ describe('request limits', () => {
     expect(byId.get('big')).toMatchObject({ metadata: {}, metadataOmitted: true });
     expect(byId.get('small')).toMatchObject({ metadata: { k0: 'v'.repeat(100), k1: 'v'.repeat(100) } });
     expect(byId.get('small')?.metadataOmitted).toBeUndefined();
-    expect(hits).toEqual(['maxNameBytes', 'maxNameBytes', 'maxNodeMetadataBytes']);
+    expect(hits).toEqual(['maxNameBytes', 'maxNameBytes', 'maxNameBytes', 'maxNodeMetadataBytes']);
   });
 
   test("an ADS stream's subscriptions are bounded across types (maxSubscriptionNameBytes)", async () => {

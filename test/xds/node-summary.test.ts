@@ -39,6 +39,17 @@ function encoded(typeName: string, value: Record<string, unknown>): Buffer {
 }
 
 describe('a request\'s node', () => {
+  it('a metadata key "__proto__" is a key like any other, not the prototype', () => {
+    const struct = envoyType('google.protobuf.Struct');
+    // JSON.parse makes "__proto__" an own key (an object literal would set the prototype instead).
+    const input = JSON.parse('{"fields":{"__proto__":{"structValue":{"fields":{"isAdmin":{"boolValue":true}}}},"ok":{"stringValue":"x"}}}') as Record<string, unknown>;
+    const decoded = struct.decode(struct.encode(struct.fromObject(input)).finish());
+    const json = structToJson(decoded) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(json)).toBe(Object.prototype);
+    expect((json as { isAdmin?: unknown }).isAdmin).toBeUndefined();
+    expect(JSON.parse(JSON.stringify(json))).toEqual(JSON.parse('{"__proto__":{"isAdmin":true},"ok":"x"}'));
+  });
+
   it('SotW: keeps the identity, metadata and user agent, and skips the extensions undecoded', () => {
     const req = decodeDiscoveryRequest(encoded('envoy.service.discovery.v3.DiscoveryRequest', { node: envoyNode(METADATA), type_url: TYPE_URL }));
     expect(req.type_url).toBe(TYPE_URL);
@@ -72,6 +83,11 @@ describe('a request\'s node', () => {
     expect(JSON.stringify(structToJson(decoded(deep), 1_000_000))).toContain('"leaf":"x"');
     for (let i = 0; i < 30; i++) deep = { fields: { d: { structValue: deep } } };
     expect(structToJson(deep, 1_000_000)).toBeUndefined();
+    // Empty containers are charged too: a long list of them is not free.
+    for (const empty of [{ listValue: {} }, { structValue: {} }, { nullValue: 'NULL_VALUE' }]) {
+      const list = decoded({ fields: { l: { listValue: { values: Array.from({ length: 10_000 }, () => empty) } } } });
+      expect(structToJson(list, 16_384), JSON.stringify(empty)).toBeUndefined();
+    }
     const node = { id: 'n', metadata: big } as RawNode;
     expect(nodeInfo(node, 5_000)).toEqual({ id: 'n', cluster: '', metadata: {}, metadataOmitted: true, userAgent: '' });
   });

@@ -63,6 +63,11 @@ func main() {
 	}
 	headers := headerBlock(o.target, path)
 	tail := envoyNodeTail(o.extensions)
+	// The first request is written without waiting for flow-control credit: it must fit the
+	// server's initial stream window (HTTP/2's default 65,535 bytes), as Envoy's 61 KB one does.
+	if first := len(request{node: node("storm-0000000", "storm", tail), typeURL: clusterType}.sotw()) + 5; first > 65_535 {
+		log.Fatalf("stormclient: -extensions %d makes a %d-byte first request, over the 65,535-byte initial window", o.extensions, first)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	results := make(chan result, o.connections)
