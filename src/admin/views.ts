@@ -1,6 +1,6 @@
 import type { Snapshot } from '../xds/cache.js';
 import { envoyType, PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../xds/envoy-api.js';
-import { overallState, rejectedField, syncState, typeStates, type NackInfo, type ProxyRecord, type SyncState, type TypeStatus } from '../xds/proxy-status.js';
+import { rejectedField, syncState, typeStates, type NackInfo, type ProxyRecord, type SyncState, type TypeStatus } from '../xds/proxy-status.js';
 import { IN_FLIGHT } from '../xds/fleet-proxies.js';
 import { MESSAGE_OF } from '../xds/resource.js';
 import type { ConfigDump, DumpedType, Proxy, ShortType, TypeSync } from './schemas.js';
@@ -43,27 +43,32 @@ export interface SharedStatus {
 
 /**
  * This replica's streams as it shares them with the others (several replicas on etcd): how many,
- * and the views of `max` of them, NACKED ones first, then those awaiting an ACK, the rest after,
- * each in registry order. A replica shares at most 2,000 (FleetProxies), and the troubled ones are
- * those an operator asks the fleet for (GET /v1/proxies?state=NACKED on any replica). Views only
- * of those shared, and only when asked: every stream's view took ~70 % of a share's ~90 ms at
- * 10,000 streams, and the shape alone decides whether a share is due.
+ * and the views of `max` of them, NACKED ones first, then those awaiting an ACK for 2 s or more,
+ * the rest after, each in registry order. A replica shares at most 2,000 (FleetProxies), and the
+ * troubled ones are those an operator asks the fleet for (GET /v1/proxies?state=NACKED on any
+ * replica). A push in flight ranks as the rest: past `max` streams, ranking it first swapped the
+ * shared set at every push, and with it the shape. Views only of those shared, and only when
+ * asked: every stream's view took ~70 % of a share's ~90 ms at 10,000 streams, and the shape
+ * alone decides whether a share is due.
  */
 export function sharedProxyViews(records: readonly ProxyRecord[], replica: string, max: number, now = Date.now()): SharedStatus {
-  const shared = records
-    .map((r, i) => {
-      const states = typeStates(r);
-      return { r, i, states, rank: SHARE_RANK[overallState(states)] ?? 2 };
-    })
-    .sort((a, b) => a.rank - b.rank || a.i - b.i)
-    .slice(0, max);
   const code = (r: ProxyRecord, state: SyncState, k: number): string => {
     if (state !== 'STALE') return SHAPE_CODE[state];
     // A response sent moments ago is a push in flight, not news: its ACK is due within milliseconds.
     const sentAt = r.types.get(PUSH_ORDER[k] as XdsTypeUrl)?.sentAt ?? now;
     return now - sentAt >= STALE_NEWS_MS ? SHAPE_CODE.STALE : IN_FLIGHT;
   };
-  const shape = new Map(shared.map(({ r, states }) => [String(r.streamId), states.map((state, k) => code(r, state, k)).join('')]));
+  const rank = (codes: string): number => (codes.includes(SHAPE_CODE.NACKED) ? 0 : codes.includes(SHAPE_CODE.STALE) ? 1 : 2);
+  const shared = records
+    .map((r, i) => {
+      const codes = typeStates(r)
+        .map((state, k) => code(r, state, k))
+        .join('');
+      return { r, i, codes, rank: rank(codes) };
+    })
+    .sort((a, b) => a.rank - b.rank || a.i - b.i)
+    .slice(0, max);
+  const shape = new Map(shared.map(({ r, codes }) => [String(r.streamId), codes]));
   return { total: records.length, shape, proxies: () => shared.map(({ r }) => sharedView(r, replica)) };
 }
 
@@ -77,7 +82,6 @@ function sharedView(r: ProxyRecord, replica: string): Proxy {
   return { ...view, metadata: {}, metadataOmitted: true };
 }
 
-const SHARE_RANK: Partial<Record<SyncState, number>> = { NACKED: 0, STALE: 1 };
 const SHAPE_CODE: Record<SyncState, string> = { SYNCED: 's', STALE: 't', NACKED: 'n', NOT_SENT: '-' };
 /** How long a stream awaits an ACK before its shape says so. */
 const STALE_NEWS_MS = 2_000;

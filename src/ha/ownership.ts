@@ -95,6 +95,7 @@ export class Ownership {
     await Promise.all([...this.mine.keys()].map((c) => this.release(c)));
     await this.watch?.stop();
     this.watch = undefined;
+    this.started = false;
   }
 
   setClusters(names: readonly string[]): void {

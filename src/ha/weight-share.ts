@@ -53,13 +53,22 @@ const BATCH = 32;
  * lost a cluster cannot overwrite its successor. Every replica watches both and serves the newest
  * overrides (by etcd revision) of the clusters it does not own; a new owner imports the last
  * state, carried onto the overrides served since (`reanchored`), before its first tick. (A replica
- * of an earlier version reads `weights/` only: it serves another owner's weights up to
- * `stateRefreshMs` late until it is upgraded too.)
+ * of an earlier version reads `weights/` only: until it is upgraded too, it serves another
+ * owner's weights up to `stateRefreshMs` late, and a cluster it takes over continues from a
+ * state that old, so its first publish may move further than the step limit; and its `retire`
+ * leaves a `served/` record behind, served by newer replicas until the cluster's next owner
+ * writes.)
  */
 export class WeightShare {
   private watches: PrefixWatch[] = [];
-  /** Clusters whose overrides this replica serves from another's record, with that record's etcd revision. */
-  private readonly remote = new Map<string, number>();
+  /** Clusters whose overrides this replica serves from another replica's record. */
+  private readonly serving = new Set<string>();
+  /**
+   * Per cluster, the etcd revision at or below which nothing is news: the last record applied, the
+   * delete or listing that dropped it, or the read a new owner continued from. The two watches, a
+   * re-list or a late event of the previous owner can deliver an older record after a newer event.
+   */
+  private readonly seen = new Map<string, number>();
   private readonly written = new Map<string, Written>();
   private readonly incarnation = randomUUID();
 
@@ -72,13 +81,13 @@ export class WeightShare {
         client: this.o.client,
         prefix: weights,
         // After a lost watch, records deleted meanwhile (clusters gone) are forgotten too.
-        listed: (kvs) => {
+        listed: (kvs, revision) => {
           const present = new Set(kvs.map((kv) => nameUnder(weights, kv.key.toString())));
-          for (const cluster of [...this.remote.keys()]) if (!present.has(cluster)) this.dropRemote(cluster);
+          for (const cluster of [...this.serving]) if (!present.has(cluster)) this.dropRemote(cluster, revision);
           for (const kv of kvs) this.received(weights, kv);
         },
         put: (kv) => this.received(weights, kv),
-        deleted: (kv) => this.dropRemote(nameUnder(weights, kv.key.toString())),
+        deleted: (kv) => this.dropRemote(nameUnder(weights, kv.key.toString()), Number(kv.mod_revision)),
         log: this.o.log,
         what: 'ha: weights watch',
       }),
@@ -89,12 +98,17 @@ export class WeightShare {
           for (const kv of kvs) this.received(served, kv);
         },
         put: (kv) => this.received(served, kv),
-        deleted: (kv) => this.dropRemote(nameUnder(served, kv.key.toString())),
+        deleted: (kv) => this.dropRemote(nameUnder(served, kv.key.toString()), Number(kv.mod_revision)),
         log: this.o.log,
         what: 'ha: served weights watch',
       }),
     ];
-    for (const w of this.watches) await w.start();
+    try {
+      for (const w of this.watches) await w.start();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
   }
 
   async stop(): Promise<void> {
@@ -102,9 +116,11 @@ export class WeightShare {
     this.watches = [];
   }
 
-  private dropRemote(cluster: string | undefined): void {
+  /** Stops serving another replica's overrides for the cluster; records up to `revision` are old news. */
+  private dropRemote(cluster: string | undefined, revision: number): void {
     if (cluster === undefined) return;
-    this.remote.delete(cluster);
+    this.seen.set(cluster, Math.max(this.seen.get(cluster) ?? -1, revision));
+    this.serving.delete(cluster);
     this.o.weights.setRemote(cluster, undefined);
   }
 
@@ -114,15 +130,18 @@ export class WeightShare {
     // Overrides served after the state was written: the state is carried onto them, so the first tick moves from what Envoys have.
     const record = full && served && served.revision > full.revision ? { ...full.record, state: reanchored(full.record.state, served.record.overrides) } : full?.record;
     const restored = record ? this.restore(cluster, record) : 0;
-    this.dropRemote(cluster);
+    // What the previous owner wrote up to these reads is continued from, not served if it arrives late.
+    this.dropRemote(cluster, Math.max(full?.read ?? -1, served?.read ?? -1));
     this.written.delete(cluster);
     this.o.log.info({ cluster, from: record?.owner, restored }, 'ha: continuing the cluster from the last owner');
   }
 
-  private async read<T>(key: string, parse: (raw: string) => T | undefined): Promise<{ record: T; revision: number } | undefined> {
-    const kv = (await this.o.client.get(key).exec()).kvs[0];
+  /** The record under `key`, its revision, and the revision the read saw. */
+  private async read<T>(key: string, parse: (raw: string) => T | undefined): Promise<{ record: T; revision: number; read: number } | undefined> {
+    const res = await this.o.client.get(key).exec();
+    const kv = res.kvs[0];
     const record = kv === undefined ? undefined : parse(kv.value.toString());
-    return kv === undefined || record === undefined ? undefined : { record, revision: Number(kv.mod_revision) };
+    return kv === undefined || record === undefined ? undefined : { record, revision: Number(kv.mod_revision), read: Number(res.header.revision) };
   }
 
   private restore(cluster: string, record: WeightRecord): number {
@@ -161,10 +180,15 @@ export class WeightShare {
     for (let i = 0; i < due.length; i += BATCH) await this.write(due.slice(i, i + BATCH), now);
   }
 
-  /** The cluster left the catalog: its records go too (only while `revision` is still the owner key's). */
+  /**
+   * The cluster left the catalog: its records go, and the owner key with them in the same
+   * transaction (only while `revision` is still the owner key's), so a flush in flight, fenced on
+   * that key, cannot write a record back after them.
+   */
   async retire(cluster: string, revision: string): Promise<void> {
     const { client, keys } = this.o;
-    await client.if(keys.owner(cluster), 'Create', '==', revision).then(client.delete().key(keys.weight(cluster)), client.delete().key(keys.servedWeight(cluster))).commit();
+    const gone = [keys.weight(cluster), keys.servedWeight(cluster), keys.owner(cluster)].map((key) => client.delete().key(key));
+    await client.if(keys.owner(cluster), 'Create', '==', revision).then(...gone).commit();
   }
 
   forget(cluster: string): void {
@@ -197,8 +221,9 @@ export class WeightShare {
     // Our own records: what we publish locally is at least as new.
     if (cluster === undefined || record === undefined || record.incarnation === this.incarnation) return;
     const revision = Number(kv.mod_revision);
-    if ((this.remote.get(cluster) ?? -1) > revision) return;
-    this.remote.set(cluster, revision);
+    if ((this.seen.get(cluster) ?? -1) >= revision) return;
+    this.seen.set(cluster, revision);
+    this.serving.add(cluster);
     this.o.weights.setRemote(cluster, new Map(Object.entries(record.overrides)));
   }
 

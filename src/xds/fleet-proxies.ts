@@ -84,14 +84,17 @@ export function sameShape(written: ReadonlyMap<string, string>, now: ReadonlyMap
 
 const DEFAULT_MAX_BYTES = 1024 * 1024;
 
-/** The JSON array of the longest prefix of `proxies` whose text takes at most `maxBytes` (UTF-8). */
+/**
+ * The JSON array of `proxies`, in order, as many as fit in `maxBytes` (UTF-8): one that does not
+ * fit is left out and the next ones are tried (one huge view must not hide all the others).
+ */
 export function listWithin(proxies: readonly SharedProxy[], maxBytes: number): string {
   const parts: string[] = [];
   let bytes = 2;
   for (const p of proxies) {
     const text = JSON.stringify(p);
     const size = Buffer.byteLength(text) + (parts.length > 0 ? 1 : 0);
-    if (bytes + size > maxBytes) break;
+    if (bytes + size > maxBytes) continue;
     parts.push(text);
     bytes += size;
   }

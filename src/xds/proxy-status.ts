@@ -66,14 +66,9 @@ export function typeStates(r: ProxyRecord): SyncState[] {
   return PUSH_ORDER.map((url) => syncState(r.types.get(url)));
 }
 
-/** The overall state of a stream whose types are in `states`: the worst (NACKED, else STALE, else SYNCED; NOT_SENT: nothing sent). */
-export function overallState(states: readonly SyncState[]): SyncState {
-  return worstState(states) as SyncState;
-}
-
-/** A stream's overall state, its worst type's, as fulcrum_proxies counts it. */
+/** A stream's overall state, its worst type's (NACKED, else STALE, else SYNCED; NOT_SENT: nothing sent), as fulcrum_proxies counts it. */
 export function streamState(r: ProxyRecord): SyncState {
-  return overallState(typeStates(r));
+  return worstState(typeStates(r)) as SyncState;
 }
 
 /**

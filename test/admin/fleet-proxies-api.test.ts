@@ -170,6 +170,26 @@ describe('/v1/proxies across replicas', () => {
     expect([bounded.total, bounded.proxies()]).toEqual([4, [proxyView(nacked, 'fulcrum-0'), proxyView(stale, 'fulcrum-0')]]);
   });
 
+  it('past `max` streams, pushes in flight change neither which streams are shared nor their shape', () => {
+    let now = 1_700_000_000_000;
+    const registry = new ProxyRegistry(() => now);
+    const streams = Array.from({ length: 5 }, (_, n) => registry.connect(n, { id: `n${n}`, cluster: 'default', metadata: {}, userAgent: 'envoy' }, 'sotw', 'ADS', 'p'));
+    for (const r of streams) {
+      registry.sent(r, TYPE.cluster, 'v1', 'a', new Map(), 'state');
+      registry.acked(r, TYPE.cluster, 'a', 'v1');
+    }
+    const before = sharedProxyViews(registry.list(), 'x', 2, now);
+    now += 1_000;
+    // The last streams get the next push first: in flight, they must not take the first ones' places.
+    for (const r of streams.slice(3)) registry.sent(r, TYPE.cluster, 'v2', 'b', new Map(), 'state');
+    const during = sharedProxyViews(registry.list(), 'x', 2, now);
+    expect([...during.shape.keys()]).toEqual([...before.shape.keys()]);
+    expect(sameShape(before.shape, during.shape)).toBe(true);
+    // Awaiting the ACK for 2 s is news: those streams are shared first.
+    now += 2_000;
+    expect([...sharedProxyViews(registry.list(), 'x', 2, now).shape.keys()]).toEqual(['3', '4']);
+  });
+
   it('gives the shape of the shared streams: which ones, in which states, a push in flight not yet news', () => {
     let now = 1_700_000_000_000;
     const registry = new ProxyRegistry(() => now);

@@ -5,6 +5,9 @@
  */
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { etcdClientOptions } from '../../src/catalog/store/etcd-client.js';
+import { EtcdCompactor } from '../../src/catalog/store/etcd-compactor.js';
 import { StoreUnavailableError } from '../../src/catalog/store/errors.js';
 import { openEtcdStore, type EtcdStore } from '../../src/catalog/store/etcd-store.js';
 import { cluster } from '../catalog/helpers.js';
@@ -39,5 +42,20 @@ describeEtcd('etcd store on an etcd out of space', () => {
     expect((err as Error).message).toMatch(/etcd is out of space.*not applied.*compact/);
     expect(store.getCluster('after')).toBeUndefined();
     expect(store.getCluster('before')).toBeDefined();
+  });
+
+  it('the compactor, refused its turn for space, compacts all of etcd\'s history and says what else to do', async () => {
+    // Built as fulcrum builds its client (its call policies, not etcd3's default circuit breaker).
+    const client = new Etcd3(etcdClientOptions({ endpoints: [...etcd.endpoints], prefix: '/space' }));
+    const lines: string[] = [];
+    try {
+      const compactor = new EtcdCompactor({ client, key: '/space/compaction', everyMs: 60_000, log: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }) });
+      const compacted = await compactor.turn();
+      expect(compacted).toBeGreaterThan(1);
+      await expect(client.get('/filler/0').revision('1').exec()).rejects.toThrow(/compacted/);
+      expect(lines.join('')).toMatch(/out of space.*etcdctl defrag.*etcdctl alarm disarm/);
+    } finally {
+      client.close();
+    }
   });
 }, { timeout: 120_000 });

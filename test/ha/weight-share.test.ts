@@ -92,4 +92,47 @@ describeEtcd('weight share through etcd', () => {
     expect(b.imported.at(-1)?.endpoints.a?.pub).toBeCloseTo(130 / 120);
     await shareB.stop();
   });
+
+  it('a replica started after a state refresh serves the newer record, not an older served one; a new owner then continues from the state alone', async () => {
+    const prefix = '/share-2';
+    const keys = haKeys(prefix);
+    const revision = (await client.put(keys.owner('web')).value('a')).header.revision;
+    let weight = 100;
+    let now = 1_000_000;
+    const a = weights(() => new Map([['a', { weight }]]));
+    const shareA = new WeightShare({ client, keys, replicaId: 'a', weights: a.shared, log, stateRefreshMs: 5_000, now: () => now });
+    const flush = (): Promise<void> => shareA.flush(new Map([['web', revision]]));
+    await flush(); // state, 100
+    weight = 110;
+    now += 1_000;
+    await flush(); // served, 110
+    weight = 120;
+    now += 5_000;
+    await flush(); // state, 120: newer than the served record
+    const b = weights(() => new Map());
+    const shareB = new WeightShare({ client, keys, replicaId: 'b', weights: b.shared, log, stateRefreshMs: 5_000, now: () => now });
+    await shareB.start();
+    try {
+      expect(b.served.get('web')?.get('a')?.weight).toBe(120);
+      await shareB.acquired('web');
+      expect(b.imported.at(-1)?.weights).toEqual({ a: 120 });
+      expect(b.imported.at(-1)?.endpoints.a?.pub).toBe(1);
+    } finally {
+      await shareB.stop();
+    }
+  });
+
+  it('retiring a cluster deletes its records and its owner key in one transaction: a flush after it writes nothing', async () => {
+    const prefix = '/share-3';
+    const keys = haKeys(prefix);
+    const revision = (await client.put(keys.owner('web')).value('a')).header.revision;
+    const a = weights(() => new Map([['a', { weight: 100 }]]));
+    const shareA = new WeightShare({ client, keys, replicaId: 'a', weights: a.shared, log, stateRefreshMs: 5_000 });
+    await shareA.flush(new Map([['web', revision]]));
+    await shareA.retire('web', revision);
+    // A flush that was in flight with the old snapshot of what this replica owns.
+    await shareA.flush(new Map([['web', revision]]), true);
+    const left = await client.getAll().prefix(`${prefix}/`).keys();
+    expect(left).toEqual([]);
+  });
 });

@@ -198,7 +198,7 @@ test('a shape is the same when each stream\'s types read as written or in flight
   expect(sameShape(new Map([['1', IN_FLIGHT]]), new Map([['1', 's']]))).toBe(false);
 });
 
-test('a list within a byte bound is the longest prefix that fits, counted in UTF-8', () => {
+test('a list within a byte bound keeps the order and what fits, counted in UTF-8', () => {
   const proxies = [{ nodeId: 'a' }, { nodeId: 'ü' }, { nodeId: 'c' }];
   const whole = listWithin(proxies, 1_000);
   expect(JSON.parse(whole)).toEqual(proxies);
@@ -207,6 +207,8 @@ test('a list within a byte bound is the longest prefix that fits, counted in UTF
   // One byte less leaves out the last (the ü takes two bytes, not one).
   expect(JSON.parse(listWithin(proxies, bytes - 1))).toEqual(proxies.slice(0, 2));
   expect(listWithin(proxies, 10)).toBe('[]');
+  // One that does not fit is skipped, not the end of the list.
+  expect(JSON.parse(listWithin([{ nodeId: 'a' }, { nodeId: 'x'.repeat(100) }, { nodeId: 'c' }], 50))).toEqual([{ nodeId: 'a' }, { nodeId: 'c' }]);
 });
 
 test('a malformed value from etcd is refused, naming nothing it cannot read', () => {

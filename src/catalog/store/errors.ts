@@ -92,3 +92,6 @@ export class StoreLimitError extends StoreError {
     this.name = 'StoreLimitError';
   }
 }
+
+/** etcd's answer to a write while its NOSPACE alarm is raised (its space quota is full). */
+export const ETCD_NO_SPACE = /database space exceeded|etcdserver: no space/;

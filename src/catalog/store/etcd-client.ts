@@ -111,7 +111,10 @@ export function etcdClientOptions(settings: EtcdSettings, read: ReadFile = readF
   return {
     hosts: [...settings.endpoints],
     dialTimeout: 3_000,
-    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 2_000 },
+    // Listings answer with everything under a prefix in one message (the store's mirror lists the
+    // whole prefix at start and after a compaction): gRPC's default 4 MiB refused them once a
+    // fleet's catalog, audit log and replication records passed it, and the store could not start.
+    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 2_000, 'grpc.max_receive_message_length': -1 },
     // Every unary call gets its own deadline (a watch or lease stream none), so a retry has time.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + callTimeoutMs) }),
     // etcd3 retries a call on another member when gRPC reports it unavailable. A call routed to a

@@ -1,6 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Component } from '../../runtime/lifecycle.js';
+import { ETCD_NO_SPACE } from './errors.js';
 
 /**
  * Compacts etcd's history every `everyMs`, keeping the last interval of it, as kube-apiserver
@@ -63,6 +64,22 @@ export class EtcdCompactor implements Component {
     }
   }
 
+  /**
+   * etcd's quota is full (NOSPACE): it refuses the turn's put but still compacts. Compacting all of
+   * its history is what it needs first; freeing the space also takes `etcdctl defrag` and
+   * `etcdctl alarm disarm`, which an operator runs.
+   */
+  private async outOfSpace(): Promise<number> {
+    const latest = Number((await this.o.client.get(this.o.key).exec()).header.revision);
+    try {
+      await this.o.client.kv.compact({ revision: String(latest) });
+    } catch (err) {
+      if (!/required revision has been compacted/.test((err as Error).message)) throw err;
+    }
+    this.o.log.error({ revision: latest }, 'etcd is out of space (NOSPACE): compacted its history; now defragment its members (etcdctl defrag) and clear the alarm (etcdctl alarm disarm)');
+    return latest;
+  }
+
   private advice(err: Error): string {
     const tail =
       'without compaction etcd keeps every revision of every key and refuses all writes once its space quota (2 GiB by default) is full: ' +
@@ -74,7 +91,13 @@ export class EtcdCompactor implements Component {
 
   private async take(): Promise<number | undefined> {
     const { client, key } = this.o;
-    const res = await client.if(key, 'Version', '==', this.version).then(client.put(key).value('')).else(client.get(key)).commit();
+    let res: Awaited<ReturnType<ReturnType<Etcd3['if']>['commit']>>;
+    try {
+      res = await client.if(key, 'Version', '==', this.version).then(client.put(key).value('')).else(client.get(key)).commit();
+    } catch (err) {
+      if (ETCD_NO_SPACE.test((err as Error).message)) return this.outOfSpace();
+      throw err;
+    }
     const now = Number(res.header.revision);
     if (!res.succeeded) {
       // Another replica's turn: start over from what it left.

@@ -54,7 +54,7 @@ import {
   type Plan,
   type SeededMods,
 } from './etcd-plans.js';
-import { StoreLimitError, StoreUnavailableError } from './errors.js';
+import { ETCD_NO_SPACE, StoreLimitError, StoreUnavailableError } from './errors.js';
 import { servedHealth } from './ownership.js';
 import { auditedAction } from './records.js';
 import type {
@@ -92,7 +92,6 @@ export interface EtcdStoreOptions {
 }
 
 const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
-const NO_SPACE = /database space exceeded|etcdserver: no space/;
 const NO_SPACE_ADVICE =
   'Its space quota is full: compact its history (etcdctl compact), defragment its members (etcdctl defrag) and clear the alarm (etcdctl alarm disarm); ' +
   'then keep it compacted (--auto-compaction-retention, or store.etcd.compactEveryMs)';
@@ -518,7 +517,7 @@ export class EtcdStore implements CatalogStore {
     } catch (err) {
       const text = errorText(err);
       // etcd's NOSPACE alarm: it answers, reads work, and it refuses every write (not applied).
-      if (NO_SPACE.test(text)) throw new StoreUnavailableError(`etcd is out of space: ${text}; the write was not applied. ${NO_SPACE_ADVICE}`);
+      if (ETCD_NO_SPACE.test(text)) throw new StoreUnavailableError(`etcd is out of space: ${text}; the write was not applied. ${NO_SPACE_ADVICE}`);
       this.health_.down(text);
       throw new StoreUnavailableError(`etcd did not confirm the write: ${text}; it may or may not have been applied, re-read before retrying`);
     }
