@@ -71,6 +71,7 @@ export class WeightShare {
   private readonly seen = new Map<string, number>();
   private readonly written = new Map<string, Written>();
   private readonly incarnation = randomUUID();
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: WeightShareOptions) {}
 
@@ -159,7 +160,11 @@ export class WeightShare {
    * to `served/`, and with the state to `weights/` every `stateRefreshMs`; `force` writes them all
    * with their state (a hand-over).
    */
-  async flush(owned: ReadonlyMap<string, string>, force = false): Promise<void> {
+  flush(owned: ReadonlyMap<string, string>, force = false): Promise<void> {
+    return this.serial(() => this.flushNow(owned, force));
+  }
+
+  private async flushNow(owned: ReadonlyMap<string, string>, force: boolean): Promise<void> {
     const due: Due[] = [];
     const now = this.now();
     const current = this.o.weights.current();
@@ -185,7 +190,11 @@ export class WeightShare {
    * transaction (only while `revision` is still the owner key's), so a flush in flight, fenced on
    * that key, cannot write a record back after them.
    */
-  async retire(cluster: string, revision: string): Promise<void> {
+  retire(cluster: string, revision: string): Promise<void> {
+    return this.serial(() => this.retireNow(cluster, revision));
+  }
+
+  private async retireNow(cluster: string, revision: string): Promise<void> {
     const { client, keys } = this.o;
     const gone = [keys.weight(cluster), keys.servedWeight(cluster), keys.owner(cluster)].map((key) => client.delete().key(key));
     await client.if(keys.owner(cluster), 'Create', '==', revision).then(...gone).commit();
@@ -193,6 +202,16 @@ export class WeightShare {
 
   forget(cluster: string): void {
     this.written.delete(cluster);
+  }
+
+  /**
+   * Runs writes one after another: a hand-over's final flush (or a retire) never overtakes a
+   * write round in flight, whose records would otherwise land after it, older.
+   */
+  private serial(op: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(op, op);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   private async write(batch: readonly Due[], now: number): Promise<void> {

@@ -122,6 +122,31 @@ describeEtcd('weight share through etcd', () => {
     }
   });
 
+  it('a hand-over\'s final flush waits for the write round in flight: the last record is the final one', async () => {
+    const prefix = '/share-4';
+    const keys = haKeys(prefix);
+    const revision = (await client.put(keys.owner('web')).value('a')).header.revision;
+    // A client whose first transaction is slow to commit (a write round caught by a slow etcd).
+    let slowOnce = true;
+    const slow = Object.create(client) as Etcd3;
+    slow.if = ((...args: Parameters<Etcd3['if']>) => {
+      const txn = client.if(...args);
+      if (!slowOnce) return txn;
+      slowOnce = false;
+      const commit = txn.commit.bind(txn);
+      txn.commit = async () => (await new Promise((r) => setTimeout(r, 300)), commit());
+      return txn;
+    }) as Etcd3['if'];
+    let weight = 100;
+    const a = weights(() => new Map([['a', { weight }]]));
+    const shareA = new WeightShare({ client: slow, keys, replicaId: 'a', weights: a.shared, log, stateRefreshMs: 5_000 });
+    const round = shareA.flush(new Map([['web', revision]]));
+    weight = 150;
+    await Promise.all([round, shareA.flush(new Map([['web', revision]]), true)]);
+    const last = JSON.parse((await client.get(keys.weight('web')).string()) ?? '{}') as { overrides?: Record<string, { weight: number }> };
+    expect(last.overrides?.a?.weight).toBe(150);
+  });
+
   it('retiring a cluster deletes its records and its owner key in one transaction: a flush after it writes nothing', async () => {
     const prefix = '/share-3';
     const keys = haKeys(prefix);
