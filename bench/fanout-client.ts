@@ -24,6 +24,8 @@ export type ClientCommand =
       batchPauseMs: number;
       window: number;
       protocol: 'sotw' | 'delta';
+      /** Extensions each stream's Node lists, as an Envoy lists those compiled into it (1.40: 516, a 61 KB Node); 0 or absent: a bare node. */
+      extensions?: number;
     }
   | { cmd: 'watch'; push: number; cluster: string; address: string; weight: number }
   | { cmd: 'collect'; push: number }
@@ -130,10 +132,38 @@ function firstName(buf: Uint8Array, v: Field): string {
 const TYPE_CDS = TYPE.cluster;
 const TYPE_EDS = TYPE.endpoint;
 
+/** What follows id and cluster in every stream's Node (`envoyNodeTail`); empty: a bare node. */
+let nodeTail: Uint8Array = new Uint8Array();
+
+/** An Envoy 1.40's additions to its Node: user agent, build version and `extensions` entries of Envoy's size (~118 B each). */
+function envoyNodeTail(extensions: number): Uint8Array {
+  if (extensions === 0) return new Uint8Array();
+  const node = envoyType('envoy.config.core.v3.Node');
+  return node
+    .encode(
+      node.fromObject({
+        user_agent_name: 'envoy',
+        user_agent_build_version: { version: { major_number: 1, minor_number: 40 } },
+        extensions: Array.from({ length: extensions }, (_, i) => ({
+          name: `envoy.filters.http.extension_number_${i}`,
+          category: 'envoy.filters.http',
+          type_urls: [`type.googleapis.com/envoy.ext.filters.http.v3.Ext${i}`],
+        })),
+      }),
+    )
+    .finish();
+}
+
+/** A Node {id, cluster: fanout} followed by the tail (encoded messages concatenate as a merge). */
+function nodeBytes(id: string): Uint8Array {
+  const head = protobuf.Writer.create().uint32(10).string(id).uint32(18).string('fanout').finish();
+  return Buffer.concat([head, nodeTail]);
+}
+
 function request(args: { node?: string; typeUrl: string; names?: readonly string[]; version?: string; nonce?: string }): Buffer {
   const w = protobuf.Writer.create();
   if (args.version) w.uint32(10).string(args.version);
-  if (args.node) w.uint32(18).fork().uint32(10).string(args.node).uint32(18).string('fanout').ldelim();
+  if (args.node) w.uint32(18).bytes(nodeBytes(args.node));
   for (const n of args.names ?? []) w.uint32(26).string(n);
   w.uint32(34).string(args.typeUrl);
   if (args.nonce) w.uint32(42).string(args.nonce);
@@ -143,7 +173,7 @@ function request(args: { node?: string; typeUrl: string; names?: readonly string
 /** A DeltaDiscoveryRequest: node (1), type_url (2), subscribe (3), response_nonce (6). */
 function deltaRequest(args: { node?: string; typeUrl: string; subscribe?: readonly string[]; nonce?: string }): Buffer {
   const w = protobuf.Writer.create();
-  if (args.node) w.uint32(10).fork().uint32(10).string(args.node).uint32(18).string('fanout').ldelim();
+  if (args.node) w.uint32(10).bytes(nodeBytes(args.node));
   w.uint32(18).string(args.typeUrl);
   for (const n of args.subscribe ?? []) w.uint32(26).string(n);
   if (args.nonce) w.uint32(50).string(args.nonce);
@@ -284,7 +314,10 @@ async function open(c: Extract<ClientCommand, { cmd: 'open' }>): Promise<void> {
 }
 
 process.on('message', (msg: ClientCommand) => {
-  if (msg.cmd === 'open') void open(msg);
+  if (msg.cmd === 'open') {
+    nodeTail = envoyNodeTail(msg.extensions ?? 0);
+    void open(msg);
+  }
   else if (msg.cmd === 'watch') {
     watch = {
       push: msg.push,

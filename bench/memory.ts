@@ -37,6 +37,9 @@ Options:
   --idle-ms N     how long the idle wait for "rest" is (default 45000; 0 skips it)
   --settle-ms N   wait this long after the pushes before each stream reading (default 0): a
                   fleet at rest, where V8's memory reducer may have compacted (40000 in RESULTS.md)
+  --extensions N  extensions each stream's Node lists, as an Envoy lists those compiled into it
+                  (default 0: a bare node, as every figure before 2026-12-05; 516: Envoy 1.40's,
+                  a 61 KB first request per stream)
   --config FILE   serve this config instead of the generated catalog ("rest" only, no streams)
   --kube          a Kubernetes run: start etcd + kube-apiserver (.tools/bin) with 20 labelled
                   Services of 10 endpoints, and serve --config (default examples/fulcrum.yaml)
@@ -66,6 +69,7 @@ const { values: args, positionals } = parseArgs({
     endpoints: { type: 'string', default: '20' },
     'idle-ms': { type: 'string', default: '45000' },
     'settle-ms': { type: 'string', default: '0' },
+    extensions: { type: 'string', default: '0' },
     config: { type: 'string' },
     kube: { type: 'boolean', default: false },
     'kube-services': { type: 'string', default: '20' },
@@ -210,7 +214,7 @@ async function connect(server: Server, streams: number): Promise<ChildProcess[]>
       const opened = new Promise<{ synced: number; failed: number }>((resolve) =>
         client.on('message', (m: { type: string; synced: number; failed: number }) => m.type === 'opened' && resolve(m)),
       );
-      const open: ClientCommand = { cmd: 'open', address: `127.0.0.1:${server.xds}`, streams: share, perChannel: 1, worker, batch: 50, batchPauseMs: 20, window: 0, protocol };
+      const open: ClientCommand = { cmd: 'open', address: `127.0.0.1:${server.xds}`, streams: share, perChannel: 1, worker, batch: 50, batchPauseMs: 20, window: 0, protocol, extensions: num('extensions') };
       client.send(open);
       const { synced, failed } = await opened;
       if (synced !== share) throw new Error(`worker ${worker}: ${synced} of ${share} streams synced, ${failed} failed`);
