@@ -86,6 +86,33 @@ describeEtcd('a prefix watch across a compaction', () => {
     await waitFor(() => known.has('d'), { what: 'a put after the gap', timeoutMs: 10_000 });
   });
 
+  test('resumes from the revision after the listing, not from where etcd was when the watch was created', async () => {
+    const prefix = `/watch-${++n}/`;
+    const client = await through();
+    let listedAt = 0;
+    // Writes land between the listing and the watch's creation (another replica busy meanwhile).
+    const racing = Object.create(client) as Etcd3;
+    racing.getAll = () => {
+      const all = client.getAll();
+      const exec = all.exec.bind(all);
+      all.exec = async () => {
+        const res = await exec();
+        listedAt = Number(res.header.revision);
+        for (const k of ['x', 'y', 'z']) await direct.put(`${prefix}${k}`).value('1');
+        return res;
+      };
+      return all;
+    };
+    const seen: string[] = [];
+    watch = new PrefixWatch({ client: racing, prefix, listed: () => undefined, put: (kv) => seen.push(kv.key.toString().slice(prefix.length)), log, what: 'test watch', retryMs: 100 });
+    await watch.start();
+    // Were the stream to break now, before etcd has replayed x, y and z, they must come again.
+    expect(watch.resumesFrom()).toBe(String(listedAt + 1));
+    await waitFor(() => seen.length === 3, { what: 'the writes after the listing', timeoutMs: 10_000 });
+    expect(seen).toEqual(['x', 'y', 'z']);
+    expect(Number(watch.resumesFrom())).toBe(listedAt + 4);
+  });
+
   test('without a listing, watches again from the present', async () => {
     const prefix = `/watch-${++n}/`;
     const client = await through();

@@ -11,10 +11,11 @@ import type { Logger } from 'pino';
  * `store.etcd.compactEveryMs`), and a replica cut off from etcd for longer than the retained
  * history would otherwise never learn of another replica again.
  *
- * Known gap (the client's, not handled here): the client takes the revision to resume from the
- * create response's header, which is etcd's current revision, not the one asked for; events
- * between the listing and the watch's creation that etcd had not yet delivered when the stream
- * broke (a window of milliseconds, right at start) are then skipped without an error.
+ * The client takes the revision to resume from out of each create response's header, which is
+ * etcd's current revision, not the one asked for: events etcd was still replaying (those between
+ * the listing and the watch's creation, or a resumed gap) when the stream broke again would be
+ * skipped without an error. So the watch resumes from the revision after the last event it
+ * delivered (`resumesFrom`), set again at every (re)connection.
  */
 export interface PrefixWatchOptions {
   readonly client: Etcd3;
@@ -38,6 +39,8 @@ const MAX_RETRY_MS = 5_000;
 
 export class PrefixWatch {
   private watcher: Watcher | undefined;
+  /** The first revision not yet delivered (undefined: watching from the present, nothing delivered yet). */
+  private resume: bigint | undefined;
   private stopped = false;
   private recovering: Promise<void> | undefined;
 
@@ -77,8 +80,21 @@ export class PrefixWatch {
       return;
     }
     this.watcher = w;
-    w.on('put', (kv) => this.o.put(kv));
-    if (this.o.deleted !== undefined) w.on('delete', this.o.deleted);
+    this.resume = next === undefined ? undefined : BigInt(next);
+    const resumeHere = (): void => {
+      if (this.resume !== undefined) w.request.start_revision = this.resume.toString();
+    };
+    // The client has set it from the create response already (and does again at each reconnection).
+    resumeHere();
+    w.on('connected', resumeHere);
+    w.on('put', (kv) => {
+      this.delivered(kv);
+      this.o.put(kv);
+    });
+    w.on('delete', (kv) => {
+      this.delivered(kv);
+      this.o.deleted?.(kv);
+    });
     // The etcd3 client emits 'error' on a watcher only when etcd cancelled it: it is dead.
     w.on('error', (err) => {
       if (this.watcher !== w) return;
@@ -88,6 +104,17 @@ export class PrefixWatch {
         this.recovering = undefined;
       });
     });
+  }
+
+  /** The revision the client would resume the watch from after a broken stream (undefined: not watching, or from the present). */
+  resumesFrom(): string | undefined {
+    const from = this.watcher?.request.start_revision;
+    return from === undefined ? undefined : String(from);
+  }
+
+  private delivered(kv: IKeyValue): void {
+    const after = BigInt(kv.mod_revision) + 1n;
+    if (this.resume === undefined || after > this.resume) this.resume = after;
   }
 
   private async recover(): Promise<void> {
