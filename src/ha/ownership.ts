@@ -205,6 +205,8 @@ export class Ownership {
     const revision = res.header.revision;
     this.held(cluster, this.o.replicaId, revision, lease);
     await this.o.hooks.acquired(cluster, revision);
+    // The key may have gone during the hook (this replica's lease expired): then it owns nothing.
+    if (this.holders.get(cluster)?.revision !== revision) return;
     this.mine.set(cluster, revision);
     this.o.log.info({ cluster, replica: this.o.replicaId }, 'ha: owner of cluster');
   }

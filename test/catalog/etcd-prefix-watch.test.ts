@@ -99,6 +99,8 @@ describeEtcd('a prefix watch across a compaction', () => {
         const res = await exec();
         listedAt = Number(res.header.revision);
         for (const k of ['x', 'y', 'z']) await direct.put(`${prefix}${k}`).value('1');
+        // And one elsewhere: the replayed response's header is past the last event the watch sees.
+        await direct.put('/elsewhere').value('1');
         return res;
       };
       return all;
@@ -110,6 +112,7 @@ describeEtcd('a prefix watch across a compaction', () => {
     expect(watch.resumesFrom()).toBe(String(listedAt + 1));
     await waitFor(() => seen.length === 3, { what: 'the writes after the listing', timeoutMs: 10_000 });
     expect(seen).toEqual(['x', 'y', 'z']);
+    // After the replay: from the revision after z, not after the response's header.
     expect(Number(watch.resumesFrom())).toBe(listedAt + 4);
   });
 

@@ -147,6 +147,24 @@ describeEtcd('weight share through etcd', () => {
     expect(last.overrides?.a?.weight).toBe(150);
   });
 
+  it('hand-overs waiting their turn are written together: one transaction for every cluster released at once', async () => {
+    const prefix = '/share-5';
+    const keys = haKeys(prefix);
+    const clusters = ['c1', 'c2', 'c3'];
+    const owned = new Map<string, string>();
+    for (const c of clusters) owned.set(c, (await client.put(keys.owner(c)).value('a')).header.revision);
+    let transactions = 0;
+    const counting = Object.create(client) as Etcd3;
+    counting.if = ((...args: Parameters<Etcd3['if']>) => (transactions++, client.if(...args))) as Etcd3['if'];
+    const a = weights(() => new Map([['a', { weight: 100 }]]));
+    const shareA = new WeightShare({ client: counting, keys, replicaId: 'a', weights: a.shared, log, stateRefreshMs: 5_000 });
+    const round = shareA.flush(owned);
+    // A stopping replica releases every cluster at once while its write round is in flight.
+    await Promise.all([round, ...clusters.map((c) => shareA.flush(new Map([[c, owned.get(c) as string]]), true))]);
+    expect(transactions).toBe(2);
+    for (const c of clusters) expect(Number((await client.get(keys.weight(c)).exec()).kvs[0]?.version)).toBe(2);
+  });
+
   it('retiring a cluster deletes its records and its owner key in one transaction: a flush after it writes nothing', async () => {
     const prefix = '/share-3';
     const keys = haKeys(prefix);

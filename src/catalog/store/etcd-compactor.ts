@@ -32,6 +32,8 @@ export class EtcdCompactor implements Component {
   private revision = 0;
   private running: Promise<unknown> | undefined;
   private failing = false;
+  /** Out of space was logged; not again until a turn finds space. */
+  private noSpace = false;
 
   constructor(private readonly o: EtcdCompactorOptions) {}
 
@@ -76,7 +78,8 @@ export class EtcdCompactor implements Component {
     } catch (err) {
       if (!/required revision has been compacted/.test((err as Error).message)) throw err;
     }
-    this.o.log.error({ revision: latest }, 'etcd is out of space (NOSPACE): compacted its history; now defragment its members (etcdctl defrag) and clear the alarm (etcdctl alarm disarm)');
+    if (!this.noSpace) this.o.log.error({ revision: latest }, 'etcd is out of space (NOSPACE): compacted its history; now defragment its members (etcdctl defrag) and clear the alarm (etcdctl alarm disarm)');
+    this.noSpace = true;
     return latest;
   }
 
@@ -99,6 +102,7 @@ export class EtcdCompactor implements Component {
       throw err;
     }
     const now = Number(res.header.revision);
+    this.noSpace = false;
     if (!res.succeeded) {
       // Another replica's turn: start over from what it left.
       const kv = res.responses[0]?.response_range?.kvs[0];

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
  * etcd's current revision, not the one asked for: events etcd was still replaying (those between
  * the listing and the watch's creation, or a resumed gap) when the stream broke again would be
  * skipped without an error. So the watch resumes from the revision after the last event it
- * delivered (`resumesFrom`), set again at every (re)connection.
+ * delivered (`resumesFrom`), set again at every (re)connection and response.
  */
 export interface PrefixWatchOptions {
   readonly client: Etcd3;
@@ -84,9 +84,13 @@ export class PrefixWatch {
     const resumeHere = (): void => {
       if (this.resume !== undefined) w.request.start_revision = this.resume.toString();
     };
-    // The client has set it from the create response already (and does again at each reconnection).
+    // The client has set it from the create response already, and sets it again at each
+    // reconnection and after each response (to the header's revision: etcd's current one, also
+    // while it replays a backlog 1,000 revisions at a time). Registered after the client's own
+    // listeners, these put it back.
     resumeHere();
     w.on('connected', resumeHere);
+    w.on('data', resumeHere);
     w.on('put', (kv) => {
       this.delivered(kv);
       this.o.put(kv);
