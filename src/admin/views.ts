@@ -1,6 +1,6 @@
 import type { Snapshot } from '../xds/cache.js';
 import { envoyType, PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../xds/envoy-api.js';
-import { rejectedField, syncState, typeStates, type NackInfo, type ProxyRecord, type SyncState, type TypeStatus } from '../xds/proxy-status.js';
+import { rejectedField, syncState, type NackInfo, type ProxyRecord, type SyncState, type TypeStatus } from '../xds/proxy-status.js';
 import { IN_FLIGHT } from '../xds/fleet-proxies.js';
 import { MESSAGE_OF } from '../xds/resource.js';
 import type { ConfigDump, DumpedType, Proxy, ShortType, TypeSync } from './schemas.js';
@@ -52,18 +52,16 @@ export interface SharedStatus {
  * alone decides whether a share is due.
  */
 export function sharedProxyViews(records: readonly ProxyRecord[], replica: string, max: number, now = Date.now()): SharedStatus {
-  const code = (r: ProxyRecord, state: SyncState, k: number): string => {
+  const code = (t: TypeStatus | undefined): string => {
+    const state = syncState(t);
     if (state !== 'STALE') return SHAPE_CODE[state];
     // A response sent moments ago is a push in flight, not news: its ACK is due within milliseconds.
-    const sentAt = r.types.get(PUSH_ORDER[k] as XdsTypeUrl)?.sentAt ?? now;
-    return now - sentAt >= STALE_NEWS_MS ? SHAPE_CODE.STALE : IN_FLIGHT;
+    return now - (t?.sentAt ?? now) >= STALE_NEWS_MS ? SHAPE_CODE.STALE : IN_FLIGHT;
   };
   const rank = (codes: string): number => (codes.includes(SHAPE_CODE.NACKED) ? 0 : codes.includes(SHAPE_CODE.STALE) ? 1 : 2);
   const shared = records
     .map((r, i) => {
-      const codes = typeStates(r)
-        .map((state, k) => code(r, state, k))
-        .join('');
+      const codes = PUSH_ORDER.map((url) => code(r.types.get(url))).join('');
       return { r, i, codes, rank: rank(codes) };
     })
     .sort((a, b) => a.rank - b.rank || a.i - b.i)
@@ -78,8 +76,20 @@ export const SHARED_METADATA_BYTES = 1024;
 /** A stream's view as shared through etcd: its metadata only when small (shown whole by the replica the proxy is on). */
 function sharedView(r: ProxyRecord, replica: string): Proxy {
   const view = proxyView(r, replica);
-  if (Buffer.byteLength(JSON.stringify(view.metadata)) <= SHARED_METADATA_BYTES) return view;
+  if (metadataBytes(r.node.metadata) <= SHARED_METADATA_BYTES) return view;
   return { ...view, metadata: {}, metadataOmitted: true };
+}
+
+/** A node's metadata never changes for its stream's life: its size is measured once, not at every share. */
+const measured = new WeakMap<object, number>();
+
+function metadataBytes(metadata: Record<string, unknown>): number {
+  let bytes = measured.get(metadata);
+  if (bytes === undefined) {
+    bytes = Buffer.byteLength(JSON.stringify(metadata));
+    measured.set(metadata, bytes);
+  }
+  return bytes;
 }
 
 const SHAPE_CODE: Record<SyncState, string> = { SYNCED: 's', STALE: 't', NACKED: 'n', NOT_SENT: '-' };

@@ -136,7 +136,7 @@ export class FleetProxies implements Component {
   start(): void {
     // Not awaited: a replica starts (and serves its Envoys) while etcd is away; the watch
     // connects and the first write lands when etcd answers.
-    void this.follow();
+    this.follow();
     this.timer = setInterval(() => void this.share(), this.options.intervalMs ?? 1_000);
     void this.share();
   }
@@ -219,7 +219,7 @@ export class FleetProxies implements Component {
     return lease;
   }
 
-  private async follow(): Promise<void> {
+  private follow(): void {
     const watch = new PrefixWatch({
       client: this.options.client,
       prefix: this.dir,
@@ -234,16 +234,8 @@ export class FleetProxies implements Component {
       what: 'fleet proxy status watch',
     });
     this.watch = watch;
-    // Not awaited by start: a replica serves while etcd is away; the first listing retries until it answers.
-    for (let delay = 200; !this.stopped; delay = Math.min(delay * 2, 5_000)) {
-      try {
-        await watch.start();
-        return;
-      } catch (err) {
-        this.options.log.warn({ err }, 'cannot watch the fleet proxy status in etcd yet');
-        await new Promise((resolve) => setTimeout(resolve, delay).unref());
-      }
-    }
+    // A replica serves while etcd is away: the first listing retries until etcd answers.
+    watch.startRetrying();
   }
 
   private heard(kv: IKeyValue): void {

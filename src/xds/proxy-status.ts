@@ -61,14 +61,9 @@ export function syncState(t: TypeStatus | undefined): SyncState {
   return t.ackedNonce === t.sentNonce ? 'SYNCED' : 'STALE';
 }
 
-/** Each type's state of a stream, in PUSH_ORDER. */
-export function typeStates(r: ProxyRecord): SyncState[] {
-  return PUSH_ORDER.map((url) => syncState(r.types.get(url)));
-}
-
 /** A stream's overall state, its worst type's (NACKED, else STALE, else SYNCED; NOT_SENT: nothing sent), as fulcrum_proxies counts it. */
 export function streamState(r: ProxyRecord): SyncState {
-  return worstState(typeStates(r)) as SyncState;
+  return worstState(PUSH_ORDER.map((url) => syncState(r.types.get(url)))) as SyncState;
 }
 
 /**

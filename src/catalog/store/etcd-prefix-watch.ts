@@ -52,6 +52,15 @@ export class PrefixWatch {
     await this.open();
   }
 
+  /**
+   * Lists and watches without ever failing: retries with the back-off until etcd answers (for a
+   * reader that serves while etcd is away).
+   */
+  startRetrying(): void {
+    this.stopped = false;
+    this.retryOpen('started');
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     const w = this.watcher;
@@ -104,9 +113,14 @@ export class PrefixWatch {
       if (this.watcher !== w) return;
       this.watcher = undefined;
       this.o.log.warn({ err: err.message }, `${this.o.what} cancelled by etcd (history compacted?): listing again`);
-      this.recovering ??= this.recover().finally(() => {
-        this.recovering = undefined;
-      });
+      this.retryOpen('resumed');
+    });
+  }
+
+  /** Lists and watches again until it succeeds or the watch stops, once at a time; logs `done` when it does. */
+  private retryOpen(done: string): void {
+    this.recovering ??= this.retry(done).finally(() => {
+      this.recovering = undefined;
     });
   }
 
@@ -121,14 +135,14 @@ export class PrefixWatch {
     if (this.resume === undefined || after > this.resume) this.resume = after;
   }
 
-  private async recover(): Promise<void> {
+  private async retry(done: string): Promise<void> {
     for (let delay = this.o.retryMs ?? 200; !this.stopped; delay = Math.min(delay * 2, MAX_RETRY_MS)) {
       try {
         await this.open();
-        if (!this.stopped) this.o.log.info(`${this.o.what} resumed`);
+        if (!this.stopped) this.o.log.info(`${this.o.what} ${done}`);
         return;
       } catch (err) {
-        this.o.log.warn({ err: (err as Error).message }, `${this.o.what}: cannot list and watch again yet`);
+        this.o.log.warn({ err: (err as Error).message }, `${this.o.what}: cannot list and watch yet`);
         await new Promise((resolve) => setTimeout(resolve, delay).unref());
       }
     }
