@@ -5,6 +5,8 @@ import type { LimitHit, XdsLimits } from './limits.js';
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** A timer this late says the event loop was blocked, not that the client was slow. */
 const LATE_MS = 1_000;
+/** nghttp2's error for a connection that does not start with the preface. */
+const NGHTTP2_ERR_BAD_CLIENT_MAGIC = -903;
 /** The first byte of a TLS record carrying a handshake (a ClientHello). */
 const TLS_HANDSHAKE = 0x16;
 
@@ -41,7 +43,8 @@ export interface ConnectionGateOptions {
 /**
  * Owns the xDS port's listening socket, in front of grpc-js: a large listen backlog, connection
  * limits per peer address and in total (checked at accept, before any HTTP/2 state exists), and
- * a quick end for connections that speak something else or nothing at all.
+ * a quick end for connections that speak something else or nothing at all: TLS is sniffed here,
+ * HTTP/2 in clear is refused by nghttp2 on its first wrong byte (counted here).
  */
 export class ConnectionGate {
   private readonly server: net.Server;
@@ -93,10 +96,15 @@ export class ConnectionGate {
     // Until the gRPC server owns the socket, its errors (a reset) are only the end of it.
     socket.on('error', () => socket.destroy());
     const { defer } = this.options;
-    if (!defer) return this.sniff(socket);
+    if (!defer) return this.admit(socket);
     defer(() => {
-      if (!socket.destroyed) this.sniff(socket);
+      if (!socket.destroyed) this.admit(socket);
     });
+  }
+
+  private admit(socket: net.Socket): void {
+    if (this.options.expect === 'h2') this.handOver(socket);
+    else this.sniff(socket);
   }
 
   private forget(socket: net.Socket, peer: string): void {
@@ -106,36 +114,64 @@ export class ConnectionGate {
     else this.perPeer.delete(peer);
   }
 
-  /** Reads until the first bytes show HTTP/2 (or TLS), then hands the socket over with them put back. */
-  private sniff(socket: net.Socket): void {
-    let decided = false;
+  /**
+   * HTTP/2 in clear: handed to grpc-js unread, so node's HTTP/2 session reads the first request
+   * straight from the socket. Reading it here first (to check the preface) and putting it back made
+   * node copy every byte again into the session: an Envoy's first request is ~61 KB (its Node
+   * lists every extension compiled in), and in a storm of 10,000 that path cost ~1.9 s of CPU and
+   * ~600 MB of peak memory (bench/RESULTS.md, gate27). nghttp2 checks the preface on its first
+   * bytes itself; its refusal is counted here. A connection whose preface has not arrived by the
+   * deadline is closed (node's session would keep it).
+   */
+  private handOver(socket: net.Socket): void {
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ERR_HTTP2_ERROR' && err.errno === NGHTTP2_ERR_BAD_CLIENT_MAGIC) this.options.onRefused('not-grpc');
+    });
+    this.options.inject(socket);
+    socket.resume();
+    this.deadline(socket, () => socket.destroyed || socket.bytesRead >= PREFACE.length);
+  }
+
+  /**
+   * Closes `socket` at the handshake deadline unless `done()` by then. A deadline that fires late
+   * means fulcrum itself was busy (a reconnect storm's initial syncs): the client's bytes may be
+   * waiting unread, so it gets another period instead. Otherwise the verdict waits one I/O phase
+   * (setImmediate) for bytes that did arrive. Returns what cancels it.
+   */
+  private deadline(socket: net.Socket, done: () => boolean): () => void {
     const timeoutMs = this.options.limits.handshakeTimeoutMs;
     let due = performance.now() + timeoutMs;
-    // A deadline that fires late means fulcrum itself was busy (a reconnect storm's initial
-    // syncs): the client's bytes may be waiting unread, so it gets another period instead.
-    // Otherwise the verdict waits one I/O phase (setImmediate) for bytes that did arrive.
     const expire = (): void => {
-      if (decided) return;
+      if (done()) return;
       if (performance.now() - due > LATE_MS) {
         due = performance.now() + timeoutMs;
         timer.refresh();
         return;
       }
       setImmediate(() => {
-        if (decided) return;
+        if (done()) return;
         this.options.onLimit('handshakeTimeoutMs');
         socket.destroy();
       });
     };
     const timer = setTimeout(expire, timeoutMs);
     timer.unref();
+    const cancel = (): void => clearTimeout(timer);
+    socket.once('close', cancel);
+    return cancel;
+  }
+
+  /** TLS: reads until the first bytes show a handshake (a ClientHello, small), then hands the socket over with them put back. */
+  private sniff(socket: net.Socket): void {
+    let decided = false;
+    const cancel = this.deadline(socket, () => decided);
     let head: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       const verdict = classify(head, this.options.expect);
       if (verdict === 'more') return;
       decided = true;
-      clearTimeout(timer);
+      cancel();
       socket.off('data', onData);
       socket.pause();
       if (verdict === 'refuse') {
@@ -146,7 +182,6 @@ export class ConnectionGate {
       socket.unshift(head);
       this.options.inject(socket);
     };
-    socket.once('close', () => clearTimeout(timer));
     socket.on('data', onData);
     socket.resume();
   }

@@ -84,6 +84,9 @@ export async function idleConnections(port: number, silentSource: string, h2Sour
   for (let i = 0; i < count / 2; i++) {
     const s = net.connect({ host: '127.0.0.1', port, localAddress: silentSource });
     s.on('error', () => undefined);
+    // Reads (and drops) what the server sends, its HTTP/2 SETTINGS: a socket with unread data
+    // never reports the server's close.
+    s.resume();
     s.once('close', () => (silentClosed += 1));
     silent.push(s);
   }
