@@ -60,59 +60,115 @@ export interface Cut {
 
 /**
  * Cuts gRPC messages (a 5-byte header: the compressed flag, a big-endian length) out of a call's
- * data, chunk by chunk. A message inside one chunk is a view of it; one split over chunks is
- * joined once, when its last byte arrived (not at every chunk: a 4 MiB message in 16 KiB frames
- * would be copied 256 times). A length over the limit is refused before anything of it is kept.
+ * data, chunk by chunk. A message inside one chunk is a view of it. One split over chunks is
+ * copied into one buffer as its bytes arrive (grown as they do, see `room`): an Envoy's ~61 KB
+ * first request comes in four 16 KiB frames, and holding a copy of each part to join them at the
+ * end copied it twice (bench/RESULTS.md, gate27). Copied, not viewed:
+ * a chunk is a view of the HTTP/2 session's read buffer, which a view would keep alive. A length
+ * over the limit is refused before anything of it is kept.
  */
 export class MessageCutter {
-  /** The start of an incomplete message (header included), in order. */
-  private held: Buffer[] = [];
-  private heldBytes = 0;
+  /** The header of the message being held; `headerHave` of its bytes are in. */
+  private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
+  private headerHave = 0;
+  /** The held message's body once its header is complete (room for some or all of it); `bodyHave` bytes in. */
+  private body: Buffer | undefined;
+  private bodyHave = 0;
 
   constructor(private readonly maxMessageBytes: number) {}
 
   cut(chunk: Buffer): Cut {
-    let data = chunk;
-    if (this.heldBytes > 0) {
-      this.held.push(chunk);
-      this.heldBytes += chunk.length;
-      if (this.heldBytes < this.awaited()) return NOTHING;
-      data = Buffer.concat(this.held, this.heldBytes);
-      this.held = [];
-      this.heldBytes = 0;
-    }
     const messages: Buffer[] = [];
     let at = 0;
-    while (data.length - at >= FRAME_HEADER_BYTES) {
-      const length = data.readUInt32BE(at + 1);
+    if (this.headerHave > 0) {
+      const held = this.continueHeld(chunk);
+      if (typeof held !== 'number') return held;
+      at = held;
+      if (this.headerHave > 0) return NOTHING;
+      messages.push(this.taken());
+    }
+    while (chunk.length - at >= FRAME_HEADER_BYTES) {
+      const length = chunk.readUInt32BE(at + 1);
       if (this.tooLarge(length)) return { messages, tooLarge: length };
-      if (data[at] !== 0) return { messages, compressed: data.subarray(at) };
+      if (chunk[at] !== 0) return { messages, compressed: chunk.subarray(at) };
       const end = at + FRAME_HEADER_BYTES + length;
-      if (end > data.length) break;
-      messages.push(data.subarray(at + FRAME_HEADER_BYTES, end));
+      if (end > chunk.length) break;
+      messages.push(chunk.subarray(at + FRAME_HEADER_BYTES, end));
       at = end;
     }
-    if (at < data.length) {
-      // A copy: the chunk is the HTTP/2 stream's, and a view would keep all of it alive.
-      this.held.push(Buffer.from(data.subarray(at)));
-      this.heldBytes = data.length - at;
-    }
+    if (at < chunk.length) this.hold(chunk, at);
     return { messages };
+  }
+
+  /** Starts holding the incomplete message at `at` (its header may be incomplete too). */
+  private hold(chunk: Buffer, at: number): void {
+    const n = Math.min(FRAME_HEADER_BYTES, chunk.length - at);
+    chunk.copy(this.header, 0, at, at + n);
+    this.headerHave = n;
+    if (n === FRAME_HEADER_BYTES) this.fill(chunk, at + n);
+  }
+
+  /**
+   * Feeds the held message from the start of `chunk`: where its bytes end (the message is
+   * complete when headerHave is 0 again, taken() gives it), or the chunk's verdict when the
+   * completed header refuses the message or hands the call back (compressed).
+   */
+  private continueHeld(chunk: Buffer): number | Cut {
+    let at = 0;
+    if (this.headerHave < FRAME_HEADER_BYTES) {
+      const n = Math.min(FRAME_HEADER_BYTES - this.headerHave, chunk.length);
+      chunk.copy(this.header, this.headerHave, 0, n);
+      this.headerHave += n;
+      at = n;
+      if (this.headerHave < FRAME_HEADER_BYTES) return chunk.length;
+      const length = this.header.readUInt32BE(1);
+      if (this.tooLarge(length)) return { messages: [], tooLarge: length };
+      if (this.header[0] !== 0) return { messages: [], compressed: Buffer.concat([this.header, chunk.subarray(at)]) };
+    }
+    return this.fill(chunk, at);
+  }
+
+  /** Copies what `chunk` has of the held body from `at`; returns where that ends. */
+  private fill(chunk: Buffer, at: number): number {
+    const length = this.header.readUInt32BE(1);
+    const n = Math.min(length - this.bodyHave, chunk.length - at);
+    const body = this.room(length, this.bodyHave + n);
+    chunk.copy(body, this.bodyHave, at, at + n);
+    this.bodyHave += n;
+    if (this.bodyHave === length) this.headerHave = 0;
+    return at + n;
+  }
+
+  /**
+   * The held body's buffer, room for `need` bytes of its `length`. Grown as bytes arrive (at
+   * least doubling), not allocated at the length the header claims: a header is only a claim, and
+   * a client may send one and stall (up to maxRequestBytes per stream). The first allocation
+   * takes what one HTTP/2 window holds, so a first request of up to 64 KiB is copied once.
+   */
+  private room(length: number, need: number): Buffer {
+    const body = this.body;
+    if (body !== undefined && body.length >= need) return body;
+    const grown = Buffer.allocUnsafeSlow(Math.min(length, Math.max(need, FIRST_ROOM, 2 * (body?.length ?? 0))));
+    body?.copy(grown, 0, 0, this.bodyHave);
+    this.body = grown;
+    return grown;
+  }
+
+  /** The completed held message; nothing held after it. */
+  private taken(): Buffer {
+    const body = this.body === undefined ? Buffer.alloc(0) : this.body.subarray(0, this.bodyHave);
+    this.body = undefined;
+    this.bodyHave = 0;
+    return body;
   }
 
   private tooLarge(length: number): boolean {
     return this.maxMessageBytes !== -1 && length > this.maxMessageBytes;
   }
-
-  /** How many bytes the held message needs in all: its header, then its header and body (0: refuse it now). */
-  private awaited(): number {
-    if (this.heldBytes < FRAME_HEADER_BYTES) return FRAME_HEADER_BYTES;
-    const first = this.held[0] as Buffer;
-    const header = first.length >= FRAME_HEADER_BYTES ? first : Buffer.concat(this.held, this.heldBytes).subarray(0, FRAME_HEADER_BYTES);
-    const length = header.readUInt32BE(1);
-    return this.tooLarge(length) ? 0 : FRAME_HEADER_BYTES + length;
-  }
 }
+
+/** A held message's first allocation (or its length, if less): the 65,535 bytes of HTTP/2's default initial window. */
+const FIRST_ROOM = 64 * 1024;
 
 const NOTHING: Cut = Object.freeze({ messages: Object.freeze([]) });
 

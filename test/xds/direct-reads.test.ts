@@ -47,6 +47,47 @@ describe('MessageCutter', () => {
     expect(got[0]?.equals(body)).toBe(true);
   });
 
+  it('copies a split message once: one buffer for a 61 KB first request in 16 KiB frames, no join', () => {
+    const body = Buffer.alloc(61_000, 3);
+    const data = Buffer.concat([frame(body.toString('latin1')), frame('next')]);
+    const cutter = new MessageCutter(4 << 20);
+    const slow = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    const concat = vi.spyOn(Buffer, 'concat');
+    const got: Buffer[] = [];
+    try {
+      for (let at = 0; at < data.length; at += 16_384) got.push(...cutter.cut(data.subarray(at, at + 16_384)).messages);
+      expect(slow.mock.calls).toEqual([[61_000]]);
+      expect(concat).not.toHaveBeenCalled();
+    } finally {
+      slow.mockRestore();
+      concat.mockRestore();
+    }
+    expect(got.map((m) => m.length)).toEqual([61_000, 4]);
+    expect(got[0]?.equals(body)).toBe(true);
+  });
+
+  it('holds what arrived, not what a header claims: a stalled 4 MiB message holds 64 KiB', () => {
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(4 << 20, 1);
+    const cutter = new MessageCutter(4 << 20);
+    const slow = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    try {
+      expect(cutter.cut(Buffer.concat([header, Buffer.alloc(10)])).messages).toEqual([]);
+      expect(slow.mock.calls).toEqual([[64 * 1024]]);
+    } finally {
+      slow.mockRestore();
+    }
+  });
+
+  it('hands back a compressed message whose header was split, from its header on', () => {
+    const rest = Buffer.concat([frame('zipped', true), frame('after')]);
+    const cutter = new MessageCutter(100);
+    expect(texts(cutter.cut(Buffer.concat([frame('before'), rest.subarray(0, 3)])).messages)).toEqual(['before']);
+    const cut = cutter.cut(rest.subarray(3));
+    expect(cut.messages).toEqual([]);
+    expect(cut.compressed?.equals(rest)).toBe(true);
+  });
+
   it('refuses a length over the limit once its header is complete, across chunks too', () => {
     const header = frame('x'.repeat(101)).subarray(0, 5);
     const cutter = new MessageCutter(100);
