@@ -165,7 +165,7 @@ async function trimmedNote(pid: number): Promise<string> {
 
 /** With --malloc-trim, also V8's committed spaces at a stream reading (what of RSS is heap not in use). */
 async function committedNote(server: Server): Promise<string> {
-  return args['malloc-trim'] ? `; ${await restBreakdown(server)}` : '';
+  return `; ${await restBreakdown(server)}`;
 }
 
 interface Server {
