@@ -61,9 +61,9 @@ export interface Cut {
 /**
  * Cuts gRPC messages (a 5-byte header: the compressed flag, a big-endian length) out of a call's
  * data, chunk by chunk. A message inside one chunk is a view of it. One split over chunks is
- * copied into one buffer as its bytes arrive (grown as they do, see `room`): an Envoy's ~61 KB
+ * copied into a buffer as its bytes arrive (grown as they do, see `room`): an Envoy's ~61 KB
  * first request comes in four 16 KiB frames, and holding a copy of each part to join them at the
- * end copied it twice (bench/RESULTS.md, gate27). Copied, not viewed:
+ * end copied all of it twice (bench/RESULTS.md, gate27). Copied, not viewed:
  * a chunk is a view of the HTTP/2 session's read buffer, which a view would keep alive. A length
  * over the limit is refused before anything of it is kept.
  */
@@ -140,15 +140,16 @@ export class MessageCutter {
   }
 
   /**
-   * The held body's buffer, room for `need` bytes of its `length`. Grown as bytes arrive (at
-   * least doubling), not allocated at the length the header claims: a header is only a claim, and
-   * a client may send one and stall (up to maxRequestBytes per stream). The first allocation
-   * takes what one HTTP/2 window holds, so a first request of up to 64 KiB is copied once.
+   * The held body's buffer, room for `need` bytes of its `length`: twice what has arrived, at
+   * most the length, grown (and copied) as more does. Not allocated at the length the header
+   * claims: a header is only a claim, and a client may send one and stall (up to maxRequestBytes
+   * per stream, on every stream it may open). An Envoy's first request, 61 KB in 16 KiB frames, is
+   * copied into two buffers this way (bench/RESULTS.md, gate27).
    */
   private room(length: number, need: number): Buffer {
     const body = this.body;
     if (body !== undefined && body.length >= need) return body;
-    const grown = Buffer.allocUnsafeSlow(Math.min(length, Math.max(need, FIRST_ROOM, 2 * (body?.length ?? 0))));
+    const grown = Buffer.allocUnsafeSlow(Math.min(length, 2 * Math.max(need, body?.length ?? 0)));
     body?.copy(grown, 0, 0, this.bodyHave);
     this.body = grown;
     return grown;
@@ -166,9 +167,6 @@ export class MessageCutter {
     return this.maxMessageBytes !== -1 && length > this.maxMessageBytes;
   }
 }
-
-/** A held message's first allocation (or its length, if less): the 65,535 bytes of HTTP/2's default initial window. */
-const FIRST_ROOM = 64 * 1024;
 
 const NOTHING: Cut = Object.freeze({ messages: Object.freeze([]) });
 

@@ -47,7 +47,7 @@ describe('MessageCutter', () => {
     expect(got[0]?.equals(body)).toBe(true);
   });
 
-  it('copies a split message once: one buffer for a 61 KB first request in 16 KiB frames, no join', () => {
+  it('copies a split message as it arrives: a 61 KB first request in 16 KiB frames into two buffers, no join', () => {
     const body = Buffer.alloc(61_000, 3);
     const data = Buffer.concat([frame(body.toString('latin1')), frame('next')]);
     const cutter = new MessageCutter(4 << 20);
@@ -56,7 +56,8 @@ describe('MessageCutter', () => {
     const got: Buffer[] = [];
     try {
       for (let at = 0; at < data.length; at += 16_384) got.push(...cutter.cut(data.subarray(at, at + 16_384)).messages);
-      expect(slow.mock.calls).toEqual([[61_000]]);
+      // Twice the first frame's part of the body, then the whole length (it covers the second frame's).
+      expect(slow.mock.calls).toEqual([[2 * (16_384 - 5)], [61_000]]);
       expect(concat).not.toHaveBeenCalled();
     } finally {
       slow.mockRestore();
@@ -66,14 +67,17 @@ describe('MessageCutter', () => {
     expect(got[0]?.equals(body)).toBe(true);
   });
 
-  it('holds what arrived, not what a header claims: a stalled 4 MiB message holds 64 KiB', () => {
+  it('holds what arrived, not what a header claims: a stalled 4 MiB message holds twice its 10 bytes', () => {
     const header = Buffer.alloc(5);
     header.writeUInt32BE(4 << 20, 1);
     const cutter = new MessageCutter(4 << 20);
     const slow = vi.spyOn(Buffer, 'allocUnsafeSlow');
     try {
       expect(cutter.cut(Buffer.concat([header, Buffer.alloc(10)])).messages).toEqual([]);
-      expect(slow.mock.calls).toEqual([[64 * 1024]]);
+      expect(cutter.cut(Buffer.alloc(10)).messages).toEqual([]);
+      expect(cutter.cut(Buffer.alloc(1)).messages).toEqual([]);
+      // 20 bytes fit the first buffer; the 21st doubles it.
+      expect(slow.mock.calls).toEqual([[20], [42]]);
     } finally {
       slow.mockRestore();
     }
