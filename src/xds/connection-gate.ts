@@ -50,6 +50,8 @@ export class ConnectionGate {
   private readonly server: net.Server;
   private readonly perPeer = new Map<string, number>();
   private readonly sockets = new Set<net.Socket>();
+  /** Connections inside their handshake deadline, each with what tells whether its handshake has started. */
+  private readonly handshaking = new Map<net.Socket, () => boolean>();
 
   constructor(private readonly options: ConnectionGateOptions) {
     this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.accept(socket));
@@ -73,6 +75,15 @@ export class ConnectionGate {
   /** Stops accepting. Open connections stay: the gRPC server drains its own. */
   close(): Promise<void> {
     return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /**
+   * Ends the connections whose preface (or TLS handshake) has not started: a clear-text one is
+   * already a grpc-js session, whose graceful shutdown waits for a peer that may never read or
+   * answer, so a stop would wait its whole grace period for a silent client.
+   */
+  destroyUnready(): void {
+    for (const [socket, started] of this.handshaking) if (!started()) socket.destroy();
   }
 
   /** Ends every connection still open (after the gRPC server's drain). */
@@ -142,21 +153,25 @@ export class ConnectionGate {
     const timeoutMs = this.options.limits.handshakeTimeoutMs;
     let due = performance.now() + timeoutMs;
     const expire = (): void => {
-      if (done()) return;
+      if (done()) return void this.handshaking.delete(socket);
       if (performance.now() - due > LATE_MS) {
         due = performance.now() + timeoutMs;
         timer.refresh();
         return;
       }
       setImmediate(() => {
-        if (done()) return;
+        if (done()) return void this.handshaking.delete(socket);
         this.options.onLimit('handshakeTimeoutMs');
         socket.destroy();
       });
     };
     const timer = setTimeout(expire, timeoutMs);
     timer.unref();
-    const cancel = (): void => clearTimeout(timer);
+    this.handshaking.set(socket, done);
+    const cancel = (): void => {
+      clearTimeout(timer);
+      this.handshaking.delete(socket);
+    };
     socket.once('close', cancel);
     return cancel;
   }

@@ -158,6 +158,7 @@ export class XdsServer {
   async stop(graceMs = 5_000): Promise<void> {
     this.unsubscribe?.();
     const closed = this.gate?.close();
+    this.gate?.destroyUnready();
     const drained = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     for (const call of this.calls) call.end();
     for (const s of this.streams) s.close();

@@ -193,6 +193,17 @@ describe('call and connection limits', () => {
     expect(await closedWithin(silent, 5_000)).toBe(true);
     expect(hits).toEqual(['handshakeTimeoutMs']);
   });
+  test('a silent client that never reads does not hold a stop for its grace period', async () => {
+    const { server } = await serve({});
+    // Not rawConnection: this one never reads, so it never sees the server's graceful close.
+    const silent = net.connect({ host: '127.0.0.1', port: server.port, localAddress: '127.0.0.2' });
+    silent.on('error', () => undefined);
+    cleanup.push(() => void silent.destroy());
+    await waitFor(() => server.connectionCount === 1, { what: 'the silent connection accepted' });
+    const started = performance.now();
+    await server.stop(10_000);
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
 });
 
 describe('TLS through the connection gate', () => {
