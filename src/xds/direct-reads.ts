@@ -63,9 +63,9 @@ export interface Cut {
  * data, chunk by chunk. A message inside one chunk is a view of it. One split over chunks is
  * copied into a buffer as its bytes arrive (grown as they do, see `room`): an Envoy's ~61 KB
  * first request comes in four 16 KiB frames, and holding a copy of each part to join them at the
- * end copied all of it twice (bench/RESULTS.md, gate27). Copied, not viewed:
- * a chunk is a view of the HTTP/2 session's read buffer, which a view would keep alive. A length
- * over the limit is refused before anything of it is kept.
+ * end copied all of it twice (bench/RESULTS.md, gate27). Copied, not viewed: a chunk is a view of
+ * the HTTP/2 session's read buffer, which a view would keep alive. A length over the limit is
+ * refused before anything of it is kept.
  */
 export class MessageCutter {
   /** The header of the message being held; `headerHave` of its bytes are in. */
