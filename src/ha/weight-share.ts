@@ -193,7 +193,7 @@ export class WeightShare {
       if (!stateDue && last.body === body) continue;
       const state = stateDue ? this.o.weights.exportState(cluster) : undefined;
       if (stateDue && state === undefined) continue;
-      const record = state === undefined ? servedJson(this.o.replicaId, this.incarnation, now, body) : recordJson(this.o.replicaId, this.incarnation, now, body, state);
+      const record = recordJson(this.o.replicaId, this.incarnation, now, body, state);
       due.push({ cluster, revision, overrides, body, withState: state !== undefined, record });
     }
     for (let i = 0; i < due.length; i += BATCH) await this.write(due.slice(i, i + BATCH), now);
@@ -302,15 +302,12 @@ export function reanchored(state: ExportedClusterState, served: Readonly<Record<
   return { ...state, weights, endpoints };
 }
 
-/** A WeightRecord's JSON around the overrides' already serialized `body` (not parsed back and serialized again). */
-function recordJson(owner: string, incarnation: string, at: number, body: string, state: ExportedClusterState): string {
-  const head = JSON.stringify({ owner, incarnation, at, state } satisfies Omit<WeightRecord, 'overrides'>);
-  return `${head.slice(0, -1)},"overrides":${body}}`;
-}
-
-/** A ServedRecord's JSON around the overrides' already serialized `body`. */
-function servedJson(owner: string, incarnation: string, at: number, body: string): string {
-  const head = JSON.stringify({ owner, incarnation, at } satisfies Omit<ServedRecord, 'overrides'>);
+/**
+ * A record's JSON around the overrides' already serialized `body` (not parsed back and serialized
+ * again): a WeightRecord with `state`, a ServedRecord without.
+ */
+function recordJson(owner: string, incarnation: string, at: number, body: string, state?: ExportedClusterState): string {
+  const head = JSON.stringify({ owner, incarnation, at, ...(state === undefined ? {} : { state }) } satisfies Omit<ServedRecord, 'overrides'> & { state?: ExportedClusterState });
   return `${head.slice(0, -1)},"overrides":${body}}`;
 }
 

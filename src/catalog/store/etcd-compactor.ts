@@ -73,11 +73,7 @@ export class EtcdCompactor implements Component {
    */
   private async outOfSpace(): Promise<number> {
     const latest = Number((await this.o.client.get(this.o.key).exec()).header.revision);
-    try {
-      await this.o.client.kv.compact({ revision: String(latest) });
-    } catch (err) {
-      if (!/required revision has been compacted/.test((err as Error).message)) throw err;
-    }
+    await this.compact(latest);
     if (!this.noSpace) this.o.log.error({ revision: latest }, 'etcd is out of space (NOSPACE): compacted its history; now defragment its members (etcdctl defrag) and clear the alarm (etcdctl alarm disarm)');
     this.noSpace = true;
     return latest;
@@ -114,13 +110,18 @@ export class EtcdCompactor implements Component {
     const target = this.revision;
     this.revision = now;
     if (target === 0) return undefined;
+    return (await this.compact(target)) ? target : undefined;
+  }
+
+  /** Compacts etcd's history up to `revision`; false when it was compacted further already. */
+  private async compact(revision: number): Promise<boolean> {
     try {
-      await client.kv.compact({ revision: String(target) });
+      await this.o.client.kv.compact({ revision: String(revision) });
+      return true;
     } catch (err) {
       // Compacted further already (etcd's own auto-compaction, another fulcrum on this etcd): fine.
-      if (/required revision has been compacted/.test((err as Error).message)) return undefined;
+      if (/required revision has been compacted/.test((err as Error).message)) return false;
       throw err;
     }
-    return target;
   }
 }
