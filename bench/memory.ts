@@ -163,7 +163,7 @@ async function trimmedNote(pid: number): Promise<string> {
   return `; after malloc_trim ${((await rssOf(pid)) / MiB).toFixed(1)} MiB`;
 }
 
-/** With --malloc-trim, also V8's committed spaces at a stream reading (what of RSS is heap not in use). */
+/** V8's committed spaces and external memory at a stream reading (what of RSS is V8's, what is native). */
 async function committedNote(server: Server): Promise<string> {
   return `; ${await restBreakdown(server)}`;
 }
