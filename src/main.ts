@@ -22,6 +22,8 @@ import { DEFAULT_COMPACT_EVERY_MS } from './catalog/store/store-config.js';
 import { StoreUnavailableError, type CatalogStore } from './catalog/store/index.js';
 import { DataDirLock } from './runtime/data-dir-lock.js';
 import { collectStartupGarbageAfter, collectStartupHeap, FullCollections } from './runtime/startup-garbage.js';
+import { loopQuiet } from './runtime/loop-quiet.js';
+import { loadMallocTrim, NativeMemoryTrimmer } from './runtime/native-memory.js';
 import { HaReplica } from './ha/replica.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
@@ -35,7 +37,7 @@ import type { KubernetesContribution } from './sources/kubernetes/mapping.js';
 import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
 import { createLogger, defaultLogFormat, type LogFormat, type Logger } from './telemetry/logger.js';
 import { Metrics, type ClusterEndpointValues, type EndpointValue } from './telemetry/metrics.js';
-import { registerBuildInfo, registerSyncStates } from './telemetry/operator-metrics.js';
+import { registerBuildInfo, registerNativeMemoryTrims, registerSyncStates } from './telemetry/operator-metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
@@ -612,15 +614,44 @@ async function serveFromFlags(flags: ServeFlags): Promise<void> {
     collections.stop();
     fulcrum.log.info(collectStartupHeap(collections.kept), 'start-up heap collection');
   });
+  let trimmer: NativeMemoryTrimmer | undefined;
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     fulcrum.log.info({ signal }, 'shutting down');
-    void fulcrum.stop().then(() => process.exit(0));
+    void Promise.all([trimmer?.stop(), fulcrum.stop()]).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // After the handlers: a stop asked for while the FFI loads is not left to the default action.
+  const loaded = flags.trimNativeMemory ? await nativeMemoryTrimmer(fulcrum) : undefined;
+  if (!stopping) {
+    trimmer = loaded;
+    trimmer?.start();
+  }
+}
+
+/** The native-memory trimmer of a served process (not started), when its C library has malloc_trim (runtime/native-memory.ts). */
+async function nativeMemoryTrimmer(fulcrum: Fulcrum): Promise<NativeMemoryTrimmer | undefined> {
+  const trim = await loadMallocTrim();
+  if (trim === undefined) {
+    fulcrum.log.info('native memory trimming unavailable: no glibc malloc_trim to call');
+    return undefined;
+  }
+  const counted = registerNativeMemoryTrims(fulcrum.metrics.registry);
+  const trimmer = new NativeMemoryTrimmer({
+    trim,
+    rss: () => process.memoryUsage.rss(),
+    quiet: loopQuiet(),
+    now: () => performance.now(),
+    onTrimmed: (t) => {
+      counted(t.returnedBytes);
+      fulcrum.log.debug(t, 'native memory trimmed');
+    },
+    onError: (err) => fulcrum.log.warn({ err }, 'native memory trim failed'),
+  });
+  return trimmer;
 }
 
 async function main(): Promise<void> {

@@ -22,6 +22,8 @@ export interface ServeFlags {
   readonly logLevel?: string;
   /** Several replicas on etcd: this one's name (absent: ha.replicaId, $FULCRUM_REPLICA_ID, the host name). */
   readonly replicaId?: string;
+  /** Hand freed C-allocator memory back to the kernel when the loop is quiet (src/runtime/native-memory.ts). */
+  readonly trimNativeMemory: boolean;
 }
 
 interface FlagSpec {
@@ -42,6 +44,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { flag: 'data-dir', value: 'DIR', env: 'FULCRUM_DATA_DIR', default: './data', help: 'durable state (SQLite); locked against a second instance' },
   { flag: 'log-format', value: 'json|pretty', env: 'FULCRUM_LOG_FORMAT', default: 'pretty on a terminal, json otherwise', help: 'log line format' },
   { flag: 'replica-id', value: 'NAME', env: 'FULCRUM_REPLICA_ID', default: 'ha.replicaId of the config, else the host name', help: 'this replica\'s name when several share an etcd store' },
+  { flag: 'trim-native-memory', value: 'on|off', env: 'FULCRUM_TRIM_NATIVE_MEMORY', default: 'on', help: 'hand memory freed by the C allocator back to the kernel when idle (glibc only)' },
   { flag: 'log-level', value: 'LEVEL', env: 'FULCRUM_LOG_LEVEL', default: 'server.logLevel of the config (info)', help: LOG_LEVELS.join('|') },
 ];
 
@@ -96,6 +99,7 @@ export function serveFlags(values: Readonly<Record<string, string | boolean | un
   const adminPort = port('admin-port');
   const xdsAddress = address('xds-address');
   const adminAddress = address('admin-address');
+  const trim = text('trim-native-memory');
   return {
     config: text('config') ?? 'fulcrum.yaml',
     dataDir: text('data-dir') ?? 'data',
@@ -106,6 +110,7 @@ export function serveFlags(values: Readonly<Record<string, string | boolean | un
     ...(format !== undefined ? { logFormat: oneOf('log-format', format, LOG_FORMATS) as LogFormat } : {}),
     ...(level !== undefined ? { logLevel: oneOf('log-level', level, LOG_LEVELS) } : {}),
     ...(replicaId !== undefined ? { replicaId } : {}),
+    trimNativeMemory: trim === undefined || oneOf('trim-native-memory', trim, ['on', 'off']) === 'on',
   };
 }
 

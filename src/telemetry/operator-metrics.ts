@@ -1,4 +1,4 @@
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 
 /**
  * Metrics for the operator rather than for the data path: which build is running, and how many
@@ -14,6 +14,24 @@ export function registerBuildInfo(registry: Registry, version: string, nodeVersi
     registers: [registry],
   });
   info.set({ version, node_version: nodeVersion }, 1);
+}
+
+/** Counts native-memory trims (src/runtime/native-memory.ts); call what it returns after each one. */
+export function registerNativeMemoryTrims(registry: Registry): (returnedBytes: number) => void {
+  const trims = new Counter({
+    name: 'fulcrum_native_memory_trims_total',
+    help: "Times freed C-allocator memory was handed back to the kernel (glibc's malloc_trim, when the event loop was quiet).",
+    registers: [registry],
+  });
+  const returned = new Counter({
+    name: 'fulcrum_native_memory_returned_bytes_total',
+    help: 'Resident memory those trims handed back (resident set before minus after each one, when positive).',
+    registers: [registry],
+  });
+  return (returnedBytes) => {
+    trims.inc();
+    if (returnedBytes > 0) returned.inc(returnedBytes);
+  };
 }
 
 export const SYNC_STATES = ['SYNCED', 'STALE', 'NACKED', 'NOT_SENT'] as const;

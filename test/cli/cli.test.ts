@@ -19,9 +19,16 @@ describe('fulcrum serve flags', () => {
   it('serve is the default command; flags override their environment variables', async () => {
     const h = harness({ FULCRUM_DATA_DIR: '/var/lib/f', FULCRUM_LOG_LEVEL: 'debug', FULCRUM_CONFIG: 'env.yaml' });
     expect(await h.run('--xds-port', '0', '--log-level', 'warn')).toBe('keep-running');
-    expect(h.served).toEqual([{ config: 'env.yaml', dataDir: '/var/lib/f', xdsPort: 0, logLevel: 'warn' }]);
+    expect(h.served).toEqual([{ config: 'env.yaml', dataDir: '/var/lib/f', xdsPort: 0, logLevel: 'warn', trimNativeMemory: true }]);
     expect(await h.run('serve', '-c', 'x.yaml', '--data-dir', 'd', '--admin-port', '65535', '--log-format', 'pretty')).toBe('keep-running');
-    expect(h.served[1]).toEqual({ config: 'x.yaml', dataDir: 'd', adminPort: 65_535, logLevel: 'debug', logFormat: 'pretty' });
+    expect(h.served[1]).toEqual({ config: 'x.yaml', dataDir: 'd', adminPort: 65_535, logLevel: 'debug', logFormat: 'pretty', trimNativeMemory: true });
+  });
+
+  it('--trim-native-memory off, or its environment variable, turns the trimming off', async () => {
+    const h = harness({ FULCRUM_TRIM_NATIVE_MEMORY: 'off' });
+    await h.run();
+    await h.run('--trim-native-memory', 'on');
+    expect(h.served.map((f) => f.trimNativeMemory)).toEqual([false, true]);
   });
 
   it.each([
@@ -30,6 +37,7 @@ describe('fulcrum serve flags', () => {
     [['--xds-port', '-1'], "Option '--xds-port' argument is ambiguous"],
     [['--xds-port', '1e3'], 'got "1e3"'],
     [['--log-format', 'xml'], '--log-format: expected one of json, pretty, got "xml"'],
+    [['--trim-native-memory', 'yes'], '--trim-native-memory: expected one of on, off, got "yes"'],
     [['--xds-address', ' '], '--xds-address: expected an IP address or host name'],
     [['--nope'], "Unknown option '--nope'"],
   ])('%j fails with exit 2 before serving, naming the flag', async (argv, message) => {

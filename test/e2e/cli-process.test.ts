@@ -125,6 +125,26 @@ describe('the fulcrum process at the terminal', () => {
     expect(await fifth.exited).toBe(0);
   }, scaled(TEST_MS));
 
+  it('a served process hands freed native memory back once its loop is quiet, unless --trim-native-memory off', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-proc-'));
+    const config = join(dir, 'fulcrum.yaml');
+    await writeFile(config, 'clusters: [{ name: a }]\n');
+    const on = fulcrum(['--config', config, '--xds-port', '0', '--data-dir', join(dir, 'on')], { FULCRUM_LOG_LEVEL: 'debug' });
+    const off = fulcrum(['--config', config, '--xds-port', '0', '--data-dir', join(dir, 'off'), '--trim-native-memory', 'off']);
+    const [a, b] = await Promise.all([started(on), started(off)]);
+    const metrics = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    // The first quiet check trims (start-up's own garbage): logged at debug and counted.
+    await waitFor(() => on.out().includes('"msg":"native memory trimmed"'), { what: 'a trim logged', timeoutMs: 60_000, intervalMs: 250 });
+    expect(on.out()).toMatch(/"returnedBytes":-?\d+,"ms":[\d.]+,"reason":"interval","msg":"native memory trimmed"/);
+    expect(await metrics(a.adminPort)).toMatch(/^fulcrum_native_memory_trims_total [1-9]/m);
+    const offMetrics = await metrics(b.adminPort);
+    expect(offMetrics).not.toContain('fulcrum_native_memory_trims_total');
+    expect(offMetrics).toContain('fulcrum_build_info');
+    on.child.kill('SIGTERM');
+    off.child.kill('SIGTERM');
+    expect(await Promise.all([on.exited, off.exited])).toEqual([0, 0]);
+  }, scaled(TEST_MS));
+
   it('npm start runs the compiled fulcrum with its V8 settings and forwards SIGTERM: the node process it ran stops and exits', async () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-proc-'));
     // npm start builds dist/ first when it is missing or stale (a minute or more on a loaded

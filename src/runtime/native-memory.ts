@@ -1,0 +1,131 @@
+import type { LoopQuiet } from './loop-quiet.js';
+
+/**
+ * Hands memory the C allocator keeps back to the kernel. glibc's malloc returns freed memory only
+ * from the top of its heap; what is freed between blocks still in use stays resident. A proxy's
+ * first request is ~61 KB (an Envoy lists every extension compiled in): read, copied into HTTP/2
+ * data chunks and decoded, then freed between the allocations of the connections around it. At
+ * 2,000 streams that left ~21 KiB per stream resident and unused, and a round of 8,000 proxies
+ * connecting and leaving ~150 MiB; `malloc_trim(0)` gave it back in 6–26 ms (bench/RESULTS.md,
+ * "trim28"). Node has no binding for it, so it is called through an FFI (koffi), on libuv's
+ * thread pool: the event loop never waits for it, only for the allocator's lock while it runs.
+ */
+
+/** glibc's malloc_trim(0), run off the event loop; resolves with whether memory was returned. */
+export type MallocTrim = () => Promise<boolean>;
+
+/**
+ * malloc_trim from the process's C library, or undefined where there is none to call (musl, macOS,
+ * Windows, or the FFI's binary missing for the platform): trimming is then simply not done.
+ */
+export async function loadMallocTrim(): Promise<MallocTrim | undefined> {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    const koffi = (await import('koffi')).default;
+    const trim = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)');
+    return () =>
+      new Promise<boolean>((resolve, reject) => {
+        trim.async(0, (err: unknown, returned: number) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(returned === 1)));
+      });
+  } catch {
+    return undefined;
+  }
+}
+
+/** What one trim did, for the log and the metrics. */
+export interface Trimmed {
+  /** Resident memory before minus after (bytes; negative when something allocated meanwhile). */
+  readonly returnedBytes: number;
+  readonly ms: number;
+  /** Why it ran: resident memory grew since the last trim, or the interval passed. */
+  readonly reason: 'growth' | 'interval';
+}
+
+export interface NativeMemoryTrimmerOptions {
+  readonly trim: MallocTrim;
+  /** Resident set size, bytes (process.memoryUsage.rss). */
+  readonly rss: () => number;
+  /** Whether the event loop was mostly idle since the last check: a trim waits out storms and bursts. */
+  readonly quiet: LoopQuiet;
+  readonly now: () => number;
+  /** How often to look (ms). */
+  readonly checkMs?: number;
+  /** Growth of resident memory since the last trim that is worth one at the next quiet check (bytes). */
+  readonly growthBytes?: number;
+  /**
+   * A trim at the first quiet check after this long without one (ms): memory freed without
+   * growth (proxies leaving) is otherwise kept until something grows.
+   */
+  readonly intervalMs?: number;
+  readonly onTrimmed?: (t: Trimmed) => void;
+  readonly onError?: (err: unknown) => void;
+}
+
+export const TRIM_CHECK_MS = 5_000;
+/** 8 MiB: below that, a trim's few milliseconds on the allocator's lock are not worth it. */
+export const TRIM_GROWTH_BYTES = 8 * 1024 * 1024;
+export const TRIM_INTERVAL_MS = 15_000;
+
+/**
+ * Trims when the event loop is quiet and either resident memory grew by `growthBytes` since the
+ * last trim or `intervalMs` passed; the first quiet check after start trims (start-up's own
+ * garbage). One trim at a time. A component: start() and stop().
+ */
+export class NativeMemoryTrimmer {
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private running: Promise<void> | undefined;
+  /** Resident memory after the last trim, and when it ended; undefined before the first. */
+  private last: { readonly rss: number; readonly at: number } | undefined;
+
+  constructor(private readonly options: NativeMemoryTrimmerOptions) {}
+
+  start(): void {
+    if (this.timer !== undefined) return;
+    this.options.quiet.mark();
+    this.timer = setInterval(() => void this.check(), this.options.checkMs ?? TRIM_CHECK_MS);
+    this.timer.unref();
+  }
+
+  /** Stops looking; waits for a trim in flight. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** One look (the timer's): trims if it is due and the loop was quiet since the previous look. */
+  check(): Promise<void> {
+    if (this.running !== undefined) return this.running;
+    const quiet = this.options.quiet.quiet();
+    this.options.quiet.mark();
+    const reason = quiet ? this.due() : undefined;
+    if (reason === undefined) return Promise.resolve();
+    this.running = this.run(reason).finally(() => {
+      this.running = undefined;
+      this.options.quiet.mark();
+    });
+    return this.running;
+  }
+
+  private due(): Trimmed['reason'] | undefined {
+    const { last } = this;
+    if (last === undefined) return 'interval';
+    if (this.options.rss() - last.rss >= (this.options.growthBytes ?? TRIM_GROWTH_BYTES)) return 'growth';
+    if (this.options.now() - last.at >= (this.options.intervalMs ?? TRIM_INTERVAL_MS)) return 'interval';
+    return undefined;
+  }
+
+  private async run(reason: Trimmed['reason']): Promise<void> {
+    const { rss, now } = this.options;
+    const before = rss();
+    const started = now();
+    try {
+      await this.options.trim();
+    } catch (err) {
+      this.options.onError?.(err);
+    }
+    const after = rss();
+    this.last = { rss: after, at: now() };
+    this.options.onTrimmed?.({ returnedBytes: before - after, ms: this.last.at - started, reason });
+  }
+}
