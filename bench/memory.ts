@@ -35,8 +35,10 @@ Options:
   --clusters N    clusters in the catalog (default 100)
   --endpoints N   endpoints per cluster (default 20)
   --idle-ms N     how long the idle wait for "rest" is (default 45000; 0 skips it)
-  --settle-ms N   wait this long after the pushes before each stream reading (default 0): a
-                  fleet at rest, where V8's memory reducer may have compacted (40000 in RESULTS.md)
+  --settle-ms N   wait this long after the pushes before each stream reading, and after the
+                  rounds before the last reading (default 0): a fleet at rest, where V8's memory
+                  reducer may have compacted and fulcrum handed freed native memory back
+                  (40000 in RESULTS.md)
   --extensions N  extensions each stream's Node lists, as an Envoy lists those compiled into it
                   (default 0: a bare node, as every figure before 2026-12-05; 516: Envoy 1.40's,
                   a 61 KB first request per stream)
@@ -278,8 +280,9 @@ const HEAP_USED = /^nodejs_heap_size_used_bytes (\S+)/m;
 async function restBreakdown(server: Server): Promise<string> {
   const space = (name: string) => server.metric(new RegExp(`^nodejs_heap_space_size_total_bytes\\{space="${name}"\\} (\\S+)`, 'm'));
   const [young, old, code, large, external] = await Promise.all([space('new'), space('old'), space('code'), space('large_object'), server.metric(/^nodejs_external_memory_bytes (\S+)/m)]);
+  const [trims, returned] = await Promise.all([server.metric(/^fulcrum_native_memory_trims_total (\S+)/m), server.metric(/^fulcrum_native_memory_returned_bytes_total (\S+)/m)]);
   const mib = (n: number) => `${(n / MiB).toFixed(1)}`;
-  return `V8 committed: young ${mib(young)}, old ${mib(old)}, code ${mib(code)}, large ${mib(large)} MiB; external ${mib(external)} MiB`;
+  return `V8 committed: young ${mib(young)}, old ${mib(old)}, code ${mib(code)}, large ${mib(large)} MiB; external ${mib(external)} MiB; native trims so far ${trims} (${mib(returned)} MiB handed back)`;
 }
 const row = (what: string, rss: number, heap: number, note = ''): string =>
   `| ${what} | ${(rss / MiB).toFixed(1)} MiB | ${(heap / MiB).toFixed(1)} MiB | ${note} |`;
@@ -333,8 +336,11 @@ async function main(): Promise<void> {
         await push(server, configPath, 100 + r, streams);
         await disconnect(server, round);
       }
+      await sleep(num('settle-ms'));
       const after = await settledRss(server.pid);
-      out.push(row(`after ${num('rounds')} more rounds of ${streams} connecting and leaving`, after, await server.metric(HEAP_USED), `${((after - rest) / MiB).toFixed(1)} MiB above rest`));
+      out.push(
+        row(`after ${num('rounds')} more rounds of ${streams} connecting and leaving`, after, await server.metric(HEAP_USED), `${((after - rest) / MiB).toFixed(1)} MiB above rest${await committedNote(server)}`),
+      );
     }
     // What the start-up heap collection decided (its log line), when it ran by now.
     const collected = server.log().split('\n').filter((l) => l.includes('start-up heap collection'));
