@@ -96,7 +96,7 @@ describe('what a start of the bundle reads', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('the embedded default: a few bundle files, only better-sqlite3 (native) from node_modules, no etcd, Kubernetes source, Swagger UI or pino-pretty', async () => {
+  it('the embedded default: a few bundle files, only the native addons (better-sqlite3, koffi) from node_modules, no etcd, Kubernetes source, Swagger UI or pino-pretty', async () => {
     const served: string[] = [];
     const visit = async (port: number) => {
       for (const path of ['/', '/dashboard/dashboard.js', '/dashboard/dashboard.css']) served.push(await (await fetch(`http://127.0.0.1:${port}${path}`)).text());
@@ -115,7 +115,9 @@ describe('what a start of the bundle reads', () => {
     for (const part of ['src/main.ts', 'node_modules/fastify/', 'node_modules/@grpc/grpc-js/', 'node_modules/protobufjs/', 'node_modules/@sinclair/typebox/']) {
       expect(holds(loaded.inputs, part), part).toBe(true);
     }
-    expect([...loaded.packages].every((p) => ['better-sqlite3', 'bindings', 'file-uri-to-path'].includes(p)), [...loaded.packages].join(', ')).toBe(true);
+    expect([...loaded.packages].every((p) => ['better-sqlite3', 'bindings', 'file-uri-to-path', 'koffi'].includes(p)), [...loaded.packages].join(', ')).toBe(true);
+    // The FFI the native-memory trimmer calls glibc through loads from node_modules beside the bundle.
+    expect(loaded.packages.has('koffi')).toBe(true);
     // The mapping of Kubernetes objects is main.ts's own import; discovery (client, informers) is lazy.
     for (const lazy of ['src/catalog/store/etcd-store.ts', 'src/sources/kubernetes/discovery.ts', 'src/sources/kubernetes/informer.ts']) expect(holds(loaded.inputs, lazy), lazy).toBe(false);
     for (const lazy of ['etcd3', 'cockatiel', '@fastify/swagger-ui', '@fastify/static', 'pino-pretty']) expect(loaded.packages, lazy).not.toContain(lazy);
