@@ -10,11 +10,12 @@ import { relative } from 'node:path';
 import process from 'node:process';
 
 /**
- * Loaded from node_modules at run time, not bundled. better-sqlite3 and koffi: native addons found
- * through their package folders (koffi's binary in its platform package, loaded once `serve` runs). etcd3, @fastify/swagger-ui, @fastify/static: read their own files (.proto,
- * the UI's static assets) next to their code (__dirname); cockatiel: etcd3's own, so the retry
- * policies the etcd store hands it are of the copy it knows. pino-pretty: required through
- * createRequire already. All but better-sqlite3 load only when a configuration or request uses them.
+ * Loaded from node_modules at run time, not bundled. better-sqlite3 and koffi: native addons
+ * found through their package folders (koffi's binary is in its platform's package; `serve`
+ * loads it after start-up). etcd3, @fastify/swagger-ui, @fastify/static: read their own files
+ * (.proto, the UI's static assets) next to their code (__dirname); cockatiel: etcd3's own, so the
+ * retry policies the etcd store hands it are of the copy it knows. pino-pretty: required through
+ * createRequire already. The others load only when a configuration or request uses them.
  * (`yaml` is bundled, and also required from node_modules by the worker thread that parses a
  * large config file: src/sources/yaml-off-thread.ts.)
  */

@@ -625,7 +625,12 @@ async function serveFromFlags(flags: ServeFlags): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   // After the handlers: a stop asked for while the FFI loads is not left to the default action.
-  const loaded = flags.trimNativeMemory ? await nativeMemoryTrimmer(fulcrum) : undefined;
+  const loaded = flags.trimNativeMemory
+    ? await nativeMemoryTrimmer(fulcrum).catch((err: unknown) => {
+        fulcrum.log.warn({ err }, 'native memory trimming not started');
+        return undefined;
+      })
+    : undefined;
   if (!stopping) {
     trimmer = loaded;
     trimmer?.start();
@@ -634,24 +639,24 @@ async function serveFromFlags(flags: ServeFlags): Promise<void> {
 
 /** The native-memory trimmer of a served process (not started), when its C library has malloc_trim (runtime/native-memory.ts). */
 async function nativeMemoryTrimmer(fulcrum: Fulcrum): Promise<NativeMemoryTrimmer | undefined> {
-  const trim = await loadMallocTrim();
-  if (trim === undefined) {
-    fulcrum.log.info('native memory trimming unavailable: no glibc malloc_trim to call');
+  const loaded = await loadMallocTrim();
+  if ('unavailable' in loaded) {
+    fulcrum.log.info({ reason: loaded.unavailable }, 'native memory trimming unavailable');
     return undefined;
   }
   const counted = registerNativeMemoryTrims(fulcrum.metrics.registry);
-  const trimmer = new NativeMemoryTrimmer({
-    trim,
+  return new NativeMemoryTrimmer({
+    trim: loaded.trim,
     rss: () => process.memoryUsage.rss(),
-    quiet: loopQuiet(),
+    // Stricter than the warm-up's half: a trim may hold the allocator's lock for milliseconds.
+    quiet: loopQuiet(0.25),
     now: () => performance.now(),
     onTrimmed: (t) => {
       counted(t.returnedBytes);
       fulcrum.log.debug(t, 'native memory trimmed');
     },
-    onError: (err) => fulcrum.log.warn({ err }, 'native memory trim failed'),
+    onError: (err) => fulcrum.log.warn({ err }, 'native memory trim failed; trimming stopped'),
   });
-  return trimmer;
 }
 
 async function main(): Promise<void> {

@@ -5,30 +5,34 @@ import type { LoopQuiet } from './loop-quiet.js';
  * from the top of its heap; what is freed between blocks still in use stays resident. A proxy's
  * first request is ~61 KB (an Envoy lists every extension compiled in): read, copied into HTTP/2
  * data chunks and decoded, then freed between the allocations of the connections around it. At
- * 2,000 streams that left ~21 KiB per stream resident and unused, and a round of 8,000 proxies
- * connecting and leaving ~150 MiB; `malloc_trim(0)` gave it back in 6–26 ms (bench/RESULTS.md,
- * "trim28"). Node has no binding for it, so it is called through an FFI (koffi), on libuv's
- * thread pool: the event loop never waits for it, only for the allocator's lock while it runs.
+ * 2,000 streams that left ~10 KiB per stream resident and unused, and a round of 2,000 proxies
+ * connecting and leaving 100-130 MiB; `malloc_trim(0)` gave it back in milliseconds (26 ms for
+ * 212 MiB at 8,000 streams; bench/RESULTS.md, "trim28"). Node has no binding for it, so it is
+ * called through an FFI (koffi), on libuv's thread pool. The event loop can still wait on it:
+ * glibc holds an arena's lock while it walks that arena, and the loop's own allocations from it
+ * wait meanwhile. Hence trims only when the loop has been quiet, rarely at rest, never in a storm.
  */
 
 /** glibc's malloc_trim(0), run off the event loop; resolves with whether memory was returned. */
 export type MallocTrim = () => Promise<boolean>;
 
 /**
- * malloc_trim from the process's C library, or undefined where there is none to call (musl, macOS,
- * Windows, or the FFI's binary missing for the platform): trimming is then simply not done.
+ * malloc_trim from the process's C library, or why there is none to call (musl, macOS, Windows, or
+ * the FFI's binary missing for the platform): trimming is then simply not done.
  */
-export async function loadMallocTrim(): Promise<MallocTrim | undefined> {
-  if (process.platform !== 'linux') return undefined;
+export async function loadMallocTrim(): Promise<{ readonly trim: MallocTrim } | { readonly unavailable: string }> {
+  if (process.platform !== 'linux') return { unavailable: `no glibc on ${process.platform}` };
   try {
     const koffi = (await import('koffi')).default;
     const trim = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)');
-    return () =>
-      new Promise<boolean>((resolve, reject) => {
-        trim.async(0, (err: unknown, returned: number) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(returned === 1)));
-      });
-  } catch {
-    return undefined;
+    return {
+      trim: () =>
+        new Promise<boolean>((resolve, reject) => {
+          trim.async(0, (err: unknown, returned: number) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(returned === 1)));
+        }),
+    };
+  } catch (err) {
+    return { unavailable: err instanceof Error ? err.message : String(err) };
   }
 }
 
@@ -39,6 +43,8 @@ export interface Trimmed {
   readonly ms: number;
   /** Why it ran: resident memory grew since the last trim, or the interval passed. */
   readonly reason: 'growth' | 'interval';
+  /** The interval until the next trim without growth (ms): it doubles while trims return little. */
+  readonly nextIntervalMs: number;
 }
 
 export interface NativeMemoryTrimmerOptions {
@@ -54,10 +60,14 @@ export interface NativeMemoryTrimmerOptions {
   readonly growthBytes?: number;
   /**
    * A trim at the first quiet check after this long without one (ms): memory freed without
-   * growth (proxies leaving) is otherwise kept until something grows.
+   * growth (proxies leaving) is otherwise kept until something grows. Doubled after each trim
+   * that returned less than `growthBytes / 8`, up to `maxIntervalMs`; back to this after one
+   * that returned more.
    */
   readonly intervalMs?: number;
+  readonly maxIntervalMs?: number;
   readonly onTrimmed?: (t: Trimmed) => void;
+  /** A trim failed: the trimmer stops (the FFI is broken; it would fail again). */
   readonly onError?: (err: unknown) => void;
 }
 
@@ -65,19 +75,24 @@ export const TRIM_CHECK_MS = 5_000;
 /** 8 MiB: below that, a trim's few milliseconds on the allocator's lock are not worth it. */
 export const TRIM_GROWTH_BYTES = 8 * 1024 * 1024;
 export const TRIM_INTERVAL_MS = 15_000;
+export const TRIM_MAX_INTERVAL_MS = 300_000;
 
 /**
- * Trims when the event loop is quiet and either resident memory grew by `growthBytes` since the
- * last trim or `intervalMs` passed; the first quiet check after start trims (start-up's own
- * garbage). One trim at a time. A component: start() and stop().
+ * Trims when the event loop was quiet since the last check and either resident memory grew by
+ * `growthBytes` since the last trim or the interval passed; the first quiet check after start
+ * trims (start-up's own garbage). One trim at a time. A component: start() and stop().
  */
 export class NativeMemoryTrimmer {
   private timer: ReturnType<typeof setInterval> | undefined;
   private running: Promise<void> | undefined;
   /** Resident memory after the last trim, and when it ended; undefined before the first. */
   private last: { readonly rss: number; readonly at: number } | undefined;
+  private intervalMs: number;
+  private failed = false;
 
-  constructor(private readonly options: NativeMemoryTrimmerOptions) {}
+  constructor(private readonly options: NativeMemoryTrimmerOptions) {
+    this.intervalMs = options.intervalMs ?? TRIM_INTERVAL_MS;
+  }
 
   start(): void {
     if (this.timer !== undefined) return;
@@ -88,14 +103,14 @@ export class NativeMemoryTrimmer {
 
   /** Stops looking; waits for a trim in flight. */
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    this.stopTimer();
     await this.running;
   }
 
   /** One look (the timer's): trims if it is due and the loop was quiet since the previous look. */
   check(): Promise<void> {
     if (this.running !== undefined) return this.running;
+    if (this.failed) return Promise.resolve();
     const quiet = this.options.quiet.quiet();
     this.options.quiet.mark();
     const reason = quiet ? this.due() : undefined;
@@ -111,7 +126,7 @@ export class NativeMemoryTrimmer {
     const { last } = this;
     if (last === undefined) return 'interval';
     if (this.options.rss() - last.rss >= (this.options.growthBytes ?? TRIM_GROWTH_BYTES)) return 'growth';
-    if (this.options.now() - last.at >= (this.options.intervalMs ?? TRIM_INTERVAL_MS)) return 'interval';
+    if (this.options.now() - last.at >= this.intervalMs) return 'interval';
     return undefined;
   }
 
@@ -122,10 +137,26 @@ export class NativeMemoryTrimmer {
     try {
       await this.options.trim();
     } catch (err) {
+      this.failed = true;
+      this.stopTimer();
       this.options.onError?.(err);
+      return;
     }
     const after = rss();
     this.last = { rss: after, at: now() };
-    this.options.onTrimmed?.({ returnedBytes: before - after, ms: this.last.at - started, reason });
+    this.intervalMs = this.nextInterval(before - after);
+    this.options.onTrimmed?.({ returnedBytes: before - after, ms: this.last.at - started, reason, nextIntervalMs: this.intervalMs });
+  }
+
+  /** At rest trims return little: each such one doubles the interval (a few heap walks an hour, not hundreds). */
+  private nextInterval(returned: number): number {
+    const base = this.options.intervalMs ?? TRIM_INTERVAL_MS;
+    if (returned >= (this.options.growthBytes ?? TRIM_GROWTH_BYTES) / 8) return base;
+    return Math.min(this.intervalMs * 2, Math.max(base, this.options.maxIntervalMs ?? TRIM_MAX_INTERVAL_MS));
+  }
+
+  private stopTimer(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 }

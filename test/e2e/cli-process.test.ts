@@ -135,7 +135,7 @@ describe('the fulcrum process at the terminal', () => {
     const metrics = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     // The first quiet check trims (start-up's own garbage): logged at debug and counted.
     await waitFor(() => on.out().includes('"msg":"native memory trimmed"'), { what: 'a trim logged', timeoutMs: 60_000, intervalMs: 250 });
-    expect(on.out()).toMatch(/"returnedBytes":-?\d+,"ms":[\d.]+,"reason":"interval","msg":"native memory trimmed"/);
+    expect(on.out()).toMatch(/"returnedBytes":-?\d+,"ms":[\d.]+,"reason":"interval","nextIntervalMs":\d+,"msg":"native memory trimmed"/);
     expect(await metrics(a.adminPort)).toMatch(/^fulcrum_native_memory_trims_total [1-9]/m);
     const offMetrics = await metrics(b.adminPort);
     expect(offMetrics).not.toContain('fulcrum_native_memory_trims_total');
