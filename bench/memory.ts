@@ -139,20 +139,25 @@ async function until(what: string, ready: () => Promise<boolean>, ms = 180_000):
   }
 }
 
-/** RSS once it has settled: two samples a second apart within 1 %, or after 10 s (after a full GC with --gc). */
+/**
+ * RSS once it has settled: samples a second apart that stayed within 1 % for SETTLED_SPAN_S
+ * seconds, or after 20 s (after a full GC with --gc). The span is longer than the server's
+ * native-memory trimmer's check (5 s), so memory a collection freed is read after its trim.
+ */
+const SETTLED_SPAN_S = 6;
 async function settledRss(pid: number): Promise<number> {
   if (args.gc) {
     process.kill(pid, 'SIGUSR2');
     await sleep(1_000);
   }
-  let last = await rssOf(pid);
-  for (let i = 0; i < 10; i++) {
+  const samples = [await rssOf(pid)];
+  for (let i = 0; i < 20; i++) {
     await sleep(1_000);
-    const now = await rssOf(pid);
-    if (Math.abs(now - last) < last / 100) return now;
-    last = now;
+    samples.push(await rssOf(pid));
+    const span = samples.slice(-SETTLED_SPAN_S - 1);
+    if (span.length > SETTLED_SPAN_S && Math.max(...span) - Math.min(...span) < Math.min(...span) / 100) break;
   }
-  return last;
+  return samples.at(-1) ?? 0;
 }
 
 /** With --malloc-trim: RSS after glibc handed freed memory back (malloc_trim(0), called through gdb), as a note. */

@@ -23,7 +23,7 @@ import { StoreUnavailableError, type CatalogStore } from './catalog/store/index.
 import { DataDirLock } from './runtime/data-dir-lock.js';
 import { collectStartupGarbageAfter, collectStartupHeap, FullCollections } from './runtime/startup-garbage.js';
 import { loopQuiet } from './runtime/loop-quiet.js';
-import { loadMallocTrim, NativeMemoryTrimmer } from './runtime/native-memory.js';
+import { loadMallocTrim, NativeMemoryTrimmer, oldGenerationUsed } from './runtime/native-memory.js';
 import { HaReplica } from './ha/replica.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
@@ -648,6 +648,7 @@ async function nativeMemoryTrimmer(fulcrum: Fulcrum): Promise<NativeMemoryTrimme
   return new NativeMemoryTrimmer({
     trim: loaded.trim,
     rss: () => process.memoryUsage.rss(),
+    oldGenerationUsed,
     // Stricter than the warm-up's half: a trim may hold the allocator's lock for milliseconds.
     quiet: loopQuiet(0.25),
     now: () => performance.now(),

@@ -1,3 +1,4 @@
+import { getHeapSpaceStatistics } from 'node:v8';
 import type { LoopQuiet } from './loop-quiet.js';
 
 /**
@@ -5,7 +6,7 @@ import type { LoopQuiet } from './loop-quiet.js';
  * from the top of its heap; what is freed between blocks still in use stays resident. A proxy's
  * first request is ~61 KB (an Envoy lists every extension compiled in): read, copied into HTTP/2
  * data chunks and decoded, then freed between the allocations of the connections around it. At
- * 2,000 streams that left ~10 KiB per stream resident and unused, and a round of 2,000 proxies
+ * 2,000 streams that left ~10-20 KiB per stream resident and unused, and a round of 2,000 proxies
  * connecting and leaving 100-130 MiB; `malloc_trim(0)` gave it back in milliseconds (26 ms for
  * 212 MiB at 8,000 streams; bench/RESULTS.md, "trim28"). Node has no binding for it, so it is
  * called through an FFI (koffi), on libuv's thread pool. The event loop can still wait on it:
@@ -36,13 +37,21 @@ export async function loadMallocTrim(): Promise<{ readonly trim: MallocTrim } | 
   }
 }
 
+/** V8's old generation in use (bytes): what NativeMemoryTrimmerOptions.oldGenerationUsed reads in a served process. */
+export function oldGenerationUsed(): number {
+  return getHeapSpaceStatistics().find((space) => space.space_name === 'old_space')?.space_used_size ?? 0;
+}
+
 /** What one trim did, for the log and the metrics. */
 export interface Trimmed {
   /** Resident memory before minus after (bytes; negative when something allocated meanwhile). */
   readonly returnedBytes: number;
   readonly ms: number;
-  /** Why it ran: resident memory grew since the last trim, or the interval passed. */
-  readonly reason: 'growth' | 'interval';
+  /**
+   * Why it ran: resident memory grew since the last trim, V8 collected old objects (native memory
+   * they held is freed with them: a departed connection's HTTP/2 session), or the interval passed.
+   */
+  readonly reason: 'growth' | 'collected' | 'interval';
   /** The interval until the next trim without growth (ms): it doubles while trims return little. */
   readonly nextIntervalMs: number;
 }
@@ -51,12 +60,18 @@ export interface NativeMemoryTrimmerOptions {
   readonly trim: MallocTrim;
   /** Resident set size, bytes (process.memoryUsage.rss). */
   readonly rss: () => number;
+  /**
+   * V8's old generation in use, bytes. It falls only in a full collection: proxies that left are
+   * freed there, and with them their native memory (nghttp2's session, ~23 KiB each), which
+   * nothing else signals: resident memory does not fall when glibc keeps what is freed.
+   */
+  readonly oldGenerationUsed: () => number;
   /** Whether the event loop was mostly idle since the last check: a trim waits out storms and bursts. */
   readonly quiet: LoopQuiet;
   readonly now: () => number;
   /** How often to look (ms). */
   readonly checkMs?: number;
-  /** Growth of resident memory since the last trim that is worth one at the next quiet check (bytes). */
+  /** Growth of resident memory, or a fall of the old generation, since the last trim that is worth one at the next quiet check (bytes). */
   readonly growthBytes?: number;
   /**
    * A trim at the first quiet check after this long without one (ms): memory freed without
@@ -78,9 +93,10 @@ export const TRIM_INTERVAL_MS = 15_000;
 export const TRIM_MAX_INTERVAL_MS = 300_000;
 
 /**
- * Trims when the event loop was quiet since the last check and either resident memory grew by
- * `growthBytes` since the last trim or the interval passed; the first quiet check after start
- * trims (start-up's own garbage). One trim at a time. A component: start() and stop().
+ * Trims when the event loop was quiet since the last check and, since the last trim, resident
+ * memory grew by `growthBytes`, or V8's old generation fell by as much from its peak, or the
+ * interval passed; the first quiet check after start trims (start-up's own garbage). One trim at
+ * a time. A component: start() and stop().
  */
 export class NativeMemoryTrimmer {
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -89,6 +105,8 @@ export class NativeMemoryTrimmer {
   private last: { readonly rss: number; readonly at: number } | undefined;
   private intervalMs: number;
   private failed = false;
+  /** The most old generation in use seen at a check since the last trim. */
+  private oldPeak = 0;
 
   constructor(private readonly options: NativeMemoryTrimmerOptions) {
     this.intervalMs = options.intervalMs ?? TRIM_INTERVAL_MS;
@@ -111,6 +129,8 @@ export class NativeMemoryTrimmer {
   check(): Promise<void> {
     if (this.running !== undefined) return this.running;
     if (this.failed) return Promise.resolve();
+    const old = this.options.oldGenerationUsed();
+    if (old > this.oldPeak) this.oldPeak = old;
     const quiet = this.options.quiet.quiet();
     this.options.quiet.mark();
     const reason = quiet ? this.due() : undefined;
@@ -125,7 +145,9 @@ export class NativeMemoryTrimmer {
   private due(): Trimmed['reason'] | undefined {
     const { last } = this;
     if (last === undefined) return 'interval';
-    if (this.options.rss() - last.rss >= (this.options.growthBytes ?? TRIM_GROWTH_BYTES)) return 'growth';
+    const worth = this.options.growthBytes ?? TRIM_GROWTH_BYTES;
+    if (this.options.rss() - last.rss >= worth) return 'growth';
+    if (this.oldPeak - this.options.oldGenerationUsed() >= worth) return 'collected';
     if (this.options.now() - last.at >= this.intervalMs) return 'interval';
     return undefined;
   }
@@ -144,6 +166,7 @@ export class NativeMemoryTrimmer {
     }
     const after = rss();
     this.last = { rss: after, at: now() };
+    this.oldPeak = this.options.oldGenerationUsed();
     this.intervalMs = this.nextInterval(before - after);
     this.options.onTrimmed?.({ returnedBytes: before - after, ms: this.last.at - started, reason, nextIntervalMs: this.intervalMs });
   }

@@ -8,7 +8,7 @@ const MiB = 1024 * 1024;
 
 /** A trimmer on fakes: the test sets the loop's quiet, resident memory and the clock, and calls check(). */
 function harness(options: { failing?: boolean } = {}) {
-  const state = { quiet: true, rss: 100 * MiB, now: 0, trims: 0, marks: 0, freed: 10 * MiB };
+  const state = { quiet: true, rss: 100 * MiB, old: 50 * MiB, now: 0, trims: 0, marks: 0, freed: 10 * MiB };
   const trimmed: Trimmed[] = [];
   const errors: unknown[] = [];
   let release: (() => void) | undefined;
@@ -25,6 +25,7 @@ function harness(options: { failing?: boolean } = {}) {
       });
     },
     rss: () => state.rss,
+    oldGenerationUsed: () => state.old,
     now: () => state.now,
     quiet: { mark: () => void state.marks++, quiet: () => state.quiet },
     onTrimmed: (t) => void trimmed.push(t),
@@ -60,6 +61,28 @@ describe('NativeMemoryTrimmer', () => {
     h.state.now += 1;
     await h.check();
     expect(h.trimmed.map((t) => t.reason)).toEqual(['interval', 'growth', 'interval']);
+  });
+
+  it('trims after V8 collected old objects (proxies that left), seen even at a busy check, not after young garbage', async () => {
+    const h = harness();
+    await h.check();
+    // A fleet connects: the old generation grows (seen at a check while the loop is busy) ...
+    h.state.quiet = false;
+    h.state.old += 40 * MiB;
+    await h.check();
+    h.state.rss -= 1; // RSS never grew enough to trim on its own
+    // ... then leaves, and a full collection frees its objects: the native memory they held is free now.
+    h.state.old -= TRIM_GROWTH_BYTES - 1;
+    h.state.quiet = true;
+    await h.check();
+    expect(h.state.trims).toBe(1);
+    h.state.old -= 1;
+    await h.check();
+    expect(h.trimmed.map((t) => t.reason)).toEqual(['interval', 'collected']);
+    // The peak restarts at the trim: what was freed before it does not count again.
+    h.state.old -= 1;
+    await h.check();
+    expect(h.state.trims).toBe(2);
   });
 
   it('waits while the loop is busy (a storm of connections, a big write), and trims once it is quiet', async () => {
@@ -124,6 +147,7 @@ describe('NativeMemoryTrimmer', () => {
         return new Promise<boolean>((resolve) => (release = () => resolve(true)));
       },
       rss: () => 100 * MiB,
+      oldGenerationUsed: () => 50 * MiB,
       now: () => 0,
       quiet: { mark: () => undefined, quiet: () => true },
       checkMs: 5,
