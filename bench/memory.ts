@@ -285,9 +285,16 @@ const HEAP_USED = /^nodejs_heap_size_used_bytes (\S+)/m;
 async function restBreakdown(server: Server): Promise<string> {
   const space = (name: string) => server.metric(new RegExp(`^nodejs_heap_space_size_total_bytes\\{space="${name}"\\} (\\S+)`, 'm'));
   const [young, old, code, large, external] = await Promise.all([space('new'), space('old'), space('code'), space('large_object'), server.metric(/^nodejs_external_memory_bytes (\S+)/m)]);
-  const [trims, returned] = await Promise.all([server.metric(/^fulcrum_native_memory_trims_total (\S+)/m), server.metric(/^fulcrum_native_memory_returned_bytes_total (\S+)/m)]);
+  const trimsBy = (reason: string) => server.metric(new RegExp(`^fulcrum_native_memory_trims_total\\{reason="${reason}"\\} (\\S+)`, 'm'));
+  const [growth, collected, interval, returned] = await Promise.all([
+    trimsBy('growth'),
+    trimsBy('collected'),
+    trimsBy('interval'),
+    server.metric(/^fulcrum_native_memory_returned_bytes_total (\S+)/m),
+  ]);
+  const trims = growth + collected + interval;
   const mib = (n: number) => `${(n / MiB).toFixed(1)}`;
-  return `V8 committed: young ${mib(young)}, old ${mib(old)}, code ${mib(code)}, large ${mib(large)} MiB; external ${mib(external)} MiB; native trims so far ${trims} (${mib(returned)} MiB handed back)`;
+  return `V8 committed: young ${mib(young)}, old ${mib(old)}, code ${mib(code)}, large ${mib(large)} MiB; external ${mib(external)} MiB; native trims so far ${trims} (growth ${growth}, collected ${collected}, interval ${interval}; ${mib(returned)} MiB handed back)`;
 }
 const row = (what: string, rss: number, heap: number, note = ''): string =>
   `| ${what} | ${(rss / MiB).toFixed(1)} MiB | ${(heap / MiB).toFixed(1)} MiB | ${note} |`;

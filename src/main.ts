@@ -653,7 +653,7 @@ async function nativeMemoryTrimmer(fulcrum: Fulcrum): Promise<NativeMemoryTrimme
     quiet: loopQuiet(0.25),
     now: () => performance.now(),
     onTrimmed: (t) => {
-      counted(t.returnedBytes);
+      counted(t.reason, t.returnedBytes);
       fulcrum.log.debug(t, 'native memory trimmed');
     },
     onError: (err) => fulcrum.log.warn({ err }, 'native memory trim failed; trimming stopped'),

@@ -107,6 +107,8 @@ export class NativeMemoryTrimmer {
   private failed = false;
   /** The most old generation in use seen at a check since the last trim. */
   private oldPeak = 0;
+  /** The last trim returned little: a fall of the old generation no longer prompts one (below). */
+  private idle = false;
 
   constructor(private readonly options: NativeMemoryTrimmerOptions) {
     this.intervalMs = options.intervalMs ?? TRIM_INTERVAL_MS;
@@ -133,7 +135,7 @@ export class NativeMemoryTrimmer {
     if (old > this.oldPeak) this.oldPeak = old;
     const quiet = this.options.quiet.quiet();
     this.options.quiet.mark();
-    const reason = quiet ? this.due() : undefined;
+    const reason = quiet ? this.due(old) : undefined;
     if (reason === undefined) return Promise.resolve();
     this.running = this.run(reason).finally(() => {
       this.running = undefined;
@@ -142,12 +144,18 @@ export class NativeMemoryTrimmer {
     return this.running;
   }
 
-  private due(): Trimmed['reason'] | undefined {
+  /**
+   * Growth is self-limiting (memory cannot grow forever); a falling old generation is not: steady
+   * pushes promote garbage that each full collection frees, a sawtooth that would prompt a trim
+   * every few seconds for nothing. So after a trim that returned little, only growth and the
+   * (doubling) interval prompt one, until a trim returns more again.
+   */
+  private due(old: number): Trimmed['reason'] | undefined {
     const { last } = this;
     if (last === undefined) return 'interval';
     const worth = this.options.growthBytes ?? TRIM_GROWTH_BYTES;
     if (this.options.rss() - last.rss >= worth) return 'growth';
-    if (this.oldPeak - this.options.oldGenerationUsed() >= worth) return 'collected';
+    if (!this.idle && this.oldPeak - old >= worth) return 'collected';
     if (this.options.now() - last.at >= this.intervalMs) return 'interval';
     return undefined;
   }
@@ -174,7 +182,8 @@ export class NativeMemoryTrimmer {
   /** At rest trims return little: each such one doubles the interval (a few heap walks an hour, not hundreds). */
   private nextInterval(returned: number): number {
     const base = this.options.intervalMs ?? TRIM_INTERVAL_MS;
-    if (returned >= (this.options.growthBytes ?? TRIM_GROWTH_BYTES) / 8) return base;
+    this.idle = returned < (this.options.growthBytes ?? TRIM_GROWTH_BYTES) / 8;
+    if (!this.idle) return base;
     return Math.min(this.intervalMs * 2, Math.max(base, this.options.maxIntervalMs ?? TRIM_MAX_INTERVAL_MS));
   }
 

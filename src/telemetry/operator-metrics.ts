@@ -17,10 +17,11 @@ export function registerBuildInfo(registry: Registry, version: string, nodeVersi
 }
 
 /** Counts native-memory trims (src/runtime/native-memory.ts); call what it returns after each one. */
-export function registerNativeMemoryTrims(registry: Registry): (returnedBytes: number) => void {
+export function registerNativeMemoryTrims(registry: Registry): (reason: string, returnedBytes: number) => void {
   const trims = new Counter({
     name: 'fulcrum_native_memory_trims_total',
-    help: "Times freed C-allocator memory was handed back to the kernel (glibc's malloc_trim, when the event loop was quiet).",
+    help: "Times freed C-allocator memory was handed back to the kernel (glibc's malloc_trim, when the event loop was quiet), by what prompted it: growth, collected or interval.",
+    labelNames: ['reason'],
     registers: [registry],
   });
   const returned = new Counter({
@@ -28,8 +29,8 @@ export function registerNativeMemoryTrims(registry: Registry): (returnedBytes: n
     help: 'Resident memory those trims handed back (resident set before minus after each one, when positive).',
     registers: [registry],
   });
-  return (returnedBytes) => {
-    trims.inc();
+  return (reason, returnedBytes) => {
+    trims.inc({ reason });
     if (returnedBytes > 0) returned.inc(returnedBytes);
   };
 }

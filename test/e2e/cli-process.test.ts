@@ -136,7 +136,7 @@ describe('the fulcrum process at the terminal', () => {
     // The first quiet check trims (start-up's own garbage): logged at debug and counted.
     await waitFor(() => on.out().includes('"msg":"native memory trimmed"'), { what: 'a trim logged', timeoutMs: 60_000, intervalMs: 250 });
     expect(on.out()).toMatch(/"returnedBytes":-?\d+,"ms":[\d.]+,"reason":"interval","nextIntervalMs":\d+,"msg":"native memory trimmed"/);
-    expect(await metrics(a.adminPort)).toMatch(/^fulcrum_native_memory_trims_total [1-9]/m);
+    expect(await metrics(a.adminPort)).toMatch(/^fulcrum_native_memory_trims_total\{reason="interval"\} [1-9]/m);
     const offMetrics = await metrics(b.adminPort);
     expect(offMetrics).not.toContain('fulcrum_native_memory_trims_total');
     expect(offMetrics).toContain('fulcrum_build_info');

@@ -1,7 +1,7 @@
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
-import { loadMallocTrim, NativeMemoryTrimmer, TRIM_GROWTH_BYTES, TRIM_INTERVAL_MS, TRIM_MAX_INTERVAL_MS, type Trimmed } from '../../src/runtime/native-memory.js';
+import { loadMallocTrim, NativeMemoryTrimmer, TRIM_CHECK_MS, TRIM_GROWTH_BYTES, TRIM_INTERVAL_MS, TRIM_MAX_INTERVAL_MS, type Trimmed } from '../../src/runtime/native-memory.js';
 import { waitFor } from '../support/wait.js';
 
 const MiB = 1024 * 1024;
@@ -63,7 +63,7 @@ describe('NativeMemoryTrimmer', () => {
     expect(h.trimmed.map((t) => t.reason)).toEqual(['interval', 'growth', 'interval']);
   });
 
-  it('trims after V8 collected old objects (proxies that left), seen even at a busy check, not after young garbage', async () => {
+  it('trims after V8 collected old objects (proxies that left), seen even at a busy check', async () => {
     const h = harness();
     await h.check();
     // A fleet connects: the old generation grows (seen at a check while the loop is busy) ...
@@ -83,6 +83,31 @@ describe('NativeMemoryTrimmer', () => {
     h.state.old -= 1;
     await h.check();
     expect(h.state.trims).toBe(2);
+  });
+
+  it('a sawtooth of the old generation (pushes promoting garbage) prompts one trim, not one per collection, until a trim returns more', async () => {
+    const h = harness();
+    await h.check();
+    h.state.freed = 0;
+    // Each full collection frees the 10 MiB of garbage the pushes promoted, every other check.
+    for (let i = 0; i < 40; i++) {
+      h.state.old += i % 2 === 0 ? 10 * MiB : -10 * MiB;
+      h.state.now += TRIM_CHECK_MS;
+      await h.check();
+    }
+    // 40 checks (200 s): the first collection's trim returned nothing; after it only the interval,
+    // doubling from there (30 s, 60 s, 120 s), prompted one.
+    expect(h.trimmed.map((t) => t.reason)).toEqual(['interval', 'collected', 'interval', 'interval']);
+    // Proxies leave: the interval's trim returns a lot, and a collection prompts one again.
+    h.state.freed = 50 * MiB;
+    h.state.now += TRIM_MAX_INTERVAL_MS;
+    await h.check();
+    h.state.freed = 0;
+    h.state.old += 10 * MiB;
+    await h.check();
+    h.state.old -= 10 * MiB;
+    await h.check();
+    expect(h.trimmed.map((t) => t.reason).slice(-2)).toEqual(['interval', 'collected']);
   });
 
   it('waits while the loop is busy (a storm of connections, a big write), and trims once it is quiet', async () => {
