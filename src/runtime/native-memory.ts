@@ -101,14 +101,15 @@ export const TRIM_MAX_INTERVAL_MS = 300_000;
 export class NativeMemoryTrimmer {
   private timer: ReturnType<typeof setInterval> | undefined;
   private running: Promise<void> | undefined;
-  /** Resident memory after the last trim, and when it ended; undefined before the first. */
-  private last: { readonly rss: number; readonly at: number } | undefined;
+  /**
+   * Resident memory after the last trim, when it ended, and whether it returned little (then a
+   * fall of the old generation no longer prompts one: due()); undefined before the first.
+   */
+  private last: { readonly rss: number; readonly at: number; readonly little: boolean } | undefined;
   private intervalMs: number;
   private failed = false;
   /** The most old generation in use seen at a check since the last trim. */
   private oldPeak = 0;
-  /** The last trim returned little: a fall of the old generation no longer prompts one (below). */
-  private idle = false;
 
   constructor(private readonly options: NativeMemoryTrimmerOptions) {
     this.intervalMs = options.intervalMs ?? TRIM_INTERVAL_MS;
@@ -155,7 +156,7 @@ export class NativeMemoryTrimmer {
     if (last === undefined) return 'interval';
     const worth = this.options.growthBytes ?? TRIM_GROWTH_BYTES;
     if (this.options.rss() - last.rss >= worth) return 'growth';
-    if (!this.idle && this.oldPeak - old >= worth) return 'collected';
+    if (!last.little && this.oldPeak - old >= worth) return 'collected';
     if (this.options.now() - last.at >= this.intervalMs) return 'interval';
     return undefined;
   }
@@ -173,17 +174,17 @@ export class NativeMemoryTrimmer {
       return;
     }
     const after = rss();
-    this.last = { rss: after, at: now() };
+    const little = before - after < (this.options.growthBytes ?? TRIM_GROWTH_BYTES) / 8;
+    this.last = { rss: after, at: now(), little };
     this.oldPeak = this.options.oldGenerationUsed();
-    this.intervalMs = this.nextInterval(before - after);
+    this.intervalMs = this.nextInterval(little);
     this.options.onTrimmed?.({ returnedBytes: before - after, ms: this.last.at - started, reason, nextIntervalMs: this.intervalMs });
   }
 
   /** At rest trims return little: each such one doubles the interval (a few heap walks an hour, not hundreds). */
-  private nextInterval(returned: number): number {
+  private nextInterval(little: boolean): number {
     const base = this.options.intervalMs ?? TRIM_INTERVAL_MS;
-    this.idle = returned < (this.options.growthBytes ?? TRIM_GROWTH_BYTES) / 8;
-    if (!this.idle) return base;
+    if (!little) return base;
     return Math.min(this.intervalMs * 2, Math.max(base, this.options.maxIntervalMs ?? TRIM_MAX_INTERVAL_MS));
   }
 

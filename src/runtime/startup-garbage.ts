@@ -15,7 +15,7 @@ import { loopQuiet, type LoopQuiet } from './loop-quiet.js';
  */
 
 /** V8's full collection. `gc` is a global only with --expose-gc; without it, it is taken from a fresh context. */
-function fullGc(): () => void {
+export function fullGc(): () => void {
   if (typeof globalThis.gc === 'function') return globalThis.gc;
   setFlagsFromString('--expose-gc');
   try {

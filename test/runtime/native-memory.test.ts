@@ -1,7 +1,6 @@
-import { runInNewContext } from 'node:vm';
-import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { loadMallocTrim, NativeMemoryTrimmer, TRIM_CHECK_MS, TRIM_GROWTH_BYTES, TRIM_INTERVAL_MS, TRIM_MAX_INTERVAL_MS, type Trimmed } from '../../src/runtime/native-memory.js';
+import { fullGc } from '../../src/runtime/startup-garbage.js';
 import { waitFor } from '../support/wait.js';
 
 const MiB = 1024 * 1024;
@@ -228,12 +227,3 @@ describe("glibc's malloc_trim through the FFI", () => {
     expect(kept).toHaveLength(2_000);
   });
 });
-
-function fullGc(): () => void {
-  setFlagsFromString('--expose-gc');
-  try {
-    return runInNewContext('gc') as () => void;
-  } finally {
-    setFlagsFromString('--no-expose-gc');
-  }
-}
