@@ -40,7 +40,7 @@ interface Presented {
   readonly token: string | undefined;
 }
 
-interface Refusal {
+export interface CallRefusal {
   readonly code: grpc.status;
   readonly reason: RefusalReason;
   readonly message: string;
@@ -71,8 +71,8 @@ export function peerIdentity(auth: CallAuthContext): PeerIdentity | undefined {
   return auth.sslPeerCertificate ? identityFromSans(auth.sslPeerCertificate.subjectaltname) : undefined;
 }
 
-function bearer(metadata: grpc.Metadata): string | undefined {
-  const value = metadata.get('authorization')[0];
+/** The token of an `authorization: Bearer <token>` value (from grpc-js's metadata or an HTTP/2 header). */
+function bearer(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
   return /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(value)?.[1];
 }
@@ -105,17 +105,25 @@ export class XdsAuthz {
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, pass) => {
-            const surface = surfaceOf(method.path);
-            const refusal = surface && this.decide(surface, { identity: peerIdentity(call.getAuthContext()), token: bearer(metadata) });
-            if (!surface || !refusal) {
-              pass(metadata);
-              return;
-            }
-            this.options.onRefused?.(surface, refusal.reason, { peer: call.getPeer(), message: refusal.message });
-            call.sendStatus({ code: refusal.code, details: refusal.message });
+            const refusal = this.refuseCall(method.path, call.getAuthContext(), metadata.get('authorization')[0], call.getPeer());
+            if (refusal) call.sendStatus({ code: refusal.code, details: refusal.message });
+            else pass(metadata);
           },
         }),
     });
+
+  /**
+   * Why a call on `path` may not proceed, from its certificate and its `authorization` value
+   * (reported to `onRefused`); undefined when it may. The interceptor's decision, also for the
+   * discovery streams fulcrum serves without grpc-js's call (discovery-router.ts).
+   */
+  refuseCall(path: string, auth: CallAuthContext, authorization: unknown, peer: string): CallRefusal | undefined {
+    const surface = surfaceOf(path);
+    const refusal = surface && this.decide(surface, { identity: peerIdentity(auth), token: bearer(authorization) });
+    if (!surface || !refusal) return undefined;
+    this.options.onRefused?.(surface, refusal.reason, { peer, message: refusal.message });
+    return refusal;
+  }
 
   /**
    * A stream's first node against its certificate's binding; throws PERMISSION_DENIED naming the
@@ -137,7 +145,7 @@ export class XdsAuthz {
    * is open, calls without (or with unknown) credentials pass too, except a certificate that
    * matches no configured identity, which is refused wherever identities are configured.
    */
-  decide(surface: Surface, presented: Presented): Refusal | undefined {
+  decide(surface: Surface, presented: Presented): CallRefusal | undefined {
     const byIdentity = presented.identity ? this.byIdentity(surface, presented.identity) : undefined;
     if (presented.identity && !byIdentity) return undefined;
     const byToken = presented.token !== undefined ? this.byToken(surface, presented.token) : undefined;
@@ -147,7 +155,7 @@ export class XdsAuthz {
     return byToken ?? byIdentity ?? { code: grpc.status.UNAUTHENTICATED, reason: 'no_credentials', message: this.missing(surface) };
   }
 
-  private byToken(surface: Surface, token: string): Refusal | undefined {
+  private byToken(surface: Surface, token: string): CallRefusal | undefined {
     const role = this.options.tokenRole(token);
     if (role === undefined) return { code: grpc.status.UNAUTHENTICATED, reason: 'unknown_token', message: 'unknown bearer token' };
     if (ROLES_FOR[surface].includes(role)) return undefined;
@@ -155,7 +163,7 @@ export class XdsAuthz {
     return { code: grpc.status.PERMISSION_DENIED, reason: 'wrong_role', message: `a ${role} token cannot call ${surfaceName(surface)}; it needs a ${allowed} token` };
   }
 
-  private byIdentity(surface: Surface, identity: PeerIdentity): Refusal | undefined {
+  private byIdentity(surface: Surface, identity: PeerIdentity): CallRefusal | undefined {
     const binding = bindingFor(this.bindings, identity);
     if (surface === 'xds') {
       if (this.bindings.length === 0 || binding) return undefined;

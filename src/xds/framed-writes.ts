@@ -36,6 +36,24 @@ export function framedMessage(build: (framed: Uint8Array, offset: number) => voi
   return message;
 }
 
+/**
+ * One response as the bytes of a gRPC message on the wire: the framed buffer a `framedMessage`
+ * view is the tail of (no copy), or, for other parts, a new buffer with the header and the parts.
+ */
+export function framedBytes(parts: readonly Uint8Array[], bytes: number): Uint8Array {
+  const only = parts.length === 1 ? parts[0] : undefined;
+  const framed = only && framedOf.get(only);
+  if (framed) return framed;
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bytes);
+  writeFrameHeader(out, bytes);
+  let at = FRAME_HEADER_BYTES;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
 /** What the transport stream (node:http2's ServerHttp2Stream) offers that this uses. */
 interface TransportStream {
   readonly destroyed: boolean;
@@ -75,6 +93,29 @@ function transportStream(call: unknown): TransportStream | undefined {
 export type WriteDone = (bytes: number) => void;
 
 /**
+ * The byte counts of a stream's writes not yet completed, oldest first. Writes complete in the
+ * order they were issued (a Writable runs its callbacks in order), so one callback per stream
+ * takes the oldest count: no closure per write (see FramedWriter).
+ */
+export class WriteCounts {
+  /** Bytes of the oldest write not yet completed (-1: none), then those of later ones. */
+  private oldest = -1;
+  private later: number[] | undefined;
+
+  push(bytes: number): void {
+    if (this.oldest < 0) this.oldest = bytes;
+    else (this.later ??= []).push(bytes);
+  }
+
+  /** The oldest write's count, now completed (0 when none was pending). */
+  shift(): number {
+    const bytes = this.oldest;
+    this.oldest = this.later !== undefined && this.later.length > 0 ? (this.later.shift() as number) : -1;
+    return Math.max(bytes, 0);
+  }
+}
+
+/**
  * Writes a call's responses. Messages framed by `framedMessage` go straight to the HTTP/2 stream
  * when nothing written through grpc-js is still queued in its Writable (order is kept); the
  * first one asks grpc-js to send the response headers first (its public sendMetadata), which it
@@ -90,9 +131,7 @@ export class FramedWriter {
   /** Writes handed to grpc-js whose callback has not run: a framed write must not overtake them. */
   private viaGrpc = 0;
   private direct_ = 0;
-  /** Bytes of the oldest write not yet completed (-1: none), then those of later ones. */
-  private oldest = -1;
-  private later: number[] | undefined;
+  private readonly counts = new WriteCounts();
   private readonly completedDirect: () => void;
   private readonly completedViaGrpc: () => void;
 
@@ -103,10 +142,10 @@ export class FramedWriter {
     done: WriteDone,
   ) {
     this.transport = transportStream(call);
-    this.completedDirect = () => done(this.shift());
+    this.completedDirect = () => done(this.counts.shift());
     this.completedViaGrpc = () => {
       this.viaGrpc -= 1;
-      done(this.shift());
+      done(this.counts.shift());
     };
   }
 
@@ -122,7 +161,7 @@ export class FramedWriter {
 
   /** Writes `parts` (`bytes` long in all) as one response; the writer's `done` gets `bytes` back once. */
   write(parts: readonly Uint8Array[], bytes: number): void {
-    this.push(bytes);
+    this.counts.push(bytes);
     const only = parts.length === 1 ? parts[0] : undefined;
     const framed = only && framedOf.get(only);
     const t = this.transport;
@@ -134,17 +173,6 @@ export class FramedWriter {
     }
     this.viaGrpc += 1;
     this.call.write(parts, this.completedViaGrpc);
-  }
-
-  private push(bytes: number): void {
-    if (this.oldest < 0) this.oldest = bytes;
-    else (this.later ??= []).push(bytes);
-  }
-
-  private shift(): number {
-    const bytes = this.oldest;
-    this.oldest = this.later !== undefined && this.later.length > 0 ? (this.later.shift() as number) : -1;
-    return Math.max(bytes, 0);
   }
 
   /** The stream takes writes, with the response headers sent (asked for if not yet). */

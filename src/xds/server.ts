@@ -5,8 +5,8 @@ import { ConnectionGate, type Refusal } from './connection-gate.js';
 import { csdsHandlers, CSDS_DEFINITION } from './csds.js';
 import { DeltaStream } from './delta-stream.js';
 import { InitialSyncQueue } from './initial-sync-queue.js';
-import { readDirectly } from './direct-reads.js';
-import { FramedWriter } from './framed-writes.js';
+import { grpcDiscoveryCall, type DiscoveryCall } from './discovery-call.js';
+import { DiscoveryRouter, takeStreamsFirst, type DiscoveryRoute } from './discovery-router.js';
 import { checkRequestNames, LimitError, withDefaults, type LimitHit, type XdsLimits } from './limits.js';
 import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
 import { DISCOVERY_SERVICES, type DiscoveryServiceShape, type ResponseParts } from './services.js';
@@ -55,13 +55,15 @@ export class XdsServer {
   private readonly streams = new Set<ServedStream>();
   /** The identified streams by node.cluster: a cache change wakes only those whose group changed. */
   private readonly groups = new StreamGroups<ServedStream>();
-  private readonly calls = new Set<grpc.ServerDuplexStream<unknown, ResponseParts>>();
+  private readonly calls = new Set<DiscoveryCall<unknown>>();
   private readonly deps: StreamDeps;
   private readonly cache: XdsCache;
   private unsubscribe: (() => void) | undefined;
   private boundPort = 0;
   private readonly limits: XdsLimits;
   private readonly streamGate: StreamGate;
+  /** Plain discovery streams served on their HTTP/2 streams, without grpc-js's call (h2-discovery-call.ts). */
+  private readonly router: DiscoveryRouter;
   private gate: ConnectionGate | undefined;
   /** New connections' setup and new streams' first requests, a slice of the event loop at a time (accepts go first). */
   private readonly initialSyncs = new InitialSyncQueue();
@@ -81,6 +83,7 @@ export class XdsServer {
     const onLimit = options.onLimit ?? (() => undefined);
     this.deps = { cache, registry, log, maxResourceNames: options.maxResourceNames, controlPlaneId: options.controlPlaneId, limits: this.limits, onLimit };
     this.streamGate = new StreamGate(this.limits, onLimit);
+    const authz = options.security?.authz && !options.security.authz.refusesNothing ? options.security.authz : undefined;
     this.server = new grpc.Server({
       // Requests are small (subscriptions, ACKs); refusing a large one from its length prefix
       // keeps a hostile client from making the server buffer it.
@@ -96,8 +99,10 @@ export class XdsServer {
       // channelz bookkeeping (per connection and per call, in process-wide registries) is memory and
       // work no one reads here: fulcrum has its own metrics, and a reconnect storm pays it 10,000 times.
       'grpc.enable_channelz': 0,
-      interceptors: [this.streamGate.interceptor, ...(options.security?.authz && !options.security.authz.refusesNothing ? [options.security.authz.interceptor] : [])],
+      interceptors: [this.streamGate.interceptor, ...(authz ? [authz.interceptor] : [])],
     });
+    this.router = new DiscoveryRouter({ routes: this.routes(), gate: this.streamGate, authz, limits: this.limits });
+    takeStreamsFirst(this.server, (stream, headers) => this.router.take(stream, headers));
     for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));
     this.server.addService(CSDS_DEFINITION, csdsHandlers(registry));
     for (const svc of extraServices) this.server.addService(svc.definition, svc.implementation);
@@ -109,6 +114,11 @@ export class XdsServer {
 
   get streamCount(): number {
     return this.streams.size;
+  }
+
+  /** Discovery streams served without grpc-js's call so far. */
+  get streamsServedDirectly(): number {
+    return this.router.taken;
   }
 
   /** Open gRPC calls of every service on the port. */
@@ -172,17 +182,38 @@ export class XdsServer {
   }
 
   private handlers(svc: DiscoveryServiceShape): grpc.UntypedServiceImplementation {
+    const max = this.limits.maxResponseBytes;
     const impl: grpc.UntypedServiceImplementation = {
-      [svc.sotw]: (call: grpc.ServerDuplexStream<DiscoveryRequest, ResponseParts>) =>
-        this.serve(call, (io) => new SotwStream(this.deps, io, svc.name, svc.type)),
-      [svc.delta]: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, ResponseParts>) =>
-        this.serve(call, (io) => new DeltaStream(this.deps, io, svc.name, svc.type)),
+      [svc.sotw]: (call: grpc.ServerDuplexStream<DiscoveryRequest, ResponseParts>) => this.serve(grpcDiscoveryCall(call, max), this.sotw(svc)),
+      [svc.delta]: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, ResponseParts>) => this.serve(grpcDiscoveryCall(call, max), this.delta(svc)),
     };
     if (svc.fetch) {
       impl[svc.fetch] = (call: grpc.ServerUnaryCall<DiscoveryRequest, ResponseParts>, cb: grpc.sendUnaryData<ResponseParts>) =>
         this.fetch(svc, call, cb);
     }
     return impl;
+  }
+
+  private sotw(svc: DiscoveryServiceShape): (io: StreamIo) => XdsStream<DiscoveryRequest> {
+    return (io) => new SotwStream(this.deps, io, svc.name, svc.type);
+  }
+
+  private delta(svc: DiscoveryServiceShape): (io: StreamIo) => XdsStream<DeltaDiscoveryRequest> {
+    return (io) => new DeltaStream(this.deps, io, svc.name, svc.type);
+  }
+
+  /** The SotW and Delta methods by path, for the streams the router serves itself. */
+  private routes(): Map<string, DiscoveryRoute> {
+    const routes = new Map<string, DiscoveryRoute>();
+    for (const svc of DISCOVERY_SERVICES) {
+      const add = (method: string, make: (io: StreamIo) => XdsStream<never>): void => {
+        const def = svc.definition[method];
+        if (def) routes.set(def.path, { deserialize: def.requestDeserialize, serve: (call) => this.serve(call as DiscoveryCall<never>, make) });
+      };
+      add(svc.sotw, this.sotw(svc));
+      add(svc.delta, this.delta(svc));
+    }
+    return routes;
   }
 
   /**
@@ -192,41 +223,38 @@ export class XdsServer {
    * `drained` runs and the stream sends what its subscriptions resolve to then (the state
    * machines coalesce; nothing is lost), so a stalled proxy holds at most the mark plus one response.
    */
-  private io(call: grpc.ServerDuplexStream<unknown, ResponseParts>, drained: () => void): StreamIo & { release(): void } {
+  private io(call: DiscoveryCall<unknown>, drained: () => void): StreamIo & { release(): void; flushed(bytes: number): void } {
     const mark = this.limits.maxQueuedBytesPerStream;
     let queued = 0;
     let congested = false;
     let released = false;
-    const flushed = (bytes: number): void => {
-      if (released) return;
-      queued -= bytes;
-      this.queue.bytes -= bytes;
-      if (!congested || queued >= mark) return;
-      congested = false;
-      this.queue.congested -= 1;
-      if (!call.cancelled) drained();
-    };
     const authz = this.options.security?.authz;
-    // The callback runs once per write, once its bytes left this process (or the call ended).
-    const writer = new FramedWriter(call, this.limits.maxResponseBytes, flushed);
     return {
-      peer: call.getPeer(),
+      peer: call.peer,
       // Without identities bound to nodes there is nothing to check (and no auth context to read) per stream.
-      ...(authz?.checksNodes ? { admit: (node) => authz.admitNode(call.getAuthContext(), node, call.getPeer()) } : {}),
+      ...(authz?.checksNodes ? { admit: (node) => authz.admitNode(call.authContext(), node, call.peer) } : {}),
       send: (parts) => {
         let bytes = 0;
         for (const p of parts) bytes += p.byteLength;
         queued += bytes;
         this.queue.bytes += bytes;
-        writer.write(parts, bytes);
+        call.write(parts, bytes);
         if (!congested && queued >= mark) {
           congested = true;
           this.queue.congested += 1;
         }
       },
       congested: () => congested,
-      fail: (code, message) => {
-        call.emit('error', { code, details: message });
+      fail: (code, message) => call.fail(code, message),
+      // Runs once per write, once its bytes left this process (or the call ended).
+      flushed: (bytes) => {
+        if (released) return;
+        queued -= bytes;
+        this.queue.bytes -= bytes;
+        if (!congested || queued >= mark) return;
+        congested = false;
+        this.queue.congested -= 1;
+        if (!call.over) drained();
       },
       // The call ended: what it still held is gone with it, whether or not its callbacks run.
       release: () => {
@@ -238,15 +266,15 @@ export class XdsServer {
     };
   }
 
-  private serve<Req extends { readonly node?: RawNode }>(call: grpc.ServerDuplexStream<Req, ResponseParts>, make: (io: StreamIo) => XdsStream<Req>): void {
-    const io = this.io(call as grpc.ServerDuplexStream<unknown, ResponseParts>, () => stream.onCacheChange());
+  private serve<Req extends { readonly node?: RawNode }>(call: DiscoveryCall<Req>, make: (io: StreamIo) => XdsStream<Req>): void {
+    const io = this.io(call as DiscoveryCall<unknown>, () => stream.onCacheChange());
     const stream = make(io);
     this.streams.add(stream);
-    this.calls.add(call as grpc.ServerDuplexStream<unknown, ResponseParts>);
-    const done = () => {
+    this.calls.add(call as DiscoveryCall<unknown>);
+    const done = (): void => {
       this.streams.delete(stream);
       this.groups.delete(stream);
-      this.calls.delete(call as grpc.ServerDuplexStream<unknown, ResponseParts>);
+      this.calls.delete(call as DiscoveryCall<unknown>);
       io.release();
       stream.close();
     };
@@ -267,7 +295,7 @@ export class XdsServer {
       } catch (err) {
         // A bug must cost one stream, never the process.
         this.log.error({ err, stream: stream.id }, 'xds stream failed');
-        call.emit('error', { code: grpc.status.INTERNAL, details: 'internal error' });
+        call.fail(grpc.status.INTERNAL, 'internal error');
         done();
       }
     };
@@ -275,7 +303,7 @@ export class XdsServer {
       if (!waiting) return handle(req);
       if (waiting.length >= MAX_WAITING_REQUESTS) {
         // Envoy sends a handful before its first answer; this many is a client flooding a queue.
-        call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `more than ${MAX_WAITING_REQUESTS} requests before the first response` });
+        call.fail(grpc.status.RESOURCE_EXHAUSTED, `more than ${MAX_WAITING_REQUESTS} requests before the first response`);
         return done();
       }
       waiting.push(req);
@@ -287,16 +315,15 @@ export class XdsServer {
         if (endWhenAnswered && this.streams.has(stream)) finish();
       });
     };
-    // Below grpc-js where it can (direct-reads.ts); its 'data' events carry the rest.
-    readDirectly(call, onRequest);
-    call.on('data', onRequest);
-    call.on('end', () => {
-      if (waiting !== undefined && waiting.length > 0) endWhenAnswered = true;
-      else finish();
+    call.listen({
+      request: onRequest,
+      end: () => {
+        if (waiting !== undefined && waiting.length > 0) endWhenAnswered = true;
+        else finish();
+      },
+      closed: done,
+      written: io.flushed,
     });
-    call.on('error', done);
-    call.on('close', done);
-    call.on('cancelled', done);
   }
 
   private fetch(svc: DiscoveryServiceShape, call: grpc.ServerUnaryCall<DiscoveryRequest, ResponseParts>, cb: grpc.sendUnaryData<ResponseParts>): void {

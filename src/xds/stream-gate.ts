@@ -32,10 +32,9 @@ export class StreamGate {
     const peer = call.getConnectionInfo().remoteAddress ?? 'unknown';
     return new grpc.ServerInterceptingCall(call, {
       start: (next) => {
-        const refused = this.admit(peer);
+        const refused = this.admitCall(peer);
         if (refused) {
-          this.onLimit(refused);
-          call.sendStatus({ code: grpc.status.RESOURCE_EXHAUSTED, details: `too many calls: ${describeLimit(this.limits, refused)} reached` });
+          call.sendStatus({ code: grpc.status.RESOURCE_EXHAUSTED, details: refused });
           return;
         }
         let released = false;
@@ -51,6 +50,23 @@ export class StreamGate {
     });
   };
 
+  /**
+   * Admits a call fulcrum serves without grpc-js's call (discovery-router.ts): undefined, or the
+   * RESOURCE_EXHAUSTED message (counted). An admitted call is released once, with `release`.
+   */
+  admitCall(peer: string): string | undefined {
+    const refused = this.admit(peer);
+    if (!refused) return undefined;
+    this.onLimit(refused);
+    return `too many calls: ${describeLimit(this.limits, refused)} reached`;
+  }
+
+  /** A message over a size limit: counted, and the status message naming the setting. */
+  tooLarge(limit: 'maxRequestBytes' | 'maxResponseBytes', bytes: number): string {
+    this.onLimit(limit);
+    return `${limit === 'maxRequestBytes' ? 'request' : 'response'} message of ${bytes} bytes exceeds ${describeLimit(this.limits, limit)}`;
+  }
+
   private admit(peer: string): 'maxStreams' | 'maxStreamsPerPeer' | undefined {
     const mine = this.perPeer.get(peer) ?? 0;
     if (this.open >= this.limits.maxStreams) return 'maxStreams';
@@ -60,7 +76,7 @@ export class StreamGate {
     return undefined;
   }
 
-  private release(peer: string): void {
+  release(peer: string): void {
     this.open -= 1;
     const left = (this.perPeer.get(peer) ?? 1) - 1;
     if (left > 0) this.perPeer.set(peer, left);

@@ -1,0 +1,177 @@
+import * as grpc from '@grpc/grpc-js';
+import type { OutgoingHttpHeaders, ServerHttp2Stream, ServerStreamResponseOptions } from 'node:http2';
+import { TLSSocket } from 'node:tls';
+import type { CallAuthContext } from './authz.js';
+import type { CallListener, DiscoveryCall } from './discovery-call.js';
+import { MessageCutter } from './direct-reads.js';
+import { framedBytes, WriteCounts } from './framed-writes.js';
+
+/**
+ * A discovery stream served on its HTTP/2 stream by fulcrum itself, without grpc-js's call.
+ *
+ * grpc-js builds, per call, a transport call (metadata parsed into a Metadata object, a deadline
+ * check, a stream decoder, a `getsockname` for the local address), one intercepting call per
+ * interceptor, and an object-mode Duplex for the handler: about a quarter of the server's CPU in
+ * a reconnect storm and a third of the JS heap a connected proxy keeps (bench/RESULTS.md, raw29).
+ * A discovery stream uses none of it: fulcrum already read its requests and wrote its responses
+ * below grpc-js (direct-reads.ts, framed-writes.ts). What grpc-js's call did for it is here:
+ * the response headers before the first message, the status as trailers (or a trailers-only
+ * response when nothing was sent), the size limit from the length prefix, and the end of the
+ * call however it ends. Admission (the stream gate, authz) runs before this is built
+ * (discovery-router.ts); the connection (keepalive, idle timeout, max streams) stays grpc-js's.
+ */
+
+/** The response headers grpc-js sends (its defaults), but only identity: nothing here decompresses. */
+const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity', 'grpc-encoding': 'identity' } as const;
+
+/** What a call refuses from what it reads; the server names the limit (the stream gate's words). */
+export interface H2CallLimits {
+  readonly maxRequestBytes: number;
+  readonly maxResponseBytes: number;
+  /** The status for a message over a size limit, and counts it. */
+  readonly tooLarge: (limit: 'maxRequestBytes' | 'maxResponseBytes', bytes: number) => string;
+}
+
+export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
+  readonly peer: string;
+  private readonly counts = new WriteCounts();
+  /** One completion callback per call, not a closure per write (see framed-writes.ts). */
+  private readonly completed = (): void => this.on?.written(this.counts.shift());
+  private statusSent = false;
+  /** The server's side of the call, from `listen` on. */
+  private on: CallListener<Req> | undefined;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly deserialize: (bytes: Buffer) => Req,
+    private readonly limits: H2CallLimits,
+  ) {
+    this.peer = peerOf(stream);
+    // Every stream error also closes it ('close' follows); without a listener it would be thrown.
+    stream.on('error', ignore);
+  }
+
+  get over(): boolean {
+    return this.statusSent || this.stream.destroyed || this.stream.closed;
+  }
+
+  authContext(): CallAuthContext {
+    const socket = this.stream.session?.socket;
+    if (!(socket instanceof TLSSocket) || !socket.authorized) return {};
+    const cert = socket.getPeerCertificate();
+    return cert.raw ? { sslPeerCertificate: cert } : {};
+  }
+
+  listen(on: CallListener<Req>): void {
+    const cutter = new MessageCutter(this.limits.maxRequestBytes);
+    this.on = on;
+    this.stream.on('data', (chunk: Buffer) => this.read(cutter, chunk, on.request));
+    this.stream.on('end', () => {
+      if (!this.over) on.end();
+    });
+    this.stream.on('close', on.closed);
+  }
+
+  write(parts: readonly Uint8Array[], bytes: number): void {
+    this.counts.push(bytes);
+    const s = this.stream;
+    if (this.over) {
+      // Gone: the count comes back as it would from a write the stream dropped.
+      process.nextTick(this.completed);
+      return;
+    }
+    if (bytes > this.limits.maxResponseBytes) {
+      process.nextTick(this.completed);
+      this.fail(grpc.status.RESOURCE_EXHAUSTED, this.limits.tooLarge('maxResponseBytes', bytes));
+      return;
+    }
+    if (!s.headersSent && !this.respond(RESPONSE_HEADERS, { waitForTrailers: true })) {
+      process.nextTick(this.completed);
+      return;
+    }
+    s.write(framedBytes(parts, bytes), this.completed);
+  }
+
+  fail(code: grpc.status, message: string): void {
+    this.sendStatus(code, message);
+  }
+
+  end(): void {
+    this.sendStatus(grpc.status.OK, 'OK');
+  }
+
+  /**
+   * The call's status: trailers after what was sent, or a trailers-only response (the message
+   * encoded as grpc-js does). The call is over then, as a grpc-js call is once its status is sent.
+   */
+  private sendStatus(code: grpc.status, details: string): void {
+    if (this.over) return;
+    this.statusSent = true;
+    const s = this.stream;
+    const trailers = { 'grpc-status': String(code), 'grpc-message': statusMessage(details) };
+    if (!s.headersSent) {
+      this.respond({ ':status': 200, 'content-type': RESPONSE_HEADERS['content-type'], ...trailers }, { endStream: true });
+    } else {
+      s.once('wantTrailers', () => s.sendTrailers(trailers));
+      s.end();
+    }
+    this.on?.closed();
+  }
+
+  /**
+   * Sends the response headers. node throws when the stream or its session is going away between
+   * the checks and here; a push must not throw into the cache's subscribers for that, so the
+   * stream is reset instead (its close ends the call). False when it was.
+   */
+  private respond(headers: OutgoingHttpHeaders, options: ServerStreamResponseOptions): boolean {
+    try {
+      this.stream.respond(headers, options);
+      return true;
+    } catch {
+      this.stream.destroy();
+      return false;
+    }
+  }
+
+  /** Cuts `chunk` into messages and hands each on, in this data event; stops at the first refusal. */
+  private read(cutter: MessageCutter, chunk: Buffer, deliver: (req: Req) => void): void {
+    if (this.over) return;
+    const cut = cutter.cut(chunk);
+    for (const bytes of cut.messages) {
+      let req: Req;
+      try {
+        req = this.deserialize(bytes);
+      } catch {
+        return this.sendStatus(grpc.status.INTERNAL, 'Error deserializing request');
+      }
+      // A throw here must end the call, not the process (this runs in the stream's data event).
+      try {
+        deliver(req);
+      } catch {
+        return this.sendStatus(grpc.status.INTERNAL, 'internal error');
+      }
+      if (this.over) return;
+    }
+    if (cut.tooLarge !== undefined) this.sendStatus(grpc.status.RESOURCE_EXHAUSTED, this.limits.tooLarge('maxRequestBytes', cut.tooLarge));
+    // The router hands calls with a grpc-encoding to grpc-js; a compressed flag without one is a broken client.
+    else if (cut.compressed !== undefined) this.sendStatus(grpc.status.INTERNAL, 'a compressed message on a call without grpc-encoding');
+  }
+}
+
+const ignore = (): void => undefined;
+
+/** grpc-js's encoding of a status message; a lone surrogate (encodeURI refuses it) becomes U+FFFD. */
+function statusMessage(details: string): string {
+  try {
+    return encodeURI(details);
+  } catch {
+    return encodeURI(details.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD'));
+  }
+}
+
+/** "address:port" of the stream's connection, as grpc-js's getPeer says it. */
+function peerOf(stream: ServerHttp2Stream): string {
+  const socket = stream.session?.socket;
+  if (!socket?.remoteAddress) return 'unknown';
+  return socket.remotePort ? `${socket.remoteAddress}:${socket.remotePort}` : socket.remoteAddress;
+}

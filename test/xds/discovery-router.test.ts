@@ -1,0 +1,179 @@
+/**
+ * The real XdsServer on loopback: which discovery streams it serves on their HTTP/2 streams
+ * itself (discovery-router.ts, h2-discovery-call.ts) and which it leaves to grpc-js, and that a
+ * taken stream keeps what grpc-js's call gave it: admission, the status at stop, the stream
+ * gate's count, and grpc-js's idle timeout that counts open streams. The protocol suites
+ * (protocol-*.test.ts, edge-limits, hostile, the e2e tests with a real Envoy and proxyless
+ * clients) run over the same path.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { XdsAuthz } from '../../src/xds/authz.js';
+import { XdsCache } from '../../src/xds/cache.js';
+import { takeStreamsFirst } from '../../src/xds/discovery-router.js';
+import type { XdsLimits } from '../../src/xds/limits.js';
+import { ProxyRegistry } from '../../src/xds/proxy-status.js';
+import { XdsServer, type XdsServerOptions } from '../../src/xds/server.js';
+import { connectH2 } from '../support/raw-grpc.js';
+import { waitFor, scaled } from '../support/wait.js';
+import {
+  ADS,
+  ADS_DELTA,
+  CDS,
+  decodeDiscoveryResponse,
+  EDS,
+  encodeDiscoveryRequest,
+  SERVICE,
+  SotwStream,
+  XdsClient,
+} from '../support/xds-client.js';
+import { base, groups } from './stream-fixture.js';
+
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+async function serve(options: { limits?: Partial<XdsLimits>; authz?: XdsAuthz } = {}) {
+  const cache = new XdsCache();
+  cache.update(groups(base()));
+  const refused: string[] = [];
+  const opts: XdsServerOptions = {
+    address: '127.0.0.1',
+    port: 0,
+    maxMessageBytes: 4 << 20,
+    keepaliveTimeMs: 60_000,
+    keepaliveTimeoutMs: 20_000,
+    maxResourceNames: 100,
+    controlPlaneId: 'router-test',
+    ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.authz ? { security: { authz: options.authz } } : {}),
+  };
+  const server = new XdsServer(opts, cache, new ProxyRegistry(), pino({ level: 'silent' }));
+  const port = await server.start();
+  let stopped = false;
+  cleanup.push(() => (stopped ? undefined : server.stop(1_000)));
+  const client = XdsClient.forPort(port);
+  cleanup.push(() => client.close());
+  return { server, port, client, refused, stop: () => ((stopped = true), server.stop(5_000)) };
+}
+
+const node = { id: 'router-test', cluster: 'web' };
+
+describe('discovery streams served on their HTTP/2 streams', () => {
+  it('SotW and Delta, on ADS and per type: served and answered without grpc-js', async () => {
+    const { server, client } = await serve();
+    const ads = client.sotw(ADS);
+    ads.request(CDS, [], { node });
+    const perType = client.sotw(SERVICE.CDS.sotw);
+    perType.request(CDS, [], { node });
+    const delta = client.delta(ADS_DELTA);
+    delta.send({ node, type_url: CDS, resource_names_subscribe: ['*'] });
+    const eds = client.delta(SERVICE.EDS.delta);
+    eds.send({ node, type_url: EDS, resource_names_subscribe: ['web'] });
+    const answers = await Promise.all([ads.nextOf(CDS), perType.nextOf(CDS), delta.nextOf(CDS), eds.nextOf(EDS)]);
+    expect(answers.map((a) => a.resources.length > 0)).toEqual([true, true, true, true]);
+    expect(server.streamsServedDirectly).toBe(4);
+    expect(server.streamCount).toBe(4);
+  });
+
+  it('a compressing client and one with a deadline are left to grpc-js, and served there', async () => {
+    const { server, port } = await serve();
+    const zipping = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.default_compression_algorithm': 2 });
+    cleanup.push(() => zipping.close());
+    const zipped = new SotwStream(zipping.makeBidiStreamRequest(ADS, encodeDiscoveryRequest, decodeDiscoveryResponse), 'zipped');
+    zipped.request(CDS, [], { node });
+    const plain = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+    cleanup.push(() => plain.close());
+    const deadline = { deadline: Date.now() + scaled(60_000) };
+    const timed = new SotwStream(plain.makeBidiStreamRequest(ADS, encodeDiscoveryRequest, decodeDiscoveryResponse, new grpc.Metadata(), deadline), 'timed');
+    timed.request(CDS, [], { node });
+    const answers = await Promise.all([zipped.nextOf(CDS), timed.nextOf(CDS)]);
+    expect(answers.map((a) => a.resources.length > 0)).toEqual([true, true]);
+    expect(server.streamsServedDirectly).toBe(0);
+    expect(server.streamCount).toBe(2);
+    zipped.cancel();
+    timed.cancel();
+  });
+
+  it('stop ends a served stream with OK after its responses', async () => {
+    const { client, stop } = await serve();
+    const ads = client.sotw();
+    ads.request(CDS, [], { node });
+    await ads.nextOf(CDS);
+    await stop();
+    expect(await ads.closed()).toMatchObject({ code: grpc.status.OK });
+  });
+
+  it('a stream the client resets frees its place in the stream gate and the server', async () => {
+    const { server, client } = await serve();
+    const ads = client.sotw();
+    ads.request(CDS, [], { node });
+    await ads.nextOf(CDS);
+    expect(server.callCount).toBe(1);
+    ads.cancel();
+    await waitFor(() => server.callCount === 0 && server.streamCount === 0, { what: 'the reset stream released' });
+  });
+
+  it('authorization applies to a served stream: refused without a token (counted), served with a proxy token', async () => {
+    const seen: string[] = [];
+    const authz = new XdsAuthz({
+      tokenRole: (t) => (t === 'prx' ? 'proxy' : undefined),
+      configuredRoles: new Set(['proxy']),
+      mutualTls: false,
+      onRefused: (surface, reason) => seen.push(`${surface} ${reason}`),
+    });
+    const { server, port } = await serve({ authz });
+    const withToken = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    cleanup.push(() => withToken.close());
+    const open = (token?: string): SotwStream => {
+      const metadata = new grpc.Metadata();
+      if (token) metadata.set('authorization', `Bearer ${token}`);
+      const s = new SotwStream(withToken.makeBidiStreamRequest(ADS, encodeDiscoveryRequest, decodeDiscoveryResponse, metadata), token ?? 'none');
+      s.request(CDS, [], { node });
+      return s;
+    };
+    const none = open();
+    expect(await none.closed()).toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: expect.stringMatching(/xDS discovery needs credentials/) as unknown });
+    expect(await open('wrong').closed()).toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: 'unknown bearer token' });
+    const proxy = open('prx');
+    expect((await proxy.nextOf(CDS)).resources.length).toBeGreaterThan(0);
+    expect(seen).toEqual(['xds no_credentials', 'xds unknown_token']);
+    expect(server.streamsServedDirectly).toBe(3);
+    await waitFor(() => server.callCount === 1, { what: 'the refused calls released' });
+    proxy.cancel();
+  });
+
+  it("grpc-js's idle timeout counts a served stream as open, and closes the connection once it ended", async () => {
+    const idle = 300;
+    const { server, port } = await serve({ limits: { idleConnectionMs: idle } });
+    const session = await connectH2(port);
+    cleanup.push(() => session.destroy());
+    let closedAt = 0;
+    session.on('goaway', () => (closedAt ||= Date.now()));
+    session.on('close', () => (closedAt ||= Date.now()));
+    // A bare HTTP/2 session: no client reconnects behind the test's back to hide a close.
+    const stream = session.request({ ':method': 'POST', ':path': ADS, 'content-type': 'application/grpc', te: 'trailers' });
+    stream.on('error', () => undefined);
+    const request = encodeDiscoveryRequest({ node, type_url: CDS, resource_names: [] });
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(request.length, 1);
+    stream.write(Buffer.concat([head, request]));
+    await new Promise((resolve) => stream.once('data', resolve));
+    // Several idle periods with the stream open (a bounded window: the property is that nothing happens).
+    await new Promise((resolve) => setTimeout(resolve, 5 * idle));
+    expect(closedAt).toBe(0);
+    expect(server.streamsServedDirectly).toBe(1);
+    const ended = Date.now();
+    stream.close();
+    await waitFor(() => closedAt > 0, { what: 'the idle connection closed after its stream ended' });
+    expect(closedAt - ended).toBeGreaterThanOrEqual(idle * 0.5);
+  });
+
+  it('leaves every stream to grpc-js when its server is not what the hand-over expects', () => {
+    const take = (): boolean => true;
+    expect(takeStreamsFirst({} as grpc.Server, take)).toBe(false);
+    expect(takeStreamsFirst(new grpc.Server(), take)).toBe(true);
+  });
+});
