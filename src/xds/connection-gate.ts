@@ -103,9 +103,10 @@ export class ConnectionGate {
     }
     this.sockets.add(socket);
     this.perPeer.set(peer, mine + 1);
-    socket.once('close', () => this.forget(socket, peer));
+    // `on`, not `once`: a socket closes once, and a once wrapper is ~200 bytes kept per connection.
+    socket.on('close', () => this.forget(socket, peer));
     // Until the gRPC server owns the socket, its errors (a reset) are only the end of it.
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyEmitter);
     const { defer } = this.options;
     if (!defer) return this.admit(socket);
     defer(() => {
@@ -135,32 +136,41 @@ export class ConnectionGate {
    * deadline is closed (node's session would keep it).
    */
   private handOver(socket: net.Socket): void {
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ERR_HTTP2_ERROR' && err.errno === NGHTTP2_ERR_BAD_CLIENT_MAGIC) this.options.onRefused('not-grpc');
-    });
+    socket.on('error', this.countBadPreface);
     this.options.inject(socket);
     socket.resume();
     this.deadline(socket, () => socket.destroyed || socket.bytesRead >= PREFACE.length);
   }
 
+  /** One listener for every handed-over socket: nghttp2's refusal of a wrong preface is counted. */
+  private readonly countBadPreface = (err: NodeJS.ErrnoException): void => {
+    if (err.code === 'ERR_HTTP2_ERROR' && err.errno === NGHTTP2_ERR_BAD_CLIENT_MAGIC) this.options.onRefused('not-grpc');
+  };
+
   /**
    * Closes `socket` at the handshake deadline unless `done()` by then. A deadline that fires late
    * means fulcrum itself was busy (a reconnect storm's initial syncs): the client's bytes may be
    * waiting unread, so it gets another period instead. Otherwise the verdict waits one I/O phase
-   * (setImmediate) for bytes that did arrive. Returns what cancels it.
+   * (setImmediate) for bytes that did arrive. Returns what cancels it. Once decided, nothing of
+   * it stays on the socket (its timer and closures would otherwise live as long as the connection).
    */
   private deadline(socket: net.Socket, done: () => boolean): () => void {
     const timeoutMs = this.options.limits.handshakeTimeoutMs;
     let due = performance.now() + timeoutMs;
+    const finish = (): void => {
+      clearTimeout(timer);
+      this.handshaking.delete(socket);
+      socket.off('close', finish);
+    };
     const expire = (): void => {
-      if (done()) return void this.handshaking.delete(socket);
+      if (done()) return finish();
       if (performance.now() - due > LATE_MS) {
         due = performance.now() + timeoutMs;
         timer.refresh();
         return;
       }
       setImmediate(() => {
-        if (done()) return void this.handshaking.delete(socket);
+        if (done()) return finish();
         this.options.onLimit('handshakeTimeoutMs');
         socket.destroy();
       });
@@ -168,12 +178,8 @@ export class ConnectionGate {
     const timer = setTimeout(expire, timeoutMs);
     timer.unref();
     this.handshaking.set(socket, done);
-    const cancel = (): void => {
-      clearTimeout(timer);
-      this.handshaking.delete(socket);
-    };
-    socket.once('close', cancel);
-    return cancel;
+    socket.on('close', finish);
+    return finish;
   }
 
   /** TLS: reads until the first bytes show a handshake (a ClientHello, small), then hands the socket over with them put back. */
@@ -200,4 +206,8 @@ export class ConnectionGate {
     socket.on('data', onData);
     socket.resume();
   }
+}
+
+function destroyEmitter(this: net.Socket): void {
+  this.destroy();
 }

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CallAuthContext } from './authz.js';
 import { readDirectly } from './direct-reads.js';
-import { FramedWriter, type WriteDone } from './framed-writes.js';
+import { FramedWriter } from './framed-writes.js';
 
 /**
  * One discovery stream (SotW or Delta) as the server's stream handling sees it, whichever side
@@ -31,11 +31,12 @@ export interface DiscoveryCall<Req> {
   readonly over: boolean;
 }
 
+/** The server's side of a call; its methods are called on it. */
 export interface CallListener<Req> {
   request(req: Req): void;
   end(): void;
   closed(): void;
-  readonly written: WriteDone;
+  written(bytes: number): void;
 }
 
 /** A grpc-js duplex call as a DiscoveryCall (reads and framed writes still below grpc-js where they can be). */
@@ -45,13 +46,16 @@ export function grpcDiscoveryCall<Req>(call: grpc.ServerDuplexStream<Req, readon
     peer: call.getPeer(),
     authContext: () => call.getAuthContext(),
     listen: (on) => {
-      writer = new FramedWriter(call as grpc.ServerDuplexStream<unknown, readonly Uint8Array[]>, maxResponseBytes, on.written);
-      readDirectly(call, on.request);
-      call.on('data', on.request);
-      call.on('end', on.end);
-      call.on('error', on.closed);
-      call.on('close', on.closed);
-      call.on('cancelled', on.closed);
+      // The listener's methods are called on it (it may be a class instance).
+      writer = new FramedWriter(call as grpc.ServerDuplexStream<unknown, readonly Uint8Array[]>, maxResponseBytes, (bytes) => on.written(bytes));
+      const request = (req: Req): void => on.request(req);
+      const closed = (): void => on.closed();
+      readDirectly(call, request);
+      call.on('data', request);
+      call.on('end', () => on.end());
+      call.on('error', closed);
+      call.on('close', closed);
+      call.on('cancelled', closed);
     },
     write: (parts, bytes) => writer?.write(parts, bytes),
     fail: (code, message) => {

@@ -35,7 +35,7 @@ export class DiscoveryRouter {
 
   constructor(private readonly deps: RouterDeps) {
     const gate = deps.gate;
-    this.callLimits = { ...deps.limits, tooLarge: (limit, bytes) => gate.tooLarge(limit, bytes) };
+    this.callLimits = { ...deps.limits, tooLarge: (limit, bytes) => gate.tooLarge(limit, bytes), release: (peer) => gate.release(peer) };
   }
 
   /** Streams served without grpc-js's call so far (a test checks production takes this path). */
@@ -57,7 +57,7 @@ export class DiscoveryRouter {
       return true;
     }
     // Released once, when the stream closes, however it ends (the stream gate's onCancel).
-    stream.once('close', () => gate.release(peer));
+    call.admitted(peer);
     const refusal = authz?.refuseCall(headers[':path'] ?? '', call.authContext(), headers.authorization, call.peer);
     if (refusal) call.fail(refusal.code, refusal.message);
     else route.serve(call);

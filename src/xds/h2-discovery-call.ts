@@ -24,12 +24,22 @@ import { framedBytes, WriteCounts } from './framed-writes.js';
 /** The response headers grpc-js sends (its defaults), but only identity: nothing here decompresses. */
 const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity', 'grpc-encoding': 'identity' } as const;
 
-/** What a call refuses from what it reads; the server names the limit (the stream gate's words). */
+/**
+ * No `date` header: gRPC has no use for it, and node would keep it with the stream's sent headers.
+ * (node's respond() takes `sendDate`; @types/node leaves it out.)
+ */
+type RespondOptions = ServerStreamResponseOptions & { readonly sendDate: boolean };
+const RESPOND_FOR_MESSAGES: RespondOptions = { waitForTrailers: true, sendDate: false };
+const RESPOND_TRAILERS_ONLY: RespondOptions = { endStream: true, sendDate: false };
+
+/** What every call shares: what it refuses of what it reads and writes, and the server's admission. */
 export interface H2CallLimits {
   readonly maxRequestBytes: number;
   readonly maxResponseBytes: number;
   /** The status for a message over a size limit, and counts it. */
   readonly tooLarge: (limit: 'maxRequestBytes' | 'maxResponseBytes', bytes: number) => string;
+  /** Gives back an admitted call's place (the stream gate's), once, when its stream closes. */
+  readonly release: (peerAddress: string) => void;
 }
 
 export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
@@ -40,6 +50,8 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
   private statusSent = false;
   /** The server's side of the call, from `listen` on. */
   private on: CallListener<Req> | undefined;
+  /** The peer address whose place the call holds, once admitted. */
+  private admittedAs: string | undefined;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -49,6 +61,13 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
     this.peer = peerOf(stream);
     // Every stream error also closes it ('close' follows); without a listener it would be thrown.
     stream.on('error', ignore);
+    // One listener for all the close means here (`on`: a stream closes once; a once wrapper costs ~200 bytes per stream).
+    stream.on('close', () => this.closed());
+  }
+
+  /** The call holds a place of `peerAddress`'s, given back when its stream closes. */
+  admitted(peerAddress: string): void {
+    this.admittedAs = peerAddress;
   }
 
   get over(): boolean {
@@ -65,11 +84,10 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
   listen(on: CallListener<Req>): void {
     const cutter = new MessageCutter(this.limits.maxRequestBytes);
     this.on = on;
-    this.stream.on('data', (chunk: Buffer) => this.read(cutter, chunk, on.request));
+    this.stream.on('data', (chunk: Buffer) => this.read(cutter, chunk, on));
     this.stream.on('end', () => {
       if (!this.over) on.end();
     });
-    this.stream.on('close', on.closed);
   }
 
   write(parts: readonly Uint8Array[], bytes: number): void {
@@ -85,7 +103,7 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
       this.fail(grpc.status.RESOURCE_EXHAUSTED, this.limits.tooLarge('maxResponseBytes', bytes));
       return;
     }
-    if (!s.headersSent && !this.respond(RESPONSE_HEADERS, { waitForTrailers: true })) {
+    if (!s.headersSent && !this.respond(RESPONSE_HEADERS, RESPOND_FOR_MESSAGES)) {
       process.nextTick(this.completed);
       return;
     }
@@ -110,11 +128,17 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
     const s = this.stream;
     const trailers = { 'grpc-status': String(code), 'grpc-message': statusMessage(details) };
     if (!s.headersSent) {
-      this.respond({ ':status': 200, 'content-type': RESPONSE_HEADERS['content-type'], ...trailers }, { endStream: true });
+      this.respond({ ':status': 200, 'content-type': RESPONSE_HEADERS['content-type'], ...trailers }, RESPOND_TRAILERS_ONLY);
     } else {
       s.once('wantTrailers', () => s.sendTrailers(trailers));
       s.end();
     }
+    this.on?.closed();
+  }
+
+  private closed(): void {
+    if (this.admittedAs !== undefined) this.limits.release(this.admittedAs);
+    this.admittedAs = undefined;
     this.on?.closed();
   }
 
@@ -123,7 +147,7 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
    * the checks and here; a push must not throw into the cache's subscribers for that, so the
    * stream is reset instead (its close ends the call). False when it was.
    */
-  private respond(headers: OutgoingHttpHeaders, options: ServerStreamResponseOptions): boolean {
+  private respond(headers: OutgoingHttpHeaders, options: RespondOptions): boolean {
     try {
       this.stream.respond(headers, options);
       return true;
@@ -134,7 +158,7 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
   }
 
   /** Cuts `chunk` into messages and hands each on, in this data event; stops at the first refusal. */
-  private read(cutter: MessageCutter, chunk: Buffer, deliver: (req: Req) => void): void {
+  private read(cutter: MessageCutter, chunk: Buffer, on: CallListener<Req>): void {
     if (this.over) return;
     const cut = cutter.cut(chunk);
     for (const bytes of cut.messages) {
@@ -146,7 +170,7 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
       }
       // A throw here must end the call, not the process (this runs in the stream's data event).
       try {
-        deliver(req);
+        on.request(req);
       } catch {
         return this.sendStatus(grpc.status.INTERNAL, 'internal error');
       }

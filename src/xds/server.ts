@@ -8,24 +8,15 @@ import { InitialSyncQueue } from './initial-sync-queue.js';
 import { grpcDiscoveryCall, type DiscoveryCall } from './discovery-call.js';
 import { DiscoveryRouter, takeStreamsFirst, type DiscoveryRoute } from './discovery-router.js';
 import { checkRequestNames, LimitError, withDefaults, type LimitHit, type XdsLimits } from './limits.js';
-import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
+import type { ProxyRegistry } from './proxy-status.js';
 import { DISCOVERY_SERVICES, type DiscoveryServiceShape, type ResponseParts } from './services.js';
 import { SotwStream } from './sotw-stream.js';
 import type { XdsAuthz } from './authz.js';
 import { StreamGroups } from './stream-groups.js';
+import { ServedStream, type ServedStreamView, type ServingContext } from './served-stream.js';
 import { StreamGate } from './stream-gate.js';
 import { checkNameCount, checkTypeUrl, isRefusal, WILDCARD_TYPES, type StreamDeps, type StreamIo, type XdsStream } from './stream-common.js';
 import { sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest, type RawNode } from './wire.js';
-
-/** What the server holds of a SotW or Delta stream. */
-interface ServedStream {
-  readonly proxy: ProxyRecord | undefined;
-  onCacheChange(): void;
-  close(): void;
-}
-
-/** Requests a stream may send before its first is answered (from the initial-sync queue). */
-export const MAX_WAITING_REQUESTS = 32;
 
 export interface XdsServerOptions {
   readonly address: string;
@@ -52,10 +43,11 @@ const DEFAULT_BACKLOG = 4096;
 /** Serves ADS and the per-type discovery services (SotW and Delta), plus CSDS, on one gRPC port. */
 export class XdsServer {
   private readonly server: grpc.Server;
-  private readonly streams = new Set<ServedStream>();
+  private readonly streams = new Set<ServedStreamView>();
   /** The identified streams by node.cluster: a cache change wakes only those whose group changed. */
-  private readonly groups = new StreamGroups<ServedStream>();
-  private readonly calls = new Set<DiscoveryCall<unknown>>();
+  private readonly groups = new StreamGroups<ServedStreamView>();
+  /** What every served stream shares of the server (served-stream.ts). */
+  private readonly serving: ServingContext;
   private readonly deps: StreamDeps;
   private readonly cache: XdsCache;
   private unsubscribe: (() => void) | undefined;
@@ -101,6 +93,20 @@ export class XdsServer {
       'grpc.enable_channelz': 0,
       interceptors: [this.streamGate.interceptor, ...(authz ? [authz.interceptor] : [])],
     });
+    this.serving = {
+      log,
+      queue: this.queue,
+      maxQueuedBytesPerStream: this.limits.maxQueuedBytesPerStream,
+      initialSyncs: this.initialSyncs,
+      authz: options.security?.authz?.checksNodes ? options.security.authz : undefined,
+      opened: (s) => this.streams.add(s),
+      grouped: (s, nodeCluster) => this.groups.add(s, nodeCluster),
+      closed: (s) => {
+        this.streams.delete(s);
+        this.groups.delete(s);
+      },
+      isOpen: (s) => this.streams.has(s),
+    };
     this.router = new DiscoveryRouter({ routes: this.routes(), gate: this.streamGate, authz, limits: this.limits });
     takeStreamsFirst(this.server, (stream, headers) => this.router.take(stream, headers));
     for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));
@@ -170,8 +176,7 @@ export class XdsServer {
     const closed = this.gate?.close();
     this.gate?.destroyUnready();
     const drained = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
-    for (const call of this.calls) call.end();
-    for (const s of this.streams) s.close();
+    for (const s of this.streams) s.finish();
     const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), graceMs).unref());
     if ((await Promise.race([drained, timer])) === 'timeout') {
       this.log.warn('xDS server did not drain in time; forcing shutdown');
@@ -216,114 +221,8 @@ export class XdsServer {
     return routes;
   }
 
-  /**
-   * The gRPC side of one stream. A proxy that stops reading must not make the server buffer every
-   * push for it: bytes written but not yet flushed are counted, and at `maxQueuedBytesPerStream`
-   * the stream is congested and its responses wait. When its writes complete below the mark,
-   * `drained` runs and the stream sends what its subscriptions resolve to then (the state
-   * machines coalesce; nothing is lost), so a stalled proxy holds at most the mark plus one response.
-   */
-  private io(call: DiscoveryCall<unknown>, drained: () => void): StreamIo & { release(): void; flushed(bytes: number): void } {
-    const mark = this.limits.maxQueuedBytesPerStream;
-    let queued = 0;
-    let congested = false;
-    let released = false;
-    const authz = this.options.security?.authz;
-    return {
-      peer: call.peer,
-      // Without identities bound to nodes there is nothing to check (and no auth context to read) per stream.
-      ...(authz?.checksNodes ? { admit: (node) => authz.admitNode(call.authContext(), node, call.peer) } : {}),
-      send: (parts) => {
-        let bytes = 0;
-        for (const p of parts) bytes += p.byteLength;
-        queued += bytes;
-        this.queue.bytes += bytes;
-        call.write(parts, bytes);
-        if (!congested && queued >= mark) {
-          congested = true;
-          this.queue.congested += 1;
-        }
-      },
-      congested: () => congested,
-      fail: (code, message) => call.fail(code, message),
-      // Runs once per write, once its bytes left this process (or the call ended).
-      flushed: (bytes) => {
-        if (released) return;
-        queued -= bytes;
-        this.queue.bytes -= bytes;
-        if (!congested || queued >= mark) return;
-        congested = false;
-        this.queue.congested -= 1;
-        if (!call.over) drained();
-      },
-      // The call ended: what it still held is gone with it, whether or not its callbacks run.
-      release: () => {
-        if (released) return;
-        released = true;
-        this.queue.bytes -= queued;
-        if (congested) this.queue.congested -= 1;
-      },
-    };
-  }
-
   private serve<Req extends { readonly node?: RawNode }>(call: DiscoveryCall<Req>, make: (io: StreamIo) => XdsStream<Req>): void {
-    const io = this.io(call as DiscoveryCall<unknown>, () => stream.onCacheChange());
-    const stream = make(io);
-    this.streams.add(stream);
-    this.calls.add(call as DiscoveryCall<unknown>);
-    const done = (): void => {
-      this.streams.delete(stream);
-      this.groups.delete(stream);
-      this.calls.delete(call as DiscoveryCall<unknown>);
-      io.release();
-      stream.close();
-    };
-    // Requests wait behind the stream's first, which is answered from the initial-sync queue.
-    let waiting: Req[] | undefined = [];
-    // Half-closed while its first requests still wait (a one-shot client such as grpcurl): they
-    // are answered first, then the call ends with OK, as it would without the queue.
-    let endWhenAnswered = false;
-    const finish = (): void => {
-      done();
-      call.end();
-    };
-    const handle = (req: Req): void => {
-      try {
-        stream.onRequest(req);
-        // The first request names the proxy and so its group; a stream that failed is gone already.
-        if (stream.proxy && this.streams.has(stream)) this.groups.add(stream, stream.proxy.node.cluster);
-      } catch (err) {
-        // A bug must cost one stream, never the process.
-        this.log.error({ err, stream: stream.id }, 'xds stream failed');
-        call.fail(grpc.status.INTERNAL, 'internal error');
-        done();
-      }
-    };
-    const onRequest = (req: Req): void => {
-      if (!waiting) return handle(req);
-      if (waiting.length >= MAX_WAITING_REQUESTS) {
-        // Envoy sends a handful before its first answer; this many is a client flooding a queue.
-        call.fail(grpc.status.RESOURCE_EXHAUSTED, `more than ${MAX_WAITING_REQUESTS} requests before the first response`);
-        return done();
-      }
-      waiting.push(req);
-      if (waiting.length > 1) return;
-      this.initialSyncs.push(() => {
-        const requests = waiting ?? [];
-        waiting = undefined;
-        for (const r of requests) handle(r);
-        if (endWhenAnswered && this.streams.has(stream)) finish();
-      });
-    };
-    call.listen({
-      request: onRequest,
-      end: () => {
-        if (waiting !== undefined && waiting.length > 0) endWhenAnswered = true;
-        else finish();
-      },
-      closed: done,
-      written: io.flushed,
-    });
+    new ServedStream(this.serving, call, make);
   }
 
   private fetch(svc: DiscoveryServiceShape, call: grpc.ServerUnaryCall<DiscoveryRequest, ResponseParts>, cb: grpc.sendUnaryData<ResponseParts>): void {

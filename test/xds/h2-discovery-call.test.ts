@@ -25,16 +25,19 @@ interface Seen {
 }
 
 /** A server whose every stream is an H2DiscoveryCall of text requests; `onCall` drives it. */
-async function serve(onCall: (call: H2DiscoveryCall<string>, seen: Seen) => Partial<CallListener<string>> = () => ({})) {
+async function serve(onCall: (call: H2DiscoveryCall<string>, seen: Seen) => Partial<CallListener<string>> = () => ({}), admit = true) {
   const calls: { call: H2DiscoveryCall<string>; seen: Seen }[] = [];
   const sizes: [string, number][] = [];
+  const released: string[] = [];
   const server = http2.createServer();
   server.on('stream', (stream) => {
     const call = new H2DiscoveryCall<string>(stream, decode, {
       maxRequestBytes: 64,
       maxResponseBytes: 100,
       tooLarge: (limit, bytes) => (sizes.push([limit, bytes]), `${limit} ${bytes}`),
+      release: (peer) => released.push(peer),
     });
+    if (admit) call.admitted('peer-address');
     const seen: Seen = { requests: [], written: [], ended: 0, closed: 0 };
     calls.push({ call, seen });
     const own = onCall(call, seen);
@@ -50,7 +53,7 @@ async function serve(onCall: (call: H2DiscoveryCall<string>, seen: Seen) => Part
   cleanup.push(() => new Promise((resolve) => server.close(resolve)));
   const session = await connectH2((server.address() as AddressInfo).port);
   cleanup.push(() => session.destroy());
-  return { calls, sizes, session };
+  return { calls, sizes, released, session };
 }
 
 /** Requests are text; "bad" does not decode. */
@@ -106,6 +109,7 @@ describe('H2DiscoveryCall', () => {
     const headers = await got.headers;
     expect(headers).toMatchObject({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-encoding': 'identity' });
     expect(headers['grpc-status']).toBeUndefined();
+    expect(headers.date).toBeUndefined();
     expect(await end).toMatchObject({ status: 0 });
     expect(messages(got.data())).toEqual(['re:a', 're:b', 're:last']);
     // Every write's count came back once, in order; the call is over for the server.
@@ -113,6 +117,19 @@ describe('H2DiscoveryCall', () => {
     expect(calls[0]?.seen.written).toEqual([4, 4, 7]);
     expect(calls[0]?.call.over).toBe(true);
     expect(calls[0]?.seen.closed).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a call never admitted gives no place back when it closes', async () => {
+    const { calls, released, session } = await serve((call) => ({ request: () => call.end() }), false);
+    const stream = openCall(session);
+    const end = callEnd(stream);
+    stream.write(frame('x'));
+    expect((await end).status).toBe(0);
+    await waitFor(() => calls[0]?.call.over === true, { what: 'the call over' });
+    stream.close();
+    await new Promise((resolve) => stream.once('close', resolve));
+    await waitFor(() => (calls[0]?.seen.closed ?? 0) >= 2, { what: "the stream's close" });
+    expect(released).toEqual([]);
   });
 
   it('frames responses given as plain parts too', async () => {
@@ -192,13 +209,14 @@ describe('H2DiscoveryCall', () => {
     ]);
   });
 
-  it('a client that resets: closed runs, the call is over, and a later write only counts back', async () => {
-    const { calls, session } = await serve();
+  it('a client that resets: closed runs, the place is given back once, the call is over, and a later write only counts back', async () => {
+    const { calls, released, session } = await serve();
     const stream = openCall(session);
     stream.write(frame('x'));
     await waitFor(() => calls[0]?.seen.requests.length === 1, { what: 'the request' });
     stream.close(http2.constants.NGHTTP2_CANCEL);
     await waitFor(() => calls[0]?.seen.closed === 1, { what: 'closed' });
+    expect(released).toEqual(['peer-address']);
     const call = calls[0]?.call;
     expect(call?.over).toBe(true);
     call?.write([response('late')], 4);
