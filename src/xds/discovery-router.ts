@@ -15,10 +15,19 @@ import type { StreamGate } from './stream-gate.js';
  * would admit it: the stream gate first, then authz; a refusal is a trailers-only status.
  */
 
-/** A discovery method fulcrum serves itself: how to decode its requests, and the server's handler. */
+/** A discovery method fulcrum serves itself: its call on a stream, and the server's handler for it. */
 export interface DiscoveryRoute {
-  readonly deserialize: (bytes: Buffer) => unknown;
-  readonly serve: (call: H2DiscoveryCall<unknown>) => void;
+  open(stream: ServerHttp2Stream, limits: H2CallLimits): { readonly call: H2DiscoveryCall<unknown>; serve(): void };
+}
+
+/** The route of a method whose requests `deserialize` decodes and `serve` handles (the types tie them). */
+export function discoveryRoute<Req>(deserialize: (bytes: Buffer) => Req, serve: (call: H2DiscoveryCall<Req>) => void): DiscoveryRoute {
+  return {
+    open: (stream, limits) => {
+      const call = new H2DiscoveryCall<Req>(stream, deserialize, limits);
+      return { call, serve: () => serve(call) };
+    },
+  };
 }
 
 export interface RouterDeps {
@@ -27,6 +36,8 @@ export interface RouterDeps {
   /** Undefined when it refuses nothing (as the server leaves its interceptor out then). */
   readonly authz: XdsAuthz | undefined;
   readonly limits: { readonly maxRequestBytes: number; readonly maxResponseBytes: number };
+  /** A bug while taking a stream (the stream ends with INTERNAL; the process goes on). */
+  readonly onError: (err: unknown) => void;
 }
 
 export class DiscoveryRouter {
@@ -48,20 +59,28 @@ export class DiscoveryRouter {
     const route = this.routeOf(headers);
     if (!route) return false;
     this.taken_ += 1;
+    const opened = route.open(stream, this.callLimits);
+    try {
+      this.admit(opened.call, stream, headers, opened.serve);
+    } catch (err) {
+      // In node's 'stream' event a throw would end the process: a bug costs this stream only.
+      this.deps.onError(err);
+      opened.call.fail(grpc.status.INTERNAL, 'internal error');
+    }
+    return true;
+  }
+
+  /** What grpc-js's interceptors did: the stream gate, then authz; `serve` once both admit the call. */
+  private admit(call: H2DiscoveryCall<unknown>, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, serve: () => void): void {
     const { gate, authz } = this.deps;
-    const call = new H2DiscoveryCall<unknown>(stream, route.deserialize, this.callLimits);
     const peer = stream.session?.socket?.remoteAddress ?? 'unknown';
     const full = gate.admitCall(peer);
-    if (full) {
-      call.fail(grpc.status.RESOURCE_EXHAUSTED, full);
-      return true;
-    }
-    // Released once, when the stream closes, however it ends (the stream gate's onCancel).
+    if (full) return call.fail(grpc.status.RESOURCE_EXHAUSTED, full);
+    // Given back once, with the call's status or when its stream closes (grpc-js's onCancel).
     call.admitted(peer);
     const refusal = authz?.refuseCall(headers[':path'] ?? '', call.authContext(), headers.authorization, call.peer);
     if (refusal) call.fail(refusal.code, refusal.message);
-    else route.serve(call);
-    return true;
+    else serve();
   }
 
   private routeOf(headers: IncomingHttpHeaders): DiscoveryRoute | undefined {
@@ -78,8 +97,10 @@ export class DiscoveryRouter {
 
 /** What of grpc-js's Server (1.14) the hand-over uses. */
 interface GrpcServerInternals {
-  _streamHandler: (this: unknown, extraInterceptors: unknown, stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+  _streamHandler: (this: unknown, extraInterceptors: readonly unknown[], stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
   onStreamOpened: (this: unknown, stream: ServerHttp2Stream) => void;
+  /** With channelz on, grpc-js binds another handler (_channelzHandler), which this does not wrap. */
+  channelzEnabled: boolean;
 }
 
 /**
@@ -93,10 +114,12 @@ export function takeStreamsFirst(server: grpc.Server, take: (stream: ServerHttp2
   const s = server as unknown as Partial<GrpcServerInternals>;
   const grpcHandler = s._streamHandler;
   const opened = s.onStreamOpened;
-  if (typeof grpcHandler !== 'function' || typeof opened !== 'function') return false;
+  if (typeof grpcHandler !== 'function' || typeof opened !== 'function' || s.channelzEnabled !== false) return false;
   // An own property shadows the prototype's method, which grpc-js binds when it sets up a server.
   s._streamHandler = function (this: unknown, extraInterceptors, stream, headers) {
-    if (!take(stream, headers)) return grpcHandler.call(this, extraInterceptors, stream, headers);
+    // Interceptors that came with the credentials (createServerCredentialsWithInterceptors) run
+    // only on grpc-js's call: such a connection's streams stay with grpc-js.
+    if (extraInterceptors.length > 0 || !take(stream, headers)) return grpcHandler.call(this, extraInterceptors, stream, headers);
     opened.call(this, stream);
   };
   return true;

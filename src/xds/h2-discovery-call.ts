@@ -38,7 +38,7 @@ export interface H2CallLimits {
   readonly maxResponseBytes: number;
   /** The status for a message over a size limit, and counts it. */
   readonly tooLarge: (limit: 'maxRequestBytes' | 'maxResponseBytes', bytes: number) => string;
-  /** Gives back an admitted call's place (the stream gate's), once, when its stream closes. */
+  /** Gives back an admitted call's place (the stream gate's), once: at its status, or when its stream closes. */
   readonly release: (peerAddress: string) => void;
 }
 
@@ -65,7 +65,7 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
     stream.on('close', () => this.closed());
   }
 
-  /** The call holds a place of `peerAddress`'s, given back when its stream closes. */
+  /** The call holds a place of `peerAddress`'s, given back with its status or when its stream closes. */
   admitted(peerAddress: string): void {
     this.admittedAs = peerAddress;
   }
@@ -125,6 +125,9 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
   private sendStatus(code: grpc.status, details: string): void {
     if (this.over) return;
     this.statusSent = true;
+    // The call's place is given back with its status, as grpc-js's onCancel does, not when the
+    // client closes its side (a client that keeps it open would hold the place).
+    this.release();
     const s = this.stream;
     const trailers = { 'grpc-status': String(code), 'grpc-message': statusMessage(details) };
     if (!s.headersSent) {
@@ -137,9 +140,14 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
   }
 
   private closed(): void {
-    if (this.admittedAs !== undefined) this.limits.release(this.admittedAs);
-    this.admittedAs = undefined;
+    this.release();
     this.on?.closed();
+  }
+
+  private release(): void {
+    if (this.admittedAs === undefined) return;
+    this.limits.release(this.admittedAs);
+    this.admittedAs = undefined;
   }
 
   /**

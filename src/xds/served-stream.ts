@@ -89,11 +89,14 @@ export class ServedStream<Req extends { readonly node?: RawNode }> implements St
   // ── StreamIo: what the state machine writes ──────────────────────────────────────────────────
 
   send(parts: readonly Uint8Array[]): void {
+    if (this.released) return;
     let bytes = 0;
     for (const p of parts) bytes += p.byteLength;
     this.queued += bytes;
     this.ctx.queue.bytes += bytes;
     this.call.write(parts, bytes);
+    // The write may have ended the call (a response over the size limit): nothing is held then.
+    if (this.released) return;
     if (!this.congested_ && this.queued >= this.ctx.maxQueuedBytesPerStream) {
       this.congested_ = true;
       this.ctx.queue.congested += 1;

@@ -6,7 +6,7 @@ import { csdsHandlers, CSDS_DEFINITION } from './csds.js';
 import { DeltaStream } from './delta-stream.js';
 import { InitialSyncQueue } from './initial-sync-queue.js';
 import { grpcDiscoveryCall, type DiscoveryCall } from './discovery-call.js';
-import { DiscoveryRouter, takeStreamsFirst, type DiscoveryRoute } from './discovery-router.js';
+import { discoveryRoute, DiscoveryRouter, takeStreamsFirst, type DiscoveryRoute } from './discovery-router.js';
 import { checkRequestNames, LimitError, withDefaults, type LimitHit, type XdsLimits } from './limits.js';
 import type { ProxyRegistry } from './proxy-status.js';
 import { DISCOVERY_SERVICES, type DiscoveryServiceShape, type ResponseParts } from './services.js';
@@ -16,7 +16,7 @@ import { StreamGroups } from './stream-groups.js';
 import { ServedStream, type ServedStreamView, type ServingContext } from './served-stream.js';
 import { StreamGate } from './stream-gate.js';
 import { checkNameCount, checkTypeUrl, isRefusal, WILDCARD_TYPES, type StreamDeps, type StreamIo, type XdsStream } from './stream-common.js';
-import { sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest, type RawNode } from './wire.js';
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest, type RawNode } from './wire.js';
 
 export interface XdsServerOptions {
   readonly address: string;
@@ -107,8 +107,11 @@ export class XdsServer {
       },
       isOpen: (s) => this.streams.has(s),
     };
-    this.router = new DiscoveryRouter({ routes: this.routes(), gate: this.streamGate, authz, limits: this.limits });
-    takeStreamsFirst(this.server, (stream, headers) => this.router.take(stream, headers));
+    const onError = (err: unknown): void => log.error({ err }, 'taking an xds stream failed');
+    this.router = new DiscoveryRouter({ routes: this.routes(), gate: this.streamGate, authz, limits: this.limits, onError });
+    if (!takeStreamsFirst(this.server, (stream, headers) => this.router.take(stream, headers))) {
+      log.warn("grpc-js's server is not what fulcrum expects: discovery streams are served through grpc-js's calls (more memory per proxy)");
+    }
     for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));
     this.server.addService(CSDS_DEFINITION, csdsHandlers(registry));
     for (const svc of extraServices) this.server.addService(svc.definition, svc.implementation);
@@ -210,13 +213,10 @@ export class XdsServer {
   /** The SotW and Delta methods by path, for the streams the router serves itself. */
   private routes(): Map<string, DiscoveryRoute> {
     const routes = new Map<string, DiscoveryRoute>();
+    const path = (svc: DiscoveryServiceShape, method: string): string => svc.definition[method]?.path ?? '';
     for (const svc of DISCOVERY_SERVICES) {
-      const add = (method: string, make: (io: StreamIo) => XdsStream<never>): void => {
-        const def = svc.definition[method];
-        if (def) routes.set(def.path, { deserialize: def.requestDeserialize, serve: (call) => this.serve(call as DiscoveryCall<never>, make) });
-      };
-      add(svc.sotw, this.sotw(svc));
-      add(svc.delta, this.delta(svc));
+      routes.set(path(svc, svc.sotw), discoveryRoute(decodeDiscoveryRequest, (call) => this.serve(call, this.sotw(svc))));
+      routes.set(path(svc, svc.delta), discoveryRoute(decodeDeltaDiscoveryRequest, (call) => this.serve(call, this.delta(svc))));
     }
     return routes;
   }

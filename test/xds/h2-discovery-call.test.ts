@@ -3,9 +3,10 @@
  * HTTP/2 client that can send what a gRPC client would not: what a discovery stream's transport
  * owes its client (headers, framing, status as trailers or trailers-only, limits) and the server.
  */
+import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CallListener } from '../../src/xds/discovery-call.js';
 import { framedMessage } from '../../src/xds/framed-writes.js';
 import { H2DiscoveryCall } from '../../src/xds/h2-discovery-call.js';
@@ -214,7 +215,8 @@ describe('H2DiscoveryCall', () => {
     const stream = openCall(session);
     stream.write(frame('x'));
     await waitFor(() => calls[0]?.seen.requests.length === 1, { what: 'the request' });
-    stream.close(http2.constants.NGHTTP2_CANCEL);
+    // Not CANCEL: a reset with an error code is also an 'error' event on the server's stream.
+    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     await waitFor(() => calls[0]?.seen.closed === 1, { what: 'closed' });
     expect(released).toEqual(['peer-address']);
     const call = calls[0]?.call;
@@ -222,5 +224,27 @@ describe('H2DiscoveryCall', () => {
     call?.write([response('late')], 4);
     await waitFor(() => calls[0]?.seen.written.length === 1, { what: 'the late write counted back' });
     expect(calls[0]?.seen.written).toEqual([4]);
+  });
+});
+
+describe('H2DiscoveryCall on a stream going away', () => {
+  it('a respond() that throws (stream or session closing) resets the stream instead of throwing into a push', () => {
+    const stream = Object.assign(new EventEmitter(), {
+      headersSent: false,
+      destroyed: false,
+      closed: false,
+      session: undefined,
+      respond: () => {
+        throw new Error('ERR_HTTP2_INVALID_STREAM');
+      },
+      write: () => true,
+      destroy: vi.fn(),
+    });
+    const call = new H2DiscoveryCall<string>(stream as unknown as http2.ServerHttp2Stream, decode, { maxRequestBytes: 64, maxResponseBytes: 100, tooLarge: () => '', release: () => undefined });
+    const written: number[] = [];
+    call.listen({ request: () => undefined, end: () => undefined, closed: () => undefined, written: (b) => written.push(b) });
+    expect(() => call.write([response('x')], 1)).not.toThrow();
+    expect(stream.destroy).toHaveBeenCalledTimes(1);
+    return waitFor(() => written.length === 1, { what: 'the write counted back' });
   });
 });
