@@ -23,7 +23,7 @@ export interface DiscoveryCall<Req> {
   listen(on: CallListener<Req>): void;
   /** Writes one response (`bytes` long in all), after `listen`. */
   write(parts: readonly Uint8Array[], bytes: number): void;
-  /** Ends the call with a status other than OK. */
+  /** Ends the call with a status other than OK; the listener's `closed` runs before it returns. */
   fail(code: grpc.status, message: string): void;
   /** Ends the call with OK. */
   end(): void;

@@ -49,7 +49,7 @@ export class DiscoveryRouter {
     this.callLimits = { ...deps.limits, tooLarge: (limit, bytes) => gate.tooLarge(limit, bytes), release: (peer) => gate.release(peer) };
   }
 
-  /** Streams served without grpc-js's call so far (a test checks production takes this path). */
+  /** Streams taken from grpc-js so far, admitted or refused (a test checks production takes this path). */
   get taken(): number {
     return this.taken_;
   }
@@ -76,7 +76,7 @@ export class DiscoveryRouter {
     const peer = stream.session?.socket?.remoteAddress ?? 'unknown';
     const full = gate.admitCall(peer);
     if (full) return call.fail(grpc.status.RESOURCE_EXHAUSTED, full);
-    // Given back once, with the call's status or when its stream closes (grpc-js's onCancel).
+    // Given back once, with the call's status or when its stream closes.
     call.admitted(peer);
     const refusal = authz?.refuseCall(headers[':path'] ?? '', call.authContext(), headers.authorization, call.peer);
     if (refusal) call.fail(refusal.code, refusal.message);

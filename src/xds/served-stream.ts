@@ -59,7 +59,7 @@ export class ServedStream<Req extends { readonly node?: RawNode }> implements St
    * answered first, then the call ends with OK, as it would without the queue.
    */
   private endWhenAnswered = false;
-  /** Throws when the connection's certificate may not claim `node` (only with identities bound). */
+  /** Throws when the connection's certificate may not claim `node`: a closure, but only where identities are bound. */
   readonly admit?: (node: { readonly id: string; readonly cluster: string }) => void;
 
   constructor(
@@ -118,8 +118,8 @@ export class ServedStream<Req extends { readonly node?: RawNode }> implements St
     if (!waiting) return this.handle(req);
     if (waiting.length >= MAX_WAITING_REQUESTS) {
       // Envoy sends a handful before its first answer; this many is a client flooding a queue.
-      this.call.fail(grpc.status.RESOURCE_EXHAUSTED, `more than ${MAX_WAITING_REQUESTS} requests before the first response`);
-      return this.closed();
+      // fail() ends the call, and its `closed` runs before it returns.
+      return this.call.fail(grpc.status.RESOURCE_EXHAUSTED, `more than ${MAX_WAITING_REQUESTS} requests before the first response`);
     }
     waiting.push(req);
     if (waiting.length === 1) this.ctx.initialSyncs.push(() => this.answerWaiting());
@@ -171,7 +171,6 @@ export class ServedStream<Req extends { readonly node?: RawNode }> implements St
       // A bug must cost one stream, never the process.
       this.ctx.log.error({ err, stream: this.machine.id }, 'xds stream failed');
       this.call.fail(grpc.status.INTERNAL, 'internal error');
-      this.closed();
     }
   }
 

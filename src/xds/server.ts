@@ -125,7 +125,7 @@ export class XdsServer {
     return this.streams.size;
   }
 
-  /** Discovery streams served without grpc-js's call so far. */
+  /** Discovery streams taken from grpc-js's call so far (served, or refused at admission). */
   get streamsServedDirectly(): number {
     return this.router.taken;
   }
@@ -213,7 +213,11 @@ export class XdsServer {
   /** The SotW and Delta methods by path, for the streams the router serves itself. */
   private routes(): Map<string, DiscoveryRoute> {
     const routes = new Map<string, DiscoveryRoute>();
-    const path = (svc: DiscoveryServiceShape, method: string): string => svc.definition[method]?.path ?? '';
+    const path = (svc: DiscoveryServiceShape, method: string): string => {
+      const def = svc.definition[method];
+      if (!def) throw new Error(`${svc.name} has no method ${method}`);
+      return def.path;
+    };
     for (const svc of DISCOVERY_SERVICES) {
       routes.set(path(svc, svc.sotw), discoveryRoute(decodeDiscoveryRequest, (call) => this.serve(call, this.sotw(svc))));
       routes.set(path(svc, svc.delta), discoveryRoute(decodeDeltaDiscoveryRequest, (call) => this.serve(call, this.delta(svc))));

@@ -140,7 +140,7 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
     return this.deps.cache.snapshotFor(this.record?.node.cluster ?? '');
   }
 
-  /** While the client is not reading, responses are held back and coalesced (see server.ts). */
+  /** While the client is not reading, responses are held back and coalesced (see served-stream.ts). */
   protected get congested(): boolean {
     return this.io.congested?.() ?? false;
   }

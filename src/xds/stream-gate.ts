@@ -64,7 +64,11 @@ export class StreamGate {
   /** A message over a size limit: counted, and the status message naming the setting. */
   tooLarge(limit: 'maxRequestBytes' | 'maxResponseBytes', bytes: number): string {
     this.onLimit(limit);
-    return `${limit === 'maxRequestBytes' ? 'request' : 'response'} message of ${bytes} bytes exceeds ${describeLimit(this.limits, limit)}`;
+    return this.sizeMessage(`${limit === 'maxRequestBytes' ? 'request' : 'response'} message`, String(bytes), limit);
+  }
+
+  private sizeMessage(what: string, bytes: string | undefined, limit: 'maxRequestBytes' | 'maxResponseBytes'): string {
+    return `${what}${bytes ? ` of ${bytes} bytes` : ''} exceeds ${describeLimit(this.limits, limit)}`;
   }
 
   private admit(peer: string): 'maxStreams' | 'maxStreamsPerPeer' | undefined {
@@ -97,7 +101,7 @@ export class StreamGate {
       if (!hit) return send(status);
       this.onLimit(hit.limit);
       const size = hit.pattern.exec(details)?.[1];
-      send({ ...status, details: `${hit.what}${size ? ` of ${size} bytes` : ''} exceeds ${describeLimit(this.limits, hit.limit)}` });
+      send({ ...status, details: this.sizeMessage(hit.what, size, hit.limit) });
     };
   }
 }

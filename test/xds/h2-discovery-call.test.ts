@@ -187,7 +187,7 @@ describe('H2DiscoveryCall', () => {
   });
 
   it('ends the call with INTERNAL on an undecodable request, a compressed one, or a handler that throws', async () => {
-    const { session } = await serve((call, seen) => ({
+    const { calls, session } = await serve((call, seen) => ({
       request: (r) => {
         if (r === 'throw') throw new Error('a bug');
         seen.requests.push(r);
@@ -208,6 +208,8 @@ describe('H2DiscoveryCall', () => {
       [13, 'a compressed message on a call without grpc-encoding'],
       [13, 'internal error'],
     ]);
+    // Nothing after the message that ended each call was handed on.
+    expect(calls.map((c) => c.seen.requests)).toEqual([[], [], []]);
   });
 
   it('a client that resets: closed runs, the place is given back once, the call is over, and a later write only counts back', async () => {
