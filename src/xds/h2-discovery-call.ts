@@ -94,21 +94,18 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
   write(parts: readonly Uint8Array[], bytes: number): void {
     this.counts.push(bytes);
     const s = this.stream;
-    if (this.over) {
-      // Gone: the count comes back as it would from a write the stream dropped.
-      process.nextTick(this.completed);
-      return;
-    }
+    if (this.over) return this.dropped();
     if (bytes > this.limits.maxResponseBytes) {
-      process.nextTick(this.completed);
-      this.fail(grpc.status.RESOURCE_EXHAUSTED, this.limits.tooLarge('maxResponseBytes', bytes));
-      return;
+      this.dropped();
+      return this.fail(grpc.status.RESOURCE_EXHAUSTED, this.limits.tooLarge('maxResponseBytes', bytes));
     }
-    if (!s.headersSent && !this.respond(RESPONSE_HEADERS, RESPOND_FOR_MESSAGES)) {
-      process.nextTick(this.completed);
-      return;
-    }
+    if (!s.headersSent && !this.respond(RESPONSE_HEADERS, RESPOND_FOR_MESSAGES)) return this.dropped();
     s.write(framedBytes(parts, bytes), this.completed);
+  }
+
+  /** A write that goes nowhere: its count comes back, later, as from a write the stream dropped. */
+  private dropped(): void {
+    process.nextTick(this.completed);
   }
 
   fail(code: grpc.status, message: string): void {

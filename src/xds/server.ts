@@ -191,9 +191,11 @@ export class XdsServer {
 
   private handlers(svc: DiscoveryServiceShape): grpc.UntypedServiceImplementation {
     const max = this.limits.maxResponseBytes;
+    const sotw = this.sotw(svc);
+    const delta = this.delta(svc);
     const impl: grpc.UntypedServiceImplementation = {
-      [svc.sotw]: (call: grpc.ServerDuplexStream<DiscoveryRequest, ResponseParts>) => this.serve(grpcDiscoveryCall(call, max), this.sotw(svc)),
-      [svc.delta]: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, ResponseParts>) => this.serve(grpcDiscoveryCall(call, max), this.delta(svc)),
+      [svc.sotw]: (call: grpc.ServerDuplexStream<DiscoveryRequest, ResponseParts>) => this.serve(grpcDiscoveryCall(call, max), sotw),
+      [svc.delta]: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, ResponseParts>) => this.serve(grpcDiscoveryCall(call, max), delta),
     };
     if (svc.fetch) {
       impl[svc.fetch] = (call: grpc.ServerUnaryCall<DiscoveryRequest, ResponseParts>, cb: grpc.sendUnaryData<ResponseParts>) =>
@@ -202,6 +204,7 @@ export class XdsServer {
     return impl;
   }
 
+  /** The state machine maker of a service's SotW streams (made once per service, not per stream). */
   private sotw(svc: DiscoveryServiceShape): (io: StreamIo) => XdsStream<DiscoveryRequest> {
     return (io) => new SotwStream(this.deps, io, svc.name, svc.type);
   }
@@ -219,8 +222,10 @@ export class XdsServer {
       return def.path;
     };
     for (const svc of DISCOVERY_SERVICES) {
-      routes.set(path(svc, svc.sotw), discoveryRoute(decodeDiscoveryRequest, (call) => this.serve(call, this.sotw(svc))));
-      routes.set(path(svc, svc.delta), discoveryRoute(decodeDeltaDiscoveryRequest, (call) => this.serve(call, this.delta(svc))));
+      const sotw = this.sotw(svc);
+      const delta = this.delta(svc);
+      routes.set(path(svc, svc.sotw), discoveryRoute(decodeDiscoveryRequest, (call) => this.serve(call, sotw)));
+      routes.set(path(svc, svc.delta), discoveryRoute(decodeDeltaDiscoveryRequest, (call) => this.serve(call, delta)));
     }
     return routes;
   }

@@ -35,7 +35,7 @@ import {
   SotwStream,
   XdsClient,
 } from '../support/xds-client.js';
-import { base, groups } from './stream-fixture.js';
+import { base, groups, loopbackServerOptions } from './stream-fixture.js';
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -47,13 +47,7 @@ async function serve(options: { limits?: Partial<XdsLimits>; authz?: XdsAuthz; c
   cache.update(groups(base()));
   const refused: string[] = [];
   const opts: XdsServerOptions = {
-    address: '127.0.0.1',
-    port: 0,
-    maxMessageBytes: 4 << 20,
-    keepaliveTimeMs: 60_000,
-    keepaliveTimeoutMs: 20_000,
-    maxResourceNames: 100,
-    controlPlaneId: 'router-test',
+    ...loopbackServerOptions('router-test'),
     ...(options.limits ? { limits: options.limits } : {}),
     security: { ...(options.authz ? { authz: options.authz } : {}), ...(options.credentials ? { credentials: options.credentials } : {}) },
   };

@@ -20,7 +20,7 @@ import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { XdsServer } from '../../src/xds/server.js';
 import { ADS_PATH, callEnd, connectH2, discoveryRequest, firstData, grpcFrame, hugeNameRequest, openCall } from '../support/raw-grpc.js';
 import { waitFor } from '../support/wait.js';
-import { base, groups } from './stream-fixture.js';
+import { base, groups, loopbackServerOptions } from './stream-fixture.js';
 
 const EDS = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -35,13 +35,7 @@ async function serve(limits: Partial<XdsLimits>, credentials?: grpc.ServerCreden
   const refused: string[] = [];
   const server = new XdsServer(
     {
-      address: '127.0.0.1',
-      port: 0,
-      maxMessageBytes: 4 << 20,
-      keepaliveTimeMs: 60_000,
-      keepaliveTimeoutMs: 20_000,
-      maxResourceNames: 100,
-      controlPlaneId: 'limits-test',
+      ...loopbackServerOptions('limits-test'),
       limits,
       ...(credentials ? { security: { credentials } } : {}),
       onLimit: (l) => hits.push(l),

@@ -14,7 +14,7 @@ import { XdsServer } from '../../src/xds/server.js';
 import { SotwStream } from '../../src/xds/sotw-stream.js';
 import { waitFor } from '../support/wait.js';
 import { namesOf, XdsClient } from '../support/xds-client.js';
-import { base, clusterWithEndpoints, groups, resourceSet } from './stream-fixture.js';
+import { base, clusterWithEndpoints, groups, loopbackServerOptions, resourceSet } from './stream-fixture.js';
 
 let stop: (() => Promise<void>) | undefined;
 afterEach(async () => {
@@ -28,7 +28,7 @@ async function serve(initial: Map<string, ResourceSet>) {
   cache.update(initial);
   const registry = new ProxyRegistry();
   const server = new XdsServer(
-    { address: '127.0.0.1', port: 0, maxMessageBytes: 4 << 20, keepaliveTimeMs: 60_000, keepaliveTimeoutMs: 20_000, maxResourceNames: 100, controlPlaneId: 'fanout-test' },
+    loopbackServerOptions('fanout-test'),
     cache,
     registry,
     pino({ level: 'silent' }),

@@ -16,7 +16,7 @@ import { XdsServer } from '../../src/xds/server.js';
 import { connectH2, discoveryRequest, grpcFrame, openCall } from '../support/raw-grpc.js';
 import { scaled, waitFor } from '../support/wait.js';
 import { ADS_DELTA, decodeResources, encodeDeltaDiscoveryRequest, XdsClient } from '../support/xds-client.js';
-import { groups, resourceSet } from './stream-fixture.js';
+import { groups, loopbackServerOptions, resourceSet } from './stream-fixture.js';
 
 const MARK = 64 * 1024;
 const STALLED = 12;
@@ -47,10 +47,7 @@ test('never-reading SotW and Delta streams hold at most the mark plus one respon
   cache.update(groups(resourceSet(big(1))));
   const registry = new ProxyRegistry();
   const server = new XdsServer(
-    {
-      address: '127.0.0.1', port: 0, maxMessageBytes: 4 << 20, keepaliveTimeMs: 60_000, keepaliveTimeoutMs: 20_000, maxResourceNames: 100,
-      controlPlaneId: 'slow-readers-test', limits: { maxQueuedBytesPerStream: MARK },
-    },
+    { ...loopbackServerOptions('slow-readers-test'), limits: { maxQueuedBytesPerStream: MARK } },
     cache,
     registry,
     pino({ level: 'silent' }),

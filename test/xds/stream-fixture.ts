@@ -11,12 +11,18 @@ import { TYPE, type XdsTypeUrl } from '../../src/xds/envoy-api.js';
 import { describeProxy, ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { encodeResource, type EncodedResource } from '../../src/xds/resource.js';
 import { DEFAULT_GROUP, type ResourceSet } from '../../src/xds/resource-set.js';
+import type { XdsServerOptions } from '../../src/xds/server.js';
 import { SotwStream } from '../../src/xds/sotw-stream.js';
 import type { StreamDeps, StreamIo } from '../../src/xds/stream-common.js';
 import type { DeltaDiscoveryRequest, DiscoveryRequest } from '../../src/xds/wire.js';
 import {
   decodeDeltaDiscoveryResponse, decodeDiscoveryResponse, SHORT, type DeltaDiscoveryResponse, type DiscoveryResponse,
 } from '../support/xds-client.js';
+
+/** An XdsServer on loopback, on a port the OS picks, with the sizes the server tests share. */
+export function loopbackServerOptions(controlPlaneId: string): XdsServerOptions {
+  return { address: '127.0.0.1', port: 0, maxMessageBytes: 4 << 20, keepaliveTimeMs: 60_000, keepaliveTimeoutMs: 20_000, maxResourceNames: 100, controlPlaneId };
+}
 
 export const NODE = { id: 'node-1', cluster: 'default' } as const;
 
