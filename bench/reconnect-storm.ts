@@ -4,13 +4,16 @@
  * clear and one ADS stream, CDS wildcard then EDS for the clusters, every response ACKed) storms
  * fulcrum and then go-control-plane (LinearCache, on fulcrum's own CDS and EDS responses), and
  * prints one table: proxies synced, refused, reset; time from each proxy's start to its sync
- * (p50, p99, max); when the last one synced; server and client CPU; server RSS afterwards.
+ * (p50, p99, max); when the last one synced; server and client CPU (the kernel's share, and the
+ * server's busiest thread: its event loop); connections the kernel dropped from a full accept
+ * queue (each retries a second later); server RSS afterwards. Each row's JSON line also has the
+ * synced proxies' time per step (connect, first request written, CDS, EDS; p50 and p99 ms).
  *
  *   npx tsx bench/reconnect-storm.ts [--connections 10000] [--within-ms 2000] [--protocols sotw,delta]
  *   npx tsx bench/reconnect-storm.ts --help
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,6 +33,7 @@ const HELP = `bench/reconnect-storm.ts: N Envoy-like proxies connect within --wi
                        what every storm figure before 2026-12-05 used)
   --timeout-ms N       give up on proxies not synced by then (default 120000)
   --cpu-prof DIR       write fulcrum's V8 CPU profile (node --cpu-prof) into DIR
+  --client-cpu-prof DIR  write the client's Go CPU profile of each storm into DIR (go tool pprof -top FILE)
   --restart            storm fulcrum right after a restart: its catalog PUT, the process stopped and
                        started again on the same data, the storm as soon as it serves (what a control
                        plane restart does; without it the storm meets a server that has settled)
@@ -55,6 +59,7 @@ const { values: args } = parseArgs({
     base: { type: 'string' },
     repeat: { type: 'string', default: '1' },
     'cpu-prof': { type: 'string' },
+    'client-cpu-prof': { type: 'string' },
     'fulcrum-node-args': { type: 'string', default: '' },
     restart: { type: 'boolean', default: false },
     'keep-dir': { type: 'boolean', default: false },
@@ -85,6 +90,10 @@ interface StormLine {
   lastSyncedMs: number;
   serverCpuSeconds: number;
   clientCpuSeconds: number;
+  serverSysSeconds?: number;
+  clientSysSeconds?: number;
+  serverMainThreadSeconds?: number;
+  listenOverflows?: number;
   serverRssMiB: number;
 }
 
@@ -93,6 +102,11 @@ function storm(client: string, server: Server, protocol: string): StormLine {
   if (!(Number.isInteger(extensions) && extensions >= 0)) throw new Error(`--extensions: expected a whole number, got ${args.extensions}`);
   const argv = ['-target', server.xds, '-connections', String(num('connections')), '-within', `${num('within-ms')}ms`, '-timeout', `${num('timeout-ms')}ms`, '-server-pid', String(server.pid), '-extensions', String(extensions)];
   if (protocol === 'delta') argv.push('-delta');
+  const profDir = args['client-cpu-prof'];
+  if (profDir !== undefined) {
+    mkdirSync(profDir, { recursive: true });
+    argv.push('-cpuprofile', resolve(profDir, `stormclient-${protocol}-${Date.now()}.pprof`));
+  }
   const out = execFileSync(client, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
   return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as StormLine;
 }
@@ -124,7 +138,7 @@ function server(name: string, dir: string, bins: ReturnType<typeof buildGo>, dum
 const row = (label: string, l: StormLine, load: string): string => {
   const o = l.outcomes;
   const other = Object.entries(o).filter(([k]) => !['synced', 'refused', 'reset'].includes(k)).map(([k, v]) => `${k} ${v}`).join(', ') || '0';
-  return `| ${label} | ${l.protocol} | ${load} | ${o.synced ?? 0} | ${o.refused ?? 0} | ${o.reset ?? 0} | ${other} | ${l.syncP50Ms} | ${l.syncP99Ms} | ${l.syncMaxMs} | ${l.lastSyncedMs} | ${l.serverCpuSeconds} | ${l.clientCpuSeconds} | ${l.serverRssMiB} |`;
+  return `| ${label} | ${l.protocol} | ${load} | ${o.synced ?? 0} | ${o.refused ?? 0} | ${o.reset ?? 0} | ${other} | ${l.listenOverflows ?? '?'} | ${l.syncP50Ms} | ${l.syncP99Ms} | ${l.syncMaxMs} | ${l.lastSyncedMs} | ${l.serverCpuSeconds} (${l.serverSysSeconds ?? '?'}, ${l.serverMainThreadSeconds ?? '?'}) | ${l.clientCpuSeconds} (${l.clientSysSeconds ?? '?'}) | ${l.serverRssMiB} |`;
 };
 
 async function main(): Promise<void> {
@@ -154,8 +168,8 @@ async function main(): Promise<void> {
     [
       `${num('connections')} proxies within ${num('within-ms')} ms, ${num('clusters')} clusters × ${num('endpoints')} endpoints; load average ${load}`,
       '',
-      '| server | protocol | load | synced | refused | reset | other | p50 ms | p99 ms | max ms | last synced ms | server CPU s | client CPU s | server RSS MiB |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| server | protocol | load | synced | refused | reset | other | accept queue overflows | p50 ms | p99 ms | max ms | last synced ms | server CPU s (kernel, main thread) | client CPU s (kernel) | server RSS MiB |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...lines.map((l) => row(l.label, l.line, l.load)),
       '',
       ...lines.filter((l) => Object.keys(l.line.details ?? {}).length > 0).map((l) => `${l.label} ${l.line.protocol}: ${JSON.stringify(l.line.details)}`),

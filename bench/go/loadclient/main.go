@@ -21,7 +21,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
-	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,6 +28,7 @@ import (
 	"time"
 
 	"fulcrum.local/bench-go/internal/dump"
+	"fulcrum.local/bench-go/internal/proc"
 )
 
 // reconnects counts streams the server ended and the client opened again.
@@ -100,7 +100,11 @@ func main() {
 	if err != nil {
 		log.Fatalf("loadclient: %v", err)
 	}
-	stopProfile := startProfile(o.cpuProfile)
+	// The rounds only (not the connects).
+	stopProfile, err := proc.ProfileCPU(o.cpuProfile)
+	if err != nil {
+		log.Fatalf("loadclient: %v", err)
+	}
 	for r := 1; r <= o.rounds; r++ {
 		emit(playRound(o, trig, run, streams, r))
 	}
@@ -237,23 +241,5 @@ func raiseFileLimit() {
 	lim.Cur = lim.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		fmt.Fprintf(os.Stderr, "loadclient: cannot raise the open-files limit: %v\n", err)
-	}
-}
-
-// startProfile profiles the rounds only (not the connects) when path is set.
-func startProfile(path string) func() {
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		log.Fatalf("loadclient: %v", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		log.Fatalf("loadclient: %v", err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
 	}
 }

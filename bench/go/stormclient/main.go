@@ -19,6 +19,7 @@ import (
 	"log"
 	"net"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -35,6 +36,7 @@ type options struct {
 	delta       bool
 	serverPid   int
 	extensions  int
+	cpuProfile  string
 }
 
 func parseFlags() options {
@@ -48,6 +50,7 @@ func parseFlags() options {
 	flag.BoolVar(&o.delta, "delta", false, "Delta xDS instead of SotW")
 	flag.IntVar(&o.serverPid, "server-pid", 0, "server process, for its CPU time and RSS (/proc/PID)")
 	flag.IntVar(&o.extensions, "extensions", 0, "extensions listed in each proxy's Node, as Envoy lists those compiled in (1.40: 516, ~61 KB); 0: a bare node")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write this client's CPU profile (pprof) to this file")
 	flag.Parse()
 	if o.connections < 1 {
 		log.Fatal("stormclient: -connections must be at least 1")
@@ -57,6 +60,9 @@ func parseFlags() options {
 
 func main() {
 	o := parseFlags()
+	// The live heap is mostly the proxies' connection buffers (~25 KB each, no pointers); collecting
+	// every time it doubled was ~10 % of the client's CPU during a storm (bench/RESULTS.md, client30).
+	debug.SetGCPercent(400)
 	path := sotwPath
 	if o.delta {
 		path = deltaPath
@@ -65,13 +71,22 @@ func main() {
 	tail := envoyNodeTail(o.extensions)
 	// The first request is written without waiting for flow-control credit: it must fit the
 	// server's initial stream window (HTTP/2's default 65,535 bytes), as Envoy's 61 KB one does.
-	if first := len(request{node: node("storm-0000000", "storm", tail), typeURL: clusterType}.sotw()) + 5; first > 65_535 {
+	if first := len(joined(request{node: nodeHead("storm-0000000", "storm"), nodeTail: tail, typeURL: clusterType}.sotw())) + 5; first > 65_535 {
 		log.Fatalf("stormclient: -extensions %d makes a %d-byte first request, over the 65,535-byte initial window", o.extensions, first)
 	}
+	stopProfile, err := proc.ProfileCPU(o.cpuProfile)
+	if err != nil {
+		log.Fatalf("stormclient: -cpuprofile: %v", err)
+	}
+	defer stopProfile()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	results := make(chan result, o.connections)
 	serverCPU0, clientCPU0 := proc.CPUSeconds(o.serverPid), proc.SelfCPUSeconds()
+	_, serverSys0 := proc.CPUSplit(o.serverPid)
+	clientSys0 := proc.SelfSystemSeconds()
+	threads0 := proc.ThreadCPUSeconds(o.serverPid)
+	overflows0 := proc.ListenOverflows()
 	t0 := time.Now()
 	deadline := time.AfterFunc(o.timeout, cancel)
 	for i := 0; i < o.connections; i++ {
@@ -93,6 +108,13 @@ func main() {
 	s := summarize(all, o, startedMs)
 	s.ServerCPUSeconds = round(proc.CPUSeconds(o.serverPid) - serverCPU0)
 	s.ClientCPUSeconds = round(proc.SelfCPUSeconds() - clientCPU0)
+	_, serverSys := proc.CPUSplit(o.serverPid)
+	s.ServerSysSeconds = round(serverSys - serverSys0)
+	s.ClientSysSeconds = round(proc.SelfSystemSeconds() - clientSys0)
+	s.ServerMainThreadSeconds = round(busiestThread(threads0, proc.ThreadCPUSeconds(o.serverPid)))
+	if overflows0 >= 0 {
+		s.ListenOverflows = proc.ListenOverflows() - overflows0
+	}
 	s.ServerRSSMiB = round(proc.RSSMiB(o.serverPid))
 	time.Sleep(o.hold)
 	out, _ := json.Marshal(s)
@@ -112,7 +134,17 @@ type summary struct {
 	LastSyncedMs     float64        `json:"lastSyncedMs"`
 	ServerCPUSeconds float64        `json:"serverCpuSeconds"`
 	ClientCPUSeconds float64        `json:"clientCpuSeconds"`
-	ServerRSSMiB     float64        `json:"serverRssMiB"`
+	ServerSysSeconds float64        `json:"serverSysSeconds"` // of ServerCPUSeconds, in the kernel
+	ClientSysSeconds float64        `json:"clientSysSeconds"`
+	// The server's busiest thread's CPU in the storm (its event loop): near the storm's length, it is what bounds it.
+	ServerMainThreadSeconds float64 `json:"serverMainThreadSeconds"`
+	// Connections the kernel dropped from a full accept queue during the storm (host-wide): each
+	// such proxy connects a second later, on its SYN's retry.
+	ListenOverflows int64   `json:"listenOverflows"`
+	ServerRSSMiB    float64 `json:"serverRssMiB"`
+	// The synced proxies' time in each step, p50 and p99 ms: connect, write the first request,
+	// wait for the first response (CDS), then for the rest (EDS).
+	Phases map[string][2]float64 `json:"phases,omitempty"`
 }
 
 // addresses in error messages, so that alike failures count together.
@@ -125,6 +157,7 @@ func summarize(all []result, o options, startedMs float64) summary {
 		s.Protocol = "delta"
 	}
 	var lat []float64
+	phases := map[string][]float64{}
 	for _, r := range all {
 		s.Outcomes[string(r.outcome)]++
 		if d := addresses.ReplaceAllString(r.detail, "ADDR"); d != "" && (len(s.Details) < 20 || s.Details[d] > 0) {
@@ -132,6 +165,10 @@ func summarize(all []result, o options, startedMs float64) summary {
 		}
 		if r.outcome == synced {
 			lat = append(lat, r.syncedMs-r.startedMs)
+			phases["connect"] = append(phases["connect"], r.connectedMs-r.startedMs)
+			phases["send"] = append(phases["send"], r.sentMs-r.connectedMs)
+			phases["cds"] = append(phases["cds"], r.firstMs-r.sentMs)
+			phases["eds"] = append(phases["eds"], r.syncedMs-r.firstMs)
 			s.LastSyncedMs = max(s.LastSyncedMs, round(r.syncedMs))
 		}
 	}
@@ -143,7 +180,21 @@ func summarize(all []result, o options, startedMs float64) summary {
 		return round(lat[min(len(lat)-1, int(p*float64(len(lat))))])
 	}
 	s.SyncP50Ms, s.SyncP99Ms, s.SyncMaxMs = pct(0.50), pct(0.99), pct(1)
+	s.Phases = map[string][2]float64{}
+	for name, xs := range phases {
+		slices.Sort(xs)
+		s.Phases[name] = [2]float64{round(xs[len(xs)/2]), round(xs[min(len(xs)-1, len(xs)*99/100)])}
+	}
 	return s
 }
 
 func round(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
+
+// busiestThread is the most CPU one thread spent between the two readings (by thread id).
+func busiestThread(before, after map[int]float64) float64 {
+	most := 0.0
+	for tid, t := range after {
+		most = max(most, t-before[tid])
+	}
+	return most
+}

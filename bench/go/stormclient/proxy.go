@@ -41,6 +41,8 @@ type result struct {
 	detail    string
 	startedMs float64 // when it began to connect
 	syncedMs  float64 // when it held CDS and every assignment it asked for
+	// Where its time went: connected, first request written, first response (CDS) read.
+	connectedMs, sentMs, firstMs float64
 }
 
 // proxy is one simulated Envoy: its own TCP connection, HTTP/2 in clear (h2c, prior knowledge),
@@ -54,12 +56,17 @@ type proxy struct {
 
 	conn      net.Conn
 	w         *bufio.Writer
+	r         *bufio.Reader
 	fr        *http2.Framer
-	inbox     []byte // gRPC bytes received on the stream, not yet a whole message
+	inbox     []byte  // the gRPC message being received: its header in hdr, then a buffer of its length
+	hdr       [5]byte // room for a message's header
 	eds       map[string]bool
 	asked     []string // the clusters CDS named, whose assignments were asked for
-	unacked   int      // DATA bytes not yet given back as flow-control credit
-	responses int      // gRPC messages received
+	askedWire []byte   // asked, encoded once as the requests' names field
+	// firstResponse runs when the first response is read (the result's timing).
+	firstResponse func()
+	unacked       int // DATA bytes not yet given back as flow-control credit
+	responses     int // gRPC messages received
 }
 
 // headerBlock is the request's HPACK block: built once, valid on every new connection (each
@@ -93,12 +100,15 @@ func (p *proxy) run(ctx context.Context, target string, headers []byte, syncedCh
 		return
 	}
 	p.conn = conn
+	r.connectedMs = p.since()
 	defer conn.Close()
 	go func() { <-ctx.Done(); _ = conn.Close() }()
 	if err := p.open(headers); err != nil {
 		report(classify(err), "open: "+err.Error())
 		return
 	}
+	r.sentMs = p.since()
+	p.firstResponse = func() { r.firstMs = p.since() }
 	done := false
 	err = p.read(func() {
 		r.syncedMs = p.since()
@@ -123,7 +133,8 @@ func (p *proxy) run(ctx context.Context, target string, headers []byte, syncedCh
 // open writes the preface, settings, the stream's headers and its first request (CDS, with the node).
 func (p *proxy) open(headers []byte) error {
 	p.w = bufio.NewWriterSize(p.conn, 4096)
-	p.fr = http2.NewFramer(p.w, bufio.NewReaderSize(p.conn, 16<<10))
+	p.r = bufio.NewReaderSize(p.conn, 16<<10)
+	p.fr = http2.NewFramer(p.w, p.r)
 	p.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	if _, err := p.w.WriteString(http2.ClientPreface); err != nil {
 		return err
@@ -131,24 +142,52 @@ func (p *proxy) open(headers []byte) error {
 	_ = p.fr.WriteSettings(http2.Setting{ID: http2.SettingEnablePush, Val: 0}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
 	_ = p.fr.WriteWindowUpdate(0, window-65535)
 	_ = p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headers, EndHeaders: true})
-	n := node(fmt.Sprintf("storm-%d", p.id), "storm", p.nodeTail)
-	return p.send(request{node: n, typeURL: clusterType})
+	return p.send(request{node: nodeHead(fmt.Sprintf("storm-%d", p.id), "storm"), nodeTail: p.nodeTail, typeURL: clusterType})
 }
 
+// maxFrame is HTTP/2's default SETTINGS_MAX_FRAME_SIZE (an Envoy's first request is ~61 KB: four frames).
+const maxFrame = 16384
+
+// send writes the request as DATA frames on stream 1 in one writev, its parts not copied: the
+// 61 KB Node tail every proxy shares was copied four times per proxy through the framer, which
+// made the client use nearly as much CPU as the server it measures (bench/RESULTS.md, client30).
 func (p *proxy) send(r request) error {
-	msg := r.sotw()
+	parts := r.sotw()
 	if p.delta {
-		msg = r.delta()
+		parts = r.delta()
 	}
-	// In frames of at most HTTP/2's default SETTINGS_MAX_FRAME_SIZE (an Envoy's first request is ~61 KB).
-	for frame := grpcFrame(msg); len(frame) > 0; {
-		n := min(len(frame), 16384)
-		if err := p.fr.WriteData(1, false, frame[:n]); err != nil {
-			return err
+	size := 0
+	for _, part := range parts {
+		size += len(part)
+	}
+	// What the framer buffered (SETTINGS, WINDOW_UPDATE, HEADERS, ACKs) goes first.
+	if err := p.w.Flush(); err != nil {
+		return err
+	}
+	bufs := dataFrames(append([][]byte{grpcHeader(size)}, parts...), 5+size)
+	_, err := bufs.WriteTo(p.conn)
+	return err
+}
+
+// dataFrames lays `total` bytes of parts out as DATA frames of stream 1: each frame's 9-byte
+// header, then slices of the parts (views, not copies).
+func dataFrames(parts [][]byte, total int) net.Buffers {
+	out := make(net.Buffers, 0, 2*len(parts)+2*(total/maxFrame+1))
+	for left := total; left > 0; {
+		n := min(left, maxFrame)
+		out = append(out, []byte{byte(n >> 16), byte(n >> 8), byte(n), byte(http2.FrameData), 0, 0, 0, 0, 1})
+		left -= n
+		for n > 0 {
+			take := min(n, len(parts[0]))
+			out = append(out, parts[0][:take])
+			parts[0] = parts[0][take:]
+			if len(parts[0]) == 0 {
+				parts = parts[1:]
+			}
+			n -= take
 		}
-		frame = frame[n:]
 	}
-	return p.w.Flush()
+	return out
 }
 
 // control answers what HTTP/2 asks of a client: settings ACKs, ping ACKs, flow-control credit.
@@ -164,17 +203,21 @@ func (p *proxy) control(f http2.Frame) error {
 			return nil
 		}
 		_ = p.fr.WritePing(true, f.Data)
-	case *http2.DataFrame:
-		p.unacked += int(f.Length)
-		if p.unacked < window/2 {
-			return nil
-		}
-		_ = p.fr.WriteWindowUpdate(0, uint32(p.unacked))
-		_ = p.fr.WriteWindowUpdate(1, uint32(p.unacked))
-		p.unacked = 0
 	default:
 		return nil
 	}
+	return p.w.Flush()
+}
+
+// credit counts n DATA bytes received and gives them back as flow-control credit once half the window is used.
+func (p *proxy) credit(n int) error {
+	p.unacked += n
+	if p.unacked < window/2 {
+		return nil
+	}
+	_ = p.fr.WriteWindowUpdate(0, uint32(p.unacked))
+	_ = p.fr.WriteWindowUpdate(1, uint32(p.unacked))
+	p.unacked = 0
 	return p.w.Flush()
 }
 
@@ -185,7 +228,17 @@ func (e *statusError) Error() string { return fmt.Sprintf("grpc-status %s: %s", 
 // read handles frames until the connection or stream ends; onSynced runs once, at the sync.
 func (p *proxy) read(onSynced func()) error {
 	for {
-		f, err := p.fr.ReadFrame()
+		fh, err := p.fr.ReadFrameHeader()
+		if err != nil {
+			return err
+		}
+		if fh.Type == http2.FrameData && fh.StreamID == 1 && !fh.Flags.Has(http2.FlagDataPadded) {
+			if err := p.readData(fh, onSynced); err != nil {
+				return err
+			}
+			continue
+		}
+		f, err := p.fr.ReadFrameForHeader(fh)
 		if err != nil {
 			return err
 		}
@@ -207,13 +260,7 @@ func (p *proxy) read(onSynced func()) error {
 				return e
 			}
 		case *http2.DataFrame:
-			p.inbox = append(p.inbox, f.Data()...)
-			if err := p.drain(onSynced); err != nil {
-				return err
-			}
-			if f.StreamEnded() {
-				return fmt.Errorf("%w: the server ended the stream without trailers", errReset)
-			}
+			return fmt.Errorf("%w: DATA on stream %d", errReset, f.StreamID)
 		case *http2.RSTStreamFrame:
 			return fmt.Errorf("%w: RST_STREAM %v", errReset, f.ErrCode)
 		case *http2.GoAwayFrame:
@@ -222,27 +269,64 @@ func (p *proxy) read(onSynced func()) error {
 	}
 }
 
-// drain handles every whole gRPC message in the inbox.
-func (p *proxy) drain(onSynced func()) error {
-	for len(p.inbox) >= 5 {
-		size := int(binary.BigEndian.Uint32(p.inbox[1:5]))
-		if len(p.inbox) < 5+size {
-			return nil
+// maxMessage bounds a response's length prefix (the largest here is ~100 KB).
+const maxMessage = 64 << 20
+
+// readData reads a DATA frame's payload (its header read) straight from the connection into the
+// message it belongs to, handling each message it completes: a response's bytes are copied
+// once, not into the framer's buffer and then into a message's (bench/RESULTS.md, client30).
+func (p *proxy) readData(fh http2.FrameHeader, onSynced func()) error {
+	if err := p.credit(int(fh.Length)); err != nil {
+		return err
+	}
+	for left := int(fh.Length); left > 0; {
+		if p.inbox == nil {
+			p.inbox = p.hdr[:0]
 		}
-		m, err := parseResponse(p.inbox[5:5+size], p.delta)
-		if err != nil {
+		want := 5
+		if len(p.inbox) >= 5 {
+			want += int(binary.BigEndian.Uint32(p.inbox[1:5]))
+		}
+		at := len(p.inbox)
+		k := min(want-at, left)
+		p.inbox = p.inbox[:at+k]
+		if _, err := io.ReadFull(p.r, p.inbox[at:]); err != nil {
 			return err
 		}
-		p.inbox = p.inbox[5+size:]
-		p.responses++
-		if err := p.answer(m, onSynced); err != nil {
+		left -= k
+		if len(p.inbox) == 5 && want == 5 {
+			size := int(binary.BigEndian.Uint32(p.inbox[1:5]))
+			if size > maxMessage {
+				return fmt.Errorf("a response of %d bytes", size)
+			}
+			p.inbox = append(make([]byte, 0, 5+size), p.inbox...)
+		}
+		if len(p.inbox) < 5 || len(p.inbox) < 5+int(binary.BigEndian.Uint32(p.inbox[1:5])) {
+			continue
+		}
+		msg := p.inbox[5:]
+		p.inbox = nil
+		if err := p.handle(msg, onSynced); err != nil {
 			return err
 		}
 	}
-	if len(p.inbox) == 0 {
-		p.inbox = nil
+	if fh.Flags.Has(http2.FlagDataEndStream) {
+		return fmt.Errorf("%w: the server ended the stream without trailers", errReset)
 	}
 	return nil
+}
+
+// handle is one whole gRPC message.
+func (p *proxy) handle(msg []byte, onSynced func()) error {
+	m, err := parseResponse(msg, p.delta)
+	if err != nil {
+		return err
+	}
+	p.responses++
+	if p.responses == 1 && p.firstResponse != nil {
+		p.firstResponse()
+	}
+	return p.answer(m, onSynced)
 }
 
 // answer does what Envoy does with a response: on the first CDS, ask for the clusters'
@@ -253,16 +337,17 @@ func (p *proxy) answer(m response, onSynced func()) error {
 	if first {
 		p.eds = make(map[string]bool, len(m.names))
 		p.asked = m.names
+		p.askedWire = encodeNames(m.names)
 	}
 	ack := request{typeURL: m.typeURL, version: m.version, nonce: m.nonce}
 	if m.typeURL == endpointType && !p.delta {
-		ack.names = p.asked
+		ack.names = p.askedWire
 	}
 	if err := p.send(ack); err != nil {
 		return err
 	}
 	if first {
-		if err := p.send(request{typeURL: endpointType, names: p.asked}); err != nil {
+		if err := p.send(request{typeURL: endpointType, names: p.askedWire}); err != nil {
 			return err
 		}
 	}

@@ -15,20 +15,36 @@ const (
 // request is what an Envoy sends on ADS, encoded by hand: a proxy here costs a few appends,
 // not a generated message, so the client stays cheap next to the server it measures.
 type request struct {
-	node    []byte // encoded core.v3.Node, only on the stream's first request
-	typeURL string
-	version string
-	nonce   string
-	names   []string
+	node     []byte // encoded core.v3.Node's own fields (nodeHead), only on the stream's first request
+	nodeTail []byte // what follows them (envoyNodeTail): shared by every proxy, never copied
+	typeURL  string
+	version  string
+	nonce    string
+	names    []byte // resource names, encoded as field 3 (encodeNames): the same field in SotW and Delta
 }
 
-// node encodes core.v3.Node{id: 1, cluster: 2} followed by `tail` (envoyNodeTail).
-func node(id, cluster string, tail []byte) []byte {
+// nodeHead encodes core.v3.Node{id: 1, cluster: 2}; the Node is these bytes followed by a tail (envoyNodeTail).
+func nodeHead(id, cluster string) []byte {
 	b := protowire.AppendTag(nil, 1, protowire.BytesType)
 	b = protowire.AppendString(b, id)
 	b = protowire.AppendTag(b, 2, protowire.BytesType)
-	b = protowire.AppendString(b, cluster)
-	return append(b, tail...)
+	return protowire.AppendString(b, cluster)
+}
+
+// node is the whole encoded Node (a copy; the storm sends head and tail as they are).
+func node(id, cluster string, tail []byte) []byte {
+	return append(nodeHead(id, cluster), tail...)
+}
+
+// encodeNames encodes names as repeated field 3 (DiscoveryRequest.resource_names,
+// DeltaDiscoveryRequest.resource_names_subscribe).
+func encodeNames(names []string) []byte {
+	var b []byte
+	for _, n := range names {
+		b = protowire.AppendTag(b, 3, protowire.BytesType)
+		b = protowire.AppendString(b, n)
+	}
+	return b
 }
 
 // envoyNodeTail encodes what an Envoy 1.40 adds to its Node: user_agent_name 6, its build version
@@ -61,42 +77,53 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 	return protowire.AppendString(b, s)
 }
 
-// sotw encodes DiscoveryRequest{1 version_info, 2 node, 3 resource_names, 4 type_url, 5 response_nonce}.
-func (r request) sotw() []byte {
-	b := appendString(nil, 1, r.version)
-	if r.node != nil {
-		b = protowire.AppendTag(b, 2, protowire.BytesType)
-		b = protowire.AppendBytes(b, r.node)
+// appendNode appends field `num` holding the Node; returns the message so far and the parts to
+// send in order: the Node's shared tail is a part of its own, not copied into every request.
+func (r request) appendNode(b []byte, num protowire.Number) ([]byte, [][]byte) {
+	if r.node == nil {
+		return b, nil
 	}
-	for _, n := range r.names {
-		b = protowire.AppendTag(b, 3, protowire.BytesType)
-		b = protowire.AppendString(b, n)
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(len(r.node)+len(r.nodeTail)))
+	b = append(b, r.node...)
+	if len(r.nodeTail) == 0 {
+		return b, nil
 	}
+	return nil, [][]byte{b, r.nodeTail}
+}
+
+// sotw encodes DiscoveryRequest{1 version_info, 2 node, 3 resource_names, 4 type_url, 5 response_nonce}
+// as parts, in order.
+func (r request) sotw() [][]byte {
+	b, parts := r.appendNode(appendString(nil, 1, r.version), 2)
+	b = append(b, r.names...)
 	b = appendString(b, 4, r.typeURL)
-	return appendString(b, 5, r.nonce)
+	return append(parts, appendString(b, 5, r.nonce))
 }
 
-// delta encodes DeltaDiscoveryRequest{1 node, 2 type_url, 3 resource_names_subscribe, 6 response_nonce}.
-func (r request) delta() []byte {
-	var b []byte
-	if r.node != nil {
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendBytes(b, r.node)
-	}
+// delta encodes DeltaDiscoveryRequest{1 node, 2 type_url, 3 resource_names_subscribe, 6 response_nonce}
+// as parts, in order.
+func (r request) delta() [][]byte {
+	b, parts := r.appendNode(nil, 1)
 	b = appendString(b, 2, r.typeURL)
-	for _, n := range r.names {
-		b = protowire.AppendTag(b, 3, protowire.BytesType)
-		b = protowire.AppendString(b, n)
-	}
-	return appendString(b, 6, r.nonce)
+	b = append(b, r.names...)
+	return append(parts, appendString(b, 6, r.nonce))
 }
 
-// grpcFrame prefixes a message with gRPC's 5-byte header (uncompressed, big-endian length).
-func grpcFrame(msg []byte) []byte {
-	out := make([]byte, 5+len(msg))
-	binary.BigEndian.PutUint32(out[1:5], uint32(len(msg)))
-	copy(out[5:], msg)
-	return out
+// grpcHeader is gRPC's 5-byte message header (uncompressed, big-endian length).
+func grpcHeader(length int) []byte {
+	h := make([]byte, 5)
+	binary.BigEndian.PutUint32(h[1:5], uint32(length))
+	return h
+}
+
+// joined is the parts as one slice (tests, and the size check at start).
+func joined(parts [][]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
 }
 
 // response is what a proxy needs from one (Delta)DiscoveryResponse: its type, version, nonce

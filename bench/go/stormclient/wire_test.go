@@ -35,19 +35,19 @@ func TestAnEnvoyNodeDecodesWithItsExtensionsAndVersion(t *testing.T) {
 }
 
 func TestRequestsDecodeAsEnvoysWould(t *testing.T) {
-	r := request{node: node("storm-7", "storm", nil), typeURL: endpointType, version: "v1", nonce: "3", names: []string{"a", "b"}}
+	r := request{node: nodeHead("storm-7", "storm"), nodeTail: envoyNodeTail(3), typeURL: endpointType, version: "v1", nonce: "3", names: encodeNames([]string{"a", "b"})}
 	var sotw discovery.DiscoveryRequest
-	if err := proto.Unmarshal(r.sotw(), &sotw); err != nil {
+	if err := proto.Unmarshal(joined(r.sotw()), &sotw); err != nil {
 		t.Fatal(err)
 	}
-	if sotw.GetNode().GetId() != "storm-7" || sotw.GetTypeUrl() != endpointType || sotw.GetVersionInfo() != "v1" || sotw.GetResponseNonce() != "3" || len(sotw.GetResourceNames()) != 2 {
+	if sotw.GetNode().GetId() != "storm-7" || len(sotw.GetNode().GetExtensions()) != 3 || sotw.GetTypeUrl() != endpointType || sotw.GetVersionInfo() != "v1" || sotw.GetResponseNonce() != "3" || len(sotw.GetResourceNames()) != 2 {
 		t.Fatalf("sotw request decoded as %v", &sotw)
 	}
 	var delta discovery.DeltaDiscoveryRequest
-	if err := proto.Unmarshal(r.delta(), &delta); err != nil {
+	if err := proto.Unmarshal(joined(r.delta()), &delta); err != nil {
 		t.Fatal(err)
 	}
-	if delta.GetNode().GetCluster() != "storm" || delta.GetResponseNonce() != "3" || len(delta.GetResourceNamesSubscribe()) != 2 {
+	if delta.GetNode().GetCluster() != "storm" || len(delta.GetNode().GetExtensions()) != 3 || delta.GetResponseNonce() != "3" || len(delta.GetResourceNamesSubscribe()) != 2 {
 		t.Fatalf("delta request decoded as %v", &delta)
 	}
 }

@@ -5,6 +5,7 @@ package proc
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,18 +16,75 @@ const clockTicks = 100
 
 // CPUSeconds is a process's user+system CPU time (/proc/PID/stat fields 14 and 15); 0 when unknown.
 func CPUSeconds(pid int) float64 {
-	stat, err := read(pid, "stat")
+	user, system := CPUSplit(pid)
+	return user + system
+}
+
+// CPUSplit is a process's user and system CPU time, apart (the kernel's share: sockets, copies); 0 when unknown.
+func CPUSplit(pid int) (user, system float64) {
+	return cpuSplit(pid, "stat")
+}
+
+// cpuSplit reads user and system time from a stat file of the process (its own, or one of its threads').
+func cpuSplit(pid int, file string) (user, system float64) {
+	stat, err := read(pid, file)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	// The fields after the command name, which is in parentheses and may hold spaces.
 	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / clockTicks
+	return utime / clockTicks, stime / clockTicks
+}
+
+// ThreadCPUSeconds is each thread's user+system CPU time, by thread id (/proc/PID/task); empty when unknown.
+func ThreadCPUSeconds(pid int) map[int]float64 {
+	out := map[int]float64{}
+	if pid <= 0 {
+		return out
+	}
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		// The thread's own stat: /proc/TID/stat of the main thread (TID = PID) is the whole process's.
+		user, system := cpuSplit(pid, fmt.Sprintf("task/%d/stat", tid))
+		out[tid] = user + system
+	}
+	return out
+}
+
+// ListenOverflows is the kernel's count of connections dropped because a listening socket's
+// accept queue was full (TcpExt ListenOverflows in /proc/net/netstat, all sockets of the host);
+// each such client retries its SYN a second later. -1 when unknown.
+func ListenOverflows() int64 {
+	b, err := os.ReadFile("/proc/net/netstat")
+	if err != nil {
+		return -1
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != "TcpExt:" || len(values) != len(names) {
+			continue
+		}
+		for j, name := range names {
+			if name == "ListenOverflows" {
+				n, _ := strconv.ParseInt(values[j], 10, 64)
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 // RSSMiB is a process's resident set (/proc/PID/status VmRSS); 0 when unknown.
@@ -46,9 +104,20 @@ func RSSMiB(pid int) float64 {
 
 // SelfCPUSeconds is this process's user+system CPU time.
 func SelfCPUSeconds() float64 {
+	return SelfSystemSeconds() + selfUserSeconds()
+}
+
+// SelfSystemSeconds is this process's system CPU time.
+func SelfSystemSeconds() float64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	return float64(ru.Stime.Nano()) / 1e9
+}
+
+func selfUserSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()) / 1e9
 }
 
 func read(pid int, file string) (string, error) {
@@ -57,4 +126,24 @@ func read(pid int, file string) (string, error) {
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 	return string(b), err
+}
+
+// ProfileCPU starts this process's CPU profile (pprof) into path; the returned func ends it.
+// An empty path profiles nothing.
+func ProfileCPU(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
