@@ -4,10 +4,12 @@
  * clear and one ADS stream, CDS wildcard then EDS for the clusters, every response ACKed) storms
  * fulcrum and then go-control-plane (LinearCache, on fulcrum's own CDS and EDS responses), and
  * prints one table: proxies synced, refused, reset; time from each proxy's start to its sync
- * (p50, p99, max); when the last one synced; server and client CPU (the kernel's share, and the
- * server's busiest thread: its event loop); connections the kernel dropped from a full accept
- * queue (each retries a second later); server RSS afterwards. Each row's JSON line also has the
- * synced proxies' time per step (connect, first request written, CDS, EDS; p50 and p99 ms).
+ * (p50, p99, max); when the last one synced; server and client CPU (the kernel's share, and a
+ * node server's main thread: its event loop); the host's accept-queue overflows (TcpExt
+ * ListenOverflows: SYNs dropped, each retried a second later, and handshakes not queued; events,
+ * not proxies); server RSS afterwards. Each row's JSON line also has the synced proxies' time per
+ * step (connect, first request written, CDS including any wait in the accept queue, EDS; p50 and
+ * p99 ms).
  *
  *   npx tsx bench/reconnect-storm.ts [--connections 10000] [--within-ms 2000] [--protocols sotw,delta]
  *   npx tsx bench/reconnect-storm.ts --help
@@ -92,10 +94,17 @@ interface StormLine {
   clientCpuSeconds: number;
   serverSysSeconds?: number;
   clientSysSeconds?: number;
+  /** The server's main thread (a node server's event loop); -1 when unknown. */
   serverMainThreadSeconds?: number;
+  /** The host's accept-queue overflow events during the storm; -1 when unknown. */
   listenOverflows?: number;
   serverRssMiB: number;
+  /** The synced proxies' [p50, p99] ms per step: connect, send, cds, eds. */
+  phases?: Record<string, [number, number]>;
 }
+
+/** A reading the client could not take (absent, or -1) as "?". */
+const known = (x: number | undefined): string => (x === undefined || x < 0 ? '?' : String(x));
 
 function storm(client: string, server: Server, protocol: string): StormLine {
   const extensions = Number(args.extensions);
@@ -138,7 +147,9 @@ function server(name: string, dir: string, bins: ReturnType<typeof buildGo>, dum
 const row = (label: string, l: StormLine, load: string): string => {
   const o = l.outcomes;
   const other = Object.entries(o).filter(([k]) => !['synced', 'refused', 'reset'].includes(k)).map(([k, v]) => `${k} ${v}`).join(', ') || '0';
-  return `| ${label} | ${l.protocol} | ${load} | ${o.synced ?? 0} | ${o.refused ?? 0} | ${o.reset ?? 0} | ${other} | ${l.listenOverflows ?? '?'} | ${l.syncP50Ms} | ${l.syncP99Ms} | ${l.syncMaxMs} | ${l.lastSyncedMs} | ${l.serverCpuSeconds} (${l.serverSysSeconds ?? '?'}, ${l.serverMainThreadSeconds ?? '?'}) | ${l.clientCpuSeconds} (${l.clientSysSeconds ?? '?'}) | ${l.serverRssMiB} |`;
+  // A Go server's main thread is one of many that run its goroutines: no event loop to show.
+  const loop = label.startsWith('fulcrum') ? known(l.serverMainThreadSeconds) : '–';
+  return `| ${label} | ${l.protocol} | ${load} | ${o.synced ?? 0} | ${o.refused ?? 0} | ${o.reset ?? 0} | ${other} | ${known(l.listenOverflows)} | ${l.syncP50Ms} | ${l.syncP99Ms} | ${l.syncMaxMs} | ${l.lastSyncedMs} | ${l.serverCpuSeconds} (${known(l.serverSysSeconds)}, ${loop}) | ${l.clientCpuSeconds} (${known(l.clientSysSeconds)}) | ${l.serverRssMiB} |`;
 };
 
 async function main(): Promise<void> {
@@ -168,7 +179,7 @@ async function main(): Promise<void> {
     [
       `${num('connections')} proxies within ${num('within-ms')} ms, ${num('clusters')} clusters × ${num('endpoints')} endpoints; load average ${load}`,
       '',
-      '| server | protocol | load | synced | refused | reset | other | accept queue overflows | p50 ms | p99 ms | max ms | last synced ms | server CPU s (kernel, main thread) | client CPU s (kernel) | server RSS MiB |',
+      '| server | protocol | load | synced | refused | reset | other | accept-queue overflows (host) | p50 ms | p99 ms | max ms | last synced ms | server CPU s (kernel, event loop) | client CPU s (kernel) | server RSS MiB |',
       '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...lines.map((l) => row(l.label, l.line, l.load)),
       '',

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"os"
 	"regexp"
 	"runtime/debug"
 	"slices"
@@ -62,7 +63,10 @@ func main() {
 	o := parseFlags()
 	// The live heap is mostly the proxies' connection buffers (~25 KB each, no pointers); collecting
 	// every time it doubled was ~10 % of the client's CPU during a storm (bench/RESULTS.md, client30).
-	debug.SetGCPercent(400)
+	// A GOGC set in the environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	path := sotwPath
 	if o.delta {
 		path = deltaPath
@@ -71,22 +75,17 @@ func main() {
 	tail := envoyNodeTail(o.extensions)
 	// The first request is written without waiting for flow-control credit: it must fit the
 	// server's initial stream window (HTTP/2's default 65,535 bytes), as Envoy's 61 KB one does.
-	if first := len(joined(request{node: nodeHead("storm-0000000", "storm"), nodeTail: tail, typeURL: clusterType}.sotw())) + 5; first > 65_535 {
+	if first := partsSize(request{node: nodeHead("storm-0000000", "storm"), nodeTail: tail, typeURL: clusterType}.sotw()) + 5; first > 65_535 {
 		log.Fatalf("stormclient: -extensions %d makes a %d-byte first request, over the 65,535-byte initial window", o.extensions, first)
 	}
 	stopProfile, err := proc.ProfileCPU(o.cpuProfile)
 	if err != nil {
 		log.Fatalf("stormclient: -cpuprofile: %v", err)
 	}
-	defer stopProfile()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	results := make(chan result, o.connections)
-	serverCPU0, clientCPU0 := proc.CPUSeconds(o.serverPid), proc.SelfCPUSeconds()
-	_, serverSys0 := proc.CPUSplit(o.serverPid)
-	clientSys0 := proc.SelfSystemSeconds()
-	threads0 := proc.ThreadCPUSeconds(o.serverPid)
-	overflows0 := proc.ListenOverflows()
+	before := read(o.serverPid)
 	t0 := time.Now()
 	deadline := time.AfterFunc(o.timeout, cancel)
 	for i := 0; i < o.connections; i++ {
@@ -106,16 +105,9 @@ func main() {
 	}
 	deadline.Stop()
 	s := summarize(all, o, startedMs)
-	s.ServerCPUSeconds = round(proc.CPUSeconds(o.serverPid) - serverCPU0)
-	s.ClientCPUSeconds = round(proc.SelfCPUSeconds() - clientCPU0)
-	_, serverSys := proc.CPUSplit(o.serverPid)
-	s.ServerSysSeconds = round(serverSys - serverSys0)
-	s.ClientSysSeconds = round(proc.SelfSystemSeconds() - clientSys0)
-	s.ServerMainThreadSeconds = round(busiestThread(threads0, proc.ThreadCPUSeconds(o.serverPid)))
-	if overflows0 >= 0 {
-		s.ListenOverflows = proc.ListenOverflows() - overflows0
-	}
+	read(o.serverPid).since(before, &s)
 	s.ServerRSSMiB = round(proc.RSSMiB(o.serverPid))
+	stopProfile()
 	time.Sleep(o.hold)
 	out, _ := json.Marshal(s)
 	fmt.Println(string(out))
@@ -136,14 +128,19 @@ type summary struct {
 	ClientCPUSeconds float64        `json:"clientCpuSeconds"`
 	ServerSysSeconds float64        `json:"serverSysSeconds"` // of ServerCPUSeconds, in the kernel
 	ClientSysSeconds float64        `json:"clientSysSeconds"`
-	// The server's busiest thread's CPU in the storm (its event loop): near the storm's length, it is what bounds it.
+	// The CPU of the server's main thread (thread id = pid) in the storm: a node server's event
+	// loop, which bounds it when this is near the storm's length. -1 when unknown.
 	ServerMainThreadSeconds float64 `json:"serverMainThreadSeconds"`
-	// Connections the kernel dropped from a full accept queue during the storm (host-wide): each
-	// such proxy connects a second later, on its SYN's retry.
+	// The host's TcpExt ListenOverflows during the storm (all listening sockets of the network
+	// namespace; -1 when unknown): the kernel counts a SYN it drops for a full accept queue (that
+	// client connects a second later, on its SYN's retry) and a completed handshake it cannot queue,
+	// so it counts events, not proxies. Time a connection waits in the accept queue shows in the
+	// "cds" phase (connect returns before the server accepts).
 	ListenOverflows int64   `json:"listenOverflows"`
 	ServerRSSMiB    float64 `json:"serverRssMiB"`
 	// The synced proxies' time in each step, p50 and p99 ms: connect, write the first request,
-	// wait for the first response (CDS), then for the rest (EDS).
+	// wait for the first response (CDS: includes any wait in the server's accept queue), then for
+	// the rest (EDS).
 	Phases map[string][2]float64 `json:"phases,omitempty"`
 }
 
@@ -172,29 +169,52 @@ func summarize(all []result, o options, startedMs float64) summary {
 			s.LastSyncedMs = max(s.LastSyncedMs, round(r.syncedMs))
 		}
 	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return round(lat[min(len(lat)-1, int(p*float64(len(lat))))])
-	}
-	s.SyncP50Ms, s.SyncP99Ms, s.SyncMaxMs = pct(0.50), pct(0.99), pct(1)
+	s.SyncP50Ms, s.SyncP99Ms, s.SyncMaxMs = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1)
 	s.Phases = map[string][2]float64{}
 	for name, xs := range phases {
-		slices.Sort(xs)
-		s.Phases[name] = [2]float64{round(xs[len(xs)/2]), round(xs[min(len(xs)-1, len(xs)*99/100)])}
+		s.Phases[name] = [2]float64{percentile(xs, 0.50), percentile(xs, 0.99)}
 	}
 	return s
 }
 
+// percentile p of xs (sorted in place), rounded; 0 when empty.
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	return round(xs[min(len(xs)-1, int(p*float64(len(xs))))])
+}
+
 func round(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
 
-// busiestThread is the most CPU one thread spent between the two readings (by thread id).
-func busiestThread(before, after map[int]float64) float64 {
-	most := 0.0
-	for tid, t := range after {
-		most = max(most, t-before[tid])
+// readings is what the storm's figures are differences of, read together at its start and end.
+type readings struct {
+	serverUser, serverSys, serverMain float64 // serverMain -1 when unknown
+	clientUser, clientSys             float64
+	overflows                         int64 // -1 when unknown
+}
+
+func read(serverPid int) readings {
+	var r readings
+	r.serverUser, r.serverSys = proc.CPUSplit(serverPid)
+	r.serverMain = proc.ThreadCPUSeconds(serverPid, serverPid)
+	r.clientUser, r.clientSys = proc.SelfCPUSplit()
+	r.overflows = proc.ListenOverflows()
+	return r
+}
+
+// since writes the storm's CPU and overflow figures (now minus `before`) into s.
+func (r readings) since(before readings, s *summary) {
+	s.ServerCPUSeconds = round(r.serverUser + r.serverSys - before.serverUser - before.serverSys)
+	s.ServerSysSeconds = round(r.serverSys - before.serverSys)
+	s.ClientCPUSeconds = round(r.clientUser + r.clientSys - before.clientUser - before.clientSys)
+	s.ClientSysSeconds = round(r.clientSys - before.clientSys)
+	s.ServerMainThreadSeconds, s.ListenOverflows = -1, -1
+	if r.serverMain >= 0 && before.serverMain >= 0 {
+		s.ServerMainThreadSeconds = round(r.serverMain - before.serverMain)
 	}
-	return most
+	if r.overflows >= 0 && before.overflows >= 0 {
+		s.ListenOverflows = r.overflows - before.overflows
+	}
 }

@@ -60,6 +60,7 @@ type proxy struct {
 	fr        *http2.Framer
 	inbox     []byte  // the gRPC message being received: its header in hdr, then a buffer of its length
 	hdr       [5]byte // room for a message's header
+	msgLen    int     // the received message's length, once its header is in
 	eds       map[string]bool
 	asked     []string // the clusters CDS named, whose assignments were asked for
 	askedWire []byte   // asked, encoded once as the requests' names field
@@ -149,17 +150,15 @@ func (p *proxy) open(headers []byte) error {
 const maxFrame = 16384
 
 // send writes the request as DATA frames on stream 1 in one writev, its parts not copied: the
-// 61 KB Node tail every proxy shares was copied four times per proxy through the framer, which
-// made the client use nearly as much CPU as the server it measures (bench/RESULTS.md, client30).
+// 61 KB Node tail every proxy shares was copied four times per proxy (into the Node, the request,
+// the gRPC frame and the framer's buffer), which made the client use nearly as much CPU as the
+// server it measures (bench/RESULTS.md, client30).
 func (p *proxy) send(r request) error {
 	parts := r.sotw()
 	if p.delta {
 		parts = r.delta()
 	}
-	size := 0
-	for _, part := range parts {
-		size += len(part)
-	}
+	size := partsSize(parts)
 	// What the framer buffered (SETTINGS, WINDOW_UPDATE, HEADERS, ACKs) goes first.
 	if err := p.w.Flush(); err != nil {
 		return err
@@ -167,6 +166,15 @@ func (p *proxy) send(r request) error {
 	bufs := dataFrames(append([][]byte{grpcHeader(size)}, parts...), 5+size)
 	_, err := bufs.WriteTo(p.conn)
 	return err
+}
+
+// partsSize is the parts' total length.
+func partsSize(parts [][]byte) int {
+	n := 0
+	for _, part := range parts {
+		n += len(part)
+	}
+	return n
 }
 
 // dataFrames lays `total` bytes of parts out as DATA frames of stream 1: each frame's 9-byte
@@ -232,8 +240,8 @@ func (p *proxy) read(onSynced func()) error {
 		if err != nil {
 			return err
 		}
-		if fh.Type == http2.FrameData && fh.StreamID == 1 && !fh.Flags.Has(http2.FlagDataPadded) {
-			if err := p.readData(fh, onSynced); err != nil {
+		if fh.Type == http2.FrameData && fh.StreamID == 1 {
+			if err := p.data(fh, onSynced); err != nil {
 				return err
 			}
 			continue
@@ -260,7 +268,7 @@ func (p *proxy) read(onSynced func()) error {
 				return e
 			}
 		case *http2.DataFrame:
-			return fmt.Errorf("%w: DATA on stream %d", errReset, f.StreamID)
+			return fmt.Errorf("DATA on stream %d, which this client never opened", f.StreamID)
 		case *http2.RSTStreamFrame:
 			return fmt.Errorf("%w: RST_STREAM %v", errReset, f.ErrCode)
 		case *http2.GoAwayFrame:
@@ -272,48 +280,92 @@ func (p *proxy) read(onSynced func()) error {
 // maxMessage bounds a response's length prefix (the largest here is ~100 KB).
 const maxMessage = 64 << 20
 
-// readData reads a DATA frame's payload (its header read) straight from the connection into the
-// message it belongs to, handling each message it completes: a response's bytes are copied
-// once, not into the framer's buffer and then into a message's (bench/RESULTS.md, client30).
-func (p *proxy) readData(fh http2.FrameHeader, onSynced func()) error {
+// data handles a DATA frame of stream 1 (its header read): the credit for all of it, then its
+// message bytes, then its END_STREAM.
+func (p *proxy) data(fh http2.FrameHeader, onSynced func()) error {
 	if err := p.credit(int(fh.Length)); err != nil {
 		return err
 	}
-	for left := int(fh.Length); left > 0; {
-		if p.inbox == nil {
-			p.inbox = p.hdr[:0]
-		}
-		want := 5
-		if len(p.inbox) >= 5 {
-			want += int(binary.BigEndian.Uint32(p.inbox[1:5]))
-		}
-		at := len(p.inbox)
-		k := min(want-at, left)
-		p.inbox = p.inbox[:at+k]
-		if _, err := io.ReadFull(p.r, p.inbox[at:]); err != nil {
-			return err
-		}
-		left -= k
-		if len(p.inbox) == 5 && want == 5 {
-			size := int(binary.BigEndian.Uint32(p.inbox[1:5]))
-			if size > maxMessage {
-				return fmt.Errorf("a response of %d bytes", size)
-			}
-			p.inbox = append(make([]byte, 0, 5+size), p.inbox...)
-		}
-		if len(p.inbox) < 5 || len(p.inbox) < 5+int(binary.BigEndian.Uint32(p.inbox[1:5])) {
-			continue
-		}
-		msg := p.inbox[5:]
-		p.inbox = nil
-		if err := p.handle(msg, onSynced); err != nil {
-			return err
-		}
+	src, n, err := p.payload(fh)
+	if err != nil {
+		return err
+	}
+	if err := p.readData(src, n, onSynced); err != nil {
+		return err
 	}
 	if fh.Flags.Has(http2.FlagDataEndStream) {
 		return fmt.Errorf("%w: the server ended the stream without trailers", errReset)
 	}
 	return nil
+}
+
+// payload is where a DATA frame's message bytes are: read straight from the connection, or, for
+// a padded frame (legal, though no server here pads), from the framer's copy without its padding.
+func (p *proxy) payload(fh http2.FrameHeader) (io.Reader, int, error) {
+	if !fh.Flags.Has(http2.FlagDataPadded) {
+		return p.r, int(fh.Length), nil
+	}
+	f, err := p.fr.ReadFrameForHeader(fh)
+	if err != nil {
+		return nil, 0, err
+	}
+	d := f.(*http2.DataFrame).Data()
+	return bytes.NewReader(d), len(d), nil
+}
+
+// readData reads n message bytes from src into the messages they belong to, handling each one
+// it completes: a response's bytes are copied once, straight into a buffer of the message's
+// length, not into the framer's buffer and then into a message's (bench/RESULTS.md, client30).
+func (p *proxy) readData(src io.Reader, n int, onSynced func()) error {
+	for n > 0 {
+		k, err := p.fill(src, n)
+		if err != nil {
+			return err
+		}
+		n -= k
+		if msg, ok := p.complete(); ok {
+			if err := p.handle(msg, onSynced); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fill reads up to n bytes of the message being received: its 5-byte header first (which sizes
+// the buffer for the rest), then its body. Returns how many it read.
+func (p *proxy) fill(src io.Reader, n int) (int, error) {
+	if p.inbox == nil {
+		p.inbox = p.hdr[:0]
+	}
+	want := 5
+	if len(p.inbox) >= 5 {
+		want += p.msgLen
+	}
+	at := len(p.inbox)
+	k := min(want-at, n)
+	p.inbox = p.inbox[:at+k]
+	if _, err := io.ReadFull(src, p.inbox[at:]); err != nil {
+		return 0, err
+	}
+	if at < 5 && len(p.inbox) == 5 {
+		p.msgLen = int(binary.BigEndian.Uint32(p.inbox[1:5]))
+		if p.msgLen > maxMessage {
+			return k, fmt.Errorf("a response of %d bytes", p.msgLen)
+		}
+		p.inbox = append(make([]byte, 0, 5+p.msgLen), p.inbox...)
+	}
+	return k, nil
+}
+
+// complete is the message being received once it is whole; nothing is held after it.
+func (p *proxy) complete() ([]byte, bool) {
+	if len(p.inbox) < 5 || len(p.inbox) < 5+p.msgLen {
+		return nil, false
+	}
+	msg := p.inbox[5:]
+	p.inbox = nil
+	return msg, true
 }
 
 // handle is one whole gRPC message.

@@ -31,11 +31,6 @@ func nodeHead(id, cluster string) []byte {
 	return protowire.AppendString(b, cluster)
 }
 
-// node is the whole encoded Node (a copy; the storm sends head and tail as they are).
-func node(id, cluster string, tail []byte) []byte {
-	return append(nodeHead(id, cluster), tail...)
-}
-
 // encodeNames encodes names as repeated field 3 (DiscoveryRequest.resource_names,
 // DeltaDiscoveryRequest.resource_names_subscribe).
 func encodeNames(names []string) []byte {

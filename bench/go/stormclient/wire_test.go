@@ -11,6 +11,11 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
+// node is the whole encoded Node (the storm sends head and tail apart, never joined).
+func node(id, cluster string, tail []byte) []byte {
+	return append(nodeHead(id, cluster), tail...)
+}
+
 func anyOf(t *testing.T, m proto.Message) *anypb.Any {
 	t.Helper()
 	a, err := anypb.New(m)

@@ -1,5 +1,6 @@
-// Package proc reads what a benchmark reports about a process from Linux's /proc: CPU time and
-// resident memory, of the server it drives (by pid) and of itself.
+// Package proc reads what a benchmark reports about a process from Linux's /proc: CPU time (of a
+// thread too) and resident memory, of the server it drives (by pid) and of itself; the host's
+// accept-queue overflows; and it profiles the benchmark's own CPU.
 package proc
 
 import (
@@ -14,53 +15,40 @@ import (
 // clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux this runs on.
 const clockTicks = 100
 
-// CPUSeconds is a process's user+system CPU time (/proc/PID/stat fields 14 and 15); 0 when unknown.
-func CPUSeconds(pid int) float64 {
-	user, system := CPUSplit(pid)
-	return user + system
-}
-
-// CPUSplit is a process's user and system CPU time, apart (the kernel's share: sockets, copies); 0 when unknown.
+// CPUSplit is a process's user and system CPU time (/proc/PID/stat fields 14 and 15), apart (the
+// kernel's share: sockets, copies); 0 when unknown.
 func CPUSplit(pid int) (user, system float64) {
-	return cpuSplit(pid, "stat")
+	user, system, _ = cpuSplit(pid, "stat")
+	return user, system
 }
 
 // cpuSplit reads user and system time from a stat file of the process (its own, or one of its threads').
-func cpuSplit(pid int, file string) (user, system float64) {
+func cpuSplit(pid int, file string) (user, system float64, ok bool) {
 	stat, err := read(pid, file)
 	if err != nil {
-		return 0, 0
+		return 0, 0, false
 	}
 	// The fields after the command name, which is in parentheses and may hold spaces.
 	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
 	if len(f) < 13 {
-		return 0, 0
+		return 0, 0, false
 	}
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
-	return utime / clockTicks, stime / clockTicks
+	return utime / clockTicks, stime / clockTicks, true
 }
 
-// ThreadCPUSeconds is each thread's user+system CPU time, by thread id (/proc/PID/task); empty when unknown.
-func ThreadCPUSeconds(pid int) map[int]float64 {
-	out := map[int]float64{}
+// ThreadCPUSeconds is one thread's user+system CPU time (/proc/PID/task/TID/stat; the main
+// thread's id is the pid, and /proc/PID/stat would be the whole process's); -1 when unknown.
+func ThreadCPUSeconds(pid, tid int) float64 {
 	if pid <= 0 {
-		return out
+		return -1
 	}
-	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return out
+	user, system, ok := cpuSplit(pid, fmt.Sprintf("task/%d/stat", tid))
+	if !ok {
+		return -1
 	}
-	for _, e := range entries {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		// The thread's own stat: /proc/TID/stat of the main thread (TID = PID) is the whole process's.
-		user, system := cpuSplit(pid, fmt.Sprintf("task/%d/stat", tid))
-		out[tid] = user + system
-	}
-	return out
+	return user + system
 }
 
 // ListenOverflows is the kernel's count of connections dropped because a listening socket's
@@ -102,22 +90,11 @@ func RSSMiB(pid int) float64 {
 	return 0
 }
 
-// SelfCPUSeconds is this process's user+system CPU time.
-func SelfCPUSeconds() float64 {
-	return SelfSystemSeconds() + selfUserSeconds()
-}
-
-// SelfSystemSeconds is this process's system CPU time.
-func SelfSystemSeconds() float64 {
+// SelfCPUSplit is this process's user and system CPU time, from one reading.
+func SelfCPUSplit() (user, system float64) {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Stime.Nano()) / 1e9
-}
-
-func selfUserSeconds() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()) / 1e9
+	return float64(ru.Utime.Nano()) / 1e9, float64(ru.Stime.Nano()) / 1e9
 }
 
 func read(pid int, file string) (string, error) {
