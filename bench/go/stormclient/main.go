@@ -85,7 +85,7 @@ func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	results := make(chan result, o.connections)
-	before := read(o.serverPid)
+	before := takeReadings(o.serverPid)
 	t0 := time.Now()
 	deadline := time.AfterFunc(o.timeout, cancel)
 	for i := 0; i < o.connections; i++ {
@@ -105,7 +105,7 @@ func main() {
 	}
 	deadline.Stop()
 	s := summarize(all, o, startedMs)
-	read(o.serverPid).since(before, &s)
+	takeReadings(o.serverPid).since(before, &s)
 	s.ServerRSSMiB = round(proc.RSSMiB(o.serverPid))
 	stopProfile()
 	time.Sleep(o.hold)
@@ -195,7 +195,7 @@ type readings struct {
 	overflows                         int64 // -1 when unknown
 }
 
-func read(serverPid int) readings {
+func takeReadings(serverPid int) readings {
 	var r readings
 	r.serverUser, r.serverSys = proc.CPUSplit(serverPid)
 	r.serverMain = proc.ThreadCPUSeconds(serverPid, serverPid)
