@@ -170,6 +170,39 @@ export class MessageCutter {
 
 const NOTHING: Cut = Object.freeze({ messages: Object.freeze([]) });
 
+/** The call a cut's messages are read for: whether it ended, and how it ends with a status. */
+export interface ReadingCall {
+  readonly over: boolean;
+  fail(code: grpc.status, details: string): void;
+}
+
+/**
+ * Decodes each of `cut`'s messages and hands it to `to`, in order, in this data event. A message
+ * that cannot be decoded, or whose handling throws, ends the call with INTERNAL (this runs in the
+ * HTTP/2 stream's data event: a throw must end the call, not the process). False when reading
+ * stopped there, or because the call ended meanwhile; the cut's refusal (too large, compressed) is
+ * the caller's to act on when it returns true.
+ */
+export function deliverMessages<Req>(cut: Cut, deserialize: (bytes: Buffer) => Req, to: { request(req: Req): void }, call: ReadingCall): boolean {
+  for (const bytes of cut.messages) {
+    let req: Req;
+    try {
+      req = deserialize(bytes);
+    } catch {
+      call.fail(grpc.status.INTERNAL, 'Error deserializing request');
+      return false;
+    }
+    try {
+      to.request(req);
+    } catch {
+      call.fail(grpc.status.INTERNAL, 'internal error');
+      return false;
+    }
+    if (call.over) return false;
+  }
+  return true;
+}
+
 /**
  * Reads `call`'s requests below grpc-js and hands each to `deliver`, decoded by the method's own
  * deserializer, in the data event that completed it. Returns false (nothing changed: grpc-js reads
@@ -183,28 +216,19 @@ export function readDirectly<Req>(call: grpc.ServerDuplexStream<Req, unknown>, d
   // grpc-js's own data listener only, and nothing queued by it yet.
   if (t === undefined || t.readQueue.length > 0 || t.stream.listenerCount('data') !== 1) return false;
   const cutter = new MessageCutter(t.maxReceiveMessageSize);
-  const deserialize = t.handler.deserialize;
+  const deserialize = t.handler.deserialize as (bytes: Buffer) => Req;
+  const to = { request: deliver };
+  const reading: ReadingCall = {
+    get over() {
+      return t.checkCancelled();
+    },
+    fail: (code, details) => t.sendStatus({ code, details }),
+  };
   // An own property shadows the prototype's method, which grpc-js's data listener calls through `this`.
   t.handleDataFrame = (data: Buffer): void => {
     if (t.checkCancelled()) return;
     const cut = cutter.cut(data);
-    for (const bytes of cut.messages) {
-      let req: Req;
-      try {
-        req = deserialize(bytes) as Req;
-      } catch {
-        t.sendStatus({ code: grpc.status.INTERNAL, details: 'Error deserializing request' });
-        return;
-      }
-      // This runs in the HTTP/2 stream's data event: a throw must end the call, not the process.
-      try {
-        deliver(req);
-      } catch {
-        t.sendStatus({ code: grpc.status.INTERNAL, details: 'internal error' });
-        return;
-      }
-      if (t.checkCancelled()) return;
-    }
+    if (!deliverMessages(cut, deserialize, to, reading)) return;
     if (cut.tooLarge !== undefined) {
       t.sendStatus({ code: grpc.status.RESOURCE_EXHAUSTED, details: `Received message larger than max (${cut.tooLarge} vs ${t.maxReceiveMessageSize})` });
     } else if (cut.compressed !== undefined) {

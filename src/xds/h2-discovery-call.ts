@@ -3,7 +3,7 @@ import type { OutgoingHttpHeaders, ServerHttp2Stream, ServerStreamResponseOption
 import { TLSSocket } from 'node:tls';
 import type { CallAuthContext } from './authz.js';
 import type { CallListener, DiscoveryCall } from './discovery-call.js';
-import { MessageCutter } from './direct-reads.js';
+import { deliverMessages, MessageCutter, type ReadingCall } from './direct-reads.js';
 import { framedBytes, WriteCounts } from './framed-writes.js';
 
 /**
@@ -43,7 +43,7 @@ export interface H2CallLimits {
   readonly release: (peerAddress: string) => void;
 }
 
-export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
+export class H2DiscoveryCall<Req> implements DiscoveryCall<Req>, ReadingCall {
   readonly peer: string;
   private readonly counts = new WriteCounts();
   /** One completion callback per call, not a closure per write (see framed-writes.ts). */
@@ -167,21 +167,7 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req> {
   private read(cutter: MessageCutter, chunk: Buffer, on: CallListener<Req>): void {
     if (this.over) return;
     const cut = cutter.cut(chunk);
-    for (const bytes of cut.messages) {
-      let req: Req;
-      try {
-        req = this.deserialize(bytes);
-      } catch {
-        return this.sendStatus(grpc.status.INTERNAL, 'Error deserializing request');
-      }
-      // A throw here must end the call, not the process (this runs in the stream's data event).
-      try {
-        on.request(req);
-      } catch {
-        return this.sendStatus(grpc.status.INTERNAL, 'internal error');
-      }
-      if (this.over) return;
-    }
+    if (!deliverMessages(cut, this.deserialize, on, this)) return;
     if (cut.tooLarge !== undefined) this.sendStatus(grpc.status.RESOURCE_EXHAUSTED, this.limits.tooLarge('maxRequestBytes', cut.tooLarge));
     // The router hands calls with a grpc-encoding to grpc-js; a compressed flag without one is a broken client.
     else if (cut.compressed !== undefined) this.sendStatus(grpc.status.INTERNAL, 'a compressed message on a call without grpc-encoding');

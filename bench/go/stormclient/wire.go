@@ -112,15 +112,6 @@ func grpcHeader(length int) []byte {
 	return h
 }
 
-// joined is the parts as one slice (tests, and the size check at start).
-func joined(parts [][]byte) []byte {
-	var b []byte
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	return b
-}
-
 // response is what a proxy needs from one (Delta)DiscoveryResponse: its type, version, nonce
 // and the names of the resources it carries (Cluster.name and ClusterLoadAssignment.cluster_name
 // are both field 1 of the resource).

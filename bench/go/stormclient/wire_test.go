@@ -11,6 +11,15 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
+// joined is the parts as one slice.
+func joined(parts [][]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
 // node is the whole encoded Node (the storm sends head and tail apart, never joined).
 func node(id, cluster string, tail []byte) []byte {
 	return append(nodeHead(id, cluster), tail...)
