@@ -17,6 +17,9 @@ const XdsTlsSchema = Type.Object(
     clientCaFile: Type.Optional(PemFile),
     requireClientCert: Type.Optional(Type.Boolean()),
     reloadIntervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
+    sessionTicketKeyFile: Type.Optional(PemFile),
+    // TLS 1.3 caps a ticket's lifetime at 7 days (RFC 8446 §4.6.1).
+    sessionLifetimeSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 604_800 })),
   },
   { additionalProperties: false },
 );
@@ -44,6 +47,8 @@ export interface XdsSecuritySettings {
     readonly clientCaFile?: string;
     readonly requireClientCert?: boolean;
     readonly reloadIntervalMs?: number;
+    readonly sessionTicketKeyFile?: string;
+    readonly sessionLifetimeSeconds?: number;
   };
   readonly identities?: readonly { readonly match: string; readonly nodeId?: string; readonly nodeCluster?: string; readonly report?: boolean }[];
 }

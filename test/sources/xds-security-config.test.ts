@@ -16,6 +16,14 @@ describe('server.xds.tls and server.xds.identities in the config file', () => {
     expect(config.server.xds.identities).toEqual([{ match: 'spiffe://example.org/ns/*/sa/web', nodeId: 'web-*', nodeCluster: 'web', report: true }]);
   });
 
+  it('read the session-ticket settings, and refuse a lifetime outside 1 s to 7 days', () => {
+    const config = parse('    tls: { certFile: c, keyFile: k, sessionTicketKeyFile: /tls/tickets.key, sessionLifetimeSeconds: 3600 }');
+    expect(config.server.xds.tls).toEqual({ certFile: 'c', keyFile: 'k', sessionTicketKeyFile: '/tls/tickets.key', sessionLifetimeSeconds: 3600 });
+    expect(() => parse('    tls: { certFile: c, keyFile: k, sessionLifetimeSeconds: 0 }')).toThrow(/\/server\/xds\/tls\/sessionLifetimeSeconds/);
+    expect(() => parse('    tls: { certFile: c, keyFile: k, sessionLifetimeSeconds: 604801 }')).toThrow(/\/server\/xds\/tls\/sessionLifetimeSeconds/);
+    expect(() => parse('    tls: { certFile: c, keyFile: k, sessionTicketKeyFile: "" }')).toThrow(/\/server\/xds\/tls\/sessionTicketKeyFile/);
+  });
+
   it('are absent by default (plaintext, no identities)', () => {
     const config = parse('    port: 18000');
     expect(config.server.xds.tls).toBeUndefined();
