@@ -50,6 +50,7 @@ import { ProxyRegistry, streamState } from './xds/proxy-status.js';
 import { Publisher } from './xds/publisher.js';
 import { XdsServer } from './xds/server.js';
 import { ReloadingServerCredentials } from './xds/transport-security.js';
+import { TlsSessions } from './xds/tls-sessions.js';
 import { COUNTED_LIMITS } from './xds/limits.js';
 import { xdsEdgeMetrics } from './telemetry/xds-edge-metrics.js';
 
@@ -381,6 +382,8 @@ export function defaultReplicaId(env: NodeJS.ProcessEnv = process.env): string {
 interface XdsSecurity {
   readonly credentials: ReloadingServerCredentials | undefined;
   readonly authz: XdsAuthz;
+  /** With TLS: each connection's handshake counted, a resumed one with an expired certificate closed. */
+  readonly sessions: TlsSessions | undefined;
   /** Watches the certificate files while running. */
   readonly component: Component;
 }
@@ -411,7 +414,8 @@ function xdsSecurity({ config, log, xdsTls, auth }: Boot, core: Core): XdsSecuri
     { tls: xdsTls !== undefined, mutualTls: xdsTls?.mutual ?? false, identities: config.server.xds.identities?.length ?? 0, tokenRoles: [...tokens.configuredRoles()] },
     'xDS port security',
   );
-  return { credentials: xdsTls, authz, component: component('xds-tls', { start: watch, stop: () => xdsTls?.unwatch() }) };
+  const sessions = xdsTls ? new TlsSessions({ now: Date.now, onHandshake: (h) => metrics.tlsHandshake(h) }) : undefined;
+  return { credentials: xdsTls, authz, sessions, component: component('xds-tls', { start: watch, stop: () => xdsTls?.unwatch() }) };
 }
 
 function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions, security: XdsSecurity): XdsServer {
@@ -430,7 +434,7 @@ function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions, s
       address: options.xdsAddress ?? settings.address,
       port: options.xdsPort ?? settings.port,
       controlPlaneId: `fulcrum@${hostname()}/${process.pid}`,
-      security: { authz: security.authz, ...(security.credentials ? { credentials: security.credentials } : {}) },
+      security: { authz: security.authz, ...(security.credentials ? { credentials: security.credentials } : {}), ...(security.sessions ? { sessions: security.sessions } : {}) },
       onLimit: (limit) => edge.limitExceeded(limit),
       onRefused: (reason) => edge.refused(reason),
     },

@@ -7,6 +7,7 @@ import { Counter, type Registry } from 'prom-client';
 export class XdsAuthMetrics {
   private readonly refusals: Counter<'surface' | 'reason'>;
   private readonly reloads: Counter<'result'>;
+  private readonly handshakes: Counter<'handshake'>;
 
   constructor(registry: Registry) {
     this.refusals = new Counter({
@@ -22,6 +23,21 @@ export class XdsAuthMetrics {
       registers: [registry],
     });
     for (const result of ['reloaded', 'failed']) this.reloads.inc({ result }, 0);
+    this.handshakes = new Counter({
+      name: 'fulcrum_xds_tls_connections_total',
+      help:
+        'TLS connections on the xDS port, counted at their first stream, by handshake: full (certificates exchanged), resumed ' +
+        '(a session ticket; across restarts and replicas with server.xds.tls.sessionTicketKeyFile), or resumed_expired (closed: ' +
+        'the client certificate the session was made with is no longer valid)',
+      labelNames: ['handshake'],
+      registers: [registry],
+    });
+    // src/xds/tls-sessions.ts TlsHandshake's values, each shown from the start.
+    for (const handshake of ['full', 'resumed', 'resumed_expired']) this.handshakes.inc({ handshake }, 0);
+  }
+
+  tlsHandshake(handshake: string): void {
+    this.handshakes.inc({ handshake });
   }
 
   refused(surface: string, reason: string): void {

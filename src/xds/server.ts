@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
 import { subscription, type XdsCache } from './cache.js';
 import { ConnectionGate, type Refusal } from './connection-gate.js';
@@ -15,6 +16,7 @@ import type { XdsAuthz } from './authz.js';
 import { StreamGroups } from './stream-groups.js';
 import { ServedStream, type ServedStreamView, type ServingContext } from './served-stream.js';
 import { StreamGate } from './stream-gate.js';
+import type { TlsSessions } from './tls-sessions.js';
 import { checkNameCount, checkTypeUrl, isRefusal, WILDCARD_TYPES, type StreamDeps, type StreamIo, type XdsStream } from './stream-common.js';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest, type RawNode } from './wire.js';
 
@@ -27,8 +29,11 @@ export interface XdsServerOptions {
   readonly keepaliveTimeoutMs: number;
   readonly maxResourceNames: number;
   readonly controlPlaneId: string;
-  /** TLS credentials (transport-security.ts) and who may call what (authz.ts); default plaintext, open. */
-  readonly security?: { readonly credentials?: grpc.ServerCredentials; readonly authz?: XdsAuthz };
+  /**
+   * TLS credentials (transport-security.ts), who may call what (authz.ts), and with TLS what each
+   * connection's session is let do (tls-sessions.ts); default plaintext, open.
+   */
+  readonly security?: { readonly credentials?: grpc.ServerCredentials; readonly authz?: XdsAuthz; readonly sessions?: TlsSessions };
   /** Memory bounds against hostile or broken clients (defaults in limits.ts). */
   readonly limits?: Partial<XdsLimits>;
   /** Listen backlog: connections the kernel queues before fulcrum accepts them (default 4096). */
@@ -109,7 +114,12 @@ export class XdsServer {
     };
     const onError = (err: unknown): void => log.error({ err }, 'taking an xds stream failed');
     this.router = new DiscoveryRouter({ routes: this.routes(), gate: this.streamGate, authz, limits: this.limits, onError });
-    if (!takeStreamsFirst(this.server, (stream, headers) => this.router.take(stream, headers))) {
+    const sessions = options.security?.sessions;
+    // A stream whose connection the session check closed counts as taken: grpc-js must not serve it.
+    const take = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean => (sessions !== undefined && !sessions.admit(stream)) || this.router.take(stream, headers);
+    if (!takeStreamsFirst(this.server, take)) {
+      // Fail closed: without the hook a resumed session's expired client certificate would go unseen.
+      if (sessions) throw new Error("grpc-js's server is not what fulcrum expects: TLS sessions cannot be checked at their first stream");
       log.warn("grpc-js's server is not what fulcrum expects: discovery streams are served through grpc-js's calls (more memory per proxy)");
     }
     for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));

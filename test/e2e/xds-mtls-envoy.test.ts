@@ -1,4 +1,5 @@
-import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
@@ -10,12 +11,15 @@ import { startOrcaBackends, type OrcaBackends } from '../support/orca-backends.j
 import { freePort } from '../support/ports.js';
 import { startRig, type Rig } from '../support/rig.js';
 import { scaled, waitFor } from '../support/wait.js';
+import { syncState } from '../../src/xds/proxy-status.js';
+
+const CLUSTER_TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
 
 /**
  * mTLS on the xDS port with a real Envoy 1.40: certificates made here by openssl, identities
  * (SPIFFE URI SANs) bound to the node ids and node groups they may claim, LRS over mTLS from an
- * identity allowed to report and one that is not, a proxy without a client certificate, and a
- * server certificate rotated on disk.
+ * identity allowed to report and one that is not, a proxy without a client certificate, TLS
+ * sessions resumed across a restart, and a server certificate rotated on disk.
  */
 
 const WEB_ID = 'spiffe://fulcrum.test/ns/shop/sa/web';
@@ -29,6 +33,8 @@ interface Pki {
   edge: CertFiles;
   /** A second CA: the rotated server certificate chains to it. */
   ca2: TestCa;
+  /** The session-ticket secret every fulcrum of this rig derives its ticket key from. */
+  tickets: string;
 }
 
 let pki: Pki;
@@ -47,7 +53,9 @@ async function makePki(): Promise<Pki> {
   const ca2 = await makeCa(dir, 'ca2');
   const web = await issue(ca, 'web', [`URI:${WEB_ID}`, 'DNS:web.shop.svc']);
   const edge = await issue(ca, 'edge', [`URI:${EDGE_ID}`]);
-  return { dir, ca, server, web, edge, ca2 };
+  const tickets = join(dir, 'tickets.key');
+  await writeFile(tickets, randomBytes(48));
+  return { dir, ca, server, web, edge, ca2, tickets };
 }
 
 const refused = (surface: string, reason: string): Promise<number> => refusedCalls(r().fulcrum, surface, reason);
@@ -59,6 +67,12 @@ async function envoy(nodeId: string, nodeCluster: string, client: CertFiles | un
 }
 
 const connectedNodes = (): string[] => r().fulcrum.registry.list().map((p) => p.node.id);
+
+/** fulcrum's `fulcrum_xds_tls_connections_total{handshake}`. */
+async function tlsConnections(handshake: string): Promise<number> {
+  const metric = await r().fulcrum.metrics.registry.getSingleMetric('fulcrum_xds_tls_connections_total')?.get();
+  return metric?.values.find((v) => v.labels.handshake === handshake)?.value ?? 0;
+}
 
 /** The certificate the xDS port serves to a new connection. */
 function servedCertificate(port: number): Promise<PeerCertificate> {
@@ -83,7 +97,7 @@ describeEnvoy('xDS over mTLS with a real Envoy', () => {
       config: ({ backends }) => ({
         server: {
           xds: {
-            tls: { certFile: pki.server.cert, keyFile: pki.server.key, clientCaFile: pki.ca.cert, requireClientCert: true, reloadIntervalMs: 200 },
+            tls: { certFile: pki.server.cert, keyFile: pki.server.key, clientCaFile: pki.ca.cert, requireClientCert: true, reloadIntervalMs: 200, sessionTicketKeyFile: pki.tickets },
             identities: [
               { match: 'spiffe://fulcrum.test/ns/*/sa/web', nodeId: 'web-*', nodeCluster: 'web', report: true },
               { match: 'spiffe://fulcrum.test/ns/*/sa/edge', nodeCluster: 'edge' },
@@ -186,6 +200,29 @@ describeEnvoy('xDS over mTLS with a real Envoy', () => {
       clearInterval(load);
     }
     expect(r().fulcrum.signals.store.latest('web', r().backends.list[0]?.key ?? '')?.cpu).toBeCloseTo(0.9, 5);
+  }, scaled(90_000));
+
+  it('after a restart an Envoy resumes its TLS session (the ticket key comes from a shared file) and is served again', async () => {
+    // Its listener may clash with web-1's port: only its xDS connection matters here.
+    const web = await envoy('web-r', 'web', pki.web);
+    await waitFor(() => connectedNodes().includes('web-r'), { what: 'web-r connected', timeoutMs: 20_000 });
+    const stat = async (name: string): Promise<number> => (await web.stat(name)) ?? 0;
+    const reused = await stat('cluster.fulcrum_xds.ssl.session_reused');
+    expect(await tlsConnections('full')).toBeGreaterThanOrEqual(1);
+    await r().restartFulcrum();
+    await waitFor(() => connectedNodes().includes('web-r'), { what: 'web-r connected to the restarted fulcrum', timeoutMs: 30_000 });
+    await waitFor(async () => (await stat('cluster.fulcrum_xds.ssl.session_reused')) > reused, { what: "Envoy's own count of resumed TLS sessions rises", timeoutMs: 20_000 });
+    await waitFor(async () => (await tlsConnections('resumed')) >= 1, { what: 'the restarted fulcrum counts a resumed TLS connection', timeoutMs: 20_000 });
+    // The resumed connection is served: the restarted fulcrum's clusters sent on it and ACKed.
+    await waitFor(
+      () => {
+        const record = r().fulcrum.registry.list().find((p) => p.node.id === 'web-r');
+        return syncState(record?.types.get(CLUSTER_TYPE)) === 'SYNCED';
+      },
+      { what: "web-r ACKs the restarted fulcrum's clusters", timeoutMs: 20_000 },
+    );
+    expect(await web.stat('control_plane.connected_state')).toBe(1);
+    expect(await tlsConnections('resumed_expired')).toBe(0);
   }, scaled(90_000));
 
   it('a server certificate rotated on disk is served to new connections without a restart', async () => {
