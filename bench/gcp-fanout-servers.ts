@@ -66,6 +66,8 @@ export interface Server {
   /** "METHOD URL" and body for loadclient -trigger/-body ({w} = the new weight). */
   trigger: (cluster: string, address: string, port: number) => { trigger: string; body: string };
   stop: () => Promise<void>;
+  /** Stops the process and starts it again on the same data and ports, serving; returns the new pid (fulcrum only). */
+  restart?: () => Promise<number>;
 }
 
 function stopper(child: ChildProcess): () => Promise<void> {
@@ -124,7 +126,7 @@ function debounceLines(debounce: Debounce): string[] {
 
 const debounceName = (d: Debounce): string => (typeof d === 'string' ? d : `${d.quietMs}-${d.maxMs}`);
 
-function fulcrumConfig(xdsPort: number, adminPort: number, debounce: Debounce): string {
+function fulcrumConfig(xdsPort: number, adminPort: number, debounce: Debounce, tls: XdsTls | undefined): string {
   const high = 1_000_000;
   const lines = [
     'server:',
@@ -133,6 +135,7 @@ function fulcrumConfig(xdsPort: number, adminPort: number, debounce: Debounce): 
     '    address: 127.0.0.1',
     `    port: ${xdsPort}`,
     ...debounceLines(debounce),
+    ...(tls ? [`    tls: ${JSON.stringify(tls)}`] : []),
     `    limits: { maxConnectionsPerPeer: ${high}, maxConnections: ${high}, maxStreamsPerPeer: ${high}, maxStreams: ${high} }`,
     '  admin:',
     '    address: 127.0.0.1',
@@ -178,8 +181,18 @@ async function waitServed(admin: string, clusters: number, child: ChildProcess, 
   throw new Error(`fulcrum served ${served} of ${clusters} assignments after ${timeoutMs} ms`);
 }
 
+/** fulcrum's server.xds.tls, as the config file takes it. */
+export interface XdsTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly clientCaFile?: string;
+  readonly sessionTicketKeyFile?: string;
+}
+
 export interface FulcrumRun {
   readonly debounce: Debounce;
+  /** TLS on the xDS port. */
+  readonly tls?: XdsTls;
   readonly catalog: Catalog;
   /** node options for the process (e.g. --cpu-prof). */
   readonly nodeArgs?: readonly string[];
@@ -209,7 +222,7 @@ export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server
   const [xdsPort, adminPort] = [await freePort(), await freePort()];
   const runDir = join(dir, `fulcrum-${debounceName(debounce)}${run.label ? `-${run.label}` : ''}`);
   mkdirSync(join(runDir, 'data'), { recursive: true });
-  writeFileSync(join(runDir, 'fulcrum.yaml'), fulcrumConfig(xdsPort, adminPort, debounce));
+  writeFileSync(join(runDir, 'fulcrum.yaml'), fulcrumConfig(xdsPort, adminPort, debounce, run.tls));
   const compiled = existsSync(join(root, 'dist/main.js'));
   const entry = compiled ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
   const argv = [process.execPath, ...nodeArgs, ...entry, '--config', join(runDir, 'fulcrum.yaml'), '--data-dir', join(runDir, 'data')];
@@ -225,7 +238,11 @@ export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server
     if (!res.ok) throw new Error(`fulcrum PUT ${clusterName(c)}: ${res.status} ${await res.text()}`);
   }
   await waitServed(admin, catalog.clusters, child);
-  if (run.restart) child = await restarted(child, () => spawnWithFiles(argv, join(runDir, 'fulcrum.log'), 'log', root), admin, catalog.clusters);
+  const restart = async (): Promise<number> => {
+    child = await restarted(child, () => spawnWithFiles(argv, join(runDir, 'fulcrum.log'), 'log', root), admin, catalog.clusters);
+    return child.pid ?? 0;
+  };
+  if (run.restart) await restart();
   return {
     label: `fulcrum${run.label ? ` ${run.label}` : ''}${debounce === 'default' ? ' (default debounce)' : ''}`,
     cache: debounce === 'zero' ? 'debounce 0' : debounce === 'default' ? 'debounce 100/1000 ms' : `debounce ${debounce.quietMs}/${debounce.maxMs} ms`,
@@ -235,7 +252,9 @@ export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server
       trigger: `PATCH ${admin}/v1/clusters/${cluster}/endpoints/${address}/${port}`,
       body: '{"weight":{w}}',
     }),
-    stop: stopper(child),
+    // The process of now: a restart replaces it.
+    stop: () => stopper(child)(),
+    restart,
   };
 }
 

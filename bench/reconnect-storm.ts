@@ -11,22 +11,31 @@
  * step (connect, first request written, CDS including any wait in the accept queue, EDS; p50 and
  * p99 ms).
  *
+ * With --tls the proxies speak mTLS and the storm is a fleet reconnecting after a restart with
+ * the session tickets it got before: fulcrum without a ticket-key file (each process its own key,
+ * every proxy does a full handshake again) and fulcrum-tickets (server.xds.tls.sessionTicketKeyFile:
+ * the restarted process resumes the sessions).
+ *
  *   npx tsx bench/reconnect-storm.ts [--connections 10000] [--within-ms 2000] [--protocols sotw,delta]
+ *   npx tsx bench/reconnect-storm.ts --tls --servers fulcrum,fulcrum-tickets
  *   npx tsx bench/reconnect-storm.ts --help
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { buildGo, list, startFulcrum, startGcp, type Server } from './gcp-fanout-servers.js';
+import { buildGo, list, startFulcrum, startGcp, type Server, type XdsTls } from './gcp-fanout-servers.js';
 
 const HELP = `bench/reconnect-storm.ts: N Envoy-like proxies connect within --within-ms; fulcrum vs go-control-plane.
 
   --connections N      proxies (default 10000)
   --within-ms N        start them all within this time, evenly spaced (default 2000)
   --protocols LIST     sotw,delta (default sotw)
-  --servers LIST       fulcrum,fulcrum-base,linear,snapshot (default fulcrum,linear), stormed in this order
+  --servers LIST       fulcrum,fulcrum-base,linear,snapshot (default fulcrum,linear), stormed in this order;
+                       with --tls: fulcrum,fulcrum-tickets (default both)
   --base DIR           another checkout (built, with node_modules) run as "fulcrum base" (--servers fulcrum-base)
   --repeat N           storm every server N times per protocol, rows interleaved (default 1)
   --clusters N, --endpoints N   catalog size (default 100 × 20)
@@ -41,6 +50,12 @@ const HELP = `bench/reconnect-storm.ts: N Envoy-like proxies connect within --wi
                        plane restart does; without it the storm meets a server that has settled)
   --fulcrum-node-args=S  node options for both fulcrum builds, space-separated (e.g. --trace-gc;
                        its lines land in fulcrum.log, see --keep-dir)
+  --tls                mTLS on the xDS port (a CA, server and client certificate made by openssl), and
+                       the storm after a restart: every proxy first syncs once (so it holds a session
+                       ticket), fulcrum restarts, then the storm, each proxy offering its ticket.
+                       fulcrum-tickets has server.xds.tls.sessionTicketKeyFile (the restarted
+                       process resumes the sessions), fulcrum has not (full handshakes)
+  --tls-key ec|rsa     the certificates' keys: ECDSA P-256 (default) or RSA 2048
   --keep-dir           keep the run directory (logs, configs)
   --help
 
@@ -64,6 +79,8 @@ const { values: args } = parseArgs({
     'client-cpu-prof': { type: 'string' },
     'fulcrum-node-args': { type: 'string', default: '' },
     restart: { type: 'boolean', default: false },
+    tls: { type: 'boolean', default: false },
+    'tls-key': { type: 'string', default: 'ec' },
     'keep-dir': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -73,6 +90,11 @@ if (args.help) {
   process.exit(0);
 }
 if (list(args.servers).includes('fulcrum-base') && !args.base) throw new Error('--servers fulcrum-base needs --base DIR');
+const serverNames = args.tls && args.servers === 'fulcrum,linear' ? ['fulcrum', 'fulcrum-tickets'] : list(args.servers);
+if (args.tls && serverNames.some((n) => n !== 'fulcrum' && n !== 'fulcrum-tickets')) throw new Error('--tls storms fulcrum and fulcrum-tickets only');
+if (!args.tls && serverNames.includes('fulcrum-tickets')) throw new Error('--servers fulcrum-tickets needs --tls');
+if (args.tls && args.restart) throw new Error('--tls always storms after a restart (of its own, after the proxies got their tickets): leave out --restart');
+if (args['tls-key'] !== 'ec' && args['tls-key'] !== 'rsa') throw new Error(`--tls-key: ec or rsa, got ${args['tls-key']}`);
 
 const num = (name: 'connections' | 'within-ms' | 'clusters' | 'endpoints' | 'timeout-ms' | 'repeat'): number => {
   const n = Number(args[name]);
@@ -99,14 +121,39 @@ interface StormLine {
   /** The host's accept-queue overflow events during the storm; -1 when unknown. */
   listenOverflows?: number;
   serverRssMiB: number;
-  /** The synced proxies' [p50, p99] ms per step: connect, send, cds, eds. */
+  /** The synced proxies' [p50, p99] ms per step: connect, tls (with --tls), send, cds, eds. */
   phases?: Record<string, [number, number]>;
+  /** With --tls: proxies whose handshake resumed a session. */
+  tlsResumed?: number;
+}
+
+/** The files of --tls: a CA, the server's and the proxies' certificates, a ticket-key secret. */
+interface Pki {
+  readonly ca: string;
+  readonly server: { cert: string; key: string };
+  readonly client: { cert: string; key: string };
+  readonly tickets: string;
+}
+
+function makePki(dir: string): Pki {
+  const keyArgs = args['tls-key'] === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+  const file = (name: string): string => join(dir, name);
+  const openssl = (a: string[]): void => void execFileSync('openssl', ['req', '-x509', ...keyArgs, '-nodes', '-days', '2', ...a], { stdio: ['ignore', 'ignore', 'pipe'] });
+  openssl(['-keyout', file('ca.key'), '-out', file('ca.pem'), '-subj', '/CN=storm-ca', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  const leaf = (name: string, san: string): { cert: string; key: string } => {
+    openssl(['-keyout', file(`${name}.key`), '-out', file(`${name}.pem`), '-subj', `/CN=${name}`, '-CA', file('ca.pem'), '-CAkey', file('ca.key'),
+      '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'extendedKeyUsage=serverAuth,clientAuth', '-addext', `subjectAltName=${san}`]);
+    return { cert: file(`${name}.pem`), key: file(`${name}.key`) };
+  };
+  const tickets = file('tickets.key');
+  writeFileSync(tickets, randomBytes(48));
+  return { ca: file('ca.pem'), server: leaf('server', 'DNS:localhost'), client: leaf('proxy', 'URI:spiffe://storm/proxy'), tickets };
 }
 
 /** A reading the client could not take (absent, or -1) as "?". */
 const known = (x: number | undefined): string => (x === undefined || x < 0 ? '?' : String(x));
 
-function storm(client: string, server: Server, protocol: string): StormLine {
+function stormArgs(server: Server, protocol: string): string[] {
   const extensions = Number(args.extensions);
   if (!(Number.isInteger(extensions) && extensions >= 0)) throw new Error(`--extensions: expected a whole number, got ${args.extensions}`);
   const argv = ['-target', server.xds, '-connections', String(num('connections')), '-within', `${num('within-ms')}ms`, '-timeout', `${num('timeout-ms')}ms`, '-server-pid', String(server.pid), '-extensions', String(extensions)];
@@ -116,29 +163,71 @@ function storm(client: string, server: Server, protocol: string): StormLine {
     mkdirSync(profDir, { recursive: true });
     argv.push('-cpuprofile', resolve(profDir, `stormclient-${protocol}-${Date.now()}.pprof`));
   }
-  const out = execFileSync(client, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
+  return argv;
+}
+
+function storm(client: string, server: Server, protocol: string): StormLine {
+  const out = execFileSync(client, stormArgs(server, protocol), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
   return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as StormLine;
 }
 
-async function withServer<T>(start: () => Promise<Server>, use: (s: Server) => T): Promise<T> {
+/** --tls: the client syncs every proxy once, the server restarts, then the storm (stormclient -resume). */
+async function stormAfterRestart(client: string, server: Server, protocol: string, pki: Pki): Promise<StormLine> {
+  const restart = server.restart;
+  if (!restart) throw new Error(`${server.label} cannot restart`);
+  const argv = [...stormArgs(server, protocol), '-tls-ca', pki.ca, '-tls-cert', pki.client.cert, '-tls-key', pki.client.key, '-resume'];
+  const child = spawn(client, argv, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  let last = '';
+  for await (const line of createInterface({ input: child.stdout })) {
+    last = line;
+    const warm = (JSON.parse(line) as { warm?: number }).warm;
+    if (warm === undefined) continue;
+    log(`  ${warm} of ${num('connections')} proxies synced once and hold a session ticket; restarting ${server.label}`);
+    child.stdin.end(`go ${await restart()}\n`);
+  }
+  const code = await exited;
+  if (code !== 0) throw new Error(`stormclient exited with ${code}`);
+  return JSON.parse(last) as StormLine;
+}
+
+async function withServer<T>(start: () => Promise<Server>, use: (s: Server) => T | Promise<T>): Promise<T> {
   const server = await start();
   try {
-    return use(server);
+    return await use(server);
   } finally {
     await server.stop();
   }
 }
 
 /** fulcrum (or the --base checkout's), with --cpu-prof when asked (the profile is written on its SIGTERM exit). */
-function fulcrum(dir: string, base = false): Promise<Server> {
+function fulcrum(dir: string, base = false, tls?: XdsTls): Promise<Server> {
   const prof = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'], base ? 'base' : 'fulcrum')}`] : [];
   prof.push(...list(args['fulcrum-node-args'].replaceAll(' ', ',')));
   const root = base ? resolve(args.base ?? '') : undefined;
-  return startFulcrum(dir, { debounce: 'zero', catalog: { clusters: num('clusters'), endpoints: num('endpoints') }, nodeArgs: prof, restart: args.restart, ...(root ? { root, label: 'base' } : {}) });
+  const label = root ? 'base' : tls?.sessionTicketKeyFile ? 'tickets' : undefined;
+  return startFulcrum(dir, {
+    debounce: 'zero',
+    catalog: { clusters: num('clusters'), endpoints: num('endpoints') },
+    nodeArgs: prof,
+    restart: args.restart,
+    ...(root ? { root } : {}),
+    ...(label ? { label } : {}),
+    ...(tls ? { tls } : {}),
+  });
+}
+
+/** fulcrum's server.xds.tls for --tls: mTLS, with the shared ticket key for fulcrum-tickets. */
+function xdsTls(pki: Pki, tickets: boolean): XdsTls {
+  return { certFile: pki.server.cert, keyFile: pki.server.key, clientCaFile: pki.ca, ...(tickets ? { sessionTicketKeyFile: pki.tickets } : {}) };
 }
 
 /** How a --servers name is started and labelled. */
-function server(name: string, dir: string, bins: ReturnType<typeof buildGo>, dump: string): { start: () => Promise<Server>; label: string } {
+function server(name: string, dir: string, bins: ReturnType<typeof buildGo>, dump: string, pki: Pki | undefined): { start: () => Promise<Server>; label: string } {
+  if (pki) {
+    const tickets = name === 'fulcrum-tickets';
+    return { start: () => fulcrum(dir, false, xdsTls(pki, tickets)), label: tickets ? 'fulcrum, shared ticket key' : 'fulcrum, own ticket key' };
+  }
   if (name === 'fulcrum' || name === 'fulcrum-base') return { start: () => fulcrum(dir, name === 'fulcrum-base'), label: name === 'fulcrum' ? 'fulcrum' : 'fulcrum base' };
   const cache = name === 'snapshot' ? 'snapshot' : 'linear';
   return { start: () => startGcp(dir, bins, cache, dump), label: `go-control-plane ${cache === 'snapshot' ? 'SnapshotCache' : 'LinearCache'}` };
@@ -149,7 +238,8 @@ const row = (label: string, l: StormLine, load: string): string => {
   const other = Object.entries(o).filter(([k]) => !['synced', 'refused', 'reset'].includes(k)).map(([k, v]) => `${k} ${v}`).join(', ') || '0';
   // A Go server's main thread is one of many that run its goroutines: no event loop to show.
   const loop = label.startsWith('fulcrum') ? known(l.serverMainThreadSeconds) : '–';
-  return `| ${label} | ${l.protocol} | ${load} | ${o.synced ?? 0} | ${o.refused ?? 0} | ${o.reset ?? 0} | ${other} | ${known(l.listenOverflows)} | ${l.syncP50Ms} | ${l.syncP99Ms} | ${l.syncMaxMs} | ${l.lastSyncedMs} | ${l.serverCpuSeconds} (${known(l.serverSysSeconds)}, ${loop}) | ${l.clientCpuSeconds} (${known(l.clientSysSeconds)}) | ${l.serverRssMiB} |`;
+  const tls = args.tls ? ` ${l.tlsResumed ?? '?'} | ${l.phases?.tls?.join(' / ') ?? '?'} |` : '';
+  return `| ${label} | ${l.protocol} | ${load} | ${o.synced ?? 0} | ${o.refused ?? 0} | ${o.reset ?? 0} | ${other} | ${known(l.listenOverflows)} | ${l.syncP50Ms} | ${l.syncP99Ms} | ${l.syncMaxMs} | ${l.lastSyncedMs} | ${l.serverCpuSeconds} (${known(l.serverSysSeconds)}, ${loop}) | ${l.clientCpuSeconds} (${known(l.clientSysSeconds)}) | ${l.serverRssMiB} |${tls}`;
 };
 
 async function main(): Promise<void> {
@@ -158,12 +248,14 @@ async function main(): Promise<void> {
   const lines: { label: string; line: StormLine; load: string }[] = [];
   try {
     const dump = join(dir, 'resources.bin');
-    await withServer(() => fulcrum(dir), (s) => execFileSync(bins.loadclient, ['-target', s.xds, '-dump', dump], { stdio: ['ignore', 'ignore', 'inherit'] }));
+    const pki = args.tls ? makePki(dir) : undefined;
+    // The go-control-plane servers storm on a dump of fulcrum's resources (none with --tls).
+    if (!pki) await withServer(() => fulcrum(dir), (s) => execFileSync(bins.loadclient, ['-target', s.xds, '-dump', dump], { stdio: ['ignore', 'ignore', 'inherit'] }));
     for (const protocol of list(args.protocols)) {
       for (let round = 0; round < num('repeat'); round++) {
-        for (const name of list(args.servers)) {
-          const { start, label } = server(name, dir, bins, dump);
-          const line = await withServer(start, (s) => storm(bins.stormclient, s, protocol));
+        for (const name of serverNames) {
+          const { start, label } = server(name, dir, bins, dump, pki);
+          const line = await withServer(start, (s) => (pki ? stormAfterRestart(bins.stormclient, s, protocol, pki) : storm(bins.stormclient, s, protocol)));
           const load = (loadavg()[0] ?? 0).toFixed(1);
           log(`  row ${JSON.stringify({ label, load, ...line })}`);
           lines.push({ label, line, load });
@@ -177,10 +269,10 @@ async function main(): Promise<void> {
   const load = loadavg().map((l) => l.toFixed(2)).join(' ');
   process.stdout.write(
     [
-      `${num('connections')} proxies within ${num('within-ms')} ms, ${num('clusters')} clusters × ${num('endpoints')} endpoints; load average ${load}`,
+      `${num('connections')} proxies within ${num('within-ms')} ms, ${num('clusters')} clusters × ${num('endpoints')} endpoints${args.tls ? `, mTLS (${args['tls-key'] === 'rsa' ? 'RSA 2048' : 'ECDSA P-256'}) after a restart` : ''}; load average ${load}`,
       '',
-      '| server | protocol | load | synced | refused | reset | other | accept-queue overflows (host) | p50 ms | p99 ms | max ms | last synced ms | server CPU s (kernel, event loop) | client CPU s (kernel) | server RSS MiB |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      `| server | protocol | load | synced | refused | reset | other | accept-queue overflows (host) | p50 ms | p99 ms | max ms | last synced ms | server CPU s (kernel, event loop) | client CPU s (kernel) | server RSS MiB |${args.tls ? ' TLS resumed | TLS handshake p50 / p99 ms |' : ''}`,
+      `|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|${args.tls ? '---|---|' : ''}`,
       ...lines.map((l) => row(l.label, l.line, l.load)),
       '',
       ...lines.filter((l) => Object.keys(l.line.details ?? {}).length > 0).map((l) => `${l.label} ${l.line.protocol}: ${JSON.stringify(l.line.details)}`),

@@ -8,11 +8,20 @@
 // A proxy is a few hundred bytes of Go and a hand-rolled HTTP/2 client (golang.org/x/net's
 // framer), so the client's CPU stays small next to the server's on a shared machine.
 //
+// With -tls-ca each proxy speaks TLS (mTLS with -tls-cert/-tls-key) and keeps its own session
+// cache, as an Envoy does. With -resume every proxy first connects and syncs once, unhurried,
+// so it holds a session ticket; the client then prints {"warm":N} and waits for a line "go PID"
+// on stdin (the server restarted meanwhile, PID its new process) before the storm: the storm is
+// then a fleet reconnecting after a restart, each proxy offering its ticket.
+//
 //	stormclient -target 127.0.0.1:18000 -connections 10000 -within 2s [-delta] [-server-pid PID]
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -38,6 +47,10 @@ type options struct {
 	serverPid   int
 	extensions  int
 	cpuProfile  string
+	tlsCA       string
+	tlsCert     string
+	tlsKey      string
+	resume      bool
 }
 
 func parseFlags() options {
@@ -52,11 +65,85 @@ func parseFlags() options {
 	flag.IntVar(&o.serverPid, "server-pid", 0, "server process, for its CPU time and RSS (/proc/PID)")
 	flag.IntVar(&o.extensions, "extensions", 0, "extensions listed in each proxy's Node, as Envoy lists those compiled in (1.40: 516, ~61 KB); 0: a bare node")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write this client's CPU profile (pprof) to this file")
+	flag.StringVar(&o.tlsCA, "tls-ca", "", "PEM CA the server's certificate chains to: TLS (ALPN h2, server name localhost) instead of h2c")
+	flag.StringVar(&o.tlsCert, "tls-cert", "", "PEM client certificate (mTLS), with -tls-key")
+	flag.StringVar(&o.tlsKey, "tls-key", "", "PEM key of -tls-cert")
+	flag.BoolVar(&o.resume, "resume", false, `with -tls-ca: connect and sync every proxy once first, print {"warm":N}, then storm on the line "go PID" from stdin, each proxy offering its session ticket`)
 	flag.Parse()
 	if o.connections < 1 {
 		log.Fatal("stormclient: -connections must be at least 1")
 	}
+	if o.resume && o.tlsCA == "" {
+		log.Fatal("stormclient: -resume needs -tls-ca")
+	}
 	return o
+}
+
+// tlsConfigs is one TLS config per proxy, each with its own session cache (nil without -tls-ca).
+func tlsConfigs(o options) []*tls.Config {
+	if o.tlsCA == "" {
+		return nil
+	}
+	pem, err := os.ReadFile(o.tlsCA)
+	if err != nil {
+		log.Fatalf("stormclient: -tls-ca: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		log.Fatalf("stormclient: -tls-ca %s: no PEM certificate", o.tlsCA)
+	}
+	base := &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"h2"}}
+	if o.tlsCert != "" {
+		pair, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			log.Fatalf("stormclient: -tls-cert/-tls-key: %v", err)
+		}
+		base.Certificates = []tls.Certificate{pair}
+	}
+	out := make([]*tls.Config, o.connections)
+	for i := range out {
+		c := base.Clone()
+		c.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+		out[i] = c
+	}
+	return out
+}
+
+// warm connects and syncs every proxy once, 100 at a time (not a storm), so each holds a session
+// ticket, then closes them all; returns how many synced.
+func warm(o options, headers []byte, tail []byte, configs []*tls.Config) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	results := make(chan result, o.connections)
+	slots := make(chan struct{}, 100)
+	go func() {
+		for i := 0; i < o.connections; i++ {
+			slots <- struct{}{}
+			p := &proxy{id: i, delta: o.delta, t0: time.Now(), nodeTail: tail, tls: configs[i]}
+			go p.run(ctx, o.target, headers, results)
+		}
+	}()
+	n := 0
+	for i := 0; i < o.connections; i++ {
+		if r := <-results; r.outcome == synced {
+			n++
+		}
+		<-slots
+	}
+	return n
+}
+
+// awaitGo reads stdin up to the line "go PID" and returns PID.
+func awaitGo() int {
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var pid int
+		if _, err := fmt.Sscanf(in.Text(), "go %d", &pid); err == nil {
+			return pid
+		}
+	}
+	log.Fatal(`stormclient: stdin ended before "go PID"`)
+	return 0
 }
 
 func main() {
@@ -71,12 +158,22 @@ func main() {
 	if o.delta {
 		path = deltaPath
 	}
-	headers := headerBlock(o.target, path)
+	scheme := "http"
+	if o.tlsCA != "" {
+		scheme = "https"
+	}
+	headers := headerBlock(o.target, path, scheme)
 	tail := envoyNodeTail(o.extensions)
 	// The first request is written without waiting for flow-control credit: it must fit the
 	// server's initial stream window (HTTP/2's default 65,535 bytes), as Envoy's 61 KB one does.
 	if first := partsSize(request{node: nodeHead("storm-0000000", "storm"), nodeTail: tail, typeURL: clusterType}.sotw()) + 5; first > 65_535 {
 		log.Fatalf("stormclient: -extensions %d makes a %d-byte first request, over the 65,535-byte initial window", o.extensions, first)
+	}
+	configs := tlsConfigs(o)
+	if o.resume {
+		out, _ := json.Marshal(map[string]int{"warm": warm(o, headers, tail, configs)})
+		fmt.Println(string(out))
+		o.serverPid = awaitGo()
 	}
 	stopProfile, err := proc.ProfileCPU(o.cpuProfile)
 	if err != nil {
@@ -93,6 +190,9 @@ func main() {
 			time.Sleep(wait)
 		}
 		p := &proxy{id: i, delta: o.delta, t0: t0, nodeTail: tail}
+		if configs != nil {
+			p.tls = configs[i]
+		}
 		if o.sources > 0 {
 			p.source = net.IPv4(127, 0, 1, byte(1+i%o.sources))
 		}
@@ -105,6 +205,15 @@ func main() {
 	}
 	deadline.Stop()
 	s := summarize(all, o, startedMs)
+	if configs != nil {
+		resumed := 0
+		for _, r := range all {
+			if r.resumed {
+				resumed++
+			}
+		}
+		s.TLSResumed = &resumed
+	}
 	takeReadings(o.serverPid).since(before, &s)
 	s.ServerRSSMiB = round(proc.RSSMiB(o.serverPid))
 	stopProfile()
@@ -138,9 +247,11 @@ type summary struct {
 	// "cds" phase (connect returns before the server accepts).
 	ListenOverflows int64   `json:"listenOverflows"`
 	ServerRSSMiB    float64 `json:"serverRssMiB"`
-	// The synced proxies' time in each step, p50 and p99 ms: connect, write the first request,
-	// wait for the first response (CDS: includes any wait in the server's accept queue), then for
-	// the rest (EDS).
+	// With -tls-ca: the proxies whose TLS handshake resumed a session (absent without TLS).
+	TLSResumed *int `json:"tlsResumed,omitempty"`
+	// The synced proxies' time in each step, p50 and p99 ms: connect, the TLS handshake (with
+	// -tls-ca), write the first request, wait for the first response (CDS: includes any wait in
+	// the server's accept queue), then for the rest (EDS).
 	Phases map[string][2]float64 `json:"phases,omitempty"`
 }
 
@@ -163,7 +274,10 @@ func summarize(all []result, o options, startedMs float64) summary {
 		if r.outcome == synced {
 			lat = append(lat, r.syncedMs-r.startedMs)
 			phases["connect"] = append(phases["connect"], r.connectedMs-r.startedMs)
-			phases["send"] = append(phases["send"], r.sentMs-r.connectedMs)
+			if o.tlsCA != "" {
+				phases["tls"] = append(phases["tls"], r.handshakenMs-r.connectedMs)
+			}
+			phases["send"] = append(phases["send"], r.sentMs-r.handshakenMs)
 			phases["cds"] = append(phases["cds"], r.firstMs-r.sentMs)
 			phases["eds"] = append(phases["eds"], r.syncedMs-r.firstMs)
 			s.LastSyncedMs = max(s.LastSyncedMs, round(r.syncedMs))

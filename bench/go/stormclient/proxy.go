@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,8 +42,10 @@ type result struct {
 	detail    string
 	startedMs float64 // when it began to connect
 	syncedMs  float64 // when it held CDS and every assignment it asked for
-	// Where its time went: connected, first request written, first response (CDS) read.
-	connectedMs, sentMs, firstMs float64
+	// Where its time went: connected, TLS handshake done (= connected without TLS), first
+	// request written, first response (CDS) read.
+	connectedMs, handshakenMs, sentMs, firstMs float64
+	resumed                                    bool // its TLS handshake resumed a session
 }
 
 // proxy is one simulated Envoy: its own TCP connection, HTTP/2 in clear (h2c, prior knowledge),
@@ -53,6 +56,8 @@ type proxy struct {
 	source   net.IP
 	t0       time.Time
 	nodeTail []byte // what follows id and cluster in this proxy's Node (envoyNodeTail)
+	// tls: HTTP/2 over TLS with this config (its own session cache: one Envoy's), else h2c.
+	tls *tls.Config
 
 	conn      net.Conn
 	w         *bufio.Writer
@@ -71,11 +76,11 @@ type proxy struct {
 }
 
 // headerBlock is the request's HPACK block: built once, valid on every new connection (each
-// starts with an empty dynamic table).
-func headerBlock(target, path string) []byte {
+// starts with an empty dynamic table). scheme: http, or https over TLS.
+func headerBlock(target, path, scheme string) []byte {
 	var buf bytes.Buffer
 	enc := hpack.NewEncoder(&buf)
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", path}, {":authority", target},
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", scheme}, {":path", path}, {":authority", target},
 		{"content-type", "application/grpc"}, {"te", "trailers"}, {"user-agent", "fulcrum-stormclient"}} {
 		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
@@ -104,6 +109,16 @@ func (p *proxy) run(ctx context.Context, target string, headers []byte, syncedCh
 	r.connectedMs = p.since()
 	defer conn.Close()
 	go func() { <-ctx.Done(); _ = conn.Close() }()
+	if p.tls != nil {
+		tc := tls.Client(conn, p.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			report(classify(err), "tls: "+err.Error())
+			return
+		}
+		p.conn = tc
+		r.resumed = tc.ConnectionState().DidResume
+	}
+	r.handshakenMs = p.since()
 	if err := p.open(headers); err != nil {
 		report(classify(err), "open: "+err.Error())
 		return
@@ -164,6 +179,11 @@ func (p *proxy) send(r request) error {
 		return err
 	}
 	bufs := dataFrames(append([][]byte{grpcHeader(size)}, parts...), 5+size)
+	if p.tls != nil {
+		// A TLS connection writes each buffer as a record of its own: one buffer, one record per 16 KB.
+		_, err := p.conn.Write(bytes.Join(bufs, nil))
+		return err
+	}
 	_, err := bufs.WriteTo(p.conn)
 	return err
 }

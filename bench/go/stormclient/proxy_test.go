@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -90,7 +91,7 @@ func TestOpenWritesThePrefaceAndHeadersBeforeTheFirstRequest(t *testing.T) {
 	go func() { _, _ = io.Copy(&wire, server); close(done) }()
 	tail := envoyNodeTail(516)
 	p := &proxy{id: 7, conn: client, nodeTail: tail}
-	if err := p.open(headerBlock("127.0.0.1:1", sotwPath)); err != nil {
+	if err := p.open(headerBlock("127.0.0.1:1", sotwPath, "http")); err != nil {
 		t.Fatal(err)
 	}
 	_ = client.Close()
@@ -107,6 +108,31 @@ func TestOpenWritesThePrefaceAndHeadersBeforeTheFirstRequest(t *testing.T) {
 	want := joined(request{node: nodeHead("storm-7", "storm"), nodeTail: tail, typeURL: clusterType}.sotw())
 	if len(msgs) != 1 || !bytes.Equal(msgs[0], want) {
 		t.Fatalf("%d messages; the first request is not the encoded one", len(msgs))
+	}
+}
+
+// Over TLS (p.tls set) the first request is written as one buffer, byte for byte what the
+// writev writes in clear.
+func TestOpenOverTLSWritesTheSameBytes(t *testing.T) {
+	wireOf := func(tlsOn bool) []byte {
+		client, server := net.Pipe()
+		var wire bytes.Buffer
+		done := make(chan struct{})
+		go func() { _, _ = io.Copy(&wire, server); close(done) }()
+		p := &proxy{id: 7, conn: client, nodeTail: envoyNodeTail(516)}
+		if tlsOn {
+			p.tls = &tls.Config{}
+		}
+		if err := p.open(headerBlock("127.0.0.1:1", sotwPath, "https")); err != nil {
+			t.Fatal(err)
+		}
+		_ = client.Close()
+		<-done
+		return wire.Bytes()
+	}
+	clear, overTLS := wireOf(false), wireOf(true)
+	if len(clear) < 60_000 || !bytes.Equal(clear, overTLS) {
+		t.Fatalf("in clear %d bytes, over TLS %d bytes, equal %v", len(clear), len(overTLS), bytes.Equal(clear, overTLS))
 	}
 }
 
