@@ -1,5 +1,4 @@
 import * as grpc from '@grpc/grpc-js';
-import type { PeerCertificate } from 'node:tls';
 import { bindingFor, compileBinding, identityFromSans, type CompiledBinding, type IdentityBinding, type PeerIdentity } from './peer-identity.js';
 import { StreamError } from './stream-common.js';
 
@@ -46,9 +45,13 @@ export interface CallRefusal {
   readonly message: string;
 }
 
-/** The slice of grpc-js's AuthContext used here (the type is not exported by grpc-js). */
+/**
+ * The slice of grpc-js's AuthContext used here (the type is not exported by grpc-js): of the
+ * certificate, only its subject alternative names, which fulcrum's own calls read from the
+ * X509Certificate (h2-discovery-call.ts) rather than build every field of it.
+ */
 export interface CallAuthContext {
-  readonly sslPeerCertificate?: PeerCertificate;
+  readonly sslPeerCertificate?: { readonly subjectaltname?: string | undefined };
 }
 
 const SURFACES: readonly (readonly [string, Surface])[] = [
