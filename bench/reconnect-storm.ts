@@ -56,6 +56,8 @@ const HELP = `bench/reconnect-storm.ts: N Envoy-like proxies connect within --wi
                        fulcrum-tickets has server.xds.tls.sessionTicketKeyFile (the restarted
                        process resumes the sessions), fulcrum has not (full handshakes)
   --tls-key ec|rsa     the certificates' keys: ECDSA P-256 (default) or RSA 2048
+  --tls-version 1.2|1.3  the highest TLS version the proxies offer: 1.2 (default: what Envoy offers
+                       upstream unless told otherwise) or 1.3
   --keep-dir           keep the run directory (logs, configs)
   --help
 
@@ -81,6 +83,7 @@ const { values: args } = parseArgs({
     restart: { type: 'boolean', default: false },
     tls: { type: 'boolean', default: false },
     'tls-key': { type: 'string', default: 'ec' },
+    'tls-version': { type: 'string', default: '1.2' },
     'keep-dir': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -95,6 +98,7 @@ if (args.tls && serverNames.some((n) => n !== 'fulcrum' && n !== 'fulcrum-ticket
 if (!args.tls && serverNames.includes('fulcrum-tickets')) throw new Error('--servers fulcrum-tickets needs --tls');
 if (args.tls && args.restart) throw new Error('--tls always storms after a restart (of its own, after the proxies got their tickets): leave out --restart');
 if (args['tls-key'] !== 'ec' && args['tls-key'] !== 'rsa') throw new Error(`--tls-key: ec or rsa, got ${args['tls-key']}`);
+if (args['tls-version'] !== '1.2' && args['tls-version'] !== '1.3') throw new Error(`--tls-version: 1.2 or 1.3, got ${args['tls-version']}`);
 
 const num = (name: 'connections' | 'within-ms' | 'clusters' | 'endpoints' | 'timeout-ms' | 'repeat'): number => {
   const n = Number(args[name]);
@@ -175,7 +179,7 @@ function storm(client: string, server: Server, protocol: string): StormLine {
 async function stormAfterRestart(client: string, server: Server, protocol: string, pki: Pki): Promise<StormLine> {
   const restart = server.restart;
   if (!restart) throw new Error(`${server.label} cannot restart`);
-  const argv = [...stormArgs(server, protocol), '-tls-ca', pki.ca, '-tls-cert', pki.client.cert, '-tls-key', pki.client.key, '-resume'];
+  const argv = [...stormArgs(server, protocol), '-tls-ca', pki.ca, '-tls-cert', pki.client.cert, '-tls-key', pki.client.key, '-tls-max', args['tls-version'], '-resume'];
   const child = spawn(client, argv, { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
   let last = '';
@@ -269,7 +273,7 @@ async function main(): Promise<void> {
   const load = loadavg().map((l) => l.toFixed(2)).join(' ');
   process.stdout.write(
     [
-      `${num('connections')} proxies within ${num('within-ms')} ms, ${num('clusters')} clusters × ${num('endpoints')} endpoints${args.tls ? `, mTLS (${args['tls-key'] === 'rsa' ? 'RSA 2048' : 'ECDSA P-256'}) after a restart` : ''}; load average ${load}`,
+      `${num('connections')} proxies within ${num('within-ms')} ms, ${num('clusters')} clusters × ${num('endpoints')} endpoints${args.tls ? `, mTLS ${args['tls-version']} (${args['tls-key'] === 'rsa' ? 'RSA 2048' : 'ECDSA P-256'}) after a restart` : ''}; load average ${load}`,
       '',
       `| server | protocol | load | synced | refused | reset | other | accept-queue overflows (host) | p50 ms | p99 ms | max ms | last synced ms | server CPU s (kernel, event loop) | client CPU s (kernel) | server RSS MiB |${args.tls ? ' TLS resumed | TLS handshake p50 / p99 ms |' : ''}`,
       `|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|${args.tls ? '---|---|' : ''}`,

@@ -50,6 +50,7 @@ type options struct {
 	tlsCA       string
 	tlsCert     string
 	tlsKey      string
+	tlsMax      string
 	resume      bool
 }
 
@@ -68,6 +69,7 @@ func parseFlags() options {
 	flag.StringVar(&o.tlsCA, "tls-ca", "", "PEM CA the server's certificate chains to: TLS (ALPN h2, server name localhost) instead of h2c")
 	flag.StringVar(&o.tlsCert, "tls-cert", "", "PEM client certificate (mTLS), with -tls-key")
 	flag.StringVar(&o.tlsKey, "tls-key", "", "PEM key of -tls-cert")
+	flag.StringVar(&o.tlsMax, "tls-max", "1.2", "highest TLS version offered: 1.2 (what Envoy offers upstream by default) or 1.3")
 	flag.BoolVar(&o.resume, "resume", false, `with -tls-ca: connect and sync every proxy once first, print {"warm":N}, then storm on the line "go PID" from stdin, each proxy offering its session ticket`)
 	flag.Parse()
 	if o.connections < 1 {
@@ -92,7 +94,14 @@ func tlsConfigs(o options) []*tls.Config {
 	if !roots.AppendCertsFromPEM(pem) {
 		log.Fatalf("stormclient: -tls-ca %s: no PEM certificate", o.tlsCA)
 	}
-	base := &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"h2"}}
+	base := &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"h2"}, MaxVersion: tls.VersionTLS12}
+	switch o.tlsMax {
+	case "1.2":
+	case "1.3":
+		base.MaxVersion = tls.VersionTLS13
+	default:
+		log.Fatalf("stormclient: -tls-max: 1.2 or 1.3, got %q", o.tlsMax)
+	}
 	if o.tlsCert != "" {
 		pair, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
 		if err != nil {
