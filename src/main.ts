@@ -407,14 +407,16 @@ function xdsSecurity({ config, log, xdsTls, auth }: Boot, core: Core): XdsSecuri
     xdsTls?.watch((outcome) => {
       if (outcome.result === 'unchanged') return;
       metrics.tlsReloaded(outcome.result);
-      if (outcome.result === 'reloaded') log.info({ fingerprint: outcome.fingerprint, validTo: outcome.validTo }, 'xDS TLS certificate reloaded');
-      else log.error({ error: outcome.error }, 'xDS TLS files changed but are not usable; keeping the previous certificate');
+      if (outcome.result === 'failed') return log.error({ error: outcome.error }, 'xDS TLS files changed but are not usable; the previous ones stay');
+      const { fingerprint, validTo, ticketKeyChanged, ticketKeyError } = outcome;
+      log.info({ fingerprint, validTo, ticketKeyChanged }, 'xDS TLS files reloaded');
+      if (ticketKeyError !== undefined) log.error({ error: ticketKeyError }, 'xDS TLS session-ticket key file is not usable');
     });
   log.info(
     { tls: xdsTls !== undefined, mutualTls: xdsTls?.mutual ?? false, identities: config.server.xds.identities?.length ?? 0, tokenRoles: [...tokens.configuredRoles()] },
     'xDS port security',
   );
-  const sessions = xdsTls ? new TlsSessions({ now: Date.now, onHandshake: (h) => metrics.tlsHandshake(h) }) : undefined;
+  const sessions = xdsTls ? new TlsSessions({ now: Date.now, requireCert: xdsTls.requiresClientCert, onHandshake: (h) => metrics.tlsHandshake(h) }) : undefined;
   return { credentials: xdsTls, authz, sessions, component: component('xds-tls', { start: watch, stop: () => xdsTls?.unwatch() }) };
 }
 

@@ -27,13 +27,13 @@ export class XdsAuthMetrics {
       name: 'fulcrum_xds_tls_connections_total',
       help:
         'TLS connections on the xDS port, counted at their first stream, by handshake: full (certificates exchanged), resumed ' +
-        '(a session ticket; across restarts and replicas with server.xds.tls.sessionTicketKeyFile), or resumed_expired (closed: ' +
-        'the client certificate the session was made with is no longer valid)',
+        '(a session ticket; across restarts and replicas with server.xds.tls.sessionTicketKeyFile), or resumed_refused (closed: ' +
+        'the client certificate the session was made with is no longer valid, or it has none where one is required)',
       labelNames: ['handshake'],
       registers: [registry],
     });
     // src/xds/tls-sessions.ts TlsHandshake's values, each shown from the start.
-    for (const handshake of ['full', 'resumed', 'resumed_expired']) this.handshakes.inc({ handshake }, 0);
+    for (const handshake of ['full', 'resumed', 'resumed_refused']) this.handshakes.inc({ handshake }, 0);
   }
 
   tlsHandshake(handshake: string): void {

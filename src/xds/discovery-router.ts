@@ -110,13 +110,19 @@ interface GrpcServerInternals {
  * false (grpc-js serves everything) when grpc-js's internals are not what this expects; a test
  * (test/xds/discovery-router.test.ts) fails if production no longer takes discovery streams.
  */
-export function takeStreamsFirst(server: grpc.Server, take: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean): boolean {
+export function takeStreamsFirst(
+  server: grpc.Server,
+  take: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean,
+  /** Sees every new stream first, whoever serves it; false: the stream is done with (its connection closed). */
+  screen?: (stream: ServerHttp2Stream) => boolean,
+): boolean {
   const s = server as unknown as Partial<GrpcServerInternals>;
   const grpcHandler = s._streamHandler;
   const opened = s.onStreamOpened;
   if (typeof grpcHandler !== 'function' || typeof opened !== 'function' || s.channelzEnabled !== false) return false;
   // An own property shadows the prototype's method, which grpc-js binds when it sets up a server.
   s._streamHandler = function (this: unknown, extraInterceptors, stream, headers) {
+    if (screen !== undefined && !screen(stream)) return;
     // Interceptors that came with the credentials (createServerCredentialsWithInterceptors) run
     // only on grpc-js's call: such a connection's streams stay with grpc-js.
     if (extraInterceptors.length > 0 || !take(stream, headers)) return grpcHandler.call(this, extraInterceptors, stream, headers);

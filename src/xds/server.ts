@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
 import { subscription, type XdsCache } from './cache.js';
 import { ConnectionGate, type Refusal } from './connection-gate.js';
@@ -115,9 +115,8 @@ export class XdsServer {
     const onError = (err: unknown): void => log.error({ err }, 'taking an xds stream failed');
     this.router = new DiscoveryRouter({ routes: this.routes(), gate: this.streamGate, authz, limits: this.limits, onError });
     const sessions = options.security?.sessions;
-    // A stream whose connection the session check closed counts as taken: grpc-js must not serve it.
-    const take = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean => (sessions !== undefined && !sessions.admit(stream)) || this.router.take(stream, headers);
-    if (!takeStreamsFirst(this.server, take)) {
+    const screen = sessions ? (stream: ServerHttp2Stream): boolean => sessions.admit(stream) : undefined;
+    if (!takeStreamsFirst(this.server, (stream, headers) => this.router.take(stream, headers), screen)) {
       // Fail closed: without the hook a resumed session's expired client certificate would go unseen.
       if (sessions) throw new Error("grpc-js's server is not what fulcrum expects: TLS sessions cannot be checked at their first stream");
       log.warn("grpc-js's server is not what fulcrum expects: discovery streams are served through grpc-js's calls (more memory per proxy)");

@@ -14,11 +14,12 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
  * is applied only once it forms a usable context, else the last good one stays (and it is logged).
  *
  * Session resumption: a proxy that reconnects with a session ticket skips the certificate
- * exchange and its signatures, most of a full handshake's CPU. node gives each process (and each
- * rotation) random ticket keys, so after a restart, or against another replica, every proxy does
- * a full handshake again, all at once. With `sessionTicketKeyFile` every replica and every restart
- * derives the same key from the file (and the client CA: a new CA voids every ticket, so no
- * session made under the old one resumes).
+ * exchange and its signatures (a fifth to a third of the event loop's time per connection in a
+ * storm over mTLS: bench/RESULTS.md, tls31). node gives each process (and each rotation) random
+ * ticket keys, so after a restart, or against another replica, every proxy does a full handshake
+ * again, all at once. With `sessionTicketKeyFile` every replica and every restart derives the same
+ * key from the file, bound to the client CA and to whether a client certificate is asked for and
+ * required: a session made under another CA or policy does not resume.
  */
 
 export interface XdsTlsSettings {
@@ -34,16 +35,21 @@ export interface XdsTlsSettings {
   readonly reloadIntervalMs?: number;
   /**
    * A secret (at least 32 random bytes) the session-ticket key is derived from: replicas and
-   * restarts that share it resume each other's TLS sessions. Guard it as the server key: who holds
-   * it can answer a resumption as the server.
+   * restarts that share it resume each other's TLS sessions. Guard it as the client CA's signing
+   * key: who holds it can make a ticket that resumes as any client identity, and can decrypt
+   * recorded TLS 1.2 sessions.
    */
   readonly sessionTicketKeyFile?: string;
-  /** How long a session ticket may be resumed, seconds (default 2 days, TLS 1.3 allows 7). */
+  /** How long a session ticket may be resumed, seconds (default: 2 days with a ticket-key file, else node's); TLS 1.3 allows 7 days. */
   readonly sessionLifetimeSeconds?: number;
 }
 
 export const DEFAULT_TLS_RELOAD_MS = 10_000;
-/** BoringSSL's (so Envoy's) default lifetime of a TLS 1.3 session: a proxy connected a day ago still resumes after a restart. */
+/**
+ * BoringSSL's (so Envoy's) client-side lifetime of a TLS 1.3 session. A client also keeps its own
+ * limit: BoringSSL offers a TLS 1.2 session for 2 hours only, so an Envoy on its default (TLS 1.2
+ * upstream) resumes within 2 hours of its last full handshake.
+ */
 export const DEFAULT_SESSION_LIFETIME_S = 2 * 24 * 3600;
 /** What a ticket-key file must hold at least: a key for a 128-bit cipher and its MAC, with margin. */
 export const MIN_TICKET_SECRET_BYTES = 32;
@@ -52,43 +58,72 @@ const MAX_TICKET_SECRET_BYTES = 64 * 1024;
 /** node takes a 48-byte ticket key: 16 bytes of name, 16 of HMAC secret, 16 of AES key. */
 const TICKET_KEY_BYTES = 48;
 const TICKET_KEY_SALT = 'fulcrum xds tls session tickets v1';
+/** Whether the port asks proxies for a client certificate, and refuses a handshake without a valid one. */
+export interface VerifyPolicy {
+  readonly requestCert: boolean;
+  readonly requireCert: boolean;
+}
+
+export function verifyPolicyOf(s: XdsTlsSettings): VerifyPolicy {
+  return { requestCert: s.clientCaFile !== undefined, requireCert: s.clientCaFile !== undefined && s.requireClientCert !== false };
+}
+
 /**
- * Fixed rather than node's default (a hash of the process's argv): resuming a session made with a
- * client certificate needs the same context on both ends, and replicas started with other
- * arguments would otherwise refuse each other's sessions.
+ * What a session is bound to: the verification policy and the client CA. A TLS 1.3 session made
+ * without a certificate where none was required resumes as authorized (node 20), so one made
+ * under an optional policy must not resume where a certificate is required.
  */
-const SESSION_ID_CONTEXT = createHash('sha256').update('fulcrum xds').digest('hex').slice(0, 32);
+function bindingOf(policy: VerifyPolicy, clientCa: Buffer | undefined): Buffer {
+  return createHash('sha256').update(`request=${policy.requestCert} require=${policy.requireCert}\n`).update(clientCa ?? '').digest();
+}
+
+/**
+ * The session context OpenSSL checks before it resumes a session: the same in every replica
+ * (node's default hashes the process's argv, which replicas need not share) and different under
+ * another policy or CA (a session made under those then does a full handshake).
+ */
+function sessionIdContextOf(policy: VerifyPolicy, clientCa: Buffer | undefined): string {
+  return createHash('sha256').update('fulcrum xds').update(bindingOf(policy, clientCa)).digest('hex').slice(0, 32);
+}
 
 interface PemSet {
   readonly cert: Buffer;
   readonly key: Buffer;
   readonly ca?: Buffer;
-  /** The derived session-ticket key, with `sessionTicketKeyFile`. */
-  readonly ticketKeys?: Buffer;
 }
 
 export type TlsReload =
   | { readonly result: 'unchanged' }
-  | { readonly result: 'reloaded'; readonly fingerprint: string; readonly validTo: string }
+  | {
+      readonly result: 'reloaded';
+      readonly fingerprint: string;
+      readonly validTo: string;
+      /** The session-ticket key changed (a new file, or a new CA): sessions made before do a full handshake. */
+      readonly ticketKeyChanged: boolean;
+      /** The ticket-key file is not usable (the previous key stays); the certificates were applied. */
+      readonly ticketKeyError?: string;
+    }
   | { readonly result: 'failed'; readonly error: string };
+
+const readSetting = (file: string, what: string): Buffer => {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(`server.xds.tls.${what}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+};
 
 /** Reads the PEM files; an unreadable one is an error naming its setting and path. */
 function readPemSet(s: XdsTlsSettings): PemSet {
-  const read = (file: string, what: string): Buffer => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new Error(`server.xds.tls.${what}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
-    }
-  };
-  const cert = read(s.certFile, 'certFile');
-  const key = read(s.keyFile, 'keyFile');
-  const ca = s.clientCaFile === undefined ? undefined : read(s.clientCaFile, 'clientCaFile');
-  const secret = s.sessionTicketKeyFile === undefined ? undefined : ticketSecret(s.sessionTicketKeyFile, read(s.sessionTicketKeyFile, 'sessionTicketKeyFile'));
-  return { cert, key, ...(ca ? { ca } : {}), ...(secret ? { ticketKeys: ticketKeyOf(secret, ca) } : {}) };
+  const cert = readSetting(s.certFile, 'certFile');
+  const key = readSetting(s.keyFile, 'keyFile');
+  const ca = s.clientCaFile === undefined ? undefined : readSetting(s.clientCaFile, 'clientCaFile');
+  return { cert, key, ...(ca ? { ca } : {}) };
 }
 
-function ticketSecret(file: string, bytes: Buffer): Buffer {
+/** The ticket-key file's secret; throws naming the setting when unreadable, too short or too long. */
+function readTicketSecret(file: string): Buffer {
+  const bytes = readSetting(file, 'sessionTicketKeyFile');
   if (bytes.length < MIN_TICKET_SECRET_BYTES || bytes.length > MAX_TICKET_SECRET_BYTES) {
     throw new Error(
       `server.xds.tls.sessionTicketKeyFile: ${file} holds ${bytes.length} bytes; it must hold ${MIN_TICKET_SECRET_BYTES} to ${MAX_TICKET_SECRET_BYTES} random bytes (e.g. openssl rand 48)`,
@@ -98,24 +133,25 @@ function ticketSecret(file: string, bytes: Buffer): Buffer {
 }
 
 /**
- * The 48-byte ticket key from the secret, bound to the client CA: the same files give the same key
- * in every replica, and another CA gives another key, so sessions verified under a CA that was
- * replaced no longer resume.
+ * The 48-byte ticket key from the secret, bound to the verification policy and the client CA:
+ * the same files and settings give the same key in every replica; another CA or policy gives
+ * another key, so sessions made under a CA that was replaced, or without the certificate now
+ * required, no longer resume.
  */
-export function ticketKeyOf(secret: Buffer, clientCa: Buffer | undefined): Buffer {
-  const info = createHash('sha256').update(clientCa ?? '').digest();
-  return Buffer.from(hkdfSync('sha256', secret, TICKET_KEY_SALT, info, TICKET_KEY_BYTES));
+export function ticketKeyOf(secret: Buffer, clientCa: Buffer | undefined, policy: VerifyPolicy): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, TICKET_KEY_SALT, bindingOf(policy, clientCa), TICKET_KEY_BYTES));
 }
 
-const lifetimeOf = (s: XdsTlsSettings): number => s.sessionLifetimeSeconds ?? DEFAULT_SESSION_LIFETIME_S;
+/** With a ticket-key file the default is long (restarts are what it is for); without, node's own. */
+const lifetimeOf = (s: XdsTlsSettings): number | undefined => s.sessionLifetimeSeconds ?? (s.sessionTicketKeyFile === undefined ? undefined : DEFAULT_SESSION_LIFETIME_S);
 
 /** Throws (naming the files) unless the set makes a TLS context: PEM that parses, a key that matches. */
-function checkPemSet(s: XdsTlsSettings, pems: PemSet): X509Certificate {
+function checkPemSet(s: XdsTlsSettings, options: SecureContextOptions): X509Certificate {
   let leaf: X509Certificate;
   try {
-    leaf = new X509Certificate(pems.cert);
-    if (pems.ca) new X509Certificate(pems.ca);
-    createSecureContext(contextOptions(pems, lifetimeOf(s)));
+    leaf = new X509Certificate(options.cert as Buffer);
+    if (options.ca) new X509Certificate(options.ca as Buffer);
+    createSecureContext(options);
   } catch (err) {
     const files = [s.certFile, s.keyFile, ...(s.clientCaFile ? [s.clientCaFile] : [])].join(' / ');
     throw new Error(`server.xds.tls: ${files}: not a usable certificate, key and CA: ${(err as Error).message}`, { cause: err });
@@ -123,57 +159,113 @@ function checkPemSet(s: XdsTlsSettings, pems: PemSet): X509Certificate {
   return leaf;
 }
 
-/** Also what a rotation hands to node's setSecureContext, which resets what it is not given (the session context, the ticket key). */
-const contextOptions = (pems: PemSet, lifetimeS: number): SecureContextOptions => ({
-  cert: pems.cert,
-  key: pems.key,
-  ...(pems.ca ? { ca: pems.ca } : {}),
-  ...(pems.ticketKeys ? { ticketKeys: pems.ticketKeys } : {}),
-  sessionIdContext: SESSION_ID_CONTEXT,
-  sessionTimeout: lifetimeS,
-});
-const digestOf = (pems: PemSet): string =>
-  createHash('sha256').update(pems.cert).update(pems.key).update(pems.ca ?? '').update(pems.ticketKeys ?? '').digest('hex');
+/**
+ * The secure-context options of a set and the ticket-key secret; also what a rotation hands to
+ * node's setSecureContext, which resets what it is not given (the session context to node's argv
+ * hash, the ticket key to a random one).
+ */
+function contextOptions(s: XdsTlsSettings, pems: PemSet, secret: Buffer | undefined): SecureContextOptions {
+  const policy = verifyPolicyOf(s);
+  const lifetime = lifetimeOf(s);
+  return {
+    cert: pems.cert,
+    key: pems.key,
+    ...(pems.ca ? { ca: pems.ca } : {}),
+    ...(secret ? { ticketKeys: ticketKeyOf(secret, pems.ca, policy) } : {}),
+    sessionIdContext: sessionIdContextOf(policy, pems.ca),
+    ...(lifetime !== undefined ? { sessionTimeout: lifetime } : {}),
+  };
+}
 
-/** Server credentials whose certificate, key and client CA are re-read from disk when they change. */
+const digestOf = (options: SecureContextOptions): string =>
+  createHash('sha256')
+    .update(options.cert as Buffer)
+    .update(options.key as Buffer)
+    .update((options.ca as Buffer | undefined) ?? '')
+    .update(options.ticketKeys ?? '')
+    .digest('hex');
+
+/** Server credentials whose certificate, key, client CA and ticket-key secret are re-read from disk when they change. */
 export class ReloadingServerCredentials extends grpc.ServerCredentials {
   private digest: string;
   /** The last set that failed, so an unusable set is reported once, not at every poll. */
   private failedDigest: string | undefined;
+  /** The ticket-key secret in use (the last good one when the file has gone bad since). */
+  private secret: Buffer | undefined;
+  /** The ticket-key file's last error, reported once; undefined while it reads well. */
+  private secretError: string | undefined;
+  private ticketKeys: Buffer | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  /** Reads and checks the files now: a bad certificate fails startup rather than the first handshake. */
+  /** Reads and checks the files now: a bad certificate or ticket-key file fails startup rather than the first handshake. */
   constructor(private readonly settings: XdsTlsSettings) {
     const pems = readPemSet(settings);
-    checkPemSet(settings, pems);
-    const requireCert = settings.clientCaFile !== undefined && settings.requireClientCert !== false;
+    const secret = settings.sessionTicketKeyFile === undefined ? undefined : readTicketSecret(settings.sessionTicketKeyFile);
+    const options = contextOptions(settings, pems, secret);
+    checkPemSet(settings, options);
+    const policy = verifyPolicyOf(settings);
     // requestCert asks proxies for a certificate; rejectUnauthorized refuses the handshake without a valid one.
-    super({ requestCert: settings.clientCaFile !== undefined, rejectUnauthorized: requireCert }, contextOptions(pems, lifetimeOf(settings)));
-    this.digest = digestOf(pems);
+    super({ requestCert: policy.requestCert, rejectUnauthorized: policy.requireCert }, options);
+    this.digest = digestOf(options);
+    this.secret = secret;
+    this.ticketKeys = options.ticketKeys;
   }
 
   get mutual(): boolean {
     return this.settings.clientCaFile !== undefined;
   }
 
+  /** A handshake without a valid client certificate is refused. */
+  get requiresClientCert(): boolean {
+    return verifyPolicyOf(this.settings).requireCert;
+  }
+
   _equals(other: grpc.ServerCredentials): boolean {
     return other === this;
   }
 
-  /** Re-reads the files; applies them when they changed and form a usable context. */
+  /**
+   * Re-reads the files; applies them when they changed and form a usable context. A ticket-key
+   * file gone bad keeps the last good secret and does not hold back a certificate rotation; its
+   * error is reported once.
+   */
   reload(): TlsReload {
     let digest: string | undefined;
     try {
       const pems = readPemSet(this.settings);
-      digest = digestOf(pems);
-      if (digest === this.digest || digest === this.failedDigest) return { result: 'unchanged' };
-      const leaf = checkPemSet(this.settings, pems);
-      this.updateSecureContextOptions(contextOptions(pems, lifetimeOf(this.settings)));
+      const secret = this.readSecret();
+      // The ticket-key file's error, when not reported before.
+      const ticketError = secret.error !== this.secretError ? secret.error : undefined;
+      if (secret.error === undefined) this.secretError = undefined;
+      const options = contextOptions(this.settings, pems, secret.value);
+      digest = digestOf(options);
+      if (digest === this.digest || digest === this.failedDigest) {
+        if (ticketError === undefined) return { result: 'unchanged' };
+        this.secretError = ticketError;
+        return { result: 'failed', error: ticketError };
+      }
+      const leaf = checkPemSet(this.settings, options);
+      this.updateSecureContextOptions(options);
+      const ticketKeyChanged = !sameBytes(options.ticketKeys, this.ticketKeys);
       this.digest = digest;
-      return { result: 'reloaded', fingerprint: leaf.fingerprint256, validTo: leaf.validTo };
+      this.secret = secret.value;
+      this.ticketKeys = options.ticketKeys;
+      if (ticketError !== undefined) this.secretError = ticketError;
+      return { result: 'reloaded', fingerprint: leaf.fingerprint256, validTo: leaf.validTo, ticketKeyChanged, ...(ticketError ? { ticketKeyError: ticketError } : {}) };
     } catch (err) {
       this.failedDigest = digest;
       return { result: 'failed', error: (err as Error).message };
+    }
+  }
+
+  /** The ticket-key secret to use now: the file's, or the last good one (and the file's error). */
+  private readSecret(): { value: Buffer | undefined; error?: string } {
+    const file = this.settings.sessionTicketKeyFile;
+    if (file === undefined) return { value: undefined };
+    try {
+      return { value: readTicketSecret(file) };
+    } catch (err) {
+      return { value: this.secret, error: `${(err as Error).message}; the previous session-ticket key stays` };
     }
   }
 
@@ -192,4 +284,8 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
     clearInterval(this.timer);
     this.timer = undefined;
   }
+}
+
+function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : a.equals(b);
 }

@@ -208,7 +208,6 @@ describeEnvoy('xDS over mTLS with a real Envoy', () => {
     await waitFor(() => connectedNodes().includes('web-r'), { what: 'web-r connected', timeoutMs: 20_000 });
     const stat = async (name: string): Promise<number> => (await web.stat(name)) ?? 0;
     const reused = await stat('cluster.fulcrum_xds.ssl.session_reused');
-    expect(await tlsConnections('full')).toBeGreaterThanOrEqual(1);
     await r().restartFulcrum();
     await waitFor(() => connectedNodes().includes('web-r'), { what: 'web-r connected to the restarted fulcrum', timeoutMs: 30_000 });
     await waitFor(async () => (await stat('cluster.fulcrum_xds.ssl.session_reused')) > reused, { what: "Envoy's own count of resumed TLS sessions rises", timeoutMs: 20_000 });
@@ -222,7 +221,7 @@ describeEnvoy('xDS over mTLS with a real Envoy', () => {
       { what: "web-r ACKs the restarted fulcrum's clusters", timeoutMs: 20_000 },
     );
     expect(await web.stat('control_plane.connected_state')).toBe(1);
-    expect(await tlsConnections('resumed_expired')).toBe(0);
+    expect(await tlsConnections('resumed_refused')).toBe(0);
   }, scaled(90_000));
 
   it('a server certificate rotated on disk is served to new connections without a restart', async () => {

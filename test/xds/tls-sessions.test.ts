@@ -1,12 +1,12 @@
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReloadingServerCredentials, ticketKeyOf, type XdsTlsSettings } from '../../src/xds/transport-security.js';
+import { DEFAULT_SESSION_LIFETIME_S, ReloadingServerCredentials, ticketKeyOf, type VerifyPolicy, type XdsTlsSettings } from '../../src/xds/transport-security.js';
 import { TlsSessions, withinValidity, type TlsHandshake } from '../../src/xds/tls-sessions.js';
 import { issue, makeCa, opensslFound, type CertFiles, type TestCa } from '../support/certs.js';
 import { describeRequiring } from '../support/requires.js';
@@ -40,16 +40,31 @@ async function tlsServer(c: ReloadingServerCredentials): Promise<Served> {
 
 interface Outcome {
   readonly reused: boolean;
+  /** The handshake completed (a server that requires a certificate refuses one without). */
+  readonly connected: boolean;
   /** The session to offer next time (TLS 1.3 tickets arrive after the handshake). */
   readonly session: Buffer | undefined;
 }
 
-/** One connection as a proxy makes it: mTLS with `client`, offering `session`. */
-function connectOnce(port: number, ca: string, client: CertFiles, session?: Buffer): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
+type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
+
+interface Connect {
+  readonly ca: string;
+  /** The proxy's certificate (mTLS); none: a client without one. */
+  readonly client?: CertFiles;
+  readonly session?: Buffer | undefined;
+  /** The highest version offered (Envoy offers 1.2 upstream by default, grpc-go and node 1.3). */
+  readonly version?: TlsVersion;
+}
+
+/** One connection as a proxy makes it. */
+function connectOnce(port: number, c: Connect): Promise<Outcome> {
+  return new Promise((resolve) => {
     let ticket: Buffer | undefined;
     let reused = false;
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(ca), cert: readFileSync(client.cert), key: readFileSync(client.key), ALPNProtocols: ['h2'], ...(session ? { session } : {}) });
+    let connected = false;
+    const identity = c.client ? { cert: readFileSync(c.client.cert), key: readFileSync(c.client.key) } : {};
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(c.ca), ALPNProtocols: ['h2'], maxVersion: c.version ?? 'TLSv1.3', ...identity, ...(c.session ? { session: c.session } : {}) });
     // Read at the handshake: a closed socket no longer knows.
     socket.on('secureConnect', () => {
       reused = socket.isSessionReused();
@@ -57,10 +72,14 @@ function connectOnce(port: number, ca: string, client: CertFiles, session?: Buff
     socket.on('session', (s: Buffer) => {
       ticket = s;
     });
-    socket.on('error', reject);
-    socket.on('data', () => undefined);
+    // The server's "ok" is what says it accepted the connection (a TLS 1.3 client completes its
+    // handshake before it learns that the server refused its certificate).
+    socket.on('data', () => {
+      connected = true;
+    });
+    socket.on('error', () => undefined);
     socket.on('end', () => socket.end());
-    socket.on('close', () => resolve({ reused, session: ticket }));
+    socket.on('close', () => resolve({ reused, connected, session: ticket }));
   });
 }
 
@@ -77,13 +96,15 @@ describe('withinValidity', () => {
 
 describe('ticketKeyOf', () => {
   const secret = Buffer.alloc(48, 1);
-  it('gives the same 48-byte key for the same secret and CA, another for another of either', () => {
-    const key = ticketKeyOf(secret, Buffer.from('ca one'));
+  const required: VerifyPolicy = { requestCert: true, requireCert: true };
+  it('gives the same 48-byte key for the same secret, CA and policy, another for another of any', () => {
+    const key = ticketKeyOf(secret, Buffer.from('ca one'), required);
     expect(key).toHaveLength(48);
-    expect(ticketKeyOf(Buffer.alloc(48, 1), Buffer.from('ca one')).equals(key)).toBe(true);
-    expect(ticketKeyOf(secret, Buffer.from('ca two')).equals(key)).toBe(false);
-    expect(ticketKeyOf(Buffer.alloc(48, 2), Buffer.from('ca one')).equals(key)).toBe(false);
-    expect(ticketKeyOf(secret, undefined).equals(key)).toBe(false);
+    expect(ticketKeyOf(Buffer.alloc(48, 1), Buffer.from('ca one'), { requestCert: true, requireCert: true }).equals(key)).toBe(true);
+    expect(ticketKeyOf(secret, Buffer.from('ca two'), required).equals(key)).toBe(false);
+    expect(ticketKeyOf(Buffer.alloc(48, 2), Buffer.from('ca one'), required).equals(key)).toBe(false);
+    expect(ticketKeyOf(secret, undefined, required).equals(key)).toBe(false);
+    expect(ticketKeyOf(secret, Buffer.from('ca one'), { requestCert: true, requireCert: false }).equals(key)).toBe(false);
   });
 });
 
@@ -119,36 +140,57 @@ describeRequiring('openssl', opensslFound(), 'TLS sessions on the xDS port', () 
     return served;
   }
 
-  /** A session from `first`, then offered to `second`: whether it resumed there. */
-  async function resumesAcross(first: XdsTlsSettings, second: XdsTlsSettings): Promise<boolean> {
+  /** A session from `first`, then offered to `second`: how that went. */
+  async function acrossServers(first: XdsTlsSettings, second: XdsTlsSettings, c: Omit<Connect, 'ca' | 'session'>): Promise<Outcome> {
     const a = await started(first);
-    const made = await connectOnce(a.port, ca.cert, client);
+    const made = await connectOnce(a.port, { ca: ca.cert, ...c });
     expect(made.reused).toBe(false);
+    expect(made.connected).toBe(true);
     expect(made.session).toBeDefined();
     const b = await started(second);
-    return (await connectOnce(b.port, ca.cert, client, made.session)).reused;
+    return connectOnce(b.port, { ca: ca.cert, ...c, session: made.session });
   }
 
-  it('a ticket resumes against another server from the same files when they share a ticket-key file', async () => {
-    expect(await resumesAcross(settings({ sessionTicketKeyFile: secret }), settings({ sessionTicketKeyFile: secret }))).toBe(true);
+  describe.each(['TLSv1.2', 'TLSv1.3'] as const)('over %s', (version) => {
+    it('a ticket resumes against another server from the same files when they share a ticket-key file', async () => {
+      const out = await acrossServers(settings({ sessionTicketKeyFile: secret }), settings({ sessionTicketKeyFile: secret }), { client, version });
+      expect(out).toMatchObject({ reused: true, connected: true });
+    });
+
+    it('without a ticket-key file each server has its own key: no resumption across a restart', async () => {
+      expect(await acrossServers(settings(), settings(), { client, version })).toMatchObject({ reused: false, connected: true });
+    });
+
+    it('another client CA voids the tickets made under the first', async () => {
+      // The proxy's certificate chains to `ca`: the second server trusts both CAs, so only the ticket's binding differs.
+      const both = join(dir, 'both.pem');
+      await writeFile(both, Buffer.concat([readFileSync(ca.cert), readFileSync(otherCa.cert)]));
+      const out = await acrossServers(settings({ sessionTicketKeyFile: secret }), settings({ sessionTicketKeyFile: secret, clientCaFile: both }), { client, version });
+      expect(out).toMatchObject({ reused: false, connected: true });
+    });
+
+    it('a session made without a certificate where one was optional does not resume where one is required', async () => {
+      const optional = settings({ sessionTicketKeyFile: secret, requireClientCert: false });
+      const out = await acrossServers(optional, settings({ sessionTicketKeyFile: secret }), { version });
+      expect(out).toMatchObject({ reused: false, connected: false });
+    });
   });
 
-  it('without a ticket-key file each server has its own key: no resumption across a restart', async () => {
-    expect(await resumesAcross(settings(), settings())).toBe(false);
-  });
-
-  it('another client CA voids the tickets made under the first', async () => {
-    const otherCaSettings = settings({ sessionTicketKeyFile: secret, clientCaFile: otherCa.cert });
-    // The proxy's certificate chains to `ca`, so it cannot even handshake against a server trusting only otherCa: build the second CA file with both.
-    const both = join(dir, 'both.pem');
-    await writeFile(both, Buffer.concat([readFileSync(ca.cert), readFileSync(otherCa.cert)]));
-    expect(await resumesAcross(settings({ sessionTicketKeyFile: secret }), { ...otherCaSettings, clientCaFile: both })).toBe(false);
+  it('the session context is the same for the same settings and differs with the policy; the lifetime is long only with a ticket-key file', () => {
+    const ctx = (s: XdsTlsSettings) => new ReloadingServerCredentials(s)._getSecureContextOptions()?.sessionIdContext;
+    expect(ctx(settings())).toBe(ctx(settings()));
+    expect(ctx(settings({ requireClientCert: false }))).not.toBe(ctx(settings()));
+    expect(ctx({ certFile: server.cert, keyFile: server.key })).not.toBe(ctx(settings()));
+    const lifetime = (s: XdsTlsSettings) => new ReloadingServerCredentials(s)._getSecureContextOptions()?.sessionTimeout;
+    expect(lifetime(settings())).toBeUndefined();
+    expect(lifetime(settings({ sessionTicketKeyFile: secret }))).toBe(DEFAULT_SESSION_LIFETIME_S);
+    expect(lifetime(settings({ sessionLifetimeSeconds: 600 }))).toBe(600);
   });
 
   it('a resumed session keeps its verified client certificate', async () => {
     const s = settings({ sessionTicketKeyFile: secret });
     const a = await started(s);
-    const made = await connectOnce(a.port, ca.cert, client);
+    const made = await connectOnce(a.port, { ca: ca.cert, client });
     const creds = new ReloadingServerCredentials(s);
     const seen: { reused: boolean; authorized: boolean; subjectaltname: string | undefined }[] = [];
     const b = tls.createServer(serverOptions(creds), (socket) => {
@@ -159,7 +201,7 @@ describeRequiring('openssl', opensslFound(), 'TLS sessions on the xDS port', () 
     await once(b, 'listening');
     const port = (b.address() as { port: number }).port;
     open.push({ port, close: () => new Promise((resolve) => b.close(() => resolve())) });
-    expect((await connectOnce(port, ca.cert, client, made.session)).reused).toBe(true);
+    expect((await connectOnce(port, { ca: ca.cert, client, session: made.session })).reused).toBe(true);
     expect(seen).toEqual([{ reused: true, authorized: true, subjectaltname: 'URI:spiffe://fulcrum.test/proxy' }]);
   });
 
@@ -173,19 +215,38 @@ describeRequiring('openssl', opensslFound(), 'TLS sessions on the xDS port', () 
     expect(() => new ReloadingServerCredentials(settings({ sessionTicketKeyFile: join(dir, 'missing.key') }))).toThrow(/sessionTicketKeyFile: cannot read/);
   });
 
-  it('a new ticket-key file is applied at the next poll; sessions made under the old key then do a full handshake', async () => {
-    const live = join(dir, 'live-tickets.key');
-    await writeFile(live, Buffer.alloc(48, 3));
-    const creds = new ReloadingServerCredentials(settings({ sessionTicketKeyFile: live }));
-    const before = creds._getSecureContextOptions()?.ticketKeys as Buffer;
+  it('a new ticket-key file voids the old tickets at the next poll; a bad one keeps the key and does not hold back a certificate rotation', async () => {
+    const live = { tickets: join(dir, 'live-tickets.key'), cert: join(dir, 'live-server.pem'), key: join(dir, 'live-server.key') };
+    const rotated = await issue(ca, 'server-rotated', ['DNS:localhost']);
+    await writeFile(live.tickets, Buffer.alloc(48, 3));
+    await copyFile(server.cert, live.cert);
+    await copyFile(server.key, live.key);
+    const creds = new ReloadingServerCredentials({ ...settings({ sessionTicketKeyFile: live.tickets }), certFile: live.cert, keyFile: live.key });
+    // What grpc-js does with the credentials' updates: node's setSecureContext on its server.
+    const tlsServerOf = tls.createServer(serverOptions(creds), (socket) => socket.end('ok'));
+    creds._addWatcher((options) => options && tlsServerOf.setSecureContext(options));
+    tlsServerOf.listen(0, '127.0.0.1');
+    await once(tlsServerOf, 'listening');
+    const port = (tlsServerOf.address() as { port: number }).port;
+    open.push({ port, close: () => new Promise((resolve) => tlsServerOf.close(() => resolve())) });
+    const connect = (session?: Buffer) => connectOnce(port, { ca: ca.cert, client, session });
+
+    const first = await connect();
+    expect((await connect(first.session)).reused).toBe(true);
+    await writeFile(live.tickets, Buffer.alloc(48, 4));
+    expect(creds.reload()).toMatchObject({ result: 'reloaded', ticketKeyChanged: true });
+    const afterNewKey = await connect(first.session);
+    expect(afterNewKey).toMatchObject({ reused: false, connected: true });
+
+    await writeFile(live.tickets, Buffer.alloc(5, 4));
+    expect(creds.reload()).toMatchObject({ result: 'failed', error: expect.stringMatching(/holds 5 bytes.*previous session-ticket key stays/) as unknown });
     expect(creds.reload()).toEqual({ result: 'unchanged' });
-    await writeFile(live, Buffer.alloc(48, 4));
-    expect(creds.reload()).toMatchObject({ result: 'reloaded' });
-    const after = creds._getSecureContextOptions()?.ticketKeys as Buffer;
-    expect(after.equals(before)).toBe(false);
-    await writeFile(live, Buffer.alloc(5, 4));
-    expect(creds.reload()).toMatchObject({ result: 'failed', error: expect.stringMatching(/holds 5 bytes/) as unknown });
-    expect((creds._getSecureContextOptions()?.ticketKeys as Buffer).equals(after)).toBe(true);
+    expect((await connect(afterNewKey.session)).reused).toBe(true);
+
+    await copyFile(rotated.key, live.key);
+    await copyFile(rotated.cert, live.cert);
+    expect(creds.reload()).toMatchObject({ result: 'reloaded', ticketKeyChanged: false });
+    expect((await connect(afterNewKey.session)).reused).toBe(true);
   });
 
   describe('TlsSessions at the first stream', () => {
@@ -205,14 +266,13 @@ describeRequiring('openssl', opensslFound(), 'TLS sessions on the xDS port', () 
       return served;
     }
 
-    /** One request on a new connection offering `session`: the status, or the error that ended it; and the ticket it got. */
-    function request(port: number, session?: Buffer): Promise<{ status: number | string; ticket: Buffer | undefined }> {
+    /** One request on a new connection offering `session` (with the proxy's certificate unless `anonymous`): the status, or the error that ended it; and the ticket it got. */
+    function request(port: number, session?: Buffer, anonymous = false): Promise<{ status: number | string; ticket: Buffer | undefined }> {
       return new Promise((resolve) => {
         let ticket: Buffer | undefined;
         const conn = http2.connect(`https://localhost:${port}`, {
           ca: readFileSync(ca.cert),
-          cert: readFileSync(client.cert),
-          key: readFileSync(client.key),
+          ...(anonymous ? {} : { cert: readFileSync(client.cert), key: readFileSync(client.key) }),
           ...(session ? { session } : {}),
         });
         conn.socket.on('session', (t: Buffer) => {
@@ -241,7 +301,7 @@ describeRequiring('openssl', opensslFound(), 'TLS sessions on the xDS port', () 
       const seen: TlsHandshake[] = [];
       const validTo = Date.parse(new (await import('node:crypto')).X509Certificate(readFileSync(client.cert)).validTo);
       let now = Date.now();
-      const sessions = new TlsSessions({ now: () => now, onHandshake: (h) => seen.push(h) });
+      const sessions = new TlsSessions({ now: () => now, requireCert: true, onHandshake: (h) => seen.push(h) });
       const s = settings({ sessionTicketKeyFile: secret });
       const a = await h2Server(s, sessions);
       const first = await request(a.port);
@@ -257,7 +317,19 @@ describeRequiring('openssl', opensslFound(), 'TLS sessions on the xDS port', () 
       now = validTo + 1_000;
       const expired = await request(b.port, resumed.ticket ?? first.ticket);
       expect(expired.status).not.toBe(200);
-      expect(seen).toEqual(['full', 'resumed', 'resumed_expired']);
+      expect(seen).toEqual(['full', 'resumed', 'resumed_refused']);
+    });
+
+    it('close a resumed session without a certificate where one is required, even if the ticket was accepted', async () => {
+      const seen: TlsHandshake[] = [];
+      // The TLS layer asks for no certificate here; the check alone stands for the requirement.
+      const sessions = new TlsSessions({ now: Date.now, requireCert: true, onHandshake: (h) => seen.push(h) });
+      const a = await h2Server(settings({ sessionTicketKeyFile: secret, requireClientCert: false }), sessions);
+      const first = await request(a.port, undefined, true);
+      expect(first.status).toBe(200);
+      const again = await request(a.port, first.ticket, true);
+      expect(again.status).not.toBe(200);
+      expect(seen).toEqual(['full', 'resumed_refused']);
     });
   });
 });
