@@ -382,7 +382,7 @@ export function defaultReplicaId(env: NodeJS.ProcessEnv = process.env): string {
 interface XdsSecurity {
   readonly credentials: ReloadingServerCredentials | undefined;
   readonly authz: XdsAuthz;
-  /** With TLS: each connection's handshake counted, a resumed one with an expired certificate closed. */
+  /** With TLS: each connection's handshake counted; a resumed one whose certificate expired, or that has none where one is required, closed. */
   readonly sessions: TlsSessions | undefined;
   /** Watches the certificate files while running. */
   readonly component: Component;
