@@ -9,7 +9,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http2 from 'node:http2';
+import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +22,9 @@ import type { XdsLimits } from '../../src/xds/limits.js';
 import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { MAX_WAITING_REQUESTS } from '../../src/xds/served-stream.js';
 import { XdsServer, type XdsServerOptions } from '../../src/xds/server.js';
-import { callEnd, connectH2, firstData, grpcFrame, openCall } from '../support/raw-grpc.js';
+import { callEnd, connectH2, discoveryRequest, firstData, grpcFrame, openCall } from '../support/raw-grpc.js';
+import { TlsSessions, type TlsHandshake } from '../../src/xds/tls-sessions.js';
+import { ReloadingServerCredentials } from '../../src/xds/transport-security.js';
 import { issue, makeCa, opensslFound, type CertFiles, type TestCa } from '../support/certs.js';
 import { describeRequiring } from '../support/requires.js';
 import { waitFor, scaled } from '../support/wait.js';
@@ -42,14 +46,18 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
-async function serve(options: { limits?: Partial<XdsLimits>; authz?: XdsAuthz; credentials?: grpc.ServerCredentials } = {}) {
+async function serve(options: { limits?: Partial<XdsLimits>; authz?: XdsAuthz; credentials?: grpc.ServerCredentials; sessions?: TlsSessions } = {}) {
   const cache = new XdsCache();
   cache.update(groups(base()));
   const refused: string[] = [];
   const opts: XdsServerOptions = {
     ...loopbackServerOptions('router-test'),
     ...(options.limits ? { limits: options.limits } : {}),
-    security: { ...(options.authz ? { authz: options.authz } : {}), ...(options.credentials ? { credentials: options.credentials } : {}) },
+    security: {
+      ...(options.authz ? { authz: options.authz } : {}),
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      ...(options.sessions ? { sessions: options.sessions } : {}),
+    },
   };
   const server = new XdsServer(opts, cache, new ProxyRegistry(), pino({ level: 'silent' }));
   const port = await server.start();
@@ -249,5 +257,50 @@ describeRequiring('openssl', opensslFound(), 'a served stream on a mutual-TLS po
     expect(await unbound.closed()).toMatchObject({ code: grpc.status.PERMISSION_DENIED, details: expect.stringMatching(/matches no server\.xds\.identities entry/) as unknown });
     expect(server.streamsServedDirectly).toBe(3);
     web.cancel();
+  });
+
+  it('a resumed session is served; one whose certificate has expired since is closed at its first stream, before grpc-js or fulcrum serve it', async () => {
+    const tickets = join(dir, 'tickets.key');
+    await writeFile(tickets, Buffer.alloc(48, 9));
+    const credentials = new ReloadingServerCredentials({ certFile: serverCert.cert, keyFile: serverCert.key, clientCaFile: ca.cert, sessionTicketKeyFile: tickets });
+    const proxy = await issue(ca, 'proxy', ['URI:spiffe://t/ns/a/sa/web']);
+    let now = Date.now();
+    const seen: TlsHandshake[] = [];
+    const sessions = new TlsSessions({ now: () => now, requireCert: true, onHandshake: (h) => seen.push(h) });
+    const { server, port } = await serve({ credentials, sessions });
+    /** One ADS call on a new connection offering `session`: whether CDS came back, and the ticket it got. */
+    const call = (session?: Buffer): Promise<{ answered: boolean; ticket: Buffer | undefined }> =>
+      new Promise((resolve) => {
+        let ticket: Buffer | undefined;
+        let answered = false;
+        const conn = http2.connect(`https://localhost:${port}`, { ca: readFileSync(ca.cert), cert: readFileSync(proxy.cert), key: readFileSync(proxy.key), ...(session ? { session } : {}) });
+        conn.on('error', () => undefined);
+        conn.socket.on('session', (t: Buffer) => {
+          ticket = t;
+        });
+        const stream = openCall(conn);
+        stream.write(grpcFrame(discoveryRequest('web-1')));
+        // The server holds the stream open: the connection is ended here once CDS came (the
+        // ticket, sent right after the handshake, is in by then), or by the server.
+        stream.on('data', () => {
+          answered = true;
+          conn.destroy();
+        });
+        stream.on('close', () => conn.destroy());
+        conn.on('close', () => resolve({ answered, ticket }));
+      });
+    const first = await call();
+    expect(first.answered).toBe(true);
+    const resumed = await call(first.ticket);
+    expect(resumed.answered).toBe(true);
+    expect(seen).toEqual(['full', 'resumed']);
+    const served = server.streamsServedDirectly;
+
+    now = Date.parse(new X509Certificate(readFileSync(proxy.cert)).validTo) + 1_000;
+    const expired = await call(resumed.ticket ?? first.ticket);
+    expect(expired.answered).toBe(false);
+    expect(seen).toEqual(['full', 'resumed', 'resumed_refused']);
+    // Closed before the router took it: neither fulcrum nor grpc-js served the stream.
+    expect(server.streamsServedDirectly).toBe(served);
   });
 });
