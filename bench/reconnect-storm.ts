@@ -28,6 +28,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { buildGo, list, startFulcrum, startGcp, type Server, type XdsTls } from './gcp-fanout-servers.js';
+import { issue, makeCa, type CertFiles } from '../test/support/certs.js';
 
 const HELP = `bench/reconnect-storm.ts: N Envoy-like proxies connect within --within-ms; fulcrum vs go-control-plane.
 
@@ -134,24 +135,16 @@ interface StormLine {
 /** The files of --tls: a CA, the server's and the proxies' certificates, a ticket-key secret. */
 interface Pki {
   readonly ca: string;
-  readonly server: { cert: string; key: string };
-  readonly client: { cert: string; key: string };
+  readonly server: CertFiles;
+  readonly client: CertFiles;
   readonly tickets: string;
 }
 
-function makePki(dir: string): Pki {
-  const keyArgs = args['tls-key'] === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
-  const file = (name: string): string => join(dir, name);
-  const openssl = (a: string[]): void => void execFileSync('openssl', ['req', '-x509', ...keyArgs, '-nodes', '-days', '2', ...a], { stdio: ['ignore', 'ignore', 'pipe'] });
-  openssl(['-keyout', file('ca.key'), '-out', file('ca.pem'), '-subj', '/CN=storm-ca', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  const leaf = (name: string, san: string): { cert: string; key: string } => {
-    openssl(['-keyout', file(`${name}.key`), '-out', file(`${name}.pem`), '-subj', `/CN=${name}`, '-CA', file('ca.pem'), '-CAkey', file('ca.key'),
-      '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'extendedKeyUsage=serverAuth,clientAuth', '-addext', `subjectAltName=${san}`]);
-    return { cert: file(`${name}.pem`), key: file(`${name}.key`) };
-  };
-  const tickets = file('tickets.key');
+async function makePki(dir: string): Promise<Pki> {
+  const ca = await makeCa(dir, 'storm-ca', args['tls-key'] === 'rsa' ? 'rsa' : 'ec');
+  const tickets = join(dir, 'tickets.key');
   writeFileSync(tickets, randomBytes(48));
-  return { ca: file('ca.pem'), server: leaf('server', 'DNS:localhost'), client: leaf('proxy', 'URI:spiffe://storm/proxy'), tickets };
+  return { ca: ca.cert, server: await issue(ca, 'server', ['DNS:localhost']), client: await issue(ca, 'proxy', ['URI:spiffe://storm/proxy']), tickets };
 }
 
 /** A reading the client could not take (absent, or -1) as "?". */
@@ -252,7 +245,7 @@ async function main(): Promise<void> {
   const lines: { label: string; line: StormLine; load: string }[] = [];
   try {
     const dump = join(dir, 'resources.bin');
-    const pki = args.tls ? makePki(dir) : undefined;
+    const pki = args.tls ? await makePki(dir) : undefined;
     // The go-control-plane servers storm on a dump of fulcrum's resources (none with --tls).
     if (!pki) await withServer(() => fulcrum(dir), (s) => execFileSync(bins.loadclient, ['-target', s.xds, '-dump', dump], { stdio: ['ignore', 'ignore', 'inherit'] }));
     for (const protocol of list(args.protocols)) {

@@ -53,6 +53,8 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req>, ReadingCall {
   private on: CallListener<Req> | undefined;
   /** The peer address whose place the call holds, once admitted. */
   private admittedAs: string | undefined;
+  /** Read once: admission and the first node's check both ask for it (the connection's certificate does not change). */
+  private auth: CallAuthContext | undefined;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -76,12 +78,8 @@ export class H2DiscoveryCall<Req> implements DiscoveryCall<Req>, ReadingCall {
   }
 
   authContext(): CallAuthContext {
-    const socket = this.stream.session?.socket;
-    if (!(socket instanceof TLSSocket) || !socket.authorized) return {};
-    // Not getPeerCertificate(): it builds every field of the certificate as JavaScript, ~60 µs a
-    // connection in a storm over mTLS; the SANs are all the identity needs (authz.ts).
-    const cert = socket.getPeerX509Certificate();
-    return cert ? { sslPeerCertificate: { subjectaltname: cert.subjectAltName } } : {};
+    this.auth ??= authOf(this.stream);
+    return this.auth;
   }
 
   listen(on: CallListener<Req>): void {
@@ -185,6 +183,16 @@ function statusMessage(details: string): string {
   } catch {
     return encodeURI(details.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD'));
   }
+}
+
+/** The verified client certificate's SANs of the stream's connection, if any. */
+function authOf(stream: ServerHttp2Stream): CallAuthContext {
+  const socket = stream.session?.socket;
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return {};
+  // Not getPeerCertificate(): it builds every field of the certificate as JavaScript, ~60 µs a
+  // connection in a storm over mTLS; the SANs are all the identity needs (authz.ts).
+  const cert = socket.getPeerX509Certificate();
+  return cert ? { sslPeerCertificate: { subjectaltname: cert.subjectAltName } } : {};
 }
 
 /** "address:port" of the stream's connection, as grpc-js's getPeer says it. */

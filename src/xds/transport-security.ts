@@ -194,7 +194,6 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
   private secret: Buffer | undefined;
   /** The ticket-key file's last error, reported once; undefined while it reads well. */
   private secretError: string | undefined;
-  private ticketKeys: Buffer | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   /** Reads and checks the files now: a bad certificate or ticket-key file fails startup rather than the first handshake. */
@@ -208,7 +207,6 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
     super({ requestCert: policy.requestCert, rejectUnauthorized: policy.requireCert }, options);
     this.digest = digestOf(options);
     this.secret = secret;
-    this.ticketKeys = options.ticketKeys;
   }
 
   get mutual(): boolean {
@@ -245,11 +243,11 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
         return { result: 'failed', error: ticketError };
       }
       const leaf = checkPemSet(this.settings, options);
+      // The key in use is in the options the credentials hold (grpc-js keeps the latest).
+      const ticketKeyChanged = !sameBytes(options.ticketKeys, this._getSecureContextOptions()?.ticketKeys);
       this.updateSecureContextOptions(options);
-      const ticketKeyChanged = !sameBytes(options.ticketKeys, this.ticketKeys);
       this.digest = digest;
       this.secret = secret.value;
-      this.ticketKeys = options.ticketKeys;
       if (ticketError !== undefined) this.secretError = ticketError;
       return { result: 'reloaded', fingerprint: leaf.fingerprint256, validTo: leaf.validTo, ticketKeyChanged, ...(ticketError ? { ticketKeyError: ticketError } : {}) };
     } catch (err) {

@@ -1,7 +1,7 @@
 /**
  * Test certificates made by the real `openssl` CLI (OpenSSL 3): a CA, and leaf certificates it
- * signs with the SANs a test asks for (`URI:spiffe://…`, `DNS:…`, `IP:127.0.0.1`). ECDSA P-256,
- * valid for two days; each file is PEM in the directory given.
+ * signs with the SANs a test asks for (`URI:spiffe://…`, `DNS:…`, `IP:127.0.0.1`). ECDSA P-256
+ * (or RSA 2048), valid for two days; each file is PEM in the directory given.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -18,7 +18,12 @@ export interface CertFiles {
 export interface TestCa extends CertFiles {
   readonly name: string;
   readonly dir: string;
+  /** The keys of the CA and of what it issues. */
+  readonly keyType: KeyType;
 }
+
+/** ECDSA P-256 (the default) or RSA 2048 (bench/reconnect-storm.ts --tls-key rsa). */
+export type KeyType = 'ec' | 'rsa';
 
 /** Whether the `openssl` CLI runs here (for describeRequiring). */
 export function opensslFound(): { ok: boolean; detail: string } {
@@ -26,7 +31,10 @@ export function opensslFound(): { ok: boolean; detail: string } {
   return r.status === 0 ? { ok: true, detail: r.stdout.trim() } : { ok: false, detail: r.error?.message ?? r.stderr };
 }
 
-const KEY_ARGS = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2'];
+const KEY_ARGS: Record<KeyType, readonly string[]> = {
+  ec: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2'],
+  rsa: ['-newkey', 'rsa:2048', '-nodes', '-days', '2'],
+};
 
 async function openssl(args: readonly string[]): Promise<void> {
   try {
@@ -36,20 +44,20 @@ async function openssl(args: readonly string[]): Promise<void> {
   }
 }
 
-export async function makeCa(dir: string, name: string): Promise<TestCa> {
+export async function makeCa(dir: string, name: string, keyType: KeyType = 'ec'): Promise<TestCa> {
   const files = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
   await openssl([
-    'req', '-x509', ...KEY_ARGS, '-keyout', files.key, '-out', files.cert, '-subj', `/CN=${name}`,
+    'req', '-x509', ...KEY_ARGS[keyType], '-keyout', files.key, '-out', files.cert, '-subj', `/CN=${name}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
   ]);
-  return { ...files, name, dir };
+  return { ...files, name, dir, keyType };
 }
 
 /** A leaf certificate signed by `ca`, usable as server and client certificate. */
 export async function issue(ca: TestCa, name: string, sans: readonly string[], dir = ca.dir): Promise<CertFiles> {
   const files = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
   await openssl([
-    'req', '-x509', ...KEY_ARGS, '-keyout', files.key, '-out', files.cert, '-subj', `/CN=${name}`,
+    'req', '-x509', ...KEY_ARGS[ca.keyType], '-keyout', files.key, '-out', files.cert, '-subj', `/CN=${name}`,
     '-CA', ca.cert, '-CAkey', ca.key,
     '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'extendedKeyUsage=serverAuth,clientAuth',
     '-addext', `subjectAltName=${sans.join(',')}`,

@@ -128,8 +128,7 @@ func warm(o options, headers []byte, tail []byte, configs []*tls.Config) int {
 	go func() {
 		for i := 0; i < o.connections; i++ {
 			slots <- struct{}{}
-			p := &proxy{id: i, delta: o.delta, t0: time.Now(), nodeTail: tail, tls: configs[i]}
-			go p.run(ctx, o.target, headers, results)
+			go newProxy(o, i, time.Now(), tail, configs).run(ctx, o.target, headers, results)
 		}
 	}()
 	n := 0
@@ -140,6 +139,18 @@ func warm(o options, headers []byte, tail []byte, configs []*tls.Config) int {
 		<-slots
 	}
 	return n
+}
+
+// newProxy is proxy i of the fleet, timed from t0: its source address and its TLS config (configs is nil in clear).
+func newProxy(o options, i int, t0 time.Time, tail []byte, configs []*tls.Config) *proxy {
+	p := &proxy{id: i, delta: o.delta, t0: t0, nodeTail: tail}
+	if configs != nil {
+		p.tls = configs[i]
+	}
+	if o.sources > 0 {
+		p.source = net.IPv4(127, 0, 1, byte(1+i%o.sources))
+	}
+	return p
 }
 
 // awaitGo reads stdin up to the line "go PID" and returns PID.
@@ -198,14 +209,7 @@ func main() {
 		if wait := time.Until(t0.Add(o.within * time.Duration(i) / time.Duration(o.connections))); wait > 0 {
 			time.Sleep(wait)
 		}
-		p := &proxy{id: i, delta: o.delta, t0: t0, nodeTail: tail}
-		if configs != nil {
-			p.tls = configs[i]
-		}
-		if o.sources > 0 {
-			p.source = net.IPv4(127, 0, 1, byte(1+i%o.sources))
-		}
-		go p.run(ctx, o.target, headers, results)
+		go newProxy(o, i, t0, tail, configs).run(ctx, o.target, headers, results)
 	}
 	startedMs := float64(time.Since(t0).Microseconds()) / 1000
 	all := make([]result, 0, o.connections)
