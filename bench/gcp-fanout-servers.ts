@@ -17,7 +17,7 @@ import { killOnExit } from '../test/support/proc.js';
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const goSource = join(repoRoot, 'bench/go');
 
-export interface GoBinaries { loadclient: string; gcpserver: string; stormclient: string }
+export interface GoBinaries { loadclient: string; gcpserver: string; stormclient: string; lrsclient: string }
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -30,10 +30,10 @@ export function buildGo(log: (s: string) => void): GoBinaries {
   const hash = createHash('sha256');
   for (const f of sourceFiles(goSource).sort()) hash.update(relative(goSource, f)).update('\0').update(readFileSync(f));
   const dir = join(repoRoot, '.tools/bench-go', hash.digest('hex').slice(0, 16));
-  const bins = { loadclient: join(dir, 'loadclient'), gcpserver: join(dir, 'gcpserver'), stormclient: join(dir, 'stormclient') };
+  const bins = { loadclient: join(dir, 'loadclient'), gcpserver: join(dir, 'gcpserver'), stormclient: join(dir, 'stormclient'), lrsclient: join(dir, 'lrsclient') };
   if (Object.values(bins).every((b) => existsSync(b))) return bins;
   mkdirSync(dir, { recursive: true });
-  for (const name of ['loadclient', 'gcpserver', 'stormclient'] as const) {
+  for (const name of ['loadclient', 'gcpserver', 'stormclient', 'lrsclient'] as const) {
     log(`building ${name} (go-control-plane v0.14.0 and grpc-go from the Go module proxy) into ${dir}`);
     // -mod=readonly: exactly what go.sum pins; GOTOOLCHAIN=local: never download another Go.
     execFileSync('go', ['build', '-trimpath', '-o', `${bins[name]}.tmp`, `./${name}`], {
@@ -111,7 +111,12 @@ function outlivedByNone(child: ChildProcess): ChildProcess {
   return child;
 }
 
-export interface Catalog { clusters: number; endpoints: number }
+export interface Catalog {
+  clusters: number;
+  endpoints: number;
+  /** Every cluster's `weighting` (the admin API's); default: none (static weights). */
+  weighting?: Record<string, unknown>;
+}
 export const clusterName = (c: number): string => `svc-${String(c).padStart(4, '0')}`;
 export const endpointAddress = (c: number, e: number): string => `10.${Math.floor(c / 256) % 256}.${c % 256}.${e + 1}`;
 
@@ -126,7 +131,7 @@ function debounceLines(debounce: Debounce): string[] {
 
 const debounceName = (d: Debounce): string => (typeof d === 'string' ? d : `${d.quietMs}-${d.maxMs}`);
 
-function fulcrumConfig(xdsPort: number, adminPort: number, debounce: Debounce, tls: XdsTls | undefined): string {
+function fulcrumConfig(xdsPort: number, adminPort: number, debounce: Debounce, tls: XdsTls | undefined, lrsIntervalMs: number | undefined): string {
   const high = 1_000_000;
   const lines = [
     'server:',
@@ -140,18 +145,19 @@ function fulcrumConfig(xdsPort: number, adminPort: number, debounce: Debounce, t
     '  admin:',
     '    address: 127.0.0.1',
     `    port: ${adminPort}`,
+    ...(lrsIntervalMs !== undefined ? [`  loadReporting: { enabled: true, intervalMs: ${lrsIntervalMs} }`] : []),
   ];
   return `${lines.join('\n')}\n`;
 }
 
-function clusterBody(c: number, endpoints: number): string {
+function clusterBody(c: number, endpoints: number, weighting: Catalog['weighting']): string {
   const eps = Array.from({ length: endpoints }, (_, e) => ({
     address: endpointAddress(c, e),
     port: 8080,
     weight: 1,
     locality: { region: 'r1', zone: `z${e % 3}` },
   }));
-  return JSON.stringify({ name: clusterName(c), endpoints: eps });
+  return JSON.stringify({ name: clusterName(c), endpoints: eps, ...(weighting ? { weighting } : {}) });
 }
 
 async function waitReady(url: string, child: ChildProcess, what: string, timeoutMs = 120_000): Promise<void> {
@@ -205,6 +211,8 @@ export interface FulcrumRun {
    * restart, which is what sends a fleet reconnecting at once).
    */
   readonly restart?: boolean;
+  /** Serve LRS on the xDS port, asking proxies for a report this often. */
+  readonly lrsIntervalMs?: number;
 }
 
 /** Stops `child`, starts its successor, and waits until that one serves the stored catalog. */
@@ -222,7 +230,7 @@ export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server
   const [xdsPort, adminPort] = [await freePort(), await freePort()];
   const runDir = join(dir, `fulcrum-${debounceName(debounce)}${run.label ? `-${run.label}` : ''}`);
   mkdirSync(join(runDir, 'data'), { recursive: true });
-  writeFileSync(join(runDir, 'fulcrum.yaml'), fulcrumConfig(xdsPort, adminPort, debounce, run.tls));
+  writeFileSync(join(runDir, 'fulcrum.yaml'), fulcrumConfig(xdsPort, adminPort, debounce, run.tls, run.lrsIntervalMs));
   const compiled = existsSync(join(root, 'dist/main.js'));
   const entry = compiled ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
   const argv = [process.execPath, ...nodeArgs, ...entry, '--config', join(runDir, 'fulcrum.yaml'), '--data-dir', join(runDir, 'data')];
@@ -233,7 +241,7 @@ export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server
     const res = await fetch(`${admin}/v1/clusters/${clusterName(c)}`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
-      body: clusterBody(c, catalog.endpoints),
+      body: clusterBody(c, catalog.endpoints, catalog.weighting),
     });
     if (!res.ok) throw new Error(`fulcrum PUT ${clusterName(c)}: ${res.status} ${await res.text()}`);
   }

@@ -21,6 +21,12 @@ import type { SignalStore } from './signal-store.js';
 
 const SEND_ALL_FEATURE = 'envoy.lrs.supports_send_all_clusters';
 
+/**
+ * Well under the engine's tick (1 s by default) and the reporting interval (2 s): a tick sees
+ * every report that arrived up to this long before it.
+ */
+const DEFAULT_FLUSH_MS = 200;
+
 export interface LrsServiceOptions {
   readonly store: SignalStore;
   /** `load_reporting_interval` asked of the proxies (default 2000 ms). */
@@ -41,6 +47,12 @@ export interface LrsServiceOptions {
   readonly onEntries?: LrsAggregatorOptions['onEntries'];
   /** Every decoded request, before conversion (tests, debugging, metrics). */
   readonly onRequest?: (req: WireLoadStatsRequest, stream: LrsStreamInfo) => void;
+  /**
+   * How long after a report its endpoints' combined samples reach the store (default 200 ms).
+   * Every report that arrives meanwhile is folded into the same samples: P proxies calling an
+   * endpoint report it P times per interval, and each engine tick needs its latest sum once.
+   */
+  readonly flushMs?: number;
   readonly log?: Pick<Logger, 'info' | 'warn' | 'debug'>;
 }
 
@@ -75,6 +87,33 @@ interface LrsContext {
   readonly calls: Map<LrsCall, () => void>;
   readonly intervalMs: number;
   readonly interval: { seconds: number; nanos: number };
+  readonly flush: Flush;
+}
+
+/** When the aggregator's changed endpoints next go to the store. */
+interface Flush {
+  readonly ms: number;
+  timer: NodeJS.Timeout | undefined;
+  closed: boolean;
+}
+
+/** Schedules a flush, unless one is due already (or the service closed). */
+function changed(ctx: LrsContext): void {
+  const { flush } = ctx;
+  if (flush.timer !== undefined || flush.closed) return;
+  flush.timer = setTimeout(() => flushNow(ctx), flush.ms);
+  flush.timer.unref();
+}
+
+/** Records the combined sample of every endpoint whose shares changed since the last flush. */
+function flushNow(ctx: LrsContext): void {
+  clearTimeout(ctx.flush.timer);
+  ctx.flush.timer = undefined;
+  const { options } = ctx;
+  for (const { cluster, key, sample } of ctx.aggregator.take(options.store.now())) {
+    if (options.knows && !options.knows(cluster, key)) continue;
+    options.store.record(cluster, key, sample);
+  }
 }
 
 /** One proxy's stream: answer its first request, then fold every report into the signal store. */
@@ -89,6 +128,7 @@ function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
   const done = (): void => {
     if (!calls.delete(call)) return;
     aggregator.dropStream(id);
+    changed(ctx);
     options.log?.info({ lrsStream: id, node: state.nodeId }, 'LRS stream closed');
   };
   call.on('data', (req: WireLoadStatsRequest) => {
@@ -135,11 +175,8 @@ function writeLoadStatsResponse(ctx: LrsContext, call: LrsCall, id: number, node
 }
 
 function recordReport(ctx: LrsContext, id: number, req: WireLoadStatsRequest): void {
-  const { options } = ctx;
-  for (const { cluster, key, sample } of ctx.aggregator.apply(id, req, options.store.now(), ctx.intervalMs)) {
-    if (options.knows && !options.knows(cluster, key)) continue;
-    options.store.record(cluster, key, sample);
-  }
+  ctx.aggregator.apply(id, req, ctx.options.store.now(), ctx.intervalMs);
+  changed(ctx);
 }
 
 export function lrsService(options: LrsServiceOptions): LrsService {
@@ -148,10 +185,12 @@ export function lrsService(options: LrsServiceOptions): LrsService {
     ...(options.metricFields ? { metricFields: options.metricFields } : {}),
     ...(options.localityMembers ? { localityMembers: options.localityMembers } : {}),
     ...(options.onEntries ? { onEntries: options.onEntries } : {}),
+    ...(options.knows ? { knows: options.knows } : {}),
   });
   const calls = new Map<LrsCall, () => void>();
   const interval = { seconds: Math.floor(intervalMs / 1000), nanos: Math.round((intervalMs % 1000) * 1e6) };
-  const ctx: LrsContext = { options, aggregator, calls, intervalMs, interval };
+  const flush: Flush = { ms: Math.max(0, options.flushMs ?? DEFAULT_FLUSH_MS), timer: undefined, closed: false };
+  const ctx: LrsContext = { options, aggregator, calls, intervalMs, interval, flush };
   const handle = (call: LrsCall): void => serveLrsStream(ctx, call);
 
   const definition: grpc.ServiceDefinition = {
@@ -176,6 +215,9 @@ export function lrsService(options: LrsServiceOptions): LrsService {
     },
     close() {
       for (const call of [...calls.keys()]) call.end();
+      // What arrived before the close still reaches the store; nothing after it does.
+      flushNow(ctx);
+      flush.closed = true;
     },
   };
 }

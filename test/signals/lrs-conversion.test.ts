@@ -8,6 +8,13 @@ import { SignalStore, type Sample } from '../../src/signals/signal-store.js';
 import { validateSample as validateEngineSample } from '../../src/balancing/engine/stages.js';
 import { waitFor } from '../support/wait.js';
 
+/** A report applied, then what the aggregator hands over at the same time. */
+function applied(agg: LrsAggregator, ...args: Parameters<LrsAggregator['apply']>): ReturnType<LrsAggregator['take']> {
+  agg.apply(...args);
+  return agg.take(args[2]);
+}
+
+
 const ep = (port: number, fields: Record<string, unknown>) => ({ address: { socket_address: { address: '10.0.0.1', port_value: port } }, ...fields });
 
 /** Shaped like what Envoy 1.40 sends (see src/signals/README.md). */
@@ -50,7 +57,7 @@ describe('LRS conversion', () => {
 
   it('rps = issued / interval, errors per second, inflight, cpu = mean ORCA value; unknown stays absent', () => {
     const agg = new LrsAggregator();
-    const out = agg.apply(1, report([A]), 5_000, 1000);
+    const out = applied(agg, 1, report([A]), 5_000, 1000);
     expect(out).toHaveLength(1);
     const s = out[0]?.sample;
     expect(s).toMatchObject({ at: 5_000, rps: 10, errors: 1, inflight: 3, source: 'lrs' });
@@ -61,7 +68,7 @@ describe('LRS conversion', () => {
   it('leaves out an ORCA value no sample may carry (negative, non-finite, a latency over its limit); utilization over 1 is kept', () => {
     const agg = new LrsAggregator({ metricFields: { cpu_utilization: 'cpu', mem_utilization: 'memory', 'named_metrics.latency_ms': 'latencyMs', eps: 'errors' } });
     const metric = (metric_name: string, total_metric_value: number) => ({ metric_name, num_requests_finished_with_metric: 10, total_metric_value });
-    const out = agg.apply(1, report([ep(8080, {
+    const out = applied(agg, 1, report([ep(8080, {
       total_issued_requests: 10,
       load_metric_stats: [metric('cpu_utilization', 15), metric('mem_utilization', -3), metric('named_metrics.latency_ms', 1e300), metric('eps', Number.MAX_VALUE)],
     })], 1000), 0, 1000);
@@ -76,12 +83,12 @@ describe('LRS conversion', () => {
 
   it('sums the shares of several proxies and zeroes an endpoint a proxy stops reporting', () => {
     const agg = new LrsAggregator();
-    agg.apply(1, report([ep(8080, { total_issued_requests: 10, load_metric_stats: [{ metric_name: 'cpu_utilization', num_requests_finished_with_metric: 10, total_metric_value: 5 }] })], 1000), 0, 1000);
-    const both = agg.apply(2, report([ep(8080, { total_issued_requests: 30, load_metric_stats: [{ metric_name: 'cpu_utilization', num_requests_finished_with_metric: 30, total_metric_value: 18 }] })], 1000), 100, 1000);
+    applied(agg, 1, report([ep(8080, { total_issued_requests: 10, load_metric_stats: [{ metric_name: 'cpu_utilization', num_requests_finished_with_metric: 10, total_metric_value: 5 }] })], 1000), 0, 1000);
+    const both = applied(agg, 2, report([ep(8080, { total_issued_requests: 30, load_metric_stats: [{ metric_name: 'cpu_utilization', num_requests_finished_with_metric: 30, total_metric_value: 18 }] })], 1000), 100, 1000);
     expect(both[0]?.sample.rps).toBe(40);
     expect(both[0]?.sample.cpu).toBeCloseTo((5 + 18) / 40, 9); // weighted by requests
     // Proxy 1 reports the cluster without the endpoint: its share is now 0.
-    const after = agg.apply(1, report([], 1000), 1_000, 1000);
+    const after = applied(agg, 1, report([], 1000), 1_000, 1000);
     expect(after[0]?.sample.rps).toBe(30);
     // Proxy 2's share expires after 3 intervals without a report; a closed stream is forgotten at once.
     expect(agg.combined('web', '10.0.0.1:8080', 3_200)?.rps).toBe(0);

@@ -243,8 +243,13 @@ describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
     // Nothing on the wire beyond the proto tree fulcrum loads.
     expect([...unknown]).toEqual([]);
 
-    // And in the SignalStore: cpu and memory from ORCA, errors for the 503 backend.
+    // And in the SignalStore (each report's samples reach it within the LRS flush): cpu and
+    // memory from ORCA, errors for the 503 backend.
     const withCpu = (key: string) => store.latestWith('web', key, 'cpu');
+    await waitFor(() => [a, b, c].every((x) => withCpu(x.key) !== undefined) && store.samples('web', d.key).some((s) => (s.rps ?? 0) > 0), {
+      what: 'the reports in the SignalStore',
+      timeoutMs: 5_000,
+    });
     expect(withCpu(a.key)?.cpu).toBeCloseTo(0.42, 6);
     expect(withCpu(a.key)?.memory).toBeCloseTo(0.3, 6);
     expect(withCpu(b.key)?.cpu).toBeCloseTo(0.8, 6);
@@ -270,6 +275,6 @@ describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
       () => requests.slice(quiet).some(({ req }) => (req.cluster_stats ?? []).some((cs) => cs.cluster_name === 'web' && (cs.upstream_locality_stats ?? []).length === 0)),
       { what: 'an empty web report', timeoutMs: 5_000 },
     );
-    expect(store.latest('web', a.key)?.rps).toBe(0);
+    await waitFor(() => store.latest('web', a.key)?.rps === 0, { what: 'rps 0 in the SignalStore', timeoutMs: 5_000 });
   });
 });

@@ -3,6 +3,13 @@ import { LrsAggregator, type LrsGranularity, type LrsReportResult } from '../../
 import type { WireLoadStatsRequest, WireLocalityStats } from '../../src/signals/lrs-codec.js';
 import { attributeLocality, localityId, reportLoads, type LocalityLoad } from '../../src/signals/lrs-conversion.js';
 
+/** A report applied, then what the aggregator hands over at the same time. */
+function applied(agg: LrsAggregator, ...args: Parameters<LrsAggregator['apply']>): ReturnType<LrsAggregator['take']> {
+  agg.apply(...args);
+  return agg.take(args[2]);
+}
+
+
 /** Shaped like grpc-go 1.85's load report: per locality, no endpoint stats, ORCA utilization in the unnamed fields (gRFC A85). */
 function grpcGoReport(localities: WireLocalityStats[], intervalMs = 1000): WireLoadStatsRequest {
   return {
@@ -94,7 +101,7 @@ describe('LRS per-locality reports (grpc-go)', () => {
   it('turns a grpc-go report into samples (rps, errors/s, cpu) and counts what it did', () => {
     const counted: [LrsGranularity, LrsReportResult, number][] = [];
     const agg = aggregator(counted);
-    const out = agg.apply(
+    const out = applied(agg, 
       1,
       grpcGoReport([
         { locality: zoneA, total_issued_requests: 12, total_error_requests: 2, cpu_utilization: { num_requests_finished_with_metric: 12, total_metric_value: 6 } },
@@ -141,18 +148,18 @@ describe('LRS load metrics → sample fields', () => {
   });
 
   it('named_metrics.latency_ms feeds latencyMs by default (mean over the requests that carried it)', () => {
-    const [s] = new LrsAggregator().apply(1, endpointReport([{ name: 'named_metrics.latency_ms', count: 10, total: 250 }]), 0, 1000);
+    const [s] = applied(new LrsAggregator(), 1, endpointReport([{ name: 'named_metrics.latency_ms', count: 10, total: 250 }]), 0, 1000);
     expect(s?.sample.latencyMs).toBeCloseTo(25, 9);
   });
 
   it('a metric mapped to errors raises the counted error rate but never lowers it', () => {
     const agg = new LrsAggregator({ metricFields: { 'named_metrics.eps': 'errors', 'named_metrics.p50': 'latencyMs' } });
-    const [higher] = agg.apply(1, endpointReport([{ name: 'named_metrics.eps', count: 10, total: 50 }], 2), 0, 1000);
+    const [higher] = applied(agg, 1, endpointReport([{ name: 'named_metrics.eps', count: 10, total: 50 }], 2), 0, 1000);
     expect(higher?.sample.errors).toBe(5); // backend saw 5/s, the proxy counted 2/s
-    const [lower] = agg.apply(1, endpointReport([{ name: 'named_metrics.eps', count: 10, total: 5 }], 2), 10, 1000);
+    const [lower] = applied(agg, 1, endpointReport([{ name: 'named_metrics.eps', count: 10, total: 5 }], 2), 10, 1000);
     expect(lower?.sample.errors).toBe(2);
     // Replacing the defaults: cpu_utilization is no longer mapped.
-    const [noCpu] = agg.apply(2, endpointReport([{ name: 'cpu_utilization', count: 10, total: 5 }]), 20, 1000);
+    const [noCpu] = applied(agg, 2, endpointReport([{ name: 'cpu_utilization', count: 10, total: 5 }]), 20, 1000);
     expect(noCpu?.sample.cpu).toBeUndefined();
   });
 });

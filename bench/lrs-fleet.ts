@@ -1,0 +1,116 @@
+/**
+ * A fleet's load reports (LRS): how much of fulcrum's CPU they take, this checkout against another
+ * (e.g. a worktree of main, built), side by side in one run.
+ *
+ * For each fleet size, each checkout's fulcrum (compiled dist/, its own process) serves LRS with
+ * `--clusters` PID-weighted clusters of `--endpoints` endpoints, and bench/go/lrsclient opens
+ * one connection and LRS stream per proxy: Envoy's first request, then a report every interval
+ * fulcrum asks for (`--interval-ms`), each proxy at its own phase of it, naming every endpoint
+ * of every cluster with traffic and ORCA cpu (as an Envoy that calls them all sends). After a
+ * warm-up it reads the server's CPU time over `--seconds` from /proc. The two checkouts run one
+ * after the other per row, in alternating order per repeat; the ratio is this ÷ other of their
+ * CPU per second. Not a test.
+ *
+ *   npx tsx bench/lrs-fleet.ts [--other /path/to/checkout] [--proxies 50,200,400] [--clusters 5]
+ *     [--endpoints 20] [--interval-ms 2000] [--seconds 10] [--repeat 1]
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildGo, integer, list, repoRoot, startFulcrum } from './gcp-fanout-servers.js';
+import { helpIfAsked } from './help.js';
+
+helpIfAsked(import.meta.url);
+const { values: args } = parseArgs({
+  options: {
+    other: { type: 'string' },
+    proxies: { type: 'string', default: '50,200,400' },
+    clusters: { type: 'string', default: '5' },
+    endpoints: { type: 'string', default: '20' },
+    'interval-ms': { type: 'string', default: '2000' },
+    seconds: { type: 'string', default: '10' },
+    repeat: { type: 'string', default: '1' },
+  },
+});
+const fleets = list(args.proxies).map((p) => integer('proxies', p));
+const clusters = integer('clusters', args.clusters);
+const endpoints = integer('endpoints', args.endpoints);
+const intervalMs = integer('interval-ms', args['interval-ms'], 100);
+const seconds = integer('seconds', args.seconds);
+const repeat = integer('repeat', args.repeat);
+
+interface Line {
+  readonly streams: number;
+  readonly reports: number;
+  readonly entriesPerSec: number;
+  readonly serverCpuPerSec: number;
+  readonly streamFailures: number;
+}
+
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+const bins = buildGo(log);
+const checkouts = [{ label: 'this', root: repoRoot }, ...(args.other ? [{ label: 'other', root: args.other }] : [])];
+const commit = (root: string): string => execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+
+async function runOne(dir: string, checkout: (typeof checkouts)[number], proxies: number): Promise<Line> {
+  const server = await startFulcrum(dir, {
+    debounce: 'default',
+    catalog: { clusters, endpoints, weighting: { policy: 'pid', setpoint: 'mean', metric: 'cpu' } },
+    root: checkout.root,
+    label: `${checkout.label}-${proxies}`,
+    lrsIntervalMs: intervalMs,
+  });
+  try {
+    const argv = ['-target', server.xds, '-proxies', String(proxies), '-clusters', String(clusters), '-endpoints', String(endpoints)];
+    argv.push('-warmup', `${Math.max(3 * intervalMs, 4000)}ms`, '-duration', `${seconds}s`, '-server-pid', String(server.pid));
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(bins.lrsclient, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      child.stdout.on('data', (b: Buffer) => (text += b.toString()));
+      child.once('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`lrsclient exited with ${code}: ${text}`))));
+    });
+    return JSON.parse(out.trim().split('\n').at(-1) as string) as Line;
+  } finally {
+    await server.stop();
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'fulcrum-lrs-fleet-'));
+const rows: { proxies: number; label: string; line: Line }[] = [];
+try {
+  for (let r = 0; r < repeat; r++) {
+    for (const proxies of fleets) {
+      const order = r % 2 === 0 ? checkouts : [...checkouts].reverse();
+      for (const checkout of order) {
+        const line = await runOne(dir, checkout, proxies);
+        log(`${checkout.label} ${proxies} proxies: ${JSON.stringify(line)}`);
+        rows.push({ proxies, label: checkout.label, line });
+      }
+    }
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+console.log(
+  `LRS fleet: ${clusters} clusters × ${endpoints} endpoints in every report, every ${intervalMs} ms; server CPU over ${seconds} s, median of ${repeat}; ` +
+    `load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${checkouts.map((c) => `${c.label} ${commit(c.root)}`).join(', ')}`,
+);
+console.log('| proxies | entries/s | ' + checkouts.map((c) => `${c.label} CPU s/s`).join(' | ') + (checkouts.length > 1 ? ' | ratio this ÷ other |' : ' |'));
+console.log('|---|---|' + checkouts.map(() => '---|').join('') + (checkouts.length > 1 ? '---|' : ''));
+const summary: Record<string, unknown>[] = [];
+for (const proxies of fleets) {
+  const cpu = checkouts.map((c) => median(rows.filter((x) => x.proxies === proxies && x.label === c.label).map((x) => x.line.serverCpuPerSec)));
+  const entries = median(rows.filter((x) => x.proxies === proxies).map((x) => x.line.entriesPerSec));
+  const ratio = cpu.length > 1 ? (cpu[0] as number) / (cpu[1] as number) : undefined;
+  console.log(`| ${proxies} | ${Math.round(entries).toLocaleString('en-US')} | ${cpu.map((x) => x.toFixed(3)).join(' | ')} |${ratio !== undefined ? ` ${ratio.toFixed(2)} |` : ''}`);
+  summary.push({ proxies, entriesPerSec: Math.round(entries), cpuPerSec: Object.fromEntries(checkouts.map((c, i) => [c.label, cpu[i]])), ratio });
+}
+console.log(JSON.stringify({ bench: 'lrs-fleet', clusters, endpoints, intervalMs, seconds, repeat, rows: summary }));

@@ -1,0 +1,190 @@
+import { describe, expect, it } from 'vitest';
+import { LrsAggregator } from '../../src/signals/lrs-aggregator.js';
+import type { WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
+import type { Sample } from '../../src/signals/signal-store.js';
+
+const INTERVAL = 1000;
+const CLUSTERS = ['a', 'b'];
+const KEYS = ['10.0.0.1:80', '10.0.0.2:80', '10.0.0.3:80', '10.0.0.4:80'];
+
+/** Deterministic pseudo-random in [0, 1). */
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+interface Values {
+  issued: number;
+  failed: number;
+  inflight: number;
+  /** Requests with an ORCA cpu value, and their sum. */
+  cpuCount: number;
+  cpuTotal: number;
+}
+
+type Entries = Map<string, Map<string, Values>>;
+
+function request(entries: Entries): WireLoadStatsRequest {
+  return {
+    cluster_stats: [...entries].map(([cluster, eps]) => ({
+      cluster_name: cluster,
+      load_report_interval: { seconds: INTERVAL / 1000 },
+      upstream_locality_stats: [
+        {
+          upstream_endpoint_stats: [...eps].map(([key, v]) => {
+            const [address, port] = key.split(':');
+            return {
+              address: { socket_address: { address, port_value: Number(port) } },
+              total_issued_requests: v.issued,
+              total_error_requests: v.failed,
+              total_requests_in_progress: v.inflight,
+              load_metric_stats: v.cpuCount > 0 ? [{ metric_name: 'cpu_utilization', num_requests_finished_with_metric: v.cpuCount, total_metric_value: v.cpuTotal }] : [],
+            };
+          }),
+        },
+      ],
+    })),
+  };
+}
+
+/**
+ * What the aggregator promises, kept the plain way: per stream and cluster, the shares it holds
+ * and until when they count; a combined sample summed from scratch.
+ */
+class Model {
+  readonly streams = new Map<number, Map<string, { validUntil: number; shares: Map<string, Values & { zeroed: boolean }> }>>();
+
+  apply(stream: number, entries: Entries, now: number): void {
+    const clusters = this.streams.get(stream) ?? new Map();
+    this.streams.set(stream, clusters);
+    for (const [cluster, eps] of entries) {
+      const shares = new Map<string, Values & { zeroed: boolean }>();
+      for (const [key, v] of eps) shares.set(key, { ...v, zeroed: false });
+      for (const [key, old] of clusters.get(cluster)?.shares ?? []) {
+        if (eps.has(key) || old.zeroed) continue;
+        shares.set(key, { issued: 0, failed: 0, inflight: 0, cpuCount: 0, cpuTotal: 0, zeroed: true });
+      }
+      clusters.set(cluster, { validUntil: now + 3 * INTERVAL, shares });
+    }
+  }
+
+  combined(cluster: string, key: string, now: number): { rps: number; errors: number; inflight: number; cpu: number | undefined } | undefined {
+    let fresh = 0;
+    const sum = { rps: 0, errors: 0, inflight: 0, cpuCount: 0, cpuTotal: 0 };
+    for (const clusters of this.streams.values()) {
+      const c = clusters.get(cluster);
+      const v = c?.shares.get(key);
+      if (c === undefined || v === undefined || c.validUntil < now) continue;
+      fresh++;
+      sum.rps += v.issued / (INTERVAL / 1000);
+      sum.errors += v.failed / (INTERVAL / 1000);
+      sum.inflight += v.inflight;
+      sum.cpuCount += v.cpuCount;
+      sum.cpuTotal += v.cpuTotal;
+    }
+    if (fresh === 0) return undefined;
+    return { rps: sum.rps, errors: sum.errors, inflight: sum.inflight, cpu: sum.cpuCount > 0 ? sum.cpuTotal / sum.cpuCount : undefined };
+  }
+}
+
+function randomEntries(rand: () => number): Entries {
+  const entries: Entries = new Map();
+  for (const cluster of CLUSTERS) {
+    if (rand() < 0.2) continue; // a report without this cluster: its shares age
+    const eps = new Map<string, Values>();
+    for (const key of KEYS) {
+      if (rand() < 0.3) continue; // no traffic from this proxy: absent
+      const issued = Math.floor(rand() * 50);
+      // Now and then a share far larger than the rest, whose departure cancels most of a sum.
+      const scale = rand() < 0.05 ? 1e12 : 1;
+      const cpuCount = rand() < 0.5 ? issued : 0;
+      eps.set(key, { issued: issued * scale, failed: Math.floor(rand() * issued), inflight: Math.floor(rand() * 5), cpuCount, cpuTotal: cpuCount * rand() * scale });
+    }
+    entries.set(cluster, eps);
+  }
+  return entries;
+}
+
+function expectSame(actual: Sample, expected: NonNullable<ReturnType<Model['combined']>>, what: string): void {
+  const close = (a: number | undefined, e: number | undefined, field: string): void => {
+    if (e === undefined) return void expect(a, `${what} ${field}`).toBeUndefined();
+    expect(a, `${what} ${field}`).toBeDefined();
+    expect(Math.abs((a as number) - e), `${what} ${field}: ${a} against ${e}`).toBeLessThanOrEqual(1e-9 * Math.max(1, Math.abs(e)));
+  };
+  close(actual.rps, expected.rps, 'rps');
+  close(actual.errors, expected.errors, 'errors');
+  close(actual.inflight, expected.inflight, 'inflight');
+  close(actual.cpu, expected.cpu, 'cpu');
+}
+
+describe('LrsAggregator', () => {
+  it('hands over, at every take, the combined sample of every endpoint that changed, equal to the sum of its fresh shares', () => {
+    for (const seed of [1, 2, 3, 4]) {
+      const rand = lcg(seed);
+      const agg = new LrsAggregator();
+      const model = new Model();
+      /** What was handed over last per endpoint, as the store would hold it. */
+      const handed = new Map<string, Sample>();
+      let now = 0;
+      for (let step = 0; step < 400; step++) {
+        now += Math.floor(rand() * 700);
+        const stream = 1 + Math.floor(rand() * 5);
+        if (rand() < 0.05) {
+          agg.dropStream(stream);
+          model.streams.delete(stream);
+        } else {
+          const entries = randomEntries(rand);
+          agg.apply(stream, request(entries), now, INTERVAL);
+          model.apply(stream, entries, now);
+        }
+        if (rand() < 0.4) continue; // several reports between two takes
+        const taken = agg.take(now);
+        expect(new Set(taken.map((t) => `${t.cluster} ${t.key}`)).size, 'each endpoint once per take').toBe(taken.length);
+        for (const t of taken) {
+          expect(t.sample.at, 'no sample from the future').toBeLessThanOrEqual(now);
+          handed.set(`${t.cluster} ${t.key}`, t.sample);
+        }
+        for (const cluster of CLUSTERS) {
+          for (const key of KEYS) {
+            const expected = model.combined(cluster, key, now);
+            const what = `seed ${seed} step ${step} ${cluster} ${key}`;
+            if (expected === undefined) {
+              expect(taken.some((t) => t.cluster === cluster && t.key === key), `${what}: no fresh share, nothing handed over`).toBe(false);
+              expect(agg.combined(cluster, key, now), what).toBeUndefined();
+              continue;
+            }
+            const last = handed.get(`${cluster} ${key}`);
+            expect(last, `${what}: handed over`).toBeDefined();
+            expectSame(last as Sample, expected, what);
+            expectSame(agg.combined(cluster, key, now) as Sample, expected, `${what} (combined)`);
+          }
+        }
+      }
+    }
+  });
+
+  it('hands an endpoint over once per take, however many proxies reported it since, and nothing when nothing changed', () => {
+    const agg = new LrsAggregator();
+    const entries: Entries = new Map([['a', new Map([[KEYS[0] as string, { issued: 10, failed: 0, inflight: 1, cpuCount: 10, cpuTotal: 5 }]])]]);
+    for (let stream = 1; stream <= 50; stream++) agg.apply(stream, request(entries), stream, INTERVAL);
+    const taken = agg.take(60);
+    expect(taken).toHaveLength(1);
+    expect(taken[0]?.sample).toMatchObject({ at: 50, rps: 500, errors: 0, inflight: 50, source: 'lrs' });
+    expect(taken[0]?.sample.cpu).toBeCloseTo(0.5, 12);
+    expect(agg.take(70)).toEqual([]);
+    // A closed stream's share leaves the sum, handed over at the take's time.
+    agg.dropStream(7);
+    expect(agg.take(80)).toEqual([{ cluster: 'a', key: KEYS[0], sample: expect.objectContaining({ at: 80, rps: 490, inflight: 49 }) }]);
+  });
+
+  it('keeps no share of an endpoint the catalog does not know', () => {
+    const agg = new LrsAggregator({ knows: (_cluster, key) => key !== KEYS[1] });
+    const v = { issued: 10, failed: 0, inflight: 0, cpuCount: 0, cpuTotal: 0 };
+    agg.apply(1, request(new Map([['a', new Map([[KEYS[0] as string, v], [KEYS[1] as string, v]])]])), 0, INTERVAL);
+    expect(agg.take(0).map((t) => t.key)).toEqual([KEYS[0]]);
+    expect(agg.combined('a', KEYS[1] as string, 0)).toBeUndefined();
+  });
+});
