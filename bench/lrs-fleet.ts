@@ -12,7 +12,9 @@
  * CPU per second. Not a test.
  *
  *   npx tsx bench/lrs-fleet.ts [--other /path/to/checkout] [--proxies 50,200,400] [--clusters 5]
- *     [--endpoints 20] [--interval-ms 2000] [--seconds 10] [--repeat 1]
+ *     [--endpoints 20] [--interval-ms 2000] [--seconds 10] [--repeat 1] [--cpu-prof DIR]
+ *
+ * `--cpu-prof DIR`: this checkout's fulcrum writes a CPU profile per run into DIR.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -32,6 +34,8 @@ const { values: args } = parseArgs({
     'interval-ms': { type: 'string', default: '2000' },
     seconds: { type: 'string', default: '10' },
     repeat: { type: 'string', default: '1' },
+    /** Write this checkout's fulcrum CPU profiles (node --cpu-prof) into this folder. */
+    'cpu-prof': { type: 'string' },
   },
 });
 const fleets = list(args.proxies).map((p) => integer('proxies', p));
@@ -61,6 +65,7 @@ async function runOne(dir: string, checkout: (typeof checkouts)[number], proxies
     root: checkout.root,
     label: `${checkout.label}-${proxies}`,
     lrsIntervalMs: intervalMs,
+    ...(args['cpu-prof'] && checkout.label === 'this' ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] } : {}),
   });
   try {
     const argv = ['-target', server.xds, '-proxies', String(proxies), '-clusters', String(clusters), '-endpoints', String(endpoints)];
