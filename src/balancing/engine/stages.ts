@@ -99,10 +99,16 @@ export function validateEndpoint(e: EngineEndpoint, seen: Set<string>): void {
 
 export function validateSample(sample: Sample): void {
   if (!Number.isFinite(sample.at)) throw new RangeError(`sample.at must be finite, got ${sample.at}`);
-  for (const name of ['cpu', 'inflight', 'latencyMs', 'errors', 'rps'] as const) {
-    const v = sample[name];
-    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new RangeError(`sample.${name} must be finite and >= 0, got ${v}`);
-  }
+  // Field by field rather than a loop over their names: this runs for every sample of the fleet.
+  checkSampleField('cpu', sample.cpu);
+  checkSampleField('inflight', sample.inflight);
+  checkSampleField('latencyMs', sample.latencyMs);
+  checkSampleField('errors', sample.errors);
+  checkSampleField('rps', sample.rps);
+}
+
+function checkSampleField(name: string, v: number | undefined): void {
+  if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new RangeError(`sample.${name} must be finite and >= 0, got ${v}`);
 }
 
 export function isOperatorDisabled(health: OperatorHealth | undefined): boolean {

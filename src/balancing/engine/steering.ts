@@ -34,5 +34,7 @@ export function steeringSignals(policy: WeightingPolicy): readonly SteeringSigna
 
 /** Whether a sample carries a field the policy's controller reads. */
 export function steersOn(policy: WeightingPolicy, s: Sample): boolean {
-  return steeringSignals(policy).some((k) => s[k] !== undefined);
+  // A loop, not some(): this runs for every sample of the fleet.
+  for (const k of steeringSignals(policy)) if (s[k] !== undefined) return true;
+  return false;
 }

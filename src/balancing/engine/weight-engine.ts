@@ -109,10 +109,21 @@ const MAX_SHARED_PID_PARAMS = 64;
 /** Latency smoothing for the PID's latency metrics: a new sample's share at one per tick. */
 const PID_LATENCY_DECAY = 0.5;
 
-function definedFields(sample: Sample): Partial<Sample> {
-  const out: { -readonly [K in keyof Sample]?: Sample[K] } = {};
-  for (const k of ['cpu', 'inflight', 'latencyMs', 'errors', 'rps'] as const) if (sample[k] !== undefined) out[k] = sample[k];
-  return out;
+/**
+ * An endpoint's merged sample: each field from `next`, or from `prev` where `next` lacks it. One
+ * shape for every sample (a field none carried is undefined): spreading samples of the shapes
+ * sources send (agents: cpu and latency; load reports: rps, errors, inflight) made each merge a
+ * generic copy, and this runs for every sample of the fleet.
+ */
+function mergedSample(prev: Sample | undefined, next: Sample): Sample {
+  return {
+    at: next.at,
+    cpu: next.cpu ?? prev?.cpu,
+    inflight: next.inflight ?? prev?.inflight,
+    latencyMs: next.latencyMs ?? prev?.latencyMs,
+    errors: next.errors ?? prev?.errors,
+    rps: next.rps ?? prev?.rps,
+  };
 }
 
 
@@ -384,7 +395,8 @@ export class WeightEngine {
   observeSample(cluster: string, endpointKey: string, sample: Sample): boolean {
     validateSample(sample);
     // Mid-tick, checked when applied (after the calls deferred before it, e.g. a new endpoint set).
-    if (this.deferred(cluster, () => this.observeSample(cluster, endpointKey, sample))) return true;
+    // The closure only when a tick is in flight: this runs for every sample of the fleet.
+    if (this.flight !== undefined && this.deferred(cluster, () => this.observeSample(cluster, endpointKey, sample))) return true;
     const c = this.clusters.get(cluster);
     const i = c?.index.get(endpointKey);
     const e = i === undefined ? undefined : c?.order[i];
@@ -394,7 +406,7 @@ export class WeightEngine {
     // cpu and latency; probes: nothing here). Merge them, so one source's sample does not erase
     // another's fields, and count as fresh data only what the policy steers on: a stream of
     // rps-only load reports must not keep a CPU-driven weight "fresh" after the CPU reports stopped.
-    e.sample = { ...e.sample, ...definedFields(sample), at: sample.at };
+    e.sample = mergedSample(e.sample, sample);
     noteSample(c.pidRows, i, e.sample);
     if (steersOn(c.policy, sample)) {
       e.steerAt = sample.at;
