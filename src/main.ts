@@ -369,6 +369,7 @@ function haReplica({ config, log }: Boot, core: Core, etcd: ReplicationEtcd, opt
     tickMs: options.engineTickMs ?? config.server.engineTickMs,
     weights: core.adaptive,
     signals: core.signals.store,
+    lrs: core.signals.lrsShare,
     log,
   });
 }

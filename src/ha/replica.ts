@@ -5,7 +5,7 @@ import type { Component } from '../runtime/lifecycle.js';
 import { haKeys } from './keys.js';
 import { Membership } from './membership.js';
 import { Ownership } from './ownership.js';
-import { SignalShare, type SharedSignals } from './signal-share.js';
+import { SignalShare, type SharedLrs, type SharedSignals } from './signal-share.js';
 import { WeightShare, type SharedWeights } from './weight-share.js';
 
 /** Default lease TTL: a dead replica's clusters move within 3 s (+ one watch round trip), under issue 9's 5 s. */
@@ -28,6 +28,8 @@ export interface HaReplicaOptions {
   /** The adaptive weights: ticked only for owned clusters; the others served from their owner. */
   readonly weights: SharedWeights & { setOwnership(owns: (cluster: string) => boolean): void };
   readonly signals: SharedSignals;
+  /** LRS sums, exchanged so that each cluster's owner steers on the whole fleet's load reports. */
+  readonly lrs?: SharedLrs;
   readonly log: Logger;
 }
 
@@ -75,7 +77,7 @@ export class HaReplica implements Component {
           (gone ? this.weightShare.retire(cluster, revision) : this.weightShare.flush(new Map([[cluster, revision]]), true)).finally(() => this.weightShare.forget(cluster)),
       },
     });
-    this.signalShare = new SignalShare({ ...common, signals: o.signals, owns: (c) => this.ownership.owns(c) });
+    this.signalShare = new SignalShare({ ...common, signals: o.signals, ...(o.lrs ? { lrs: o.lrs } : {}), owns: (c) => this.ownership.owns(c) });
   }
 
   setCatalog(catalog: Catalog): void {

@@ -12,11 +12,27 @@ export interface SharedSignals {
   now(): number;
 }
 
+/** What the signal share needs of LRS (src/signals/lrs-service.ts): this replica's own sums out, the others' in. */
+export interface SharedLrs {
+  partials(include: (cluster: string) => boolean): LrsPartial[];
+  applyPartial(replica: string, partial: LrsPartial): boolean;
+}
+
+/** One replica's LRS sums of one endpoint (opaque here: only an LRS aggregator reads them). */
+export interface LrsPartial {
+  readonly cluster: string;
+  readonly key: string;
+  readonly sums: readonly number[];
+}
+
 /** `<prefix>/signals/<replica>`: one replica's newest per-endpoint values since its last batch. */
 export interface SignalBatch {
   readonly replica: string;
   readonly at: number;
+  /** Samples from reports (agents), newest value per field: whole values, wherever they landed. */
   readonly clusters: Readonly<Record<string, Readonly<Record<string, Sample>>>>;
+  /** Its own proxies' LRS sums per endpoint: parts of the fleet's, which the owner adds up. */
+  readonly lrs?: Readonly<Record<string, Readonly<Record<string, readonly number[]>>>>;
 }
 
 export interface SignalShareOptions {
@@ -26,6 +42,11 @@ export interface SignalShareOptions {
   readonly signals: SharedSignals;
   /** Whether this replica owns (ticks) the cluster now. */
   readonly owns: (cluster: string) => boolean;
+  /**
+   * LRS sums. Without it, LRS samples are forwarded as any other: each replica's then holds only
+   * its own proxies' part of an endpoint's traffic, and the owner steered on whichever part came last.
+   */
+  readonly lrs?: SharedLrs;
   readonly log: Logger;
   readonly now?: () => number;
 }
@@ -33,12 +54,16 @@ export interface SignalShareOptions {
 type Pending = Map<string, Map<string, { -readonly [K in keyof Sample]: Sample[K] }>>;
 
 /**
- * Signals reach a cluster's owner wherever they land. Samples (reports, LRS) for clusters this
+ * Signals reach a cluster's owner wherever they land. Samples from reports for clusters this
  * replica does not own are folded per endpoint (newest value per field) and written once per tick
  * as one batch under `<prefix>/signals/<replica>`, under the replica's lease and only when new
  * samples arrived. Each replica watches the batches of the others and records the samples of the
  * clusters it owns into its own signal store, whence they reach its engine like local ones, at
  * most a tick (plus an etcd round trip) later than if they had landed on the owner.
+ *
+ * Load reports (LRS) are different: each proxy reports its own share of an endpoint's traffic to
+ * the replica it is connected to, so each replica's combined sample is part of the fleet's. The
+ * batch carries this replica's own sums instead, and the owner adds them to its own (`lrs`).
  * Probe results are not shared: every replica probes every endpoint itself.
  */
 export class SignalShare {
@@ -52,7 +77,10 @@ export class SignalShare {
 
   async start(): Promise<void> {
     this.unsubscribe = this.o.signals.subscribe((e) => {
-      if (e.kind === 'sample' && !this.applying && !this.o.owns(e.cluster)) this.fold(e.cluster, e.key, e.sample);
+      if (e.kind !== 'sample' || this.applying || this.o.owns(e.cluster)) return;
+      // LRS samples go as sums (flush): as a sample, a part would read as the whole.
+      if (e.sample.source === 'lrs' && this.o.lrs !== undefined) return;
+      this.fold(e.cluster, e.key, e.sample);
     });
     // From the present on, also after a lost watch: signals are soft state, newer ones come every tick.
     this.watch = new PrefixWatch({ client: this.o.client, prefix: this.o.keys.signals, put: (kv) => this.received(kv), log: this.o.log, what: 'ha: signals watch' });
@@ -68,16 +96,19 @@ export class SignalShare {
 
   /** Writes the batch gathered since the last flush, if any, under `lease`; returns the endpoints written. */
   async flush(lease: string): Promise<number> {
-    if (this.pending.size === 0) return 0;
+    const partials = this.o.lrs?.partials((c) => !this.o.owns(c)) ?? [];
+    if (this.pending.size === 0 && partials.length === 0) return 0;
     const batch = this.pending;
     this.pending = new Map();
     const clusters: Record<string, Record<string, Sample>> = {};
-    let n = 0;
+    let n = partials.length;
     for (const [cluster, eps] of batch) {
       clusters[cluster] = Object.fromEntries(eps);
       n += eps.size;
     }
-    const body: SignalBatch = { replica: this.o.replicaId, at: (this.o.now ?? Date.now)(), clusters };
+    const lrs: Record<string, Record<string, readonly number[]>> = {};
+    for (const p of partials) (lrs[p.cluster] ??= {})[p.key] = p.sums;
+    const body: SignalBatch = { replica: this.o.replicaId, at: (this.o.now ?? Date.now)(), clusters, ...(partials.length > 0 ? { lrs } : {}) };
     // Lost if the write fails: signals are soft state, and the next tick brings newer ones.
     await this.o.client.put(this.o.keys.signal(this.o.replicaId)).value(JSON.stringify(body)).lease(lease).exec();
     return n;
@@ -107,10 +138,24 @@ export class SignalShare {
         if (!this.o.owns(cluster)) continue;
         for (const [key, sample] of Object.entries(eps)) this.o.signals.record(cluster, key, { ...sample, at });
       }
+      this.receivedSums(from, batch.lrs);
     } finally {
       this.applying = false;
     }
   }
+
+  /** Another replica's LRS sums for the clusters this one owns (anything malformed is skipped: the aggregator checks each). */
+  private receivedSums(from: string, lrs: unknown): void {
+    if (this.o.lrs === undefined || !isRecord(lrs)) return;
+    for (const [cluster, eps] of Object.entries(lrs)) {
+      if (!this.o.owns(cluster) || !isRecord(eps)) continue;
+      for (const [key, sums] of Object.entries(eps)) if (Array.isArray(sums)) this.o.lrs.applyPartial(from, { cluster, key, sums });
+    }
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function parseBatch(raw: string): SignalBatch | undefined {

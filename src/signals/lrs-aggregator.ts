@@ -33,6 +33,11 @@ import { FRACTION_METRICS, METRIC_LIMITS } from './report-validation.js';
  * "lrs34"). Each endpoint therefore keeps the running sums of its shares, updated by each entry in
  * O(1), and `take` hands over the endpoints that changed since the last take, once each, however
  * many reports touched them in between.
+ *
+ * Replicas (HA). Each replica's proxies report to it alone, so each replica holds part of every
+ * endpoint's shares. A cluster's owner must steer on the whole fleet's sums, not on whichever
+ * replica's part arrived last: the other replicas send it their own sums (`partials`), and the
+ * owner adds them to its own (`applyPartial`) until they expire as a proxy's share does.
  */
 
 /** A share's values, and an endpoint's sums of them: slots of a Float64Array. */
@@ -42,6 +47,10 @@ const INFLIGHT = 2;
 /** Per MetricField i: requests that carried it at METRICS + 2i, the sum of their values at METRICS + 2i + 1. */
 const METRICS = 3;
 const SUMMED = METRICS + 2 * METRIC_FIELDS.length;
+/** Values in a replica's partial sums (`partials`, `applyPartial`). */
+export const PARTIAL_SUMS_LENGTH = SUMMED;
+/** Expired partials of other replicas are looked for at most this often (take runs every flush). */
+const PARTIAL_SWEEP_MS = 1_000;
 const FIELD_SLOT: Readonly<Record<MetricField, number>> = Object.fromEntries(METRIC_FIELDS.map((f, i) => [f, METRICS + 2 * i])) as Record<MetricField, number>;
 /** Fields a proxy's requests describe (a mean), not a rate of the backend's whole traffic (a max with the counted rate). */
 const GAUGES: ReadonlySet<MetricField> = new Set<MetricField>(['cpu', 'memory', 'latencyMs']);
@@ -80,6 +89,20 @@ export interface EndpointSample {
   readonly sample: Sample;
 }
 
+/** One replica's sums of its own proxies' shares of an endpoint. */
+export interface PartialSums {
+  readonly cluster: string;
+  readonly key: string;
+  /** PARTIAL_SUMS_LENGTH values, opaque to everyone but another LrsAggregator. */
+  readonly sums: readonly number[];
+}
+
+/** Another replica's sums, counted until `validUntil`. */
+interface RemotePartial {
+  readonly sums: readonly number[];
+  readonly validUntil: number;
+}
+
 /** One endpoint's shares, one per stream, and their sums. */
 interface Endpoint {
   readonly cluster: string;
@@ -93,6 +116,8 @@ interface Endpoint {
   inexact: boolean;
   /** When the shares last changed through a report; NaN: through a stream closing or expiring (then the take's `now`). */
   changedAt: number;
+  /** Other replicas' sums (HA), by replica; undefined until one arrives. */
+  remote: Map<string, RemotePartial> | undefined;
 }
 
 /** What one stream reported of one cluster last time. */
@@ -112,6 +137,11 @@ export class LrsAggregator {
   private readonly streams = new Map<number, Map<string, StreamCluster>>();
   /** Endpoints whose shares changed since the last take. */
   private readonly changed = new Set<Endpoint>();
+  /** Endpoints whose own (this replica's) shares changed since the last `partials`. */
+  private readonly ownChanged = new Set<Endpoint>();
+  /** Endpoints holding another replica's sums. */
+  private readonly withRemote = new Set<Endpoint>();
+  private lastSweep = Number.NEGATIVE_INFINITY;
   private readonly metricFields: Readonly<Record<string, MetricField>>;
 
   constructor(private readonly options: LrsAggregatorOptions = {}) {
@@ -149,14 +179,43 @@ export class LrsAggregator {
    */
   take(now: number): EndpointSample[] {
     this.expire(now);
+    if (now - this.lastSweep >= PARTIAL_SWEEP_MS) this.expirePartials(now);
     const out: EndpointSample[] = [];
     for (const e of this.changed) {
-      if (e.shares.size === 0) continue;
+      const sums = e.remote === undefined ? (e.shares.size > 0 ? e.sums : undefined) : withPartials(e.shares.size > 0 ? e.sums : undefined, e.remote.values(), now);
+      if (sums === undefined) continue;
       const at = e.changedAt === e.changedAt ? e.changedAt : now;
-      out.push({ cluster: e.cluster, key: e.key, sample: this.sampleOf(e.sums, at) });
+      out.push({ cluster: e.cluster, key: e.key, sample: this.sampleOf(sums, at) });
     }
     this.changed.clear();
     return out;
+  }
+
+  /**
+   * This replica's own sums of every endpoint whose shares changed since the last call, in the
+   * clusters `include` names (HA: those another replica owns). An endpoint whose proxies all
+   * stopped is not listed: its owner lets the last sums expire.
+   */
+  partials(include: (cluster: string) => boolean): PartialSums[] {
+    const out: PartialSums[] = [];
+    for (const e of this.ownChanged) if (e.shares.size > 0 && include(e.cluster)) out.push({ cluster: e.cluster, key: e.key, sums: Array.from(e.sums) });
+    this.ownChanged.clear();
+    return out;
+  }
+
+  /**
+   * Another replica's sums for an endpoint (HA: this replica owns its cluster), counted with this
+   * replica's own shares for `lifetimeMs` unless renewed. False (nothing kept) for sums that are
+   * not PARTIAL_SUMS_LENGTH finite values ≥ 0, or for an endpoint the catalog does not know.
+   */
+  applyPartial(replica: string, cluster: string, key: string, sums: readonly number[], now: number, lifetimeMs: number): boolean {
+    if (!validPartial(sums) || this.options.knows?.(cluster, key) === false) return false;
+    const e = this.endpointOf(cluster, key);
+    (e.remote ??= new Map()).set(replica, { sums, validUntil: now + lifetimeMs });
+    this.withRemote.add(e);
+    e.changedAt = now;
+    this.changed.add(e);
+    return true;
   }
 
   /** Forgets a closed stream's shares (the endpoints they leave are in the next take). */
@@ -182,7 +241,8 @@ export class LrsAggregator {
       fresh++;
       for (let s = 0; s < SUMMED; s++) sums[s] = (sums[s] as number) + (share[s] as number);
     }
-    return fresh === 0 ? undefined : this.sampleOf(sums, now);
+    const all = e.remote === undefined ? (fresh > 0 ? sums : undefined) : withPartials(fresh > 0 ? sums : undefined, e.remote.values(), now);
+    return all === undefined ? undefined : this.sampleOf(all, now);
   }
 
   private sampleOf(sums: Float64Array, at: number): Sample {
@@ -286,16 +346,41 @@ export class LrsAggregator {
     if (byKey === undefined || e === undefined || share === undefined) return;
     e.shares.delete(stream);
     if (addTo(e, share, -1)) e.inexact = true;
-    if (e.shares.size === 0) {
-      byKey.delete(key);
-      if (byKey.size === 0) this.endpoints.delete(cluster);
-    }
     e.changedAt = Number.NaN;
     this.updated(e);
+    this.forgetIfEmpty(e);
+  }
+
+  /** An endpoint without shares or partials is dropped (its last change is still in `changed`). */
+  private forgetIfEmpty(e: Endpoint): void {
+    if (e.shares.size > 0 || (e.remote !== undefined && e.remote.size > 0)) return;
+    const byKey = this.endpoints.get(e.cluster);
+    if (byKey?.get(e.key) !== e) return;
+    byKey.delete(e.key);
+    if (byKey.size === 0) this.endpoints.delete(e.cluster);
+  }
+
+  /** Drops the partials of other replicas that were not renewed in time. */
+  private expirePartials(now: number): void {
+    this.lastSweep = now;
+    for (const e of this.withRemote) {
+      const remote = e.remote as Map<string, RemotePartial>;
+      for (const [replica, p] of remote) {
+        if (p.validUntil >= now) continue;
+        remote.delete(replica);
+        e.changedAt = Number.NaN;
+        this.changed.add(e);
+      }
+      if (remote.size > 0) continue;
+      e.remote = undefined;
+      this.withRemote.delete(e);
+      this.forgetIfEmpty(e);
+    }
   }
 
   private updated(e: Endpoint): void {
     this.changed.add(e);
+    this.ownChanged.add(e);
     if (++e.updates < EXACT_EVERY && !e.inexact) return;
     e.updates = 0;
     e.inexact = false;
@@ -309,7 +394,7 @@ export class LrsAggregator {
     if (byKey === undefined) this.endpoints.set(cluster, (byKey = new Map()));
     let e = byKey.get(key);
     if (e === undefined) {
-      e = { cluster, key, shares: new Map(), sums: new Float64Array(SUMMED), holders: new Int32Array(SUMMED), updates: 0, inexact: false, changedAt: Number.NaN };
+      e = { cluster, key, shares: new Map(), sums: new Float64Array(SUMMED), holders: new Int32Array(SUMMED), updates: 0, inexact: false, changedAt: Number.NaN, remote: undefined };
       byKey.set(key, e);
     }
     return e;
@@ -351,3 +436,19 @@ function addTo(e: Endpoint, share: Float64Array, sign: 1 | -1): boolean {
 }
 
 const nonNegative = (v: number): number => (v > 0 ? v : 0);
+
+/** Whether another replica's sums are what `partials` makes: PARTIAL_SUMS_LENGTH finite values ≥ 0. */
+export function validPartial(sums: unknown): sums is readonly number[] {
+  return Array.isArray(sums) && sums.length === SUMMED && sums.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0);
+}
+
+/** `own` sums (undefined: none) plus the partials fresh at `now`; undefined when there is neither. */
+function withPartials(own: Float64Array | undefined, partials: Iterable<RemotePartial>, now: number): Float64Array | undefined {
+  let sums: Float64Array | undefined;
+  for (const p of partials) {
+    if (p.validUntil < now) continue;
+    sums ??= own === undefined ? new Float64Array(SUMMED) : Float64Array.from(own);
+    for (let s = 0; s < SUMMED; s++) sums[s] = (sums[s] as number) + (p.sums[s] as number);
+  }
+  return sums ?? own;
+}

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { LrsAggregator, type LrsAggregatorOptions } from './lrs-aggregator.js';
+import { LrsAggregator, type LrsAggregatorOptions, type PartialSums } from './lrs-aggregator.js';
 import {
   decodeLoadStatsRequest,
   encodeLoadStatsRequest,
@@ -73,7 +73,14 @@ export interface LrsService extends GrpcServicePair {
   refresh(): void;
   /** Ends every open LRS stream (proxies reconnect elsewhere); call on shutdown. */
   close(): void;
+  /** HA: this replica's own sums of the endpoints that changed since the last call, in the clusters `include` names (LrsAggregator.partials). */
+  partials(include: (cluster: string) => boolean): PartialSums[];
+  /** HA: another replica's sums for an endpoint of a cluster this one owns, counted for a few reporting intervals unless renewed. */
+  applyPartial(replica: string, partial: PartialSums): boolean;
 }
+
+/** A share, and another replica's sums, count for this many reporting intervals unless renewed. */
+const LIFETIME_INTERVALS = 3;
 
 type LrsCall = grpc.ServerDuplexStream<WireLoadStatsRequest, Buffer>;
 
@@ -182,6 +189,7 @@ function recordReport(ctx: LrsContext, id: number, req: WireLoadStatsRequest): v
 export function lrsService(options: LrsServiceOptions): LrsService {
   const intervalMs = Math.max(1, options.reportingIntervalMs ?? 2_000);
   const aggregator = new LrsAggregator({
+    staleAfterIntervals: LIFETIME_INTERVALS,
     ...(options.metricFields ? { metricFields: options.metricFields } : {}),
     ...(options.localityMembers ? { localityMembers: options.localityMembers } : {}),
     ...(options.onEntries ? { onEntries: options.onEntries } : {}),
@@ -218,6 +226,12 @@ export function lrsService(options: LrsServiceOptions): LrsService {
       // What arrived before the close still reaches the store; nothing after it does.
       flushNow(ctx);
       flush.closed = true;
+    },
+    partials: (include) => aggregator.partials(include),
+    applyPartial(replica, p) {
+      const kept = aggregator.applyPartial(replica, p.cluster, p.key, p.sums, options.store.now(), LIFETIME_INTERVALS * intervalMs);
+      if (kept) changed(ctx);
+      return kept;
     },
   };
 }

@@ -11,6 +11,9 @@ import { reportService, type GrpcServicePair } from './report-grpc.js';
 import { ingestReports, type IngestResult } from './report-ingest.js';
 import { SignalStore, type SignalListener } from './signal-store.js';
 
+/** What the HA signal share needs of LRS: each replica's own sums out, the others' in. */
+export type LrsShare = Pick<LrsService, 'partials' | 'applyPartial'>;
+
 export interface SignalsOptions {
   readonly log: Logger;
   /** LoadStatsResponse.load_reporting_interval asked of proxies. */
@@ -79,6 +82,11 @@ export class Signals {
 
   /** POST /v1/reports. Throws ReportBatchError (with its HTTP status) for a batch refused whole. */
   readonly ingest: (body: unknown) => IngestResult;
+
+  /** HA: the LRS sums this replica and the others exchange (src/ha/signal-share.ts). */
+  get lrsShare(): LrsShare {
+    return this.lrs;
+  }
 
   /** gRPC services to serve beside xDS: fulcrum.reports.v1.ReportService and Envoy's LRS. */
   get grpcServices(): readonly GrpcServicePair[] {

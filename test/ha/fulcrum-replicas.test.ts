@@ -1,11 +1,13 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import YAML from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { encodeLoadStatsRequest, LRS_METHOD_PATH } from '../../src/signals/lrs-codec.js';
 import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { scaled, waitFor } from '../support/wait.js';
 import { etcdClient } from './replicas.js';
@@ -70,6 +72,46 @@ describeEtcd('two fulcrum replicas on one etcd (main.ts wiring)', () => {
     }), { what: 'both replicas serve the same steered weights for every cluster', timeoutMs: 60_000, intervalMs: 200 });
     expect(a.ha?.status().live).toEqual(['a', 'b']);
   }, scaled(90_000));
+
+  /** One proxy's LRS stream to `f`, reporting `issued` requests and `inflight` to endpoints[0] of 'web' every 200 ms (1 s intervals). */
+  function reportLoad(f: Fulcrum, issued: number, inflight: number): () => void {
+    const client = new grpc.Client(`127.0.0.1:${f.xdsPort}`, grpc.credentials.createInsecure());
+    const call = client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
+    call.on('error', () => undefined);
+    call.write(encodeLoadStatsRequest({ node: { id: `proxy-${issued}`, client_features: ['envoy.lrs.supports_send_all_clusters'] } }));
+    const [address, port] = (endpoints[0] as string).split(':');
+    const report = encodeLoadStatsRequest({
+      cluster_stats: [{
+        cluster_name: 'web',
+        load_report_interval: { seconds: 1 },
+        upstream_locality_stats: [{ upstream_endpoint_stats: [{ address: { socket_address: { address, port_value: Number(port) } }, total_issued_requests: issued, total_requests_in_progress: inflight }] }],
+      }],
+    });
+    const timer = setInterval(() => call.write(report), 200);
+    return () => {
+      clearInterval(timer);
+      call.end();
+      client.close();
+    };
+  }
+
+  test("load reports (LRS) reaching two replicas are summed at the cluster's owner, never one replica's part for the whole", async () => {
+    const owner = fulcrums.find((f) => f.ha?.status().owned.includes('web'));
+    if (owner === undefined) throw new Error('web has no owner');
+    // Proxies on both replicas: 10 requests/s and 2 in flight through a, 30 and 5 through b.
+    const stops = [reportLoad(fulcrums[0] as Fulcrum, 10, 2), reportLoad(fulcrums[1] as Fulcrum, 30, 5)];
+    try {
+      const lrsAtOwner = (since: number) => owner.signals.store.samples('web', endpoints[0] as string).filter((s) => s.source === 'lrs' && s.at > since);
+      await waitFor(() => lrsAtOwner(0).some((s) => s.rps === 40 && s.inflight === 7), { what: "the owner's sample summing both replicas' proxies", timeoutMs: 20_000, intervalMs: 100 });
+      // From then on every sample the owner's engine gets is the whole fleet's (before: 10, 30,
+      // 10… as each replica's part arrived).
+      const from = owner.signals.store.now();
+      await waitFor(() => lrsAtOwner(from).length >= 5, { what: 'five more LRS samples at the owner', timeoutMs: 20_000, intervalMs: 100 });
+      expect(lrsAtOwner(from).map((s) => [s.rps, s.inflight])).toEqual(lrsAtOwner(from).map(() => [40, 7]));
+    } finally {
+      for (const stop of stops) stop();
+    }
+  }, scaled(60_000));
 
   test('cut off from etcd a replica reports itself not ready and keeps its weights; it recovers on its own', async () => {
     for (const f of fulcrums) expect((await ready(f)).status).toBe(200);

@@ -187,4 +187,37 @@ describe('LrsAggregator', () => {
     expect(agg.take(0).map((t) => t.key)).toEqual([KEYS[0]]);
     expect(agg.combined('a', KEYS[1] as string, 0)).toBeUndefined();
   });
+
+  it("adds other replicas' sums to its own, sends only its own, and lets theirs expire unless renewed", () => {
+    const v = (issued: number, inflight: number, cpu: number): Values => ({ issued, failed: 1, inflight, cpuCount: issued, cpuTotal: issued * cpu });
+    const one = (x: Values): Entries => new Map([['a', new Map([[KEYS[0] as string, x]])]]);
+    const owner = new LrsAggregator();
+    const other = new LrsAggregator();
+    owner.apply(1, request(one(v(10, 2, 0.2))), 0, INTERVAL);
+    other.apply(1, request(one(v(30, 5, 0.6))), 0, INTERVAL);
+    const sent = other.partials(() => true);
+    expect(sent.map((p) => [p.cluster, p.key])).toEqual([['a', KEYS[0]]]);
+    expect(other.partials(() => true)).toEqual([]); // only what changed since
+    for (const p of sent) expect(owner.applyPartial('other', p.cluster, p.key, p.sums, 100, 3 * INTERVAL)).toBe(true);
+    const [t] = owner.take(100);
+    expect(t?.sample).toMatchObject({ rps: 40, errors: 2, inflight: 7 });
+    expect(t?.sample.cpu).toBeCloseTo((10 * 0.2 + 30 * 0.6) / 40, 12);
+    // The owner's own part alone goes out (were it to lose the cluster): never the other's back.
+    expect(owner.partials(() => true).map((p) => p.sums.slice(0, 3))).toEqual([[10, 1, 2]]);
+    // Renewed by the other replica's next sums; expired 3 intervals after the last.
+    owner.apply(1, request(one(v(10, 2, 0.2))), 2_000, INTERVAL);
+    expect(owner.take(2_000)[0]?.sample.rps).toBe(40);
+    owner.apply(1, request(one(v(10, 2, 0.2))), 3_200, INTERVAL);
+    expect(owner.take(3_200)[0]?.sample).toMatchObject({ rps: 10, inflight: 2 });
+    expect(owner.combined('a', KEYS[0] as string, 3_200)).toMatchObject({ rps: 10, inflight: 2 });
+    // Sums that are not what partials makes are refused.
+    for (const bad of [[1, 2], [...sent[0]!.sums.slice(0, -1), -1], [...sent[0]!.sums.slice(0, -1), Number.NaN]]) {
+      expect(owner.applyPartial('other', 'a', KEYS[0] as string, bad, 3_300, 3 * INTERVAL)).toBe(false);
+    }
+    // An endpoint known only through another replica is handed over, and forgotten once that expires.
+    expect(owner.applyPartial('other', 'b', KEYS[2] as string, sent[0]!.sums, 4_000, 3 * INTERVAL)).toBe(true);
+    expect(owner.take(4_000).find((x) => x.cluster === 'b')?.sample.rps).toBe(30);
+    expect(owner.take(7_100).find((x) => x.cluster === 'b')).toBeUndefined();
+    expect(owner.combined('b', KEYS[2] as string, 7_100)).toBeUndefined();
+  });
 });
