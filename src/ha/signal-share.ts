@@ -16,6 +16,7 @@ export interface SharedSignals {
 export interface SharedLrs {
   partials(include: (cluster: string) => boolean): LrsPartial[];
   applyPartial(replica: string, partial: LrsPartial): boolean;
+  dropReplica(replica: string): void;
 }
 
 /** One replica's LRS sums of one endpoint (opaque here: only an LRS aggregator reads them). */
@@ -83,7 +84,15 @@ export class SignalShare {
       this.fold(e.cluster, e.key, e.sample);
     });
     // From the present on, also after a lost watch: signals are soft state, newer ones come every tick.
-    this.watch = new PrefixWatch({ client: this.o.client, prefix: this.o.keys.signals, put: (kv) => this.received(kv), log: this.o.log, what: 'ha: signals watch' });
+    this.watch = new PrefixWatch({
+      client: this.o.client,
+      prefix: this.o.keys.signals,
+      put: (kv) => this.received(kv),
+      // A replica's key goes with its lease: it stopped, and its proxies' sums with it.
+      deleted: (kv) => this.departed(kv),
+      log: this.o.log,
+      what: 'ha: signals watch',
+    });
     await this.watch.start();
   }
 
@@ -142,6 +151,11 @@ export class SignalShare {
     } finally {
       this.applying = false;
     }
+  }
+
+  private departed(kv: IKeyValue): void {
+    const from = nameUnder(this.o.keys.signals, kv.key.toString());
+    if (from !== undefined && from !== this.o.replicaId) this.o.lrs?.dropReplica(from);
   }
 
   /** Another replica's LRS sums for the clusters this one owns (anything malformed is skipped: the aggregator checks each). */

@@ -1,3 +1,4 @@
+import TinyQueue from 'tinyqueue';
 import type { WireLoadStatsRequest } from './lrs-codec.js';
 import {
   attributeLocality,
@@ -47,10 +48,8 @@ const INFLIGHT = 2;
 /** Per MetricField i: requests that carried it at METRICS + 2i, the sum of their values at METRICS + 2i + 1. */
 const METRICS = 3;
 const SUMMED = METRICS + 2 * METRIC_FIELDS.length;
-/** Values in a replica's partial sums (`partials`, `applyPartial`). */
+/** Values in a replica's partial sums (`partials`, `applyPartial`); an empty list withdraws them. */
 export const PARTIAL_SUMS_LENGTH = SUMMED;
-/** Expired partials of other replicas are looked for at most this often (take runs every flush). */
-const PARTIAL_SWEEP_MS = 1_000;
 const FIELD_SLOT: Readonly<Record<MetricField, number>> = Object.fromEntries(METRIC_FIELDS.map((f, i) => [f, METRICS + 2 * i])) as Record<MetricField, number>;
 /** Fields a proxy's requests describe (a mean), not a rate of the backend's whole traffic (a max with the counted rate). */
 const GAUGES: ReadonlySet<MetricField> = new Set<MetricField>(['cpu', 'memory', 'latencyMs']);
@@ -76,11 +75,11 @@ export interface LrsAggregatorOptions {
   /** Per report: how many entries of each granularity were used, attributed or dropped. */
   readonly onEntries?: (granularity: LrsGranularity, result: LrsReportResult, count: number) => void;
   /**
-   * Only endpoints the catalog knows are combined (default: all). A report naming endpoints
-   * nobody declared then costs nothing kept: without it, one proxy could make the aggregator
-   * hold a share for every address it cared to invent.
+   * Whether the catalog has this cluster (`endpoint` undefined) or this endpoint of it (default:
+   * all). A report naming clusters or endpoints nobody declared then costs nothing kept: without
+   * it, one proxy could make the aggregator hold a share for every name it cared to invent.
    */
-  readonly knows?: (cluster: string, endpoint: string) => boolean;
+  readonly knows?: (cluster: string, endpoint?: string) => boolean;
 }
 
 export interface EndpointSample {
@@ -93,7 +92,7 @@ export interface EndpointSample {
 export interface PartialSums {
   readonly cluster: string;
   readonly key: string;
-  /** PARTIAL_SUMS_LENGTH values, opaque to everyone but another LrsAggregator. */
+  /** PARTIAL_SUMS_LENGTH values, opaque to everyone but another LrsAggregator; empty: withdrawn (its proxies left). */
   readonly sums: readonly number[];
 }
 
@@ -114,10 +113,10 @@ interface Endpoint {
   updates: number;
   /** A subtraction cancelled most of a sum's digits (or left it infinite): recomputed at once. */
   inexact: boolean;
-  /** When the shares last changed through a report; NaN: through a stream closing or expiring (then the take's `now`). */
-  changedAt: number;
   /** Other replicas' sums (HA), by replica; undefined until one arrives. */
   remote: Map<string, RemotePartial> | undefined;
+  /** Its own sums went to other replicas (`partials`) since it last had none: an empty list withdraws them. */
+  sent: boolean;
 }
 
 /** What one stream reported of one cluster last time. */
@@ -130,6 +129,11 @@ interface StreamCluster {
   live: boolean;
 }
 
+/** Something that expires (a stream's shares in a cluster, a replica's partial), in the expiry queue. */
+type Expiry =
+  | { readonly at: number; readonly stream: number; readonly cluster: string; readonly group: StreamCluster }
+  | { readonly at: number; readonly e: Endpoint; readonly replica: string; readonly partial: RemotePartial };
+
 export class LrsAggregator {
   /** cluster → key → the endpoint's shares. */
   private readonly endpoints = new Map<string, Map<string, Endpoint>>();
@@ -137,11 +141,20 @@ export class LrsAggregator {
   private readonly streams = new Map<number, Map<string, StreamCluster>>();
   /** Endpoints whose shares changed since the last take. */
   private readonly changed = new Set<Endpoint>();
-  /** Endpoints whose own (this replica's) shares changed since the last `partials`. */
+  /**
+   * Endpoints whose own (this replica's) shares changed since the last `partials`; kept only once
+   * `partials` was called (a replica among others), else it would hold every endpoint ever seen.
+   */
   private readonly ownChanged = new Set<Endpoint>();
-  /** Endpoints holding another replica's sums. */
-  private readonly withRemote = new Set<Endpoint>();
-  private lastSweep = Number.NEGATIVE_INFINITY;
+  private sharing = false;
+  /** The clusters `partials` included last time: one newly included has every endpoint sent. */
+  private included: ReadonlySet<string> = new Set();
+  /**
+   * What expires, soonest first. Superseded entries (a stream's newer report of the cluster, a
+   * replica's newer partial) stay until their time and are then skipped: a take costs what
+   * expired, not a walk over every stream's every cluster.
+   */
+  private readonly expiries = new TinyQueue<Expiry>([], (a, b) => a.at - b.at);
   private readonly metricFields: Readonly<Record<string, MetricField>>;
 
   constructor(private readonly options: LrsAggregatorOptions = {}) {
@@ -154,68 +167,103 @@ export class LrsAggregator {
     const report = reportLoads(req, defaultIntervalMs);
     let clusters = this.streams.get(stream);
     if (clusters === undefined) this.streams.set(stream, (clusters = new Map()));
-    // Per cluster named in the report: the endpoints reported now, and the longest interval.
+    // Per cluster named in the report (and known): the endpoints reported now, and the longest interval.
     const reported = new Map<string, { keys: Map<string, boolean>; intervalMs: number }>();
-    for (const c of report.clusters) if (!reported.has(c)) reported.set(c, { keys: new Map(), intervalMs: defaultIntervalMs });
+    for (const c of report.clusters) if (!reported.has(c) && this.options.knows?.(c) !== false) reported.set(c, { keys: new Map(), intervalMs: defaultIntervalMs });
     for (const load of this.endpointLoadsOf(report)) {
-      const r = reported.get(load.cluster) as { keys: Map<string, boolean>; intervalMs: number };
+      const r = reported.get(load.cluster);
+      if (r === undefined || this.options.knows?.(load.cluster, load.key) === false) continue;
       r.intervalMs = Math.max(r.intervalMs, load.intervalMs);
-      if (this.options.knows?.(load.cluster, load.key) === false) continue;
       const e = this.endpointOf(load.cluster, load.key);
-      this.fillShare(this.openShare(e, stream), load);
-      this.closeShare(e, stream, now);
+      const share = this.openShare(e, stream);
+      this.fillShare(share, load);
+      this.closeShare(e, share);
       r.keys.set(load.key, false);
     }
     for (const [cluster, r] of reported) {
-      this.zeroAbsent(stream, cluster, clusters.get(cluster), r.keys, now);
-      clusters.set(cluster, { validUntil: now + lifetime * r.intervalMs, keys: r.keys, live: true });
+      this.zeroAbsent(stream, cluster, clusters.get(cluster), r.keys);
+      if (r.keys.size === 0) {
+        clusters.delete(cluster);
+        continue;
+      }
+      const group: StreamCluster = { validUntil: now + lifetime * r.intervalMs, keys: r.keys, live: true };
+      clusters.set(cluster, group);
+      this.expiries.push({ at: group.validUntil, stream, cluster, group });
     }
+    if (clusters.size === 0) this.streams.delete(stream);
   }
 
   /**
-   * The combined sample of every endpoint whose shares changed since the last take (and still
-   * has a fresh one), after expiring the shares of proxies that stopped reporting. `at`: when the
-   * last report changed it (or `now`, when a share expired or a stream closed since).
+   * The combined sample, stamped `now`, of every endpoint whose shares changed since the last
+   * take and still has a fresh one, after expiring what was not renewed in time. Stamped when
+   * handed over, not when the report came: a sample from an agent recorded meanwhile must not
+   * make the engine take this one for an older one.
    */
   take(now: number): EndpointSample[] {
     this.expire(now);
-    if (now - this.lastSweep >= PARTIAL_SWEEP_MS) this.expirePartials(now);
     const out: EndpointSample[] = [];
     for (const e of this.changed) {
-      const sums = e.remote === undefined ? (e.shares.size > 0 ? e.sums : undefined) : withPartials(e.shares.size > 0 ? e.sums : undefined, e.remote.values(), now);
-      if (sums === undefined) continue;
-      const at = e.changedAt === e.changedAt ? e.changedAt : now;
-      out.push({ cluster: e.cluster, key: e.key, sample: this.sampleOf(sums, at) });
+      const sums = e.remote === undefined ? (e.shares.size > 0 ? e.sums : undefined) : withPartials(e.shares.size > 0 ? e.sums : undefined, e.remote.values());
+      if (sums !== undefined) out.push({ cluster: e.cluster, key: e.key, sample: this.sampleOf(sums, now) });
     }
     this.changed.clear();
     return out;
   }
 
+  /** When the next share or partial expires (undefined: nothing held): a take then hands over what it changes. */
+  nextExpiry(): number | undefined {
+    return this.expiries.peek()?.at;
+  }
+
   /**
    * This replica's own sums of every endpoint whose shares changed since the last call, in the
-   * clusters `include` names (HA: those another replica owns). An endpoint whose proxies all
-   * stopped is not listed: its owner lets the last sums expire.
+   * clusters `include` names (HA: those another replica owns); every endpoint of a cluster it did
+   * not name last time. An endpoint whose proxies all left is withdrawn: empty sums.
    */
   partials(include: (cluster: string) => boolean): PartialSums[] {
+    this.sharing = true;
+    const included = new Set<string>();
+    for (const [cluster, byKey] of this.endpoints) {
+      if (!include(cluster)) continue;
+      included.add(cluster);
+      if (!this.included.has(cluster)) for (const e of byKey.values()) this.ownChanged.add(e);
+    }
+    this.included = included;
     const out: PartialSums[] = [];
-    for (const e of this.ownChanged) if (e.shares.size > 0 && include(e.cluster)) out.push({ cluster: e.cluster, key: e.key, sums: Array.from(e.sums) });
+    for (const e of this.ownChanged) {
+      if (!include(e.cluster)) continue;
+      if (e.shares.size > 0) {
+        out.push({ cluster: e.cluster, key: e.key, sums: sendable(e.sums) });
+        e.sent = true;
+      } else if (e.sent) {
+        out.push({ cluster: e.cluster, key: e.key, sums: [] });
+        e.sent = false;
+      }
+    }
     this.ownChanged.clear();
     return out;
   }
 
   /**
    * Another replica's sums for an endpoint (HA: this replica owns its cluster), counted with this
-   * replica's own shares for `lifetimeMs` unless renewed. False (nothing kept) for sums that are
-   * not PARTIAL_SUMS_LENGTH finite values ≥ 0, or for an endpoint the catalog does not know.
+   * replica's own shares for `lifetimeMs` unless renewed; empty sums withdraw them. False (nothing
+   * changed) for sums that are not PARTIAL_SUMS_LENGTH finite values with counts ≥ 0, or for an
+   * endpoint the catalog does not know.
    */
   applyPartial(replica: string, cluster: string, key: string, sums: readonly number[], now: number, lifetimeMs: number): boolean {
+    if (sums.length === 0) return this.withdraw(this.endpoints.get(cluster)?.get(key), replica);
     if (!validPartial(sums) || this.options.knows?.(cluster, key) === false) return false;
     const e = this.endpointOf(cluster, key);
-    (e.remote ??= new Map()).set(replica, { sums, validUntil: now + lifetimeMs });
-    this.withRemote.add(e);
-    e.changedAt = now;
+    const partial: RemotePartial = { sums, validUntil: now + lifetimeMs };
+    (e.remote ??= new Map()).set(replica, partial);
+    this.expiries.push({ at: partial.validUntil, e, replica, partial });
     this.changed.add(e);
     return true;
+  }
+
+  /** Withdraws every sum `replica` sent (its key under the lease is gone: it stopped). */
+  dropReplica(replica: string): void {
+    for (const byKey of [...this.endpoints.values()]) for (const e of [...byKey.values()]) this.withdraw(e, replica);
   }
 
   /** Forgets a closed stream's shares (the endpoints they leave are in the next take). */
@@ -227,8 +275,8 @@ export class LrsAggregator {
   }
 
   /**
-   * The combined sample of an endpoint over the shares fresh at `now`, recomputed from them (not
-   * from the running sums): what `take` hands over, for views and tests.
+   * The combined sample of an endpoint over the shares and partials fresh at `now`, recomputed
+   * from them (not from the running sums): what `take` hands over, for views and tests.
    */
   combined(cluster: string, key: string, now: number): Sample | undefined {
     const e = this.endpoints.get(cluster)?.get(key);
@@ -241,7 +289,8 @@ export class LrsAggregator {
       fresh++;
       for (let s = 0; s < SUMMED; s++) sums[s] = (sums[s] as number) + (share[s] as number);
     }
-    const all = e.remote === undefined ? (fresh > 0 ? sums : undefined) : withPartials(fresh > 0 ? sums : undefined, e.remote.values(), now);
+    const partials = [...(e.remote?.values() ?? [])].filter((p) => p.validUntil >= now);
+    const all = partials.length > 0 ? withPartials(fresh > 0 ? sums : undefined, partials) : fresh > 0 ? sums : undefined;
     return all === undefined ? undefined : this.sampleOf(all, now);
   }
 
@@ -305,7 +354,7 @@ export class LrsAggregator {
    * report later, still absent, the share goes (a zero share changes no sum; it only says this
    * proxy still counts the endpoint).
    */
-  private zeroAbsent(stream: number, cluster: string, before: StreamCluster | undefined, reported: Map<string, boolean>, at: number): void {
+  private zeroAbsent(stream: number, cluster: string, before: StreamCluster | undefined, reported: Map<string, boolean>): void {
     if (before === undefined) return;
     for (const [key, zeroed] of before.keys) {
       if (reported.has(key)) continue;
@@ -314,8 +363,9 @@ export class LrsAggregator {
         continue;
       }
       const e = this.endpointOf(cluster, key);
-      this.openShare(e, stream).fill(0);
-      this.closeShare(e, stream, at);
+      const share = this.openShare(e, stream);
+      share.fill(0);
+      this.closeShare(e, share);
       reported.set(key, true);
     }
   }
@@ -332,55 +382,47 @@ export class LrsAggregator {
     return share;
   }
 
-  /** Puts the stream's rewritten share back into the sums. */
-  private closeShare(e: Endpoint, stream: number, at: number): void {
-    addTo(e, e.shares.get(stream) as Float64Array, 1);
-    e.changedAt = at;
+  /** Puts the share openShare took out, rewritten, back into the sums. */
+  private closeShare(e: Endpoint, share: Float64Array): void {
+    addTo(e, share, 1);
     this.updated(e);
   }
 
   private removeShare(cluster: string, key: string, stream: number): void {
-    const byKey = this.endpoints.get(cluster);
-    const e = byKey?.get(key);
+    const e = this.endpoints.get(cluster)?.get(key);
     const share = e?.shares.get(stream);
-    if (byKey === undefined || e === undefined || share === undefined) return;
+    if (e === undefined || share === undefined) return;
     e.shares.delete(stream);
     if (addTo(e, share, -1)) e.inexact = true;
-    e.changedAt = Number.NaN;
     this.updated(e);
     this.forgetIfEmpty(e);
   }
 
-  /** An endpoint without shares or partials is dropped (its last change is still in `changed`). */
+  /** Withdraws `replica`'s sums of an endpoint; false when it had none. */
+  private withdraw(e: Endpoint | undefined, replica: string): boolean {
+    if (e?.remote?.delete(replica) !== true) return false;
+    if (e.remote.size === 0) e.remote = undefined;
+    this.changed.add(e);
+    this.forgetIfEmpty(e);
+    return true;
+  }
+
+  /**
+   * An endpoint without shares or partials is dropped (its last change is still in `changed`;
+   * in `ownChanged` only while other replicas hold its sums, to withdraw them).
+   */
   private forgetIfEmpty(e: Endpoint): void {
-    if (e.shares.size > 0 || (e.remote !== undefined && e.remote.size > 0)) return;
+    if (e.shares.size > 0 || e.remote !== undefined) return;
+    if (!e.sent) this.ownChanged.delete(e);
     const byKey = this.endpoints.get(e.cluster);
     if (byKey?.get(e.key) !== e) return;
     byKey.delete(e.key);
     if (byKey.size === 0) this.endpoints.delete(e.cluster);
   }
 
-  /** Drops the partials of other replicas that were not renewed in time. */
-  private expirePartials(now: number): void {
-    this.lastSweep = now;
-    for (const e of this.withRemote) {
-      const remote = e.remote as Map<string, RemotePartial>;
-      for (const [replica, p] of remote) {
-        if (p.validUntil >= now) continue;
-        remote.delete(replica);
-        e.changedAt = Number.NaN;
-        this.changed.add(e);
-      }
-      if (remote.size > 0) continue;
-      e.remote = undefined;
-      this.withRemote.delete(e);
-      this.forgetIfEmpty(e);
-    }
-  }
-
   private updated(e: Endpoint): void {
     this.changed.add(e);
-    this.ownChanged.add(e);
+    if (this.sharing) this.ownChanged.add(e);
     if (++e.updates < EXACT_EVERY && !e.inexact) return;
     e.updates = 0;
     e.inexact = false;
@@ -394,25 +436,29 @@ export class LrsAggregator {
     if (byKey === undefined) this.endpoints.set(cluster, (byKey = new Map()));
     let e = byKey.get(key);
     if (e === undefined) {
-      e = { cluster, key, shares: new Map(), sums: new Float64Array(SUMMED), holders: new Int32Array(SUMMED), updates: 0, inexact: false, changedAt: Number.NaN, remote: undefined };
+      e = { cluster, key, shares: new Map(), sums: new Float64Array(SUMMED), holders: new Int32Array(SUMMED), updates: 0, inexact: false, remote: undefined, sent: false };
       byKey.set(key, e);
     }
     return e;
   }
 
   /**
-   * Drops the shares of every stream that stopped reporting a cluster more than its lifetime ago.
-   * What it reported is kept: should it report the cluster again, the endpoints it left out count
-   * 0 from it, as after any report.
+   * Drops what was not renewed in time: the shares of a stream that stopped reporting a cluster
+   * (what it reported is kept: should it report the cluster again, the endpoints it left out
+   * count 0 from it, as after any report), and another replica's stale sums.
    */
   private expire(now: number): void {
-    for (const [stream, clusters] of this.streams) {
-      for (const [cluster, r] of clusters) {
-        if (!r.live || r.validUntil >= now) continue;
-        r.live = false;
-        for (const key of r.keys.keys()) this.removeShare(cluster, key, stream);
-      }
+    for (let next = this.expiries.peek(); next !== undefined && next.at < now; next = this.expiries.peek()) {
+      this.expiries.pop();
+      if ('group' in next) this.expireGroup(next.stream, next.cluster, next.group);
+      else if (next.e.remote?.get(next.replica) === next.partial) this.withdraw(next.e, next.replica);
     }
+  }
+
+  private expireGroup(stream: number, cluster: string, group: StreamCluster): void {
+    if (!group.live || this.streams.get(stream)?.get(cluster) !== group) return;
+    group.live = false;
+    for (const key of group.keys.keys()) this.removeShare(cluster, key, stream);
   }
 }
 
@@ -430,23 +476,36 @@ function addTo(e: Endpoint, share: Float64Array, sign: 1 | -1): boolean {
     e.holders[s] = holders;
     const sum = holders === 0 ? 0 : (e.sums[s] as number) + sign * v;
     e.sums[s] = sum;
-    if (sign < 0 && holders > 0 && !(Math.abs(sum) >= v * CANCELLED && Math.abs(sum) < Number.POSITIVE_INFINITY)) inexact = true;
+    if (sign < 0 && holders > 0 && !(Math.abs(sum) >= Math.abs(v) * CANCELLED && Math.abs(sum) < Number.POSITIVE_INFINITY)) inexact = true;
   }
   return inexact;
 }
 
 const nonNegative = (v: number): number => (v > 0 ? v : 0);
 
-/** Whether another replica's sums are what `partials` makes: PARTIAL_SUMS_LENGTH finite values ≥ 0. */
+/** Whether `slot` holds the sum of a metric's values (any finite number, as ORCA's may be), not a count or a rate. */
+const isTotal = (slot: number): boolean => slot >= METRICS && (slot - METRICS) % 2 === 1;
+
+/** Whether another replica's sums are what `partials` makes: PARTIAL_SUMS_LENGTH finite values, all but metric totals ≥ 0. */
 export function validPartial(sums: unknown): sums is readonly number[] {
-  return Array.isArray(sums) && sums.length === SUMMED && sums.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0);
+  return Array.isArray(sums) && sums.length === SUMMED && sums.every((v, slot) => typeof v === 'number' && Number.isFinite(v) && (v >= 0 || isTotal(slot)));
 }
 
-/** `own` sums (undefined: none) plus the partials fresh at `now`; undefined when there is neither. */
-function withPartials(own: Float64Array | undefined, partials: Iterable<RemotePartial>, now: number): Float64Array | undefined {
+/** Sums as another replica takes them (validPartial): a metric whose total overflowed is left out, count and all. */
+function sendable(sums: Float64Array): number[] {
+  const out = Array.from(sums);
+  for (let slot = METRICS; slot < SUMMED; slot += 2) {
+    if (Number.isFinite(out[slot + 1]) && Number.isFinite(out[slot])) continue;
+    out[slot] = 0;
+    out[slot + 1] = 0;
+  }
+  return out;
+}
+
+/** `own` sums (undefined: none) plus `partials`; undefined when there is neither. */
+function withPartials(own: Float64Array | undefined, partials: Iterable<RemotePartial>): Float64Array | undefined {
   let sums: Float64Array | undefined;
   for (const p of partials) {
-    if (p.validUntil < now) continue;
     sums ??= own === undefined ? new Float64Array(SUMMED) : Float64Array.from(own);
     for (let s = 0; s < SUMMED; s++) sums[s] = (sums[s] as number) + (p.sums[s] as number);
   }

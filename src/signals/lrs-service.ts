@@ -75,8 +75,10 @@ export interface LrsService extends GrpcServicePair {
   close(): void;
   /** HA: this replica's own sums of the endpoints that changed since the last call, in the clusters `include` names (LrsAggregator.partials). */
   partials(include: (cluster: string) => boolean): PartialSums[];
-  /** HA: another replica's sums for an endpoint of a cluster this one owns, counted for a few reporting intervals unless renewed. */
+  /** HA: another replica's sums for an endpoint of a cluster this one owns, counted for a few reporting intervals unless renewed; empty sums withdraw them. */
   applyPartial(replica: string, partial: PartialSums): boolean;
+  /** HA: withdraws every sum of a replica that stopped. */
+  dropReplica(replica: string): void;
 }
 
 /** A share, and another replica's sums, count for this many reporting intervals unless renewed. */
@@ -101,18 +103,31 @@ interface LrsContext {
 interface Flush {
   readonly ms: number;
   timer: NodeJS.Timeout | undefined;
+  /** When `timer` fires, on the store's clock. */
+  dueAt: number;
   closed: boolean;
 }
 
-/** Schedules a flush, unless one is due already (or the service closed). */
+/** Schedules a flush within `flushMs` (a report, a stream or another replica's sums changed something). */
 function changed(ctx: LrsContext): void {
+  flushAt(ctx, ctx.options.store.now() + ctx.flush.ms);
+}
+
+/** Schedules a flush at `at` (store clock), unless one is due sooner (or the service closed). */
+function flushAt(ctx: LrsContext, at: number): void {
   const { flush } = ctx;
-  if (flush.timer !== undefined || flush.closed) return;
-  flush.timer = setTimeout(() => flushNow(ctx), flush.ms);
+  if (flush.closed || (flush.timer !== undefined && flush.dueAt <= at)) return;
+  clearTimeout(flush.timer);
+  flush.dueAt = at;
+  flush.timer = setTimeout(() => flushNow(ctx), Math.max(0, at - ctx.options.store.now()));
   flush.timer.unref();
 }
 
-/** Records the combined sample of every endpoint whose shares changed since the last flush. */
+/**
+ * Records the combined sample of every endpoint whose shares changed since the last flush, then
+ * schedules the next for when something held expires: a proxy that stalls (or a replica that
+ * stops) leaves the sums on time even when no other report comes.
+ */
 function flushNow(ctx: LrsContext): void {
   clearTimeout(ctx.flush.timer);
   ctx.flush.timer = undefined;
@@ -121,6 +136,9 @@ function flushNow(ctx: LrsContext): void {
     if (options.knows && !options.knows(cluster, key)) continue;
     options.store.record(cluster, key, sample);
   }
+  const next = ctx.aggregator.nextExpiry();
+  // Just after it: take expires what is strictly past its time.
+  if (next !== undefined) flushAt(ctx, next + 1);
 }
 
 /** One proxy's stream: answer its first request, then fold every report into the signal store. */
@@ -139,6 +157,8 @@ function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
     options.log?.info({ lrsStream: id, node: state.nodeId }, 'LRS stream closed');
   };
   call.on('data', (req: WireLoadStatsRequest) => {
+    // A stream already done (failed, closed) is not folded in again: nothing would drop it.
+    if (!calls.has(call)) return;
     try {
       if (req.node?.id) state.nodeId = req.node.id;
       const info: LrsStreamInfo = { id, peer: call.getPeer(), nodeId: state.nodeId };
@@ -197,7 +217,7 @@ export function lrsService(options: LrsServiceOptions): LrsService {
   });
   const calls = new Map<LrsCall, () => void>();
   const interval = { seconds: Math.floor(intervalMs / 1000), nanos: Math.round((intervalMs % 1000) * 1e6) };
-  const flush: Flush = { ms: Math.max(0, options.flushMs ?? DEFAULT_FLUSH_MS), timer: undefined, closed: false };
+  const flush: Flush = { ms: Math.max(0, options.flushMs ?? DEFAULT_FLUSH_MS), timer: undefined, dueAt: 0, closed: false };
   const ctx: LrsContext = { options, aggregator, calls, intervalMs, interval, flush };
   const handle = (call: LrsCall): void => serveLrsStream(ctx, call);
 
@@ -232,6 +252,10 @@ export function lrsService(options: LrsServiceOptions): LrsService {
       const kept = aggregator.applyPartial(replica, p.cluster, p.key, p.sums, options.store.now(), LIFETIME_INTERVALS * intervalMs);
       if (kept) changed(ctx);
       return kept;
+    },
+    dropReplica(replica) {
+      aggregator.dropReplica(replica);
+      changed(ctx);
     },
   };
 }

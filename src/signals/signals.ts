@@ -12,7 +12,7 @@ import { ingestReports, type IngestResult } from './report-ingest.js';
 import { SignalStore, type SignalListener } from './signal-store.js';
 
 /** What the HA signal share needs of LRS: each replica's own sums out, the others' in. */
-export type LrsShare = Pick<LrsService, 'partials' | 'applyPartial'>;
+export type LrsShare = Pick<LrsService, 'partials' | 'applyPartial' | 'dropReplica'>;
 
 export interface SignalsOptions {
   readonly log: Logger;

@@ -144,7 +144,7 @@ describe('LrsAggregator', () => {
         const taken = agg.take(now);
         expect(new Set(taken.map((t) => `${t.cluster} ${t.key}`)).size, 'each endpoint once per take').toBe(taken.length);
         for (const t of taken) {
-          expect(t.sample.at, 'no sample from the future').toBeLessThanOrEqual(now);
+          expect(t.sample.at, 'stamped when handed over').toBe(now);
           handed.set(`${t.cluster} ${t.key}`, t.sample);
         }
         for (const cluster of CLUSTERS) {
@@ -172,7 +172,7 @@ describe('LrsAggregator', () => {
     for (let stream = 1; stream <= 50; stream++) agg.apply(stream, request(entries), stream, INTERVAL);
     const taken = agg.take(60);
     expect(taken).toHaveLength(1);
-    expect(taken[0]?.sample).toMatchObject({ at: 50, rps: 500, errors: 0, inflight: 50, source: 'lrs' });
+    expect(taken[0]?.sample).toMatchObject({ at: 60, rps: 500, errors: 0, inflight: 50, source: 'lrs' });
     expect(taken[0]?.sample.cpu).toBeCloseTo(0.5, 12);
     expect(agg.take(70)).toEqual([]);
     // A closed stream's share leaves the sum, handed over at the take's time.
@@ -204,14 +204,16 @@ describe('LrsAggregator', () => {
     expect(t?.sample.cpu).toBeCloseTo((10 * 0.2 + 30 * 0.6) / 40, 12);
     // The owner's own part alone goes out (were it to lose the cluster): never the other's back.
     expect(owner.partials(() => true).map((p) => p.sums.slice(0, 3))).toEqual([[10, 1, 2]]);
-    // Renewed by the other replica's next sums; expired 3 intervals after the last.
+    // Renewed by the other replica's next sums (replacing them, not adding); expired 3 intervals after the last.
+    expect(owner.applyPartial('other', 'a', KEYS[0] as string, sent[0]!.sums, 200, 3 * INTERVAL)).toBe(true);
     owner.apply(1, request(one(v(10, 2, 0.2))), 2_000, INTERVAL);
     expect(owner.take(2_000)[0]?.sample.rps).toBe(40);
-    owner.apply(1, request(one(v(10, 2, 0.2))), 3_200, INTERVAL);
-    expect(owner.take(3_200)[0]?.sample).toMatchObject({ rps: 10, inflight: 2 });
-    expect(owner.combined('a', KEYS[0] as string, 3_200)).toMatchObject({ rps: 10, inflight: 2 });
+    expect(owner.nextExpiry()).toBeGreaterThan(2_000); // a flush is due then, traffic or not
+    owner.apply(1, request(one(v(10, 2, 0.2))), 3_300, INTERVAL);
+    expect(owner.take(3_300)[0]?.sample).toMatchObject({ rps: 10, inflight: 2 });
+    expect(owner.combined('a', KEYS[0] as string, 3_300)).toMatchObject({ rps: 10, inflight: 2 });
     // Sums that are not what partials makes are refused.
-    for (const bad of [[1, 2], [...sent[0]!.sums.slice(0, -1), -1], [...sent[0]!.sums.slice(0, -1), Number.NaN]]) {
+    for (const bad of [[1, 2], [-1, ...sent[0]!.sums.slice(1)], [...sent[0]!.sums.slice(0, -1), Number.NaN]]) {
       expect(owner.applyPartial('other', 'a', KEYS[0] as string, bad, 3_300, 3 * INTERVAL)).toBe(false);
     }
     // An endpoint known only through another replica is handed over, and forgotten once that expires.
@@ -219,5 +221,57 @@ describe('LrsAggregator', () => {
     expect(owner.take(4_000).find((x) => x.cluster === 'b')?.sample.rps).toBe(30);
     expect(owner.take(7_100).find((x) => x.cluster === 'b')).toBeUndefined();
     expect(owner.combined('b', KEYS[2] as string, 7_100)).toBeUndefined();
+  });
+
+  it("withdraws a replica's sums when its proxies leave or it stops, and sends a cluster whole once it no longer owns it", () => {
+    const v: Values = { issued: 30, failed: 0, inflight: 5, cpuCount: 0, cpuTotal: 0 };
+    const entries: Entries = new Map([['a', new Map([[KEYS[0] as string, v], [KEYS[1] as string, v]])]]);
+    const owner = new LrsAggregator();
+    const other = new LrsAggregator();
+    other.apply(7, request(entries), 0, INTERVAL);
+    // Owning 'a' itself, the other sends nothing of it; losing it, it sends every endpoint at once.
+    expect(other.partials(() => false)).toEqual([]);
+    other.apply(7, request(entries), 10, INTERVAL);
+    expect(other.partials(() => false)).toEqual([]);
+    const all = other.partials(() => true);
+    expect(all.map((p) => p.key).sort()).toEqual([KEYS[0], KEYS[1]]);
+    for (const p of all) owner.applyPartial('other', p.cluster, p.key, p.sums, 20, 3 * INTERVAL);
+    expect(owner.take(20).map((t) => t.sample.rps)).toEqual([30, 30]);
+    // Its proxy left: the other replica withdraws its sums (empty), the owner stops counting them at once.
+    other.dropStream(7);
+    const withdrawn = other.partials(() => true);
+    expect(withdrawn.map((p) => [p.key, p.sums])).toEqual([[KEYS[0], []], [KEYS[1], []]]);
+    expect(other.partials(() => true)).toEqual([]);
+    expect(owner.applyPartial('other', 'a', KEYS[0] as string, [], 30, 3 * INTERVAL)).toBe(true);
+    expect(owner.take(30)).toEqual([]);
+    expect(owner.combined('a', KEYS[0] as string, 30)).toBeUndefined();
+    // A replica that stopped (its key gone with its lease): all its sums go.
+    owner.dropReplica('other');
+    expect(owner.combined('a', KEYS[1] as string, 30)).toBeUndefined();
+    expect(owner.nextExpiry()).toBeDefined(); // superseded entries wait for their time…
+    owner.take(10_000);
+    expect(owner.nextExpiry()).toBeUndefined(); // …and go then
+  });
+
+  it("takes another replica's sums with a negative ORCA total (a backend may report one), refuses malformed ones", () => {
+    const owner = new LrsAggregator();
+    const agg = new LrsAggregator();
+    agg.apply(1, request(new Map([['a', new Map([[KEYS[0] as string, { issued: 10, failed: 0, inflight: 1, cpuCount: 10, cpuTotal: -5 }]])]])), 0, INTERVAL);
+    const [p] = agg.partials(() => true);
+    expect(owner.applyPartial('r', 'a', KEYS[0] as string, p!.sums, 0, 3 * INTERVAL)).toBe(true);
+    expect(owner.take(0)[0]?.sample).toMatchObject({ rps: 10, inflight: 1 });
+    const bad = [...p!.sums];
+    bad[0] = -1; // a negative rate
+    expect(owner.applyPartial('r', 'a', KEYS[0] as string, bad, 0, 3 * INTERVAL)).toBe(false);
+    expect(owner.applyPartial('r', 'a', KEYS[0] as string, [...p!.sums, 0], 0, 3 * INTERVAL)).toBe(false);
+    expect(owner.applyPartial('r', 'a', KEYS[0] as string, p!.sums.map(() => Number.POSITIVE_INFINITY), 0, 3 * INTERVAL)).toBe(false);
+  });
+
+  it('keeps nothing of clusters the catalog does not know, however many a report names', () => {
+    const agg = new LrsAggregator({ knows: (cluster) => cluster === 'a' });
+    const req: WireLoadStatsRequest = { cluster_stats: Array.from({ length: 1000 }, (_, i) => ({ cluster_name: `ghost-${i}`, load_report_interval: { seconds: 1 } })) };
+    agg.apply(1, req, 0, INTERVAL);
+    expect(agg.nextExpiry()).toBeUndefined();
+    expect(agg.take(0)).toEqual([]);
   });
 });

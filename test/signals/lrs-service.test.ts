@@ -1,0 +1,92 @@
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LrsAggregator } from '../../src/signals/lrs-aggregator.js';
+import { encodeLoadStatsRequest, LRS_METHOD_PATH, type WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
+import { lrsService, type LrsService } from '../../src/signals/lrs-service.js';
+import { SignalStore } from '../../src/signals/signal-store.js';
+import { waitFor } from '../support/wait.js';
+
+const KEY = '10.0.0.1:8080';
+
+function report(issued: number, inflight: number, intervalMs: number): WireLoadStatsRequest {
+  return {
+    cluster_stats: [
+      {
+        cluster_name: 'web',
+        load_report_interval: { seconds: Math.floor(intervalMs / 1000), nanos: (intervalMs % 1000) * 1e6 },
+        upstream_locality_stats: [{ upstream_endpoint_stats: [{ address: { socket_address: { address: '10.0.0.1', port_value: 8080 } }, total_issued_requests: issued, total_requests_in_progress: inflight }] }],
+      },
+    ],
+  };
+}
+
+/** The LRS service on loopback, and one proxy's stream to it (node first, as Envoy). */
+async function serve(options: { intervalMs: number; flushMs: number; store: SignalStore }): Promise<{ lrs: LrsService; send: (req: WireLoadStatsRequest) => void; reports: () => number; close: () => void }> {
+  let reports = 0;
+  const lrs = lrsService({
+    store: options.store,
+    reportingIntervalMs: options.intervalMs,
+    flushMs: options.flushMs,
+    onRequest: (req) => void (reports += req.cluster_stats?.length ? 1 : 0),
+  });
+  const server = new grpc.Server();
+  server.addService(lrs.definition, lrs.implementation);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const call = client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
+  call.on('error', () => undefined);
+  call.on('data', () => undefined);
+  call.write(encodeLoadStatsRequest({ node: { id: 'envoy-1', client_features: ['envoy.lrs.supports_send_all_clusters'] } }));
+  await waitFor(() => lrs.streamCount === 1, { what: 'the LRS stream' });
+  return {
+    lrs,
+    send: (req) => call.write(encodeLoadStatsRequest(req)),
+    reports: () => reports,
+    close: () => {
+      lrs.close();
+      client.close();
+      server.forceShutdown();
+    },
+  };
+}
+
+describe('LRS service: when samples reach the store', () => {
+  let close: (() => void) | undefined;
+  afterEach(() => close?.());
+
+  it('stamps a sample when it is recorded, so an agent sample recorded meanwhile never makes it look older', async () => {
+    const store = new SignalStore();
+    const s = await serve({ intervalMs: 1000, flushMs: 300, store });
+    close = s.close;
+    s.send(report(10, 1, 1000));
+    await waitFor(() => s.reports() === 1, { what: 'the report folded in' });
+    const folded = store.now();
+    await waitFor(() => store.now() > folded + 1, { what: 'a later millisecond' });
+    // Within the flush delay, after the report came, an agent reports the same endpoint.
+    const agentAt = store.now();
+    expect(store.samples('web', KEY)).toEqual([]);
+    store.record('web', KEY, { at: agentAt, latencyMs: 12, source: 'report' });
+    const lrs = await waitFor(() => store.samples('web', KEY).find((x) => x.source === 'lrs'), { what: 'the LRS sample' });
+    expect(lrs.rps).toBe(10);
+    expect(lrs.at).toBeGreaterThanOrEqual(agentAt);
+  });
+
+  it("lets another replica's sums and a stalled proxy's share expire on time, with no report to trigger it", async () => {
+    const store = new SignalStore();
+    const intervalMs = 200;
+    const s = await serve({ intervalMs, flushMs: 10, store });
+    close = s.close;
+    // Another replica's proxies: 30 requests per interval, 5 in flight.
+    const other = new LrsAggregator();
+    other.apply(1, report(30 * (intervalMs / 1000), 5, intervalMs), 0, intervalMs);
+    const [partial] = other.partials(() => true);
+    expect(s.lrs.applyPartial('other', partial!)).toBe(true);
+    // This replica's proxy measured its last interval as 1 s: its share counts 3 s.
+    s.send(report(10, 2, 1000));
+    await waitFor(() => store.latest('web', KEY)?.rps === 40, { what: 'both parts summed' });
+    // The proxy then stalls (its stream stays open) and the other replica sends nothing more:
+    // its sums expire 3 intervals (0.6 s) after they came, before the proxy's share.
+    await waitFor(() => store.latest('web', KEY)?.rps === 10, { what: "the other replica's sums expired" });
+    expect(store.latest('web', KEY)?.inflight).toBe(2);
+  });
+});
