@@ -6,13 +6,14 @@
  * `--clusters` PID-weighted clusters of `--endpoints` endpoints, and bench/go/lrsclient opens
  * one connection and LRS stream per proxy: Envoy's first request, then a report every interval
  * fulcrum asks for (`--interval-ms`), each proxy at its own phase of it, naming every endpoint
- * of every cluster with traffic and ORCA cpu (as an Envoy that calls them all sends). After a
+ * of every cluster with traffic and ORCA cpu (as an Envoy that calls them all sends), and its
+ * whole Node (`--extensions`: Envoy 1.40 lists 516 compiled-in extensions, ~61 KB). After a
  * warm-up it reads the server's CPU time over `--seconds` from /proc. The two checkouts run one
  * after the other per row, in alternating order per repeat; the ratio is this ÷ other of their
  * CPU per second. Not a test.
  *
  *   npx tsx bench/lrs-fleet.ts [--other /path/to/checkout] [--proxies 50,200,400] [--clusters 5]
- *     [--endpoints 20] [--interval-ms 2000] [--seconds 10] [--repeat 1] [--cpu-prof DIR]
+ *     [--endpoints 20] [--interval-ms 2000] [--seconds 10] [--repeat 1] [--extensions 516] [--cpu-prof DIR]
  *
  * `--cpu-prof DIR`: this checkout's fulcrum writes a CPU profile per run into DIR.
  */
@@ -34,6 +35,7 @@ const { values: args } = parseArgs({
     'interval-ms': { type: 'string', default: '2000' },
     seconds: { type: 'string', default: '10' },
     repeat: { type: 'string', default: '1' },
+    extensions: { type: 'string', default: '516' },
     /** Write this checkout's fulcrum CPU profiles (node --cpu-prof) into this folder. */
     'cpu-prof': { type: 'string' },
   },
@@ -44,6 +46,7 @@ const endpoints = integer('endpoints', args.endpoints);
 const intervalMs = integer('interval-ms', args['interval-ms'], 100);
 const seconds = integer('seconds', args.seconds);
 const repeat = integer('repeat', args.repeat);
+const extensions = integer('extensions', args.extensions, 0);
 
 interface Line {
   readonly streams: number;
@@ -69,7 +72,7 @@ async function runOne(dir: string, checkout: (typeof checkouts)[number], proxies
   });
   try {
     const argv = ['-target', server.xds, '-proxies', String(proxies), '-clusters', String(clusters), '-endpoints', String(endpoints)];
-    argv.push('-warmup', `${Math.max(3 * intervalMs, 4000)}ms`, '-duration', `${seconds}s`, '-server-pid', String(server.pid));
+    argv.push('-extensions', String(extensions), '-warmup', `${Math.max(3 * intervalMs, 4000)}ms`, '-duration', `${seconds}s`, '-server-pid', String(server.pid));
     const out = await new Promise<string>((resolve, reject) => {
       const child = spawn(bins.lrsclient, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
       let text = '';
@@ -105,7 +108,7 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
 console.log(
-  `LRS fleet: ${clusters} clusters × ${endpoints} endpoints in every report, every ${intervalMs} ms; server CPU over ${seconds} s, median of ${repeat}; ` +
+  `LRS fleet: ${clusters} clusters × ${endpoints} endpoints and a Node of ${extensions} extensions in every report, every ${intervalMs} ms; server CPU over ${seconds} s, median of ${repeat}; ` +
     `load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${checkouts.map((c) => `${c.label} ${commit(c.root)}`).join(', ')}`,
 );
 console.log('| proxies | entries/s | ' + checkouts.map((c) => `${c.label} CPU s/s`).join(' | ') + (checkouts.length > 1 ? ' | ratio this ÷ other |' : ' |'));
@@ -118,4 +121,4 @@ for (const proxies of fleets) {
   console.log(`| ${proxies} | ${Math.round(entries).toLocaleString('en-US')} | ${cpu.map((x) => x.toFixed(3)).join(' | ')} |${ratio !== undefined ? ` ${ratio.toFixed(2)} |` : ''}`);
   summary.push({ proxies, entriesPerSec: Math.round(entries), cpuPerSec: Object.fromEntries(checkouts.map((c, i) => [c.label, cpu[i]])), ratio });
 }
-console.log(JSON.stringify({ bench: 'lrs-fleet', clusters, endpoints, intervalMs, seconds, repeat, rows: summary }));
+console.log(JSON.stringify({ bench: 'lrs-fleet', clusters, endpoints, extensions, intervalMs, seconds, repeat, rows: summary }));

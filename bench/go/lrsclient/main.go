@@ -1,7 +1,8 @@
 // lrsclient is a fleet of proxies sending load reports: N simulated Envoys, each on its own
 // connection with one LRS stream (envoy.service.load_stats.v3), announce themselves as Envoy does
 // (node first, send_all_clusters), wait for the server's LoadStatsResponse, then report every
-// interval it asked for, their reports spread evenly over the interval as a fleet's are.
+// interval it asked for, their reports spread evenly over the interval as a fleet's are. Every
+// report carries the proxy's whole Node, as Envoy's do (-extensions: 516 entries, ~61 KB, as 1.40).
 //
 // Every report holds every endpoint of -clusters clusters named svc-0000, svc-0001, … with -endpoints
 // endpoints each at 10.<c/256>.<c%256>.<e+1>:8080 (per endpoint: requests issued, succeeded, failed,
@@ -27,6 +28,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	lrs "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -35,13 +37,14 @@ import (
 )
 
 type options struct {
-	target    string
-	proxies   int
-	clusters  int
-	endpoints int
-	warmup    time.Duration
-	duration  time.Duration
-	serverPid int
+	target     string
+	proxies    int
+	clusters   int
+	endpoints  int
+	warmup     time.Duration
+	duration   time.Duration
+	serverPid  int
+	extensions int
 }
 
 func parseFlags() options {
@@ -53,6 +56,7 @@ func parseFlags() options {
 	flag.DurationVar(&o.warmup, "warmup", 6*time.Second, "report this long before measuring")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measure the server's CPU over this long")
 	flag.IntVar(&o.serverPid, "server-pid", 0, "server process, for its CPU time (/proc/PID)")
+	flag.IntVar(&o.extensions, "extensions", 516, "extensions listed in each proxy's Node, which Envoy sends with every report (1.40: 516, ~61 KB); 0: a bare node")
 	flag.Parse()
 	return o
 }
@@ -141,7 +145,7 @@ func runProxy(ctx context.Context, o options, p int, start time.Time, c *counter
 	if err != nil {
 		return err
 	}
-	node := &core.Node{Id: fmt.Sprintf("proxy-%d", p), Cluster: "bench", ClientFeatures: []string{"envoy.lrs.supports_send_all_clusters"}}
+	node := envoyNode(fmt.Sprintf("proxy-%d", p), o.extensions)
 	if err := stream.Send(&lrs.LoadStatsRequest{Node: node}); err != nil {
 		return err
 	}
@@ -182,6 +186,27 @@ func runProxy(ctx context.Context, o options, p int, start time.Time, c *counter
 		c.entries.Add(entries)
 		timer.Reset(interval)
 	}
+}
+
+// envoyNode is the Node an Envoy 1.40 puts in every load report: its id and cluster, the LRS
+// client feature, its user agent and build, and one entry per extension compiled in (~118 bytes
+// each: 1.40 lists 516).
+func envoyNode(id string, extensions int) *core.Node {
+	n := &core.Node{
+		Id:                   id,
+		Cluster:              "bench",
+		ClientFeatures:       []string{"envoy.lrs.supports_send_all_clusters"},
+		UserAgentName:        "envoy",
+		UserAgentVersionType: &core.Node_UserAgentBuildVersion{UserAgentBuildVersion: &core.BuildVersion{Version: &typev3.SemanticVersion{MajorNumber: 1, MinorNumber: 40}}},
+	}
+	for i := range extensions {
+		n.Extensions = append(n.Extensions, &core.Extension{
+			Name:     fmt.Sprintf("envoy.filters.http.extension_number_%d", i),
+			Category: "envoy.filters.http",
+			TypeUrls: []string{fmt.Sprintf("type.googleapis.com/envoy.ext.filters.http.v3.Ext%d", i)},
+		})
+	}
+	return n
 }
 
 // fleetReport is one proxy's report: every endpoint of every cluster, with traffic and ORCA cpu.
