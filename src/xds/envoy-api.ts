@@ -132,3 +132,34 @@ export function encodeMessage(typeName: string, value: Record<string, unknown>):
 export function anyOf(typeName: string, value: Record<string, unknown>): { type_url: string; value: Uint8Array } {
   return { type_url: `type.googleapis.com/${typeName}`, value: encodeMessage(typeName, value) };
 }
+
+/** The namespace of the types fulcrum derives from Envoy's (trimmedType). */
+const NAMESPACE = 'fulcrum.wire';
+
+/** The field's type as an absolute name (messages and enums), or its scalar type. */
+export function fieldTypeName(f: protobuf.Field): string {
+  f.resolve();
+  return f.resolvedType !== null ? f.resolvedType.fullName : f.type;
+}
+
+/**
+ * A copy of `full` named `name` in fulcrum's namespace, with only the fields `typed` gives a type
+ * for, each of that type (their numbers as in `full`). Decoding with it skips the bytes of every
+ * other field without building them (src/xds/node-summary.ts, src/signals/lrs-codec.ts).
+ */
+export function trimmedType(full: protobuf.Type, name: string, typed: (f: protobuf.Field) => string | undefined): protobuf.Type {
+  const t = new protobuf.Type(name);
+  for (const f of full.fieldsArray) {
+    const type = typed(f);
+    if (type === undefined) continue;
+    t.add(f.map ? new protobuf.MapField(f.name, f.id, (f as unknown as protobuf.MapField).keyType, type) : new protobuf.Field(f.name, f.id, type, f.repeated ? 'repeated' : undefined));
+  }
+  const root = full.root;
+  const ns = (root.lookup(NAMESPACE) as protobuf.Namespace | null) ?? root.define(NAMESPACE);
+  // Built once per root; a second build (another copy of this module on the same root) reuses it.
+  const existing = ns.get(name);
+  if (existing instanceof protobuf.Type) return existing;
+  ns.add(t);
+  t.resolveAll();
+  return t;
+}

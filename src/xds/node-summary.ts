@@ -1,5 +1,5 @@
-import protobuf from 'protobufjs';
-import { envoyType } from './envoy-api.js';
+import type protobuf from 'protobufjs';
+import { envoyType, fieldTypeName, trimmedType } from './envoy-api.js';
 
 /**
  * Message types for decoding requests with only the parts of the Node fulcrum reads. The first
@@ -12,7 +12,6 @@ import { envoyType } from './envoy-api.js';
 
 /** What fulcrum reads of a Node: its identity, its metadata (shown in /v1/proxies) and its user agent. */
 const NODE_FIELDS: ReadonlySet<string> = new Set(['id', 'cluster', 'metadata', 'user_agent_name', 'user_agent_version', 'user_agent_build_version']);
-const NAMESPACE = 'fulcrum.wire';
 
 let types: { readonly node: protobuf.Type; readonly delta: protobuf.Type } | undefined;
 
@@ -29,35 +28,11 @@ export function deltaRequestSummaryType(): protobuf.Type {
 function summaries(): { readonly node: protobuf.Type; readonly delta: protobuf.Type } {
   if (types !== undefined) return types;
   const fullNode = envoyType('envoy.config.core.v3.Node');
-  const node = trimmed(fullNode, 'NodeSummary', (f) => (NODE_FIELDS.has(f.name) ? typeOf(f) : undefined));
+  const node = trimmedType(fullNode, 'NodeSummary', (f) => (NODE_FIELDS.has(f.name) ? fieldTypeName(f) : undefined));
   // A field renamed in a newer Envoy API would otherwise vanish from every proxy's status unnoticed.
   const missing = [...NODE_FIELDS].filter((name) => node.fields[name] === undefined);
   if (missing.length > 0) throw new Error(`envoy.config.core.v3.Node has no field ${missing.join(', ')}`);
-  const delta = trimmed(envoyType('envoy.service.discovery.v3.DeltaDiscoveryRequest'), 'DeltaRequestSummary', (f) => (f.resolvedType === fullNode ? node.fullName : typeOf(f)));
+  const delta = trimmedType(envoyType('envoy.service.discovery.v3.DeltaDiscoveryRequest'), 'DeltaRequestSummary', (f) => (f.resolvedType === fullNode ? node.fullName : fieldTypeName(f)));
   types = { node, delta };
   return types;
-}
-
-/** The field's type as an absolute name (messages and enums), or its scalar type. */
-function typeOf(f: protobuf.Field): string {
-  f.resolve();
-  return f.resolvedType !== null ? f.resolvedType.fullName : f.type;
-}
-
-/** A copy of `full` in fulcrum's namespace with the fields `typed` gives a type for, each of that type. */
-function trimmed(full: protobuf.Type, name: string, typed: (f: protobuf.Field) => string | undefined): protobuf.Type {
-  const t = new protobuf.Type(name);
-  for (const f of full.fieldsArray) {
-    const type = typed(f);
-    if (type === undefined) continue;
-    t.add(f.map ? new protobuf.MapField(f.name, f.id, (f as unknown as protobuf.MapField).keyType, type) : new protobuf.Field(f.name, f.id, type, f.repeated ? 'repeated' : undefined));
-  }
-  const root = full.root;
-  const ns = (root.lookup(NAMESPACE) as protobuf.Namespace | null) ?? root.define(NAMESPACE);
-  // Built once per root; a second build (another copy of this module on the same root) reuses it.
-  const existing = ns.get(name);
-  if (existing instanceof protobuf.Type) return existing;
-  ns.add(t);
-  t.resolveAll();
-  return t;
 }

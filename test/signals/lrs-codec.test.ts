@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { decodeLoadStatsRequest, encodeLoadStatsRequest, type WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
+import { envoyType } from '../../src/xds/envoy-api.js';
+
+/** A report as Envoy 1.40 sends every one: its whole Node (516 extensions, metadata, locality…) and the stats. */
+function envoyReport(): WireLoadStatsRequest & { node: Record<string, unknown> } {
+  return {
+    node: {
+      id: 'sidecar~10.0.0.7~web-1.default~default.svc.cluster.local',
+      cluster: 'web',
+      user_agent_name: 'envoy',
+      user_agent_build_version: { version: { major_number: 1, minor_number: 40 } },
+      metadata: { fields: { zone: { string_value: 'a' } } },
+      locality: { region: 'r', zone: 'a' },
+      client_features: ['envoy.lb.does_not_support_overprovisioning', 'envoy.lrs.supports_send_all_clusters'],
+      extensions: Array.from({ length: 516 }, (_, i) => ({ name: `envoy.filters.http.ext_${i}`, category: 'envoy.filters.http', type_urls: [`type.googleapis.com/envoy.ext.v3.Ext${i}`] })),
+    },
+    cluster_stats: [
+      {
+        cluster_name: 'web',
+        load_report_interval: { seconds: 2, nanos: 3_000_000 },
+        total_dropped_requests: 4,
+        upstream_locality_stats: [
+          {
+            locality: { region: 'r', zone: 'a', sub_zone: 's' },
+            total_successful_requests: 18,
+            total_error_requests: 2,
+            total_requests_in_progress: 3,
+            total_issued_requests: 20,
+            priority: 1,
+            cpu_utilization: { num_requests_finished_with_metric: 20, total_metric_value: 8.5 },
+            load_metric_stats: [{ metric_name: 'named_metrics.queue', num_requests_finished_with_metric: 20, total_metric_value: 140 }],
+            upstream_endpoint_stats: [
+              {
+                address: { socket_address: { address: '10.0.0.1', port_value: 8080 } },
+                total_successful_requests: 18,
+                total_error_requests: 2,
+                total_requests_in_progress: 3,
+                total_issued_requests: 20,
+                load_metric_stats: [{ metric_name: 'cpu_utilization', num_requests_finished_with_metric: 20, total_metric_value: 8.4 }],
+              },
+            ],
+          },
+        ],
+      },
+      { cluster_name: 'idle', load_report_interval: { seconds: 2 } },
+    ],
+  };
+}
+
+describe('LRS codec', () => {
+  it("reads a report as the full type does, but of the Node only its id, cluster, user agent name and client features", () => {
+    const bytes = encodeLoadStatsRequest(envoyReport());
+    expect(bytes.length).toBeGreaterThan(40_000);
+    const full = envoyType('envoy.service.load_stats.v3.LoadStatsRequest');
+    const whole = full.toObject(full.decode(bytes), { longs: Number, defaults: false, arrays: true }) as { node: Record<string, unknown>; cluster_stats: unknown };
+    const read = decodeLoadStatsRequest(bytes);
+    expect(read.cluster_stats).toEqual(whole.cluster_stats);
+    expect(read.node).toEqual({ id: whole.node.id, cluster: whole.node.cluster, user_agent_name: 'envoy', client_features: whole.node.client_features });
+    expect((whole.node.extensions as unknown[]).length).toBe(516);
+  });
+});
