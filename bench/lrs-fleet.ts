@@ -9,8 +9,10 @@
  * of every cluster with traffic and ORCA cpu (as an Envoy that calls them all sends), and its
  * whole Node (`--extensions`: Envoy 1.40 lists 516 compiled-in extensions, ~61 KB). After a
  * warm-up it reads the server's CPU time over `--seconds` from /proc. The two checkouts run one
- * after the other per row, in alternating order per repeat; the ratio is this ÷ other of their
- * CPU per second. Not a test.
+ * after the other per row, in alternating order per repeat. A server that cannot keep up reads
+ * fewer reports than the fleet sends (gRPC's flow control holds the senders back), so each row
+ * gives every checkout's entries read per second, its CPU per second and its CPU per entry; the
+ * ratio is this ÷ other of the CPU per entry. Not a test.
  *
  *   npx tsx bench/lrs-fleet.ts [--other /path/to/checkout] [--proxies 50,200,400] [--clusters 5]
  *     [--endpoints 20] [--interval-ms 2000] [--seconds 10] [--repeat 1] [--extensions 516] [--cpu-prof DIR]
@@ -111,14 +113,25 @@ console.log(
   `LRS fleet: ${clusters} clusters × ${endpoints} endpoints and a Node of ${extensions} extensions in every report, every ${intervalMs} ms; server CPU over ${seconds} s, median of ${repeat}; ` +
     `load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${checkouts.map((c) => `${c.label} ${commit(c.root)}`).join(', ')}`,
 );
-console.log('| proxies | entries/s | ' + checkouts.map((c) => `${c.label} CPU s/s`).join(' | ') + (checkouts.length > 1 ? ' | ratio this ÷ other |' : ' |'));
-console.log('|---|---|' + checkouts.map(() => '---|').join('') + (checkouts.length > 1 ? '---|' : ''));
+// A server that cannot keep up reads fewer reports than the fleet sends (gRPC's flow control holds
+// the senders back): its CPU per second is capped, so the comparison is per entry read.
+console.log(
+  '| proxies | ' + checkouts.map((c) => `${c.label}: entries/s, CPU s/s, µs per entry`).join(' | ') + (checkouts.length > 1 ? ' | ratio of µs per entry, this ÷ other |' : ' |'),
+);
+console.log('|---|' + checkouts.map(() => '---|').join('') + (checkouts.length > 1 ? '---|' : ''));
 const summary: Record<string, unknown>[] = [];
 for (const proxies of fleets) {
-  const cpu = checkouts.map((c) => median(rows.filter((x) => x.proxies === proxies && x.label === c.label).map((x) => x.line.serverCpuPerSec)));
-  const entries = median(rows.filter((x) => x.proxies === proxies).map((x) => x.line.entriesPerSec));
-  const ratio = cpu.length > 1 ? (cpu[0] as number) / (cpu[1] as number) : undefined;
-  console.log(`| ${proxies} | ${Math.round(entries).toLocaleString('en-US')} | ${cpu.map((x) => x.toFixed(3)).join(' | ')} |${ratio !== undefined ? ` ${ratio.toFixed(2)} |` : ''}`);
-  summary.push({ proxies, entriesPerSec: Math.round(entries), cpuPerSec: Object.fromEntries(checkouts.map((c, i) => [c.label, cpu[i]])), ratio });
+  const per = checkouts.map((c) => {
+    const mine = rows.filter((x) => x.proxies === proxies && x.label === c.label).map((x) => x.line);
+    const entries = median(mine.map((l) => l.entriesPerSec));
+    const cpu = median(mine.map((l) => l.serverCpuPerSec));
+    const usPerEntry = median(mine.map((l) => (l.entriesPerSec > 0 ? (l.serverCpuPerSec / l.entriesPerSec) * 1e6 : Number.NaN)));
+    return { label: c.label, entries, cpu, usPerEntry, streams: Math.min(...mine.map((l) => l.streams)) };
+  });
+  const ratio = per.length > 1 ? (per[0]?.usPerEntry as number) / (per[1]?.usPerEntry as number) : undefined;
+  const cell = (p: (typeof per)[number]): string =>
+    `${Math.round(p.entries).toLocaleString('en-US')}, ${p.cpu.toFixed(3)}, ${p.usPerEntry.toFixed(1)}${p.streams < proxies ? ` (${p.streams} streams open)` : ''}`;
+  console.log(`| ${proxies} | ${per.map(cell).join(' | ')} |${ratio !== undefined ? ` ${ratio.toFixed(2)} |` : ''}`);
+  summary.push({ proxies, per, ratio });
 }
 console.log(JSON.stringify({ bench: 'lrs-fleet', clusters, endpoints, extensions, intervalMs, seconds, repeat, rows: summary }));
