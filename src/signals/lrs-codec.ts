@@ -86,7 +86,7 @@ let requestSummary: protobuf.Type | undefined;
 /**
  * LoadStatsRequest whose Node has only NODE_FIELDS. Envoy puts its whole Node in every report, not
  * only the first: 1.40's lists the 516 extensions compiled in (~61 KB), and decoding them into
- * objects was ~40 % of the CPU a fleet's reports cost (bench/RESULTS.md, "lrs34"). With this type
+ * objects was ~40 % of the CPU a fleet's reports cost (bench/RESULTS.md, "lrs32"). With this type
  * protobufjs skips their bytes.
  */
 function requestSummaryType(): protobuf.Type {
