@@ -60,6 +60,8 @@ const GAUGES: ReadonlySet<MetricField> = new Set<MetricField>(['cpu', 'memory', 
 const EXACT_EVERY = 256;
 /** A subtraction that leaves less than this fraction of the value taken away lost half the digits or more. */
 const CANCELLED = 2 ** -26;
+/** A share counts for at most this many of the asked intervals (times `staleAfterIntervals`), whatever interval its report claims. */
+const MAX_INTERVALS = 10;
 
 export type LrsGranularity = 'endpoint' | 'locality';
 /** `used`: per-endpoint stats taken as they are; `unaddressed`: an endpoint entry without a socket address. */
@@ -100,6 +102,8 @@ export interface PartialSums {
 interface RemotePartial {
   readonly sums: readonly number[];
   readonly validUntil: number;
+  /** Its entry in the expiry queue (handed on to the sums that renew these). */
+  arm: Expiry | undefined;
 }
 
 /** One endpoint's shares, one per stream, and their sums. */
@@ -127,12 +131,19 @@ interface StreamCluster {
   readonly keys: Map<string, boolean>;
   /** Its shares are in the sums: not yet expired. */
   live: boolean;
+  /** Its entry in the expiry queue (handed on to the report that renews this one). */
+  arm: Expiry | undefined;
 }
 
-/** Something that expires (a stream's shares in a cluster, a replica's partial), in the expiry queue. */
+/**
+ * The expiry queue's entry for a stream's shares in a cluster, or for a replica's sums of an
+ * endpoint: one per such key, whatever the number of reports renewing it. `at` is when the key
+ * expired as of the entry's last (re)arming; a renewed key's entry moves to its new time when it
+ * comes up, and an entry its key no longer holds (`arm`) is dropped then.
+ */
 type Expiry =
-  | { readonly at: number; readonly stream: number; readonly cluster: string; readonly group: StreamCluster }
-  | { readonly at: number; readonly e: Endpoint; readonly replica: string; readonly partial: RemotePartial };
+  | { at: number; readonly stream: number; readonly cluster: string }
+  | { at: number; readonly e: Endpoint; readonly replica: string };
 
 export class LrsAggregator {
   /** cluster → key → the endpoint's shares. */
@@ -150,9 +161,8 @@ export class LrsAggregator {
   /** The clusters `partials` included last time: one newly included has every endpoint sent. */
   private included: ReadonlySet<string> = new Set();
   /**
-   * What expires, soonest first. Superseded entries (a stream's newer report of the cluster, a
-   * replica's newer partial) stay until their time and are then skipped: a take costs what
-   * expired, not a walk over every stream's every cluster.
+   * What expires, soonest first: a take costs what expired, not a walk over every stream's every
+   * cluster, and the head is the next expiry (nextExpiry), so a flush is scheduled for it only.
    */
   private readonly expiries = new TinyQueue<Expiry>([], (a, b) => a.at - b.at);
   private readonly metricFields: Readonly<Record<string, MetricField>>;
@@ -173,7 +183,8 @@ export class LrsAggregator {
     for (const load of this.endpointLoadsOf(report)) {
       const r = reported.get(load.cluster);
       if (r === undefined || this.options.knows?.(load.cluster, load.key) === false) continue;
-      r.intervalMs = Math.max(r.intervalMs, load.intervalMs);
+      // Bounded: a proxy claiming a week-long interval must not hold its share for weeks.
+      r.intervalMs = Math.max(r.intervalMs, Math.min(load.intervalMs, MAX_INTERVALS * defaultIntervalMs));
       const e = this.endpointOf(load.cluster, load.key);
       const share = this.openShare(e, stream);
       this.fillShare(share, load);
@@ -186,9 +197,10 @@ export class LrsAggregator {
         clusters.delete(cluster);
         continue;
       }
-      const group: StreamCluster = { validUntil: now + lifetime * r.intervalMs, keys: r.keys, live: true };
+      const before = clusters.get(cluster);
+      const group: StreamCluster = { validUntil: now + lifetime * r.intervalMs, keys: r.keys, live: true, arm: before?.arm };
       clusters.set(cluster, group);
-      this.expiries.push({ at: group.validUntil, stream, cluster, group });
+      group.arm ??= this.arm({ at: group.validUntil, stream, cluster });
     }
     if (clusters.size === 0) this.streams.delete(stream);
   }
@@ -212,6 +224,7 @@ export class LrsAggregator {
 
   /** When the next share or partial expires (undefined: nothing held): a take then hands over what it changes. */
   nextExpiry(): number | undefined {
+    this.settleHead(undefined);
     return this.expiries.peek()?.at;
   }
 
@@ -254,9 +267,9 @@ export class LrsAggregator {
     if (sums.length === 0) return this.withdraw(this.endpoints.get(cluster)?.get(key), replica);
     if (!validPartial(sums) || this.options.knows?.(cluster, key) === false) return false;
     const e = this.endpointOf(cluster, key);
-    const partial: RemotePartial = { sums, validUntil: now + lifetimeMs };
+    const partial: RemotePartial = { sums, validUntil: now + lifetimeMs, arm: e.remote?.get(replica)?.arm };
     (e.remote ??= new Map()).set(replica, partial);
-    this.expiries.push({ at: partial.validUntil, e, replica, partial });
+    partial.arm ??= this.arm({ at: partial.validUntil, e, replica });
     this.changed.add(e);
     return true;
   }
@@ -448,15 +461,42 @@ export class LrsAggregator {
    * count 0 from it, as after any report), and another replica's stale sums.
    */
   private expire(now: number): void {
-    for (let next = this.expiries.peek(); next !== undefined && next.at < now; next = this.expiries.peek()) {
+    this.settleHead(now);
+  }
+
+  /**
+   * Brings the queue's head up to date: entries whose key is gone are dropped, entries of renewed
+   * keys move to the key's time; with `now`, every key whose time is past is expired. Afterwards
+   * the head (if any) is the next time something held expires.
+   */
+  private settleHead(now: number | undefined): void {
+    for (let head = this.expiries.peek(); head !== undefined; head = this.expiries.peek()) {
+      const key = 'stream' in head ? this.streams.get(head.stream)?.get(head.cluster) : head.e.remote?.get(head.replica);
+      if (key === undefined || key.arm !== head || ('live' in key && !key.live)) {
+        this.expiries.pop();
+        if (key?.arm === head) key.arm = undefined;
+        continue;
+      }
+      if (key.validUntil !== head.at) {
+        this.expiries.pop();
+        head.at = key.validUntil;
+        this.expiries.push(head);
+        continue;
+      }
+      if (now === undefined || head.at >= now) return;
       this.expiries.pop();
-      if ('group' in next) this.expireGroup(next.stream, next.cluster, next.group);
-      else if (next.e.remote?.get(next.replica) === next.partial) this.withdraw(next.e, next.replica);
+      key.arm = undefined;
+      if ('stream' in head) this.expireGroup(head.stream, head.cluster, key as StreamCluster);
+      else this.withdraw(head.e, head.replica);
     }
   }
 
+  private arm(entry: Expiry): Expiry {
+    this.expiries.push(entry);
+    return entry;
+  }
+
   private expireGroup(stream: number, cluster: string, group: StreamCluster): void {
-    if (!group.live || this.streams.get(stream)?.get(cluster) !== group) return;
     group.live = false;
     for (const key of group.keys.keys()) this.removeShare(cluster, key, stream);
   }

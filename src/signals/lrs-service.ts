@@ -26,6 +26,8 @@ const SEND_ALL_FEATURE = 'envoy.lrs.supports_send_all_clusters';
  * every report that arrived up to this long before it.
  */
 const DEFAULT_FLUSH_MS = 200;
+/** The longest delay setTimeout takes (2^31 − 1 ms). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 export interface LrsServiceOptions {
   readonly store: SignalStore;
@@ -119,7 +121,8 @@ function flushAt(ctx: LrsContext, at: number): void {
   if (flush.closed || (flush.timer !== undefined && flush.dueAt <= at)) return;
   clearTimeout(flush.timer);
   flush.dueAt = at;
-  flush.timer = setTimeout(() => flushNow(ctx), Math.max(0, at - ctx.options.store.now()));
+  // Capped: node fires a longer timeout at once (and warns), every time.
+  flush.timer = setTimeout(() => flushNow(ctx), Math.min(MAX_TIMEOUT_MS, Math.max(0, at - ctx.options.store.now())));
   flush.timer.unref();
 }
 
@@ -137,8 +140,8 @@ function flushNow(ctx: LrsContext): void {
     options.store.record(cluster, key, sample);
   }
   const next = ctx.aggregator.nextExpiry();
-  // Just after it: take expires what is strictly past its time.
-  if (next !== undefined) flushAt(ctx, next + 1);
+  // Just after it (take expires what is strictly past its time), and never sooner than a flush's delay.
+  if (next !== undefined) flushAt(ctx, Math.max(next + 1, options.store.now() + ctx.flush.ms));
 }
 
 /** One proxy's stream: answer its first request, then fold every report into the signal store. */
@@ -243,9 +246,10 @@ export function lrsService(options: LrsServiceOptions): LrsService {
     },
     close() {
       for (const call of [...calls.keys()]) call.end();
-      // What arrived before the close still reaches the store; nothing after it does.
-      flushNow(ctx);
+      // What arrived before the close still reaches the store; nothing after it does (closed
+      // first: the flush schedules none after itself then).
       flush.closed = true;
+      flushNow(ctx);
     },
     partials: (include) => aggregator.partials(include),
     applyPartial(replica, p) {

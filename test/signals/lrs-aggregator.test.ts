@@ -208,7 +208,9 @@ describe('LrsAggregator', () => {
     expect(owner.applyPartial('other', 'a', KEYS[0] as string, sent[0]!.sums, 200, 3 * INTERVAL)).toBe(true);
     owner.apply(1, request(one(v(10, 2, 0.2))), 2_000, INTERVAL);
     expect(owner.take(2_000)[0]?.sample.rps).toBe(40);
-    expect(owner.nextExpiry()).toBeGreaterThan(2_000); // a flush is due then, traffic or not
+    // The next thing to expire is the other replica's renewed sums (not what they replaced, nor
+    // the stream's first report): a flush is due then, traffic or not.
+    expect(owner.nextExpiry()).toBe(3_200);
     owner.apply(1, request(one(v(10, 2, 0.2))), 3_300, INTERVAL);
     expect(owner.take(3_300)[0]?.sample).toMatchObject({ rps: 10, inflight: 2 });
     expect(owner.combined('a', KEYS[0] as string, 3_300)).toMatchObject({ rps: 10, inflight: 2 });
@@ -248,9 +250,7 @@ describe('LrsAggregator', () => {
     // A replica that stopped (its key gone with its lease): all its sums go.
     owner.dropReplica('other');
     expect(owner.combined('a', KEYS[1] as string, 30)).toBeUndefined();
-    expect(owner.nextExpiry()).toBeDefined(); // superseded entries wait for their time…
-    owner.take(10_000);
-    expect(owner.nextExpiry()).toBeUndefined(); // …and go then
+    expect(owner.nextExpiry()).toBeUndefined(); // nothing held: no flush due
   });
 
   it("takes another replica's sums with a negative ORCA total (a backend may report one), refuses malformed ones", () => {
@@ -273,5 +273,20 @@ describe('LrsAggregator', () => {
     agg.apply(1, req, 0, INTERVAL);
     expect(agg.nextExpiry()).toBeUndefined();
     expect(agg.take(0)).toEqual([]);
+  });
+
+  it('keeps one expiry per stream and cluster however often it reports, and bounds what a claimed interval holds', () => {
+    const agg = new LrsAggregator();
+    const entries: Entries = new Map([['a', new Map([[KEYS[0] as string, { issued: 1, failed: 0, inflight: 0, cpuCount: 0, cpuTotal: 0 }]])]]);
+    for (let t = 0; t <= 1_000; t += 10) agg.apply(1, request(entries), t, INTERVAL);
+    expect(agg.nextExpiry()).toBe(1_000 + 3 * INTERVAL);
+    expect(agg.take(1_000 + 3 * INTERVAL)).toHaveLength(1);
+    expect(agg.take(1_000 + 3 * INTERVAL + 1)).toEqual([]); // expired: nothing to hand over, nothing held
+    expect(agg.nextExpiry()).toBeUndefined();
+    // A report claiming a 30-day interval holds its share for at most 10 asked intervals (× 3).
+    const req = request(entries);
+    req.cluster_stats![0]!.load_report_interval = { seconds: 30 * 86_400 };
+    agg.apply(2, req, 0, INTERVAL);
+    expect(agg.nextExpiry()).toBe(30 * INTERVAL);
   });
 });
