@@ -190,7 +190,7 @@ export class Metrics {
     this.tickSeconds.observe(ms / 1000);
   }
 
-  /** Samples of one report batch (or one LRS request) kept and refused. */
+  /** Samples of one report batch kept and refused (LRS: one per combined sample recorded). */
   samplesReceived(transport: ReportTransport, accepted: number, rejected = 0): void {
     if (accepted > 0) this.samples.inc({ transport, result: 'accepted' }, accepted);
     if (rejected > 0) this.samples.inc({ transport, result: 'rejected' }, rejected);
