@@ -4,7 +4,7 @@ import { LrsAggregator } from '../../src/signals/lrs-aggregator.js';
 import { encodeLoadStatsRequest, LRS_METHOD_PATH, type WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
 import { lrsService, type LrsService } from '../../src/signals/lrs-service.js';
 import { SignalStore } from '../../src/signals/signal-store.js';
-import { waitFor } from '../support/wait.js';
+import { scaled, waitFor } from '../support/wait.js';
 
 const KEY = '10.0.0.1:8080';
 
@@ -56,7 +56,8 @@ describe('LRS service: when samples reach the store', () => {
 
   it('stamps a sample when it is recorded, so an agent sample recorded meanwhile never makes it look older', async () => {
     const store = new SignalStore();
-    const s = await serve({ intervalMs: 1000, flushMs: 300, store });
+    // A flush delay long enough for the steps below on a loaded machine.
+    const s = await serve({ intervalMs: 1000, flushMs: scaled(2_000), store });
     close = s.close;
     s.send(report(10, 1, 1000));
     await waitFor(() => s.reports() === 1, { what: 'the report folded in' });
