@@ -56,10 +56,11 @@ describe('LRS service: when samples reach the store', () => {
 
   it('stamps a sample when it is recorded, so an agent sample recorded meanwhile never makes it look older', async () => {
     const store = new SignalStore();
-    // A flush delay long enough for the steps below on a loaded machine.
-    const s = await serve({ intervalMs: 1000, flushMs: scaled(2_000), store });
+    // A flush delay long enough for the steps below on a loaded machine, well inside the share's
+    // lifetime (3 intervals of 10 s).
+    const s = await serve({ intervalMs: 10_000, flushMs: scaled(2_000), store });
     close = s.close;
-    s.send(report(10, 1, 1000));
+    s.send(report(100, 1, 10_000));
     await waitFor(() => s.reports() === 1, { what: 'the report folded in' });
     const folded = store.now();
     await waitFor(() => store.now() > folded + 1, { what: 'a later millisecond' });
