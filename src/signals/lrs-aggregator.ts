@@ -30,7 +30,7 @@ import { FRACTION_METRICS, METRIC_LIMITS } from './report-validation.js';
  *
  * Cost. A fleet of P proxies that all call an endpoint sends P reports about it per interval.
  * Recombining every share on each of them was O(P) per entry, O(P²) per endpoint and interval: 400
- * proxies on one 100-endpoint cluster took 6.8 s of CPU per 2 s interval (bench/RESULTS.md,
+ * proxies on one 100-endpoint cluster took 2.9 s of CPU per 2 s interval (bench/RESULTS.md,
  * "lrs32"). Each endpoint therefore keeps the running sums of its shares, updated by each entry in
  * O(1), and `take` hands over the endpoints that changed since the last take, once each, however
  * many reports touched them in between.
