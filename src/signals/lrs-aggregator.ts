@@ -192,12 +192,12 @@ export class LrsAggregator {
       r.keys.set(load.key, false);
     }
     for (const [cluster, r] of reported) {
-      this.zeroAbsent(stream, cluster, clusters.get(cluster), r.keys);
+      const before = clusters.get(cluster);
+      this.zeroAbsent(stream, cluster, before, r.keys);
       if (r.keys.size === 0) {
         clusters.delete(cluster);
         continue;
       }
-      const before = clusters.get(cluster);
       const group: StreamCluster = { validUntil: now + lifetime * r.intervalMs, keys: r.keys, live: true, arm: before?.arm };
       clusters.set(cluster, group);
       group.arm ??= this.arm({ at: group.validUntil, stream, cluster });
@@ -215,7 +215,7 @@ export class LrsAggregator {
     this.expire(now);
     const out: EndpointSample[] = [];
     for (const e of this.changed) {
-      const sums = e.remote === undefined ? (e.shares.size > 0 ? e.sums : undefined) : withPartials(e.shares.size > 0 ? e.sums : undefined, e.remote.values());
+      const sums = withPartials(e.shares.size > 0 ? e.sums : undefined, e.remote?.values() ?? []);
       if (sums !== undefined) out.push({ cluster: e.cluster, key: e.key, sample: this.sampleOf(sums, now) });
     }
     this.changed.clear();
@@ -303,7 +303,7 @@ export class LrsAggregator {
       for (let s = 0; s < SUMMED; s++) sums[s] = (sums[s] as number) + (share[s] as number);
     }
     const partials = [...(e.remote?.values() ?? [])].filter((p) => p.validUntil >= now);
-    const all = partials.length > 0 ? withPartials(fresh > 0 ? sums : undefined, partials) : fresh > 0 ? sums : undefined;
+    const all = withPartials(fresh > 0 ? sums : undefined, partials);
     return all === undefined ? undefined : this.sampleOf(all, now);
   }
 

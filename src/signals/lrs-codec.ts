@@ -1,5 +1,5 @@
 import type protobuf from 'protobufjs';
-import { envoyType, fieldTypeName, trimmedType } from '../xds/envoy-api.js';
+import { envoyType, trimmedNodeType, withNodeType } from '../xds/envoy-api.js';
 
 /**
  * The LRS wire: `envoy.service.load_stats.v3` LoadStatsRequest / LoadStatsResponse bytes ⇄ the
@@ -91,11 +91,7 @@ let requestSummary: protobuf.Type | undefined;
  */
 function requestSummaryType(): protobuf.Type {
   if (requestSummary !== undefined) return requestSummary;
-  const fullNode = envoyType('envoy.config.core.v3.Node');
-  const node = trimmedType(fullNode, 'LrsNodeSummary', (f) => (NODE_FIELDS.has(f.name) ? fieldTypeName(f) : undefined));
-  const missing = [...NODE_FIELDS].filter((name) => node.fields[name] === undefined);
-  if (missing.length > 0) throw new Error(`envoy.config.core.v3.Node has no field ${missing.join(', ')}`);
-  requestSummary = trimmedType(envoyType(REQUEST), 'LoadStatsRequestSummary', (f) => (fieldTypeName(f) === fullNode.fullName ? node.fullName : fieldTypeName(f)));
+  requestSummary = withNodeType(REQUEST, 'LoadStatsRequestSummary', trimmedNodeType('LrsNodeSummary', NODE_FIELDS));
   return requestSummary;
 }
 

@@ -163,3 +163,22 @@ export function trimmedType(full: protobuf.Type, name: string, typed: (f: protob
   t.resolveAll();
   return t;
 }
+
+const NODE = 'envoy.config.core.v3.Node';
+
+/**
+ * envoy.config.core.v3.Node with only `fields`, as `name` (trimmedType). Throws when the API has
+ * no such field: one renamed in a newer Envoy API would otherwise vanish unnoticed.
+ */
+export function trimmedNodeType(name: string, fields: ReadonlySet<string>): protobuf.Type {
+  const node = trimmedType(envoyType(NODE), name, (f) => (fields.has(f.name) ? fieldTypeName(f) : undefined));
+  const missing = [...fields].filter((field) => node.fields[field] === undefined);
+  if (missing.length > 0) throw new Error(`${NODE} has no field ${missing.join(', ')}`);
+  return node;
+}
+
+/** The message `typeName` as `name`, its Node field of type `node` (trimmedNodeType), every other field as it is. */
+export function withNodeType(typeName: string, name: string, node: protobuf.Type): protobuf.Type {
+  const full = envoyType(NODE).fullName;
+  return trimmedType(envoyType(typeName), name, (f) => (fieldTypeName(f) === full ? node.fullName : fieldTypeName(f)));
+}

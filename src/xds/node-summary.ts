@@ -1,5 +1,5 @@
 import type protobuf from 'protobufjs';
-import { envoyType, fieldTypeName, trimmedType } from './envoy-api.js';
+import { trimmedNodeType, withNodeType } from './envoy-api.js';
 
 /**
  * Message types for decoding requests with only the parts of the Node fulcrum reads. The first
@@ -27,12 +27,8 @@ export function deltaRequestSummaryType(): protobuf.Type {
 
 function summaries(): { readonly node: protobuf.Type; readonly delta: protobuf.Type } {
   if (types !== undefined) return types;
-  const fullNode = envoyType('envoy.config.core.v3.Node');
-  const node = trimmedType(fullNode, 'NodeSummary', (f) => (NODE_FIELDS.has(f.name) ? fieldTypeName(f) : undefined));
-  // A field renamed in a newer Envoy API would otherwise vanish from every proxy's status unnoticed.
-  const missing = [...NODE_FIELDS].filter((name) => node.fields[name] === undefined);
-  if (missing.length > 0) throw new Error(`envoy.config.core.v3.Node has no field ${missing.join(', ')}`);
-  const delta = trimmedType(envoyType('envoy.service.discovery.v3.DeltaDiscoveryRequest'), 'DeltaRequestSummary', (f) => (f.resolvedType === fullNode ? node.fullName : fieldTypeName(f)));
+  const node = trimmedNodeType('NodeSummary', NODE_FIELDS);
+  const delta = withNodeType('envoy.service.discovery.v3.DeltaDiscoveryRequest', 'DeltaRequestSummary', node);
   types = { node, delta };
   return types;
 }

@@ -6,14 +6,8 @@ import { endpointLoads } from '../../src/signals/lrs-conversion.js';
 import { lrsService, type LrsService } from '../../src/signals/lrs-service.js';
 import { SignalStore, type Sample } from '../../src/signals/signal-store.js';
 import { validateSample as validateEngineSample } from '../../src/balancing/engine/stages.js';
+import { applied } from '../support/lrs.js';
 import { waitFor } from '../support/wait.js';
-
-/** A report applied, then what the aggregator hands over at the same time. */
-function applied(agg: LrsAggregator, ...args: Parameters<LrsAggregator['apply']>): ReturnType<LrsAggregator['take']> {
-  agg.apply(...args);
-  return agg.take(args[2]);
-}
-
 
 const ep = (port: number, fields: Record<string, unknown>) => ({ address: { socket_address: { address: '10.0.0.1', port_value: port } }, ...fields });
 

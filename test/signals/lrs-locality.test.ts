@@ -2,13 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { LrsAggregator, type LrsGranularity, type LrsReportResult } from '../../src/signals/lrs-aggregator.js';
 import type { WireLoadStatsRequest, WireLocalityStats } from '../../src/signals/lrs-codec.js';
 import { attributeLocality, localityId, reportLoads, type LocalityLoad } from '../../src/signals/lrs-conversion.js';
-
-/** A report applied, then what the aggregator hands over at the same time. */
-function applied(agg: LrsAggregator, ...args: Parameters<LrsAggregator['apply']>): ReturnType<LrsAggregator['take']> {
-  agg.apply(...args);
-  return agg.take(args[2]);
-}
-
+import { applied } from '../support/lrs.js';
 
 /** Shaped like grpc-go 1.85's load report: per locality, no endpoint stats, ORCA utilization in the unnamed fields (gRFC A85). */
 function grpcGoReport(localities: WireLocalityStats[], intervalMs = 1000): WireLoadStatsRequest {
