@@ -70,7 +70,8 @@ export interface Server {
   restart?: () => Promise<number>;
 }
 
-function stopper(child: ChildProcess): () => Promise<void> {
+/** Stops `child`: SIGTERM, SIGKILL after 10 s; resolves once it exited. */
+export function stopper(child: ChildProcess): () => Promise<void> {
   return async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
@@ -160,7 +161,8 @@ function clusterBody(c: number, endpoints: number, weighting: Catalog['weighting
   return JSON.stringify({ name: clusterName(c), endpoints: eps, ...(weighting ? { weighting } : {}) });
 }
 
-async function waitReady(url: string, child: ChildProcess, what: string, timeoutMs = 120_000): Promise<void> {
+/** Until `url` answers 2xx, or `child` exits, or `timeoutMs` passes. */
+export async function waitReady(url: string, child: ChildProcess, what: string, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode} before it was ready`);
