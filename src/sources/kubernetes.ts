@@ -13,14 +13,15 @@
  *   ...
  *   await source.stop();
  *
- * The mapping itself is the pure `slicesToClusters` (./kubernetes/mapping.ts); this file is only
- * the I/O around it:
+ * The mapping itself is the pure `slicesToClusters` (./kubernetes/mapping.ts), applied across
+ * views by ./kubernetes/incremental-mapping.ts; this file is only the I/O around it:
  * - one informer per kind: Services (label selector `fulcrum.io/balance=true`), EndpointSlices
  *   (label selector `kubernetes.io/service-name`: every slice that belongs to some Service),
  *   and, with `nodeTopology: true`, Nodes (for the region label; needs list/watch on nodes);
  * - nothing is emitted until every informer has completed its first list, so a half-synced view
- *   never reaches Envoy; after that every change recomputes the whole view from the informer
- *   caches, debounced (quiet period, bounded by a maximum delay), and emits only if it differs;
+ *   never reaches Envoy; after that every change makes the view again from the informer caches
+ *   (mapping only the Services whose objects changed), debounced (quiet period, bounded by a
+ *   maximum delay), and emits only if it differs;
  * - watches ask for bookmarks and a server-side timeout, and a client-side watchdog aborts a watch
  *   that has been silent for longer than that (half-open connections);
  * - a watch that ends is resumed from the last resourceVersion; 410 Gone makes the informer relist
@@ -29,18 +30,20 @@
  *   informer with exponential backoff and jitter. While the API server is unreachable the last
  *   view stays in force (fail static): nothing is emitted until the informer is back.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { KubeClient, type KubeObject } from './kubernetes/api-client.js';
 import { Informer } from './kubernetes/informer.js';
 import { inClusterOrDefaultAccess, kubeconfigAccess, type KubeAccess } from './kubernetes/kubeconfig.js';
 import { Debouncer } from '../runtime/debounce.js';
+import { IncrementalMapping } from './kubernetes/incremental-mapping.js';
 import {
   BALANCE_LABEL,
   SERVICE_NAME_LABEL,
   nodeTopologies,
-  slicesToClusters,
   type EndpointSliceLike,
   type KubernetesContribution,
   type NodeLike,
+  type NodeTopology,
   type ServiceLike,
 } from './kubernetes/mapping.js';
 
@@ -142,7 +145,10 @@ export class KubernetesSource {
   private started = false;
   private stopped = false;
   private emits = 0;
-  private lastKey: string | undefined;
+  /** The mapping across views: an unchanged cluster stays the same object (incremental-mapping.ts). */
+  private readonly mapping = new IncrementalMapping();
+  /** The node topology last mapped with: the same map while no node's region or zone changed. */
+  private topology: ReadonlyMap<string, NodeTopology> | undefined;
   private lastWarnings = new Set<string>();
   private latest: KubernetesContribution | undefined;
   private readonly debouncer: Debouncer;
@@ -275,6 +281,16 @@ export class KubernetesSource {
     }, delay);
   }
 
+  /**
+   * The nodes' topology; the map of last time while every node's region and zone are the same:
+   * nodes' status updates are frequent, and a new map would map every Service again.
+   */
+  private nodes(list: readonly NodeLike[]): ReadonlyMap<string, NodeTopology> {
+    const fresh = nodeTopologies(list);
+    if (this.topology !== undefined && isDeepStrictEqual(this.topology, fresh)) return this.topology;
+    return (this.topology = fresh);
+  }
+
   private schedule(): void {
     if (!this.stopped) this.debouncer.trigger();
   }
@@ -283,20 +299,15 @@ export class KubernetesSource {
     if (this.stopped || !this.entries.every((e) => e.synced)) return;
     const get = (kind: string): readonly KubeObject[] =>
       this.entries.find((e) => e.kind === kind)?.informer.list() ?? [];
-    const nodes = this.options.nodeTopology ? nodeTopologies(get('Node') as readonly NodeLike[]) : undefined;
-    const view = slicesToClusters(
-      get('Service') as readonly ServiceLike[],
-      get('EndpointSlice') as readonly EndpointSliceLike[],
-      nodes ? { nodes } : {},
-    );
+    const nodes = this.options.nodeTopology ? this.nodes(get('Node') as readonly NodeLike[]) : undefined;
+    const view = this.mapping.map(get('Service') as readonly ServiceLike[], get('EndpointSlice') as readonly EndpointSliceLike[], nodes ? { nodes } : {});
 
     const warnings = new Set(view.warnings);
     for (const w of warnings) if (!this.lastWarnings.has(w)) this.log.warn({ warning: w }, 'kubernetes: annotation ignored');
     this.lastWarnings = warnings;
 
-    const key = JSON.stringify([view.clusters, [...view.hashPolicies]]);
-    if (key === this.lastKey) return;
-    this.lastKey = key;
+    // The mapping hands back the view before when nothing in it changed.
+    if (view === this.latest) return;
     this.latest = view;
     this.emits++;
     this.log.debug(

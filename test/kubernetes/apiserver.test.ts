@@ -212,9 +212,34 @@ describeControlPlane('Kubernetes source against a real kube-apiserver', () => {
     await expectHosts(['10.1.0.1:8080 HEALTHY eu-west-1/eu-west-1a', '10.1.0.2:8080 HEALTHY'], 'web-b deleted');
   });
 
+  test("a change to one Service's slices leaves every other cluster the same object", async () => {
+    failDump();
+    await core.createNamespacedService({
+      namespace: NS,
+      body: { metadata: { name: 'api', labels: { 'fulcrum.io/balance': 'true' } }, spec: { ports: [{ name: 'http', port: 80 }] } },
+    });
+    await discovery.createNamespacedEndpointSlice({ namespace: NS, body: sliceBody('api-a', [endpoint('10.2.0.1')], 'api') });
+    await waitFor(() => cluster('shop/api:http')?.endpoints.length === 1, { what: 'the api cluster' });
+    const [web, admin, before] = [cluster(), cluster('shop/web:admin'), view()];
+
+    const current = await discovery.readNamespacedEndpointSlice({ name: 'api-a', namespace: NS });
+    const body = sliceBody('api-a', [endpoint('10.2.0.1', { ready: false, serving: false, terminating: false })], 'api');
+    await discovery.replaceNamespacedEndpointSlice({ name: 'api-a', namespace: NS, body: { ...body, metadata: { ...body.metadata, resourceVersion: current.metadata?.resourceVersion } } });
+    await waitFor(() => cluster('shop/api:http')?.endpoints[0]?.health === 'UNHEALTHY', { what: 'the api endpoint unready' });
+    expect(view()).not.toBe(before);
+    // Every stage after discovery finds changed clusters by identity: the web clusters did not change.
+    expect(cluster()).toBe(web);
+    expect(cluster('shop/web:admin')).toBe(admin);
+
+    await core.deleteNamespacedService({ name: 'api', namespace: NS });
+    await discovery.deleteNamespacedEndpointSlice({ name: 'api-a', namespace: NS });
+    await waitFor(() => cluster('shop/api:http') === undefined, { what: 'the api cluster gone' });
+  });
+
   test('the API server is killed and restarted mid-watch: the last view holds, then changes flow again', async () => {
     failDump();
     const before = view();
+    const admin = cluster('shop/web:admin');
     const emitsBefore = source.status().emits;
     logs.push(`${new Date().toISOString()} test: kill kube-apiserver`);
     await cp.stopApiServer('SIGKILL');
@@ -241,6 +266,8 @@ describeControlPlane('Kubernetes source against a real kube-apiserver', () => {
     // Both restarts made the watches resume from a resourceVersion the new API server's watch cache
     // no longer had, at least for some informer: 410 Gone, then a relist.
     expect(source.status().informers.some((i) => i.lists > 1)).toBe(true);
+    // A relist makes every object new; a cluster whose content did not change is still the same object.
+    expect(cluster('shop/web:admin')).toBe(admin);
   }, scaled(120_000));
 
   test('annotation change updates the policy; Service deleted → its clusters disappear', async () => {
