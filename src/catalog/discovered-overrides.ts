@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { endpointKey } from './endpoint-key.js';
 import { servedHealth } from './store/ownership.js';
 import { POLICY_FIELDS, type OverrideRecord, type PolicyOverride } from './store/override-records.js';
@@ -47,17 +48,34 @@ export function withPolicy(cluster: Cluster, policy: PolicyOverride | undefined)
 }
 
 export function applyDiscoveredOverrides(clusters: readonly Cluster[], overrides: DiscoveredOverrides): Cluster[] {
-  return clusters.map((c) => {
-    const states = overrides.states.get(c.name);
-    const withState = states
-      ? {
-          ...c,
-          endpoints: c.endpoints.flatMap((e) => {
-            const health = servedHealth(states.get(endpointKey(e)) ?? 'active', e.health);
-            return health === undefined ? [] : [health === e.health ? e : { ...e, health }];
-          }),
-        }
-      : c;
-    return withPolicy(withState, overrides.policies.get(c.name));
-  });
+  return clusters.map((c) => overridden(c, overrides.states.get(c.name), overrides.policies.get(c.name)));
+}
+
+/**
+ * Per discovered cluster, its overridden form made last and the overrides it was made from. The
+ * overlay runs on every write and every discovery view, and the stages after it find changed
+ * clusters by identity: a new object per overridden cluster each time re-translated them all.
+ */
+const lastOverridden = new WeakMap<Cluster, { readonly states: ReadonlyMap<string, OperatorState> | undefined; readonly policy: PolicyOverride | undefined; readonly out: Cluster }>();
+
+/** The cluster with its overrides: the object made last time while they are the same, or make the same. */
+function overridden(c: Cluster, states: ReadonlyMap<string, OperatorState> | undefined, policy: PolicyOverride | undefined): Cluster {
+  if (states === undefined && policy === undefined) return c;
+  const last = lastOverridden.get(c);
+  if (last !== undefined && last.states === states && last.policy === policy) return last.out;
+  const fresh = withPolicy(withStates(c, states), policy);
+  const out = last !== undefined && isDeepStrictEqual(last.out, fresh) ? last.out : fresh;
+  lastOverridden.set(c, { states, policy, out });
+  return out;
+}
+
+function withStates(c: Cluster, states: ReadonlyMap<string, OperatorState> | undefined): Cluster {
+  if (states === undefined) return c;
+  return {
+    ...c,
+    endpoints: c.endpoints.flatMap((e) => {
+      const health = servedHealth(states.get(endpointKey(e)) ?? 'active', e.health);
+      return health === undefined ? [] : [health === e.health ? e : { ...e, health }];
+    }),
+  };
 }

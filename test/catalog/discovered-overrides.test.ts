@@ -26,6 +26,19 @@ describe('applyDiscoveredOverrides', () => {
     expect(applyDiscoveredOverrides([discovered], NO_OVERRIDES)).toEqual([discovered]);
   });
 
+  it('keeps an overridden cluster the same object while its overrides say the same, even from a rebuilt index', () => {
+    const records = [record(ep('10.1.0.1'), { state: 'draining' }), record({ cluster: NAME }, { policy: { lbPolicy: 'LEAST_REQUEST', weighting: { kind: 'static' } } })];
+    const [first] = applyDiscoveredOverrides([discovered], indexOverrides(records));
+    expect(first).not.toBe(discovered);
+    // The stages after the overlay find changed clusters by identity (catalog/changed-clusters.ts).
+    expect(applyDiscoveredOverrides([discovered], indexOverrides(records))[0]).toBe(first);
+    const [drainedTwo] = applyDiscoveredOverrides([discovered], indexOverrides([...records, record(ep('10.1.0.2'), { state: 'draining' })]));
+    expect(drainedTwo).not.toBe(first);
+    expect(drainedTwo?.endpoints.map((e) => e.health)).toEqual(['DRAINING', 'DRAINING', 'UNHEALTHY']);
+    // A discovered cluster without overrides is itself.
+    expect(applyDiscoveredOverrides([discovered], NO_OVERRIDES)[0]).toBe(discovered);
+  });
+
   it('serves a drained endpoint DRAINING, leaves a disabled one out and keeps an active one as discovered', () => {
     const overrides = indexOverrides([
       record(ep('10.1.0.1'), { state: 'draining' }),
