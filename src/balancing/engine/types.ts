@@ -198,6 +198,11 @@ export interface Explanation {
 export interface ClusterTick {
   /** Integer weights (>= 1, per-locality sum <= 2^32 − 1), one per endpoint. */
   readonly weights: ReadonlyMap<string, number>;
+  /**
+   * UNHEALTHY where the engine keeps an endpoint out (probes, an ejection, out of rotation). One
+   * declared out (UNHEALTHY, DRAINING, TIMEOUT) is sent to proxies as declared; here it is
+   * HEALTHY unless probes or an ejection would hold it once declared in again (tick/publish.ts).
+   */
   readonly health: ReadonlyMap<string, PublishedHealth>;
   /** Whether weights or health differ from the previous tick's output (always true on the first). */
   readonly changed: boolean;

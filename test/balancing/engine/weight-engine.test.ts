@@ -132,7 +132,10 @@ describe('WeightEngine: health gate', () => {
     engine.setCluster('svc', [{ key: 'a:1', weight: 1, health: 'DRAINING' }, { key: 'b:1', weight: 1 }], { kind: 'static' });
     for (const at of [1, 2, 3]) engine.observeProbe('svc', 'b:1', { ok: false, at });
     const t = cluster(engine, 10);
-    expect(t.health.get('a:1')).toBe('UNHEALTHY');
+    // Out of rotation by its declaration (proxies get DRAINING); nothing of the engine's holds it.
+    expect(t.explanations.get('a:1')?.healthState).toBe('OPERATOR_DISABLED');
+    expect(t.explanations.get('a:1')?.rules).not.toContain('fail-static');
+    expect(t.health.get('a:1')).toBe('HEALTHY');
     expect(t.health.get('b:1')).toBe('HEALTHY');
     expect(t.failStatic).toBe(true);
   });
@@ -145,12 +148,20 @@ describe('WeightEngine: health gate', () => {
     expect(t.explanations.get(key(0))?.freshness).toBe('none');
   });
 
-  it('marks operator-unhealthy endpoints UNHEALTHY while others serve', () => {
+  it('takes operator-unhealthy endpoints out while others serve; their health says what holds once declared in again', () => {
     const engine = new WeightEngine();
-    engine.setCluster('svc', [{ key: 'a:1', weight: 1, health: 'UNHEALTHY' }, { key: 'b:1', weight: 1 }], { kind: 'static' });
-    const t = cluster(engine, 0);
-    expect(t.health.get('a:1')).toBe('UNHEALTHY');
-    expect(t.explanations.get('a:1')?.healthState).toBe('OPERATOR_DISABLED');
+    engine.setCluster('svc', [{ key: 'a:1', weight: 1, health: 'UNHEALTHY' }, { key: 'b:1', weight: 1 }, { key: 'c:1', weight: 1 }], { kind: 'static' });
+    for (const at of [1, 2, 3]) engine.observeProbe('svc', 'c:1', { ok: false, at });
+    cluster(engine, 10);
+    // c fails its probes, then is declared UNHEALTHY too.
+    engine.setCluster('svc', [{ key: 'a:1', weight: 1, health: 'UNHEALTHY' }, { key: 'b:1', weight: 1 }, { key: 'c:1', weight: 1, health: 'UNHEALTHY' }], { kind: 'static' });
+    const t = cluster(engine, 20);
+    for (const k of ['a:1', 'c:1']) expect(t.explanations.get(k)?.healthState).toBe('OPERATOR_DISABLED');
+    // Proxies get the declared UNHEALTHY for both (publishedEndpoint); declared HEALTHY again before
+    // the next tick, a is in at once and c stays out: its probes still fail.
+    expect(t.health.get('a:1')).toBe('HEALTHY');
+    expect(t.health.get('c:1')).toBe('UNHEALTHY');
+    expect(t.health.get('b:1')).toBe('HEALTHY');
     expect(t.failStatic).toBe(false);
   });
 });

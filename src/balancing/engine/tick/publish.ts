@@ -6,11 +6,11 @@
  */
 import { toIntegerWeightsByGroup } from '../../integer-weights.js';
 import { ArrayMap, sameEntries } from '../indexed-map.js';
-import { valueOr, type ClusterState } from '../state.js';
+import { valueOr, type ClusterState, type EndpointState } from '../state.js';
 import { HW_PUB, HW_ROW, HW_SERVED, HW_W } from '../held-weights.js';
 import { exceedsHysteresis } from '../stages.js';
 import type { PublishedHealth } from '../types.js';
-import { mark, ruleBit, type Frame } from './frame.js';
+import { H_DISABLED, mark, ruleBit, type Frame } from './frame.js';
 import { PR_W, setCell } from '../pid-rows.js';
 
 const R_HYSTERESIS = ruleBit('hysteresis-hold');
@@ -89,10 +89,26 @@ function servingChanged(c: ClusterState, f: Frame): boolean {
   return false;
 }
 
+/**
+ * UNHEALTHY where the engine keeps an endpoint out: by its probes or an ejection, or (failing
+ * neither) out of rotation. An endpoint declared out (UNHEALTHY, DRAINING, TIMEOUT) is out of
+ * rotation too, but proxies are sent its declared health whatever this says (publishedEndpoint),
+ * so this says what holds once the declaration allows it in again: HEALTHY unless probes or an
+ * ejection hold it out. Saying UNHEALTHY for the declaration itself outlived it: a pod ready again
+ * stayed out until the next tick, ~1 s (bench/kube-churn.ts, bench/RESULTS.md "kube33").
+ */
 function healthOf(c: ClusterState, f: Frame): ArrayMap<PublishedHealth> {
   const health = new Array<PublishedHealth>(f.n);
-  for (let i = 0; i < f.n; i++) health[i] = f.serving[i] ? 'HEALTHY' : 'UNHEALTHY';
+  for (let i = 0; i < f.n; i++) {
+    const declaredOut = f.healthCode[i] === H_DISABLED;
+    health[i] = f.serving[i] || (declaredOut && !heldOut(c.order[i] as EndpointState, f.now)) ? 'HEALTHY' : 'UNHEALTHY';
+  }
   return new ArrayMap(c.keys, c.index, health);
+}
+
+/** Probes or an ejection keep it out (the gate does not ask for an endpoint declared out). */
+function heldOut(e: EndpointState, now: number): boolean {
+  return (e.tracker !== undefined && e.tracker.state(now) !== 'AVAILABLE') || e.ejection?.until !== undefined;
 }
 
 /** One scale for the cluster, rounding per locality (integer-weights.ts), aligned with its endpoints. */
