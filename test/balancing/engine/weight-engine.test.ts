@@ -166,6 +166,35 @@ describe('WeightEngine: health gate', () => {
   });
 });
 
+describe('WeightEngine: an endpoint declared out', () => {
+  const declared = (health?: 'UNHEALTHY') => [{ key: 'a:1', weight: 1 }, { key: 'b:1', weight: 1, ...(health ? { health } : {}) }];
+
+  it('its health follows probes that fail after the declaration (proxies must not get it HEALTHY when it is declared in)', () => {
+    const engine = new WeightEngine();
+    engine.setCluster('svc', declared('UNHEALTHY'), { kind: 'static' });
+    expect(cluster(engine, 10).health.get('b:1')).toBe('HEALTHY');
+    for (const at of [11, 12, 13]) engine.observeProbe('svc', 'b:1', { ok: false, at });
+    const t = cluster(engine, 20);
+    expect(t.health.get('b:1')).toBe('UNHEALTHY');
+    expect(t.changed).toBe(true);
+  });
+
+  it('and probes that recover after it', () => {
+    const engine = new WeightEngine();
+    engine.setCluster('svc', declared(), { kind: 'static' });
+    for (const at of [1, 2, 3]) engine.observeProbe('svc', 'b:1', { ok: false, at });
+    engine.setCluster('svc', declared('UNHEALTHY'), { kind: 'static' });
+    expect(cluster(engine, 10).health.get('b:1')).toBe('UNHEALTHY');
+    // The back-off (5 s) over, three good probes bring it back.
+    for (const at of [6_000, 6_001, 6_002]) engine.observeProbe('svc', 'b:1', { ok: true, at });
+    const t = cluster(engine, 7_000);
+    expect(t.health.get('b:1')).toBe('HEALTHY');
+    expect(t.changed).toBe(true);
+    // Nothing moves after: the same health, no change.
+    expect(cluster(engine, 8_000).changed).toBe(false);
+  });
+});
+
 describe('WeightEngine: PID controller', () => {
   it('lowers the weight of an over-utilized endpoint and explains the terms', () => {
     const engine = new WeightEngine();

@@ -133,6 +133,8 @@ export interface Frame {
    * HW_SERVED): tick/publish.ts decide.
    */
   servingMoved: number;
+  /** How many endpoints are declared out (the gate's H_DISABLED); set by the health gate. */
+  declaredOut: number;
   readonly rules: number[];
   readonly freshness: number[];
   /** Age of the steering data, ms; NaN: none. */
@@ -237,6 +239,7 @@ export function newFrame(init: FrameInit, recycled?: Frame): Frame {
     healthCode: filled(n),
     serving: filled(n),
     servingMoved: Number.NaN,
+    declaredOut: 0,
     freshness: filled(n),
     util: undefined,
     pid: undefined,

@@ -115,6 +115,7 @@ function failStaticOrNot(f: Frame, g: GateStates, t: GateTally): ScaleSums {
   f.failStatic = eligible > 0 && serving === 0;
   // Failing static changes who serves below: unknown (publish compares).
   f.servingMoved = f.failStatic ? Number.NaN : t.moved;
+  f.declaredOut = f.n - eligible;
   if (!f.failStatic) return { weights, statics };
   for (let i = 0; i < f.n; i++) {
     if (f.healthCode[i] === H_DISABLED) continue;

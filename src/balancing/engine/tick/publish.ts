@@ -49,7 +49,9 @@ function decide(c: ClusterState, f: Frame): Decision {
   // Not dirty, HW_SERVED is what the last tick's serving vector says (only setCluster, seedWeights
   // and imports write it otherwise, and they mark the cluster dirty): the gate's count stands in
   // for comparing with that vector, cold by now.
-  const healthChanged = c.dirty || f.servingMoved !== 0 ? servingChanged(c, f) : c.lastServing === undefined || c.lastHealth === undefined;
+  const servingMoved = c.dirty || f.servingMoved !== 0 ? servingChanged(c, f) : c.lastServing === undefined || c.lastHealth === undefined;
+  // A declared-out endpoint's health follows its probes and ejections, which move without the serving vector.
+  const healthChanged = servingMoved || (f.declaredOut > 0 && declaredOutMoved(c, f));
   const structural = c.dirty || healthChanged || c.lastWeights === undefined || f.failStatic !== c.lastFailStatic;
   const push = structural || exceedsHysteresis(f.cand, f.prevPub, c.safety.hysteresis, f.serving);
   // A pure PID policy's own vector is the weight itself (and so is everyone's, failing static).
@@ -104,6 +106,19 @@ function healthOf(c: ClusterState, f: Frame): ArrayMap<PublishedHealth> {
     health[i] = f.serving[i] || (declaredOut && !heldOut(c.order[i] as EndpointState, f.now)) ? 'HEALTHY' : 'UNHEALTHY';
   }
   return new ArrayMap(c.keys, c.index, health);
+}
+
+/** Whether a declared-out endpoint's health (healthOf) is not what was published last. */
+function declaredOutMoved(c: ClusterState, f: Frame): boolean {
+  const last = c.lastHealth;
+  if (!(last instanceof ArrayMap) || last.keyList !== c.keys) return true;
+  const published = last.valueList;
+  for (let i = 0; i < f.n; i++) {
+    if (f.healthCode[i] !== H_DISABLED) continue;
+    const now: PublishedHealth = heldOut(c.order[i] as EndpointState, f.now) ? 'UNHEALTHY' : 'HEALTHY';
+    if (published[i] !== now) return true;
+  }
+  return false;
 }
 
 /** Probes or an ejection keep it out (the gate does not ask for an endpoint declared out). */
