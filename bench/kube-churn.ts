@@ -169,7 +169,7 @@ async function startFulcrum(root: string, label: string, dir: string, kubeconfig
 
 /**
  * Waits until the process uses under 5 % of a core over half a second (its start-up work done),
- * then returns its CPU ms per second over 2 s more: what it spends with nothing changing (the
+ * then returns its CPU ms per second over 5 s more: what it spends with nothing changing (the
  * engine's ticks, timers), subtracted from the CPU per change.
  */
 async function idle(pid: number): Promise<number> {
@@ -279,16 +279,19 @@ async function roll(cp: ControlPlane, readiness: Readiness, watcher: Watcher, f:
   // same order: every checkout's rollout has both directions and leaves every endpoint ready.
   const pairs = Math.max(1, Math.floor((rate * seconds) / 2));
   const targets = Array.from({ length: pairs }, pick);
-  const flips: Promise<boolean>[] = [];
+  const flips: Promise<unknown>[] = [];
+  // A patch that fails fails the run, after the others (not as an unhandled rejection meanwhile).
+  let failed: unknown;
   for (let k = 0; k < 2 * pairs; k++) {
     const due = started + (k * 1_000) / rate;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const { s, e } = targets[k % pairs] as { s: number; e: number };
     readiness.touched.add(`${s}/${e}`);
-    flips.push(readiness.flip(cp, s, e));
+    flips.push(readiness.flip(cp, s, e).catch((err: unknown) => (failed ??= err)));
   }
   await Promise.all(flips);
+  if (failed !== undefined) throw failed;
   const lastPatch = performance.now();
   const everyHeld = (): boolean => [...readiness.expected()].every((x) => watcher.health(x.cluster, x.address) === x.health);
   await watcher.until(everyHeld, 120_000, `${label}: the rollout`);
