@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Probes } from './admin-probes.js';
 import { freePort, integer, repoRoot, stopper, waitReady } from './gcp-fanout-servers.js';
+import { quantile } from './gcp-fanout-table.js';
 import { helpIfAsked } from './help.js';
 import { apiRequest, benchEndpointAddress, benchServiceName, benchSliceName, seedServices } from './kube-run.js';
 import { processCpuMs } from './proc-cpu.js';
@@ -183,31 +184,25 @@ async function idle(pid: number): Promise<number> {
   return (processCpuMs(pid) - before) / 5;
 }
 
-/** Every endpoint's `ready`, as the slices now say: the bench flips them. */
+/** Every endpoint's `ready`, as the slices now say: the bench flips them (ready unless flipped). */
 class Readiness {
-  private readonly unready = new Set<string>();
-
-  isReady(s: number, e: number): boolean {
-    return !this.unready.has(`${s}/${e}`);
-  }
+  /** Every endpoint flipped so far, by `s/e`, and whether it is ready now. */
+  private readonly flipped = new Map<string, { readonly s: number; readonly e: number; ready: boolean }>();
 
   async flip(cp: ControlPlane, s: number, e: number): Promise<boolean> {
-    const ready = !this.isReady(s, e);
-    if (ready) this.unready.delete(`${s}/${e}`);
-    else this.unready.add(`${s}/${e}`);
+    const key = `${s}/${e}`;
+    const entry = this.flipped.get(key) ?? { s, e, ready: true };
+    const ready = !entry.ready;
+    entry.ready = ready;
+    this.flipped.set(key, entry);
     await apiRequest(cp, 'PATCH', `/apis/discovery.k8s.io/v1/namespaces/bench/endpointslices/${benchSliceName(s)}`, [{ op: 'replace', path: `/endpoints/${e}/conditions/ready`, value: ready }], 'application/json-patch+json');
     return ready;
   }
 
   /** Every flipped endpoint's health as the stream should hold it. */
   *expected(): Iterable<{ cluster: string; address: string; health: string }> {
-    for (const key of this.touched) {
-      const [s, e] = key.split('/').map(Number) as [number, number];
-      yield { cluster: clusterOf(s), address: benchEndpointAddress(s, e), health: this.isReady(s, e) ? 'HEALTHY' : 'UNHEALTHY' };
-    }
+    for (const { s, e, ready } of this.flipped.values()) yield { cluster: clusterOf(s), address: benchEndpointAddress(s, e), health: ready ? 'HEALTHY' : 'UNHEALTHY' };
   }
-
-  readonly touched = new Set<string>();
 }
 
 /**
@@ -287,7 +282,6 @@ async function roll(cp: ControlPlane, readiness: Readiness, watcher: Watcher, f:
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const { s, e } = targets[k % pairs] as { s: number; e: number };
-    readiness.touched.add(`${s}/${e}`);
     flips.push(readiness.flip(cp, s, e).catch((err: unknown) => (failed ??= err)));
   }
   await Promise.all(flips);
@@ -304,10 +298,6 @@ async function roll(cp: ControlPlane, readiness: Readiness, watcher: Watcher, f:
   return { rolloutCpuPerS: cpu / 1_000 / elapsedS, healthz: result.healthz, fetched: result.fetched, convergedMs };
 }
 
-function quantile(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? Number.NaN : (s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] as number);
-}
 
 const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(x < 10 ? 1 : 0) : '–');
 

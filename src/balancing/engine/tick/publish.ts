@@ -101,29 +101,26 @@ function servingChanged(c: ClusterState, f: Frame): boolean {
  */
 function healthOf(c: ClusterState, f: Frame): ArrayMap<PublishedHealth> {
   const health = new Array<PublishedHealth>(f.n);
-  for (let i = 0; i < f.n; i++) {
-    const declaredOut = f.healthCode[i] === H_DISABLED;
-    health[i] = f.serving[i] || (declaredOut && !heldOut(c.order[i] as EndpointState, f.now)) ? 'HEALTHY' : 'UNHEALTHY';
-  }
+  for (let i = 0; i < f.n; i++) health[i] = healthAt(c, f, i);
   return new ArrayMap(c.keys, c.index, health);
 }
 
-/** Whether a declared-out endpoint's health (healthOf) is not what was published last. */
+function healthAt(c: ClusterState, f: Frame, i: number): PublishedHealth {
+  if (f.serving[i]) return 'HEALTHY';
+  // Declared out: held by probes or an ejection? (The gate does not ask for such an endpoint.)
+  if (f.healthCode[i] !== H_DISABLED) return 'UNHEALTHY';
+  const e = c.order[i] as EndpointState;
+  const heldOut = (e.tracker !== undefined && e.tracker.state(f.now) !== 'AVAILABLE') || e.ejection?.until !== undefined;
+  return heldOut ? 'UNHEALTHY' : 'HEALTHY';
+}
+
+/** Whether a declared-out endpoint's health (healthAt) is not what was published last. */
 function declaredOutMoved(c: ClusterState, f: Frame): boolean {
   const last = c.lastHealth;
   if (!(last instanceof ArrayMap) || last.keyList !== c.keys) return true;
   const published = last.valueList;
-  for (let i = 0; i < f.n; i++) {
-    if (f.healthCode[i] !== H_DISABLED) continue;
-    const now: PublishedHealth = heldOut(c.order[i] as EndpointState, f.now) ? 'UNHEALTHY' : 'HEALTHY';
-    if (published[i] !== now) return true;
-  }
+  for (let i = 0; i < f.n; i++) if (f.healthCode[i] === H_DISABLED && published[i] !== healthAt(c, f, i)) return true;
   return false;
-}
-
-/** Probes or an ejection keep it out (the gate does not ask for an endpoint declared out). */
-function heldOut(e: EndpointState, now: number): boolean {
-  return (e.tracker !== undefined && e.tracker.state(now) !== 'AVAILABLE') || e.ejection?.until !== undefined;
 }
 
 /** One scale for the cluster, rounding per locality (integer-weights.ts), aligned with its endpoints. */
