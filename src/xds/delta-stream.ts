@@ -101,13 +101,16 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
 
   /** Applies a request's subscribe and unsubscribe lists name by name. */
   private applySubscription(type: XdsTypeUrl, st: TypeState, req: DeltaDiscoveryRequest, first: boolean): void {
+    const wasWildcard = st.wildcard;
     for (const name of req.resource_names_subscribe) {
       if (name === '*') {
         st.wildcard = true;
         continue;
       }
-      // A (re)subscription outside the first request means the client does not hold the resource.
-      if (!first || !req.initial_resource_versions[name]) st.forget(name);
+      // A (re)subscription outside the first request means the client may not hold the resource
+      // (go-control-plane #583): held under no version, it is sent again, or its removal if it is
+      // gone meanwhile (forgotten, a client that kept it through a wildcard was never told).
+      if (!first && st.known.has(name)) st.hold(name, '');
       if (st.subscribe(name)) this.subscribed.add(type, this.subscribed.nameBytes(name));
     }
     for (const name of req.resource_names_unsubscribe) {
@@ -116,8 +119,14 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
         continue;
       }
       if (st.unsubscribe(name)) this.subscribed.add(type, -this.subscribed.nameBytes(name));
-      st.forget(name);
+      // A wildcard client keeps a resource it stops naming (it still wants every one): held under
+      // no version, it is sent again or its removal told, as go-control-plane does.
+      if (st.wildcard && st.known.has(name)) st.hold(name, '');
+      else st.forget(name);
     }
+    // Leaving the wildcard, the client drops what it held only through it: subscribing to '*'
+    // again must send those again (go-control-plane #583 is the named case, handled above).
+    if (wasWildcard && !st.wildcard) for (const name of [...st.known.keys()]) if (!st.names.has(name)) st.forget(name);
     if (first || req.resource_names_subscribe.length > 0 || req.resource_names_unsubscribe.length > 0) st.subscriptionChanged();
   }
 
@@ -160,11 +169,13 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     if (st.inflight.size > MAX_INFLIGHT) st.inflight.delete(st.inflight.keys().next().value as string);
     this.tellRegistry(type, st, snapshot, nonce, piece, mode);
 
-    // Warming: an updated cluster is re-created by Envoy and waits for its endpoints again.
+    // Warming: an updated cluster is re-created by Envoy and waits for its endpoints again. Held
+    // under no version, its assignment is sent again, or its removal if it is gone (forgotten, a
+    // cluster whose assignment was deleted in the same change warmed until Envoy's fetch timeout).
     if (type === TYPE.cluster && piece.sent.size > 0) {
       const eds = this.types.get(TYPE.endpoint);
       if (eds) {
-        for (const name of piece.sent.keys()) eds.forget(name);
+        for (const name of piece.sent.keys()) if (eds.known.has(name)) eds.hold(name, '');
         eds.synced = undefined;
       }
     }

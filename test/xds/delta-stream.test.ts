@@ -198,6 +198,47 @@ describe('Delta stream: changes and subscriptions', () => {
     expect(summary(cds as DeltaDiscoveryResponse)).toBe('CDS[web]-[]');
     expect(versionsOf(eds2 as DeltaDiscoveryResponse)).toEqual({ web: versionsOf(eds).web });
   });
+
+  test('cluster warming: an updated cluster whose assignment is gone is told so, not left waiting for it', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, CDS, [])));
+    r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['api', 'web'] }));
+    r.stream.onRequest(deltaAck(takeOne(r)));
+    r.publish(resourceSet(clusterWithEndpoints('api', 8080), cluster('web', 'RANDOM')));
+    expect(r.take().map(summary)).toEqual(['CDS[web]-[]', 'EDS[]-[web]']);
+  });
+
+  test('a wildcard client that stops naming a resource it holds, while not reading, hears of its removal', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, CDS, ['*', 'web'])));
+    r.io.full = true;
+    r.stream.onRequest(deltaReq(CDS, { resource_names_unsubscribe: ['web'] }));
+    r.publish(resourceSet(clusterWithEndpoints('api', 8080)));
+    r.io.full = false;
+    r.stream.onCacheChange();
+    expect(r.take().map(summary)).toEqual(['CDS[]-[web]']);
+  });
+
+  test('a wildcard client that names a held resource while not reading hears of its removal', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, CDS, ['*'])));
+    r.io.full = true;
+    r.stream.onRequest(deltaReq(CDS, { resource_names_subscribe: ['web'] }));
+    r.publish(resourceSet(clusterWithEndpoints('api', 8080)));
+    r.io.full = false;
+    r.stream.onCacheChange();
+    expect(r.take().map(summary)).toEqual(['CDS[]-[web]']);
+  });
+
+  test('leaving the wildcard and joining it again resends what the client held only through it', () => {
+    const r = deltaRig();
+    const all = first(r, CDS, ['*', 'web']);
+    r.stream.onRequest(deltaAck(all));
+    r.stream.onRequest(deltaReq(CDS, { resource_names_unsubscribe: ['*'] }));
+    expect(r.take()).toEqual([]);
+    r.stream.onRequest(deltaReq(CDS, { resource_names_subscribe: ['*'] }));
+    expect(versionsOf(takeOne(r))).toEqual({ api: versionsOf(all).api });
+  });
 });
 
 describe('Delta stream: ACK and NACK', () => {
