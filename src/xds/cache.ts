@@ -42,6 +42,29 @@ export interface Subscription {
 }
 
 /**
+ * How one type's resources differ from the snapshot before (of the same group): the names whose
+ * resource was added, replaced or removed. A push wakes every stream of the group; one whose
+ * subscription names none of these, and which had nothing left to do with the snapshot before,
+ * has nothing to do with this one either: it checks the few changed names instead of resolving
+ * its whole subscription again (a fleet of clients that each name their own clusters, as
+ * proxyless gRPC clients do, paid for every stream's every name on every push).
+ */
+export interface TypeChange {
+  /** The content token (Snapshot.contentToken) of the type in the snapshot before. */
+  readonly from: object;
+  /** The type version before (Snapshot.typeVersion), when it was known when this one was made. */
+  readonly fromVersion: string | undefined;
+  readonly names: ReadonlySet<string>;
+}
+
+/** Whether any of `changed` is in `names` (walks the smaller of the two). */
+export function touches(changed: ReadonlySet<string>, names: ReadonlySet<string>): boolean {
+  if (changed.size > names.size) return touches(names, changed);
+  for (const name of changed) if (names.has(name)) return true;
+  return false;
+}
+
+/**
  * Equal subscriptions as one object: thousands of proxies ask for the same names, and a push
  * looks each stream's body up by `key`. Shared, the key is one string, and the lookup compares
  * pointers instead of kilobytes of names per stream (and the names are held once).
@@ -111,6 +134,7 @@ export class Snapshot {
   /** Per type, its resources' version words added up (setVersion), once known. */
   private readonly wordSums: Map<XdsTypeUrl, Uint32Array>;
   private readonly held = new PairMemo<XdsTypeUrl, string, ReadonlyMap<string, string>>();
+  private readonly tokens = new Map<XdsTypeUrl, object>();
 
   private contentHash: string | undefined;
 
@@ -129,8 +153,34 @@ export class Snapshot {
     private readonly origins: ReadonlyMap<XdsTypeUrl, Snapshot> = new Map(),
     /** Per type, the word sum when the cache derived it from the previous snapshot's (XdsCache.update). */
     sums: ReadonlyMap<XdsTypeUrl, Uint32Array> = new Map(),
+    /** Per type computed here, how it differs from the snapshot before, when the cache knows. */
+    private readonly changes: ReadonlyMap<XdsTypeUrl, TypeChange> = new Map(),
   ) {
     this.wordSums = new Map(sums);
+  }
+
+  /**
+   * An object standing for this snapshot's content of `type` (its origin's): the same object in
+   * every snapshot that carries the type unchanged. A stream keeps it to say which content it
+   * has nothing left to do with; an empty object, so a stream that lags keeps no snapshot alive.
+   */
+  contentToken(type: XdsTypeUrl): object {
+    const origin = this.origins.get(type);
+    return origin ? origin.contentToken(type) : kept(this.tokens, type, () => ({}));
+  }
+
+  /** How `type` differs from the snapshot before its content (its origin's change), if known. */
+  changeOf(type: XdsTypeUrl): TypeChange | undefined {
+    const origin = this.origins.get(type);
+    return origin ? origin.changeOf(type) : this.changes.get(type);
+  }
+
+  /** The type's version if its word sum is known already (not added up for the asking). */
+  knownTypeVersion(type: XdsTypeUrl): string | undefined {
+    const origin = this.origins.get(type);
+    if (origin) return origin.knownTypeVersion(type);
+    const sum = this.wordSums.get(type);
+    return this.typeVersions.get(type) ?? (sum === undefined ? undefined : this.typeVersion(type));
   }
 
   /** The snapshot whose resources of `type` these are, computed there first (this one if they changed). */
@@ -252,6 +302,17 @@ export class Snapshot {
   heldVersionsMade(type: XdsTypeUrl, sub: string): ReadonlyMap<string, string> | undefined {
     return this.held.get(type, sub);
   }
+}
+
+/**
+ * Adds to `changed` the names of `before` that `input` no longer has. The update loops saw every
+ * name of `input`; only when they found fewer of `before`'s than it holds is it walked again.
+ */
+function addRemoved(before: ReadonlyMap<string, VersionedResource>, input: ReadonlyMap<string, EncodedResource>, changed: Set<string>): void {
+  let added = 0;
+  for (const name of changed) if (!before.has(name)) added++;
+  if (input.size - added === before.size) return;
+  for (const name of before.keys()) if (!input.has(name)) changed.add(name);
 }
 
 function encodeBody(version: string, type: XdsTypeUrl, resources: readonly VersionedResource[]): SotwBody {
@@ -471,15 +532,18 @@ export class XdsCache implements SnapshotSource {
       const byType = new Map<XdsTypeUrl, ReadonlyMap<string, VersionedResource>>();
       const origins = new Map<XdsTypeUrl, Snapshot>();
       const sums = new Map<XdsTypeUrl, Uint32Array>();
+      const changes = new Map<XdsTypeUrl, TypeChange>();
       let differs = !prev;
       for (const type of PUSH_ORDER) {
         const input = set.get(type) ?? new Map<string, EncodedResource>();
         const before = prev?.resources(type);
         const takenType = taken?.get(type);
         const swaps: [VersionedResource, VersionedResource][] = [];
-        const out = this.typeUpdate(before, takenType, input, swaps);
+        const names = new Set<string>();
+        const out = this.typeUpdate(before, takenType, input, swaps, names);
         if (prev && out === before) origins.set(type, prev.originOf(type));
         else differs = true;
+        if (prev && out !== before) changes.set(type, { from: prev.contentToken(type), fromVersion: prev.knownTypeVersion(type), names });
         byType.set(type, out);
         // A few resources replaced in the previous map: its word sum moved by theirs alone.
         const base = swaps.length > 0 && out !== before ? prev?.knownWordSum(type) : undefined;
@@ -487,7 +551,7 @@ export class XdsCache implements SnapshotSource {
       }
       if (differs) {
         changed.add(group);
-        next.set(group, new Snapshot(group, ++this.seq, byType, origins, sums));
+        next.set(group, new Snapshot(group, ++this.seq, byType, origins, sums, changes));
       } else if (prev) {
         next.set(group, prev);
       }
@@ -511,13 +575,17 @@ export class XdsCache implements SnapshotSource {
     input: ReadonlyMap<string, EncodedResource>,
     /** Filled with [before, after] per resource replaced, when the result is `before` with those replaced. */
     swaps: [VersionedResource, VersionedResource][],
+    /** Filled with the names added, replaced or removed since `before`. */
+    changed: Set<string>,
   ): ReadonlyMap<string, VersionedResource> {
     // The very map taken last time (the translator hands it on when none of its resources changed).
     if (before !== undefined && input === taken) return before;
     const d = derivationOf(input);
     const names = before && d && d.base === taken && [...d.names].every((n) => before.has(n) && input.has(n)) ? d.names : undefined;
-    if (names && before) return this.derivedUpdate(before, input, names, swaps);
-    return input instanceof ArrayMap ? this.positionalUpdate(before, taken, input as ArrayMap<EncodedResource>) : this.wholeUpdate(before, input);
+    if (names && before) return this.derivedUpdate(before, input, names, swaps, changed);
+    const out = input instanceof ArrayMap ? this.positionalUpdate(before, taken, input as ArrayMap<EncodedResource>, changed) : this.wholeUpdate(before, input, changed);
+    if (before !== undefined && out !== before) addRemoved(before, input, changed);
+    return out;
   }
 
   /**
@@ -529,6 +597,7 @@ export class XdsCache implements SnapshotSource {
     input: ReadonlyMap<string, EncodedResource>,
     names: ReadonlySet<string>,
     swaps: [VersionedResource, VersionedResource][],
+    changed: Set<string>,
   ): ReadonlyMap<string, VersionedResource> {
     const changes: [string, VersionedResource][] = [];
     for (const name of names) {
@@ -538,19 +607,27 @@ export class XdsCache implements SnapshotSource {
       const v = this.version(r);
       changes.push([name, v]);
       swaps.push([old, v]);
+      changed.add(name);
     }
     // Unchanged: the previous map itself, which tells update() this type's snapshot can be carried.
     return changes.length === 0 ? before : withValues(before, changes);
   }
 
-  private wholeUpdate(before: ReadonlyMap<string, VersionedResource> | undefined, input: ReadonlyMap<string, EncodedResource>): ReadonlyMap<string, VersionedResource> {
+  private wholeUpdate(
+    before: ReadonlyMap<string, VersionedResource> | undefined,
+    input: ReadonlyMap<string, EncodedResource>,
+    changed: Set<string>,
+  ): ReadonlyMap<string, VersionedResource> {
     const out = new Map<string, VersionedResource>();
     let differs = before === undefined || before.size !== input.size;
     for (const [name, r] of input) {
       const old = before?.get(name);
       const v = this.versionedAs(old, r);
       out.set(name, v);
-      differs ||= v !== old;
+      if (v !== old) {
+        differs = true;
+        changed.add(name);
+      }
     }
     return differs || before === undefined ? out : before;
   }
@@ -567,6 +644,7 @@ export class XdsCache implements SnapshotSource {
     before: ReadonlyMap<string, VersionedResource> | undefined,
     taken: ReadonlyMap<string, EncodedResource> | undefined,
     input: ArrayMap<EncodedResource>,
+    changed: Set<string>,
   ): ReadonlyMap<string, VersionedResource> {
     const keys = input.keyList;
     const resources = input.valueList;
@@ -585,7 +663,10 @@ export class XdsCache implements SnapshotSource {
       }
       const old = before?.get(keys[i] as string);
       out[i] = this.versionedAs(old, r);
-      differs ||= out[i] !== old;
+      if (out[i] !== old) {
+        differs = true;
+        changed.add(keys[i] as string);
+      }
     }
     return differs || before === undefined ? new ArrayMap(keys, input.index, out) : before;
   }

@@ -68,6 +68,47 @@ export function buildDeltaPiece(
   };
 }
 
+/**
+ * The piece `buildDeltaPiece` gives a view in sync (its known versions are exactly what its
+ * subscription resolved to) with the content just before `pool`, told from the names that
+ * changed since: at most as many lookups as the smaller of those and the subscription, instead of
+ * one per subscribed name (a fleet sharing a subscription of 5,000 assignments built each push's
+ * piece from all 5,000).
+ */
+export function buildDeltaPieceFromChanges(
+  systemVersion: string,
+  type: XdsTypeUrl,
+  pool: ReadonlyMap<string, VersionedResource>,
+  view: DeltaView,
+  phase: DeltaPhase,
+  changed: ReadonlySet<string>,
+): DeltaPiece {
+  const resources: VersionedResource[] = [];
+  const removed: string[] = [];
+  let resolved = view.known.size;
+  const few = view.wildcard || changed.size <= view.names.size ? changed : view.names;
+  for (const name of few) {
+    if (few === changed ? !view.wildcard && !view.names.has(name) : !changed.has(name)) continue;
+    const r = pool.get(name);
+    const held = view.known.has(name);
+    if (r === undefined) {
+      if (!held) continue;
+      resolved--;
+      if (phase !== 'updates') removed.push(name);
+      continue;
+    }
+    if (!held) resolved++;
+    if (phase !== 'removals' && view.known.get(name) !== r.version) resources.push(r);
+  }
+  return {
+    version: systemVersion,
+    head: encodeDeltaHead(systemVersion, type, resources, removed),
+    sent: new Map(resources.map((r) => [r.name, r.version])),
+    removed,
+    resolved: view.wildcard ? pool.size : resolved,
+  };
+}
+
 /** Fields 1 (system_version_info), 2 (resources), 4 (type_url) and 6 (removed_resources). */
 function encodeDeltaHead(systemVersion: string, type: XdsTypeUrl, resources: readonly VersionedResource[], removed: readonly string[]): Uint8Array {
   const w = protobuf.Writer.create().uint32(10).string(systemVersion);

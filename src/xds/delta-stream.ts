@@ -1,7 +1,7 @@
-import type { Snapshot } from './cache.js';
+import { touches, type Snapshot } from './cache.js';
 import { PUSH_ORDER, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
-import { buildDeltaPiece, type DeltaPhase, type DeltaPiece } from './delta-piece.js';
+import { buildDeltaPiece, buildDeltaPieceFromChanges, type DeltaPhase, type DeltaPiece } from './delta-piece.js';
 import { DeltaTypeState as TypeState, listedSubscription } from './delta-type-state.js';
 import { joinResponse } from './joined-responses.js';
 import { checkRequestNames } from './limits.js';
@@ -37,6 +37,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
   /** The push's first pass for one type; true when removals are left for the second pass. */
   private push(type: XdsTypeUrl, snapshot: Snapshot): boolean {
     const st = this.types.get(type);
+    if (st && !this.congested) this.catchUp(type, st, snapshot);
     if (!st?.requested || !this.record || this.congested || st.synced === snapshot.typeVersion(type)) {
       this.respond(type, snapshot, 'all', false);
       return false;
@@ -44,6 +45,18 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     const removes = this.piece(type, st, snapshot, 'all').removed.length > 0;
     this.respond(type, snapshot, removes ? 'updates' : 'all', false);
     return removes;
+  }
+
+  /**
+   * A stream in sync with the type's content just before this one, none of whose names changed
+   * since, is in sync with this one too: told from the few changed names, without resolving its
+   * subscription (a wildcard one is touched by any change).
+   */
+  private catchUp(type: XdsTypeUrl, st: TypeState, snapshot: Snapshot): void {
+    if (st.synced === undefined || st.wildcard) return;
+    const change = snapshot.changeOf(type);
+    if (change === undefined || change.fromVersion !== st.synced || touches(change.names, st.names)) return;
+    st.synced = snapshot.typeVersion(type);
   }
 
   protected handle(req: DeltaDiscoveryRequest, record: ProxyRecord): void {
@@ -207,10 +220,14 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     const from = st.synced ?? (st.known.size === 0 ? '' : undefined);
     if (from === undefined) return buildDeltaPiece(snapshot.version, type, snapshot.resources(type), st, what);
     const sub = st.subKey;
-    return (
-      snapshot.deltaPiece(type, what, from, sub) ??
-      snapshot.rememberDeltaPiece(type, what, from, sub, buildDeltaPiece(snapshot.version, type, snapshot.resources(type), st, what))
-    );
+    return snapshot.deltaPiece(type, what, from, sub) ?? snapshot.rememberDeltaPiece(type, what, from, sub, this.buildPiece(type, st, snapshot, what, from));
+  }
+
+  /** A piece for a stream in sync with `from` ('' when it holds nothing): from the changed names when `from` is the content just before. */
+  private buildPiece(type: XdsTypeUrl, st: TypeState, snapshot: Snapshot, what: DeltaPhase, from: string): DeltaPiece {
+    const change = snapshot.changeOf(type);
+    if (from !== '' && change?.fromVersion === from) return buildDeltaPieceFromChanges(snapshot.version, type, snapshot.resources(type), st, what, change.names);
+    return buildDeltaPiece(snapshot.version, type, snapshot.resources(type), st, what);
   }
 
   /**

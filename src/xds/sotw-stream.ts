@@ -1,4 +1,4 @@
-import type { SotwBody, Snapshot } from './cache.js';
+import { touches, type SotwBody, type Snapshot } from './cache.js';
 import { PUSH_ORDER, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import type { ProxyRecord } from './proxy-status.js';
 import { joinResponse } from './joined-responses.js';
@@ -29,6 +29,12 @@ interface TypeState {
    * their encoding, shared by streams that sent the same (request-names.ts), or the decoded list.
    */
   requestNames?: Uint8Array | readonly string[];
+  /**
+   * The content (Snapshot.contentToken) this type was last answered against in full: the client
+   * holds, or was sent, everything the subscription resolves to there, so responding to it again
+   * would send nothing. Cleared when the subscription or what the client holds changes otherwise.
+   */
+  settledAt?: object;
 }
 
 const NO_NAMES: readonly string[] = Object.freeze([]);
@@ -97,6 +103,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       return;
     }
     st.requestNames = encoded ?? names;
+    st.settledAt = undefined;
     const star = names.includes('*');
     // Without '*' the list itself (frozen when shared: sharedSubscription then finds it by identity).
     const explicit = star ? names.filter((n) => n !== '*') : names;
@@ -156,6 +163,30 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   private respond(type: XdsTypeUrl, snapshot: Snapshot, phase: 'keep-removed' | 'final'): boolean {
     const st = this.types.get(type);
     if (!st?.requested || !this.record || this.congested) return false;
+    if (this.settled(type, st, snapshot)) return false;
+    const kept = this.answer(type, st, snapshot, phase);
+    if (phase === 'final') st.settledAt = snapshot.contentToken(type);
+    return kept;
+  }
+
+  /**
+   * Whether answering this type now would send nothing, told without resolving the subscription:
+   * it was answered in full against this content, or against the content just before and none of
+   * its names changed since (then that holds for this content too). A wildcard subscription is
+   * touched by any change; a forced answer is always made.
+   */
+  private settled(type: XdsTypeUrl, st: TypeState, snapshot: Snapshot): boolean {
+    if (st.settledAt === undefined || st.force) return false;
+    const token = snapshot.contentToken(type);
+    if (st.settledAt === token) return true;
+    const change = snapshot.changeOf(type);
+    if (change === undefined || change.from !== st.settledAt || st.subscription.wildcard || touches(change.names, st.subscription.names)) return false;
+    st.settledAt = token;
+    return true;
+  }
+
+  /** respond's work once the type is known to need a look: what it sends, if anything. */
+  private answer(type: XdsTypeUrl, st: TypeState, snapshot: Snapshot, phase: 'keep-removed' | 'final'): boolean {
     const fullState = WILDCARD_TYPES.has(type);
     if (phase === 'keep-removed' && (!fullState || !st.sent)) return false;
     let body = snapshot.sotwBody(type, st.subscription.sub);

@@ -11,7 +11,8 @@ import { TYPE } from '../../src/xds/envoy-api.js';
 import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 import type { StreamDeps } from '../../src/xds/stream-common.js';
 import { decodeDeltaDiscoveryResponse, namesOf, type DeltaDiscoveryResponse } from '../support/xds-client.js';
-import { clusterWithEndpoints, deltaAck, deltaReq, endpoints, FakeIo, groups, resourceSet } from './stream-fixture.js';
+import type { EncodedResource } from '../../src/xds/resource.js';
+import { cluster, clusterWithEndpoints, deltaAck, deltaReq, endpoints, FakeIo, groups, resourceSet } from './stream-fixture.js';
 
 const { cluster: CDS, endpoint: EDS } = TYPE;
 
@@ -40,7 +41,10 @@ function fleet(count: number) {
     cache.update(groups(set));
     for (const s of streams) s.stream.onCacheChange();
   };
-  return { streams, publish, registry };
+  const wake = (): void => {
+    for (const s of streams) s.stream.onCacheChange();
+  };
+  return { streams, publish, registry, cache, wake };
 }
 
 /** Subscribes CDS (wildcard) and EDS (`names`), ACKing everything. */
@@ -61,6 +65,36 @@ describe('Delta responses shared between streams', () => {
     for (const o of others) expect(o[0]?.[0]).toBe(first?.[0]?.[0]);
     const decoded = streams.map((s) => s.take());
     for (const d of decoded) expect(d.map((r) => [r.type_url, namesOf(r)])).toEqual([[EDS, ['a']]]);
+  });
+
+  test('streams stay in sync through an addition and a removal: each push after is one shared buffer', () => {
+    const { streams, cache, wake } = fleet(3);
+    for (const s of streams) subscribe(s, ['a', 'b', 'c', 'd']);
+    const clusters = ['a', 'b', 'c', 'd'].map((n) => cluster(n));
+    /** Every stream was handed the same buffers (a stream out of sync builds its own); then all are ACKed. */
+    const sharedThenAck = (): void => {
+      const [first, ...others] = streams.map((s) => s.io.parts);
+      expect(first?.length).toBeGreaterThan(0);
+      for (const o of others) o.forEach((parts, i) => expect(parts[0]).toBe(first?.[i]?.[0]));
+      for (const s of streams) for (const r of s.take()) s.stream.onRequest(deltaAck(r));
+      for (const s of streams) s.io.parts.length = 0;
+    };
+    const publishEndpoints = (...parts: EncodedResource[]): void => {
+      cache.update(groups(resourceSet(...clusters, ...parts)));
+      wake();
+    };
+    const abc = ['a', 'b', 'c'].map((n) => endpoints(n));
+    // Cluster d appears first (Envoy then warms every cluster again: those responses are per stream).
+    publishEndpoints(...abc);
+    for (const s of streams) for (const r of s.take()) s.stream.onRequest(deltaAck(r));
+    for (const s of streams) s.io.parts.length = 0;
+    publishEndpoints(...abc, endpoints('d')); // d's assignment appears
+    sharedThenAck();
+    publishEndpoints(...abc); // and goes away
+    sharedThenAck();
+    publishEndpoints(endpoints('a'), endpoints('b', 7070), endpoints('c'));
+    expect(streams.map((s) => s.io.sent.map((b) => namesOf(decodeDeltaDiscoveryResponse(b))))).toEqual(streams.map(() => [['b']]));
+    sharedThenAck();
   });
 
   test('another subscription gets its own difference: only the names it holds', () => {
