@@ -30,6 +30,11 @@ const HELP = `bench/gcp-fanout.ts: fulcrum vs go-control-plane fan-out, one Go l
                         idle. Those rows run fulcrum with debounce 0 and with the default debounce
                         (and fulcrum-base when listed in --servers)
   --clusters N, --endpoints N   catalog size (default 100 × 20)
+  --subscribe-fraction F        each simulated proxy asks EDS for this fraction of the clusters, a
+                        subset of its own (default 1: every cluster, as Envoy does; e.g. 0.05 at 1,000
+                        clusters: ~50 each, as proxyless gRPC clients naming their services). A change
+                        must then reach the streams whose subset holds the watched cluster
+                        ("received" counts of those)
   --connect-concurrency N       streams connecting at once (default 200)
   --settle-ms N         pause before each fan-out row, after every server went idle (default 15000): a
                         row right after a 10,000-stream row read ~30-40 % slower, server and client
@@ -59,6 +64,7 @@ const { values: args } = parseArgs({
     'single-rounds': { type: 'string', default: '100' },
     clusters: { type: 'string', default: '100' },
     endpoints: { type: 'string', default: '20' },
+    'subscribe-fraction': { type: 'string', default: '1' },
     'connect-concurrency': { type: 'string', default: '200' },
     'keep-dir': { type: 'boolean', default: false },
     'fulcrum-node-args': { type: 'string', default: '' },
@@ -84,6 +90,8 @@ const ROUNDS = integer('rounds', args.rounds);
 const SINGLE_ROUNDS = integer('single-rounds', args['single-rounds'], 0);
 const catalog = { clusters: integer('clusters', args.clusters), endpoints: integer('endpoints', args.endpoints) };
 const CONCURRENCY = integer('connect-concurrency', args['connect-concurrency']);
+const FRACTION = Number(args['subscribe-fraction']);
+if (!(FRACTION > 0 && FRACTION <= 1)) throw new Error(`--subscribe-fraction: "${args['subscribe-fraction']}" is not a number in (0, 1]`);
 const NODE_ARGS = list(args['fulcrum-node-args'].replaceAll(' ', ','));
 const BASE_NODE_ARGS = args['base-node-args'] === undefined ? NODE_ARGS : list(args['base-node-args'].replaceAll(' ', ','));
 
@@ -101,7 +109,8 @@ function drive(bins: GoBinaries, server: Server, protocol: string, streams: numb
   const argv = [
     '-target', server.xds, '-streams', String(streams), '-rounds', String(rounds), '-server-pid', String(server.pid),
     '-cluster', target.cluster, '-address', address, '-port', '8080', '-weight-base', String(weightBase),
-    '-trigger', trigger, '-body', body, '-connect-concurrency', String(CONCURRENCY), ...(protocol === 'delta' ? ['-delta'] : []),
+    '-trigger', trigger, '-body', body, '-connect-concurrency', String(CONCURRENCY), '-subscribe-fraction', String(FRACTION),
+    ...(protocol === 'delta' ? ['-delta'] : []),
   ];
   let out: string;
   let failure: string | undefined;
@@ -181,7 +190,7 @@ function record(rows: Row[], row: Row): void {
 
 async function main(): Promise<void> {
   const bins = buildGo(log);
-  log(`gcp-fanout: ${catalog.clusters} × ${catalog.endpoints}, streams ${STREAMS.join('/')}, ${PROTOCOLS.join('/')}, ${ROUNDS} rounds; ${uptime()}; run dir ${dir}`);
+  log(`gcp-fanout: ${catalog.clusters} × ${catalog.endpoints}, subscribe fraction ${FRACTION}, streams ${STREAMS.join('/')}, ${PROTOCOLS.join('/')}, ${ROUNDS} rounds; ${uptime()}; run dir ${dir}`);
   const servers = await startAll(bins);
   const rows: Row[] = [];
   try {
@@ -218,7 +227,7 @@ async function main(): Promise<void> {
     if (!args['keep-dir']) rmSync(dir, { recursive: true, force: true });
   }
   process.stdout.write(`\n${formatTable(rows)}\nAfter the run: ${uptime()}\n`);
-  process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), catalog, rows })}\n`);
+  process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), catalog, subscribeFraction: FRACTION, rows })}\n`);
 }
 
 await main();

@@ -41,6 +41,7 @@ type options struct {
 	concurrency                     int
 	weightBase                      uint
 	delta                           bool
+	subscribeFraction               float64
 	watch                           *watchTarget
 	timeout, settle                 time.Duration
 }
@@ -51,6 +52,7 @@ func parseFlags() options {
 	flag.StringVar(&o.target, "target", "127.0.0.1:18000", "xDS server host:port")
 	flag.IntVar(&o.streams, "streams", 1, "simulated Envoys (one connection and one ADS stream each)")
 	flag.BoolVar(&o.delta, "delta", false, "Delta xDS instead of SotW")
+	flag.Float64Var(&o.subscribeFraction, "subscribe-fraction", 1, "each stream asks EDS for this fraction of the clusters, its own subset (1: all, as Envoy)")
 	flag.IntVar(&o.rounds, "rounds", 3, "weight changes")
 	flag.IntVar(&o.serverPid, "server-pid", 0, "server process, for its CPU time (/proc/PID/stat)")
 	flag.IntVar(&o.concurrency, "connect-concurrency", 200, "streams connecting and syncing at once")
@@ -82,7 +84,7 @@ func main() {
 	run := newRound(o.streams)
 	streams := make([]*stream, o.streams)
 	for i := range streams {
-		streams[i] = &stream{id: i, delta: o.delta, watch: o.watch, run: run, synced: make(chan struct{}), dump: o.dumpPath != ""}
+		streams[i] = &stream{id: i, delta: o.delta, watch: o.watch, run: run, synced: make(chan struct{}), dump: o.dumpPath != "", fraction: o.subscribeFraction}
 	}
 	start := time.Now()
 	failed := connectAll(ctx, o, streams)
@@ -167,7 +169,8 @@ func playRound(o options, trig *trigger, run *round, streams []*stream, r int) m
 	apiErr := trig.fire(weight)
 	apiMs := ms(time.Since(t0))
 	deadline := t0.Add(o.timeout)
-	for apiErr == nil && run.count.Load() < int64(len(streams)) && time.Now().Before(deadline) {
+	expected := watchers(streams)
+	for apiErr == nil && run.count.Load() < expected && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	allMs := ms(time.Since(t0))
@@ -177,7 +180,7 @@ func playRound(o options, trig *trigger, run *round, streams []*stream, r int) m
 		"type": "round", "round": r, "weight": weight, "streams": len(streams),
 		// The trigger's wall-clock time (ms since the epoch), to line rounds up with a server trace.
 		"t0":       float64(t0.UnixMicro()) / 1000,
-		"received": run.count.Load(), "reconnects": reconnects.Load(), "apiMs": apiMs, "allReceivedMs": allMs,
+		"received": run.count.Load(), "expected": expected, "reconnects": reconnects.Load(), "apiMs": apiMs, "allReceivedMs": allMs,
 		// How long this client's threads waited for a core during the round (a slow round may be ours).
 		"clientRunQueueMs": waitMs,
 		"clientCpuMs":      ms(selfCPU() - cpuBefore), "serverCpuMs": ms(serverCPU(o.serverPid) - serverBefore),
@@ -193,6 +196,17 @@ func playRound(o options, trig *trigger, run *round, streams []*stream, r int) m
 		out[k] = v
 	}
 	return out
+}
+
+// watchers counts the streams whose subscription holds the watched cluster: those a change must reach.
+func watchers(streams []*stream) int64 {
+	var n int64
+	for _, s := range streams {
+		if s.watching.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 func pushCounts(streams []*stream) []int64 {

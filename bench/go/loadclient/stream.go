@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +34,10 @@ type stream struct {
 	synced chan struct{}
 	dumped [][]byte // first CDS and EDS responses, when dumping
 	dump   bool
+	// fraction of the clusters CDS names whose assignments this stream asks for (0 or 1: all, as
+	// an Envoy does; between: its own subset, as proxyless gRPC clients naming their services do).
+	fraction float64
+	watching atomic.Bool // whether the subscription holds the watched cluster
 }
 
 func dial(target string) (*grpc.ClientConn, error) {
@@ -89,6 +95,11 @@ func (s *stream) serve(ctx context.Context, target string) error {
 					return err
 				}
 			}
+			s.watching.Store(slices.Contains(names, s.watch.cluster))
+			// A stream that wants none of the clusters is never sent an assignment: in sync now.
+			if len(names) == 0 {
+				s.markSynced()
+			}
 		}
 		if err := cs.SendMsg(s.ack(&m, names)); err != nil {
 			return err
@@ -103,10 +114,16 @@ func (s *stream) serve(ctx context.Context, target string) error {
 // follow keeps the EDS subscription in step with CDS, as Envoy does for every cluster it learns of
 // later, not only the first response's: a SotW CDS response is the whole set (subscribe to exactly
 // it); a Delta one carries only what changed (subscribe to the names not yet subscribed).
-func (s *stream) follow(subscribed, cds []string) (next, added []string) {
+func (s *stream) follow(subscribed, all []string) (next, added []string) {
 	known := make(map[string]bool, len(subscribed))
 	for _, n := range subscribed {
 		known[n] = true
+	}
+	var cds []string
+	for _, n := range all {
+		if s.wants(n) {
+			cds = append(cds, n)
+		}
 	}
 	for _, n := range cds {
 		if !known[n] {
@@ -122,17 +139,32 @@ func (s *stream) follow(subscribed, cds []string) (next, added []string) {
 	return cds, added
 }
 
+// wants tells whether this stream asks for a cluster's assignment: a hash of the stream and the
+// name, so each stream has its own subset, the same on every run and for every server.
+func (s *stream) wants(name string) bool {
+	if s.fraction <= 0 || s.fraction >= 1 {
+		return true
+	}
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%d/%s", s.id, name)
+	return float64(h.Sum32()) < s.fraction*(1<<32)
+}
+
+func (s *stream) markSynced() {
+	select {
+	case <-s.synced:
+	default:
+		close(s.synced)
+	}
+}
+
 // record notes the initial sync (the first EDS response) and keeps it when dumping.
 func (s *stream) record(m *summary) {
 	if s.dump && len(s.dumped) < 2 {
 		s.dumped = append(s.dumped, m.raw)
 	}
 	if m.typeURL == resource.EndpointType {
-		select {
-		case <-s.synced:
-		default:
-			close(s.synced)
-		}
+		s.markSynced()
 	}
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -111,5 +113,30 @@ func TestFollowKeepsEDSInStepWithCDS(t *testing.T) {
 	next, added = delta.follow([]string{"a", "b"}, []string{"c", "a"})
 	if len(next) != 3 || len(added) != 1 || added[0] != "c" {
 		t.Fatalf("Delta CDS adding c (a changed): next %v added %v", next, added)
+	}
+}
+
+func TestSubsetSubscriptions(t *testing.T) {
+	names := make([]string, 1000)
+	for i := range names {
+		names[i] = fmt.Sprintf("svc-%04d", i)
+	}
+	a, b := &stream{id: 1, fraction: 0.05}, &stream{id: 2, fraction: 0.05}
+	na, _ := a.follow(nil, names)
+	nb, _ := b.follow(nil, names)
+	// About 5 % each (binomial: 50 ± 7), each stream its own, and the same on every call.
+	if len(na) < 25 || len(na) > 80 || len(nb) < 25 || len(nb) > 80 {
+		t.Fatalf("subset sizes %d and %d, want about 50", len(na), len(nb))
+	}
+	if slices.Equal(na, nb) {
+		t.Fatalf("two streams got the same subset %v", na)
+	}
+	again, _ := (&stream{id: 1, fraction: 0.05}).follow(nil, names)
+	if !slices.Equal(na, again) {
+		t.Fatalf("stream 1's subset changed between runs")
+	}
+	// A later CDS response keeps the subset: nothing added, nothing dropped.
+	if next, added := a.follow(na, names); !slices.Equal(next, na) || added != nil {
+		t.Fatalf("unchanged CDS moved the subset: next %d names, added %v", len(next), added)
 	}
 }
