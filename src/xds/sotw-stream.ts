@@ -32,7 +32,9 @@ interface TypeState {
   /**
    * The content (Snapshot.contentToken) this type was last answered against in full: the client
    * holds, or was sent, everything the subscription resolves to there, so responding to it again
-   * would send nothing. Cleared when the subscription or what the client holds changes otherwise.
+   * would send nothing. Cleared by every request that changes the subscription and by every
+   * response sent (a push's final answer sets it again; a stream that stops reading after the
+   * first of a make-before-break pair holds the merged body, not this content).
    */
   settledAt?: object;
 }
@@ -163,6 +165,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   private respond(type: XdsTypeUrl, snapshot: Snapshot, phase: 'keep-removed' | 'final'): boolean {
     const st = this.types.get(type);
     if (!st?.requested || !this.record || this.congested) return false;
+    if (phase === 'keep-removed' && (!WILDCARD_TYPES.has(type) || !st.sent)) return false;
     if (this.settled(type, st, snapshot)) return false;
     const kept = this.answer(type, st, snapshot, phase);
     if (phase === 'final') st.settledAt = snapshot.contentToken(type);
@@ -219,6 +222,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     st.previousWire = st.wire;
     st.nonce = nonce;
     st.sent = state;
+    st.settledAt = undefined;
     st.wire = wire;
     st.force = false;
     this.io.send([joinResponse(wire.bytes, nonce, this.deps.controlPlaneId, sotwTail)]);

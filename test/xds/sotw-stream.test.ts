@@ -5,9 +5,10 @@
  */
 import { describe, expect, test } from 'vitest';
 import { TYPE } from '../../src/xds/envoy-api.js';
+import { DEFAULT_GROUP } from '../../src/xds/resource-set.js';
 import { namesOf, SHORT, type DiscoveryResponse } from '../support/xds-client.js';
 import {
-  base, cluster, clusterWithEndpoints, endpoints, listener, NODE, nodeGroupOfNode, resourceSet, routes, sotwAck, sotwReq, sotwRig, takeOne, typeState, type SotwRig,
+  base, cluster, clusterWithEndpoints, endpoints, groups, listener, NODE, nodeGroupOfNode, resourceSet, routes, sotwAck, sotwReq, sotwRig, takeOne, typeState, type SotwRig,
 } from './stream-fixture.js';
 
 const { cluster: CDS, endpoint: EDS, listener: LDS, route: RDS } = TYPE;
@@ -334,6 +335,32 @@ describe('SotW stream: node groups, congestion', () => {
     r.io.full = false;
     r.stream.onCacheChange();
     expect(namesOf(takeOne(r))).toEqual(['api', 'web', 'x', 'y']);
+  });
+
+  test('a client that stops reading after the first of a make-before-break pair is sent its group\'s loss in full', () => {
+    // Found by a review: the merged (keep-removed) response went out, the queue filled before the
+    // final one, and when the node group went away again the default group's snapshot was the very
+    // content the type had last been settled on, so the client kept the group's clusters.
+    const shared = resourceSet(cluster('a'), cluster('b'));
+    const r = sotwRig(groups({ [DEFAULT_GROUP]: shared }));
+    const send = r.io.send.bind(r.io);
+    let fillOnSend = false;
+    r.io.send = (parts) => {
+      send(parts);
+      if (fillOnSend) r.io.full = true;
+    };
+    const all = first(r, CDS, []);
+    r.stream.onRequest(sotwAck(all, []));
+    fillOnSend = true;
+    r.publish(groups({ [DEFAULT_GROUP]: shared, [NODE.cluster]: resourceSet(cluster('a', 'RANDOM')) }));
+    const merged = takeOne(r);
+    expect(namesOf(merged)).toEqual(['a', 'b']); // a as its group has it, b kept until the final response
+    fillOnSend = false;
+    r.publish(groups({ [DEFAULT_GROUP]: shared })); // the group goes away: the default group is unchanged
+    r.io.full = false;
+    r.stream.onCacheChange();
+    r.stream.onRequest(sotwAck(merged, []));
+    expect(r.take().map((x) => x.version_info)).toEqual([all.version_info]);
   });
 
   test('a closed stream sends nothing and unregisters', () => {
