@@ -244,4 +244,20 @@ export function envoySuite(mode: XdsMode): void {
     expect(Object.keys(updatesBefore)).toHaveLength(4);
     expect(await updates()).toEqual(updatesBefore);
   });
+
+  it('a cluster changed while fulcrum was down reaches Envoy with its endpoints after the restart, no warming stall', async () => {
+    // The restarted fulcrum sends the changed cluster; Envoy re-creates it and waits for its
+    // endpoints, which it already holds at the version it reconnected with (the assignment did not change).
+    await rig().restartFulcrum(() => writeConfig({ weights: [1, 3], lbPolicy: 'RANDOM' }));
+    await waitFor(
+      async () => {
+        const dump = await envoy().configDump();
+        return webPolicy(dump).includes('RANDOM') && !JSON.stringify(dump).includes('dynamic_warming_clusters') && JSON.stringify(await webWeights()) === '[1,3]';
+      },
+      { what: 'the changed cluster active in Envoy with both endpoints', timeoutMs: 10_000 },
+    );
+    expect((await sendRequests(url(), 200, { concurrency: 4 })).errors).toBe(0);
+    await writeConfig({ weights: [1, 3] });
+    await waitFor(async () => !webPolicy(await envoy().configDump()).includes('RANDOM'), { what: 'the cluster back to round robin', timeoutMs: 10_000 });
+  });
 }
