@@ -332,6 +332,11 @@ describe('pushes told from the changed names', () => {
         [[], [{ kind: 'stall', client: 1, after: 0 }, publishEds('n0', 1), publishEds('n4', 1), { kind: 'read', client: 1 }]],
         // Clients of the group see it appear, change where they do not look, and go away.
         [[], [{ kind: 'toggle-group' }, publishEds('n4', 2, true), publishEds('n0', 2), { kind: 'toggle-group' }]],
+        // Clients back from their group to a default group that changed meanwhile, not where they look.
+        [[[['n0'], ['n0']], [['n0'], ['n0']]], [
+          { kind: 'publish', inGroup: false, how: 0, edits: [{ eds: false, name: 'n5', v: 0 }, { eds: true, name: 'n5', v: 0 }] },
+          publishEds('n0', 1, true), { kind: 'toggle-group' }, publishEds('n5', 1), { kind: 'toggle-group' },
+        ]],
         // A SotW client that stops reading after the first (merged) response of a make-before-break
         // pair as its group appears; the group goes away again (the default group unchanged meanwhile).
         [[], [
