@@ -59,13 +59,7 @@ export function buildDeltaPiece(
       if (!pool.has(name) && (view.wildcard || view.names.has(name))) removed.push(name);
     }
   }
-  return {
-    version: systemVersion,
-    head: encodeDeltaHead(systemVersion, type, resources, removed),
-    sent: new Map(resources.map((r) => [r.name, r.version])),
-    removed,
-    resolved,
-  };
+  return piece(systemVersion, type, resources, removed, resolved);
 }
 
 /**
@@ -100,13 +94,11 @@ export function buildDeltaPieceFromChanges(
     if (!held) resolved++;
     if (phase !== 'removals' && view.known.get(name) !== r.version) resources.push(r);
   }
-  return {
-    version: systemVersion,
-    head: encodeDeltaHead(systemVersion, type, resources, removed),
-    sent: new Map(resources.map((r) => [r.name, r.version])),
-    removed,
-    resolved: view.wildcard ? pool.size : resolved,
-  };
+  return piece(systemVersion, type, resources, removed, view.wildcard ? pool.size : resolved);
+}
+
+function piece(systemVersion: string, type: XdsTypeUrl, resources: readonly VersionedResource[], removed: string[], resolved: number): DeltaPiece {
+  return { version: systemVersion, head: encodeDeltaHead(systemVersion, type, resources, removed), sent: new Map(resources.map((r) => [r.name, r.version])), removed, resolved };
 }
 
 /** Fields 1 (system_version_info), 2 (resources), 4 (type_url) and 6 (removed_resources). */

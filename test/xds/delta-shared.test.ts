@@ -47,6 +47,12 @@ function fleet(count: number) {
   return { streams, publish, registry, cache, wake };
 }
 
+/** Every stream ACKs what it was sent; what it was handed is forgotten. */
+function ackAll(streams: ReturnType<typeof fleet>['streams']): void {
+  for (const s of streams) for (const r of s.take()) s.stream.onRequest(deltaAck(r));
+  for (const s of streams) s.io.parts.length = 0;
+}
+
 /** Subscribes CDS (wildcard) and EDS (`names`), ACKing everything. */
 function subscribe(s: ReturnType<typeof fleet>['streams'][number], names: string[]): void {
   s.stream.onRequest(deltaReq(CDS, { node: s.node, resource_names_subscribe: ['*'] }));
@@ -76,8 +82,7 @@ describe('Delta responses shared between streams', () => {
       const [first, ...others] = streams.map((s) => s.io.parts);
       expect(first?.length).toBeGreaterThan(0);
       for (const o of others) o.forEach((parts, i) => expect(parts[0]).toBe(first?.[i]?.[0]));
-      for (const s of streams) for (const r of s.take()) s.stream.onRequest(deltaAck(r));
-      for (const s of streams) s.io.parts.length = 0;
+      ackAll(streams);
     };
     const publishEndpoints = (...parts: EncodedResource[]): void => {
       cache.update(groups(resourceSet(...clusters, ...parts)));
@@ -86,8 +91,7 @@ describe('Delta responses shared between streams', () => {
     const abc = ['a', 'b', 'c'].map((n) => endpoints(n));
     // Cluster d appears first (Envoy then warms every cluster again: those responses are per stream).
     publishEndpoints(...abc);
-    for (const s of streams) for (const r of s.take()) s.stream.onRequest(deltaAck(r));
-    for (const s of streams) s.io.parts.length = 0;
+    ackAll(streams);
     publishEndpoints(...abc, endpoints('d')); // d's assignment appears
     sharedThenAck();
     publishEndpoints(...abc); // and goes away

@@ -208,22 +208,14 @@ describe('Delta stream: changes and subscriptions', () => {
     expect(r.take().map(summary)).toEqual(['CDS[web]-[]', 'EDS[]-[web]']);
   });
 
-  test('a wildcard client that stops naming a resource it holds, while not reading, hears of its removal', () => {
+  test.each([
+    ['stops naming a resource it holds', ['*', 'web'], { resource_names_unsubscribe: ['web'] }],
+    ['names a resource it holds', ['*'], { resource_names_subscribe: ['web'] }],
+  ])('a wildcard client that %s, while not reading, hears of its removal', (_, subscribed, change) => {
     const r = deltaRig();
-    r.stream.onRequest(deltaAck(first(r, CDS, ['*', 'web'])));
+    r.stream.onRequest(deltaAck(first(r, CDS, subscribed)));
     r.io.full = true;
-    r.stream.onRequest(deltaReq(CDS, { resource_names_unsubscribe: ['web'] }));
-    r.publish(resourceSet(clusterWithEndpoints('api', 8080)));
-    r.io.full = false;
-    r.stream.onCacheChange();
-    expect(r.take().map(summary)).toEqual(['CDS[]-[web]']);
-  });
-
-  test('a wildcard client that names a held resource while not reading hears of its removal', () => {
-    const r = deltaRig();
-    r.stream.onRequest(deltaAck(first(r, CDS, ['*'])));
-    r.io.full = true;
-    r.stream.onRequest(deltaReq(CDS, { resource_names_subscribe: ['web'] }));
+    r.stream.onRequest(deltaReq(CDS, change));
     r.publish(resourceSet(clusterWithEndpoints('api', 8080)));
     r.io.full = false;
     r.stream.onCacheChange();
