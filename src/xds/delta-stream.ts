@@ -115,6 +115,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
   /** Applies a request's subscribe and unsubscribe lists name by name. */
   private applySubscription(type: XdsTypeUrl, st: TypeState, req: DeltaDiscoveryRequest, first: boolean): void {
     const wasWildcard = st.wildcard;
+    const dropped: string[] = [];
     for (const name of req.resource_names_subscribe) {
       if (name === '*') {
         st.wildcard = true;
@@ -135,11 +136,13 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       // A wildcard client keeps a resource it stops naming (it still wants every one): held under
       // no version, it is sent again or its removal told, as go-control-plane does.
       if (st.wildcard && st.known.has(name)) st.hold(name, '');
-      else st.forget(name);
+      else dropped.push(name);
     }
     // Leaving the wildcard, the client drops what it held only through it: subscribing to '*'
     // again must send those again (go-control-plane #583 is the named case, handled above).
-    if (wasWildcard && !st.wildcard) for (const name of [...st.known.keys()]) if (!st.names.has(name)) st.forget(name);
+    if (wasWildcard && !st.wildcard) for (const name of st.known.keys()) if (!st.names.has(name)) dropped.push(name);
+    for (const name of dropped) st.forget(name);
+    if (dropped.length > 0 && this.record) this.deps.registry.removed(this.record, type, dropped);
     if (first || req.resource_names_subscribe.length > 0 || req.resource_names_unsubscribe.length > 0) st.subscriptionChanged();
   }
 

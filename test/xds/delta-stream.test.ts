@@ -374,3 +374,47 @@ describe('Delta stream: node groups and congestion', () => {
     expect(r.take().map(summary)).toEqual(['CDS[y]-[]']);
   });
 });
+
+describe('Delta stream: proxy status after the client drops resources', () => {
+  const ackAll = (r: DeltaRig): void => {
+    for (const resp of r.take()) r.stream.onRequest(deltaAck(resp));
+  };
+  const inStatus = (r: DeltaRig, type: string): string[] => [...(r.registry.list()[0]?.types.get(type as typeof CDS)?.sentResources.keys() ?? [])].sort();
+
+  test('leaving the wildcard: status shows only what the client still holds, also after a change that sends nothing', () => {
+    const r = deltaRig(resourceSet(clusterWithEndpoints('a'), clusterWithEndpoints('b'), clusterWithEndpoints('c')));
+    r.stream.onRequest(deltaReq(CDS, { node: NODE, resource_names_subscribe: ['*', 'a'] }));
+    ackAll(r);
+    r.stream.onRequest(deltaReq(CDS, { resource_names_unsubscribe: ['*'] }));
+    ackAll(r);
+    expect(inStatus(r, CDS)).toEqual(['a']);
+    r.publish(resourceSet(clusterWithEndpoints('a'), clusterWithEndpoints('b', 9999), clusterWithEndpoints('c')));
+    expect(r.take()).toEqual([]);
+    expect(inStatus(r, CDS)).toEqual(['a']);
+  });
+
+  test('a name unsubscribed, deleted, then subscribed again: status never claims the client holds it', () => {
+    const r = deltaRig(resourceSet(clusterWithEndpoints('a'), clusterWithEndpoints('b')));
+    r.stream.onRequest(deltaReq(CDS, { node: NODE, resource_names_subscribe: ['*'] }));
+    r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['a', 'b'] }));
+    ackAll(r);
+    r.stream.onRequest(deltaReq(EDS, { resource_names_unsubscribe: ['b'] }));
+    ackAll(r);
+    expect(inStatus(r, EDS)).toEqual(['a']);
+    r.publish(resourceSet(clusterWithEndpoints('a')));
+    ackAll(r);
+    r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['b'] }));
+    // b does not exist and the client does not hold it: nothing to send, nothing held.
+    expect(r.take()).toEqual([]);
+    expect(inStatus(r, EDS)).toEqual(['a']);
+  });
+
+  test('a wildcard client that stops naming a resource still holds it, and status says so', () => {
+    const r = deltaRig(resourceSet(clusterWithEndpoints('a'), clusterWithEndpoints('b')));
+    r.stream.onRequest(deltaReq(CDS, { node: NODE, resource_names_subscribe: ['*', 'a'] }));
+    ackAll(r);
+    r.stream.onRequest(deltaReq(CDS, { resource_names_unsubscribe: ['a'] }));
+    ackAll(r);
+    expect(inStatus(r, CDS)).toEqual(['a', 'b']);
+  });
+});
