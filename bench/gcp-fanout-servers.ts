@@ -63,6 +63,8 @@ export interface Server {
   cache: string;
   pid: number;
   xds: string;
+  /** The admin API's base URL (fulcrum only). */
+  admin?: string;
   /** "METHOD URL" and body for loadclient -trigger/-body ({w} = the new weight). */
   trigger: (cluster: string, address: string, port: number) => { trigger: string; body: string };
   stop: () => Promise<void>;
@@ -258,6 +260,7 @@ export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server
     cache: debounce === 'zero' ? 'debounce 0' : debounce === 'default' ? 'debounce 100/1000 ms' : `debounce ${debounce.quietMs}/${debounce.maxMs} ms`,
     pid: child.pid ?? 0,
     xds: `127.0.0.1:${xdsPort}`,
+    admin,
     trigger: (cluster, address, port) => ({
       trigger: `PATCH ${admin}/v1/clusters/${cluster}/endpoints/${address}/${port}`,
       body: '{"weight":{w}}',

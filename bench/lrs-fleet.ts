@@ -17,14 +17,14 @@
  *   npx tsx bench/lrs-fleet.ts [--other /path/to/checkout] [--proxies 50,200,400] [--clusters 5]
  *     [--endpoints 20] [--interval-ms 2000] [--seconds 10] [--repeat 1] [--extensions 516] [--cpu-prof DIR]
  *
- * `--cpu-prof DIR`: this checkout's fulcrum writes a CPU profile per run into DIR.
+ * `--cpu-prof DIR`: each checkout's fulcrum writes a CPU profile per run into DIR/this or DIR/other.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildGo, integer, list, repoRoot, startFulcrum } from './gcp-fanout-servers.js';
+import { buildGo, clusterName, integer, list, repoRoot, startFulcrum } from './gcp-fanout-servers.js';
 import { helpIfAsked } from './help.js';
 
 helpIfAsked(import.meta.url);
@@ -70,7 +70,7 @@ async function runOne(dir: string, checkout: (typeof checkouts)[number], proxies
     root: checkout.root,
     label: `${checkout.label}-${proxies}`,
     lrsIntervalMs: intervalMs,
-    ...(args['cpu-prof'] && checkout.label === 'this' ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] } : {}),
+    ...(args['cpu-prof'] ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(args['cpu-prof'], checkout.label)] } : {}),
   });
   try {
     const argv = ['-target', server.xds, '-proxies', String(proxies), '-clusters', String(clusters), '-endpoints', String(endpoints)];
@@ -81,10 +81,24 @@ async function runOne(dir: string, checkout: (typeof checkouts)[number], proxies
       child.stdout.on('data', (b: Buffer) => (text += b.toString()));
       child.once('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`lrsclient exited with ${code}: ${text}`))));
     });
-    return JSON.parse(out.trim().split('\n').at(-1) as string) as Line;
+    const line = JSON.parse(out.trim().split('\n').at(-1) as string) as Line;
+    await expectReportsKept(server.admin as string);
+    return line;
   } finally {
     await server.stop();
   }
+}
+
+/**
+ * Every endpoint of the first cluster steers on a fresh sample: the server kept what the fleet
+ * reported. Without this a fleet naming clusters or endpoints the catalog lacks is read and
+ * dropped, and the figures leave out the aggregation (as they did before lrs35).
+ */
+async function expectReportsKept(admin: string): Promise<void> {
+  const res = await fetch(`${admin}/v1/weights/${clusterName(0)}`);
+  const body = (await res.json()) as { endpoints?: { explanation?: { freshness?: string } }[] };
+  const fresh = (body.endpoints ?? []).filter((e) => e.explanation?.freshness === 'fresh').length;
+  if (fresh !== endpoints) throw new Error(`${fresh} of ${endpoints} endpoints of ${clusterName(0)} have a fresh sample: the server did not keep the fleet's reports`);
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'fulcrum-lrs-fleet-'));

@@ -209,6 +209,11 @@ func envoyNode(id string, extensions int) *core.Node {
 	return n
 }
 
+// clusterName is the name bench/gcp-fanout-servers.ts gives cluster ci in the catalog it serves:
+// a report naming clusters the catalog does not have is read and dropped, and costs the
+// aggregation nothing.
+func clusterName(ci int) string { return fmt.Sprintf("svc-%04d", ci) }
+
 // fleetReport is one proxy's report: every endpoint of every cluster, with traffic and ORCA cpu.
 func fleetReport(o options, p int, node *core.Node, interval time.Duration) *lrs.LoadStatsRequest {
 	req := &lrs.LoadStatsRequest{Node: node}
@@ -230,7 +235,7 @@ func fleetReport(o options, p int, node *core.Node, interval time.Duration) *lrs
 			})
 		}
 		req.ClusterStats = append(req.ClusterStats, &endpoint.ClusterStats{
-			ClusterName:           fmt.Sprintf("c%d", ci),
+			ClusterName:           clusterName(ci),
 			UpstreamLocalityStats: []*endpoint.UpstreamLocalityStats{{Locality: &core.Locality{Zone: "z"}, UpstreamEndpointStats: eps}},
 			LoadReportInterval:    durationpb.New(interval),
 		})
