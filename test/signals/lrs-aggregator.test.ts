@@ -166,6 +166,29 @@ describe('LrsAggregator', () => {
     }
   });
 
+  it('keeps the sums exact within 1e-9 when thousands of proxies report an endpoint for many intervals, outliers coming and going', () => {
+    const rand = lcg(7);
+    const agg = new LrsAggregator();
+    const model = new Model();
+    const proxies = 2_000;
+    let now = 0;
+    for (let interval = 0; interval < 8; interval++) {
+      for (let stream = 1; stream <= proxies; stream++) {
+        now += INTERVAL / proxies;
+        const issued = Math.floor(rand() * 50);
+        // In the first interval a few shares far larger than the rest, whose replacement cancels most of the sum.
+        const scale = interval === 0 && stream % 500 === 0 ? 1e15 : rand() < 0.5 ? 1e-3 : 1;
+        const v: Values = { issued: issued * scale, failed: Math.floor(rand() * issued), inflight: Math.floor(rand() * 5), cpuCount: issued, cpuTotal: issued * rand() * scale };
+        const entries: Entries = new Map([['a', new Map([[KEYS[0] as string, v]])]]);
+        agg.apply(stream, request(entries), now, INTERVAL);
+        model.apply(stream, entries, now);
+      }
+      const taken = agg.take(now);
+      expect(taken.length, `interval ${interval}`).toBe(1);
+      expectSame((taken[0] as { sample: Sample }).sample, model.combined('a', KEYS[0] as string, now) as NonNullable<ReturnType<Model['combined']>>, `interval ${interval}`);
+    }
+  });
+
   it('hands an endpoint over once per take, however many proxies reported it since, and nothing when nothing changed', () => {
     const agg = new LrsAggregator();
     const entries: Entries = new Map([['a', new Map([[KEYS[0] as string, { issued: 10, failed: 0, inflight: 1, cpuCount: 10, cpuTotal: 5 }]])]]);
