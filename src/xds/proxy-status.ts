@@ -41,6 +41,11 @@ export interface TypeStatus {
    * these, so the type stays NACKED.
    */
   rejected?: Map<string, string>;
+  /**
+   * The nonce of the NACKed last response once the client dropped every resource it refused
+   * (Delta unsubscribes them without a response): it holds the rest of that response as sent.
+   */
+  settledNack?: string;
   responses: number;
   nacks: number;
 }
@@ -57,8 +62,9 @@ export interface ProxyRecord {
 
 export function syncState(t: TypeStatus | undefined): SyncState {
   if (!t || t.sentNonce === undefined) return 'NOT_SENT';
-  if (t.lastNack && (t.lastNack.nonce === t.sentNonce || (t.rejected?.size ?? 0) > 0)) return 'NACKED';
-  return t.ackedNonce === t.sentNonce ? 'SYNCED' : 'STALE';
+  const settled = t.settledNack !== undefined && t.settledNack === t.sentNonce;
+  if (t.lastNack && ((t.lastNack.nonce === t.sentNonce && !settled) || (t.rejected?.size ?? 0) > 0)) return 'NACKED';
+  return t.ackedNonce === t.sentNonce || settled ? 'SYNCED' : 'STALE';
 }
 
 /** A stream's overall state, its worst type's (NACKED, else STALE, else SYNCED; NOT_SENT: nothing sent), as fulcrum_proxies counts it. */
@@ -173,13 +179,17 @@ export class ProxyRegistry {
   }
 
   removed(record: ProxyRecord, type: XdsTypeUrl, names: Iterable<string>): void {
+    // Nothing was ever sent of this type: nothing to remove, and no status to make for it.
+    const t = record.types.get(type);
+    if (t === undefined) return;
     this.changes++;
-    const t = this.type(record, type);
     const next = this.owned(t);
+    const refused = t.rejected?.size ?? 0;
     for (const n of names) {
       next.delete(n);
       t.rejected?.delete(n);
     }
+    if (refused > 0 && t.rejected?.size === 0 && t.lastNack?.nonce === t.sentNonce) t.settledNack = t.sentNonce;
   }
 
   /**

@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { TYPE } from '../../src/xds/envoy-api.js';
+import { resourceSyncState, syncState, type TypeStatus } from '../../src/xds/proxy-status.js';
 import { namesOf, SHORT, versionsOf, type DeltaDiscoveryResponse } from '../support/xds-client.js';
 import {
   base, cluster, clusterWithEndpoints, deltaAck, deltaReq, deltaRig, listener, NODE, nodeGroupOfNode, resourceSet, routes, takeOne, typeState, type DeltaRig,
@@ -407,6 +408,27 @@ describe('Delta stream: proxy status after the client drops resources', () => {
     // b does not exist and the client does not hold it: nothing to send, nothing held.
     expect(r.take()).toEqual([]);
     expect(inStatus(r, EDS)).toEqual(['a']);
+  });
+
+  test('unsubscribing the one resource a NACK refused: what the client kept reads SYNCED, in the type and per resource', () => {
+    const r = deltaRig(resourceSet(clusterWithEndpoints('a'), clusterWithEndpoints('b')));
+    r.stream.onRequest(deltaReq(EDS, { node: NODE, resource_names_subscribe: ['a'] }));
+    ackAll(r);
+    r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['b'] }));
+    for (const resp of r.take()) r.stream.onRequest(deltaAck(resp, { error_detail: { code: 3, message: 'b: bad' } }));
+    const t = r.registry.list()[0]?.types.get(EDS) as TypeStatus;
+    expect([resourceSyncState(t, 'a'), resourceSyncState(t, 'b'), syncState(t)]).toEqual(['SYNCED', 'NACKED', 'NACKED']);
+    r.stream.onRequest(deltaReq(EDS, { resource_names_unsubscribe: ['b'] }));
+    expect(r.take()).toEqual([]);
+    expect(inStatus(r, EDS)).toEqual(['a']);
+    expect([resourceSyncState(t, 'a'), syncState(t)]).toEqual(['SYNCED', 'SYNCED']);
+  });
+
+  test('unsubscribing a name of a type never sent makes no status for it', () => {
+    const r = deltaRig(resourceSet(clusterWithEndpoints('a')));
+    r.stream.onRequest(deltaReq(EDS, { node: NODE, resource_names_subscribe: ['zzz'], resource_names_unsubscribe: ['yyy'] }));
+    expect(r.take()).toEqual([]);
+    expect(r.registry.list()[0]?.types.has(EDS)).toBe(false);
   });
 
   test('a wildcard client that stops naming a resource still holds it, and status says so', () => {
