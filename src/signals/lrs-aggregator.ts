@@ -55,8 +55,10 @@ const FIELD_SLOT: Readonly<Record<MetricField, number>> = Object.fromEntries(MET
 const GAUGES: ReadonlySet<MetricField> = new Set<MetricField>(['cpu', 'memory', 'latencyMs']);
 /**
  * Sums are recomputed from the shares after this many updates of an endpoint, plus one per share
- * it holds: adding and subtracting doubles leaves rounding behind (at most a few ulps per update),
- * and an endpoint lives as long as the fleet.
+ * it holds (about one report interval): adding and subtracting doubles leaves rounding behind, at
+ * the scale of the largest sum since the last recompute, and an endpoint lives as long as the
+ * fleet. A subtraction that cancels most of a sum recomputes at once (CANCELLED); a sum brought
+ * down in several smaller steps carries the rounding until the next recompute.
  */
 const EXACT_EVERY = 256;
 /** A subtraction that leaves less than this fraction of the value taken away lost half the digits or more. */

@@ -189,6 +189,28 @@ describe('LrsAggregator', () => {
     }
   });
 
+  it('a sum brought down from 1e15 in two steps, neither cancelling enough alone, is exact again within an interval', () => {
+    const rand = lcg(7);
+    const agg = new LrsAggregator();
+    const model = new Model();
+    const proxies = 300;
+    let now = 0;
+    for (let interval = 0; interval < 6; interval++) {
+      for (let stream = 1; stream <= proxies; stream++) {
+        now += INTERVAL / proxies;
+        const issued = 10 + Math.floor(rand() * 40);
+        // A 1e15 share leaves while a 1e8 one still holds the sum above CANCELLED of it; then that one leaves.
+        const cpuTotal = interval < 2 && stream === 1 ? 1e15 * (1 + rand()) : interval < 2 && stream === 2 ? 1e8 : issued * rand();
+        const entries: Entries = new Map([['a', new Map([[KEYS[0] as string, { issued, failed: 0, inflight: 0, cpuCount: issued, cpuTotal }]])]]);
+        agg.apply(stream, request(entries), now, INTERVAL);
+        model.apply(stream, entries, now);
+      }
+      const taken = agg.take(now);
+      if (interval < 3) continue;
+      expectSame((taken[0] as { sample: Sample }).sample, model.combined('a', KEYS[0] as string, now) as NonNullable<ReturnType<Model['combined']>>, `interval ${interval}`);
+    }
+  });
+
   it('hands an endpoint over once per take, however many proxies reported it since, and nothing when nothing changed', () => {
     const agg = new LrsAggregator();
     const entries: Entries = new Map([['a', new Map([[KEYS[0] as string, { issued: 10, failed: 0, inflight: 1, cpuCount: 10, cpuTotal: 5 }]])]]);
