@@ -16,7 +16,11 @@
  *
  *   npx tsx bench/lrs-fleet.ts [--other /path/to/checkout] [--proxies 50,200,400] [--clusters 5]
  *     [--endpoints 20] [--interval-ms 2000] [--seconds 10] [--repeat 1] [--extensions 516] [--cpu-prof DIR]
+ *     [--fulcrum-node-args="--max-semi-space-size=4 --v8-pool-size=1"]
  *
+ * `--fulcrum-node-args`: node options for every fulcrum, space-separated; by default the ones npm
+ * start, the Dockerfile and the Kubernetes manifests run it with (V8's young generation and GC
+ * helpers bounded), so the figures are those of a deployed fulcrum. Before lrs35 it ran with none.
  * `--cpu-prof DIR`: each checkout's fulcrum writes a CPU profile per run into DIR/this or DIR/other.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -38,8 +42,10 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '10' },
     repeat: { type: 'string', default: '1' },
     extensions: { type: 'string', default: '516' },
-    /** Write this checkout's fulcrum CPU profiles (node --cpu-prof) into this folder. */
+    /** Write each checkout's fulcrum CPU profiles (node --cpu-prof) into this folder. */
     'cpu-prof': { type: 'string' },
+    /** node options for every fulcrum, space-separated: by default what npm start, the Dockerfile and the manifests run. */
+    'fulcrum-node-args': { type: 'string', default: '--max-semi-space-size=4 --v8-pool-size=1' },
   },
 });
 const fleets = list(args.proxies).map((p) => integer('proxies', p));
@@ -49,6 +55,7 @@ const intervalMs = integer('interval-ms', args['interval-ms'], 100);
 const seconds = integer('seconds', args.seconds);
 const repeat = integer('repeat', args.repeat);
 const extensions = integer('extensions', args.extensions, 0);
+const NODE_ARGS = list(args['fulcrum-node-args'].replaceAll(' ', ','));
 
 interface Line {
   readonly streams: number;
@@ -70,7 +77,7 @@ async function runOne(dir: string, checkout: (typeof checkouts)[number], proxies
     root: checkout.root,
     label: `${checkout.label}-${proxies}`,
     lrsIntervalMs: intervalMs,
-    ...(args['cpu-prof'] ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', resolve(args['cpu-prof'], checkout.label)] } : {}),
+    nodeArgs: [...NODE_ARGS, ...(args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(args['cpu-prof'], checkout.label)] : [])],
   });
   try {
     const argv = ['-target', server.xds, '-proxies', String(proxies), '-clusters', String(clusters), '-endpoints', String(endpoints)];
@@ -127,7 +134,7 @@ const median = (xs: number[]): number => {
 };
 console.log(
   `LRS fleet: ${clusters} clusters × ${endpoints} endpoints and a Node of ${extensions} extensions in every report, every ${intervalMs} ms; server CPU over ${seconds} s, median of ${repeat}; ` +
-    `load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${checkouts.map((c) => `${c.label} ${commit(c.root)}`).join(', ')}`,
+    `node ${NODE_ARGS.join(' ') || '(no options)'}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${checkouts.map((c) => `${c.label} ${commit(c.root)}`).join(', ')}`,
 );
 // A server that cannot keep up reads fewer reports than the fleet sends (gRPC's flow control holds
 // the senders back): its CPU per second is capped, so the comparison is per entry read.
