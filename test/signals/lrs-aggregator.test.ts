@@ -120,6 +120,35 @@ function expectSame(actual: Sample, expected: NonNullable<ReturnType<Model['comb
   close(actual.cpu, expected.cpu, 'cpu');
 }
 
+/**
+ * `proxies` streams report one endpoint once per interval each, with the values `valuesOf` gives;
+ * per interval, what a take hands over and what the model sums from scratch.
+ */
+function fleetOnOneEndpoint(
+  proxies: number,
+  intervals: number,
+  valuesOf: (interval: number, stream: number, rand: () => number) => Values,
+): { sample: Sample; expected: NonNullable<ReturnType<Model['combined']>> }[] {
+  const rand = lcg(7);
+  const agg = new LrsAggregator();
+  const model = new Model();
+  const key = KEYS[0] as string;
+  const out: { sample: Sample; expected: NonNullable<ReturnType<Model['combined']>> }[] = [];
+  let now = 0;
+  for (let interval = 0; interval < intervals; interval++) {
+    for (let stream = 1; stream <= proxies; stream++) {
+      now += INTERVAL / proxies;
+      const entries: Entries = new Map([['a', new Map([[key, valuesOf(interval, stream, rand)]])]]);
+      agg.apply(stream, request(entries), now, INTERVAL);
+      model.apply(stream, entries, now);
+    }
+    const taken = agg.take(now);
+    expect(taken.length, `interval ${interval}`).toBe(1);
+    out.push({ sample: (taken[0] as { sample: Sample }).sample, expected: model.combined('a', key, now) as NonNullable<ReturnType<Model['combined']>> });
+  }
+  return out;
+}
+
 describe('LrsAggregator', () => {
   it('hands over, at every take, the combined sample of every endpoint that changed, equal to the sum of its fresh shares', () => {
     for (const seed of [1, 2, 3, 4]) {
@@ -167,48 +196,23 @@ describe('LrsAggregator', () => {
   });
 
   it('keeps the sums exact within 1e-9 when thousands of proxies report an endpoint for many intervals, outliers coming and going', () => {
-    const rand = lcg(7);
-    const agg = new LrsAggregator();
-    const model = new Model();
-    const proxies = 2_000;
-    let now = 0;
-    for (let interval = 0; interval < 8; interval++) {
-      for (let stream = 1; stream <= proxies; stream++) {
-        now += INTERVAL / proxies;
-        const issued = Math.floor(rand() * 50);
-        // In the first interval a few shares far larger than the rest, whose replacement cancels most of the sum.
-        const scale = interval === 0 && stream % 500 === 0 ? 1e15 : rand() < 0.5 ? 1e-3 : 1;
-        const v: Values = { issued: issued * scale, failed: Math.floor(rand() * issued), inflight: Math.floor(rand() * 5), cpuCount: issued, cpuTotal: issued * rand() * scale };
-        const entries: Entries = new Map([['a', new Map([[KEYS[0] as string, v]])]]);
-        agg.apply(stream, request(entries), now, INTERVAL);
-        model.apply(stream, entries, now);
-      }
-      const taken = agg.take(now);
-      expect(taken.length, `interval ${interval}`).toBe(1);
-      expectSame((taken[0] as { sample: Sample }).sample, model.combined('a', KEYS[0] as string, now) as NonNullable<ReturnType<Model['combined']>>, `interval ${interval}`);
-    }
+    const intervals = fleetOnOneEndpoint(2_000, 8, (interval, stream, rand) => {
+      const issued = Math.floor(rand() * 50);
+      // In the first interval a few shares far larger than the rest, whose replacement cancels most of the sum.
+      const scale = interval === 0 && stream % 500 === 0 ? 1e15 : rand() < 0.5 ? 1e-3 : 1;
+      return { issued: issued * scale, failed: Math.floor(rand() * issued), inflight: Math.floor(rand() * 5), cpuCount: issued, cpuTotal: issued * rand() * scale };
+    });
+    intervals.forEach(({ sample, expected }, i) => expectSame(sample, expected, `interval ${i}`));
   });
 
   it('a sum brought down from 1e15 in two steps, neither cancelling enough alone, is exact again within an interval', () => {
-    const rand = lcg(7);
-    const agg = new LrsAggregator();
-    const model = new Model();
-    const proxies = 300;
-    let now = 0;
-    for (let interval = 0; interval < 6; interval++) {
-      for (let stream = 1; stream <= proxies; stream++) {
-        now += INTERVAL / proxies;
-        const issued = 10 + Math.floor(rand() * 40);
-        // A 1e15 share leaves while a 1e8 one still holds the sum above CANCELLED of it; then that one leaves.
-        const cpuTotal = interval < 2 && stream === 1 ? 1e15 * (1 + rand()) : interval < 2 && stream === 2 ? 1e8 : issued * rand();
-        const entries: Entries = new Map([['a', new Map([[KEYS[0] as string, { issued, failed: 0, inflight: 0, cpuCount: issued, cpuTotal }]])]]);
-        agg.apply(stream, request(entries), now, INTERVAL);
-        model.apply(stream, entries, now);
-      }
-      const taken = agg.take(now);
-      if (interval < 3) continue;
-      expectSame((taken[0] as { sample: Sample }).sample, model.combined('a', KEYS[0] as string, now) as NonNullable<ReturnType<Model['combined']>>, `interval ${interval}`);
-    }
+    const intervals = fleetOnOneEndpoint(300, 6, (interval, stream, rand) => {
+      const issued = 10 + Math.floor(rand() * 40);
+      // A 1e15 share leaves while a 1e8 one still holds the sum above CANCELLED of it; then that one leaves.
+      const cpuTotal = interval < 2 && stream === 1 ? 1e15 * (1 + rand()) : interval < 2 && stream === 2 ? 1e8 : issued * rand();
+      return { issued, failed: 0, inflight: 0, cpuCount: issued, cpuTotal };
+    });
+    intervals.slice(3).forEach(({ sample, expected }, i) => expectSame(sample, expected, `interval ${i + 3}`));
   });
 
   it('hands an endpoint over once per take, however many proxies reported it since, and nothing when nothing changed', () => {
