@@ -190,8 +190,8 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
 
   /** respond's work once the type is known to need a look: what it sends, if anything. */
   private answer(type: XdsTypeUrl, st: TypeState, snapshot: Snapshot, phase: 'keep-removed' | 'final'): boolean {
+    // respond let 'keep-removed' through only for a full-state type already sent.
     const fullState = WILDCARD_TYPES.has(type);
-    if (phase === 'keep-removed' && (!fullState || !st.sent)) return false;
     let body = snapshot.sotwBody(type, st.subscription.sub);
     if (phase === 'keep-removed' && st.sent) {
       const merged = snapshot.keepRemoved(type, st.sent, body);

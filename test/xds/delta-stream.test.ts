@@ -18,6 +18,11 @@ function first(r: DeltaRig, type: string, subscribe: string[], initial: Record<s
   return takeOne(r);
 }
 
+/** The client ACKs everything it was sent. */
+const ackAll = (r: DeltaRig): void => {
+  for (const resp of r.take()) r.stream.onRequest(deltaAck(resp));
+};
+
 const removedOf = (x: DeltaDiscoveryResponse) => [...x.removed_resources].sort();
 const summary = (x: DeltaDiscoveryResponse) => `${SHORT[x.type_url]}[${namesOf(x).join(',')}]-[${removedOf(x).join(',')}]`;
 const version = (r: DeltaRig, type: string, name: string) => r.cache.snapshotFor('').resources(type as typeof CDS).get(name)?.version;
@@ -351,7 +356,7 @@ describe('Delta stream: ADS ordering (make-before-break)', () => {
   test('removals: updates first, then removals in reverse order (RDS, LDS, EDS, CDS)', () => {
     const r = subscribed();
     r.publish(added());
-    for (const resp of r.take()) r.stream.onRequest(deltaAck(resp));
+    ackAll(r);
     r.publish(base());
     expect(r.take().map(summary)).toEqual(['RDS[ingress]-[]', 'RDS[]-[ingress2]', 'LDS[]-[ingress2]', 'EDS[]-[newc]', 'CDS[]-[newc]']);
   });
@@ -377,9 +382,6 @@ describe('Delta stream: node groups and congestion', () => {
 });
 
 describe('Delta stream: proxy status after the client drops resources', () => {
-  const ackAll = (r: DeltaRig): void => {
-    for (const resp of r.take()) r.stream.onRequest(deltaAck(resp));
-  };
   const inStatus = (r: DeltaRig, type: string): string[] => [...(r.registry.list()[0]?.types.get(type as typeof CDS)?.sentResources.keys() ?? [])].sort();
 
   test('leaving the wildcard: status shows only what the client still holds, also after a change that sends nothing', () => {
