@@ -45,6 +45,7 @@ type options struct {
 	duration   time.Duration
 	serverPid  int
 	extensions int
+	nodePrefix string
 }
 
 func parseFlags() options {
@@ -57,6 +58,7 @@ func parseFlags() options {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measure the server's CPU over this long")
 	flag.IntVar(&o.serverPid, "server-pid", 0, "server process, for its CPU time (/proc/PID)")
 	flag.IntVar(&o.extensions, "extensions", 516, "extensions listed in each proxy's Node, which Envoy sends with every report (1.40: 516, ~61 KB); 0: a bare node")
+	flag.StringVar(&o.nodePrefix, "node-prefix", "proxy", "proxy p's node id is PREFIX-p (a soak gives each round's fleet new ids, as replaced pods have)")
 	flag.Parse()
 	return o
 }
@@ -145,7 +147,7 @@ func runProxy(ctx context.Context, o options, p int, start time.Time, c *counter
 	if err != nil {
 		return err
 	}
-	node := envoyNode(fmt.Sprintf("proxy-%d", p), o.extensions)
+	node := envoyNode(fmt.Sprintf("%s-%d", o.nodePrefix, p), o.extensions)
 	if err := stream.Send(&lrs.LoadStatsRequest{Node: node}); err != nil {
 		return err
 	}

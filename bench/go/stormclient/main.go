@@ -52,6 +52,7 @@ type options struct {
 	tlsKey      string
 	tlsMax      string
 	resume      bool
+	nodePrefix  string
 }
 
 func parseFlags() options {
@@ -70,6 +71,7 @@ func parseFlags() options {
 	flag.StringVar(&o.tlsCert, "tls-cert", "", "PEM client certificate (mTLS), with -tls-key")
 	flag.StringVar(&o.tlsKey, "tls-key", "", "PEM key of -tls-cert")
 	flag.StringVar(&o.tlsMax, "tls-max", "1.2", "highest TLS version offered: 1.2 (what Envoy offers upstream by default) or 1.3")
+	flag.StringVar(&o.nodePrefix, "node-prefix", "storm", "proxy i's node id is PREFIX-i (a soak gives each round's fleet new ids, as replaced pods have)")
 	flag.BoolVar(&o.resume, "resume", false, `with -tls-ca: connect and sync every proxy once first, print {"warm":N}, then storm on the line "go PID" from stdin, each proxy offering its session ticket`)
 	flag.Parse()
 	if o.connections < 1 {
@@ -143,7 +145,7 @@ func warm(o options, headers []byte, tail []byte, configs []*tls.Config) int {
 
 // newProxy is proxy i of the fleet, timed from t0: its source address and its TLS config (configs is nil in clear).
 func newProxy(o options, i int, t0 time.Time, tail []byte, configs []*tls.Config) *proxy {
-	p := &proxy{id: i, delta: o.delta, t0: t0, nodeTail: tail}
+	p := &proxy{id: i, delta: o.delta, t0: t0, nodeTail: tail, idPrefix: o.nodePrefix}
 	if configs != nil {
 		p.tls = configs[i]
 	}

@@ -56,6 +56,7 @@ type proxy struct {
 	source   net.IP
 	t0       time.Time
 	nodeTail []byte // what follows id and cluster in this proxy's Node (envoyNodeTail)
+	idPrefix string // its node id is idPrefix-id ("storm" when unset)
 	// tls: HTTP/2 over TLS with this config (its own session cache: one Envoy's), else h2c.
 	tls *tls.Config
 
@@ -158,7 +159,7 @@ func (p *proxy) open(headers []byte) error {
 	_ = p.fr.WriteSettings(http2.Setting{ID: http2.SettingEnablePush, Val: 0}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
 	_ = p.fr.WriteWindowUpdate(0, window-65535)
 	_ = p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headers, EndHeaders: true})
-	return p.send(request{node: nodeHead(fmt.Sprintf("storm-%d", p.id), "storm"), nodeTail: p.nodeTail, typeURL: clusterType})
+	return p.send(request{node: nodeHead(fmt.Sprintf("%s-%d", p.prefix(), p.id), "storm"), nodeTail: p.nodeTail, typeURL: clusterType})
 }
 
 // maxFrame is HTTP/2's default SETTINGS_MAX_FRAME_SIZE (an Envoy's first request is ~61 KB: four frames).
@@ -446,4 +447,11 @@ func classify(err error) outcome {
 		return reset
 	}
 	return failed
+}
+
+func (p *proxy) prefix() string {
+	if p.idPrefix == "" {
+		return "storm"
+	}
+	return p.idPrefix
 }
