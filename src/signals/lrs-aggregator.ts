@@ -65,6 +65,13 @@ const EXACT_EVERY = 256;
 const CANCELLED = 2 ** -26;
 /** A share counts for at most this many of the asked intervals (times `staleAfterIntervals`), whatever interval its report claims. */
 const MAX_INTERVALS = 10;
+/**
+ * A share's rates are taken over at least this fraction of the asked interval, whatever interval
+ * its report claims: one proxy claiming its requests took a microsecond would otherwise add
+ * millions of requests a second to an endpoint's sum and dilute every other proxy's errors to
+ * nothing (a backend failing every request then kept its traffic).
+ */
+const MIN_INTERVAL_FRACTION = 1 / MAX_INTERVALS;
 
 export type LrsGranularity = 'endpoint' | 'locality';
 /** `used`: per-endpoint stats taken as they are; `unaddressed`: an endpoint entry without a socket address. */
@@ -190,7 +197,7 @@ export class LrsAggregator {
       r.intervalMs = Math.max(r.intervalMs, Math.min(load.intervalMs, MAX_INTERVALS * defaultIntervalMs));
       const e = this.endpointOf(load.cluster, load.key);
       const share = this.openShare(e, stream);
-      this.fillShare(share, load);
+      this.fillShare(share, load, Math.max(load.intervalMs, MIN_INTERVAL_FRACTION * defaultIntervalMs));
       this.closeShare(e, share);
       r.keys.set(load.key, false);
     }
@@ -348,10 +355,13 @@ export class LrsAggregator {
     return loads;
   }
 
-  /** A share's values from one endpoint's load (in place: a proxy's share of an endpoint is rewritten every interval). */
-  private fillShare(share: Float64Array, load: EndpointLoad): void {
+  /**
+   * A share's values from one endpoint's load (in place: a proxy's share of an endpoint is rewritten
+   * every interval); its rates over `intervalMs`.
+   */
+  private fillShare(share: Float64Array, load: EndpointLoad, intervalMs: number): void {
     share.fill(0);
-    const seconds = load.intervalMs / 1000;
+    const seconds = intervalMs / 1000;
     share[RPS] = load.issued / seconds;
     share[ERRORS] = load.failed / seconds;
     share[INFLIGHT] = load.inProgress;

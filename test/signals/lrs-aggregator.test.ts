@@ -338,4 +338,19 @@ describe('LrsAggregator', () => {
     agg.apply(2, req, 0, INTERVAL);
     expect(agg.nextExpiry()).toBe(30 * INTERVAL);
   });
+
+  it('takes rates over at least a tenth of the asked interval, so one proxy claiming a 1 µs interval cannot dilute the fleet\'s errors', () => {
+    const agg = new LrsAggregator();
+    const failing = (issued: number, failed: number): Entries =>
+      new Map([['a', new Map([[KEYS[0] as string, { issued, failed, inflight: 0, cpuCount: 0, cpuTotal: 0 }]])]]);
+    // Nine proxies: 100 requests in the asked interval (1 s), every one failed.
+    for (let p = 0; p < 9; p++) agg.apply(p, request(failing(100, 100)), 0, INTERVAL);
+    // One proxy claims its 10 successful requests took 1 µs: 1e7 a second as claimed.
+    const liar = request(failing(10, 0));
+    liar.cluster_stats![0]!.load_report_interval = { seconds: 0, nanos: 1_000 };
+    agg.apply(9, liar, 0, INTERVAL);
+    const [taken] = agg.take(1);
+    // The liar's 10 requests count over 100 ms: 100 a second beside the fleet's 900, all failed.
+    expect(taken?.sample).toMatchObject({ rps: 1_000, errors: 900 });
+  });
 });
