@@ -125,5 +125,6 @@ function restoreEndpoint(e: EndpointState, x: ExportedEndpoint): boolean {
   if (x.steerAt !== null && Number.isFinite(x.steerAt)) e.steerAt = Math.max(e.steerAt ?? x.steerAt, x.steerAt);
   if (x.sample === null || (e.sample !== undefined && e.sample.at > x.sample.at)) return false; // a newer local sample stays pending
   e.sample = x.sample;
+  e.fieldAt = undefined; // each field as old as the adopted sample
   return true;
 }

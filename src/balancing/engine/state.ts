@@ -59,6 +59,8 @@ export interface EndpointState {
   latency: EwmaLatency;
   /** Every field's latest value, merged across sources. */
   sample: Sample | undefined;
+  /** When each field of `sample` was taken (undefined until the first sample): see newerFields. */
+  fieldAt: FieldTimes | undefined;
   /** When a field the policy steers on last arrived: the freshness reference. */
   steerAt: number | undefined;
   lastProbe: ProbeResult | undefined;
@@ -67,6 +69,19 @@ export interface EndpointState {
   /** First tick after seeding: the reference time for freshness until the first sample. */
   seededAt: number | undefined;
   ejection: EjectionState | undefined;
+}
+
+/**
+ * When each of an endpoint's sample fields was last taken (ms; -Infinity: never). `traffic` is rps
+ * and errors together (errors without rps count for nothing). Sources stamp samples on clocks of
+ * their own moments: load reports when they are flushed, an agent when it measured, so an agent's
+ * cpu measured before a flush arrives after it and is still the newest cpu there is.
+ */
+export interface FieldTimes {
+  cpu: number;
+  inflight: number;
+  latencyMs: number;
+  traffic: number;
 }
 
 /** The fleet outlier detector's memory of one endpoint. */

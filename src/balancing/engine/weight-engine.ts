@@ -74,7 +74,7 @@ import { ClusterTickRun } from './cluster-tick-run.js';
 import { carryErrorRows, observeErrors } from './error-window.js';
 import { carryHeldWeights, keepHeldWeights, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
 import { TickExplanations } from './explanations.js';
-import { isSet, type ClusterState, type EndpointState, type PidConfig } from './state.js';
+import { isSet, type ClusterState, type EndpointState, type FieldTimes, type PidConfig } from './state.js';
 import { policyParts, resolveEjection, resolveSafety, validateEndpoint, validateEndpoints, validatePolicy, validateSample } from './stages.js';
 import { inChunks, runToEnd } from '../steps.js';
 import { clampAll } from './tick/clamps.js';
@@ -117,7 +117,8 @@ const PID_LATENCY_DECAY = 0.5;
  */
 function mergedSample(prev: Sample | undefined, next: Sample): Sample {
   return {
-    at: next.at,
+    // The latest of any field (`next` may be older, holding only fields newer than held: newerFields).
+    at: prev === undefined || next.at > prev.at ? next.at : prev.at,
     cpu: next.cpu ?? prev?.cpu,
     inflight: next.inflight ?? prev?.inflight,
     latencyMs: next.latencyMs ?? prev?.latencyMs,
@@ -126,6 +127,37 @@ function mergedSample(prev: Sample | undefined, next: Sample): Sample {
   };
 }
 
+/**
+ * What of `sample` the endpoint takes: all of it unless it is older than the endpoint's latest
+ * sample; then only the fields newer than the endpoint's own value of each (another source's
+ * sample, stamped later, came between its measuring and its delivery). Undefined: nothing newer.
+ */
+function newerFields(e: EndpointState, sample: Sample): Sample | undefined {
+  if (e.sample === undefined || sample.at >= e.sample.at) return sample;
+  const t = e.fieldAt ?? fieldTimesOf(e.sample);
+  const at = sample.at;
+  const cpu = at > t.cpu ? sample.cpu : undefined;
+  const inflight = at > t.inflight ? sample.inflight : undefined;
+  const latencyMs = at > t.latencyMs ? sample.latencyMs : undefined;
+  const traffic = at > t.traffic && sample.rps !== undefined;
+  if (cpu === undefined && inflight === undefined && latencyMs === undefined && !traffic) return undefined;
+  return { at, cpu, inflight, latencyMs, rps: traffic ? sample.rps : undefined, errors: traffic ? sample.errors : undefined };
+}
+
+/** Each field of `s` as taken at `s.at` (a sample whose fields' own times were not kept: all as old as it). */
+function fieldTimesOf(s: Sample | undefined): FieldTimes {
+  const at = (present: unknown): number => (s !== undefined && present !== undefined ? s.at : Number.NEGATIVE_INFINITY);
+  return { cpu: at(s?.cpu), inflight: at(s?.inflight), latencyMs: at(s?.latencyMs), traffic: at(s?.rps) };
+}
+
+/** Records when the fields `taken` carries were taken. */
+function noteFieldTimes(e: EndpointState, taken: Sample): void {
+  const t = (e.fieldAt ??= fieldTimesOf(e.sample));
+  if (taken.cpu !== undefined) t.cpu = taken.at;
+  if (taken.inflight !== undefined) t.inflight = taken.at;
+  if (taken.latencyMs !== undefined) t.latencyMs = taken.at;
+  if (taken.rps !== undefined) t.traffic = taken.at;
+}
 
 export class WeightEngine {
   private readonly clusters = new Map<string, ClusterState>();
@@ -345,6 +377,7 @@ export class WeightEngine {
       ewma: newEwma(policy, safety),
       latency: newPidLatency(safety),
       sample: carry?.sample,
+      fieldAt: carry?.fieldAt,
       steerAt: carry?.steerAt,
       lastProbe: carry?.lastProbe,
       seeded: carry?.seeded ?? false,
@@ -401,26 +434,28 @@ export class WeightEngine {
     const i = c?.index.get(endpointKey);
     const e = i === undefined ? undefined : c?.order[i];
     if (c === undefined || i === undefined || e === undefined) return false;
-    if (e.sample !== undefined && sample.at < e.sample.at) return false;
+    const taken = newerFields(e, sample);
+    if (taken === undefined) return false;
     // Sources report different fields (Envoy's load reports: rps, errors and ORCA cpu; an agent:
     // cpu and latency; probes: nothing here). Merge them, so one source's sample does not erase
     // another's fields, and count as fresh data only what the policy steers on: a stream of
     // rps-only load reports must not keep a CPU-driven weight "fresh" after the CPU reports stopped.
-    e.sample = mergedSample(e.sample, sample);
+    noteFieldTimes(e, taken);
+    e.sample = mergedSample(e.sample, taken);
     noteSample(c.pidRows, i, e.sample);
-    if (steersOn(c.policy, sample)) {
-      e.steerAt = sample.at;
+    if (steersOn(c.policy, taken)) {
+      e.steerAt = e.steerAt === undefined || taken.at > e.steerAt ? taken.at : e.steerAt;
       // The controller runs once per new one (tick/pid.ts).
       setCell(c.pidRows.rows, i, PR_PENDING, 1);
     }
-    if (sample.latencyMs !== undefined) {
-      e.ewma.observe(sample.latencyMs, sample.at);
-      e.latency.observe(sample.latencyMs, sample.at);
+    if (taken.latencyMs !== undefined) {
+      e.ewma.observe(taken.latencyMs, taken.at);
+      e.latency.observe(taken.latencyMs, taken.at);
     }
     // Samples without rps carry no error information (observeErrors ignores them).
-    if (sample.rps !== undefined) {
+    if (taken.rps !== undefined) {
       c.errorsSeen = true;
-      observeErrors(c.errors, i, c.ejection.errorWindowMs, sample);
+      observeErrors(c.errors, i, c.ejection.errorWindowMs, taken);
     }
     return true;
   }

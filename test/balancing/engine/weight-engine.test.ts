@@ -488,4 +488,36 @@ describe('WeightEngine: samples from several sources', () => {
     expect(decayed?.explanations.get('a')?.freshness).toBe('expired');
     expect((decayed?.weights.get('b') ?? 0) / (decayed?.weights.get('a') ?? 1)).toBeLessThan(1.1);
   });
+
+  it("takes an agent's cpu measured before a load report's flush and delivered after it: no cpu held is newer", () => {
+    const engine = new WeightEngine();
+    engine.setCluster('c', eps, pid);
+    let taken = 0;
+    for (let t = 1_000; t <= 60_000; t += 1_000) {
+      // Load reports (no ORCA) are stamped when flushed; the agent's cpu 200 ms earlier lands after.
+      engine.observeSample('c', 'a', { at: t - 100, rps: 50 });
+      engine.observeSample('c', 'b', { at: t - 100, rps: 50 });
+      if (engine.observeSample('c', 'a', { at: t - 300, cpu: 0.2 })) taken++;
+      if (engine.observeSample('c', 'b', { at: t - 300, cpu: 0.9 })) taken++;
+      engine.tick(t);
+    }
+    expect(taken).toBe(120);
+    const steered = engine.tick(61_000).clusters.get('c');
+    expect(steered?.explanations.get('b')?.inputs.cpu).toBe(0.9);
+    expect((steered?.weights.get('a') ?? 0) / (steered?.weights.get('b') ?? 1)).toBeGreaterThan(1.5);
+  });
+
+  it('takes of an older sample only the fields no newer value of is held, and drops a repeat', () => {
+    const engine = new WeightEngine();
+    engine.setCluster('c', eps, pid);
+    expect(engine.observeSample('c', 'a', { at: 1_000, cpu: 0.5, rps: 10, errors: 0 })).toBe(true);
+    // Older than the held cpu and traffic: nothing to take.
+    expect(engine.observeSample('c', 'a', { at: 900, cpu: 0.1, rps: 99, errors: 99 })).toBe(false);
+    expect(engine.observeSample('c', 'a', { at: 2_000, latencyMs: 30 })).toBe(true);
+    // Newer than the held cpu and traffic (1,000), older than the latency (2,000): cpu and traffic only.
+    expect(engine.observeSample('c', 'a', { at: 1_500, cpu: 0.7, latencyMs: 999, rps: 20, errors: 1 })).toBe(true);
+    expect(engine.observeSample('c', 'a', { at: 1_500, cpu: 0.7 })).toBe(false); // a repeat
+    const inputs = engine.tick(2_000).clusters.get('c')?.explanations.get('a')?.inputs;
+    expect(inputs).toMatchObject({ cpu: 0.7, latencyMs: 30, rps: 20, errors: 1 });
+  });
 });
