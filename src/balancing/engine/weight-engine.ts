@@ -585,7 +585,7 @@ export class WeightEngine {
     const sums = gateHealth(f, c.order, c.held);
     joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows, held: c.held });
     const setpoint = runController(c, f);
-    clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1 });
+    clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1, errorPenalty: c.errorPenalty });
     return this.finishTick(c, f, publish(c, f, this.resolution), setpoint);
   }
 
@@ -604,7 +604,7 @@ export class WeightEngine {
     yield;
     const setpoint = yield* runControllerSteps(c, f, chunk);
     yield;
-    clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1 });
+    clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1, errorPenalty: c.errorPenalty });
     return this.finishTick(c, f, yield* publishSteps(c, f, this.resolution, chunk), setpoint);
   }
 

@@ -73,6 +73,70 @@ describe('errors steer weights', () => {
   });
 });
 
+describe('errors bound an endpoint whose steering data stopped (its load reports go on)', () => {
+  const A = '10.0.0.1:80';
+  const B = '10.0.0.2:80';
+  const clusterTick = (e: WeightEngine, now: number): ClusterTick => e.tick(now).clusters.get('svc') as ClusterTick;
+  const shareOf = (t: ClusterTick, k: string): number => (t.weights.get(k) as number) / [...t.weights.values()].reduce((a, b) => a + b, 0);
+
+  /** A and B report cpu, latency and traffic for 60 s (B the busier); then B's agent stops and its load reports say it fails `errors` in 100. */
+  function agentStops(policy: WeightingPolicy, errors: number): { before: number; max: number; last: ClusterTick } {
+    const engine = new WeightEngine();
+    engine.setCluster('svc', [{ key: A, weight: 1 }, { key: B, weight: 1 }], policy);
+    let last!: ClusterTick;
+    for (let t = 0; t < 60; t++) {
+      engine.observeSample('svc', A, { at: t * 1000 - 50, cpu: 0.3, latencyMs: 10, rps: 100, errors: 0 });
+      engine.observeSample('svc', B, { at: t * 1000 - 50, cpu: 0.9, latencyMs: 40, rps: 100, errors: 0 });
+      last = clusterTick(engine, t * 1000);
+    }
+    const before = shareOf(last, B);
+    let max = before;
+    for (let t = 60; t < 180; t++) {
+      engine.observeSample('svc', A, { at: t * 1000 - 50, cpu: 0.3, latencyMs: 10, rps: 100, errors: 0 });
+      engine.observeSample('svc', B, { at: t * 1000 - 50, rps: 100, errors });
+      last = clusterTick(engine, t * 1000);
+      max = Math.max(max, shareOf(last, B));
+    }
+    return { before, max, last };
+  }
+
+  for (const policy of [PID, { kind: 'ewma', explorationBonus: 0 }] as WeightingPolicy[]) {
+    it(`${policy.kind}: failing 25 % (below the ejection ratio), it never gains share (it decayed from 2.5 % to 30 % before)`, () => {
+      const { before, max, last } = agentStops(policy, 25);
+      expect(before).toBeLessThan(0.4);
+      expect(last.health.get(B)).toBe('HEALTHY');
+      expect(max).toBeLessThanOrEqual(before * 1.02); // integer rounding of the other's weight
+      expect(last.explanations.get(B)?.rules).toContain('error-penalty');
+    });
+  }
+
+  it('pid: without errors above the noise it holds and decays toward static as before', () => {
+    const { before, last } = agentStops(PID, 0);
+    expect(before).toBeLessThan(0.05);
+    expect(shareOf(last, B)).toBeGreaterThan(0.25); // on its way to 0.5
+    expect(last.explanations.get(B)?.rules).toContain('decay');
+  });
+
+  it('two of four backends fail every request fast (5xx carry no ORCA cpu): the one left in rotation is near the floor', () => {
+    const keys = [1, 2, 3, 4].map((i) => `10.0.0.${i}:80`);
+    const engine = new WeightEngine();
+    engine.setCluster('svc', keys.map((key) => ({ key, weight: 1 })), PID);
+    let last!: ClusterTick;
+    for (let t = 0; t < 120; t++) {
+      keys.forEach((key, i) => {
+        const failing = t >= 30 && i >= 2;
+        engine.observeSample('svc', key, failing ? { at: t * 1000 - 50, rps: 100, errors: 100 } : { at: t * 1000 - 50, rps: 100, errors: 0, cpu: 0.5 });
+      });
+      last = clusterTick(engine, t * 1000);
+    }
+    const served = keys.filter((k) => last.health.get(k) === 'HEALTHY');
+    const failing = served.filter((k) => k === keys[2] || k === keys[3]);
+    expect(failing.length).toBeGreaterThan(0); // the ejection cap leaves one in rotation: the case at hand
+    const weight = (ks: string[]): number => ks.reduce((s, k) => s + (last.weights.get(k) as number), 0);
+    expect(weight(failing) / weight(served)).toBeLessThan(0.1); // 0.137 before
+  });
+});
+
 describe('the fleet outlier detector', () => {
   it('ejects a backend failing every request within one signal interval, and only it', () => {
     const f = new Fleet({ capacities: [1, 1, 1, 1], loadFraction: 0.5, noise: 0, seed: 1, policy: PID });

@@ -5,7 +5,7 @@
  * floor wins over the step limit: every endpoint keeps enough traffic to keep reporting.
  */
 import type { SafetySettings } from '../types.js';
-import { applyFreshness } from './freshness.js';
+import { applyFreshness, errorBoundOf } from './freshness.js';
 import { mark, ruleBit, type Frame } from './frame.js';
 
 const R_STEP = ruleBit('step-limit');
@@ -17,13 +17,16 @@ export interface ClampOptions {
   readonly adaptive: boolean;
   /** Decay endpoints that never had data (every policy but pure EWMA, which explores them). */
   readonly decayWhenNone: boolean;
+  /** The cluster's errorPenalty: errors bound endpoints without fresh steering data too (freshness.ts). */
+  readonly errorPenalty: number;
 }
 
 export function clampAll(f: Frame, s: SafetySettings, o: ClampOptions): void {
+  const errors = o.adaptive ? errorBoundOf(f, o.errorPenalty) : undefined;
   for (let i = 0; i < f.n; i++) {
     if (!f.serving[i]) continue;
     let w = f.raw[i] as number;
-    if (o.adaptive) w = applyFreshness(f, i, w, s, o.decayWhenNone);
+    if (o.adaptive) w = applyFreshness(f, i, w, s, o.decayWhenNone, errors);
     // stepLimit and clampToBounds (stages.ts) written out: no result object per endpoint per tick.
     if (!f.failStatic) {
       // Almost always one tick's worth: no pow per endpoint then (x ** 1 is x exactly).

@@ -12,6 +12,21 @@ import { F_EXPIRED, F_FRESH, F_NONE, F_STALE, mark, ruleBit, type Frame } from '
 
 const R_STALE = ruleBit('stale-hold');
 const R_DECAY = ruleBit('decay');
+const R_ERROR = ruleBit('error-penalty');
+
+/**
+ * What an endpoint's errors allow when its steering data is not fresh: the controllers fold errors
+ * in only for endpoints they steer, and a backend failing fast often stops sending what they steer
+ * on (a 5xx carries no ORCA cpu; its agent may be the thing that died) while its load reports go
+ * on counting its failures. Holding or decaying it toward its fair share would then raise the
+ * weight of a failing endpoint (a review measured 2.5 % → 30 % of the traffic).
+ */
+export interface ErrorBound {
+  /** The mean error rate of the serving endpoints whose rate is known: errors above it count. */
+  readonly mean: number;
+  /** The cluster's errorPenalty. */
+  readonly penalty: number;
+}
 
 /** One endpoint's freshness (called from the join pass, tick/join.ts: one pass over the states, not two). */
 export function classify(f: Frame, e: EndpointState, i: number, s: SafetySettings): void {
@@ -27,8 +42,51 @@ export function classify(f: Frame, e: EndpointState, i: number, s: SafetySetting
   f.freshness[i] = age <= s.staleAfterMs ? F_FRESH : age <= s.decayAfterMs ? F_STALE : F_EXPIRED;
 }
 
-/** The weight endpoint i takes this tick given its freshness (w: the controller's target). */
-export function applyFreshness(f: Frame, i: number, w: number, s: SafetySettings, decayWhenNone: boolean): number {
+/**
+ * The error bound of this tick, or undefined when no serving endpoint without fresh steering data
+ * fails at all (the usual case: one pass, no sum).
+ */
+export function errorBoundOf(f: Frame, penalty: number): ErrorBound | undefined {
+  if (!(penalty > 0) || !anyUnsteeredFailing(f)) return undefined;
+  let sum = 0;
+  let known = 0;
+  for (let i = 0; i < f.n; i++) {
+    const r = f.errorRate[i] as number;
+    if (f.serving[i] && !Number.isNaN(r)) {
+      sum += r;
+      known++;
+    }
+  }
+  return { mean: sum / known, penalty };
+}
+
+function anyUnsteeredFailing(f: Frame): boolean {
+  for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] !== F_FRESH && (f.errorRate[i] as number) > 0) return true;
+  return false;
+}
+
+/**
+ * The weight endpoint i takes this tick given its freshness (w: the controller's target). Without
+ * fresh steering data and failing more than the cluster's mean, it never rises, and falls toward
+ * fair × (1 − excess)^(4 × penalty) (the EWMA's success factor; the step limit paces the fall).
+ */
+export function applyFreshness(f: Frame, i: number, w: number, s: SafetySettings, decayWhenNone: boolean, errors: ErrorBound | undefined): number {
+  const unbounded = byFreshness(f, i, w, s, decayWhenNone);
+  if (errors === undefined || f.freshness[i] === F_FRESH) return unbounded;
+  const excess = (f.errorRate[i] as number) - errors.mean;
+  if (!(excess > ERROR_EXCESS_TOLERANCE)) return unbounded;
+  mark(f, i, R_ERROR);
+  const bound = (f.fair[i] as number) * Math.max(1e-3, 1 - excess) ** (4 * errors.penalty);
+  return Math.min(unbounded, f.prevW[i] as number, bound);
+}
+
+/**
+ * Errors up to this far above the cluster's mean rate (a fraction of requests) are taken for
+ * noise: below it an endpoint without fresh steering data holds and decays as any other.
+ */
+const ERROR_EXCESS_TOLERANCE = 0.01;
+
+function byFreshness(f: Frame, i: number, w: number, s: SafetySettings, decayWhenNone: boolean): number {
   const fr = f.freshness[i];
   if (fr === F_STALE) {
     mark(f, i, R_STALE);
