@@ -8,6 +8,8 @@
  * counts does not hide the CPU an agent reported a moment earlier (see `merged`).
  */
 
+import { monotonicNow } from '../runtime/monotonic-clock.js';
+
 /** The load metrics a sample may carry. Units as in proto/fulcrum/reports/v1/reports.proto. */
 export interface SampleFields {
   /** CPU utilization, 0..1. */
@@ -52,7 +54,7 @@ export type SignalEvent =
 export type SignalListener = (event: SignalEvent) => void;
 
 export interface SignalStoreOptions {
-  /** Time source (ms); default Date.now. Must be the clock the consumers compare ages with. */
+  /** Time source (ms); default monotonicNow (runtime/monotonic-clock.ts). Must be the clock the consumers compare ages with. */
   readonly now?: () => number;
   /** Samples kept per endpoint (default 16). */
   readonly samplesPerEndpoint?: number;
@@ -118,7 +120,7 @@ export class SignalStore {
   private readonly onListenerError: (err: unknown) => void;
 
   constructor(options: SignalStoreOptions = {}) {
-    this.clock = options.now ?? Date.now;
+    this.clock = options.now ?? monotonicNow;
     this.samplesPerEndpoint = Math.max(1, options.samplesPerEndpoint ?? 16);
     this.probesPerEndpoint = Math.max(1, options.probesPerEndpoint ?? 16);
     this.maxEndpoints = Math.max(1, options.maxEndpoints ?? 100_000);

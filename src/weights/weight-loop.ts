@@ -3,6 +3,7 @@ import type { WeightOverrides } from '../catalog/weight-overrides.js';
 import type { Component } from '../runtime/lifecycle.js';
 import type { SignalListener } from '../signals/signal-store.js';
 import type { AdaptiveWeights } from './adaptive-weights.js';
+import { monotonicNow } from '../runtime/monotonic-clock.js';
 
 const DEFAULT_SLICE_ENDPOINTS = 5_000;
 
@@ -152,6 +153,6 @@ export class WeightLoop implements Component {
   }
 
   private now(): number {
-    return (this.options.now ?? Date.now)();
+    return (this.options.now ?? monotonicNow)();
   }
 }

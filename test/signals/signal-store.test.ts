@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { ProbeResult as EngineProbe, Sample as EngineSample } from '../../src/balancing/engine/types.js';
 import { SignalStore, type SignalEvent } from '../../src/signals/signal-store.js';
 
@@ -85,5 +85,18 @@ describe('SignalStore', () => {
     const p: EngineProbe | undefined = store.latestProbe('web', 'a:1');
     expect(s?.cpu).toBe(0.3);
     expect(p?.ok).toBe(true);
+  });
+});
+
+describe('SignalStore: its default clock', () => {
+  it('is not moved by a step of the wall clock (the engine compares its samples on it)', () => {
+    const before = Date.now();
+    const stepped = vi.spyOn(Date, 'now').mockReturnValue(before - 3_600_000);
+    try {
+      // Within the drift of the monotonic clock from the wall clock since this process started.
+      expect(Math.abs(new SignalStore().now() - before)).toBeLessThan(5_000);
+    } finally {
+      stepped.mockRestore();
+    }
   });
 });

@@ -257,3 +257,27 @@ describe('WeightLoop', () => {
     expect(published).toEqual([]);
   });
 });
+
+describe('WeightLoop: its default clock', () => {
+  it('is not moved by a step of the wall clock (an hour back made the engine refuse every new sample)', () => {
+    const { adaptive, seen } = fakeAdaptive([overrides(7)]);
+    const before = Date.now();
+    const stepped = vi.spyOn(Date, 'now').mockReturnValue(before - 3_600_000);
+    try {
+      const loop = new WeightLoop({
+        adaptive,
+        signals: fakeSignals(),
+        archive: { loadWeights: () => new Map([['web', new Map([['10.0.0.1:80', 7]])]]), saveAllWeights: () => undefined },
+        tickMs: 60_000,
+        publish: () => undefined,
+      });
+      loop.start();
+      loop.stop();
+    } finally {
+      stepped.mockRestore();
+    }
+    expect(seen.tickedAt).toHaveLength(1);
+    // Within the drift of the monotonic clock from the wall clock since this process started.
+    expect(Math.abs((seen.tickedAt[0] as number) - before)).toBeLessThan(5_000);
+  });
+});
