@@ -5,12 +5,14 @@ import type { ExportedClusterState } from '../balancing/engine/index.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { PrefixWatch } from '../catalog/store/etcd-prefix-watch.js';
 import { nameUnder, type HaKeys } from './keys.js';
+import { monotonicNow } from '../runtime/monotonic-clock.js';
 
 /** What the weight share needs of the adaptive weights (src/weights/adaptive-weights.ts). */
 export interface SharedWeights {
   current(): WeightOverrides;
   exportState(cluster: string): ExportedClusterState | undefined;
-  importState(cluster: string, state: ExportedClusterState): number;
+  /** `now`: this replica's engine clock (exported times later than it are taken as it). */
+  importState(cluster: string, state: ExportedClusterState, now: number): number;
   setRemote(cluster: string, overrides: ReadonlyMap<string, EndpointOverride> | undefined): void;
 }
 
@@ -149,7 +151,7 @@ export class WeightShare {
 
   private restore(cluster: string, record: WeightRecord): number {
     try {
-      return this.o.weights.importState(cluster, record.state);
+      return this.o.weights.importState(cluster, record.state, this.now());
     } catch (err) {
       // Another format (a replica of another version): start from the catalog rather than not at all.
       this.o.log.warn({ cluster, err: (err as Error).message }, 'ha: cannot import the last owner state');
@@ -261,7 +263,7 @@ export class WeightShare {
   }
 
   private now(): number {
-    return (this.o.now ?? Date.now)();
+    return (this.o.now ?? monotonicNow)();
   }
 }
 

@@ -151,9 +151,9 @@ export class AdaptiveWeights {
     return this.engine.exportClusterState(cluster);
   }
 
-  /** Continues a cluster from its previous owner's state; the endpoints restored. */
-  importState(cluster: string, state: ExportedClusterState): number {
-    return this.engine.importClusterState(cluster, state);
+  /** Continues a cluster from its previous owner's state; the endpoints restored. `now`: the engine's clock (see WeightEngine.importClusterState). */
+  importState(cluster: string, state: ExportedClusterState, now?: number): number {
+    return this.engine.importClusterState(cluster, state, now);
   }
 
   /** Runs one engine tick; returns the new overrides when anything published changed, else undefined. */

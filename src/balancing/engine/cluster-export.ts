@@ -74,7 +74,7 @@ export function exportCluster(c: ClusterState): ExportedClusterState | undefined
  * limit's anchor) and controller memory, and publishes (the cluster is marked dirty). Returns the
  * number of endpoints restored.
  */
-export function importCluster(c: ClusterState, state: ExportedClusterState): number {
+export function importCluster(c: ClusterState, state: ExportedClusterState, now?: number): number {
   if (state.version !== CLUSTER_EXPORT_VERSION) throw new RangeError(`cluster state version ${String(state.version)} is not ${CLUSTER_EXPORT_VERSION}`);
   let restored = 0;
   for (const [key, x] of Object.entries(state.endpoints)) {
@@ -87,7 +87,7 @@ export function importCluster(c: ClusterState, state: ExportedClusterState): num
     c.held[o + HW_PUB] = x.pub;
     c.held[o + HW_SERVED] = 1;
     // The exported sample was consumed by the last owner: the controller waits for a new one.
-    if (restoreEndpoint(e, x)) {
+    if (restoreEndpoint(e, now === undefined ? x : notAfter(x, now, c.safety.staleAfterMs))) {
       setCell(c.pidRows.rows, i, PR_PENDING, 0);
       noteSample(c.pidRows, i, e.sample);
     }
@@ -114,6 +114,25 @@ function restoreRow(p: PidRows, i: number, x: ExportedEndpoint): void {
   p.rows[o + PR_W] = x.pidW ?? x.w;
   // Unknown: the first step after the hand-over is one tick's worth (see tick/pid.ts stepTicks).
   p.rows[o + PR_LAST_CONTROL_AT] = UNSET;
+}
+
+/**
+ * The export with no time later than `now` (the importer's clock). The exporter's clock may run
+ * ahead of the importer's: adopted as they are, its times made the importer refuse every sample of
+ * its own (older than the adopted one) and read the adopted data as fresh for as long as the skew,
+ * so a failing endpoint went unseen (a review: 10 minutes ahead, 0 of 40 samples taken). A time
+ * from the future says nothing of when it was: it is taken as `ago` before now, old enough for
+ * anything the importer measures to replace it, fresh enough to be held rather than decayed.
+ */
+function notAfter(x: ExportedEndpoint, now: number, ago: number): ExportedEndpoint {
+  const at = (t: number | null): number | null => (t !== null && t > now ? now - ago : t);
+  return {
+    ...x,
+    sample: x.sample !== null && x.sample.at > now ? { ...x.sample, at: now - ago } : x.sample,
+    steerAt: at(x.steerAt),
+    ewma: { ...x.ewma, lastAt: at(x.ewma.lastAt) },
+    latency: { ...x.latency, lastAt: at(x.latency.lastAt) },
+  };
 }
 
 /** Restores the endpoint's state but the PID's and the held weights; true when it adopted the exported sample. */

@@ -492,12 +492,13 @@ export class WeightEngine {
   /**
    * Continues a cluster from another engine's export: its next tick is anchored on the exported
    * published weights, so it moves no endpoint beyond the step limit. Returns the endpoints
-   * restored (0 for an unknown cluster).
+   * restored (0 for an unknown cluster). `now`: this engine's time; exported times later than it
+   * (another process's clock running ahead) are taken as `now`.
    */
-  importClusterState(cluster: string, state: ExportedClusterState): number {
+  importClusterState(cluster: string, state: ExportedClusterState, now?: number): number {
     this.settle();
     const c = this.clusters.get(cluster);
-    return c === undefined ? 0 : importCluster(c, state);
+    return c === undefined ? 0 : importCluster(c, state, now);
   }
 
   /**

@@ -97,3 +97,39 @@ describe('WeightEngine: exportClusterState / importClusterState', () => {
     expect(tick(successor, 20_000).weights.size).toBe(last.size);
   });
 });
+
+describe('a hand-over from a replica whose clock runs ahead', () => {
+  const four: EngineEndpoint[] = [1, 2, 3, 4].map((i) => ({ key: `10.0.0.${i}:80`, weight: 1 }));
+  const bad = (four[3] as EngineEndpoint).key;
+
+  /** The old owner ticks on a clock `skew` ms ahead; the successor imports (with its own now) and sees one endpoint fail every request. */
+  function handOver(skew: number): { taken: number; health: string | undefined } {
+    const T = 1_000_000;
+    const owner = new WeightEngine();
+    owner.setCluster('svc', four, PID);
+    for (let t = 0; t < 10; t++) {
+      const now = T + skew + t * 1000;
+      for (const ep of four) owner.observeSample('svc', ep.key, { at: now - 100, cpu: 0.5, rps: 100, errors: 0 });
+      tick(owner, now);
+    }
+    const next = new WeightEngine();
+    next.setCluster('svc', four, PID);
+    next.importClusterState('svc', owner.exportClusterState('svc') as ExportedClusterState, T + 10_000);
+    let taken = 0;
+    let last: ClusterTick | undefined;
+    for (let t = 10; t < 20; t++) {
+      const now = T + t * 1000;
+      for (const ep of four) {
+        const failing = ep.key === bad;
+        if (next.observeSample('svc', ep.key, { at: now - 100, cpu: failing ? 0.05 : 0.5, rps: 100, errors: failing ? 100 : 0 })) taken++;
+      }
+      last = tick(next, now);
+    }
+    return { taken, health: last?.health.get(bad) };
+  }
+
+  it('takes no exported time later than its own now: its own samples count and a failing endpoint is ejected (0 of 40 taken before)', () => {
+    expect(handOver(0)).toEqual({ taken: 40, health: 'UNHEALTHY' });
+    expect(handOver(600_000)).toEqual({ taken: 40, health: 'UNHEALTHY' });
+  });
+});
