@@ -18,7 +18,8 @@ import type { ServeFlags } from './cli/serve-flags.js';
 import { packageVersion } from './cli/version.js';
 import { DurableStore } from './catalog/store/durable-store.js';
 import { EtcdCompactor } from './catalog/store/etcd-compactor.js';
-import { DEFAULT_COMPACT_EVERY_MS } from './catalog/store/store-config.js';
+import { auditKeepLastOf, DEFAULT_COMPACT_EVERY_MS } from './catalog/store/store-config.js';
+import { AuditRetention } from './catalog/audit-retention.js';
 import { StoreUnavailableError, type CatalogStore } from './catalog/store/index.js';
 import { DataDirLock } from './runtime/data-dir-lock.js';
 import { collectStartupGarbageAfter, collectStartupHeap, FullCollections } from './runtime/startup-garbage.js';
@@ -320,7 +321,8 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   // Replication starts after the catalog (it needs the cluster names) and before the weight loop.
   const pipeline = [source, feed, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, missing, core.publisher];
   const compactor = etcd ? etcdCompactor(boot, etcd) : undefined;
-  const served = [security.component, xdsComponent(xds, config.server.xds, options), ...(fleet ? [fleet] : []), ...(compactor ? [compactor] : []), component('signals', core.signals)];
+  const audit = new AuditRetention({ store, keepLast: auditKeepLastOf(config.store), log });
+  const served = [security.component, xdsComponent(xds, config.server.xds, options), ...(fleet ? [fleet] : []), ...(compactor ? [compactor] : []), audit, component('signals', core.signals)];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
   const settled = discovery ? discovery.firstSync : Promise.resolve();
   return { components: [...pipeline, admin, ...served, readiness], xds, admin, ha, settled, warmed: admin.warmed };

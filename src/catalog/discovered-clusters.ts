@@ -136,6 +136,9 @@ export class DiscoveryAwareStore implements CatalogStore {
   }
   // The read options too: without `trimOver` a page of the log decoded every large entry in full
   // (5 × 9 MB of a 20k-endpoint cluster's changes: 400–550 ms of one task) to summarise it.
+  pruneAudit(keepLast: number, maxRows?: number): MaybePromise<number> {
+    return this.store.pruneAudit(keepLast, maxRows);
+  }
   audit(...args: Parameters<CatalogStore['audit']>) {
     return this.store.audit(...args);
   }

@@ -10,6 +10,9 @@ const EtcdUrl = Type.String({ pattern: '^https?://[^/\\s]+$', description: 'an e
 export const StoreSchema = Type.Object(
   {
     kind: StringEnum(['sqlite', 'etcd']),
+    auditKeepLast: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'audit entries kept, oldest deleted first (0: all); default 100000 on sqlite, 10000 on etcd' }),
+    ),
     etcd: Type.Optional(
       Type.Object(
         {
@@ -59,7 +62,8 @@ export function storeProblems(raw: RawStore | undefined): StoreProblem[] {
 
 /** The validated block as settings (sqlite when absent). */
 export function toStoreConfig(raw: RawStore | undefined): StoreConfig {
-  if (!raw || raw.kind === 'sqlite' || !raw.etcd) return { kind: 'sqlite' };
+  const keep = raw?.auditKeepLast === undefined ? {} : { auditKeepLast: raw.auditKeepLast };
+  if (!raw || raw.kind === 'sqlite' || !raw.etcd) return { kind: 'sqlite', ...keep };
   const { prefix, ...etcd } = raw.etcd;
-  return { kind: 'etcd', etcd: { ...etcd, prefix: prefix ?? DEFAULT_ETCD_PREFIX } };
+  return { kind: 'etcd', etcd: { ...etcd, prefix: prefix ?? DEFAULT_ETCD_PREFIX }, ...keep };
 }

@@ -164,6 +164,18 @@ describe('audit', () => {
     expect(s.pruneAudit(1)).toBe(3);
     expect(s.audit().map((r) => r.revision)).toEqual([4]);
   });
+
+  it('prunes at most maxRows of the oldest per call', () => {
+    const s = openStore(tempDir());
+    open.push(s);
+    for (let i = 0; i < 6; i++) s.putCluster(cluster('a', [endpoint('10.0.0.1')], { connectTimeoutMs: 100 + i }), API);
+    expect(s.pruneAudit(1, 2)).toBe(2);
+    expect(s.audit().map((r) => r.revision)).toEqual([6, 5, 4, 3]);
+    expect(s.pruneAudit(1, 2)).toBe(2);
+    expect(s.pruneAudit(1, 2)).toBe(1);
+    expect(s.pruneAudit(1, 2)).toBe(0);
+    expect(s.audit().map((r) => r.revision)).toEqual([6]);
+  });
 });
 
 describe('change events', () => {

@@ -128,6 +128,16 @@ describeEtcd('etcd store: several replicas on one etcd', () => {
     expect(a.audit()).toEqual(newest);
   });
 
+  it('prunes at most maxRows of the oldest audit entries per call', async () => {
+    const [a] = (await replicas(1)) as [EtcdStore];
+    for (let i = 0; i < 5; i++) await a.putCluster(cluster('web', [], { connectTimeoutMs: 100 + i }), API);
+    const all = a.audit();
+    expect(await a.pruneAudit(1, 3)).toBe(3);
+    expect(a.audit()).toEqual(all.slice(0, 2));
+    expect(await a.pruneAudit(1, 3)).toBe(1);
+    expect(a.audit()).toEqual(all.slice(0, 1));
+  });
+
   it('a write too large for one etcd request is refused with a clear error, before it is sent', async () => {
     const [a] = (await replicas(1)) as [EtcdStore];
     const many = Array.from({ length: 8_000 }, (_, i) => endpoint(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 8080, { locality: { region: 'r'.repeat(60), zone: 'z'.repeat(60), subZone: '' } }));

@@ -71,6 +71,8 @@ export interface CatalogStore {
   listNodeGroups(): NodeGroupRecord[];
   /** Newest first; `before` (an audit id) pages backwards; large entries trimmed on request. */
   audit(limit?: number, before?: number, options?: AuditReadOptions): AuditEntry[];
+  /** Deletes all but the newest `keepLast` audit entries, at most `maxRows` of the oldest; how many it deleted. */
+  pruneAudit(keepLast: number, maxRows?: number): MaybePromise<number>;
   /** Once per committed change of desired state, whoever made it. Returns an unsubscribe function. */
   onChange(listener: ChangeListener): () => void;
 

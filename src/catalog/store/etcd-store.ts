@@ -427,16 +427,17 @@ export class EtcdStore implements CatalogStore {
   }
 
   /**
-   * Deletes all but the newest `keepLast` audit entries (every replica holds the log in memory);
-   * returns how many were deleted. Safe to run on several replicas at once.
+   * Deletes all but the newest `keepLast` audit entries (every replica holds the log in memory),
+   * at most `maxRows` of the oldest per call; returns how many were deleted. Safe to run on several
+   * replicas at once.
    */
-  async pruneAudit(keepLast: number): Promise<number> {
+  async pruneAudit(keepLast: number, maxRows = Number.MAX_SAFE_INTEGER): Promise<number> {
     const keep = Math.max(0, Math.floor(keepLast));
     const old = this.mirror
       .list<StoredAudit>('audit')
       .map(([name, e]) => ({ name, id: auditId(e) }))
-      .sort((a, b) => b.id - a.id)
-      .slice(keep);
+      .sort((a, b) => a.id - b.id);
+    old.splice(Math.min(Math.max(0, old.length - keep), Math.max(0, Math.floor(maxRows))));
     for (let i = 0; i < old.length; i += MAX_OPS_PER_TXN) {
       this.assertWritable();
       const chunk = old.slice(i, i + MAX_OPS_PER_TXN).map((a) => keyOf('audit', a.name));

@@ -483,12 +483,16 @@ export class Store implements CatalogStore {
     });
   }
 
-  /** Deletes all but the newest `keepLast` audit rows; returns how many were deleted. */
-  pruneAudit(keepLast: number): number {
+  /**
+   * Deletes all but the newest `keepLast` audit rows, at most `maxRows` of the oldest per call (one
+   * transaction holds the event loop: a first prune of a long log goes in pieces); returns how many
+   * were deleted.
+   */
+  pruneAudit(keepLast: number, maxRows = Number.MAX_SAFE_INTEGER): number {
     const keep = Math.max(0, Math.floor(keepLast));
     return this.db
-      .prepare(`DELETE FROM audit WHERE id <= (SELECT coalesce(max(id), 0) FROM audit) - ?`)
-      .run(keep).changes;
+      .prepare(`DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id <= (SELECT coalesce(max(id), 0) FROM audit) - ? ORDER BY id LIMIT ?)`)
+      .run(keep, Math.max(0, Math.floor(maxRows))).changes;
   }
 
   settings(): StoreSettings {

@@ -114,6 +114,10 @@ export class WriteLane implements CatalogStore {
     return this.durable(() => this.store.saveAllWeights(all));
   }
 
+  pruneAudit(keepLast: number, maxRows?: number): MaybePromise<number> {
+    return this.durable(() => this.store.pruneAudit(keepLast, maxRows));
+  }
+
   /** The store closes once the queued writes, every committed write's fsync and a running WAL checkpoint have settled. */
   async close(): Promise<void> {
     await this.tail;
