@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply } from 'fastify';
-import { OwnershipError, type Owner, type ResourceKind } from '../catalog/store/index.js';
+import { ConflictError, OwnershipError, type Owner, type ResourceKind } from '../catalog/store/index.js';
 import { ApiError } from './resources.js';
 
 /**
@@ -63,6 +63,33 @@ export function storeIfMatch(p: Preconditions, current: number | undefined, what
     return 0;
   }
   return undefined;
+}
+
+/** Reads again after a concurrent writer, when the client sent no precondition of its own. */
+export const PATCH_ATTEMPTS = 5;
+
+/**
+ * A PATCH is a read-modify-write: `once` reads the resource, merges the patch and writes with the
+ * revision it read as the store's `ifMatch`, so a write that lands in between (another replica's,
+ * or one that ran while a long body was parsed in slices) is a ConflictError, never a lost update.
+ * The client's own If-Match makes that a 412; without one the patch is simply applied again to
+ * what is there now, a bounded number of times (then 409 CONCURRENT_CHANGES, nothing written).
+ */
+export async function patchRetrying<T>(headers: IncomingHttpHeaders, what: string, once: () => Promise<T>): Promise<T> {
+  const own = hasPreconditions(readPreconditions(headers));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await once();
+    } catch (err) {
+      if (!(err instanceof ConflictError) || own) throw err;
+      if (attempt >= PATCH_ATTEMPTS) throw concurrentChanges(what);
+    }
+  }
+}
+
+function concurrentChanges(what: string): ApiError {
+  const message = `${what} was changed by other writers during each of ${PATCH_ATTEMPTS} attempts to apply this patch; nothing was written: send it again`;
+  return new ApiError(409, message, undefined, 'CONCURRENT_CHANGES');
 }
 
 /** 409 on a write to what a Kubernetes Service owns, saying what can be changed instead. */

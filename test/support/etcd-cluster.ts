@@ -38,8 +38,8 @@ export function findEtcd(): { readonly ok: boolean; readonly detail: string; rea
   }
 }
 
-/** `describe` that needs a real etcd binary: skipped locally when missing, a failing test under CI. */
-export function describeEtcd(name: string, fn: () => void, opts: { readonly timeout?: number } = {}): void {
+/** `describe` that needs a real etcd binary: skipped locally when missing (unless `required`), a failing test under CI. */
+export function describeEtcd(name: string, fn: () => void, opts: { readonly timeout?: number; readonly required?: boolean } = {}): void {
   describeRequiring('etcd', findEtcd(), name, fn, { ...opts, requireEnv: 'FULCRUM_REQUIRE_ETCD' });
 }
 

@@ -1,7 +1,7 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { MaybePromise, Meta, WriteOptions, WriteResult } from '../../catalog/store/index.js';
-import type { FastifyReply } from 'fastify';
-import { etag } from '../preconditions.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { etag, patchRetrying } from '../preconditions.js';
 import { answersInSlices, sendListSliced, sendSliced } from '../sliced-answer.js';
 import { nextTurn } from '../../runtime/next-turn.js';
 import { mergePatch } from '../resources.js';
@@ -109,6 +109,18 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
     },
   );
 
+  /**
+   * One read-modify-write, conditional on the revision read (the client's own If-Match, if sent):
+   * a cluster is written whole, endpoints included, so a write in between (an endpoint drained
+   * while a long body was parsed) must make this one fail and re-read, not be overwritten.
+   */
+  const patchOnce = async (name: string, request: FastifyRequest<{ Body: unknown }>): Promise<WriteResult> => {
+    const rec = getOr404(name);
+    const options = apiWriteOptions(request, actorOf, target(name, rec));
+    const merged = mergePatch(r.view(rec), request.body) as Static<In>;
+    return await r.put(await r.parse(merged, name), { ...options, ifMatch: options.ifMatch ?? rec.revision });
+  };
+
   // PATCH: the resource as GET shows it, merge-patched, then written as a PUT of the result would be.
   app.patch(
     `${url}/:name`,
@@ -122,10 +134,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
     },
     async (request, reply) => {
       const { name } = request.params;
-      const rec = getOr404(name);
-      const options = apiWriteOptions(request, actorOf, target(name, rec));
-      const merged = mergePatch(r.view(rec), request.body) as Static<In>;
-      const { revision } = await r.put(await r.parse(merged, name), options);
+      const { revision } = await patchRetrying(request.headers, `${r.kind} "${name}"`, () => patchOnce(name, request));
       return answer(r, reply, revision, 200, getOr404(name));
     },
   );

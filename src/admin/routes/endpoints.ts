@@ -1,9 +1,10 @@
 import { isIP } from 'node:net';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
-import type { EndpointRecord, OperatorState } from '../../catalog/store/index.js';
+import type { FastifyRequest } from 'fastify';
+import type { EndpointRecord, OperatorState, WriteResult } from '../../catalog/store/index.js';
 import { EndpointEntry, EndpointEntryIn, EndpointPatch, IpAddress, Meta, ResourceName } from '../api-schemas.js';
-import { readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
+import { patchRetrying, readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
 import { ApiError, endpointEntry, mergePatch, parseEndpointBody } from '../resources.js';
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { apiWriteOptions, notFound, requireCluster, requireClusterOwner, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
@@ -154,6 +155,15 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
     },
   );
 
+  /** One read-modify-write, conditional on the endpoint's revision read (the client's own If-Match, if sent). */
+  const patchOnce = async (p: EndpointParams, request: FastifyRequest<{ Body: Static<typeof EndpointPatch> }>): Promise<WriteResult> => {
+    const owner = requireClusterOwner(store, p.name);
+    const existing = getOr404(p);
+    const options = apiWriteOptions(request, actorOf, target(p, owner, existing.revision));
+    const merged = mergePatch(endpointEntry(existing), request.body) as EndpointEntryIn;
+    return await store.putEndpoint(p.name, parseEndpointBody(merged, p.address, p.port), { ...options, ifMatch: options.ifMatch ?? existing.revision });
+  };
+
   // PATCH: the endpoint as stored, merge-patched, then written as its PUT would be: {"weight": 5}
   // changes the weight and keeps the locality, priority and health.
   app.patch(
@@ -169,11 +179,7 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
     async (request, reply) => {
       const p = request.params;
       checkAddress(p.address);
-      const owner = requireClusterOwner(store, p.name);
-      const existing = getOr404(p);
-      const options = apiWriteOptions(request, actorOf, target(p, owner, existing.revision));
-      const merged = mergePatch(endpointEntry(existing), request.body) as EndpointEntryIn;
-      const { revision } = await store.putEndpoint(p.name, parseEndpointBody(merged, p.address, p.port), options);
+      const { revision } = await patchRetrying(request.headers, `endpoint ${p.address}:${p.port}`, () => patchOnce(p, request));
       return withEtag(reply, revision, 200, status(getOr404(p)));
     },
   );

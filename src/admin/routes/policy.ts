@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { SAFETY_DEFAULTS } from '../../balancing/engine/types.js';
-import { ConflictError, POLICY_FIELDS, type ClusterSpec, type PolicyOverride, type WriteResult } from '../../catalog/store/index.js';
+import { POLICY_FIELDS, type ClusterSpec, type PolicyOverride, type WriteResult } from '../../catalog/store/index.js';
 import { PolicyPatch, PolicyView, type ClusterIn } from '../api-schemas.js';
-import { assertApiOwned, hasPreconditions, readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
+import { assertApiOwned, patchRetrying, readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
 import { applyPolicyPatch, clusterSettingsEntry, endpointEntry, parseClusterBody, policyView } from '../resources.js';
 import { Conditional, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { requireCluster, type StoreRoutesOptions } from './store-access.js';
@@ -18,8 +18,6 @@ function policyOverride(spec: ClusterSpec): PolicyOverride {
 }
 
 const SAFETY_DEFAULT_VALUES: Record<string, number> = { ...SAFETY_DEFAULTS };
-/** Re-reads after a concurrent writer, when the client sent no precondition of its own. */
-const PATCH_ATTEMPTS = 5;
 
 export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async (app, { store, actorOf }) => {
   app.get(
@@ -62,16 +60,9 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
     },
     async (request, reply) => {
       const { name } = request.params;
-      const preconditions = hasPreconditions(readPreconditions(request.headers));
-      // Without the client's own precondition, a concurrent writer just means: read again and re-apply.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const { revision } = await patchOnce(request, name, request.body as Record<string, unknown>);
-          return withEtag(reply, revision, 200, policyView(requireCluster(store, name), SAFETY_DEFAULT_VALUES));
-        } catch (err) {
-          if (!(err instanceof ConflictError) || preconditions || attempt >= PATCH_ATTEMPTS) throw err;
-        }
-      }
+      const once = () => patchOnce(request, name, request.body as Record<string, unknown>);
+      const { revision } = await patchRetrying(request.headers, `cluster "${name}"`, once);
+      return withEtag(reply, revision, 200, policyView(requireCluster(store, name), SAFETY_DEFAULT_VALUES));
     },
   );
 };

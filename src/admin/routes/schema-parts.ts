@@ -47,7 +47,7 @@ export const AUTH_ERRORS = {
 /** Extra documented statuses of write routes. */
 export const WRITE_ERRORS = {
   404: errorOf('Unknown cluster, endpoint or listener (code NOT_FOUND)'),
-  409: errorOf('Conflict: owned by another source (code OWNED_ELSEWHERE; DISCOVERED_READ_ONLY for a Kubernetes-discovered cluster), still referenced (REFERENCED), or address in use (ADDRESS_IN_USE)'),
+  409: errorOf('Conflict: owned by another source (code OWNED_ELSEWHERE; DISCOVERED_READ_ONLY for a Kubernetes-discovered cluster), still referenced (REFERENCED), address in use (ADDRESS_IN_USE), or a PATCH without If-Match that other writers kept overtaking (CONCURRENT_CHANGES; nothing written, send it again)'),
   412: errorOf('If-Match / If-None-Match precondition failed (code REVISION_MISMATCH); nothing was written'),
   503: errorOf('The store cannot take writes now (code STORE_UNAVAILABLE: etcd unreachable or without quorum); reads keep working'),
 } as const;
