@@ -221,6 +221,7 @@ function* semanticsSteps(cfg: ConfigFile): Generator<void, ConfigProblem[], void
     lbPolicyProblems(c, at, problems);
     weightingProblems(c, at, problems);
     settingsProblems(c, at, problems);
+    probeProblems(c, at, problems);
     problems.push(...checkProtection(c, at));
     endpointProblems(c, at, problems);
     yield;
@@ -357,6 +358,13 @@ function settingsProblems(c: RawCluster, at: string, problems: ConfigProblem[]):
   if (c.safety) check('safety', () => resolveSafety(c.safety));
   if (c.ejection) check('ejection', () => resolveEjection(c.ejection));
 }
+
+/** As healthCheck.path: the prober sends an HTTP probe's path as the request target, which starts with '/'. */
+function probeProblems(c: RawCluster, at: string, problems: ConfigProblem[]): void {
+  if (c.probe?.kind === 'http' && c.probe.path !== undefined && !c.probe.path.startsWith('/'))
+    problems.push({ path: `${at}/probe/path`, message: "an HTTP path starts with '/'" });
+}
+
 type RawListener = NonNullable<ConfigFile['listeners']>[number];
 
 type RawWeighting = NonNullable<RawCluster['weighting']>;

@@ -118,7 +118,15 @@ const EjectionSchema = Type.Object(
 const ProbeSchema = Type.Object(
   {
     kind: StringEnum(['http', 'tcp', 'grpc'] as const),
-    path: Type.Optional(Type.String({ maxLength: 1024 })),
+    // Sent by Node's HTTP client, which refuses a request line with a space, a control character
+    // or anything past Latin-1 (ERR_UNESCAPED_CHARACTERS): such a path failed every probe.
+    path: Type.Optional(
+      Type.String({
+        maxLength: 1024,
+        pattern: '^[\\x21-\\x7e]*$',
+        description: 'http: the path to GET, starting with "/"; grpc: the service name. Printable ASCII without spaces (percent-encode the rest)',
+      }),
+    ),
     intervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000 })),
   },

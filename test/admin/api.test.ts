@@ -174,6 +174,20 @@ describe('clusters', () => {
     expect(store.audit(1000).length).toBe(before);
     expect(store.getCluster('web')).toBeUndefined();
   });
+
+  it('a probe path the prober cannot send (a space, CR/LF, no leading /) is a 400 naming it, on PUT and PATCH; nothing stored', async () => {
+    const { app, store } = fixture();
+    expect((await call(app, 'PUT', '/v1/clusters/web', { ...WEB, probe: { kind: 'http', path: '/health' } })).status).toBe(201);
+    const revision = store.getCluster('web')?.revision;
+    for (const path of ['/health check', '/h\r\nx: y', 'health']) {
+      for (const method of ['PUT', 'PATCH'] as const) {
+        const res = await call(app, method, '/v1/clusters/web', { ...(method === 'PUT' ? WEB : {}), probe: { kind: 'http', path } });
+        expect(res.status, `${method} ${JSON.stringify(path)}`).toBe(400);
+        expect(res.body).toMatchObject({ path: '/body/probe/path' });
+      }
+    }
+    expect(store.getCluster('web')).toMatchObject({ revision, probe: { path: '/health' } });
+  });
 });
 
 // ── preconditions ────────────────────────────────────────────────────────────────────────────────

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,14 +8,19 @@ import { ConfigWatcher } from '../../src/sources/config-watcher.js';
 import type { LoadedConfig } from '../../src/sources/config-file.js';
 import { waitFor } from '../support/wait.js';
 
-function problemsOf(text: string): string[] {
+/** The problems of a rejected config, undefined when it is accepted. */
+function problemsOrNone(text: string): string[] | undefined {
   try {
     parseConfig(text, 'f.yaml');
+    return undefined;
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
     return (err as ConfigError).problems.map((p) => `${p.path}: ${p.message}`);
   }
-  throw new Error('expected the config to be rejected');
+}
+
+function problemsOf(text: string): string[] {
+  return problemsOrNone(text) ?? expect.fail('expected the config to be rejected');
 }
 
 const VALID = `
@@ -135,6 +141,33 @@ listeners:
     expect(catalog.listeners[0]?.routes[0]?.hashPolicy).toEqual({ header: 'x-user' });
     expect(catalog.listeners[0]?.routes[1]?.hashPolicy).toBeUndefined();
     expect(catalog.clusters.find((c) => c.name === 'p')?.lbPolicy).toBe('ROUND_ROBIN');
+  });
+
+  const probeDoc = (probe: Record<string, unknown>): string => JSON.stringify({ clusters: [{ name: 'p', probe }] });
+
+  it.each([
+    [{ kind: 'http', path: '/health check' }, 'a space'],
+    [{ kind: 'http', path: '/h\r\nx: y' }, 'CR/LF'],
+    [{ kind: 'http', path: '/h\u0000' }, 'a NUL'],
+    [{ kind: 'http', path: '/\u20ac' }, 'a character past Latin-1'],
+    [{ kind: 'grpc', path: 'my service' }, 'a space in a gRPC service name'],
+  ])('refuses a probe path the prober cannot send: %j (%s)', (probe) => {
+    expect(problemsOf(probeDoc(probe))).toEqual([expect.stringMatching(/^\/clusters\/0\/probe\/path: .*match/)]);
+  });
+
+  it('an HTTP probe path starts with /, as healthCheck.path; a gRPC service name need not', () => {
+    expect(problemsOf(probeDoc({ kind: 'http', path: 'health' }))).toEqual(["/clusters/0/probe/path: an HTTP path starts with '/'"]);
+    expect(parseConfig(probeDoc({ kind: 'grpc', path: 'grpc.health.v1.Health' }), 'f.yaml').catalog.clusters[0]?.probe?.path).toBe('grpc.health.v1.Health');
+    expect(parseConfig(probeDoc({ kind: 'http', path: '/health%20check?deep=1' }), 'f.yaml').catalog.clusters[0]?.probe?.path).toBe('/health%20check?deep=1');
+  });
+
+  it('every probe path the file accepts is one Node\'s HTTP client sends (the prober\'s)', () => {
+    // Latin-1 and beyond it a few that Node refuses (U+2028, €, an ideographic space, a BOM).
+    for (const code of [...Array.from({ length: 0x200 }, (_, i) => i), 0x2028, 0x20ac, 0x3000, 0xfeff]) {
+      const path = `/a${String.fromCharCode(code)}`;
+      const accepted = problemsOrNone(probeDoc({ kind: 'http', path })) === undefined;
+      if (accepted) expect(() => http.request({ host: '127.0.0.1', port: 9, path }).on('error', () => {}).destroy(), `U+${code.toString(16)}`).not.toThrow();
+    }
   });
 
   it('auto turns on locality-tiered balancing for very large clusters', () => {
