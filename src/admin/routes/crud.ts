@@ -6,7 +6,7 @@ import { answersInSlices, sendListSliced, sendSliced } from '../sliced-answer.js
 import { nextTurn } from '../../runtime/next-turn.js';
 import { mergePatch } from '../resources.js';
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
-import { apiWriteOptions, notFound, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
+import { apiWriteOptions, notFound, type AdminInstance, type StoreRoutesOptions, type WriteTarget } from './store-access.js';
 
 /** What the store keeps of a named resource: its name, owner and revision. */
 type NamedRecord = Meta & { readonly name: string };
@@ -62,6 +62,33 @@ async function answer<Rec extends NamedRecord, In extends TSchema, Input>(
   return long === undefined ? reply.code(status).send(r.view(rec)) : sendSliced(reply, status, r.schemas.view, long.view(rec), long.key, long.entry);
 }
 
+/** The named resource, or the 404 that names it. */
+function found<Rec extends NamedRecord, In extends TSchema, Input>(r: NamedResource<Rec, In, Input>, name: string): Rec {
+  return r.get(name) ?? notFound(`${r.kind} ${JSON.stringify(name)}`);
+}
+
+/** What an API write to the resource targets: ownership and preconditions are checked against it. */
+function writeTarget(kind: NamedResource<NamedRecord, TSchema, unknown>['kind'], name: string, rec: NamedRecord | undefined): WriteTarget {
+  return { kind, name, owner: rec?.owner, revision: rec?.revision, what: `${kind} "${name}"` };
+}
+
+/**
+ * One PATCH read-modify-write, conditional on the revision read (the client's own If-Match, if
+ * sent): a cluster is written whole, endpoints included, so a write in between (an endpoint
+ * drained while a long body was parsed) must make this one fail and re-read, not be overwritten.
+ */
+async function patchOnce<Rec extends NamedRecord, In extends TSchema, Input>(
+  r: NamedResource<Rec, In, Input>,
+  name: string,
+  request: FastifyRequest<{ Body: unknown }>,
+  actorOf: StoreRoutesOptions['actorOf'],
+): Promise<WriteResult> {
+  const rec = found(r, name);
+  const options = apiWriteOptions(request, actorOf, writeTarget(r.kind, name, rec));
+  const merged = mergePatch(r.view(rec), request.body) as Static<In>;
+  return await r.put(await r.parse(merged, name), { ...options, ifMatch: options.ifMatch ?? rec.revision });
+}
+
 export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema, Input>(
   app: AdminInstance,
   r: NamedResource<Rec, In, Input>,
@@ -69,8 +96,8 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
 ): void {
   const url = `/v1/${r.plural}`;
   if (r.longArray !== undefined) answersInSlices(r.schemas.view, r.longArray.key);
-  const getOr404 = (name: string): Rec => r.get(name) ?? notFound(`${r.kind} ${JSON.stringify(name)}`);
-  const target = (name: string, rec: Rec | undefined) => ({ kind: r.kind, name, owner: rec?.owner, revision: rec?.revision, what: `${r.kind} "${name}"` });
+  const getOr404 = (name: string): Rec => found(r, name);
+  const target = (name: string, rec: Rec | undefined) => writeTarget(r.kind, name, rec);
 
   // Both GETs serialize a long answer in slices, as the writes' answers are (sliced-answer.ts).
   app.get(url, { schema: securedRoute(r.plural, r.summaries.list, { response: { 200: r.schemas.list } }) }, async (_request, reply) => {
@@ -109,18 +136,6 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
     },
   );
 
-  /**
-   * One read-modify-write, conditional on the revision read (the client's own If-Match, if sent):
-   * a cluster is written whole, endpoints included, so a write in between (an endpoint drained
-   * while a long body was parsed) must make this one fail and re-read, not be overwritten.
-   */
-  const patchOnce = async (name: string, request: FastifyRequest<{ Body: unknown }>): Promise<WriteResult> => {
-    const rec = getOr404(name);
-    const options = apiWriteOptions(request, actorOf, target(name, rec));
-    const merged = mergePatch(r.view(rec), request.body) as Static<In>;
-    return await r.put(await r.parse(merged, name), { ...options, ifMatch: options.ifMatch ?? rec.revision });
-  };
-
   // PATCH: the resource as GET shows it, merge-patched, then written as a PUT of the result would be.
   app.patch(
     `${url}/:name`,
@@ -134,7 +149,7 @@ export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema,
     },
     async (request, reply) => {
       const { name } = request.params;
-      const { revision } = await patchRetrying(request.headers, `${r.kind} "${name}"`, () => patchOnce(name, request));
+      const { revision } = await patchRetrying(request.headers, `${r.kind} "${name}"`, () => patchOnce(r, name, request, actorOf));
       return answer(r, reply, revision, 200, getOr404(name));
     },
   );
