@@ -18,11 +18,13 @@ import { WeightsView } from '../../src/admin/routes/weights.js';
 import { serializerSchema } from '../../src/admin/serializer-schema.js';
 import { SLICED_ANSWER_OVER } from '../../src/admin/sliced-answer.js';
 import type { Store } from '../../src/catalog/store/index.js';
+import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
 import { parseConfig } from '../../src/sources/config-file.js';
 import type { Explanation } from '../../src/balancing/engine/types.js';
 import { ReportBatchError } from '../../src/signals/report-ingest.js';
 import { adminStoreApp } from '../support/admin-store-app.js';
+import { waitFor } from '../support/wait.js';
 
 // ── fixtures ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -525,7 +527,7 @@ describe('listeners and cross-references', () => {
   it('CRUD; a route to an unknown cluster is a 400; a port in use a 409', async () => {
     const { app } = fixture();
     await call(app, 'PUT', '/v1/clusters/web', WEB);
-    const body = { address: '127.0.0.1', port: 10001, routes: [{ prefix: '/api', cluster: 'web', timeoutMs: 500 }, { cluster: 'files' }] };
+    const body = { address: '127.0.0.1', port: 10001, routes: [{ prefix: '/api', cluster: 'web', timeoutMs: 500 }, { prefix: '/web', cluster: 'web' }, { cluster: 'files' }] };
     const created = await call(app, 'PUT', '/v1/listeners/edge', body);
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({
@@ -535,6 +537,7 @@ describe('listeners and cross-references', () => {
       owner: 'api',
       routes: [
         { domain: '*', prefix: '/api', cluster: 'web', timeoutMs: 500 },
+        { domain: '*', prefix: '/web', cluster: 'web' },
         { domain: '*', prefix: '/', cluster: 'files' },
       ],
     });
@@ -567,6 +570,43 @@ describe('listeners and cross-references', () => {
     expect((await call(app, 'DELETE', '/v1/listeners/greeter')).status).toBe(200);
     expect((await call(app, 'DELETE', '/v1/listeners/greeter')).status).toBe(404);
     expect((await call(app, 'DELETE', '/v1/clusters/web')).status).toBe(200);
+  });
+
+  // The review's finding, on SQLite: behind a big (sliced) write the lane queues every write,
+  // after the API checked it; the store checks these rules again in the write's transaction.
+  it('writes queued behind a big sliced write: a listener and the DELETE of its cluster, two listeners on one address, never both applied', async () => {
+    let lane: WriteLane | undefined;
+    const { app, store, close } = adminStoreApp('fulcrum-admin-lane-', { deps: (s) => ({ store: (lane = new WriteLane(s, 2)) }) });
+    cleanups.push(close);
+    const three = (net: string) => ({ endpoints: [1, 2, 3].map((i) => ({ address: `${net}.${i}`, port: 80 })) });
+    // Over the lane's sliced size (2): its DELETE is sliced too.
+    expect((await call(app, 'PUT', '/v1/clusters/web', three('10.0.0'))).status).toBe(201);
+    // A big write in flight, held until the requests below have passed their checks and are queued behind it.
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sliced = store.putClusterSliced.bind(store);
+    const started = vi.spyOn(store, 'putClusterSliced').mockImplementation(async (...args) => held.then(() => sliced(...args)));
+    const big = call(app, 'PUT', '/v1/clusters/bulk', three('10.1.0'));
+    await waitFor(() => started.mock.calls.length === 1, { what: 'the big write in flight' });
+    // Each request queued before the next is sent: the lane runs them in this order.
+    const writes = [vi.spyOn(lane as WriteLane, 'putListener'), vi.spyOn(lane as WriteLane, 'deleteCluster')];
+    const sent: ReturnType<typeof call>[] = [];
+    const send = async (...args: Parameters<typeof call>): Promise<void> => {
+      sent.push(call(...args));
+      await waitFor(() => writes.reduce((n, w) => n + w.mock.calls.length, 0) === sent.length, { what: `write ${sent.length} queued` });
+    };
+    await send(app, 'PUT', '/v1/listeners/front', { port: 11000, routes: [{ cluster: 'web' }] });
+    await send(app, 'DELETE', '/v1/clusters/web');
+    await send(app, 'PUT', '/v1/listeners/one', { address: '127.0.0.1', port: 12000, routes: [] });
+    await send(app, 'PUT', '/v1/listeners/two', { address: '127.0.0.1', port: 12000, routes: [] });
+    release();
+    const [front, del, one, two] = await Promise.all(sent);
+    expect((await big).status).toBe(201);
+    expect(front?.status).toBe(201);
+    expect(one?.status).toBe(201);
+    // The answers they would have got had the writes ahead of them committed before they were checked.
+    expect(del).toMatchObject({ status: 409, body: { code: 'REFERENCED', message: 'cluster "web" is still referenced by listener "front"; remove those references first' } });
+    expect(two).toMatchObject({ status: 409, body: { code: 'ADDRESS_IN_USE', path: '/body/port', message: '127.0.0.1:12000 is already used by listener "one"' } });
   });
 });
 

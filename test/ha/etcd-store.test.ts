@@ -4,7 +4,8 @@
  * nothing; replicas seeding the same file at once converge with one write each; killing the
  * leader under a write only delays it; quorum loss refuses writes (503) while reads keep being
  * served; quorum back resumes everything without a restart; a replica with nothing local
- * rebuilds everything from etcd.
+ * rebuilds everything from etcd; the admin API's rules about other resources (a listener's
+ * address and clusters, a deleted cluster's references) hold under racing requests.
  */
 import { randomBytes } from 'node:crypto';
 import { Etcd3, GRPCUnavailableError } from 'etcd3';
@@ -15,6 +16,10 @@ import { EtcdStore, openEtcdStore } from '../../src/catalog/store/etcd-store.js'
 import { etcdClientOptions, unaryCallPolicy } from '../../src/catalog/store/etcd-client.js';
 import { cluster, endpoint, listener } from '../catalog/helpers.js';
 import { FILE_V1, fileCatalog } from '../catalog/store-contract.js';
+import { buildAdminApp, type AdminApp } from '../../src/admin/app.js';
+import { Metrics } from '../../src/telemetry/metrics.js';
+import { XdsCache } from '../../src/xds/cache.js';
+import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { scaled, waitFor } from '../support/wait.js';
 
@@ -28,7 +33,9 @@ describeEtcd('etcd store: several replicas on one etcd', () => {
     etcd = await startEtcdCluster(3);
   }, 120_000);
   afterAll(() => etcd?.stop());
+  const apps: AdminApp[] = [];
   afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
     for (const s of open.splice(0)) await s.close();
   });
 
@@ -87,6 +94,47 @@ describeEtcd('etcd store: several replicas on one etcd', () => {
     await waitFor(() => a.getCluster('web')?.revision === b.getCluster('web')?.revision, { what: 'replicas agree', timeoutMs: scaled(10_000) });
     expect(a.getCluster('web')!.endpoints).toHaveLength(8);
     expect(a.audit().filter((e) => e.kind === 'endpoint')).toHaveLength(8);
+  });
+
+  /** The admin API over a replica, as fulcrum serves it. */
+  const adminOn = (store: EtcdStore): AdminApp => {
+    const app = buildAdminApp({ registry: new ProxyRegistry(), cache: new XdsCache(), metrics: new Metrics({ processMetrics: false }), ready: () => ({ ready: true, reasons: [] }), store });
+    apps.push(app);
+    return app;
+  };
+  const send = async (app: AdminApp, method: 'PUT' | 'DELETE', url: string, body?: object) => {
+    const res = await app.inject({ method, url, ...(body !== undefined ? { payload: body } : {}) });
+    return { status: res.statusCode, body: res.json<Record<string, unknown>>() };
+  };
+
+  // The review's finding: the API checked these rules on its replica's mirror before the write, and
+  // the transaction compared the written key only, so both racing requests passed and committed.
+  it('the admin API on two replicas, or on one: a listener PUT racing the DELETE of its cluster, or two listeners on one address, never both applied', async () => {
+    const [a, b] = (await replicas(2)) as [EtcdStore, EtcdStore];
+    const [apiA, apiB] = [adminOn(a), adminOn(b)];
+    for (const [round, [first, second]] of [[apiA, apiB], [apiA, apiA]].entries()) {
+      const web = `web-${round}`;
+      const { revision } = await a.putCluster(cluster(web), API);
+      await waitFor(() => b.getCluster(web)?.revision === revision, { what: 'B caught up', timeoutMs: scaled(10_000) });
+      const [put, del] = await Promise.all([send(first!, 'PUT', `/v1/listeners/front-${round}`, { port: 11_000 + round, routes: [{ cluster: web }] }), send(second!, 'DELETE', `/v1/clusters/${web}`)]);
+      // The loser gets the answer it would have got had the winner committed first.
+      if (put.status === 201) {
+        expect(del).toEqual({ status: 409, body: expect.objectContaining({ code: 'REFERENCED', message: `cluster "${web}" is still referenced by listener "front-${round}"; remove those references first` }) });
+      } else {
+        expect(put).toEqual({ status: 400, body: expect.objectContaining({ path: '/body/routes/0/cluster', message: `unknown cluster "${web}"` }) });
+        expect(del.status).toBe(200);
+      }
+
+      const port = 12_000 + round;
+      const both = await Promise.all([first!, second!].map((api, i) => send(api, 'PUT', `/v1/listeners/bind-${round}-${i}`, { address: '127.0.0.1', port, routes: [] })));
+      expect(both.map((r) => r.status).sort()).toEqual([201, 409]);
+      const winner = both[0]!.status === 201 ? `bind-${round}-0` : `bind-${round}-1`;
+      expect(both.find((r) => r.status === 409)?.body).toMatchObject({ code: 'ADDRESS_IN_USE', path: '/body/port', message: `127.0.0.1:${port} is already used by listener "${winner}"` });
+    }
+    await waitFor(() => a.revision() === b.revision(), { what: 'replicas agree', timeoutMs: scaled(10_000) });
+    const listeners = b.listListeners();
+    expect(listeners.flatMap((l) => l.routes.map((r) => r.cluster)).filter((c) => !b.getCluster(c))).toEqual([]);
+    expect(new Set(listeners.map((l) => `${l.address}:${l.port}`)).size).toBe(listeners.length);
   });
 
   it('three replicas seeding the same file at once converge: one write per resource, identical state', async () => {

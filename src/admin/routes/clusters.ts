@@ -43,7 +43,8 @@ function clusters(store: CatalogStore): NamedResource<ClusterRecord, typeof Clus
     parse: parseClusterBodySliced,
     put: (input, options) => store.putCluster(input, options),
     assertDeletable: (name) => assertUnreferenced(store, name),
-    delete: (name, options) => store.deleteCluster(name, options),
+    // Checked again as the store commits: a listener or node group naming the cluster may be written in between.
+    delete: (name, options) => store.deleteCluster(name, { ...options, guard: { check: () => assertUnreferenced(store, name), reads: { listeners: true, nodeGroups: true } } }),
     longArray: { key: 'endpoints', items: (rec) => rec.endpoints, view: (rec) => clusterViewWith(rec, rec.endpoints), entry: endpointEntry },
   };
 }

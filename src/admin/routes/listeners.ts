@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
-import type { ListenerRecord, CatalogStore } from '../../catalog/store/index.js';
+import { Type, type Static } from '@sinclair/typebox';
+import type { ListenerRecord, CatalogStore, WriteGuard } from '../../catalog/store/index.js';
 import type { Listener } from '../../catalog/types.js';
 import { ListenerIn, ListenerPatch, ListenerView } from '../api-schemas.js';
 import { ApiError, listenerView, parseListenerBody } from '../resources.js';
@@ -18,7 +18,25 @@ function assertAddressFree(store: CatalogStore, listener: Listener): void {
   if (clash) throw new ApiError(409, `${listener.address}:${listener.port} is already used by listener "${clash.name}"`, '/body/port', 'ADDRESS_IN_USE');
 }
 
-function listeners(store: CatalogStore): NamedResource<ListenerRecord, typeof ListenerIn, Listener> {
+/**
+ * The body as a listener, once it passed every rule about other resources: its routes name
+ * existing clusters (a cluster's owner is a cheap read; listing them reads every endpoint) and its
+ * socket address is free.
+ */
+function checkedListener(store: CatalogStore, body: Static<typeof ListenerIn>, name: string): Listener {
+  const known = [...new Set(body.routes.map((r) => r.cluster))].filter((c) => store.clusterOwner(c) !== undefined);
+  const listener = parseListenerBody(body, name, known);
+  assertAddressFree(store, listener);
+  return listener;
+}
+
+/** A parsed listener and its checks, run again by the store where the write commits. */
+interface CheckedListener {
+  readonly listener: Listener;
+  readonly guard: WriteGuard;
+}
+
+function listeners(store: CatalogStore): NamedResource<ListenerRecord, typeof ListenerIn, CheckedListener> {
   return {
     kind: 'listener',
     plural: 'listeners',
@@ -34,11 +52,14 @@ function listeners(store: CatalogStore): NamedResource<ListenerRecord, typeof Li
     get: (name) => store.getListener(name),
     view: listenerView,
     parse: (body, name) => {
-      const listener = parseListenerBody(body, name, store.listClusters().map((c) => c.name));
-      assertAddressFree(store, listener);
-      return listener;
+      const listener = checkedListener(store, body, name);
+      // Checked now for an early answer, and again as the store commits: a concurrent write may
+      // bind the address or delete a routed cluster in between (Envoy NACKs a second listener on
+      // one address; a route to a deleted cluster dangles).
+      const check = (): void => void checkedListener(store, body, name);
+      return { listener, guard: { check, reads: { clusters: listener.routes.map((r) => r.cluster), listeners: true } } };
     },
-    put: (listener, options) => store.putListener(listener, options),
+    put: ({ listener, guard }, options) => store.putListener(listener, { ...options, guard }),
     delete: (name, options) => store.deleteListener(name, options),
   };
 }

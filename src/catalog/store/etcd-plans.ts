@@ -24,7 +24,7 @@ import {
   type StoredSpec,
 } from './etcd-layout.js';
 import { assertWriter, checkIfMatch, checkOwner, checkWrite, clusterSpecJson, listenerSpecJson, nextOperatorState, nodeGroupSpecJson, seedSkips, canonicalJson } from './ownership.js';
-import type { ClusterInput, EndpointSpec, OperatorState, Owner, SeedConflict, StateOptions, WriteOptions } from './records.js';
+import type { ClusterInput, EndpointSpec, GuardReads, OperatorState, Owner, SeedConflict, StateOptions, WriteOptions } from './records.js';
 
 export interface MirrorView {
   get<T>(section: Section, name: string): Entry<T> | undefined;
@@ -34,9 +34,17 @@ export interface MirrorView {
 
 export type PlannedAudit = Omit<StoredAudit, 'seq' | 'at' | 'actor'>;
 
+/** What a transaction requires of etcd's keys: as the plan read them from the mirror. */
+export type Compare =
+  /** The key's mod_revision (0: the key must not exist). */
+  | { readonly key: string; readonly mod: number }
+  /** The key's create_revision: the key the plan saw still exists, whatever was written to it since (0: still absent). */
+  | { readonly key: string; readonly create: number }
+  /** No key of the section written after `notAfter` (the mirror's revision when planned), a new key included. */
+  | { readonly section: Section; readonly notAfter: number };
+
 export interface Plan {
-  /** mod 0: the key must not exist. */
-  readonly compares: readonly { readonly key: string; readonly mod: number }[];
+  readonly compares: readonly Compare[];
   readonly puts: readonly { readonly key: string; readonly value: unknown }[];
   readonly deletes: readonly string[];
   readonly audits: readonly PlannedAudit[];
@@ -243,6 +251,24 @@ export function planDeleteSpec(view: MirrorView, kind: 'listener' | 'node-group'
   if (!cur) throw new NotFoundError(kind, name);
   checkWrite(kind, name, specMeta(cur), opts);
   return { plan: planSpecDelete(kind, name, cur) };
+}
+
+// ------------------------------------------------------------------ guards
+
+/**
+ * The compares that hold while what a write guard's check read (WriteGuard.reads) is as the
+ * mirror shows it at `revision`. A cluster is compared by its create_revision, not its
+ * mod_revision: an endpoint change meanwhile leaves the check's answer (it exists) as it was.
+ */
+export function guardCompares(view: MirrorView, revision: number, reads: GuardReads): Compare[] {
+  const clusters = [...new Set(reads.clusters ?? [])].map((name) => ({ key: keyOf('clusters', name), create: view.get('clusters', name)?.create ?? 0 }));
+  const sections = [...(reads.listeners === true ? ['listeners' as const] : []), ...(reads.nodeGroups === true ? ['node-groups' as const] : [])];
+  return [...clusters, ...sections.map((section) => ({ section, notAfter: revision }))];
+}
+
+/** A plan that also requires what the guard's check read to be unchanged. */
+export function withCompares(plan: Plan, compares: readonly Compare[]): Plan {
+  return { ...plan, compares: [...plan.compares, ...compares] };
 }
 
 // ------------------------------------------------------------------ config file

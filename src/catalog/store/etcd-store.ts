@@ -13,7 +13,7 @@
  * - No quorum / unreachable: writes fail fast with StoreUnavailableError (503); see etcd-health.ts.
  */
 import { randomBytes } from 'node:crypto';
-import type { Etcd3, ITxnResponse, Namespace } from 'etcd3';
+import type { Etcd3, ICompare, IOperation, ITxnResponse, Namespace } from 'etcd3';
 import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
 import { sameItems } from '../changed-clusters.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
@@ -50,13 +50,16 @@ import {
   planRemoveEndpoint,
   planSeed,
   planSetState,
+  guardCompares,
+  withCompares,
+  type Compare,
   type Outcome,
   type Plan,
   type SeededMods,
 } from './etcd-plans.js';
 import { ETCD_NO_SPACE, StoreLimitError, StoreUnavailableError } from './errors.js';
 import { servedHealth } from './ownership.js';
-import { auditedAction } from './records.js';
+import { auditedAction, guardOf } from './records.js';
 import type {
   AuditEntry,
   AuditReadOptions,
@@ -75,6 +78,7 @@ import type {
   StateOptions,
   StoreChange,
   WriteOptions,
+  WriteGuard,
   WriteResult,
   Owner,
 } from './records.js';
@@ -329,7 +333,7 @@ export class EtcdStore implements CatalogStore {
   }
 
   deleteCluster(name: string, opts: WriteOptions): Promise<WriteResult> {
-    return this.write(opts.actor, () => planDeleteCluster(this.mirror, name, opts));
+    return this.write(opts, () => planDeleteCluster(this.mirror, name, opts));
   }
 
   putEndpoint(cluster: string, endpoint: EndpointSpec, opts: WriteOptions): Promise<WriteResult> {
@@ -420,7 +424,7 @@ export class EtcdStore implements CatalogStore {
       const texts = chunk.map((p) => ({ key: p.key, text: JSON.stringify(p.value) }));
       this.checkSize('weights', chunk.map((p) => p.key).join(', '), texts);
       const ops = texts.map((p) => this.ns.put(p.key).value(p.text));
-      const res = await this.send(this.unconditional(chunk[0]?.key ?? 'weights').then(...ops));
+      const res = await this.send(() => this.unconditional(chunk[0]?.key ?? 'weights').then(...ops).commit());
       await this.caughtUp(Number(res.header.revision));
       this.wrote(started, 'weights');
     }
@@ -441,7 +445,7 @@ export class EtcdStore implements CatalogStore {
     for (let i = 0; i < old.length; i += MAX_OPS_PER_TXN) {
       this.assertWritable();
       const chunk = old.slice(i, i + MAX_OPS_PER_TXN).map((a) => keyOf('audit', a.name));
-      const res = await this.send(this.unconditional(chunk[0] ?? 'audit').then(...chunk.map((k) => this.ns.delete().key(k))));
+      const res = await this.send(() => this.unconditional(chunk[0] ?? 'audit').then(...chunk.map((k) => this.ns.delete().key(k))).commit());
       await this.caughtUp(Number(res.header.revision));
     }
     return old.length;
@@ -467,13 +471,25 @@ export class EtcdStore implements CatalogStore {
     const actor = typeof writing === 'string' ? writing : writing.actor;
     for (let attempt = 1; ; attempt++) {
       this.assertWritable();
-      const outcome = plan();
+      const outcome = this.guarded(plan(), guardOf(writing));
       if ('noop' in outcome) return { revision: outcome.noop };
       const audits = outcome.plan.audits.map((a) => ({ ...a, action: auditedAction(a.action, writing) }));
       const done = await this.commit(actor, { ...outcome.plan, audits });
       if (done.ok) return { revision: done.revision };
       if (attempt >= MAX_ATTEMPTS) throw new StoreUnavailableError(`lost ${attempt} races in a row to other writers of the same resource`);
     }
+  }
+
+  /**
+   * The write's guard checked against the mirror the plan was made from (it throws to refuse), and
+   * what the check read added to the plan's compares: if another write changed it meanwhile, the
+   * transaction fails, the mirror catches up and the write is planned, and checked, again.
+   */
+  private guarded(outcome: Outcome, guard: WriteGuard | undefined): Outcome {
+    if (guard === undefined || 'noop' in outcome) return outcome;
+    const revision = this.mirror.revision;
+    guard.check();
+    return { plan: withCompares(outcome.plan, guardCompares(this.mirror, revision, guard.reads)) };
   }
 
   /** One transaction: the plan's compares, then its puts, deletes and audit entries. */
@@ -487,15 +503,12 @@ export class EtcdStore implements CatalogStore {
     this.checkSize(plan.audits[0]?.kind ?? 'cluster', plan.audits[0]?.name ?? '', texts);
     const puts = texts.map((p) => this.ns.put(p.key).value(p.text));
     const deletes = plan.deletes.map((k) => this.ns.delete().key(k));
-    const [first, ...rest] = plan.compares;
-    if (!first) throw new TypeError('a catalog write compares at least one key');
-    let txn = this.ns.if(first.key, 'Mod', '==', first.mod);
-    for (const c of rest) txn = txn.and(c.key, 'Mod', '==', c.mod);
+    if (plan.compares.length === 0) throw new TypeError('a catalog write compares at least one key');
     // Audit keys are unique to this commit: on a failed compare, reading the first says whether an
     // earlier attempt of this very transaction applied.
     const own = audits[0]?.key;
-    const reads = [...plan.compares.map((c) => this.ns.get(c.key)), ...(own !== undefined ? [this.ns.get(own)] : [])];
-    const res = await this.send(txn.then(...puts, ...deletes).else(...reads));
+    const reads = [...plan.compares.map((c) => this.readOf(c)), ...(own !== undefined ? [this.ns.get(own)] : [])];
+    const res = await this.send(() => this.txn(plan.compares, [...puts, ...deletes], reads));
     const revision = res.succeeded ? Number(res.header.revision) : appliedEarlier(res, plan.compares.length);
     if (revision === undefined) {
       // Someone else wrote what we read: wait until the mirror shows their write, then plan again.
@@ -512,9 +525,9 @@ export class EtcdStore implements CatalogStore {
    * Sends a transaction (the client gives it the write timeout, and sends it to another member
    * if it never left for a dead one: etcd-client.ts). Any failure is a 503 whose outcome is unknown.
    */
-  private async send(txn: ReturnType<Namespace['if']>): Promise<Awaited<ReturnType<ReturnType<Namespace['if']>['commit']>>> {
+  private async send(commit: () => Promise<ITxnResponse>): Promise<ITxnResponse> {
     try {
-      return await txn.commit();
+      return await commit();
     } catch (err) {
       const text = errorText(err);
       // etcd's NOSPACE alarm: it answers, reads work, and it refuses every write (not applied).
@@ -522,6 +535,35 @@ export class EtcdStore implements CatalogStore {
       this.health_.down(text);
       throw new StoreUnavailableError(`etcd did not confirm the write: ${text}; it may or may not have been applied, re-read before retrying`);
     }
+  }
+
+  /**
+   * A transaction sent as etcd's own request: etcd3's builder compares single keys only, and a
+   * guard compares a whole section (no listener written since, a new one included).
+   */
+  private async txn(compares: readonly Compare[], success: readonly IOperation[], failure: readonly IOperation[]): Promise<ITxnResponse> {
+    const ops = (list: readonly IOperation[]) => Promise.all(list.map((o) => o.op()));
+    return this.ns.kv.txn({ compare: compares.map((c) => this.compareOf(c)), success: await ops(success), failure: await ops(failure) });
+  }
+
+  private compareOf(c: Compare): ICompare {
+    if ('section' in c) {
+      // Every key in [section/, section0): '0' follows '/'. The mod of an empty range reads as 0.
+      return { key: this.rawKey(`${c.section}/`), range_end: this.rawKey(`${c.section}0`), target: 'Mod', result: 'Less', mod_revision: c.notAfter + 1 };
+    }
+    if ('create' in c) return { key: this.rawKey(c.key), target: 'Create', result: 'Equal', create_revision: c.create };
+    return { key: this.rawKey(c.key), target: 'Mod', result: 'Equal', mod_revision: c.mod };
+  }
+
+  /** What a failed compare is read back as: the key, or the section's latest written key. */
+  private readOf(c: Compare): IOperation {
+    if (!('section' in c)) return this.ns.get(c.key);
+    return this.ns.getAll().prefix(`${c.section}/`).sort('Mod', 'Descend').limit(1);
+  }
+
+  /** A key of this store's prefix as etcd names it (what the namespace's builders prepend). */
+  private rawKey(key: string): Buffer {
+    return Buffer.from(`${this.settings.prefix}/${key}`);
   }
 
   private async caughtUp(revision: number): Promise<void> {

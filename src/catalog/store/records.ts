@@ -68,12 +68,42 @@ export interface WriteOptions {
   readonly ifMatch?: number;
   /** `patch`: the write merges a JSON merge patch into the resource; its audit action is then `patch`, not `update`. */
   readonly intent?: WriteIntent;
+  /** A rule about other resources the write must keep; honoured by putListener and deleteCluster. */
+  readonly guard?: WriteGuard;
 }
 
 export type WriteIntent = 'patch';
 
-/** Who writes, as a write takes it: an actor, or write options (their actor and intent). */
-export type Writing = string | { readonly actor: string; readonly intent?: WriteIntent };
+/**
+ * A rule about other resources a write must keep (the admin API's: a listener's socket address is
+ * free and its routes name existing clusters; a deleted cluster is referenced by nothing). Checked
+ * before the write, two concurrent writes (on one replica or two) could both pass it; so the store
+ * runs `check` where the write commits: inside SQLite's write transaction, and in etcd each time
+ * the write is planned, the transaction then comparing what `reads` names as the plan saw it.
+ * `check` reads the store and throws to refuse the write.
+ */
+export interface WriteGuard {
+  readonly check: () => void;
+  readonly reads: GuardReads;
+}
+
+/** What a guard's check reads: etcd commits the write only if it is unchanged. */
+export interface GuardReads {
+  /** Clusters whose existence (or absence) the check relied on. */
+  readonly clusters?: readonly string[];
+  /** Whether it read every listener. */
+  readonly listeners?: boolean;
+  /** Whether it read every node group. */
+  readonly nodeGroups?: boolean;
+}
+
+/** Who writes, as a write takes it: an actor, or write options (their actor, intent and guard). */
+export type Writing = string | { readonly actor: string; readonly intent?: WriteIntent; readonly guard?: WriteGuard };
+
+/** The guard a write runs where it commits (WriteGuard), if any. */
+export function guardOf(writing: Writing): WriteGuard | undefined {
+  return typeof writing === 'string' ? undefined : writing.guard;
+}
 
 /** The audit action of a change made by `writing`: an update made by a merge patch is a `patch`. */
 export function auditedAction(action: AuditAction, writing: Writing): AuditAction {

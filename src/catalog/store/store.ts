@@ -55,7 +55,7 @@ import { nextTurn } from '../../runtime/next-turn.js';
 import { CHECKPOINT_EVERY_COMMITS, LOOP_CHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.js';
 import { CatalogView } from './catalog-view.js';
 import { WalFile, WalSync } from './wal-sync.js';
-import { auditedAction } from './records.js';
+import { auditedAction, guardOf } from './records.js';
 import type {
   AuditAction,
   AuditEntry,
@@ -649,6 +649,8 @@ export class Store implements CatalogStore {
    */
   async deleteClusterSliced(name: string, opts: WriteOptions, sliceMs = WRITE_SLICE_MS): Promise<WriteResult> {
     assertWriter(opts.owner);
+    // Checked on what is committed now: nothing else commits until this settles (write-lane.ts).
+    opts.guard?.check();
     const record = this.getCluster(name);
     let prepared: PreparedDelete | undefined;
     if (record) {
@@ -679,7 +681,7 @@ export class Store implements CatalogStore {
 
   private deleteClusterWith(name: string, opts: WriteOptions): WriteResult {
     assertWriter(opts.owner);
-    return this.write(opts.actor, (tx) => {
+    return this.write(opts, (tx) => {
       const row = this.specRow('cluster', name);
       if (!row) throw new NotFoundError('cluster', name);
       checkWrite('cluster', name, row, opts);
@@ -985,7 +987,13 @@ export class Store implements CatalogStore {
     const started = performance.now();
     let result: T;
     try {
-      result = this.db.transaction(() => fn(tx)).immediate();
+      // The guard reads this connection inside the transaction: what it checks is what commits.
+      result = this.db
+        .transaction(() => {
+          guardOf(writing)?.check();
+          return fn(tx);
+        })
+        .immediate();
     } catch (err) {
       // Rolled back: a revision taken inside may be taken again with other content.
       this.records.clear();
