@@ -68,6 +68,12 @@ export interface Cluster {
   readonly ejection?: Partial<EjectionSettings>;
   /** Why the LB policy and weighting are what they are, when fulcrum chose them (`auto`). */
   readonly autoReason?: string;
+  /**
+   * The hash policy of every route to the cluster that names none: `auto` sets it for session
+   * affinity (RING_HASH / MAGLEV pick a random host for a request without a hash). Applied when
+   * the routes are translated, so a listener from the file or the API gets it alike.
+   */
+  readonly routeHashPolicy?: HashPolicy;
   readonly probe?: ProbeSpec;
   /**
    * Locality-tiered balancing: Envoy first picks a locality by its weight (the sum of its

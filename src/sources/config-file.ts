@@ -425,6 +425,7 @@ function toCluster(c: RawCluster): Cluster {
     endpoints,
     weighting: auto?.weighting ?? toWeighting(c.weighting),
     ...(auto ? { autoReason: auto.reason } : {}),
+    ...(auto?.hashKey ? { routeHashPolicy: affinityPolicy(auto.hashKey) } : {}),
     ...(c.localityWeighted || auto?.localityTiered ? { localityWeighted: true } : {}),
     ...(c.safety ? { safety: c.safety } : {}),
     ...(c.ejection ? { ejection: c.ejection } : {}),
@@ -461,11 +462,14 @@ function toHashPolicy(hp: RawListener['routes'][number]['hashPolicy']): HashPoli
   return hp?.cookie ? { cookie: hp.cookie } : undefined;
 }
 
-function toListener(l: RawListener, autoKeys: ReadonlyMap<string, HashKey>): Listener {
+/** The hash policy a route to a cluster `auto` made RING_HASH / MAGLEV uses unless it names one (Cluster.routeHashPolicy). */
+function affinityPolicy(key: HashKey): HashPolicy {
+  return 'header' in key ? { header: key.header } : { cookie: { name: key.cookie } };
+}
+
+function toListener(l: RawListener): Listener {
   const routes: Route[] = l.routes.map((r) => {
-    const key = autoKeys.get(r.cluster);
-    // A cluster that auto made RING_HASH/MAGLEV needs the affinity key on the routes that use it.
-    const hashPolicy: HashPolicy | undefined = toHashPolicy(r.hashPolicy) ?? (key ? ('header' in key ? { header: key.header } : { cookie: { name: key.cookie } }) : undefined);
+    const hashPolicy = toHashPolicy(r.hashPolicy);
     return {
     domain: r.domain ?? '*',
     prefix: r.prefix ?? '/',
@@ -481,11 +485,8 @@ function toListener(l: RawListener, autoKeys: ReadonlyMap<string, HashKey>): Lis
 
 /** The validated document's catalog, yielding between clusters. */
 function* catalogSteps(cfg: ConfigFile): Generator<void, Catalog, void> {
-  const autoKeys = new Map<string, HashKey>();
   const clusters: Cluster[] = [];
   for (const c of cfg.clusters ?? []) {
-    const key = resolveAuto(c)?.hashKey;
-    if (key) autoKeys.set(c.name, key);
     clusters.push(toCluster(c));
     yield;
   }
@@ -496,7 +497,7 @@ function* catalogSteps(cfg: ConfigFile): Generator<void, Catalog, void> {
   }));
   return {
     clusters,
-    listeners: (cfg.listeners ?? []).map((l) => toListener(l, autoKeys)),
+    listeners: (cfg.listeners ?? []).map(toListener),
     nodeGroups,
   };
 }

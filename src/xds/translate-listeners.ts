@@ -1,4 +1,4 @@
-import type { Listener, Route } from '../catalog/types.js';
+import type { Cluster, HashPolicy, Listener, Route } from '../catalog/types.js';
 import { anyOf } from './envoy-api.js';
 import { duration } from './proto-values.js';
 
@@ -29,20 +29,24 @@ export function listenerResource(l: Listener): Record<string, unknown> {
 /** Per cluster name, the retry_policy of routes to it (see translate-protection.ts). */
 export type RetryPolicies = ReadonlyMap<string, Record<string, unknown>>;
 
-function routeAction(r: Route, retries?: RetryPolicies): Record<string, unknown> {
+/** Per cluster name, the hash policy of routes to it that name none (Cluster.routeHashPolicy). */
+export type RouteHashPolicies = ReadonlyMap<string, HashPolicy>;
+
+/** The routed clusters' own hash policies (`auto` session affinity), by name. */
+export function routeHashPolicies(clusters: readonly Cluster[]): Map<string, HashPolicy> {
+  return new Map(clusters.flatMap((c) => (c.routeHashPolicy ? [[c.name, c.routeHashPolicy] as const] : [])));
+}
+
+function hashPolicyEntry(p: HashPolicy): Record<string, unknown> {
+  if ('header' in p) return { header: { header_name: p.header } };
+  return { cookie: { name: p.cookie.name, ...(p.cookie.ttlSeconds !== undefined ? { ttl: { seconds: p.cookie.ttlSeconds } } : {}) } };
+}
+
+function routeAction(r: Route, retries?: RetryPolicies, hashPolicies?: RouteHashPolicies): Record<string, unknown> {
   const action: Record<string, unknown> = { cluster: r.cluster };
-  if (r.hashPolicy) {
-    action.hash_policy = [
-      'header' in r.hashPolicy
-        ? { header: { header_name: r.hashPolicy.header } }
-        : {
-            cookie: {
-              name: r.hashPolicy.cookie.name,
-              ...(r.hashPolicy.cookie.ttlSeconds !== undefined ? { ttl: { seconds: r.hashPolicy.cookie.ttlSeconds } } : {}),
-            },
-          },
-    ];
-  }
+  // The route's own hash policy wins over its cluster's.
+  const hashPolicy = r.hashPolicy ?? hashPolicies?.get(r.cluster);
+  if (hashPolicy) action.hash_policy = [hashPolicyEntry(hashPolicy)];
   if (r.timeoutMs !== undefined) {
     action.timeout = duration(r.timeoutMs);
   }
@@ -52,7 +56,7 @@ function routeAction(r: Route, retries?: RetryPolicies): Record<string, unknown>
 }
 
 /** Routes are grouped into one virtual host per domain, keeping the operator's order (first match wins). */
-export function routeConfigurationResource(l: Listener, retries?: RetryPolicies): Record<string, unknown> {
+export function routeConfigurationResource(l: Listener, retries?: RetryPolicies, hashPolicies?: RouteHashPolicies): Record<string, unknown> {
   const hosts = new Map<string, Route[]>();
   for (const r of l.routes) {
     const list = hosts.get(r.domain) ?? [];
@@ -64,7 +68,7 @@ export function routeConfigurationResource(l: Listener, retries?: RetryPolicies)
     virtual_hosts: [...hosts.entries()].map(([domain, routes], i) => ({
       name: domain === '*' ? 'any' : `vh${i}-${domain}`,
       domains: [domain],
-      routes: routes.map((r) => ({ match: { prefix: r.prefix }, route: routeAction(r, retries) })),
+      routes: routes.map((r) => ({ match: { prefix: r.prefix }, route: routeAction(r, retries, hashPolicies) })),
     })),
   };
 }

@@ -7,7 +7,7 @@ import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { encodeResource, type EncodedResource } from './resource.js';
 import { assignmentResource, assignmentResourceSliced, ELEMENTS_PER_PIECE, type Turn } from './assignment-encoding.js';
 import { assignmentLayout, clusterResource, sameClusterForm, type LoadReportingOptions } from './translate-clusters.js';
-import { listenerResource, routeConfigurationResource } from './translate-listeners.js';
+import { listenerResource, routeConfigurationResource, routeHashPolicies } from './translate-listeners.js';
 import { DEFAULT_GROUP, markPositional, replacedIn, type ResourceSet } from './resource-set.js';
 import { ArrayMap, sameEntries } from '../balancing/engine/indexed-map.js';
 import { GroupSelections } from './group-selection.js';
@@ -151,7 +151,7 @@ export class Translator {
 
   /**
    * Listeners and their routes: a listener that is the same object as last time, routing to the
-   * same cluster objects (a route carries its cluster's retry policy), keeps both resources
+   * same cluster objects (a route carries its cluster's retry and hash policies), keeps both resources
    * unbuilt; the others are built and encoded again only when their form changed. The maps are
    * the previous ones when every resource is (the cache and the node groups then carry them).
    * Building all of them on every publish cost ~0.1 ms per listener per endpoint write.
@@ -182,11 +182,11 @@ export class Translator {
     return [[TYPE.listener, maps.listener], [TYPE.route, maps.route]];
   }
 
-  /** A listener and its route configuration built (their clusters' retry policies resolved), each encoded unless its form is the known one. */
+  /** A listener and its route configuration built (their clusters' retry and hash policies resolved), each encoded unless its form is the known one. */
   private buildListener(l: Listener, routed: readonly (Cluster | undefined)[], memo: { listener: Map<string, Memo>; route: Map<string, Memo> }): KeptListener {
-    const retries = retryPolicies(routed.filter((c) => c !== undefined));
+    const clusters = routed.filter((c) => c !== undefined);
     const listener = listenerResource(l);
-    const route = routeConfigurationResource(l, retries);
+    const route = routeConfigurationResource(l, retryPolicies(clusters), routeHashPolicies(clusters));
     this.encode(memo.listener, TYPE.listener, l.name, { source: listener, extra: '' }, () => listener);
     this.encode(memo.route, TYPE.route, l.name, { source: route, extra: '' }, () => route);
     return { source: l, routed, listener: memo.listener.get(l.name) as Memo, route: memo.route.get(l.name) as Memo };

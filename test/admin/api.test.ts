@@ -25,6 +25,11 @@ import type { Explanation } from '../../src/balancing/engine/types.js';
 import { ReportBatchError } from '../../src/signals/report-ingest.js';
 import { adminStoreApp } from '../support/admin-store-app.js';
 import { waitFor } from '../support/wait.js';
+import { envoyType, TYPE } from '../../src/xds/envoy-api.js';
+import { DEFAULT_GROUP } from '../../src/xds/resource-set.js';
+import { translate } from '../../src/xds/translator.js';
+
+const RouteConfiguration = envoyType('envoy.config.route.v3.RouteConfiguration');
 
 // ── fixtures ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -570,6 +575,17 @@ describe('listeners and cross-references', () => {
     expect((await call(app, 'DELETE', '/v1/listeners/greeter')).status).toBe(200);
     expect((await call(app, 'DELETE', '/v1/listeners/greeter')).status).toBe(404);
     expect((await call(app, 'DELETE', '/v1/clusters/web')).status).toBe(200);
+  });
+
+  // The review's finding: the config file put an auto cluster's affinity key on the routes to it, the API did not.
+  it('a listener routing to an auto cluster with session affinity is served with its hash policy, as from the config file', async () => {
+    const { app, store } = fixture({}, false);
+    const sticky = { weighting: { policy: 'auto', traits: { sessionAffinity: { header: 'x-user' } } }, endpoints: [{ address: '10.0.0.1', port: 80 }, { address: '10.0.0.2', port: 80 }] };
+    expect((await call(app, 'PUT', '/v1/clusters/sticky', sticky)).body).toMatchObject({ lbPolicy: 'RING_HASH', autoReason: expect.stringContaining('session affinity') });
+    expect((await call(app, 'PUT', '/v1/listeners/front', { port: 10000, routes: [{ prefix: '/own', cluster: 'sticky', hashPolicy: { header: 'x-own' } }, { cluster: 'sticky' }] })).status).toBe(201);
+    const served = translate(store.catalog()).get(DEFAULT_GROUP)?.get(TYPE.route)?.get('front');
+    const routes = (RouteConfiguration.toObject(RouteConfiguration.decode(served?.bytes ?? new Uint8Array())) as { virtual_hosts: { routes: { route: { hash_policy?: unknown } }[] }[] }).virtual_hosts[0]?.routes;
+    expect(routes?.map((r) => r.route.hash_policy)).toEqual([[{ header: { header_name: 'x-own' } }], [{ header: { header_name: 'x-user' } }]]);
   });
 
   // The review's finding, on SQLite: behind a big (sliced) write the lane queues every write,

@@ -105,6 +105,28 @@ describeEnvoy('admin API drives a real Envoy', () => {
     expect(back.distribution['0']).toBe(50);
   });
 
+  // The review's finding: an auto cluster with session affinity became RING_HASH through the API,
+  // but no route hashed on its key, so Envoy picked a random backend for every request.
+  it('an auto cluster with session affinity, created through the API: requests with one header value land on one backend', async () => {
+    const { backends, envoy, listenerPort, url } = rig();
+    const [a, b] = backends.list;
+    const sticky = { weighting: { policy: 'auto', traits: { sessionAffinity: { header: 'x-user' } } }, endpoints: [{ address: '127.0.0.1', port: a?.port }, { address: '127.0.0.1', port: b?.port }] };
+    expect((await api('PUT', '/v1/clusters/sticky', sticky)).json).toMatchObject({ lbPolicy: 'RING_HASH' });
+    const front = (cluster: string) => api('PUT', '/v1/listeners/front', { name: 'front', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster }] });
+    expect((await front('sticky')).status).toBe(200);
+    await waitFor(async () => JSON.stringify(await envoy.configDump()).includes('"header_name":"x-user"'), { what: 'the hash policy in Envoy' });
+    await waitFor(async () => ((await envoy.clusterStatuses()).sticky?.hosts.length ?? 0) === 2, { what: 'sticky hosts in Envoy' });
+    const users = Array.from({ length: 12 }, (_, i) => `user-${i}`);
+    const landed = await Promise.all(users.map(async (user) => (await sendRequests(url, 20, { concurrency: 4, headers: { 'x-user': user } })).distribution));
+    // Each user on one backend (20 requests: a random pick would split them), the users on both.
+    expect(landed.map((d) => Object.keys(d).length), JSON.stringify(landed)).toEqual(users.map(() => 1));
+    expect(new Set(landed.flatMap((d) => Object.keys(d))).size, JSON.stringify(landed)).toBe(2);
+    // As it was, for the tests after this one.
+    expect((await front('shop')).status).toBe(200);
+    expect((await api('DELETE', '/v1/clusters/sticky')).status).toBe(200);
+    await waitFor(async () => (await envoy.clusterStatuses()).sticky === undefined, { what: 'sticky gone from Envoy' });
+  });
+
   it('/v1/proxies shows the proxy\'s metadata and Envoy\'s version', async () => {
     const p = await waitFor(async () => {
       const res = await api('GET', '/v1/proxies/admin-e2e');

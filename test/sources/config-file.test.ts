@@ -137,9 +137,10 @@ listeners:
     expect(sticky?.ringHash?.virtualNodesPerHost).toBe(160);
     expect(sticky?.autoReason).toMatch(/affinity/i);
     expect(streams?.lbPolicy).toBe('LEAST_REQUEST');
-    // The affinity key reaches the routes that use the auto-hashed cluster.
-    expect(catalog.listeners[0]?.routes[0]?.hashPolicy).toEqual({ header: 'x-user' });
-    expect(catalog.listeners[0]?.routes[1]?.hashPolicy).toBeUndefined();
+    // The affinity key is the cluster's: the routes to it get it when translated (as an API listener's do).
+    expect(sticky?.routeHashPolicy).toEqual({ header: 'x-user' });
+    expect(streams?.routeHashPolicy).toBeUndefined();
+    expect(catalog.listeners[0]?.routes.map((r) => r.hashPolicy)).toEqual([undefined, undefined]);
     expect(catalog.clusters.find((c) => c.name === 'p')?.lbPolicy).toBe('ROUND_ROBIN');
   });
 

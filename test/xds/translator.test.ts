@@ -47,6 +47,12 @@ function decodeAny(any: unknown): Record<string, unknown> {
   return t.toObject(t.decode(a.value), { enums: String, longs: Number, defaults: false }) as Record<string, unknown>;
 }
 
+/** The hash_policy of each route of a route configuration's first virtual host. */
+function hashPolicies(set: ResourceSet | undefined, name: string): unknown[] {
+  const [vhost] = decode(set, TYPE.route, name).virtual_hosts as { routes: { route: { hash_policy?: unknown } }[] }[];
+  return (vhost?.routes ?? []).map((r) => r.route.hash_policy);
+}
+
 describe('translator', () => {
   const groups = translate(catalog);
   const all = groups.get(DEFAULT_GROUP);
@@ -281,6 +287,22 @@ describe('translator', () => {
         },
       ],
     });
+  });
+
+  // The review's finding: the file put `auto`'s affinity key on its routes, the API did not; both now get it here.
+  it('a route to a cluster with its own hash policy (auto session affinity) hashes on it, unless the route names one', () => {
+    const sticky: Cluster = { ...catalog.clusters[2]!, name: 'sticky', routeHashPolicy: { cookie: { name: 'sid' } } };
+    const routes = [{ domain: '*', prefix: '/own', cluster: 'sticky', hashPolicy: { header: 'x-own' } }, { domain: '*', prefix: '/', cluster: 'sticky' }];
+    const set = translate({ clusters: [sticky], listeners: [{ name: 'front', kind: 'socket', address: '0.0.0.0', port: 1, routes }], nodeGroups: [] }).get(DEFAULT_GROUP);
+    expect(hashPolicies(set, 'front')).toEqual([[{ header: { header_name: 'x-own' } }], [{ cookie: { name: 'sid' } }]]);
+  });
+
+  it('a listener kept as it was is built again when a routed cluster\'s hash policy changes', () => {
+    const t = new Translator();
+    expect(hashPolicies(t.translate(catalog).get(DEFAULT_GROUP), 'ingress')[1]).toBeUndefined();
+    const rr = { ...catalog.clusters[0]!, routeHashPolicy: { header: 'x-user' } };
+    const next = t.translate({ ...catalog, clusters: [rr, ...catalog.clusters.slice(1)] }).get(DEFAULT_GROUP);
+    expect(hashPolicies(next, 'ingress')[1]).toEqual([{ header: { header_name: 'x-user' } }]);
   });
 
   it('gives a node group only its listeners and the clusters they use', () => {
