@@ -134,7 +134,8 @@ function debounceLines(debounce: Debounce): string[] {
 
 const debounceName = (d: Debounce): string => (typeof d === 'string' ? d : `${d.quietMs}-${d.maxMs}`);
 
-function fulcrumConfig(xdsPort: number, adminPort: number, debounce: Debounce, tls: XdsTls | undefined, lrsIntervalMs: number | undefined): string {
+function fulcrumConfig(xdsPort: number, adminPort: number, debounce: Debounce, run: Pick<FulcrumRun, 'tls' | 'lrsIntervalMs' | 'auditKeepLast'>): string {
+  const { tls, lrsIntervalMs, auditKeepLast } = run;
   const high = 1_000_000;
   const lines = [
     'server:',
@@ -149,6 +150,7 @@ function fulcrumConfig(xdsPort: number, adminPort: number, debounce: Debounce, t
     '    address: 127.0.0.1',
     `    port: ${adminPort}`,
     ...(lrsIntervalMs !== undefined ? [`  loadReporting: { enabled: true, intervalMs: ${lrsIntervalMs} }`] : []),
+    ...(auditKeepLast !== undefined ? [`store: { kind: sqlite, auditKeepLast: ${auditKeepLast} }`] : []),
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -217,6 +219,8 @@ export interface FulcrumRun {
   readonly restart?: boolean;
   /** Serve LRS on the xDS port, asking proxies for a report this often. */
   readonly lrsIntervalMs?: number;
+  /** store.auditKeepLast (default: fulcrum's). */
+  readonly auditKeepLast?: number;
 }
 
 /** Stops `child`, starts its successor, and waits until that one serves the stored catalog. */
@@ -234,7 +238,7 @@ export async function startFulcrum(dir: string, run: FulcrumRun): Promise<Server
   const [xdsPort, adminPort] = [await freePort(), await freePort()];
   const runDir = join(dir, `fulcrum-${debounceName(debounce)}${run.label ? `-${run.label}` : ''}`);
   mkdirSync(join(runDir, 'data'), { recursive: true });
-  writeFileSync(join(runDir, 'fulcrum.yaml'), fulcrumConfig(xdsPort, adminPort, debounce, run.tls, run.lrsIntervalMs));
+  writeFileSync(join(runDir, 'fulcrum.yaml'), fulcrumConfig(xdsPort, adminPort, debounce, run));
   const compiled = existsSync(join(root, 'dist/main.js'));
   const entry = compiled ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
   const argv = [process.execPath, ...nodeArgs, ...entry, '--config', join(runDir, 'fulcrum.yaml'), '--data-dir', join(runDir, 'data')];

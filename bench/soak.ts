@@ -5,7 +5,7 @@
  *
  *   npx tsx bench/soak.ts [--minutes 20] [--round-seconds 60] [--proxies 1000] [--lrs-proxies 100]
  *     [--clusters 40] [--endpoints 20] [--churn 10] [--writes-per-second 20] [--extensions 516]
- *     [--fulcrum-node-args="--max-semi-space-size=4 --v8-pool-size=1"]
+ *     [--audit-keep-last N] [--fulcrum-node-args="--max-semi-space-size=4 --v8-pool-size=1"]
  *
  * Each round, on one compiled fulcrum (dist/, started as deployed, plus --expose-gc and
  * bench/gc-on-signal.cjs so SIGUSR2 collects):
@@ -42,6 +42,8 @@ const { values: args } = parseArgs({
     churn: { type: 'string', default: '10' },
     'writes-per-second': { type: 'string', default: '20' },
     extensions: { type: 'string', default: '516' },
+    /** store.auditKeepLast for the run (default: fulcrum's own). */
+    'audit-keep-last': { type: 'string' },
     'fulcrum-node-args': { type: 'string', default: '--max-semi-space-size=4 --v8-pool-size=1' },
   },
 });
@@ -263,7 +265,7 @@ function printRows(rows: readonly Row[]): void {
   console.log(
     `soak: ${rounds} rounds of ${roundSeconds} s; each round ${proxies} ADS proxies (new ids, Node of ${extensions} extensions, SotW and Delta in turn), ` +
       `${lrsProxies} LRS reporters, ${churn} clusters created and deleted, ${writesPerSecond} writes/s; ${clusters} clusters × ${endpoints} endpoints; ` +
-      `fulcrum node ${NODE_ARGS.join(' ')}; readings after the fleet left and two full GCs`,
+      `fulcrum node ${NODE_ARGS.join(' ')}${args['audit-keep-last'] !== undefined ? `, auditKeepLast ${args['audit-keep-last']}` : ''}; readings after the fleet left and two full GCs`,
   );
   console.log('| round | protocol | synced | LRS reports | writes ok/failed | heap MiB | external MiB | RSS MiB | /metrics series | /metrics KiB | data MiB | proxies listed | load |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
@@ -293,6 +295,7 @@ async function main(): Promise<void> {
     catalog: { clusters, endpoints, weighting: { policy: 'pid', setpoint: 'mean', metric: 'cpu' } },
     label: 'soak',
     lrsIntervalMs: 2000,
+    ...(args['audit-keep-last'] !== undefined ? { auditKeepLast: integer('audit-keep-last', args['audit-keep-last'], 0) } : {}),
     nodeArgs: [...NODE_ARGS, '--expose-gc', '--require', join(repoRoot, 'bench/gc-on-signal.cjs')],
   });
   const dataDir = join(dir, 'fulcrum-default-soak', 'data');
@@ -305,6 +308,8 @@ async function main(): Promise<void> {
       await writer.stop();
       if (counts.failed > 0) log(`round ${r}: ${counts.failed} writes failed, the last ${counts.lastFailure}`);
       const outcomes = (storm?.outcomes ?? {}) as Record<string, number>;
+      const others = Object.entries(outcomes).filter(([k, n]) => k !== 'synced' && n > 0);
+      if (others.length > 0) log(`round ${r}: not synced ${JSON.stringify(Object.fromEntries(others))} ${JSON.stringify(storm?.details ?? {})}`);
       const reading = await readRound(server, dataDir);
       const row: Row = {
         round: r,
