@@ -140,7 +140,7 @@ func (p *proxy) run(ctx context.Context, target string, headers []byte, syncedCh
 		if errors.As(err, &se) {
 			report(status, err.Error())
 		} else if ctx.Err() != nil {
-			report(timedOut, "")
+			report(timedOut, fmt.Sprintf("after %d response(s), %d of %d assignments", p.responses, len(p.eds), len(p.asked)))
 		} else {
 			report(classify(err), fmt.Sprintf("after %d response(s): %v", p.responses, err))
 		}
