@@ -227,6 +227,8 @@ const XdsLimitsSchema = Type.Object(
     maxNodeMetadataBytes: Bound(0, 4_194_304),
     maxRequestNameBytes: Bound(1_024, 67_108_864),
     maxSubscriptionNameBytes: Bound(1_024, 1_073_741_824),
+    maxSubscriptionNameBytesPerPeer: Bound(1_024, 17_179_869_184),
+    maxSubscriptionNameBytesTotal: Bound(1_024, 17_179_869_184),
     maxConcurrentStreamsPerConnection: Bound(1, 1_000_000),
     maxConnectionsPerPeer: Bound(1, 10_000_000),
     maxConnections: Bound(1, 10_000_000),

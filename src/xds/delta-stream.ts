@@ -107,8 +107,8 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     if (initial > 0 || st.wildcard || subscribe.length === 0 || req.resource_names_unsubscribe.length > 0 || subscribe.includes('*')) return false;
     const sub = listedSubscription(subscribe, (name) => this.subscribed.nameBytes(name));
     if (!this.subscribed.fits(type, sub.bytes)) return false;
+    this.subscribed.set(type, sub.bytes, sub.names.size, sub.names);
     st.subscribeListed(sub);
-    this.subscribed.set(type, sub.bytes);
     return true;
   }
 
@@ -125,14 +125,14 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
       // (go-control-plane #583): held under no version, it is sent again, or its removal if it is
       // gone meanwhile (forgotten, a client that kept it through a wildcard was never told).
       if (!first && st.known.has(name)) st.hold(name, '');
-      if (st.subscribe(name)) this.subscribed.add(type, this.subscribed.nameBytes(name));
+      if (st.subscribe(name)) this.subscribed.add(type, this.subscribed.nameBytes(name), 1);
     }
     for (const name of req.resource_names_unsubscribe) {
       if (name === '*') {
         st.wildcard = false;
         continue;
       }
-      if (st.unsubscribe(name)) this.subscribed.add(type, -this.subscribed.nameBytes(name));
+      if (st.unsubscribe(name)) this.subscribed.add(type, -this.subscribed.nameBytes(name), -1);
       // A wildcard client keeps a resource it stops naming (it still wants every one): held under
       // no version, it is sent again or its removal told, as go-control-plane does.
       if (st.wildcard && st.known.has(name)) st.hold(name, '');
@@ -143,7 +143,14 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     if (wasWildcard && !st.wildcard) for (const name of st.known.keys()) if (!st.names.has(name)) dropped.push(name);
     for (const name of dropped) st.forget(name);
     if (dropped.length > 0 && this.record) this.deps.registry.removed(this.record, type, dropped);
-    if (first || req.resource_names_subscribe.length > 0 || req.resource_names_unsubscribe.length > 0) st.subscriptionChanged();
+    if (!(first || req.resource_names_subscribe.length > 0 || req.resource_names_unsubscribe.length > 0)) return;
+    st.subscriptionChanged();
+    // Charged to the peer and the process in the set it is now held in (shared, or the stream's own).
+    this.subscribed.hold(type, st.names);
+  }
+
+  protected forget(): void {
+    this.types.clear();
   }
 
   private state(type: XdsTypeUrl): TypeState {

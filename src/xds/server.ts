@@ -8,7 +8,7 @@ import { DeltaStream } from './delta-stream.js';
 import { InitialSyncQueue } from './initial-sync-queue.js';
 import { grpcDiscoveryCall, type DiscoveryCall } from './discovery-call.js';
 import { discoveryRoute, DiscoveryRouter, takeStreamsFirst, type DiscoveryRoute } from './discovery-router.js';
-import { checkRequestNames, LimitError, withDefaults, type LimitHit, type XdsLimits } from './limits.js';
+import { checkRequestNames, LimitError, SubscriptionBudget, withDefaults, type LimitHit, type XdsLimits } from './limits.js';
 import type { ProxyRegistry } from './proxy-status.js';
 import { DISCOVERY_SERVICES, type DiscoveryServiceShape, type ResponseParts } from './services.js';
 import { SotwStream } from './sotw-stream.js';
@@ -78,7 +78,7 @@ export class XdsServer {
     this.cache = cache;
     this.limits = withDefaults({ maxResponseBytes: options.maxMessageBytes, ...options.limits });
     const onLimit = options.onLimit ?? (() => undefined);
-    this.deps = { cache, registry, log, maxResourceNames: options.maxResourceNames, controlPlaneId: options.controlPlaneId, limits: this.limits, onLimit };
+    this.deps = { cache, registry, log, maxResourceNames: options.maxResourceNames, controlPlaneId: options.controlPlaneId, limits: this.limits, onLimit, budget: new SubscriptionBudget(this.limits) };
     this.streamGate = new StreamGate(this.limits, onLimit);
     const authz = options.security?.authz && !options.security.authz.refusesNothing ? options.security.authz : undefined;
     this.server = new grpc.Server({

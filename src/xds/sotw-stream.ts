@@ -116,11 +116,16 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     const next = asks(held, wildcard, explicit) ? held : sharedSubscription(type, wildcard, explicit);
     // A name the client did not hold before must be answered even if nothing changed (resubscribe).
     const added = next !== held && ((wildcard && !held.wildcard) || explicit.some((n) => !held.names.has(n)));
-    // SotW requests carry the whole subscription of their type.
-    this.subscribed.set(type, nameBytes);
+    // SotW requests carry the whole subscription of their type, held in `next` (shared by the
+    // streams that ask alike: charged to the peer and the process once).
+    this.subscribed.set(type, nameBytes, names.length, next);
     st.subscription = next;
     if ((added || first) && !(first && this.resume(type, st, req, record))) st.force = true;
     this.respond(type, this.snapshot(), 'final');
+  }
+
+  protected forget(): void {
+    this.types.clear();
   }
 
   private checkNames(names: readonly string[]): number {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Snapshot, SnapshotSource } from './cache.js';
 import { isXdsTypeUrl, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
-import { DEFAULT_LIMITS, describeLimit, LimitError, limitKey, SubscriptionBytes, type LimitHit, type XdsLimits } from './limits.js';
+import { DEFAULT_LIMITS, describeLimit, LimitError, limitKey, peerAddress, SubscriptionBytes, type LimitHit, type SubscriptionBudget, type XdsLimits } from './limits.js';
 import { nackMessage, rejectedResources } from './nack.js';
 import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
 import { nodeInfo, type RawNode, type RpcStatus } from './wire.js';
@@ -17,6 +17,8 @@ export interface StreamDeps {
   readonly limits?: XdsLimits;
   /** Counts a request refused by a limit. */
   readonly onLimit?: LimitHit;
+  /** Subscription bytes per peer and in all (the server's; none: only the per-stream limit). */
+  readonly budget?: SubscriptionBudget;
 }
 
 /** The gRPC side of one stream, as the state machines see it. */
@@ -98,7 +100,7 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
     private readonly protocol: 'sotw' | 'delta',
     protected readonly fixedType?: XdsTypeUrl,
   ) {
-    this.subscribed = new SubscriptionBytes(this.limits);
+    this.subscribed = new SubscriptionBytes(this.limits, deps.budget, peerAddress(io.peer));
   }
 
   protected get limits(): XdsLimits {
@@ -127,9 +129,16 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
 
   protected abstract handle(req: Req, record: ProxyRecord): void;
 
+  /** Drops every type's state (the stream is closed). */
+  protected abstract forget(): void;
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.subscribed.release();
+    // A refused stream's HTTP/2 stream (and this machine) lives on until its client closes its
+    // side: what it held goes now, or 100 refused 2 MB subscriptions kept 160 MiB (review).
+    this.forget();
     if (this.record) {
       this.deps.registry.disconnect(this.id);
       this.deps.log.info({ node: this.record.node.id, stream: this.id, service: this.service }, 'proxy disconnected');

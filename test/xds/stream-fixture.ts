@@ -7,6 +7,7 @@
 import { pino } from 'pino';
 import { XdsCache } from '../../src/xds/cache.js';
 import { DeltaStream } from '../../src/xds/delta-stream.js';
+import type { SubscriptionBudget, XdsLimits } from '../../src/xds/limits.js';
 import { TYPE, type XdsTypeUrl } from '../../src/xds/envoy-api.js';
 import { describeProxy, ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { encodeResource, type EncodedResource } from '../../src/xds/resource.js';
@@ -81,7 +82,8 @@ export function nodeGroupOfNode(): Map<string, ResourceSet> {
 // ── a fake wire ──────────────────────────────────────────────────────────────────────────────────
 
 export class FakeIo implements StreamIo {
-  readonly peer = 'fake:1';
+  constructor(readonly peer = 'fake:1') {}
+
   readonly sent: Buffer[] = [];
   failure: { code: number; message: string } | undefined;
   full = false;
@@ -114,13 +116,13 @@ function rig<Req, Resp>(
   initial: Map<string, ResourceSet> | ResourceSet,
   make: (deps: StreamDeps, io: FakeIo) => Rig<Req, Resp>['stream'],
   decode: (b: Buffer) => Resp,
-  maxResourceNames: number,
+  opts: RigOptions,
 ): Rig<Req, Resp> {
   const cache = new XdsCache();
   cache.update(isResourceSet(initial) ? groups(initial) : initial);
   const registry = new ProxyRegistry(() => 0);
-  const io = new FakeIo();
-  const deps: StreamDeps = { cache, registry, log: pino({ level: 'silent' }), maxResourceNames, controlPlaneId: 'unit-test' };
+  const io = new FakeIo(opts.peer);
+  const deps: StreamDeps = { cache, registry, log: pino({ level: 'silent' }), maxResourceNames: opts.maxResourceNames ?? 100, controlPlaneId: 'unit-test', limits: opts.limits, budget: opts.budget };
   const stream = make(deps, io);
   return {
     cache,
@@ -144,12 +146,22 @@ function isResourceSet(m: Map<string, unknown> | ResourceSet): m is ResourceSet 
 export type SotwRig = Rig<DiscoveryRequest, DiscoveryResponse>;
 export type DeltaRig = Rig<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
 
-export function sotwRig(initial: Map<string, ResourceSet> | ResourceSet = base(), opts: { fixedType?: XdsTypeUrl; maxResourceNames?: number } = {}): SotwRig {
-  return rig(initial, (deps, io) => new SotwStream(deps, io, 'ads', opts.fixedType), decodeDiscoveryResponse, opts.maxResourceNames ?? 100);
+/** A rig's stream options: its service's type, and the limits and subscription budget it runs under. */
+export interface RigOptions {
+  readonly fixedType?: XdsTypeUrl;
+  readonly maxResourceNames?: number;
+  readonly limits?: XdsLimits;
+  readonly budget?: SubscriptionBudget;
+  /** The peer ("address:port") the stream's calls come from. */
+  readonly peer?: string;
 }
 
-export function deltaRig(initial: Map<string, ResourceSet> | ResourceSet = base(), opts: { fixedType?: XdsTypeUrl; maxResourceNames?: number } = {}): DeltaRig {
-  return rig(initial, (deps, io) => new DeltaStream(deps, io, 'ads-delta', opts.fixedType), decodeDeltaDiscoveryResponse, opts.maxResourceNames ?? 100);
+export function sotwRig(initial: Map<string, ResourceSet> | ResourceSet = base(), opts: RigOptions = {}): SotwRig {
+  return rig(initial, (deps, io) => new SotwStream(deps, io, 'ads', opts.fixedType), decodeDiscoveryResponse, opts);
+}
+
+export function deltaRig(initial: Map<string, ResourceSet> | ResourceSet = base(), opts: RigOptions = {}): DeltaRig {
+  return rig(initial, (deps, io) => new DeltaStream(deps, io, 'ads-delta', opts.fixedType), decodeDeltaDiscoveryResponse, opts);
 }
 
 /** A SotW request; fields default to an initial request for `type`. */

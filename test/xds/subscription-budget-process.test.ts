@@ -1,0 +1,92 @@
+/**
+ * The review's one-connection attack on a real fulcrum under the shipped heap cap
+ * (--max-old-space-size=384): one client, ONE HTTP/2 connection from 127.0.0.2, streams opened
+ * one after another, each inside every per-request and per-stream limit. SotW: an EDS request
+ * naming 2,000 distinct names of 1,000 bytes (2 MB, ~4.3 MiB of heap per stream; 100 streams
+ * killed the process). The per-peer subscription budget refuses the extra streams, and the process lives.
+ */
+import type http2 from 'node:http2';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { startFulcrumProcess, type FulcrumProcess } from '../support/fulcrum-process.js';
+import { ADS_PATH, callEnd, connectH2, discoveryRequest, grpcFrame, openCall, type CallEnd } from '../support/raw-grpc.js';
+import { scaled, waitFor } from '../support/wait.js';
+
+const EDS = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+const MiB = 1024 * 1024;
+const RESOURCE_EXHAUSTED = 8;
+
+let dir: string;
+let fulcrum: FulcrumProcess | undefined;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fulcrum-budget-'));
+  await writeFile(join(dir, 'fulcrum.yaml'), 'clusters:\n  - name: web\n    endpoints: [{ address: 127.0.0.1, port: 9001 }]\n');
+  fulcrum = await startFulcrumProcess({ config: join(dir, 'fulcrum.yaml'), dataDir: join(dir, 'data'), nodeOptions: ['--max-old-space-size=384'] });
+}, scaled(120_000));
+
+afterAll(async () => {
+  await fulcrum?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Opens `count` streams on one connection (`write` sends each one's requests) while the process
+ * lives, waits until `done` holds for the calls ended so far, and checks the process is still up
+ * and under the pod's memory limit throughout.
+ */
+async function attack(
+  f: FulcrumProcess,
+  path: string,
+  count: number,
+  write: (st: http2.ClientHttp2Stream, i: number) => Promise<void>,
+  done: (ended: readonly CallEnd[]) => boolean,
+): Promise<CallEnd[]> {
+  const s = await connectH2(f.xdsPort, '127.0.0.2');
+  const ended: CallEnd[] = [];
+  let peak = 0;
+  try {
+    for (let i = 0; i < count && f.proc.exit === undefined; i++) {
+      const st = openCall(s, path);
+      void callEnd(st).then((e) => ended.push(e));
+      await write(st, i);
+      peak = Math.max(peak, f.rss());
+    }
+    await waitFor(
+      (ctx) => {
+        ctx.note(ended.map((e) => `${e.status}: ${e.message.slice(0, 50)}`));
+        return f.proc.exit !== undefined || done(ended);
+      },
+      { what: 'the calls to end', timeoutMs: 120_000 },
+    );
+    await pause(1_000);
+    peak = Math.max(peak, f.rss());
+    expect(f.proc.exit, f.proc.tail().slice(-1500)).toBeUndefined();
+    // The shipped pod's memory limit: above it Kubernetes kills the process.
+    expect(peak).toBeLessThan(512 * MiB);
+    return ended;
+  } finally {
+    s.destroy();
+  }
+}
+
+const refusedBy = (ends: readonly CallEnd[], limit: string): CallEnd[] => ends.filter((e) => e.status === RESOURCE_EXHAUSTED && e.message.includes(limit));
+
+test('SotW: one connection of 2 MB EDS subscriptions is refused past the per-peer budget; fulcrum lives', async () => {
+  const f = fulcrum;
+  if (!f) throw new Error('setup failed');
+  const PER_PEER = 'server.xds.limits.maxSubscriptionNameBytesPerPeer (8388608)';
+  const subscribe = async (st: http2.ClientHttp2Stream, i: number): Promise<void> => {
+    st.on('data', () => undefined);
+    const names = Array.from({ length: 2_000 }, (_, j) => `s${i}-n${j}-`.padEnd(1_000, 'x'));
+    st.write(grpcFrame(discoveryRequest(`node-${i}`, EDS, names)));
+    await pause(150);
+  };
+  // 8 MiB per peer holds 4 of these (2,000 × (1,000 + 32) = 2,064,000 bytes each); the other 96 are refused.
+  const ended = await attack(f, ADS_PATH, 100, subscribe, (e) => e.length >= 96);
+  expect(refusedBy(ended, PER_PEER).length).toBe(96);
+}, scaled(300_000));
