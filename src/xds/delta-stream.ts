@@ -11,11 +11,31 @@ import { deltaTail, type DeltaDiscoveryRequest } from './wire.js';
 const MAX_INFLIGHT = 32;
 
 /**
+ * The longest version kept from initial_resource_versions. fulcrum's own are 16 characters
+ * (resource.ts) and go-control-plane's hashes 64; a longer one cannot be one this server sent, so
+ * it is held as no version (the resource is sent again, as it would be anyway) instead of kept:
+ * 2,000 versions of 900 bytes were 1.8 MB per type per stream (review, "oom-one-connection").
+ */
+export const MAX_HELD_VERSION_BYTES = 256;
+
+const heldVersion = (version: string): string => (Buffer.byteLength(version, 'utf8') > MAX_HELD_VERSION_BYTES ? '' : version);
+
+const NO_BYTES = new Uint8Array(0);
+
+/** What an ACK or NACK of `piece` is matched with: its version and what it carried. */
+const ackView = (piece: DeltaPiece): DeltaPiece => ({ version: piece.version, head: NO_BYTES, sent: piece.sent, removed: [], resolved: piece.resolved });
+
+/** The key a type's initial_resource_versions are charged under, apart from its subscription. */
+const initialKey = (type: XdsTypeUrl): string => `${type} initial`;
+
+/**
  * One incremental (Delta) xDS stream. Subscription changes are honored whatever the nonce;
  * only changed resources are sent, and deletions travel as `removed_resources`.
  */
 export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
   private readonly types = new Map<XdsTypeUrl, TypeState>();
+  /** Types whose initial_resource_versions are charged until they are answered (chargeInitial). */
+  private initialHeld?: Set<XdsTypeUrl>;
 
   constructor(deps: StreamDeps, io: StreamIo, service: string, fixedType?: XdsTypeUrl) {
     super(deps, io, service, 'delta', fixedType);
@@ -80,13 +100,14 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     }
 
     if (first) {
-      for (const [name, version] of initial) st.hold(name, version);
+      for (const [name, version] of initial) st.hold(name, heldVersion(version));
       if (WILDCARD_TYPES.has(type) && req.resource_names_subscribe.length === 0) st.wildcard = true;
     }
     // The usual first EDS request takes the subscription streams that listed the same names share.
     if (!(first && this.subscribeListed(type, st, req, initial.length))) this.applySubscription(type, st, req, first);
     // The limit bounds what a stream may hold, not only what one request may name.
     checkNameCount(st.names.size, this.deps.maxResourceNames);
+    if (first && initial.length > 0) this.chargeInitial(type, st);
     // A client that reconnects (from another replica, or to this one restarted) holds what it
     // says it holds: versions are content hashes, equal everywhere. Only the difference is sent.
     if (first && initial.length > 0) this.deps.registry.resumed(record, type, this.snapshot().version, new Map(st.known));
@@ -95,6 +116,34 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     // it holds everything (it moved here from another replica), it is sent nothing at all.
     this.respond(type, this.snapshot(), 'all', first && st.wildcard && initial.length === 0);
     if (type === TYPE.cluster) this.respond(TYPE.endpoint, this.snapshot(), 'all', false);
+    if (this.initialHeld) this.releaseAnswered();
+  }
+
+  /**
+   * What the client says it holds is kept until it is answered (a stream that does not read keeps
+   * it longer), so it is charged like a subscription: each version's bytes, and the names a
+   * subscription does not charge already (a wildcard's). A named type keeps only the names it
+   * subscribes to, as go-control-plane does: versions of others were kept forever, 12 MiB per
+   * stream against a 2 MiB limit (review, "oom-one-connection").
+   */
+  private chargeInitial(type: XdsTypeUrl, st: TypeState): void {
+    if (!st.wildcard) st.keepOnly(st.names);
+    let bytes = 0;
+    for (const [name, version] of st.known) bytes += this.subscribed.nameBytes(version) + (st.names.has(name) ? 0 : this.subscribed.nameBytes(name));
+    this.subscribed.set(initialKey(type), bytes, st.known.size, {});
+    (this.initialHeld ??= new Set()).add(type);
+  }
+
+  /**
+   * A type answered in full (in sync) holds only what it was sent or what the snapshot has at the
+   * client's versions: its reported versions are no longer the client's to grow, their charge goes.
+   */
+  private releaseAnswered(): void {
+    for (const type of this.initialHeld ?? []) {
+      if (this.types.get(type)?.synced === undefined) continue;
+      this.subscribed.drop(initialKey(type));
+      this.initialHeld?.delete(type);
+    }
   }
 
   /**
@@ -151,6 +200,7 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
 
   protected forget(): void {
     this.types.clear();
+    this.initialHeld = undefined;
   }
 
   private state(type: XdsTypeUrl): TypeState {
@@ -173,6 +223,8 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     // In sync with this type's content already: nothing to send (the common case for every type
     // a push did not touch, and for every ACK).
     if (!answerEmpty && st.synced !== undefined && st.synced === snapshot.typeVersion(type)) return;
+    // Built from the stream's own known versions (what a client reported): not shared, see below.
+    const own = st.synced === undefined && st.known.size > 0;
     const piece = this.piece(type, st, snapshot, what);
     if (piece.sent.size === 0 && piece.removed.length === 0 && !answerEmpty) {
       this.settle(type, st, snapshot, what, piece);
@@ -188,7 +240,9 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     const after = what === 'all' && st.synced !== undefined ? snapshot.heldVersionsMade(type, st.subKey) : mode === 'state' ? piece.sent : undefined;
     st.apply(piece, after);
     this.settle(type, st, snapshot, what, piece);
-    st.inflight.set(nonce, piece);
+    // Its ACK needs the version and what it carried, not its bytes or removed names: a piece of
+    // this stream's own (removing 2,000 reported names of 1,000 bytes: 4 MB) is not kept for it.
+    st.inflight.set(nonce, own ? ackView(piece) : piece);
     if (st.inflight.size > MAX_INFLIGHT) st.inflight.delete(st.inflight.keys().next().value as string);
     this.tellRegistry(type, st, snapshot, nonce, piece, mode);
 

@@ -128,6 +128,11 @@ export class DeltaTypeState implements DeltaView {
     if (this.knownMap.get(name) !== version) this.ownKnown().set(name, version);
   }
 
+  /** Forgets every held name not in `names` (versions a client reports for names it does not subscribe to). */
+  keepOnly(names: ReadonlySet<string>): void {
+    for (const name of [...this.knownMap.keys()]) if (!names.has(name)) this.forget(name);
+  }
+
   forget(name: string): void {
     if (this.knownMap.has(name)) this.ownKnown().delete(name);
   }

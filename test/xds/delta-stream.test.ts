@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { TYPE } from '../../src/xds/envoy-api.js';
+import { withDefaults } from '../../src/xds/limits.js';
 import { resourceSyncState, syncState, type TypeStatus } from '../../src/xds/proxy-status.js';
 import { namesOf, SHORT, versionsOf, type DeltaDiscoveryResponse } from '../support/xds-client.js';
 import {
@@ -120,6 +121,43 @@ describe('Delta stream: initial_resource_versions', () => {
     expect(resp.resources).toEqual([]);
     r.stream.onRequest(deltaAck(resp));
     expect(r.take()).toEqual([]);
+  });
+
+  // Review ("oom-one-connection"): reports were kept whole, whatever was subscribed, 12 MiB per
+  // stream against a 2 MiB limit; go-control-plane's LinearCache drops the names not subscribed.
+  test('versions reported for names a named type does not subscribe to are not kept', () => {
+    const r = deltaRig();
+    r.io.full = true; // unanswered, so what the stream keeps is what it was told
+    r.stream.onRequest(deltaReq(EDS, { node: NODE, resource_names_subscribe: ['web'], initial_resource_versions: { web: 'v1', other: 'v2' } }));
+    expect([...(r.registry.list()[0]?.types.get(EDS)?.sentResources ?? [])]).toEqual([['web', 'v1']]);
+  });
+
+  test('a version longer than 256 bytes is held as none (it cannot be one fulcrum sent): not kept, the resource sent again', () => {
+    const r = deltaRig();
+    r.io.full = true;
+    r.stream.onRequest(deltaReq(CDS, { node: NODE, initial_resource_versions: { api: 'v'.repeat(257), web: 'w'.repeat(256) } }));
+    expect(Object.fromEntries(r.registry.list()[0]?.types.get(CDS)?.sentResources ?? [])).toEqual({ api: '', web: 'w'.repeat(256) });
+    r.io.full = false;
+    r.stream.onCacheChange();
+    expect(namesOf(takeOne(r)).sort()).toEqual(['api', 'web']);
+  });
+
+  test('reports are charged to maxSubscriptionNameBytes while they are kept (the stream does not read), and given back once answered', () => {
+    const limits = withDefaults({ maxSubscriptionNameBytes: 1_024 });
+    const held = (p: string, n: number, versionBytes: number): Record<string, string> =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`${p}${i}`.padEnd(100, '-'), 'v'.repeat(versionBytes)]));
+    // The review's shape: per type 1,000 name bytes (100 KB versions, not kept), each answered
+    // (the names do not exist: removed_resources) before the next type reports more.
+    const answered = deltaRig(base(), { limits });
+    for (const [i, type] of [CDS, LDS, EDS, RDS].entries()) answered.stream.onRequest(deltaReq(type, { ...(i === 0 ? { node: NODE } : {}), initial_resource_versions: held(String(i), 10, 100_000) }));
+    expect(answered.io.failure).toBeUndefined();
+    // Unanswered, 800 bytes of CDS reports (names and versions) and 400 of LDS: 1,200 bytes kept.
+    const kept = deltaRig(base(), { limits });
+    kept.io.full = true;
+    kept.stream.onRequest(deltaReq(CDS, { node: NODE, initial_resource_versions: held('c', 4, 100) }));
+    expect(kept.io.failure).toBeUndefined();
+    kept.stream.onRequest(deltaReq(LDS, { initial_resource_versions: held('l', 2, 100) }));
+    expect(kept.io.failure).toMatchObject({ code: 8, message: expect.stringContaining('server.xds.limits.maxSubscriptionNameBytes (1024)') as unknown });
   });
 
   test('initial versions count only on the first request of a type', () => {

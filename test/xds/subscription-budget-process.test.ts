@@ -3,7 +3,8 @@
  * (--max-old-space-size=384): one client, ONE HTTP/2 connection from 127.0.0.2, streams opened
  * one after another, each inside every per-request and per-stream limit. SotW: an EDS request
  * naming 2,000 distinct names of 1,000 bytes (2 MB, ~4.3 MiB of heap per stream; 100 streams
- * killed the process). The per-peer subscription budget refuses the extra streams, and the process lives.
+ * killed the process). Delta: initial_resource_versions of 2,000 such names with 900-byte versions
+ * on EDS and RDS. The per-peer subscription budget refuses the extra streams, and the process lives.
  */
 import type http2 from 'node:http2';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,9 +13,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startFulcrumProcess, type FulcrumProcess } from '../support/fulcrum-process.js';
 import { ADS_PATH, callEnd, connectH2, discoveryRequest, grpcFrame, openCall, type CallEnd } from '../support/raw-grpc.js';
+import { ADS_DELTA, encodeDeltaDiscoveryRequest } from '../support/xds-client.js';
 import { scaled, waitFor } from '../support/wait.js';
 
 const EDS = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+const RDS = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
 const MiB = 1024 * 1024;
 const RESOURCE_EXHAUSTED = 8;
 
@@ -88,5 +91,23 @@ test('SotW: one connection of 2 MB EDS subscriptions is refused past the per-pee
   };
   // 8 MiB per peer holds 4 of these (2,000 × (1,000 + 32) = 2,064,000 bytes each); the other 96 are refused.
   const ended = await attack(f, ADS_PATH, 100, subscribe, (e) => e.length >= 96);
-  expect(refusedBy(ended, PER_PEER).length).toBe(96);
+  const seen = ended.map((e) => `${e.status}: ${e.message.slice(0, 70)}`);
+  expect(refusedBy(ended, PER_PEER).length, JSON.stringify(seen)).toBe(96);
+}, scaled(300_000));
+
+test('Delta: one connection reporting 2,000 held EDS and RDS names per stream stays up', async () => {
+  const f = fulcrum;
+  if (!f) throw new Error('setup failed');
+  const report = async (st: http2.ClientHttp2Stream, i: number): Promise<void> => {
+    st.on('data', () => undefined);
+    for (const [t, type_url] of [EDS, RDS].entries()) {
+      const initial = Object.fromEntries(Array.from({ length: 2_000 }, (_, j) => [`s${i}-t${t}-n${j}-`.padEnd(1_000, 'x'), `v${j}-`.padEnd(900, 'y')]));
+      st.write(grpcFrame(encodeDeltaDiscoveryRequest({ ...(t === 0 ? { node: { id: `d-${i}`, cluster: 'x' } } : {}), type_url, initial_resource_versions: initial })));
+      await pause(250);
+    }
+  };
+  // Versions over 256 bytes are not kept, and names the stream does not subscribe to are dropped:
+  // nothing of these reports stays, so nothing is refused either.
+  const ended = await attack(f, ADS_DELTA, 60, report, () => true);
+  expect(ended.filter((e) => e.status !== undefined)).toEqual([]);
 }, scaled(300_000));

@@ -9,7 +9,7 @@ import { TYPE } from '../../src/xds/envoy-api.js';
 import { SUBSCRIPTION_BYTES_PER_NAME, SubscriptionBudget, withDefaults } from '../../src/xds/limits.js';
 import { base, deltaReq, deltaRig, NODE, sotwReq, sotwRig } from './stream-fixture.js';
 
-const { endpoint: EDS } = TYPE;
+const { cluster: CDS, endpoint: EDS } = TYPE;
 const limits = withDefaults({ maxSubscriptionNameBytes: 10_000, maxSubscriptionNameBytesPerPeer: 1_000, maxSubscriptionNameBytesTotal: 2_500 });
 
 
@@ -60,6 +60,18 @@ describe('streams charge the budget', () => {
     a.stream.onRequest(deltaReq(EDS, { resource_names_unsubscribe: names('a', 10) }));
     expect(budget.peerBytes('10.0.0.1')).toBe(2 * (40 + SUBSCRIPTION_BYTES_PER_NAME));
     a.stream.close();
+    expect(budget.bytes).toBe(0);
+  });
+
+  test('Delta: reported versions are charged until answered, then given back', () => {
+    const budget = new SubscriptionBudget(limits);
+    const r = deltaRig(base(), { limits, budget, peer: '10.0.0.1:1' });
+    r.io.full = true;
+    r.stream.onRequest(deltaReq(CDS, { node: NODE, initial_resource_versions: { api: 'v'.repeat(100), gone: 'v1' } }));
+    expect(budget.bytes).toBe(100 + 'gone'.length + 2 + 'api'.length + 2 * SUBSCRIPTION_BYTES_PER_NAME);
+    r.io.full = false;
+    r.stream.onCacheChange();
+    r.stream.onRequest(deltaReq(CDS, { response_nonce: 'x' })); // any next request sees it answered
     expect(budget.bytes).toBe(0);
   });
 });
