@@ -216,8 +216,10 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     const st = this.types.get(type);
     if (!st?.requested || !this.record) return;
     if (this.congested) {
-      // Nothing is queued for a client that does not read; it is sent the difference once it drains.
+      // Nothing is queued for a client that does not read; it is sent the difference once it
+      // drains, and an answer it is owed even if empty (a new wildcard client's first) then too.
       st.synced = undefined;
+      if (answerEmpty) st.owed = true;
       return;
     }
     // In sync with this type's content already: nothing to send (the common case for every type
@@ -226,12 +228,13 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     // Built from the stream's own known versions (what a client reported): not shared, see below.
     const own = st.synced === undefined && st.known.size > 0;
     const piece = this.piece(type, st, snapshot, what);
-    if (piece.sent.size === 0 && piece.removed.length === 0 && !answerEmpty) {
+    if (piece.sent.size === 0 && piece.removed.length === 0 && !answerEmpty && !st.owed) {
       this.settle(type, st, snapshot, what, piece);
       return;
     }
     const nonce = this.nextNonce();
     this.io.send([joinResponse(piece.head, nonce, this.deps.controlPlaneId, deltaTail)]);
+    st.owed = false;
     // A client that held nothing holds exactly the piece: the registry may keep the shared map.
     const mode = st.known.size === 0 && piece.removed.length === 0 ? 'state' : 'merge';
     // In sync before and sent the whole difference: the client now holds exactly what every stream

@@ -64,6 +64,11 @@ export class DeltaTypeState implements DeltaView {
    * carried (shared by the streams sent it, so no object per response).
    */
   readonly inflight = new Map<string, DeltaPiece>();
+  /**
+   * An answer is owed even if it carries nothing (a new wildcard client's first: Envoy's
+   * initialization waits for it) but the stream was congested: it is sent once the stream drains.
+   */
+  owed = false;
   private nameSet = NO_NAMES;
   /** The name set when this stream owns it (may change it in place); undefined while shared. */
   private ownedNames?: Set<string>;

@@ -406,6 +406,21 @@ describe('Delta stream: node groups and congestion', () => {
     expect(namesOf(first(r, CDS, []))).toEqual(['edge']);
   });
 
+  // Review (conformance): the owed empty answer lived only in the call that found the stream congested.
+  test('a new wildcard client with nothing to receive is answered once the stream drains', () => {
+    const r = deltaRig(resourceSet());
+    r.io.full = true;
+    r.stream.onRequest(deltaReq(CDS, { node: NODE }));
+    expect(r.take()).toEqual([]);
+    r.io.full = false;
+    r.stream.onCacheChange(); // what ServedStream.written does once the queue drains
+    const resp = takeOne(r);
+    expect(resp.resources).toEqual([]);
+    r.stream.onRequest(deltaAck(resp));
+    r.stream.onCacheChange();
+    expect(r.take()).toEqual([]);
+  });
+
   test('while the client is not reading, changes are held and coalesced into one response on drain', () => {
     const r = deltaRig();
     r.stream.onRequest(deltaAck(first(r, CDS, [])));
