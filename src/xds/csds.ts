@@ -1,5 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { envoyType } from './envoy-api.js';
+import { compileNodeMatchers, MatcherError, type NodeMatcherSpec } from './node-matchers.js';
 import { resourceSyncState, type ProxyRegistry, type ProxyRecord, type SyncState } from './proxy-status.js';
 
 /**
@@ -41,25 +42,25 @@ function clientConfig(r: ProxyRecord): Record<string, unknown> {
 }
 
 interface ClientStatusRequest {
-  node_matchers?: { node_id?: { exact?: string; prefix?: string } }[];
+  node_matchers?: NodeMatcherSpec[];
 }
 
-function matches(r: ProxyRecord, req: ClientStatusRequest): boolean {
-  const ms = req.node_matchers ?? [];
-  if (ms.length === 0) return true;
-  return ms.some((m) => {
-    const id = m.node_id;
-    if (!id) return true;
-    if (id.exact !== undefined && id.exact !== '') return r.node.id === id.exact;
-    if (id.prefix !== undefined) return r.node.id.startsWith(id.prefix);
-    return true;
-  });
-}
-
+/** Throws a MatcherError for a matcher that cannot be honoured (see node-matchers.ts). */
 export function encodeClientStatus(registry: ProxyRegistry, req: ClientStatusRequest): Buffer {
   const type = envoyType('envoy.service.status.v3.ClientStatusResponse');
-  const config = registry.list().filter((r) => matches(r, req)).map(clientConfig);
+  const selects = compileNodeMatchers(req.node_matchers);
+  const config = registry.list().filter((r) => selects(r.node)).map(clientConfig);
   return Buffer.from(type.encode(type.fromObject({ config })).finish());
+}
+
+/** The response, or the gRPC status a refused matcher ends the call with. */
+function answer(registry: ProxyRegistry, req: ClientStatusRequest): { response: Buffer } | { status: { code: number; details: string } } {
+  try {
+    return { response: encodeClientStatus(registry, req) };
+  } catch (err) {
+    if (err instanceof MatcherError) return { status: { code: err.code, details: err.message } };
+    throw err;
+  }
 }
 
 function decodeRequest(b: Buffer): ClientStatusRequest {
@@ -87,12 +88,18 @@ export const CSDS_DEFINITION: grpc.ServiceDefinition = {
 export function csdsHandlers(registry: ProxyRegistry): grpc.UntypedServiceImplementation {
   return {
     StreamClientStatus: (call: grpc.ServerDuplexStream<ClientStatusRequest, Buffer>) => {
-      call.on('data', (req: ClientStatusRequest) => call.write(encodeClientStatus(registry, req)));
+      call.on('data', (req: ClientStatusRequest) => {
+        const a = answer(registry, req);
+        if ('response' in a) call.write(a.response);
+        else call.emit('error', a.status);
+      });
       call.on('end', () => call.end());
       call.on('error', () => undefined);
     },
     FetchClientStatus: (call: grpc.ServerUnaryCall<ClientStatusRequest, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      cb(null, encodeClientStatus(registry, call.request));
+      const a = answer(registry, call.request);
+      if ('response' in a) cb(null, a.response);
+      else cb(a.status);
     },
   };
 }
