@@ -111,12 +111,30 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     // A client that reconnects (from another replica, or to this one restarted) holds what it
     // says it holds: versions are content hashes, equal everywhere. Only the difference is sent.
     if (first && initial.length > 0) this.deps.registry.resumed(record, type, this.snapshot().version, new Map(st.known));
+    if (req.resource_names_subscribe.length > 0 || (st.wildcard && req.resource_names_unsubscribe.length > 0)) this.markMissing(type, st, req);
     // A new wildcard client's first request is answered even if there is nothing to send (Envoy's
     // initialization waits for it). One that reconnects holding resources has initialized: when
     // it holds everything (it moved here from another replica), it is sent nothing at all.
     this.respond(type, this.snapshot(), 'all', first && st.wildcard && initial.length === 0);
     if (type === TYPE.cluster) this.respond(TYPE.endpoint, this.snapshot(), 'all', false);
     if (this.initialHeld) this.releaseAnswered();
+  }
+
+  /**
+   * "When a resource subscribed to by a client does not exist, the server will send a
+   * DeltaDiscoveryResponse ... that contains that resource's name in the removed_resources field"
+   * (xds_protocol), and a name unsubscribed from a wildcard that does not hold it is removed too.
+   * Such a name is held under no version, so the answer removes it, once: after that the client
+   * holds nothing of it, and is sent it when it appears. Only names this request names: pushes
+   * and ACKs do no such work.
+   */
+  private markMissing(type: XdsTypeUrl, st: TypeState, req: DeltaDiscoveryRequest): void {
+    const pool = this.snapshot().resources(type);
+    const mark = (name: string): void => {
+      if (name !== '*' && !pool.has(name) && !st.known.has(name)) st.hold(name, '');
+    };
+    for (const name of req.resource_names_subscribe) if (st.names.has(name)) mark(name);
+    if (st.wildcard) for (const name of req.resource_names_unsubscribe) mark(name);
   }
 
   /**

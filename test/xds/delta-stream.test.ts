@@ -191,9 +191,36 @@ describe('Delta stream: changes and subscriptions', () => {
   test('a name that does not exist yet is sent when it appears', () => {
     const r = deltaRig();
     r.stream.onRequest(deltaReq(EDS, { node: NODE, resource_names_subscribe: ['ghost'] }));
-    expect(r.take()).toEqual([]);
+    // Told it does not exist (xds_protocol: "Knowing When a Requested Resource Does Not Exist").
+    expect(r.take().map(summary)).toEqual(['EDS[]-[ghost]']);
     r.publish(resourceSet(base(), clusterWithEndpoints('ghost', 9090)));
     expect(namesOf(takeOne(r))).toEqual(['ghost']);
+  });
+
+  // xds_protocol, "Knowing When a Requested Resource Does Not Exist" (incremental); the review found
+  // these names answered with nothing (go-control-plane's LinearCache does the same).
+  test('a subscribed name that does not exist comes back in removed_resources, with what does exist', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaReq(EDS, { node: NODE, resource_names_subscribe: ['web', 'ghost'] }));
+    expect(r.take().map(summary)).toEqual(['EDS[web]-[ghost]']);
+  });
+
+  test('a missing name subscribed later is told once: pushes that leave it missing send nothing more', () => {
+    const r = deltaRig();
+    r.stream.onRequest(deltaAck(first(r, EDS, ['web'])));
+    r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['ghost'] }));
+    ackAll(r);
+    r.publish(resourceSet(base(), clusterWithEndpoints('other', 1)));
+    r.publish(resourceSet(base(), clusterWithEndpoints('web', 9)));
+    expect(r.take().map(summary)).toEqual(['EDS[web]-[]']);
+    expect(typeState(r.registry, EDS)?.state).toBe('STALE');
+  });
+
+  test('wildcard plus a name outside it: unsubscribing the name is answered with it in removed_resources', () => {
+    const r = deltaRig();
+    expect(summary(first(r, CDS, ['*', 'ghost']))).toBe('CDS[api,web]-[ghost]');
+    r.stream.onRequest(deltaReq(CDS, { resource_names_unsubscribe: ['ghost'] }));
+    expect(r.take().map(summary)).toEqual(['CDS[]-[ghost]']);
   });
 
   test('unsubscribe then resubscribe resends the same version', () => {
@@ -460,8 +487,8 @@ describe('Delta stream: proxy status after the client drops resources', () => {
     r.publish(resourceSet(clusterWithEndpoints('a')));
     ackAll(r);
     r.stream.onRequest(deltaReq(EDS, { resource_names_subscribe: ['b'] }));
-    // b does not exist and the client does not hold it: nothing to send, nothing held.
-    expect(r.take()).toEqual([]);
+    // b does not exist and the client does not hold it: told so (removed), nothing held.
+    expect(r.take().map(summary)).toEqual(['EDS[]-[b]']);
     expect(inStatus(r, EDS)).toEqual(['a']);
   });
 
@@ -481,7 +508,7 @@ describe('Delta stream: proxy status after the client drops resources', () => {
 
   test('unsubscribing a name of a type never sent makes no status for it', () => {
     const r = deltaRig(resourceSet(clusterWithEndpoints('a')));
-    r.stream.onRequest(deltaReq(EDS, { node: NODE, resource_names_subscribe: ['zzz'], resource_names_unsubscribe: ['yyy'] }));
+    r.stream.onRequest(deltaReq(EDS, { node: NODE, resource_names_unsubscribe: ['yyy'] }));
     expect(r.take()).toEqual([]);
     expect(r.registry.list()[0]?.types.has(EDS)).toBe(false);
   });
