@@ -175,6 +175,25 @@ async function churnClusters(admin: string, r: number, counts: WriteCounts): Pro
   }
 }
 
+/**
+ * Until the served CDS holds this round's churn clusters and none of the last round's: a write's
+ * 200 comes before its debounced publish, and a proxy that connected in between would ask for
+ * assignments of clusters about to go (the storm client counts a proxy synced once every cluster
+ * of its first CDS has its assignment, so it would wait for ever; an Envoy drops them).
+ */
+async function churnServed(admin: string, r: number): Promise<void> {
+  if (churn === 0) return;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const text = await (await fetch(`${admin}/v1/config_dump?type=CDS`)).text();
+    const ours = [...Array(churn).keys()].every((k) => text.includes(`"${churnName(r, k)}"`));
+    const gone = r === 1 || [...Array(churn).keys()].every((k) => !text.includes(`"${churnName(r - 1, k)}"`));
+    if (ours && gone) return;
+    if (Date.now() > deadline) throw new Error(`round ${r}: the churn clusters were not served within 30 s`);
+    await sleep(50);
+  }
+}
+
 async function metricsText(admin: string): Promise<string> {
   const res = await fetch(`${admin}/metrics`);
   return res.text();
@@ -303,6 +322,7 @@ async function main(): Promise<void> {
     for (let r = 1; r <= rounds; r++) {
       const counts: WriteCounts = { ok: 0, failed: 0, lastFailure: '' };
       await churnClusters(server.admin as string, r, counts);
+      await churnServed(server.admin as string, r);
       const writer = startWriter(server.admin as string, counts);
       const [storm, lrs] = await Promise.all(startFleets(bins, server, r)).finally(() => writer.stop());
       await writer.stop();
