@@ -1,4 +1,4 @@
-import { canonicalAddress, endpointKey } from '../catalog/endpoint-key.js';
+import { endpointKey } from '../catalog/endpoint-key.js';
 import type { SampleFields } from './signal-store.js';
 
 /**
@@ -92,8 +92,8 @@ export function parseEndpoint(s: string): { address: string; port: number } | un
   return { address, port };
 }
 
-/** The catalog's endpoint key (src/catalog/endpoint-key.ts) from its two parts, the address canonical as the catalog's (`0::1` → `::1`). */
-export const endpointKeyOf = (address: string, port: number): string => endpointKey({ address: canonicalAddress(address), port });
+/** The catalog's endpoint key (src/catalog/endpoint-key.ts) from its two parts. */
+export const endpointKeyOf = (address: string, port: number): string => endpointKey({ address, port });
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
 

@@ -206,17 +206,6 @@ describe('slicesToClusters', () => {
     expect(summary(out.clusters[0]!)).toEqual(['10.0.0.1:8080 HEALTHY', 'fd00::2:8080 HEALTHY']);
   });
 
-  test('an IPv6 address is stored in its one canonical spelling; two spellings in two slices are one endpoint', () => {
-    const out = slicesToClusters(
-      [svc('web', [{ name: 'http', port: 80 }])],
-      [
-        slice('web-a', 'web', [ep('FD00:0:0:0:0:0:0:2')], undefined, { addressType: 'IPv6' }),
-        slice('web-b', 'web', [ep('fd00::2', { ready: false })], undefined, { addressType: 'IPv6' }),
-      ],
-    );
-    expect(summary(out.clusters[0]!)).toEqual(['fd00::2:8080 HEALTHY']);
-  });
-
   test('zone from the slice endpoint, region (and missing zone) from node labels when given', () => {
     const nodes = nodeTopologies([
       { metadata: { name: 'n1', labels: { 'topology.kubernetes.io/region': 'eu-west-1', 'topology.kubernetes.io/zone': 'eu-west-1a' } } },

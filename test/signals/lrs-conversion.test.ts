@@ -49,11 +49,6 @@ describe('LRS conversion', () => {
     expect(b?.metrics.size).toBe(0);
   });
 
-  it('keys an IPv6 endpoint by its canonical spelling, as the catalog stores it', () => {
-    const v6 = { address: { socket_address: { address: '0:0:0:0:0:0:0:1', port_value: 8080 } }, total_issued_requests: 1 };
-    expect(endpointLoads(report([v6]), 1000).map((l) => l.key)).toEqual(['::1:8080']);
-  });
-
   it('rps = issued / interval, errors per second, inflight, cpu = mean ORCA value; unknown stays absent', () => {
     const agg = new LrsAggregator();
     const out = applied(agg, 1, report([A]), 5_000, 1000);

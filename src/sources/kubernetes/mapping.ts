@@ -46,7 +46,7 @@
  * - HTTP/2 upstream when the Service port's appProtocol is `kubernetes.io/h2c`, `h2c`, `grpc` or `http2`.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { canonicalAddress, endpointKey } from '../../catalog/endpoint-key.js';
+import { endpointKey } from '../../catalog/endpoint-key.js';
 import type { Cluster, Endpoint, HashPolicy, HealthStatus, LbPolicy } from '../../catalog/types.js';
 import { LB_POLICIES } from '../../catalog/types.js';
 import { protectionOf } from './protection-annotations.js';
@@ -346,10 +346,8 @@ function portEndpoints(serviceSlices: readonly EndpointSliceLike[], portName: st
       const node = ep.nodeName ? options.nodes?.get(ep.nodeName) : undefined;
       const locality = { region: node?.region ?? '', zone: ep.zone || node?.zone || '', subZone: '' };
       // Kubernetes only ever puts one address per endpoint (the field is a list for the future).
-      for (const listed of ep.addresses ?? []) {
-        if (!(slice.addressType === 'IPv4' ? isIPv4(listed) : isIPv6(listed))) continue;
-        // As every source stores it: one spelling per IPv6 address (older API servers took any).
-        const address = canonicalAddress(listed);
+      for (const address of ep.addresses ?? []) {
+        if (!(slice.addressType === 'IPv4' ? isIPv4(address) : isIPv6(address))) continue;
         const key = endpointKey({ address, port });
         const seen = byKey.get(key);
         if (!seen || rank(health) < rank(seen.endpoint.health)) {
