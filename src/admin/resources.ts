@@ -1,6 +1,5 @@
 import type { ClusterInput, ClusterRecord, ClusterSpec, EndpointRecord, EndpointSpec, ListenerRecord, OperatorState } from '../catalog/store/index.js';
 import type { Listener, WeightingPolicy } from '../catalog/types.js';
-import { canonicalAddress } from '../catalog/endpoint-key.js';
 import { ConfigError, parseConfigValue } from '../sources/config-file.js';
 import type { ClusterEndpointIn, ClusterIn, ClusterView, EndpointEntry, EndpointEntryIn, ListenerIn, ListenerView, PolicyView } from './api-schemas.js';
 
@@ -176,9 +175,6 @@ function splitEndpoint(e: EndpointEntryIn): { fields: EndpointFields; state: Ope
   return { fields, state };
 }
 
-/** An entry's state, found again on the parsed endpoint: the parser canonicalizes its address (`0::1` → `::1`). */
-const stateKey = (e: { readonly address?: string | undefined; readonly port?: number | undefined }): string => `${canonicalAddress(e.address ?? '')}|${e.port}`;
-
 /**
  * A cluster PUT body → the store's input. Without `endpoints` in the body the result has none,
  * which tells the store to leave the cluster's endpoints as they are.
@@ -189,7 +185,7 @@ export function parseClusterBody(body: ClusterIn, name: string): ClusterInput {
   const states = new Map<string, OperatorState>();
   const entries = endpoints?.map((e) => {
     const { fields, state } = splitEndpoint(e);
-    if (state) states.set(stateKey(fields), state);
+    if (state) states.set(`${fields.address}|${fields.port}`, state);
     return fields;
   });
   const parsed = parseDoc({ clusters: [{ ...settings, name, ...(entries ? { endpoints: entries } : {}) }] }, '/clusters/0');
@@ -198,7 +194,7 @@ export function parseClusterBody(body: ClusterIn, name: string): ClusterInput {
   return {
     ...cluster,
     endpoints: parsedEndpoints.map((e) => {
-      const state = states.get(stateKey(e));
+      const state = states.get(`${e.address}|${e.port}`);
       return state ? { ...e, state } : e;
     }),
   };
@@ -213,7 +209,7 @@ export function parseEndpointEntries(entries: readonly ClusterEndpointIn[], offs
   const states = new Map<string, OperatorState>();
   const fields = entries.map((e) => {
     const split = splitEndpoint(e);
-    if (split.state) states.set(stateKey(split.fields), split.state);
+    if (split.state) states.set(`${split.fields.address}|${split.fields.port}`, split.state);
     return split.fields;
   });
   let parsed: ReturnType<typeof parseConfigValue>;
@@ -229,15 +225,14 @@ export function parseEndpointEntries(entries: readonly ClusterEndpointIn[], offs
   }
   const parsedEndpoints = (parsed.catalog.clusters[0]?.endpoints ?? []) as EndpointSpec[];
   return parsedEndpoints.map((e) => {
-    const state = states.get(stateKey(e));
+    const state = states.get(`${e.address}|${e.port}`);
     return state ? { ...e, state } : e;
   });
 }
 
 /** An endpoint PUT body (address and port from the path) → the store's input. */
 export function parseEndpointBody(body: EndpointEntryIn, address: string, port: number): EndpointSpec {
-  // The path's address comes canonical (endpoints.ts); the body may spell it otherwise.
-  if (body.address !== undefined && canonicalAddress(body.address) !== address)
+  if (body.address !== undefined && body.address !== address)
     throw new ApiError(400, `address ${JSON.stringify(body.address)} differs from the path's ${JSON.stringify(address)}`, '/body/address');
   if (body.port !== undefined && body.port !== port) throw new ApiError(400, `port ${body.port} differs from the path's ${port}`, '/body/port');
   const { fields, state } = splitEndpoint(body);

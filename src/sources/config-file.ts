@@ -1,6 +1,6 @@
 import { Value } from '@sinclair/typebox/value';
 import { choosePolicy, type HashKey } from '../catalog/auto-policy.js';
-import { canonicalAddress, endpointKey } from '../catalog/endpoint-key.js';
+import { endpointKey } from '../catalog/endpoint-key.js';
 import { resolveEjection, resolveSafety } from '../catalog/policy.js';
 import type { Catalog, Cluster, Endpoint, HashPolicy, LbPolicy, Listener, NodeGroup, Route, WeightingPolicy } from '../catalog/types.js';
 import { PROBE_DEFAULTS } from '../catalog/protection.js';
@@ -273,21 +273,14 @@ function weightingProblems(c: RawCluster, at: string, problems: ConfigProblem[])
 }
 
 function endpointProblems(c: RawCluster, at: string, problems: ConfigProblem[]): void {
-  // Keyed by the canonical address: two spellings of one IPv6 address are one host to Envoy.
-  const seen = new Map<string, string>();
+  const seen = new Set<string>();
   (c.endpoints ?? []).forEach((e, j) => {
     // EDS endpoints are not resolved by Envoy: a hostname here would be rejected (NACKed) by every proxy.
     addProblem(problems, `${at}/endpoints/${j}/address`, ipAddressProblem(e.address));
-    const key = endpointKey({ address: canonicalAddress(e.address), port: e.port });
-    const first = seen.get(key);
-    if (first === undefined) seen.set(key, e.address);
-    else problems.push({ path: `${at}/endpoints/${j}`, message: `duplicate endpoint ${key}${spelledAlso(e.address, first)}` });
+    const key = endpointKey(e);
+    if (seen.has(key)) problems.push({ path: `${at}/endpoints/${j}`, message: `duplicate endpoint ${key}` });
+    seen.add(key);
   });
-}
-
-/** What a clash message adds when the two addresses were spelled differently. */
-function spelledAlso(address: string, first: string): string {
-  return address === first ? '' : ` ("${address}" and "${first}" are one IPv6 address)`;
 }
 
 /** Unique names, bindable addresses, one listener per address and port, routes to known clusters. */
@@ -304,8 +297,7 @@ function listenerProblems(cfg: ConfigFile, clusterNames: ReadonlySet<string>, pr
     } else {
       if (l.port === undefined) problems.push({ path: `${at}/port`, message: 'a socket listener needs a port' });
       if (l.address !== undefined) addProblem(problems, `${at}/address`, listenerAddressProblem(l.address));
-      // One socket address to Envoy, however its IPv6 address is spelled.
-      const key = `${canonicalAddress(l.address ?? '0.0.0.0')}:${l.port}`;
+      const key = `${l.address ?? '0.0.0.0'}:${l.port}`;
       const other = bound.get(key);
       if (other !== undefined) problems.push({ path: `${at}/port`, message: `${key} is already used by listener "${other}"` });
       bound.set(key, l.name);
@@ -410,7 +402,7 @@ function toCluster(c: RawCluster): Cluster {
   const auto = resolveAuto(c);
   const lbPolicy = auto?.lbPolicy ?? c.lbPolicy ?? 'ROUND_ROBIN';
   const endpoints: Endpoint[] = (c.endpoints ?? []).map((e) => ({
-    address: canonicalAddress(e.address),
+    address: e.address,
     port: e.port,
     weight: e.weight ?? 1,
     priority: e.priority ?? 0,
@@ -480,7 +472,7 @@ function toListener(l: RawListener): Listener {
   });
   return l.apiListener
     ? { name: l.name, kind: 'api', address: '', port: 0, routes }
-    : { name: l.name, kind: 'socket', address: canonicalAddress(l.address ?? '0.0.0.0'), port: l.port ?? 0, routes };
+    : { name: l.name, kind: 'socket', address: l.address ?? '0.0.0.0', port: l.port ?? 0, routes };
 }
 
 /** The validated document's catalog, yielding between clusters. */

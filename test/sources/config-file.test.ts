@@ -144,22 +144,6 @@ listeners:
     expect(catalog.clusters.find((c) => c.name === 'p')?.lbPolicy).toBe('ROUND_ROBIN');
   });
 
-  it('stores an IPv6 address in its canonical spelling (RFC 5952); IPv4 as written', () => {
-    const { catalog } = parseConfig(JSON.stringify({
-      clusters: [{ name: 'c', endpoints: [{ address: '0:0::0.0.0.1', port: 80 }, { address: 'FD00:0:0:0:0:0:0:0001', port: 80 }, { address: '10.0.0.1', port: 80 }] }],
-      listeners: [{ name: 'l', address: '0:0:0:0:0:0:0:1', port: 10000, routes: [{ cluster: 'c' }] }],
-    }), 'f.yaml');
-    expect(catalog.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['::1', 'fd00::1', '10.0.0.1']);
-    expect(catalog.listeners[0]?.address).toBe('::1');
-  });
-
-  it('two spellings of one IPv6 address are one endpoint, one listener address (Envoy compares the parsed address)', () => {
-    expect(problemsOf(JSON.stringify({ clusters: [{ name: 'c', endpoints: [{ address: '::1', port: 80 }, { address: '0::1', port: 80 }] }] })))
-      .toEqual(['/clusters/0/endpoints/1: duplicate endpoint ::1:80 ("0::1" and "::1" are one IPv6 address)']);
-    const listeners = [{ name: 'a', address: '::1', port: 10000, routes: [] }, { name: 'b', address: '0:0:0:0:0:0:0:1', port: 10000, routes: [] }];
-    expect(problemsOf(JSON.stringify({ listeners }))).toEqual(['/listeners/1/port: ::1:10000 is already used by listener "a"']);
-  });
-
   const probeDoc = (probe: Record<string, unknown>): string => JSON.stringify({ clusters: [{ name: 'p', probe }] });
 
   it.each([

@@ -10,7 +10,7 @@ import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRou
 import { apiWriteOptions, notFound, requireCluster, requireClusterOwner, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
 import type { WeightsSource } from './weights.js';
 import { endpointBulkRoute } from './endpoint-bulk.js';
-import { canonicalAddress, endpointKey, endpointName as catalogEndpointName } from '../../catalog/endpoint-key.js';
+import { endpointKey, endpointName as catalogEndpointName } from '../../catalog/endpoint-key.js';
 import { probesDecide } from '../../catalog/weight-overrides.js';
 
 /**
@@ -66,13 +66,8 @@ const STATE_ACTIONS = [
 const endpointName = ({ name, address, port }: EndpointParams): string => catalogEndpointName(name, { address, port });
 const endpointUrl = ({ name, address, port }: EndpointParams): string => `/v1/clusters/${encodeURIComponent(name)}/endpoints/${encodeURIComponent(address)}/${port}`;
 
-/**
- * The path's endpoint with its address checked and canonical, as the catalog stores it: another
- * spelling of an IPv6 address (`0::1`, `0:0:0:0:0:0:0:1`) names the endpoint stored as `::1`.
- */
-function endpointParams(p: EndpointParams): EndpointParams {
-  if (isIP(p.address) === 0) throw new ApiError(400, `"${p.address}" is not an IP address (Envoy does not resolve EDS hostnames)`, '/params/address');
-  return { ...p, address: canonicalAddress(p.address) };
+function checkAddress(address: string): void {
+  if (isIP(address) === 0) throw new ApiError(400, `"${address}" is not an IP address (Envoy does not resolve EDS hostnames)`, '/params/address');
 }
 
 /** What every endpoint route works with; every endpoint in a response goes through `status`. */
@@ -126,7 +121,8 @@ function endpointReadRoutes(app: AdminInstance, { store, getOr404, status }: End
       }),
     },
     async (request, reply) => {
-      const e = getOr404(endpointParams(request.params));
+      checkAddress(request.params.address);
+      const e = getOr404(request.params);
       return withEtag(reply, e.revision, 200, status(e));
     },
   );
@@ -148,7 +144,8 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
       }),
     },
     async (request, reply) => {
-      const p = endpointParams(request.params);
+      const p = request.params;
+      checkAddress(p.address);
       const owner = requireClusterOwner(store, p.name);
       const existing = store.getEndpoint(p.name, p.address, p.port);
       const options = apiWriteOptions(request, actorOf, target(p, owner, existing?.revision));
@@ -180,7 +177,8 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
       }),
     },
     async (request, reply) => {
-      const p = endpointParams(request.params);
+      const p = request.params;
+      checkAddress(p.address);
       const { revision } = await patchRetrying(request.headers, `endpoint ${p.address}:${p.port}`, () => patchOnce(p, request));
       return withEtag(reply, revision, 200, status(getOr404(p)));
     },
@@ -196,7 +194,8 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
       }),
     },
     async (request) => {
-      const p = endpointParams(request.params);
+      const p = request.params;
+      checkAddress(p.address);
       const owner = requireClusterOwner(store, p.name);
       const options = apiWriteOptions(request, actorOf, target(p, owner, getOr404(p).revision));
       const { revision } = await store.removeEndpoint(p.name, p.address, p.port, options);
@@ -221,7 +220,8 @@ function endpointStateRoute(
       }),
     },
     async (request, reply) => {
-      const p = endpointParams(request.params);
+      const p = request.params;
+      checkAddress(p.address);
       const e = getOr404(p);
       const ifMatch = storeIfMatch(readPreconditions(request.headers), e.revision, `endpoint ${p.address}:${p.port}`);
       const { revision } = await store.setEndpointState(p.name, p.address, p.port, state, { actor: actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}) });
