@@ -1,5 +1,5 @@
 import type { ClusterInput, ClusterRecord, ClusterSpec, EndpointRecord, EndpointSpec, ListenerRecord, OperatorState } from '../catalog/store/index.js';
-import type { Listener, WeightingPolicy } from '../catalog/types.js';
+import type { Cluster, Listener, WeightingPolicy } from '../catalog/types.js';
 import { ConfigError, parseConfigValue } from '../sources/config-file.js';
 import type { ClusterEndpointIn, ClusterIn, ClusterView, EndpointEntry, EndpointEntryIn, ListenerIn, ListenerView, PolicyView } from './api-schemas.js';
 
@@ -294,4 +294,16 @@ export function applyPolicyPatch(entry: Json, patch: Json): Json {
     if ((auto || lb !== policy) && !(field in patch)) delete merged[field];
   }
   return merged;
+}
+
+/**
+ * `input` with the route hash policy `existing` had, when the write names none and the cluster
+ * still hashes. Only `weighting: {policy: auto}` sets it (config-file.ts), and what the API shows
+ * and a PATCH merges into is the resolved cluster, without `auto`: a PATCH of any field, or a
+ * GET→PUT round trip, dropped it and left RING_HASH hashing nothing (a review's finding).
+ */
+export function withKeptAffinity<T extends Pick<Cluster, 'lbPolicy' | 'routeHashPolicy'>>(input: T, existing: Pick<Cluster, 'routeHashPolicy'> | undefined): T {
+  const hashes = input.lbPolicy === 'RING_HASH' || input.lbPolicy === 'MAGLEV';
+  if (input.routeHashPolicy !== undefined || existing?.routeHashPolicy === undefined || !hashes) return input;
+  return { ...input, routeHashPolicy: existing.routeHashPolicy };
 }

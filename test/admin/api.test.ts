@@ -560,6 +560,29 @@ describe('listeners and cross-references', () => {
     expect(routes?.map((r) => r.route.hash_policy)).toEqual([[{ header: { header_name: 'x-own' } }], [{ header: { header_name: 'x-user' } }]]);
   });
 
+  // A later review's finding: what the API shows (and a PATCH merges into) is the resolved cluster, without `auto`.
+  it("an auto cluster's affinity survives a PATCH of the cluster, of its policy and a GET→PUT round trip, and goes with a move off hashing", async () => {
+    const { app, store } = fixture({}, false);
+    const sticky = { weighting: { policy: 'auto', traits: { sessionAffinity: { header: 'x-user' } } }, endpoints: [{ address: '10.0.0.1', port: 80 }, { address: '10.0.0.2', port: 80 }] };
+    expect((await call(app, 'PUT', '/v1/clusters/sticky', sticky)).status).toBe(201);
+    expect((await call(app, 'PUT', '/v1/listeners/front', { port: 10000, routes: [{ cluster: 'sticky' }] })).status).toBe(201);
+    const policies = (): unknown[] | undefined => {
+      const served = translate(store.catalog()).get(DEFAULT_GROUP)?.get(TYPE.route)?.get('front');
+      const decoded = RouteConfiguration.toObject(RouteConfiguration.decode(served?.bytes ?? new Uint8Array())) as { virtual_hosts: { routes: { route: { hash_policy?: unknown } }[] }[] };
+      return decoded.virtual_hosts[0]?.routes.map((r) => r.route.hash_policy);
+    };
+    const byUser = [[{ header: { header_name: 'x-user' } }]];
+    expect((await call(app, 'PATCH', '/v1/clusters/sticky', { connectTimeoutMs: 500 })).status).toBe(200);
+    expect(policies()).toEqual(byUser);
+    expect((await call(app, 'PATCH', '/v1/clusters/sticky/policy', { safety: { maxStepRatio: 1.5 } })).status).toBe(200);
+    expect(policies()).toEqual(byUser);
+    const { owner: _o, revision: _r, updatedAt: _u, ...view } = (await call(app, 'GET', '/v1/clusters/sticky')).body as Record<string, unknown>;
+    expect((await call(app, 'PUT', '/v1/clusters/sticky', view)).status).toBe(200);
+    expect(policies()).toEqual(byUser);
+    expect((await call(app, 'PATCH', '/v1/clusters/sticky', { lbPolicy: 'ROUND_ROBIN', ringHash: null })).status).toBe(200);
+    expect(policies()).toEqual([undefined]);
+  });
+
   // The review's finding, on SQLite: behind a big (sliced) write the lane queues every write,
   // after the API checked it; the store checks these rules again in the write's transaction.
   it('writes queued behind a big sliced write: a listener and the DELETE of its cluster, two listeners on one address, never both applied', async () => {

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { ClusterInput, ClusterRecord, CatalogStore } from '../../catalog/store/index.js';
 import { listClustersInTurnsOf } from '../../catalog/store/catalog-store.js';
 import { ClusterIn, ClusterPatch, ClusterView } from '../api-schemas.js';
-import { ApiError, clusterView, clusterViewWith, endpointEntry } from '../resources.js';
+import { ApiError, clusterView, clusterViewWith, endpointEntry, withKeptAffinity } from '../resources.js';
 import { parseClusterBodySliced } from '../sliced-parse.js';
 import { namedResourceRoutes, type NamedResource } from './crud.js';
 import type { StoreRoutesOptions } from './store-access.js';
@@ -41,7 +41,7 @@ function clusters(store: CatalogStore): NamedResource<ClusterRecord, typeof Clus
     get: (name) => store.getCluster(name),
     view: clusterView,
     parse: parseClusterBodySliced,
-    put: (input, options) => store.putCluster(input, options),
+    put: (input, options) => store.putCluster(withKeptAffinity(input, store.getCluster(input.name)), options),
     assertDeletable: (name) => assertUnreferenced(store, name),
     // Checked again as the store commits: a listener or node group naming the cluster may be written in between.
     delete: (name, options) => store.deleteCluster(name, { ...options, guard: { check: () => assertUnreferenced(store, name), reads: { listeners: true, nodeGroups: true } } }),

@@ -4,7 +4,7 @@ import { SAFETY_DEFAULTS } from '../../balancing/engine/types.js';
 import { POLICY_FIELDS, type ClusterSpec, type PolicyOverride, type WriteResult } from '../../catalog/store/index.js';
 import { PolicyPatch, PolicyView, type ClusterIn } from '../api-schemas.js';
 import { assertApiOwned, patchRetrying, readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
-import { applyPolicyPatch, clusterSettingsEntry, endpointEntry, parseClusterBody, policyView } from '../resources.js';
+import { applyPolicyPatch, clusterSettingsEntry, endpointEntry, parseClusterBody, policyView, withKeptAffinity } from '../resources.js';
 import { Conditional, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { requireCluster, type StoreRoutesOptions } from './store-access.js';
 
@@ -45,7 +45,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
     const { endpoints: _endpoints, ...input } = parseClusterBody({ ...(merged as ClusterIn), endpoints: rec.endpoints.map(endpointEntry) }, name);
     // A discovered cluster's policy is an override: the Service keeps owning the rest (discovered-overrides.ts).
     if (discovered) return await store.putOverride({ cluster: name }, { policy: policyOverride(input) }, { actor: actorOf(request), ifMatch });
-    return await store.putCluster(input, { owner: 'api', actor: actorOf(request), ifMatch, intent: 'patch' });
+    return await store.putCluster(withKeptAffinity(input, rec), { owner: 'api', actor: actorOf(request), ifMatch, intent: 'patch' });
   };
 
   app.patch(
