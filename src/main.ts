@@ -321,7 +321,9 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   // Replication starts after the catalog (it needs the cluster names) and before the weight loop.
   const pipeline = [source, feed, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, missing, core.publisher];
   const compactor = etcd ? etcdCompactor(boot, etcd) : undefined;
-  const audit = new AuditRetention({ store, keepLast: auditKeepLastOf(config.store), log });
+  // etcd deletes in transactions it awaits (the loop is free between them) but sorts its whole
+  // mirrored log per call: one call a pass there; SQLite deletes synchronously, so in batches.
+  const audit = new AuditRetention({ store, keepLast: auditKeepLastOf(config.store), log, ...(config.store.kind === 'etcd' ? { batch: Number.MAX_SAFE_INTEGER } : {}) });
   const served = [security.component, xdsComponent(xds, config.server.xds, options), ...(fleet ? [fleet] : []), ...(compactor ? [compactor] : []), audit, component('signals', core.signals)];
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
   const settled = discovery ? discovery.firstSync : Promise.resolve();
