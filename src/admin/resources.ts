@@ -302,8 +302,10 @@ export function applyPolicyPatch(entry: Json, patch: Json): Json {
  * and a PATCH merges into is the resolved cluster, without `auto`: a PATCH of any field, or a
  * GET→PUT round trip, dropped it and left RING_HASH hashing nothing (a review's finding).
  */
-export function withKeptAffinity<T extends Pick<Cluster, 'lbPolicy' | 'routeHashPolicy'>>(input: T, existing: Pick<Cluster, 'routeHashPolicy'> | undefined): T {
+export function withKeptAffinity<T extends Pick<Cluster, 'lbPolicy' | 'routeHashPolicy'>>(input: T, existing: () => Pick<Cluster, 'routeHashPolicy'> | undefined): T {
   const hashes = input.lbPolicy === 'RING_HASH' || input.lbPolicy === 'MAGLEV';
-  if (input.routeHashPolicy !== undefined || existing?.routeHashPolicy === undefined || !hashes) return input;
-  return { ...input, routeHashPolicy: existing.routeHashPolicy };
+  if (input.routeHashPolicy !== undefined || !hashes) return input;
+  // Read only now: on SQLite a cluster read reads every endpoint row.
+  const kept = existing()?.routeHashPolicy;
+  return kept === undefined ? input : { ...input, routeHashPolicy: kept };
 }

@@ -107,10 +107,12 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
     if (!(first && this.subscribeListed(type, st, req, initial.length))) this.applySubscription(type, st, req, first);
     // The limit bounds what a stream may hold, not only what one request may name.
     checkNameCount(st.names.size, this.deps.maxResourceNames);
-    if (first && initial.length > 0) this.chargeInitial(type, st);
-    // A client that reconnects (from another replica, or to this one restarted) holds what it
-    // says it holds: versions are content hashes, equal everywhere. Only the difference is sent.
-    if (first && initial.length > 0) this.deps.registry.resumed(record, type, this.snapshot().version, new Map(st.known));
+    if (first && initial.length > 0) {
+      this.chargeInitial(type, st);
+      // A client that reconnects (from another replica, or to this one restarted) holds what it
+      // says it holds: versions are content hashes, equal everywhere. Only the difference is sent.
+      this.deps.registry.resumed(record, type, this.snapshot().version, new Map(st.known));
+    }
     if (req.resource_names_subscribe.length > 0 || (st.wildcard && req.resource_names_unsubscribe.length > 0)) this.markMissing(type, st, req);
     // A new wildcard client's first request is answered even if there is nothing to send (Envoy's
     // initialization waits for it). One that reconnects holding resources has initialized: when

@@ -41,7 +41,7 @@ function clusters(store: CatalogStore): NamedResource<ClusterRecord, typeof Clus
     get: (name) => store.getCluster(name),
     view: clusterView,
     parse: parseClusterBodySliced,
-    put: (input, options) => store.putCluster(withKeptAffinity(input, store.getCluster(input.name)), options),
+    put: (input, options) => store.putCluster(withKeptAffinity(input, () => store.getCluster(input.name)), options),
     assertDeletable: (name) => assertUnreferenced(store, name),
     // Checked again as the store commits: a listener or node group naming the cluster may be written in between.
     delete: (name, options) => store.deleteCluster(name, { ...options, guard: { check: () => assertUnreferenced(store, name), reads: { listeners: true, nodeGroups: true } } }),

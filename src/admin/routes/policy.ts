@@ -45,7 +45,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
     const { endpoints: _endpoints, ...input } = parseClusterBody({ ...(merged as ClusterIn), endpoints: rec.endpoints.map(endpointEntry) }, name);
     // A discovered cluster's policy is an override: the Service keeps owning the rest (discovered-overrides.ts).
     if (discovered) return await store.putOverride({ cluster: name }, { policy: policyOverride(input) }, { actor: actorOf(request), ifMatch });
-    return await store.putCluster(withKeptAffinity(input, rec), { owner: 'api', actor: actorOf(request), ifMatch, intent: 'patch' });
+    return await store.putCluster(withKeptAffinity(input, () => rec), { owner: 'api', actor: actorOf(request), ifMatch, intent: 'patch' });
   };
 
   app.patch(

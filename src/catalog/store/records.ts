@@ -98,7 +98,7 @@ export interface GuardReads {
 }
 
 /** Who writes, as a write takes it: an actor, or write options (their actor, intent and guard). */
-export type Writing = string | { readonly actor: string; readonly intent?: WriteIntent; readonly guard?: WriteGuard };
+export type Writing = string | Pick<WriteOptions, 'actor' | 'intent' | 'guard'>;
 
 /** The guard a write runs where it commits (WriteGuard), if any. */
 export function guardOf(writing: Writing): WriteGuard | undefined {
