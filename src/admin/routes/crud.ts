@@ -86,7 +86,7 @@ async function patchOnce<Rec extends NamedRecord, In extends TSchema, Input>(
   const rec = found(r, name);
   const options = apiWriteOptions(request, actorOf, writeTarget(r.kind, name, rec));
   const merged = mergePatch(r.view(rec), request.body) as Static<In>;
-  return await r.put(await r.parse(merged, name), { ...options, ifMatch: options.ifMatch ?? rec.revision });
+  return await r.put(await r.parse(merged, name), options);
 }
 
 export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema, Input>(

@@ -161,7 +161,7 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
     const existing = getOr404(p);
     const options = apiWriteOptions(request, actorOf, target(p, owner, existing.revision));
     const merged = mergePatch(endpointEntry(existing), request.body) as EndpointEntryIn;
-    return await store.putEndpoint(p.name, parseEndpointBody(merged, p.address, p.port), { ...options, ifMatch: options.ifMatch ?? existing.revision });
+    return await store.putEndpoint(p.name, parseEndpointBody(merged, p.address, p.port), options);
   };
 
   // PATCH: the endpoint as stored, merge-patched, then written as its PUT would be: {"weight": 5}

@@ -40,9 +40,13 @@ export interface WriteTarget {
   readonly what: string;
 }
 
-/** Ownership first, then the client's preconditions: the options every API write gives the store (a PATCH says so, for the audit log). */
+/**
+ * Ownership first, then the client's preconditions: the options every API write gives the store (a
+ * PATCH says so, for the audit log). A PATCH merges into what it read, so it is written on that
+ * revision whether or not the client sent If-Match: a concurrent write makes it conflict, not vanish.
+ */
 export function apiWriteOptions(request: FastifyRequest, actorOf: StoreRoutesOptions['actorOf'], target: WriteTarget): WriteOptions {
   assertApiOwned(target.kind, target.name, target.owner);
-  const ifMatch = storeIfMatch(readPreconditions(request.headers), target.revision, target.what);
+  const ifMatch = storeIfMatch(readPreconditions(request.headers), target.revision, target.what) ?? (request.method === 'PATCH' ? target.revision : undefined);
   return { owner: 'api', actor: actorOf(request), ...(ifMatch !== undefined ? { ifMatch } : {}), ...(request.method === 'PATCH' ? { intent: 'patch' as const } : {}) };
 }
