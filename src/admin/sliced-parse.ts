@@ -1,4 +1,5 @@
 import { nextTurn } from '../runtime/next-turn.js';
+import { comparableKey, spelledTwice } from '../catalog/address-spelling.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import type { ClusterInput, EndpointSpec } from '../catalog/store/index.js';
 import type { ClusterEndpointIn, ClusterIn } from './api-schemas.js';
@@ -23,19 +24,25 @@ const MAX_ENDPOINTS = ConfigFileSchema.properties.clusters.items.properties.endp
  */
 export async function parseEndpointsSliced(entries: readonly ClusterEndpointIn[]): Promise<EndpointSpec[]> {
   const out: EndpointSpec[] = [];
+  // Keyed as Envoy compares addresses: two spellings of one IPv6 address are one host to it.
   const seen = new Map<string, number>();
   for (let offset = 0; offset < entries.length; offset += PARSE_SLICE) {
     if (offset > 0) await nextTurn();
     const slice = parseEndpointEntries(entries.slice(offset, offset + PARSE_SLICE), offset);
     for (const [i, e] of slice.entries()) {
-      const key = endpointKey(e);
+      const key = comparableKey(e);
       const first = seen.get(key);
-      if (first !== undefined) throw new ApiError(400, `endpoints[${offset + i}]: duplicate endpoint ${key} (also endpoints[${first}])`, `/body/endpoints/${offset + i}`);
+      if (first !== undefined) throw duplicateEntry(e, offset + i, out[first] as EndpointSpec, first);
       seen.set(key, offset + i);
       out.push(e);
     }
   }
   return out;
+}
+
+function duplicateEntry(e: EndpointSpec, index: number, first: EndpointSpec, firstIndex: number): ApiError {
+  const what = e.address === first.address ? `duplicate endpoint ${endpointKey(e)}` : `duplicate endpoint: ${spelledTwice(e.address, first.address)} (port ${e.port})`;
+  return new ApiError(400, `endpoints[${index}]: ${what} (also endpoints[${firstIndex}])`, `/body/endpoints/${index}`);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { Value } from '@sinclair/typebox/value';
 import { choosePolicy, type HashKey } from '../catalog/auto-policy.js';
+import { comparableKey, spelledTwice } from '../catalog/address-spelling.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import { resolveEjection, resolveSafety } from '../catalog/policy.js';
 import type { Catalog, Cluster, Endpoint, HashPolicy, LbPolicy, Listener, NodeGroup, Route, WeightingPolicy } from '../catalog/types.js';
@@ -273,20 +274,23 @@ function weightingProblems(c: RawCluster, at: string, problems: ConfigProblem[])
 }
 
 function endpointProblems(c: RawCluster, at: string, problems: ConfigProblem[]): void {
-  const seen = new Set<string>();
+  // Keyed as Envoy compares them: two spellings of one IPv6 address are one host to it.
+  const seen = new Map<string, { address: string; index: number }>();
   (c.endpoints ?? []).forEach((e, j) => {
     // EDS endpoints are not resolved by Envoy: a hostname here would be rejected (NACKed) by every proxy.
     addProblem(problems, `${at}/endpoints/${j}/address`, ipAddressProblem(e.address));
-    const key = endpointKey(e);
-    if (seen.has(key)) problems.push({ path: `${at}/endpoints/${j}`, message: `duplicate endpoint ${key}` });
-    seen.add(key);
+    const key = comparableKey(e);
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, { address: e.address, index: j });
+    else if (first.address === e.address) problems.push({ path: `${at}/endpoints/${j}`, message: `duplicate endpoint ${endpointKey(e)}` });
+    else problems.push({ path: `${at}/endpoints/${j}`, message: `duplicate endpoint: ${spelledTwice(e.address, first.address)} (endpoints/${first.index}, port ${e.port})` });
   });
 }
 
 /** Unique names, bindable addresses, one listener per address and port, routes to known clusters. */
 function listenerProblems(cfg: ConfigFile, clusterNames: ReadonlySet<string>, problems: ConfigProblem[]): Set<string> {
   const listenerNames = new Set<string>();
-  const bound = new Map<string, string>();
+  const bound = new Map<string, { name: string; address: string }>();
   (cfg.listeners ?? []).forEach((l, i) => {
     const at = `/listeners/${i}`;
     if (listenerNames.has(l.name)) problems.push({ path: `${at}/name`, message: `duplicate listener name "${l.name}"` });
@@ -297,10 +301,12 @@ function listenerProblems(cfg: ConfigFile, clusterNames: ReadonlySet<string>, pr
     } else {
       if (l.port === undefined) problems.push({ path: `${at}/port`, message: 'a socket listener needs a port' });
       if (l.address !== undefined) addProblem(problems, `${at}/address`, listenerAddressProblem(l.address));
-      const key = `${l.address ?? '0.0.0.0'}:${l.port}`;
+      const address = l.address ?? '0.0.0.0';
+      // One socket to Envoy (it NACKs the second listener), however its IPv6 address is spelled.
+      const key = comparableKey({ address, port: l.port ?? 0 });
       const other = bound.get(key);
-      if (other !== undefined) problems.push({ path: `${at}/port`, message: `${key} is already used by listener "${other}"` });
-      bound.set(key, l.name);
+      if (other !== undefined) problems.push({ path: `${at}/port`, message: `${address}:${l.port} is already used by listener "${other.name}"${other.address === address ? '' : ` (${spelledTwice(address, other.address)})`}` });
+      else bound.set(key, { name: l.name, address });
     }
     problems.push(...routeProblems(l, at));
     l.routes.forEach((r, j) => {

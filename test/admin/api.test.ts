@@ -24,6 +24,7 @@ import { parseConfig } from '../../src/sources/config-file.js';
 import type { Explanation } from '../../src/balancing/engine/types.js';
 import { ReportBatchError } from '../../src/signals/report-ingest.js';
 import { adminStoreApp } from '../support/admin-store-app.js';
+import { cluster, endpoint } from '../catalog/helpers.js';
 import { waitFor } from '../support/wait.js';
 import { envoyType, TYPE } from '../../src/xds/envoy-api.js';
 import { DEFAULT_GROUP } from '../../src/xds/resource-set.js';
@@ -331,6 +332,42 @@ describe('endpoints', () => {
     expect((await call(app, 'GET', '/v1/clusters/web/endpoints')).body.count).toBe(1);
   });
 
+  it('one IPv6 address spelled two ways in one cluster is refused on every write (one host to Envoy); nothing stored, nothing rewritten', async () => {
+    const { app, store } = fixture();
+    const twice = [{ address: '2001:db8::1', port: 80 }, { address: '2001:DB8:0::1', port: 80 }];
+    expect(await call(app, 'PUT', '/v1/clusters/v6', { endpoints: twice })).toMatchObject({ status: 400, body: { path: '/body/endpoints/1' } });
+    expect(store.getCluster('v6')).toBeUndefined();
+    expect((await call(app, 'PUT', '/v1/clusters/v6', { endpoints: [{ address: '::1', port: 80, weight: 2 }] })).status).toBe(201);
+    const revision = store.getCluster('v6')?.revision;
+
+    // One endpoint written, checked against those stored: another spelling of a stored address is 409.
+    const single = await call(app, 'PUT', '/v1/clusters/v6/endpoints/0::1/80', { weight: 9 });
+    expect(single).toMatchObject({ status: 409, body: { code: 'ADDRESS_IN_USE', path: '/params/address', message: 'endpoint 0::1:80: cluster "v6" holds it as ::1:80 ("0::1" and "::1" are one IPv6 address to Envoy; spell it one way)' } });
+    expect((await call(app, 'PUT', `/v1/clusters/v6/endpoints/${encodeURIComponent('0:0:0:0:0:0:0:1')}/80`, {})).status).toBe(409);
+    // Other ports, and the stored spelling itself, are written as before.
+    expect((await call(app, 'PUT', '/v1/clusters/v6/endpoints/0::1/81', {})).status).toBe(201);
+    expect((await call(app, 'PATCH', '/v1/clusters/v6/endpoints/::1/80', { weight: 3 })).status).toBe(200);
+    // Many endpoints: twice in one body is 400; an upsert of another spelling of a kept one 409.
+    expect(await call(app, 'PUT', '/v1/clusters/v6/endpoints', { endpoints: twice })).toMatchObject({ status: 400, body: { path: '/body/endpoints/1' } });
+    const upsert = await call(app, 'PUT', '/v1/clusters/v6/endpoints', { mode: 'upsert', endpoints: [{ address: 'fd00::9', port: 80 }, { address: '0:0::1', port: 80 }] });
+    expect(upsert).toMatchObject({ status: 409, body: { code: 'ADDRESS_IN_USE', path: '/body/endpoints/1' } });
+    // A cluster PATCH that adds the other spelling is refused as its PUT is.
+    const patched = await call(app, 'PATCH', '/v1/clusters/v6', { endpoints: [{ address: '::1', port: 80 }, { address: '0::1', port: 80 }] });
+    expect(patched).toMatchObject({ status: 400, body: { path: '/body/endpoints/1' } });
+    expect(store.getCluster('v6')?.endpoints.map((e) => `${e.address}:${e.port}/${e.weight}`)).toEqual(['0::1:81/1', '::1:80/3']);
+    expect(store.getCluster('v6')?.revision).toBe((revision ?? 0) + 2);
+    // Replacing the set with the other spelling leaves one host: allowed.
+    expect((await call(app, 'PUT', '/v1/clusters/v6/endpoints', { endpoints: [{ address: '0::1', port: 80 }] })).status).toBe(200);
+  });
+
+  it('data stored with two spellings before the rule keeps working: each endpoint is found, patched and drained by its own spelling', async () => {
+    const { app, store } = fixture();
+    await store.putCluster(cluster('old', [endpoint('::1', 80), endpoint('0::1', 80)]), { actor: 'older-release', owner: 'api' });
+    expect((await call(app, 'PATCH', '/v1/clusters/old/endpoints/0::1/80', { weight: 4 })).status).toBe(200);
+    expect((await call(app, 'POST', '/v1/clusters/old/endpoints/::1/80/drain')).status).toBe(200);
+    expect(store.getCluster('old')?.endpoints.map((e) => `${e.address}/${e.weight}/${e.state}`)).toEqual(['0::1/4/active', '::1/1/draining']);
+  });
+
   it('effective weights and published health come from the weight engine', async () => {
     const { app, store, adaptive } = fixture();
     await call(app, 'PUT', '/v1/clusters/web', { weighting: { policy: 'pid', setpoint: 'mean' }, endpoints: [{ address: '10.1.0.1', port: 80 }, { address: '10.1.0.2', port: 80 }] });
@@ -501,6 +538,18 @@ describe('policy', () => {
 // ── listeners ────────────────────────────────────────────────────────────────────────────────────
 
 describe('listeners and cross-references', () => {
+  it('a listener on another spelling of a bound IPv6 socket address is 409 ADDRESS_IN_USE (Envoy would NACK both); its spelling is kept', async () => {
+    const { app, store } = fixture();
+    expect((await call(app, 'PUT', '/v1/listeners/a', { address: '0:0:0:0:0:0:0:1', port: 10001, routes: [{ cluster: 'files' }] })).body).toMatchObject({ address: '0:0:0:0:0:0:0:1' });
+    const b = await call(app, 'PUT', '/v1/listeners/b', { address: '::1', port: 10001, routes: [{ cluster: 'files' }] });
+    expect(b).toMatchObject({ status: 409, body: { code: 'ADDRESS_IN_USE', message: '::1:10001 is already used by listener "a" ("::1" and "0:0:0:0:0:0:0:1" are one IPv6 address to Envoy; spell it one way)' } });
+    expect((await call(app, 'PUT', '/v1/listeners/c', { address: '::', port: 10002, routes: [] })).status).toBe(201);
+    expect((await call(app, 'PUT', '/v1/listeners/d', { address: '::2', port: 10002, routes: [] })).status).toBe(201);
+    expect((await call(app, 'PATCH', '/v1/listeners/d', { address: '0::0' })).status).toBe(409);
+    expect(store.getListener('b')).toBeUndefined();
+    expect(store.getListener('d')?.address).toBe('::2');
+  });
+
   it('CRUD; a route to an unknown cluster is a 400; a port in use a 409', async () => {
     const { app } = fixture();
     await call(app, 'PUT', '/v1/clusters/web', WEB);

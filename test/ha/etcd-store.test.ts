@@ -137,6 +137,24 @@ describeEtcd('etcd store: several replicas on one etcd', () => {
     expect(new Set(listeners.map((l) => `${l.address}:${l.port}`)).size).toBe(listeners.length);
   });
 
+  it('two spellings of one IPv6 address written at once, on two replicas or on one: one endpoint, one listener, the other 409', async () => {
+    const [a, b] = (await replicas(2)) as [EtcdStore, EtcdStore];
+    const [apiA, apiB] = [adminOn(a), adminOn(b)];
+    for (const [round, [first, second]] of [[apiA, apiB], [apiA, apiA]].entries()) {
+      const name = `v6-${round}`;
+      const { revision } = await a.putCluster(cluster(name, [endpoint('10.0.0.1', 80)]), API);
+      await waitFor(() => b.getCluster(name)?.revision === revision, { what: 'B caught up', timeoutMs: scaled(10_000) });
+      const spellings = ['fd00::1', 'fd00:0:0::1'];
+      const both = await Promise.all([first!, second!].map((api, i) => send(api, 'PUT', `/v1/clusters/${name}/endpoints/${encodeURIComponent(spellings[i]!)}/80`, {})));
+      expect(both.map((r) => r.status).sort()).toEqual([201, 409]);
+      expect(both.find((r) => r.status === 409)?.body).toMatchObject({ code: 'ADDRESS_IN_USE', path: '/params/address' });
+      const listeners = await Promise.all([first!, second!].map((api, i) => send(api, 'PUT', `/v1/listeners/v6-${round}-${i}`, { address: ['::', '0::0'][i], port: 13_000 + round, routes: [] })));
+      expect(listeners.map((r) => r.status).sort()).toEqual([201, 409]);
+      await waitFor(() => a.revision() === b.revision(), { what: 'replicas agree', timeoutMs: scaled(10_000) });
+      expect(b.getCluster(name)?.endpoints.filter((e) => e.port === 80 && e.address.startsWith('fd00'))).toHaveLength(1);
+    }
+  });
+
   it('three replicas seeding the same file at once converge: one write per resource, identical state', async () => {
     const stores = await replicas(3);
     const results = await Promise.all(stores.map((s) => s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' })));

@@ -111,6 +111,22 @@ nodeGroups:
     );
   });
 
+  it('refuses one IPv6 address spelled two ways: one host, one listener socket to Envoy; addresses are kept as written', () => {
+    const endpoints = [{ address: '::1', port: 80 }, { address: '2001:db8::1', port: 80 }, { address: '0::1', port: 80 }, { address: '2001:DB8:0::1', port: 80 }, { address: '::1', port: 81 }];
+    expect(problemsOf(JSON.stringify({ clusters: [{ name: 'c', endpoints }] }))).toEqual([
+      '/clusters/0/endpoints/2: duplicate endpoint: "0::1" and "::1" are one IPv6 address to Envoy; spell it one way (endpoints/0, port 80)',
+      '/clusters/0/endpoints/3: duplicate endpoint: "2001:DB8:0::1" and "2001:db8::1" are one IPv6 address to Envoy; spell it one way (endpoints/1, port 80)',
+    ]);
+    const listeners = [{ name: 'a', address: '::', port: 10000, routes: [] }, { name: 'b', address: '0::0', port: 10000, routes: [] }, { name: 'c', address: '0::0', port: 10001, routes: [] }];
+    expect(problemsOf(JSON.stringify({ listeners }))).toEqual([
+      '/listeners/1/port: 0::0:10000 is already used by listener "a" ("0::0" and "::" are one IPv6 address to Envoy; spell it one way)',
+    ]);
+    // Nothing is rewritten: a file that spells each address once keeps its spellings (stored data is keyed by them).
+    const { catalog } = parseConfig(JSON.stringify({ clusters: [{ name: 'c', endpoints: [{ address: '2001:DB8:0::1', port: 80 }] }], listeners: [{ name: 'l', address: '0::0', port: 1, routes: [] }] }), 'f.yaml');
+    expect(catalog.clusters[0]?.endpoints[0]?.address).toBe('2001:DB8:0::1');
+    expect(catalog.listeners[0]?.address).toBe('0::0');
+  });
+
   it('reads weighting policies, safety and probes, and resolves auto by the decision table', () => {
     const { catalog } = parseConfig(`
 clusters:

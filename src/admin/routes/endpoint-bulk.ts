@@ -1,6 +1,8 @@
 import { nextTurn } from '../../runtime/next-turn.js';
 import { Type, type Static } from '@sinclair/typebox';
+import { comparableKey, spelledTwice } from '../../catalog/address-spelling.js';
 import { endpointKey } from '../../catalog/endpoint-key.js';
+import { ApiError } from '../resources.js';
 import type { EndpointRecord, EndpointSpec } from '../../catalog/store/index.js';
 import { ClusterEndpointIn } from '../api-schemas.js';
 import { withEtag } from '../preconditions.js';
@@ -112,7 +114,28 @@ async function mergeEndpoints(existing: readonly EndpointRecord[], listed: reado
     if (mode === 'replace') counts.removed++;
     else kept.push({ address: e.address, port: e.port, weight: e.weight, priority: e.priority, locality: e.locality, health: e.health });
   }
+  assertNoOtherSpelling(kept, listed);
   return { endpoints: [...kept, ...listed], counts };
+}
+
+/**
+ * 409 when an upsert lists an address the cluster keeps under another spelling (`0::1` beside
+ * `::1`): one host to Envoy, one weight lost. The listed ones were checked among themselves by the
+ * parser; the write is conditional on the cluster's revision, so what is kept is what commits.
+ */
+function assertNoOtherSpelling(kept: readonly EndpointSpec[], listed: readonly EndpointSpec[]): void {
+  // Only IPv6 addresses have several spellings: an IPv4 fleet builds no map.
+  const listedV6 = new Map<string, { entry: EndpointSpec; index: number }>();
+  listed.forEach((entry, index) => {
+    if (entry.address.includes(':')) listedV6.set(comparableKey(entry), { entry, index });
+  });
+  if (listedV6.size === 0) return;
+  for (const e of kept) {
+    const twin = e.address.includes(':') ? listedV6.get(comparableKey(e)) : undefined;
+    if (twin === undefined) continue;
+    const at = `endpoints[${twin.index}]`;
+    throw new ApiError(409, `${at}: the cluster holds ${twin.entry.address}:${twin.entry.port} as ${e.address}:${e.port} (${spelledTwice(twin.entry.address, e.address)})`, `/body/endpoints/${twin.index}`, 'ADDRESS_IN_USE');
+  }
 }
 
 function sameEndpoint(a: EndpointRecord, b: EndpointSpec): boolean {

@@ -2,7 +2,8 @@ import { isIP } from 'node:net';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import type { EndpointRecord, OperatorState, WriteResult } from '../../catalog/store/index.js';
+import type { CatalogStore, EndpointRecord, EndpointSpec, OperatorState, WriteGuard, WriteResult } from '../../catalog/store/index.js';
+import { otherSpelling, spelledTwice } from '../../catalog/address-spelling.js';
 import { EndpointEntry, EndpointEntryIn, EndpointPatch, IpAddress, Meta, ResourceName } from '../api-schemas.js';
 import { patchRetrying, readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
 import { ApiError, endpointEntry, mergePatch, parseEndpointBody } from '../resources.js';
@@ -68,6 +69,22 @@ const endpointUrl = ({ name, address, port }: EndpointParams): string => `/v1/cl
 
 function checkAddress(address: string): void {
   if (isIP(address) === 0) throw new ApiError(400, `"${address}" is not an IP address (Envoy does not resolve EDS hostnames)`, '/params/address');
+}
+
+/**
+ * 409 when the cluster holds this endpoint's address under another spelling (`0::1` beside `::1`):
+ * one host to Envoy, so one weight would be lost. An endpoint already stored as spelled passes (its
+ * write makes no new twin). Run by the store where the write commits, so two concurrent writes of
+ * two spellings cannot both pass (in etcd the endpoint's write compares its cluster's key).
+ */
+function spellingGuard(store: CatalogStore, cluster: string, spec: EndpointSpec): WriteGuard {
+  const check = (): void => {
+    // IPv4 has one spelling Envoy accepts; reading a big cluster is for IPv6 addresses only.
+    if (!spec.address.includes(':') || store.getEndpoint(cluster, spec.address, spec.port)) return;
+    const twin = store.getCluster(cluster)?.endpoints.find((e) => otherSpelling(e, spec));
+    if (twin) throw new ApiError(409, `endpoint ${spec.address}:${spec.port}: cluster ${JSON.stringify(cluster)} holds it as ${twin.address}:${twin.port} (${spelledTwice(spec.address, twin.address)})`, '/params/address', 'ADDRESS_IN_USE');
+  };
+  return { check, reads: { clusters: [cluster] } };
 }
 
 /** What every endpoint route works with; every endpoint in a response goes through `status`. */
@@ -149,7 +166,8 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
       const owner = requireClusterOwner(store, p.name);
       const existing = store.getEndpoint(p.name, p.address, p.port);
       const options = apiWriteOptions(request, actorOf, target(p, owner, existing?.revision));
-      const { revision } = await store.putEndpoint(p.name, parseEndpointBody(request.body, p.address, p.port), options);
+      const spec = parseEndpointBody(request.body, p.address, p.port);
+      const { revision } = await store.putEndpoint(p.name, spec, { ...options, guard: spellingGuard(store, p.name, spec) });
       if (!existing) reply.header('location', endpointUrl(p));
       return withEtag(reply, revision, existing ? 200 : 201, status(getOr404(p)));
     },
@@ -161,7 +179,8 @@ function endpointWriteRoutes(app: AdminInstance, { store, actorOf, getOr404, sta
     const existing = getOr404(p);
     const options = apiWriteOptions(request, actorOf, target(p, owner, existing.revision));
     const merged = mergePatch(endpointEntry(existing), request.body) as EndpointEntryIn;
-    return await store.putEndpoint(p.name, parseEndpointBody(merged, p.address, p.port), options);
+    const spec = parseEndpointBody(merged, p.address, p.port);
+    return await store.putEndpoint(p.name, spec, { ...options, guard: spellingGuard(store, p.name, spec) });
   };
 
   // PATCH: the endpoint as stored, merge-patched, then written as its PUT would be: {"weight": 5}

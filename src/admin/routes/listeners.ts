@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import type { ListenerRecord, CatalogStore, WriteGuard } from '../../catalog/store/index.js';
+import { comparableKey, spelledTwice } from '../../catalog/address-spelling.js';
 import type { Listener } from '../../catalog/types.js';
 import { ListenerIn, ListenerPatch, ListenerView } from '../api-schemas.js';
 import { ApiError, listenerView, parseListenerBody } from '../resources.js';
@@ -11,11 +12,14 @@ import type { StoreRoutesOptions } from './store-access.js';
 
 const ListenerList = Type.Object({ count: Type.Integer(), listeners: Type.Array(ListenerView) });
 
-/** 409 when another listener already binds the socket address. */
+/** 409 when another listener already binds the socket address, however its IPv6 address is spelled (Envoy NACKs both). */
 function assertAddressFree(store: CatalogStore, listener: Listener): void {
   if (listener.kind !== 'socket') return;
-  const clash = store.listListeners().find((l) => l.name !== listener.name && l.kind === 'socket' && l.address === listener.address && l.port === listener.port);
-  if (clash) throw new ApiError(409, `${listener.address}:${listener.port} is already used by listener "${clash.name}"`, '/body/port', 'ADDRESS_IN_USE');
+  const key = comparableKey(listener);
+  const clash = store.listListeners().find((l) => l.name !== listener.name && l.kind === 'socket' && l.port === listener.port && comparableKey(l) === key);
+  if (!clash) return;
+  const spelled = clash.address === listener.address ? '' : ` (${spelledTwice(listener.address, clash.address)})`;
+  throw new ApiError(409, `${listener.address}:${listener.port} is already used by listener "${clash.name}"${spelled}`, '/body/port', 'ADDRESS_IN_USE');
 }
 
 /**

@@ -68,7 +68,7 @@ export interface WriteOptions {
   readonly ifMatch?: number;
   /** `patch`: the write merges a JSON merge patch into the resource; its audit action is then `patch`, not `update`. */
   readonly intent?: WriteIntent;
-  /** A rule about other resources the write must keep; honoured by putListener and deleteCluster. */
+  /** A rule about other resources the write must keep; honoured by putListener, putEndpoint and deleteCluster. */
   readonly guard?: WriteGuard;
 }
 
@@ -76,7 +76,8 @@ export type WriteIntent = 'patch';
 
 /**
  * A rule about other resources a write must keep (the admin API's: a listener's socket address is
- * free and its routes name existing clusters; a deleted cluster is referenced by nothing). Checked
+ * free and its routes name existing clusters; a deleted cluster is referenced by nothing; a new
+ * endpoint's address is not in its cluster under another spelling). Checked
  * before the write, two concurrent writes (on one replica or two) could both pass it; so the store
  * runs `check` where the write commits: inside SQLite's write transaction, and in etcd each time
  * the write is planned, the transaction then comparing what `reads` names as the plan saw it.
