@@ -303,7 +303,7 @@ export class KubernetesSource {
     const view = this.mapping.map(get('Service') as readonly ServiceLike[], get('EndpointSlice') as readonly EndpointSliceLike[], nodes ? { nodes } : {});
 
     const warnings = new Set(view.warnings);
-    for (const w of warnings) if (!this.lastWarnings.has(w)) this.log.warn({ warning: w }, 'kubernetes: annotation ignored');
+    for (const w of warnings) if (!this.lastWarnings.has(w)) this.log.warn({ warning: w }, 'kubernetes: a Service mapped with a warning (annotation ignored, endpoints merged)');
     this.lastWarnings = warnings;
 
     // The mapping hands back the view before when nothing in it changed.

@@ -206,6 +206,18 @@ describe('slicesToClusters', () => {
     expect(summary(out.clusters[0]!)).toEqual(['10.0.0.1:8080 HEALTHY', 'fd00::2:8080 HEALTHY']);
   });
 
+  test('two slices spelling one IPv6 address two ways give one endpoint: the first slice\'s spelling, the most available health, a warning', () => {
+    const slices = [
+      slice('web-b', 'web', [ep('fd00::2', { ready: false }), ep('fd00::3')], undefined, { addressType: 'IPv6' }),
+      slice('web-a', 'web', [ep('FD00:0:0:0:0:0:0:2')], undefined, { addressType: 'IPv6' }),
+    ];
+    const out = slicesToClusters([svc('web', [{ name: 'http', port: 80 }])], slices);
+    // Slices are taken in name order whatever order they come in: web-a spells it first.
+    expect(summary(out.clusters[0]!)).toEqual(['FD00:0:0:0:0:0:0:2:8080 HEALTHY', 'fd00::3:8080 HEALTHY']);
+    expect(out.warnings).toEqual(['service shop/web: endpoint fd00::2 (slice web-b) and FD00:0:0:0:0:0:0:2 (slice web-a) are one IPv6 address; merged as FD00:0:0:0:0:0:0:2']);
+    expect(slicesToClusters([svc('web', [{ name: 'http', port: 80 }])], [...slices].reverse())).toEqual(out);
+  });
+
   test('zone from the slice endpoint, region (and missing zone) from node labels when given', () => {
     const nodes = nodeTopologies([
       { metadata: { name: 'n1', labels: { 'topology.kubernetes.io/region': 'eu-west-1', 'topology.kubernetes.io/zone': 'eu-west-1a' } } },

@@ -46,6 +46,7 @@
  * - HTTP/2 upstream when the Service port's appProtocol is `kubernetes.io/h2c`, `h2c`, `grpc` or `http2`.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { comparableKey } from '../../catalog/address-spelling.js';
 import { endpointKey } from '../../catalog/endpoint-key.js';
 import type { Cluster, Endpoint, HashPolicy, HealthStatus, LbPolicy } from '../../catalog/types.js';
 import { LB_POLICIES } from '../../catalog/types.js';
@@ -263,7 +264,7 @@ export function serviceClusters(service: ServiceLike, serviceSlices: readonly En
       ...settings.policy,
       connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
       http2,
-      endpoints: portEndpoints(serviceSlices, servicePort.name ?? '', options),
+      endpoints: portEndpoints(serviceSlices, servicePort.name ?? '', options, settings.warn),
       weighting: settings.weighting,
       ...protectionOf(settings.annotations, http2, settings.warn),
     });
@@ -333,8 +334,16 @@ function hashPolicyOf(annotations: Readonly<Record<string, string>>, where: stri
   return undefined;
 }
 
-/** The endpoints of one Service port across its slices: one per address:port, the most available wins. */
-function portEndpoints(serviceSlices: readonly EndpointSliceLike[], portName: string, options: MappingOptions): Endpoint[] {
+/**
+ * The endpoints of one Service port across its slices: one per address:port, the most available
+ * wins. Keyed as Envoy compares addresses: two slices may spell one IPv6 address two ways, which
+ * would be two endpoints to us and one host to Envoy. A current API server refuses a new
+ * non-canonical spelling (kube-apiserver 1.37: 422), but one before its strict IP validation took
+ * any, and the slices it stored then are kept (validation ratchets: unchanged values pass). They are merged into one, spelled as the first slice
+ * in name order spells it (a stable choice: the spelling is the endpoint's key for overrides), with
+ * a warning naming both.
+ */
+function portEndpoints(serviceSlices: readonly EndpointSliceLike[], portName: string, options: MappingOptions, warn: (m: string) => void): Endpoint[] {
   const byKey = new Map<string, Candidate>();
   for (const slice of serviceSlices) {
     const slicePort = (slice.ports ?? []).find((p) => (p.name ?? '') === portName && isTcp(p.protocol));
@@ -346,12 +355,15 @@ function portEndpoints(serviceSlices: readonly EndpointSliceLike[], portName: st
       const node = ep.nodeName ? options.nodes?.get(ep.nodeName) : undefined;
       const locality = { region: node?.region ?? '', zone: ep.zone || node?.zone || '', subZone: '' };
       // Kubernetes only ever puts one address per endpoint (the field is a list for the future).
-      for (const address of ep.addresses ?? []) {
-        if (!(slice.addressType === 'IPv4' ? isIPv4(address) : isIPv6(address))) continue;
-        const key = endpointKey({ address, port });
+      for (const listed of ep.addresses ?? []) {
+        if (!(slice.addressType === 'IPv4' ? isIPv4(listed) : isIPv6(listed))) continue;
+        const key = slice.addressType === 'IPv4' ? endpointKey({ address: listed, port }) : comparableKey({ address: listed, port });
         const seen = byKey.get(key);
+        if (seen && seen.endpoint.address !== listed) warn(`endpoint ${listed} (slice ${sliceName}) and ${seen.endpoint.address} (slice ${seen.sliceName}) are one IPv6 address; merged as ${seen.endpoint.address}`);
+        // The first spelling stays whichever slice's endpoint is the more available.
+        const address = seen?.endpoint.address ?? listed;
         if (!seen || rank(health) < rank(seen.endpoint.health)) {
-          byKey.set(key, { endpoint: { address, port, locality, priority: 0, weight: 1, health }, sliceName });
+          byKey.set(key, { endpoint: { address, port, locality, priority: 0, weight: 1, health }, sliceName: seen?.sliceName ?? sliceName });
         }
       }
     }
