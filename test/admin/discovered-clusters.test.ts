@@ -9,8 +9,15 @@ import type { AdminApp } from '../../src/admin/app.js';
 import { DiscoveredView, DiscoveryAwareStore } from '../../src/catalog/discovered-clusters.js';
 import type { Store } from '../../src/catalog/store/index.js';
 import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
-import { cluster, endpoint } from '../catalog/helpers.js';
+import { cluster, endpoint, listener } from '../catalog/helpers.js';
 import { adminStoreApp } from '../support/admin-store-app.js';
+import { indexOverrides } from '../../src/catalog/discovered-overrides.js';
+import { withKubernetes } from '../../src/sources/kubernetes/catalog-merge.js';
+import { envoyType, TYPE } from '../../src/xds/envoy-api.js';
+import { DEFAULT_GROUP } from '../../src/xds/resource-set.js';
+import { translate } from '../../src/xds/translator.js';
+
+const RouteConfiguration = envoyType('envoy.config.route.v3.RouteConfiguration');
 
 const NAME = 'ns/web:http';
 const URL_NAME = encodeURIComponent(NAME);
@@ -109,6 +116,31 @@ describe('Kubernetes-discovered clusters in the admin API', () => {
     expect(stale.status).toBe(412);
     const bad = await call(app, 'PATCH', `/v1/clusters/${URL_NAME}/policy`, { weighting: { policy: 'pid', setpoint: 7 } });
     expect(bad.status).toBe(400);
+  });
+
+  // An auto policy with session affinity resolves to RING_HASH plus the hash policy of the routes to
+  // the cluster (Cluster.routeHashPolicy); the override kept the first and dropped the second, so
+  // Envoy hashed every request on nothing (a random backend each time).
+  it('an auto policy with session affinity on a discovered cluster gives the routes to it its hash policy, kept across later PATCHes', async () => {
+    const { app, store } = fixture();
+    const front = listener('front', NAME);
+    const routeHashing = (): unknown[] | undefined => {
+      const catalog = withKubernetes({ clusters: [], listeners: [front], nodeGroups: [] }, { clusters: [DISCOVERED], hashPolicies: new Map(), warnings: [] }, indexOverrides(store.listOverrides()));
+      const served = translate(catalog).get(DEFAULT_GROUP)?.get(TYPE.route)?.get('front');
+      const decoded = RouteConfiguration.toObject(RouteConfiguration.decode(served?.bytes ?? new Uint8Array())) as { virtual_hosts: { routes: { route: { hash_policy?: unknown } }[] }[] };
+      return decoded.virtual_hosts[0]?.routes.map((r) => r.route.hash_policy);
+    };
+    expect(routeHashing()).toEqual([undefined]);
+    const auto = await call(app, 'PATCH', `/v1/clusters/${URL_NAME}/policy`, { weighting: { policy: 'auto', traits: { sessionAffinity: { header: 'x-user' } } } });
+    expect(auto.body).toMatchObject({ lbPolicy: 'RING_HASH', owner: 'kubernetes' });
+    const byUser = [[{ header: { header_name: 'x-user' } }]];
+    expect(routeHashing()).toEqual(byUser);
+    // What a later PATCH merges into is the resolved policy, without auto: the affinity stays.
+    expect((await call(app, 'PATCH', `/v1/clusters/${URL_NAME}/policy`, { safety: { maxStepRatio: 1.5 } })).status).toBe(200);
+    expect(routeHashing()).toEqual(byUser);
+    // A move off hashing takes it away.
+    expect((await call(app, 'PATCH', `/v1/clusters/${URL_NAME}/policy`, { lbPolicy: 'ROUND_ROBIN' })).status).toBe(200);
+    expect(routeHashing()).toEqual([undefined]);
   });
 
   it('/v1/overrides lists overrides with whether they apply now, keeps them while the Service is gone, and deletes them', async () => {

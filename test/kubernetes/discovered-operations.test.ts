@@ -5,7 +5,8 @@
  * reaches Envoy over EDS as DRAINING and /v1/weights agrees; the drain is an override in the
  * store, so a fulcrum restarted on the same data directory serves it again (to a fresh Envoy);
  * a PUT of the Service-owned spec is refused with 409 DISCOVERED_READ_ONLY; a policy change
- * reaches Envoy; a drained pod that goes away and comes back is drained again.
+ * reaches Envoy; a drained pod that goes away and comes back is drained again; an auto policy
+ * with session affinity puts its hash policy on the route to the cluster.
  */
 import { CoreV1Api, DiscoveryV1Api, KubeConfig, type V1EndpointSlice } from '@kubernetes/client-node';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -172,6 +173,18 @@ describeControlPlane('operating Kubernetes-discovered clusters', () => {
       ]);
       await discovery.createNamespacedEndpointSlice({ namespace: NS, body: slice('web-1', PORTS[1]) });
       await expectEnvoyDraining('the pod back: DRAINING again');
+    });
+
+    // The review's finding: the override kept auto's RING_HASH but not the hash policy of the routes
+    // to the cluster, so Envoy hashed every request on nothing.
+    test('an auto policy with session affinity is an override too: Envoy hashes the route to the cluster on its header', async () => {
+      const patched = await api('PATCH', `/v1/clusters/${URL_NAME}/policy`, { weighting: { policy: 'auto', traits: { sessionAffinity: { header: 'x-user' } } } });
+      expect(patched.status).toBe(200);
+      expect(patched.body).toMatchObject({ lbPolicy: 'RING_HASH', owner: 'kubernetes' });
+      await waitFor(async () => JSON.stringify(await envoy?.configDump()).includes('"header_name":"x-user"'), {
+        what: 'the route hash policy in Envoy',
+        timeoutMs: scaled(30_000),
+      });
     });
 
     function slice(name: string, port: number): V1EndpointSlice {

@@ -42,10 +42,12 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
     const ifMatch = storeIfMatch(readPreconditions(request.headers), rec.revision, `cluster "${name}"`) ?? rec.revision;
     const merged = applyPolicyPatch(clusterSettingsEntry(rec), patch);
     // The endpoints go along so `auto` sees how many there are; the store is not given them.
-    const { endpoints: _endpoints, ...input } = parseClusterBody({ ...(merged as ClusterIn), endpoints: rec.endpoints.map(endpointEntry) }, name);
+    const { endpoints: _endpoints, ...parsed } = parseClusterBody({ ...(merged as ClusterIn), endpoints: rec.endpoints.map(endpointEntry) }, name);
+    // `rec` is the cluster as served (a discovered one with its override): its affinity stays while it hashes.
+    const input = withKeptAffinity(parsed, () => rec);
     // A discovered cluster's policy is an override: the Service keeps owning the rest (discovered-overrides.ts).
     if (discovered) return await store.putOverride({ cluster: name }, { policy: policyOverride(input) }, { actor: actorOf(request), ifMatch });
-    return await store.putCluster(withKeptAffinity(input, () => rec), { owner: 'api', actor: actorOf(request), ifMatch, intent: 'patch' });
+    return await store.putCluster(input, { owner: 'api', actor: actorOf(request), ifMatch, intent: 'patch' });
   };
 
   app.patch(

@@ -17,6 +17,9 @@ export const POLICY_FIELDS = [
   'safety',
   'ejection',
   'autoReason',
+  // `auto` affinity resolves to RING_HASH plus the hash policy of the routes to the cluster: without
+  // it the override hashed every request on nothing.
+  'routeHashPolicy',
 ] as const satisfies readonly (keyof ClusterSpec)[];
 
 export type PolicyOverride = Pick<ClusterSpec, 'lbPolicy' | 'weighting'> & Partial<Pick<ClusterSpec, (typeof POLICY_FIELDS)[number]>>;
