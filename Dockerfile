@@ -66,4 +66,7 @@ EXPOSE 18000 8080
 # --v8-pool-size=1: one V8 helper thread (GC, optimizing compiler) instead of four, so they never
 # take every core from the event loop; on 2 cores four of them held requests behind big writes
 # for 50-100 ms (bench/RESULTS.md, "engine18").
-ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=4", "--v8-pool-size=1", "dist/main.js", "--config", "/etc/fulcrum/fulcrum.yaml"]
+# --enable-experimental-regexp-engine: V8's linear-time regex engine, which CSDS safe_regex node
+# matchers run on (a client's regex cannot backtrack for minutes); set at start because Node does
+# not support setting V8 flags later, and NODE_OPTIONS may not carry it.
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=4", "--v8-pool-size=1", "--enable-experimental-regexp-engine", "dist/main.js", "--config", "/etc/fulcrum/fulcrum.yaml"]

@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { envoyType } from './envoy-api.js';
-import { compileNodeMatchers, MatcherError, type NodeMatcherSpec } from './node-matchers.js';
+import { compileNodeMatchers, MatcherError, type NodeMatcherSpec, type Warn } from './node-matchers.js';
 import { resourceSyncState, type ProxyRegistry, type ProxyRecord, type SyncState } from './proxy-status.js';
 
 /**
@@ -46,17 +46,17 @@ interface ClientStatusRequest {
 }
 
 /** Throws a MatcherError for a matcher that cannot be honoured (see node-matchers.ts). */
-export function encodeClientStatus(registry: ProxyRegistry, req: ClientStatusRequest): Buffer {
+export function encodeClientStatus(registry: ProxyRegistry, req: ClientStatusRequest, warn?: Warn): Buffer {
   const type = envoyType('envoy.service.status.v3.ClientStatusResponse');
-  const selects = compileNodeMatchers(req.node_matchers);
+  const selects = compileNodeMatchers(req.node_matchers, warn);
   const config = registry.list().filter((r) => selects(r.node)).map(clientConfig);
   return Buffer.from(type.encode(type.fromObject({ config })).finish());
 }
 
 /** The response, or the gRPC status a refused matcher ends the call with. */
-function answer(registry: ProxyRegistry, req: ClientStatusRequest): { response: Buffer } | { status: { code: number; details: string } } {
+function answer(registry: ProxyRegistry, req: ClientStatusRequest, warn: Warn | undefined): { response: Buffer } | { status: { code: number; details: string } } {
   try {
-    return { response: encodeClientStatus(registry, req) };
+    return { response: encodeClientStatus(registry, req, warn) };
   } catch (err) {
     if (err instanceof MatcherError) return { status: { code: err.code, details: err.message } };
     throw err;
@@ -85,11 +85,12 @@ export const CSDS_DEFINITION: grpc.ServiceDefinition = {
   },
 };
 
-export function csdsHandlers(registry: ProxyRegistry): grpc.UntypedServiceImplementation {
+/** `warn`: where the matchers' one-time warnings go (the server's logger); Node's warnings without it. */
+export function csdsHandlers(registry: ProxyRegistry, warn?: Warn): grpc.UntypedServiceImplementation {
   return {
     StreamClientStatus: (call: grpc.ServerDuplexStream<ClientStatusRequest, Buffer>) => {
       call.on('data', (req: ClientStatusRequest) => {
-        const a = answer(registry, req);
+        const a = answer(registry, req, warn);
         if ('response' in a) call.write(a.response);
         else call.emit('error', a.status);
       });
@@ -97,7 +98,7 @@ export function csdsHandlers(registry: ProxyRegistry): grpc.UntypedServiceImplem
       call.on('error', () => undefined);
     },
     FetchClientStatus: (call: grpc.ServerUnaryCall<ClientStatusRequest, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      const a = answer(registry, call.request);
+      const a = answer(registry, call.request, warn);
       if ('response' in a) cb(null, a.response);
       else cb(a.status);
     },

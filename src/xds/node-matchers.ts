@@ -55,21 +55,27 @@ export interface NodeMatcherSpec {
 
 type Predicate<T> = (value: T) => boolean;
 
+/** Where a matcher's compiler says something operators should know (once: see linearRegexes). */
+export type Warn = (message: string) => void;
+
+/** Without a logger, Node's own warning channel (stderr), as the store's default listeners do. */
+const emitWarning: Warn = (message) => process.emitWarning(message, { code: 'FULCRUM_LINEAR_REGEXP' });
+
 /** The request's matchers as one predicate: a node any of them selects (none: every node). */
-export function compileNodeMatchers(specs: readonly NodeMatcherSpec[] | undefined): Predicate<Pick<ProxyRecord['node'], 'id' | 'metadata'>> {
-  const each = (specs ?? []).map(compileNodeMatcher);
+export function compileNodeMatchers(specs: readonly NodeMatcherSpec[] | undefined, warn: Warn = emitWarning): Predicate<Pick<ProxyRecord['node'], 'id' | 'metadata'>> {
+  const each = (specs ?? []).map((spec) => compileNodeMatcher(spec, warn));
   if (each.length === 0) return () => true;
   return (node) => each.some((m) => m(node));
 }
 
 /** node_id (if set) and every node_metadatas entry must match. */
-function compileNodeMatcher(spec: NodeMatcherSpec): Predicate<Pick<ProxyRecord['node'], 'id' | 'metadata'>> {
-  const id = spec.node_id ? compileStringMatcher(spec.node_id) : undefined;
+function compileNodeMatcher(spec: NodeMatcherSpec, warn: Warn): Predicate<Pick<ProxyRecord['node'], 'id' | 'metadata'>> {
+  const id = spec.node_id ? compileStringMatcher(spec.node_id, warn) : undefined;
   const metadata = (spec.node_metadatas ?? []).map((m) => {
     const path = (m.path ?? []).map((p) => p.key ?? '');
     if (path.length === 0) throw new MatcherError(INVALID_ARGUMENT, 'a node_metadatas matcher needs a path');
     if (!m.value) throw new MatcherError(INVALID_ARGUMENT, 'a node_metadatas matcher needs a value');
-    const value = compileValueMatcher(m.value);
+    const value = compileValueMatcher(m.value, warn);
     return (meta: Record<string, unknown>): boolean => value(lookup(meta, path));
   });
   return (node) => (id === undefined || id(node.id)) && metadata.every((m) => m(node.metadata));
@@ -86,11 +92,11 @@ function lookup(meta: Record<string, unknown>, path: readonly string[]): unknown
 }
 
 /** envoy.type.matcher.v3.ValueMatcher over a metadata value as JSON (Struct → object, ListValue → array). */
-function compileValueMatcher(spec: ValueMatcherSpec): Predicate<unknown> {
+function compileValueMatcher(spec: ValueMatcherSpec, warn: Warn): Predicate<unknown> {
   if (spec.null_match !== undefined) return (v) => v === null;
   if (spec.double_match !== undefined) return compileDoubleMatcher(spec.double_match);
   if (spec.string_match !== undefined) {
-    const s = compileStringMatcher(spec.string_match);
+    const s = compileStringMatcher(spec.string_match, warn);
     return (v) => typeof v === 'string' && s(v);
   }
   if (spec.bool_match !== undefined) return (v) => v === spec.bool_match;
@@ -98,11 +104,11 @@ function compileValueMatcher(spec: ValueMatcherSpec): Predicate<unknown> {
   if (spec.present_match !== undefined) return (v) => (typeof v !== 'object' || v === null) && (v !== undefined) === spec.present_match;
   if (spec.list_match !== undefined) {
     if (!spec.list_match.one_of) throw new MatcherError(INVALID_ARGUMENT, 'a list_match needs one_of');
-    const one = compileValueMatcher(spec.list_match.one_of);
+    const one = compileValueMatcher(spec.list_match.one_of, warn);
     return (v) => Array.isArray(v) && v.some(one);
   }
   if (spec.or_match !== undefined) {
-    const any = (spec.or_match.value_matchers ?? []).map(compileValueMatcher);
+    const any = (spec.or_match.value_matchers ?? []).map((m) => compileValueMatcher(m, warn));
     return (v) => any.some((m) => m(v));
   }
   throw new MatcherError(INVALID_ARGUMENT, 'a ValueMatcher sets none of its match fields');
@@ -119,8 +125,8 @@ function compileDoubleMatcher(spec: DoubleMatcherSpec): Predicate<unknown> {
 }
 
 /** envoy.type.matcher.v3.StringMatcher; ignore_case applies to all but safe_regex (as in Envoy). */
-export function compileStringMatcher(spec: StringMatcherSpec): Predicate<string> {
-  if (spec.safe_regex !== undefined) return compileSafeRegex(spec.safe_regex.regex ?? '');
+export function compileStringMatcher(spec: StringMatcherSpec, warn: Warn = emitWarning): Predicate<string> {
+  if (spec.safe_regex !== undefined) return compileSafeRegex(spec.safe_regex.regex ?? '', warn);
   if (spec.custom !== undefined) throw new MatcherError(UNIMPLEMENTED, 'custom string matchers are not supported');
   const fold = spec.ignore_case === true ? (s: string): string => s.toLowerCase() : (s: string): string => s;
   const test = plainTest(spec);
@@ -152,13 +158,13 @@ const LINEAR = 'l';
 
 /**
  * Node has no RE2, and V8's default engine backtracks: a regex from a CSDS client could hold the
- * event loop for minutes. V8's linear-time engine (the `l` flag, enabled here) runs only what it
+ * event loop for minutes. V8's linear-time engine (the `l` flag; see linearRegexes) runs only what it
  * can run without backtracking, in time linear in pattern × input, and refuses the rest
  * (backreferences, lookaround, large counted repetition), as RE2 has no backreferences or
  * lookaround either. Without it, safe_regex is UNIMPLEMENTED. Envoy matches the whole string.
  */
-function compileSafeRegex(regex: string): Predicate<string> {
-  if (!linearRegexes()) throw new MatcherError(UNIMPLEMENTED, 'safe_regex matchers are not supported: this Node has no linear-time regex engine');
+function compileSafeRegex(regex: string, warn: Warn): Predicate<string> {
+  if (!linearRegexes(warn)) throw new MatcherError(UNIMPLEMENTED, 'safe_regex matchers are not supported: this Node has no linear-time regex engine');
   if (regex.length > MAX_REGEX_LENGTH) throw new MatcherError(INVALID_ARGUMENT, `a safe_regex of ${regex.length} characters is over ${MAX_REGEX_LENGTH}`);
   let re: RegExp;
   try {
@@ -171,13 +177,39 @@ function compileSafeRegex(regex: string): Predicate<string> {
   return (s) => re.test(s);
 }
 
-function linearRegexes(): boolean {
+/** The node flag that turns V8's linear-time engine on. */
+export const LINEAR_REGEXP_FLAG = '--enable-experimental-regexp-engine';
+
+/**
+ * Whether V8's linear-time engine is on. `npm start`, the image and the manifests start node with
+ * LINEAR_REGEXP_FLAG (NODE_OPTIONS may not carry it). Started otherwise (the bare `fulcrum` bin, a
+ * test runner), the flag is set now, at first use: Node documents setting V8 flags after start as
+ * unsupported (V8 may have made choices the flag would have changed), so that fallback is said
+ * once, as is an engine that cannot be had at all.
+ */
+function linearRegexes(warn: Warn): boolean {
   if (linearEngine !== undefined) return linearEngine;
+  linearEngine = linearFlagOn();
+  if (linearEngine) return true;
   try {
-    setFlagsFromString('--enable-experimental-regexp-engine');
-    linearEngine = new RegExp('a', LINEAR).test('a');
+    setFlagsFromString(LINEAR_REGEXP_FLAG);
+    linearEngine = linearFlagOn();
   } catch {
     linearEngine = false;
   }
+  warn(
+    linearEngine
+      ? `node was started without ${LINEAR_REGEXP_FLAG}: V8's linear-time regex engine was turned on at the first CSDS safe_regex matcher, which Node does not support after start; start node with the flag (as npm start, the image and the manifests do)`
+      : `V8's linear-time regex engine is not available (start node with ${LINEAR_REGEXP_FLAG}): CSDS safe_regex matchers are refused as UNIMPLEMENTED`,
+  );
   return linearEngine;
+}
+
+/** A RegExp with the linear flag compiles only while the engine is on. */
+function linearFlagOn(): boolean {
+  try {
+    return new RegExp('a', LINEAR).test('a');
+  } catch {
+    return false;
+  }
 }

@@ -122,7 +122,7 @@ export class XdsServer {
       log.warn("grpc-js's server is not what fulcrum expects: discovery streams are served through grpc-js's calls (more memory per proxy)");
     }
     for (const svc of DISCOVERY_SERVICES) this.server.addService(svc.definition, this.handlers(svc));
-    this.server.addService(CSDS_DEFINITION, csdsHandlers(registry));
+    this.server.addService(CSDS_DEFINITION, csdsHandlers(registry, (message) => log.warn(message)));
     for (const svc of extraServices) this.server.addService(svc.definition, svc.implementation);
   }
 

@@ -361,6 +361,19 @@ function expectHardenedContainer(podSpec: Obj, container: Obj, what: string): vo
 }
 
 /** The properties the fulcrum control plane must keep in every rendering (base and overlays). */
+/** The node flag CSDS safe_regex matchers need at start (src/xds/node-matchers.ts). */
+const LINEAR_REGEXP_FLAG = '--enable-experimental-regexp-engine';
+
+/**
+ * The image's ENTRYPOINT starts node with LINEAR_REGEXP_FLAG; a container `command` would replace
+ * it, and NODE_OPTIONS cannot carry the flag (node refuses to start with it there).
+ */
+function expectLinearRegexAtStart(container: Obj): void {
+  expect(at(container, 'command'), 'a command would drop the ENTRYPOINT\'s node flags').toBeUndefined();
+  const nodeOptions = listAt(container, 'env').find((e) => at(e, 'name') === 'NODE_OPTIONS');
+  expect(String(nodeOptions === undefined ? '' : at(nodeOptions, 'value'))).not.toContain(LINEAR_REGEXP_FLAG);
+}
+
 function expectFulcrumStack(objs: Obj[], replicas = 1): { sts: Obj; container: Obj; configText: string } {
   for (const o of objs) validateK8s(o, 'rendered');
 
@@ -395,6 +408,7 @@ function expectFulcrumStack(objs: Obj[], replicas = 1): { sts: Obj; container: O
   expect(at(container, 'securityContext', 'runAsUser') ?? podSc.runAsUser).toBe(NONROOT_UID);
   expect(resolvePort(container, 'xds')).toBe(XDS_PORT);
   expect(resolvePort(container, 'admin')).toBe(ADMIN_PORT);
+  expectLinearRegexAtStart(container);
 
   // Probes: readiness on /readyz, liveness and startup on /healthz, all on the admin port.
   const probe = (name: string): Obj => objAt(container, name, 'httpGet');
@@ -532,6 +546,13 @@ function findEnvoy(): string | undefined {
 }
 
 describe.skipIf(!KUSTOMIZE && !IN_CI)('kustomize renders', () => {
+  it('the image starts node with V8\'s linear-time regex engine on, before dist/main.js', () => {
+    const entrypoint = readFileSync(path.join(REPO, 'Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT '));
+    const argv = JSON.parse(entrypoint?.slice('ENTRYPOINT '.length) ?? '[]') as string[];
+    expect(argv.indexOf(LINEAR_REGEXP_FLAG)).toBeGreaterThan(0);
+    expect(argv.indexOf(LINEAR_REGEXP_FLAG)).toBeLessThan(argv.indexOf('dist/main.js'));
+  });
+
   it('deploy/kubernetes/base: valid objects with the hardened fulcrum StatefulSet', () => {
     const { container } = expectFulcrumStack(render('deploy/kubernetes/base'));
     expect(container.image).toBe('fulcrum:0.1.0');

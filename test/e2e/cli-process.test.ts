@@ -3,7 +3,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { envoyType } from '../../src/xds/envoy-api.js';
 import { fulcrumCommand } from '../support/fulcrum-command.js';
 import { scaled, waitFor } from '../support/wait.js';
 
@@ -46,6 +48,25 @@ async function started(p: Proc): Promise<{ pid: number; xdsPort: number; adminPo
     { what: 'the "fulcrum started" log line', timeoutMs: START_MS, intervalMs: 100 },
   );
 }
+
+const CSDS_FETCH = '/envoy.service.status.v3.ClientStatusDiscoveryService/FetchClientStatus';
+const ClientStatusRequest = envoyType('envoy.service.status.v3.ClientStatusRequest');
+
+/** FetchClientStatus with a node_id safe_regex matcher: its gRPC status code and details. */
+async function csdsRegexFetch(xdsPort: number): Promise<{ code: grpc.status; details: string }> {
+  const client = new grpc.Client(`127.0.0.1:${xdsPort}`, grpc.credentials.createInsecure());
+  const req = Buffer.from(ClientStatusRequest.encode(ClientStatusRequest.fromObject({ node_matchers: [{ node_id: { safe_regex: { regex: 'edge-[0-9]+' } } }] })).finish());
+  try {
+    return await new Promise((resolve) =>
+      client.makeUnaryRequest(CSDS_FETCH, (b: Buffer) => b, (b: Buffer) => b, req, (err) => resolve(err ? { code: err.code, details: err.details } : { code: grpc.status.OK, details: '' })),
+    );
+  } finally {
+    client.close();
+  }
+}
+
+/** The warning a node started without the flag logs when a safe_regex turns the engine on (node-matchers.ts). */
+const FALLBACK = 'linear-time regex engine was turned on at the first CSDS safe_regex matcher';
 
 function alive(pid: number): boolean {
   try {
@@ -143,6 +164,32 @@ describe('the fulcrum process at the terminal', () => {
     on.child.kill('SIGTERM');
     off.child.kill('SIGTERM');
     expect(await Promise.all([on.exited, off.exited])).toEqual([0, 0]);
+  }, scaled(TEST_MS));
+
+  // Node documents V8 flags set after start as unsupported; node-matchers.ts set this one at the first regex.
+  it('npm start turns V8\'s linear-time regex engine on at start: a CSDS safe_regex matcher is served, nothing falls back; the bare bin falls back once, with a warning', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-proc-'));
+    const build = spawnProc(process.execPath, ['scripts/build-if-stale.mjs']);
+    expect(await build.exited, build.out()).toBe(0);
+    const npm = spawnProc('npm', ['start', '--', '--xds-port', '0', '--admin-port', '0', '--data-dir', join(dir, 'npm')], { FULCRUM_LOG_FORMAT: 'json' });
+    const line = await started(npm);
+    expect((await readFile(`/proc/${line.pid}/cmdline`, 'utf8')).split('\0')).toContain('--enable-experimental-regexp-engine');
+    expect(await csdsRegexFetch(line.xdsPort)).toEqual({ code: grpc.status.OK, details: '' });
+    expect(await csdsRegexFetch(line.xdsPort)).toEqual({ code: grpc.status.OK, details: '' });
+    expect(npm.out()).not.toContain(FALLBACK);
+
+    // Started without the flag (the bare compiled bin): still served, the fallback said once in the log.
+    const bare = spawnProc(process.execPath, ['dist/main.js', '--config', 'examples/fulcrum.yaml', '--xds-port', '0', '--admin-port', '0', '--data-dir', join(dir, 'bare')], { FULCRUM_LOG_FORMAT: 'json' });
+    const bareLine = await started(bare);
+    expect(await csdsRegexFetch(bareLine.xdsPort)).toEqual({ code: grpc.status.OK, details: '' });
+    expect(await csdsRegexFetch(bareLine.xdsPort)).toEqual({ code: grpc.status.OK, details: '' });
+    await waitFor(() => bare.out().includes(FALLBACK), { what: 'the fallback warning logged', timeoutMs: scaled(10_000) });
+    expect(bare.out().split(FALLBACK)).toHaveLength(2);
+    expect(bare.out()).toMatch(new RegExp(`"level":40,[^\n]*${FALLBACK}`));
+    npm.child.kill('SIGTERM');
+    bare.child.kill('SIGTERM');
+    await Promise.all([npm.exited, bare.exited]);
+    await waitFor(() => !alive(line.pid), { what: `fulcrum's node process ${line.pid} to exit after SIGTERM to npm`, timeoutMs: scaled(30_000) });
   }, scaled(TEST_MS));
 
   it('npm start runs the compiled fulcrum with its V8 settings and forwards SIGTERM: the node process it ran stops and exits', async () => {
