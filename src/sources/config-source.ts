@@ -127,7 +127,8 @@ export class ConfigSource implements Component {
   private async seed(catalog: Catalog, atStart = false): Promise<void> {
     const result = await this.options.store.seedFromConfig(catalog, { actor: 'config-file', atStart });
     for (const c of result.conflicts) {
-      this.options.log.warn({ kind: c.kind, name: c.name, owner: c.owner }, 'config file defines a name another source owns; keeping that source\'s version');
+      if (c.boundBy !== undefined) this.options.log.warn({ kind: c.kind, name: c.name, owner: c.owner, boundBy: c.boundBy }, 'config file listener binds the socket of a listener another source owns (Envoy would refuse both); not applied');
+      else this.options.log.warn({ kind: c.kind, name: c.name, owner: c.owner }, 'config file defines a name another source owns; keeping that source\'s version');
     }
   }
 }

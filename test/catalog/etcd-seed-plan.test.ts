@@ -17,6 +17,7 @@ function mirrorOf(stored: Cluster, mod: number): MirrorView {
   };
   const entries = new Map<string, Entry<unknown>>([['clusters/a', { value, mod, create: 1 }]]);
   return {
+    revision: mod,
     get: <T>(section: Section, name: string) => entries.get(`${section}/${name}`) as Entry<T> | undefined,
     list: <T>(section: Section) => [...entries].filter(([k]) => k.startsWith(`${section}/`)).map(([k, v]) => [k.slice(section.length + 1), v as Entry<T>]),
   };

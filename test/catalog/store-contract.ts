@@ -439,6 +439,26 @@ export function storeContract(harness: () => StoreHarness): void {
       expect(s.getCluster('web')).toMatchObject({ owner: 'file', lbPolicy: 'LEAST_REQUEST' });
     });
 
+    it('a file listener on a socket an API listener binds, however spelled, is skipped and reported until the socket is free', async () => {
+      // Envoy NACKs two listeners on one socket: the whole listener update, on every proxy.
+      const s = await fresh();
+      await s.putCluster(cluster('mine'), API);
+      await s.putListener(listener('mine', 'mine', 10000), API);
+      await s.putListener({ ...listener('six', 'mine', 10001), address: '::' }, API);
+      const file: Catalog = {
+        clusters: [cluster('filed')],
+        listeners: [listener('ingress', 'filed', 10000), { ...listener('ingress6', 'filed', 10001), address: '0::0' }, listener('free', 'filed', 10002)],
+        nodeGroups: [],
+      };
+      const res = await s.seedFromConfig(file, { actor: 'config-file' });
+      const six = { kind: 'listener', name: 'ingress6', owner: 'api', boundBy: 'six' };
+      expect([...res.conflicts].sort((a, b) => a.name.localeCompare(b.name))).toEqual([{ kind: 'listener', name: 'ingress', owner: 'api', boundBy: 'mine' }, six]);
+      expect(s.listListeners().map((l) => [l.name, l.owner])).toEqual([['free', 'file'], ['mine', 'api'], ['six', 'api']]);
+      await s.deleteListener('mine', API);
+      expect((await s.seedFromConfig(file, { actor: 'config-file' })).conflicts).toEqual([six]);
+      expect(s.listListeners().map((l) => [l.name, l.owner, l.port])).toEqual([['free', 'file', 10002], ['ingress', 'file', 10000], ['six', 'api', 10001]]);
+    });
+
     it('kubernetes and api do not edit each other', async () => {
       const s = await fresh();
       await s.putCluster(cluster('k'), { actor: 'kubernetes', owner: 'kubernetes' });

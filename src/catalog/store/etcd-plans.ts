@@ -25,8 +25,11 @@ import {
 } from './etcd-layout.js';
 import { assertWriter, checkIfMatch, checkOwner, checkWrite, clusterSpecJson, listenerSpecJson, nextOperatorState, nodeGroupSpecJson, seedSkips, canonicalJson } from './ownership.js';
 import type { ClusterInput, EndpointSpec, GuardReads, OperatorState, Owner, SeedConflict, StateOptions, WriteOptions } from './records.js';
+import { socketClashes } from './seed-sockets.js';
 
 export interface MirrorView {
+  /** The etcd revision the view is at. */
+  readonly revision: number;
   get<T>(section: Section, name: string): Entry<T> | undefined;
   /** Sorted by name. */
   list<T>(section: Section): [string, Entry<T>][];
@@ -319,9 +322,12 @@ export function planSeed(view: MirrorView, catalog: Catalog, at: string, earlier
     if ('noop' in out) seeded.set(c.name, { input: c, mod: out.noop });
     else plans.push(out.plan);
   }
+  const clashes = catalog.listeners.length === 0 ? new Map<string, SeedConflict>() : socketClashes(catalog.listeners, view.list<StoredSpec>('listeners').map(([name, e]) => listenerRecord(name, e.value, e.mod)));
   for (const l of catalog.listeners) {
     const o = owned<StoredSpec>('listener', l.name);
-    if (o) add(planSpecPut('listener', l.name, listenerSpecJson(l), 'file', o.cur, at));
+    const clash = clashes.get(l.name);
+    if (o && clash) conflicts.push(clash);
+    else if (o) add(socketChecked(planSpecPut('listener', l.name, listenerSpecJson(l), 'file', o.cur, at), l, view.revision));
   }
   for (const g of catalog.nodeGroups) {
     const o = owned<StoredSpec>('node-group', g.nodeCluster);
@@ -334,6 +340,16 @@ export function planSeed(view: MirrorView, catalog: Catalog, at: string, earlier
     }
   }
   return { plans, conflicts, seeded };
+}
+
+/**
+ * A file socket listener's put, committed only while no listener was written since the view the
+ * clash check read (seed-sockets.ts): an API listener binding the socket meanwhile makes the seed
+ * plan again, and then skip it.
+ */
+function socketChecked(o: Outcome, l: Listener, revision: number): Outcome {
+  if ('noop' in o || l.kind !== 'socket') return o;
+  return { plan: withCompares(o.plan, [{ section: 'listeners', notAfter: revision }]) };
 }
 
 /** Several plans as one transaction. */

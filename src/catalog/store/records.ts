@@ -174,8 +174,10 @@ export interface WriteResult {
 export interface SeedConflict {
   readonly kind: ResourceKind;
   readonly name: string;
-  /** The source that already owns the name; the file's definition was not applied. */
+  /** The source that already owns the name (or, with boundBy, the socket); the file's definition was not applied. */
   readonly owner: Owner;
+  /** A listener: the other source's listener that already binds its socket (seed-sockets.ts). */
+  readonly boundBy?: string;
 }
 
 export interface SeedOptions {

@@ -16,7 +16,8 @@ import { prepared } from './statements.js';
 import { COUNT_ENDPOINTS } from './endpoint-rows.js';
 import type { Catalog, Cluster } from '../types.js';
 import { listenerSpecJson, nodeGroupSpecJson, seedSkips } from './ownership.js';
-import type { Change, ClusterRecord, SeedConflict } from './records.js';
+import type { Change, ClusterRecord, ListenerRecord, SeedConflict } from './records.js';
+import { socketClashes } from './seed-sockets.js';
 import { deleteClusterRows, deleteTextsNow } from './sliced-delete.js';
 import { clusterRow, inSlicedTransaction, insertAudit, insertPlainAudit, nextRevision, readEndpoints, recordText, writeClusterRows, type ClusterRow } from './sliced-write.js';
 import type { Slicer } from '../../runtime/slicer.js';
@@ -97,7 +98,9 @@ export function seedSliced(db: Database.Database, catalog: Catalog, w: SeedWriti
       await seedCluster(p, c);
       await slicer.turn();
     }
-    for (const l of catalog.listeners) seedSpec(p, 'listener', l.name, listenerSpecJson(l));
+    const stored = prepared<[], SpecRow>(db, selectSpecRows('listener')).all().map((row) => specRecord('listener', row) as ListenerRecord);
+    const clashes = socketClashes(catalog.listeners, stored);
+    for (const l of catalog.listeners) seedSpec(p, 'listener', l.name, listenerSpecJson(l), clashes.get(l.name));
     for (const g of catalog.nodeGroups) seedSpec(p, 'node-group', g.nodeCluster, nodeGroupSpecJson(g));
     await removeDropped(p);
     return { revision: rev, changes: p.changes, conflicts: p.conflicts, seeded: p.seeded, written: p.written, records: p.records };
@@ -130,9 +133,11 @@ async function seedCluster(p: Progress, c: Cluster): Promise<void> {
   if (p.records.length > p.w.keepRecords) p.records.shift();
 }
 
-function seedSpec(p: Progress, kind: 'listener' | 'node-group', name: string, spec: string): void {
+/** `clash`: the socket another source's listener binds (seed-sockets.ts): reported, not applied. */
+function seedSpec(p: Progress, kind: 'listener' | 'node-group', name: string, spec: string, clash?: SeedConflict): void {
   const row = owned(p, kind, name, specRowOn(p.db, kind, name));
-  if (row === false || (row && row.spec === spec && row.owner === 'file')) return;
+  if (row !== false && clash) p.conflicts.push(clash);
+  if (row === false || clash || (row && row.spec === spec && row.owner === 'file')) return;
   prepared(p.db, upsertSpecSql(kind)).run(name, spec, 'file', p.revision(), p.w.at);
   const after = specRecord(kind, specRowOn(p.db, kind, name) as SpecRow);
   audit(p, kind, name, row ? 'update' : 'create', row ? JSON.stringify(specRecord(kind, row)) : null, JSON.stringify(after));

@@ -39,6 +39,7 @@ import { endpointName } from '../endpoint-key.js';
 import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
 import { NotFoundError, OwnershipError } from './errors.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
+import { socketClashes } from './seed-sockets.js';
 import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
 import { COUNT_ENDPOINTS, endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpoint, toEndpointRecord, UPSERT_ENDPOINT, type EndpointColumns, type EndpointRow } from './endpoint-rows.js';
 import { withEndpoint } from './endpoint-patch.js';
@@ -844,9 +845,12 @@ export class Store implements CatalogStore {
       const earlier = seededAsIs(this.seeded, c, row);
       seeded.set(c.name, earlier ?? { input: c, revision: this.upsertCluster(tx, c, 'file', row) });
     }
+    const clashes = socketClashes(catalog.listeners, this.listListeners());
     for (const l of catalog.listeners) {
       const row = owned('listener', l.name);
-      if (row !== false) this.upsertSpec(tx, 'listener', l.name, listenerSpecJson(l), 'file', row);
+      const clash = clashes.get(l.name);
+      if (clash && row !== false) conflicts.push(clash);
+      else if (row !== false) this.upsertSpec(tx, 'listener', l.name, listenerSpecJson(l), 'file', row);
     }
     for (const g of catalog.nodeGroups) {
       const row = owned('node-group', g.nodeCluster);
