@@ -1,6 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { readFile, readlink } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, resolve, sep } from 'node:path';
 import { Debouncer } from '../runtime/debounce.js';
 import { ConfigError, parseConfigOffThread, type LoadedConfig } from './config-file.js';
 
@@ -58,9 +58,9 @@ export class ConfigWatcher {
     const text = await readFile(this.path, 'utf8');
     const config = known?.text === text ? known.config : await this.parse(text, this.path, this.stopping.signal);
     this.lastText = text;
-    const name = basename(this.path);
+    const names = await watchedNames(this.path);
     this.watcher = watch(dirname(this.path), (_event, file) => {
-      if (file === null || file === name) this.settled.trigger();
+      if (file === null || names.has(file)) this.settled.trigger();
     });
     this.watcher.on('error', (err) => this.events.onInvalid(err));
     return config;
@@ -119,4 +119,18 @@ export class ConfigWatcher {
     this.lastText = text;
     if (!this.stopped) this.events.onConfig(config);
   }
+}
+
+/**
+ * The names in the file's directory whose change can change what the file reads: its own, and
+ * for a relative symlink the first step of its target. A mounted ConfigMap is
+ * `fulcrum.yaml → ..data/fulcrum.yaml`, and the kubelet applies an edit by swapping the `..data`
+ * symlink: the file's own name sees no event then.
+ */
+async function watchedNames(path: string): Promise<ReadonlySet<string>> {
+  const names = new Set([basename(path)]);
+  const target = await readlink(path).catch(() => undefined);
+  const first = target !== undefined && !isAbsolute(target) ? target.split(sep)[0] : undefined;
+  if (first) names.add(first);
+  return names;
 }

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -366,6 +366,34 @@ describe('config watcher', () => {
       await rename(`${path}.swp`, path);
       await waitFor(() => seen.length === 2, { what: 'rename-save applied' });
       expect(seen[1]?.catalog.clusters.map((c) => c.name)).toEqual(['d']);
+    } finally {
+      watcher.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('applies an edit of a mounted ConfigMap: the kubelet swaps a `..data` symlink, the file itself is never touched', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fulcrum-watch-'));
+    // The kubelet's atomic writer: fulcrum.yaml → ..data/fulcrum.yaml, ..data → a timestamped directory.
+    const version = async (name: string, text: string): Promise<void> => {
+      await mkdir(join(dir, name));
+      await writeFile(join(dir, name, 'fulcrum.yaml'), text);
+    };
+    await version('..v1', 'clusters: [{ name: a }]\n');
+    await symlink('..v1', join(dir, '..data'));
+    await symlink('..data/fulcrum.yaml', join(dir, 'fulcrum.yaml'));
+    const seen: LoadedConfig[] = [];
+    const errors: Error[] = [];
+    const watcher = new ConfigWatcher(join(dir, 'fulcrum.yaml'), { onConfig: (c) => seen.push(c), onInvalid: (e) => errors.push(e) }, 10);
+    try {
+      expect((await watcher.start()).catalog.clusters.map((c) => c.name)).toEqual(['a']);
+      await version('..v2', 'clusters: [{ name: b }]\n');
+      await symlink('..v2', join(dir, '..data_tmp'));
+      await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+      await rm(join(dir, '..v1'), { recursive: true });
+      await waitFor(() => seen.length === 1, { what: 'the ConfigMap edit applied' });
+      expect(seen[0]?.catalog.clusters.map((c) => c.name)).toEqual(['b']);
+      expect(errors).toEqual([]);
     } finally {
       watcher.stop();
       await rm(dir, { recursive: true, force: true });
