@@ -297,7 +297,10 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     onTickError: (err) => log.error({ err }, 'weight engine tick failed: published weights held'),
   });
   const security = xdsSecurity(boot, core);
-  const xds = xdsServer(boot, core, options, security);
+  // Discovered clusters are not stored: proxies' first answers wait until discovery's first view
+  // is published, or a proxy connecting before it would delete them (held-answers.ts).
+  const complete = discovery?.firstSync.then(() => feed.delivered()).then(() => core.publisher.publishNow());
+  const xds = xdsServer(boot, core, options, security, complete);
   // Unready first at stop, so load balancers stop sending new proxies here while streams drain.
   const stopping = { now: false };
   const readiness = component('readiness', { start: () => undefined, stop: () => (stopping.now = true) });
@@ -425,7 +428,7 @@ function xdsSecurity({ config, log, xdsTls, auth }: Boot, core: Core): XdsSecuri
   return { credentials: xdsTls, authz, sessions, component: component('xds-tls', { start: watch, stop: () => xdsTls?.unwatch() }) };
 }
 
-function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions, security: XdsSecurity): XdsServer {
+function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions, security: XdsSecurity, answerAfter: Promise<void> | undefined): XdsServer {
   const { debounceQuietMs: _quiet, debounceMaxMs: _max, tls: _tls, identities: _identities, ...settings } = config.server.xds;
   // The gauges read the server at scrape time; it is built after them (it reports into them).
   const built: { server?: XdsServer } = {};
@@ -444,6 +447,7 @@ function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions, s
       security: { authz: security.authz, ...(security.credentials ? { credentials: security.credentials } : {}), ...(security.sessions ? { sessions: security.sessions } : {}) },
       onLimit: (limit) => edge.limitExceeded(limit),
       onRefused: (reason) => edge.refused(reason),
+      ...(answerAfter ? { answerAfter } : {}),
     },
     core.cache,
     core.registry,

@@ -41,6 +41,8 @@ export class CatalogFeed implements Component {
   private last: Catalog | undefined;
   /** While a big change is pushed in turns: the newer catalog to push next, if any. */
   private inTurns: { next: Catalog | undefined } | undefined;
+  /** Waiting for `delivered()`. */
+  private deliveredWaiters: (() => void)[] = [];
 
   constructor(
     private readonly origin: CatalogOrigin,
@@ -56,6 +58,17 @@ export class CatalogFeed implements Component {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     this.inTurns = undefined;
+    this.settleDelivered();
+  }
+
+  /** Resolves once the latest catalog has reached every consumer (at once unless a big change is being pushed in turns). */
+  delivered(): Promise<void> {
+    if (!this.inTurns) return Promise.resolve();
+    return new Promise((resolve) => this.deliveredWaiters.push(resolve));
+  }
+
+  private settleDelivered(): void {
+    for (const resolve of this.deliveredWaiters.splice(0)) resolve();
   }
 
   /** Replaces the layer on top of the store's catalog and pushes the result. */
@@ -107,7 +120,9 @@ export class CatalogFeed implements Component {
       }
       catalog = round.next;
     }
-    if (this.inTurns === round) this.inTurns = undefined;
+    if (this.inTurns !== round) return;
+    this.inTurns = undefined;
+    this.settleDelivered();
   }
 }
 

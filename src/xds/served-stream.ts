@@ -2,7 +2,6 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { XdsAuthz } from './authz.js';
 import type { CallListener, DiscoveryCall } from './discovery-call.js';
-import type { InitialSyncQueue } from './initial-sync-queue.js';
 import type { ProxyRecord } from './proxy-status.js';
 import type { StreamIo, XdsStream } from './stream-common.js';
 import type { RawNode } from './wire.js';
@@ -24,7 +23,8 @@ export interface ServingContext {
   /** Response bytes written but not flushed, and the streams at their mark, across the server. */
   readonly queue: { bytes: number; congested: number };
   readonly maxQueuedBytesPerStream: number;
-  readonly initialSyncs: InitialSyncQueue;
+  /** Where a stream's first answer is queued (the initial-sync queue, behind HeldAnswers). */
+  readonly initialSyncs: { push(task: () => void): void };
   /** Set when identities are bound to nodes (authz.checksNodes): each stream's node is checked. */
   readonly authz: XdsAuthz | undefined;
   opened(s: ServedStreamView): void;

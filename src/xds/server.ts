@@ -6,6 +6,7 @@ import { ConnectionGate, type Refusal } from './connection-gate.js';
 import { csdsHandlers, CSDS_DEFINITION } from './csds.js';
 import { DeltaStream } from './delta-stream.js';
 import { InitialSyncQueue } from './initial-sync-queue.js';
+import { HeldAnswers } from './held-answers.js';
 import { grpcDiscoveryCall, type DiscoveryCall } from './discovery-call.js';
 import { discoveryRoute, DiscoveryRouter, takeStreamsFirst, type DiscoveryRoute } from './discovery-router.js';
 import { checkRequestNames, LimitError, SubscriptionBudget, withDefaults, type LimitHit, type XdsLimits } from './limits.js';
@@ -40,6 +41,8 @@ export interface XdsServerOptions {
   readonly listenBacklog?: number;
   /** Counts refusals by limit, and connections that were not gRPC. */
   readonly onLimit?: LimitHit;
+  /** New streams' first requests are answered only once this settles (held-answers.ts); default at once. */
+  readonly answerAfter?: Promise<void>;
   readonly onRefused?: (reason: Refusal) => void;
 }
 
@@ -102,7 +105,7 @@ export class XdsServer {
       log,
       queue: this.queue,
       maxQueuedBytesPerStream: this.limits.maxQueuedBytesPerStream,
-      initialSyncs: this.initialSyncs,
+      initialSyncs: new HeldAnswers(this.initialSyncs, options.answerAfter),
       authz: options.security?.authz?.checksNodes ? options.security.authz : undefined,
       opened: (s) => this.streams.add(s),
       grouped: (s, nodeCluster) => this.groups.add(s, nodeCluster),

@@ -1,0 +1,100 @@
+/**
+ * Fail static across a restart of fulcrum while the Kubernetes API server is away: discovered
+ * clusters are not stored (they are rebuilt from the API server), so until discovery has its
+ * first complete view fulcrum does not know them. A State-of-the-World CDS answer without them
+ * would make every proxy that (re)connects delete them: fulcrum must not answer a proxy's first
+ * requests before that view is in what it serves.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, expect, it } from 'vitest';
+import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { CDS, isType, namesOf, XdsClient } from '../support/xds-client.js';
+import { scaled } from '../support/wait.js';
+
+const SERVICE = {
+  metadata: { name: 'web', namespace: 'shop', resourceVersion: '5', labels: { 'fulcrum.io/balance': 'true' } },
+  spec: { ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+};
+/** The Service's slices: `endpoints` addresses, at most 1,000 per slice (the API's limit). */
+function slices(endpoints: number): object[] {
+  const addresses = Array.from({ length: endpoints }, (_, i) => `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+  const out: object[] = [];
+  for (let i = 0; i * 1000 < endpoints; i++) {
+    out.push({
+      metadata: { name: `web-${i}`, namespace: 'shop', resourceVersion: '6', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv4',
+      endpoints: addresses.slice(i * 1000, (i + 1) * 1000).map((a) => ({ addresses: [a], conditions: { ready: true } })),
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    });
+  }
+  return out;
+}
+
+/** An API server that answers 503 to every list until `up` is set, then lists one Service and its slices; watches stay open. */
+function flakyApiServer(state: { up: boolean }, endpoints: number): Promise<Server> {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    res.setHeader('content-type', 'application/json');
+    if (!state.up) {
+      res.writeHead(503);
+      res.end(JSON.stringify({ kind: 'Status', code: 503, message: 'the API server is restarting' }));
+      return;
+    }
+    if (url.searchParams.get('watch') === 'true') {
+      res.writeHead(200);
+      return; // held open until the client goes away
+    }
+    const items = url.pathname.endsWith('endpointslices') ? slices(endpoints) : [SERVICE];
+    res.end(JSON.stringify({ metadata: { resourceVersion: '7' }, items }));
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+let dir: string | undefined;
+let api: Server | undefined;
+let fulcrum: Fulcrum | undefined;
+let client: XdsClient | undefined;
+afterEach(async () => {
+  client?.close();
+  await fulcrum?.stop();
+  api?.closeAllConnections();
+  api?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+// 1,500 endpoints: a view that big reaches the publisher in turns of the event loop (catalog-feed.ts).
+it.each([1, 1_500])("a proxy's first CDS answer waits for Kubernetes discovery's first view (%i endpoints), and carries the discovered clusters", async (endpoints) => {
+  dir = await mkdtemp(join(tmpdir(), 'fulcrum-k8s-first-'));
+  const state = { up: false };
+  api = await flakyApiServer(state, endpoints);
+  const kubeconfig = join(dir, 'kubeconfig.yaml');
+  await writeFile(
+    kubeconfig,
+    `clusters: [{ name: c, cluster: { server: "http://127.0.0.1:${(api.address() as AddressInfo).port}" } }]\n` +
+      'users: [{ name: u, user: { token: t } }]\ncontexts: [{ name: x, context: { cluster: c, user: u } }]\ncurrent-context: x\n',
+  );
+  const configPath = join(dir, 'fulcrum.yaml');
+  await writeFile(
+    configPath,
+    `kubernetes: { enabled: true, kubeconfig: ${JSON.stringify(kubeconfig)} }\n` +
+      'clusters: [{ name: file-web, endpoints: [{ address: 127.0.0.1, port: 8080 }] }]\n',
+  );
+  fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }), debounce: { quietMs: 20, maxMs: 200 } });
+
+  // A proxy (re)connects while the API server is away: a wildcard CDS request.
+  client = XdsClient.forPort(fulcrum.xdsPort);
+  const ads = client.sotw();
+  ads.send({ node: { id: 'envoy-1', cluster: 'edge' }, type_url: CDS, resource_names: [] });
+  // Without the discovered clusters, an answer would make the proxy delete them.
+  await ads.expectNone(300, isType(CDS));
+
+  state.up = true;
+  const first = await ads.next(isType(CDS), 60_000);
+  expect(namesOf(first)).toEqual(['file-web', 'shop/web:http']);
+  expect(ads.received.filter(isType(CDS))[0]).toBe(first);
+}, scaled(120_000));

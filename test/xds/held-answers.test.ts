@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { HeldAnswers } from '../../src/xds/held-answers.js';
+
+describe('HeldAnswers', () => {
+  it('passes tasks straight on when nothing is awaited', () => {
+    const queued: string[] = [];
+    const held = new HeldAnswers({ push: (t) => t() }, undefined);
+    held.push(() => queued.push('a'));
+    expect(queued).toEqual(['a']);
+  });
+
+  it('holds tasks until the promise settles, then queues them in arrival order; later ones go straight on', async () => {
+    const queued: string[] = [];
+    let open!: () => void;
+    const until = new Promise<void>((resolve) => (open = resolve));
+    const held = new HeldAnswers({ push: (t) => t() }, until);
+    held.push(() => queued.push('a'));
+    held.push(() => queued.push('b'));
+    await Promise.resolve();
+    expect(queued).toEqual([]);
+    open();
+    await until;
+    await Promise.resolve();
+    expect(queued).toEqual(['a', 'b']);
+    held.push(() => queued.push('c'));
+    expect(queued).toEqual(['a', 'b', 'c']);
+  });
+
+  it('a rejected promise releases them too (a proxy is never held for ever by a failure)', async () => {
+    const queued: string[] = [];
+    const until = Promise.reject(new Error('no'));
+    const held = new HeldAnswers({ push: (t) => t() }, until);
+    held.push(() => queued.push('a'));
+    await until.catch(() => undefined);
+    await Promise.resolve();
+    expect(queued).toEqual(['a']);
+  });
+});
