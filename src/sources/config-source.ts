@@ -18,6 +18,8 @@ export interface ConfigSourceOptions {
   readonly onReload?: (outcome: 'ok' | 'rejected') => void;
   /** Quiet time before an edited file is read (default the watcher's). */
   readonly settleMs?: number;
+  /** Delay before seeding an edit again that the store refused (default 1 s, doubling up to 30 s). */
+  readonly retryMs?: { readonly initial: number; readonly max: number };
   /** The read the process started with (its `server:` and `kubernetes:` sections are the ones running); absent: the first read at start. */
   readonly started?: ConfigRead;
 }
@@ -36,6 +38,10 @@ export class ConfigSource implements Component {
   /** The catalog last applied, to say what a reload changed (and keep what it did not change: config-diff.ts). */
   private applied: AppliedCatalog | undefined;
   private stopped = false;
+  /** Valid edits so far: a seed being retried gives way to a newer edit (which seeds the whole file). */
+  private edits = 0;
+  /** Ends the wait before a retry at once (a newer edit, or stop). */
+  private wake: (() => void) | undefined;
 
   constructor(
     private readonly path: string,
@@ -74,12 +80,15 @@ export class ConfigSource implements Component {
   stop(): void {
     this.stopped = true;
     this.watcher.stop();
+    this.wake?.();
   }
 
   private reloaded(config: LoadedConfig): void {
     this.options.onReload?.('ok');
+    const edit = ++this.edits;
+    this.wake?.();
     this.seeding = this.seeding.then(() =>
-      this.apply(config).catch((err: unknown) =>
+      this.apply(config, edit).catch((err: unknown) =>
         this.options.log.error({ file: this.path, err }, 'config reload could not be stored; will apply at the next edit or restart'),
       ),
     );
@@ -90,7 +99,7 @@ export class ConfigSource implements Component {
    * in turns of its own: at 20k endpoints the parse's copy, the validation, the comparison and the
    * seed held every request (xDS ones too) ~140 ms as one task.
    */
-  private async apply(config: LoadedConfig): Promise<void> {
+  private async apply(config: LoadedConfig, edit: number): Promise<void> {
     const next = config.catalog;
     const slicer = new Slicer();
     await slicer.step();
@@ -103,7 +112,32 @@ export class ConfigSource implements Component {
     this.options.log.info({ file: this.path, ...counts, changes }, msg);
     this.warnRestartNeeded(config);
     await slicer.step();
-    if (!this.stopped) await this.seed(applied.catalog);
+    await this.seedUntilStored(applied.catalog, edit);
+  }
+
+  /**
+   * Seeds an edit, again with backoff while the store refuses it (etcd without quorum answers
+   * 503 for a while): the file is edited once, and an edit seeded only at the next edit or
+   * restart was an edit lost meanwhile. Until it is stored, a newer edit takes its place, or stop.
+   */
+  private async seedUntilStored(catalog: Catalog, edit: number): Promise<void> {
+    const { initial, max } = this.options.retryMs ?? { initial: 1_000, max: 30_000 };
+    for (let delay = initial; !this.stopped && edit === this.edits; delay = Math.min(max, delay * 2)) {
+      try {
+        return await this.seed(catalog);
+      } catch (err) {
+        if (this.stopped || edit !== this.edits) return;
+        this.options.log.warn({ file: this.path, err, retryInMs: delay }, 'config reload could not be stored yet; retrying');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = undefined;
+      }
+    }
   }
 
   /**

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openStore, type SeedResult } from '../../src/catalog/store/index.js';
+import { openStore, StoreUnavailableError, type SeedResult } from '../../src/catalog/store/index.js';
 import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import type { Catalog } from '../../src/catalog/types.js';
 import { parseConfig } from '../../src/sources/config-file.js';
@@ -64,6 +64,39 @@ describe('ConfigSource', () => {
     await writeFile(path, 'clusters: [{ name: d }]\n');
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(r.seeded).toHaveLength(2);
+  });
+
+  it('an edit the store could not take (etcd unreachable) is seeded again until it is, without another edit', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
+    const path = join(dir, 'fulcrum.yaml');
+    await writeFile(path, 'clusters: [{ name: a }]\n');
+    const r = recorder();
+    let refusals = 0;
+    const seed = r.options.store.seedFromConfig;
+    const source = new ConfigSource(path, {
+      ...r.options,
+      retryMs: { initial: 20, max: 100 },
+      store: {
+        // The store answers 503 twice, as etcd does while it has no quorum, then takes writes again.
+        seedFromConfig: (catalog: Catalog): SeedResult => {
+          if (r.seeded.length === 1 && refusals < 2) {
+            refusals++;
+            throw new StoreUnavailableError('etcd unreachable or without quorum');
+          }
+          return seed(catalog);
+        },
+      },
+    });
+    await source.start();
+    try {
+      await writeFile(path, 'clusters: [{ name: b }]\n');
+      await waitFor(() => r.seeded.length === 2, { what: 'the edit seeded once the store takes writes', timeoutMs: 20_000 });
+      expect(refusals).toBe(2);
+      expect(r.seeded[1]).toEqual(['b']);
+      expect(r.logs.filter((l) => l.level === 'warn').map((l) => l.msg)).toContain('config reload could not be stored yet; retrying');
+    } finally {
+      source.stop();
+    }
   });
 
   it('a reload says which clusters and listeners were added, removed or changed, and warns when server: needs a restart', async () => {
