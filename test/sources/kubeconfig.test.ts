@@ -41,3 +41,19 @@ describe('loadKubeConfig in cluster mode', () => {
     expect(loadKubeConfig({ mode: 'cluster' }).server).toBe('https://127.0.0.1:6443');
   });
 });
+
+describe('loadKubeConfig from a file', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fulcrum-kubeconfig-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a kubeconfig that is not YAML, or missing, is named in the error (fulcrum serve prints only the message)', () => {
+    const file = join(dir, 'broken.kc');
+    writeFileSync(file, 'clusters: [\n');
+    expect(() => loadKubeConfig({ mode: 'file', path: file })).toThrow(new RegExp(`^kubeconfig ${file}: not YAML \\(.*line 2`));
+    const missing = join(dir, 'missing.kc');
+    expect(() => loadKubeConfig({ mode: 'file', path: missing })).toThrow(new RegExp(`^kubeconfig ${missing}: cannot be read \\(ENOENT`));
+  });
+});

@@ -83,7 +83,7 @@ function section(file: string, doc: Entry, list: 'clusters' | 'users' | 'context
 function mergeFiles(files: readonly string[]): Merged {
   const merged: Merged = { clusters: new Map(), users: new Map(), contexts: new Map(), currentContext: undefined };
   for (const file of files) {
-    const doc = (YAML.parse(readFileSync(file, 'utf8')) ?? {}) as Entry;
+    const doc = (readKubeconfig(file) ?? {}) as Entry;
     if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`kubeconfig ${file}: not a kubeconfig (expected a mapping)`);
     section(file, doc, 'clusters', 'cluster', merged.clusters);
     section(file, doc, 'users', 'user', merged.users);
@@ -92,6 +92,21 @@ function mergeFiles(files: readonly string[]): Merged {
     if (merged.currentContext === undefined && typeof current === 'string' && current !== '') merged.currentContext = current;
   }
   return merged;
+}
+
+/** The file's YAML; an error names the file (`fulcrum serve` prints only the message, and a YAML error alone says where in which file nothing). */
+function readKubeconfig(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`kubeconfig ${file}: cannot be read (${(err as Error).message})`, { cause: err });
+  }
+  try {
+    return YAML.parse(text);
+  } catch (err) {
+    throw new Error(`kubeconfig ${file}: not YAML (${(err as Error).message.split('\n')[0]})`, { cause: err });
+  }
 }
 
 const str = (e: Entry, key: string): string | undefined => (typeof e[key] === 'string' && e[key] !== '' ? e[key] : undefined);
