@@ -1,4 +1,4 @@
-import type { MaybePromise, SeedOptions, SeedResult } from '../catalog/store/index.js';
+import type { MaybePromise, SeedConflict, SeedOptions, SeedResult, StoreChange } from '../catalog/store/index.js';
 import type { Catalog } from '../catalog/types.js';
 import type { Component } from '../runtime/lifecycle.js';
 import type { LoadedConfig } from './config-file.js';
@@ -8,7 +8,11 @@ import { ConfigWatcher, type ConfigRead } from './config-watcher.js';
 
 export interface ConfigSourceOptions {
   /** Where the file's clusters, listeners and node groups go (the store's `file` rows). */
-  readonly store: { seedFromConfig(catalog: Catalog, opts: SeedOptions): MaybePromise<SeedResult> };
+  readonly store: {
+    seedFromConfig(catalog: Catalog, opts: SeedOptions): MaybePromise<SeedResult>;
+    /** Committed changes: a deleted name the file defines but another source owned goes to the file. */
+    onChange?(listener: (change: StoreChange) => void): () => void;
+  };
   readonly log: {
     info(obj: object, msg: string): void;
     warn(obj: object, msg: string): void;
@@ -42,6 +46,9 @@ export class ConfigSource implements Component {
   private edits = 0;
   /** Ends the wait before a retry at once (a newer edit, or stop). */
   private wake: (() => void) | undefined;
+  /** The catalog last seeded, and the names in it another source owned then. */
+  private seeded: { readonly catalog: Catalog; readonly conflicts: readonly SeedConflict[] } | undefined;
+  private unsubscribe: (() => void) | undefined;
 
   constructor(
     private readonly path: string,
@@ -63,6 +70,7 @@ export class ConfigSource implements Component {
     const first = this.seed(current.catalog, true);
     // An edit made meanwhile is applied after this.
     this.seeding = first.then(() => this.keepApplied(current.catalog)).catch(() => undefined);
+    this.unsubscribe = this.options.store.onChange?.((change) => this.changed(change));
     try {
       await first;
     } catch (err) {
@@ -81,6 +89,22 @@ export class ConfigSource implements Component {
     this.stopped = true;
     this.watcher.stop();
     this.wake?.();
+    this.unsubscribe?.();
+  }
+
+  /**
+   * A name the file defines was deleted by the source that owned it: the file's definition is
+   * seeded now (README: "delete it through the API to hand the name to the file"), not at the
+   * next edit or restart.
+   */
+  private changed(change: StoreChange): void {
+    const seeded = this.seeded;
+    if (!seeded || this.stopped) return;
+    const freed = seeded.conflicts.filter((c) => change.changes.some((x) => x.action === 'delete' && x.kind === c.kind && x.name === c.name));
+    if (freed.length === 0) return;
+    this.options.log.info({ file: this.path, names: freed.map((c) => `${c.kind} ${c.name}`) }, "config file takes over names their owner deleted");
+    const edit = this.edits;
+    this.seeding = this.seeding.then(() => this.seedUntilStored(seeded.catalog, edit)).catch(() => undefined);
   }
 
   private reloaded(config: LoadedConfig): void {
@@ -160,6 +184,7 @@ export class ConfigSource implements Component {
 
   private async seed(catalog: Catalog, atStart = false): Promise<void> {
     const result = await this.options.store.seedFromConfig(catalog, { actor: 'config-file', atStart });
+    this.seeded = { catalog, conflicts: result.conflicts };
     for (const c of result.conflicts) {
       if (c.boundBy !== undefined) this.options.log.warn({ kind: c.kind, name: c.name, owner: c.owner, boundBy: c.boundBy }, 'config file listener binds the socket of a listener another source owns (Envoy would refuse both); not applied');
       else this.options.log.warn({ kind: c.kind, name: c.name, owner: c.owner }, 'config file defines a name another source owns; keeping that source\'s version');

@@ -170,6 +170,30 @@ describe('ConfigSource', () => {
     ]);
   });
 
+  it('a name the file defines but the API owned is handed to the file when the API deletes it, without another edit', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
+    const path = join(dir, 'fulcrum.yaml');
+    await writeFile(path, 'clusters: [{ name: a }]\n');
+    const store = new WriteLane(openStore(join(dir, 'data')));
+    const r = recorder();
+    const source = new ConfigSource(path, { ...r.options, store });
+    await source.start();
+    try {
+      const endpoint = { address: '10.0.0.1', port: 80, weight: 1, priority: 0, locality: { region: '', zone: '', subZone: '' }, health: 'HEALTHY' as const };
+      await store.putCluster({ name: 'x', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' }, endpoints: [endpoint] }, { actor: 'alice', owner: 'api' });
+      await writeFile(path, 'clusters: [{ name: a }, { name: x, endpoints: [{ address: 10.9.9.9, port: 81 }] }]\n');
+      await waitFor(() => r.logs.some((l) => l.level === 'warn'), { what: 'the conflict warned about', timeoutMs: 20_000 });
+      expect(store.getCluster('x')?.owner).toBe('api');
+      // README: "delete it through the API to hand the name to the file".
+      await store.deleteCluster('x', { actor: 'alice', owner: 'api' });
+      await waitFor(() => store.getCluster('x')?.owner === 'file', { what: "the file's x stored", timeoutMs: 20_000 });
+      expect(store.getCluster('x')?.endpoints.map((e) => `${e.address}:${e.port}`)).toEqual(['10.9.9.9:81']);
+    } finally {
+      source.stop();
+      await store.close();
+    }
+  });
+
   it('applies a large file\'s edit through the store, handing unchanged clusters over as the objects seeded before', async () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
     const path = join(dir, 'fulcrum.yaml');
