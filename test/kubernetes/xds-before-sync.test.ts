@@ -5,9 +5,8 @@
  * would make every proxy that (re)connects delete them: fulcrum must not answer a proxy's first
  * requests before that view is in what it serves.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -15,45 +14,7 @@ import { afterEach, expect, it } from 'vitest';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { CDS, isType, namesOf, XdsClient } from '../support/xds-client.js';
 import { scaled } from '../support/wait.js';
-
-const SERVICE = {
-  metadata: { name: 'web', namespace: 'shop', resourceVersion: '5', labels: { 'fulcrum.io/balance': 'true' } },
-  spec: { ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
-};
-/** The Service's slices: `endpoints` addresses, at most 1,000 per slice (the API's limit). */
-function slices(endpoints: number): object[] {
-  const addresses = Array.from({ length: endpoints }, (_, i) => `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`);
-  const out: object[] = [];
-  for (let i = 0; i * 1000 < endpoints; i++) {
-    out.push({
-      metadata: { name: `web-${i}`, namespace: 'shop', resourceVersion: '6', labels: { 'kubernetes.io/service-name': 'web' } },
-      addressType: 'IPv4',
-      endpoints: addresses.slice(i * 1000, (i + 1) * 1000).map((a) => ({ addresses: [a], conditions: { ready: true } })),
-      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    });
-  }
-  return out;
-}
-
-/** An API server that answers 503 to every list until `up` is set, then lists one Service and its slices; watches stay open. */
-function flakyApiServer(state: { up: boolean }, endpoints: number): Promise<Server> {
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    res.setHeader('content-type', 'application/json');
-    if (!state.up) {
-      res.writeHead(503);
-      res.end(JSON.stringify({ kind: 'Status', code: 503, message: 'the API server is restarting' }));
-      return;
-    }
-    if (url.searchParams.get('watch') === 'true') {
-      res.writeHead(200);
-      return; // held open until the client goes away
-    }
-    const items = url.pathname.endsWith('endpointslices') ? slices(endpoints) : [SERVICE];
-    res.end(JSON.stringify({ metadata: { resourceVersion: '7' }, items }));
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
+import { balancedService, fakeApiKubeconfig, fakeApiServer, readySlices } from './fake-api-server.js';
 
 let dir: string | undefined;
 let api: Server | undefined;
@@ -70,14 +31,10 @@ afterEach(async () => {
 // 1,500 endpoints: a view that big reaches the publisher in turns of the event loop (catalog-feed.ts).
 it.each([1, 1_500])("a proxy's first CDS answer waits for Kubernetes discovery's first view (%i endpoints), and carries the discovered clusters", async (endpoints) => {
   dir = await mkdtemp(join(tmpdir(), 'fulcrum-k8s-first-'));
-  const state = { up: false };
-  api = await flakyApiServer(state, endpoints);
-  const kubeconfig = join(dir, 'kubeconfig.yaml');
-  await writeFile(
-    kubeconfig,
-    `clusters: [{ name: c, cluster: { server: "http://127.0.0.1:${(api.address() as AddressInfo).port}" } }]\n` +
-      'users: [{ name: u, user: { token: t } }]\ncontexts: [{ name: x, context: { cluster: c, user: u } }]\ncurrent-context: x\n',
-  );
+  const addresses = Array.from({ length: endpoints }, (_, i) => `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+  const state = { up: false, services: [balancedService('shop', 'web')], slices: readySlices('shop', 'web', addresses) };
+  api = await fakeApiServer(state);
+  const kubeconfig = await fakeApiKubeconfig(dir, api);
   const configPath = join(dir, 'fulcrum.yaml');
   await writeFile(
     configPath,
