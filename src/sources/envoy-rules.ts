@@ -49,7 +49,8 @@ export function maglevTableSizeProblem(tableSize: number): string | undefined {
 
 // RFC 7230 §3.2.6 tchar; a token is one or more of them. RFC 6265 cookie names are tokens too.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const hasControl = (s: string): boolean => [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+/** A control character (C0 or DEL): Envoy's header-value rules refuse them, and a log line must not carry them raw. */
+export const hasControl = (s: string): boolean => [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 
 /**
  * A request header name (hash policies): an RFC 7230 token, or an HTTP/2 pseudo-header such as

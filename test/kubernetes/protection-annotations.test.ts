@@ -46,6 +46,8 @@ describe('protection annotations', () => {
     [{ 'fulcrum.io/retry-on': 'connect-failure,sometimes' }, 'fulcrum.io/retry-on="connect-failure,sometimes" needs conditions from'],
     [{ 'fulcrum.io/health-check': 'grpc' }, 'fulcrum.io/health-check="grpc": gRPC health checks need an HTTP/2 port'],
     [{ 'fulcrum.io/health-check': 'http:healthz' }, 'fulcrum.io/health-check="http:healthz": expected off, tcp, http[:/path] or grpc[:service]'],
+    // Envoy NACKs a control character in an HTTP health check path (its HTTP_HEADER_VALUE rule).
+    [{ 'fulcrum.io/health-check': 'http:/health\u0001z' }, 'fulcrum.io/health-check="http:/health\\u0001z": expected off, tcp, http[:/path] or grpc[:service]'],
   ])('a bad value %j is a warning and keeps the default', (annotations, warning) => {
     const { cluster, warnings } = mapped(annotations);
     expect(warnings.join('\n')).toContain(`service shop/api: annotation ${warning}`);

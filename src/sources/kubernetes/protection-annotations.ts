@@ -11,6 +11,7 @@
  * Finer settings (ejection times, budgets, thresholds) belong in the config file or the admin API.
  */
 import { RETRY_ON, type HealthCheckSpec, type OutlierDetectionSpec, type RetryOn, type RetryPolicySpec } from '../../catalog/protection.js';
+import { hasControl } from '../envoy-rules.js';
 
 export const OUTLIER_DETECTION_ANNOTATION = 'fulcrum.io/outlier-detection';
 export const RETRIES_ANNOTATION = 'fulcrum.io/retries';
@@ -61,8 +62,9 @@ function healthCheckOf(a: Annotations, http2: boolean, warn: (m: string) => void
   const arg = colon < 0 ? undefined : v.slice(colon + 1);
   if (kind === 'off') return undefined;
   if (kind === 'tcp' && arg === undefined) return { kind: 'tcp' };
-  // An annotation value is one line; a path with spaces or no leading '/' is a typo.
-  if (kind === 'http' && (arg === undefined || /^\/\S*$/.test(arg))) return { kind: 'http', ...(arg ? { path: arg } : {}) };
+  // An annotation value is one line; a path with spaces or no leading '/' is a typo. A control
+  // character is refused as the config file refuses it: Envoy NACKs the whole CDS update for it.
+  if (kind === 'http' && (arg === undefined || (/^\/\S*$/.test(arg) && !hasControl(arg)))) return { kind: 'http', ...(arg ? { path: arg } : {}) };
   if (kind === 'grpc' && http2) return { kind: 'grpc', ...(arg ? { path: arg } : {}) };
   const why = kind === 'grpc' ? 'gRPC health checks need an HTTP/2 port (appProtocol h2c, grpc or http2)' : 'expected off, tcp, http[:/path] or grpc[:service]';
   warn(`annotation ${HEALTH_CHECK_ANNOTATION}=${JSON.stringify(raw)}: ${why}; no Envoy health check`);

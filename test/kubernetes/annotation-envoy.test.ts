@@ -1,0 +1,65 @@
+/**
+ * A Service's annotations are written by whoever may edit that Service, and what they become goes
+ * to every proxy: a value Envoy would reject must be refused (warned about, default kept), or one
+ * namespace's typo or malice has the whole CDS update NACKed by the fleet.
+ */
+import type { Server } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type EnvoyHandle } from '../support/envoy.js';
+import { scaled, waitFor } from '../support/wait.js';
+import { balancedService, fakeApiKubeconfig, fakeApiServer, readySlices } from './fake-api-server.js';
+
+describeEnvoy('Service annotations Envoy would reject', () => {
+  let dir: string | undefined;
+  let api: Server | undefined;
+  let fulcrum: Fulcrum | undefined;
+  let envoy: EnvoyHandle | undefined;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-k8s-annotations-'));
+    api = await fakeApiServer({
+      up: true,
+      services: [
+        balancedService('shop', 'good', { 'fulcrum.io/health-check': 'http:/healthz' }),
+        // A control character in the health check path: Envoy's HTTP_HEADER_VALUE rule refuses it.
+        balancedService('shop', 'bad', { 'fulcrum.io/health-check': 'http:/health\u0001z' }),
+      ],
+      slices: [...readySlices('shop', 'good', ['192.0.2.10']), ...readySlices('shop', 'bad', ['192.0.2.11'])],
+    });
+    const kubeconfig = await fakeApiKubeconfig(dir, api);
+    const configPath = join(dir, 'fulcrum.yaml');
+    await writeFile(configPath, `kubernetes: { enabled: true, kubeconfig: ${JSON.stringify(kubeconfig)} }\n`);
+    fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }), debounce: { quietMs: 20, maxMs: 200 } });
+    await fulcrum.settled;
+    envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode: 'sotw', nodeId: 'annotations', waitUntil: 'live' });
+  }, scaled(120_000));
+
+  afterAll(async () => {
+    await envoy?.stop();
+    await fulcrum?.stop();
+    api?.closeAllConnections();
+    api?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  dumpLogsOnFailure(() => envoy);
+
+  it('a health check path with a control character is ignored (no health check), and Envoy takes every cluster', async () => {
+    await waitFor(
+      async (ctx) => {
+        const names = Object.keys((await envoy?.clusterStatuses()) ?? {});
+        ctx.note(names);
+        return names.includes('shop/good:http') && names.includes('shop/bad:http');
+      },
+      { what: 'both discovered clusters in Envoy', timeoutMs: 15_000 },
+    );
+    expect(await envoy?.stat('cluster_manager.cds.update_rejected')).toBe(0);
+    const dump = JSON.stringify(await envoy?.configDump({ resource: 'dynamic_active_clusters' }));
+    expect(dump).toContain('/healthz');
+  }, scaled(60_000));
+});
