@@ -103,8 +103,8 @@ export class ConfigSource implements Component {
     const freed = seeded.conflicts.filter((c) => change.changes.some((x) => x.action === 'delete' && x.kind === c.kind && x.name === c.name));
     if (freed.length === 0) return;
     this.options.log.info({ file: this.path, names: freed.map((c) => `${c.kind} ${c.name}`) }, "config file takes over names their owner deleted");
-    const edit = this.edits;
-    this.seeding = this.seeding.then(() => this.seedUntilStored(seeded.catalog, edit)).catch(() => undefined);
+    // What is seeded last when its turn comes: an edit queued before it must not be undone.
+    this.seeding = this.seeding.then(() => (this.seeded ? this.seedUntilStored(this.seeded.catalog, this.edits) : undefined)).catch(() => undefined);
   }
 
   private reloaded(config: LoadedConfig): void {
