@@ -97,8 +97,11 @@ async function check(args: readonly string[], deps: CliDeps): Promise<number> {
     options: { config: { type: 'string', short: 'c' }, output: { type: 'string', short: 'o', default: 'table' } },
     allowPositionals: true,
   });
-  const file = values.config ?? positionals[0];
+  const files = [...(values.config !== undefined ? [values.config] : []), ...positionals];
+  const file = files[0];
   if (file === undefined) throw new UsageError('--config FILE is required');
+  // A shell glob (`fulcrum check *.yaml`) would otherwise pass on the first file alone.
+  if (files.length > 1) throw new UsageError(`expected one config file, got ${files.length}: ${files.join(' ')}`);
   return checkCommand(file, outputFormat(values.output), deps);
 }
 

@@ -106,6 +106,19 @@ describe('fulcrum check', () => {
     expect(JSON.parse(j.out())).toMatchObject({ valid: true, clusters: 2, xds: '127.0.0.1:18000' });
     expect(await harness().run('check')).toBe(2);
   });
+
+  it('more than one file (`fulcrum check *.yaml`) is a usage error, not a check of the first alone', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-check-'));
+    const good = join(dir, 'good.yaml');
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(good, 'clusters: [{ name: a }]\n');
+    await writeFile(bad, 'clusters: [{ name: a, lbPolicy: NOPE }]\n');
+    for (const argv of [[good, bad], ['--config', good, bad]]) {
+      const h = harness();
+      expect(await h.run('check', ...argv)).toBe(2);
+      expect(h.err()).toContain('fulcrum check: expected one config file');
+    }
+  });
 });
 
 describe('formatTable', () => {
