@@ -308,7 +308,7 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     const reasons: string[] = [];
     // The config is loaded by now (startFulcrum fails on an invalid one), so readiness is about serving.
     if (xds.port === 0) reasons.push('xDS gRPC server not serving');
-    if (discovery && !discovery.synced) reasons.push('kubernetes discovery has not synced');
+    if (discovery && !discovery.synced) reasons.push(discovery.unsyncedReason());
     // Not ready while the store cannot take writes (etcd unreachable or without quorum): xDS keeps
     // serving the last good state to connected proxies, but new ones are better sent elsewhere.
     const health = store.health();

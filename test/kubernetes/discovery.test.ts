@@ -60,6 +60,32 @@ describe('KubernetesDiscovery', () => {
     expect(discovery.synced).toBe(false);
   });
 
+  it('says why it has not synced (RBAC: 403 on EndpointSlices), for /readyz', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-k8s-'));
+    api = createServer((req: IncomingMessage, res: ServerResponse) => {
+      res.setHeader('content-type', 'application/json');
+      if (new URL(req.url ?? '/', 'http://x').pathname.endsWith('endpointslices')) {
+        res.writeHead(403);
+        res.end(JSON.stringify({ kind: 'Status', code: 403, message: 'endpointslices.discovery.k8s.io is forbidden: User "system:serviceaccount:fulcrum-system:fulcrum" cannot list resource "endpointslices"' }));
+        return;
+      }
+      if (new URL(req.url ?? '/', 'http://x').searchParams.get('watch') === 'true') return void res.writeHead(200);
+      res.end(JSON.stringify({ metadata: { resourceVersion: '1' }, items: [] }));
+    });
+    await new Promise<void>((resolve) => api?.listen(0, '127.0.0.1', resolve));
+    const kubeconfig = await kubeconfigFor(dir, `http://127.0.0.1:${(api.address() as AddressInfo).port}`);
+    const discovery = new KubernetesDiscovery({ settings: { kubeconfig, nodeTopology: false }, log: quiet, onChange: () => undefined });
+    expect(discovery.unsyncedReason()).toBe('kubernetes discovery has not synced');
+    discovery.start();
+    try {
+      await waitFor(() => discovery.unsyncedReason().includes('403'), { what: 'the 403 in the reason', timeoutMs: 30_000 });
+      expect(discovery.unsyncedReason()).toMatch(/^kubernetes discovery has not synced: EndpointSlice: GET \/apis\/discovery.k8s.io\/v1\/endpointslices: endpointslices.discovery.k8s.io is forbidden: .* \(403\)$/);
+      expect(discovery.synced).toBe(false);
+    } finally {
+      await discovery.stop();
+    }
+  });
+
   it('is synced once the first complete view arrives, and hands that view on', async () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-k8s-'));
     api = await emptyApiServer();

@@ -40,6 +40,17 @@ export class KubernetesDiscovery implements Component {
     return this.state === 'synced';
   }
 
+  /**
+   * Why the first view has not arrived, for /readyz: until it has, proxies are not answered
+   * (held-answers.ts), and an operator must see the cause there (RBAC, an API server down), not
+   * only in the logs. E.g. `EndpointSlice: GET ...: endpointslices.discovery.k8s.io is forbidden: ... (403)`.
+   */
+  unsyncedReason(): string {
+    const failing = this.source.status().informers.filter((i) => !i.synced && i.lastError !== undefined);
+    const why = failing.map((i) => `${i.kind}: ${i.lastError ?? ''}`).join('; ');
+    return why === '' ? 'kubernetes discovery has not synced' : `kubernetes discovery has not synced: ${why}`;
+  }
+
   start(): void {
     this.source.start().then(
       () => {
