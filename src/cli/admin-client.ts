@@ -1,3 +1,4 @@
+import type { Shape } from './api-shapes.js';
 import { CommandError } from './usage-error.js';
 
 /** The operator commands' one way to the admin API: GET with the bearer token, JSON back, errors named. */
@@ -22,8 +23,11 @@ export class AdminClient {
     }
   }
 
-  /** GETs `path` and parses the JSON body; `allow` lists non-2xx statuses returned rather than thrown. */
-  async get(path: string, allow: readonly number[] = []): Promise<{ status: number; body: unknown }> {
+  /**
+   * GETs `path` and parses the JSON body, which must have `shape` (api-shapes.ts SHAPES); `allow`
+   * lists non-2xx statuses returned rather than thrown.
+   */
+  async get(path: string, shape: Shape, allow: readonly number[] = []): Promise<{ status: number; body: unknown }> {
     const url = new URL(path, this.base);
     const doFetch = this.options.fetch ?? fetch;
     let res: Response;
@@ -37,6 +41,10 @@ export class AdminClient {
     }
     const body: unknown = await res.json().catch(() => undefined);
     if (!res.ok && !allow.includes(res.status)) throw new CommandError(`GET ${url.pathname}${url.search}: ${res.status} ${apiMessage(body, res)}`);
+    if (!shape(body)) {
+      const what = body === undefined ? `not JSON (${res.headers.get('content-type') ?? 'no content type'})` : 'JSON of another shape';
+      throw new CommandError(`${this.base.origin} did not answer as a fulcrum admin API (GET ${url.pathname}: ${res.status}, ${what}); is --server (or FULCRUM_ADMIN_URL) its admin address?`);
+    }
     return { status: res.status, body };
   }
 }

@@ -56,3 +56,19 @@ export interface WeightsView {
     readonly explanation?: WeightExplanation;
   }[];
 }
+
+/**
+ * The least each answer the CLI reads must hold, so an answer from something else (`--server`
+ * at Envoy's admin port, a login page, another service) is told as such rather than failing
+ * inside a command with a TypeError, or printed as if it were a config dump.
+ */
+const isObject = (b: unknown): b is Record<string, unknown> => typeof b === 'object' && b !== null && !Array.isArray(b);
+export type Shape = (body: unknown) => boolean;
+export const SHAPES = {
+  readiness: (b) => isObject(b) && typeof b.ready === 'boolean' && Array.isArray(b.reasons),
+  proxies: (b) => isObject(b) && typeof b.count === 'number' && Array.isArray(b.proxies),
+  openapi: (b) => isObject(b) && typeof b.openapi === 'string',
+  weights: (b) => isObject(b) && typeof b.cluster === 'string' && Array.isArray(b.endpoints),
+  configDump: (b) => isObject(b) && typeof b.group === 'string' && isObject(b.types),
+  audit: (b) => isObject(b) && Array.isArray(b.entries),
+} satisfies Record<string, Shape>;

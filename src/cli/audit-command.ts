@@ -1,3 +1,4 @@
+import { SHAPES } from './api-shapes.js';
 import type { CommandContext } from './operator-commands.js';
 import { formatTable } from './table.js';
 import { UsageError } from './usage-error.js';
@@ -34,7 +35,7 @@ function what(e: AuditEntryView): string {
 }
 
 export async function auditCommand({ client, output, write }: CommandContext, limitText: string | undefined): Promise<number> {
-  const page = (await client.get(`/v1/audit?limit=${limitOf(limitText)}`)).body as AuditPageView;
+  const page = (await client.get(`/v1/audit?limit=${limitOf(limitText)}`, SHAPES.audit)).body as AuditPageView;
   if (output === 'json') {
     write(`${JSON.stringify(page, null, 2)}\n`);
     return 0;

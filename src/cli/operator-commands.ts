@@ -1,5 +1,5 @@
 import type { AdminClient } from './admin-client.js';
-import { XDS_TYPES, type ProxyList, type ProxyView, type Readiness, type WeightsView } from './api-shapes.js';
+import { SHAPES, XDS_TYPES, type ProxyList, type ProxyView, type Readiness, type WeightsView } from './api-shapes.js';
 import { formatTable } from './table.js';
 
 /** The read-only operator commands: each GETs the admin API and renders a table, or the JSON as is. */
@@ -16,9 +16,9 @@ const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 
 /** `fulcrum status`: alive, ready (with reasons), version, and the proxies by sync state. */
 export async function statusCommand({ client, output, write }: CommandContext): Promise<number> {
-  const ready = (await client.get('/readyz', [503])).body as Readiness;
-  const proxies = (await client.get('/v1/proxies')).body as ProxyList;
-  const version = ((await client.get('/openapi.json')).body as { info?: { version?: string } }).info?.version ?? 'unknown';
+  const ready = (await client.get('/readyz', SHAPES.readiness, [503])).body as Readiness;
+  const proxies = (await client.get('/v1/proxies', SHAPES.proxies)).body as ProxyList;
+  const version = ((await client.get('/openapi.json', SHAPES.openapi)).body as { info?: { version?: string } }).info?.version ?? 'unknown';
   const byState = proxyStates(proxies.proxies);
   if (output === 'json') {
     write(json({ version, ready: ready.ready, reasons: ready.reasons, proxies: { count: proxies.count, byState } }));
@@ -56,7 +56,7 @@ function proxyStates(proxies: readonly ProxyView[]): Record<string, number> {
 
 /** `fulcrum proxies`: one row per proxy stream, the sync state per xDS type (like istioctl proxy-status). */
 export async function proxiesCommand({ client, output, write }: CommandContext): Promise<number> {
-  const list = (await client.get('/v1/proxies')).body as ProxyList;
+  const list = (await client.get('/v1/proxies', SHAPES.proxies)).body as ProxyList;
   if (output === 'json') {
     write(json(list));
     return 0;
@@ -80,7 +80,7 @@ const num = (v: number | undefined, digits = 3): string => (v === undefined ? '-
 
 /** `fulcrum weights <cluster>`: each endpoint's published weight and why. */
 export async function weightsCommand({ client, output, write }: CommandContext, cluster: string): Promise<number> {
-  const view = (await client.get(`/v1/weights/${encodeURIComponent(cluster)}`)).body as WeightsView;
+  const view = (await client.get(`/v1/weights/${encodeURIComponent(cluster)}`, SHAPES.weights)).body as WeightsView;
   if (output === 'json') {
     write(json(view));
     return 0;
@@ -103,6 +103,6 @@ export async function configDumpCommand({ client, write }: CommandContext, node:
   if (node !== undefined) query.set('node', node);
   if (type !== undefined) query.set('type', type.toUpperCase());
   const q = query.toString();
-  write(json((await client.get(`/v1/config_dump${q ? `?${q}` : ''}`)).body));
+  write(json((await client.get(`/v1/config_dump${q ? `?${q}` : ''}`, SHAPES.configDump)).body));
   return 0;
 }
