@@ -287,6 +287,19 @@ describeControlPlane('Kubernetes source against a real kube-apiserver', () => {
     expect(slices.items.length).toBeGreaterThan(0);
   });
 
+  test('a Service deleted then created again under the same name is discovered again, with its slices', async () => {
+    failDump();
+    const before = source.status().emits;
+    await core.createNamespacedService({
+      namespace: NS,
+      body: { metadata: { name: 'web', labels: { 'fulcrum.io/balance': 'true' } }, spec: { ports: [{ name: 'http', port: 80 }] } },
+    });
+    // The slices outlived the Service (nothing garbage-collects them here): the new Service takes them.
+    await expectHosts(['10.1.0.1:8080 HEALTHY eu-west-1/eu-west-1a', '10.1.0.2:8080 HEALTHY', '10.1.0.7:8080 HEALTHY', '10.1.0.8:8080 HEALTHY'], 'web again');
+    expect(cluster()?.lbPolicy).toBe('ROUND_ROBIN'); // the old Service's annotations went with it
+    expect(source.status().emits).toBeGreaterThan(before);
+  });
+
   test('stop() ends the informers; later changes are not emitted', async () => {
     failDump();
     await source.stop();
