@@ -1,4 +1,4 @@
-import type { MaybePromise, SeedConflict, SeedOptions, SeedResult, StoreChange } from '../catalog/store/index.js';
+import type { Change, MaybePromise, SeedConflict, SeedOptions, SeedResult, StoreChange } from '../catalog/store/index.js';
 import type { Catalog } from '../catalog/types.js';
 import type { Component } from '../runtime/lifecycle.js';
 import type { LoadedConfig } from './config-file.js';
@@ -32,6 +32,16 @@ export interface ConfigSourceOptions {
  * The config file as a source of desired state: starting reads it (failing on an invalid file)
  * and seeds the store; every valid edit seeds it again, an invalid one is logged and ignored.
  */
+/**
+ * Whether a committed change frees what a seed conflict was refused: the name, deleted by its
+ * owner; or, for a file listener refused a socket (SeedConflict.boundBy), the listener binding it,
+ * deleted or changed (it may have moved to another port).
+ */
+function frees(x: Change, c: SeedConflict): boolean {
+  if (c.boundBy !== undefined) return x.kind === 'listener' && x.name === c.boundBy && x.action !== 'create';
+  return x.action === 'delete' && x.kind === c.kind && x.name === c.name;
+}
+
 export class ConfigSource implements Component {
   readonly name = 'config-file';
   private readonly watcher: ConfigWatcher;
@@ -100,7 +110,7 @@ export class ConfigSource implements Component {
   private changed(change: StoreChange): void {
     const seeded = this.seeded;
     if (!seeded || this.stopped) return;
-    const freed = seeded.conflicts.filter((c) => change.changes.some((x) => x.action === 'delete' && x.kind === c.kind && x.name === c.name));
+    const freed = seeded.conflicts.filter((c) => change.changes.some((x) => frees(x, c)));
     if (freed.length === 0) return;
     this.options.log.info({ file: this.path, names: freed.map((c) => `${c.kind} ${c.name}`) }, "config file takes over names their owner deleted");
     // What is seeded last when its turn comes: an edit queued before it must not be undone.

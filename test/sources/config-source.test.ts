@@ -41,6 +41,18 @@ describe('ConfigSource', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  /** A source on a file holding cluster `a`, seeding a SQLite store behind the write lane; started. */
+  async function sourceOnStore() {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
+    const path = join(dir, 'fulcrum.yaml');
+    await writeFile(path, 'clusters: [{ name: a }]\n');
+    const store = new WriteLane(openStore(join(dir, 'data')));
+    const r = recorder();
+    const source = new ConfigSource(path, { ...r.options, store });
+    await source.start();
+    return { path, store, r, source };
+  }
+
   it('seeds the store on start and on every valid edit; an invalid edit is logged, counted and ignored', async () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
     const path = join(dir, 'fulcrum.yaml');
@@ -171,13 +183,7 @@ describe('ConfigSource', () => {
   });
 
   it('a name the file defines but the API owned is handed to the file when the API deletes it, without another edit', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
-    const path = join(dir, 'fulcrum.yaml');
-    await writeFile(path, 'clusters: [{ name: a }]\n');
-    const store = new WriteLane(openStore(join(dir, 'data')));
-    const r = recorder();
-    const source = new ConfigSource(path, { ...r.options, store });
-    await source.start();
+    const { path, store, r, source } = await sourceOnStore();
     try {
       const endpoint = { address: '10.0.0.1', port: 80, weight: 1, priority: 0, locality: { region: '', zone: '', subZone: '' }, health: 'HEALTHY' as const };
       await store.putCluster({ name: 'x', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' }, endpoints: [endpoint] }, { actor: 'alice', owner: 'api' });
@@ -188,6 +194,22 @@ describe('ConfigSource', () => {
       await store.deleteCluster('x', { actor: 'alice', owner: 'api' });
       await waitFor(() => store.getCluster('x')?.owner === 'file', { what: "the file's x stored", timeoutMs: 20_000 });
       expect(store.getCluster('x')?.endpoints.map((e) => `${e.address}:${e.port}`)).toEqual(['10.9.9.9:81']);
+    } finally {
+      source.stop();
+      await store.close();
+    }
+  });
+
+  it('a file listener refused the socket of an API listener is applied, without another edit, once that listener moves', async () => {
+    const { path, store, r, source } = await sourceOnStore();
+    try {
+      const route = { domain: '*', prefix: '/', cluster: 'a' };
+      await store.putListener({ name: 'api', kind: 'socket', address: '::', port: 10000, routes: [route] }, { actor: 'alice', owner: 'api' });
+      await writeFile(path, 'clusters: [{ name: a }]\nlisteners: [{ name: ingress, address: "0::0", port: 10000, routes: [{ domain: "*", prefix: /, cluster: a }] }]\n');
+      await waitFor(() => r.logs.some((l) => l.level === 'warn'), { what: 'the socket conflict warned about', timeoutMs: 20_000 });
+      expect(store.listListeners().map((l) => l.name)).toEqual(['api']);
+      await store.putListener({ name: 'api', kind: 'socket', address: '::', port: 10001, routes: [route] }, { actor: 'alice', owner: 'api' });
+      await waitFor(() => store.listListeners().some((l) => l.name === 'ingress' && l.owner === 'file'), { what: "the file's listener stored", timeoutMs: 20_000 });
     } finally {
       source.stop();
       await store.close();
