@@ -116,6 +116,8 @@ export class AdaptiveWeights {
   private install(c: Cluster, ready: PreparedCluster | undefined): void {
     if (ready) this.engine.commitCluster(ready);
     else this.engine.setCluster(c.name, c.endpoints.map(engineEndpoint), c.weighting, c.safety, c.ejection);
+    // Its probe taken off: the probes' verdicts go with it (WeightEngine.forgetProbes).
+    if (this.clusters.get(c.name)?.probe !== undefined && c.probe === undefined) this.engine.forgetProbes(c.name);
   }
 
   /** Restores weights persisted by a previous process so a restart does not slosh traffic back to static. */

@@ -163,6 +163,26 @@ describe('AdaptiveWeights', () => {
     expect(s.tick(1_000)?.get('web')?.get('10.0.0.1:8080')).toEqual({ health: 'UNHEALTHY' });
   });
 
+  it('a probe taken off a cluster lets the endpoints its probes had taken out back in: no probe, no verdict', () => {
+    const probe = { kind: 'http', path: '/healthz', intervalMs: 2_000, timeoutMs: 1_000 } as const;
+    const withProbe = (on: boolean): Catalog => ({
+      ...catalogOf('HEALTHY'),
+      clusters: [cluster('web', [endpoint('10.0.0.1'), endpoint('10.0.0.2')], on ? { probe } : {})],
+    });
+    const a = new AdaptiveWeights(new WeightEngine());
+    a.setCatalog(withProbe(true));
+    // A probe path the backend does not serve: its endpoint fails every probe and is taken out.
+    for (let t = 1; t <= 3; t++) a.observeProbe('web', '10.0.0.1:8080', { ok: false, at: t * 100 });
+    expect(a.tick(1_000)?.get('web')?.get('10.0.0.1:8080')).toEqual({ health: 'UNHEALTHY' });
+    // The operator removes the probe: nothing probes the endpoint any more, so nothing can bring it
+    // back, and nothing says it is ill. It was kept UNHEALTHY for good (until a restart).
+    a.setCatalog(withProbe(false));
+    a.tick(2_000);
+    expect(a.publishedHealthOf('web')('10.0.0.1:8080')).toBe('HEALTHY');
+    expect(a.tick(60_000)?.get('web')?.get('10.0.0.1:8080')).toBeUndefined();
+    expect(a.current().get('web')?.get('10.0.0.1:8080')).toBeUndefined();
+  });
+
   it("a static cluster's weight write publishes nothing from the next tick: its overrides carry no weights", () => {
     // What an operator's write then costs: one publication (the catalog's), not a second from the
     // tick, which restarted the publisher's quiet window (a change on a static cluster took up to

@@ -474,6 +474,20 @@ export class WeightEngine {
     return e.tracker.observe(result.ok, result.at);
   }
 
+  /**
+   * Forgets what the cluster's probes said (each endpoint's HealthTracker and last probe): for a
+   * cluster whose probe was taken off. Nothing probes its endpoints any more, so an endpoint the
+   * probes had taken out would never earn its way back (RECOVERING needs successes), and a probe
+   * nobody runs is missing data, which is not ill health.
+   */
+  forgetProbes(cluster: string): void {
+    if (this.deferred(cluster, () => this.forgetProbes(cluster))) return;
+    for (const e of this.clusters.get(cluster)?.order ?? []) {
+      e.tracker = undefined;
+      e.lastProbe = undefined;
+    }
+  }
+
   /** The integer weights published by the last tick (what to persist), if any. */
   publishedWeights(cluster: string): ReadonlyMap<string, number> | undefined {
     return this.clusters.get(cluster)?.lastWeights;
