@@ -167,13 +167,29 @@ function lbEndpoint(endpoint: Endpoint, weight: number | undefined): Record<stri
 }
 
 /**
- * The groups of `c`'s endpoints by priority and locality, in order of priority, then of first
- * appearance; endpoint weights as published (publishedEndpoint), with the priority ranks.
+ * Whether the engine took `e` out (its probes or the fleet outlier detector): such an endpoint is
+ * left out of the assignment rather than sent UNHEALTHY. Envoy counts UNHEALTHY hosts against its
+ * panic threshold (50%): below it, it balanced over every host, so two dead backends of three got
+ * two thirds of the attempts. Left out, as `disabled` endpoints are (store.ts), they weigh nothing
+ * there, and Envoy's panic mode still guards the hosts fulcrum keeps (from its own outlier
+ * ejections, say). The engine never takes every endpoint out (it fails static).
  */
-function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverride> | undefined): AssignmentGroup[] {
+function takenOut(e: Endpoint, o: EndpointOverride | undefined): boolean {
+  return o?.health === 'UNHEALTHY' && probesDecide(e.health);
+}
+
+/**
+ * The groups of `c`'s endpoints by priority and locality, in order of priority, then of first
+ * appearance; endpoint weights as published (publishedEndpoint), with the priority ranks. Those
+ * the engine took out are left out (takenOut), unless that would leave none: then every endpoint
+ * is sent as published, and Envoy's panic mode balances over them.
+ */
+function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverride> | undefined, keepAll = false): AssignmentGroup[] {
   const groups: AssignmentGroup[] = [];
   let byKey: Map<string, AssignmentGroup> | undefined;
   for (const e of c.endpoints) {
+    const o = overrides?.get(endpointKey(e));
+    if (!keepAll && takenOut(e, o)) continue;
     let g = byKey === undefined ? groups.find((x) => x.priority === e.priority && sameLocality(x.locality, e.locality)) : byKey.get(localityGroupKey(e));
     if (g === undefined) {
       groups.push((g = { locality: e.locality, priority: e.priority, endpoints: [], weights: [], weight: 1 }));
@@ -181,10 +197,11 @@ function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverr
       if (byKey === undefined && groups.length > FEW_GROUPS) byKey = new Map(groups.map((x) => [localityGroupKey(x), x]));
       else byKey?.set(localityGroupKey(e), g);
     }
-    const published = publishedEndpoint(e, overrides?.get(endpointKey(e)));
+    const published = publishedEndpoint(e, o);
     g.endpoints.push(published.endpoint);
     g.weights.push(published.weight);
   }
+  if (groups.length === 0 && c.endpoints.length > 0 && !keepAll) return groupEndpoints(c, overrides, true);
   return groups.sort((a, b) => a.priority - b.priority);
 }
 

@@ -75,6 +75,9 @@ export function clusterProtection(c: Cluster): Record<string, unknown> {
         ...check,
       },
     ];
+    // Envoy otherwise keeps a host removed from EDS for as long as its health checks pass, and an
+    // endpoint fulcrum's probes or outlier detector take out is removed (translate-clusters.ts takenOut).
+    out.ignore_health_on_host_removal = true;
   }
   return out;
 }

@@ -136,7 +136,7 @@ describe('translator', () => {
       clusters: [{ name: 'big', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [endpoint(1), endpoint(2), endpoint(3)] }],
       listeners: [], nodeGroups: [],
     };
-    const weights = new Map([['big', new Map([['10.0.0.1:1', { weight: 4e9 }], ['10.0.0.1:2', { weight: 2e9 }], ['10.0.0.1:3', { weight: 0.2, health: 'UNHEALTHY' as const }]])]]);
+    const weights = new Map([['big', new Map([['10.0.0.1:1', { weight: 4e9 }], ['10.0.0.1:2', { weight: 2e9 }], ['10.0.0.1:3', { weight: 0.2 }]])]]);
     const cla = decode(translate(huge, weights).get(DEFAULT_GROUP), TYPE.endpoint, 'big') as {
       endpoints: { lb_endpoints: { load_balancing_weight: { value: number } }[] }[];
     };
@@ -144,11 +144,11 @@ describe('translator', () => {
     expect(ws.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(0xffff_ffff);
     expect(ws[2]).toBe(1);
     const health = cla.endpoints[0]?.lb_endpoints.map((e) => (e as unknown as { health_status: string }).health_status);
-    expect(health).toEqual(['HEALTHY', 'HEALTHY', 'UNHEALTHY']);
+    expect(health).toEqual(['HEALTHY', 'HEALTHY', 'HEALTHY']);
     expect((ws[0] ?? 0) / (ws[1] ?? 1)).toBeCloseTo(2, 5);
   });
 
-  it('probe health takes a DEGRADED endpoint out, and never lifts an operator\'s DRAINING, UNHEALTHY or TIMEOUT', () => {
+  it('probe health takes a HEALTHY, UNKNOWN or DEGRADED endpoint out of the assignment, and never lifts an operator\'s DRAINING, UNHEALTHY or TIMEOUT', () => {
     const states = ['HEALTHY', 'UNKNOWN', 'DEGRADED', 'DRAINING', 'UNHEALTHY', 'TIMEOUT'] as const;
     const probed: Catalog = {
       ...catalog,
@@ -156,10 +156,31 @@ describe('translator', () => {
       listeners: [], nodeGroups: [],
     };
     const failing = new Map([['p', new Map(states.map((_, i) => [`10.0.0.1:${i + 1}`, { health: 'UNHEALTHY' as const }]))]]);
-    const cla = decode(translate(probed, failing).get(DEFAULT_GROUP), TYPE.endpoint, 'p') as { endpoints: { lb_endpoints: { health_status?: string }[] }[] };
-    expect(cla.endpoints[0]?.lb_endpoints.map((e) => e.health_status)).toEqual(['UNHEALTHY', 'UNHEALTHY', 'UNHEALTHY', 'DRAINING', 'UNHEALTHY', 'TIMEOUT']);
+    type Sent = { endpoints: { lb_endpoints: { health_status?: string; endpoint: { address: { socket_address: { port_value: number } } } }[] }[] };
+    const cla = decode(translate(probed, failing).get(DEFAULT_GROUP), TYPE.endpoint, 'p') as Sent;
+    // Left out, not sent UNHEALTHY: Envoy counts UNHEALTHY hosts against its panic threshold.
+    expect(cla.endpoints[0]?.lb_endpoints.map((e) => [e.endpoint.address.socket_address.port_value, e.health_status])).toEqual([[4, 'DRAINING'], [5, 'UNHEALTHY'], [6, 'TIMEOUT']]);
     const passing = decode(translate(probed).get(DEFAULT_GROUP), TYPE.endpoint, 'p') as { endpoints: { lb_endpoints: { health_status?: string }[] }[] };
     expect(passing.endpoints[0]?.lb_endpoints.map((e) => e.health_status)).toEqual(['HEALTHY', 'UNKNOWN', 'DEGRADED', 'DRAINING', 'UNHEALTHY', 'TIMEOUT']);
+  });
+
+  it('an endpoint the engine took out is left out with its priority if it empties it; all of them taken out, all are sent', () => {
+    const two: Catalog = {
+      ...catalog,
+      clusters: [{ name: 'p', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [endpoint(1), endpoint(2, { priority: 1 }), endpoint(3, { priority: 1 })] }],
+      listeners: [], nodeGroups: [],
+    };
+    type Sent = { endpoints: { priority?: number; lb_endpoints: { health_status?: string; endpoint: { address: { socket_address: { port_value: number } } } }[] }[] };
+    const sent = (out: string[]): [number, number, string | undefined][] => {
+      const weights = new Map([['p', new Map(out.map((k) => [k, { health: 'UNHEALTHY' as const }]))]]);
+      const cla = decode(translate(two, weights).get(DEFAULT_GROUP), TYPE.endpoint, 'p') as Sent;
+      return cla.endpoints.flatMap((l) => l.lb_endpoints.map((e): [number, number, string | undefined] => [l.priority ?? 0, e.endpoint.address.socket_address.port_value, e.health_status]));
+    };
+    // The backups take over priority 0 (priorities stay consecutive from 0).
+    expect(sent(['10.0.0.1:1'])).toEqual([[0, 2, 'HEALTHY'], [0, 3, 'HEALTHY']]);
+    expect(sent(['10.0.0.1:2'])).toEqual([[0, 1, 'HEALTHY'], [1, 3, 'HEALTHY']]);
+    // Never an empty assignment (the engine fails static first; this is the translator's own floor).
+    expect(sent(['10.0.0.1:1', '10.0.0.1:2', '10.0.0.1:3'])).toEqual([[0, 1, 'UNHEALTHY'], [1, 2, 'UNHEALTHY'], [1, 3, 'UNHEALTHY']]);
   });
 
   describe('ring hash across localities: endpoint weights rescaled to one sum per locality', () => {
