@@ -167,29 +167,31 @@ function lbEndpoint(endpoint: Endpoint, weight: number | undefined): Record<stri
 }
 
 /**
- * Whether the engine took `e` out (its probes or the fleet outlier detector): such an endpoint is
- * left out of the assignment rather than sent UNHEALTHY. Envoy counts UNHEALTHY hosts against its
- * panic threshold (50%): below it, it balanced over every host, so two dead backends of three got
- * two thirds of the attempts. Left out, as `disabled` endpoints are (store.ts), they weigh nothing
- * there, and Envoy's panic mode still guards the hosts fulcrum keeps (from its own outlier
- * ejections, say). The engine never takes every endpoint out (it fails static).
+ * Health Envoy sends no requests to but counts against its panic threshold (50%): below it, Envoy
+ * balances over every host, these included. Sent UNHEALTHY, two dead backends of three (taken out
+ * by fulcrum's probes) got two thirds of the attempts, and so did two pods of three not ready.
+ * Such endpoints are left out of the assignment instead (as `disabled` ones are: store.ts), so
+ * Envoy's panic mode only ever balances over the hosts that may serve, where it still helps (a host
+ * Envoy's own outlier detection ejected is used when it is the only one). DRAINING stays: Envoy
+ * leaves it out of that count, and lets its requests in flight finish.
  */
-function takenOut(e: Endpoint, o: EndpointOverride | undefined): boolean {
-  return o?.health === 'UNHEALTHY' && probesDecide(e.health);
-}
+const leftOut = (e: Endpoint): boolean => e.health === 'UNHEALTHY' || e.health === 'TIMEOUT';
 
 /**
  * The groups of `c`'s endpoints by priority and locality, in order of priority, then of first
  * appearance; endpoint weights as published (publishedEndpoint), with the priority ranks. Those
- * the engine took out are left out (takenOut), unless that would leave none: then every endpoint
- * is sent as published, and Envoy's panic mode balances over them.
+ * published UNHEALTHY or TIMEOUT are left out (leftOut), unless none that may serve would be left:
+ * then every endpoint is sent as published, and Envoy's panic mode balances over them all (the
+ * engine fails static before that; an operator or Kubernetes may declare every endpoint out).
  */
 function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverride> | undefined, keepAll = false): AssignmentGroup[] {
   const groups: AssignmentGroup[] = [];
   let byKey: Map<string, AssignmentGroup> | undefined;
+  let serving = 0;
   for (const e of c.endpoints) {
-    const o = overrides?.get(endpointKey(e));
-    if (!keepAll && takenOut(e, o)) continue;
+    const published = publishedEndpoint(e, overrides?.get(endpointKey(e)));
+    if (!keepAll && leftOut(published.endpoint)) continue;
+    if (published.endpoint.health !== 'DRAINING') serving++;
     let g = byKey === undefined ? groups.find((x) => x.priority === e.priority && sameLocality(x.locality, e.locality)) : byKey.get(localityGroupKey(e));
     if (g === undefined) {
       groups.push((g = { locality: e.locality, priority: e.priority, endpoints: [], weights: [], weight: 1 }));
@@ -197,11 +199,10 @@ function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverr
       if (byKey === undefined && groups.length > FEW_GROUPS) byKey = new Map(groups.map((x) => [localityGroupKey(x), x]));
       else byKey?.set(localityGroupKey(e), g);
     }
-    const published = publishedEndpoint(e, o);
     g.endpoints.push(published.endpoint);
     g.weights.push(published.weight);
   }
-  if (groups.length === 0 && c.endpoints.length > 0 && !keepAll) return groupEndpoints(c, overrides, true);
+  if (serving === 0 && !keepAll && c.endpoints.length > 0) return groupEndpoints(c, overrides, true);
   return groups.sort((a, b) => a.priority - b.priority);
 }
 

@@ -108,6 +108,23 @@ describeEnvoy('Envoy panic mode and the endpoints fulcrum took out', () => {
     await expectThirdTakesAll(r, keys);
   }, scaled(90_000));
 
+  it('two of three backends declared UNHEALTHY (a Kubernetes pod not ready, say): the third takes every request', async () => {
+    // Sent UNHEALTHY, Envoy's panic mode gave each of them a third of the requests.
+    const r = await setUp(capacity(3), capacityPorts, (_, i) => (i < 2 ? { health: 'UNHEALTHY' } : {}));
+    const keys = r.backends.list.map((b) => b.key);
+    await waitFor(async () => (await hostsOf(r, keys))[2] !== undefined, { what: 'the healthy host in Envoy', timeoutMs: 20_000, intervalMs: 100 });
+    await expectThirdTakesAll(r, keys);
+  }, scaled(90_000));
+
+  it('every backend declared UNHEALTHY: all are still sent, and Envoy balances over them (never an empty cluster)', async () => {
+    const r = await setUp(capacity(3), capacityPorts, () => ({ health: 'UNHEALTHY' }));
+    const keys = r.backends.list.map((b) => b.key);
+    await waitFor(async () => (await hostsOf(r, keys)).every((h) => h?.health_flags.includes('failed_eds_health')), { what: 'three UNHEALTHY hosts in Envoy', timeoutMs: 20_000, intervalMs: 100 });
+    const result = await sendRequests(r.url, 300, { concurrency: 4 });
+    expect(result.errors).toBe(0);
+    expect(Object.keys(result.distribution).sort()).toEqual(['0', '1', '2']);
+  }, scaled(90_000));
+
   it('after a full outage the first backend back serves everything, even one Envoy\'s outlier detection had ejected', async () => {
     // What Envoy's panic mode is still for: with it off, the revived host (ejected by Envoy while
     // it refused connections) and the dead one (UNHEALTHY) left Envoy no host: 100 of 100 requests 503.

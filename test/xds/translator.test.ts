@@ -148,20 +148,24 @@ describe('translator', () => {
     expect((ws[0] ?? 0) / (ws[1] ?? 1)).toBeCloseTo(2, 5);
   });
 
-  it('probe health takes a HEALTHY, UNKNOWN or DEGRADED endpoint out of the assignment, and never lifts an operator\'s DRAINING, UNHEALTHY or TIMEOUT', () => {
+  it('probe health takes a HEALTHY, UNKNOWN or DEGRADED endpoint out, never lifts an operator\'s DRAINING, UNHEALTHY or TIMEOUT; UNHEALTHY and TIMEOUT are left out', () => {
     const states = ['HEALTHY', 'UNKNOWN', 'DEGRADED', 'DRAINING', 'UNHEALTHY', 'TIMEOUT'] as const;
     const probed: Catalog = {
       ...catalog,
       clusters: [{ name: 'p', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: states.map((health, i) => endpoint(i + 1, { health })) }],
       listeners: [], nodeGroups: [],
     };
-    const failing = new Map([['p', new Map(states.map((_, i) => [`10.0.0.1:${i + 1}`, { health: 'UNHEALTHY' as const }]))]]);
     type Sent = { endpoints: { lb_endpoints: { health_status?: string; endpoint: { address: { socket_address: { port_value: number } } } }[] }[] };
-    const cla = decode(translate(probed, failing).get(DEFAULT_GROUP), TYPE.endpoint, 'p') as Sent;
-    // Left out, not sent UNHEALTHY: Envoy counts UNHEALTHY hosts against its panic threshold.
-    expect(cla.endpoints[0]?.lb_endpoints.map((e) => [e.endpoint.address.socket_address.port_value, e.health_status])).toEqual([[4, 'DRAINING'], [5, 'UNHEALTHY'], [6, 'TIMEOUT']]);
-    const passing = decode(translate(probed).get(DEFAULT_GROUP), TYPE.endpoint, 'p') as { endpoints: { lb_endpoints: { health_status?: string }[] }[] };
-    expect(passing.endpoints[0]?.lb_endpoints.map((e) => e.health_status)).toEqual(['HEALTHY', 'UNKNOWN', 'DEGRADED', 'DRAINING', 'UNHEALTHY', 'TIMEOUT']);
+    const sent = (failing: number[]): [number, string | undefined][] => {
+      const weights = new Map([['p', new Map(failing.map((port) => [`10.0.0.1:${port}`, { health: 'UNHEALTHY' as const }]))]]);
+      const cla = decode(translate(probed, weights).get(DEFAULT_GROUP), TYPE.endpoint, 'p') as Sent;
+      return (cla.endpoints[0]?.lb_endpoints ?? []).map((e) => [e.endpoint.address.socket_address.port_value, e.health_status]);
+    };
+    // Left out, not sent UNHEALTHY or TIMEOUT: Envoy counts those against its panic threshold.
+    expect(sent([])).toEqual([[1, 'HEALTHY'], [2, 'UNKNOWN'], [3, 'DEGRADED'], [4, 'DRAINING']]);
+    expect(sent([1, 2])).toEqual([[3, 'DEGRADED'], [4, 'DRAINING']]);
+    // None left that may serve (DRAINING takes no new requests): all sent as published, for Envoy's panic mode.
+    expect(sent([1, 2, 3, 4, 5, 6])).toEqual([[1, 'UNHEALTHY'], [2, 'UNHEALTHY'], [3, 'UNHEALTHY'], [4, 'DRAINING'], [5, 'UNHEALTHY'], [6, 'TIMEOUT']]);
   });
 
   it('an endpoint the engine took out is left out with its priority if it empties it; all of them taken out, all are sent', () => {

@@ -22,10 +22,10 @@
  *     terminating and serving         → DRAINING  (Envoy lets in-flight requests finish but sends
  *                                                   no new ones: drained, not cut)
  *     anything else (not ready / terminating and not serving)
- *                                      → UNHEALTHY (kept, not dropped: the host set stays stable
- *                                                   while pods flap readiness, operators see it in
- *                                                   Envoy's /clusters, and the weight engine never
- *                                                   mistakes a not-ready pod for a deleted one)
+ *                                      → UNHEALTHY (kept in the catalog, not dropped: the weight
+ *                                                   engine never mistakes a not-ready pod for a
+ *                                                   deleted one; the translator leaves it out of
+ *                                                   EDS, where Envoy's panic threshold would count it)
  * - An address that appears more than once for a cluster (the same pod in two slices while the
  *   EndpointSlice controller moves it, or dual listing) is kept once, keyed by `address:port`;
  *   the most available condition wins (HEALTHY > DRAINING > UNHEALTHY), then the first slice by name.
