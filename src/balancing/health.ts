@@ -99,6 +99,11 @@ export class HealthTracker {
     return now >= (this.retryAtMs as number) ? 'RECOVERING' : 'UNAVAILABLE';
   }
 
+  /** When the endpoint last came back from an outage, while it stays back (undefined: never down, or down now). */
+  cameBackAt(): number | undefined {
+    return this.phase === 'AVAILABLE' ? this.availableSince : undefined;
+  }
+
   /** Whether traffic should go to the endpoint. */
   isServing(now: number): boolean {
     return this.state(now) === 'AVAILABLE';

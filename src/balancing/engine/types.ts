@@ -116,7 +116,7 @@ export const SAFETY_RULES = [
   'ejected', // fleet outlier detector: error rate far above its peers' (see EjectionSettings)
   'fail-static', // every eligible endpoint would be out: all published HEALTHY at static weights
   'joined', // new, returning or re-weighted endpoint: starts at its fair share
-  'probation', // back from an ejection: starts at a quarter of its fair share
+  'probation', // back from an ejection or a probed outage: starts at a quarter of its fair share
   'error-penalty', // its error rate lowered its weight
   'latency-penalty', // slower than the cluster median: counted as busier
   'deadband', // within the deadband of the setpoint: left alone

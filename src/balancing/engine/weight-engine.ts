@@ -81,8 +81,8 @@ import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
 import { runEjection, runEjectionSteps } from './tick/ejection.js';
 import { newFrame, newTickScratch, type Frame } from './tick/frame.js';
-import { gateHealth, gateHealthSteps } from './tick/health-gate.js';
-import { joinAndScale, joinAndScaleSteps } from './tick/join.js';
+import { gateHealth, gateHealthSteps, type ScaleSums } from './tick/health-gate.js';
+import { joinAndScale, joinAndScaleSteps, type JoinOptions } from './tick/join.js';
 import { publish, publishSteps, type Published } from './tick/publish.js';
 import {
   BLEND_PID_DEFAULTS,
@@ -598,7 +598,7 @@ export class WeightEngine {
     const f = this.frameFor(c, now);
     runEjection(f, c.order, c.ejection, c.errorsSeen ? c.errors : undefined);
     const sums = gateHealth(f, c.order, c.held);
-    joinAndScale(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows, held: c.held });
+    joinAndScale(f, c.order, joinOptions(c, sums));
     const setpoint = runController(c, f);
     clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1, errorPenalty: c.errorPenalty });
     return this.finishTick(c, f, publish(c, f, this.resolution), setpoint);
@@ -615,7 +615,7 @@ export class WeightEngine {
     yield;
     const sums = yield* gateHealthSteps(f, c.order, c.held, chunk);
     yield;
-    yield* joinAndScaleSteps(f, c.order, { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows, held: c.held }, chunk);
+    yield* joinAndScaleSteps(f, c.order, joinOptions(c, sums), chunk);
     yield;
     const setpoint = yield* runControllerSteps(c, f, chunk);
     yield;
@@ -786,6 +786,11 @@ function carryPidRows(order: readonly EndpointState[], existing: ClusterState | 
   }
   runs.flush();
   return p;
+}
+
+/** What the join stage reads of `c` (tick/join.ts). */
+function joinOptions(c: ClusterState, sums: ScaleSums): JoinOptions {
+  return { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows, held: c.held, lastTickAt: c.lastTickAt ?? -Infinity };
 }
 
 function newPidLatency(safety: SafetySettings): EwmaLatency {

@@ -97,6 +97,34 @@ describe('WeightEngine: health gate', () => {
     expect(back.explanations.get(key(0))?.rules).toContain('joined');
   });
 
+  it('an endpoint back from an outage its probes found rejoins on probation, at a quarter of its share, then earns the rest', () => {
+    const engine = new WeightEngine({ health: { baseBackoffMs: 1_000 } });
+    engine.setCluster('svc', eps(1, 1, 1, 1), PID);
+    cluster(engine, 500);
+    for (const at of [1_000, 1_100, 1_200]) engine.observeProbe('svc', key(0), { ok: false, at });
+    expect(cluster(engine, 1_500).health.get(key(0))).toBe('UNHEALTHY');
+    for (const at of [2_300, 2_400, 2_500]) engine.observeProbe('svc', key(0), { ok: true, at });
+    const back = cluster(engine, 3_000);
+    expect(back.health.get(key(0))).toBe('HEALTHY');
+    expect(back.explanations.get(key(0))?.rules).toContain('probation');
+    // A quarter of the others' weight: 1/(1 + 3 × 4) of the cluster.
+    expect(share(back, 0)).toBeCloseTo(1 / 13, 2);
+    // Each endpoint's cpu follows its share of the load (equal capacities): the controller raises it.
+    let t = back;
+    for (let now = 4_000; now <= 20_000; now += 1_000) {
+      for (let i = 0; i < 4; i++) engine.observeSample('svc', key(i), { at: now - 100, cpu: 2 * share(t, i) });
+      t = cluster(engine, now);
+    }
+    expect(share(t, 0)).toBeGreaterThan(0.2);
+    // Under static weights there is nothing to earn a share back with: it rejoins whole.
+    const fixed = new WeightEngine({ health: { baseBackoffMs: 1_000 } });
+    fixed.setCluster('svc', eps(1, 1), { kind: 'static' });
+    for (const at of [1_000, 1_100, 1_200]) fixed.observeProbe('svc', key(0), { ok: false, at });
+    cluster(fixed, 1_500);
+    for (const at of [2_300, 2_400, 2_500]) fixed.observeProbe('svc', key(0), { ok: true, at });
+    expect(cluster(fixed, 3_000).explanations.get(key(0))?.rules).toContain('joined');
+  });
+
   it('seeding an endpoint out of rotation: its health changes when it returns, not before', () => {
     const engine = new WeightEngine({ health: { baseBackoffMs: 1_000 } });
     engine.setCluster('svc', eps(1, 1, 1), { kind: 'static' });

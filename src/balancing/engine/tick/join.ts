@@ -2,8 +2,10 @@
  * Stage 2, scale and joiners. Weights are relative, so their scale is arbitrary; the engine ties
  * it to the continuing endpoints (mean of weight / static weight) so floor, ceiling and decay stay
  * meaningful. New endpoints, endpoints back from UNHEALTHY and endpoints whose static weight
- * changed start at their fair share (static × scale); endpoints back from an ejection start on
- * probation at a quarter of it and earn the rest through the controller and the step limit.
+ * changed start at their fair share (static × scale); endpoints back from an ejection, or back
+ * from an outage their probes found, start on probation at a quarter of it and earn the rest
+ * through the controller and the step limit: a backend just restarted (cold caches, a JIT still
+ * warming) is not handed its whole share at once, which could knock it over again.
  */
 import { isSet, UNSET, valueOr, type EndpointState } from '../state.js';
 import { HW_PUB, HW_ROW, HW_SERVED, HW_W } from '../held-weights.js';
@@ -27,10 +29,10 @@ const R_PROBATION = ruleBit('probation');
  */
 export function joinAndScale(f: Frame, eps: readonly EndpointState[], o: JoinOptions): void {
   const scale = clusterScale(o.held, o.pidRows, o.sums);
-  joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, held: o.held, scale, from: 0, to: f.n });
+  joinRange(f, eps, { ...o, scale, from: 0, to: f.n });
 }
 
-interface JoinOptions {
+export interface JoinOptions {
   readonly adaptive: boolean;
   readonly safety: SafetySettings;
   readonly sums: ScaleSums;
@@ -38,12 +40,14 @@ interface JoinOptions {
   readonly pidRows: PidRows;
   /** The cluster's held weights (held-weights.ts). */
   readonly held: Float64Array;
+  /** When the cluster last ticked (-Infinity: never): a probe comeback after it is this tick's. */
+  readonly lastTickAt: number;
 }
 
 /** joinAndScale in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* joinAndScaleSteps(f: Frame, eps: readonly EndpointState[], o: JoinOptions, chunk: number): Generator<void, void, void> {
   const scale = clusterScale(o.held, o.pidRows, o.sums);
-  yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, held: o.held, scale, from, to }));
+  yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, { ...o, scale, from, to }));
 }
 
 interface JoinRange {
@@ -51,6 +55,7 @@ interface JoinRange {
   readonly safety: SafetySettings;
   readonly pidRows: PidRows;
   readonly held: Float64Array;
+  readonly lastTickAt: number;
   readonly scale: number;
   readonly from: number;
   readonly to: number;
@@ -68,7 +73,7 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
       setCell(r.pidRows.rows, i, PR_W, UNSET);
       held[o + HW_PUB] = fair;
     } else if (f.failStatic || held[o + HW_SERVED] !== 1 || !isSet(held[o + HW_W] as number)) {
-      const probation = r.adaptive && e.ejection?.releasedNow === true && !f.failStatic;
+      const probation = r.adaptive && !f.failStatic && (e.ejection?.releasedNow === true || (e.tracker?.cameBackAt() ?? -Infinity) > r.lastTickAt);
       const w = probation ? fair * PROBATION_SHARE : fair;
       held[o + HW_W] = held[o + HW_PUB] = w;
       setCell(r.pidRows.rows, i, PR_W, w);
