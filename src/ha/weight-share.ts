@@ -45,8 +45,14 @@ export interface WeightShareOptions {
   readonly now?: () => number;
 }
 
-/** Clusters per transaction: etcd allows 128 operations and 1.5 MiB per request by default. */
+/** Clusters per transaction: etcd allows 128 operations per request by default. */
 const BATCH = 32;
+/**
+ * Bytes of keys and records per transaction: etcd refuses a request over 1.5 MiB by default
+ * (--max-request-bytes), and 32 state records of 100 endpoints already pass it; the rest is left
+ * for the compares and the framing. A record larger alone is written without its state.
+ */
+const BATCH_BYTES = 1024 * 1024;
 
 /**
  * Published weights through etcd. The owner of a cluster writes its overrides to `served/` when
@@ -73,6 +79,8 @@ export class WeightShare {
   private readonly seen = new Map<string, number>();
   private readonly written = new Map<string, Written>();
   private readonly incarnation = randomUUID();
+  /** Clusters whose record was found too large for one etcd request (warned once). */
+  private readonly oversize = new Set<string>();
   private queue: Promise<void> = Promise.resolve();
   /** Forced flushes (hand-overs) queued and not yet started, gathered into one. */
   private forced: { readonly clusters: Map<string, string>; readonly run: Promise<void> } | undefined;
@@ -195,10 +203,26 @@ export class WeightShare {
       if (!stateDue && last.body === body) continue;
       const state = stateDue ? this.o.weights.exportState(cluster) : undefined;
       if (stateDue && state === undefined) continue;
-      const record = recordJson(this.o.replicaId, this.incarnation, now, body, state);
-      due.push({ cluster, revision, overrides, body, withState: state !== undefined, record });
+      const d = this.fitting({ cluster, revision, overrides, body, withState: state !== undefined, record: recordJson(this.o.replicaId, this.incarnation, now, body, state) }, now);
+      if (d !== undefined) due.push(d);
     }
-    for (let i = 0; i < due.length; i += BATCH) await this.write(due.slice(i, i + BATCH), now);
+    for (const batch of batches(due, BATCH, BATCH_BYTES)) await this.write(batch, now);
+  }
+
+  /**
+   * The record as it fits in one etcd request: with its state if it can, else the overrides alone
+   * (the next owner then starts from the served weights, not the controller's memory), else none.
+   */
+  private fitting(d: Due, now: number): Due | undefined {
+    if (recordBytes(d) <= BATCH_BYTES) return d;
+    const served = { ...d, withState: false, record: recordJson(this.o.replicaId, this.incarnation, now, d.body) };
+    const fits = d.withState && recordBytes(served) <= BATCH_BYTES;
+    if (!this.oversize.has(d.cluster)) {
+      this.oversize.add(d.cluster);
+      const what = fits ? 'controller state not shared (a new owner starts from the served weights)' : 'weights not shared (other replicas serve the catalog\'s)';
+      this.o.log.warn({ cluster: d.cluster, bytes: recordBytes(d), limit: BATCH_BYTES }, `ha: the cluster's weight record exceeds one etcd request: ${what}`);
+    }
+    return fits ? served : undefined;
   }
 
   /**
@@ -279,6 +303,30 @@ interface Due extends Omit<Written, 'stateAt'> {
   readonly revision: string;
   readonly withState: boolean;
   readonly record: string;
+}
+
+/** What a record costs of an etcd request: its value and its key (a cluster name is at most a few hundred bytes). */
+function recordBytes(d: Due): number {
+  return Buffer.byteLength(d.record) + Buffer.byteLength(d.cluster) + 64;
+}
+
+/** `due` cut into runs of at most `count` records and `bytes` bytes (a record alone may be larger: it is `fitting`'s to refuse). */
+function batches(due: readonly Due[], count: number, bytes: number): Due[][] {
+  const out: Due[][] = [];
+  let run: Due[] = [];
+  let size = 0;
+  for (const d of due) {
+    const b = recordBytes(d);
+    if (run.length > 0 && (run.length >= count || size + b > bytes)) {
+      out.push(run);
+      run = [];
+      size = 0;
+    }
+    run.push(d);
+    size += b;
+  }
+  if (run.length > 0) out.push(run);
+  return out;
 }
 
 /**

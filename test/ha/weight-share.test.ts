@@ -178,4 +178,55 @@ describeEtcd('weight share through etcd', () => {
     const left = await client.getAll().prefix(`${prefix}/`).keys();
     expect(left).toEqual([]);
   });
+
+  /** A state of `n` endpoints: ~400 B each, as the engine exports them. */
+  function bigState(n: number): ExportedClusterState {
+    const keys = Array.from({ length: n }, (_, i) => `10.0.${i >> 8}.${i & 255}:8080`);
+    return { version: 1, weights: Object.fromEntries(keys.map((k) => [k, 100])), endpoints: Object.fromEntries(keys.map((k) => [k, endpoint(1)])) };
+  }
+
+  it('every owned cluster\'s state is written when a batch of them would exceed 1.5 MiB in one transaction', async () => {
+    const keys = haKeys('/share-big');
+    const clusters = Array.from({ length: 32 }, (_, i) => `c${i}`);
+    const owned = new Map<string, string>();
+    for (const c of clusters) owned.set(c, (await client.put(keys.owner(c)).value('a')).header.revision);
+    // 32 clusters of 200 endpoints: each record ~100 KB (well within one request), ~3 MB together.
+    const state = bigState(200);
+    const overrides = new Map(Object.keys(state.weights).map((k) => [k, { weight: 100 }]));
+    const shared: SharedWeights = {
+      current: () => new Map(clusters.map((c) => [c, overrides])),
+      exportState: () => state,
+      importState: () => 1,
+      setRemote: () => undefined,
+    };
+    const size = JSON.stringify(state).length;
+    expect(size * clusters.length).toBeGreaterThan(1.5 * 1024 * 1024);
+    expect(size).toBeLessThan(512 * 1024);
+    const share = new WeightShare({ client, keys, replicaId: 'a', weights: shared, log, stateRefreshMs: 5_000 });
+    await share.flush(owned).catch(() => undefined);
+    const written = await client.getAll().prefix(keys.weights).keys();
+    expect(written.length).toBe(clusters.length);
+  });
+
+  it('a record whose state alone exceeds 1.5 MiB is served without its state, and the other clusters are written', async () => {
+    const keys = haKeys('/share-huge');
+    const owned = new Map<string, string>();
+    for (const c of ['huge', 'small']) owned.set(c, (await client.put(keys.owner(c)).value('a')).header.revision);
+    // A discovered cluster of 6,000 endpoints (not bounded by the store's write limit): ~2 MB of state.
+    const states = { huge: bigState(6_000), small: bigState(3) };
+    const overrides = (s: ExportedClusterState) => new Map(Object.keys(s.weights).map((k) => [k, { weight: 100 }]));
+    const current = new Map([['huge', overrides(states.huge)], ['small', overrides(states.small)]]);
+    const shared: SharedWeights = {
+      current: () => current,
+      exportState: (c) => states[c as keyof typeof states],
+      importState: () => 1,
+      setRemote: () => undefined,
+    };
+    expect(JSON.stringify(states.huge).length).toBeGreaterThan(1.5 * 1024 * 1024);
+    const share = new WeightShare({ client, keys, replicaId: 'a', weights: shared, log, stateRefreshMs: 5_000 });
+    await share.flush(owned).catch(() => undefined);
+    const served = JSON.parse((await client.get(keys.servedWeight('huge')).string()) ?? '{}') as { overrides?: Record<string, unknown> };
+    expect(Object.keys(served.overrides ?? {}).length).toBe(6_000);
+    expect(await client.get(keys.weight('small')).string()).not.toBeNull();
+  });
 });
