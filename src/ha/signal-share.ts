@@ -109,18 +109,12 @@ export class SignalShare {
     if (this.pending.size === 0 && partials.length === 0) return 0;
     const batch = this.pending;
     this.pending = new Map();
-    const clusters: Record<string, Record<string, Sample>> = {};
-    let n = partials.length;
-    for (const [cluster, eps] of batch) {
-      clusters[cluster] = Object.fromEntries(eps);
-      n += eps.size;
+    const at = (this.o.now ?? Date.now)();
+    // Lost if a write fails: signals are soft state, and the next tick brings newer ones.
+    for (const part of parts(this.o.replicaId, at, batch, partials)) {
+      await this.o.client.put(this.o.keys.signal(this.o.replicaId)).value(part).lease(lease).exec();
     }
-    const lrs: Record<string, Record<string, readonly number[]>> = {};
-    for (const p of partials) (lrs[p.cluster] ??= {})[p.key] = p.sums;
-    const body: SignalBatch = { replica: this.o.replicaId, at: (this.o.now ?? Date.now)(), clusters, ...(partials.length > 0 ? { lrs } : {}) };
-    // Lost if the write fails: signals are soft state, and the next tick brings newer ones.
-    await this.o.client.put(this.o.keys.signal(this.o.replicaId)).value(JSON.stringify(body)).lease(lease).exec();
-    return n;
+    return partials.length + [...batch.values()].reduce((n, eps) => n + eps.size, 0);
   }
 
   private fold(cluster: string, key: string, sample: Sample): void {
@@ -166,6 +160,51 @@ export class SignalShare {
       for (const [key, sums] of Object.entries(eps)) if (Array.isArray(sums)) this.o.lrs.applyPartial(from, { cluster, key, sums });
     }
   }
+}
+
+/**
+ * Bytes of one batch put: etcd refuses a request over 1.5 MiB by default (--max-request-bytes),
+ * which a tick's reports for ~15,000 endpoints of other owners pass (~100 B each). A larger tick
+ * is written as several puts of the key, one after another: the owners read each as it comes
+ * (a watch delivers every revision), and an endpoint's values are whole in one of them.
+ */
+const PART_BYTES = 1024 * 1024;
+
+/** One tick's samples and LRS sums as SignalBatch JSON texts of at most about PART_BYTES each. */
+function parts(replica: string, at: number, samples: Pending, partials: readonly LrsPartial[]): string[] {
+  const out: string[] = [];
+  let clusters: Record<string, Record<string, Sample>> = {};
+  let lrs: Record<string, Record<string, readonly number[]>> = {};
+  let bytes = 0;
+  const close = (): void => {
+    const withLrs = Object.keys(lrs).length > 0;
+    out.push(JSON.stringify({ replica, at, clusters, ...(withLrs ? { lrs } : {}) } satisfies SignalBatch));
+    clusters = {};
+    lrs = {};
+    bytes = 0;
+  };
+  /** Starts another part first if `size` more bytes would not fit in this one. */
+  const room = (size: number): void => {
+    if (bytes > 0 && bytes + size > PART_BYTES) close();
+    bytes += size;
+  };
+  for (const [cluster, eps] of samples) {
+    for (const [key, sample] of eps) {
+      room(entryBytes(cluster, key, sample));
+      (clusters[cluster] ??= {})[key] = sample;
+    }
+  }
+  for (const p of partials) {
+    room(entryBytes(p.cluster, p.key, p.sums));
+    (lrs[p.cluster] ??= {})[p.key] = p.sums;
+  }
+  if (bytes > 0 || out.length === 0) close();
+  return out;
+}
+
+/** About what an endpoint's entry adds to a batch's JSON (its cluster's name counted each time: an upper bound). */
+function entryBytes(cluster: string, key: string, value: object): number {
+  return Buffer.byteLength(cluster) + Buffer.byteLength(key) + Buffer.byteLength(JSON.stringify(value)) + 16;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
