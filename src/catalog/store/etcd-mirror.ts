@@ -7,6 +7,7 @@
 import type { Etcd3, Namespace, Watcher } from 'etcd3';
 import { parseKey, SECTIONS, type Entry, type Section } from './etcd-layout.js';
 import type { MirrorView } from './etcd-plans.js';
+import { WatchResume } from './watch-resume.js';
 
 interface KeyValue {
   readonly key: Buffer;
@@ -94,6 +95,9 @@ export class EtcdMirror implements MirrorView {
       return;
     }
     this.watcher = watcher;
+    // From the revision after the last event applied, not the header's: a stream that broke while
+    // etcd replayed a gap (its own, or since the listing) lost the rest of it, writes included.
+    new WatchResume(watcher, BigInt(this.rev + 1));
     watcher.on('data', (res) => this.applyEvents(res.events as { type: string; kv: KeyValue }[], Number(res.header.revision)));
     watcher.on('disconnected', (err) => this.options.onWatchState?.(false, err.message));
     watcher.on('connected', () => this.options.onWatchState?.(true));

@@ -1,5 +1,6 @@
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
+import { WatchResume } from './watch-resume.js';
 
 /**
  * Follows every key under an etcd prefix: lists it, then watches from the next revision. A
@@ -11,11 +12,8 @@ import type { Logger } from 'pino';
  * `store.etcd.compactEveryMs`), and a replica cut off from etcd for longer than the retained
  * history would otherwise never learn of another replica again.
  *
- * The client takes the revision to resume from out of each create response's header, which is
- * etcd's current revision, not the one asked for: events etcd was still replaying (those between
- * the listing and the watch's creation, or a resumed gap) when the stream broke again would be
- * skipped without an error. So the watch resumes from the revision after the last event it
- * delivered (`resumesFrom`), set again at every (re)connection and response.
+ * The watch resumes from the revision after the last event it delivered, not from where etcd
+ * was when it answered (watch-resume.ts).
  */
 export interface PrefixWatchOptions {
   readonly client: Etcd3;
@@ -39,8 +37,7 @@ const MAX_RETRY_MS = 5_000;
 
 export class PrefixWatch {
   private watcher: Watcher | undefined;
-  /** The first revision not yet delivered (undefined: watching from the present, nothing delivered yet). */
-  private resume: bigint | undefined;
+  private resume: WatchResume | undefined;
   private stopped = false;
   private recovering: Promise<void> | undefined;
 
@@ -89,25 +86,9 @@ export class PrefixWatch {
       return;
     }
     this.watcher = w;
-    this.resume = next === undefined ? undefined : BigInt(next);
-    const resumeHere = (): void => {
-      if (this.resume !== undefined) w.request.start_revision = this.resume.toString();
-    };
-    // The client has set it from the create response already, and sets it again at each
-    // reconnection and after each response (to the header's revision: etcd's current one, also
-    // while it replays a backlog 1,000 revisions at a time). Registered after the client's own
-    // listeners, these put it back.
-    resumeHere();
-    w.on('connected', resumeHere);
-    w.on('data', resumeHere);
-    w.on('put', (kv) => {
-      this.delivered(kv);
-      this.o.put(kv);
-    });
-    w.on('delete', (kv) => {
-      this.delivered(kv);
-      this.o.deleted?.(kv);
-    });
+    this.resume = new WatchResume(w, next === undefined ? undefined : BigInt(next));
+    w.on('put', (kv) => this.o.put(kv));
+    w.on('delete', (kv) => this.o.deleted?.(kv));
     // The etcd3 client emits 'error' on a watcher only when etcd cancelled it: it is dead.
     w.on('error', (err) => {
       if (this.watcher !== w) return;
@@ -126,13 +107,7 @@ export class PrefixWatch {
 
   /** The revision the client would resume the watch from after a broken stream (undefined: not watching, or from the present). */
   resumesFrom(): string | undefined {
-    const from = this.watcher?.request.start_revision;
-    return from === undefined ? undefined : String(from);
-  }
-
-  private delivered(kv: IKeyValue): void {
-    const after = BigInt(kv.mod_revision) + 1n;
-    if (this.resume === undefined || after > this.resume) this.resume = after;
+    return this.watcher === undefined ? undefined : this.resume?.resumesFrom();
   }
 
   private async retry(done: string): Promise<void> {
