@@ -5,6 +5,8 @@ import type { Component } from '../runtime/lifecycle.js';
 import { haKeys } from './keys.js';
 import { Membership } from './membership.js';
 import { Ownership } from './ownership.js';
+import { rendezvousOwner } from './rendezvous.js';
+import { monotonicNow } from '../runtime/monotonic-clock.js';
 import { SignalShare, type SharedLrs, type SharedSignals } from './signal-share.js';
 import { WeightShare, type SharedWeights } from './weight-share.js';
 
@@ -13,6 +15,8 @@ export const DEFAULT_LEASE_TTL_SECONDS = 3;
 export const DEFAULT_STATE_REFRESH_MS = 5_000;
 /** How often ownership is recomputed even without a watch event (a safety net, not the mechanism). */
 const RECONCILE_MS = 1_000;
+/** How long a removed cluster's records stay without an owner before they are deleted. */
+const ORPHAN_GRACE_MS = 10_000;
 
 export interface HaReplicaOptions {
   /** A connected etcd client (the store's); not closed by the replica. */
@@ -58,6 +62,8 @@ export class HaReplica implements Component {
   private flushing = false;
   private clusters: readonly string[] = [];
   private readonly ttlMs: number;
+  /** Clusters whose records are orphaned, since when (swept after ORPHAN_GRACE_MS). */
+  private orphaned = new Map<string, number>();
 
   constructor(private readonly o: HaReplicaOptions) {
     if (o.replicaId === '' || o.replicaId.includes('/')) throw new RangeError(`ha.replicaId must be non-empty and contain no "/", got "${o.replicaId}"`);
@@ -94,7 +100,10 @@ export class HaReplica implements Component {
     this.ownership.setClusters(this.clusters);
     this.timer = setInterval(() => void this.flush(), this.o.tickMs);
     this.timer.unref();
-    this.reconcileTimer = setInterval(() => this.ownership.reconcile(), RECONCILE_MS);
+    this.reconcileTimer = setInterval(() => {
+      this.ownership.reconcile();
+      this.sweepOrphans();
+    }, RECONCILE_MS);
     this.reconcileTimer.unref();
   }
 
@@ -143,6 +152,29 @@ export class HaReplica implements Component {
   /** Who holds a cluster, as this replica last saw it. */
   ownerOf(cluster: string): string | undefined {
     return this.ownership.holderOf(cluster);
+  }
+
+  /**
+   * Records of clusters that left the catalog while no replica held them (their owner died, so
+   * none retired them) would stay in etcd for good, and a cluster created later under the name
+   * would import their state. The replica that would own such a cluster deletes them once they
+   * have been orphaned for ORPHAN_GRACE_MS (a catalog behind another replica's, or discovery not
+   * synced yet after a start, is not taken for a deletion).
+   */
+  private sweepOrphans(): void {
+    const live = this.membership.live();
+    if (this.membership.fenced() || !live.has(this.o.replicaId)) return;
+    const catalog = new Set(this.clusters);
+    const now = monotonicNow();
+    const orphaned = new Map<string, number>();
+    for (const c of this.weightShare.recordedClusters()) {
+      if (catalog.has(c) || this.ownership.holderOf(c) !== undefined || rendezvousOwner(c, live) !== this.o.replicaId) continue;
+      const since = this.orphaned.get(c) ?? now;
+      orphaned.set(c, since);
+      if (now - since < ORPHAN_GRACE_MS) continue;
+      this.weightShare.sweep(c).catch((err: unknown) => this.o.log.warn({ cluster: c, err: (err as Error).message }, 'ha: records of a removed cluster not deleted; retried'));
+    }
+    this.orphaned = orphaned;
   }
 
   /** One write round: owned clusters' weights, then this replica's signal batch. */

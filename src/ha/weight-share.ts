@@ -45,6 +45,9 @@ export interface WeightShareOptions {
   readonly now?: () => number;
 }
 
+/** The two directories of published records. */
+type RecordDir = 'weights' | 'served';
+
 /** Clusters per transaction: etcd allows 128 operations per request by default. */
 const BATCH = 32;
 /**
@@ -78,6 +81,8 @@ export class WeightShare {
    */
   private readonly seen = new Map<string, number>();
   private readonly written = new Map<string, Written>();
+  /** Clusters with a record under weights/ and under served/ (any writer's, this one's too). */
+  private readonly recorded: Record<RecordDir, Set<string>> = { weights: new Set(), served: new Set() };
   private readonly incarnation = randomUUID();
   /** Clusters whose record was found too large for one etcd request (warned once). */
   private readonly oversize = new Set<string>();
@@ -95,12 +100,12 @@ export class WeightShare {
         prefix: weights,
         // After a lost watch, records deleted meanwhile (clusters gone) are forgotten too.
         listed: (kvs, revision) => {
-          const present = new Set(kvs.map((kv) => nameUnder(weights, kv.key.toString())));
+          const present = this.relisted('weights', kvs);
           for (const cluster of [...this.serving]) if (!present.has(cluster)) this.dropRemote(cluster, revision);
           for (const kv of kvs) this.received(weights, kv);
         },
         put: (kv) => this.received(weights, kv),
-        deleted: (kv) => this.dropRemote(nameUnder(weights, kv.key.toString()), Number(kv.mod_revision)),
+        deleted: (kv) => this.deleted('weights', kv),
         log: this.o.log,
         what: 'ha: weights watch',
       }),
@@ -108,10 +113,11 @@ export class WeightShare {
         client: this.o.client,
         prefix: served,
         listed: (kvs) => {
+          this.relisted('served', kvs);
           for (const kv of kvs) this.received(served, kv);
         },
         put: (kv) => this.received(served, kv),
-        deleted: (kv) => this.dropRemote(nameUnder(served, kv.key.toString()), Number(kv.mod_revision)),
+        deleted: (kv) => this.deleted('served', kv),
         log: this.o.log,
         what: 'ha: served weights watch',
       }),
@@ -127,6 +133,40 @@ export class WeightShare {
   async stop(): Promise<void> {
     await Promise.all(this.watches.map((w) => w.stop()));
     this.watches = [];
+  }
+
+  /** The clusters with records under `dir` as listed (replacing what was known); returns them. */
+  private relisted(dir: RecordDir, kvs: readonly IKeyValue[]): Set<string> {
+    const set = this.recorded[dir];
+    set.clear();
+    for (const kv of kvs) {
+      const cluster = nameUnder(this.o.keys[dir], kv.key.toString());
+      if (cluster !== undefined) set.add(cluster);
+    }
+    return set;
+  }
+
+  private deleted(dir: RecordDir, kv: IKeyValue): void {
+    const cluster = nameUnder(this.o.keys[dir], kv.key.toString());
+    if (cluster !== undefined) this.recorded[dir].delete(cluster);
+    this.dropRemote(cluster, Number(kv.mod_revision));
+  }
+
+  /** Every cluster with a record in etcd, whoever wrote it. */
+  recordedClusters(): Set<string> {
+    return new Set([...this.recorded.weights, ...this.recorded.served]);
+  }
+
+  /**
+   * Deletes the records of a cluster no replica holds (its owner died, and the cluster left the
+   * catalog meanwhile: nobody retires it), only while no owner key exists.
+   */
+  sweep(cluster: string): Promise<void> {
+    return this.serial(async () => {
+      const { client, keys } = this.o;
+      const gone = [keys.weight(cluster), keys.servedWeight(cluster)].map((key) => client.delete().key(key));
+      await client.if(keys.owner(cluster), 'Create', '==', 0).then(...gone).commit();
+    });
   }
 
   /** Stops serving another replica's overrides for the cluster; records up to `revision` are old news. */
@@ -276,6 +316,7 @@ export class WeightShare {
   /** A record under `dir` (weights/ or served/): its overrides are served unless a newer record's are. */
   private received(dir: string, kv: IKeyValue): void {
     const cluster = nameUnder(dir, kv.key.toString());
+    if (cluster !== undefined) this.recorded[dir === this.o.keys.weights ? 'weights' : 'served'].add(cluster);
     const record = parseServed(kv.value.toString());
     // Our own records: what we publish locally is at least as new.
     if (cluster === undefined || record === undefined || record.incarnation === this.incarnation) return;
