@@ -213,6 +213,15 @@ describeEtcd('etcd store: several replicas on one etcd', () => {
     expect(a.getCluster('huge')).toBeUndefined();
   });
 
+  it('a config file of many clusters, each well within one request but more than one together, is seeded whole', async () => {
+    const [a] = (await replicas(1)) as [EtcdStore];
+    // 40 clusters of 300 endpoints: ~60 KB each once stored (twice that with its audit entry), ~5 MB in all.
+    const clusters = Array.from({ length: 40 }, (_, c) => cluster(`svc-${c}`, Array.from({ length: 300 }, (_, i) => endpoint(`10.${c}.${i >> 8}.${i & 255}`))));
+    const result = await a.seedFromConfig({ clusters, listeners: [], nodeGroups: [] });
+    expect(result.changes.length).toBe(40);
+    expect(a.listClusters().map((c) => c.endpoints.length)).toEqual(clusters.map(() => 300));
+  });
+
   it('a replica whose watch fell behind a compaction lists again, reports the difference and keeps watching', async () => {
     const [writer] = (await replicas(1)) as [EtcdStore];
     // The lagging replica talks to member 0 only, so stopping member 0 cuts it off.

@@ -103,6 +103,8 @@ const NO_SPACE_ADVICE =
 const REQUEST_OVERHEAD_BYTES = 16 * 1024;
 /** etcd's --max-txn-ops default is 128; stay under it with the audit puts counted. */
 const MAX_OPS_PER_TXN = 100;
+/** An audit entry's key, time, actor and sequence number, added at commit (an upper bound). */
+const AUDIT_STAMP_BYTES = 256;
 /** Planning again after losing a race: more than this in a row means heavy contention. */
 const MAX_ATTEMPTS = 8;
 const DEFAULT_WRITE_TIMEOUT_MS = 3_000;
@@ -385,7 +387,7 @@ export class EtcdStore implements CatalogStore {
    * Makes the `file` resources match the file. Several replicas seeding the same file at once
    * converge: each batch compares the mod_revision of everything it read, so one replica's batch
    * commits and the others, planning again on the caught-up mirror, find nothing left to do.
-   * Batches hold up to ~50 resources (etcd's per-transaction operation limit). A cluster given as
+   * Batches hold up to ~50 resources (etcd's per-transaction operation limit) and fit in one request. A cluster given as
    * the very object an earlier plan found unchanged, its key unwritten since, is not compared again
    * (etcd-plans.ts planSeed; the catalog's objects must not change once handed over).
    */
@@ -402,7 +404,7 @@ export class EtcdStore implements CatalogStore {
         this.seeded = seeded;
         return { revision: this.mirror.revision, changes, conflicts };
       }
-      const batch = takeBatch(plans);
+      const batch = takeBatch(plans, this.maxBytes - REQUEST_OVERHEAD_BYTES);
       const done = await this.commit(opts.actor, batch);
       if (done.ok) {
         changes.push(...batch.audits.map((a) => ({ kind: a.kind, name: a.name, action: a.action })));
@@ -621,17 +623,27 @@ function storeChanges(batch: MirrorBatch): StoreChange[] {
     });
 }
 
-/** Whole resources' plans, up to the per-transaction operation limit (at least one). */
-function takeBatch(plans: readonly Plan[]): Plan {
+/** Whole resources' plans, up to the per-transaction operation and byte limits (at least one). */
+function takeBatch(plans: readonly Plan[], maxBytes: number): Plan {
   const batch: Plan[] = [];
   let ops = 0;
+  let bytes = 0;
   for (const p of plans) {
     const n = p.puts.length + p.deletes.length + p.audits.length;
-    if (batch.length > 0 && ops + n > MAX_OPS_PER_TXN) break;
+    const b = planBytes(p);
+    // A plan too large alone goes alone, and commit() refuses it by name.
+    if (batch.length > 0 && (ops + n > MAX_OPS_PER_TXN || bytes + b > maxBytes)) break;
     batch.push(p);
     ops += n;
+    bytes += b;
   }
   return mergePlans(batch);
+}
+
+/** About what a plan adds to a transaction (as commit() checks it): its puts, and its audit entries with their keys and stamps. */
+function planBytes(p: Plan): number {
+  const puts = p.puts.reduce((n, x) => n + Buffer.byteLength(x.key) + Buffer.byteLength(JSON.stringify(x.value)), 0);
+  return p.audits.reduce((n, a) => n + Buffer.byteLength(JSON.stringify(a)) + AUDIT_STAMP_BYTES, puts);
 }
 
 function weightsValue(cluster: string, weights: ReadonlyMap<string, number>, at: string): StoredWeights {
