@@ -51,6 +51,11 @@ export class Ownership {
   /** Clusters this replica ticks: acquired and their state imported. */
   private readonly mine = new Map<string, string>();
   private readonly holders = new Map<string, Holder>();
+  /**
+   * The owner key revision whose acquired hook (the state import) completed, per cluster: a key
+   * of ours is ticked again without a new import only after a fence, not after a failed import.
+   */
+  private readonly imported = new Map<string, string>();
   private readonly busy = new Set<string>();
   private watch: PrefixWatch | undefined;
   private started = false;
@@ -147,6 +152,7 @@ export class Ownership {
   /** The owner key is gone (released, or our lease expired): if it was ours, stop ticking. */
   private lost(cluster: string): void {
     this.holders.delete(cluster);
+    this.imported.delete(cluster);
     if (this.mine.delete(cluster)) this.o.log.warn({ cluster }, 'ha: owner key gone: no longer ticking the cluster');
   }
 
@@ -173,7 +179,8 @@ export class Ownership {
       const holder = this.holders.get(c);
       const ours = holder?.replica === me && holder.lease === lease;
       if (intended && !this.mine.has(c)) {
-        if (ours) this.mine.set(c, holder.revision); // ours all along (fenced for a while)
+        if (ours && this.imported.get(c) === holder.revision) this.mine.set(c, holder.revision); // ours all along (fenced for a while)
+        else if (ours) work.push(this.guarded(c, () => this.continueFrom(c, holder.revision))); // its import failed: again
         else if (holder === undefined) work.push(this.guarded(c, () => this.acquire(c, lease)));
         // Held by another replica, or by this one's previous process (same id, older lease): wait for its release or expiry.
       } else if (!intended && (this.mine.has(c) || ours)) {
@@ -204,9 +211,15 @@ export class Ownership {
     if (!res.succeeded) return; // someone else holds it; the watch says who
     const revision = res.header.revision;
     this.held(cluster, this.o.replicaId, revision, lease);
+    await this.continueFrom(cluster, revision);
+  }
+
+  /** Imports the last owner's state (the hook), then ticks the cluster; a failed import owns nothing yet. */
+  private async continueFrom(cluster: string, revision: string): Promise<void> {
     await this.o.hooks.acquired(cluster, revision);
     // The key may have gone during the hook (this replica's lease expired): then it owns nothing.
     if (this.holders.get(cluster)?.revision !== revision) return;
+    this.imported.set(cluster, revision);
     this.mine.set(cluster, revision);
     this.o.log.info({ cluster, replica: this.o.replicaId }, 'ha: owner of cluster');
   }

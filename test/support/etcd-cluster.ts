@@ -14,6 +14,8 @@
  * on the same ports and data, to test quorum loss and recovery.
  */
 import { spawn } from 'node:child_process';
+import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll } from 'vitest';
 import fs from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -41,6 +43,23 @@ export function findEtcd(): { readonly ok: boolean; readonly detail: string; rea
 /** `describe` that needs a real etcd binary: skipped locally when missing (unless `required`), a failing test under CI. */
 export function describeEtcd(name: string, fn: () => void, opts: { readonly timeout?: number; readonly required?: boolean } = {}): void {
   describeRequiring('etcd', findEtcd(), name, fn, { ...opts, requireEnv: 'FULCRUM_REQUIRE_ETCD' });
+}
+
+/**
+ * An etcd of `size` members for the enclosing describe block, and a plain client of it: started
+ * before its tests, stopped after them. Read the fields inside tests (they are set by then).
+ */
+export function etcdForBlock(size = 1): { etcd: EtcdCluster; client: Etcd3 } {
+  const held = {} as { etcd: EtcdCluster; client: Etcd3 };
+  beforeAll(async () => {
+    held.etcd = await startEtcdCluster(size);
+    held.client = new Etcd3({ hosts: [...held.etcd.endpoints] });
+  }, 120_000);
+  afterAll(async () => {
+    held.client?.close();
+    await held.etcd?.stop();
+  });
+  return held;
 }
 
 export interface EtcdMember {
