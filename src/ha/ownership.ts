@@ -59,6 +59,7 @@ export class Ownership {
   private readonly busy = new Set<string>();
   private watch: PrefixWatch | undefined;
   private started = false;
+  private stopping = false;
   private running: Promise<void> | undefined;
   private again = false;
 
@@ -95,12 +96,15 @@ export class Ownership {
 
   /** Hands every owned cluster over (final state written, key deleted), then stops watching. */
   async stop(): Promise<void> {
-    this.clusters = [];
+    // No pass from now on: one run with the clusters cleared took every owned cluster for one
+    // that left the catalog, and retired it (records deleted) instead of handing it over.
+    this.stopping = true;
     await this.settle();
     await Promise.all([...this.mine.keys()].map((c) => this.release(c)));
     await this.watch?.stop();
     this.watch = undefined;
     this.started = false;
+    this.stopping = false;
   }
 
   setClusters(names: readonly string[]): void {
@@ -161,6 +165,7 @@ export class Ownership {
   }
 
   private async pass(): Promise<void> {
+    if (this.stopping) return;
     const me = this.o.replicaId;
     const lease = this.o.members.currentLease();
     if (lease === undefined) {
