@@ -2,6 +2,7 @@ import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import { PrefixWatch } from '../catalog/store/etcd-prefix-watch.js';
 import { nameUnder, type HaKeys } from './keys.js';
+import { monotonicNow } from '../runtime/monotonic-clock.js';
 
 export interface MembershipOptions {
   readonly client: Etcd3;
@@ -79,8 +80,9 @@ export class Membership {
     return this.leaseId === undefined || this.now() - this.lastKeepAlive > (this.o.ttlSeconds * 1000 * 2) / 3;
   }
 
+  /** Monotonic: with the wall clock, a step back (NTP, a VM resumed) kept a cut-off replica unfenced, ticking, for as long as the step. */
   private now(): number {
-    return (this.o.now ?? Date.now)();
+    return (this.o.now ?? monotonicNow)();
   }
 
   private check(): void {
