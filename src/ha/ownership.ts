@@ -192,7 +192,12 @@ export class Ownership {
         work.push(this.guarded(c, () => this.release(c)));
       }
     }
-    for (const c of this.mine.keys()) if (!wanted.has(c) && !this.busy.has(c)) work.push(this.guarded(c, () => this.release(c, true)));
+    // Gone from the catalog: what this replica ticks, and owner keys of its lease it no longer
+    // ticks (the cluster left while it was fenced): kept, they outlived the cluster.
+    for (const [c, h] of this.holders) {
+      const held = this.mine.has(c) || (h.replica === me && h.lease === lease);
+      if (held && !wanted.has(c) && !this.busy.has(c)) work.push(this.guarded(c, () => this.release(c, true)));
+    }
     await Promise.all(work);
   }
 
@@ -236,6 +241,9 @@ export class Ownership {
     await this.o.hooks.releasing(cluster, revision, gone);
     const key = this.o.keys.owner(cluster);
     await this.o.client.if(key, 'Create', '==', revision).then(this.o.client.delete().key(key)).commit();
+    // The key of that revision is gone now (deleted here, or by the hook's retire), not only once
+    // the watch says so: a pass meanwhile must not release it again.
+    if (this.holders.get(cluster)?.revision === revision) this.lost(cluster);
     this.o.log.info({ cluster, replica: this.o.replicaId }, 'ha: handed cluster over');
   }
 }

@@ -93,4 +93,43 @@ describeEtcd('ownership hooks', () => {
       await lease.revoke();
     }
   });
+
+  it('a cluster removed while the replica was fenced has its owner key released once the fence lifts', async () => {
+    const { client } = etcd;
+    const keys = haKeys('/ownership-fenced');
+    const lease = client.lease(30);
+    const leaseId = await lease.grant();
+    let fenced = false;
+    const members: Members = { live: () => new Set(['a']), currentLease: () => (fenced ? undefined : leaseId), fenced: () => fenced };
+    const released: [string, boolean][] = [];
+    const ownership = new Ownership({
+      client,
+      keys,
+      replicaId: 'a',
+      members,
+      log,
+      hooks: { acquired: async () => undefined, releasing: async (cluster, _revision, gone) => void released.push([cluster, gone]) },
+    });
+    const pass = async (): Promise<void> => {
+      ownership.reconcile();
+      await ownership.settle();
+    };
+    await ownership.start();
+    try {
+      ownership.setClusters(['web']);
+      await waitFor(async () => (await pass(), ownership.owns('web')), { what: 'web owned', timeoutMs: 10_000, intervalMs: 100 });
+      // Keep-alives late for 2/3 of the TTL: fenced, though the lease (and the owner key) lives on.
+      fenced = true;
+      await pass();
+      // The cluster is deleted meanwhile (the catalog catches up before the keep-alives do).
+      ownership.setClusters([]);
+      await pass();
+      fenced = false;
+      await waitFor(async () => (await pass(), (await client.get(keys.owner('web')).string()) === null), { what: 'the owner key of web released', timeoutMs: 10_000, intervalMs: 100 });
+      expect(released).toEqual([['web', true]]);
+    } finally {
+      await ownership.stop();
+      await lease.revoke();
+    }
+  });
 });
