@@ -184,7 +184,7 @@ const leftOut = (e: Endpoint): boolean => e.health === 'UNHEALTHY' || e.health =
  * then every endpoint is sent as published, and Envoy's panic mode balances over them all (the
  * engine fails static before that; an operator or Kubernetes may declare every endpoint out).
  */
-function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverride> | undefined, keepAll = false): AssignmentGroup[] {
+function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverride> | undefined, keepAll = spansPriorities(c)): AssignmentGroup[] {
   const groups: AssignmentGroup[] = [];
   let byKey: Map<string, AssignmentGroup> | undefined;
   let serving = 0;
@@ -204,6 +204,17 @@ function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverr
   }
   if (serving === 0 && !keepAll && c.endpoints.length > 0) return groupEndpoints(c, overrides, true);
   return groups.sort((a, b) => a.priority - b.priority);
+}
+
+/**
+ * Envoy splits a cluster's load over its priorities by each one's share of healthy hosts (× 1.4):
+ * a host left out counts in no share, so a priority with one host of four left kept every request
+ * instead of spilling most to the next. Across priorities UNHEALTHY hosts are sent, as they carry
+ * that ratio (and Envoy's panic is then reckoned on the total, which the spill-over keeps up).
+ */
+function spansPriorities(c: Cluster): boolean {
+  const first = c.endpoints[0]?.priority;
+  return c.endpoints.some((e) => e.priority !== first);
 }
 
 const FEW_GROUPS = 8;

@@ -168,7 +168,7 @@ describe('translator', () => {
     expect(sent([1, 2, 3, 4, 5, 6])).toEqual([[1, 'UNHEALTHY'], [2, 'UNHEALTHY'], [3, 'UNHEALTHY'], [4, 'DRAINING'], [5, 'UNHEALTHY'], [6, 'TIMEOUT']]);
   });
 
-  it('an endpoint the engine took out is left out with its priority if it empties it; all of them taken out, all are sent', () => {
+  it('across priorities an endpoint the engine took out is sent UNHEALTHY: Envoy spills over by each priority\'s healthy share', () => {
     const two: Catalog = {
       ...catalog,
       clusters: [{ name: 'p', lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, http2: false, weighting: { kind: 'static' as const }, endpoints: [endpoint(1), endpoint(2, { priority: 1 }), endpoint(3, { priority: 1 })] }],
@@ -180,9 +180,9 @@ describe('translator', () => {
       const cla = decode(translate(two, weights).get(DEFAULT_GROUP), TYPE.endpoint, 'p') as Sent;
       return cla.endpoints.flatMap((l) => l.lb_endpoints.map((e): [number, number, string | undefined] => [l.priority ?? 0, e.endpoint.address.socket_address.port_value, e.health_status]));
     };
-    // The backups take over priority 0 (priorities stay consecutive from 0).
-    expect(sent(['10.0.0.1:1'])).toEqual([[0, 2, 'HEALTHY'], [0, 3, 'HEALTHY']]);
-    expect(sent(['10.0.0.1:2'])).toEqual([[0, 1, 'HEALTHY'], [1, 3, 'HEALTHY']]);
+    // Left out, a host counts in no priority's share (test/e2e/priority-spillover-envoy.test.ts).
+    expect(sent(['10.0.0.1:1'])).toEqual([[0, 1, 'UNHEALTHY'], [1, 2, 'HEALTHY'], [1, 3, 'HEALTHY']]);
+    expect(sent(['10.0.0.1:2'])).toEqual([[0, 1, 'HEALTHY'], [1, 2, 'UNHEALTHY'], [1, 3, 'HEALTHY']]);
     // Never an empty assignment (the engine fails static first; this is the translator's own floor).
     expect(sent(['10.0.0.1:1', '10.0.0.1:2', '10.0.0.1:3'])).toEqual([[0, 1, 'UNHEALTHY'], [1, 2, 'UNHEALTHY'], [1, 3, 'UNHEALTHY']]);
   });
