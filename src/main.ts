@@ -300,6 +300,7 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   // Discovered clusters are not stored: proxies' first answers wait until discovery's first view
   // is published, or a proxy connecting before it would delete them (held-answers.ts).
   const complete = discovery?.firstSync.then(() => feed.delivered()).then(() => core.publisher.publishNow());
+  if (complete) ha?.sweepAfter(complete);
   const xds = xdsServer(boot, core, options, security, complete);
   // Unready first at stop, so load balancers stop sending new proxies here while streams drain.
   const stopping = { now: false };

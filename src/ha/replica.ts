@@ -64,6 +64,8 @@ export class HaReplica implements Component {
   private readonly ttlMs: number;
   /** Clusters whose records are orphaned, since when (swept after ORPHAN_GRACE_MS). */
   private orphaned = new Map<string, number>();
+  /** Whether the catalog holds every source's clusters (sweepAfter). */
+  private catalogComplete = true;
 
   constructor(private readonly o: HaReplicaOptions) {
     if (o.replicaId === '' || o.replicaId.includes('/')) throw new RangeError(`ha.replicaId must be non-empty and contain no "/", got "${o.replicaId}"`);
@@ -155,6 +157,16 @@ export class HaReplica implements Component {
   }
 
   /**
+   * Sweeps no orphan before `complete` settles. Discovered clusters are not stored: until
+   * discovery's first view (the API server away at a restart, or a large first list) they are
+   * missing from the catalog, and their records, the state a restart imports, are not orphans.
+   */
+  sweepAfter(complete: Promise<void>): void {
+    this.catalogComplete = false;
+    void complete.then(() => (this.catalogComplete = true));
+  }
+
+  /**
    * Records of clusters that left the catalog while no replica held them (their owner died, so
    * none retired them) would stay in etcd for good, and a cluster created later under the name
    * would import their state. The replica that would own such a cluster deletes them once they
@@ -163,7 +175,7 @@ export class HaReplica implements Component {
    */
   private sweepOrphans(): void {
     const live = this.membership.live();
-    if (this.membership.fenced() || !live.has(this.o.replicaId)) return;
+    if (!this.catalogComplete || this.membership.fenced() || !live.has(this.o.replicaId)) return;
     const catalog = new Set(this.clusters);
     const now = monotonicNow();
     const orphaned = new Map<string, number>();
