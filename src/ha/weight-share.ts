@@ -86,6 +86,8 @@ export class WeightShare {
   private readonly incarnation = randomUUID();
   /** Clusters whose record was found too large for one etcd request (warned once). */
   private readonly oversize = new Set<string>();
+  /** Clusters whose records were deleted because none fits (unshared): until one is written again. */
+  private readonly unshared = new Set<string>();
   private queue: Promise<void> = Promise.resolve();
   /** Forced flushes (hand-overs) queued and not yet started, gathered into one. */
   private forced: { readonly clusters: Map<string, string>; readonly run: Promise<void> } | undefined;
@@ -245,8 +247,20 @@ export class WeightShare {
       if (stateDue && state === undefined) continue;
       const d = this.fitting({ cluster, revision, overrides, body, withState: state !== undefined, record: recordJson(this.o.replicaId, this.incarnation, now, body, state) }, now);
       if (d !== undefined) due.push(d);
+      else if (!this.unshared.has(cluster)) await this.unshare(cluster, revision);
     }
     for (const batch of batches(due, BATCH, BATCH_BYTES)) await this.write(batch, now);
+  }
+
+  /**
+   * A cluster none of whose records fits: its last records (from when it was smaller) go, or the
+   * other replicas would serve their stale weights, and keep out endpoints back since, for good.
+   */
+  private async unshare(cluster: string, revision: string): Promise<void> {
+    const { client, keys } = this.o;
+    const gone = [keys.weight(cluster), keys.servedWeight(cluster)].map((key) => client.delete().key(key));
+    const res = await client.if(keys.owner(cluster), 'Create', '==', revision).then(...gone).commit();
+    if (res.succeeded) this.unshared.add(cluster);
   }
 
   /**
@@ -303,6 +317,7 @@ export class WeightShare {
     const res = await txn.then(...batch.map((d) => client.put(d.withState ? keys.weight(d.cluster) : keys.servedWeight(d.cluster)).value(d.record))).commit();
     if (res.succeeded) {
       for (const d of batch) {
+        this.unshared.delete(d.cluster);
         const stateAt = d.withState ? now : (this.written.get(d.cluster)?.stateAt ?? now);
         this.written.set(d.cluster, { overrides: d.overrides, body: d.body, stateAt });
       }

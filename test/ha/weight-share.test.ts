@@ -229,4 +229,27 @@ describeEtcd('weight share through etcd', () => {
     expect(Object.keys(served.overrides ?? {}).length).toBe(6_000);
     expect(await client.get(keys.weight('small')).string()).not.toBeNull();
   });
+  it('a cluster grown past one etcd request: the other replicas stop serving its last record that fit (stale weights, endpoints out)', async () => {
+    const keys = haKeys('/share-grown');
+    const revision = (await client.put(keys.owner('grown')).value('a')).header.revision;
+    const out = '10.0.0.1:8080';
+    let overrides = new Map<string, EndpointOverride>([[out, { weight: 100, health: 'UNHEALTHY' }]]);
+    const a: SharedWeights = { ...weights(() => overrides).shared, current: () => new Map([['grown', overrides]]) };
+    const b = weights(() => new Map());
+    const shareA = new WeightShare({ client, keys, replicaId: 'a', weights: a, log, stateRefreshMs: 5_000 });
+    const shareB = new WeightShare({ client, keys, replicaId: 'b', weights: b.shared, log, stateRefreshMs: 5_000 });
+    await shareB.start();
+    try {
+      await shareA.flush(new Map([['grown', revision]]));
+      await waitFor(() => b.served.get('grown')?.get(out)?.health === 'UNHEALTHY', { what: 'b serves the small record', timeoutMs: 10_000 });
+      // Scaled up to 40,000 endpoints, the one taken out back: its overrides alone pass 1 MiB.
+      overrides = new Map(Array.from({ length: 40_000 }, (_, i): [string, EndpointOverride] => [`10.0.${i >> 8}.${i & 255}:8080`, { weight: 100 }]));
+      expect(JSON.stringify(Object.fromEntries(overrides)).length).toBeGreaterThan(1024 * 1024);
+      await shareA.flush(new Map([['grown', revision]]));
+      // "weights not shared (other replicas serve the catalog's)": not the last record that fit.
+      await waitFor(() => b.served.get('grown')?.get(out)?.health !== 'UNHEALTHY', { what: 'b stops serving the stale record', timeoutMs: 10_000 });
+    } finally {
+      await shareB.stop();
+    }
+  });
 });
