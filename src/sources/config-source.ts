@@ -29,10 +29,6 @@ export interface ConfigSourceOptions {
 }
 
 /**
- * The config file as a source of desired state: starting reads it (failing on an invalid file)
- * and seeds the store; every valid edit seeds it again, an invalid one is logged and ignored.
- */
-/**
  * Whether a committed change frees what a seed conflict was refused: the name, deleted by its
  * owner; or, for a file listener refused a socket (SeedConflict.boundBy), the listener binding it,
  * deleted or changed (it may have moved to another port).
@@ -42,6 +38,10 @@ function frees(x: Change, c: SeedConflict): boolean {
   return x.action === 'delete' && x.kind === c.kind && x.name === c.name;
 }
 
+/**
+ * The config file as a source of desired state: starting reads it (failing on an invalid file)
+ * and seeds the store; every valid edit seeds it again, an invalid one is logged and ignored.
+ */
 export class ConfigSource implements Component {
   readonly name = 'config-file';
   private readonly watcher: ConfigWatcher;

@@ -76,7 +76,7 @@ export function clusterProtection(c: Cluster): Record<string, unknown> {
       },
     ];
     // Envoy otherwise keeps a host removed from EDS for as long as its health checks pass, and an
-    // endpoint fulcrum's probes or outlier detector take out is removed (translate-clusters.ts takenOut).
+    // endpoint fulcrum's probes or outlier detector take out is removed (translate-clusters.ts leftOut).
     out.ignore_health_on_host_removal = true;
   }
   return out;
