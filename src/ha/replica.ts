@@ -163,7 +163,11 @@ export class HaReplica implements Component {
    */
   sweepAfter(complete: Promise<void>): void {
     this.catalogComplete = false;
-    void complete.then(() => (this.catalogComplete = true));
+    // Settled either way, as HeldAnswers takes it (a rejection left unhandled would end the process).
+    const done = (): void => {
+      this.catalogComplete = true;
+    };
+    void complete.then(done, done);
   }
 
   /**
