@@ -296,6 +296,8 @@ export class WeightShare {
 
   forget(cluster: string): void {
     this.written.delete(cluster);
+    // Another owner may write a record that fits meanwhile: unshared again if it comes back too large.
+    this.unshared.delete(cluster);
   }
 
   /**
