@@ -438,6 +438,7 @@ function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions, s
     calls: built.server?.callCount ?? 0,
     queuedBytes: built.server?.queuedBytes ?? 0,
     congestedStreams: built.server?.congestedStreams ?? 0,
+    heldAnswers: built.server?.heldAnswers ?? 0,
   }));
   built.server = new XdsServer(
     {

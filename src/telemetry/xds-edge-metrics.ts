@@ -8,6 +8,8 @@ export interface EdgeCounts {
   readonly queuedBytes: number;
   /** Streams holding responses back at server.xds.limits.maxQueuedBytesPerStream. */
   readonly congestedStreams: number;
+  /** Streams whose first answer waits for Kubernetes discovery's first view (held-answers.ts). */
+  readonly heldAnswers: number;
 }
 
 export interface XdsEdgeMetrics {
@@ -65,6 +67,14 @@ export function xdsEdgeMetrics(registry: Registry, limits: readonly string[], co
     registers,
     collect() {
       this.set(counts().congestedStreams);
+    },
+  });
+  new Gauge({
+    name: 'fulcrum_xds_held_answers',
+    help: "xDS streams whose first answer is held until Kubernetes discovery's first view is served (a whole CDS set without it would delete the discovered clusters).",
+    registers,
+    collect() {
+      this.set(counts().heldAnswers);
     },
   });
   for (const limit of limits) exceeded.inc({ limit }, 0);

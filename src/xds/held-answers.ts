@@ -7,27 +7,44 @@
  * Once `until` settles the held tasks go to the initial-sync queue, in arrival order.
  */
 export class HeldAnswers {
-  /** Tasks waiting for `until`; undefined once released (or when nothing is awaited). */
-  private held: (() => void)[] | undefined;
+  /** Tasks waiting for `until`, in arrival order; undefined once released (or when nothing is awaited). */
+  private held: Set<() => void> | undefined;
 
   constructor(
     private readonly queue: { push(task: () => void): void },
     until: Promise<void> | undefined,
   ) {
     if (until === undefined) return;
-    this.held = [];
+    this.held = new Set();
     const release = (): void => this.release();
     void until.then(release, release);
   }
 
-  push(task: () => void): void {
-    if (this.held) this.held.push(task);
-    else this.queue.push(task);
+  /**
+   * Queues `task`, or holds it. Returns what drops a held task: a stream that closes while held
+   * calls it, or a long wait (an API server outage) with proxies reconnecting would keep every
+   * closed stream, and its proxy's Node, until the release.
+   */
+  push(task: () => void): () => void {
+    const held = this.held;
+    if (!held) {
+      this.queue.push(task);
+      return noop;
+    }
+    held.add(task);
+    return () => held.delete(task);
+  }
+
+  /** Tasks held now. */
+  get size(): number {
+    return this.held?.size ?? 0;
   }
 
   private release(): void {
-    const tasks = this.held ?? [];
+    const tasks = this.held ?? new Set();
     this.held = undefined;
     for (const task of tasks) this.queue.push(task);
   }
 }
+
+const noop = (): void => undefined;

@@ -23,8 +23,8 @@ export interface ServingContext {
   /** Response bytes written but not flushed, and the streams at their mark, across the server. */
   readonly queue: { bytes: number; congested: number };
   readonly maxQueuedBytesPerStream: number;
-  /** Where a stream's first answer is queued (the initial-sync queue, behind HeldAnswers). */
-  readonly initialSyncs: { push(task: () => void): void };
+  /** Where a stream's first answer is queued (the initial-sync queue, behind HeldAnswers); returns what drops it unrun. */
+  readonly initialSyncs: { push(task: () => void): () => void };
   /** Set when identities are bound to nodes (authz.checksNodes): each stream's node is checked. */
   readonly authz: XdsAuthz | undefined;
   opened(s: ServedStreamView): void;
@@ -54,6 +54,8 @@ export class ServedStream<Req extends { readonly node?: RawNode }> implements St
   private released = false;
   /** Requests before the first answer; undefined once it was sent. */
   private waiting: Req[] | undefined = [];
+  /** Drops the queued first answer of a stream closed before it ran (HeldAnswers.push). */
+  private unqueue: () => void = () => undefined;
   /**
    * Half-closed while its first requests still wait (a one-shot client such as grpcurl): they are
    * answered first, then the call ends with OK, as it would without the queue.
@@ -122,7 +124,7 @@ export class ServedStream<Req extends { readonly node?: RawNode }> implements St
       return this.call.fail(grpc.status.RESOURCE_EXHAUSTED, `more than ${MAX_WAITING_REQUESTS} requests before the first response`);
     }
     waiting.push(req);
-    if (waiting.length === 1) this.ctx.initialSyncs.push(() => this.answerWaiting());
+    if (waiting.length === 1) this.unqueue = this.ctx.initialSyncs.push(() => this.answerWaiting());
   }
 
   end(): void {
@@ -132,6 +134,7 @@ export class ServedStream<Req extends { readonly node?: RawNode }> implements St
 
   /** The call is over, however it ended; runs at least once, maybe more. */
   closed(): void {
+    this.unqueue();
     this.ctx.closed(this);
     this.release();
     this.machine.close();

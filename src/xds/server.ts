@@ -67,6 +67,8 @@ export class XdsServer {
   private gate: ConnectionGate | undefined;
   /** New connections' setup and new streams' first requests, a slice of the event loop at a time (accepts go first). */
   private readonly initialSyncs = new InitialSyncQueue();
+  /** New streams' first answers, held until options.answerAfter settles (held-answers.ts). */
+  private readonly held: HeldAnswers;
   /** Response bytes written to streams but not yet flushed, and the streams at their mark. */
   private readonly queue = { bytes: 0, congested: 0 };
 
@@ -79,6 +81,7 @@ export class XdsServer {
     extraServices: readonly { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }[] = [],
   ) {
     this.cache = cache;
+    this.held = new HeldAnswers(this.initialSyncs, options.answerAfter);
     this.limits = withDefaults({ maxResponseBytes: options.maxMessageBytes, ...options.limits });
     const onLimit = options.onLimit ?? (() => undefined);
     this.deps = { cache, registry, log, maxResourceNames: options.maxResourceNames, controlPlaneId: options.controlPlaneId, limits: this.limits, onLimit, budget: new SubscriptionBudget(this.limits) };
@@ -105,7 +108,7 @@ export class XdsServer {
       log,
       queue: this.queue,
       maxQueuedBytesPerStream: this.limits.maxQueuedBytesPerStream,
-      initialSyncs: new HeldAnswers(this.initialSyncs, options.answerAfter),
+      initialSyncs: this.held,
       authz: options.security?.authz?.checksNodes ? options.security.authz : undefined,
       opened: (s) => this.streams.add(s),
       grouped: (s, nodeCluster) => this.groups.add(s, nodeCluster),
@@ -155,6 +158,11 @@ export class XdsServer {
   /** Streams holding responses back because their queue reached `maxQueuedBytesPerStream`. */
   get congestedStreams(): number {
     return this.queue.congested;
+  }
+
+  /** Streams whose first answer is held (held-answers.ts). */
+  get heldAnswers(): number {
+    return this.held.size;
   }
 
   /** Open connections on the port. */

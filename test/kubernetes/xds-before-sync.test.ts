@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { CDS, isType, namesOf, XdsClient } from '../support/xds-client.js';
-import { scaled } from '../support/wait.js';
+import { scaled, waitFor } from '../support/wait.js';
 import { balancedService, fakeApiKubeconfig, fakeApiServer, readySlices } from './fake-api-server.js';
 
 let dir: string | undefined;
@@ -49,9 +49,25 @@ it.each([1, 1_500])("a proxy's first CDS answer waits for Kubernetes discovery's
   ads.send({ node: { id: 'envoy-1', cluster: 'edge' }, type_url: CDS, resource_names: [] });
   // Without the discovered clusters, an answer would make the proxy delete them.
   await ads.expectNone(300, isType(CDS));
+  // Proxies that give up while held are not kept until the API server is back (their Node, their stream).
+  const gone = [1, 2, 3].map((i) => {
+    const s = (client as XdsClient).sotw();
+    s.send({ node: { id: `envoy-gone-${i}`, cluster: 'edge' }, type_url: CDS, resource_names: [] });
+    return s;
+  });
+  await waitFor(async () => (await held(fulcrum as Fulcrum)) === 4, { what: 'four first answers held' });
+  for (const s of gone) s.cancel();
+  await waitFor(async () => (await held(fulcrum as Fulcrum)) === 1, { what: 'the cancelled streams dropped' });
 
   state.up = true;
   const first = await ads.next(isType(CDS), 60_000);
   expect(namesOf(first)).toEqual(['file-web', 'shop/web:http']);
   expect(ads.received.filter(isType(CDS))[0]).toBe(first);
+  expect(await held(fulcrum)).toBe(0);
 }, scaled(120_000));
+
+/** fulcrum_xds_held_answers as a scrape reads it. */
+async function held(f: Fulcrum): Promise<number> {
+  const gauge = await f.metrics.registry.getSingleMetric('fulcrum_xds_held_answers')?.get();
+  return gauge?.values[0]?.value ?? Number.NaN;
+}

@@ -26,6 +26,23 @@ describe('HeldAnswers', () => {
     expect(queued).toEqual(['a', 'b', 'c']);
   });
 
+  it('a task dropped while held (its stream closed) is neither kept nor run', async () => {
+    const queued: string[] = [];
+    let open!: () => void;
+    const until = new Promise<void>((resolve) => (open = resolve));
+    const held = new HeldAnswers({ push: (t) => t() }, until);
+    held.push(() => queued.push('a'));
+    const drop = held.push(() => queued.push('b'));
+    expect(held.size).toBe(2);
+    drop();
+    expect(held.size).toBe(1);
+    open();
+    await until;
+    await Promise.resolve();
+    expect(queued).toEqual(['a']);
+    expect(held.size).toBe(0);
+  });
+
   it('a rejected promise releases them too (a proxy is never held for ever by a failure)', async () => {
     const queued: string[] = [];
     const until = Promise.reject(new Error('no'));
