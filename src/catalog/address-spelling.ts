@@ -28,9 +28,69 @@ export function comparableKey(e: { readonly address: string; readonly port: numb
   return `${comparableAddress(e.address)}:${e.port}`;
 }
 
-/** Whether `a` and `b` are one socket address spelled two ways (the same spelling is not a clash). */
-export function otherSpelling(a: { readonly address: string; readonly port: number }, b: { readonly address: string; readonly port: number }): boolean {
-  return a.port === b.port && a.address !== b.address && comparableAddress(a.address) === comparableAddress(b.address);
+type SocketAddress = { readonly address: string; readonly port: number };
+
+/**
+ * A test for the other spellings of `target`'s socket address (the same spelling is not a clash),
+ * made to scan a big cluster: parsing every address costs ~0.8 µs (80 ms at 100k endpoints, inside
+ * the write), so the target is parsed once and a candidate only when its last group, a number
+ * whatever the spelling, is the target's.
+ */
+export function otherSpellingOf(target: SocketAddress): (e: SocketAddress) => boolean {
+  const comparable = comparableAddress(target.address);
+  const last = lastGroup(target.address);
+  return (e) =>
+    e.port === target.port &&
+    e.address !== target.address &&
+    e.address.includes(':') &&
+    (last === undefined || (lastGroup(e.address) ?? last) === last) &&
+    comparableAddress(e.address) === comparable;
+}
+
+/**
+ * IPv6 socket addresses by comparable key, to find which of many others spell one of them another
+ * way: a candidate is parsed only when its last group is one of theirs (as otherSpellingOf).
+ */
+export class SpellingIndex<T extends SocketAddress> {
+  private readonly byKey = new Map<string, T>();
+  /** The entries' last groups; undefined when one ends in an IPv4 address (no filter then). */
+  private lasts: Set<number> | undefined = new Set();
+
+  constructor(entries: Iterable<T>) {
+    for (const e of entries) {
+      if (!e.address.includes(':')) continue;
+      this.byKey.set(comparableKey(e), e);
+      const last = lastGroup(e.address);
+      if (last === undefined) this.lasts = undefined;
+      else this.lasts?.add(last);
+    }
+  }
+
+  /** The entry `e` spells another way, if any. */
+  twinOf(e: SocketAddress): T | undefined {
+    if (this.byKey.size === 0 || !e.address.includes(':')) return undefined;
+    const last = lastGroup(e.address);
+    if (last !== undefined && this.lasts?.has(last) === false) return undefined;
+    const twin = this.byKey.get(comparableKey(e));
+    return twin?.address === e.address ? undefined : twin;
+  }
+}
+
+/**
+ * The value of an IPv6 literal's last 16-bit group, read from the end without a copy; undefined
+ * when it ends in an IPv4 address (`::ffff:1.2.3.4`) or is not hex.
+ */
+function lastGroup(address: string): number | undefined {
+  let value = 0;
+  for (let i = address.length - 1, shift = 0; i >= 0 && shift <= 12; i--, shift += 4) {
+    const c = address.charCodeAt(i) | 0x20; // lower case; ':' (58) stays ':'
+    if (c === 58) return value;
+    const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (digit < 0) return undefined;
+    value += digit << shift;
+  }
+  const colon = address.length - 5;
+  return address.charCodeAt(colon) === 58 ? value : undefined;
 }
 
 /** What a refusal says when two entries spell one address two ways. */

@@ -1,6 +1,6 @@
 import { nextTurn } from '../../runtime/next-turn.js';
 import { Type, type Static } from '@sinclair/typebox';
-import { comparableKey, spelledTwice } from '../../catalog/address-spelling.js';
+import { SpellingIndex, spelledTwice } from '../../catalog/address-spelling.js';
 import { endpointKey } from '../../catalog/endpoint-key.js';
 import { ApiError } from '../resources.js';
 import type { EndpointRecord, EndpointSpec } from '../../catalog/store/index.js';
@@ -124,17 +124,12 @@ async function mergeEndpoints(existing: readonly EndpointRecord[], listed: reado
  * parser; the write is conditional on the cluster's revision, so what is kept is what commits.
  */
 function assertNoOtherSpelling(kept: readonly EndpointSpec[], listed: readonly EndpointSpec[]): void {
-  // Only IPv6 addresses have several spellings: an IPv4 fleet builds no map.
-  const listedV6 = new Map<string, { entry: EndpointSpec; index: number }>();
-  listed.forEach((entry, index) => {
-    if (entry.address.includes(':')) listedV6.set(comparableKey(entry), { entry, index });
-  });
-  if (listedV6.size === 0) return;
+  // Only IPv6 addresses have several spellings: an IPv4 fleet finds the index empty at once.
+  const index = new SpellingIndex(listed.map((entry, i) => ({ address: entry.address, port: entry.port, i })));
   for (const e of kept) {
-    const twin = e.address.includes(':') ? listedV6.get(comparableKey(e)) : undefined;
+    const twin = index.twinOf(e);
     if (twin === undefined) continue;
-    const at = `endpoints[${twin.index}]`;
-    throw new ApiError(409, `${at}: the cluster holds ${twin.entry.address}:${twin.entry.port} as ${e.address}:${e.port} (${spelledTwice(twin.entry.address, e.address)})`, `/body/endpoints/${twin.index}`, 'ADDRESS_IN_USE');
+    throw new ApiError(409, `endpoints[${twin.i}]: the cluster holds ${twin.address}:${twin.port} as ${e.address}:${e.port} (${spelledTwice(twin.address, e.address)})`, `/body/endpoints/${twin.i}`, 'ADDRESS_IN_USE');
   }
 }
 

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import type { CatalogStore, EndpointRecord, EndpointSpec, OperatorState, WriteGuard, WriteResult } from '../../catalog/store/index.js';
-import { otherSpelling, spelledTwice } from '../../catalog/address-spelling.js';
+import { otherSpellingOf, spelledTwice } from '../../catalog/address-spelling.js';
 import { EndpointEntry, EndpointEntryIn, EndpointPatch, IpAddress, Meta, ResourceName } from '../api-schemas.js';
 import { patchRetrying, readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
 import { ApiError, endpointEntry, mergePatch, parseEndpointBody } from '../resources.js';
@@ -81,7 +81,7 @@ function spellingGuard(store: CatalogStore, cluster: string, spec: EndpointSpec)
   const check = (): void => {
     // IPv4 has one spelling Envoy accepts; reading a big cluster is for IPv6 addresses only.
     if (!spec.address.includes(':') || store.getEndpoint(cluster, spec.address, spec.port)) return;
-    const twin = store.getCluster(cluster)?.endpoints.find((e) => otherSpelling(e, spec));
+    const twin = store.getCluster(cluster)?.endpoints.find(otherSpellingOf(spec));
     if (twin) throw new ApiError(409, `endpoint ${spec.address}:${spec.port}: cluster ${JSON.stringify(cluster)} holds it as ${twin.address}:${twin.port} (${spelledTwice(spec.address, twin.address)})`, '/params/address', 'ADDRESS_IN_USE');
   };
   return { check, reads: { clusters: [cluster] } };
