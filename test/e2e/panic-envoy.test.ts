@@ -154,6 +154,32 @@ describeEnvoy('Envoy panic mode and the endpoints fulcrum took out', () => {
     expect(result.distribution[String(ejected)]).toBe(100);
   }, scaled(90_000));
 
+  it('a backend back from an outage its probes found returns to Envoy at a quarter of its weight under pid, whole under static', async () => {
+    // A restarted backend is cold: handed its whole share at once, it can fall over again.
+    for (const policy of ['pid', 'static'] as const) {
+      const r = await setUp(capacity(2), capacityPorts, () => ({}), { weighting: { policy } });
+      const keys = r.backends.list.map((b) => b.key);
+      await waitFor(async () => (await hostsOf(r, keys)).every((h) => h?.healthy), { what: 'both hosts in Envoy', timeoutMs: 20_000, intervalMs: 100 });
+      await r.backends.kill(0);
+      await waitFor(async () => (await hostsOf(r, keys))[0] === undefined, { what: 'backend 0 taken out of Envoy', timeoutMs: 20_000, intervalMs: 100 });
+      await r.backends.revive(0);
+      // The first weight Envoy holds for it once back, against the other's.
+      let ratio = Number.NaN;
+      await waitFor(
+        async () => {
+          const [back, other] = await hostsOf(r, keys);
+          if (back && other) ratio = back.weight / other.weight;
+          return back !== undefined;
+        },
+        { what: 'backend 0 back in Envoy', timeoutMs: 20_000, intervalMs: 50 },
+      );
+      if (policy === 'pid') expect(ratio).toBeLessThan(0.5);
+      else expect(ratio).toBe(1);
+      await r.stop();
+      rig = undefined;
+    }
+  }, scaled(120_000));
+
   it('Envoy health checks passing do not keep a backend fulcrum\'s probes took out (a removed host is not held for its checks)', async () => {
     // fulcrum probes HTTP (503: failing), Envoy checks TCP (passing). Envoy keeps a host removed
     // from EDS, and balances to it, while its active health checks pass, unless told to ignore
