@@ -28,7 +28,7 @@ export class AdminClient {
    * lists non-2xx statuses returned rather than thrown.
    */
   async get(path: string, shape: Shape, allow: readonly number[] = []): Promise<{ status: number; body: unknown }> {
-    const url = new URL(path, this.base);
+    const url = apiUrl(this.base, path);
     const doFetch = this.options.fetch ?? fetch;
     let res: Response;
     try {
@@ -47,6 +47,16 @@ export class AdminClient {
     }
     return { status: res.status, body };
   }
+}
+
+/**
+ * `path` (`/v1/...`) under the server's URL, its path prefix kept: an admin API behind a reverse
+ * proxy at `https://ops.example/fulcrum/` is asked `/fulcrum/v1/...`, not `/v1/...` (which
+ * `new URL('/v1/...', base)` gives).
+ */
+export function apiUrl(base: URL, path: string): URL {
+  const prefix = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
+  return new URL(path.replace(/^\/+/, ''), new URL(prefix, base));
 }
 
 function causeOf(err: unknown): string {

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliDeps } from '../../src/cli/run.js';
+import { apiUrl } from '../../src/cli/admin-client.js';
 
 /**
  * `--server` pointing at something that is not fulcrum's admin API (Envoy's admin port, a login
@@ -37,5 +38,13 @@ describe.each([
     expect(err.join('')).toContain(`${url} did not answer as a fulcrum admin API`);
     expect(err.join('')).not.toMatch(/Cannot read properties|is not iterable|undefined/);
     expect(out.join('')).toBe('');
+  });
+});
+
+describe('apiUrl', () => {
+  it('keeps the server URL\'s path prefix (an admin API behind a reverse proxy) and its query', () => {
+    expect(apiUrl(new URL('http://127.0.0.1:8080'), '/v1/clusters?x=1').href).toBe('http://127.0.0.1:8080/v1/clusters?x=1');
+    expect(apiUrl(new URL('https://ops.example/fulcrum'), '/v1/proxies').href).toBe('https://ops.example/fulcrum/v1/proxies');
+    expect(apiUrl(new URL('https://ops.example/fulcrum/'), '/v1/audit?limit=5').href).toBe('https://ops.example/fulcrum/v1/audit?limit=5');
   });
 });
