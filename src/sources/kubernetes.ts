@@ -39,6 +39,7 @@ import { IncrementalMapping } from './kubernetes/incremental-mapping.js';
 import {
   BALANCE_LABEL,
   SERVICE_NAME_LABEL,
+  nodeAsCached,
   nodeTopologies,
   type EndpointSliceLike,
   type KubernetesContribution,
@@ -198,7 +199,7 @@ export class KubernetesSource {
       ns ? `${group}/namespaces/${encodeURIComponent(ns)}/${resource}` : `${group}/${resource}`;
     this.add('Service', scoped('/api/v1', 'services'), `${BALANCE_LABEL}=true`);
     this.add('EndpointSlice', scoped('/apis/discovery.k8s.io/v1', 'endpointslices'), SERVICE_NAME_LABEL);
-    if (this.options.nodeTopology) this.add('Node', '/api/v1/nodes', undefined);
+    if (this.options.nodeTopology) this.add('Node', '/api/v1/nodes', undefined, (o) => nodeAsCached(o as NodeLike));
     for (const e of this.entries) this.run(e);
 
     if (!signal) return promise;
@@ -223,7 +224,7 @@ export class KubernetesSource {
     this.client.close();
   }
 
-  private add(kind: string, path: string, labelSelector: string | undefined): void {
+  private add(kind: string, path: string, labelSelector: string | undefined, cached?: (o: KubeObject) => KubeObject): void {
     // The callbacks run only after start(), when `entry` below exists.
     const informer = new Informer({
       client: this.client,
@@ -236,6 +237,7 @@ export class KubernetesSource {
       onChange: () => this.schedule(),
       onError: (err) => this.onError(entry, err),
       onConnect: (resourceVersion) => this.log.debug({ kind, resourceVersion }, 'kubernetes: informer (re)connecting'),
+      ...(cached ? { cached } : {}),
     });
     const entry: InformerEntry = { kind, informer, synced: false, lists: 0, errors: 0, lastError: undefined, backoffMs: 0, lastErrorAt: 0, retry: undefined };
     this.entries.push(entry);

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KubeClient } from '../../src/sources/kubernetes/api-client.js';
 import { Informer, type InformerOptions } from '../../src/sources/kubernetes/informer.js';
+import { nodeAsCached, type NodeLike } from '../../src/sources/kubernetes/mapping.js';
 import { waitFor } from '../support/wait.js';
 
 type Handler = (url: URL, res: ServerResponse) => void;
@@ -124,6 +125,16 @@ describe('Informer', () => {
     for (const o of informer?.list() ?? []) {
       expect(o).toEqual({ metadata: { name: o.metadata?.name, namespace: 'shop', resourceVersion: '3', labels: { a: 'b' }, annotations: { 'fulcrum.io/lb-policy': 'RING_HASH' } }, spec: { ports: [{ port: 80 }] } });
     }
+  });
+
+  it('caches what `cached` keeps of an object, listed or watched (Nodes: their name and topology labels)', async () => {
+    const node = (name: string) => ({ metadata: { name, resourceVersion: '3', labels: { 'topology.kubernetes.io/zone': 'z1', 'kubernetes.io/os': 'linux' } }, status: { images: [{ names: ['x'], sizeBytes: 1 }] } });
+    await run([list('10', node('listed')), watch([{ type: 'ADDED', object: node('watched') }], true)], { cached: (o) => nodeAsCached(o as NodeLike) });
+    await waitFor(() => informer?.list().length === 2, { what: 'both nodes cached' });
+    expect(informer?.list()).toEqual([
+      { metadata: { name: 'listed', labels: { 'topology.kubernetes.io/zone': 'z1' } } },
+      { metadata: { name: 'watched', labels: { 'topology.kubernetes.io/zone': 'z1' } } },
+    ]);
   });
 
   it('410 Gone as an ERROR event, and as the watch answer: relists, and objects gone meanwhile leave the cache', async () => {

@@ -31,6 +31,8 @@ export interface InformerOptions {
   readonly onError: (err: unknown) => void;
   /** About to list or watch (for debug logs). */
   readonly onConnect?: (resourceVersion: string) => void;
+  /** What of an object is cached (default withoutBookkeeping): a kind read for a few fields keeps only those. */
+  readonly cached?: (o: KubeObject) => KubeObject;
 }
 
 /** A watch that ended this soon without an event is a failure (backoff), not a loop at full speed. */
@@ -63,7 +65,11 @@ export class Informer {
   private stopped = false;
   private current: AbortController | undefined;
 
-  constructor(private readonly options: InformerOptions) {}
+  private readonly cached: (o: KubeObject) => KubeObject;
+
+  constructor(private readonly options: InformerOptions) {
+    this.cached = options.cached ?? withoutBookkeeping;
+  }
 
   list(): KubeObject[] {
     return [...this.objects.values()];
@@ -108,7 +114,7 @@ export class Informer {
     try {
       const result = await client.list(path, { labelSelector }, controller.signal);
       if (this.stopped) return;
-      this.objects = new Map(result.items.map((o) => [keyOf(o), withoutBookkeeping(o)]));
+      this.objects = new Map(result.items.map((o) => [keyOf(o), this.cached(o)]));
       this.resourceVersion = result.resourceVersion;
       this.options.onList(result.items.length);
     } finally {
@@ -161,7 +167,7 @@ export class Informer {
       if (object.code === 410) return true;
       throw new KubeApiError(`watch ${this.options.kind}: ${object.message ?? 'error event'}`, object.code ?? 0);
     }
-    if (type === 'ADDED' || type === 'MODIFIED') this.objects.set(keyOf(object), withoutBookkeeping(object));
+    if (type === 'ADDED' || type === 'MODIFIED') this.objects.set(keyOf(object), this.cached(object));
     else if (type === 'DELETED') this.objects.delete(keyOf(object));
     const rv = object.metadata?.resourceVersion;
     if (rv) this.resourceVersion = rv;
