@@ -42,14 +42,23 @@ function hashPolicyEntry(p: HashPolicy): Record<string, unknown> {
   return { cookie: { name: p.cookie.name, ...(p.cookie.ttlSeconds !== undefined ? { ttl: { seconds: p.cookie.ttlSeconds } } : {}) } };
 }
 
-function routeAction(r: Route, retries?: RetryPolicies, hashPolicies?: RouteHashPolicies): Record<string, unknown> {
+/**
+ * A route's timeout. Proxyless gRPC ignores RouteAction.timeout: it takes a call's deadline from
+ * max_stream_duration (gRFC A31; grpc-go and grpc-js-xds alike), so routes of an api_listener,
+ * which only gRPC clients read, carry the timeout there as well (0 = none, as in Envoy). Socket
+ * listeners keep Envoy's timeout alone: max_stream_duration would also bound Envoy's streams.
+ */
+function timeoutFields(timeoutMs: number, forGrpc: boolean): Record<string, unknown> {
+  const timeout = duration(timeoutMs);
+  return forGrpc ? { timeout, max_stream_duration: { max_stream_duration: timeout } } : { timeout };
+}
+
+function routeAction(r: Route, forGrpc: boolean, retries?: RetryPolicies, hashPolicies?: RouteHashPolicies): Record<string, unknown> {
   const action: Record<string, unknown> = { cluster: r.cluster };
   // The route's own hash policy wins over its cluster's.
   const hashPolicy = r.hashPolicy ?? hashPolicies?.get(r.cluster);
   if (hashPolicy) action.hash_policy = [hashPolicyEntry(hashPolicy)];
-  if (r.timeoutMs !== undefined) {
-    action.timeout = duration(r.timeoutMs);
-  }
+  if (r.timeoutMs !== undefined) Object.assign(action, timeoutFields(r.timeoutMs, forGrpc));
   const retry = retries?.get(r.cluster);
   if (retry) action.retry_policy = retry;
   return action;
@@ -68,7 +77,7 @@ export function routeConfigurationResource(l: Listener, retries?: RetryPolicies,
     virtual_hosts: [...hosts.entries()].map(([domain, routes], i) => ({
       name: domain === '*' ? 'any' : `vh${i}-${domain}`,
       domains: [domain],
-      routes: routes.map((r) => ({ match: { prefix: r.prefix }, route: routeAction(r, retries, hashPolicies) })),
+      routes: routes.map((r) => ({ match: { prefix: r.prefix }, route: routeAction(r, l.kind === 'api', retries, hashPolicies) })),
     })),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * A tiny gRPC service for proxyless-gRPC tests, defined without .proto files:
  * one unary method `WhoAmI` whose request and response are JSON. Each test
- * server answers with its own id, so the client can tell which backend served a call.
+ * server answers with its own id, so the client can tell which backend served a call, after the
+ * milliseconds the call's `x-delay-ms` header asks for, if any.
  * Everything listens on 127.0.0.1 only.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -78,7 +79,11 @@ export async function startGrpcServers(n: number, prefix = 'server'): Promise<Gr
           const seen: Record<string, string> = {};
           const user = call.metadata.get('x-user')[0];
           if (user !== undefined) seen['x-user'] = String(user);
-          callback(null, { server: id, ...(call.request.tag !== undefined ? { tag: call.request.tag } : {}), seen });
+          const answer = () => callback(null, { server: id, ...(call.request.tag !== undefined ? { tag: call.request.tag } : {}), seen });
+          // x-delay-ms: answer that much later (a slow backend, for timeout tests).
+          const delayMs = Number(call.metadata.get('x-delay-ms')[0] ?? 0);
+          if (delayMs > 0) setTimeout(answer, delayMs);
+          else answer();
         },
       });
       servers.push(server);
