@@ -2,7 +2,7 @@ import { MAX_LOCALITY_WEIGHT_SUM } from '../balancing/integer-weights.js';
 import type { Endpoint } from '../catalog/types.js';
 
 /**
- * Ring hash across several localities: the three clients fulcrum serves combine a locality's
+ * Ring hash (and Maglev) across several localities: the three clients fulcrum serves combine a locality's
  * weight LW_a with an endpoint's weight w_i in different ways.
  *  - grpc-go ≥ 1.79 (gRPC A113): share ∝ LW_a × w_i / S_a, S_a the locality's endpoint-weight sum;
  *  - @grpc/grpc-js-xds 1.14 (pre-A113): share ∝ LW_a × w_i;
@@ -31,11 +31,12 @@ export function spansLocalities(endpoints: readonly Endpoint[]): boolean {
 }
 
 /**
- * The translator rescales RING_HASH clusters only. MAGLEV is Envoy-only (gRPC clients NACK it),
- * and Envoy without locality_weighted_lb_config already splits its table by endpoint weight.
+ * The translator rescales RING_HASH and MAGLEV clusters: gRPC clients take a MAGLEV cluster's
+ * ring-hash fallback (translate-protection.ts maglevPolicy), and Envoy's Maglev, given locality
+ * weighting, normalises like its ring hash (the same thread-aware balancer code).
  */
 export function rescalesLocalities(c: { readonly lbPolicy: string; readonly endpoints: readonly Endpoint[] }): boolean {
-  return c.lbPolicy === 'RING_HASH' && spansLocalities(c.endpoints);
+  return (c.lbPolicy === 'RING_HASH' || c.lbPolicy === 'MAGLEV') && spansLocalities(c.endpoints);
 }
 
 /** Smallest integer each locality's rescaled weights aim at, so that rounding moves a ratio by ≲ 1e-5. */

@@ -5,7 +5,7 @@ import { probesDecide, type EndpointOverride } from '../catalog/weight-overrides
 import { anyOf } from './envoy-api.js';
 import { duration } from './proto-values.js';
 import { localityGroupKey, rescalesLocalities, rescaleToCommonSum } from './ring-hash-localities.js';
-import { clientSideWrrPolicy, clusterProtection, leastRequestPolicy } from './translate-protection.js';
+import { clientSideWrrPolicy, clusterProtection, leastRequestPolicy, maglevPolicy } from './translate-protection.js';
 
 /** Catalog clusters → Envoy `Cluster` and `ClusterLoadAssignment` objects (protobufjs plain form). */
 
@@ -60,17 +60,19 @@ export function sameClusterForm(a: Cluster, b: Cluster): boolean {
 
 /**
  * lb_policy, or load_balancing_policy where an extension policy is needed: client-side WRR is one,
- * and LEAST_REQUEST is written as one so that proxyless grpc-js does not reject it
- * (translate-protection.ts leastRequestPolicy).
+ * and LEAST_REQUEST and MAGLEV are written as one so that proxyless gRPC does not reject them
+ * (translate-protection.ts leastRequestPolicy, maglevPolicy).
  */
-function lbPolicyFields(c: Cluster): Record<string, unknown> {
+function lbPolicyFields(c: Cluster, facts: EndpointFacts): Record<string, unknown> {
   if (c.lbPolicy === 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN') return { load_balancing_policy: clientSideWrrPolicy(c.clientSideWeightedRoundRobin) };
   if (c.lbPolicy === 'LEAST_REQUEST') return { load_balancing_policy: leastRequestPolicy(c.leastRequest?.choiceCount, c.localityWeighted === true) };
+  if (c.lbPolicy === 'MAGLEV') return { load_balancing_policy: maglevPolicy(c.maglev?.tableSize ?? 65_537, facts.rescalesLocalities) };
   return { lb_policy: c.lbPolicy };
 }
 
 export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<string, unknown> {
-  const lbPolicy = lbPolicyFields(c);
+  const facts = endpointFacts(c);
+  const lbPolicy = lbPolicyFields(c, facts);
   const out: Record<string, unknown> = {
     name: c.name,
     type: 'EDS',
@@ -79,7 +81,6 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
     ...lbPolicy,
     ...clusterProtection(c),
   };
-  const facts = endpointFacts(c);
   if (c.ringHash) {
     // Ring size follows the endpoint count (virtual nodes per host), rounded up to a power of two
     // so that scaling by a few endpoints does not change the Cluster and re-warm it in every proxy.
@@ -92,15 +93,14 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
       hash_function: c.ringHash.hashFunction,
     };
   }
-  if (c.maglev) out.maglev_lb_config = { table_size: { value: c.maglev.tableSize } };
   // Hash-based policies follow endpoint weights alone unless told otherwise: an operator's
-  // localityWeighted applies to the others. A RING_HASH cluster spanning localities always gets it,
+  // localityWeighted applies to the others. A hash cluster spanning localities always gets it,
   // because its endpoint weights are rescaled per locality (src/xds/ring-hash-localities.ts) and
   // Envoy must scale them back by the locality weights. An extension policy carries it in its own
   // config: Envoy rejects a load_balancing_policy beside common_lb_config's locality weighting.
   const hashed = c.lbPolicy === 'RING_HASH' || c.lbPolicy === 'MAGLEV';
   const typed = 'load_balancing_policy' in lbPolicy;
-  if ((c.localityWeighted && !hashed && !typed) || facts.rescalesLocalities) {
+  if (!typed && ((c.localityWeighted && !hashed) || facts.rescalesLocalities)) {
     out.common_lb_config = { locality_weighted_lb_config: {} };
   }
   if (c.http2) {

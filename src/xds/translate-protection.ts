@@ -19,6 +19,8 @@ const CSWRR = 'envoy.extensions.load_balancing_policies.client_side_weighted_rou
 const ROUND_ROBIN = 'envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin';
 const LEAST_REQUEST = 'envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest';
 const WRR_LOCALITY = 'envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality';
+const MAGLEV = 'envoy.extensions.load_balancing_policies.maglev.v3.Maglev';
+const RING_HASH = 'envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash';
 const PREVIOUS_HOSTS = 'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
 
 const u32 = (value: number): { value: number } => ({ value });
@@ -144,6 +146,34 @@ export function leastRequestPolicy(choiceCount: number | undefined, localityWeig
     },
   };
   return { policies: [leastRequest, wrrLocality, roundRobinEntry()] };
+}
+
+/**
+ * `load_balancing_policy` for MAGLEV (auto's choice for session affinity at 1000+ endpoints).
+ * Clients take the first entry they support: Envoy takes Maglev; gRPC, which has no Maglev and
+ * NACKed the legacy `lb_policy: MAGLEV` (grpc-go "unexpected lbPolicy MAGLEV", grpc-js
+ * "unsupported lb_policy"), takes ring hash, which hashes the same route hash policy, so affinity
+ * holds. `localityWeighted`: the endpoint weights are rescaled per locality (ring-hash-localities.ts)
+ * and Envoy scales them back by the locality weights, as for RING_HASH (common_lb_config cannot
+ * sit beside a load_balancing_policy). The ring hash entry leaves its ring sizes to gRPC's defaults
+ * (1,024 up, capped at 4,096 by grpc-go): grpc-js-xds 1.14 NACKs a typed RingHash that sets
+ * minimum_ring_size ("min_ring_size must be a number": it reads the UInt64Value as a Long).
+ */
+export function maglevPolicy(tableSize: number, localityWeighted: boolean): Record<string, unknown> {
+  const localityWeighting = localityWeighted ? { locality_weighted_lb_config: {} } : {};
+  const maglev = {
+    typed_extension_config: {
+      name: 'envoy.load_balancing_policies.maglev',
+      typed_config: anyOf(MAGLEV, { table_size: { value: tableSize }, ...localityWeighting }),
+    },
+  };
+  const ringHash = {
+    typed_extension_config: {
+      name: 'envoy.load_balancing_policies.ring_hash',
+      typed_config: anyOf(RING_HASH, { hash_function: 'XX_HASH', ...localityWeighting }),
+    },
+  };
+  return { policies: [maglev, ringHash] };
 }
 
 /** A route's `retry_policy` for a cluster's resolved retry settings. */

@@ -23,13 +23,21 @@ describeEnvoy('locality-weighted clusters with a real Envoy', () => {
   let envoy: EnvoyHandle;
   let listenerPort: number;
   let hashedPort: number;
+  let maglevPort: number;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-locality-'));
     backends = await startBackends(3);
     listenerPort = await freePort();
     hashedPort = await freePort();
+    maglevPort = await freePort();
     const [a, b, c] = backends.list;
+    // zone a sums 2, zone b 6: 25% / 75% by endpoint weight.
+    const zonedWeights = [
+      { address: '127.0.0.1', port: a?.port, weight: 2, locality: { region: 'r', zone: 'a' } },
+      { address: '127.0.0.1', port: b?.port, weight: 3, locality: { region: 'r', zone: 'b' } },
+      { address: '127.0.0.1', port: c?.port, weight: 3, locality: { region: 'r', zone: 'b' } },
+    ];
     const configPath = join(dir, 'fulcrum.yaml');
     await writeFile(
       configPath,
@@ -49,19 +57,17 @@ describeEnvoy('locality-weighted clusters with a real Envoy', () => {
             name: 'hashed',
             lbPolicy: 'RING_HASH',
             ringHash: { virtualNodesPerHost: 1000 }, // a ring of 4096: arcs within ~1 point of their weight share
-            endpoints: [
-              // zone a sums 2, zone b 6: 25% / 75% by endpoint weight. Published as locality weights
-              // 2 and 6 with endpoint weights 6; 3, 3: a ring that ignored the locality weights
-              // would give zone a 50%, one that multiplied the raw weights 10%.
-              { address: '127.0.0.1', port: a?.port, weight: 2, locality: { region: 'r', zone: 'a' } },
-              { address: '127.0.0.1', port: b?.port, weight: 3, locality: { region: 'r', zone: 'b' } },
-              { address: '127.0.0.1', port: c?.port, weight: 3, locality: { region: 'r', zone: 'b' } },
-            ],
+            // Published as locality weights 2 and 6 with endpoint weights 6; 3, 3: a ring that ignored
+            // the locality weights would give zone a 50%, one that multiplied the raw weights 10%.
+            endpoints: zonedWeights,
           },
+          // Sent as a load_balancing_policy (Maglev, then ring hash for gRPC), rescaled the same way.
+          { name: 'maglev', lbPolicy: 'MAGLEV', endpoints: zonedWeights },
         ],
         listeners: [
           { name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: 'zoned' }] },
           { name: 'hashed-ingress', address: '127.0.0.1', port: hashedPort, routes: [{ prefix: '/', cluster: 'hashed', hashPolicy: { header: 'x-user' } }] },
+          { name: 'maglev-ingress', address: '127.0.0.1', port: maglevPort, routes: [{ prefix: '/', cluster: 'maglev', hashPolicy: { header: 'x-user' } }] },
         ],
       }),
     );
@@ -69,6 +75,7 @@ describeEnvoy('locality-weighted clusters with a real Envoy', () => {
     envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode: 'sotw', nodeId: 'locality', name: 'envoy-locality' });
     await envoy.waitForListener('ingress', 20_000);
     await envoy.waitForListener('hashed-ingress', 20_000);
+    await envoy.waitForListener('maglev-ingress', 20_000);
   }, 60_000);
 
   afterAll(async () => {
@@ -103,5 +110,19 @@ describeEnvoy('locality-weighted clusters with a real Envoy', () => {
     const r = await sendRequests(`http://127.0.0.1:${hashedPort}/`, 1200, { concurrency: 8, headers: (i) => ({ 'x-user': `user-${i}` }) });
     expect(r.errors, JSON.stringify(r.errorSamples)).toBe(0);
     expect(Math.abs((r.distribution['0'] ?? 0) / r.sent - 0.25), JSON.stringify(r.distribution)).toBeLessThan(0.08);
+  });
+
+  it('MAGLEV as an extension policy: Envoy takes Maglev, weighs localities, and keeps each key on one host', async () => {
+    const cluster = JSON.stringify(await envoy.configDump({ includeEds: false, nameRegex: '^maglev$', resource: 'dynamic_active_clusters' }));
+    expect(cluster).toContain('envoy.extensions.load_balancing_policies.maglev.v3.Maglev');
+    expect(cluster).toContain('"locality_weighted_lb_config":{}');
+    expect(await envoy.stat('cluster_manager.cds.update_rejected')).toBe(0);
+    expect(await envoy.stat('cluster.maglev.update_rejected')).toBe(0);
+    const r = await sendRequests(`http://127.0.0.1:${maglevPort}/`, 1200, { concurrency: 8, headers: (i) => ({ 'x-user': `user-${i}` }) });
+    expect(r.errors, JSON.stringify(r.errorSamples)).toBe(0);
+    // A 65537-entry table: each host's share within a point or two of its weight's.
+    expect(Math.abs((r.distribution['0'] ?? 0) / r.sent - 0.25), JSON.stringify(r.distribution)).toBeLessThan(0.08);
+    const same = await sendRequests(`http://127.0.0.1:${maglevPort}/`, 50, { concurrency: 4, headers: () => ({ 'x-user': 'alice' }) });
+    expect(Object.keys(same.distribution), JSON.stringify(same.distribution)).toHaveLength(1);
   });
 });

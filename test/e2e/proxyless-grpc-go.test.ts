@@ -6,6 +6,7 @@
  *    split ~25/75 because fulcrum sends the sums as locality weights and rescales the endpoint
  *    weights to one common sum per locality (src/xds/ring-hash-localities.ts);
  *  - grpc-go's load reports (per locality, no per-endpoint stats) reach the SignalStore;
+ *  - a MAGLEV cluster (auto's affinity policy at 1000+ endpoints) reaches grpc-go as ring hash;
  *  - a grpc-go NACK names the cluster it refused (`resource "name": …`), and only that one is
  *    held refused while the other cluster of the same response stays served.
  * Needs the Go client binary (scripts/build-grpc-go-client.sh): skipped locally without it,
@@ -30,6 +31,7 @@ import { waitFor } from '../support/wait.js';
 
 const CLUSTER = 'sessions-backends';
 const LR_CLUSTER = 'greeter-backends';
+const MAGLEV_CLUSTER = 'maglev-backends';
 /** Routed beside the WhoAmI method's cluster on the `mixed` listener: one grpc-go channel watches both. */
 const SPARE_CLUSTER = 'spare-backends';
 const CALLS = 400;
@@ -64,9 +66,11 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
     if (dir) await rm(dir, { recursive: true, force: true });
   }, 60_000);
 
-  /** The test's catalog; `sparePolicy`: the spare cluster's lbPolicy (MAGLEV is Envoy's only: grpc-go refuses it). */
-  function configYaml(sparePolicy: 'ROUND_ROBIN' | 'MAGLEV'): string {
+  /** The test's catalog; `sparePolicy`: the spare cluster's lbPolicy (ring hash on MURMUR_HASH_2 is Envoy's only: grpc-go refuses it). */
+  function configYaml(sparePolicy: 'ROUND_ROBIN' | 'MURMUR_HASH_2'): string {
     const plain = servers.list.map((s) => ({ address: s.host, port: s.port }));
+    const zoned = servers.list.map((s, i) => ({ address: s.host, port: s.port, weight: WEIGHTS[i], locality: { region: 'r', zone: ZONES[i] } }));
+    const spare = sparePolicy === 'ROUND_ROBIN' ? { lbPolicy: 'ROUND_ROBIN' } : { lbPolicy: 'RING_HASH', ringHash: { hashFunction: 'MURMUR_HASH_2' } };
     return YAML.stringify({
       server: { xds: { debounceQuietMs: 20, debounceMaxMs: 200 }, loadReporting: { intervalMs: 500 } },
       clusters: [
@@ -75,13 +79,16 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
           lbPolicy: 'RING_HASH',
           ringHash: { virtualNodesPerHost: 1000 }, // a ring of 4096: arcs within ~1 point of their weight share
           http2: true,
-          endpoints: servers.list.map((s, i) => ({ address: s.host, port: s.port, weight: WEIGHTS[i], locality: { region: 'r', zone: ZONES[i] } })),
+          endpoints: zoned,
         },
+        // auto's choice for session affinity at 1000+ endpoints; grpc-go takes its ring-hash fallback.
+        { name: MAGLEV_CLUSTER, lbPolicy: 'MAGLEV', http2: true, endpoints: zoned },
         { name: LR_CLUSTER, lbPolicy: 'LEAST_REQUEST', http2: true, endpoints: plain },
-        { name: SPARE_CLUSTER, lbPolicy: sparePolicy, http2: true, endpoints: plain },
+        { name: SPARE_CLUSTER, ...spare, http2: true, endpoints: plain },
       ],
       listeners: [
         { name: 'sessions', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER, hashPolicy: { header: 'x-user' } }] },
+        { name: 'maglev', apiListener: true, routes: [{ prefix: '/', cluster: MAGLEV_CLUSTER, hashPolicy: { header: 'x-user' } }] },
         { name: 'greeter', apiListener: true, routes: [{ prefix: '/', cluster: LR_CLUSTER }] },
         {
           name: 'mixed',
@@ -132,6 +139,30 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
     }
   });
 
+  test('grpc-go takes the ring-hash fallback of a MAGLEV cluster: no NACK, distinct keys follow the 1:3 locality split', { timeout: 240_000 }, async () => {
+    const nodeId = `grpc-go-maglev-${process.pid}`;
+    const options = { xdsPort: fulcrum.xdsPort, nodeId, target: 'xds:///maglev', hashHeader: 'x-user' };
+    // A few calls first: sent as lb_policy MAGLEV, grpc-go NACKed the cluster ("unexpected lbPolicy
+    // MAGLEV") and every call waited out its deadline.
+    const first = runGrpcGoClient(goClient.bin, { ...options, count: 3, deadlineMs: 10_000, hold: true });
+    try {
+      const { errors } = await first.result;
+      const cds = fulcrum.registry.list().find((r) => r.node.id === nodeId)?.types.get(TYPE.cluster);
+      expect({ errors, nack: cds?.lastNack?.message }, first.stderr().slice(-4_000)).toEqual({ errors: {}, nack: undefined });
+      expect(cds?.ackedVersion).toBeDefined();
+    } finally {
+      await first.stop();
+    }
+    const run = runGrpcGoClient(goClient.bin, { ...options, count: CALLS });
+    try {
+      const { counts, errors } = await run.result;
+      expect(errors, run.stderr().slice(-4_000)).toEqual({});
+      expect(Math.abs(zoneShare(counts) - 0.25), JSON.stringify(counts)).toBeLessThan(0.08);
+    } finally {
+      await run.stop();
+    }
+  });
+
   test('grpc-go takes the least_request entry of a LEAST_REQUEST cluster: no NACK, every server answers', { timeout: 120_000 }, async () => {
     const nodeId = `grpc-go-lr-${process.pid}`;
     const run = runGrpcGoClient(goClient.bin, { xdsPort: fulcrum.xdsPort, nodeId, target: 'xds:///greeter', count: 90 });
@@ -147,16 +178,16 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
     }
   });
 
-  test('grpc-js-xds 1.14.1 multiplies locality and endpoint weights (pre-A113): the same EDS still splits 25/75', { timeout: 120_000 }, async () => {
+  test.each(['xds:///sessions', 'xds:///maglev'])('grpc-js-xds 1.14.1 multiplies locality and endpoint weights (pre-A113): the same EDS still splits 25/75 (%s)', { timeout: 120_000 }, async (target) => {
     const client = await startXdsClient({ xdsPort: fulcrum.xdsPort, nodeId: `grpc-js-${process.pid}` });
     try {
       const perCall = Array.from({ length: CALLS }, (_, i) => ({ 'x-user': `user-${i}` }));
       const results = await waitFor(
         async () => {
-          const r = await client.call('xds:///sessions', { perCall, concurrency: 4 });
+          const r = await client.call(target, { perCall, concurrency: 4 });
           return r.every((x) => x.server !== undefined) && r;
         },
-        { what: 'grpc-js ring-hash calls to succeed', timeoutMs: 60_000, intervalMs: 500 },
+        { what: `grpc-js ring-hash calls to ${target} to succeed`, timeoutMs: 60_000, intervalMs: 500 },
       );
       // EDS: zone a weight 2 with its endpoint at 6, zone b weight 6 with 3 + 3. grpc-js multiplies:
       // 2 x 6 = 12 against 6 x 3 = 18 per zone-b server, 25%. Unscaled endpoint weights (2; 3, 3)
@@ -183,17 +214,17 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
         },
         { what: 'grpc-go ACKing both clusters of the mixed listener', timeoutMs: 30_000, intervalMs: 100 },
       );
-      await writeConfig(configYaml('MAGLEV'));
+      await writeConfig(configYaml('MURMUR_HASH_2'));
       const cds = await waitFor(
         ({ note }) => {
           const t = record()?.types.get(TYPE.cluster);
           note({ state: syncState(t), nack: t?.lastNack?.message.slice(0, 300) });
           return syncState(t) === 'NACKED' && t;
         },
-        { what: 'grpc-go NACKing the MAGLEV cluster', timeoutMs: 30_000, intervalMs: 100 },
+        { what: 'grpc-go NACKing the MURMUR_HASH_2 cluster', timeoutMs: 30_000, intervalMs: 100 },
       );
       // grpc-go's words (xdsclient combineErrors): `resource "<name>": <error>`.
-      expect(cds.lastNack?.message).toMatch(new RegExp(`resource "${SPARE_CLUSTER}": unexpected lbPolicy MAGLEV`));
+      expect(cds.lastNack?.message).toMatch(new RegExp(`resource "${SPARE_CLUSTER}": unsupported ring_hash hash function MURMUR_HASH_2`));
       expect(typeSyncView(cds).rejected).toEqual([SPARE_CLUSTER]);
       // Mended: sent again, ACKed, nothing refused.
       await writeConfig(configYaml('ROUND_ROBIN'));

@@ -1,7 +1,8 @@
 /**
  * Proxyless gRPC end to end: the real gRPC xDS client (@grpc/grpc-js-xds, in a child process)
  * dials `xds:///<listener>` and resolves through fulcrum's LDS (api_listener) → RDS → CDS → EDS
- * to local gRPC servers, with ROUND_ROBIN and RING_HASH, and follows a live config edit.
+ * to local gRPC servers, with ROUND_ROBIN, RING_HASH and MAGLEV (its ring-hash fallback), and
+ * follows a live config edit.
  *
  * Set FULCRUM_E2E_GRPC_TRACE=1 to print the client's xDS trace (GRPC_TRACE=xds_client,xds_resolver)
  * even when the tests pass; it is printed on failure regardless.
@@ -32,21 +33,31 @@ const TYPES: Record<'LDS' | 'RDS' | 'CDS' | 'EDS', XdsTypeUrl> = {
   EDS: TYPE.endpoint,
 };
 
-function configYaml(rr: readonly GrpcTestServer[], rh: readonly GrpcTestServer[], rrPolicy = 'ROUND_ROBIN'): string {
+/**
+ * The test's config. `rrPolicy`: the greeter cluster's lbPolicy (`MURMUR_HASH_2`: RING_HASH with
+ * that hash function, which gRPC refuses); `sessionsPolicy`: the x-user-hashed cluster's.
+ */
+function configYaml(
+  rr: readonly GrpcTestServer[],
+  rh: readonly GrpcTestServer[],
+  rrPolicy: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'MURMUR_HASH_2' = 'ROUND_ROBIN',
+  sessionsPolicy: 'RING_HASH' | 'MAGLEV' = 'RING_HASH',
+): string {
   const endpoints = (list: readonly GrpcTestServer[]) =>
     list.map((s) => `      - { address: ${s.host}, port: ${s.port} }`).join('\n');
+  const greeterPolicy = rrPolicy === 'MURMUR_HASH_2' ? 'RING_HASH\n    ringHash: { hashFunction: MURMUR_HASH_2 }' : rrPolicy;
+  const sessions = sessionsPolicy === 'RING_HASH' ? 'RING_HASH\n    ringHash: { virtualNodesPerHost: 160 }' : 'MAGLEV';
   return `# written by test/e2e/proxyless-grpc.test.ts
 server:
   xds: { debounceQuietMs: 20, debounceMaxMs: 200 }
 clusters:
   - name: greeter-backends
-    lbPolicy: ${rrPolicy}
+    lbPolicy: ${greeterPolicy}
     http2: true
     endpoints:
 ${endpoints(rr)}
   - name: sessions-backends
-    lbPolicy: RING_HASH
-    ringHash: { virtualNodesPerHost: 160 }
+    lbPolicy: ${sessions}
     http2: true
     endpoints:
 ${endpoints(rh)}
@@ -208,6 +219,32 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
 
   test('RING_HASH on x-user: one server per user, users spread over several servers', async (ctx) => {
     diagnoseOnFailure(ctx);
+    await expectAffinity();
+  }, scaled(60_000));
+
+  test('MAGLEV (auto\'s affinity policy at 1000+ endpoints): gRPC takes its ring-hash fallback, ACKed, one server per user', async (ctx) => {
+    diagnoseOnFailure(ctx);
+    const cdsBefore = proxyRecord()?.types.get(TYPE.cluster)?.ackedVersion;
+    await writeConfig(configYaml(rr.list, rh.list, 'ROUND_ROBIN', 'MAGLEV'));
+    try {
+      // Sent as lb_policy MAGLEV, grpc-js NACKed it ("unsupported lb_policy: MAGLEV") and kept the ring hash it had.
+      await waitFor(
+        ({ note }) => {
+          const cds = proxyRecord()?.types.get(TYPE.cluster);
+          note({ cds: syncState(cds), ackedVersion: cds?.ackedVersion, nack: cds?.lastNack?.message });
+          return cds !== undefined && cds.lastNack === undefined && syncState(cds) === 'SYNCED' && cds.ackedVersion !== cdsBefore;
+        },
+        { what: 'the MAGLEV cluster ACKed', timeoutMs: 30_000, intervalMs: 100 },
+      );
+      await expectAffinity();
+    } finally {
+      await writeConfig(configYaml(rr.list, rh.list));
+    }
+    await waitFor(() => syncState(proxyRecord()?.types.get(TYPE.cluster)) === 'SYNCED', { what: 'CDS SYNCED on RING_HASH again', timeoutMs: 30_000, intervalMs: 100 });
+  }, scaled(60_000));
+
+  /** Every user's calls reach one server, the same each time, and the users spread over several. */
+  async function expectAffinity(): Promise<void> {
     const users = Array.from({ length: 20 }, (_, i) => `user-${i}`);
     const byUser = (results: readonly CallResult[], perCall: readonly Record<string, string>[]) => {
       const map = new Map<string, Set<string>>();
@@ -257,7 +294,7 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
       },
       { what: 'both targets SYNCED on LDS/RDS/CDS/EDS', timeoutMs: 15_000 },
     );
-  }, scaled(60_000));
+  }
 
   test('live update: an endpoint removed from the config file stops receiving calls', async (ctx) => {
     diagnoseOnFailure(ctx);
@@ -318,17 +355,18 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
     diagnoseOnFailure(ctx);
     // Both clusters are in the client's CDS state (the RING_HASH test dialed the sessions listener).
     expect([...(proxyRecord()?.types.get(TYPE.cluster)?.sentResources.keys() ?? [])].sort()).toEqual(['greeter-backends', 'sessions-backends']);
-    // MAGLEV is Envoy's only: grpc-js refuses the cluster and keeps the one it had.
-    await writeConfig(configYaml(rr.list, rh.list, 'MAGLEV'));
+    // Ring hash on MURMUR_HASH_2 is Envoy's only: grpc-js refuses the cluster and keeps the one it had.
+    await writeConfig(configYaml(rr.list, rh.list, 'MURMUR_HASH_2'));
     const cds = await waitFor(
       ({ note }) => {
         const t = proxyRecord()?.types.get(TYPE.cluster);
         note({ state: syncState(t), nack: t?.lastNack?.message });
         return t !== undefined && syncState(t) === 'NACKED' && t;
       },
-      { what: 'the MAGLEV cluster NACKed', timeoutMs: 30_000, intervalMs: 100 },
+      { what: 'the MURMUR_HASH_2 cluster NACKed', timeoutMs: 30_000, intervalMs: 100 },
     );
     expect(cds.lastNack?.message).toMatch(/resource index \d+/);
+    expect(cds.lastNack?.message).toMatch(/hash_function: MURMUR_HASH_2/);
     expect(typeSyncView(cds).rejected).toEqual(['greeter-backends']);
     const results = await client.call(GREETER, { count: 9 });
     expect(failures(results), JSON.stringify(tally(results))).toEqual([]);

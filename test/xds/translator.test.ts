@@ -71,7 +71,13 @@ describe('translator', () => {
       lb_policy: 'RING_HASH',
       ring_hash_lb_config: { minimum_ring_size: { value: 512 }, maximum_ring_size: { value: 8_388_608 }, hash_function: 'XX_HASH' },
     });
-    expect(decode(all, TYPE.cluster, 'mg')).toMatchObject({ lb_policy: 'MAGLEV', maglev_lb_config: { table_size: { value: 65537 } } });
+    // MAGLEV as an extension policy: Envoy takes Maglev, gRPC (no Maglev) its ring-hash fallback.
+    const mg = decode(all, TYPE.cluster, 'mg') as { lb_policy?: string; maglev_lb_config?: unknown; load_balancing_policy: { policies: { typed_extension_config: { typed_config: unknown } }[] } };
+    expect([mg.lb_policy, mg.maglev_lb_config]).toEqual([undefined, undefined]);
+    expect(mg.load_balancing_policy.policies.map((p) => decodeAny(p.typed_extension_config.typed_config))).toEqual([
+      { table_size: { value: 65537 } },
+      { hash_function: 'XX_HASH' }, // ring sizes: gRPC's defaults (grpc-js-xds 1.14 NACKs a minimum_ring_size here)
+    ]);
   });
 
   it('turns on locality-weighted balancing where asked, except for hash policies', () => {
@@ -270,14 +276,23 @@ describe('translator', () => {
     it('leaves single-locality ring hash and MAGLEV as they were', () => {
       const out = emit([
         ringHash('one', [endpoint(1, { weight: 2 }), endpoint(2, { weight: 7 })]),
-        ringHash('mg', [endpoint(1, { weight: 2, ...zone('a') }), endpoint(2, { weight: 7, ...zone('b') })], 'MAGLEV'),
+        ringHash('mg1', [endpoint(1, { weight: 2 }), endpoint(2, { weight: 7 })], 'MAGLEV'),
       ]);
-      for (const name of ['one', 'mg']) {
+      for (const name of ['one', 'mg1']) {
         const { cluster, cla } = out(name);
         expect(cluster).not.toHaveProperty('common_lb_config');
-        expect(cla.endpoints.map((l) => [l.load_balancing_weight.value, l.lb_endpoints.map((e) => e.load_balancing_weight.value)])).toEqual(
-          name === 'one' ? [[9, [2, 7]]] : [[2, [2]], [7, [7]]],
-        );
+        expect(cla.endpoints.map((l) => [l.load_balancing_weight.value, l.lb_endpoints.map((e) => e.load_balancing_weight.value)])).toEqual([[9, [2, 7]]]);
+      }
+    });
+
+    it('rescales MAGLEV across localities too, with locality weighting in both of its policies (gRPC takes the ring hash)', () => {
+      const { cluster, cla } = emit([ringHash('mg', zoned([2, 3, 3], ['a', 'b', 'b']), 'MAGLEV')])('mg');
+      const policies = (cluster.load_balancing_policy as { policies: { typed_extension_config: { typed_config: unknown } }[] }).policies;
+      expect(cluster).not.toHaveProperty('common_lb_config');
+      for (const p of policies) expect(decodeAny(p.typed_extension_config.typed_config)).toMatchObject({ locality_weighted_lb_config: {} });
+      expect(cla.endpoints.map((l) => [l.load_balancing_weight.value, l.lb_endpoints.map((e) => e.load_balancing_weight.value)])).toEqual([[2, [6]], [6, [3, 3]]]);
+      for (const rule of ['normalised', 'multiplied'] as const) {
+        shares(cla, rule).forEach((x, i) => expect(x, rule).toBeCloseTo(intended([2, 3, 3])[i] ?? NaN, 12));
       }
     });
   });
