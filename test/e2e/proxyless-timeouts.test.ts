@@ -4,15 +4,9 @@
  * which Envoy reads: routes of an api_listener must carry it there, or a slow backend holds the
  * caller for as long as the caller's own deadline allows.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import YAML from 'yaml';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
-import { startGrpcServers, type GrpcTestServers } from '../support/grpc-whoami.js';
-import { startXdsClient, tally, type XdsClientHandle } from '../support/grpc-xds.js';
+import { startProxylessRig, type ProxylessRig } from '../support/proxyless-rig.js';
+import { tally } from '../support/grpc-xds.js';
 import { scaled, waitFor } from '../support/wait.js';
 
 /** deadline_exceeded */
@@ -21,43 +15,30 @@ const ROUTE_TIMEOUT_MS = 500;
 /** Far past the route's timeout, far inside the call's own deadline. */
 const SLOW_MS = 8_000;
 
-let dir: string;
-let servers: GrpcTestServers;
-let fulcrum: Fulcrum;
-let client: XdsClientHandle;
+let rig: ProxylessRig;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'fulcrum-proxyless-timeouts-'));
-  servers = await startGrpcServers(1, 'slow');
-  const configPath = path.join(dir, 'fulcrum.yaml');
-  const endpoints = servers.list.map((s) => ({ address: s.host, port: s.port }));
-  await writeFile(
-    configPath,
-    YAML.stringify({
+  rig = await startProxylessRig({
+    name: 'proxyless-timeouts',
+    servers: 1,
+    config: (servers) => ({
       server: { xds: { debounceQuietMs: 20, debounceMaxMs: 200 } },
-      clusters: [{ name: 'slow-backends', http2: true, retryPolicy: { enabled: false }, endpoints }],
+      clusters: [{ name: 'slow-backends', http2: true, retryPolicy: { enabled: false }, endpoints: servers.map((s) => ({ address: s.host, port: s.port })) }],
       listeners: [
         { name: 'timed', apiListener: true, routes: [{ cluster: 'slow-backends', timeoutMs: ROUTE_TIMEOUT_MS }] },
         { name: 'untimed', apiListener: true, routes: [{ cluster: 'slow-backends' }] },
       ],
     }),
-  );
-  fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }) });
-  client = await startXdsClient({ xdsPort: fulcrum.xdsPort, nodeId: `proxyless-timeouts-${process.pid}` });
+  });
 }, scaled(60_000));
 
-afterAll(async () => {
-  await client?.stop();
-  await fulcrum?.stop();
-  await servers?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
-}, scaled(60_000));
+afterAll(() => rig?.stop(), scaled(60_000));
 
 /** Waits until a call on `target` succeeds: the channel has LDS, RDS, CDS and EDS. */
 async function resolved(target: string): Promise<void> {
   await waitFor(
     async ({ note }) => {
-      const results = await client.call(target, { count: 1 });
+      const results = await rig.client.call(target, { count: 1 });
       note(tally(results));
       return results.every((r) => r.server !== undefined);
     },
@@ -68,14 +49,14 @@ async function resolved(target: string): Promise<void> {
 describe('proxyless gRPC and route timeouts', () => {
   test('a route timeoutMs ends a gRPC call to a slow backend with DEADLINE_EXCEEDED', async () => {
     await resolved('xds:///timed');
-    const results = await client.call('xds:///timed', { count: 1, metadata: { 'x-delay-ms': String(SLOW_MS) }, deadlineMs: scaled(30_000) });
+    const results = await rig.client.call('xds:///timed', { count: 1, metadata: { 'x-delay-ms': String(SLOW_MS) }, deadlineMs: scaled(30_000) });
     // Without the timeout in max_stream_duration, the call waited the 8 s and succeeded.
     expect(results.map((r) => r.code ?? `answered by ${r.server}`)).toEqual([DEADLINE_EXCEEDED]);
   }, scaled(90_000));
 
   test('a route without a timeout lets the same slow call finish', async () => {
     await resolved('xds:///untimed');
-    const results = await client.call('xds:///untimed', { count: 1, metadata: { 'x-delay-ms': '1000' }, deadlineMs: scaled(30_000) });
-    expect(results.map((r) => r.server ?? `error ${r.code}: ${r.error}`)).toEqual(['slow-0']);
+    const results = await rig.client.call('xds:///untimed', { count: 1, metadata: { 'x-delay-ms': '1000' }, deadlineMs: scaled(30_000) });
+    expect(results.map((r) => r.server ?? `error ${r.code}: ${r.error}`)).toEqual(['proxyless-timeouts-0']);
   }, scaled(90_000));
 });
