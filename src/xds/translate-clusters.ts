@@ -178,20 +178,39 @@ function lbEndpoint(endpoint: Endpoint, weight: number | undefined): Record<stri
 const leftOut = (e: Endpoint): boolean => e.health === 'UNHEALTHY' || e.health === 'TIMEOUT';
 
 /**
+ * An endpoint sent although it was to be left out, because none that may serve would remain:
+ * sent UNKNOWN, not UNHEALTHY or TIMEOUT. Envoy would balance over UNHEALTHY hosts in its panic
+ * mode, but proxyless gRPC has none: it uses only HEALTHY and UNKNOWN endpoints (gRFC A27), so
+ * every call failed UNAVAILABLE while Envoy kept serving. UNKNOWN gives both the same spread, and
+ * Envoy's own outlier detection and health checks still apply to these hosts.
+ */
+const keptAnyway = (e: Endpoint): Endpoint => (leftOut(e) ? { ...e, health: 'UNKNOWN' } : e);
+
+/**
+ * What groupEndpoints does with the endpoints published UNHEALTHY or TIMEOUT: leave them out, send
+ * them as they are (across priorities: spansPriorities), or, when none that may serve would be
+ * left, send them UNKNOWN (keptAnyway).
+ */
+type OutMode = 'leave-out' | 'send' | 'none-serves';
+
+/**
  * The groups of `c`'s endpoints by priority and locality, in order of priority, then of first
  * appearance; endpoint weights as published (publishedEndpoint), with the priority ranks. Those
- * published UNHEALTHY or TIMEOUT are left out (leftOut), unless none that may serve would be left:
- * then every endpoint is sent as published, and Envoy's panic mode balances over them all (the
- * engine fails static before that; an operator or Kubernetes may declare every endpoint out).
+ * published UNHEALTHY or TIMEOUT are left out (leftOut) or, across priorities, sent as they are;
+ * when none that may serve would be left, every endpoint is sent, those as UNKNOWN (keptAnyway), so
+ * that Envoy and gRPC balance over them all rather than fail every request (the engine fails
+ * static before that; an operator or Kubernetes may declare every endpoint out).
  */
-function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverride> | undefined, keepAll = spansPriorities(c)): AssignmentGroup[] {
+function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverride> | undefined, mode: OutMode = spansPriorities(c) ? 'send' : 'leave-out'): AssignmentGroup[] {
   const groups: AssignmentGroup[] = [];
   let byKey: Map<string, AssignmentGroup> | undefined;
   let serving = 0;
   for (const e of c.endpoints) {
     const published = publishedEndpoint(e, overrides?.get(endpointKey(e)));
-    if (!keepAll && leftOut(published.endpoint)) continue;
-    if (published.endpoint.health !== 'DRAINING') serving++;
+    const out = leftOut(published.endpoint);
+    if (out && mode === 'leave-out') continue;
+    const endpoint = mode === 'none-serves' ? keptAnyway(published.endpoint) : published.endpoint;
+    if (!out && endpoint.health !== 'DRAINING') serving++;
     let g = byKey === undefined ? groups.find((x) => x.priority === e.priority && sameLocality(x.locality, e.locality)) : byKey.get(localityGroupKey(e));
     if (g === undefined) {
       groups.push((g = { locality: e.locality, priority: e.priority, endpoints: [], weights: [], weight: 1 }));
@@ -199,10 +218,10 @@ function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverr
       if (byKey === undefined && groups.length > FEW_GROUPS) byKey = new Map(groups.map((x) => [localityGroupKey(x), x]));
       else byKey?.set(localityGroupKey(e), g);
     }
-    g.endpoints.push(published.endpoint);
+    g.endpoints.push(endpoint);
     g.weights.push(published.weight);
   }
-  if (serving === 0 && !keepAll && c.endpoints.length > 0) return groupEndpoints(c, overrides, true);
+  if (serving === 0 && mode !== 'none-serves' && c.endpoints.length > 0) return groupEndpoints(c, overrides, 'none-serves');
   return groups.sort((a, b) => a.priority - b.priority);
 }
 

@@ -170,8 +170,9 @@ describe('translator', () => {
     // Left out, not sent UNHEALTHY or TIMEOUT: Envoy counts those against its panic threshold.
     expect(sent([])).toEqual([[1, 'HEALTHY'], [2, 'UNKNOWN'], [3, 'DEGRADED'], [4, 'DRAINING']]);
     expect(sent([1, 2])).toEqual([[3, 'DEGRADED'], [4, 'DRAINING']]);
-    // None left that may serve (DRAINING takes no new requests): all sent as published, for Envoy's panic mode.
-    expect(sent([1, 2, 3, 4, 5, 6])).toEqual([[1, 'UNHEALTHY'], [2, 'UNHEALTHY'], [3, 'UNHEALTHY'], [4, 'DRAINING'], [5, 'UNHEALTHY'], [6, 'TIMEOUT']]);
+    // None left that may serve (DRAINING takes no new requests): all sent, those left out as UNKNOWN,
+    // because proxyless gRPC, which has no panic mode, uses no UNHEALTHY or TIMEOUT endpoint.
+    expect(sent([1, 2, 3, 4, 5, 6])).toEqual([[1, 'UNKNOWN'], [2, 'UNKNOWN'], [3, 'UNKNOWN'], [4, 'DRAINING'], [5, 'UNKNOWN'], [6, 'UNKNOWN']]);
   });
 
   it('across priorities an endpoint the engine took out is sent UNHEALTHY: Envoy spills over by each priority\'s healthy share', () => {
@@ -189,8 +190,9 @@ describe('translator', () => {
     // Left out, a host counts in no priority's share (test/e2e/priority-spillover-envoy.test.ts).
     expect(sent(['10.0.0.1:1'])).toEqual([[0, 1, 'UNHEALTHY'], [1, 2, 'HEALTHY'], [1, 3, 'HEALTHY']]);
     expect(sent(['10.0.0.1:2'])).toEqual([[0, 1, 'HEALTHY'], [1, 2, 'UNHEALTHY'], [1, 3, 'HEALTHY']]);
-    // Never an empty assignment (the engine fails static first; this is the translator's own floor).
-    expect(sent(['10.0.0.1:1', '10.0.0.1:2', '10.0.0.1:3'])).toEqual([[0, 1, 'UNHEALTHY'], [1, 2, 'UNHEALTHY'], [1, 3, 'UNHEALTHY']]);
+    // Never an empty assignment (the engine fails static first; this is the translator's own floor),
+    // nor one a gRPC client can use none of: with none that may serve, sent UNKNOWN.
+    expect(sent(['10.0.0.1:1', '10.0.0.1:2', '10.0.0.1:3'])).toEqual([[0, 1, 'UNKNOWN'], [1, 2, 'UNKNOWN'], [1, 3, 'UNKNOWN']]);
   });
 
   describe('ring hash across localities: endpoint weights rescaled to one sum per locality', () => {
