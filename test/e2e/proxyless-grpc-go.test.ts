@@ -7,6 +7,7 @@
  *    weights to one common sum per locality (src/xds/ring-hash-localities.ts);
  *  - grpc-go's load reports (per locality, no per-endpoint stats) reach the SignalStore;
  *  - a MAGLEV cluster (auto's affinity policy at 1000+ endpoints) reaches grpc-go as ring hash;
+ *  - a route's timeoutMs bounds grpc-go's calls (max_stream_duration, gRFC A31);
  *  - a grpc-go NACK names the cluster it refused (`resource "name": …`), and only that one is
  *    held refused while the other cluster of the same response stays served.
  * Needs the Go client binary (scripts/build-grpc-go-client.sh): skipped locally without it,
@@ -90,6 +91,7 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
         { name: 'sessions', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER, hashPolicy: { header: 'x-user' } }] },
         { name: 'maglev', apiListener: true, routes: [{ prefix: '/', cluster: MAGLEV_CLUSTER, hashPolicy: { header: 'x-user' } }] },
         { name: 'greeter', apiListener: true, routes: [{ prefix: '/', cluster: LR_CLUSTER }] },
+        { name: 'timed', apiListener: true, routes: [{ prefix: '/', cluster: LR_CLUSTER, timeoutMs: 500 }] },
         {
           name: 'mixed',
           apiListener: true,
@@ -158,6 +160,27 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
       const { counts, errors } = await run.result;
       expect(errors, run.stderr().slice(-4_000)).toEqual({});
       expect(Math.abs(zoneShare(counts) - 0.25), JSON.stringify(counts)).toBeLessThan(0.08);
+    } finally {
+      await run.stop();
+    }
+  });
+
+  test('grpc-go ends a call to a slow backend at the route timeoutMs (max_stream_duration), not at its own deadline', { timeout: 120_000 }, async () => {
+    const nodeId = `grpc-go-timed-${process.pid}`;
+    const options = { xdsPort: fulcrum.xdsPort, nodeId, target: 'xds:///timed' };
+    // Warm-up: the channel resolves and connects.
+    const warm = runGrpcGoClient(goClient.bin, { ...options, count: 1 });
+    try {
+      expect((await warm.result).errors, warm.stderr().slice(-4_000)).toEqual({});
+    } finally {
+      await warm.stop();
+    }
+    // 8 s of backend delay against a 500 ms route timeout and a 30 s deadline: with RouteAction.timeout
+    // alone, grpc-go waited the 8 s and the call succeeded.
+    const run = runGrpcGoClient(goClient.bin, { ...options, count: 1, headers: { 'x-delay-ms': '8000' } });
+    try {
+      const { counts, errors } = await run.result;
+      expect({ counts, errors }, run.stderr().slice(-4_000)).toEqual({ counts: {}, errors: { DeadlineExceeded: 1 } });
     } finally {
       await run.stop();
     }

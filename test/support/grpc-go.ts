@@ -30,6 +30,8 @@ export interface GrpcGoRunOptions {
   readonly count: number;
   /** A header carrying a distinct key per call (user-0, user-1, ...), for ring hash. */
   readonly hashHeader?: string;
+  /** Headers on every call (`x-delay-ms` makes the WhoAmI server answer later). */
+  readonly headers?: Readonly<Record<string, string>>;
   /** Per-call deadline (default 30 000 ms: the first call waits for xDS and a connection). */
   readonly deadlineMs?: number;
   /** Keep the channel (and its load reports) up after the calls, until `stop()`. */
@@ -57,6 +59,7 @@ export function runGrpcGoClient(bin: string, opts: GrpcGoRunOptions): GrpcGoRun 
   const args = ['--xds-port', String(opts.xdsPort), '--node-id', opts.nodeId, '--target', opts.target, '--count', String(opts.count)];
   args.push('--deadline', `${opts.deadlineMs ?? 30_000}ms`);
   if (opts.hashHeader) args.push('--hash-header', opts.hashHeader);
+  for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('--header', `${k}=${v}`);
   if (opts.hold) args.push('--hold');
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   delete env.GRPC_XDS_BOOTSTRAP;

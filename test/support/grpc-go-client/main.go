@@ -6,7 +6,8 @@
 //	grpc-go-client --xds-port 18000 --target xds:///sessions --count 200 --hash-header x-user
 //
 // With --hash-header every call carries a distinct value in that header (user-0, user-1, ...),
-// so a ring-hash route spreads calls by key. With --hold, the process then stays up until stdin
+// so a ring-hash route spreads calls by key; --header k=v (repeatable) adds a fixed header to
+// every call (x-delay-ms=8000 makes the WhoAmI server answer that much later). With --hold, the process then stays up until stdin
 // closes, so grpc-go keeps sending its load reports (LRS) to fulcrum.
 package main
 
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -59,8 +61,23 @@ type options struct {
 	target     string
 	count      int
 	hashHeader string
+	headers    headerFlags
 	deadline   time.Duration
 	hold       bool
+}
+
+// headerFlags collects repeated --header k=v flags as metadata pairs.
+type headerFlags []string
+
+func (h *headerFlags) String() string { return strings.Join(*h, ",") }
+
+func (h *headerFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want key=value, got %q", v)
+	}
+	*h = append(*h, strings.ToLower(k), val)
+	return nil
 }
 
 func parseFlags() options {
@@ -70,6 +87,7 @@ func parseFlags() options {
 	flag.StringVar(&o.target, "target", "", "e.g. xds:///sessions")
 	flag.IntVar(&o.count, "count", 100, "calls to make, one after the other")
 	flag.StringVar(&o.hashHeader, "hash-header", "", "header carrying a distinct key per call")
+	flag.Var(&o.headers, "header", "key=value header on every call (repeatable)")
 	flag.DurationVar(&o.deadline, "deadline", 10*time.Second, "per-call deadline")
 	flag.BoolVar(&o.hold, "hold", false, "after printing, stay up until stdin closes (keeps LRS flowing)")
 	flag.Parse()
@@ -104,6 +122,9 @@ func run(conn *grpc.ClientConn, o options) result {
 		ctx, cancel := context.WithTimeout(context.Background(), o.deadline)
 		if o.hashHeader != "" {
 			ctx = metadata.AppendToOutgoingContext(ctx, o.hashHeader, fmt.Sprintf("user-%d", i))
+		}
+		if len(o.headers) > 0 {
+			ctx = metadata.AppendToOutgoingContext(ctx, o.headers...)
 		}
 		req := []byte(fmt.Sprintf(`{"tag":"go-%d"}`, i))
 		var reply []byte
