@@ -17,9 +17,9 @@ const TARGET = 'xds:///health';
 
 let rig: ProxylessRig;
 
-/** The config with each server's declared health (HEALTHY where not given). */
-function config(servers: readonly GrpcTestServer[], health: readonly string[] = []): Record<string, unknown> {
-  const endpoints = servers.map((s, i) => ({ address: s.host, port: s.port, health: health[i] ?? 'HEALTHY' }));
+/** The config with each server's declared health (HEALTHY where not given) and priority (0 where not given). */
+function config(servers: readonly GrpcTestServer[], health: readonly string[] = [], priority: readonly number[] = []): Record<string, unknown> {
+  const endpoints = servers.map((s, i) => ({ address: s.host, port: s.port, health: health[i] ?? 'HEALTHY', priority: priority[i] ?? 0 }));
   return {
     server: { xds: { debounceQuietMs: 20, debounceMaxMs: 200 } },
     clusters: [{ name: 'health-backends', http2: true, endpoints }],
@@ -30,10 +30,10 @@ function config(servers: readonly GrpcTestServer[], health: readonly string[] = 
 const served = (results: readonly CallResult[]): string[] => [...new Set(results.map((r) => r.server ?? `error ${r.code}: ${r.error}`))].sort();
 const eds = () => rig.fulcrum.registry.list().find((r) => r.node.id === rig.nodeId)?.types.get(TYPE.endpoint);
 
-/** Applies `health` and waits until the client ACKed the assignment it makes. */
-async function declare(health: readonly string[]): Promise<void> {
+/** Applies `health` (and `priority`) and waits until the client ACKed the assignment it makes. */
+async function declare(health: readonly string[], priority: readonly number[] = []): Promise<void> {
   const before = eds()?.ackedVersion;
-  await rig.writeConfig(config(rig.servers.list, health));
+  await rig.writeConfig(config(rig.servers.list, health, priority));
   await waitFor(
     () => {
       const t = eds();
@@ -73,5 +73,16 @@ describe('proxyless gRPC and declared endpoint health', () => {
     // Sent UNHEALTHY (for Envoy's panic mode), they left gRPC no endpoint: every call failed
     // UNAVAILABLE ("priority policy has empty priority list") while Envoy balanced over the three.
     await callsReach(['h-0', 'h-1', 'h-2']);
+  }, scaled(90_000));
+
+  test('priority 0 declared UNHEALTHY (sent as it is across priorities, for Envoy\'s spill-over): gRPC fails over to priority 1', async () => {
+    await declare(['UNHEALTHY'], [0, 1, 1]);
+    await callsReach(['h-1', 'h-2']);
+  }, scaled(90_000));
+
+  test('every endpoint of every priority declared UNHEALTHY: calls still succeed', async () => {
+    await declare(['UNHEALTHY', 'UNHEALTHY', 'UNHEALTHY'], [0, 1, 1]);
+    // Across priorities every endpoint went out as published, UNHEALTHY: gRPC had none to call.
+    await callsReach(['h-0']);
   }, scaled(90_000));
 });
