@@ -178,39 +178,44 @@ function lbEndpoint(endpoint: Endpoint, weight: number | undefined): Record<stri
 const leftOut = (e: Endpoint): boolean => e.health === 'UNHEALTHY' || e.health === 'TIMEOUT';
 
 /**
- * An endpoint sent although it was to be left out, because none that may serve would remain:
- * sent UNKNOWN, not UNHEALTHY or TIMEOUT. Envoy would balance over UNHEALTHY hosts in its panic
- * mode, but proxyless gRPC has none: it uses only HEALTHY and UNKNOWN endpoints (gRFC A27), so
- * every call failed UNAVAILABLE while Envoy kept serving. UNKNOWN gives both the same spread, and
- * Envoy's own outlier detection and health checks still apply to these hosts.
+ * How far an endpoint's published health is from one both Envoy and proxyless gRPC route to
+ * normally (gRPC uses only HEALTHY and UNKNOWN: gRFC A27): 0 routable, 1 DEGRADED, 2 DRAINING
+ * (a terminating pod still serving, say), 3 left out (leftOut).
  */
-const keptAnyway = (e: Endpoint): Endpoint => (leftOut(e) ? { ...e, health: 'UNKNOWN' } : e);
+function tierOf(e: Endpoint): number {
+  if (leftOut(e)) return LEFT_OUT;
+  if (e.health === 'DEGRADED') return 1;
+  return e.health === 'DRAINING' ? 2 : 0;
+}
+
+const LEFT_OUT = 3;
 
 /**
- * What groupEndpoints does with the endpoints published UNHEALTHY or TIMEOUT: leave them out, send
- * them as they are (across priorities: spansPriorities), or, when none that may serve would be
- * left, send them UNKNOWN (keptAnyway).
+ * What groupEndpoints does with the endpoints published UNHEALTHY or TIMEOUT: leave them out, or
+ * send them as they are (across priorities: spansPriorities).
  */
-type OutMode = 'leave-out' | 'send' | 'none-serves';
+type OutMode = 'leave-out' | 'send';
 
 /**
  * The groups of `c`'s endpoints by priority and locality, in order of priority, then of first
  * appearance; endpoint weights as published (publishedEndpoint), with the priority ranks. Those
- * published UNHEALTHY or TIMEOUT are left out (leftOut) or, across priorities, sent as they are;
- * when none that may serve would be left, every endpoint is sent, those as UNKNOWN (keptAnyway), so
- * that Envoy and gRPC balance over them all rather than fail every request (the engine fails
- * static before that; an operator or Kubernetes may declare every endpoint out).
+ * published UNHEALTHY or TIMEOUT are left out (leftOut) or, across priorities, sent as they are.
+ * When no endpoint is routable, the best tier there is (tierOf) is sent UNKNOWN (`promote`): Envoy
+ * would balance over them all in its panic mode, but gRPC has none and failed every call. So a
+ * DEGRADED endpoint is used before a DRAINING one, that before one taken out, and only when every
+ * endpoint is out are all sent (the engine fails static before that; an operator or Kubernetes may
+ * declare every endpoint out). Envoy's own outlier detection and health checks still apply.
  */
-function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverride> | undefined, mode: OutMode = spansPriorities(c) ? 'send' : 'leave-out'): AssignmentGroup[] {
+function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverride> | undefined, mode: OutMode = spansPriorities(c) ? 'send' : 'leave-out', promote?: number): AssignmentGroup[] {
   const groups: AssignmentGroup[] = [];
   let byKey: Map<string, AssignmentGroup> | undefined;
-  let serving = 0;
+  let best = LEFT_OUT;
   for (const e of c.endpoints) {
     const published = publishedEndpoint(e, overrides?.get(endpointKey(e)));
-    const out = leftOut(published.endpoint);
-    if (out && mode === 'leave-out') continue;
-    const endpoint = mode === 'none-serves' ? keptAnyway(published.endpoint) : published.endpoint;
-    if (!out && endpoint.health !== 'DRAINING') serving++;
+    const tier = tierOf(published.endpoint);
+    best = Math.min(best, tier);
+    if (tier === LEFT_OUT && mode === 'leave-out' && promote !== LEFT_OUT) continue;
+    const endpoint: Endpoint = tier === promote ? { ...published.endpoint, health: 'UNKNOWN' } : published.endpoint;
     let g = byKey === undefined ? groups.find((x) => x.priority === e.priority && sameLocality(x.locality, e.locality)) : byKey.get(localityGroupKey(e));
     if (g === undefined) {
       groups.push((g = { locality: e.locality, priority: e.priority, endpoints: [], weights: [], weight: 1 }));
@@ -221,7 +226,7 @@ function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverr
     g.endpoints.push(endpoint);
     g.weights.push(published.weight);
   }
-  if (serving === 0 && mode !== 'none-serves' && c.endpoints.length > 0) return groupEndpoints(c, overrides, 'none-serves');
+  if (best > 0 && promote === undefined && c.endpoints.length > 0) return groupEndpoints(c, overrides, mode, best);
   return groups.sort((a, b) => a.priority - b.priority);
 }
 

@@ -116,6 +116,15 @@ describeEnvoy('Envoy panic mode and the endpoints fulcrum took out', () => {
     await expectThirdTakesAll(r, keys);
   }, scaled(90_000));
 
+  it('none routable: the DRAINING backend (a terminating pod still serving) takes every request, not those declared UNHEALTHY', async () => {
+    const r = await setUp(capacity(3), capacityPorts, (_, i) => ({ health: i === 0 ? 'DRAINING' : 'UNHEALTHY' }));
+    const keys = r.backends.list.map((b) => b.key);
+    await waitFor(async () => (await hostsOf(r, keys))[0] !== undefined, { what: 'the draining host in Envoy', timeoutMs: 20_000, intervalMs: 100 });
+    const result = await sendRequests(r.url, 300, { concurrency: 4 });
+    expect(result.errors).toBe(0);
+    expect(result.distribution).toEqual({ '0': 300 });
+  }, scaled(90_000));
+
   it('every backend declared UNHEALTHY: all are still sent, and Envoy balances over them (never an empty cluster)', async () => {
     // Sent UNKNOWN (proxyless gRPC, which has no panic mode, would use none of them UNHEALTHY):
     // Envoy balances over them as its panic mode did.
@@ -152,6 +161,12 @@ describeEnvoy('Envoy panic mode and the endpoints fulcrum took out', () => {
     const outOfRotation = (h: ClusterHost | undefined): boolean => h === undefined || h.health_flags.includes('failed_eds_health');
     await waitFor(async () => r.fulcrum.adaptive.publishedHealthOf('web')(dead) === 'UNHEALTHY' && outOfRotation((await hostsOf(r, [dead]))[0]), {
       what: 'the one still dead taken out',
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
+    // The admin's host list can change before every worker thread's copy of it: one clean round first.
+    await waitFor(async () => (await sendRequests(r.url, 20, { concurrency: 2 })).distribution[String(ejected)] === 20, {
+      what: 'a round served whole by the revived backend',
       timeoutMs: 20_000,
       intervalMs: 100,
     });

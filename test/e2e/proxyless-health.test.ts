@@ -75,6 +75,12 @@ describe('proxyless gRPC and declared endpoint health', () => {
     await callsReach(['h-0', 'h-1', 'h-2']);
   }, scaled(90_000));
 
+  test('none routable: a DRAINING endpoint (a terminating pod still serving) takes the calls before those declared UNHEALTHY', async () => {
+    await declare(['DRAINING', 'UNHEALTHY', 'UNHEALTHY']);
+    // gRPC uses no DRAINING endpoint either: sent as it was, every call failed.
+    expect(tally(await callsReach(['h-0']))).toEqual({ 'h-0': 30 });
+  }, scaled(90_000));
+
   test('priority 0 declared UNHEALTHY (sent as it is across priorities, for Envoy\'s spill-over): gRPC fails over to priority 1', async () => {
     await declare(['UNHEALTHY'], [0, 1, 1]);
     await callsReach(['h-1', 'h-2']);

@@ -154,7 +154,7 @@ describe('translator', () => {
     expect((ws[0] ?? 0) / (ws[1] ?? 1)).toBeCloseTo(2, 5);
   });
 
-  it('probe health takes a HEALTHY, UNKNOWN or DEGRADED endpoint out, never lifts an operator\'s DRAINING, UNHEALTHY or TIMEOUT; UNHEALTHY and TIMEOUT are left out', () => {
+  it('probe health takes a HEALTHY, UNKNOWN or DEGRADED endpoint out, never lifts an operator\'s DRAINING, UNHEALTHY or TIMEOUT; UNHEALTHY and TIMEOUT are left out; with none routable the best tier goes UNKNOWN', () => {
     const states = ['HEALTHY', 'UNKNOWN', 'DEGRADED', 'DRAINING', 'UNHEALTHY', 'TIMEOUT'] as const;
     const probed: Catalog = {
       ...catalog,
@@ -169,10 +169,17 @@ describe('translator', () => {
     };
     // Left out, not sent UNHEALTHY or TIMEOUT: Envoy counts those against its panic threshold.
     expect(sent([])).toEqual([[1, 'HEALTHY'], [2, 'UNKNOWN'], [3, 'DEGRADED'], [4, 'DRAINING']]);
-    expect(sent([1, 2])).toEqual([[3, 'DEGRADED'], [4, 'DRAINING']]);
-    // None left that may serve (DRAINING takes no new requests): all sent, those left out as UNKNOWN,
-    // because proxyless gRPC, which has no panic mode, uses no UNHEALTHY or TIMEOUT endpoint.
-    expect(sent([1, 2, 3, 4, 5, 6])).toEqual([[1, 'UNKNOWN'], [2, 'UNKNOWN'], [3, 'UNKNOWN'], [4, 'DRAINING'], [5, 'UNKNOWN'], [6, 'UNKNOWN']]);
+    // None routable (HEALTHY or UNKNOWN, all proxyless gRPC uses; it has no panic mode): the best
+    // tier there is goes UNKNOWN, DEGRADED before DRAINING before those taken out, the rest as before.
+    expect(sent([1, 2])).toEqual([[3, 'UNKNOWN'], [4, 'DRAINING']]);
+    // A probe never lifts DRAINING: the draining endpoint is the best left (a terminating pod still serving).
+    expect(sent([1, 2, 3])).toEqual([[4, 'UNKNOWN']]);
+    expect(sent([1, 2, 3, 4, 5, 6])).toEqual([[4, 'UNKNOWN']]);
+    // Every endpoint out: all sent UNKNOWN, never an empty assignment.
+    const allOut: Catalog = { ...probed, clusters: probed.clusters.map((c) => ({ ...c, endpoints: c.endpoints.filter((e) => e.health !== 'DRAINING') })) };
+    const weights = new Map([['p', new Map([1, 2, 3, 5, 6].map((port) => [`10.0.0.1:${port}`, { health: 'UNHEALTHY' as const }]))]]);
+    const cla = decode(translate(allOut, weights).get(DEFAULT_GROUP), TYPE.endpoint, 'p') as Sent;
+    expect((cla.endpoints[0]?.lb_endpoints ?? []).map((e) => [e.endpoint.address.socket_address.port_value, e.health_status])).toEqual([[1, 'UNKNOWN'], [2, 'UNKNOWN'], [3, 'UNKNOWN'], [5, 'UNKNOWN'], [6, 'UNKNOWN']]);
   });
 
   it('across priorities an endpoint the engine took out is sent UNHEALTHY: Envoy spills over by each priority\'s healthy share', () => {

@@ -34,7 +34,7 @@ const EndpointStatus = Type.Object(
       Type.Number({ description: 'The weight proxies are sent now: the weight engine\'s when it overrides, else the static weight. Absent when disabled.' }),
     ),
     publishedHealth: Type.Optional(
-      Type.String({ description: 'The health published now (DRAINING when draining, UNHEALTHY when the engine took it out). UNHEALTHY and TIMEOUT endpoints are left out of what proxies are sent, unless none that may serve would be left (then they are sent UNKNOWN, so that proxyless gRPC, which uses no UNHEALTHY endpoint, balances over them as Envoy does). Absent when disabled.' }),
+      Type.String({ description: 'The health published now (DRAINING when draining, UNHEALTHY when the engine took it out). UNHEALTHY and TIMEOUT endpoints are left out of what proxies are sent (across priorities, sent as they are); when no endpoint is HEALTHY or UNKNOWN, the best left (DEGRADED, else DRAINING, else every endpoint) is sent UNKNOWN, so that proxyless gRPC, which uses no other health, balances over them as Envoy does. Absent when disabled.' }),
     ),
   },
   { title: 'EndpointStatus' },
