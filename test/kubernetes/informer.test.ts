@@ -128,13 +128,28 @@ describe('Informer', () => {
   });
 
   it('caches what `cached` keeps of an object, listed or watched (Nodes: their name and topology labels)', async () => {
-    const node = (name: string) => ({ metadata: { name, resourceVersion: '3', labels: { 'topology.kubernetes.io/zone': 'z1', 'kubernetes.io/os': 'linux' } }, status: { images: [{ names: ['x'], sizeBytes: 1 }] } });
-    await run([list('10', node('listed')), watch([{ type: 'ADDED', object: node('watched') }], true)], { cached: (o) => nodeAsCached(o as NodeLike) });
-    await waitFor(() => informer?.list().length === 2, { what: 'both nodes cached' });
+    const node = (name: string, zone = 'z1', rv = '3') => ({ metadata: { name, resourceVersion: rv, labels: { 'topology.kubernetes.io/zone': zone, 'kubernetes.io/os': 'linux' } }, status: { images: [{ names: ['x'], sizeBytes: Number(rv) }] } });
+    const seen = await run(
+      [
+        list('10', node('listed')),
+        watch(
+          [
+            { type: 'ADDED', object: node('watched') },
+            // A status update: nothing cached changes, so no change is reported (no remap).
+            { type: 'MODIFIED', object: node('listed', 'z1', '12') },
+            { type: 'MODIFIED', object: node('watched', 'z2', '13') },
+          ],
+          true,
+        ),
+      ],
+      { cached: (o) => nodeAsCached(o as NodeLike) },
+    );
+    await waitFor(() => informer?.latestResourceVersion() === '13', { what: 'every event applied' });
     expect(informer?.list()).toEqual([
       { metadata: { name: 'listed', labels: { 'topology.kubernetes.io/zone': 'z1' } } },
-      { metadata: { name: 'watched', labels: { 'topology.kubernetes.io/zone': 'z1' } } },
+      { metadata: { name: 'watched', labels: { 'topology.kubernetes.io/zone': 'z2' } } },
     ]);
+    expect(seen.changes).toBe(2);
   });
 
   it('410 Gone as an ERROR event, and as the watch answer: relists, and objects gone meanwhile leave the cache', async () => {

@@ -11,6 +11,7 @@
  *   backoff (`start()` again), resuming from the resourceVersion it had.
  * After `stop()` nothing is reported and any request in flight is aborted.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { KubeApiError, type KubeClient, type KubeObject, type WatchEvent } from './api-client.js';
 
 export interface InformerOptions {
@@ -167,12 +168,25 @@ export class Informer {
       if (object.code === 410) return true;
       throw new KubeApiError(`watch ${this.options.kind}: ${object.message ?? 'error event'}`, object.code ?? 0);
     }
-    if (type === 'ADDED' || type === 'MODIFIED') this.objects.set(keyOf(object), this.cached(object));
+    let changed = type !== 'BOOKMARK';
+    if (type === 'ADDED' || type === 'MODIFIED') changed = this.put(object);
     else if (type === 'DELETED') this.objects.delete(keyOf(object));
     const rv = object.metadata?.resourceVersion;
     if (rv) this.resourceVersion = rv;
-    if (type !== 'BOOKMARK') this.options.onChange();
+    if (changed) this.options.onChange();
     return false;
+  }
+
+  /**
+   * Caches `object` as `cached` keeps it; false when that is what was cached already: a Node's
+   * status update every few minutes (thousands of Nodes: many a second) changes nothing read.
+   */
+  private put(object: KubeObject): boolean {
+    const key = keyOf(object);
+    const next = this.cached(object);
+    const before = this.objects.get(key);
+    this.objects.set(key, next);
+    return this.options.cached === undefined || before === undefined || !isDeepStrictEqual(before, next);
   }
 
   private controller(): AbortController {
