@@ -38,7 +38,8 @@ type SocketAddress = { readonly address: string; readonly port: number };
  */
 export function otherSpellingOf(target: SocketAddress): (e: SocketAddress) => boolean {
   const comparable = comparableAddress(target.address);
-  const last = lastGroup(target.address);
+  // From the parsed form: a target written with an IPv4 tail (`::ffff:10.0.0.1`) still filters.
+  const last = lastGroup(comparable);
   return (e) =>
     e.port === target.port &&
     e.address !== target.address &&
@@ -53,14 +54,15 @@ export function otherSpellingOf(target: SocketAddress): (e: SocketAddress) => bo
  */
 export class SpellingIndex<T extends SocketAddress> {
   private readonly byKey = new Map<string, T>();
-  /** The entries' last groups; undefined when one ends in an IPv4 address (no filter then). */
+  /** The entries' last groups, read from their parsed forms; undefined when one cannot be read (no filter then). */
   private lasts: Set<number> | undefined = new Set();
 
   constructor(entries: Iterable<T>) {
     for (const e of entries) {
       if (!e.address.includes(':')) continue;
-      this.byKey.set(comparableKey(e), e);
-      const last = lastGroup(e.address);
+      const comparable = comparableAddress(e.address);
+      this.byKey.set(`${comparable}:${e.port}`, e);
+      const last = lastGroup(comparable);
       if (last === undefined) this.lasts = undefined;
       else this.lasts?.add(last);
     }
