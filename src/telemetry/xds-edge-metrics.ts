@@ -37,46 +37,28 @@ export function xdsEdgeMetrics(registry: Registry, limits: readonly string[], co
     labelNames: ['reason'],
     registers,
   });
-  new Gauge({
-    name: 'fulcrum_xds_open_connections',
-    help: 'Connections open on the xDS port.',
-    registers,
-    collect() {
-      this.set(counts().connections);
-    },
-  });
-  new Gauge({
-    name: 'fulcrum_xds_open_calls',
-    help: 'gRPC calls open on the xDS port (every service: ADS, per-type xDS, CSDS, LRS, reports).',
-    registers,
-    collect() {
-      this.set(counts().calls);
-    },
-  });
-  new Gauge({
-    name: 'fulcrum_xds_queued_bytes',
-    help: 'Response bytes written to xDS streams and not yet flushed to their proxies (slow or stalled readers).',
-    registers,
-    collect() {
-      this.set(counts().queuedBytes);
-    },
-  });
-  new Gauge({
-    name: 'fulcrum_xds_congested_streams',
-    help: 'xDS streams holding responses back because server.xds.limits.maxQueuedBytesPerStream is reached; each is sent its latest state when it drains.',
-    registers,
-    collect() {
-      this.set(counts().congestedStreams);
-    },
-  });
-  new Gauge({
-    name: 'fulcrum_xds_held_answers',
-    help: "xDS streams whose first answer is held until Kubernetes discovery's first view is served (a whole CDS set without it would delete the discovered clusters).",
-    registers,
-    collect() {
-      this.set(counts().heldAnswers);
-    },
-  });
+  const gauge = (name: string, help: string, read: (c: EdgeCounts) => number): void =>
+    void new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read(counts()));
+      },
+    });
+  gauge('fulcrum_xds_open_connections', 'Connections open on the xDS port.', (c) => c.connections);
+  gauge('fulcrum_xds_open_calls', 'gRPC calls open on the xDS port (every service: ADS, per-type xDS, CSDS, LRS, reports).', (c) => c.calls);
+  gauge('fulcrum_xds_queued_bytes', 'Response bytes written to xDS streams and not yet flushed to their proxies (slow or stalled readers).', (c) => c.queuedBytes);
+  gauge(
+    'fulcrum_xds_congested_streams',
+    'xDS streams holding responses back because server.xds.limits.maxQueuedBytesPerStream is reached; each is sent its latest state when it drains.',
+    (c) => c.congestedStreams,
+  );
+  gauge(
+    'fulcrum_xds_held_answers',
+    "xDS streams whose first answer is held until Kubernetes discovery's first view is served (a whole CDS set without it would delete the discovered clusters).",
+    (c) => c.heldAnswers,
+  );
   for (const limit of limits) exceeded.inc({ limit }, 0);
   refused.inc({ reason: 'not-grpc' }, 0);
   return {
