@@ -60,9 +60,9 @@ export class SpellingIndex<T extends SocketAddress> {
   constructor(entries: Iterable<T>) {
     for (const e of entries) {
       if (!e.address.includes(':')) continue;
-      const comparable = comparableAddress(e.address);
-      this.byKey.set(`${comparable}:${e.port}`, e);
-      const last = lastGroup(comparable);
+      const key = comparableKey(e);
+      this.byKey.set(key, e);
+      const last = lastGroup(key.slice(0, key.lastIndexOf(':')));
       if (last === undefined) this.lasts = undefined;
       else this.lasts?.add(last);
     }

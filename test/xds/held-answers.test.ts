@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { HeldAnswers } from '../../src/xds/held-answers.js';
 
+/** HeldAnswers in front of a queue that runs each task at once, held until `open()`. */
+function heldUntilOpened() {
+  const queued: string[] = [];
+  let open!: () => void;
+  const until = new Promise<void>((resolve) => (open = resolve));
+  return { queued, held: new HeldAnswers({ push: (t) => t() }, until), open, until };
+}
+
 describe('HeldAnswers', () => {
   it('passes tasks straight on when nothing is awaited', () => {
     const queued: string[] = [];
@@ -10,10 +18,7 @@ describe('HeldAnswers', () => {
   });
 
   it('holds tasks until the promise settles, then queues them in arrival order; later ones go straight on', async () => {
-    const queued: string[] = [];
-    let open!: () => void;
-    const until = new Promise<void>((resolve) => (open = resolve));
-    const held = new HeldAnswers({ push: (t) => t() }, until);
+    const { queued, held, open, until } = heldUntilOpened();
     held.push(() => queued.push('a'));
     held.push(() => queued.push('b'));
     await Promise.resolve();
@@ -27,10 +32,7 @@ describe('HeldAnswers', () => {
   });
 
   it('a task dropped while held (its stream closed) is neither kept nor run', async () => {
-    const queued: string[] = [];
-    let open!: () => void;
-    const until = new Promise<void>((resolve) => (open = resolve));
-    const held = new HeldAnswers({ push: (t) => t() }, until);
+    const { queued, held, open, until } = heldUntilOpened();
     held.push(() => queued.push('a'));
     const drop = held.push(() => queued.push('b'));
     expect(held.size).toBe(2);
