@@ -18,6 +18,7 @@ import { duration } from './proto-values.js';
 const CSWRR = 'envoy.extensions.load_balancing_policies.client_side_weighted_round_robin.v3.ClientSideWeightedRoundRobin';
 const ROUND_ROBIN = 'envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin';
 const LEAST_REQUEST = 'envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest';
+const RANDOM = 'envoy.extensions.load_balancing_policies.random.v3.Random';
 const WRR_LOCALITY = 'envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality';
 const MAGLEV = 'envoy.extensions.load_balancing_policies.maglev.v3.Maglev';
 const RING_HASH = 'envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash';
@@ -115,6 +116,25 @@ export function clientSideWrrPolicy(s: ClientSideWeightedRoundRobinSpec = {}): R
   };
 }
 
+/** A typed policy's `locality_lb_config` carrying the cluster's locality weighting (see leastRequestPolicy). */
+const localityLbConfig = (localityWeighted: boolean): Record<string, unknown> =>
+  localityWeighted ? { locality_lb_config: { locality_weighted_lb_config: {} } } : {};
+
+/**
+ * Envoy's policy first, then what gRPC builds for `lb_policy: ROUND_ROBIN`: wrr_locality around
+ * round robin (grpc-js, grpc-go), then round robin alone.
+ */
+function withRoundRobinFallback(name: string, typeUrl: string, config: Record<string, unknown>): Record<string, unknown> {
+  const first = { typed_extension_config: { name, typed_config: anyOf(typeUrl, config) } };
+  const wrrLocality = {
+    typed_extension_config: {
+      name: 'envoy.load_balancing_policies.wrr_locality',
+      typed_config: anyOf(WRR_LOCALITY, { endpoint_picking_policy: { policies: [roundRobinEntry()] } }),
+    },
+  };
+  return { policies: [first, wrrLocality, roundRobinEntry()] };
+}
+
 /**
  * `load_balancing_policy` for LEAST_REQUEST. Clients take the first entry they support, so one
  * Cluster serves all three kinds without a NACK (the legacy `lb_policy: LEAST_REQUEST` made
@@ -129,23 +149,20 @@ export function clientSideWrrPolicy(s: ClientSideWeightedRoundRobinSpec = {}): R
  *   pick by requests in flight (test/e2e/envoy-suite.ts).
  */
 export function leastRequestPolicy(choiceCount: number | undefined, localityWeighted: boolean): Record<string, unknown> {
-  const leastRequest = {
-    typed_extension_config: {
-      name: 'envoy.load_balancing_policies.least_request',
-      typed_config: anyOf(LEAST_REQUEST, {
-        // Unset: Envoy's default, two choices.
-        ...(choiceCount !== undefined ? { choice_count: u32(choiceCount) } : {}),
-        ...(localityWeighted ? { locality_lb_config: { locality_weighted_lb_config: {} } } : {}),
-      }),
-    },
-  };
-  const wrrLocality = {
-    typed_extension_config: {
-      name: 'envoy.load_balancing_policies.wrr_locality',
-      typed_config: anyOf(WRR_LOCALITY, { endpoint_picking_policy: { policies: [roundRobinEntry()] } }),
-    },
-  };
-  return { policies: [leastRequest, wrrLocality, roundRobinEntry()] };
+  return withRoundRobinFallback('envoy.load_balancing_policies.least_request', LEAST_REQUEST, {
+    // Unset: Envoy's default, two choices.
+    ...(choiceCount !== undefined ? { choice_count: u32(choiceCount) } : {}),
+    ...localityLbConfig(localityWeighted),
+  });
+}
+
+/**
+ * `load_balancing_policy` for RANDOM. Envoy takes random; gRPC, which has no random policy and
+ * NACKed the legacy `lb_policy: RANDOM` (grpc-js "unsupported lb_policy", grpc-go "unexpected
+ * lbPolicy RANDOM"), takes the round-robin fallback, as for LEAST_REQUEST.
+ */
+export function randomPolicy(localityWeighted: boolean): Record<string, unknown> {
+  return withRoundRobinFallback('envoy.load_balancing_policies.random', RANDOM, localityLbConfig(localityWeighted));
 }
 
 /**

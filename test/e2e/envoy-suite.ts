@@ -252,12 +252,12 @@ export function envoySuite(mode: XdsMode): void {
     await waitFor(
       async () => {
         const dump = await envoy().configDump();
-        return webPolicy(dump).includes('RANDOM') && !JSON.stringify(dump).includes('dynamic_warming_clusters') && JSON.stringify(await webWeights()) === '[1,3]';
+        return webPolicy(dump).includes('envoy.load_balancing_policies.random') && !JSON.stringify(dump).includes('dynamic_warming_clusters') && JSON.stringify(await webWeights()) === '[1,3]';
       },
       { what: 'the changed cluster active in Envoy with both endpoints', timeoutMs: 10_000 },
     );
     expect((await sendRequests(url(), 200, { concurrency: 4 })).errors).toBe(0);
     await writeConfig({ weights: [1, 3] });
-    await waitFor(async () => !webPolicy(await envoy().configDump()).includes('RANDOM'), { what: 'the cluster back to round robin', timeoutMs: 10_000 });
+    await waitFor(async () => !webPolicy(await envoy().configDump()).includes('envoy.load_balancing_policies.random'), { what: 'the cluster back to round robin', timeoutMs: 10_000 });
   });
 }

@@ -7,6 +7,7 @@
  *    weights to one common sum per locality (src/xds/ring-hash-localities.ts);
  *  - grpc-go's load reports (per locality, no per-endpoint stats) reach the SignalStore;
  *  - a MAGLEV cluster (auto's affinity policy at 1000+ endpoints) reaches grpc-go as ring hash;
+ *  - LEAST_REQUEST and RANDOM clusters are ACKed (least request; round robin);
  *  - a route's timeoutMs bounds grpc-go's calls (max_stream_duration, gRFC A31);
  *  - a grpc-go NACK names the cluster it refused (`resource "name": …`), and only that one is
  *    held refused while the other cluster of the same response stays served.
@@ -35,6 +36,7 @@ const LR_CLUSTER = 'greeter-backends';
 const MAGLEV_CLUSTER = 'maglev-backends';
 /** Routed beside the WhoAmI method's cluster on the `mixed` listener: one grpc-go channel watches both. */
 const SPARE_CLUSTER = 'spare-backends';
+const RANDOM_CLUSTER = 'random-backends';
 const CALLS = 400;
 const goClient = locateGrpcGoClient();
 
@@ -86,11 +88,13 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
         { name: MAGLEV_CLUSTER, lbPolicy: 'MAGLEV', http2: true, endpoints: zoned },
         { name: LR_CLUSTER, lbPolicy: 'LEAST_REQUEST', http2: true, endpoints: plain },
         { name: SPARE_CLUSTER, ...spare, http2: true, endpoints: plain },
+        { name: RANDOM_CLUSTER, lbPolicy: 'RANDOM', http2: true, endpoints: plain },
       ],
       listeners: [
         { name: 'sessions', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER, hashPolicy: { header: 'x-user' } }] },
         { name: 'maglev', apiListener: true, routes: [{ prefix: '/', cluster: MAGLEV_CLUSTER, hashPolicy: { header: 'x-user' } }] },
         { name: 'greeter', apiListener: true, routes: [{ prefix: '/', cluster: LR_CLUSTER }] },
+        { name: 'random', apiListener: true, routes: [{ prefix: '/', cluster: RANDOM_CLUSTER }] },
         { name: 'timed', apiListener: true, routes: [{ prefix: '/', cluster: LR_CLUSTER, timeoutMs: 500 }] },
         {
           name: 'mixed',
@@ -186,9 +190,14 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
     }
   });
 
-  test('grpc-go takes the least_request entry of a LEAST_REQUEST cluster: no NACK, every server answers', { timeout: 120_000 }, async () => {
-    const nodeId = `grpc-go-lr-${process.pid}`;
-    const run = runGrpcGoClient(goClient.bin, { xdsPort: fulcrum.xdsPort, nodeId, target: 'xds:///greeter', count: 90 });
+  // RANDOM, sent as lb_policy, was NACKed ("unexpected lbPolicy RANDOM"): grpc-go has no random
+  // policy and now takes the round-robin fallback of the load_balancing_policy.
+  test.for([
+    ['LEAST_REQUEST', 'least_request entry', 'greeter'],
+    ['RANDOM', 'round-robin fallback', 'random'],
+  ] as const)('grpc-go takes the %s cluster\'s %s: no NACK, every server answers', { timeout: 120_000 }, async ([policy, , listener]) => {
+    const nodeId = `grpc-go-${policy}-${process.pid}`;
+    const run = runGrpcGoClient(goClient.bin, { xdsPort: fulcrum.xdsPort, nodeId, target: `xds:///${listener}`, count: 90 });
     try {
       const { counts, errors } = await run.result;
       expect(errors, run.stderr().slice(-4_000)).toEqual({});

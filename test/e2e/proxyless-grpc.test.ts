@@ -40,7 +40,7 @@ const TYPES: Record<'LDS' | 'RDS' | 'CDS' | 'EDS', XdsTypeUrl> = {
 function configYaml(
   rr: readonly GrpcTestServer[],
   rh: readonly GrpcTestServer[],
-  rrPolicy: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'MURMUR_HASH_2' = 'ROUND_ROBIN',
+  rrPolicy: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'MURMUR_HASH_2' = 'ROUND_ROBIN',
   sessionsPolicy: 'RING_HASH' | 'MAGLEV' = 'RING_HASH',
 ): string {
   const endpoints = (list: readonly GrpcTestServer[]) =>
@@ -331,12 +331,12 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
     expect(counts[kept1.id] ?? 0, JSON.stringify(counts)).toBeGreaterThanOrEqual(10);
   }, scaled(60_000));
 
-  test('LEAST_REQUEST: grpc-js, which has no least request, ACKs the cluster and takes its round-robin fallback', async (ctx) => {
+  // Neither policy exists in grpc-js: sent as lb_policy, the whole Cluster was NACKed ("unsupported
+  // lb_policy"); sent as load_balancing_policy, grpc-js takes the round-robin fallback.
+  test.for(['LEAST_REQUEST', 'RANDOM'] as const)('%s: grpc-js, which has no such policy, ACKs the cluster and takes its round-robin fallback', { timeout: scaled(60_000) }, async (policy, ctx) => {
     diagnoseOnFailure(ctx);
     const cdsBefore = proxyRecord()?.types.get(TYPE.cluster)?.ackedVersion;
-    await writeConfig(configYaml(rr.list, rh.list, 'LEAST_REQUEST'));
-    // The new CDS version is ACKed (the legacy lb_policy LEAST_REQUEST was NACKed: "unsupported
-    // lb_policy"), and calls reach all three servers again.
+    await writeConfig(configYaml(rr.list, rh.list, policy));
     await waitFor(
       async ({ note }) => {
         const cds = proxyRecord()?.types.get(TYPE.cluster);
@@ -344,12 +344,12 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
         note({ cds: syncState(cds), ackedVersion: cds?.ackedVersion, nack: cds?.lastNack?.message, calls: tally(results) });
         return cds !== undefined && syncState(cds) === 'SYNCED' && cds.ackedVersion !== cdsBefore && failures(results).length === 0 && servedBy(results).size === 3;
       },
-      { what: 'the LEAST_REQUEST cluster ACKed and calls on all three servers', timeoutMs: 30_000, intervalMs: 100 },
+      { what: `the ${policy} cluster ACKed and calls on all three servers`, timeoutMs: 30_000, intervalMs: 100 },
     );
     expect(proxyRecord()?.types.get(TYPE.cluster)?.lastNack).toBeUndefined();
     const counts = tally(await client.call(GREETER, { count: 60 }));
     for (const s of rr.list) expect(counts[s.id] ?? 0, `${s.id} share of 60: ${JSON.stringify(counts)}`).toBeGreaterThanOrEqual(12);
-  }, scaled(60_000));
+  });
 
   test('a NACK names the refused cluster by its position ("resource index"): only it is listed refused, and calls go on', async (ctx) => {
     diagnoseOnFailure(ctx);

@@ -127,7 +127,7 @@ describe.each(PROTOCOLS)('%s', (protocol) => {
       expect(SHORT[cds.type]).toBe('CDS');
       // SotW: CDS carries the full set and EDS answers for every name; Delta: only what changed.
       expect(cds.names).toEqual(protocol === 'sotw' ? ['api', 'web'] : ['web']);
-      expect(messageOf(cds, 'web')?.lb_policy).toBe('RANDOM');
+      expect(JSON.stringify(messageOf(cds, 'web')?.load_balancing_policy)).toContain('envoy.load_balancing_policies.random');
       c.ack(cds);
       const eds2 = await c.next();
       expect(SHORT[eds2.type]).toBe('EDS');
