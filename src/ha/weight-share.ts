@@ -164,11 +164,14 @@ export class WeightShare {
    * catalog meanwhile: nobody retires it), only while no owner key exists.
    */
   sweep(cluster: string): Promise<void> {
-    return this.serial(async () => {
-      const { client, keys } = this.o;
-      const gone = [keys.weight(cluster), keys.servedWeight(cluster)].map((key) => client.delete().key(key));
-      await client.if(keys.owner(cluster), 'Create', '==', 0).then(...gone).commit();
-    });
+    return this.serial(async () => void (await this.deleteRecords(cluster, 0)));
+  }
+
+  /** Deletes a cluster's two records if its owner key was created at `ownerCreated` (0: no owner key). */
+  private async deleteRecords(cluster: string, ownerCreated: number | string): Promise<boolean> {
+    const { client, keys } = this.o;
+    const gone = [keys.weight(cluster), keys.servedWeight(cluster)].map((key) => client.delete().key(key));
+    return (await client.if(keys.owner(cluster), 'Create', '==', ownerCreated).then(...gone).commit()).succeeded;
   }
 
   /** Stops serving another replica's overrides for the cluster; records up to `revision` are old news. */
@@ -257,10 +260,7 @@ export class WeightShare {
    * other replicas would serve their stale weights, and keep out endpoints back since, for good.
    */
   private async unshare(cluster: string, revision: string): Promise<void> {
-    const { client, keys } = this.o;
-    const gone = [keys.weight(cluster), keys.servedWeight(cluster)].map((key) => client.delete().key(key));
-    const res = await client.if(keys.owner(cluster), 'Create', '==', revision).then(...gone).commit();
-    if (res.succeeded) this.unshared.add(cluster);
+    if (await this.deleteRecords(cluster, revision)) this.unshared.add(cluster);
   }
 
   /**
