@@ -1,27 +1,26 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import type { Component } from './lifecycle.js';
 
 /**
  * One fulcrum per data directory: two processes writing one SQLite store would both serve
- * and overwrite each other's state. The lock is a file holding the owner's pid, created
- * exclusively; a lock whose pid no longer runs (a crash, SIGKILL) is taken over.
+ * and overwrite each other's state.
+ *
+ * The lock itself is the kernel's: an exclusive SQLite lock (an fcntl lock) on `fulcrum.lock.db`,
+ * held while the process runs and released by the kernel when it ends, however it ends. A pid
+ * file alone cannot tell a live holder from a dead one: the image runs node as PID 1, so after an
+ * OOM kill the restarted container's fulcrum had the very pid its lock named and was refused for
+ * ever; and two starters taking over one stale pid file at once could both remove it and both
+ * hold it. `fulcrum.lock` still holds the holder's pid, for the refusal's message and operators.
  */
 
 export const LOCK_FILE = 'fulcrum.lock';
+/** The file whose kernel lock is the data directory's lock (left in place: its inode is what is locked). */
+export const KERNEL_LOCK_FILE = 'fulcrum.lock.db';
 
 export class DataDirLockedError extends Error {
   override readonly name = 'DataDirLockedError';
-}
-
-/** Whether a process with this pid exists (EPERM: it exists but belongs to someone else). */
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function holder(file: string): number | undefined {
@@ -33,9 +32,25 @@ function holder(file: string): number | undefined {
   }
 }
 
+/** The exclusive lock on `file`, or undefined when another connection (this process's too) holds it. */
+function takeKernelLock(file: string): Database.Database | undefined {
+  const db = new Database(file, { timeout: 0 });
+  try {
+    // EXCLUSIVE locking mode keeps the lock a write transaction takes until the connection closes.
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('BEGIN EXCLUSIVE');
+    db.exec('COMMIT');
+    return db;
+  } catch (err) {
+    db.close();
+    if ((err as { code?: unknown }).code === 'SQLITE_BUSY') return undefined;
+    throw err;
+  }
+}
+
 export class DataDirLock implements Component {
   readonly name = 'data-dir-lock';
-  private held = false;
+  private held: Database.Database | undefined;
 
   constructor(
     private readonly dir: string,
@@ -48,29 +63,22 @@ export class DataDirLock implements Component {
 
   start(): void {
     mkdirSync(this.dir, { recursive: true });
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        writeFileSync(this.file, `${process.pid}\n`, { flag: 'wx' });
-        this.held = true;
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
+    const locked = takeKernelLock(join(this.dir, KERNEL_LOCK_FILE));
+    if (!locked) {
       const pid = holder(this.file);
-      if (pid !== undefined && running(pid)) {
-        throw new DataDirLockedError(`data directory ${this.dir} is in use by another fulcrum (pid ${pid}, lock ${this.file}); stop it or use another --data-dir`);
-      }
-      // Stale (its owner is gone) or unreadable: remove it and try once more; a racing
-      // instance that creates it first wins, and this one then fails on the retry.
-      this.onTakeOver(pid);
-      rmSync(this.file, { force: true });
+      throw new DataDirLockedError(`data directory ${this.dir} is in use by another fulcrum (pid ${pid ?? 'unknown'}, lock ${this.file}); stop it or use another --data-dir`);
     }
-    throw new DataDirLockedError(`data directory ${this.dir}: another fulcrum took the lock ${this.file} while this one was starting`);
+    this.held = locked;
+    // Whoever wrote a pid file found here is gone (its kernel lock was free), whatever pid it names.
+    if (existsSync(this.file)) this.onTakeOver(holder(this.file));
+    writeFileSync(this.file, `${process.pid}\n`);
   }
 
   stop(): void {
-    if (!this.held) return;
-    this.held = false;
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
     if (holder(this.file) === process.pid) rmSync(this.file, { force: true });
+    held.close();
   }
 }

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DataDirLock, LOCK_FILE } from '../../src/runtime/data-dir-lock.js';
+import { DataDirLock, DataDirLockedError, LOCK_FILE } from '../../src/runtime/data-dir-lock.js';
 
 describe('DataDirLock', () => {
   let dir: string | undefined;
@@ -42,6 +42,40 @@ describe('DataDirLock', () => {
     second.start();
     expect(taken).toEqual([dead, undefined]);
     second.stop();
+  });
+
+  // The image runs node as PID 1 (Dockerfile): after an OOM kill the restarted container's fulcrum
+  // is PID 1 again, and the lock its predecessor left names that very pid.
+  it('a lock naming this very pid (a restarted container: PID 1 again) is stale: taken over, not refused', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-lock-'));
+    writeFileSync(join(dir, LOCK_FILE), `${process.pid}\n`);
+    const taken: (number | undefined)[] = [];
+    const lock = new DataDirLock(dir, (pid) => taken.push(pid));
+    lock.start();
+    expect(taken).toEqual([process.pid]);
+    expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+    lock.stop();
+  });
+
+  it('two starters taking over one stale lock at once: one holds it, the other is refused', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-lock-'));
+    writeFileSync(join(dir, LOCK_FILE), `${spawnSync(process.execPath, ['-e', '']).pid}\n`);
+    const racer = new DataDirLock(dir);
+    let raced: unknown = 'not run';
+    // The other starter runs between this one's look at the stale lock and its take-over.
+    const lock = new DataDirLock(dir, () => {
+      try {
+        racer.start();
+        raced = 'held';
+      } catch (err) {
+        raced = err;
+      }
+    });
+    lock.start();
+    expect(raced).toBeInstanceOf(DataDirLockedError);
+    expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+    lock.stop();
+    racer.stop();
   });
 
   it('stop leaves a lock another process has taken since', async () => {
