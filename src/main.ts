@@ -301,6 +301,9 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   // is published, or a proxy connecting before it would delete them (held-answers.ts).
   const complete = discovery?.firstSync.then(() => feed.delivered()).then(() => core.publisher.publishNow());
   if (complete) ha?.sweepAfter(complete);
+  // Restored weights wait for the discovered clusters that arrive with discovery's first view, and no longer.
+  if (complete) void complete.then(() => core.adaptive.settleSeeds(), () => undefined);
+  else core.adaptive.settleSeeds();
   const xds = xdsServer(boot, core, options, security, complete);
   // Unready first at stop, so load balancers stop sending new proxies here while streams drain.
   const stopping = { now: false };

@@ -54,6 +54,8 @@ export class AdaptiveWeights {
   /** Per catalog cluster, its endpoints' declared health by key (built on first use: publishedHealth). */
   private readonly declared = new WeakMap<Cluster, ReadonlyMap<string, string>>();
   private readonly declaredSpecialOf = new WeakMap<Cluster, ReadonlyMap<string, string>>();
+  /** Restored weights of clusters not in the catalog yet (seed); undefined once settled (settleSeeds). */
+  private pendingSeeds: Map<string, ReadonlyMap<string, number>> | undefined = new Map();
 
   constructor(engine = new WeightEngine()) {
     this.engine = engine;
@@ -118,11 +120,28 @@ export class AdaptiveWeights {
     else this.engine.setCluster(c.name, c.endpoints.map(engineEndpoint), c.weighting, c.safety, c.ejection);
     // Its probe taken off: the probes' verdicts go with it (WeightEngine.forgetProbes).
     if (this.clusters.get(c.name)?.probe !== undefined && c.probe === undefined) this.engine.forgetProbes(c.name);
+    const restored = this.pendingSeeds?.get(c.name);
+    if (restored === undefined) return;
+    this.pendingSeeds?.delete(c.name);
+    this.engine.seedWeights(c.name, restored);
   }
 
-  /** Restores weights persisted by a previous process so a restart does not slosh traffic back to static. */
+  /**
+   * Restores weights persisted by a previous process so a restart does not slosh traffic back to
+   * static. A cluster not in the catalog yet (Kubernetes discovery's arrive after its first sync,
+   * after the weight loop resumed) is seeded when it arrives, until settleSeeds.
+   */
   seed(cluster: string, weights: ReadonlyMap<string, number>): void {
     if (this.engine.hasCluster(cluster)) this.engine.seedWeights(cluster, weights);
+    else this.pendingSeeds?.set(cluster, weights);
+  }
+
+  /**
+   * Every source has its first view in: restored weights of clusters still absent are dropped, so
+   * a cluster created later under such a name starts from its own weights, not from an old process's.
+   */
+  settleSeeds(): void {
+    this.pendingSeeds = undefined;
   }
 
   observeSample(cluster: string, endpoint: string, sample: Sample): boolean {

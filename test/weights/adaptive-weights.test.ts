@@ -396,3 +396,47 @@ describe('AdaptiveWeights', () => {
     expect(stepped.current().get('big')?.has(`${ip(6_999)}:8080`)).toBe(true);
   });
 });
+
+describe('AdaptiveWeights: weights restored at a restart', () => {
+  const archived = new Map([
+    ['10.0.0.1:8080', 10],
+    ['10.0.0.2:8080', 30],
+    ['10.0.0.3:8080', 60],
+  ]);
+  const weightsOf = (a: AdaptiveWeights): number[] => [...(a.current().get('web')?.values() ?? [])].map((o) => o.weight ?? 0);
+  /** What the cluster starts from with nothing restored. */
+  const static_ = (): AdaptiveWeights => {
+    const fresh = new AdaptiveWeights(new WeightEngine());
+    fresh.setCatalog(catalogOf('HEALTHY'));
+    fresh.tick(1_000);
+    return fresh;
+  };
+
+  // Kubernetes-discovered clusters are not stored: they reach the engine after discovery's first
+  // sync, after the weight loop has resumed from the archive.
+  it('a cluster that reaches the catalog after the weights were restored starts from them, not from static', () => {
+    const a = new AdaptiveWeights(new WeightEngine());
+    a.setCatalog({ clusters: [], listeners: [], nodeGroups: [] });
+    a.seed('web', archived);
+    a.tick(1_000);
+    a.setCatalog(catalogOf('HEALTHY'));
+    a.tick(2_000);
+    // As a cluster present at the restore (a stored one) resumes.
+    const stored = new AdaptiveWeights(new WeightEngine());
+    stored.setCatalog(catalogOf('HEALTHY'));
+    stored.seed('web', archived);
+    stored.tick(2_000);
+    expect(weightsOf(stored)).not.toEqual(weightsOf(static_()));
+    expect(weightsOf(a)).toEqual(weightsOf(stored));
+  });
+
+  it('restored weights of a cluster still absent once every source has its first view are dropped: a later cluster of that name starts static', () => {
+    const a = new AdaptiveWeights(new WeightEngine());
+    a.setCatalog({ clusters: [], listeners: [], nodeGroups: [] });
+    a.seed('web', archived);
+    a.settleSeeds();
+    a.setCatalog(catalogOf('HEALTHY'));
+    a.tick(1_000);
+    expect(weightsOf(a)).toEqual(weightsOf(static_()));
+  });
+});
