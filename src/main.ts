@@ -291,7 +291,8 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     archive: ha ? NO_ARCHIVE : store,
     tickMs: options.engineTickMs ?? config.server.engineTickMs,
     // An unreachable etcd is logged once by the store's health; not again at every tick.
-    onArchiveError: (err) => (err instanceof StoreUnavailableError ? undefined : log.warn({ err }, 'published weights not archived')),
+    // (SQLite's refusals, a full disk say, have no health log of their own: warned here.)
+    onArchiveError: (err) => (err instanceof StoreUnavailableError && config.store.kind === 'etcd' ? undefined : log.warn({ err }, 'published weights not archived')),
     publish: (overrides) => core.publisher.setWeights(overrides),
     onTicked: (ms) => core.metrics.engineTicked(ms),
     onTickError: (err) => log.error({ err }, 'weight engine tick failed: published weights held'),

@@ -49,7 +49,7 @@ export const WRITE_ERRORS = {
   404: errorOf('Unknown cluster, endpoint or listener (code NOT_FOUND)'),
   409: errorOf('Conflict: owned by another source (code OWNED_ELSEWHERE; DISCOVERED_READ_ONLY for a Kubernetes-discovered cluster), still referenced (REFERENCED), address in use (ADDRESS_IN_USE), or a PATCH without If-Match that other writers kept overtaking (CONCURRENT_CHANGES; nothing written, send it again)'),
   412: errorOf('If-Match / If-None-Match precondition failed (code REVISION_MISMATCH); nothing was written'),
-  503: errorOf('The store cannot take writes now (code STORE_UNAVAILABLE: etcd unreachable or without quorum); reads keep working'),
+  503: errorOf('The store cannot take writes now (code STORE_UNAVAILABLE: etcd unreachable or without quorum; SQLite locked by another process, disk full or file unwritable); nothing was written; reads keep working'),
 } as const;
 
 /** The documented 404 of a read of one named resource. */

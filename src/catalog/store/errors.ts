@@ -78,6 +78,19 @@ export class StoreUnavailableError extends StoreError {
   }
 }
 
+/**
+ * A write committed (and served) whose fsync failed: it is applied, but may not survive a power
+ * loss. Not a refusal: retrying it as if it were lost would apply it twice.
+ */
+export class NotDurableError extends StoreError {
+  readonly status = 500;
+  readonly code = 'NOT_DURABLE';
+  constructor(cause: unknown) {
+    super(`the change is applied and served, but the store could not make it durable (fsync of the WAL failed: ${cause instanceof Error ? cause.message : String(cause)}); it may not survive a power loss`, { cause });
+    this.name = 'NotDurableError';
+  }
+}
+
 /** A value larger than the store accepts in one request (etcd: 1.5 MiB by default). Nothing was written. */
 export class StoreLimitError extends StoreError {
   readonly status = 413;

@@ -37,7 +37,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { endpointName } from '../endpoint-key.js';
 import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
-import { NotFoundError, OwnershipError } from './errors.js';
+import { NotDurableError, NotFoundError, OwnershipError } from './errors.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
 import { socketClashes } from './seed-sockets.js';
 import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
@@ -630,7 +630,7 @@ export class Store implements CatalogStore {
   private async madeDurable(synced: Promise<void>): Promise<void> {
     await synced.catch((err: unknown) => {
       // The change is committed and served already; say so, so nobody retries it as if lost.
-      throw new Error(`the change is applied and served, but the store could not make it durable (fsync of the WAL failed: ${err instanceof Error ? err.message : String(err)}); it may not survive a power loss`, { cause: err });
+      throw new NotDurableError(err);
     });
   }
 

@@ -36,6 +36,7 @@ import type {
 } from './records.js';
 import type { Store } from './store.js';
 import { SLICED_OVER } from './sliced-write.js';
+import { rethrowStoreFailure } from './sqlite-failures.js';
 
 
 export class WriteLane implements CatalogStore {
@@ -132,12 +133,12 @@ export class WriteLane implements CatalogStore {
    * The lane does not wait for that fsync: the next write commits meanwhile and shares the next one.
    */
   private durable<T>(write: () => T): Promise<T> {
-    return this.inFlight === 0 ? this.store.durably(write) : this.queue(() => this.store.durably(write));
+    return this.inFlight === 0 ? this.store.durably(write).catch(rethrowStoreFailure) : this.queue(() => this.store.durably(write));
   }
 
   private queue<T>(write: () => Promise<T>): Promise<T> {
     this.inFlight++;
-    const run = (this.tail ?? Promise.resolve()).then(write);
+    const run = (this.tail ?? Promise.resolve()).then(write).catch(rethrowStoreFailure);
     // The tail never rejects: a failed write fails its own caller only.
     this.tail = run.then(
       () => this.settled(),
