@@ -100,12 +100,19 @@ export class ConfigWatcher {
     try {
       text = await readFile(this.path, 'utf8');
     } catch (err) {
-      // Mid-rename the file can be briefly absent; the next event brings it back.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      if (!this.stopped) this.events.onInvalid(err as Error);
+      // Deleted: nothing to apply, and no reason to drop what is served (fail static); a save that
+      // deletes then writes brings the next event. Said, so a file removed by mistake is noticed.
+      const gone = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      if (!this.stopped) this.events.onInvalid(gone ? new Error(`${this.path}: the file is gone; the last good config keeps being served`) : (err as Error));
       return;
     }
     if (text === this.lastText) return;
+    // A write in place truncates first: caught empty, the file would parse as an empty catalog and
+    // delete every cluster it defines until the rest lands. An empty catalog is said in the file.
+    if (text.trim() === '') {
+      if (!this.stopped) this.events.onInvalid(new Error(`${this.path}: the file is empty (being written?); the last good config keeps being served (write "clusters: []" to remove every cluster)`));
+      return;
+    }
     let config: LoadedConfig;
     try {
       config = await this.parse(text, this.path, this.stopping.signal);

@@ -262,6 +262,13 @@ async function save(path: string, text: string): Promise<void> {
   await rename(`${path}.tmp`, path);
 }
 
+/** A watcher on `path` (10 ms settle) recording every config applied and every error. */
+function recordingWatcher(path: string): { watcher: ConfigWatcher; seen: LoadedConfig[]; errors: Error[] } {
+  const seen: LoadedConfig[] = [];
+  const errors: Error[] = [];
+  return { watcher: new ConfigWatcher(path, { onConfig: (c) => seen.push(c), onInvalid: (e) => errors.push(e) }, 10), seen, errors };
+}
+
 describe('config watcher', () => {
   it('parses one edit at a time and applies edits in the order they were made', async () => {
     const { dir, path } = await watchedFile();
@@ -345,9 +352,7 @@ describe('config watcher', () => {
 
   it('applies valid edits, rejects invalid ones and keeps the last good config', async () => {
     const { dir, path } = await watchedFile();
-    const seen: LoadedConfig[] = [];
-    const errors: Error[] = [];
-    const watcher = new ConfigWatcher(path, { onConfig: (c) => seen.push(c), onInvalid: (e) => errors.push(e) }, 10);
+    const { watcher, seen, errors } = recordingWatcher(path);
     try {
       const first = await watcher.start();
       expect(first.catalog.clusters.map((c) => c.name)).toEqual(['a']);
@@ -366,6 +371,47 @@ describe('config watcher', () => {
       await rename(`${path}.swp`, path);
       await waitFor(() => seen.length === 2, { what: 'rename-save applied' });
       expect(seen[1]?.catalog.clusters.map((c) => c.name)).toEqual(['d']);
+    } finally {
+      watcher.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  // A file written in place is first truncated (`>`, `cp`, an editor keeping the inode): empty, it
+  // parses as an empty catalog, and applied it would delete every cluster the file defines from
+  // every proxy until the writer's next chunk lands.
+  it('an emptied file (a write in place, caught between truncate and write) keeps the last good config and says so', async () => {
+    const { dir, path } = await watchedFile();
+    const { watcher, seen, errors } = recordingWatcher(path);
+    try {
+      await watcher.start();
+      await writeFile(path, '');
+      await waitFor(() => errors.length === 1, { what: 'the emptied file reported' });
+      expect(errors[0]?.message).toContain(`${path}: the file is empty`);
+      expect(seen).toEqual([]);
+      await writeFile(path, 'clusters: [{ name: b }]\n');
+      await waitFor(() => seen.length === 1, { what: 'the written file applied' });
+      expect(seen[0]?.catalog.clusters.map((c) => c.name)).toEqual(['b']);
+      // Every cluster removed on purpose: said so in the file.
+      await writeFile(path, 'clusters: []\n');
+      await waitFor(() => seen.length === 2, { what: 'an explicitly empty catalog applied' });
+    } finally {
+      watcher.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a deleted file keeps the last good config and says so; the file written again is applied', async () => {
+    const { dir, path } = await watchedFile();
+    const { watcher, seen, errors } = recordingWatcher(path);
+    try {
+      await watcher.start();
+      await rm(path);
+      await waitFor(() => errors.length === 1, { what: 'the deleted file reported' });
+      expect(errors[0]?.message).toContain(`${path}: the file is gone`);
+      expect(seen).toEqual([]);
+      await writeFile(path, 'clusters: [{ name: b }]\n');
+      await waitFor(() => seen.length === 1, { what: 'the file written again applied' });
     } finally {
       watcher.stop();
       await rm(dir, { recursive: true, force: true });
