@@ -63,6 +63,10 @@ export class ConfigWatcher {
       if (file === null || names.has(file)) this.settled.trigger();
     });
     this.watcher.on('error', (err) => this.events.onInvalid(err));
+    // An edit saved while the file was read and parsed (seconds for a large one) came before the
+    // watch and sent it no event: looked for once now, or it would wait for the next edit.
+    const now = await readFile(this.path, 'utf8').catch(() => text);
+    if (now !== text) this.settled.trigger();
     return config;
   }
 

@@ -299,6 +299,28 @@ describe('config watcher', () => {
     }
   });
 
+  it('an edit saved while the start parses the file (a large file: seconds) is applied, not left until the next edit', async () => {
+    const { dir, path } = await watchedFile();
+    const p = gatedParser();
+    const seen: string[] = [];
+    const watcher = new ConfigWatcher(path, { onConfig: (c) => seen.push(c.catalog.clusters[0]?.name ?? ''), onInvalid: () => {} }, 10, p.parse);
+    try {
+      p.gated = true;
+      const starting = watcher.start();
+      await waitFor(() => p.gates.length === 1, { what: 'the start parsing the file' });
+      await save(path, 'clusters: [{ name: b }]\n');
+      p.gated = false;
+      p.gates[0]?.();
+      expect((await starting).catalog.clusters.map((c) => c.name)).toEqual(['a']);
+      await waitFor(() => seen.length === 1, { what: 'the edit made during the start applied' });
+      expect(seen).toEqual(['b']);
+    } finally {
+      watcher.stop();
+      for (const open of p.gates) open();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('tries a text again when its parse failed for a reason other than the document', async () => {
     const { dir, path } = await watchedFile();
     let failNext = false;
