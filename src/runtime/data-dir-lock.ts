@@ -48,6 +48,16 @@ function takeKernelLock(file: string): Database.Database | undefined {
   }
 }
 
+/** takeKernelLock, its failures naming the file (SQLite's own say only "unable to open database file"). */
+function kernelLockOf(file: string): Database.Database | undefined {
+  try {
+    return takeKernelLock(file);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    throw new Error(`cannot lock ${file}: ${err instanceof Error ? err.message : String(err)}${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err });
+  }
+}
+
 export class DataDirLock implements Component {
   readonly name = 'data-dir-lock';
   private held: Database.Database | undefined;
@@ -63,7 +73,7 @@ export class DataDirLock implements Component {
 
   start(): void {
     mkdirSync(this.dir, { recursive: true });
-    const locked = takeKernelLock(join(this.dir, KERNEL_LOCK_FILE));
+    const locked = kernelLockOf(join(this.dir, KERNEL_LOCK_FILE));
     if (!locked) {
       const pid = holder(this.file);
       throw new DataDirLockedError(`data directory ${this.dir} is in use by another fulcrum (pid ${pid ?? 'unknown'}, lock ${this.file}); stop it or use another --data-dir`);

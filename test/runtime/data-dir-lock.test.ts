@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DataDirLock, DataDirLockedError, LOCK_FILE } from '../../src/runtime/data-dir-lock.js';
+import { DataDirLock, DataDirLockedError, KERNEL_LOCK_FILE, LOCK_FILE } from '../../src/runtime/data-dir-lock.js';
 
 describe('DataDirLock', () => {
   let dir: string | undefined;
@@ -76,6 +76,12 @@ describe('DataDirLock', () => {
     expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
     lock.stop();
     racer.stop();
+  });
+
+  it('a lock that cannot be taken (its file not a file) fails naming the file', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-lock-'));
+    mkdirSync(join(dir, KERNEL_LOCK_FILE));
+    expect(() => new DataDirLock(dir as string).start()).toThrow(`cannot lock ${join(dir, KERNEL_LOCK_FILE)}: `);
   });
 
   it('stop leaves a lock another process has taken since', async () => {
