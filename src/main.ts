@@ -38,7 +38,7 @@ import type { KubernetesContribution } from './sources/kubernetes/mapping.js';
 import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
 import { createLogger, defaultLogFormat, type LogFormat, type Logger } from './telemetry/logger.js';
 import { Metrics, type ClusterEndpointValues, type EndpointValue } from './telemetry/metrics.js';
-import { registerBuildInfo, registerNativeMemoryTrims, registerSyncStates } from './telemetry/operator-metrics.js';
+import { registerBuildInfo, registerLastResorts, registerNativeMemoryTrims, registerSyncStates } from './telemetry/operator-metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
@@ -238,6 +238,7 @@ function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
   metrics.trackConnected(() => registry.list().map((r) => r.protocol));
   registerBuildInfo(metrics.registry, packageVersion());
   registerSyncStates(metrics.registry, () => registry.list().map(streamState));
+  registerLastResorts(metrics.registry, () => adaptive.overview());
   metrics.trackEndpointWeightsByCluster(() => publisher.endpointWeightsByCluster());
   metrics.trackEndpointUtilizationByCluster(() => endpointUtilization(signals.store));
   return { metrics, registry, cache, publisher, signals, adaptive };

@@ -367,6 +367,8 @@ export const DASHBOARD_JS = String.raw`'use strict';
     if (line.missingSignals > 0) pills.push([line.missingSignals + ' without signals', 'warn']);
     if (!line.computed) pills.push(['engine not run yet', '']);
     if (line.failStatic) pills.push(['FAIL STATIC: every endpoint would be out', 'bad']);
+    // Nothing routable: proxies are sent the best endpoints left as UNKNOWN, whatever the counts above say.
+    if (line.lastResort) pills.push([LAST_RESORT[line.lastResort] || 'NOTHING ROUTABLE', 'bad']);
     var shown = JSON.stringify(pills);
     if (shown === card.shown) return;
     card.shown = shown;
@@ -383,6 +385,12 @@ export const DASHBOARD_JS = String.raw`'use strict';
     card.notice.hidden = !body.missingSignals;
     if (body.missingSignals) renderMissing(card.notice, body.missingSignals);
   }
+
+  var LAST_RESORT = {
+    DEGRADED: 'NOTHING ROUTABLE: the DEGRADED endpoints are sent to proxies as UNKNOWN',
+    DRAINING: 'NOTHING ROUTABLE: the DRAINING endpoints are sent to proxies as UNKNOWN',
+    ALL: 'NOTHING ROUTABLE: every endpoint (UNHEALTHY ones too) is sent to proxies as UNKNOWN'
+  };
 
   // What an operator may do to a cluster, by who owns it (the admin API refuses the rest with a 409 saying so).
   var OPERATIONS = {

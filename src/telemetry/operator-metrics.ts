@@ -62,3 +62,33 @@ export function worstState(states: Iterable<string>): string {
   for (const s of ['NACKED', 'STALE', 'SYNCED']) if (all.has(s)) return s;
   return 'NOT_SENT';
 }
+
+/** A cluster's line as the last-resort gauge reads it (ClusterOverview's fields). */
+export interface LastResortLine {
+  readonly cluster: string;
+  readonly lastResort?: string;
+}
+
+/**
+ * `fulcrum_cluster_last_resort{cluster, sent}`: 1 for each cluster with no endpoint published
+ * HEALTHY or UNKNOWN, whose best endpoints left are sent to proxies as UNKNOWN (`sent`: DEGRADED,
+ * DRAINING or ALL). Read at scrape time from `source`; only clusters in that state have a series,
+ * so its cardinality is the clusters in trouble (alert on `count(fulcrum_cluster_last_resort) > 0`).
+ */
+export function registerLastResorts(registry: Registry, source: () => Iterable<LastResortLine>): void {
+  new Gauge({
+    name: 'fulcrum_cluster_last_resort',
+    help:
+      'Clusters with no endpoint published HEALTHY or UNKNOWN (1 each): proxies are sent their best endpoints left as UNKNOWN and route to them, ' +
+      'by cluster and sent (DEGRADED, DRAINING, or ALL: every endpoint, UNHEALTHY and TIMEOUT included).',
+    labelNames: ['cluster', 'sent'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const line of source()) {
+        if (line.lastResort === undefined) continue;
+        this.set({ cluster: line.cluster, sent: line.lastResort }, 1);
+      }
+    },
+  });
+}

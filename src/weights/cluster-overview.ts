@@ -2,6 +2,7 @@ import { isOperatorDisabled } from '../balancing/engine/stages.js';
 import type { ClusterTick, OperatorHealth } from '../balancing/engine/types.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Cluster } from '../catalog/types.js';
+import { LEFT_OUT, lastResortOf, routableTier, type LastResort } from '../catalog/routable-tier.js';
 import { probesDecide } from '../catalog/weight-overrides.js';
 
 /**
@@ -25,6 +26,11 @@ export interface ClusterOverview {
   readonly failStatic: boolean;
   /** Endpoints that never sent a signal the policy steers on (held static). */
   readonly missingSignals: number;
+  /**
+   * Present when no endpoint is published HEALTHY or UNKNOWN: which endpoints proxies are sent as
+   * UNKNOWN instead, and route to (catalog/routable-tier.ts).
+   */
+  readonly lastResort?: LastResort;
 }
 
 /** An endpoint's live health (the engine's or the owner replica's): a map by key, or read by key; undefined: none. */
@@ -53,8 +59,10 @@ export function clusterOverview(
   let endpoints = 0;
   let unhealthy = 0;
   let draining = 0;
+  let best = LEFT_OUT + 1;
   const count = (h: string | undefined): void => {
     endpoints++;
+    best = Math.min(best, routableTier(h));
     if (h === 'DRAINING') draining++;
     else if (!inRotation(h)) unhealthy++;
   };
@@ -73,6 +81,7 @@ export function clusterOverview(
   } else {
     for (const e of c.endpoints) count(e.health);
   }
+  const lastResort = lastResortOf(best);
   return {
     cluster: c.name,
     lbPolicy: c.lbPolicy,
@@ -84,6 +93,7 @@ export function clusterOverview(
     computed: tick !== undefined,
     failStatic: tick?.failStatic ?? false,
     missingSignals: missing,
+    ...(lastResort !== undefined ? { lastResort } : {}),
   };
 }
 

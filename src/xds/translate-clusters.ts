@@ -1,6 +1,7 @@
 import { MAX_LOCALITY_WEIGHT_SUM } from '../balancing/integer-weights.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import type { Cluster, Endpoint } from '../catalog/types.js';
+import { LEFT_OUT, routableTier } from '../catalog/routable-tier.js';
 import { probesDecide, type EndpointOverride } from '../catalog/weight-overrides.js';
 import { anyOf } from './envoy-api.js';
 import { duration } from './proto-values.js';
@@ -167,29 +168,16 @@ function lbEndpoint(endpoint: Endpoint, weight: number | undefined): Record<stri
   };
 }
 
-/**
+/*
  * Health Envoy sends no requests to but counts against its panic threshold (50%): below it, Envoy
  * balances over every host, these included. Sent UNHEALTHY, two dead backends of three (taken out
  * by fulcrum's probes) got two thirds of the attempts, and so did two pods of three not ready.
- * Such endpoints are left out of the assignment instead (as `disabled` ones are: store.ts), so
- * Envoy's panic mode only ever balances over the hosts that may serve, where it still helps (a host
- * Envoy's own outlier detection ejected is used when it is the only one). DRAINING stays: Envoy
- * leaves it out of that count, and lets its requests in flight finish.
+ * Such endpoints (leftOut) are left out of the assignment instead (as `disabled` ones are: store.ts),
+ * so Envoy's panic mode only ever balances over the hosts that may serve, where it still helps (a
+ * host Envoy's own outlier detection ejected is used when it is the only one). DRAINING stays:
+ * Envoy leaves it out of that count, and lets its requests in flight finish. How far each health
+ * is from routable (routableTier) is catalog/routable-tier.ts's, which the admin views read too.
  */
-const leftOut = (e: Endpoint): boolean => e.health === 'UNHEALTHY' || e.health === 'TIMEOUT';
-
-/**
- * How far an endpoint's published health is from one both Envoy and proxyless gRPC route to
- * normally (gRPC uses only HEALTHY and UNKNOWN: gRFC A27): 0 routable, 1 DEGRADED, 2 DRAINING
- * (a terminating pod still serving, say), 3 left out (leftOut).
- */
-function tierOf(e: Endpoint): number {
-  if (leftOut(e)) return LEFT_OUT;
-  if (e.health === 'DEGRADED') return 1;
-  return e.health === 'DRAINING' ? 2 : 0;
-}
-
-const LEFT_OUT = 3;
 
 /**
  * What groupEndpoints does with the endpoints published UNHEALTHY or TIMEOUT: leave them out, or
@@ -201,7 +189,7 @@ type OutMode = 'leave-out' | 'send';
  * The groups of `c`'s endpoints by priority and locality, in order of priority, then of first
  * appearance; endpoint weights as published (publishedEndpoint), with the priority ranks. Those
  * published UNHEALTHY or TIMEOUT are left out (leftOut) or, across priorities, sent as they are.
- * When no endpoint is routable, the best tier there is (tierOf) is sent UNKNOWN (`promote`): Envoy
+ * When no endpoint is routable, the best tier there is (routableTier) is sent UNKNOWN (`promote`): Envoy
  * would balance over them all in its panic mode, but gRPC has none and failed every call. So a
  * DEGRADED endpoint is used before a DRAINING one, that before one taken out, and only when every
  * endpoint is out are all sent (the engine fails static before that; an operator or Kubernetes may
@@ -213,7 +201,7 @@ function groupEndpoints(c: Cluster, overrides: ReadonlyMap<string, EndpointOverr
   let best = LEFT_OUT;
   for (const e of c.endpoints) {
     const published = publishedEndpoint(e, overrides?.get(endpointKey(e)));
-    const tier = tierOf(published.endpoint);
+    const tier = routableTier(published.endpoint.health);
     best = Math.min(best, tier);
     if (tier === LEFT_OUT && mode === 'leave-out' && promote !== LEFT_OUT) continue;
     const endpoint: Endpoint = tier === promote ? { ...published.endpoint, health: 'UNKNOWN' } : published.endpoint;

@@ -420,6 +420,44 @@ describe('endpoints', () => {
     expect((await call(app, 'GET', '/v1/weights/ghost')).status).toBe(404);
   });
 
+  it('a cluster with nothing routable says so (lastResort) in /v1/weights and /v1/weights/{cluster}, with shares as proxies route: to what is sent UNKNOWN', async () => {
+    const { app, store, adaptive } = fixture();
+    await call(app, 'PUT', '/v1/clusters/dark', {
+      weighting: { policy: 'pid' },
+      endpoints: [
+        { address: '10.5.0.1', port: 80, weight: 1, health: 'UNHEALTHY' },
+        { address: '10.5.0.2', port: 80, weight: 3, health: 'TIMEOUT' },
+        { address: '10.5.0.3', port: 80, weight: 2 },
+      ],
+    });
+    await call(app, 'POST', '/v1/clusters/dark/endpoints/10.5.0.3/80/drain');
+    adaptive.setCatalog(store.catalog());
+    // The DRAINING endpoint is the best left: proxies are sent it as UNKNOWN, and it alone gets traffic.
+    type Line = { endpoint: string; share: number; health: string };
+    const shares = (body: Record<string, unknown>): Record<string, number> => Object.fromEntries((body.endpoints as Line[]).map((e) => [e.endpoint, e.share]));
+    for (const ticked of [false, true]) {
+      if (ticked) adaptive.tick(1_000_000);
+      const view = await call(app, 'GET', '/v1/weights/dark');
+      expect(view.body, `ticked: ${ticked}`).toMatchObject({ computed: ticked, lastResort: 'DRAINING' });
+      expect(shares(view.body), `ticked: ${ticked}`).toEqual({ '10.5.0.1:80': 0, '10.5.0.2:80': 0, '10.5.0.3:80': 100 });
+      const line = (await call(app, 'GET', '/v1/weights')).body.clusters.find((l: { cluster: string }) => l.cluster === 'dark');
+      expect(line, `ticked: ${ticked}`).toMatchObject({ inRotation: 0, draining: 1, unhealthy: 2, lastResort: 'DRAINING' });
+    }
+    // Disabled, it is gone: every endpoint left is sent UNKNOWN, shared by weight.
+    await call(app, 'POST', '/v1/clusters/dark/endpoints/10.5.0.3/80/disable');
+    adaptive.setCatalog(store.catalog());
+    adaptive.tick(1_001_000);
+    const all = await call(app, 'GET', '/v1/weights/dark');
+    expect(all.body).toMatchObject({ lastResort: 'ALL' });
+    expect(shares(all.body)).toEqual({ '10.5.0.1:80': 25, '10.5.0.2:80': 75 });
+    // A healthy endpoint ends it; the files cluster never was in it.
+    await call(app, 'PUT', '/v1/clusters/dark/endpoints/10.5.0.4/80', { address: '10.5.0.4', port: 80 });
+    adaptive.setCatalog(store.catalog());
+    adaptive.tick(1_002_000);
+    expect((await call(app, 'GET', '/v1/weights/dark')).body.lastResort).toBeUndefined();
+    expect((await call(app, 'GET', '/v1/weights')).body.clusters.map((l: { lastResort?: string }) => l.lastResort)).toEqual([undefined, undefined]);
+  });
+
   it('GET /v1/weights lists every cluster in one line, by name: owner, policies, endpoints counted by published health', async () => {
     const { app, store, adaptive } = fixture();
     await call(app, 'PUT', '/v1/clusters/web', {

@@ -53,6 +53,9 @@ const CONFIG = {
       weighting: { policy: 'pid', setpoint: 'mean', metric: 'cpu' },
       endpoints: QUIET.map((e) => ({ address: '127.0.0.1', port: e.port, weight: 5 })),
     },
+    // Every endpoint declared UNHEALTHY (pods not ready, say): proxies are sent them all as UNKNOWN.
+    // Named to sort last: the cards above it stay on screen, where the page polls their weights.
+    { name: 'zero', endpoints: [19291, 19292].map((port) => ({ address: '127.0.0.1', port, health: 'UNHEALTHY' })) },
   ],
   listeners: [{ name: 'ingress', address: '127.0.0.1', port: 10000, routes: [{ prefix: '/api', cluster: 'api' }, { prefix: '/', cluster: 'web' }] }],
 };
@@ -253,6 +256,13 @@ describeChromium('dashboard in a real Chromium', () => {
     expect(text).toContain('/v1/reports');
     // The clusters that get their signals show no notice.
     expect(await page.locator('section[data-cluster="web"] .notice.missing-signals').isVisible()).toBe(false);
+  });
+
+  it('says when a cluster has nothing routable and proxies are sent every endpoint as UNKNOWN', async () => {
+    const pill = page.locator('section[data-cluster="zero"] .pill.bad', { hasText: 'NOTHING ROUTABLE' });
+    await pill.waitFor({ state: 'visible', timeout: scaled(15_000) });
+    expect(await pill.innerText()).toBe('NOTHING ROUTABLE: every endpoint (UNHEALTHY ones too) is sent to proxies as UNKNOWN');
+    expect(await page.locator('section[data-cluster="web"] .pill', { hasText: 'NOTHING ROUTABLE' }).count()).toBe(0);
   });
 
   it('the proxy table lists both proxies, per type, with the NACK message', async () => {

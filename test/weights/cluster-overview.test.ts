@@ -3,7 +3,10 @@ import type { ClusterTick, PublishedHealth } from '../../src/balancing/engine/ty
 import type { Catalog } from '../../src/catalog/types.js';
 import { parseConfig } from '../../src/sources/config-file.js';
 import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
-import { publishedEndpoint } from '../../src/xds/translate-clusters.js';
+import { Registry } from 'prom-client';
+import { receivesTraffic } from '../../src/catalog/routable-tier.js';
+import { registerLastResorts } from '../../src/telemetry/operator-metrics.js';
+import { loadAssignmentResource, publishedEndpoint } from '../../src/xds/translate-clusters.js';
 import { clusterOverview, declaredSpecialHealth, inRotation } from '../../src/weights/cluster-overview.js';
 
 const cluster = parseConfig(
@@ -140,5 +143,68 @@ describe('AdaptiveWeights.overview', () => {
       expect(a.publishedHealthOf('files')('10.1.0.2:80'), `ticked here: ${tickedHere}`).toBe('UNHEALTHY');
       expect(a.overview()[0], `ticked here: ${tickedHere}`).toMatchObject({ ...publishedCounts(a, statics, 'files'), endpoints: 3, inRotation: 2, unhealthy: 1 });
     }
+  });
+});
+
+/** What proxies route to in `c`'s assignment (with the weight loop's `overrides`): each endpoint sent HEALTHY, UNKNOWN or DEGRADED, by key. */
+function routedByProxies(c: Catalog['clusters'][number], overrides?: Parameters<typeof loadAssignmentResource>[1]): Set<string> {
+  type Sent = { lb_endpoints: { health_status?: string; endpoint: { address: { socket_address: { address: string; port_value: number } } } }[] };
+  const groups = loadAssignmentResource(c, overrides).endpoints as Sent[];
+  const routed = new Set<string>();
+  for (const g of groups) {
+    for (const e of g.lb_endpoints) {
+      const a = e.endpoint.address.socket_address;
+      if (['HEALTHY', 'UNKNOWN', 'DEGRADED'].includes(e.health_status ?? 'UNKNOWN')) routed.add(`${a.address}:${a.port_value}`);
+    }
+  }
+  return routed;
+}
+
+describe('a cluster with nothing routable (lastResort)', () => {
+  const HEALTHS = ['HEALTHY', 'UNKNOWN', 'DEGRADED', 'DRAINING', 'UNHEALTHY', 'TIMEOUT'] as const;
+
+  it('is said by the overview exactly when the translator sends the best tier left as UNKNOWN, naming the endpoints proxies then route to (every mix of 3 healths)', () => {
+    for (const a of HEALTHS) for (const b of HEALTHS) for (const d of HEALTHS) {
+      const healths = [a, b, d];
+      const c = parseConfig(
+        JSON.stringify({ clusters: [{ name: 'dark', endpoints: healths.map((health, i) => ({ address: `10.9.0.${i + 1}`, port: 80, health })) }] }),
+        'dark.json',
+      ).catalog.clusters[0]!;
+      const line = clusterOverview(c, undefined, declaredSpecialHealth(c), undefined, 0);
+      const routable = healths.some((h) => h === 'HEALTHY' || h === 'UNKNOWN');
+      expect(line.lastResort !== undefined, healths.join()).toBe(!routable);
+      const routed = routedByProxies(c);
+      const told = c.endpoints.filter((e) => receivesTraffic(e.health, line.lastResort)).map((e) => `${e.address}:${e.port}`);
+      expect(told, `${healths.join()}: lastResort ${String(line.lastResort)}`).toEqual([...routed]);
+    }
+  });
+
+  it('after a tick whose probes took the HEALTHY endpoints out, a DEGRADED one left: the overview, the gauge and the translator agree', () => {
+    const catalog = parseConfig(
+      JSON.stringify({
+        clusters: [
+          { name: 'dark', weighting: { policy: 'pid' }, endpoints: ['DEGRADED', 'HEALTHY', 'HEALTHY'].map((health, i) => ({ address: `10.9.1.${i + 1}`, port: 80, health })) },
+          { name: 'lit', endpoints: [{ address: '10.9.2.1', port: 80 }] },
+        ],
+      }),
+      'dark.json',
+    ).catalog;
+    const a = new AdaptiveWeights();
+    a.setCatalog(catalog);
+    a.tick(500);
+    expect(a.overview().map((l) => l.lastResort)).toEqual([undefined, undefined]);
+    for (let t = 1; t <= 3; t++) for (const i of [2, 3]) a.observeProbe('dark', `10.9.1.${i}:80`, { at: t * 1_000, ok: false });
+    a.tick(4_000);
+    // The engine does not fail static (the DEGRADED endpoint may serve); proxies are sent it as UNKNOWN, alone.
+    expect([...routedByProxies(catalog.clusters[0]!, a.current().get('dark'))]).toEqual(['10.9.1.1:80']);
+    expect(a.overview()[0]).toMatchObject({ cluster: 'dark', inRotation: 1, unhealthy: 2, failStatic: false, lastResort: 'DEGRADED' });
+    expect(a.overview()[1]?.lastResort).toBeUndefined();
+    const registry = new Registry();
+    registerLastResorts(registry, () => a.overview());
+    return registry.metrics().then((text) => {
+      expect(text).toContain('# HELP fulcrum_cluster_last_resort ');
+      expect(text).toContain('fulcrum_cluster_last_resort{cluster="dark",sent="DEGRADED"} 1');
+      expect(text).not.toContain('cluster="lit"');
+    });
   });
 });

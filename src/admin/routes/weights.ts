@@ -10,7 +10,8 @@ import { NOT_FOUND, securedRoute } from './schema-parts.js';
 import { sendSliced } from '../sliced-answer.js';
 import { endpointKey } from '../../catalog/endpoint-key.js';
 import type { MissingSignals } from '../../weights/missing-signals.js';
-import { inRotation as healthInRotation, type ClusterOverview } from '../../weights/cluster-overview.js';
+import type { ClusterOverview } from '../../weights/cluster-overview.js';
+import { bestTier, LAST_RESORTS, lastResortOf, receivesTraffic, type LastResort } from '../../catalog/routable-tier.js';
 
 /** /v1/weights/{cluster}: the weights a cluster's endpoints are published with, each explained. */
 
@@ -32,6 +33,15 @@ export interface WeightsRoutesOptions {
   /** The clusters' declared policy and static weights, before the engine has ticked. */
   readonly store?: CatalogStore;
 }
+
+const LastResortSchema = Type.Optional(
+  StringEnum(LAST_RESORTS, {
+    description:
+      'Present only when no endpoint is published HEALTHY or UNKNOWN (nothing routable): proxies are then sent the best endpoints left as UNKNOWN, ' +
+      'and route to them, whatever their health here says: those published DEGRADED, else DRAINING, else ALL (every endpoint, UNHEALTHY and TIMEOUT included). ' +
+      'Restore an endpoint (or add a healthy one) to end it. Counted in the fulcrum_cluster_last_resort metric.',
+  }),
+);
 
 const num = (description?: string) => Type.Optional(Type.Number(description ? { description } : {}));
 
@@ -97,6 +107,7 @@ export const WeightsView = Type.Object(
     computed: Type.Boolean({ description: 'False until the weight engine has ticked for this cluster (weights are then the static ones)' }),
     policy: Type.Optional(Type.String()),
     failStatic: Type.Boolean({ description: 'Every eligible endpoint would be out: all published HEALTHY at static weights' }),
+    lastResort: LastResortSchema,
     setpoint: num('The PID setpoint used in the last tick'),
     missingSignals: Type.Optional(MissingSignalsSchema),
     endpoints: Type.Array(
@@ -104,7 +115,7 @@ export const WeightsView = Type.Object(
         endpoint: Type.String({ description: 'address:port' }),
         staticWeight: num(),
         weight: num('The integer weight proxies are sent (the one unit of every weight in this API)'),
-        share: num('weight as a percentage of the sum of the weights of the endpoints in rotation in the cluster'),
+        share: num('weight as a percentage of the sum of the weights of the endpoints proxies route to: those in rotation, or in lastResort those sent as UNKNOWN'),
         health: Type.Optional(Type.String()),
         explanation: Type.Optional(ExplanationSchema),
       }),
@@ -125,12 +136,13 @@ export const WeightsOverview = Type.Object(
         lbPolicy: Type.String(),
         policy: Type.String({ description: 'The weighting policy (static, pid, ewma, blend...)' }),
         endpoints: count('Endpoints published'),
-        inRotation: count('Published neither UNHEALTHY, TIMEOUT nor DRAINING: what proxies send traffic to'),
+        inRotation: count('Published neither UNHEALTHY, TIMEOUT nor DRAINING: what proxies send traffic to (when none is HEALTHY or UNKNOWN, see lastResort)'),
         unhealthy: count('Published UNHEALTHY or TIMEOUT'),
         draining: count('Published DRAINING'),
         computed: Type.Boolean({ description: 'False until the weight engine has ticked for this cluster' }),
         failStatic: Type.Boolean({ description: 'Every eligible endpoint would be out: all published HEALTHY at static weights' }),
         missingSignals: count('Endpoints that never sent a signal the policy steers on (their weights are held static)'),
+        lastResort: LastResortSchema,
       }),
     ),
   },
@@ -156,32 +168,30 @@ function finite(value: unknown): unknown {
 
 type EndpointView = WeightsView['endpoints'][number];
 
-/** In rotation: what proxies send traffic to (not UNHEALTHY, TIMEOUT or DRAINING). */
-const inRotation = (e: Pick<EndpointView, 'health'>): boolean => healthInRotation(e.health);
+/** An endpoint's share: its weight as a percentage of `total`, the weights proxies route to (0 when they route none to it). */
+const shareOf = (e: Pick<EndpointView, 'health' | 'weight'>, total: number, lastResort: LastResort | undefined): number =>
+  receivesTraffic(e.health, lastResort) && total > 0 ? Math.round(((e.weight ?? 0) / total) * 10_000) / 100 : 0;
 
-/** An endpoint's share: its weight as a percentage of `total`, the weights in rotation (0 when out of rotation). */
-const shareOf = (e: Pick<EndpointView, 'health' | 'weight'>, total: number): number =>
-  inRotation(e) && total > 0 ? Math.round(((e.weight ?? 0) / total) * 10_000) / 100 : 0;
-
-/** Each endpoint with its share (the total summed once: it was summed per endpoint, quadratic in the cluster). */
-function withShares<E extends EndpointView>(endpoints: readonly E[]): (E & { share: number })[] {
-  const total = endpoints.filter(inRotation).reduce((sum, x) => sum + (x.weight ?? 0), 0);
-  return endpoints.map((e) => ({ ...e, share: shareOf(e, total) }));
+/** Each endpoint with its share, and the cluster's last resort (the total summed once: it was summed per endpoint, quadratic in the cluster). */
+function withShares<E extends EndpointView>(endpoints: readonly E[]): { lastResort: LastResort | undefined; endpoints: (E & { share: number })[] } {
+  const lastResort = lastResortOf(bestTier(endpoints.map((e) => e.health)));
+  const total = endpoints.filter((e) => receivesTraffic(e.health, lastResort)).reduce((sum, x) => sum + (x.weight ?? 0), 0);
+  return { lastResort, endpoints: endpoints.map((e) => ({ ...e, share: shareOf(e, total, lastResort) })) };
 }
 
 /** Before the engine's first tick for the cluster: the declared weights and health. */
 function declaredWeights(rec: ClusterRecord): WeightsView {
-  return {
-    cluster: rec.name,
-    computed: false,
-    policy: rec.weighting?.kind ?? 'static',
-    failStatic: false,
-    endpoints: withShares(
-      rec.endpoints
-        .filter((e) => e.state !== 'disabled')
-        .map((e) => ({ endpoint: endpointKey(e), staticWeight: e.weight, weight: e.weight, health: e.state === 'draining' ? 'DRAINING' : e.health })),
-    ),
-  };
+  const { lastResort, endpoints } = withShares(
+    rec.endpoints
+      .filter((e) => e.state !== 'disabled')
+      .map((e) => ({ endpoint: endpointKey(e), staticWeight: e.weight, weight: e.weight, health: e.state === 'draining' ? 'DRAINING' : e.health })),
+  );
+  return { cluster: rec.name, computed: false, policy: rec.weighting?.kind ?? 'static', failStatic: false, ...(lastResort ? { lastResort } : {}), endpoints };
+}
+
+/** `f` over `items`, lazily (bestTier stops at the first routable endpoint). */
+function* mapIterable<T, U>(items: Iterable<T>, f: (item: T) => U): Generator<U> {
+  for (const item of items) yield f(item);
 }
 
 type Explained = NonNullable<ReturnType<WeightsSource['explain']>>;
@@ -203,8 +213,10 @@ function computedWeights(
   const policy = rec?.weighting?.kind ?? first?.policy;
   // A static cluster publishes its static weights, which only the explanations hold.
   const weightOf = (key: string, integer: number): number => (policy === 'static' ? (ex.explanations.get(key)?.staticWeight ?? integer) : integer);
+  // Two passes: which endpoints proxies route to depends on the best health of them all.
+  const lastResort = lastResortOf(bestTier(mapIterable(ex.tick.weights.keys(), healthOf)));
   let total = 0;
-  for (const [key, integer] of ex.tick.weights) if (inRotation({ health: healthOf(key) })) total += weightOf(key, integer);
+  for (const [key, integer] of ex.tick.weights) if (receivesTraffic(healthOf(key), lastResort)) total += weightOf(key, integer);
   const entry = (key: string): EndpointView => {
     const integer = ex.tick.weights.get(key) ?? 0;
     const explanation = ex.explanations.get(key);
@@ -218,13 +230,14 @@ function computedWeights(
       // The engine only knows in / out of rotation; proxies are sent DRAINING as declared (publishedHealthOf).
       ...(explanation ? { explanation: finite({ ...explanation, health: health ?? explanation.health }) as Static<typeof ExplanationSchema> } : {}),
     };
-    return finite({ ...view, share: shareOf(view, total) }) as EndpointView;
+    return finite({ ...view, share: shareOf(view, total, lastResort) }) as EndpointView;
   };
   const head = {
     cluster,
     computed: true,
     ...(policy !== undefined ? { policy } : {}),
     failStatic: ex.tick.failStatic,
+    ...(lastResort ? { lastResort } : {}),
     ...(ex.tick.setpoint !== undefined && Number.isFinite(ex.tick.setpoint) ? { setpoint: ex.tick.setpoint } : {}),
     ...(missing ? { missingSignals: { ...missing, signals: [...missing.signals], endpoints: [...missing.endpoints], howToProvide: [...missing.howToProvide] } } : {}),
     endpoints: [...ex.tick.weights.keys()],
