@@ -47,11 +47,15 @@ export interface WeightsView {
   readonly computed: boolean;
   readonly policy?: string;
   readonly failStatic: boolean;
+  /** Present when nothing is routable: which endpoints proxies are sent as UNKNOWN (DEGRADED, DRAINING or ALL). */
+  readonly lastResort?: string;
   readonly setpoint?: number;
   readonly endpoints: readonly {
     readonly endpoint: string;
     readonly staticWeight?: number;
     readonly weight?: number;
+    /** Percent of the weights proxies route to in the cluster. */
+    readonly share?: number;
     readonly health?: string;
     readonly explanation?: WeightExplanation;
   }[];

@@ -78,6 +78,13 @@ export async function proxiesCommand({ client, output, write }: CommandContext):
 
 const num = (v: number | undefined, digits = 3): string => (v === undefined ? '-' : String(Number(v.toFixed(digits))));
 
+/** The head's words for a cluster with nothing routable (WeightsView.lastResort): what proxies are sent instead. */
+function lastResortNote(lastResort: string | undefined): string {
+  if (lastResort === undefined) return '';
+  const sent = lastResort === 'ALL' ? 'every endpoint is' : `the ${lastResort} endpoints are`;
+  return `, NOTHING ROUTABLE: ${sent} sent to proxies as UNKNOWN`;
+}
+
 /** `fulcrum weights <cluster>`: each endpoint's published weight and why. */
 export async function weightsCommand({ client, output, write }: CommandContext, cluster: string): Promise<number> {
   const view = (await client.get(`/v1/weights/${encodeURIComponent(cluster)}`, SHAPES.weights)).body as WeightsView;
@@ -85,14 +92,14 @@ export async function weightsCommand({ client, output, write }: CommandContext, 
     write(json(view));
     return 0;
   }
-  const total = view.endpoints.reduce((sum, e) => sum + (e.weight ?? 0), 0);
   const rows = view.endpoints.map((e) => {
     const x = e.explanation;
-    const share = total > 0 && e.weight !== undefined ? `${((100 * e.weight) / total).toFixed(1)}%` : '-';
+    // The API's share: of the endpoints proxies route to (a DRAINING or UNHEALTHY one takes none).
+    const share = e.share !== undefined ? `${e.share.toFixed(1)}%` : '-';
     const why = [...(x?.rules ?? []), ...(x?.notes ?? [])].join('; ') || '-';
     return [e.endpoint, num(e.weight), share, num(e.staticWeight), e.health ?? '-', x?.freshness ?? '-', num(x?.inputs?.utilization), why];
   });
-  const head = `cluster ${view.cluster}, policy ${view.policy ?? 'static'}${view.computed ? '' : ' (engine not run yet: declared weights)'}${view.failStatic ? ', FAIL-STATIC: every endpoint would be out, all published at static weights' : ''}${view.setpoint !== undefined ? `, setpoint ${num(view.setpoint)}` : ''}\n`;
+  const head = `cluster ${view.cluster}, policy ${view.policy ?? 'static'}${view.computed ? '' : ' (engine not run yet: declared weights)'}${view.failStatic ? ', FAIL-STATIC: every endpoint would be out, all published at static weights' : ''}${lastResortNote(view.lastResort)}${view.setpoint !== undefined ? `, setpoint ${num(view.setpoint)}` : ''}\n`;
   write(head + formatTable(['ENDPOINT', 'WEIGHT', 'SHARE', 'STATIC', 'HEALTH', 'SIGNAL', 'UTILIZATION', 'WHY'], rows));
   return 0;
 }
