@@ -28,6 +28,8 @@ export interface BatchSummary {
   readonly received: number;
   readonly accepted: number;
   readonly rejected: number;
+  /** The first problem of the first sample not kept: what to fix, for the log. */
+  readonly firstRejection?: Pick<Rejection, 'field' | 'reason'>;
 }
 
 export interface IngestResult {
@@ -67,7 +69,15 @@ export function ingestSamples(samples: unknown, reporter: string, deps: IngestDe
     else rejected.push({ index: s.index, field: 'sample', reason: 'not stored: older than every sample kept for this endpoint, or the store is full' });
   }
   rejected.sort((a, b) => a.index - b.index);
-  deps.onBatch?.({ transport, reporter, received: (samples as unknown[]).length, accepted, rejected: new Set(rejected.map((r) => r.index)).size });
+  const first = rejected[0];
+  deps.onBatch?.({
+    transport,
+    reporter,
+    received: (samples as unknown[]).length,
+    accepted,
+    rejected: new Set(rejected.map((r) => r.index)).size,
+    ...(first ? { firstRejection: { field: first.field, reason: first.reason } } : {}),
+  });
   return { accepted, rejected };
 }
 

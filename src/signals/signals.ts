@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { WindowedLog } from '../telemetry/windowed-log.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import { changedClusters } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
@@ -8,7 +9,7 @@ import { DEFAULT_METRIC_FIELDS, localityId, type LocalityMember, type MetricFiel
 import { lrsService, type LrsService } from './lrs-service.js';
 import { Prober, probeConfigFromCatalog } from './prober.js';
 import { reportService, type GrpcServicePair } from './report-grpc.js';
-import { ingestReports, type IngestResult } from './report-ingest.js';
+import { ingestReports, type BatchSummary, type IngestResult } from './report-ingest.js';
 import { SignalStore, type SignalListener } from './signal-store.js';
 
 /** What the HA signal share needs of LRS: each replica's own sums out, the others' in. */
@@ -30,7 +31,12 @@ export interface SignalsOptions {
   readonly currentWeight?: (cluster: string, key: string) => number | undefined;
   /** LRS report entries by granularity (endpoint, locality) and result (metrics). */
   readonly onLrsEntries?: (granularity: LrsGranularity, result: LrsReportResult, count: number) => void;
+  /** Wall clock for the rate of log lines (default Date.now). */
+  readonly now?: () => number;
 }
+
+/** At most one "rejected samples" warning per transport in this long. */
+export const REJECTIONS_LOG_WINDOW_MS = 60_000;
 
 /**
  * Every way fulcrum learns about endpoint load, behind one object: reports (HTTP and gRPC),
@@ -56,9 +62,13 @@ export class Signals {
       const keys = this.known.get(cluster);
       return keys !== undefined && (endpoint === undefined || keys.has(endpoint));
     };
-    const onBatch = (s: { transport: 'http' | 'grpc'; reporter: string; accepted: number; rejected: number }): void => {
+    // An agent whose samples keep failing (an endpoint removed from the catalog, a percentage for
+    // a fraction) sends the same problem every second: logged once a minute per transport, with
+    // the first problem to fix; the metric counts every sample.
+    const rejections = new WindowedLog((fields, message) => options.log.warn(fields, message), 'report batch had rejected samples', REJECTIONS_LOG_WINDOW_MS, options.now);
+    const onBatch = (s: BatchSummary): void => {
       options.onSamples?.(s.transport, s.accepted, s.rejected);
-      if (s.rejected > 0) options.log.warn(s, 'report batch had rejected samples');
+      if (s.rejected > 0) rejections.event(s.transport, { ...s, reporter: s.reporter.slice(0, 200), ...(s.firstRejection ? { firstRejection: { field: s.firstRejection.field.slice(0, 100), reason: s.firstRejection.reason.slice(0, 300) } } : {}) });
     };
     const onSamples = options.onSamples;
     if (onSamples) {

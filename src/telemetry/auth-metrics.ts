@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import { WindowedLog } from './windowed-log.js';
 
 /**
  * Metrics of the xDS port's security (src/xds/authz.ts, transport-security.ts), on fulcrum's
@@ -55,23 +56,13 @@ export class XdsAuthMetrics {
  * many like it were left out in the window before. The metric counts them all.
  */
 export class RefusalLog {
-  private readonly windows = new Map<string, { start: number; suppressed: number }>();
+  private readonly windows: WindowedLog;
 
-  constructor(
-    private readonly log: (fields: Record<string, unknown>, message: string) => void,
-    private readonly windowMs = 10_000,
-    private readonly now: () => number = Date.now,
-  ) {}
+  constructor(log: (fields: Record<string, unknown>, message: string) => void, windowMs = 10_000, now: () => number = Date.now) {
+    this.windows = new WindowedLog(log, 'gRPC call refused', windowMs, now);
+  }
 
   refused(surface: string, reason: string, detail: Record<string, unknown>): void {
-    const key = `${surface}/${reason}`;
-    const at = this.now();
-    const w = this.windows.get(key);
-    if (w && at - w.start < this.windowMs) {
-      w.suppressed++;
-      return;
-    }
-    this.windows.set(key, { start: at, suppressed: 0 });
-    this.log({ surface, reason, ...detail, ...(w?.suppressed ? { suppressedBefore: w.suppressed } : {}) }, 'gRPC call refused');
+    this.windows.event(`${surface}/${reason}`, { surface, reason, ...detail });
   }
 }

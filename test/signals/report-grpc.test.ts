@@ -28,7 +28,7 @@ describe('ingestReports (the HTTP route body)', () => {
       { at: 48_000, cpu: 0.5, source: 'report' },
       { at: 49_000, rps: 12, source: 'report' },
     ]);
-    expect(batches).toEqual([{ transport: 'http', reporter: 'agent-1', received: 3, accepted: 2, rejected: 1 }]);
+    expect(batches).toEqual([{ transport: 'http', reporter: 'agent-1', received: 3, accepted: 2, rejected: 1, firstRejection: { field: 'cpu', reason: result.rejected[0]?.reason } }]);
   });
 
   it('throws ReportBatchError with a status code for a bad body or an oversized batch', () => {
