@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { StoreError } from '../catalog/store/index.js';
 import { enumMessage } from './enum-message.js';
+import { unionMessage } from './union-message.js';
 import { ApiError } from './resources.js';
 import type { ErrorResponse } from './schemas.js';
 
@@ -66,13 +67,14 @@ function validationPath(err: FastifyError): string {
 
 /**
  * Ajv's message, except for a value that matched none of a few formats (an IP address is IPv4 or
- * IPv6), where Ajv lists each failed branch and then the anyOf: said once instead.
+ * IPv6), where Ajv lists each failed branch and then the anyOf: said once instead; likewise a
+ * value that matched no branch of another union (unionMessage).
  */
 function validationMessage(err: FastifyError): string {
   const errors = err.validation ?? [];
   const last = errors[errors.length - 1];
   const branches = errors.slice(0, -1);
-  if (last?.keyword !== 'anyOf' || branches.length === 0 || !branches.every((e) => e.keyword === 'format')) return err.message;
+  if (last?.keyword !== 'anyOf' || branches.length === 0 || !branches.every((e) => e.keyword === 'format')) return unionMessage(err) ?? err.message;
   const formats = branches.map((e) => String((e.params as { format?: unknown }).format));
   return `${err.validationContext ?? 'request'}${last.instancePath} must be ${formats.join(' or ')}`;
 }

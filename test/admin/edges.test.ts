@@ -126,6 +126,20 @@ describe('one error shape, with a code', () => {
     expect(res.json()).toMatchObject({ message: 'body/weighting/gains/kp must be <= 100', path: '/body/weighting/gains/kp', code: 'VALIDATION_FAILED' });
   });
 
+  it('a value that matches no branch of a union says what it may be (the constant by value), or what is wrong inside its own branch', async () => {
+    const cases: [InjectOptions, string, string][] = [
+      [{ method: 'PATCH', url: '/v1/clusters/web/policy', payload: { weighting: { policy: 'pid', setpoint: 'meen' } } }, 'body/weighting/setpoint must be "mean", number or null', '/body/weighting/setpoint'],
+      [{ method: 'PATCH', url: '/v1/clusters/web/policy', payload: { weighting: { policy: 'pid', setpoint: true } } }, 'body/weighting/setpoint must be "mean", number or null', '/body/weighting/setpoint'],
+      [{ method: 'PATCH', url: '/v1/clusters/web/policy', payload: { weighting: { policy: 'pid', setpoint: -1 } } }, 'body/weighting/setpoint must be >= 0', '/body/weighting/setpoint'],
+      [{ method: 'PUT', url: '/v1/clusters/a', payload: { weighting: { policy: 'pid', setpoint: 'median' } } }, 'body/weighting/setpoint must be "mean" or number', '/body/weighting/setpoint'],
+    ];
+    for (const [request, message, path] of cases) {
+      const res = await shared().inject(request);
+      expect(res.statusCode, message).toBe(400);
+      expect(res.json(), message).toMatchObject({ message, path, code: 'VALIDATION_FAILED' });
+    }
+  });
+
   it('401 and 403 carry UNAUTHENTICATED and FORBIDDEN, on the xDS views too', async () => {
     const a = app(TOKENS);
     for (const url of ['/v1/proxies', '/v1/proxies/x', '/v1/config_dump', '/v1/clusters']) {
