@@ -1,8 +1,10 @@
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
+import { withExamples } from './api-examples.js';
 
 /**
  * The admin API's OpenAPI document: @fastify/swagger builds it from every route's schema; this
- * module gives it the title, the tags and the security scheme, and fixes the dialect (below).
+ * module gives it the title, the tags and the security scheme, the examples (api-examples.ts),
+ * and fixes the dialect (below).
  *
  * The document describes the server as it runs: with no token configured nothing is protected,
  * so the routes then declare no `security` and no 401/403 (a client generated from it, or a
@@ -48,7 +50,7 @@ export function openApiOptions(version: string, { secured }: { secured: boolean 
     // OpenAPI 3.0 spells some JSON Schema keywords differently (exclusiveMinimum is a boolean).
     transformObject: (doc) => {
       if (!('openapiObject' in doc)) return doc.swaggerObject;
-      const out = toOpenApi30(doc.openapiObject);
+      const out = withExamples(toOpenApi30(doc.openapiObject));
       return secured ? out : withoutSecurity(out);
     },
   };
