@@ -3,7 +3,7 @@ import type { Snapshot, SnapshotSource } from './cache.js';
 import { isXdsTypeUrl, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { DEFAULT_LIMITS, describeLimit, LimitError, limitKey, peerAddress, SubscriptionBytes, type LimitHit, type SubscriptionBudget, type XdsLimits } from './limits.js';
 import { nackMessage, rejectedResources } from './nack.js';
-import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
+import type { ProxyRecord, ProxyRegistry, TypeStatus } from './proxy-status.js';
 import { nodeInfo, type RawNode, type RpcStatus } from './wire.js';
 
 /** What both stream kinds (SotW, Delta) need from the rest of the server. */
@@ -167,8 +167,13 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
     }
     const message = nackMessage(detail);
     const refused = rejectedResources(message, carried);
+    const repeated = repeatsLastNack(record.types.get(type), message);
     this.deps.registry.nacked(record, type, { nonce, version, keptVersion: clientVersion ?? '', message }, { carried, refused });
-    this.deps.log.warn({ node: record.node.id, type: SHORT_TYPE[type], version, rejected: [...refused.keys()].slice(0, 10), error: message }, 'NACK');
+    // A proxy that refuses every new version (weights change every tick) says the same again and
+    // again: logged once until it accepts something or says something else; /v1/proxies keeps the latest.
+    const fields = { node: record.node.id, type: SHORT_TYPE[type], version, rejected: [...refused.keys()].slice(0, 10), error: message, nacks: record.types.get(type)?.nacks };
+    if (repeated) this.deps.log.debug(fields, 'NACK repeated');
+    else this.deps.log.warn(fields, 'NACK');
   }
 
   protected nextNonce(): string {
@@ -190,4 +195,11 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
     this.deps.log.info({ node: node.id, cluster: node.cluster, peer: this.io.peer, stream: this.id, service: this.service }, 'proxy connected');
     return this.record;
   }
+}
+
+/** Whether a NACK saying `message` repeats the type's last one, with no ACK since. */
+function repeatsLastNack(t: TypeStatus | undefined, message: string): boolean {
+  const last = t?.lastNack;
+  if (last === undefined || last.message !== message) return false;
+  return t?.ackedAt === undefined || t.ackedAt < last.at;
 }

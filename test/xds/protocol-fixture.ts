@@ -2,7 +2,7 @@
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { afterEach } from 'vitest';
 import { stringify } from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
@@ -78,7 +78,7 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(doc: ConfigDoc = baseConfig()): Promise<Harness> {
+export async function startHarness(doc: ConfigDoc = baseConfig(), logger: Logger = pino({ level: 'silent' })): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'fulcrum-protocol-'));
   const configPath = join(dir, 'fulcrum.yaml');
   await writeFile(configPath, stringify(doc));
@@ -86,7 +86,7 @@ export async function startHarness(doc: ConfigDoc = baseConfig()): Promise<Harne
     configPath,
     xdsPort: 0,
     xdsAddress: '127.0.0.1',
-    logger: pino({ level: 'silent' }),
+    logger,
     debounce: { quietMs: 0, maxMs: 0 },
   });
   const clients: XdsClient[] = [];
