@@ -238,7 +238,7 @@ function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
   metrics.trackConnected(() => registry.list().map((r) => r.protocol));
   registerBuildInfo(metrics.registry, packageVersion());
   registerSyncStates(metrics.registry, () => registry.list().map(streamState));
-  registerLastResorts(metrics.registry, () => adaptive.overview());
+  registerLastResorts(metrics.registry, () => adaptive.lastResorts());
   metrics.trackEndpointWeightsByCluster(() => publisher.endpointWeightsByCluster());
   metrics.trackEndpointUtilizationByCluster(() => endpointUtilization(signals.store));
   return { metrics, registry, cache, publisher, signals, adaptive };

@@ -30,7 +30,7 @@ export function lastResortOf(best: number): LastResort | undefined {
   return best > 0 && best <= LEFT_OUT ? LAST_RESORTS[best - 1] : undefined;
 }
 
-/** The best tier of the published healths given (LEFT_OUT + 1 when there are none). */
+/** The best tier of the published healths given (LEFT_OUT + 1 when there are none); stops at the first routable one. */
 export function bestTier(healths: Iterable<string | undefined>): number {
   let best = LEFT_OUT + 1;
   for (const h of healths) {
@@ -38,6 +38,15 @@ export function bestTier(healths: Iterable<string | undefined>): number {
     if (best === 0) break;
   }
   return best;
+}
+
+/** bestTier of `keys`' healths, each read with `healthOf` only until a routable one is found. */
+export function bestTierOf<K>(keys: Iterable<K>, healthOf: (key: K) => string | undefined): number {
+  return bestTier(
+    (function* () {
+      for (const k of keys) yield healthOf(k);
+    })(),
+  );
 }
 
 /**

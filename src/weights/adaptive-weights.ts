@@ -8,6 +8,7 @@ import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overri
 import { inChunks, runToEnd } from '../balancing/steps.js';
 import { clusterOverview, declaredSpecialHealth, publishedOf, readerOf, type ClusterOverview, type LiveHealth } from './cluster-overview.js';
 import { missingSignals, type MissingSignals } from './missing-signals.js';
+import { bestTierOf, lastResortOf, type LastResort } from '../catalog/routable-tier.js';
 import { buildOverrides } from './tick-overrides.js';
 
 /** Endpoints per step when a big catalog change is handed to the engine in steps (~5–10 ms of a 20k cluster's 50–100). */
@@ -367,6 +368,23 @@ export class AdaptiveWeights {
       const c = this.clusters.get(name) as Cluster;
       return clusterOverview(c, this.explain(name)?.tick, this.declaredSpecial(c), this.liveHealthOf(name), this.missingSignals(name)?.endpoints.length ?? 0);
     });
+  }
+
+  /**
+   * The clusters with nothing routable, with what proxies are sent as UNKNOWN instead (the
+   * overview's lastResort), for the metric read at every scrape: each cluster's endpoints are read
+   * only until a routable one is found, so a healthy fleet costs a read per cluster, not a count
+   * of every endpoint (the overview: ~55 ms at 100k endpoints).
+   */
+  lastResorts(): { cluster: string; lastResort: LastResort }[] {
+    const out: { cluster: string; lastResort: LastResort }[] = [];
+    for (const [name, c] of this.clusters) {
+      const health = this.publishedHealthOf(name);
+      const keys = this.explain(name)?.tick.weights.keys() ?? c.endpoints.map(endpointKey);
+      const lastResort = lastResortOf(bestTierOf(keys, health));
+      if (lastResort !== undefined) out.push({ cluster: name, lastResort });
+    }
+    return out;
   }
 
   publishedWeights(cluster: string): ReadonlyMap<string, number> | undefined {

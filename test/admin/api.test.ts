@@ -442,6 +442,7 @@ describe('endpoints', () => {
       expect(shares(view.body), `ticked: ${ticked}`).toEqual({ '10.5.0.1:80': 0, '10.5.0.2:80': 0, '10.5.0.3:80': 100 });
       const line = (await call(app, 'GET', '/v1/weights')).body.clusters.find((l: { cluster: string }) => l.cluster === 'dark');
       expect(line, `ticked: ${ticked}`).toMatchObject({ inRotation: 0, draining: 1, unhealthy: 2, lastResort: 'DRAINING' });
+      expect(adaptive.lastResorts(), `ticked: ${ticked}`).toEqual([{ cluster: 'dark', lastResort: 'DRAINING' }]);
     }
     // Disabled, it is gone: every endpoint left is sent UNKNOWN, shared by weight.
     await call(app, 'POST', '/v1/clusters/dark/endpoints/10.5.0.3/80/disable');

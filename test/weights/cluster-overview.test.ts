@@ -193,14 +193,17 @@ describe('a cluster with nothing routable (lastResort)', () => {
     a.setCatalog(catalog);
     a.tick(500);
     expect(a.overview().map((l) => l.lastResort)).toEqual([undefined, undefined]);
+    expect(a.lastResorts()).toEqual([]);
     for (let t = 1; t <= 3; t++) for (const i of [2, 3]) a.observeProbe('dark', `10.9.1.${i}:80`, { at: t * 1_000, ok: false });
     a.tick(4_000);
     // The engine does not fail static (the DEGRADED endpoint may serve); proxies are sent it as UNKNOWN, alone.
     expect([...routedByProxies(catalog.clusters[0]!, a.current().get('dark'))]).toEqual(['10.9.1.1:80']);
     expect(a.overview()[0]).toMatchObject({ cluster: 'dark', inRotation: 1, unhealthy: 2, failStatic: false, lastResort: 'DEGRADED' });
     expect(a.overview()[1]?.lastResort).toBeUndefined();
+    // The gauge's source (read at every scrape, stopping at each cluster's first routable endpoint) agrees.
+    expect(a.lastResorts()).toEqual([{ cluster: 'dark', lastResort: 'DEGRADED' }]);
     const registry = new Registry();
-    registerLastResorts(registry, () => a.overview());
+    registerLastResorts(registry, () => a.lastResorts());
     return registry.metrics().then((text) => {
       expect(text).toContain('# HELP fulcrum_cluster_last_resort ');
       expect(text).toContain('fulcrum_cluster_last_resort{cluster="dark",sent="DEGRADED"} 1');

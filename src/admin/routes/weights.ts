@@ -11,7 +11,7 @@ import { sendSliced } from '../sliced-answer.js';
 import { endpointKey } from '../../catalog/endpoint-key.js';
 import type { MissingSignals } from '../../weights/missing-signals.js';
 import type { ClusterOverview } from '../../weights/cluster-overview.js';
-import { bestTier, LAST_RESORTS, lastResortOf, receivesTraffic, type LastResort } from '../../catalog/routable-tier.js';
+import { bestTier, bestTierOf, LAST_RESORTS, lastResortOf, receivesTraffic, type LastResort } from '../../catalog/routable-tier.js';
 
 /** /v1/weights/{cluster}: the weights a cluster's endpoints are published with, each explained. */
 
@@ -189,11 +189,6 @@ function declaredWeights(rec: ClusterRecord): WeightsView {
   return { cluster: rec.name, computed: false, policy: rec.weighting?.kind ?? 'static', failStatic: false, ...(lastResort ? { lastResort } : {}), endpoints };
 }
 
-/** `f` over `items`, lazily (bestTier stops at the first routable endpoint). */
-function* mapIterable<T, U>(items: Iterable<T>, f: (item: T) => U): Generator<U> {
-  for (const item of items) yield f(item);
-}
-
 type Explained = NonNullable<ReturnType<WeightsSource['explain']>>;
 
 /**
@@ -214,7 +209,7 @@ function computedWeights(
   // A static cluster publishes its static weights, which only the explanations hold.
   const weightOf = (key: string, integer: number): number => (policy === 'static' ? (ex.explanations.get(key)?.staticWeight ?? integer) : integer);
   // Two passes: which endpoints proxies route to depends on the best health of them all.
-  const lastResort = lastResortOf(bestTier(mapIterable(ex.tick.weights.keys(), healthOf)));
+  const lastResort = lastResortOf(bestTierOf(ex.tick.weights.keys(), healthOf));
   let total = 0;
   for (const [key, integer] of ex.tick.weights) if (receivesTraffic(healthOf(key), lastResort)) total += weightOf(key, integer);
   const entry = (key: string): EndpointView => {
