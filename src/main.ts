@@ -38,7 +38,7 @@ import type { KubernetesContribution } from './sources/kubernetes/mapping.js';
 import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
 import { createLogger, defaultLogFormat, type LogFormat, type Logger } from './telemetry/logger.js';
 import { Metrics, type ClusterEndpointValues, type EndpointValue } from './telemetry/metrics.js';
-import { registerBuildInfo, registerLastResorts, registerNativeMemoryTrims, registerSyncStates } from './telemetry/operator-metrics.js';
+import { registerBuildInfo, registerLastResorts, registerNativeMemoryTrims, registerSignalStates, registerSyncStates } from './telemetry/operator-metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
@@ -239,6 +239,7 @@ function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
   registerBuildInfo(metrics.registry, packageVersion());
   registerSyncStates(metrics.registry, () => registry.list().map(streamState));
   registerLastResorts(metrics.registry, () => adaptive.lastResorts());
+  registerSignalStates(metrics.registry, { failStatic: () => adaptive.failStaticClusters(), notFresh: () => adaptive.signalsNotFresh() });
   metrics.trackEndpointWeightsByCluster(() => publisher.endpointWeightsByCluster());
   metrics.trackEndpointUtilizationByCluster(() => endpointUtilization(signals.store));
   return { metrics, registry, cache, publisher, signals, adaptive };

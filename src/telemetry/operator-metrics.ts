@@ -92,3 +92,41 @@ export function registerLastResorts(registry: Registry, source: () => Iterable<L
     },
   });
 }
+
+/** Where the fail-static gauges read (AdaptiveWeights.failStaticClusters, signalsNotFresh). */
+export interface SignalStateSources {
+  readonly failStatic: () => Iterable<string>;
+  readonly notFresh: () => Iterable<{ readonly cluster: string; readonly notFresh: Readonly<Partial<Record<string, number>>> }>;
+}
+
+/**
+ * What an SRE alerts on when signals stop (fail static): `fulcrum_cluster_fail_static{cluster}`,
+ * 1 for each adaptive cluster whose last tick would have taken every endpoint out, so all are
+ * published HEALTHY at static weights; and `fulcrum_cluster_signals_not_fresh{cluster,freshness}`,
+ * the endpoints steering on data that is stale (weight held), expired (decaying to static) or none
+ * (never sent). Read at scrape time; series only for clusters in that state.
+ */
+export function registerSignalStates(registry: Registry, sources: SignalStateSources): void {
+  new Gauge({
+    name: 'fulcrum_cluster_fail_static',
+    help: 'Adaptive clusters failing static (1 each): every endpoint would be out, so all are published HEALTHY at static weights.',
+    labelNames: ['cluster'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const cluster of sources.failStatic()) this.set({ cluster }, 1);
+    },
+  });
+  new Gauge({
+    name: 'fulcrum_cluster_signals_not_fresh',
+    help:
+      'Endpoints of adaptive clusters whose steering data is not fresh after the last tick, by cluster and freshness: ' +
+      'stale (weight held), expired (decaying to static), none (never sent: held static). Operator-disabled endpoints are not counted.',
+    labelNames: ['cluster', 'freshness'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const l of sources.notFresh()) for (const [freshness, n] of Object.entries(l.notFresh)) if (n) this.set({ cluster: l.cluster, freshness }, n);
+    },
+  });
+}

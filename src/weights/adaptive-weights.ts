@@ -1,5 +1,6 @@
 import type { ExportedClusterState } from '../balancing/engine/index.js';
-import type { ClusterTick, EngineEndpoint, Explanation, ProbeResult, Sample } from '../balancing/engine/types.js';
+import type { ClusterTick, EngineEndpoint, Explanation, Freshness, ProbeResult, Sample } from '../balancing/engine/types.js';
+import { freshnessCounts } from '../balancing/engine/explanations.js';
 import { WeightEngine, type PreparedCluster } from '../balancing/engine/weight-engine.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import { changedClusters } from '../catalog/changed-clusters.js';
@@ -387,6 +388,33 @@ export class AdaptiveWeights {
     return out;
   }
 
+  /** The adaptive clusters this replica computes whose last tick failed static (fulcrum_cluster_fail_static). */
+  failStaticClusters(): string[] {
+    return [...this.adaptiveTicks()].filter(([, tick]) => tick.failStatic).map(([name]) => name);
+  }
+
+  /**
+   * The adaptive clusters this replica computes with endpoints steering on data that is not fresh
+   * after their last tick (stale: weight held; expired: decaying to static; none: never sent),
+   * counted by freshness, operator-disabled ones aside (fulcrum_cluster_signals_not_fresh).
+   */
+  signalsNotFresh(): ClusterFreshness[] {
+    const out: ClusterFreshness[] = [];
+    for (const [cluster, tick] of this.adaptiveTicks()) {
+      const counts = notFresh(tick.explanations);
+      if (Object.keys(counts).length > 0) out.push({ cluster, notFresh: counts });
+    }
+    return out;
+  }
+
+  /** Each adaptive cluster's last tick, where this replica computes it (not another owner's). */
+  private *adaptiveTicks(): Generator<[string, ClusterTick]> {
+    for (const [name, c] of this.clusters) {
+      const tick = c.weighting.kind === 'static' ? undefined : this.explain(name)?.tick;
+      if (tick !== undefined) yield [name, tick];
+    }
+  }
+
   publishedWeights(cluster: string): ReadonlyMap<string, number> | undefined {
     return this.engine.publishedWeights(cluster);
   }
@@ -434,4 +462,16 @@ function sameKeys(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknow
   if (a.size !== b.size) return false;
   for (const k of a.keys()) if (!b.has(k)) return false;
   return true;
+}
+
+/** A cluster's endpoints by freshness other than fresh (absent: none of that kind): AdaptiveWeights.signalsNotFresh. */
+export interface ClusterFreshness {
+  readonly cluster: string;
+  readonly notFresh: Partial<Record<Exclude<Freshness, 'fresh'>, number>>;
+}
+
+/** A tick's endpoints by freshness other than fresh (kinds with no endpoint omitted), operator-disabled ones aside. */
+function notFresh(explanations: ReadonlyMap<string, Explanation>): ClusterFreshness['notFresh'] {
+  const { fresh: _fresh, ...rest } = freshnessCounts(explanations);
+  return Object.fromEntries(Object.entries(rest).filter(([, n]) => n > 0));
 }

@@ -26,6 +26,16 @@ export function rulesOf(mask: number): readonly SafetyRule[] {
 export const FAIL_STATIC_NOTE =
   'fail static: no eligible endpoint passed the health gate, so all are published HEALTHY at static weights';
 
+const DISABLED_CODE = HEALTH_CODES.indexOf('OPERATOR_DISABLED');
+
+/** A tick's endpoints by freshness, operator-disabled ones aside (any ReadonlyMap of explanations; a tick's without building them). */
+export function freshnessCounts(explanations: ReadonlyMap<string, Explanation>): Record<Freshness, number> {
+  if (explanations instanceof TickExplanations) return explanations.freshnessCounts();
+  const out: Record<Freshness, number> = { fresh: 0, stale: 0, expired: 0, none: 0 };
+  for (const e of explanations.values()) if (e.healthState !== 'OPERATOR_DISABLED') out[e.freshness]++;
+  return out;
+}
+
 const num = (x: number | undefined): number | undefined => (x === undefined || Number.isNaN(x) ? undefined : x);
 
 export class TickExplanations extends IndexedMap<Explanation> {
@@ -40,10 +50,29 @@ export class TickExplanations extends IndexedMap<Explanation> {
   }
 
   protected valueAt(i: number): Explanation {
+    this.checkGeneration();
+    return this.build(i);
+  }
+
+  /**
+   * The endpoints by freshness, operator-disabled ones aside, read from the frame's codes: what a
+   * scrape counts (freshnessCounts) without building an explanation per endpoint (~0.3 µs each,
+   * 36 ms a scrape at 100k endpoints).
+   */
+  freshnessCounts(): Record<Freshness, number> {
+    this.checkGeneration();
+    const s = this.snap;
+    const out: Record<Freshness, number> = { fresh: 0, stale: 0, expired: 0, none: 0 };
+    for (let i = 0; i < this.keyList.length; i++) {
+      if (s.healthCode[i] !== DISABLED_CODE) out[FRESHNESS_CODES[s.freshness[i] as number] as Freshness]++;
+    }
+    return out;
+  }
+
+  private checkGeneration(): void {
     if (this.snap.generation !== this.generation) {
       throw new Error('explanations read after their cluster ticked twice more (the engine reuses the frame): read a tick result before the next-but-one tick');
     }
-    return this.build(i);
   }
 
   private build(i: number): Explanation {
