@@ -1,7 +1,7 @@
 /**
  * The store's mirror through a real etcd, over a connection that breaks: what was written while
  * this replica was cut off reaches its mirror, also when the resumed stream breaks again before
- * etcd replayed the gap.
+ * etcd replayed the gap; a waiter for a revision with no event under the prefix is released.
  */
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
@@ -73,5 +73,19 @@ describeEtcd('the etcd mirror across broken watch streams', () => {
       { what: 'a write after the gaps reaches the mirror', timeoutMs: 20_000, intervalMs: 200 },
     );
     expect([seen('a'), seen('b1'), seen('b2'), seen('b3')]).toEqual([4, 1, 1, 1]);
+  });
+
+  // A transaction that changed nothing, or etcd shared with other prefixes, answers with a
+  // revision no event under the prefix carries: waiting for the watch alone waited out the timeout.
+  test('a waiter for a revision with no event under the prefix is released once the watch has passed it', async () => {
+    const prefix = '/mirror-2/';
+    mirror = new EtcdMirror(direct.namespace(prefix), { onBatch: () => undefined });
+    await mirror.start();
+    await direct.put(`${prefix}clusters/a`).value(JSON.stringify({ v: 1 }));
+    await waitFor(() => mirror?.get('clusters', 'a') !== undefined, { what: 'the write in the mirror', timeoutMs: 10_000 });
+    const { header } = await direct.put('/elsewhere/x').value('1');
+    expect(await mirror.waitFor(Number(header.revision), 20_000)).toBe(true);
+    expect(mirror.revision).toBeGreaterThanOrEqual(Number(header.revision));
+    expect(mirror.list('clusters').map(([name]) => name)).toEqual(['a']);
   });
 });

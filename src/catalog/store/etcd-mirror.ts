@@ -8,6 +8,7 @@ import type { Etcd3, Namespace, Watcher } from 'etcd3';
 import { parseKey, SECTIONS, type Entry, type Section } from './etcd-layout.js';
 import type { MirrorView } from './etcd-plans.js';
 import { WatchResume } from './watch-resume.js';
+import { needsMark, provenRevision } from './watch-revision.js';
 
 interface KeyValue {
   readonly key: Buffer;
@@ -33,12 +34,24 @@ export interface MirrorOptions {
 
 type Waiter = { readonly revision: number; readonly resolve: () => void };
 
+/**
+ * How long waiters wait on the watch alone before the mirror writes a mark: well past the time
+ * etcd takes to send a committed write's events, so a write waiting on its own revision never
+ * costs a second write.
+ */
+const MARK_AFTER_MS = 250;
+/** The key a mark puts: under the prefix, so the watch sees it, and in no section, so no reader keeps it. */
+const MARK_KEY = 'watch-mark';
+
 export class EtcdMirror implements MirrorView {
   private readonly sections = new Map<Section, Map<string, Entry<unknown>>>(SECTIONS.map((s) => [s, new Map()]));
   private rev = 0;
   private watcher: Watcher | undefined;
   private waiters: Waiter[] = [];
   private stopped = false;
+  /** The revision of the last mark written: once the watch delivers it, every earlier revision is applied. */
+  private marked = 0;
+  private markTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ns: Namespace & Pick<Etcd3, 'watch'>,
@@ -57,6 +70,7 @@ export class EtcdMirror implements MirrorView {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.markTimer);
     const w = this.watcher;
     this.watcher = undefined;
     await w?.cancel().catch(() => undefined);
@@ -75,7 +89,11 @@ export class EtcdMirror implements MirrorView {
     return this.sections.get(section)?.size ?? 0;
   }
 
-  /** Resolves once the mirror reflects `revision`; false after `timeoutMs`. */
+  /**
+   * Resolves once the mirror reflects `revision`; false after `timeoutMs`. Also a revision with no
+   * event under the prefix (another prefix's write, or a transaction that changed nothing): a mark
+   * written after it proves the watch has passed it once the mark's event arrives.
+   */
   waitFor(revision: number, timeoutMs: number): Promise<boolean> {
     if (this.rev >= revision) return Promise.resolve(true);
     return new Promise((resolve) => {
@@ -85,7 +103,33 @@ export class EtcdMirror implements MirrorView {
         resolve(false);
       }, timeoutMs);
       this.waiters.push(waiter);
+      this.scheduleMark();
     });
+  }
+
+  private scheduleMark(): void {
+    if (this.markTimer !== undefined || this.stopped) return;
+    this.markTimer = setTimeout(() => void this.mark(), MARK_AFTER_MS);
+    this.markTimer.unref();
+  }
+
+  /**
+   * A put under the prefix, after every revision waited on: the watch delivers events in revision
+   * order, so applying the mark's event proves the mirror has applied all before it. etcd's own
+   * proof, a progress notification on request, is answered on behalf of the whole stream (watch
+   * ID -1), which the etcd3 client cannot route to a watcher.
+   */
+  private async mark(): Promise<void> {
+    try {
+      if (this.stopped || !needsMark(this.waiters.map((w) => w.revision), this.rev, this.marked)) return;
+      const res = await this.ns.put(MARK_KEY).value('').exec();
+      this.marked = Math.max(this.marked, Number(res.header.revision));
+    } catch {
+      // etcd unreachable: the waiters time out, as they would without a mark.
+    } finally {
+      this.markTimer = undefined;
+    }
+    if (needsMark(this.waiters.map((w) => w.revision), this.rev, this.marked)) this.scheduleMark();
   }
 
   private async watch(): Promise<void> {
@@ -139,7 +183,8 @@ export class EtcdMirror implements MirrorView {
         puts.push({ ...at, entry });
       }
     }
-    this.advance(Math.max(headerRevision, ...events.map((e) => Number(e.kv.mod_revision))), { puts, deletes, resync: false });
+    // Not the header's revision: during a replay it runs ahead of the events (watch-revision.ts).
+    this.advance(provenRevision(events.map((e) => Number(e.kv.mod_revision)), headerRevision), { puts, deletes, resync: false });
   }
 
   /** Replaces the whole copy with a fresh list; with `report`, emits the differences. */
