@@ -1,6 +1,7 @@
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import { PrefixWatch } from '../catalog/store/etcd-prefix-watch.js';
+import { KeepAliveCredit } from './keep-alive-credit.js';
 import { nameUnder, type HaKeys } from './keys.js';
 import { monotonicNow } from '../runtime/monotonic-clock.js';
 
@@ -27,7 +28,8 @@ const REGRANT_MS = 500;
  * without its knowing, i.e. when no keep-alive succeeded for two thirds of the TTL (keep-alives go
  * out every third). A fenced replica must stop acting as an owner at once, before etcd lets
  * another replica take over. When the lease is lost for good, a new one is granted as soon as
- * etcd answers again and the replica registers anew.
+ * etcd answers again and the replica registers anew. A keep-alive counts from when it was sent,
+ * the last time etcd can have renewed the lease by it (keep-alive-credit.ts).
  */
 export class Membership {
   private lease: Lease | undefined;
@@ -109,10 +111,16 @@ export class Membership {
 
   /** Grants a lease and puts this replica's key under it. */
   private async register(): Promise<void> {
+    // The lease is granted, and its TTL starts, no earlier than the grant is sent (at construction).
+    const asked = this.now();
     const lease = this.o.client.lease(this.o.ttlSeconds, { autoKeepAlive: true });
     lease.on('lost', (err) => this.onLost(lease, err));
+    const credit = new KeepAliveCredit();
+    lease.on('keepaliveEstablished', () => credit.restart());
+    lease.on('keepaliveFired', () => credit.fired(this.now()));
     lease.on('keepaliveSucceeded', () => {
-      if (this.lease === lease) this.lastKeepAlive = this.now();
+      const sent = credit.answered();
+      if (this.lease === lease && sent !== undefined) this.lastKeepAlive = Math.max(this.lastKeepAlive, sent);
     });
     try {
       const id = await lease.grant();
@@ -123,7 +131,7 @@ export class Membership {
       }
       this.lease = lease;
       this.leaseId = id;
-      this.lastKeepAlive = this.now();
+      this.lastKeepAlive = asked;
     } catch (err) {
       lease.release();
       throw err;
