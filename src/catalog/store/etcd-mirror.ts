@@ -5,6 +5,7 @@
  * revisions the watch needed (a long outage), it lists again and reports what changed.
  */
 import type { Etcd3, Namespace, Watcher } from 'etcd3';
+import { historyRewound } from './history-rewound.js';
 import { parseKey, SECTIONS, type Entry, type Section } from './etcd-layout.js';
 import type { MirrorView } from './etcd-plans.js';
 import { WatchResume } from './watch-resume.js';
@@ -141,7 +142,7 @@ export class EtcdMirror implements MirrorView {
     this.watcher = watcher;
     // From the revision after the last event applied, not the header's: a stream that broke while
     // etcd replayed a gap (its own, or since the listing) lost the rest of it, writes included.
-    new WatchResume(watcher, BigInt(this.rev + 1));
+    new WatchResume(watcher, BigInt(this.rev + 1), (seen) => void this.rewound(watcher, seen));
     watcher.on('data', (res) => this.applyEvents(res.events as { type: string; kv: KeyValue }[], Number(res.header.revision)));
     watcher.on('disconnected', (err) => this.options.onWatchState?.(false, err.message));
     watcher.on('connected', () => this.options.onWatchState?.(true));
@@ -149,14 +150,29 @@ export class EtcdMirror implements MirrorView {
     watcher.on('error', (err) => {
       this.options.onWatchState?.(false, err.message);
       this.watcher = undefined;
-      void this.recover();
+      void this.recover(false);
     });
   }
 
-  private async recover(): Promise<void> {
+  /**
+   * etcd answered the resumed watch from below a revision the mirror applied: if its history
+   * really went back (a restore), the mirror's revisions and entries are of a history that is
+   * gone, and the watch would wait in etcd's future. Start over from a listing.
+   */
+  private async rewound(watcher: Watcher, seen: bigint): Promise<void> {
+    if (!(await historyRewound(this.ns, MARK_KEY, seen, () => this.watcher === watcher && !this.stopped))) return;
+    if (this.watcher !== watcher || this.stopped) return;
+    this.options.onWatchState?.(false, `etcd's history ends below revision ${seen}, which this replica applied (restored from an older snapshot?): listing again`);
+    this.watcher = undefined;
+    await watcher.cancel().catch(() => undefined);
+    void this.recover(true);
+  }
+
+  /** Lists and watches again; `rewound`: etcd's history went back, the listing's revision replaces the mirror's. */
+  private async recover(rewound: boolean): Promise<void> {
     for (let delay = 200; !this.stopped; delay = Math.min(delay * 2, 5_000)) {
       try {
-        await this.relist(true);
+        await this.relist(true, rewound);
         await this.watch();
         this.options.onWatchState?.(true);
         return;
@@ -188,7 +204,7 @@ export class EtcdMirror implements MirrorView {
   }
 
   /** Replaces the whole copy with a fresh list; with `report`, emits the differences. */
-  private async relist(report: boolean): Promise<void> {
+  private async relist(report: boolean, rewound = false): Promise<void> {
     const res = await this.ns.getAll().prefix('').exec();
     const fresh = new Map<Section, Map<string, Entry<unknown>>>(SECTIONS.map((s) => [s, new Map()]));
     for (const kv of res.kvs as unknown as KeyValue[]) {
@@ -206,6 +222,7 @@ export class EtcdMirror implements MirrorView {
       this.sections.set(section, after);
     }
     const revision = Number(res.header.revision);
+    if (rewound) [this.rev, this.marked] = [revision, 0];
     if (report) this.advance(revision, { puts, deletes, resync: true });
     else this.rev = Math.max(this.rev, revision);
   }

@@ -1,5 +1,6 @@
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
+import { historyRewound } from './history-rewound.js';
 import { WatchResume } from './watch-resume.js';
 
 /**
@@ -86,7 +87,7 @@ export class PrefixWatch {
       return;
     }
     this.watcher = w;
-    this.resume = new WatchResume(w, next === undefined ? undefined : BigInt(next));
+    this.resume = new WatchResume(w, next === undefined ? undefined : BigInt(next), (seen) => void this.rewound(w, seen));
     w.on('put', (kv) => this.o.put(kv));
     w.on('delete', (kv) => this.o.deleted?.(kv));
     // The etcd3 client emits 'error' on a watcher only when etcd cancelled it: it is dead.
@@ -96,6 +97,16 @@ export class PrefixWatch {
       this.o.log.warn({ err: err.message }, `${this.o.what} cancelled by etcd (history compacted?): listing again`);
       this.retryOpen('resumed');
     });
+  }
+
+  /** etcd's history went back below what the watch delivered (a restore): it would wait in etcd's future; list and watch again. */
+  private async rewound(w: Watcher, seen: bigint): Promise<void> {
+    if (!(await historyRewound(this.o.client, this.o.prefix, seen, () => this.watcher === w && !this.stopped))) return;
+    if (this.watcher !== w || this.stopped) return;
+    this.watcher = undefined;
+    this.o.log.warn({ seen: seen.toString() }, `${this.o.what}: etcd's history ends below a revision it delivered (restored from an older snapshot?): listing again`);
+    await w.cancel().catch(() => undefined);
+    this.retryOpen('resumed');
   }
 
   /** Lists and watches again until it succeeds or the watch stops, once at a time; logs `done` when it does. */

@@ -1,4 +1,4 @@
-import type { IKeyValue, Watcher } from 'etcd3';
+import type { IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 
 /**
  * Keeps an etcd watch resuming from the revision after the last event it delivered.
@@ -10,6 +10,12 @@ import type { IKeyValue, Watcher } from 'etcd3';
  * not replayed yet (those between a listing and the watch's creation, or a resumed gap) were
  * skipped without an error. Registered after the client's own listeners, these put it back at
  * every (re)connection and response; events are counted as the client emits them, before that.
+ *
+ * A (re)created watch whose answer says etcd stands below a revision already delivered is
+ * reported (`behind`): etcd restored from an older snapshot without `--bump-revision`, or a member
+ * lagging behind the one that served the events. From a revision in etcd's future, it would hold
+ * back every event until its revision got there. The reader checks with a linearizable read and,
+ * if etcd really went back, lists again (history-rewound.ts).
  */
 export class WatchResume {
   /** The first revision not yet delivered (undefined: watching from the present, nothing delivered yet). */
@@ -18,6 +24,7 @@ export class WatchResume {
   constructor(
     private readonly w: Watcher,
     from: bigint | undefined,
+    behind?: (delivered: bigint) => void,
   ) {
     this.next = from;
     const hold = (): void => {
@@ -26,7 +33,10 @@ export class WatchResume {
     hold();
     w.on('put', (kv) => this.delivered(kv));
     w.on('delete', (kv) => this.delivered(kv));
-    w.on('connected', hold);
+    w.on('connected', (res: IWatchResponse) => {
+      if (behind !== undefined && this.next !== undefined && BigInt(res.header.revision) + 1n < this.next) behind(this.next - 1n);
+      hold();
+    });
     w.on('data', hold);
   }
 
