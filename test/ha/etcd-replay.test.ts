@@ -5,6 +5,7 @@
  * stamp for the revision its view reflects: a guarded write planned in between (the admin API's
  * "address free" check) compared the listeners against the stamp, so a listener written after the
  * first 1,000 revisions, not applied yet, passed the compare, and two listeners bound one address.
+ * And a write that waits on a revision no event under the prefix carries is released all the same.
  */
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -87,5 +88,25 @@ describeEtcd('etcd store: a replica catching up through a long watch replay', ()
     await waitFor(() => writer.getListener('late') !== undefined && lagging.getListener('late') !== undefined, { what: 'both hold late', timeoutMs: scaled(30_000) });
     const onAddress = (await direct.getAll().prefix(`${PREFIX}/listeners/`).keys()).map((k) => k.slice(`${PREFIX}/listeners/`.length));
     expect(onAddress).toEqual(['late']);
+  }, scaled(120_000));
+
+  // A transaction that deleted nothing answers with etcd's current revision, here another
+  // application's write: no event under the prefix ever carries it, and waiting for the watch
+  // alone ran out the write timeout (503) although the replica had caught up.
+  test('a prune that finds its entries pruned already by another replica answers once caught up, on an etcd shared with another prefix', async () => {
+    const prefix = `${PREFIX}-prune`;
+    const writer = await openEtcdStore({ endpoints: [...etcd.endpoints], prefix, writeTimeoutMs: scaled(3_000) });
+    open.push(writer);
+    const lagging = await openEtcdStore({ endpoints: [relay.url], prefix, writeTimeoutMs: scaled(5_000) }, { probeIntervalMs: 3_600_000 });
+    open.push(lagging);
+    for (let i = 0; i < 5; i++) await writer.putCluster(cluster(`c-${i}`), API);
+    await waitFor(() => lagging.audit().length === 5, { what: 'the lagging replica holds the whole log', timeoutMs: 10_000 });
+    relay.cut();
+    expect(await writer.pruneAudit(2)).toBe(3);
+    await direct.put('/another-application/key').value('x');
+    relay.restore();
+    // Planned at once, from the entries the replica still holds: the transaction deletes nothing.
+    await lagging.pruneAudit(2);
+    expect(lagging.audit()).toEqual(writer.audit());
   }, scaled(120_000));
 });
