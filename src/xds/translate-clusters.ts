@@ -72,6 +72,26 @@ function lbPolicyFields(c: Cluster, facts: EndpointFacts): Record<string, unknow
   return { lb_policy: c.lbPolicy };
 }
 
+/** The Cluster's common_lb_config, if it needs one; `typed`: its policy is a load_balancing_policy. */
+function commonLbConfig(c: Cluster, facts: EndpointFacts, typed: boolean): Record<string, unknown> | undefined {
+  // Hash-based policies follow endpoint weights alone unless told otherwise: an operator's
+  // localityWeighted applies to the others. A hash cluster spanning localities always gets it,
+  // because its endpoint weights are rescaled per locality (src/xds/ring-hash-localities.ts) and
+  // Envoy must scale them back by the locality weights. An extension policy carries it in its own
+  // config: Envoy rejects a load_balancing_policy beside common_lb_config's locality weighting.
+  const hashed = c.lbPolicy === 'RING_HASH' || c.lbPolicy === 'MAGLEV';
+  const commonLb: Record<string, unknown> = {};
+  if (!typed && ((c.localityWeighted && !hashed) || facts.rescalesLocalities)) commonLb.locality_weighted_lb_config = {};
+  // Envoy holds back a weight or health change that comes within update_merge_window (1 s by
+  // default) of the previous one. Adaptive weights change every tick, so Envoy's own outlier
+  // ejection of a dead host waited up to a second, and meanwhile least request sent it most new
+  // requests (no requests active: the highest weight ÷ (active + 1)), which failed to connect and
+  // overflowed the retry budget (`bench/scenarios/run.ts --scenario death --detail`: ~75 connect
+  // failures in that second against 3). fulcrum already coalesces its pushes (debounce).
+  if (c.weighting.kind !== 'static') commonLb.update_merge_window = duration(0);
+  return Object.keys(commonLb).length > 0 ? commonLb : undefined;
+}
+
 export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<string, unknown> {
   const facts = endpointFacts(c);
   const lbPolicy = lbPolicyFields(c, facts);
@@ -95,16 +115,8 @@ export function clusterResource(c: Cluster, lrs?: LoadReportingOptions): Record<
       hash_function: c.ringHash.hashFunction,
     };
   }
-  // Hash-based policies follow endpoint weights alone unless told otherwise: an operator's
-  // localityWeighted applies to the others. A hash cluster spanning localities always gets it,
-  // because its endpoint weights are rescaled per locality (src/xds/ring-hash-localities.ts) and
-  // Envoy must scale them back by the locality weights. An extension policy carries it in its own
-  // config: Envoy rejects a load_balancing_policy beside common_lb_config's locality weighting.
-  const hashed = c.lbPolicy === 'RING_HASH' || c.lbPolicy === 'MAGLEV';
-  const typed = 'load_balancing_policy' in lbPolicy;
-  if (!typed && ((c.localityWeighted && !hashed) || facts.rescalesLocalities)) {
-    out.common_lb_config = { locality_weighted_lb_config: {} };
-  }
+  const commonLb = commonLbConfig(c, facts, 'load_balancing_policy' in lbPolicy);
+  if (commonLb !== undefined) out.common_lb_config = commonLb;
   if (c.http2) {
     out.typed_extension_protocol_options = {
       [HTTP_PROTOCOL_OPTIONS]: anyOf(HTTP_PROTOCOL_OPTIONS, { explicit_http_config: { http2_protocol_options: {} } }),

@@ -94,6 +94,26 @@ describe('translator', () => {
     expect(decode(all, TYPE.cluster, 'rr')).not.toHaveProperty('common_lb_config');
   });
 
+  it('asks Envoy to apply updates of adaptively weighted clusters at once (no update_merge_window), beside any policy', () => {
+    const base = { connectTimeoutMs: 1000, http2: false, endpoints: [endpoint(1)] };
+    const pid = { kind: 'pid' as const, setpoint: 'mean' as const };
+    const set = translate({
+      clusters: [
+        { name: 'lr', lbPolicy: 'LEAST_REQUEST', weighting: pid, ...base },
+        { name: 'tiered', lbPolicy: 'ROUND_ROBIN', localityWeighted: true, weighting: pid, ...base },
+        { name: 'fixed', lbPolicy: 'LEAST_REQUEST', weighting: { kind: 'static' as const }, ...base },
+      ],
+      listeners: [], nodeGroups: [],
+    }).get(DEFAULT_GROUP);
+    // Held back a second after each weight push, Envoy's own ejection of a dead host came late
+    // (translate-clusters.ts clusterResource).
+    const none = { seconds: 0, nanos: 0 };
+    expect(decode(set, TYPE.cluster, 'lr').common_lb_config).toEqual({ update_merge_window: none });
+    expect(decode(set, TYPE.cluster, 'tiered').common_lb_config).toEqual({ locality_weighted_lb_config: {}, update_merge_window: none });
+    // Static weights change only when an operator writes them: Envoy's default stays.
+    expect(decode(set, TYPE.cluster, 'fixed')).not.toHaveProperty('common_lb_config');
+  });
+
   it('turns on HTTP/2 upstream only where asked', () => {
     const rr = decode(all, TYPE.cluster, 'rr') as { typed_extension_protocol_options: Record<string, unknown> };
     const opts = decodeAny(rr.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']);
