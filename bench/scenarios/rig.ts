@@ -17,6 +17,8 @@ import { freePort } from '../../test/support/ports.js';
 import { startAgent, type Agent } from '../demo/agent.js';
 import { changesPerMinute, convergence, latencyFigures, mean, overshoot, shareTimeline, windowUtilization, type RowFigures, type Sample } from './figures.js';
 import { TIMING, type Row, type Scenario } from './scenarios.js';
+import { traceLines, type TracePoint } from './event-trace.js';
+import type { Explanation } from '../../src/balancing/engine/types.js';
 
 export interface RigOptions {
   /** Time scale: 1 for full rows, less with --short. */
@@ -144,9 +146,12 @@ async function measure(s: Scenario, row: Row, o: RigOptions, r: Running): Promis
     );
   }
   const weightLog: { t: number; weights: string }[] = [];
+  const trace: TracePoint[] = [];
   const sampler = setInterval(() => {
     const ex = r.fulcrum?.adaptive.explain(CLUSTER);
-    if (ex) weightLog.push({ t: (performance.now() - t0) / 1000, weights: r.fleet.map((b) => ex.explanations.get(b.key)?.integerWeight ?? 0).join(',') });
+    const t = (performance.now() - t0) / 1000;
+    if (ex) weightLog.push({ t, weights: r.fleet.map((b) => ex.explanations.get(b.key)?.integerWeight ?? 0).join(',') });
+    if (o.detail === true && s.target !== undefined) traceTarget(r, r.fleet[s.target], t0, t, ex?.explanations, trace);
   }, 250);
   const ctx = { fleet: r.fleet, setLoad: (f: number) => r.loads.forEach((l) => l.setRate((capacity * f) / s.envoys)) };
   for (const [i, e] of s.events.entries()) {
@@ -172,8 +177,34 @@ async function measure(s: Scenario, row: Row, o: RigOptions, r: Running): Promis
   lag.disable();
   await Promise.all(r.loads.map((l) => l.stop()));
   r.loads.length = 0;
-  if (o.detail === true) logDetail(o, samples, weightLog);
+  if (o.detail === true) {
+    logDetail(o, samples, weightLog);
+    for (const line of traceLines(trace, samples, s.events.map((e) => at(e.atS)))) o.log(line);
+  }
   return { ...figures(s, o, samples, util, weightLog.filter((w) => w.t >= at(TIMING.warmS))), loopLagP99Ms: lag.percentile(99) / 1e6 };
+}
+
+/** Envoy's cluster counters the trace shows: retries, retries refused by the budget, connect failures, outlier ejections. */
+const TRACED_STATS = `^cluster\\.${CLUSTER}\\.(upstream_rq_retry|upstream_rq_retry_overflow|upstream_cx_connect_fail|lb_healthy_panic|outlier_detection\\.ejections_active)$`;
+
+/** One trace point of the event's backend; Envoy's view is read asynchronously and recorded when it comes. */
+function traceTarget(r: Running, b: QueueingBackend | undefined, t0: number, t: number, explanations: ReadonlyMap<string, Explanation> | undefined, trace: TracePoint[]): void {
+  if (b === undefined) return;
+  const ex = explanations?.get(b.key);
+  const inFlight = b.inFlight;
+  const all = explanations === undefined ? '' : [...explanations.values()].map((x) => x.integerWeight).join(',');
+  const fulcrum = ex && { health: ex.health, weight: ex.integerWeight, ejected: ex.ejection !== undefined, errorRate: ex.inputs.errorRate, all };
+  const envoy = r.envoys[0];
+  if (envoy === undefined) return;
+  void Promise.all([envoy.clusterStatuses(), envoy.stats(TRACED_STATS)]).then(
+    ([c, stats]) => {
+      const h = c[CLUSTER]?.hosts.find((x) => x.address === b.key);
+      const counters = Object.entries(stats).map(([k, v]) => `${k.replace(`cluster.${CLUSTER}.`, '')}=${v}`).join(' ');
+      const readS = (performance.now() - t0) / 1000;
+      trace.push({ t, inFlight, ...(fulcrum ? { fulcrum } : {}), ...(h ? { envoy: { readS, rqActive: h.rq_active, health: h.health_flags, weight: h.weight, counters: `${counters} host_cx_connect_fail=${h.cx_connect_fail} host_rq_total=${h.rq_total}` } } : {}) });
+    },
+    () => trace.push({ t, inFlight, ...(fulcrum ? { fulcrum } : {}) }),
+  );
 }
 
 /** What --detail prints: where the failures fall in time (a death's in-flight loss, a revival's burst), and how the weights moved. */

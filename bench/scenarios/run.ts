@@ -20,8 +20,10 @@ const HELP = `usage: npx tsx bench/scenarios/run.ts [options]
   --short                 rows of ${TIMING.durationS * SHORT_SCALE} s instead of ${TIMING.durationS} s (a smoke run; figures are rough)
   --tick MS               engine tick (default: the shipped default, 1000)
   --lrs MS                Envoy load report interval (default: the shipped default, 2000)
-  --detail                also print each row's failed requests by outcome and second sent, and
-                          fulcrum's published weights each second
+  --detail                also print each row's failed requests by outcome and second sent,
+                          fulcrum's published weights each second, and around each event the
+                          event's backend every 250 ms: its requests in flight, Envoy's view
+                          (active, health flags, retry and outlier counters) and fulcrum's
   --help                  this text
 
 scenarios:

@@ -120,6 +120,8 @@ export class QueueingBackend {
   private readonly answered: Buckets;
   private readonly failed: Buckets;
   private readonly counts = { ok: 0, rejected: 0, fastFailed: 0 };
+  /** Requests accepted and not yet answered nor dropped (queued, in service or waiting on the dependency). */
+  private open = 0;
   private server: http.Server | undefined;
   private readonly sampler: NodeJS.Timeout;
   private readonly windowMs: number;
@@ -162,6 +164,10 @@ export class QueueingBackend {
   }
   get alive(): boolean {
     return this.server !== undefined;
+  }
+  /** Requests in flight here: what a death loses. */
+  get inFlight(): number {
+    return this.open;
   }
 
   /** Capacity change: running requests finish; new ones start only while fewer than `n` are busy. */
@@ -239,6 +245,8 @@ export class QueueingBackend {
       this.counts.rejected++;
       return this.reply(res, 503, 'queue full');
     }
+    this.open++;
+    res.once('close', () => this.open--);
     this.queue.push({ arrived: performance.now(), res });
     this.dispatch();
   }
