@@ -33,6 +33,8 @@ function describe(p: TracePoint): string {
 /** The trace's lines around each event time (seconds since the load started). */
 export function traceLines(points: readonly TracePoint[], samples: readonly Sample[], eventsS: readonly number[]): string[] {
   const out: string[] = [];
+  const first = eventsS[0];
+  if (first !== undefined) out.push(`    ${inFlightBefore(points, first)}`);
   for (const at of eventsS) {
     out.push(`    around t=${at.toFixed(1)} s: failed sent in [−${BEFORE_S} s, event) ${failedBetween(samples, at - BEFORE_S, at)}, [event, +1 s) ${failedBetween(samples, at, at + 1)}, [+1 s, +${AFTER_S} s) ${failedBetween(samples, at + 1, at + AFTER_S)}`);
     let last = '';
@@ -47,4 +49,14 @@ export function traceLines(points: readonly TracePoint[], samples: readonly Samp
     }
   }
   return out;
+}
+
+/** The event's backend's mean requests in flight over the 5 s before the first event (what a death there would lose). */
+function inFlightBefore(points: readonly TracePoint[], at: number): string {
+  const before = points.filter((p) => p.t >= at - 5 && p.t < at);
+  if (before.length === 0) return 'in flight before the first event: no reading';
+  const mean = before.reduce((a, p) => a + p.inFlight, 0) / before.length;
+  const envoy = before.filter((p) => p.envoy !== undefined);
+  const active = envoy.reduce((a, p) => a + (p.envoy?.rqActive ?? 0), 0) / Math.max(1, envoy.length);
+  return `in flight on the event's backend over the 5 s before the first event: mean ${mean.toFixed(2)} (backend), ${active.toFixed(2)} (Envoy's rq_active), ${before.length} readings`;
 }
