@@ -46,6 +46,7 @@ export function configFor(s: Scenario, row: Row, ports: readonly number[], liste
     clusters: [
       {
         name: CLUSTER,
+        ...s.cluster,
         ...row.cluster(workers),
         endpoints: ports.map((port, i) => ({ address: '127.0.0.1', port, weight: weights[i] ?? 1 })),
       },

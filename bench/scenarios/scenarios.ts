@@ -36,6 +36,8 @@ export interface Scenario {
   readonly converge?: { readonly after: number; readonly ideal: readonly number[] };
   /** Overshoot is measured on this backend's share. */
   readonly target?: number;
+  /** Cluster fields every row gets besides its own (e.g. fulcrum's probes). */
+  readonly cluster?: Record<string, unknown>;
 }
 
 /** Full-length row: seconds of load, warm-up excluded from the figures, steady window at the end. */
@@ -75,6 +77,18 @@ const HETERO_STEP: Scenario = {
     converge: { after: 0, ideal: HETERO_FLEET },
   };
 
+const DEATH: Scenario = {
+  name: 'death',
+  title: 'a 2× backend dies (connection refused) and comes back 10 s later',
+  workers: DEMO_FLEET,
+  meanServiceMs: DEMO_SERVICE_MS,
+  load: 0.6,
+  envoys: 1,
+  events: [on(BIG, 'killed', 15, (b) => b.kill()), on(BIG, 'revived', 25, (b) => b.revive())],
+  converge: { after: 1, ideal: DEMO_FLEET },
+  target: BIG,
+};
+
 /** The demo fleet at 70% with one event on its first 2× backend, where no allocation is ideal. */
 function onTheDemoFleet(name: string, title: string, event: ScenarioEvent): Scenario {
   return { name, title, workers: DEMO_FLEET, meanServiceMs: DEMO_SERVICE_MS, load: 0.7, envoys: 1, events: [event], target: BIG };
@@ -95,17 +109,11 @@ export const SCENARIOS: readonly Scenario[] = [
   HETERO_STEP,
   onTheDemoFleet('slow-dependency', 'slow dependency: a 2× backend answers 5× slower, CPU unchanged', on(BIG, 'slow dependency ×5', 20, (b) => void (b.slowFactor = 5))),
   onTheDemoFleet('fast-fail', 'fast-failing backend: a 2× backend answers 50% of requests with a quick 503', on(BIG, 'fast-fail 50%', 20, (b) => void (b.fastFail = 0.5))),
-  {
-    name: 'death',
-    title: 'a 2× backend dies (connection refused) and comes back 10 s later',
-    workers: DEMO_FLEET,
-    meanServiceMs: DEMO_SERVICE_MS,
-    load: 0.6,
-    envoys: 1,
-    events: [on(BIG, 'killed', 15, (b) => b.kill()), on(BIG, 'revived', 25, (b) => b.revive())],
-    converge: { after: 1, ideal: DEMO_FLEET },
-    target: BIG,
-  },
+  DEATH,
+  // The same death with fulcrum probing every endpoint (TCP, 1 s): the probes take the dead
+  // backend out for every row, Envoy's own policies too, and under an adaptive policy its comeback
+  // starts on probation at a quarter of its share.
+  { ...DEATH, name: 'death-probed', title: 'a 2× backend dies and comes back 10 s later; fulcrum probes every endpoint (TCP, 1 s)', cluster: { probe: { kind: 'tcp', intervalMs: 1000, timeoutMs: 500 } } },
   {
     name: 'noisy',
     title: 'noisy utilization: ±20% on what the backends report, heterogeneous fleet at 70%',
