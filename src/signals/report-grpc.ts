@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { ingestSamples, ReportBatchError, type IngestDeps } from './report-ingest.js';
+import { VALIDATION_DEFAULTS } from './report-validation.js';
 
 /**
  * `fulcrum.reports.v1.ReportService/Report` (proto/fulcrum/reports/v1/reports.proto), served on
@@ -54,6 +55,41 @@ export interface WireReportRequest {
 export interface WireReportResponse {
   accepted: number;
   rejected: { index: number; field: string; reason: string }[];
+}
+
+/** ReportRequest.samples' field number (proto/fulcrum/reports/v1/reports.proto). */
+const SAMPLES_FIELD = 1;
+const LENGTH_DELIMITED = 2;
+
+/**
+ * How many samples a ReportRequest's bytes hold, read from their tags and lengths without
+ * decoding any: the batch limit is checked before a single sample is built. Throws on bytes that
+ * are not protobuf (as decoding would).
+ */
+export function countSamples(bytes: Uint8Array): number {
+  const reader = protobuf.Reader.create(bytes);
+  let count = 0;
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32();
+    if (tag >>> 3 === SAMPLES_FIELD && (tag & 7) === LENGTH_DELIMITED) count++;
+    reader.skipType(tag & 7);
+  }
+  return count;
+}
+
+/** A request refused before decoding: it holds more samples than a batch may. */
+export interface OversizedRequest {
+  readonly oversized: number;
+}
+
+/**
+ * Decodes a ReportRequest unless it holds more than `maxBatch` samples. Decoding first let a
+ * 4 MiB request of two-byte empty samples become two million objects (~500 MB of RSS, seconds
+ * of a blocked loop) before the batch limit refused it; two such calls killed the process.
+ */
+export function decodeBoundedRequest(bytes: Buffer, maxBatch: number): WireReportRequest | OversizedRequest {
+  const count = countSamples(bytes);
+  return count > maxBatch ? { oversized: count } : decodeReportRequest(bytes);
 }
 
 export function decodeReportRequest(bytes: Buffer): WireReportRequest {
@@ -113,11 +149,25 @@ export interface GrpcServicePair {
   readonly implementation: grpc.UntypedServiceImplementation;
 }
 
+/** The service's definition, its requests decoded only when they hold at most `maxBatch` samples. */
+function boundedDefinition(maxBatch: number): grpc.ServiceDefinition {
+  const report = REPORT_SERVICE_DEFINITION.Report;
+  if (!report) throw new Error('REPORT_SERVICE_DEFINITION has no Report method');
+  return { Report: { ...report, requestDeserialize: (bytes: Buffer) => decodeBoundedRequest(bytes, maxBatch) } };
+}
+
+/** Throws TOO_LARGE for a request refused undecoded (the message validation gives a batch too large). */
+function refuseOversized(req: WireReportRequest | OversizedRequest, maxBatch: number): asserts req is WireReportRequest {
+  if ('oversized' in req) throw new ReportBatchError('TOO_LARGE', `a batch holds at most ${maxBatch} samples (got ${req.oversized}); split it`);
+}
+
 export function reportService(deps: ReportServiceOptions): GrpcServicePair {
+  const maxBatch = deps.limits?.maxBatch ?? VALIDATION_DEFAULTS.maxBatch;
   const implementation: grpc.UntypedServiceImplementation = {
-    Report: (call: grpc.ServerUnaryCall<WireReportRequest, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+    Report: (call: grpc.ServerUnaryCall<WireReportRequest | OversizedRequest, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       try {
         const req = call.request;
+        refuseOversized(req, maxBatch);
         const result = ingestSamples((req.samples ?? []).map(fromWire), req.reporter ?? '', deps, 'grpc');
         cb(null, encodeReportResponse(result));
       } catch (err) {
@@ -130,5 +180,5 @@ export function reportService(deps: ReportServiceOptions): GrpcServicePair {
       }
     },
   };
-  return { definition: REPORT_SERVICE_DEFINITION, implementation };
+  return { definition: boundedDefinition(maxBatch), implementation };
 }

@@ -62,6 +62,19 @@ describe('report validation', () => {
     expect(reasons({ cluster: 'web', endpoint: '10.0.0.1:8080', cpu: -1, memory: 2 }).map((r) => r.field)).toEqual(['cpu', 'memory']);
   });
 
+  it('rejects a sample\'s unknown fields in one entry, however many, and does not repeat long names whole', () => {
+    // One entry each made 200,000 names 200,000 rejections, and spreading them overflowed the stack.
+    const raw: Record<string, unknown> = { ...ok };
+    for (let i = 0; i < 200_000; i++) raw[`x${i}`] = 0;
+    const r = validateBatch([raw], opts);
+    if (!r.ok) throw new Error(r.reason);
+    expect(r.rejected).toEqual([{ index: 0, field: 'x0', reason: expect.stringMatching(/^unknown field and 199999 more unknown fields \(known: cluster, /) as unknown }]);
+    const long = 'y'.repeat(10_000);
+    const [one] = reasons({ ...ok, [long]: 1, cluster: long });
+    expect(one?.field).toBe(`${'y'.repeat(300)}…`);
+    expect(JSON.stringify(reasons({ ...ok, [long]: 1, cluster: long })).length).toBeLessThan(1_000);
+  });
+
   it('keeps the valid rest of a batch and indexes the rejections', () => {
     const r = validateBatch([ok, { ...ok, cpu: NaN }, { ...ok, rps: 5 }, { ...ok, cluster: 'x' }], opts);
     if (!r.ok) throw new Error(r.reason);

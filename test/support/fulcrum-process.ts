@@ -1,5 +1,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fulcrumCommand } from './fulcrum-command.js';
 import { Proc } from './proc.js';
 import { waitFor } from './wait.js';
@@ -55,4 +58,23 @@ export async function startFulcrumProcess(opts: {
   const xdsPort = await waitFor(found(/"port":(\d+),"msg":"xDS server listening"/), { what: 'xDS server listening', timeoutMs, intervalMs: 100 });
   const adminPort = await waitFor(found(/"port":(\d+)[^\n]*"msg":"admin (?:API|server) listening"/), { what: 'admin listening', timeoutMs, intervalMs: 100 });
   return { proc, pid, xdsPort, adminPort, rss: () => rssOf(pid), stop: () => proc.stop() };
+}
+
+/** The heap cap the Kubernetes manifest ships (deploy/kubernetes/base/statefulset.yaml). */
+export const POD_HEAP_OPTIONS = ['--max-old-space-size=384'] as const;
+
+/**
+ * A fulcrum process under the shipped heap cap, serving one cluster `web` (127.0.0.1:9001), in a
+ * fresh directory; `stop()` ends it and removes the directory. For attacks that must not kill it.
+ */
+export async function startCappedFulcrum(prefix: string): Promise<FulcrumProcess> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  try {
+    await writeFile(join(dir, 'fulcrum.yaml'), 'clusters:\n  - name: web\n    endpoints: [{ address: 127.0.0.1, port: 9001 }]\n');
+    const f = await startFulcrumProcess({ config: join(dir, 'fulcrum.yaml'), dataDir: join(dir, 'data'), nodeOptions: POD_HEAP_OPTIONS });
+    return { ...f, stop: () => f.stop().finally(() => rm(dir, { recursive: true, force: true })) };
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
 }

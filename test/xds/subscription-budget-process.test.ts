@@ -7,11 +7,8 @@
  * on EDS and RDS. The per-peer subscription budget refuses the extra streams, and the process lives.
  */
 import type http2 from 'node:http2';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startFulcrumProcess, type FulcrumProcess } from '../support/fulcrum-process.js';
+import { startCappedFulcrum, type FulcrumProcess } from '../support/fulcrum-process.js';
 import { ADS_PATH, callEnd, connectH2, discoveryRequest, grpcFrame, openCall, type CallEnd } from '../support/raw-grpc.js';
 import { ADS_DELTA, encodeDeltaDiscoveryRequest } from '../support/xds-client.js';
 import { scaled, waitFor } from '../support/wait.js';
@@ -21,18 +18,14 @@ const RDS = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
 const MiB = 1024 * 1024;
 const RESOURCE_EXHAUSTED = 8;
 
-let dir: string;
 let fulcrum: FulcrumProcess | undefined;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'fulcrum-budget-'));
-  await writeFile(join(dir, 'fulcrum.yaml'), 'clusters:\n  - name: web\n    endpoints: [{ address: 127.0.0.1, port: 9001 }]\n');
-  fulcrum = await startFulcrumProcess({ config: join(dir, 'fulcrum.yaml'), dataDir: join(dir, 'data'), nodeOptions: ['--max-old-space-size=384'] });
+  fulcrum = await startCappedFulcrum('fulcrum-budget-');
 }, scaled(120_000));
 
 afterAll(async () => {
   await fulcrum?.stop();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

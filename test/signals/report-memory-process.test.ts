@@ -1,0 +1,96 @@
+/**
+ * Reports a hostile (or broken) reporter can send within every size limit, against a real fulcrum
+ * under the shipped heap cap (--max-old-space-size=384, a 512 MiB pod): a 4 MiB gRPC
+ * ReportRequest of two million empty samples, and a 4 MiB JSON report whose samples carry half a
+ * million unknown fields. Two of either at once used to kill the process (heap out of memory);
+ * each must be answered, and the process stay up and under the pod's limit.
+ */
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { startCappedFulcrum, type FulcrumProcess } from '../support/fulcrum-process.js';
+import { callEnd, connectH2, grpcFrame, openCall } from '../support/raw-grpc.js';
+import { scaled } from '../support/wait.js';
+import { REPORT_METHOD_PATH } from '../../src/signals/report-grpc.js';
+
+const MiB = 1024 * 1024;
+const RESOURCE_EXHAUSTED = 8;
+/** The default server.xds.limits.maxRequestBytes and the report route's body limit. */
+const LIMIT = 4 * MiB;
+
+let fulcrum: FulcrumProcess | undefined;
+
+beforeAll(async () => {
+  fulcrum = await startCappedFulcrum('fulcrum-report-memory-');
+}, scaled(120_000));
+
+afterAll(async () => {
+  await fulcrum?.stop();
+});
+
+/** Runs `attack` while sampling the process's RSS; then checks it lived and stayed under the pod's limit. */
+async function survives<T>(f: FulcrumProcess, attack: () => Promise<T>): Promise<T> {
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, f.rss())), 50);
+  try {
+    return await attack();
+  } finally {
+    clearInterval(sampler);
+    peak = Math.max(peak, f.rss());
+    expect(f.proc.exit, f.proc.tail().slice(-1500)).toBeUndefined();
+    expect(peak).toBeLessThan(512 * MiB);
+  }
+}
+
+test('two 4 MiB gRPC reports of empty samples are refused before they are decoded; fulcrum lives', async () => {
+  const f = fulcrum;
+  if (!f) throw new Error('setup failed');
+  // Field 1 (samples), length 0: the smallest sample there is, two bytes each.
+  const message = Buffer.alloc(LIMIT - 64);
+  for (let i = 0; i < message.length; i += 2) message[i] = 0x0a;
+  const session = await connectH2(f.xdsPort);
+  try {
+    const ends = await survives(f, () =>
+      Promise.all(
+        [0, 1].map(() => {
+          const call = openCall(session, REPORT_METHOD_PATH);
+          const end = callEnd(call);
+          call.end(grpcFrame(message));
+          return end;
+        }),
+      ),
+    );
+    for (const end of ends) {
+      expect(end.status, JSON.stringify(end)).toBe(RESOURCE_EXHAUSTED);
+      expect(end.message).toMatch(/at most 10000 samples \(got 2097120\)/);
+    }
+  } finally {
+    session.destroy();
+  }
+}, scaled(180_000));
+
+test('two 4 MiB JSON reports of unknown fields are each answered with one rejection per sample; fulcrum lives', async () => {
+  const f = fulcrum;
+  if (!f) throw new Error('setup failed');
+  const samples: string[] = [];
+  let size = 0;
+  let key = 0;
+  // Samples of ~400 KB each, the body just under the limit.
+  while (size < LIMIT - 600_000) {
+    const fields = Array.from({ length: 50_000 }, () => `"x${(key++).toString(36)}":0`).join(',');
+    samples.push(`{"cluster":"web","endpoint":"127.0.0.1:9001","cpu":0.5,${fields}}`);
+    size += samples.at(-1)?.length ?? 0;
+  }
+  const body = `{"samples":[${samples.join(',')}]}`;
+  expect(body.length).toBeLessThan(LIMIT);
+  const post = async (): Promise<{ status: number; text: string }> => {
+    const res = await fetch(`http://127.0.0.1:${f.adminPort}/v1/reports`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    return { status: res.status, text: await res.text() };
+  };
+  const answers = await survives(f, () => Promise.all([post(), post()]));
+  for (const { status, text } of answers) {
+    expect(status, text.slice(0, 300)).toBe(200);
+    const { accepted, rejected } = JSON.parse(text) as { accepted: number; rejected: { index: number; field: string; reason: string }[] };
+    expect(accepted).toBe(0);
+    expect(rejected.map((r) => r.index)).toEqual(samples.map((_, i) => i));
+    expect(rejected[0]?.reason).toMatch(/^unknown field and 49999 more unknown fields \(known: /);
+  }
+}, scaled(180_000));
