@@ -1,4 +1,4 @@
-import type protobuf from 'protobufjs';
+import protobuf from 'protobufjs';
 import { envoyType, trimmedNodeType, withNodeType } from '../xds/envoy-api.js';
 
 /**
@@ -99,6 +99,60 @@ function requestSummaryType(): protobuf.Type {
 export function decodeLoadStatsRequest(bytes: Buffer): WireLoadStatsRequest {
   const type = requestSummaryType();
   return type.toObject(type.decode(bytes), TO_OBJECT) as WireLoadStatsRequest;
+}
+
+/**
+ * The most entries (cluster, locality, endpoint, metric and dropped-request stats together) one
+ * load report may hold. protobufjs makes ~200 bytes of objects of each, even an empty one that
+ * took two bytes on the wire: a 4 MiB report of two million empty cluster_stats cost ~500 MB, and
+ * two such reports killed a process under the shipped 384 MiB heap. A real report's entries take
+ * 20 bytes or more each (an address, a metric name), so the largest request the port takes by
+ * default (4 MiB) holds fewer than ~200,000; refused at this many, a hostile one costs ~50 MB.
+ */
+export const MAX_LOAD_REPORT_ENTRIES = 250_000;
+
+/** The repeated message fields of a load report, by field number, with those of their own entries. */
+interface Entries {
+  readonly [field: number]: Entries | undefined;
+}
+const ENDPOINT: Entries = { 5: undefined };
+const LOCALITY: Entries = { 5: undefined, 7: ENDPOINT };
+const CLUSTER: Entries = { 2: LOCALITY, 5: undefined };
+const REQUEST_ENTRIES: Entries = { 2: CLUSTER };
+const LENGTH_DELIMITED = 2;
+
+/**
+ * Counts a message's entries (see MAX_LOAD_REPORT_ENTRIES) from their tags and lengths, without
+ * decoding any; stops once past `limit`. Throws on bytes that are not protobuf, as decoding would.
+ */
+function countEntries(reader: protobuf.Reader, end: number, shape: Entries, limit: number): number {
+  let count = 0;
+  while (reader.pos < end && count <= limit) {
+    const tag = reader.uint32();
+    const field = tag >>> 3;
+    if ((tag & 7) !== LENGTH_DELIMITED || !(field in shape)) {
+      reader.skipType(tag & 7);
+      continue;
+    }
+    const length = reader.uint32();
+    const start = reader.pos;
+    const inner = shape[field];
+    count += 1 + (inner ? countEntries(reader, start + length, inner, limit - count) : 0);
+    reader.pos = start + length;
+  }
+  if (reader.pos > end) throw new RangeError('load report: a length runs past its message');
+  return count;
+}
+
+/** A load report refused before decoding: it holds more entries than its limit (counted up to one past it). */
+export interface OversizedLoadReport {
+  readonly oversized: number;
+}
+
+/** `decodeLoadStatsRequest`, unless the request holds more than `limit` entries (counted without decoding). */
+export function decodeBoundedLoadStatsRequest(bytes: Buffer, limit = MAX_LOAD_REPORT_ENTRIES): WireLoadStatsRequest | OversizedLoadReport {
+  const entries = countEntries(protobuf.Reader.create(bytes), bytes.length, REQUEST_ENTRIES, limit);
+  return entries > limit ? { oversized: entries } : decodeLoadStatsRequest(bytes);
 }
 
 export function encodeLoadStatsRequest(req: WireLoadStatsRequest): Buffer {

@@ -2,10 +2,12 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { LrsAggregator, type LrsAggregatorOptions, type PartialSums } from './lrs-aggregator.js';
 import {
-  decodeLoadStatsRequest,
+  decodeBoundedLoadStatsRequest,
   encodeLoadStatsRequest,
   encodeLoadStatsResponse,
   LRS_METHOD_PATH,
+  MAX_LOAD_REPORT_ENTRIES,
+  type OversizedLoadReport,
   type WireLoadStatsRequest,
 } from './lrs-codec.js';
 import type { MetricField } from './lrs-conversion.js';
@@ -86,7 +88,7 @@ export interface LrsService extends GrpcServicePair {
 /** A share, and another replica's sums, count for this many reporting intervals unless renewed. */
 const LIFETIME_INTERVALS = 3;
 
-type LrsCall = grpc.ServerDuplexStream<WireLoadStatsRequest, Buffer>;
+type LrsCall = grpc.ServerDuplexStream<WireLoadStatsRequest | OversizedLoadReport, Buffer>;
 
 let nextStreamId = 1;
 
@@ -159,9 +161,14 @@ function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
     changed(ctx);
     options.log?.info({ lrsStream: id, node: state.nodeId }, 'LRS stream closed');
   };
-  call.on('data', (req: WireLoadStatsRequest) => {
+  call.on('data', (req: WireLoadStatsRequest | OversizedLoadReport) => {
     // A stream already done (failed, closed) is not folded in again: nothing would drop it.
     if (!calls.has(call)) return;
+    if ('oversized' in req) {
+      refuseOversized(call, id, options.log);
+      done();
+      return;
+    }
     try {
       if (req.node?.id) state.nodeId = req.node.id;
       const info: LrsStreamInfo = { id, peer: call.getPeer(), nodeId: state.nodeId };
@@ -185,6 +192,13 @@ function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
     call.end();
   });
   for (const event of ['error', 'close', 'cancelled'] as const) call.on(event, done);
+}
+
+/** Ends a stream whose report was too large to decode (lrs-codec.ts, MAX_LOAD_REPORT_ENTRIES). */
+function refuseOversized(call: LrsCall, id: number, log: LrsServiceOptions['log']): void {
+  const details = `a load report holds at most ${MAX_LOAD_REPORT_ENTRIES} entries (cluster, locality, endpoint, metric and dropped-request stats together)`;
+  log?.warn({ lrsStream: id, peer: call.getPeer() }, `LRS stream refused: ${details}`);
+  call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details });
 }
 
 /** The LoadStatsResponse: every cluster when the proxy supports send_all_clusters, else the configured list. */
@@ -230,7 +244,7 @@ export function lrsService(options: LrsServiceOptions): LrsService {
       requestStream: true,
       responseStream: true,
       requestSerialize: encodeLoadStatsRequest,
-      requestDeserialize: decodeLoadStatsRequest,
+      requestDeserialize: (bytes: Buffer) => decodeBoundedLoadStatsRequest(bytes),
       responseSerialize: (b: Buffer) => b,
       responseDeserialize: (b: Buffer) => b,
     },

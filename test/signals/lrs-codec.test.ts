@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeLoadStatsRequest, encodeLoadStatsRequest, type WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
+import { decodeBoundedLoadStatsRequest, decodeLoadStatsRequest, encodeLoadStatsRequest, MAX_LOAD_REPORT_ENTRIES, type WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
 import { envoyType } from '../../src/xds/envoy-api.js';
 
 /** A report as Envoy 1.40 sends every one: its whole Node (516 extensions, metadata, locality…) and the stats. */
@@ -59,5 +59,18 @@ describe('LRS codec', () => {
     expect(read.cluster_stats).toEqual(whole.cluster_stats);
     expect(read.node).toEqual({ id: whole.node.id, cluster: whole.node.cluster, user_agent_name: 'envoy', client_features: whole.node.client_features });
     expect((whole.node.extensions as unknown[]).length).toBe(516);
+  });
+
+  it('counts a report\'s entries at every level before decoding it, and refuses one past the limit undecoded', () => {
+    // Two clusters, a locality and its metric, an endpoint and its metric: 6; the Node's 516 extensions do not count.
+    const bytes = encodeLoadStatsRequest(envoyReport());
+    expect(decodeBoundedLoadStatsRequest(bytes, 6)).toEqual(decodeLoadStatsRequest(bytes));
+    expect(decodeBoundedLoadStatsRequest(bytes, 5)).toEqual({ oversized: 6 });
+    // Two million empty cluster_stats in 4 MiB (two bytes each): refused, counted only one past the limit.
+    const empties = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < empties.length; i += 2) empties[i] = 0x12;
+    expect(decodeBoundedLoadStatsRequest(empties)).toEqual({ oversized: MAX_LOAD_REPORT_ENTRIES + 1 });
+    // A length past the end is an error, as protobufjs's own decoding says.
+    expect(() => decodeBoundedLoadStatsRequest(Buffer.from([0x12, 0x05, 0x0a]))).toThrow(RangeError);
   });
 });

@@ -1,14 +1,15 @@
 /**
  * Reports a hostile (or broken) reporter can send within every size limit, against a real fulcrum
  * under the shipped heap cap (--max-old-space-size=384, a 512 MiB pod): a 4 MiB gRPC
- * ReportRequest of two million empty samples, and a 4 MiB JSON report whose samples carry half a
- * million unknown fields. Two of either at once used to kill the process (heap out of memory);
+ * ReportRequest of two million empty samples, a 4 MiB Envoy load report (LRS) of two million empty
+ * cluster stats, and a 4 MiB JSON report whose samples carry half a million unknown fields. Two of either at once used to kill the process (heap out of memory);
  * each must be answered, and the process stay up and under the pod's limit.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startCappedFulcrum, type FulcrumProcess } from '../support/fulcrum-process.js';
-import { callEnd, connectH2, grpcFrame, openCall } from '../support/raw-grpc.js';
+import { callEnd, connectH2, grpcFrame, openCall, type CallEnd } from '../support/raw-grpc.js';
 import { scaled } from '../support/wait.js';
+import { LRS_METHOD_PATH } from '../../src/signals/lrs-codec.js';
 import { REPORT_METHOD_PATH } from '../../src/signals/report-grpc.js';
 
 const MiB = 1024 * 1024;
@@ -40,30 +41,50 @@ async function survives<T>(f: FulcrumProcess, attack: () => Promise<T>): Promise
   }
 }
 
-test('two 4 MiB gRPC reports of empty samples are refused before they are decoded; fulcrum lives', async () => {
-  const f = fulcrum;
-  if (!f) throw new Error('setup failed');
-  // Field 1 (samples), length 0: the smallest sample there is, two bytes each.
+/** A message of empty entries of field `field` (length 0: two bytes each), just under the request limit. */
+function emptyEntries(field: number): Buffer {
   const message = Buffer.alloc(LIMIT - 64);
-  for (let i = 0; i < message.length; i += 2) message[i] = 0x0a;
+  for (let i = 0; i < message.length; i += 2) message[i] = (field << 3) | 2;
+  return message;
+}
+
+/** Sends `message` on two calls of `path` at once (one connection); how each ended. */
+async function sendTwice(f: FulcrumProcess, path: string, message: Buffer): Promise<CallEnd[]> {
   const session = await connectH2(f.xdsPort);
   try {
-    const ends = await survives(f, () =>
+    return await survives(f, () =>
       Promise.all(
         [0, 1].map(() => {
-          const call = openCall(session, REPORT_METHOD_PATH);
+          const call = openCall(session, path);
+          call.on('data', () => undefined);
           const end = callEnd(call);
           call.end(grpcFrame(message));
           return end;
         }),
       ),
     );
-    for (const end of ends) {
-      expect(end.status, JSON.stringify(end)).toBe(RESOURCE_EXHAUSTED);
-      expect(end.message).toMatch(/at most 10000 samples \(got 2097120\)/);
-    }
   } finally {
     session.destroy();
+  }
+}
+
+test('two 4 MiB gRPC reports of empty samples are refused before they are decoded; fulcrum lives', async () => {
+  const f = fulcrum;
+  if (!f) throw new Error('setup failed');
+  // ReportRequest.samples is field 1.
+  for (const end of await sendTwice(f, REPORT_METHOD_PATH, emptyEntries(1))) {
+    expect(end.status, JSON.stringify(end)).toBe(RESOURCE_EXHAUSTED);
+    expect(end.message).toMatch(/at most 10000 samples \(got 2097120\)/);
+  }
+}, scaled(180_000));
+
+test('two 4 MiB load reports of empty cluster stats are refused before they are decoded; fulcrum lives', async () => {
+  const f = fulcrum;
+  if (!f) throw new Error('setup failed');
+  // LoadStatsRequest.cluster_stats is field 2.
+  for (const end of await sendTwice(f, LRS_METHOD_PATH, emptyEntries(2))) {
+    expect(end.status, JSON.stringify(end)).toBe(RESOURCE_EXHAUSTED);
+    expect(end.message).toMatch(/a load report holds at most 250000 entries/);
   }
 }, scaled(180_000));
 
