@@ -145,8 +145,13 @@ export function ticketKeyOf(secret: Buffer, clientCa: Buffer | undefined, policy
 /** With a ticket-key file the default is long (restarts are what it is for); without, node's own. */
 const lifetimeOf = (s: XdsTlsSettings): number | undefined => s.sessionLifetimeSeconds ?? (s.sessionTicketKeyFile === undefined ? undefined : DEFAULT_SESSION_LIFETIME_S);
 
-/** Throws (naming the files) unless the set makes a TLS context: PEM that parses, a key that matches. */
-function checkPemSet(s: XdsTlsSettings, options: SecureContextOptions): X509Certificate {
+/**
+ * Throws (naming the files) unless the set makes a TLS context: PEM that parses, a key that
+ * matches, and a certificate that has not expired. An expired one parses and matches its key, but
+ * every proxy refuses it at the handshake: a rotation to it would cut every new connection while
+ * the previous pair still serves.
+ */
+function checkPemSet(s: XdsTlsSettings, options: SecureContextOptions, now: number): X509Certificate {
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(options.cert as Buffer);
@@ -156,6 +161,7 @@ function checkPemSet(s: XdsTlsSettings, options: SecureContextOptions): X509Cert
     const files = [s.certFile, s.keyFile, ...(s.clientCaFile ? [s.clientCaFile] : [])].join(' / ');
     throw new Error(`server.xds.tls: ${files}: not a usable certificate, key and CA: ${(err as Error).message}`, { cause: err });
   }
+  if (Date.parse(leaf.validTo) <= now) throw new Error(`server.xds.tls.certFile: ${s.certFile}: the certificate expired on ${leaf.validTo}`);
   return leaf;
 }
 
@@ -196,12 +202,18 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
   private secretError: string | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  /** Reads and checks the files now: a bad certificate or ticket-key file fails startup rather than the first handshake. */
-  constructor(private readonly settings: XdsTlsSettings) {
+  /**
+   * Reads and checks the files now: a bad certificate or ticket-key file fails startup rather than
+   * the first handshake. `now`: the wall clock certificates' validity is read against.
+   */
+  constructor(
+    private readonly settings: XdsTlsSettings,
+    private readonly now: () => number = Date.now,
+  ) {
     const pems = readPemSet(settings);
     const secret = settings.sessionTicketKeyFile === undefined ? undefined : readTicketSecret(settings.sessionTicketKeyFile);
     const options = contextOptions(settings, pems, secret);
-    checkPemSet(settings, options);
+    checkPemSet(settings, options, now());
     const policy = verifyPolicyOf(settings);
     // requestCert asks proxies for a certificate; rejectUnauthorized refuses the handshake without a valid one.
     super({ requestCert: policy.requestCert, rejectUnauthorized: policy.requireCert }, options);
@@ -242,7 +254,7 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
         this.secretError = ticketError;
         return { result: 'failed', error: ticketError };
       }
-      const leaf = checkPemSet(this.settings, options);
+      const leaf = checkPemSet(this.settings, options, this.now());
       // The key in use is in the options the credentials hold (grpc-js keeps the latest).
       const ticketKeyChanged = !sameBytes(options.ticketKeys, this._getSecureContextOptions()?.ticketKeys);
       this.updateSecureContextOptions(options);

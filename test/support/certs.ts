@@ -32,9 +32,11 @@ export function opensslFound(): { ok: boolean; detail: string } {
 }
 
 const KEY_ARGS: Record<KeyType, readonly string[]> = {
-  ec: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2'],
-  rsa: ['-newkey', 'rsa:2048', '-nodes', '-days', '2'],
+  ec: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'],
+  rsa: ['-newkey', 'rsa:2048', '-nodes'],
 };
+/** How long what the helpers make is valid, unless a test asks for another. */
+const DAYS = 2;
 
 async function openssl(args: readonly string[]): Promise<void> {
   try {
@@ -47,17 +49,17 @@ async function openssl(args: readonly string[]): Promise<void> {
 export async function makeCa(dir: string, name: string, keyType: KeyType = 'ec'): Promise<TestCa> {
   const files = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
   await openssl([
-    'req', '-x509', ...KEY_ARGS[keyType], '-keyout', files.key, '-out', files.cert, '-subj', `/CN=${name}`,
+    'req', '-x509', ...KEY_ARGS[keyType], '-days', String(DAYS), '-keyout', files.key, '-out', files.cert, '-subj', `/CN=${name}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   return { ...files, name, dir, keyType };
 }
 
-/** A leaf certificate signed by `ca`, usable as server and client certificate. */
-export async function issue(ca: TestCa, name: string, sans: readonly string[], dir = ca.dir): Promise<CertFiles> {
+/** A leaf certificate signed by `ca`, usable as server and client certificate, valid for `days` from now. */
+export async function issue(ca: TestCa, name: string, sans: readonly string[], dir = ca.dir, days = DAYS): Promise<CertFiles> {
   const files = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
   await openssl([
-    'req', '-x509', ...KEY_ARGS[ca.keyType], '-keyout', files.key, '-out', files.cert, '-subj', `/CN=${name}`,
+    'req', '-x509', ...KEY_ARGS[ca.keyType], '-days', String(days), '-keyout', files.key, '-out', files.cert, '-subj', `/CN=${name}`,
     '-CA', ca.cert, '-CAkey', ca.key,
     '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'extendedKeyUsage=serverAuth,clientAuth',
     '-addext', `subjectAltName=${sans.join(',')}`,

@@ -15,12 +15,15 @@ describeRequiring('openssl', opensslFound(), 'xDS TLS credentials that reload', 
   let first: CertFiles;
   let second: CertFiles;
   let live: CertFiles;
+  /** Valid for one day where the others are for two. */
+  let shortLived: CertFiles;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-tls-reload-'));
     const ca = await makeCa(dir, 'ca');
     first = await issue(ca, 'first', ['DNS:localhost']);
     second = await issue(ca, 'second', ['DNS:localhost']);
+    shortLived = await issue(ca, 'short-lived', ['DNS:localhost'], dir, 1);
     live = { cert: join(dir, 'live.pem'), key: join(dir, 'live.key') };
     await copyFile(first.cert, live.cert);
     await copyFile(first.key, live.key);
@@ -50,6 +53,28 @@ describeRequiring('openssl', opensslFound(), 'xDS TLS credentials that reload', 
 
     await copyFile(second.key, live.key);
     expect(creds.reload()).toMatchObject({ result: 'reloaded', fingerprint: expect.stringMatching(/^[0-9A-F:]+$/) as unknown });
+    expect(served(creds)).toBe(readFileSync(second.cert, 'utf8'));
+  });
+
+  it('keep serving the previous pair when the rotated certificate has expired, and refuse to start on an expired one', async () => {
+    // A day and a half on: the two-day certificates are still valid, the one-day one has expired.
+    const later = () => Date.now() + 36 * 3600_000;
+    const files = { cert: join(dir, 'expiring.pem'), key: join(dir, 'expiring.key') };
+    await copyFile(first.cert, files.cert);
+    await copyFile(first.key, files.key);
+    const creds = new ReloadingServerCredentials({ certFile: files.cert, keyFile: files.key }, later);
+
+    await copyFile(shortLived.key, files.key);
+    await copyFile(shortLived.cert, files.cert);
+    expect(creds.reload()).toMatchObject({ result: 'failed', error: expect.stringMatching(/server\.xds\.tls\.certFile: .*expiring\.pem: the certificate expired on /) as unknown });
+    expect(creds.reload()).toEqual({ result: 'unchanged' });
+    expect(served(creds)).toBe(readFileSync(first.cert, 'utf8'));
+
+    expect(() => new ReloadingServerCredentials({ certFile: shortLived.cert, keyFile: shortLived.key }, later)).toThrow(/short-lived\.pem: the certificate expired on /);
+    // A valid rotation after it is applied.
+    await copyFile(second.key, files.key);
+    await copyFile(second.cert, files.cert);
+    expect(creds.reload()).toMatchObject({ result: 'reloaded' });
     expect(served(creds)).toBe(readFileSync(second.cert, 'utf8'));
   });
 });
