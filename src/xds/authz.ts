@@ -12,7 +12,7 @@ import { StreamError } from './stream-common.js';
  *    `report: true`, or a `report` / `admin` token. Open only while fulcrum has no credentials
  *    configured at all (no token of any role, no client CA), like the admin API without tokens.
  *  - `status`: CSDS, which shows every proxy's config. An `admin` / `read` token once the admin
- *    API has tokens.
+ *    API has tokens (of any role but proxy).
  * A refused call ends before its handler sees a byte: UNAUTHENTICATED without (valid)
  * credentials, PERMISSION_DENIED with credentials that do not allow it.
  */
@@ -179,11 +179,15 @@ export class XdsAuthz {
     return { code: grpc.status.UNAUTHENTICATED, reason: 'no_credentials', message: this.missing(surface) };
   }
 
-  /** Whether a call with no credentials is let through. */
+  /**
+   * Whether a call with no credentials is let through. CSDS is open exactly while the admin API
+   * is (no admin, read or report token): it shows what the API's /v1/config_dump does, and was
+   * left open where only report tokens locked that.
+   */
   private open(surface: Surface): boolean {
     const roles = this.options.configuredRoles;
     if (surface === 'xds') return !roles.has('proxy');
-    if (surface === 'status') return !roles.has('admin') && !roles.has('read');
+    if (surface === 'status') return !roles.has('admin') && !roles.has('read') && !roles.has('report');
     return roles.size === 0 && !this.options.mutualTls;
   }
 

@@ -73,3 +73,37 @@ describe('authorization on the xDS port, per surface', () => {
     expect(await refusedCalls(fulcrum, 'report', 'wrong_role')).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('with only report tokens configured', () => {
+  let reportOnly: Fulcrum;
+  let reportClient: grpc.Client;
+
+  beforeAll(async () => {
+    reportOnly = await startFulcrum({
+      configPath: join(dir, 'fulcrum.yaml'),
+      xdsPort: 0,
+      adminPort: 0,
+      xdsAddress: '127.0.0.1',
+      adminAddress: '127.0.0.1',
+      dataDir: join(dir, 'report-only'),
+      logger: pino({ level: 'silent' }),
+      auth: { adminTokens: [], readTokens: [], reportTokens: ['rep'] },
+    });
+    reportClient = new grpc.Client(`127.0.0.1:${reportOnly.xdsPort}`, grpc.credentials.createInsecure());
+  });
+
+  afterAll(async () => {
+    reportClient?.close();
+    await reportOnly?.stop();
+  });
+
+  it('CSDS is closed as the admin API\'s config dump is: no one reads every proxy\'s config without a token', async () => {
+    // The admin API has a token, so its view of every proxy's config needs one.
+    const dump = await fetch(`http://127.0.0.1:${reportOnly.adminPort}/v1/config_dump`);
+    expect(dump.status).toBe(401);
+    const csds = await new Promise<grpc.status>((resolve) =>
+      reportClient.makeUnaryRequest(CSDS_FETCH, (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), new grpc.Metadata(), (err) => resolve(err ? err.code : grpc.status.OK)),
+    );
+    expect(csds).toBe(grpc.status.UNAUTHENTICATED);
+  });
+});

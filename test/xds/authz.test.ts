@@ -58,6 +58,9 @@ describe('xDS port authorization', () => {
     expect(outcome(z, 'report', { identity: undefined, token: 'adm' })).toBe('ok');
     expect(outcome(z, 'status', { identity: undefined, token: undefined })).toBe('no_credentials');
     expect(outcome(z, 'status', { identity: undefined, token: 'adm' })).toBe('ok');
+    // Report tokens alone lock the admin API, so they close CSDS too (to everyone: no token may read).
+    expect(outcome(authz(['report']), 'status', { identity: undefined, token: undefined })).toBe('no_credentials');
+    expect(outcome(authz(['proxy']), 'status', { identity: undefined, token: undefined })).toBe('ok');
   });
 
   it('with mTLS, identities decide: unbound ones are refused, reports need report: true or a report token', () => {
