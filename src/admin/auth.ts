@@ -52,16 +52,21 @@ export function parseTokenList(value: string | undefined): string[] {
 
 /**
  * Tokens from files (a mounted Secret, say): comma- or newline-separated, merged with `base`.
- * An unreadable file is an error naming it: starting without the tokens would open the API.
+ * An unreadable file, or one that holds no token (a Secret whose key is empty), is an error
+ * naming it: starting without the tokens would open the API.
  */
 export function authWithFiles(base: AuthConfig, files: { admin?: string; read?: string; report?: string; proxy?: string } | undefined): AuthConfig {
   const read = (role: string, file: string | undefined): string[] => {
     if (file === undefined) return [];
+    let text: string;
     try {
-      return parseTokenList(readFileSync(file, 'utf8').replace(/\s+/g, ','));
+      text = readFileSync(file, 'utf8');
     } catch (err) {
       throw new Error(`server.admin.tokenFiles.${role}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
     }
+    const tokens = parseTokenList(text.replace(/\s+/g, ','));
+    if (tokens.length === 0) throw new Error(`server.admin.tokenFiles.${role}: ${file} holds no token (entries are <name>:<token> or <token>, comma- or newline-separated)`);
+    return tokens;
   };
   return {
     adminTokens: [...base.adminTokens, ...read('admin', files?.admin)],

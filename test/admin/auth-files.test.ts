@@ -26,4 +26,17 @@ describe('admin tokens from files', () => {
       /server\.admin\.tokenFiles\.admin: cannot read \/nonexistent\/fulcrum-token/,
     );
   });
+
+  it('refuses to start with a token file that holds no token (an empty Secret key) rather than open the API', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fulcrum-tokens-'));
+    try {
+      for (const [name, text] of [['empty', ''], ['blank', ' \n\r\n'], ['commas', ',,\n']] as const) {
+        const file = join(dir, name);
+        await writeFile(file, text);
+        expect(() => authWithFiles({ adminTokens: [], readTokens: [] }, { admin: file })).toThrow(`server.admin.tokenFiles.admin: ${file} holds no token`);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
