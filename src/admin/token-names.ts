@@ -16,14 +16,21 @@ export interface NamedToken {
   readonly secret: string;
 }
 
-/** Splits one configured entry; `fallback` is the label of a bare secret. */
+/**
+ * Splits one configured entry; `fallback` is the label of a bare secret, and names the entry in
+ * errors. An error never repeats the entry's text: what stands before a ':' may be part of a
+ * secret that holds one (`p@ss:word`), and a name with nothing after it (`s3cret:`) is the secret.
+ */
 export function namedToken(entry: string, fallback: string): NamedToken {
   const colon = entry.indexOf(':');
   if (colon < 0) return { name: fallback, secret: entry };
   const name = entry.slice(0, colon);
   const secret = entry.slice(colon + 1);
-  if (!NAME.test(name)) throw new Error(`token name ${JSON.stringify(name)} must be 1-64 letters, digits, '.', '_' or '-' (entries are <name>:<token> or <token>)`);
-  if (secret.length === 0) throw new Error(`token ${JSON.stringify(name)} has no secret after the ':'`);
+  const which = fallback === '' ? 'a token entry' : `token entry ${fallback}`;
+  if (!NAME.test(name)) {
+    throw new Error(`${which}: what stands before its first ':' must be a name of 1-64 letters, digits, '.', '_' or '-' (entries are <name>:<token> or <token>; a token holding ':' needs a name first)`);
+  }
+  if (secret.length === 0) throw new Error(`${which}: nothing follows its ':' (entries are <name>:<token> or <token>)`);
   return { name, secret };
 }
 

@@ -46,8 +46,11 @@ describe('token names', () => {
     expect(namedToken('ci:abc', 'x')).toEqual({ name: 'ci', secret: 'abc' });
     expect(namedToken('eyJhbGciOi.eyJzdWIi.sig', 'admin-1')).toEqual({ name: 'admin-1', secret: 'eyJhbGciOi.eyJzdWIi.sig' });
     expect(namedToken('ci:a:b', 'x')).toEqual({ name: 'ci', secret: 'a:b' });
-    expect(() => namedToken('bad name:abc', 'x')).toThrow(/token name "bad name" must be/);
-    expect(() => namedToken('ci:', 'x')).toThrow(/token "ci" has no secret/);
+    // Errors name the entry by its place, never by its text: it may be (part of) a secret.
+    expect(() => namedToken('bad name:abc', 'admin-2')).toThrow(/^token entry admin-2: what stands before its first ':' must be a name/);
+    expect(() => namedToken('p@ss:word', 'admin-1')).toThrow(expect.objectContaining({ message: expect.not.stringContaining('p@ss') as unknown }));
+    expect(() => namedToken('s3cretvalue:', 'read-1')).toThrow(/^token entry read-1: nothing follows its ':'/);
+    expect(() => namedToken('s3cretvalue:', 'read-1')).toThrow(expect.objectContaining({ message: expect.not.stringContaining('s3cretvalue') as unknown }));
     expect(nameTokens([{ role: 'admin', entries: ['a1', 'ci:x', 'a3'] }, { role: 'read', entries: ['r1'] }]).map((r) => r.tokens.map((t) => t.name))).toEqual([
       ['admin-1', 'ci', 'admin-3'],
       ['read-1'],
