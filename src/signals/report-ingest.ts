@@ -1,5 +1,5 @@
 import type { SignalStore } from './signal-store.js';
-import { validateBatch, type Rejection, type ValidationOptions } from './report-validation.js';
+import { clipped, validateBatch, type Rejection, type ValidationOptions } from './report-validation.js';
 
 /**
  * Report ingestion shared by both transports: HTTP `POST /v1/reports` (the admin app calls
@@ -55,6 +55,13 @@ export class ReportBatchError extends Error {
   }
 }
 
+/**
+ * How much of a batch's `reporter` reaches logs: the HTTP body's schema allows 256 characters; a
+ * gRPC request's reporter had no bound, and a batch with a rejected sample logged it whole (4 MiB
+ * a line, as often as a client sends).
+ */
+export const REPORTER_MAX = 256;
+
 /** Ingests a list of samples (already decoded to plain objects). Throws ReportBatchError. */
 export function ingestSamples(samples: unknown, reporter: string, deps: IngestDeps, transport: 'http' | 'grpc' = 'http'): IngestResult {
   const wallNow = (deps.wallNow ?? Date.now)();
@@ -72,7 +79,7 @@ export function ingestSamples(samples: unknown, reporter: string, deps: IngestDe
   const first = rejected[0];
   deps.onBatch?.({
     transport,
-    reporter,
+    reporter: clipped(reporter, REPORTER_MAX),
     received: (samples as unknown[]).length,
     accepted,
     rejected: new Set(rejected.map((r) => r.index)).size,

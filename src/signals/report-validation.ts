@@ -116,9 +116,11 @@ function seconds(ms: number): string {
   return `${Math.round(ms / 100) / 10} s`;
 }
 
-/** How much of a client-chosen string (a field name) a rejection repeats. */
+/** How much of a client-chosen string (a field name, a cluster) a rejection repeats. */
 const ECHO_MAX = 300;
-const echo = (s: string): string => (s.length > ECHO_MAX ? `${s.slice(0, ECHO_MAX)}…` : s);
+/** A client-chosen string as messages and logs repeat it: at most `max` characters. */
+export const clipped = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max)}…` : s);
+const echo = (s: string): string => clipped(s, ECHO_MAX);
 
 /**
  * One rejection for all of a sample's unknown fields, however many: one each let a 4 MiB body of

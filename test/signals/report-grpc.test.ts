@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ingestReports, ReportBatchError } from '../../src/signals/report-ingest.js';
+import { ingestReports, ReportBatchError, type BatchSummary } from '../../src/signals/report-ingest.js';
 import { decodeReportResponse, encodeReportRequest, REPORT_METHOD_PATH, reportService, type WireReportRequest } from '../../src/signals/report-grpc.js';
 import { SignalStore } from '../../src/signals/signal-store.js';
 
@@ -43,9 +43,10 @@ describe('ReportService over loopback', () => {
   let server: grpc.Server;
   let client: grpc.Client;
   const store = new SignalStore();
+  const batches: BatchSummary[] = [];
 
   beforeAll(async () => {
-    const svc = reportService({ store, knows, limits: { maxBatch: 100 } });
+    const svc = reportService({ store, knows, limits: { maxBatch: 100 }, onBatch: (b) => batches.push(b) });
     server = new grpc.Server();
     server.addService(svc.definition, svc.implementation);
     const port = await new Promise<number>((resolve, reject) =>
@@ -110,5 +111,11 @@ describe('ReportService over loopback', () => {
     const again = await call({ samples: [{ cluster: 'web', endpoint: '10.0.0.1:8080', rps: 2 }] });
     expect(again.err).toBeNull();
     expect(again.res?.accepted).toBe(1);
+  });
+
+  it('passes a reporter on to logs cut at 256 characters: a gRPC request\'s is not bounded by a schema', async () => {
+    const { err } = await call({ reporter: 'r'.repeat(1_000_000), samples: [{ cluster: 'web', endpoint: '10.0.0.1:8080', cpu: 2 }] });
+    expect(err).toBeNull();
+    expect(batches.at(-1)).toMatchObject({ transport: 'grpc', rejected: 1, reporter: `${'r'.repeat(256)}…` });
   });
 });
