@@ -12,7 +12,7 @@ import { StreamError } from './stream-common.js';
  *    `report: true`, or a `report` / `admin` token. Open only while fulcrum has no credentials
  *    configured at all (no token of any role, no client CA), like the admin API without tokens.
  *  - `status`: CSDS, which shows every proxy's config. An `admin` / `read` token once the admin
- *    API has tokens (of any role but proxy).
+ *    API has tokens (of any role but proxy) or the port verifies client certificates.
  * A refused call ends before its handler sees a byte: UNAUTHENTICATED without (valid)
  * credentials, PERMISSION_DENIED with credentials that do not allow it.
  */
@@ -180,14 +180,15 @@ export class XdsAuthz {
   }
 
   /**
-   * Whether a call with no credentials is let through. CSDS is open exactly while the admin API
-   * is (no admin, read or report token): it shows what the API's /v1/config_dump does, and was
-   * left open where only report tokens locked that.
+   * Whether a call with no operator credentials is let through. CSDS shows every proxy's config,
+   * what the admin API's /v1/config_dump does: it is open only while that API is (no admin, read
+   * or report token) and the port does not verify client certificates. Where it does, any proxy
+   * holding one read every node group's config here, identities notwithstanding.
    */
   private open(surface: Surface): boolean {
     const roles = this.options.configuredRoles;
     if (surface === 'xds') return !roles.has('proxy');
-    if (surface === 'status') return !roles.has('admin') && !roles.has('read') && !roles.has('report');
+    if (surface === 'status') return !roles.has('admin') && !roles.has('read') && !roles.has('report') && !this.options.mutualTls;
     return roles.size === 0 && !this.options.mutualTls;
   }
 

@@ -1,4 +1,6 @@
+import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +16,7 @@ import { scaled, waitFor } from '../support/wait.js';
 import { syncState } from '../../src/xds/proxy-status.js';
 
 const CLUSTER_TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
+const CSDS_FETCH = '/envoy.service.status.v3.ClientStatusDiscoveryService/FetchClientStatus';
 
 /**
  * mTLS on the xDS port with a real Envoy 1.40: certificates made here by openssl, identities
@@ -148,6 +151,24 @@ describeEnvoy('xDS over mTLS with a real Envoy', () => {
     expect(connectedNodes()).not.toContain('edge-1');
     expect(connectedNodes()).not.toContain('web-9');
     expect(connectedNodes()).not.toContain('edge-2');
+  });
+
+  it("a proxy's certificate does not read every node group's config through CSDS", async () => {
+    // The edge identity may claim only the edge group; CSDS would show every proxy's config.
+    const client = new grpc.Client(`127.0.0.1:${r().fulcrum.xdsPort}`, grpc.credentials.createSsl(readFileSync(pki.ca.cert), readFileSync(pki.edge.key), readFileSync(pki.edge.cert)), {
+      'grpc.ssl_target_name_override': 'localhost',
+    });
+    try {
+      const before = await refused('status', 'no_credentials');
+      const outcome = await new Promise<{ code: grpc.status; details: string }>((resolve) =>
+        client.makeUnaryRequest(CSDS_FETCH, (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (err) => resolve(err ? { code: err.code, details: err.details } : { code: grpc.status.OK, details: '' })),
+      );
+      // Refused by fulcrum (the handshake went through): it needs an admin or read token.
+      expect(outcome).toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: expect.stringMatching(/client status \(CSDS\) needs credentials/) as unknown });
+      expect(await refused('status', 'no_credentials')).toBe(before + 1);
+    } finally {
+      client.close();
+    }
   });
 
   it('an Envoy without a client certificate fails the handshake when mTLS is required', async () => {

@@ -61,6 +61,9 @@ describe('xDS port authorization', () => {
     // Report tokens alone lock the admin API, so they close CSDS too (to everyone: no token may read).
     expect(outcome(authz(['report']), 'status', { identity: undefined, token: undefined })).toBe('no_credentials');
     expect(outcome(authz(['proxy']), 'status', { identity: undefined, token: undefined })).toBe('ok');
+    // A client certificate is a proxy's credential, not an operator's: with mTLS, CSDS needs a token.
+    expect(outcome(authz([], { mutualTls: true }), 'status', { identity: web, token: undefined })).toBe('no_credentials');
+    expect(outcome(authz([], { mutualTls: true }), 'status', { identity: undefined, token: undefined })).toBe('no_credentials');
   });
 
   it('with mTLS, identities decide: unbound ones are refused, reports need report: true or a report token', () => {
