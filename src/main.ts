@@ -42,7 +42,7 @@ import { registerBuildInfo, registerLastResorts, registerNativeMemoryTrims, regi
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
-import { XdsAuthz } from './xds/authz.js';
+import { unboundClientsWarning, XdsAuthz } from './xds/authz.js';
 import { sharedProxyViews } from './admin/views.js';
 import { XdsCache } from './xds/cache.js';
 import { FleetProxies } from './xds/fleet-proxies.js';
@@ -427,10 +427,10 @@ function xdsSecurity({ config, log, xdsTls, auth }: Boot, core: Core): XdsSecuri
       log.info({ fingerprint, validTo, ticketKeyChanged }, 'xDS TLS files reloaded');
       if (ticketKeyError !== undefined) log.error({ error: ticketKeyError }, 'xDS TLS session-ticket key file is not usable');
     });
-  log.info(
-    { tls: xdsTls !== undefined, mutualTls: xdsTls?.mutual ?? false, identities: config.server.xds.identities?.length ?? 0, tokenRoles: [...tokens.configuredRoles()] },
-    'xDS port security',
-  );
+  const identities = config.server.xds.identities?.length ?? 0;
+  log.info({ tls: xdsTls !== undefined, mutualTls: xdsTls?.mutual ?? false, identities, tokenRoles: [...tokens.configuredRoles()] }, 'xDS port security');
+  const unbound = unboundClientsWarning({ identities, certificateOptional: xdsTls?.mutual === true && !xdsTls.requiresClientCert, proxyTokens: tokens.configuredRoles().has('proxy') });
+  if (unbound !== undefined) log.warn(unbound);
   const sessions = xdsTls ? new TlsSessions({ now: Date.now, requireCert: xdsTls.requiresClientCert, onHandshake: (h) => metrics.tlsHandshake(h) }) : undefined;
   return { credentials: xdsTls, authz, sessions, component: component('xds-tls', { start: watch, stop: () => xdsTls?.unwatch() }) };
 }

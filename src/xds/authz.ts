@@ -198,6 +198,20 @@ export class XdsAuthz {
   }
 }
 
+/**
+ * Where `server.xds.identities` bind certificates to node groups but a client may come without a
+ * certificate (requireClientCert: false) and no proxy token is asked of it, such a client is
+ * served whatever node it claims: what a mixed fleet (proxyless clients without certificates)
+ * needs, but not what the identities alone suggest. The warning to log at start, or undefined.
+ */
+export function unboundClientsWarning(s: { readonly identities: number; readonly certificateOptional: boolean; readonly proxyTokens: boolean }): string | undefined {
+  if (s.identities === 0 || !s.certificateOptional || s.proxyTokens) return undefined;
+  return (
+    'server.xds.identities bind client certificates to node groups, but with server.xds.tls.requireClientCert: false and no proxy token ' +
+    '(FULCRUM_PROXY_TOKEN, tokenFiles.proxy) a client without a certificate is served any node group it claims'
+  );
+}
+
 function surfaceName(surface: Surface): string {
   return surface === 'xds' ? 'xDS discovery' : surface === 'report' ? 'reports and load reports' : 'client status (CSDS)';
 }

@@ -6,7 +6,8 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { REPORT_METHOD_PATH } from '../../src/signals/report-grpc.js';
-import { refusedCalls } from '../support/certs.js';
+import { opensslFound, refusedCalls, serverPki } from '../support/certs.js';
+import { describeRequiring } from '../support/requires.js';
 
 /**
  * The interceptor on a running fulcrum (plaintext, tokens only), through unary calls: Fetch
@@ -105,5 +106,43 @@ describe('with only report tokens configured', () => {
       reportClient.makeUnaryRequest(CSDS_FETCH, (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), new grpc.Metadata(), (err) => resolve(err ? err.code : grpc.status.OK)),
     );
     expect(csds).toBe(grpc.status.UNAUTHENTICATED);
+  });
+});
+
+describeRequiring('openssl', opensslFound(), 'identities with an optional client certificate', () => {
+  /** The warnings a fulcrum logs at start with mTLS, identities and `requireClientCert`. */
+  async function startWarnings(requireClientCert: boolean, proxyTokens: string[]): Promise<string[]> {
+    const pki = await serverPki(await mkdtemp(join(dir, 'pki-')));
+    const config = join(dir, `mtls-${String(requireClientCert)}-${proxyTokens.length}.yaml`);
+    await writeFile(
+      config,
+      [
+        'server:',
+        '  xds:',
+        `    tls: { certFile: ${pki.server.cert}, keyFile: ${pki.server.key}, clientCaFile: ${pki.ca.cert}, requireClientCert: ${String(requireClientCert)} }`,
+        '    identities: [{ match: "spiffe://t/ns/*/sa/web", nodeCluster: web }]',
+        'clusters:\n  - name: web\n    endpoints: [{ address: 127.0.0.1, port: 9 }]',
+      ].join('\n'),
+    );
+    const lines: string[] = [];
+    const f = await startFulcrum({
+      configPath: config,
+      xdsPort: 0,
+      adminPort: 0,
+      xdsAddress: '127.0.0.1',
+      adminAddress: '127.0.0.1',
+      dataDir: join(dir, `mtls-data-${String(requireClientCert)}-${proxyTokens.length}`),
+      logger: pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) }),
+      auth: { adminTokens: ['adm'], readTokens: [], proxyTokens },
+    });
+    await f.stop();
+    return lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+  }
+
+  it('warns at start that a client without a certificate is served any node group, unless certificates or proxy tokens are required', async () => {
+    const warning = expect.stringMatching(/^server\.xds\.identities bind client certificates to node groups, but with server\.xds\.tls\.requireClientCert: false/) as unknown;
+    expect(await startWarnings(false, [])).toContainEqual(warning);
+    expect(await startWarnings(true, [])).not.toContainEqual(warning);
+    expect(await startWarnings(false, ['prx'])).not.toContainEqual(warning);
   });
 });
