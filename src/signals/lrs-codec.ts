@@ -1,4 +1,5 @@
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
+import { countEntries, type EntryShape } from '../runtime/protobuf-entries.js';
 import { envoyType, trimmedNodeType, withNodeType } from '../xds/envoy-api.js';
 
 /**
@@ -112,37 +113,10 @@ export function decodeLoadStatsRequest(bytes: Buffer): WireLoadStatsRequest {
 export const MAX_LOAD_REPORT_ENTRIES = 250_000;
 
 /** The repeated message fields of a load report, by field number, with those of their own entries. */
-interface Entries {
-  readonly [field: number]: Entries | undefined;
-}
-const ENDPOINT: Entries = { 5: undefined };
-const LOCALITY: Entries = { 5: undefined, 7: ENDPOINT };
-const CLUSTER: Entries = { 2: LOCALITY, 5: undefined };
-const REQUEST_ENTRIES: Entries = { 2: CLUSTER };
-const LENGTH_DELIMITED = 2;
-
-/**
- * Counts a message's entries (see MAX_LOAD_REPORT_ENTRIES) from their tags and lengths, without
- * decoding any; stops once past `limit`. Throws on bytes that are not protobuf, as decoding would.
- */
-function countEntries(reader: protobuf.Reader, end: number, shape: Entries, limit: number): number {
-  let count = 0;
-  while (reader.pos < end && count <= limit) {
-    const tag = reader.uint32();
-    const field = tag >>> 3;
-    if ((tag & 7) !== LENGTH_DELIMITED || !(field in shape)) {
-      reader.skipType(tag & 7);
-      continue;
-    }
-    const length = reader.uint32();
-    const start = reader.pos;
-    const inner = shape[field];
-    count += 1 + (inner ? countEntries(reader, start + length, inner, limit - count) : 0);
-    reader.pos = start + length;
-  }
-  if (reader.pos > end) throw new RangeError('load report: a length runs past its message');
-  return count;
-}
+const ENDPOINT: EntryShape = { 5: undefined };
+const LOCALITY: EntryShape = { 5: undefined, 7: ENDPOINT };
+const CLUSTER: EntryShape = { 2: LOCALITY, 5: undefined };
+const REQUEST_ENTRIES: EntryShape = { 2: CLUSTER };
 
 /** A load report refused before decoding: it holds more entries than its limit (counted up to one past it). */
 export interface OversizedLoadReport {
@@ -151,7 +125,7 @@ export interface OversizedLoadReport {
 
 /** `decodeLoadStatsRequest`, unless the request holds more than `limit` entries (counted without decoding). */
 export function decodeBoundedLoadStatsRequest(bytes: Buffer, limit = MAX_LOAD_REPORT_ENTRIES): WireLoadStatsRequest | OversizedLoadReport {
-  const entries = countEntries(protobuf.Reader.create(bytes), bytes.length, REQUEST_ENTRIES, limit);
+  const entries = countEntries(bytes, REQUEST_ENTRIES, limit);
   return entries > limit ? { oversized: entries } : decodeLoadStatsRequest(bytes);
 }
 

@@ -1,6 +1,7 @@
 import protobuf from 'protobufjs';
 import { TYPE } from './envoy-api.js';
 import { InternTable } from './intern-table.js';
+import type { PartDecoder } from './request-entries.js';
 
 /**
  * A SotW request's resource_names, kept as the bytes they arrived in and decoded only when read.
@@ -37,8 +38,8 @@ export function decodeRequestFields(buf: Uint8Array, types: RequestTypes): Reque
 }
 
 interface RequestTypes {
-  readonly node: protobuf.Type;
-  readonly status: protobuf.Type;
+  readonly node: PartDecoder;
+  readonly status: PartDecoder;
 }
 
 /** The protobufjs reading of `decodeRequestFields` (every input protobufjs accepts). */

@@ -2,6 +2,7 @@ import protobuf from 'protobufjs';
 import { envoyType } from './envoy-api.js';
 import type { NodeInfo } from './proxy-status.js';
 import { deltaRequestSummaryType, nodeSummaryType } from './node-summary.js';
+import { boundedNode, boundedStatus, checkDeltaRequest, type PartDecoder } from './request-entries.js';
 import { decodeNames, decodeRequestFields } from './request-names.js';
 
 /**
@@ -51,10 +52,10 @@ export interface DeltaDiscoveryRequest {
  * are null, repeated ones [], maps {}, scalars their proto3 default.
  */
 let deltaRequestType: protobuf.Type | undefined;
-let requestParts: { readonly node: protobuf.Type; readonly status: protobuf.Type } | undefined;
+let requestParts: { readonly node: PartDecoder; readonly status: PartDecoder } | undefined;
 
 export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
-  requestParts ??= { node: nodeSummaryType(), status: envoyType('google.rpc.Status') };
+  requestParts ??= { node: boundedNode(nodeSummaryType()), status: boundedStatus(envoyType('google.rpc.Status')) };
   // The names are left encoded (request-names.ts): an ACK repeating them is recognised by bytes.
   const f = decodeRequestFields(buf, requestParts);
   const span = f.names;
@@ -97,6 +98,7 @@ class EncodedNamesRequest implements DiscoveryRequest {
 
 export function decodeDeltaDiscoveryRequest(buf: Buffer): DeltaDiscoveryRequest {
   deltaRequestType ??= deltaRequestSummaryType();
+  checkDeltaRequest(buf);
   const m = deltaRequestType.decode(buf) as unknown as DeltaDiscoveryRequest & { node: RawNode | null; error_detail: RpcStatus | null };
   return {
     node: m.node ?? undefined,
