@@ -1,5 +1,5 @@
 import protobuf from 'protobufjs';
-import { countEntries, type EntryShape } from '../runtime/protobuf-entries.js';
+import { holdsMoreThan, type EntryShape } from '../runtime/protobuf-entries.js';
 
 /**
  * The parts of a discovery request that protobufjs decodes into objects of their own, bounded:
@@ -29,7 +29,7 @@ export interface PartDecoder {
 }
 
 function refuseOver(bytes: Uint8Array, shape: EntryShape, what: string): void {
-  if (countEntries(bytes, shape, MAX_REQUEST_ENTRIES) > MAX_REQUEST_ENTRIES) {
+  if (holdsMoreThan(bytes, shape, MAX_REQUEST_ENTRIES)) {
     throw new RangeError(`${what} holds more than ${MAX_REQUEST_ENTRIES} entries`);
   }
 }
