@@ -234,6 +234,7 @@ const XdsLimitsSchema = Type.Object(
     maxConnections: Bound(1, 10_000_000),
     maxStreamsPerPeer: Bound(1, 10_000_000),
     maxStreams: Bound(1, 10_000_000),
+    ipv6PeerPrefixLength: Bound(32, 128),
     handshakeTimeoutMs: Bound(100, 600_000),
     idleConnectionMs: Bound(1_000, 2_147_483_647),
     maxQueuedBytesPerStream: Bound(1, 1_073_741_824),

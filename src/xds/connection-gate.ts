@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { LimitHit, XdsLimits } from './limits.js';
+import { peerGroup } from './peer-group.js';
 
 /** The HTTP/2 client connection preface (RFC 9113 §3.4). */
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -42,7 +43,7 @@ export interface ConnectionGateOptions {
 
 /**
  * Owns the xDS port's listening socket, in front of grpc-js: a large listen backlog, connection
- * limits per peer address and in total (checked at accept, before any HTTP/2 state exists), and
+ * limits per peer (its address, or its IPv6 prefix) and in total (checked at accept, before any HTTP/2 state exists), and
  * a quick end for connections that speak something else or nothing at all: TLS is sniffed here,
  * HTTP/2 in clear is refused by nghttp2 on its first wrong byte (counted here).
  */
@@ -93,7 +94,7 @@ export class ConnectionGate {
 
   private accept(socket: net.Socket): void {
     const { limits } = this.options;
-    const peer = socket.remoteAddress ?? 'unknown';
+    const peer = peerGroup(socket.remoteAddress ?? 'unknown', limits.ipv6PeerPrefixLength);
     const mine = this.perPeer.get(peer) ?? 0;
     const refused = this.sockets.size >= limits.maxConnections ? 'maxConnections' : mine >= limits.maxConnectionsPerPeer ? 'maxConnectionsPerPeer' : undefined;
     if (refused) {

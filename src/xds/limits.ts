@@ -39,6 +39,11 @@ export interface XdsLimits {
   readonly maxStreamsPerPeer: number;
   /** Open gRPC calls from everyone. */
   readonly maxStreams: number;
+  /**
+   * What one peer is, for the per-peer limits, when it connects over IPv6: the first this many bits
+   * of its address (peer-group.ts). An IPv6 host owns a /64 and may use any address in it.
+   */
+  readonly ipv6PeerPrefixLength: number;
   /** A new connection must start TLS or HTTP/2 (and finish the preface) within this time. */
   readonly handshakeTimeoutMs: number;
   /** A connection without any call for this long is closed (grpc.max_connection_idle_ms). */
@@ -90,6 +95,7 @@ export const DEFAULT_LIMITS: XdsLimits = {
   maxConnections: 5_000,
   maxStreamsPerPeer: 2_000,
   maxStreams: 5_000,
+  ipv6PeerPrefixLength: 64,
   handshakeTimeoutMs: 30_000,
   idleConnectionMs: 300_000,
   maxQueuedBytesPerStream: 64 * 1024,
@@ -201,7 +207,7 @@ export class SubscriptionBudget {
     return this.total;
   }
 
-  /** Bytes charged to one peer address. */
+  /** Bytes charged to one peer (its address, or its IPv6 prefix: peer-group.ts). */
   peerBytes(peer: string): number {
     return this.peers.get(peer)?.cost ?? 0;
   }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Snapshot, SnapshotSource } from './cache.js';
 import { isXdsTypeUrl, SHORT_TYPE, TYPE, type XdsTypeUrl } from './envoy-api.js';
+import { peerGroup } from './peer-group.js';
 import { DEFAULT_LIMITS, describeLimit, LimitError, limitKey, peerAddress, SubscriptionBytes, type LimitHit, type SubscriptionBudget, type XdsLimits } from './limits.js';
 import { nackMessage, rejectedResources } from './nack.js';
 import type { ProxyRecord, ProxyRegistry, TypeStatus } from './proxy-status.js';
@@ -100,7 +101,7 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
     private readonly protocol: 'sotw' | 'delta',
     protected readonly fixedType?: XdsTypeUrl,
   ) {
-    this.subscribed = new SubscriptionBytes(this.limits, deps.budget, peerAddress(io.peer));
+    this.subscribed = new SubscriptionBytes(this.limits, deps.budget, peerGroup(peerAddress(io.peer), this.limits.ipv6PeerPrefixLength));
   }
 
   protected get limits(): XdsLimits {

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { describeLimit, type LimitHit, type XdsLimits } from './limits.js';
+import { peerGroup } from './peer-group.js';
 
 /** grpc-js's own words for a message over its size limits (stream-decoder.ts, server-interceptors.ts). */
 const TOO_LARGE: readonly { readonly pattern: RegExp; readonly limit: 'maxRequestBytes' | 'maxResponseBytes'; readonly what: string }[] = [
@@ -9,7 +10,7 @@ const TOO_LARGE: readonly { readonly pattern: RegExp; readonly limit: 'maxReques
 ];
 
 /**
- * Admits gRPC calls (every service on the port) while the caller's address and the server as a
+ * Admits gRPC calls (every service on the port) while the caller (its address or IPv6 prefix) and the server as a
  * whole hold fewer calls than their limits; refuses the rest with RESOURCE_EXHAUSTED naming the
  * limit. Also names the limit in grpc-js's own message-size refusals, and counts every refusal.
  */
@@ -71,7 +72,8 @@ export class StreamGate {
     return `${what}${bytes ? ` of ${bytes} bytes` : ''} exceeds ${describeLimit(this.limits, limit)}`;
   }
 
-  private admit(peer: string): 'maxStreams' | 'maxStreamsPerPeer' | undefined {
+  private admit(address: string): 'maxStreams' | 'maxStreamsPerPeer' | undefined {
+    const peer = this.group(address);
     const mine = this.perPeer.get(peer) ?? 0;
     if (this.open >= this.limits.maxStreams) return 'maxStreams';
     if (mine >= this.limits.maxStreamsPerPeer) return 'maxStreamsPerPeer';
@@ -80,11 +82,18 @@ export class StreamGate {
     return undefined;
   }
 
-  release(peer: string): void {
+  /** Gives back a call admitted for `address`. */
+  release(address: string): void {
+    const peer = this.group(address);
     this.open -= 1;
     const left = (this.perPeer.get(peer) ?? 1) - 1;
     if (left > 0) this.perPeer.set(peer, left);
     else this.perPeer.delete(peer);
+  }
+
+  /** Calls are counted per peer address, or per IPv6 prefix (peer-group.ts). */
+  private group(address: string): string {
+    return peerGroup(address, this.limits.ipv6PeerPrefixLength);
   }
 
   /**

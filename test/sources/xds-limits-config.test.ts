@@ -13,5 +13,7 @@ describe('server.xds.limits in the config file', () => {
     expect(() => parseConfig('server: { xds: { limits: { maxStreams: 0 } } }\n', 'f.yaml')).toThrow(/f\.yaml: \/server\/xds\/limits\/maxStreams: Expected integer to be greater or equal to 1/);
     expect(() => parseConfig('server: { xds: { limits: { maxRequestBytes: 1024 } } }\n', 'f.yaml')).toThrow(/\/server\/xds\/limits\/maxRequestBytes/);
     expect(() => parseConfig('server: { xds: { limits: { maxStream: 5 } } }\n', 'f.yaml')).toThrow(/\/server\/xds\/limits/);
+    expect(() => parseConfig('server: { xds: { limits: { ipv6PeerPrefixLength: 129 } } }\n', 'f.yaml')).toThrow(/\/server\/xds\/limits\/ipv6PeerPrefixLength/);
+    expect(parseConfig('server: { xds: { limits: { ipv6PeerPrefixLength: 128 } } }\n', 'f.yaml').server.xds.limits).toEqual({ ipv6PeerPrefixLength: 128 });
   });
 });

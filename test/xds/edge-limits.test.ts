@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type http2 from 'node:http2';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +28,7 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
-async function serve(limits: Partial<XdsLimits>, credentials?: grpc.ServerCredentials, registry = new ProxyRegistry()) {
+async function serve(limits: Partial<XdsLimits>, credentials?: grpc.ServerCredentials, registry = new ProxyRegistry(), address = '127.0.0.1') {
   const cache = new XdsCache();
   cache.update(groups(base()));
   const hits: LimitName[] = [];
@@ -36,6 +36,7 @@ async function serve(limits: Partial<XdsLimits>, credentials?: grpc.ServerCreden
   const server = new XdsServer(
     {
       ...loopbackServerOptions('limits-test'),
+      address,
       limits,
       ...(credentials ? { security: { credentials } } : {}),
       onLimit: (l) => hits.push(l),
@@ -172,6 +173,26 @@ describe('call and connection limits', () => {
     expect(await closedWithin(rawConnection(port, '127.0.0.2'), 5_000)).toBe(true);
     const other = await session(port, '127.0.0.3');
     expect(await firstData(call(other, discoveryRequest('n')).stream)).toBeDefined();
+    expect(hits).toEqual(['maxConnectionsPerPeer']);
+  });
+
+  test('connections per peer on a dual-stack port: ::1 counts as its /64, an IPv4 client as its IPv4 address', async () => {
+    const { port, hits, server } = await serve({ maxConnectionsPerPeer: 1 }, undefined, new ProxyRegistry(), '::');
+    const v6 = await new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+      const s = http2.connect(`http://[::1]:${port}`).once('connect', () => resolve(s)).once('error', reject);
+      s.on('error', () => undefined);
+      cleanup.push(() => void s.destroy());
+    });
+    // Seen as ::ffff:127.0.0.2, inside ::/64 too, yet another peer: the IPv4 address it is.
+    const v4 = await session(port, '127.0.0.2');
+    await waitFor(() => server.connectionCount === 2, { what: 'both connections' });
+    const again = net.connect({ host: '::1', port, localAddress: '::1' });
+    again.on('error', () => undefined);
+    again.resume();
+    cleanup.push(() => void again.destroy());
+    expect(await closedWithin(again, 5_000)).toBe(true);
+    expect(await firstData(call(v6, discoveryRequest('v6')).stream)).toBeDefined();
+    expect(await firstData(call(v4, discoveryRequest('v4')).stream)).toBeDefined();
     expect(hits).toEqual(['maxConnectionsPerPeer']);
   });
 

@@ -1,0 +1,55 @@
+import net from 'node:net';
+
+/**
+ * The key a peer's connections, calls and subscription bytes are counted under for the per-peer
+ * limits. An IPv4 address is its own key; an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how a
+ * dual-stack listener sees an IPv4 client) is that IPv4 address. An IPv6 address is its prefix of
+ * `prefixLength` bits, written `2001:db8:1:2::/64`: an ordinary IPv6 host owns a whole /64 and can
+ * pick a new source address per connection, so counting exact addresses would let it step around
+ * every per-peer limit. Anything else (no address: 'unknown') is its own key.
+ */
+export function peerGroup(address: string, prefixLength: number): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped?.[1] && net.isIPv4(mapped[1])) return mapped[1];
+  // A zone (fe80::1%eth0) is not part of the address's bits: it names the link, kept in the key.
+  const [bare = address, zone] = address.split('%', 2);
+  if (!net.isIPv6(bare) || prefixLength >= 128) return address;
+  const prefix = compress(truncate(hextets(bare), prefixLength));
+  return `${prefix}/${prefixLength}${zone === undefined ? '' : `%${zone}`}`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (an embedded IPv4 tail becomes two groups). */
+function hextets(address: string): number[] {
+  const [head = '', tail] = address.split('::', 2);
+  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').flatMap(group));
+  const left = parse(head);
+  const right = tail === undefined ? [] : parse(tail);
+  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
+function group(text: string): number[] {
+  if (!text.includes('.')) return [parseInt(text, 16)];
+  const [a = 0, b = 0, c = 0, d = 0] = text.split('.').map(Number);
+  return [(a << 8) | b, (c << 8) | d];
+}
+
+function truncate(groups: number[], prefixLength: number): number[] {
+  return groups.map((g, i) => {
+    const keep = Math.min(16, Math.max(0, prefixLength - i * 16));
+    return keep === 0 ? 0 : g & ~((1 << (16 - keep)) - 1) & 0xffff;
+  });
+}
+
+/** RFC 5952 text: lower-case groups, the longest run of two or more zero groups as `::`. */
+function compress(groups: number[]): string {
+  let best = { at: -1, len: 1 };
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best.len) best = { at: i, len: j - i };
+    i = j === i ? i + 1 : j;
+  }
+  const text = groups.map((g) => g.toString(16));
+  if (best.at < 0) return text.join(':');
+  return `${text.slice(0, best.at).join(':')}::${text.slice(best.at + best.len).join(':')}`;
+}
