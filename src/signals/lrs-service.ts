@@ -12,6 +12,7 @@ import {
 } from './lrs-codec.js';
 import type { MetricField } from './lrs-conversion.js';
 import type { GrpcServicePair } from './report-grpc.js';
+import { clipped } from './report-validation.js';
 import type { SignalStore } from './signal-store.js';
 
 /**
@@ -146,6 +147,13 @@ function flushNow(ctx: LrsContext): void {
   if (next !== undefined) flushAt(ctx, Math.max(next + 1, options.store.now() + ctx.flush.ms));
 }
 
+/**
+ * How much of a load report's `node.id` a stream keeps and its log lines repeat: nothing else
+ * bounds it but the request size (4 MiB), and every stream's open and close lines wrote it whole.
+ * As a batch's reporter (REPORTER_MAX in report-ingest.ts).
+ */
+export const LRS_NODE_ID_MAX = 256;
+
 /** One proxy's stream: answer its first request, then fold every report into the signal store. */
 function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
   const { options, aggregator, calls, intervalMs } = ctx;
@@ -170,7 +178,7 @@ function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
       return;
     }
     try {
-      if (req.node?.id) state.nodeId = req.node.id;
+      if (req.node?.id) state.nodeId = clipped(req.node.id, LRS_NODE_ID_MAX);
       const info: LrsStreamInfo = { id, peer: call.getPeer(), nodeId: state.nodeId };
       options.onRequest?.(req, info);
       if (req.node?.client_features) state.features = req.node.client_features;

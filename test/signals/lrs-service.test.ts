@@ -1,8 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LrsAggregator } from '../../src/signals/lrs-aggregator.js';
 import { encodeLoadStatsRequest, LRS_METHOD_PATH, type WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
-import { lrsService, type LrsService } from '../../src/signals/lrs-service.js';
+import { LRS_NODE_ID_MAX, lrsService, type LrsService } from '../../src/signals/lrs-service.js';
 import { SignalStore } from '../../src/signals/signal-store.js';
 import { scaled, waitFor } from '../support/wait.js';
 
@@ -90,5 +91,31 @@ describe('LRS service: when samples reach the store', () => {
     // its sums expire 3 intervals (0.6 s) after they came, before the proxy's share.
     await waitFor(() => store.latest('web', KEY)?.rps === 10, { what: "the other replica's sums expired" });
     expect(store.latest('web', KEY)?.inflight).toBe(2);
+  });
+});
+
+describe('LRS service: what reaches the log', () => {
+  it("cuts a proxy's node.id at LRS_NODE_ID_MAX characters in the stream's log lines", async () => {
+    const lines: { msg: string; node?: unknown }[] = [];
+    const log = { info: (o: { node?: unknown }, msg: string) => void lines.push({ ...o, msg }), warn: () => undefined, debug: () => undefined };
+    const lrs = lrsService({ store: new SignalStore(), log: log as unknown as Pick<Logger, 'info' | 'warn' | 'debug'> });
+    const server = new grpc.Server();
+    server.addService(lrs.definition, lrs.implementation);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      const call = client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
+      call.on('error', () => undefined);
+      call.on('data', () => undefined);
+      call.write(encodeLoadStatsRequest({ node: { id: 'n'.repeat(1_000_000), client_features: ['envoy.lrs.supports_send_all_clusters'] } }));
+      await waitFor(() => lines.some((l) => l.msg === 'LRS stream opened'), { what: 'the stream opened' });
+      call.end();
+      await waitFor(() => lines.some((l) => l.msg === 'LRS stream closed'), { what: 'the stream closed' });
+      for (const line of lines) expect(line.node).toBe(`${'n'.repeat(LRS_NODE_ID_MAX)}…`);
+    } finally {
+      lrs.close();
+      client.close();
+      server.forceShutdown();
+    }
   });
 });
