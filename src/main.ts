@@ -42,7 +42,7 @@ import { registerBuildInfo, registerLastResorts, registerNativeMemoryTrims, regi
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
-import { unboundClientsWarning, XdsAuthz } from './xds/authz.js';
+import { clearTextTokensWarning, unboundClientsWarning, XdsAuthz } from './xds/authz.js';
 import { sharedProxyViews } from './admin/views.js';
 import { XdsCache } from './xds/cache.js';
 import { FleetProxies } from './xds/fleet-proxies.js';
@@ -299,7 +299,7 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     onTicked: (ms) => core.metrics.engineTicked(ms),
     onTickError: (err) => log.error({ err }, 'weight engine tick failed: published weights held'),
   });
-  const security = xdsSecurity(boot, core);
+  const security = xdsSecurity(boot, core, options.xdsAddress ?? boot.config.server.xds.address);
   // Discovered clusters are not stored: proxies' first answers wait until discovery's first view
   // is published, or a proxy connecting before it would delete them (held-answers.ts).
   const complete = discovery?.firstSync.then(() => feed.delivered()).then(() => core.publisher.publishNow());
@@ -403,8 +403,8 @@ interface XdsSecurity {
   readonly component: Component;
 }
 
-/** TLS credentials and the authorizer of the xDS port (tokens shared with the admin API). */
-function xdsSecurity({ config, log, xdsTls, auth }: Boot, core: Core): XdsSecurity {
+/** TLS credentials and the authorizer of the xDS port (tokens shared with the admin API), which listens on `address`. */
+function xdsSecurity({ config, log, xdsTls, auth }: Boot, core: Core, address: string): XdsSecurity {
   const tokens = new Authorizer(auth);
   const metrics = new XdsAuthMetrics(core.metrics.registry);
   const refusals = new RefusalLog((fields, message) => log.warn(fields, message));
@@ -431,6 +431,8 @@ function xdsSecurity({ config, log, xdsTls, auth }: Boot, core: Core): XdsSecuri
   log.info({ tls: xdsTls !== undefined, mutualTls: xdsTls?.mutual ?? false, identities, tokenRoles: [...tokens.configuredRoles()] }, 'xDS port security');
   const unbound = unboundClientsWarning({ identities, certificateOptional: xdsTls?.mutual === true && !xdsTls.requiresClientCert, proxyTokens: tokens.configuredRoles().has('proxy') });
   if (unbound !== undefined) log.warn(unbound);
+  const clearText = clearTextTokensWarning({ tls: xdsTls !== undefined, proxyTokens: tokens.configuredRoles().has('proxy'), address });
+  if (clearText !== undefined) log.warn(clearText);
   const sessions = xdsTls ? new TlsSessions({ now: Date.now, requireCert: xdsTls.requiresClientCert, onHandshake: (h) => metrics.tlsHandshake(h) }) : undefined;
   return { credentials: xdsTls, authz, sessions, component: component('xds-tls', { start: watch, stop: () => xdsTls?.unwatch() }) };
 }

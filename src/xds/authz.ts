@@ -1,3 +1,4 @@
+import { BlockList, isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { bindingFor, compileBinding, identityFromSans, type CompiledBinding, type IdentityBinding, type PeerIdentity } from './peer-identity.js';
 import { StreamError } from './stream-common.js';
@@ -211,6 +212,31 @@ export function unboundClientsWarning(s: { readonly identities: number; readonly
     '(FULCRUM_PROXY_TOKEN, tokenFiles.proxy) a client without a certificate is served any node group it claims'
   );
 }
+
+/**
+ * Proxy tokens accepted on an xDS port without TLS cross the network in clear text: anyone on the
+ * path reads one and is then served any node group's config. Not refused (a sidecar's own node
+ * or a TLS-terminating mesh may be the path), but said at start, unless the port listens on
+ * loopback only. The warning to log, or undefined.
+ */
+export function clearTextTokensWarning(s: { readonly tls: boolean; readonly proxyTokens: boolean; readonly address: string }): string | undefined {
+  if (s.tls || !s.proxyTokens || isLoopback(s.address)) return undefined;
+  return (
+    `proxy tokens (FULCRUM_PROXY_TOKEN, tokenFiles.proxy) are accepted on the xDS port at ${s.address} without TLS, so they cross the network in clear text: ` +
+    'set server.xds.tls (certFile, keyFile), or listen on loopback only (server.xds.address)'
+  );
+}
+
+/** Whether a listen address reaches this host only: 127.0.0.0/8, ::1 (also IPv4-mapped), localhost. */
+function isLoopback(address: string): boolean {
+  if (address.toLowerCase() === 'localhost') return true;
+  const family = isIP(address);
+  return family !== 0 && LOOPBACK.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
 
 function surfaceName(surface: Surface): string {
   return surface === 'xds' ? 'xDS discovery' : surface === 'report' ? 'reports and load reports' : 'client status (CSDS)';

@@ -146,3 +146,32 @@ describeRequiring('openssl', opensslFound(), 'identities with an optional client
     expect(await startWarnings(false, ['prx'])).not.toContainEqual(warning);
   });
 });
+
+describe('proxy tokens on a clear-text xDS port', () => {
+  /** The warnings a fulcrum without xDS TLS logs at start, listening on `xdsAddress`. */
+  async function startWarnings(xdsAddress: string, proxyTokens: string[]): Promise<string[]> {
+    const lines: string[] = [];
+    const f = await startFulcrum({
+      configPath: join(dir, 'fulcrum.yaml'),
+      xdsPort: 0,
+      adminPort: 0,
+      xdsAddress,
+      adminAddress: '127.0.0.1',
+      dataDir: await mkdtemp(join(dir, 'clear-data-')),
+      logger: pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) }),
+      auth: { adminTokens: ['adm'], readTokens: [], proxyTokens },
+    });
+    await f.stop();
+    return lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+  }
+
+  it('warns at start that they cross the network in clear text, naming server.xds.tls, unless the port listens on loopback only', async () => {
+    const warning = (address: string): unknown =>
+      `proxy tokens (FULCRUM_PROXY_TOKEN, tokenFiles.proxy) are accepted on the xDS port at ${address} without TLS, so they cross the network in clear text: ` +
+      'set server.xds.tls (certFile, keyFile), or listen on loopback only (server.xds.address)';
+    expect(await startWarnings('0.0.0.0', ['prx'])).toContainEqual(warning('0.0.0.0'));
+    const loopback = await startWarnings('127.0.0.1', ['prx']);
+    expect(loopback.filter((m) => m.startsWith('proxy tokens'))).toEqual([]);
+    expect((await startWarnings('0.0.0.0', [])).filter((m) => m.startsWith('proxy tokens'))).toEqual([]);
+  });
+});

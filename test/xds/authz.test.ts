@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { surfaceOf, XdsAuthz, type RefusalReason, type TokenRole } from '../../src/xds/authz.js';
+import { clearTextTokensWarning, surfaceOf, XdsAuthz, type RefusalReason, type TokenRole } from '../../src/xds/authz.js';
 import { StreamError } from '../../src/xds/stream-common.js';
 
 const TOKENS: Record<string, TokenRole> = { adm: 'admin', rd: 'read', rep: 'report', prx: 'proxy' };
@@ -93,5 +93,15 @@ describe('xDS port authorization', () => {
     expect(refuse({ id: 'web-1', cluster: 'edge' })?.message).toMatch(/node\.cluster "edge" does not match "web"/);
     // No certificate: nothing to hold it to (the interceptor vetted the call).
     expect(() => z.admitNode({}, { id: 'anything', cluster: 'x' }, 'peer')).not.toThrow();
+  });
+});
+
+describe('clearTextTokensWarning', () => {
+  it('speaks only of proxy tokens on a port without TLS that is reachable from other hosts', () => {
+    const on = (address: string, tls = false, proxyTokens = true) => clearTextTokensWarning({ tls, proxyTokens, address });
+    for (const address of ['0.0.0.0', '::', '10.0.0.7', 'fulcrum.example', '::ffff:10.0.0.7']) expect(on(address)).toMatch(/set server\.xds\.tls/);
+    for (const address of ['127.0.0.1', '127.1.2.3', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', 'localhost', 'LOCALHOST']) expect(on(address)).toBeUndefined();
+    expect(on('0.0.0.0', true)).toBeUndefined();
+    expect(on('0.0.0.0', false, false)).toBeUndefined();
   });
 });
