@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
-import { buildAdminApp, type AdminApp } from './admin/app.js';
+import { ADMIN_MAX_CONNECTIONS, buildAdminApp, type AdminApp } from './admin/app.js';
 import { PrebuiltCode } from './admin/prebuilt-code.js';
 import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
@@ -38,7 +38,7 @@ import type { KubernetesContribution } from './sources/kubernetes/mapping.js';
 import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
 import { createLogger, defaultLogFormat, type LogFormat, type Logger } from './telemetry/logger.js';
 import { Metrics, type ClusterEndpointValues, type EndpointValue } from './telemetry/metrics.js';
-import { registerBuildInfo, registerLastResorts, registerNativeMemoryTrims, registerSignalStates, registerSyncStates } from './telemetry/operator-metrics.js';
+import { registerAdminConnectionsRefused, registerBuildInfo, registerLastResorts, registerNativeMemoryTrims, registerSignalStates, registerSyncStates } from './telemetry/operator-metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightLoop } from './weights/weight-loop.js';
@@ -54,6 +54,7 @@ import { ReloadingServerCredentials } from './xds/transport-security.js';
 import { TlsSessions } from './xds/tls-sessions.js';
 import { COUNTED_LIMITS } from './xds/limits.js';
 import { xdsEdgeMetrics } from './telemetry/xds-edge-metrics.js';
+import { WindowedLog } from './telemetry/windowed-log.js';
 
 /** The composition root: reads the config, builds each room, wires them, starts and stops them. */
 
@@ -536,6 +537,8 @@ function adminServer(
     ready,
     onWarmed,
     prebuilt,
+    ...(settings.maxConnections !== undefined ? { maxConnections: settings.maxConnections } : {}),
+    onConnectionRefused: adminConnectionRefused(core, log, settings.maxConnections ?? ADMIN_MAX_CONNECTIONS),
   });
   const address = options.adminAddress ?? settings.address;
   let port = 0;
@@ -548,6 +551,16 @@ function adminServer(
       log.info({ address, scheme: adminTls ? 'https' : 'http', port }, 'admin server listening');
     },
     stop: () => app.close(),
+  };
+}
+
+/** Counts each connection the admin port refuses at its cap, and says so once a minute at most. */
+function adminConnectionRefused(core: Core, log: Logger, max: number): () => void {
+  const count = registerAdminConnectionsRefused(core.metrics.registry);
+  const warn = new WindowedLog((fields, message) => log.warn(fields, message), `admin port refused a connection: server.admin.maxConnections (${max}) are open`, 60_000);
+  return () => {
+    count();
+    warn.event('cap', {});
   };
 }
 

@@ -1,3 +1,4 @@
+import type { Server } from 'node:net';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyRequest } from 'fastify';
@@ -61,10 +62,22 @@ export interface AdminDeps extends ProxyRoutesOptions, OpsRoutesOptions {
   readonly onWarmed?: () => void;
   /** Validators and serializers made ahead (prebuilt-code.ts: the build's); what it lacks is compiled here. */
   readonly prebuilt?: PrebuiltFinder;
+  /** Open connections the port holds at most (default ADMIN_MAX_CONNECTIONS); one more is closed at accept. */
+  readonly maxConnections?: number;
+  /** Called for each connection closed at accept because `maxConnections` were open. */
+  readonly onConnectionRefused?: () => void;
 }
 
 /** How long a client may take to send a whole request, headers and body; then 408 and the connection closes. */
 export const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Connections the admin port holds at once unless configured (server.admin.maxConnections).
+ * Without a cap, a client opening thousands of idle keep-alive connections costs a file
+ * descriptor and some tens of KiB each; probes, scrapes, operators and agents reporting over
+ * HTTP need far fewer. Past it a new connection is closed at accept; open ones keep working.
+ */
+export const ADMIN_MAX_CONNECTIONS = 1_024;
 
 /**
  * Bounds a slow client. fastify sets Node's `requestTimeout`, but Node only checks it every
@@ -76,6 +89,13 @@ export const REQUEST_TIMEOUT_MS = 30_000;
  */
 function boundSlowClients(server: object, requestTimeoutMs: number): void {
   Object.assign(server, { headersTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, requestTimeoutMs) });
+}
+
+/** Node closes a connection past `maxConnections` at accept, before any parsing, and says so with 'drop'. */
+function capConnections(server: Server, deps: AdminDeps): void {
+  server.maxConnections = deps.maxConnections ?? ADMIN_MAX_CONNECTIONS;
+  const refused = deps.onConnectionRefused;
+  if (refused) server.on('drop', () => refused());
 }
 
 /** Deferred to first use or the warm-up (lazy-compilers.ts), except for a finder that must see every route at once (the build's). */
@@ -116,6 +136,7 @@ function createServer(deps: AdminDeps, warmer: Warmer) {
     schemaController: { compilersFactory: { buildValidator: validatorCompiler(deps.prebuilt, warmer), buildSerializer: serializerCompiler(deps.prebuilt, warmer) } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   boundSlowClients(app.server, REQUEST_TIMEOUT_MS);
+  capConnections(app.server, deps);
   return app;
 }
 

@@ -34,6 +34,8 @@ export interface AdminServerSettings {
   readonly tokenFiles?: { readonly admin?: string; readonly read?: string; readonly report?: string; readonly proxy?: string };
   /** GET /metrics: series per per-endpoint gauge (undefined: the telemetry default). */
   readonly maxEndpointSeries?: number;
+  /** Open connections the admin port holds at most (undefined: the admin app's default). */
+  readonly maxConnections?: number;
 }
 
 export interface ServerSettings {
@@ -524,6 +526,7 @@ function toServer(cfg: ConfigFile): ServerSettings {
         : {}),
       ...(cfg.server?.admin?.tokenFiles ? { tokenFiles: cfg.server.admin.tokenFiles } : {}),
       ...(cfg.server?.admin?.metrics?.maxEndpointSeries !== undefined ? { maxEndpointSeries: cfg.server.admin.metrics.maxEndpointSeries } : {}),
+      ...(cfg.server?.admin?.maxConnections !== undefined ? { maxConnections: cfg.server.admin.maxConnections } : {}),
     },
     engineTickMs: cfg.server?.engine?.tickMs ?? 1000,
     engineHealth: cfg.server?.engine?.health ?? {},

@@ -35,6 +35,16 @@ export function registerNativeMemoryTrims(registry: Registry): (reason: string, 
   };
 }
 
+/** Counts connections the admin port refused at server.admin.maxConnections; call what it returns at each. */
+export function registerAdminConnectionsRefused(registry: Registry): () => void {
+  const refused = new Counter({
+    name: 'fulcrum_admin_connections_refused_total',
+    help: 'Connections to the admin port closed at accept because server.admin.maxConnections were open.',
+    registers: [registry],
+  });
+  return () => refused.inc();
+}
+
 export const SYNC_STATES = ['SYNCED', 'STALE', 'NACKED', 'NOT_SENT'] as const;
 
 /**
