@@ -38,6 +38,20 @@ describe('streams charge the budget', () => {
     expect(budget.bytes).toBe(720); // 'b' list, shared by both addresses' streams
   });
 
+  test('SotW over IPv6: every address of one /64 is one peer, so new source addresses do not add budget', () => {
+    const budget = new SubscriptionBudget(limits);
+    const open = (peer: string) => sotwRig(base(), { limits, budget, peer });
+    open('[2001:db8:1:2::1]:5000').stream.onRequest(sotwReq(EDS, names('a', 10), { node: NODE }));
+    const other = open('[2001:db8:1:2::2]:5000');
+    other.stream.onRequest(sotwReq(EDS, names('b', 10), { node: NODE }));
+    expect(other.io.failure).toMatchObject({ code: 8, message: expect.stringContaining("2001:db8:1:2::/64's streams") as unknown });
+    expect(budget.peerBytes('2001:db8:1:2::/64')).toBe(10 * (40 + SUBSCRIPTION_BYTES_PER_NAME));
+    // Another /64 is another peer.
+    const elsewhere = open('[2001:db8:1:3::1]:5000');
+    elsewhere.stream.onRequest(sotwReq(EDS, names('b', 10), { node: NODE }));
+    expect(elsewhere.io.failure).toBeUndefined();
+  });
+
   test('SotW: a stream that changes its list moves its charge; closing gives it back', () => {
     const budget = new SubscriptionBudget(limits);
     const r = sotwRig(base(), { limits, budget, peer: '10.0.0.1:1' });
