@@ -41,7 +41,9 @@ export interface XdsLimits {
   readonly maxStreams: number;
   /**
    * What one peer is, for the per-peer limits, when it connects over IPv6: the first this many bits
-   * of its address (peer-group.ts). An IPv6 host owns a /64 and may use any address in it.
+   * of its address (peer-group.ts). An IPv6 host owns a /64 and may use any address in it, but
+   * many Envoys share one /64 (a cloud subnet, a node's pod range): 128 by default, each address its
+   * own peer, and 64 where untrusted clients reach the port.
    */
   readonly ipv6PeerPrefixLength: number;
   /** A new connection must start TLS or HTTP/2 (and finish the preface) within this time. */
@@ -95,7 +97,7 @@ export const DEFAULT_LIMITS: XdsLimits = {
   maxConnections: 5_000,
   maxStreamsPerPeer: 2_000,
   maxStreams: 5_000,
-  ipv6PeerPrefixLength: 64,
+  ipv6PeerPrefixLength: 128,
   handshakeTimeoutMs: 30_000,
   idleConnectionMs: 300_000,
   maxQueuedBytesPerStream: 64 * 1024,

@@ -4,9 +4,9 @@ import net from 'node:net';
  * The key a peer's connections, calls and subscription bytes are counted under for the per-peer
  * limits. An IPv4 address is its own key; an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how a
  * dual-stack listener sees an IPv4 client) is that IPv4 address. An IPv6 address is its prefix of
- * `prefixLength` bits, written `2001:db8:1:2::/64`: an ordinary IPv6 host owns a whole /64 and can
- * pick a new source address per connection, so counting exact addresses would let it step around
- * every per-peer limit. Anything else (no address: 'unknown') is its own key.
+ * `prefixLength` bits, written `2001:db8:1:2::/64` (at 128, the address itself): an ordinary IPv6
+ * host owns a whole /64 and can pick a new source address per connection, so where untrusted
+ * clients connect, a prefix of 64 stops it stepping around every per-peer limit. Anything else (no address: 'unknown') is its own key.
  */
 export function peerGroup(address: string, prefixLength: number): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);

@@ -33,15 +33,15 @@ describe('peerGroup: what one peer is for the per-peer limits', () => {
     expect(peerGroup('', 64)).toBe('');
   });
 
-  it('defaults to /64', () => {
-    expect(DEFAULT_LIMITS.ipv6PeerPrefixLength).toBe(64);
+  it('defaults to each address (128): many Envoys of one cloud subnet or pod range are not one peer unless asked', () => {
+    expect(DEFAULT_LIMITS.ipv6PeerPrefixLength).toBe(128);
   });
 });
 
 describe('per-peer call limit over IPv6', () => {
   it('counts every address of one /64 as one peer: a new source address does not step around maxStreamsPerPeer', () => {
     const hits: LimitName[] = [];
-    const gate = new StreamGate(withDefaults({ maxStreamsPerPeer: 2 }), (l) => hits.push(l));
+    const gate = new StreamGate(withDefaults({ maxStreamsPerPeer: 2, ipv6PeerPrefixLength: 64 }), (l) => hits.push(l));
     expect(gate.admitCall('2001:db8:1:2::1')).toBeUndefined();
     expect(gate.admitCall('2001:db8:1:2::2')).toBeUndefined();
     expect(gate.admitCall('2001:db8:1:2:dead:beef:0:3')).toBe('too many calls: server.xds.limits.maxStreamsPerPeer (2) reached');

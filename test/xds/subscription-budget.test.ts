@@ -38,9 +38,10 @@ describe('streams charge the budget', () => {
     expect(budget.bytes).toBe(720); // 'b' list, shared by both addresses' streams
   });
 
-  test('SotW over IPv6: every address of one /64 is one peer, so new source addresses do not add budget', () => {
-    const budget = new SubscriptionBudget(limits);
-    const open = (peer: string) => sotwRig(base(), { limits, budget, peer });
+  test('SotW over IPv6 with ipv6PeerPrefixLength 64: every address of one /64 is one peer, so new source addresses do not add budget', () => {
+    const by64 = { ...limits, ipv6PeerPrefixLength: 64 };
+    const budget = new SubscriptionBudget(by64);
+    const open = (peer: string) => sotwRig(base(), { limits: by64, budget, peer });
     open('[2001:db8:1:2::1]:5000').stream.onRequest(sotwReq(EDS, names('a', 10), { node: NODE }));
     const other = open('[2001:db8:1:2::2]:5000');
     other.stream.onRequest(sotwReq(EDS, names('b', 10), { node: NODE }));
