@@ -12,6 +12,17 @@ export interface EntryShape {
   [field: number]: EntryShape | undefined;
 }
 
+/**
+ * google.protobuf.Struct: every value, at any depth, is an entry (protobufjs builds each). For a
+ * Struct field of any message a hostile client can fill: node metadata, a build version's, an
+ * endpoint's in a load report.
+ */
+export const STRUCT_ENTRIES: EntryShape = {};
+const VALUE: EntryShape = { 5: STRUCT_ENTRIES };
+VALUE[6] = { 1: VALUE };
+// Struct.fields is a map: entries of { key = 1, value = 2 }; ListValue.values (1); Value.struct_value (5), list_value (6).
+STRUCT_ENTRIES[1] = { 2: VALUE };
+
 const LENGTH_DELIMITED = 2;
 /** Nesting deeper than this counts as over any limit (a recursive shape, such as Struct's, on hostile bytes). */
 const MAX_DEPTH = 64;

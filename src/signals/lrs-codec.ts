@@ -1,5 +1,5 @@
 import type protobuf from 'protobufjs';
-import { countEntries, type EntryShape } from '../runtime/protobuf-entries.js';
+import { countEntries, STRUCT_ENTRIES, type EntryShape } from '../runtime/protobuf-entries.js';
 import { envoyType, trimmedNodeType, withNodeType } from '../xds/envoy-api.js';
 
 /**
@@ -103,17 +103,17 @@ export function decodeLoadStatsRequest(bytes: Buffer): WireLoadStatsRequest {
 }
 
 /**
- * The most entries (cluster, locality, endpoint, metric and dropped-request stats together) one
- * load report may hold. protobufjs makes ~200 bytes of objects of each, even an empty one that
- * took two bytes on the wire: a 4 MiB report of two million empty cluster_stats cost ~500 MB, and
+ * The most entries (cluster, locality, endpoint, metric and dropped-request stats, and the values
+ * of endpoints' metadata, together) one load report may hold. protobufjs makes ~200 bytes of
+ * objects of each, even an empty one that took two bytes on the wire: a 4 MiB report of two million empty cluster_stats cost ~500 MB, and
  * two such reports killed a process under the shipped 384 MiB heap. A real report's entries take
  * 20 bytes or more each (an address, a metric name), so the largest request the port takes by
  * default (4 MiB) holds fewer than ~200,000; refused at this many, a hostile one costs ~50 MB.
  */
 export const MAX_LOAD_REPORT_ENTRIES = 250_000;
 
-/** The repeated message fields of a load report, by field number, with those of their own entries. */
-const ENDPOINT: EntryShape = { 5: undefined };
+/** The repeated message fields of a load report, by field number, with those of their own entries (an endpoint's metadata (6) is a Struct). */
+const ENDPOINT: EntryShape = { 5: undefined, 6: STRUCT_ENTRIES };
 const LOCALITY: EntryShape = { 5: undefined, 7: ENDPOINT };
 const CLUSTER: EntryShape = { 2: LOCALITY, 5: undefined };
 const REQUEST_ENTRIES: EntryShape = { 2: CLUSTER };

@@ -204,7 +204,7 @@ function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
 
 /** Ends a stream whose report was too large to decode (lrs-codec.ts, MAX_LOAD_REPORT_ENTRIES). */
 function refuseOversized(call: LrsCall, id: number, log: LrsServiceOptions['log']): void {
-  const details = `a load report holds at most ${MAX_LOAD_REPORT_ENTRIES} entries (cluster, locality, endpoint, metric and dropped-request stats together)`;
+  const details = `a load report holds at most ${MAX_LOAD_REPORT_ENTRIES} entries (cluster, locality, endpoint, metric and dropped-request stats, and endpoint metadata values, together)`;
   log?.warn({ lrsStream: id, peer: call.getPeer() }, `LRS stream refused: ${details}`);
   call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details });
 }

@@ -73,4 +73,15 @@ describe('LRS codec', () => {
     // A length past the end is an error, as protobufjs's own decoding says.
     expect(() => decodeBoundedLoadStatsRequest(Buffer.from([0x12, 0x05, 0x0a]))).toThrow(RangeError);
   });
+
+  it('counts the values of an endpoint\'s metadata, a Struct a client fills at will', () => {
+    const report = envoyReport();
+    const endpoint = (report.cluster_stats as { upstream_locality_stats: { upstream_endpoint_stats: Record<string, unknown>[] }[] }[])[0]?.upstream_locality_stats[0]?.upstream_endpoint_stats[0];
+    if (!endpoint) throw new Error('the report has no endpoint');
+    endpoint.metadata = { fields: { a: { listValue: { values: Array.from({ length: 20 }, () => ({})) } } } };
+    // 6 as above, and the metadata: the Struct, its field's entry and Value, the list and its 20 values: 30.
+    const bytes = encodeLoadStatsRequest(report);
+    expect(decodeBoundedLoadStatsRequest(bytes, 30)).toEqual(decodeLoadStatsRequest(bytes));
+    expect(decodeBoundedLoadStatsRequest(bytes, 29)).toHaveProperty('oversized');
+  });
 });

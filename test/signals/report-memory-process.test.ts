@@ -9,6 +9,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startCappedFulcrum, type FulcrumProcess } from '../support/fulcrum-process.js';
 import { callEnd, connectH2, grpcFrame, openCall, type CallEnd } from '../support/raw-grpc.js';
 import { scaled } from '../support/wait.js';
+import { field } from '../support/protobuf-bytes.js';
 import { LRS_METHOD_PATH } from '../../src/signals/lrs-codec.js';
 import { REPORT_METHOD_PATH } from '../../src/signals/report-grpc.js';
 
@@ -83,6 +84,21 @@ test('two 4 MiB load reports of empty cluster stats are refused before they are 
   if (!f) throw new Error('setup failed');
   // LoadStatsRequest.cluster_stats is field 2.
   for (const end of await sendTwice(f, LRS_METHOD_PATH, emptyEntries(2))) {
+    expect(end.status, JSON.stringify(end)).toBe(RESOURCE_EXHAUSTED);
+    expect(end.message).toMatch(/a load report holds at most 250000 entries/);
+  }
+}, scaled(180_000));
+
+test('two 4 MiB load reports of one endpoint whose metadata holds two million values are refused before they are decoded; fulcrum lives', async () => {
+  const f = fulcrum;
+  if (!f) throw new Error('setup failed');
+  // Struct { fields: { a: Value { list_value (6): ListValue { values (1): [2M empty] } } } }
+  const list = field(0x32, emptyEntries(1).subarray(0, LIMIT - 128));
+  const struct = field(0x0a, Buffer.concat([field(0x0a, Buffer.from('a')), field(0x12, list)]));
+  // cluster_stats (2) { upstream_locality_stats (2) { upstream_endpoint_stats (7) { metadata (6) } } }
+  const report = field(0x12, field(0x12, field(0x3a, field(0x32, struct))));
+  expect(report.length).toBeLessThan(LIMIT);
+  for (const end of await sendTwice(f, LRS_METHOD_PATH, report)) {
     expect(end.status, JSON.stringify(end)).toBe(RESOURCE_EXHAUSTED);
     expect(end.message).toMatch(/a load report holds at most 250000 entries/);
   }

@@ -12,6 +12,7 @@ import { startCappedFulcrum, type FulcrumProcess } from '../support/fulcrum-proc
 import { ADS_PATH, callEnd, connectH2, grpcFrame, openCall, type CallEnd } from '../support/raw-grpc.js';
 import { ADS_DELTA } from '../support/xds-client.js';
 import { scaled } from '../support/wait.js';
+import { field } from '../support/protobuf-bytes.js';
 
 const MiB = 1024 * 1024;
 const INTERNAL = 13;
@@ -29,17 +30,6 @@ afterAll(async () => {
   await fulcrum?.stop();
 });
 
-/** A protobuf varint. */
-function varint(n: number): number[] {
-  const out: number[] = [];
-  for (; n > 127; n >>>= 7) out.push((n & 127) | 128);
-  out.push(n);
-  return out;
-}
-
-/** A length-delimited field (`tag` is field << 3 | 2). */
-const field = (tag: number, body: Buffer): Buffer => Buffer.concat([Buffer.from([tag, ...varint(body.length)]), body]);
-
 /** Repeated empty entries of one length-delimited field, two bytes each, `bytes` in all. */
 function empties(tag: number, bytes: number): Buffer {
   const out = Buffer.alloc(bytes - (bytes % 2));
@@ -49,12 +39,17 @@ function empties(tag: number, bytes: number): Buffer {
 
 const BODY = 4 * MiB - 256;
 
-/** Node { id, metadata: Struct { fields: { a: Value { list_value: ListValue { values: [2M empty] } } } } }. */
-function hugeMetadataNode(): Buffer {
+/** Struct { fields: { a: Value { list_value: ListValue { values: [2M empty] } } } }. */
+function hugeStruct(): Buffer {
   const list = field(0x32, empties(0x0a, BODY));
   const entry = Buffer.concat([field(0x0a, Buffer.from('a')), field(0x12, list)]);
-  return Buffer.concat([field(0x0a, Buffer.from('n1')), field(0x1a, field(0x0a, entry))]);
+  return field(0x0a, entry);
 }
+
+/** Node { id, metadata: hugeStruct }. */
+const hugeMetadataNode = (): Buffer => Buffer.concat([field(0x0a, Buffer.from('n1')), field(0x1a, hugeStruct())]);
+/** Node { id, user_agent_build_version (8): BuildVersion { metadata (2): hugeStruct } }. */
+const hugeBuildVersionNode = (): Buffer => Buffer.concat([field(0x0a, Buffer.from('n1')), field(0x42, field(0x12, hugeStruct()))]);
 
 /** A SotW DiscoveryRequest: node (2), type_url (4), error_detail (6). */
 const sotw = (node: Buffer, status?: Buffer): Buffer => Buffer.concat([field(0x12, node), field(0x22, Buffer.from(CDS)), ...(status ? [field(0x32, status)] : [])]);
@@ -94,6 +89,10 @@ test.each([
   ['SotW, error_detail', ADS_PATH, () => sotw(node, hugeDetails())],
   ['Delta, node metadata', ADS_DELTA, () => delta(hugeMetadataNode())],
   ['Delta, error_detail', ADS_DELTA, () => delta(node, hugeDetails())],
+  ['SotW, node build-version metadata', ADS_PATH, () => sotw(hugeBuildVersionNode())],
+  ['Delta, node build-version metadata', ADS_DELTA, () => delta(hugeBuildVersionNode())],
+  // resource_locators_subscribe (8): two million empty ResourceLocators.
+  ['Delta, resource locators', ADS_DELTA, () => Buffer.concat([delta(node), empties(0x42, BODY)])],
 ])('%s: twenty 4 MiB requests of empty entries end their streams undecoded; fulcrum lives', async (_name, path, message) => {
   const f = fulcrum;
   if (!f) throw new Error('setup failed');
