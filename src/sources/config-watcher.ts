@@ -111,9 +111,10 @@ export class ConfigWatcher {
       return;
     }
     if (text === this.lastText) return;
-    // A write in place truncates first: caught empty, the file would parse as an empty catalog and
-    // delete every cluster it defines until the rest lands. An empty catalog is said in the file.
-    if (text.trim() === '') {
+    // A write in place truncates first: caught empty, or holding only its opening comments (a large
+    // file lands in chunks), the file would parse as an empty catalog and delete every cluster it
+    // defines until the rest lands. An empty catalog is said in the file.
+    if (holdsNoDocument(text)) {
       if (!this.stopped) this.events.onInvalid(new Error(`${this.path}: the file is empty (being written?); the last good config keeps being served (write "clusters: []" to remove every cluster)`));
       return;
     }
@@ -130,6 +131,20 @@ export class ConfigWatcher {
     this.lastText = text;
     if (!this.stopped) this.events.onConfig(config);
   }
+}
+
+/**
+ * Whether `text` holds no YAML (or JSON) content: only blank lines, comments and document
+ * markers. Read line by line up to the first content line, so a large file costs a line or two.
+ */
+export function holdsNoDocument(text: string): boolean {
+  for (let start = 0; start < text.length; ) {
+    const end = text.indexOf('\n', start);
+    const line = text.slice(start, end < 0 ? text.length : end).trim();
+    if (line !== '' && !line.startsWith('#') && line !== '---' && line !== '...') return false;
+    start = end < 0 ? text.length : end + 1;
+  }
+  return true;
 }
 
 /**
