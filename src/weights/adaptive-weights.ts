@@ -381,7 +381,7 @@ export class AdaptiveWeights {
     const out: { cluster: string; lastResort: LastResort }[] = [];
     for (const [name, c] of this.clusters) {
       const health = this.publishedHealthOf(name);
-      const keys = this.explain(name)?.tick.weights.keys() ?? c.endpoints.map(endpointKey);
+      const keys = this.tickKeys(name) ?? c.endpoints.map(endpointKey);
       const lastResort = lastResortOf(bestTierOf(keys, health));
       if (lastResort !== undefined) out.push({ cluster: name, lastResort });
     }
@@ -407,12 +407,25 @@ export class AdaptiveWeights {
     return out;
   }
 
-  /** Each adaptive cluster's last tick, where this replica computes it (not another owner's). */
+  /** Each adaptive cluster's last tick, where this replica computes it (not another owner's: explain's remote tick says nothing of either). */
   private *adaptiveTicks(): Generator<[string, ClusterTick]> {
     for (const [name, c] of this.clusters) {
-      const tick = c.weighting.kind === 'static' ? undefined : this.explain(name)?.tick;
+      if (c.weighting.kind === 'static' || this.ownerOverrides(name) !== undefined) continue;
+      const tick = this.last.get(name);
       if (tick !== undefined) yield [name, tick];
     }
+  }
+
+  /**
+   * The keys of the cluster's tick as explain() gives it (another owner's: its weighted
+   * overrides), without building explain's remote maps of every endpoint at every scrape.
+   */
+  private tickKeys(name: string): Iterable<string> | undefined {
+    const remote = this.ownerOverrides(name);
+    if (remote === undefined) return this.last.get(name)?.weights.keys();
+    return (function* () {
+      for (const [key, o] of remote) if (o.weight !== undefined) yield key;
+    })();
   }
 
   publishedWeights(cluster: string): ReadonlyMap<string, number> | undefined {

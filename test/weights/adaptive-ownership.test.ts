@@ -52,4 +52,19 @@ describe('AdaptiveWeights in replicated mode', () => {
     expect(a.tick(2_000)?.get('a')).toEqual(first?.get('a'));
     expect(a.explain('a')?.tick.weights).toBeDefined();
   });
+
+  it('the scrape-time gauges read another owner\'s cluster from its overrides: its last resort, and no fail-static or freshness line of its own', () => {
+    const a = new AdaptiveWeights(new WeightEngine());
+    const pid = { weighting: { kind: 'pid', setpoint: 'mean', metric: 'cpu' } } as const;
+    a.setCatalog({ ...catalog, clusters: [catalog.clusters[0]!, cluster('b', [endpoint('10.0.0.1', 8080, { health: 'DEGRADED' }), endpoint('10.0.0.2')], pid)] });
+    // This replica ticked b while it owned it: that tick must not speak for b once another replica owns it.
+    a.tick(1_000);
+    a.setOwnership((c) => c === 'a');
+    // The owner's probes took the HEALTHY one out: only the DEGRADED one is left to route to.
+    a.setRemote('b', new Map([['10.0.0.1:8080', { weight: 7 }], ['10.0.0.2:8080', { health: 'UNHEALTHY' as const }]]));
+    a.tick(2_000);
+    expect(a.lastResorts()).toEqual([{ cluster: 'b', lastResort: 'DEGRADED' }]);
+    expect(a.signalsNotFresh().map((l) => l.cluster)).toEqual(['a']);
+    expect(a.failStaticClusters()).toEqual([]);
+  });
 });
