@@ -64,11 +64,11 @@ export class Signals {
     };
     // An agent whose samples keep failing (an endpoint removed from the catalog, a percentage for
     // a fraction) sends the same problem every second: logged once a minute per transport, with
-    // the first problem to fix; the metric counts every sample.
+    // the first problem to fix; the metric counts every sample. (The reporter is cut at ingest: REPORTER_MAX.)
     const rejections = new WindowedLog((fields, message) => options.log.warn(fields, message), 'report batch had rejected samples', REJECTIONS_LOG_WINDOW_MS, options.now);
     const onBatch = (s: BatchSummary): void => {
       options.onSamples?.(s.transport, s.accepted, s.rejected);
-      if (s.rejected > 0) rejections.event(s.transport, { ...s, reporter: s.reporter.slice(0, 200), ...(s.firstRejection ? { firstRejection: { field: s.firstRejection.field.slice(0, 100), reason: s.firstRejection.reason.slice(0, 300) } } : {}) });
+      if (s.rejected > 0) rejections.event(s.transport, { ...s, ...(s.firstRejection ? { firstRejection: { field: s.firstRejection.field.slice(0, 100), reason: s.firstRejection.reason.slice(0, 300) } } : {}) });
     };
     const onSamples = options.onSamples;
     if (onSamples) {
