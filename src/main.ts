@@ -41,6 +41,7 @@ import { Metrics, type ClusterEndpointValues, type EndpointValue } from './telem
 import { registerAdminConnectionsRefused, registerBuildInfo, registerLastResorts, registerNativeMemoryTrims, registerSignalStates, registerSyncStates } from './telemetry/operator-metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
+import { WeightArchiveSweep } from './weights/archive-sweep.js';
 import { WeightLoop } from './weights/weight-loop.js';
 import { clearTextTokensWarning, unboundClientsWarning, XdsAuthz } from './xds/authz.js';
 import { sharedProxyViews } from './admin/views.js';
@@ -272,7 +273,9 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   // The embedder's client, or the etcd store's own: one client per replica, closed by the store.
   const etcd = options.etcd ?? store.replication?.();
   const ha = etcd ? haReplica(boot, core, etcd, options) : undefined;
-  const feed = new CatalogFeed(store, [core.adaptive, core.signals, core.publisher, ...(ha ? [ha] : [])]);
+  // Replicated, archived weights are the replication's records, swept by it (src/ha); alone, the store's.
+  const sweep = ha ? undefined : new WeightArchiveSweep(store, (err, clusters) => boot.log.warn({ err, clusters }, 'published weights of removed clusters not deleted; swept again at the next start'));
+  const feed = new CatalogFeed(store, [core.adaptive, ...(sweep ? [sweep] : []), core.signals, core.publisher, ...(ha ? [ha] : [])]);
   const source = new ConfigSource(options.configPath, {
     store,
     log,
@@ -305,9 +308,14 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   // is published, or a proxy connecting before it would delete them (held-answers.ts).
   const complete = discovery?.firstSync.then(() => feed.delivered()).then(() => core.publisher.publishNow());
   if (complete) ha?.sweepAfter(complete);
-  // Restored weights wait for the discovered clusters that arrive with discovery's first view, and no longer.
-  if (complete) void complete.then(() => core.adaptive.settleSeeds(), () => undefined);
-  else core.adaptive.settleSeeds();
+  // Restored weights wait for the discovered clusters that arrive with discovery's first view, and
+  // no longer; the archived weights of clusters still absent then are deleted.
+  const settle = (): void => {
+    core.adaptive.settleSeeds();
+    sweep?.settle();
+  };
+  if (complete) void complete.then(settle, () => undefined);
+  else settle();
   const xds = xdsServer(boot, core, options, security, complete);
   // Unready first at stop, so load balancers stop sending new proxies here while streams drain.
   const stopping = { now: false };

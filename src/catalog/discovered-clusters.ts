@@ -190,6 +190,12 @@ export class DiscoveryAwareStore implements CatalogStore {
   loadWeights() {
     return this.store.loadWeights();
   }
+  deleteWeights(clusters: readonly string[]) {
+    return this.store.deleteWeights(clusters);
+  }
+  weightedClusters() {
+    return this.store.weightedClusters();
+  }
   health() {
     return this.store.health();
   }

@@ -509,6 +509,17 @@ export function storeContract(harness: () => StoreHarness): void {
       await expect(attempt(() => s.saveAllWeights(new Map([['web', new Map([['x', 1.5]])]])))).rejects.toThrow();
       expect(s.loadWeights().get('web')).toEqual(new Map([['10.0.0.2:80', 25]]));
     });
+
+    it('are deleted per cluster (a discovered cluster that went), others kept', async () => {
+      const s = await fresh();
+      await s.saveAllWeights(new Map([['web', new Map([['10.0.0.1:80', 10]])], ['api', new Map([['::1:81', 1]])], ['db', new Map([['10.0.0.9:5432', 4]])]]));
+      expect([...s.weightedClusters()].sort()).toEqual(['api', 'db', 'web']);
+      await s.deleteWeights(['web', 'db', 'never-saved']);
+      await s.deleteWeights([]);
+      expect(s.weightedClusters()).toEqual(['api']);
+      expect(s.loadWeights()).toEqual(new Map([['api', new Map([['::1:81', 1]])]]));
+      expect(s.audit()).toEqual([]);
+    });
   });
 
   describe('overrides on discovered clusters', () => {

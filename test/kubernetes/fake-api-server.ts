@@ -12,22 +12,33 @@ export interface FakeApiState {
   up: boolean;
   services: readonly object[];
   slices: readonly object[];
+  /** Requests answered so far (counted by the server). */
+  requests?: number;
+  /** The next watch of each of these collections answers 410 Gone (its informer then lists again). */
+  gone?: Set<'services' | 'endpointslices'>;
 }
 
 export function fakeApiServer(state: FakeApiState): Promise<Server> {
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
     res.setHeader('content-type', 'application/json');
+    state.requests = (state.requests ?? 0) + 1;
     if (!state.up) {
       res.writeHead(503);
       res.end(JSON.stringify({ kind: 'Status', code: 503, message: 'the API server is restarting' }));
+      return;
+    }
+    const collection = url.pathname.endsWith('endpointslices') ? 'endpointslices' : 'services';
+    if (url.searchParams.get('watch') === 'true' && state.gone?.delete(collection) === true) {
+      res.writeHead(410);
+      res.end(JSON.stringify({ kind: 'Status', code: 410, message: 'too old resource version' }));
       return;
     }
     if (url.searchParams.get('watch') === 'true') {
       res.writeHead(200);
       return; // held open until the client goes away
     }
-    const items = url.pathname.endsWith('endpointslices') ? state.slices : state.services;
+    const items = collection === 'endpointslices' ? state.slices : state.services;
     res.end(JSON.stringify({ metadata: { resourceVersion: '7' }, items }));
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));

@@ -104,6 +104,10 @@ export interface CatalogStore {
   saveAllWeights(all: ReadonlyMap<string, ReadonlyMap<string, number>>): MaybePromise<void>;
   /** cluster → endpoint key → weight, as last saved (by any replica). */
   loadWeights(): Map<string, Map<string, number>>;
+  /** Deletes the published weights of `clusters` (clusters gone from the catalog without a store delete: discovered ones). */
+  deleteWeights(clusters: readonly string[]): MaybePromise<void>;
+  /** The clusters that have published weights saved. */
+  weightedClusters(): string[];
 
   health(): StoreHealth;
   describe(): StoreDescription;

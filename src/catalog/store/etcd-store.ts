@@ -286,6 +286,10 @@ export class EtcdStore implements CatalogStore {
     return new Map(this.mirror.list<StoredWeights>('weights').map(([cluster, e]) => [cluster, new Map(Object.entries(e.value.weights))]));
   }
 
+  weightedClusters(): string[] {
+    return this.mirror.list<StoredWeights>('weights').map(([cluster]) => cluster);
+  }
+
   onChange(listener: ChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -427,6 +431,19 @@ export class EtcdStore implements CatalogStore {
       this.checkSize('weights', chunk.map((p) => p.key).join(', '), texts);
       const ops = texts.map((p) => this.ns.put(p.key).value(p.text));
       const res = await this.send(() => this.unconditional(chunk[0]?.key ?? 'weights').then(...ops).commit());
+      await this.caughtUp(Number(res.header.revision));
+      this.wrote(started, 'weights');
+    }
+  }
+
+  /** Deletes the published weights of `clusters` (derived state, as saveAllWeights: no audit, no compare). */
+  async deleteWeights(clusters: readonly string[]): Promise<void> {
+    const keys = clusters.map((c) => keyOf('weights', c));
+    for (let i = 0; i < keys.length; i += MAX_OPS_PER_TXN) {
+      this.assertWritable();
+      const started = performance.now();
+      const chunk = keys.slice(i, i + MAX_OPS_PER_TXN);
+      const res = await this.send(() => this.unconditional(chunk[0] ?? 'weights').then(...chunk.map((k) => this.ns.delete().key(k))).commit());
       await this.caughtUp(Number(res.header.revision));
       this.wrote(started, 'weights');
     }

@@ -323,6 +323,7 @@ export class Store implements CatalogStore {
       insertWeight: db.prepare<[string, string, number, string]>(
         `INSERT INTO published_weights (cluster, endpoint, weight, at) VALUES (?, ?, ?, ?)`,
       ),
+      weightedClusters: db.prepare<[], { cluster: string }>(`SELECT DISTINCT cluster FROM published_weights ORDER BY cluster`),
       allWeights: db.prepare<[], { cluster: string; endpoint: string; weight: number }>(
         `SELECT cluster, endpoint, weight FROM published_weights ORDER BY cluster, endpoint`,
       ),
@@ -889,6 +890,27 @@ export class Store implements CatalogStore {
       })
       .immediate();
     this.wrote(started, 'weights');
+  }
+
+  /**
+   * Deletes the published weights of `clusters`, in one transaction. For clusters that left the
+   * catalog without a store write (discovered ones) or before this process started: a stored
+   * cluster's delete drops its weights itself (removeCluster).
+   */
+  deleteWeights(clusters: readonly string[]): void {
+    if (clusters.length === 0) return;
+    const started = performance.now();
+    this.db
+      .transaction(() => {
+        for (const cluster of clusters) this.stmt.deleteWeightsOf.run(cluster);
+      })
+      .immediate();
+    this.wrote(started, 'weights');
+  }
+
+  /** The clusters that have published weights saved. */
+  weightedClusters(): string[] {
+    return this.stmt.weightedClusters.all().map((r) => r.cluster);
   }
 
   /** cluster → endpoint key → weight, as last saved. */

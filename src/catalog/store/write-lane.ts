@@ -115,6 +115,11 @@ export class WriteLane implements CatalogStore {
     return this.durable(() => this.store.saveAllWeights(all));
   }
 
+  /** Queued like saveAllWeights: a save queued before it (behind a sliced write) cannot bring the rows back after it. */
+  deleteWeights(clusters: readonly string[]): MaybePromise<void> {
+    return this.durable(() => this.store.deleteWeights(clusters));
+  }
+
   pruneAudit(keepLast: number, maxRows?: number): MaybePromise<number> {
     return this.durable(() => this.store.pruneAudit(keepLast, maxRows));
   }
@@ -215,6 +220,10 @@ export class WriteLane implements CatalogStore {
 
   loadWeights(): Map<string, Map<string, number>> {
     return this.store.loadWeights();
+  }
+
+  weightedClusters(): string[] {
+    return this.store.weightedClusters();
   }
 
   health(): StoreHealth {
