@@ -6,6 +6,13 @@ import { Slicer } from '../runtime/slicer.js';
 import { appliedCatalog, changedKeys, changeSummary, compareCatalogs, type AppliedCatalog } from './config-diff.js';
 import { ConfigWatcher, type ConfigRead } from './config-watcher.js';
 
+/**
+ * A reload's outcome: `ok` once the store took it, `store_failed` when the store refused it (once
+ * per edit, however often it is retried; `ok` follows if a retry stores it), `rejected` when the
+ * file is invalid.
+ */
+export type ReloadOutcome = 'ok' | 'store_failed' | 'rejected';
+
 export interface ConfigSourceOptions {
   /** Where the file's clusters, listeners and node groups go (the store's `file` rows). */
   readonly store: {
@@ -19,7 +26,7 @@ export interface ConfigSourceOptions {
     error(obj: object, msg: string): void;
   };
   /** Each reload's outcome (metrics). */
-  readonly onReload?: (outcome: 'ok' | 'rejected') => void;
+  readonly onReload?: (outcome: ReloadOutcome) => void;
   /** Quiet time before an edited file is read (default the watcher's). */
   readonly settleMs?: number;
   /** Delay before seeding an edit again that the store refused (default 1 s, doubling up to 30 s). */
@@ -118,7 +125,6 @@ export class ConfigSource implements Component {
   }
 
   private reloaded(config: LoadedConfig): void {
-    this.options.onReload?.('ok');
     const edit = ++this.edits;
     this.wake?.();
     this.seeding = this.seeding.then(() =>
@@ -146,20 +152,26 @@ export class ConfigSource implements Component {
     this.options.log.info({ file: this.path, ...counts, changes }, msg);
     this.warnRestartNeeded(config);
     await slicer.step();
-    await this.seedUntilStored(applied.catalog, edit);
+    await this.seedUntilStored(applied.catalog, edit, true);
   }
 
   /**
    * Seeds an edit, again with backoff while the store refuses it (etcd without quorum answers
    * 503 for a while): the file is edited once, and an edit seeded only at the next edit or
    * restart was an edit lost meanwhile. Until it is stored, a newer edit takes its place, or stop.
+   * `reload`: the seed is an edit's, counted (onReload) when stored and at its first refusal only.
    */
-  private async seedUntilStored(catalog: Catalog, edit: number): Promise<void> {
+  private async seedUntilStored(catalog: Catalog, edit: number, reload = false): Promise<void> {
     const { initial, max } = this.options.retryMs ?? { initial: 1_000, max: 30_000 };
+    let refused = false;
     for (let delay = initial; !this.stopped && edit === this.edits; delay = Math.min(max, delay * 2)) {
       try {
-        return await this.seed(catalog);
+        await this.seed(catalog);
+        if (reload) this.options.onReload?.('ok');
+        return;
       } catch (err) {
+        if (reload && !refused) this.options.onReload?.('store_failed');
+        refused = true;
         if (this.stopped || edit !== this.edits) return;
         this.options.log.warn({ file: this.path, err, retryInMs: delay }, 'config reload could not be stored yet; retrying');
         await new Promise<void>((resolve) => {

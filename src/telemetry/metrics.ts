@@ -97,7 +97,7 @@ export class Metrics {
     );
     this.reloads = new Counter({
       name: 'fulcrum_config_reloads_total',
-      help: 'Config file reloads, by result: ok (applied) or rejected (invalid; the last good config stays).',
+      help: 'Config file reloads, by result: ok (stored), store_failed (valid, but the store refused it; retried, counted once per edit) or rejected (invalid; the last good config stays).',
       labelNames: ['result'],
       registers,
     });
@@ -159,6 +159,7 @@ export class Metrics {
     }
     this.reloads.inc({ result: 'ok' }, 0);
     this.reloads.inc({ result: 'rejected' }, 0);
+    this.reloads.inc({ result: 'store_failed' }, 0);
   }
 
   /** Where `xds_connected_proxies` reads from at scrape time: one protocol name per connected stream. */
@@ -222,7 +223,7 @@ export class Metrics {
     this.publishSeconds.observe(ms / 1000);
   }
 
-  configReload(result: 'ok' | 'rejected'): void {
+  configReload(result: 'ok' | 'store_failed' | 'rejected'): void {
     this.reloads.inc({ result });
   }
 

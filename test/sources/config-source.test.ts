@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -6,7 +7,7 @@ import { openStore, StoreUnavailableError, type SeedResult } from '../../src/cat
 import { WriteLane } from '../../src/catalog/store/write-lane.js';
 import type { Catalog } from '../../src/catalog/types.js';
 import { parseConfig } from '../../src/sources/config-file.js';
-import { ConfigSource } from '../../src/sources/config-source.js';
+import { ConfigSource, type ReloadOutcome } from '../../src/sources/config-source.js';
 import { waitFor } from '../support/wait.js';
 
 function recorder(conflicts: SeedResult['conflicts'] = []) {
@@ -29,7 +30,7 @@ function recorder(conflicts: SeedResult['conflicts'] = []) {
         },
       },
       log: { info: log('info'), warn: log('warn'), error: log('error') },
-      onReload: (o: 'ok' | 'rejected') => void outcomes.push(o),
+      onReload: (o: ReloadOutcome) => void outcomes.push(o),
       settleMs: 10,
     },
   };
@@ -108,6 +109,34 @@ describe('ConfigSource', () => {
       expect(r.logs.filter((l) => l.level === 'warn').map((l) => l.msg)).toContain('config reload could not be stored yet; retrying');
     } finally {
       source.stop();
+    }
+  });
+
+  it('a reload the store refuses is counted store_failed once, however often retried, and ok only once stored', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-source-'));
+    const path = join(dir, 'fulcrum.yaml');
+    await writeFile(path, 'clusters: [{ name: a }]\n');
+    const store = new WriteLane(openStore(join(dir, 'data'), { busyTimeoutMs: 20 }));
+    const r = recorder();
+    const source = new ConfigSource(path, { ...r.options, store, retryMs: { initial: 20, max: 40 } });
+    await source.start();
+    // Another process holds SQLite's write lock: every seed is refused (SQLITE_BUSY, 503).
+    const other = new Database(join(dir, 'data', 'fulcrum.db'));
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      await writeFile(path, 'clusters: [{ name: b }]\n');
+      const retried = (): number => r.logs.filter((l) => l.msg === 'config reload could not be stored yet; retrying').length;
+      await waitFor(() => retried() >= 3, { what: 'the edit refused and retried', timeoutMs: 20_000 });
+      expect(r.outcomes).toEqual(['store_failed']);
+      other.exec('ROLLBACK');
+      await waitFor(() => store.getCluster('b') !== undefined, { what: 'the edit stored once the lock is gone', timeoutMs: 20_000 });
+      await waitFor(() => r.outcomes.length === 2, { what: 'the stored edit counted', timeoutMs: 20_000 });
+      expect(r.outcomes).toEqual(['store_failed', 'ok']);
+    } finally {
+      source.stop();
+      if (other.inTransaction) other.exec('ROLLBACK');
+      other.close();
+      await store.close();
     }
   });
 
