@@ -17,6 +17,7 @@ import { runCli } from './cli/run.js';
 import type { ServeFlags } from './cli/serve-flags.js';
 import { packageVersion } from './cli/version.js';
 import { DurableStore } from './catalog/store/durable-store.js';
+import type { WatchState } from './catalog/store/etcd-store.js';
 import { EtcdCompactor } from './catalog/store/etcd-compactor.js';
 import { auditKeepLastOf, DEFAULT_COMPACT_EVERY_MS } from './catalog/store/store-config.js';
 import { AuditRetention } from './catalog/audit-retention.js';
@@ -141,6 +142,7 @@ export async function startFulcrum(options: FulcrumOptions): Promise<Fulcrum> {
     config: boot.config.store,
     onWrite: (ms, kind) => core.metrics.storeWritten(kind, ms),
     onHealth: (h) => (h.writable ? boot.log.info('store writable again') : boot.log.error({ reason: h.reason }, 'store refuses writes')),
+    onWatch: (state, reason) => logWatch(boot.log, state, reason),
   });
   if (options.dataDir !== undefined) await life.start(dataDirLock(options.dataDir, boot.log));
   await life.start(durable);
@@ -347,6 +349,13 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
   const settled = discovery ? discovery.firstSync : Promise.resolve();
   return { components: [...pipeline, admin, ...served, readiness], xds, admin, ha, settled, warmed: admin.warmed };
+}
+
+/** The etcd store's watch: lost or rewound is a warning (the replica serves what it read last meanwhile). */
+function logWatch(log: Logger, state: WatchState, reason: string | undefined): void {
+  if (state === 'watching') log.info('etcd store: watching etcd again');
+  else if (state === 'lost') log.warn({ reason }, 'etcd store: watch of etcd lost; serving the last state read until it is back');
+  else log.warn({ reason }, "etcd store: etcd's history went back (restored without --bump-revision?): listing it again");
 }
 
 /** The etcd client and key prefix replication uses (FulcrumOptions.etcd, or the etcd store's own). */

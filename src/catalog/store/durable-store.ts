@@ -6,12 +6,15 @@ import type { CatalogStore, StoreHealth } from './catalog-store.js';
 import { DEFAULT_STORE_CONFIG, type StoreConfig } from './store-config.js';
 import { openStore, type StoreOptions } from './store.js';
 import { WriteLane } from './write-lane.js';
+import type { WatchState } from './etcd-store.js';
 
 export interface DurableStoreOptions extends StoreOptions {
   /** Which store to open (the config file's `store:`); default SQLite in the data directory. */
   readonly config?: StoreConfig;
   /** etcd only: writes refused / resumed. */
   readonly onHealth?: (health: StoreHealth) => void;
+  /** etcd only: the store's watch lost, rewound (etcd restored) or back. */
+  readonly onWatch?: (state: WatchState, reason?: string) => void;
 }
 
 /**
@@ -38,11 +41,11 @@ export class DurableStore implements Component {
   }
 
   async start(): Promise<void> {
-    const { config = DEFAULT_STORE_CONFIG, onHealth, ...options } = this.options;
+    const { config = DEFAULT_STORE_CONFIG, onHealth, onWatch, ...options } = this.options;
     if (config.kind === 'etcd') {
       // Loaded only for etcd: etcd3 brings its own gRPC copy and parses its .proto at import.
       const { openEtcdStore } = await import('./etcd-store.js');
-      const store = await openEtcdStore(config.etcd, { ...options, ...(onHealth ? { onHealth } : {}) });
+      const store = await openEtcdStore(config.etcd, { ...options, ...(onHealth ? { onHealth } : {}), ...(onWatch ? { onWatch } : {}) });
       this.opened = { store, dir: this.dataDir ?? '', temporary: false };
       return;
     }

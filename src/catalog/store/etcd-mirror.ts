@@ -25,12 +25,17 @@ export interface MirrorBatch {
   readonly deletes: readonly { readonly section: Section; readonly name: string }[];
   /** A re-list after the watch lost its place: puts and deletes are the differences found. */
   readonly resync: boolean;
+  /**
+   * The re-list followed a rewind of etcd's history (a restore): revisions are reused, so a
+   * mod_revision no longer names one value; every entry is among the puts.
+   */
+  readonly rewound?: boolean;
 }
 
 export interface MirrorOptions {
   readonly onBatch: (batch: MirrorBatch) => void;
-  /** The watch broke or was resumed (for health and logs). */
-  readonly onWatchState?: (connected: boolean, reason?: string) => void;
+  /** The watch broke or was resumed (for health and logs); `rewound`: it broke because etcd's history went back. */
+  readonly onWatchState?: (connected: boolean, reason?: string, rewound?: boolean) => void;
 }
 
 type Waiter = { readonly revision: number; readonly resolve: () => void };
@@ -162,7 +167,7 @@ export class EtcdMirror implements MirrorView {
   private async rewound(watcher: Watcher, seen: bigint): Promise<void> {
     if (!(await historyRewound(this.ns, MARK_KEY, seen, () => this.watcher === watcher && !this.stopped))) return;
     if (this.watcher !== watcher || this.stopped) return;
-    this.options.onWatchState?.(false, `etcd's history ends below revision ${seen}, which this replica applied (restored from an older snapshot?): listing again`);
+    this.options.onWatchState?.(false, `etcd's history ends below revision ${seen}, which this replica applied (restored from an older snapshot?): listing again`, true);
     this.watcher = undefined;
     await watcher.cancel().catch(() => undefined);
     void this.recover(true);
@@ -217,13 +222,14 @@ export class EtcdMirror implements MirrorView {
     for (const section of SECTIONS) {
       const before = this.sections.get(section) as Map<string, Entry<unknown>>;
       const after = fresh.get(section) as Map<string, Entry<unknown>>;
-      for (const [name, entry] of after) if (before.get(name)?.mod !== entry.mod) puts.push({ section, name, entry });
+      // After a rewind an equal mod_revision may hold another value: every entry is reported.
+      for (const [name, entry] of after) if (rewound || before.get(name)?.mod !== entry.mod) puts.push({ section, name, entry });
       for (const name of before.keys()) if (!after.has(name)) deletes.push({ section, name });
       this.sections.set(section, after);
     }
     const revision = Number(res.header.revision);
     if (rewound) [this.rev, this.marked] = [revision, 0];
-    if (report) this.advance(revision, { puts, deletes, resync: true });
+    if (report) this.advance(revision, { puts, deletes, resync: true, ...(rewound ? { rewound } : {}) });
     else this.rev = Math.max(this.rev, revision);
   }
 

@@ -93,7 +93,12 @@ export interface EtcdStoreOptions {
   readonly probeIntervalMs?: number;
   /** etcd's --max-request-bytes (default 1.5 MiB): larger writes get a StoreLimitError first. */
   readonly maxRequestBytes?: number;
+  /** The store's watch of etcd changed state (for logs): once per change, not at every retry. */
+  readonly onWatch?: (state: WatchState, reason?: string) => void;
 }
+
+/** `lost`: etcd unreachable, the last state read is served; `rewound`: etcd's history went back (a restore), listing again. */
+export type WatchState = 'watching' | 'lost' | 'rewound';
 
 const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 const NO_SPACE_ADVICE =
@@ -141,6 +146,9 @@ export class EtcdStore implements CatalogStore {
   private readonly mirror: EtcdMirror;
   /** What the last seed found each file cluster matching (etcd-plans.ts planSeed): not compared again while it holds. */
   private seeded: SeededMods = new Map();
+  /** Rewinds of etcd's history seen (a restore): a seed planning across one forgets what it found before. */
+  private rewinds = 0;
+  private watchState: WatchState = 'watching';
   private readonly health_: EtcdHealth;
   private readonly listeners = new Set<ChangeListener>();
   private readonly weightListeners = new Set<(clusters: readonly string[]) => void>();
@@ -166,7 +174,10 @@ export class EtcdStore implements CatalogStore {
     this.now = options.now ?? (() => new Date());
     this.writeTimeoutMs = settings.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
     this.maxBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
-    this.mirror = new EtcdMirror(this.ns, { onBatch: (b) => this.applied(b) });
+    this.mirror = new EtcdMirror(this.ns, { onBatch: (b) => this.applied(b), onWatchState: (up, reason, rewound) => {
+      if (rewound === true) this.forgetSeeded();
+      this.watchChanged(up ? 'watching' : rewound === true ? 'rewound' : 'lost', reason);
+    } });
     this.health_ = new EtcdHealth((deadline) => this.ns.get('health').options({ deadline }).exec(), {
       intervalMs: options.probeIntervalMs ?? 1_000,
       timeoutMs: Math.min(this.writeTimeoutMs, 2_000),
@@ -400,8 +411,11 @@ export class EtcdStore implements CatalogStore {
     // A failed seed forgets what the earlier ones found: it is compared whole next time.
     let earlier = this.seeded;
     this.seeded = new Map();
+    let rewinds = this.rewinds;
     for (let attempt = 1; ; attempt++) {
       this.assertWritable();
+      // etcd's history went back meanwhile: the mod_revisions found before may name other values now.
+      if (rewinds !== this.rewinds) [earlier, rewinds] = [new Map(), this.rewinds];
       const { plans, conflicts, seeded } = planSeed(this.mirror, catalog, this.at(), earlier);
       earlier = seeded;
       if (plans.length === 0) {
@@ -609,8 +623,22 @@ export class EtcdStore implements CatalogStore {
     }
   }
 
+  /** Revisions are reused after a restore without --bump-revision: what the last seed found unchanged is unknown. */
+  private forgetSeeded(): void {
+    this.seeded = new Map();
+    this.rewinds++;
+  }
+
+  /** A lost watch is told once, not at each reconnection attempt; a rewind is told even while lost. */
+  private watchChanged(state: WatchState, reason: string | undefined): void {
+    if (state === this.watchState || (state === 'lost' && this.watchState === 'rewound')) return;
+    this.watchState = state;
+    this.guard(() => this.options.onWatch?.(state, reason));
+  }
+
   /** Turns what the watch applied into change events: one per committed transaction, from its audit entries. */
   private applied(batch: MirrorBatch): void {
+    if (batch.rewound === true) this.forgetSeeded();
     for (const change of storeChanges(batch)) for (const l of [...this.listeners]) this.guard(() => l(change));
     const weights = [...new Set([...batch.puts, ...batch.deletes].filter((x) => x.section === 'weights').map((x) => x.name))];
     if (weights.length > 0) for (const l of [...this.weightListeners]) this.guard(() => l(weights));
