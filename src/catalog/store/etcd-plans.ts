@@ -296,8 +296,12 @@ export interface SeedPlan {
  * and reported. `earlier`: clusters found unchanged before. One given as that very object, its
  * key's mod_revision unmoved since (every write to a cluster moves it), is not compared again: at
  * 20k endpoints the comparison of every cluster took tens of milliseconds per plan, and a seed
- * plans once per batch. (A mod_revision names one value only while etcd's revisions are never
- * reused: a restore from a snapshot must bump them, as `etcdutl snapshot restore --bump-revision`.)
+ * plans once per batch. A mod_revision names one value only while etcd's revisions are never
+ * reused: a restore from a snapshot must use both `etcdutl snapshot restore --bump-revision` (or
+ * the restored etcd hands revisions out again, to other values) and `--mark-compacted` (or a watch
+ * resuming from a revision between the snapshot's and the bumped one gets no event for what the
+ * restore undid, instead of being refused and listing again). EtcdStore forgets `earlier` when it
+ * sees etcd's history go back, in case a restore was made without them.
  */
 export function planSeed(view: MirrorView, catalog: Catalog, at: string, earlier: ReadonlyMap<string, SeededMod> = new Map()): SeedPlan {
   const plans: Plan[] = [];
