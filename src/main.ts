@@ -30,7 +30,7 @@ import { HaReplica } from './ha/replica.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
 import { Signals } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
-import { parseConfigOffThread, type LoadedConfig } from './sources/config-file.js';
+import { parseConfigOffThread, refuseNoDocument, type LoadedConfig } from './sources/config-file.js';
 import { ConfigSource } from './sources/config-source.js';
 import { withEtcdEndpointsFromEnv } from './sources/etcd-endpoints-env.js';
 import { withKubernetes } from './sources/kubernetes/catalog-merge.js';
@@ -194,6 +194,7 @@ interface Boot {
 async function readBoot(options: FulcrumOptions): Promise<Boot> {
   envoyRoot();
   const configText = await readFile(options.configPath, 'utf8');
+  refuseNoDocument(configText, options.configPath);
   const parsed = await parseConfigOffThread(configText, options.configPath);
   const config = { ...parsed, store: withEtcdEndpointsFromEnv(parsed.store, process.env) };
   const adminTls = config.server.admin.tls ? await readAdminTls(config.server.admin.tls) : undefined;

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parseConfig } from '../sources/config-file.js';
+import { parseConfig, refuseNoDocument } from '../sources/config-file.js';
 import type { OutputFormat } from './operator-commands.js';
 
 /**
@@ -15,6 +15,7 @@ export async function checkCommand(file: string, output: OutputFormat, io: { wri
     return 1;
   }
   try {
+    refuseNoDocument(text, file);
     const { catalog, server, kubernetes } = parseConfig(text, file);
     const summary = {
       file,

@@ -552,3 +552,28 @@ function loadReportingSettings(lr: { intervalMs?: number; endpointMetrics?: stri
     ...(lr?.metricFields ? { metricFields: lr.metricFields } : {}),
   };
 }
+
+/**
+ * A file holding nothing (blank, or only comments: caught mid-write, or a ConfigMap emptied by
+ * mistake) is refused at start and by `fulcrum check` as at a reload: read as an empty config, it
+ * would start fulcrum on the defaults (SQLite, default ports) and delete every cluster the file
+ * defined before. An empty config is written as such.
+ */
+export function refuseNoDocument(text: string, path: string): void {
+  if (!holdsNoDocument(text)) return;
+  throw new Error(`${path}: the file holds no config (blank or only comments: being written?); fulcrum does not start on it. Write "clusters: []" for an empty config`);
+}
+
+/**
+ * Whether `text` holds no YAML (or JSON) content: only blank lines, comments and document
+ * markers. Read line by line up to the first content line, so a large file costs a line or two.
+ */
+export function holdsNoDocument(text: string): boolean {
+  for (let start = 0; start < text.length; ) {
+    const end = text.indexOf('\n', start);
+    const line = text.slice(start, end < 0 ? text.length : end).trim();
+    if (line !== '' && !line.startsWith('#') && line !== '---' && line !== '...') return false;
+    start = end < 0 ? text.length : end + 1;
+  }
+  return true;
+}

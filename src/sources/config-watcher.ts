@@ -2,7 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile, readlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve, sep } from 'node:path';
 import { Debouncer } from '../runtime/debounce.js';
-import { ConfigError, parseConfigOffThread, type LoadedConfig } from './config-file.js';
+import { ConfigError, holdsNoDocument, parseConfigOffThread, type LoadedConfig } from './config-file.js';
 
 /** A read of the file already parsed (the process's start reads it before anything runs). */
 export interface ConfigRead {
@@ -131,20 +131,6 @@ export class ConfigWatcher {
     this.lastText = text;
     if (!this.stopped) this.events.onConfig(config);
   }
-}
-
-/**
- * Whether `text` holds no YAML (or JSON) content: only blank lines, comments and document
- * markers. Read line by line up to the first content line, so a large file costs a line or two.
- */
-export function holdsNoDocument(text: string): boolean {
-  for (let start = 0; start < text.length; ) {
-    const end = text.indexOf('\n', start);
-    const line = text.slice(start, end < 0 ? text.length : end).trim();
-    if (line !== '' && !line.startsWith('#') && line !== '---' && line !== '...') return false;
-    start = end < 0 ? text.length : end + 1;
-  }
-  return true;
 }
 
 /**

@@ -107,6 +107,17 @@ describe('fulcrum check', () => {
     expect(await harness().run('check')).toBe(2);
   });
 
+  it('a file holding no config (blank or only comments) is invalid, as serve refuses it; "clusters: []" is an empty config', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-check-'));
+    const empty = join(dir, 'empty.yaml');
+    await writeFile(empty, '# fulcrum config\n');
+    const h = harness();
+    expect(await h.run('check', empty)).toBe(1);
+    expect(h.err()).toContain(`${empty}: the file holds no config`);
+    await writeFile(empty, 'clusters: []\n');
+    expect(await harness().run('check', empty)).toBe(0);
+  });
+
   it('more than one file (`fulcrum check *.yaml`) is a usage error, not a check of the first alone', async () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-check-'));
     const good = join(dir, 'good.yaml');

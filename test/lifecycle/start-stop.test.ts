@@ -62,4 +62,17 @@ describe('startFulcrum lifecycle', () => {
     expect(() => f.store.catalog()).toThrow();
     expect(lines().at(-1)?.msg).toBe('stopped');
   });
+
+  it.each(['', '\n  \n', '# fulcrum config, generated\n---\n'])('refuses to start on a file holding no config (%j): not the defaults, not an emptied catalog', async (text) => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-lifecycle-'));
+    const configPath = join(dir, 'fulcrum.yaml');
+    await writeFile(configPath, text);
+    const { log } = capture();
+    await expect(startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', adminAddress: '127.0.0.1', logger: log })).rejects.toThrow(/holds no config.*clusters: \[\]/);
+    // Said as the error says: an empty config starts.
+    await writeFile(configPath, 'clusters: []\n');
+    const f = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', adminAddress: '127.0.0.1', logger: log });
+    expect(f.store.catalog().clusters).toEqual([]);
+    await f.stop();
+  });
 });
