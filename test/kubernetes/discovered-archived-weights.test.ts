@@ -1,9 +1,12 @@
 /**
- * Published weights are archived per cluster so a restart resumes from them. A discovered cluster
- * is never stored, so no store delete took its archived weights when it went: they stayed for
- * good, and a cluster discovered later under the name resumed from them at a restart. They are
- * deleted when the cluster leaves the catalog, and at start once discovery's first view is in
- * (not before: until then a discovered cluster missing from the catalog is only not listed yet).
+ * Published weights are archived per cluster so a restart resumes from them, Kubernetes-discovered
+ * clusters' too. Those are not stored as clusters (rebuilt from the API server), so they reach the
+ * weight engine after discovery's first view, after the weight loop resumed from the archive: the
+ * archived weights must wait for them, or every restart sloshes their traffic back to static.
+ * And no store delete took their archived weights when they went: they stayed for good, and a
+ * cluster discovered later under the name resumed from them at a restart. They are deleted when
+ * the cluster leaves the catalog, and at start once discovery's first view is in (not before:
+ * until then a discovered cluster missing from the catalog is only not listed yet).
  */
 import type { Server } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -85,4 +88,34 @@ it('at start, archived weights of clusters no source has are deleted once discov
   await f.settled;
   await waitFor(() => !f.store.loadWeights().has('gone-while-down'), { what: 'the orphan\'s weights deleted', timeoutMs: 20_000 });
   expect(f.store.loadWeights().has(CLUSTER)).toBe(true);
+}, scaled(60_000));
+
+/** The second endpoint's weight over the first's. */
+const ratioOf = (w: ReadonlyMap<string, number> | undefined): number => (w?.get(ENDPOINTS[1] ?? '') ?? 0) / Math.max(1, w?.get(ENDPOINTS[0] ?? '') ?? 0);
+
+it('a discovered cluster resumes from the weights published before the restart, not from static ones', async () => {
+  const { start } = await discovering(webService());
+
+  const first = (running = await start());
+  await first.settled;
+  const feed = setInterval(() => {
+    first.signals.ingest({ reporter: 't', samples: [
+      { cluster: CLUSTER, endpoint: ENDPOINTS[0], time: Date.now(), cpu: 0.9 },
+      { cluster: CLUSTER, endpoint: ENDPOINTS[1], time: Date.now(), cpu: 0.3 },
+    ] });
+  }, 100);
+  try {
+    await waitFor(() => ratioOf(first.store.loadWeights().get(CLUSTER)) > 3, { what: 'diverged weights persisted', timeoutMs: 20_000 });
+  } finally {
+    clearInterval(feed);
+  }
+  const persisted = ratioOf(first.store.loadWeights().get(CLUSTER));
+  await first.stop();
+
+  const second = (running = await start());
+  await second.settled;
+  // The cluster's first published weights, with no new reports: the persisted ones.
+  const resumed = await waitFor(() => second.adaptive.current().get(CLUSTER), { what: 'the discovered cluster weighted' });
+  const ratio = ratioOf(new Map([...resumed].map(([key, o]) => [key, o.weight ?? 0])));
+  expect(Math.abs(ratio / persisted - 1)).toBeLessThan(0.05);
 }, scaled(60_000));
