@@ -23,6 +23,11 @@ VALUE[6] = { 1: VALUE };
 // Struct.fields is a map: entries of { key = 1, value = 2 }; ListValue.values (1); Value.struct_value (5), list_value (6).
 STRUCT_ENTRIES[1] = { 2: VALUE };
 
+/** A message refused before decoding: it holds more entries than its limit (as many as were counted). */
+export interface Oversized {
+  readonly oversized: number;
+}
+
 const LENGTH_DELIMITED = 2;
 /** Nesting deeper than this counts as over any limit (a recursive shape, such as Struct's, on hostile bytes). */
 const MAX_DEPTH = 64;

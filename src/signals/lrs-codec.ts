@@ -1,5 +1,5 @@
 import type protobuf from 'protobufjs';
-import { countEntries, STRUCT_ENTRIES, type EntryShape } from '../runtime/protobuf-entries.js';
+import { countEntries, STRUCT_ENTRIES, type EntryShape, type Oversized } from '../runtime/protobuf-entries.js';
 import { envoyType, trimmedNodeType, withNodeType } from '../xds/envoy-api.js';
 
 /**
@@ -118,13 +118,8 @@ const LOCALITY: EntryShape = { 5: undefined, 7: ENDPOINT };
 const CLUSTER: EntryShape = { 2: LOCALITY, 5: undefined };
 const REQUEST_ENTRIES: EntryShape = { 2: CLUSTER };
 
-/** A load report refused before decoding: it holds more entries than its limit (counted up to one past it). */
-export interface OversizedLoadReport {
-  readonly oversized: number;
-}
-
 /** `decodeLoadStatsRequest`, unless the request holds more than `limit` entries (counted without decoding). */
-export function decodeBoundedLoadStatsRequest(bytes: Buffer, limit = MAX_LOAD_REPORT_ENTRIES): WireLoadStatsRequest | OversizedLoadReport {
+export function decodeBoundedLoadStatsRequest(bytes: Buffer, limit = MAX_LOAD_REPORT_ENTRIES): WireLoadStatsRequest | Oversized {
   const entries = countEntries(bytes, REQUEST_ENTRIES, limit);
   return entries > limit ? { oversized: entries } : decodeLoadStatsRequest(bytes);
 }

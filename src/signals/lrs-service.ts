@@ -7,9 +7,9 @@ import {
   encodeLoadStatsResponse,
   LRS_METHOD_PATH,
   MAX_LOAD_REPORT_ENTRIES,
-  type OversizedLoadReport,
   type WireLoadStatsRequest,
 } from './lrs-codec.js';
+import type { Oversized } from '../runtime/protobuf-entries.js';
 import type { MetricField } from './lrs-conversion.js';
 import type { GrpcServicePair } from './report-grpc.js';
 import { clipped } from './report-validation.js';
@@ -89,7 +89,7 @@ export interface LrsService extends GrpcServicePair {
 /** A share, and another replica's sums, count for this many reporting intervals unless renewed. */
 const LIFETIME_INTERVALS = 3;
 
-type LrsCall = grpc.ServerDuplexStream<WireLoadStatsRequest | OversizedLoadReport, Buffer>;
+type LrsCall = grpc.ServerDuplexStream<WireLoadStatsRequest | Oversized, Buffer>;
 
 let nextStreamId = 1;
 
@@ -169,7 +169,7 @@ function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
     changed(ctx);
     options.log?.info({ lrsStream: id, node: state.nodeId }, 'LRS stream closed');
   };
-  call.on('data', (req: WireLoadStatsRequest | OversizedLoadReport) => {
+  call.on('data', (req: WireLoadStatsRequest | Oversized) => {
     // A stream already done (failed, closed) is not folded in again: nothing would drop it.
     if (!calls.has(call)) return;
     if ('oversized' in req) {

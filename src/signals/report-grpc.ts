@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { countEntries, type EntryShape, type Oversized } from '../runtime/protobuf-entries.js';
 import { ingestSamples, ReportBatchError, type IngestDeps } from './report-ingest.js';
 import { VALIDATION_DEFAULTS } from './report-validation.js';
 
@@ -57,9 +58,8 @@ export interface WireReportResponse {
   rejected: { index: number; field: string; reason: string }[];
 }
 
-/** ReportRequest.samples' field number (proto/fulcrum/reports/v1/reports.proto). */
-const SAMPLES_FIELD = 1;
-const LENGTH_DELIMITED = 2;
+/** ReportRequest's samples (field 1), each an entry (proto/fulcrum/reports/v1/reports.proto). */
+const SAMPLES: EntryShape = { 1: undefined };
 
 /**
  * How many samples a ReportRequest's bytes hold, read from their tags and lengths without
@@ -67,19 +67,7 @@ const LENGTH_DELIMITED = 2;
  * are not protobuf (as decoding would).
  */
 export function countSamples(bytes: Uint8Array): number {
-  const reader = protobuf.Reader.create(bytes);
-  let count = 0;
-  while (reader.pos < reader.len) {
-    const tag = reader.uint32();
-    if (tag >>> 3 === SAMPLES_FIELD && (tag & 7) === LENGTH_DELIMITED) count++;
-    reader.skipType(tag & 7);
-  }
-  return count;
-}
-
-/** A request refused before decoding: it holds more samples than a batch may. */
-export interface OversizedRequest {
-  readonly oversized: number;
+  return countEntries(bytes, SAMPLES, Number.POSITIVE_INFINITY);
 }
 
 /**
@@ -87,7 +75,7 @@ export interface OversizedRequest {
  * 4 MiB request of two-byte empty samples become two million objects (~500 MB of RSS, seconds
  * of a blocked loop) before the batch limit refused it; two such calls killed the process.
  */
-export function decodeBoundedRequest(bytes: Buffer, maxBatch: number): WireReportRequest | OversizedRequest {
+export function decodeBoundedRequest(bytes: Buffer, maxBatch: number): WireReportRequest | Oversized {
   const count = countSamples(bytes);
   return count > maxBatch ? { oversized: count } : decodeReportRequest(bytes);
 }
@@ -157,14 +145,14 @@ function boundedDefinition(maxBatch: number): grpc.ServiceDefinition {
 }
 
 /** Throws TOO_LARGE for a request refused undecoded (the message validation gives a batch too large). */
-function refuseOversized(req: WireReportRequest | OversizedRequest, maxBatch: number): asserts req is WireReportRequest {
+function refuseOversized(req: WireReportRequest | Oversized, maxBatch: number): asserts req is WireReportRequest {
   if ('oversized' in req) throw new ReportBatchError('TOO_LARGE', `a batch holds at most ${maxBatch} samples (got ${req.oversized}); split it`);
 }
 
 export function reportService(deps: ReportServiceOptions): GrpcServicePair {
   const maxBatch = deps.limits?.maxBatch ?? VALIDATION_DEFAULTS.maxBatch;
   const implementation: grpc.UntypedServiceImplementation = {
-    Report: (call: grpc.ServerUnaryCall<WireReportRequest | OversizedRequest, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+    Report: (call: grpc.ServerUnaryCall<WireReportRequest | Oversized, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       try {
         const req = call.request;
         refuseOversized(req, maxBatch);
