@@ -86,21 +86,16 @@ export interface LastResortLine {
  * so its cardinality is the clusters in trouble (alert on `count(fulcrum_cluster_last_resort) > 0`).
  */
 export function registerLastResorts(registry: Registry, source: () => Iterable<LastResortLine>): void {
-  new Gauge({
-    name: 'fulcrum_cluster_last_resort',
-    help:
-      'Clusters with no endpoint published HEALTHY or UNKNOWN (1 each): proxies are sent their best endpoints left as UNKNOWN and route to them, ' +
+  scrapedGauge(
+    registry,
+    'fulcrum_cluster_last_resort',
+    'Clusters with no endpoint published HEALTHY or UNKNOWN (1 each): proxies are sent their best endpoints left as UNKNOWN and route to them, ' +
       'by cluster and sent (DEGRADED, DRAINING, or ALL: every endpoint, UNHEALTHY and TIMEOUT included).',
-    labelNames: ['cluster', 'sent'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const line of source()) {
-        if (line.lastResort === undefined) continue;
-        this.set({ cluster: line.cluster, sent: line.lastResort }, 1);
-      }
+    ['cluster', 'sent'],
+    function* () {
+      for (const line of source()) if (line.lastResort !== undefined) yield [{ cluster: line.cluster, sent: line.lastResort }, 1];
     },
-  });
+  );
 }
 
 /** Where the fail-static gauges read (AdaptiveWeights.failStaticClusters, signalsNotFresh). */
@@ -117,26 +112,46 @@ export interface SignalStateSources {
  * (never sent). Read at scrape time; series only for clusters in that state.
  */
 export function registerSignalStates(registry: Registry, sources: SignalStateSources): void {
-  new Gauge({
-    name: 'fulcrum_cluster_fail_static',
-    help: 'Adaptive clusters failing static (1 each): every endpoint would be out, so all are published HEALTHY at static weights.',
-    labelNames: ['cluster'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const cluster of sources.failStatic()) this.set({ cluster }, 1);
+  scrapedGauge(
+    registry,
+    'fulcrum_cluster_fail_static',
+    'Adaptive clusters failing static (1 each): every endpoint would be out, so all are published HEALTHY at static weights.',
+    ['cluster'],
+    function* () {
+      for (const cluster of sources.failStatic()) yield [{ cluster }, 1];
     },
-  });
-  new Gauge({
-    name: 'fulcrum_cluster_signals_not_fresh',
-    help:
-      'Endpoints of adaptive clusters whose steering data is not fresh after the last tick, by cluster and freshness: ' +
+  );
+  scrapedGauge(
+    registry,
+    'fulcrum_cluster_signals_not_fresh',
+    'Endpoints of adaptive clusters whose steering data is not fresh after the last tick, by cluster and freshness: ' +
       'stale (weight held), expired (decaying to static), none (never sent: held static). Operator-disabled endpoints are not counted.',
-    labelNames: ['cluster', 'freshness'],
+    ['cluster', 'freshness'],
+    function* () {
+      for (const l of sources.notFresh()) for (const [freshness, n] of Object.entries(l.notFresh)) if (n) yield [{ cluster: l.cluster, freshness }, n];
+    },
+  );
+}
+
+/**
+ * A gauge whose series are read from `series` at every scrape, none kept from the scrape before:
+ * for states only some clusters are in, so the gauge has series for those alone.
+ */
+function scrapedGauge<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+  series: () => Iterable<readonly [Partial<Record<L, string>>, number]>,
+): void {
+  new Gauge({
+    name,
+    help,
+    labelNames,
     registers: [registry],
     collect() {
       this.reset();
-      for (const l of sources.notFresh()) for (const [freshness, n] of Object.entries(l.notFresh)) if (n) this.set({ cluster: l.cluster, freshness }, n);
+      for (const [labels, value] of series()) this.set(labels, value);
     },
   });
 }
