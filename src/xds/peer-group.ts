@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { comparableAddress } from '../catalog/address-spelling.js';
 
 /**
  * The key a peer's connections, calls and subscription bytes are counted under for the per-peer
@@ -14,23 +15,18 @@ export function peerGroup(address: string, prefixLength: number): string {
   // A zone (fe80::1%eth0) is not part of the address's bits: it names the link, kept in the key.
   const [bare = address, zone] = address.split('%', 2);
   if (!net.isIPv6(bare) || prefixLength >= 128) return address;
-  const prefix = compress(truncate(hextets(bare), prefixLength));
-  return `${prefix}/${prefixLength}${zone === undefined ? '' : `%${zone}`}`;
+  // Envoy's spelling (RFC 5952, an embedded IPv4 tail in hex) to read groups from, and to write the prefix in.
+  const groups = truncate(hextets(comparableAddress(bare)), prefixLength);
+  return `${comparableAddress(groups.map((g) => g.toString(16)).join(':'))}/${prefixLength}${zone === undefined ? '' : `%${zone}`}`;
 }
 
-/** The eight 16-bit groups of a valid IPv6 address (an embedded IPv4 tail becomes two groups). */
+/** The eight 16-bit groups of an IPv6 address in RFC 5952 form (comparableAddress: hex groups only). */
 function hextets(address: string): number[] {
   const [head = '', tail] = address.split('::', 2);
-  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').flatMap(group));
+  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
   const left = parse(head);
   const right = tail === undefined ? [] : parse(tail);
   return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
-}
-
-function group(text: string): number[] {
-  if (!text.includes('.')) return [parseInt(text, 16)];
-  const [a = 0, b = 0, c = 0, d = 0] = text.split('.').map(Number);
-  return [(a << 8) | b, (c << 8) | d];
 }
 
 function truncate(groups: number[], prefixLength: number): number[] {
@@ -38,18 +34,4 @@ function truncate(groups: number[], prefixLength: number): number[] {
     const keep = Math.min(16, Math.max(0, prefixLength - i * 16));
     return keep === 0 ? 0 : g & ~((1 << (16 - keep)) - 1) & 0xffff;
   });
-}
-
-/** RFC 5952 text: lower-case groups, the longest run of two or more zero groups as `::`. */
-function compress(groups: number[]): string {
-  let best = { at: -1, len: 1 };
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > best.len) best = { at: i, len: j - i };
-    i = j === i ? i + 1 : j;
-  }
-  const text = groups.map((g) => g.toString(16));
-  if (best.at < 0) return text.join(':');
-  return `${text.slice(0, best.at).join(':')}::${text.slice(best.at + best.len).join(':')}`;
 }
