@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { WindowedLog } from '../telemetry/windowed-log.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
+import { endpointOfLocality } from '../catalog/endpoint-localities.js';
 import { changedClusters } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
@@ -177,9 +178,14 @@ export class Signals {
     return { keys, byLocality: rowsByLocality(c.endpoints, (i) => keyAt[i] ?? endpointKey(c.endpoints[i] as Endpoint)) };
   }
 
-  /** A locality's endpoints (`locality`: its localityId) with the weights proxies get: how per-locality LRS is split among them. */
+  /**
+   * A locality's endpoints (`locality`: its localityId) with the weights proxies get: how
+   * per-locality LRS is split among them. A locality gRPC clients were sent for one endpoint
+   * (catalog/endpoint-localities.ts) is that endpoint alone, when it is in the real locality named.
+   */
   localityMembers(cluster: string, locality: string): LocalityMember[] {
-    const rows = this.localities.get(cluster)?.get(locality) ?? [];
+    const byLocality = this.localities.get(cluster);
+    const rows = byLocality?.get(locality) ?? endpointRow(byLocality, locality);
     const endpoints = this.clusters.get(cluster)?.endpoints ?? [];
     const current = this.options.currentWeight;
     return rows.map((r) => ({ key: r.key, weight: current?.(cluster, r.key) ?? endpoints[r.index]?.weight ?? 0 }));
@@ -271,4 +277,15 @@ function addRow(byLocality: Map<string, LocalityRow[]>, e: Endpoint, key: string
   const list = byLocality.get(id);
   if (list) list.push({ key, index });
   else byLocality.set(id, [{ key, index }]);
+}
+
+/**
+ * The row of the one endpoint a gRPC client's locality stands for (its sub-zone written by
+ * endpointSubZone), among `byLocality`'s rows of the real locality; none for any other locality.
+ */
+function endpointRow(byLocality: ReadonlyMap<string, LocalityRow[]> | undefined, id: string): LocalityRow[] {
+  const [region, zone, subZone] = JSON.parse(id) as [string, string, string];
+  const named = endpointOfLocality({ region, zone, subZone });
+  if (named === undefined || byLocality === undefined) return [];
+  return (byLocality.get(localityId(named.locality)) ?? []).filter((r) => r.key === named.key);
 }

@@ -108,4 +108,14 @@ describe('Signals after an endpoint write that keeps every address and port', ()
     expect(members(s)).toEqual([[{ key: '10.2.0.1:8080', weight: 2 }, { key: '10.2.0.2:8080', weight: 4 }], [], [{ key: '10.2.0.3:8080', weight: 5 }]]);
     s.stop();
   });
+  it('attributes a locality gRPC clients were sent for one endpoint to that endpoint alone', () => {
+    const s = new Signals({ log: pino({ level: 'silent' }), lrsIntervalMs: 10_000 });
+    s.setCatalog(web([1, 1, 3], ['a', 'b', 'b']));
+    const own = (z: string, key: string) => s.localityMembers('web', localityId({ ...zone(z), subZone: `@${key}` }));
+    expect(own('b', '10.2.0.3:8080')).toEqual([{ key: '10.2.0.3:8080', weight: 3 }]);
+    // Named in a locality it is not in, or not an endpoint of the cluster: nobody's.
+    expect(own('a', '10.2.0.3:8080')).toEqual([]);
+    expect(own('b', '10.9.9.9:8080')).toEqual([]);
+    s.stop();
+  });
 });
