@@ -476,6 +476,9 @@ function xdsServer({ config, log }: Boot, core: Core, options: FulcrumOptions, s
       security: { authz: security.authz, ...(security.credentials ? { credentials: security.credentials } : {}), ...(security.sessions ? { sessions: security.sessions } : {}) },
       onLimit: (limit) => edge.limitExceeded(limit),
       onRefused: (reason) => edge.refused(reason),
+      onClientForm: (form) => {
+        if (form === 'grpc') core.publisher.serveGrpcForm();
+      },
       ...(answerAfter ? { answerAfter } : {}),
     },
     core.cache,

@@ -119,6 +119,7 @@ export const ConfigDump = Type.Object(
   {
     group: Type.String({ description: 'The node group whose snapshot this is ("*" is the default group)' }),
     snapshotSeq: Type.Integer({ description: 'Increases with every change of this group\'s snapshot' }),
+    form: Type.Optional(Type.Literal('grpc', { description: 'Set when the node is a proxyless gRPC client: its assignments give every endpoint a locality of its own (README, "Point an Envoy at it")' })),
     node: Type.Optional(Type.Object({ id: Type.String(), cluster: Type.String() })),
     types: Type.Object({
       CDS: Type.Optional(DumpedType),

@@ -3,6 +3,7 @@ import { envoyType, PUSH_ORDER, SHORT_TYPE, type XdsTypeUrl } from '../xds/envoy
 import { rejectedField, syncState, type NackInfo, type ProxyRecord, type SyncState, type TypeStatus } from '../xds/proxy-status.js';
 import { IN_FLIGHT } from '../xds/fleet-proxies.js';
 import { MESSAGE_OF } from '../xds/resource.js';
+import { groupOfKey } from '../xds/client-form.js';
 import type { ConfigDump, DumpedType, Proxy, ShortType, TypeSync } from './schemas.js';
 
 /** Pure views of the xDS room's state, in the admin API's response shapes. */
@@ -170,9 +171,11 @@ export function configDumpParts(snapshot: Snapshot, types: readonly XdsTypeUrl[]
     return { short: SHORT_TYPE[type] as ShortType, head, resources, item };
   });
   const first = node?.records[0];
+  const { group, form } = groupOfKey(snapshot.group);
   const top: ConfigDump = {
-    group: snapshot.group,
+    group,
     snapshotSeq: snapshot.seq,
+    ...(form === 'grpc' ? { form } : {}),
     ...(first ? { node: { id: first.node.id, cluster: first.node.cluster } } : {}),
     types: {},
   };

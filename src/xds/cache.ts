@@ -6,6 +6,7 @@ import { PUSH_ORDER, type XdsTypeUrl } from './envoy-api.js';
 import { InternTable } from './intern-table.js';
 import type { EncodedResource } from './resource.js';
 import { DEFAULT_GROUP, derivationOf, positionalOf, type ResourceSet } from './resource-set.js';
+import { formGroupKey, type ClientForm } from './client-form.js';
 
 /** A resource with the version streams announce; shared by every snapshot that holds it unchanged. */
 export interface VersionedResource extends EncodedResource {
@@ -495,7 +496,7 @@ function hashText(text: string): string {
  * unit tests fake or fill in memory (go-control-plane's servers see their cache the same way).
  */
 export interface SnapshotSource {
-  snapshotFor(nodeCluster: string): Snapshot;
+  snapshotFor(nodeCluster: string, form?: ClientForm): Snapshot;
 }
 
 export type CacheListener = (changedGroups: ReadonlySet<string>) => void;
@@ -671,9 +672,15 @@ export class XdsCache implements SnapshotSource {
     return differs || before === undefined ? new ArrayMap(keys, input.index, out) : before;
   }
 
-  /** The snapshot for a proxy's node.cluster: its group's, or the default one. */
-  snapshotFor(nodeCluster: string): Snapshot {
-    return this.snapshots.get(nodeCluster) ?? this.snapshots.get(DEFAULT_GROUP) ?? new Snapshot(DEFAULT_GROUP, 0, new Map());
+  /**
+   * The snapshot for a proxy's node.cluster: its group's, or the default one; in the client's
+   * form when the cache has that form of the group (gRPC's is published once a gRPC client
+   * connected: until then gRPC clients get Envoy's).
+   */
+  snapshotFor(nodeCluster: string, form: ClientForm = 'envoy'): Snapshot {
+    const group = this.snapshots.has(nodeCluster) ? nodeCluster : DEFAULT_GROUP;
+    const inForm = form === 'envoy' ? undefined : this.snapshots.get(formGroupKey(group, form));
+    return inForm ?? this.snapshots.get(group) ?? new Snapshot(DEFAULT_GROUP, 0, new Map());
   }
 
   /** Whether `group` has a snapshot of its own (otherwise its proxies see the default group's). */

@@ -7,7 +7,7 @@ import { Debouncer } from '../runtime/debounce.js';
 import type { WeightOverrides } from '../catalog/weight-overrides.js';
 import type { Component } from '../runtime/lifecycle.js';
 import { publishedEndpoint, type LoadReportingOptions } from './translate-clusters.js';
-import { Translator } from './translator.js';
+import { Translator, type TranslationForms } from './translator.js';
 import type { ClusterEndpointValues as ClusterEndpointWeights, EndpointValue as EndpointWeight } from '../telemetry/endpoint-series.js';
 
 /**
@@ -27,6 +27,8 @@ export class Publisher implements Component {
   private readonly translator = new Translator();
   /** Assignments are being encoded ahead (Translator.prepare); a publication follows. */
   private preparing = false;
+  /** The forms published besides Envoy's: gRPC's once a gRPC client has connected (never turned off: they come back). */
+  private forms: TranslationForms = { grpc: false };
 
   constructor(
     private readonly cache: XdsCache,
@@ -47,6 +49,19 @@ export class Publisher implements Component {
   setWeights(weights: WeightOverrides): void {
     this.weights = weights;
     if (!this.stopped) this.debouncer.trigger();
+  }
+
+  /**
+   * A proxyless gRPC client is connecting: from now on every publication carries gRPC's form too
+   * (client-form.ts). Published at once, before the client's first answer, unless assignments
+   * must be encoded ahead (a big catalog: publish()); until then such clients get Envoy's form.
+   */
+  serveGrpcForm(): void {
+    if (this.forms.grpc) return;
+    this.forms = { grpc: true };
+    if (this.stopped) return;
+    this.debouncer.cancel();
+    this.publish();
   }
 
   /** Per endpoint of the catalog being published, the weight its EDS entry carries (the translator's rule). */
@@ -89,11 +104,11 @@ export class Publisher implements Component {
 
   private publish(): void {
     if (!this.catalog || this.preparing) return;
-    const big = this.translator.bigPending(this.catalog, this.weights);
+    const big = this.translator.bigPending(this.catalog, this.weights, this.forms);
     if (big.length === 0) return this.translateNow();
     this.preparing = true;
     this.translator
-      .prepare(big, this.weights, nextTurn)
+      .prepare(big, this.weights, nextTurn, this.forms)
       .catch((err: unknown) => this.log.error({ err }, 'encoding assignments ahead failed; encoding them in one go'))
       .finally(() => {
         this.preparing = false;
@@ -105,7 +120,7 @@ export class Publisher implements Component {
     if (!this.catalog) return;
     const started = performance.now();
     try {
-      const changed = this.cache.update(this.translator.translate(this.catalog, this.weights, this.loadReporting));
+      const changed = this.cache.update(this.translator.translate(this.catalog, this.weights, this.loadReporting, this.forms));
       const ms = performance.now() - started;
       if (changed.size > 0) this.log.debug({ groups: [...changed], ms: Math.round(ms * 10) / 10 }, 'snapshot published');
       this.onPublished(changed.size, ms);

@@ -5,6 +5,7 @@ import type { CallListener, DiscoveryCall } from './discovery-call.js';
 import type { ProxyRecord } from './proxy-status.js';
 import type { StreamIo, XdsStream } from './stream-common.js';
 import type { RawNode } from './wire.js';
+import type { ClientForm } from './client-form.js';
 
 /** Requests a stream may send before its first is answered (from the initial-sync queue). */
 export const MAX_WAITING_REQUESTS = 32;
@@ -28,8 +29,8 @@ export interface ServingContext {
   /** Set when identities are bound to nodes (authz.checksNodes): each stream's node is checked. */
   readonly authz: XdsAuthz | undefined;
   opened(s: ServedStreamView): void;
-  /** The stream named its proxy, and so its node group. */
-  grouped(s: ServedStreamView, nodeCluster: string): void;
+  /** The stream named its proxy, and so its node group and the form it is sent (client-form.ts). */
+  grouped(s: ServedStreamView, nodeCluster: string, form: ClientForm): void;
   closed(s: ServedStreamView): void;
   isOpen(s: ServedStreamView): boolean;
 }
@@ -169,7 +170,7 @@ export class ServedStream<Req extends { readonly node?: RawNode }> implements St
       this.machine.onRequest(req);
       // The first request names the proxy and so its group; a stream that failed is gone already.
       const proxy = this.machine.proxy;
-      if (proxy && this.ctx.isOpen(this)) this.ctx.grouped(this, proxy.node.cluster);
+      if (proxy && this.ctx.isOpen(this)) this.ctx.grouped(this, proxy.node.cluster, this.machine.form);
     } catch (err) {
       // A bug must cost one stream, never the process.
       this.ctx.log.error({ err, stream: this.machine.id }, 'xds stream failed');

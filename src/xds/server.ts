@@ -20,6 +20,7 @@ import { StreamGate } from './stream-gate.js';
 import type { TlsSessions } from './tls-sessions.js';
 import { checkNameCount, checkTypeUrl, isRefusal, WILDCARD_TYPES, type StreamDeps, type StreamIo, type XdsStream } from './stream-common.js';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest, type RawNode } from './wire.js';
+import { clientFormOf, type ClientForm } from './client-form.js';
 
 export interface XdsServerOptions {
   readonly address: string;
@@ -44,6 +45,8 @@ export interface XdsServerOptions {
   /** New streams' first requests are answered only once this settles (held-answers.ts); default at once. */
   readonly answerAfter?: Promise<void>;
   readonly onRefused?: (reason: Refusal) => void;
+  /** A proxy that is not an Envoy identified itself: its form must be published (Publisher.serveGrpcForm). */
+  readonly onClientForm?: (form: ClientForm) => void;
 }
 
 const DEFAULT_BACKLOG = 4096;
@@ -84,7 +87,7 @@ export class XdsServer {
     this.held = new HeldAnswers(this.initialSyncs, options.answerAfter);
     this.limits = withDefaults({ maxResponseBytes: options.maxMessageBytes, ...options.limits });
     const onLimit = options.onLimit ?? (() => undefined);
-    this.deps = { cache, registry, log, maxResourceNames: options.maxResourceNames, controlPlaneId: options.controlPlaneId, limits: this.limits, onLimit, budget: new SubscriptionBudget(this.limits) };
+    this.deps = { cache, registry, log, maxResourceNames: options.maxResourceNames, controlPlaneId: options.controlPlaneId, limits: this.limits, onLimit, budget: new SubscriptionBudget(this.limits), ...(options.onClientForm ? { onClientForm: options.onClientForm } : {}) };
     this.streamGate = new StreamGate(this.limits, onLimit);
     const authz = options.security?.authz && !options.security.authz.refusesNothing ? options.security.authz : undefined;
     this.server = new grpc.Server({
@@ -111,7 +114,7 @@ export class XdsServer {
       initialSyncs: this.held,
       authz: options.security?.authz?.checksNodes ? options.security.authz : undefined,
       opened: (s) => this.streams.add(s),
-      grouped: (s, nodeCluster) => this.groups.add(s, nodeCluster),
+      grouped: (s, nodeCluster, form) => this.groups.add(s, nodeCluster, form),
       closed: (s) => {
         this.streams.delete(s);
         this.groups.delete(s);
@@ -263,7 +266,9 @@ export class XdsServer {
       checkRequestNames(req.resource_names, this.limits);
       const names = req.resource_names.filter((n) => n !== '*');
       const all = req.resource_names.includes('*') || (names.length === 0 && WILDCARD_TYPES.has(type));
-      const body = this.cache.snapshotFor(req.node?.cluster ?? '').sotwBody(type, subscription(type, all, names));
+      const form = clientFormOf(req.node?.user_agent_name ?? '');
+      if (form !== 'envoy') this.options.onClientForm?.(form);
+      const body = this.cache.snapshotFor(req.node?.cluster ?? '', form).sotwBody(type, subscription(type, all, names));
       cb(null, [body.bytes, sotwTail('', this.options.controlPlaneId)]);
     } catch (err) {
       if (err instanceof LimitError) this.deps.onLimit?.(err.limit);

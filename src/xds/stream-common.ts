@@ -6,6 +6,7 @@ import { DEFAULT_LIMITS, describeLimit, LimitError, limitKey, peerAddress, Subsc
 import { nackMessage, rejectedResources } from './nack.js';
 import type { ProxyRecord, ProxyRegistry, TypeStatus } from './proxy-status.js';
 import { nodeInfo, type RawNode, type RpcStatus } from './wire.js';
+import { clientFormOf, type ClientForm } from './client-form.js';
 
 /** What both stream kinds (SotW, Delta) need from the rest of the server. */
 export interface StreamDeps {
@@ -20,6 +21,8 @@ export interface StreamDeps {
   readonly onLimit?: LimitHit;
   /** Subscription bytes per peer and in all (the server's; none: only the per-stream limit). */
   readonly budget?: SubscriptionBudget;
+  /** A proxy that is not an Envoy identified itself, before its first request is answered (XdsServerOptions.onClientForm). */
+  readonly onClientForm?: (form: ClientForm) => void;
 }
 
 /** The gRPC side of one stream, as the state machines see it. */
@@ -89,6 +92,8 @@ export const nextStreamId = (): number => ++streamSeq;
 export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
   readonly id = nextStreamId();
   protected record: ProxyRecord | undefined;
+  /** The form of the resources this proxy is sent (client-form.ts), known from its first request. */
+  private form_: ClientForm = 'envoy';
   protected closed = false;
   /** Bytes of the names this stream is subscribed to, bounded by maxSubscriptionNameBytes. */
   protected readonly subscribed: SubscriptionBytes;
@@ -110,6 +115,10 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
 
   get proxy(): ProxyRecord | undefined {
     return this.record;
+  }
+
+  get form(): ClientForm {
+    return this.form_;
   }
 
   onRequest(req: Req): void {
@@ -147,7 +156,7 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
   }
 
   protected snapshot(): Snapshot {
-    return this.deps.cache.snapshotFor(this.record?.node.cluster ?? '');
+    return this.deps.cache.snapshotFor(this.record?.node.cluster ?? '', this.form_);
   }
 
   /** While the client is not reading, responses are held back and coalesced (see served-stream.ts). */
@@ -192,6 +201,8 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
       this.deps.log.warn({ node: node.id, peer: this.io.peer, limit: describeLimit(this.limits, 'maxNodeMetadataBytes') }, 'node metadata over its limit: not kept');
     }
     this.io.admit?.(node);
+    this.form_ = clientFormOf(node.userAgent);
+    if (this.form_ !== 'envoy') this.deps.onClientForm?.(this.form_);
     this.record = this.deps.registry.connect(this.id, node, this.protocol, this.service, this.io.peer);
     this.deps.log.info({ node: node.id, cluster: node.cluster, peer: this.io.peer, stream: this.id, service: this.service }, 'proxy connected');
     return this.record;

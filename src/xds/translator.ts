@@ -12,6 +12,8 @@ import { DEFAULT_GROUP, markPositional, replacedIn, type ResourceSet } from './r
 import { ArrayMap, sameEntries } from '../balancing/engine/indexed-map.js';
 import { GroupSelections } from './group-selection.js';
 import { retryPolicies } from './translate-protection.js';
+import { perEndpointLayout, splitsForGrpc } from './grpc-assignments.js';
+import { DEFAULT_GRPC_GROUP, formGroupKey } from './client-form.js';
 
 /** Re-exported for callers that still import them from here; the cache side owns them. */
 export { DEFAULT_GROUP, type ResourceSet } from './resource-set.js';
@@ -30,8 +32,17 @@ export const BIG_PUBLICATION_ENDPOINTS = 5_000;
  * Catalog (+ adaptive weights) → one encoded resource set per node group.
  * Each resource is encoded once here, whichever groups include it.
  */
-export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: LoadReportingOptions): Map<string, ResourceSet> {
-  return new Translator().translate(catalog, weights, lrs);
+export function translate(catalog: Catalog, weights?: WeightOverrides, lrs?: LoadReportingOptions, forms?: TranslationForms): Map<string, ResourceSet> {
+  return new Translator().translate(catalog, weights, lrs, forms);
+}
+
+/**
+ * Which client forms a translation produces besides Envoy's. `grpc`: every group also gets a set
+ * in gRPC's form (client-form.ts keys, grpc-assignments.ts assignments). Off until a gRPC client
+ * connects, so a fleet of Envoys pays nothing for it.
+ */
+export interface TranslationForms {
+  readonly grpc: boolean;
 }
 
 /**
@@ -51,6 +62,8 @@ export class Translator {
   private memo: MemoByType = new Map();
   /** Assignments of big clusters encoded ahead by prepare(), by cluster name, used by the next translate() if their inputs still match. */
   private prepared = new Map<string, Memo>();
+  /** The same for their gRPC form. */
+  private preparedGrpc = new Map<string, Memo>();
   /** The last translation's clusters and output, so the next visits only the clusters that changed. */
   private last: LastClusters | undefined;
   /** Per listener name: the listener and routed clusters its resources were built from. */
@@ -58,6 +71,7 @@ export class Translator {
   /** The last listener and route maps handed out (handed out again while every resource is the same). */
   private listenerMaps: { listener: ReadonlyMap<string, EncodedResource>; route: ReadonlyMap<string, EncodedResource> } | undefined;
   private readonly groups = new GroupSelections();
+  private readonly grpcGroups = new GroupSelections();
   private visits = 0;
 
   /** How many clusters the last translate() visited (built or looked up in the memo): what a publish cost grows with. */
@@ -65,21 +79,23 @@ export class Translator {
     return this.visits;
   }
 
-  translate(catalog: Catalog, weights?: WeightOverrides, lrs?: LoadReportingOptions): Map<string, ResourceSet> {
-    const lrsKey = JSON.stringify(lrs ?? null);
+  translate(catalog: Catalog, weights?: WeightOverrides, lrs?: LoadReportingOptions, forms: TranslationForms = { grpc: false }): Map<string, ResourceSet> {
+    const by: ClusterInputs = { weights, lrs, lrsKey: JSON.stringify(lrs ?? null), grpc: forms.grpc };
     const last = this.last;
-    const delta = last?.lrsKey === lrsKey ? clusterDelta(last, catalog.clusters, weights) : undefined;
+    const delta = last?.lrsKey === by.lrsKey && last.grpc === by.grpc ? clusterDelta(last, catalog.clusters, weights) : undefined;
     this.last = undefined; // a translation that throws leaves no half-updated state behind: the next is whole
-    const out = last && delta ? this.clustersChanged(last, delta, catalog.clusters, { weights, lrs, lrsKey }) : this.clustersAll(catalog.clusters, weights, lrs, lrsKey);
-    const all = new Map<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>([
-      [TYPE.cluster, out.cds],
-      [TYPE.endpoint, out.eds],
-      ...this.translateListeners(catalog.listeners, out.byName),
-    ]);
-    this.last = { ...out, clusters: catalog.clusters, weights, lrsKey };
+    const out = last && delta ? this.clustersChanged(last, delta, catalog.clusters, by) : this.clustersAll(catalog.clusters, by);
+    const routing = this.translateListeners(catalog.listeners, out.byName);
+    const all = new Map<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>([[TYPE.cluster, out.cds], [TYPE.endpoint, out.eds], ...routing]);
+    this.last = { ...out, clusters: catalog.clusters, weights, lrsKey: by.lrsKey, grpc: by.grpc };
     this.prepared.clear();
+    this.preparedGrpc.clear();
     const groups = new Map<string, ResourceSet>([[DEFAULT_GROUP, all]]);
     for (const [group, set] of this.groups.select(catalog, all)) groups.set(group, set);
+    if (out.geds === undefined) return groups;
+    const grpc = new Map<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>([[TYPE.cluster, out.cds], [TYPE.endpoint, out.geds], ...routing]);
+    groups.set(DEFAULT_GRPC_GROUP, grpc);
+    for (const [group, set] of this.grpcGroups.select(catalog, grpc)) groups.set(formGroupKey(group, 'grpc'), set);
     return groups;
   }
 
@@ -90,16 +106,17 @@ export class Translator {
    * and in the cache, instead of looking each up (46 ms for the first create after a whole
    * translation at 10,000 clusters: bench/RESULTS.md, order21).
    */
-  private clustersAll(clusters: readonly Cluster[], weights: WeightOverrides | undefined, lrs: LoadReportingOptions | undefined, lrsKey: string): ClusterOutput {
+  private clustersAll(clusters: readonly Cluster[], by: ClusterInputs): ClusterOutput {
     const byName = new Map<string, Cluster>();
-    const memo = { cds: new Map<string, Memo>(), eds: new Map<string, Memo>() };
+    const memo: ClusterMemos = { cds: new Map(), eds: new Map(), geds: new Map() };
     const keys: string[] = [];
     const index = new Map<string, number>();
     const cds: EncodedResource[] = [];
     const eds: EncodedResource[] = [];
+    const geds: EncodedResource[] = [];
     for (const c of clusters) {
       byName.set(c.name, c);
-      const [cluster, assignment] = this.clusterResources(c, { weights, lrs, lrsKey }, memo);
+      const [cluster, assignment, grpcAssignment] = this.clusterResources(c, by, memo);
       // A name met twice keeps its first place with the last value, as Map.set does.
       const at = index.get(c.name) ?? keys.length;
       if (at === keys.length) {
@@ -108,11 +125,14 @@ export class Translator {
       }
       cds[at] = cluster;
       eds[at] = assignment;
+      if (grpcAssignment !== undefined) geds[at] = grpcAssignment;
     }
     this.visits = clusters.length;
     this.memo.set(TYPE.cluster, memo.cds);
     this.memo.set(TYPE.endpoint, memo.eds);
-    return { cds: new ArrayMap(keys, index, cds), eds: new ArrayMap(keys, index, eds), byName };
+    this.memo.set(GRPC_ASSIGNMENTS, memo.geds);
+    const out = { cds: new ArrayMap(keys, index, cds), eds: new ArrayMap(keys, index, eds), byName };
+    return by.grpc ? { ...out, geds: new ArrayMap(keys, index, geds) } : out;
   }
 
   /**
@@ -124,29 +144,40 @@ export class Translator {
    * cluster visited for that) and the removed names leave the memo.
    */
   private clustersChanged(last: LastClusters, delta: ClusterDelta, clusters: readonly Cluster[], by: ClusterInputs): ClusterOutput {
-    const fresh: ClusterTarget = { cds: new Map(), eds: new Map(), byName: last.byName };
-    const memo = { cds: memoOf(this.memo, TYPE.cluster), eds: memoOf(this.memo, TYPE.endpoint) };
+    const fresh: ClusterTarget = { cds: new Map(), eds: new Map(), geds: new Map(), byName: last.byName };
+    const memo: ClusterMemos = { cds: memoOf(this.memo, TYPE.cluster), eds: memoOf(this.memo, TYPE.endpoint), geds: memoOf(this.memo, GRPC_ASSIGNMENTS) };
     for (const name of delta.removed) {
       fresh.byName.delete(name);
       memo.cds.delete(name);
       memo.eds.delete(name);
+      memo.geds.delete(name);
     }
     for (const c of delta.changed) {
       fresh.byName.set(c.name, c);
-      const [cluster, assignment] = this.clusterResources(c, by, memo);
+      const [cluster, assignment, grpcAssignment] = this.clusterResources(c, by, memo);
       fresh.cds.set(c.name, cluster);
       fresh.eds.set(c.name, assignment);
+      if (grpcAssignment !== undefined) fresh.geds.set(c.name, grpcAssignment);
     }
     this.visits = delta.changed.length;
     if (delta.reordered) return { ...inCatalogOrder(clusters, last, fresh, new Set(delta.removed)), byName: last.byName };
-    return { cds: replacedIn(last.cds, fresh.cds), eds: replacedIn(last.eds, fresh.eds), byName: last.byName };
+    const out = { cds: replacedIn(last.cds, fresh.cds), eds: replacedIn(last.eds, fresh.eds), byName: last.byName };
+    return last.geds !== undefined ? { ...out, geds: replacedIn(last.geds, fresh.geds) } : out;
   }
 
-  /** A cluster's Cluster and ClusterLoadAssignment resources, from the memo where their inputs are the same. */
-  private clusterResources(c: Cluster, by: ClusterInputs, memo: { cds: Map<string, Memo>; eds: Map<string, Memo> }): [EncodedResource, EncodedResource] {
+  /**
+   * A cluster's Cluster and ClusterLoadAssignment resources, from the memo where their inputs are
+   * the same, and with gRPC's form on, the assignment gRPC clients get (the same resource when the
+   * cluster is not split for them: grpc-assignments.ts).
+   */
+  private clusterResources(c: Cluster, by: ClusterInputs, memo: ClusterMemos): [EncodedResource, EncodedResource, EncodedResource | undefined] {
     const cluster = this.encode(memo.cds, TYPE.cluster, c.name, { source: c, extra: by.lrsKey, byBuilt: sameClusterForm }, () => clusterResource(c, by.lrs));
     const overrides = by.weights?.get(c.name);
-    return [cluster, this.encode(memo.eds, TYPE.endpoint, c.name, assignmentInputs(c, by.weights), () => new Encoded(assignmentResource(c.name, assignmentLayout(c, overrides))))];
+    const inputs = assignmentInputs(c, by.weights);
+    const assignment = this.encode(memo.eds, TYPE.endpoint, c.name, inputs, () => new Encoded(assignmentResource(c.name, assignmentLayout(c, overrides))));
+    if (!by.grpc) return [cluster, assignment, undefined];
+    if (!splitsForGrpc(c)) return [cluster, assignment, assignment];
+    return [cluster, assignment, this.encode(memo.geds, GRPC_ASSIGNMENTS, c.name, inputs, () => new Encoded(assignmentResource(c.name, perEndpointLayout(assignmentLayout(c, overrides)))))];
   }
 
   /**
@@ -200,15 +231,21 @@ export class Translator {
    * Cluster resource is almost always unchanged, and building that small object is far cheaper
    * than comparing every endpoint of the source or encoding and hashing the Cluster again.
    */
-  private encode(next: Map<string, Memo>, typeUrl: XdsTypeUrl, name: string, inputs: Inputs, build: () => Built): EncodedResource {
-    const known = this.memo.get(typeUrl)?.get(name);
+  private encode(next: Map<string, Memo>, kind: MemoKind, name: string, inputs: Inputs, build: () => Built): EncodedResource {
+    const known = this.memo.get(kind)?.get(name);
+    const typeUrl = kind === GRPC_ASSIGNMENTS ? TYPE.endpoint : kind;
     const memo = known !== undefined && known.source === inputs.source && known.overrides === inputs.overrides && known.extra === inputs.extra
       ? known // no allocation per resource on a publish that changed little
       : inputs.byBuilt !== undefined
         ? this.byBuiltForm(known, inputs, typeUrl, name, build)
-        : this.bySource(known, typeUrl === TYPE.endpoint ? this.prepared.get(name) : undefined, inputs, typeUrl, name, build);
+        : this.bySource(known, this.preparedOf(kind)?.get(name), inputs, typeUrl, name, build);
     next.set(name, memo);
     return memo.resource;
+  }
+
+  /** Where prepare() leaves assignments of `kind` (none for other resources). */
+  private preparedOf(kind: MemoKind): Map<string, Memo> | undefined {
+    return kind === TYPE.endpoint ? this.prepared : kind === GRPC_ASSIGNMENTS ? this.preparedGrpc : undefined;
   }
 
   /** Reuses the previous translation's encoding, or prepare()'s, when built from the same inputs. */
@@ -245,17 +282,23 @@ export class Translator {
    * than BIG_PUBLICATION_ENDPOINTS (a weight publication over a busy fleet: at 1,000 clusters of
    * 100 endpoints, ~50 ms of encoding in one go).
    */
-  bigPending(catalog: Catalog, weights?: WeightOverrides): Cluster[] {
+  bigPending(catalog: Catalog, weights?: WeightOverrides, forms: TranslationForms = { grpc: false }): Cluster[] {
     // A cluster and overrides unchanged since the last translation hit its memo: only the changed can be pending.
-    const candidates = (this.last && clusterDelta(this.last, catalog.clusters, weights)?.changed) ?? catalog.clusters;
+    const last = this.last?.grpc === forms.grpc ? this.last : undefined;
+    const candidates = (last && clusterDelta(last, catalog.clusters, weights)?.changed) ?? catalog.clusters;
     const isBig = (c: Cluster) => c.endpoints.length > BIG_CLUSTER_ENDPOINTS;
     // A few small candidates (one endpoint write) are not compared here: translate() compares them.
     const many = endpointsIn(candidates) > BIG_PUBLICATION_ENDPOINTS;
     const pending = (many ? candidates : candidates.filter(isBig)).filter((c) => {
       const inputs = assignmentInputs(c, weights);
-      return !this.matches(this.memo.get(TYPE.endpoint)?.get(c.name), inputs) && !this.matches(this.prepared.get(c.name), inputs);
+      return !this.known(TYPE.endpoint, c.name, inputs) || (forms.grpc && splitsForGrpc(c) && !this.known(GRPC_ASSIGNMENTS, c.name, inputs));
     });
     return many && endpointsIn(pending) > BIG_PUBLICATION_ENDPOINTS ? pending : pending.filter(isBig);
+  }
+
+  /** Whether an assignment of `kind` built from `inputs` is in the memo or prepared. */
+  private known(kind: MemoKind, name: string, inputs: Inputs): boolean {
+    return this.matches(this.memo.get(kind)?.get(name), inputs) || this.matches(this.preparedOf(kind)?.get(name), inputs);
   }
 
   /**
@@ -264,20 +307,23 @@ export class Translator {
    * encode: a big cluster's in slices of its endpoints, small ones whole, a turn after every
    * ELEMENTS_PER_PIECE endpoints. The bytes are those translate() would produce.
    */
-  async prepare(clusters: readonly Cluster[], weights: WeightOverrides | undefined, turn: Turn): Promise<void> {
+  async prepare(clusters: readonly Cluster[], weights: WeightOverrides | undefined, turn: Turn, forms: TranslationForms = { grpc: false }): Promise<void> {
     let sinceTurn = 0;
     for (const c of clusters) {
       const inputs = assignmentInputs(c, weights);
+      const layout = assignmentLayout(c, inputs.overrides);
+      const grpcLayout = forms.grpc && splitsForGrpc(c) ? perEndpointLayout(layout) : undefined;
       if (c.endpoints.length > BIG_CLUSTER_ENDPOINTS) {
-        const layout = assignmentLayout(c, inputs.overrides);
         await turn();
         this.prepared.set(c.name, { ...inputs, resource: await assignmentResourceSliced(c.name, layout, turn) });
+        if (grpcLayout !== undefined) this.preparedGrpc.set(c.name, { ...inputs, resource: await assignmentResourceSliced(c.name, grpcLayout, turn) });
         await turn();
         sinceTurn = 0;
         continue;
       }
-      this.prepared.set(c.name, { ...inputs, resource: assignmentResource(c.name, assignmentLayout(c, inputs.overrides)) });
-      sinceTurn += c.endpoints.length;
+      this.prepared.set(c.name, { ...inputs, resource: assignmentResource(c.name, layout) });
+      if (grpcLayout !== undefined) this.preparedGrpc.set(c.name, { ...inputs, resource: assignmentResource(c.name, grpcLayout) });
+      sinceTurn += grpcLayout === undefined ? c.endpoints.length : 2 * c.endpoints.length;
       if (sinceTurn >= ELEMENTS_PER_PIECE) {
         await turn();
         sinceTurn = 0;
@@ -286,10 +332,11 @@ export class Translator {
   }
 }
 
-/** A translation's clusters' output: CDS and EDS resources by name, and the clusters by name. */
+/** A translation's clusters' output: CDS and EDS resources by name (`geds`: gRPC's EDS form, when on), and the clusters by name. */
 interface ClusterOutput {
   readonly cds: ReadonlyMap<string, EncodedResource>;
   readonly eds: ReadonlyMap<string, EncodedResource>;
+  readonly geds?: ReadonlyMap<string, EncodedResource>;
   readonly byName: Map<string, Cluster>;
 }
 
@@ -297,18 +344,29 @@ interface ClusterOutput {
 interface ClusterTarget extends ClusterOutput {
   readonly cds: Map<string, EncodedResource>;
   readonly eds: Map<string, EncodedResource>;
+  readonly geds: Map<string, EncodedResource>;
+}
+
+/** The memo entries of one translation's cluster resources, by kind. */
+interface ClusterMemos {
+  readonly cds: Map<string, Memo>;
+  readonly eds: Map<string, Memo>;
+  readonly geds: Map<string, Memo>;
 }
 
 /** What the last translation saw and produced (its output maps are the cache's now: copied, never changed). */
 interface LastClusters extends SeenClusters, ClusterOutput {
   readonly lrsKey: string;
+  readonly grpc: boolean;
 }
 
-/** What a cluster's two resources are built from besides the cluster. */
+/** What a cluster's resources are built from besides the cluster. */
 interface ClusterInputs {
   readonly weights: WeightOverrides | undefined;
   readonly lrs: LoadReportingOptions | undefined;
   readonly lrsKey: string;
+  /** Whether gRPC's form of the assignments is produced too. */
+  readonly grpc: boolean;
 }
 
 /** A resource as built: the object protobufjs encodes, or its message bytes already encoded (assignments). */
@@ -329,12 +387,16 @@ function endpointsIn(clusters: readonly Cluster[]): number {
   return n;
 }
 
-/** Per type, per name: no key string built per resource on every publish. */
-type MemoByType = Map<XdsTypeUrl, Map<string, Memo>>;
+/** The memo kind of gRPC's assignments (grpc-assignments.ts), beside the xDS types. */
+const GRPC_ASSIGNMENTS = 'grpc-assignments';
+type MemoKind = XdsTypeUrl | typeof GRPC_ASSIGNMENTS;
+
+/** Per kind, per name: no key string built per resource on every publish. */
+type MemoByType = Map<MemoKind, Map<string, Memo>>;
 
 /**
- * Both types' resources in the catalog's order: the changed from `fresh`, the rest as `last` had
- * them. Positional maps over one key list and index shared by the two types (and by the cache's
+ * Each kind's resources (CDS, EDS and gRPC's EDS when on) in the catalog's order: the changed from
+ * `fresh`, the rest as `last` had them. Positional maps over one key list and index shared by the kinds (and by the cache's
  * versioned maps built on them): at 10,000 clusters, a Map per type here and another per type in
  * the cache were most of a created or deleted cluster's publish. When the last output is
  * positional too (built so, or derived from such), the catalog and its key list are walked in
@@ -342,16 +404,17 @@ type MemoByType = Map<XdsTypeUrl, Map<string, Memo>>;
  * with where their resources came from (markPositional) for the cache; a name met out of step (a
  * cluster moved) is looked up.
  */
-function inCatalogOrder(clusters: readonly Cluster[], last: ClusterOutput, fresh: ClusterOutput, gone: ReadonlySet<string>): { cds: ArrayMap<EncodedResource>; eds: ArrayMap<EncodedResource> } {
-  const { cds: lastCds, eds: lastEds } = last;
-  const positional = lastCds instanceof ArrayMap && lastEds instanceof ArrayMap && lastCds.keyList === lastEds.keyList;
-  const before = positional ? lastCds.keyList : [];
+function inCatalogOrder(clusters: readonly Cluster[], last: ClusterOutput, fresh: ClusterOutput, gone: ReadonlySet<string>): Omit<ClusterOutput, 'byName'> {
+  const kinds = last.geds === undefined ? (['cds', 'eds'] as const) : (['cds', 'eds', 'geds'] as const);
+  const lasts = kinds.map((k) => last[k] as ReadonlyMap<string, EncodedResource>);
+  const first = lasts[0];
+  const positional = first instanceof ArrayMap && lasts.every((m) => m instanceof ArrayMap && m.keyList === first.keyList);
+  const before = positional ? first.keyList : [];
   const n = clusters.length;
   const keys = new Array<string>(n);
   const index = new Map<string, number>();
   const from = new Int32Array(n);
-  const cds = new Array<EncodedResource | undefined>(n);
-  const eds = new Array<EncodedResource | undefined>(n);
+  const values = kinds.map(() => new Array<EncodedResource | undefined>(n));
   let j = 0;
   for (let i = 0; i < n; i++) {
     const name = (clusters[i] as Cluster).name;
@@ -361,18 +424,18 @@ function inCatalogOrder(clusters: readonly Cluster[], last: ClusterOutput, fresh
     index.set(name, i);
     const carried = before[j] === name;
     from[i] = carried ? j : -1;
-    cds[i] = carried ? ((lastCds as ArrayMap<EncodedResource>).valueList[j] as EncodedResource) : lastCds.get(name);
-    eds[i] = carried ? ((lastEds as ArrayMap<EncodedResource>).valueList[j] as EncodedResource) : lastEds.get(name);
+    lasts.forEach((m, k) => ((values[k] as (EncodedResource | undefined)[])[i] = carried ? (m as ArrayMap<EncodedResource>).valueList[j] : m.get(name)));
     if (carried) j++;
   }
-  for (const [name, r] of fresh.cds) cds[index.get(name) as number] = r;
-  for (const [name, r] of fresh.eds) eds[index.get(name) as number] = r;
-  const out = { cds: new ArrayMap(keys, index, complete(keys, cds)), eds: new ArrayMap(keys, index, complete(keys, eds)) };
-  if (positional) {
-    markPositional(out.cds, { base: lastCds, from });
-    markPositional(out.eds, { base: lastEds, from });
-  }
-  return out;
+  const out: Partial<Record<(typeof kinds)[number], ArrayMap<EncodedResource>>> = {};
+  kinds.forEach((kind, k) => {
+    const list = values[k] as (EncodedResource | undefined)[];
+    for (const [name, r] of fresh[kind] ?? []) list[index.get(name) as number] = r;
+    const map = new ArrayMap(keys, index, complete(keys, list));
+    if (positional) markPositional(map, { base: lasts[k] as ReadonlyMap<string, EncodedResource>, from });
+    out[kind] = map;
+  });
+  return out as Omit<ClusterOutput, 'byName'>;
 }
 
 /** `values` when every name has its resource (a name in neither the last output nor the changed is a bug, not a resource to drop). */
@@ -382,9 +445,9 @@ function complete(keys: readonly string[], values: (EncodedResource | undefined)
   return values as EncodedResource[];
 }
 
-function memoOf(memo: MemoByType, typeUrl: XdsTypeUrl): Map<string, Memo> {
-  let m = memo.get(typeUrl);
-  if (!m) memo.set(typeUrl, (m = new Map()));
+function memoOf(memo: MemoByType, kind: MemoKind): Map<string, Memo> {
+  let m = memo.get(kind);
+  if (!m) memo.set(kind, (m = new Map()));
   return m;
 }
 

@@ -28,6 +28,7 @@ import { locateGrpcGoClient, runGrpcGoClient } from '../support/grpc-go.js';
 import { startGrpcServers, type GrpcTestServers } from '../support/grpc-whoami.js';
 import { startXdsClient, tally } from '../support/grpc-xds.js';
 import { replaceFile } from '../support/replace-file.js';
+import { peakRps, reportedLoadOfEvery } from '../support/peak-rps.js';
 import { describeRequiring } from '../support/requires.js';
 import { waitFor } from '../support/wait.js';
 
@@ -49,7 +50,7 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
   let servers: GrpcTestServers;
   let fulcrum: Fulcrum;
   let configPath: string;
-  const maxRps = new Map<string, number>();
+  let maxRps: ReadonlyMap<string, number> = new Map();
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'fulcrum-grpc-go-'));
@@ -57,10 +58,7 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
     configPath = path.join(dir, 'fulcrum.yaml');
     await writeFile(configPath, configYaml('ROUND_ROBIN'));
     fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }) });
-    // The newest sample may already be the idle interval after the calls: keep the peak per endpoint.
-    fulcrum.signals.subscribe((e) => {
-      if (e.kind === 'sample' && e.cluster === CLUSTER) maxRps.set(e.key, Math.max(maxRps.get(e.key) ?? 0, e.sample.rps ?? 0));
-    });
+    maxRps = peakRps(fulcrum, CLUSTER);
   }, 60_000);
 
   afterAll(async () => {
@@ -132,11 +130,7 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
       // Intended: zone a 25%. Without locality weights, or with weights not rescaled per locality
       // under locality weights of 1, grpc-go gives it 50%.
       expect(Math.abs(zoneShare(counts) - 0.25), JSON.stringify(counts)).toBeLessThan(0.08);
-      const keys = servers.list.map((s) => `${s.host}:${s.port}`);
-      await waitFor(() => keys.every((k) => (maxRps.get(k) ?? 0) > 0), {
-        what: `grpc-go load reports for every endpoint (${JSON.stringify(Object.fromEntries(maxRps))})`,
-        timeoutMs: 30_000,
-      });
+      await reportedLoadOfEvery(maxRps, servers.list, 'grpc-go');
       const scrape = await fulcrum.metrics.registry.getSingleMetricAsString('fulcrum_lrs_report_entries_total');
       expect(scrape).toMatch(/granularity="locality",result="exact"} [1-9]/);
       expect(scrape).toMatch(/granularity="locality",result="spread"} [1-9]/);

@@ -33,6 +33,21 @@ describe('XdsCache', () => {
     expect(s2.resources(TYPE.endpoint).get('a')?.version).not.toBe(e1?.version);
   });
 
+  it('serves a gRPC client its form of the group when there is one, else Envoy\'s', () => {
+    const cache = new XdsCache();
+    const weighted = { ...catalog(1, true), clusters: catalog(1, true).clusters.map((c) => (c.name === 'a' ? { ...c, endpoints: [...c.endpoints, { ...c.endpoints[0], port: 81, weight: 3 }] } : c)) } as Catalog;
+    cache.update(translate(weighted));
+    expect(cache.snapshotFor('', 'grpc')).toBe(cache.snapshotFor(''));
+    cache.update(translate(weighted, undefined, undefined, { grpc: true }));
+    const grpc = cache.snapshotFor('anything', 'grpc');
+    expect(grpc).not.toBe(cache.snapshotFor(''));
+    expect(grpc.resources(TYPE.endpoint).get('a')?.version).not.toBe(cache.snapshotFor('').resources(TYPE.endpoint).get('a')?.version);
+    expect(grpc.resources(TYPE.cluster).get('a')?.version).toBe(cache.snapshotFor('').resources(TYPE.cluster).get('a')?.version);
+    // A node group's gRPC form, not the default group's.
+    expect(cache.snapshotFor('edge', 'grpc')).not.toBe(grpc);
+    expect([...cache.snapshotFor('edge', 'grpc').resources(TYPE.cluster).keys()]).toEqual(['b']);
+  });
+
   it('gives two replicas (or two process starts) with the same content identical versions and bytes', () => {
     const a = new XdsCache();
     const b = new XdsCache();

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { DEFAULT_GROUP } from '../../src/xds/resource-set.js';
 import { StreamGroups } from '../../src/xds/stream-groups.js';
+import { formGroupKey } from '../../src/xds/client-form.js';
 
 const stream = (name: string) => ({ name, onCacheChange: () => undefined });
 
@@ -31,6 +32,19 @@ describe('StreamGroups', () => {
     expect(names(build().affected(new Set(['edge']), hasOwn(['edge'])))).toEqual(['edge-1']);
     // Disappears: edge-1 falls back to the default group.
     expect(names(build().affected(new Set(['edge']), hasOwn([])))).toEqual(['edge-1']);
+  });
+
+  test('a gRPC client is woken by its group in either form, or the default group in either form when it has none', () => {
+    const g = build();
+    const grpcEdge = stream('grpc-edge');
+    const grpcBare = stream('grpc-bare');
+    g.add(grpcEdge, 'edge', 'grpc');
+    g.add(grpcBare, 'core', 'grpc');
+    const wakes = (changed: string[]) => names(g.affected(new Set(changed), hasOwn(['edge'])));
+    expect(wakes([formGroupKey('edge', 'grpc')])).toEqual(['grpc-edge']);
+    expect(wakes(['edge'])).toEqual(['edge-1', 'grpc-edge']);
+    expect(wakes([formGroupKey(DEFAULT_GROUP, 'grpc')])).toEqual(['grpc-bare']);
+    expect(wakes([DEFAULT_GROUP])).toEqual(['core-1', 'grpc-bare', 'no-cluster']);
   });
 
   test('a deleted stream is not woken; adding twice indexes once', () => {

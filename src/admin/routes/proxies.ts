@@ -6,6 +6,7 @@ import type { FleetProxies } from '../../xds/fleet-proxies.js';
 import { streamState, type ProxyRecord, type ProxyRegistry, type SyncState } from '../../xds/proxy-status.js';
 import { worstState } from '../../telemetry/operator-metrics.js';
 import { DEFAULT_GROUP } from '../../xds/translator.js';
+import { clientFormOf } from '../../xds/client-form.js';
 import { ApiError } from '../resources.js';
 import { ConfigDump, NodeId, Proxy, SHORT_TYPES, StringEnum, SYNC_STATES, type ShortType } from '../schemas.js';
 import { configDumpParts, proxyView } from '../views.js';
@@ -132,7 +133,7 @@ export const proxyRoutes: FastifyPluginAsyncTypebox<ProxyRoutesOptions> = async 
       const types = type !== undefined ? [URL_OF[type]] : PUSH_ORDER;
       if (node === undefined) return sendConfigDump(reply, configDumpParts(cache.snapshotFor(DEFAULT_GROUP), types));
       const records = streamsOf(node);
-      return sendConfigDump(reply, configDumpParts(cache.snapshotFor(records[0].node.cluster), types, { records }));
+      return sendConfigDump(reply, configDumpParts(cache.snapshotFor(records[0].node.cluster, clientFormOf(records[0].node.userAgent)), types, { records }));
     },
   );
 };

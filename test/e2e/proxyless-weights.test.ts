@@ -1,0 +1,115 @@
+/**
+ * Endpoint weights reach proxyless gRPC clients. gRPC balances localities by their weight and
+ * ignores endpoint weights inside one (gRFC A27/A52), so sent Envoy's assignment a 1:3 cluster
+ * was split 50/50 by grpc-go and @grpc/grpc-js-xds alike. fulcrum sends gRPC clients (told by
+ * node.user_agent_name) every endpoint of such a cluster as a locality of its own, weighted as the
+ * endpoint (src/xds/grpc-assignments.ts): the split follows the weights, and follows a change of
+ * them on the open channel. grpc-go's per-locality load reports are then each one endpoint's, and
+ * are attributed to it exactly. Needs the Go client binary (scripts/build-grpc-go-client.sh):
+ * skipped locally without it, a failure under CI.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import YAML from 'yaml';
+import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { TYPE } from '../../src/xds/envoy-api.js';
+import { locateGrpcGoClient, runGrpcGoClient } from '../support/grpc-go.js';
+import { startGrpcServers, type GrpcTestServers } from '../support/grpc-whoami.js';
+import { startXdsClient, tally, type XdsClientHandle } from '../support/grpc-xds.js';
+import { replaceFile } from '../support/replace-file.js';
+import { peakRps, reportedLoadOfEvery } from '../support/peak-rps.js';
+import { describeRequiring } from '../support/requires.js';
+import { waitFor } from '../support/wait.js';
+
+const CLUSTER = 'weighted-backends';
+const TARGET = 'xds:///weighted';
+const goClient = locateGrpcGoClient();
+
+describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights reach proxyless gRPC clients', () => {
+  let dir: string;
+  let servers: GrpcTestServers;
+  let fulcrum: Fulcrum;
+  let configPath: string;
+  let jsClient: XdsClientHandle | undefined;
+  let maxRps: ReadonlyMap<string, number> = new Map();
+
+  const configYaml = (weights: readonly [number, number]): string =>
+    YAML.stringify({
+      server: { xds: { debounceQuietMs: 20, debounceMaxMs: 200 }, loadReporting: { intervalMs: 500 } },
+      clusters: [{ name: CLUSTER, lbPolicy: 'ROUND_ROBIN', http2: true, endpoints: servers.list.map((s, i) => ({ address: s.host, port: s.port, weight: weights[i] })) }],
+      listeners: [{ name: 'weighted', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER }] }],
+    });
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'fulcrum-grpc-weights-'));
+    servers = await startGrpcServers(2, 'w');
+    configPath = path.join(dir, 'fulcrum.yaml');
+    await writeFile(configPath, configYaml([1, 3]));
+    fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', adminPort: 0, logger: pino({ level: 'silent' }) });
+    maxRps = peakRps(fulcrum, CLUSTER);
+  }, 60_000);
+
+  afterAll(async () => {
+    await jsClient?.stop();
+    await fulcrum?.stop();
+    await servers?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  const shareOf = (counts: Record<string, number>, i: number): number => {
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    return (counts[servers.list[i]?.id ?? '?'] ?? 0) / Math.max(1, total);
+  };
+
+  test('grpc-go splits calls 1:3 by endpoint weight, and its load reports are attributed to each endpoint exactly', { timeout: 180_000 }, async () => {
+    const run = runGrpcGoClient(goClient.bin, { xdsPort: fulcrum.xdsPort, nodeId: `grpc-go-weights-${process.pid}`, target: TARGET, count: 800, hold: true });
+    try {
+      const { counts, errors } = await run.result;
+      expect(errors, run.stderr().slice(-4_000)).toEqual({});
+      // Sent Envoy's form (one locality of weight 4), grpc-go gave the weight-1 server ~50%.
+      expect(Math.abs(shareOf(counts, 0) - 0.25), JSON.stringify(counts)).toBeLessThan(0.08);
+      await reportedLoadOfEvery(maxRps, servers.list, 'grpc-go');
+      const scrape = await fulcrum.metrics.registry.getSingleMetricAsString('fulcrum_lrs_report_entries_total');
+      expect(scrape).toMatch(/granularity="locality",result="exact"} [1-9]/);
+      expect(scrape).not.toMatch(/granularity="locality",result="(spread|dropped)"} [1-9]/);
+    } finally {
+      await run.stop();
+    }
+  });
+
+  test('grpc-js-xds splits calls 1:3, then 3:1 once the weights change, on the same channel, while Envoys keep their form', { timeout: 180_000 }, async () => {
+    const nodeId = `grpc-js-weights-${process.pid}`;
+    jsClient = await startXdsClient({ xdsPort: fulcrum.xdsPort, nodeId });
+    const client = jsClient;
+    // Until both subchannels are READY, gRPC picks among the ready localities only.
+    await waitFor(async ({ note }) => {
+      const counts = tally(await client.call(TARGET, { count: 20 }));
+      note(counts);
+      return servers.list.every((s) => (counts[s.id] ?? 0) > 0);
+    }, { what: 'calls to reach both servers', timeoutMs: 45_000, intervalMs: 200 });
+    const first = tally(await client.call(TARGET, { count: 400 }));
+    expect(Math.abs(shareOf(first, 0) - 0.25), JSON.stringify(first)).toBeLessThan(0.08);
+
+    await replaceFile(configPath, configYaml([3, 1]));
+    const after = await waitFor(async ({ note }) => {
+      const counts = tally(await client.call(TARGET, { count: 400 }));
+      note(counts);
+      return Math.abs(shareOf(counts, 0) - 0.75) < 0.08 && counts;
+    }, { what: 'the split to follow the new weights (3:1)', timeoutMs: 60_000, intervalMs: 200 });
+    expect(Object.values(after).reduce((a, b) => a + b, 0)).toBe(400);
+
+    // The client is served gRPC's form: each endpoint its own locality; an Envoy's view of the same group is one locality.
+    const dump = (await (await fetch(`http://127.0.0.1:${fulcrum.adminPort}/v1/config_dump?node=${nodeId}&type=EDS`)).json()) as {
+      form?: string;
+      types: { EDS?: { resources: { resource: { endpoints?: unknown[] } }[] } };
+    };
+    expect(dump.form).toBe('grpc');
+    expect(dump.types.EDS?.resources[0]?.resource.endpoints).toHaveLength(2);
+    const envoyForm = fulcrum.cache.snapshotFor('').resources(TYPE.endpoint).get(CLUSTER);
+    const grpcForm = fulcrum.cache.snapshotFor('', 'grpc').resources(TYPE.endpoint).get(CLUSTER);
+    expect(envoyForm?.version).not.toBe(grpcForm?.version);
+  });
+});
