@@ -4,8 +4,10 @@
  * was split 50/50 by grpc-go and @grpc/grpc-js-xds alike. fulcrum sends gRPC clients (told by
  * node.user_agent_name) every endpoint of such a cluster as a locality of its own, weighted as the
  * endpoint (src/xds/grpc-assignments.ts): the split follows the weights, and follows a change of
- * them on the open channel. grpc-go's per-locality load reports are then each one endpoint's, and
- * are attributed to it exactly. Needs the Go client binary (scripts/build-grpc-go-client.sh):
+ * them on the open channel. The clients' per-locality load reports are then each one endpoint's,
+ * and are attributed to it exactly: a backend failing every call is singled out and taken out
+ * (fulcrum's fleet ejection), where before grpc-go's errors were spread over the whole locality and
+ * every peer looked as bad as it. Needs the Go client binary (scripts/build-grpc-go-client.sh):
  * skipped locally without it, a failure under CI.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,7 +18,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import YAML from 'yaml';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { TYPE } from '../../src/xds/envoy-api.js';
-import { locateGrpcGoClient, runGrpcGoClient } from '../support/grpc-go.js';
+import { locateGrpcGoClient, runGrpcGoClient, type GrpcGoResult, type GrpcGoRun } from '../support/grpc-go.js';
 import { startGrpcServers, type GrpcTestServers } from '../support/grpc-whoami.js';
 import { startXdsClient, tally, type XdsClientHandle } from '../support/grpc-xds.js';
 import { replaceFile } from '../support/replace-file.js';
@@ -26,11 +28,15 @@ import { waitFor } from '../support/wait.js';
 
 const CLUSTER = 'weighted-backends';
 const TARGET = 'xds:///weighted';
+const FAILING_CLUSTER = 'failing-backends';
+const FAILING_TARGET = 'xds:///failing';
 const goClient = locateGrpcGoClient();
 
 describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights reach proxyless gRPC clients', () => {
   let dir: string;
   let servers: GrpcTestServers;
+  /** Three servers of an adaptive cluster; the first fails every call in the last test. */
+  let failing: GrpcTestServers;
   let fulcrum: Fulcrum;
   let configPath: string;
   let jsClient: XdsClientHandle | undefined;
@@ -39,13 +45,20 @@ describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights re
   const configYaml = (weights: readonly [number, number]): string =>
     YAML.stringify({
       server: { xds: { debounceQuietMs: 20, debounceMaxMs: 200 }, loadReporting: { intervalMs: 500 } },
-      clusters: [{ name: CLUSTER, lbPolicy: 'ROUND_ROBIN', http2: true, endpoints: servers.list.map((s, i) => ({ address: s.host, port: s.port, weight: weights[i] })) }],
-      listeners: [{ name: 'weighted', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER }] }],
+      clusters: [
+        { name: CLUSTER, lbPolicy: 'ROUND_ROBIN', http2: true, endpoints: servers.list.map((s, i) => ({ address: s.host, port: s.port, weight: weights[i] })) },
+        { name: FAILING_CLUSTER, lbPolicy: 'ROUND_ROBIN', http2: true, weighting: { policy: 'pid' }, endpoints: failing.list.map((s) => ({ address: s.host, port: s.port })) },
+      ],
+      listeners: [
+        { name: 'weighted', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER }] },
+        { name: 'failing', apiListener: true, routes: [{ prefix: '/', cluster: FAILING_CLUSTER }] },
+      ],
     });
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'fulcrum-grpc-weights-'));
     servers = await startGrpcServers(2, 'w');
+    failing = await startGrpcServers(3, 'f');
     configPath = path.join(dir, 'fulcrum.yaml');
     await writeFile(configPath, configYaml([1, 3]));
     fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', adminPort: 0, logger: pino({ level: 'silent' }) });
@@ -56,6 +69,7 @@ describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights re
     await jsClient?.stop();
     await fulcrum?.stop();
     await servers?.close();
+    await failing?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   }, 60_000);
 
@@ -104,12 +118,48 @@ describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights re
     // The client is served gRPC's form: each endpoint its own locality; an Envoy's view of the same group is one locality.
     const dump = (await (await fetch(`http://127.0.0.1:${fulcrum.adminPort}/v1/config_dump?node=${nodeId}&type=EDS`)).json()) as {
       form?: string;
-      types: { EDS?: { resources: { resource: { endpoints?: unknown[] } }[] } };
+      types: { EDS?: { resources: { name: string; resource: { endpoints?: unknown[] } }[] } };
     };
     expect(dump.form).toBe('grpc');
-    expect(dump.types.EDS?.resources[0]?.resource.endpoints).toHaveLength(2);
+    expect(dump.types.EDS?.resources.find((r) => r.name === CLUSTER)?.resource.endpoints).toHaveLength(2);
     const envoyForm = fulcrum.cache.snapshotFor('').resources(TYPE.endpoint).get(CLUSTER);
     const grpcForm = fulcrum.cache.snapshotFor('', 'grpc').resources(TYPE.endpoint).get(CLUSTER);
     expect(envoyForm?.version).not.toBe(grpcForm?.version);
+  });
+
+  /**
+   * grpc-go runs of 200 calls each on the failing cluster, one after another, until `done` holds
+   * for one (`reachedFailing`: the attempts the first server saw during the run: the route's
+   * retries on UNAVAILABLE hide them from the client). Each run stays up (its load reports
+   * flowing) until the next one has answered.
+   */
+  async function goRunsUntil(what: string, done: (r: GrpcGoResult, reachedFailing: number) => boolean): Promise<void> {
+    let previous: GrpcGoRun | undefined;
+    let n = 0;
+    try {
+      await waitFor(async ({ note }) => {
+        const before = failing.list[0]?.count ?? 0;
+        const run = runGrpcGoClient(goClient.bin, { xdsPort: fulcrum.xdsPort, nodeId: `grpc-go-failing-${process.pid}-${n++}`, target: FAILING_TARGET, count: 200, hold: true });
+        const result = await run.result;
+        const reachedFailing = (failing.list[0]?.count ?? 0) - before;
+        await previous?.stop();
+        previous = run;
+        note({ ...result, reachedFailing });
+        return done(result, reachedFailing);
+      }, { what, timeoutMs: 90_000, intervalMs: 200 });
+    } finally {
+      await previous?.stop();
+    }
+  }
+
+  test('a backend failing every call is singled out by grpc-go\'s load reports and taken out, then let back once it answers', { timeout: 240_000 }, async () => {
+    failing.fail(0, true);
+    // grpc-go reports per locality only: sent one locality, its errors were spread over all three
+    // endpoints, every peer looked as bad as the failing one, and a third of the calls kept reaching
+    // it (each then retried on another server: the calls succeed, at the cost of a retry each).
+    // 200 calls without one attempt on it: taken out (at the weight floor, 5% of its share, ~1e-4 odds).
+    await goRunsUntil('a run of calls without one attempt on the failing server', (r, reachedFailing) => Object.keys(r.errors).length === 0 && reachedFailing === 0);
+    failing.fail(0, false);
+    await goRunsUntil('the recovered server to get calls again (after its ejection, on probation)', (r) => (r.counts['f-0'] ?? 0) > 0);
   });
 });

@@ -56,6 +56,8 @@ export interface GrpcTestServers {
   readonly list: readonly GrpcTestServer[];
   /** Calls answered, by server id. */
   counts(): Record<string, number>;
+  /** From now on server `index` fails every call at once with UNAVAILABLE (`false`: answers again). */
+  fail(index: number, failing: boolean): void;
   reset(): void;
   close(): Promise<void>;
 }
@@ -65,6 +67,7 @@ export async function startGrpcServers(n: number, prefix = 'server'): Promise<Gr
   const servers: grpc.Server[] = [];
   const list: GrpcTestServer[] = [];
   const counts = new Map<string, number>();
+  const failing = new Set<string>();
   try {
     for (let i = 0; i < n; i++) {
       const id = `${prefix}-${i}`;
@@ -76,6 +79,7 @@ export async function startGrpcServers(n: number, prefix = 'server'): Promise<Gr
           callback: grpc.sendUnaryData<WhoAmIResponse>,
         ) => {
           counts.set(id, (counts.get(id) ?? 0) + 1);
+          if (failing.has(id)) return callback({ code: grpc.status.UNAVAILABLE, details: `${id} is failing` });
           const seen: Record<string, string> = {};
           const user = call.metadata.get('x-user')[0];
           if (user !== undefined) seen['x-user'] = String(user);
@@ -106,6 +110,11 @@ export async function startGrpcServers(n: number, prefix = 'server'): Promise<Gr
   return {
     list,
     counts: () => Object.fromEntries(counts),
+    fail: (index, on) => {
+      const id = list[index]?.id ?? '?';
+      if (on) failing.add(id);
+      else failing.delete(id);
+    },
     reset: () => {
       for (const id of counts.keys()) counts.set(id, 0);
     },
