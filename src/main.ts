@@ -11,6 +11,7 @@ import { PrebuiltCode } from './admin/prebuilt-code.js';
 import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { CatalogFeed } from './catalog/catalog-feed.js';
+import { DanglingReferenceWatch, type DanglingReference } from './catalog/dangling-references.js';
 import { DiscoveredView, DiscoveryAwareStore } from './catalog/discovered-clusters.js';
 import { OverrideIndex } from './catalog/override-index.js';
 import { runCli } from './cli/run.js';
@@ -39,7 +40,7 @@ import type { KubernetesContribution } from './sources/kubernetes/mapping.js';
 import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
 import { createLogger, defaultLogFormat, type LogFormat, type Logger } from './telemetry/logger.js';
 import { Metrics, type ClusterEndpointValues, type EndpointValue } from './telemetry/metrics.js';
-import { registerAdminConnectionsRefused, registerBuildInfo, registerLastResorts, registerNativeMemoryTrims, registerSignalStates, registerSyncStates } from './telemetry/operator-metrics.js';
+import { registerAdminConnectionsRefused, registerBuildInfo, registerDanglingReferences, registerLastResorts, registerNativeMemoryTrims, registerSignalStates, registerSyncStates } from './telemetry/operator-metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightArchiveSweep } from './weights/archive-sweep.js';
@@ -278,7 +279,8 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const ha = etcd ? haReplica(boot, core, etcd, options) : undefined;
   // Replicated, archived weights are the replication's records, swept by it (src/ha); alone, the store's.
   const sweep = ha ? undefined : new WeightArchiveSweep(store, (err, clusters) => boot.log.warn({ err, clusters }, 'published weights of removed clusters not deleted; swept again at the next start'));
-  const feed = new CatalogFeed(store, [core.adaptive, ...(sweep ? [sweep] : []), core.signals, core.publisher, ...(ha ? [ha] : [])]);
+  const references = danglingReferenceWatch(boot.log, core);
+  const feed = new CatalogFeed(store, [core.adaptive, ...(sweep ? [sweep] : []), core.signals, core.publisher, ...(ha ? [ha] : []), references]);
   const source = new ConfigSource(options.configPath, {
     store,
     log,
@@ -319,6 +321,8 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   };
   if (complete) void complete.then(settle, () => undefined);
   else settle();
+  if (complete) void complete.then(() => references.open(), () => undefined);
+  else references.open();
   const xds = xdsServer(boot, core, options, security, complete);
   // Unready first at stop, so load balancers stop sending new proxies here while streams drain.
   const stopping = { now: false };
@@ -341,7 +345,7 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const admin = adminServer(boot, core, new DiscoveryAwareStore(store, discovered), options, ready, fleet);
   const missing = new MissingSignalsLog({ notices: () => core.adaptive.allMissingSignals(), log });
   // Replication starts after the catalog (it needs the cluster names) and before the weight loop.
-  const pipeline = [source, feed, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, missing, core.publisher];
+  const pipeline = [source, feed, references, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, missing, core.publisher];
   const compactor = etcd ? etcdCompactor(boot, etcd) : undefined;
   // etcd deletes in transactions it awaits (the loop is free between them) but sorts its whole
   // mirrored log per call: one call a pass there; SQLite deletes synchronously, so in batches.
@@ -351,6 +355,26 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   const settled = discovery ? discovery.firstSync : Promise.resolve();
   return { components: [...pipeline, admin, ...served, readiness], xds, admin, ha, settled, warmed: admin.warmed };
 }
+
+/**
+ * References to clusters that do not exist, made by another owner than the referrer's (a reload
+ * or restart dropping a file cluster an API listener routes to, a discovered Service gone): the
+ * API refuses to make them, so these are logged once as they appear and as they resolve, and
+ * counted in fulcrum_dangling_references.
+ */
+function danglingReferenceWatch(log: Logger, core: Core): DanglingReferenceWatch {
+  const watch = new DanglingReferenceWatch(({ appeared, resolved, now }) => {
+    if (appeared.length > 0) log.warn({ references: appeared.slice(0, 100).map(referenceText), count: appeared.length, dangling: now.length }, 'routes or node groups name clusters that do not exist (removed by their owner); proxies answer those routes 503 until the cluster is back or the reference is removed');
+    if (resolved.length > 0) log.info({ references: resolved.slice(0, 100).map(referenceText), count: resolved.length, dangling: now.length }, 'references to missing clusters resolved');
+  }, REFERENCES_SETTLE);
+  registerDanglingReferences(core.metrics.registry, () => watch.current());
+  return watch;
+}
+
+/** A name handed between owners (deleted by one, seeded by the other) is not reported lost and found. */
+const REFERENCES_SETTLE = { quietMs: 1_000, maxMs: 5_000 };
+
+const referenceText = (r: DanglingReference): string => `${r.referrer} ${JSON.stringify(r.name)} -> cluster ${JSON.stringify(r.cluster)}`;
 
 /** The etcd store's watch: lost or rewound is a warning (the replica serves what it read last meanwhile). */
 function logWatch(log: Logger, state: WatchState, reason: string | undefined): void {

@@ -98,6 +98,31 @@ export function registerLastResorts(registry: Registry, source: () => Iterable<L
   );
 }
 
+/** A reference as the dangling-references gauge reads it (catalog/dangling-references.ts). */
+export interface DanglingLine {
+  readonly referrer: string;
+  readonly name: string;
+  readonly cluster: string;
+}
+
+/**
+ * `fulcrum_dangling_references{referrer, name, cluster}`: 1 for each listener route or node group
+ * naming a cluster that does not exist (its owner removed it: a config reload, discovery), which
+ * Envoy answers 503 (no healthy upstream). Read at scrape time; series only for those references.
+ */
+export function registerDanglingReferences(registry: Registry, source: () => Iterable<DanglingLine>): void {
+  scrapedGauge(
+    registry,
+    'fulcrum_dangling_references',
+    'References to clusters that do not exist (1 each), by referrer (listener or node-group), its name, and the cluster: ' +
+      "proxies answer a listener's requests on those routes 503 until the cluster is back or the reference is removed.",
+    ['referrer', 'name', 'cluster'],
+    function* () {
+      for (const r of source()) yield [{ referrer: r.referrer, name: r.name, cluster: r.cluster }, 1];
+    },
+  );
+}
+
 /** Where the fail-static gauges read (AdaptiveWeights.failStaticClusters, signalsNotFresh). */
 export interface SignalStateSources {
   readonly failStatic: () => Iterable<string>;

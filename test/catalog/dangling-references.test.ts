@@ -1,0 +1,171 @@
+/**
+ * References to clusters that do not exist, made by an owner other than the referrer's: the pure
+ * finder and its watch, a discovered cluster leaving under a listener that routes to it, and a
+ * real fulcrum (SQLite store) whose config file drops a cluster an API listener routes to, by a
+ * reload and across a restart.
+ */
+import { Writable } from 'node:stream';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { stringify } from 'yaml';
+import { CatalogFeed } from '../../src/catalog/catalog-feed.js';
+import { danglingReferences, DanglingReferenceWatch, type DanglingChange } from '../../src/catalog/dangling-references.js';
+import type { Catalog, Listener } from '../../src/catalog/types.js';
+import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import { withKubernetes } from '../../src/sources/kubernetes/catalog-merge.js';
+import { waitFor } from '../support/wait.js';
+import { cluster } from './helpers.js';
+
+const listener = (name: string, ...clusters: string[]): Listener => ({
+  name,
+  kind: 'api',
+  address: '',
+  port: 0,
+  routes: clusters.map((c, i) => ({ domain: '*', prefix: `/${i}`, cluster: c })),
+});
+
+describe('danglingReferences', () => {
+  it('names each listener and node group with each cluster it uses that the catalog lacks, once', () => {
+    const catalog: Catalog = {
+      clusters: [cluster('web')],
+      listeners: [listener('edge', 'web', 'gone', 'gone'), listener('ok', 'web')],
+      nodeGroups: [{ nodeCluster: 'canary', listeners: ['edge'], clusters: ['web', 'old'] }],
+    };
+    expect(danglingReferences(catalog)).toEqual([
+      { referrer: 'listener', name: 'edge', cluster: 'gone' },
+      { referrer: 'node-group', name: 'canary', cluster: 'old' },
+    ]);
+  });
+});
+
+describe('DanglingReferenceWatch', () => {
+  it('reports a reference when it appears and when it resolves, not at every catalog, and only once opened', () => {
+    const changes: DanglingChange[] = [];
+    const watch = new DanglingReferenceWatch((c) => changes.push(c));
+    const listeners = [listener('edge', 'api')];
+    const both: Catalog = { clusters: [cluster('api'), cluster('web')], listeners, nodeGroups: [] };
+    const webOnly: Catalog = { clusters: [cluster('web')], listeners, nodeGroups: [] };
+    watch.setCatalog(webOnly);
+    expect(changes).toEqual([]);
+    watch.open();
+    const edge = { referrer: 'listener', name: 'edge', cluster: 'api' };
+    expect(changes).toEqual([{ appeared: [edge], resolved: [], now: [edge] }]);
+    // Another object for web (an endpoint write): nothing new to say.
+    watch.setCatalog({ ...webOnly, clusters: [cluster('web')] });
+    expect(changes).toHaveLength(1);
+    expect(watch.current()).toEqual([edge]);
+    watch.setCatalog(both);
+    expect(changes[1]).toEqual({ appeared: [], resolved: [edge], now: [] });
+    expect(watch.current()).toEqual([]);
+  });
+
+  it('says nothing of a name deleted by one owner and defined by another within its settling time', () => {
+    vi.useFakeTimers();
+    try {
+      const changes: DanglingChange[] = [];
+      const watch = new DanglingReferenceWatch((c) => changes.push(c), { quietMs: 1_000, maxMs: 5_000 });
+      const listeners = [listener('edge', 'api')];
+      watch.open();
+      watch.setCatalog({ clusters: [cluster('api')], listeners, nodeGroups: [] });
+      vi.advanceTimersByTime(1_000);
+      watch.setCatalog({ clusters: [], listeners, nodeGroups: [] });
+      vi.advanceTimersByTime(500);
+      watch.setCatalog({ clusters: [cluster('api')], listeners, nodeGroups: [] });
+      vi.advanceTimersByTime(1_000);
+      expect(changes).toEqual([]);
+      watch.setCatalog({ clusters: [], listeners, nodeGroups: [] });
+      vi.advanceTimersByTime(1_000);
+      expect(changes).toHaveLength(1);
+      watch.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('sees a discovered cluster leave under a listener routing to it (the Kubernetes overlay on the feed)', () => {
+    const catalog: Catalog = { clusters: [cluster('web')], listeners: [listener('edge', 'shop/cart:http')], nodeGroups: [] };
+    const changes: DanglingChange[] = [];
+    const watch = new DanglingReferenceWatch((c) => changes.push(c));
+    const feed = new CatalogFeed({ catalog: () => catalog, onChange: () => () => undefined }, [watch]);
+    feed.start();
+    feed.setOverlay((c) => withKubernetes(c, { clusters: [cluster('shop/cart:http')], hashPolicies: new Map(), warnings: [] }));
+    watch.open();
+    expect(changes).toEqual([]);
+    feed.setOverlay((c) => withKubernetes(c, { clusters: [], hashPolicies: new Map(), warnings: [] }));
+    expect(changes).toEqual([{ appeared: [{ referrer: 'listener', name: 'edge', cluster: 'shop/cart:http' }], resolved: [], now: expect.any(Array) }]);
+    feed.stop();
+  });
+});
+
+/** pino's JSON lines, kept. */
+function capturedLog(): { log: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { log: pino({ level: 'info' }, sink), lines };
+}
+
+const FILE = {
+  clusters: [
+    { name: 'api', endpoints: [{ address: '10.0.0.2', port: 8080 }] },
+    { name: 'web', endpoints: [{ address: '10.0.0.1', port: 8080 }] },
+  ],
+  listeners: [{ name: 'ingress', address: '127.0.0.1', port: 10000, routes: [{ prefix: '/', cluster: 'web' }] }],
+};
+const WITHOUT_API = { ...FILE, clusters: FILE.clusters.filter((c) => c.name !== 'api') };
+const DANGLING = 'listener "edge" -> cluster "api"';
+const SERIES = 'fulcrum_dangling_references{referrer="listener",name="edge",cluster="api"} 1';
+
+describe('a config file dropping a cluster an API listener routes to', () => {
+  let dir: string | undefined;
+  let fulcrum: Fulcrum | undefined;
+  afterEach(async () => {
+    await fulcrum?.stop();
+    fulcrum = undefined;
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const start = async (log: pino.Logger, configPath: string, dataDir: string): Promise<Fulcrum> =>
+    (fulcrum = await startFulcrum({ configPath, dataDir, xdsPort: 0, xdsAddress: '127.0.0.1', adminPort: 0, adminAddress: '127.0.0.1', logger: log, debounce: { quietMs: 0, maxMs: 0 } }));
+  const admin = (f: Fulcrum, path: string, init?: RequestInit) => fetch(`http://127.0.0.1:${f.adminPort}${path}`, init);
+  const metrics = async (f: Fulcrum): Promise<string> => (await admin(f, '/metrics')).text();
+  const warned = (lines: Record<string, unknown>[]) => lines.filter((l) => l.level === 40 && Array.isArray(l.references) && (l.references as string[]).includes(DANGLING));
+
+  it('keeps the listener, warns once naming both sides, and counts it until the cluster is back; and again at a restart', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-dangling-'));
+    const configPath = join(dir, 'fulcrum.yaml');
+    const dataDir = join(dir, 'data');
+    await writeFile(configPath, stringify(FILE));
+    const first = capturedLog();
+    let f = await start(first.log, configPath, dataDir);
+    const put = await admin(f, '/v1/listeners/edge', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ apiListener: true, routes: [{ cluster: 'api' }] }) });
+    expect(put.status).toBe(201);
+    expect(await metrics(f)).not.toContain('fulcrum_dangling_references{');
+
+    await writeFile(configPath, stringify(WITHOUT_API));
+    await waitFor(async () => (await metrics(f)).includes(SERIES), { what: 'the dangling reference counted', timeoutMs: 15_000 });
+    expect(warned(first.lines)).toHaveLength(1);
+    // The operator's listener is kept as written (its owner did not change it).
+    expect(await (await admin(f, '/v1/listeners/edge')).json()).toMatchObject({ owner: 'api', routes: [{ cluster: 'api' }] });
+
+    await f.stop();
+    fulcrum = undefined;
+    // Restarted on the same store with the file still without it: said at start too.
+    const second = capturedLog();
+    f = await start(second.log, configPath, dataDir);
+    await waitFor(async () => (await metrics(f)).includes(SERIES), { what: 'the dangling reference counted after a restart', timeoutMs: 15_000 });
+    expect(warned(second.lines)).toHaveLength(1);
+
+    await writeFile(configPath, stringify(FILE));
+    await waitFor(async () => !(await metrics(f)).includes('fulcrum_dangling_references{'), { what: 'the reference resolved', timeoutMs: 15_000 });
+    expect(second.lines.some((l) => l.msg === 'references to missing clusters resolved' && (l.references as string[]).includes(DANGLING))).toBe(true);
+    expect(warned(second.lines)).toHaveLength(1);
+  });
+});
