@@ -342,7 +342,7 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     return { ready: reasons.length === 0, reasons };
   };
   const fleet = etcd ? fleetProxies(boot, core, etcd, options) : undefined;
-  const admin = adminServer(boot, core, new DiscoveryAwareStore(store, discovered), options, ready, fleet);
+  const admin = adminServer(boot, core, { store: new DiscoveryAwareStore(store, discovered), fileTakesOver: (name) => source.takesOverCluster(name) }, options, ready, fleet);
   const missing = new MissingSignalsLog({ notices: () => core.adaptive.allMissingSignals(), log });
   // Replication starts after the catalog (it needs the cluster names) and before the weight loop.
   const pipeline = [source, feed, references, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, missing, core.publisher];
@@ -549,7 +549,7 @@ type Readiness = () => { ready: boolean; reasons: string[] };
 function adminServer(
   boot: Boot,
   core: Core,
-  store: CatalogStore,
+  { store, fileTakesOver }: { readonly store: CatalogStore; readonly fileTakesOver: (cluster: string) => boolean },
   options: FulcrumOptions,
   ready: Readiness,
   fleet: FleetProxies | undefined,
@@ -574,6 +574,7 @@ function adminServer(
     // fastify's own "Server listening at" would double the line below; at debug it is kept.
     log: log.isLevelEnabled('debug') ? log : log.child({}, { level: 'warn' }),
     store,
+    fileTakesOver,
     weights: core.adaptive,
     reports: core.signals.ingest,
     auth,

@@ -50,6 +50,8 @@ export interface AdminDeps extends ProxyRoutesOptions, OpsRoutesOptions {
   readonly bodyLimit?: number;
   /** The durable store: enables /v1/clusters (endpoints, policy), /v1/listeners, /v1/audit. */
   readonly store?: CatalogStore;
+  /** Whether the config file takes a cluster's name over when the API deletes it (its references to it then stay good). */
+  readonly fileTakesOver?: (cluster: string) => boolean;
   /** The weight engine adapter (AdaptiveWeights): enables /v1/weights, /v1/weights/{cluster} and effective weights. */
   readonly weights?: WeightsSource;
   /** Report ingestion (signals' ingestReports bound to its deps): enables POST /v1/reports. */
@@ -201,9 +203,9 @@ function unroutedHandler(app: ReturnType<typeof createServer>): Unrouted {
 
 /** Each group of resource routes registers only when its dependency is given. */
 function registerResources(app: ReturnType<typeof createServer>, deps: AdminDeps, actorOf: StoreRoutesOptions['actorOf']): void {
-  const { store, weights, reports } = deps;
+  const { store, weights, reports, fileTakesOver } = deps;
   if (store) {
-    void app.register(clusterRoutes, { store, actorOf });
+    void app.register(clusterRoutes, { store, actorOf, ...(fileTakesOver ? { fileTakesOver } : {}) });
     void app.register(endpointRoutes, { store, actorOf, ...(weights ? { weights } : {}) });
     void app.register(policyRoutes, { store, actorOf });
     void app.register(listenerRoutes, { store, actorOf });

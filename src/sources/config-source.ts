@@ -124,6 +124,15 @@ export class ConfigSource implements Component {
     this.seeding = this.seeding.then(() => (this.seeded ? this.seedUntilStored(this.seeded.catalog, this.edits) : undefined)).catch(() => undefined);
   }
 
+  /**
+   * Whether the file defines this cluster while another source (the API) owns the name: deleted
+   * by its owner, the file's definition takes its place (changed()), so the file's own routes to
+   * it do not dangle.
+   */
+  takesOverCluster(name: string): boolean {
+    return this.seeded?.conflicts.some((c) => c.kind === 'cluster' && c.name === name && c.boundBy === undefined) ?? false;
+  }
+
   private reloaded(config: LoadedConfig): void {
     const edit = ++this.edits;
     this.wake?.();

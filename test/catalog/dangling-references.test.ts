@@ -112,6 +112,16 @@ function capturedLog(): { log: pino.Logger; lines: Record<string, unknown>[] } {
   return { log: pino({ level: 'info' }, sink), lines };
 }
 
+/** The fulcrum and directory of the test running, stopped and removed after it. */
+let dir: string | undefined;
+let fulcrum: Fulcrum | undefined;
+afterEach(async () => {
+  await fulcrum?.stop();
+  fulcrum = undefined;
+  if (dir) await rm(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
 const FILE = {
   clusters: [
     { name: 'api', endpoints: [{ address: '10.0.0.2', port: 8080 }] },
@@ -124,14 +134,6 @@ const DANGLING = 'listener "edge" -> cluster "api"';
 const SERIES = 'fulcrum_dangling_references{referrer="listener",name="edge",cluster="api"} 1';
 
 describe('a config file dropping a cluster an API listener routes to', () => {
-  let dir: string | undefined;
-  let fulcrum: Fulcrum | undefined;
-  afterEach(async () => {
-    await fulcrum?.stop();
-    fulcrum = undefined;
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
   const start = async (log: pino.Logger, configPath: string, dataDir: string): Promise<Fulcrum> =>
     (fulcrum = await startFulcrum({ configPath, dataDir, xdsPort: 0, xdsAddress: '127.0.0.1', adminPort: 0, adminAddress: '127.0.0.1', logger: log, debounce: { quietMs: 0, maxMs: 0 } }));
   const admin = (f: Fulcrum, path: string, init?: RequestInit) => fetch(`http://127.0.0.1:${f.adminPort}${path}`, init);
@@ -167,5 +169,43 @@ describe('a config file dropping a cluster an API listener routes to', () => {
     await waitFor(async () => !(await metrics(f)).includes('fulcrum_dangling_references{'), { what: 'the reference resolved', timeoutMs: 15_000 });
     expect(second.lines.some((l) => l.msg === 'references to missing clusters resolved' && (l.references as string[]).includes(DANGLING))).toBe(true);
     expect(warned(second.lines)).toHaveLength(1);
+  });
+});
+
+describe('handing a cluster name from the API to the config file', () => {
+  const json = { 'content-type': 'application/json' };
+  /** fulcrum on a file without "api", which the API then creates: its log lines, a URL maker, the file's path. */
+  async function withApiCluster(): Promise<{ url: (path: string) => string; lines: Record<string, unknown>[]; configPath: string }> {
+    dir = await mkdtemp(join(tmpdir(), 'fulcrum-handover-'));
+    const configPath = join(dir, 'fulcrum.yaml');
+    await writeFile(configPath, stringify(WITHOUT_API));
+    const { log, lines } = capturedLog();
+    const f = (fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', adminPort: 0, adminAddress: '127.0.0.1', logger: log }));
+    const url = (path: string): string => `http://127.0.0.1:${f.adminPort}${path}`;
+    expect((await fetch(url('/v1/clusters/api'), { method: 'PUT', headers: json, body: JSON.stringify({ endpoints: [{ address: '10.0.0.9', port: 80 }] }) })).status).toBe(201);
+    return { url, lines, configPath };
+  }
+
+  it('lets the API delete its cluster that only file listeners and groups route to, as the file defines it too (README: delete it to hand the name over)', async () => {
+    const { url, lines, configPath } = await withApiCluster();
+    // The file then defines "api" too, with a listener and a node group of its own using it.
+    const withApi = { ...FILE, listeners: [...FILE.listeners, { name: 'front', apiListener: true, routes: [{ cluster: 'api' }] }], nodeGroups: [{ nodeCluster: 'edge', listeners: ['front'], clusters: ['api'] }] };
+    await writeFile(configPath, stringify(withApi));
+    await waitFor(async () => (await fetch(url('/v1/listeners/front'))).status === 200, { what: "the file's listener seeded", timeoutMs: 15_000 });
+
+    const deleted = await fetch(url('/v1/clusters/api'), { method: 'DELETE' });
+    expect(deleted.status).toBe(200);
+    await waitFor(async () => ((await (await fetch(url('/v1/clusters/api'))).json()) as { owner?: string }).owner === 'file', { what: 'the file to take the name over', timeoutMs: 15_000 });
+    expect(lines.some((l) => l.msg === 'config file takes over names their owner deleted')).toBe(true);
+  });
+
+  it('still refuses the delete while an API listener routes to it', async () => {
+    const { url, lines, configPath } = await withApiCluster();
+    expect((await fetch(url('/v1/listeners/edge'), { method: 'PUT', headers: json, body: JSON.stringify({ apiListener: true, routes: [{ cluster: 'api' }] }) })).status).toBe(201);
+    await writeFile(configPath, stringify(FILE));
+    await waitFor(() => lines.some((l) => l.name === 'api' && String(l.msg).startsWith('config file defines a name another source owns')), { what: 'the file defining "api" too', timeoutMs: 15_000 });
+    const refused = await fetch(url('/v1/clusters/api'), { method: 'DELETE' });
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toMatchObject({ code: 'REFERENCED', message: 'cluster "api" is still referenced by listener "edge"; remove those references first' });
   });
 });

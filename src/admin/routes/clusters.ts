@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { ClusterInput, ClusterRecord, CatalogStore } from '../../catalog/store/index.js';
+import type { ClusterInput, ClusterRecord, CatalogStore, Owner } from '../../catalog/store/index.js';
 import { listClustersInTurnsOf } from '../../catalog/store/catalog-store.js';
 import { ClusterIn, ClusterPatch, ClusterView } from '../api-schemas.js';
 import { ApiError, clusterView, clusterViewWith, endpointEntry, withKeptAffinity } from '../resources.js';
@@ -15,16 +15,21 @@ export const ClusterList = Type.Object({ count: Type.Integer(), clusters: Type.A
 const quoted = (names: readonly string[]): string => names.map((n) => JSON.stringify(n)).join(', ');
 const plural = (noun: string, names: readonly string[]): string => `${noun}${names.length > 1 ? 's' : ''} ${quoted(names)}`;
 
-/** 409 while a listener routes to the cluster or a node group serves it. */
-function assertUnreferenced(store: CatalogStore, name: string): void {
-  const listeners = store.listListeners().filter((l) => l.routes.some((r) => r.cluster === name)).map((l) => l.name);
-  const groups = store.listNodeGroups().filter((g) => g.clusters.includes(name)).map((g) => g.nodeCluster);
+/**
+ * 409 while a listener routes to the cluster or a node group serves it. The config file's own
+ * listeners and groups do not hold a name the file takes over once the API deletes it (README:
+ * "delete it through the API to hand the name to the file"): their references stay good.
+ */
+function assertUnreferenced(store: CatalogStore, name: string, fileTakesOver: (cluster: string) => boolean): void {
+  const holds = (owner: Owner): boolean => owner !== 'file' || !fileTakesOver(name);
+  const listeners = store.listListeners().filter((l) => holds(l.owner) && l.routes.some((r) => r.cluster === name)).map((l) => l.name);
+  const groups = store.listNodeGroups().filter((g) => holds(g.owner) && g.clusters.includes(name)).map((g) => g.nodeCluster);
   if (listeners.length === 0 && groups.length === 0) return;
   const by = [...(listeners.length > 0 ? [plural('listener', listeners)] : []), ...(groups.length > 0 ? [plural('node group', groups)] : [])].join(' and ');
   throw new ApiError(409, `cluster "${name}" is still referenced by ${by}; remove those references first`, undefined, 'REFERENCED');
 }
 
-function clusters(store: CatalogStore): NamedResource<ClusterRecord, typeof ClusterIn, ClusterInput> {
+function clusters(store: CatalogStore, fileTakesOver: (cluster: string) => boolean): NamedResource<ClusterRecord, typeof ClusterIn, ClusterInput> {
   return {
     kind: 'cluster',
     plural: 'clusters',
@@ -42,13 +47,18 @@ function clusters(store: CatalogStore): NamedResource<ClusterRecord, typeof Clus
     view: clusterView,
     parse: parseClusterBodySliced,
     put: (input, options) => store.putCluster(withKeptAffinity(input, () => store.getCluster(input.name)), options),
-    assertDeletable: (name) => assertUnreferenced(store, name),
+    assertDeletable: (name) => assertUnreferenced(store, name, fileTakesOver),
     // Checked again as the store commits: a listener or node group naming the cluster may be written in between.
-    delete: (name, options) => store.deleteCluster(name, { ...options, guard: { check: () => assertUnreferenced(store, name), reads: { listeners: true, nodeGroups: true } } }),
+    delete: (name, options) => store.deleteCluster(name, { ...options, guard: { check: () => assertUnreferenced(store, name, fileTakesOver), reads: { listeners: true, nodeGroups: true } } }),
     longArray: { key: 'endpoints', items: (rec) => rec.endpoints, view: (rec) => clusterViewWith(rec, rec.endpoints), entry: endpointEntry },
   };
 }
 
-export const clusterRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async (app, { store, actorOf }) => {
-  namedResourceRoutes(app, clusters(store), actorOf);
+export interface ClusterRoutesOptions extends StoreRoutesOptions {
+  /** Whether the config file defines this cluster too and takes the name when the API deletes it (ConfigSource.takesOverCluster). */
+  readonly fileTakesOver?: (cluster: string) => boolean;
+}
+
+export const clusterRoutes: FastifyPluginAsyncTypebox<ClusterRoutesOptions> = async (app, { store, actorOf, fileTakesOver = () => false }) => {
+  namedResourceRoutes(app, clusters(store, fileTakesOver), actorOf);
 };
