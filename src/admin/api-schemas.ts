@@ -227,6 +227,11 @@ export const ListenerView = Type.Object(
     ...CfgListener.properties,
     name: Type.String(),
     routes: Type.Array(RouteEntry),
+    missingClusters: Type.Optional(
+      Type.Array(Type.String(), {
+        description: 'Clusters its routes name that do not exist now, removed by their owner (a config reload, Kubernetes discovery): proxies answer those routes 503. Absent when there are none.',
+      }),
+    ),
     ...Meta,
   },
   { title: 'Listener' },
@@ -234,7 +239,7 @@ export const ListenerView = Type.Object(
 export type ListenerView = Static<typeof ListenerView>;
 
 export const ListenerIn = Type.Object(
-  { ...CfgListener.properties, name: Type.Optional(ResourceName), ...MetaIn },
+  { ...CfgListener.properties, name: Type.Optional(ResourceName), missingClusters: Type.Optional(Type.Array(Type.String(), readOnly('missingClusters'))), ...MetaIn },
   {
     additionalProperties: false,
     title: 'ListenerInput',

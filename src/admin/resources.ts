@@ -131,7 +131,8 @@ export function policyView(rec: ClusterRecord, safetyDefaults: Record<string, nu
   };
 }
 
-export function listenerView(rec: ListenerRecord): ListenerView {
+/** A listener as the API shows it; `missing`: the clusters its routes name that do not exist now. */
+export function listenerView(rec: ListenerRecord, missing: readonly string[] = []): ListenerView {
   return {
     name: rec.name,
     ...(rec.kind === 'api' ? { apiListener: true } : { address: rec.address, port: rec.port }),
@@ -142,6 +143,7 @@ export function listenerView(rec: ListenerRecord): ListenerView {
       ...(r.hashPolicy ? { hashPolicy: r.hashPolicy } : {}),
       ...(r.timeoutMs !== undefined ? { timeoutMs: r.timeoutMs } : {}),
     })),
+    ...(missing.length > 0 ? { missingClusters: [...missing] } : {}),
     owner: rec.owner,
     revision: rec.revision,
     updatedAt: rec.updatedAt,
@@ -244,7 +246,7 @@ export function parseEndpointBody(body: EndpointEntryIn, address: string, port: 
 /** A listener PUT body → the domain listener; every route must name one of `clusters`. */
 export function parseListenerBody(body: ListenerIn, name: string, clusters: Iterable<string>): Listener {
   checkName(body.name, name, 'listener name');
-  const { owner: _o, revision: _r, updatedAt: _u, name: _n, ...settings } = body;
+  const { owner: _o, revision: _r, updatedAt: _u, name: _n, missingClusters: _m, ...settings } = body;
   const wanted = new Set(settings.routes.map((r) => r.cluster));
   // Only the clusters the routes name, so the parser can check the references (and nothing else).
   const known = [...clusters].filter((c) => wanted.has(c)).map((c) => ({ name: c }));

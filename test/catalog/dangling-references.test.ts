@@ -154,8 +154,15 @@ describe('a config file dropping a cluster an API listener routes to', () => {
     await writeFile(configPath, stringify(WITHOUT_API));
     await waitFor(async () => (await metrics(f)).includes(SERIES), { what: 'the dangling reference counted', timeoutMs: 15_000 });
     expect(warned(first.lines)).toHaveLength(1);
-    // The operator's listener is kept as written (its owner did not change it).
-    expect(await (await admin(f, '/v1/listeners/edge')).json()).toMatchObject({ owner: 'api', routes: [{ cluster: 'api' }] });
+    // The operator's listener is kept as written (its owner did not change it), and says what it misses.
+    expect(await (await admin(f, '/v1/listeners/edge')).json()).toMatchObject({ owner: 'api', routes: [{ cluster: 'api' }], missingClusters: ['api'] });
+    const listed = (await (await admin(f, '/v1/listeners')).json()) as { listeners: { name: string; missingClusters?: string[] }[] };
+    expect(listed.listeners.map((l) => [l.name, l.missingClusters])).toEqual([['edge', ['api']], ['ingress', undefined]]);
+    // Written back as it is, it would be the operator's own dangling reference: refused, naming the route.
+    const shown = await (await admin(f, '/v1/listeners/edge')).json();
+    const rewritten = await admin(f, '/v1/listeners/edge', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(shown) });
+    expect(rewritten.status).toBe(400);
+    expect(await rewritten.json()).toMatchObject({ path: '/body/routes/0/cluster', message: 'unknown cluster "api"' });
 
     await f.stop();
     fulcrum = undefined;
@@ -169,6 +176,7 @@ describe('a config file dropping a cluster an API listener routes to', () => {
     await waitFor(async () => !(await metrics(f)).includes('fulcrum_dangling_references{'), { what: 'the reference resolved', timeoutMs: 15_000 });
     expect(second.lines.some((l) => l.msg === 'references to missing clusters resolved' && (l.references as string[]).includes(DANGLING))).toBe(true);
     expect(warned(second.lines)).toHaveLength(1);
+    expect(await (await admin(f, '/v1/listeners/edge')).json()).not.toHaveProperty('missingClusters');
   });
 });
 

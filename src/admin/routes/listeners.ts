@@ -34,6 +34,11 @@ function checkedListener(store: CatalogStore, body: Static<typeof ListenerIn>, n
   return listener;
 }
 
+/** The clusters the listener's routes name that do not exist now (another owner removed them: README "References across owners"). */
+function missingClusters(store: CatalogStore, listener: ListenerRecord): string[] {
+  return [...new Set(listener.routes.map((r) => r.cluster))].filter((c) => store.clusterOwner(c) === undefined);
+}
+
 /** A parsed listener and its checks, run again by the store where the write commits. */
 interface CheckedListener {
   readonly listener: Listener;
@@ -54,7 +59,7 @@ function listeners(store: CatalogStore): NamedResource<ListenerRecord, typeof Li
     },
     list: () => store.listListeners(),
     get: (name) => store.getListener(name),
-    view: listenerView,
+    view: (rec) => listenerView(rec, missingClusters(store, rec)),
     parse: (body, name) => {
       const listener = checkedListener(store, body, name);
       // Checked now for an early answer, and again as the store commits: a concurrent write may
