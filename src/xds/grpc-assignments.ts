@@ -28,14 +28,31 @@ export function splitsForGrpc(c: Cluster): boolean {
   return c.endpoints.some((e) => e.weight !== first);
 }
 
+/**
+ * The most one priority's locality weights may sum to in gRPC's form. @grpc/grpc-js-xds 1.14
+ * picks a locality with `(Math.random() * total) | 0`, which wraps negative past 2^31 − 1 and
+ * then always takes the first: Envoy's limit (2^32 − 1, which the layout is fitted to) would skew
+ * a big cluster toward its first endpoint.
+ */
+export const GRPC_MAX_LOCALITY_WEIGHT_SUM = 2 ** 31 - 1;
+
 /** `layout` with every endpoint in a locality of its own, weighted as the endpoint, in the same order. */
 export function perEndpointLayout(layout: AssignmentLayout): AssignmentLayout {
   const groups: AssignmentGroup[] = [];
+  const sums = new Map<number, number>();
   for (const g of layout.groups) {
     g.endpoints.forEach((e, i) => {
       const weight = Math.max(1, g.weights[i] ?? 1);
+      sums.set(g.priority, (sums.get(g.priority) ?? 0) + weight);
       groups.push({ locality: { ...g.locality, subZone: endpointSubZone(e) }, priority: g.priority, endpoints: [e], weights: [weight], weight });
     });
+  }
+  for (const g of groups) {
+    const sum = sums.get(g.priority) ?? 0;
+    if (sum <= GRPC_MAX_LOCALITY_WEIGHT_SUM) continue;
+    // Scaled down with room for the floor of 1 each (as translate-clusters' fitWeights does).
+    g.weight = Math.max(1, Math.floor((g.weight * (GRPC_MAX_LOCALITY_WEIGHT_SUM - groups.length)) / sum));
+    g.weights = [g.weight];
   }
   return { clusterName: layout.clusterName, groups };
 }

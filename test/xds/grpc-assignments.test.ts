@@ -4,7 +4,7 @@ import type { Catalog, Cluster, Endpoint } from '../../src/catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../../src/catalog/weight-overrides.js';
 import { DEFAULT_GRPC_GROUP, clientFormOf, formGroupKey, groupOfKey } from '../../src/xds/client-form.js';
 import { envoyType, TYPE } from '../../src/xds/envoy-api.js';
-import { splitsForGrpc } from '../../src/xds/grpc-assignments.js';
+import { GRPC_MAX_LOCALITY_WEIGHT_SUM, splitsForGrpc } from '../../src/xds/grpc-assignments.js';
 import { DEFAULT_GROUP, type ResourceSet } from '../../src/xds/resource-set.js';
 import { Translator } from '../../src/xds/translator.js';
 
@@ -117,6 +117,20 @@ describe('the form of the resources proxyless gRPC clients are sent', () => {
     const edge = out.get(formGroupKey('edge', 'grpc'));
     expect([...(edge?.get(TYPE.endpoint)?.keys() ?? [])]).toEqual(['web']);
     expect(edge?.get(TYPE.endpoint)?.get('web')).toBe(grpc?.get(TYPE.endpoint)?.get('web'));
+  });
+
+  it('keeps each priority\'s locality weights within 2^31 − 1, where grpc-js-xds\'s locality pick wraps around, in proportion', () => {
+    const huge = cluster('huge', { endpoints: Array.from({ length: 3_000 }, (_, i) => endpoint(i + 1, { weight: i === 0 ? 1 : 1_000_000 })) });
+    const out = new Translator().translate({ clusters: [huge], listeners: [], nodeGroups: [] }, undefined, undefined, { grpc: true });
+    const weights = localities(out.get(DEFAULT_GRPC_GROUP), 'huge').map((l) => l.load_balancing_weight?.value ?? 0);
+    const sum = weights.reduce((a, b) => a + b, 0);
+    expect(sum).toBeLessThanOrEqual(GRPC_MAX_LOCALITY_WEIGHT_SUM);
+    expect(sum).toBeGreaterThan(GRPC_MAX_LOCALITY_WEIGHT_SUM * 0.99);
+    expect(weights[0]).toBe(1);
+    expect(new Set(weights.slice(1)).size).toBe(1);
+    // Envoy's form keeps its own limit, 2^32 − 1.
+    const envoySum = localities(out.get(DEFAULT_GROUP), 'huge').reduce((a, l) => a + (l.load_balancing_weight?.value ?? 0), 0);
+    expect(envoySum).toBeGreaterThan(GRPC_MAX_LOCALITY_WEIGHT_SUM);
   });
 
   it('follows weight changes, creations and deletions incrementally with the bytes a whole translation gives', () => {
