@@ -30,6 +30,8 @@ const CLUSTER = 'weighted-backends';
 const TARGET = 'xds:///weighted';
 const FAILING_CLUSTER = 'failing-backends';
 const FAILING_TARGET = 'xds:///failing';
+const ORCA_CLUSTER = 'orca-backends';
+const ORCA_TARGET = 'xds:///orca';
 const goClient = locateGrpcGoClient();
 
 describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights reach proxyless gRPC clients', () => {
@@ -37,6 +39,8 @@ describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights re
   let servers: GrpcTestServers;
   /** Three servers of an adaptive cluster; the first fails every call in the last test. */
   let failing: GrpcTestServers;
+  /** Two servers of a PID cluster that report their CPU (ORCA) on every answer. */
+  let orca: GrpcTestServers;
   let fulcrum: Fulcrum;
   let configPath: string;
   let jsClient: XdsClientHandle | undefined;
@@ -44,14 +48,16 @@ describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights re
 
   const configYaml = (weights: readonly [number, number]): string =>
     YAML.stringify({
-      server: { xds: { debounceQuietMs: 20, debounceMaxMs: 200 }, loadReporting: { intervalMs: 500 } },
+      server: { xds: { debounceQuietMs: 20, debounceMaxMs: 200 }, loadReporting: { intervalMs: 500, endpointMetrics: ['cpu_utilization'] } },
       clusters: [
         { name: CLUSTER, lbPolicy: 'ROUND_ROBIN', http2: true, endpoints: servers.list.map((s, i) => ({ address: s.host, port: s.port, weight: weights[i] })) },
         { name: FAILING_CLUSTER, lbPolicy: 'ROUND_ROBIN', http2: true, weighting: { policy: 'pid' }, endpoints: failing.list.map((s) => ({ address: s.host, port: s.port })) },
+        { name: ORCA_CLUSTER, lbPolicy: 'ROUND_ROBIN', http2: true, weighting: { policy: 'pid', metric: 'cpu' }, endpoints: orca.list.map((s) => ({ address: s.host, port: s.port })) },
       ],
       listeners: [
         { name: 'weighted', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER }] },
         { name: 'failing', apiListener: true, routes: [{ prefix: '/', cluster: FAILING_CLUSTER }] },
+        { name: 'orca', apiListener: true, routes: [{ prefix: '/', cluster: ORCA_CLUSTER }] },
       ],
     });
 
@@ -59,6 +65,7 @@ describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights re
     dir = await mkdtemp(path.join(os.tmpdir(), 'fulcrum-grpc-weights-'));
     servers = await startGrpcServers(2, 'w');
     failing = await startGrpcServers(3, 'f');
+    orca = await startGrpcServers(2, 'o', { orca: true });
     configPath = path.join(dir, 'fulcrum.yaml');
     await writeFile(configPath, configYaml([1, 3]));
     fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', adminPort: 0, logger: pino({ level: 'silent' }) });
@@ -70,6 +77,7 @@ describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights re
     await fulcrum?.stop();
     await servers?.close();
     await failing?.close();
+    await orca?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   }, 60_000);
 
@@ -133,13 +141,13 @@ describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights re
    * retries on UNAVAILABLE hide them from the client). Each run stays up (its load reports
    * flowing) until the next one has answered.
    */
-  async function goRunsUntil(what: string, done: (r: GrpcGoResult, reachedFailing: number) => boolean): Promise<void> {
+  async function goRunsUntil(what: string, done: (r: GrpcGoResult, reachedFailing: number) => boolean, target = FAILING_TARGET): Promise<void> {
     let previous: GrpcGoRun | undefined;
     let n = 0;
     try {
       await waitFor(async ({ note }) => {
         const before = failing.list[0]?.count ?? 0;
-        const run = runGrpcGoClient(goClient.bin, { xdsPort: fulcrum.xdsPort, nodeId: `grpc-go-failing-${process.pid}-${n++}`, target: FAILING_TARGET, count: 200, hold: true });
+        const run = runGrpcGoClient(goClient.bin, { xdsPort: fulcrum.xdsPort, nodeId: `grpc-go-runs-${process.pid}-${n++}`, target, count: 200, hold: true });
         const result = await run.result;
         const reachedFailing = (failing.list[0]?.count ?? 0) - before;
         await previous?.stop();
@@ -161,5 +169,14 @@ describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights re
     await goRunsUntil('a run of calls without one attempt on the failing server', (r, reachedFailing) => Object.keys(r.errors).length === 0 && reachedFailing === 0);
     failing.fail(0, false);
     await goRunsUntil('the recovered server to get calls again (after its ejection, on probation)', (r) => (r.counts['f-0'] ?? 0) > 0);
+  });
+
+  test('the adaptive loop closes for grpc-go: a backend reporting 0.9 CPU (ORCA) beside one at 0.3 is given less of the calls', { timeout: 240_000 }, async () => {
+    orca.reportCpu(0, 0.9);
+    orca.reportCpu(1, 0.3);
+    // ORCA → grpc-go's load reports (gRFC A85, per locality: now per endpoint) → PID toward the
+    // mean utilization → the gRPC form's locality weights → grpc-go's pick. Sent Envoy's form,
+    // grpc-go kept 50/50 whatever the weights.
+    await goRunsUntil('the busy server\'s share of a run to fall below 30%', (r) => (r.counts['o-0'] ?? 0) < 0.3 * 200 && (r.counts['o-1'] ?? 0) > 0, ORCA_TARGET);
   });
 });

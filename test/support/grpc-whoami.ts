@@ -58,21 +58,27 @@ export interface GrpcTestServers {
   counts(): Record<string, number>;
   /** From now on server `index` fails every call at once with UNAVAILABLE (`false`: answers again). */
   fail(index: number, failing: boolean): void;
+  /** From now on server `index` reports this CPU utilization on every answer (ORCA, `endpoint-load-metrics-bin`; started with `orca`); undefined: none. */
+  reportCpu(index: number, cpu: number | undefined): void;
   reset(): void;
   close(): Promise<void>;
 }
 
-/** Start `n` gRPC servers on 127.0.0.1 (kernel-chosen ports) with ids `${prefix}-0` … `${prefix}-(n-1)`. */
-export async function startGrpcServers(n: number, prefix = 'server'): Promise<GrpcTestServers> {
+/**
+ * Start `n` gRPC servers on 127.0.0.1 (kernel-chosen ports) with ids `${prefix}-0` … `${prefix}-(n-1)`.
+ * `orca`: per-call load reports on (grpc-js sends the trailer only then), for reportCpu.
+ */
+export async function startGrpcServers(n: number, prefix = 'server', options: { readonly orca?: boolean } = {}): Promise<GrpcTestServers> {
   const servers: grpc.Server[] = [];
   const list: GrpcTestServer[] = [];
   const counts = new Map<string, number>();
   const failing = new Set<string>();
+  const cpu = new Map<string, number>();
   try {
     for (let i = 0; i < n; i++) {
       const id = `${prefix}-${i}`;
       counts.set(id, 0);
-      const server = new grpc.Server();
+      const server = new grpc.Server(options.orca === true ? { 'grpc.server_call_metric_recording': 1 } : {});
       server.addService(whoAmIService, {
         whoAmI: (
           call: grpc.ServerUnaryCall<WhoAmIRequest, WhoAmIResponse>,
@@ -80,6 +86,8 @@ export async function startGrpcServers(n: number, prefix = 'server'): Promise<Gr
         ) => {
           counts.set(id, (counts.get(id) ?? 0) + 1);
           if (failing.has(id)) return callback({ code: grpc.status.UNAVAILABLE, details: `${id} is failing` });
+          const reported = cpu.get(id);
+          if (reported !== undefined) call.getMetricsRecorder().recordCPUUtilizationMetric(reported);
           const seen: Record<string, string> = {};
           const user = call.metadata.get('x-user')[0];
           if (user !== undefined) seen['x-user'] = String(user);
@@ -110,6 +118,11 @@ export async function startGrpcServers(n: number, prefix = 'server'): Promise<Gr
   return {
     list,
     counts: () => Object.fromEntries(counts),
+    reportCpu: (index, value) => {
+      const id = list[index]?.id ?? '?';
+      if (value === undefined) cpu.delete(id);
+      else cpu.set(id, value);
+    },
     fail: (index, on) => {
       const id = list[index]?.id ?? '?';
       if (on) failing.add(id);
