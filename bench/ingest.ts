@@ -31,7 +31,9 @@ const clusters = Array.from({ length: Math.ceil(endpoints / 20) }, (_, c) => ({
   weighting: { policy: 'pid' },
   endpoints: Array.from({ length: 20 }, (_, e) => ({ address: `10.${c >> 8}.${c & 255}.${e + 1}`, port: 8080 })),
 }));
-await writeFile(configPath, YAML.stringify({ clusters }));
+// One sender at full speed is what this measures: its budget (server.xds.limits) set out of reach.
+const limits = { reportSamplesPerSecondPerPeer: 100_000_000, reportBurstSamplesPerPeer: 1_000_000_000 };
+await writeFile(configPath, YAML.stringify({ server: { xds: { limits } }, clusters }));
 const fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', adminPort: 0, logger: pino({ level: 'silent' }), auth: { adminTokens: [], readTokens: [] } });
 
 function batch(): { reporter: string; samples: unknown[] } {

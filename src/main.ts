@@ -29,9 +29,9 @@ import { loopQuiet } from './runtime/loop-quiet.js';
 import { loadMallocTrim, NativeMemoryTrimmer, oldGenerationUsed } from './runtime/native-memory.js';
 import { HaReplica } from './ha/replica.js';
 import { component, Lifecycle, type Component } from './runtime/lifecycle.js';
-import { Signals } from './signals/signals.js';
+import { Signals, type SignalsOptions } from './signals/signals.js';
 import type { SignalStore } from './signals/signal-store.js';
-import { parseConfigOffThread, refuseNoDocument, type LoadedConfig } from './sources/config-file.js';
+import { parseConfigOffThread, refuseNoDocument, type LoadedConfig, type ServerSettings } from './sources/config-file.js';
 import { ConfigSource } from './sources/config-source.js';
 import { withEtcdEndpointsFromEnv } from './sources/etcd-endpoints-env.js';
 import { withKubernetes } from './sources/kubernetes/catalog-merge.js';
@@ -55,7 +55,8 @@ import { Publisher } from './xds/publisher.js';
 import { XdsServer } from './xds/server.js';
 import { ReloadingServerCredentials } from './xds/transport-security.js';
 import { TlsSessions } from './xds/tls-sessions.js';
-import { COUNTED_LIMITS } from './xds/limits.js';
+import { COUNTED_LIMITS, withDefaults } from './xds/limits.js';
+import { peerGroup } from './xds/peer-group.js';
 import { xdsEdgeMetrics } from './telemetry/xds-edge-metrics.js';
 import { WindowedLog } from './telemetry/windowed-log.js';
 
@@ -237,6 +238,8 @@ function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
     ...(lrs?.metricFields ? { lrsMetricFields: lrs.metricFields } : {}),
     currentWeight: (cluster, key) => adaptive.current().get(cluster)?.get(key)?.weight,
     onLrsEntries: (granularity, result, n) => metrics.lrsEntriesReceived(granularity, result, n),
+    ...signalBudgets(xds.limits),
+    onRefused: (transport) => metrics.reportsRefused(transport),
   });
   const adaptive = new AdaptiveWeights(
     new WeightEngine({ health: config.server.engineHealth, safety: { tickMs: options.engineTickMs ?? config.server.engineTickMs } }),
@@ -249,6 +252,18 @@ function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
   metrics.trackEndpointWeightsByCluster(() => publisher.endpointWeightsByCluster());
   metrics.trackEndpointUtilizationByCluster(() => endpointUtilization(signals.store));
   return { metrics, registry, cache, publisher, signals, adaptive };
+}
+
+/** Each report sender's budget, from server.xds.limits: per peer as the xDS port's own limits. */
+function signalBudgets(configured: ServerSettings['xds']['limits']): Pick<SignalsOptions, 'reportBudget'> {
+  const limits = withDefaults(configured);
+  return {
+    reportBudget: {
+      samplesPerSecond: limits.reportSamplesPerSecondPerPeer,
+      burstSamples: limits.reportBurstSamplesPerPeer,
+      peerOf: (address) => peerGroup(address, limits.ipv6PeerPrefixLength),
+    },
+  };
 }
 
 function proxyRegistry(metrics: Metrics): ProxyRegistry {
@@ -577,6 +592,7 @@ function adminServer(
     fileTakesOver,
     weights: core.adaptive,
     reports: core.signals.ingest,
+    ...(core.signals.reportsGate ? { reportsGate: core.signals.reportsGate } : {}),
     auth,
     ...(adminTls ? { tls: adminTls } : {}),
     version: packageVersion(),

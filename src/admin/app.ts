@@ -23,6 +23,7 @@ import { opsRoutes, type OpsRoutesOptions } from './routes/ops.js';
 import { policyRoutes } from './routes/policy.js';
 import { proxyRoutes, type ProxyRoutesOptions } from './routes/proxies.js';
 import { reportsRoutes, type ReportsIngest } from './routes/reports.js';
+import type { ReportsGate } from '../signals/report-budget.js';
 import type { StoreRoutesOptions } from './routes/store-access.js';
 import { weightsRoutes, type WeightsSource } from './routes/weights.js';
 import { NODE_ID_MAX } from './schemas.js';
@@ -56,6 +57,8 @@ export interface AdminDeps extends ProxyRoutesOptions, OpsRoutesOptions {
   readonly weights?: WeightsSource;
   /** Report ingestion (signals' ingestReports bound to its deps): enables POST /v1/reports. */
   readonly reports?: ReportsIngest;
+  /** Each sender's budget of report samples (signals' ReportBudget): over it, POST /v1/reports answers 429 unread. */
+  readonly reportsGate?: ReportsGate;
   /** Bearer tokens; absent or all lists empty: no authentication. */
   readonly auth?: AuthConfig;
   /** Serve HTTPS with this PEM certificate chain and private key (contents, not paths); absent: plain HTTP. */
@@ -213,5 +216,5 @@ function registerResources(app: ReturnType<typeof createServer>, deps: AdminDeps
     void app.register(overrideRoutes, { store, actorOf });
   }
   if (weights) void app.register(weightsRoutes, { weights, ...(store ? { store } : {}) });
-  if (reports) void app.register(reportsRoutes, { ingest: reports });
+  if (reports) void app.register(reportsRoutes, { ingest: reports, ...(deps.reportsGate ? { gate: deps.reportsGate } : {}) });
 }

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { countEntries, type EntryShape, type Oversized } from '../runtime/protobuf-entries.js';
+import type { Admission } from './report-budget.js';
 import { ingestSamples, ReportBatchError, type IngestDeps } from './report-ingest.js';
 import { VALIDATION_DEFAULTS } from './report-validation.js';
 
@@ -70,14 +71,21 @@ export function countSamples(bytes: Uint8Array): number {
   return countEntries(bytes, SAMPLES, Number.POSITIVE_INFINITY);
 }
 
+/** A request's bytes and how many samples they hold, not yet decoded: the sender's budget is asked first. */
+export interface CountedRequest {
+  readonly bytes: Buffer;
+  readonly samples: number;
+}
+
 /**
- * Decodes a ReportRequest unless it holds more than `maxBatch` samples. Decoding first let a
- * 4 MiB request of two-byte empty samples become two million objects (~500 MB of RSS, seconds
- * of a blocked loop) before the batch limit refused it; two such calls killed the process.
+ * Counts a request's samples, refusing more than `maxBatch`, and leaves the decoding to the
+ * handler. Decoding first let a 4 MiB request of two-byte empty samples become two million
+ * objects (~500 MB of RSS, seconds of a blocked loop) before the batch limit refused it; two such
+ * calls killed the process.
  */
-export function decodeBoundedRequest(bytes: Buffer, maxBatch: number): WireReportRequest | Oversized {
-  const count = countSamples(bytes);
-  return count > maxBatch ? { oversized: count } : decodeReportRequest(bytes);
+export function countedRequest(bytes: Buffer, maxBatch: number): CountedRequest | Oversized {
+  const samples = countSamples(bytes);
+  return samples > maxBatch ? { oversized: samples } : { bytes, samples };
 }
 
 export function decodeReportRequest(bytes: Buffer): WireReportRequest {
@@ -130,6 +138,11 @@ export const REPORT_SERVICE_DEFINITION: grpc.ServiceDefinition = {
 export interface ReportServiceOptions extends IngestDeps {
   /** Called when the handler itself fails (a bug); the call gets INTERNAL. */
   readonly onError?: (err: unknown) => void;
+  /**
+   * The sender's budget (report-budget.ts), asked with its address and the request's sample
+   * count before the request is decoded; refused: RESOURCE_EXHAUSTED. Default: no budget.
+   */
+  readonly admit?: (address: string, samples: number) => Admission;
 }
 
 export interface GrpcServicePair {
@@ -137,34 +150,62 @@ export interface GrpcServicePair {
   readonly implementation: grpc.UntypedServiceImplementation;
 }
 
-/** The service's definition, its requests decoded only when they hold at most `maxBatch` samples. */
+/** The service's definition, its requests counted, not decoded (the handler decodes those it admits). */
 function boundedDefinition(maxBatch: number): grpc.ServiceDefinition {
   const report = REPORT_SERVICE_DEFINITION.Report;
   if (!report) throw new Error('REPORT_SERVICE_DEFINITION has no Report method');
-  return { Report: { ...report, requestDeserialize: (bytes: Buffer) => decodeBoundedRequest(bytes, maxBatch) } };
+  return { Report: { ...report, requestDeserialize: (bytes: Buffer) => countedRequest(bytes, maxBatch) } };
 }
 
 /** Throws TOO_LARGE for a request refused undecoded (the message validation gives a batch too large). */
-function refuseOversized(req: WireReportRequest | Oversized, maxBatch: number): asserts req is WireReportRequest {
+function refuseOversized(req: CountedRequest | Oversized, maxBatch: number): asserts req is CountedRequest {
   if ('oversized' in req) throw new ReportBatchError('TOO_LARGE', `a batch holds at most ${maxBatch} samples (got ${req.oversized}); split it`);
+}
+
+/** A call refused before its samples are decoded: the sender is over its budget. */
+class OverBudget extends Error {}
+
+/** Throws OverBudget when the sender (its address, or IPv6 prefix) is over its budget. */
+function refuseOverBudget(call: grpc.ServerUnaryCall<unknown, Buffer>, samples: number, admit: ReportServiceOptions['admit']): void {
+  if (!admit) return;
+  // grpc-js's peer is "address:port" or "[v6 address]:port".
+  const admission = admit(call.getPeer().replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1'), samples);
+  if (admission.admitted) return;
+  const seconds = Math.max(1, Math.ceil(admission.retryAfterMs / 1000));
+  throw new OverBudget(`over this address's budget of report samples per second (server.xds.limits.reportSamplesPerSecondPerPeer); retry in ${seconds} s`);
+}
+
+/** Decodes an admitted request's bytes; ones that were counted but do not decode are the client's fault. */
+function decodeAdmitted(bytes: Buffer): WireReportRequest {
+  try {
+    return decodeReportRequest(bytes);
+  } catch (err) {
+    throw new ReportBatchError('BAD_BODY', `the request does not decode as a fulcrum.reports.v1.ReportRequest: ${String((err as Error).message).slice(0, 200)}`);
+  }
+}
+
+/** A refusal's gRPC status; undefined for a failure of fulcrum's own (a bug). */
+function refusal(err: unknown): grpc.StatusObject | undefined {
+  const status = (code: grpc.status, details: string): grpc.StatusObject => ({ code, details, metadata: new grpc.Metadata() });
+  if (err instanceof OverBudget) return status(grpc.status.RESOURCE_EXHAUSTED, err.message);
+  if (err instanceof ReportBatchError) return status(err.code === 'TOO_LARGE' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, err.message);
+  return undefined;
 }
 
 export function reportService(deps: ReportServiceOptions): GrpcServicePair {
   const maxBatch = deps.limits?.maxBatch ?? VALIDATION_DEFAULTS.maxBatch;
   const implementation: grpc.UntypedServiceImplementation = {
-    Report: (call: grpc.ServerUnaryCall<WireReportRequest | Oversized, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+    Report: (call: grpc.ServerUnaryCall<CountedRequest | Oversized, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       try {
-        const req = call.request;
-        refuseOversized(req, maxBatch);
-        const result = ingestSamples((req.samples ?? []).map(fromWire), req.reporter ?? '', deps, 'grpc');
-        cb(null, encodeReportResponse(result));
+        const counted = call.request;
+        refuseOversized(counted, maxBatch);
+        refuseOverBudget(call, counted.samples, deps.admit);
+        const req = decodeAdmitted(counted.bytes);
+        cb(null, encodeReportResponse(ingestSamples((req.samples ?? []).map(fromWire), req.reporter ?? '', deps, 'grpc')));
       } catch (err) {
-        if (err instanceof ReportBatchError) {
-          cb({ code: err.code === 'TOO_LARGE' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, details: err.message });
-          return;
-        }
-        deps.onError?.(err);
-        cb({ code: grpc.status.INTERNAL, details: 'internal error' });
+        const refused = refusal(err);
+        if (!refused) deps.onError?.(err);
+        cb(refused ?? { code: grpc.status.INTERNAL, details: 'internal error' });
       }
     },
   };

@@ -9,7 +9,9 @@ import type { LrsGranularity, LrsReportResult } from './lrs-aggregator.js';
 import { DEFAULT_METRIC_FIELDS, localityId, type LocalityMember, type MetricField } from './lrs-conversion.js';
 import { lrsService, type LrsService } from './lrs-service.js';
 import { Prober, probeConfigFromCatalog } from './prober.js';
+import { ReportBudget, httpReservation, type Admission, type ReportBudgetOptions, type ReportsGate } from './report-budget.js';
 import { reportService, type GrpcServicePair } from './report-grpc.js';
+import { VALIDATION_DEFAULTS } from './report-validation.js';
 import { ingestReports, type BatchSummary, type IngestResult } from './report-ingest.js';
 import { SignalStore, type SignalListener } from './signal-store.js';
 
@@ -34,6 +36,13 @@ export interface SignalsOptions {
   readonly onLrsEntries?: (granularity: LrsGranularity, result: LrsReportResult, count: number) => void;
   /** Wall clock for the rate of log lines (default Date.now). */
   readonly now?: () => number;
+  /**
+   * Each sender's budget of report samples, HTTP and gRPC together (report-budget.ts); default
+   * none. Its clock is the signal store's.
+   */
+  readonly reportBudget?: Omit<ReportBudgetOptions, 'now'>;
+  /** A report request refused by the sender's budget (metrics). */
+  readonly onRefused?: (transport: 'http' | 'grpc' | 'lrs') => void;
 }
 
 /** At most one "rejected samples" warning per transport in this long. */
@@ -87,8 +96,33 @@ export class Signals {
       ...(options.lrsMetricFields ? { metricFields: { ...DEFAULT_METRIC_FIELDS, ...options.lrsMetricFields } } : {}),
       ...(options.onLrsEntries ? { onEntries: options.onLrsEntries } : {}),
     });
-    this.reports = reportService({ store: this.store, knows, onBatch });
+    const budget = options.reportBudget ? new ReportBudget({ ...options.reportBudget, now: () => this.store.now() }) : undefined;
+    const admit = budget ? this.refusalsCounted(budget) : undefined;
+    this.reports = reportService({ store: this.store, knows, onBatch, ...(admit ? { admit: (address, samples) => admit('grpc', address, samples) } : {}) });
     this.ingest = (body) => ingestReports(body, { store: this.store, knows, onBatch });
+    this.reportsGate =
+      budget && admit
+        ? {
+            reserve: (address, bytes) => admit('http', address, httpReservation(bytes, VALIDATION_DEFAULTS.maxBatch)),
+            settle: (address, reserved, samples) => budget.settle(address, reserved, samples),
+          }
+        : undefined;
+  }
+
+  /** POST /v1/reports: each sender's budget, asked before a body is read; undefined without a budget. */
+  readonly reportsGate: ReportsGate | undefined;
+
+  /** The budget's `take`, each refusal counted, and logged once a minute per transport. */
+  private refusalsCounted(budget: ReportBudget): (transport: 'http' | 'grpc', address: string, samples: number) => Admission {
+    const refusals = new WindowedLog((fields, message) => this.options.log.warn(fields, message), 'reports refused: the sender is over its budget of samples per second', REJECTIONS_LOG_WINDOW_MS, this.options.now);
+    return (transport, address, samples) => {
+      const admission = budget.take(address, samples);
+      if (!admission.admitted) {
+        this.options.onRefused?.(transport);
+        refusals.event(transport, { transport, address: address.slice(0, 64), retryAfterMs: admission.retryAfterMs });
+      }
+      return admission;
+    };
   }
 
   /** POST /v1/reports. Throws ReportBatchError (with its HTTP status) for a batch refused whole. */

@@ -238,6 +238,9 @@ const XdsLimitsSchema = Type.Object(
     handshakeTimeoutMs: Bound(100, 600_000),
     idleConnectionMs: Bound(1_000, 2_147_483_647),
     maxQueuedBytesPerStream: Bound(1, 1_073_741_824),
+    reportSamplesPerSecondPerPeer: Bound(1, 100_000_000),
+    // At least one full batch (src/signals/report-validation.ts, maxBatch), or a full batch could never pass.
+    reportBurstSamplesPerPeer: Bound(10_000, 1_000_000_000),
   },
   { additionalProperties: false },
 );

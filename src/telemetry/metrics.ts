@@ -61,6 +61,7 @@ export class Metrics {
   private readonly tickSeconds: Histogram;
   private readonly samples: Counter<'transport' | 'result'>;
   private readonly lrsEntries: Counter<'granularity' | 'result'>;
+  private readonly refusedReports: Counter<'transport'>;
   private readonly storeWrites: Histogram<'kind'>;
   /** Pushes counted since the last scrape, by type (see xds_pushes_total's collect). */
   private readonly unscrapedPushes = new Map<string, number>();
@@ -133,6 +134,14 @@ export class Metrics {
       labelNames: ['granularity', 'result'],
       registers,
     });
+    this.refusedReports = new Counter({
+      name: 'fulcrum_reports_refused_total',
+      help:
+        'Report requests refused unread because their sender (IP address) was over server.xds.limits.reportSamplesPerSecondPerPeer, by transport (http: 429, grpc: RESOURCE_EXHAUSTED).',
+      labelNames: ['transport'],
+      registers,
+    });
+    for (const transport of ['http', 'grpc']) this.refusedReports.inc({ transport }, 0);
     this.storeWrites = new Histogram({
       name: 'fulcrum_store_write_seconds',
       help: 'Time of one committed store write transaction (fsync included), by kind: catalog (API, config file) or weights (engine).',
@@ -200,6 +209,11 @@ export class Metrics {
   /** Entries of one LRS request, by granularity and what became of them. */
   lrsEntriesReceived(granularity: string, result: string, count: number): void {
     if (count > 0) this.lrsEntries.inc({ granularity, result }, count);
+  }
+
+  /** A report request refused by its sender's budget, or an LRS stream ended for its pace. */
+  reportsRefused(transport: ReportTransport): void {
+    this.refusedReports.inc({ transport });
   }
 
   storeWritten(kind: StoreWriteKind, ms: number): void {

@@ -56,6 +56,13 @@ export interface XdsLimits {
    * a stalled proxy holds at most this plus one response, and converges when it reads again.
    */
   readonly maxQueuedBytesPerStream: number;
+  /**
+   * Report samples one peer may send per second, `POST /v1/reports` (admin port) and gRPC
+   * ReportService together (src/signals/report-budget.ts); over it: HTTP 429, RESOURCE_EXHAUSTED.
+   */
+  readonly reportSamplesPerSecondPerPeer: number;
+  /** The most a peer may send at once after a quiet spell: at least one full batch (10,000). */
+  readonly reportBurstSamplesPerPeer: number;
 }
 
 /** The limits above, plus the older `server.xds.maxResourceNames` (a count of names per request). */
@@ -101,6 +108,10 @@ export const DEFAULT_LIMITS: XdsLimits = {
   handshakeTimeoutMs: 30_000,
   idleConnectionMs: 300_000,
   maxQueuedBytesPerStream: 64 * 1024,
+  // ~12 % of a core per peer at the HTTP path's ~165,000 samples/s (bench/RESULTS.md "Report
+  // ingestion rate"): an agent reporting 20,000 endpoints every second, two full batches at once.
+  reportSamplesPerSecondPerPeer: 20_000,
+  reportBurstSamplesPerPeer: 20_000,
 };
 
 /** The limits whose refusals are counted (the HTTP/2 stream cap and the idle timeout act inside the transport). */
