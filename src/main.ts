@@ -254,8 +254,8 @@ function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
   return { metrics, registry, cache, publisher, signals, adaptive };
 }
 
-/** Each report sender's budget, from server.xds.limits: per peer as the xDS port's own limits. */
-function signalBudgets(configured: ServerSettings['xds']['limits']): Pick<SignalsOptions, 'reportBudget'> {
+/** Each report sender's budget and each LRS stream's pace, from server.xds.limits: per peer as the xDS port's own limits. */
+function signalBudgets(configured: ServerSettings['xds']['limits']): Pick<SignalsOptions, 'reportBudget' | 'lrsReportBurst'> {
   const limits = withDefaults(configured);
   return {
     reportBudget: {
@@ -263,6 +263,7 @@ function signalBudgets(configured: ServerSettings['xds']['limits']): Pick<Signal
       burstSamples: limits.reportBurstSamplesPerPeer,
       peerOf: (address) => peerGroup(address, limits.ipv6PeerPrefixLength),
     },
+    lrsReportBurst: limits.loadReportBurst,
   };
 }
 

@@ -41,7 +41,9 @@ export interface SignalsOptions {
    * none. Its clock is the signal store's.
    */
   readonly reportBudget?: Omit<ReportBudgetOptions, 'now'>;
-  /** A report request refused by the sender's budget (metrics). */
+  /** LRS: reports one stream may send ahead of the interval it was asked for (lrs-service.ts); default LRS_REPORT_BURST. */
+  readonly lrsReportBurst?: number;
+  /** A report request refused by the sender's budget, or an LRS stream ended for reporting too often (metrics). */
   readonly onRefused?: (transport: 'http' | 'grpc' | 'lrs') => void;
 }
 
@@ -95,6 +97,8 @@ export class Signals {
       localityMembers: (cluster, locality) => this.localityMembers(cluster, locality),
       ...(options.lrsMetricFields ? { metricFields: { ...DEFAULT_METRIC_FIELDS, ...options.lrsMetricFields } } : {}),
       ...(options.onLrsEntries ? { onEntries: options.onLrsEntries } : {}),
+      ...(options.lrsReportBurst !== undefined ? { reportBurst: options.lrsReportBurst } : {}),
+      ...(options.onRefused ? { onRefused: () => options.onRefused?.('lrs') } : {}),
     });
     const budget = options.reportBudget ? new ReportBudget({ ...options.reportBudget, now: () => this.store.now() }) : undefined;
     const admit = budget ? this.refusalsCounted(budget) : undefined;

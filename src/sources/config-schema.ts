@@ -241,6 +241,7 @@ const XdsLimitsSchema = Type.Object(
     reportSamplesPerSecondPerPeer: Bound(1, 100_000_000),
     // At least one full batch (src/signals/report-validation.ts, maxBatch), or a full batch could never pass.
     reportBurstSamplesPerPeer: Bound(10_000, 1_000_000_000),
+    loadReportBurst: Bound(1, 1_000),
   },
   { additionalProperties: false },
 );

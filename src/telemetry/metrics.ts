@@ -137,11 +137,12 @@ export class Metrics {
     this.refusedReports = new Counter({
       name: 'fulcrum_reports_refused_total',
       help:
-        'Report requests refused unread because their sender (IP address) was over server.xds.limits.reportSamplesPerSecondPerPeer, by transport (http: 429, grpc: RESOURCE_EXHAUSTED).',
+        'Report requests refused unread because their sender (IP address) was over server.xds.limits.reportSamplesPerSecondPerPeer, by transport (http: 429, grpc: RESOURCE_EXHAUSTED); ' +
+        'lrs: load report streams ended for reporting faster than asked (server.xds.limits.loadReportBurst).',
       labelNames: ['transport'],
       registers,
     });
-    for (const transport of ['http', 'grpc']) this.refusedReports.inc({ transport }, 0);
+    for (const transport of ['http', 'grpc', 'lrs']) this.refusedReports.inc({ transport }, 0);
     this.storeWrites = new Histogram({
       name: 'fulcrum_store_write_seconds',
       help: 'Time of one committed store write transaction (fsync included), by kind: catalog (API, config file) or weights (engine).',

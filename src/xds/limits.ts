@@ -63,6 +63,8 @@ export interface XdsLimits {
   readonly reportSamplesPerSecondPerPeer: number;
   /** The most a peer may send at once after a quiet spell: at least one full batch (10,000). */
   readonly reportBurstSamplesPerPeer: number;
+  /** Load reports (LRS) one stream may send ahead of the interval it was asked for (src/signals/lrs-service.ts). */
+  readonly loadReportBurst: number;
 }
 
 /** The limits above, plus the older `server.xds.maxResourceNames` (a count of names per request). */
@@ -112,6 +114,7 @@ export const DEFAULT_LIMITS: XdsLimits = {
   // ingestion rate"): an agent reporting 20,000 endpoints every second, two full batches at once.
   reportSamplesPerSecondPerPeer: 20_000,
   reportBurstSamplesPerPeer: 20_000,
+  loadReportBurst: 5,
 };
 
 /** The limits whose refusals are counted (the HTTP/2 stream cap and the idle timeout act inside the transport). */

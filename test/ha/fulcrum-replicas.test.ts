@@ -30,6 +30,8 @@ describeEtcd('two fulcrum replicas on one etcd (main.ts wiring)', () => {
       const configPath = join(dir, `${id}.yaml`);
       await writeFile(configPath, YAML.stringify({
         ha: { replicaId: id },
+        // reportLoad's proxies report every 200 ms, ten times as often as fulcrum asks (2 s).
+        server: { xds: { limits: { loadReportBurst: 1_000 } } },
         clusters: CLUSTERS.map((name) => ({
           name,
           weighting: { policy: 'pid', metric: 'cpu' },

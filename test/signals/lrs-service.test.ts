@@ -119,3 +119,65 @@ describe('LRS service: what reaches the log', () => {
     }
   });
 });
+
+describe('LRS service: a stream reporting faster than it was asked to', () => {
+  /** The service on loopback on a clock the test moves, and a way to open proxies' streams to it. */
+  async function paced(intervalMs: number): Promise<{ advance: (ms: number) => void; open: () => { send: (req: WireLoadStatsRequest) => void; status: Promise<grpc.StatusObject> }; refused: () => number; reports: () => number; close: () => void }> {
+    let now = 1_000_000;
+    let refused = 0;
+    let reports = 0;
+    const lrs = lrsService({ store: new SignalStore({ now: () => now }), reportingIntervalMs: intervalMs, reportBurst: 5, onRefused: () => void refused++, onRequest: () => void reports++ });
+    const server = new grpc.Server();
+    server.addService(lrs.definition, lrs.implementation);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const open = (): { send: (req: WireLoadStatsRequest) => void; status: Promise<grpc.StatusObject> } => {
+      const call = client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
+      call.on('error', () => undefined);
+      call.on('data', () => undefined);
+      const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+      return { send: (req) => call.write(encodeLoadStatsRequest(req)), status };
+    };
+    return {
+      advance: (ms) => void (now += ms),
+      open,
+      refused: () => refused,
+      reports: () => reports,
+      close: () => {
+        lrs.close();
+        client.close();
+        server.forceShutdown();
+      },
+    };
+  }
+
+  it('is ended with RESOURCE_EXHAUSTED past loadReportBurst reports ahead of the interval; one at the interval is served on', async () => {
+    const s = await paced(2_000);
+    try {
+      // An Envoy: its first request, then one report per interval.
+      const envoy = s.open();
+      envoy.send({ node: { id: 'envoy', client_features: ['envoy.lrs.supports_send_all_clusters'] } });
+      for (let i = 1; i <= 20; i++) {
+        await waitFor(() => s.reports() === i, { what: `the Envoy's request ${i} read` });
+        s.advance(2_000);
+        envoy.send(report(10, 1, 2_000));
+      }
+      await waitFor(() => s.reports() === 21, { what: "the Envoy's 21 requests read" });
+      // A client reporting as fast as it can: the first request and 4 more pass, the 6th ends it.
+      const flood = s.open();
+      flood.send({ node: { id: 'flood', client_features: ['envoy.lrs.supports_send_all_clusters'] } });
+      for (let i = 0; i < 50; i++) flood.send(report(10, 1, 2_000));
+      const ended = await flood.status;
+      expect(ended.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(ended.details).toMatch(/load_reporting_interval \(2000 ms\).*loadReportBurst/);
+      expect(s.refused()).toBe(1);
+      expect(s.reports()).toBe(21 + 5);
+      // The Envoy's stream was not touched: it reports on.
+      s.advance(2_000);
+      envoy.send(report(10, 1, 2_000));
+      await waitFor(() => s.reports() === 27, { what: "the Envoy's next report" });
+    } finally {
+      s.close();
+    }
+  });
+});

@@ -17,10 +17,11 @@ describe('server.xds.limits in the config file', () => {
     expect(parseConfig('server: { xds: { limits: { ipv6PeerPrefixLength: 128 } } }\n', 'f.yaml').server.xds.limits).toEqual({ ipv6PeerPrefixLength: 128 });
   });
 
-  test('report budgets: a burst smaller than one full batch (10,000 samples) or a rate below 1 is refused', () => {
+  test('report budgets: a burst smaller than one full batch (10,000 samples), a rate or LRS burst below 1, are refused', () => {
     expect(() => parseConfig('server: { xds: { limits: { reportBurstSamplesPerPeer: 9999 } } }\n', 'f.yaml')).toThrow(/\/server\/xds\/limits\/reportBurstSamplesPerPeer: Expected integer to be greater or equal to 10000/);
     expect(() => parseConfig('server: { xds: { limits: { reportSamplesPerSecondPerPeer: 0 } } }\n', 'f.yaml')).toThrow(/\/server\/xds\/limits\/reportSamplesPerSecondPerPeer/);
-    const limits = { reportSamplesPerSecondPerPeer: 5000, reportBurstSamplesPerPeer: 10000 };
+    expect(() => parseConfig('server: { xds: { limits: { loadReportBurst: 0 } } }\n', 'f.yaml')).toThrow(/\/server\/xds\/limits\/loadReportBurst/);
+    const limits = { reportSamplesPerSecondPerPeer: 5000, reportBurstSamplesPerPeer: 10000, loadReportBurst: 3 };
     expect(parseConfig(`server: { xds: { limits: ${JSON.stringify(limits)} } }\n`, 'f.yaml').server.xds.limits).toEqual(limits);
   });
 });
