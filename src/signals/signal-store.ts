@@ -4,8 +4,9 @@
  * clock (the same clock the weight engine ticks with) or from the caller.
  *
  * Samples are kept in order of their `at`, oldest first; a sample older than everything in a
- * full ring is dropped. Absent fields are unknown, not zero: an LRS sample carrying only request
- * counts does not hide the CPU an agent reported a moment earlier (see `merged`).
+ * full ring is not kept, and is passed on only if it carries a field none of the kept ones has.
+ * Absent fields are unknown, not zero: an LRS sample carrying only request counts does not hide
+ * the CPU an agent reported a moment earlier (see `merged`).
  */
 
 import { monotonicNow } from '../runtime/monotonic-clock.js';
@@ -82,6 +83,10 @@ class Ring<T extends { readonly at: number }> {
     return true;
   }
 
+  has(test: (item: T) => boolean): boolean {
+    return this.items.some(test);
+  }
+
   last(): T | undefined {
     return this.items[this.items.length - 1];
   }
@@ -103,6 +108,17 @@ class Ring<T extends { readonly at: number }> {
 interface EndpointSignals {
   readonly samples: Ring<Sample>;
   readonly probes: Ring<ProbeResult>;
+}
+
+/**
+ * Whether a sample older than everything in a full ring still brings a field none of the kept
+ * samples carries: the listeners (the weight engine keeps the newest value of each field) get it,
+ * though the ring does not keep it. The ring is shared by every source of an endpoint, so without
+ * this one source sending samples fast (another agent, within its budget) kept a slower agent's
+ * latency from ever reaching the engine: its samples were refused as older than the ring.
+ */
+function carriesNews(ring: Ring<Sample>, sample: Sample): boolean {
+  return SAMPLE_FIELDS.some((f) => sample[f] !== undefined && !ring.has((s) => s[f] !== undefined));
 }
 
 function finiteOrUndefined(v: number | undefined): number | undefined {
@@ -134,8 +150,9 @@ export class SignalStore {
 
   /**
    * Records a sample. Non-finite fields are dropped (callers validate first; this is a last
-   * guard so the engine never sees NaN). Returns false when the sample was not kept: no field
-   * left, older than a full ring, or the endpoint limit is reached.
+   * guard so the engine never sees NaN). Returns false when the sample was neither kept nor
+   * passed on: no field left, older than a full ring without a field the ring lacks, or the
+   * endpoint limit is reached.
    */
   record(cluster: string, key: string, sample: Sample): boolean {
     const clean: { -readonly [K in keyof Sample]: Sample[K] } = { at: sample.at };
@@ -150,7 +167,7 @@ export class SignalStore {
     if (!any || !Number.isFinite(sample.at)) return false;
     if (sample.source !== undefined) clean.source = sample.source;
     const ep = this.endpoint(cluster, key, true);
-    if (!ep || !ep.samples.push(clean)) return false;
+    if (!ep || !(ep.samples.push(clean) || carriesNews(ep.samples, clean))) return false;
     this.emit({ kind: 'sample', cluster, key, sample: clean });
     return true;
   }

@@ -19,6 +19,7 @@ import { scaled } from '../support/wait.js';
  */
 const FLOODER = '127.0.0.1';
 const AGENT = '127.0.0.2';
+const OTHER = '127.0.0.3';
 const ENDPOINT = '10.0.0.1:8080';
 
 let dir: string;
@@ -32,9 +33,9 @@ interface HttpAnswer {
   readonly body: Record<string, unknown>;
 }
 
-/** POST /v1/reports from `localAddress`, on a connection of its own. */
-function post(localAddress: string, count: number): Promise<HttpAnswer> {
-  const body = JSON.stringify({ reporter: localAddress, samples: samples(count) });
+/** POST /v1/reports of `count` samples (or these) from `localAddress`, on a connection of its own. */
+function post(localAddress: string, count: number | object[]): Promise<HttpAnswer> {
+  const body = JSON.stringify({ reporter: localAddress, samples: typeof count === 'number' ? samples(count) : count });
   return new Promise((resolve, reject) => {
     const req = http.request(
       { host: '127.0.0.1', port: fulcrum?.adminPort, localAddress, path: '/v1/reports', method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
@@ -109,5 +110,12 @@ describe('report budgets per sender', () => {
 
     expect(await refusedCount('http')).toBe(1);
     expect(await refusedCount('grpc')).toBe(1);
+  });
+
+  it("takes an agent's latency though another sender fills the endpoint's samples with newer ones", async () => {
+    // 16 samples (the ring's size) for the endpoint, stamped now: within the other sender's budget.
+    expect((await post(OTHER, 16)).body).toMatchObject({ accepted: 16 });
+    const latency = await post(AGENT, [{ cluster: 'web', endpoint: ENDPOINT, time: Date.now() - 1_000, latencyMs: 12 }]);
+    expect(latency.body).toEqual({ accepted: 1, rejected: [] });
   });
 });

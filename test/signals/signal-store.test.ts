@@ -21,6 +21,20 @@ describe('SignalStore', () => {
     expect(store.latest('other', 'a:1')).toBeUndefined();
   });
 
+  it('passes on a sample older than a full ring when it brings a field none of the kept ones has: one fast source does not silence a slower one', () => {
+    const store = new SignalStore({ now: () => 1000, samplesPerEndpoint: 3 });
+    for (const at of [100, 200, 300]) store.record('web', 'a:1', { at, cpu: 0.5 });
+    const events: SignalEvent[] = [];
+    store.subscribe((e) => events.push(e));
+    // Another source's latency, measured before the fast source's samples: not kept, but news.
+    expect(store.record('web', 'a:1', { at: 50, latencyMs: 12 })).toBe(true);
+    expect(events).toEqual([{ kind: 'sample', cluster: 'web', key: 'a:1', sample: { at: 50, latencyMs: 12 } }]);
+    expect(store.samples('web', 'a:1').map((s) => s.at)).toEqual([100, 200, 300]);
+    // A cpu that old is not: newer ones are kept.
+    expect(store.record('web', 'a:1', { at: 40, cpu: 0.1 })).toBe(false);
+    expect(events).toHaveLength(1);
+  });
+
   it('drops non-finite fields and samples without any field', () => {
     const store = new SignalStore({ now: () => 0 });
     expect(store.record('web', 'a:1', { at: 1, cpu: NaN })).toBe(false);
