@@ -121,7 +121,9 @@ export class SignalShare {
     let eps = this.pending.get(cluster);
     if (eps === undefined) this.pending.set(cluster, (eps = new Map()));
     const into = eps.get(key) ?? { at: sample.at };
-    for (const f of SAMPLE_FIELDS) if (sample[f] !== undefined && sample.at >= into.at) into[f] = sample[f];
+    // A field the batch lacks is taken from an older sample too: another source's newer samples
+    // of other fields must not keep an agent's latency from the owner (as in the signal store).
+    for (const f of SAMPLE_FIELDS) if (sample[f] !== undefined && (sample.at >= into.at || into[f] === undefined)) into[f] = sample[f];
     into.at = Math.max(into.at, sample.at);
     eps.set(key, into);
   }

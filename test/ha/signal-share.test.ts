@@ -42,8 +42,9 @@ describeEtcd('signal share through etcd', () => {
     await etcd?.stop();
   });
 
-  it('a tick\'s reports for 40,000 endpoints another replica owns all reach it (more than one etcd request holds)', async () => {
-    const keys = haKeys('/signals-big');
+  /** Replica a (owns nothing) and b (owns everything) sharing through `prefix`, and a lease for a's batches. */
+  async function replicas(prefix: string) {
+    const keys = haKeys(prefix);
     const a = signals();
     const b = signals();
     const shareA = new SignalShare({ client, keys, replicaId: 'a', signals: a.shared, owns: () => false, log });
@@ -52,6 +53,16 @@ describeEtcd('signal share through etcd', () => {
     await shareB.start();
     const lease = client.lease(30);
     const leaseId = await lease.grant();
+    const stop = async (): Promise<void> => {
+      await shareA.stop();
+      await shareB.stop();
+      await lease.revoke();
+    };
+    return { a, b, shareA, leaseId, stop };
+  }
+
+  it('a tick\'s reports for 40,000 endpoints another replica owns all reach it (more than one etcd request holds)', async () => {
+    const { a, b, shareA, leaseId, stop } = await replicas('/signals-big');
     try {
       const clusters = 400;
       const perCluster = 100;
@@ -64,9 +75,20 @@ describeEtcd('signal share through etcd', () => {
       await waitFor(() => b.received.size === clusters * perCluster, { what: `b received every endpoint's sample (has ${b.received.size})`, timeoutMs: 10_000 });
       expect(b.received.get('ns-7/svc:8080/10.0.7.42:8080')?.cpu).toBeCloseTo(0.4363);
     } finally {
-      await shareA.stop();
-      await shareB.stop();
-      await lease.revoke();
+      await stop();
+    }
+  });
+
+  it("an agent's older sample brings the owner the fields another source's newer samples lack", async () => {
+    const { a, b, shareA, leaseId, stop } = await replicas('/signals-fields');
+    try {
+      a.report('web', '10.0.0.1:8080', { at: 300, cpu: 0.5 });
+      a.report('web', '10.0.0.1:8080', { at: 50, latencyMs: 12, cpu: 0.9 });
+      await shareA.flush(leaseId);
+      const got = await waitFor(() => b.received.get('web/10.0.0.1:8080'), { what: 'the owner received the endpoint', timeoutMs: 10_000 });
+      expect(got).toMatchObject({ cpu: 0.5, latencyMs: 12 });
+    } finally {
+      await stop();
     }
   });
 });
