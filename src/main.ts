@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
-import { ADMIN_MAX_CONNECTIONS, buildAdminApp, type AdminApp } from './admin/app.js';
+import { ADMIN_MAX_CONNECTIONS, buildAdminApp, closeAdminApp, type AdminApp } from './admin/app.js';
 import { PrebuiltCode } from './admin/prebuilt-code.js';
 import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
@@ -613,7 +613,7 @@ function adminServer(
       port = await listenAdmin(app, address, resolveAdminPort(options, settings.port));
       log.info({ address, scheme: adminTls ? 'https' : 'http', port }, 'admin server listening');
     },
-    stop: () => app.close(),
+    stop: () => closeAdminApp(app),
   };
 }
 
