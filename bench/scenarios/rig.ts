@@ -51,7 +51,7 @@ export function configFor(s: Scenario, row: Row, ports: readonly number[], liste
         endpoints: ports.map((port, i) => ({ address: '127.0.0.1', port, weight: weights[i] ?? 1 })),
       },
     ],
-    listeners: listenerPorts.map((port, i) => ({ name: `ingress-${i}`, address: '127.0.0.1', port, routes: [{ prefix: '/', cluster: CLUSTER, timeoutMs: 10_000 }] })),
+    listeners: listenerPorts.map((port, i) => ({ name: `ingress-${i}`, address: '127.0.0.1', port, routes: [{ prefix: '/', cluster: CLUSTER, timeoutMs: s.routeTimeoutMs ?? 10_000 }] })),
     nodeGroups: listenerPorts.map((_p, i) => ({ nodeCluster: `edge-${i}`, listeners: [`ingress-${i}`] })),
   });
 }

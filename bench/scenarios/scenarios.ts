@@ -38,6 +38,8 @@ export interface Scenario {
   readonly target?: number;
   /** Cluster fields every row gets besides its own (e.g. fulcrum's probes). */
   readonly cluster?: Record<string, unknown>;
+  /** The route's timeout (default 10 s: no request of a healthy fleet comes near it). */
+  readonly routeTimeoutMs?: number;
 }
 
 /** Full-length row: seconds of load, warm-up excluded from the figures, steady window at the end. */
@@ -89,10 +91,21 @@ const DEATH: Scenario = {
   target: BIG,
 };
 
-/** The demo fleet at 70% with one event on its first 2× backend, where no allocation is ideal. */
-function onTheDemoFleet(name: string, title: string, event: ScenarioEvent): Scenario {
-  return { name, title, workers: DEMO_FLEET, meanServiceMs: DEMO_SERVICE_MS, load: 0.7, envoys: 1, events: [event], target: BIG };
+/** The demo fleet at 70% with events on its first 2× backend, where no allocation is ideal. */
+function onTheDemoFleet(name: string, title: string, ...events: ScenarioEvent[]): Scenario {
+  return { name, title, workers: DEMO_FLEET, meanServiceMs: DEMO_SERVICE_MS, load: 0.7, envoys: 1, events, target: BIG };
 }
+
+const slowed = (atS: number): ScenarioEvent => on(BIG, 'slow dependency ×5', atS, (b) => void (b.slowFactor = 5));
+
+/** A 2× backend dies (connection refused) for `downS` seconds every `everyS`, from `fromS` to `toS`. */
+function flapping(fromS: number, toS: number, downS: number, everyS: number): ScenarioEvent[] {
+  const events: ScenarioEvent[] = [];
+  for (let t = fromS; t + downS <= toS; t += everyS) events.push(on(BIG, 'killed', t, (b) => b.kill()), on(BIG, 'revived', t + downS, (b) => b.revive()));
+  return events;
+}
+
+const FLAPS = flapping(12, 32, 2, 6);
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -107,7 +120,7 @@ export const SCENARIOS: readonly Scenario[] = [
     target: BIG,
   },
   HETERO_STEP,
-  onTheDemoFleet('slow-dependency', 'slow dependency: a 2× backend answers 5× slower, CPU unchanged', on(BIG, 'slow dependency ×5', 20, (b) => void (b.slowFactor = 5))),
+  onTheDemoFleet('slow-dependency', 'slow dependency: a 2× backend answers 5× slower, CPU unchanged', slowed(20)),
   onTheDemoFleet('fast-fail', 'fast-failing backend: a 2× backend answers 50% of requests with a quick 503', on(BIG, 'fast-fail 50%', 20, (b) => void (b.fastFail = 0.5))),
   DEATH,
   // The same death with fulcrum probing every endpoint (TCP, 1 s): the probes take the dead
@@ -134,6 +147,32 @@ export const SCENARIOS: readonly Scenario[] = [
     envoys: 1,
     events: [],
     converge: { after: -1, ideal: DEMO_FLEET },
+  },
+  // A black hole: requests to it end only at the route timeout (Envoy answers 504), a few seconds
+  // in a real deployment rather than the rig's 10 s.
+  {
+    ...onTheDemoFleet(
+      'hang',
+      'a 2× backend hangs (accepts, never answers) from t = 20 s, answers again at 30 s; route timeout 3 s',
+      on(BIG, 'hangs', 20, (b) => b.setHung(true)),
+      on(BIG, 'answers again', 30, (b) => b.setHung(false)),
+    ),
+    converge: { after: 1, ideal: DEMO_FLEET },
+    routeTimeoutMs: 3_000,
+  },
+  // Too short an outage for 3 failed probes at 1 s: what keeps it out is outlier detection (Envoy's
+  // and fulcrum's, both with back-off), or nothing.
+  {
+    ...DEATH,
+    name: 'flap',
+    title: 'a 2× backend flaps: down 2 s every 6 s from t = 12 s to 32 s; fulcrum probes every endpoint (TCP, 1 s)',
+    events: FLAPS,
+    converge: { after: FLAPS.length - 1, ideal: DEMO_FLEET },
+    cluster: { probe: { kind: 'tcp', intervalMs: 1000, timeoutMs: 500 } },
+  },
+  {
+    ...onTheDemoFleet('recovery', 'recovery: a 2× backend answers 5× slower from t = 15 s, recovers at 25 s', slowed(15), on(BIG, 'recovered', 25, (b) => void (b.slowFactor = 1))),
+    converge: { after: 1, ideal: DEMO_FLEET },
   },
   { ...HETERO_STEP, name: 'multi-envoy', title: '4 Envoys each sending a quarter: heterogeneous fleet, load step 60% → 85%', envoys: 4 },
 ];

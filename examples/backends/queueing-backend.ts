@@ -10,13 +10,15 @@
  *   endpoint-load-metrics: TEXT cpu_utilization=0.6312, rps_fractional=41.00, eps=0.00, named_metrics.latency_ms=57.1
  *
  * 5xx responses carry no ORCA header. Failure modes, switchable at run time (in code or over
- * HTTP with `POST /_bench?fastFail=0.5&slowFactor=5&workers=2&noise=0.2`):
+ * HTTP with `POST /_bench?fastFail=0.5&slowFactor=5&workers=2&noise=0.2&hang=1`):
  * - fast-fail: a fraction of requests is answered 503 immediately, with no worker time;
  * - slow dependency: after its CPU work a request waits for a dependency (slowFactor − 1) × the
  *   mean service time; it keeps its connection but releases the CPU worker, so utilization is
  *   unchanged and latency grows;
  * - capacity change: fewer (or more) workers; running requests finish, new ones wait;
  * - noise: reported utilization × (1 ± noise), uniformly;
+ * - hang (a black hole): connections and requests are accepted and never answered, those already
+ *   accepted included; when it ends, the requests held are dropped (their clients gave up);
  * - death (`kill()`: the listener closes, connections are refused) and `revive()` on the same port.
  *
  * Run one on its own:
@@ -101,6 +103,9 @@ export class QueueingBackend {
   noise = 0;
   orca = true;
   meanServiceMs: number;
+  /** Responses held while hung (`setHung`), never answered. */
+  private readonly held = new Set<http.ServerResponse>();
+  private hung = false;
   private workerCount: number;
   private readonly queue: Waiting[] = [];
   /**
@@ -178,6 +183,19 @@ export class QueueingBackend {
     this.dispatch();
   }
 
+  /** A black hole while `on`: nothing is answered; turned off, the requests it held are dropped. */
+  setHung(on: boolean): void {
+    this.hung = on;
+    if (on) return;
+    for (const res of this.held) res.destroy();
+    this.held.clear();
+  }
+
+  /** Requests a hang holds: accepted, or done with their work, and never to be answered. */
+  get holding(): number {
+    return this.held.size;
+  }
+
   /** Busy fraction of the workers over the last `windowMs` (measured, ≤ 1). */
   utilization(windowMs = this.windowMs): number {
     this.integrate();
@@ -218,6 +236,7 @@ export class QueueingBackend {
     if (!server) return;
     this.server = undefined;
     for (const w of this.queue.splice(0)) w.res.destroy();
+    this.setHung(false);
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
@@ -237,6 +256,7 @@ export class QueueingBackend {
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (req.url?.startsWith('/_bench')) return this.control(req, res);
     req.resume();
+    if (this.hung) return this.hold(res);
     if (this.fastFail > 0 && this.random() < this.fastFail) {
       this.counts.fastFailed++;
       return this.reply(res, 503, 'fast-fail');
@@ -277,8 +297,24 @@ export class QueueingBackend {
     else this.succeed(w);
   }
 
+  /** A hung backend keeps the request open and never answers it. */
+  private hold(res: http.ServerResponse): void {
+    this.open++;
+    this.held.add(res);
+    res.once('close', () => {
+      this.open--;
+      this.held.delete(res);
+    });
+  }
+
   private succeed(w: Waiting): void {
     if (w.res.destroyed) return;
+    // Work accepted before the hang is not answered either (its `open` count is the queue's).
+    if (this.hung) {
+      this.held.add(w.res);
+      w.res.once('close', () => this.held.delete(w.res));
+      return;
+    }
     const now = performance.now();
     this.latencies.add(now, now - w.arrived);
     this.counts.ok++;
@@ -317,20 +353,23 @@ export class QueueingBackend {
         const sf = num('slowFactor');
         const wk = num('workers');
         const nz = num('noise');
+        const hg = num('hang');
         if (ff !== undefined && !(ff >= 0 && ff <= 1)) throw new RangeError(`fastFail must be in [0, 1], got ${q.get('fastFail')}`);
         if (sf !== undefined && !(sf >= 1)) throw new RangeError(`slowFactor must be >= 1, got ${q.get('slowFactor')}`);
+        if (hg !== undefined && hg !== 0 && hg !== 1) throw new RangeError(`hang must be 0 or 1, got ${q.get('hang')}`);
         if (nz !== undefined && !(nz >= 0 && nz < 1)) throw new RangeError(`noise must be in [0, 1), got ${q.get('noise')}`);
         if (wk !== undefined) this.setWorkers(wk);
         if (ff !== undefined) this.fastFail = ff;
         if (sf !== undefined) this.slowFactor = sf;
         if (nz !== undefined) this.noise = nz;
+        if (hg !== undefined) this.setHung(hg === 1);
       }
     } catch (err) {
       res.writeHead(400, { 'content-type': 'text/plain' });
       res.end(err instanceof Error ? err.message : String(err));
       return;
     }
-    const state = { workers: this.workerCount, meanServiceMs: this.meanServiceMs, fastFail: this.fastFail, slowFactor: this.slowFactor, noise: this.noise, utilization: this.utilization(), queued: this.queue.length, busy: this.inService.size, ...this.counts };
+    const state = { workers: this.workerCount, meanServiceMs: this.meanServiceMs, fastFail: this.fastFail, slowFactor: this.slowFactor, noise: this.noise, hang: this.hung, utilization: this.utilization(), queued: this.queue.length, busy: this.inService.size, ...this.counts };
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(state));
   }

@@ -117,4 +117,24 @@ describe('queueing backend', () => {
     const back = await get(b);
     expect('status' in back && back.status).toBe(200);
   });
+
+  it('hang: a black hole accepts and never answers, those in service included; ended, it drops them and answers again', async () => {
+    const b = await start(2, 20);
+    // A slow dependency keeps it open for about a second: long enough to be seen in flight.
+    b.slowFactor = 50;
+    const inService = get(b);
+    await waitFor(() => b.inFlight === 1, { what: 'one request in service', timeoutMs: 10_000, intervalMs: 5 });
+    b.setHung(true);
+    const held = get(b);
+    // The one in service finished its work and is held as well: nothing is answered.
+    await waitFor(() => b.holding === 2, { what: 'both requests held', timeoutMs: 10_000, intervalMs: 5 });
+    expect(b.inFlight).toBe(2);
+    expect(b.served.ok).toBe(0);
+    b.setHung(false);
+    b.slowFactor = 1;
+    expect(await inService).toEqual({ error: 'ECONNRESET' });
+    expect(await held).toEqual({ error: 'ECONNRESET' });
+    const back = await get(b);
+    expect('status' in back && back.status).toBe(200);
+  });
 });
