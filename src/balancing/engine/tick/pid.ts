@@ -74,6 +74,15 @@ const MAX_STEP_TICKS = 4;
 const NOISE_BAND = 1.5;
 const NOISE_SHARE = 0.1;
 /**
+ * Below its setpoint, an endpoint rests on its noise band only while the band is within this share
+ * of the setpoint: one this far below its peers' load is starved, however noisy its reports. The
+ * measured noise also counts the gaps of real steps, and a backend slowed by a dependency and then
+ * recovered had a band past a 40% error: it rested at a ninth of its peer's weight
+ * (bench/scenarios/run.ts --scenario recovery). Above its setpoint the band stays whole: after a
+ * capacity cut it is what stops the descent short of an overshoot (headline).
+ */
+const MAX_STARVING_BAND = 0.25;
+/**
  * Latency up to this much above the cluster median is normal spread, not a slow backend: at equal
  * utilization a 3-worker backend queues ~25% longer than a 6-worker one (M/M/c at 70%), and that
  * difference must not fight the CPU balance.
@@ -432,7 +441,10 @@ function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   updatePidMemoryFrom(rows, o + PR_MEMORY, params, INPUT, STEP);
   const output = STEP[OUT_OUTPUT] as number;
   (f.pid as PidFrame).steps[i * STEP_SLOTS + S_UPDATED] = 1;
-  const rests = Math.abs(setpoint - measurement) <= Math.max(c.safety.deadband * Math.max(setpoint, 0.05), NOISE_BAND * (rows[o + PR_NOISE] as number));
+  const scale = Math.max(setpoint, 0.05);
+  const noiseBand = NOISE_BAND * (rows[o + PR_NOISE] as number);
+  const band = setpoint > measurement ? Math.min(noiseBand, MAX_STARVING_BAND * scale) : noiseBand;
+  const rests = Math.abs(setpoint - measurement) <= Math.max(c.safety.deadband * scale, band);
   if (aim.hold) mark(f, i, R_LOW_LOAD);
   else if (rests) mark(f, i, R_DEADBAND);
   const multiplier = aim.hold || rests ? 1 : Math.exp(c.pidConfig.k * output);
