@@ -171,7 +171,7 @@ export const SCENARIOS: readonly Scenario[] = [
     cluster: { probe: { kind: 'tcp', intervalMs: 1000, timeoutMs: 500 } },
   },
   {
-    ...onTheDemoFleet('recovery', 'recovery: a 2× backend answers 5× slower from t = 15 s, recovers at 25 s', slowed(15), on(BIG, 'recovered', 25, (b) => void (b.slowFactor = 1))),
+    ...onTheDemoFleet('recovery', 'a 2× backend answers 5× slower from t = 15 s, recovers at 25 s', slowed(15), on(BIG, 'recovered', 25, (b) => void (b.slowFactor = 1))),
     converge: { after: 1, ideal: DEMO_FLEET },
   },
   { ...HETERO_STEP, name: 'multi-envoy', title: '4 Envoys each sending a quarter: heterogeneous fleet, load step 60% → 85%', envoys: 4 },
