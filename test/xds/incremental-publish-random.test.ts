@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../examples/backends/poisson-load.js';
 import type { Catalog, Cluster, Listener, NodeGroup } from '../../src/catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../../src/catalog/weight-overrides.js';
+import { RandomWeights } from '../support/random-weights.js';
 import { subscription, XdsCache, type SotwBody } from '../../src/xds/cache.js';
 import { PUSH_ORDER, TYPE } from '../../src/xds/envoy-api.js';
 import type { ResourceSet } from '../../src/xds/resource-set.js';
@@ -34,14 +35,19 @@ function shape(groups: ReadonlyMap<string, ResourceSet>): unknown {
 /** A fleet and its writes, drawn from one seed. */
 class Fleet {
   catalog: Catalog;
-  weights: WeightOverrides | undefined;
+  private readonly ticks: RandomWeights;
   /** Whether the clusters are in name order (what the stores hand over) or were shuffled. */
   ordered = true;
   private serial = 0;
   private readonly r: () => number;
 
+  get weights(): WeightOverrides | undefined {
+    return this.ticks.weights;
+  }
+
   constructor(seed: number, size: number) {
     this.r = seededRandom(seed);
+    this.ticks = new RandomWeights(this.r, (c) => this.overridesFor(c));
     const clusters = Array.from({ length: size }, () => this.newCluster()).sort(byName);
     const listeners: Listener[] = [this.listener('ingress', 10000, clusters)];
     this.catalog = { clusters, listeners, nodeGroups: [] };
@@ -86,9 +92,9 @@ class Fleet {
       [6, () => this.settingWrite()],
       [12, () => this.create()],
       [10, () => this.remove()],
-      [10, () => this.weightsFew()],
-      [4, () => this.weightsMany()],
-      [3, () => this.weightsSame()],
+      [10, () => this.ticks.few(this.catalog.clusters)],
+      [4, () => this.ticks.most(this.catalog.clusters)],
+      [3, () => this.ticks.same()],
       [4, () => this.reroute()],
       [8, () => this.groups()],
       [2, () => this.shuffle()],
@@ -134,7 +140,7 @@ class Fleet {
     if (candidates.length < 2) return 'remove (none)';
     const gone = this.pick(candidates).name;
     this.setClusters(this.catalog.clusters.filter((c) => c.name !== gone));
-    if (this.weights?.has(gone) === true) this.weights = new Map([...this.weights].filter(([n]) => n !== gone));
+    if (this.ticks.weights?.has(gone) === true) this.ticks.weights = new Map([...this.ticks.weights].filter(([n]) => n !== gone));
     return `delete ${gone}`;
   }
 
@@ -142,31 +148,6 @@ class Fleet {
     return new Map(c.endpoints.map((e) => [keyOf(e), this.r() < 0.1 ? { health: 'UNHEALTHY' as const } : { weight: 1 + Math.floor(this.r() * 500) }]));
   }
 
-  /** New overrides for a few clusters; the others keep their override objects (as the weight loop hands them over). */
-  private weightsFew(): string {
-    const next = new Map(this.weights ?? []);
-    const names: string[] = [];
-    for (let k = 1 + Math.floor(this.r() * 3); k > 0; k--) {
-      const c = this.pick(this.catalog.clusters);
-      next.set(c.name, this.overridesFor(c));
-      names.push(c.name);
-    }
-    this.weights = next;
-    return `weights of ${names.join(', ')}`;
-  }
-
-  /** Overrides for most clusters at once (a fleet-wide weight publication: a whole translation). */
-  private weightsMany(): string {
-    const next = new Map(this.weights ?? []);
-    for (const c of this.catalog.clusters) if (this.r() < 0.8) next.set(c.name, this.overridesFor(c));
-    this.weights = next;
-    return 'weights of most clusters';
-  }
-
-  private weightsSame(): string {
-    this.weights = this.weights === undefined ? undefined : new Map(this.weights);
-    return 'the same weights again';
-  }
 
   private reroute(): string {
     const listeners = [...this.catalog.listeners];
