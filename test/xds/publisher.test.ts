@@ -5,6 +5,8 @@ import type { WeightOverrides } from '../../src/catalog/weight-overrides.js';
 import { XdsCache } from '../../src/xds/cache.js';
 import { TYPE } from '../../src/xds/envoy-api.js';
 import { Publisher } from '../../src/xds/publisher.js';
+import { formGroupKey } from '../../src/xds/client-form.js';
+import { DEFAULT_GROUP } from '../../src/xds/resource-set.js';
 import { cluster, endpoint } from '../catalog/helpers.js';
 
 const catalog = (...names: string[]): Catalog => ({
@@ -48,5 +50,29 @@ describe('Publisher', () => {
     publisher.setWeights(new Map([['a', new Map([['10.0.0.1:80', { weight: 41.6 }]])]]));
     expect([...publisher.endpointWeights()][0]?.value).toBe(42);
     publisher.stop();
+  });
+
+  it('publishes gRPC\'s form once a gRPC client connected, also when it came before any catalog, or when a big cluster\'s assignments are encoded ahead first', async () => {
+    const grpcKey = formGroupKey(DEFAULT_GROUP, 'grpc');
+    const early = new XdsCache();
+    const publisher = new Publisher(early, pino({ level: 'silent' }), { quietMs: 100, maxMs: 1_000 });
+    publisher.serveGrpcForm();
+    publisher.setCatalog(catalog('a'));
+    publisher.start();
+    expect(early.snapshotFor(DEFAULT_GROUP, 'grpc').group).toBe(grpcKey);
+    publisher.stop();
+
+    vi.useRealTimers();
+    const cache = new XdsCache();
+    const big: Catalog = { clusters: [cluster('big', Array.from({ length: 1_200 }, (_, i) => endpoint(`10.1.${i >> 8}.${i & 255}`, 80, { weight: 1 + (i % 3) })))], listeners: [], nodeGroups: [] };
+    const slow = new Publisher(cache, pino({ level: 'silent' }), { quietMs: 0, maxMs: 0 });
+    slow.setCatalog(big);
+    slow.start();
+    slow.serveGrpcForm();
+    // Envoy's form is all there is until the big cluster's gRPC form is encoded, in turns.
+    expect(cache.snapshotFor(DEFAULT_GROUP, 'grpc').group).toBe(DEFAULT_GROUP);
+    await vi.waitFor(() => expect(cache.snapshotFor(DEFAULT_GROUP, 'grpc').group).toBe(grpcKey), { timeout: 10_000, interval: 5 });
+    expect([...cache.snapshotFor(DEFAULT_GROUP, 'grpc').resources(TYPE.endpoint).keys()]).toEqual(['big']);
+    slow.stop();
   });
 });
