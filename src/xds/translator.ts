@@ -288,12 +288,18 @@ export class Translator {
     const candidates = (last && clusterDelta(last, catalog.clusters, weights)?.changed) ?? catalog.clusters;
     const isBig = (c: Cluster) => c.endpoints.length > BIG_CLUSTER_ENDPOINTS;
     // A few small candidates (one endpoint write) are not compared here: translate() compares them.
-    const many = endpointsIn(candidates) > BIG_PUBLICATION_ENDPOINTS;
-    const pending = (many ? candidates : candidates.filter(isBig)).filter((c) => {
-      const inputs = assignmentInputs(c, weights);
-      return !this.known(TYPE.endpoint, c.name, inputs) || (forms.grpc && splitsForGrpc(c) && !this.known(GRPC_ASSIGNMENTS, c.name, inputs));
-    });
-    return many && endpointsIn(pending) > BIG_PUBLICATION_ENDPOINTS ? pending : pending.filter(isBig);
+    const many = encodingsIn(candidates, forms) > BIG_PUBLICATION_ENDPOINTS;
+    const pending = (many ? candidates : candidates.filter(isBig)).filter((c) => this.unknownForms(c, weights, forms).length > 0);
+    return many && encodingsIn(pending, forms) > BIG_PUBLICATION_ENDPOINTS ? pending : pending.filter(isBig);
+  }
+
+  /** The kinds of `c`'s assignments translate() would have to encode: neither in the memo nor prepared. */
+  private unknownForms(c: Cluster, weights: WeightOverrides | undefined, forms: TranslationForms): MemoKind[] {
+    const inputs = assignmentInputs(c, weights);
+    const out: MemoKind[] = [];
+    if (!this.known(TYPE.endpoint, c.name, inputs)) out.push(TYPE.endpoint);
+    if (forms.grpc && splitsForGrpc(c) && !this.known(GRPC_ASSIGNMENTS, c.name, inputs)) out.push(GRPC_ASSIGNMENTS);
+    return out;
   }
 
   /** Whether an assignment of `kind` built from `inputs` is in the memo or prepared. */
@@ -312,18 +318,20 @@ export class Translator {
     for (const c of clusters) {
       const inputs = assignmentInputs(c, weights);
       const layout = assignmentLayout(c, inputs.overrides);
-      const grpcLayout = forms.grpc && splitsForGrpc(c) ? perEndpointLayout(layout) : undefined;
+      // Only the forms not known: the first gRPC client's publication finds every Envoy form encoded.
+      const kinds = this.unknownForms(c, weights, forms);
+      const layouts = kinds.map((kind) => [this.preparedOf(kind) as Map<string, Memo>, kind === GRPC_ASSIGNMENTS ? perEndpointLayout(layout) : layout] as const);
       if (c.endpoints.length > BIG_CLUSTER_ENDPOINTS) {
-        await turn();
-        this.prepared.set(c.name, { ...inputs, resource: await assignmentResourceSliced(c.name, layout, turn) });
-        if (grpcLayout !== undefined) this.preparedGrpc.set(c.name, { ...inputs, resource: await assignmentResourceSliced(c.name, grpcLayout, turn) });
+        for (const [into, l] of layouts) {
+          await turn();
+          into.set(c.name, { ...inputs, resource: await assignmentResourceSliced(c.name, l, turn) });
+        }
         await turn();
         sinceTurn = 0;
         continue;
       }
-      this.prepared.set(c.name, { ...inputs, resource: assignmentResource(c.name, layout) });
-      if (grpcLayout !== undefined) this.preparedGrpc.set(c.name, { ...inputs, resource: assignmentResource(c.name, grpcLayout) });
-      sinceTurn += grpcLayout === undefined ? c.endpoints.length : 2 * c.endpoints.length;
+      for (const [into, l] of layouts) into.set(c.name, { ...inputs, resource: assignmentResource(c.name, l) });
+      sinceTurn += layouts.length * c.endpoints.length;
       if (sinceTurn >= ELEMENTS_PER_PIECE) {
         await turn();
         sinceTurn = 0;
@@ -381,9 +389,10 @@ function resourceOfBuilt(typeUrl: XdsTypeUrl, name: string, built: Built): Encod
   return built instanceof Encoded ? built.resource : encodeResource(typeUrl, name, built);
 }
 
-function endpointsIn(clusters: readonly Cluster[]): number {
+/** The endpoint entries translate() encodes for `clusters`: a split cluster's twice with gRPC's form on (grpc-assignments.ts). */
+function encodingsIn(clusters: readonly Cluster[], forms: TranslationForms): number {
   let n = 0;
-  for (const c of clusters) n += c.endpoints.length;
+  for (const c of clusters) n += forms.grpc && splitsForGrpc(c) ? 2 * c.endpoints.length : c.endpoints.length;
   return n;
 }
 

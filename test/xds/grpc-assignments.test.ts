@@ -172,4 +172,27 @@ describe('the form of the resources proxyless gRPC clients are sent', () => {
     expect(ls).toHaveLength(1_200);
     expect(ls[0]?.load_balancing_weight?.value).toBe(50);
   });
+
+  it('counts a split cluster\'s endpoints twice towards encoding a publication ahead with gRPC\'s form on, and encodes ahead only the forms not known', async () => {
+    // 4,000 endpoints: in one go for Envoys alone (under BIG_PUBLICATION_ENDPOINTS), 8,000 entries with gRPC's form on.
+    const fleet: Catalog = { clusters: Array.from({ length: 40 }, (_, c) => cluster(`c${c}`, { weighting: ADAPTIVE, endpoints: Array.from({ length: 100 }, (_, i) => endpoint(1_000 * c + i)) })), listeners: [], nodeGroups: [] };
+    const tick: WeightOverrides = new Map(fleet.clusters.map((c) => [c.name, new Map<string, EndpointOverride>([[`10.0.0.1:${c.endpoints[0]?.port ?? 0}`, { weight: 9 }]])]));
+    const envoys = new Translator();
+    envoys.translate(fleet);
+    expect(envoys.bigPending(fleet, tick)).toEqual([]);
+    const t = new Translator();
+    t.translate(fleet, undefined, undefined, { grpc: true });
+    expect(t.bigPending(fleet, tick, { grpc: true })).toHaveLength(40);
+    // The first gRPC client: every Envoy form is known, so only gRPC's are encoded ahead.
+    let turns = 0;
+    const first = new Translator();
+    const before = first.translate(fleet, tick);
+    const pending = first.bigPending(fleet, tick, { grpc: true });
+    expect(pending).toHaveLength(40);
+    await first.prepare(pending, tick, async () => void turns++, { grpc: true });
+    expect(turns).toBeLessThanOrEqual(4);
+    const out = first.translate(fleet, tick, undefined, { grpc: true });
+    expect(out.get(DEFAULT_GROUP)?.get(TYPE.endpoint)?.get('c0')).toBe(before.get(DEFAULT_GROUP)?.get(TYPE.endpoint)?.get('c0'));
+    expect(localities(out.get(DEFAULT_GRPC_GROUP), 'c7')).toHaveLength(100);
+  });
 });
