@@ -6,7 +6,7 @@ import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overri
 import { TYPE, type XdsTypeUrl } from './envoy-api.js';
 import { encodeResource, type EncodedResource } from './resource.js';
 import { assignmentResource, assignmentResourceSliced, ELEMENTS_PER_PIECE, type Turn } from './assignment-encoding.js';
-import { assignmentLayout, clusterResource, sameClusterForm, type LoadReportingOptions } from './translate-clusters.js';
+import { assignmentLayout, clusterResource, sameClusterForm, type AssignmentLayout, type LoadReportingOptions } from './translate-clusters.js';
 import { listenerResource, routeConfigurationResource, routeHashPolicies } from './translate-listeners.js';
 import { DEFAULT_GROUP, markPositional, replacedIn, type ResourceSet } from './resource-set.js';
 import { ArrayMap, sameEntries } from '../balancing/engine/indexed-map.js';
@@ -174,10 +174,13 @@ export class Translator {
     const cluster = this.encode(memo.cds, TYPE.cluster, c.name, { source: c, extra: by.lrsKey, byBuilt: sameClusterForm }, () => clusterResource(c, by.lrs));
     const overrides = by.weights?.get(c.name);
     const inputs = assignmentInputs(c, by.weights);
-    const assignment = this.encode(memo.eds, TYPE.endpoint, c.name, inputs, () => new Encoded(assignmentResource(c.name, assignmentLayout(c, overrides))));
+    // Laid out once for both forms (the endpoints' override lookups are most of it), and only when one is not in the memo.
+    let layout: AssignmentLayout | undefined;
+    const layoutOf = (): AssignmentLayout => (layout ??= assignmentLayout(c, overrides));
+    const assignment = this.encode(memo.eds, TYPE.endpoint, c.name, inputs, () => new Encoded(assignmentResource(c.name, layoutOf())));
     if (!by.grpc) return [cluster, assignment, undefined];
     if (!splitsForGrpc(c)) return [cluster, assignment, assignment];
-    return [cluster, assignment, this.encode(memo.geds, GRPC_ASSIGNMENTS, c.name, inputs, () => new Encoded(assignmentResource(c.name, perEndpointLayout(assignmentLayout(c, overrides)))))];
+    return [cluster, assignment, this.encode(memo.geds, GRPC_ASSIGNMENTS, c.name, inputs, () => new Encoded(assignmentResource(c.name, perEndpointLayout(layoutOf()))))];
   }
 
   /**
