@@ -3,9 +3,10 @@
  * × E endpoints. 40 clusters, each named to sort among the others, are created one at a time and
  * deleted again (80 publishes); medians and p90. With `--other DIR` the same publishes also run
  * through that checkout's Translator and XdsCache, interleaved publish by publish, and the
- * ratio of the medians is printed.
+ * ratio of the medians is printed. With --grpc, this checkout publishes gRPC's form too (as once a
+ * proxyless gRPC client connected; the other checkout is run as it is).
  *
- *   npx tsx bench/translate-cluster-churn.ts [--clusters 1000,10000] [--endpoints 10] [--other /path/to/checkout]
+ *   npx tsx bench/translate-cluster-churn.ts [--clusters 1000,10000] [--endpoints 10] [--other /path/to/checkout] [--grpc]
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -17,7 +18,7 @@ import { Translator } from '../src/xds/translator.js';
 import { helpIfAsked } from './help.js';
 
 helpIfAsked(import.meta.url);
-const { values } = parseArgs({ options: { clusters: { type: 'string', default: '1000,10000' }, endpoints: { type: 'string', default: '10' }, other: { type: 'string' } } });
+const { values } = parseArgs({ options: { clusters: { type: 'string', default: '1000,10000' }, endpoints: { type: 'string', default: '10' }, other: { type: 'string' }, grpc: { type: 'boolean', default: false } } });
 const ENDPOINTS = Number(values.endpoints);
 const CHURN = 40;
 const name = (c: number): string => `c${String(c).padStart(5, '0')}`;
@@ -41,11 +42,13 @@ function withCluster(catalog: Catalog, x: Cluster): Catalog {
 
 type Publish = (c: Catalog) => void;
 
-function publisherOf(T: typeof Translator, C: typeof XdsCache, first: Catalog): Publish {
+function publisherOf(T: typeof Translator, C: typeof XdsCache, first: Catalog, grpc = false): Publish {
   const translator = new T();
   const cache = new C();
-  cache.update(translator.translate(first));
-  return (c) => void cache.update(translator.translate(c));
+  // Only this checkout is asked for gRPC's form: an older one takes no such argument.
+  const translate = (c: Catalog) => (grpc ? translator.translate(c, undefined, undefined, { grpc }) : translator.translate(c));
+  cache.update(translate(first));
+  return (c) => void cache.update(translate(c));
 }
 
 const at = (xs: number[], q: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? Number.NaN;
@@ -56,11 +59,11 @@ const other = values.other
       XdsCache: ((await import(`${values.other}/src/xds/cache.ts`)) as { XdsCache: typeof XdsCache }).XdsCache,
     }
   : undefined;
-console.log(`${CHURN} clusters created and deleted one at a time, ${ENDPOINTS} endpoints per cluster; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(`${CHURN} clusters created and deleted one at a time, ${ENDPOINTS} endpoints per cluster${values.grpc ? ', gRPC\'s form on here' : ''}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 console.log(`| clusters | this p50 / p90 ms | ${other ? 'other p50 / p90 ms | this ÷ other (p50) |' : ''}\n|---|---|${other ? '---|---|' : ''}`);
 for (const n of values.clusters.split(',').map(Number)) {
   const { catalog, extra } = fleet(n);
-  const mine = publisherOf(Translator, XdsCache, catalog);
+  const mine = publisherOf(Translator, XdsCache, catalog, values.grpc);
   const theirs = other ? publisherOf(other.Translator, other.XdsCache, catalog) : undefined;
   const times: [number[], number[]] = [[], []];
   let k = 0;
