@@ -195,4 +195,15 @@ describe('the form of the resources proxyless gRPC clients are sent', () => {
     expect(out.get(DEFAULT_GROUP)?.get(TYPE.endpoint)?.get('c0')).toBe(before.get(DEFAULT_GROUP)?.get(TYPE.endpoint)?.get('c0'));
     expect(localities(out.get(DEFAULT_GRPC_GROUP), 'c7')).toHaveLength(100);
   });
+
+  it('keeps the sum of a priority\'s locality weights within a uint32, as gRPC demands, when every endpoint is its own locality', () => {
+    // 5,000 endpoints at the largest weight a config takes: 5e9 in all, past 2^32 − 1.
+    const heavy = cluster('heavy', { endpoints: Array.from({ length: 5_000 }, (_, i) => endpoint(10_000 + i, { weight: 1_000_000 - (i % 2) })) });
+    const out = new Translator().translate({ clusters: [heavy], listeners: [], nodeGroups: [] }, undefined, undefined, { grpc: true });
+    const ls = localities(out.get(DEFAULT_GRPC_GROUP), 'heavy');
+    expect(ls).toHaveLength(5_000);
+    const weights = ls.map((l) => l.load_balancing_weight?.value ?? 0);
+    expect(Math.min(...weights)).toBeGreaterThanOrEqual(1);
+    expect(weights.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(2 ** 32 - 1);
+  });
 });
