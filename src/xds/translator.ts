@@ -291,9 +291,17 @@ export class Translator {
     const candidates = (last && clusterDelta(last, catalog.clusters, weights)?.changed) ?? catalog.clusters;
     const isBig = (c: Cluster) => c.endpoints.length > BIG_CLUSTER_ENDPOINTS;
     // A few small candidates (one endpoint write) are not compared here: translate() compares them.
+    // Weighed by encodings: with gRPC's form on, a split cluster may be encoded twice (grpc-assignments.ts).
     const many = encodingsIn(candidates, forms) > BIG_PUBLICATION_ENDPOINTS;
-    const pending = (many ? candidates : candidates.filter(isBig)).filter((c) => this.unknownForms(c, weights, forms).length > 0);
-    return many && encodingsIn(pending, forms) > BIG_PUBLICATION_ENDPOINTS ? pending : pending.filter(isBig);
+    const pending: Cluster[] = [];
+    let encodings = 0;
+    for (const c of many ? candidates : candidates.filter(isBig)) {
+      const unknown = this.unknownForms(c, weights, forms).length;
+      if (unknown === 0) continue;
+      pending.push(c);
+      encodings += unknown * c.endpoints.length;
+    }
+    return many && encodings > BIG_PUBLICATION_ENDPOINTS ? pending : pending.filter(isBig);
   }
 
   /** The kinds of `c`'s assignments translate() would have to encode: neither in the memo nor prepared. */
@@ -392,7 +400,7 @@ function resourceOfBuilt(typeUrl: XdsTypeUrl, name: string, built: Built): Encod
   return built instanceof Encoded ? built.resource : encodeResource(typeUrl, name, built);
 }
 
-/** The endpoint entries translate() encodes for `clusters`: a split cluster's twice with gRPC's form on (grpc-assignments.ts). */
+/** The endpoint entries translate() may encode for `clusters`: a split cluster's twice with gRPC's form on (grpc-assignments.ts). */
 function encodingsIn(clusters: readonly Cluster[], forms: TranslationForms): number {
   let n = 0;
   for (const c of clusters) n += forms.grpc && splitsForGrpc(c) ? 2 * c.endpoints.length : c.endpoints.length;

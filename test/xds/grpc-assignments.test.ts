@@ -174,24 +174,30 @@ describe('the form of the resources proxyless gRPC clients are sent', () => {
   });
 
   it('counts a split cluster\'s endpoints twice towards encoding a publication ahead with gRPC\'s form on, and encodes ahead only the forms not known', async () => {
+    const fleet = (clusters: number): Catalog => ({ clusters: Array.from({ length: clusters }, (_, c) => cluster(`c${c}`, { weighting: ADAPTIVE, endpoints: Array.from({ length: 100 }, (_, i) => endpoint(1_000 * c + i)) })), listeners: [], nodeGroups: [] });
+    const tickOf = (f: Catalog): WeightOverrides => new Map(f.clusters.map((c) => [c.name, new Map<string, EndpointOverride>([[`10.0.0.1:${c.endpoints[0]?.port ?? 0}`, { weight: 9 }]])]));
     // 4,000 endpoints: in one go for Envoys alone (under BIG_PUBLICATION_ENDPOINTS), 8,000 entries with gRPC's form on.
-    const fleet: Catalog = { clusters: Array.from({ length: 40 }, (_, c) => cluster(`c${c}`, { weighting: ADAPTIVE, endpoints: Array.from({ length: 100 }, (_, i) => endpoint(1_000 * c + i)) })), listeners: [], nodeGroups: [] };
-    const tick: WeightOverrides = new Map(fleet.clusters.map((c) => [c.name, new Map<string, EndpointOverride>([[`10.0.0.1:${c.endpoints[0]?.port ?? 0}`, { weight: 9 }]])]));
+    const small = fleet(40);
     const envoys = new Translator();
-    envoys.translate(fleet);
-    expect(envoys.bigPending(fleet, tick)).toEqual([]);
+    envoys.translate(small);
+    expect(envoys.bigPending(small, tickOf(small))).toEqual([]);
     const t = new Translator();
-    t.translate(fleet, undefined, undefined, { grpc: true });
-    expect(t.bigPending(fleet, tick, { grpc: true })).toHaveLength(40);
-    // The first gRPC client: every Envoy form is known, so only gRPC's are encoded ahead.
-    let turns = 0;
+    t.translate(small, undefined, undefined, { grpc: true });
+    expect(t.bigPending(small, tickOf(small), { grpc: true })).toHaveLength(40);
+    // The first gRPC client finds every Envoy form encoded: 4,000 gRPC entries go in one go, and of
+    // 6,000 only gRPC's form is encoded ahead (a turn per ELEMENTS_PER_PIECE endpoints: 6).
     const first = new Translator();
-    const before = first.translate(fleet, tick);
-    const pending = first.bigPending(fleet, tick, { grpc: true });
-    expect(pending).toHaveLength(40);
+    first.translate(small, tickOf(small));
+    expect(first.bigPending(small, tickOf(small), { grpc: true })).toEqual([]);
+    const big = fleet(60);
+    const tick = tickOf(big);
+    const before = first.translate(big, tick);
+    const pending = first.bigPending(big, tick, { grpc: true });
+    expect(pending).toHaveLength(60);
+    let turns = 0;
     await first.prepare(pending, tick, async () => void turns++, { grpc: true });
-    expect(turns).toBeLessThanOrEqual(4);
-    const out = first.translate(fleet, tick, undefined, { grpc: true });
+    expect(turns).toBeLessThanOrEqual(6);
+    const out = first.translate(big, tick, undefined, { grpc: true });
     expect(out.get(DEFAULT_GROUP)?.get(TYPE.endpoint)?.get('c0')).toBe(before.get(DEFAULT_GROUP)?.get(TYPE.endpoint)?.get('c0'));
     expect(localities(out.get(DEFAULT_GRPC_GROUP), 'c7')).toHaveLength(100);
   });
