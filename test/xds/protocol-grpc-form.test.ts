@@ -4,7 +4,7 @@
  * fetch, the config dump; and Envoys keep theirs, unwoken by what concerns gRPC clients alone.
  */
 import { describe, expect, test } from 'vitest';
-import { EDS, decodeResources, SERVICE, type DeltaDiscoveryResponse, type DiscoveryResponse, type XdsClient } from '../support/xds-client.js';
+import { CDS, EDS, decodeResources, namesOf, SERVICE, type DeltaDiscoveryResponse, type DiscoveryResponse, type XdsClient } from '../support/xds-client.js';
 import { edit, harnessPerTest, NODE, type ConfigDoc } from './protocol-fixture.js';
 
 const start = harnessPerTest();
@@ -61,5 +61,22 @@ describe('proxyless gRPC clients get their form of the assignments', () => {
     const { client } = await start(weighted());
     expect(localities(await client.fetch(SERVICE.EDS.fetch, { node: NODE, type_url: EDS, resource_names: ['web'] }))).toEqual(ENVOY_FORM);
     expect(localities(await client.fetch(SERVICE.EDS.fetch, { node: GRPC_NODE, type_url: EDS, resource_names: ['web'] }))).toEqual(GRPC_FORM);
+  });
+
+  test('a gRPC client in a node group gets that group\'s selection in its form, and the config dump shows it', async () => {
+    const doc = edit(weighted(), (d) => {
+      d.clusters?.push({ name: 'api', lbPolicy: 'ROUND_ROBIN', endpoints: [{ address: '10.0.0.2', port: 8080, weight: 1 }, { address: '10.0.0.2', port: 8081, weight: 2 }] });
+      d.nodeGroups = [{ nodeCluster: 'edge', clusters: ['web'] }];
+    });
+    const h = await start(doc);
+    const grpc = h.client.sotw();
+    grpc.request(CDS, [], { node: { ...GRPC_NODE, cluster: 'edge' } });
+    expect(namesOf(await grpc.nextOf(CDS))).toEqual(['web']);
+    grpc.request(EDS, ['web', 'api']);
+    const eds = await grpc.nextOf(EDS);
+    expect(namesOf(eds)).toEqual(['web']);
+    expect(localities(eds)).toEqual(GRPC_FORM);
+    const dump = (await (await fetch(`http://127.0.0.1:${h.fulcrum.adminPort}/v1/config_dump?node=${GRPC_NODE.id}&type=EDS`)).json()) as { group: string; form?: string };
+    expect(dump).toMatchObject({ group: 'edge', form: 'grpc' });
   });
 });
