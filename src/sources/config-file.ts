@@ -343,6 +343,8 @@ function nodeGroupProblems(cfg: ConfigFile, clusterNames: ReadonlySet<string>, l
   (cfg.nodeGroups ?? []).forEach((g, i) => {
     // '*' names the default view every other proxy gets; a group may not replace it.
     if (g.nodeCluster === '*') problems.push({ path: `/nodeGroups/${i}/nodeCluster`, message: '"*" is reserved for the default view' });
+    // The cache keeps gRPC clients' form of a group under a key starting with NUL (xds/client-form.ts).
+    if (g.nodeCluster.includes('\u0000')) problems.push({ path: `/nodeGroups/${i}/nodeCluster`, message: 'must not hold a NUL character' });
     (g.listeners ?? []).forEach((n, j) => {
       if (!listenerNames.has(n)) problems.push({ path: `/nodeGroups/${i}/listeners/${j}`, message: `unknown listener "${n}"` });
     });

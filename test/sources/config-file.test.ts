@@ -94,6 +94,7 @@ listeners:
 nodeGroups:
   - { nodeCluster: edge, listeners: [zzz] }
   - { nodeCluster: "*" }
+  - { nodeCluster: "\\0grpc\\0edge" }
 `);
     expect(problems).toEqual(
       expect.arrayContaining([
@@ -107,6 +108,7 @@ nodeGroups:
         '/listeners/3/port: a socket listener needs a port',
         '/nodeGroups/0/listeners/0: unknown listener "zzz"',
         '/nodeGroups/1/nodeCluster: "*" is reserved for the default view',
+        '/nodeGroups/2/nodeCluster: must not hold a NUL character',
       ]),
     );
   });
