@@ -14,6 +14,7 @@ import type { MetricField } from './lrs-conversion.js';
 import type { GrpcServicePair } from './report-grpc.js';
 import { clipped } from './report-validation.js';
 import type { SignalStore } from './signal-store.js';
+import { WindowedLog } from '../telemetry/windowed-log.js';
 
 /**
  * `envoy.service.load_stats.v3.LoadReportingService/StreamLoadStats`: the stream lifecycle. Each
@@ -77,6 +78,9 @@ export interface LrsServiceOptions {
  */
 export const LRS_REPORT_BURST = 5;
 
+/** Refused LRS streams are logged at most once a minute per kind (with how many were not). */
+const REFUSAL_LOG_WINDOW_MS = 60_000;
+
 export interface LrsStreamInfo {
   readonly id: number;
   readonly peer: string;
@@ -119,6 +123,8 @@ interface LrsContext {
   readonly interval: { seconds: number; nanos: number };
   readonly flush: Flush;
   readonly burst: number;
+  /** Refused streams' warnings, one a minute per kind: a client reopening streams cannot turn each into a log line. */
+  readonly refusals: WindowedLog;
 }
 
 /** A stream's reports ahead of its interval: `tokens` as of `at` (store clock), one earned per interval. */
@@ -207,7 +213,7 @@ function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
     // A stream already done (failed, closed) is not folded in again: nothing would drop it.
     if (!calls.has(call)) return;
     if ('oversized' in req) {
-      refuseOversized(call, id, options.log);
+      refuseOversized(ctx, call, id);
       done();
       return;
     }
@@ -242,16 +248,16 @@ function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
 }
 
 /** Ends a stream whose report was too large to decode (lrs-codec.ts, MAX_LOAD_REPORT_ENTRIES). */
-function refuseOversized(call: LrsCall, id: number, log: LrsServiceOptions['log']): void {
+function refuseOversized(ctx: LrsContext, call: LrsCall, id: number): void {
   const details = `a load report holds at most ${MAX_LOAD_REPORT_ENTRIES} entries (cluster, locality, endpoint, metric and dropped-request stats, and endpoint metadata values, together)`;
-  log?.warn({ lrsStream: id, peer: call.getPeer() }, `LRS stream refused: ${details}`);
+  ctx.refusals.event('oversized', { lrsStream: id, peer: call.getPeer(), details });
   call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details });
 }
 
 /** Ends a stream reporting faster than the interval it was asked for (LRS_REPORT_BURST). */
 function refuseTooFast(ctx: LrsContext, call: LrsCall, id: number): void {
   const details = `load reports come at most once per load_reporting_interval (${ctx.intervalMs} ms), ${ctx.burst} ahead of it at most (server.xds.limits.loadReportBurst)`;
-  ctx.options.log?.warn({ lrsStream: id, peer: call.getPeer() }, `LRS stream refused: ${details}`);
+  ctx.refusals.event('too-fast', { lrsStream: id, peer: call.getPeer(), details });
   ctx.options.onRefused?.();
   call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details });
 }
@@ -290,7 +296,8 @@ export function lrsService(options: LrsServiceOptions): LrsService {
   const calls = new Map<LrsCall, () => void>();
   const interval = { seconds: Math.floor(intervalMs / 1000), nanos: Math.round((intervalMs % 1000) * 1e6) };
   const flush: Flush = { ms: Math.max(0, options.flushMs ?? DEFAULT_FLUSH_MS), timer: undefined, dueAt: 0, closed: false };
-  const ctx: LrsContext = { options, aggregator, calls, intervalMs, interval, flush, burst: Math.max(1, options.reportBurst ?? LRS_REPORT_BURST) };
+  const refusals = new WindowedLog((fields, message) => options.log?.warn(fields, message), 'LRS stream refused', REFUSAL_LOG_WINDOW_MS, () => options.store.now());
+  const ctx: LrsContext = { options, aggregator, calls, intervalMs, interval, flush, burst: Math.max(1, options.reportBurst ?? LRS_REPORT_BURST), refusals };
   const handle = (call: LrsCall): void => serveLrsStream(ctx, call);
 
   const definition: grpc.ServiceDefinition = {

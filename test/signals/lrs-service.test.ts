@@ -122,11 +122,13 @@ describe('LRS service: what reaches the log', () => {
 
 describe('LRS service: a stream reporting faster than it was asked to', () => {
   /** The service on loopback on a clock the test moves, and a way to open proxies' streams to it. */
-  async function paced(intervalMs: number): Promise<{ advance: (ms: number) => void; open: () => { send: (req: WireLoadStatsRequest) => void; status: Promise<grpc.StatusObject> }; refused: () => number; reports: () => number; close: () => void }> {
+  async function paced(intervalMs: number): Promise<{ advance: (ms: number) => void; open: () => { send: (req: WireLoadStatsRequest) => void; status: Promise<grpc.StatusObject> }; refused: () => number; reports: () => number; warnings: () => unknown[]; close: () => void }> {
     let now = 1_000_000;
     let refused = 0;
     let reports = 0;
-    const lrs = lrsService({ store: new SignalStore({ now: () => now }), reportingIntervalMs: intervalMs, reportBurst: 5, onRefused: () => void refused++, onRequest: () => void reports++ });
+    const warnings: unknown[] = [];
+    const log = { info: () => undefined, debug: () => undefined, warn: (fields: unknown) => void warnings.push(fields) };
+    const lrs = lrsService({ store: new SignalStore({ now: () => now }), reportingIntervalMs: intervalMs, reportBurst: 5, onRefused: () => void refused++, onRequest: () => void reports++, log });
     const server = new grpc.Server();
     server.addService(lrs.definition, lrs.implementation);
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
@@ -143,6 +145,7 @@ describe('LRS service: a stream reporting faster than it was asked to', () => {
       open,
       refused: () => refused,
       reports: () => reports,
+      warnings: () => warnings,
       close: () => {
         lrs.close();
         client.close();
@@ -176,6 +179,27 @@ describe('LRS service: a stream reporting faster than it was asked to', () => {
       s.advance(2_000);
       envoy.send(report(10, 1, 2_000));
       await waitFor(() => s.reports() === 27, { what: "the Envoy's next report" });
+    } finally {
+      s.close();
+    }
+  });
+
+  it('logs refused streams once a minute, however many a client reopens, and counts every one', async () => {
+    const s = await paced(2_000);
+    try {
+      const flood = async (): Promise<void> => {
+        const c = s.open();
+        c.send({ node: { id: 'flood', client_features: ['envoy.lrs.supports_send_all_clusters'] } });
+        for (let i = 0; i < 20; i++) c.send(report(10, 1, 2_000));
+        expect((await c.status).code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      };
+      for (let i = 0; i < 5; i++) await flood();
+      expect(s.refused()).toBe(5);
+      expect(s.warnings()).toHaveLength(1);
+      s.advance(60_000);
+      await flood();
+      expect(s.warnings()).toHaveLength(2);
+      expect(s.warnings()[1]).toMatchObject({ suppressedBefore: 4 });
     } finally {
       s.close();
     }
