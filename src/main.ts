@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
-import { ADMIN_MAX_CONNECTIONS, buildAdminApp, closeAdminApp, type AdminApp } from './admin/app.js';
+import { ADMIN_MAX_CONNECTIONS, ADMIN_MAX_CONNECTIONS_PER_PEER, buildAdminApp, closeAdminApp, type AdminApp, type AdminConnectionLimit } from './admin/app.js';
 import { PrebuiltCode } from './admin/prebuilt-code.js';
 import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
@@ -601,7 +601,9 @@ function adminServer(
     onWarmed,
     prebuilt,
     ...(settings.maxConnections !== undefined ? { maxConnections: settings.maxConnections } : {}),
-    onConnectionRefused: adminConnectionRefused(core, log, settings.maxConnections ?? ADMIN_MAX_CONNECTIONS),
+    ...(settings.maxConnectionsPerPeer !== undefined ? { maxConnectionsPerPeer: settings.maxConnectionsPerPeer } : {}),
+    peerOf: (address) => peerGroup(address, withDefaults(config.server.xds.limits).ipv6PeerPrefixLength),
+    onConnectionRefused: adminConnectionRefused(core, log, { maxConnections: settings.maxConnections ?? ADMIN_MAX_CONNECTIONS, maxConnectionsPerPeer: settings.maxConnectionsPerPeer ?? ADMIN_MAX_CONNECTIONS_PER_PEER }),
   });
   const address = options.adminAddress ?? settings.address;
   let port = 0;
@@ -617,13 +619,17 @@ function adminServer(
   };
 }
 
-/** Counts each connection the admin port refuses at its cap, and says so once a minute at most. */
-function adminConnectionRefused(core: Core, log: Logger, max: number): () => void {
+/** Counts each connection the admin port refuses at a cap, and says so once a minute at most per cap. */
+function adminConnectionRefused(core: Core, log: Logger, max: Record<AdminConnectionLimit, number>): (limit: AdminConnectionLimit) => void {
   const count = registerAdminConnectionsRefused(core.metrics.registry);
-  const warn = new WindowedLog((fields, message) => log.warn(fields, message), `admin port refused a connection: server.admin.maxConnections (${max}) are open`, 60_000);
-  return () => {
-    count();
-    warn.event('cap', {});
+  const say = (fields: Record<string, unknown>, message: string): void => log.warn(fields, message);
+  const warn: Record<AdminConnectionLimit, WindowedLog> = {
+    maxConnections: new WindowedLog(say, `admin port refused a connection: server.admin.maxConnections (${max.maxConnections}) are open`, 60_000),
+    maxConnectionsPerPeer: new WindowedLog(say, `admin port refused a connection: its peer holds server.admin.maxConnectionsPerPeer (${max.maxConnectionsPerPeer})`, 60_000),
+  };
+  return (limit) => {
+    count(limit);
+    warn[limit].event('cap', {});
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Server } from 'node:net';
+import { capPeerConnections } from './peer-connections.js';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyRequest } from 'fastify';
@@ -69,9 +70,18 @@ export interface AdminDeps extends ProxyRoutesOptions, OpsRoutesOptions {
   readonly prebuilt?: PrebuiltFinder;
   /** Open connections the port holds at most (default ADMIN_MAX_CONNECTIONS); one more is closed at accept. */
   readonly maxConnections?: number;
-  /** Called for each connection closed at accept because `maxConnections` were open. */
-  readonly onConnectionRefused?: () => void;
+  /** Of those, from one peer (default ADMIN_MAX_CONNECTIONS_PER_PEER): one client cannot take every place, the kubelet's probes' included. */
+  readonly maxConnectionsPerPeer?: number;
+  /** The peer an address counts under (peer-group.ts; default the address itself). */
+  readonly peerOf?: (address: string) => string;
+  /** Called for each connection closed at accept because `maxConnections` were open, or the peer's `maxConnectionsPerPeer`. */
+  readonly onConnectionRefused?: (limit: AdminConnectionLimit) => void;
 }
+
+export type AdminConnectionLimit = 'maxConnections' | 'maxConnectionsPerPeer';
+
+/** Connections one peer may hold on the admin port unless configured (server.admin.maxConnectionsPerPeer). */
+export const ADMIN_MAX_CONNECTIONS_PER_PEER = 256;
 
 /** How long a client may take to send a whole request, headers and body; then 408 and the connection closes. */
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -117,11 +127,17 @@ export async function closeAdminApp(app: Pick<AdminApp, 'close' | 'server'>, dra
   }
 }
 
-/** Node closes a connection past `maxConnections` at accept, before any parsing, and says so with 'drop'. */
+/**
+ * Node closes a connection past `maxConnections` at accept, before any parsing, and says so with
+ * 'drop'; one past its peer's `maxConnectionsPerPeer` is closed as it is accepted. Without the
+ * latter one client holding every place (idle keep-alive connections cost it nothing) also shut out
+ * the kubelet's probes, which then restarted fulcrum.
+ */
 function capConnections(server: Server, deps: AdminDeps): void {
   server.maxConnections = deps.maxConnections ?? ADMIN_MAX_CONNECTIONS;
-  const refused = deps.onConnectionRefused;
-  if (refused) server.on('drop', () => refused());
+  const refused = deps.onConnectionRefused ?? (() => undefined);
+  server.on('drop', () => refused('maxConnections'));
+  capPeerConnections(server, deps.maxConnectionsPerPeer ?? ADMIN_MAX_CONNECTIONS_PER_PEER, deps.peerOf ?? ((a) => a), () => refused('maxConnectionsPerPeer'));
 }
 
 /** Deferred to first use or the warm-up (lazy-compilers.ts), except for a finder that must see every route at once (the build's). */

@@ -36,6 +36,8 @@ export interface AdminServerSettings {
   readonly maxEndpointSeries?: number;
   /** Open connections the admin port holds at most (undefined: the admin app's default). */
   readonly maxConnections?: number;
+  /** Of those, from one peer (undefined: the admin app's default). */
+  readonly maxConnectionsPerPeer?: number;
 }
 
 export interface ServerSettings {
@@ -529,6 +531,7 @@ function toServer(cfg: ConfigFile): ServerSettings {
       ...(cfg.server?.admin?.tokenFiles ? { tokenFiles: cfg.server.admin.tokenFiles } : {}),
       ...(cfg.server?.admin?.metrics?.maxEndpointSeries !== undefined ? { maxEndpointSeries: cfg.server.admin.metrics.maxEndpointSeries } : {}),
       ...(cfg.server?.admin?.maxConnections !== undefined ? { maxConnections: cfg.server.admin.maxConnections } : {}),
+      ...(cfg.server?.admin?.maxConnectionsPerPeer !== undefined ? { maxConnectionsPerPeer: cfg.server.admin.maxConnectionsPerPeer } : {}),
     },
     engineTickMs: cfg.server?.engine?.tickMs ?? 1000,
     engineHealth: cfg.server?.engine?.health ?? {},

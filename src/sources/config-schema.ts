@@ -337,6 +337,8 @@ const ServerSchema = Type.Object(
           ),
           // Open connections at most (idle keep-alive ones too), default 1024; one more is closed at accept.
           maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+          // Of those, from one peer (IP address; IPv6 grouped by server.xds.limits.ipv6PeerPrefixLength), default 256.
+          maxConnectionsPerPeer: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
           // GET /metrics: at most this many series per per-endpoint gauge (whole clusters), default 1000; 0: none.
           metrics: Type.Optional(
             Type.Object({ maxEndpointSeries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })) }, { additionalProperties: false }),

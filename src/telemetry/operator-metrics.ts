@@ -35,14 +35,15 @@ export function registerNativeMemoryTrims(registry: Registry): (reason: string, 
   };
 }
 
-/** Counts connections the admin port refused at server.admin.maxConnections; call what it returns at each. */
-export function registerAdminConnectionsRefused(registry: Registry): () => void {
+/** Counts connections the admin port refused at server.admin.maxConnections or maxConnectionsPerPeer; call what it returns at each. */
+export function registerAdminConnectionsRefused(registry: Registry): (limit: 'maxConnections' | 'maxConnectionsPerPeer') => void {
   const refused = new Counter({
     name: 'fulcrum_admin_connections_refused_total',
-    help: 'Connections to the admin port closed at accept because server.admin.maxConnections were open.',
+    help: 'Connections to the admin port closed at accept, by the limit reached: server.admin.maxConnections open in all, or maxConnectionsPerPeer from the peer.',
+    labelNames: ['limit'],
     registers: [registry],
   });
-  return () => refused.inc();
+  return (limit) => refused.inc({ limit });
 }
 
 export const SYNC_STATES = ['SYNCED', 'STALE', 'NACKED', 'NOT_SENT'] as const;
