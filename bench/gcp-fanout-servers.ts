@@ -17,7 +17,9 @@ import { killOnExit } from '../test/support/proc.js';
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const goSource = join(repoRoot, 'bench/go');
 
-export interface GoBinaries { loadclient: string; gcpserver: string; stormclient: string; lrsclient: string }
+export interface GoBinaries { loadclient: string; gcpserver: string; stormclient: string; lrsclient: string; grpcfleet: string; grpcload: string }
+
+const GO_PROGRAMS = ['loadclient', 'gcpserver', 'stormclient', 'lrsclient', 'grpcfleet', 'grpcload'] as const;
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -30,10 +32,10 @@ export function buildGo(log: (s: string) => void): GoBinaries {
   const hash = createHash('sha256');
   for (const f of sourceFiles(goSource).sort()) hash.update(relative(goSource, f)).update('\0').update(readFileSync(f));
   const dir = join(repoRoot, '.tools/bench-go', hash.digest('hex').slice(0, 16));
-  const bins = { loadclient: join(dir, 'loadclient'), gcpserver: join(dir, 'gcpserver'), stormclient: join(dir, 'stormclient'), lrsclient: join(dir, 'lrsclient') };
+  const bins = Object.fromEntries(GO_PROGRAMS.map((name) => [name, join(dir, name)])) as unknown as GoBinaries;
   if (Object.values(bins).every((b) => existsSync(b))) return bins;
   mkdirSync(dir, { recursive: true });
-  for (const name of ['loadclient', 'gcpserver', 'stormclient', 'lrsclient'] as const) {
+  for (const name of GO_PROGRAMS) {
     log(`building ${name} (go-control-plane v0.14.0 and grpc-go from the Go module proxy) into ${dir}`);
     // -mod=readonly: exactly what go.sum pins; GOTOOLCHAIN=local: never download another Go.
     execFileSync('go', ['build', '-trimpath', '-o', `${bins[name]}.tmp`, `./${name}`], {
