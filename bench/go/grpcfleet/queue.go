@@ -34,9 +34,9 @@ type backend struct {
 	waiting    *list.List // of chan struct{}, closed when a worker is handed over
 	queueLimit int
 	// ring of the sums at the end of each 100 ms bucket, for the 1 s window
-	ring    [window/bucket + 1]mark
-	ringAt  int
-	ringLen int
+	ring                 [window/bucket + 1]mark
+	ringAt               int
+	ringLen              int
 	fastFail, slowFactor float64
 }
 
