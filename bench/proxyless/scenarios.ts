@@ -67,5 +67,7 @@ export const ROWS: readonly ProxylessRow[] = [
   { name: 'least-request', what: "gRPC least request (LEAST_REQUEST, equal weights: grpc-go's P2C)", cluster: { lbPolicy: 'LEAST_REQUEST' } },
   { name: 'client-wrr', what: "gRPC client-side weighted round robin from per-call ORCA", cluster: { lbPolicy: 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' } },
   { name: 'pid', what: 'fulcrum pid (ROUND_ROBIN): its weights as per-endpoint localities', cluster: { lbPolicy: 'ROUND_ROBIN', weighting: { policy: 'pid' } } },
+  // The default metric counts latency above the cluster median as load; this one equalizes cpu alone.
+  { name: 'pid-cpu', what: 'fulcrum pid on cpu alone (ROUND_ROBIN)', cluster: { lbPolicy: 'ROUND_ROBIN', weighting: { policy: 'pid', metric: 'cpu' } } },
   { name: 'auto', what: 'fulcrum auto, heterogeneous capacity (chooses LEAST_REQUEST + pid)', cluster: { weighting: { policy: 'auto', traits: { heterogeneousCapacity: true } } } },
 ];
