@@ -56,19 +56,3 @@ export function perEndpointLayout(layout: AssignmentLayout): AssignmentLayout {
   }
   return { clusterName: layout.clusterName, groups };
 }
-
-/**
- * The cluster whose Cluster resource gRPC clients are sent in place of `c`'s, for a cluster split
- * for them. LEAST_REQUEST is sent as a load_balancing_policy whose first entry grpc-go takes as the
- * cluster's whole policy (translate-protection.ts leastRequestPolicy): its least request ignores
- * endpoint and locality weights alike (gRFC A48), so the per-endpoint localities' weights were
- * dropped and an adaptive controller, seeing its weights move nothing, ran them to its bounds
- * (auto's choice for heterogeneous capacity: a 2× backend at 20× the others' weight), which every
- * client that does read them (grpc-js, Envoys on the same cluster) then followed. With one
- * endpoint per locality, least request inside a locality has nothing to choose from: round robin
- * (wrr_locality around it, what gRPC builds for ROUND_ROBIN) picks the same way and keeps the
- * locality weights. Other clusters are sent as they are.
- */
-export function grpcClusterSource(c: Cluster): Cluster {
-  return c.lbPolicy === 'LEAST_REQUEST' && splitsForGrpc(c) ? { ...c, lbPolicy: 'ROUND_ROBIN' } : c;
-}

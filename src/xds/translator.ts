@@ -12,7 +12,7 @@ import { DEFAULT_GROUP, markPositional, replacedIn, type ResourceSet } from './r
 import { ArrayMap, sameEntries } from '../balancing/engine/indexed-map.js';
 import { GroupSelections } from './group-selection.js';
 import { retryPolicies } from './translate-protection.js';
-import { grpcClusterSource, perEndpointLayout, splitsForGrpc } from './grpc-assignments.js';
+import { perEndpointLayout, splitsForGrpc } from './grpc-assignments.js';
 import { DEFAULT_GRPC_GROUP, formGroupKey } from './client-form.js';
 
 /** Re-exported for callers that still import them from here; the cache side owns them. */
@@ -93,9 +93,7 @@ export class Translator {
     const groups = new Map<string, ResourceSet>([[DEFAULT_GROUP, all]]);
     for (const [group, set] of this.groups.select(catalog, all)) groups.set(group, set);
     if (out.geds === undefined) return groups;
-    // The very map Envoy's form has while no Cluster differs for gRPC (the cache then shares it).
-    const gcds = out.gcds === undefined || sameEntries(out.gcds, out.cds) ? out.cds : out.gcds;
-    const grpc = new Map<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>([[TYPE.cluster, gcds], [TYPE.endpoint, out.geds], ...routing]);
+    const grpc = new Map<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>([[TYPE.cluster, out.cds], [TYPE.endpoint, out.geds], ...routing]);
     groups.set(DEFAULT_GRPC_GROUP, grpc);
     for (const [group, set] of this.grpcGroups.select(catalog, grpc)) groups.set(formGroupKey(group, 'grpc'), set);
     return groups;
@@ -110,16 +108,15 @@ export class Translator {
    */
   private clustersAll(clusters: readonly Cluster[], by: ClusterInputs): ClusterOutput {
     const byName = new Map<string, Cluster>();
-    const memo: ClusterMemos = { cds: new Map(), eds: new Map(), geds: new Map(), gcds: new Map() };
+    const memo: ClusterMemos = { cds: new Map(), eds: new Map(), geds: new Map() };
     const keys: string[] = [];
     const index = new Map<string, number>();
     const cds: EncodedResource[] = [];
     const eds: EncodedResource[] = [];
     const geds: EncodedResource[] = [];
-    const gcds: EncodedResource[] = [];
     for (const c of clusters) {
       byName.set(c.name, c);
-      const [cluster, assignment, grpc] = this.clusterResources(c, by, memo);
+      const [cluster, assignment, grpcAssignment] = this.clusterResources(c, by, memo);
       // A name met twice keeps its first place with the last value, as Map.set does.
       const at = index.get(c.name) ?? keys.length;
       if (at === keys.length) {
@@ -128,15 +125,14 @@ export class Translator {
       }
       cds[at] = cluster;
       eds[at] = assignment;
-      if (grpc !== undefined) [gcds[at], geds[at]] = grpc;
+      if (grpcAssignment !== undefined) geds[at] = grpcAssignment;
     }
     this.visits = clusters.length;
     this.memo.set(TYPE.cluster, memo.cds);
     this.memo.set(TYPE.endpoint, memo.eds);
     this.memo.set(GRPC_ASSIGNMENTS, memo.geds);
-    this.memo.set(GRPC_CLUSTERS, memo.gcds);
     const out = { cds: new ArrayMap(keys, index, cds), eds: new ArrayMap(keys, index, eds), byName };
-    return by.grpc ? { ...out, geds: new ArrayMap(keys, index, geds), gcds: new ArrayMap(keys, index, gcds) } : out;
+    return by.grpc ? { ...out, geds: new ArrayMap(keys, index, geds) } : out;
   }
 
   /**
@@ -148,37 +144,33 @@ export class Translator {
    * cluster visited for that) and the removed names leave the memo.
    */
   private clustersChanged(last: LastClusters, delta: ClusterDelta, clusters: readonly Cluster[], by: ClusterInputs): ClusterOutput {
-    const fresh: ClusterTarget = { cds: new Map(), eds: new Map(), geds: new Map(), gcds: new Map(), byName: last.byName };
-    const memo: ClusterMemos = { cds: memoOf(this.memo, TYPE.cluster), eds: memoOf(this.memo, TYPE.endpoint), geds: memoOf(this.memo, GRPC_ASSIGNMENTS), gcds: memoOf(this.memo, GRPC_CLUSTERS) };
+    const fresh: ClusterTarget = { cds: new Map(), eds: new Map(), geds: new Map(), byName: last.byName };
+    const memo: ClusterMemos = { cds: memoOf(this.memo, TYPE.cluster), eds: memoOf(this.memo, TYPE.endpoint), geds: memoOf(this.memo, GRPC_ASSIGNMENTS) };
     for (const name of delta.removed) {
       fresh.byName.delete(name);
       memo.cds.delete(name);
       memo.eds.delete(name);
       memo.geds.delete(name);
-      memo.gcds.delete(name);
     }
     for (const c of delta.changed) {
       fresh.byName.set(c.name, c);
-      const [cluster, assignment, grpc] = this.clusterResources(c, by, memo);
+      const [cluster, assignment, grpcAssignment] = this.clusterResources(c, by, memo);
       fresh.cds.set(c.name, cluster);
       fresh.eds.set(c.name, assignment);
-      if (grpc !== undefined) {
-        fresh.gcds.set(c.name, grpc[0]);
-        fresh.geds.set(c.name, grpc[1]);
-      }
+      if (grpcAssignment !== undefined) fresh.geds.set(c.name, grpcAssignment);
     }
     this.visits = delta.changed.length;
     if (delta.reordered) return { ...inCatalogOrder(clusters, last, fresh, new Set(delta.removed)), byName: last.byName };
     const out = { cds: replacedIn(last.cds, fresh.cds), eds: replacedIn(last.eds, fresh.eds), byName: last.byName };
-    return last.geds !== undefined && last.gcds !== undefined ? { ...out, geds: replacedIn(last.geds, fresh.geds), gcds: replacedIn(last.gcds, fresh.gcds) } : out;
+    return last.geds !== undefined ? { ...out, geds: replacedIn(last.geds, fresh.geds) } : out;
   }
 
   /**
    * A cluster's Cluster and ClusterLoadAssignment resources, from the memo where their inputs are
-   * the same, and with gRPC's form on, the Cluster and assignment gRPC clients get (the same
-   * resources when the cluster is not split for them: grpc-assignments.ts).
+   * the same, and with gRPC's form on, the assignment gRPC clients get (the same resource when the
+   * cluster is not split for them: grpc-assignments.ts).
    */
-  private clusterResources(c: Cluster, by: ClusterInputs, memo: ClusterMemos): [EncodedResource, EncodedResource, [EncodedResource, EncodedResource] | undefined] {
+  private clusterResources(c: Cluster, by: ClusterInputs, memo: ClusterMemos): [EncodedResource, EncodedResource, EncodedResource | undefined] {
     const cluster = this.encode(memo.cds, TYPE.cluster, c.name, { source: c, extra: by.lrsKey, byBuilt: sameClusterForm }, () => clusterResource(c, by.lrs));
     const overrides = by.weights?.get(c.name);
     const inputs = assignmentInputs(c, by.weights);
@@ -187,10 +179,8 @@ export class Translator {
     const layoutOf = (): AssignmentLayout => (layout ??= assignmentLayout(c, overrides));
     const assignment = this.encode(memo.eds, TYPE.endpoint, c.name, inputs, () => new Encoded(assignmentResource(c.name, layoutOf())));
     if (!by.grpc) return [cluster, assignment, undefined];
-    if (!splitsForGrpc(c)) return [cluster, assignment, [cluster, assignment]];
-    const source = grpcClusterSource(c);
-    const grpcCluster = source === c ? cluster : this.encode(memo.gcds, GRPC_CLUSTERS, c.name, { source: c, extra: by.lrsKey, byBuilt: sameClusterForm }, () => clusterResource(source, by.lrs));
-    return [cluster, assignment, [grpcCluster, this.encode(memo.geds, GRPC_ASSIGNMENTS, c.name, inputs, () => new Encoded(assignmentResource(c.name, perEndpointLayout(layoutOf()))))]];
+    if (!splitsForGrpc(c)) return [cluster, assignment, assignment];
+    return [cluster, assignment, this.encode(memo.geds, GRPC_ASSIGNMENTS, c.name, inputs, () => new Encoded(assignmentResource(c.name, perEndpointLayout(layoutOf()))))];
   }
 
   /**
@@ -246,7 +236,7 @@ export class Translator {
    */
   private encode(next: Map<string, Memo>, kind: MemoKind, name: string, inputs: Inputs, build: () => Built): EncodedResource {
     const known = this.memo.get(kind)?.get(name);
-    const typeUrl = kind === GRPC_ASSIGNMENTS ? TYPE.endpoint : kind === GRPC_CLUSTERS ? TYPE.cluster : kind;
+    const typeUrl = kind === GRPC_ASSIGNMENTS ? TYPE.endpoint : kind;
     const memo = known !== undefined && known.source === inputs.source && known.overrides === inputs.overrides && known.extra === inputs.extra
       ? known // no allocation per resource on a publish that changed little
       : inputs.byBuilt !== undefined
@@ -361,12 +351,11 @@ export class Translator {
   }
 }
 
-/** A translation's clusters' output: CDS and EDS resources by name (`gcds`, `geds`: gRPC's form, when on), and the clusters by name. */
+/** A translation's clusters' output: CDS and EDS resources by name (`geds`: gRPC's EDS form, when on), and the clusters by name. */
 interface ClusterOutput {
   readonly cds: ReadonlyMap<string, EncodedResource>;
   readonly eds: ReadonlyMap<string, EncodedResource>;
   readonly geds?: ReadonlyMap<string, EncodedResource>;
-  readonly gcds?: ReadonlyMap<string, EncodedResource>;
   readonly byName: Map<string, Cluster>;
 }
 
@@ -375,7 +364,6 @@ interface ClusterTarget extends ClusterOutput {
   readonly cds: Map<string, EncodedResource>;
   readonly eds: Map<string, EncodedResource>;
   readonly geds: Map<string, EncodedResource>;
-  readonly gcds: Map<string, EncodedResource>;
 }
 
 /** The memo entries of one translation's cluster resources, by kind. */
@@ -383,7 +371,6 @@ interface ClusterMemos {
   readonly cds: Map<string, Memo>;
   readonly eds: Map<string, Memo>;
   readonly geds: Map<string, Memo>;
-  readonly gcds: Map<string, Memo>;
 }
 
 /** What the last translation saw and produced (its output maps are the cache's now: copied, never changed). */
@@ -420,16 +407,15 @@ function encodingsIn(clusters: readonly Cluster[], forms: TranslationForms): num
   return n;
 }
 
-/** The memo kinds of gRPC's assignments and of its Clusters where they differ (grpc-assignments.ts), beside the xDS types. */
+/** The memo kind of gRPC's assignments (grpc-assignments.ts), beside the xDS types. */
 const GRPC_ASSIGNMENTS = 'grpc-assignments';
-const GRPC_CLUSTERS = 'grpc-clusters';
-type MemoKind = XdsTypeUrl | typeof GRPC_ASSIGNMENTS | typeof GRPC_CLUSTERS;
+type MemoKind = XdsTypeUrl | typeof GRPC_ASSIGNMENTS;
 
 /** Per kind, per name: no key string built per resource on every publish. */
 type MemoByType = Map<MemoKind, Map<string, Memo>>;
 
 /**
- * Each kind's resources (CDS, EDS and gRPC's CDS and EDS when on) in the catalog's order: the changed from
+ * Each kind's resources (CDS, EDS and gRPC's EDS when on) in the catalog's order: the changed from
  * `fresh`, the rest as `last` had them. Positional maps over one key list and index shared by the kinds (and by the cache's
  * versioned maps built on them): at 10,000 clusters, a Map per type here and another per type in
  * the cache were most of a created or deleted cluster's publish. When the last output is
@@ -439,7 +425,7 @@ type MemoByType = Map<MemoKind, Map<string, Memo>>;
  * cluster moved) is looked up.
  */
 function inCatalogOrder(clusters: readonly Cluster[], last: ClusterOutput, fresh: ClusterOutput, gone: ReadonlySet<string>): Omit<ClusterOutput, 'byName'> {
-  const kinds = last.geds === undefined ? (['cds', 'eds'] as const) : (['cds', 'eds', 'geds', 'gcds'] as const);
+  const kinds = last.geds === undefined ? (['cds', 'eds'] as const) : (['cds', 'eds', 'geds'] as const);
   const first = last.cds;
   const positional = first instanceof ArrayMap && kinds.every((k) => { const m = last[k]; return m instanceof ArrayMap && m.keyList === first.keyList; });
   const { keys, index, from } = catalogPlaces(clusters, positional ? first.keyList : [], gone);

@@ -33,20 +33,6 @@ function localities(set: ResourceSet | undefined, name: string): Locality[] {
   return (t.toObject(t.decode(r.bytes), { defaults: false }) as { endpoints?: Locality[] }).endpoints ?? [];
 }
 
-interface ClusterShape {
-  lb_policy?: string;
-  load_balancing_policy?: { policies?: { typed_extension_config?: { name?: string } }[] };
-}
-
-function clusterOf(set: ResourceSet | undefined, name: string): ClusterShape {
-  const r = set?.get(TYPE.cluster)?.get(name);
-  if (!r) throw new Error(`CDS ${name} missing`);
-  const t = envoyType('envoy.config.cluster.v3.Cluster');
-  return t.toObject(t.decode(r.bytes), { defaults: false, enums: String }) as ClusterShape;
-}
-
-const policyNames = (c: ClusterShape): string[] => (c.load_balancing_policy?.policies ?? []).map((p) => p.typed_extension_config?.name ?? '');
-
 /** Per locality: its sub-zone, priority, weight and endpoint ports. */
 const shape = (ls: Locality[]) => ls.map((l) => ({ subZone: l.locality?.sub_zone ?? '', priority: l.priority ?? 0, weight: l.load_balancing_weight?.value, ports: (l.lb_endpoints ?? []).map((e) => e.endpoint?.address?.socket_address?.port_value) }));
 
@@ -133,22 +119,6 @@ describe('the form of the resources proxyless gRPC clients are sent', () => {
     expect(edge?.get(TYPE.endpoint)?.get('web')).toBe(grpc?.get(TYPE.endpoint)?.get('web'));
   });
 
-  it('sends gRPC clients an adaptive LEAST_REQUEST cluster with round robin over its weighted localities, which grpc-go honours; Envoy keeps least request', () => {
-    const lr = cluster('lr', { lbPolicy: 'LEAST_REQUEST', weighting: ADAPTIVE });
-    const even = cluster('lr-even', { lbPolicy: 'LEAST_REQUEST' });
-    const out = new Translator().translate({ clusters: [lr, even], listeners: [], nodeGroups: [] }, overrides('lr', { 1: 10, 2: 30 }), undefined, { grpc: true });
-    const envoy = clusterOf(out.get(DEFAULT_GROUP), 'lr');
-    expect(policyNames(envoy)[0]).toBe('envoy.load_balancing_policies.least_request');
-    // grpc-go takes the first entry it knows as the whole cluster's policy: least request there
-    // ignored the per-endpoint localities' weights.
-    const grpc = clusterOf(out.get(DEFAULT_GRPC_GROUP), 'lr');
-    expect(policyNames(grpc)).not.toContain('envoy.load_balancing_policies.least_request');
-    expect(grpc.lb_policy ?? 'ROUND_ROBIN').toBe('ROUND_ROBIN');
-    expect(shape(localities(out.get(DEFAULT_GRPC_GROUP), 'lr')).map((l) => l.weight)).toEqual([10, 30]);
-    // Not split (equal static weights): least request over one locality, the resource Envoy gets.
-    expect(out.get(DEFAULT_GRPC_GROUP)?.get(TYPE.cluster)?.get('lr-even')).toBe(out.get(DEFAULT_GROUP)?.get(TYPE.cluster)?.get('lr-even'));
-  });
-
   it('keeps each priority\'s locality weights within 2^31 − 1, where grpc-js-xds\'s locality pick wraps around, in proportion', () => {
     const huge = cluster('huge', { endpoints: Array.from({ length: 3_000 }, (_, i) => endpoint(i + 1, { weight: i === 0 ? 1 : 1_000_000 })) });
     const out = new Translator().translate({ clusters: [huge], listeners: [], nodeGroups: [] }, undefined, undefined, { grpc: true });
@@ -170,11 +140,6 @@ describe('the form of the resources proxyless gRPC clients are sent', () => {
       [catalog, overrides('web', { 1: 20, 2: 7 })],
       [{ ...catalog, clusters: [...catalog.clusters, cluster('new', { weighting: ADAPTIVE })] }, overrides('web', { 1: 20, 2: 7 })],
       [{ ...catalog, clusters: [catalog.clusters[1] as Cluster, catalog.clusters[0] as Cluster] }, overrides('web', { 3: 9 })],
-      // A cluster gRPC is sent its own Cluster for: created, weighed, moved, deleted.
-      [{ ...catalog, clusters: [...catalog.clusters, cluster('lr', { lbPolicy: 'LEAST_REQUEST', weighting: ADAPTIVE })] }, overrides('lr', { 1: 3 })],
-      [{ ...catalog, clusters: [...catalog.clusters, cluster('lr', { lbPolicy: 'LEAST_REQUEST', weighting: ADAPTIVE })] }, overrides('lr', { 1: 5, 2: 2 })],
-      [{ ...catalog, clusters: [cluster('lr', { lbPolicy: 'LEAST_REQUEST', weighting: ADAPTIVE }), ...catalog.clusters] }, overrides('web', { 3: 9 })],
-      [catalog, overrides('web', { 3: 9 })],
     ];
     for (const [c, w] of steps) {
       const incremental = t.translate(c, w, undefined, { grpc: true });
