@@ -47,9 +47,24 @@ const ERRORS = 1;
 const INFLIGHT = 2;
 /** Per MetricField i: requests that carried it at METRICS + 2i, the sum of their values at METRICS + 2i + 1. */
 const METRICS = 3;
-const SUMMED = METRICS + 2 * METRIC_FIELDS.length;
-/** Values in a replica's partial sums (`partials`, `applyPartial`); an empty list withdraws them. */
-export const PARTIAL_SUMS_LENGTH = SUMMED;
+/**
+ * Successful completions per second, and the same proxies' in-progress count and completions
+ * (successes and errors) per second on the cluster's other endpoints that succeeded some (their
+ * sums over the shares): what the engine's stall rule reads (a hung backend answers none while
+ * its peers, as the proxies calling it see them, answer theirs). After the values other replicas
+ * share: those stay as they were.
+ */
+const SUCCEEDED = METRICS + 2 * METRIC_FIELDS.length;
+const PEER_INFLIGHT = SUCCEEDED + 1;
+const PEER_COMPLETED = SUCCEEDED + 2;
+const SUMMED = SUCCEEDED + 3;
+/**
+ * Values in a replica's partial sums (`partials`, `applyPartial`); an empty list withdraws them.
+ * Without the completion slots: the format replicas of earlier releases send and accept. An
+ * endpoint with another replica's sums therefore has no completion count (its proxies' views
+ * are not all here) and the stall rule does not judge it.
+ */
+export const PARTIAL_SUMS_LENGTH = SUCCEEDED;
 const FIELD_SLOT: Readonly<Record<MetricField, number>> = Object.fromEntries(METRIC_FIELDS.map((f, i) => [f, METRICS + 2 * i])) as Record<MetricField, number>;
 /** Fields a proxy's requests describe (a mean), not a rate of the backend's whole traffic (a max with the counted rate). */
 const GAUGES: ReadonlySet<MetricField> = new Set<MetricField>(['cpu', 'memory', 'latencyMs']);
@@ -190,14 +205,17 @@ export class LrsAggregator {
     // Per cluster named in the report (and known): the endpoints reported now, and the longest interval.
     const reported = new Map<string, { keys: Map<string, boolean>; intervalMs: number }>();
     for (const c of report.clusters) if (!reported.has(c) && this.options.knows?.(c) !== false) reported.set(c, { keys: new Map(), intervalMs: defaultIntervalMs });
-    for (const load of this.endpointLoadsOf(report)) {
+    const loads = this.endpointLoadsOf(report).filter((l) => reported.has(l.cluster) && this.options.knows?.(l.cluster, l.key) !== false);
+    const flows = clusterFlows(loads, defaultIntervalMs);
+    for (const load of loads) {
       const r = reported.get(load.cluster);
-      if (r === undefined || this.options.knows?.(load.cluster, load.key) === false) continue;
+      if (r === undefined) continue;
       // Bounded: a proxy claiming a week-long interval must not hold its share for weeks.
       r.intervalMs = Math.max(r.intervalMs, Math.min(load.intervalMs, MAX_INTERVALS * defaultIntervalMs));
       const e = this.endpointOf(load.cluster, load.key);
       const share = this.openShare(e, stream);
       this.fillShare(share, load, Math.max(load.intervalMs, MIN_INTERVAL_FRACTION * defaultIntervalMs));
+      fillPeers(share, flows.get(load.cluster), load, Math.max(load.intervalMs, MIN_INTERVAL_FRACTION * defaultIntervalMs));
       this.closeShare(e, share);
       r.keys.set(load.key, false);
     }
@@ -226,7 +244,7 @@ export class LrsAggregator {
     const out: EndpointSample[] = [];
     for (const e of this.changed) {
       const sums = withPartials(e.shares.size > 0 ? e.sums : undefined, e.remote?.values() ?? []);
-      if (sums !== undefined) out.push({ cluster: e.cluster, key: e.key, sample: this.sampleOf(sums, now) });
+      if (sums !== undefined) out.push({ cluster: e.cluster, key: e.key, sample: this.sampleOf(sums, now, e.remote === undefined) });
     }
     this.changed.clear();
     return out;
@@ -314,10 +332,11 @@ export class LrsAggregator {
     }
     const partials = [...(e.remote?.values() ?? [])].filter((p) => p.validUntil >= now);
     const all = withPartials(fresh > 0 ? sums : undefined, partials);
-    return all === undefined ? undefined : this.sampleOf(all, now);
+    return all === undefined ? undefined : this.sampleOf(all, now, partials.length === 0);
   }
 
-  private sampleOf(sums: Float64Array, at: number): Sample {
+  /** `flows`: every view of the endpoint is here (no other replica's sums), so its successes are known. */
+  private sampleOf(sums: Float64Array, at: number, flows: boolean): Sample {
     const sample: { -readonly [K in keyof Sample]: Sample[K] } = {
       at,
       rps: nonNegative(sums[RPS] as number),
@@ -325,6 +344,11 @@ export class LrsAggregator {
       inflight: nonNegative(sums[INFLIGHT] as number),
       source: 'lrs',
     };
+    if (flows) {
+      sample.successes = nonNegative(sums[SUCCEEDED] as number);
+      sample.peerInflight = nonNegative(sums[PEER_INFLIGHT] as number);
+      sample.peerCompletions = nonNegative(sums[PEER_COMPLETED] as number);
+    }
     for (const f of METRIC_FIELDS) {
       const count = sums[FIELD_SLOT[f]] as number;
       if (!(count > 0)) continue;
@@ -365,6 +389,7 @@ export class LrsAggregator {
     share[RPS] = load.issued / seconds;
     share[ERRORS] = load.failed / seconds;
     share[INFLIGHT] = load.inProgress;
+    share[SUCCEEDED] = load.succeeded / seconds;
     for (const [name, m] of load.metrics) {
       const field = this.metricFields[name];
       if (field === undefined) continue;
@@ -544,13 +569,13 @@ const isTotal = (slot: number): boolean => slot >= METRICS && (slot - METRICS) %
 
 /** Whether another replica's sums are what `partials` makes: PARTIAL_SUMS_LENGTH finite values, all but metric totals ≥ 0. */
 export function validPartial(sums: unknown): sums is readonly number[] {
-  return Array.isArray(sums) && sums.length === SUMMED && sums.every((v, slot) => typeof v === 'number' && Number.isFinite(v) && (v >= 0 || isTotal(slot)));
+  return Array.isArray(sums) && sums.length === PARTIAL_SUMS_LENGTH && sums.every((v, slot) => typeof v === 'number' && Number.isFinite(v) && (v >= 0 || isTotal(slot)));
 }
 
 /** Sums as another replica takes them (validPartial): a metric whose total overflowed is left out, count and all. */
 function sendable(sums: Float64Array): number[] {
-  const out = Array.from(sums);
-  for (let slot = METRICS; slot < SUMMED; slot += 2) {
+  const out = Array.from(sums.subarray(0, PARTIAL_SUMS_LENGTH));
+  for (let slot = METRICS; slot < PARTIAL_SUMS_LENGTH; slot += 2) {
     if (Number.isFinite(out[slot + 1]) && Number.isFinite(out[slot])) continue;
     out[slot] = 0;
     out[slot + 1] = 0;
@@ -558,12 +583,44 @@ function sendable(sums: Float64Array): number[] {
   return out;
 }
 
+/** One proxy's report of a cluster: in progress and completions per second over the endpoints that succeeded some. */
+interface ClusterFlow {
+  inflight: number;
+  completed: number;
+}
+
+/**
+ * Per cluster, the report's sums over the endpoints it reported that succeeded some (the peers
+ * of each are these less its own). Endpoints that answered none have no latency to speak of:
+ * counted, their piling requests would make the peers look slow, and one hung backend would
+ * hide another.
+ */
+function clusterFlows(loads: readonly EndpointLoad[], defaultIntervalMs: number): Map<string, ClusterFlow> {
+  const flows = new Map<string, ClusterFlow>();
+  for (const l of loads) {
+    let f = flows.get(l.cluster);
+    if (f === undefined) flows.set(l.cluster, (f = { inflight: 0, completed: 0 }));
+    if (!(l.succeeded > 0)) continue;
+    f.inflight += l.inProgress;
+    f.completed += (l.succeeded + l.failed) / (Math.max(l.intervalMs, MIN_INTERVAL_FRACTION * defaultIntervalMs) / 1000);
+  }
+  return flows;
+}
+
+/** A share's peer slots: what the same proxy saw of the cluster's other endpoints (its cluster's sums less the load's own, if counted there). */
+function fillPeers(share: Float64Array, flow: ClusterFlow | undefined, load: EndpointLoad, intervalMs: number): void {
+  if (flow === undefined) return;
+  const counted = load.succeeded > 0;
+  share[PEER_INFLIGHT] = Math.max(0, flow.inflight - (counted ? load.inProgress : 0));
+  share[PEER_COMPLETED] = Math.max(0, flow.completed - (counted ? (load.succeeded + load.failed) / (intervalMs / 1000) : 0));
+}
+
 /** `own` sums (undefined: none) plus `partials`; undefined when there is neither. */
 function withPartials(own: Float64Array | undefined, partials: Iterable<RemotePartial>): Float64Array | undefined {
   let sums: Float64Array | undefined;
   for (const p of partials) {
     sums ??= own === undefined ? new Float64Array(SUMMED) : Float64Array.from(own);
-    for (let s = 0; s < SUMMED; s++) sums[s] = (sums[s] as number) + (p.sums[s] as number);
+    for (let s = 0; s < PARTIAL_SUMS_LENGTH; s++) sums[s] = (sums[s] as number) + (p.sums[s] as number);
   }
   return sums ?? own;
 }

@@ -37,6 +37,16 @@ export type SampleSource = 'report' | 'lrs';
 export interface Sample extends SampleFields {
   readonly at: number;
   readonly source?: SampleSource;
+  /**
+   * Load reports only (the engine's stall rule, tick/stall.ts), and only together, from one
+   * flush: requests that succeeded per second, and what the same proxies saw of the cluster's
+   * other endpoints that succeeded some: their requests in progress and completions (successes
+   * and errors) per second. Not a report field, nor merged with other samples: read with the
+   * rps and inflight of this sample.
+   */
+  readonly successes?: number;
+  readonly peerInflight?: number;
+  readonly peerCompletions?: number;
 }
 
 /** One active probe's outcome. Structurally an engine `ProbeResult`. */
@@ -125,6 +135,15 @@ function finiteOrUndefined(v: number | undefined): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
+/** A load report's success counts go along only together and finite (the engine reads them as one). */
+function keepFlow(into: { -readonly [K in keyof Sample]: Sample[K] }, sample: Sample): void {
+  const { successes, peerInflight, peerCompletions } = sample;
+  if (![successes, peerInflight, peerCompletions].every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0)) return;
+  into.successes = successes;
+  into.peerInflight = peerInflight;
+  into.peerCompletions = peerCompletions;
+}
+
 export class SignalStore {
   private readonly clusters = new Map<string, Map<string, EndpointSignals>>();
   private readonly listeners = new Set<SignalListener>();
@@ -166,6 +185,7 @@ export class SignalStore {
     }
     if (!any || !Number.isFinite(sample.at)) return false;
     if (sample.source !== undefined) clean.source = sample.source;
+    keepFlow(clean, sample);
     const ep = this.endpoint(cluster, key, true);
     if (!ep || !(ep.samples.push(clean) || carriesNews(ep.samples, clean))) return false;
     this.emit({ kind: 'sample', cluster, key, sample: clean });
