@@ -100,8 +100,10 @@ export interface SafetySettings {
 
 /**
  * fulcrum's own fleet-wide outlier detector, fed by the error counts every signal carries (LRS,
- * reports). It complements Envoy's per-proxy outlier detection: it sees the whole fleet's traffic
- * to an endpoint, not one sidecar's share. Ejected endpoints are published UNHEALTHY for a
+ * reports), and by Envoy's load reports' success counts for hung backends (the stall rule,
+ * src/balancing/engine/tick/stall.ts: it has no settings of its own; `minRequests` / 4 is its
+ * volume, as the all-failing rule's). It complements Envoy's per-proxy outlier detection: it sees
+ * the whole fleet's traffic to an endpoint, not one sidecar's share. Ejected endpoints are published UNHEALTHY for a
  * back-off, then come back on probation at a reduced weight.
  */
 export interface EjectionSettings {

@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { LrsAggregator, PARTIAL_SUMS_LENGTH } from '../../src/signals/lrs-aggregator.js';
 import type { WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
 import { SignalStore, type Sample } from '../../src/signals/signal-store.js';
+import { WeightEngine } from '../../src/balancing/engine/weight-engine.js';
+import type { ClusterTick } from '../../src/balancing/engine/types.js';
 
 const INTERVAL = 2_000;
 const [X, Y, Z] = ['10.0.0.1:80', '10.0.0.2:80', '10.0.0.3:80'] as [string, string, string];
@@ -89,5 +91,41 @@ describe('the signal store passes them on', () => {
     expect(seen[0]).toMatchObject({ successes: 0, peerInflight: 14, peerCompletions: 80 });
     expect(store.latest('svc', X)?.at).toBe(2);
     for (const x of seen.slice(1)) expect([x.successes, x.peerInflight, x.peerCompletions]).toEqual([undefined, undefined, undefined]);
+  });
+});
+
+describe('load reports → the engine: a hung backend out, a proxy with other traffic left alone', () => {
+  /** Reports from `proxies(r)` (stream id → endpoints) every interval, flushed into an engine; whether X was ever ejected. */
+  function xEjected(proxies: (r: number) => ReadonlyMap<number, ReadonlyMap<string, Counts>>): boolean {
+    const agg = new LrsAggregator();
+    const engine = new WeightEngine();
+    engine.setCluster('svc', [X, Y, Z].map((key) => ({ key, weight: 1 })), { kind: 'pid', setpoint: 'mean' });
+    let ejected = false;
+    for (let r = 1; r <= 8; r++) {
+      const now = r * INTERVAL;
+      for (const [stream, eps] of proxies(r)) agg.apply(stream, request(eps), now, INTERVAL);
+      for (const t of agg.take(now)) engine.observeSample(t.cluster, t.key, t.sample);
+      const tick = engine.tick(now).clusters.get('svc') as ClusterTick;
+      ejected ||= tick.health.get(X) === 'UNHEALTHY';
+    }
+    return ejected;
+  }
+  const fast: Counts = [80, 80, 0, 8];
+
+  it('one proxy calls all three; X hangs from the third interval: out', () => {
+    expect(xEjected((r) => new Map([[1, new Map<string, Counts>([[X, r < 3 ? fast : [80, 0, 0, 8 + 80 * (r - 2)]], [Y, fast], [Z, fast]])]]))).toBe(true);
+  });
+
+  it('X hangs and its oldest requests already time out in the first report that shows it: out', () => {
+    expect(xEjected((r) => new Map([[1, new Map<string, Counts>([[X, r < 3 ? fast : [80, 0, 30, 8 + 50 * (r - 2)]], [Y, fast], [Z, fast]])]]))).toBe(true);
+  });
+
+  it('two proxies, both calling X; X hangs: out', () => {
+    const eps = (r: number) => new Map<string, Counts>([[X, r < 3 ? fast : [40, 0, 0, 4 + 40 * (r - 2)]], [Y, fast], [Z, fast]]);
+    expect(xEjected((r) => new Map([[1, eps(r)], [2, eps(r)]]))).toBe(true);
+  });
+
+  it('proxy 1 calls only X with long-lived streams (none ends yet); proxy 2 calls Y and Z, fast: X stays', () => {
+    expect(xEjected((r) => new Map([[1, new Map<string, Counts>([[X, [20, 0, 0, 40 * r]]])], [2, new Map<string, Counts>([[Y, fast], [Z, fast]])]]))).toBe(false);
   });
 });

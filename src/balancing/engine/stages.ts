@@ -105,6 +105,9 @@ export function validateSample(sample: Sample): void {
   checkSampleField('latencyMs', sample.latencyMs);
   checkSampleField('errors', sample.errors);
   checkSampleField('rps', sample.rps);
+  checkSampleField('successes', sample.successes);
+  checkSampleField('peerInflight', sample.peerInflight);
+  checkSampleField('peerCompletions', sample.peerCompletions);
 }
 
 function checkSampleField(name: string, v: number | undefined): void {

@@ -69,6 +69,10 @@ export interface EndpointState {
   /** First tick after seeding: the reference time for freshness until the first sample. */
   seededAt: number | undefined;
   ejection: EjectionState | undefined;
+  /** The latest load-report sample with success counts (tick/stall.ts), as it came. */
+  flow: Sample | undefined;
+  /** The in-progress count of the flow sample before it (NaN: none). */
+  flowPrevInflight: number;
 }
 
 /**

@@ -48,6 +48,15 @@ export interface Sample {
   readonly latencyMs?: number;
   readonly errors?: number;
   readonly rps?: number;
+  /**
+   * From load reports, together or not at all (see tick/stall.ts): successes per second, and the
+   * same proxies' in-progress count and completions (successes and errors) per second on the
+   * cluster's other endpoints that succeeded some. Read with this sample's rps and inflight,
+   * never merged.
+   */
+  readonly successes?: number;
+  readonly peerInflight?: number;
+  readonly peerCompletions?: number;
 }
 
 export interface ProbeResult {
@@ -113,7 +122,7 @@ export type SafetyRule = (typeof SAFETY_RULES)[number];
 export const SAFETY_RULES = [
   'operator-unhealthy',
   'probe-unhealthy',
-  'ejected', // fleet outlier detector: error rate far above its peers' (see EjectionSettings)
+  'ejected', // fleet outlier detector: error rate far above its peers', or stalled (see EjectionSettings, tick/stall.ts)
   'fail-static', // every eligible endpoint would be out: all published HEALTHY at static weights
   'joined', // new, returning or re-weighted endpoint: starts at its fair share
   'probation', // back from an ejection or a probed outage: starts at a quarter of its fair share

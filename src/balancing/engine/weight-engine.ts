@@ -159,6 +159,13 @@ function noteFieldTimes(e: EndpointState, taken: Sample): void {
   if (taken.rps !== undefined) t.traffic = taken.at;
 }
 
+/** Keeps a load report's success counts for the stall rule (tick/stall.ts): only with the rps and inflight of the same sample. */
+function noteFlow(e: EndpointState, taken: Sample): void {
+  if (taken.successes === undefined || taken.rps === undefined || taken.inflight === undefined) return;
+  e.flowPrevInflight = e.flow?.inflight ?? Number.NaN;
+  e.flow = taken;
+}
+
 export class WeightEngine {
   private readonly clusters = new Map<string, ClusterState>();
   /** The cluster tick in flight between two of its steps (startClusterTick), if any. */
@@ -383,6 +390,8 @@ export class WeightEngine {
       seeded: carry?.seeded ?? false,
       seededAt: carry?.seededAt,
       ejection: carry?.ejection,
+      flow: carry?.flow,
+      flowPrevInflight: carry?.flowPrevInflight ?? Number.NaN,
     };
   }
 
@@ -452,6 +461,7 @@ export class WeightEngine {
       e.ewma.observe(taken.latencyMs, taken.at);
       e.latency.observe(taken.latencyMs, taken.at);
     }
+    noteFlow(e, taken);
     // Samples without rps carry no error information (observeErrors ignores them).
     if (taken.rps !== undefined) {
       c.errorsSeen = true;

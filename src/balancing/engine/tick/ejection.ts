@@ -8,6 +8,9 @@
  * - success-rate (Envoy's rule): success rate below the median − max(stdevFactor × σ, minGap),
  *   with at least three endpoints carrying enough requests.
  *
+ * - stalled (tick/stall.ts): requests issued and in progress piling up, none answered, for many
+ *   times the latency of its peers, which answer theirs (a hung backend, at or before its timeouts).
+ *
  * Every rule needs the endpoint's peers to be doing clearly better (their median error rate below
  * half the threshold): when the whole cluster fails, the fault is not the endpoint's, and ejecting
  * would only concentrate the load. At most maxEjectedRatio of the cluster is ejected at once (at
@@ -24,6 +27,7 @@ import { isOperatorDisabled } from '../stages.js';
 import type { EjectionSettings } from '../types.js';
 import { newJudgedReadings, type Frame, type JudgedReadings } from './frame.js';
 import { inChunks } from '../../steps.js';
+import { judgeStalls, stallReading, stalledAlone, type StallReading } from './stall.js';
 
 export interface EjectionVerdict {
   readonly index: number;
@@ -241,29 +245,54 @@ function inRotation(e: EndpointState, now: number): boolean {
  * ejects the outliers. Updates each endpoint's EjectionState; the health gate reads it.
  */
 export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, errors: Float64Array | undefined): void {
-  const t: Readings = { judged: 0, ejected: 0, errors };
+  const t: Readings = { judged: 0, ejected: 0, stalled: 0, errors };
   readRange(f, eps, s, { from: 0, to: f.n }, t);
   judge(f, eps, s, t);
 }
 
 /** runEjection in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, errors: Float64Array | undefined, chunk: number): Generator<void, void, void> {
-  const t: Readings = { judged: 0, ejected: 0, errors };
+  const t: Readings = { judged: 0, ejected: 0, stalled: 0, errors };
   yield* inChunks(f.n, chunk, (from, to) => readRange(f, eps, s, { from, to }, t));
   judge(f, eps, s, t);
 }
 
 /** Ejects the outliers among the readings (the tick scratch's, which readRange wrote). */
 function judge(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, t: Readings): void {
+  if (!s.enabled) return;
+  let ejected = t.ejected;
   // Most ticks of most clusters have no error data: nothing to judge.
-  if (!s.enabled || t.judged === 0) return;
-  for (const v of judgeReadings(f.scratch.readings, f.n, { total: f.n, alreadyEjected: t.ejected }, s)) eject(eps[v.index] as EndpointState, v.reason, f.now, s);
+  if (t.judged > 0) {
+    for (const v of judgeReadings(f.scratch.readings, f.n, { total: f.n, alreadyEjected: t.ejected }, s)) {
+      eject(eps[v.index] as EndpointState, v.reason, f.now, s);
+      ejected++;
+    }
+  }
+  // Only when some endpoint looks stalled on its own (most ticks: none).
+  if (t.stalled > 0) judgeStalled(f, eps, s, ejected);
+}
+
+/** The stall rule (tick/stall.ts) over the endpoints in rotation and not ejected, after the error rules' ejections. */
+function judgeStalled(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, ejected: number): void {
+  const readings: (StallReading | undefined)[] = new Array<undefined>(f.n).fill(undefined);
+  let serving = 0;
+  for (let i = 0; i < f.n; i++) {
+    const e = eps[i] as EndpointState;
+    if (e.ejection?.until !== undefined || !inRotation(e, f.now)) continue;
+    serving++;
+    readings[i] = stallReading(e, f.now);
+  }
+  const cap = f.n >= 2 ? Math.max(1, Math.floor(s.maxEjectedRatio * f.n)) : 0;
+  const room = Math.max(0, Math.min(cap - ejected, serving - 1));
+  for (const v of judgeStalls(readings, s, room)) eject(eps[v.index] as EndpointState, v.reason, f.now, s);
 }
 
 interface Readings {
   /** How many endpoints have a reading to judge. */
   judged: number;
   ejected: number;
+  /** How many endpoints look stalled on their own (tick/stall.ts): the stall rule runs only then. */
+  stalled: number;
   /** The cluster's error rows (error-window.ts); undefined while all are fresh (nothing to read). */
   readonly errors: Float64Array | undefined;
 }
@@ -279,6 +308,10 @@ function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings,
   let ejected = t.ejected;
   for (let i = r.from; i < r.to; i++) {
     const e = eps[i] as EndpointState;
+    if (e.flow !== undefined && e.flow.successes === 0) {
+      const sr = stallReading(e, f.now);
+      if (sr !== undefined && stalledAlone(sr, s)) t.stalled++;
+    }
     // What the explanations show of the inputs, taken here: one pass over the states, not two.
     f.samples[i] = e.sample;
     f.probeLatency[i] = e.lastProbe?.latencyMs;
