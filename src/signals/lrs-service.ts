@@ -62,7 +62,8 @@ export interface LrsServiceOptions {
   readonly log?: Pick<Logger, 'info' | 'warn' | 'debug'>;
   /**
    * Reports a stream may send ahead of `reportingIntervalMs` (default LRS_REPORT_BURST): it earns
-   * one per interval, up to this many. Past it the stream ends with RESOURCE_EXHAUSTED.
+   * one per interval, up to this many, or LRS_STALL_TOLERANCE_MS of them when that is more (lrsPace).
+   * Past it the stream ends with RESOURCE_EXHAUSTED.
    */
   readonly reportBurst?: number;
   /** A stream ended for reporting faster than it was asked to (metrics). */
@@ -77,6 +78,20 @@ export interface LrsServiceOptions {
  * the first request, which carries no stats.
  */
 export const LRS_REPORT_BURST = 5;
+
+/**
+ * Reports sent on time but read late all arrive at once: while fulcrum's loop is held up (a big
+ * publication, a store write) or the network stalls, they wait in the socket. The pace cannot tell
+ * those from a flood, so a stream may always be this far ahead: at a 200 ms interval, 5 reports
+ * were a 1 s stall, and a stall that long ended every proxy's stream at once (then all reconnected
+ * and their load went missing together). At the default 2 s interval it is the 5 of LRS_REPORT_BURST.
+ */
+export const LRS_STALL_TOLERANCE_MS = 10_000;
+
+/** The reports a stream may be ahead: `burst`, or as many as LRS_STALL_TOLERANCE_MS holds at `intervalMs`. */
+export function lrsPace(burst: number, intervalMs: number): number {
+  return Math.max(1, burst, Math.ceil(LRS_STALL_TOLERANCE_MS / intervalMs));
+}
 
 /** Refused LRS streams are logged at most once a minute per kind (with how many were not). */
 const REFUSAL_LOG_WINDOW_MS = 60_000;
@@ -297,7 +312,7 @@ export function lrsService(options: LrsServiceOptions): LrsService {
   const interval = { seconds: Math.floor(intervalMs / 1000), nanos: Math.round((intervalMs % 1000) * 1e6) };
   const flush: Flush = { ms: Math.max(0, options.flushMs ?? DEFAULT_FLUSH_MS), timer: undefined, dueAt: 0, closed: false };
   const refusals = new WindowedLog((fields, message) => options.log?.warn(fields, message), 'LRS stream refused', REFUSAL_LOG_WINDOW_MS, () => options.store.now());
-  const ctx: LrsContext = { options, aggregator, calls, intervalMs, interval, flush, burst: Math.max(1, options.reportBurst ?? LRS_REPORT_BURST), refusals };
+  const ctx: LrsContext = { options, aggregator, calls, intervalMs, interval, flush, burst: lrsPace(options.reportBurst ?? LRS_REPORT_BURST, intervalMs), refusals };
   const handle = (call: LrsCall): void => serveLrsStream(ctx, call);
 
   const definition: grpc.ServiceDefinition = {

@@ -154,18 +154,23 @@ describe('LRS service: a stream reporting faster than it was asked to', () => {
     };
   }
 
+  /** An Envoy: its first request, then `n` reports, one per `intervalMs` of the test's clock, each read before the next. */
+  async function envoyOnTime(s: Awaited<ReturnType<typeof paced>>, n: number, intervalMs: number): Promise<{ send: (req: WireLoadStatsRequest) => void }> {
+    const envoy = s.open();
+    envoy.send({ node: { id: 'envoy', client_features: ['envoy.lrs.supports_send_all_clusters'] } });
+    for (let i = 1; i <= n; i++) {
+      await waitFor(() => s.reports() === i, { what: `the Envoy's request ${i} read` });
+      s.advance(intervalMs);
+      envoy.send(report(10, 1, intervalMs));
+    }
+    await waitFor(() => s.reports() === n + 1, { what: `the Envoy's ${n + 1} requests read` });
+    return envoy;
+  }
+
   it('is ended with RESOURCE_EXHAUSTED past loadReportBurst reports ahead of the interval; one at the interval is served on', async () => {
     const s = await paced(2_000);
     try {
-      // An Envoy: its first request, then one report per interval.
-      const envoy = s.open();
-      envoy.send({ node: { id: 'envoy', client_features: ['envoy.lrs.supports_send_all_clusters'] } });
-      for (let i = 1; i <= 20; i++) {
-        await waitFor(() => s.reports() === i, { what: `the Envoy's request ${i} read` });
-        s.advance(2_000);
-        envoy.send(report(10, 1, 2_000));
-      }
-      await waitFor(() => s.reports() === 21, { what: "the Envoy's 21 requests read" });
+      const envoy = await envoyOnTime(s, 20, 2_000);
       // A client reporting as fast as it can: the first request and 4 more pass, the 6th ends it.
       const flood = s.open();
       flood.send({ node: { id: 'flood', client_features: ['envoy.lrs.supports_send_all_clusters'] } });
@@ -179,6 +184,26 @@ describe('LRS service: a stream reporting faster than it was asked to', () => {
       s.advance(2_000);
       envoy.send(report(10, 1, 2_000));
       await waitFor(() => s.reports() === 27, { what: "the Envoy's next report" });
+    } finally {
+      s.close();
+    }
+  });
+
+  it('serves on an Envoy whose reports, sent once per interval, are read together after fulcrum was held up', async () => {
+    // 200 ms: an interval the config allows (loadReporting.intervalMs from 100). A 2 s stall (a
+    // blocked loop, a network hiccup) puts 10 reports sent on time in the socket, read at once.
+    const s = await paced(200);
+    try {
+      const envoy = await envoyOnTime(s, 3, 200);
+      s.advance(2_000);
+      for (let i = 0; i < 10; i++) envoy.send(report(10, 1, 200));
+      await waitFor(() => s.reports() === 14 || s.refused() > 0, { what: 'the 10 reports queued behind the stall read, or the stream refused' });
+      expect(s.refused()).toBe(0);
+      expect(s.reports()).toBe(14);
+      // Still open, and paced again: one more report at its interval is read.
+      s.advance(200);
+      envoy.send(report(10, 1, 200));
+      await waitFor(() => s.reports() === 15, { what: "the Envoy's next report" });
     } finally {
       s.close();
     }
