@@ -54,7 +54,8 @@ export class Publisher implements Component {
   /**
    * A proxyless gRPC client is connecting: from now on every publication carries gRPC's form too
    * (client-form.ts). Published at once, before the client's first answer, unless assignments
-   * must be encoded ahead (a big catalog: publish()); until then such clients get Envoy's form.
+   * must be encoded ahead (a big catalog: publish()); the server holds gRPC clients' first answers
+   * until then (grpc-form-gate.ts).
    */
   serveGrpcForm(): void {
     if (this.forms.grpc) return;

@@ -5,7 +5,7 @@ import type { CallListener, DiscoveryCall } from './discovery-call.js';
 import type { ProxyRecord } from './proxy-status.js';
 import type { StreamIo, XdsStream } from './stream-common.js';
 import type { RawNode } from './wire.js';
-import type { ClientForm } from './client-form.js';
+import { clientFormOf, type ClientForm } from './client-form.js';
 
 /** Requests a stream may send before its first is answered (from the initial-sync queue). */
 export const MAX_WAITING_REQUESTS = 32;
@@ -24,8 +24,11 @@ export interface ServingContext {
   /** Response bytes written but not flushed, and the streams at their mark, across the server. */
   readonly queue: { bytes: number; congested: number };
   readonly maxQueuedBytesPerStream: number;
-  /** Where a stream's first answer is queued (the initial-sync queue, behind HeldAnswers); returns what drops it unrun. */
-  readonly initialSyncs: { push(task: () => void): () => void };
+  /**
+   * Where a stream's first answer is queued (the initial-sync queue, behind HeldAnswers and, for a
+   * gRPC client, GrpcFormGate), by the form its first request names; returns what drops it unrun.
+   */
+  readonly initialSyncs: { pushFor(form: ClientForm, task: () => void): () => void };
   /** Set when identities are bound to nodes (authz.checksNodes): each stream's node is checked. */
   readonly authz: XdsAuthz | undefined;
   opened(s: ServedStreamView): void;
@@ -125,7 +128,7 @@ export class ServedStream<Req extends { readonly node?: RawNode }> implements St
       return this.call.fail(grpc.status.RESOURCE_EXHAUSTED, `more than ${MAX_WAITING_REQUESTS} requests before the first response`);
     }
     waiting.push(req);
-    if (waiting.length === 1) this.unqueue = this.ctx.initialSyncs.push(() => this.answerWaiting());
+    if (waiting.length === 1) this.unqueue = this.ctx.initialSyncs.pushFor(clientFormOf(req.node?.user_agent_name ?? ''), () => this.answerWaiting());
   }
 
   end(): void {

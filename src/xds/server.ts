@@ -20,7 +20,8 @@ import { StreamGate } from './stream-gate.js';
 import type { TlsSessions } from './tls-sessions.js';
 import { checkNameCount, checkTypeUrl, isRefusal, WILDCARD_TYPES, type StreamDeps, type StreamIo, type XdsStream } from './stream-common.js';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, sotwTail, type DeltaDiscoveryRequest, type DiscoveryRequest, type RawNode } from './wire.js';
-import { clientFormOf, type ClientForm } from './client-form.js';
+import { clientFormOf, DEFAULT_GRPC_GROUP, type ClientForm } from './client-form.js';
+import { GrpcFormGate } from './grpc-form-gate.js';
 
 export interface XdsServerOptions {
   readonly address: string;
@@ -72,6 +73,8 @@ export class XdsServer {
   private readonly initialSyncs = new InitialSyncQueue();
   /** New streams' first answers, held until options.answerAfter settles (held-answers.ts). */
   private readonly held: HeldAnswers;
+  /** A gRPC client's first answer, held until gRPC's form is published (grpc-form-gate.ts). */
+  private readonly formGate: GrpcFormGate;
   /** Response bytes written to streams but not yet flushed, and the streams at their mark. */
   private readonly queue = { bytes: 0, congested: 0 };
 
@@ -85,6 +88,9 @@ export class XdsServer {
   ) {
     this.cache = cache;
     this.held = new HeldAnswers(this.initialSyncs, options.answerAfter);
+    // Without onClientForm nothing publishes gRPC's form: no gRPC client waits for it.
+    const onClientForm = options.onClientForm;
+    this.formGate = new GrpcFormGate(this.held, () => onClientForm === undefined || cache.hasGroup(DEFAULT_GRPC_GROUP), () => onClientForm?.('grpc'));
     this.limits = withDefaults({ maxResponseBytes: options.maxMessageBytes, ...options.limits });
     const onLimit = options.onLimit ?? (() => undefined);
     this.deps = { cache, registry, log, maxResourceNames: options.maxResourceNames, controlPlaneId: options.controlPlaneId, limits: this.limits, onLimit, budget: new SubscriptionBudget(this.limits), ...(options.onClientForm ? { onClientForm: options.onClientForm } : {}) };
@@ -111,7 +117,7 @@ export class XdsServer {
       log,
       queue: this.queue,
       maxQueuedBytesPerStream: this.limits.maxQueuedBytesPerStream,
-      initialSyncs: this.held,
+      initialSyncs: this.formGate,
       authz: options.security?.authz?.checksNodes ? options.security.authz : undefined,
       opened: (s) => this.streams.add(s),
       grouped: (s, nodeCluster, form) => this.groups.add(s, nodeCluster, form),
@@ -163,9 +169,9 @@ export class XdsServer {
     return this.queue.congested;
   }
 
-  /** Streams whose first answer is held (held-answers.ts). */
+  /** Streams whose first answer is held (held-answers.ts; a gRPC client's also by grpc-form-gate.ts). */
   get heldAnswers(): number {
-    return this.held.size;
+    return this.held.size + this.formGate.size;
   }
 
   /** Open connections on the port. */
@@ -190,6 +196,7 @@ export class XdsServer {
     });
     this.boundPort = await this.gate.listen(this.options.address, this.options.port);
     this.unsubscribe = this.cache.subscribe((changed) => {
+      this.formGate.check();
       for (const s of this.groups.affected(changed, (nodeCluster) => this.cache.hasGroup(nodeCluster))) s.onCacheChange();
     });
     this.log.info({ address: this.options.address, port: this.boundPort }, 'xDS server listening');
@@ -199,6 +206,7 @@ export class XdsServer {
   /** Stops accepting, ends every open stream (clients reconnect elsewhere), then waits for the transport to drain. */
   async stop(graceMs = 5_000): Promise<void> {
     this.unsubscribe?.();
+    this.formGate.close();
     const closed = this.gate?.close();
     this.gate?.destroyUnready();
     const drained = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));

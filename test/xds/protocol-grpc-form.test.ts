@@ -80,3 +80,15 @@ describe('proxyless gRPC clients get their form of the assignments', () => {
     expect(dump).toMatchObject({ group: 'edge', form: 'grpc' });
   });
 });
+
+describe('the first gRPC client of a big catalog', () => {
+  test('is first answered in its form, not Envoy\'s then its own (its localities would be built, dropped and built again)', async () => {
+    // 1,200 endpoints of unequal weights: past BIG_CLUSTER_ENDPOINTS, so gRPC's form is encoded ahead, in turns.
+    const endpoints = Array.from({ length: 1_200 }, (_, i) => ({ address: `10.1.${i >> 8}.${i & 255}`, port: 8080, weight: 1 + (i % 3) }));
+    const { client } = await start({ clusters: [{ name: 'big', lbPolicy: 'ROUND_ROBIN', endpoints }], listeners: [] });
+    const grpc = client.sotw();
+    grpc.request(EDS, ['big'], { node: GRPC_NODE });
+    const first = decodeResources(await grpc.nextOf(EDS)).find((r) => r.name === 'big')?.message as { endpoints?: unknown[] } | undefined;
+    expect(first?.endpoints).toHaveLength(1_200);
+  });
+});
