@@ -200,6 +200,9 @@ describe('handing a cluster name from the API to the config file', () => {
     const withApi = { ...FILE, listeners: [...FILE.listeners, { name: 'front', apiListener: true, routes: [{ cluster: 'api' }] }], nodeGroups: [{ nodeCluster: 'edge', listeners: ['front'], clusters: ['api'] }] };
     await writeFile(configPath, stringify(withApi));
     await waitFor(async () => (await fetch(url('/v1/listeners/front'))).status === 200, { what: "the file's listener seeded", timeoutMs: 15_000 });
+    // The seed's conflicts (what the delete asks: does the file take the name?) are known once it is
+    // logged; the listener can show a moment before.
+    await waitFor(() => lines.some((l) => l.name === 'api' && String(l.msg).startsWith('config file defines a name another source owns')), { what: 'the file defining "api" too', timeoutMs: 15_000 });
 
     const deleted = await fetch(url('/v1/clusters/api'), { method: 'DELETE' });
     expect(deleted.status).toBe(200);
