@@ -44,7 +44,7 @@ import { registerAdminConnectionsRefused, registerBuildInfo, registerDanglingRef
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightArchiveSweep } from './weights/archive-sweep.js';
-import { WeightLoop } from './weights/weight-loop.js';
+import { WeightLoop, type WeightArchive } from './weights/weight-loop.js';
 import { clearTextTokensWarning, unboundClientsWarning, XdsAuthz } from './xds/authz.js';
 import { sharedProxyViews } from './admin/views.js';
 import { XdsCache } from './xds/cache.js';
@@ -311,34 +311,22 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     feed.setOverlay((c) => withKubernetes(c, view, overrides.current()));
   };
   const discovery = config.kubernetes && boot.Discovery ? new boot.Discovery({ settings: config.kubernetes, log, onChange: onDiscovered }) : undefined;
-  const weights = new WeightLoop({
-    adaptive: core.adaptive,
-    signals: core.signals,
-    // Replicated, published weights live in etcd (src/ha), written by each cluster's owner.
-    archive: ha ? NO_ARCHIVE : store,
-    tickMs: options.engineTickMs ?? config.server.engineTickMs,
-    // An unreachable etcd is logged once by the store's health; not again at every tick.
-    // (SQLite's refusals, a full disk say, have no health log of their own: warned here.)
-    onArchiveError: (err) => (err instanceof StoreUnavailableError && config.store.kind === 'etcd' ? undefined : log.warn({ err }, 'published weights not archived')),
-    publish: (overrides) => core.publisher.setWeights(overrides),
-    onTicked: (ms) => core.metrics.engineTicked(ms),
-    onTickError: (err) => log.error({ err }, 'weight engine tick failed: published weights held'),
-  });
+  const weights = weightLoop(boot, core, ha ? NO_ARCHIVE : store, options);
   const security = xdsSecurity(boot, core, options.xdsAddress ?? boot.config.server.xds.address);
   // Discovered clusters are not stored: proxies' first answers wait until discovery's first view
   // is published, or a proxy connecting before it would delete them (held-answers.ts).
   const complete = discovery?.firstSync.then(() => feed.delivered()).then(() => core.publisher.publishNow());
   if (complete) ha?.sweepAfter(complete);
   // Restored weights wait for the discovered clusters that arrive with discovery's first view, and
-  // no longer; the archived weights of clusters still absent then are deleted.
+  // no longer; the archived weights of clusters still absent then are deleted; a route to a
+  // discovered cluster is dangling only from then on.
   const settle = (): void => {
     core.adaptive.settleSeeds();
     sweep?.settle();
+    references.open();
   };
   if (complete) void complete.then(settle, () => undefined);
   else settle();
-  if (complete) void complete.then(() => references.open(), () => undefined);
-  else references.open();
   const xds = xdsServer(boot, core, options, security, complete);
   // Unready first at stop, so load balancers stop sending new proxies here while streams drain.
   const stopping = { now: false };
@@ -370,6 +358,23 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
   // The admin server comes up before xDS so probes get an answer (503 until xDS serves) during start.
   const settled = discovery ? discovery.firstSync : Promise.resolve();
   return { components: [...pipeline, admin, ...served, readiness], xds, admin, ha, settled, warmed: admin.warmed };
+}
+
+/** The weight loop: the engine's ticks, published to the publisher and archived to `archive`. */
+function weightLoop({ config, log }: Boot, core: Core, archive: WeightArchive, options: FulcrumOptions): WeightLoop {
+  return new WeightLoop({
+    adaptive: core.adaptive,
+    signals: core.signals,
+    // Replicated, published weights live in etcd (src/ha), written by each cluster's owner: NO_ARCHIVE.
+    archive,
+    tickMs: options.engineTickMs ?? config.server.engineTickMs,
+    // An unreachable etcd is logged once by the store's health; not again at every tick.
+    // (SQLite's refusals, a full disk say, have no health log of their own: warned here.)
+    onArchiveError: (err) => (err instanceof StoreUnavailableError && config.store.kind === 'etcd' ? undefined : log.warn({ err }, 'published weights not archived')),
+    publish: (overrides) => core.publisher.setWeights(overrides),
+    onTicked: (ms) => core.metrics.engineTicked(ms),
+    onTickError: (err) => log.error({ err }, 'weight engine tick failed: published weights held'),
+  });
 }
 
 /**

@@ -134,15 +134,7 @@ export class Metrics {
       labelNames: ['granularity', 'result'],
       registers,
     });
-    this.refusedReports = new Counter({
-      name: 'fulcrum_reports_refused_total',
-      help:
-        'Report requests refused unread because their sender (IP address) was over server.xds.limits.reportSamplesPerSecondPerPeer, by transport (http: 429, grpc: RESOURCE_EXHAUSTED); ' +
-        'lrs: load report streams ended for reporting faster than asked (server.xds.limits.loadReportBurst).',
-      labelNames: ['transport'],
-      registers,
-    });
-    for (const transport of ['http', 'grpc', 'lrs']) this.refusedReports.inc({ transport }, 0);
+    this.refusedReports = refusedReportsCounter(registers);
     this.storeWrites = new Histogram({
       name: 'fulcrum_store_write_seconds',
       help: 'Time of one committed store write transaction (fsync included), by kind: catalog (API, config file) or weights (engine).',
@@ -287,4 +279,18 @@ function connectedGauge(registers: Registry[], protocols: readonly string[], sou
       for (const [protocol, n] of counts) this.set({ protocol }, n);
     },
   });
+}
+
+/** `fulcrum_reports_refused_total{transport}`, every transport's series at 0 from the start. */
+function refusedReportsCounter(registers: Registry[]): Counter<'transport'> {
+  const counter = new Counter({
+    name: 'fulcrum_reports_refused_total',
+    help:
+      'Report requests refused unread because their sender (IP address) was over server.xds.limits.reportSamplesPerSecondPerPeer, by transport (http: 429, grpc: RESOURCE_EXHAUSTED); ' +
+      'lrs: load report streams ended for reporting faster than asked (server.xds.limits.loadReportBurst).',
+    labelNames: ['transport'],
+    registers,
+  });
+  for (const transport of ['http', 'grpc', 'lrs']) counter.inc({ transport }, 0);
+  return counter;
 }
