@@ -156,6 +156,10 @@ describeEnvoy('Envoy panic mode and the endpoints fulcrum took out', () => {
       },
       { what: 'Envoy ejects one of the dead backends', timeoutMs: 30_000, intervalMs: 100 },
     );
+    // The outage is whole once fulcrum's probes have found both dead (it then fails static and
+    // sends both). Revived before that, the first back could still be found dead afterwards by a
+    // probe sent before its revival, and the dead one sent again: 503s the test would blame on panic.
+    await waitFor(() => r.fulcrum.adaptive.explain('web')?.tick.failStatic === true, { what: 'fulcrum finds both dead', timeoutMs: 20_000, intervalMs: 50 });
     await r.backends.revive(ejected);
     const dead = keys[1 - ejected] as string;
     const outOfRotation = (h: ClusterHost | undefined): boolean => h === undefined || h.health_flags.includes('failed_eds_health');
