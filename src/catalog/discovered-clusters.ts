@@ -3,7 +3,7 @@ import { withPolicy } from './discovered-overrides.js';
 import { listClustersInTurnsOf, type CatalogStore, type MaybePromise } from './store/catalog-store.js';
 import { NotFoundError } from './store/errors.js';
 import type { OverrideOptions, OverrideRecord, OverrideTarget, OverrideValue } from './store/override-records.js';
-import type { ClusterInput, ClusterRecord, EndpointRecord, EndpointSpec, OperatorState, Owner, SeedOptions, SeedResult, StateOptions, WriteOptions, WriteResult } from './store/records.js';
+import type { ClusterInput, ClusterRecord, DeleteClusterOptions, EndpointRecord, EndpointSpec, OperatorState, Owner, SeedOptions, SeedResult, StateOptions, WriteOptions, WriteResult } from './store/records.js';
 import type { Catalog, Cluster, Listener, NodeGroup } from './types.js';
 
 /** The clusters discovery contributes now (before overrides), and when that view last changed. */
@@ -148,7 +148,7 @@ export class DiscoveryAwareStore implements CatalogStore {
   putCluster(input: ClusterInput, opts: WriteOptions) {
     return this.store.putCluster(input, opts);
   }
-  deleteCluster(name: string, opts: WriteOptions) {
+  deleteCluster(name: string, opts: DeleteClusterOptions) {
     return this.store.deleteCluster(name, opts);
   }
   putEndpoint(cluster: string, endpoint: EndpointSpec, opts: WriteOptions) {

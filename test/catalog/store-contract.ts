@@ -9,6 +9,7 @@ import {
   ConflictError,
   NotFoundError,
   OwnershipError,
+  type AuditEntry,
   type CatalogStore,
   type MaybePromise,
   type StoreChange,
@@ -437,6 +438,35 @@ export function storeContract(harness: () => StoreHarness): void {
       await s.deleteCluster('web', API);
       expect((await s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' })).conflicts).toEqual([]);
       expect(s.getCluster('web')).toMatchObject({ owner: 'file', lbPolicy: 'LEAST_REQUEST' });
+    });
+
+    it('hands a cluster the file defines too from the API to the file in one transaction: never absent, audited as the delete and the file\'s create', async () => {
+      const s = await fresh();
+      // Three endpoints: behind the write lane of the harness that slices over two, the sliced delete.
+      await s.putCluster(cluster('web', [endpoint('10.9.9.7'), endpoint('10.9.9.8'), endpoint('10.9.9.9')]), API);
+      await s.saveAllWeights(new Map([['web', new Map([['10.9.9.9:8080', 3]])]]));
+      expect((await s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' })).conflicts).toEqual([{ kind: 'cluster', name: 'web', owner: 'api' }]);
+      const file = fileCatalog(FILE_V1).clusters.find((c) => c.name === 'web')!;
+      // What every later stage would build from at each committed change: web is never missing.
+      const seen: { change: StoreChange; web: string[] | undefined }[] = [];
+      s.onChange((change) => seen.push({ change, web: s.catalog().clusters.find((c) => c.name === 'web')?.endpoints.map((e) => `${e.address}:${e.port}/${e.weight}`) }));
+
+      const { revision } = await s.deleteCluster('web', { ...API, successor: { cluster: file, actor: 'config-file' } });
+      const changes = [{ kind: 'cluster', name: 'web', action: 'delete' }, { kind: 'cluster', name: 'web', action: 'create' }];
+      expect(seen).toEqual([{ change: { revision, actor: 'alice', changes }, web: ['10.0.0.1:80/2', '::1:81/1'] }]);
+      expect(s.getCluster('web')).toMatchObject({ owner: 'file', revision, lbPolicy: 'LEAST_REQUEST', endpoints: [expect.objectContaining({ address: '10.0.0.1', weight: 2 }), expect.objectContaining({ address: '::1' })] });
+      const [create, del] = s.audit(2) as [AuditEntry, AuditEntry];
+      expect([create, del].map((a) => [a.actor, a.action, a.kind, a.name, a.revision])).toEqual([['config-file', 'create', 'cluster', 'web', revision], ['alice', 'delete', 'cluster', 'web', revision]]);
+      expect(del.before).toMatchObject({ owner: 'api', endpoints: [expect.objectContaining({ address: '10.9.9.7' }), expect.anything(), expect.anything()] });
+      expect(create).toMatchObject({ before: null, after: { owner: 'file', lbPolicy: 'LEAST_REQUEST' } });
+      // The API's published weights went with its cluster, as at a delete.
+      expect(s.loadWeights().has('web')).toBe(false);
+      // The file's next seed finds nothing left to do.
+      expect(await s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' })).toMatchObject({ changes: [], conflicts: [] });
+      // A successor is the deleted name defined again, nothing else.
+      await s.putCluster(cluster('mine'), API);
+      await expect(attempt(() => s.deleteCluster('mine', { ...API, successor: { cluster: file, actor: 'config-file' } }))).rejects.toThrow(/cannot be handed over/);
+      expect(s.getCluster('mine')?.owner).toBe('api');
     });
 
     it('a file listener on a socket an API listener binds, however spelled, is skipped and reported until the socket is free', async () => {

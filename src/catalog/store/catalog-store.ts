@@ -13,6 +13,7 @@ import type {
   AuditReadOptions,
   ClusterInput,
   ClusterRecord,
+  DeleteClusterOptions,
   EndpointRecord,
   EndpointSpec,
   ListenerRecord,
@@ -77,7 +78,8 @@ export interface CatalogStore {
   onChange(listener: ChangeListener): () => void;
 
   putCluster(input: ClusterInput, opts: WriteOptions): MaybePromise<WriteResult>;
-  deleteCluster(name: string, opts: WriteOptions): MaybePromise<WriteResult>;
+  /** With `opts.successor`, the config file's definition replaces the cluster in the same transaction (a hand-over: never a state without it). */
+  deleteCluster(name: string, opts: DeleteClusterOptions): MaybePromise<WriteResult>;
   putEndpoint(cluster: string, endpoint: EndpointSpec, opts: WriteOptions): MaybePromise<WriteResult>;
   removeEndpoint(cluster: string, address: string, port: number, opts: WriteOptions): MaybePromise<WriteResult>;
   setEndpointState(cluster: string, address: string, port: number, state: OperatorState, opts: StateOptions): MaybePromise<WriteResult>;

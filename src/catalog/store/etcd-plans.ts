@@ -23,8 +23,8 @@ import {
   type StoredEndpoint,
   type StoredSpec,
 } from './etcd-layout.js';
-import { assertWriter, checkIfMatch, checkOwner, checkWrite, clusterSpecJson, listenerSpecJson, nextOperatorState, nodeGroupSpecJson, seedSkips, canonicalJson } from './ownership.js';
-import type { ClusterInput, EndpointSpec, GuardReads, OperatorState, Owner, SeedConflict, StateOptions, WriteOptions } from './records.js';
+import { assertWriter, checkIfMatch, checkOwner, checkSuccessor, checkWrite, clusterSpecJson, listenerSpecJson, nextOperatorState, nodeGroupSpecJson, seedSkips, canonicalJson } from './ownership.js';
+import type { ClusterInput, DeleteClusterOptions, EndpointSpec, GuardReads, OperatorState, Owner, SeedConflict, StateOptions, Successor, WriteOptions } from './records.js';
 import { socketClashes } from './seed-sockets.js';
 
 export interface MirrorView {
@@ -35,7 +35,8 @@ export interface MirrorView {
   list<T>(section: Section): [string, Entry<T>][];
 }
 
-export type PlannedAudit = Omit<StoredAudit, 'seq' | 'at' | 'actor'>;
+/** `actor`: whom the entry names when not the writer (a hand-over's file side). */
+export type PlannedAudit = Omit<StoredAudit, 'seq' | 'at' | 'actor'> & { readonly actor?: string };
 
 /** What a transaction requires of etcd's keys: as the plan read them from the mirror. */
 export type Compare =
@@ -124,11 +125,31 @@ export function planPutCluster(view: MirrorView, input: ClusterInput, opts: Writ
   return planClusterPut(cur, input, opts.owner, at);
 }
 
-export function planDeleteCluster(view: MirrorView, name: string, opts: WriteOptions): Outcome {
+export function planDeleteCluster(view: MirrorView, name: string, opts: DeleteClusterOptions, at: string): Outcome {
   const cur = view.get<StoredCluster>('clusters', name);
   if (!cur) throw new NotFoundError('cluster', name);
   checkWrite('cluster', name, specMeta(cur), opts);
-  return { plan: planClusterDelete(name, cur) };
+  if (opts.successor) checkSuccessor(name, opts.successor);
+  const deleted = planClusterDelete(name, cur);
+  return { plan: opts.successor ? handedOver(deleted, opts.successor, at) : deleted };
+}
+
+/**
+ * The delete with the config file's definition put in the cluster's place, in its transaction:
+ * the key is rewritten, not deleted (etcd refuses a transaction naming a key twice), and audited
+ * as the delete, then the file's create.
+ */
+function handedOver(deleted: Plan, successor: Successor, at: string): Plan {
+  const name = successor.cluster.name;
+  const put = planClusterPut(undefined, successor.cluster, 'file', at);
+  if ('noop' in put) throw new TypeError(`hand-over of cluster "${name}" wrote nothing`);
+  const key = keyOf('clusters', name);
+  return {
+    compares: deleted.compares,
+    puts: put.plan.puts,
+    deletes: deleted.deletes.filter((k) => k !== key),
+    audits: [...deleted.audits, ...put.plan.audits.map((a) => ({ ...a, actor: successor.actor }))],
+  };
 }
 
 // ------------------------------------------------------------------ endpoints

@@ -67,6 +67,7 @@ import type {
   Change,
   ClusterInput,
   ClusterRecord,
+  DeleteClusterOptions,
   EndpointRecord,
   EndpointSpec,
   ListenerRecord,
@@ -349,8 +350,9 @@ export class EtcdStore implements CatalogStore {
     return this.write(opts, () => planPutCluster(this.mirror, input, opts, this.at()));
   }
 
-  deleteCluster(name: string, opts: WriteOptions): Promise<WriteResult> {
-    return this.write(opts, () => planDeleteCluster(this.mirror, name, opts));
+  /** A hand-over (opts.successor) is one transaction: the key rewritten with the file's definition, never absent. */
+  deleteCluster(name: string, opts: DeleteClusterOptions): Promise<WriteResult> {
+    return this.write(opts, () => planDeleteCluster(this.mirror, name, opts, this.at()));
   }
 
   putEndpoint(cluster: string, endpoint: EndpointSpec, opts: WriteOptions): Promise<WriteResult> {
@@ -530,7 +532,7 @@ export class EtcdStore implements CatalogStore {
     const started = performance.now();
     const at = this.at();
     const tag = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
-    const audits = plan.audits.map((a, seq): { key: string; value: StoredAudit } => ({ key: `audit/${tag}-${seq}`, value: { ...a, at, actor, seq } }));
+    const audits = plan.audits.map((a, seq): { key: string; value: StoredAudit } => ({ key: `audit/${tag}-${seq}`, value: { ...a, at, actor: a.actor ?? actor, seq } }));
     if (audits.length >= AUDIT_SEQ_SPAN) throw new TypeError(`one transaction may hold at most ${AUDIT_SEQ_SPAN - 1} changes`);
     const texts = [...plan.puts, ...audits].map((p) => ({ key: p.key, text: JSON.stringify(p.value) }));
     this.checkSize(plan.audits[0]?.kind ?? 'cluster', plan.audits[0]?.name ?? '', texts);

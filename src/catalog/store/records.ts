@@ -75,6 +75,23 @@ export interface WriteOptions {
 export type WriteIntent = 'patch';
 
 /**
+ * The config file's definition of a cluster the API deletes (README: "delete it through the API
+ * to hand the name to the file"), written in the delete's own transaction: a delete committed
+ * first and the file's seed after left a state without the cluster in between, and proxies sent
+ * it dropped the cluster and failed its traffic.
+ */
+export interface Successor {
+  readonly cluster: Cluster;
+  /** Whom its audit entry names (the config file's seeds' actor). */
+  readonly actor: string;
+}
+
+/** deleteCluster's options: with `successor`, the name goes to the file in the same transaction. */
+export interface DeleteClusterOptions extends WriteOptions {
+  readonly successor?: Successor;
+}
+
+/**
  * A rule about other resources a write must keep (the admin API's: a listener's socket address is
  * free and its routes name existing clusters; a deleted cluster is referenced by nothing; a new
  * endpoint's address is not in its cluster under another spelling). Checked

@@ -7,7 +7,9 @@
  * putClusterSliced does (sliced-write.ts): the endpoint and weight rows in chunks (a turn every
  * `sliceMs`), the cluster row, then the audit row and the commit, each a turn of its own. Readers see the cluster whole until COMMIT;
  * a failure or a closed connection at any step rolls everything back. The rows, revision, audit
- * row and change event are exactly those of Store.deleteCluster.
+ * row and change event are exactly those of Store.deleteCluster; a hand-over's successor (the
+ * config file's definition) is written in the same transaction, at the same revision, as
+ * putClusterSliced writes a cluster.
  */
 import type Database from 'better-sqlite3';
 import { prepared } from './statements.js';
@@ -16,10 +18,10 @@ import { NotFoundError } from './errors.js';
 import { checkWrite } from './ownership.js';
 import { summaryIfLarge } from './audit-summary.js';
 import type { TrimmedRecord } from './audit-trim.js';
-import type { Change, ClusterRecord, WriteOptions } from './records.js';
+import type { Change, ClusterRecord, DeleteClusterOptions, Successor } from './records.js';
 import { packJoined, packText, type PackedText } from './packed-text.js';
 import type { Slicer } from '../../runtime/slicer.js';
-import { clusterRow, inSlicedTransaction, insertAudit, nextRevision, packRecord, readEndpoints, type ClusterRow } from './sliced-write.js';
+import { clusterRow, inSlicedTransaction, insertAudit, nextRevision, packRecord, readEndpoints, writeClusterRows, type ClusterRow, type SlicedOutcome } from './sliced-write.js';
 
 /** Rows deleted per statement: a few milliseconds each, so a slice holds a handful of them. */
 const CHUNK = 500;
@@ -37,6 +39,8 @@ export interface PreparedDelete {
 export interface DeleteOutcome {
   readonly revision: number;
   readonly changes: readonly Change[];
+  /** What a hand-over wrote in the cluster's place (DeleteClusterOptions.successor). */
+  readonly successor?: SlicedOutcome;
 }
 
 /** Endpoints serialized per turn of the event loop while preparing a delete (~2 ms each). */
@@ -67,7 +71,7 @@ function deleteTexts(revision: number, updatedAt: string, before: PackedText, tr
 export function deleteClusterSliced(
   db: Database.Database,
   name: string,
-  opts: WriteOptions,
+  opts: DeleteClusterOptions,
   w: { readonly at: string; readonly sliceMs: number; readonly prepared: PreparedDelete | undefined },
 ): Promise<DeleteOutcome> {
   return inSlicedTransaction(db, w.sliceMs, async (slicer) => {
@@ -80,8 +84,16 @@ export function deleteClusterSliced(
     const revision = nextRevision(db);
     await slicer.step();
     insertAudit(db, [w.at, opts.actor, 'delete', name, revision, fresh.before, null, fresh.summary]);
-    return { revision, changes: [{ kind: 'cluster', name, action: 'delete' }] };
+    const deleted: Change = { kind: 'cluster', name, action: 'delete' };
+    if (!opts.successor) return { revision, changes: [deleted] };
+    const successor = await writeSuccessor(db, opts.successor, { at: w.at, revision, slicer });
+    return { revision, changes: [deleted, ...successor.changes], successor };
   });
+}
+
+/** The config file's definition written where the deleted cluster was, under the delete's revision, audited as the file's. */
+function writeSuccessor(db: Database.Database, s: Successor, w: { readonly at: string; readonly revision: number; readonly slicer: Slicer }): Promise<SlicedOutcome> {
+  return writeClusterRows(db, s.cluster, undefined, { owner: 'file', actor: s.actor, at: w.at, revision: () => w.revision, slicer: w.slicer, action: (change) => change, pack: true });
 }
 
 /** Deletes a cluster's endpoint and weight rows, a chunk per slice, then its row (in the caller's sliced transaction). */

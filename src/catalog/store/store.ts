@@ -40,7 +40,7 @@ import type { Catalog, Cluster, Listener, NodeGroup } from '../types.js';
 import { NotDurableError, NotFoundError, OwnershipError } from './errors.js';
 import type { CatalogStore, ChangeListener, StoreDescription, StoreHealth } from './catalog-store.js';
 import { socketClashes } from './seed-sockets.js';
-import { assertWriter, canonicalJson, checkIfMatch, checkWrite, clusterSpecJson, listenerSpecJson, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
+import { assertWriter, canonicalJson, checkIfMatch, checkSuccessor, checkWrite, clusterSpecJson, listenerSpecJson, nodeGroupSpecJson, seedSkips, servedHealth } from './ownership.js';
 import { COUNT_ENDPOINTS, endpointColumns, parseClusterSpec, sameColumns, toCluster, toEndpoint, toEndpointRecord, UPSERT_ENDPOINT, type EndpointColumns, type EndpointRow } from './endpoint-rows.js';
 import { withEndpoint } from './endpoint-patch.js';
 import { migrate } from './migrations.js';
@@ -65,6 +65,7 @@ import type {
   Change,
   ClusterInput,
   ClusterRecord,
+  DeleteClusterOptions,
   EndpointRecord,
   EndpointSpec,
   ListenerRecord,
@@ -215,6 +216,8 @@ class Tx {
   readonly changes: Change[] = [];
   /** Set by a one-endpoint write: what the kept record and the view are patched with after commit. */
   endpoint: EndpointWrite | undefined;
+  /** Whom the audit rows name while `as` runs (else the writer). */
+  private auditActor: string | undefined;
   constructor(
     private readonly nextRevision: () => number,
     private readonly insertAudit: (tx: Tx, kind: ResourceKind, name: string, action: AuditAction, before: unknown, after: unknown) => void,
@@ -223,7 +226,17 @@ class Tx {
   ) {}
 
   get actor(): string {
-    return typeof this.writing === 'string' ? this.writing : this.writing.actor;
+    return this.auditActor ?? (typeof this.writing === 'string' ? this.writing : this.writing.actor);
+  }
+
+  /** Runs `fn` with its audit rows naming `actor`: a hand-over's file side is the config file's doing, not the deleter's. */
+  as<T>(actor: string, fn: () => T): T {
+    this.auditActor = actor;
+    try {
+      return fn();
+    } finally {
+      this.auditActor = undefined;
+    }
   }
 
   revision(): number {
@@ -635,8 +648,8 @@ export class Store implements CatalogStore {
     });
   }
 
-  /** Deletes a cluster, its endpoints and its published weights. */
-  deleteCluster(name: string, opts: WriteOptions): WriteResult {
+  /** Deletes a cluster, its endpoints and its published weights; with `opts.successor`, the file's definition takes its place in the same transaction. */
+  deleteCluster(name: string, opts: DeleteClusterOptions): WriteResult {
     return this.deleteClusterWith(name, opts);
   }
 
@@ -649,8 +662,9 @@ export class Store implements CatalogStore {
    * write may be made on this store: write-lane.ts queues them. The rows, revision, audit row and
    * change events are deleteCluster's; it resolves once the WAL holding its commit is fsynced.
    */
-  async deleteClusterSliced(name: string, opts: WriteOptions, sliceMs = WRITE_SLICE_MS): Promise<WriteResult> {
+  async deleteClusterSliced(name: string, opts: DeleteClusterOptions, sliceMs = WRITE_SLICE_MS): Promise<WriteResult> {
     assertWriter(opts.owner);
+    if (opts.successor) checkSuccessor(name, opts.successor);
     // Checked on what is committed now: nothing else commits until this settles (write-lane.ts).
     opts.guard?.check();
     const record = this.getCluster(name);
@@ -661,11 +675,15 @@ export class Store implements CatalogStore {
       await nextTurn();
     }
     const started = performance.now();
-    const { revision, changes } = await deleteClusterSliced(this.writer(), name, opts, { at: this.now().toISOString(), sliceMs, prepared });
+    const { revision, changes, successor } = await deleteClusterSliced(this.writer(), name, opts, { at: this.now().toISOString(), sliceMs, prepared });
     // As putClusterSliced: checkpointed on the worker, before anything queued behind it commits.
     void this.walCheckpointer().checkpoint();
     this.records.delete(name);
-    this.committed(started, revision, opts.actor, changes);
+    // A hand-over's successor, read back by the write already (as putClusterSliced's).
+    if (successor?.record) this.keep(successor.record);
+    const served = successor?.served;
+    const known = served && { cluster: served.name, whole: true, apply: (view: CatalogView) => view.known(served) };
+    this.committed(started, revision, opts.actor, changes, known);
     await this.madeDurable(this.walSync.synced());
     return { revision };
   }
@@ -681,13 +699,16 @@ export class Store implements CatalogStore {
     return (this.stmt.endpointCount.get(cluster) as { n: number }).n;
   }
 
-  private deleteClusterWith(name: string, opts: WriteOptions): WriteResult {
+  private deleteClusterWith(name: string, opts: DeleteClusterOptions): WriteResult {
     assertWriter(opts.owner);
+    const successor = opts.successor;
+    if (successor) checkSuccessor(name, successor);
     return this.write(opts, (tx) => {
       const row = this.specRow('cluster', name);
       if (!row) throw new NotFoundError('cluster', name);
       checkWrite('cluster', name, row, opts);
       this.removeCluster(tx, row);
+      if (successor) tx.as(successor.actor, () => this.upsertCluster(tx, successor.cluster, 'file', undefined));
       return { revision: tx.revision() };
     });
   }

@@ -22,6 +22,7 @@ import type {
   AuditReadOptions,
   ClusterInput,
   ClusterRecord,
+  DeleteClusterOptions,
   EndpointRecord,
   EndpointSpec,
   ListenerRecord,
@@ -56,8 +57,10 @@ export class WriteLane implements CatalogStore {
     return this.durable(() => this.store.putCluster(input, opts));
   }
 
-  deleteCluster(name: string, opts: WriteOptions): MaybePromise<WriteResult> {
-    if (this.store.endpointCount(name) > this.slicedOver) return this.queue(() => this.store.deleteClusterSliced(name, opts));
+  /** Sliced when the cluster, or a hand-over's successor, holds more than `slicedOver` endpoints. */
+  deleteCluster(name: string, opts: DeleteClusterOptions): MaybePromise<WriteResult> {
+    const big = this.store.endpointCount(name) > this.slicedOver || (opts.successor?.cluster.endpoints.length ?? 0) > this.slicedOver;
+    if (big) return this.queue(() => this.store.deleteClusterSliced(name, opts));
     return this.durable(() => this.store.deleteCluster(name, opts));
   }
 
