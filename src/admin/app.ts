@@ -16,7 +16,7 @@ import { buildSerializer } from './serializers.js';
 import { buildValidator } from './validators.js';
 import { auditRoutes } from './routes/audit.js';
 import { overrideRoutes } from './routes/overrides.js';
-import { clusterRoutes } from './routes/clusters.js';
+import { clusterRoutes, type FileTakeover } from './routes/clusters.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { listenerRoutes } from './routes/listeners.js';
@@ -52,8 +52,8 @@ export interface AdminDeps extends ProxyRoutesOptions, OpsRoutesOptions {
   readonly bodyLimit?: number;
   /** The durable store: enables /v1/clusters (endpoints, policy), /v1/listeners, /v1/audit. */
   readonly store?: CatalogStore;
-  /** Whether the config file takes a cluster's name over when the API deletes it (its references to it then stay good). */
-  readonly fileTakesOver?: (cluster: string) => boolean;
+  /** The config file's definition that takes a cluster's name when the API deletes it (its references to it then stay good). */
+  readonly fileTakesOver?: FileTakeover;
   /** The weight engine adapter (AdaptiveWeights): enables /v1/weights, /v1/weights/{cluster} and effective weights. */
   readonly weights?: WeightsSource;
   /** Report ingestion (signals' ingestReports bound to its deps): enables POST /v1/reports. */

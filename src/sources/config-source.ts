@@ -1,4 +1,4 @@
-import type { Change, MaybePromise, SeedConflict, SeedOptions, SeedResult, StoreChange } from '../catalog/store/index.js';
+import type { Change, MaybePromise, SeedConflict, SeedOptions, SeedResult, StoreChange, Successor } from '../catalog/store/index.js';
 import type { Catalog } from '../catalog/types.js';
 import type { Component } from '../runtime/lifecycle.js';
 import type { LoadedConfig } from './config-file.js';
@@ -12,6 +12,9 @@ import { ConfigWatcher, type ConfigRead } from './config-watcher.js';
  * file is invalid.
  */
 export type ReloadOutcome = 'ok' | 'store_failed' | 'rejected';
+
+/** Whom the audit log names for what the file writes. */
+const FILE_ACTOR = 'config-file';
 
 export interface ConfigSourceOptions {
   /** Where the file's clusters, listeners and node groups go (the store's `file` rows). */
@@ -125,12 +128,16 @@ export class ConfigSource implements Component {
   }
 
   /**
-   * Whether the file defines this cluster while another source (the API) owns the name: deleted
-   * by its owner, the file's definition takes its place (changed()), so the file's own routes to
-   * it do not dangle.
+   * The file's definition of this cluster while another source (the API) owns the name: the
+   * owner's delete writes it in the same transaction (DeleteClusterOptions.successor), so no
+   * state without the cluster is ever committed, and the file's own routes to it do not dangle.
+   * (changed() seeds the file again after, which finds it written and refreshes the conflicts.)
    */
-  takesOverCluster(name: string): boolean {
-    return this.seeded?.conflicts.some((c) => c.kind === 'cluster' && c.name === name && c.boundBy === undefined) ?? false;
+  takeoverOf(name: string): Successor | undefined {
+    const seeded = this.seeded;
+    if (!seeded?.conflicts.some((c) => c.kind === 'cluster' && c.name === name && c.boundBy === undefined)) return undefined;
+    const cluster = seeded.catalog.clusters.find((c) => c.name === name);
+    return cluster && { cluster, actor: FILE_ACTOR };
   }
 
   private reloaded(config: LoadedConfig): void {
@@ -214,7 +221,7 @@ export class ConfigSource implements Component {
   }
 
   private async seed(catalog: Catalog, atStart = false): Promise<void> {
-    const result = await this.options.store.seedFromConfig(catalog, { actor: 'config-file', atStart });
+    const result = await this.options.store.seedFromConfig(catalog, { actor: FILE_ACTOR, atStart });
     this.seeded = { catalog, conflicts: result.conflicts };
     for (const c of result.conflicts) {
       if (c.boundBy !== undefined) this.options.log.warn({ kind: c.kind, name: c.name, owner: c.owner, boundBy: c.boundBy }, 'config file listener binds the socket of a listener another source owns (Envoy would refuse both); not applied');

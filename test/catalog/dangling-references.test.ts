@@ -4,11 +4,10 @@
  * real fulcrum (SQLite store) whose config file drops a cluster an API listener routes to, by a
  * reload and across a restart.
  */
-import { Writable } from 'node:stream';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import type { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { CatalogFeed } from '../../src/catalog/catalog-feed.js';
@@ -16,6 +15,7 @@ import { danglingReferences, DanglingReferenceWatch, type DanglingChange } from 
 import type { Catalog, Listener } from '../../src/catalog/types.js';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { withKubernetes } from '../../src/sources/kubernetes/catalog-merge.js';
+import { capturedLog } from '../support/captured-log.js';
 import { waitFor } from '../support/wait.js';
 import { cluster } from './helpers.js';
 
@@ -99,18 +99,6 @@ describe('DanglingReferenceWatch', () => {
     feed.stop();
   });
 });
-
-/** pino's JSON lines, kept. */
-function capturedLog(): { log: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { log: pino({ level: 'info' }, sink), lines };
-}
 
 /** The fulcrum and directory of the test running, stopped and removed after it. */
 let dir: string | undefined;

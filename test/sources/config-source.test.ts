@@ -219,7 +219,11 @@ describe('ConfigSource', () => {
       await writeFile(path, 'clusters: [{ name: a }, { name: x, endpoints: [{ address: 10.9.9.9, port: 81 }] }]\n');
       await waitFor(() => r.logs.some((l) => l.level === 'warn'), { what: 'the conflict warned about', timeoutMs: 20_000 });
       expect(store.getCluster('x')?.owner).toBe('api');
-      // README: "delete it through the API to hand the name to the file".
+      // What the API's delete writes in x's place (the file's own a is no hand-over).
+      expect(source.takeoverOf('x')).toEqual({ cluster: expect.objectContaining({ name: 'x', endpoints: [expect.objectContaining({ address: '10.9.9.9', port: 81 })] }), actor: 'config-file' });
+      expect(source.takeoverOf('a')).toBeUndefined();
+      // README: "delete it through the API to hand the name to the file". Without the successor
+      // (another writer than the API routes), the seed that follows the delete still hands it over.
       await store.deleteCluster('x', { actor: 'alice', owner: 'api' });
       await waitFor(() => store.getCluster('x')?.owner === 'file', { what: "the file's x stored", timeoutMs: 20_000 });
       expect(store.getCluster('x')?.endpoints.map((e) => `${e.address}:${e.port}`)).toEqual(['10.9.9.9:81']);

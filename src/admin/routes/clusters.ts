@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { ClusterInput, ClusterRecord, CatalogStore, Owner } from '../../catalog/store/index.js';
+import type { ClusterInput, ClusterRecord, CatalogStore, MaybePromise, Owner, Successor, WriteOptions, WriteResult } from '../../catalog/store/index.js';
 import { listClustersInTurnsOf } from '../../catalog/store/catalog-store.js';
 import { ClusterIn, ClusterPatch, ClusterView } from '../api-schemas.js';
 import { ApiError, clusterView, clusterViewWith, endpointEntry, withKeptAffinity } from '../resources.js';
@@ -9,6 +9,9 @@ import { namedResourceRoutes, type NamedResource } from './crud.js';
 import type { StoreRoutesOptions } from './store-access.js';
 
 /** /v1/clusters: clusters as config-file entries, created, replaced and deleted whole. */
+
+/** The config file's definition that takes a cluster's name when the API deletes it, if any. */
+export type FileTakeover = (cluster: string) => Successor | undefined;
 
 export const ClusterList = Type.Object({ count: Type.Integer(), clusters: Type.Array(ClusterView) });
 
@@ -20,8 +23,8 @@ const plural = (noun: string, names: readonly string[]): string => `${noun}${nam
  * listeners and groups do not hold a name the file takes over once the API deletes it (README:
  * "delete it through the API to hand the name to the file"): their references stay good.
  */
-function assertUnreferenced(store: CatalogStore, name: string, fileTakesOver: (cluster: string) => boolean): void {
-  const holds = (owner: Owner): boolean => owner !== 'file' || !fileTakesOver(name);
+function assertUnreferenced(store: CatalogStore, name: string, fileTakesOver: FileTakeover): void {
+  const holds = (owner: Owner): boolean => owner !== 'file' || fileTakesOver(name) === undefined;
   const listeners = store.listListeners().filter((l) => holds(l.owner) && l.routes.some((r) => r.cluster === name)).map((l) => l.name);
   const groups = store.listNodeGroups().filter((g) => holds(g.owner) && g.clusters.includes(name)).map((g) => g.nodeCluster);
   if (listeners.length === 0 && groups.length === 0) return;
@@ -29,7 +32,18 @@ function assertUnreferenced(store: CatalogStore, name: string, fileTakesOver: (c
   throw new ApiError(409, `cluster "${name}" is still referenced by ${by}; remove those references first`, undefined, 'REFERENCED');
 }
 
-function clusters(store: CatalogStore, fileTakesOver: (cluster: string) => boolean): NamedResource<ClusterRecord, typeof ClusterIn, ClusterInput> {
+/**
+ * Deletes the cluster; one the config file defines too is handed to the file in the same store
+ * transaction (its definition written in its place), so no snapshot without it is ever built.
+ */
+function deleteCluster(store: CatalogStore, name: string, options: WriteOptions, fileTakesOver: FileTakeover): MaybePromise<WriteResult> {
+  const successor = fileTakesOver(name);
+  // Checked again as the store commits: a listener or node group naming the cluster may be written in between.
+  const guard = { check: () => assertUnreferenced(store, name, fileTakesOver), reads: { listeners: true, nodeGroups: true } };
+  return store.deleteCluster(name, { ...options, guard, ...(successor ? { successor } : {}) });
+}
+
+function clusters(store: CatalogStore, fileTakesOver: FileTakeover): NamedResource<ClusterRecord, typeof ClusterIn, ClusterInput> {
   return {
     kind: 'cluster',
     plural: 'clusters',
@@ -48,17 +62,16 @@ function clusters(store: CatalogStore, fileTakesOver: (cluster: string) => boole
     parse: parseClusterBodySliced,
     put: (input, options) => store.putCluster(withKeptAffinity(input, () => store.getCluster(input.name)), options),
     assertDeletable: (name) => assertUnreferenced(store, name, fileTakesOver),
-    // Checked again as the store commits: a listener or node group naming the cluster may be written in between.
-    delete: (name, options) => store.deleteCluster(name, { ...options, guard: { check: () => assertUnreferenced(store, name, fileTakesOver), reads: { listeners: true, nodeGroups: true } } }),
+    delete: (name, options) => deleteCluster(store, name, options, fileTakesOver),
     longArray: { key: 'endpoints', items: (rec) => rec.endpoints, view: (rec) => clusterViewWith(rec, rec.endpoints), entry: endpointEntry },
   };
 }
 
 export interface ClusterRoutesOptions extends StoreRoutesOptions {
-  /** Whether the config file defines this cluster too and takes the name when the API deletes it (ConfigSource.takesOverCluster). */
-  readonly fileTakesOver?: (cluster: string) => boolean;
+  /** The config file's definition of this cluster when it takes the name as the API deletes it (ConfigSource.takeoverOf). */
+  readonly fileTakesOver?: FileTakeover;
 }
 
-export const clusterRoutes: FastifyPluginAsyncTypebox<ClusterRoutesOptions> = async (app, { store, actorOf, fileTakesOver = () => false }) => {
+export const clusterRoutes: FastifyPluginAsyncTypebox<ClusterRoutesOptions> = async (app, { store, actorOf, fileTakesOver = () => undefined }) => {
   namedResourceRoutes(app, clusters(store, fileTakesOver), actorOf);
 };
