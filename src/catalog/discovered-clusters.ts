@@ -3,7 +3,7 @@ import { withPolicy } from './discovered-overrides.js';
 import { listClustersInTurnsOf, type CatalogStore, type MaybePromise } from './store/catalog-store.js';
 import { NotFoundError } from './store/errors.js';
 import type { OverrideOptions, OverrideRecord, OverrideTarget, OverrideValue } from './store/override-records.js';
-import type { ClusterInput, ClusterRecord, DeleteClusterOptions, EndpointRecord, EndpointSpec, OperatorState, Owner, SeedOptions, SeedResult, StateOptions, WriteOptions, WriteResult } from './store/records.js';
+import type { ClusterInput, ClusterRecord, DeleteClusterOptions, DeleteListenerOptions, EndpointRecord, EndpointSpec, OperatorState, Owner, SeedOptions, SeedResult, StateOptions, WriteOptions, WriteResult } from './store/records.js';
 import type { Catalog, Cluster, Listener, NodeGroup } from './types.js';
 
 /** The clusters discovery contributes now (before overrides), and when that view last changed. */
@@ -160,7 +160,7 @@ export class DiscoveryAwareStore implements CatalogStore {
   putListener(listener: Listener, opts: WriteOptions) {
     return this.store.putListener(listener, opts);
   }
-  deleteListener(name: string, opts: WriteOptions) {
+  deleteListener(name: string, opts: DeleteListenerOptions) {
     return this.store.deleteListener(name, opts);
   }
   putNodeGroup(group: NodeGroup, opts: WriteOptions) {

@@ -469,6 +469,43 @@ export function storeContract(harness: () => StoreHarness): void {
       expect(s.getCluster('mine')?.owner).toBe('api');
     });
 
+    it('hands a listener the file defines too from the API to the file in one transaction: never absent, audited as the delete and the file\'s create', async () => {
+      const s = await fresh();
+      await s.putCluster(cluster('mine'), API);
+      await s.putListener(listener('ingress', 'mine', 10005), API);
+      expect((await s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' })).conflicts).toEqual([{ kind: 'listener', name: 'ingress', owner: 'api' }]);
+      const file = fileCatalog(FILE_V1).listeners.find((l) => l.name === 'ingress')!;
+      // What every later stage would build from at each committed change: ingress is never missing (Envoy would drain it).
+      const seen: { change: StoreChange; port: number | undefined }[] = [];
+      s.onChange((change) => seen.push({ change, port: s.catalog().listeners.find((l) => l.name === 'ingress')?.port }));
+
+      const { revision } = await s.deleteListener('ingress', { ...API, successor: { listener: file, actor: 'config-file' } });
+      const changes = [{ kind: 'listener', name: 'ingress', action: 'delete' }, { kind: 'listener', name: 'ingress', action: 'create' }];
+      expect(seen).toEqual([{ change: { revision, actor: 'alice', changes }, port: 10000 }]);
+      expect(s.getListener('ingress')).toMatchObject({ owner: 'file', revision, port: 10000, routes: [expect.objectContaining({ cluster: 'sticky' }), expect.objectContaining({ cluster: 'web' })] });
+      const [create, del] = s.audit(2) as [AuditEntry, AuditEntry];
+      expect([create, del].map((a) => [a.actor, a.action, a.kind, a.name, a.revision])).toEqual([['config-file', 'create', 'listener', 'ingress', revision], ['alice', 'delete', 'listener', 'ingress', revision]]);
+      expect(del.before).toMatchObject({ owner: 'api', port: 10005 });
+      expect(create).toMatchObject({ before: null, after: expect.objectContaining({ owner: 'file' }) });
+      // The file's next seed finds nothing left to do.
+      expect(await s.seedFromConfig(fileCatalog(FILE_V1), { actor: 'config-file' })).toMatchObject({ changes: [], conflicts: [] });
+      // A successor is the deleted name defined again, nothing else.
+      await s.putListener(listener('other', 'mine', 10008), API);
+      await expect(attempt(() => s.deleteListener('other', { ...API, successor: { listener: file, actor: 'config-file' } }))).rejects.toThrow(/cannot be handed over/);
+      expect(s.getListener('other')?.owner).toBe('api');
+    });
+
+    it('a hand-over does not write the file\'s listener onto a socket another source\'s listener binds: the delete alone, as a seed would skip it', async () => {
+      // Envoy NACKs two listeners on one socket: the whole listener update, on every proxy.
+      const s = await fresh();
+      await s.putCluster(cluster('mine'), API);
+      await s.putListener(listener('bound', 'mine', 10007), API);
+      await s.putListener(listener('taken', 'mine', 10006), API);
+      const { revision } = await s.deleteListener('taken', { ...API, successor: { listener: listener('taken', 'mine', 10007), actor: 'config-file' } });
+      expect(s.listListeners().map((l) => [l.name, l.owner, l.port])).toEqual([['bound', 'api', 10007]]);
+      expect(s.audit(1).map((a) => [a.actor, a.action, a.name, a.revision])).toEqual([['alice', 'delete', 'taken', revision]]);
+    });
+
     it('a file listener on a socket an API listener binds, however spelled, is skipped and reported until the socket is free', async () => {
       // Envoy NACKs two listeners on one socket: the whole listener update, on every proxy.
       const s = await fresh();

@@ -14,6 +14,7 @@ import type {
   ClusterInput,
   ClusterRecord,
   DeleteClusterOptions,
+  DeleteListenerOptions,
   EndpointRecord,
   EndpointSpec,
   ListenerRecord,
@@ -84,7 +85,8 @@ export interface CatalogStore {
   removeEndpoint(cluster: string, address: string, port: number, opts: WriteOptions): MaybePromise<WriteResult>;
   setEndpointState(cluster: string, address: string, port: number, state: OperatorState, opts: StateOptions): MaybePromise<WriteResult>;
   putListener(listener: Listener, opts: WriteOptions): MaybePromise<WriteResult>;
-  deleteListener(name: string, opts: WriteOptions): MaybePromise<WriteResult>;
+  /** With `opts.successor`, the config file's definition replaces the listener in the same transaction (unless another source's listener binds its socket). */
+  deleteListener(name: string, opts: DeleteListenerOptions): MaybePromise<WriteResult>;
   putNodeGroup(group: NodeGroup, opts: WriteOptions): MaybePromise<WriteResult>;
   deleteNodeGroup(nodeCluster: string, opts: WriteOptions): MaybePromise<WriteResult>;
   /**

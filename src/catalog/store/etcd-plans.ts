@@ -24,7 +24,7 @@ import {
   type StoredSpec,
 } from './etcd-layout.js';
 import { assertWriter, checkIfMatch, checkOwner, checkSuccessor, checkWrite, clusterSpecJson, listenerSpecJson, nextOperatorState, nodeGroupSpecJson, seedSkips, canonicalJson } from './ownership.js';
-import type { ClusterInput, DeleteClusterOptions, EndpointSpec, GuardReads, OperatorState, Owner, SeedConflict, StateOptions, Successor, WriteOptions } from './records.js';
+import type { ClusterInput, DeleteClusterOptions, DeleteListenerOptions, EndpointSpec, GuardReads, ListenerRecord, OperatorState, Owner, SeedConflict, StateOptions, WriteOptions } from './records.js';
 import { socketClashes } from './seed-sockets.js';
 
 export interface MirrorView {
@@ -129,26 +129,25 @@ export function planDeleteCluster(view: MirrorView, name: string, opts: DeleteCl
   const cur = view.get<StoredCluster>('clusters', name);
   if (!cur) throw new NotFoundError('cluster', name);
   checkWrite('cluster', name, specMeta(cur), opts);
-  if (opts.successor) checkSuccessor(name, opts.successor);
   const deleted = planClusterDelete(name, cur);
-  return { plan: opts.successor ? handedOver(deleted, opts.successor, at) : deleted };
+  const successor = opts.successor;
+  if (!successor) return { plan: deleted };
+  checkSuccessor('cluster', name, successor.cluster.name);
+  return { plan: handedOver(deleted, planClusterPut(undefined, successor.cluster, 'file', at), keyOf('clusters', name), successor.actor) };
 }
 
 /**
- * The delete with the config file's definition put in the cluster's place, in its transaction:
- * the key is rewritten, not deleted (etcd refuses a transaction naming a key twice), and audited
- * as the delete, then the file's create.
+ * The delete with the config file's definition (`put`, of a resource absent) put in the deleted
+ * one's place, in its transaction: the key is rewritten, not deleted (etcd refuses a transaction
+ * naming a key twice), and audited as the delete, then the file's create by `actor`.
  */
-function handedOver(deleted: Plan, successor: Successor, at: string): Plan {
-  const name = successor.cluster.name;
-  const put = planClusterPut(undefined, successor.cluster, 'file', at);
-  if ('noop' in put) throw new TypeError(`hand-over of cluster "${name}" wrote nothing`);
-  const key = keyOf('clusters', name);
+function handedOver(deleted: Plan, put: Outcome, key: string, actor: string): Plan {
+  if ('noop' in put) throw new TypeError(`hand-over of ${key} wrote nothing`);
   return {
     compares: deleted.compares,
     puts: put.plan.puts,
     deletes: deleted.deletes.filter((k) => k !== key),
-    audits: [...deleted.audits, ...put.plan.audits.map((a) => ({ ...a, actor: successor.actor }))],
+    audits: [...deleted.audits, ...put.plan.audits.map((a) => ({ ...a, actor }))],
   };
 }
 
@@ -277,6 +276,27 @@ export function planDeleteSpec(view: MirrorView, kind: 'listener' | 'node-group'
   return { plan: planSpecDelete(kind, name, cur) };
 }
 
+/**
+ * A listener's delete; with `opts.successor`, the file's definition written in its place as a seed
+ * writes it: not while a listener another source owns binds its socket (Envoy would refuse both;
+ * the seed that follows reports it), and committed only while no listener was written since.
+ */
+export function planDeleteListener(view: MirrorView, name: string, opts: DeleteListenerOptions, at: string): Outcome {
+  const successor = opts.successor;
+  if (successor) checkSuccessor('listener', name, successor.listener.name);
+  const deleted = planDeleteSpec(view, 'listener', name, opts);
+  if (!successor || 'noop' in deleted) return deleted;
+  const l = successor.listener;
+  if (socketClashes([l], storedListeners(view)).size > 0) return socketChecked(deleted, l, view.revision);
+  const put = planSpecPut('listener', name, listenerSpecJson(l), 'file', undefined, at);
+  return socketChecked({ plan: handedOver(deleted.plan, put, keyOf('listeners', name), successor.actor) }, l, view.revision);
+}
+
+/** Every stored listener, as socketClashes reads them. */
+function storedListeners(view: MirrorView): ListenerRecord[] {
+  return view.list<StoredSpec>('listeners').map(([name, e]) => listenerRecord(name, e.value, e.mod));
+}
+
 // ------------------------------------------------------------------ guards
 
 /**
@@ -347,7 +367,7 @@ export function planSeed(view: MirrorView, catalog: Catalog, at: string, earlier
     if ('noop' in out) seeded.set(c.name, { input: c, mod: out.noop });
     else plans.push(out.plan);
   }
-  const clashes = catalog.listeners.length === 0 ? new Map<string, SeedConflict>() : socketClashes(catalog.listeners, view.list<StoredSpec>('listeners').map(([name, e]) => listenerRecord(name, e.value, e.mod)));
+  const clashes = catalog.listeners.length === 0 ? new Map<string, SeedConflict>() : socketClashes(catalog.listeners, storedListeners(view));
   for (const l of catalog.listeners) {
     const o = owned<StoredSpec>('listener', l.name);
     const clash = clashes.get(l.name);

@@ -45,6 +45,7 @@ import {
   planDeleteSpec,
   planPutCluster,
   planPutEndpoint,
+  planDeleteListener,
   planPutListener,
   planPutNodeGroup,
   planRemoveEndpoint,
@@ -68,6 +69,7 @@ import type {
   ClusterInput,
   ClusterRecord,
   DeleteClusterOptions,
+  DeleteListenerOptions,
   EndpointRecord,
   EndpointSpec,
   ListenerRecord,
@@ -371,8 +373,9 @@ export class EtcdStore implements CatalogStore {
     return this.write(opts, () => planPutListener(this.mirror, listener, opts, this.at()));
   }
 
-  deleteListener(name: string, opts: WriteOptions): Promise<WriteResult> {
-    return this.write(opts.actor, () => planDeleteSpec(this.mirror, 'listener', name, opts));
+  /** A hand-over (opts.successor) is one transaction: the key rewritten with the file's definition, never absent. */
+  deleteListener(name: string, opts: DeleteListenerOptions): Promise<WriteResult> {
+    return this.write(opts.actor, () => planDeleteListener(this.mirror, name, opts, this.at()));
   }
 
   putNodeGroup(group: NodeGroup, opts: WriteOptions): Promise<WriteResult> {

@@ -5,7 +5,7 @@
  */
 import type { HealthStatus, Listener, NodeGroup } from '../types.js';
 import { ConflictError, OwnershipError } from './errors.js';
-import type { ClusterInput, OperatorState, Owner, ResourceKind, Successor, Writer } from './records.js';
+import type { ClusterInput, OperatorState, Owner, ResourceKind, Writer } from './records.js';
 
 /** JSON with object keys sorted and undefined dropped: equal values give equal strings. */
 export function canonicalJson(value: unknown): string {
@@ -61,9 +61,9 @@ export function checkWrite(
   checkIfMatch(kind, name, opts.ifMatch, current?.revision);
 }
 
-/** A hand-over's successor is the deleted cluster's name, defined again: a programming error otherwise. */
-export function checkSuccessor(name: string, successor: Successor): void {
-  if (successor.cluster.name !== name) throw new TypeError(`cluster "${name}" cannot be handed over to a definition of "${successor.cluster.name}"`);
+/** A hand-over's successor is the deleted name (`successor`: the name it defines), defined again: a programming error otherwise. */
+export function checkSuccessor(kind: 'cluster' | 'listener', name: string, successor: string): void {
+  if (successor !== name) throw new TypeError(`${kind} "${name}" cannot be handed over to a definition of "${successor}"`);
 }
 
 /** A seed leaves alone what another source owns: the file's definition is then a conflict. */

@@ -74,22 +74,38 @@ export interface WriteOptions {
 
 export type WriteIntent = 'patch';
 
+/** What every hand-over's successor says besides the definition. */
+interface HandOver {
+  /** Whom its audit entry names (the config file's seeds' actor). */
+  readonly actor: string;
+}
+
 /**
  * The config file's definition of a cluster the API deletes (README: "delete it through the API
  * to hand the name to the file"), written in the delete's own transaction: a delete committed
  * first and the file's seed after left a state without the cluster in between, and proxies sent
  * it dropped the cluster and failed its traffic.
  */
-export interface Successor {
+export interface Successor extends HandOver {
   readonly cluster: Cluster;
-  /** Whom its audit entry names (the config file's seeds' actor). */
-  readonly actor: string;
 }
 
-/** deleteCluster's options: with `successor`, the name goes to the file in the same transaction. */
-export interface DeleteClusterOptions extends WriteOptions {
-  readonly successor?: Successor;
+/**
+ * The config file's definition of a listener the API deletes, written in the delete's own
+ * transaction as a cluster's Successor is: a state without the listener between the delete and the
+ * file's seed made proxies drain it and stop accepting on its socket.
+ */
+export interface ListenerSuccessor extends HandOver {
+  readonly listener: Listener;
 }
+
+/** A delete's options: with `successor`, the name goes to the file in the same transaction. */
+export interface DeleteOptions<S extends HandOver> extends WriteOptions {
+  readonly successor?: S;
+}
+
+export type DeleteClusterOptions = DeleteOptions<Successor>;
+export type DeleteListenerOptions = DeleteOptions<ListenerSuccessor>;
 
 /**
  * A rule about other resources a write must keep (the admin API's: a listener's socket address is

@@ -66,9 +66,11 @@ import type {
   ClusterInput,
   ClusterRecord,
   DeleteClusterOptions,
+  DeleteListenerOptions,
   EndpointRecord,
   EndpointSpec,
   ListenerRecord,
+  ListenerSuccessor,
   NodeGroupRecord,
   OperatorState,
   Owner,
@@ -664,7 +666,7 @@ export class Store implements CatalogStore {
    */
   async deleteClusterSliced(name: string, opts: DeleteClusterOptions, sliceMs = WRITE_SLICE_MS): Promise<WriteResult> {
     assertWriter(opts.owner);
-    if (opts.successor) checkSuccessor(name, opts.successor);
+    if (opts.successor) checkSuccessor('cluster', name, opts.successor.cluster.name);
     // Checked on what is committed now: nothing else commits until this settles (write-lane.ts).
     opts.guard?.check();
     const record = this.getCluster(name);
@@ -702,7 +704,7 @@ export class Store implements CatalogStore {
   private deleteClusterWith(name: string, opts: DeleteClusterOptions): WriteResult {
     assertWriter(opts.owner);
     const successor = opts.successor;
-    if (successor) checkSuccessor(name, successor);
+    if (successor) checkSuccessor('cluster', name, successor.cluster.name);
     return this.write(opts, (tx) => {
       const row = this.specRow('cluster', name);
       if (!row) throw new NotFoundError('cluster', name);
@@ -773,8 +775,11 @@ export class Store implements CatalogStore {
     return this.putSpec('listener', listener.name, listenerSpecJson(listener), opts);
   }
 
-  deleteListener(name: string, opts: WriteOptions): WriteResult {
-    return this.deleteSpec('listener', name, opts);
+  /** With `opts.successor`, the file's definition takes the listener's place in the same transaction. */
+  deleteListener(name: string, opts: DeleteListenerOptions): WriteResult {
+    const successor = opts.successor;
+    if (successor) checkSuccessor('listener', name, successor.listener.name);
+    return this.deleteSpec('listener', name, opts, successor && ((tx) => this.writeListenerSuccessor(tx, successor)));
   }
 
   putNodeGroup(group: NodeGroup, opts: WriteOptions): WriteResult {
@@ -1191,15 +1196,26 @@ export class Store implements CatalogStore {
     });
   }
 
-  private deleteSpec(kind: 'listener' | 'node-group', name: string, opts: WriteOptions): WriteResult {
+  /** `then`: what else the delete's transaction writes (a hand-over's successor). */
+  private deleteSpec(kind: 'listener' | 'node-group', name: string, opts: WriteOptions, then?: (tx: Tx) => void): WriteResult {
     assertWriter(opts.owner);
     return this.write(opts.actor, (tx) => {
       const row = this.specRow(kind, name);
       if (!row) throw new NotFoundError(kind, name);
       checkWrite(kind, name, row, opts);
       this.removeSpec(tx, kind, row);
+      then?.(tx);
       return { revision: tx.revision() };
     });
+  }
+
+  /**
+   * A hand-over's file listener, written as a seed writes it: not while a listener another source
+   * owns binds its socket (Envoy would refuse both); the seed that follows the delete reports that.
+   */
+  private writeListenerSuccessor(tx: Tx, s: ListenerSuccessor): void {
+    if (socketClashes([s.listener], this.listListeners()).size > 0) return;
+    tx.as(s.actor, () => this.upsertSpec(tx, 'listener', s.listener.name, listenerSpecJson(s.listener), 'file', undefined));
   }
 
   private upsertSpec(tx: Tx, kind: 'listener' | 'node-group', name: string, spec: string, owner: Owner, row: SpecRow | undefined): number {

@@ -23,6 +23,7 @@ import type {
   ClusterInput,
   ClusterRecord,
   DeleteClusterOptions,
+  DeleteListenerOptions,
   EndpointRecord,
   EndpointSpec,
   ListenerRecord,
@@ -80,7 +81,7 @@ export class WriteLane implements CatalogStore {
     return this.durable(() => this.store.putListener(listener, opts));
   }
 
-  deleteListener(name: string, opts: WriteOptions): MaybePromise<WriteResult> {
+  deleteListener(name: string, opts: DeleteListenerOptions): MaybePromise<WriteResult> {
     return this.durable(() => this.store.deleteListener(name, opts));
   }
 
