@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
 import { ADMIN_MAX_CONNECTIONS, ADMIN_MAX_CONNECTIONS_PER_PEER, buildAdminApp, closeAdminApp, type AdminApp, type AdminConnectionLimit } from './admin/app.js';
 import { PrebuiltCode } from './admin/prebuilt-code.js';
-import type { FileTakeover } from './admin/routes/clusters.js';
+import type { FileTakeovers } from './admin/routes/store-access.js';
 import { authFromEnv, Authorizer, authWithFiles, type AuthConfig } from './admin/auth.js';
 import { WeightEngine } from './balancing/engine/weight-engine.js';
 import { CatalogFeed } from './catalog/catalog-feed.js';
@@ -347,7 +347,7 @@ function buildParts(boot: Boot, core: Core, store: CatalogStore, options: Fulcru
     return { ready: reasons.length === 0, reasons };
   };
   const fleet = etcd ? fleetProxies(boot, core, etcd, options) : undefined;
-  const admin = adminServer(boot, core, { store: new DiscoveryAwareStore(store, discovered), fileTakesOver: (name) => source.takeoverOf(name) }, options, ready, fleet);
+  const admin = adminServer(boot, core, { store: new DiscoveryAwareStore(store, discovered), fileTakesOver: { cluster: (name) => source.takeoverOf(name), listener: (name) => source.listenerTakeoverOf(name) } }, options, ready, fleet);
   const missing = new MissingSignalsLog({ notices: () => core.adaptive.allMissingSignals(), log });
   // Replication starts after the catalog (it needs the cluster names) and before the weight loop.
   const pipeline = [source, feed, references, ...(discovery ? [discovery] : []), ...(ha ? [ha] : []), weights, missing, core.publisher];
@@ -571,7 +571,7 @@ type Readiness = () => { ready: boolean; reasons: string[] };
 function adminServer(
   boot: Boot,
   core: Core,
-  { store, fileTakesOver }: { readonly store: CatalogStore; readonly fileTakesOver: FileTakeover },
+  { store, fileTakesOver }: { readonly store: CatalogStore; readonly fileTakesOver: FileTakeovers },
   options: FulcrumOptions,
   ready: Readiness,
   fleet: FleetProxies | undefined,

@@ -16,7 +16,7 @@ import { buildSerializer } from './serializers.js';
 import { buildValidator } from './validators.js';
 import { auditRoutes } from './routes/audit.js';
 import { overrideRoutes } from './routes/overrides.js';
-import { clusterRoutes, type FileTakeover } from './routes/clusters.js';
+import { clusterRoutes } from './routes/clusters.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { endpointRoutes } from './routes/endpoints.js';
 import { listenerRoutes } from './routes/listeners.js';
@@ -25,7 +25,7 @@ import { policyRoutes } from './routes/policy.js';
 import { proxyRoutes, type ProxyRoutesOptions } from './routes/proxies.js';
 import { reportsRoutes, type ReportsIngest } from './routes/reports.js';
 import type { ReportsGate } from '../signals/report-budget.js';
-import type { StoreRoutesOptions } from './routes/store-access.js';
+import type { FileTakeovers, StoreRoutesOptions } from './routes/store-access.js';
 import { weightsRoutes, type WeightsSource } from './routes/weights.js';
 import { NODE_ID_MAX } from './schemas.js';
 
@@ -52,8 +52,8 @@ export interface AdminDeps extends ProxyRoutesOptions, OpsRoutesOptions {
   readonly bodyLimit?: number;
   /** The durable store: enables /v1/clusters (endpoints, policy), /v1/listeners, /v1/audit. */
   readonly store?: CatalogStore;
-  /** The config file's definition that takes a cluster's name when the API deletes it (its references to it then stay good). */
-  readonly fileTakesOver?: FileTakeover;
+  /** The config file's definitions that take a cluster's or listener's name when the API deletes it (a cluster's references to it then stay good). */
+  readonly fileTakesOver?: FileTakeovers;
   /** The weight engine adapter (AdaptiveWeights): enables /v1/weights, /v1/weights/{cluster} and effective weights. */
   readonly weights?: WeightsSource;
   /** Report ingestion (signals' ingestReports bound to its deps): enables POST /v1/reports. */
@@ -245,10 +245,10 @@ function unroutedHandler(app: ReturnType<typeof createServer>): Unrouted {
 function registerResources(app: ReturnType<typeof createServer>, deps: AdminDeps, actorOf: StoreRoutesOptions['actorOf']): void {
   const { store, weights, reports, fileTakesOver } = deps;
   if (store) {
-    void app.register(clusterRoutes, { store, actorOf, ...(fileTakesOver ? { fileTakesOver } : {}) });
+    void app.register(clusterRoutes, { store, actorOf, ...(fileTakesOver ? { fileTakesOver: fileTakesOver.cluster } : {}) });
     void app.register(endpointRoutes, { store, actorOf, ...(weights ? { weights } : {}) });
     void app.register(policyRoutes, { store, actorOf });
-    void app.register(listenerRoutes, { store, actorOf });
+    void app.register(listenerRoutes, { store, actorOf, ...(fileTakesOver ? { fileTakesOver: fileTakesOver.listener } : {}) });
     void app.register(auditRoutes, { store });
     void app.register(overrideRoutes, { store, actorOf });
   }

@@ -1,4 +1,4 @@
-import type { Change, MaybePromise, SeedConflict, SeedOptions, SeedResult, StoreChange, Successor } from '../catalog/store/index.js';
+import type { Change, ListenerSuccessor, MaybePromise, ResourceKind, SeedConflict, SeedOptions, SeedResult, StoreChange, Successor } from '../catalog/store/index.js';
 import type { Catalog } from '../catalog/types.js';
 import type { Component } from '../runtime/lifecycle.js';
 import type { LoadedConfig } from './config-file.js';
@@ -134,10 +134,20 @@ export class ConfigSource implements Component {
    * (changed() seeds the file again after, which finds it written and refreshes the conflicts.)
    */
   takeoverOf(name: string): Successor | undefined {
-    const seeded = this.seeded;
-    if (!seeded?.conflicts.some((c) => c.kind === 'cluster' && c.name === name && c.boundBy === undefined)) return undefined;
-    const cluster = seeded.catalog.clusters.find((c) => c.name === name);
+    const cluster = this.ownedElsewhere('cluster', name)?.clusters.find((c) => c.name === name);
     return cluster && { cluster, actor: FILE_ACTOR };
+  }
+
+  /** The file's definition of this listener while another source owns the name: as takeoverOf, for DeleteListenerOptions.successor. */
+  listenerTakeoverOf(name: string): ListenerSuccessor | undefined {
+    const listener = this.ownedElsewhere('listener', name)?.listeners.find((l) => l.name === name);
+    return listener && { listener, actor: FILE_ACTOR };
+  }
+
+  /** The catalog last seeded, if it defines `name` while another source owned the name then (not a socket's conflict: SeedConflict.boundBy). */
+  private ownedElsewhere(kind: ResourceKind, name: string): Catalog | undefined {
+    const seeded = this.seeded;
+    return seeded?.conflicts.some((c) => c.kind === kind && c.name === name && c.boundBy === undefined) ? seeded.catalog : undefined;
   }
 
   private reloaded(config: LoadedConfig): void {

@@ -233,6 +233,25 @@ describe('ConfigSource', () => {
     }
   });
 
+  it("gives the API's delete of a listener the file defines too the file's definition, and not for a listener refused a socket", async () => {
+    const { path, store, r, source } = await sourceOnStore();
+    try {
+      const route = { domain: '*', prefix: '/', cluster: 'a' };
+      await store.putListener({ name: 'edge', kind: 'socket', address: '::', port: 10005, routes: [route] }, { actor: 'alice', owner: 'api' });
+      await store.putListener({ name: 'api', kind: 'socket', address: '::', port: 10000, routes: [route] }, { actor: 'alice', owner: 'api' });
+      const listeners = '[{ name: edge, port: 10006, routes: [{ cluster: a }] }, { name: ingress, address: "0::0", port: 10000, routes: [{ cluster: a }] }]';
+      await writeFile(path, `clusters: [{ name: a }]\nlisteners: ${listeners}\n`);
+      await waitFor(() => r.logs.filter((l) => l.level === 'warn').length === 2, { what: 'both conflicts warned about', timeoutMs: 20_000 });
+      expect(source.listenerTakeoverOf('edge')).toEqual({ listener: expect.objectContaining({ name: 'edge', port: 10006 }), actor: 'config-file' });
+      // A socket's conflict (SeedConflict.boundBy) is no name another source owns; nor is edge a cluster.
+      expect(source.listenerTakeoverOf('ingress')).toBeUndefined();
+      expect(source.takeoverOf('edge')).toBeUndefined();
+    } finally {
+      source.stop();
+      await store.close();
+    }
+  });
+
   it('a file listener refused the socket of an API listener is applied, without another edit, once that listener moves', async () => {
     const { path, store, r, source } = await sourceOnStore();
     try {

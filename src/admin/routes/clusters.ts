@@ -1,17 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { ClusterInput, ClusterRecord, CatalogStore, MaybePromise, Owner, Successor, WriteOptions, WriteResult } from '../../catalog/store/index.js';
+import type { ClusterInput, ClusterRecord, CatalogStore, MaybePromise, Owner, WriteOptions, WriteResult } from '../../catalog/store/index.js';
 import { listClustersInTurnsOf } from '../../catalog/store/catalog-store.js';
 import { ClusterIn, ClusterPatch, ClusterView } from '../api-schemas.js';
 import { ApiError, clusterView, clusterViewWith, endpointEntry, withKeptAffinity } from '../resources.js';
 import { parseClusterBodySliced } from '../sliced-parse.js';
 import { namedResourceRoutes, type NamedResource } from './crud.js';
-import type { StoreRoutesOptions } from './store-access.js';
+import type { FileTakeover, StoreRoutesOptions } from './store-access.js';
 
 /** /v1/clusters: clusters as config-file entries, created, replaced and deleted whole. */
-
-/** The config file's definition that takes a cluster's name when the API deletes it, if any. */
-export type FileTakeover = (cluster: string) => Successor | undefined;
 
 export const ClusterList = Type.Object({ count: Type.Integer(), clusters: Type.Array(ClusterView) });
 

@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
-import type { ListenerRecord, CatalogStore, WriteGuard } from '../../catalog/store/index.js';
+import type { ListenerRecord, ListenerSuccessor, CatalogStore, MaybePromise, WriteGuard, WriteOptions, WriteResult } from '../../catalog/store/index.js';
 import { comparableKey, spelledTwice } from '../../catalog/address-spelling.js';
 import type { Listener } from '../../catalog/types.js';
 import { ListenerIn, ListenerPatch, ListenerView } from '../api-schemas.js';
 import { ApiError, listenerView, parseListenerBody } from '../resources.js';
 import { namedResourceRoutes, type NamedResource } from './crud.js';
-import type { StoreRoutesOptions } from './store-access.js';
+import type { FileTakeover, StoreRoutesOptions } from './store-access.js';
 
 /** /v1/listeners: listeners and their routes as config-file entries, created, replaced and deleted whole. */
 
@@ -45,7 +45,17 @@ interface CheckedListener {
   readonly guard: WriteGuard;
 }
 
-function listeners(store: CatalogStore): NamedResource<ListenerRecord, typeof ListenerIn, CheckedListener> {
+/**
+ * Deletes the listener; one the config file defines too is handed to the file in the same store
+ * transaction (its definition written in its place), so no snapshot without it is ever built and
+ * proxies never drain its socket.
+ */
+function deleteListener(store: CatalogStore, name: string, options: WriteOptions, fileTakesOver: FileTakeover<ListenerSuccessor>): MaybePromise<WriteResult> {
+  const successor = fileTakesOver(name);
+  return store.deleteListener(name, { ...options, ...(successor ? { successor } : {}) });
+}
+
+function listeners(store: CatalogStore, fileTakesOver: FileTakeover<ListenerSuccessor>): NamedResource<ListenerRecord, typeof ListenerIn, CheckedListener> {
   return {
     kind: 'listener',
     plural: 'listeners',
@@ -69,10 +79,15 @@ function listeners(store: CatalogStore): NamedResource<ListenerRecord, typeof Li
       return { listener, guard: { check, reads: { clusters: listener.routes.map((r) => r.cluster), listeners: true } } };
     },
     put: ({ listener, guard }, options) => store.putListener(listener, { ...options, guard }),
-    delete: (name, options) => store.deleteListener(name, options),
+    delete: (name, options) => deleteListener(store, name, options, fileTakesOver),
   };
 }
 
-export const listenerRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async (app, { store, actorOf }) => {
-  namedResourceRoutes(app, listeners(store), actorOf);
+export interface ListenerRoutesOptions extends StoreRoutesOptions {
+  /** The config file's definition of this listener when it takes the name as the API deletes it (ConfigSource.listenerTakeoverOf). */
+  readonly fileTakesOver?: FileTakeover<ListenerSuccessor>;
+}
+
+export const listenerRoutes: FastifyPluginAsyncTypebox<ListenerRoutesOptions> = async (app, { store, actorOf, fileTakesOver = () => undefined }) => {
+  namedResourceRoutes(app, listeners(store, fileTakesOver), actorOf);
 };

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import type { ClusterRecord, Owner, ResourceKind, CatalogStore, WriteOptions } from '../../catalog/store/index.js';
+import type { ClusterRecord, ListenerSuccessor, Owner, ResourceKind, CatalogStore, Successor, WriteOptions } from '../../catalog/store/index.js';
 import { assertApiOwned, readPreconditions, storeIfMatch } from '../preconditions.js';
 import { ApiError } from '../resources.js';
 
@@ -14,6 +14,15 @@ export interface StoreRoutesOptions {
   readonly store: CatalogStore;
   /** The audit actor of a request (set by the auth hook). */
   readonly actorOf: (request: FastifyRequest) => string;
+}
+
+/** The config file's definition that takes a name (a cluster's: Successor) when the API deletes it, if any. */
+export type FileTakeover<S = Successor> = (name: string) => S | undefined;
+
+/** Where the API's delete of a name the config file defines too finds the file's definition (ConfigSource). */
+export interface FileTakeovers {
+  readonly cluster: FileTakeover;
+  readonly listener: FileTakeover<ListenerSuccessor>;
 }
 
 /** Throws the 404 of an unknown name, e.g. `cluster "web" does not exist`. */
