@@ -1,15 +1,10 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
-import YAML from 'yaml';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
-import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type EnvoyHandle } from '../support/envoy.js';
-import { freePort } from '../support/ports.js';
+import { describeEnvoy, dumpLogsOnFailure } from '../support/envoy.js';
+import { listenLocal, type LocalServers } from '../support/local-servers.js';
+import type { Rig } from '../support/rig.js';
 import { waitFor } from '../support/wait.js';
+import { endpointKeys, startWebClusterRig, webHosts } from './web-cluster-rig.js';
 
 /**
  * fulcrum's weights under failure modes, with a real Envoy in the path and nothing but Envoy's
@@ -27,10 +22,8 @@ interface Behavior {
   latencyMs: number;
 }
 
-interface Backends {
-  readonly ports: number[];
+interface Backends extends LocalServers {
   readonly behaviors: Behavior[];
-  close(): Promise<void>;
 }
 
 /** Backends reporting a fixed CPU (the same for all: only errors or latency set them apart). */
@@ -50,14 +43,7 @@ async function startBackends(behaviors: Behavior[]): Promise<Backends> {
       }, b.latencyMs);
     }),
   );
-  for (const s of servers) await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', () => resolve()));
-  return {
-    ports: servers.map((s) => (s.address() as AddressInfo).port),
-    behaviors,
-    close: async () => {
-      await Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.closeAllConnections(), s.close(() => resolve())))));
-    },
-  };
+  return { ...(await listenLocal(servers)), behaviors };
 }
 
 /**
@@ -112,79 +98,35 @@ function drive(url: string, concurrency: number): { seen: number[]; routed: numb
   };
 }
 
-interface Rig {
-  dir: string;
-  backends: Backends;
-  fulcrum: Fulcrum;
-  envoy: EnvoyHandle;
+interface Setup {
+  rig: Rig<Backends>;
   load: ReturnType<typeof drive>;
   keys: string[];
 }
 
-let rig: Rig | undefined;
+let setup: Setup | undefined;
 
-async function setUp(behaviors: Behavior[], cluster: Record<string, unknown>): Promise<Rig> {
-  const dir = await mkdtemp(join(tmpdir(), 'fulcrum-failure-modes-'));
-  const backends = await startBackends(behaviors);
-  const listenerPort = await freePort();
-  const configPath = join(dir, 'fulcrum.yaml');
-  await writeFile(
-    configPath,
-    YAML.stringify({
-      server: { loadReporting: { intervalMs: 500 }, engine: { tickMs: 500 } },
-      clusters: [
-        {
-          name: 'web',
-          weighting: { policy: 'pid' },
-          outlierDetection: { enabled: false },
-          retryPolicy: { enabled: false },
-          endpoints: backends.ports.map((port) => ({ address: '127.0.0.1', port })),
-          ...cluster,
-        },
-      ],
-      listeners: [{ name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: 'web' }] }],
-    }),
-  );
-  const fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }), debounce: { quietMs: 20, maxMs: 200 } });
-  let envoy: EnvoyHandle | undefined;
-  try {
-    envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode: 'sotw', nodeId: 'failure-modes', name: 'envoy-failure-modes' });
-    await envoy.waitForListener('ingress', 20_000);
-  } catch (err) {
-    // Nothing is in `rig` yet for afterEach to stop: stop what did start, or it outlives the test.
-    await envoy?.stop();
-    await fulcrum.stop();
-    await backends.close();
-    await rm(dir, { recursive: true, force: true });
-    throw err;
-  }
-  const load = drive(`http://127.0.0.1:${listenerPort}/`, 8);
-  rig = { dir, backends, fulcrum, envoy, load, keys: backends.ports.map((p) => `127.0.0.1:${p}`) };
-  return rig;
+async function setUp(behaviors: Behavior[], cluster: Record<string, unknown>): Promise<Setup> {
+  const rig = await startWebClusterRig({ name: 'failure-modes', backends: () => startBackends(behaviors), reportIntervalMs: 500, cluster });
+  const load = drive(rig.url, 8);
+  rig.onStop(() => load.stop());
+  setup = { rig, load, keys: endpointKeys(rig.backends) };
+  return setup;
 }
 
 afterEach(async () => {
-  const r = rig;
-  rig = undefined;
-  if (!r) return;
-  await r.load.stop();
-  await r.envoy.stop();
-  await r.fulcrum.stop();
-  await r.backends.close();
-  await rm(r.dir, { recursive: true, force: true });
+  const s = setup;
+  setup = undefined;
+  await s?.rig.stop();
 });
 
 /** Envoy's view of the cluster: per backend, its weight and whether it is in rotation. */
-async function envoyHosts(r: Rig): Promise<{ weight: number; healthy: boolean }[]> {
-  const hosts = (await r.envoy.clusterStatuses())['web']?.hosts ?? [];
-  return r.keys.map((k) => {
-    const h = hosts.find((x) => x.address === k);
-    return { weight: h?.weight ?? 0, healthy: h?.healthy ?? false };
-  });
+function envoyHosts(s: Setup): Promise<{ weight: number; healthy: boolean }[]> {
+  return webHosts(s.rig, s.keys);
 }
 
 describeEnvoy('failure modes with a real Envoy', () => {
-  dumpLogsOnFailure(() => rig?.envoy);
+  dumpLogsOnFailure(() => setup?.rig.envoy);
 
   it('a backend failing half its requests fast loses share under pid (errors from Envoy\'s load reports)', async () => {
     const r = await setUp(
@@ -204,7 +146,7 @@ describeEnvoy('failure modes with a real Envoy', () => {
     await waitFor(() => r.load.total >= 1_500, { timeoutMs: 60_000, what: '1,500 requests' });
     const failingShare = (r.load.routed[2] ?? 0) / Math.max(1, r.load.total);
     expect(failingShare).toBeLessThan(0.15);
-    expect(r.fulcrum.adaptive.explain('web')?.explanations.get(r.keys[2] as string)?.rules).toContain('error-penalty');
+    expect(r.rig.fulcrum.adaptive.explain('web')?.explanations.get(r.keys[2] as string)?.rules).toContain('error-penalty');
   });
 
   it('fulcrum\'s fleet outlier detector ejects a backend failing every request, and lets it back after the back-off once it recovers', async () => {
@@ -213,12 +155,12 @@ describeEnvoy('failure modes with a real Envoy', () => {
       { ejection: { baseEjectionMs: 3_000 } },
     );
     await waitFor(async () => (await envoyHosts(r))[2]?.healthy === false, { timeoutMs: 30_000, what: 'Envoy to see the failing backend unhealthy' });
-    expect(r.fulcrum.adaptive.explain('web')?.explanations.get(r.keys[2] as string)?.ejection?.reason).toMatch(/all-failing|failure-percentage/);
+    expect(r.rig.fulcrum.adaptive.explain('web')?.explanations.get(r.keys[2] as string)?.ejection?.reason).toMatch(/all-failing|failure-percentage/);
     r.load.reset();
     await waitFor(() => r.load.total >= 300, { timeoutMs: 60_000, what: '300 requests' });
     // While ejected (probation releases may let a few through before the next ejection), errors are rare.
     expect(r.load.errors / r.load.total).toBeLessThan(0.1);
-    (r.backends.behaviors[2] as Behavior).failRatio = 0;
+    (r.rig.backends.behaviors[2] as Behavior).failRatio = 0;
     await waitFor(async () => (await envoyHosts(r))[2]?.healthy === true && (r.load.seen[2] ?? 0) > 0, {
       timeoutMs: 60_000,
       what: 'the recovered backend back in rotation, serving',
@@ -234,6 +176,6 @@ describeEnvoy('failure modes with a real Envoy', () => {
       const h = await envoyHosts(r);
       return (h[2]?.weight ?? Infinity) * 2 < Math.min(h[0]?.weight ?? 0, h[1]?.weight ?? 0);
     }, { timeoutMs: 60_000, what: 'the slow backend\'s weight in Envoy to drop below half of the others\'' });
-    expect(r.fulcrum.adaptive.explain('web')?.explanations.get(r.keys[2] as string)?.rules).toContain('latency-penalty');
+    expect(r.rig.fulcrum.adaptive.explain('web')?.explanations.get(r.keys[2] as string)?.rules).toContain('latency-penalty');
   });
 });

@@ -1,15 +1,10 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
-import YAML from 'yaml';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
-import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type EnvoyHandle } from '../support/envoy.js';
-import { freePort } from '../support/ports.js';
+import { describeEnvoy, dumpLogsOnFailure } from '../support/envoy.js';
+import { listenLocal, type LocalServers } from '../support/local-servers.js';
+import type { Rig } from '../support/rig.js';
 import { waitFor } from '../support/wait.js';
+import { endpointKeys, startWebClusterRig, webHosts } from './web-cluster-rig.js';
 
 /**
  * A hung backend (accepts, never answers) behind a real Envoy, with nothing but Envoy's load
@@ -21,11 +16,9 @@ import { waitFor } from '../support/wait.js';
 
 const ROUTE_TIMEOUT_MS = 60_000;
 
-interface Backends {
-  readonly ports: number[];
+interface Backends extends LocalServers {
   /** Per backend: holds every request it gets, never answering. */
   readonly hung: boolean[];
-  close(): Promise<void>;
 }
 
 async function startBackends(n: number): Promise<Backends> {
@@ -37,14 +30,7 @@ async function startBackends(n: number): Promise<Backends> {
       setTimeout(() => res.end(`backend ${index}\n`), 5);
     }),
   );
-  for (const s of servers) await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', () => resolve()));
-  return {
-    ports: servers.map((s) => (s.address() as AddressInfo).port),
-    hung,
-    close: async () => {
-      await Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.closeAllConnections(), s.close(() => resolve())))));
-    },
-  };
+  return { ...(await listenLocal(servers)), hung };
 }
 
 /** Open-loop load: `perSecond` requests started every second whatever became of the earlier ones (a hung backend must not stall the client). */
@@ -71,89 +57,55 @@ function openLoop(url: string, perSecond: number): { readonly answered: number; 
   };
 }
 
-interface Rig {
-  dir: string;
-  backends: Backends;
-  fulcrum: Fulcrum;
-  envoy: EnvoyHandle;
+interface Setup {
+  rig: Rig<Backends>;
   load: ReturnType<typeof openLoop>;
   keys: string[];
 }
 
-let rig: Rig | undefined;
+let setup: Setup | undefined;
 
-async function setUp(): Promise<Rig> {
-  const dir = await mkdtemp(join(tmpdir(), 'fulcrum-hung-backend-'));
-  const backends = await startBackends(4);
-  const listenerPort = await freePort();
-  const configPath = join(dir, 'fulcrum.yaml');
-  await writeFile(
-    configPath,
-    YAML.stringify({
-      server: { loadReporting: { intervalMs: 1_000 }, engine: { tickMs: 500 } },
-      clusters: [
-        {
-          name: 'web',
-          weighting: { policy: 'pid' },
-          outlierDetection: { enabled: false },
-          retryPolicy: { enabled: false },
-          endpoints: backends.ports.map((port) => ({ address: '127.0.0.1', port })),
-        },
-      ],
-      listeners: [{ name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: 'web', timeoutMs: ROUTE_TIMEOUT_MS }] }],
-    }),
-  );
-  const fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }), debounce: { quietMs: 20, maxMs: 200 } });
-  let envoy: EnvoyHandle | undefined;
-  try {
-    envoy = await startEnvoy({ xdsPort: fulcrum.xdsPort, mode: 'sotw', nodeId: 'hung-backend', name: 'envoy-hung-backend' });
-    await envoy.waitForListener('ingress', 20_000);
-  } catch (err) {
-    await envoy?.stop();
-    await fulcrum.stop();
-    await backends.close();
-    await rm(dir, { recursive: true, force: true });
-    throw err;
-  }
-  const load = openLoop(`http://127.0.0.1:${listenerPort}/`, 100);
-  rig = { dir, backends, fulcrum, envoy, load, keys: backends.ports.map((p) => `127.0.0.1:${p}`) };
-  return rig;
+async function setUp(): Promise<Setup> {
+  const rig = await startWebClusterRig({
+    name: 'hung-backend',
+    backends: () => startBackends(4),
+    reportIntervalMs: 1_000,
+    route: { timeoutMs: ROUTE_TIMEOUT_MS },
+  });
+  const load = openLoop(rig.url, 100);
+  rig.onStop(() => load.stop());
+  setup = { rig, load, keys: endpointKeys(rig.backends) };
+  return setup;
 }
 
 afterEach(async () => {
-  const r = rig;
-  rig = undefined;
-  if (!r) return;
-  r.load.stop();
-  await r.envoy.stop();
-  await r.fulcrum.stop();
-  await r.backends.close();
-  await rm(r.dir, { recursive: true, force: true });
+  const s = setup;
+  setup = undefined;
+  await s?.rig.stop();
 });
 
 /** Whether Envoy has each backend in rotation. */
-async function envoyHealthy(r: Rig): Promise<boolean[]> {
-  const hosts = (await r.envoy.clusterStatuses())['web']?.hosts ?? [];
-  return r.keys.map((k) => hosts.find((x) => x.address === k)?.healthy ?? false);
+async function envoyHealthy(s: Setup): Promise<boolean[]> {
+  return (await webHosts(s.rig, s.keys)).map((h) => h.healthy);
 }
 
 describeEnvoy('a hung backend with a real Envoy', () => {
-  dumpLogsOnFailure(() => rig?.envoy);
+  dumpLogsOnFailure(() => setup?.rig.envoy);
 
   it('is taken out from its load reports (requests piling up, none answered) well before its route timeout, and the reason says so', async () => {
     const r = await setUp();
     // Traffic flows and every backend has been reported (the rule needs a report before the hang).
     await waitFor(() => r.load.answered >= 300, { timeoutMs: 60_000, what: '300 answered requests' });
-    await waitFor(() => r.keys.every((k) => r.fulcrum.adaptive.explain('web')?.explanations.get(k)?.inputs.rps !== undefined), {
+    await waitFor(() => r.keys.every((k) => r.rig.fulcrum.adaptive.explain('web')?.explanations.get(k)?.inputs.rps !== undefined), {
       timeoutMs: 30_000,
       what: 'load reports for every backend',
     });
     const hungAt = performance.now();
-    r.backends.hung[1] = true;
+    r.rig.backends.hung[1] = true;
     await waitFor(async () => (await envoyHealthy(r))[1] === false, { timeoutMs: 30_000, what: 'Envoy to see the hung backend out of rotation' });
     // No request to it has ended (its route timeout is a minute away): no error rule could have fired.
     expect(performance.now() - hungAt).toBeLessThan(ROUTE_TIMEOUT_MS / 2);
-    const x = r.fulcrum.adaptive.explain('web')?.explanations.get(r.keys[1] as string);
+    const x = r.rig.fulcrum.adaptive.explain('web')?.explanations.get(r.keys[1] as string);
     expect(x?.ejection?.reason).toMatch(/^stalled: \d+ requests in progress and none answered/);
     expect((await envoyHealthy(r)).filter((h) => h)).toHaveLength(3);
   });
