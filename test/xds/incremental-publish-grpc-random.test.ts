@@ -3,6 +3,7 @@ import { seededRandom } from '../../examples/backends/poisson-load.js';
 import type { Catalog, Cluster, Endpoint, HealthStatus, LbPolicy, NodeGroup } from '../../src/catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../../src/catalog/weight-overrides.js';
 import { RandomWeights } from '../support/random-weights.js';
+import { byName, reread, runWeighted, shuffled, type WeightedWrite } from '../support/random-writes.js';
 import { subscription, XdsCache } from '../../src/xds/cache.js';
 import { PUSH_ORDER } from '../../src/xds/envoy-api.js';
 import type { ResourceSet } from '../../src/xds/resource-set.js';
@@ -24,7 +25,6 @@ const HEALTHS: readonly HealthStatus[] = ['HEALTHY', 'UNKNOWN', 'UNHEALTHY', 'DR
 const BIG = 1_100;
 
 const keyOf = (e: { address: string; port: number }): string => `${e.address}:${e.port}`;
-const byName = (a: Cluster, b: Cluster): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /** Every type's names (in order) and hashes, per group key. */
 function shape(groups: ReadonlyMap<string, ResourceSet>): unknown {
@@ -94,7 +94,7 @@ class Fleet {
 
   /** One write, chosen at random; returns its label. */
   step(): string {
-    const ops: [number, () => string][] = [
+    const writes: WeightedWrite[] = [
       [25, () => this.endpointWrite()],
       [8, () => `policy of ${this.replaceAt(this.anyIndex(), (c) => this.withPolicy(c))}`],
       [4, () => `even weights in ${this.replaceAt(this.anyIndex(), (c) => ({ ...c, endpoints: c.endpoints.map((e) => ({ ...e, weight: 3 })) }))}`],
@@ -109,11 +109,7 @@ class Fleet {
       [2, () => this.clone()],
       [2, () => 'nothing'],
     ];
-    let x = this.r() * ops.reduce((s, [w]) => s + w, 0);
-    for (const [w, op] of ops) {
-      if ((x -= w) < 0) return op();
-    }
-    return 'nothing';
+    return runWeighted(this.r, writes);
   }
 
   private endpointWrite(): string {
@@ -174,17 +170,12 @@ class Fleet {
   }
 
   private shuffle(): string {
-    const clusters = [...this.catalog.clusters];
-    for (let i = clusters.length - 1; i > 0; i--) {
-      const j = Math.floor(this.r() * (i + 1));
-      [clusters[i], clusters[j]] = [clusters[j] as Cluster, clusters[i] as Cluster];
-    }
-    this.setClusters(clusters);
+    this.setClusters(shuffled(this.r, this.catalog.clusters));
     return 'shuffled';
   }
 
   private clone(): string {
-    this.setClusters(this.catalog.clusters.map((c) => ({ ...c, endpoints: c.endpoints.map((e) => ({ ...e })) })));
+    this.setClusters(reread(this.catalog.clusters));
     return 'every cluster re-read';
   }
 }

@@ -3,6 +3,7 @@ import { seededRandom } from '../../examples/backends/poisson-load.js';
 import type { Catalog, Cluster, Listener, NodeGroup } from '../../src/catalog/types.js';
 import type { EndpointOverride, WeightOverrides } from '../../src/catalog/weight-overrides.js';
 import { RandomWeights } from '../support/random-weights.js';
+import { byName, reread, runWeighted, shuffled, type WeightedWrite } from '../support/random-writes.js';
 import { subscription, XdsCache, type SotwBody } from '../../src/xds/cache.js';
 import { PUSH_ORDER, TYPE } from '../../src/xds/envoy-api.js';
 import type { ResourceSet } from '../../src/xds/resource-set.js';
@@ -24,8 +25,6 @@ const endpoint = (i: number, weight: number) => ({
 });
 
 const keyOf = (e: { address: string; port: number }): string => `${e.address}:${e.port}`;
-
-const byName = (a: Cluster, b: Cluster): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /** Every type's names (in order) and hashes, per group. */
 function shape(groups: ReadonlyMap<string, ResourceSet>): unknown {
@@ -87,7 +86,7 @@ class Fleet {
 
   /** One write, chosen at random; returns its label. */
   step(): string {
-    const ops: [number, () => string][] = [
+    const writes: WeightedWrite[] = [
       [30, () => this.endpointWrite()],
       [6, () => this.settingWrite()],
       [12, () => this.create()],
@@ -102,11 +101,7 @@ class Fleet {
       [5, () => [this.endpointWrite(), this.create(), this.remove()].join(' + ')],
       [2, () => 'nothing'],
     ];
-    let x = this.r() * ops.reduce((s, [w]) => s + w, 0);
-    for (const [w, op] of ops) {
-      if ((x -= w) < 0) return op();
-    }
-    return 'nothing';
+    return runWeighted(this.r, writes);
   }
 
   private endpointWrite(): string {
@@ -183,21 +178,14 @@ class Fleet {
   }
 
   private shuffle(): string {
-    const clusters = [...this.catalog.clusters];
-    if (this.ordered) {
-      for (let i = clusters.length - 1; i > 0; i--) {
-        const j = Math.floor(this.r() * (i + 1));
-        [clusters[i], clusters[j]] = [clusters[j]!, clusters[i]!];
-      }
-    } else clusters.sort(byName);
+    this.setClusters(this.ordered ? shuffled(this.r, this.catalog.clusters) : [...this.catalog.clusters].sort(byName));
     this.ordered = !this.ordered;
-    this.setClusters(clusters);
     return this.ordered ? 'back in name order' : 'shuffled';
   }
 
   /** Every cluster a new, equal object (a store that re-read its data). */
   private clone(): string {
-    this.setClusters(this.catalog.clusters.map((c) => ({ ...c, endpoints: c.endpoints.map((e) => ({ ...e })) })));
+    this.setClusters(reread(this.catalog.clusters));
     return 'every cluster re-read';
   }
 }
