@@ -4,10 +4,10 @@
  * arrivals and service times per run index, a different seed per run) and prints one table per
  * scenario of the medians, with the load average. Figures, not pass/fail.
  */
-import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { buildGo } from '../gcp-fanout-servers.js';
 import { quantile } from '../scenarios/figures.js';
+import { fixed, log, markdownTable, out, pickByName, runSuite, SUITE_OPTIONS, textTable, uptime } from '../scenarios/suite-cli.js';
 import { runRow, type ProxylessFigures, type ProxylessResult } from './rig.js';
 import { ROWS, SCENARIOS, TIMING } from './scenarios.js';
 
@@ -35,25 +35,11 @@ weights at the end of the last run (adaptive rows).
 
 const { values: args } = parseArgs({
   options: {
+    ...SUITE_OPTIONS,
     scenario: { type: 'string', default: 'hetero,fast-fail' },
-    rows: { type: 'string' },
     runs: { type: 'string', default: '3' },
-    detail: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
   },
 });
-
-const log = (s: string): void => void process.stderr.write(`${s}\n`);
-const out = (s: string): void => void process.stdout.write(`${s}\n`);
-const uptime = (): string => execFileSync('uptime', { encoding: 'utf8' }).trim();
-const f = (v: number, d: number): string => (Number.isFinite(v) ? v.toFixed(d) : '—');
-
-function pick<T extends { name: string }>(all: readonly T[], list: string | undefined, flag: string): T[] {
-  if (list === undefined) return [...all];
-  const names = list.split(',').map((n) => n.trim()).filter((n) => n !== '');
-  for (const n of names) if (!all.some((x) => x.name === n)) throw new Error(`--${flag}: unknown ${n} (${all.map((x) => x.name).join(', ')})`);
-  return all.filter((x) => names.includes(x.name));
-}
 
 const HEAD = ['row', 'max/avg', 'util', 'p50 ms', 'p99 ms', 'p99+fail ms', 'errors', 'target share', 'fulcrum weights', 'runs'];
 
@@ -67,33 +53,22 @@ function cells(row: string, results: readonly ProxylessResult[]): string[] {
   const m = (k: keyof Omit<ProxylessFigures, 'weights'>): number => median(figs.map((x) => x[k]));
   return [
     row,
-    f(m('maxAvg'), 3),
-    f(m('meanUtil'), 2),
-    f(m('p50'), 0),
-    f(m('p99'), 0),
-    f(m('p99All'), 0),
-    `${f(m('errorRate') * 100, 2)}%`,
-    `${f(m('targetShare') * 100, 1)}%`,
+    fixed(m('maxAvg'), 3),
+    fixed(m('meanUtil'), 2),
+    fixed(m('p50'), 0),
+    fixed(m('p99'), 0),
+    fixed(m('p99All'), 0),
+    `${fixed(m('errorRate') * 100, 2)}%`,
+    `${fixed(m('targetShare') * 100, 1)}%`,
     figs[figs.length - 1]?.weights || '—',
     `${figs.length}${failed.length > 0 ? ` (${failed.length} failed)` : ''}`,
   ];
 }
 
-function table(rows: readonly string[][]): string {
-  const widths = HEAD.map((h, i) => Math.max(h.length, ...rows.filter((r) => r.length > 2).map((r) => (r[i] ?? '').length)));
-  const line = (r: readonly string[]): string => (r.length === 2 ? `${(r[0] ?? '').padEnd(widths[0] ?? 0)}  ${r[1]}` : r.map((c, i) => c.padStart(widths[i] ?? 0)).join('  '));
-  return [line(HEAD), ...rows.map(line)].join('\n');
-}
-
-function markdown(rows: readonly string[][]): string {
-  const md = (r: readonly string[]): string => `| ${(r.length === 2 ? [r[0] ?? '', r[1] ?? '', ...HEAD.slice(2).map(() => '')] : r).join(' | ')} |`;
-  return [md(HEAD), `|${HEAD.map(() => '---').join('|')}|`, ...rows.map(md)].join('\n');
-}
-
 async function main(): Promise<void> {
   if (args.help) return out(HELP);
-  const scenarios = pick(SCENARIOS, args.scenario, 'scenario');
-  const rows = pick(ROWS, args.rows, 'rows');
+  const scenarios = pickByName(SCENARIOS, args.scenario, 'scenario');
+  const rows = pickByName(ROWS, args.rows, 'rows');
   const runs = Number(args.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a positive integer, got ${args.runs}`);
   const bins = buildGo(log);
@@ -112,16 +87,10 @@ async function main(): Promise<void> {
     }
     const table_ = rows.map((r) => cells(r.name, byRow.get(r.name) ?? []));
     out(`\n== ${s.name}: ${s.title} (medians of ${runs} runs of ${TIMING.durationS} s; ${uptime().replace(/.*load/, 'load')})`);
-    out(table(table_));
-    out(`\n${markdown(table_)}`);
+    out(textTable(HEAD, table_));
+    out(`\n${markdownTable(HEAD, table_)}`);
   }
   out(`\nload at start: ${started}\nload at end:   ${uptime()}`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    log(err instanceof Error ? (err.stack ?? err.message) : String(err));
-    process.exit(1);
-  },
-);
+runSuite(main);

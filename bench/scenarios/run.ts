@@ -4,11 +4,11 @@
  * Envoys and queueing backends. Prints a table per scenario and a markdown version. Figures,
  * not pass/fail.
  */
-import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import type { RowFigures } from './figures.js';
 import { runRow, type RowResult } from './rig.js';
 import { ROWS, SCENARIOS, TIMING, type Scenario } from './scenarios.js';
+import { fixed, log, markdownTable, out, pickByName, runSuite, SUITE_OPTIONS, textTable, uptime } from './suite-cli.js';
 
 /** --short scales every time in a scenario by this. */
 const SHORT_SCALE = 0.35;
@@ -43,25 +43,12 @@ was starved and the row's figures say more about it than about the policy).
 
 const { values: args } = parseArgs({
   options: {
-    scenario: { type: 'string' },
-    rows: { type: 'string' },
+    ...SUITE_OPTIONS,
     short: { type: 'boolean', default: false },
     tick: { type: 'string' },
     lrs: { type: 'string' },
-    detail: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
   },
 });
-
-const log = (s: string): void => void process.stderr.write(`${s}\n`);
-const out = (s: string): void => void process.stdout.write(`${s}\n`);
-
-function pick<T extends { name: string }>(all: readonly T[], list: string | undefined, flag: string): T[] {
-  if (list === undefined) return [...all];
-  const names = list.split(',').map((n) => n.trim()).filter((n) => n !== '');
-  for (const n of names) if (!all.some((x) => x.name === n)) throw new Error(`--${flag}: unknown ${n} (${all.map((x) => x.name).join(', ')})`);
-  return all.filter((x) => names.includes(x.name));
-}
 
 function ms(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -70,45 +57,35 @@ function ms(name: string, v: string | undefined): number | undefined {
   return n;
 }
 
-const uptime = (): string => execFileSync('uptime', { encoding: 'utf8' }).trim();
-const f = (v: number, d = 2): string => (Number.isFinite(v) ? v.toFixed(d) : '—');
-
 const HEAD = ['row', 'max/avg', 'util', 'p50 ms', 'p99 ms', 'p99+fail ms', 'errors', 'conv s', 'overshoot', 'w-chg/min', 'lag p99'];
 
 function cells(r: RowResult): string[] {
   if (!('figures' in r)) return [r.row, `unavailable: ${r.unavailable}`];
   const x: RowFigures = r.figures;
-  const conv = x.convergenceS === null ? '—' : x.convergenceS === undefined ? 'never' : f(x.convergenceS, 1);
+  const conv = x.convergenceS === null ? '—' : x.convergenceS === undefined ? 'never' : fixed(x.convergenceS, 1);
   return [
     r.row,
-    f(x.maxAvg, 3),
-    f(x.meanUtil, 2),
-    f(x.p50, 0),
-    f(x.p99, 0),
-    f(x.p99All, 0),
-    `${f(x.errorRate * 100, 2)}%`,
+    fixed(x.maxAvg, 3),
+    fixed(x.meanUtil, 2),
+    fixed(x.p50, 0),
+    fixed(x.p99, 0),
+    fixed(x.p99All, 0),
+    `${fixed(x.errorRate * 100, 2)}%`,
     conv,
-    x.overshoot === null ? '—' : `${f(x.overshoot * 100, 0)}%`,
-    f(x.weightChangesPerMin ?? Number.NaN, 0),
-    f(x.loopLagP99Ms, 0),
+    x.overshoot === null ? '—' : `${fixed(x.overshoot * 100, 0)}%`,
+    fixed(x.weightChangesPerMin ?? Number.NaN, 0),
+    fixed(x.loopLagP99Ms, 0),
   ];
 }
 
-function table(rows: readonly string[][]): string {
-  const widths = HEAD.map((h, i) => Math.max(h.length, ...rows.filter((r) => r.length > 2).map((r) => (r[i] ?? '').length)));
-  const line = (r: readonly string[]): string => (r.length === 2 ? `${(r[0] ?? '').padEnd(widths[0] ?? 0)}  ${r[1]}` : r.map((c, i) => c.padStart(widths[i] ?? 0)).join('  '));
-  return [line(HEAD), ...rows.map(line)].join('\n');
-}
-
 function markdown(s: Scenario, rows: readonly string[][]): string {
-  const md = (r: readonly string[]): string => `| ${(r.length === 2 ? [r[0] ?? '', r[1] ?? '', ...HEAD.slice(2).map(() => '')] : r).join(' | ')} |`;
-  return [`#### ${s.name}: ${s.title}`, '', md(HEAD), `|${HEAD.map(() => '---').join('|')}|`, ...rows.map(md)].join('\n');
+  return [`#### ${s.name}: ${s.title}`, '', markdownTable(HEAD, rows)].join('\n');
 }
 
 async function main(): Promise<void> {
   if (args.help) return out(HELP);
-  const scenarios = pick(SCENARIOS, args.scenario, 'scenario');
-  const rows = pick(ROWS, args.rows, 'rows');
+  const scenarios = pickByName(SCENARIOS, args.scenario, 'scenario');
+  const rows = pickByName(ROWS, args.rows, 'rows');
   const tickMs = ms('tick', args.tick);
   const lrsMs = ms('lrs', args.lrs);
   const scale = args.short ? SHORT_SCALE : 1;
@@ -127,17 +104,11 @@ async function main(): Promise<void> {
       results.push(cells(result));
     }
     out(`\n== ${s.name}: ${s.title} (${s.envoys} Envoy${s.envoys > 1 ? 's' : ''}; ${s.events.map((e) => `t=${(e.atS * scale).toFixed(0)} s ${e.what}`).join('; ') || 'no event'})`);
-    out(table(results));
+    out(textTable(HEAD, results));
     markdowns.push(markdown(s, results));
   }
   out(`\n${markdowns.join('\n\n')}`);
   out(`\nload at start: ${started}\nload at end:   ${uptime()}`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    log(err instanceof Error ? (err.stack ?? err.message) : String(err));
-    process.exit(1);
-  },
-);
+runSuite(main);
