@@ -12,6 +12,7 @@
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { envoyType, TYPE } from '../src/xds/envoy-api.js';
+import { cpuMs, nowMs, send } from './fanout-child.js';
 
 export type ClientCommand =
   | {
@@ -45,14 +46,6 @@ export interface PushSamples {
 
 const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 const ADS_DELTA = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
-const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-const send = (m: unknown): void => {
-  process.send?.(m);
-};
 const identity = (b: Buffer): Buffer => b;
 
 // --- minimal protobuf reading --------------------------------------------------------------

@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { startFulcrum } from '../src/main.js';
 import { TYPE } from '../src/xds/envoy-api.js';
 import { subscription } from '../src/xds/cache.js';
+import { cpuMs, nowMs, send } from './fanout-child.js';
 
 export type ServerCommand =
   | { cmd: 'mem' }
@@ -45,15 +46,6 @@ export interface PushReport {
   cpuFromPublishMs: number;
   maxRss: number;
 }
-
-const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-const send = (m: unknown): void => {
-  process.send?.(m);
-};
 
 const configPath = process.argv[2];
 if (!configPath || configPath === '--help' || configPath === '-h' || !process.send) {
