@@ -31,6 +31,7 @@ import { translate } from '../../src/xds/translator.js';
 import { fulcrumCommand } from '../support/fulcrum-command.js';
 import { waitFor } from '../support/wait.js';
 import { ADS, CDS, XdsClient, type SotwStream } from '../support/xds-client.js';
+import { startLoopbackFulcrum } from '../support/loopback-fulcrum.js';
 
 // ── fixtures ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -367,15 +368,7 @@ describe('against a running fulcrum', () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-admin-'));
     configPath = join(dir, 'fulcrum.yaml');
     await writeFile(configPath, stringify(baseDoc()));
-    fulcrum = await startFulcrum({
-      configPath,
-      xdsPort: 0,
-      xdsAddress: '127.0.0.1',
-      adminPort: 0,
-      adminAddress: '127.0.0.1',
-      logger: pino({ level: 'silent' }),
-      debounce: { quietMs: 0, maxMs: 0 },
-    });
+    fulcrum = await startLoopbackFulcrum(configPath, { debounce: { quietMs: 0, maxMs: 0 } });
     client = XdsClient.forPort(fulcrum.xdsPort);
   });
 

@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/sources/config-file.js';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import type { Fulcrum } from '../../src/main.js';
 import { waitFor } from '../support/wait.js';
+import { startLoopbackFulcrum } from '../support/loopback-fulcrum.js';
 
 const CAP = 5;
 const PER_PEER = 3;
@@ -24,12 +25,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'fulcrum-admin-cap-'));
   const configPath = join(dir, 'fulcrum.yaml');
   await writeFile(configPath, `server:\n  admin:\n    maxConnections: ${CAP}\n    maxConnectionsPerPeer: ${PER_PEER}\nclusters:\n  - name: web\n    endpoints: [{ address: 127.0.0.1, port: 9 }]\n`);
-  fulcrum = await startFulcrum({
-    configPath,
-    xdsPort: 0,
-    xdsAddress: '127.0.0.1',
-    adminPort: 0,
-    adminAddress: '127.0.0.1',
+  fulcrum = await startLoopbackFulcrum(configPath, {
     dataDir: join(dir, 'data'),
     logger: pino({ level: 'warn' }, { write: (line: string) => void warnings.push((JSON.parse(line) as { msg: string }).msg) }),
   });

@@ -17,14 +17,14 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import type { Fulcrum } from '../../src/main.js';
 import { waitFor, scaled } from '../support/wait.js';
 import { ADS, CDS, EDS, XdsClient, type SotwStream } from '../support/xds-client.js';
 import { describeChromium, launchChromium } from '../support/chromium.js';
+import { startLoopbackFulcrum } from '../support/loopback-fulcrum.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const READ_TOKEN = 'dashboard-read-token';
@@ -133,13 +133,7 @@ describeChromium('dashboard in a real Chromium', () => {
     dir = await mkdtemp(join(tmpdir(), 'fulcrum-dashboard-'));
     const configPath = join(dir, 'fulcrum.yaml');
     await writeFile(configPath, stringify(CONFIG));
-    fulcrum = await startFulcrum({
-      configPath,
-      xdsPort: 0,
-      xdsAddress: '127.0.0.1',
-      adminPort: 0,
-      adminAddress: '127.0.0.1',
-      logger: pino({ level: 'silent' }),
+    fulcrum = await startLoopbackFulcrum(configPath, {
       engineTickMs: 200,
       debounce: { quietMs: 50, maxMs: 200 },
       auth: { adminTokens: [], readTokens: [READ_TOKEN] },

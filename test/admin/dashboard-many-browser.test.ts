@@ -8,14 +8,14 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import type { Fulcrum } from '../../src/main.js';
 import { describeChromium, launchChromium } from '../support/chromium.js';
 import { scaled, waitFor } from '../support/wait.js';
 import { ADS, CDS, XdsClient } from '../support/xds-client.js';
+import { startLoopbackFulcrum } from '../support/loopback-fulcrum.js';
 
 const CLUSTERS = Array.from({ length: 60 }, (_, i) => `c-${String(i).padStart(3, '0')}`);
 /** The dashboard's bounds (src/admin/dashboard-page.ts): clusters polled at once, proxy rows, streams polled every poll. */
@@ -51,13 +51,7 @@ describeChromium('dashboard with many clusters in a real Chromium', () => {
     const configPath = join(dir, 'fulcrum.yaml');
     const clusters = CLUSTERS.map((name, c) => ({ name, endpoints: [1, 2, 3].map((e) => ({ address: `10.0.${c}.${e}`, port: 8080, weight: e })) }));
     await writeFile(configPath, stringify({ clusters }));
-    fulcrum = await startFulcrum({
-      configPath,
-      xdsPort: 0,
-      xdsAddress: '127.0.0.1',
-      adminPort: 0,
-      adminAddress: '127.0.0.1',
-      logger: pino({ level: 'silent' }),
+    fulcrum = await startLoopbackFulcrum(configPath, {
       engineTickMs: 200,
       dataDir: join(dir, 'data'),
     });

@@ -16,13 +16,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { AuthConfig } from '../../src/admin/auth.js';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import type { Fulcrum } from '../../src/main.js';
 import { describeRequiring } from '../support/requires.js';
 import { scaled } from '../support/timing.js';
+import { startLoopbackFulcrum } from '../support/loopback-fulcrum.js';
 
 const BIN = process.env.SCHEMATHESIS_BIN ?? 'schemathesis';
 const CONFIG = fileURLToPath(new URL('./schemathesis.toml', import.meta.url));
@@ -98,15 +98,7 @@ describeRequiring(
     async function start(auth: AuthConfig): Promise<Fulcrum> {
       const configPath = join(dir, `fulcrum-${running.length}.yaml`);
       await writeFile(configPath, stringify(DOC));
-      const f = await startFulcrum({
-        configPath,
-        xdsPort: 0,
-        xdsAddress: '127.0.0.1',
-        adminPort: 0,
-        adminAddress: '127.0.0.1',
-        logger: pino({ level: 'silent' }),
-        auth,
-      });
+      const f = await startLoopbackFulcrum(configPath, { auth });
       running.push(f);
       return f;
     }

@@ -11,14 +11,14 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import type { Fulcrum } from '../../src/main.js';
 import { describeChromium, launchChromium } from '../support/chromium.js';
 import { scaled, waitFor } from '../support/wait.js';
 import { describeControlPlane, startControlPlane, type ControlPlane } from './control-plane.js';
+import { startLoopbackFulcrum } from '../support/loopback-fulcrum.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NS = 'shop';
@@ -68,14 +68,8 @@ describeControlPlane('dashboard with a Kubernetes-discovered cluster', () => {
           clusters: [{ name: 'web', endpoints: [{ address: '127.0.0.1', port: 18081 }] }],
         }),
       );
-      fulcrum = await startFulcrum({
-        configPath,
-        xdsPort: 0,
-        xdsAddress: '127.0.0.1',
-        adminPort: 0,
-        adminAddress: '127.0.0.1',
+      fulcrum = await startLoopbackFulcrum(configPath, {
         auth: { adminTokens: [], readTokens: [] },
-        logger: pino({ level: 'silent' }),
         engineTickMs: 200,
       });
       context = await launchChromium(join(dir, 'chromium-profile'));

@@ -6,14 +6,14 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { Catalog } from '../../src/catalog/types.js';
 import { openStore } from '../../src/catalog/store/index.js';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import type { Fulcrum } from '../../src/main.js';
 import { Metrics, type EndpointValue } from '../../src/telemetry/metrics.js';
 import { waitFor } from '../support/wait.js';
+import { startLoopbackFulcrum } from '../support/loopback-fulcrum.js';
 
 /** The value of the series written exactly as `series` (name and labels), or undefined when absent. */
 function value(text: string, series: string): number | undefined {
@@ -179,14 +179,8 @@ describe('GET /metrics of a running fulcrum', () => {
         ],
       }),
     );
-    fulcrum = await startFulcrum({
-      configPath,
-      xdsPort: 0,
-      xdsAddress: '127.0.0.1',
-      adminPort: 0,
-      adminAddress: '127.0.0.1',
+    fulcrum = await startLoopbackFulcrum(configPath, {
       engineTickMs: 50,
-      logger: pino({ level: 'silent' }),
       debounce: { quietMs: 0, maxMs: 0 },
     });
   });
