@@ -1,29 +1,18 @@
 /** etcd's history compacted in turns through a real etcd: one replica per interval, one interval of history kept. */
-import { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { EtcdCompactor } from '../../src/catalog/store/etcd-compactor.js';
-import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+import { describeEtcd, etcdForBlock } from '../support/etcd-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const log = pino({ level: 'silent' });
 
 describeEtcd('etcd history compaction', () => {
-  let etcd: EtcdCluster;
-  let client: Etcd3;
-
-  beforeAll(async () => {
-    etcd = await startEtcdCluster(1);
-    client = new Etcd3({ hosts: [...etcd.endpoints] });
-  }, 120_000);
-  afterAll(async () => {
-    client?.close();
-    await etcd?.stop();
-  });
+  const etcd = etcdForBlock();
 
   /** Whether `revision` can still be read (not compacted away). */
   const readable = async (revision: number): Promise<boolean> =>
-    client
+    etcd.client
       .get('/any')
       .revision(String(revision))
       .exec()
@@ -34,11 +23,11 @@ describeEtcd('etcd history compaction', () => {
           throw err;
         },
       );
-  const put = async (): Promise<number> => Number((await client.put('/history').value(String(Math.random()))).header.revision);
+  const put = async (): Promise<number> => Number((await etcd.client.put('/history').value(String(Math.random()))).header.revision);
 
   test('replicas take turns: each interval one of them compacts to the revision of the interval before', async () => {
     const key = '/turns/compaction';
-    const [a, b] = [new EtcdCompactor({ client, key, everyMs: 60_000, log }), new EtcdCompactor({ client, key, everyMs: 60_000, log })];
+    const [a, b] = [new EtcdCompactor({ client: etcd.client, key, everyMs: 60_000, log }), new EtcdCompactor({ client: etcd.client, key, everyMs: 60_000, log })];
     // Interval 1: a takes the turn (nothing noted before it), b learns it was taken.
     const early = await put();
     expect(await a.turn()).toBeUndefined();
@@ -61,10 +50,10 @@ describeEtcd('etcd history compaction', () => {
 
   test('a revision compacted already (etcd\'s own auto-compaction) is no failure', async () => {
     const key = '/already/compaction';
-    const c = new EtcdCompactor({ client, key, everyMs: 60_000, log });
+    const c = new EtcdCompactor({ client: etcd.client, key, everyMs: 60_000, log });
     await c.turn();
     const latest = await put();
-    await client.kv.compact({ revision: String(latest), physical: true });
+    await etcd.client.kv.compact({ revision: String(latest), physical: true });
     expect(await c.turn()).toBeUndefined();
     await put();
     // And the next turn compacts as usual.
@@ -72,7 +61,7 @@ describeEtcd('etcd history compaction', () => {
   });
 
   test('started, compacts on its own every interval', async () => {
-    const c = new EtcdCompactor({ client, key: '/timer/compaction', everyMs: 100, log });
+    const c = new EtcdCompactor({ client: etcd.client, key: '/timer/compaction', everyMs: 100, log });
     const start = await put();
     c.start();
     try {

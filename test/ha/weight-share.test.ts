@@ -3,14 +3,14 @@
  * controller state only every stateRefreshMs (weights/); another replica serves the newest; a new
  * owner continues from the state carried onto the overrides served since.
  */
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ExportedClusterState } from '../../src/balancing/engine/index.js';
 import type { EndpointOverride } from '../../src/catalog/weight-overrides.js';
 import { haKeys } from '../../src/ha/keys.js';
 import { reanchored, WeightShare, type SharedWeights } from '../../src/ha/weight-share.js';
-import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+import { describeEtcd, etcdForBlock } from '../support/etcd-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const log = pino({ level: 'silent' });
@@ -33,16 +33,7 @@ describe('reanchored', () => {
 });
 
 describeEtcd('weight share through etcd', () => {
-  let etcd: EtcdCluster;
-  let client: Etcd3;
-  beforeAll(async () => {
-    etcd = await startEtcdCluster(1);
-    client = new Etcd3({ hosts: [...etcd.endpoints] });
-  }, 120_000);
-  afterAll(async () => {
-    client?.close();
-    await etcd?.stop();
-  });
+  const etcd = etcdForBlock();
 
   /** A replica's adaptive weights as the share sees them: `overrides` published for `web`, a state to export, what it imported and serves from others. */
   function weights(overrides: () => ReadonlyMap<string, EndpointOverride>) {
@@ -60,16 +51,16 @@ describeEtcd('weight share through etcd', () => {
   it('writes the overrides at every change and the state every refresh; the other replica serves the newest; a new owner continues from them', async () => {
     const prefix = '/share-1';
     const keys = haKeys(prefix);
-    const owner = await client.put(keys.owner('web')).value('a');
+    const owner = await etcd.client.put(keys.owner('web')).value('a');
     const revision = owner.header.revision;
     let weight = 100;
     let now = 1_000_000;
     const a = weights(() => new Map([['a', { weight }]]));
     const b = weights(() => new Map());
-    const shareA = new WeightShare({ client, keys, replicaId: 'a', weights: a.shared, log, stateRefreshMs: 5_000, now: () => now });
-    const shareB = new WeightShare({ client, keys, replicaId: 'b', weights: b.shared, log, stateRefreshMs: 5_000, now: () => now });
+    const shareA = new WeightShare({ client: etcd.client, keys, replicaId: 'a', weights: a.shared, log, stateRefreshMs: 5_000, now: () => now });
+    const shareB = new WeightShare({ client: etcd.client, keys, replicaId: 'b', weights: b.shared, log, stateRefreshMs: 5_000, now: () => now });
     await shareB.start();
-    const version = async (key: string): Promise<number> => Number((await client.get(key).exec()).kvs[0]?.version ?? 0);
+    const version = async (key: string): Promise<number> => Number((await etcd.client.get(key).exec()).kvs[0]?.version ?? 0);
     for (let tick = 0; tick < 4; tick++) {
       weight += 5;
       now += 1_000;
@@ -96,11 +87,11 @@ describeEtcd('weight share through etcd', () => {
   it('a replica started after a state refresh serves the newer record, not an older served one; a new owner then continues from the state alone', async () => {
     const prefix = '/share-2';
     const keys = haKeys(prefix);
-    const revision = (await client.put(keys.owner('web')).value('a')).header.revision;
+    const revision = (await etcd.client.put(keys.owner('web')).value('a')).header.revision;
     let weight = 100;
     let now = 1_000_000;
     const a = weights(() => new Map([['a', { weight }]]));
-    const shareA = new WeightShare({ client, keys, replicaId: 'a', weights: a.shared, log, stateRefreshMs: 5_000, now: () => now });
+    const shareA = new WeightShare({ client: etcd.client, keys, replicaId: 'a', weights: a.shared, log, stateRefreshMs: 5_000, now: () => now });
     const flush = (): Promise<void> => shareA.flush(new Map([['web', revision]]));
     await flush(); // state, 100
     weight = 110;
@@ -110,7 +101,7 @@ describeEtcd('weight share through etcd', () => {
     now += 5_000;
     await flush(); // state, 120: newer than the served record
     const b = weights(() => new Map());
-    const shareB = new WeightShare({ client, keys, replicaId: 'b', weights: b.shared, log, stateRefreshMs: 5_000, now: () => now });
+    const shareB = new WeightShare({ client: etcd.client, keys, replicaId: 'b', weights: b.shared, log, stateRefreshMs: 5_000, now: () => now });
     await shareB.start();
     try {
       expect(b.served.get('web')?.get('a')?.weight).toBe(120);
@@ -125,12 +116,12 @@ describeEtcd('weight share through etcd', () => {
   it('a hand-over\'s final flush waits for the write round in flight: the last record is the final one', async () => {
     const prefix = '/share-4';
     const keys = haKeys(prefix);
-    const revision = (await client.put(keys.owner('web')).value('a')).header.revision;
+    const revision = (await etcd.client.put(keys.owner('web')).value('a')).header.revision;
     // A client whose first transaction is slow to commit (a write round caught by a slow etcd).
     let slowOnce = true;
-    const slow = Object.create(client) as Etcd3;
+    const slow = Object.create(etcd.client) as Etcd3;
     slow.if = ((...args: Parameters<Etcd3['if']>) => {
-      const txn = client.if(...args);
+      const txn = etcd.client.if(...args);
       if (!slowOnce) return txn;
       slowOnce = false;
       const commit = txn.commit.bind(txn);
@@ -143,7 +134,7 @@ describeEtcd('weight share through etcd', () => {
     const round = shareA.flush(new Map([['web', revision]]));
     weight = 150;
     await Promise.all([round, shareA.flush(new Map([['web', revision]]), true)]);
-    const last = JSON.parse((await client.get(keys.weight('web')).string()) ?? '{}') as { overrides?: Record<string, { weight: number }> };
+    const last = JSON.parse((await etcd.client.get(keys.weight('web')).string()) ?? '{}') as { overrides?: Record<string, { weight: number }> };
     expect(last.overrides?.a?.weight).toBe(150);
   });
 
@@ -152,30 +143,30 @@ describeEtcd('weight share through etcd', () => {
     const keys = haKeys(prefix);
     const clusters = ['c1', 'c2', 'c3'];
     const owned = new Map<string, string>();
-    for (const c of clusters) owned.set(c, (await client.put(keys.owner(c)).value('a')).header.revision);
+    for (const c of clusters) owned.set(c, (await etcd.client.put(keys.owner(c)).value('a')).header.revision);
     let transactions = 0;
-    const counting = Object.create(client) as Etcd3;
-    counting.if = ((...args: Parameters<Etcd3['if']>) => (transactions++, client.if(...args))) as Etcd3['if'];
+    const counting = Object.create(etcd.client) as Etcd3;
+    counting.if = ((...args: Parameters<Etcd3['if']>) => (transactions++, etcd.client.if(...args))) as Etcd3['if'];
     const a = weights(() => new Map([['a', { weight: 100 }]]));
     const shareA = new WeightShare({ client: counting, keys, replicaId: 'a', weights: a.shared, log, stateRefreshMs: 5_000 });
     const round = shareA.flush(owned);
     // A stopping replica releases every cluster at once while its write round is in flight.
     await Promise.all([round, ...clusters.map((c) => shareA.flush(new Map([[c, owned.get(c) as string]]), true))]);
     expect(transactions).toBe(2);
-    for (const c of clusters) expect(Number((await client.get(keys.weight(c)).exec()).kvs[0]?.version)).toBe(2);
+    for (const c of clusters) expect(Number((await etcd.client.get(keys.weight(c)).exec()).kvs[0]?.version)).toBe(2);
   });
 
   it('retiring a cluster deletes its records and its owner key in one transaction: a flush after it writes nothing', async () => {
     const prefix = '/share-3';
     const keys = haKeys(prefix);
-    const revision = (await client.put(keys.owner('web')).value('a')).header.revision;
+    const revision = (await etcd.client.put(keys.owner('web')).value('a')).header.revision;
     const a = weights(() => new Map([['a', { weight: 100 }]]));
-    const shareA = new WeightShare({ client, keys, replicaId: 'a', weights: a.shared, log, stateRefreshMs: 5_000 });
+    const shareA = new WeightShare({ client: etcd.client, keys, replicaId: 'a', weights: a.shared, log, stateRefreshMs: 5_000 });
     await shareA.flush(new Map([['web', revision]]));
     await shareA.retire('web', revision);
     // A flush that was in flight with the old snapshot of what this replica owns.
     await shareA.flush(new Map([['web', revision]]), true);
-    const left = await client.getAll().prefix(`${prefix}/`).keys();
+    const left = await etcd.client.getAll().prefix(`${prefix}/`).keys();
     expect(left).toEqual([]);
   });
 
@@ -189,7 +180,7 @@ describeEtcd('weight share through etcd', () => {
     const keys = haKeys('/share-big');
     const clusters = Array.from({ length: 32 }, (_, i) => `c${i}`);
     const owned = new Map<string, string>();
-    for (const c of clusters) owned.set(c, (await client.put(keys.owner(c)).value('a')).header.revision);
+    for (const c of clusters) owned.set(c, (await etcd.client.put(keys.owner(c)).value('a')).header.revision);
     // 32 clusters of 200 endpoints: each record ~100 KB (well within one request), ~3 MB together.
     const state = bigState(200);
     const overrides = new Map(Object.keys(state.weights).map((k) => [k, { weight: 100 }]));
@@ -202,16 +193,16 @@ describeEtcd('weight share through etcd', () => {
     const size = JSON.stringify(state).length;
     expect(size * clusters.length).toBeGreaterThan(1.5 * 1024 * 1024);
     expect(size).toBeLessThan(512 * 1024);
-    const share = new WeightShare({ client, keys, replicaId: 'a', weights: shared, log, stateRefreshMs: 5_000 });
+    const share = new WeightShare({ client: etcd.client, keys, replicaId: 'a', weights: shared, log, stateRefreshMs: 5_000 });
     await share.flush(owned).catch(() => undefined);
-    const written = await client.getAll().prefix(keys.weights).keys();
+    const written = await etcd.client.getAll().prefix(keys.weights).keys();
     expect(written.length).toBe(clusters.length);
   });
 
   it('a record whose state alone exceeds 1.5 MiB is served without its state, and the other clusters are written', async () => {
     const keys = haKeys('/share-huge');
     const owned = new Map<string, string>();
-    for (const c of ['huge', 'small']) owned.set(c, (await client.put(keys.owner(c)).value('a')).header.revision);
+    for (const c of ['huge', 'small']) owned.set(c, (await etcd.client.put(keys.owner(c)).value('a')).header.revision);
     // A discovered cluster of 6,000 endpoints (not bounded by the store's write limit): ~2 MB of state.
     const states = { huge: bigState(6_000), small: bigState(3) };
     const overrides = (s: ExportedClusterState) => new Map(Object.keys(s.weights).map((k) => [k, { weight: 100 }]));
@@ -223,21 +214,21 @@ describeEtcd('weight share through etcd', () => {
       setRemote: () => undefined,
     };
     expect(JSON.stringify(states.huge).length).toBeGreaterThan(1.5 * 1024 * 1024);
-    const share = new WeightShare({ client, keys, replicaId: 'a', weights: shared, log, stateRefreshMs: 5_000 });
+    const share = new WeightShare({ client: etcd.client, keys, replicaId: 'a', weights: shared, log, stateRefreshMs: 5_000 });
     await share.flush(owned).catch(() => undefined);
-    const served = JSON.parse((await client.get(keys.servedWeight('huge')).string()) ?? '{}') as { overrides?: Record<string, unknown> };
+    const served = JSON.parse((await etcd.client.get(keys.servedWeight('huge')).string()) ?? '{}') as { overrides?: Record<string, unknown> };
     expect(Object.keys(served.overrides ?? {}).length).toBe(6_000);
-    expect(await client.get(keys.weight('small')).string()).not.toBeNull();
+    expect(await etcd.client.get(keys.weight('small')).string()).not.toBeNull();
   });
   it('a cluster grown past one etcd request: the other replicas stop serving its last record that fit (stale weights, endpoints out)', async () => {
     const keys = haKeys('/share-grown');
-    const revision = (await client.put(keys.owner('grown')).value('a')).header.revision;
+    const revision = (await etcd.client.put(keys.owner('grown')).value('a')).header.revision;
     const out = '10.0.0.1:8080';
     let overrides = new Map<string, EndpointOverride>([[out, { weight: 100, health: 'UNHEALTHY' }]]);
     const a: SharedWeights = { ...weights(() => overrides).shared, current: () => new Map([['grown', overrides]]) };
     const b = weights(() => new Map());
-    const shareA = new WeightShare({ client, keys, replicaId: 'a', weights: a, log, stateRefreshMs: 5_000 });
-    const shareB = new WeightShare({ client, keys, replicaId: 'b', weights: b.shared, log, stateRefreshMs: 5_000 });
+    const shareA = new WeightShare({ client: etcd.client, keys, replicaId: 'a', weights: a, log, stateRefreshMs: 5_000 });
+    const shareB = new WeightShare({ client: etcd.client, keys, replicaId: 'b', weights: b.shared, log, stateRefreshMs: 5_000 });
     await shareB.start();
     try {
       await shareA.flush(new Map([['grown', revision]]));
