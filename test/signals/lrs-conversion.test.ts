@@ -8,6 +8,7 @@ import { SignalStore, type Sample } from '../../src/signals/signal-store.js';
 import { validateSample as validateEngineSample } from '../../src/balancing/engine/stages.js';
 import { applied } from '../support/lrs.js';
 import { waitFor } from '../support/wait.js';
+import { serveLocal, type LocalGrpc } from '../support/local-grpc.js';
 
 const ep = (port: number, fields: Record<string, unknown>) => ({ address: { socket_address: { address: '10.0.0.1', port_value: port } }, ...fields });
 
@@ -102,25 +103,18 @@ describe('LRS conversion', () => {
 });
 
 describe('LRS service over loopback', () => {
-  let server: grpc.Server;
+  let loopback: LocalGrpc | undefined;
   let client: grpc.Client;
   let lrs: LrsService;
   const store = new SignalStore();
 
   beforeAll(async () => {
     lrs = lrsService({ store, reportingIntervalMs: 1500, knows: (_c, key) => key !== '10.0.0.1:9999' });
-    server = new grpc.Server();
-    server.addService(lrs.definition, lrs.implementation);
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
-    client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    loopback = await serveLocal(lrs);
+    client = loopback.client;
   });
 
-  afterAll(() => {
-    client?.close();
-    server?.forceShutdown();
-  });
+  afterAll(() => loopback?.close());
 
   function open() {
     const call = client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);

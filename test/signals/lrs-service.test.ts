@@ -5,6 +5,7 @@ import { LrsAggregator } from '../../src/signals/lrs-aggregator.js';
 import { encodeLoadStatsRequest, LRS_METHOD_PATH, type WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
 import { LRS_NODE_ID_MAX, lrsService, type LrsService } from '../../src/signals/lrs-service.js';
 import { SignalStore } from '../../src/signals/signal-store.js';
+import { serveLocal } from '../support/local-grpc.js';
 import { scaled, waitFor } from '../support/wait.js';
 
 const KEY = '10.0.0.1:8080';
@@ -30,10 +31,8 @@ async function serve(options: { intervalMs: number; flushMs: number; store: Sign
     flushMs: options.flushMs,
     onRequest: (req) => void (reports += req.cluster_stats?.length ? 1 : 0),
   });
-  const server = new grpc.Server();
-  server.addService(lrs.definition, lrs.implementation);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const loopback = await serveLocal(lrs);
+  const { client } = loopback;
   const call = client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
   call.on('error', () => undefined);
   call.on('data', () => undefined);
@@ -45,8 +44,7 @@ async function serve(options: { intervalMs: number; flushMs: number; store: Sign
     reports: () => reports,
     close: () => {
       lrs.close();
-      client.close();
-      server.forceShutdown();
+      loopback.close();
     },
   };
 }
@@ -99,10 +97,8 @@ describe('LRS service: what reaches the log', () => {
     const lines: { msg: string; node?: unknown }[] = [];
     const log = { info: (o: { node?: unknown }, msg: string) => void lines.push({ ...o, msg }), warn: () => undefined, debug: () => undefined };
     const lrs = lrsService({ store: new SignalStore(), log: log as unknown as Pick<Logger, 'info' | 'warn' | 'debug'> });
-    const server = new grpc.Server();
-    server.addService(lrs.definition, lrs.implementation);
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const loopback = await serveLocal(lrs);
+    const { client } = loopback;
     try {
       const call = client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
       call.on('error', () => undefined);
@@ -114,8 +110,7 @@ describe('LRS service: what reaches the log', () => {
       for (const line of lines) expect(line.node).toBe(`${'n'.repeat(LRS_NODE_ID_MAX)}…`);
     } finally {
       lrs.close();
-      client.close();
-      server.forceShutdown();
+      loopback.close();
     }
   });
 });
@@ -129,10 +124,8 @@ describe('LRS service: a stream reporting faster than it was asked to', () => {
     const warnings: unknown[] = [];
     const log = { info: () => undefined, debug: () => undefined, warn: (fields: unknown) => void warnings.push(fields) };
     const lrs = lrsService({ store: new SignalStore({ now: () => now }), reportingIntervalMs: intervalMs, reportBurst: 5, onRefused: () => void refused++, onRequest: () => void reports++, log });
-    const server = new grpc.Server();
-    server.addService(lrs.definition, lrs.implementation);
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const loopback = await serveLocal(lrs);
+    const { client } = loopback;
     const open = (): { send: (req: WireLoadStatsRequest) => void; status: Promise<grpc.StatusObject> } => {
       const call = client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
       call.on('error', () => undefined);
@@ -148,8 +141,7 @@ describe('LRS service: a stream reporting faster than it was asked to', () => {
       warnings: () => warnings,
       close: () => {
         lrs.close();
-        client.close();
-        server.forceShutdown();
+        loopback.close();
       },
     };
   }

@@ -14,6 +14,7 @@ import {
 import { SignalStore } from '../../src/signals/signal-store.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
+import { bindLocal } from '../support/local-grpc.js';
 
 const listen = async (server: net.Server): Promise<number> => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
@@ -68,9 +69,7 @@ describe('probes against real local servers', () => {
         },
       },
     );
-    grpcPort = await new Promise<number>((resolve, reject) =>
-      grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
+    grpcPort = await bindLocal(grpcServer);
   });
 
   afterAll(async () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestReports, ReportBatchError, type BatchSummary } from '../../src/signals/report-ingest.js';
 import { decodeReportResponse, encodeReportRequest, REPORT_METHOD_PATH, reportService, type WireReportRequest } from '../../src/signals/report-grpc.js';
 import { SignalStore } from '../../src/signals/signal-store.js';
+import { serveLocal, type LocalGrpc } from '../support/local-grpc.js';
 
 const WALL = Date.parse('2024-05-01T12:00:00Z');
 const knows = (cluster: string, endpoint?: string) => cluster === 'web' && (endpoint === undefined || endpoint === '10.0.0.1:8080');
@@ -40,25 +41,18 @@ describe('ingestReports (the HTTP route body)', () => {
 });
 
 describe('ReportService over loopback', () => {
-  let server: grpc.Server;
+  let loopback: LocalGrpc | undefined;
   let client: grpc.Client;
   const store = new SignalStore();
   const batches: BatchSummary[] = [];
 
   beforeAll(async () => {
     const svc = reportService({ store, knows, limits: { maxBatch: 100 }, onBatch: (b) => batches.push(b) });
-    server = new grpc.Server();
-    server.addService(svc.definition, svc.implementation);
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
-    client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    loopback = await serveLocal(svc);
+    client = loopback.client;
   });
 
-  afterAll(() => {
-    client?.close();
-    server?.forceShutdown();
-  });
+  afterAll(() => loopback?.close());
 
   function callRaw(bytes: Buffer): Promise<{ err: grpc.ServiceError | null; res?: ReturnType<typeof decodeReportResponse> }> {
     return new Promise((resolve) => {

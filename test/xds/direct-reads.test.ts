@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MessageCutter, readDirectly } from '../../src/xds/direct-reads.js';
 import { rawBidiMethod } from '../support/raw-bidi-method.js';
 import { waitFor } from '../support/wait.js';
+import { bindLocal, localClient } from '../support/local-grpc.js';
 
 const frame = (text: string, compressed = false): Buffer => {
   const body = Buffer.from(text);
@@ -145,13 +146,11 @@ async function serve(
       });
     },
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  const port = await bindLocal(server);
   return { client: connect(port), served };
 
   function connect(p: number): grpc.Client {
-    const client = new grpc.Client(`127.0.0.1:${p}`, grpc.credentials.createInsecure());
+    const client = localClient(p);
     cleanup.push(() => client.close());
     cleanup.push(() => server.forceShutdown());
     return client;

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { framedMessage, FramedWriter, type WriteDone } from '../../src/xds/framed-writes.js';
 import { rawBidiMethod } from '../support/raw-bidi-method.js';
 import { waitFor } from '../support/wait.js';
+import { bindLocal, localClient } from '../support/local-grpc.js';
 
 const METHOD = rawBidiMethod('/test.Framed/Chat');
 
@@ -33,10 +34,8 @@ async function serve(
       });
     },
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const port = await bindLocal(server);
+  const client = localClient(port);
   cleanup.push(() => client.close(), () => server.forceShutdown());
   return client;
 }
