@@ -7,7 +7,6 @@
 import {
   CoreV1Api,
   DiscoveryV1Api,
-  KubeConfig,
   type V1EndpointSlice,
   type V1Endpoint,
 } from '@kubernetes/client-node';
@@ -15,7 +14,7 @@ import { afterAll, beforeAll, expect, onTestFailed, test } from 'vitest';
 import type { Cluster } from '../../src/catalog/types.js';
 import { KubernetesSource, type KubernetesContribution } from '../../src/sources/kubernetes.js';
 import { waitFor, scaled } from '../support/wait.js';
-import { describeControlPlane, startControlPlane, type ControlPlane } from './control-plane.js';
+import { apiClients, describeControlPlane, startControlPlane, type ControlPlane } from './control-plane.js';
 
 const NS = 'shop';
 const CLUSTER = 'shop/web:http';
@@ -30,10 +29,7 @@ describeControlPlane('Kubernetes source against a real kube-apiserver', () => {
 
   beforeAll(async () => {
     cp = await startControlPlane();
-    const kc = new KubeConfig();
-    kc.loadFromFile(cp.kubeconfigPath);
-    core = kc.makeApiClient(CoreV1Api);
-    discovery = kc.makeApiClient(DiscoveryV1Api);
+    ({ core, discovery } = apiClients(cp));
     await core.createNamespace({ body: { metadata: { name: NS } } });
     await core.createNode({
       body: {

@@ -22,6 +22,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CoreV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
 import { freePorts } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 import { describeRequiring } from '../support/requires.js';
@@ -87,6 +88,13 @@ export interface ControlPlane {
 }
 
 const TOKEN = 'fulcrum-test-token';
+
+/** Clients of the control plane's core and discovery APIs, through its kubeconfig (token, its CA). */
+export function apiClients(cp: Pick<ControlPlane, 'kubeconfigPath'>): { core: CoreV1Api; discovery: DiscoveryV1Api } {
+  const kc = new KubeConfig();
+  kc.loadFromFile(cp.kubeconfigPath);
+  return { core: kc.makeApiClient(CoreV1Api), discovery: kc.makeApiClient(DiscoveryV1Api) };
+}
 
 /** GET a path on the API server with the static token; resolves with the status and body. */
 export function apiGet(server: string, token: string, pathname: string, ca?: Buffer): Promise<{ status: number; body: string }> {

@@ -6,7 +6,6 @@
  * FULCRUM_UPDATE_DOCS_SCREENSHOT=1). Needs Chromium and the control-plane binaries (skipped with a
  * reason locally, failed under CI).
  */
-import { CoreV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -17,7 +16,7 @@ import YAML from 'yaml';
 import type { Fulcrum } from '../../src/main.js';
 import { describeChromium, launchChromium } from '../support/chromium.js';
 import { scaled, waitFor } from '../support/wait.js';
-import { describeControlPlane, startControlPlane, type ControlPlane } from './control-plane.js';
+import { apiClients, describeControlPlane, startControlPlane, type ControlPlane } from './control-plane.js';
 import { startLoopbackFulcrum } from '../support/loopback-fulcrum.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -39,9 +38,7 @@ describeControlPlane('dashboard with a Kubernetes-discovered cluster', () => {
 
     beforeAll(async () => {
       cp = await startControlPlane();
-      const kc = new KubeConfig();
-      kc.loadFromFile(cp.kubeconfigPath);
-      const core = kc.makeApiClient(CoreV1Api);
+      const { core, discovery } = apiClients(cp);
       await core.createNamespace({ body: { metadata: { name: NS } } });
       await core.createNamespacedService({
         namespace: NS,
@@ -50,7 +47,7 @@ describeControlPlane('dashboard with a Kubernetes-discovered cluster', () => {
           spec: { ports: [{ name: 'http', port: 80 }] },
         },
       });
-      await kc.makeApiClient(DiscoveryV1Api).createNamespacedEndpointSlice({
+      await discovery.createNamespacedEndpointSlice({
         namespace: NS,
         body: {
           metadata: { name: 'cart-pods', namespace: NS, labels: { 'kubernetes.io/service-name': 'cart' } },

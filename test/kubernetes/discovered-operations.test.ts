@@ -8,7 +8,7 @@
  * reaches Envoy; a drained pod that goes away and comes back is drained again; an auto policy
  * with session affinity puts its hash policy on the route to the cluster.
  */
-import { CoreV1Api, DiscoveryV1Api, KubeConfig, type V1EndpointSlice } from '@kubernetes/client-node';
+import type { DiscoveryV1Api, V1EndpointSlice } from '@kubernetes/client-node';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { freePort } from '../support/ports.js';
 import { scaled, waitFor } from '../support/wait.js';
-import { describeControlPlane, startControlPlane, type ControlPlane } from './control-plane.js';
+import { apiClients, describeControlPlane, startControlPlane, type ControlPlane } from './control-plane.js';
 
 const NS = 'ops';
 const CLUSTER = 'ops/web:http';
@@ -81,10 +81,9 @@ describeControlPlane('operating Kubernetes-discovered clusters', () => {
 
     beforeAll(async () => {
       cp = await startControlPlane();
-      const kc = new KubeConfig();
-      kc.loadFromFile(cp.kubeconfigPath);
-      const core = kc.makeApiClient(CoreV1Api);
-      discovery = kc.makeApiClient(DiscoveryV1Api);
+      const clients = apiClients(cp);
+      const { core } = clients;
+      discovery = clients.discovery;
       await core.createNamespace({ body: { metadata: { name: NS } } });
       await core.createNamespacedService({
         namespace: NS,

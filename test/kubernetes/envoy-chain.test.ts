@@ -6,7 +6,7 @@
  * The composition here (cache, publisher, xDS server, merge) is what main.ts is expected to do
  * once the source is wired in; the test builds it itself so it does not depend on main.ts.
  */
-import { CoreV1Api, DiscoveryV1Api, KubeConfig, type V1Endpoint, type V1EndpointSlice } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, type V1Endpoint, type V1EndpointSlice } from '@kubernetes/client-node';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { sendRequests } from '../support/backends.js';
 import { describeEnvoy, dumpLogsOnFailure, startEnvoy, type EnvoyHandle } from '../support/envoy.js';
 import { freePort } from '../support/ports.js';
 import { waitFor, scaled } from '../support/wait.js';
-import { describeControlPlane, startControlPlane, type ControlPlane } from './control-plane.js';
+import { apiClients, describeControlPlane, startControlPlane, type ControlPlane } from './control-plane.js';
 
 const NS = 'chain';
 const CLUSTER = 'chain/web:http';
@@ -54,10 +54,7 @@ describeControlPlane('Kubernetes → fulcrum → Envoy', () => {
 
     beforeAll(async () => {
       cp = await startControlPlane();
-      const kc = new KubeConfig();
-      kc.loadFromFile(cp.kubeconfigPath);
-      core = kc.makeApiClient(CoreV1Api);
-      discovery = kc.makeApiClient(DiscoveryV1Api);
+      ({ core, discovery } = apiClients(cp));
       await core.createNamespace({ body: { metadata: { name: NS } } });
 
       backends = fakeBackends();
