@@ -1,10 +1,9 @@
 import http from 'node:http';
-import { afterEach, expect, it } from 'vitest';
-import { describeEnvoy, dumpLogsOnFailure } from '../support/envoy.js';
+import { expect, it } from 'vitest';
+import { describeEnvoy } from '../support/envoy.js';
 import { listenLocal, type LocalServers } from '../support/local-servers.js';
-import type { Rig } from '../support/rig.js';
 import { waitFor } from '../support/wait.js';
-import { endpointKeys, startWebClusterRig, webHosts } from './web-cluster-rig.js';
+import { webClusterPerTest, webHosts, type WebSetup } from './web-cluster-rig.js';
 
 /**
  * fulcrum's weights under failure modes, with a real Envoy in the path and nothing but Envoy's
@@ -98,27 +97,7 @@ function drive(url: string, concurrency: number): { seen: number[]; routed: numb
   };
 }
 
-interface Setup {
-  rig: Rig<Backends>;
-  load: ReturnType<typeof drive>;
-  keys: string[];
-}
-
-let setup: Setup | undefined;
-
-async function setUp(behaviors: Behavior[], cluster: Record<string, unknown>): Promise<Setup> {
-  const rig = await startWebClusterRig({ name: 'failure-modes', backends: () => startBackends(behaviors), reportIntervalMs: 500, cluster });
-  const load = drive(rig.url, 8);
-  rig.onStop(() => load.stop());
-  setup = { rig, load, keys: endpointKeys(rig.backends) };
-  return setup;
-}
-
-afterEach(async () => {
-  const s = setup;
-  setup = undefined;
-  await s?.rig.stop();
-});
+type Setup = WebSetup<Backends, ReturnType<typeof drive>>;
 
 /** Envoy's view of the cluster: per backend, its weight and whether it is in rotation. */
 function envoyHosts(s: Setup): Promise<{ weight: number; healthy: boolean }[]> {
@@ -126,7 +105,9 @@ function envoyHosts(s: Setup): Promise<{ weight: number; healthy: boolean }[]> {
 }
 
 describeEnvoy('failure modes with a real Envoy', () => {
-  dumpLogsOnFailure(() => setup?.rig.envoy);
+  const perTest = webClusterPerTest<Backends, ReturnType<typeof drive>>();
+  const setUp = (behaviors: Behavior[], cluster: Record<string, unknown>): Promise<Setup> =>
+    perTest({ name: 'failure-modes', backends: () => startBackends(behaviors), reportIntervalMs: 500, cluster }, (url) => drive(url, 8));
 
   it('a backend failing half its requests fast loses share under pid (errors from Envoy\'s load reports)', async () => {
     const r = await setUp(

@@ -1,10 +1,9 @@
 import http from 'node:http';
-import { afterEach, expect, it } from 'vitest';
-import { describeEnvoy, dumpLogsOnFailure } from '../support/envoy.js';
+import { expect, it } from 'vitest';
+import { describeEnvoy } from '../support/envoy.js';
 import { listenLocal, type LocalServers } from '../support/local-servers.js';
-import type { Rig } from '../support/rig.js';
 import { waitFor } from '../support/wait.js';
-import { endpointKeys, startWebClusterRig, webHosts } from './web-cluster-rig.js';
+import { webClusterPerTest, webHosts, type WebSetup } from './web-cluster-rig.js';
 
 /**
  * A hung backend (accepts, never answers) behind a real Envoy, with nothing but Envoy's load
@@ -57,32 +56,7 @@ function openLoop(url: string, perSecond: number): { readonly answered: number; 
   };
 }
 
-interface Setup {
-  rig: Rig<Backends>;
-  load: ReturnType<typeof openLoop>;
-  keys: string[];
-}
-
-let setup: Setup | undefined;
-
-async function setUp(): Promise<Setup> {
-  const rig = await startWebClusterRig({
-    name: 'hung-backend',
-    backends: () => startBackends(4),
-    reportIntervalMs: 1_000,
-    route: { timeoutMs: ROUTE_TIMEOUT_MS },
-  });
-  const load = openLoop(rig.url, 100);
-  rig.onStop(() => load.stop());
-  setup = { rig, load, keys: endpointKeys(rig.backends) };
-  return setup;
-}
-
-afterEach(async () => {
-  const s = setup;
-  setup = undefined;
-  await s?.rig.stop();
-});
+type Setup = WebSetup<Backends, ReturnType<typeof openLoop>>;
 
 /** Whether Envoy has each backend in rotation. */
 async function envoyHealthy(s: Setup): Promise<boolean[]> {
@@ -90,7 +64,9 @@ async function envoyHealthy(s: Setup): Promise<boolean[]> {
 }
 
 describeEnvoy('a hung backend with a real Envoy', () => {
-  dumpLogsOnFailure(() => setup?.rig.envoy);
+  const perTest = webClusterPerTest<Backends, ReturnType<typeof openLoop>>();
+  const setUp = (): Promise<Setup> =>
+    perTest({ name: 'hung-backend', backends: () => startBackends(4), reportIntervalMs: 1_000, route: { timeoutMs: ROUTE_TIMEOUT_MS } }, (url) => openLoop(url, 100));
 
   it('is taken out from its load reports (requests piling up, none answered) well before its route timeout, and the reason says so', async () => {
     const r = await setUp();

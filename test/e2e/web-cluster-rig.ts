@@ -3,6 +3,8 @@
  * cluster `web` under pid over the test's backends, Envoy's own outlier detection and retries
  * off, a listener `ingress` routing `/` to it, and Envoy's load reports (LRS) as the only signals.
  */
+import { afterEach } from 'vitest';
+import { dumpLogsOnFailure } from '../support/envoy.js';
 import type { LocalServers } from '../support/local-servers.js';
 import { startRig, type Rig } from '../support/rig.js';
 
@@ -52,4 +54,38 @@ export async function webHosts(rig: Rig<LocalServers>, keys: readonly string[]):
     const h = hosts.find((x) => x.address === k);
     return { weight: h?.weight ?? 0, healthy: h?.healthy ?? false };
   });
+}
+
+/** A load generator on the rig's listener; stopped before the rig. */
+export interface Load {
+  stop(): void | Promise<void>;
+}
+
+/** One test's rig, its load, and its backends' endpoint keys. */
+export interface WebSetup<B extends LocalServers, L extends Load> {
+  readonly rig: Rig<B>;
+  readonly load: L;
+  readonly keys: string[];
+}
+
+/**
+ * A rig per test for the enclosing describe block: the returned function starts one with a load
+ * on its listener; it is stopped after the test (load first), and Envoy's output is printed when
+ * the test fails.
+ */
+export function webClusterPerTest<B extends LocalServers, L extends Load>(): (opts: WebClusterOptions<B>, load: (url: string) => L) => Promise<WebSetup<B, L>> {
+  let current: WebSetup<B, L> | undefined;
+  afterEach(async () => {
+    const s = current;
+    current = undefined;
+    await s?.rig.stop();
+  });
+  dumpLogsOnFailure(() => current?.rig.envoy);
+  return async (opts, load) => {
+    const rig = await startWebClusterRig(opts);
+    const started = load(rig.url);
+    rig.onStop(() => started.stop());
+    current = { rig, load: started, keys: endpointKeys(rig.backends) };
+    return current;
+  };
 }
