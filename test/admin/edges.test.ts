@@ -5,50 +5,32 @@
  * the OpenAPI document saying so: every status each route can give, security where tokens apply.
  */
 import { connect } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { InjectOptions } from 'fastify';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { buildAdminApp, REQUEST_TIMEOUT_MS, type AdminApp } from '../../src/admin/app.js';
+import { REQUEST_TIMEOUT_MS, type AdminApp } from '../../src/admin/app.js';
 import type { AuthConfig } from '../../src/admin/auth.js';
-import { openStore, type Store } from '../../src/catalog/store/index.js';
 import { parseConfig } from '../../src/sources/config-file.js';
-import { Metrics } from '../../src/telemetry/metrics.js';
-import { XdsCache } from '../../src/xds/cache.js';
-import { ProxyRegistry } from '../../src/xds/proxy-status.js';
 import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
+import { adminStoreApp } from '../support/admin-store-app.js';
 import { scaled } from '../support/timing.js';
-import { RM_RETRIES } from '../catalog/helpers.js';
 
 const ADMIN = 'edge-admin';
 const READ = 'edge-read';
 const DOC = { clusters: [{ name: 'web', endpoints: [{ address: '10.0.0.1', port: 8080 }] }] };
 
-const stores: Store[] = [];
-const dirs: string[] = [];
+const closers: (() => void)[] = [];
 afterAll(() => {
-  for (const s of stores) s.close();
-  for (const d of dirs) rmSync(d, RM_RETRIES);
+  for (const close of closers) close();
 });
 
 function app(auth?: AuthConfig): AdminApp {
-  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-edges-'));
-  dirs.push(dir);
-  const store = openStore(dir);
-  stores.push(store);
-  store.seedFromConfig(parseConfig(stringify(DOC), 'fulcrum.yaml').catalog);
-  return buildAdminApp({
-    registry: new ProxyRegistry(),
-    cache: new XdsCache(),
-    metrics: new Metrics({ processMetrics: false }),
-    ready: () => ({ ready: true, reasons: [] }),
-    store,
-    weights: new AdaptiveWeights(),
-    reports: () => ({ accepted: 0, rejected: [] }),
-    ...(auth ? { auth } : {}),
+  const built = adminStoreApp('fulcrum-edges-', {
+    seed: (store) => store.seedFromConfig(parseConfig(stringify(DOC), 'fulcrum.yaml').catalog),
+    deps: () => ({ weights: new AdaptiveWeights(), reports: () => ({ accepted: 0, rejected: [] }), ...(auth ? { auth } : {}) }),
   });
+  closers.push(built.close);
+  return built.app;
 }
 
 const once = <T>(make: () => T): (() => T) => {
