@@ -19,6 +19,7 @@ import YAML from 'yaml';
 import { startEtcdCluster } from '../test/support/etcd-cluster.js';
 import { startReplicas, type ReplicaSet } from '../test/support/replicas.js';
 import { helpIfAsked } from './help.js';
+import { runMain } from './run-main.js';
 
 helpIfAsked(import.meta.url);
 const { values } = parseArgs({
@@ -114,10 +115,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

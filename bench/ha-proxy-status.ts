@@ -20,6 +20,7 @@ import { FleetProxies } from '../src/xds/fleet-proxies.js';
 import { ProxyRegistry } from '../src/xds/proxy-status.js';
 import { startEtcdCluster } from '../test/support/etcd-cluster.js';
 import { helpIfAsked, intOption } from './help.js';
+import { runMain } from './run-main.js';
 
 helpIfAsked(import.meta.url);
 const { values } = parseArgs({ options: { streams: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '60' } } });
@@ -86,10 +87,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { convergence, imbalance, latencySummary, maxOverAvg, mean, weightChanges, type Imbalance, type LatencySummary } from './metrics.js';
 import { runScenario, type PolicyName, type ScenarioResult } from './scenario.js';
 import { PALETTE, renderChart, type Series } from './svg.js';
+import { runMain } from '../run-main.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -331,10 +332,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify(line)}\n`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    log(err instanceof Error ? (err.stack ?? err.message) : String(err));
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -7,9 +7,10 @@
 import { parseArgs } from 'node:util';
 import { buildGo } from '../gcp-fanout-servers.js';
 import { quantile } from '../scenarios/figures.js';
-import { fixed, log, markdownTable, out, pickByName, runSuite, SUITE_OPTIONS, textTable, uptime } from '../scenarios/suite-cli.js';
+import { fixed, log, markdownTable, out, pickByName, SUITE_OPTIONS, textTable, uptime } from '../scenarios/suite-cli.js';
 import { runRow, type ProxylessFigures, type ProxylessResult } from './rig.js';
 import { ROWS, SCENARIOS, TIMING } from './scenarios.js';
+import { runMain } from '../run-main.js';
 
 const HELP = `usage: npx tsx bench/proxyless/run.ts [options]
 
@@ -93,4 +94,4 @@ async function main(): Promise<void> {
   out(`\nload at start: ${started}\nload at end:   ${uptime()}`);
 }
 
-runSuite(main);
+runMain(main);

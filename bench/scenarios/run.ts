@@ -8,7 +8,8 @@ import { parseArgs } from 'node:util';
 import type { RowFigures } from './figures.js';
 import { runRow, type RowResult } from './rig.js';
 import { ROWS, SCENARIOS, TIMING, type Scenario } from './scenarios.js';
-import { fixed, log, markdownTable, out, pickByName, runSuite, SUITE_OPTIONS, textTable, uptime } from './suite-cli.js';
+import { fixed, log, markdownTable, out, pickByName, SUITE_OPTIONS, textTable, uptime } from './suite-cli.js';
+import { runMain } from '../run-main.js';
 
 /** --short scales every time in a scenario by this. */
 const SHORT_SCALE = 0.35;
@@ -111,4 +112,4 @@ async function main(): Promise<void> {
   out(`\nload at start: ${started}\nload at end:   ${uptime()}`);
 }
 
-runSuite(main);
+runMain(main);

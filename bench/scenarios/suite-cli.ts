@@ -1,7 +1,7 @@
 /**
  * The command-line parts the two scenario suites share (bench/scenarios/run.ts and
- * bench/proxyless/run.ts): their common options, picking scenarios and rows by name, output, the
- * result tables (a row of two cells is a row that has no figures: its name and why), and the exit.
+ * bench/proxyless/run.ts): their common options, picking scenarios and rows by name, output, and the
+ * result tables (a row of two cells is a row that has no figures: its name and why).
  */
 import { execFileSync } from 'node:child_process';
 
@@ -41,15 +41,4 @@ export function textTable(head: readonly string[], rows: readonly string[][]): s
 export function markdownTable(head: readonly string[], rows: readonly string[][]): string {
   const md = (r: readonly string[]): string => `| ${(r.length === 2 ? [r[0] ?? '', r[1] ?? '', ...head.slice(2).map(() => '')] : r).join(' | ')} |`;
   return [md(head), `|${head.map(() => '---').join('|')}|`, ...rows.map(md)].join('\n');
-}
-
-/** Runs the suite; exits 0 when it ends, 1 with the error's stack when it throws. */
-export function runSuite(main: () => Promise<void>): void {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      log(err instanceof Error ? (err.stack ?? err.message) : String(err));
-      process.exit(1);
-    },
-  );
 }
