@@ -24,8 +24,10 @@ import { parseArgs } from 'node:util';
 import { convergence, imbalance, latencySummary, maxOverAvg, mean, weightChanges, type Imbalance, type LatencySummary } from './metrics.js';
 import { runScenario, type PolicyName, type ScenarioResult } from './scenario.js';
 import { PALETTE, renderChart, type Series } from './svg.js';
+import { helpIfAsked } from '../help.js';
 import { runMain } from '../run-main.js';
 
+helpIfAsked(import.meta.url);
 const { values: args } = parseArgs({
   options: {
     policies: { type: 'string', default: 'static,pid,ewma,blend' },

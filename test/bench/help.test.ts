@@ -15,10 +15,12 @@ describe('benchmark --help', () => {
     expect(run.stdout).toContain('--help');
   }, 90_000);
 
-  // Every script that parses options: a new one that forgets --help fails here.
-  const parsing = readdirSync('bench')
+  // Every script that parses options, in bench/ and its folders (the suites, the demo): a new
+  // one that forgets --help fails here.
+  const parsing = readdirSync('bench', { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.ts') && readFileSync(`bench/${f}`, 'utf8').includes('parseArgs('))
-    .map((f) => `bench/${f}`);
+    .map((f) => `bench/${f}`)
+    .sort();
 
   it('finds the scripts that parse options', () => {
     expect(parsing.length).toBeGreaterThan(20);
