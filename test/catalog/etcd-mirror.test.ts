@@ -4,35 +4,26 @@
  * etcd replayed the gap; a waiter for a revision with no event under the prefix is released.
  */
 import { Etcd3 } from 'etcd3';
-import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
+import { afterEach, expect, test } from 'vitest';
 import { EtcdMirror } from '../../src/catalog/store/etcd-mirror.js';
-import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+import { describeEtcd, etcdForBlock } from '../support/etcd-cluster.js';
 import { startTcpRelay, type TcpRelay } from '../support/tcp-relay.js';
 import { waitFor } from '../support/wait.js';
 
 describeEtcd('the etcd mirror across broken watch streams', () => {
-  let etcd: EtcdCluster;
-  let direct: Etcd3;
+  const etcd = etcdForBlock();
   let relay: TcpRelay | undefined;
   let cutOff: Etcd3 | undefined;
   let mirror: EtcdMirror | undefined;
 
-  beforeAll(async () => {
-    etcd = await startEtcdCluster(1);
-    direct = new Etcd3({ hosts: [...etcd.endpoints] });
-  }, 120_000);
   afterEach(async () => {
     await mirror?.stop();
     cutOff?.close();
     await relay?.close();
   });
-  afterAll(async () => {
-    direct?.close();
-    await etcd?.stop();
-  });
 
   test('a change made while cut off is applied although the stream broke again right after resuming', async () => {
-    const url = new URL(etcd.endpoints[0] as string);
+    const url = new URL(etcd.etcd.endpoints[0] as string);
     const through = await startTcpRelay({ host: url.hostname, port: Number(url.port) });
     relay = through;
     const quick = { duration: 100, next: () => quick };
@@ -51,7 +42,7 @@ describeEtcd('the etcd mirror across broken watch streams', () => {
       },
     });
     await mirror.start();
-    const put = (name: string, v: number) => direct.put(`${prefix}clusters/${name}`).value(JSON.stringify({ v }));
+    const put = (name: string, v: number) => etcd.client.put(`${prefix}clusters/${name}`).value(JSON.stringify({ v }));
     const seen = (name: string): unknown => mirror?.get<{ v: number }>('clusters', name)?.value.v;
     await put('a', 1);
     await waitFor(() => seen('a') === 1, { what: 'the first write in the mirror', timeoutMs: 10_000 });
@@ -79,11 +70,11 @@ describeEtcd('the etcd mirror across broken watch streams', () => {
   // revision no event under the prefix carries: waiting for the watch alone waited out the timeout.
   test('a waiter for a revision with no event under the prefix is released once the watch has passed it', async () => {
     const prefix = '/mirror-2/';
-    mirror = new EtcdMirror(direct.namespace(prefix), { onBatch: () => undefined });
+    mirror = new EtcdMirror(etcd.client.namespace(prefix), { onBatch: () => undefined });
     await mirror.start();
-    await direct.put(`${prefix}clusters/a`).value(JSON.stringify({ v: 1 }));
+    await etcd.client.put(`${prefix}clusters/a`).value(JSON.stringify({ v: 1 }));
     await waitFor(() => mirror?.get('clusters', 'a') !== undefined, { what: 'the write in the mirror', timeoutMs: 10_000 });
-    const { header } = await direct.put('/elsewhere/x').value('1');
+    const { header } = await etcd.client.put('/elsewhere/x').value('1');
     expect(await mirror.waitFor(Number(header.revision), 20_000)).toBe(true);
     expect(mirror.revision).toBeGreaterThanOrEqual(Number(header.revision));
     expect(mirror.list('clusters').map(([name]) => name)).toEqual(['a']);

@@ -9,7 +9,7 @@ import { Etcd3, type IKeyValue } from 'etcd3';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import { PrefixWatch } from '../../src/catalog/store/etcd-prefix-watch.js';
-import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+import { describeEtcd, etcdForBlock, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { startTcpRelay, type TcpRelay } from '../support/tcp-relay.js';
 import { waitFor } from '../support/wait.js';
 
@@ -38,29 +38,20 @@ function following(client: Etcd3, prefix: string): { watch: PrefixWatch; known: 
 }
 
 describeEtcd('a prefix watch across a compaction', () => {
-  let etcd: EtcdCluster;
-  let direct: Etcd3;
+  const etcd = etcdForBlock();
   let relay: TcpRelay;
   let cutOff: Etcd3;
   let watch: PrefixWatch | undefined;
   let n = 0;
 
-  beforeAll(async () => {
-    etcd = await startEtcdCluster(1);
-    direct = new Etcd3({ hosts: [...etcd.endpoints] });
-  }, 120_000);
   afterEach(async () => {
     await watch?.stop();
     cutOff?.close();
     await relay?.close();
   });
-  afterAll(async () => {
-    direct?.close();
-    await etcd?.stop();
-  });
 
   async function through(): Promise<Etcd3> {
-    const url = new URL(etcd.endpoints[0] as string);
+    const url = new URL(etcd.etcd.endpoints[0] as string);
     relay = await startTcpRelay({ host: url.hostname, port: Number(url.port) });
     const quick = { duration: 100, next: () => quick };
     cutOff = new Etcd3({ hosts: [relay.url], dialTimeout: 2_000, faultHandling: { watchBackoff: quick } });
@@ -71,29 +62,29 @@ describeEtcd('a prefix watch across a compaction', () => {
   async function gap(meanwhile: () => Promise<void>): Promise<void> {
     relay.cut();
     await meanwhile();
-    const { header } = await direct.put('/elsewhere').value('x');
-    await direct.kv.compact({ revision: header.revision, physical: true });
+    const { header } = await etcd.client.put('/elsewhere').value('x');
+    await etcd.client.kv.compact({ revision: header.revision, physical: true });
     relay.restore();
   }
 
   test('lists again after the gap: keys deleted meanwhile are gone, keys put meanwhile are there, later puts arrive', async () => {
     const prefix = `/watch-${++n}/`;
     const client = await through();
-    await direct.put(`${prefix}a`).value('1');
-    await direct.put(`${prefix}b`).value('1');
+    await etcd.client.put(`${prefix}a`).value('1');
+    await etcd.client.put(`${prefix}b`).value('1');
     const f = following(client, prefix);
     const { known } = f;
     watch = f.watch;
     await watch.start();
     expect(Object.fromEntries(known)).toEqual({ a: '1', b: '1' });
     await gap(async () => {
-      await direct.delete().key(`${prefix}a`);
-      await direct.put(`${prefix}b`).value('2');
-      await direct.put(`${prefix}c`).value('1');
+      await etcd.client.delete().key(`${prefix}a`);
+      await etcd.client.put(`${prefix}b`).value('2');
+      await etcd.client.put(`${prefix}c`).value('1');
     });
     await waitFor(() => f.listings() === 2, { what: 'the prefix listed again', timeoutMs: 20_000 });
     expect(Object.fromEntries(known)).toEqual({ b: '2', c: '1' });
-    await direct.put(`${prefix}d`).value('1');
+    await etcd.client.put(`${prefix}d`).value('1');
     await waitFor(() => known.has('d'), { what: 'a put after the gap', timeoutMs: 10_000 });
   });
 
@@ -109,9 +100,9 @@ describeEtcd('a prefix watch across a compaction', () => {
       all.exec = async () => {
         const res = await exec();
         listedAt = Number(res.header.revision);
-        for (const k of ['x', 'y', 'z']) await direct.put(`${prefix}${k}`).value('1');
+        for (const k of ['x', 'y', 'z']) await etcd.client.put(`${prefix}${k}`).value('1');
         // And one elsewhere: the replayed response's header is past the last event the watch sees.
-        await direct.put('/elsewhere').value('1');
+        await etcd.client.put('/elsewhere').value('1');
         return res;
       };
       return all;
@@ -133,13 +124,13 @@ describeEtcd('a prefix watch across a compaction', () => {
     const seen: string[] = [];
     watch = new PrefixWatch({ client, prefix, put: (kv) => seen.push(kv.key.toString().slice(prefix.length)), log, what: 'test watch', retryMs: 100 });
     await watch.start();
-    await direct.put(`${prefix}a`).value('1');
+    await etcd.client.put(`${prefix}a`).value('1');
     await waitFor(() => seen.length === 1, { what: 'the first put', timeoutMs: 10_000 });
-    await gap(() => direct.put(`${prefix}missed`).value('1').then(() => undefined));
+    await gap(() => etcd.client.put(`${prefix}missed`).value('1').then(() => undefined));
     // The watch resumes with some delay: keep putting until one arrives.
     await waitFor(
       async () => {
-        await direct.put(`${prefix}later`).value('1');
+        await etcd.client.put(`${prefix}later`).value('1');
         return seen.includes('later');
       },
       { what: 'puts after the gap', timeoutMs: 20_000 },
