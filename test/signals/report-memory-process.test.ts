@@ -5,8 +5,8 @@
  * cluster stats, and a 4 MiB JSON report whose samples carry half a million unknown fields. Two of either at once used to kill the process (heap out of memory);
  * each must be answered, and the process stay up and under the pod's limit.
  */
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startCappedFulcrum, type FulcrumProcess } from '../support/fulcrum-process.js';
+import { expect, test } from 'vitest';
+import { cappedFulcrumForFile, type FulcrumProcess } from '../support/fulcrum-process.js';
 import { callEnd, connectH2, grpcFrame, openCall, type CallEnd } from '../support/raw-grpc.js';
 import { scaled } from '../support/wait.js';
 import { field } from '../support/protobuf-bytes.js';
@@ -18,15 +18,7 @@ const RESOURCE_EXHAUSTED = 8;
 /** The default server.xds.limits.maxRequestBytes and the report route's body limit. */
 const LIMIT = 4 * MiB;
 
-let fulcrum: FulcrumProcess | undefined;
-
-beforeAll(async () => {
-  fulcrum = await startCappedFulcrum('fulcrum-report-memory-');
-}, scaled(120_000));
-
-afterAll(async () => {
-  await fulcrum?.stop();
-});
+const fulcrum = cappedFulcrumForFile('fulcrum-report-memory-');
 
 /** Runs `attack` while sampling the process's RSS; then checks it lived and stayed under the pod's limit. */
 async function survives<T>(f: FulcrumProcess, attack: () => Promise<T>): Promise<T> {
@@ -70,8 +62,7 @@ async function sendTwice(f: FulcrumProcess, path: string, message: Buffer): Prom
 }
 
 test('two 4 MiB gRPC reports of empty samples are refused before they are decoded; fulcrum lives', async () => {
-  const f = fulcrum;
-  if (!f) throw new Error('setup failed');
+  const f = fulcrum();
   // ReportRequest.samples is field 1.
   for (const end of await sendTwice(f, REPORT_METHOD_PATH, emptyEntries(1))) {
     expect(end.status, JSON.stringify(end)).toBe(RESOURCE_EXHAUSTED);
@@ -80,8 +71,7 @@ test('two 4 MiB gRPC reports of empty samples are refused before they are decode
 }, scaled(180_000));
 
 test('two 4 MiB load reports of empty cluster stats are refused before they are decoded; fulcrum lives', async () => {
-  const f = fulcrum;
-  if (!f) throw new Error('setup failed');
+  const f = fulcrum();
   // LoadStatsRequest.cluster_stats is field 2.
   for (const end of await sendTwice(f, LRS_METHOD_PATH, emptyEntries(2))) {
     expect(end.status, JSON.stringify(end)).toBe(RESOURCE_EXHAUSTED);
@@ -90,8 +80,7 @@ test('two 4 MiB load reports of empty cluster stats are refused before they are 
 }, scaled(180_000));
 
 test('two 4 MiB load reports of one endpoint whose metadata holds two million values are refused before they are decoded; fulcrum lives', async () => {
-  const f = fulcrum;
-  if (!f) throw new Error('setup failed');
+  const f = fulcrum();
   // Struct { fields: { a: Value { list_value (6): ListValue { values (1): [2M empty] } } } }
   const list = field(0x32, emptyEntries(1).subarray(0, LIMIT - 128));
   const struct = field(0x0a, Buffer.concat([field(0x0a, Buffer.from('a')), field(0x12, list)]));
@@ -105,8 +94,7 @@ test('two 4 MiB load reports of one endpoint whose metadata holds two million va
 }, scaled(180_000));
 
 test('two 4 MiB JSON reports of unknown fields are each answered with one rejection per sample; fulcrum lives', async () => {
-  const f = fulcrum;
-  if (!f) throw new Error('setup failed');
+  const f = fulcrum();
   const samples: string[] = [];
   let size = 0;
   let key = 0;

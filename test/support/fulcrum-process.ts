@@ -3,9 +3,10 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { fulcrumCommand } from './fulcrum-command.js';
 import { Proc } from './proc.js';
-import { waitFor } from './wait.js';
+import { scaled, waitFor } from './wait.js';
 
 const repo = new URL('../../', import.meta.url).pathname;
 
@@ -77,4 +78,22 @@ export async function startCappedFulcrum(prefix: string): Promise<FulcrumProcess
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * startCappedFulcrum for a whole test file: started before its tests, stopped after them. Returns
+ * a getter for the tests, which throws when the start failed (beforeAll reported why).
+ */
+export function cappedFulcrumForFile(prefix: string): () => FulcrumProcess {
+  let fulcrum: FulcrumProcess | undefined;
+  beforeAll(async () => {
+    fulcrum = await startCappedFulcrum(prefix);
+  }, scaled(120_000));
+  afterAll(async () => {
+    await fulcrum?.stop();
+  });
+  return () => {
+    if (!fulcrum) throw new Error('setup failed');
+    return fulcrum;
+  };
 }

@@ -7,8 +7,8 @@
  * memory limit; now each stream is ended before its request is decoded, and the process stays
  * up and under the limit.
  */
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startCappedFulcrum, type FulcrumProcess } from '../support/fulcrum-process.js';
+import { expect, test } from 'vitest';
+import { cappedFulcrumForFile, type FulcrumProcess } from '../support/fulcrum-process.js';
 import { ADS_PATH, callEnd, connectH2, grpcFrame, openCall, type CallEnd } from '../support/raw-grpc.js';
 import { ADS_DELTA } from '../support/xds-client.js';
 import { scaled } from '../support/wait.js';
@@ -20,15 +20,7 @@ const CDS = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
 /** The connections of the attack: well within maxConnectionsPerPeer (1000). */
 const CONNECTIONS = 20;
 
-let fulcrum: FulcrumProcess | undefined;
-
-beforeAll(async () => {
-  fulcrum = await startCappedFulcrum('fulcrum-request-memory-');
-}, scaled(120_000));
-
-afterAll(async () => {
-  await fulcrum?.stop();
-});
+const fulcrum = cappedFulcrumForFile('fulcrum-request-memory-');
 
 /** Repeated empty entries of one length-delimited field, two bytes each, `bytes` in all. */
 function empties(tag: number, bytes: number): Buffer {
@@ -94,8 +86,7 @@ test.each([
   // resource_locators_subscribe (8): two million empty ResourceLocators.
   ['Delta, resource locators', ADS_DELTA, () => Buffer.concat([delta(node), empties(0x42, BODY)])],
 ])('%s: twenty 4 MiB requests of empty entries end their streams undecoded; fulcrum lives', async (_name, path, message) => {
-  const f = fulcrum;
-  if (!f) throw new Error('setup failed');
+  const f = fulcrum();
   const bytes = message();
   expect(bytes.length).toBeLessThan(4 * MiB);
   for (const end of await attack(f, path, bytes)) expect(end.status, JSON.stringify(end)).toBe(INTERNAL);

@@ -7,8 +7,8 @@
  * on EDS and RDS. The per-peer subscription budget refuses the extra streams, and the process lives.
  */
 import type http2 from 'node:http2';
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startCappedFulcrum, type FulcrumProcess } from '../support/fulcrum-process.js';
+import { expect, test } from 'vitest';
+import { cappedFulcrumForFile, type FulcrumProcess } from '../support/fulcrum-process.js';
 import { ADS_PATH, callEnd, connectH2, discoveryRequest, grpcFrame, openCall, type CallEnd } from '../support/raw-grpc.js';
 import { ADS_DELTA, encodeDeltaDiscoveryRequest } from '../support/xds-client.js';
 import { scaled, waitFor } from '../support/wait.js';
@@ -18,15 +18,7 @@ const RDS = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
 const MiB = 1024 * 1024;
 const RESOURCE_EXHAUSTED = 8;
 
-let fulcrum: FulcrumProcess | undefined;
-
-beforeAll(async () => {
-  fulcrum = await startCappedFulcrum('fulcrum-budget-');
-}, scaled(120_000));
-
-afterAll(async () => {
-  await fulcrum?.stop();
-});
+const fulcrum = cappedFulcrumForFile('fulcrum-budget-');
 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -79,8 +71,7 @@ async function attack(
 const refusedBy = (ends: readonly CallEnd[], limit: string): CallEnd[] => ends.filter((e) => e.status === RESOURCE_EXHAUSTED && e.message.includes(limit));
 
 test('SotW: one connection of 2 MB EDS subscriptions is refused past the per-peer budget; fulcrum lives', async () => {
-  const f = fulcrum;
-  if (!f) throw new Error('setup failed');
+  const f = fulcrum();
   const PER_PEER = 'server.xds.limits.maxSubscriptionNameBytesPerPeer (8388608)';
   const subscribe = async (st: http2.ClientHttp2Stream, i: number): Promise<void> => {
     st.on('data', () => undefined);
@@ -95,8 +86,7 @@ test('SotW: one connection of 2 MB EDS subscriptions is refused past the per-pee
 }, scaled(300_000));
 
 test('Delta: one connection reporting 2,000 held EDS and RDS names per stream stays up', async () => {
-  const f = fulcrum;
-  if (!f) throw new Error('setup failed');
+  const f = fulcrum();
   const report = async (st: http2.ClientHttp2Stream, i: number): Promise<void> => {
     st.on('data', () => undefined);
     for (const [t, type_url] of [EDS, RDS].entries()) {
