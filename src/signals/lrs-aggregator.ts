@@ -3,12 +3,12 @@ import type { WireLoadStatsRequest } from './lrs-codec.js';
 import {
   attributeLocality,
   DEFAULT_METRIC_FIELDS,
-  localityId,
   METRIC_FIELDS,
   reportLoads,
   type EndpointLoad,
   type LocalityAttribution,
   type LocalityMember,
+  type LocalityName,
   type MetricField,
 } from './lrs-conversion.js';
 import type { Sample } from './signal-store.js';
@@ -98,7 +98,7 @@ export interface LrsAggregatorOptions {
   /** A share counts for this many report intervals after its proxy last reported the cluster (default 3). */
   readonly staleAfterIntervals?: number;
   /** The endpoints of a locality and their current weights (for per-locality reports; default: none known). */
-  readonly localityMembers?: (cluster: string, locality: string) => readonly LocalityMember[];
+  readonly localityMembers?: (cluster: string, locality: LocalityName) => readonly LocalityMember[];
   /** Per report: how many entries of each granularity were used, attributed or dropped. */
   readonly onEntries?: (granularity: LrsGranularity, result: LrsReportResult, count: number) => void;
   /**
@@ -371,7 +371,7 @@ export class LrsAggregator {
     if (report.localities.length === 0) return report.endpoints;
     const loads = [...report.endpoints];
     for (const locality of report.localities) {
-      const members = this.options.localityMembers?.(locality.cluster, localityId(locality.locality)) ?? [];
+      const members = this.options.localityMembers?.(locality.cluster, locality.locality) ?? [];
       const { result, loads: attributed } = attributeLocality(locality, members);
       count?.('locality', result, 1);
       loads.push(...attributed);

@@ -6,7 +6,7 @@ import { changedClusters } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
 import type { LrsGranularity, LrsReportResult } from './lrs-aggregator.js';
-import { DEFAULT_METRIC_FIELDS, localityId, type LocalityMember, type MetricField } from './lrs-conversion.js';
+import { DEFAULT_METRIC_FIELDS, localityId, type LocalityMember, type LocalityName, type MetricField } from './lrs-conversion.js';
 import { lrsService, type LrsService } from './lrs-service.js';
 import { Prober, probeConfigFromCatalog } from './prober.js';
 import { ReportBudget, httpReservation, type Admission, type ReportBudgetOptions, type ReportsGate } from './report-budget.js';
@@ -225,14 +225,15 @@ export class Signals {
   }
 
   /**
-   * A locality's endpoints (`locality`: its localityId) with the weights proxies get: how
-   * per-locality LRS is split among them. A locality gRPC clients were sent for one endpoint
-   * (catalog/endpoint-localities.ts) is that endpoint alone, when it is in the real locality named.
+   * A locality's endpoints with the weights proxies get: how per-locality LRS is split among them.
+   * A locality gRPC clients were sent for one endpoint (catalog/endpoint-localities.ts) is that
+   * endpoint alone, when it is in the real locality named. Called once per locality entry of every
+   * gRPC client's report: the name as the report has it, so nothing is parsed back per entry.
    */
-  localityMembers(cluster: string, locality: string): LocalityMember[] {
+  localityMembers(cluster: string, locality: LocalityName): LocalityMember[] {
     const byLocality = this.localities.get(cluster);
-    const rows = byLocality?.get(locality) ?? this.endpointRow(byLocality, locality);
     const endpoints = this.clusters.get(cluster)?.endpoints ?? [];
+    const rows = byLocality?.get(localityId(locality)) ?? this.endpointRow(byLocality, endpoints, locality);
     const current = this.options.currentWeight;
     return rows.map((r) => ({ key: r.key, weight: current?.(cluster, r.key) ?? endpoints[r.index]?.weight ?? 0 }));
   }
@@ -241,20 +242,27 @@ export class Signals {
    * The row of the one endpoint a gRPC client's locality stands for (its sub-zone written by
    * endpointSubZone), when that endpoint is in the real locality named; none for any other locality.
    */
-  private endpointRow(byLocality: ReadonlyMap<string, LocalityRow[]> | undefined, id: string): LocalityRow[] {
-    const [region, zone, subZone] = JSON.parse(id) as [string, string, string];
-    const named = endpointOfLocality({ region, zone, subZone });
+  private endpointRow(byLocality: ReadonlyMap<string, LocalityRow[]> | undefined, endpoints: readonly Endpoint[], locality: LocalityName): LocalityRow[] {
+    const named = endpointOfLocality(locality);
     if (named === undefined || byLocality === undefined) return [];
-    const hit = this.keyed(byLocality).get(named.key);
-    return hit !== undefined && hit.locality === localityId(named.locality) ? [hit.row] : [];
+    const hit = this.keyed(byLocality, endpoints).get(named.key);
+    return hit !== undefined && sameLocality(hit.locality, named.locality) ? [hit.row] : [];
   }
 
-  /** `byLocality`'s rows by endpoint key (rowsByKey). */
-  private keyed(byLocality: ReadonlyMap<string, LocalityRow[]>): ReadonlyMap<string, KeyedRow> {
+  /**
+   * `byLocality`'s rows by endpoint key (rowsByKey), each with its endpoint's locality from
+   * `endpoints` (the cluster the rows were made or kept for: same positions, same localities).
+   */
+  private keyed(byLocality: ReadonlyMap<string, LocalityRow[]>, endpoints: readonly Endpoint[]): ReadonlyMap<string, KeyedRow> {
     let out = this.rowsByKey.get(byLocality);
     if (out === undefined) {
       const index = new Map<string, KeyedRow>();
-      for (const [locality, rows] of byLocality) for (const row of rows) index.set(row.key, { locality, row });
+      for (const rows of byLocality.values()) {
+        for (const row of rows) {
+          const e = endpoints[row.index];
+          if (e !== undefined) index.set(row.key, { locality: e.locality, row });
+        }
+      }
       this.rowsByKey.set(byLocality, (out = index));
     }
     return out;
@@ -314,9 +322,9 @@ interface LocalityRow {
   readonly index: number;
 }
 
-/** A locality row with its locality's id. */
+/** A locality row with its endpoint's locality. */
 interface KeyedRow {
-  readonly locality: string;
+  readonly locality: Endpoint['locality'];
   readonly row: LocalityRow;
 }
 

@@ -28,7 +28,7 @@ const members: Record<string, { key: string; weight: number }[]> = {
 
 function aggregator(counted: [LrsGranularity, LrsReportResult, number][] = []) {
   return new LrsAggregator({
-    localityMembers: (cluster, locality) => (cluster === 'svc' ? (members[locality] ?? []) : []),
+    localityMembers: (cluster, locality) => (cluster === 'svc' ? (members[localityId(locality)] ?? []) : []),
     onEntries: (g, r, n) => counted.push([g, r, n]),
   });
 }

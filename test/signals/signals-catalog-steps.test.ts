@@ -1,7 +1,6 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Signals } from '../../src/signals/signals.js';
-import { localityId } from '../../src/signals/lrs-conversion.js';
 import type { Catalog } from '../../src/catalog/types.js';
 import { cluster, endpoint } from '../catalog/helpers.js';
 
@@ -92,7 +91,7 @@ describe('Signals after an endpoint write that keeps every address and port', ()
     listeners: [],
     nodeGroups: [],
   });
-  const members = (s: Signals) => ['a', 'b', 'c'].map((z) => s.localityMembers('web', localityId(zone(z))));
+  const members = (s: Signals) => ['a', 'b', 'c'].map((z) => s.localityMembers('web', zone(z)));
 
   it('splits locality loads by the new weights and localities, as a fresh Signals does', () => {
     const s = new Signals({ log: pino({ level: 'silent' }), lrsIntervalMs: 10_000 });
@@ -111,7 +110,7 @@ describe('Signals after an endpoint write that keeps every address and port', ()
   it('attributes a locality gRPC clients were sent for one endpoint to that endpoint alone', () => {
     const s = new Signals({ log: pino({ level: 'silent' }), lrsIntervalMs: 10_000 });
     s.setCatalog(web([1, 1, 3], ['a', 'b', 'b']));
-    const own = (z: string, key: string) => s.localityMembers('web', localityId({ ...zone(z), subZone: `@${key}` }));
+    const own = (z: string, key: string) => s.localityMembers('web', { ...zone(z), subZone: `@${key}` });
     expect(own('b', '10.2.0.3:8080')).toEqual([{ key: '10.2.0.3:8080', weight: 3 }]);
     // Named in a locality it is not in, or not an endpoint of the cluster: nobody's.
     expect(own('a', '10.2.0.3:8080')).toEqual([]);
@@ -129,10 +128,10 @@ describe('Signals after an endpoint write that keeps every address and port', ()
     const n = 30_000;
     const s = new Signals({ log: pino({ level: 'silent' }), lrsIntervalMs: 10_000 });
     s.setCatalog({ clusters: [cluster('big', Array.from({ length: n }, (_, i) => endpoint(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 8080, { locality: zone('a') })))], listeners: [], nodeGroups: [] });
-    const ids = Array.from({ length: n }, (_, i) => localityId({ ...zone('a'), subZone: `@10.${i >> 16}.${(i >> 8) & 255}.${i & 255}:8080` }));
+    const names = Array.from({ length: n }, (_, i) => ({ ...zone('a'), subZone: `@10.${i >> 16}.${(i >> 8) & 255}.${i & 255}:8080` }));
     const started = performance.now();
     let found = 0;
-    for (const id of ids) found += s.localityMembers('big', id).length;
+    for (const name of names) found += s.localityMembers('big', name).length;
     expect(found).toBe(n);
     expect(performance.now() - started).toBeLessThan(2_000);
     s.stop();
