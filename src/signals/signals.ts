@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import { WindowedLog } from '../telemetry/windowed-log.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
-import { endpointOfLocality } from '../catalog/endpoint-localities.js';
 import { changedClusters } from '../catalog/changed-clusters.js';
 import type { Catalog, Cluster, Endpoint } from '../catalog/types.js';
 import { inChunks, runToEnd } from '../balancing/steps.js';
 import type { LrsGranularity, LrsReportResult } from './lrs-aggregator.js';
+import { LocalityLookup, sameLocality, type LocalityRow, type LocalityRows } from './locality-lookup.js';
 import { DEFAULT_METRIC_FIELDS, localityId, type LocalityMember, type LocalityName, type MetricField } from './lrs-conversion.js';
 import { lrsService, type LrsService } from './lrs-service.js';
 import { Prober, probeConfigFromCatalog } from './prober.js';
@@ -67,14 +67,8 @@ export class Signals {
   private seen: readonly Cluster[] = [];
   /** cluster → locality id → its endpoints' keys and positions in the cluster (for per-locality LRS). */
   private localities = new Map<string, Map<string, LocalityRow[]>>();
-  /**
-   * Per cluster's locality rows (the map object: a layout rebuilt is a new one), its rows by
-   * endpoint key with their locality: how a gRPC client's locality for one endpoint is found
-   * (endpointRow). Built on the first such lookup; a report names every endpoint of a split
-   * cluster, and a scan of the real locality per name was quadratic (5,000 endpoints in one zone:
-   * 0.7 s of one report, 20,000: 10 s).
-   */
-  private readonly rowsByKey = new WeakMap<ReadonlyMap<string, LocalityRow[]>, ReadonlyMap<string, KeyedRow>>();
+  /** Per cluster's locality rows (the map object: a layout rebuilt is a new one), how a report's locality is found in them. */
+  private readonly lookups = new WeakMap<LocalityRows, LocalityLookup>();
 
   constructor(private readonly options: SignalsOptions) {
     this.store = new SignalStore({ onListenerError: (err) => options.log.error({ err }, 'signal listener failed') });
@@ -227,45 +221,16 @@ export class Signals {
   /**
    * A locality's endpoints with the weights proxies get: how per-locality LRS is split among them.
    * A locality gRPC clients were sent for one endpoint (catalog/endpoint-localities.ts) is that
-   * endpoint alone, when it is in the real locality named. Called once per locality entry of every
-   * gRPC client's report: the name as the report has it, so nothing is parsed back per entry.
+   * endpoint alone, when it is in the real locality named (LocalityLookup).
    */
   localityMembers(cluster: string, locality: LocalityName): LocalityMember[] {
     const byLocality = this.localities.get(cluster);
     const endpoints = this.clusters.get(cluster)?.endpoints ?? [];
-    const rows = byLocality?.get(localityId(locality)) ?? this.endpointRow(byLocality, endpoints, locality);
+    if (byLocality === undefined) return [];
+    let lookup = this.lookups.get(byLocality);
+    if (lookup === undefined) this.lookups.set(byLocality, (lookup = new LocalityLookup(byLocality)));
     const current = this.options.currentWeight;
-    return rows.map((r) => ({ key: r.key, weight: current?.(cluster, r.key) ?? endpoints[r.index]?.weight ?? 0 }));
-  }
-
-  /**
-   * The row of the one endpoint a gRPC client's locality stands for (its sub-zone written by
-   * endpointSubZone), when that endpoint is in the real locality named; none for any other locality.
-   */
-  private endpointRow(byLocality: ReadonlyMap<string, LocalityRow[]> | undefined, endpoints: readonly Endpoint[], locality: LocalityName): LocalityRow[] {
-    const named = endpointOfLocality(locality);
-    if (named === undefined || byLocality === undefined) return [];
-    const hit = this.keyed(byLocality, endpoints).get(named.key);
-    return hit !== undefined && sameLocality(hit.locality, named.locality) ? [hit.row] : [];
-  }
-
-  /**
-   * `byLocality`'s rows by endpoint key (rowsByKey), each with its endpoint's locality from
-   * `endpoints` (the cluster the rows were made or kept for: same positions, same localities).
-   */
-  private keyed(byLocality: ReadonlyMap<string, LocalityRow[]>, endpoints: readonly Endpoint[]): ReadonlyMap<string, KeyedRow> {
-    let out = this.rowsByKey.get(byLocality);
-    if (out === undefined) {
-      const index = new Map<string, KeyedRow>();
-      for (const rows of byLocality.values()) {
-        for (const row of rows) {
-          const e = endpoints[row.index];
-          if (e !== undefined) index.set(row.key, { locality: e.locality, row });
-        }
-      }
-      this.rowsByKey.set(byLocality, (out = index));
-    }
-    return out;
+    return lookup.find(locality, endpoints).map((r) => ({ key: r.key, weight: current?.(cluster, r.key) ?? endpoints[r.index]?.weight ?? 0 }));
   }
 
   /** How many endpoints are set to be probed (those of clusters with a probe). */
@@ -301,31 +266,12 @@ function sameLocalities(before: readonly Endpoint[], after: readonly Endpoint[])
   return true;
 }
 
-function sameLocality(a: Endpoint['locality'], b: Endpoint['locality']): boolean {
-  return a === b || (a.region === b.region && a.zone === b.zone && a.subZone === b.subZone);
-}
-
 /** Endpoints per step when a big catalog change reaches the signals in steps. */
 export const SIGNALS_STEP_ENDPOINTS = 5_000;
 
 interface KeysAndLocalities {
   readonly keys: Set<string>;
   readonly byLocality: Map<string, LocalityRow[]>;
-}
-
-/**
- * An endpoint of a locality: its key and its position in the cluster, where its weight is read
- * when LRS asks (so a weight change leaves the rows as they are).
- */
-interface LocalityRow {
-  readonly key: string;
-  readonly index: number;
-}
-
-/** A locality row with its endpoint's locality. */
-interface KeyedRow {
-  readonly locality: Endpoint['locality'];
-  readonly row: LocalityRow;
 }
 
 /** A cluster's endpoint keys and its members by locality, in one pass: each key made once (20k of them for a big cluster, with their GC). */
