@@ -191,6 +191,8 @@ export class LrsAggregator {
    */
   private readonly expiries = new TinyQueue<Expiry>([], (a, b) => a.at - b.at);
   private readonly metricFields: Readonly<Record<string, MetricField>>;
+  /** The share an entry makes, before rewriteShare copies it into the stream's share of the endpoint (one array, reused by every entry). */
+  private readonly next = new Float64Array(SUMMED);
 
   constructor(private readonly options: LrsAggregatorOptions = {}) {
     this.metricFields = options.metricFields ?? DEFAULT_METRIC_FIELDS;
@@ -213,10 +215,11 @@ export class LrsAggregator {
       // Bounded: a proxy claiming a week-long interval must not hold its share for weeks.
       r.intervalMs = Math.max(r.intervalMs, Math.min(load.intervalMs, MAX_INTERVALS * defaultIntervalMs));
       const e = this.endpointOf(load.cluster, load.key);
-      const share = this.openShare(e, stream);
-      this.fillShare(share, load, Math.max(load.intervalMs, MIN_INTERVAL_FRACTION * defaultIntervalMs));
-      fillPeers(share, flows.get(load.cluster), load, Math.max(load.intervalMs, MIN_INTERVAL_FRACTION * defaultIntervalMs));
-      this.closeShare(e, share);
+      const next = this.next;
+      const intervalForRates = Math.max(load.intervalMs, MIN_INTERVAL_FRACTION * defaultIntervalMs);
+      this.fillShare(next, load, intervalForRates);
+      fillPeers(next, flows.get(load.cluster), load, intervalForRates);
+      this.rewriteShare(e, stream, next);
       r.keys.set(load.key, false);
     }
     for (const [cluster, r] of reported) {
@@ -379,12 +382,9 @@ export class LrsAggregator {
     return loads;
   }
 
-  /**
-   * A share's values from one endpoint's load (in place: a proxy's share of an endpoint is rewritten
-   * every interval); its rates over `intervalMs`.
-   */
+  /** A share's values from one endpoint's load, every slot written; its rates over `intervalMs`. */
   private fillShare(share: Float64Array, load: EndpointLoad, intervalMs: number): void {
-    share.fill(0);
+    for (let s = 0; s < SUMMED; s++) share[s] = 0;
     const seconds = intervalMs / 1000;
     share[RPS] = load.issued / seconds;
     share[ERRORS] = load.failed / seconds;
@@ -413,29 +413,19 @@ export class LrsAggregator {
         if (before.live) this.removeShare(cluster, key, stream);
         continue;
       }
-      const e = this.endpointOf(cluster, key);
-      const share = this.openShare(e, stream);
-      share.fill(0);
-      this.closeShare(e, share);
+      this.rewriteShare(this.endpointOf(cluster, key), stream, ZERO_SHARE);
       reported.set(key, true);
     }
   }
 
-  /** The stream's share of an endpoint, out of the sums until closeShare (its values are then rewritten). */
-  private openShare(e: Endpoint, stream: number): Float64Array {
-    const share = e.shares.get(stream);
-    if (share === undefined) {
-      const fresh = new Float64Array(SUMMED);
-      e.shares.set(stream, fresh);
-      return fresh;
-    }
-    if (addTo(e, share, -1)) e.inexact = true;
-    return share;
-  }
-
-  /** Puts the share openShare took out, rewritten, back into the sums. */
-  private closeShare(e: Endpoint, share: Float64Array): void {
-    addTo(e, share, 1);
+  /**
+   * The stream's share of an endpoint rewritten to `values` (in place: a proxy's share of an
+   * endpoint is rewritten every interval), the sums with it in one pass (replaceIn).
+   */
+  private rewriteShare(e: Endpoint, stream: number, values: Float64Array): void {
+    let share = e.shares.get(stream);
+    if (share === undefined) e.shares.set(stream, (share = new Float64Array(SUMMED)));
+    if (replaceIn(e, share, values)) e.inexact = true;
     this.updated(e);
   }
 
@@ -561,6 +551,36 @@ function addTo(e: Endpoint, share: Float64Array, sign: 1 | -1): boolean {
   }
   return inexact;
 }
+
+/**
+ * `share`'s values replaced by `values` in its endpoint's sums and in place, in one pass: the
+ * arithmetic of addTo(share, −1), then the new values written, then addTo(share, 1), slot by
+ * slot, so the sums come out bit for bit the same. True as addTo's subtraction would be.
+ */
+function replaceIn(e: Endpoint, share: Float64Array, values: Float64Array): boolean {
+  let inexact = false;
+  for (let s = 0; s < SUMMED; s++) {
+    const v = share[s] as number;
+    const w = values[s] as number;
+    if (v !== 0) {
+      const holders = (e.holders[s] as number) - 1;
+      e.holders[s] = holders;
+      const sum = holders === 0 ? 0 : (e.sums[s] as number) - v;
+      e.sums[s] = sum;
+      if (holders > 0 && !(Math.abs(sum) >= Math.abs(v) * CANCELLED && Math.abs(sum) < Number.POSITIVE_INFINITY)) inexact = true;
+    }
+    if (w !== 0) {
+      const holders = (e.holders[s] as number) + 1;
+      e.holders[s] = holders;
+      e.sums[s] = holders === 0 ? 0 : (e.sums[s] as number) + w;
+    }
+    share[s] = w;
+  }
+  return inexact;
+}
+
+/** What a stream's share of an endpoint it stopped reporting becomes (zeroAbsent). */
+const ZERO_SHARE = new Float64Array(SUMMED);
 
 const nonNegative = (v: number): number => (v > 0 ? v : 0);
 
