@@ -127,6 +127,7 @@ export const SAFETY_RULES = [
   'joined', // new, returning or re-weighted endpoint: starts at its fair share
   'probation', // back from an ejection or a probed outage: starts at a quarter of its fair share
   'error-penalty', // its error rate lowered its weight
+  'peers-near-capacity', // its errors moved less of its load than they would have: its peers are near capacity (tick/error-shift.ts)
   'latency-penalty', // slower than the cluster median: counted as busier
   'deadband', // within the deadband of the setpoint: left alone
   'low-load-hold', // every endpoint nearly idle: nothing to balance

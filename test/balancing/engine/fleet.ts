@@ -23,6 +23,11 @@ export interface FleetOptions {
   readonly tickMs?: number;
   /** Requests per second per unit of load (for rps and error reports; default 100). */
   readonly rpsPerUnit?: number;
+  /**
+   * Each failed request is retried once on the other endpoints in rotation, by their weights (as
+   * fulcrum's default route retries do); default false: a failed request is lost.
+   */
+  readonly retryErrors?: boolean;
 }
 
 export class Fleet {
@@ -64,7 +69,15 @@ export class Fleet {
   offered(): number[] {
     const effective = this.weights.map((w, i) => (this.healthy[i] ? w : 0));
     const total = effective.reduce((a, b) => a + b, 0);
-    return effective.map((w) => this.load * (w / total));
+    const first = effective.map((w) => this.load * (w / total));
+    if (this.o.retryErrors !== true) return first;
+    const retried = first.map(() => 0);
+    first.forEach((x, i) => {
+      const failed = x * (this.errorRates[i] as number);
+      const others = total - (effective[i] as number);
+      if (failed > 0 && others > 0) effective.forEach((w, j) => (retried[j] = (retried[j] as number) + (j === i ? 0 : (failed * w) / others)));
+    });
+    return first.map((x, i) => x + (retried[i] as number));
   }
 
   /** Utilization of each endpoint (no noise): the requests it really serves over its capacity. */

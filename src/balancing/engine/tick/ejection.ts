@@ -13,8 +13,10 @@
  *
  * Every rule needs the endpoint's peers to be doing clearly better (their median error rate below
  * half the threshold): when the whole cluster fails, the fault is not the endpoint's, and ejecting
- * would only concentrate the load. At most maxEjectedRatio of the cluster is ejected at once (at
- * least one endpoint when it has two or more), worst first, and never the last serving endpoint.
+ * would only concentrate the load. And an error rule ejects only if the peers can carry what the
+ * endpoint still serves well, where they report their utilization (tick/error-shift.ts). At most
+ * maxEjectedRatio of the cluster is ejected at once (at least one endpoint when it has two or
+ * more), worst first, and never the last serving endpoint.
  *
  * Back-off: an ejection lasts baseEjectionMs × 2^level (capped). The level rises only when an
  * endpoint relapses after it came back (served enough clean traffic after its release): an
@@ -28,6 +30,7 @@ import type { EjectionSettings } from '../types.js';
 import { newJudgedReadings, type Frame, type JudgedReadings } from './frame.js';
 import { inChunks } from '../../steps.js';
 import { judgeStalls, stallReading, stalledAlone, type StallReading } from './stall.js';
+import { addCarrier, newLedger, peersCarry, type CapacityLedger } from './error-shift.js';
 
 export interface EjectionVerdict {
   readonly index: number;
@@ -263,8 +266,13 @@ function judge(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, t: 
   let ejected = t.ejected;
   // Most ticks of most clusters have no error data: nothing to judge.
   if (t.judged > 0) {
-    for (const v of judgeReadings(f.scratch.readings, f.n, { total: f.n, alreadyEjected: t.ejected }, s)) {
-      eject(eps[v.index] as EndpointState, v.reason, f.now, s);
+    const verdicts = judgeReadings(f.scratch.readings, f.n, { total: f.n, alreadyEjected: t.ejected }, s);
+    const ledger = verdicts.length > 0 ? carriersOf(f, eps) : undefined;
+    for (const v of verdicts) {
+      const e = eps[v.index] as EndpointState;
+      // Only as far as its peers can carry what it still serves well (tick/error-shift.ts).
+      if (!peersCarry(ledger as CapacityLedger, e.sample, f.now)) continue;
+      eject(e, v.reason, f.now, s);
       ejected++;
     }
   }
@@ -285,6 +293,16 @@ function judgeStalled(f: Frame, eps: readonly EndpointState[], s: EjectionSettin
   const cap = f.n >= 2 ? Math.max(1, Math.floor(s.maxEjectedRatio * f.n)) : 0;
   const room = Math.max(0, Math.min(cap - ejected, serving - 1));
   for (const v of judgeStalls(readings, s, room)) eject(eps[v.index] as EndpointState, v.reason, f.now, s);
+}
+
+/** The capacity and load of the endpoints that carry the cluster's traffic now: in rotation and not ejected. */
+function carriersOf(f: Frame, eps: readonly EndpointState[]): CapacityLedger {
+  const ledger = newLedger();
+  for (let i = 0; i < f.n; i++) {
+    const e = eps[i] as EndpointState;
+    if (e.ejection?.until === undefined && inRotation(e, f.now)) addCarrier(ledger, e.sample, f.now);
+  }
+  return ledger;
 }
 
 interface Readings {

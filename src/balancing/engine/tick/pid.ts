@@ -8,7 +8,7 @@
  * w ← w · exp(k · output); the steered endpoints are then renormalized to their previous sum, so
  * steering moves traffic among them without changing the share of those it did not steer. The
  * error term is why a backend that fails fast (and so looks idle) loses traffic instead of gaining
- * it; the latency excess is why a backend slowed by a dependency loses traffic although its CPU is
+ * it, as far as its peers can carry its load (tick/error-shift.ts); the latency excess is why a backend slowed by a dependency loses traffic although its CPU is
  * fine. Weights rest inside a deadband around the setpoint and while the whole cluster is nearly
  * idle, so sampling noise does not become a push every tick.
  */
@@ -34,6 +34,7 @@ import {
   type PidFrame,
 } from './frame.js';
 import { inChunks } from '../../steps.js';
+import { addUtilization, errorShiftAllowance, newTotals, utilizationOf, type UtilizationTotals } from './error-shift.js';
 import { OUT_D, OUT_I, OUT_OUTPUT, OUT_P, PID_INPUT_SLOTS, PID_OUTPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
 import {
   LATEST_AT,
@@ -60,6 +61,7 @@ const R_ERROR = ruleBit('error-penalty');
 const R_LATENCY = ruleBit('latency-penalty');
 const R_DEADBAND = ruleBit('deadband');
 const R_LOW_LOAD = ruleBit('low-load-hold');
+const R_PEERS_BUSY = ruleBit('peers-near-capacity');
 
 /**
  * The step limit is a rate (maxStepRatio per tick). With Envoy reporting every 2 s and a 1 s tick
@@ -94,6 +96,10 @@ const LATENCY_TOLERANCE = 0.5;
  * rather than to a slightly lower share. Uniform errors shift every measurement alike and cancel.
  */
 const ERROR_SCALE = 4;
+/** An endpoint failing at least this share of its requests never gains a share from its peers' load (holdFailing); sporadic errors do not hold. */
+const FAILING_RATE = 0.05;
+/** An endpoint failing more than this share is counted as if it served this share (errorTerm): a bound, not a division by zero. */
+const MIN_SUCCESS_RATE = 0.1;
 /** Penalties below this (in utilization units) do not count as "something to correct" at low load. */
 const PENALTY_EPSILON = 0.02;
 
@@ -182,11 +188,36 @@ function aimAt(c: ClusterState, f: Frame, b: Begun): Aim | undefined {
   const k = st.k;
   if (k === 0) return undefined;
   const sm = measure(c, f, st, f.scratch.steerM);
+  if (st.errors !== NO_TERMS) holdFailing(f, st, sm);
   let setpoint: number;
   if (c.pidConfig.setpoint === 'mean') setpoint = sumOf(sm, k) / k;
   else setpoint = c.pidConfig.setpoint;
   return { pf, st, setpoint, hold: lowLoad(c, st), prev: 0, next: 0 };
 }
+
+/**
+ * Errors never raise a share: an endpoint failing at least FAILING_RATE of its requests is
+ * measured at least as busy as the mean of its peers that fail less. Its peers are busier with its
+ * retried failures, and once their load took its error penalty away (tick/error-shift.ts), the
+ * mean setpoint sent it more traffic for being less busy than they are. Its own measurement is
+ * floored for this tick only (its smoothed one is kept). When every endpoint fails (none to
+ * compare with), errors cancel.
+ */
+function holdFailing(f: Frame, st: Steered, sm: number[]): void {
+  let sum = 0;
+  let count = 0;
+  for (let j = 0; j < st.k; j++) {
+    if (!failing(f, st.idx[j] as number)) {
+      sum += sm[j] as number;
+      count++;
+    }
+  }
+  if (count === 0 || count === st.k) return;
+  const peers = sum / count;
+  for (let j = 0; j < st.k; j++) if (failing(f, st.idx[j] as number) && (sm[j] as number) < peers) sm[j] = peers;
+}
+
+const failing = (f: Frame, i: number): boolean => (f.errorRate[i] as number) >= FAILING_RATE || sampleErrorRate(f, i) >= FAILING_RATE;
 
 /**
  * xs[0] + … + xs[k − 1], in order. A function of its own that returns right after its loop: V8
@@ -253,8 +284,45 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
   const excess = metric === 'cpu-latency' && b.length > 0 && idx.some((i) => c.order[i]?.sample?.cpu !== undefined);
   const latency = excess && lat.size > 0 ? idx.map((i) => ref * Math.max(0, (lat.get(i) ?? 1) - 1 - LATENCY_TOLERANCE)) : NO_TERMS;
   const anyErrors = c.errorPenalty > 0 && idx.some((i) => (f.errorRate[i] as number) > 0);
-  const errors = anyErrors ? idx.map((i) => ERROR_SCALE * c.errorPenalty * (Number.isNaN(f.errorRate[i] as number) ? 0 : f.errorRate[i] as number)) : NO_TERMS;
+  const errors = anyErrors ? errorTerms(c, f, idx, b) : NO_TERMS;
   return { k: idx.length, idx, base: b, latency, errors, measured: false };
+}
+
+/** The steered endpoints' error terms (errorTerm); `base`: their measurements before any term. */
+function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: readonly number[]): number[] {
+  const totals = newTotals();
+  for (const i of idx) addUtilization(totals, utilizationOf(f.samples[i]));
+  return idx.map((i, j) => errorTerm(c, f, i, { totals, own: utilizationOf(f.samples[i]), base: base[j] as number }));
+}
+
+/**
+ * An endpoint's error term, in two parts:
+ * - its failed requests counted as busy as its served ones (base × r / (1 − r)): fast failures
+ *   cost next to nothing, so without this an endpoint failing half its requests fast read half
+ *   as busy, and gained traffic as soon as anything else stopped holding it back;
+ * - ERROR_SCALE × errorPenalty × r, times the share its peers' utilization allows (tick/error-shift.ts):
+ *   what drives it below its capacity share, only while its peers can carry the load.
+ * `own`: its utilization (NaN without one), left out of its peers'. Marks the rule when the share bites.
+ */
+function errorTerm(c: ClusterState, f: Frame, i: number, at: { readonly totals: UtilizationTotals; readonly own: number; readonly base: number }): number {
+  const rate = f.errorRate[i] as number;
+  const now = sampleErrorRate(f, i);
+  if (!(rate > 0) && !(now > 0)) return 0;
+  const allowed = errorShiftAllowance(at.totals, at.own);
+  if (allowed < 1) mark(f, i, R_PEERS_BUSY);
+  const served = Math.max(MIN_SUCCESS_RATE, 1 - (now >= 0 ? now : rate));
+  return (at.base * (1 - served)) / served + (rate > 0 ? ERROR_SCALE * c.errorPenalty * rate * allowed : 0);
+}
+
+/**
+ * The error rate of the endpoint's latest sample (NaN without counts): what its utilization in the
+ * same sample was measured under. The windowed rate lags it: when a backend starts failing fast,
+ * its utilization drops at once while the window still remembers its clean traffic.
+ */
+function sampleErrorRate(f: Frame, i: number): number {
+  const s = f.samples[i];
+  const rps = s?.rps;
+  return rps !== undefined && rps > 0 && s?.errors !== undefined ? Math.min(1, Math.max(0, s.errors / rps)) : Number.NaN;
 }
 
 /**
@@ -265,12 +333,25 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
 interface CpuSteering {
   /** Whether any error term applies, from the frame alone, so the one pass can measure too. */
   readonly errors: number[];
+  /** When one does: the serving, fresh endpoints' cpu, for each one's peers' (tick/error-shift.ts). */
+  readonly totals: UtilizationTotals;
   k: number;
 }
 
 function steerOnCpu(c: ClusterState, f: Frame): CpuSteering {
   // The engine's scratch (hot, and no vector per cluster per tick); read up to k, each entry written first.
-  return { errors: c.errorPenalty > 0 && anyErrorRate(f) ? f.scratch.steerErr : NO_TERMS, k: 0 };
+  if (!(c.errorPenalty > 0 && anyErrorRate(f))) return { errors: NO_TERMS, totals: NO_TOTALS, k: 0 };
+  return { errors: f.scratch.steerErr, totals: freshCpu(c, f), k: 0 };
+}
+
+const NO_TOTALS = newTotals();
+
+/** The cpu of the endpoints steerRange steers (serving, fresh, with one), summed. */
+function freshCpu(c: ClusterState, f: Frame): UtilizationTotals {
+  const totals = newTotals();
+  const { latest } = c.pidRows;
+  for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH) addUtilization(totals, latest[2 * i + LATEST_CPU] as number);
+  return totals;
 }
 
 function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: { from: number; to: number }): void {
@@ -288,10 +369,7 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
     if (cpu !== cpu) continue;
     idx[k] = i;
     base[k] = cpu;
-    if (errors !== NO_TERMS) {
-      const rate = f.errorRate[i] as number;
-      errors[k] = ERROR_SCALE * c.errorPenalty * (Number.isNaN(rate) ? 0 : rate);
-    }
+    if (errors !== NO_TERMS) errors[k] = errorTerm(c, f, i, { totals: on.totals, own: cpu, base: cpu });
     measureOne(c, f, i, terms, k, sm);
     k++;
   }

@@ -1,0 +1,140 @@
+/**
+ * Errors move load only as far as the peers can carry it (tick/error-shift.ts): the error penalty
+ * and the fleet outlier detector, closed loop through the fleet model (fleet.ts), where a 2×
+ * backend is 40% of a four-backend fleet's capacity, and failed requests are retried once on the
+ * others (fulcrum's default route retries).
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { Fleet } from './fleet.js';
+import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
+import { ERROR_SHIFT, addCarrier, addUtilization, errorShiftAllowance, newLedger, newTotals, peersCarry } from '../../../src/balancing/engine/tick/error-shift.js';
+import type { ClusterTick, WeightingPolicy } from '../../../src/balancing/engine/types.js';
+
+const PID: WeightingPolicy = { kind: 'pid', setpoint: 'mean' };
+const BIG = 3;
+
+/** Four backends, the last of twice the capacity, converged at `load`; then the big one fails `rate` of its requests fast. */
+function failingBig(policy: WeightingPolicy, load: number, rate: number): { f: Fleet; ticks: ClusterTick[]; reasons: string[] } {
+  const f = new Fleet({ capacities: [1, 1, 1, 2], loadFraction: load, noise: 0.02, seed: 11, policy, retryErrors: true });
+  f.latencies = [20, 20, 20, 20];
+  for (let t = 0; t < 40; t++) f.step();
+  f.errorRates[BIG] = rate;
+  const ticks: ClusterTick[] = [];
+  const reasons: string[] = [];
+  for (let t = 0; t < 80; t++) {
+    const tick = f.step();
+    ticks.push(tick);
+    // Explanations are read before the next tick (they are valid until then).
+    const reason = tick.explanations.get(f.keys[BIG] as string)?.ejection?.reason;
+    if (reason !== undefined) reasons.push(reason);
+  }
+  return { f, ticks, reasons };
+}
+
+const peersBusiest = (f: Fleet): number => Math.max(...f.utilization().slice(0, BIG));
+const everHealthy = (f: Fleet, ticks: readonly ClusterTick[]): boolean => ticks.every((t) => t.health.get(f.keys[BIG] as string) === 'HEALTHY');
+
+describe('errors move load only as far as the peers can carry it', () => {
+  it('pid at 70% load: the 2× backend failing half its calls is kept at its capacity share, its peers below capacity (they were driven to ~117%)', () => {
+    const { f, ticks } = failingBig(PID, 0.7, 0.5);
+    expect(everHealthy(f, ticks)).toBe(true);
+    // Its retried failures keep its peers a little above fullAt at its clean share (0.93): no further.
+    expect(peersBusiest(f)).toBeLessThanOrEqual(0.96);
+    // Never more than its clean share: its fast failures do not make it look idle.
+    expect(f.shares()[BIG]).toBeLessThanOrEqual(0.4 * 1.03);
+    expect(f.last?.explanations.get(f.keys[BIG] as string)?.rules).toContain('peers-near-capacity');
+  });
+
+  it('at 40% load the peers have room: the failing backend is ejected as before', () => {
+    const { f, ticks, reasons } = failingBig(PID, 0.4, 0.5);
+    expect(everHealthy(f, ticks)).toBe(false);
+    expect(reasons[0]).toMatch(/failure|success/);
+  });
+
+  it('a backend failing every call is ejected however busy its peers: it serves nothing well', () => {
+    const { f, ticks } = failingBig(PID, 0.7, 1);
+    expect(everHealthy(f, ticks)).toBe(false);
+  });
+
+  it('property: whatever the load and error rate, a failing endpoint never gains share, and its errors take its peers no further than fullAt (or its retries at its clean share)', () => {
+    fc.assert(
+      fc.property(fc.double({ min: 0.2, max: 0.75, noNaN: true }), fc.double({ min: 0.1, max: 0.9, noNaN: true }), fc.constantFrom<WeightingPolicy>(PID, { kind: 'blend', parts: { pid: 0.5, ewma: 0.5 } }), (load, rate, policy) => {
+        const clean = failingBig(policy, load, 0).f;
+        const { f } = failingBig(policy, load, rate);
+        const share = clean.shares()[BIG] as number;
+        expect(f.shares()[BIG]).toBeLessThanOrEqual(share * (1 + 1e-9));
+        // Peers at most fullAt, or as busy as its retried failures make them at its clean share
+        // (the controller's last steps and the ±2% noise overshoot either by a few points).
+        const atCleanShare = peersBusiest(clean) * (1 + (rate * share) / (1 - share));
+        expect(peersBusiest(f)).toBeLessThanOrEqual(Math.max(ERROR_SHIFT.fullAt, atCleanShare) + 0.07);
+      }),
+      { numRuns: 15 },
+    );
+  });
+});
+
+describe('without utilization reports the peers\' capacity is unknown: errors move load as before', () => {
+  it('a 50% failing endpoint is ejected although nothing says its peers have room', () => {
+    const e = new WeightEngine();
+    const keys = ['a:1', 'b:1', 'c:1', 'd:1'];
+    e.setCluster('svc', keys.map((key) => ({ key, weight: 1 })), { kind: 'static' });
+    let ejected = false;
+    for (let t = 1; t <= 10 && !ejected; t++) {
+      keys.forEach((key, i) => e.observeSample('svc', key, { at: t * 1000, rps: 100, errors: i === 3 ? 50 : 0 }));
+      ejected = e.tick(t * 1000).clusters.get('svc')?.health.get('d:1') === 'UNHEALTHY';
+    }
+    expect(ejected).toBe(true);
+  });
+});
+
+describe('the pure parts', () => {
+  it('allowance: whole up to freeBelow, none from fullAt, linear between; its own utilization left out; 1 without peers', () => {
+    const t = newTotals();
+    for (const u of [0.5, 0.7, 0.9]) addUtilization(t, u);
+    addUtilization(t, Number.NaN);
+    expect(t.count).toBe(3);
+    expect(errorShiftAllowance(t, 0.9)).toBe(1); // peers 0.5, 0.7: mean 0.6
+    expect(errorShiftAllowance(t, 0.5)).toBeCloseTo((ERROR_SHIFT.fullAt - 0.8) / (ERROR_SHIFT.fullAt - ERROR_SHIFT.freeBelow));
+    const busy = newTotals();
+    addUtilization(busy, 0.95);
+    addUtilization(busy, 0.95);
+    expect(errorShiftAllowance(busy, Number.NaN)).toBe(0);
+    expect(errorShiftAllowance(newTotals(), Number.NaN)).toBe(1);
+    const alone = newTotals();
+    addUtilization(alone, 0.95);
+    expect(errorShiftAllowance(alone, 0.95)).toBe(1);
+  });
+
+  it('ledger: ejects while the others stay at most fullAt busy with its successes, consumes their room, and steps aside when a capacity is unknown', () => {
+    const now = 10_000;
+    const s = (cpu: number | undefined, rps: number, errors = 0) => ({ at: now, ...(cpu !== undefined ? { cpu } : {}), rps, errors });
+    // Three endpoints of capacity 100 rps at 60% (180 of 300) and two failing ones of 200 at 50%.
+    const l = newLedger();
+    const a = s(0.5, 100, 50);
+    const b = s(0.5, 100, 50);
+    for (const x of [s(0.6, 60), s(0.6, 60), s(0.6, 60), a, b]) addCarrier(l, x, now);
+    expect(peersCarry(l, a, now)).toBe(true); // the others: 280 + a's 50 successes of 500 (≤ 450)
+    expect({ capacity: l.capacity, load: l.load }).toEqual({ capacity: 500, load: 330 });
+    expect(peersCarry(l, b, now)).toBe(false); // the three left: 230 + 50 of 300 > 270: a took the room
+    expect({ capacity: l.capacity, load: l.load }).toEqual({ capacity: 500, load: 330 });
+    const tight = newLedger();
+    const c = s(0.5, 200, 50);
+    for (const x of [s(0.6, 60), s(0.6, 60), s(0.6, 60), c]) addCarrier(tight, x, now);
+    expect(peersCarry(tight, c, now)).toBe(false); // 180 + 150 > 270
+    expect(tight.load).toBe(380); // unchanged
+    const failingAll = s(0.05, 200, 200);
+    expect(peersCarry(tight, failingAll, now)).toBe(true); // serves nothing well
+    const busy = newLedger();
+    const mostlyFailing = s(0.1, 200, 185);
+    for (const x of [s(0.95, 95), s(0.95, 95), s(0.95, 95), mostlyFailing]) addCarrier(busy, x, now);
+    expect(peersCarry(busy, mostlyFailing, now)).toBe(true); // 15 successes, ≤ 10% of the others' 285: it spares them little
+    const unknown = newLedger();
+    for (const x of [s(undefined, 60), s(0.6, 60), c]) addCarrier(unknown, x, now);
+    expect(unknown.known).toBe(false);
+    expect(peersCarry(unknown, c, now)).toBe(true);
+    const stale = newLedger();
+    addCarrier(stale, { ...s(0.6, 60), at: now - ERROR_SHIFT.freshMs - 1 }, now);
+    expect(stale.known).toBe(false);
+  });
+});
