@@ -57,19 +57,20 @@ describe('errors move load only as far as the peers can carry it', () => {
     expect(everHealthy(f, ticks)).toBe(false);
   });
 
-  it('property: whatever the load and error rate, a failing endpoint never gains share, and its errors take its peers no further than fullAt (or its retries at its clean share)', () => {
+  it('property: whatever the load and error rate, a failing endpoint never gains share, and its errors take its peers no further than fullAt (or its retries at its clean share), but for the successes of a minor endpoint', () => {
     fc.assert(
       fc.property(fc.double({ min: 0.2, max: 0.75, noNaN: true }), fc.double({ min: 0.1, max: 0.9, noNaN: true }), fc.constantFrom<WeightingPolicy>(PID, { kind: 'blend', parts: { pid: 0.5, ewma: 0.5 } }), (load, rate, policy) => {
         const clean = failingBig(policy, load, 0).f;
         const { f } = failingBig(policy, load, rate);
         const share = clean.shares()[BIG] as number;
-        expect(f.shares()[BIG]).toBeLessThanOrEqual(share * (1 + 1e-9));
-        // Peers at most fullAt, or as busy as its retried failures make them at its clean share
-        // (the controller's last steps and the ±2% noise overshoot either by a few points).
+        expect(f.shares()[BIG]).toBeLessThanOrEqual(share * (1 + 1e-6));
+        // Peers at most fullAt, or as busy as its retried failures make them at its clean share;
+        // plus its successes when it serves too few to matter (minorGoodput: ejected however busy
+        // they are), and the ±2% noise.
         const atCleanShare = peersBusiest(clean) * (1 + (rate * share) / (1 - share));
-        expect(peersBusiest(f)).toBeLessThanOrEqual(Math.max(ERROR_SHIFT.fullAt, atCleanShare) + 0.07);
+        expect(peersBusiest(f)).toBeLessThanOrEqual(Math.max(ERROR_SHIFT.fullAt, atCleanShare) * (1 + ERROR_SHIFT.minorGoodput) + 0.03);
       }),
-      { numRuns: 15 },
+      { numRuns: 20 },
     );
   });
 });
