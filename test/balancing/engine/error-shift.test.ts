@@ -89,6 +89,40 @@ describe('without utilization reports the peers\' capacity is unknown: errors mo
   });
 });
 
+describe('a capacity reading is as old as its cpu or its request rate, whichever is older', () => {
+  it('peers whose cpu stopped coming long ago, while their load reports go on, do not keep a failing endpoint in', () => {
+    const e = new WeightEngine();
+    const keys = ['a:1', 'b:1', 'c:1', 'd:1'];
+    e.setCluster('svc', keys.map((key) => ({ key, weight: 1 })), { kind: 'static' });
+    // An agent's last cpu (busy), then only Envoy's request counts: the sample's own time stays new.
+    keys.forEach((key) => e.observeSample('svc', key, { at: 1000, cpu: 0.95 }));
+    let ejectedAt: number | undefined;
+    for (let t = 2; t <= 30 && ejectedAt === undefined; t++) {
+      keys.forEach((key, i) => e.observeSample('svc', key, { at: t * 1000, rps: 100, errors: i === 3 ? 50 : 0 }));
+      if (e.tick(t * 1000).clusters.get('svc')?.health.get('d:1') === 'UNHEALTHY') ejectedAt = t * 1000;
+    }
+    // Ejected once that cpu says nothing of the peers' room any more (it is then unknown).
+    expect(ejectedAt).toBeDefined();
+    expect(ejectedAt).toBeLessThanOrEqual(1000 + ERROR_SHIFT.freshMs + 5000);
+  });
+});
+
+describe('the peers\' utilization is read only while fresh', () => {
+  it('pid on inflight: a cpu that stopped coming long ago does not take a failing endpoint\'s error penalty away', () => {
+    const e = new WeightEngine();
+    const keys = ['a:1', 'b:1', 'c:1', 'd:1'];
+    e.setCluster('svc', keys.map((key) => ({ key, weight: 1 })), { kind: 'pid', setpoint: 'mean', metric: 'inflight' }, undefined, { enabled: false });
+    keys.forEach((key) => e.observeSample('svc', key, { at: 1000, cpu: 0.95 }));
+    let rules: readonly string[] | undefined;
+    for (let t = 2; t <= 20; t++) {
+      keys.forEach((key, i) => e.observeSample('svc', key, { at: t * 1000, inflight: 10, rps: 100, errors: i === 3 ? 50 : 0 }));
+      rules = e.tick(t * 1000).clusters.get('svc')?.explanations.get('d:1')?.rules;
+    }
+    expect(rules).toContain('error-penalty');
+    expect(rules).not.toContain('peers-near-capacity');
+  });
+});
+
 describe('the pure parts', () => {
   it('allowance: whole up to freeBelow, none from fullAt, linear between; its own utilization left out; 1 without peers', () => {
     const t = newTotals();
@@ -109,7 +143,8 @@ describe('the pure parts', () => {
 
   it('ledger: ejects while the others stay at most fullAt busy with its successes, consumes their room, and steps aside when a capacity is unknown', () => {
     const now = 10_000;
-    const s = (cpu: number | undefined, rps: number, errors = 0) => ({ at: now, ...(cpu !== undefined ? { cpu } : {}), rps, errors });
+    // A reading as an endpoint's state holds it: its merged sample, each field as old as the sample.
+    const s = (cpu: number | undefined, rps: number, errors = 0) => ({ sample: { at: now, ...(cpu !== undefined ? { cpu } : {}), rps, errors }, fieldAt: undefined });
     // Three endpoints of capacity 100 rps at 60% (180 of 300) and two failing ones of 200 at 50%.
     const l = newLedger();
     const a = s(0.5, 100, 50);
@@ -135,7 +170,11 @@ describe('the pure parts', () => {
     expect(unknown.known).toBe(false);
     expect(peersCarry(unknown, c, now)).toBe(true);
     const stale = newLedger();
-    addCarrier(stale, { ...s(0.6, 60), at: now - ERROR_SHIFT.freshMs - 1 }, now);
+    addCarrier(stale, { sample: { ...s(0.6, 60).sample, at: now - ERROR_SHIFT.freshMs - 1 }, fieldAt: undefined }, now);
     expect(stale.known).toBe(false);
+    // A new sample (load reports go on) whose cpu is old: the capacity is unknown all the same.
+    const oldCpu = newLedger();
+    addCarrier(oldCpu, { sample: s(0.6, 60).sample, fieldAt: { cpu: now - ERROR_SHIFT.freshMs - 1, inflight: -Infinity, latencyMs: -Infinity, traffic: now } }, now);
+    expect(oldCpu.known).toBe(false);
   });
 });

@@ -271,7 +271,7 @@ function judge(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, t: 
     for (const v of verdicts) {
       const e = eps[v.index] as EndpointState;
       // Only as far as its peers can carry what it still serves well (tick/error-shift.ts).
-      if (!peersCarry(ledger as CapacityLedger, e.sample, f.now)) continue;
+      if (!peersCarry(ledger as CapacityLedger, e, f.now)) continue;
       eject(e, v.reason, f.now, s);
       ejected++;
     }
@@ -300,7 +300,7 @@ function carriersOf(f: Frame, eps: readonly EndpointState[]): CapacityLedger {
   const ledger = newLedger();
   for (let i = 0; i < f.n; i++) {
     const e = eps[i] as EndpointState;
-    if (e.ejection?.until === undefined && inRotation(e, f.now)) addCarrier(ledger, e.sample, f.now);
+    if (e.ejection?.until === undefined && inRotation(e, f.now)) addCarrier(ledger, e, f.now);
   }
   return ledger;
 }

@@ -26,6 +26,7 @@
  * The EWMA policy knows latency, not capacity: its success factor is left whole (with a smaller
  * one, the low latency of fast failures would win the endpoint traffic).
  */
+import type { FieldTimes } from '../state.js';
 import type { Sample } from '../types.js';
 
 export const ERROR_SHIFT = {
@@ -51,6 +52,24 @@ export const newTotals = (): UtilizationTotals => ({ sum: 0, count: 0 });
 
 /** A sample's utilization, NaN without one. */
 export const utilizationOf = (s: Sample | undefined): number => (s?.cpu !== undefined && Number.isFinite(s.cpu) ? s.cpu : Number.NaN);
+
+/**
+ * What an endpoint says of its capacity: its merged sample and when each field was taken (an
+ * EndpointState is one). The sample's `at` is its newest field's: load reports that go on say
+ * nothing of a cpu whose reports stopped, so each field is dated on its own.
+ */
+export interface CapacityReading {
+  readonly sample: Sample | undefined;
+  readonly fieldAt: FieldTimes | undefined;
+}
+
+/** When a field of the reading was taken: its own time where kept, else the sample's. */
+const takenAt = (r: CapacityReading, field: 'cpu' | 'traffic'): number => (r.fieldAt !== undefined ? r.fieldAt[field] : (r.sample?.at ?? Number.NaN));
+
+const isFresh = (at: number, now: number): boolean => now - at <= ERROR_SHIFT.freshMs;
+
+/** The reading's utilization while it is fresh, NaN without one or once it is older than freshMs. */
+export const freshUtilizationOf = (r: CapacityReading, now: number): number => (isFresh(takenAt(r, 'cpu'), now) ? utilizationOf(r.sample) : Number.NaN);
 
 export function addUtilization(t: UtilizationTotals, u: number): void {
   if (Number.isNaN(u)) return;
@@ -87,8 +106,8 @@ export function newLedger(): CapacityLedger {
 }
 
 /** Counts one carrier in. */
-export function addCarrier(l: CapacityLedger, s: Sample | undefined, now: number): void {
-  const c = carrierOf(s, now);
+export function addCarrier(l: CapacityLedger, r: CapacityReading, now: number): void {
+  const c = carrierOf(r, now);
   if (c === undefined) {
     l.known = false;
     return;
@@ -97,9 +116,11 @@ export function addCarrier(l: CapacityLedger, s: Sample | undefined, now: number
   l.load += c.load;
 }
 
-function carrierOf(s: Sample | undefined, now: number): { capacity: number; load: number } | undefined {
-  if (s === undefined || now - s.at > ERROR_SHIFT.freshMs) return undefined;
-  const u = utilizationOf(s);
+/** Its capacity and load, from a utilization and a request rate both fresh; undefined if it cannot be estimated. */
+function carrierOf(r: CapacityReading, now: number): { capacity: number; load: number } | undefined {
+  const s = r.sample;
+  if (s === undefined || !isFresh(takenAt(r, 'traffic'), now)) return undefined;
+  const u = freshUtilizationOf(r, now);
   const rps = s.rps ?? Number.NaN;
   if (!(u >= ERROR_SHIFT.minUtilization) || !(rps > 0)) return undefined;
   return { capacity: rps / u, load: rps };
@@ -110,8 +131,9 @@ function carrierOf(s: Sample | undefined, now: number): { capacity: number; load
  * serves well and stay at most `fullAt` busy. If so, it leaves the ledger (its successes move onto
  * the others) and true is returned; if not, the ledger is unchanged.
  */
-export function peersCarry(l: CapacityLedger, s: Sample | undefined, now: number): boolean {
-  const own = carrierOf(s, now);
+export function peersCarry(l: CapacityLedger, r: CapacityReading, now: number): boolean {
+  const own = carrierOf(r, now);
+  const s = r.sample;
   const goodput = s === undefined ? 0 : Math.max(0, (s.rps ?? 0) - (s.errors ?? 0));
   if (!l.known || own === undefined || goodput === 0) return leave(l, own, goodput);
   const capacity = l.capacity - own.capacity;

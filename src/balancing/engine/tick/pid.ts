@@ -34,7 +34,7 @@ import {
   type PidFrame,
 } from './frame.js';
 import { inChunks } from '../../steps.js';
-import { addUtilization, errorShiftAllowance, newTotals, utilizationOf, type UtilizationTotals } from './error-shift.js';
+import { addUtilization, errorShiftAllowance, freshUtilizationOf, newTotals, type UtilizationTotals } from './error-shift.js';
 import { OUT_D, OUT_I, OUT_OUTPUT, OUT_P, PID_INPUT_SLOTS, PID_OUTPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
 import {
   LATEST_AT,
@@ -290,9 +290,11 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
 
 /** The steered endpoints' error terms (errorTerm); `base`: their measurements before any term. */
 function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: readonly number[]): number[] {
+  // Fresh cpu only: this path's freshness is its metric's, and a cpu whose reports stopped is not.
+  const own = idx.map((i) => freshUtilizationOf(c.order[i] as EndpointState, f.now));
   const totals = newTotals();
-  for (const i of idx) addUtilization(totals, utilizationOf(f.samples[i]));
-  return idx.map((i, j) => errorTerm(c, f, i, { totals, own: utilizationOf(f.samples[i]), base: base[j] as number }));
+  for (const u of own) addUtilization(totals, u);
+  return idx.map((i, j) => errorTerm(c, f, i, { totals, own: own[j] as number, base: base[j] as number }));
 }
 
 /**
