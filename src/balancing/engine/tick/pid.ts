@@ -294,26 +294,43 @@ function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: rea
   const own = idx.map((i) => freshUtilizationOf(c.order[i] as EndpointState, f.now));
   const totals = newTotals();
   for (const u of own) addUtilization(totals, u);
-  return idx.map((i, j) => errorTerm(c, f, i, { totals, own: own[j] as number, base: base[j] as number }));
+  const errors = new Array<number>(idx.length);
+  const at: ErrorInputs = { totals, own, base, errors };
+  for (let j = 0; j < idx.length; j++) errorTerm(c, f, idx[j] as number, at, j);
+  return errors;
+}
+
+/** What errorTerm reads and writes, by steered position: numbers in arrays, not arguments or a return value (V8 boxes a double passed across a call it does not inline). */
+interface ErrorInputs {
+  readonly totals: UtilizationTotals;
+  /** Each one's utilization (NaN: none), left out of its peers'. */
+  readonly own: readonly number[];
+  /** Each one's measurement before any term. */
+  readonly base: readonly number[];
+  /** Its error term, written here. */
+  readonly errors: number[];
 }
 
 /**
- * An endpoint's error term, in two parts:
+ * Steered endpoint j's (position i) error term, into at.errors[j], in two parts:
  * - its failed requests counted as busy as its served ones (base × r / (1 − r)): fast failures
  *   cost next to nothing, so without this an endpoint failing half its requests fast read half
  *   as busy, and gained traffic as soon as anything else stopped holding it back;
  * - ERROR_SCALE × errorPenalty × r, times the share its peers' utilization allows (tick/error-shift.ts):
  *   what drives it below its capacity share, only while its peers can carry the load.
- * `own`: its utilization (NaN without one), left out of its peers'. Marks the rule when the share bites.
+ * Marks the rule when the share bites.
  */
-function errorTerm(c: ClusterState, f: Frame, i: number, at: { readonly totals: UtilizationTotals; readonly own: number; readonly base: number }): number {
+function errorTerm(c: ClusterState, f: Frame, i: number, at: ErrorInputs, j: number): void {
   const rate = f.errorRate[i] as number;
   const now = sampleErrorRate(f, i);
-  if (!(rate > 0) && !(now > 0)) return 0;
-  const allowed = errorShiftAllowance(at.totals, at.own);
+  if (!(rate > 0) && !(now > 0)) {
+    at.errors[j] = 0;
+    return;
+  }
+  const allowed = errorShiftAllowance(at.totals, at.own[j] as number);
   if (allowed < 1) mark(f, i, R_PEERS_BUSY);
   const served = Math.max(MIN_SUCCESS_RATE, 1 - (now >= 0 ? now : rate));
-  return (at.base * (1 - served)) / served + (rate > 0 ? ERROR_SCALE * c.errorPenalty * rate * allowed : 0);
+  at.errors[j] = ((at.base[j] as number) * (1 - served)) / served + (rate > 0 ? ERROR_SCALE * c.errorPenalty * rate * allowed : 0);
 }
 
 /**
@@ -361,6 +378,9 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
   const errors = on.errors;
   const { rows, latest } = c.pidRows;
   const terms: Terms = { base, latency: NO_TERMS, errors };
+  // On cpu, an endpoint's utilization is its measurement: `own` is `base`. Only with error terms
+  // (most clusters' ticks have none: no object for them).
+  const inputs: ErrorInputs | undefined = errors !== NO_TERMS ? { totals: on.totals, own: base, base, errors } : undefined;
   let k = on.k;
   for (let i = r.from; i < r.to; i++) {
     if (!f.serving[i]) continue;
@@ -371,7 +391,7 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
     if (cpu !== cpu) continue;
     idx[k] = i;
     base[k] = cpu;
-    if (errors !== NO_TERMS) errors[k] = errorTerm(c, f, i, { totals: on.totals, own: cpu, base: cpu });
+    if (inputs !== undefined) errorTerm(c, f, i, inputs, k);
     measureOne(c, f, i, terms, k, sm);
     k++;
   }
