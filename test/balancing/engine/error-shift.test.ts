@@ -165,6 +165,12 @@ describe('the pure parts', () => {
     const mostlyFailing = s(0.1, 200, 185);
     for (const x of [s(0.95, 95), s(0.95, 95), s(0.95, 95), mostlyFailing]) addCarrier(busy, x, now);
     expect(peersCarry(busy, mostlyFailing, now)).toBe(true); // 15 successes, ≤ 10% of the others' 285: it spares them little
+    // Half failing, pushed low by its penalty (20 rps at 5%: capacity 200 served well): at its
+    // capacity share it would serve 40% of the load half well, not little; the others are full.
+    const pushedLow = newLedger();
+    const low = s(0.05, 20, 10);
+    for (const x of [s(0.95, 95), s(0.95, 95), s(0.95, 95), low]) addCarrier(pushedLow, x, now);
+    expect(peersCarry(pushedLow, low, now)).toBe(false);
     const unknown = newLedger();
     for (const x of [s(undefined, 60), s(0.6, 60), c]) addCarrier(unknown, x, now);
     expect(unknown.known).toBe(false);

@@ -16,9 +16,9 @@
  *   they near capacity, and the controller then balances on utilization alone;
  * - an error-rule ejection happens only if the peers' spare capacity up to `fullAt` carries what
  *   the endpoint still served well (its successes; its failures are retried or lost on the peers
- *   already). An endpoint that serves little well (all-failing, hung, or successes at most
- *   `minorGoodput` of its peers' load) is ejected whatever their load: keeping it adds next to no
- *   capacity, and costs every request it fails;
+ *   already). An endpoint that serves little well (all-failing, hung, or whose successes at its
+ *   capacity share would be at most `minorGoodput` of its peers' load) is ejected whatever their
+ *   load: keeping it adds next to no capacity, and costs every request it fails;
  * - an endpoint failing clearly (tick/pid.ts holdFailing) never gains a share from its peers'
  *   load, so once they are busy it keeps the share it had.
  * Without utilization reports the peers' capacity is unknown and errors move load as before
@@ -36,7 +36,7 @@ export const ERROR_SHIFT = {
   fullAt: 0.9,
   /** A sample older than this (ms) says nothing of an endpoint's capacity now. */
   freshMs: 5_000,
-  /** An endpoint whose successes are at most this share of its peers' load is ejected however busy they are. */
+  /** An endpoint whose successes at its capacity share would be at most this share of its peers' load is ejected however busy they are. */
   minorGoodput: 0.1,
   /** Below this utilization a capacity estimate (rps ÷ utilization) is noise: the peer is read as having room. */
   minUtilization: 0.02,
@@ -138,11 +138,24 @@ export function peersCarry(l: CapacityLedger, r: CapacityReading, now: number): 
   if (!l.known || own === undefined || goodput === 0) return leave(l, own, goodput);
   const capacity = l.capacity - own.capacity;
   const others = l.load - own.load;
-  // What it serves well is little next to what the others carry: keeping it spares them little,
-  // and costs every request it fails (a retry, or an error without one).
-  if (goodput <= ERROR_SHIFT.minorGoodput * others) return leave(l, own, goodput);
+  if (sparesLittle(l, own, { goodput, rps: s?.rps ?? 0, capacity, others })) return leave(l, own, goodput);
   if (others + goodput > ERROR_SHIFT.fullAt * capacity) return false;
   return leave(l, own, goodput);
+}
+
+/**
+ * Whether what it would serve well at its share of the capacity is little next to what the others
+ * carry: keeping it then spares them little, and costs every request it fails (a retry, or an
+ * error without one). Judged at that share, not at the one it has: its error penalty may already
+ * have pushed it low, and that must not make it look minor (it would be ejected for the penalty's
+ * doing). Its capacity is what it serves well per unit of utilization (its ledger capacity counts
+ * its failures as requests served at no cost).
+ */
+function sparesLittle(l: CapacityLedger, own: { capacity: number; load: number }, x: { goodput: number; rps: number; capacity: number; others: number }): boolean {
+  const success = x.rps > 0 ? x.goodput / x.rps : 0;
+  const served = own.capacity * success;
+  const share = served / (served + x.capacity);
+  return l.load * share * success <= ERROR_SHIFT.minorGoodput * x.others;
 }
 
 function leave(l: CapacityLedger, own: { capacity: number; load: number } | undefined, goodput: number): true {
