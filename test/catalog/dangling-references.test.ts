@@ -13,7 +13,8 @@ import { stringify } from 'yaml';
 import { CatalogFeed } from '../../src/catalog/catalog-feed.js';
 import { danglingReferences, DanglingReferenceWatch, type DanglingChange } from '../../src/catalog/dangling-references.js';
 import type { Catalog, Listener } from '../../src/catalog/types.js';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import type { Fulcrum } from '../../src/main.js';
+import { startLoopbackFulcrum } from '../support/loopback-fulcrum.js';
 import { withKubernetes } from '../../src/sources/kubernetes/catalog-merge.js';
 import { capturedLog } from '../support/captured-log.js';
 import { waitFor } from '../support/wait.js';
@@ -123,7 +124,7 @@ const SERIES = 'fulcrum_dangling_references{referrer="listener",name="edge",clus
 
 describe('a config file dropping a cluster an API listener routes to', () => {
   const start = async (log: pino.Logger, configPath: string, dataDir: string): Promise<Fulcrum> =>
-    (fulcrum = await startFulcrum({ configPath, dataDir, xdsPort: 0, xdsAddress: '127.0.0.1', adminPort: 0, adminAddress: '127.0.0.1', logger: log, debounce: { quietMs: 0, maxMs: 0 } }));
+    (fulcrum = await startLoopbackFulcrum(configPath, { dataDir, logger: log, debounce: { quietMs: 0, maxMs: 0 } }));
   const admin = (f: Fulcrum, path: string, init?: RequestInit) => fetch(`http://127.0.0.1:${f.adminPort}${path}`, init);
   const metrics = async (f: Fulcrum): Promise<string> => (await admin(f, '/metrics')).text();
   const warned = (lines: Record<string, unknown>[]) => lines.filter((l) => l.level === 40 && Array.isArray(l.references) && (l.references as string[]).includes(DANGLING));
@@ -176,7 +177,7 @@ describe('handing a cluster name from the API to the config file', () => {
     const configPath = join(dir, 'fulcrum.yaml');
     await writeFile(configPath, stringify(WITHOUT_API));
     const { log, lines } = capturedLog();
-    const f = (fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', adminPort: 0, adminAddress: '127.0.0.1', logger: log }));
+    const f = (fulcrum = await startLoopbackFulcrum(configPath, { logger: log }));
     const url = (path: string): string => `http://127.0.0.1:${f.adminPort}${path}`;
     expect((await fetch(url('/v1/clusters/api'), { method: 'PUT', headers: json, body: JSON.stringify({ endpoints: [{ address: '10.0.0.9', port: 80 }] }) })).status).toBe(201);
     return { url, lines, configPath };

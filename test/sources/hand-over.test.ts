@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
+import type { Fulcrum } from '../../src/main.js';
+import { startLoopbackFulcrum } from '../support/loopback-fulcrum.js';
 import { describeEtcd, startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { CDS, decodeAny, EDS, LDS } from '../support/xds-client.js';
 import { capturedLog } from '../support/captured-log.js';
@@ -104,7 +105,7 @@ async function handOver(c: Case, store: object | undefined): Promise<void> {
   const file = (f: object): string => stringify(store ? { store, ...f } : f);
   await writeFile(configPath, file(c.without));
   const { log, lines } = capturedLog();
-  const f = (fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', adminPort: 0, adminAddress: '127.0.0.1', logger: log, debounce: { quietMs: 0, maxMs: 0 } }));
+  const f = (fulcrum = await startLoopbackFulcrum(configPath, { logger: log, debounce: { quietMs: 0, maxMs: 0 } }));
   const url = (path: string): string => `http://127.0.0.1:${f.adminPort}${path}`;
   const path = `/v1/${c.kind}s/${c.name}`;
   expect((await fetch(url(path), { method: 'PUT', headers: json, body: JSON.stringify(c.api) })).status).toBe(201);
