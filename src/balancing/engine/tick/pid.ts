@@ -7,10 +7,12 @@
  * samples, is driven toward the setpoint (the cluster mean, or a fixed target) by
  * w ← w · exp(k · output); the steered endpoints are then renormalized to their previous sum, so
  * steering moves traffic among them without changing the share of those it did not steer. The
- * error term is why a backend that fails fast (and so looks idle) loses traffic instead of gaining
- * it, as far as its peers can carry its load (tick/error-shift.ts); the latency excess is why a backend slowed by a dependency loses traffic although its CPU is
- * fine. Weights rest inside a deadband around the setpoint and while the whole cluster is nearly
- * idle, so sampling noise does not become a push every tick.
+ * error term (errorTerm: its failures counted as busy as its answers, plus the penalty) is why a
+ * backend that fails fast (and so looks idle) loses traffic instead of gaining it, as far as its
+ * peers can carry its load (tick/error-shift.ts); the latency excess is why a backend slowed by a
+ * dependency loses traffic although its CPU is fine. Weights rest inside a deadband around the
+ * setpoint and while the whole cluster is nearly idle, so sampling noise does not become a push
+ * every tick.
  */
 import { isSet, valueOr, type ClusterState, type EndpointState } from '../state.js';
 import { utilizations } from '../stages.js';
