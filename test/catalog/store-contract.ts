@@ -14,7 +14,7 @@ import {
   type MaybePromise,
   type StoreChange,
 } from '../../src/catalog/store/index.js';
-import type { OperatorState } from '../../src/catalog/store/records.js';
+import type { OperatorState, WriteGuard, WriteOptions } from '../../src/catalog/store/records.js';
 import type { Catalog } from '../../src/catalog/types.js';
 import { seededRandom } from '../../examples/backends/poisson-load.js';
 import { parseConfig } from '../../src/sources/config-file.js';
@@ -373,6 +373,70 @@ export function storeContract(harness: () => StoreHarness): void {
       expect(r3).toBeGreaterThan(r1);
       await expect(attempt(() => s.putListener(listener('l', 'x', 2), { ...API, ifMatch: r1 }))).rejects.toThrow(ConflictError);
       await expect(attempt(() => s.putCluster(cluster('ghost'), { ...API, ifMatch: 5 }))).rejects.toThrow(/does not exist/);
+    });
+  });
+
+  describe('write guards', () => {
+    // Three endpoints: behind the write lane (store-contract.test.ts) the cluster writes take the sliced path.
+    const three = [endpoint('10.0.0.1'), endpoint('10.0.0.2'), endpoint('10.0.0.3')];
+    const refusal = new Error('refused by the guard');
+    const reads = { clusters: ['a'], listeners: true, nodeGroups: true };
+
+    /** A store holding one of each resource, so that every write below changes something. */
+    const stocked = async (): Promise<CatalogStore> => {
+      const s = await fresh();
+      await s.putCluster(cluster('a', three), API);
+      await s.putListener(listener('in', 'a'), API);
+      await s.putNodeGroup({ nodeCluster: 'edge', listeners: ['in'], clusters: [] }, API);
+      return s;
+    };
+
+    /** Every write that takes write options, each a change on the stocked store. */
+    const writes = (s: CatalogStore, opts: WriteOptions): ReadonlyArray<readonly [string, () => MaybePromise<unknown>]> => [
+      ['putCluster', () => s.putCluster(cluster('a', three, { connectTimeoutMs: 2 }), opts)],
+      ['putEndpoint', () => s.putEndpoint('a', endpoint('10.0.0.4'), opts)],
+      ['removeEndpoint', () => s.removeEndpoint('a', '10.0.0.1', 8080, opts)],
+      ['putListener', () => s.putListener(listener('in', 'a', 10001), opts)],
+      ['putNodeGroup', () => s.putNodeGroup({ nodeCluster: 'edge', listeners: [], clusters: [] }, opts)],
+      ['deleteNodeGroup', () => s.deleteNodeGroup('edge', opts)],
+      ['deleteListener', () => s.deleteListener('in', opts)],
+      ['deleteCluster', () => s.deleteCluster('a', opts)],
+    ];
+
+    it('every write that takes write options runs its guard: a refusal is thrown and writes nothing (no change, no audit, no event)', async () => {
+      const s = await stocked();
+      const events: StoreChange[] = [];
+      s.onChange((e) => events.push(e));
+      const snapshot = { catalog: s.catalog(), audit: s.audit() };
+      const guard: WriteGuard = { check: () => { throw refusal; }, reads };
+      const accepted: string[] = [];
+      for (const [name, write] of writes(s, { ...API, guard })) {
+        const refused = await attempt(write).then(
+          () => false,
+          (err: unknown) => {
+            if (err !== refusal) throw err;
+            return true;
+          },
+        );
+        if (!refused) accepted.push(name);
+      }
+      expect(accepted).toEqual([]);
+      expect({ catalog: s.catalog(), audit: s.audit() }).toEqual(snapshot);
+      expect(events).toEqual([]);
+    });
+
+    it('a guard that lets a write through has been checked, and the write is made', async () => {
+      const s = await stocked();
+      let checks = 0;
+      const guard: WriteGuard = { check: () => void checks++, reads };
+      const unchecked: string[] = [];
+      for (const [name, write] of writes(s, { ...API, guard })) {
+        const before = checks;
+        await write();
+        if (checks === before) unchecked.push(name);
+      }
+      expect(unchecked).toEqual([]);
+      expect(s.catalog()).toEqual({ clusters: [], listeners: [], nodeGroups: [] });
     });
   });
 

@@ -362,7 +362,7 @@ export class EtcdStore implements CatalogStore {
   }
 
   removeEndpoint(cluster: string, address: string, port: number, opts: WriteOptions): Promise<WriteResult> {
-    return this.write(opts.actor, () => planRemoveEndpoint(this.mirror, cluster, address, port, opts, this.at()));
+    return this.write(opts, () => planRemoveEndpoint(this.mirror, cluster, address, port, opts, this.at()));
   }
 
   setEndpointState(cluster: string, address: string, port: number, state: OperatorState, opts: StateOptions): Promise<WriteResult> {
@@ -375,15 +375,15 @@ export class EtcdStore implements CatalogStore {
 
   /** A hand-over (opts.successor) is one transaction: the key rewritten with the file's definition, never absent. */
   deleteListener(name: string, opts: DeleteListenerOptions): Promise<WriteResult> {
-    return this.write(opts.actor, () => planDeleteListener(this.mirror, name, opts, this.at()));
+    return this.write(opts, () => planDeleteListener(this.mirror, name, opts, this.at()));
   }
 
   putNodeGroup(group: NodeGroup, opts: WriteOptions): Promise<WriteResult> {
-    return this.write(opts.actor, () => planPutNodeGroup(this.mirror, group, opts, this.at()));
+    return this.write(opts, () => planPutNodeGroup(this.mirror, group, opts, this.at()));
   }
 
   deleteNodeGroup(nodeCluster: string, opts: WriteOptions): Promise<WriteResult> {
-    return this.write(opts.actor, () => planDeleteSpec(this.mirror, 'node-group', nodeCluster, opts));
+    return this.write(opts, () => planDeleteSpec(this.mirror, 'node-group', nodeCluster, opts));
   }
 
   listOverrides(): OverrideRecord[] {

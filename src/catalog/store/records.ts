@@ -68,7 +68,7 @@ export interface WriteOptions {
   readonly ifMatch?: number;
   /** `patch`: the write merges a JSON merge patch into the resource; its audit action is then `patch`, not `update`. */
   readonly intent?: WriteIntent;
-  /** A rule about other resources the write must keep; honoured by putListener, putEndpoint and deleteCluster. */
+  /** A rule about other resources the write must keep; honoured by every write that takes these options (store-contract.ts). */
   readonly guard?: WriteGuard;
 }
 

@@ -563,6 +563,8 @@ export class Store implements CatalogStore {
    */
   async putClusterSliced(input: ClusterInput, opts: WriteOptions, sliceMs = WRITE_SLICE_MS): Promise<WriteResult> {
     assertWriter(opts.owner);
+    // As deleteClusterSliced: checked on what is committed now, nothing else commits until this settles.
+    opts.guard?.check();
     const started = performance.now();
     const { revision, changes, served, record } = await putClusterSliced(this.writer(), input, opts, this.now().toISOString(), sliceMs);
     // Before anything queued behind this write commits: that commit would run the checkpoint of this one's pages.
@@ -737,7 +739,7 @@ export class Store implements CatalogStore {
   removeEndpoint(cluster: string, address: string, port: number, opts: WriteOptions): WriteResult {
     assertWriter(opts.owner);
     const name = endpointName(cluster, { address, port });
-    return this.write(opts.actor, (tx) => {
+    return this.write(opts, (tx) => {
       const old = this.stmt.endpoint.get(cluster, address, port);
       if (!old) throw new NotFoundError('endpoint', name);
       const c = this.specRow('cluster', cluster) as SpecRow;
@@ -1199,7 +1201,7 @@ export class Store implements CatalogStore {
   /** `then`: what else the delete's transaction writes (a hand-over's successor). */
   private deleteSpec(kind: 'listener' | 'node-group', name: string, opts: WriteOptions, then?: (tx: Tx) => void): WriteResult {
     assertWriter(opts.owner);
-    return this.write(opts.actor, (tx) => {
+    return this.write(opts, (tx) => {
       const row = this.specRow(kind, name);
       if (!row) throw new NotFoundError(kind, name);
       checkWrite(kind, name, row, opts);
