@@ -81,6 +81,7 @@ import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
 import { runEjection, runEjectionSteps } from './tick/ejection.js';
 import { newFrame, newTickScratch, type Frame } from './tick/frame.js';
+import { readingWindowMs } from './tick/freshness.js';
 import { gateHealth, gateHealthSteps, type ScaleSums } from './tick/health-gate.js';
 import { joinAndScale, joinAndScaleSteps, type JoinOptions } from './tick/join.js';
 import { publish, publishSteps, type Published } from './tick/publish.js';
@@ -635,7 +636,7 @@ export class WeightEngine {
 
   private frameFor(c: ClusterState, now: number): Frame {
     const dt = c.lastTickAt === undefined ? c.safety.tickMs : Math.max(0, now - c.lastTickAt);
-    return newFrame({ n: c.order.length, now, dt, policy: c.policy.kind, keys: c.keys, statics: c.statics, scratch: this.scratch }, c.frames.spare);
+    return newFrame({ n: c.order.length, now, dt, freshMs: readingWindowMs(c.safety), policy: c.policy.kind, keys: c.keys, statics: c.statics, scratch: this.scratch }, c.frames.spare);
   }
 
   private finishTick(c: ClusterState, f: Frame, out: Published, setpoint: number | undefined): ClusterTick {

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { Fleet } from './fleet.js';
 import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
 import { ERROR_SHIFT, addCarrier, addUtilization, errorShiftAllowance, newLedger, newTotals, peersCarry } from '../../../src/balancing/engine/tick/error-shift.js';
-import type { ClusterTick, WeightingPolicy } from '../../../src/balancing/engine/types.js';
+import { SAFETY_DEFAULTS, type ClusterTick, type WeightingPolicy } from '../../../src/balancing/engine/types.js';
 
 const PID: WeightingPolicy = { kind: 'pid', setpoint: 'mean' };
 const BIG = 3;
@@ -103,7 +103,7 @@ describe('a capacity reading is as old as its cpu or its request rate, whichever
     }
     // Ejected once that cpu says nothing of the peers' room any more (it is then unknown).
     expect(ejectedAt).toBeDefined();
-    expect(ejectedAt).toBeLessThanOrEqual(1000 + ERROR_SHIFT.freshMs + 5000);
+    expect(ejectedAt).toBeLessThanOrEqual(1000 + SAFETY_DEFAULTS.staleAfterMs + 5000);
   });
 });
 
@@ -120,6 +120,52 @@ describe('the peers\' utilization is read only while fresh', () => {
     }
     expect(rules).toContain('error-penalty');
     expect(rules).not.toContain('peers-near-capacity');
+  });
+});
+
+describe('capacity readings are fresh as long as the cluster\'s steering data (staleAfterMs)', () => {
+  const keys = ['a:1', 'b:1', 'c:1', 'd:1'];
+  /** Busy peers (cpu 0.95) and d, at half of its capacity, failing half its calls: its peers cannot carry its successes. */
+  const cpuOf = (i: number): number => (i === 3 ? 0.5 : 0.95);
+  const loadReport = (i: number, at: number) => ({ at, rps: 100, errors: i === 3 ? 50 : 0 });
+
+  /** Load reports every second, an agent's cpu every `cpuEveryS` (up to `cpuUntilS`); the ticks at which d is ejected. */
+  function ejections(safety: { staleAfterMs: number }, cpuEveryS: number, cpuUntilS = Infinity): number[] {
+    const e = new WeightEngine();
+    e.setCluster('svc', keys.map((key) => ({ key, weight: 1 })), { kind: 'static' }, safety);
+    const out: number[] = [];
+    for (let t = 1; t <= 40; t++) {
+      const at = t * 1000;
+      if (t % cpuEveryS === 1 % cpuEveryS && t <= cpuUntilS) keys.forEach((key, i) => e.observeSample('svc', key, { at, cpu: cpuOf(i) }));
+      keys.forEach((key, i) => e.observeSample('svc', key, loadReport(i, at)));
+      if (e.tick(at).clusters.get('svc')?.health.get('d:1') === 'UNHEALTHY') out.push(at);
+    }
+    return out;
+  }
+
+  it('cpu every 10 s under staleAfterMs 15 s: the busy peers hold the failing endpoint in at every tick (a fixed 5 s window lost them half the time)', () => {
+    expect(ejections({ staleAfterMs: 15_000 }, 10)).toEqual([]);
+    // The same cadence under the default 5 s: the capacity goes unknown between reports, and errors move load as before.
+    expect(ejections({ staleAfterMs: 5_000 }, 10).length).toBeGreaterThan(0);
+  });
+
+  it('staleAfterMs 2 s: a cpu that stopped counts for 2 s, not 5 s', () => {
+    expect(ejections({ staleAfterMs: 2_000 }, 1, 10)[0]).toBe(13_000);
+    expect(ejections({ staleAfterMs: 5_000 }, 1, 10)[0]).toBe(16_000);
+  });
+
+  it('pid: the peers\' cpu every 10 s under staleAfterMs 15 s tempers the error penalty at every tick', () => {
+    const e = new WeightEngine();
+    e.setCluster('svc', keys.map((key) => ({ key, weight: 1 })), { kind: 'pid', setpoint: 'mean', metric: 'inflight' }, { staleAfterMs: 15_000 }, { enabled: false });
+    const untempered: number[] = [];
+    for (let t = 1; t <= 40; t++) {
+      const at = t * 1000;
+      if (t % 10 === 1) keys.forEach((key, i) => e.observeSample('svc', key, { at, cpu: cpuOf(i) }));
+      keys.forEach((key, i) => e.observeSample('svc', key, { ...loadReport(i, at), inflight: 10 }));
+      const rules = e.tick(at).clusters.get('svc')?.explanations.get('d:1')?.rules ?? [];
+      if (t > 2 && !rules.includes('peers-near-capacity')) untempered.push(at);
+    }
+    expect(untempered).toEqual([]);
   });
 });
 
@@ -143,44 +189,45 @@ describe('the pure parts', () => {
 
   it('ledger: ejects while the others stay at most fullAt busy with its successes, consumes their room, and steps aside when a capacity is unknown', () => {
     const now = 10_000;
+    const clock = { now, freshMs: SAFETY_DEFAULTS.staleAfterMs };
     // A reading as an endpoint's state holds it: its merged sample, each field as old as the sample.
     const s = (cpu: number | undefined, rps: number, errors = 0) => ({ sample: { at: now, ...(cpu !== undefined ? { cpu } : {}), rps, errors }, fieldAt: undefined });
     // Three endpoints of capacity 100 rps at 60% (180 of 300) and two failing ones of 200 at 50%.
     const l = newLedger();
     const a = s(0.5, 100, 50);
     const b = s(0.5, 100, 50);
-    for (const x of [s(0.6, 60), s(0.6, 60), s(0.6, 60), a, b]) addCarrier(l, x, now);
-    expect(peersCarry(l, a, now)).toBe(true); // the others: 280 + a's 50 successes of 500 (≤ 450)
+    for (const x of [s(0.6, 60), s(0.6, 60), s(0.6, 60), a, b]) addCarrier(l, x, clock);
+    expect(peersCarry(l, a, clock)).toBe(true); // the others: 280 + a's 50 successes of 500 (≤ 450)
     expect({ capacity: l.capacity, load: l.load }).toEqual({ capacity: 500, load: 330 });
-    expect(peersCarry(l, b, now)).toBe(false); // the three left: 230 + 50 of 300 > 270: a took the room
+    expect(peersCarry(l, b, clock)).toBe(false); // the three left: 230 + 50 of 300 > 270: a took the room
     expect({ capacity: l.capacity, load: l.load }).toEqual({ capacity: 500, load: 330 });
     const tight = newLedger();
     const c = s(0.5, 200, 50);
-    for (const x of [s(0.6, 60), s(0.6, 60), s(0.6, 60), c]) addCarrier(tight, x, now);
-    expect(peersCarry(tight, c, now)).toBe(false); // 180 + 150 > 270
+    for (const x of [s(0.6, 60), s(0.6, 60), s(0.6, 60), c]) addCarrier(tight, x, clock);
+    expect(peersCarry(tight, c, clock)).toBe(false); // 180 + 150 > 270
     expect(tight.load).toBe(380); // unchanged
     const failingAll = s(0.05, 200, 200);
-    expect(peersCarry(tight, failingAll, now)).toBe(true); // serves nothing well
+    expect(peersCarry(tight, failingAll, clock)).toBe(true); // serves nothing well
     const busy = newLedger();
     const mostlyFailing = s(0.1, 200, 185);
-    for (const x of [s(0.95, 95), s(0.95, 95), s(0.95, 95), mostlyFailing]) addCarrier(busy, x, now);
-    expect(peersCarry(busy, mostlyFailing, now)).toBe(true); // 15 successes, ≤ 10% of the others' 285: it spares them little
+    for (const x of [s(0.95, 95), s(0.95, 95), s(0.95, 95), mostlyFailing]) addCarrier(busy, x, clock);
+    expect(peersCarry(busy, mostlyFailing, clock)).toBe(true); // 15 successes, ≤ 10% of the others' 285: it spares them little
     // Half failing, pushed low by its penalty (20 rps at 5%: capacity 200 served well): at its
     // capacity share it would serve 40% of the load half well, not little; the others are full.
     const pushedLow = newLedger();
     const low = s(0.05, 20, 10);
-    for (const x of [s(0.95, 95), s(0.95, 95), s(0.95, 95), low]) addCarrier(pushedLow, x, now);
-    expect(peersCarry(pushedLow, low, now)).toBe(false);
+    for (const x of [s(0.95, 95), s(0.95, 95), s(0.95, 95), low]) addCarrier(pushedLow, x, clock);
+    expect(peersCarry(pushedLow, low, clock)).toBe(false);
     const unknown = newLedger();
-    for (const x of [s(undefined, 60), s(0.6, 60), c]) addCarrier(unknown, x, now);
+    for (const x of [s(undefined, 60), s(0.6, 60), c]) addCarrier(unknown, x, clock);
     expect(unknown.known).toBe(false);
-    expect(peersCarry(unknown, c, now)).toBe(true);
+    expect(peersCarry(unknown, c, clock)).toBe(true);
     const stale = newLedger();
-    addCarrier(stale, { sample: { ...s(0.6, 60).sample, at: now - ERROR_SHIFT.freshMs - 1 }, fieldAt: undefined }, now);
+    addCarrier(stale, { sample: { ...s(0.6, 60).sample, at: now - clock.freshMs - 1 }, fieldAt: undefined }, clock);
     expect(stale.known).toBe(false);
     // A new sample (load reports go on) whose cpu is old: the capacity is unknown all the same.
     const oldCpu = newLedger();
-    addCarrier(oldCpu, { sample: s(0.6, 60).sample, fieldAt: { cpu: now - ERROR_SHIFT.freshMs - 1, inflight: -Infinity, latencyMs: -Infinity, traffic: now } }, now);
+    addCarrier(oldCpu, { sample: s(0.6, 60).sample, fieldAt: { cpu: now - clock.freshMs - 1, inflight: -Infinity, latencyMs: -Infinity, traffic: now } }, clock);
     expect(oldCpu.known).toBe(false);
   });
 });

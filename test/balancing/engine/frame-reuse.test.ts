@@ -38,7 +38,7 @@ describe('WeightEngine: recycled tick frames', () => {
   });
 
   it('a recycled frame resets stepTicks, the per-tick scalars and the PID row markers, and keeps its vectors', () => {
-    const init = { n: 5, now: 1_000, dt: 1_000, policy: 'pid' as const, keys: ['a', 'b', 'c', 'd', 'e'], statics: [1, 1, 2, 2, 3] };
+    const init = { n: 5, now: 1_000, dt: 1_000, freshMs: 5_000, policy: 'pid' as const, keys: ['a', 'b', 'c', 'd', 'e'], statics: [1, 1, 2, 2, 3] };
     const used = newFrame(init);
     // Dirty everything a tick writes.
     for (const v of Object.values(used)) if (Array.isArray(v)) v.fill(7);
@@ -46,13 +46,13 @@ describe('WeightEngine: recycled tick frames', () => {
     takeUtil(used).fill(7);
     used.failStatic = true;
     used.ejections = [undefined, { reason: 'x', until: 1, count: 1 }, undefined, undefined, undefined];
-    const next = { ...init, now: 2_000, keys: ['v', 'w', 'x', 'y', 'z'] };
+    const next = { ...init, now: 2_000, freshMs: 15_000, keys: ['v', 'w', 'x', 'y', 'z'] };
     const recycled = newFrame(next, used);
     expect(recycled).toBe(used);
     const fresh = newFrame(next);
     expect(recycled.generation).toBe(1);
     expect(recycled.stepTicks).toEqual(fresh.stepTicks);
-    expect([recycled.now, recycled.keys, recycled.failStatic, recycled.ejections, recycled.util, recycled.pid]).toEqual([2_000, next.keys, false, undefined, undefined, undefined]);
+    expect([recycled.now, recycled.freshMs, recycled.keys, recycled.failStatic, recycled.ejections, recycled.util, recycled.pid]).toEqual([2_000, 15_000, next.keys, false, undefined, undefined, undefined]);
     // The PID's steps are read only where setpoint is set, and the PID stage writes every slot of
     // a stride where it sets it: setpoint and updated are reset.
     const markers = (p: PidFrame): number[] => [...p.steps].filter((_, k) => k % STEP_SLOTS === S_SETPOINT || k % STEP_SLOTS === S_UPDATED);

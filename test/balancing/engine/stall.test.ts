@@ -6,8 +6,8 @@
  */
 import { describe, it, expect } from 'vitest';
 import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
-import { judgeStalls, STALL, type StallReading } from '../../../src/balancing/engine/tick/stall.js';
-import { EJECTION_DEFAULTS, type ClusterTick, type Sample, type WeightingPolicy } from '../../../src/balancing/engine/types.js';
+import { judgeStalls, type StallReading } from '../../../src/balancing/engine/tick/stall.js';
+import { EJECTION_DEFAULTS, SAFETY_DEFAULTS, type ClusterTick, type SafetySettings, type Sample, type WeightingPolicy } from '../../../src/balancing/engine/types.js';
 
 const PID: WeightingPolicy = { kind: 'pid', setpoint: 'mean' };
 const REPORT_MS = 2_000;
@@ -39,9 +39,9 @@ class Cluster {
   readonly rules: string[][][] = [];
   now = 0;
 
-  constructor(n: number, policy: WeightingPolicy = PID) {
+  constructor(n: number, policy: WeightingPolicy = PID, safety?: Partial<SafetySettings>) {
     this.keys = Array.from({ length: n }, (_, i) => `10.0.0.${i + 1}:80`);
-    this.engine.setCluster('svc', this.keys.map((key) => ({ key, weight: 1 })), policy);
+    this.engine.setCluster('svc', this.keys.map((key) => ({ key, weight: 1 })), policy, safety);
   }
 
   /** One report interval: a report of `flows` (undefined: not reported), then two ticks. */
@@ -233,12 +233,28 @@ describe('what looks alike but is not one hung backend: left alone', () => {
     }
   });
 
-  it('a stalled reading older than STALL.freshMs is not judged', () => {
-    const c = new Cluster(4);
+  /** Endpoint 0's stalled reading (its peers' healthy ones 150 ms older), read `ageMs` after it came, under `staleAfterMs`; its health then. */
+  const judgedLate = (staleAfterMs: number, ageMs: number): string | undefined => {
+    const c = new Cluster(4, PID, { staleAfterMs });
     c.run(3, (r) => Array.from({ length: 4 }, () => healthy(40 + r)));
     c.engine.observeSample('svc', c.keys[0] as string, { at: c.now + 100, rps: 40, errors: 0, inflight: 200, successes: 0, peerInflight: 24, peerCompletions: 120 });
-    const tick = c.engine.tick(c.now + 100 + STALL.freshMs + 1).clusters.get('svc') as ClusterTick;
-    expect(tick.health.get(c.keys[0] as string)).toBe('HEALTHY');
+    return c.engine.tick(c.now + 100 + ageMs).clusters.get('svc')?.health.get(c.keys[0] as string);
+  };
+
+  it('a stalled reading older than the cluster\'s staleAfterMs is not judged', () => {
+    expect(judgedLate(SAFETY_DEFAULTS.staleAfterMs, SAFETY_DEFAULTS.staleAfterMs + 1)).toBe('HEALTHY');
+    // staleAfterMs 2 s (reports every second): a reading 3 s old is not judged, nor are its peers'.
+    expect(judgedLate(2_000, 3_000)).toBe('HEALTHY');
+  });
+
+  it('readings are judged while within the cluster\'s staleAfterMs: 8 s old under 15 s (reports every 10 s)', () => {
+    expect(judgedLate(15_000, 8_000)).toBe('UNHEALTHY');
+    expect(judgedLate(15_000, 15_001)).toBe('HEALTHY');
+  });
+
+  it('never for less than a tick: under staleAfterMs 200 ms, the first tick after a report (800 ms later, its peers\' 950 ms) still judges it', () => {
+    expect(judgedLate(200, 800)).toBe('UNHEALTHY');
+    expect(judgedLate(200, 1_001)).toBe('HEALTHY');
   });
 });
 

@@ -271,7 +271,7 @@ function judge(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, t: 
     for (const v of verdicts) {
       const e = eps[v.index] as EndpointState;
       // Only as far as its peers can carry what it still serves well (tick/error-shift.ts).
-      if (!peersCarry(ledger as CapacityLedger, e, f.now)) continue;
+      if (!peersCarry(ledger as CapacityLedger, e, f)) continue;
       eject(e, v.reason, f.now, s);
       ejected++;
     }
@@ -288,7 +288,7 @@ function judgeStalled(f: Frame, eps: readonly EndpointState[], s: EjectionSettin
     const e = eps[i] as EndpointState;
     if (e.ejection?.until !== undefined || !inRotation(e, f.now)) continue;
     serving++;
-    readings[i] = stallReading(e, f.now);
+    readings[i] = stallReading(e, f);
   }
   const cap = f.n >= 2 ? Math.max(1, Math.floor(s.maxEjectedRatio * f.n)) : 0;
   const room = Math.max(0, Math.min(cap - ejected, serving - 1));
@@ -300,7 +300,7 @@ function carriersOf(f: Frame, eps: readonly EndpointState[]): CapacityLedger {
   const ledger = newLedger();
   for (let i = 0; i < f.n; i++) {
     const e = eps[i] as EndpointState;
-    if (e.ejection?.until === undefined && inRotation(e, f.now)) addCarrier(ledger, e, f.now);
+    if (e.ejection?.until === undefined && inRotation(e, f.now)) addCarrier(ledger, e, f);
   }
   return ledger;
 }
@@ -327,7 +327,7 @@ function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings,
   for (let i = r.from; i < r.to; i++) {
     const e = eps[i] as EndpointState;
     if (e.flow !== undefined && e.flow.successes === 0) {
-      const sr = stallReading(e, f.now);
+      const sr = stallReading(e, f);
       if (sr !== undefined && stalledAlone(sr, s)) t.stalled++;
     }
     // What the explanations show of the inputs, taken here: one pass over the states, not two.

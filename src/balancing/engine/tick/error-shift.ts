@@ -27,6 +27,7 @@
  * one, the low latency of fast failures would win the endpoint traffic).
  */
 import type { FieldTimes } from '../state.js';
+import type { ReadingClock } from './frame.js';
 import type { Sample } from '../types.js';
 
 export const ERROR_SHIFT = {
@@ -34,8 +35,6 @@ export const ERROR_SHIFT = {
   freeBelow: 0.75,
   /** And from which it counts no more; an ejection must leave the peers at most this busy. */
   fullAt: 0.9,
-  /** A sample older than this (ms) says nothing of an endpoint's capacity now. */
-  freshMs: 5_000,
   /** An endpoint whose successes at its capacity share would be at most this share of its peers' load is ejected however busy they are. */
   minorGoodput: 0.1,
   /** Below this utilization a capacity estimate (rps ÷ utilization) is noise: the peer is read as having room. */
@@ -66,10 +65,11 @@ export interface CapacityReading {
 /** When a field of the reading was taken: its own time where kept, else the sample's. */
 const takenAt = (r: CapacityReading, field: 'cpu' | 'traffic'): number => (r.fieldAt !== undefined ? r.fieldAt[field] : (r.sample?.at ?? Number.NaN));
 
-const isFresh = (at: number, now: number): boolean => now - at <= ERROR_SHIFT.freshMs;
+/** A reading older than the cluster's window (tick/freshness.ts readingWindowMs) says nothing of an endpoint's capacity now. */
+const isFresh = (at: number, t: ReadingClock): boolean => t.now - at <= t.freshMs;
 
-/** The reading's utilization while it is fresh, NaN without one or once it is older than freshMs. */
-export const freshUtilizationOf = (r: CapacityReading, now: number): number => (isFresh(takenAt(r, 'cpu'), now) ? utilizationOf(r.sample) : Number.NaN);
+/** The reading's utilization while it is fresh, NaN without one or once it is older than the window. */
+export const freshUtilizationOf = (r: CapacityReading, t: ReadingClock): number => (isFresh(takenAt(r, 'cpu'), t) ? utilizationOf(r.sample) : Number.NaN);
 
 export function addUtilization(t: UtilizationTotals, u: number): void {
   if (Number.isNaN(u)) return;
@@ -106,8 +106,8 @@ export function newLedger(): CapacityLedger {
 }
 
 /** Counts one carrier in. */
-export function addCarrier(l: CapacityLedger, r: CapacityReading, now: number): void {
-  const c = carrierOf(r, now);
+export function addCarrier(l: CapacityLedger, r: CapacityReading, t: ReadingClock): void {
+  const c = carrierOf(r, t);
   if (c === undefined) {
     l.known = false;
     return;
@@ -117,10 +117,10 @@ export function addCarrier(l: CapacityLedger, r: CapacityReading, now: number): 
 }
 
 /** Its capacity and load, from a utilization and a request rate both fresh; undefined if it cannot be estimated. */
-function carrierOf(r: CapacityReading, now: number): { capacity: number; load: number } | undefined {
+function carrierOf(r: CapacityReading, t: ReadingClock): { capacity: number; load: number } | undefined {
   const s = r.sample;
-  if (s === undefined || !isFresh(takenAt(r, 'traffic'), now)) return undefined;
-  const u = freshUtilizationOf(r, now);
+  if (s === undefined || !isFresh(takenAt(r, 'traffic'), t)) return undefined;
+  const u = freshUtilizationOf(r, t);
   const rps = s.rps ?? Number.NaN;
   if (!(u >= ERROR_SHIFT.minUtilization) || !(rps > 0)) return undefined;
   return { capacity: rps / u, load: rps };
@@ -131,8 +131,8 @@ function carrierOf(r: CapacityReading, now: number): { capacity: number; load: n
  * serves well and stay at most `fullAt` busy. If so, it leaves the ledger (its successes move onto
  * the others) and true is returned; if not, the ledger is unchanged.
  */
-export function peersCarry(l: CapacityLedger, r: CapacityReading, now: number): boolean {
-  const own = carrierOf(r, now);
+export function peersCarry(l: CapacityLedger, r: CapacityReading, t: ReadingClock): boolean {
+  const own = carrierOf(r, t);
   const s = r.sample;
   const goodput = s === undefined ? 0 : Math.max(0, (s.rps ?? 0) - (s.errors ?? 0));
   if (!l.known || own === undefined || goodput === 0) return leave(l, own, goodput);

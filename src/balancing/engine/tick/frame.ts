@@ -120,6 +120,8 @@ export interface Frame {
   readonly now: number;
   /** Time since the cluster's previous tick (tickMs on the first). */
   readonly dt: number;
+  /** How old a capacity or stall reading may be and still count (tick/freshness.ts readingWindowMs). */
+  readonly freshMs: number;
   readonly policy: PolicyKind;
   readonly keys: readonly string[];
   readonly statics: readonly number[];
@@ -200,7 +202,10 @@ export function filled(n: number, value = 0): number[] {
 const NONE: ReadonlyMap<string, never> = new Map<string, never>();
 
 /** What a tick knows before its stages run. */
-export type FrameInit = Pick<Frame, 'n' | 'now' | 'dt' | 'policy' | 'keys' | 'statics'> & { readonly scratch?: TickScratch };
+export type FrameInit = Pick<Frame, 'n' | 'now' | 'dt' | 'freshMs' | 'policy' | 'keys' | 'statics'> & { readonly scratch?: TickScratch };
+
+/** When a tick reads an endpoint's readings, and how old they may be (a Frame is one: nothing allocated to pass it). */
+export type ReadingClock = Pick<Frame, 'now' | 'freshMs'>;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -220,6 +225,7 @@ export function newFrame(init: FrameInit, recycled?: Frame): Frame {
     n,
     now: init.now,
     dt: init.dt,
+    freshMs: init.freshMs,
     policy: init.policy,
     keys: init.keys,
     statics: init.statics,
@@ -258,6 +264,7 @@ export function newFrame(init: FrameInit, recycled?: Frame): Frame {
 function resetFrame(f: Mutable<Frame>, init: FrameInit): Frame {
   f.now = init.now;
   f.dt = init.dt;
+  f.freshMs = init.freshMs;
   f.policy = init.policy;
   f.keys = init.keys;
   f.statics = init.statics;

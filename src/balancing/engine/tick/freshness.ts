@@ -28,6 +28,22 @@ export interface ErrorBound {
   readonly penalty: number;
 }
 
+/**
+ * How old a reading the capacity rule (tick/error-shift.ts: utilization and request rate) and the
+ * stall rule (tick/stall.ts: the latest load report) still read: the cluster's staleAfterMs, the
+ * age up to which its steering data is fresh, so they trust a reading exactly as long as the
+ * controller they temper does. An operator sets it from the report cadence (15 s for reports
+ * every 10 s): a fixed window shorter than the cadence found every reading stale half the time
+ * (capacity unknown, errors moving load onto busy peers, stalls unjudged), a longer one kept
+ * readings the operator calls old. Not below one tick (tickMs), though: a reading is first read at
+ * the tick after it arrives, up to a tick later, and a shorter window would let a report go unread
+ * by every tick for the phase alone. No ceiling: any cap would be the fixed window's fault again
+ * for a slower cadence, and the controller holds weights on data as old.
+ */
+export function readingWindowMs(s: SafetySettings): number {
+  return Math.max(s.staleAfterMs, s.tickMs);
+}
+
 /** One endpoint's freshness (called from the join pass, tick/join.ts: one pass over the states, not two). */
 export function classify(f: Frame, e: EndpointState, i: number, s: SafetySettings): void {
   if (e.seeded && e.steerAt === undefined && e.seededAt === undefined) e.seededAt = f.now;

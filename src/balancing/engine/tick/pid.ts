@@ -293,7 +293,7 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
 /** The steered endpoints' error terms (errorTerm); `base`: their measurements before any term. */
 function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: readonly number[]): number[] {
   // Fresh cpu only: this path's freshness is its metric's, and a cpu whose reports stopped is not.
-  const own = idx.map((i) => freshUtilizationOf(c.order[i] as EndpointState, f.now));
+  const own = idx.map((i) => freshUtilizationOf(c.order[i] as EndpointState, f));
   const totals = newTotals();
   for (const u of own) addUtilization(totals, u);
   const errors = new Array<number>(idx.length);

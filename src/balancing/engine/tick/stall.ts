@@ -36,14 +36,13 @@
  */
 import type { EndpointState } from '../state.js';
 import type { EjectionSettings, Sample } from '../types.js';
+import type { ReadingClock } from './frame.js';
 
 export const STALL = {
   /** The stall must have lasted this many times the peers' latency. */
   latencyFactor: 5,
   /** And at least this long (ms): one report interval's silence is no verdict at sub-second scale. */
   minStallMs: 1_000,
-  /** A sample older than this (ms) is neither judged nor counted as a peer's. */
-  freshMs: 5_000,
 } as const;
 
 /** One endpoint's flow: its latest load-report sample with success counts, and the in-progress count before it. */
@@ -111,9 +110,9 @@ function stallOf(x: Sample): { reason: string; severity: number } | undefined {
   };
 }
 
-/** The endpoint's fresh reading, if it has one. */
-export function stallReading(e: EndpointState, now: number): StallReading | undefined {
+/** The endpoint's fresh reading, if it has one: a reading older than the cluster's window (tick/freshness.ts readingWindowMs) is neither judged nor counted as a peer's. */
+export function stallReading(e: EndpointState, t: ReadingClock): StallReading | undefined {
   const x = e.flow;
-  if (x === undefined || now - x.at > STALL.freshMs) return undefined;
+  if (x === undefined || t.now - x.at > t.freshMs) return undefined;
   return { sample: x, prevInflight: e.flowPrevInflight };
 }
