@@ -49,9 +49,13 @@ export interface BlendParts {
 /** Settings every adaptive policy shares. */
 export interface AdaptiveSettings {
   /**
-   * How strongly errors count against an endpoint. PID: 4 × the error rate (0..1) × this is added to
-   * the measured utilization, so a backend that fails fast (low CPU) does not look idle; EWMA: the
-   * weight is multiplied by successRate^(4 × this). 0 disables. Default 1.
+   * How errors count against an endpoint. 0 turns off all of the controllers' error handling (the
+   * PID's error term and failing-endpoint hold, the EWMA's success factor, the bound on failing
+   * endpoints without fresh data); the ejection rules judge errors whatever it is. Above 0, the PID
+   * counts an endpoint's failures as busy as its answers (base × r / (1 − r), not scaled by this,
+   * so a backend that fails fast does not look idle) and adds ERROR_SCALE (4) × this × r times
+   * the share its peers' utilization allows (tick/pid.ts errorTerm); EWMA: the weight is multiplied
+   * by successRate^(4 × this). Default 1.
    */
   readonly errorPenalty?: number;
 }

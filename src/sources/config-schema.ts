@@ -38,14 +38,22 @@ const EndpointSchema = Type.Object(
 
 const Fraction = Type.Number({ minimum: 0, maximum: 1 });
 
+/** What errorPenalty does, for the admin API's OpenAPI (its cluster documents are this schema) as for the file. */
+const ERROR_PENALTY_DESCRIPTION =
+  'How errors count against an endpoint under pid, ewma and blend (default 1). 0 turns off all of their error handling (the ejection rules still judge errors). ' +
+  "Above 0, pid counts an endpoint's failures as busy as its answers (utilization × r/(1−r), r its error rate; not scaled by errorPenalty), " +
+  'never lets an endpoint failing at least 5% gain share, and adds the penalty 4 × errorPenalty × r to its utilization, ' +
+  "that part fading as its peers' mean reported utilization goes from 0.75 to 0.9; ewma multiplies the weight by (1−r)^(4 × errorPenalty). " +
+  "An endpoint without fresh steering data that fails more than 1 point above the cluster's mean rate never rises.";
+
 export const WeightingSchema = Type.Object(
   {
     policy: StringEnum(['static', 'pid', 'ewma', 'blend', 'auto'] as const),
     // pid / blend
     setpoint: Type.Optional(Type.Union([Type.Literal('mean'), Fraction])),
     metric: Type.Optional(StringEnum(UTILIZATION_METRICS)),
-    // pid / ewma / blend: how strongly errors count against an endpoint (0 disables)
-    errorPenalty: Type.Optional(Type.Number({ minimum: 0, maximum: 10 })),
+    // pid / ewma / blend (AdaptiveSettings.errorPenalty says what it does)
+    errorPenalty: Type.Optional(Type.Number({ minimum: 0, maximum: 10, description: ERROR_PENALTY_DESCRIPTION })),
     gains: Type.Optional(
       Type.Object(
         { kp: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })), ki: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })), kd: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })) },

@@ -1,9 +1,10 @@
 /**
  * Stage 3a, the PID controller (Robinhood style). Per endpoint with fresh data, a measurement
  *
- *     m = utilization (by metric) + latency excess + errorPenalty × error rate
+ *     m = utilization (by metric) + latency excess + error term
  *
- * (the error term scaled so that a clearly failing endpoint reads as overloaded) smoothed over
+ * (the error term: its failures counted as busy, plus ERROR_SCALE × errorPenalty × error rate, so
+ * that a clearly failing endpoint reads as overloaded; none at errorPenalty 0) smoothed over
  * samples, is driven toward the setpoint (the cluster mean, or a fixed target) by
  * w ← w · exp(k · output); the steered endpoints are then renormalized to their previous sum, so
  * steering moves traffic among them without changing the share of those it did not steer. The
