@@ -231,3 +231,50 @@ describe('the pure parts', () => {
     expect(oldCpu.known).toBe(false);
   });
 });
+
+describe('errorPenalty 0 takes the penalty away, never the failures counted as busy', () => {
+  const NO_PENALTY: WeightingPolicy = { kind: 'pid', setpoint: 'mean', errorPenalty: 0 };
+  const NO_PENALTY_CPU: WeightingPolicy = { kind: 'pid', setpoint: 'mean', metric: 'cpu', errorPenalty: 0 };
+
+  it.each([
+    ['cpu-latency', NO_PENALTY],
+    ['cpu', NO_PENALTY_CPU],
+  ])('pid (%s) at 60%%, retries on, no ejection: an endpoint failing half its calls fast never gains share (it went 0.25 → 0.49)', (_, policy) => {
+    const f = new Fleet({ capacities: [1, 1, 1, 1], loadFraction: 0.6, noise: 0.02, seed: 5, policy, retryErrors: true, ejection: { enabled: false } });
+    f.latencies = [20, 20, 20, 20];
+    for (let t = 0; t < 40; t++) f.step();
+    f.errorRates[BIG] = 0.5;
+    let most = 0;
+    for (let t = 0; t < 80; t++) {
+      f.step();
+      most = Math.max(most, f.shares()[BIG] as number);
+    }
+    expect(most).toBeLessThanOrEqual(0.25 * 1.03);
+    // No penalty: it is not driven away either (its peers carry its retried failures only).
+    expect(f.shares()[BIG]).toBeGreaterThan(0.2);
+    expect(f.last?.explanations.get(f.keys[BIG] as string)?.rules ?? []).not.toContain('peers-near-capacity');
+  });
+
+  it('without fresh steering data, a failing endpoint never rises at errorPenalty 0 either (not even decaying to its fair share)', () => {
+    // Half the others' capacity: below its fair (static) share, where decay would take it back up.
+    const f = new Fleet({ capacities: [1, 1, 1, 0.5], loadFraction: 0.6, noise: 0.02, seed: 5, policy: NO_PENALTY, ejection: { enabled: false } });
+    f.latencies = [20, 20, 20, 20];
+    for (let t = 0; t < 60; t++) f.step();
+    const before = f.shares()[BIG] as number;
+    expect(before).toBeLessThan(0.2);
+    // Its steering data (cpu) stops while its load reports go on counting its failures, past decayAfterMs.
+    const key = f.keys[BIG] as string;
+    for (let t = 0; t < 70; t++) {
+      f.now += f.tickMs;
+      for (const k of f.keys) {
+        if (k === key) f.engine.observeSample('svc', k, { at: f.now, rps: 30, errors: 15 });
+        else f.engine.observeSample('svc', k, { at: f.now, cpu: 0.6, rps: 60, errors: 0, latencyMs: 20 });
+      }
+      const tick = f.engine.tick(f.now).clusters.get('svc') as ClusterTick;
+      f.weights = f.keys.map((k) => tick.weights.get(k) as number);
+      f.last = tick;
+    }
+    expect(f.shares()[BIG]).toBeLessThanOrEqual(before * 1.01);
+    expect(f.last?.explanations.get(key)?.rules).toContain('error-penalty');
+  });
+});

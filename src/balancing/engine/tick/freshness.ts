@@ -63,7 +63,8 @@ export function classify(f: Frame, e: EndpointState, i: number, s: SafetySetting
  * fails at all (the usual case: one pass, no sum).
  */
 export function errorBoundOf(f: Frame, penalty: number): ErrorBound | undefined {
-  if (!(penalty > 0) || !anyUnsteeredFailing(f)) return undefined;
+  // Whatever the penalty: at 0 the bound is the fair share, so a failing endpoint still never rises.
+  if (!anyUnsteeredFailing(f)) return undefined;
   let sum = 0;
   let known = 0;
   for (let i = 0; i < f.n; i++) {

@@ -3,8 +3,8 @@
  *
  *     m = utilization (by metric) + latency excess + error term
  *
- * (the error term: its failures counted as busy, plus ERROR_SCALE × errorPenalty × error rate, so
- * that a clearly failing endpoint reads as overloaded; none at errorPenalty 0) smoothed over
+ * (the error term: its failures counted as busy, whatever errorPenalty, plus ERROR_SCALE ×
+ * errorPenalty × error rate, so that a clearly failing endpoint reads as overloaded) smoothed over
  * samples, is driven toward the setpoint (the cluster mean, or a fixed target) by
  * w ← w · exp(k · output); the steered endpoints are then renormalized to their previous sum, so
  * steering moves traffic among them without changing the share of those it did not steer. The
@@ -286,7 +286,8 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
   const ref = Math.max(0.05, b.length > 0 ? b.reduce((x, y) => x + y, 0) / b.length : 0.5);
   const excess = metric === 'cpu-latency' && b.length > 0 && idx.some((i) => c.order[i]?.sample?.cpu !== undefined);
   const latency = excess && lat.size > 0 ? idx.map((i) => ref * Math.max(0, (lat.get(i) ?? 1) - 1 - LATENCY_TOLERANCE)) : NO_TERMS;
-  const anyErrors = c.errorPenalty > 0 && idx.some((i) => (f.errorRate[i] as number) > 0);
+  // Not gated on errorPenalty: counting failures as busy corrects the measurement (errorTerm).
+  const anyErrors = idx.some((i) => (f.errorRate[i] as number) > 0);
   const errors = anyErrors ? errorTerms(c, f, idx, b) : NO_TERMS;
   return { k: idx.length, idx, base: b, latency, errors, measured: false };
 }
@@ -321,7 +322,9 @@ interface ErrorInputs {
  *   as busy, and gained traffic as soon as anything else stopped holding it back;
  * - ERROR_SCALE × errorPenalty × r, times the share its peers' utilization allows (tick/error-shift.ts):
  *   what drives it below its capacity share, only while its peers can carry the load.
- * Marks the rule when the share bites.
+ * Marks the rule when the share bites. The first part is on whatever errorPenalty: it is not a
+ * penalty but what the endpoint's cpu leaves out, and at errorPenalty 0 its absence sent an
+ * endpoint failing half its calls fast twice its share (0.25 → 0.49 in the fleet model).
  */
 function errorTerm(c: ClusterState, f: Frame, i: number, at: ErrorInputs, j: number): void {
   const rate = f.errorRate[i] as number;
@@ -330,8 +333,8 @@ function errorTerm(c: ClusterState, f: Frame, i: number, at: ErrorInputs, j: num
     at.errors[j] = 0;
     return;
   }
-  const allowed = errorShiftAllowance(at.totals, at.own[j] as number);
-  if (allowed < 1) mark(f, i, R_PEERS_BUSY);
+  const allowed = c.errorPenalty > 0 ? errorShiftAllowance(at.totals, at.own[j] as number) : 0;
+  if (allowed < 1 && c.errorPenalty > 0) mark(f, i, R_PEERS_BUSY);
   const served = Math.max(MIN_SUCCESS_RATE, 1 - (now >= 0 ? now : rate));
   at.errors[j] = ((at.base[j] as number) * (1 - served)) / served + (rate > 0 ? ERROR_SCALE * c.errorPenalty * rate * allowed : 0);
 }
@@ -362,7 +365,7 @@ interface CpuSteering {
 
 function steerOnCpu(c: ClusterState, f: Frame): CpuSteering {
   // The engine's scratch (hot, and no vector per cluster per tick); read up to k, each entry written first.
-  if (!(c.errorPenalty > 0 && anyErrorRate(f))) return { errors: NO_TERMS, totals: NO_TOTALS, k: 0 };
+  if (!anyErrorRate(f)) return { errors: NO_TERMS, totals: NO_TOTALS, k: 0 };
   return { errors: f.scratch.steerErr, totals: freshCpu(c, f), k: 0 };
 }
 
