@@ -11,8 +11,12 @@ import { parseArgs } from 'node:util';
 import type { Profile, ProfileNode } from './cpuprofile.js';
 import { helpIfAsked } from './help.js';
 
-
 helpIfAsked(import.meta.url);
+// A reader that stops early (`| head`) is not an error: it crashed with EPIPE instead.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(0);
+});
 const { values: args, positionals } = parseArgs({
   options: { under: { type: 'string', default: '' }, top: { type: 'string', default: '30' } },
   allowPositionals: true,
