@@ -1,7 +1,9 @@
 /**
  * Checks that two checkouts' weight engines give identical ticks: the same random fleet (PID on
  * cpu / cpu-latency / inflight, EWMA, static, blend; probes failing, errors, endpoints that stop
- * reporting, some without request counts, a cluster reshaped midway, clusters failing static) fed to both, every tick's weights, health and every
+ * reporting, some without request counts, a cluster reshaped midway, clusters failing static;
+ * and busy clusters, near capacity with a share failing and no ejections, where errors move load
+ * only as far as the peers can carry it: tick/error-shift.ts) fed to both, every tick's weights, health and every
  * explanation compared exactly. For a change that restructures the tick without meaning to
  * change its arithmetic.
  *
@@ -53,6 +55,9 @@ function plain(t: TickResult): unknown {
   return [...t.clusters].map(([name, c]) => [name, [...c.weights], [...c.health], c.changed, c.failStatic, c.setpoint, [...c.explanations]]);
 }
 
+/** The busy clusters' endpoints' share of failed requests: none, sporadic, failing, all. */
+const BUSY_ERRORS = [0, 0, 0.01, 0.08, 0.5, 1];
+
 function drive(engines: EngineLike[], seed: number, ticks: number): number {
   const rand = lcg(seed);
   const sizes = [3, 20, 150];
@@ -63,6 +68,10 @@ function drive(engines: EngineLike[], seed: number, ticks: number): number {
       for (const en of engines) en.setCluster(`c${p}-${s}`, eps, policy);
     }),
   );
+  // And one with errorPenalty 0: failures still counted as busy, no penalty and no allowance.
+  const busyPolicies: WeightingPolicy[] = [...POLICIES, { kind: 'pid', setpoint: 'mean', metric: 'cpu', errorPenalty: 0 }];
+  const busy = busyPolicies.map((policy, p) => ({ name: `busy${p}`, keys: keys(100 + p, 20), policy }));
+  for (const b of busy) for (const en of engines) en.setCluster(b.name, b.keys.map((key, e) => ({ key, weight: 1 + (e % 3) })), b.policy, undefined, { enabled: false });
   let compared = 0;
   for (let t = 1; t <= ticks; t++) {
     const now = t * 1000;
@@ -92,6 +101,7 @@ function drive(engines: EngineLike[], seed: number, ticks: number): number {
         });
       }),
     );
+    for (const b of busy) feedBusy(engines, b, now, rand);
     const [a, ...rest] = engines.map((en) => plain(en.tick(now)));
     for (const b of rest) {
       if (!isDeepStrictEqual(a, b)) throw new Error(`seed ${seed}, tick ${t}: the engines differ`);
@@ -99,6 +109,16 @@ function drive(engines: EngineLike[], seed: number, ticks: number): number {
     }
   }
   return compared;
+}
+
+/** A busy cluster's samples: cpu 0.7–1, request counts with each endpoint's share of errors, some of it only now and then. */
+function feedBusy(engines: EngineLike[], b: { name: string; keys: string[] }, now: number, rand: () => number): void {
+  b.keys.forEach((key, e) => {
+    const share = BUSY_ERRORS[e % BUSY_ERRORS.length] as number;
+    const errors = share > 0 && (share >= 0.5 || rand() < 0.7) ? Math.round(100 * share) : 0;
+    const sample = { at: now - 100, cpu: 0.7 + 0.3 * rand(), latencyMs: 5 + 50 * rand(), inflight: Math.floor(20 * rand()), rps: 100, errors };
+    for (const en of engines) en.observeSample(b.name, key, sample);
+  });
 }
 
 /** This checkout's engine, ticking each cluster in steps of `chunk` endpoints. */
@@ -127,4 +147,4 @@ let total = 0;
 for (let s = 0; s < Number(args.seeds); s++) {
   total += drive([chunk === undefined ? new WeightEngine() : stepped(chunk), new other.WeightEngine()], 77 + s, Number(args.ticks));
 }
-console.log(`identical: ${total} ticks compared (${POLICIES.length * 3} clusters each, explanations included${chunk === undefined ? '' : `, ticked in steps of ${chunk}`})`);
+console.log(`identical: ${total} ticks compared (${POLICIES.length * 4 + 1} clusters each, explanations included${chunk === undefined ? '' : `, ticked in steps of ${chunk}`})`);
