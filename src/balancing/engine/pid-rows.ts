@@ -47,30 +47,45 @@ export interface PidRows {
   /** ROW doubles per endpoint position. */
   readonly rows: Float64Array;
   /**
-   * Each endpoint's merged sample as the PID reads it, by position: its cpu (NaN: none) at
-   * 2i + LATEST_CPU and its `at` (NaN: no sample) at 2i + LATEST_AT. Kept here by whatever sets an
+   * Each endpoint's merged sample as the PID reads it, LATEST_SLOTS per position: its cpu (NaN:
+   * none) at LATEST_SLOTS·i + LATEST_CPU, its `at` (NaN: no sample) at + LATEST_AT, and the error
+   * rate of its request counts (NaN: none) at + LATEST_ERROR_RATE. Kept here by whatever sets an
    * endpoint's sample (noteSample), not read from the sample: a sample's cpu is a double field,
    * and V8 boxed it into a new heap number on every read that tested it for undefined (one per
    * steered endpoint per tick, bench/RESULTS.md, pid6); and the sample object, allocated when it
-   * arrived, was a cache miss per controlled endpoint at 500 clusters × 20 (pid7).
+   * arrived, was a cache miss per controlled endpoint at 500 clusters × 20 (pid7). The error rate
+   * is computed once per sample, not twice per tick (the error term and holdFailing read it).
    */
   readonly latest: Float64Array;
 }
 
 export const LATEST_CPU = 0;
 export const LATEST_AT = 1;
+export const LATEST_ERROR_RATE = 2;
+export const LATEST_SLOTS = 3;
 
 /** Rows for n endpoints, all fresh. */
 export function newPidRows(params: PidParams, n: number): PidRows {
   const rows = new Float64Array(n * ROW);
   for (let i = 0; i < n; i++) freshRow(rows, i, params);
-  return { params, rows, latest: new Float64Array(2 * n).fill(Number.NaN) };
+  return { params, rows, latest: new Float64Array(LATEST_SLOTS * n).fill(Number.NaN) };
 }
 
-/** Records endpoint i's merged sample's cpu and time (call whenever the endpoint's sample changes). */
+/** Records endpoint i's merged sample's cpu, time and error rate (call whenever the endpoint's sample changes). */
 export function noteSample(p: PidRows, i: number, sample: Sample | undefined): void {
-  p.latest[2 * i + LATEST_CPU] = sample?.cpu ?? Number.NaN;
-  p.latest[2 * i + LATEST_AT] = sample?.at ?? Number.NaN;
+  const o = LATEST_SLOTS * i;
+  p.latest[o + LATEST_CPU] = sample?.cpu ?? Number.NaN;
+  p.latest[o + LATEST_AT] = sample?.at ?? Number.NaN;
+  p.latest[o + LATEST_ERROR_RATE] = sampleErrorRate(sample);
+}
+
+/**
+ * The error rate of a sample's request counts (NaN without them): what its utilization in the
+ * same sample was measured under (tick/pid.ts errorTerm).
+ */
+function sampleErrorRate(s: Sample | undefined): number {
+  const rps = s?.rps;
+  return rps !== undefined && rps > 0 && s?.errors !== undefined ? Math.min(1, Math.max(0, s.errors / rps)) : Number.NaN;
 }
 
 /** A new endpoint's row: no history, no step. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { WeightEngine, type PreparedCluster } from '../../../src/balancing/engine/weight-engine.js';
 import type { EngineEndpoint, Sample, WeightingPolicy } from '../../../src/balancing/engine/types.js';
 import { carryHeldWeights, HW_ROW, HW_SERVED } from '../../../src/balancing/engine/held-weights.js';
-import { noteSample } from '../../../src/balancing/engine/pid-rows.js';
+import { LATEST_SLOTS, noteSample } from '../../../src/balancing/engine/pid-rows.js';
 
 const PID: WeightingPolicy = { kind: 'pid', setpoint: 'mean', metric: 'cpu' };
 const BLEND: WeightingPolicy = { kind: 'blend', parts: { pid: 0.5, ewma: 0.3, static: 0.2 }, metric: 'cpu' };
@@ -108,7 +108,7 @@ describe('WeightEngine.prepareCluster / commitCluster', () => {
       expect(after.held.some((v, k) => k % HW_ROW === HW_SERVED && v === 0 && copy.held[k] === 1), write).toBe(true);
       expect([...after.pidRows.rows]).toEqual([...copy.rows]);
       expect([...after.errors]).toEqual([...copy.errors]);
-      const latest = new Float64Array(80);
+      const latest = new Float64Array(LATEST_SLOTS * 40);
       after.order.forEach((e, i) => noteSample({ latest } as never, i, e.sample));
       expect([...after.pidRows.latest]).toEqual([...latest]);
     }

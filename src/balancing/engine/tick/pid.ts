@@ -42,6 +42,8 @@ import { OUT_D, OUT_I, OUT_OUTPUT, OUT_P, PID_INPUT_SLOTS, PID_OUTPUT_SLOTS, res
 import {
   LATEST_AT,
   LATEST_CPU,
+  LATEST_ERROR_RATE,
+  LATEST_SLOTS,
   PR_D,
   PR_PENDING,
   PR_I,
@@ -191,7 +193,7 @@ function aimAt(c: ClusterState, f: Frame, b: Begun): Aim | undefined {
   const k = st.k;
   if (k === 0) return undefined;
   const sm = measure(c, f, st, f.scratch.steerM);
-  if (st.errors !== NO_TERMS) holdFailing(f, st, sm);
+  if (st.errors !== NO_TERMS) holdFailing(f, c.pidRows.latest, st, sm);
   let setpoint: number;
   if (c.pidConfig.setpoint === 'mean') setpoint = sumOf(sm, k) / k;
   else setpoint = c.pidConfig.setpoint;
@@ -206,21 +208,23 @@ function aimAt(c: ClusterState, f: Frame, b: Begun): Aim | undefined {
  * floored for this tick only (its smoothed one is kept). When every endpoint fails (none to
  * compare with), errors cancel.
  */
-function holdFailing(f: Frame, st: Steered, sm: number[]): void {
+function holdFailing(f: Frame, latest: Float64Array, st: Steered, sm: number[]): void {
   let sum = 0;
   let count = 0;
   for (let j = 0; j < st.k; j++) {
-    if (!failing(f, st.idx[j] as number)) {
+    if (!failing(f, latest, st.idx[j] as number)) {
       sum += sm[j] as number;
       count++;
     }
   }
   if (count === 0 || count === st.k) return;
   const peers = sum / count;
-  for (let j = 0; j < st.k; j++) if (failing(f, st.idx[j] as number) && (sm[j] as number) < peers) sm[j] = peers;
+  for (let j = 0; j < st.k; j++) if (failing(f, latest, st.idx[j] as number) && (sm[j] as number) < peers) sm[j] = peers;
 }
 
-const failing = (f: Frame, i: number): boolean => (f.errorRate[i] as number) >= FAILING_RATE || sampleErrorRate(f, i) >= FAILING_RATE;
+/** Its windowed or its latest sample's error rate (pid-rows.ts LATEST_ERROR_RATE) is at least FAILING_RATE. */
+const failing = (f: Frame, latest: Float64Array, i: number): boolean =>
+  (f.errorRate[i] as number) >= FAILING_RATE || (latest[LATEST_SLOTS * i + LATEST_ERROR_RATE] as number) >= FAILING_RATE;
 
 /**
  * xs[0] + … + xs[k − 1], in order. A function of its own that returns right after its loop: V8
@@ -328,7 +332,10 @@ interface ErrorInputs {
  */
 function errorTerm(c: ClusterState, f: Frame, i: number, at: ErrorInputs, j: number): void {
   const rate = f.errorRate[i] as number;
-  const now = sampleErrorRate(f, i);
+  // The error rate of its latest sample (NaN without counts): what its utilization in the same
+  // sample was measured under. The windowed rate lags it: when a backend starts failing fast, its
+  // utilization drops at once while the window still remembers its clean traffic.
+  const now = c.pidRows.latest[LATEST_SLOTS * i + LATEST_ERROR_RATE] as number;
   if (!(rate > 0) && !(now > 0)) {
     at.errors[j] = 0;
     return;
@@ -337,17 +344,6 @@ function errorTerm(c: ClusterState, f: Frame, i: number, at: ErrorInputs, j: num
   if (allowed < 1 && c.errorPenalty > 0) mark(f, i, R_PEERS_BUSY);
   const served = Math.max(MIN_SUCCESS_RATE, 1 - (now >= 0 ? now : rate));
   at.errors[j] = ((at.base[j] as number) * (1 - served)) / served + (rate > 0 ? ERROR_SCALE * c.errorPenalty * rate * allowed : 0);
-}
-
-/**
- * The error rate of the endpoint's latest sample (NaN without counts): what its utilization in the
- * same sample was measured under. The windowed rate lags it: when a backend starts failing fast,
- * its utilization drops at once while the window still remembers its clean traffic.
- */
-function sampleErrorRate(f: Frame, i: number): number {
-  const s = f.samples[i];
-  const rps = s?.rps;
-  return rps !== undefined && rps > 0 && s?.errors !== undefined ? Math.min(1, Math.max(0, s.errors / rps)) : Number.NaN;
 }
 
 /**
@@ -375,7 +371,7 @@ const NO_TOTALS = newTotals();
 function freshCpu(c: ClusterState, f: Frame): UtilizationTotals {
   const totals = newTotals();
   const { latest } = c.pidRows;
-  for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH) addUtilization(totals, latest[2 * i + LATEST_CPU] as number);
+  for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH) addUtilization(totals, latest[LATEST_SLOTS * i + LATEST_CPU] as number);
   return totals;
 }
 
@@ -393,7 +389,7 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
     x[i] = valueOr(rows[i * ROW + PR_W] as number, 0);
     if (f.freshness[i] !== F_FRESH) continue;
     // The tick's sample's cpu (pid-rows.ts): no EndpointState or sample object read here.
-    const cpu = latest[2 * i + LATEST_CPU] as number;
+    const cpu = latest[LATEST_SLOTS * i + LATEST_CPU] as number;
     if (cpu !== cpu) continue;
     idx[k] = i;
     base[k] = cpu;
@@ -535,7 +531,7 @@ function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   const measurement = sm[j] as number;
   const setpoint = aim.setpoint;
   // The tick's sample's time (pid-rows.ts), not read from the sample object.
-  const now = c.pidRows.latest[2 * i + LATEST_AT] as number;
+  const now = c.pidRows.latest[LATEST_SLOTS * i + LATEST_AT] as number;
   rows[o + PR_PENDING] = 0;
   const lastControlAt = rows[o + PR_LAST_CONTROL_AT] as number;
   // A gap longer than staleAfterMs means the controller's history no longer describes the endpoint.
