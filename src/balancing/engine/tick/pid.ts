@@ -125,6 +125,8 @@ interface Steered {
   /** Latency excess and error penalty, per steered endpoint (utilization units). */
   readonly latency: number[];
   readonly errors: number[];
+  /** How many of them fail (holdFailing), counted by errorTerm; 0 without error terms. */
+  readonly failing: number;
   /** The smoothed measurements are already in the tick scratch's steerM (steeredOnCpu measures as it goes). */
   readonly measured: boolean;
 }
@@ -189,11 +191,13 @@ interface Aim {
 /** Measures the steered endpoints and sets the setpoint; undefined when none is steered. */
 function aimAt(c: ClusterState, f: Frame, b: Begun): Aim | undefined {
   const { pf, on } = b;
-  const st = on !== undefined ? { k: on.k, idx: f.scratch.steerIdx, base: f.scratch.steerBase, latency: NO_TERMS, errors: on.errors, measured: true } : (b.st as Steered);
+  const st: Steered =
+    on !== undefined ? { k: on.k, idx: f.scratch.steerIdx, base: f.scratch.steerBase, latency: NO_TERMS, errors: on.errors, failing: on.inputs?.failing ?? 0, measured: true } : (b.st as Steered);
   const k = st.k;
   if (k === 0) return undefined;
   const sm = measure(c, f, st, f.scratch.steerM);
-  if (st.errors !== NO_TERMS) holdFailing(f, c.pidRows.latest, st, sm);
+  // holdFailing changes nothing when none fails or all do (no pass over them for it then).
+  if (st.errors !== NO_TERMS && st.failing > 0 && st.failing < k) holdFailing(f, c.pidRows.latest, st, sm);
   let setpoint: number;
   if (c.pidConfig.setpoint === 'mean') setpoint = sumOf(sm, k) / k;
   else setpoint = c.pidConfig.setpoint;
@@ -292,20 +296,19 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
   const latency = excess && lat.size > 0 ? idx.map((i) => ref * Math.max(0, (lat.get(i) ?? 1) - 1 - LATENCY_TOLERANCE)) : NO_TERMS;
   // Not gated on errorPenalty: counting failures as busy corrects the measurement (errorTerm).
   const anyErrors = idx.some((i) => (f.errorRate[i] as number) > 0);
-  const errors = anyErrors ? errorTerms(c, f, idx, b) : NO_TERMS;
-  return { k: idx.length, idx, base: b, latency, errors, measured: false };
+  const at = anyErrors ? errorTerms(c, f, idx, b) : undefined;
+  return { k: idx.length, idx, base: b, latency, errors: at?.errors ?? NO_TERMS, failing: at?.failing ?? 0, measured: false };
 }
 
-/** The steered endpoints' error terms (errorTerm); `base`: their measurements before any term. */
-function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: readonly number[]): number[] {
+/** The steered endpoints' error terms (errorTerm, into the result's `errors`); `base`: their measurements before any term. */
+function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: readonly number[]): ErrorInputs {
   // Fresh cpu only: this path's freshness is its metric's, and a cpu whose reports stopped is not.
   const own = idx.map((i) => freshUtilizationOf(c.order[i] as EndpointState, f));
   const totals = newTotals();
   for (const u of own) addUtilization(totals, u);
-  const errors = new Array<number>(idx.length);
-  const at: ErrorInputs = { totals, own, base, errors };
+  const at = errorInputs(totals, own, base, new Array<number>(idx.length));
   for (let j = 0; j < idx.length; j++) errorTerm(c, f, idx[j] as number, at, j);
-  return errors;
+  return at;
 }
 
 /** What errorTerm reads and writes, by steered position: numbers in arrays, not arguments or a return value (V8 boxes a double passed across a call it does not inline). */
@@ -317,6 +320,12 @@ interface ErrorInputs {
   readonly base: readonly number[];
   /** Its error term, written here. */
   readonly errors: number[];
+  /** How many of them fail (holdFailing's test), counted here. */
+  failing: number;
+}
+
+function errorInputs(totals: UtilizationTotals, own: readonly number[], base: readonly number[], errors: number[]): ErrorInputs {
+  return { totals, own, base, errors, failing: 0 };
 }
 
 /**
@@ -340,6 +349,8 @@ function errorTerm(c: ClusterState, f: Frame, i: number, at: ErrorInputs, j: num
     at.errors[j] = 0;
     return;
   }
+  // failing()'s test, on the rates in hand.
+  if (rate >= FAILING_RATE || now >= FAILING_RATE) at.failing++;
   const allowed = c.errorPenalty > 0 ? errorShiftAllowance(at.totals, at.own[j] as number) : 0;
   if (allowed < 1 && c.errorPenalty > 0) mark(f, i, R_PEERS_BUSY);
   const served = Math.max(MIN_SUCCESS_RATE, 1 - (now >= 0 ? now : rate));
@@ -354,18 +365,21 @@ function errorTerm(c: ClusterState, f: Frame, i: number, at: ErrorInputs, j: num
 interface CpuSteering {
   /** Whether any error term applies, from the frame alone, so the one pass can measure too. */
   readonly errors: number[];
-  /** When one does: the serving, fresh endpoints' cpu, for each one's peers' (tick/error-shift.ts). */
-  readonly totals: UtilizationTotals;
+  /**
+   * When one does, errorTerm's inputs: the serving, fresh endpoints' cpu, for each one's peers'
+   * (tick/error-shift.ts). On cpu an endpoint's utilization is its measurement: `own` is `base`.
+   * One object per tick of a cluster with errors (most clusters' ticks have none: no object).
+   */
+  readonly inputs: ErrorInputs | undefined;
   k: number;
 }
 
 function steerOnCpu(c: ClusterState, f: Frame): CpuSteering {
   // The engine's scratch (hot, and no vector per cluster per tick); read up to k, each entry written first.
-  if (!anyErrorRate(f)) return { errors: NO_TERMS, totals: NO_TOTALS, k: 0 };
-  return { errors: f.scratch.steerErr, totals: freshCpu(c, f), k: 0 };
+  if (!anyErrorRate(f)) return { errors: NO_TERMS, inputs: undefined, k: 0 };
+  const { steerBase: base, steerErr: errors } = f.scratch;
+  return { errors, inputs: errorInputs(freshCpu(c, f), base, base, errors), k: 0 };
 }
-
-const NO_TOTALS = newTotals();
 
 /** The cpu of the endpoints steerRange steers (serving, fresh, with one), summed. */
 function freshCpu(c: ClusterState, f: Frame): UtilizationTotals {
@@ -380,9 +394,7 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
   const errors = on.errors;
   const { rows, latest } = c.pidRows;
   const terms: Terms = { base, latency: NO_TERMS, errors };
-  // On cpu, an endpoint's utilization is its measurement: `own` is `base`. Only with error terms
-  // (most clusters' ticks have none: no object for them).
-  const inputs: ErrorInputs | undefined = errors !== NO_TERMS ? { totals: on.totals, own: base, base, errors } : undefined;
+  const inputs = on.inputs;
   let k = on.k;
   for (let i = r.from; i < r.to; i++) {
     if (!f.serving[i]) continue;
