@@ -37,7 +37,7 @@ import {
   type PidFrame,
 } from './frame.js';
 import { inChunks } from '../../steps.js';
-import { addUtilization, errorShiftAllowance, freshUtilizationOf, newTotals, type UtilizationTotals } from './error-shift.js';
+import { addUtilization, errorShiftAllowance, freshUtilizationOf, newTotals, wholeForAll, type UtilizationTotals } from './error-shift.js';
 import { OUT_D, OUT_I, OUT_OUTPUT, OUT_P, PID_INPUT_SLOTS, PID_OUTPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
 import {
   LATEST_AT,
@@ -314,6 +314,8 @@ function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: rea
 /** What errorTerm reads and writes, by steered position: numbers in arrays, not arguments or a return value (V8 boxes a double passed across a call it does not inline). */
 interface ErrorInputs {
   readonly totals: UtilizationTotals;
+  /** errorShiftAllowance is 1 for every one of them (wholeForAll): not computed per endpoint. */
+  readonly whole: boolean;
   /** Each one's utilization (NaN: none), left out of its peers'. */
   readonly own: readonly number[];
   /** Each one's measurement before any term. */
@@ -325,7 +327,7 @@ interface ErrorInputs {
 }
 
 function errorInputs(totals: UtilizationTotals, own: readonly number[], base: readonly number[], errors: number[]): ErrorInputs {
-  return { totals, own, base, errors, failing: 0 };
+  return { totals, whole: wholeForAll(totals), own, base, errors, failing: 0 };
 }
 
 /**
@@ -351,7 +353,7 @@ function errorTerm(c: ClusterState, f: Frame, i: number, at: ErrorInputs, j: num
   }
   // failing()'s test, on the rates in hand.
   if (rate >= FAILING_RATE || now >= FAILING_RATE) at.failing++;
-  const allowed = c.errorPenalty > 0 ? errorShiftAllowance(at.totals, at.own[j] as number) : 0;
+  const allowed = c.errorPenalty > 0 ? (at.whole ? 1 : errorShiftAllowance(at.totals, at.own[j] as number)) : 0;
   if (allowed < 1 && c.errorPenalty > 0) mark(f, i, R_PEERS_BUSY);
   const served = Math.max(MIN_SUCCESS_RATE, 1 - (now >= 0 ? now : rate));
   at.errors[j] = ((at.base[j] as number) * (1 - served)) / served + (rate > 0 ? ERROR_SCALE * c.errorPenalty * rate * allowed : 0);
