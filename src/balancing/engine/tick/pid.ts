@@ -142,6 +142,10 @@ export function* runPid(c: ClusterState, f: Frame, x: number[], chunk: number): 
   const begun = beginSteering(c, f, x);
   const on = begun.on;
   if (on !== undefined) yield* inChunks(f.n, chunk, (from, to) => steerRange(c, f, x, on, { from, to }));
+  if (on?.inputs !== undefined) {
+    const inputs = settled(on.inputs);
+    yield* inChunks(on.k, chunk, (from, to) => errorRange(c, f, inputs, from, to));
+  }
   const aim = aimAt(c, f, begun);
   if (aim === undefined) return undefined;
   const { k } = aim.st;
@@ -157,7 +161,9 @@ export function* runPid(c: ClusterState, f: Frame, x: number[], chunk: number): 
 /** runPid in one piece (a whole tick: no generator per cluster, which cost ~10% of a tick of 500 × 20). */
 export function runPidWhole(c: ClusterState, f: Frame, x: number[]): number | undefined {
   const begun = beginSteering(c, f, x);
-  if (begun.on !== undefined) steerRange(c, f, x, begun.on, { from: 0, to: f.n });
+  const on = begun.on;
+  if (on !== undefined) steerRange(c, f, x, on, { from: 0, to: f.n });
+  if (on?.inputs !== undefined) errorRange(c, f, settled(on.inputs), 0, on.k);
   const aim = aimAt(c, f, begun);
   if (aim === undefined) return undefined;
   controlRange(c, f, aim, 0, aim.st.k);
@@ -314,8 +320,8 @@ function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: rea
 /** What errorTerm reads and writes, by steered position: numbers in arrays, not arguments or a return value (V8 boxes a double passed across a call it does not inline). */
 interface ErrorInputs {
   readonly totals: UtilizationTotals;
-  /** errorShiftAllowance is 1 for every one of them (wholeForAll): not computed per endpoint. */
-  readonly whole: boolean;
+  /** errorShiftAllowance is 1 for every one of them (wholeForAll): not computed per endpoint. Set once the totals are. */
+  whole: boolean;
   /** Each one's utilization (NaN: none), left out of its peers'. */
   readonly own: readonly number[];
   /** Each one's measurement before any term. */
@@ -368,9 +374,10 @@ interface CpuSteering {
   /** Whether any error term applies, from the frame alone, so the one pass can measure too. */
   readonly errors: number[];
   /**
-   * When one does, errorTerm's inputs: the serving, fresh endpoints' cpu, for each one's peers'
-   * (tick/error-shift.ts). On cpu an endpoint's utilization is its measurement: `own` is `base`.
-   * One object per tick of a cluster with errors (most clusters' ticks have none: no object).
+   * When one does, errorTerm's inputs: the steered endpoints' cpu, for each one's peers'
+   * (tick/error-shift.ts), summed by steerRange as it steers them. On cpu an endpoint's
+   * utilization is its measurement: `own` is `base`. One object per tick of a cluster with errors
+   * (most clusters' ticks have none: no object).
    */
   readonly inputs: ErrorInputs | undefined;
   k: number;
@@ -380,23 +387,20 @@ function steerOnCpu(c: ClusterState, f: Frame): CpuSteering {
   // The engine's scratch (hot, and no vector per cluster per tick); read up to k, each entry written first.
   if (!anyErrorRate(f)) return { errors: NO_TERMS, inputs: undefined, k: 0 };
   const { steerBase: base, steerErr: errors } = f.scratch;
-  return { errors, inputs: errorInputs(freshCpu(c, f), base, base, errors), k: 0 };
+  return { errors, inputs: errorInputs(newTotals(), base, base, errors), k: 0 };
 }
 
-/** The cpu of the endpoints steerRange steers (serving, fresh, with one), summed. */
-function freshCpu(c: ClusterState, f: Frame): UtilizationTotals {
-  const totals = newTotals();
-  const { latest } = c.pidRows;
-  for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH) addUtilization(totals, latest[LATEST_SLOTS * i + LATEST_CPU] as number);
-  return totals;
-}
-
+/**
+ * Serving endpoints from..to: x ← their pidW; the fresh ones with a cpu are steered. Without error
+ * terms each is measured here; with them their cpu goes into the totals, and errorRange measures
+ * them once every one is counted (an endpoint's term reads all its peers': the totals once took a
+ * pass of their own over every endpoint, this was the same loop).
+ */
 function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: { from: number; to: number }): void {
   const { steerIdx: idx, steerBase: base, steerM: sm } = f.scratch;
-  const errors = on.errors;
   const { rows, latest } = c.pidRows;
-  const terms: Terms = { base, latency: NO_TERMS, errors };
-  const inputs = on.inputs;
+  const terms: Terms = { base, latency: NO_TERMS, errors: NO_TERMS };
+  const totals = on.inputs?.totals;
   let k = on.k;
   for (let i = r.from; i < r.to; i++) {
     if (!f.serving[i]) continue;
@@ -407,11 +411,28 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
     if (cpu !== cpu) continue;
     idx[k] = i;
     base[k] = cpu;
-    if (inputs !== undefined) errorTerm(c, f, i, inputs, k);
-    measureOne(c, f, i, terms, k, sm);
+    if (totals === undefined) measureOne(c, f, i, terms, k, sm);
+    else addUtilization(totals, cpu);
     k++;
   }
   on.k = k;
+}
+
+/** The inputs once steerRange has summed every steered endpoint's cpu: whether the allowance can bite. */
+function settled(inputs: ErrorInputs): ErrorInputs {
+  inputs.whole = wholeForAll(inputs.totals);
+  return inputs;
+}
+
+/** Steered endpoints from..to of the cpu metric with error terms (steerRange counted them): their terms, then their measurements. */
+function errorRange(c: ClusterState, f: Frame, inputs: ErrorInputs, from: number, to: number): void {
+  const { steerIdx: idx, steerBase: base, steerM: sm } = f.scratch;
+  const terms: Terms = { base, latency: NO_TERMS, errors: inputs.errors };
+  for (let j = from; j < to; j++) {
+    const i = idx[j] as number;
+    errorTerm(c, f, i, inputs, j);
+    measureOne(c, f, i, terms, j, sm);
+  }
 }
 
 /** Some serving endpoint with fresh data has a positive error rate (what makes the PID's error terms apply). */
