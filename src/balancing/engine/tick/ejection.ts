@@ -73,7 +73,7 @@ export function judgeReadings(
   s: EjectionSettings,
 ): readonly EjectionVerdict[] {
   const judged = collectJudged(v, n, s);
-  if (!anyMayTrip(v, n, judged, s)) return NO_VERDICTS;
+  if (!anyMayTrip(judged, s)) return NO_VERDICTS;
   // σ over the rates in position order, before they are sorted: the same sums as before, to the bit.
   const sigma = stdev(v.sorted, judged);
   // Sorted once: each endpoint's peers' median is read off it without the endpoint's own rate
@@ -98,36 +98,56 @@ export function judgeReadings(
   return verdicts.sort((a, b) => b.severity - a.severity).slice(0, room);
 }
 
-/** The judged rates, in position order, into the first slots of `v.sorted`; how many. */
+/**
+ * What one pass over the readings learns for anyMayTrip: whether some reading trips a rule on its
+ * own, and the judged rates' range. Module state, as error-window.ts's memo: the pass reports four
+ * numbers without an object per judgement (one engine judges one cluster at a time).
+ */
+const PASS = new Float64Array(3);
+const P_TRIPS = 0;
+const P_LO = 1;
+const P_HI = 2;
+
+/**
+ * The judged rates, in position order, into the first slots of `v.sorted`; how many. In the same
+ * pass, PASS: whether a reading trips all-failing or failure-percentage without their peers'
+ * test, and the lowest and highest judged rate (a pass of its own each once, at 1 × 10,000 with
+ * request counts ~3 % of a tick).
+ */
 function collectJudged(v: JudgedReadings, n: number, s: EjectionSettings): number {
+  const lastVolume = Math.max(1, s.minRequests / 4);
   let judged = 0;
-  for (let i = 0; i < n; i++) if (v.present[i] && isJudged(v, i, s)) v.sorted[judged++] = v.rate[i] as number;
+  let trips = 0;
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    if (!v.present[i]) continue;
+    if ((v.lastRequests[i] as number) >= lastVolume && (v.lastRate[i] as number) >= s.allFailingRatio) trips = 1;
+    if (!isJudged(v, i, s)) continue;
+    const rate = v.rate[i] as number;
+    v.sorted[judged++] = rate;
+    if (rate >= s.failureRatio) trips = 1;
+    if (rate < lo) lo = rate;
+    if (rate > hi) hi = rate;
+  }
+  PASS[P_TRIPS] = trips;
+  PASS[P_LO] = lo;
+  PASS[P_HI] = hi;
   return judged;
 }
 
 /**
  * Whether some reading could trip a rule, on bounds alone (a healthy cluster's tick then skips σ,
- * the sort and the medians; its verdicts are none either way). Necessary conditions of ruleFor's:
- * all-failing and failure-percentage without their peers' test; success-rate from the judged
- * rates' range: an endpoint's peers' median is at least the lowest judged rate `lo`, and the gap
- * at least minGap, so it needs 1 − rate < (1 − lo) − minGap, rounding being monotone.
+ * the sort and the medians; its verdicts are none either way), from collectJudged's pass.
+ * Necessary conditions of ruleFor's: all-failing and failure-percentage without their peers'
+ * test; success-rate from the judged rates' range: an endpoint's peers' median is at least the
+ * lowest judged rate `lo`, and the gap at least minGap, so it needs 1 − rate < (1 − lo) − minGap,
+ * rounding being monotone.
  */
-function anyMayTrip(v: JudgedReadings, n: number, judged: number, s: EjectionSettings): boolean {
-  const lastVolume = Math.max(1, s.minRequests / 4);
-  for (let i = 0; i < n; i++) {
-    if (!v.present[i]) continue;
-    if ((v.lastRequests[i] as number) >= lastVolume && (v.lastRate[i] as number) >= s.allFailingRatio) return true;
-    if (isJudged(v, i, s) && (v.rate[i] as number) >= s.failureRatio) return true;
-  }
+function anyMayTrip(judged: number, s: EjectionSettings): boolean {
+  if (PASS[P_TRIPS] === 1) return true;
   if (judged < 3) return false;
-  let lo = v.sorted[0] as number;
-  let hi = lo;
-  for (let j = 1; j < judged; j++) {
-    const x = v.sorted[j] as number;
-    if (x < lo) lo = x;
-    if (x > hi) hi = x;
-  }
-  return 1 - hi < 1 - lo - s.minGap;
+  return 1 - (PASS[P_HI] as number) < 1 - (PASS[P_LO] as number) - s.minGap;
 }
 
 /** What ruleFor compares an endpoint's reading with: its peers' median rate, σ of the judged rates, how many are judged. */
