@@ -28,6 +28,11 @@ export interface FleetOptions {
    * fulcrum's default route retries do); default false: a failed request is lost.
    */
   readonly retryErrors?: boolean;
+  /**
+   * Failed requests cost as much CPU as served ones (slow failures: timeouts, errors after the
+   * work); default false: fast errors cost no CPU.
+   */
+  readonly errorsCostCpu?: boolean;
 }
 
 export class Fleet {
@@ -41,6 +46,10 @@ export class Fleet {
   errorRates: number[];
   /** Each endpoint's reported latency, ms (undefined: not reported). */
   latencies: (number | undefined)[];
+  /** Whether each endpoint's reports carry cpu (false: an agent that sends only load reports). */
+  reportsCpu: boolean[];
+  /** Whether each endpoint's reports carry rps and errors (false: cpu only, no load reports). */
+  reportsTraffic: boolean[];
   now = 0;
   last: ClusterTick | undefined;
   private readonly rand: () => number;
@@ -51,6 +60,8 @@ export class Fleet {
     this.engine = new WeightEngine({ ...(o.safety ? { safety: o.safety } : {}), ...(o.ejection ? { ejection: o.ejection } : {}) });
     this.errorRates = o.capacities.map(() => 0);
     this.latencies = o.capacities.map(() => undefined);
+    this.reportsCpu = o.capacities.map(() => true);
+    this.reportsTraffic = o.capacities.map(() => true);
     this.keys = o.capacities.map((_, i) => `10.0.0.${i + 1}:8080`);
     this.capacities = [...o.capacities];
     this.weights = o.capacities.map(() => 1);
@@ -82,7 +93,8 @@ export class Fleet {
 
   /** Utilization of each endpoint (no noise): the requests it really serves over its capacity. */
   utilization(): number[] {
-    return this.offered().map((x, i) => (x * (1 - (this.errorRates[i] as number))) / (this.capacities[i] as number));
+    const served = (i: number): number => (this.o.errorsCostCpu === true ? 1 : 1 - (this.errorRates[i] as number));
+    return this.offered().map((x, i) => (x * served(i)) / (this.capacities[i] as number));
   }
 
   /** max / mean of the utilization of the endpoints in rotation (the Robinhood figure). */
@@ -110,9 +122,8 @@ export class Fleet {
         const latencyMs = this.latencies[i];
         this.engine.observeSample('svc', key, {
           at: this.now,
-          cpu: Math.min(1, Math.max(0, noisy)),
-          rps,
-          errors: rps * (this.errorRates[i] as number),
+          ...(this.reportsCpu[i] === true ? { cpu: Math.min(1, Math.max(0, noisy)) } : {}),
+          ...(this.reportsTraffic[i] === true ? { rps, errors: rps * (this.errorRates[i] as number) } : {}),
           ...(latencyMs !== undefined ? { latencyMs } : {}),
         });
       });
