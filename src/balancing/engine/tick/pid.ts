@@ -76,7 +76,8 @@ const MAX_STEP_TICKS = 4;
 /**
  * The deadband widens to this many times an endpoint's measured noise (the mean absolute gap
  * between a new measurement and the smoothed one): a reading within the noise of the setpoint is
- * no reason to move, however noisy the backend's reports. Clean signals keep the configured band.
+ * no reason to move, however noisy the backend's reports. Clean signals keep the configured band,
+ * and so does a failing endpoint (FAILING_RATE): its swings are its errors coming and going.
  */
 const NOISE_BAND = 1.5;
 const NOISE_SHARE = 0.1;
@@ -579,7 +580,8 @@ function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   const output = STEP[OUT_OUTPUT] as number;
   (f.pid as PidFrame).steps[i * STEP_SLOTS + S_UPDATED] = 1;
   const scale = Math.max(setpoint, 0.05);
-  const noiseBand = NOISE_BAND * (rows[o + PR_NOISE] as number);
+  // Resting on errors that come and go, above a fixed setpoint its peers are all pushed down from, raised its share.
+  const noiseBand = failing(f, c.pidRows.latest, i) ? 0 : NOISE_BAND * (rows[o + PR_NOISE] as number);
   const band = setpoint > measurement ? Math.min(noiseBand, MAX_STARVING_BAND * scale) : noiseBand;
   const rests = Math.abs(setpoint - measurement) <= Math.max(c.safety.deadband * scale, band);
   if (aim.hold) mark(f, i, R_LOW_LOAD);
