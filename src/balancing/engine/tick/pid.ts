@@ -77,7 +77,8 @@ const MAX_STEP_TICKS = 4;
  * The deadband widens to this many times an endpoint's measured noise (the mean absolute gap
  * between a new measurement and the smoothed one): a reading within the noise of the setpoint is
  * no reason to move, however noisy the backend's reports. Clean signals keep the configured band,
- * and so does a failing endpoint (FAILING_RATE): its swings are its errors coming and going.
+ * and so does a failing endpoint (FAILING_RATE): its swings are its errors coming and going, neither
+ * rested on nor learned as noise (an endpoint back from an ejection rested on what they taught).
  */
 const NOISE_BAND = 1.5;
 const NOISE_SHARE = 0.1;
@@ -523,7 +524,7 @@ function measureOne(c: ClusterState, f: Frame, i: number, t: Terms, j: number, o
   const o = i * ROW;
   if ((rows[o + PR_PENDING] as number) === 1) {
     const smoothed = rows[o + PR_SMOOTHED] as number;
-    if (isSet(smoothed)) rows[o + PR_NOISE] = (rows[o + PR_NOISE] as number) + NOISE_SHARE * (Math.abs(m - smoothed) - (rows[o + PR_NOISE] as number));
+    if (isSet(smoothed) && !failing(f, c.pidRows.latest, i)) rows[o + PR_NOISE] = (rows[o + PR_NOISE] as number) + NOISE_SHARE * (Math.abs(m - smoothed) - (rows[o + PR_NOISE] as number));
     rows[o + PR_SMOOTHED] = isSet(smoothed) ? smoothed + c.safety.smoothing * (m - smoothed) : m;
   }
   (f.util as number[])[i] = base;
