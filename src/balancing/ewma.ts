@@ -127,6 +127,11 @@ export class EwmaLatency {
     return 1 / Math.max(this.score(), this.weightFloorMs);
   }
 
+  /** Relative weight ∝ 1 / max(estimate, weightFloorMs), no bonus: what the samples alone say (0 before the first). */
+  measuredWeight(): number {
+    return this.value === undefined ? 0 : 1 / Math.max(this.value, this.weightFloorMs);
+  }
+
   /** The estimator's memory, JSON-safe: what a successor needs to continue. */
   snapshot(): EwmaMemory {
     return { value: this.value ?? null, mass: this.mass, count: this.count, lastAt: this.lastAt ?? null };

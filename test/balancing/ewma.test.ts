@@ -154,6 +154,17 @@ describe('EwmaLatency', () => {
     expect(e.effectiveSamples(0)).toBe(0);
   });
 
+  it('measuredWeight is what the samples alone say: no bonus, the same floor, 0 before the first', () => {
+    const e = new EwmaLatency();
+    expect(e.measuredWeight()).toBe(0);
+    e.observe(20, 0);
+    expect(e.weight()).toBe(1); // the bonus (500 ms) takes it to the 1 ms floor
+    expect(e.measuredWeight()).toBeCloseTo(1 / 20, 12);
+    const tiny = new EwmaLatency();
+    tiny.observe(0, 0);
+    expect(tiny.measuredWeight()).toBe(1);
+  });
+
   it('rejects bad samples and options', () => {
     const e = new EwmaLatency();
     expect(() => e.observe(-1, 0)).toThrow(RangeError);

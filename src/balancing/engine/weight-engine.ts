@@ -52,7 +52,8 @@
  *
  * EWMA: weight ∝ static weight / max(estimate − bonus, 1 ms) (ewma.ts). An endpoint with no
  * latency sample yet is weighted optimistically, as the best measured endpoint, so it keeps
- * being explored without the bonus alone (1/1 ms) sending it 20× the traffic.
+ * being explored without the bonus alone (1/1 ms) sending it 20× the traffic; no endpoint's
+ * bonus makes it better than the best measured latency.
  *
  * Blend: each part yields a share vector over the serving endpoints; the target is the
  * fraction-weighted sum of shares. In a blend the PID keeps its own weight vector (bounded

@@ -7,6 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Fleet } from './fleet.js';
+import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
+import type { ClusterTick, WeightingPolicy } from '../../../src/balancing/engine/types.js';
 
 /** Share of each endpoint among those published HEALTHY (0 when out of rotation): what the proxies split. */
 function servedShares(f: Fleet): number[] {
@@ -79,5 +81,64 @@ describe('an endpoint back from an ejection for failing does not rest on the swi
       worst = Math.max(worst, (servedShares(failing)[0] as number) / (servedShares(clean)[0] as number));
     }
     expect(worst).toBeLessThanOrEqual(1.03);
+  });
+});
+
+describe('the exploration bonus makes no endpoint better than the best measured latency', () => {
+  /** Three endpoints at 20 ms for 200 s, then a fourth joins at the same latency: its share over the next minute. */
+  function joinerShares(policy: WeightingPolicy): number[] {
+    const engine = new WeightEngine();
+    const keys = ['a:1', 'b:1', 'c:1'];
+    engine.setCluster('svc', keys.map((key) => ({ key, weight: 1 })), policy);
+    let t = 0;
+    const report = (ks: readonly string[]): void => ks.forEach((key) => engine.observeSample('svc', key, { at: t * 1000, latencyMs: 20, cpu: 0.5 }));
+    for (; t < 200; t++) {
+      report(keys);
+      engine.tick(t * 1000);
+    }
+    const all = [...keys, 'd:1'];
+    engine.setCluster('svc', all.map((key) => ({ key, weight: 1 })), policy);
+    const shares: number[] = [];
+    for (const end = t + 60; t < end; t++) {
+      report(all);
+      const tick = engine.tick(t * 1000).clusters.get('svc') as ClusterTick;
+      const total = [...tick.weights.values()].reduce((a, b) => a + b, 0);
+      shares.push((tick.weights.get('d:1') as number) / total);
+    }
+    return shares;
+  }
+
+  // Its bonus (1000 / (n + 1) ms) stayed above its 20 ms for 50 samples: weighted as 1 ms, it took
+  // 0.84 of the traffic under ewma, 0.54 under a blend, for the best part of a minute.
+  it.each<[string, WeightingPolicy]>([
+    ['ewma', { kind: 'ewma' }],
+    ['blend', { kind: 'blend', parts: { pid: 0.5, ewma: 0.5 } }],
+  ])('%s: a new endpoint as fast as its peers gets its fair share, not most of the traffic', (_, policy) => {
+    expect(Math.max(...joinerShares(policy))).toBeLessThan(0.25 * 1.1);
+  });
+
+  /**
+   * Blend: back from an ejection it had missed ~20 samples, so its bonus was still near its latency
+   * while its peers' had faded: its EWMA part asked for 0.7 of the traffic and drove it to 2.3× its
+   * peers' utilization (1.27 cpu at 70% load) before the PID part pulled it back.
+   */
+  it('blend: an endpoint back from an ejection is not driven past its peers\' utilization', () => {
+    const f = new Fleet({ capacities: [1, 1, 2], loadFraction: 0.7, noise: 0.02, seed: 1, policy: { kind: 'blend', parts: { pid: 0.5, ewma: 0.5 } } });
+    f.latencies = [20, 20, 20];
+    for (let t = 0; t < 40; t++) f.step();
+    f.errorRates[0] = 0.6;
+    let ejected = false;
+    let worst = 0;
+    for (let t = 0; t < 120; t++) {
+      if (t === 20) f.errorRates[0] = 0;
+      f.step();
+      ejected ||= !f.healthy[0];
+      const u = f.utilization();
+      if (t > 20 && f.healthy[0]) worst = Math.max(worst, (u[0] as number) / Math.max(u[1] as number, u[2] as number));
+    }
+    expect(ejected).toBe(true);
+    // 10%: the step limit's pace against the loop's one-report lag, and the ±2% noise.
+    expect(worst).toBeLessThan(1.1);
+    expect(servedShares(f)[0]).toBeCloseTo(0.25, 1);
   });
 });

@@ -3,7 +3,10 @@
  * times successRate^(4 × errorPenalty), so a backend that answers errors fast does not look like
  * the fastest one. An endpoint with no latency sample yet is weighted optimistically, as the best
  * measured endpoint, so it keeps being explored without the bonus alone (1/1 ms) sending it 20×
- * the traffic. The steered endpoints are renormalized to their previous sum.
+ * the traffic; and the bonus never makes any endpoint better than the best measured latency (its
+ * estimate, no bonus): one with fewer samples than its peers (new, or back from an ejection) had
+ * its bonus near its latency, so a weight at the 1 ms floor, 6–20× theirs (0.25 → 0.84 of the
+ * traffic at equal latency). The steered endpoints are renormalized to their previous sum.
  */
 import type { ClusterState, EndpointState } from '../state.js';
 import { classifyFreshness } from '../stages.js';
@@ -26,7 +29,7 @@ export function runEwma(c: ClusterState, f: Frame, x: number[]): number[] {
     if (e.ewma.samples === 0) {
       r = maxMeasured > 0 ? Math.min(r, maxMeasured) : 1;
       mark(f, i, R_EXPLORATION);
-    }
+    } else if (maxMeasured > 0 && r > maxMeasured) r = maxMeasured;
     const t = e.staticWeight * r * successFactor(c, f, i);
     targets[j] = t;
     newSum += t;
@@ -56,7 +59,8 @@ function pickSteered(c: ClusterState, f: Frame, x: number[], ex: EwmaFrame): { s
     const latencyAge = Math.max(0, f.now - (ewma.lastSampleAt ?? f.now));
     if (classifyFreshness(latencyAge, c.safety) !== 'fresh') continue;
     steered.push(i);
-    if (weight > maxMeasured) maxMeasured = weight;
+    const measured = ewma.measuredWeight();
+    if (measured > maxMeasured) maxMeasured = measured;
   }
   return { steered, maxMeasured };
 }
