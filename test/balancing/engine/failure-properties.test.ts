@@ -262,3 +262,35 @@ describe('property: one endpoint failing, whatever the mode, against its clean t
     );
   });
 });
+
+describe('errors every endpoint shares do not move the balance', () => {
+  /**
+   * Every endpoint failing the same share of calls that cost CPU (a broken dependency behind the
+   * whole fleet), near capacity: the error penalty once read the rate itself, times an allowance
+   * that differs per endpoint (its peers' utilization), so the penalties differed and raised the
+   * mean setpoint's loop gain: max/avg 1.04 → 1.15 at 70% and 1.51 at 90% (reports every 2 ticks).
+   */
+  const meanOverAvg = (policy: WeightingPolicy, rate: number, every: number): number => {
+    const f = new Fleet({ capacities: [1.5, 3, 2, 3, 1.5], loadFraction: 0.85, noise: 0.02, seed: 497, policy, ejection: { enabled: false }, errorsCostCpu: true });
+    f.latencies = [20, 20, 20, 20, 20];
+    for (let t = 0; t < 40; t++) f.step(t % every === 0);
+    f.errorRates = f.errorRates.map(() => rate);
+    let sum = 0;
+    for (let t = 0; t < 120; t++) {
+      f.step(t % every === 0);
+      if (t >= 60) sum += f.maxOverAvg();
+    }
+    return sum / 60;
+  };
+
+  it.each([
+    ['pid', { kind: 'pid', setpoint: 'mean' }],
+    ['pid on cpu', { kind: 'pid', setpoint: 'mean', metric: 'cpu' }],
+    ['blend', { kind: 'blend', parts: { pid: 0.5, ewma: 0.5 } }],
+  ] as [string, WeightingPolicy][])('%s: slow errors on 70 and 90 percent of every endpoint calls balance as well as none', (_, policy) => {
+    for (const every of [1, 2]) {
+      const clean = meanOverAvg(policy, 0, every);
+      for (const rate of [0.7, 0.9]) expect(meanOverAvg(policy, rate, every)).toBeLessThanOrEqual(clean + 0.01);
+    }
+  });
+});

@@ -98,9 +98,12 @@ const MAX_STARVING_BAND = 0.25;
  */
 const LATENCY_TOLERANCE = 0.5;
 /**
- * Utilization units per unit of error rate (× errorPenalty): 10% errors count as 0.4 of extra
- * load, 50% as 2, so an endpoint failing clearly more than its peers is driven to the floor
- * rather than to a slightly lower share. Uniform errors shift every measurement alike and cancel.
+ * Utilization units per unit of error rate above its peers' mean (× errorPenalty): 10 points more
+ * errors count as 0.4 of extra load, 50 as 2, so an endpoint failing clearly more than its peers is
+ * driven to the floor rather than to a slightly lower share. Uniform errors add no penalty: with
+ * the allowance read per endpoint (its peers' utilization), a penalty on the rate itself differed
+ * from endpoint to endpoint and, every endpoint failing 90% of calls that cost CPU, raised the mean
+ * setpoint's loop gain into oscillation (max/avg 1.04 → 1.51 in the fleet model).
  */
 const ERROR_SCALE = 4;
 /** An endpoint failing at least this share of its requests never gains a share from its peers' load (holdFailing); sporadic errors do not hold. */
@@ -145,7 +148,7 @@ export function* runPid(c: ClusterState, f: Frame, x: number[], chunk: number): 
   const on = begun.on;
   if (on !== undefined) yield* inChunks(f.n, chunk, (from, to) => steerRange(c, f, x, on, { from, to }));
   if (on?.inputs !== undefined) {
-    const inputs = settled(on.inputs);
+    const inputs = settled(f, on.inputs, on.k);
     yield* inChunks(on.k, chunk, (from, to) => errorRange(c, f, inputs, from, to));
   }
   const aim = aimAt(c, f, begun);
@@ -165,7 +168,7 @@ export function runPidWhole(c: ClusterState, f: Frame, x: number[]): number | un
   const begun = beginSteering(c, f, x);
   const on = begun.on;
   if (on !== undefined) steerRange(c, f, x, on, { from: 0, to: f.n });
-  if (on?.inputs !== undefined) errorRange(c, f, settled(on.inputs), 0, on.k);
+  if (on?.inputs !== undefined) errorRange(c, f, settled(f, on.inputs, on.k), 0, on.k);
   const aim = aimAt(c, f, begun);
   if (aim === undefined) return undefined;
   controlRange(c, f, aim, 0, aim.st.k);
@@ -315,6 +318,7 @@ function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: rea
   const totals = newTotals();
   for (const u of own) addUtilization(totals, u);
   const at = errorInputs(totals, own, base, new Array<number>(idx.length));
+  sumRates(f, idx, idx.length, at);
   for (let j = 0; j < idx.length; j++) errorTerm(c, f, idx[j] as number, at, j);
   return at;
 }
@@ -332,10 +336,30 @@ interface ErrorInputs {
   readonly errors: number[];
   /** How many of them fail (holdFailing's test), counted here. */
   failing: number;
+  /** The sum and count of their known windowed error rates (sumRates): each one's peers' mean. */
+  rateSum: number;
+  rateCount: number;
 }
 
 function errorInputs(totals: UtilizationTotals, own: readonly number[], base: readonly number[], errors: number[]): ErrorInputs {
-  return { totals, whole: wholeForAll(totals), own, base, errors, failing: 0 };
+  return { totals, whole: wholeForAll(totals), own, base, errors, failing: 0, rateSum: 0, rateCount: 0 };
+}
+
+/** The known windowed error rates of the k steered endpoints in idx, summed into `at`. */
+function sumRates(f: Frame, idx: ArrayLike<number>, k: number, at: ErrorInputs): void {
+  for (let j = 0; j < k; j++) {
+    const r = f.errorRate[idx[j] as number] as number;
+    if (r >= 0) {
+      at.rateSum += r;
+      at.rateCount++;
+    }
+  }
+}
+
+/** How far `rate` (known) is above the mean of its peers' known rates (0 when none is known). */
+function excessOverPeers(at: ErrorInputs, rate: number): number {
+  const peers = at.rateCount > 1 ? (at.rateSum - rate) / (at.rateCount - 1) : 0;
+  return Math.max(0, rate - peers);
 }
 
 /**
@@ -343,8 +367,9 @@ function errorInputs(totals: UtilizationTotals, own: readonly number[], base: re
  * - its failed requests counted as busy as its served ones (base × r / (1 − r)): fast failures
  *   cost next to nothing, so without this an endpoint failing half its requests fast read half
  *   as busy, and gained traffic as soon as anything else stopped holding it back;
- * - ERROR_SCALE × errorPenalty × r, times the share its peers' utilization allows (tick/error-shift.ts):
- *   what drives it below its capacity share, only while its peers can carry the load.
+ * - ERROR_SCALE × errorPenalty × (r − its peers' mean r, if above), times the share its peers'
+ *   utilization allows (tick/error-shift.ts): what drives it below its capacity share, only while
+ *   its peers can carry the load.
  * Marks the rule when the share bites. The first part is on whatever errorPenalty: it is not a
  * penalty but what the endpoint's cpu leaves out, and at errorPenalty 0 its absence sent an
  * endpoint failing half its calls fast twice its share (0.25 → 0.49 in the fleet model).
@@ -361,10 +386,11 @@ function errorTerm(c: ClusterState, f: Frame, i: number, at: ErrorInputs, j: num
   }
   // failing()'s test, on the rates in hand.
   if (rate >= FAILING_RATE || now >= FAILING_RATE) at.failing++;
-  const allowed = c.errorPenalty > 0 ? (at.whole ? 1 : errorShiftAllowance(at.totals, at.own[j] as number)) : 0;
-  if (allowed < 1 && c.errorPenalty > 0) mark(f, i, R_PEERS_BUSY);
+  const excess = rate > 0 && c.errorPenalty > 0 ? excessOverPeers(at, rate) : 0;
+  const allowed = excess > 0 ? (at.whole ? 1 : errorShiftAllowance(at.totals, at.own[j] as number)) : 0;
+  if (allowed < 1 && excess > 0) mark(f, i, R_PEERS_BUSY);
   const served = Math.max(MIN_SUCCESS_RATE, 1 - (now >= 0 ? now : rate));
-  at.errors[j] = ((at.base[j] as number) * (1 - served)) / served + (rate > 0 ? ERROR_SCALE * c.errorPenalty * rate * allowed : 0);
+  at.errors[j] = ((at.base[j] as number) * (1 - served)) / served + ERROR_SCALE * c.errorPenalty * excess * allowed;
 }
 
 /**
@@ -421,8 +447,9 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
 }
 
 /** The inputs once steerRange has summed every steered endpoint's cpu: whether the allowance can bite. */
-function settled(inputs: ErrorInputs): ErrorInputs {
+function settled(f: Frame, inputs: ErrorInputs, k: number): ErrorInputs {
   inputs.whole = wholeForAll(inputs.totals);
+  sumRates(f, f.scratch.steerIdx, k, inputs);
   return inputs;
 }
 
