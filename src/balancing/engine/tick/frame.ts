@@ -137,6 +137,13 @@ export interface Frame {
   servingMoved: number;
   /** How many endpoints are declared out (the gate's H_DISABLED); set by the health gate. */
   declaredOut: number;
+  /**
+   * Serving endpoints with a positive error rate, with fresh steering data and without; counted by
+   * the join pass (tick/join.ts), which has all three in hand, so the PID (whether error terms
+   * apply) and the clamps (whether the error bound does) need no pass of their own to ask.
+   */
+  failingFresh: number;
+  failingUnsteered: number;
   readonly rules: number[];
   readonly freshness: number[];
   /** Age of the steering data, ms; NaN: none. */
@@ -246,6 +253,8 @@ export function newFrame(init: FrameInit, recycled?: Frame): Frame {
     serving: filled(n),
     servingMoved: Number.NaN,
     declaredOut: 0,
+    failingFresh: 0,
+    failingUnsteered: 0,
     freshness: filled(n),
     util: undefined,
     pid: undefined,

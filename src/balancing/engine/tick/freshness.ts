@@ -60,11 +60,11 @@ export function classify(f: Frame, e: EndpointState, i: number, s: SafetySetting
 
 /**
  * The error bound of this tick, or undefined when no serving endpoint without fresh steering data
- * fails at all (the usual case: one pass, no sum).
+ * fails at all (the usual case: the join pass counted them, no pass here).
  */
 export function errorBoundOf(f: Frame, penalty: number): ErrorBound | undefined {
   // Whatever the penalty: at 0 the bound is the fair share, so a failing endpoint still never rises.
-  if (!anyUnsteeredFailing(f)) return undefined;
+  if (f.failingUnsteered === 0) return undefined;
   let sum = 0;
   let known = 0;
   for (let i = 0; i < f.n; i++) {
@@ -75,11 +75,6 @@ export function errorBoundOf(f: Frame, penalty: number): ErrorBound | undefined 
     }
   }
   return { mean: sum / known, penalty };
-}
-
-function anyUnsteeredFailing(f: Frame): boolean {
-  for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] !== F_FRESH && (f.errorRate[i] as number) > 0) return true;
-  return false;
 }
 
 /**

@@ -12,7 +12,7 @@ import { HW_PUB, HW_ROW, HW_SERVED, HW_W } from '../held-weights.js';
 import { PR_W, ROW, rejoinRow, setCell, type PidRows } from '../pid-rows.js';
 import type { SafetySettings } from '../types.js';
 import { classify } from './freshness.js';
-import { mark, ruleBit, type Frame } from './frame.js';
+import { F_FRESH, mark, ruleBit, type Frame } from './frame.js';
 import type { ScaleSums } from './health-gate.js';
 import { inChunks } from '../../steps.js';
 
@@ -29,6 +29,7 @@ const R_PROBATION = ruleBit('probation');
  */
 export function joinAndScale(f: Frame, eps: readonly EndpointState[], o: JoinOptions): void {
   const scale = clusterScale(o.held, o.pidRows, o.sums);
+  f.failingFresh = f.failingUnsteered = 0;
   joinRange(f, eps, rangeOf(o, scale, 0, f.n));
 }
 
@@ -47,6 +48,7 @@ export interface JoinOptions {
 /** joinAndScale in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* joinAndScaleSteps(f: Frame, eps: readonly EndpointState[], o: JoinOptions, chunk: number): Generator<void, void, void> {
   const scale = clusterScale(o.held, o.pidRows, o.sums);
+  f.failingFresh = f.failingUnsteered = 0;
   yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, rangeOf(o, scale, from, to)));
 }
 
@@ -72,6 +74,9 @@ function rangeOf(o: JoinOptions, scale: number, from: number, to: number): JoinR
 
 function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void {
   const held = r.held;
+  // Frame.failingFresh and failingUnsteered, in locals written back once (not a field update per endpoint).
+  let fresh = 0;
+  let unsteered = 0;
   for (let i = r.from; i < r.to; i++) {
     const e = eps[i] as EndpointState;
     const o = i * HW_ROW;
@@ -91,8 +96,16 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
     }
     classify(f, e, i, r.safety);
     f.prevPub[i] = valueOr(held[o + HW_PUB] as number, 0);
-    if (f.serving[i]) f.prevW[i] = valueOr(held[o + HW_W] as number, 0);
+    if (f.serving[i]) {
+      f.prevW[i] = valueOr(held[o + HW_W] as number, 0);
+      if ((f.errorRate[i] as number) > 0) {
+        if (f.freshness[i] === F_FRESH) fresh++;
+        else unsteered++;
+      }
+    }
   }
+  f.failingFresh += fresh;
+  f.failingUnsteered += unsteered;
 }
 
 /** The continuing endpoints' weight per unit of static weight (summed by the gate), rebased to 1 when out of range. */

@@ -413,7 +413,8 @@ interface CpuSteering {
 
 function steerOnCpu(c: ClusterState, f: Frame): CpuSteering {
   // The engine's scratch (hot, and no vector per cluster per tick); read up to k, each entry written first.
-  if (!anyErrorRate(f)) return { errors: NO_TERMS, inputs: undefined, k: 0 };
+  // Whether any error term applies: the join pass counted the serving endpoints failing (tick/join.ts).
+  if (f.failingFresh === 0) return { errors: NO_TERMS, inputs: undefined, k: 0 };
   const { steerBase: base, steerErr: errors } = f.scratch;
   return { errors, inputs: errorInputs(newTotals(), base, base, errors), k: 0 };
 }
@@ -462,12 +463,6 @@ function errorRange(c: ClusterState, f: Frame, inputs: ErrorInputs, from: number
     errorTerm(c, f, i, inputs, j);
     measureOne(c, f, i, terms, j, sm);
   }
-}
-
-/** Some serving endpoint with fresh data has a positive error rate (what makes the PID's error terms apply). */
-function anyErrorRate(f: Frame): boolean {
-  for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH && (f.errorRate[i] as number) > 0) return true;
-  return false;
 }
 
 /**
