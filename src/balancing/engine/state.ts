@@ -122,6 +122,11 @@ export interface ClusterState {
    * without request counts does not pay for a cold vector per cluster per tick).
    */
   errorsSeen: boolean;
+  /**
+   * How many endpoints' flow samples could show a stall (tick/stall.ts mayStall), kept as samples
+   * arrive: while none can, the outlier detector reads no endpoint's flow.
+   */
+  stallCandidates: number;
   readonly errorPenalty: number;
   readonly ewmaKey: string;
   readonly safety: SafetySettings;

@@ -81,6 +81,7 @@ import { inChunks, runToEnd } from '../steps.js';
 import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
 import { runEjection, runEjectionSteps } from './tick/ejection.js';
+import { mayStall } from './tick/stall.js';
 import { newFrame, newTickScratch, type Frame } from './tick/frame.js';
 import { readingWindowMs } from './tick/freshness.js';
 import { gateHealth, gateHealthSteps, type ScaleSums } from './tick/health-gate.js';
@@ -161,11 +162,23 @@ function noteFieldTimes(e: EndpointState, taken: Sample): void {
   if (taken.rps !== undefined) t.traffic = taken.at;
 }
 
-/** Keeps a load report's success counts for the stall rule (tick/stall.ts): only with the rps and inflight of the same sample. */
-function noteFlow(e: EndpointState, taken: Sample): void {
+/**
+ * Keeps a load report's success counts for the stall rule (tick/stall.ts): only with the rps and
+ * inflight of the same sample. Counts the cluster's endpoints whose flow could show a stall.
+ */
+function noteFlow(c: ClusterState, e: EndpointState, taken: Sample): void {
   if (taken.successes === undefined || taken.rps === undefined || taken.inflight === undefined) return;
+  const before = mayStall(e.flow, e.flowPrevInflight) ? 1 : 0;
   e.flowPrevInflight = e.flow?.inflight ?? Number.NaN;
   e.flow = taken;
+  c.stallCandidates += (mayStall(e.flow, e.flowPrevInflight) ? 1 : 0) - before;
+}
+
+/** The endpoints of `order` whose flow could show a stall (ClusterState.stallCandidates). */
+function stallCandidatesOf(order: readonly EndpointState[]): number {
+  let n = 0;
+  for (const e of order) if (mayStall(e.flow, e.flowPrevInflight)) n++;
+  return n;
 }
 
 export class WeightEngine {
@@ -335,6 +348,8 @@ export class WeightEngine {
       errors,
       // Conservative: rows carried from a cluster that had seen counts may hold some.
       errorsSeen: existing?.errorsSeen ?? false,
+      // The states carry their flows (persisting endpoints, or a state rebuilt from its predecessor).
+      stallCandidates: stallCandidatesOf(layout.order),
       errorPenalty: policy.kind === 'static' ? 0 : (policy.errorPenalty ?? DEFAULT_ERROR_PENALTY),
       ewmaKey: plan.ewmaKey,
       safety,
@@ -463,7 +478,7 @@ export class WeightEngine {
       e.ewma.observe(taken.latencyMs, taken.at);
       e.latency.observe(taken.latencyMs, taken.at);
     }
-    noteFlow(e, taken);
+    noteFlow(c, e, taken);
     // Samples without rps carry no error information (observeErrors ignores them).
     if (taken.rps !== undefined) {
       c.errorsSeen = true;
@@ -608,7 +623,7 @@ export class WeightEngine {
 
   private tickCluster(c: ClusterState, now: number): ClusterTick {
     const f = this.frameFor(c, now);
-    runEjection(f, c.order, c.ejection, c.errorsSeen ? c.errors : undefined);
+    runEjection(f, c.order, c.ejection, { errors: c.errorsSeen ? c.errors : undefined, mayStall: c.stallCandidates > 0 });
     const sums = gateHealth(f, c.order, c.held);
     joinAndScale(f, c.order, joinOptions(c, sums));
     const setpoint = runController(c, f);
@@ -623,7 +638,7 @@ export class WeightEngine {
    */
   private *tickSteps(c: ClusterState, now: number, chunk: number): Generator<void, ClusterTick, void> {
     const f = this.frameFor(c, now);
-    yield* runEjectionSteps(f, c.order, c.ejection, c.errorsSeen ? c.errors : undefined, chunk);
+    yield* runEjectionSteps(f, c.order, c.ejection, { errors: c.errorsSeen ? c.errors : undefined, mayStall: c.stallCandidates > 0 }, chunk);
     yield;
     const sums = yield* gateHealthSteps(f, c.order, c.held, chunk);
     yield;

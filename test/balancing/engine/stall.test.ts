@@ -44,8 +44,8 @@ class Cluster {
     this.engine.setCluster('svc', this.keys.map((key) => ({ key, weight: 1 })), policy, safety);
   }
 
-  /** One report interval: a report of `flows` (undefined: not reported), then two ticks. */
-  report(flows: readonly (Flow | undefined)[]): ClusterTick {
+  /** One report interval: a report of `flows` (undefined: not reported), then `between` if given, then two ticks. */
+  report(flows: readonly (Flow | undefined)[], between?: () => void): ClusterTick {
     this.now += REPORT_MS;
     // As the aggregator sums them: over the endpoints that answered some.
     const answering = (f: Flow | undefined): f is Flow => (f?.successes ?? 0) > 0;
@@ -57,6 +57,7 @@ class Cluster {
       const sample: Sample = { at: this.now - 50, rps: f.rps, errors: f.errors ?? 0, inflight: f.inflight, successes: f.successes, peerInflight: inflight - own.inflight, peerCompletions: completions - own.completions };
       this.engine.observeSample('svc', this.keys[i] as string, sample);
     });
+    between?.();
     this.tick(this.now - REPORT_MS / 2);
     return this.tick(this.now);
   }
@@ -109,6 +110,15 @@ describe('a hung backend is taken out from its load reports', () => {
     const c = new Cluster(6);
     const ejected = c.run(8, (r) => Array.from({ length: 6 }, (_, i) => (i === 4 && r >= 5 ? { rps: 40, successes: 0, errors: 4, inflight: 100 + 36 * (r - 5) } : healthy(40))));
     expect(ejected[5]).toEqual([4]);
+    expect(c.last.explanations.get(c.keys[4] as string)?.ejection?.reason).toMatch(/^stalled/);
+  });
+
+  it('also when its cluster is set again between that report and the tick (one endpoint more): the states carry their flows', () => {
+    const c = new Cluster(6);
+    c.run(5, hangs(6, 4, 5));
+    const grown = [...c.keys, '10.0.0.99:80'].map((key) => ({ key, weight: 1 }));
+    c.report(hangs(6, 4, 5)(5), () => c.engine.setCluster('svc', grown, PID));
+    expect(c.ejected()).toEqual([4]);
     expect(c.last.explanations.get(c.keys[4] as string)?.ejection?.reason).toMatch(/^stalled/);
   });
 

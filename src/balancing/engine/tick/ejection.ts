@@ -267,15 +267,15 @@ function inRotation(e: EndpointState, now: number): boolean {
  * Stage 0 (and the tick's snapshot of each endpoint's sample and probe latency): releases ejections whose back-off is over, judges the endpoints in rotation and
  * ejects the outliers. Updates each endpoint's EjectionState; the health gate reads it.
  */
-export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, errors: Float64Array | undefined): void {
-  const t: Readings = { judged: 0, ejected: 0, stalled: 0, errors };
+export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, c: ClusterSignals): void {
+  const t: Readings = { judged: 0, ejected: 0, stalled: 0, errors: c.errors, mayStall: c.mayStall };
   readRange(f, eps, s, { from: 0, to: f.n }, t);
   judge(f, eps, s, t);
 }
 
 /** runEjection in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
-export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, errors: Float64Array | undefined, chunk: number): Generator<void, void, void> {
-  const t: Readings = { judged: 0, ejected: 0, stalled: 0, errors };
+export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, c: ClusterSignals, chunk: number): Generator<void, void, void> {
+  const t: Readings = { judged: 0, ejected: 0, stalled: 0, errors: c.errors, mayStall: c.mayStall };
   yield* inChunks(f.n, chunk, (from, to) => readRange(f, eps, s, { from, to }, t));
   judge(f, eps, s, t);
 }
@@ -325,6 +325,12 @@ function carriersOf(f: Frame, eps: readonly EndpointState[]): CapacityLedger {
   return ledger;
 }
 
+/** What the cluster has to read: its error rows (undefined while all are fresh), and whether some flow could show a stall (ClusterState.stallCandidates). */
+export interface ClusterSignals {
+  readonly errors: Float64Array | undefined;
+  readonly mayStall: boolean;
+}
+
 interface Readings {
   /** How many endpoints have a reading to judge. */
   judged: number;
@@ -333,6 +339,8 @@ interface Readings {
   stalled: number;
   /** The cluster's error rows (error-window.ts); undefined while all are fresh (nothing to read). */
   readonly errors: Float64Array | undefined;
+  /** Some endpoint's flow could show a stall: else no flow is read. */
+  readonly mayStall: boolean;
 }
 
 /**
@@ -346,7 +354,7 @@ function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings,
   let ejected = t.ejected;
   for (let i = r.from; i < r.to; i++) {
     const e = eps[i] as EndpointState;
-    if (e.flow !== undefined && e.flow.successes === 0) {
+    if (t.mayStall && e.flow !== undefined && e.flow.successes === 0) {
       const sr = stallReading(e, f);
       if (sr !== undefined && stalledAlone(sr, s)) t.stalled++;
     }

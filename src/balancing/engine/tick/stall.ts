@@ -64,8 +64,16 @@ export const minStalled = (s: EjectionSettings): number => Math.max(1, s.minRequ
 
 /** Whether the reading shows the endpoint stalled on its own (before its peers are counted). */
 export function stalledAlone(r: StallReading, s: EjectionSettings): boolean {
-  const { rps, inflight, successes } = r.sample;
-  return successes === 0 && rps !== undefined && rps > 0 && inflight !== undefined && inflight >= minStalled(s) && inflight > r.prevInflight;
+  return mayStall(r.sample, r.prevInflight) && (r.sample.inflight as number) >= minStalled(s);
+}
+
+/**
+ * stalledAlone less its settings' volume test and the reading's age: whether a flow sample (and
+ * the in-progress count before it) could show a stall at all. The engine counts the endpoints
+ * whose flow can, as it takes their samples, so a tick of a cluster with none reads no flow.
+ */
+export function mayStall(x: Sample | undefined, prevInflight: number): boolean {
+  return x !== undefined && x.successes === 0 && x.rps !== undefined && x.rps > 0 && x.inflight !== undefined && x.inflight > prevInflight;
 }
 
 /** Whether a peer's reading counts: active (sent work, holding some or answering). */
