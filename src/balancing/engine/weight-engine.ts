@@ -82,6 +82,7 @@ import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
 import { runEjection, runEjectionSteps } from './tick/ejection.js';
 import { mayStall } from './tick/stall.js';
+import { SharedSettings } from './shared-settings.js';
 import { newFrame, newTickScratch, type Frame } from './tick/frame.js';
 import { readingWindowMs } from './tick/freshness.js';
 import { gateHealth, gateHealthSteps, type ScaleSums } from './tick/health-gate.js';
@@ -195,6 +196,8 @@ export class WeightEngine {
    * (the update reads the gains from whichever object the cluster has: bench/RESULTS.md, pid6).
    */
   private readonly sharedPidParams = new Map<string, PidParams>();
+  /** The clusters' settings objects, one for each distinct value (shared-settings.ts). */
+  private readonly shared = new SharedSettings();
   /** The vectors a cluster's tick uses only while it runs (tick/frame.ts), shared by every cluster's. */
   private readonly scratch = newTickScratch();
 
@@ -331,7 +334,8 @@ export class WeightEngine {
     from: Int32Array | undefined,
     settings: { readonly policy: WeightingPolicy; readonly safety: SafetySettings; readonly ejection: EjectionSettings },
   ): void {
-    const { policy, safety } = settings;
+    const { policy } = settings;
+    const safety = this.shared.share('safety', settings.safety);
     const params = this.pidParams(plan.pidConfig, safety.tickMs);
     // Without `from` the order is the existing one (keptIndex saw the keys in place, and
     // endpointState kept every state): nothing to check.
@@ -341,8 +345,8 @@ export class WeightEngine {
     this.clusters.set(name, {
       name,
       policy,
-      parts: policyParts(policy),
-      pidConfig: plan.pidConfig,
+      parts: this.shared.share('parts', policyParts(policy)),
+      pidConfig: this.shared.share('pid', plan.pidConfig),
       pidRows,
       held,
       errors,
@@ -353,7 +357,7 @@ export class WeightEngine {
       errorPenalty: policy.kind === 'static' ? 0 : (policy.errorPenalty ?? DEFAULT_ERROR_PENALTY),
       ewmaKey: plan.ewmaKey,
       safety,
-      ejection: settings.ejection,
+      ejection: this.shared.share('ejection', settings.ejection),
       ...layout,
       lastTickAt: existing?.lastTickAt,
       lastWeights: existing?.lastWeights,
