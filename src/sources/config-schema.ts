@@ -41,7 +41,7 @@ const Fraction = Type.Number({ minimum: 0, maximum: 1 });
 /** What errorPenalty does, for the admin API's OpenAPI (its cluster documents are this schema) as for the file. */
 const ERROR_PENALTY_DESCRIPTION =
   'How hard errors push an endpoint down under pid, ewma and blend (default 1; r is its error rate). ' +
-  "pid adds the penalty 4 × errorPenalty × (r − its peers' mean r, if above) to its utilization, fading as its peers' mean reported utilization goes from 0.75 to 0.9; " +
+  "pid adds the penalty 4 × errorPenalty × r to its utilization, fading as the mean reported utilization of the endpoints not failing goes from 0.75 to 0.9; " +
   'ewma multiplies the weight by (1−r)^(4 × errorPenalty). 0 turns that penalty off, not the rest: ' +
   "pid always counts an endpoint's failures as busy as its answers (utilization × r/(1−r), so fast failures do not look idle) " +
   'and never lets an endpoint failing at least 5% gain share; an endpoint without fresh steering data that fails more than 1 point ' +

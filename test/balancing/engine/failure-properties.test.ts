@@ -294,3 +294,21 @@ describe('errors every endpoint shares do not move the balance', () => {
     }
   });
 });
+
+describe('a worse failing peer does not hide a lesser failure', () => {
+  /**
+   * Capacities [1, 2, 1] at 60% load, the clean peer with room: endpoint 0 fails 5% of its calls,
+   * endpoint 1 30%. A penalty on the excess over the peers' mean rate (3031756) read endpoint 0 as
+   * below its peers' mean (15%) and left it unpenalized: it kept the clean endpoint's share (0.353
+   * against 0.356), the 30% endpoint's load moving onto it as much as onto the clean one.
+   */
+  it('pid: the endpoint failing 5% ends clearly below the clean one of equal capacity', () => {
+    const f = new Fleet({ capacities: [1, 2, 1], loadFraction: 0.6, noise: 0.02, seed: 3, policy: { kind: 'pid', setpoint: 'mean' }, ejection: { enabled: false } });
+    f.latencies = [20, 20, 20];
+    for (let t = 0; t < 40; t++) f.step();
+    f.errorRates = [0.05, 0.3, 0];
+    for (let t = 0; t < 80; t++) f.step();
+    const [lesser, , clean] = servedShares(f) as [number, number, number];
+    expect(lesser).toBeLessThan(clean * 0.95);
+  });
+});

@@ -45,11 +45,9 @@ export const ERROR_SHIFT = {
 export interface UtilizationTotals {
   sum: number;
   count: number;
-  /** The least of them (Infinity: none): wholeForAll's bound. */
-  min: number;
 }
 
-export const newTotals = (): UtilizationTotals => ({ sum: 0, count: 0, min: Number.POSITIVE_INFINITY });
+export const newTotals = (): UtilizationTotals => ({ sum: 0, count: 0 });
 
 /** A sample's utilization, NaN without one. */
 export const utilizationOf = (s: Sample | undefined): number => (s?.cpu !== undefined && Number.isFinite(s.cpu) ? s.cpu : Number.NaN);
@@ -77,7 +75,6 @@ export function addUtilization(t: UtilizationTotals, u: number): void {
   if (Number.isNaN(u)) return;
   t.sum += u;
   t.count++;
-  if (u < t.min) t.min = u;
 }
 
 /**
@@ -91,17 +88,6 @@ export function errorShiftAllowance(t: UtilizationTotals, own: number): number {
   const mean = (t.sum - (counted === 1 ? own : 0)) / peers;
   const { freeBelow, fullAt } = ERROR_SHIFT;
   return Math.min(1, Math.max(0, (fullAt - mean) / (fullAt - freeBelow)));
-}
-
-/**
- * Whether errorShiftAllowance is 1 for every endpoint of the totals and for one outside them (a
- * cluster whose peers are not near capacity: the usual case), so a tick need not compute it per
- * endpoint. An endpoint's peers' mean is highest for the least utilized one, and every step of
- * the allowance is monotone in floating point too (a difference, a division by the same count,
- * min and max): 1 for the least means 1 for all.
- */
-export function wholeForAll(t: UtilizationTotals): boolean {
-  return errorShiftAllowance(t, Number.NaN) === 1 && (t.count === 0 || errorShiftAllowance(t, t.min) === 1);
 }
 
 /**

@@ -37,7 +37,7 @@ import {
   type PidFrame,
 } from './frame.js';
 import { inChunks } from '../../steps.js';
-import { addUtilization, errorShiftAllowance, freshUtilizationOf, newTotals, wholeForAll, type UtilizationTotals } from './error-shift.js';
+import { addUtilization, errorShiftAllowance, freshUtilizationOf, newTotals, type UtilizationTotals } from './error-shift.js';
 import { OUT_D, OUT_I, OUT_OUTPUT, OUT_P, PID_INPUT_SLOTS, PID_OUTPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
 import {
   LATEST_AT,
@@ -98,12 +98,12 @@ const MAX_STARVING_BAND = 0.25;
  */
 const LATENCY_TOLERANCE = 0.5;
 /**
- * Utilization units per unit of error rate above its peers' mean (× errorPenalty): 10 points more
- * errors count as 0.4 of extra load, 50 as 2, so an endpoint failing clearly more than its peers is
- * driven to the floor rather than to a slightly lower share. Uniform errors add no penalty: with
- * the allowance read per endpoint (its peers' utilization), a penalty on the rate itself differed
- * from endpoint to endpoint and, every endpoint failing 90% of calls that cost CPU, raised the mean
- * setpoint's loop gain into oscillation (max/avg 1.04 → 1.51 in the fleet model).
+ * Utilization units per unit of error rate (× errorPenalty × the cluster's allowance): 10% errors
+ * count as 0.4 of extra load, 50% as 2, so an endpoint failing clearly more than its peers is
+ * driven to the floor rather than to a slightly lower share. Uniform errors shift every measurement
+ * alike and cancel: the allowance is one per tick (allowanceOf), never one per endpoint, which made
+ * equal rates give unequal penalties and, every endpoint failing 90% of calls that cost CPU, raised
+ * the mean setpoint's loop gain into oscillation (max/avg 1.04 → 1.51 in the fleet model).
  */
 const ERROR_SCALE = 4;
 /** An endpoint failing at least this share of its requests never gains a share from its peers' load (holdFailing); sporadic errors do not hold. */
@@ -148,7 +148,7 @@ export function* runPid(c: ClusterState, f: Frame, x: number[], chunk: number): 
   const on = begun.on;
   if (on !== undefined) yield* inChunks(f.n, chunk, (from, to) => steerRange(c, f, x, on, { from, to }));
   if (on?.inputs !== undefined) {
-    const inputs = settled(f, on.inputs, on.k);
+    const inputs = settled(c, f, on.inputs, on.k);
     yield* inChunks(on.k, chunk, (from, to) => errorRange(c, f, inputs, from, to));
   }
   const aim = aimAt(c, f, begun);
@@ -168,7 +168,7 @@ export function runPidWhole(c: ClusterState, f: Frame, x: number[]): number | un
   const begun = beginSteering(c, f, x);
   const on = begun.on;
   if (on !== undefined) steerRange(c, f, x, on, { from: 0, to: f.n });
-  if (on?.inputs !== undefined) errorRange(c, f, settled(f, on.inputs, on.k), 0, on.k);
+  if (on?.inputs !== undefined) errorRange(c, f, settled(c, f, on.inputs, on.k), 0, on.k);
   const aim = aimAt(c, f, begun);
   if (aim === undefined) return undefined;
   controlRange(c, f, aim, 0, aim.st.k);
@@ -318,7 +318,7 @@ function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: rea
   const totals = newTotals();
   for (const u of own) addUtilization(totals, u);
   const at = errorInputs(totals, own, base, new Array<number>(idx.length));
-  sumRates(f, idx, idx.length, at);
+  at.allowance = allowanceOf(c, f, idx, idx.length, at);
   for (let j = 0; j < idx.length; j++) errorTerm(c, f, idx[j] as number, at, j);
   return at;
 }
@@ -326,8 +326,6 @@ function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: rea
 /** What errorTerm reads and writes, by steered position: numbers in arrays, not arguments or a return value (V8 boxes a double passed across a call it does not inline). */
 interface ErrorInputs {
   readonly totals: UtilizationTotals;
-  /** errorShiftAllowance is 1 for every one of them (wholeForAll): not computed per endpoint. Set once the totals are. */
-  whole: boolean;
   /** Each one's utilization (NaN: none), left out of its peers'. */
   readonly own: readonly number[];
   /** Each one's measurement before any term. */
@@ -336,30 +334,31 @@ interface ErrorInputs {
   readonly errors: number[];
   /** How many of them fail (holdFailing's test), counted here. */
   failing: number;
-  /** The sum and count of their known windowed error rates (sumRates): each one's peers' mean. */
-  rateSum: number;
-  rateCount: number;
+  /** The share of the penalty the cluster's non-failing endpoints' utilization allows (allowanceOf), once they are all counted. */
+  allowance: number;
 }
 
 function errorInputs(totals: UtilizationTotals, own: readonly number[], base: readonly number[], errors: number[]): ErrorInputs {
-  return { totals, whole: wholeForAll(totals), own, base, errors, failing: 0, rateSum: 0, rateCount: 0 };
+  return { totals, own, base, errors, failing: 0, allowance: 1 };
 }
 
-/** The known windowed error rates of the k steered endpoints in idx, summed into `at`. */
-function sumRates(f: Frame, idx: ArrayLike<number>, k: number, at: ErrorInputs): void {
+/**
+ * The share of the error penalty this tick allows, one for every endpoint: from the mean
+ * utilization of the steered endpoints that are not failing (those a failing one's load moves
+ * onto; all of them when every one fails). One value, so equal error rates get equal penalties.
+ */
+function allowanceOf(c: ClusterState, f: Frame, idx: ArrayLike<number>, k: number, at: ErrorInputs): number {
+  const latest = c.pidRows.latest;
+  let sum = 0;
+  let count = 0;
   for (let j = 0; j < k; j++) {
-    const r = f.errorRate[idx[j] as number] as number;
-    if (r >= 0) {
-      at.rateSum += r;
-      at.rateCount++;
+    const u = at.own[j] as number;
+    if (u === u && !failing(f, latest, idx[j] as number)) {
+      sum += u;
+      count++;
     }
   }
-}
-
-/** How far `rate` (known) is above the mean of its peers' known rates (0 when none is known). */
-function excessOverPeers(at: ErrorInputs, rate: number): number {
-  const peers = at.rateCount > 1 ? (at.rateSum - rate) / (at.rateCount - 1) : 0;
-  return Math.max(0, rate - peers);
+  return errorShiftAllowance(count > 0 ? { sum, count } : at.totals, Number.NaN);
 }
 
 /**
@@ -367,8 +366,8 @@ function excessOverPeers(at: ErrorInputs, rate: number): number {
  * - its failed requests counted as busy as its served ones (base × r / (1 − r)): fast failures
  *   cost next to nothing, so without this an endpoint failing half its requests fast read half
  *   as busy, and gained traffic as soon as anything else stopped holding it back;
- * - ERROR_SCALE × errorPenalty × (r − its peers' mean r, if above), times the share its peers'
- *   utilization allows (tick/error-shift.ts): what drives it below its capacity share, only while
+ * - ERROR_SCALE × errorPenalty × r, times the share the non-failing endpoints' utilization
+ *   allows (allowanceOf, tick/error-shift.ts): what drives it below its capacity share, only while
  *   its peers can carry the load.
  * Marks the rule when the share bites. The first part is on whatever errorPenalty: it is not a
  * penalty but what the endpoint's cpu leaves out, and at errorPenalty 0 its absence sent an
@@ -386,11 +385,10 @@ function errorTerm(c: ClusterState, f: Frame, i: number, at: ErrorInputs, j: num
   }
   // failing()'s test, on the rates in hand.
   if (rate >= FAILING_RATE || now >= FAILING_RATE) at.failing++;
-  const excess = rate > 0 && c.errorPenalty > 0 ? excessOverPeers(at, rate) : 0;
-  const allowed = excess > 0 ? (at.whole ? 1 : errorShiftAllowance(at.totals, at.own[j] as number)) : 0;
-  if (allowed < 1 && excess > 0) mark(f, i, R_PEERS_BUSY);
+  const penalized = rate > 0 && c.errorPenalty > 0;
+  if (penalized && at.allowance < 1) mark(f, i, R_PEERS_BUSY);
   const served = Math.max(MIN_SUCCESS_RATE, 1 - (now >= 0 ? now : rate));
-  at.errors[j] = ((at.base[j] as number) * (1 - served)) / served + ERROR_SCALE * c.errorPenalty * excess * allowed;
+  at.errors[j] = ((at.base[j] as number) * (1 - served)) / served + (penalized ? ERROR_SCALE * c.errorPenalty * rate * at.allowance : 0);
 }
 
 /**
@@ -448,9 +446,8 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
 }
 
 /** The inputs once steerRange has summed every steered endpoint's cpu: whether the allowance can bite. */
-function settled(f: Frame, inputs: ErrorInputs, k: number): ErrorInputs {
-  inputs.whole = wholeForAll(inputs.totals);
-  sumRates(f, f.scratch.steerIdx, k, inputs);
+function settled(c: ClusterState, f: Frame, inputs: ErrorInputs, k: number): ErrorInputs {
+  inputs.allowance = allowanceOf(c, f, f.scratch.steerIdx, k, inputs);
   return inputs;
 }
 
