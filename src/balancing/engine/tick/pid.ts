@@ -101,7 +101,7 @@ const LATENCY_TOLERANCE = 0.5;
  * Utilization units per unit of error rate (× errorPenalty × the cluster's allowance): 10% errors
  * count as 0.4 of extra load, 50% as 2, so an endpoint failing clearly more than its peers is
  * driven to the floor rather than to a slightly lower share. Uniform errors shift every measurement
- * alike and cancel: the allowance is one per tick (allowanceOf), never one per endpoint, which made
+ * alike and cancel: the allowance is one per tick (settle), never one per endpoint, which made
  * equal rates give unequal penalties and, every endpoint failing 90% of calls that cost CPU, raised
  * the mean setpoint's loop gain into oscillation (max/avg 1.04 → 1.51 in the fleet model).
  */
@@ -315,50 +315,49 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
 function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: readonly number[]): ErrorInputs {
   // Fresh cpu only: this path's freshness is its metric's, and a cpu whose reports stopped is not.
   const own = idx.map((i) => freshUtilizationOf(c.order[i] as EndpointState, f));
-  const totals = newTotals();
-  for (const u of own) addUtilization(totals, u);
-  const at = errorInputs(totals, own, base, new Array<number>(idx.length));
-  at.allowance = allowanceOf(c, f, idx, idx.length, at);
+  const at = errorInputs(own, base, new Array<number>(idx.length));
+  settle(c, f, idx, idx.length, at);
   for (let j = 0; j < idx.length; j++) errorTerm(c, f, idx[j] as number, at, j);
   return at;
 }
 
 /** What errorTerm reads and writes, by steered position: numbers in arrays, not arguments or a return value (V8 boxes a double passed across a call it does not inline). */
 interface ErrorInputs {
-  readonly totals: UtilizationTotals;
   /** Each one's utilization (NaN: none), left out of its peers'. */
   readonly own: readonly number[];
   /** Each one's measurement before any term. */
   readonly base: readonly number[];
   /** Its error term, written here. */
   readonly errors: number[];
-  /** How many of them fail (holdFailing's test), counted here. */
+  /** How many of them fail (holdFailing's test), counted by settle. */
   failing: number;
-  /** The share of the penalty the cluster's non-failing endpoints' utilization allows (allowanceOf), once they are all counted. */
+  /** The share of the penalty the cluster's non-failing endpoints' utilization allows, set by settle. */
   allowance: number;
 }
 
-function errorInputs(totals: UtilizationTotals, own: readonly number[], base: readonly number[], errors: number[]): ErrorInputs {
-  return { totals, own, base, errors, failing: 0, allowance: 1 };
+function errorInputs(own: readonly number[], base: readonly number[], errors: number[]): ErrorInputs {
+  return { own, base, errors, failing: 0, allowance: 1 };
 }
 
 /**
- * The share of the error penalty this tick allows, one for every endpoint: from the mean
- * utilization of the steered endpoints that are not failing (those a failing one's load moves
- * onto; all of them when every one fails). One value, so equal error rates get equal penalties.
+ * In one pass over the k steered endpoints in idx: how many fail (at.failing), and the share of the
+ * error penalty this tick allows (at.allowance), one for every endpoint: from the mean utilization
+ * of those not failing (those a failing one's load moves onto; all of them when every one fails).
+ * One value, so equal error rates get equal penalties.
  */
-function allowanceOf(c: ClusterState, f: Frame, idx: ArrayLike<number>, k: number, at: ErrorInputs): number {
+function settle(c: ClusterState, f: Frame, idx: ArrayLike<number>, k: number, at: ErrorInputs): void {
   const latest = c.pidRows.latest;
-  let sum = 0;
-  let count = 0;
+  const clean: UtilizationTotals = newTotals();
+  const all: UtilizationTotals = newTotals();
+  let failingCount = 0;
   for (let j = 0; j < k; j++) {
     const u = at.own[j] as number;
-    if (u === u && !failing(f, latest, idx[j] as number)) {
-      sum += u;
-      count++;
-    }
+    addUtilization(all, u);
+    if (failing(f, latest, idx[j] as number)) failingCount++;
+    else addUtilization(clean, u);
   }
-  return errorShiftAllowance(count > 0 ? { sum, count } : at.totals, Number.NaN);
+  at.failing = failingCount;
+  at.allowance = errorShiftAllowance(clean.count > 0 ? clean : all, Number.NaN);
 }
 
 /**
@@ -367,7 +366,7 @@ function allowanceOf(c: ClusterState, f: Frame, idx: ArrayLike<number>, k: numbe
  *   cost next to nothing, so without this an endpoint failing half its requests fast read half
  *   as busy, and gained traffic as soon as anything else stopped holding it back;
  * - ERROR_SCALE × errorPenalty × r, times the share the non-failing endpoints' utilization
- *   allows (allowanceOf, tick/error-shift.ts): what drives it below its capacity share, only while
+ *   allows (settle, tick/error-shift.ts): what drives it below its capacity share, only while
  *   its peers can carry the load.
  * Marks the rule when the share bites. The first part is on whatever errorPenalty: it is not a
  * penalty but what the endpoint's cpu leaves out, and at errorPenalty 0 its absence sent an
@@ -383,8 +382,6 @@ function errorTerm(c: ClusterState, f: Frame, i: number, at: ErrorInputs, j: num
     at.errors[j] = 0;
     return;
   }
-  // failing()'s test, on the rates in hand.
-  if (rate >= FAILING_RATE || now >= FAILING_RATE) at.failing++;
   const penalized = rate > 0 && c.errorPenalty > 0;
   if (penalized && at.allowance < 1) mark(f, i, R_PEERS_BUSY);
   const served = Math.max(MIN_SUCCESS_RATE, 1 - (now >= 0 ? now : rate));
@@ -414,20 +411,20 @@ function steerOnCpu(c: ClusterState, f: Frame): CpuSteering {
   // Whether any error term applies: the join pass counted the serving endpoints failing (tick/join.ts).
   if (f.failingFresh === 0) return { errors: NO_TERMS, inputs: undefined, k: 0 };
   const { steerBase: base, steerErr: errors } = f.scratch;
-  return { errors, inputs: errorInputs(newTotals(), base, base, errors), k: 0 };
+  return { errors, inputs: errorInputs(base, base, errors), k: 0 };
 }
 
 /**
  * Serving endpoints from..to: x ← their pidW; the fresh ones with a cpu are steered. Without error
- * terms each is measured here; with them their cpu goes into the totals, and errorRange measures
- * them once every one is counted (an endpoint's term reads all its peers': the totals once took a
+ * terms each is measured here; with them, errorRange measures them once every one is counted
+ * and settled (an endpoint's term reads the cluster's allowance: the cpu totals once took a
  * pass of their own over every endpoint, this was the same loop).
  */
 function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: { from: number; to: number }): void {
   const { steerIdx: idx, steerBase: base, steerM: sm } = f.scratch;
   const { rows, latest } = c.pidRows;
   const terms: Terms = { base, latency: NO_TERMS, errors: NO_TERMS };
-  const totals = on.inputs?.totals;
+  const withErrors = on.inputs !== undefined;
   let k = on.k;
   for (let i = r.from; i < r.to; i++) {
     if (!f.serving[i]) continue;
@@ -438,16 +435,15 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
     if (cpu !== cpu) continue;
     idx[k] = i;
     base[k] = cpu;
-    if (totals === undefined) measureOne(c, f, i, terms, k, sm);
-    else addUtilization(totals, cpu);
+    if (!withErrors) measureOne(c, f, i, terms, k, sm);
     k++;
   }
   on.k = k;
 }
 
-/** The inputs once steerRange has summed every steered endpoint's cpu: whether the allowance can bite. */
+/** The inputs once steerRange has listed every steered endpoint: settled (settle). */
 function settled(c: ClusterState, f: Frame, inputs: ErrorInputs, k: number): ErrorInputs {
-  inputs.allowance = allowanceOf(c, f, f.scratch.steerIdx, k, inputs);
+  settle(c, f, f.scratch.steerIdx, k, inputs);
   return inputs;
 }
 
