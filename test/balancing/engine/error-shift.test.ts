@@ -170,21 +170,21 @@ describe('capacity readings are fresh as long as the cluster\'s steering data (s
 });
 
 describe('the pure parts', () => {
-  it('allowance: whole up to freeBelow, none from fullAt, linear between; its own utilization left out; 1 without peers', () => {
+  it('allowance: whole up to freeBelow, none from fullAt, linear between, from the mean; 1 without any utilization', () => {
+    const { freeBelow, fullAt } = ERROR_SHIFT;
     const t = newTotals();
-    for (const u of [0.5, 0.7, 0.9]) addUtilization(t, u);
+    for (const u of [0.5, 0.7]) addUtilization(t, u);
     addUtilization(t, Number.NaN);
-    expect(t.count).toBe(3);
-    expect(errorShiftAllowance(t, 0.9)).toBe(1); // peers 0.5, 0.7: mean 0.6
-    expect(errorShiftAllowance(t, 0.5)).toBeCloseTo((ERROR_SHIFT.fullAt - 0.8) / (ERROR_SHIFT.fullAt - ERROR_SHIFT.freeBelow));
+    expect(t.count).toBe(2);
+    expect(errorShiftAllowance(t)).toBe(1); // mean 0.6
+    const between = newTotals();
+    for (const u of [0.7, 0.9]) addUtilization(between, u);
+    expect(errorShiftAllowance(between)).toBeCloseTo((fullAt - 0.8) / (fullAt - freeBelow));
     const busy = newTotals();
     addUtilization(busy, 0.95);
     addUtilization(busy, 0.95);
-    expect(errorShiftAllowance(busy, Number.NaN)).toBe(0);
-    expect(errorShiftAllowance(newTotals(), Number.NaN)).toBe(1);
-    const alone = newTotals();
-    addUtilization(alone, 0.95);
-    expect(errorShiftAllowance(alone, 0.95)).toBe(1);
+    expect(errorShiftAllowance(busy)).toBe(0);
+    expect(errorShiftAllowance(newTotals())).toBe(1);
   });
 
   it('ledger: ejects while the others stay at most fullAt busy with its successes, consumes their room, and steps aside when a capacity is unknown', () => {

@@ -78,14 +78,12 @@ export function addUtilization(t: UtilizationTotals, u: number): void {
 }
 
 /**
- * The share (0..1) of its error penalty an endpoint whose own utilization is `own` (NaN: not in
- * the totals) gets, from its peers' mean utilization. 1 when no peer reports one.
+ * The share (0..1) of the error penalty the endpoints a failing one's load moves onto allow, from
+ * their mean utilization in `t`: whole up to freeBelow, none from fullAt. 1 when none reports one.
  */
-export function errorShiftAllowance(t: UtilizationTotals, own: number): number {
-  const counted = Number.isNaN(own) ? 0 : 1;
-  const peers = t.count - counted;
-  if (peers <= 0) return 1;
-  const mean = (t.sum - (counted === 1 ? own : 0)) / peers;
+export function errorShiftAllowance(t: UtilizationTotals): number {
+  if (t.count <= 0) return 1;
+  const mean = t.sum / t.count;
   const { freeBelow, fullAt } = ERROR_SHIFT;
   return Math.min(1, Math.max(0, (fullAt - mean) / (fullAt - freeBelow)));
 }

@@ -323,7 +323,7 @@ function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: rea
 
 /** What errorTerm reads and writes, by steered position: numbers in arrays, not arguments or a return value (V8 boxes a double passed across a call it does not inline). */
 interface ErrorInputs {
-  /** Each one's utilization (NaN: none), left out of its peers'. */
+  /** Each one's utilization (NaN: none): settle's means of the non-failing and of all endpoints. */
   readonly own: readonly number[];
   /** Each one's measurement before any term. */
   readonly base: readonly number[];
@@ -357,7 +357,7 @@ function settle(c: ClusterState, f: Frame, idx: ArrayLike<number>, k: number, at
     else addUtilization(clean, u);
   }
   at.failing = failingCount;
-  at.allowance = errorShiftAllowance(clean.count > 0 ? clean : all, Number.NaN);
+  at.allowance = errorShiftAllowance(clean.count > 0 ? clean : all);
 }
 
 /**
