@@ -62,6 +62,8 @@ const policy = POLICIES[args.policy];
 if (policy === undefined) throw new RangeError(`--policy must be pid, ewma or static, got ${args.policy}`);
 const TICKS = Number(args.ticks);
 const WARMUP = 5;
+/** Epoch milliseconds, as a server's clock reads (see bench/engine.ts). */
+const EPOCH_MS = Date.UTC(2026, 0, 1);
 type EngineLike = Pick<WeightEngine, 'setCluster' | 'observeSample' | 'tick'>;
 const Other = ((await import(pathToFileURL(join(args.other, 'src/balancing/engine/weight-engine.ts')).href)) as { WeightEngine: new () => EngineLike }).WeightEngine;
 setFlagsFromString('--expose-gc');
@@ -76,7 +78,7 @@ const rand = (): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 
 const level = keys.map((ks) => ks.map(() => 0.3 + 0.6 * rand()));
 const times = engines.map(() => ({ wall: [] as number[], cpu: [] as number[] }));
 for (let t = 0; t < WARMUP + TICKS; t++) {
-  const now = (t + 1) * 1000;
+  const now = EPOCH_MS + (t + 1) * 1000;
   keys.forEach((ks, c) =>
     ks.forEach((key, e) => {
       const base = { at: now, cpu: (level[c]?.[e] ?? 0.5) * (1 + 0.05 * (rand() - 0.5)), latencyMs: 20 };
