@@ -31,6 +31,7 @@ import { newJudgedReadings, type Frame, type JudgedReadings } from './frame.js';
 import { inChunks } from '../../steps.js';
 import { judgeStalls, stallReading, stalledAlone, type StallReading } from './stall.js';
 import { addCarrier, newLedger, peersCarry, type CapacityLedger } from './error-shift.js';
+import { worstFirst } from './verdict-order.js';
 
 export interface EjectionVerdict {
   readonly index: number;
@@ -64,12 +65,13 @@ const NO_VERDICTS: readonly EjectionVerdict[] = Object.freeze([]);
 /**
  * judgeOutliers over the readings of positions 0..n as vectors (those with `present` set are the
  * endpoints in rotation), the engine's form: no object per endpoint, and no allocation at all
- * unless some endpoint is ejected. Writes `v.sorted`.
+ * unless some endpoint is ejected. Writes `v.sorted`. `cluster.keys` (by position): equally bad
+ * endpoints take the room in key order (verdict-order.ts).
  */
 export function judgeReadings(
   v: JudgedReadings,
   n: number,
-  cluster: { readonly total: number; readonly alreadyEjected: number },
+  cluster: { readonly total: number; readonly alreadyEjected: number; readonly keys?: readonly string[] },
   s: EjectionSettings,
 ): readonly EjectionVerdict[] {
   const judged = collectJudged(v, n, s);
@@ -95,7 +97,7 @@ export function judgeReadings(
   if (verdicts === undefined) return NO_VERDICTS;
   const cap = cluster.total >= 2 ? Math.max(1, Math.floor(s.maxEjectedRatio * cluster.total)) : 0;
   const room = Math.max(0, Math.min(cap - cluster.alreadyEjected, serving - 1));
-  return verdicts.sort((a, b) => b.severity - a.severity).slice(0, room);
+  return verdicts.sort(worstFirst(cluster.keys)).slice(0, room);
 }
 
 /**
@@ -286,7 +288,7 @@ function judge(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, t: 
   let ejected = t.ejected;
   // Most ticks of most clusters have no error data: nothing to judge.
   if (t.judged > 0) {
-    const verdicts = judgeReadings(f.scratch.readings, f.n, { total: f.n, alreadyEjected: t.ejected }, s);
+    const verdicts = judgeReadings(f.scratch.readings, f.n, { total: f.n, alreadyEjected: t.ejected, keys: f.keys }, s);
     const ledger = verdicts.length > 0 ? carriersOf(f, eps) : undefined;
     for (const v of verdicts) {
       const e = eps[v.index] as EndpointState;
@@ -312,7 +314,7 @@ function judgeStalled(f: Frame, eps: readonly EndpointState[], s: EjectionSettin
   }
   const cap = f.n >= 2 ? Math.max(1, Math.floor(s.maxEjectedRatio * f.n)) : 0;
   const room = Math.max(0, Math.min(cap - ejected, serving - 1));
-  for (const v of judgeStalls(readings, s, room)) eject(eps[v.index] as EndpointState, v.reason, f.now, s);
+  for (const v of judgeStalls(readings, s, room, f.keys)) eject(eps[v.index] as EndpointState, v.reason, f.now, s);
 }
 
 /** The capacity and load of the endpoints that carry the cluster's traffic now: in rotation and not ejected. */

@@ -37,6 +37,7 @@
 import type { EndpointState } from '../state.js';
 import type { EjectionSettings, Sample } from '../types.js';
 import type { ReadingClock } from './frame.js';
+import { worstFirst } from './verdict-order.js';
 
 export const STALL = {
   /** The stall must have lasted this many times the peers' latency. */
@@ -81,9 +82,10 @@ const active = (x: Sample): boolean => (x.rps ?? 0) > 0 || (x.inflight ?? 0) > 0
 
 /**
  * Pure judgement over the readings of the endpoints in rotation and not ejected (undefined: no
- * fresh reading, or not judged): which are stalled. `room`: how many more may be ejected.
+ * fresh reading, or not judged): which are stalled. `room`: how many more may be ejected; `keys` (by
+ * position): equally stalled ones take it in key order (verdict-order.ts).
  */
-export function judgeStalls(readings: readonly (StallReading | undefined)[], s: EjectionSettings, room: number): readonly StallVerdict[] {
+export function judgeStalls(readings: readonly (StallReading | undefined)[], s: EjectionSettings, room: number, keys?: readonly string[]): readonly StallVerdict[] {
   if (room <= 0) return [];
   let activeCount = 0;
   let answering = 0;
@@ -100,7 +102,7 @@ export function judgeStalls(readings: readonly (StallReading | undefined)[], s: 
     const v = stallOf(r.sample);
     if (v !== undefined) verdicts.push({ index, ...v });
   });
-  return verdicts.sort((a, b) => b.severity - a.severity).slice(0, room);
+  return verdicts.sort(worstFirst(keys)).slice(0, room);
 }
 
 /** The stall's length against its peers' latency, when long enough for a verdict. */
