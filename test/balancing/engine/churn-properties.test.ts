@@ -1,0 +1,288 @@
+/**
+ * An endpoint's state follows its key through every change of the endpoint set. Two engines see
+ * the same keys, samples and probes; one lists its endpoints in a stable order (kept keys in
+ * place, newcomers at the end), the other in an arbitrary one, re-permuted at arbitrary ticks, a
+ * newcomer often taking a leaver's position, installed by setCluster, by prepareCluster with a
+ * tick between preparation and commit, or deferred while a tick runs in steps. Whatever the
+ * order, each key must get the same weight, health and explanation every tick.
+ *
+ * Fixed seeds; CHURN_SEED and CHURN_RUNS pick others (for a longer search by hand).
+ */
+import { describe, it } from 'vitest';
+import fc from 'fast-check';
+import { WeightEngine, type PreparedCluster } from '../../../src/balancing/engine/weight-engine.js';
+import type { ClusterTick, EjectionSettings, EngineEndpoint, WeightingPolicy } from '../../../src/balancing/engine/types.js';
+import { differences, keyOf, POLICIES, profileArb, shuffled, viewOf, World, type Profile } from './churn-world.js';
+
+type Install = 'set' | 'prepare' | 'deferred';
+
+interface SetEvent {
+  readonly tick: number;
+  /** Bit k: pool endpoint k is in the set after the event. */
+  readonly members: number;
+  /** Bit k: pool endpoint k's static weight is bumped by one (or back). */
+  readonly bumps: number;
+  /** Bit k: pool endpoint k's drain flips (a pod's readiness). */
+  readonly drains: number;
+  /** Bit k: pool endpoint k's locality flips. */
+  readonly moves: number;
+  /** Flips the error window (every state rebuilt from its predecessor) and the PID gains (its rows restart). */
+  readonly window: boolean;
+  readonly gains: boolean;
+  readonly seed: number;
+  /** How the arbitrary-order engine reorders: shuffled, or kept with newcomers in leavers' places. */
+  readonly shuffle: boolean;
+  readonly install: Install;
+}
+
+interface Scenario {
+  readonly profiles: readonly Profile[];
+  readonly policy: WeightingPolicy;
+  readonly initial: number;
+  readonly events: readonly SetEvent[];
+  /** The arbitrary-order engine ticks in steps of this many endpoints (0: whole ticks). */
+  readonly chunk: number;
+}
+
+const TICKS = 40;
+
+const scenarioArb: fc.Arbitrary<Scenario> = fc
+  .record({
+    profiles: fc.array(profileArb, { minLength: 3, maxLength: 7 }),
+    policy: fc.constantFrom(...POLICIES),
+    initial: fc.integer({ min: 0, max: 127 }),
+    events: fc.array(
+      fc.record({
+        tick: fc.integer({ min: 1, max: TICKS }),
+        members: fc.integer({ min: 0, max: 127 }),
+        bumps: fc.constantFrom(0, 0, 1, 6, 127),
+        drains: fc.constantFrom(0, 0, 0, 1, 2, 12),
+        moves: fc.constantFrom(0, 0, 0, 1, 5),
+        window: fc.constantFrom(false, false, false, true),
+        gains: fc.constantFrom(false, false, false, true),
+        seed: fc.integer({ min: 1, max: 1 << 30 }),
+        shuffle: fc.boolean(),
+        install: fc.constantFrom<Install>('set', 'set', 'prepare', 'deferred'),
+      }),
+      { maxLength: 8 },
+    ),
+    chunk: fc.constantFrom(0, 0, 2, 3),
+  })
+  .map((s) => ({ ...s, events: [...s.events].sort((a, b) => a.tick - b.tick) }));
+
+const membersOf = (mask: number, n: number): number[] => Array.from({ length: n }, (_, k) => k).filter((k) => ((mask >> k) & 1) === 1);
+
+/** The stable order: kept keys where they were, newcomers appended. */
+function stableOrder(prev: readonly number[], next: readonly number[]): number[] {
+  return [...prev.filter((k) => next.includes(k)), ...next.filter((k) => !prev.includes(k))];
+}
+
+/** The arbitrary order: shuffled, or the previous one with newcomers in the leavers' places. */
+function arbitraryOrder(prev: readonly number[], next: readonly number[], e: SetEvent): number[] {
+  if (e.shuffle) return shuffled(next, e.seed);
+  const newcomers = shuffled(next.filter((k) => !prev.includes(k)), e.seed);
+  const order = prev.map((k) => (next.includes(k) ? k : newcomers.shift())).filter((k): k is number => k !== undefined);
+  return [...order, ...newcomers];
+}
+
+/** Runs both engines through the scenario; the first tick whose per-key outcomes differ, if any. */
+function runPair(s: Scenario): string | undefined {
+  const world = new World(s.profiles);
+  const n = s.profiles.length;
+  const options = { health: { baseBackoffMs: 4_000 } };
+  const stable = new WeightEngine(options);
+  const arbitrary = new WeightEngine(options);
+  let members = membersOf(s.initial, n);
+  if (members.length === 0) members = [0];
+  let stableKs = members;
+  let arbitraryKs = shuffled(members, s.initial + 1);
+  let bumps = 0;
+  let drains = 0;
+  let moves = 0;
+  let window = false;
+  let gains = false;
+  const endpoints = (ks: readonly number[]) => ks.map((k) => world.endpoint(k, { weightBump: (bumps >> k) & 1, undrain: ((drains >> k) & 1) === 1, moved: ((moves >> k) & 1) === 1 }));
+  const policyNow = (): WeightingPolicy => (gains && s.policy.kind !== 'static' ? { ...s.policy, gains: { kp: 0.3, ki: 0.05 } } as WeightingPolicy : s.policy);
+  const ejectionNow = () => (window ? { errorWindowMs: 8_000 } : undefined);
+  stable.setCluster('svc', endpoints(stableKs), s.policy);
+  arbitrary.setCluster('svc', endpoints(arbitraryKs), s.policy);
+  for (let t = 1; t <= TICKS; t++) {
+    const events = s.events.filter((e) => e.tick === t);
+    // Changes installed before the tick's samples ('set'), after its tick ('prepare': prepared
+    // before the samples and the tick, committed after; 'deferred': while the tick runs in steps).
+    const after: SetEvent[] = [];
+    for (const e of events) {
+      let next = membersOf(e.members, n);
+      if (next.length === 0) next = members;
+      const nextStable = stableOrder(stableKs, next);
+      const nextArbitrary = arbitraryOrder(arbitraryKs, next, e);
+      members = next;
+      bumps ^= e.bumps;
+      drains ^= e.drains;
+      moves ^= e.moves;
+      window = window !== e.window;
+      gains = gains !== e.gains;
+      if (e.install === 'set') {
+        stable.setCluster('svc', endpoints(nextStable), policyNow(), undefined, ejectionNow());
+        arbitrary.setCluster('svc', endpoints(nextArbitrary), policyNow(), undefined, ejectionNow());
+      } else after.push(e);
+      stableKs = nextStable;
+      arbitraryKs = nextArbitrary;
+    }
+    const prepared = after.filter((e) => e.install === 'prepare').length > 0 ? prepare(arbitrary, endpoints(arbitraryKs), policyNow(), ejectionNow()) : undefined;
+    const all = Array.from({ length: n }, (_, k) => k);
+    world.feed(stable, all, t);
+    world.feed(arbitrary, all, t);
+    const a = stable.tick(t * 1_000).clusters.get('svc');
+    const deferredSet = after.some((e) => e.install === 'deferred') ? () => arbitrary.setCluster('svc', endpoints(arbitraryKs), policyNow(), undefined, ejectionNow()) : undefined;
+    const b = tickArbitrary(arbitrary, t * 1_000, s.chunk, deferredSet);
+    if (after.length > 0) stable.setCluster('svc', endpoints(stableKs), policyNow(), undefined, ejectionNow());
+    if (prepared !== undefined) arbitrary.commitCluster(prepared);
+    const diff = differences(viewOf(a), viewOf(b));
+    if (diff.length > 0) return `tick ${t}: ${diff.slice(0, 6).join('; ')}`;
+  }
+  return undefined;
+}
+
+function prepare(engine: WeightEngine, eps: readonly EngineEndpoint[], policy: WeightingPolicy, ejection?: Partial<EjectionSettings>): PreparedCluster {
+  const steps = engine.prepareCluster('svc', eps, policy, { chunk: 2, ...(ejection !== undefined ? { ejection } : {}) });
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/** A tick of the arbitrary-order engine: whole, or in steps with `midTick` called after the first step. */
+function tickArbitrary(engine: WeightEngine, now: number, chunk: number, midTick: (() => void) | undefined): ClusterTick | undefined {
+  if (chunk === 0 && midTick === undefined) return engine.tick(now).clusters.get('svc');
+  const run = engine.startClusterTick(now, 'svc', chunk === 0 ? 2 : chunk);
+  let done = run.step();
+  midTick?.();
+  while (!done) done = run.step();
+  return run.result;
+}
+
+describe('per-key state follows the key through reorders, joins and leaves', () => {
+  it('an engine listing its endpoints in arbitrary, changing orders publishes what a stable-order one does, key for key', () => {
+    fc.assert(
+      fc.property(scenarioArb, (s) => {
+        const found = runPair(s);
+        if (found !== undefined) throw new Error(found);
+      }),
+      { seed: Number(process.env.CHURN_SEED ?? 42), numRuns: Number(process.env.CHURN_RUNS ?? 150), endOnFailure: false },
+    );
+  });
+});
+
+/** A member that comes and goes between two ticks: `ki` joins at position `at` and leaves before the next tick. */
+interface Visit {
+  readonly tick: number;
+  readonly at: number;
+  /** Its samples and probes arrive while it is a member. */
+  readonly fed: boolean;
+  readonly install: Install;
+}
+
+const visitsArb = fc.array(
+  fc.record({ tick: fc.integer({ min: 1, max: TICKS }), at: fc.nat(), fed: fc.boolean(), install: fc.constantFrom<Install>('set', 'prepare', 'deferred') }),
+  { minLength: 1, maxLength: 5 },
+);
+
+/** The first tick at which an engine with the visits differs from one that never saw the visitor. */
+function runVisits(profiles: readonly Profile[], policy: WeightingPolicy, visits: readonly Visit[]): string | undefined {
+  const world = new World(profiles);
+  const visitor = profiles.length - 1;
+  const members = Array.from({ length: visitor }, (_, k) => k);
+  const options = { health: { baseBackoffMs: 4_000 } };
+  const [plain, visited] = [new WeightEngine(options), new WeightEngine(options)];
+  const base = members.map((k) => world.endpoint(k));
+  for (const e of [plain, visited]) e.setCluster('svc', base, policy);
+  for (let t = 1; t <= TICKS; t++) {
+    const visit = visits.find((v) => v.tick === t);
+    const call = (): void => {
+      if (visit === undefined) return;
+      const withVisitor = [...base];
+      withVisitor.splice(visit.at % (base.length + 1), 0, world.endpoint(visitor));
+      if (visit.install === 'prepare') visited.commitCluster(prepare(visited, withVisitor, policy));
+      else visited.setCluster('svc', withVisitor, policy);
+      if (visit.fed) world.feedOne(visited, visitor, t);
+      visited.setCluster('svc', base, policy);
+    };
+    const deferred = visit?.install === 'deferred';
+    // The same set written to the twin at the same moment (a write forces the next publish).
+    if (visit !== undefined && !deferred) {
+      call();
+      plain.setCluster('svc', base, policy);
+    }
+    world.feed(plain, members, t);
+    world.feed(visited, members, t);
+    const a = plain.tick(t * 1_000).clusters.get('svc');
+    const b = tickArbitrary(visited, t * 1_000, deferred ? 2 : 0, deferred ? call : undefined);
+    if (deferred) plain.setCluster('svc', base, policy);
+    const diff = differences(viewOf(a), viewOf(b));
+    if (diff.length > 0) return `tick ${t}: ${diff.slice(0, 6).join('; ')}`;
+  }
+  return undefined;
+}
+
+describe('an endpoint that joins and leaves between two ticks leaves no trace', () => {
+  it('the others publish what they would have without it, with or without its samples', () => {
+    fc.assert(
+      fc.property(fc.array(profileArb, { minLength: 3, maxLength: 6 }), fc.constantFrom(...POLICIES), visitsArb, (profiles, policy, visits) => {
+        const found = runVisits(profiles, policy, visits);
+        if (found !== undefined) throw new Error(found);
+      }),
+      { seed: Number(process.env.CHURN_SEED ?? 42), numRuns: Number(process.env.CHURN_RUNS ?? 100), endOnFailure: false },
+    );
+  });
+});
+
+/**
+ * Endpoint 0 of the pool leaves at `leave` and its key comes back at `back` (positions `at`),
+ * against a twin to which a key never seen joins instead, with the same inputs from then on.
+ */
+function runComeback(profiles: readonly Profile[], policy: WeightingPolicy, r: { leave: number; back: number; at: number }): string | undefined {
+  const world = new World(profiles);
+  const n = profiles.length;
+  const options = { health: { baseBackoffMs: 4_000 } };
+  const [returning, stranger] = [new WeightEngine(options), new WeightEngine(options)];
+  // The stranger's key sorts where the returning one's does (ties between equal endpoints go by key).
+  const strangerKey = keyOf(0).replace(':80', ':81');
+  const others = Array.from({ length: n - 1 }, (_, j) => world.endpoint(j + 1));
+  const withKey = (key: string): EngineEndpoint[] => {
+    const eps = [...others];
+    eps.splice(r.at % n, 0, world.endpoint(0, {}, key));
+    return eps;
+  };
+  for (const e of [returning, stranger]) e.setCluster('svc', withKey(keyOf(0)), policy);
+  const back = Math.max(r.leave, r.back);
+  for (let t = 1; t <= TICKS; t++) {
+    if (t === r.leave) for (const e of [returning, stranger]) e.setCluster('svc', others, policy);
+    if (t === back) {
+      returning.setCluster('svc', withKey(keyOf(0)), policy);
+      stranger.setCluster('svc', withKey(strangerKey), policy);
+    }
+    world.feed(returning, Array.from({ length: n }, (_, k) => k), t);
+    world.feed(stranger, Array.from({ length: n - 1 }, (_, j) => j + 1), t);
+    world.feedOne(stranger, 0, t, t >= back ? strangerKey : keyOf(0));
+    const a = viewOf(returning.tick(t * 1_000).clusters.get('svc'));
+    const b = viewOf(stranger.tick(t * 1_000).clusters.get('svc'));
+    const renamed = Object.fromEntries(Object.entries(b).map(([k, v]) => [k === strangerKey ? keyOf(0) : k, v]));
+    const diff = differences(a, renamed);
+    if (diff.length > 0) return `tick ${t}: ${diff.slice(0, 6).join('; ')}`;
+  }
+  return undefined;
+}
+
+describe('a key that leaves and comes back starts as a key never seen', () => {
+  it('its weight, health and explanation, and everyone else\'s, are what a newcomer in its place would get', () => {
+    const when = fc.record({ leave: fc.integer({ min: 1, max: TICKS }), back: fc.integer({ min: 1, max: TICKS }), at: fc.nat() });
+    fc.assert(
+      fc.property(fc.array(profileArb, { minLength: 3, maxLength: 6 }), fc.constantFrom(...POLICIES), when, (profiles, policy, r) => {
+        const found = runComeback(profiles, policy, r);
+        if (found !== undefined) throw new Error(found);
+      }),
+      { seed: Number(process.env.CHURN_SEED ?? 42), numRuns: Number(process.env.CHURN_RUNS ?? 100), endOnFailure: false },
+    );
+  });
+});
