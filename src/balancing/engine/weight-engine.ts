@@ -381,20 +381,27 @@ export class WeightEngine {
   ): EndpointState {
     const e = existing?.byKey.get(ep.key);
     if (e === undefined || existing?.ejection.errorWindowMs !== ejection.errorWindowMs) {
-      return this.newEndpoint(ep, policy, safety, ejection, e);
+      return this.newEndpoint(ep, policy, safety, ejection, e === undefined ? undefined : { state: e, reset });
     }
     refreshEndpoint(e, ep, reset, () => newPidLatency(safety), () => newEwma(policy, safety));
     return e;
   }
 
-  /** A fresh endpoint; `carry` (the same endpoint under other error-window settings) keeps its health history. */
+  /**
+   * A fresh endpoint; `carry.state` (the same endpoint under other error-window settings) keeps its
+   * health history and, unless `carry.reset` restarts them, its latency estimators: the new window
+   * is about error counts (carryErrorRows starts them over), and an EWMA rebuilt with the state saw
+   * every endpoint unmeasured again, its exploration bonus back at full, shifting traffic toward
+   * the slowest (error-window-change.test.ts).
+   */
   private newEndpoint(
     ep: EngineEndpoint,
     policy: WeightingPolicy,
     safety: SafetySettings,
     ejection: EjectionSettings,
-    carry?: EndpointState,
+    from?: { readonly state: EndpointState; readonly reset: ClusterPlan['reset'] },
   ): EndpointState {
+    const carry = from?.state;
     return {
       key: ep.key,
       staticWeight: ep.weight,
@@ -402,8 +409,8 @@ export class WeightEngine {
       locality: ep.locality ?? '',
       capacity: ep.capacity,
       tracker: carry?.tracker,
-      ewma: newEwma(policy, safety),
-      latency: newPidLatency(safety),
+      ewma: carry !== undefined && from?.reset.ewma === false ? carry.ewma : newEwma(policy, safety),
+      latency: carry !== undefined && from?.reset.pid === false ? carry.latency : newPidLatency(safety),
       sample: carry?.sample,
       fieldAt: carry?.fieldAt,
       steerAt: carry?.steerAt,
