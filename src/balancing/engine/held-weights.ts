@@ -14,16 +14,21 @@ import { NEW_ENDPOINT } from './carried-rows.js';
 export const HW_W = 0;
 /** Weight published; UNSET before the first. */
 export const HW_PUB = 1;
-/** 1 when the endpoint served last tick. */
+/**
+ * 1 when the endpoint served last tick (under the static weight it has now); 0 when it did not;
+ * −s when it served under static weight s and was written another since: it rejoins at its new fair
+ * share unless a write gives it s back before the next tick. Readers test === 1, so −s reads as 0.
+ * Kept in the flag, not a column a tick writes: the tick's cost stays one store per endpoint.
+ */
 export const HW_SERVED = 2;
 /** Doubles per row. */
 export const HW_ROW = 3;
 
 /**
  * The held weights of a cluster's new endpoint order. An endpoint that stays (by key) keeps its
- * weights, and counts as having served only if its static weight is unchanged (a changed one
- * rejoins at its new fair share); new endpoints start with none. `from`: each endpoint's position
- * in `existing` (carried-rows.ts).
+ * weights, and counts as having served only if its static weight is the one it served under at the
+ * last tick (a changed one rejoins at its new fair share); new endpoints start with none. `from`:
+ * each endpoint's position in `existing` (carried-rows.ts).
  */
 export function carryHeldWeights(
   order: readonly EndpointState[],
@@ -41,9 +46,21 @@ export function carryHeldWeights(
     const p = f * HW_ROW;
     held[o + HW_W] = existing.held[p + HW_W] as number;
     held[o + HW_PUB] = existing.held[p + HW_PUB] as number;
-    held[o + HW_SERVED] = existing.statics[f] === (order[i] as EndpointState).staticWeight ? (existing.held[p + HW_SERVED] as number) : 0;
+    held[o + HW_SERVED] = servedUnder(existing.held[p + HW_SERVED] as number, existing.statics[f] as number, (order[i] as EndpointState).staticWeight);
   }
   return held;
+}
+
+/**
+ * HW_SERVED after a write that takes the static weight from `before` to `now`. Judged against the
+ * weight of the last tick, not of the write before: a weight written changed and back before a tick
+ * used to count as changed, and the endpoint rejoined at its fair share, its controller's weight
+ * lost (a half-capacity endpoint went from 20% of the traffic to a third: static-weight-writes.test.ts).
+ */
+function servedUnder(served: number, before: number, now: number): number {
+  if (served === 1) return before === now ? 1 : -before;
+  if (served < 0) return -served === now ? 1 : served;
+  return 0;
 }
 
 /**
@@ -52,6 +69,9 @@ export function carryHeldWeights(
  * served), without a new array. `statics`: the static weights the rows were held under.
  */
 export function keepHeldWeights(held: Float64Array, statics: readonly number[], order: readonly EndpointState[]): Float64Array {
-  for (let i = 0; i < order.length; i++) if (statics[i] !== (order[i] as EndpointState).staticWeight) held[i * HW_ROW + HW_SERVED] = 0;
+  for (let i = 0; i < order.length; i++) {
+    const o = i * HW_ROW + HW_SERVED;
+    held[o] = servedUnder(held[o] as number, statics[i] as number, (order[i] as EndpointState).staticWeight);
+  }
   return held;
 }

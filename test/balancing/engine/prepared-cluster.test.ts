@@ -105,7 +105,7 @@ describe('WeightEngine.prepareCluster / commitCluster', () => {
       const identity = Int32Array.from({ length: 40 }, (_, i) => i);
       const carried = { held: carryHeldWeights(after.order as never, { held: copy.held, statics: copy.statics }, identity) };
       expect([...after.held]).toEqual([...carried.held]);
-      expect(after.held.some((v, k) => k % HW_ROW === HW_SERVED && v === 0 && copy.held[k] === 1), write).toBe(true);
+      expect(after.held.some((v, k) => k % HW_ROW === HW_SERVED && v !== 1 && copy.held[k] === 1), write).toBe(true);
       expect([...after.pidRows.rows]).toEqual([...copy.rows]);
       expect([...after.errors]).toEqual([...copy.errors]);
       const latest = new Float64Array(LATEST_SLOTS * 40);
