@@ -102,27 +102,22 @@ export class World {
   }
 }
 
-/** What must be equal per key between engines that differ only in their clusters' order. */
-export interface KeyView {
-  readonly weight: number | undefined;
-  readonly health: string | undefined;
-  readonly rules: string;
-  readonly healthState: string;
-  readonly freshness: string;
-  readonly ejection: string;
-  readonly errorRate: number | undefined;
-  readonly internal: number;
-  readonly published: number;
-  readonly pidOutput: number | undefined;
-  readonly ewmaEstimate: number | undefined;
-}
+/**
+ * What must be equal per key between engines that differ only in their clusters' order: the
+ * weight, the health and every field of the explanation, flattened to paths ("pid.output").
+ */
+export type KeyView = Readonly<Record<string, string | number | boolean | undefined>>;
 
 /**
  * Rules marked on a comparison a sum's last bit can tip (sums over the endpoints in another order
  * differ there): hysteresis-hold marks a held weight that moved at all, floor and ceiling one at
- * its bound. The weights themselves are compared to 1e-9.
+ * its bound, peers-near-capacity an allowance below 1 (peers' mean cpu 4.5 / 6 = 0.75 exactly in
+ * one order, a bit above in another). The weights themselves are compared to 1e-9.
  */
-const BOUNDARY_RULES: ReadonlySet<string> = new Set(['hysteresis-hold', 'floor', 'ceiling']);
+const BOUNDARY_RULES: ReadonlySet<string> = new Set(['hysteresis-hold', 'floor', 'ceiling', 'peers-near-capacity']);
+
+/** Integers: largest-remainder rounding gives a tie's unit to the earlier position (integer-weights.ts). */
+const INTEGER_FIELDS: ReadonlySet<string> = new Set(['tickWeight', 'integerWeight']);
 
 /** The tick's outcome per key, sorted by key. */
 export function viewOf(tick: ClusterTick | undefined): Record<string, KeyView> {
@@ -130,26 +125,25 @@ export function viewOf(tick: ClusterTick | undefined): Record<string, KeyView> {
   if (tick === undefined) return out;
   for (const key of [...tick.weights.keys()].sort()) {
     const x = tick.explanations.get(key) as Explanation;
-    out[key] = {
-      weight: tick.weights.get(key),
-      health: tick.health.get(key),
-      // hysteresis-hold marks a held weight that moved at all, so also by a sum's last bit.
-      rules: x.rules.filter((r) => !BOUNDARY_RULES.has(r)).join(','),
-      healthState: x.healthState,
-      freshness: x.freshness,
-      ejection: x.ejection === undefined ? '' : `${x.ejection.reason}|${x.ejection.until}|${x.ejection.count}`,
-      errorRate: x.inputs.errorRate,
-      internal: x.weight,
-      published: x.publishedWeight,
-      pidOutput: x.pid?.output,
-      ewmaEstimate: x.ewma?.estimateMs,
-    };
+    const flat: Record<string, string | number | boolean | undefined> = { tickWeight: tick.weights.get(key), tickHealth: tick.health.get(key) };
+    flatten({ ...x, rules: x.rules.filter((r) => !BOUNDARY_RULES.has(r)).join(','), notes: x.notes.join(';') }, '', flat);
+    out[key] = flat;
   }
   return out;
 }
 
-/** Numbers within a relative 1e-9 (sums taken in another order differ in their last bits); everything else exactly. */
-export function differences(a: Record<string, KeyView>, b: Record<string, KeyView>): string[] {
+function flatten(x: object, prefix: string, into: Record<string, string | number | boolean | undefined>): void {
+  for (const [k, v] of Object.entries(x)) {
+    if (v !== null && typeof v === 'object') flatten(v as object, `${prefix}${k}.`, into);
+    else into[`${prefix}${k}`] = v as string | number | boolean | undefined;
+  }
+}
+
+/**
+ * Numbers within a relative 1e-9 (sums taken in another order differ in their last bits); everything
+ * else exactly. `integers: false` leaves the integer weights out (see runRewrites).
+ */
+export function differences(a: Record<string, KeyView>, b: Record<string, KeyView>, integers = true): string[] {
   const out: string[] = [];
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
   for (const key of keys) {
@@ -159,12 +153,12 @@ export function differences(a: Record<string, KeyView>, b: Record<string, KeyVie
       out.push(`${key}: only in ${x === undefined ? 'second' : 'first'}`);
       continue;
     }
-    for (const field of Object.keys(x) as (keyof KeyView)[]) {
+    for (const field of new Set([...Object.keys(x), ...Object.keys(y)])) {
+      if (!integers && INTEGER_FIELDS.has(field)) continue;
       const u = x[field];
       const v = y[field];
       if (typeof u === 'number' && typeof v === 'number') {
-        // Integers: largest-remainder rounding gives a tie's unit to the earlier position (integer-weights.ts).
-        if (field === 'weight' ? Math.abs(u - v) > 1 : !near(u, v)) out.push(`${key}.${field}: ${u} vs ${v}`);
+        if (INTEGER_FIELDS.has(field) ? Math.abs(u - v) > 1 : !near(u, v)) out.push(`${key}.${field}: ${u} vs ${v}`);
       } else if (u !== v) out.push(`${key}.${field}: ${String(u)} vs ${String(v)}`);
     }
   }
