@@ -30,13 +30,16 @@ describe('ties between endpoints are broken by key, not by position', () => {
     expect(ejectedOf([keys[1], keys[0], keys[2], keys[3]] as string[], sample)).toEqual(first);
   });
 
-  it('two endpoints stalled alike: the same one is ejected whatever their order', () => {
-    const sample = (key: string, at: number): Sample =>
-      failing.has(key)
-        ? { at, cpu: 0.3, rps: 40, errors: 0, successes: 0, inflight: at / 50, peerInflight: 4, peerCompletions: 80 }
-        : { at, cpu: 0.3, rps: 40, errors: 0, successes: 40, inflight: 3, peerInflight: 4, peerCompletions: 80 };
-    const first = ejectedOf(keys, sample);
-    expect(first).toHaveLength(1);
-    expect(ejectedOf([keys[1], keys[0], keys[2], keys[3]] as string[], sample)).toEqual(first);
-  });
+  // peerInflight 0: the peers answer at once, and the stall is infinitely many times their latency (severity Infinity).
+  for (const peerInflight of [4, 0]) {
+    it(`two endpoints stalled alike (peers holding ${peerInflight} in progress): the same one is ejected whatever their order`, () => {
+      const sample = (key: string, at: number): Sample =>
+        failing.has(key)
+          ? { at, cpu: 0.3, rps: 40, errors: 0, successes: 0, inflight: at / 50, peerInflight, peerCompletions: 80 }
+          : { at, cpu: 0.3, rps: 40, errors: 0, successes: 40, inflight: 3, peerInflight, peerCompletions: 80 };
+      const first = ejectedOf(keys, sample);
+      expect(first).toHaveLength(1);
+      expect(ejectedOf([keys[1], keys[0], keys[2], keys[3]] as string[], sample)).toEqual(first);
+    });
+  }
 });

@@ -12,8 +12,9 @@ export interface RankedVerdict {
 /** Worst first; ties by key when `keys` (by position) are given, else by position (sort is stable). */
 export function worstFirst(keys: readonly string[] | undefined): (a: RankedVerdict, b: RankedVerdict) => number {
   return (a, b) => {
-    const bySeverity = b.severity - a.severity;
-    if (bySeverity !== 0 || keys === undefined) return bySeverity;
+    // Equal severities compared as such: two stalls against peers answering at once are both
+    // Infinity, and Infinity − Infinity is NaN, which sort takes for a tie left in position order.
+    if (a.severity !== b.severity || keys === undefined) return a.severity === b.severity ? 0 : b.severity - a.severity;
     const ka = keys[a.index] as string;
     const kb = keys[b.index] as string;
     return ka < kb ? -1 : ka > kb ? 1 : 0;
