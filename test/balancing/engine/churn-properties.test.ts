@@ -29,6 +29,8 @@ interface SetEvent {
   /** Flips the error window (every state rebuilt from its predecessor) and the PID gains (its rows restart). */
   readonly window: boolean;
   readonly gains: boolean;
+  /** Key-addressed writes of per-endpoint state after the set: seeded weights, or a hand-over (the stable engine's export imported into both). */
+  readonly restore: 'none' | 'seed' | 'handover';
   readonly seed: number;
   /** How the arbitrary-order engine reorders: shuffled, or kept with newcomers in leavers' places. */
   readonly shuffle: boolean;
@@ -77,6 +79,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
         moves: fc.constantFrom(0, 0, 0, 1, 5),
         window: fc.constantFrom(false, false, false, true),
         gains: fc.constantFrom(false, false, false, true),
+        restore: fc.constantFrom<SetEvent['restore']>('none', 'none', 'none', 'seed', 'handover'),
         seed: fc.integer({ min: 1, max: 1 << 30 }),
         shuffle: fc.boolean(),
         install: fc.constantFrom<Install>('set', 'set', 'prepare', 'deferred'),
@@ -142,6 +145,7 @@ function runPair(s: Scenario): string | undefined {
       if (e.install === 'set') {
         stable.setCluster('svc', endpoints(nextStable), policyNow(), undefined, ejectionNow());
         arbitrary.setCluster('svc', endpoints(nextArbitrary), policyNow(), undefined, ejectionNow());
+        restore(stable, arbitrary, e, t);
       } else after.push(e);
       stableKs = nextStable;
       arbitraryKs = nextArbitrary;
@@ -152,9 +156,12 @@ function runPair(s: Scenario): string | undefined {
     world.feed(arbitrary, all, t);
     const a = stable.tick(t * 1_000).clusters.get('svc');
     const deferredSet = after.some((e) => e.install === 'deferred') ? () => arbitrary.setCluster('svc', endpoints(arbitraryKs), policyNow(), undefined, ejectionNow()) : undefined;
-    const b = tickArbitrary(arbitrary, t * 1_000, s.chunk, deferredSet);
+    // A preparation committed while the tick runs in steps (deferred to its end), or after it.
+    const commitMidTick = prepared !== undefined && s.chunk > 0 && t % 2 === 0;
+    const midTick = commitMidTick ? () => (deferredSet?.(), arbitrary.commitCluster(prepared)) : deferredSet;
+    const b = tickArbitrary(arbitrary, t * 1_000, s.chunk, midTick);
     if (after.length > 0) stable.setCluster('svc', endpoints(stableKs), policyNow(), undefined, ejectionNow());
-    if (prepared !== undefined) arbitrary.commitCluster(prepared);
+    if (prepared !== undefined && !commitMidTick) arbitrary.commitCluster(prepared);
     const diff = differences(viewOf(a), viewOf(b));
     if (diff.length > 0) return `tick ${t}: ${diff.slice(0, 6).join('; ')}`;
   }
@@ -166,6 +173,17 @@ function prepare(engine: WeightEngine, eps: readonly EngineEndpoint[], policy: W
   for (;;) {
     const step = steps.next();
     if (step.done === true) return step.value;
+  }
+}
+
+/** The event's key-addressed restore, the same on both engines (`t`: the tick it comes before). */
+function restore(stable: WeightEngine, arbitrary: WeightEngine, e: SetEvent, t: number): void {
+  if (e.restore === 'seed') {
+    const weights = new Map(Array.from({ length: 8 }, (_, k) => [keyOf(k), 1 + ((k * 7 + e.seed) % 13)] as const));
+    for (const engine of [stable, arbitrary]) engine.seedWeights('svc', weights);
+  } else if (e.restore === 'handover') {
+    const exported = stable.exportClusterState('svc');
+    if (exported !== undefined) for (const engine of [stable, arbitrary]) engine.importClusterState('svc', exported, t * 1_000 - 500);
   }
 }
 
