@@ -19,7 +19,10 @@
  * - noise: reported utilization × (1 ± noise), uniformly;
  * - hang (a black hole): connections and requests are accepted and never answered, those already
  *   accepted included; when it ends, the requests held are dropped (their clients gave up);
- * - death (`kill()`: the listener closes, connections are refused) and `revive()` on the same port.
+ * - death (`kill()`: the listener closes, connections are refused) and `revive()` on the same port;
+ * - cold start (option `coldStart`, off by default): a new pod's caches are empty and its JIT is
+ *   still warming, so its service times start `factor` × longer and ease linearly to normal over
+ *   `easeMs` from its first `listen()`; utilization shows it, as a real cold pod's CPU would.
  *
  * Run one on its own:
  *   npx tsx examples/backends/queueing-backend.ts --workers 4 --service-ms 50 --port 9001 --name b1
@@ -46,6 +49,19 @@ export interface QueueingBackendOptions {
   readonly port?: number;
   /** Uniform random numbers in [0, 1) (default Math.random; inject a seeded one to replay). */
   readonly random?: () => number;
+  /** Starts cold: service times × `factor` at the first listen, easing to × 1 over `easeMs` (default: warm). */
+  readonly coldStart?: ColdStart;
+}
+
+export interface ColdStart {
+  readonly factor: number;
+  readonly easeMs: number;
+}
+
+/** The service-time multiplier `elapsedMs` after a cold start: `factor` at 0, 1 from `easeMs` on, linear between. */
+export function coldFactor(cold: ColdStart | undefined, elapsedMs: number): number {
+  if (cold === undefined || !(elapsedMs < cold.easeMs)) return 1;
+  return 1 + (cold.factor - 1) * (1 - Math.max(0, elapsedMs) / cold.easeMs);
 }
 
 /** What a backend has answered since it started. */
@@ -132,10 +148,14 @@ export class QueueingBackend {
   private readonly windowMs: number;
   private readonly random: () => number;
   private boundPort = 0;
+  /** When it first listened: where a cold start's easing begins. */
+  private startedAt: number | undefined;
 
   constructor(private readonly options: QueueingBackendOptions) {
     if (!(options.workers >= 1) || !Number.isInteger(options.workers)) throw new RangeError(`workers must be an integer >= 1, got ${options.workers}`);
     if (!(options.meanServiceMs > 0)) throw new RangeError(`meanServiceMs must be > 0, got ${options.meanServiceMs}`);
+    const cold = options.coldStart;
+    if (cold !== undefined && !(cold.factor >= 1 && cold.easeMs > 0)) throw new RangeError(`coldStart needs factor >= 1 and easeMs > 0, got ${cold.factor}, ${cold.easeMs}`);
     this.workerCount = options.workers;
     this.meanServiceMs = options.meanServiceMs;
     this.windowMs = options.windowMs ?? 1000;
@@ -227,6 +247,7 @@ export class QueueingBackend {
     });
     this.boundPort = (server.address() as AddressInfo).port;
     this.server = server;
+    this.startedAt ??= performance.now();
     return this.boundPort;
   }
 
@@ -280,7 +301,8 @@ export class QueueingBackend {
       const now = performance.now();
       const start = freedAt === undefined ? now : Math.max(freedAt, w.arrived);
       freedAt = undefined;
-      const service = { start, end: start - Math.log(1 - this.random()) * this.meanServiceMs };
+      const meanMs = this.meanServiceMs * coldFactor(this.options.coldStart, start - (this.startedAt ?? start));
+      const service = { start, end: start - Math.log(1 - this.random()) * meanMs };
       this.inService.add(service);
       setTimeout(() => this.finishCpu(w, service), Math.max(0, service.end - now));
     }

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { poissonLoad, type RequestResult } from '../../examples/backends/poisson-load.js';
-import { QueueingBackend } from '../../examples/backends/queueing-backend.js';
+import { poissonLoad, seededRandom, type RequestResult } from '../../examples/backends/poisson-load.js';
+import { coldFactor, QueueingBackend } from '../../examples/backends/queueing-backend.js';
 import { waitFor } from '../support/wait.js';
 
 /** The benchmark backend queues for real, and its failure switches do what they say. Not a benchmark. */
@@ -136,5 +136,34 @@ describe('queueing backend', () => {
     expect(await held).toEqual({ error: 'ECONNRESET' });
     const back = await get(b);
     expect('status' in back && back.status).toBe(200);
+  });
+
+  it('cold start: service times start factor × longer and ease linearly to normal; off by default', async () => {
+    const cold = { factor: 5, easeMs: 10_000 };
+    expect(coldFactor(undefined, 0)).toBe(1);
+    expect(coldFactor(cold, 0)).toBe(5);
+    expect(coldFactor(cold, -1)).toBe(5);
+    expect(coldFactor(cold, 2_500)).toBe(4);
+    expect(coldFactor(cold, 5_000)).toBe(3);
+    expect(coldFactor(cold, 10_000)).toBe(1);
+    expect(coldFactor(cold, 60_000)).toBe(1);
+    expect(() => new QueueingBackend({ workers: 1, meanServiceMs: 10, coldStart: { factor: 0.5, easeMs: 1000 } })).toThrow(RangeError);
+
+    // The same seeded service draws, one request at a time: the cold backend's busy time (virtual,
+    // so a loaded machine's HTTP overhead is not in it) is ~5× the warm one's within the first
+    // second of a 60 s easing (factor 4.9+).
+    const busyOf = async (coldStart?: typeof cold): Promise<number> => {
+      backend = new QueueingBackend({ workers: 1, meanServiceMs: 20, name: 'b', random: seededRandom(3), ...(coldStart ? { coldStart } : {}) });
+      await backend.listen();
+      for (let i = 0; i < 10; i++) await get(backend);
+      const busy = backend.busyTotals().busyMs;
+      await backend.close();
+      backend = undefined;
+      return busy;
+    };
+    const warm = await busyOf();
+    const slow = await busyOf({ factor: 5, easeMs: 60_000 });
+    expect(slow / warm).toBeGreaterThan(4);
+    expect(slow / warm).toBeLessThanOrEqual(5);
   });
 });
