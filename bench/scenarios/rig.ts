@@ -3,21 +3,22 @@
  * unless overridden), one or more real Envoys (each its own node group and listener), a seeded
  * Poisson load through each Envoy, the scenario's events on time, and the figures.
  */
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import YAML from 'yaml';
 import { poissonLoad, seededRandom, type PoissonLoad } from '../../examples/backends/poisson-load.js';
-import { QueueingBackend } from '../../examples/backends/queueing-backend.js';
+import type { QueueingBackend } from '../../examples/backends/queueing-backend.js';
 import { startFulcrum, type Fulcrum } from '../../src/main.js';
 import { startEnvoy, type EnvoyHandle } from '../../test/support/envoy.js';
 import { freePort } from '../../test/support/ports.js';
 import { startAgent, type Agent } from '../demo/agent.js';
 import { changesPerMinute, convergence, latencyFigures, mean, overshoot, shareTimeline, windowUtilization, type RowFigures, type Sample } from './figures.js';
-import { TIMING, type Row, type Scenario } from './scenarios.js';
+import { TIMING, type EventContext, type Row, type Scenario } from './scenarios.js';
 import { traceLines, type TracePoint } from './event-trace.js';
+import { drainBackend, joinBackends, removeBackend, startBackend, writeMembers, type Membership } from './membership.js';
 import type { Explanation } from '../../src/balancing/engine/types.js';
 
 export interface RigOptions {
@@ -60,6 +61,8 @@ interface Running {
   dir: string;
   listenerPorts: number[];
   fleet: QueueingBackend[];
+  /** Fleet indexes in the cluster (membership.ts). */
+  members: number[];
   fulcrum?: Fulcrum;
   envoys: EnvoyHandle[];
   agent?: Agent;
@@ -75,11 +78,9 @@ async function waitForHosts(envoy: EnvoyHandle, n: number): Promise<void> {
 }
 
 async function start(s: Scenario, row: Row, o: RigOptions, r: Running): Promise<string | undefined> {
-  for (const [i, workers] of s.workers.entries()) {
-    const b = new QueueingBackend({ workers, meanServiceMs: s.meanServiceMs, name: String(i), random: seededRandom(1000 + i) });
-    b.noise = s.noise ?? 0;
-    r.fleet.push(b);
-    await b.listen();
+  for (const workers of s.workers) {
+    await startBackend({ fleet: r.fleet, meanServiceMs: s.meanServiceMs, noise: s.noise ?? 0 }, workers);
+    r.members.push(r.fleet.length - 1);
   }
   for (let i = 0; i < s.envoys; i++) r.listenerPorts.push(await freePort());
   const configPath = join(r.dir, 'fulcrum.yaml');
@@ -114,7 +115,7 @@ async function stopAll(r: Running): Promise<void> {
 }
 
 export async function runRow(s: Scenario, row: Row, o: RigOptions): Promise<RowResult> {
-  const r: Running = { dir: await mkdtemp(join(tmpdir(), `fulcrum-bench-${s.name}-`)), listenerPorts: [], fleet: [], envoys: [], loads: [] };
+  const r: Running = { dir: await mkdtemp(join(tmpdir(), `fulcrum-bench-${s.name}-`)), listenerPorts: [], fleet: [], members: [], envoys: [], loads: [] };
   try {
     const unavailable = await start(s, row, o, r);
     if (unavailable !== undefined) return { row: row.name, unavailable };
@@ -154,25 +155,26 @@ async function measure(s: Scenario, row: Row, o: RigOptions, r: Running): Promis
     if (ex) weightLog.push({ t, weights: r.fleet.map((b) => ex.explanations.get(b.key)?.integerWeight ?? 0).join(',') });
     if (o.detail === true && s.target !== undefined) traceTarget(r, r.fleet[s.target], t0, t, ex?.explanations, trace);
   }, 250);
-  const ctx = { fleet: r.fleet, setLoad: (f: number) => r.loads.forEach((l) => l.setRate((capacity * f) / s.envoys)) };
+  const m = membership(s, row, o, r);
+  const ctx = eventContext(m, o, (f) => r.loads.forEach((l) => l.setRate((capacity * f) / s.envoys)));
   for (const [i, e] of s.events.entries()) {
     await sleepUntil(t0, at(e.atS));
     o.log(`    t=${((performance.now() - t0) / 1000).toFixed(1)} s: ${e.what}`);
     await e.apply(ctx);
-    if (row.oracle && s.converge?.after === i) {
-      // The config file is watched: the oracle's static weights follow the true capacities.
-      const ports = r.fleet.map((b) => b.port);
-      await writeFile(join(r.dir, 'next.yaml'), configFor(s, row, ports, r.listenerPorts, o, s.converge.ideal));
-      await rename(join(r.dir, 'next.yaml'), join(r.dir, 'fulcrum.yaml'));
-    }
+    // The config file is watched: the oracle's static weights follow the true capacities (an
+    // event that changes the members writes them itself, each backend at its capacity).
+    const ideal = s.converge?.ideal;
+    if (row.oracle && s.converge?.after === i && ideal && e.membership !== true) await writeMembers(m, r.members.map((j) => ideal[j] ?? 1));
   }
   const endS = at(TIMING.durationS);
   await sleepUntil(t0, endS - at(TIMING.steadyS));
-  const steadyStart = r.fleet.map((b) => b.busyTotals());
+  // Utilization of the backends in the cluster over the steady window (one removed has none to show).
+  const steady = [...r.members];
+  const steadyStart = steady.map((i) => (r.fleet[i] as QueueingBackend).busyTotals());
   await sleepUntil(t0, endS);
   const util = windowUtilization(
     steadyStart,
-    r.fleet.map((b) => b.busyTotals()),
+    steady.map((i) => (r.fleet[i] as QueueingBackend).busyTotals()),
   );
   clearInterval(sampler);
   lag.disable();
@@ -182,7 +184,32 @@ async function measure(s: Scenario, row: Row, o: RigOptions, r: Running): Promis
     logDetail(o, samples, weightLog);
     for (const line of traceLines(trace, samples, s.events.map((e) => at(e.atS)))) o.log(line);
   }
-  return { ...figures(s, o, samples, util, weightLog.filter((w) => w.t >= at(TIMING.warmS))), loopLagP99Ms: lag.percentile(99) / 1e6 };
+  return { ...figures(s, o, samples, util, weightLog.filter((w) => w.t >= at(TIMING.warmS)), r.fleet.length), loopLagP99Ms: lag.percentile(99) / 1e6 };
+}
+
+function membership(s: Scenario, row: Row, o: RigOptions, r: Running): Membership {
+  if (r.fulcrum === undefined) throw new Error('fulcrum is not running');
+  return {
+    fleet: r.fleet,
+    members: r.members,
+    dir: r.dir,
+    configFor: (ports, workers) => configFor(s, row, ports, r.listenerPorts, o, workers),
+    adminPort: r.fulcrum.adminPort,
+    cluster: CLUSTER,
+    meanServiceMs: s.meanServiceMs,
+    noise: s.noise ?? 0,
+  };
+}
+
+/** What events act through; a cold start's easing is a time of the scenario, scaled like its events. */
+function eventContext(m: Membership, o: RigOptions, setLoad: (fraction: number) => void): EventContext {
+  return {
+    fleet: m.fleet,
+    setLoad,
+    join: (workers, cold) => joinBackends(m, workers, cold && { factor: cold.factor, easeMs: cold.easeMs * o.scale }),
+    drain: (i) => drainBackend(m, i),
+    remove: (i) => removeBackend(m, i),
+  };
 }
 
 /** Envoy's cluster counters the trace shows: retries, retries refused by the budget, connect failures, outlier ejections. */
@@ -222,11 +249,12 @@ function logDetail(o: RigOptions, samples: readonly Sample[], weightLog: readonl
   for (const w of weightLog.filter((_w, i) => i % 4 === 0)) o.log(`    weights at ${w.t.toFixed(0)} s: ${w.weights}`);
 }
 
-function figures(s: Scenario, o: RigOptions, samples: readonly Sample[], util: readonly number[], weightLog: { t: number; weights: string }[]): Omit<RowFigures, 'loopLagP99Ms'> {
+/** `backends`: the fleet's size at the end (those that joined included); the ideal allocation covers them all. */
+function figures(s: Scenario, o: RigOptions, samples: readonly Sample[], util: readonly number[], weightLog: { t: number; weights: string }[], backends: number): Omit<RowFigures, 'loopLagP99Ms'> {
   const at = (x: number): number => x * o.scale;
   const endS = at(TIMING.durationS);
   const windowS = Math.max(2, at(3));
-  const timeline = shareTimeline(samples, s.workers.length, 0, endS, windowS, 0.5);
+  const timeline = shareTimeline(samples, backends, 0, endS, windowS, 0.5);
   const conv = s.converge;
   const eventS = conv === undefined ? 0 : conv.after < 0 ? 0 : at(s.events[conv.after]?.atS ?? 0);
   const idealSum = conv?.ideal.reduce((a, b) => a + b, 0) ?? 1;

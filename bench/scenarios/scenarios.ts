@@ -3,12 +3,21 @@
  * backends, an offered load, a number of Envoys sharing it, and timed events; every row runs the
  * same scenario with the same seeded Poisson arrivals.
  */
-import type { QueueingBackend } from '../../examples/backends/queueing-backend.js';
+import type { ColdStart, QueueingBackend } from '../../examples/backends/queueing-backend.js';
 
 export interface EventContext {
   readonly fleet: readonly QueueingBackend[];
   /** Offered load as a fraction of the fleet's initial capacity, split evenly over the Envoys. */
   setLoad(fraction: number): void;
+  /**
+   * Starts backends of these capacities at the fleet's next indexes and adds them to the cluster
+   * (the config file rewritten, as any source adds endpoints); `cold.easeMs` is full-row time.
+   */
+  join(workers: readonly number[], cold?: ColdStart): Promise<void>;
+  /** Backend `i` DRAINING through the admin API, as an operator or a terminating pod does. */
+  drain(i: number): Promise<void>;
+  /** Backend `i` out of the cluster (the config file rewritten); it listens until killed. */
+  remove(i: number): Promise<void>;
 }
 
 export interface ScenarioEvent {
@@ -16,6 +25,8 @@ export interface ScenarioEvent {
   readonly atS: number;
   readonly what: string;
   apply(ctx: EventContext): void | Promise<void>;
+  /** Changes who is in the cluster: the oracle's weights follow through the event itself. */
+  readonly membership?: boolean;
 }
 
 export interface Scenario {
@@ -31,7 +42,8 @@ export interface Scenario {
   readonly events: readonly ScenarioEvent[];
   /**
    * Convergence: the event it is measured from (index; -1 = the start) and the ideal relative
-   * allocation after it. Absent where no allocation is ideal (a slow or failing backend).
+   * allocation after it, over every backend the row ends with (those that joined included; 0 for
+   * one taken out). Absent where no allocation is ideal (a slow or failing backend).
    */
   readonly converge?: { readonly after: number; readonly ideal: readonly number[] };
   /** Overshoot is measured on this backend's share. */
@@ -107,6 +119,49 @@ function flapping(fromS: number, toS: number, downS: number, everyS: number): Sc
 
 const FLAPS = flapping(12, 32, 2, 6);
 
+// An autoscaler's everyday events on the demo fleet. Scale-out: near saturation (85%), a 1× and a
+// 2× backend join, leaving the fleet at 62%; the newest 2× is watched for overload.
+const NEWCOMERS = [3, 3 * 2];
+const SCALED_OUT = [...DEMO_FLEET, ...NEWCOMERS];
+const NEWEST_BIG = SCALED_OUT.length - 1;
+/** A cold pod: service 5× slower when it starts, normal 10 s later (caches filling, JIT warming). */
+const COLD = { factor: 5, easeMs: 10_000 };
+
+function joining(atS: number, workers: readonly number[], cold?: typeof COLD): ScenarioEvent {
+  const what = `${workers.map((w) => `${w / 3}×`).join(' and ')} backends join${cold ? ` cold (service ×${cold.factor}, normal after ${cold.easeMs / 1000} s)` : ''}`;
+  return { atS, what, membership: true, apply: (c) => c.join(workers, cold) };
+}
+
+const SCALE_OUT: Scenario = {
+  name: 'scale-out',
+  title: 'scale-out: the demo fleet at 85%; at t = 15 s a 1× and a 2× backend join (62% after)',
+  workers: DEMO_FLEET,
+  meanServiceMs: DEMO_SERVICE_MS,
+  load: 0.85,
+  envoys: 1,
+  events: [joining(15, NEWCOMERS)],
+  converge: { after: 0, ideal: SCALED_OUT },
+  target: NEWEST_BIG,
+};
+
+// Scale-in: a 2× backend is drained (as a terminating pod is), taken out of the cluster 5 s later
+// and its process ends 1 s after that; the others absorb its share (65% → 87%).
+const SCALE_IN: Scenario = {
+  name: 'scale-in',
+  title: 'scale-in: the demo fleet at 65%; a 2× backend drained at t = 15 s, removed at 20 s, gone at 21 s (87% after)',
+  workers: DEMO_FLEET,
+  meanServiceMs: DEMO_SERVICE_MS,
+  load: 0.65,
+  envoys: 1,
+  events: [
+    { atS: 15, what: `backend ${BIG}: drained`, membership: true, apply: (c) => c.drain(BIG) },
+    { atS: 20, what: `backend ${BIG}: removed`, membership: true, apply: (c) => c.remove(BIG) },
+    on(BIG, 'process ends', 21, (b) => b.kill()),
+  ],
+  converge: { after: 0, ideal: DEMO_FLEET.map((w, i) => (i === BIG ? 0 : w)) },
+  target: BIG + 1,
+};
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'headline',
@@ -175,6 +230,9 @@ export const SCENARIOS: readonly Scenario[] = [
     converge: { after: 1, ideal: DEMO_FLEET },
   },
   { ...HETERO_STEP, name: 'multi-envoy', title: '4 Envoys each sending a quarter: heterogeneous fleet, load step 60% → 85%', envoys: 4 },
+  SCALE_OUT,
+  { ...SCALE_OUT, name: 'scale-out-cold', title: 'scale-out, cold: as scale-out, but the newcomers start 5× slower, normal after 10 s', events: [joining(15, NEWCOMERS, COLD)] },
+  SCALE_IN,
 ];
 
 export interface Row {
