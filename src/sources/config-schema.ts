@@ -103,6 +103,7 @@ const SafetySchema = Type.Object(
     deadband: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1 })),
     smoothing: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
     lowLoadHold: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1 })),
+    newcomerShare: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
   },
   { additionalProperties: false },
 );

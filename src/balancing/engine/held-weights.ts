@@ -19,20 +19,28 @@ export const HW_PUB = 1;
  * −s when it served under static weight s and was written another since: it rejoins at its new fair
  * share unless a write gives it s back before the next tick. Readers test === 1, so −s reads as 0.
  * Kept in the flag, not a column a tick writes: the tick's cost stays one store per endpoint.
+ * NEWCOMER (also read as not served) until a newcomer first serves.
  */
 export const HW_SERVED = 2;
+/**
+ * HW_SERVED of an endpoint added to a cluster that had ticked, until it first serves: a pod added
+ * to a running fleet (often listed not ready, then ready), as cold as a restarted one, which joins
+ * at the cluster's newcomerShare (tick/join.ts). The endpoints of a new cluster, or of one rebuilt
+ * after a restart (seeded or imported: served), are not newcomers: no fleet runs beside them.
+ */
+export const NEWCOMER = 2;
 /** Doubles per row. */
 export const HW_ROW = 3;
 
 /**
  * The held weights of a cluster's new endpoint order. An endpoint that stays (by key) keeps its
  * weights, and counts as having served only if its static weight is the one it served under at the
- * last tick (a changed one rejoins at its new fair share); new endpoints start with none. `from`:
- * each endpoint's position in `existing` (carried-rows.ts).
+ * last tick (a changed one rejoins at its new fair share); new endpoints start with none, as
+ * NEWCOMERs if the cluster had ticked. `from`: each endpoint's position in `existing` (carried-rows.ts).
  */
 export function carryHeldWeights(
   order: readonly EndpointState[],
-  existing: { readonly held: Float64Array; readonly statics: readonly number[] } | undefined,
+  existing: { readonly held: Float64Array; readonly statics: readonly number[]; readonly lastTickAt?: number | undefined } | undefined,
   from: Int32Array,
 ): Float64Array {
   const held = new Float64Array(order.length * HW_ROW);
@@ -41,6 +49,7 @@ export function carryHeldWeights(
     const o = i * HW_ROW;
     if (existing === undefined || f === NEW_ENDPOINT) {
       held[o + HW_W] = held[o + HW_PUB] = Number.NaN;
+      if (existing?.lastTickAt !== undefined) held[o + HW_SERVED] = NEWCOMER;
       continue;
     }
     const p = f * HW_ROW;
@@ -58,6 +67,8 @@ export function carryHeldWeights(
  * lost (a half-capacity endpoint went from 20% of the traffic to a third: static-weight-writes.test.ts).
  */
 function servedUnder(served: number, before: number, now: number): number {
+  // A newcomer re-weighted before it served is a newcomer still.
+  if (served === NEWCOMER) return NEWCOMER;
   if (served === 1) return before === now ? 1 : -before;
   if (served < 0) return -served === now ? 1 : served;
   return 0;

@@ -1,14 +1,16 @@
 /**
  * Stage 2, scale and joiners. Weights are relative, so their scale is arbitrary; the engine ties
  * it to the continuing endpoints (mean of weight / static weight) so floor, ceiling and decay stay
- * meaningful. New endpoints, endpoints back from UNHEALTHY and endpoints whose static weight
- * changed start at their fair share (static × scale); endpoints back from an ejection, or back
- * from an outage their probes found, start on probation at a quarter of it and earn the rest
- * through the controller and the step limit: a backend just restarted (cold caches, a JIT still
- * warming) is not handed its whole share at once, which could knock it over again.
+ * meaningful. The endpoints of a cluster's first tick (a new cluster, or one rebuilt after a
+ * restart), endpoints back from UNHEALTHY and endpoints whose static weight changed start at their
+ * fair share (static × scale); endpoints back from an ejection, or back from an outage their probes
+ * found, start on probation at a quarter of it, and a newcomer (an endpoint added while the cluster
+ * serves: held-weights.ts NEWCOMER) at the cluster's newcomerShare; both earn the rest through the
+ * controller and the step limit: a backend just started (cold caches, a JIT still warming) is not
+ * handed its whole share at once, which could knock it over (bench/scenarios scale-out-cold).
  */
 import { isSet, UNSET, valueOr, type EndpointState } from '../state.js';
-import { HW_PUB, HW_ROW, HW_SERVED, HW_W } from '../held-weights.js';
+import { HW_PUB, HW_ROW, HW_SERVED, HW_W, NEWCOMER } from '../held-weights.js';
 import { PR_W, ROW, rejoinRow, setCell, type PidRows } from '../pid-rows.js';
 import type { SafetySettings } from '../types.js';
 import { classify } from './freshness.js';
@@ -32,6 +34,9 @@ export function joinAndScale(f: Frame, eps: readonly EndpointState[], o: JoinOpt
   f.failingFresh = f.failingUnsteered = 0;
   joinRange(f, eps, rangeOf(o, scale, 0, f.n));
 }
+
+/** A newcomer's share of its fair share: the cluster's newcomerShare while a fleet runs beside it (the cluster ticked and some endpoint serves on), else whole. */
+const newcomerShareOf = (o: JoinOptions): number => (o.lastTickAt > -Infinity && o.sums.statics > 0 ? o.safety.newcomerShare : 1);
 
 export interface JoinOptions {
   readonly adaptive: boolean;
@@ -58,6 +63,8 @@ interface JoinRange {
   readonly pidRows: PidRows;
   readonly held: Float64Array;
   readonly lastTickAt: number;
+  /** newcomerShareOf the cluster. */
+  readonly newcomerShare: number;
   readonly scale: number;
   readonly from: number;
   readonly to: number;
@@ -69,7 +76,7 @@ interface JoinRange {
  * profile's lines, with error terms in every sample).
  */
 function rangeOf(o: JoinOptions, scale: number, from: number, to: number): JoinRange {
-  return { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, held: o.held, lastTickAt: o.lastTickAt, scale, from, to };
+  return { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, held: o.held, lastTickAt: o.lastTickAt, newcomerShare: newcomerShareOf(o), scale, from, to };
 }
 
 function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void {
@@ -87,8 +94,9 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
       setCell(r.pidRows.rows, i, PR_W, UNSET);
       held[o + HW_PUB] = fair;
     } else if (f.failStatic || held[o + HW_SERVED] !== 1 || !isSet(held[o + HW_W] as number)) {
-      const probation = r.adaptive && !f.failStatic && (e.ejection?.releasedNow === true || (e.tracker?.cameBackAt() ?? -Infinity) > r.lastTickAt);
-      const w = probation ? fair * PROBATION_SHARE : fair;
+      const share = r.adaptive && !f.failStatic ? joiningShare(e, held[o + HW_SERVED] as number, r) : 1;
+      const probation = share < 1;
+      const w = fair * share;
       held[o + HW_W] = held[o + HW_PUB] = w;
       setCell(r.pidRows.rows, i, PR_W, w);
       rejoinRow(r.pidRows, i);
@@ -106,6 +114,12 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
   }
   f.failingFresh += fresh;
   f.failingUnsteered += unsteered;
+}
+
+/** The share of its fair share an adaptive cluster's joiner starts at (`served`: its HW_SERVED). */
+function joiningShare(e: EndpointState, served: number, r: JoinRange): number {
+  if (e.ejection?.releasedNow === true || (e.tracker?.cameBackAt() ?? -Infinity) > r.lastTickAt) return PROBATION_SHARE;
+  return served === NEWCOMER ? r.newcomerShare : 1;
 }
 
 /** The continuing endpoints' weight per unit of static weight (summed by the gate), rebased to 1 when out of range. */

@@ -7,7 +7,7 @@
 import { toIntegerWeightsByGroup } from '../../integer-weights.js';
 import { ArrayMap, sameEntries } from '../indexed-map.js';
 import { valueOr, type ClusterState, type EndpointState } from '../state.js';
-import { HW_PUB, HW_ROW, HW_SERVED, HW_W } from '../held-weights.js';
+import { HW_PUB, HW_ROW, HW_SERVED, HW_W, NEWCOMER } from '../held-weights.js';
 import { exceedsHysteresis } from '../stages.js';
 import type { PublishedHealth } from '../types.js';
 import { H_DISABLED, mark, ruleBit, type Frame } from './frame.js';
@@ -78,8 +78,9 @@ function keepRange(c: ClusterState, f: Frame, r: Decision, from: number, to: num
       else if (w !== f.prevPub[i] as number) mark(f, i, R_HYSTERESIS);
       if (r.syncPid) setCell(c.pidRows.rows, i, PR_W, w);
     }
-    // What the next tick knows of this one, written in this pass rather than another over the states.
-    held[o + HW_SERVED] = serving ? 1 : 0;
+    // What the next tick knows of this one, written in this pass rather than another over the states; a
+    // newcomer stays one until it first serves (a pod listed not ready, then ready).
+    held[o + HW_SERVED] = serving ? 1 : held[o + HW_SERVED] === NEWCOMER ? NEWCOMER : 0;
     f.pub[i] = valueOr(held[o + HW_PUB] as number, 0);
   }
 }

@@ -1,0 +1,117 @@
+import { describe, it, expect } from 'vitest';
+import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
+import type { ClusterTick, EngineEndpoint, WeightingPolicy } from '../../../src/balancing/engine/types.js';
+
+const PID: WeightingPolicy = { kind: 'pid', setpoint: 'mean', metric: 'cpu' };
+const QUARTER = { newcomerShare: 0.25 };
+const key = (i: number): string => `10.0.0.${i + 1}:80`;
+const eps = (n: number, health?: (i: number) => EngineEndpoint['health']): EngineEndpoint[] =>
+  Array.from({ length: n }, (_, i) => ({ key: key(i), weight: 1, ...(health?.(i) !== undefined ? { health: health(i) } : {}) }));
+const cluster = (engine: WeightEngine, now: number): ClusterTick => engine.tick(now).clusters.get('svc') as ClusterTick;
+const share = (t: ClusterTick, i: number): number => (t.weights.get(key(i)) as number) / [...t.weights.values()].reduce((a, b) => a + b, 0);
+const rules = (t: ClusterTick, i: number): readonly string[] => t.explanations.get(key(i))?.rules ?? [];
+
+/** Each endpoint's cpu follows its share of the load (equal capacities, 50% busy on average). */
+function load(engine: WeightEngine, t: ClusterTick, n: number, now: number): void {
+  for (let i = 0; i < n; i++) engine.observeSample('svc', key(i), { at: now - 100, cpu: (n / 2) * share(t, i) });
+}
+
+/** An engine whose 4-endpoint cluster has served a few ticks under load. */
+function running(safety?: { newcomerShare: number }): { engine: WeightEngine; t: ClusterTick } {
+  const engine = new WeightEngine();
+  engine.setCluster('svc', eps(4), PID, safety);
+  let t = cluster(engine, 1_000);
+  for (let now = 2_000; now <= 5_000; now += 1_000) {
+    load(engine, t, 4, now);
+    t = cluster(engine, now);
+  }
+  return { engine, t };
+}
+
+describe('WeightEngine: newcomers (an endpoint added while its cluster serves)', () => {
+  it('start at newcomerShare of their fair share and, warm, earn the rest through the controller', () => {
+    const { engine } = running(QUARTER);
+    engine.setCluster('svc', eps(5), PID, QUARTER);
+    let t = cluster(engine, 6_000);
+    expect(rules(t, 4)).toContain('probation');
+    // A quarter of the others' weight: 1/(4 × 4 + 1) of the cluster.
+    expect(share(t, 4)).toBeCloseTo(1 / 17, 2);
+    let earnedAt: number | undefined;
+    for (let now = 7_000; now <= 30_000 && earnedAt === undefined; now += 1_000) {
+      load(engine, t, 5, now);
+      t = cluster(engine, now);
+      if (share(t, 4) > 0.18) earnedAt = now;
+    }
+    expect(earnedAt).toBeDefined();
+    expect(earnedAt as number).toBeLessThanOrEqual(18_000);
+  });
+
+  it('join whole by default (newcomerShare 1)', () => {
+    const { engine } = running();
+    engine.setCluster('svc', eps(5), PID);
+    const t = cluster(engine, 6_000);
+    expect(rules(t, 4)).toContain('joined');
+    expect(rules(t, 4)).not.toContain('probation');
+    expect(share(t, 4)).toBeGreaterThan(0.15);
+  });
+
+  it('listed not ready first (a pod before its readiness), stay newcomers until they first serve', () => {
+    const { engine } = running(QUARTER);
+    engine.setCluster('svc', eps(5, (i) => (i === 4 ? 'UNHEALTHY' : undefined)), PID, QUARTER);
+    let t = cluster(engine, 6_000);
+    for (let now = 7_000; now <= 9_000; now += 1_000) {
+      load(engine, t, 4, now);
+      t = cluster(engine, now);
+    }
+    engine.setCluster('svc', eps(5), PID, QUARTER);
+    t = cluster(engine, 10_000);
+    expect(rules(t, 4)).toContain('probation');
+    expect(share(t, 4)).toBeCloseTo(1 / 17, 2);
+    // Once it has served, out and back in again is a return from UNHEALTHY: its whole share.
+    load(engine, t, 5, 11_000);
+    cluster(engine, 11_000);
+    engine.setCluster('svc', eps(5, (i) => (i === 4 ? 'UNHEALTHY' : undefined)), PID, QUARTER);
+    cluster(engine, 12_000);
+    engine.setCluster('svc', eps(5), PID, QUARTER);
+    t = cluster(engine, 13_000);
+    expect(rules(t, 4)).toContain('joined');
+    expect(rules(t, 4)).not.toContain('probation');
+  });
+
+  it('re-weighted before they serve, are newcomers still', () => {
+    const { engine } = running(QUARTER);
+    engine.setCluster('svc', eps(5), PID, QUARTER);
+    engine.setCluster('svc', [...eps(4), { key: key(4), weight: 2 }], PID, QUARTER);
+    const t = cluster(engine, 6_000);
+    expect(rules(t, 4)).toContain('probation');
+    expect(share(t, 4)).toBeCloseTo(2 / 18, 2);
+  });
+
+  it('are not the endpoints of a first tick, of a cluster rebuilt after a restart, or of a static policy', () => {
+    const { engine } = running(QUARTER);
+    // A restart: the cluster rebuilt from its export, with an endpoint the export does not know.
+    const exported = engine.exportClusterState('svc');
+    if (exported === undefined) throw new Error('no export');
+    const restarted = new WeightEngine();
+    restarted.setCluster('svc', eps(5), PID, QUARTER);
+    expect(restarted.importClusterState('svc', exported, 6_000)).toBe(4);
+    const first = cluster(restarted, 6_000);
+    for (let i = 0; i < 5; i++) expect(rules(first, i), key(i)).not.toContain('probation');
+    // Added before the cluster's first tick: one of its first endpoint set.
+    const early = new WeightEngine();
+    early.setCluster('svc', eps(2), PID, QUARTER);
+    early.setCluster('svc', eps(3), PID, QUARTER);
+    expect(rules(cluster(early, 1_000), 2)).toContain('joined');
+    // Static weights have nothing to earn a share back with: a newcomer joins whole.
+    const fixed = new WeightEngine();
+    fixed.setCluster('svc', eps(2), { kind: 'static' }, QUARTER);
+    cluster(fixed, 1_000);
+    fixed.setCluster('svc', eps(3), { kind: 'static' }, QUARTER);
+    expect(share(cluster(fixed, 2_000), 2)).toBeCloseTo(1 / 3, 4);
+  });
+
+  it('newcomerShare outside (0, 1] is refused', () => {
+    const engine = new WeightEngine();
+    for (const newcomerShare of [0, -0.5, 1.5, Number.NaN]) expect(() => engine.setCluster('svc', eps(2), PID, { newcomerShare })).toThrow(/newcomerShare/);
+  });
+});
