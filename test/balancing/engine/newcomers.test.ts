@@ -78,6 +78,29 @@ describe('WeightEngine: newcomers (an endpoint added while its cluster serves)',
     expect(rules(t, 4)).not.toContain('probation');
   });
 
+  it('whose probes failed before they first served come back at the smaller of newcomerShare and probation', () => {
+    // A pod listed (and probed) before its process is up: its probes fail, then pass. It has never
+    // served, so it is as cold as any newcomer: probation's quarter must not hand it more than the
+    // newcomerShare its cluster set.
+    const TENTH = { newcomerShare: 0.1 };
+    const { engine, t: before } = running(TENTH);
+    engine.setCluster('svc', eps(5), PID, TENTH);
+    for (let k = 1; k <= 3; k++) engine.observeProbe('svc', key(4), { ok: false, at: 5_000 + 100 * k });
+    let t = before;
+    for (let now = 6_000; now <= 11_000; now += 1_000) {
+      load(engine, t, 4, now);
+      t = cluster(engine, now);
+      expect(rules(t, 4), `${now}`).toContain('probe-unhealthy');
+    }
+    // Out for the 5 s back-off (retry at 10.3 s), then three successes: back after the tick of 11 s.
+    for (let k = 1; k <= 3; k++) engine.observeProbe('svc', key(4), { ok: true, at: 11_000 + 100 * k });
+    load(engine, t, 4, 12_000);
+    t = cluster(engine, 12_000);
+    expect(rules(t, 4)).toContain('probation');
+    // A tenth of the others' weight: 0.1 / 4.1 of the cluster, not a quarter's 0.25 / 4.25.
+    expect(share(t, 4)).toBeCloseTo(0.1 / 4.1, 2);
+  });
+
   it('re-weighted before they serve, are newcomers still', () => {
     const { engine } = running(QUARTER);
     engine.setCluster('svc', eps(5), PID, QUARTER);

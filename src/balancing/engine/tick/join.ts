@@ -116,10 +116,15 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
   f.failingUnsteered += unsteered;
 }
 
-/** The share of its fair share an adaptive cluster's joiner starts at (`served`: its HW_SERVED). */
+/**
+ * The share of its fair share an adaptive cluster's joiner starts at (`served`: its HW_SERVED). A
+ * newcomer back from a probed outage before it ever served (a pod probed before its process was
+ * up) is a newcomer still: the smaller share, or probation's quarter overrode a smaller newcomerShare.
+ */
 function joiningShare(e: EndpointState, served: number, r: JoinRange): number {
-  if (e.ejection?.releasedNow === true || (e.tracker?.cameBackAt() ?? -Infinity) > r.lastTickAt) return PROBATION_SHARE;
-  return served === NEWCOMER ? r.newcomerShare : 1;
+  const share = served === NEWCOMER ? r.newcomerShare : 1;
+  if (e.ejection?.releasedNow === true || (e.tracker?.cameBackAt() ?? -Infinity) > r.lastTickAt) return Math.min(PROBATION_SHARE, share);
+  return share;
 }
 
 /** The continuing endpoints' weight per unit of static weight (summed by the gate), rebased to 1 when out of range. */
