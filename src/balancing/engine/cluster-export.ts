@@ -16,7 +16,7 @@ import type { EwmaMemory } from '../ewma.js';
 import { pidMemorySnapshot, restorePidMemory, type PidMemory } from '../pid.js';
 import { cell, noteSample, PR_PENDING, PR_SETPOINT, PR_W, setCell, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
 import { isSet, UNSET, type ClusterState, type EndpointState } from './state.js';
-import { HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
+import { forgetNewcomers, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
 import type { Sample } from './types.js';
 
 export const CLUSTER_EXPORT_VERSION = 1;
@@ -77,6 +77,8 @@ export function exportCluster(c: ClusterState): ExportedClusterState | undefined
 export function importCluster(c: ClusterState, state: ExportedClusterState, now?: number): number {
   if (state.version !== CLUSTER_EXPORT_VERSION) throw new RangeError(`cluster state version ${String(state.version)} is not ${CLUSTER_EXPORT_VERSION}`);
   let restored = 0;
+  // A hand-over is a restart for newcomers (held-weights.ts): what this engine marked is stale news.
+  forgetNewcomers(c.held);
   for (const [key, x] of Object.entries(state.endpoints)) {
     const i = c.index.get(key);
     const e = i === undefined ? undefined : c.order[i];

@@ -86,3 +86,14 @@ export function keepHeldWeights(held: Float64Array, statics: readonly number[], 
   }
   return held;
 }
+
+/**
+ * Clears every NEWCOMER mark (to 0: not served last tick): for a cluster this engine continues from
+ * another's state. A mark says the endpoint was added after this engine's last tick of the cluster,
+ * not that nobody served it: a replica that owned the cluster before had marked every endpoint added
+ * since, and gave one the last owner had served (drained at the hand-over, so not in its export) a
+ * newcomer's share, where a replica that never ticked the cluster, or the last owner, gave it its whole.
+ */
+export function forgetNewcomers(held: Float64Array): void {
+  for (let o = HW_SERVED; o < held.length; o += HW_ROW) if (held[o] === NEWCOMER) held[o] = 0;
+}

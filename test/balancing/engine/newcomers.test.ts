@@ -16,13 +16,13 @@ function load(engine: WeightEngine, t: ClusterTick, n: number, now: number): voi
   for (let i = 0; i < n; i++) engine.observeSample('svc', key(i), { at: now - 100, cpu: (n / 2) * share(t, i) });
 }
 
-/** An engine whose 4-endpoint cluster has served a few ticks under load. */
-function running(safety?: { newcomerShare: number }): { engine: WeightEngine; t: ClusterTick } {
+/** An engine whose `n`-endpoint cluster has served a few ticks under load. */
+function running(safety?: { newcomerShare: number }, n = 4): { engine: WeightEngine; t: ClusterTick } {
   const engine = new WeightEngine();
-  engine.setCluster('svc', eps(4), PID, safety);
+  engine.setCluster('svc', eps(n), PID, safety);
   let t = cluster(engine, 1_000);
   for (let now = 2_000; now <= 5_000; now += 1_000) {
-    load(engine, t, 4, now);
+    load(engine, t, n, now);
     t = cluster(engine, now);
   }
   return { engine, t };
@@ -131,6 +131,36 @@ describe('WeightEngine: newcomers (an endpoint added while its cluster serves)',
     cluster(fixed, 1_000);
     fixed.setCluster('svc', eps(3), { kind: 'static' }, QUARTER);
     expect(share(cluster(fixed, 2_000), 2)).toBeCloseTo(1 / 3, 4);
+  });
+
+  it('after a hand-over, are not the endpoints the importer last saw before it ticked the cluster again', () => {
+    // The last owner served endpoint 4 for a while, then it was drained: its export leaves it out.
+    const drained = eps(5, (i) => (i === 4 ? 'DRAINING' : undefined));
+    const owner = running(QUARTER, 5).engine;
+    owner.setCluster('svc', drained, PID, QUARTER);
+    cluster(owner, 6_000);
+    const exported = owner.exportClusterState('svc');
+    if (exported === undefined) throw new Error('no export');
+    // Two successors: one that never ticked the cluster, one that owned it before endpoint 4 was added.
+    const fresh = new WeightEngine();
+    fresh.setCluster('svc', drained, PID, QUARTER);
+    const stale = new WeightEngine();
+    stale.setCluster('svc', eps(4), PID, QUARTER);
+    cluster(stale, 500);
+    stale.setCluster('svc', drained, PID, QUARTER);
+    const undrainedShare = (engine: WeightEngine): { share: number; rules: readonly string[] } => {
+      expect(engine.importClusterState('svc', exported, 7_000)).toBe(4);
+      cluster(engine, 7_000);
+      engine.setCluster('svc', eps(5), PID, QUARTER);
+      const after = cluster(engine, 8_000);
+      return { share: share(after, 4), rules: rules(after, 4) };
+    };
+    const expected = undrainedShare(fresh);
+    // Back from a drain: its whole share, as the last owner would have given it.
+    expect(expected.rules).toContain('joined');
+    const got = undrainedShare(stale);
+    expect(got.rules).not.toContain('probation');
+    expect(got.share).toBeCloseTo(expected.share, 3);
   });
 
   it('newcomerShare outside (0, 1] is refused', () => {
