@@ -13,6 +13,8 @@ export interface SharedWeights {
   exportState(cluster: string): ExportedClusterState | undefined;
   /** `now`: this replica's engine clock (exported times later than it are taken as it). */
   importState(cluster: string, state: ExportedClusterState, now: number): number;
+  /** For a cluster taken over with nothing imported (AdaptiveWeights.forgetNewcomers). */
+  forgetNewcomers(cluster: string): void;
   setRemote(cluster: string, overrides: ReadonlyMap<string, EndpointOverride> | undefined): void;
 }
 
@@ -188,6 +190,9 @@ export class WeightShare {
     // Overrides served after the state was written: the state is carried onto them, so the first tick moves from what Envoys have.
     const record = full && served && served.revision > full.revision ? { ...full.record, state: reanchored(full.record.state, served.record.overrides) } : full?.record;
     const restored = record ? this.restore(cluster, record) : 0;
+    // Nothing continued from: this replica's own state of the cluster predates the last owner, and
+    // an endpoint it marked a newcomer since may have served for hours (an import clears them too).
+    if (restored === 0) this.o.weights.forgetNewcomers(cluster);
     // What the previous owner wrote (all of it before this replica's owner key) is continued from,
     // not served if it arrives late; a later owner's records, if this one loses the cluster, are news.
     this.dropRemote(cluster, Math.max(full?.revision ?? -1, served?.revision ?? -1));

@@ -180,6 +180,11 @@ export class AdaptiveWeights {
     return this.engine.importClusterState(cluster, state, now);
   }
 
+  /** A cluster taken over with no state to import: its newcomer marks are stale (WeightEngine.forgetNewcomers). */
+  forgetNewcomers(cluster: string): void {
+    this.engine.forgetNewcomers(cluster);
+  }
+
   /** Runs one engine tick; returns the new overrides when anything published changed, else undefined. */
   tick(now: number): WeightOverrides | undefined {
     return runToEnd(this.tickInSlices(now, Number.POSITIVE_INFINITY));

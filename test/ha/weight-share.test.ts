@@ -39,13 +39,15 @@ describeEtcd('weight share through etcd', () => {
   function weights(overrides: () => ReadonlyMap<string, EndpointOverride>) {
     const served = new Map<string, ReadonlyMap<string, EndpointOverride> | undefined>();
     const imported: ExportedClusterState[] = [];
+    const forgot: string[] = [];
     const shared: SharedWeights = {
       current: () => new Map([['web', overrides()]]),
       exportState: () => ({ version: 1, weights: Object.fromEntries([...overrides()].map(([k, o]) => [k, o.weight ?? 0])), endpoints: { a: endpoint(1) } }),
       importState: (_c, state) => (imported.push(state), 1),
+      forgetNewcomers: (c) => void forgot.push(c),
       setRemote: (c, o) => void served.set(c, o),
     };
-    return { shared, served, imported };
+    return { shared, served, imported, forgot };
   }
 
   it('writes the overrides at every change and the state every refresh; the other replica serves the newest; a new owner continues from them', async () => {
@@ -80,6 +82,11 @@ describeEtcd('weight share through etcd', () => {
     // b takes the cluster over: the state (weight 120) carried onto what was served since (130).
     await shareB.acquired('web');
     expect(b.imported.at(-1)?.weights).toEqual({ a: 130 });
+    // Continued from a state: the import clears its newcomer marks, nothing else to forget.
+    expect(b.forgot).toEqual([]);
+    // A cluster with no record to continue from: b's own marks of it are stale.
+    await shareB.acquired('never-written');
+    expect(b.forgot).toEqual(['never-written']);
     expect(b.imported.at(-1)?.endpoints.a?.pub).toBeCloseTo(130 / 120);
     await shareB.stop();
   });
@@ -188,6 +195,7 @@ describeEtcd('weight share through etcd', () => {
       current: () => new Map(clusters.map((c) => [c, overrides])),
       exportState: () => state,
       importState: () => 1,
+      forgetNewcomers: () => undefined,
       setRemote: () => undefined,
     };
     const size = JSON.stringify(state).length;
@@ -211,6 +219,7 @@ describeEtcd('weight share through etcd', () => {
       current: () => current,
       exportState: (c) => states[c as keyof typeof states],
       importState: () => 1,
+      forgetNewcomers: () => undefined,
       setRemote: () => undefined,
     };
     expect(JSON.stringify(states.huge).length).toBeGreaterThan(1.5 * 1024 * 1024);

@@ -73,7 +73,7 @@ import { carriedPositions, carriedPositionSteps, NEW_ENDPOINT, RowRuns } from '.
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { carryErrorRows, observeErrors } from './error-window.js';
-import { carryHeldWeights, keepHeldWeights, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
+import { carryHeldWeights, forgetNewcomers, keepHeldWeights, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
 import { TickExplanations } from './explanations.js';
 import { isSet, type ClusterState, type EndpointState, type FieldTimes, type PidConfig } from './state.js';
 import { policyParts, resolveEjection, resolveSafety, validateEndpoint, validateEndpoints, validatePolicy, validateSample } from './stages.js';
@@ -524,6 +524,17 @@ export class WeightEngine {
       e.tracker = undefined;
       e.lastProbe = undefined;
     }
+  }
+
+  /**
+   * Clears the cluster's newcomer marks (held-weights.ts forgetNewcomers): for a replica that takes
+   * a cluster over with no state to import. Its marks are of endpoints added since it last ticked the
+   * cluster, while another replica owned it and served them.
+   */
+  forgetNewcomers(cluster: string): void {
+    if (this.deferred(cluster, () => this.forgetNewcomers(cluster))) return;
+    const c = this.clusters.get(cluster);
+    if (c !== undefined) forgetNewcomers(c.held);
   }
 
   /** The integer weights published by the last tick (what to persist), if any. */

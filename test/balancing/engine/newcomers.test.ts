@@ -168,3 +168,17 @@ describe('WeightEngine: newcomers (an endpoint added while its cluster serves)',
     for (const newcomerShare of [0, -0.5, 1.5, Number.NaN]) expect(() => engine.setCluster('svc', eps(2), PID, { newcomerShare })).toThrow(/newcomerShare/);
   });
 });
+
+describe('WeightEngine.forgetNewcomers (a cluster taken over with no state to import)', () => {
+  it('gives the endpoints marked since this engine last ticked the cluster their whole share', () => {
+    const { engine } = running(QUARTER);
+    engine.setCluster('svc', eps(5, (i) => (i === 4 ? 'UNHEALTHY' : undefined)), PID, QUARTER);
+    cluster(engine, 6_000);
+    engine.forgetNewcomers('svc');
+    engine.forgetNewcomers('no-such-cluster');
+    engine.setCluster('svc', eps(5), PID, QUARTER);
+    const t = cluster(engine, 7_000);
+    expect(rules(t, 4)).toContain('joined');
+    expect(rules(t, 4)).not.toContain('probation');
+  });
+});
