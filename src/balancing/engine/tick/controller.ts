@@ -4,7 +4,7 @@
  * the target is the fair share. A pure policy's vector already sums to the previous total.
  */
 import type { ClusterState } from '../state.js';
-import { filled, type Frame } from './frame.js';
+import { F_FRESH, filled, type Frame } from './frame.js';
 import { runEwma } from './ewma.js';
 import { runPid, runPidWhole } from './pid.js';
 
@@ -42,6 +42,14 @@ function otherParts(c: ClusterState, f: Frame, pid: number[] | undefined, setpoi
   return setpoint;
 }
 
+/**
+ * The parts' vectors, each scaled to the fresh endpoints' weights before this tick, mixed. Only the
+ * fresh ones: the freshness override (tick/freshness.ts) holds or decays the others, as a pure PID
+ * leaves them out of its normalization. Counted in, an endpoint whose reports had stopped took what
+ * the parts still said of it into the sum while keeping its held weight, so each tick its peers
+ * gained what it was held above that, and its share fell from 0.11 to 0.07 (fair 0.2) instead of
+ * holding, then decaying toward its fair share (blend-freshness.test.ts).
+ */
 function mix(f: Frame, vectors: readonly { part: number; x: number[] }[]): void {
   const only = vectors.length === 1 ? vectors[0] : undefined;
   if (only !== undefined) {
@@ -51,14 +59,15 @@ function mix(f: Frame, vectors: readonly { part: number; x: number[] }[]): void 
   let anchor = 0;
   for (let i = 0; i < f.n; i++) {
     if (!f.serving[i]) continue;
-    anchor += f.prevW[i] as number;
-    f.raw[i] = 0; // the sum below starts from zero (the frame is recycled unreset)
+    // The sum below starts from zero (the frame is recycled unreset); the others' weight is the override's.
+    f.raw[i] = f.freshness[i] === F_FRESH ? 0 : (f.prevW[i] as number);
+    if (f.freshness[i] === F_FRESH) anchor += f.prevW[i] as number;
   }
   for (const { part, x } of vectors) {
     let sx = 0;
-    for (let i = 0; i < f.n; i++) if (f.serving[i]) sx += x[i] as number;
+    for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH) sx += x[i] as number;
     if (!(sx > 0)) continue;
     const m = (part * anchor) / sx;
-    for (let i = 0; i < f.n; i++) if (f.serving[i]) f.raw[i] = (f.raw[i] as number) + (x[i] as number) * m;
+    for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH) f.raw[i] = (f.raw[i] as number) + (x[i] as number) * m;
   }
 }
