@@ -105,8 +105,7 @@ export interface SafetySettings {
    * The share of its fair share an adaptive cluster's newcomer starts at: an endpoint added while the
    * cluster serves (a scaled-out pod, as cold as a restarted one), at its first tick in rotation. It
    * earns the rest through the controller and the step limit. 1: a whole share at once. Endpoints of
-   * a new cluster, or of one rebuilt after a restart, are not newcomers. See clusterSafety (src/weights)
-   * for the default by LB policy.
+   * a new cluster, or of one rebuilt after a restart, are not newcomers.
    */
   readonly newcomerShare: number;
 }
@@ -155,27 +154,12 @@ export const SAFETY_DEFAULTS = {
   deadband: 0.06,
   smoothing: 0.5,
   lowLoadHold: 0.1,
-  newcomerShare: 1,
+  // A quarter, as probation after an ejection. Measured with Envoy (bench/RESULTS.md "scale42",
+  // scale-out-cold: newcomers 5× slower at first): p99 1.6–1.8 s against 5.3–6.8 s whole under pid
+  // and ROUND_ROBIN, 572–573 ms against 1.1 s under auto; warm (scale-out) auto's p99 the same and
+  // pid's p50 135–138 → 222–237 ms (the running fleet stays busier while the newcomer earns its share).
+  newcomerShare: 0.25,
 } as const satisfies SafetySettings;
-
-/**
- * A newcomer's share under Envoy's LEAST_REQUEST unless the cluster sets its own newcomerShare.
- * Under least request Envoy already sends a newcomer's empty queue more than its weight, so a
- * quarter is a soft start, and it kept a cold newcomer from being knocked over: bench/scenarios
- * scale-out-cold (newcomers 5× slower at first), `auto`'s p99 555–563 ms against 874–886 whole
- * (least request alone: 716–837); warm (scale-out), 479 against 498–501, converging in 8.5–10 s
- * against 3.5 s. Under ROUND_ROBIN the weight is the share itself: held at a quarter, the running
- * fleet stayed near saturation longer, and pid's p50 rose from 126–146 ms to 270–601 (warm) and its
- * p99 from 5.2–5.3 s to 5.7 s (cold), so elsewhere a newcomer joins whole (SAFETY_DEFAULTS).
- */
-export const LEAST_REQUEST_NEWCOMER_SHARE = 0.25;
-
-const LEAST_REQUEST_SAFETY_DEFAULTS: SafetySettings = { ...SAFETY_DEFAULTS, newcomerShare: LEAST_REQUEST_NEWCOMER_SHARE };
-
-/** The built-in safety settings of a cluster whose Envoy LB policy is `lbPolicy` (its overrides apply over them). */
-export function safetyDefaultsFor(lbPolicy: string): SafetySettings {
-  return lbPolicy === 'LEAST_REQUEST' ? LEAST_REQUEST_SAFETY_DEFAULTS : SAFETY_DEFAULTS;
-}
 
 export const EJECTION_DEFAULTS = {
   enabled: true,

@@ -521,7 +521,6 @@ describe('policy', () => {
       lbPolicy: 'LEAST_REQUEST',
       weighting: { policy: 'pid', gains: { kp: 0.5, ki: 0.1, kd: 0.05 } },
       safety: { maxStepRatio: 1.5 },
-      // A newcomer under LEAST_REQUEST starts at a quarter of its share (policy.ts safetyDefaultsFor).
       safetyDefaults: { maxStepRatio: 1.25, minWeightRatio: 0.05, newcomerShare: 0.25 },
     });
     const patched = await call(app, 'PATCH', '/v1/clusters/web/policy', { weighting: { gains: { kp: 0.8 }, setpoint: 'mean' }, safety: { hysteresis: 0.05 } }, { 'if-match': got.headers.etag as string });
@@ -550,7 +549,6 @@ describe('policy', () => {
     expect(p1.status).toBe(200);
     expect(p1.body).toMatchObject({ lbPolicy: 'RING_HASH', ringHash: { virtualNodesPerHost: 160, hashFunction: 'XX_HASH' }, safety: {} });
     expect(p1.body.leastRequest).toBeUndefined();
-    expect(p1.body.safetyDefaults.newcomerShare).toBe(1);
     const p2 = await call(app, 'PATCH', '/v1/clusters/web/policy', { weighting: { policy: 'ewma', decay: 0.5 } });
     expect(p2.body.weighting).toEqual({ policy: 'ewma', decay: 0.5 });
     const p3 = await call(app, 'PATCH', '/v1/clusters/web/policy', { weighting: { policy: 'blend', blend: { pid: 0.25, ewma: 0.75 } } });

@@ -18,7 +18,7 @@ const catalogOf = (health: 'HEALTHY' | 'DRAINING', n = 3): Catalog => ({
 const of = (name: string, n: number): Catalog['clusters'][number] => cluster(name, Array.from({ length: n }, (_, i) => endpoint(`10.${name.charCodeAt(0)}.0.${i + 1}`)), { weighting: PID });
 
 describe('AdaptiveWeights', () => {
-  it('a write to one cluster (the same names, one new object): that cluster set again, as a fresh engine given the catalog has it', () => {
+  it('a write to one cluster (the same names, one new object): that cluster set again, as a fresh engine given the catalog has it but for its newcomer, at a quarter', () => {
     const before: Catalog = { clusters: [of('a', 2), of('b', 2), of('c', 2)], listeners: [], nodeGroups: [] };
     const a = new AdaptiveWeights(new WeightEngine());
     a.setCatalog(before);
@@ -29,7 +29,12 @@ describe('AdaptiveWeights', () => {
     fresh.setCatalog(after);
     const [mine, theirs] = [a.tick(2_000), fresh.tick(2_000)];
     expect(mine?.get('b')?.size).toBe(3);
-    for (const name of ['a', 'b', 'c']) expect([...(mine?.get(name) ?? a.current().get(name) ?? [])], name).toEqual([...(theirs?.get(name) ?? [])]);
+    for (const name of ['a', 'c']) expect([...(mine?.get(name) ?? a.current().get(name) ?? [])], name).toEqual([...(theirs?.get(name) ?? [])]);
+    // b's endpoint added to a cluster that had ticked is a newcomer (tick/join.ts); a fresh engine's
+    // first tick has no running fleet beside it and gives it a whole share.
+    const [old, fresher] = [mine?.get('b'), theirs?.get('b')];
+    for (const key of ['10.98.0.1:8080', '10.98.0.2:8080']) expect(old?.get(key), key).toEqual(fresher?.get(key));
+    expect((old?.get('10.98.0.3:8080')?.weight ?? 0) / (fresher?.get('10.98.0.3:8080')?.weight ?? 1)).toBeCloseTo(0.25, 1);
     expect(a.publishedHealthOf('b')('10.98.0.3:8080')).toBe('HEALTHY');
   });
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { safetyDefaultsFor } from '../../catalog/policy.js';
+import { SAFETY_DEFAULTS } from '../../balancing/engine/types.js';
 import { POLICY_FIELDS, type ClusterSpec, type PolicyOverride, type WriteResult } from '../../catalog/store/index.js';
 import { PolicyPatch, PolicyView, type ClusterIn } from '../api-schemas.js';
 import { assertApiOwned, patchRetrying, readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
@@ -17,8 +17,7 @@ function policyOverride(spec: ClusterSpec): PolicyOverride {
   return out as PolicyOverride;
 }
 
-/** The built-in safety settings of a cluster's LB policy, as the view shows them. */
-const safetyDefaultsOf = (lbPolicy: string): Record<string, number> => ({ ...safetyDefaultsFor(lbPolicy) });
+const SAFETY_DEFAULT_VALUES: Record<string, number> = { ...SAFETY_DEFAULTS };
 
 export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async (app, { store, actorOf }) => {
   app.get(
@@ -31,7 +30,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
     },
     async (request, reply) => {
       const rec = requireCluster(store, request.params.name);
-      return withEtag(reply, rec.revision, 200, policyView(rec, safetyDefaultsOf(rec.lbPolicy)));
+      return withEtag(reply, rec.revision, 200, policyView(rec, SAFETY_DEFAULT_VALUES));
     },
   );
 
@@ -66,7 +65,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
       const once = () => patchOnce(request, name, request.body as Record<string, unknown>);
       const { revision } = await patchRetrying(request.headers, `cluster "${name}"`, once);
       const rec = requireCluster(store, name);
-      return withEtag(reply, revision, 200, policyView(rec, safetyDefaultsOf(rec.lbPolicy)));
+      return withEtag(reply, revision, 200, policyView(rec, SAFETY_DEFAULT_VALUES));
     },
   );
 };

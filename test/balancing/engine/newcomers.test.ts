@@ -46,9 +46,12 @@ describe('WeightEngine: newcomers (an endpoint added while its cluster serves)',
     expect(earnedAt as number).toBeLessThanOrEqual(18_000);
   });
 
-  it('join whole by default (newcomerShare 1)', () => {
-    const { engine } = running();
-    engine.setCluster('svc', eps(5), PID);
+  it('start at a quarter by default, and whole with newcomerShare 1', () => {
+    const quarter = running().engine;
+    quarter.setCluster('svc', eps(5), PID);
+    expect(share(cluster(quarter, 6_000), 4)).toBeCloseTo(1 / 17, 2);
+    const { engine } = running({ newcomerShare: 1 });
+    engine.setCluster('svc', eps(5), PID, { newcomerShare: 1 });
     const t = cluster(engine, 6_000);
     expect(rules(t, 4)).toContain('joined');
     expect(rules(t, 4)).not.toContain('probation');
