@@ -148,6 +148,7 @@ export const PolicyView = Type.Object(
     cluster: Type.String(),
     lbPolicy: LbPolicy,
     leastRequest: clusterSettings.leastRequest,
+    slowStart: clusterSettings.slowStart,
     ringHash: clusterSettings.ringHash,
     maglev: clusterSettings.maglev,
     ...protectionSettings,
@@ -199,6 +200,7 @@ export const PolicyPatch = mergePatchOf(
   Type.Object({
     lbPolicy: clusterSettings.lbPolicy,
     leastRequest: clusterSettings.leastRequest,
+    slowStart: clusterSettings.slowStart,
     ringHash: clusterSettings.ringHash,
     maglev: clusterSettings.maglev,
     ...protectionSettings,
@@ -210,7 +212,7 @@ export const PolicyPatch = mergePatchOf(
     title: 'PolicyPatch',
     description:
       'A JSON merge patch (RFC 7396) of the cluster\'s policy fields: objects merge, null removes a field (e.g. a safety override). ' +
-      'Changing lbPolicy drops the old policy\'s block (ringHash, maglev, leastRequest) unless the patch sets it.',
+      'Changing lbPolicy drops the old policy\'s block (ringHash, maglev, leastRequest; slowStart unless the new policy is ROUND_ROBIN or LEAST_REQUEST) unless the patch sets it.',
   },
 );
 

@@ -1,5 +1,5 @@
 import type { ClusterInput, ClusterRecord, ClusterSpec, EndpointRecord, EndpointSpec, ListenerRecord, OperatorState } from '../catalog/store/index.js';
-import type { Cluster, Listener, WeightingPolicy } from '../catalog/types.js';
+import { SLOW_START_POLICIES, type Cluster, type Listener, type WeightingPolicy } from '../catalog/types.js';
 import { ConfigError, parseConfigValue } from '../sources/config-file.js';
 import type { ClusterEndpointIn, ClusterIn, ClusterView, EndpointEntry, EndpointEntryIn, ListenerIn, ListenerView, PolicyView } from './api-schemas.js';
 
@@ -62,6 +62,7 @@ export function clusterSettingsEntry(c: ClusterSpec): Json {
     name: c.name,
     lbPolicy: c.lbPolicy,
     ...(c.leastRequest ? { leastRequest: { ...c.leastRequest } } : {}),
+    ...(c.slowStart ? { slowStart: { ...c.slowStart } } : {}),
     ...(c.ringHash ? { ringHash: { ...c.ringHash } } : {}),
     ...(c.maglev ? { maglev: { ...c.maglev } } : {}),
     connectTimeoutMs: c.connectTimeoutMs,
@@ -117,6 +118,7 @@ export function policyView(rec: ClusterRecord, safetyDefaults: Record<string, nu
     cluster: rec.name,
     lbPolicy: rec.lbPolicy,
     ...(rec.leastRequest ? { leastRequest: { ...rec.leastRequest } } : {}),
+    ...(rec.slowStart ? { slowStart: { ...rec.slowStart } } : {}),
     ...(rec.ringHash ? { ringHash: { ...rec.ringHash } } : {}),
     ...(rec.maglev ? { maglev: { ...rec.maglev } } : {}),
     ...protectionEntry(rec),
@@ -268,12 +270,14 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-const POLICY_BLOCKS = [
-  ['leastRequest', 'LEAST_REQUEST'],
-  ['ringHash', 'RING_HASH'],
-  ['maglev', 'MAGLEV'],
-  ['clientSideWeightedRoundRobin', 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN'],
-] as const;
+/** Each policy block and the LB policies it is valid with. */
+const POLICY_BLOCKS: readonly (readonly [string, readonly string[]])[] = [
+  ['leastRequest', ['LEAST_REQUEST']],
+  ['slowStart', SLOW_START_POLICIES],
+  ['ringHash', ['RING_HASH']],
+  ['maglev', ['MAGLEV']],
+  ['clientSideWeightedRoundRobin', ['CLIENT_SIDE_WEIGHTED_ROUND_ROBIN']],
+];
 
 /**
  * Applies a policy merge patch to a cluster's settings entry. Blocks the new policy would reject
@@ -292,8 +296,8 @@ export function applyPolicyPatch(entry: Json, patch: Json): Json {
   const auto = w?.policy === 'auto';
   if (auto && !('lbPolicy' in patch)) delete merged.lbPolicy;
   const lb = merged.lbPolicy ?? 'ROUND_ROBIN';
-  for (const [field, policy] of POLICY_BLOCKS) {
-    if ((auto || lb !== policy) && !(field in patch)) delete merged[field];
+  for (const [field, policies] of POLICY_BLOCKS) {
+    if ((auto || !policies.includes(lb as string)) && !(field in patch)) delete merged[field];
   }
   return merged;
 }

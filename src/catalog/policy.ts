@@ -161,6 +161,21 @@ export const SAFETY_DEFAULTS = {
   newcomerShare: 0.25,
 } as const satisfies SafetySettings;
 
+/** With Envoy's slow start a newcomer joins whole: Envoy ramps it (safetyDefaultsFor). */
+const SLOW_START_SAFETY_DEFAULTS: SafetySettings = { ...SAFETY_DEFAULTS, newcomerShare: 1 };
+
+/**
+ * The built-in safety settings of a cluster (its overrides apply over them). `slowStart`: Envoy ramps
+ * a newcomer itself (Cluster.slowStart), multiplying its time factor into the weight fulcrum
+ * publishes; the quarter share on top would start a newcomer at 2.5% of its fair share (0.25 ×
+ * Envoy's 10% floor) and leave it at a quarter when Envoy's window ends, so there a newcomer joins
+ * whole and Envoy alone does the soft start. An operator's own newcomerShare still applies over it,
+ * slowing the newcomer twice.
+ */
+export function safetyDefaultsFor(slowStart: boolean): SafetySettings {
+  return slowStart ? SLOW_START_SAFETY_DEFAULTS : SAFETY_DEFAULTS;
+}
+
 export const EJECTION_DEFAULTS = {
   enabled: true,
   minRequests: 20,

@@ -37,6 +37,21 @@ export interface LeastRequestConfig {
   readonly choiceCount: number;
 }
 
+/**
+ * Envoy's slow start (ROUND_ROBIN and LEAST_REQUEST): a host new to the cluster (added after the
+ * cluster's first update, or back from failing Envoy's active health checks) has its weight scaled
+ * by max(minWeightPercent / 100, (t / window)^(1 / aggression)) for `windowMs` after it joins.
+ * Envoy's own defaults when absent: aggression 1 (linear), minWeightPercent 10.
+ */
+export interface SlowStartConfig {
+  readonly windowMs: number;
+  readonly aggression?: number;
+  readonly minWeightPercent?: number;
+}
+
+/** The LB policies Envoy applies slow start under. */
+export const SLOW_START_POLICIES: readonly LbPolicy[] = ['ROUND_ROBIN', 'LEAST_REQUEST'];
+
 export interface RingHashConfig {
   /** Virtual nodes per host; the ring size is derived from it and the endpoint count. */
   readonly virtualNodesPerHost: number;
@@ -54,6 +69,8 @@ export interface Cluster {
   readonly name: string;
   readonly lbPolicy: LbPolicy;
   readonly leastRequest?: LeastRequestConfig;
+  /** Envoy-side ramp of a newcomer's weight (only with SLOW_START_POLICIES). */
+  readonly slowStart?: SlowStartConfig;
   readonly ringHash?: RingHashConfig;
   readonly maglev?: MaglevConfig;
   readonly connectTimeoutMs: number;

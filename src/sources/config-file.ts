@@ -3,7 +3,7 @@ import { choosePolicy, type HashKey } from '../catalog/auto-policy.js';
 import { comparableKey, spelledTwice } from '../catalog/address-spelling.js';
 import { endpointKey } from '../catalog/endpoint-key.js';
 import { resolveEjection, resolveSafety } from '../catalog/policy.js';
-import type { Catalog, Cluster, Endpoint, HashPolicy, LbPolicy, Listener, NodeGroup, Route, WeightingPolicy } from '../catalog/types.js';
+import { SLOW_START_POLICIES, type Catalog, type Cluster, type Endpoint, type HashPolicy, type LbPolicy, type Listener, type NodeGroup, type Route, type WeightingPolicy } from '../catalog/types.js';
 import { PROBE_DEFAULTS } from '../catalog/protection.js';
 import type { StoreConfig } from '../catalog/store/etcd-client.js';
 import type { XdsServerOptions } from '../xds/server.js';
@@ -242,6 +242,8 @@ function lbPolicyProblems(c: RawCluster, at: string, problems: ConfigProblem[]):
   const policy = c.lbPolicy ?? 'ROUND_ROBIN';
   if (c.leastRequest && policy !== 'LEAST_REQUEST')
     problems.push({ path: `${at}/leastRequest`, message: `only valid with lbPolicy LEAST_REQUEST (is ${policy})` });
+  const slowStart = slowStartProblem(c, policy);
+  if (slowStart) problems.push({ path: `${at}/slowStart`, message: slowStart });
   if (c.ringHash && policy !== 'RING_HASH')
     problems.push({ path: `${at}/ringHash`, message: `only valid with lbPolicy RING_HASH (is ${policy})` });
   if (c.maglev && policy !== 'MAGLEV')
@@ -251,6 +253,17 @@ function lbPolicyProblems(c: RawCluster, at: string, problems: ConfigProblem[]):
   const rh = c.ringHash;
   if (rh?.minimumRingSize !== undefined && rh.maximumRingSize !== undefined && rh.minimumRingSize > rh.maximumRingSize)
     problems.push({ path: `${at}/ringHash/minimumRingSize`, message: 'must not exceed maximumRingSize' });
+}
+
+/**
+ * Envoy applies slow start under round robin and least request only. `auto` is refused: the policy
+ * it chooses can change with the endpoint count (MAGLEV at 1000+), which would then refuse a write.
+ */
+function slowStartProblem(c: RawCluster, policy: string): string | undefined {
+  if (!c.slowStart) return undefined;
+  const allowed = SLOW_START_POLICIES.join(' or ');
+  if (c.weighting?.policy === 'auto') return `only valid with lbPolicy ${allowed}, which weighting.policy auto does not set`;
+  return (SLOW_START_POLICIES as readonly string[]).includes(policy) ? undefined : `only valid with lbPolicy ${allowed} (is ${policy})`;
 }
 
 /** auto needs its traits (and chooses the LB policy itself); blend fractions sum to 1. */
@@ -446,6 +459,7 @@ function toCluster(c: RawCluster): Cluster {
     ...(c.healthCheck ? { healthCheck: c.healthCheck } : {}),
     ...(lbPolicy === 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' ? { clientSideWeightedRoundRobin: c.clientSideWeightedRoundRobin ?? {} } : {}),
     ...(lbPolicy === 'LEAST_REQUEST' ? { leastRequest: { choiceCount: c.leastRequest?.choiceCount ?? 2 } } : {}),
+    ...(c.slowStart ? { slowStart: { ...c.slowStart } } : {}),
     ...(lbPolicy === 'RING_HASH'
       ? {
           ringHash: {

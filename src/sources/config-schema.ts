@@ -143,6 +143,22 @@ const ProbeSchema = Type.Object(
   { additionalProperties: false },
 );
 
+// Envoy's slow_start_config (only with ROUND_ROBIN or LEAST_REQUEST: config-file.ts). Envoy takes
+// any Duration and, for a non-positive aggression, logs and uses 1: refused here instead. The upper
+// bounds are sanity limits (a day's window; aggression 100 is already a near-step ramp).
+const SlowStartSchema = Type.Object(
+  {
+    windowMs: Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'How long a new host ramps up (Envoy: slow_start_window)' }),
+    aggression: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, maximum: 100, description: 'Ramp shape: weight × (t / window)^(1 / aggression); 1 (Envoy\'s default) is linear' }),
+    ),
+    minWeightPercent: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 100, description: 'The least share of its weight a new host gets (Envoy\'s default: 10)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ClusterSchema = Type.Object(
   {
     name: Name,
@@ -150,6 +166,7 @@ export const ClusterSchema = Type.Object(
     leastRequest: Type.Optional(
       Type.Object({ choiceCount: Type.Integer({ minimum: 2, maximum: 100 }) }, { additionalProperties: false }),
     ),
+    slowStart: Type.Optional(SlowStartSchema),
     ringHash: Type.Optional(
       Type.Object(
         {

@@ -11,6 +11,7 @@ import { clusterOverview, declaredSpecialHealth, publishedOf, readerOf, type Clu
 import { missingSignals, type MissingSignals } from './missing-signals.js';
 import { bestTierOf, lastResortOf, type LastResort } from '../catalog/routable-tier.js';
 import { buildOverrides } from './tick-overrides.js';
+import { clusterSafety } from './cluster-safety.js';
 
 /** Endpoints per step when a big catalog change is handed to the engine in steps (~5–10 ms of a 20k cluster's 50–100). */
 export const ENGINE_STEP_ENDPOINTS = 2_000;
@@ -98,7 +99,7 @@ export class AdaptiveWeights {
       yield;
       const endpoints = yield* engineEndpointSteps(c, chunk);
       yield;
-      prepared.set(c.name, yield* this.engine.prepareCluster(c.name, endpoints, c.weighting, { safety: c.safety, ejection: c.ejection, chunk }));
+      prepared.set(c.name, yield* this.engine.prepareCluster(c.name, endpoints, c.weighting, { safety: clusterSafety(c), ejection: c.ejection, chunk }));
     }
     yield;
     this.apply(catalog.clusters, next, prepared);
@@ -119,7 +120,7 @@ export class AdaptiveWeights {
   /** A new or changed cluster to the engine: from its preparation (setCatalogSteps) if it has one. */
   private install(c: Cluster, ready: PreparedCluster | undefined): void {
     if (ready) this.engine.commitCluster(ready);
-    else this.engine.setCluster(c.name, c.endpoints.map(engineEndpoint), c.weighting, c.safety, c.ejection);
+    else this.engine.setCluster(c.name, c.endpoints.map(engineEndpoint), c.weighting, clusterSafety(c), c.ejection);
     // Its probe taken off: the probes' verdicts go with it (WeightEngine.forgetProbes).
     if (this.clusters.get(c.name)?.probe !== undefined && c.probe === undefined) this.engine.forgetProbes(c.name);
     const restored = this.pendingSeeds?.get(c.name);

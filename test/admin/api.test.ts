@@ -568,6 +568,44 @@ describe('policy', () => {
     expect((await call(app, 'PATCH', '/v1/clusters/ghost/policy', {})).status).toBe(404);
   });
 
+  it('slowStart: PUT, GET and PATCH carry it; only under ROUND_ROBIN or LEAST_REQUEST; a newcomer then joins whole by default', async () => {
+    const { app, store } = fixture();
+    const put = await call(app, 'PUT', '/v1/clusters/web', { ...WEB, slowStart: { windowMs: 20_000, aggression: 1.5 } });
+    expect(put.status).toBe(201);
+    expect(put.body.slowStart).toEqual({ windowMs: 20_000, aggression: 1.5 });
+    expect(store.getCluster('web')?.slowStart).toEqual({ windowMs: 20_000, aggression: 1.5 });
+    const got = await call(app, 'GET', '/v1/clusters/web/policy');
+    expect(got.body).toMatchObject({ lbPolicy: 'LEAST_REQUEST', slowStart: { windowMs: 20_000, aggression: 1.5 } });
+    // Envoy ramps the newcomer itself: fulcrum's quarter share would slow it twice (policy.ts safetyDefaultsFor).
+    expect(got.body.safetyDefaults.newcomerShare).toBe(1);
+    const merged = await call(app, 'PATCH', '/v1/clusters/web/policy', { slowStart: { minWeightPercent: 20 } });
+    expect(merged.body.slowStart).toEqual({ windowMs: 20_000, aggression: 1.5, minWeightPercent: 20 });
+    // Still valid under ROUND_ROBIN: kept when the policy changes to it.
+    const rr = await call(app, 'PATCH', '/v1/clusters/web/policy', { lbPolicy: 'ROUND_ROBIN' });
+    expect(rr.body).toMatchObject({ lbPolicy: 'ROUND_ROBIN', slowStart: { windowMs: 20_000, minWeightPercent: 20 } });
+
+    for (const [body, path, says] of [
+      [{ slowStart: { windowMs: 10_000, aggression: 0 } }, '/body/slowStart/aggression', /> 0|greater than 0/],
+      [{ slowStart: { windowMs: 10_000, aggression: -1 } }, '/body/slowStart/aggression', /> 0|greater than 0/],
+      [{ slowStart: { minWeightPercent: 100.5 } }, '/body/slowStart/minWeightPercent', /100/],
+      [{ slowStart: { windowMs: 0 } }, '/body/slowStart/windowMs', /1\b/],
+      [{ slowStart: { windowMs: 86_400_001 } }, '/body/slowStart/windowMs', /86400000/],
+      [{ lbPolicy: 'RING_HASH', slowStart: { windowMs: 10_000 } }, '/body/slowStart', /only valid with lbPolicy ROUND_ROBIN or LEAST_REQUEST \(is RING_HASH\)/],
+    ] as const) {
+      const bad = await call(app, 'PATCH', '/v1/clusters/web/policy', body);
+      expect(bad.status, JSON.stringify(body)).toBe(400);
+      expect(bad.body.path).toBe(path);
+      expect(String(bad.body.message)).toMatch(says);
+    }
+    const ruled = await call(app, 'PUT', '/v1/clusters/ring', { name: 'ring', lbPolicy: 'MAGLEV', slowStart: { windowMs: 10_000 } });
+    expect(ruled).toMatchObject({ status: 400, body: { path: '/body/slowStart' } });
+    // Changing to a policy without slow start drops the block, as for the other policy blocks.
+    const ring = await call(app, 'PATCH', '/v1/clusters/web/policy', { lbPolicy: 'RING_HASH' });
+    expect(ring.status).toBe(200);
+    expect(ring.body.slowStart).toBeUndefined();
+    expect(store.getCluster('web')?.slowStart).toBeUndefined();
+  });
+
   it('merge patch helpers', () => {
     expect(mergePatch({ a: 1, b: { c: 2, d: 3 } }, { a: null, b: { c: 4 }, e: [1] })).toEqual({ b: { c: 4, d: 3 }, e: [1] });
     expect(mergePatch({ a: 1 }, { __proto__: { polluted: true } } as unknown)).toEqual({ a: 1 });

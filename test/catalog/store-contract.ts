@@ -35,6 +35,7 @@ clusters:
   - name: web
     lbPolicy: LEAST_REQUEST
     leastRequest: { choiceCount: 3 }
+    slowStart: { windowMs: 30000, aggression: 1.5, minWeightPercent: 5 }
     weighting: { policy: pid, setpoint: 0.7, metric: cpu, gains: { kp: 0.4 } }
     safety: { maxStepRatio: 2 }
     endpoints:
@@ -82,7 +83,9 @@ export function storeContract(harness: () => StoreHarness): void {
       const { revision } = await s.putCluster(c, API);
       expect(revision).toBeGreaterThan(0);
       expect(s.catalog().clusters).toEqual(sorted({ clusters: [c], listeners: [], nodeGroups: [] }).clusters);
-      expect(s.getCluster('web')).toMatchObject({ name: 'web', owner: 'api', revision, lbPolicy: 'LEAST_REQUEST', safety: { maxStepRatio: 2 } });
+      expect(s.getCluster('web')).toMatchObject({
+        name: 'web', owner: 'api', revision, lbPolicy: 'LEAST_REQUEST', slowStart: { windowMs: 30_000, aggression: 1.5, minWeightPercent: 5 }, safety: { maxStepRatio: 2 },
+      });
       expect(s.getCluster('web')!.endpoints.map((e) => [e.address, e.state, e.owner, e.revision])).toEqual([
         ['10.0.0.1', 'active', 'api', revision],
         ['::1', 'active', 'api', revision],
@@ -655,7 +658,7 @@ export function storeContract(harness: () => StoreHarness): void {
 
   describe('overrides on discovered clusters', () => {
     const EP = { cluster: 'ns/web:http', endpoint: { address: '10.1.0.5', port: 8080 } } as const;
-    const POLICY = { lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 2 }, weighting: { kind: 'pid', setpoint: 0.6 } } as const;
+    const POLICY = { lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 2 }, slowStart: { windowMs: 10_000 }, weighting: { kind: 'pid', setpoint: 0.6 } } as const;
 
     it('are created, replaced, listed, deleted and audited, each with its own revision', async () => {
       const s = await fresh();

@@ -215,6 +215,33 @@ clusters:
     expect(problemsOf('clusters: [{ name: e, weighting: { policy: pid, setpoint: 1.5 } }]').join()).toContain('/clusters/0/weighting/setpoint');
   });
 
+  it('slowStart: kept as written under ROUND_ROBIN (the default) and LEAST_REQUEST; refused elsewhere and with auto, naming the field', () => {
+    const { catalog } = parseConfig(`
+clusters:
+  - { name: a, slowStart: { windowMs: 20000 } }
+  - { name: b, lbPolicy: LEAST_REQUEST, slowStart: { windowMs: 5000, aggression: 0.5, minWeightPercent: 0 } }
+  - { name: c, lbPolicy: LEAST_REQUEST }
+`, 'slow.yaml');
+    expect(catalog.clusters.map((c) => c.slowStart)).toEqual([{ windowMs: 20_000 }, { windowMs: 5_000, aggression: 0.5, minWeightPercent: 0 }, undefined]);
+    expect(problemsOf(`
+clusters:
+  - { name: a, lbPolicy: RANDOM, slowStart: { windowMs: 20000 } }
+  - { name: b, weighting: { policy: auto, traits: {} }, slowStart: { windowMs: 20000 } }
+`)).toEqual([
+      '/clusters/0/slowStart: only valid with lbPolicy ROUND_ROBIN or LEAST_REQUEST (is RANDOM)',
+      '/clusters/1/slowStart: only valid with lbPolicy ROUND_ROBIN or LEAST_REQUEST, which weighting.policy auto does not set',
+    ]);
+    const problems = problemsOf(`
+clusters:
+  - { name: c, slowStart: { aggression: 1 } }
+  - { name: d, slowStart: { windowMs: 1000, aggression: 0 } }
+  - { name: e, slowStart: { windowMs: 1000, minWeightPercent: -1 } }
+`);
+    for (const at of ['/clusters/0/slowStart/windowMs', '/clusters/1/slowStart/aggression', '/clusters/2/slowStart/minWeightPercent'])
+      expect(problems.some((p) => p.startsWith(`${at}:`)), `${at} in ${problems.join('\n')}`).toBe(true);
+    expect(problemsOf('clusters: [{ name: f, slowStart: { windowMs: 1000, rampMs: 1 } }]')).toEqual(['/clusters/0/slowStart/rampMs: Unexpected property']);
+  });
+
   it('names the file and reports YAML syntax errors', () => {
     try {
       parseConfig('clusters: [ { name: a', 'conf/fulcrum.yaml');

@@ -38,7 +38,7 @@ interface Mutation {
   apply(doc: ConfigDoc, pick: number): Broken;
 }
 
-const LB_BLOCKS = ['leastRequest', 'ringHash', 'maglev', 'clientSideWeightedRoundRobin'];
+const LB_BLOCKS = ['leastRequest', 'slowStart', 'ringHash', 'maglev', 'clientSideWeightedRoundRobin'];
 
 /** Cluster `i` under `lbPolicy` with `block`, without the options and weighting another policy would need. */
 function withPolicy(c: Doc, lbPolicy: string, block?: Record<string, unknown>): Doc {
@@ -103,6 +103,11 @@ const MUTATIONS: Mutation[] = [
   clusterMutation('ring min > max', 'ringHash/minimumRingSize', /maximumRingSize/, (c) => withPolicy(c, 'RING_HASH', { ringHash: { minimumRingSize: 4096, maximumRingSize: 1024 } })),
   clusterMutation('ring past 8M', 'ringHash/maximumRingSize', /8388608/, (c) => withPolicy(c, 'RING_HASH', { ringHash: { maximumRingSize: 8_388_609 } })),
   clusterMutation('least-request choice count 1', 'leastRequest/choiceCount', /(equal to|>=) 2\b/, (c) => withPolicy(c, 'LEAST_REQUEST', { leastRequest: { choiceCount: 1 } })),
+  clusterMutation('slow start under RING_HASH', 'slowStart', /only valid with lbPolicy ROUND_ROBIN or LEAST_REQUEST \(is RING_HASH\)/, (c) =>
+    withPolicy(c, 'RING_HASH', { slowStart: { windowMs: 10_000 } })),
+  clusterMutation('slow start aggression 0', 'slowStart/aggression', /> 0\b|greater than 0/, (c) => withPolicy(c, 'LEAST_REQUEST', { slowStart: { windowMs: 10_000, aggression: 0 } })),
+  clusterMutation('slow start min weight 101%', 'slowStart/minWeightPercent', /100/, (c) => withPolicy(c, 'ROUND_ROBIN', { slowStart: { windowMs: 10_000, minWeightPercent: 101 } })),
+  clusterMutation('slow start window 0', 'slowStart/windowMs', /(equal to|>=) 1\b/, (c) => withPolicy(c, 'ROUND_ROBIN', { slowStart: { windowMs: 0 } })),
   clusterMutation('unknown LB policy', 'lbPolicy', /must be one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, MAGLEV/, (c) => withPolicy(c, 'WEIGHTED_MAGIC')),
   clusterMutation('connect timeout 0', 'connectTimeoutMs', /(equal to|>=) 1\b/, (c) => ({ ...c, connectTimeoutMs: 0 })),
   clusterMutation('endpoint with an IPv6 zone id', 'endpoints/0/address', /zone id/, (c) => ({ ...c, endpoints: [{ address: 'fe80::1%eth0', port: 80 }] })),

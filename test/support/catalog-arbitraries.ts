@@ -70,17 +70,27 @@ const cswrrArb = record({
   errorUtilizationPenalty: opt(fc.double({ min: 0, max: 1_000_000, noNaN: true })),
 });
 
+/** Envoy's whole ranges: a day's window at most, aggression > 0, a percent. */
+const slowStartArb = record({
+  windowMs: fc.integer({ min: 1, max: 86_400_000 }),
+  aggression: opt(fc.double({ min: 1e-6, max: 100, noNaN: true })),
+  minWeightPercent: opt(fc.double({ min: 0, max: 100, noNaN: true })),
+});
+
 /** lbPolicy and its options block (or none, for the default ROUND_ROBIN). */
 const lbArb: fc.Arbitrary<Doc> = fc.constantFrom(...LB_POLICIES, undefined).chain((policy): fc.Arbitrary<Doc> => {
   switch (policy) {
     case 'LEAST_REQUEST':
-      return record({ lbPolicy: fc.constant(policy), leastRequest: opt(record({ choiceCount: fc.integer({ min: 2, max: 100 }) })) });
+      return record({ lbPolicy: fc.constant(policy), leastRequest: opt(record({ choiceCount: fc.integer({ min: 2, max: 100 }) })), slowStart: opt(slowStartArb) });
     case 'RING_HASH':
       return record({ lbPolicy: fc.constant(policy), ringHash: opt(ringHashArb) });
     case 'MAGLEV':
       return record({ lbPolicy: fc.constant(policy), maglev: opt(record({ tableSize: fc.integer({ min: 2, max: 70_000 }).map(nextPrime) })) });
     case 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN':
       return record({ lbPolicy: fc.constant(policy), clientSideWeightedRoundRobin: opt(cswrrArb) });
+    case 'ROUND_ROBIN':
+    case undefined:
+      return record({ lbPolicy: fc.constant(policy), slowStart: opt(slowStartArb) });
     default:
       return record({ lbPolicy: fc.constant(policy) });
   }

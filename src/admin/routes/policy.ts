@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { SAFETY_DEFAULTS } from '../../balancing/engine/types.js';
+import { safetyDefaultsFor } from '../../catalog/policy.js';
 import { POLICY_FIELDS, type ClusterSpec, type PolicyOverride, type WriteResult } from '../../catalog/store/index.js';
 import { PolicyPatch, PolicyView, type ClusterIn } from '../api-schemas.js';
 import { assertApiOwned, patchRetrying, readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
@@ -17,7 +17,10 @@ function policyOverride(spec: ClusterSpec): PolicyOverride {
   return out as PolicyOverride;
 }
 
-const SAFETY_DEFAULT_VALUES: Record<string, number> = { ...SAFETY_DEFAULTS };
+/** The built-in safety settings of a cluster, as the view shows them (policy.ts safetyDefaultsFor). */
+const safetyDefaultsOf = (c: Pick<ClusterSpec, 'slowStart'>): Record<string, number> => ({
+  ...safetyDefaultsFor(c.slowStart !== undefined),
+});
 
 export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async (app, { store, actorOf }) => {
   app.get(
@@ -30,7 +33,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
     },
     async (request, reply) => {
       const rec = requireCluster(store, request.params.name);
-      return withEtag(reply, rec.revision, 200, policyView(rec, SAFETY_DEFAULT_VALUES));
+      return withEtag(reply, rec.revision, 200, policyView(rec, safetyDefaultsOf(rec)));
     },
   );
 
@@ -65,7 +68,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
       const once = () => patchOnce(request, name, request.body as Record<string, unknown>);
       const { revision } = await patchRetrying(request.headers, `cluster "${name}"`, once);
       const rec = requireCluster(store, name);
-      return withEtag(reply, revision, 200, policyView(rec, SAFETY_DEFAULT_VALUES));
+      return withEtag(reply, revision, 200, policyView(rec, safetyDefaultsOf(rec)));
     },
   );
 };

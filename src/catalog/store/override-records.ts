@@ -10,6 +10,7 @@ import type { ClusterSpec, OperatorState } from './records.js';
 export const POLICY_FIELDS = [
   'lbPolicy',
   'leastRequest',
+  'slowStart',
   'ringHash',
   'maglev',
   'clientSideWeightedRoundRobin',
