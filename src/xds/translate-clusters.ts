@@ -6,7 +6,7 @@ import { probesDecide, type EndpointOverride } from '../catalog/weight-overrides
 import { anyOf } from './envoy-api.js';
 import { duration } from './proto-values.js';
 import { localityGroupKey, rescalesLocalities, rescaleToCommonSum } from './ring-hash-localities.js';
-import { clientSideWrrPolicy, clusterProtection, leastRequestPolicy, maglevPolicy, randomPolicy } from './translate-protection.js';
+import { clientSideWrrPolicy, clusterProtection, leastRequestPolicy, maglevPolicy, randomPolicy, roundRobinPolicy } from './translate-protection.js';
 
 /** Catalog clusters → Envoy `Cluster` and `ClusterLoadAssignment` objects (protobufjs plain form). */
 
@@ -61,12 +61,14 @@ export function sameClusterForm(a: Cluster, b: Cluster): boolean {
 
 /**
  * lb_policy, or load_balancing_policy where an extension policy is needed: client-side WRR is one,
- * and LEAST_REQUEST, RANDOM and MAGLEV are written as one so that proxyless gRPC does not reject
- * them (translate-protection.ts leastRequestPolicy, randomPolicy, maglevPolicy).
+ * and so is ROUND_ROBIN with slow start; LEAST_REQUEST, RANDOM and MAGLEV are written as one so that
+ * proxyless gRPC does not reject them (translate-protection.ts leastRequestPolicy, randomPolicy, maglevPolicy).
  */
 function lbPolicyFields(c: Cluster, facts: EndpointFacts): Record<string, unknown> {
   if (c.lbPolicy === 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN') return { load_balancing_policy: clientSideWrrPolicy(c.clientSideWeightedRoundRobin) };
-  if (c.lbPolicy === 'LEAST_REQUEST') return { load_balancing_policy: leastRequestPolicy(c.leastRequest?.choiceCount, c.localityWeighted === true) };
+  const slowStart = { cluster: c.name, slowStart: c.slowStart };
+  if (c.lbPolicy === 'LEAST_REQUEST') return { load_balancing_policy: leastRequestPolicy(c.leastRequest?.choiceCount, c.localityWeighted === true, slowStart) };
+  if (c.lbPolicy === 'ROUND_ROBIN' && c.slowStart) return { load_balancing_policy: roundRobinPolicy(slowStart, c.localityWeighted === true) };
   if (c.lbPolicy === 'RANDOM') return { load_balancing_policy: randomPolicy(c.localityWeighted === true) };
   if (c.lbPolicy === 'MAGLEV') return { load_balancing_policy: maglevPolicy(c.maglev?.tableSize ?? 65_537, facts.rescalesLocalities) };
   return { lb_policy: c.lbPolicy };

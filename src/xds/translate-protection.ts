@@ -5,7 +5,7 @@ import {
   type ClientSideWeightedRoundRobinSpec,
   type ResolvedRetryPolicy,
 } from '../catalog/protection.js';
-import type { Cluster } from '../catalog/types.js';
+import type { Cluster, SlowStartConfig } from '../catalog/types.js';
 import { anyOf } from './envoy-api.js';
 import { duration } from './proto-values.js';
 
@@ -136,6 +136,39 @@ function withRoundRobinFallback(name: string, typeUrl: string, config: Record<st
 }
 
 /**
+ * Envoy's `slow_start_config` (RoundRobin, LeastRequest). Envoy reads `aggression` as a runtime
+ * double, whose runtime_key it requires: a per-cluster key lets an operator retune one cluster's
+ * ramp in Envoy's runtime without fulcrum (unset there, the default applies).
+ */
+function slowStartConfig(s: SlowStartConfig, cluster: string): Record<string, unknown> {
+  return {
+    slow_start_config: {
+      slow_start_window: duration(s.windowMs),
+      ...(s.aggression !== undefined ? { aggression: { default_value: s.aggression, runtime_key: `fulcrum.slow_start.${cluster}.aggression` } } : {}),
+      ...(s.minWeightPercent !== undefined ? { min_weight_percent: { value: s.minWeightPercent } } : {}),
+    },
+  };
+}
+
+/** Where an Envoy typed policy takes slow start: the cluster's name (for the runtime key) and its settings. */
+export interface SlowStartOf {
+  readonly cluster: string;
+  readonly slowStart: SlowStartConfig | undefined;
+}
+
+const slowStartOf = (s: SlowStartOf | undefined): Record<string, unknown> => (s?.slowStart ? slowStartConfig(s.slowStart, s.cluster) : {});
+
+/**
+ * `load_balancing_policy` for ROUND_ROBIN with slow start, which only the typed RoundRobin carries
+ * (a cluster without it keeps `lb_policy: ROUND_ROBIN`). Envoy's form only: gRPC clients are sent
+ * the cluster without slow start (grpc-clusters.ts says why).
+ */
+export function roundRobinPolicy(slowStart: SlowStartOf, localityWeighted: boolean): Record<string, unknown> {
+  const config = { ...slowStartOf(slowStart), ...localityLbConfig(localityWeighted) };
+  return { policies: [{ typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: anyOf(ROUND_ROBIN, config) } }] };
+}
+
+/**
  * `load_balancing_policy` for LEAST_REQUEST. Clients take the first entry they support, so one
  * Cluster serves all three kinds without a NACK (the legacy `lb_policy: LEAST_REQUEST` made
  * proxyless grpc-js reject the whole Cluster):
@@ -148,11 +181,13 @@ function withRoundRobinFallback(name: string, typeUrl: string, config: Record<st
  *   `lb_policy: ROUND_ROBIN`. Not first: Envoy 1.40 takes wrr_locality too, and then did not
  *   pick by requests in flight (test/e2e/envoy-suite.ts).
  */
-export function leastRequestPolicy(choiceCount: number | undefined, localityWeighted: boolean): Record<string, unknown> {
+export function leastRequestPolicy(choiceCount: number | undefined, localityWeighted: boolean, slowStart?: SlowStartOf): Record<string, unknown> {
   return withRoundRobinFallback('envoy.load_balancing_policies.least_request', LEAST_REQUEST, {
     // Unset: Envoy's default, two choices.
     ...(choiceCount !== undefined ? { choice_count: u32(choiceCount) } : {}),
     ...localityLbConfig(localityWeighted),
+    // grpc-go reads choice_count alone; grpc-js takes the fallback.
+    ...slowStartOf(slowStart),
   });
 }
 

@@ -175,6 +175,50 @@ describe('protection translation', () => {
     expect(decodeAny(first)).toEqual({ choice_count: { value: 2 }, locality_lb_config: { locality_weighted_lb_config: {} } });
     expect(weighted.common_lb_config).toBeUndefined();
   });
+
+  describe('slowStart', () => {
+    type Policies = { policies: { typed_extension_config: { name: string; typed_config: unknown } }[] };
+    const first = (c: Decoded): Decoded => decodeAny((c.load_balancing_policy as Policies).policies[0]?.typed_extension_config.typed_config);
+    const names = (c: Decoded): string[] => (c.load_balancing_policy as Policies).policies.map((x) => x.typed_extension_config.name);
+
+    it('turns ROUND_ROBIN into a typed round robin carrying slow_start_config, aggression as a runtime double keyed by cluster', () => {
+      const { cluster } = emitted({ ...base, slowStart: { windowMs: 15_500, aggression: 2, minWeightPercent: 5 } });
+      expect(cluster.lb_policy).toBeUndefined();
+      expect(names(cluster)).toEqual(['envoy.load_balancing_policies.round_robin']);
+      expect(first(cluster)).toEqual({
+        slow_start_config: {
+          slow_start_window: { seconds: 15, nanos: 500_000_000 },
+          aggression: { default_value: 2, runtime_key: 'fulcrum.slow_start.c.aggression' },
+          min_weight_percent: { value: 5 },
+        },
+      });
+      // Without slowStart, ROUND_ROBIN stays the legacy enum (what gRPC wraps in wrr_locality).
+      expect(emitted(base).cluster.lb_policy).toBe('ROUND_ROBIN');
+    });
+
+    it('leaves aggression and minWeightPercent to Envoy when unset, and carries locality weighting into the typed policy', () => {
+      const { cluster } = emitted({ ...base, slowStart: { windowMs: 10_000 }, localityWeighted: true });
+      expect(first(cluster)).toEqual({
+        slow_start_config: { slow_start_window: { seconds: 10, nanos: 0 } },
+        locality_lb_config: { locality_weighted_lb_config: {} },
+      });
+      expect(cluster.common_lb_config).toBeUndefined();
+    });
+
+    it('goes into LEAST_REQUEST\'s policy beside choice_count, the round-robin fallbacks unchanged', () => {
+      const { cluster } = emitted({ ...base, lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 3 }, slowStart: { windowMs: 20_000, minWeightPercent: 0 } });
+      expect(names(cluster)).toEqual([
+        'envoy.load_balancing_policies.least_request',
+        'envoy.load_balancing_policies.wrr_locality',
+        'envoy.load_balancing_policies.round_robin',
+      ]);
+      // A 0 percent is sent as a present Percent (absent, Envoy's default would be 10).
+      expect(first(cluster)).toEqual({
+        choice_count: { value: 3 },
+        slow_start_config: { slow_start_window: { seconds: 20, nanos: 0 }, min_weight_percent: { value: 0 } },
+      });
+    });
+  });
 });
 
 describe('protection defaults', () => {
