@@ -13,6 +13,7 @@ import { ArrayMap, sameEntries } from '../balancing/engine/indexed-map.js';
 import { GroupSelections } from './group-selection.js';
 import { retryPolicies } from './translate-protection.js';
 import { perEndpointLayout, splitsForGrpc } from './grpc-assignments.js';
+import { grpcClusterSource } from './grpc-clusters.js';
 import { DEFAULT_GRPC_GROUP, formGroupKey } from './client-form.js';
 
 /** Re-exported for callers that still import them from here; the cache side owns them. */
@@ -70,6 +71,8 @@ export class Translator {
   private listeners = new Map<string, KeptListener>();
   /** The last listener and route maps handed out (handed out again while every resource is the same). */
   private listenerMaps: { listener: ReadonlyMap<string, EncodedResource>; route: ReadonlyMap<string, EncodedResource> } | undefined;
+  /** The last grpcCdsOf: Envoy's CDS map and gRPC's differing Clusters it was made from. */
+  private grpcCds: { readonly base: ReadonlyMap<string, EncodedResource>; readonly changes: ReadonlyMap<string, EncodedResource>; readonly out: ReadonlyMap<string, EncodedResource> } | undefined;
   private readonly groups = new GroupSelections();
   private readonly grpcGroups = new GroupSelections();
   private visits = 0;
@@ -93,10 +96,24 @@ export class Translator {
     const groups = new Map<string, ResourceSet>([[DEFAULT_GROUP, all]]);
     for (const [group, set] of this.groups.select(catalog, all)) groups.set(group, set);
     if (out.geds === undefined) return groups;
-    const grpc = new Map<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>([[TYPE.cluster, out.cds], [TYPE.endpoint, out.geds], ...routing]);
+    const grpc = new Map<XdsTypeUrl, ReadonlyMap<string, EncodedResource>>([[TYPE.cluster, this.grpcCdsOf(out)], [TYPE.endpoint, out.geds], ...routing]);
     groups.set(DEFAULT_GRPC_GROUP, grpc);
     for (const [group, set] of this.grpcGroups.select(catalog, grpc)) groups.set(formGroupKey(group, 'grpc'), set);
     return groups;
+  }
+
+  /**
+   * gRPC's CDS: Envoy's but where gRPC's Clusters differ (grpc-clusters.ts), the same map when none
+   * does, and the last one while neither Envoy's nor the differing ones changed (a weight tick):
+   * a copy of every Cluster per publish, for one differing, grew with the catalog.
+   */
+  private grpcCdsOf(out: ClusterOutput): ReadonlyMap<string, EncodedResource> {
+    const changes = out.grpcClusters ?? new Map<string, EncodedResource>();
+    const kept = this.grpcCds;
+    if (kept?.base === out.cds && kept.changes.size === changes.size && [...changes].every(([name, r]) => kept.changes.get(name) === r)) return kept.out;
+    const map = replacedIn(out.cds, changes);
+    this.grpcCds = { base: out.cds, changes, out: map };
+    return map;
   }
 
   /**
@@ -108,15 +125,16 @@ export class Translator {
    */
   private clustersAll(clusters: readonly Cluster[], by: ClusterInputs): ClusterOutput {
     const byName = new Map<string, Cluster>();
-    const memo: ClusterMemos = { cds: new Map(), eds: new Map(), geds: new Map() };
+    const memo: ClusterMemos = { cds: new Map(), eds: new Map(), geds: new Map(), gcds: new Map() };
     const keys: string[] = [];
     const index = new Map<string, number>();
     const cds: EncodedResource[] = [];
     const eds: EncodedResource[] = [];
     const geds: EncodedResource[] = [];
+    const grpcClusters = new Map<string, EncodedResource>();
     for (const c of clusters) {
       byName.set(c.name, c);
-      const [cluster, assignment, grpcAssignment] = this.clusterResources(c, by, memo);
+      const [cluster, assignment, grpcAssignment, grpcCluster] = this.clusterResources(c, by, memo);
       // A name met twice keeps its first place with the last value, as Map.set does.
       const at = index.get(c.name) ?? keys.length;
       if (at === keys.length) {
@@ -126,13 +144,16 @@ export class Translator {
       cds[at] = cluster;
       eds[at] = assignment;
       if (grpcAssignment !== undefined) geds[at] = grpcAssignment;
+      if (grpcCluster !== undefined) grpcClusters.set(c.name, grpcCluster);
+      else grpcClusters.delete(c.name);
     }
     this.visits = clusters.length;
     this.memo.set(TYPE.cluster, memo.cds);
     this.memo.set(TYPE.endpoint, memo.eds);
     this.memo.set(GRPC_ASSIGNMENTS, memo.geds);
+    this.memo.set(GRPC_CLUSTERS, memo.gcds);
     const out = { cds: new ArrayMap(keys, index, cds), eds: new ArrayMap(keys, index, eds), byName };
-    return by.grpc ? { ...out, geds: new ArrayMap(keys, index, geds) } : out;
+    return by.grpc ? { ...out, geds: new ArrayMap(keys, index, geds), grpcClusters } : out;
   }
 
   /**
@@ -145,32 +166,42 @@ export class Translator {
    */
   private clustersChanged(last: LastClusters, delta: ClusterDelta, clusters: readonly Cluster[], by: ClusterInputs): ClusterOutput {
     const fresh: ClusterTarget = { cds: new Map(), eds: new Map(), geds: new Map(), byName: last.byName };
-    const memo: ClusterMemos = { cds: memoOf(this.memo, TYPE.cluster), eds: memoOf(this.memo, TYPE.endpoint), geds: memoOf(this.memo, GRPC_ASSIGNMENTS) };
+    const memo: ClusterMemos = {
+      cds: memoOf(this.memo, TYPE.cluster), eds: memoOf(this.memo, TYPE.endpoint), geds: memoOf(this.memo, GRPC_ASSIGNMENTS), gcds: memoOf(this.memo, GRPC_CLUSTERS),
+    };
+    // Few clusters differ for gRPC: the last translation's, then this one's changes.
+    const grpcClusters = new Map(last.grpcClusters);
     for (const name of delta.removed) {
       fresh.byName.delete(name);
       memo.cds.delete(name);
       memo.eds.delete(name);
       memo.geds.delete(name);
+      memo.gcds.delete(name);
+      grpcClusters.delete(name);
     }
     for (const c of delta.changed) {
       fresh.byName.set(c.name, c);
-      const [cluster, assignment, grpcAssignment] = this.clusterResources(c, by, memo);
+      const [cluster, assignment, grpcAssignment, grpcCluster] = this.clusterResources(c, by, memo);
       fresh.cds.set(c.name, cluster);
       fresh.eds.set(c.name, assignment);
       if (grpcAssignment !== undefined) fresh.geds.set(c.name, grpcAssignment);
+      if (grpcCluster !== undefined) grpcClusters.set(c.name, grpcCluster);
+      else grpcClusters.delete(c.name);
     }
     this.visits = delta.changed.length;
-    if (delta.reordered) return { ...inCatalogOrder(clusters, last, fresh, new Set(delta.removed)), byName: last.byName };
-    const out = { cds: replacedIn(last.cds, fresh.cds), eds: replacedIn(last.eds, fresh.eds), byName: last.byName };
+    const grpc = last.grpcClusters !== undefined ? { grpcClusters } : {};
+    if (delta.reordered) return { ...inCatalogOrder(clusters, last, fresh, new Set(delta.removed)), ...grpc, byName: last.byName };
+    const out = { cds: replacedIn(last.cds, fresh.cds), eds: replacedIn(last.eds, fresh.eds), ...grpc, byName: last.byName };
     return last.geds !== undefined ? { ...out, geds: replacedIn(last.geds, fresh.geds) } : out;
   }
 
   /**
    * A cluster's Cluster and ClusterLoadAssignment resources, from the memo where their inputs are
    * the same, and with gRPC's form on, the assignment gRPC clients get (the same resource when the
-   * cluster is not split for them: grpc-assignments.ts).
+   * cluster is not split for them: grpc-assignments.ts) and their Cluster where it differs
+   * (grpc-clusters.ts; else undefined).
    */
-  private clusterResources(c: Cluster, by: ClusterInputs, memo: ClusterMemos): [EncodedResource, EncodedResource, EncodedResource | undefined] {
+  private clusterResources(c: Cluster, by: ClusterInputs, memo: ClusterMemos): ClusterResources {
     const cluster = this.encode(memo.cds, TYPE.cluster, c.name, { source: c, extra: by.lrsKey, byBuilt: sameClusterForm }, () => clusterResource(c, by.lrs));
     const overrides = by.weights?.get(c.name);
     const inputs = assignmentInputs(c, by.weights);
@@ -178,9 +209,17 @@ export class Translator {
     let layout: AssignmentLayout | undefined;
     const layoutOf = (): AssignmentLayout => (layout ??= assignmentLayout(c, overrides));
     const assignment = this.encode(memo.eds, TYPE.endpoint, c.name, inputs, () => new Encoded(assignmentResource(c.name, layoutOf())));
-    if (!by.grpc) return [cluster, assignment, undefined];
-    if (!splitsForGrpc(c)) return [cluster, assignment, assignment];
-    return [cluster, assignment, this.encode(memo.geds, GRPC_ASSIGNMENTS, c.name, inputs, () => new Encoded(assignmentResource(c.name, perEndpointLayout(layoutOf()))))];
+    if (!by.grpc) return [cluster, assignment, undefined, undefined];
+    const grpcCluster = this.grpcClusterResource(c, by, memo);
+    if (!splitsForGrpc(c)) return [cluster, assignment, assignment, grpcCluster];
+    return [cluster, assignment, this.encode(memo.geds, GRPC_ASSIGNMENTS, c.name, inputs, () => new Encoded(assignmentResource(c.name, perEndpointLayout(layoutOf())))), grpcCluster];
+  }
+
+  /** The Cluster resource gRPC clients get instead of Envoy's, when grpc-clusters.ts builds theirs otherwise. */
+  private grpcClusterResource(c: Cluster, by: ClusterInputs, memo: ClusterMemos): EncodedResource | undefined {
+    const source = grpcClusterSource(c);
+    if (source === c) return undefined;
+    return this.encode(memo.gcds, GRPC_CLUSTERS, c.name, { source, extra: by.lrsKey, byBuilt: sameClusterForm }, () => clusterResource(source, by.lrs));
   }
 
   /**
@@ -236,7 +275,7 @@ export class Translator {
    */
   private encode(next: Map<string, Memo>, kind: MemoKind, name: string, inputs: Inputs, build: () => Built): EncodedResource {
     const known = this.memo.get(kind)?.get(name);
-    const typeUrl = kind === GRPC_ASSIGNMENTS ? TYPE.endpoint : kind;
+    const typeUrl = kind === GRPC_ASSIGNMENTS ? TYPE.endpoint : kind === GRPC_CLUSTERS ? TYPE.cluster : kind;
     const memo = known !== undefined && known.source === inputs.source && known.overrides === inputs.overrides && known.extra === inputs.extra
       ? known // no allocation per resource on a publish that changed little
       : inputs.byBuilt !== undefined
@@ -351,11 +390,16 @@ export class Translator {
   }
 }
 
-/** A translation's clusters' output: CDS and EDS resources by name (`geds`: gRPC's EDS form, when on), and the clusters by name. */
+/**
+ * A translation's clusters' output: CDS and EDS resources by name (`geds`: gRPC's EDS form, and
+ * `grpcClusters`: gRPC's Clusters where they differ from Envoy's, when gRPC's form is on), and the
+ * clusters by name.
+ */
 interface ClusterOutput {
   readonly cds: ReadonlyMap<string, EncodedResource>;
   readonly eds: ReadonlyMap<string, EncodedResource>;
   readonly geds?: ReadonlyMap<string, EncodedResource>;
+  readonly grpcClusters?: ReadonlyMap<string, EncodedResource>;
   readonly byName: Map<string, Cluster>;
 }
 
@@ -371,7 +415,11 @@ interface ClusterMemos {
   readonly cds: Map<string, Memo>;
   readonly eds: Map<string, Memo>;
   readonly geds: Map<string, Memo>;
+  readonly gcds: Map<string, Memo>;
 }
+
+/** A cluster's Cluster, its assignment, and with gRPC's form on, gRPC's assignment and (where it differs) Cluster. */
+type ClusterResources = [EncodedResource, EncodedResource, EncodedResource | undefined, EncodedResource | undefined];
 
 /** What the last translation saw and produced (its output maps are the cache's now: copied, never changed). */
 interface LastClusters extends SeenClusters, ClusterOutput {
@@ -407,9 +455,10 @@ function encodingsIn(clusters: readonly Cluster[], forms: TranslationForms): num
   return n;
 }
 
-/** The memo kind of gRPC's assignments (grpc-assignments.ts), beside the xDS types. */
+/** The memo kinds of gRPC's assignments (grpc-assignments.ts) and Clusters (grpc-clusters.ts), beside the xDS types. */
 const GRPC_ASSIGNMENTS = 'grpc-assignments';
-type MemoKind = XdsTypeUrl | typeof GRPC_ASSIGNMENTS;
+const GRPC_CLUSTERS = 'grpc-clusters';
+type MemoKind = XdsTypeUrl | typeof GRPC_ASSIGNMENTS | typeof GRPC_CLUSTERS;
 
 /** Per kind, per name: no key string built per resource on every publish. */
 type MemoByType = Map<MemoKind, Map<string, Memo>>;

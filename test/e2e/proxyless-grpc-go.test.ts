@@ -7,7 +7,8 @@
  *    weights to one common sum per locality (src/xds/ring-hash-localities.ts);
  *  - grpc-go's load reports (per locality, no per-endpoint stats) reach the SignalStore;
  *  - a MAGLEV cluster (auto's affinity policy at 1000+ endpoints) reaches grpc-go as ring hash;
- *  - LEAST_REQUEST and RANDOM clusters are ACKed (least request; round robin);
+ *  - LEAST_REQUEST and RANDOM clusters are ACKed (least request; round robin), and so are
+ *    ROUND_ROBIN and LEAST_REQUEST ones with Envoy's slow start;
  *  - a route's timeoutMs bounds grpc-go's calls (max_stream_duration, gRFC A31);
  *  - a grpc-go NACK names the cluster it refused (`resource "name": …`), and only that one is
  *    held refused while the other cluster of the same response stays served.
@@ -39,6 +40,8 @@ const MAGLEV_CLUSTER = 'maglev-backends';
 const SPARE_CLUSTER = 'spare-backends';
 const RANDOM_CLUSTER = 'random-backends';
 const CALLS = 400;
+/** Envoy's slow start, on clusters of their own: Envoy's alone, ignored by grpc-go. */
+const SLOW_START = { windowMs: 10_000, aggression: 2, minWeightPercent: 20 };
 const goClient = locateGrpcGoClient();
 
 /** Zone a: one server of weight 2; zone b: two of weight 3. Locality sums 2 : 6 = 1 : 3. */
@@ -87,12 +90,16 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
         { name: LR_CLUSTER, lbPolicy: 'LEAST_REQUEST', http2: true, endpoints: plain },
         { name: SPARE_CLUSTER, ...spare, http2: true, endpoints: plain },
         { name: RANDOM_CLUSTER, lbPolicy: 'RANDOM', http2: true, endpoints: plain },
+        { name: 'slow-rr-backends', lbPolicy: 'ROUND_ROBIN', slowStart: SLOW_START, http2: true, endpoints: plain },
+        { name: 'slow-lr-backends', lbPolicy: 'LEAST_REQUEST', slowStart: SLOW_START, http2: true, endpoints: plain },
       ],
       listeners: [
         { name: 'sessions', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER, hashPolicy: { header: 'x-user' } }] },
         { name: 'maglev', apiListener: true, routes: [{ prefix: '/', cluster: MAGLEV_CLUSTER, hashPolicy: { header: 'x-user' } }] },
         { name: 'greeter', apiListener: true, routes: [{ prefix: '/', cluster: LR_CLUSTER }] },
         { name: 'random', apiListener: true, routes: [{ prefix: '/', cluster: RANDOM_CLUSTER }] },
+        { name: 'slow-rr', apiListener: true, routes: [{ prefix: '/', cluster: 'slow-rr-backends' }] },
+        { name: 'slow-lr', apiListener: true, routes: [{ prefix: '/', cluster: 'slow-lr-backends' }] },
         { name: 'timed', apiListener: true, routes: [{ prefix: '/', cluster: LR_CLUSTER, timeoutMs: 500 }] },
         {
           name: 'mixed',
@@ -189,6 +196,9 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
   test.for([
     ['LEAST_REQUEST', 'least_request entry', 'greeter'],
     ['RANDOM', 'round-robin fallback', 'random'],
+    // Envoy's slow start in the typed policy: grpc-go reads no slow_start_config.
+    ['ROUND_ROBIN with slowStart', 'round_robin entry', 'slow-rr'],
+    ['LEAST_REQUEST with slowStart', 'least_request entry', 'slow-lr'],
   ] as const)('grpc-go takes the %s cluster\'s %s: no NACK, every server answers', { timeout: 120_000 }, async ([policy, , listener]) => {
     const nodeId = `grpc-go-${policy}-${process.pid}`;
     const run = runGrpcGoClient(goClient.bin, { xdsPort: fulcrum.xdsPort, nodeId, target: `xds:///${listener}`, count: 90 });

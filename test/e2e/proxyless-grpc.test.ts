@@ -37,15 +37,23 @@ const TYPES: Record<'LDS' | 'RDS' | 'CDS' | 'EDS', XdsTypeUrl> = {
  * The test's config. `rrPolicy`: the greeter cluster's lbPolicy (`MURMUR_HASH_2`: RING_HASH with
  * that hash function, which gRPC refuses); `sessionsPolicy`: the x-user-hashed cluster's.
  */
+const SLOW_START = ' with slowStart';
+type SlowStartPolicy = `${'ROUND_ROBIN' | 'LEAST_REQUEST'}${typeof SLOW_START}`;
+
 function configYaml(
   rr: readonly GrpcTestServer[],
   rh: readonly GrpcTestServer[],
-  rrPolicy: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'MURMUR_HASH_2' = 'ROUND_ROBIN',
+  rrPolicy: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'MURMUR_HASH_2' | SlowStartPolicy = 'ROUND_ROBIN',
   sessionsPolicy: 'RING_HASH' | 'MAGLEV' = 'RING_HASH',
 ): string {
   const endpoints = (list: readonly GrpcTestServer[]) =>
     list.map((s) => `      - { address: ${s.host}, port: ${s.port} }`).join('\n');
-  const greeterPolicy = rrPolicy === 'MURMUR_HASH_2' ? 'RING_HASH\n    ringHash: { hashFunction: MURMUR_HASH_2 }' : rrPolicy;
+  const greeterPolicy =
+    rrPolicy === 'MURMUR_HASH_2'
+      ? 'RING_HASH\n    ringHash: { hashFunction: MURMUR_HASH_2 }'
+      : rrPolicy.endsWith(SLOW_START)
+        ? `${rrPolicy.slice(0, -SLOW_START.length)}\n    slowStart: { windowMs: 10000, aggression: 2, minWeightPercent: 20 }`
+        : rrPolicy;
   const sessions = sessionsPolicy === 'RING_HASH' ? 'RING_HASH\n    ringHash: { virtualNodesPerHost: 160 }' : 'MAGLEV';
   return `# written by test/e2e/proxyless-grpc.test.ts
 server:
@@ -332,8 +340,10 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) through fulcrum', () => {
   }, scaled(60_000));
 
   // Neither policy exists in grpc-js: sent as lb_policy, the whole Cluster was NACKed ("unsupported
-  // lb_policy"); sent as load_balancing_policy, grpc-js takes the round-robin fallback.
-  test.for(['LEAST_REQUEST', 'RANDOM'] as const)('%s: grpc-js, which has no such policy, ACKs the cluster and takes its round-robin fallback', { timeout: scaled(60_000) }, async (policy, ctx) => {
+  // lb_policy"); sent as load_balancing_policy, grpc-js takes the round-robin fallback. Nor has it
+  // Envoy's slow start: under LEAST_REQUEST it rides in the typed policy grpc-js skips; a
+  // ROUND_ROBIN cluster is sent to gRPC without it (src/xds/grpc-clusters.ts).
+  test.for(['LEAST_REQUEST', 'RANDOM', `ROUND_ROBIN${SLOW_START}`, `LEAST_REQUEST${SLOW_START}`] as const)('%s: grpc-js, which has no such policy, ACKs the cluster and takes round robin', { timeout: scaled(60_000) }, async (policy, ctx) => {
     diagnoseOnFailure(ctx);
     const cdsBefore = proxyRecord()?.types.get(TYPE.cluster)?.ackedVersion;
     await writeConfig(configYaml(rr.list, rh.list, policy));

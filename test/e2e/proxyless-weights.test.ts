@@ -32,6 +32,9 @@ const FAILING_CLUSTER = 'failing-backends';
 const FAILING_TARGET = 'xds:///failing';
 const ORCA_CLUSTER = 'orca-backends';
 const ORCA_TARGET = 'xds:///orca';
+/** A 1:3 ROUND_ROBIN cluster with Envoy's slow start, which gRPC clients are sent without (src/xds/grpc-clusters.ts). */
+const SLOW_CLUSTER = 'slow-start-backends';
+const SLOW_TARGET = 'xds:///slow-start';
 const goClient = locateGrpcGoClient();
 
 describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights reach proxyless gRPC clients', () => {
@@ -53,11 +56,16 @@ describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights re
         { name: CLUSTER, lbPolicy: 'ROUND_ROBIN', http2: true, endpoints: servers.list.map((s, i) => ({ address: s.host, port: s.port, weight: weights[i] })) },
         { name: FAILING_CLUSTER, lbPolicy: 'ROUND_ROBIN', http2: true, weighting: { policy: 'pid' }, endpoints: failing.list.map((s) => ({ address: s.host, port: s.port })) },
         { name: ORCA_CLUSTER, lbPolicy: 'ROUND_ROBIN', http2: true, weighting: { policy: 'pid', metric: 'cpu' }, endpoints: orca.list.map((s) => ({ address: s.host, port: s.port })) },
+        {
+          name: SLOW_CLUSTER, lbPolicy: 'ROUND_ROBIN', slowStart: { windowMs: 10_000 }, http2: true,
+          endpoints: servers.list.map((s, i) => ({ address: s.host, port: s.port, weight: [1, 3][i] })),
+        },
       ],
       listeners: [
         { name: 'weighted', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER }] },
         { name: 'failing', apiListener: true, routes: [{ prefix: '/', cluster: FAILING_CLUSTER }] },
         { name: 'orca', apiListener: true, routes: [{ prefix: '/', cluster: ORCA_CLUSTER }] },
+        { name: 'slow-start', apiListener: true, routes: [{ prefix: '/', cluster: SLOW_CLUSTER }] },
       ],
     });
 
@@ -99,6 +107,30 @@ describeRequiring('the grpc-go proxyless client', goClient, 'endpoint weights re
       expect(scrape).not.toMatch(/granularity="locality",result="(spread|dropped)"} [1-9]/);
     } finally {
       await run.stop();
+    }
+  });
+
+  // Sent the typed RoundRobin that carries Envoy's slow start, grpc-go and grpc-js-xds alike built
+  // round robin alone, which weighs no locality, and split this cluster 50/50.
+  test('a ROUND_ROBIN cluster with Envoy\'s slow start still splits 1:3 in grpc-go and grpc-js-xds', { timeout: 180_000 }, async () => {
+    const run = runGrpcGoClient(goClient.bin, { xdsPort: fulcrum.xdsPort, nodeId: `grpc-go-slow-${process.pid}`, target: SLOW_TARGET, count: 800 });
+    try {
+      const { counts, errors } = await run.result;
+      expect(errors, run.stderr().slice(-4_000)).toEqual({});
+      expect(Math.abs(shareOf(counts, 0) - 0.25), JSON.stringify(counts)).toBeLessThan(0.08);
+    } finally {
+      await run.stop();
+    }
+    const client = await startXdsClient({ xdsPort: fulcrum.xdsPort, nodeId: `grpc-js-slow-${process.pid}` });
+    try {
+      await waitFor(async () => {
+        const counts = tally(await client.call(SLOW_TARGET, { count: 20 }));
+        return servers.list.every((s) => (counts[s.id] ?? 0) > 0);
+      }, { what: 'grpc-js calls to reach both servers', timeoutMs: 45_000, intervalMs: 200 });
+      const counts = tally(await client.call(SLOW_TARGET, { count: 400 }));
+      expect(Math.abs(shareOf(counts, 0) - 0.25), JSON.stringify(counts)).toBeLessThan(0.08);
+    } finally {
+      await client.stop();
     }
   });
 

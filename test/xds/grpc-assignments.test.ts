@@ -7,6 +7,7 @@ import { envoyType, TYPE } from '../../src/xds/envoy-api.js';
 import { GRPC_MAX_LOCALITY_WEIGHT_SUM, splitsForGrpc } from '../../src/xds/grpc-assignments.js';
 import { DEFAULT_GROUP, type ResourceSet } from '../../src/xds/resource-set.js';
 import { Translator } from '../../src/xds/translator.js';
+import { expectSameTranslation } from '../support/same-translation.js';
 
 const endpoint = (port: number, extra: Partial<Endpoint> = {}): Endpoint => ({
   address: '10.0.0.1', port, weight: 1, priority: 0, health: 'HEALTHY',
@@ -144,14 +145,7 @@ describe('the form of the resources proxyless gRPC clients are sent', () => {
     for (const [c, w] of steps) {
       const incremental = t.translate(c, w, undefined, { grpc: true });
       const whole = new Translator().translate(c, w, undefined, { grpc: true });
-      expect([...incremental.keys()].sort()).toEqual([...whole.keys()].sort());
-      for (const [key, set] of whole) {
-        for (const [type, resources] of set) {
-          const mine = incremental.get(key)?.get(type);
-          expect([...(mine?.keys() ?? [])], `${JSON.stringify(key)} ${type}`).toEqual([...resources.keys()]);
-          for (const [name, r] of resources) expect(Buffer.from(mine?.get(name)?.bytes ?? []).equals(Buffer.from(r.bytes)), `${JSON.stringify(key)} ${name}`).toBe(true);
-        }
-      }
+      expectSameTranslation(incremental, whole);
     }
   });
 
