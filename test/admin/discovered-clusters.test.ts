@@ -116,6 +116,15 @@ describe('Kubernetes-discovered clusters in the admin API', () => {
     expect(stale.status).toBe(412);
     const bad = await call(app, 'PATCH', `/v1/clusters/${URL_NAME}/policy`, { weighting: { policy: 'pid', setpoint: 7 } });
     expect(bad.status).toBe(400);
+    // The Service owns its protection settings: a patch of them is refused, not answered 200 and dropped.
+    const before = store.getOverride(NAME)?.revision;
+    for (const patch of [{ outlierDetection: { consecutive5xx: 3 } }, { retryPolicy: null }, { weighting: { setpoint: 0.5 }, healthCheck: null }]) {
+      const owned = await call(app, 'PATCH', `/v1/clusters/${URL_NAME}/policy`, patch);
+      expect(owned.status, JSON.stringify(patch)).toBe(409);
+      expect(owned.body.path).toBe(`/body/${Object.keys(patch).find((k) => k !== 'weighting')}`);
+      expect([owned.body.code, owned.body.message]).toEqual(['DISCOVERED_READ_ONLY', expect.stringMatching(/owned by its Kubernetes Service/)]);
+    }
+    expect(store.getOverride(NAME)?.revision).toBe(before);
   });
 
   // An auto policy with session affinity resolves to RING_HASH plus the hash policy of the routes to

@@ -4,7 +4,7 @@ import { safetyDefaultsFor } from '../../catalog/policy.js';
 import { POLICY_FIELDS, type ClusterSpec, type PolicyOverride, type WriteResult } from '../../catalog/store/index.js';
 import { PolicyPatch, PolicyView, type ClusterIn } from '../api-schemas.js';
 import { assertApiOwned, patchRetrying, readPreconditions, storeIfMatch, withEtag } from '../preconditions.js';
-import { applyPolicyPatch, clusterSettingsEntry, endpointEntry, parseClusterBody, policyView, withKeptAffinity } from '../resources.js';
+import { ApiError, applyPolicyPatch, clusterSettingsEntry, endpointEntry, parseClusterBody, policyView, withKeptAffinity } from '../resources.js';
 import { Conditional, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { requireCluster, type StoreRoutesOptions } from './store-access.js';
 
@@ -21,6 +21,24 @@ function policyOverride(spec: ClusterSpec): PolicyOverride {
 const safetyDefaultsOf = (c: Pick<ClusterSpec, 'slowStart'>): Record<string, number> => ({
   ...safetyDefaultsFor(c.slowStart !== undefined),
 });
+
+/**
+ * A discovered cluster's override holds its policy fields alone (POLICY_FIELDS): its Service keeps
+ * owning the protection settings (outlier detection, retries, health checks: fulcrum.io/*
+ * annotations). A patch of one of those was answered 200 and dropped; now a 409 says where to change it.
+ */
+function assertPolicyOnly(name: string, patch: Record<string, unknown>): void {
+  const policyFields: readonly string[] = POLICY_FIELDS;
+  const owned = Object.keys(patch).find((k) => !policyFields.includes(k));
+  if (owned === undefined) return;
+  throw new ApiError(
+    409,
+    `${owned} of cluster "${name}" is owned by its Kubernetes Service: change its fulcrum.io/* annotations; ` +
+      `a discovered cluster's policy override holds only ${policyFields.filter((f) => f !== 'autoReason' && f !== 'routeHashPolicy').join(', ')}`,
+    `/body/${owned}`,
+    'DISCOVERED_READ_ONLY',
+  );
+}
 
 export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async (app, { store, actorOf }) => {
   app.get(
@@ -42,6 +60,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<StoreRoutesOptions> = async
     const rec = requireCluster(store, name);
     const discovered = rec.owner === 'kubernetes';
     if (!discovered) assertApiOwned('cluster', name, rec.owner);
+    else assertPolicyOnly(name, patch);
     const ifMatch = storeIfMatch(readPreconditions(request.headers), rec.revision, `cluster "${name}"`) ?? rec.revision;
     const merged = applyPolicyPatch(clusterSettingsEntry(rec), patch);
     // The endpoints go along so `auto` sees how many there are; the store is not given them.
