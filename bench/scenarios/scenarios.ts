@@ -266,6 +266,8 @@ export const ROWS: readonly Row[] = [
   { name: 'oracle', what: 'static weights = true capacities (rewritten when they change)', cluster: () => ({ lbPolicy: 'ROUND_ROBIN' }), weights: (w) => [...w], latencyAgent: false, oracle: true },
   { name: 'round-robin', what: 'Envoy ROUND_ROBIN, equal weights', cluster: () => ({ lbPolicy: 'ROUND_ROBIN' }), weights: ones, latencyAgent: false },
   { name: 'least-request', what: 'Envoy LEAST_REQUEST, choice 2', cluster: () => ({ lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 2 } }), weights: ones, latencyAgent: false },
+  // What an operator of cold-starting backends adds to least request: Envoy's slow start (10 s window, its defaults otherwise).
+  { name: 'lr-slow-start', what: 'Envoy LEAST_REQUEST, choice 2, slow start over 10 s', cluster: () => ({ lbPolicy: 'LEAST_REQUEST', leastRequest: { choiceCount: 2 }, slowStart: { windowMs: 10_000 } }), weights: ones, latencyAgent: false },
   { name: 'client-wrr', what: 'Envoy client-side WRR (ORCA in-band)', cluster: () => ({ lbPolicy: 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' }), weights: ones, latencyAgent: false },
   fulcrumRow('static', { policy: 'static' }, false),
   fulcrumRow('pid', PID, false),
