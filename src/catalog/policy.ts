@@ -51,7 +51,7 @@ export interface AdaptiveSettings {
   /**
    * How hard errors push an endpoint down. PID: ERROR_SCALE (4) × this × r is added to its
    * measurement, times the share the non-failing endpoints' utilization allows (tick/pid.ts
-   * errorTerm, allowanceOf); EWMA: the weight is multiplied by successRate^(4 × this). 0 turns
+   * errorTerm, settle); EWMA: the weight is multiplied by successRate^(4 × this). 0 turns
    * that penalty off, not the rest: the PID always counts an endpoint's failures as busy as its
    * answers (base × r / (1 − r), a correction of what its cpu leaves out, not a penalty) and never
    * lets one failing ≥ 5% gain share, and an endpoint without fresh steering data failing above

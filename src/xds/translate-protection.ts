@@ -97,9 +97,9 @@ function cswrrConfig(s: ClientSideWeightedRoundRobinSpec): Record<string, unknow
   };
 }
 
-/** A load_balancing_policy entry for round robin, the fallback every gRPC client has. */
-const roundRobinEntry = (): Record<string, unknown> => ({
-  typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: anyOf(ROUND_ROBIN, {}) },
+/** A load_balancing_policy entry for round robin (by default the fallback every gRPC client has). */
+const roundRobinEntry = (config: Record<string, unknown> = {}): Record<string, unknown> => ({
+  typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: anyOf(ROUND_ROBIN, config) },
 });
 
 /**
@@ -164,8 +164,7 @@ const slowStartOf = (s: SlowStartOf | undefined): Record<string, unknown> => (s?
  * the cluster without slow start (grpc-clusters.ts says why).
  */
 export function roundRobinPolicy(slowStart: SlowStartOf, localityWeighted: boolean): Record<string, unknown> {
-  const config = { ...slowStartOf(slowStart), ...localityLbConfig(localityWeighted) };
-  return { policies: [{ typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: anyOf(ROUND_ROBIN, config) } }] };
+  return { policies: [roundRobinEntry({ ...slowStartOf(slowStart), ...localityLbConfig(localityWeighted) })] };
 }
 
 /**

@@ -110,7 +110,7 @@ export class Translator {
   private grpcCdsOf(out: ClusterOutput): ReadonlyMap<string, EncodedResource> {
     const changes = out.grpcClusters ?? new Map<string, EncodedResource>();
     const kept = this.grpcCds;
-    if (kept?.base === out.cds && kept.changes.size === changes.size && [...changes].every(([name, r]) => kept.changes.get(name) === r)) return kept.out;
+    if (kept?.base === out.cds && sameEntries(changes, kept.changes)) return kept.out;
     const map = replacedIn(out.cds, changes);
     this.grpcCds = { base: out.cds, changes, out: map };
     return map;

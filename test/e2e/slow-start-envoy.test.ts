@@ -123,23 +123,21 @@ describeEnvoy(
       });
     });
 
-    it('ROUND_ROBIN: a host added to a serving cluster gets well under its third at first, about its third after the window', async () => {
-      const { early, late, earlyRequests, earlyBound } = await joinShares('ROUND_ROBIN', [0, 1], 2);
-      expect(earlyRequests).toBeGreaterThanOrEqual(60);
-      // Weight factor max(0.1, t / 15 s) < 0.25 within 3.5 s: a share < 0.12 of three, against 1/3 whole.
-      expect(early).toBeLessThan(earlyBound);
-      // Still short of a whole share (1/3): the first requests ended well within the window.
-      expect(earlyBound).toBeLessThan(0.3);
-      expect(late).toBeGreaterThan(0.27);
-    });
-
-    it('LEAST_REQUEST: the same ramp', async () => {
-      const { early, late, earlyRequests, earlyBound } = await joinShares('LEAST_REQUEST', [0, 1], 3);
-      expect(earlyRequests).toBeGreaterThanOrEqual(60);
-      expect(early).toBeLessThan(earlyBound);
-      expect(earlyBound).toBeLessThan(0.3);
-      expect(late).toBeGreaterThan(0.25);
-    });
+    // Weight factor max(0.1, t / 15 s) < 0.25 within 3.5 s: a share < 0.12 of three, against 1/3 whole.
+    const ramps = [
+      { lbPolicy: 'ROUND_ROBIN', newcomer: 2, lateAbove: 0.27, title: 'ROUND_ROBIN: a host added to a serving cluster gets well under its third at first, about its third after the window' },
+      { lbPolicy: 'LEAST_REQUEST', newcomer: 3, lateAbove: 0.25, title: 'LEAST_REQUEST: the same ramp' },
+    ] as const;
+    for (const { lbPolicy, newcomer, lateAbove, title } of ramps) {
+      it(title, async () => {
+        const { early, late, earlyRequests, earlyBound } = await joinShares(lbPolicy, [0, 1], newcomer);
+        expect(earlyRequests).toBeGreaterThanOrEqual(60);
+        expect(early).toBeLessThan(earlyBound);
+        // Still short of a whole share (1/3): the first requests ended well within the window.
+        expect(earlyBound).toBeLessThan(0.3);
+        expect(late).toBeGreaterThan(lateAbove);
+      });
+    }
 
     it('removing slowStart is ACKed, without a NACK, and the cluster keeps serving', async () => {
       await write({ lbPolicy: 'ROUND_ROBIN', members: [0, 1, 2], slowStart: false });

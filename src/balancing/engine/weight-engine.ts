@@ -80,7 +80,7 @@ import { policyParts, resolveEjection, resolveSafety, validateEndpoint, validate
 import { inChunks, runToEnd } from '../steps.js';
 import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
-import { runEjection, runEjectionSteps } from './tick/ejection.js';
+import { runEjection, runEjectionSteps, type ClusterSignals } from './tick/ejection.js';
 import { mayStall } from './tick/stall.js';
 import { SharedSettings } from './shared-settings.js';
 import { newFrame, newTickScratch, type Frame } from './tick/frame.js';
@@ -173,6 +173,11 @@ function noteFlow(c: ClusterState, e: EndpointState, taken: Sample): void {
   e.flowPrevInflight = e.flow?.inflight ?? Number.NaN;
   e.flow = taken;
   c.stallCandidates += (mayStall(e.flow, e.flowPrevInflight) ? 1 : 0) - before;
+}
+
+/** What the outlier detector reads of a cluster: its error rows once any count was seen, and whether some flow could show a stall. */
+function signalsOf(c: ClusterState): ClusterSignals {
+  return { errors: c.errorsSeen ? c.errors : undefined, mayStall: c.stallCandidates > 0 };
 }
 
 /** The endpoints of `order` whose flow could show a stall (ClusterState.stallCandidates). */
@@ -645,7 +650,7 @@ export class WeightEngine {
 
   private tickCluster(c: ClusterState, now: number): ClusterTick {
     const f = this.frameFor(c, now);
-    runEjection(f, c.order, c.ejection, { errors: c.errorsSeen ? c.errors : undefined, mayStall: c.stallCandidates > 0 });
+    runEjection(f, c.order, c.ejection, signalsOf(c));
     const sums = gateHealth(f, c.order, c.held);
     joinAndScale(f, c.order, joinOptions(c, sums));
     const setpoint = runController(c, f);
@@ -660,7 +665,7 @@ export class WeightEngine {
    */
   private *tickSteps(c: ClusterState, now: number, chunk: number): Generator<void, ClusterTick, void> {
     const f = this.frameFor(c, now);
-    yield* runEjectionSteps(f, c.order, c.ejection, { errors: c.errorsSeen ? c.errors : undefined, mayStall: c.stallCandidates > 0 }, chunk);
+    yield* runEjectionSteps(f, c.order, c.ejection, signalsOf(c), chunk);
     yield;
     const sums = yield* gateHealthSteps(f, c.order, c.held, chunk);
     yield;

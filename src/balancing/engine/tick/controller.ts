@@ -60,14 +60,17 @@ function mix(f: Frame, vectors: readonly { part: number; x: number[] }[]): void 
   for (let i = 0; i < f.n; i++) {
     if (!f.serving[i]) continue;
     // The sum below starts from zero (the frame is recycled unreset); the others' weight is the override's.
-    f.raw[i] = f.freshness[i] === F_FRESH ? 0 : (f.prevW[i] as number);
-    if (f.freshness[i] === F_FRESH) anchor += f.prevW[i] as number;
+    f.raw[i] = mixed(f, i) ? 0 : (f.prevW[i] as number);
+    if (mixed(f, i)) anchor += f.prevW[i] as number;
   }
   for (const { part, x } of vectors) {
     let sx = 0;
-    for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH) sx += x[i] as number;
+    for (let i = 0; i < f.n; i++) if (mixed(f, i)) sx += x[i] as number;
     if (!(sx > 0)) continue;
     const m = (part * anchor) / sx;
-    for (let i = 0; i < f.n; i++) if (f.serving[i] && f.freshness[i] === F_FRESH) f.raw[i] = (f.raw[i] as number) + (x[i] as number) * m;
+    for (let i = 0; i < f.n; i++) if (mixed(f, i)) f.raw[i] = (f.raw[i] as number) + (x[i] as number) * m;
   }
 }
+
+/** Whether endpoint i is in the mix: serving, with fresh steering data. */
+const mixed = (f: Frame, i: number): boolean => f.serving[i] === 1 && f.freshness[i] === F_FRESH;
