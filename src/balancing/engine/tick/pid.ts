@@ -98,6 +98,20 @@ const MAX_STARVING_BAND = 0.25;
  */
 const LATENCY_TOLERANCE = 0.5;
 /**
+ * How much latency may count as load. Near saturation a backend's latency climbs steeply with its
+ * load (an M/M/1 queue at 85% busy: 1% more load, ~6% more latency) and lags it while its queue
+ * drains, so an unbounded excess gave the latency path ~15× the loop gain of the cpu path: the
+ * controller pushed a queueing backend to its step limit, overshot, pushed back, and the weights
+ * of equal backends swung 6–18× at 85% load (scale-out and hetero-step with a real Envoy,
+ * latency-stability.test.ts). So the excess of a backend as busy as its peers counts as at most
+ * MAX_LATENCY_EXCESS of their mean utilization; one slower than its peers while less busy than
+ * them is slow for a reason its load does not explain (a slow dependency), and for each unit of
+ * utilization it is below their mean its excess may count LATENCY_BELOW_PEERS more: it is pushed
+ * down about as fast as without a bound (failure-modes.test.ts "latency steers pid").
+ */
+const MAX_LATENCY_EXCESS = 0.25;
+const LATENCY_BELOW_PEERS = 2;
+/**
  * Utilization units per unit of error rate (× errorPenalty × the cluster's allowance): 10% errors
  * count as 0.4 of extra load, 50% as 2, so an endpoint failing clearly more than its peers is
  * driven to the floor rather than to a slightly lower share. Uniform errors shift every measurement
@@ -304,7 +318,7 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
   }
   const ref = Math.max(0.05, b.length > 0 ? b.reduce((x, y) => x + y, 0) / b.length : 0.5);
   const excess = metric === 'cpu-latency' && b.length > 0 && idx.some((i) => c.order[i]?.sample?.cpu !== undefined);
-  const latency = excess && lat.size > 0 ? idx.map((i) => ref * Math.max(0, (lat.get(i) ?? 1) - 1 - LATENCY_TOLERANCE)) : NO_TERMS;
+  const latency = excess && lat.size > 0 ? idx.map((i, j) => latencyExcess(lat.get(i) ?? 1, ref, b[j] as number)) : NO_TERMS;
   // Not gated on errorPenalty: counting failures as busy corrects the measurement (errorTerm).
   const anyErrors = idx.some((i) => (f.errorRate[i] as number) > 0);
   const at = anyErrors ? errorTerms(c, f, idx, b) : undefined;
@@ -466,6 +480,12 @@ function errorRange(c: ClusterState, f: Frame, inputs: ErrorInputs, from: number
 const LATENCY_FLOOR_MS = 1e-3;
 /** Ratios above this read as this: reported latencies have no upper bound, a ratio must stay finite. */
 const MAX_RELATIVE_LATENCY = 1_000;
+
+/** An endpoint's latency term in utilization units: `ref` (the mean utilization) × its excess over the tolerated spread, bounded by how busy it is (`own`) against `ref`. */
+function latencyExcess(relative: number, ref: number, own: number): number {
+  const bound = ref * MAX_LATENCY_EXCESS + LATENCY_BELOW_PEERS * Math.max(0, ref - own);
+  return Math.min(bound, ref * Math.max(0, relative - 1 - LATENCY_TOLERANCE));
+}
 
 /** Per endpoint with a fresh latency estimate: its latency ÷ the median of those (needs two), at most MAX_RELATIVE_LATENCY. */
 function relativeLatencies(c: ClusterState, f: Frame, cand: readonly number[]): ReadonlyMap<number, number> {
