@@ -104,6 +104,14 @@ export class HealthTracker {
     return this.phase === 'AVAILABLE' ? this.availableSince : undefined;
   }
 
+  /**
+   * Whether it holds a back-off a fresh tracker would not: the endpoint is down (UNAVAILABLE or
+   * RECOVERING), or came back less than stableAfterMs ago, so a fall now would be a relapse.
+   */
+  holdsBackoff(now: number): boolean {
+    return this.phase === 'DOWN' || (this.everDown && !this.stableAt(now));
+  }
+
   /** Whether traffic should go to the endpoint. */
   isServing(now: number): boolean {
     return this.state(now) === 'AVAILABLE';

@@ -5,6 +5,7 @@
  */
 import type { EwmaLatency } from '../ewma.js';
 import type { HealthTracker } from '../health.js';
+import type { DepartedMemory } from './departed.js';
 import type { PidRows } from './pid-rows.js';
 import type { Frame } from './tick/frame.js';
 import type { ResolvedParts } from './stages.js';
@@ -127,6 +128,11 @@ export interface ClusterState {
    * arrive: while none can, the outlier detector reads no endpoint's flow.
    */
   stallCandidates: number;
+  /**
+   * The endpoints that left with a back-off running, for their keys to resume it if listed again
+   * (departed.ts); undefined until one has.
+   */
+  readonly departed: DepartedMemory | undefined;
   readonly errorPenalty: number;
   readonly ewmaKey: string;
   readonly safety: SafetySettings;

@@ -66,12 +66,13 @@
  * over 10,000 endpoints does not allocate 10,000 objects nobody reads.
  */
 import { EwmaLatency } from '../ewma.js';
-import { HealthTracker, type HealthTransition } from '../health.js';
+import { HEALTH_DEFAULTS, HealthTracker, type HealthTransition } from '../health.js';
 import { pidParams, type PidParams } from '../pid.js';
 import { cell, newPidRows, noteSample, PR_PENDING, PR_W, ROW as PID_ROW, setCell, type PidRows } from './pid-rows.js';
 import { carriedPositions, carriedPositionSteps, NEW_ENDPOINT, RowRuns } from './carried-rows.js';
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
+import { DepartedMemory, leaversOf, resumeDeparted } from './departed.js';
 import { carryErrorRows, observeErrors } from './error-window.js';
 import { carryHeldWeights, forgetNewcomers, keepHeldWeights, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
 import { TickExplanations } from './explanations.js';
@@ -205,6 +206,11 @@ export class WeightEngine {
   private readonly shared = new SharedSettings();
   /** The vectors a cluster's tick uses only while it runs (tick/frame.ts), shared by every cluster's. */
   private readonly scratch = newTickScratch();
+  /**
+   * The engine's time between ticks: the latest `now` it ticked at (-Infinity before the first).
+   * When an endpoint left, and whether what its cluster remembers of it is still due (departed.ts).
+   */
+  private clock = Number.NEGATIVE_INFINITY;
 
   constructor(options: WeightEngineOptions = {}) {
     resolveSafety(options.safety); // validate early
@@ -221,7 +227,8 @@ export class WeightEngine {
    * Creates or replaces a cluster. Endpoints that persist (same key) keep their health history,
    * controller state and weight; policy changes keep the weights (no traffic slosh) and let the
    * step limit carry the cluster to the new policy's targets. A changed static weight makes the
-   * endpoint rejoin at its new fair share. `safety` and `ejection` override the engine's settings.
+   * endpoint rejoin at its new fair share. An endpoint removed with a back-off running and listed
+   * again resumes it (departed.ts). `safety` and `ejection` override the engine's settings.
    */
   setCluster(
     name: string,
@@ -344,6 +351,8 @@ export class WeightEngine {
     const params = this.pidParams(plan.pidConfig, safety.tickMs);
     // Without `from` the order is the existing one (keptIndex saw the keys in place, and
     // endpointState kept every state): nothing to check.
+    // Before the rows: a joiner may resume an ejection (departed.ts), which the rows do not read.
+    const departed = existing !== undefined && from !== undefined ? this.departures(existing, layout.order, from, settings.ejection) : existing?.departed;
     const { pidRows, held, errors } = existing !== undefined && (from === undefined || sameOrder(existing, layout.order, from))
       ? rowsInPlace(existing, layout.order, plan.reset.pid ? params : undefined)
       : carriedRows(existing, layout.order, from ?? carriedPositions(layout.order, existing?.index), plan.reset.pid, params);
@@ -359,6 +368,7 @@ export class WeightEngine {
       errorsSeen: existing?.errorsSeen ?? false,
       // The states carry their flows (persisting endpoints, or a state rebuilt from its predecessor).
       stallCandidates: stallCandidatesOf(layout.order),
+      departed,
       errorPenalty: policy.kind === 'static' ? 0 : (policy.errorPenalty ?? DEFAULT_ERROR_PENALTY),
       ewmaKey: plan.ewmaKey,
       safety,
@@ -374,6 +384,22 @@ export class WeightEngine {
       // of a written cluster allocate no new vectors.
       frames: existing !== undefined && existing.order.length === layout.order.length ? existing.frames : { last: undefined, spare: undefined },
     });
+  }
+
+  /**
+   * Remembers the endpoints of `existing` that are not in `order` and had a back-off running, and
+   * gives the joiners of `order` what the cluster remembers of their keys (departed.ts). The
+   * cluster's memory, undefined while it has none.
+   */
+  private departures(existing: ClusterState, order: readonly EndpointState[], from: Int32Array, ejection: EjectionSettings): DepartedMemory | undefined {
+    let memory = existing.departed;
+    const leavers = leaversOf(existing.order, from);
+    if (leavers.some((e) => e.ejection !== undefined || e.tracker !== undefined)) {
+      memory ??= new DepartedMemory();
+      memory.remember(leavers, this.clock, { ejectionMs: existing.ejection.maxEjectionMs, probeMs: this.healthOptions?.maxBackoffMs ?? HEALTH_DEFAULTS.maxBackoffMs });
+    }
+    if (memory !== undefined && memory.size > 0) resumeDeparted(memory, order, from, ejection, this.clock);
+    return memory;
   }
 
   private endpointState(
@@ -525,10 +551,12 @@ export class WeightEngine {
    */
   forgetProbes(cluster: string): void {
     if (this.deferred(cluster, () => this.forgetProbes(cluster))) return;
-    for (const e of this.clusters.get(cluster)?.order ?? []) {
+    const c = this.clusters.get(cluster);
+    for (const e of c?.order ?? []) {
       e.tracker = undefined;
       e.lastProbe = undefined;
     }
+    c?.departed?.forgetProbes();
   }
 
   /**
@@ -540,6 +568,11 @@ export class WeightEngine {
     if (this.deferred(cluster, () => this.forgetNewcomers(cluster))) return;
     const c = this.clusters.get(cluster);
     if (c !== undefined) forgetNewcomers(c.held);
+  }
+
+  /** The keys the cluster remembers of endpoints that left it with a back-off running, oldest departure first (departed.ts). */
+  departedKeys(cluster: string): string[] {
+    return this.clusters.get(cluster)?.departed?.keys() ?? [];
   }
 
   /** The integer weights published by the last tick (what to persist), if any. */
@@ -576,6 +609,7 @@ export class WeightEngine {
   tick(now: number, only?: (cluster: string) => boolean): TickResult {
     if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
     this.settle();
+    this.advance(now);
     const clusters = new Map<string, ClusterTick>();
     for (const c of this.clusters.values()) if (only === undefined || only(c.name)) clusters.set(c.name, this.tickCluster(c, now));
     return { now, clusters };
@@ -590,6 +624,7 @@ export class WeightEngine {
   tickClusters(now: number, names: Iterable<string>): TickResult {
     if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
     this.settle();
+    this.advance(now);
     const clusters = new Map<string, ClusterTick>();
     for (const name of names) {
       const c = this.clusters.get(name);
@@ -609,6 +644,7 @@ export class WeightEngine {
     if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
     if (!(chunk > 0)) throw new RangeError(`chunk must be > 0, got ${chunk}`);
     this.settle();
+    this.advance(now);
     const c = this.clusters.get(name);
     let steps: Iterator<void, ClusterTick | undefined, void>;
     if (c === undefined) steps = [].values();
@@ -634,6 +670,11 @@ export class WeightEngine {
       this.sharedPidParams.set(key, params);
     }
     return params;
+  }
+
+  /** The engine's time moves to a tick's `now` (never back: a slice ticked late with an older one). */
+  private advance(now: number): void {
+    if (now > this.clock) this.clock = now;
   }
 
   /** Completes the cluster tick in flight, if any. */

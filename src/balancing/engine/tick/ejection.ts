@@ -260,7 +260,7 @@ function stdev(xs: readonly number[], len: number): number {
 }
 
 /** Whether the operator and the probes let the endpoint serve (the outlier detector judges only those). */
-function inRotation(e: EndpointState, now: number): boolean {
+export function inRotation(e: EndpointState, now: number): boolean {
   // Nobody probed it (no tracker yet): AVAILABLE.
   return !isOperatorDisabled(e.operatorHealth) && (e.tracker === undefined || e.tracker.state(now) === 'AVAILABLE');
 }
