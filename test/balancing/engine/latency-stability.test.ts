@@ -1,13 +1,15 @@
 /**
  * The PID's latency term on a queueing fleet (queue-fleet.ts): near saturation a backend's latency
  * climbs steeply with its load, so a latency term without bound turned the controller into a
- * relay that swung weights several times over; and a backend slowed by a dependency (latency up,
- * CPU unchanged) must still lose share to its peers. Each figure is over seeds 1–4, so one lucky or
+ * relay that swung weights several times over; a backend slowed by a dependency (latency up,
+ * CPU unchanged) must still lose share to its peers; and a saturated backend's load reads what it
+ * was sent past its capacity (its cpu stops at 1), so a capacity cut is answered fast. Each figure is over seeds 1–4, so one lucky or
  * unlucky draw decides nothing; the simulation is deterministic for a seed.
  */
 import { describe, expect, it } from 'vitest';
-import { meanMaxOverAvg, QueueFleet, weightSwing } from './queue-fleet.js';
-import type { WeightingPolicy } from '../../../src/balancing/engine/types.js';
+import { meanMaxOverAvg, QueueFleet, weightSwing, type Backend } from './queue-fleet.js';
+import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
+import type { Sample, WeightingPolicy } from '../../../src/balancing/engine/types.js';
 
 const PID: WeightingPolicy = { kind: 'pid', setpoint: 'mean', metric: 'cpu-latency' };
 const HETERO = [1, 1, 2, 2, 3, 4, 4, 6, 6, 8];
@@ -17,6 +19,15 @@ const SEEDS = [1, 2, 3, 4];
 function settled(workers: readonly number[], serviceMs: number, seed: number): QueueFleet {
   const fleet = new QueueFleet({ workers, load: 0.85, policy: PID, seed, serviceMs });
   fleet.run(60);
+  return fleet;
+}
+
+/** The demo fleet at 70% for 20 s, then `event` on its first 2× backend and `seconds` more. */
+function demoAt70(seed: number, event: (b: Backend) => void, seconds: number): QueueFleet {
+  const fleet = new QueueFleet({ workers: DEMO, load: 0.7, policy: PID, seed });
+  fleet.run(20);
+  event(fleet.backends[4] as Backend);
+  fleet.run(seconds);
   return fleet;
 }
 
@@ -41,10 +52,7 @@ describe('the PID latency term on a queueing fleet at 85% load', () => {
 describe('the PID latency term: a slow dependency', () => {
   it('a 2× backend answering ×5 slower, CPU unchanged, falls below its fair share; its twin rises above it', () => {
     const shares = SEEDS.map((seed) => {
-      const fleet = new QueueFleet({ workers: DEMO, load: 0.7, policy: PID, seed });
-      fleet.run(20);
-      (fleet.backends[4] as { slowFactor: number }).slowFactor = 4;
-      fleet.run(40);
+      const fleet = demoAt70(seed, (b) => (b.slowFactor = 4), 40);
       const last = fleet.weights.at(-1) as number[];
       const total = last.reduce((a, b) => a + b, 0);
       return { slow: (last[4] as number) / total, twin: (last[5] as number) / total };
@@ -52,5 +60,36 @@ describe('the PID latency term: a slow dependency', () => {
     // Fair: 6 of 24 workers, 0.25. Without a latency term: 0.23–0.25.
     expect(mean(shares.map((s) => s.slow))).toBeLessThan(0.225);
     expect(mean(shares.map((s) => s.twin))).toBeGreaterThan(0.25);
+  });
+});
+
+describe('a saturated backend reads what it was sent past its capacity', () => {
+  const flow = (rps: number, successes: number): Partial<Sample> => ({ rps, errors: 0, successes, inflight: 10, peerInflight: 10, peerCompletions: 100 });
+  const measured = (metric: 'cpu' | 'cpu-latency', a: Partial<Sample>): number | undefined => {
+    const engine = new WeightEngine({ safety: { smoothing: 1 } });
+    engine.setCluster('svc', [{ key: 'a:1', weight: 1 }, { key: 'b:1', weight: 1 }], { kind: 'pid', setpoint: 'mean', metric });
+    engine.observeSample('svc', 'a:1', { at: 1_000, ...a });
+    engine.observeSample('svc', 'b:1', { at: 1_000, cpu: 0.5, ...flow(100, 100) });
+    return engine.tick(1_000).clusters.get('svc')?.explanations.get('a:1')?.pid?.measurement;
+  };
+
+  it.for(['cpu', 'cpu-latency'] as const)('%s: cpu 1 and 150 sent for 100 answered reads 1.5; unsaturated or without counts, its cpu', (metric) => {
+    expect(measured(metric, { cpu: 1, ...flow(150, 100) })).toBeCloseTo(1.5, 6);
+    expect(measured(metric, { cpu: 1, ...flow(900, 100) })).toBeCloseTo(4, 6);
+    // Answering more than it was sent (a queue draining) is no less load than its cpu.
+    expect(measured(metric, { cpu: 1, ...flow(80, 100) })).toBeCloseTo(1, 6);
+    expect(measured(metric, { cpu: 0.9, ...flow(150, 100) })).toBeCloseTo(0.9, 6);
+    expect(measured(metric, { cpu: 1, rps: 150, errors: 0 })).toBeCloseTo(1, 6);
+  });
+
+  it('a 2× backend losing half its workers at 70% load falls to its new share within a few ticks', () => {
+    const ticks = SEEDS.map((seed) => {
+      const fleet = demoAt70(seed, (b) => (b.workers = 3), 30);
+      // Its new fair share: 3 of 21 workers, 0.143.
+      return fleet.weights.slice(20).findIndex((w) => (w[4] as number) / w.reduce((a, b) => a + b, 0) < 0.16);
+    });
+    // With its cpu alone (stopped at 1) and the bounded latency: 5, 5, 7 and 17 ticks.
+    expect(ticks.every((t) => t >= 0)).toBe(true);
+    expect(mean(ticks)).toBeLessThan(6);
   });
 });

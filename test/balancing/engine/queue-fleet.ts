@@ -36,6 +36,7 @@ export interface Backend {
 }
 
 interface Done {
+  readonly at: number;
   readonly end: number;
   readonly latency: number;
   readonly busyFrom: number;
@@ -113,7 +114,7 @@ export class QueueFleet {
     const busyTo = start + this.exponential(this.serviceMs);
     free[k] = busyTo;
     const end = busyTo + b.slowFactor * this.serviceMs;
-    (this.done[i] as Done[]).push({ end, latency: end - at, busyFrom: start, busyTo });
+    (this.done[i] as Done[]).push({ at, end, latency: end - at, busyFrom: start, busyTo });
   }
 
   private tick(): void {
@@ -134,19 +135,52 @@ export class QueueFleet {
     return ms;
   }
 
+  /**
+   * Each backend's report: cpu and mean latency over the last window (its ORCA), and what one
+   * Envoy's load report carries over the report interval: requests sent and answered per second,
+   * in progress now, and the same of its peers.
+   */
   private report(now: number, util: number[]): void {
+    const period = this.o.reportMs ?? 2000;
+    const flows = this.done.map((d) => flowOf(d, now, period));
+    const total = flows.reduce((a, x) => ({ inflight: a.inflight + x.inflight, answered: a.answered + x.answered }), { inflight: 0, answered: 0 });
     this.keys.forEach((key, i) => {
       const finished = (this.done[i] as Done[]).filter((d) => d.end <= now && d.end > now - WINDOW_MS);
       const latencyMs = finished.length > 0 ? finished.reduce((a, d) => a + d.latency, 0) / finished.length : undefined;
+      const x = flows[i] as Flow;
       this.engine.observeSample('svc', key, {
         at: now,
         cpu: Math.min(1, util[i] as number),
-        rps: finished.length,
+        rps: x.sent,
         errors: 0,
+        successes: x.answered,
+        inflight: x.inflight,
+        peerInflight: total.inflight - x.inflight,
+        peerCompletions: total.answered - x.answered,
         ...(latencyMs !== undefined ? { latencyMs } : {}),
       });
     });
   }
+}
+
+interface Flow {
+  /** Requests sent and answered per second over the report interval. */
+  readonly sent: number;
+  readonly answered: number;
+  readonly inflight: number;
+}
+
+function flowOf(done: readonly Done[], now: number, period: number): Flow {
+  let sent = 0;
+  let answered = 0;
+  let inflight = 0;
+  for (const d of done) {
+    if (d.at > now) continue;
+    if (d.at > now - period) sent++;
+    if (d.end <= now && d.end > now - period) answered++;
+    if (d.end > now) inflight++;
+  }
+  return { sent: (sent * 1000) / period, answered: (answered * 1000) / period, inflight };
 }
 
 /** The largest ratio between one backend's highest and lowest published weight over ticks from..end. */

@@ -111,6 +111,10 @@ const LATENCY_TOLERANCE = 0.5;
  */
 const MAX_LATENCY_EXCESS = 0.25;
 const LATENCY_BELOW_PEERS = 2;
+/** From this cpu on a backend is saturated: its cpu no longer says how far past its capacity it is (offeredLoad). */
+const SATURATED_CPU = 0.95;
+/** A saturated endpoint's load reads at most this many times its cpu. */
+const MAX_OVERLOAD = 4;
 /**
  * Utilization units per unit of error rate (× errorPenalty × the cluster's allowance): 10% errors
  * count as 0.4 of extra load, 50% as 2, so an endpoint failing clearly more than its peers is
@@ -307,7 +311,7 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
   }
   const metric = c.pidConfig.metric;
   const lat = relativeLatencies(c, f, cand);
-  const base = baseUtilization(c, metric, cand, lat);
+  const base = baseUtilization(c, metric, cand, lat, f.now);
   const idx: number[] = [];
   const b: number[] = [];
   for (let j = 0; j < cand.length; j++) {
@@ -328,7 +332,8 @@ function steered(c: ClusterState, f: Frame, x: number[]): Steered {
 /** The steered endpoints' error terms (errorTerm, into the result's `errors`); `base`: their measurements before any term. */
 function errorTerms(c: ClusterState, f: Frame, idx: readonly number[], base: readonly number[]): ErrorInputs {
   // Fresh cpu only: this path's freshness is its metric's, and a cpu whose reports stopped is not.
-  const own = idx.map((i) => freshUtilizationOf(c.order[i] as EndpointState, f));
+  // As the cpu path reads it: what a saturated one was sent past its capacity counts (offeredLoad).
+  const own = idx.map((i) => offeredLoad(c.order[i] as EndpointState, freshUtilizationOf(c.order[i] as EndpointState, f), f.now, c.safety.staleAfterMs));
   const at = errorInputs(own, base, new Array<number>(idx.length));
   settle(c, f, idx, idx.length, at);
   for (let j = 0; j < idx.length; j++) errorTerm(c, f, idx[j] as number, at, j);
@@ -448,7 +453,8 @@ function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: 
     const cpu = latest[LATEST_SLOTS * i + LATEST_CPU] as number;
     if (cpu !== cpu) continue;
     idx[k] = i;
-    base[k] = cpu;
+    // No EndpointState read unless saturated (offeredLoad).
+    base[k] = cpu >= SATURATED_CPU ? offeredLoad(c.order[i] as EndpointState, cpu, f.now, c.safety.staleAfterMs) : cpu;
     if (!withErrors) measureOne(c, f, i, terms, k, sm);
     k++;
   }
@@ -511,19 +517,42 @@ function relativeLatencies(c: ClusterState, f: Frame, cand: readonly number[]): 
  * Utilization by metric. cpu-latency without a single CPU report in the cluster falls back to
  * latency alone, so a latency-sensitive cluster whose backends report only latency is steered.
  */
-function baseUtilization(c: ClusterState, metric: UtilizationMetric, cand: readonly number[], lat: ReadonlyMap<number, number>): (number | undefined)[] {
+function baseUtilization(c: ClusterState, metric: UtilizationMetric, cand: readonly number[], lat: ReadonlyMap<number, number>, now: number): (number | undefined)[] {
   const noCpu = metric === 'cpu-latency' && cand.every((i) => c.order[i]?.sample?.cpu === undefined);
   if (metric === 'latency' || noCpu) return cand.map((i) => (lat.has(i) ? 0.5 * (lat.get(i) ?? 1) : undefined));
-  const m = metric === 'cpu-latency' ? 'cpu' : metric;
-  // CPU is read as reported: no per-endpoint input objects for the common metric.
-  if (m === 'cpu') return cand.map((i) => c.order[i]?.sample?.cpu);
+  if (metric === 'cpu-latency' || metric === 'cpu') return cand.map((i) => cpuLoad(c.order[i] as EndpointState, now, c.safety.staleAfterMs));
   return utilizations(
-    m,
+    metric,
     cand.map((i) => {
       const e = c.order[i] as EndpointState;
       return { sample: e.sample as Sample, staticWeight: e.staticWeight, capacity: e.capacity };
     }),
   );
+}
+
+/**
+ * A saturated endpoint's load (metrics cpu and cpu-latency): its cpu × the requests it was sent over those it
+ * finished, answered or failed (its latest load report, if fresh), from 1 to MAX_OVERLOAD. A
+ * backend past its capacity reads cpu 1 however far past it is, and under cpu-latency its latency
+ * used to say how far, without bound (MAX_LATENCY_EXCESS): after a 2× backend lost half its
+ * workers at 70% load (headline, a real Envoy), the bounded excess alone let its queue grow for
+ * seconds (p99 1.2 → 4.3 s). Sent over finished grows linearly with the excess load, as cpu below
+ * saturation does, so it moves the weight as fast as the overload is deep without the relay a
+ * queue's steep latency made. Without load reports with success counts: its cpu.
+ */
+function offeredLoad(e: EndpointState, cpu: number, now: number, staleAfterMs: number): number {
+  const x = e.flow;
+  if (!(cpu >= SATURATED_CPU) || x === undefined || now - x.at > staleAfterMs) return cpu;
+  const sent = x.rps ?? 0;
+  const finished = (x.successes ?? 0) + (x.errors ?? 0);
+  if (!(sent > 0)) return cpu;
+  return cpu * Math.min(MAX_OVERLOAD, Math.max(1, sent / Math.max(finished, sent / MAX_OVERLOAD)));
+}
+
+/** Its cpu as reported, or what it was sent past it when saturated (offeredLoad); undefined without a cpu. */
+function cpuLoad(e: EndpointState, now: number, staleAfterMs: number): number | undefined {
+  const cpu = e.sample?.cpu;
+  return cpu === undefined ? undefined : offeredLoad(e, cpu, now, staleAfterMs);
 }
 
 /** Folds each new sample's measurement into the smoothed one; returns the smoothed measurements (in `out`). */
