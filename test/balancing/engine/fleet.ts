@@ -52,8 +52,10 @@ export class Fleet {
   reportsTraffic: boolean[];
   now = 0;
   last: ClusterTick | undefined;
+  /** Endpoints added by join (their keys' last number). */
+  private joined = 0;
   private readonly rand: () => number;
-  private readonly load: number;
+  private load: number;
   readonly tickMs: number;
 
   constructor(private readonly o: FleetOptions) {
@@ -73,6 +75,44 @@ export class Fleet {
       'svc',
       this.keys.map((key) => ({ key, weight: 1 })),
       o.policy,
+    );
+  }
+
+  /** Sets the offered load to `fraction` of the fleet's current total capacity (a morning ramp, a quiet night). */
+  setLoadFraction(fraction: number): void {
+    this.load = fraction * this.capacities.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Adds an endpoint of `capacity` to the cluster while it serves (a scaled-out pod: a newcomer,
+   * held-weights.ts), reporting like the others from the next step. The offered load stays what it
+   * was (a fraction of the capacity the fleet started with).
+   */
+  join(capacity: number): number {
+    const i = this.keys.length;
+    this.keys.push(`10.0.1.${++this.joined}:8080`);
+    this.capacities.push(capacity);
+    this.weights.push(1);
+    this.healthy.push(true);
+    this.errorRates.push(0);
+    this.latencies.push(undefined);
+    this.reportsCpu.push(true);
+    this.reportsTraffic.push(true);
+    this.setEndpoints();
+    return i;
+  }
+
+  /** Removes endpoint i from the cluster (a scaled-in pod); the others move up a position. */
+  leave(i: number): void {
+    for (const v of [this.keys, this.capacities, this.weights, this.healthy, this.errorRates, this.latencies, this.reportsCpu, this.reportsTraffic]) v.splice(i, 1);
+    this.setEndpoints();
+  }
+
+  private setEndpoints(): void {
+    this.engine.setCluster(
+      'svc',
+      this.keys.map((key) => ({ key, weight: 1 })),
+      this.o.policy,
     );
   }
 
