@@ -16,7 +16,7 @@ import type { EwmaMemory } from '../ewma.js';
 import { pidMemorySnapshot, restorePidMemory, type PidMemory } from '../pid.js';
 import { cell, noteSample, PR_PENDING, PR_SETPOINT, PR_W, setCell, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
 import { isSet, UNSET, type ClusterState, type EndpointState } from './state.js';
-import { forgetNewcomers, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
+import { forgetNewcomers, HW_PUB, HW_ROW, HW_SERVED, HW_W, restoreHeldRow } from './held-weights.js';
 import type { Sample } from './types.js';
 
 export const CLUSTER_EXPORT_VERSION = 1;
@@ -84,10 +84,7 @@ export function importCluster(c: ClusterState, state: ExportedClusterState, now?
     const e = i === undefined ? undefined : c.order[i];
     if (i === undefined || e === undefined || !usable(x)) continue;
     restoreRow(c.pidRows, i, x);
-    const o = i * HW_ROW;
-    c.held[o + HW_W] = x.w;
-    c.held[o + HW_PUB] = x.pub;
-    c.held[o + HW_SERVED] = 1;
+    restoreHeldRow(c.held, i, x.w, x.pub);
     // The exported sample was consumed by the last owner: the controller waits for a new one.
     if (restoreEndpoint(e, now === undefined ? x : notAfter(x, now, c.safety.staleAfterMs))) {
       setCell(c.pidRows.rows, i, PR_PENDING, 0);

@@ -1,8 +1,9 @@
 /**
  * What a cluster's endpoints carry from one tick to the next about their weight: the internal
  * weight w (static units × scale; UNSET while not serving), the weight published (the step
- * limit's anchor) and whether the endpoint served last tick. One row of HW_ROW doubles per
- * endpoint position in one Float64Array per cluster, rather than three fields of each
+ * limit's anchor), whether the endpoint served last tick and whether it is earning its share back
+ * from a newcomer's or probation's start. One row of HW_ROW doubles per endpoint position in one
+ * Float64Array per cluster, rather than fields of each
  * EndpointState: the join, the health gate and publish read or write them for every endpoint every
  * tick, and publish then touched each endpoint's state object (three cache lines) only for these
  * (bench/RESULTS.md, pid5). Rows follow their endpoint when the set changes (carryHeldWeights).
@@ -29,8 +30,17 @@ export const HW_SERVED = 2;
  * after a restart (seeded or imported: served), are not newcomers: no fleet runs beside them.
  */
 export const NEWCOMER = 2;
-/** Doubles per row. */
-export const HW_ROW = 3;
+/**
+ * 1 while the endpoint earns back the share it started below (a newcomer's newcomerShare, or
+ * probation's quarter: tick/join.ts) and the controller has not yet judged where it belongs; else 0.
+ * Set by the join, cleared when it reaches its fair share or when the controller, acting on it
+ * outside a low-load hold, does not raise it (it rests or lowers it: its level is learned, not its
+ * start). A low-load hold raises a marked endpoint toward its fair share (tick/pid.ts earnStep),
+ * where it would otherwise keep its start for as long as the load stays low.
+ */
+export const HW_EARN = 3;
+/** Doubles per row (four: a row never straddles a cache line). */
+export const HW_ROW = 4;
 
 /**
  * The held weights of a cluster's new endpoint order. An endpoint that stays (by key) keeps its
@@ -56,8 +66,21 @@ export function carryHeldWeights(
     held[o + HW_W] = existing.held[p + HW_W] as number;
     held[o + HW_PUB] = existing.held[p + HW_PUB] as number;
     held[o + HW_SERVED] = servedUnder(existing.held[p + HW_SERVED] as number, existing.statics[f] as number, (order[i] as EndpointState).staticWeight);
+    held[o + HW_EARN] = existing.held[p + HW_EARN] as number;
   }
   return held;
+}
+
+/**
+ * Endpoint i's row restored to weight `w`, published `pub`, as having served (seeded weights, an
+ * imported cluster state): a weight given, not a start to earn from.
+ */
+export function restoreHeldRow(held: Float64Array, i: number, w: number, pub: number): void {
+  const o = i * HW_ROW;
+  held[o + HW_W] = w;
+  held[o + HW_PUB] = pub;
+  held[o + HW_SERVED] = 1;
+  held[o + HW_EARN] = 0;
 }
 
 /**

@@ -125,7 +125,7 @@ export const SAFETY_RULES = [
   'ejected', // fleet outlier detector: error rate far above its peers', or stalled (see EjectionSettings, tick/stall.ts)
   'fail-static', // every eligible endpoint would be out: all published HEALTHY at static weights
   'joined', // new, returning or re-weighted endpoint: starts at its fair share
-  'probation', // back from an ejection or a probed outage (a quarter of its fair share), or a newcomer under a newcomerShare below 1
+  'probation', // back from an ejection or a probed outage (a quarter of its fair share), or a newcomer under a newcomerShare below 1; under a low-load hold, also each tick it climbs back toward its fair share
   'error-penalty', // its error rate lowered its weight
   'peers-near-capacity', // its errors moved less of its load than they would have: its peers are near capacity (tick/error-shift.ts)
   'latency-penalty', // slower than the cluster median: counted as busier

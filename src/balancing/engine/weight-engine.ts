@@ -74,7 +74,7 @@ import { exportCluster, importCluster, type ExportedClusterState } from './clust
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { DepartedMemory, leaversOf, resumeDeparted } from './departed.js';
 import { carryErrorRows, observeErrors } from './error-window.js';
-import { carryHeldWeights, forgetNewcomers, keepHeldWeights, HW_PUB, HW_ROW, HW_SERVED, HW_W } from './held-weights.js';
+import { carryHeldWeights, forgetNewcomers, keepHeldWeights, restoreHeldRow } from './held-weights.js';
 import { TickExplanations } from './explanations.js';
 import { isSet, type ClusterState, type EndpointState, type FieldTimes, type PidConfig } from './state.js';
 import { policyParts, resolveEjection, resolveSafety, validateEndpoint, validateEndpoints, validatePolicy, validateSample } from './stages.js';
@@ -477,9 +477,7 @@ export class WeightEngine {
       const i = c.index.get(key);
       const e = i === undefined ? undefined : c.order[i];
       if (i === undefined || e === undefined || !(Number.isFinite(value) && value > 0)) continue;
-      const o = i * HW_ROW;
-      c.held[o + HW_W] = c.held[o + HW_PUB] = value;
-      c.held[o + HW_SERVED] = 1;
+      restoreHeldRow(c.held, i, value, value);
       setCell(c.pidRows.rows, i, PR_W, value);
       e.seeded = true;
       e.seededAt = undefined;

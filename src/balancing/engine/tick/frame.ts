@@ -144,6 +144,11 @@ export interface Frame {
    */
   failingFresh: number;
   failingUnsteered: number;
+  /**
+   * Serving endpoints earning their share back from a newcomer's or probation's start
+   * (held-weights.ts HW_EARN), counted by the join pass: the PID reads the marks only when some are.
+   */
+  earning: number;
   readonly rules: number[];
   readonly freshness: number[];
   /** Age of the steering data, ms; NaN: none. */
@@ -255,6 +260,7 @@ export function newFrame(init: FrameInit, recycled?: Frame): Frame {
     declaredOut: 0,
     failingFresh: 0,
     failingUnsteered: 0,
+    earning: 0,
     freshness: filled(n),
     util: undefined,
     pid: undefined,

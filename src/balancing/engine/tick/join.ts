@@ -7,10 +7,12 @@
  * found, start on probation at a quarter of it, and a newcomer (an endpoint added while the cluster
  * serves: held-weights.ts NEWCOMER) at the cluster's newcomerShare; both earn the rest through the
  * controller and the step limit: a backend just started (cold caches, a JIT still warming) is not
- * handed its whole share at once, which could knock it over (bench/scenarios scale-out-cold).
+ * handed its whole share at once, which could knock it over (bench/scenarios scale-out-cold). Both
+ * are marked as earning (held-weights.ts HW_EARN), so that a low-load hold, where the controller
+ * rests, still raises them to their fair share (tick/pid.ts earnStep).
  */
 import { isSet, UNSET, valueOr, type EndpointState } from '../state.js';
-import { HW_PUB, HW_ROW, HW_SERVED, HW_W, NEWCOMER } from '../held-weights.js';
+import { HW_EARN, HW_PUB, HW_ROW, HW_SERVED, HW_W, NEWCOMER } from '../held-weights.js';
 import { PR_W, ROW, rejoinRow, setCell, type PidRows } from '../pid-rows.js';
 import type { SafetySettings } from '../types.js';
 import { classify } from './freshness.js';
@@ -31,7 +33,7 @@ const R_PROBATION = ruleBit('probation');
  */
 export function joinAndScale(f: Frame, eps: readonly EndpointState[], o: JoinOptions): void {
   const scale = clusterScale(o.held, o.pidRows, o.sums);
-  f.failingFresh = f.failingUnsteered = 0;
+  f.failingFresh = f.failingUnsteered = f.earning = 0;
   joinRange(f, eps, rangeOf(o, scale, 0, f.n));
 }
 
@@ -53,7 +55,7 @@ export interface JoinOptions {
 /** joinAndScale in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* joinAndScaleSteps(f: Frame, eps: readonly EndpointState[], o: JoinOptions, chunk: number): Generator<void, void, void> {
   const scale = clusterScale(o.held, o.pidRows, o.sums);
-  f.failingFresh = f.failingUnsteered = 0;
+  f.failingFresh = f.failingUnsteered = f.earning = 0;
   yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, rangeOf(o, scale, from, to)));
 }
 
@@ -81,9 +83,10 @@ function rangeOf(o: JoinOptions, scale: number, from: number, to: number): JoinR
 
 function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void {
   const held = r.held;
-  // Frame.failingFresh and failingUnsteered, in locals written back once (not a field update per endpoint).
+  // Frame.failingFresh, failingUnsteered and earning, in locals written back once (not a field update per endpoint).
   let fresh = 0;
   let unsteered = 0;
+  let earning = 0;
   for (let i = r.from; i < r.to; i++) {
     const e = eps[i] as EndpointState;
     const o = i * HW_ROW;
@@ -98,6 +101,7 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
       const probation = share < 1;
       const w = fair * share;
       held[o + HW_W] = held[o + HW_PUB] = w;
+      held[o + HW_EARN] = probation ? 1 : 0;
       setCell(r.pidRows.rows, i, PR_W, w);
       rejoinRow(r.pidRows, i);
       if (!f.failStatic) mark(f, i, probation ? R_PROBATION : R_JOINED);
@@ -110,10 +114,13 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
         if (f.freshness[i] === F_FRESH) fresh++;
         else unsteered++;
       }
+      // Same row as the weights just read: no cache line more.
+      if (held[o + HW_EARN] === 1) earning++;
     }
   }
   f.failingFresh += fresh;
   f.failingUnsteered += unsteered;
+  f.earning += earning;
 }
 
 /**
