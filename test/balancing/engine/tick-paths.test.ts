@@ -77,12 +77,19 @@ const POLICIES: WeightingPolicy[] = [
   { kind: 'blend', parts: { pid: 0.5, ewma: 0.5 } },
 ];
 
+/**
+ * The reports with every cpu a tenth of what it was: below lowLoadHold, where the PID rests and only
+ * an endpoint earning its share back moves (the one left out at tick 7 is a newcomer at tick 12).
+ */
+const quiet = (reports: Report[][]): Report[][] => reports.map((row) => row.map((r) => ({ ...r, cpu: r.cpu === undefined ? undefined : r.cpu / 10 })));
+
 it('a tick in steps of any size publishes what a whole tick does', () => {
   fc.assert(
-    fc.property(runsArb(14), fc.constantFrom(...POLICIES), fc.constantFrom(1, 2, 3), fc.constantFrom(500, 2500, 5000), (reports, policy, chunk, stale) => {
+    fc.property(runsArb(14), fc.constantFrom(...POLICIES), fc.constantFrom(1, 2, 3), fc.constantFrom(500, 2500, 5000), fc.boolean(), (runs, policy, chunk, stale, low) => {
+      const reports = low ? quiet(runs) : runs;
       expect(ticks(policy, reports, chunk, stale)).toEqual(ticks(policy, reports, undefined, stale));
     }),
-    { seed: 11, numRuns: 150 },
+    { seed: 11, numRuns: 200 },
   );
 });
 
