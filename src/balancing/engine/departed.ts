@@ -29,7 +29,7 @@
  * (cluster-export.ts), so not handed over to another replica, and not kept over a restart.
  */
 import type { HealthTracker } from '../health.js';
-import { inRotation } from './tick/ejection.js';
+import { ejectionRoom, inRotation } from './tick/ejection.js';
 import type { EjectionState, EndpointState } from './state.js';
 import type { EjectionSettings } from './types.js';
 import { NEW_ENDPOINT } from './carried-rows.js';
@@ -178,8 +178,7 @@ export function resumeDeparted(memory: DepartedMemory, order: readonly EndpointS
     if (ejectedAt(e, now)) already++;
     if (inRotation(e, now) && (!ejectedAt(e, now) || resumed.has(e))) mayServe++;
   }
-  const cap = order.length >= 2 ? Math.max(1, Math.floor(s.maxEjectedRatio * order.length)) : 0;
-  const room = Math.max(0, Math.min(cap - already, mayServe - 1));
+  const room = ejectionRoom(order.length, already, mayServe, s);
   // The longest back-off left keeps its room (equal ones in key order).
   held.sort((a, b) => untilOf(b) - untilOf(a) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (let k = room; k < held.length; k++) releasedAway((held[k] as EndpointState).ejection as EjectionState, now);

@@ -605,9 +605,7 @@ export class WeightEngine {
    * others keep their state untouched until it owns them).
    */
   tick(now: number, only?: (cluster: string) => boolean): TickResult {
-    if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
-    this.settle();
-    this.advance(now);
+    this.beginTick(now);
     const clusters = new Map<string, ClusterTick>();
     for (const c of this.clusters.values()) if (only === undefined || only(c.name)) clusters.set(c.name, this.tickCluster(c, now));
     return { now, clusters };
@@ -620,9 +618,7 @@ export class WeightEngine {
    * one `tick(now)` would have.
    */
   tickClusters(now: number, names: Iterable<string>): TickResult {
-    if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
-    this.settle();
-    this.advance(now);
+    this.beginTick(now);
     const clusters = new Map<string, ClusterTick>();
     for (const name of names) {
       const c = this.clusters.get(name);
@@ -641,8 +637,7 @@ export class WeightEngine {
   startClusterTick(now: number, name: string, chunk: number): ClusterTickRun {
     if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
     if (!(chunk > 0)) throw new RangeError(`chunk must be > 0, got ${chunk}`);
-    this.settle();
-    this.advance(now);
+    this.beginTick(now);
     const c = this.clusters.get(name);
     let steps: Iterator<void, ClusterTick | undefined, void>;
     if (c === undefined) steps = [].values();
@@ -670,8 +665,14 @@ export class WeightEngine {
     return params;
   }
 
-  /** The engine's time moves to a tick's `now` (never back: a slice ticked late with an older one). */
-  private advance(now: number): void {
+  /**
+   * What every tick entry point does first: refuses a `now` that is not finite, completes the cluster
+   * tick in flight, and moves the engine's time to `now` (never back: a slice ticked late with an
+   * older one).
+   */
+  private beginTick(now: number): void {
+    if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${now}`);
+    this.settle();
     if (now > this.clock) this.clock = now;
   }
 

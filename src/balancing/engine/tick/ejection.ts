@@ -95,9 +95,7 @@ export function judgeReadings(
     if (rule !== undefined) (verdicts ??= []).push({ index: i, ...rule });
   }
   if (verdicts === undefined) return NO_VERDICTS;
-  const cap = cluster.total >= 2 ? Math.max(1, Math.floor(s.maxEjectedRatio * cluster.total)) : 0;
-  const room = Math.max(0, Math.min(cap - cluster.alreadyEjected, serving - 1));
-  return verdicts.sort(worstFirst(cluster.keys)).slice(0, room);
+  return verdicts.sort(worstFirst(cluster.keys)).slice(0, ejectionRoom(cluster.total, cluster.alreadyEjected, serving, s));
 }
 
 /**
@@ -259,6 +257,17 @@ function stdev(xs: readonly number[], len: number): number {
   return Math.sqrt(squares / len);
 }
 
+/**
+ * How many more of a cluster's `total` endpoints may be ejected: never more than maxEjectedRatio of
+ * them (at least one of two or more) counting the `ejected` already out, and never the last of the
+ * `serving` ones that could serve. Every rule that ejects (error rules, the stall rule, a departed
+ * key's resumed ejection: departed.ts) takes its room from here.
+ */
+export function ejectionRoom(total: number, ejected: number, serving: number, s: EjectionSettings): number {
+  const cap = total >= 2 ? Math.max(1, Math.floor(s.maxEjectedRatio * total)) : 0;
+  return Math.max(0, Math.min(cap - ejected, serving - 1));
+}
+
 /** Whether the operator and the probes let the endpoint serve (the outlier detector judges only those). */
 export function inRotation(e: EndpointState, now: number): boolean {
   // Nobody probed it (no tracker yet): AVAILABLE.
@@ -312,9 +321,7 @@ function judgeStalled(f: Frame, eps: readonly EndpointState[], s: EjectionSettin
     serving++;
     readings[i] = stallReading(e, f);
   }
-  const cap = f.n >= 2 ? Math.max(1, Math.floor(s.maxEjectedRatio * f.n)) : 0;
-  const room = Math.max(0, Math.min(cap - ejected, serving - 1));
-  for (const v of judgeStalls(readings, s, room, f.keys)) eject(eps[v.index] as EndpointState, v.reason, f.now, s);
+  for (const v of judgeStalls(readings, s, ejectionRoom(f.n, ejected, serving, s), f.keys)) eject(eps[v.index] as EndpointState, v.reason, f.now, s);
 }
 
 /** The capacity and load of the endpoints that carry the cluster's traffic now: in rotation and not ejected. */
