@@ -3,21 +3,40 @@
  * cluster) continues where the last owner stopped instead of restarting from static weights.
  *
  * What travels: per endpoint the internal, published and PID weights, the PID memory, the EWMA
- * estimators, the smoothed measurement and its noise, and the latest merged sample; per cluster
- * the integer weights last published. What does not: probe health and ejections (each replica
- * probes every endpoint itself, and the fleet detector re-learns from the error window within a
- * few reports), and the error window (rebuilt from the next reports).
+ * estimators, the smoothed measurement and its noise, the latest merged sample, and whether it is
+ * earning its share back (held-weights.ts HW_EARN); per cluster the integer weights last published;
+ * and the fleet outlier detector's verdicts: every endpoint's ejection state (still ejected, its
+ * back-off level, probation, its last release) and the ejection parts of the departed memory
+ * (departed.ts). Without them the new owner published an ejected endpoint HEALTHY at its whole fair
+ * share until its own error window caught up (an ejected endpoint gets no traffic, so no errors to
+ * see), and a flapping endpoint's doubling back-off restarted at the base at every hand-over.
+ *
+ * What does not: probe health (each replica probes every endpoint itself), the error window and the
+ * load-report flow (rebuilt from the next reports), and the newcomer marks of endpoints that have
+ * not served yet (held-weights.ts NEWCOMER: the first tick after an import is a cluster's first,
+ * whose joiners take their whole share; see forgetNewcomers).
+ *
+ * Times travel as durations from the export's `at` (the exporter's clock) and restart at the
+ * importer's now: another replica's clock may be skewed by any amount, while a record is at most
+ * `stateRefreshMs` plus a lease old (ha/weight-share.ts). An imported ejection so lasts what it had
+ * left, never less (a skewed clock releases nothing early) and never more than the record's age
+ * longer, and never beyond the importer's maxEjectionMs; the importer's maxEjectedRatio holds
+ * (those beyond its room are released at its next tick, shortest back-off first), and it never
+ * ejects the last endpoint that could serve.
  *
  * Import is lenient: endpoints the importer does not know are ignored, endpoints missing from the
  * export keep their own state (they join at their fair share on the next tick), and a malformed
- * entry is skipped rather than half applied.
+ * entry is skipped rather than half applied. The fields added since version 1 first shipped (`at`,
+ * `ejections`, `departed`, an endpoint's `earning`) are optional: an importer that predates them
+ * ignores them, and an export without them leaves the importer's own ejections as they were.
  */
 import type { EwmaMemory } from '../ewma.js';
 import { pidMemorySnapshot, restorePidMemory, type PidMemory } from '../pid.js';
 import { cell, noteSample, PR_PENDING, PR_SETPOINT, PR_W, setCell, PR_LAST_CONTROL_AT, PR_MEMORY, PR_NOISE, PR_SMOOTHED, ROW, type PidRows } from './pid-rows.js';
-import { isSet, UNSET, type ClusterState, type EndpointState } from './state.js';
-import { forgetNewcomers, HW_PUB, HW_ROW, HW_SERVED, HW_W, restoreHeldRow } from './held-weights.js';
-import type { Sample } from './types.js';
+import { isSet, UNSET, type ClusterState, type EjectionState, type EndpointState } from './state.js';
+import { forgetNewcomers, HW_EARN, HW_PUB, HW_ROW, HW_SERVED, HW_W, restoreHeldRow } from './held-weights.js';
+import { beyondRoom, DepartedMemory } from './departed.js';
+import type { EjectionSettings, Sample } from './types.js';
 
 export const CLUSTER_EXPORT_VERSION = 1;
 
@@ -32,6 +51,29 @@ export interface ExportedEndpoint {
   readonly latency: EwmaMemory;
   readonly sample: Sample | null;
   readonly steerAt: number | null;
+  /** Earning back the share it started below (held-weights.ts HW_EARN); absent: not. */
+  readonly earning?: true;
+}
+
+/**
+ * The fleet outlier detector's memory of an endpoint (state.ts EjectionState), its times as
+ * durations back from or on from the export's `at`.
+ */
+export interface ExportedEjection {
+  /** Still ejected for this long (ms); absent: not ejected. */
+  readonly forMs?: number;
+  /** Why it is ejected (explanations); only while it is. */
+  readonly reason?: string;
+  readonly level: number;
+  readonly count: number;
+  readonly onProbation: boolean;
+  /** Its last ejection ended this long before `at` (ms); absent: never released. */
+  readonly releasedMsAgo?: number;
+}
+
+/** A departed key's ejection (departed.ts), and how much longer the memory keeps it (ms from `at`). */
+export interface ExportedDeparture extends ExportedEjection {
+  readonly keptMs: number;
 }
 
 export interface ExportedClusterState {
@@ -40,10 +82,25 @@ export interface ExportedClusterState {
   readonly weights: Readonly<Record<string, number>>;
   /** Serving endpoints only: the others rejoin at their fair share anyway. */
   readonly endpoints: Readonly<Record<string, ExportedEndpoint>>;
+  /** The exporter's time the durations below count from. */
+  readonly at?: number;
+  /** Every endpoint with an ejection state, by key (serving or not). */
+  readonly ejections?: Readonly<Record<string, ExportedEjection>>;
+  /** The departed memory's ejection parts, oldest departure first. */
+  readonly departed?: Readonly<Record<string, ExportedDeparture>>;
 }
 
-/** The state of a cluster that has ticked at least once; undefined before its first tick. */
-export function exportCluster(c: ClusterState): ExportedClusterState | undefined {
+/** Levels beyond this double nothing more (baseEjectionMs × 2^64 is past any maxEjectionMs). */
+const MAX_LEVEL = 64;
+/** An imported reason longer than this is not one the engine wrote. */
+const MAX_REASON = 1_024;
+
+/**
+ * The state of a cluster that has ticked at least once; undefined before its first tick. `clock`:
+ * the engine's time (its latest tick), from which the ejections' durations count when the cluster
+ * has not ticked since an import.
+ */
+export function exportCluster(c: ClusterState, clock = Number.NEGATIVE_INFINITY): ExportedClusterState | undefined {
   if (c.lastWeights === undefined) return undefined;
   const endpoints: Record<string, ExportedEndpoint> = {};
   const rows = c.pidRows.rows;
@@ -64,9 +121,31 @@ export function exportCluster(c: ClusterState): ExportedClusterState | undefined
       latency: e.latency.snapshot(),
       sample: e.sample ?? null,
       steerAt: e.steerAt ?? null,
+      ...(c.held[o + HW_EARN] === 1 ? { earning: true as const } : {}),
     };
   });
-  return { version: CLUSTER_EXPORT_VERSION, weights: Object.fromEntries(c.lastWeights), endpoints };
+  const state: ExportedClusterState = { version: CLUSTER_EXPORT_VERSION, weights: Object.fromEntries(c.lastWeights), endpoints };
+  const at = Math.max(c.lastTickAt ?? Number.NEGATIVE_INFINITY, clock);
+  return Number.isFinite(at) ? { ...state, ...exportEjections(c, at) } : state;
+}
+
+/** The cluster's ejection states and departed memory as of `at`. */
+function exportEjections(c: ClusterState, at: number): Pick<ExportedClusterState, 'at' | 'ejections' | 'departed'> {
+  const ejections: Record<string, ExportedEjection> = {};
+  for (const e of c.order) if (e.ejection !== undefined) ejections[e.key] = exportedEjection(e.ejection, at);
+  const departed: Record<string, ExportedDeparture> = {};
+  for (const d of c.departed?.ejections(at) ?? []) departed[d.key] = { ...exportedEjection(d.ejection, at), keptMs: d.until - at };
+  return { at, ejections, departed };
+}
+
+function exportedEjection(j: EjectionState, at: number): ExportedEjection {
+  return {
+    ...(j.until !== undefined ? { forMs: Math.max(0, j.until - at), reason: j.reason } : {}),
+    level: j.level,
+    count: j.count,
+    onProbation: j.onProbation,
+    ...(j.releasedAt !== undefined ? { releasedMsAgo: Math.max(0, at - j.releasedAt) } : {}),
+  };
 }
 
 /**
@@ -79,12 +158,12 @@ export function importCluster(c: ClusterState, state: ExportedClusterState, now?
   let restored = 0;
   // A hand-over is a restart for newcomers (held-weights.ts): what this engine marked is stale news.
   forgetNewcomers(c.held);
-  for (const [key, x] of Object.entries(state.endpoints)) {
+  for (const [key, x] of Object.entries(recordOf(state.endpoints) ?? {}) as [string, ExportedEndpoint][]) {
     const i = c.index.get(key);
     const e = i === undefined ? undefined : c.order[i];
     if (i === undefined || e === undefined || !usable(x)) continue;
     restoreRow(c.pidRows, i, x);
-    restoreHeldRow(c.held, i, x.w, x.pub);
+    restoreHeldRow(c.held, i, x.w, x.pub, x.earning === true);
     // The exported sample was consumed by the last owner: the controller waits for a new one.
     if (restoreEndpoint(e, now === undefined ? x : notAfter(x, now, c.safety.staleAfterMs))) {
       setCell(c.pidRows.rows, i, PR_PENDING, 0);
@@ -92,13 +171,95 @@ export function importCluster(c: ClusterState, state: ExportedClusterState, now?
     }
     restored++;
   }
+  // Without a time of its own or the exporter's, a duration starts nowhere: the ejections stay as they were.
+  const base = now ?? state.at;
+  if (typeof base === 'number' && Number.isFinite(base)) importEjections(c, state, base);
   // The first tick after a hand-over counts as one tick (dt, step limit), however long the gap.
   c.lastTickAt = undefined;
   c.dirty = true;
   return restored;
 }
 
+/**
+ * The export's ejections, as of `now` (the importer's time), in place of the importer's own: an
+ * endpoint the exporter knew (in its published weights) takes the exported state, or none when the
+ * export has none for it; the importer's state of an ownership before is stale. A departed key of
+ * the exporter's that this cluster lists (the catalog's change reached the two at other times)
+ * resumes its ejection, as departed.ts does. Then the cluster's room: those beyond it are released
+ * at the next tick (on probation, at a quarter of their share). Each part only when the export
+ * carries it.
+ */
+function importEjections(c: ClusterState, state: ExportedClusterState, now: number): void {
+  const s = c.ejection;
+  const ejections = recordOf(state.ejections);
+  const departed = recordOf(state.departed);
+  if (ejections !== undefined) {
+    const known = recordOf(state.weights) ?? {};
+    const held: EndpointState[] = [];
+    for (const e of c.order) {
+      const mine = Object.hasOwn(ejections, e.key) ? ejections[e.key] : departed !== undefined && Object.hasOwn(departed, e.key) ? departed[e.key] : undefined;
+      if (mine === undefined) {
+        if (Object.hasOwn(known, e.key)) e.ejection = undefined;
+        continue;
+      }
+      // Malformed: skipped, the importer's own state stays.
+      const j = ejectionOf(mine, now, s);
+      if (j === undefined) continue;
+      e.ejection = j;
+      if (j.until !== undefined && j.until > now) held.push(e);
+    }
+    // Released at the next tick, as a back-off that ends then.
+    for (const e of beyondRoom(c.order, held, s, now)) (e.ejection as EjectionState).until = now;
+  }
+  if (departed !== undefined) adoptDeparted(c, departed, now);
+}
+
+/** The exported departed memory's ejection parts (keys the cluster lists aside: importEjections took them), in place of the importer's. */
+function adoptDeparted(c: ClusterState, departed: Readonly<Record<string, unknown>>, now: number): void {
+  const s = c.ejection;
+  const adopted: { key: string; ejection: EjectionState; until: number }[] = [];
+  for (const [key, x] of Object.entries(departed)) {
+    if (c.index.has(key)) continue;
+    const j = ejectionOf(x, now, s);
+    const kept = (x as Partial<ExportedDeparture>).keptMs;
+    if (j === undefined || typeof kept !== 'number' || !(kept > 0 && kept < Number.POSITIVE_INFINITY)) continue;
+    adopted.push({ key, ejection: j, until: now + Math.min(kept, s.maxEjectionMs) });
+  }
+  if (adopted.length === 0 && c.departed === undefined) return;
+  c.departed ??= new DepartedMemory();
+  c.departed.adoptEjections(adopted, now);
+}
+
+/**
+ * An exported ejection as the importer's state at `now`, or undefined when malformed (untrusted:
+ * another version's, corrupted, or a hostile writer's). Its remaining back-off restarts at `now`,
+ * never beyond maxEjectionMs; its release is as long before `now` as before the export.
+ */
+function ejectionOf(x: unknown, now: number, s: EjectionSettings): EjectionState | undefined {
+  if (typeof x !== 'object' || x === null) return undefined;
+  const { forMs, reason, level, count, onProbation, releasedMsAgo } = x as Partial<Record<keyof ExportedEjection, unknown>>;
+  const duration = (v: unknown): v is number | undefined => v === undefined || (typeof v === 'number' && v >= 0 && v < Number.POSITIVE_INFINITY);
+  if ((reason !== undefined && (typeof reason !== 'string' || reason.length > MAX_REASON)) || typeof onProbation !== 'boolean') return undefined;
+  if (!Number.isSafeInteger(level) || (level as number) < 0 || (level as number) > MAX_LEVEL || !Number.isSafeInteger(count) || (count as number) < 0) return undefined;
+  if (!duration(forMs) || !duration(releasedMsAgo)) return undefined;
+  return {
+    until: forMs === undefined ? undefined : now + Math.min(forMs, s.maxEjectionMs),
+    reason: reason ?? '',
+    level: level as number,
+    count: count as number,
+    onProbation,
+    releasedNow: false,
+    releasedAt: releasedMsAgo === undefined ? undefined : now - releasedMsAgo,
+  };
+}
+
+/** `v` when it is a JSON object (not an array, not null). */
+function recordOf(v: unknown): Readonly<Record<string, unknown>> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
 function usable(x: ExportedEndpoint): boolean {
+  if (typeof x !== 'object' || x === null) return false;
   const positive = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0;
   return positive(x.w) && positive(x.pub) && (x.pidW === null || positive(x.pidW)) && typeof x.pid === 'object' && typeof x.ewma === 'object' && typeof x.latency === 'object';
 }

@@ -25,8 +25,9 @@
  * new keys cannot grow it).
  *
  * Time is the engine's: the `now` of its latest tick (no clock of its own; setCluster takes none).
- * Local to this engine, as ejections and probe health are: not in a cluster's export
- * (cluster-export.ts), so not handed over to another replica, and not kept over a restart.
+ * The ejection parts travel in a cluster's export (cluster-export.ts: a replica taking the cluster
+ * over adopts them in place of its own, which are stale); the probes' parts stay with each replica,
+ * whose own probes wrote them. Not kept over a restart.
  */
 import type { HealthTracker } from '../health.js';
 import { ejectionRoom, inRotation } from './tick/ejection.js';
@@ -95,6 +96,31 @@ export class DepartedMemory {
     const ejection = d.ejectionUntil > now ? d.ejection : undefined;
     const tracker = d.trackerUntil > now ? d.tracker : undefined;
     return ejection === undefined && tracker === undefined ? undefined : { ejection, tracker };
+  }
+
+  /** The ejection parts still due at `now`, oldest departure first: each key's state and until when it is kept (a cluster's export). */
+  ejections(now: number): { readonly key: string; readonly ejection: EjectionState; readonly until: number }[] {
+    const out: { key: string; ejection: EjectionState; until: number }[] = [];
+    for (const [key, d] of this.entries) if (d.ejection !== undefined && d.ejectionUntil > now) out.push({ key, ejection: d.ejection, until: d.ejectionUntil });
+    return out;
+  }
+
+  /**
+   * Takes `adopted` (another engine's, translated to this one's time: cluster-export.ts) as the
+   * memory's ejection parts, in their order after the entries kept: this engine's own ejection
+   * parts are dropped (what it remembers of an ownership before), its probes' parts kept.
+   */
+  adoptEjections(adopted: readonly { readonly key: string; readonly ejection: EjectionState; readonly until: number }[], now: number): void {
+    for (const [key, d] of this.entries) {
+      if (d.tracker === undefined) this.entries.delete(key);
+      else if (d.ejection !== undefined) this.entries.set(key, { ...d, ejection: undefined, ejectionUntil: Number.NEGATIVE_INFINITY });
+    }
+    for (const a of adopted) {
+      const d = this.entries.get(a.key);
+      this.entries.delete(a.key);
+      this.entries.set(a.key, { tracker: d?.tracker, trackerUntil: d?.trackerUntil ?? Number.NEGATIVE_INFINITY, ejection: a.ejection, ejectionUntil: a.until });
+    }
+    this.evict(now);
   }
 
   /** Forgets what the probes said (the cluster's probe was taken off: WeightEngine.forgetProbes). */
@@ -169,19 +195,29 @@ export function resumeDeparted(memory: DepartedMemory, order: readonly EndpointS
     // Its back-off ended while it was away: released then.
     else releasedAway(j, j.until);
   }
-  if (held.length === 0) return;
-  // Ejected now: the held ones too, so the room is among them (their ejection is taken back below).
-  const resumed = new Set(held);
+  for (const e of beyondRoom(order, held, s, now)) releasedAway(e.ejection as EjectionState, now);
+}
+
+/**
+ * Of the endpoints of `order` whose ejection is taken up at `now` (`held`, each ejected past
+ * `now`: a departed key's resumed, or one a hand-over brought), those beyond the cluster's room
+ * (tick/ejection.ts ejectionRoom): the room counts the other endpoints ejected then, and never takes
+ * out the last that could serve. The longest back-off left keeps its room (equal ones in key
+ * order); the caller releases the others.
+ */
+export function beyondRoom(order: readonly EndpointState[], held: EndpointState[], s: EjectionSettings, now: number): EndpointState[] {
+  if (held.length === 0) return [];
+  // Ejected now: the held ones too, so the room is among them.
+  const taken = new Set(held);
   let already = -held.length;
   let mayServe = 0;
   for (const e of order) {
     if (ejectedAt(e, now)) already++;
-    if (inRotation(e, now) && (!ejectedAt(e, now) || resumed.has(e))) mayServe++;
+    if (inRotation(e, now) && (!ejectedAt(e, now) || taken.has(e))) mayServe++;
   }
   const room = ejectionRoom(order.length, already, mayServe, s);
-  // The longest back-off left keeps its room (equal ones in key order).
   held.sort((a, b) => untilOf(b) - untilOf(a) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  for (let k = room; k < held.length; k++) releasedAway((held[k] as EndpointState).ejection as EjectionState, now);
+  return held.slice(room);
 }
 
 /**

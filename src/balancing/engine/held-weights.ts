@@ -73,14 +73,15 @@ export function carryHeldWeights(
 
 /**
  * Endpoint i's row restored to weight `w`, published `pub`, as having served (seeded weights, an
- * imported cluster state): a weight given, not a start to earn from.
+ * imported cluster state): a weight given, not a start to earn from, unless `earning` (an imported
+ * endpoint its last owner had marked earning: the same backend, still below the share it earns).
  */
-export function restoreHeldRow(held: Float64Array, i: number, w: number, pub: number): void {
+export function restoreHeldRow(held: Float64Array, i: number, w: number, pub: number, earning = false): void {
   const o = i * HW_ROW;
   held[o + HW_W] = w;
   held[o + HW_PUB] = pub;
   held[o + HW_SERVED] = 1;
-  held[o + HW_EARN] = 0;
+  held[o + HW_EARN] = earning ? 1 : 0;
 }
 
 /**

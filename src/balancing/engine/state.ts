@@ -130,9 +130,9 @@ export interface ClusterState {
   stallCandidates: number;
   /**
    * The endpoints that left with a back-off running, for their keys to resume it if listed again
-   * (departed.ts); undefined until one has.
+   * (departed.ts); undefined until one has. A hand-over's import may create it (cluster-export.ts).
    */
-  readonly departed: DepartedMemory | undefined;
+  departed: DepartedMemory | undefined;
   readonly errorPenalty: number;
   readonly ewmaKey: string;
   readonly safety: SafetySettings;

@@ -585,14 +585,16 @@ export class WeightEngine {
   exportClusterState(cluster: string): ExportedClusterState | undefined {
     this.settle();
     const c = this.clusters.get(cluster);
-    return c === undefined ? undefined : exportCluster(c);
+    return c === undefined ? undefined : exportCluster(c, this.clock);
   }
 
   /**
    * Continues a cluster from another engine's export: its next tick is anchored on the exported
-   * published weights, so it moves no endpoint beyond the step limit. Returns the endpoints
-   * restored (0 for an unknown cluster). `now`: this engine's time; exported times later than it
-   * (another process's clock running ahead) are taken as `now`.
+   * published weights, so it moves no endpoint beyond the step limit, and it keeps the exporter's
+   * ejections (cluster-export.ts). Returns the endpoints restored (0 for an unknown cluster).
+   * `now`: this engine's time; exported times later than it (another process's clock running
+   * ahead) are taken as `now`, and the ejections' remaining back-offs count from it (without it,
+   * from the export's own time: the two engines share a clock).
    */
   importClusterState(cluster: string, state: ExportedClusterState, now?: number): number {
     this.settle();
