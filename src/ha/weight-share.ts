@@ -55,7 +55,8 @@ const BATCH = 32;
 /**
  * Bytes of keys and records per transaction: etcd refuses a request over 1.5 MiB by default
  * (--max-request-bytes), and 32 state records of 100 endpoints already pass it; the rest is left
- * for the compares and the framing. A record larger alone is written without its state.
+ * for the compares and the framing. A record larger alone is written with its state cut down to
+ * the ejections (WeightShare.fitting), else without its state.
  */
 const BATCH_BYTES = 1024 * 1024;
 
@@ -253,7 +254,7 @@ export class WeightShare {
       if (!stateDue && last.body === body) continue;
       const state = stateDue ? this.o.weights.exportState(cluster) : undefined;
       if (stateDue && state === undefined) continue;
-      const d = this.fitting({ cluster, revision, overrides, body, withState: state !== undefined, record: recordJson(this.o.replicaId, this.incarnation, now, body, state) }, now);
+      const d = this.fitting({ cluster, revision, overrides, body, withState: state !== undefined, record: recordJson(this.o.replicaId, this.incarnation, now, body, state) }, now, state);
       if (d !== undefined) due.push(d);
       else if (!this.unshared.has(cluster)) await this.unshare(cluster, revision);
     }
@@ -269,19 +270,32 @@ export class WeightShare {
   }
 
   /**
-   * The record as it fits in one etcd request: with its state if it can, else the overrides alone
-   * (the next owner then starts from the served weights, not the controller's memory), else none.
+   * The record as it fits in one etcd request: with its state if it can, else with the state cut
+   * down to its ejections (protectionsOf: the next owner starts from the served weights, not the
+   * controller's memory, and keeps the ejected endpoints out), else the overrides alone (the
+   * ejections are lost with the rest), else none.
    */
-  private fitting(d: Due, now: number): Due | undefined {
+  private fitting(d: Due, now: number, state?: ExportedClusterState): Due | undefined {
     if (recordBytes(d) <= BATCH_BYTES) return d;
-    const served = { ...d, withState: false, record: recordJson(this.o.replicaId, this.incarnation, now, d.body) };
-    const fits = d.withState && recordBytes(served) <= BATCH_BYTES;
+    const record = (s?: ExportedClusterState): Due => ({ ...d, withState: s !== undefined, record: recordJson(this.o.replicaId, this.incarnation, now, d.body, s) });
+    const smaller = d.withState ? [...(state === undefined ? [] : protectionsOf(state)), undefined] : [];
+    let fit: Due | undefined;
+    for (const s of smaller) {
+      const r = record(s);
+      if (recordBytes(r) > BATCH_BYTES) continue;
+      fit = r;
+      break;
+    }
     if (!this.oversize.has(d.cluster)) {
       this.oversize.add(d.cluster);
-      const what = fits ? 'controller state not shared (a new owner starts from the served weights)' : 'weights not shared (other replicas serve the catalog\'s)';
+      const what = fit === undefined
+        ? 'weights not shared (other replicas serve the catalog\'s)'
+        : fit.withState
+          ? 'controller state not shared but for its ejections (a new owner starts from the served weights)'
+          : 'controller state not shared (a new owner starts from the served weights, its ejections lost)';
       this.o.log.warn({ cluster: d.cluster, bytes: recordBytes(d), limit: BATCH_BYTES }, `ha: the cluster's weight record exceeds one etcd request: ${what}`);
     }
-    return fits ? served : undefined;
+    return fit;
   }
 
   /**
@@ -413,6 +427,19 @@ export function reanchored(state: ExportedClusterState, served: Readonly<Record<
     weights[key] = now;
   }
   return { ...state, weights, endpoints };
+}
+
+/**
+ * The state cut down to what keeps the fleet's ejections (src/balancing/engine/cluster-export.ts),
+ * for a record too large to carry the rest: with the published weights (the endpoints the exporter
+ * knew, whose stale ejections the importer drops), then without them. None for a state without
+ * ejections (an older replica's engine).
+ */
+function protectionsOf(state: ExportedClusterState): ExportedClusterState[] {
+  if (state.ejections === undefined) return [];
+  const { version, weights, at, ejections, departed } = state;
+  const bare: ExportedClusterState = { version, weights: {}, endpoints: {}, at, ejections, departed };
+  return [{ ...bare, weights }, bare];
 }
 
 /**

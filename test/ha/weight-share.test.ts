@@ -229,6 +229,26 @@ describeEtcd('weight share through etcd', () => {
     expect(Object.keys(served.overrides ?? {}).length).toBe(6_000);
     expect(await etcd.client.get(keys.weight('small')).string()).not.toBeNull();
   });
+  for (const [n, withWeights] of [[6_000, true], [20_000, false]] as const) {
+    it(`a record of ${n} endpoints whose state exceeds one request keeps its ejections${withWeights ? ' and published weights' : ''}: a new owner imports them`, async () => {
+      const keys = haKeys(`/share-ejections-${n}`);
+      const revision = (await etcd.client.put(keys.owner('big')).value('a')).header.revision;
+      const out = '10.0.0.7:8080';
+      const ejections = { [out]: { forMs: 8_000, reason: 'all-failing', level: 1, count: 2, onProbation: false } };
+      const state: ExportedClusterState = { ...bigState(n), at: 1_000, ejections, departed: {} };
+      const overrides = new Map(Object.keys(state.weights).map((k) => [k, { weight: 100 }]));
+      const a: SharedWeights = { current: () => new Map([['big', overrides]]), exportState: () => state, importState: () => 1, forgetNewcomers: () => undefined, setRemote: () => undefined };
+      await new WeightShare({ client: etcd.client, keys, replicaId: 'a', weights: a, log, stateRefreshMs: 5_000 }).flush(new Map([['big', revision]]));
+      // Before: written without its state (the overrides alone), so the new owner served the ejected endpoint again.
+      const b = weights(() => new Map());
+      await new WeightShare({ client: etcd.client, keys, replicaId: 'b', weights: b.shared, log, stateRefreshMs: 5_000 }).acquired('big');
+      const imported = b.imported[0];
+      expect(imported?.ejections).toEqual(ejections);
+      expect(imported?.endpoints).toEqual({});
+      expect(Object.keys(imported?.weights ?? {})).toHaveLength(withWeights ? n : 0);
+    });
+  }
+
   it('a cluster grown past one etcd request: the other replicas stop serving its last record that fit (stale weights, endpoints out)', async () => {
     const keys = haKeys('/share-grown');
     const revision = (await etcd.client.put(keys.owner('grown')).value('a')).header.revision;
