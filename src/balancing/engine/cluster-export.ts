@@ -14,7 +14,9 @@
  * What does not: probe health (each replica probes every endpoint itself), the error window and the
  * load-report flow (rebuilt from the next reports), and the newcomer marks of endpoints that have
  * not served yet (held-weights.ts NEWCOMER: the first tick after an import is a cluster's first,
- * whose joiners take their whole share; see forgetNewcomers).
+ * whose joiners take their whole share; see forgetNewcomers), and a backlog drain under way
+ * (tick/backlog.ts: it lasts one load report; handed over mid-drain, an endpoint continues from its
+ * drained weight and climbs back at the controller's pace, not at once).
  *
  * Times travel as durations from the export's `at` (the exporter's clock) and restart at the
  * importer's now: another replica's clock may be skewed by any amount, while a record is at most

@@ -19,6 +19,7 @@ import type {
   UtilizationMetric,
   WeightingPolicy,
 } from './types.js';
+import type { BacklogDrain } from './tick/backlog.js';
 
 /**
  * "No value" for the numbers an endpoint's state rewrites every tick (w, pub): NaN rather
@@ -74,6 +75,8 @@ export interface EndpointState {
   flow: Sample | undefined;
   /** The in-progress count of the flow sample before it (NaN: none). */
   flowPrevInflight: number;
+  /** A backlog drain pending or under way (tick/backlog.ts). */
+  drain: BacklogDrain | undefined;
 }
 
 /**
@@ -128,6 +131,8 @@ export interface ClusterState {
    * arrive: while none can, the outlier detector reads no endpoint's flow.
    */
   stallCandidates: number;
+  /** How many endpoints have a backlog drain pending or under way (tick/backlog.ts): while none, the controller reads none. */
+  draining: number;
   /**
    * The endpoints that left with a back-off running, for their keys to resume it if listed again
    * (departed.ts); undefined until one has. A hand-over's import may create it (cluster-export.ts).

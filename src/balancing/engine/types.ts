@@ -128,6 +128,7 @@ export const SAFETY_RULES = [
   'probation', // back from an ejection or a probed outage (a quarter of its fair share), or a newcomer under a newcomerShare below 1; under a low-load hold, also each tick it climbs back toward its fair share
   'error-penalty', // its error rate lowered its weight
   'peers-near-capacity', // its errors moved less of its load than they would have: its peers are near capacity (tick/error-shift.ts)
+  'backlog-drain', // its load report showed its queue growing far past what its peers' time in the system explains: cut past the step limit to drain it, held, or set back from that cut (tick/backlog.ts)
   'latency-penalty', // slower than the cluster median: counted as busier
   'deadband', // within the deadband of the setpoint: left alone
   'low-load-hold', // every endpoint nearly idle: nothing to balance

@@ -83,6 +83,7 @@ import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
 import { runEjection, runEjectionSteps, type ClusterSignals } from './tick/ejection.js';
 import { mayStall } from './tick/stall.js';
+import { noteBacklog } from './tick/backlog.js';
 import { SharedSettings } from './shared-settings.js';
 import { newFrame, newTickScratch, type Frame } from './tick/frame.js';
 import { readingWindowMs } from './tick/freshness.js';
@@ -174,6 +175,7 @@ function noteFlow(c: ClusterState, e: EndpointState, taken: Sample): void {
   e.flowPrevInflight = e.flow?.inflight ?? Number.NaN;
   e.flow = taken;
   c.stallCandidates += (mayStall(e.flow, e.flowPrevInflight) ? 1 : 0) - before;
+  c.draining += noteBacklog(e, taken);
 }
 
 /** What the outlier detector reads of a cluster: its error rows once any count was seen, and whether some flow could show a stall. */
@@ -368,6 +370,7 @@ export class WeightEngine {
       errorsSeen: existing?.errorsSeen ?? false,
       // The states carry their flows (persisting endpoints, or a state rebuilt from its predecessor).
       stallCandidates: stallCandidatesOf(layout.order),
+      draining: layout.order.reduce((n, e) => n + (e.drain !== undefined ? 1 : 0), 0),
       departed,
       errorPenalty: policy.kind === 'static' ? 0 : (policy.errorPenalty ?? DEFAULT_ERROR_PENALTY),
       ewmaKey: plan.ewmaKey,
@@ -451,6 +454,8 @@ export class WeightEngine {
       ejection: carry?.ejection,
       flow: carry?.flow,
       flowPrevInflight: carry?.flowPrevInflight ?? Number.NaN,
+      // The weight to go back to is the PID's: not when its state starts over.
+      drain: from?.reset.pid === false ? carry?.drain : undefined,
     };
   }
 

@@ -54,6 +54,8 @@ export class QueueFleet {
   readonly keys: string[];
   readonly backends: Backend[];
   load: number;
+  /** Per tick, whether each backend's weight was a backlog drain's (tick/backlog.ts), not the controller's. */
+  readonly drained: boolean[][] = [];
   /** Published weights, after each tick. */
   readonly weights: number[][] = [];
   /** Each backend's busy fraction over the last window, after each tick. */
@@ -63,6 +65,8 @@ export class QueueFleet {
   private readonly rand: () => number;
   private readonly free: number[][];
   private readonly done: Done[][];
+  /** Every request's arrival and latency (ms), for tail figures (requestLatencies). */
+  private readonly served: { readonly at: number; readonly latency: number }[] = [];
 
   constructor(private readonly o: QueueFleetOptions) {
     this.keys = o.workers.map((_, i) => `10.0.0.${i + 1}:8080`);
@@ -115,6 +119,12 @@ export class QueueFleet {
     free[k] = busyTo;
     const end = busyTo + b.slowFactor * this.serviceMs;
     (this.done[i] as Done[]).push({ at, end, latency: end - at, busyFrom: start, busyTo });
+    this.served.push({ at, latency: end - at });
+  }
+
+  /** The latencies (ms) of the requests that arrived from `fromMs` on, sorted. */
+  requestLatencies(fromMs: number): number[] {
+    return this.served.filter((r) => r.at >= fromMs).map((r) => r.latency).sort((a, b) => a - b);
   }
 
   private tick(): void {
@@ -124,6 +134,7 @@ export class QueueFleet {
     if (now % (this.o.reportMs ?? 2000) === 0) this.report(now, util);
     const tick = this.engine.tick(now).clusters.get('svc');
     if (tick === undefined) throw new Error('no tick for svc');
+    this.drained.push(this.keys.map((k) => tick.explanations.get(k)?.rules.includes('backlog-drain') === true));
     this.current = this.keys.map((k) => tick.weights.get(k) as number);
     this.weights.push(this.current);
     for (const d of this.done) while (d.length > 0 && (d[0] as Done).end < now - 10 * WINDOW_MS) d.shift();
@@ -183,13 +194,16 @@ function flowOf(done: readonly Done[], now: number, period: number): Flow {
   return { sent: (sent * 1000) / period, answered: (answered * 1000) / period, inflight };
 }
 
-/** The largest ratio between one backend's highest and lowest published weight over ticks from..end. */
-export function weightSwing(weights: readonly number[][], from: number): number {
+/**
+ * The largest ratio between one backend's highest and lowest published weight over ticks
+ * from..end, leaving out the ticks `skip` marks for it (a backlog drain's: QueueFleet.drained).
+ */
+export function weightSwing(weights: readonly number[][], from: number, skip?: readonly boolean[][]): number {
   const tail = weights.slice(from);
   const n = (tail[0] ?? []).length;
   let swing = 1;
   for (let i = 0; i < n; i++) {
-    const ws = tail.map((w) => w[i] as number);
+    const ws = tail.filter((_, t) => skip?.[from + t]?.[i] !== true).map((w) => w[i] as number);
     swing = Math.max(swing, Math.max(...ws) / Math.max(1, Math.min(...ws)));
   }
   return swing;

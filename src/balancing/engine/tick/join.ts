@@ -14,6 +14,7 @@
 import { isSet, UNSET, valueOr, type EndpointState } from '../state.js';
 import { HW_EARN, HW_PUB, HW_ROW, HW_SERVED, HW_W, NEWCOMER } from '../held-weights.js';
 import { PR_W, ROW, rejoinRow, setCell, type PidRows } from '../pid-rows.js';
+import { voidDrain } from './backlog.js';
 import type { SafetySettings } from '../types.js';
 import { classify } from './freshness.js';
 import { F_FRESH, mark, ruleBit, type Frame } from './frame.js';
@@ -96,6 +97,7 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
       held[o + HW_W] = UNSET;
       setCell(r.pidRows.rows, i, PR_W, UNSET);
       held[o + HW_PUB] = fair;
+      if (e.drain !== undefined) voidDrain(e.drain);
     } else if (f.failStatic || held[o + HW_SERVED] !== 1 || !isSet(held[o + HW_W] as number)) {
       const share = r.adaptive && !f.failStatic ? joiningShare(e, held[o + HW_SERVED] as number, r) : 1;
       const probation = share < 1;
@@ -104,6 +106,7 @@ function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void 
       held[o + HW_EARN] = probation ? 1 : 0;
       setCell(r.pidRows.rows, i, PR_W, w);
       rejoinRow(r.pidRows, i);
+      if (e.drain !== undefined) voidDrain(e.drain);
       if (!f.failStatic) mark(f, i, probation ? R_PROBATION : R_JOINED);
     }
     classify(f, e, i, r.safety);

@@ -41,6 +41,7 @@ import {
 import { inChunks } from '../../steps.js';
 import { HW_EARN, HW_ROW } from '../held-weights.js';
 import { stallReading } from './stall.js';
+import { drainOrRestore, markDrained } from './backlog.js';
 import { addUtilization, errorShiftAllowance, freshUtilizationOf, newTotals, type UtilizationTotals } from './error-shift.js';
 import { OUT_D, OUT_I, OUT_OUTPUT, OUT_P, PID_INPUT_SLOTS, PID_OUTPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
 import {
@@ -227,6 +228,8 @@ interface Aim {
   next: number;
   /** The PID vector's weight per unit of the internal weights' (earnStep's fair share in its scale); NaN until an earning endpoint asks. */
   pidScale: number;
+  /** The steered endpoints' measurements before any term, summed (their load: a drain's peers'); NaN until a drain asks. */
+  baseSum: number;
 }
 
 /** Measures the steered endpoints and sets the setpoint; undefined when none is steered. */
@@ -242,7 +245,7 @@ function aimAt(c: ClusterState, f: Frame, b: Begun): Aim | undefined {
   let setpoint: number;
   if (c.pidConfig.setpoint === 'mean') setpoint = sumOf(sm, k) / k;
   else setpoint = c.pidConfig.setpoint;
-  return { pf, st, setpoint, hold: lowLoad(c, st), prev: 0, next: 0, pidScale: Number.NaN };
+  return { pf, st, setpoint, hold: lowLoad(c, st), prev: 0, next: 0, pidScale: Number.NaN, baseSum: Number.NaN };
 }
 
 /**
@@ -638,6 +641,7 @@ function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   const pidW = valueOr(rows[o + PR_W] as number, 0);
   if ((rows[o + PR_PENDING] as number) !== 1) {
     mark(f, i, R_AWAITING);
+    if (c.draining > 0) markDrained(c, f, i);
     sm[j] = pidW;
     return;
   }
@@ -667,6 +671,8 @@ function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
     mark(f, i, multiplier > 1 ? R_PROBATION : R_LOW_LOAD);
   } else if (rests) mark(f, i, R_DEADBAND);
   else multiplier = Math.exp(c.pidConfig.k * output);
+  // A backlog's drain, or the way back from one (tick/backlog.ts): only where one is under way.
+  if (c.draining > 0 && !aim.hold) multiplier = drainOrRestore(c, f, i, { multiplier, since: lastControlAt, peers: () => peersLoad(aim, j) });
   // Acting on it, the controller rested or lowered an earning endpoint: where it belongs is learned now.
   if (!aim.hold && multiplier <= 1 && f.earning > 0) c.held[i * HW_ROW + HW_EARN] = 0;
   rows[o + PR_LAST_CONTROL_AT] = now;
@@ -678,6 +684,13 @@ function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   rows[o + PR_OUTPUT] = output;
   rows[o + PR_MULTIPLIER] = multiplier;
   sm[j] = pidW * multiplier;
+}
+
+/** The mean load (measurement before any term) of the steered endpoints but the j-th: where a drain moves its load. */
+function peersLoad(aim: Aim, j: number): UtilizationTotals {
+  const { k, base } = aim.st;
+  if (!isSet(aim.baseSum)) aim.baseSum = sumOf(base as number[], k);
+  return { sum: aim.baseSum - (base[j] as number), count: k - 1 };
 }
 
 /**
