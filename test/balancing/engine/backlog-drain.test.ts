@@ -127,6 +127,25 @@ describe('the engine drains a backlog past the step limit and goes back', () => 
     expect(back.share).toBeCloseTo(twinBack.share, 6);
   });
 
+  it('several proxies reporting one after another: a drain stands for one report, neither deepened nor cleared by the others', () => {
+    const e = engine();
+    settled(e);
+    reportAll(e, 12_000, { cpu: 1, ...report(48, 36, 40) });
+    const drained = share(e, 12_000).share;
+    // Half a second on, another proxy's report: the fleet's sums still mostly from before the drain.
+    // (Its peers' own steps move its share a little; drained again it would fall by half.)
+    reportAll(e, 12_500, { cpu: 1, ...report(46, 36, 38) });
+    expect(share(e, 12_500).share).toBeGreaterThan(0.85 * drained);
+    // And one without a backlog: the drain still stands (back, it would double).
+    reportAll(e, 13_000, { cpu: 0.8, ...report(30, 32, 3) });
+    const standing = share(e, 13_000);
+    expect(standing.rules).toContain('backlog-drain');
+    expect(standing.share).toBeLessThan(1.2 * drained);
+    // A report past its stand: back.
+    reportAll(e, 14_000, { cpu: 0.7, ...report(30, 32, 3) });
+    expect(share(e, 14_000).share).toBeGreaterThan(1.5 * drained);
+  });
+
   it('a stale report drains nothing', () => {
     const e = engine();
     settled(e);

@@ -31,6 +31,14 @@ const TOLERANCE = 3;
 const DRAIN_MS = 2_000;
 /** A drain still sends it at least this share of what it was sent: it keeps reporting. */
 const MIN_SHARE = 0.2;
+/**
+ * A drain under way stands this long (ms) whatever reports say meanwhile. Several proxies report
+ * one after another, each folded into a new sample of the fleet's sums (signals/lrs-aggregator.ts),
+ * and most of those sums still predate the drain: read as new, they drained it again on top of
+ * itself, and the next one cleared it half a second in (4 Envoys: drained and back several times
+ * a report). Under DRAIN_MS, so a single proxy's next report, 2 s on, is read.
+ */
+const STANDS_MS = 1_500;
 
 /** An endpoint's drain: NaN fields when not set. */
 export interface BacklogDrain {
@@ -67,8 +75,9 @@ export function drainShare(x: Sample): number {
 /** Notes a load report's backlog on its endpoint; returns the change in the cluster's count of endpoints with a drain. */
 export function noteBacklog(e: EndpointState, x: Sample): number {
   const had = e.drain !== undefined;
-  const share = drainShare(x);
   const d = e.drain;
+  if (d !== undefined && d.back === d.back && x.at - d.at < STANDS_MS) return 0;
+  const share = drainShare(x);
   if (share === share) e.drain = { share, at: x.at, back: d?.back ?? Number.NaN, cleared: false };
   // No backlog: a drain under way goes back on the controller's next run; one only pending is void.
   else if (d !== undefined && d.back === d.back) {

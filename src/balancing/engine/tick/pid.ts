@@ -686,7 +686,10 @@ function control(c: ClusterState, f: Frame, aim: Aim, j: number): void {
   sm[j] = pidW * multiplier;
 }
 
-/** The mean load (measurement before any term) of the steered endpoints but the j-th: where a drain moves its load. */
+/**
+ * The load of the steered endpoints but the j-th (where a drain moves its load): their measurements
+ * before any term, utilization under cpu and cpu-latency (latency: half their relative latency).
+ */
 function peersLoad(aim: Aim, j: number): UtilizationTotals {
   const { k, base } = aim.st;
   if (!isSet(aim.baseSum)) aim.baseSum = sumOf(base as number[], k);
