@@ -1,8 +1,8 @@
 /**
  * A backlog drain: an endpoint whose load report shows its queue growing far past what its peers'
  * time in the system explains is cut to what drains that backlog within about one report, past
- * the step limit, and held there; on its next load report without one it goes back to the weight
- * the controller had given it.
+ * the step limit (only as deep as its peers can carry), and held there for at least STANDS_MS; on
+ * its next load report without one it goes back to the weight the controller had given it.
  *
  * Why: the step limit paces a controller reading noisy averages (cpu and latency over a window).
  * A backend that lost half its workers at 70% load (headline, a real Envoy) queued for seconds
@@ -101,8 +101,8 @@ export interface ControlStep {
  * is lower; held while drained (the controller runs on other samples too, such as an agent's
  * latency, and what it reads then is the drain's, not the endpoint's); and on the first run after
  * a load report without a backlog, back to the controller's weight, with its step of this run.
- * Either way the step limit (clamps.ts) lets it go as far (stepTicks). A drain's report is read once, and
- * only when newer than the controller's last run and fresh.
+ * Either way the step limit (clamps.ts) lets it go as far (stepTicks). A drain's report is read
+ * once, and only when newer than the controller's last run and fresh.
  */
 export function drainOrRestore(c: ClusterState, f: Frame, i: number, o: ControlStep): number {
   const e = c.order[i] as EndpointState;
