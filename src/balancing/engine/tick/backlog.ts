@@ -20,6 +20,7 @@ import type { ClusterState, EndpointState } from '../state.js';
 import type { Sample } from '../types.js';
 import { mark, ruleBit, type Frame } from './frame.js';
 import { errorShiftAllowance, type UtilizationTotals } from './error-shift.js';
+import { finishedOf, peersTimeS } from './flow.js';
 
 const R_DRAIN = ruleBit('backlog-drain');
 
@@ -62,11 +63,11 @@ export interface BacklogDrain {
  */
 export function drainShare(x: Sample): number {
   const sent = x.rps ?? 0;
-  const finished = (x.successes ?? 0) + (x.errors ?? 0);
-  const peers = x.peerCompletions ?? 0;
-  if (!(finished > 0 && peers > 0 && sent >= GROWTH * finished)) return Number.NaN;
-  // What its throughput would hold in progress at its peers' time in the system (Little's law).
-  const normal = finished * ((x.peerInflight ?? 0) / peers);
+  const finished = finishedOf(x);
+  const peersS = peersTimeS(x);
+  if (!(finished > 0 && peersS === peersS && sent >= GROWTH * finished)) return Number.NaN;
+  // What its throughput would hold in progress at its peers' time in the system.
+  const normal = finished * peersS;
   const backlog = (x.inflight ?? 0) - normal;
   if (!(backlog > TOLERANCE * normal)) return Number.NaN;
   return Math.max(MIN_SHARE, (finished - (backlog * 1000) / DRAIN_MS) / sent);

@@ -42,6 +42,7 @@ import { inChunks } from '../../steps.js';
 import { HW_EARN, HW_ROW } from '../held-weights.js';
 import { stallReading } from './stall.js';
 import { drainOrRestore, markDrained } from './backlog.js';
+import { finishedOf } from './flow.js';
 import { addUtilization, errorShiftAllowance, freshUtilizationOf, newTotals, type UtilizationTotals } from './error-shift.js';
 import { OUT_D, OUT_I, OUT_OUTPUT, OUT_P, PID_INPUT_SLOTS, PID_OUTPUT_SLOTS, resetPidMemory, updatePidMemoryFrom } from '../../pid.js';
 import {
@@ -559,7 +560,7 @@ function offeredLoad(e: EndpointState, cpu: number, now: number, staleAfterMs: n
   const x = e.flow;
   if (!(cpu >= SATURATED_CPU) || x === undefined || now - x.at > staleAfterMs) return cpu;
   const sent = x.rps ?? 0;
-  const finished = (x.successes ?? 0) + (x.errors ?? 0);
+  const finished = finishedOf(x);
   if (!(sent > 0)) return cpu;
   return cpu * Math.min(MAX_OVERLOAD, Math.max(1, sent / Math.max(finished, sent / MAX_OVERLOAD)));
 }

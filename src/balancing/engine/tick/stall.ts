@@ -38,6 +38,7 @@ import type { EndpointState } from '../state.js';
 import type { EjectionSettings, Sample } from '../types.js';
 import type { ReadingClock } from './frame.js';
 import { worstFirst } from './verdict-order.js';
+import { peersTimeS } from './flow.js';
 
 export const STALL = {
   /** The stall must have lasted this many times the peers' latency. */
@@ -109,9 +110,8 @@ export function judgeStalls(readings: readonly (StallReading | undefined)[], s: 
 function stallOf(x: Sample): { reason: string; severity: number } | undefined {
   const inflight = x.inflight ?? 0;
   const stallS = inflight / (x.rps ?? 0);
-  const peerCompletions = x.peerCompletions ?? 0;
-  if (!(peerCompletions > 0)) return undefined;
-  const peerLatencyS = (x.peerInflight ?? 0) / peerCompletions;
+  const peerLatencyS = peersTimeS(x);
+  if (peerLatencyS !== peerLatencyS) return undefined;
   if (!(stallS * 1000 >= STALL.minStallMs && stallS >= STALL.latencyFactor * peerLatencyS)) return undefined;
   const severity = peerLatencyS > 0 ? stallS / peerLatencyS : Number.POSITIVE_INFINITY;
   return {
