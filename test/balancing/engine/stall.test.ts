@@ -106,6 +106,15 @@ describe('a hung backend is taken out from its load reports', () => {
     expect(c.last.failStatic).toBe(false);
   });
 
+  it('at the report just after it hung, which still carries an answer or two from before (almost none answered)', () => {
+    const c = new Cluster(6);
+    // Sent 17.5 a second, one answer in the 2 s (0.5 a second): a real Envoy's report just after a hang.
+    const ejected = c.run(7, (r) => Array.from({ length: 6 }, (_, i) => (i === 4 && r >= 5 ? { rps: 17.5, successes: 0.5, inflight: 38 + 35 * (r - 5) } : healthy(17.5))));
+    expect(ejected.slice(0, 5).every((e) => e.length === 0)).toBe(true);
+    expect(ejected[5]).toEqual([4]);
+    expect(c.last.explanations.get(c.keys[4] as string)?.ejection?.reason).toMatch(/^stalled: \d+ requests in progress and almost none answered/);
+  });
+
   it('also once its oldest requests time out (Envoy counts them as errors): none answered, more in progress', () => {
     const c = new Cluster(6);
     const ejected = c.run(8, (r) => Array.from({ length: 6 }, (_, i) => (i === 4 && r >= 5 ? { rps: 40, successes: 0, errors: 4, inflight: 100 + 36 * (r - 5) } : healthy(40))));
@@ -217,6 +226,12 @@ describe('what looks alike but is not one hung backend: left alone', () => {
     expect(ejected.every((e) => e.length === 0)).toBe(true);
   });
 
+  it('an endpoint answering a few more than a stray one (6% of what it is sent: 17× slower) is not stalled', () => {
+    const c = new Cluster(4);
+    const ejected = c.run(10, (r) => [healthy(40), healthy(40), healthy(40), r < 2 ? healthy(40) : { rps: 40, successes: 2.4, inflight: 8 + 75 * (r - 1) }]);
+    expect(ejected.every((e) => e.length === 0)).toBe(true);
+  });
+
   it('reports from only some proxies: a proxy calling only this endpoint (say with streams) vouches for no peer', () => {
     const c = new Cluster(4);
     const keys = c.keys;
@@ -282,6 +297,15 @@ describe('judgeStalls (pure)', () => {
     expect(judgeStalls([reading({}, Number.NaN), peer, peer], EJECTION_DEFAULTS, 1)).toEqual([]);
     expect(judgeStalls([reading({}, 100), peer, peer], EJECTION_DEFAULTS, 1)).toEqual([]);
     expect(judgeStalls([reading({}), peer, peer], EJECTION_DEFAULTS, 0)).toEqual([]);
+  });
+
+  it('almost none answered is silent; a peer answering only that little is no peer that answers', () => {
+    // Two of 40 a second answered (STALL.answeredShare): stalled; three: not.
+    expect(judgeStalls([reading({ successes: 2 }), peer, peer], EJECTION_DEFAULTS, 1).map((v) => v.index)).toEqual([0]);
+    expect(judgeStalls([reading({ successes: 3 }), peer, peer], EJECTION_DEFAULTS, 1)).toEqual([]);
+    // Its two peers answer almost none too: not most of its peers answer, so the fleet, not one backend.
+    const quiet = reading({ inflight: 8, successes: 1 }, 8);
+    expect(judgeStalls([reading({ successes: 1 }), quiet, quiet, peer], EJECTION_DEFAULTS, 1)).toEqual([]);
   });
 
   it('a stall shorter than STALL.minStallMs is no verdict, however fast the peers', () => {

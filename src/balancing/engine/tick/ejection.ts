@@ -29,7 +29,7 @@ import { isOperatorDisabled } from '../stages.js';
 import type { EjectionSettings } from '../types.js';
 import { newJudgedReadings, type Frame, type JudgedReadings } from './frame.js';
 import { inChunks } from '../../steps.js';
-import { judgeStalls, stallReading, stalledAlone, type StallReading } from './stall.js';
+import { judgeStalls, silent, stallReading, stalledAlone, type StallReading } from './stall.js';
 import { addCarrier, newLedger, peersCarry, type CapacityLedger } from './error-shift.js';
 import { worstFirst } from './verdict-order.js';
 
@@ -363,7 +363,7 @@ function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings,
   let ejected = t.ejected;
   for (let i = r.from; i < r.to; i++) {
     const e = eps[i] as EndpointState;
-    if (t.mayStall && e.flow !== undefined && e.flow.successes === 0) {
+    if (t.mayStall && e.flow !== undefined && silent(e.flow)) {
       const sr = stallReading(e, f);
       if (sr !== undefined && stalledAlone(sr, s)) t.stalled++;
     }

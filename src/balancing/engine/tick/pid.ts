@@ -40,7 +40,7 @@ import {
 } from './frame.js';
 import { inChunks } from '../../steps.js';
 import { HW_EARN, HW_ROW } from '../held-weights.js';
-import { stallReading } from './stall.js';
+import { silent, stallReading } from './stall.js';
 import { drainOrRestore, markDrained } from './backlog.js';
 import { finishedOf } from './flow.js';
 import { addUtilization, errorShiftAllowance, freshUtilizationOf, newTotals, type UtilizationTotals } from './error-shift.js';
@@ -721,13 +721,13 @@ function earnStep(c: ClusterState, f: Frame, aim: Aim, i: number, pidW: number):
 }
 
 /**
- * Its latest load report, fresh, shows requests issued and none answered: stalled, or on its way
+ * Its latest load report, fresh, shows requests issued and (almost) none answered: stalled, or on its way
  * to the stall rule's verdict (tick/stall.ts, which needs a report before to prove growth and a
  * volume of requests held). Not a reason to take it out, but none to raise it either.
  */
 function stalled(e: EndpointState, f: Frame): boolean {
   const x = stallReading(e, f)?.sample;
-  return x !== undefined && x.successes === 0 && (x.rps ?? 0) > 0;
+  return x !== undefined && (x.rps ?? 0) > 0 && silent(x);
 }
 
 /**

@@ -14,8 +14,9 @@
  *
  * The rule judges an endpoint stalled when its latest load-report sample (fresh) shows:
  *
- * - requests issued (rps > 0), none answered successfully, and more in progress than in the
- *   sample before (there must be one: a first report proves no growth), at least `minStalled`;
+ * - requests issued (rps > 0), none answered successfully (or almost none: at most
+ *   `STALL.answeredShare` of what it was sent), and more in progress than in the sample before
+ *   (there must be one: a first report proves no growth), at least `minStalled`;
  * - for at least `STALL.latencyFactor` times its peers' latency and `STALL.minStallMs`: its stall
  *   lasted at least inflight / rps (what it holds at the rate it was sent work), and its peers'
  *   latency is their in-progress count over their completions per second (Little's law), both
@@ -26,7 +27,13 @@
  * Why these guards. Long-lived requests (gRPC streams, websockets): every endpoint completes few,
  * its peers' latency is long, the stall never outlasts it many times. Low traffic: a handful in
  * progress is below `minStalled`. Every endpoint stalling: no peer answers, so it is the fleet,
- * not one backend (fail static). A merely slow endpoint answers some. An endpoint whose traffic
+ * not one backend (fail static). A merely slow endpoint answers more than a stray few.
+ *
+ * Why almost none, not none: the report whose interval began just before the hang carries the one
+ * or two answers that came back before it, and waiting for the next report (a real Envoy, its
+ * default 2 s interval) let the hung endpoint collect 2 s more of its share, every one of them a
+ * failure at the route timeout (bench/scenarios `hang`: one answer, 0.5 a second against 17.5
+ * sent, held the verdict back a whole report). An endpoint whose traffic
  * other replicas' proxies carry too: its sample has no counts (they are not all here).
  * What it cannot tell apart: an endpoint whose latency jumps to many times its peers' is silent
  * for that long too, and is taken out like a hung one (it is one, for that long).
@@ -45,6 +52,11 @@ export const STALL = {
   latencyFactor: 5,
   /** And at least this long (ms): one report interval's silence is no verdict at sub-second scale. */
   minStallMs: 1_000,
+  /**
+   * Silent: it answered at most this share of the requests it was sent over the report. A backend
+   * 10× slower answers a tenth and is no stall (the latency terms and the backlog drain are its rules).
+   */
+  answeredShare: 0.05,
 } as const;
 
 /** One endpoint's flow: its latest load-report sample with success counts, and the in-progress count before it. */
@@ -75,8 +87,11 @@ export function stalledAlone(r: StallReading, s: EjectionSettings): boolean {
  * whose flow can, as it takes their samples, so a tick of a cluster with none reads no flow.
  */
 export function mayStall(x: Sample | undefined, prevInflight: number): boolean {
-  return x !== undefined && x.successes === 0 && x.rps !== undefined && x.rps > 0 && x.inflight !== undefined && x.inflight > prevInflight;
+  return x !== undefined && x.rps !== undefined && x.rps > 0 && silent(x) && x.inflight !== undefined && x.inflight > prevInflight;
 }
+
+/** It answered none, or at most STALL.answeredShare of what it was sent (a sample without success counts says nothing: not silent). */
+export const silent = (x: Sample): boolean => x.successes !== undefined && x.successes <= STALL.answeredShare * (x.rps ?? 0);
 
 /** Whether a peer's reading counts: active (sent work, holding some or answering). */
 const active = (x: Sample): boolean => (x.rps ?? 0) > 0 || (x.inflight ?? 0) > 0 || (x.successes ?? 0) > 0;
@@ -93,7 +108,7 @@ export function judgeStalls(readings: readonly (StallReading | undefined)[], s: 
   for (const r of readings) {
     if (r === undefined || !active(r.sample)) continue;
     activeCount++;
-    if ((r.sample.successes ?? 0) > 0) answering++;
+    if (!silent(r.sample)) answering++;
   }
   const verdicts: StallVerdict[] = [];
   readings.forEach((r, index) => {
@@ -115,7 +130,7 @@ function stallOf(x: Sample): { reason: string; severity: number } | undefined {
   if (!(stallS * 1000 >= STALL.minStallMs && stallS >= STALL.latencyFactor * peerLatencyS)) return undefined;
   const severity = peerLatencyS > 0 ? stallS / peerLatencyS : Number.POSITIVE_INFINITY;
   return {
-    reason: `stalled: ${Math.round(inflight)} requests in progress and none answered for ≥ ${stallS.toFixed(1)} s, while its peers answer theirs in ~${(peerLatencyS * 1000).toFixed(0)} ms`,
+    reason: `stalled: ${Math.round(inflight)} requests in progress and ${(x.successes ?? 0) > 0 ? 'almost none' : 'none'} answered for ≥ ${stallS.toFixed(1)} s, while its peers answer theirs in ~${(peerLatencyS * 1000).toFixed(0)} ms`,
     severity,
   };
 }
