@@ -116,6 +116,10 @@ async function measure(catalog: Catalog, sliceEndpoints: number): Promise<Round[
     seed: adaptive.seed.bind(adaptive),
     tick: adaptive.tick.bind(adaptive),
     adaptiveWeights: adaptive.adaptiveWeights.bind(adaptive),
+    get alarmed() {
+      return adaptive.alarmed;
+    },
+    tickAlarmed: adaptive.tickAlarmed.bind(adaptive),
     *tickInSlices(now: number, slice: number): Generator<void, ReturnType<AdaptiveWeights['tick']>, void> {
       const run = adaptive.tickInSlices(now, slice);
       for (;;) {

@@ -374,6 +374,7 @@ function weightLoop({ config, log }: Boot, core: Core, archive: WeightArchive, o
     onArchiveError: (err) => (err instanceof StoreUnavailableError && config.store.kind === 'etcd' ? undefined : log.warn({ err }, 'published weights not archived')),
     publish: (overrides) => core.publisher.setWeights(overrides),
     onTicked: (ms) => core.metrics.engineTicked(ms),
+    onAlarmTicked: () => core.metrics.engineAlarmTicked(),
     onTickError: (err) => log.error({ err }, 'weight engine tick failed: published weights held'),
   });
 }

@@ -59,6 +59,7 @@ export class Metrics {
   private readonly convergence: CountingHistogram;
   private readonly reloads: Counter<'result'>;
   private readonly tickSeconds: Histogram;
+  private readonly alarmTicks: Counter;
   private readonly samples: Counter<'transport' | 'result'>;
   private readonly lrsEntries: Counter<'granularity' | 'result'>;
   private readonly refusedReports: Counter<'transport'>;
@@ -118,6 +119,11 @@ export class Metrics {
       name: 'fulcrum_engine_tick_seconds',
       help: 'Time spent in one weight engine tick (every cluster\'s weights recomputed), summed over its slices; other work runs between slices.',
       buckets: TICK_BUCKETS,
+      registers,
+    });
+    this.alarmTicks = new Counter({
+      name: 'fulcrum_engine_alarm_ticks_total',
+      help: 'Ticks run at once, between periodic ones, for clusters whose signals showed an endpoint newly stalled, newly failing all its requests, taken out by its probes, or a backlog to drain.',
       registers,
     });
     this.samples = new Counter({
@@ -191,6 +197,10 @@ export class Metrics {
 
   engineTicked(ms: number): void {
     this.tickSeconds.observe(ms / 1000);
+  }
+
+  engineAlarmTicked(): void {
+    this.alarmTicks.inc();
   }
 
   /** Samples of one report batch kept and refused (LRS: one per combined sample recorded). */

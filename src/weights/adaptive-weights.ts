@@ -242,6 +242,26 @@ export class AdaptiveWeights {
     return this.finishTick(ticked, state.changed);
   }
 
+  /** Whether some cluster's signals raised an alarm (WeightEngine.takeAlarms) that tickAlarmed has not taken. */
+  get alarmed(): boolean {
+    return this.engine.alarmed;
+  }
+
+  /**
+   * Ticks now the clusters whose signals raised an alarm (an endpoint newly stalled, newly failing
+   * all it is sent, taken out by its probes, a backlog drain pending: WeightEngine.takeAlarms), those this replica owns and of at most `maxEndpoints`
+   * (a larger one waits for its periodic tick, which runs in steps): how many it ticked, and the
+   * new overrides when anything published changed, as tick returns them.
+   */
+  tickAlarmed(now: number, maxEndpoints: number): { readonly clusters: number; readonly overrides: WeightOverrides | undefined } {
+    const names = this.engine.takeAlarms().filter((name) => this.owns(name) && (this.clusters.get(name)?.endpoints.length ?? Number.POSITIVE_INFINITY) <= maxEndpoints);
+    if (names.length === 0) return { clusters: 0, overrides: undefined };
+    const ticked = new Map<string, ReadonlyMap<string, EndpointOverride>>();
+    const state = { changed: false };
+    this.tickSlice(now, names, ticked, state);
+    return { clusters: ticked.size, overrides: this.finishTick(ticked, state.changed) };
+  }
+
   private tickSlice(now: number, names: readonly string[], ticked: Map<string, ReadonlyMap<string, EndpointOverride>>, state: { changed: boolean }): void {
     if (names.length === 0) return;
     for (const [name, t] of this.engine.tickClusters(now, names).clusters) this.record(name, t, ticked, state);

@@ -6,6 +6,12 @@ import type { AdaptiveWeights } from './adaptive-weights.js';
 import { monotonicNow } from '../runtime/monotonic-clock.js';
 
 const DEFAULT_SLICE_ENDPOINTS = 5_000;
+/**
+ * An alarm's tick waits this long (ms) for the reports that came with it: proxies that report
+ * together (one Envoy's report is folded per locality, several Envoys started together) go into
+ * one tick, not one each.
+ */
+const ALARM_GATHER_MS = 20;
 
 /** Where published weights outlive the process (the durable store). */
 export interface WeightArchive {
@@ -14,7 +20,7 @@ export interface WeightArchive {
 }
 
 export interface WeightLoopOptions {
-  readonly adaptive: Pick<AdaptiveWeights, 'observeSample' | 'observeProbe' | 'seed' | 'tick' | 'tickInSlices' | 'adaptiveWeights'>;
+  readonly adaptive: Pick<AdaptiveWeights, 'observeSample' | 'observeProbe' | 'seed' | 'tick' | 'tickInSlices' | 'adaptiveWeights' | 'alarmed' | 'tickAlarmed'>;
   /** The fleet's samples and probe results, fed to the engine between ticks. */
   readonly signals: { subscribe(listener: SignalListener): () => void };
   readonly archive: WeightArchive;
@@ -29,6 +35,8 @@ export interface WeightLoopOptions {
   readonly publish: (overrides: WeightOverrides) => void;
   /** The CPU time each periodic tick took, its slices summed (metrics). */
   readonly onTicked?: (ms: number) => void;
+  /** An alarm's tick ran (see alarm), with the CPU time it took (metrics). */
+  readonly onAlarmTicked?: (ms: number) => void;
   /**
    * Saving the published weights failed (e.g. etcd unreachable). They are published anyway: the
    * archive only serves a restart or a hand-over. Default: a process warning.
@@ -47,6 +55,12 @@ export interface WeightLoopOptions {
  * Runs the weight engine: signals in, a tick every `tickMs`, changed weights out to the publisher
  * and into the archive. Starting resumes from the weights the previous process published, so a
  * restart does not slosh traffic back to static weights.
+ *
+ * A signal that raises an alarm (an endpoint newly stalled, newly failing all it is sent, taken out
+ * by its probes, or a backlog drain pending: WeightEngine.takeAlarms) has its cluster ticked within
+ * ALARM_GATHER_MS instead of at the next period: a hung backend collects its share, each request a
+ * failure at the route timeout, until the tick that takes it out (up to a whole period later, half
+ * of one on average).
  */
 export class WeightLoop implements Component {
   readonly name = 'weights';
@@ -56,6 +70,8 @@ export class WeightLoop implements Component {
   private readonly archived = new Map<string, ReadonlyMap<string, number>>();
   /** The periodic tick in flight (between two of its slices), if any. */
   private running: Generator<void, WeightOverrides | undefined, void> | undefined;
+  /** The alarm's tick, once scheduled. */
+  private alarmTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: WeightLoopOptions) {}
 
@@ -64,6 +80,7 @@ export class WeightLoop implements Component {
     this.unsubscribe = this.options.signals.subscribe((e) => {
       if (e.kind === 'sample') adaptive.observeSample(e.cluster, e.key, e.sample);
       else adaptive.observeProbe(e.cluster, e.key, e.result);
+      if (adaptive.alarmed) this.scheduleAlarm();
     });
     this.resume();
     this.timer = setInterval(() => this.tick(), this.options.tickMs);
@@ -73,6 +90,8 @@ export class WeightLoop implements Component {
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+    clearTimeout(this.alarmTimer);
+    this.alarmTimer = undefined;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     // A tick in flight is abandoned: nothing it computed is published (return() lets a cluster
@@ -99,7 +118,7 @@ export class WeightLoop implements Component {
         next = run.next();
       } catch (err) {
         this.running = undefined;
-        (this.options.onTickError ?? ((e: unknown) => process.emitWarning(`fulcrum's weight engine tick failed: ${String(e)}`)))(err);
+        this.tickFailed(err);
         return;
       }
       busyMs += performance.now() - started;
@@ -110,8 +129,40 @@ export class WeightLoop implements Component {
       this.running = undefined;
       this.options.onTicked?.(busyMs);
       if (next.value) this.published(next.value);
+      // An alarm raised while the periodic tick ran waited for it (see alarm).
+      if (this.options.adaptive.alarmed) this.scheduleAlarm();
     };
     step();
+  }
+
+  private scheduleAlarm(): void {
+    if (this.alarmTimer !== undefined || this.timer === undefined) return;
+    this.alarmTimer = setTimeout(() => this.alarm(), ALARM_GATHER_MS);
+    this.alarmTimer.unref();
+  }
+
+  /**
+   * Ticks the alarmed clusters now. Never beside a periodic tick in flight: that tick publishes
+   * what it computed for every cluster at its end, a cluster ticked before the alarm included, so
+   * the alarm waits for it (and is taken up when it ends).
+   */
+  private alarm(): void {
+    this.alarmTimer = undefined;
+    if (this.running !== undefined) return;
+    const started = performance.now();
+    let ticked: ReturnType<WeightLoopOptions['adaptive']['tickAlarmed']>;
+    try {
+      ticked = this.options.adaptive.tickAlarmed(this.now(), this.options.sliceEndpoints ?? DEFAULT_SLICE_ENDPOINTS);
+    } catch (err) {
+      this.tickFailed(err);
+      return;
+    }
+    if (ticked.clusters > 0) this.options.onAlarmTicked?.(performance.now() - started);
+    if (ticked.overrides) this.published(ticked.overrides);
+  }
+
+  private tickFailed(err: unknown): void {
+    (this.options.onTickError ?? ((e: unknown) => process.emitWarning(`fulcrum's weight engine tick failed: ${String(e)}`)))(err);
   }
 
   private published(overrides: WeightOverrides): void {

@@ -87,6 +87,9 @@ describe('Metrics', () => {
     text = await metrics.render();
     expect(value(text, 'fulcrum_engine_tick_seconds_count')).toBe(1);
     expect(value(text, 'fulcrum_engine_tick_seconds_sum')).toBeCloseTo(0.002);
+    expect(value(text, 'fulcrum_engine_alarm_ticks_total')).toBe(0);
+    metrics.engineAlarmTicked();
+    expect(value(await metrics.render(), 'fulcrum_engine_alarm_ticks_total')).toBe(1);
     expect(value(text, 'fulcrum_store_write_seconds_count{kind="weights"}')).toBe(1);
     expect(value(text, 'fulcrum_store_write_seconds_sum{kind="weights"}')).toBeCloseTo(0.004);
     expect(value(text, 'fulcrum_store_write_seconds_count{kind="catalog"}')).toBe(1);

@@ -16,6 +16,8 @@ function fakeAdaptive(ticks: (WeightOverrides | undefined)[]) {
     // One slice: the tick completes within the interval's callback.
     tickInSlices: (now) => oneSlice(() => (seen.tickedAt.push(now), ticks.shift())),
     adaptiveWeights: () => new Map([['web', new Map([['10.0.0.1:80', 7]])]]),
+    alarmed: false,
+    tickAlarmed: () => ({ clusters: 0, overrides: undefined }),
   };
   return { adaptive, seen };
 }

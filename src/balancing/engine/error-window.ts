@@ -117,6 +117,12 @@ export function observeErrors(rows: Float64Array, i: number, halfLifeMs: number,
   rows[o + EW_LAST_RATE] = reqs > 0 ? fails / reqs : Number.NaN;
 }
 
+/** Row i's latest report failed at least `ratio` of at least `volume` requests (the all-failing rule's reading, tick/ejection.ts). */
+export function lastReportFailing(rows: Float64Array, i: number, volume: number, ratio: number): boolean {
+  const o = i * EW_ROW;
+  return (rows[o + EW_LAST_REQUESTS] as number) >= volume && (rows[o + EW_LAST_RATE] as number) >= ratio;
+}
+
 /**
  * Writes row i's reading at `now` into position i of `v`; whether it counts any request
  * (smoothed, after decay, or in the latest sample): false for a reading of nothing.

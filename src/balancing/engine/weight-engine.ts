@@ -73,7 +73,7 @@ import { carriedPositions, carriedPositionSteps, NEW_ENDPOINT, RowRuns } from '.
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { DepartedMemory, leaversOf, resumeDeparted } from './departed.js';
-import { carryErrorRows, observeErrors } from './error-window.js';
+import { carryErrorRows, lastReportFailing, observeErrors } from './error-window.js';
 import { carryHeldWeights, forgetNewcomers, keepHeldWeights, restoreHeldRow } from './held-weights.js';
 import { TickExplanations } from './explanations.js';
 import { isSet, type ClusterState, type EndpointState, type FieldTimes, type PidConfig } from './state.js';
@@ -82,7 +82,7 @@ import { inChunks, runToEnd } from '../steps.js';
 import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
 import { runEjection, runEjectionSteps, type ClusterSignals } from './tick/ejection.js';
-import { mayStall } from './tick/stall.js';
+import { mayStall, stalledAlone } from './tick/stall.js';
 import { noteBacklog } from './tick/backlog.js';
 import { SharedSettings } from './shared-settings.js';
 import { newFrame, newTickScratch, type Frame } from './tick/frame.js';
@@ -168,15 +168,29 @@ function noteFieldTimes(e: EndpointState, taken: Sample): void {
 /**
  * Keeps a load report's success counts for the stall rule (tick/stall.ts): only with the rps and
  * inflight of the same sample. Counts the cluster's endpoints whose flow could show a stall.
+ * Returns whether this report raised an alarm (WeightEngine.takeAlarms): the endpoint now looks
+ * stalled on its own, or a backlog drain became pending, either of which its next tick acts on.
  */
-function noteFlow(c: ClusterState, e: EndpointState, taken: Sample): void {
-  if (taken.successes === undefined || taken.rps === undefined || taken.inflight === undefined) return;
+function noteFlow(c: ClusterState, e: EndpointState, taken: Sample): boolean {
+  if (taken.successes === undefined || taken.rps === undefined || taken.inflight === undefined) return false;
   const before = mayStall(e.flow, e.flowPrevInflight) ? 1 : 0;
+  const wasStalled = before === 1 && stalledAlone({ sample: e.flow as Sample, prevInflight: e.flowPrevInflight }, c.ejection);
   e.flowPrevInflight = e.flow?.inflight ?? Number.NaN;
   e.flow = taken;
   c.stallCandidates += (mayStall(e.flow, e.flowPrevInflight) ? 1 : 0) - before;
+  const pending = drainPending(e);
   c.draining += noteBacklog(e, taken);
+  if (e.ejection?.until !== undefined) return false;
+  // Only as it starts: a hung endpoint's every later report (one per proxy) raises none.
+  const stalls = c.ejection.enabled && !wasStalled && stalledAlone({ sample: taken, prevInflight: e.flowPrevInflight }, c.ejection);
+  return stalls || (!pending && drainPending(e) && c.parts.pid > 0);
 }
+
+/** Endpoint i's latest report trips the all-failing rule on its own (tick/ejection.ts), with ejection on. */
+const allFailing = (c: ClusterState, i: number): boolean => c.ejection.enabled && lastReportFailing(c.errors, i, Math.max(1, c.ejection.minRequests / 4), c.ejection.allFailingRatio);
+
+/** A drain's share waits for the controller (tick/backlog.ts). */
+const drainPending = (e: EndpointState): boolean => e.drain !== undefined && e.drain.share === e.drain.share;
 
 /** What the outlier detector reads of a cluster: its error rows once any count was seen, and whether some flow could show a stall. */
 function signalsOf(c: ClusterState): ClusterSignals {
@@ -213,6 +227,8 @@ export class WeightEngine {
    * When an endpoint left, and whether what its cluster remembers of it is still due (departed.ts).
    */
   private clock = Number.NEGATIVE_INFINITY;
+  /** Clusters whose samples raised an alarm since takeAlarms last ran (noteFlow). */
+  private readonly alarms = new Set<string>();
 
   constructor(options: WeightEngineOptions = {}) {
     resolveSafety(options.safety); // validate early
@@ -523,11 +539,14 @@ export class WeightEngine {
       e.ewma.observe(taken.latencyMs, taken.at);
       e.latency.observe(taken.latencyMs, taken.at);
     }
-    noteFlow(c, e, taken);
+    if (noteFlow(c, e, taken)) this.alarms.add(cluster);
     // Samples without rps carry no error information (observeErrors ignores them).
     if (taken.rps !== undefined) {
       c.errorsSeen = true;
+      const failing = allFailing(c, i);
       observeErrors(c.errors, i, c.ejection.errorWindowMs, taken);
+      // Newly failing (almost) all it is sent: an alarm, as for a stall (takeAlarms).
+      if (!failing && allFailing(c, i) && e.ejection?.until === undefined) this.alarms.add(cluster);
     }
     return true;
   }
@@ -543,7 +562,10 @@ export class WeightEngine {
     if (e === undefined) return undefined;
     e.lastProbe = result;
     e.tracker ??= new HealthTracker(this.healthOptions);
-    return e.tracker.observe(result.ok, result.at);
+    const t = e.tracker.observe(result.ok, result.at);
+    // Its probes just took it out: an alarm, as for a stall (takeAlarms).
+    if (t.from === 'AVAILABLE' && t.to !== 'AVAILABLE') this.alarms.add(cluster);
+    return t;
   }
 
   /**
@@ -616,6 +638,25 @@ export class WeightEngine {
     const clusters = new Map<string, ClusterTick>();
     for (const c of this.clusters.values()) if (only === undefined || only(c.name)) clusters.set(c.name, this.tickCluster(c, now));
     return { now, clusters };
+  }
+
+  /**
+   * The clusters whose signals raised an alarm since the last call: an endpoint now looks stalled
+   * on its own (tick/stall.ts), its latest report newly trips the all-failing rule (tick/ejection.ts),
+   * its probes just took it out (balancing/health.ts), or a backlog drain became pending
+   * (tick/backlog.ts). Each acts at the cluster's next tick; a caller that ticks it now (tickClusters) acts on them up to a
+   * tick period sooner. An extra tick is an ordinary one at a later `now`: the PID controller runs
+   * once per new sample however many ticks run (tick/pid.ts), and the rules in time read `now`.
+   */
+  takeAlarms(): string[] {
+    const names = [...this.alarms];
+    this.alarms.clear();
+    return names;
+  }
+
+  /** Whether some cluster's alarm waits for takeAlarms. */
+  get alarmed(): boolean {
+    return this.alarms.size > 0;
   }
 
   /**

@@ -1,0 +1,204 @@
+/**
+ * Alarm ticks (weight-loop.ts, WeightEngine.takeAlarms): a load report showing an endpoint newly
+ * stalled, or a backlog to drain, has its cluster ticked within tens of milliseconds instead of at
+ * the next period, with the real engine behind the loop.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { WeightEngine } from '../../src/balancing/engine/weight-engine.js';
+import type { Sample } from '../../src/balancing/engine/types.js';
+import type { Catalog } from '../../src/catalog/types.js';
+import type { WeightOverrides } from '../../src/catalog/weight-overrides.js';
+import type { SignalListener } from '../../src/signals/signal-store.js';
+import { AdaptiveWeights } from '../../src/weights/adaptive-weights.js';
+import { WeightLoop } from '../../src/weights/weight-loop.js';
+import { cluster, endpoint } from '../catalog/helpers.js';
+
+const PID = { kind: 'pid', setpoint: 'mean', metric: 'cpu' } as const;
+const KEYS = ['10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.3:8080', '10.0.0.4:8080'];
+const catalogOf = (weighting: Catalog['clusters'][number]['weighting'] = PID): Catalog => ({
+  clusters: [cluster('web', KEYS.map((k) => endpoint(k.split(':')[0] as string, 8080)), { weighting })],
+  listeners: [],
+  nodeGroups: [],
+});
+
+/** One endpoint's report over an interval: sent and answered per second, in progress now. */
+interface Flow {
+  readonly rps: number;
+  readonly successes: number;
+  readonly inflight: number;
+}
+const healthy: Flow = { rps: 40, successes: 40, inflight: 8 };
+
+/** Samples as Envoy's load reports give them: each with its peers' in-progress and completions (over those that answer some). */
+function samplesOf(flows: readonly Flow[], at: number): Sample[] {
+  const answering = flows.filter((f) => f.successes > 0);
+  const inflight = answering.reduce((s, f) => s + f.inflight, 0);
+  const completions = answering.reduce((s, f) => s + f.successes, 0);
+  return flows.map((f) => {
+    const own = f.successes > 0 ? f : { inflight: 0, successes: 0 };
+    return { at, cpu: 0.5, rps: f.rps, errors: 0, successes: f.successes, inflight: f.inflight, peerInflight: inflight - own.inflight, peerCompletions: completions - own.successes };
+  });
+}
+
+/** A loop over a real engine, its signals fed by the test, time faked. */
+function fleet(catalog = catalogOf()) {
+  const adaptive = new AdaptiveWeights(new WeightEngine());
+  adaptive.setCatalog(catalog);
+  const listeners = new Set<SignalListener>();
+  const published: { at: number; overrides: WeightOverrides }[] = [];
+  let alarms = 0;
+  const loop = new WeightLoop({
+    adaptive,
+    signals: { subscribe: (l) => (listeners.add(l), () => void listeners.delete(l)) },
+    archive: { loadWeights: () => new Map(), saveAllWeights: () => undefined },
+    tickMs: 1_000,
+    publish: (overrides) => void published.push({ at: Date.now(), overrides }),
+    onAlarmTicked: () => void alarms++,
+    now: () => Date.now(),
+  });
+  const report = (flows: readonly Flow[]): void => {
+    samplesOf(flows, Date.now()).forEach((sample, i) => {
+      for (const l of listeners) l({ kind: 'sample', cluster: 'web', key: KEYS[i] as string, sample });
+    });
+  };
+  const healthOf = (key: string): string | undefined => published.at(-1)?.overrides.get('web')?.get(key)?.health;
+  return { adaptive, loop, report, published, healthOf, alarms: () => alarms };
+}
+
+/** A hung endpoint 0 over `r` reports since it hung: sent its share, answering none, its requests piling up. */
+const hung = (r: number): Flow => ({ rps: 40, successes: 0, inflight: 8 + 80 * r });
+
+describe('an alarm tick', () => {
+  beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
+  afterEach(() => vi.useRealTimers());
+
+  /** Reports every 2 s for 6 s (ticks every second), then advances to 300 ms past a tick. */
+  function warm(f: ReturnType<typeof fleet>): void {
+    f.loop.start();
+    for (let r = 0; r < 3; r++) {
+      f.report([healthy, healthy, healthy, healthy]);
+      vi.advanceTimersByTime(2_000);
+    }
+    vi.advanceTimersByTime(300);
+  }
+
+  it('takes a newly hung endpoint out within tens of milliseconds of the report, not at the next period', () => {
+    const f = fleet();
+    warm(f);
+    f.report([hung(1), healthy, healthy, healthy]);
+    f.report([hung(2), healthy, healthy, healthy]);
+    const reported = Date.now();
+    vi.advanceTimersByTime(100);
+    expect(f.healthOf(KEYS[0] as string)).toBe('UNHEALTHY');
+    expect((f.published.at(-1)?.at ?? 0) - reported).toBeLessThanOrEqual(50);
+    expect(f.alarms()).toBeGreaterThanOrEqual(1);
+    f.loop.stop();
+  });
+
+  it('raises none for healthy reports, nor again for a hung endpoint already out', () => {
+    const f = fleet();
+    warm(f);
+    expect(f.alarms()).toBe(0);
+    f.report([hung(1), healthy, healthy, healthy]);
+    f.report([hung(2), healthy, healthy, healthy]);
+    vi.advanceTimersByTime(100);
+    const after = f.alarms();
+    f.report([hung(3), healthy, healthy, healthy]);
+    vi.advanceTimersByTime(100);
+    expect(f.alarms()).toBe(after);
+    f.loop.stop();
+  });
+
+  it('ticks only the clusters this replica owns (another replica ticks the rest)', () => {
+    const f = fleet();
+    f.adaptive.setOwnership(() => false);
+    warm(f);
+    const before = f.published.length;
+    f.report([hung(1), healthy, healthy, healthy]);
+    f.report([hung(2), healthy, healthy, healthy]);
+    vi.advanceTimersByTime(100);
+    expect(f.alarms()).toBe(0);
+    expect(f.published.length).toBe(before);
+    f.loop.stop();
+  });
+
+  it('is not run once the loop stopped', () => {
+    const f = fleet();
+    warm(f);
+    f.report([hung(1), healthy, healthy, healthy]);
+    f.loop.stop();
+    f.report([hung(2), healthy, healthy, healthy]);
+    vi.advanceTimersByTime(2_000);
+    expect(f.alarms()).toBe(0);
+  });
+});
+
+describe('WeightEngine.takeAlarms', () => {
+  const engine = (policy: Parameters<WeightEngine['setCluster']>[2] = { kind: 'pid', setpoint: 'mean' }) => {
+    const e = new WeightEngine();
+    e.setCluster('web', KEYS.map((key) => ({ key, weight: 1 })), policy);
+    return e;
+  };
+  const feed = (e: WeightEngine, flows: readonly Flow[], at: number): void => samplesOf(flows, at).forEach((s, i) => e.observeSample('web', KEYS[i] as string, s));
+
+  it('a backlog to drain (a pid cluster): once, as it becomes pending', () => {
+    const e = engine();
+    feed(e, [healthy, healthy, healthy, healthy], 1_000);
+    e.tick(1_000);
+    expect(e.takeAlarms()).toEqual([]);
+    // Sent 40, finished 20 a second, 60 in progress where its peers' time holds 4: a backlog.
+    feed(e, [{ rps: 40, successes: 20, inflight: 60 }, healthy, healthy, healthy], 3_000);
+    expect(e.alarmed).toBe(true);
+    expect(e.takeAlarms()).toEqual(['web']);
+    expect(e.alarmed).toBe(false);
+  });
+
+  it('a stall: once, as the endpoint starts looking stalled, not at each later report while it is not out yet', () => {
+    const e = engine({ kind: 'static' });
+    feed(e, [healthy, healthy, healthy, healthy], 1_000);
+    feed(e, [hung(1), healthy, healthy, healthy], 3_000);
+    feed(e, [hung(2), healthy, healthy, healthy], 5_000);
+    expect(e.takeAlarms()).toEqual(['web']);
+    feed(e, [hung(3), healthy, healthy, healthy], 7_000);
+    expect(e.takeAlarms()).toEqual([]);
+  });
+
+  it('newly failing (almost) all it is sent: once, as it starts, and not while ejected', () => {
+    const e = engine();
+    const at = (t: number, errors: number) => KEYS.forEach((k, i) => e.observeSample('web', k, { at: t, rps: 40, errors: i === 0 ? errors : 0 }));
+    at(1_000, 0);
+    at(3_000, 2);
+    expect(e.takeAlarms()).toEqual([]);
+    at(5_000, 40);
+    expect(e.takeAlarms()).toEqual(['web']);
+    at(7_000, 40);
+    expect(e.takeAlarms()).toEqual([]);
+    e.tick(7_000);
+    at(9_000, 1);
+    at(11_000, 40);
+    // Ejected at 7 s (all-failing): its reports while out raise none.
+    expect(e.takeAlarms()).toEqual([]);
+  });
+
+  it('taken out by its probes: once, as they take it out', () => {
+    const e = engine();
+    const probe = (t: number, ok: boolean) => e.observeProbe('web', KEYS[1] as string, { at: t, ok, latencyMs: 1 });
+    for (let t = 1_000; t <= 3_000; t += 1_000) probe(t, true);
+    expect(e.takeAlarms()).toEqual([]);
+    const alarmedAt: number[] = [];
+    for (let t = 4_000; t <= 12_000; t += 1_000) {
+      probe(t, false);
+      if (e.takeAlarms().length > 0) alarmedAt.push(t);
+    }
+    // At the failure that crossed the threshold (not the first), and only then.
+    expect(alarmedAt).toHaveLength(1);
+    expect(alarmedAt[0]).toBeGreaterThan(4_000);
+  });
+
+  it('none for a backlog in a cluster whose policy never drains (static)', () => {
+    const e = engine({ kind: 'static' });
+    feed(e, [healthy, healthy, healthy, healthy], 1_000);
+    feed(e, [{ rps: 40, successes: 20, inflight: 60 }, healthy, healthy, healthy], 3_000);
+    expect(e.takeAlarms()).toEqual([]);
+  });
+});
