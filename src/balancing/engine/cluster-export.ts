@@ -9,14 +9,17 @@
  * back-off level, probation, its last release) and the ejection parts of the departed memory
  * (departed.ts). Without them the new owner published an ejected endpoint HEALTHY at its whole fair
  * share until its own error window caught up (an ejected endpoint gets no traffic, so no errors to
- * see), and a flapping endpoint's doubling back-off restarted at the base at every hand-over.
+ * see), and a flapping endpoint's doubling back-off restarted at the base at every hand-over. And a
+ * backlog drain under way (tick/backlog.ts: its factor back to the controller's weight, its
+ * report's age, whether a report cleared it): handed over mid-drain, an endpoint goes back on the
+ * new owner's first report without a backlog, as on the old owner's; without it, it climbed back
+ * from the drain at the controller's pace (handover-drain.test.ts: 10 s from half its share).
  *
  * What does not: probe health (each replica probes every endpoint itself), the error window and the
  * load-report flow (rebuilt from the next reports), and the newcomer marks of endpoints that have
  * not served yet (held-weights.ts NEWCOMER: the first tick after an import is a cluster's first,
- * whose joiners take their whole share; see forgetNewcomers), and a backlog drain under way
- * (tick/backlog.ts: it lasts one load report; handed over mid-drain, an endpoint continues from its
- * drained weight and climbs back at the controller's pace, not at once).
+ * whose joiners take their whole share; see forgetNewcomers), and a backlog share the controller
+ * has not read yet (exportedDrain: the next report is read anew).
  *
  * Times travel as durations from the export's `at` (the exporter's clock) and restart at the
  * importer's now: another replica's clock may be skewed by any amount, while a record is at most
@@ -24,13 +27,15 @@
  * left, never less (a skewed clock releases nothing early) and never more than the record's age
  * longer, and never beyond the importer's maxEjectionMs; the importer's maxEjectedRatio holds
  * (those beyond its room are released at its next tick, shortest back-off first), and it never
- * ejects the last endpoint that could serve.
+ * ejects the last endpoint that could serve. A drain's report is as old at the import as at the
+ * export, and one already stale (staleAfterMs) is dropped (importDrain).
  *
  * Import is lenient: endpoints the importer does not know are ignored, endpoints missing from the
  * export keep their own state (they join at their fair share on the next tick), and a malformed
  * entry is skipped rather than half applied. The fields added since version 1 first shipped (`at`,
- * `ejections`, `departed`, an endpoint's `earning`) are optional: an importer that predates them
- * ignores them, and an export without them leaves the importer's own ejections as they were.
+ * `ejections`, `departed`, an endpoint's `earning` and `drain`) are optional: an importer that
+ * predates them ignores them, and an export without them leaves the importer's own ejections as
+ * they were (and its endpoints climb back from a drain at the controller's pace, as before).
  */
 import type { EwmaMemory } from '../ewma.js';
 import { pidMemorySnapshot, restorePidMemory, type PidMemory } from '../pid.js';
@@ -38,7 +43,8 @@ import { cell, noteSample, PR_PENDING, PR_SETPOINT, PR_W, setCell, PR_LAST_CONTR
 import { isSet, UNSET, type ClusterState, type EjectionState, type EndpointState } from './state.js';
 import { forgetNewcomers, HW_EARN, HW_PUB, HW_ROW, HW_SERVED, HW_W, restoreHeldRow } from './held-weights.js';
 import { beyondRoom, DepartedMemory } from './departed.js';
-import type { EjectionSettings, Sample } from './types.js';
+import type { BacklogDrain } from './tick/backlog.js';
+import type { EjectionSettings, SafetySettings, Sample } from './types.js';
 
 export const CLUSTER_EXPORT_VERSION = 1;
 
@@ -55,6 +61,18 @@ export interface ExportedEndpoint {
   readonly steerAt: number | null;
   /** Earning back the share it started below (held-weights.ts HW_EARN); absent: not. */
   readonly earning?: true;
+  /** A backlog drain under way (tick/backlog.ts); absent: none, or an export without `at`. */
+  readonly drain?: ExportedDrain;
+}
+
+/** A backlog drain under way (tick/backlog.ts BacklogDrain), its time as a duration back from the export's `at`. */
+export interface ExportedDrain {
+  /** The factor from its PID weight (`pidW`) back to the controller's own: above 1. */
+  readonly back: number;
+  /** The load report that drained it (or, once cleared, that cleared it) came this long before `at` (ms). */
+  readonly reportMsAgo: number;
+  /** A report newer than the drain's showed no backlog: it goes back on the controller's next run. */
+  readonly cleared?: true;
 }
 
 /**
@@ -106,6 +124,7 @@ export function exportCluster(c: ClusterState, clock = Number.NEGATIVE_INFINITY)
   if (c.lastWeights === undefined) return undefined;
   const endpoints: Record<string, ExportedEndpoint> = {};
   const rows = c.pidRows.rows;
+  const at = Math.max(c.lastTickAt ?? Number.NEGATIVE_INFINITY, clock);
   c.order.forEach((e, i) => {
     const o = i * HW_ROW;
     const [w, pub] = [c.held[o + HW_W] as number, c.held[o + HW_PUB] as number];
@@ -124,11 +143,23 @@ export function exportCluster(c: ClusterState, clock = Number.NEGATIVE_INFINITY)
       sample: e.sample ?? null,
       steerAt: e.steerAt ?? null,
       ...(c.held[o + HW_EARN] === 1 ? { earning: true as const } : {}),
+      ...exportedDrain(e.drain, at),
     };
   });
   const state: ExportedClusterState = { version: CLUSTER_EXPORT_VERSION, weights: Object.fromEntries(c.lastWeights), endpoints };
-  const at = Math.max(c.lastTickAt ?? Number.NEGATIVE_INFINITY, clock);
   return Number.isFinite(at) ? { ...state, ...exportEjections(c, at) } : state;
+}
+
+/**
+ * An endpoint's drain, when one is under way (its factor back set) and the export has a time to
+ * count from. A share the controller has not read yet does not travel: the importer's controller
+ * waits for a sample newer than the exported one (importCluster), and the next load report, read
+ * before it, recomputes the share from its own backlog (or none); a cut past the step limit is
+ * taken on that fresh report, not on the last owner's.
+ */
+function exportedDrain(d: BacklogDrain | undefined, at: number): { drain?: ExportedDrain } {
+  if (d === undefined || !(d.back === d.back) || !Number.isFinite(at)) return {};
+  return { drain: { back: d.back, reportMsAgo: Math.max(0, at - d.at), ...(d.cleared ? { cleared: true as const } : {}) } };
 }
 
 /** The cluster's ejection states and departed memory as of `at`. */
@@ -160,6 +191,9 @@ export function importCluster(c: ClusterState, state: ExportedClusterState, now?
   let restored = 0;
   // A hand-over is a restart for newcomers (held-weights.ts): what this engine marked is stale news.
   forgetNewcomers(c.held);
+  // Without a time of its own or the exporter's, a duration starts nowhere: the ejections and drains stay out.
+  const base = now ?? state.at;
+  const clock = typeof base === 'number' && Number.isFinite(base) ? base : undefined;
   for (const [key, x] of Object.entries(recordOf(state.endpoints) ?? {}) as [string, ExportedEndpoint][]) {
     const i = c.index.get(key);
     const e = i === undefined ? undefined : c.order[i];
@@ -171,15 +205,47 @@ export function importCluster(c: ClusterState, state: ExportedClusterState, now?
       setCell(c.pidRows.rows, i, PR_PENDING, 0);
       noteSample(c.pidRows, i, e.sample);
     }
+    importDrain(c, e, x.drain, clock);
     restored++;
   }
-  // Without a time of its own or the exporter's, a duration starts nowhere: the ejections stay as they were.
-  const base = now ?? state.at;
-  if (typeof base === 'number' && Number.isFinite(base)) importEjections(c, state, base);
+  c.draining = c.order.reduce((n, e) => n + (e.drain !== undefined ? 1 : 0), 0);
+  if (clock !== undefined) importEjections(c, state, clock);
   // The first tick after a hand-over counts as one tick (dt, step limit), however long the gap.
   c.lastTickAt = undefined;
   c.dirty = true;
   return restored;
+}
+
+/**
+ * A restored endpoint's drain: the export's when it carries a valid one whose report is still fresh
+ * at `now` (the controller lets a drain go without a way back once its reports are stale: tick/
+ * backlog.ts drainOrRestore), in place of any of the importer's own under way (of an ownership
+ * before, whose factor back was of a PID weight the import replaced). A backlog share the importer
+ * noted itself and its controller has not read yet stays pending: the controller reads it, fresh,
+ * on its next run.
+ */
+function importDrain(c: ClusterState, e: EndpointState, x: unknown, now: number | undefined): void {
+  const d = now === undefined ? undefined : drainOf(x, now, c.safety);
+  if (d !== undefined) e.drain = d;
+  else if (e.drain !== undefined && e.drain.back === e.drain.back) e.drain = undefined;
+}
+
+/**
+ * An exported drain as the importer's at `now`, or undefined when malformed (untrusted), stale or
+ * none. Its factor back is above 1 (a drain cuts below the controller's weight; at or below 1 it
+ * would bring nothing back, or cut on the way back), and restores at most the importer's ceiling
+ * over its floor (maxWeightRatio / minWeightRatio, 400 by default: from its floor, a factor as
+ * large already reaches past its ceiling, where the clamps stop it anyway); a larger one is taken
+ * as that. Its report as long before `now` as before the export (the record's own age, as for the
+ * ejections, is unknown across clocks).
+ */
+function drainOf(x: unknown, now: number, s: SafetySettings): BacklogDrain | undefined {
+  if (typeof x !== 'object' || x === null) return undefined;
+  const { back, reportMsAgo, cleared } = x as Partial<Record<keyof ExportedDrain, unknown>>;
+  if (typeof back !== 'number' || !(back > 1 && back < Number.POSITIVE_INFINITY)) return undefined;
+  if (typeof reportMsAgo !== 'number' || !(reportMsAgo >= 0 && reportMsAgo <= s.staleAfterMs)) return undefined;
+  if (cleared !== undefined && typeof cleared !== 'boolean') return undefined;
+  return { share: Number.NaN, at: now - reportMsAgo, back: Math.min(back, s.maxWeightRatio / s.minWeightRatio), cleared: cleared === true };
 }
 
 /**
