@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
-import type { ExportedClusterState } from '../balancing/engine/index.js';
+import type { ExportedClusterState, ExportedDrain, ExportedEndpoint } from '../balancing/engine/index.js';
 import type { EndpointOverride, WeightOverrides } from '../catalog/weight-overrides.js';
 import { PrefixWatch } from '../catalog/store/etcd-prefix-watch.js';
 import { nameUnder, type HaKeys } from './keys.js';
@@ -411,22 +411,46 @@ function batches(due: readonly Due[], count: number, bytes: number): Due[][] {
  * PID) scaled by how its served weight moved since the state's, so that the next owner's first
  * tick (anchored on the published weight, moving at most one step) starts from what Envoys are
  * served, not from up to `stateRefreshMs` earlier. Endpoints without both weights stay as they were.
+ * A backlog drain's way back (cluster-export.ts ExportedDrain) is shortened by how far it moved
+ * against its peers (a rescale of every weight leaves it as it was), and dropped once that is all
+ * of it, within what the two integer weights tell apart: the drain ended after the state was
+ * written, and it is served back already.
  */
 export function reanchored(state: ExportedClusterState, served: Readonly<Record<string, EndpointOverride>>): ExportedClusterState {
   const weights: Record<string, number> = { ...state.weights };
-  const endpoints: Record<string, ExportedClusterState['endpoints'][string]> = {};
+  const endpoints: Record<string, ExportedEndpoint> = {};
+  const moved = new Map<string, { then: number; now: number }>();
+  let [thenSum, nowSum] = [0, 0];
   for (const [key, x] of Object.entries(state.endpoints)) {
     const now = served[key]?.weight;
     const then = state.weights[key];
-    if (now === undefined || then === undefined || !(now > 0 && then > 0 && Number.isFinite(now / then))) {
+    if (typeof x !== 'object' || x === null || now === undefined || then === undefined || !(now > 0 && then > 0 && Number.isFinite(now / then))) continue;
+    moved.set(key, { then, now });
+    thenSum += then;
+    nowSum += now;
+  }
+  for (const [key, x] of Object.entries(state.endpoints)) {
+    const m = moved.get(key);
+    if (m === undefined) {
       endpoints[key] = x;
       continue;
     }
-    const f = now / then;
-    endpoints[key] = { ...x, w: x.w * f, pub: x.pub * f, pidW: x.pidW === null ? null : x.pidW * f };
-    weights[key] = now;
+    const f = m.now / m.then;
+    const peers = thenSum > m.then && nowSum > m.now ? (nowSum - m.now) / (thenSum - m.then) : 1;
+    // Each integer weight is within half a unit of what it stands for.
+    const rounding = 0.5 / m.then + 0.5 / m.now;
+    endpoints[key] = drainMoved({ ...x, w: x.w * f, pub: x.pub * f, pidW: x.pidW === null ? null : x.pidW * f }, f / peers, rounding);
+    weights[key] = m.now;
   }
   return { ...state, weights, endpoints };
+}
+
+/** `x` with its drain's factor back divided by `ratio` (how far it moved against its peers), or without it when no more than `within` is left. */
+function drainMoved(x: ExportedEndpoint, ratio: number, within: number): ExportedEndpoint {
+  const back = (x.drain as { back?: unknown } | null | undefined)?.back;
+  if (typeof back !== 'number') return x;
+  const { drain, ...rest } = x;
+  return back / ratio > 1 + within ? { ...rest, drain: { ...drain, back: back / ratio } as ExportedDrain } : rest;
 }
 
 /**

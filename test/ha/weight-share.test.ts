@@ -30,6 +30,42 @@ describe('reanchored', () => {
     expect(moved.endpoints.c).toBe(state.endpoints.c);
     expect(reanchored(state, { a: { weight: 0 } }).endpoints.a).toBe(state.endpoints.a);
   });
+
+  describe('a backlog drain under way (its factor back to the controller\'s weight)', () => {
+    const drained = (back: number): ExportedClusterState => ({
+      version: 1,
+      weights: { a: 100, b: 400, c: 400 },
+      endpoints: { a: { ...endpoint(0.25), drain: { back, reportMsAgo: 500 } }, b: endpoint(1), c: endpoint(1) },
+    });
+    const drainOf = (state: ExportedClusterState, served: Record<string, number>): unknown =>
+      reanchored(state, Object.fromEntries(Object.entries(served).map(([k, weight]) => [k, { weight }]))).endpoints.a?.drain;
+
+    it('kept when every weight was rescaled alike (the largest maps to 1000)', () => {
+      expect(drainOf(drained(4), { a: 250, b: 1000, c: 1000 })).toEqual({ back: 4, reportMsAgo: 500 });
+    });
+
+    it('shortened by how far it moved against its peers since the state; longer when drained again', () => {
+      expect(drainOf(drained(4), { a: 200, b: 400, c: 400 })).toEqual({ back: 2, reportMsAgo: 500 });
+      expect(drainOf(drained(4), { a: 50, b: 400, c: 400 })).toEqual({ back: 8, reportMsAgo: 500 });
+    });
+
+    it('dropped once served back (the drain ended after the state), within what the integers tell apart', () => {
+      expect(drainOf(drained(4), { a: 400, b: 400, c: 400 })).toBeUndefined();
+      expect(drainOf(drained(4), { a: 399, b: 400, c: 400 })).toBeUndefined();
+      expect(drainOf(drained(4), { a: 500, b: 400, c: 400 })).toBeUndefined();
+      expect(reanchored(drained(4), { a: { weight: 400 } }).endpoints.a).not.toHaveProperty('drain');
+    });
+
+    it('a malformed one is left for the import to refuse; an entry that is no object is carried as it is', () => {
+      for (const drain of [null, 'x', { back: '4' }]) {
+        const state = { ...drained(4), endpoints: { ...drained(4).endpoints, a: { ...endpoint(0.25), drain } } } as unknown as ExportedClusterState;
+        expect(reanchored(state, { a: { weight: 200 } }).endpoints.a).toMatchObject({ w: 0.5, drain });
+      }
+      const nulled = { ...drained(4), endpoints: { ...drained(4).endpoints, a: null } } as unknown as ExportedClusterState;
+      expect(() => reanchored(nulled, { a: { weight: 200 }, b: { weight: 400 } })).not.toThrow();
+      expect(reanchored(nulled, { a: { weight: 200 } }).endpoints.a).toBeNull();
+    });
+  });
 });
 
 describeEtcd('weight share through etcd', () => {

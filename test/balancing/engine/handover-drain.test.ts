@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { WeightEngine } from '../../../src/balancing/engine/weight-engine.js';
 import type { ExportedClusterState, ExportedEndpoint } from '../../../src/balancing/engine/index.js';
+import { reanchored } from '../../../src/ha/weight-share.js';
 import type { Sample } from '../../../src/balancing/engine/types.js';
 
 const KEYS = ['a:1', 'b:1', 'c:1', 'd:1'];
@@ -182,6 +183,36 @@ describe('a hand-over mid-drain', () => {
     // Before: the next report cleared the first owner's own drain, and it went back again on top of the second's restore (×2).
     const [again, still] = after([first, twin], shares, [], 20_000).map((xs) => xs.slice(2));
     (again as number[]).forEach((s, k) => expect(s, `${k + 16} s`).toBeCloseTo(still?.[k] as number, 2));
+  });
+});
+
+describe('a drain carried onto the weights served since the state (ha/weight-share.ts reanchored)', () => {
+  /** What `e` served at its last tick at `now`, as the overrides record holds it. */
+  const served = (e: WeightEngine, now: number): Record<string, { weight: number }> => {
+    const t = e.tick(now).clusters.get('svc');
+    return Object.fromEntries(KEYS.map((k) => [k, { weight: t?.weights.get(k) ?? 0 }]));
+  };
+
+  it('ended after the state was written (served back already): the new owner does not bring it back twice', () => {
+    const { owner, twin, drained } = drainedAt13();
+    const state = exported(owner);
+    // The owner goes back at 14 s, serves that, and stops before its next state refresh.
+    const [, kept] = after([owner, twin], drained, [], 14_000);
+    const next = successor(reanchored(state, served(owner, 15_000)), 15_000);
+    expect(importedDrain(next, 15_000)).toBeUndefined();
+    tick(twin, 15_000);
+    const shares = new Map(KEYS.map((k) => [k, (1 - (kept?.[0] as number)) / 3]));
+    shares.set('a:1', kept?.[0] as number);
+    // Before: brought back again on the first report: 0.38 of the traffic against the twin's 0.22, still 0.28 6 s on.
+    const [mine, still] = after([next, twin], shares, [2_000, 2_000], 20_000);
+    (mine as number[]).forEach((s, k) => expect(s, `${k + 16} s`).toBeCloseTo(still?.[k] as number, 2));
+  });
+
+  it('still under way (what is served is the drain): goes back on the first report without a backlog', () => {
+    const { owner, twin, drained } = drainedAt13();
+    const next = successor(reanchored(exported(owner), served(owner, 13_000)), 13_000);
+    const [mine, kept] = after([next, twin], drained);
+    (mine as number[]).forEach((s, k) => expect(s, `${k + 14} s`).toBeCloseTo(kept?.[k] as number, 2));
   });
 });
 
