@@ -249,17 +249,26 @@ export class AdaptiveWeights {
 
   /**
    * Ticks now the clusters whose signals raised an alarm (an endpoint newly stalled, newly failing
-   * all it is sent, taken out by its probes, a backlog drain pending: WeightEngine.takeAlarms), those this replica owns and of at most `maxEndpoints`
-   * (a larger one waits for its periodic tick, which runs in steps): how many it ticked, and the
-   * new overrides when anything published changed, as tick returns them.
+   * all it is sent, taken out by its probes, a backlog drain pending: WeightEngine.takeAlarms): those
+   * this replica owns, in the order raised, as long as their endpoints add up to at most `budget`
+   * (the others wait for their periodic tick, which a large cluster runs in steps). Returns how many
+   * clusters and endpoints it ticked, and the new overrides when anything published changed, as
+   * tick returns them.
    */
-  tickAlarmed(now: number, maxEndpoints: number): { readonly clusters: number; readonly overrides: WeightOverrides | undefined } {
-    const names = this.engine.takeAlarms().filter((name) => this.owns(name) && (this.clusters.get(name)?.endpoints.length ?? Number.POSITIVE_INFINITY) <= maxEndpoints);
-    if (names.length === 0) return { clusters: 0, overrides: undefined };
+  tickAlarmed(now: number, budget: number): { readonly clusters: number; readonly endpoints: number; readonly overrides: WeightOverrides | undefined } {
+    const names: string[] = [];
+    let endpoints = 0;
+    for (const name of this.engine.takeAlarms()) {
+      const size = this.clusters.get(name)?.endpoints.length;
+      if (size === undefined || !this.owns(name) || endpoints + size > budget) continue;
+      names.push(name);
+      endpoints += size;
+    }
+    if (names.length === 0) return { clusters: 0, endpoints: 0, overrides: undefined };
     const ticked = new Map<string, ReadonlyMap<string, EndpointOverride>>();
     const state = { changed: false };
     this.tickSlice(now, names, ticked, state);
-    return { clusters: ticked.size, overrides: this.finishTick(ticked, state.changed) };
+    return { clusters: ticked.size, endpoints, overrides: this.finishTick(ticked, state.changed) };
   }
 
   private tickSlice(now: number, names: readonly string[], ticked: Map<string, ReadonlyMap<string, EndpointOverride>>, state: { changed: boolean }): void {

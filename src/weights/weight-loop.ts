@@ -72,6 +72,11 @@ export class WeightLoop implements Component {
   private running: Generator<void, WeightOverrides | undefined, void> | undefined;
   /** The alarm's tick, once scheduled. */
   private alarmTimer: NodeJS.Timeout | undefined;
+  /**
+   * Endpoints alarm ticks may still tick until the next periodic tick: one slice's worth a period.
+   * Load reports that flip in and out of an alarm (a hostile reporter) cost at most that much more.
+   */
+  private alarmBudget = 0;
 
   constructor(private readonly options: WeightLoopOptions) {}
 
@@ -83,6 +88,7 @@ export class WeightLoop implements Component {
       if (adaptive.alarmed) this.scheduleAlarm();
     });
     this.resume();
+    this.alarmBudget = this.sliceEndpoints();
     this.timer = setInterval(() => this.tick(), this.options.tickMs);
     this.timer.unref();
   }
@@ -107,7 +113,8 @@ export class WeightLoop implements Component {
    */
   tick(): void {
     if (this.running !== undefined) return;
-    const run = this.options.adaptive.tickInSlices(this.now(), this.options.sliceEndpoints ?? DEFAULT_SLICE_ENDPOINTS);
+    this.alarmBudget = this.sliceEndpoints();
+    const run = this.options.adaptive.tickInSlices(this.now(), this.sliceEndpoints());
     this.running = run;
     let busyMs = 0;
     const step = (): void => {
@@ -152,11 +159,12 @@ export class WeightLoop implements Component {
     const started = performance.now();
     let ticked: ReturnType<WeightLoopOptions['adaptive']['tickAlarmed']>;
     try {
-      ticked = this.options.adaptive.tickAlarmed(this.now(), this.options.sliceEndpoints ?? DEFAULT_SLICE_ENDPOINTS);
+      ticked = this.options.adaptive.tickAlarmed(this.now(), this.alarmBudget);
     } catch (err) {
       this.tickFailed(err);
       return;
     }
+    this.alarmBudget -= ticked.endpoints;
     if (ticked.clusters > 0) this.options.onAlarmTicked?.(performance.now() - started);
     if (ticked.overrides) this.published(ticked.overrides);
   }
@@ -201,6 +209,10 @@ export class WeightLoop implements Component {
     for (const [cluster, weights] of archive.loadWeights()) adaptive.seed(cluster, weights);
     const resumed = adaptive.tick(this.now());
     if (resumed) publish(resumed);
+  }
+
+  private sliceEndpoints(): number {
+    return this.options.sliceEndpoints ?? DEFAULT_SLICE_ENDPOINTS;
   }
 
   private now(): number {

@@ -133,6 +133,28 @@ describe('an alarm tick', () => {
   });
 });
 
+describe('AdaptiveWeights.tickAlarmed', () => {
+  it('ticks the owned alarmed clusters while their endpoints fit the budget; the rest wait for the period', () => {
+    const two: Catalog = { ...catalogOf(), clusters: ['web', 'api'].map((name) => cluster(name, KEYS.map((k) => endpoint(k.split(':')[0] as string, 8080)), { weighting: PID })) };
+    const a = new AdaptiveWeights(new WeightEngine());
+    a.setCatalog(two);
+    a.tick(1_000);
+    const feed = (name: string, flows: readonly Flow[], at: number): void => samplesOf(flows, at).forEach((s, i) => a.observeSample(name, KEYS[i] as string, s));
+    for (const name of ['web', 'api']) {
+      feed(name, [healthy, healthy, healthy, healthy], 1_000);
+      feed(name, [hung(1), healthy, healthy, healthy], 3_000);
+    }
+    expect(a.alarmed).toBe(true);
+    const t = a.tickAlarmed(3_100, 4);
+    expect([t.clusters, t.endpoints]).toEqual([1, 4]);
+    expect(t.overrides?.get('web')?.get(KEYS[0] as string)?.health).toBe('UNHEALTHY');
+    expect(t.overrides?.get('api')?.get(KEYS[0] as string)?.health).toBeUndefined();
+    // Taken: the one left over is the periodic tick's.
+    expect(a.alarmed).toBe(false);
+    expect(a.tickAlarmed(3_200, 100).clusters).toBe(0);
+  });
+});
+
 describe('WeightEngine.takeAlarms', () => {
   const engine = (policy: Parameters<WeightEngine['setCluster']>[2] = { kind: 'pid', setpoint: 'mean' }) => {
     const e = new WeightEngine();

@@ -17,7 +17,7 @@ function fakeAdaptive(ticks: (WeightOverrides | undefined)[]) {
     tickInSlices: (now) => oneSlice(() => (seen.tickedAt.push(now), ticks.shift())),
     adaptiveWeights: () => new Map([['web', new Map([['10.0.0.1:80', 7]])]]),
     alarmed: false,
-    tickAlarmed: () => ({ clusters: 0, overrides: undefined }),
+    tickAlarmed: () => ({ clusters: 0, endpoints: 0, overrides: undefined }),
   };
   return { adaptive, seen };
 }
