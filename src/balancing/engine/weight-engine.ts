@@ -227,7 +227,7 @@ export class WeightEngine {
    * When an endpoint left, and whether what its cluster remembers of it is still due (departed.ts).
    */
   private clock = Number.NEGATIVE_INFINITY;
-  /** Clusters whose samples raised an alarm since takeAlarms last ran (noteFlow). */
+  /** Clusters whose signals raised an alarm since takeAlarms last ran. */
   private readonly alarms = new Set<string>();
 
   constructor(options: WeightEngineOptions = {}) {
@@ -644,9 +644,10 @@ export class WeightEngine {
    * The clusters whose signals raised an alarm since the last call: an endpoint now looks stalled
    * on its own (tick/stall.ts), its latest report newly trips the all-failing rule (tick/ejection.ts),
    * its probes just took it out (balancing/health.ts), or a backlog drain became pending
-   * (tick/backlog.ts). Each acts at the cluster's next tick; a caller that ticks it now (tickClusters) acts on them up to a
-   * tick period sooner. An extra tick is an ordinary one at a later `now`: the PID controller runs
-   * once per new sample however many ticks run (tick/pid.ts), and the rules in time read `now`.
+   * (tick/backlog.ts). Each acts at the cluster's next tick; a caller that ticks it now
+   * (tickClusters) acts on them up to a tick period sooner. An extra tick is an ordinary one at a
+   * later `now`: the PID controller runs once per new sample however many ticks run (tick/pid.ts),
+   * and the rules in time read `now`.
    */
   takeAlarms(): string[] {
     const names = [...this.alarms];

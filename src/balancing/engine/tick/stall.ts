@@ -27,16 +27,16 @@
  * Why these guards. Long-lived requests (gRPC streams, websockets): every endpoint completes few,
  * its peers' latency is long, the stall never outlasts it many times. Low traffic: a handful in
  * progress is below `minStalled`. Every endpoint stalling: no peer answers, so it is the fleet,
- * not one backend (fail static). A merely slow endpoint answers more than a stray few.
+ * not one backend (fail static). A merely slow endpoint answers more than a stray few. An endpoint
+ * whose traffic other replicas' proxies carry too: its sample has no counts (they are not all here).
+ * What it cannot tell apart: an endpoint whose latency jumps to many times its peers' is silent
+ * for that long too, and is taken out like a hung one (it is one, for that long).
  *
  * Why almost none, not none: the report whose interval began just before the hang carries the one
  * or two answers that came back before it, and waiting for the next report (a real Envoy, its
  * default 2 s interval) let the hung endpoint collect 2 s more of its share, every one of them a
  * failure at the route timeout (bench/scenarios `hang`: one answer, 0.5 a second against 17.5
- * sent, held the verdict back a whole report). An endpoint whose traffic
- * other replicas' proxies carry too: its sample has no counts (they are not all here).
- * What it cannot tell apart: an endpoint whose latency jumps to many times its peers' is silent
- * for that long too, and is taken out like a hung one (it is one, for that long).
+ * sent, held the verdict back a whole report).
  *
  * A stalled endpoint is taken out like an all-failing one: the same back-off, probation,
  * maxEjectedRatio (counting this tick's other ejections) and never the last serving endpoint.
