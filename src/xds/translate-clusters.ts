@@ -60,6 +60,16 @@ export function sameClusterForm(a: Cluster, b: Cluster): boolean {
 }
 
 /**
+ * Envoy's least request weighs a host by weight ÷ (active requests + 1)^bias when the weights differ
+ * (Envoy's bias: 1). With adaptive weights a host weighted 3× its peers (a 2× backend under pid)
+ * that hangs collected ~40 requests before the weights could move, where unweighted least request
+ * (two choices) stops at ~18: every one a failure at the route timeout. At 2, the requests in
+ * flight weigh more against the weight; fulcrum's controller finds the weights that balance the
+ * load either way (bench/RESULTS.md "alarm45": hang, headline and the other failure modes).
+ */
+export const ADAPTIVE_ACTIVE_REQUEST_BIAS = 2;
+
+/**
  * lb_policy, or load_balancing_policy where an extension policy is needed: client-side WRR is one,
  * and so is ROUND_ROBIN with slow start; LEAST_REQUEST, RANDOM and MAGLEV are written as one so that
  * proxyless gRPC does not reject them (translate-protection.ts leastRequestPolicy, randomPolicy, maglevPolicy).
@@ -67,7 +77,10 @@ export function sameClusterForm(a: Cluster, b: Cluster): boolean {
 function lbPolicyFields(c: Cluster, facts: EndpointFacts): Record<string, unknown> {
   if (c.lbPolicy === 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN') return { load_balancing_policy: clientSideWrrPolicy(c.clientSideWeightedRoundRobin) };
   const slowStart = { cluster: c.name, slowStart: c.slowStart };
-  if (c.lbPolicy === 'LEAST_REQUEST') return { load_balancing_policy: leastRequestPolicy(c.leastRequest?.choiceCount, c.localityWeighted === true, slowStart) };
+  if (c.lbPolicy === 'LEAST_REQUEST') {
+    const bias = c.weighting.kind !== 'static' ? ADAPTIVE_ACTIVE_REQUEST_BIAS : undefined;
+    return { load_balancing_policy: leastRequestPolicy(c.leastRequest?.choiceCount, c.localityWeighted === true, slowStart, bias) };
+  }
   if (c.lbPolicy === 'ROUND_ROBIN' && c.slowStart) return { load_balancing_policy: roundRobinPolicy(slowStart, c.localityWeighted === true) };
   if (c.lbPolicy === 'RANDOM') return { load_balancing_policy: randomPolicy(c.localityWeighted === true) };
   if (c.lbPolicy === 'MAGLEV') return { load_balancing_policy: maglevPolicy(c.maglev?.tableSize ?? 65_537, facts.rescalesLocalities) };

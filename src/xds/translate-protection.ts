@@ -179,11 +179,16 @@ export function roundRobinPolicy(slowStart: SlowStartOf, localityWeighted: boole
  * - grpc-js, which has no least request, takes wrr_locality around round robin: what it builds for
  *   `lb_policy: ROUND_ROBIN`. Not first: Envoy 1.40 takes wrr_locality too, and then did not
  *   pick by requests in flight (test/e2e/envoy-suite.ts).
+ *
+ * `activeRequestBias`: Envoy's exponent on (active requests + 1) when the weights differ (unset:
+ * Envoy's 1). translate-clusters.ts sets it for adaptive clusters (ADAPTIVE_ACTIVE_REQUEST_BIAS).
  */
-export function leastRequestPolicy(choiceCount: number | undefined, localityWeighted: boolean, slowStart?: SlowStartOf): Record<string, unknown> {
+export function leastRequestPolicy(choiceCount: number | undefined, localityWeighted: boolean, slowStart?: SlowStartOf, activeRequestBias?: number): Record<string, unknown> {
   return withRoundRobinFallback('envoy.load_balancing_policies.least_request', LEAST_REQUEST, {
     // Unset: Envoy's default, two choices.
     ...(choiceCount !== undefined ? { choice_count: u32(choiceCount) } : {}),
+    // A runtime key of fulcrum's own: nothing sets it, so the value is the default's.
+    ...(activeRequestBias !== undefined ? { active_request_bias: { default_value: activeRequestBias, runtime_key: 'fulcrum.least_request.active_request_bias' } } : {}),
     ...localityLbConfig(localityWeighted),
     // grpc-go reads choice_count alone; grpc-js takes the fallback.
     ...slowStartOf(slowStart),

@@ -8,7 +8,8 @@
  *  - grpc-go's load reports (per locality, no per-endpoint stats) reach the SignalStore;
  *  - a MAGLEV cluster (auto's affinity policy at 1000+ endpoints) reaches grpc-go as ring hash;
  *  - LEAST_REQUEST and RANDOM clusters are ACKed (least request; round robin), and so are
- *    ROUND_ROBIN and LEAST_REQUEST ones with Envoy's slow start;
+ *    ROUND_ROBIN and LEAST_REQUEST ones with Envoy's slow start, and a LEAST_REQUEST one with
+ *    adaptive weights (its active_request_bias);
  *  - a route's timeoutMs bounds grpc-go's calls (max_stream_duration, gRFC A31);
  *  - a grpc-go NACK names the cluster it refused (`resource "name": …`), and only that one is
  *    held refused while the other cluster of the same response stays served.
@@ -92,6 +93,8 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
         { name: RANDOM_CLUSTER, lbPolicy: 'RANDOM', http2: true, endpoints: plain },
         { name: 'slow-rr-backends', lbPolicy: 'ROUND_ROBIN', slowStart: SLOW_START, http2: true, endpoints: plain },
         { name: 'slow-lr-backends', lbPolicy: 'LEAST_REQUEST', slowStart: SLOW_START, http2: true, endpoints: plain },
+        // Adaptive weights: the typed policy carries active_request_bias (translate-clusters.ts).
+        { name: 'adaptive-lr-backends', lbPolicy: 'LEAST_REQUEST', weighting: { policy: 'pid', setpoint: 'mean' }, http2: true, endpoints: plain },
       ],
       listeners: [
         { name: 'sessions', apiListener: true, routes: [{ prefix: '/', cluster: CLUSTER, hashPolicy: { header: 'x-user' } }] },
@@ -100,6 +103,7 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
         { name: 'random', apiListener: true, routes: [{ prefix: '/', cluster: RANDOM_CLUSTER }] },
         { name: 'slow-rr', apiListener: true, routes: [{ prefix: '/', cluster: 'slow-rr-backends' }] },
         { name: 'slow-lr', apiListener: true, routes: [{ prefix: '/', cluster: 'slow-lr-backends' }] },
+        { name: 'adaptive-lr', apiListener: true, routes: [{ prefix: '/', cluster: 'adaptive-lr-backends' }] },
         { name: 'timed', apiListener: true, routes: [{ prefix: '/', cluster: LR_CLUSTER, timeoutMs: 500 }] },
         {
           name: 'mixed',
@@ -199,6 +203,7 @@ describeRequiring('the grpc-go proxyless client', goClient, 'proxyless grpc-go t
     // Envoy's slow start in the typed policy: grpc-go reads no slow_start_config.
     ['ROUND_ROBIN with slowStart', 'round_robin entry', 'slow-rr'],
     ['LEAST_REQUEST with slowStart', 'least_request entry', 'slow-lr'],
+    ['LEAST_REQUEST with adaptive weights (active_request_bias)', 'least_request entry', 'adaptive-lr'],
   ] as const)('grpc-go takes the %s cluster\'s %s: no NACK, every server answers', { timeout: 120_000 }, async ([policy, , listener]) => {
     const nodeId = `grpc-go-${policy}-${process.pid}`;
     const run = runGrpcGoClient(goClient.bin, { xdsPort: fulcrum.xdsPort, nodeId, target: `xds:///${listener}`, count: 90 });

@@ -57,6 +57,16 @@ describe('translator', () => {
   const groups = translate(catalog);
   const all = groups.get(DEFAULT_GROUP);
 
+  it('LEAST_REQUEST with adaptive weights: active_request_bias 2 (the requests in flight weigh more against the weight); static weights keep Envoy\'s 1', () => {
+    const lrOf = (weighting: Cluster['weighting']): unknown => {
+      const c: Cluster = { name: 'lr2', lbPolicy: 'LEAST_REQUEST', connectTimeoutMs: 1000, http2: false, weighting, endpoints: [] };
+      const out = decode(translate({ ...catalog, clusters: [c], listeners: [], nodeGroups: [] }).get(DEFAULT_GROUP), TYPE.cluster, 'lr2') as { load_balancing_policy: { policies: { typed_extension_config: { typed_config: unknown } }[] } };
+      return decodeAny(out.load_balancing_policy.policies[0]?.typed_extension_config.typed_config);
+    };
+    expect(lrOf({ kind: 'pid', setpoint: 'mean' })).toEqual({ active_request_bias: { default_value: 2, runtime_key: 'fulcrum.least_request.active_request_bias' } });
+    expect(lrOf({ kind: 'static' })).toEqual({});
+  });
+
   it('emits EDS-over-ADS clusters with their LB policy and its config', () => {
     expect(decode(all, TYPE.cluster, 'rr')).toMatchObject({
       name: 'rr', type: 'EDS', lb_policy: 'ROUND_ROBIN', connect_timeout: { seconds: 1, nanos: 500_000_000 },
