@@ -35,8 +35,8 @@ export interface WeightLoopOptions {
   readonly publish: (overrides: WeightOverrides) => void;
   /** The CPU time each periodic tick took, its slices summed (metrics). */
   readonly onTicked?: (ms: number) => void;
-  /** An alarm's tick ran (see alarm), with the CPU time it took (metrics). */
-  readonly onAlarmTicked?: (ms: number) => void;
+  /** An alarm's tick ran (see alarm; metrics). */
+  readonly onAlarmTicked?: () => void;
   /**
    * Saving the published weights failed (e.g. etcd unreachable). They are published anyway: the
    * archive only serves a restart or a hand-over. Default: a process warning.
@@ -156,7 +156,6 @@ export class WeightLoop implements Component {
   private alarm(): void {
     this.alarmTimer = undefined;
     if (this.running !== undefined) return;
-    const started = performance.now();
     let ticked: ReturnType<WeightLoopOptions['adaptive']['tickAlarmed']>;
     try {
       ticked = this.options.adaptive.tickAlarmed(this.now(), this.alarmBudget);
@@ -165,7 +164,7 @@ export class WeightLoop implements Component {
       return;
     }
     this.alarmBudget -= ticked.endpoints;
-    if (ticked.clusters > 0) this.options.onAlarmTicked?.(performance.now() - started);
+    if (ticked.clusters > 0) this.options.onAlarmTicked?.();
     if (ticked.overrides) this.published(ticked.overrides);
   }
 

@@ -43,7 +43,7 @@ import { cell, noteSample, PR_PENDING, PR_SETPOINT, PR_W, setCell, PR_LAST_CONTR
 import { isSet, UNSET, type ClusterState, type EjectionState, type EndpointState } from './state.js';
 import { forgetNewcomers, HW_EARN, HW_PUB, HW_ROW, HW_SERVED, HW_W, restoreHeldRow } from './held-weights.js';
 import { beyondRoom, DepartedMemory } from './departed.js';
-import type { BacklogDrain } from './tick/backlog.js';
+import { underWay, type BacklogDrain } from './tick/backlog.js';
 import type { EjectionSettings, SafetySettings, Sample } from './types.js';
 
 export const CLUSTER_EXPORT_VERSION = 1;
@@ -158,7 +158,7 @@ export function exportCluster(c: ClusterState, clock = Number.NEGATIVE_INFINITY)
  * taken on that fresh report, not on the last owner's.
  */
 function exportedDrain(d: BacklogDrain | undefined, at: number): { drain?: ExportedDrain } {
-  if (d === undefined || !(d.back === d.back) || !Number.isFinite(at)) return {};
+  if (!underWay(d) || !Number.isFinite(at)) return {};
   return { drain: { back: d.back, reportMsAgo: Math.max(0, at - d.at), ...(d.cleared ? { cleared: true as const } : {}) } };
 }
 
@@ -227,7 +227,7 @@ export function importCluster(c: ClusterState, state: ExportedClusterState, now?
 function importDrain(c: ClusterState, e: EndpointState, x: unknown, now: number | undefined): void {
   const d = now === undefined ? undefined : drainOf(x, now, c.safety);
   if (d !== undefined) e.drain = d;
-  else if (e.drain !== undefined && e.drain.back === e.drain.back) e.drain = undefined;
+  else if (underWay(e.drain)) e.drain = undefined;
 }
 
 /**

@@ -83,7 +83,7 @@ import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
 import { runEjection, runEjectionSteps, type ClusterSignals } from './tick/ejection.js';
 import { mayStall, stalledAlone } from './tick/stall.js';
-import { noteBacklog } from './tick/backlog.js';
+import { noteBacklog, sharePending } from './tick/backlog.js';
 import { SharedSettings } from './shared-settings.js';
 import { newFrame, newTickScratch, type Frame } from './tick/frame.js';
 import { readingWindowMs } from './tick/freshness.js';
@@ -178,19 +178,16 @@ function noteFlow(c: ClusterState, e: EndpointState, taken: Sample): boolean {
   e.flowPrevInflight = e.flow?.inflight ?? Number.NaN;
   e.flow = taken;
   c.stallCandidates += (mayStall(e.flow, e.flowPrevInflight) ? 1 : 0) - before;
-  const pending = drainPending(e);
+  const pending = sharePending(e.drain);
   c.draining += noteBacklog(e, taken);
   if (e.ejection?.until !== undefined) return false;
   // Only as it starts: a hung endpoint's every later report (one per proxy) raises none.
   const stalls = c.ejection.enabled && !wasStalled && stalledAlone({ sample: taken, prevInflight: e.flowPrevInflight }, c.ejection);
-  return stalls || (!pending && drainPending(e) && c.parts.pid > 0);
+  return stalls || (!pending && sharePending(e.drain) && c.parts.pid > 0);
 }
 
 /** Endpoint i's latest report trips the all-failing rule on its own (tick/ejection.ts), with ejection on. */
 const allFailing = (c: ClusterState, i: number): boolean => c.ejection.enabled && lastReportFailing(c.errors, i, Math.max(1, c.ejection.minRequests / 4), c.ejection.allFailingRatio);
-
-/** A drain's share waits for the controller (tick/backlog.ts). */
-const drainPending = (e: EndpointState): boolean => e.drain !== undefined && e.drain.share === e.drain.share;
 
 /** What the outlier detector reads of a cluster: its error rows once any count was seen, and whether some flow could show a stall. */
 function signalsOf(c: ClusterState): ClusterSignals {

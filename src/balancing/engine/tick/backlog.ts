@@ -56,6 +56,12 @@ export interface BacklogDrain {
   cleared: boolean;
 }
 
+/** A drain is under way: the endpoint's weight is the drain's, with a factor back to the controller's. */
+export const underWay = (d: BacklogDrain | undefined): d is BacklogDrain => d !== undefined && d.back === d.back;
+
+/** A drain's share waits for the controller to read it. */
+export const sharePending = (d: BacklogDrain | undefined): boolean => d !== undefined && d.share === d.share;
+
 /**
  * The share of what it was sent that drains the backlog a load report shows (NaN: none). Every
  * count is the report's: rps sent, successes and errors finished per second, inflight now, and
@@ -77,11 +83,11 @@ export function drainShare(x: Sample): number {
 export function noteBacklog(e: EndpointState, x: Sample): number {
   const had = e.drain !== undefined;
   const d = e.drain;
-  if (d !== undefined && d.back === d.back && x.at - d.at < STANDS_MS) return 0;
+  if (underWay(d) && x.at - d.at < STANDS_MS) return 0;
   const share = drainShare(x);
   if (share === share) e.drain = { share, at: x.at, back: d?.back ?? Number.NaN, cleared: false };
   // No backlog: a drain under way goes back on the controller's next run; one only pending is void.
-  else if (d !== undefined && d.back === d.back) {
+  else if (underWay(d)) {
     d.share = Number.NaN;
     d.at = x.at;
     d.cleared = true;
@@ -114,7 +120,7 @@ export function drainOrRestore(c: ClusterState, f: Frame, i: number, o: ControlS
   const pending = share === share && !(d.at <= o.since) && f.now - d.at <= c.safety.staleAfterMs;
   // Only as deep as its peers can carry (as errors move load: error-shift.ts): none from 90% on.
   if (pending) return drain(c, f, i, d, { ...o, share: 1 - (1 - share) * errorShiftAllowance(o.peers()) });
-  if (d.back !== d.back || f.now - d.at > c.safety.staleAfterMs) {
+  if (!underWay(d) || f.now - d.at > c.safety.staleAfterMs) {
     // A report of a backlog the controller saw too late (stale) or already, or a drain whose reports
     // stopped (freshness.ts holds and decays it then) or voided: nothing to go back from.
     e.drain = undefined;
@@ -129,7 +135,7 @@ export function drainOrRestore(c: ClusterState, f: Frame, i: number, o: ControlS
 }
 
 function drain(c: ClusterState, f: Frame, i: number, d: BacklogDrain, o: ControlStep & { readonly share: number }): number {
-  const under = d.back === d.back;
+  const under = underWay(d);
   // Drained already, the controller reads the drain's measurements: the drain goes on from where it is.
   const step = under ? 1 : o.multiplier;
   if (!(o.share < step)) return step;
@@ -160,7 +166,7 @@ export function voidDrain(d: BacklogDrain): void {
 /** Marks endpoint i's weight as a drain's while one is under way (explanations), between the controller's runs. */
 export function markDrained(c: ClusterState, f: Frame, i: number): void {
   const d = (c.order[i] as EndpointState).drain;
-  if (d !== undefined && d.back === d.back) mark(f, i, R_DRAIN);
+  if (underWay(d)) mark(f, i, R_DRAIN);
 }
 
 /** The step limit lets endpoint i move by `ratio` (either way) this tick. */
