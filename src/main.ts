@@ -41,7 +41,7 @@ import type { KubernetesContribution } from './sources/kubernetes/mapping.js';
 import { RefusalLog, XdsAuthMetrics } from './telemetry/auth-metrics.js';
 import { createLogger, defaultLogFormat, type LogFormat, type Logger } from './telemetry/logger.js';
 import { Metrics, type ClusterEndpointValues, type EndpointValue } from './telemetry/metrics.js';
-import { registerAdminConnectionsRefused, registerBuildInfo, registerDanglingReferences, registerLastResorts, registerNativeMemoryTrims, registerSignalStates, registerSyncStates } from './telemetry/operator-metrics.js';
+import { registerAdminConnectionsRefused, registerBuildInfo, registerDanglingReferences, registerLastResorts, registerLrsInterval, registerNativeMemoryTrims, registerSignalStates, registerSyncStates } from './telemetry/operator-metrics.js';
 import { AdaptiveWeights } from './weights/adaptive-weights.js';
 import { MissingSignalsLog } from './weights/missing-signals.js';
 import { WeightArchiveSweep } from './weights/archive-sweep.js';
@@ -235,6 +235,7 @@ function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
   const signals = new Signals({
     log,
     lrsIntervalMs: lrs?.intervalMs ?? 2_000,
+    ...(lrs ? { lrsMaxIntervalMs: lrs.maxIntervalMs, lrsEntriesPerSecond: lrs.entriesPerSecond } : {}),
     onSamples: (transport, accepted, rejected) => metrics.samplesReceived(transport, accepted, rejected),
     ...(lrs?.metricFields ? { lrsMetricFields: lrs.metricFields } : {}),
     currentWeight: (cluster, key) => adaptive.current().get(cluster)?.get(key)?.weight,
@@ -249,6 +250,7 @@ function buildCore({ config, log }: Boot, options: FulcrumOptions): Core {
   registerBuildInfo(metrics.registry, packageVersion());
   registerSyncStates(metrics.registry, () => registry.list().map(streamState));
   registerLastResorts(metrics.registry, () => adaptive.lastResorts());
+  registerLrsInterval(metrics.registry, () => signals.lrsIntervalMs / 1000);
   registerSignalStates(metrics.registry, { failStatic: () => adaptive.failStaticClusters(), notFresh: () => adaptive.signalsNotFresh() });
   metrics.trackEndpointWeightsByCluster(() => publisher.endpointWeightsByCluster());
   metrics.trackEndpointUtilizationByCluster(() => endpointUtilization(signals.store));

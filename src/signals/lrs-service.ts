@@ -13,6 +13,7 @@ import type { Oversized } from '../runtime/protobuf-entries.js';
 import type { MetricField } from './lrs-conversion.js';
 import type { GrpcServicePair } from './report-grpc.js';
 import { clipped } from './report-validation.js';
+import { ReportCadence, reportEntries, type Asked } from './report-cadence.js';
 import type { SignalStore } from './signal-store.js';
 import { WindowedLog } from '../telemetry/windowed-log.js';
 
@@ -26,7 +27,7 @@ import { WindowedLog } from '../telemetry/windowed-log.js';
 const SEND_ALL_FEATURE = 'envoy.lrs.supports_send_all_clusters';
 
 /**
- * Well under the engine's tick (1 s by default) and the reporting interval (2 s): a tick sees
+ * Well under the engine's tick (1 s by default) and the reporting interval (1–2 s): a tick sees
  * every report that arrived up to this long before it.
  */
 const DEFAULT_FLUSH_MS = 200;
@@ -35,8 +36,15 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 export interface LrsServiceOptions {
   readonly store: SignalStore;
-  /** `load_reporting_interval` asked of the proxies (default 2000 ms). */
+  /**
+   * `load_reporting_interval` asked of the proxies: the shortest (default 1000 ms). The interval
+   * stretches toward `maxReportingIntervalMs` as the fleet's reports grow (report-cadence.ts).
+   */
   readonly reportingIntervalMs?: number;
+  /** The longest interval asked (default: `reportingIntervalMs` when that is set, else 2000 ms). */
+  readonly maxReportingIntervalMs?: number;
+  /** Report entries a second the interval stretches to stay within (default DEFAULT_REPORT_ENTRIES_PER_SECOND). */
+  readonly reportEntriesPerSecond?: number;
   /**
    * Clusters to ask reports for. Default: `send_all_clusters` for clients that advertise
    * `envoy.lrs.supports_send_all_clusters` (Envoy and grpc-go do); for the others, this list is
@@ -84,7 +92,9 @@ export const LRS_REPORT_BURST = 5;
  * publication, a store write) or the network stalls, they wait in the socket. The pace cannot tell
  * those from a flood, so a stream may always be this far ahead: at a 200 ms interval, 5 reports
  * were a 1 s stall, and a stall that long ended every proxy's stream at once (then all reconnected
- * and their load went missing together). At the default 2 s interval it is the 5 of LRS_REPORT_BURST.
+ * and their load went missing together). At the shortest default interval (1 s) it is 10 reports.
+ * Reports are paced at the shortest interval asked: a stream re-asked a longer one may still send
+ * at the shorter until it reads the answer.
  */
 export const LRS_STALL_TOLERANCE_MS = 10_000;
 
@@ -104,6 +114,8 @@ export interface LrsStreamInfo {
 
 export interface LrsService extends GrpcServicePair {
   readonly streamCount: number;
+  /** The interval a stream opened now is asked (ReportCadence.target). */
+  readonly intervalMs: number;
   /**
    * Sends a new LoadStatsResponse on every open stream: needed only with an explicit `clusters`
    * list, after it changes. With `send_all_clusters` Envoy 1.40 picks up clusters added later by
@@ -124,6 +136,11 @@ export interface LrsService extends GrpcServicePair {
 /** A share, and another replica's sums, count for this many reporting intervals unless renewed. */
 const LIFETIME_INTERVALS = 3;
 
+/** ~0.15–0.2 of a core at 7–10 µs an entry (bench/RESULTS.md, "lrs35"). */
+export const DEFAULT_REPORT_ENTRIES_PER_SECOND = 20_000;
+/** How often open streams are checked against the target interval. */
+const CADENCE_CHECK_MS = 1_000;
+
 type LrsCall = grpc.ServerDuplexStream<WireLoadStatsRequest | Oversized, Buffer>;
 
 let nextStreamId = 1;
@@ -132,14 +149,25 @@ let nextStreamId = 1;
 interface LrsContext {
   readonly options: LrsServiceOptions;
   readonly aggregator: LrsAggregator;
-  /** Open streams → resend their LoadStatsResponse. */
-  readonly calls: Map<LrsCall, () => void>;
+  /** Open streams → resend their LoadStatsResponse (at the target interval, or at `ms`). */
+  readonly calls: Map<LrsCall, LrsStreamControl>;
+  /** The shortest interval asked: reports are paced at it. */
   readonly intervalMs: number;
-  readonly interval: { seconds: number; nanos: number };
+  /** The longest interval asked: another replica's sums count for LIFETIME_INTERVALS of it. */
+  readonly maxIntervalMs: number;
+  readonly cadence: ReportCadence;
   readonly flush: Flush;
   readonly burst: number;
   /** Refused streams' warnings, one a minute per kind: a client reopening streams cannot turn each into a log line. */
   readonly refusals: WindowedLog;
+}
+
+/** What the service keeps of an open stream to ask it again. */
+interface LrsStreamControl {
+  /** What it was last asked (undefined before its first request is answered). */
+  asked(): Asked | undefined;
+  /** Sends the LoadStatsResponse again, at `ms` (default: the target). */
+  resend(ms?: number): void;
 }
 
 /** A stream's reports ahead of its interval: `tokens` as of `at` (store clock), one earned per interval. */
@@ -210,16 +238,24 @@ export const LRS_NODE_ID_MAX = 256;
 
 /** One proxy's stream: answer its first request, then fold every report into the signal store. */
 function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
-  const { options, aggregator, calls, intervalMs } = ctx;
+  const { options, aggregator, calls, cadence } = ctx;
   const id = nextStreamId++;
-  const state = { nodeId: '', answered: false, features: [] as readonly string[] };
+  const state = { nodeId: '', answered: false, features: [] as readonly string[], asked: undefined as Asked | undefined };
   const pace: Pace = { tokens: ctx.burst, at: options.store.now() };
-  const respond = (): void => writeLoadStatsResponse(ctx, call, id, state.nodeId, state.features);
-  calls.set(call, () => {
-    if (state.answered) respond();
+  const respond = (ms = cadence.target()): void => {
+    state.asked = { ms, at: options.store.now() };
+    writeLoadStatsResponse(ctx, call, { id, nodeId: state.nodeId, features: state.features, intervalMs: ms });
+  };
+  calls.set(call, {
+    asked: () => state.asked,
+    resend: (ms) => {
+      if (state.answered) respond(ms);
+    },
   });
+  cadence.opened(id);
   const done = (): void => {
     if (!calls.delete(call)) return;
+    cadence.closed(id);
     aggregator.dropStream(id);
     changed(ctx);
     options.log?.info({ lrsStream: id, node: state.nodeId }, 'LRS stream closed');
@@ -245,9 +281,10 @@ function serveLrsStream(ctx: LrsContext, call: LrsCall): void {
       if (!state.answered) {
         state.answered = true;
         respond();
-        options.log?.info({ lrsStream: id, node: state.nodeId, peer: info.peer, intervalMs }, 'LRS stream opened');
+        options.log?.info({ lrsStream: id, node: state.nodeId, peer: info.peer, intervalMs: state.asked?.ms }, 'LRS stream opened');
       }
-      recordReport(ctx, id, req);
+      cadence.reported(id, reportEntries(req));
+      recordReport(ctx, id, req, state.asked?.ms ?? ctx.intervalMs);
     } catch (err) {
       // A bug must cost one stream, never the process.
       options.log?.warn({ err, lrsStream: id }, 'LRS request failed');
@@ -278,8 +315,9 @@ function refuseTooFast(ctx: LrsContext, call: LrsCall, id: number): void {
 }
 
 /** The LoadStatsResponse: every cluster when the proxy supports send_all_clusters, else the configured list. */
-function writeLoadStatsResponse(ctx: LrsContext, call: LrsCall, id: number, nodeId: string, features: readonly string[]): void {
+function writeLoadStatsResponse(ctx: LrsContext, call: LrsCall, to: { id: number; nodeId: string; features: readonly string[]; intervalMs: number }): void {
   const { options } = ctx;
+  const { id, nodeId, features } = to;
   const sendAll = options.clusters === undefined && features.includes(SEND_ALL_FEATURE);
   const clusters = sendAll ? [] : [...(options.clusters?.() ?? [])];
   if (!sendAll && clusters.length === 0) {
@@ -288,19 +326,32 @@ function writeLoadStatsResponse(ctx: LrsContext, call: LrsCall, id: number, node
   call.write(
     encodeLoadStatsResponse({
       ...(sendAll ? { send_all_clusters: true } : { clusters }),
-      load_reporting_interval: ctx.interval,
+      load_reporting_interval: { seconds: Math.floor(to.intervalMs / 1000), nanos: Math.round((to.intervalMs % 1000) * 1e6) },
       report_endpoint_granularity: true,
     }),
   );
 }
 
-function recordReport(ctx: LrsContext, id: number, req: WireLoadStatsRequest): void {
-  ctx.aggregator.apply(id, req, ctx.options.store.now(), ctx.intervalMs);
+/** `askedMs`: the interval the stream was asked, which its report's interval is read against. */
+function recordReport(ctx: LrsContext, id: number, req: WireLoadStatsRequest, askedMs: number): void {
+  ctx.aggregator.apply(id, req, ctx.options.store.now(), askedMs);
   changed(ctx);
 }
 
+/** Asks every stream whose interval is far enough from the target (ReportCadence.retarget) the target. */
+function retargetStreams(ctx: LrsContext): void {
+  const now = ctx.options.store.now();
+  for (const stream of ctx.calls.values()) {
+    const asked = stream.asked();
+    const ms = asked === undefined ? undefined : ctx.cadence.retarget(asked, now);
+    if (ms !== undefined) stream.resend(ms);
+  }
+}
+
 export function lrsService(options: LrsServiceOptions): LrsService {
-  const intervalMs = Math.max(1, options.reportingIntervalMs ?? 2_000);
+  const intervalMs = Math.max(1, options.reportingIntervalMs ?? 1_000);
+  const maxIntervalMs = Math.max(intervalMs, options.maxReportingIntervalMs ?? (options.reportingIntervalMs ?? 2_000));
+  const cadence = new ReportCadence({ minMs: intervalMs, maxMs: maxIntervalMs, entriesPerSecond: options.reportEntriesPerSecond ?? DEFAULT_REPORT_ENTRIES_PER_SECOND });
   const aggregator = new LrsAggregator({
     staleAfterIntervals: LIFETIME_INTERVALS,
     ...(options.metricFields ? { metricFields: options.metricFields } : {}),
@@ -308,12 +359,13 @@ export function lrsService(options: LrsServiceOptions): LrsService {
     ...(options.onEntries ? { onEntries: options.onEntries } : {}),
     ...(options.knows ? { knows: options.knows } : {}),
   });
-  const calls = new Map<LrsCall, () => void>();
-  const interval = { seconds: Math.floor(intervalMs / 1000), nanos: Math.round((intervalMs % 1000) * 1e6) };
+  const calls = new Map<LrsCall, LrsStreamControl>();
   const flush: Flush = { ms: Math.max(0, options.flushMs ?? DEFAULT_FLUSH_MS), timer: undefined, dueAt: 0, closed: false };
   const refusals = new WindowedLog((fields, message) => options.log?.warn(fields, message), 'LRS stream refused', REFUSAL_LOG_WINDOW_MS, () => options.store.now());
-  const ctx: LrsContext = { options, aggregator, calls, intervalMs, interval, flush, burst: lrsPace(options.reportBurst ?? LRS_REPORT_BURST, intervalMs), refusals };
+  const ctx: LrsContext = { options, aggregator, calls, intervalMs, maxIntervalMs, cadence, flush, burst: lrsPace(options.reportBurst ?? LRS_REPORT_BURST, intervalMs), refusals };
   const handle = (call: LrsCall): void => serveLrsStream(ctx, call);
+  // Only when the interval can move; unref'd, and stopped by close().
+  const checks = maxIntervalMs > intervalMs ? setInterval(() => retargetStreams(ctx), CADENCE_CHECK_MS).unref() : undefined;
 
   const definition: grpc.ServiceDefinition = {
     StreamLoadStats: {
@@ -332,10 +384,14 @@ export function lrsService(options: LrsServiceOptions): LrsService {
     get streamCount() {
       return calls.size;
     },
+    get intervalMs() {
+      return cadence.target();
+    },
     refresh() {
-      for (const resend of calls.values()) resend();
+      for (const stream of calls.values()) stream.resend();
     },
     close() {
+      clearInterval(checks);
       for (const call of [...calls.keys()]) call.end();
       // What arrived before the close still reaches the store; nothing after it does (closed
       // first: the flush schedules none after itself then).
@@ -344,7 +400,7 @@ export function lrsService(options: LrsServiceOptions): LrsService {
     },
     partials: (include) => aggregator.partials(include),
     applyPartial(replica, p) {
-      const kept = aggregator.applyPartial(replica, p.cluster, p.key, p.sums, options.store.now(), LIFETIME_INTERVALS * intervalMs);
+      const kept = aggregator.applyPartial(replica, p.cluster, p.key, p.sums, options.store.now(), LIFETIME_INTERVALS * maxIntervalMs);
       if (kept) changed(ctx);
       return kept;
     },

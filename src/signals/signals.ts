@@ -20,8 +20,12 @@ export type LrsShare = Pick<LrsService, 'partials' | 'applyPartial' | 'dropRepli
 
 export interface SignalsOptions {
   readonly log: Logger;
-  /** LoadStatsResponse.load_reporting_interval asked of proxies. */
+  /** LoadStatsResponse.load_reporting_interval asked of proxies: the shortest (fixed unless lrsMaxIntervalMs is longer). */
   readonly lrsIntervalMs: number;
+  /** The longest interval asked as the fleet's reports grow (report-cadence.ts); default lrsIntervalMs. */
+  readonly lrsMaxIntervalMs?: number;
+  /** Report entries a second the interval stretches to stay within. */
+  readonly lrsEntriesPerSecond?: number;
   /**
    * Ingestion counts (metrics): per report batch (http, grpc) the samples kept and rejected; per
    * LRS sample kept in the store, ('lrs', 1, 0). LRS samples dropped (unknown endpoint, too old)
@@ -95,6 +99,8 @@ export class Signals {
       store: this.store,
       knows,
       reportingIntervalMs: options.lrsIntervalMs,
+      maxReportingIntervalMs: options.lrsMaxIntervalMs ?? options.lrsIntervalMs,
+      ...(options.lrsEntriesPerSecond !== undefined ? { reportEntriesPerSecond: options.lrsEntriesPerSecond } : {}),
       log: options.log,
       localityMembers: (cluster, locality) => this.localityMembers(cluster, locality),
       ...(options.lrsMetricFields ? { metricFields: { ...DEFAULT_METRIC_FIELDS, ...options.lrsMetricFields } } : {}),
@@ -133,6 +139,11 @@ export class Signals {
 
   /** POST /v1/reports. Throws ReportBatchError (with its HTTP status) for a batch refused whole. */
   readonly ingest: (body: unknown) => IngestResult;
+
+  /** The load report interval a stream opened now is asked (report-cadence.ts). */
+  get lrsIntervalMs(): number {
+    return this.lrs.intervalMs;
+  }
 
   /** HA: the LRS sums this replica and the others exchange (src/ha/signal-share.ts). */
   get lrsShare(): LrsShare {

@@ -48,7 +48,11 @@ export interface ServerSettings {
   readonly engineHealth: { failureThreshold?: number; successThreshold?: number; baseBackoffMs?: number; maxBackoffMs?: number };
   /** Envoy load reporting (LRS); undefined when disabled. */
   readonly loadReporting?: {
+    /** The shortest interval asked; it stretches toward maxIntervalMs as the fleet's reports grow (src/signals/report-cadence.ts). */
     readonly intervalMs: number;
+    readonly maxIntervalMs: number;
+    /** Report entries a second the interval stretches to stay within. */
+    readonly entriesPerSecond: number;
     /** Asked of Envoy (`lrs_report_endpoint_metrics`): the configured list plus every `metricFields` name. */
     readonly endpointMetrics: readonly string[];
     /** Load metric name → sample field, over the defaults; undefined when not configured. */
@@ -215,7 +219,7 @@ function dedupeByPath(problems: ConfigProblem[]): ConfigProblem[] {
 
 /** Every problem the schema cannot see, in document order, yielding between clusters. */
 function* semanticsSteps(cfg: ConfigFile): Generator<void, ConfigProblem[], void> {
-  const problems: ConfigProblem[] = [...checkXdsSecurity(cfg.server?.xds)];
+  const problems: ConfigProblem[] = [...checkXdsSecurity(cfg.server?.xds), ...reportIntervalProblems(cfg.server?.loadReporting)];
   const clusterNames = new Set<string>();
   const clusters = cfg.clusters ?? [];
   for (let i = 0; i < clusters.length; i++) {
@@ -558,18 +562,48 @@ function toServer(cfg: ConfigFile): ServerSettings {
   };
 }
 
+/** The load report interval's default range (src/signals/report-cadence.ts). */
+const DEFAULT_REPORT_INTERVAL_MS = 1_000;
+const DEFAULT_MAX_REPORT_INTERVAL_MS = 2_000;
+/** As DEFAULT_REPORT_ENTRIES_PER_SECOND in src/signals/lrs-service.ts (sources/ does not import signals/). */
+const DEFAULT_REPORT_ENTRIES_PER_SECOND = 20_000;
+
 /** A sample field a load metric may feed (as `MetricField` in src/signals/lrs-conversion.ts). */
 export type LoadMetricField = 'cpu' | 'memory' | 'latencyMs' | 'errors' | 'rps';
 
-function loadReportingSettings(lr: { intervalMs?: number; endpointMetrics?: string[]; metricFields?: Record<string, LoadMetricField> } | undefined): ServerSettings['loadReporting'] {
+interface LoadReportingInput {
+  intervalMs?: number;
+  maxIntervalMs?: number;
+  entriesPerSecond?: number;
+  endpointMetrics?: string[];
+  metricFields?: Record<string, LoadMetricField>;
+}
+
+function loadReportingSettings(lr: LoadReportingInput | undefined): ServerSettings['loadReporting'] {
   // What the default metric fields read (rps_fractional aside: Envoy counts requests itself).
   const listed = lr?.endpointMetrics ?? ['cpu_utilization', 'mem_utilization', 'eps', 'named_metrics.latency_ms'];
   const mapped = Object.keys(lr?.metricFields ?? {});
   return {
-    intervalMs: lr?.intervalMs ?? 2_000,
+    ...reportIntervals(lr),
     endpointMetrics: [...new Set([...listed, ...mapped])],
     ...(lr?.metricFields ? { metricFields: lr.metricFields } : {}),
   };
+}
+
+/** The longest interval may not be shorter than the shortest (a default counts: maxIntervalMs 500 alone is refused). */
+function reportIntervalProblems(lr: LoadReportingInput | undefined): ConfigProblem[] {
+  const { intervalMs, maxIntervalMs } = reportIntervals(lr);
+  return maxIntervalMs < intervalMs ? [{ path: '/server/loadReporting/maxIntervalMs', message: `must be >= intervalMs (${intervalMs} ms), got ${maxIntervalMs}` }] : [];
+}
+
+/**
+ * 1–2 s by default, stretched by the fleet's reports; `intervalMs` alone is a fixed interval (as
+ * before the cadence, so a config that set it keeps what it asked).
+ */
+function reportIntervals(lr: LoadReportingInput | undefined): { intervalMs: number; maxIntervalMs: number; entriesPerSecond: number } {
+  const intervalMs = lr?.intervalMs ?? DEFAULT_REPORT_INTERVAL_MS;
+  const maxIntervalMs = lr?.maxIntervalMs ?? lr?.intervalMs ?? DEFAULT_MAX_REPORT_INTERVAL_MS;
+  return { intervalMs, maxIntervalMs, entriesPerSecond: lr?.entriesPerSecond ?? DEFAULT_REPORT_ENTRIES_PER_SECOND };
 }
 
 /**

@@ -300,6 +300,8 @@ const ServerSchema = Type.Object(
         {
           enabled: Type.Optional(Type.Boolean()),
           intervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+          maxIntervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+          entriesPerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000 })),
           endpointMetrics: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 50 })),
           // Load metric → sample field (src/signals/lrs-conversion.ts); the names are also asked of Envoy.
           metricFields: Type.Optional(

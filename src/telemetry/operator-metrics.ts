@@ -99,6 +99,20 @@ export function registerLastResorts(registry: Registry, source: () => Iterable<L
   );
 }
 
+/** `fulcrum_lrs_interval_seconds`: the load report interval asked now (it moves with the fleet's reports). */
+export function registerLrsInterval(registry: Registry, seconds: () => number): void {
+  scrapedGauge(
+    registry,
+    'fulcrum_lrs_interval_seconds',
+    'The load report interval an LRS stream opened now is asked: server.loadReporting.intervalMs, stretched toward maxIntervalMs ' +
+      'while one round of the fleet\'s latest reports holds more than entriesPerSecond entries per second. Open streams follow within seconds.',
+    [],
+    function* () {
+      yield [{}, seconds()];
+    },
+  );
+}
+
 /** A reference as the dangling-references gauge reads it (catalog/dangling-references.ts). */
 export interface DanglingLine {
   readonly referrer: string;

@@ -6,9 +6,9 @@ import { pino } from 'pino';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { startFulcrum, type Fulcrum } from '../../src/main.js';
-import type { WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
-import { lrsService, type LrsService } from '../../src/signals/lrs-service.js';
+import { startFulcrum } from '../../src/main.js';
+import { durationMs, type WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
+import { lrsService, type LrsService, type LrsServiceOptions } from '../../src/signals/lrs-service.js';
 import { SignalStore } from '../../src/signals/signal-store.js';
 import { parseConfig } from '../../src/sources/config-file.js';
 import { envoyType, TYPE } from '../../src/xds/envoy-api.js';
@@ -51,13 +51,115 @@ function unknownFields(type: protobuf.Type, buf: Uint8Array, path = type.name, o
   return out;
 }
 
+/** What a test of Envoy's load reports runs against: ORCA backends behind a real Envoy, its LRS stream to an LrsService of its own. */
+interface LrsRig {
+  readonly backends: OrcaBackends;
+  readonly envoy: EnvoyHandle;
+  readonly lrs: LrsService;
+  readonly listenerPort: number;
+  close(): Promise<void>;
+}
+
+/** Where a rig's requests and samples go, and what it runs. */
+interface RigSinks {
+  readonly nodeId: string;
+  readonly backends: Parameters<typeof startOrcaBackends>[0];
+  readonly store: SignalStore;
+  readonly requests: { at: number; req: WireLoadStatsRequest }[];
+  readonly unknown?: Set<string>;
+}
+
+async function startLrsRig(lrsOptions: Omit<LrsServiceOptions, 'store' | 'onRequest'>, sinks: RigSinks): Promise<LrsRig> {
+  const dir = await mkdtemp(join(tmpdir(), 'fulcrum-lrs-'));
+  const backends = await startOrcaBackends(sinks.backends);
+  const listenerPort = await freePort();
+
+  // LRS on its own port, capturing every request (decoded, and its raw bytes for unknown fields).
+  const lrs = lrsService({ ...lrsOptions, store: sinks.store, onRequest: (req) => sinks.requests.push({ at: Date.now(), req }) });
+  const method = lrs.definition.StreamLoadStats;
+  if (!method) throw new Error('no StreamLoadStats');
+  const requestType = envoyType('envoy.service.load_stats.v3.LoadStatsRequest');
+  const definition: grpc.ServiceDefinition = {
+    StreamLoadStats: {
+      ...method,
+      requestDeserialize: (b: Buffer) => {
+        for (const f of unknownFields(requestType, b)) sinks.unknown?.add(f);
+        return method.requestDeserialize(b);
+      },
+    },
+  };
+  const lrsServer = new grpc.Server();
+  lrsServer.addService(definition, lrs.implementation);
+  const lrsPort = await new Promise<number>((resolve, reject) =>
+    lrsServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  );
+
+  const configText = YAML.stringify({
+    // Retries and outlier detection (on by default) would re-send or divert the 503s this test counts.
+    clusters: [{
+      name: 'web', lbPolicy: 'ROUND_ROBIN', outlierDetection: { enabled: false }, retryPolicy: { enabled: false },
+      endpoints: backends.list.map((b) => ({ address: '127.0.0.1', port: b.port })),
+    }],
+    listeners: [{ name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: 'web' }] }],
+  });
+  const configPath = join(dir, 'fulcrum.yaml');
+  await writeFile(configPath, configText);
+  const fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }), debounce: { quietMs: 20, maxMs: 200 } });
+
+  // The translator does not pass LoadReportingOptions yet: publish the same resources with the
+  // web cluster re-encoded with them, straight into fulcrum's cache (what the wiring will do).
+  const catalog = parseConfig(configText, configPath).catalog;
+  const reporting = new Map(catalog.clusters.map((c) => {
+    const res = clusterResource(c, { reportEndpointMetrics: ['cpu_utilization', 'mem_utilization', 'named_metrics.*', 'eps', 'rps_fractional'] });
+    return [c.name, encodeResource(TYPE.cluster, c.name, res)];
+  }));
+  // The translator's maps are read-only: each group's set with its Cluster map replaced.
+  const groups = new Map([...translate(catalog)].map(([group, set]) => [group, new Map([...set, [TYPE.cluster, reporting]])]));
+  fulcrum.cache.update(groups);
+
+  const envoy = await startEnvoy({
+    xdsPort: fulcrum.xdsPort,
+    mode: 'sotw',
+    nodeId: sinks.nodeId,
+    name: sinks.nodeId,
+    patchBootstrap: (b: Bootstrap) => {
+      const statics = b.static_resources as { clusters: unknown[] };
+      statics.clusters.push({
+        name: 'fulcrum_lrs',
+        type: 'STATIC',
+        connect_timeout: '1s',
+        typed_extension_protocol_options: {
+          'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+            '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+            explicit_http_config: { http2_protocol_options: {} },
+          },
+        },
+        load_assignment: {
+          cluster_name: 'fulcrum_lrs',
+          endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: lrsPort } } } }] }],
+        },
+      });
+      b.cluster_manager = {
+        load_stats_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'fulcrum_lrs' } }] },
+      };
+    },
+  });
+  const close = async (): Promise<void> => {
+    await envoy.stop();
+    lrs.close();
+    lrsServer.forceShutdown();
+    await fulcrum.stop();
+    await backends.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { backends, envoy, lrs, listenerPort, close };
+}
+
 describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
   const intervalMs = 1000;
-  let dir: string;
+  let rig: LrsRig | undefined;
   let backends: OrcaBackends;
-  let fulcrum: Fulcrum;
   let envoy: EnvoyHandle;
-  let lrsServer: grpc.Server;
   let lrs: LrsService;
   let listenerPort: number;
   const store = new SignalStore();
@@ -65,94 +167,26 @@ describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
   const unknown = new Set<string>();
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fulcrum-lrs-'));
-    backends = await startOrcaBackends([
-      { format: 'TEXT', cpu: 0.42, mem: 0.3, named: { queue: 7 }, other: { eps: 3, rps_fractional: 9 } },
-      { format: 'JSON', cpu: 0.8, mem: 0.5, named: { latency_ms: 12 } },
-      { format: 'TEXT', cpu: 0.1, status: 503 },
-      { format: 'none' },
-    ]);
-    listenerPort = await freePort();
-
-    // LRS on its own port, capturing every request (decoded, and its raw bytes for unknown fields).
-    lrs = lrsService({ store, reportingIntervalMs: intervalMs, onRequest: (req) => requests.push({ at: Date.now(), req }) });
-    const method = lrs.definition.StreamLoadStats;
-    if (!method) throw new Error('no StreamLoadStats');
-    const requestType = envoyType('envoy.service.load_stats.v3.LoadStatsRequest');
-    const definition: grpc.ServiceDefinition = {
-      StreamLoadStats: {
-        ...method,
-        requestDeserialize: (b: Buffer) => {
-          for (const f of unknownFields(requestType, b)) unknown.add(f);
-          return method.requestDeserialize(b);
-        },
+    rig = await startLrsRig(
+      { reportingIntervalMs: intervalMs },
+      {
+        nodeId: 'envoy-lrs',
+        backends: [
+          { format: 'TEXT', cpu: 0.42, mem: 0.3, named: { queue: 7 }, other: { eps: 3, rps_fractional: 9 } },
+          { format: 'JSON', cpu: 0.8, mem: 0.5, named: { latency_ms: 12 } },
+          { format: 'TEXT', cpu: 0.1, status: 503 },
+          { format: 'none' },
+        ],
+        store,
+        requests,
+        unknown,
       },
-    };
-    lrsServer = new grpc.Server();
-    lrsServer.addService(definition, lrs.implementation);
-    const lrsPort = await new Promise<number>((resolve, reject) =>
-      lrsServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
-
-    const configText = YAML.stringify({
-      // Retries and outlier detection (on by default) would re-send or divert the 503s this test counts.
-      clusters: [{
-        name: 'web', lbPolicy: 'ROUND_ROBIN', outlierDetection: { enabled: false }, retryPolicy: { enabled: false },
-        endpoints: backends.list.map((b) => ({ address: '127.0.0.1', port: b.port })),
-      }],
-      listeners: [{ name: 'ingress', address: '127.0.0.1', port: listenerPort, routes: [{ prefix: '/', cluster: 'web' }] }],
-    });
-    const configPath = join(dir, 'fulcrum.yaml');
-    await writeFile(configPath, configText);
-    fulcrum = await startFulcrum({ configPath, xdsPort: 0, xdsAddress: '127.0.0.1', logger: pino({ level: 'silent' }), debounce: { quietMs: 20, maxMs: 200 } });
-
-    // The translator does not pass LoadReportingOptions yet: publish the same resources with the
-    // web cluster re-encoded with them, straight into fulcrum's cache (what the wiring will do).
-    const catalog = parseConfig(configText, configPath).catalog;
-    const reporting = new Map(catalog.clusters.map((c) => {
-      const res = clusterResource(c, { reportEndpointMetrics: ['cpu_utilization', 'mem_utilization', 'named_metrics.*', 'eps', 'rps_fractional'] });
-      return [c.name, encodeResource(TYPE.cluster, c.name, res)];
-    }));
-    // The translator's maps are read-only: each group's set with its Cluster map replaced.
-    const groups = new Map([...translate(catalog)].map(([group, set]) => [group, new Map([...set, [TYPE.cluster, reporting]])]));
-    fulcrum.cache.update(groups);
-
-    envoy = await startEnvoy({
-      xdsPort: fulcrum.xdsPort,
-      mode: 'sotw',
-      nodeId: 'envoy-lrs',
-      name: 'envoy-lrs',
-      patchBootstrap: (b: Bootstrap) => {
-        const statics = b.static_resources as { clusters: unknown[] };
-        statics.clusters.push({
-          name: 'fulcrum_lrs',
-          type: 'STATIC',
-          connect_timeout: '1s',
-          typed_extension_protocol_options: {
-            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-              '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-              explicit_http_config: { http2_protocol_options: {} },
-            },
-          },
-          load_assignment: {
-            cluster_name: 'fulcrum_lrs',
-            endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: lrsPort } } } }] }],
-          },
-        });
-        b.cluster_manager = {
-          load_stats_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'fulcrum_lrs' } }] },
-        };
-      },
-    });
+    ({ backends, envoy, lrs, listenerPort } = rig);
   }, scaled(60_000));
 
   afterAll(async () => {
-    await envoy?.stop();
-    lrs?.close();
-    lrsServer?.forceShutdown();
-    await fulcrum?.stop();
-    await backends?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await rig?.close();
   });
 
   dumpLogsOnFailure(() => envoy);
@@ -276,5 +310,68 @@ describeEnvoy('LRS from a real Envoy (ORCA via endpoint-load-metrics)', () => {
       { what: 'an empty web report', timeoutMs: 5_000 },
     );
     await waitFor(() => store.latest('web', a.key)?.rps === 0, { what: 'rps 0 in the SignalStore', timeoutMs: 5_000 });
+  });
+});
+
+describeEnvoy('LRS from a real Envoy: the interval stretched mid-stream (report-cadence.ts)', () => {
+  let rig: LrsRig | undefined;
+  const store = new SignalStore();
+  const requests: { at: number; req: WireLoadStatsRequest }[] = [];
+  /** The interval each report of web says it covers (Envoy measures it), in order. */
+  const covered = (): number[] =>
+    requests.flatMap(({ req }) => (req.cluster_stats ?? []).filter((cs) => cs.cluster_name === 'web').map((cs) => durationMs(cs.load_report_interval) ?? Number.NaN));
+
+  beforeAll(async () => {
+    // Two endpoints a round at one entry a second: past the longest (2 s) once Envoy reports them.
+    rig = await startLrsRig(
+      { reportingIntervalMs: 1_000, maxReportingIntervalMs: 2_000, reportEntriesPerSecond: 1 },
+      { nodeId: 'envoy-lrs-cadence', backends: [{ format: 'TEXT', cpu: 0.3 }, { format: 'TEXT', cpu: 0.6 }], store, requests },
+    );
+  }, scaled(60_000));
+
+  afterAll(async () => {
+    await rig?.close();
+  });
+
+  dumpLogsOnFailure(() => rig?.envoy);
+
+  it('Envoy reports every second, then every 2 s once asked, and every request is still counted', async () => {
+    const r = rig;
+    if (!r) throw new Error('rig expected');
+    await r.envoy.waitForListener('ingress', 20_000);
+    // Envoy counts a cluster's requests from the report period after it is tracked: traffic
+    // starts once a report names web, so every request sent falls in a reported period.
+    await waitFor(() => covered().length > 0, { what: 'a report naming web', timeoutMs: scaled(20_000) });
+    let sent = 0;
+    let stop = false;
+    const traffic = (async () => {
+      while (!stop) sent += (await sendRequests(`http://127.0.0.1:${r.listenerPort}/`, 20, { concurrency: 2 })).sent;
+    })();
+    try {
+      // At first, reports of 1 s.
+      await waitFor(() => covered().filter((ms) => Math.abs(ms - 1_000) < 150).length >= 2, { what: 'two 1 s reports of web', timeoutMs: scaled(20_000) });
+      // Asked 2 s after the stretch hold (5 s from the stream's answer): Envoy follows.
+      await waitFor(() => r.lrs.intervalMs === 2_000, { what: 'the target at 2 s', timeoutMs: scaled(20_000) });
+      await waitFor(() => covered().slice(-2).every((ms) => Math.abs(ms - 2_000) < 200) && covered().length >= 4, { what: 'two 2 s reports of web in a row', timeoutMs: scaled(30_000) });
+    } finally {
+      stop = true;
+      await traffic;
+    }
+    // Nothing lost across the change: the reports account for every request sent.
+    const issued = (): number =>
+      requests.reduce(
+        (n, { req }) =>
+          n + (req.cluster_stats ?? []).filter((cs) => cs.cluster_name === 'web').flatMap((cs) => cs.upstream_locality_stats ?? []).flatMap((l) => l.upstream_endpoint_stats ?? []).reduce((m, e) => m + (e.total_issued_requests ?? 0), 0),
+        0,
+      );
+    await waitFor(
+      ({ note }) => {
+        note({ issued: issued(), sent });
+        return issued() === sent;
+      },
+      { what: 'every request in the reports', timeoutMs: scaled(10_000) },
+    );
+    expect(sent).toBeGreaterThan(0);
+    for (const b of r.backends.list) expect(store.latest('web', b.key)).toBeDefined();
   });
 });

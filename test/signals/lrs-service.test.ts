@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LrsAggregator } from '../../src/signals/lrs-aggregator.js';
-import { encodeLoadStatsRequest, LRS_METHOD_PATH, type WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
+import { decodeLoadStatsResponse, durationMs, encodeLoadStatsRequest, LRS_METHOD_PATH, type WireLoadStatsRequest } from '../../src/signals/lrs-codec.js';
 import { LRS_NODE_ID_MAX, lrsService, type LrsService } from '../../src/signals/lrs-service.js';
 import { SignalStore } from '../../src/signals/signal-store.js';
 import { serveLocal } from '../support/local-grpc.js';
@@ -219,6 +219,88 @@ describe('LRS service: a stream reporting faster than it was asked to', () => {
       expect(s.warnings()[1]).toMatchObject({ suppressedBefore: 4 });
     } finally {
       s.close();
+    }
+  });
+});
+
+describe('LRS service: the interval asked follows the fleet\'s reports', () => {
+  /** `n` endpoint entries of cluster web. */
+  const entries = (n: number): WireLoadStatsRequest => ({
+    cluster_stats: [
+      {
+        cluster_name: 'web',
+        load_report_interval: { seconds: 1, nanos: 0 },
+        upstream_locality_stats: [{ upstream_endpoint_stats: Array.from({ length: n }, (_, i) => ({ address: { socket_address: { address: '10.0.0.1', port_value: 1_000 + i } }, total_issued_requests: 1 })) }],
+      },
+    ],
+  });
+
+  it('asks 1 s, stretches open streams toward 2 s as their reports grow, asks a new stream the stretched one, and shortens after the hold', async () => {
+    let now = 1_000_000;
+    const lrs = lrsService({ store: new SignalStore({ now: () => now }), reportingIntervalMs: 1_000, maxReportingIntervalMs: 2_000, reportEntriesPerSecond: 100 });
+    const loopback = await serveLocal(lrs);
+    const open = (id: string) => {
+      const call = loopback.client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
+      const asked: number[] = [];
+      call.on('error', () => undefined);
+      call.on('data', (b: Buffer) => asked.push(durationMs(decodeLoadStatsResponse(b).load_reporting_interval) ?? Number.NaN));
+      call.write(encodeLoadStatsRequest({ node: { id, client_features: ['envoy.lrs.supports_send_all_clusters'] } }));
+      return { asked, send: (req: WireLoadStatsRequest) => call.write(encodeLoadStatsRequest(req)), end: () => call.end() };
+    };
+    try {
+      const a = open('a');
+      await waitFor(() => a.asked.length === 1, { what: "a's first answer" });
+      expect(a.asked).toEqual([1_000]);
+      expect(lrs.intervalMs).toBe(1_000);
+      // 150 entries a round at 100 a second: 1.5 s, asked once the stretch hold (5 s) has passed.
+      a.send(entries(150));
+      await waitFor(() => lrs.intervalMs === 1_500, { what: 'the target stretched' });
+      now += 5_000;
+      await waitFor(() => a.asked.length === 2, { what: 'a asked again' });
+      expect(a.asked[1]).toBe(1_500);
+      // A second proxy, before its first report, counts as the mean: 300 a round, past the longest.
+      const b = open('b');
+      await waitFor(() => b.asked.length === 1, { what: "b's first answer" });
+      expect(b.asked).toEqual([2_000]);
+      now += 5_000;
+      await waitFor(() => a.asked.length === 3, { what: 'a asked the longest' });
+      expect(a.asked[2]).toBe(2_000);
+      // b leaves and a's reports shrink: 1 s again, asked only after the 30 s hold.
+      b.end();
+      a.send(entries(10));
+      await waitFor(() => lrs.streamCount === 1 && lrs.intervalMs === 1_000, { what: 'the target back at 1 s' });
+      now += 10_000;
+      await new Promise((r) => setTimeout(r, 1_500)); // a check ran: nothing sent inside the hold
+      expect(a.asked).toHaveLength(3);
+      now += 20_000;
+      await waitFor(() => a.asked.length === 4, { what: 'a asked 1 s again' });
+      expect(a.asked[3]).toBe(1_000);
+    } finally {
+      lrs.close();
+      loopback.close();
+    }
+  });
+
+  it('with reportingIntervalMs alone, asks that interval and never another', async () => {
+    let now = 1_000_000;
+    const lrs = lrsService({ store: new SignalStore({ now: () => now }), reportingIntervalMs: 2_000, reportEntriesPerSecond: 1 });
+    const loopback = await serveLocal(lrs);
+    try {
+      const call = loopback.client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
+      const asked: number[] = [];
+      call.on('error', () => undefined);
+      call.on('data', (b: Buffer) => asked.push(durationMs(decodeLoadStatsResponse(b).load_reporting_interval) ?? Number.NaN));
+      call.write(encodeLoadStatsRequest({ node: { id: 'fixed', client_features: ['envoy.lrs.supports_send_all_clusters'] } }));
+      await waitFor(() => asked.length === 1, { what: 'the first answer' });
+      call.write(encodeLoadStatsRequest(entries(500)));
+      await waitFor(() => lrs.intervalMs === 2_000 && lrs.streamCount === 1, { what: 'the report read' });
+      now += 60_000;
+      call.write(encodeLoadStatsRequest(entries(500)));
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(asked).toEqual([2_000]);
+    } finally {
+      lrs.close();
+      loopback.close();
     }
   });
 });

@@ -13,7 +13,24 @@ clusters:
 describe('server.loadReporting', () => {
   it('defaults: what the built-in metric fields read is asked of Envoy; no mapping configured', () => {
     const cfg = parseConfig('clusters: []\n', 'f.yaml');
-    expect(cfg.server.loadReporting).toEqual({ intervalMs: 2_000, endpointMetrics: ['cpu_utilization', 'mem_utilization', 'eps', 'named_metrics.latency_ms'] });
+    expect(cfg.server.loadReporting).toEqual({
+      intervalMs: 1_000,
+      maxIntervalMs: 2_000,
+      entriesPerSecond: 20_000,
+      endpointMetrics: ['cpu_utilization', 'mem_utilization', 'eps', 'named_metrics.latency_ms'],
+    });
+  });
+
+  it('intervalMs alone is a fixed interval, as before the interval could stretch; maxIntervalMs alone stretches from 1 s', () => {
+    const lr = (block: string) => parseConfig(withLoadReporting(block), 'f.yaml').server.loadReporting;
+    expect(lr('    intervalMs: 2000')).toMatchObject({ intervalMs: 2_000, maxIntervalMs: 2_000 });
+    expect(lr('    maxIntervalMs: 4000\n    entriesPerSecond: 5000')).toMatchObject({ intervalMs: 1_000, maxIntervalMs: 4_000, entriesPerSecond: 5_000 });
+  });
+
+  it('refuses a longest interval shorter than the shortest, the default shortest included', () => {
+    expect(() => parseConfig(withLoadReporting('    intervalMs: 3000\n    maxIntervalMs: 2000'), 'f.yaml')).toThrow(/loadReporting\/maxIntervalMs: must be >= intervalMs \(3000 ms\), got 2000/);
+    expect(() => parseConfig(withLoadReporting('    maxIntervalMs: 500'), 'f.yaml')).toThrow(/must be >= intervalMs \(1000 ms\), got 500/);
+    expect(() => parseConfig(withLoadReporting('    entriesPerSecond: 0'), 'f.yaml')).toThrow(ConfigError);
   });
 
   it('metricFields maps ORCA metrics to sample fields and adds their names to what Envoy reports', () => {
