@@ -5,7 +5,8 @@
  * For each fleet size, each checkout's fulcrum (compiled dist/, its own process) serves LRS with
  * `--clusters` PID-weighted clusters of `--endpoints` endpoints, and bench/go/lrsclient opens
  * one connection and LRS stream per proxy: Envoy's first request, then a report every interval
- * fulcrum asks for (`--interval-ms`), each proxy at its own phase of it, naming every endpoint
+ * fulcrum asks for (`--interval-ms`; `default`: fulcrum's own cadence, whose later answers the
+ * client follows as Envoy does), each proxy at its own phase of it, naming every endpoint
  * of every cluster with traffic and ORCA cpu (as an Envoy that calls them all sends), and its
  * whole Node (`--extensions`: Envoy 1.40 lists 516 compiled-in extensions, ~61 KB). After a
  * warm-up it reads the server's CPU time over `--seconds` from /proc. The two checkouts run one
@@ -15,7 +16,7 @@
  * ratio is this ÷ other of the CPU per entry. Not a test.
  *
  *   npx tsx bench/lrs-fleet.ts [--other /path/to/checkout] [--proxies 50,200,400] [--clusters 5]
- *     [--endpoints 20] [--interval-ms 2000] [--seconds 10] [--repeat 1] [--extensions 516] [--cpu-prof DIR]
+ *     [--endpoints 20] [--interval-ms 2000|default] [--seconds 10] [--repeat 1] [--extensions 516] [--cpu-prof DIR]
  *     [--fulcrum-node-args="--max-semi-space-size=4 --v8-pool-size=1"]
  *
  * `--fulcrum-node-args`: node options for every fulcrum, space-separated; by default the ones npm
@@ -51,7 +52,8 @@ const { values: args } = parseArgs({
 const fleets = list(args.proxies).map((p) => integer('proxies', p));
 const clusters = integer('clusters', args.clusters);
 const endpoints = integer('endpoints', args.endpoints);
-const intervalMs = integer('interval-ms', args['interval-ms'], 100);
+/** 'default': fulcrum's own cadence (1 s, stretched toward 2 s as the fleet's reports grow); a number: that fixed interval. */
+const intervalMs = args['interval-ms'] === 'default' ? undefined : integer('interval-ms', args['interval-ms'], 100);
 const seconds = integer('seconds', args.seconds);
 const repeat = integer('repeat', args.repeat);
 const extensions = integer('extensions', args.extensions, 0);
@@ -63,6 +65,8 @@ interface Line {
   readonly entriesPerSec: number;
   readonly serverCpuPerSec: number;
   readonly streamFailures: number;
+  /** The interval the proxies were last asked (ms). */
+  readonly intervalMs: number;
 }
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
@@ -76,12 +80,12 @@ async function runOne(dir: string, checkout: (typeof checkouts)[number], proxies
     catalog: { clusters, endpoints, weighting: { policy: 'pid', setpoint: 'mean', metric: 'cpu' } },
     root: checkout.root,
     label: `${checkout.label}-${proxies}`,
-    lrsIntervalMs: intervalMs,
+    ...(intervalMs !== undefined ? { lrsIntervalMs: intervalMs } : {}),
     nodeArgs: [...NODE_ARGS, ...(args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(args['cpu-prof'], checkout.label)] : [])],
   });
   try {
     const argv = ['-target', server.xds, '-proxies', String(proxies), '-clusters', String(clusters), '-endpoints', String(endpoints)];
-    argv.push('-extensions', String(extensions), '-warmup', `${Math.max(3 * intervalMs, 4000)}ms`, '-duration', `${seconds}s`, '-server-pid', String(server.pid));
+    argv.push('-extensions', String(extensions), '-warmup', `${intervalMs === undefined ? 10_000 : Math.max(3 * intervalMs, 4000)}ms`, '-duration', `${seconds}s`, '-server-pid', String(server.pid));
     const out = await new Promise<string>((resolve, reject) => {
       const child = spawn(bins.lrsclient, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
       let text = '';
@@ -133,13 +137,13 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
 console.log(
-  `LRS fleet: ${clusters} clusters × ${endpoints} endpoints and a Node of ${extensions} extensions in every report, every ${intervalMs} ms; server CPU over ${seconds} s, median of ${repeat}; ` +
+  `LRS fleet: ${clusters} clusters × ${endpoints} endpoints and a Node of ${extensions} extensions in every report, every ${intervalMs === undefined ? "fulcrum's default interval (1–2 s)" : `${intervalMs} ms`}; server CPU over ${seconds} s, median of ${repeat}; ` +
     `node ${NODE_ARGS.join(' ') || '(no options)'}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${checkouts.map((c) => `${c.label} ${commit(c.root)}`).join(', ')}`,
 );
 // A server that cannot keep up reads fewer reports than the fleet sends (gRPC's flow control holds
 // the senders back): its CPU per second is capped, so the comparison is per entry read.
 console.log(
-  '| proxies | ' + checkouts.map((c) => `${c.label}: entries/s, CPU s/s, µs per entry`).join(' | ') + (checkouts.length > 1 ? ' | ratio of µs per entry, this ÷ other |' : ' |'),
+  '| proxies | ' + checkouts.map((c) => `${c.label}: entries/s, CPU s/s, µs per entry, interval asked`).join(' | ') + (checkouts.length > 1 ? ' | ratio of µs per entry, this ÷ other |' : ' |'),
 );
 console.log('|---|' + checkouts.map(() => '---|').join('') + (checkouts.length > 1 ? '---|' : ''));
 const summary: Record<string, unknown>[] = [];
@@ -149,11 +153,11 @@ for (const proxies of fleets) {
     const entries = median(mine.map((l) => l.entriesPerSec));
     const cpu = median(mine.map((l) => l.serverCpuPerSec));
     const usPerEntry = median(mine.map((l) => (l.entriesPerSec > 0 ? (l.serverCpuPerSec / l.entriesPerSec) * 1e6 : Number.NaN)));
-    return { label: c.label, entries, cpu, usPerEntry, streams: Math.min(...mine.map((l) => l.streams)) };
+    return { label: c.label, entries, cpu, usPerEntry, intervalMs: median(mine.map((l) => l.intervalMs)), streams: Math.min(...mine.map((l) => l.streams)) };
   });
   const ratio = per.length > 1 ? (per[0]?.usPerEntry as number) / (per[1]?.usPerEntry as number) : undefined;
   const cell = (p: (typeof per)[number]): string =>
-    `${Math.round(p.entries).toLocaleString('en-US')}, ${p.cpu.toFixed(3)}, ${p.usPerEntry.toFixed(1)}${p.streams < proxies ? ` (${p.streams} streams open)` : ''}`;
+    `${Math.round(p.entries).toLocaleString('en-US')}, ${p.cpu.toFixed(3)}, ${p.usPerEntry.toFixed(1)}, ${p.intervalMs} ms${p.streams < proxies ? ` (${p.streams} streams open)` : ''}`;
   console.log(`| ${proxies} | ${per.map(cell).join(' | ')} |${ratio !== undefined ? ` ${ratio.toFixed(2)} |` : ''}`);
   summary.push({ proxies, per, ratio });
 }

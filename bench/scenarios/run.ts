@@ -20,7 +20,7 @@ const HELP = `usage: npx tsx bench/scenarios/run.ts [options]
   --rows a,b              run only these rows (default: all)
   --short                 rows of ${TIMING.durationS * SHORT_SCALE} s instead of ${TIMING.durationS} s (a smoke run; figures are rough)
   --tick MS               engine tick (default: the shipped default, 1000)
-  --lrs MS                Envoy load report interval (default: the shipped default, 2000)
+  --lrs MS                Envoy load report interval, fixed (default: fulcrum's cadence, 1000 stretched toward 2000)
   --detail                also print each row's failed requests by outcome and second sent,
                           fulcrum's published weights each second, and around each event the
                           event's backend every 250 ms: its requests in flight, Envoy's view
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   const scale = args.short ? SHORT_SCALE : 1;
   const started = uptime();
   out(`load at start: ${started}`);
-  out(`rows of ${(TIMING.durationS * scale).toFixed(0)} s; tick ${tickMs ?? 'default (1000)'} ms, LRS ${lrsMs ?? 'default (2000)'} ms`);
+  out(`rows of ${(TIMING.durationS * scale).toFixed(0)} s; tick ${tickMs ?? 'default (1000)'} ms, LRS ${lrsMs ?? 'default (1000–2000)'} ms`);
   const markdowns: string[] = [];
   for (const s of scenarios) {
     log(`scenario ${s.name}: ${s.title}`);

@@ -161,11 +161,22 @@ func runProxy(ctx context.Context, o options, p int, start time.Time, c *counter
 		return fmt.Errorf("no reporting interval in %v", res)
 	}
 	c.intervalMs.Store(interval.Milliseconds())
+	// A later response asks another interval (fulcrum's cadence moved): as Envoy does, the next
+	// report comes that long after the answer, and the reports after it at the new interval.
+	asked := make(chan time.Duration, 1)
 	go func() {
-		// Later responses (none expected) are read so the stream's window stays open.
 		for {
-			if _, err := stream.Recv(); err != nil {
+			res, err := stream.Recv()
+			if err != nil {
 				return
+			}
+			if d := res.GetLoadReportingInterval().AsDuration(); d > 0 {
+				c.intervalMs.Store(d.Milliseconds())
+				select {
+				case <-asked:
+				default:
+				}
+				asked <- d
 			}
 		}
 	}()
@@ -179,6 +190,17 @@ func runProxy(ctx context.Context, o options, p int, start time.Time, c *counter
 		select {
 		case <-ctx.Done():
 			return nil
+		case d := <-asked:
+			interval = d
+			report = fleetReport(o, p, node, interval)
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(interval)
+			continue
 		case <-timer.C:
 		}
 		if err := stream.Send(report); err != nil {
