@@ -45,6 +45,8 @@ export interface LrsServiceOptions {
   readonly maxReportingIntervalMs?: number;
   /** Report entries a second the interval stretches to stay within (default DEFAULT_REPORT_ENTRIES_PER_SECOND). */
   readonly reportEntriesPerSecond?: number;
+  /** Streams re-asked a new interval per check (once a second), at most (default MAX_RETARGETS_PER_CHECK). */
+  readonly retargetsPerCheck?: number;
   /**
    * Clusters to ask reports for. Default: `send_all_clusters` for clients that advertise
    * `envoy.lrs.supports_send_all_clusters` (Envoy and grpc-go do); for the others, this list is
@@ -140,6 +142,12 @@ const LIFETIME_INTERVALS = 3;
 export const DEFAULT_REPORT_ENTRIES_PER_SECOND = 20_000;
 /** How often open streams are checked against the target interval. */
 const CADENCE_CHECK_MS = 1_000;
+/**
+ * Streams re-asked per check, at most: after a restart a whole fleet asked 1 s before its first
+ * reports is due 2 s at once, and 10,000 answers written in one turn would hold every xDS push
+ * behind them. The rest are re-asked in the checks after (the ones asked no longer qualify).
+ */
+export const MAX_RETARGETS_PER_CHECK = 1_000;
 
 type LrsCall = grpc.ServerDuplexStream<WireLoadStatsRequest | Oversized, Buffer>;
 
@@ -341,10 +349,13 @@ function recordReport(ctx: LrsContext, id: number, req: WireLoadStatsRequest, as
 /** Asks every stream whose interval is far enough from the target (ReportCadence.retarget) the target. */
 function retargetStreams(ctx: LrsContext): void {
   const now = ctx.options.store.now();
+  let left = Math.max(1, ctx.options.retargetsPerCheck ?? MAX_RETARGETS_PER_CHECK);
   for (const stream of ctx.calls.values()) {
     const asked = stream.asked();
     const ms = asked === undefined ? undefined : ctx.cadence.retarget(asked, now);
-    if (ms !== undefined) stream.resend(ms);
+    if (ms === undefined) continue;
+    stream.resend(ms);
+    if (--left === 0) return;
   }
 }
 

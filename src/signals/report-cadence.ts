@@ -2,13 +2,17 @@ import type { WireLoadStatsRequest } from './lrs-codec.js';
 
 /**
  * How often proxies are asked to send load reports. A shorter interval is the quickest way to
- * see a backend fail: the engine can act only on a report, and at 2 s a hung backend was out
- * ~2.2 s after it hung, 1.2 s at 1 s. But every report costs fulcrum its entries (~7–10 µs each,
+ * see a backend fail: the engine can act only on a report (at 2 s a hung backend was out ~2.2 s
+ * after it hung; at 1 s `auto` lost a quarter fewer requests to it, bench/RESULTS.md "cadence46").
+ * But every report costs fulcrum its entries (~7–10 µs each,
  * bench/RESULTS.md "lrs35"), so the interval follows what the fleet's reports hold: the shortest
  * (`minMs`) while one round of every stream's latest report fits `entriesPerSecond`, stretched
  * as the round grows, never past `maxMs`. At the defaults (1 s, 2 s, 20,000 a second) a fleet
  * costs at most 10,000 entries a second more than a fixed 2 s would, and one that sends 40,000
  * entries a round or more is asked exactly what a fixed 2 s asks.
+ *
+ * A client that reports more entries than it has (up to a report's bound, MAX_LOAD_REPORT_ENTRIES)
+ * can only stretch the interval to `maxMs`, what a fixed interval at the default asked anyway.
  *
  * Pure: the service (lrs-service.ts) tells it about streams and reports, and asks it what to send.
  */

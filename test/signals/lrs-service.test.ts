@@ -281,6 +281,37 @@ describe('LRS service: the interval asked follows the fleet\'s reports', () => {
     }
   });
 
+  it('re-asks at most retargetsPerCheck streams a check, the rest in the checks after', async () => {
+    let now = 1_000_000;
+    const lrs = lrsService({ store: new SignalStore({ now: () => now }), reportingIntervalMs: 1_000, maxReportingIntervalMs: 2_000, reportEntriesPerSecond: 10, retargetsPerCheck: 2 });
+    const loopback = await serveLocal(lrs);
+    try {
+      const streams = ['a', 'b', 'c'].map((id) => {
+        const call = loopback.client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
+        const asked: { ms: number; at: number }[] = [];
+        call.on('error', () => undefined);
+        call.on('data', (b: Buffer) => asked.push({ ms: durationMs(decodeLoadStatsResponse(b).load_reporting_interval) ?? Number.NaN, at: Date.now() }));
+        call.write(encodeLoadStatsRequest({ node: { id, client_features: ['envoy.lrs.supports_send_all_clusters'] } }));
+        return { call, asked };
+      });
+      await waitFor(() => streams.every((s) => s.asked.length === 1), { what: 'three first answers' });
+      expect(streams.map((s) => s.asked[0]?.ms)).toEqual([1_000, 1_000, 1_000]);
+      // 3 streams of 20 entries at 10 a second: past the longest.
+      for (const s of streams) s.call.write(encodeLoadStatsRequest(entries(20)));
+      await waitFor(() => lrs.intervalMs === 2_000, { what: 'the target at 2 s' });
+      now += 5_000;
+      await waitFor(() => streams.every((s) => s.asked.length === 2), { what: 'all three re-asked' });
+      for (const s of streams) expect(s.asked[1]?.ms).toBe(2_000);
+      // Two in one check, the third in a later one (checks are a second apart).
+      const at = streams.map((s) => s.asked[1]?.at as number).sort((x, y) => x - y);
+      expect((at[1] as number) - (at[0] as number)).toBeLessThan(500);
+      expect((at[2] as number) - (at[1] as number)).toBeGreaterThan(500);
+    } finally {
+      lrs.close();
+      loopback.close();
+    }
+  });
+
   it('with reportingIntervalMs alone, asks that interval and never another', async () => {
     let now = 1_000_000;
     const lrs = lrsService({ store: new SignalStore({ now: () => now }), reportingIntervalMs: 2_000, reportEntriesPerSecond: 1 });
