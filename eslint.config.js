@@ -17,7 +17,7 @@ export const ROOMS = {
   balancing: { may: ['catalog/policy'], types: ['catalog'] },
   telemetry: { may: [] },
   sources: { may: ['catalog', 'telemetry', 'runtime'] },
-  signals: { may: ['catalog', 'balancing', 'telemetry', 'runtime', 'xds/envoy-api'] },
+  signals: { may: ['catalog', 'balancing', 'telemetry', 'runtime', 'xds/envoy-api', 'xds/proto-values'] },
   weights: { may: ['catalog', 'balancing', 'telemetry', 'runtime'], types: ['signals', 'xds/publisher'] },
   xds: { may: ['catalog', 'balancing', 'telemetry', 'runtime'] },
   // Replication on etcd (issue 9): membership, one owner per cluster, weights and signals shared

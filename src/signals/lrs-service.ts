@@ -16,6 +16,7 @@ import { clipped } from './report-validation.js';
 import { ReportCadence, reportEntries, type Asked } from './report-cadence.js';
 import type { SignalStore } from './signal-store.js';
 import { WindowedLog } from '../telemetry/windowed-log.js';
+import { duration } from '../xds/proto-values.js';
 
 /**
  * `envoy.service.load_stats.v3.LoadReportingService/StreamLoadStats`: the stream lifecycle. Each
@@ -334,7 +335,7 @@ function writeLoadStatsResponse(ctx: LrsContext, call: LrsCall, to: { id: number
   call.write(
     encodeLoadStatsResponse({
       ...(sendAll ? { send_all_clusters: true } : { clusters }),
-      load_reporting_interval: { seconds: Math.floor(to.intervalMs / 1000), nanos: Math.round((to.intervalMs % 1000) * 1e6) },
+      load_reporting_interval: duration(to.intervalMs),
       report_endpoint_granularity: true,
     }),
   );
@@ -349,10 +350,11 @@ function recordReport(ctx: LrsContext, id: number, req: WireLoadStatsRequest, as
 /** Asks every stream whose interval is far enough from the target (ReportCadence.retarget) the target. */
 function retargetStreams(ctx: LrsContext): void {
   const now = ctx.options.store.now();
+  const target = ctx.cadence.target();
   let left = Math.max(1, ctx.options.retargetsPerCheck ?? MAX_RETARGETS_PER_CHECK);
   for (const stream of ctx.calls.values()) {
     const asked = stream.asked();
-    const ms = asked === undefined ? undefined : ctx.cadence.retarget(asked, now);
+    const ms = asked === undefined ? undefined : ctx.cadence.retarget(asked, now, target);
     if (ms === undefined) continue;
     stream.resend(ms);
     if (--left === 0) return;

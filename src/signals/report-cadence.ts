@@ -101,9 +101,8 @@ export class ReportCadence {
     return Math.min(maxMs, Math.max(minMs, spread));
   }
 
-  /** Whether a stream asked `asked` is asked again now, and then what (undefined: leave it). */
-  retarget(asked: Asked, now: number): number | undefined {
-    const target = this.target();
+  /** Whether a stream asked `asked` is asked again now, and then what (undefined: leave it). `target`: this.target(), read once for a pass over many streams. */
+  retarget(asked: Asked, now: number, target = this.target()): number | undefined {
     // Reaching the longest is always asked: it is the bound on what the fleet costs.
     if (target > asked.ms) return (target >= asked.ms * RETARGET_FACTOR || target === this.settings.maxMs) && now - asked.at >= STRETCH_HOLD_MS ? target : undefined;
     if (target < asked.ms) return target * RETARGET_FACTOR <= asked.ms && now - asked.at >= SHORTEN_HOLD_MS ? target : undefined;

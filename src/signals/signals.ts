@@ -99,7 +99,7 @@ export class Signals {
       store: this.store,
       knows,
       reportingIntervalMs: options.lrsIntervalMs,
-      maxReportingIntervalMs: options.lrsMaxIntervalMs ?? options.lrsIntervalMs,
+      ...(options.lrsMaxIntervalMs !== undefined ? { maxReportingIntervalMs: options.lrsMaxIntervalMs } : {}),
       ...(options.lrsEntriesPerSecond !== undefined ? { reportEntriesPerSecond: options.lrsEntriesPerSecond } : {}),
       log: options.log,
       localityMembers: (cluster, locality) => this.localityMembers(cluster, locality),

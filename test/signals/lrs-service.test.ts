@@ -235,18 +235,25 @@ describe('LRS service: the interval asked follows the fleet\'s reports', () => {
     ],
   });
 
+  /** A proxy's LRS stream: every interval it is asked, in order, and when each answer came. */
+  const proxy = (client: grpc.Client, id: string) => {
+    const call = client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
+    const asked: number[] = [];
+    const at: number[] = [];
+    call.on('error', () => undefined);
+    call.on('data', (b: Buffer) => {
+      asked.push(durationMs(decodeLoadStatsResponse(b).load_reporting_interval) ?? Number.NaN);
+      at.push(Date.now());
+    });
+    call.write(encodeLoadStatsRequest({ node: { id, client_features: ['envoy.lrs.supports_send_all_clusters'] } }));
+    return { asked, at, send: (req: WireLoadStatsRequest) => call.write(encodeLoadStatsRequest(req)), end: () => call.end() };
+  };
+
   it('asks 1 s, stretches open streams toward 2 s as their reports grow, asks a new stream the stretched one, and shortens after the hold', async () => {
     let now = 1_000_000;
     const lrs = lrsService({ store: new SignalStore({ now: () => now }), reportingIntervalMs: 1_000, maxReportingIntervalMs: 2_000, reportEntriesPerSecond: 100 });
     const loopback = await serveLocal(lrs);
-    const open = (id: string) => {
-      const call = loopback.client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
-      const asked: number[] = [];
-      call.on('error', () => undefined);
-      call.on('data', (b: Buffer) => asked.push(durationMs(decodeLoadStatsResponse(b).load_reporting_interval) ?? Number.NaN));
-      call.write(encodeLoadStatsRequest({ node: { id, client_features: ['envoy.lrs.supports_send_all_clusters'] } }));
-      return { asked, send: (req: WireLoadStatsRequest) => call.write(encodeLoadStatsRequest(req)), end: () => call.end() };
-    };
+    const open = (id: string) => proxy(loopback.client, id);
     try {
       const a = open('a');
       await waitFor(() => a.asked.length === 1, { what: "a's first answer" });
@@ -286,24 +293,17 @@ describe('LRS service: the interval asked follows the fleet\'s reports', () => {
     const lrs = lrsService({ store: new SignalStore({ now: () => now }), reportingIntervalMs: 1_000, maxReportingIntervalMs: 2_000, reportEntriesPerSecond: 10, retargetsPerCheck: 2 });
     const loopback = await serveLocal(lrs);
     try {
-      const streams = ['a', 'b', 'c'].map((id) => {
-        const call = loopback.client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
-        const asked: { ms: number; at: number }[] = [];
-        call.on('error', () => undefined);
-        call.on('data', (b: Buffer) => asked.push({ ms: durationMs(decodeLoadStatsResponse(b).load_reporting_interval) ?? Number.NaN, at: Date.now() }));
-        call.write(encodeLoadStatsRequest({ node: { id, client_features: ['envoy.lrs.supports_send_all_clusters'] } }));
-        return { call, asked };
-      });
+      const streams = ['a', 'b', 'c'].map((id) => proxy(loopback.client, id));
       await waitFor(() => streams.every((s) => s.asked.length === 1), { what: 'three first answers' });
-      expect(streams.map((s) => s.asked[0]?.ms)).toEqual([1_000, 1_000, 1_000]);
+      expect(streams.map((s) => s.asked[0])).toEqual([1_000, 1_000, 1_000]);
       // 3 streams of 20 entries at 10 a second: past the longest.
-      for (const s of streams) s.call.write(encodeLoadStatsRequest(entries(20)));
+      for (const s of streams) s.send(entries(20));
       await waitFor(() => lrs.intervalMs === 2_000, { what: 'the target at 2 s' });
       now += 5_000;
       await waitFor(() => streams.every((s) => s.asked.length === 2), { what: 'all three re-asked' });
-      for (const s of streams) expect(s.asked[1]?.ms).toBe(2_000);
+      for (const s of streams) expect(s.asked[1]).toBe(2_000);
       // Two in one check, the third in a later one (checks are a second apart).
-      const at = streams.map((s) => s.asked[1]?.at as number).sort((x, y) => x - y);
+      const at = streams.map((s) => s.at[1] as number).sort((x, y) => x - y);
       expect((at[1] as number) - (at[0] as number)).toBeLessThan(500);
       expect((at[2] as number) - (at[1] as number)).toBeGreaterThan(500);
     } finally {
@@ -317,16 +317,12 @@ describe('LRS service: the interval asked follows the fleet\'s reports', () => {
     const lrs = lrsService({ store: new SignalStore({ now: () => now }), reportingIntervalMs: 2_000, reportEntriesPerSecond: 1 });
     const loopback = await serveLocal(lrs);
     try {
-      const call = loopback.client.makeBidiStreamRequest(LRS_METHOD_PATH, (b: Buffer) => b, (b: Buffer) => b);
-      const asked: number[] = [];
-      call.on('error', () => undefined);
-      call.on('data', (b: Buffer) => asked.push(durationMs(decodeLoadStatsResponse(b).load_reporting_interval) ?? Number.NaN));
-      call.write(encodeLoadStatsRequest({ node: { id: 'fixed', client_features: ['envoy.lrs.supports_send_all_clusters'] } }));
+      const { asked, send } = proxy(loopback.client, 'fixed');
       await waitFor(() => asked.length === 1, { what: 'the first answer' });
-      call.write(encodeLoadStatsRequest(entries(500)));
+      send(entries(500));
       await waitFor(() => lrs.intervalMs === 2_000 && lrs.streamCount === 1, { what: 'the report read' });
       now += 60_000;
-      call.write(encodeLoadStatsRequest(entries(500)));
+      send(entries(500));
       await new Promise((r) => setTimeout(r, 1_500));
       expect(asked).toEqual([2_000]);
     } finally {
