@@ -123,7 +123,7 @@ export class Metrics {
     });
     this.alarmTicks = new Counter({
       name: 'fulcrum_engine_alarm_ticks_total',
-      help: 'Ticks run at once, between periodic ones, for clusters whose signals showed an endpoint newly stalled, newly failing all its requests, taken out by its probes, or a backlog to drain.',
+      help: 'Ticks run at once, between periodic ones, for clusters whose signals showed an endpoint newly stalled, newly failing all its requests or as many as an outlier rule ejects at, taken out by its probes, or a backlog to drain.',
       registers,
     });
     this.samples = new Counter({

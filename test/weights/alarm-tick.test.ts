@@ -1,7 +1,8 @@
 /**
  * Alarm ticks (weight-loop.ts, WeightEngine.takeAlarms): a load report showing an endpoint newly
- * stalled, or a backlog to drain, has its cluster ticked within tens of milliseconds instead of at
- * the next period, with the real engine behind the loop.
+ * stalled, newly failing as many requests as an outlier rule ejects at, or a backlog to drain, has
+ * its cluster ticked within tens of milliseconds instead of at the next period, with the real
+ * engine behind the loop.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WeightEngine } from '../../src/balancing/engine/weight-engine.js';
@@ -21,11 +22,12 @@ const catalogOf = (weighting: Catalog['clusters'][number]['weighting'] = PID): C
   nodeGroups: [],
 });
 
-/** One endpoint's report over an interval: sent and answered per second, in progress now. */
+/** One endpoint's report over an interval: sent, answered and failed per second, in progress now. */
 interface Flow {
   readonly rps: number;
   readonly successes: number;
   readonly inflight: number;
+  readonly errors?: number;
 }
 const healthy: Flow = { rps: 40, successes: 40, inflight: 8 };
 
@@ -36,7 +38,7 @@ function samplesOf(flows: readonly Flow[], at: number): Sample[] {
   const completions = answering.reduce((s, f) => s + f.successes, 0);
   return flows.map((f) => {
     const own = f.successes > 0 ? f : { inflight: 0, successes: 0 };
-    return { at, cpu: 0.5, rps: f.rps, errors: 0, successes: f.successes, inflight: f.inflight, peerInflight: inflight - own.inflight, peerCompletions: completions - own.successes };
+    return { at, cpu: 0.5, rps: f.rps, errors: f.errors ?? 0, successes: f.successes, inflight: f.inflight, peerInflight: inflight - own.inflight, peerCompletions: completions - own.successes };
   });
 }
 
@@ -65,6 +67,9 @@ function fleet(catalog = catalogOf()) {
   return { adaptive, loop, report, published, healthOf, alarms: () => alarms };
 }
 
+/** An endpoint failing half of what it is sent with a quick 503. */
+const halfFailing: Flow = { rps: 40, successes: 20, errors: 20, inflight: 4 };
+
 /** A hung endpoint 0 over `r` reports since it hung: sent its share, answering none, its requests piling up. */
 const hung = (r: number): Flow => ({ rps: 40, successes: 0, inflight: 8 + 80 * r });
 
@@ -92,6 +97,26 @@ describe('an alarm tick', () => {
     expect(f.healthOf(KEYS[0] as string)).toBe('UNHEALTHY');
     expect((f.published.at(-1)?.at ?? 0) - reported).toBeLessThanOrEqual(50);
     expect(f.alarms()).toBeGreaterThanOrEqual(1);
+    f.loop.stop();
+  });
+
+  it('takes an endpoint newly failing some of its requests out within tens of milliseconds of the report that shows it', () => {
+    const f = fleet();
+    warm(f);
+    // Its error window (10 s) passes what the success-rate rule ejects at (10% past its peers' 0%)
+    // some reports in; each report lands 300 ms past a periodic tick.
+    let out: { by: string; afterMs: number } | undefined;
+    for (let r = 0; r < 10 && out === undefined; r++) {
+      f.report([halfFailing, healthy, healthy, healthy]);
+      const reported = Date.now();
+      vi.advanceTimersByTime(100);
+      if (f.healthOf(KEYS[0] as string) === 'UNHEALTHY') out = { by: 'the report', afterMs: (f.published.at(-1)?.at ?? Number.NaN) - reported };
+      vi.advanceTimersByTime(1_900);
+      out ??= f.healthOf(KEYS[0] as string) === 'UNHEALTHY' ? { by: 'a periodic tick', afterMs: Number.NaN } : undefined;
+    }
+    expect(out?.by, 'taken out by an outlier rule').toBe('the report');
+    expect(out?.afterMs).toBeLessThanOrEqual(50);
+    expect(f.alarms()).toBe(1);
     f.loop.stop();
   });
 
@@ -199,6 +224,26 @@ describe('WeightEngine.takeAlarms', () => {
     at(9_000, 1);
     at(11_000, 40);
     // Ejected at 7 s (all-failing): its reports while out raise none.
+    expect(e.takeAlarms()).toEqual([]);
+  });
+
+  it('its error window newly failing as much as an outlier rule ejects at: once, as it crosses, not at each later report, and not while ejected', () => {
+    const e = engine();
+    const at = (t: number, errors: number) => KEYS.forEach((k, i) => e.observeSample('web', k, { at: t, rps: 40, errors: i === 0 ? errors : 0 }));
+    at(1_000, 0);
+    at(3_000, 0);
+    const alarmedAt: number[] = [];
+    for (let t = 5_000; t <= 21_000; t += 2_000) {
+      at(t, 6);
+      if (e.takeAlarms().length > 0) alarmedAt.push(t);
+    }
+    // 15% of its requests failing: the 10 s window passes 10% (success-rate's gap over peers failing none) at one report (not the first), and only then.
+    expect(alarmedAt).toHaveLength(1);
+    expect(alarmedAt[0]).toBeGreaterThan(5_000);
+    e.tick(21_000);
+    expect(e.tick(21_000).clusters.get('web')?.explanations.get(KEYS[0] as string)?.health).toBe('UNHEALTHY');
+    // Ejected: back under the ratio and past it again while out raises none.
+    for (let t = 23_000; t <= 41_000; t += 2_000) at(t, t < 33_000 ? 0 : 6);
     expect(e.takeAlarms()).toEqual([]);
   });
 

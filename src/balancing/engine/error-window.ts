@@ -124,6 +124,16 @@ export function lastReportFailing(rows: Float64Array, i: number, volume: number,
 }
 
 /**
+ * Row i's window, as of its latest sample, failed at least `ratio` of at least `volume` requests
+ * (the failure-percentage rule's reading without its peers' test, tick/ejection.ts).
+ */
+export function windowFailing(rows: Float64Array, i: number, volume: number, ratio: number): boolean {
+  const o = i * EW_ROW;
+  const requests = rows[o + EW_REQUESTS] as number;
+  return requests >= volume && (rows[o + EW_ERRORS] as number) >= ratio * requests;
+}
+
+/**
  * Writes row i's reading at `now` into position i of `v`; whether it counts any request
  * (smoothed, after decay, or in the latest sample): false for a reading of nothing.
  */

@@ -73,7 +73,7 @@ import { carriedPositions, carriedPositionSteps, NEW_ENDPOINT, RowRuns } from '.
 import { exportCluster, importCluster, type ExportedClusterState } from './cluster-export.js';
 import { ClusterTickRun } from './cluster-tick-run.js';
 import { DepartedMemory, leaversOf, resumeDeparted } from './departed.js';
-import { carryErrorRows, lastReportFailing, observeErrors } from './error-window.js';
+import { carryErrorRows, lastReportFailing, observeErrors, windowFailing } from './error-window.js';
 import { carryHeldWeights, forgetNewcomers, keepHeldWeights, restoreHeldRow } from './held-weights.js';
 import { TickExplanations } from './explanations.js';
 import { isSet, type ClusterState, type EndpointState, type FieldTimes, type PidConfig } from './state.js';
@@ -188,6 +188,15 @@ function noteFlow(c: ClusterState, e: EndpointState, taken: Sample): boolean {
 
 /** Endpoint i's latest report trips the all-failing rule on its own (tick/ejection.ts), with ejection on. */
 const allFailing = (c: ClusterState, i: number): boolean => c.ejection.enabled && lastReportFailing(c.errors, i, Math.max(1, c.ejection.minRequests / 4), c.ejection.allFailingRatio);
+
+/**
+ * Endpoint i's error window fails at least the lowest rate an outlier rule could eject it at
+ * (tick/ejection.ts), with ejection on: the failure-percentage rule's ratio, or the success-rate
+ * rule's minimum gap (its peers failing none). Necessary, not sufficient: the tick's rules test its
+ * peers too.
+ */
+const overFailureRatio = (c: ClusterState, i: number): boolean =>
+  c.ejection.enabled && windowFailing(c.errors, i, c.ejection.minRequests, Math.min(c.ejection.failureRatio, c.ejection.minGap));
 
 /** What the outlier detector reads of a cluster: its error rows once any count was seen, and whether some flow could show a stall. */
 function signalsOf(c: ClusterState): ClusterSignals {
@@ -540,10 +549,12 @@ export class WeightEngine {
     // Samples without rps carry no error information (observeErrors ignores them).
     if (taken.rps !== undefined) {
       c.errorsSeen = true;
-      const failing = allFailing(c, i);
+      const [failing, over] = [allFailing(c, i), overFailureRatio(c, i)];
       observeErrors(c.errors, i, c.ejection.errorWindowMs, taken);
-      // Newly failing (almost) all it is sent: an alarm, as for a stall (takeAlarms).
-      if (!failing && allFailing(c, i) && e.ejection?.until === undefined) this.alarms.add(cluster);
+      // Newly failing (almost) all it is sent, or its window newly failing as much as an outlier
+      // rule ejects at: an alarm, as for a stall (takeAlarms).
+      const newly = (!failing && allFailing(c, i)) || (!over && overFailureRatio(c, i));
+      if (newly && e.ejection?.until === undefined) this.alarms.add(cluster);
     }
     return true;
   }
@@ -639,7 +650,8 @@ export class WeightEngine {
 
   /**
    * The clusters whose signals raised an alarm since the last call: an endpoint now looks stalled
-   * on its own (tick/stall.ts), its latest report newly trips the all-failing rule (tick/ejection.ts),
+   * on its own (tick/stall.ts), its latest report newly trips the all-failing rule or its error
+   * window newly fails as much as an outlier rule ejects at (tick/ejection.ts; the peers' tests are the tick's),
    * its probes just took it out (balancing/health.ts), or a backlog drain became pending
    * (tick/backlog.ts). Each acts at the cluster's next tick; a caller that ticks it now
    * (tickClusters) acts on them up to a tick period sooner. An extra tick is an ordinary one at a
