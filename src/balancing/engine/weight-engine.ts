@@ -81,14 +81,14 @@ import { policyParts, resolveEjection, resolveSafety, validateEndpoint, validate
 import { inChunks, runToEnd } from '../steps.js';
 import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
-import { runEjection, runEjectionSteps, type ClusterSignals } from './tick/ejection.js';
+import { runEjection, runEjectionSteps } from './tick/ejection.js';
 import { mayStall, stalledAlone } from './tick/stall.js';
 import { noteBacklog, sharePending } from './tick/backlog.js';
 import { SharedSettings } from './shared-settings.js';
-import { newFrame, newTickScratch, type Frame } from './tick/frame.js';
+import { newFrame, newTickScratch, recycleFrame, type Frame } from './tick/frame.js';
 import { readingWindowMs } from './tick/freshness.js';
-import { gateHealth, gateHealthSteps, type ScaleSums } from './tick/health-gate.js';
-import { joinAndScale, joinAndScaleSteps, type JoinOptions } from './tick/join.js';
+import { gateHealth, gateHealthSteps } from './tick/health-gate.js';
+import { joinAndScale, joinAndScaleSteps } from './tick/join.js';
 import { publish, publishSteps, type Published } from './tick/publish.js';
 import {
   BLEND_PID_DEFAULTS,
@@ -197,11 +197,6 @@ const allFailing = (c: ClusterState, i: number): boolean => c.ejection.enabled &
  */
 const overFailureRatio = (c: ClusterState, i: number): boolean =>
   c.ejection.enabled && windowFailing(c.errors, i, c.ejection.minRequests, Math.min(c.ejection.failureRatio, c.ejection.minGap));
-
-/** What the outlier detector reads of a cluster: its error rows once any count was seen, and whether some flow could show a stall. */
-function signalsOf(c: ClusterState): ClusterSignals {
-  return { errors: c.errorsSeen ? c.errors : undefined, mayStall: c.stallCandidates > 0 };
-}
 
 /** The endpoints of `order` whose flow could show a stall (ClusterState.stallCandidates). */
 function stallCandidatesOf(order: readonly EndpointState[]): number {
@@ -748,11 +743,11 @@ export class WeightEngine {
 
   private tickCluster(c: ClusterState, now: number): ClusterTick {
     const f = this.frameFor(c, now);
-    runEjection(f, c.order, c.ejection, signalsOf(c));
+    runEjection(f, c.order, c.ejection, c);
     const sums = gateHealth(f, c.order, c.held);
-    joinAndScale(f, c.order, joinOptions(c, sums));
+    joinAndScale(f, c.order, c, sums);
     const setpoint = runController(c, f);
-    clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1, errorPenalty: c.errorPenalty });
+    clampAll(f, c.safety, c);
     return this.finishTick(c, f, publish(c, f, this.resolution), setpoint);
   }
 
@@ -763,21 +758,25 @@ export class WeightEngine {
    */
   private *tickSteps(c: ClusterState, now: number, chunk: number): Generator<void, ClusterTick, void> {
     const f = this.frameFor(c, now);
-    yield* runEjectionSteps(f, c.order, c.ejection, signalsOf(c), chunk);
+    yield* runEjectionSteps(f, c.order, c.ejection, c, chunk);
     yield;
     const sums = yield* gateHealthSteps(f, c.order, c.held, chunk);
     yield;
-    yield* joinAndScaleSteps(f, c.order, joinOptions(c, sums), chunk);
+    yield* joinAndScaleSteps(f, c.order, c, sums, chunk);
     yield;
     const setpoint = yield* runControllerSteps(c, f, chunk);
     yield;
-    clampAll(f, c.safety, { adaptive: c.parts.static < 1 && !f.failStatic, decayWhenNone: c.parts.ewma !== 1, errorPenalty: c.errorPenalty });
+    clampAll(f, c.safety, c);
     return this.finishTick(c, f, yield* publishSteps(c, f, this.resolution, chunk), setpoint);
   }
 
   private frameFor(c: ClusterState, now: number): Frame {
     const dt = c.lastTickAt === undefined ? c.safety.tickMs : Math.max(0, now - c.lastTickAt);
-    return newFrame({ n: c.order.length, now, dt, freshMs: readingWindowMs(c.safety), policy: c.policy.kind, keys: c.keys, statics: c.statics, scratch: this.scratch }, c.frames.spare);
+    const freshMs = readingWindowMs(c.safety);
+    const spare = c.frames.spare;
+    // The common case (the cluster's frame from two ticks ago) without a FrameInit per cluster per tick.
+    if (spare !== undefined && spare.n === c.order.length) return recycleFrame(spare, now, dt, freshMs, c.policy.kind, c, this.scratch);
+    return newFrame({ n: c.order.length, now, dt, freshMs, policy: c.policy.kind, keys: c.keys, statics: c.statics, scratch: this.scratch });
   }
 
   private finishTick(c: ClusterState, f: Frame, out: Published, setpoint: number | undefined): ClusterTick {
@@ -938,11 +937,6 @@ function carryPidRows(order: readonly EndpointState[], existing: ClusterState | 
   }
   runs.flush();
   return p;
-}
-
-/** What the join stage reads of `c` (tick/join.ts). */
-function joinOptions(c: ClusterState, sums: ScaleSums): JoinOptions {
-  return { adaptive: c.parts.static < 1, safety: c.safety, sums, pidRows: c.pidRows, held: c.held, lastTickAt: c.lastTickAt ?? -Infinity };
 }
 
 function newPidLatency(safety: SafetySettings): EwmaLatency {

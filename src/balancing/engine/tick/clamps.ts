@@ -12,21 +12,22 @@ const R_STEP = ruleBit('step-limit');
 const R_FLOOR = ruleBit('floor');
 const R_CEILING = ruleBit('ceiling');
 
+/** What the clamps read of their cluster (ClusterState, read in place: no object of options per cluster per tick). */
 export interface ClampOptions {
-  /** Adaptive policy and not failing static: freshness applies. */
-  readonly adaptive: boolean;
-  /** Decay endpoints that never had data (every policy but pure EWMA, which explores them). */
-  readonly decayWhenNone: boolean;
+  /** The policy's parts: an adaptive one (static below 1), not failing static, has freshness apply; every policy but pure EWMA (which explores them) decays endpoints that never had data. */
+  readonly parts: { readonly static: number; readonly ewma: number };
   /** The cluster's errorPenalty: errors bound endpoints without fresh steering data too (freshness.ts). */
   readonly errorPenalty: number;
 }
 
 export function clampAll(f: Frame, s: SafetySettings, o: ClampOptions): void {
-  const errors = o.adaptive ? errorBoundOf(f, o.errorPenalty) : undefined;
+  const adaptive = o.parts.static < 1 && !f.failStatic;
+  const decayWhenNone = o.parts.ewma !== 1;
+  const errors = adaptive ? errorBoundOf(f, o.errorPenalty) : undefined;
   for (let i = 0; i < f.n; i++) {
     if (!f.serving[i]) continue;
     let w = f.raw[i] as number;
-    if (o.adaptive) w = applyFreshness(f, i, w, s, o.decayWhenNone, errors);
+    if (adaptive) w = applyFreshness(f, i, w, s, decayWhenNone, errors);
     // stepLimit and clampToBounds (stages.ts) written out: no result object per endpoint per tick.
     if (!f.failStatic) {
       // Almost always one tick's worth: no pow per endpoint then (x ** 1 is x exactly).

@@ -33,6 +33,8 @@ function otherParts(c: ClusterState, f: Frame, pid: number[] | undefined, setpoi
     for (let i = 0; i < f.n; i++) f.raw[i] = f.serving[i] ? (f.fair[i] as number) : 0;
     return undefined;
   }
+  // A pure PID policy wrote f.raw itself: nothing to run or mix (no list of vectors per cluster per tick).
+  if (c.parts.pid === 1 && !(c.parts.ewma > 0)) return setpoint;
   const pure = c.parts.pid === 1 || c.parts.ewma === 1 || c.parts.static === 1;
   const vectors: { part: number; x: number[] }[] = [];
   if (pid !== undefined) vectors.push({ part: c.parts.pid, x: pid });

@@ -279,15 +279,15 @@ export function inRotation(e: EndpointState, now: number): boolean {
  * ejects the outliers. Updates each endpoint's EjectionState; the health gate reads it.
  */
 export function runEjection(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, c: ClusterSignals): void {
-  const t: Readings = { judged: 0, ejected: 0, stalled: 0, errors: c.errors, mayStall: c.mayStall };
-  readRange(f, eps, s, { from: 0, to: f.n }, t);
+  const t: Readings = { judged: 0, ejected: 0, stalled: 0, errors: errorRowsOf(c), mayStall: c.stallCandidates > 0 };
+  readRange(f, eps, s, 0, f.n, t);
   judge(f, eps, s, t);
 }
 
 /** runEjection in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* runEjectionSteps(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, c: ClusterSignals, chunk: number): Generator<void, void, void> {
-  const t: Readings = { judged: 0, ejected: 0, stalled: 0, errors: c.errors, mayStall: c.mayStall };
-  yield* inChunks(f.n, chunk, (from, to) => readRange(f, eps, s, { from, to }, t));
+  const t: Readings = { judged: 0, ejected: 0, stalled: 0, errors: errorRowsOf(c), mayStall: c.stallCandidates > 0 };
+  yield* inChunks(f.n, chunk, (from, to) => readRange(f, eps, s, from, to, t));
   judge(f, eps, s, t);
 }
 
@@ -298,8 +298,11 @@ function judge(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, t: 
   // Most ticks of most clusters have no error data: nothing to judge.
   if (t.judged > 0) {
     const verdicts = judgeReadings(f.scratch.readings, f.n, { total: f.n, alreadyEjected: t.ejected, keys: f.keys }, s);
+    // Indexed, not for-of: most ticks judge NO_VERDICTS, a frozen array, which for-of walked through
+    // the generic iterator protocol (an iterator and a result object per cluster per tick).
     const ledger = verdicts.length > 0 ? carriersOf(f, eps) : undefined;
-    for (const v of verdicts) {
+    for (let k = 0; k < verdicts.length; k++) {
+      const v = verdicts[k] as EjectionVerdict;
       const e = eps[v.index] as EndpointState;
       // Only as far as its peers can carry what it still serves well (tick/error-shift.ts).
       if (!peersCarry(ledger as CapacityLedger, e, f)) continue;
@@ -334,11 +337,18 @@ function carriersOf(f: Frame, eps: readonly EndpointState[]): CapacityLedger {
   return ledger;
 }
 
-/** What the cluster has to read: its error rows (undefined while all are fresh), and whether some flow could show a stall (ClusterState.stallCandidates). */
+/**
+ * What the outlier detector reads of a cluster (its ClusterState, read in place: no object per
+ * cluster per tick): its error rows, read once some count was seen (while all are fresh, nothing
+ * to read), and how many endpoints' flows could show a stall (none: no flow is read).
+ */
 export interface ClusterSignals {
-  readonly errors: Float64Array | undefined;
-  readonly mayStall: boolean;
+  readonly errors: Float64Array;
+  readonly errorsSeen: boolean;
+  readonly stallCandidates: number;
 }
+
+const errorRowsOf = (c: ClusterSignals): Float64Array | undefined => (c.errorsSeen ? c.errors : undefined);
 
 interface Readings {
   /** How many endpoints have a reading to judge. */
@@ -356,12 +366,12 @@ interface Readings {
  * Endpoints from..to: inputs snapshot, releases, and the error readings (into the frame's
  * errorRate and the tick scratch's readings, `present` set for those in rotation).
  */
-function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, r: { from: number; to: number }, t: Readings): void {
+function readRange(f: Frame, eps: readonly EndpointState[], s: EjectionSettings, from: number, to: number, t: Readings): void {
   const v = f.scratch.readings;
   // Locals in the loop, written back once (not a field update per endpoint).
   let judged = t.judged;
   let ejected = t.ejected;
-  for (let i = r.from; i < r.to; i++) {
+  for (let i = from; i < to; i++) {
     const e = eps[i] as EndpointState;
     if (t.mayStall && e.flow !== undefined && silent(e.flow)) {
       const sr = stallReading(e, f);

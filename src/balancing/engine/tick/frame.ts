@@ -243,7 +243,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
  * young generation otherwise copied once and the old generation collected.
  */
 export function newFrame(init: FrameInit, recycled?: Frame): Frame {
-  if (recycled !== undefined && recycled.n === init.n) return resetFrame(recycled as Mutable<Frame>, init);
+  if (recycled !== undefined && recycled.n === init.n) return recycleFrame(recycled, init.now, init.dt, init.freshMs, init.policy, init, init.scratch);
   const { n } = init;
   const scratch = fitScratch(init.scratch ?? newTickScratch(), n);
   fillTo(scratch.stepTicks, 1, n);
@@ -291,21 +291,29 @@ export function newFrame(init: FrameInit, recycled?: Frame): Frame {
   };
 }
 
-function resetFrame(f: Mutable<Frame>, init: FrameInit): Frame {
-  f.now = init.now;
-  f.dt = init.dt;
-  f.freshMs = init.freshMs;
-  f.policy = init.policy;
-  f.keys = init.keys;
-  f.statics = init.statics;
+/** The endpoints' keys and static weights, from the cluster (a ClusterState is one: nothing allocated to pass them). */
+export type FrameSource = Pick<Frame, 'keys' | 'statics'>;
+
+/**
+ * `frame` (the cluster's frame from two ticks ago, of the cluster's size) reset in place for a tick at
+ * `now`: newFrame's recycling, without a FrameInit object per cluster per tick.
+ */
+export function recycleFrame(frame: Frame, now: number, dt: number, freshMs: number, policy: PolicyKind, src: FrameSource, scratch?: TickScratch): Frame {
+  const f = frame as Mutable<Frame>;
+  f.now = now;
+  f.dt = dt;
+  f.freshMs = freshMs;
+  f.policy = policy;
+  f.keys = src.keys;
+  f.statics = src.statics;
   // Only stepTicks: the stages write every other slot before anything reads it (ejection: samples,
   // probeLatency, errorRate; the gate: serving, rules, healthCode; the join pass: fair, age,
   // freshness, prevPub; publish: pub) or read it only where they wrote it (prevW, raw, cand: serving
   // endpoints). Resetting 17 vectors was a fifth of a static tick at 100,000 endpoints (profile).
-  const scratch = fitScratch(init.scratch ?? f.scratch, f.n);
-  f.scratch = scratch;
-  f.prevW = scratch.prevW;
-  f.stepTicks = scratch.stepTicks;
+  const fitted = fitScratch(scratch ?? f.scratch, f.n);
+  f.scratch = fitted;
+  f.prevW = fitted.prevW;
+  f.stepTicks = fitted.stepTicks;
   fillTo(f.stepTicks, 1, f.n);
   f.sparePid = f.pid ?? f.sparePid;
   f.spareEwma = f.ewma ?? f.spareEwma;

@@ -24,26 +24,24 @@ export interface ScaleSums {
   readonly statics: number;
 }
 
-/** Returns the continuing endpoints' sums. */
+/**
+ * Returns the continuing endpoints' sums: the tally itself (one object per cluster tick, not one
+ * for the tally, one for the states and one for the sums).
+ */
 export function gateHealth(f: Frame, eps: readonly EndpointState[], held: Float64Array): ScaleSums {
-  const t: GateTally = { eligible: 0, serving: 0, moved: 0, weights: 0, statics: 0 };
-  gateRange(f, { eps, held }, 0, f.n, t);
-  return failStaticOrNot(f, { eps, held }, t);
+  const t = newTally();
+  gateRange(f, eps, held, 0, f.n, t);
+  return failStaticOrNot(f, eps, held, t);
 }
 
 /** gateHealth in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
 export function* gateHealthSteps(f: Frame, eps: readonly EndpointState[], held: Float64Array, chunk: number): Generator<void, ScaleSums, void> {
-  const t: GateTally = { eligible: 0, serving: 0, moved: 0, weights: 0, statics: 0 };
-  const states = { eps, held };
-  yield* inChunks(f.n, chunk, (from, to) => gateRange(f, states, from, to, t));
-  return failStaticOrNot(f, states, t);
+  const t = newTally();
+  yield* inChunks(f.n, chunk, (from, to) => gateRange(f, eps, held, from, to, t));
+  return failStaticOrNot(f, eps, held, t);
 }
 
-/** The endpoints' states and held weights (held-weights.ts), by position. */
-interface GateStates {
-  readonly eps: readonly EndpointState[];
-  readonly held: Float64Array;
-}
+const newTally = (): GateTally => ({ eligible: 0, serving: 0, moved: 0, weights: 0, statics: 0 });
 
 /** What a continuing endpoint adds to the scale sums: its internal weight if it served last tick (else NaN). */
 function continuing(held: Float64Array, i: number): number {
@@ -51,7 +49,7 @@ function continuing(held: Float64Array, i: number): number {
   return held[o + HW_SERVED] === 1 ? (held[o + HW_W] as number) : Number.NaN;
 }
 
-interface GateTally {
+interface GateTally extends ScaleSums {
   eligible: number;
   serving: number;
   /** Endpoints whose serving differs from what they did last tick (held-weights.ts HW_SERVED). */
@@ -60,9 +58,8 @@ interface GateTally {
   statics: number;
 }
 
-/** Endpoints from..to through the gate, counted into `t`. */
-function gateRange(f: Frame, g: GateStates, from: number, to: number, t: GateTally): void {
-  const { eps, held } = g;
+/** Endpoints from..to through the gate, counted into `t`; `held`: their held weights (held-weights.ts), by position. */
+function gateRange(f: Frame, eps: readonly EndpointState[], held: Float64Array, from: number, to: number, t: GateTally): void {
   // Tallies in locals, written back once (not a field update per endpoint in the hot loop).
   let { eligible, serving, moved, weights, statics } = t;
   for (let i = from; i < to; i++) {
@@ -108,24 +105,26 @@ function gateRange(f: Frame, g: GateStates, from: number, to: number, t: GateTal
   t.statics = statics;
 }
 
-/** Nothing eligible serving: fail static (every eligible endpoint serves). */
-function failStaticOrNot(f: Frame, g: GateStates, t: GateTally): ScaleSums {
-  let { weights, statics } = t;
+/** Nothing eligible serving: fail static (every eligible endpoint serves). Returns `t`, its sums final. */
+function failStaticOrNot(f: Frame, eps: readonly EndpointState[], held: Float64Array, t: GateTally): ScaleSums {
   const { eligible, serving } = t;
   f.failStatic = eligible > 0 && serving === 0;
   // Failing static changes who serves below: unknown (publish compares).
   f.servingMoved = f.failStatic ? Number.NaN : t.moved;
   f.declaredOut = f.n - eligible;
-  if (!f.failStatic) return { weights, statics };
+  if (!f.failStatic) return t;
+  let { weights, statics } = t;
   for (let i = 0; i < f.n; i++) {
     if (f.healthCode[i] === H_DISABLED) continue;
     f.serving[i] = 1;
     f.rules[i] = R_FAIL_STATIC;
-    const w = continuing(g.held, i);
+    const w = continuing(held, i);
     if (isSet(w)) {
       weights += w;
-      statics += (g.eps[i] as EndpointState).staticWeight;
+      statics += (eps[i] as EndpointState).staticWeight;
     }
   }
-  return { weights, statics };
+  t.weights = weights;
+  t.statics = statics;
+  return t;
 }

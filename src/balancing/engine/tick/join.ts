@@ -32,63 +32,66 @@ const R_PROBATION = ruleBit('probation');
  * input) and snapshots the weights before this tick (the step limit's anchor, the internal ones):
  * at 100,000 endpoints the tick is bound by reading the states from memory, about 6 ms a pass.
  */
-export function joinAndScale(f: Frame, eps: readonly EndpointState[], o: JoinOptions): void {
-  const scale = clusterScale(o.held, o.pidRows, o.sums);
+export function joinAndScale(f: Frame, eps: readonly EndpointState[], c: JoinOptions, sums: ScaleSums): void {
+  const r = rangeOf(c, sums);
   f.failingFresh = f.failingUnsteered = f.earning = 0;
-  joinRange(f, eps, rangeOf(o, scale, 0, f.n));
+  joinRange(f, eps, r, 0, f.n);
 }
 
 /** A newcomer's share of its fair share: the cluster's newcomerShare while a fleet runs beside it (the cluster ticked and some endpoint serves on), else whole. */
-const newcomerShareOf = (o: JoinOptions): number => (o.lastTickAt > -Infinity && o.sums.statics > 0 ? o.safety.newcomerShare : 1);
+const newcomerShareOf = (lastTickAt: number, sums: ScaleSums, safety: SafetySettings): number => (lastTickAt > -Infinity && sums.statics > 0 ? safety.newcomerShare : 1);
 
+/** What the join stage reads of its cluster (ClusterState, read in place: no object of options per cluster per tick). */
 export interface JoinOptions {
-  readonly adaptive: boolean;
+  readonly parts: { readonly static: number };
   readonly safety: SafetySettings;
-  readonly sums: ScaleSums;
   /** The cluster's PID rows (a joiner's controller starts over). */
   readonly pidRows: PidRows;
   /** The cluster's held weights (held-weights.ts). */
   readonly held: Float64Array;
-  /** When the cluster last ticked (-Infinity: never): a probe comeback after it is this tick's. */
-  readonly lastTickAt: number;
+  /** When the cluster last ticked (undefined: never): a probe comeback after it is this tick's. */
+  readonly lastTickAt: number | undefined;
 }
 
 /** joinAndScale in steps of about `chunk` endpoints (a cluster's tick in steps: weight-engine.ts). */
-export function* joinAndScaleSteps(f: Frame, eps: readonly EndpointState[], o: JoinOptions, chunk: number): Generator<void, void, void> {
-  const scale = clusterScale(o.held, o.pidRows, o.sums);
+export function* joinAndScaleSteps(f: Frame, eps: readonly EndpointState[], c: JoinOptions, sums: ScaleSums, chunk: number): Generator<void, void, void> {
+  const r = rangeOf(c, sums);
   f.failingFresh = f.failingUnsteered = f.earning = 0;
-  yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, rangeOf(o, scale, from, to)));
+  yield* inChunks(f.n, chunk, (from, to) => joinRange(f, eps, r, from, to));
 }
 
+/** What the pass reads, resolved once per cluster tick (every range of a tick in steps shares it). */
 interface JoinRange {
   readonly adaptive: boolean;
   readonly safety: SafetySettings;
   readonly pidRows: PidRows;
   readonly held: Float64Array;
+  /** When the cluster last ticked (-Infinity: never). */
   readonly lastTickAt: number;
   /** newcomerShareOf the cluster. */
   readonly newcomerShare: number;
   readonly scale: number;
-  readonly from: number;
-  readonly to: number;
 }
 
 /**
- * The range's options, written out field by field: an object spread ({ ...o, scale, from, to })
+ * The pass's inputs, written out field by field: an object spread
  * took V8's generic clone path, and was a sixth of the join pass at 500 clusters × 20 (a CPU
  * profile's lines, with error terms in every sample).
  */
-function rangeOf(o: JoinOptions, scale: number, from: number, to: number): JoinRange {
-  return { adaptive: o.adaptive, safety: o.safety, pidRows: o.pidRows, held: o.held, lastTickAt: o.lastTickAt, newcomerShare: newcomerShareOf(o), scale, from, to };
+function rangeOf(c: JoinOptions, sums: ScaleSums): JoinRange {
+  const scale = clusterScale(c.held, c.pidRows, sums);
+  const lastTickAt = c.lastTickAt ?? -Infinity;
+  return { adaptive: c.parts.static < 1, safety: c.safety, pidRows: c.pidRows, held: c.held, lastTickAt, newcomerShare: newcomerShareOf(lastTickAt, sums, c.safety), scale };
 }
 
-function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange): void {
+/** Endpoints from..to. */
+function joinRange(f: Frame, eps: readonly EndpointState[], r: JoinRange, from: number, to: number): void {
   const held = r.held;
   // Frame.failingFresh, failingUnsteered and earning, in locals written back once (not a field update per endpoint).
   let fresh = 0;
   let unsteered = 0;
   let earning = 0;
-  for (let i = r.from; i < r.to; i++) {
+  for (let i = from; i < to; i++) {
     const e = eps[i] as EndpointState;
     const o = i * HW_ROW;
     const fair = e.staticWeight * r.scale;

@@ -176,7 +176,7 @@ interface Steered {
 export function* runPid(c: ClusterState, f: Frame, x: number[], chunk: number): Generator<void, number | undefined, void> {
   const begun = beginSteering(c, f, x);
   const on = begun.on;
-  if (on !== undefined) yield* inChunks(f.n, chunk, (from, to) => steerRange(c, f, x, on, { from, to }));
+  if (on !== undefined) yield* inChunks(f.n, chunk, (from, to) => steerRange(c, f, x, on, from, to));
   if (on?.inputs !== undefined) {
     const inputs = settled(c, f, on.inputs, on.k);
     yield* inChunks(on.k, chunk, (from, to) => errorRange(c, f, inputs, from, to));
@@ -197,7 +197,7 @@ export function* runPid(c: ClusterState, f: Frame, x: number[], chunk: number): 
 export function runPidWhole(c: ClusterState, f: Frame, x: number[]): number | undefined {
   const begun = beginSteering(c, f, x);
   const on = begun.on;
-  if (on !== undefined) steerRange(c, f, x, on, { from: 0, to: f.n });
+  if (on !== undefined) steerRange(c, f, x, on, 0, f.n);
   if (on?.inputs !== undefined) errorRange(c, f, settled(c, f, on.inputs, on.k), 0, on.k);
   const aim = aimAt(c, f, begun);
   if (aim === undefined) return undefined;
@@ -455,13 +455,13 @@ function steerOnCpu(c: ClusterState, f: Frame): CpuSteering {
  * and settled (an endpoint's term reads the cluster's allowance: the cpu totals once took a
  * pass of their own over every endpoint, this was the same loop).
  */
-function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, r: { from: number; to: number }): void {
+function steerRange(c: ClusterState, f: Frame, x: number[], on: CpuSteering, from: number, to: number): void {
   const { steerIdx: idx, steerBase: base, steerM: sm } = f.scratch;
   const { rows, latest } = c.pidRows;
   const terms: Terms = { base, latency: NO_TERMS, errors: NO_TERMS };
   const withErrors = on.inputs !== undefined;
   let k = on.k;
-  for (let i = r.from; i < r.to; i++) {
+  for (let i = from; i < to; i++) {
     if (!f.serving[i]) continue;
     x[i] = valueOr(rows[i * ROW + PR_W] as number, 0);
     if (f.freshness[i] !== F_FRESH) continue;
