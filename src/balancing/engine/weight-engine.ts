@@ -195,7 +195,7 @@ const allFailing = (c: ClusterState, i: number): boolean => c.ejection.enabled &
  * rule's minimum gap (its peers failing none). Necessary, not sufficient: the tick's rules test its
  * peers too.
  */
-const overFailureRatio = (c: ClusterState, i: number): boolean =>
+const outlierRate = (c: ClusterState, i: number): boolean =>
   c.ejection.enabled && windowFailing(c.errors, i, c.ejection.minRequests, Math.min(c.ejection.failureRatio, c.ejection.minGap));
 
 /** The endpoints of `order` whose flow could show a stall (ClusterState.stallCandidates). */
@@ -544,11 +544,12 @@ export class WeightEngine {
     // Samples without rps carry no error information (observeErrors ignores them).
     if (taken.rps !== undefined) {
       c.errorsSeen = true;
-      const [failing, over] = [allFailing(c, i), overFailureRatio(c, i)];
+      const failing = allFailing(c, i);
+      const outlying = outlierRate(c, i);
       observeErrors(c.errors, i, c.ejection.errorWindowMs, taken);
       // Newly failing (almost) all it is sent, or its window newly failing as much as an outlier
       // rule ejects at: an alarm, as for a stall (takeAlarms).
-      const newly = (!failing && allFailing(c, i)) || (!over && overFailureRatio(c, i));
+      const newly = (!failing && allFailing(c, i)) || (!outlying && outlierRate(c, i));
       if (newly && e.ejection?.until === undefined) this.alarms.add(cluster);
     }
     return true;
