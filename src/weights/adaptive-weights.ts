@@ -249,7 +249,8 @@ export class AdaptiveWeights {
 
   /**
    * Ticks now the clusters whose signals raised an alarm (an endpoint newly stalled, newly failing
-   * all it is sent, taken out by its probes, a backlog drain pending: WeightEngine.takeAlarms): those
+   * all it is sent or as much as an outlier rule ejects at, taken out by its probes, a backlog drain
+   * pending: WeightEngine.takeAlarms): those
    * this replica owns, in the order raised, as long as their endpoints add up to at most `budget`
    * (the others wait for their periodic tick, which a large cluster runs in steps). Returns how many
    * clusters and endpoints it ticked, and the new overrides when anything published changed, as

@@ -56,8 +56,9 @@ export interface WeightLoopOptions {
  * and into the archive. Starting resumes from the weights the previous process published, so a
  * restart does not slosh traffic back to static weights.
  *
- * A signal that raises an alarm (an endpoint newly stalled, newly failing all it is sent, taken out
- * by its probes, or a backlog drain pending: WeightEngine.takeAlarms) has its cluster ticked within
+ * A signal that raises an alarm (an endpoint newly stalled, newly failing all it is sent or as much
+ * as an outlier rule ejects at, taken out by its probes, or a backlog drain pending:
+ * WeightEngine.takeAlarms) has its cluster ticked within
  * ALARM_GATHER_MS instead of at the next period: a hung backend collects its share, each request a
  * failure at the route timeout, until the tick that takes it out (up to a whole period later, half
  * of one on average).
