@@ -14,6 +14,7 @@ import type { MetricField } from './lrs-conversion.js';
 import type { GrpcServicePair } from './report-grpc.js';
 import { clipped } from './report-validation.js';
 import { ReportCadence, reportEntries, type Asked } from './report-cadence.js';
+import { reportIntervals } from '../catalog/report-intervals.js';
 import type { SignalStore } from './signal-store.js';
 import { WindowedLog } from '../telemetry/windowed-log.js';
 import { duration } from '../xds/proto-values.js';
@@ -44,7 +45,7 @@ export interface LrsServiceOptions {
   readonly reportingIntervalMs?: number;
   /** The longest interval asked (default: `reportingIntervalMs` when that is set, else 2000 ms). */
   readonly maxReportingIntervalMs?: number;
-  /** Report entries a second the interval stretches to stay within (default DEFAULT_REPORT_ENTRIES_PER_SECOND). */
+  /** Report entries a second the interval stretches to stay within (default: catalog/report-intervals.ts). */
   readonly reportEntriesPerSecond?: number;
   /** Streams re-asked a new interval per check (once a second), at most (default MAX_RETARGETS_PER_CHECK). */
   readonly retargetsPerCheck?: number;
@@ -139,8 +140,6 @@ export interface LrsService extends GrpcServicePair {
 /** A share, and another replica's sums, count for this many reporting intervals unless renewed. */
 const LIFETIME_INTERVALS = 3;
 
-/** ~0.15–0.2 of a core at 7–10 µs an entry (bench/RESULTS.md, "lrs35"). */
-export const DEFAULT_REPORT_ENTRIES_PER_SECOND = 20_000;
 /** How often open streams are checked against the target interval. */
 const CADENCE_CHECK_MS = 1_000;
 /**
@@ -362,9 +361,10 @@ function retargetStreams(ctx: LrsContext): void {
 }
 
 export function lrsService(options: LrsServiceOptions): LrsService {
-  const intervalMs = Math.max(1, options.reportingIntervalMs ?? 1_000);
-  const maxIntervalMs = Math.max(intervalMs, options.maxReportingIntervalMs ?? (options.reportingIntervalMs ?? 2_000));
-  const cadence = new ReportCadence({ minMs: intervalMs, maxMs: maxIntervalMs, entriesPerSecond: options.reportEntriesPerSecond ?? DEFAULT_REPORT_ENTRIES_PER_SECOND });
+  const asked = reportIntervals({ intervalMs: options.reportingIntervalMs, maxIntervalMs: options.maxReportingIntervalMs, entriesPerSecond: options.reportEntriesPerSecond });
+  const intervalMs = Math.max(1, asked.intervalMs);
+  const maxIntervalMs = Math.max(intervalMs, asked.maxIntervalMs);
+  const cadence = new ReportCadence({ minMs: intervalMs, maxMs: maxIntervalMs, entriesPerSecond: asked.entriesPerSecond });
   const aggregator = new LrsAggregator({
     staleAfterIntervals: LIFETIME_INTERVALS,
     ...(options.metricFields ? { metricFields: options.metricFields } : {}),

@@ -17,6 +17,7 @@ import { parseYaml, type YamlParse } from './yaml-parse.js';
 import { parseYamlOffThread } from './yaml-off-thread.js';
 import { runInTurns } from '../runtime/next-turn.js';
 import { Slicer } from '../runtime/slicer.js';
+import { reportIntervals } from '../catalog/report-intervals.js';
 
 /** `server.xds`: the xDS server's options (its identity is the process's, not configured) and the push debounce. */
 export interface XdsServerSettings extends Omit<XdsServerOptions, 'controlPlaneId' | 'security' | 'onLimit' | 'onRefused'>, XdsSecuritySettings {
@@ -562,12 +563,6 @@ function toServer(cfg: ConfigFile): ServerSettings {
   };
 }
 
-/** The load report interval's default range (src/signals/report-cadence.ts). */
-const DEFAULT_REPORT_INTERVAL_MS = 1_000;
-const DEFAULT_MAX_REPORT_INTERVAL_MS = 2_000;
-/** As DEFAULT_REPORT_ENTRIES_PER_SECOND in src/signals/lrs-service.ts (sources/ does not import signals/). */
-const DEFAULT_REPORT_ENTRIES_PER_SECOND = 20_000;
-
 /** A sample field a load metric may feed (as `MetricField` in src/signals/lrs-conversion.ts). */
 export type LoadMetricField = 'cpu' | 'memory' | 'latencyMs' | 'errors' | 'rps';
 
@@ -594,16 +589,6 @@ function loadReportingSettings(lr: LoadReportingInput | undefined): ServerSettin
 function reportIntervalProblems(lr: LoadReportingInput | undefined): ConfigProblem[] {
   const { intervalMs, maxIntervalMs } = reportIntervals(lr);
   return maxIntervalMs < intervalMs ? [{ path: '/server/loadReporting/maxIntervalMs', message: `must be >= intervalMs (${intervalMs} ms), got ${maxIntervalMs}` }] : [];
-}
-
-/**
- * 1–2 s by default, stretched by the fleet's reports; `intervalMs` alone is a fixed interval (as
- * before the cadence, so a config that set it keeps what it asked).
- */
-function reportIntervals(lr: LoadReportingInput | undefined): { intervalMs: number; maxIntervalMs: number; entriesPerSecond: number } {
-  const intervalMs = lr?.intervalMs ?? DEFAULT_REPORT_INTERVAL_MS;
-  const maxIntervalMs = lr?.maxIntervalMs ?? lr?.intervalMs ?? DEFAULT_MAX_REPORT_INTERVAL_MS;
-  return { intervalMs, maxIntervalMs, entriesPerSecond: lr?.entriesPerSecond ?? DEFAULT_REPORT_ENTRIES_PER_SECOND };
 }
 
 /**
