@@ -65,7 +65,7 @@ const HETERO_SERVICE_MS = 200;
 const HETERO_FLEET = [1, 1, 2, 2, 3, 4, 4, 6, 6, 8];
 const BIG = 4;
 
-const step = (atS: number, from: number, to: number): ScenarioEvent => ({ atS, what: `load ${from * 100}% → ${to * 100}%`, apply: (c) => c.setLoad(to) });
+const step = (atS: number, from: number, to: number): ScenarioEvent => ({ atS, what: `load ${Math.round(from * 100)}% → ${Math.round(to * 100)}%`, apply: (c) => c.setLoad(to) });
 const withHalved = (fleet: readonly number[], i: number): number[] => fleet.map((w, j) => (j === i ? w / 2 : w));
 
 function on(i: number, what: string, atS: number, apply: (b: QueueingBackend) => void | Promise<void>): ScenarioEvent {
@@ -101,6 +101,53 @@ const DEATH: Scenario = {
   events: [on(BIG, 'killed', 15, (b) => b.kill()), on(BIG, 'revived', 25, (b) => b.revive())],
   converge: { after: 1, ideal: DEMO_FLEET },
   target: BIG,
+};
+
+/** `on` for several backends at once (their events at the same moment, one event). */
+function onAll(indexes: readonly number[], what: string, atS: number, apply: (b: QueueingBackend) => void | Promise<void>): ScenarioEvent {
+  return {
+    atS,
+    what: `backends ${indexes.join(', ')}: ${what}`,
+    apply: async (c) => {
+      await Promise.all(indexes.map((i) => on(i, what, atS, apply).apply(c)));
+    },
+  };
+}
+
+/**
+ * A zone's outage on the demo fleet at 40%: half its capacity (a 2× and two 1× backends) dies at
+ * once (connection refused) and comes back 15 s later; the survivors carry 80% meanwhile. Half the
+ * endpoints fail together, past what an outlier detector's ejection cap lets it take out (Envoy's
+ * default 10%), and a balancer must neither send them their old share nor overload the survivors.
+ */
+const ZONE = [0, 2, BIG];
+const ZONE_LOSS: Scenario = {
+  name: 'zone-loss',
+  title: 'a zone is lost: half the capacity (a 2× and two 1× backends) dies at t = 15 s, back at 30 s; fleet at 40%, survivors at 80%',
+  workers: DEMO_FLEET,
+  meanServiceMs: DEMO_SERVICE_MS,
+  load: 0.4,
+  envoys: 1,
+  events: [onAll(ZONE, 'killed', 15, (b) => b.kill()), onAll(ZONE, 'revived', 30, (b) => b.revive())],
+  converge: { after: 1, ideal: DEMO_FLEET },
+  target: BIG,
+};
+
+/**
+ * Overload: the demo fleet at 70%, then 115% of its capacity for 10 s, then 70% again. No
+ * allocation serves 115%; what is measured is that adaptive weights do no harm (no swings that
+ * leave capacity idle while queues grow) and that the fleet drains its backlog as fast as the
+ * alternatives once the load falls.
+ */
+const OVERLOAD: Scenario = {
+  name: 'overload',
+  title: 'overload: the demo fleet at 70%, 115% from t = 15 s to 25 s, then 70% again',
+  workers: DEMO_FLEET,
+  meanServiceMs: DEMO_SERVICE_MS,
+  load: 0.7,
+  envoys: 1,
+  events: [step(15, 0.7, 1.15), step(25, 1.15, 0.7)],
+  converge: { after: 1, ideal: DEMO_FLEET },
 };
 
 /** The demo fleet at 70% with events on its first 2× backend, where no allocation is ideal. */
@@ -233,6 +280,8 @@ export const SCENARIOS: readonly Scenario[] = [
   SCALE_OUT,
   { ...SCALE_OUT, name: 'scale-out-cold', title: 'scale-out, cold: as scale-out, but the newcomers start 5× slower, normal after 10 s', events: [joining(15, NEWCOMERS, COLD)] },
   SCALE_IN,
+  ZONE_LOSS,
+  OVERLOAD,
 ];
 
 export interface Row {
