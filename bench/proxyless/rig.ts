@@ -100,7 +100,7 @@ function toUtil(m: Marks): { busyMs: number; capacityMs: number }[] {
   return m.busyMs.map((busyMs, i) => ({ busyMs, capacityMs: m.capacityMs[i] ?? 0 }));
 }
 
-/** With --detail: every 2 s, what fulcrum read of each endpoint (cpu, latency, error rate) and the weight it published. */
+/** With --detail: every second, what fulcrum read of each endpoint (cpu, latency, error rate) and the weight it published. */
 function traceEvery(fulcrum: Fulcrum, ports: readonly number[], t0: () => number, log: (s: string) => void): () => void {
   const timer = setInterval(() => {
     const ex = fulcrum.adaptive.explain(CLUSTER);
@@ -108,10 +108,12 @@ function traceEvery(fulcrum: Fulcrum, ports: readonly number[], t0: () => number
     const f = (v: number | undefined, d: number): string => (v === undefined ? '-' : v.toFixed(d));
     const parts = ports.map((p) => {
       const x = ex.explanations.get(`127.0.0.1:${p}`);
-      return x === undefined ? '?' : `cpu ${f(x.inputs.cpu, 2)} lat ${f(x.inputs.latencyMs, 0)} err ${f(x.inputs.errorRate, 2)} w ${x.integerWeight}`;
+      if (x === undefined) return '?';
+      const rules = x.rules.length > 0 ? ` [${x.rules.join(',')}]` : '';
+      return `cpu ${f(x.inputs.cpu, 2)} lat ${f(x.inputs.latencyMs, 0)} rps ${f(x.inputs.rps, 0)} infl ${f(x.inputs.inflight, 0)} err ${f(x.inputs.errorRate, 2)} ${x.freshness} w ${x.integerWeight}${rules}`;
     });
     log(`    t=${((performance.now() - t0()) / 1000).toFixed(0)} s: ${parts.join(' | ')}`);
-  }, 2000);
+  }, 1000);
   return () => clearInterval(timer);
 }
 
@@ -132,6 +134,7 @@ export async function runRow(s: ProxylessScenario, row: ProxylessRow, bins: Bina
     }
     const capacity = s.workers.reduce((a, w) => a + (w * 1000) / s.meanServiceMs, 0);
     const args = ['--target', `xds:///${LISTENER}`, '--rps', String(capacity * s.load), '--duration', `${TIMING.durationS}s`, '--backends', String(s.workers.length), '--seed', String(seed)];
+    if (s.deadlineMs !== undefined) args.push('--deadline', `${s.deadlineMs}ms`);
     const env = { ...process.env, GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap(fulcrum.xdsPort, `proxyless-${s.name}-${row.name}-${seed}`) };
     load = new LineProc(spawn(bins.grpcload, args, { stdio: ['pipe', 'pipe', 'pipe'], env }));
     await load.next(90_000, 'grpcload warm-up');
@@ -149,6 +152,7 @@ export async function runRow(s: ProxylessScenario, row: ProxylessRow, bins: Bina
     const after = await mark(fleet);
     const weights = row.cluster.weighting === undefined ? '' : weightsOf(fulcrum, ports);
     const calls = JSON.parse(await load.next(60_000, 'grpcload calls')) as Calls;
+    if (detail) log(`    failed by second sent: ${failedBySecond(calls) || 'none'}`);
     return { row: row.name, figures: figuresOf(s, calls, windowUtilization(toUtil(before), toUtil(after)), weights) };
   } finally {
     stopTrace?.();
@@ -170,6 +174,17 @@ interface Calls {
   ms: number[];
   code: string[];
   backend: number[];
+}
+
+/** "20s 45, 21s 50": the failed calls counted by the second (since the load started) they were sent in. */
+function failedBySecond(c: Calls): string {
+  const bySecond = new Map<number, number>();
+  c.code.forEach((code, i) => {
+    if (code === 'OK') return;
+    const second = Math.floor((c.sentMs[i] ?? 0) / 1000);
+    bySecond.set(second, (bySecond.get(second) ?? 0) + 1);
+  });
+  return [...bySecond].sort((a, b) => a[0] - b[0]).map(([second, n]) => `${second}s ${n}`).join(', ');
 }
 
 function figuresOf(s: ProxylessScenario, c: Calls, util: readonly number[], weights: string): ProxylessFigures {

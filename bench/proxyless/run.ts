@@ -17,8 +17,10 @@ const HELP = `usage: npx tsx bench/proxyless/run.ts [options]
   --scenario NAME[,NAME]  run only these scenarios (default: hetero,fast-fail)
   --rows a,b              run only these rows (default: all)
   --runs N                runs of every row (default 3); the tables show medians
-  --detail                every 2 s of an adaptive row: fulcrum's inputs (cpu, latency, error
-                          rate) and published weight per endpoint
+  --detail                every second of an adaptive row: fulcrum's inputs (cpu, latency, calls
+                          a second, calls in flight, error rate), their freshness, the published
+                          weight and the rules that applied, per endpoint; per row, the failed
+                          calls by the second they were sent in
   --help                  this text
 
 scenarios:

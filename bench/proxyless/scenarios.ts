@@ -5,7 +5,7 @@
  * fulcrum's adaptive policies as a gRPC client receives them.
  */
 
-/** A command for the fleet at a time: `fail I F`, `slow I X`, `workers I N` (see grpcfleet). */
+/** A command for the fleet at a time: `fail I F`, `slow I X`, `workers I N`, `hang I 1|0` (see grpcfleet). */
 export interface FleetEvent {
   /** Seconds after the load starts. */
   readonly atS: number;
@@ -23,6 +23,8 @@ export interface ProxylessScenario {
   readonly events: readonly FleetEvent[];
   /** The backend the event hits: its share of the calls after the event is reported. */
   readonly target?: number;
+  /** The client's per-call deadline (default: grpcload's, 10 s). */
+  readonly deadlineMs?: number;
 }
 
 /** Seconds of load per row, warm-up left out of the latencies, steady window at the end (utilization). */
@@ -52,6 +54,24 @@ export const SCENARIOS: readonly ProxylessScenario[] = [
     load: 0.7,
     events: [{ atS: 20, command: `slow ${BIG} 4` }],
     target: BIG,
+  },
+  // A black hole, as the Envoy suite's hang: the backend's connections stay up and its calls end
+  // only at their deadline, so gRPC sees the subchannel READY throughout; what takes it out is a
+  // policy that counts calls in flight, or fulcrum's stall rule reading the client's load reports.
+  // At 50% the others carry the load without it (83%): at 70% they were past their capacity
+  // (117%) and the calls their queues held past the deadline outnumbered those lost to the hang.
+  {
+    name: 'hang',
+    title: 'the fleet at 50%; the 2× backend hangs (takes calls, never answers) from t = 20 s, answers again at 30 s; call deadline 3 s',
+    workers: FLEET,
+    meanServiceMs: SERVICE_MS,
+    load: 0.5,
+    events: [
+      { atS: 20, command: `hang ${BIG} 1` },
+      { atS: 30, command: `hang ${BIG} 0` },
+    ],
+    target: BIG,
+    deadlineMs: 3_000,
   },
 ];
 

@@ -13,6 +13,8 @@
 //	fail I F      backend I answers a fraction F of its calls UNAVAILABLE at once (no worker time)
 //	slow I X      backend I's calls wait X−1 mean service times more after their work (CPU unchanged)
 //	workers I N   backend I has N workers
+//	hang I 1|0    backend I stops answering (its calls wait, taking no worker, until their
+//	              deadline: a black hole), or answers again (the calls that waited go on)
 //	mark          print {"busyMs":[...],"capacityMs":[...],"ok":[...],"failed":[...]} (running sums)
 package main
 
@@ -65,8 +67,16 @@ func (s *server) do(ctx context.Context) ([]byte, error) {
 	start := time.Now()
 	defer s.report(ctx)
 	s.b.mu.Lock()
-	fastFail, slow := s.b.fastFail, s.b.slowFactor
+	fastFail, slow, hung := s.b.fastFail, s.b.slowFactor, s.b.hung
 	s.b.mu.Unlock()
+	if hung != nil {
+		select {
+		case <-ctx.Done():
+			s.b.count(false, 0)
+			return nil, status.FromContextError(ctx.Err()).Err()
+		case <-hung:
+		}
+	}
 	if fastFail > 0 && s.draw() < fastFail {
 		s.b.count(false, 0)
 		return nil, status.Error(codes.Unavailable, "fast fail")
@@ -188,7 +198,7 @@ func command(fleet []*server, f []string) error {
 		return nil
 	}
 	if len(f) != 3 {
-		return fmt.Errorf("want mark, or fail|slow|workers INDEX VALUE")
+		return fmt.Errorf("want mark, or fail|slow|workers|hang INDEX VALUE")
 	}
 	i, err := strconv.Atoi(f[1])
 	if err != nil || i < 0 || i >= len(fleet) {
@@ -210,6 +220,8 @@ func command(fleet []*server, f []string) error {
 		b.mu.Unlock()
 	case "workers":
 		b.setWorkers(int(v), time.Now())
+	case "hang":
+		b.setHung(v != 0)
 	default:
 		return fmt.Errorf("unknown command %s", f[0])
 	}

@@ -38,6 +38,21 @@ type backend struct {
 	ringAt               int
 	ringLen              int
 	fastFail, slowFactor float64
+	// hung: closed when the backend answers again; nil while it answers (see setHung).
+	hung chan struct{}
+}
+
+// setHung makes the backend a black hole (its calls wait, taking no worker, until it answers
+// again or their deadline passes) or ends that, releasing the calls that waited.
+func (b *backend) setHung(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if on && b.hung == nil {
+		b.hung = make(chan struct{})
+	} else if !on && b.hung != nil {
+		close(b.hung)
+		b.hung = nil
+	}
 }
 
 func newBackend(workers int, now time.Time) *backend {
