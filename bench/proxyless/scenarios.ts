@@ -5,7 +5,7 @@
  * fulcrum's adaptive policies as a gRPC client receives them.
  */
 
-/** A command for the fleet at a time: `fail I F`, `slow I X`, `workers I N`, `hang I 1|0` (see grpcfleet). */
+/** A command for the fleet at a time: `fail I F`, `slow I X`, `workers I N`, `hang I 1|0`, `dead I 1|0` (see grpcfleet). */
 export interface FleetEvent {
   /** Seconds after the load starts. */
   readonly atS: number;
@@ -72,6 +72,21 @@ export const SCENARIOS: readonly ProxylessScenario[] = [
     ],
     target: BIG,
     deadlineMs: 3_000,
+  },
+  // Death, as the Envoy suite's: connections refused, so gRPC takes the subchannel out itself
+  // (TRANSIENT_FAILURE) under every policy; what differs is the way back, where a weighted policy
+  // must give the revived backend its share again.
+  {
+    name: 'death',
+    title: 'the fleet at 50%; the 2× backend dies (connections refused) at t = 15 s, serves again at 25 s',
+    workers: FLEET,
+    meanServiceMs: SERVICE_MS,
+    load: 0.5,
+    events: [
+      { atS: 15, command: `dead ${BIG} 1` },
+      { atS: 25, command: `dead ${BIG} 0` },
+    ],
+    target: BIG,
   },
 ];
 

@@ -15,6 +15,8 @@
 //	workers I N   backend I has N workers
 //	hang I 1|0    backend I stops answering (its calls wait, taking no worker, until their
 //	              deadline: a black hole), or answers again (the calls that waited go on)
+//	dead I 1|0    backend I dies (listener and connections closed: connections refused) or
+//	              serves again on the same port
 //	mark          print {"busyMs":[...],"capacityMs":[...],"ok":[...],"failed":[...]} (running sums)
 package main
 
@@ -48,6 +50,9 @@ type server struct {
 	randMu  sync.Mutex
 	random  *rand.Rand
 	started time.Time
+	// The gRPC server on port; nil while the backend is dead (kill, revive).
+	g    *grpc.Server
+	port int
 }
 
 func (s *server) draw() float64 {
@@ -129,15 +134,34 @@ func serviceDesc() *grpc.ServiceDesc {
 	}
 }
 
-func listen(s *server) (int, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+// listen serves s on 127.0.0.1:port (0: any free port, kept in s.port for a revival).
+func listen(s *server, port int) error {
+	lis, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	g := grpc.NewServer(grpc.ForceServerCodec(rawcodec.Codec{}), orca.CallMetricsServerOption(nil))
 	g.RegisterService(serviceDesc(), s)
 	go func() { _ = g.Serve(lis) }()
-	return lis.Addr().(*net.TCPAddr).Port, nil
+	s.g, s.port = g, lis.Addr().(*net.TCPAddr).Port
+	return nil
+}
+
+// kill closes the backend's listener and connections at once (calls in flight end UNAVAILABLE);
+// new connections are refused until revive.
+func (s *server) kill() {
+	if s.g != nil {
+		s.g.Stop()
+		s.g = nil
+	}
+}
+
+// revive serves the backend again on the same port.
+func (s *server) revive() error {
+	if s.g != nil {
+		return nil
+	}
+	return listen(s, s.port)
 }
 
 func main() {
@@ -154,12 +178,11 @@ func main() {
 			log.Fatalf("--workers: %q is not a positive integer", w)
 		}
 		s := &server{index: i, b: newBackend(n, now), meanMs: *serviceMs, random: rand.New(rand.NewPCG(*seed, uint64(1000+i))), started: now}
-		port, err := listen(s)
-		if err != nil {
+		if err := listen(s, 0); err != nil {
 			log.Fatal(err)
 		}
 		fleet = append(fleet, s)
-		ports = append(ports, port)
+		ports = append(ports, s.port)
 	}
 	go sampleEvery(fleet)
 	emit(map[string]any{"ports": ports})
@@ -198,7 +221,7 @@ func command(fleet []*server, f []string) error {
 		return nil
 	}
 	if len(f) != 3 {
-		return fmt.Errorf("want mark, or fail|slow|workers|hang INDEX VALUE")
+		return fmt.Errorf("want mark, or fail|slow|workers|hang|dead INDEX VALUE")
 	}
 	i, err := strconv.Atoi(f[1])
 	if err != nil || i < 0 || i >= len(fleet) {
@@ -222,6 +245,11 @@ func command(fleet []*server, f []string) error {
 		b.setWorkers(int(v), time.Now())
 	case "hang":
 		b.setHung(v != 0)
+	case "dead":
+		if v == 0 {
+			return fleet[i].revive()
+		}
+		fleet[i].kill()
 	default:
 		return fmt.Errorf("unknown command %s", f[0])
 	}
