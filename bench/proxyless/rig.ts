@@ -100,7 +100,7 @@ function toUtil(m: Marks): { busyMs: number; capacityMs: number }[] {
   return m.busyMs.map((busyMs, i) => ({ busyMs, capacityMs: m.capacityMs[i] ?? 0 }));
 }
 
-/** With --detail: every second, what fulcrum read of each endpoint (cpu, latency, error rate) and the weight it published. */
+/** With --detail: every second, what fulcrum read of each endpoint (cpu, latency, calls a second and in flight, error rate, their freshness), the weight it published and the rules that applied. */
 function traceEvery(fulcrum: Fulcrum, ports: readonly number[], t0: () => number, log: (s: string) => void): () => void {
   const timer = setInterval(() => {
     const ex = fulcrum.adaptive.explain(CLUSTER);

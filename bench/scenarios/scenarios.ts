@@ -117,8 +117,9 @@ function onAll(indexes: readonly number[], what: string, atS: number, apply: (b:
 /**
  * A zone's outage on the demo fleet at 40%: half its capacity (a 2× and two 1× backends) dies at
  * once (connection refused) and comes back 15 s later; the survivors carry 80% meanwhile. Half the
- * endpoints fail together, past what an outlier detector's ejection cap lets it take out (Envoy's
- * default 10%), and a balancer must neither send them their old share nor overload the survivors.
+ * endpoints fail together, past fulcrum's own ejection cap (maxEjectedRatio, a third) and Envoy's
+ * default (10%; fulcrum configures 50%), and a balancer must neither send them their old share nor
+ * overload the survivors.
  */
 const ZONE = [0, 2, BIG];
 const ZONE_LOSS: Scenario = {
