@@ -83,7 +83,7 @@ import { clampAll } from './tick/clamps.js';
 import { runController, runControllerSteps } from './tick/controller.js';
 import { runEjection, runEjectionSteps } from './tick/ejection.js';
 import { mayStall, stalledAlone } from './tick/stall.js';
-import { noteBacklog, sharePending } from './tick/backlog.js';
+import { followsReport, noteBacklog, sharePending } from './tick/backlog.js';
 import { SharedSettings } from './shared-settings.js';
 import { newFrame, newTickScratch, recycleFrame, type Frame } from './tick/frame.js';
 import { readingWindowMs } from './tick/freshness.js';
@@ -175,11 +175,12 @@ function noteFlow(c: ClusterState, e: EndpointState, taken: Sample): boolean {
   if (taken.successes === undefined || taken.rps === undefined || taken.inflight === undefined) return false;
   const before = mayStall(e.flow, e.flowPrevInflight) ? 1 : 0;
   const wasStalled = before === 1 && stalledAlone({ sample: e.flow as Sample, prevInflight: e.flowPrevInflight }, c.ejection);
+  const follows = followsReport(e.flow, taken, readingWindowMs(c.safety));
   e.flowPrevInflight = e.flow?.inflight ?? Number.NaN;
   e.flow = taken;
   c.stallCandidates += (mayStall(e.flow, e.flowPrevInflight) ? 1 : 0) - before;
   const pending = sharePending(e.drain);
-  c.draining += noteBacklog(e, taken);
+  c.draining += noteBacklog(e, taken, follows);
   if (e.ejection?.until !== undefined) return false;
   // Only as it starts: a hung endpoint's every later report (one per proxy) raises none.
   const stalls = c.ejection.enabled && !wasStalled && stalledAlone({ sample: taken, prevInflight: e.flowPrevInflight }, c.ejection);

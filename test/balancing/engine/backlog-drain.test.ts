@@ -146,6 +146,31 @@ describe('the engine drains a backlog past the step limit and goes back', () => 
     expect(share(e, 14_000).share).toBeGreaterThan(1.5 * drained);
   });
 
+  it("no drain from an endpoint's first report after a death, nor its first ever: they cover a window it served only the end of", () => {
+    // a reports nothing from 12 s to 20 s (its connections refused), then a few calls in flight for
+    // the few it finished in the window: a backlog by the numbers, the window's start by the facts.
+    const [dead, alive] = [engine(), engine()];
+    for (const x of [dead, alive]) settled(x);
+    for (let t = 12_000; t <= 20_000; t += 2_000) {
+      for (const key of KEYS) if (key !== 'a:1') dead.observeSample('svc', key, { at: t, cpu: 0.7, ...report(30, 30, 5) });
+      reportAll(alive, t, {});
+      share(dead, t);
+      share(alive, t);
+    }
+    reportAll(dead, 22_000, { cpu: 0.05, ...report(8, 2, 4) });
+    reportAll(alive, 22_000, { cpu: 0.05, ...report(8, 2, 4) });
+    expect(share(dead, 22_000).rules).not.toContain('backlog-drain');
+    // The same report after one two seconds before that saw traffic: a backlog.
+    expect(share(alive, 22_000).rules).toContain('backlog-drain');
+    // Its next report, two seconds on, is read as any other: a backlog drains.
+    reportAll(dead, 24_000, { cpu: 1, ...report(48, 36, 40) });
+    expect(share(dead, 24_000).rules).toContain('backlog-drain');
+    // A cluster's first report (fulcrum just started, or the endpoint new to the proxies).
+    const fresh = engine();
+    reportAll(fresh, 2_000, { cpu: 0.05, ...report(8, 2, 4) });
+    expect(share(fresh, 2_000).rules).not.toContain('backlog-drain');
+  });
+
   it('a stale report drains nothing', () => {
     const e = engine();
     settled(e);

@@ -79,12 +79,29 @@ export function drainShare(x: Sample): number {
   return Math.max(MIN_SHARE, (finished - (backlog * 1000) / DRAIN_MS) / sent);
 }
 
-/** Notes a load report's backlog on its endpoint; returns the change in the cluster's count of endpoints with a drain. */
-export function noteBacklog(e: EndpointState, x: Sample): number {
+/**
+ * Whether load report `x` follows one that still counts as a reading (within `windowMs`, the
+ * freshness window) and saw traffic. Only such a report may start a drain: the first report of an
+ * endpoint back from a death or new to its proxies covers a window it served only the end of, so
+ * its completions a second (spread over the whole window) understate its throughput and the few
+ * calls it holds read as a backlog. A revived grpc-go backend was drained for 3 s so, with 2–4
+ * calls in flight (bench/proxyless --scenario death, bench/RESULTS.md "zone48").
+ */
+export function followsReport(prev: Sample | undefined, x: Sample, windowMs: number): boolean {
+  return prev !== undefined && x.at - prev.at <= windowMs && (prev.rps ?? 0) > 0;
+}
+
+/**
+ * Notes a load report's backlog on its endpoint (`follows`: followsReport); returns the change in
+ * the cluster's count of endpoints with a drain.
+ */
+export function noteBacklog(e: EndpointState, x: Sample, follows: boolean): number {
   const had = e.drain !== undefined;
   const d = e.drain;
   if (underWay(d) && x.at - d.at < STANDS_MS) return 0;
   const share = drainShare(x);
+  // Neither a backlog nor its absence: the drain stays as it was (a drain under way still goes back on a report without one).
+  if (share === share && !follows) return 0;
   if (share === share) e.drain = { share, at: x.at, back: d?.back ?? Number.NaN, cleared: false };
   // No backlog: a drain under way goes back on the controller's next run; one only pending is void.
   else if (underWay(d)) {
