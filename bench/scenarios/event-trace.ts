@@ -2,7 +2,7 @@
  * What --detail prints around a scenario's events, every 250 ms from 1 s before to 6 s after:
  * the event's backend's requests in flight (as the backend counts them), Envoy's view of it
  * (requests active, health flags, weight), fulcrum's (published health, integer weight, ejection,
- * error rate) and the requests that failed, by when they were sent. A death's loss can then be
+ * error rate, the rules that applied) and the requests that failed, by when they were sent. A death's loss can then be
  * told apart: in flight at the kill, sent after it until the endpoint left, or at the revival.
  * Envoy's retry and outlier counters say why (retries refused by the budget, ejections).
  */
@@ -14,7 +14,7 @@ export interface TracePoint {
   readonly t: number;
   readonly inFlight: number;
   readonly envoy?: { readonly readS: number; readonly rqActive: number; readonly health: string; readonly weight: number; readonly counters: string };
-  readonly fulcrum?: { readonly health: string; readonly weight: number; readonly ejected: boolean; readonly errorRate: number | undefined; readonly all: string };
+  readonly fulcrum?: { readonly health: string; readonly weight: number; readonly ejected: boolean; readonly errorRate: number | undefined; readonly rules: string; readonly all: string };
 }
 
 const STEP_S = 0.25;
@@ -26,7 +26,7 @@ const failedBetween = (samples: readonly Sample[], from: number, to: number): nu
 function describe(p: TracePoint): string {
   const e = p.envoy === undefined ? 'envoy ?' : `envoy (read at ${p.envoy.readS.toFixed(2)} s) active ${p.envoy.rqActive} ${p.envoy.health} w${p.envoy.weight} ${p.envoy.counters}`;
   const f = p.fulcrum;
-  const fu = f === undefined ? 'fulcrum ?' : `fulcrum ${f.health} w${f.weight}${f.ejected ? ' EJECTED' : ''} err ${f.errorRate === undefined ? '-' : f.errorRate.toFixed(2)} [${f.all}]`;
+  const fu = f === undefined ? 'fulcrum ?' : `fulcrum ${f.health} w${f.weight}${f.ejected ? ' EJECTED' : ''} err ${f.errorRate === undefined ? '-' : f.errorRate.toFixed(2)}${f.rules === '' ? '' : ` {${f.rules}}`} [${f.all}]`;
   return `in flight ${p.inFlight}; ${e}; ${fu}`;
 }
 

@@ -221,7 +221,7 @@ function traceTarget(r: Running, b: QueueingBackend | undefined, t0: number, t: 
   const ex = explanations?.get(b.key);
   const inFlight = b.inFlight;
   const all = explanations === undefined ? '' : [...explanations.values()].map((x) => x.integerWeight).join(',');
-  const fulcrum = ex && { health: ex.health, weight: ex.integerWeight, ejected: ex.ejection !== undefined, errorRate: ex.inputs.errorRate, all };
+  const fulcrum = ex && { health: ex.health, weight: ex.integerWeight, ejected: ex.ejection !== undefined, errorRate: ex.inputs.errorRate, rules: ex.rules.join(','), all };
   const envoy = r.envoys[0];
   if (envoy === undefined) return;
   void Promise.all([envoy.clusterStatuses(), envoy.stats(TRACED_STATS)]).then(
