@@ -25,6 +25,7 @@ const HELP = `usage: npx tsx bench/scenarios/run.ts [options]
                           fulcrum's published weights each second, and around each event the
                           event's backend every 250 ms: its requests in flight, Envoy's view
                           (active, health flags, retry and outlier counters) and fulcrum's
+                          (health, weight, error rate and the rules it applied)
   --help                  this text
 
 scenarios:
