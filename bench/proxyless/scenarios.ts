@@ -35,59 +35,40 @@ const FLEET = [4, 4, 4, 8];
 const SERVICE_MS = 40;
 const BIG = 3;
 
+/**
+ * A scenario on the fleet at `load` whose events (fleet commands on the 2× backend, `{B}` in
+ * them standing for its index) hit that backend, whose share after them is reported.
+ */
+function onTheBig(name: string, title: string, load: number, events: readonly (readonly [atS: number, command: string])[], extra: Partial<ProxylessScenario> = {}): ProxylessScenario {
+  return { name, title, workers: FLEET, meanServiceMs: SERVICE_MS, load, events: events.map(([atS, command]) => ({ atS, command: command.replace('{B}', String(BIG)) })), target: BIG, ...extra };
+}
+
 export const SCENARIOS: readonly ProxylessScenario[] = [
   { name: 'hetero', title: '4 backends, one 2×, at 70%', workers: FLEET, meanServiceMs: SERVICE_MS, load: 0.7, events: [] },
-  {
-    name: 'fast-fail',
-    title: 'the same fleet; the 2× backend fails 50% of calls at once (UNAVAILABLE) from t = 20 s',
-    workers: FLEET,
-    meanServiceMs: SERVICE_MS,
-    load: 0.7,
-    events: [{ atS: 20, command: `fail ${BIG} 0.5` }],
-    target: BIG,
-  },
-  {
-    name: 'slow',
-    title: 'the same fleet; the 2× backend answers 4× slower from t = 20 s (a slow dependency, CPU unchanged)',
-    workers: FLEET,
-    meanServiceMs: SERVICE_MS,
-    load: 0.7,
-    events: [{ atS: 20, command: `slow ${BIG} 4` }],
-    target: BIG,
-  },
+  onTheBig('fast-fail', 'the same fleet; the 2× backend fails 50% of calls at once (UNAVAILABLE) from t = 20 s', 0.7, [[20, 'fail {B} 0.5']]),
+  onTheBig('slow', 'the same fleet; the 2× backend answers 4× slower from t = 20 s (a slow dependency, CPU unchanged)', 0.7, [[20, 'slow {B} 4']]),
   // A black hole, as the Envoy suite's hang: the backend's connections stay up and its calls end
   // only at their deadline, so gRPC sees the subchannel READY throughout; what takes it out is a
   // policy that counts calls in flight, or fulcrum's stall rule reading the client's load reports.
   // At 50% the others carry the load without it (83%): at 70% they were past their capacity
   // (117%) and the calls their queues held past the deadline outnumbered those lost to the hang.
-  {
-    name: 'hang',
-    title: 'the fleet at 50%; the 2× backend hangs (takes calls, never answers) from t = 20 s, answers again at 30 s; call deadline 3 s',
-    workers: FLEET,
-    meanServiceMs: SERVICE_MS,
-    load: 0.5,
-    events: [
-      { atS: 20, command: `hang ${BIG} 1` },
-      { atS: 30, command: `hang ${BIG} 0` },
+  onTheBig(
+    'hang',
+    'the fleet at 50%; the 2× backend hangs (takes calls, never answers) from t = 20 s, answers again at 30 s; call deadline 3 s',
+    0.5,
+    [
+      [20, 'hang {B} 1'],
+      [30, 'hang {B} 0'],
     ],
-    target: BIG,
-    deadlineMs: 3_000,
-  },
+    { deadlineMs: 3_000 },
+  ),
   // Death, as the Envoy suite's: connections refused, so gRPC takes the subchannel out itself
   // (TRANSIENT_FAILURE) under every policy; what differs is the way back, where a weighted policy
   // must give the revived backend its share again.
-  {
-    name: 'death',
-    title: 'the fleet at 50%; the 2× backend dies (connections refused) at t = 15 s, serves again at 25 s',
-    workers: FLEET,
-    meanServiceMs: SERVICE_MS,
-    load: 0.5,
-    events: [
-      { atS: 15, command: `dead ${BIG} 1` },
-      { atS: 25, command: `dead ${BIG} 0` },
-    ],
-    target: BIG,
-  },
+  onTheBig('death', 'the fleet at 50%; the 2× backend dies (connections refused) at t = 15 s, serves again at 25 s', 0.5, [
+    [15, 'dead {B} 1'],
+    [25, 'dead {B} 0'],
+  ]),
 ];
 
 export interface ProxylessRow {
