@@ -146,7 +146,7 @@ const ProbeSchema = Type.Object(
 // Envoy's slow_start_config (only with ROUND_ROBIN or LEAST_REQUEST: config-file.ts). Envoy takes
 // any Duration and, for a non-positive aggression, logs and uses 1: refused here instead. The upper
 // bounds are sanity limits (a day's window; aggression 100 is already a near-step ramp).
-const SlowStartSchema = Type.Object(
+export const SlowStartSchema = Type.Object(
   {
     windowMs: Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'How long a new host ramps up (Envoy: slow_start_window)' }),
     aggression: Type.Optional(

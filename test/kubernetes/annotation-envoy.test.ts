@@ -28,8 +28,16 @@ describeEnvoy('Service annotations Envoy would reject', () => {
         balancedService('shop', 'good', { 'fulcrum.io/health-check': 'http:/healthz' }),
         // A control character in the health check path: Envoy's HTTP_HEADER_VALUE rule refuses it.
         balancedService('shop', 'bad', { 'fulcrum.io/health-check': 'http:/health\u0001z' }),
+        balancedService('shop', 'ramp', { 'fulcrum.io/lb-policy': 'LEAST_REQUEST', 'fulcrum.io/slow-start': '{windowMs: 45000, aggression: 2.5, minWeightPercent: 5}' }),
+        // Past the config file's bound of a day: refused with a warning, the cluster served without it.
+        balancedService('shop', 'longramp', { 'fulcrum.io/slow-start': '25h' }),
       ],
-      slices: [...readySlices('shop', 'good', ['192.0.2.10']), ...readySlices('shop', 'bad', ['192.0.2.11'])],
+      slices: [
+        ...readySlices('shop', 'good', ['192.0.2.10']),
+        ...readySlices('shop', 'bad', ['192.0.2.11']),
+        ...readySlices('shop', 'ramp', ['192.0.2.12']),
+        ...readySlices('shop', 'longramp', ['192.0.2.13']),
+      ],
     });
     const kubeconfig = await fakeApiKubeconfig(dir, api);
     const configPath = join(dir, 'fulcrum.yaml');
@@ -61,5 +69,27 @@ describeEnvoy('Service annotations Envoy would reject', () => {
     expect(await envoy?.stat('cluster_manager.cds.update_rejected')).toBe(0);
     const dump = JSON.stringify(await envoy?.configDump({ resource: 'dynamic_active_clusters' }));
     expect(dump).toContain('/healthz');
+  }, scaled(60_000));
+
+  it('fulcrum.io/slow-start reaches Envoy as the cluster\'s slow_start_config; a window past a day is left out', async () => {
+    await waitFor(
+      async (ctx) => {
+        const names = Object.keys((await envoy?.clusterStatuses()) ?? {});
+        ctx.note(names);
+        return names.includes('shop/ramp:http') && names.includes('shop/longramp:http');
+      },
+      { what: 'the slow-start clusters in Envoy', timeoutMs: 15_000 },
+    );
+    expect(await envoy?.stat('cluster_manager.cds.update_rejected')).toBe(0);
+    const dump = (await envoy?.configDump({ resource: 'dynamic_active_clusters' })) as { configs?: { cluster?: { name?: string } }[] };
+    const cluster = (name: string): string => JSON.stringify(dump.configs?.find((c) => c.cluster?.name === name)?.cluster ?? null);
+    const ramp = cluster('shop/ramp:http');
+    expect(ramp).toContain('LeastRequest');
+    expect(ramp).toContain('"slow_start_window":"45s"');
+    expect(ramp).toContain('"default_value":2.5');
+    expect(ramp).toContain('"min_weight_percent":{"value":5}');
+    const longRamp = cluster('shop/longramp:http');
+    expect(longRamp).toContain('"name":"shop/longramp:http"');
+    expect(longRamp).not.toContain('slow_start');
   }, scaled(60_000));
 });

@@ -39,7 +39,9 @@
  *   `fulcrum.io/hash-header` (an HTTP header name), returned in `hashPolicies` for the composition
  *   root to put on routes to that cluster — hashing is a route property in Envoy, not a cluster one;
  *   and `fulcrum.io/weighting` (a policy name, or the config file's weighting block for every
- *   option: see weighting-annotation.ts).
+ *   option: see weighting-annotation.ts); and `fulcrum.io/slow-start` (Envoy's slow start under
+ *   ROUND_ROBIN or LEAST_REQUEST: a window such as `30s`, or the config file's block; see
+ *   slow-start-annotation.ts).
  * - Envoy-side protection from `fulcrum.io/outlier-detection`, `fulcrum.io/retries`,
  *   `fulcrum.io/retry-on` and `fulcrum.io/health-check` (see protection-annotations.ts); without
  *   them a cluster gets fulcrum's defaults (outlier detection and retries on).
@@ -51,6 +53,7 @@ import { endpointKey } from '../../catalog/endpoint-key.js';
 import type { Cluster, Endpoint, HashPolicy, HealthStatus, LbPolicy } from '../../catalog/types.js';
 import { LB_POLICIES } from '../../catalog/types.js';
 import { protectionOf } from './protection-annotations.js';
+import { slowStartOf } from './slow-start-annotation.js';
 import { WEIGHTING_ANNOTATION, weightingOf } from './weighting-annotation.js';
 export { WEIGHTING_ANNOTATION } from './weighting-annotation.js';
 import { headerNameProblem } from '../envoy-rules.js';
@@ -274,6 +277,7 @@ export function serviceClusters(service: ServiceLike, serviceSlices: readonly En
     clusters.push({
       name: kubernetesClusterName(settings.namespace, name, servicePort),
       ...settings.policy,
+      ...(settings.slowStart ? { slowStart: settings.slowStart } : {}),
       connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
       http2,
       endpoints: portEndpoints(serviceSlices, servicePort.name ?? '', options, settings.warn),
@@ -334,7 +338,8 @@ function serviceSettings(service: ServiceLike, name: string, warnings: string[])
     const line = `${where}: ${m}`;
     if (!warnings.includes(line)) warnings.push(line);
   };
-  return { namespace, annotations, policy, weighting, warn, hashPolicy: hashPolicyOf(annotations, where, warnings) };
+  const slowStart = slowStartOf(annotations, policy.lbPolicy, warn);
+  return { namespace, annotations, policy, weighting, warn, slowStart, hashPolicy: hashPolicyOf(annotations, where, warnings) };
 }
 
 function hashPolicyOf(annotations: Readonly<Record<string, string>>, where: string, warnings: string[]): HashPolicy | undefined {

@@ -1,9 +1,8 @@
-import { Value } from '@sinclair/typebox/value';
 import YAML from 'yaml';
 import type { WeightingPolicy } from '../../catalog/types.js';
 import { toWeighting } from '../config-file.js';
 import { WeightingSchema } from '../config-schema.js';
-import { enumProblem } from '../string-enum.js';
+import { annotationBlock } from './annotation-block.js';
 
 /**
  * `fulcrum.io/weighting`: how a discovered cluster's endpoint weights are computed. Either a
@@ -37,15 +36,9 @@ export function weightingOf(annotations: Readonly<Record<string, string>>, where
 
 /** Why a `{...}` annotation is not a valid weighting block, or undefined when it is. */
 function blockProblem(text: string): string | undefined {
-  let block: unknown;
-  try {
-    block = YAML.parse(text);
-  } catch (err) {
-    return `not JSON or YAML (${(err as Error).message.split('\n')[0]})`;
-  }
-  const first = Value.Errors(WeightingSchema, block).First();
-  if (first) return `${first.path || '/'} ${enumProblem(first) ?? first.message}`;
-  const w = block as { policy: string; blend?: { pid?: number; ewma?: number; static?: number } };
+  const read = annotationBlock(text, WeightingSchema);
+  if ('problem' in read) return read.problem;
+  const w = read.block as { policy: string; blend?: { pid?: number; ewma?: number; static?: number } };
   if (w.policy === 'auto') return 'policy auto needs the service traits and chooses the LB policy: use it in the config file';
   if (w.policy === 'blend') {
     const total = (w.blend?.pid ?? 0) + (w.blend?.ewma ?? 0) + (w.blend?.static ?? 0);
