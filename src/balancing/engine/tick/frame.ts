@@ -237,13 +237,12 @@ export type ReadingClock = Pick<Frame, 'now' | 'freshMs'>;
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /**
- * The frame for a tick: `recycled` (the cluster's frame from two ticks ago, same size) reset in
- * place, else a new one. Recycling keeps a steady tick free of per-cluster vector allocations:
- * ~30 vectors per cluster per tick, 2 MB at 10,000 endpoints and 24 MB at 100,000, which the
- * young generation otherwise copied once and the old generation collected.
+ * A new frame for a tick. A cluster's steady ticks reuse its frame from two ticks ago instead
+ * (recycleFrame): that keeps them free of per-cluster vector allocations, ~30 vectors per cluster
+ * per tick, 2 MB at 10,000 endpoints and 24 MB at 100,000, which the young generation otherwise
+ * copied once and the old generation collected.
  */
-export function newFrame(init: FrameInit, recycled?: Frame): Frame {
-  if (recycled !== undefined && recycled.n === init.n) return recycleFrame(recycled, init.now, init.dt, init.freshMs, init.policy, init, init.scratch);
+export function newFrame(init: FrameInit): Frame {
   const { n } = init;
   const scratch = fitScratch(init.scratch ?? newTickScratch(), n);
   fillTo(scratch.stepTicks, 1, n);
@@ -296,7 +295,7 @@ export type FrameSource = Pick<Frame, 'keys' | 'statics'>;
 
 /**
  * `frame` (the cluster's frame from two ticks ago, of the cluster's size) reset in place for a tick at
- * `now`: newFrame's recycling, without a FrameInit object per cluster per tick.
+ * `now`, taking only scalars: no FrameInit object per cluster per tick.
  */
 export function recycleFrame(frame: Frame, now: number, dt: number, freshMs: number, policy: PolicyKind, src: FrameSource, scratch?: TickScratch): Frame {
   const f = frame as Mutable<Frame>;
