@@ -765,6 +765,7 @@ async function nativeMemoryTrimmer(fulcrum: Fulcrum): Promise<NativeMemoryTrimme
     trim: loaded.trim,
     rss: () => process.memoryUsage.rss(),
     oldGenerationUsed,
+    proxies: () => fulcrum.registry.size,
     // Stricter than the warm-up's half: a trim may hold the allocator's lock for milliseconds.
     quiet: loopQuiet(0.25),
     now: () => performance.now(),

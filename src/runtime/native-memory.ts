@@ -66,6 +66,11 @@ export interface NativeMemoryTrimmerOptions {
    * nothing else signals: resident memory does not fall when glibc keeps what is freed.
    */
   readonly oldGenerationUsed: () => number;
+  /**
+   * Proxies connected now (discovery streams). When many have left since the last trim, the next
+   * fall of the old generation prompts a trim even after one that returned little (see due()).
+   */
+  readonly proxies?: () => number;
   /** Whether the event loop was mostly idle since the last check: a trim waits out storms and bursts. */
   readonly quiet: LoopQuiet;
   readonly now: () => number;
@@ -90,6 +95,8 @@ export const TRIM_CHECK_MS = 5_000;
 /** 8 MiB: below that, a trim's few milliseconds on the allocator's lock are not worth it. */
 export const TRIM_GROWTH_BYTES = 8 * 1024 * 1024;
 export const TRIM_INTERVAL_MS = 15_000;
+/** Proxies gone since the last trim that re-enable a trim on collection: ~8 MiB of their sessions (~23 KiB each) and buffers. */
+export const TRIM_DEPARTED_PROXIES = 256;
 export const TRIM_MAX_INTERVAL_MS = 300_000;
 
 /**
@@ -110,6 +117,10 @@ export class NativeMemoryTrimmer {
   private failed = false;
   /** The most old generation in use seen at a check since the last trim. */
   private oldPeak = 0;
+  /** The most proxies seen at a check since the last trim. */
+  private proxyPeak = 0;
+  /** TRIM_DEPARTED_PROXIES of them left, and no trim on collection since (see due()). */
+  private departed = false;
 
   constructor(private readonly options: NativeMemoryTrimmerOptions) {
     this.intervalMs = options.intervalMs ?? TRIM_INTERVAL_MS;
@@ -134,6 +145,7 @@ export class NativeMemoryTrimmer {
     if (this.failed) return Promise.resolve();
     const old = this.options.oldGenerationUsed();
     if (old > this.oldPeak) this.oldPeak = old;
+    this.noteProxies(old);
     const quiet = this.options.quiet.quiet();
     this.options.quiet.mark();
     const reason = quiet ? this.due(old) : undefined;
@@ -149,14 +161,17 @@ export class NativeMemoryTrimmer {
    * Growth is self-limiting (memory cannot grow forever); a falling old generation is not: steady
    * pushes promote garbage that each full collection frees, a sawtooth that would prompt a trim
    * every few seconds for nothing. So after a trim that returned little, only growth and the
-   * (doubling) interval prompt one, until a trim returns more again.
+   * (doubling) interval prompt one, until a trim returns more again, or until many proxies left:
+   * the collection of their objects frees their native memory, which the interval (up to five
+   * minutes by then) would otherwise keep that long (290 MiB after 10,000 Delta streams left,
+   * bench/RESULTS.md "trimgone49"). That re-enables one trim on collection, not the sawtooth's.
    */
   private due(old: number): Trimmed['reason'] | undefined {
     const { last } = this;
     if (last === undefined) return 'interval';
     const worth = this.options.growthBytes ?? TRIM_GROWTH_BYTES;
     if (this.options.rss() - last.rss >= worth) return 'growth';
-    if (!last.little && this.oldPeak - old >= worth) return 'collected';
+    if ((!last.little || this.departed) && this.oldPeak - old >= worth) return 'collected';
     if (this.options.now() - last.at >= this.intervalMs) return 'interval';
     return undefined;
   }
@@ -177,8 +192,27 @@ export class NativeMemoryTrimmer {
     const little = before - after < (this.options.growthBytes ?? TRIM_GROWTH_BYTES) / 8;
     this.last = { rss: after, at: now(), little };
     this.oldPeak = this.options.oldGenerationUsed();
+    this.proxyPeak = this.options.proxies?.() ?? 0;
+    // A departure waits for the collection of the proxies' objects: a trim for growth or the
+    // interval before it found their native memory still held (in bench/memory.ts the first quiet
+    // check after the fleet left was a trim for growth, every time: "trimgone49").
+    if (reason === 'collected') this.departed = false;
     this.intervalMs = this.nextInterval(little);
     this.options.onTrimmed?.({ returnedBytes: before - after, ms: this.last.at - started, reason, nextIntervalMs: this.intervalMs });
+  }
+
+  /**
+   * Notes TRIM_DEPARTED_PROXIES proxies gone since the most seen after the last trim. From then on
+   * only what V8 collects counts (the peak restarts at `old`): their objects, not the garbage of an
+   * earlier sawtooth, which would prompt the trim before they are collected.
+   */
+  private noteProxies(old: number): void {
+    const open = this.options.proxies?.();
+    if (open === undefined) return;
+    if (open > this.proxyPeak) this.proxyPeak = open;
+    if (this.departed || this.proxyPeak - open < TRIM_DEPARTED_PROXIES) return;
+    this.departed = true;
+    this.oldPeak = old;
   }
 
   /** At rest trims return little: each such one doubles the interval (a few heap walks an hour, not hundreds). */

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { loadMallocTrim, NativeMemoryTrimmer, TRIM_CHECK_MS, TRIM_GROWTH_BYTES, TRIM_INTERVAL_MS, TRIM_MAX_INTERVAL_MS, type Trimmed } from '../../src/runtime/native-memory.js';
+import { loadMallocTrim, NativeMemoryTrimmer, TRIM_CHECK_MS, TRIM_DEPARTED_PROXIES, TRIM_GROWTH_BYTES, TRIM_INTERVAL_MS, TRIM_MAX_INTERVAL_MS, type Trimmed } from '../../src/runtime/native-memory.js';
 import { fullGc } from '../../src/runtime/startup-garbage.js';
 import { waitFor } from '../support/wait.js';
 
 const MiB = 1024 * 1024;
 
 /** A trimmer on fakes: the test sets the loop's quiet, resident memory and the clock, and calls check(). */
-function harness(options: { failing?: boolean } = {}) {
-  const state = { quiet: true, rss: 100 * MiB, old: 50 * MiB, now: 0, trims: 0, marks: 0, freed: 10 * MiB };
+function harness(options: { failing?: boolean; proxies?: boolean } = {}) {
+  const state = { quiet: true, rss: 100 * MiB, old: 50 * MiB, now: 0, trims: 0, marks: 0, freed: 10 * MiB, proxies: 0 };
   const trimmed: Trimmed[] = [];
   const errors: unknown[] = [];
   let release: (() => void) | undefined;
@@ -25,6 +25,7 @@ function harness(options: { failing?: boolean } = {}) {
     },
     rss: () => state.rss,
     oldGenerationUsed: () => state.old,
+    ...(options.proxies ? { proxies: () => state.proxies } : {}),
     now: () => state.now,
     quiet: { mark: () => void state.marks++, quiet: () => state.quiet },
     onTrimmed: (t) => void trimmed.push(t),
@@ -107,6 +108,89 @@ describe('NativeMemoryTrimmer', () => {
     h.state.old -= 10 * MiB;
     await h.check();
     expect(h.trimmed.map((t) => t.reason).slice(-2)).toEqual(['interval', 'collected']);
+  });
+
+  it('proxies leaving after little trims: the collection of their objects prompts one trim, not the interval (up to minutes later)', async () => {
+    const h = harness({ proxies: true });
+    h.state.proxies = 10_000;
+    await h.check();
+    // A connected fleet at rest: trims return little, and the sawtooth no longer prompts any.
+    h.state.freed = 0;
+    h.state.now += TRIM_INTERVAL_MS;
+    await h.check();
+    expect(h.trimmed.map((t) => t.returnedBytes)).toEqual([10 * MiB, 0]);
+    const sawtooth = async () => {
+      h.state.old += 20 * MiB;
+      await h.check();
+      h.state.old -= 20 * MiB;
+      await h.check();
+    };
+    await sawtooth();
+    expect(h.state.trims).toBe(2);
+    // Fewer than TRIM_DEPARTED_PROXIES leave: still only growth and the interval.
+    h.state.proxies -= TRIM_DEPARTED_PROXIES - 1;
+    await sawtooth();
+    expect(h.state.trims).toBe(2);
+    // One more: a collection now prompts a trim, here that of the departed proxies' objects.
+    h.state.proxies -= 1;
+    await h.check();
+    expect(h.state.trims).toBe(2);
+    h.state.freed = 200 * MiB;
+    h.state.old -= TRIM_GROWTH_BYTES;
+    await h.check();
+    expect(h.trimmed.map((t) => t.reason)).toEqual(['interval', 'interval', 'collected']);
+    // The trim returned a lot, so collections count again until one returns little.
+    expect(h.trimmed[2]?.nextIntervalMs).toBe(TRIM_INTERVAL_MS);
+  });
+
+  it('after a departure only later collections count: a fall before it (the sawtooth) does not prompt the trim early', async () => {
+    const h = harness({ proxies: true });
+    h.state.proxies = 5_000;
+    h.state.freed = 0;
+    await h.check();
+    // The peak of a sawtooth, then the fleet leaves and its objects are not yet collected.
+    h.state.old += 30 * MiB;
+    await h.check();
+    h.state.old -= 30 * MiB;
+    h.state.proxies = 0;
+    await h.check();
+    expect(h.state.trims).toBe(1);
+    // Their collection: now the trim, once.
+    h.state.old -= TRIM_GROWTH_BYTES;
+    await h.check();
+    expect(h.trimmed.map((t) => t.reason)).toEqual(['interval', 'collected']);
+    // It returned little: the sawtooth that follows prompts none.
+    for (let i = 0; i < 6; i++) {
+      h.state.old += i % 2 === 0 ? 20 * MiB : -20 * MiB;
+      await h.check();
+    }
+    expect(h.state.trims).toBe(2);
+  });
+
+  it('a trim for growth between the departure and the collection does not spend it: the collection still prompts one', async () => {
+    const h = harness({ proxies: true });
+    h.state.proxies = 10_000;
+    h.state.freed = 0;
+    await h.check();
+    h.state.proxies = 0;
+    await h.check();
+    // The departure's own work grows RSS: a trim for growth, before V8 collected the proxies' objects.
+    h.state.rss += TRIM_GROWTH_BYTES;
+    await h.check();
+    expect(h.trimmed.map((t) => t.reason)).toEqual(['interval', 'growth']);
+    h.state.freed = 200 * MiB;
+    h.state.old -= TRIM_GROWTH_BYTES;
+    await h.check();
+    expect(h.trimmed.map((t) => t.reason)).toEqual(['interval', 'growth', 'collected']);
+    // Spent now: a later little-trim sawtooth prompts none.
+    h.state.freed = 0;
+    h.state.now += TRIM_INTERVAL_MS;
+    await h.check();
+    for (let i = 0; i < 6; i++) {
+      h.state.old += i % 2 === 0 ? 20 * MiB : -20 * MiB;
+      await h.check();
+    }
+    expect(h.trimmed.map((t) => t.reason)).toEqual(['interval', 'growth', 'collected', 'interval']);
   });
 
   it('waits while the loop is busy (a storm of connections, a big write), and trims once it is quiet', async () => {
