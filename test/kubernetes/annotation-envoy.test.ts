@@ -57,29 +57,26 @@ describeEnvoy('Service annotations Envoy would reject', () => {
 
   dumpLogsOnFailure(() => envoy);
 
-  it('a health check path with a control character is ignored (no health check), and Envoy takes every cluster', async () => {
-    await waitFor(
+  /** Waits until Envoy has every named discovered cluster. */
+  const inEnvoy = (...clusters: string[]): Promise<unknown> =>
+    waitFor(
       async (ctx) => {
         const names = Object.keys((await envoy?.clusterStatuses()) ?? {});
         ctx.note(names);
-        return names.includes('shop/good:http') && names.includes('shop/bad:http');
+        return clusters.every((c) => names.includes(c));
       },
-      { what: 'both discovered clusters in Envoy', timeoutMs: 15_000 },
+      { what: `${clusters.join(', ')} in Envoy`, timeoutMs: 15_000 },
     );
+
+  it('a health check path with a control character is ignored (no health check), and Envoy takes every cluster', async () => {
+    await inEnvoy('shop/good:http', 'shop/bad:http');
     expect(await envoy?.stat('cluster_manager.cds.update_rejected')).toBe(0);
     const dump = JSON.stringify(await envoy?.configDump({ resource: 'dynamic_active_clusters' }));
     expect(dump).toContain('/healthz');
   }, scaled(60_000));
 
   it('fulcrum.io/slow-start reaches Envoy as the cluster\'s slow_start_config; a window past a day is left out', async () => {
-    await waitFor(
-      async (ctx) => {
-        const names = Object.keys((await envoy?.clusterStatuses()) ?? {});
-        ctx.note(names);
-        return names.includes('shop/ramp:http') && names.includes('shop/longramp:http');
-      },
-      { what: 'the slow-start clusters in Envoy', timeoutMs: 15_000 },
-    );
+    await inEnvoy('shop/ramp:http', 'shop/longramp:http');
     expect(await envoy?.stat('cluster_manager.cds.update_rejected')).toBe(0);
     const dump = (await envoy?.configDump({ resource: 'dynamic_active_clusters' })) as { configs?: { cluster?: { name?: string } }[] };
     const cluster = (name: string): string => JSON.stringify(dump.configs?.find((c) => c.cluster?.name === name)?.cluster ?? null);

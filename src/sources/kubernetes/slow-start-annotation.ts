@@ -14,8 +14,8 @@ import { annotationBlock } from './annotation-block.js';
 export const SLOW_START_ANNOTATION = 'fulcrum.io/slow-start';
 
 const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
-/** The config file's bound (config-schema.ts): a day. */
-const MAX_WINDOW_MS = 86_400_000;
+/** The config file's bound (a day), read from its schema so the two cannot drift. */
+const MAX_WINDOW_MS = SlowStartSchema.properties.windowMs.maximum as number;
 
 export function slowStartOf(annotations: Readonly<Record<string, string>>, lbPolicy: LbPolicy, warn: (m: string) => void): SlowStartConfig | undefined {
   const raw = annotations[SLOW_START_ANNOTATION];
@@ -43,10 +43,8 @@ function windowOf(value: string): SlowStartConfig | string {
   return { windowMs };
 }
 
-/** The config file's slowStart block, or why not. */
+/** The config file's slowStart block (its schema admits no other field), or why not. */
 function blockOf(text: string): SlowStartConfig | string {
   const read = annotationBlock(text, SlowStartSchema);
-  if ('problem' in read) return read.problem;
-  const b = read.block as SlowStartConfig;
-  return { windowMs: b.windowMs, ...(b.aggression !== undefined ? { aggression: b.aggression } : {}), ...(b.minWeightPercent !== undefined ? { minWeightPercent: b.minWeightPercent } : {}) };
+  return 'problem' in read ? read.problem : (read.block as SlowStartConfig);
 }
