@@ -2,11 +2,13 @@ import type { Server } from 'node:net';
 import { capPeerConnections } from './peer-connections.js';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { LogController, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { CatalogStore } from '../catalog/store/index.js';
 import { Authorizer, type AuthConfig } from './auth.js';
-import { clientError, errorBody, errorHandler, frameworkError, type Unrouted } from './errors.js';
+import { clientError, errorBody, errorHandler, frameworkError, VALIDATION_FAILED, type Unrouted } from './errors.js';
+import { ApiError } from './resources.js';
+import { mayHoldSurrogateEscape, unpairedSurrogateAt, unpairedSurrogateMessage } from '../catalog/unpaired-surrogates.js';
 import { lazyDocsRoutes } from './lazy-docs.js';
 import { lazySerializers, lazyValidators, Warmer } from './lazy-compilers.js';
 import { openApiOptions } from './openapi.js';
@@ -177,9 +179,30 @@ function createServer(deps: AdminDeps, warmer: Warmer) {
     // their code ahead (prebuilt-code.ts).
     schemaController: { compilersFactory: { buildValidator: validatorCompiler(deps.prebuilt, warmer), buildSerializer: serializerCompiler(deps.prebuilt, warmer) } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  parseJsonAsUnicode(app);
   boundSlowClients(app.server, REQUEST_TIMEOUT_MS);
   capConnections(app.server, deps);
   return app;
+}
+
+/**
+ * JSON bodies as fastify parses them (prototype keys dropped, see above), refused when a string
+ * or key holds an unpaired UTF-16 surrogate (an escape such as "\ud800"): such text reaches Envoy as
+ * bytes that are not UTF-8, and Envoy refuses the whole response (unpaired-surrogates.ts). Only a
+ * body whose text has such an escape is walked.
+ */
+function parseJsonAsUnicode(app: Pick<FastifyInstance, 'getDefaultJsonParser' | 'removeContentTypeParser' | 'addContentTypeParser'>): void {
+  const json = app.getDefaultJsonParser('remove', 'remove');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    json(request, text, (err, value) => {
+      if (err) return done(err, undefined);
+      const bad = mayHoldSurrogateEscape(text) ? unpairedSurrogateAt(value, '/body') : undefined;
+      if (bad) return done(new ApiError(400, `${bad.path} ${unpairedSurrogateMessage(bad.text)}`, bad.path, VALIDATION_FAILED), undefined);
+      done(null, value);
+    });
+  });
 }
 
 export function buildAdminApp(deps: AdminDeps) {

@@ -14,6 +14,7 @@ import { cookieNameProblem, domainClashes, domainProblem, headerNameProblem, ipA
 import { storeProblems, toStoreConfig } from './store-schema.js';
 import { enumProblem } from './string-enum.js';
 import { parseYaml, type YamlParse } from './yaml-parse.js';
+import { unpairedSurrogateAt, unpairedSurrogateMessage } from '../catalog/unpaired-surrogates.js';
 import { parseYamlOffThread } from './yaml-off-thread.js';
 import { runInTurns } from '../runtime/next-turn.js';
 import { Slicer } from '../runtime/slicer.js';
@@ -221,11 +222,13 @@ function dedupeByPath(problems: ConfigProblem[]): ConfigProblem[] {
 /** Every problem the schema cannot see, in document order, yielding between clusters. */
 function* semanticsSteps(cfg: ConfigFile): Generator<void, ConfigProblem[], void> {
   const problems: ConfigProblem[] = [...checkXdsSecurity(cfg.server?.xds), ...reportIntervalProblems(cfg.server?.loadReporting)];
+  textProblems({ ...cfg, clusters: [] }, '', problems);
   const clusterNames = new Set<string>();
   const clusters = cfg.clusters ?? [];
   for (let i = 0; i < clusters.length; i++) {
     const c = clusters[i] as RawCluster;
     const at = `/clusters/${i}`;
+    textProblems(c, at, problems);
     if (clusterNames.has(c.name)) problems.push({ path: `${at}/name`, message: `duplicate cluster name "${c.name}"` });
     clusterNames.add(c.name);
     lbPolicyProblems(c, at, problems);
@@ -240,6 +243,12 @@ function* semanticsSteps(cfg: ConfigFile): Generator<void, ConfigProblem[], void
   nodeGroupProblems(cfg, clusterNames, listenerNames, problems);
   problems.push(...storeProblems(cfg.store));
   return problems;
+}
+
+/** Text no UTF-8 encodes (unpaired-surrogates.ts): the first such string of `value`. */
+function textProblems(value: unknown, at: string, problems: ConfigProblem[]): void {
+  const bad = unpairedSurrogateAt(value, at);
+  if (bad) problems.push({ path: bad.path, message: unpairedSurrogateMessage(bad.text) });
 }
 
 /** Each LB policy's options only with that policy. */
