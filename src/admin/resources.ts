@@ -1,5 +1,5 @@
 import type { ClusterInput, ClusterRecord, ClusterSpec, EndpointRecord, EndpointSpec, ListenerRecord, OperatorState } from '../catalog/store/index.js';
-import { SLOW_START_POLICIES, type Cluster, type Listener, type WeightingPolicy } from '../catalog/types.js';
+import { LB_POLICIES, SLOW_START_POLICIES, type Cluster, type Listener, type WeightingPolicy } from '../catalog/types.js';
 import { ConfigError, parseConfigValue } from '../sources/config-file.js';
 import type { ClusterEndpointIn, ClusterIn, ClusterView, EndpointEntry, EndpointEntryIn, ListenerIn, ListenerView, PolicyView } from './api-schemas.js';
 
@@ -65,6 +65,8 @@ export function clusterSettingsEntry(c: ClusterSpec): Json {
     ...(c.slowStart ? { slowStart: { ...c.slowStart } } : {}),
     ...(c.ringHash ? { ringHash: { ...c.ringHash } } : {}),
     ...(c.maglev ? { maglev: { ...c.maglev } } : {}),
+    // Shown, so a PATCH (merged into this entry) or a GET→PUT round trip keeps it: left out, both dropped it with a 200.
+    ...(c.localityWeighted ? { localityWeighted: true } : {}),
     connectTimeoutMs: c.connectTimeoutMs,
     http2: c.http2,
     weighting: weightingEntry(c.weighting),
@@ -277,6 +279,8 @@ const POLICY_BLOCKS: readonly (readonly [string, readonly string[]])[] = [
   ['ringHash', ['RING_HASH']],
   ['maglev', ['MAGLEV']],
   ['clientSideWeightedRoundRobin', ['CLIENT_SIDE_WEIGHTED_ROUND_ROBIN']],
+  // Envoy's client-side WRR has no locality weighting (protection-schema.ts refuses the pair).
+  ['localityWeighted', LB_POLICIES.filter((p) => p !== 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN')],
 ];
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Writes a review found answered wrongly: text no UTF-8 encodes (an unpaired UTF-16 surrogate)
- * accepted and sent to Envoy, which refused the whole response.
+ * accepted and sent to Envoy, which refused the whole response; `localityWeighted` dropped by any
+ * PATCH with a 200.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -69,5 +70,31 @@ describe('unpaired UTF-16 surrogates are refused where they enter', () => {
     expect(() => parseConfig(yaml, 'f.yaml')).toThrow(/\/listeners\/0\/routes\/0\/domain: contains an unpaired UTF-16 surrogate \(\\ud800 at character 1\)/);
     const locality = 'clusters: [{name: web, endpoints: [{address: 10.0.0.1, port: 80, locality: {zone: "z\\U0000DC01"}}]}]\n';
     expect(() => parseConfig(locality, 'f.yaml')).toThrow(/\/clusters\/0\/endpoints\/0\/locality\/zone: contains an unpaired/);
+  });
+});
+
+describe('localityWeighted survives what does not name it', () => {
+  const a = app();
+  const zones = { localityWeighted: true, endpoints: [{ address: '10.0.1.1', port: 80, locality: { zone: 'a' } }, { address: '10.0.1.2', port: 80, locality: { zone: 'b' } }] };
+
+  it('is shown, and kept by a cluster PATCH, a policy PATCH and a GET→PUT round trip', async () => {
+    const put = await send(a, 'PUT', '/v1/clusters/lw', JSON.stringify(zones));
+    expect(put.status, JSON.stringify(put.body)).toBe(201);
+    expect(put.body.localityWeighted).toBe(true);
+    expect((await send(a, 'PATCH', '/v1/clusters/lw', '{"connectTimeoutMs":2000}')).body).toMatchObject({ localityWeighted: true, connectTimeoutMs: 2000 });
+    expect((await send(a, 'PATCH', '/v1/clusters/lw/policy', '{"weighting":{"policy":"ewma"}}')).status).toBe(200);
+    const view = (await a.inject({ method: 'GET', url: '/v1/clusters/lw' })).json() as Record<string, unknown>;
+    expect(view).toMatchObject({ localityWeighted: true, weighting: { policy: 'ewma' } });
+    expect((await send(a, 'PUT', '/v1/clusters/lw', JSON.stringify(view))).body).toMatchObject({ localityWeighted: true });
+    expect((await send(a, 'PATCH', '/v1/clusters/lw', '{"localityWeighted":null}')).body).not.toHaveProperty('localityWeighted');
+  });
+
+  it('is dropped with a policy PATCH to client-side WRR, which has no locality weighting (as the other blocks a policy cannot take)', async () => {
+    expect((await send(a, 'PUT', '/v1/clusters/lw2', JSON.stringify(zones))).status).toBe(201);
+    const res = await send(a, 'PATCH', '/v1/clusters/lw2/policy', '{"lbPolicy":"CLIENT_SIDE_WEIGHTED_ROUND_ROBIN","weighting":{"policy":"static"}}');
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const view = (await a.inject({ method: 'GET', url: '/v1/clusters/lw2' })).json() as Record<string, unknown>;
+    expect(view).toMatchObject({ lbPolicy: 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' });
+    expect(view).not.toHaveProperty('localityWeighted');
   });
 });
