@@ -1,7 +1,7 @@
 /**
  * Writes a review found answered wrongly: text no UTF-8 encodes (an unpaired UTF-16 surrogate)
  * accepted and sent to Envoy, which refused the whole response; `localityWeighted` dropped by any
- * PATCH with a 200.
+ * PATCH with a 200; a listener PATCH removing `routes` answered 500.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -96,5 +96,16 @@ describe('localityWeighted survives what does not name it', () => {
     const view = (await a.inject({ method: 'GET', url: '/v1/clusters/lw2' })).json() as Record<string, unknown>;
     expect(view).toMatchObject({ lbPolicy: 'CLIENT_SIDE_WEIGHTED_ROUND_ROBIN' });
     expect(view).not.toHaveProperty('localityWeighted');
+  });
+});
+
+describe('a listener PATCH that removes its routes', () => {
+  it('is a 400 naming routes, not a 500', async () => {
+    const a = app();
+    expect((await send(a, 'PUT', '/v1/listeners/l3', '{"port":10004,"routes":[{"cluster":"web"}]}')).status).toBe(201);
+    const res = await send(a, 'PATCH', '/v1/listeners/l3', '{"routes":null}');
+    expect(res.status, JSON.stringify(res.body)).toBe(400);
+    expect(res.body).toMatchObject({ code: 'VALIDATION_FAILED', path: '/body/routes' });
+    expect((await a.inject({ method: 'GET', url: '/v1/listeners/l3' })).json()).toMatchObject({ routes: [{ cluster: 'web' }] });
   });
 });

@@ -4,7 +4,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { etag, patchRetrying } from '../preconditions.js';
 import { answersInSlices, sendListSliced, sendSliced } from '../sliced-answer.js';
 import { nextTurn } from '../../runtime/next-turn.js';
-import { mergePatch } from '../resources.js';
+import { ApiError, mergePatch } from '../resources.js';
+import { VALIDATION_FAILED } from '../errors.js';
 import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRoute, WRITE_ERRORS } from './schema-parts.js';
 import { apiWriteOptions, notFound, type AdminInstance, type StoreRoutesOptions, type WriteTarget } from './store-access.js';
 
@@ -86,7 +87,18 @@ async function patchOnce<Rec extends NamedRecord, In extends TSchema, Input>(
   const rec = found(r, name);
   const options = apiWriteOptions(request, actorOf, writeTarget(r.kind, name, rec));
   const merged = mergePatch(r.view(rec), request.body) as Static<In>;
+  requiredKept(r.schemas.input, merged as object);
   return await r.put(await r.parse(merged, name), options);
+}
+
+/**
+ * The patch schema types every field it sets, but a null removes one (RFC 7396): a field the PUT
+ * body requires (a listener's routes) then reached the parse missing, and a 500 came back.
+ */
+function requiredKept(input: TSchema, merged: object): void {
+  const required = (input as { required?: readonly string[] }).required ?? [];
+  const missing = required.find((key) => !(key in merged));
+  if (missing !== undefined) throw new ApiError(400, `body/${missing} may not be removed (null): it is required`, `/body/${missing}`, VALIDATION_FAILED);
 }
 
 export function namedResourceRoutes<Rec extends NamedRecord, In extends TSchema, Input>(
