@@ -78,6 +78,8 @@ export interface EtcdCluster {
   stopMember(i: number, signal?: NodeJS.Signals): Promise<void>;
   /** Starts member i again on its ports and data, and waits until it answers /health. */
   startMember(i: number): Promise<void>;
+  /** Freezes member i (SIGSTOP: it answers nothing and closes nothing, as a hung process or a host gone dark) or thaws it (SIGCONT). */
+  freezeMember(i: number, frozen: boolean): void;
   /** Waits until every running member reports itself healthy (quorum present). */
   waitHealthy(): Promise<void>;
   /** The index of the member the running members agree is the leader (waits for an agreement). */
@@ -124,6 +126,8 @@ export async function startEtcdCluster(size = 3, extraArgs: readonly string[] = 
     }
   };
   const stopAll = async (): Promise<void> => {
+    // A frozen member would ignore SIGTERM until its stop's deadline.
+    for (const p of procs) p?.child.kill('SIGCONT');
     await Promise.all(procs.map((p) => p?.stop('SIGTERM', 5_000)));
     await rm(dir, { recursive: true, force: true });
   };
@@ -147,6 +151,9 @@ export async function startEtcdCluster(size = 3, extraArgs: readonly string[] = 
       if (procs[i] && procs[i]!.exit === undefined) return;
       launch(i);
       await waitHealthy();
+    },
+    freezeMember(i, frozen) {
+      procs[i]?.child.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
     },
     waitHealthy,
     async leader() {

@@ -64,6 +64,16 @@ const QUICK_WATCH_BACKOFF = { duration: 300, next: () => QUICK_WATCH_BACKOFF };
  */
 const MEMBER_FAILURES_TO_SKIP = 3;
 const MEMBER_SKIP_MS = 5_000;
+
+/**
+ * etcd refuses pings more often than its --grpc-keepalive-min-time (default 5 s) with a GOAWAY,
+ * and pings without a call open whatever the interval (its policy has no PermitWithoutStream), so
+ * pings go every 6 s and only while a call is open (grpc-js's default). A hung member is left
+ * within ~9 s.
+ */
+const KEEPALIVE_TIME_MS = 6_000;
+const KEEPALIVE_TIMEOUT_MS = 3_000;
+
 /**
  * The back-off between a unary call's attempts: doubling from 50 ms to 800 ms, each drawn from
  * its upper half so replicas do not retry in step. Attempts go on until the call's budget is
@@ -114,7 +124,20 @@ export function etcdClientOptions(settings: EtcdSettings, read: ReadFile = readF
     // Listings answer with everything under a prefix in one message (the store's mirror lists the
     // whole prefix at start and after a compaction): gRPC's default 4 MiB refused them once a
     // fleet's catalog, audit log and replication records passed it, and the store could not start.
-    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 2_000, 'grpc.max_receive_message_length': -1 },
+    //
+    // Keepalive pings on a connection with a call open (the watch and lease streams): a member that
+    // stops answering without closing its connections (a frozen process, a host that lost power or
+    // its network) left the replica's watch silent, never an error, so the replica served a stale
+    // catalog, answered its own committed writes 503 and never took a dead replica's clusters
+    // over, for as long as the member hung (a review's finding). A ping unanswered for
+    // KEEPALIVE_TIMEOUT_MS closes the connection, and the watch moves to another member.
+    grpcOptions: {
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+      'grpc.max_receive_message_length': -1,
+      'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+      'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+    },
     // Every unary call gets its own deadline (a watch or lease stream none), so a retry has time.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + callTimeoutMs) }),
     // etcd3 retries a call on another member when gRPC reports it unavailable. A call routed to a
