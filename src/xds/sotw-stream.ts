@@ -143,8 +143,15 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
    * another: versions are content hashes, equal on all). If that is exactly what its subscription
    * resolves to now, it holds everything already and is sent nothing. A version in the form
    * earlier releases gave (a proxy reconnecting after an upgrade) is recognized too.
+   *
+   * Only for a wildcard CDS or LDS subscription, where the protocol calls this safe: the version
+   * of an EDS or RDS list does not say which names the client still holds. A client that dropped a
+   * name was sent nothing (nothing it holds changed), so it kept announcing the larger list's
+   * version; asking for that name again on a new stream, it was sent nothing, and the cluster
+   * came up without endpoints (a review's finding; go-control-plane answers there too).
    */
   private resume(type: XdsTypeUrl, st: TypeState, req: DiscoveryRequest, record: ProxyRecord): boolean {
+    if (!WILDCARD_TYPES.has(type) || !st.subscription.wildcard) return false;
     if (req.version_info === '' || req.response_nonce !== '') return false;
     const body = this.snapshot().sotwBody(type, st.subscription.sub);
     if (body.names.length === 0 || (body.version !== req.version_info && body.legacyVersion !== req.version_info)) return false;
