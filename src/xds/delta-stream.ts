@@ -5,7 +5,7 @@ import { buildDeltaPiece, buildDeltaPieceFromChanges, type DeltaPhase, type Delt
 import { DeltaTypeState as TypeState, listedSubscription } from './delta-type-state.js';
 import { joinResponse } from './joined-responses.js';
 import { checkRequestNames } from './limits.js';
-import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
+import { checkNameCount, servedType, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
 import { deltaTail, type DeltaDiscoveryRequest } from './wire.js';
 
 const MAX_INFLIGHT = 32;
@@ -80,7 +80,8 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryRequest> {
   }
 
   protected handle(req: DeltaDiscoveryRequest, record: ProxyRecord): void {
-    const type = checkTypeUrl(req.type_url, this.fixedType);
+    const type = servedType(req.type_url, this.fixedType);
+    if (type === undefined) return this.unserved(req.type_url);
     const initial = Object.entries(req.initial_resource_versions);
     checkNameCount(req.resource_names_subscribe.length + req.resource_names_unsubscribe.length, this.deps.maxResourceNames);
     // A wildcard client legitimately reports every resource it holds when it reconnects.

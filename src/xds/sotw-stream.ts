@@ -4,7 +4,7 @@ import type { ProxyRecord } from './proxy-status.js';
 import { joinResponse } from './joined-responses.js';
 import { checkRequestNames, type XdsLimits } from './limits.js';
 import { asks, sharedSubscription, type SharedSubscription } from './shared-subscriptions.js';
-import { checkNameCount, checkTypeUrl, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
+import { checkNameCount, servedType, WILDCARD_TYPES, XdsStream, type StreamDeps, type StreamIo } from './stream-common.js';
 import { internNames, namesOf, sameBytes } from './request-names.js';
 import { sotwTail, type DiscoveryRequest } from './wire.js';
 
@@ -79,7 +79,8 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
   }
 
   protected handle(req: DiscoveryRequest, record: ProxyRecord): void {
-    const type = checkTypeUrl(req.type_url, this.fixedType);
+    const type = servedType(req.type_url, this.fixedType);
+    if (type === undefined) return this.unserved(req.type_url);
     const st = this.state(type);
     // An ACK repeats the names of the request before it (Envoy's EDS ACKs name every cluster):
     // those were checked and applied already, so they are neither re-checked nor re-indexed.

@@ -64,6 +64,22 @@ export function checkTypeUrl(typeUrl: string, fixed: XdsTypeUrl | undefined): Xd
   return effective;
 }
 
+/** A type URL as protobuf's Any names a message: the well-formed kind ADS ignores when it does not serve the type. */
+const TYPE_URL = /^type\.googleapis\.com\/[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$/;
+const MAX_TYPE_URL = 256;
+
+/**
+ * The request's type, or undefined for a well-formed type an ADS stream does not serve (a Secret,
+ * a Runtime layer): its requests are left unanswered and the stream kept, as go-control-plane
+ * does. Ending the stream for it (INVALID_ARGUMENT, as before) cut an Envoy that points SDS or RTDS
+ * at ADS off its clusters, endpoints, listeners and routes too, again at every reconnect. A
+ * per-type service, an empty type URL and one that is not a type URL are refused as checkTypeUrl does.
+ */
+export function servedType(typeUrl: string, fixed: XdsTypeUrl | undefined): XdsTypeUrl | undefined {
+  if (fixed === undefined && !isXdsTypeUrl(typeUrl) && typeUrl.length <= MAX_TYPE_URL && TYPE_URL.test(typeUrl)) return undefined;
+  return checkTypeUrl(typeUrl, fixed);
+}
+
 export function checkNameCount(count: number, limit: number): void {
   if (count > limit) {
     throw new LimitError(CODE.RESOURCE_EXHAUSTED, 'maxResourceNames', `request names ${count} resources; the limit is ${limit} (${limitKey('maxResourceNames')})`);
@@ -82,6 +98,9 @@ function checkNodeNames(node: RawNode, limits: XdsLimits): void {
 /** An error that becomes the stream's (or call's) gRPC status rather than a crash. */
 export const isRefusal = (err: unknown): err is StreamError | LimitError => err instanceof StreamError || err instanceof LimitError;
 
+/** Distinct unserved types a stream logs: a client cycling through made-up ones is not a log flood. */
+const MAX_UNSERVED_LOGGED = 4;
+
 let streamSeq = 0;
 export const nextStreamId = (): number => ++streamSeq;
 
@@ -98,6 +117,8 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
   /** Bytes of the names this stream is subscribed to, bounded by maxSubscriptionNameBytes. */
   protected readonly subscribed: SubscriptionBytes;
   private nonceSeq = 0;
+  /** The unserved types logged on this stream (unserved()). */
+  private unservedTypes: Set<string> | undefined;
 
   constructor(
     protected readonly deps: StreamDeps,
@@ -136,6 +157,14 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
 
   /** The cache changed: push what this proxy's subscriptions now resolve to. */
   abstract onCacheChange(): void;
+
+  /** A request for a type the stream does not serve (servedType): logged the first time per type, a few types per stream at most. */
+  protected unserved(typeUrl: string): void {
+    this.unservedTypes ??= new Set();
+    if (this.unservedTypes.has(typeUrl) || this.unservedTypes.size >= MAX_UNSERVED_LOGGED) return;
+    this.unservedTypes.add(typeUrl);
+    this.deps.log.warn({ node: this.record?.node.id, peer: this.io.peer, type: typeUrl }, 'xds request for a type fulcrum does not serve: left unanswered, the stream kept');
+  }
 
   protected abstract handle(req: Req, record: ProxyRecord): void;
 

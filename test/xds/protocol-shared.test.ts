@@ -291,12 +291,32 @@ describe.each(PROTOCOLS)('%s', (protocol) => {
   });
 
   describe('bad input', () => {
-    test('an unknown type URL ends the stream with INVALID_ARGUMENT naming it', async () => {
+    // An Envoy that points SDS or RTDS at ADS asks for types fulcrum does not serve on the stream
+    // its clusters ride: ending it cut the proxy off everything, at every reconnect.
+    test('a type ADS does not serve (a Secret) is left unanswered, and the stream keeps serving the others', async () => {
+      const { client, apply } = await start();
+      const c = ads(client, 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret', ['cert']);
+      c.subscribe(CDS, []);
+      const cds = await c.nextOf(CDS);
+      expect(cds.names).toEqual(['api', 'web']);
+      c.ack(cds);
+      c.subscribe('type.googleapis.com/envoy.service.runtime.v3.Runtime', ['layer']);
+      await c.expectNone(200);
+      await apply(withCluster(baseConfig(), 'extra'));
+      expect((await c.nextOf(CDS)).names).toContain('extra');
+      expect(c.ended).toBeUndefined();
+    });
+
+    test.each([
+      ['not a type URL', 'not-a-type-url'],
+      ['no message name', 'type.googleapis.com/'],
+      ['over 256 characters', `type.googleapis.com/a.${'b'.repeat(300)}`],
+    ])('a type URL with %s ends the stream with INVALID_ARGUMENT naming it', async (_what, wrong) => {
       const { client } = await start();
-      const c = ads(client, 'type.googleapis.com/envoy.config.nope.v3.Nope', []);
+      const c = ads(client, wrong, []);
       const status = await c.closed();
       expect(codeName(status.code)).toBe('INVALID_ARGUMENT');
-      expect(status.details).toContain('type.googleapis.com/envoy.config.nope.v3.Nope');
+      expect(status.details).toContain(wrong.slice(0, 40));
     });
 
     test('100k resource names → RESOURCE_EXHAUSTED (default limit 20000)', async () => {
