@@ -37,6 +37,11 @@ interface TypeState {
    * first of a make-before-break pair holds the merged body, not this content).
    */
   settledAt?: object;
+  /**
+   * After a make-before-break response (CDS/LDS kept what is about to go): the state it was merged
+   * from, so the final response, which is that state, is known to drop resources only.
+   */
+  keptFor?: SotwBody;
 }
 
 const NO_NAMES: readonly string[] = Object.freeze([]);
@@ -206,13 +211,19 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     // respond let 'keep-removed' through only for a full-state type already sent.
     const fullState = WILDCARD_TYPES.has(type);
     let body = snapshot.sotwBody(type, st.subscription.sub);
+    let keptFor: SotwBody | undefined;
     if (phase === 'keep-removed' && st.sent) {
       const merged = snapshot.keepRemoved(type, st.sent, body);
       if (!merged) return false;
+      keptFor = body;
       body = merged;
     }
     const unchanged = st.sent?.version === body.version;
-    if (unchanged && !st.force) return phase === 'keep-removed';
+    if (unchanged && !st.force) {
+      // The client holds the merged state already (nothing else changed): the final response is still one that drops only.
+      if (phase === 'keep-removed') st.keptFor = keptFor;
+      return phase === 'keep-removed';
+    }
     // EDS and RDS are answered only for names that exist: absence there is not deletion.
     if (!fullState && body.names.length === 0) return false;
     if (!fullState && !st.force && st.sent) {
@@ -222,13 +233,18 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       else st.sent = body;
       return false;
     }
-    this.send(type, st, body, body);
+    this.send(type, st, body, body, keptFor);
     return phase === 'keep-removed';
   }
 
-  /** `state` is what the client holds afterwards; `wire` what this response carries (all of it, or the changes). */
-  private send(type: XdsTypeUrl, st: TypeState, state: SotwBody, wire: SotwBody): void {
+  /**
+   * `state` is what the client holds afterwards; `wire` what this response carries (all of it, or
+   * the changes); `keptFor`: a make-before-break response's final state (TypeState.keptFor).
+   */
+  private send(type: XdsTypeUrl, st: TypeState, state: SotwBody, wire: SotwBody, keptFor?: SotwBody): void {
     if (!this.record) return;
+    const dropsOnly = st.keptFor === state;
+    st.keptFor = keptFor;
     const nonce = this.nextNonce();
     // Two fields, not an object: a push sends to every stream.
     st.previousNonce = st.nonce;
@@ -241,7 +257,10 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     this.io.send([joinResponse(wire.bytes, nonce, this.deps.controlPlaneId, sotwTail)]);
     this.deps.registry.sent(this.record, type, state.version, nonce, state.versions, 'state');
     // Warming: Envoy re-creates an updated cluster (listener) and waits for its EDS (RDS) answer,
-    // asking with the same names it already holds; that request must be answered.
+    // asking with the same names it already holds; that request must be answered. Not after a
+    // response that only drops what the one before kept: nothing warms, and the forced answer to
+    // Envoy's next EDS request (it shrank) resent every assignment, unchanged, on each removal.
+    if (dropsOnly) return;
     if (type === TYPE.cluster) this.markForce(TYPE.endpoint);
     if (type === TYPE.listener) this.markForce(TYPE.route);
   }
