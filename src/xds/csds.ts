@@ -24,7 +24,10 @@ function clientConfig(r: ProxyRecord): Record<string, unknown> {
       generic.push({
         type_url: typeUrl,
         name,
-        version_info: version,
+        // csds.proto: the version_info of the last response. A SotW response has one for all it
+        // carries (what the proxy's own config dump shows; the NACK's error_state uses it too);
+        // Delta has none a client uses, so there it is the resource's own version.
+        version_info: r.protocol === 'sotw' ? (t.sentVersion ?? version) : version,
         ...(t.sentAt !== undefined ? { last_updated: timestamp(t.ackedAt ?? t.sentAt) } : {}),
         config_status: CONFIG_STATUS[state],
         client_status: CLIENT_STATUS[state],

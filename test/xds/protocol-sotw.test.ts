@@ -73,6 +73,8 @@ describe('nonces and ACK', () => {
       return g.length === 2 && g.every((x) => x.config_status === 'SYNCED') ? g : undefined;
     }, { what: 'CSDS to report CDS SYNCED', timeoutMs: 3_000, intervalMs: 10 });
     expect(after.every((g) => g.client_status === 'ACKED' && g.error_state === null)).toBe(true);
+    // csds.proto: version_info is the last response's, as the proxy's own config dump shows it (not a per-resource hash).
+    expect(after.map((g) => g.version_info)).toEqual([cds.version_info, cds.version_info]);
   });
 });
 
