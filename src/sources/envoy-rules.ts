@@ -81,6 +81,9 @@ export function domainProblem(domain: string): string | undefined {
   return undefined;
 }
 
+/** Lower case for A–Z only, as Envoy folds domains (absl::AsciiStrToLower): JavaScript's Unicode folding made the Kelvin sign a "k". */
+const asciiLower = (s: string): string => s.replace(/[A-Z]+/g, (run) => run.toLowerCase());
+
 /**
  * Envoy keys virtual hosts by their lower-cased domains and refuses a route configuration in
  * which two virtual hosts share one. fulcrum makes one virtual host per distinct domain string,
@@ -90,7 +93,7 @@ export function domainClashes(domains: readonly string[], at: (index: number) =>
   const first = new Map<string, { spelling: string; index: number }>();
   const problems: RuleProblem[] = [];
   domains.forEach((domain, i) => {
-    const key = domain.toLowerCase();
+    const key = asciiLower(domain);
     const seen = first.get(key);
     if (!seen) first.set(key, { spelling: domain, index: i });
     else if (seen.spelling !== domain)

@@ -39,6 +39,9 @@ describe('envoy-rules', () => {
     const at = (i: number) => `/r/${i}`;
     expect(domainClashes(['A.example', 'b', 'a.example', 'A.example', 'a.EXAMPLE'], at).map((p) => p.path)).toEqual(['/r/2', '/r/4']);
     expect(domainClashes(['*', '*', 'x'], at)).toEqual([]);
+    // Envoy folds ASCII only: the Kelvin sign (U+212A) and "k", "İ" and "i̇", are different domains to it.
+    expect(domainClashes(['\u212a.example', 'k.example', '\u0130.example', 'i\u0307.example'], at)).toEqual([]);
+    expect(domainClashes(['\u212aA.example', '\u212aa.example'], at).map((p) => p.path)).toEqual(['/r/1']);
   });
 
   it('listener addresses: IP literals a listener can bind', () => {
