@@ -1,7 +1,8 @@
 /**
  * Writes a review found answered wrongly: text no UTF-8 encodes (an unpaired UTF-16 surrogate)
  * accepted and sent to Envoy, which refused the whole response; `localityWeighted` dropped by any
- * PATCH with a 200; a listener PATCH removing `routes` answered 500.
+ * PATCH with a 200; a listener PATCH removing `routes` answered 500; an endpoint URL's port read
+ * from any number spelling.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -107,5 +108,25 @@ describe('a listener PATCH that removes its routes', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(400);
     expect(res.body).toMatchObject({ code: 'VALIDATION_FAILED', path: '/body/routes' });
     expect((await a.inject({ method: 'GET', url: '/v1/listeners/l3' })).json()).toMatchObject({ routes: [{ cluster: 'web' }] });
+  });
+});
+
+describe('an endpoint URL names its port in decimal digits', () => {
+  const a = app();
+  const ready = a.inject({ method: 'PUT', url: '/v1/clusters/ports', payload: { endpoints: [] } });
+
+  it.each(['1e3', '09001', '9001.0', '+9001', '0x2329', ' 9001'])('%s is a 400, nothing created', async (port) => {
+    expect((await ready).statusCode).toBe(201);
+    const res = await a.inject({ method: 'PUT', url: `/v1/clusters/ports/endpoints/127.0.0.1/${encodeURIComponent(port)}`, payload: { weight: 2 } });
+    expect(res.statusCode, res.body).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'VALIDATION_FAILED', path: '/params/port' });
+    expect((await a.inject({ method: 'GET', url: '/v1/clusters/ports' })).json()).toMatchObject({ endpoints: [] });
+  });
+
+  it('a decimal port works as before', async () => {
+    expect((await ready).statusCode).toBe(201);
+    const res = await a.inject({ method: 'PUT', url: '/v1/clusters/ports/endpoints/127.0.0.1/9001', payload: { weight: 2 } });
+    expect(res.statusCode, res.body).toBe(201);
+    expect((await a.inject({ method: 'GET', url: '/v1/clusters/ports/endpoints/127.0.0.1/9001' })).json()).toMatchObject({ port: 9001, weight: 2 });
   });
 });

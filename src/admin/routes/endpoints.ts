@@ -11,6 +11,7 @@ import { Conditional, ConditionalPut, Deleted, NameParams, NOT_FOUND, securedRou
 import { apiWriteOptions, notFound, requireCluster, requireClusterOwner, type AdminInstance, type StoreRoutesOptions } from './store-access.js';
 import type { WeightsSource } from './weights.js';
 import { endpointBulkRoute } from './endpoint-bulk.js';
+import { VALIDATION_FAILED } from '../errors.js';
 import { endpointKey, endpointName as catalogEndpointName } from '../../catalog/endpoint-key.js';
 import { probesDecide } from '../../catalog/weight-overrides.js';
 
@@ -105,7 +106,21 @@ function endpointAccess({ store, actorOf, weights }: EndpointRoutesOptions) {
 }
 type EndpointAccess = ReturnType<typeof endpointAccess>;
 
+/**
+ * A port in an endpoint's URL is written in decimal digits. Path parameters are coerced to their
+ * schema's type, and the coercion read `1e3`, `09001`, `9001.0` and `+9001` as numbers: a PUT to
+ * .../127.0.0.1/1e3 created 127.0.0.1:1000, an endpoint its URL never named (a review's finding).
+ * Checked on the raw string, before the coercion.
+ */
+async function decimalPort(request: FastifyRequest): Promise<void> {
+  const raw = (request.params as { port?: unknown }).port;
+  if (typeof raw === 'string' && !/^[1-9][0-9]{0,4}$/.test(raw)) {
+    throw new ApiError(400, `params/port must be a port number in decimal digits, got "${raw.slice(0, 32)}"`, '/params/port', VALIDATION_FAILED);
+  }
+}
+
 export const endpointRoutes: FastifyPluginAsyncTypebox<EndpointRoutesOptions> = async (app, options) => {
+  app.addHook('preValidation', decimalPort);
   const access = endpointAccess(options);
   endpointReadRoutes(app, access);
   endpointWriteRoutes(app, access);
