@@ -36,10 +36,14 @@ describe('SotW stream: identity and bad input', () => {
     expect(r.registry.list()[0]?.node.id).toBe(NODE.id);
   });
 
-  test('an unknown type URL fails the stream naming it', () => {
+  test('a type URL that is none fails the stream naming it; a type ADS does not serve is left unanswered', () => {
     const r = sotwRig();
-    r.stream.onRequest(sotwReq('type.googleapis.com/x.Nope', [], { node: NODE }));
+    r.stream.onRequest(sotwReq('x.Nope', [], { node: NODE }));
     expect(r.io.failure).toMatchObject({ code: 3, message: expect.stringContaining('x.Nope') });
+    const kept = sotwRig();
+    kept.stream.onRequest(sotwReq('type.googleapis.com/x.Nope', [], { node: NODE }));
+    expect(kept.io.failure).toBeUndefined();
+    expect(kept.take()).toEqual([]);
   });
 
   test('a per-type stream refuses another type, and takes an empty type_url as its own', () => {
