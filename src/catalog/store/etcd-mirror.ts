@@ -9,6 +9,7 @@ import { historyRewound } from './history-rewound.js';
 import { parseKey, SECTIONS, type Entry, type Section } from './etcd-layout.js';
 import type { MirrorView } from './etcd-plans.js';
 import { WatchResume } from './watch-resume.js';
+import { reopenWhenStuck } from './watch-reopen.js';
 import { needsMark, provenRevision } from './watch-revision.js';
 
 interface KeyValue {
@@ -149,6 +150,7 @@ export class EtcdMirror implements MirrorView {
     // etcd replayed a gap (its own, or since the listing) lost the rest of it, writes included.
     new WatchResume(watcher, BigInt(this.rev + 1), (seen) => void this.rewound(watcher, seen));
     watcher.on('data', (res) => this.applyEvents(res.events as { type: string; kv: KeyValue }[], Number(res.header.revision)));
+    reopenWhenStuck(watcher);
     watcher.on('disconnected', (err) => this.options.onWatchState?.(false, err.message));
     watcher.on('connected', () => this.options.onWatchState?.(true));
     // Cancelled by etcd (e.g. the revision to resume from was compacted): list again, watch again.

@@ -2,6 +2,7 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { historyRewound } from './history-rewound.js';
 import { WatchResume } from './watch-resume.js';
+import { reopenWhenStuck } from './watch-reopen.js';
 
 /**
  * Follows every key under an etcd prefix: lists it, then watches from the next revision. A
@@ -87,6 +88,7 @@ export class PrefixWatch {
       return;
     }
     this.watcher = w;
+    reopenWhenStuck(w);
     this.resume = new WatchResume(w, next === undefined ? undefined : BigInt(next), (seen) => void this.rewound(w, seen));
     w.on('put', (kv) => this.o.put(kv));
     w.on('delete', (kv) => this.o.deleted?.(kv));
