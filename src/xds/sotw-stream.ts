@@ -230,6 +230,7 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
       // Incremental types: a push carries only what changed since the client's last response.
       const update = snapshot.sotwUpdate(type, st.sent, body);
       if (update) this.send(type, st, body, update);
+      else if (this.droppedRefused(type, body)) this.send(type, st, body, body);
       else st.sent = body;
       return false;
     }
@@ -263,6 +264,21 @@ export class SotwStream extends XdsStream<DiscoveryRequest> {
     if (dropsOnly) return;
     if (type === TYPE.cluster) this.markForce(TYPE.endpoint);
     if (type === TYPE.listener) this.markForce(TYPE.route);
+  }
+
+  /**
+   * Whether the client dropped a name it refused (a NACK's) from its subscription. A SotW NACK
+   * refuses the whole response, and one that names no resource counts all it carried as refused;
+   * a client that then drops the culprit (its listener deleted) is sent nothing for the rest
+   * (nothing changed), so they stayed NACKED in /v1/proxies and CSDS for good. It is then answered
+   * with what it holds, once: its ACK says it holds that. Each such answer follows one of the
+   * client's own requests, so a refusal cannot become a resend loop.
+   */
+  private droppedRefused(type: XdsTypeUrl, next: SotwBody): boolean {
+    const rejected = this.record?.types.get(type)?.rejected;
+    if (rejected === undefined || rejected.size === 0) return false;
+    for (const name of rejected.keys()) if (!next.versions.has(name)) return true;
+    return false;
   }
 
   private markForce(type: XdsTypeUrl): void {

@@ -201,6 +201,9 @@ export abstract class XdsStream<Req extends { readonly node?: RawNode }> {
    */
   protected answered(record: ProxyRecord, type: XdsTypeUrl, detail: RpcStatus | undefined, nonce: string, version: string, carried: ReadonlyMap<string, string>, clientVersion?: string): void {
     if (detail === undefined) {
+      // After a NACK, Envoy's later requests name the refused response's nonce without the error
+      // (it sends that once) and the version it kept: not an ACK of the response it refused.
+      if (clientVersion !== undefined && clientVersion !== version && record.types.get(type)?.lastNack?.nonce === nonce) return;
       this.deps.registry.acked(record, type, nonce, clientVersion ?? version, carried);
       return;
     }

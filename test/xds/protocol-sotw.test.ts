@@ -119,6 +119,25 @@ describe('NACK', () => {
     await waitFor(async () => (await proxy()).types.CDS?.state === 'SYNCED', { what: 'CDS SYNCED after the fix', timeoutMs: 3_000, intervalMs: 10 });
   });
 
+  // A NACK that names no resource refuses all the response carried; the client dropping the
+  // culprit (its listener deleted) was sent nothing for the rest, which stayed NACKED for good.
+  test('a client that drops a refused route is answered with what it holds, and is SYNCED again', async () => {
+    const { client, proxy } = await start(withCluster(baseConfig(), 'extra', { name: 'ingress2', port: 10001 }));
+    const s = ads(client, RDS, ['ingress', 'ingress2']);
+    const rds = await s.nextOf(RDS);
+    s.nack(rds, 'Unable to unpack as envoy.config.route.v3.RouteConfiguration');
+    await waitFor(async () => (await proxy()).types.RDS?.state === 'NACKED', { what: 'RDS NACKED', timeoutMs: 3_000, intervalMs: 10 });
+    expect((await proxy()).types.RDS?.rejected).toEqual(['ingress', 'ingress2']);
+    // Still refusing what it holds: no answer (no resend loop).
+    await s.expectNone(200);
+    s.request(RDS, ['ingress'], { response_nonce: rds.nonce });
+    const again = await s.nextOf(RDS);
+    expect(namesOf(again)).toEqual(['ingress']);
+    s.ack(again);
+    await waitFor(async () => (await proxy()).types.RDS?.state === 'SYNCED', { what: 'RDS SYNCED again', timeoutMs: 3_000, intervalMs: 10 });
+    expect((await proxy()).types.RDS?.rejected).toBeUndefined();
+  });
+
   test('an EDS NACK is not answered with the same endpoints; new endpoints are sent', async () => {
     const { client, proxy, apply } = await start();
     const s = ads(client, EDS, ['web']);
