@@ -130,7 +130,8 @@ export function etcdClientOptions(settings: EtcdSettings, read: ReadFile = readF
     // its network) left the replica's watch silent, never an error, so the replica served a stale
     // catalog, answered its own committed writes 503 and never took a dead replica's clusters
     // over, for as long as the member hung (a review's finding). A ping unanswered for
-    // KEEPALIVE_TIMEOUT_MS closes the connection, and the watch moves to another member.
+    // KEEPALIVE_TIMEOUT_MS closes the connection, and the watch is opened again (on the hung
+    // member again, watch-reopen.ts opens it once more).
     grpcOptions: {
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2_000,
