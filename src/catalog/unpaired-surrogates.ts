@@ -32,7 +32,8 @@ export function unpairedSurrogateAt(value: unknown, base = ''): { readonly path:
 
 /** The refusal's message: where the first unpaired surrogate is in the text, and why it matters. */
 export function unpairedSurrogateMessage(text: string): string {
-  const at = firstUnpaired(text);
+  // The same test as illFormed's, for where: with the u flag the index still counts UTF-16 units.
+  const at = LONE_SURROGATE.exec(text)?.index ?? -1;
   const unit = text.charCodeAt(at).toString(16);
   return `contains an unpaired UTF-16 surrogate (\\u${unit} at character ${at}): not valid UTF-8, which Envoy requires of every string`;
 }
@@ -45,18 +46,6 @@ const LONE_SURROGATE = /\p{Cs}/u;
 const illFormed = (s: string): boolean => LONE_SURROGATE.test(s);
 
 const SURROGATE_ESCAPE = /\\(?:u|U0000)[dD][89a-fA-F]/;
-
-function firstUnpaired(s: string): number {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff) {
-      const next = s.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) i++;
-      else return i;
-    } else if (c >= 0xdc00 && c <= 0xdfff) return i;
-  }
-  return -1;
-}
 
 /** RFC 6901: "~" and "/" in a key. */
 const escapePointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
